@@ -1,0 +1,85 @@
+//! What the tools need from the Kubernetes API, behind a trait so tools don't depend on kube directly
+//! and local mode (no cluster) is simply "no backend". Implemented for kube in `crate::k8s`.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use serde::{Deserialize, Serialize};
+
+pub type BoxFut<'a, T> = Pin<Box<dyn Future<Output = Result<T, ClusterError>> + Send + 'a>>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    #[error("node `{0}` not found")]
+    NodeNotFound(String),
+    #[error("forbidden by RBAC: {0}")]
+    Forbidden(String),
+    #[error("unknown kubeconfig context `{context}`; known contexts: {known}")]
+    UnknownContext { context: String, known: String },
+    #[error("invalid label selector `{0}`")]
+    BadSelector(String),
+    #[error("Kubernetes API error: {0}")]
+    Api(String),
+}
+
+/// One node as the API server sees it, with its GPU accounting.
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct GpuNode {
+    pub name: String,
+    /// `status.capacity["nvidia.com/gpu"]` (and `nvidia.com/mig-*` resources), as integers.
+    pub gpu_capacity: u64,
+    pub gpu_allocatable: u64,
+    /// Sum of GPU requests of non-terminated pods bound to the node.
+    pub gpu_allocated: u64,
+    /// Other GPU-like extended resources (`nvidia.com/mig-1g.10gb`: count).
+    pub mig_resources: std::collections::BTreeMap<String, u64>,
+    /// GPU Feature Discovery labels (`nvidia.com/*`), hints that may be stale.
+    pub gpu_labels: std::collections::BTreeMap<String, String>,
+    pub ready: bool,
+    /// Conditions that are not in their healthy state (`Ready=False`, `MemoryPressure=True`, ...).
+    pub problem_conditions: Vec<String>,
+    pub taints: Vec<String>,
+    /// `spec.unschedulable` (cordoned).
+    pub unschedulable: bool,
+    pub architecture: Option<String>,
+    pub kubelet_version: Option<String>,
+}
+
+/// A pod on a node with its GPU requests.
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct PodGpuUse {
+    pub namespace: String,
+    pub name: String,
+    pub uid: String,
+    pub phase: String,
+    pub containers: Vec<ContainerGpuUse>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct ContainerGpuUse {
+    pub name: String,
+    /// Resource name (`nvidia.com/gpu`, `nvidia.com/mig-3g.40gb`) -> requested count.
+    pub requests: std::collections::BTreeMap<String, u64>,
+    pub limits: std::collections::BTreeMap<String, u64>,
+}
+
+/// The cluster-facing half of the tools.
+pub trait ClusterBackend: Send + Sync {
+    /// Nodes that carry GPUs (capacity `nvidia.com/gpu` > 0 or GFD `nvidia.com/gpu.present=true`),
+    /// optionally filtered by a label selector.
+    fn list_gpu_nodes<'a>(
+        &'a self,
+        context: Option<&'a str>,
+        selector: Option<&'a str>,
+    ) -> BoxFut<'a, Vec<GpuNode>>;
+    /// One node, GPU or not.
+    fn get_node<'a>(&'a self, context: Option<&'a str>, node: &'a str) -> BoxFut<'a, GpuNode>;
+    /// Pods bound to `node` that request or limit GPU resources.
+    fn pods_with_gpus<'a>(
+        &'a self,
+        context: Option<&'a str>,
+        node: &'a str,
+    ) -> BoxFut<'a, Vec<PodGpuUse>>;
+    /// Kubeconfig contexts this launcher can use (for validating a tool's `context` argument).
+    fn contexts(&self) -> Vec<String>;
+}

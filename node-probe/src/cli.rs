@@ -1,0 +1,176 @@
+//! Command line: flags shared by every command, the commands, and the run that ties them together.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use gpu_diag::contract::{
+    ErrorKind, ProbeDocument, ProbeError, Report, ScenarioList, ScenarioSummary, VersionReport,
+};
+use gpu_diag::{AnalysisOptions, Command};
+
+use crate::source::{self, SourceSpec};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "node-probe",
+    version,
+    about = "One-shot GPU node diagnostics: prints one JSON document."
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Cmd,
+}
+
+#[derive(Debug, Args, Clone, Default)]
+pub struct GlobalArgs {
+    /// Host filesystem root (default: /host when it exists, else /).
+    #[arg(long, global = true, value_name = "DIR")]
+    pub host_root: Option<PathBuf>,
+    /// Path of libnvidia-ml.so.1, overriding the search.
+    #[arg(long, global = true, value_name = "PATH")]
+    pub nvml_lib: Option<PathBuf>,
+    /// Use a built-in simulated node instead of NVML (`node-probe scenarios` lists them).
+    #[arg(long, global = true, value_name = "NAME", conflicts_with = "fixture")]
+    pub simulate: Option<String>,
+    /// Load a simulated node from a scenario file (same format as the built-in ones).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub fixture: Option<PathBuf>,
+    /// Name of the node being probed, as Kubernetes knows it (reported back; selects the scenario when
+    /// NODE_PROBE_SCENARIO_MAP is set).
+    #[arg(long, global = true, value_name = "NAME")]
+    pub node_name: Option<String>,
+    /// Expected GPU count: fewer answering GPUs is a "GPU missing" finding.
+    #[arg(long, global = true, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub expect_gpus: Option<u32>,
+}
+
+#[derive(Debug, Subcommand, Clone)]
+pub enum Cmd {
+    /// GPUs, identities, PCI ids, firmware, memory, MIG/persistence/compute modes, driver versions.
+    Inventory,
+    /// Temperatures vs thresholds, power, utilization, clocks and decoded throttle reasons.
+    Telemetry,
+    /// GPU x GPU matrix, P2P, NVLink state/remotes/counters, NUMA affinity, fabric state.
+    Topology,
+    /// ECC counters, retired pages, remapped rows and what they require.
+    Ecc,
+    /// Processes on each GPU with their host names and GPU memory.
+    Processes,
+    /// Per-GPU and node verdict made of explained findings.
+    Health,
+    /// Everything above plus the kernel log, in one run.
+    Describe,
+    /// XID/SXid events from the kernel log, decoded against NVIDIA's catalog and correlated.
+    Xid(XidArgs),
+    /// List the built-in simulated scenarios.
+    Scenarios,
+    /// Probe version and contract version.
+    Version,
+}
+
+#[derive(Debug, Args, Clone, Default)]
+pub struct XidArgs {
+    /// Read this file (kmsg records, dmesg or syslog lines) instead of {host-root}/dev/kmsg.
+    #[arg(long, value_name = "PATH")]
+    pub log_file: Option<PathBuf>,
+    /// Only events in this window before now (e.g. 30m, 2h, 1d).
+    #[arg(long, value_name = "DURATION")]
+    pub since: Option<String>,
+    /// Also wait this many seconds for new XID events from NVML.
+    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u32).range(1..=3600))]
+    pub watch: Option<u32>,
+}
+
+pub enum Parsed {
+    Run(Invocation),
+    Help(String),
+}
+
+pub struct Invocation {
+    pub global: GlobalArgs,
+    pub command: Cmd,
+}
+
+pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed, ProbeError> {
+    match Cli::try_parse_from(args) {
+        Ok(cli) => Ok(Parsed::Run(Invocation {
+            global: cli.global,
+            command: cli.command,
+        })),
+        Err(e) => match e.kind() {
+            clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
+                Ok(Parsed::Help(e.render().to_string()))
+            }
+            _ => {
+                let text = e.render().to_string();
+                let first = text
+                    .lines()
+                    .next()
+                    .unwrap_or("invalid arguments")
+                    .trim_start_matches("error: ");
+                Err(ProbeError::new(ErrorKind::Usage, first.to_string())
+                    .hint("run `node-probe --help` for the commands and flags"))
+            }
+        },
+    }
+}
+
+impl Invocation {
+    pub fn run(self) -> Result<ProbeDocument, ProbeError> {
+        let command = match &self.command {
+            Cmd::Scenarios => {
+                return Ok(ProbeDocument::success(
+                    None,
+                    Report::Scenarios(scenario_list()),
+                ));
+            }
+            Cmd::Version => {
+                return Ok(ProbeDocument::success(
+                    None,
+                    Report::Version(VersionReport {
+                        probe_version: gpu_diag::contract::PROBE_VERSION.to_string(),
+                        schema_version: gpu_diag::contract::SCHEMA_VERSION,
+                    }),
+                ));
+            }
+            Cmd::Inventory => Command::Inventory,
+            Cmd::Telemetry => Command::Telemetry,
+            Cmd::Topology => Command::Topology,
+            Cmd::Ecc => Command::Ecc,
+            Cmd::Processes => Command::Processes,
+            Cmd::Health => Command::Health,
+            Cmd::Describe => Command::Describe,
+            Cmd::Xid(_) => Command::Xid,
+        };
+        let spec = SourceSpec::from_args(&self.global)?;
+        let xid_args = match &self.command {
+            Cmd::Xid(a) => a.clone(),
+            _ => XidArgs::default(),
+        };
+        let facts = source::collect(&spec, command.sections(), &xid_args)?;
+        let opts = AnalysisOptions {
+            expect_gpus: self.global.expect_gpus,
+            since_unix: source::since_unix(&xid_args, &facts)?,
+        };
+        let report = gpu_diag::analyze(command, &facts, &opts);
+        Ok(ProbeDocument::success(
+            Some(source::meta(&facts, &self.global)),
+            report,
+        ))
+    }
+}
+
+fn scenario_list() -> ScenarioList {
+    ScenarioList {
+        scenarios: gpu_diag::scenarios::BUILTIN
+            .iter()
+            .map(|s| ScenarioSummary {
+                name: s.name.to_string(),
+                description: s.description.to_string(),
+            })
+            .collect(),
+    }
+}

@@ -1,0 +1,225 @@
+//! Picks the GPU source (NVML or a simulated scenario) and gathers the facts a command needs.
+
+use std::path::{Path, PathBuf};
+
+use gpu_diag::contract::{ErrorKind, ProbeError, ProbeMeta};
+use gpu_diag::facts::{NodeFacts, Sections};
+
+use crate::cli::{GlobalArgs, XidArgs};
+
+/// Environment variable naming a JSON file `{"node-name": "scenario-or-fixture-path", ...}`: lets a
+/// test cluster's fake kubelets (kwok exec runs node-probe locally) answer per node.
+pub const SCENARIO_MAP_ENV: &str = "NODE_PROBE_SCENARIO_MAP";
+
+// The simulated source keeps its name and host root for the operator commands and host readers to come.
+#[allow(dead_code)]
+pub enum SourceSpec {
+    Nvml {
+        host_root: PathBuf,
+        nvml_lib: Option<PathBuf>,
+    },
+    Simulated {
+        name: String,
+        facts: Box<NodeFacts>,
+        host_root: PathBuf,
+    },
+}
+
+pub fn default_host_root() -> PathBuf {
+    if Path::new("/host").is_dir() {
+        PathBuf::from("/host")
+    } else {
+        PathBuf::from("/")
+    }
+}
+
+impl SourceSpec {
+    pub fn from_args(g: &GlobalArgs) -> Result<Self, ProbeError> {
+        let host_root = g.host_root.clone().unwrap_or_else(default_host_root);
+        if let Some(name) = &g.simulate {
+            return load_builtin(name, host_root);
+        }
+        if let Some(path) = &g.fixture {
+            return load_fixture(path, host_root);
+        }
+        if let Some(map) = std::env::var_os(SCENARIO_MAP_ENV) {
+            return from_map(Path::new(&map), g.node_name.as_deref(), host_root);
+        }
+        Ok(SourceSpec::Nvml {
+            host_root,
+            nvml_lib: g.nvml_lib.clone(),
+        })
+    }
+}
+
+fn load_builtin(name: &str, host_root: PathBuf) -> Result<SourceSpec, ProbeError> {
+    let sc = gpu_diag::scenarios::find(name).ok_or_else(|| {
+        let names: Vec<&str> = gpu_diag::scenarios::BUILTIN
+            .iter()
+            .map(|s| s.name)
+            .collect();
+        ProbeError::new(
+            ErrorKind::InvalidScenario,
+            format!("unknown scenario `{name}`"),
+        )
+        .hint(format!("known scenarios: {}", names.join(", ")))
+    })?;
+    let mut facts = gpu_diag::scenarios::parse(sc.json).map_err(|e| {
+        ProbeError::new(
+            ErrorKind::Internal,
+            format!("built-in scenario `{name}` is invalid: {e}"),
+        )
+    })?;
+    facts.source = format!("simulated:{name}");
+    Ok(SourceSpec::Simulated {
+        name: name.to_string(),
+        facts: Box::new(facts),
+        host_root,
+    })
+}
+
+fn load_fixture(path: &Path, host_root: PathBuf) -> Result<SourceSpec, ProbeError> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        ProbeError::new(
+            ErrorKind::InvalidScenario,
+            format!("cannot read fixture {}: {e}", path.display()),
+        )
+    })?;
+    let mut facts = gpu_diag::scenarios::parse(&text).map_err(|e| {
+        ProbeError::new(
+            ErrorKind::InvalidScenario,
+            format!("fixture {} is not a valid scenario: {e}", path.display()),
+        )
+        .hint("a fixture has the format of the built-in scenarios (see src/scenarios/*.json)")
+    })?;
+    let name = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "fixture".into());
+    facts.source = format!("simulated:{name}");
+    Ok(SourceSpec::Simulated {
+        name,
+        facts: Box::new(facts),
+        host_root,
+    })
+}
+
+fn from_map(map: &Path, node: Option<&str>, host_root: PathBuf) -> Result<SourceSpec, ProbeError> {
+    let text = std::fs::read_to_string(map).map_err(|e| {
+        ProbeError::new(
+            ErrorKind::InvalidScenario,
+            format!("cannot read {SCENARIO_MAP_ENV} file {}: {e}", map.display()),
+        )
+    })?;
+    let entries: std::collections::BTreeMap<String, String> =
+        serde_json::from_str(&text).map_err(|e| {
+            ProbeError::new(
+                ErrorKind::InvalidScenario,
+                format!("{SCENARIO_MAP_ENV} file {} is invalid: {e}", map.display()),
+            )
+        })?;
+    let node = node.ok_or_else(|| {
+        ProbeError::new(
+            ErrorKind::Usage,
+            format!("{SCENARIO_MAP_ENV} is set but no --node-name was given"),
+        )
+    })?;
+    let target = entries.get(node).ok_or_else(|| {
+        ProbeError::new(
+            ErrorKind::InvalidScenario,
+            format!("node `{node}` has no scenario in {}", map.display()),
+        )
+    })?;
+    if gpu_diag::scenarios::find(target).is_some() {
+        load_builtin(target, host_root)
+    } else {
+        load_fixture(Path::new(target), host_root)
+    }
+}
+
+/// Gather the facts `sections` asks for from the chosen source.
+pub fn collect(
+    spec: &SourceSpec,
+    sections: Sections,
+    xid: &XidArgs,
+) -> Result<NodeFacts, ProbeError> {
+    match spec {
+        SourceSpec::Simulated { facts, .. } => {
+            let mut facts = (**facts).clone();
+            if let (true, Some(path)) = (sections.kernel_log, &xid.log_file) {
+                facts.kernel_log = crate::kmsg::read_log_file(path)?;
+            }
+            Ok(facts)
+        }
+        SourceSpec::Nvml {
+            host_root,
+            nvml_lib,
+        } => {
+            let mut facts = crate::nvml::collect(host_root, nvml_lib.as_deref(), sections, xid)?;
+            crate::host::fill(&mut facts, host_root);
+            if sections.kernel_log {
+                facts.kernel_log = match &xid.log_file {
+                    Some(path) => crate::kmsg::read_log_file(path)?,
+                    None => crate::kmsg::read_kmsg(host_root),
+                };
+            }
+            Ok(facts)
+        }
+    }
+}
+
+/// `--since DURATION` as an absolute unix time, relative to the facts' clock.
+pub fn since_unix(xid: &XidArgs, facts: &NodeFacts) -> Result<Option<f64>, ProbeError> {
+    let Some(text) = &xid.since else {
+        return Ok(None);
+    };
+    let secs = parse_duration(text).ok_or_else(|| {
+        ProbeError::new(ErrorKind::Usage, format!("invalid --since `{text}`"))
+            .hint("use a number with a unit: 90s, 30m, 2h, 7d")
+    })?;
+    let now = facts.host.now_unix.get().unwrap_or(0.0);
+    Ok(Some(now - secs))
+}
+
+fn parse_duration(text: &str) -> Option<f64> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit())?;
+    let (num, unit) = t.split_at(split);
+    let n: f64 = num.parse().ok()?;
+    let mult = match unit {
+        "s" => 1.0,
+        "m" => 60.0,
+        "h" => 3600.0,
+        "d" => 86400.0,
+        _ => return None,
+    };
+    (n > 0.0).then_some(n * mult)
+}
+
+pub fn meta(facts: &NodeFacts, g: &GlobalArgs) -> ProbeMeta {
+    let hostname = facts.host.hostname.ok().cloned();
+    ProbeMeta {
+        probe_version: gpu_diag::contract::PROBE_VERSION.to_string(),
+        source: facts.source.clone(),
+        node_name: g.node_name.clone().or_else(|| hostname.clone()),
+        hostname,
+        boot_id: facts.host.boot_id.ok().cloned(),
+        collected_at_unix: facts.host.now_unix.get(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_duration;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("90s"), Some(90.0));
+        assert_eq!(parse_duration("30m"), Some(1800.0));
+        assert_eq!(parse_duration("2h"), Some(7200.0));
+        assert_eq!(parse_duration("1d"), Some(86400.0));
+        for bad in ["", "h", "10", "10x", "-5m", "0s"] {
+            assert_eq!(parse_duration(bad), None, "{bad}");
+        }
+    }
+}

@@ -1,0 +1,203 @@
+//! The probe contract: the one JSON document `node-probe` prints and the launcher reads.
+//!
+//! Every invocation prints exactly one [`ProbeDocument`] on stdout. A failure of the whole run is
+//! `{"schema_version":N,"error":{"kind":..,"message":..,"hint":..}}` with a non-zero exit status
+//! ([`ErrorKind::exit_code`]); a failure of one GPU or one field is reported inline as a
+//! [`crate::facts::Reading`] error and never fails the document.
+
+use serde::{Deserialize, Serialize};
+
+use crate::analysis::{
+    describe::DescribeReport, ecc::EccReport, health::HealthReport, inventory::InventoryReport,
+    processes::ProcessesReport, telemetry::TelemetryReport, topology::TopologyReport,
+};
+use crate::xid::report::XidReport;
+
+/// Bumped on any incompatible change of the documents below. The launcher refuses documents whose
+/// major schema it does not know, and says which side to upgrade.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// The probe's own version (the crate version of the shared library, which both binaries embed).
+pub const PROBE_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Whole-run failure classes, each with its exit status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    /// Bad flags or arguments (exit 2).
+    Usage,
+    /// No usable NVML library or driver (exit 3).
+    NvmlUnavailable,
+    /// Not allowed to read what the command needs (exit 4).
+    PermissionDenied,
+    /// Unknown scenario name or unreadable/invalid fixture (exit 2: it is bad input).
+    InvalidScenario,
+    /// Input the probe was told to read could not be read (log file, socket) (exit 1).
+    Io,
+    /// Anything else (exit 1).
+    Internal,
+}
+
+impl ErrorKind {
+    pub fn exit_code(self) -> i32 {
+        match self {
+            ErrorKind::Usage | ErrorKind::InvalidScenario => 2,
+            ErrorKind::NvmlUnavailable => 3,
+            ErrorKind::PermissionDenied => 4,
+            ErrorKind::Io | ErrorKind::Internal => 1,
+        }
+    }
+}
+
+#[derive(
+    Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema, thiserror::Error,
+)]
+#[error("{kind:?}: {message}")]
+pub struct ProbeError {
+    pub kind: ErrorKind,
+    pub message: String,
+    /// What to do about it, in one sentence.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
+}
+
+impl ProbeError {
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            message: message.into(),
+            hint: None,
+        }
+    }
+    pub fn hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+}
+
+/// Who produced a document, from which source, and when.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct ProbeMeta {
+    pub probe_version: String,
+    /// `nvml` or `simulated:<scenario>`.
+    pub source: String,
+    /// Node name given by the launcher (`--node-name`), else the host name.
+    #[serde(default)]
+    pub node_name: Option<String>,
+    #[serde(default)]
+    pub hostname: Option<String>,
+    #[serde(default)]
+    pub boot_id: Option<String>,
+    /// Unix seconds when the facts were collected.
+    #[serde(default)]
+    pub collected_at_unix: Option<f64>,
+}
+
+/// The body of a successful document: exactly one report, keyed by the command that produced it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Report {
+    Inventory(InventoryReport),
+    Telemetry(TelemetryReport),
+    Topology(TopologyReport),
+    Ecc(EccReport),
+    Processes(ProcessesReport),
+    Health(HealthReport),
+    Describe(Box<DescribeReport>),
+    Xid(XidReport),
+    Scenarios(ScenarioList),
+    Version(VersionReport),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct ScenarioList {
+    pub scenarios: Vec<ScenarioSummary>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct ScenarioSummary {
+    pub name: String,
+    pub description: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct VersionReport {
+    pub probe_version: String,
+    pub schema_version: u32,
+}
+
+/// What `node-probe` prints: either a report with its metadata, or a whole-run error.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(untagged)]
+pub enum ProbeDocument {
+    Failure {
+        schema_version: u32,
+        error: ProbeError,
+    },
+    Success {
+        schema_version: u32,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        probe: Option<ProbeMeta>,
+        #[serde(flatten)]
+        report: Report,
+    },
+}
+
+impl ProbeDocument {
+    pub fn success(probe: Option<ProbeMeta>, report: Report) -> Self {
+        ProbeDocument::Success {
+            schema_version: SCHEMA_VERSION,
+            probe,
+            report,
+        }
+    }
+    pub fn failure(error: ProbeError) -> Self {
+        ProbeDocument::Failure {
+            schema_version: SCHEMA_VERSION,
+            error,
+        }
+    }
+    pub fn schema_version(&self) -> u32 {
+        match self {
+            ProbeDocument::Failure { schema_version, .. }
+            | ProbeDocument::Success { schema_version, .. } => *schema_version,
+        }
+    }
+}
+
+/// Why a probe's stdout could not be used: what the launcher reports when the output is garbage.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ContractError {
+    #[error("probe printed no output")]
+    Empty,
+    #[error("probe output is not one JSON document: {0}")]
+    NotJson(String),
+    #[error(
+        "probe speaks contract schema {found}, this build speaks {expected}: use matching launcher and probe versions"
+    )]
+    SchemaMismatch { found: u32, expected: u32 },
+    #[error("probe output does not match the contract: {0}")]
+    Shape(String),
+}
+
+/// Parse a probe's stdout strictly: exactly one JSON document of a schema this build understands.
+pub fn parse_document(stdout: &[u8]) -> Result<ProbeDocument, ContractError> {
+    let text = std::str::from_utf8(stdout).map_err(|e| ContractError::NotJson(e.to_string()))?;
+    if text.trim().is_empty() {
+        return Err(ContractError::Empty);
+    }
+    let value: serde_json::Value =
+        serde_json::from_str(text.trim()).map_err(|e| ContractError::NotJson(e.to_string()))?;
+    let found = value
+        .get("schema_version")
+        .and_then(|v| v.as_u64())
+        .ok_or_else(|| ContractError::Shape("missing schema_version".into()))?
+        as u32;
+    if found != SCHEMA_VERSION {
+        return Err(ContractError::SchemaMismatch {
+            found,
+            expected: SCHEMA_VERSION,
+        });
+    }
+    serde_json::from_value(value).map_err(|e| ContractError::Shape(e.to_string()))
+}

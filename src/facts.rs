@@ -1,0 +1,628 @@
+//! The raw-fact model: what NVML, sysfs, `/proc` and the kernel log returned on one node, and nothing else.
+//!
+//! A simulated scenario is a serialized [`NodeFacts`]; the NVML collector in `node-probe` fills the same type.
+//! Facts never carry verdicts: every judgement is made by the analysis modules from these values, so a
+//! simulated node and a real one go through exactly the same interpretation.
+
+use serde::{Deserialize, Serialize};
+
+/// Why one field could not be read. Reported inline; it never fails the whole document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum FieldErrorKind {
+    /// The GPU or driver does not support this query (NVML_ERROR_NOT_SUPPORTED).
+    NotSupported,
+    /// Insufficient privileges (NVML_ERROR_NO_PERMISSION, EACCES).
+    NoPermission,
+    /// The GPU stopped answering (NVML_ERROR_GPU_IS_LOST): treat as off the bus.
+    GpuIsLost,
+    /// The driver's NVML lacks the symbol or field (older driver).
+    FunctionNotFound,
+    /// A file or entry that should exist does not.
+    NotFound,
+    /// The query timed out.
+    Timeout,
+    /// The collector did not gather this field for the command that ran.
+    NotCollected,
+    /// Any other failure; `message` says what.
+    Unknown,
+}
+
+/// An inline per-field failure: `{"error": "not_supported"}` or `{"error": "unknown", "message": "..."}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FieldError {
+    pub error: FieldErrorKind,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+impl FieldError {
+    pub fn new(error: FieldErrorKind) -> Self {
+        Self {
+            error,
+            message: None,
+        }
+    }
+    pub fn with_message(error: FieldErrorKind, message: impl Into<String>) -> Self {
+        Self {
+            error,
+            message: Some(message.into()),
+        }
+    }
+}
+
+/// One reading: the value, or why there is none. Serialized untagged, so a scenario file writes plain
+/// values (`"temperature_c": 41`) and only failures need the `{"error": ..}` form.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(untagged)]
+pub enum Reading<T> {
+    // Err first: a FieldError denies unknown fields, so a plain value never deserializes as one.
+    Err(FieldError),
+    Ok(T),
+}
+
+impl<T> Default for Reading<T> {
+    fn default() -> Self {
+        Reading::Err(FieldError::new(FieldErrorKind::NotCollected))
+    }
+}
+
+impl<T> Reading<T> {
+    pub fn ok(&self) -> Option<&T> {
+        match self {
+            Reading::Ok(v) => Some(v),
+            Reading::Err(_) => None,
+        }
+    }
+    pub fn err(&self) -> Option<&FieldError> {
+        match self {
+            Reading::Ok(_) => None,
+            Reading::Err(e) => Some(e),
+        }
+    }
+    pub fn is_ok(&self) -> bool {
+        matches!(self, Reading::Ok(_))
+    }
+    pub fn map<U>(&self, f: impl FnOnce(&T) -> U) -> Reading<U> {
+        match self {
+            Reading::Ok(v) => Reading::Ok(f(v)),
+            Reading::Err(e) => Reading::Err(e.clone()),
+        }
+    }
+    pub fn not_supported() -> Self {
+        Reading::Err(FieldError::new(FieldErrorKind::NotSupported))
+    }
+}
+
+impl<T: Copy> Reading<T> {
+    pub fn get(&self) -> Option<T> {
+        self.ok().copied()
+    }
+}
+
+impl<T> From<Result<T, FieldError>> for Reading<T> {
+    fn from(r: Result<T, FieldError>) -> Self {
+        match r {
+            Ok(v) => Reading::Ok(v),
+            Err(e) => Reading::Err(e),
+        }
+    }
+}
+
+/// Everything one probe run learned about a node.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NodeFacts {
+    /// `nvml` for real hardware, `simulated:<name>` for a scenario.
+    #[serde(default)]
+    pub source: String,
+    #[serde(default)]
+    pub host: HostFacts,
+    #[serde(default)]
+    pub driver: DriverFacts,
+    /// What `nvmlDeviceGetCount` returned. Fewer `gpus` than this means a handle failed.
+    #[serde(default)]
+    pub device_count: Reading<u32>,
+    #[serde(default)]
+    pub gpus: Vec<GpuFacts>,
+    /// Pairwise topology, one entry per unordered pair (a < b by index).
+    #[serde(default)]
+    pub topology: Vec<GpuPairFacts>,
+    /// Kernel log records as read (raw kmsg records, dmesg or syslog lines), in order.
+    #[serde(default)]
+    pub kernel_log: Reading<KernelLogFacts>,
+    /// Host processes of interest (those NVML reported on a GPU), from `{host-root}/proc`.
+    #[serde(default)]
+    pub host_processes: Vec<HostProcessFacts>,
+    /// Host services relevant to GPUs (nvidia-fabricmanager, nvidia-persistenced, ...), where known.
+    #[serde(default)]
+    pub services: Vec<ServiceFacts>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HostFacts {
+    #[serde(default)]
+    pub hostname: Reading<String>,
+    /// `/proc/sys/kernel/random/boot_id`.
+    #[serde(default)]
+    pub boot_id: Reading<String>,
+    #[serde(default)]
+    pub kernel_release: Reading<String>,
+    /// Wall-clock boot time (unix seconds), to turn kmsg monotonic microseconds into timestamps.
+    #[serde(default)]
+    pub boot_time_unix: Reading<f64>,
+    /// Wall clock when the facts were collected (unix seconds). Fixed in scenarios so output is stable.
+    #[serde(default)]
+    pub now_unix: Reading<f64>,
+    /// Number of CPUs, for reading CPU affinity masks.
+    #[serde(default)]
+    pub cpu_count: Reading<u32>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DriverFacts {
+    #[serde(default)]
+    pub driver_version: Reading<String>,
+    /// As NVML encodes it: 1000 * major + 10 * minor (12040 = 12.4).
+    #[serde(default)]
+    pub cuda_driver_version: Reading<i32>,
+    #[serde(default)]
+    pub nvml_version: Reading<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GpuFacts {
+    pub index: u32,
+    /// Set when `nvmlDeviceGetHandleByIndex` itself failed: nothing else about this GPU is known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handle_error: Option<FieldError>,
+    #[serde(default)]
+    pub name: Reading<String>,
+    #[serde(default)]
+    pub uuid: Reading<String>,
+    #[serde(default)]
+    pub serial: Reading<String>,
+    #[serde(default)]
+    pub board_part_number: Reading<String>,
+    /// PCI bus id as NVML prints it (`00000000:3B:00.0`); analysis normalises it.
+    #[serde(default)]
+    pub pci_bus_id: Reading<String>,
+    /// PCI device id (`0x233010DE`).
+    #[serde(default)]
+    pub pci_device_id: Reading<u32>,
+    #[serde(default)]
+    pub vbios_version: Reading<String>,
+    /// `Ampere`, `Hopper`, `Ada`, `Turing`, `Blackwell`, ...
+    #[serde(default)]
+    pub architecture: Reading<String>,
+    /// (major, minor).
+    #[serde(default)]
+    pub cuda_compute_capability: Reading<(i32, i32)>,
+    #[serde(default)]
+    pub memory: Reading<MemoryFacts>,
+    #[serde(default)]
+    pub mig_mode: Reading<MigModeFacts>,
+    #[serde(default)]
+    pub mig_devices: Vec<MigDeviceFacts>,
+    #[serde(default)]
+    pub persistence_mode: Reading<bool>,
+    /// `default`, `exclusive_process`, `prohibited`.
+    #[serde(default)]
+    pub compute_mode: Reading<String>,
+    #[serde(default)]
+    pub pcie: PcieFacts,
+    #[serde(default)]
+    pub nvlinks: Vec<NvLinkFacts>,
+    #[serde(default)]
+    pub thermal: ThermalFacts,
+    /// Percent, per fan. Passively cooled boards report not_supported.
+    #[serde(default)]
+    pub fan_speed_pct: Reading<Vec<u32>>,
+    #[serde(default)]
+    pub power: PowerFacts,
+    #[serde(default)]
+    pub utilization: Reading<UtilizationFacts>,
+    #[serde(default)]
+    pub clocks: ClockFacts,
+    /// P-state number (0 = P0).
+    #[serde(default)]
+    pub performance_state: Reading<u32>,
+    /// Raw `nvmlDeviceGetCurrentClocksEventReasons` bitmask.
+    #[serde(default)]
+    pub clocks_event_reasons: Reading<u64>,
+    /// Accumulated time (ns) in each clocks-event reason since driver load, where supported.
+    #[serde(default)]
+    pub clocks_event_durations_ns: ClockEventDurations,
+    #[serde(default)]
+    pub ecc: EccFacts,
+    /// NVML field 230 `NVML_FI_DEV_GET_GPU_RECOVERY_ACTION`: 0 none, 1 GPU reset, 2 node reboot,
+    /// 3 drain P2P, 4 drain and reset.
+    #[serde(default)]
+    pub recovery_action: Reading<u32>,
+    #[serde(default)]
+    pub fabric: Reading<FabricFacts>,
+    #[serde(default)]
+    pub processes: Reading<Vec<GpuProcessFacts>>,
+    #[serde(default)]
+    pub numa_node: Reading<i32>,
+    /// CPUs in the GPU's affinity set.
+    #[serde(default)]
+    pub cpu_affinity: Reading<Vec<u32>>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MemoryFacts {
+    pub total_bytes: u64,
+    pub used_bytes: u64,
+    pub free_bytes: u64,
+}
+
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
+#[serde(deny_unknown_fields)]
+pub struct MigModeFacts {
+    pub current: bool,
+    pub pending: bool,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MigDeviceFacts {
+    pub index: u32,
+    #[serde(default)]
+    pub uuid: Reading<String>,
+    #[serde(default)]
+    pub gpu_instance_id: Reading<u32>,
+    #[serde(default)]
+    pub compute_instance_id: Reading<u32>,
+    /// Profile name as NVML names the device (`NVIDIA A100-SXM4-80GB MIG 3g.40gb`).
+    #[serde(default)]
+    pub name: Reading<String>,
+    #[serde(default)]
+    pub memory: Reading<MemoryFacts>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PcieFacts {
+    /// Max generation with this GPU and this system (`nvmlDeviceGetMaxPcieLinkGeneration`).
+    #[serde(default)]
+    pub max_link_gen: Reading<u32>,
+    /// The GPU's own capability (`nvmlDeviceGetGpuMaxPcieLinkGeneration`).
+    #[serde(default)]
+    pub gpu_max_link_gen: Reading<u32>,
+    #[serde(default)]
+    pub max_link_width: Reading<u32>,
+    #[serde(default)]
+    pub current_link_gen: Reading<u32>,
+    #[serde(default)]
+    pub current_link_width: Reading<u32>,
+    #[serde(default)]
+    pub replay_counter: Reading<u64>,
+    /// `{host-root}/sys/bus/pci/devices/<bdf>/aer_dev_{correctable,nonfatal,fatal}` totals.
+    #[serde(default)]
+    pub aer: Reading<AerFacts>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AerFacts {
+    pub correctable: u64,
+    pub nonfatal: u64,
+    pub fatal: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NvLinkFacts {
+    pub link: u32,
+    #[serde(default)]
+    pub active: Reading<bool>,
+    #[serde(default)]
+    pub version: Reading<u32>,
+    /// PCI bus id of the device at the other end, as NVML reports it.
+    #[serde(default)]
+    pub remote_pci_bus_id: Reading<String>,
+    /// `gpu`, `switch`, `ibmnpu`, `unknown`.
+    #[serde(default)]
+    pub remote_device_type: Reading<String>,
+    #[serde(default)]
+    pub replay_errors: Reading<u64>,
+    #[serde(default)]
+    pub recovery_errors: Reading<u64>,
+    #[serde(default)]
+    pub crc_flit_errors: Reading<u64>,
+    #[serde(default)]
+    pub crc_data_errors: Reading<u64>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ThermalFacts {
+    #[serde(default)]
+    pub gpu_temp_c: Reading<u32>,
+    #[serde(default)]
+    pub memory_temp_c: Reading<u32>,
+    #[serde(default)]
+    pub shutdown_threshold_c: Reading<u32>,
+    #[serde(default)]
+    pub slowdown_threshold_c: Reading<u32>,
+    /// "Max operating" (GPU_MAX): above it the GPU may throttle below base clock.
+    #[serde(default)]
+    pub gpu_max_threshold_c: Reading<u32>,
+    #[serde(default)]
+    pub memory_max_threshold_c: Reading<u32>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PowerFacts {
+    #[serde(default)]
+    pub usage_mw: Reading<u32>,
+    #[serde(default)]
+    pub enforced_limit_mw: Reading<u32>,
+    #[serde(default)]
+    pub default_limit_mw: Reading<u32>,
+    #[serde(default)]
+    pub max_limit_mw: Reading<u32>,
+}
+
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
+#[serde(deny_unknown_fields)]
+pub struct UtilizationFacts {
+    pub gpu_pct: u32,
+    pub memory_pct: u32,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ClockFacts {
+    #[serde(default)]
+    pub sm_mhz: Reading<u32>,
+    #[serde(default)]
+    pub sm_max_mhz: Reading<u32>,
+    #[serde(default)]
+    pub graphics_mhz: Reading<u32>,
+    #[serde(default)]
+    pub graphics_max_mhz: Reading<u32>,
+    #[serde(default)]
+    pub memory_mhz: Reading<u32>,
+    #[serde(default)]
+    pub memory_max_mhz: Reading<u32>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ClockEventDurations {
+    #[serde(default)]
+    pub sw_power_cap: Reading<u64>,
+    #[serde(default)]
+    pub sw_thermal_slowdown: Reading<u64>,
+    #[serde(default)]
+    pub hw_thermal_slowdown: Reading<u64>,
+    #[serde(default)]
+    pub hw_power_brake_slowdown: Reading<u64>,
+    #[serde(default)]
+    pub sync_boost: Reading<u64>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EccFacts {
+    #[serde(default)]
+    pub mode: Reading<EccModeFacts>,
+    /// Totals: `nvmlDeviceGetTotalEccErrors`.
+    #[serde(default)]
+    pub volatile_corrected: Reading<u64>,
+    #[serde(default)]
+    pub volatile_uncorrected: Reading<u64>,
+    #[serde(default)]
+    pub aggregate_corrected: Reading<u64>,
+    #[serde(default)]
+    pub aggregate_uncorrected: Reading<u64>,
+    /// Per memory location (`l1`, `l2`, `dram`, `register_file`, `texture`, `texture_shm`, `cbu`, `sram`).
+    #[serde(default)]
+    pub by_location: Vec<EccLocationFacts>,
+    /// Pre-Ampere page retirement; not_supported on A100/H100.
+    #[serde(default)]
+    pub retired_pages: Reading<RetiredPagesFacts>,
+    /// Ampere+ row remapping (`nvmlDeviceGetRemappedRows`); not_supported with active MIG instances.
+    #[serde(default)]
+    pub remapped_rows: Reading<RemappedRowsFacts>,
+    /// Per-bank remap availability histogram, where available.
+    #[serde(default)]
+    pub row_remapper_histogram: Reading<RowRemapHistogram>,
+    /// SRAM uncorrectable-error threshold flag (Ampere+), where available.
+    #[serde(default)]
+    pub sram_threshold_exceeded: Reading<bool>,
+}
+
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
+#[serde(deny_unknown_fields)]
+pub struct EccModeFacts {
+    pub current: bool,
+    pub pending: bool,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EccLocationFacts {
+    pub location: String,
+    #[serde(default)]
+    pub volatile_corrected: Reading<u64>,
+    #[serde(default)]
+    pub volatile_uncorrected: Reading<u64>,
+    #[serde(default)]
+    pub aggregate_corrected: Reading<u64>,
+    #[serde(default)]
+    pub aggregate_uncorrected: Reading<u64>,
+}
+
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
+#[serde(deny_unknown_fields)]
+pub struct RetiredPagesFacts {
+    pub single_bit: u32,
+    pub double_bit: u32,
+    pub pending: bool,
+}
+
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
+#[serde(deny_unknown_fields)]
+pub struct RemappedRowsFacts {
+    pub correctable: u32,
+    pub uncorrectable: u32,
+    pub pending: bool,
+    pub failure: bool,
+}
+
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
+#[serde(deny_unknown_fields)]
+pub struct RowRemapHistogram {
+    pub max: u32,
+    pub high: u32,
+    pub partial: u32,
+    pub low: u32,
+    pub none: u32,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FabricFacts {
+    /// 0 not supported, 1 not started, 2 in progress, 3 completed.
+    pub state: u32,
+    /// nvmlReturn_t of the registration; meaningful only when state is completed (0 = success).
+    #[serde(default)]
+    pub status: Option<u32>,
+    #[serde(default)]
+    pub clique_id: Option<u32>,
+    #[serde(default)]
+    pub cluster_uuid: Option<String>,
+    #[serde(default)]
+    pub health_mask: Option<u32>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GpuProcessFacts {
+    pub pid: u32,
+    /// `compute` or `graphics`.
+    pub kind: String,
+    /// None when NVML cannot report it (e.g. without privilege or in some MIG/vGPU setups).
+    #[serde(default)]
+    pub used_memory_bytes: Option<u64>,
+    #[serde(default)]
+    pub gpu_instance_id: Option<u32>,
+    #[serde(default)]
+    pub compute_instance_id: Option<u32>,
+}
+
+/// What the host's `/proc/<pid>` says about a process NVML reported.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HostProcessFacts {
+    pub pid: u32,
+    /// `/proc/<pid>/comm`.
+    #[serde(default)]
+    pub name: Reading<String>,
+    /// `/proc/<pid>/cmdline`, NUL-separated arguments joined with spaces.
+    #[serde(default)]
+    pub cmdline: Reading<String>,
+    /// Raw `/proc/<pid>/cgroup` contents.
+    #[serde(default)]
+    pub cgroup: Reading<String>,
+    /// Process state letter from `/proc/<pid>/stat` (`R`, `S`, `Z`, ...).
+    #[serde(default)]
+    pub state: Reading<String>,
+    /// Seconds since the process started, where derivable.
+    #[serde(default)]
+    pub age_seconds: Reading<u64>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceFacts {
+    /// `nvidia-fabricmanager`, `nvidia-persistenced`, `nv-hostengine`, ...
+    pub name: String,
+    /// Whether a process of that name runs on the host.
+    pub running: Reading<bool>,
+}
+
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
+#[serde(deny_unknown_fields)]
+pub struct P2pFacts {
+    /// NVML P2P status per capability: 0 = OK, otherwise nvmlGpuP2PStatus_t.
+    #[serde(default)]
+    pub read: Option<u32>,
+    #[serde(default)]
+    pub write: Option<u32>,
+    #[serde(default)]
+    pub nvlink: Option<u32>,
+    #[serde(default)]
+    pub atomics: Option<u32>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GpuPairFacts {
+    pub a: u32,
+    pub b: u32,
+    /// nvmlGpuTopologyLevel_t: 0 internal, 10 single switch, 20 multiple switches, 30 host bridge,
+    /// 40 NUMA node, 50 system.
+    #[serde(default)]
+    pub common_ancestor: Reading<u32>,
+    #[serde(default)]
+    pub p2p: P2pFacts,
+}
+
+/// The kernel ring buffer (or a log file) as read.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct KernelLogFacts {
+    /// `kmsg`, `file:<path>` or `simulated`.
+    pub origin: String,
+    /// Records in read order: raw kmsg records (`pri,seq,usec,flags;text`), dmesg lines or syslog lines.
+    pub lines: Vec<String>,
+    /// True when the reader stopped early (size cap) or records were overwritten while reading.
+    #[serde(default)]
+    pub truncated: bool,
+}
+
+/// What a command needs collected. The NVML collector skips the rest (they stay `not_collected`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Sections {
+    pub identity: bool,
+    pub telemetry: bool,
+    pub topology: bool,
+    pub ecc: bool,
+    pub processes: bool,
+    pub kernel_log: bool,
+}
+
+impl Sections {
+    pub const ALL: Sections = Sections {
+        identity: true,
+        telemetry: true,
+        topology: true,
+        ecc: true,
+        processes: true,
+        kernel_log: true,
+    };
+}

@@ -1,0 +1,92 @@
+//! gpu-diag: the shared library of k8s-gpu-mcp.
+//!
+//! It holds the probe contract (the JSON document `node-probe` prints and the launcher reads), the raw
+//! fact model both GPU sources fill, the XID catalog and kernel-log grammar, and every interpretation
+//! rule. Everything here is pure: no I/O, no clock, no hardware access, so every rule is unit- and
+//! snapshot-testable from plain data.
+
+pub mod analysis;
+pub mod contract;
+pub mod facts;
+pub mod finding;
+pub mod pci;
+pub mod scenarios;
+pub mod xid;
+
+use contract::Report;
+use facts::{NodeFacts, Sections};
+
+/// Options that change interpretation, passed through from the probe's command line.
+#[derive(Debug, Clone, Default)]
+pub struct AnalysisOptions {
+    /// `--expect-gpus N`: report "GPU missing" when fewer answer.
+    pub expect_gpus: Option<u32>,
+    /// `--since`: only kernel-log events at or after this unix time count.
+    pub since_unix: Option<f64>,
+}
+
+/// The read-only commands that turn node facts into a report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Command {
+    Inventory,
+    Telemetry,
+    Topology,
+    Ecc,
+    Processes,
+    Health,
+    Describe,
+    Xid,
+}
+
+impl Command {
+    /// What the collector must gather for this command.
+    pub fn sections(self) -> Sections {
+        let none = Sections::default();
+        match self {
+            Command::Inventory => Sections {
+                identity: true,
+                ..none
+            },
+            Command::Telemetry => Sections {
+                identity: true,
+                telemetry: true,
+                ..none
+            },
+            Command::Topology => Sections {
+                identity: true,
+                topology: true,
+                ..none
+            },
+            Command::Ecc => Sections {
+                identity: true,
+                ecc: true,
+                ..none
+            },
+            Command::Processes => Sections {
+                identity: true,
+                processes: true,
+                ..none
+            },
+            Command::Xid => Sections {
+                identity: true,
+                kernel_log: true,
+                ..none
+            },
+            Command::Health | Command::Describe => Sections::ALL,
+        }
+    }
+}
+
+/// Interpret the facts for one command.
+pub fn analyze(command: Command, facts: &NodeFacts, opts: &AnalysisOptions) -> Report {
+    match command {
+        Command::Inventory => Report::Inventory(analysis::inventory::analyze(facts, opts)),
+        Command::Telemetry => Report::Telemetry(analysis::telemetry::analyze(facts, opts)),
+        Command::Topology => Report::Topology(analysis::topology::analyze(facts, opts)),
+        Command::Ecc => Report::Ecc(analysis::ecc::analyze(facts, opts)),
+        Command::Processes => Report::Processes(analysis::processes::analyze(facts, opts)),
+        Command::Health => Report::Health(analysis::health::analyze(facts, opts)),
+        Command::Describe => Report::Describe(Box::new(analysis::describe::analyze(facts, opts))),
+        Command::Xid => Report::Xid(xid::report::analyze(facts, opts)),
+    }
+}

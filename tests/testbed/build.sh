@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Builds (once, cached outside the repo by version) the real control plane the end-to-end tests run against:
+# kube-apiserver from the k8s.io/kubernetes module through a wrapper go.mod, etcd from go.etcd.io/etcd/server/v3,
+# and kwok. Prints the bin directory on stdout. Idempotent: a second run is a no-op.
+set -euo pipefail
+K8S=${TESTBED_K8S:-1.35.7}
+ETCD=${TESTBED_ETCD:-v3.6.14}
+KWOK=${TESTBED_KWOK:-v0.8.0}
+K8S_MINOR=$(echo "$K8S" | cut -d. -f2)
+TB=${TESTBED_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/k8s-gpu-mcp-testbed}/k8s-$K8S-etcd-$ETCD-kwok-$KWOK
+BIN=$TB/bin
+mkdir -p "$BIN" "$TB/src"
+export CGO_ENABLED=0 GOFLAGS=-mod=mod
+log() { echo "testbed-build: $*" >&2; }
+
+if [ ! -x "$BIN/kwok" ]; then
+  log "building kwok $KWOK"
+  GOBIN=$BIN go install "sigs.k8s.io/kwok/cmd/kwok@$KWOK" >&2
+fi
+
+if [ ! -x "$BIN/etcd" ]; then
+  log "building etcd $ETCD"
+  mkdir -p "$TB/src/etcd"
+  (
+    cd "$TB/src/etcd"
+    [ -f go.mod ] || go mod init testbed.invalid/etcd >&2
+    go get "go.etcd.io/etcd/server/v3@$ETCD" >&2
+    go build -trimpath -ldflags "-s -w" -o "$BIN/etcd.tmp" go.etcd.io/etcd/server/v3 >&2
+    mv "$BIN/etcd.tmp" "$BIN/etcd"
+  )
+fi
+
+if [ ! -x "$BIN/kube-apiserver" ]; then
+  log "building kube-apiserver v$K8S (first run: several minutes)"
+  mkdir -p "$TB/src/kas"
+  (
+    cd "$TB/src/kas"
+    [ -f go.mod ] || go mod init testbed.invalid/kas >&2
+    KMOD=$(go mod download -json "k8s.io/kubernetes@v$K8S" | python3 -c 'import json,sys;print(json.load(sys.stdin)["GoMod"])')
+    # k/k requires its staging modules at v0.0.0 and replaces them with ./staging: point each at the tagged module.
+    for m in $(awk '$2=="=>" && $3 ~ /^\.\/staging\// {print $1}' "$KMOD"); do
+      go mod edit -replace="$m=$m@v0.${K8S#1.}"
+    done
+    go get "k8s.io/kubernetes@v$K8S" >&2
+    LD="-s -w -X k8s.io/component-base/version.gitVersion=v$K8S -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$K8S_MINOR -X k8s.io/component-base/version.gitTreeState=clean"
+    go build -trimpath -ldflags "$LD" -o "$BIN/kube-apiserver.tmp" k8s.io/kubernetes/cmd/kube-apiserver >&2
+    mv "$BIN/kube-apiserver.tmp" "$BIN/kube-apiserver"
+  )
+fi
+echo "$BIN"
