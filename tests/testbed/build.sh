@@ -3,7 +3,7 @@
 # kube-apiserver from the k8s.io/kubernetes module through a wrapper go.mod, etcd from go.etcd.io/etcd/server/v3,
 # and kwok. Prints the bin directory on stdout. Idempotent: a second run is a no-op.
 set -euo pipefail
-K8S=${TESTBED_K8S:-1.35.7}
+K8S=${TESTBED_K8S:-1.35.4}
 ETCD=${TESTBED_ETCD:-v3.6.14}
 KWOK=${TESTBED_KWOK:-v0.8.0}
 K8S_MINOR=$(echo "$K8S" | cut -d. -f2)
@@ -36,7 +36,7 @@ if [ ! -x "$BIN/kube-apiserver" ]; then
   (
     cd "$TB/src/kas"
     [ -f go.mod ] || go mod init testbed.invalid/kas >&2
-    KMOD=$(go mod download -json "k8s.io/kubernetes@v$K8S" | python3 -c 'import json,sys;print(json.load(sys.stdin)["GoMod"])')
+    KMOD=$(go mod download -json "k8s.io/kubernetes@v$K8S" | python3 -c 'import json,sys;d=json.load(sys.stdin);print(d.get("GoMod") or sys.exit("go mod download failed: "+d.get("Error","?")))')
     # k/k requires its staging modules at v0.0.0 and replaces them with ./staging: point each at the tagged module.
     for m in $(awk '$2=="=>" && $3 ~ /^\.\/staging\// {print $1}' "$KMOD"); do
       go mod edit -replace="$m=$m@v0.${K8S#1.}"
