@@ -294,7 +294,7 @@ pub fn read_services(root: &Path) -> Vec<ServiceFacts> {
             ServiceFacts {
                 name: name.to_string(),
                 running: match &comms {
-                    Ok(list) => Reading::Ok(list.iter().any(|c| *c == comm)),
+                    Ok(list) => Reading::Ok(list.contains(&comm)),
                     Err(e) => Reading::Err(e.clone()),
                 },
             }

@@ -32,7 +32,12 @@ fn explicit_library_that_does_not_exist() {
         assert_eq!(doc["error"]["kind"], "nvml_unavailable");
         let msg = doc["error"]["message"].as_str().unwrap();
         assert!(msg.contains("/nonexistent/libnvidia-ml.so.1"), "{msg}");
-        assert!(doc["error"]["hint"].as_str().unwrap().contains("--nvml-lib"));
+        assert!(
+            doc["error"]["hint"]
+                .as_str()
+                .unwrap()
+                .contains("--nvml-lib")
+        );
     }
 }
 
@@ -60,7 +65,10 @@ fn host_root_without_a_library_says_where_it_looked() {
     assert_eq!(code, 3, "{doc}");
     assert_eq!(doc["error"]["kind"], "nvml_unavailable");
     let msg = doc["error"]["message"].as_str().unwrap();
-    assert!(msg.contains(&format!("{root_s}/run/nvidia/driver")), "{msg}");
+    assert!(
+        msg.contains(&format!("{root_s}/run/nvidia/driver")),
+        "{msg}"
+    );
     assert!(msg.contains("usr/lib64"), "{msg}");
     assert!(msg.contains("libnvidia-ml.so.1"), "{msg}");
     let hint = doc["error"]["hint"].as_str().unwrap();
