@@ -65,21 +65,35 @@ pub fn probe_dir() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
         let launcher = PathBuf::from(env!("CARGO_BIN_EXE_k8s-gpu-mcp"));
-        let dir = launcher.parent().expect("binary has a directory").to_path_buf();
+        let dir = launcher
+            .parent()
+            .expect("binary has a directory")
+            .to_path_buf();
         // `cargo test -p k8s-gpu-mcp` does not build node-probe; build it (a no-op when up to date) into the
         // same target directory and profile as the launcher under test.
         let profile_release = dir.file_name().is_some_and(|n| n == "release");
         let target_dir = dir.parent().expect("target dir");
         let mut cmd = Command::new(option_env!("CARGO").unwrap_or("cargo"));
-        cmd.args(["build", "--quiet", "-p", "node-probe", "--bin", "node-probe"])
-            .env("CARGO_TARGET_DIR", target_dir)
-            .current_dir(repo_root());
+        cmd.args([
+            "build",
+            "--quiet",
+            "-p",
+            "node-probe",
+            "--bin",
+            "node-probe",
+        ])
+        .env("CARGO_TARGET_DIR", target_dir)
+        .current_dir(repo_root());
         if profile_release {
             cmd.arg("--release");
         }
         let status = cmd.status().expect("cannot run cargo build -p node-probe");
         assert!(status.success(), "cargo build -p node-probe failed");
-        assert!(dir.join("node-probe").is_file(), "no node-probe in {}", dir.display());
+        assert!(
+            dir.join("node-probe").is_file(),
+            "no node-probe in {}",
+            dir.display()
+        );
         dir
     })
 }
@@ -219,7 +233,11 @@ impl Testbed {
             map_lock: Mutex::new(()),
             startup: started.elapsed(),
         };
-        tb.apply(include_str!("fixtures/rbac-expected.yaml"));
+        // The roles under test are deploy/'s own: the launcher's users get nothing else.
+        tb.apply(
+            &std::fs::read_to_string(repo_root().join("deploy/rbac.yaml"))
+                .expect("deploy/rbac.yaml"),
+        );
         tb
     }
 
@@ -269,7 +287,8 @@ impl Testbed {
         let mut child = cmd.spawn().expect("cannot run kubectl");
         if let Some(input) = stdin {
             let mut pipe = child.stdin.take().expect("piped stdin");
-            pipe.write_all(input.as_bytes()).expect("write kubectl stdin");
+            pipe.write_all(input.as_bytes())
+                .expect("write kubectl stdin");
         }
         child.wait_with_output().expect("kubectl output")
     }
@@ -306,8 +325,14 @@ impl Testbed {
                 .args(["node", &node.name, ""])
                 .arg(format!("gpus={}", node.gpus))
                 .arg(format!("product={}", node.product))
-                .arg(format!("managed={}", if node.managed { "fake" } else { "none" }))
-                .arg(format!("ready={}", if node.ready { "True" } else { "False" }))
+                .arg(format!(
+                    "managed={}",
+                    if node.managed { "fake" } else { "none" }
+                ))
+                .arg(format!(
+                    "ready={}",
+                    if node.ready { "True" } else { "False" }
+                ))
                 .env("TESTBED_KWOK_PORT", self.var("TESTBED_KWOK_PORT"))
                 .env_remove("TESTBED_DIR");
             let out = cmd.output().expect("testbed.sh node");
@@ -348,7 +373,8 @@ impl Testbed {
     }
 
     /// Create a probe namespace the way deploy/ does (Pod Security `privileged`), with the `default`
-    /// ServiceAccount the absent controller-manager would create, and grant `user` the prober role there.
+    /// ServiceAccount the absent controller-manager would create, and bind deploy/'s `k8s-gpu-mcp-probe` role
+    /// to `user` there (as deploy/bindings-example.yaml does for gpu-diagnostics).
     pub fn probe_namespace(&self, ns: &str, user: User) {
         let user = user.name();
         self.apply(&format!(
@@ -367,14 +393,14 @@ metadata: {{name: default, namespace: {ns}}}
 ---
 apiVersion: rbac.authorization.k8s.io/v1
 kind: RoleBinding
-metadata: {{name: k8s-gpu-mcp-prober, namespace: {ns}}}
-roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: k8s-gpu-mcp-prober}}
+metadata: {{name: k8s-gpu-mcp-probe-{user}, namespace: {ns}}}
+roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: k8s-gpu-mcp-probe}}
 subjects: [{{apiGroup: rbac.authorization.k8s.io, kind: User, name: {user}}}]
 "#
         ));
     }
 
-    /// Grant `user` the cluster-wide read role (nodes, pods).
+    /// Grant `user` deploy/'s cluster-wide read role (nodes, pods).
     pub fn bind_reader(&self, user: User) {
         let name = user.name();
         self.apply(&format!(
