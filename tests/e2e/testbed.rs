@@ -233,10 +233,13 @@ impl Testbed {
             map_lock: Mutex::new(()),
             startup: started.elapsed(),
         };
-        // The roles under test are deploy/'s own: the launcher's users get nothing else.
+        // The namespace and roles under test are deploy/'s own: the launcher's users get nothing else. The
+        // `default` ServiceAccount is what the absent controller-manager would create.
+        for f in ["deploy/namespace.yaml", "deploy/rbac.yaml"] {
+            tb.apply(&std::fs::read_to_string(repo_root().join(f)).expect(f));
+        }
         tb.apply(
-            &std::fs::read_to_string(repo_root().join("deploy/rbac.yaml"))
-                .expect("deploy/rbac.yaml"),
+            "apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: default, namespace: gpu-diagnostics}\n",
         );
         tb
     }
