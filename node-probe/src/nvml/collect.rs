@@ -177,16 +177,19 @@ fn identity(g: &Gpu<'_>, f: &mut GpuFacts) {
 
 /// The wrapper asks for `nvmlDeviceGetMemoryInfo_v2`; drivers before it only have the v1 call.
 fn memory(g: &Gpu<'_>) -> Reading<MemoryFacts> {
-    let v2 = g.r(|d| {
-        d.memory_info().map(|m| MemoryFacts {
+    g.q(|d| memory_of(g.nvml, d))
+}
+
+fn memory_of(nvml: &Nvml, d: &Device<'_>) -> Result<MemoryFacts, NvmlError> {
+    match d.memory_info() {
+        Ok(m) => Ok(MemoryFacts {
             total_bytes: m.total,
             used_bytes: m.used,
             free_bytes: m.free,
-        })
-    });
-    match v2 {
-        Err(e) if e.error == FieldErrorKind::FunctionNotFound => g.raw(raw::memory_info_v1),
-        other => other.into(),
+        }),
+        // SAFETY: the handle is used while `d` is alive.
+        Err(NvmlError::FailedToLoadSymbol(_)) => raw::memory_info_v1(nvml, unsafe { d.handle() }),
+        Err(e) => Err(e),
     }
 }
 
@@ -217,11 +220,7 @@ fn mig_devices(g: &Gpu<'_>) -> Vec<MigDeviceFacts> {
             gpu_instance_id: reading(raw::gpu_instance_id(g.nvml, h)),
             compute_instance_id: reading(raw::compute_instance_id(g.nvml, h)),
             name: reading(mig.name()),
-            memory: reading(mig.memory_info().map(|m| MemoryFacts {
-                total_bytes: m.total,
-                used_bytes: m.used,
-                free_bytes: m.free,
-            })),
+            memory: reading(memory_of(g.nvml, &mig)),
         });
     }
     out
