@@ -3,6 +3,8 @@
 #[allow(dead_code)]
 mod cluster;
 #[allow(dead_code)]
+mod k8s;
+#[allow(dead_code)]
 mod runner;
 
 fn main() {
