@@ -170,7 +170,7 @@ pub fn collect(
                     },
                     Err(e) => return Err(e),
                 };
-            crate::host::fill(&mut facts, host_root);
+            crate::host::fill(&mut facts, host_root, sections);
             if sections.kernel_log {
                 facts.kernel_log = match &xid.log_file {
                     Some(path) => crate::kmsg::read_log_file(path)?,
