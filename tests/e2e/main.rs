@@ -5,6 +5,7 @@
 
 mod testbed;
 
+
 use std::time::Duration;
 
 use serde_json::Value;
