@@ -424,7 +424,15 @@ nvmlReturn_t nvmlDeviceGetP2PStatus(nvmlDevice_t a, nvmlDevice_t b, unsigned int
     return NVML_SUCCESS;
 }
 
-nvmlReturn_t nvmlDeviceGetNumaNodeId(nvmlDevice_t d, unsigned int *node) { CHECK(d); *node = d->index == 3; return NVML_SUCCESS; }
+/* GPU 0 is near NUMA node 0; GPU 3 does not say (the probe falls back to sysfs). */
+nvmlReturn_t nvmlDeviceGetMemoryAffinity(nvmlDevice_t d, unsigned int size, unsigned long *set, unsigned int scope) {
+    CHECK(d);
+    if (d->index == 3) return NVML_ERROR_NOT_SUPPORTED;
+    if (size < 1 || scope != 0) return NVML_ERROR_INVALID_ARGUMENT;
+    memset(set, 0, size * sizeof *set);
+    set[0] = 0x1;
+    return NVML_SUCCESS;
+}
 
 nvmlReturn_t nvmlDeviceGetCpuAffinity(nvmlDevice_t d, unsigned int size, unsigned long *set) {
     CHECK(d);

@@ -91,7 +91,8 @@ fn host_root() -> Dir {
         .file(
             "sys/bus/pci/devices/0000:1b:00.0/aer_dev_fatal",
             "TOTAL_ERR_FATAL 0\n",
-        );
+        )
+        .file("sys/bus/pci/devices/0000:c3:00.0/numa_node", "1\n");
     d
 }
 
@@ -337,6 +338,8 @@ fn facts_from_the_fake_library() {
     );
     assert_eq!(g3["thermal"]["gpu_temp_c"], 91);
     assert_eq!(g3["cpu_affinity"], serde_json::json!([64, 65]));
+    // NVML's memory affinity is unsupported for GPU 3: the node comes from sysfs.
+    assert_eq!(g3["numa_node"], 1);
     assert_eq!(err_kind(&g3["fabric"]), "not_supported");
     assert_eq!(err_kind(&g3["pcie"]["aer"]), "not_found");
 
@@ -539,4 +542,23 @@ fn finds_the_library_under_the_host_root() {
         real.to_str().unwrap()
     );
     assert_eq!(r.doc["facts"]["gpus"][0]["name"], "NVIDIA H100 80GB HBM3");
+}
+
+#[test]
+fn captured_facts_replay_as_a_fixture() {
+    let Some(lib) = fake_lib() else { return };
+    let root = host_root();
+    let captured = run_fake(lib, &root, "facts");
+    assert_eq!(captured.code, 0);
+    let file = root.path().join("node.json");
+    std::fs::write(&file, captured.doc.to_string()).unwrap();
+    let replay = probe(&["--fixture", file.to_str().unwrap(), "facts"], &[]);
+    assert_eq!(replay.code, 0, "{}", replay.doc);
+    let mut want = captured.doc["facts"].clone();
+    want["source"] = Value::String("simulated:node".into());
+    assert_eq!(replay.doc["facts"], want);
+    for cmd in ["inventory", "health", "describe"] {
+        let r = probe(&["--fixture", file.to_str().unwrap(), cmd], &[]);
+        assert_eq!(r.code, 0, "{cmd}: {}", r.doc);
+    }
 }
