@@ -296,6 +296,10 @@ pub fn assemble(
     opts: &AnalysisOptions,
     mut findings: Vec<Finding>,
 ) -> HealthReport {
+    // Two analyses may state the same thing (the kernel-log report also turns NVML's recovery action into
+    // `gpu.recovery_action`): one finding per code and GPU, the first kept.
+    let mut seen = std::collections::BTreeSet::new();
+    findings.retain(|f| seen.insert((f.code.clone(), f.gpu)));
     // Worst first; stable so each analysis keeps its own order within a severity.
     findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
     let mut unreadable = Vec::new();
@@ -490,6 +494,17 @@ mod tests {
         assert_eq!(codes, ["gpu.handle_failed"]);
         assert!(r.node_findings.iter().any(|f| f.code == "gpu.missing"));
         assert_eq!(r.gpus[1].verdict, Verdict::Unhealthy);
+    }
+
+    #[test]
+    fn duplicate_codes_for_one_gpu_are_merged() {
+        let mut g = gpu(0);
+        g.recovery_action = Reading::Ok(1);
+        let facts = node(vec![g]);
+        let mut f = judge(&facts, &AnalysisOptions::default());
+        f.extend(f.clone());
+        let r = assemble(&facts, &AnalysisOptions::default(), f);
+        assert_eq!(r.gpus[0].findings.len(), 1);
     }
 
     #[test]
