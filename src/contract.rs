@@ -107,6 +107,8 @@ pub enum Report {
     Xid(XidReport),
     Scenarios(ScenarioList),
     Version(VersionReport),
+    /// The raw facts as collected (`node-probe facts`): a node captured in the scenario format.
+    Facts(Box<crate::facts::NodeFacts>),
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]

@@ -156,7 +156,7 @@ pub fn collect(
             nvml_lib,
         } => {
             let mut facts = crate::nvml::collect(host_root, nvml_lib.as_deref(), sections, xid)?;
-            crate::host::fill(&mut facts, host_root);
+            crate::host::fill(&mut facts, host_root, sections);
             if sections.kernel_log {
                 facts.kernel_log = match &xid.log_file {
                     Some(path) => crate::kmsg::read_log_file(path)?,
