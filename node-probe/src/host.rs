@@ -44,6 +44,20 @@ pub fn fill(facts: &mut NodeFacts, host_root: &Path, sections: Sections) {
             }
         }
     }
+    if sections.topology {
+        // NVML's memory affinity is missing from old drivers and unsupported on some platforms; the
+        // kernel knows the PCI device's node too.
+        for gpu in &mut facts.gpus {
+            if let (Reading::Err(e), Some(bus_id)) = (&gpu.numa_node, gpu.pci_bus_id.ok())
+                && matches!(
+                    e.error,
+                    FieldErrorKind::NotSupported | FieldErrorKind::FunctionNotFound
+                )
+            {
+                gpu.numa_node = read_numa_node(host_root, bus_id);
+            }
+        }
+    }
     if sections.ecc || sections.topology {
         facts.services = read_services(host_root);
     }
@@ -268,6 +282,29 @@ pub fn read_aer(root: &Path, nvml_bus_id: &str) -> Reading<AerFacts> {
         })
     })();
     r.into()
+}
+
+/// `sys/bus/pci/devices/<bdf>/numa_node` (-1: no NUMA affinity).
+pub fn read_numa_node(root: &Path, nvml_bus_id: &str) -> Reading<i32> {
+    let Some(bdf) = gpu_diag::pci::normalize_bus_id(nvml_bus_id) else {
+        return Reading::Err(FieldError::with_message(
+            FieldErrorKind::Unknown,
+            format!("not a PCI address: {nvml_bus_id}"),
+        ));
+    };
+    match read_text(&root.join("sys/bus/pci/devices").join(bdf).join("numa_node")) {
+        Ok(t) => t
+            .trim()
+            .parse::<i32>()
+            .map_err(|e| {
+                FieldError::with_message(
+                    FieldErrorKind::Unknown,
+                    format!("numa_node `{}`: {e}", t.trim()),
+                )
+            })
+            .into(),
+        Err(e) => Reading::Err(e),
+    }
 }
 
 /// Which GPU services have a running process, from `proc/*/comm`.

@@ -34,8 +34,11 @@ const P2P_ATOMICS: u32 = 3;
 /// More links than any GPU has (18 on H100, 18 on B200): a stop for a driver that never says "no more".
 const MAX_LINKS: u32 = 64;
 
-/// CPU set words asked of `nvmlDeviceGetCpuAffinity` (64 CPUs each): room for 4096 CPUs.
+/// CPU (or NUMA node) set words asked of `nvmlDeviceGet{Cpu,Memory}Affinity` (64 each): room for 4096.
 const AFFINITY_WORDS: usize = 64;
+
+/// `NVML_AFFINITY_SCOPE_NODE`: affinity by NUMA node.
+const AFFINITY_SCOPE_NODE: u32 = 0;
 
 /// One GPU being collected. Once NVML says the GPU is lost, the remaining queries are not made: they
 /// would all fail the same way, and on a wedged GPU each can take seconds.
@@ -133,7 +136,10 @@ fn collect_gpu(g: &Gpu<'_>, index: u32, s: Sections) -> GpuFacts {
         telemetry(g, &mut f, &fields);
     }
     if s.topology {
-        f.numa_node = g.raw(raw::numa_node);
+        f.numa_node = g.q(|d| {
+            d.memory_affinity(AFFINITY_WORDS, AFFINITY_SCOPE_NODE)
+                .map(|w| numa_of_mask(&w))
+        });
         f.cpu_affinity = g.q(|d| d.cpu_affinity(AFFINITY_WORDS).map(|w| cpus_of_mask(&w)));
         f.fabric = g.raw(raw::fabric_info);
     }
@@ -177,16 +183,19 @@ fn identity(g: &Gpu<'_>, f: &mut GpuFacts) {
 
 /// The wrapper asks for `nvmlDeviceGetMemoryInfo_v2`; drivers before it only have the v1 call.
 fn memory(g: &Gpu<'_>) -> Reading<MemoryFacts> {
-    let v2 = g.r(|d| {
-        d.memory_info().map(|m| MemoryFacts {
+    g.q(|d| memory_of(g.nvml, d))
+}
+
+fn memory_of(nvml: &Nvml, d: &Device<'_>) -> Result<MemoryFacts, NvmlError> {
+    match d.memory_info() {
+        Ok(m) => Ok(MemoryFacts {
             total_bytes: m.total,
             used_bytes: m.used,
             free_bytes: m.free,
-        })
-    });
-    match v2 {
-        Err(e) if e.error == FieldErrorKind::FunctionNotFound => g.raw(raw::memory_info_v1),
-        other => other.into(),
+        }),
+        // SAFETY: the handle is used while `d` is alive.
+        Err(NvmlError::FailedToLoadSymbol(_)) => raw::memory_info_v1(nvml, unsafe { d.handle() }),
+        Err(e) => Err(e),
     }
 }
 
@@ -217,11 +226,7 @@ fn mig_devices(g: &Gpu<'_>) -> Vec<MigDeviceFacts> {
             gpu_instance_id: reading(raw::gpu_instance_id(g.nvml, h)),
             compute_instance_id: reading(raw::compute_instance_id(g.nvml, h)),
             name: reading(mig.name()),
-            memory: reading(mig.memory_info().map(|m| MemoryFacts {
-                total_bytes: m.total,
-                used_bytes: m.used,
-                free_bytes: m.free,
-            })),
+            memory: reading(memory_of(g.nvml, &mig)),
         });
     }
     out
@@ -484,6 +489,12 @@ fn pairs(nvml: &Nvml, gpus: &[Option<Gpu<'_>>]) -> Vec<GpuPairFacts> {
     out
 }
 
+/// The NUMA node of a GPU: the lowest node in its memory affinity set (what `nvidia-smi topo -m` shows),
+/// -1 when the set is empty (no NUMA).
+pub fn numa_of_mask(words: &[std::os::raw::c_ulong]) -> i32 {
+    cpus_of_mask(words).first().map_or(-1, |n| *n as i32)
+}
+
 /// CPU ids set in an NVML affinity mask (64 CPUs per word on 64-bit Linux).
 pub fn cpus_of_mask(words: &[std::os::raw::c_ulong]) -> Vec<u32> {
     let bits = std::os::raw::c_ulong::BITS;
@@ -608,6 +619,8 @@ mod tests {
     fn affinity_masks() {
         assert_eq!(cpus_of_mask(&[0b1011, 0, 1]), vec![0, 1, 3, 128]);
         assert!(cpus_of_mask(&[0, 0]).is_empty());
+        assert_eq!(numa_of_mask(&[0, 0]), -1);
+        assert_eq!(numa_of_mask(&[0b110]), 1);
     }
 
     #[test]

@@ -13,7 +13,7 @@ pub fn field_error(e: &NvmlError) -> FieldError {
         NvmlError::GpuLost => FieldError::new(K::GpuIsLost),
         // A symbol the driver's library lacks (older driver) and NVML's own "function not found".
         NvmlError::FailedToLoadSymbol(m) => {
-            FieldError::with_message(K::FunctionNotFound, m.clone())
+            FieldError::with_message(K::FunctionNotFound, symbol_message(m))
         }
         NvmlError::FunctionNotFound => FieldError::new(K::FunctionNotFound),
         NvmlError::Timeout => FieldError::new(K::Timeout),
@@ -22,6 +22,14 @@ pub fn field_error(e: &NvmlError) -> FieldError {
             FieldError::with_message(K::Unknown, format!("NVML returned unknown code {code}"))
         }
         other => FieldError::with_message(K::Unknown, other.to_string()),
+    }
+}
+
+/// dlsym's "PATH: undefined symbol: NAME" without the path, which every missing field would repeat.
+fn symbol_message(m: &str) -> String {
+    match m.rsplit_once("undefined symbol: ") {
+        Some((_, name)) => format!("{name} is not in this driver's NVML library"),
+        None => m.to_string(),
     }
 }
 
@@ -127,6 +135,13 @@ mod tests {
             assert_eq!(field_error(&e).error, k, "{e:?}");
         }
         assert!(field_error(&NvmlError::Unknown).message.is_some());
+        let missing = NvmlError::FailedToLoadSymbol(
+            "/usr/lib64/libnvidia-ml.so.1: undefined symbol: nvmlDeviceGetRemappedRows".into(),
+        );
+        assert_eq!(
+            field_error(&missing).message.as_deref(),
+            Some("nvmlDeviceGetRemappedRows is not in this driver's NVML library")
+        );
         assert!(field_error(&NvmlError::NotSupported).message.is_none());
     }
 

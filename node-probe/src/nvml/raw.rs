@@ -243,13 +243,6 @@ pub fn performance_state(nvml: &Nvml, h: nvmlDevice_t) -> Result<u32, NvmlError>
     Ok(v)
 }
 
-pub fn numa_node(nvml: &Nvml, h: nvmlDevice_t) -> Result<i32, NvmlError> {
-    let mut v: c_uint = 0;
-    raw_call!(nvml, nvmlDeviceGetNumaNodeId(h, &mut v))?;
-    // NVML's unsigned -1 means "no NUMA node".
-    Ok(v as i32)
-}
-
 /// `nvmlDeviceGetMemoryInfo` (v1), for drivers that predate the `_v2` call the wrapper makes.
 pub fn memory_info_v1(nvml: &Nvml, h: nvmlDevice_t) -> Result<MemoryFacts, NvmlError> {
     let mut m = nvmlMemory_t {
