@@ -132,6 +132,10 @@ pub struct NodeFacts {
     /// Kernel log records as read (raw kmsg records, dmesg or syslog lines), in order.
     #[serde(default)]
     pub kernel_log: Reading<KernelLogFacts>,
+    /// XID events NVML delivered while `node-probe xid --watch SECONDS` waited (NVML reports only new
+    /// events). `not_collected` unless a watch ran.
+    #[serde(default)]
+    pub nvml_xid_events: Reading<Vec<NvmlXidEventFacts>>,
     /// Host processes of interest (those NVML reported on a GPU), from `{host-root}/proc`.
     #[serde(default)]
     pub host_processes: Vec<HostProcessFacts>,
@@ -606,6 +610,29 @@ pub struct KernelLogFacts {
     /// True when the reader stopped early (size cap) or records were overwritten while reading.
     #[serde(default)]
     pub truncated: bool,
+}
+
+/// One `nvmlEventTypeXidCriticalError` event as NVML delivered it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NvmlXidEventFacts {
+    /// Index of the GPU whose handle the event came from.
+    pub gpu_index: u32,
+    #[serde(default)]
+    pub gpu_uuid: Option<String>,
+    /// PCI bus id as NVML prints it.
+    #[serde(default)]
+    pub pci_bus_id: Option<String>,
+    /// The event data: the Xid code.
+    pub code: u64,
+    /// MIG attribution (0xFFFFFFFF from NVML, meaning none, is stored as absent).
+    #[serde(default)]
+    pub gpu_instance_id: Option<u32>,
+    #[serde(default)]
+    pub compute_instance_id: Option<u32>,
+    /// Wall clock when the probe received it (unix seconds).
+    #[serde(default)]
+    pub received_unix: Option<f64>,
 }
 
 /// What a command needs collected. The NVML collector skips the rest (they stay `not_collected`).
