@@ -4,6 +4,7 @@
 mod backend;
 mod ephemeral;
 mod exec;
+mod live;
 mod mock;
 mod pod_runner;
 mod pod_spec;
