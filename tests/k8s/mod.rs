@@ -2,6 +2,7 @@
 //! target through `#[path]` in `launcher/src/k8s/mod.rs`).
 
 mod backend;
+mod clients;
 mod ephemeral;
 mod exec;
 mod live;
