@@ -659,3 +659,21 @@ fn nvml_real_kill_of_our_own_child() {
         "the child died of SIGKILL"
     );
 }
+
+#[test]
+fn simulated_without_host_root_uses_the_scenarios_own_proc_facts() {
+    // h100-hgx.json carries /proc facts and device holders of its own (what the launcher's local
+    // simulated mode replays).
+    let doc = sim("h100-hgx", None, &["kill", "--pid", "4242"]);
+    assert_eq!(doc["kill"]["allowed"], true, "{doc}");
+    assert_eq!(doc["kill"]["result"], "simulated");
+    let doc = sim("h100-hgx", None, &["kill", "--pid", "5151"]);
+    assert_eq!(blocked(&doc, "kill"), ["process_state"]);
+    let doc = sim("h100-hgx", None, &["reset", "--gpu", "1"]);
+    assert_eq!(doc["reset"]["allowed"], true, "{doc}");
+    let doc = sim("h100-hgx", None, &["reset", "--gpu", "0"]);
+    assert_eq!(
+        blocked(&doc, "reset"),
+        ["no_gpu_processes", "device_node_holders"]
+    );
+}
