@@ -7,6 +7,7 @@ mod host;
 mod kmsg;
 mod nvml;
 mod source;
+mod xid_watch;
 
 use std::io::Write;
 use std::process::ExitCode;

@@ -22,10 +22,13 @@ pub fn collect(
     host_root: &Path,
     lib: Option<&Path>,
     sections: Sections,
-    _xid: &XidArgs,
+    xid: &XidArgs,
 ) -> Result<NodeFacts, ProbeError> {
     let (nvml, path) = load(host_root, lib)?;
     let mut facts = collect::node(&nvml, sections);
+    if let Some(secs) = xid.watch {
+        facts.nvml_xid_events = crate::xid_watch::watch(&nvml, secs);
+    }
     facts.driver.nvml_library = Some(path);
     shutdown(nvml);
     Ok(facts)
