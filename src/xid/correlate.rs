@@ -645,12 +645,12 @@ pub fn recovery_class(v: u32) -> Option<Class> {
         3 => class(
             Severity::Warning,
             ActionKind::ResetGpuWhenDrained,
-            "Drain P2P: stop peer-to-peer applications and UVM persistence, re-query, and reset the GPU if it is still asked",
+            "stop peer-to-peer applications and UVM persistence, re-query, and reset the GPU if it is still asked",
         ),
         4 => class(
             Severity::Critical,
             ActionKind::DrainAndResetGpu,
-            "Drain and Reset: schedule no new work, let running work finish, then reset the GPU",
+            "schedule no new work, let running work finish, then reset the GPU",
         ),
         5 => class(
             Severity::Warning,
