@@ -142,6 +142,52 @@ pub struct NodeFacts {
     /// Host services relevant to GPUs (nvidia-fabricmanager, nvidia-persistenced, ...), where known.
     #[serde(default)]
     pub services: Vec<ServiceFacts>,
+    /// NVML events received while the probe waited for them (`--watch SECONDS`); absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nvml_events: Option<NvmlEventsFacts>,
+}
+
+/// What an NVML event watch saw. NVML only reports events that happen while registered: history comes
+/// from the kernel log.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NvmlEventsFacts {
+    pub watched_seconds: u32,
+    /// Per GPU: the event-type mask registered, or why registration failed.
+    #[serde(default)]
+    pub registered: Vec<NvmlEventRegistration>,
+    /// In arrival order.
+    #[serde(default)]
+    pub events: Vec<NvmlEventFacts>,
+    /// Why the wait ended before `watched_seconds` (e.g. gpu_is_lost), if it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopped_early: Option<FieldError>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NvmlEventRegistration {
+    pub gpu: u32,
+    /// nvmlEventType bits registered (0x8 XID critical error, 0x8000 GPU recovery action, ...).
+    pub event_types: Reading<u64>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NvmlEventFacts {
+    /// Index of the GPU the event names, when it is one of the enumerated GPUs.
+    #[serde(default)]
+    pub gpu: Option<u32>,
+    /// The nvmlEventType bit: 0x8 XID critical error, 0x8000 GPU recovery action, 0x2 double-bit ECC, ...
+    pub event_type: u64,
+    /// For 0x8 the XID number; for 0x8000 the recovery action (as field 230).
+    pub event_data: u64,
+    #[serde(default)]
+    pub gpu_instance_id: Option<u32>,
+    #[serde(default)]
+    pub compute_instance_id: Option<u32>,
+    /// Wall clock when the probe received it (unix seconds).
+    pub received_unix: f64,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]

@@ -5,6 +5,7 @@
 mod collect;
 mod discover;
 mod errors;
+mod events;
 mod raw;
 
 use std::ffi::OsStr;
@@ -30,6 +31,9 @@ pub fn collect(
         facts.nvml_xid_events = crate::xid_watch::watch(&nvml, secs);
     }
     facts.driver.nvml_library = Some(path);
+    if let Some(seconds) = xid.watch {
+        facts.nvml_events = Some(events::watch(&nvml, seconds));
+    }
     shutdown(nvml);
     Ok(facts)
 }
