@@ -107,6 +107,8 @@ pub enum Report {
     Xid(XidReport),
     Scenarios(ScenarioList),
     Version(VersionReport),
+    /// The raw facts as collected (`node-probe facts`): a node captured in the scenario format.
+    Facts(Box<crate::facts::NodeFacts>),
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -127,6 +129,8 @@ pub struct VersionReport {
 }
 
 /// What `node-probe` prints: either a report with its metadata, or a whole-run error.
+// One document per run: the size difference between the variants costs nothing worth boxing for.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(untagged)]
 pub enum ProbeDocument {

@@ -171,6 +171,9 @@ pub struct DriverFacts {
     pub cuda_driver_version: Reading<i32>,
     #[serde(default)]
     pub nvml_version: Reading<String>,
+    /// Path of the NVML library the probe loaded (the loader's name, or a file under the host root).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nvml_library: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]

@@ -13,6 +13,8 @@ mod prompts;
 mod render;
 mod resources;
 #[allow(dead_code)]
+mod k8s;
+#[allow(dead_code)]
 mod runner;
 mod scan;
 mod server;

@@ -7,6 +7,7 @@ use clap::{Args, Parser, Subcommand};
 use gpu_diag::contract::{
     ErrorKind, ProbeDocument, ProbeError, Report, ScenarioList, ScenarioSummary, VersionReport,
 };
+use gpu_diag::facts::Sections;
 use gpu_diag::{AnalysisOptions, Command};
 
 use crate::source::{self, SourceSpec};
@@ -65,6 +66,9 @@ pub enum Cmd {
     Describe,
     /// XID/SXid events from the kernel log, decoded against NVIDIA's catalog and correlated.
     Xid(XidArgs),
+    /// Raw facts as collected, uninterpreted: the node in the scenario format (save `.facts` of the
+    /// output as a file to replay it with --fixture).
+    Facts,
     /// List the built-in simulated scenarios.
     Scenarios,
     /// Probe version and contract version.
@@ -144,6 +148,14 @@ impl Invocation {
             Cmd::Health => Command::Health,
             Cmd::Describe => Command::Describe,
             Cmd::Xid(_) => Command::Xid,
+            Cmd::Facts => {
+                let spec = SourceSpec::from_args(&self.global)?;
+                let facts = source::collect(&spec, Sections::ALL, &XidArgs::default())?;
+                return Ok(ProbeDocument::success(
+                    Some(source::meta(&facts, &self.global)),
+                    Report::Facts(Box::new(facts)),
+                ));
+            }
         };
         let spec = SourceSpec::from_args(&self.global)?;
         let xid_args = match &self.command {

@@ -85,6 +85,12 @@ fn load_fixture(path: &Path, host_root: PathBuf) -> Result<SourceSpec, ProbeErro
             format!("cannot read fixture {}: {e}", path.display()),
         )
     })?;
+    // A whole `node-probe facts` document is accepted too: capture a node once, replay it anywhere.
+    let captured = serde_json::from_str::<serde_json::Value>(&text)
+        .ok()
+        .and_then(|mut v| v.get_mut("facts").map(serde_json::Value::take))
+        .map(|f| f.to_string());
+    let text = captured.unwrap_or(text);
     let mut facts = gpu_diag::scenarios::parse(&text).map_err(|e| {
         ProbeError::new(
             ErrorKind::InvalidScenario,
@@ -156,7 +162,7 @@ pub fn collect(
             nvml_lib,
         } => {
             let mut facts = crate::nvml::collect(host_root, nvml_lib.as_deref(), sections, xid)?;
-            crate::host::fill(&mut facts, host_root);
+            crate::host::fill(&mut facts, host_root, sections);
             if sections.kernel_log {
                 facts.kernel_log = match &xid.log_file {
                     Some(path) => crate::kmsg::read_log_file(path)?,

@@ -1,4 +1,8 @@
 //! Pure interpretation of [`crate::facts::NodeFacts`]: one module per probe command. No I/O.
+//!
+//! Every report keeps per-field failures inline (a [`Reading`] error stays an error in the report), and
+//! every judgement is a [`Finding`] with a stable code, the evidence that drove it and an action, so
+//! `health` can collect them all and state a verdict that is explained rather than scored.
 
 pub mod describe;
 pub mod ecc;
@@ -7,3 +11,145 @@ pub mod inventory;
 pub mod processes;
 pub mod telemetry;
 pub mod topology;
+
+use serde::{Deserialize, Serialize};
+
+use crate::facts::{FieldError, FieldErrorKind, GpuFacts, Reading};
+use crate::finding::{Action, ActionKind, Finding, Severity};
+
+/// Which GPU a report entry is about: index plus the identifiers an SRE or the launcher matches on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct GpuRef {
+    pub index: u32,
+    pub uuid: Reading<String>,
+    /// Canonical `dddd:bb:dd.f`.
+    pub pci_bus_id: Reading<String>,
+}
+
+impl GpuRef {
+    pub fn of(g: &GpuFacts) -> Self {
+        GpuRef {
+            index: g.index,
+            uuid: g.uuid.clone(),
+            pci_bus_id: canonical_bus_id(&g.pci_bus_id),
+        }
+    }
+}
+
+/// NVML's bus id in the canonical form; an unparsable id becomes an inline error that quotes it.
+pub fn canonical_bus_id(raw: &Reading<String>) -> Reading<String> {
+    match raw {
+        Reading::Ok(s) => match crate::pci::normalize_bus_id(s) {
+            Some(n) => Reading::Ok(n),
+            None => Reading::Err(FieldError::with_message(
+                FieldErrorKind::Unknown,
+                format!("unparsable PCI bus id `{s}`"),
+            )),
+        },
+        Reading::Err(e) => Reading::Err(e.clone()),
+    }
+}
+
+/// Builds a finding about one GPU (or the node when `gpu` is None).
+pub(crate) fn finding(
+    code: &str,
+    severity: Severity,
+    gpu: Option<&GpuFacts>,
+    summary: String,
+    evidence: Vec<String>,
+    kind: ActionKind,
+    detail: String,
+) -> Finding {
+    Finding {
+        code: code.to_string(),
+        severity,
+        gpu: gpu.map(|g| g.index),
+        gpu_uuid: gpu.and_then(|g| g.uuid.ok().cloned()),
+        summary,
+        evidence,
+        action: Action { kind, detail },
+    }
+}
+
+/// `GPU 3 (0000:5d:00.0)`: how findings name a GPU in prose.
+pub(crate) fn gpu_label(g: &GpuFacts) -> String {
+    match canonical_bus_id(&g.pci_bus_id) {
+        Reading::Ok(b) => format!("GPU {} ({b})", g.index),
+        Reading::Err(_) => format!("GPU {}", g.index),
+    }
+}
+
+/// A reading for evidence lines: the value, or `<error kind>`.
+pub(crate) fn show<T: std::fmt::Display>(r: &Reading<T>) -> String {
+    match r {
+        Reading::Ok(v) => v.to_string(),
+        Reading::Err(e) => format!("<{}>", error_name(e.error)),
+    }
+}
+
+pub(crate) fn error_name(k: FieldErrorKind) -> &'static str {
+    match k {
+        FieldErrorKind::NotSupported => "not_supported",
+        FieldErrorKind::NoPermission => "no_permission",
+        FieldErrorKind::GpuIsLost => "gpu_is_lost",
+        FieldErrorKind::FunctionNotFound => "function_not_found",
+        FieldErrorKind::NotFound => "not_found",
+        FieldErrorKind::Timeout => "timeout",
+        FieldErrorKind::NotCollected => "not_collected",
+        FieldErrorKind::Unknown => "unknown",
+    }
+}
+
+/// Bytes as MiB, the unit nvidia-smi uses.
+pub(crate) fn mib(bytes: u64) -> u64 {
+    bytes / (1024 * 1024)
+}
+
+/// A CPU list in the kernel's range form (`0-55,112-167`).
+pub fn cpu_list(cpus: &[u32]) -> String {
+    let mut sorted = cpus.to_vec();
+    sorted.sort_unstable();
+    sorted.dedup();
+    let mut out: Vec<String> = Vec::new();
+    let mut i = 0;
+    while i < sorted.len() {
+        let start = sorted[i];
+        let mut end = start;
+        while i + 1 < sorted.len() && sorted[i + 1] == end + 1 {
+            i += 1;
+            end = sorted[i];
+        }
+        out.push(if start == end {
+            start.to_string()
+        } else {
+            format!("{start}-{end}")
+        });
+        i += 1;
+    }
+    out.join(",")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_lists_collapse_to_ranges() {
+        assert_eq!(cpu_list(&[]), "");
+        assert_eq!(cpu_list(&[3]), "3");
+        assert_eq!(cpu_list(&[0, 1, 2, 3, 8, 10, 11]), "0-3,8,10-11");
+        assert_eq!(cpu_list(&[5, 4, 4, 6]), "4-6");
+    }
+
+    #[test]
+    fn bus_ids_are_canonical_or_inline_errors() {
+        assert_eq!(
+            canonical_bus_id(&Reading::Ok("00000000:9A:00.0".into())),
+            Reading::Ok("0000:9a:00.0".into())
+        );
+        let bad = canonical_bus_id(&Reading::Ok("garbage".into()));
+        assert_eq!(bad.err().unwrap().error, FieldErrorKind::Unknown);
+        let lost: Reading<String> = Reading::Err(FieldError::new(FieldErrorKind::GpuIsLost));
+        assert_eq!(canonical_bus_id(&lost), lost);
+    }
+}

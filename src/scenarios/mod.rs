@@ -1,5 +1,9 @@
 //! Built-in simulated nodes. Each scenario is a [`NodeFacts`] JSON file in this folder, embedded at
 //! build time: raw facts only (what NVML, sysfs, /proc and the kernel log would return), never verdicts.
+//!
+//! The files are written by `generate.py` beside them (it keeps eight-GPU nodes consistent: PCI ids,
+//! NVLink remotes, topology pairs and the PCI addresses in kernel-log lines). Edit the generator, rerun it,
+//! and review the snapshot diff under `snapshots/probe/`.
 
 use crate::facts::NodeFacts;
 
@@ -13,7 +17,66 @@ pub struct Scenario {
 /// The default scenario for commands run with no GPU and no flags in the README.
 pub const DEFAULT: &str = "dgx-h100-healthy";
 
-pub const BUILTIN: &[Scenario] = &[];
+macro_rules! scenario {
+    ($name:literal, $description:literal) => {
+        Scenario {
+            name: $name,
+            description: $description,
+            json: include_str!(concat!($name, ".json")),
+        }
+    };
+}
+
+pub const BUILTIN: &[Scenario] = &[
+    scenario!(
+        "dgx-h100-healthy",
+        "DGX H100 under a training load: 8 GPUs, NVSwitch fabric registered, nothing wrong (two GPUs power-capped at full load)"
+    ),
+    scenario!(
+        "dgx-h100-xid79",
+        "DGX H100 where GPU 4 fell off the bus mid-job: Xid 79, fatal AER, every live NVML query returns GPU_IS_LOST"
+    ),
+    scenario!(
+        "dgx-a100-row-remap-pending",
+        "DGX A100 (driver 535) whose GPU 2 has a row remap pending after repeated correctable errors (Xid 63)"
+    ),
+    scenario!(
+        "dgx-a100-row-remap-failure",
+        "DGX A100 whose GPU 5 ran out of spare rows in a bank: Xid 48, 94 and 64, remapping failure flag set"
+    ),
+    scenario!(
+        "h100-xid48-dbe",
+        "2x H100 PCIe: GPU 1 hit an uncorrectable HBM error (Xid 48 with 63, 94 and 154 drain-and-reset)"
+    ),
+    scenario!(
+        "h100-thermal-slowdown",
+        "2x H100 PCIe: GPU 1 at 90 C in HW thermal slowdown, SM clock cut to 825 of 1755 MHz"
+    ),
+    scenario!(
+        "h100-power-brake",
+        "2x H100 PCIe at full load held at 345 MHz by the platform's HW power-brake signal, GPUs cool"
+    ),
+    scenario!(
+        "dgx-h100-nvlink-errors",
+        "DGX H100 whose GPU 3 has NVLink 7 down and replay/recovery/CRC errors on link 5 (Xid 74, SXid)"
+    ),
+    scenario!(
+        "l40s-pcie-degraded",
+        "4x L40S inference node: GPU 2 trained at PCIe x8 of x16 with a high replay rate and AER corrected errors"
+    ),
+    scenario!(
+        "a100-mig",
+        "2x A100 PCIe: GPU 0 in MIG mode with two 3g.40gb instances (MIG-attributed Xid 31), GPU 1 MIG change pending"
+    ),
+    scenario!(
+        "h100-zombie-process",
+        "2x H100 PCIe: GPU 0 idle but 32 GiB held by a zombie process and a PID gone from /proc"
+    ),
+    scenario!(
+        "t4-single",
+        "AWS g4dn with one Tesla T4, idle, persistence mode off, page retirement (pre-Ampere ECC model)"
+    ),
+];
 
 pub fn find(name: &str) -> Option<&'static Scenario> {
     BUILTIN.iter().find(|s| s.name == name)
@@ -22,4 +85,42 @@ pub fn find(name: &str) -> Option<&'static Scenario> {
 /// Parse a scenario or fixture file.
 pub fn parse(json: &str) -> Result<NodeFacts, serde_json::Error> {
     serde_json::from_str(json)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_builtin_parses_and_is_raw_facts() {
+        assert_eq!(BUILTIN.len(), 12);
+        for s in BUILTIN {
+            let facts = parse(s.json).unwrap_or_else(|e| panic!("{}: {e}", s.name));
+            assert!(!facts.gpus.is_empty(), "{}", s.name);
+            assert!(facts.host.now_unix.is_ok(), "{}: fixed clock", s.name);
+            assert!(
+                facts.host.boot_time_unix.is_ok(),
+                "{}: fixed boot time",
+                s.name
+            );
+            assert!(facts.kernel_log.is_ok(), "{}: kernel log", s.name);
+            // Scenarios carry no verdicts: nothing in them may look like a finding.
+            for word in ["\"severity\"", "\"verdict\"", "\"findings\""] {
+                assert!(!s.json.contains(word), "{} contains {word}", s.name);
+            }
+            for (i, g) in facts.gpus.iter().enumerate() {
+                assert_eq!(g.index as usize, i, "{}: GPU indices in order", s.name);
+            }
+        }
+    }
+
+    #[test]
+    fn names_are_unique_and_default_exists() {
+        let mut names: Vec<_> = BUILTIN.iter().map(|s| s.name).collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), BUILTIN.len());
+        assert!(find(DEFAULT).is_some());
+        assert!(find("nope").is_none());
+    }
 }

@@ -47,4 +47,16 @@ if [ ! -x "$BIN/kube-apiserver" ]; then
     mv "$BIN/kube-apiserver.tmp" "$BIN/kube-apiserver"
   )
 fi
+# kwok's stage definitions (the bare kwok binary has none built in) come from the same module version.
+SHARE=$TB/share
+if [ ! -f "$SHARE/kwok-stages.yaml" ]; then
+  KWOK_SRC=$(cd "$TB/src" && GOFLAGS= go mod download -json "sigs.k8s.io/kwok@$KWOK" | python3 -c 'import json,sys;d=json.load(sys.stdin);print(d.get("Dir") or sys.exit("go mod download failed: "+d.get("Error","?")))')
+  S=$KWOK_SRC/kustomize/stage
+  mkdir -p "$SHARE"
+  for f in node/fast/node-initialize.yaml node/heartbeat-with-lease/node-heartbeat-with-lease.yaml \
+           pod/fast/pod-ready.yaml pod/fast/pod-complete.yaml pod/fast/pod-delete.yaml; do
+    cat "$S/$f"; echo "---"
+  done > "$SHARE/kwok-stages.yaml.tmp"
+  mv "$SHARE/kwok-stages.yaml.tmp" "$SHARE/kwok-stages.yaml"
+fi
 echo "$BIN"

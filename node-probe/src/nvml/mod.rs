@@ -1,0 +1,90 @@
+//! The NVML source: find and load the driver's `libnvidia-ml`, initialise it, and collect the facts a
+//! command needs. A library that cannot be found or initialised fails the run (exit 3, or 4 for missing
+//! permission); anything after that is reported inline per GPU and per field.
+
+mod collect;
+mod discover;
+mod errors;
+mod raw;
+
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+
+use gpu_diag::contract::ProbeError;
+use gpu_diag::facts::{NodeFacts, Sections};
+use nvml_wrapper::Nvml;
+use nvml_wrapper::error::NvmlError;
+
+use crate::cli::XidArgs;
+use errors::LoadAttempt;
+
+pub fn collect(
+    host_root: &Path,
+    lib: Option<&Path>,
+    sections: Sections,
+    _xid: &XidArgs,
+) -> Result<NodeFacts, ProbeError> {
+    let (nvml, path) = load(host_root, lib)?;
+    let mut facts = collect::node(&nvml, sections);
+    facts.driver.nvml_library = Some(path);
+    shutdown(nvml);
+    Ok(facts)
+}
+
+/// Dropping `Nvml` calls `nvmlShutdown` through a method that panics when the symbol is missing; a
+/// library without it is leaked instead (the process is about to exit anyway).
+fn shutdown(nvml: Nvml) {
+    if nvml.lib().nvmlShutdown.is_ok() {
+        drop(nvml);
+    } else {
+        std::mem::forget(nvml);
+    }
+}
+
+enum InitFailure {
+    /// The file could not be loaded as a library (absent, wrong architecture, not NVML): try the next.
+    Load(String),
+    /// NVML loaded and its init said no: this is the driver's answer, report it.
+    Init(NvmlError),
+}
+
+fn init(path: &OsStr) -> Result<Nvml, InitFailure> {
+    match Nvml::builder().lib_path(path).init() {
+        Ok(n) => Ok(n),
+        Err(NvmlError::LibloadingError(e)) => Err(InitFailure::Load(e.to_string())),
+        // No nvmlInit_v2: not an NVML library.
+        Err(NvmlError::FailedToLoadSymbol(m)) => Err(InitFailure::Load(m)),
+        Err(e) => Err(InitFailure::Init(e)),
+    }
+}
+
+/// `--nvml-lib` alone when given; else the loader's search path, then the host-root candidates.
+fn load(host_root: &Path, explicit: Option<&Path>) -> Result<(Nvml, String), ProbeError> {
+    let mut attempts = Vec::new();
+    let mut tries: Vec<PathBuf> = Vec::new();
+    match explicit {
+        Some(p) => tries.push(p.to_path_buf()),
+        None => {
+            tries.push(PathBuf::from(discover::LOADER_NAME));
+            let found = discover::existing(host_root, std::env::consts::ARCH);
+            if found.is_empty() {
+                attempts.push(LoadAttempt {
+                    path: discover::searched_description(host_root, std::env::consts::ARCH),
+                    error: "no such file".to_string(),
+                });
+            }
+            tries.extend(found);
+        }
+    }
+    for path in tries {
+        let shown = path.display().to_string();
+        match init(path.as_os_str()) {
+            Ok(nvml) => return Ok((nvml, shown)),
+            Err(InitFailure::Load(error)) => attempts.push(LoadAttempt { path: shown, error }),
+            Err(InitFailure::Init(e)) => return Err(errors::init_failed(&shown, &e)),
+        }
+    }
+    // Keep the order the search used: loader first, then the host root.
+    attempts.sort_by_key(|a| !a.path.starts_with(discover::LOADER_NAME));
+    Err(errors::library_not_found(&attempts))
+}

@@ -1,0 +1,844 @@
+#!/usr/bin/env python3
+"""Generates the built-in simulated nodes (src/scenarios/*.json).
+
+Each scenario is a serialized `gpu_diag::facts::NodeFacts`: raw facts only, exactly what NVML, sysfs, /proc
+and the kernel log would return on that node, never a verdict. The JSON files are what the library embeds
+(include_str!); this script only keeps eight-GPU nodes consistent (PCI ids, NVLink remotes, topology pairs,
+kernel-log PCI addresses). Edit here, run `python3 src/scenarios/generate.py`, review the snapshot diff.
+
+Values follow real hardware: PCI layouts of DGX H100 / DGX A100, NVML thresholds, clocks and power limits
+of each SKU, driver kernel-log formats from NVIDIA/open-gpu-kernel-modules (gpu-domain.md section 1.8).
+"""
+
+import hashlib
+import json
+import os
+import re
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+NOW = 1795600000.0  # fixed collection time (2026-11-24T..Z) so every report is deterministic
+MIB = 1024 * 1024
+NS = 1
+
+
+def err(kind, message=None):
+    e = {"error": kind}
+    if message:
+        e["message"] = message
+    return e
+
+
+NS_ = err("not_supported")
+LOST = err("gpu_is_lost")
+
+
+def uid(seed, prefix="GPU"):
+    h = hashlib.sha256(seed.encode()).hexdigest()
+    return f"{prefix}-{h[0:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:32]}"
+
+
+def nvml_bus(bdf):
+    # NVML prints an 8-digit domain and upper-case hex: 00000000:9A:00.0
+    dom, bus, rest = bdf.split(":")
+    return f"{int(dom, 16):08X}:{bus.upper()}:{rest.upper()}"
+
+
+def cpu_ranges(*ranges):
+    out = []
+    for a, b in ranges:
+        out.extend(range(a, b + 1))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- SKUs
+
+SKU = {
+    "h100-sxm": dict(
+        name="NVIDIA H100 80GB HBM3", arch="Hopper", cc=[9, 0], devid=0x233010DE, part="692-2G520-0200-000",
+        vbios="96.00.89.00.01", mem_mib=81559, power_w=700, sm_max=1980, mem_max=2619,
+        pcie_gen=5, thr=dict(shutdown=92, slowdown=89, gpu_max=87, mem_max=95), fan=False,
+        remap_banks=2560, retired=False, nvlink_version=4,
+    ),
+    "h100-pcie": dict(
+        name="NVIDIA H100 PCIe", arch="Hopper", cc=[9, 0], devid=0x233110DE, part="900-21010-0000-000",
+        vbios="96.00.74.00.0B", mem_mib=81559, power_w=350, sm_max=1755, mem_max=1593,
+        pcie_gen=5, thr=dict(shutdown=92, slowdown=89, gpu_max=87, mem_max=95), fan=False,
+        remap_banks=2560, retired=False, nvlink_version=None,
+    ),
+    "a100-sxm": dict(
+        name="NVIDIA A100-SXM4-80GB", arch="Ampere", cc=[8, 0], devid=0x20B210DE, part="692-2G506-0210-002",
+        vbios="92.00.36.00.02", mem_mib=81920, power_w=400, sm_max=1410, mem_max=1593,
+        pcie_gen=4, thr=dict(shutdown=92, slowdown=89, gpu_max=85, mem_max=95), fan=False,
+        remap_banks=640, retired=False, nvlink_version=3,
+    ),
+    "a100-pcie": dict(
+        name="NVIDIA A100 80GB PCIe", arch="Ampere", cc=[8, 0], devid=0x20B510DE, part="900-21001-0020-100",
+        vbios="92.00.90.00.04", mem_mib=81920, power_w=300, sm_max=1410, mem_max=1512,
+        pcie_gen=4, thr=dict(shutdown=92, slowdown=89, gpu_max=85, mem_max=95), fan=False,
+        remap_banks=640, retired=False, nvlink_version=None,
+    ),
+    "l40s": dict(
+        name="NVIDIA L40S", arch="Ada", cc=[8, 9], devid=0x26B910DE, part="900-2G133-0080-000",
+        vbios="95.02.66.00.02", mem_mib=46068, power_w=350, sm_max=2520, mem_max=9001,
+        pcie_gen=4, thr=dict(shutdown=98, slowdown=95, gpu_max=90, mem_max=None), fan=False,
+        remap_banks=None, retired=False, nvlink_version=None,
+    ),
+    "t4": dict(
+        name="Tesla T4", arch="Turing", cc=[7, 5], devid=0x1EB810DE, part="900-2G183-0000-001",
+        vbios="90.04.96.00.02", mem_mib=15360, power_w=70, sm_max=1590, mem_max=5001,
+        pcie_gen=3, thr=dict(shutdown=96, slowdown=93, gpu_max=85, mem_max=None), fan=False,
+        remap_banks=None, retired=True, nvlink_version=None,
+    ),
+}
+
+
+def gpu(scn, index, sku, bdf, serial, *, temp=38, mem_temp=None, util=0, mem_util=0, used_mib=None,
+        power_w=None, sm=None, reasons=0x1, pstate=0, persistence=True, numa=0, affinity=(),
+        nvlinks=(), fabric=None, processes=(), recovery_action=0, durations=None):
+    s = SKU[sku]
+    total = s["mem_mib"] * MIB
+    # The driver reserves some memory even when idle.
+    used = (used_mib if used_mib is not None else 531) * MIB
+    thr = s["thr"]
+    if power_w is None:
+        power_w = 69 if util == 0 else int(s["power_w"] * 0.8)
+    if sm is None:
+        sm = 345 if util == 0 else s["sm_max"]
+    g = {
+        "index": index,
+        "name": s["name"],
+        "uuid": uid(f"{scn}/{index}"),
+        "serial": serial,
+        "board_part_number": s["part"],
+        "pci_bus_id": nvml_bus(bdf),
+        "pci_device_id": s["devid"],
+        "vbios_version": s["vbios"],
+        "architecture": s["arch"],
+        "cuda_compute_capability": s["cc"],
+        "memory": {"total_bytes": total, "used_bytes": used, "free_bytes": total - used},
+        "mig_mode": {"current": False, "pending": False} if sku.startswith(("a100", "h100")) else NS_,
+        "persistence_mode": persistence,
+        "compute_mode": "default",
+        "pcie": {
+            "max_link_gen": s["pcie_gen"],
+            "gpu_max_link_gen": s["pcie_gen"],
+            "max_link_width": 16,
+            "current_link_gen": s["pcie_gen"] if util > 0 else 1,
+            "current_link_width": 16,
+            "replay_counter": 0,
+            "aer": {"correctable": 0, "nonfatal": 0, "fatal": 0},
+        },
+        "nvlinks": list(nvlinks),
+        "thermal": {
+            "gpu_temp_c": temp,
+            "memory_temp_c": mem_temp if mem_temp is not None else (temp + 4 if thr["mem_max"] else NS_),
+            "shutdown_threshold_c": thr["shutdown"],
+            "slowdown_threshold_c": thr["slowdown"],
+            "gpu_max_threshold_c": thr["gpu_max"],
+            "memory_max_threshold_c": thr["mem_max"] if thr["mem_max"] else NS_,
+        },
+        "fan_speed_pct": NS_,
+        "power": {
+            "usage_mw": power_w * 1000,
+            "enforced_limit_mw": s["power_w"] * 1000,
+            "default_limit_mw": s["power_w"] * 1000,
+            "max_limit_mw": s["power_w"] * 1000,
+        },
+        "utilization": {"gpu_pct": util, "memory_pct": mem_util},
+        "clocks": {
+            "sm_mhz": sm,
+            "sm_max_mhz": s["sm_max"],
+            "graphics_mhz": sm,
+            "graphics_max_mhz": s["sm_max"],
+            "memory_mhz": s["mem_max"] if util > 0 or sku != "t4" else 405,
+            "memory_max_mhz": s["mem_max"],
+        },
+        "performance_state": pstate,
+        "clocks_event_reasons": reasons,
+        "clocks_event_durations_ns": durations or {
+            "sw_power_cap": 0, "sw_thermal_slowdown": 0, "hw_thermal_slowdown": 0,
+            "hw_power_brake_slowdown": 0, "sync_boost": 0,
+        },
+        "ecc": {
+            "mode": {"current": True, "pending": True},
+            "volatile_corrected": 0,
+            "volatile_uncorrected": 0,
+            "aggregate_corrected": 0,
+            "aggregate_uncorrected": 0,
+            "by_location": [
+                loc("dram"), loc("sram"),
+            ] if sku != "t4" else [loc("l1"), loc("l2"), loc("dram"), loc("register_file")],
+            "retired_pages": {"single_bit": 0, "double_bit": 0, "pending": False} if s["retired"] else NS_,
+            "remapped_rows": {"correctable": 0, "uncorrectable": 0, "pending": False, "failure": False}
+            if s["remap_banks"] or sku == "l40s" else NS_,
+            "row_remapper_histogram": {"max": s["remap_banks"], "high": 0, "partial": 0, "low": 0, "none": 0}
+            if s["remap_banks"] else NS_,
+            "sram_threshold_exceeded": False if sku.startswith(("a100", "h100")) else NS_,
+        },
+        "recovery_action": recovery_action,
+        "fabric": fabric if fabric is not None else NS_,
+        "processes": list(processes),
+        "numa_node": numa,
+        "cpu_affinity": list(affinity),
+    }
+    if s["fan"]:
+        g["fan_speed_pct"] = [30]
+    return g
+
+
+def loc(name, vc=0, vu=0, ac=0, au=0):
+    return {"location": name, "volatile_corrected": vc, "volatile_uncorrected": vu,
+            "aggregate_corrected": ac, "aggregate_uncorrected": au}
+
+
+def link(n, remote, rtype="switch", active=True, version=4, replay=0, recovery=0, crc_flit=0, crc_data=0):
+    return {
+        "link": n, "active": active, "version": version, "remote_pci_bus_id": nvml_bus(remote),
+        "remote_device_type": rtype, "replay_errors": replay, "recovery_errors": recovery,
+        "crc_flit_errors": crc_flit, "crc_data_errors": crc_data,
+    }
+
+
+def proc(pid, used_mib, kind="compute", gi=None, ci=None):
+    p = {"pid": pid, "kind": kind, "used_memory_bytes": used_mib * MIB if used_mib is not None else None}
+    if gi is not None:
+        p["gpu_instance_id"] = gi
+        p["compute_instance_id"] = ci
+    return p
+
+
+def host_proc(pid, name, cmdline, pod_uid, container, state="S", age=15432, qos="burstable"):
+    slice_uid = pod_uid.replace("-", "_")
+    cgroup = (f"0::/kubepods.slice/kubepods-{qos}.slice/kubepods-{qos}-pod{slice_uid}.slice/"
+              f"cri-containerd-{container}.scope") if pod_uid else "0::/system.slice/ssh.service"
+    return {"pid": pid, "name": name, "cmdline": cmdline, "cgroup": cgroup, "state": state, "age_seconds": age}
+
+
+def container_id(seed):
+    return hashlib.sha256(seed.encode()).hexdigest()
+
+
+def pairs(n, ancestor, p2p, skip=()):
+    out = []
+    for a in range(n):
+        for b in range(a + 1, n):
+            if a in skip or b in skip:
+                out.append({"a": a, "b": b, "common_ancestor": LOST, "p2p": {}})
+                continue
+            out.append({"a": a, "b": b, "common_ancestor": ancestor(a, b), "p2p": p2p(a, b)})
+    return out
+
+
+def host(name, uptime_s, cpus, kernel="5.15.0-1063-nvidia"):
+    return {
+        "hostname": name,
+        "boot_id": uid(name + "/boot", "x")[2:],
+        "kernel_release": kernel,
+        "boot_time_unix": NOW - uptime_s,
+        "now_unix": NOW,
+        "cpu_count": cpus,
+    }
+
+
+def driver(version, cuda):
+    return {"driver_version": version, "cuda_driver_version": cuda, "nvml_version": f"12.{version}"}
+
+
+def kmsg(records, first_seq=1800):
+    """Raw /dev/kmsg records `pri,seq,usec,flags;text` from (seconds_since_boot, level, text)."""
+    out = []
+    for i, (t, lvl, text) in enumerate(records):
+        out.append(f"{lvl},{first_seq + i},{int(round(t * 1e6))},-;{text}")
+    return {"origin": "kmsg", "lines": out, "truncated": False}
+
+
+def dmesg(records):
+    """`dmesg` lines `[seconds.micros] text` from (seconds_since_boot, level, text)."""
+    return {"origin": "simulated", "lines": [f"[{t:12.6f}] {text}" for t, _lvl, text in records],
+            "truncated": False}
+
+
+def boot_lines(version, build):
+    return [
+        (4.802113, 4, "nvidia: loading out-of-tree module taints kernel."),
+        (4.802190, 4, "nvidia: module license 'NVIDIA' taints kernel."),
+        (4.911275, 6, "nvidia-nvlink: Nvlink Core is being initialized, major device number 510"),
+        (5.120034, 5, f"NVRM: loading NVIDIA UNIX x86_64 Kernel Module  {version}  {build}"),
+        (5.388410, 6, f"nvidia-modeset: Loading NVIDIA Kernel Mode Setting Driver for UNIX platforms  {version}  {build}"),
+        (5.402871, 6, "[drm] [nvidia-drm] [GPU ID 0x00001800] Loading driver"),
+        (5.930118, 6, "nvidia_uvm: module uses symbols nvUvmInterfaceDisableAccessCntr from proprietary module nvidia, inheriting taint."),
+    ]
+
+
+DISTRACTORS = [
+    (12.301988, 6, "IPv6: ADDRCONF(NETDEV_CHANGE): eno1: link becomes ready"),
+    (31.550120, 6, "bond0: (slave ens1f0np0): Enslaving as a backup interface with an up link"),
+    (1822.019377, 6, "cali8d3f2a1b7c4: renamed from veth4c1d2e3f"),
+    (1822.141090, 6, "IPv6: ADDRCONF(NETDEV_CHANGE): cali8d3f2a1b7c4: link becomes ready"),
+    (3605.771204, 4, "workqueue: drm_fb_helper_damage_work hogged CPU for >10000us 4 times, consider switching to WQ_UNBOUND"),
+]
+
+
+def services(fm=True, persistenced=True, fm_running=True):
+    out = []
+    if fm:
+        out.append({"name": "nvidia-fabricmanager", "running": fm_running})
+    out.append({"name": "nvidia-persistenced", "running": persistenced})
+    return out
+
+
+# ------------------------------------------------------------------------------------ DGX H100 base
+
+H100_BUS = ["0000:18:00.0", "0000:2a:00.0", "0000:3a:00.0", "0000:5d:00.0",
+            "0000:9a:00.0", "0000:ab:00.0", "0000:ba:00.0", "0000:db:00.0"]
+H100_SWITCHES = ["0000:05:00.0", "0000:06:00.0", "0000:07:00.0", "0000:08:00.0"]
+# 18 NVLink4 links per GPU to the four NVSwitch chips: 5 + 4 + 4 + 5.
+H100_LINK_SWITCH = [0] * 5 + [1] * 4 + [2] * 4 + [3] * 5
+H100_FABRIC_HEALTHY = 2 | (2 << 2) | (2 << 4) | (2 << 6) | (1 << 8)  # every health field "false"/"none"
+H100_AFFINITY = [cpu_ranges((0, 55), (112, 167)), cpu_ranges((56, 111), (168, 223))]
+
+
+def h100_links(link_overrides=None):
+    out = []
+    for n in range(18):
+        kw = (link_overrides or {}).get(n, {})
+        out.append(link(n, H100_SWITCHES[H100_LINK_SWITCH[n]], **kw))
+    return out
+
+
+def h100_fabric(health=H100_FABRIC_HEALTHY):
+    return {"state": 3, "status": 0, "clique_id": 32766,
+            "cluster_uuid": "a5d1c4e0-7b1f-4e38-9c2a-3f0b8d6e1a42", "health_mask": health}
+
+
+def dgx_h100(scn, hostname, *, loads, overrides=None, kernel_log=None, uptime=3 * 86400 + 7211,
+             lost=(), device_count=8):
+    gpus, hprocs = [], []
+    serial0 = 1654922001230
+    for i, bdf in enumerate(H100_BUS):
+        temp, util, power, reasons, sm = loads[i]
+        pid = 40110 + i * 7
+        used = 71234 if util > 0 else 531
+        pod = "3f7c9a2e-1b2d-4c5e-9f0a-2b3c4d5e6f70"
+        procs = [proc(pid, used - 531)] if util > 0 else []
+        if procs:
+            hprocs.append(host_proc(pid, "python3",
+                                    f"/usr/bin/python3 -u /workspace/train.py --config llama3-70b.yaml --local-rank {i}",
+                                    pod, container_id(f"{scn}/trainer"), age=uptime - 3600))
+        g = gpu(scn, i, "h100-sxm", bdf, str(serial0 + i), temp=temp, util=util, mem_util=min(util, 60),
+                used_mib=used, power_w=power, sm=sm, reasons=reasons, numa=0 if i < 4 else 1,
+                affinity=H100_AFFINITY[0 if i < 4 else 1], nvlinks=h100_links(), fabric=h100_fabric(),
+                processes=procs,
+                durations={"sw_power_cap": 41_203_000_000 if reasons & 0x4 else 0, "sw_thermal_slowdown": 0,
+                           "hw_thermal_slowdown": 0, "hw_power_brake_slowdown": 0, "sync_boost": 0})
+        g["pcie"]["current_link_gen"] = 5
+        for key, fn in (overrides or {}).get(i, {}).items():
+            fn(g)
+        gpus.append(g)
+    numa = lambda a, b: 40 if (a < 4) == (b < 4) else 50  # noqa: E731
+    p2p = lambda a, b: {"read": 0, "write": 0, "nvlink": 0, "atomics": 0}  # noqa: E731
+    return {
+        "host": host(hostname, uptime, 224),
+        "driver": driver("570.133.20", 12080),
+        "device_count": device_count,
+        "gpus": gpus,
+        "topology": pairs(8, numa, p2p, skip=lost),
+        "kernel_log": kernel_log,
+        "host_processes": hprocs,
+        "services": services(),
+    }
+
+
+def busy(temp=58, power=640, reasons=0x0, sm=1980, util=98):
+    return (temp, util, power, reasons, sm)
+
+
+def xid_bus(bdf):
+    return bdf[:-2]  # Xid lines print domain:bus:device without the function
+
+
+H100_BUILD = "Fri Feb 28 02:30:55 UTC 2025"
+
+
+def scn_dgx_h100_healthy():
+    loads = [busy(58), busy(61), busy(63, 690, 0x4, 1875), busy(57), busy(59), busy(62, 688, 0x4, 1890),
+             busy(56), busy(60)]
+    log = boot_lines("570.133.20", H100_BUILD) + [
+        (6.120551, 6, "nvidia-nvswitch0: open (major=509)"),
+        (6.120872, 6, "nvidia-nvswitch1: open (major=509)"),
+        (6.121130, 6, "nvidia-nvswitch2: open (major=509)"),
+        (6.121421, 6, "nvidia-nvswitch3: open (major=509)"),
+    ] + DISTRACTORS
+    return dgx_h100("dgx-h100-healthy", "dgx-h100-01", loads=loads, kernel_log=dmesg(log))
+
+
+def lose(g, *, keep=("index", "name", "uuid", "serial", "pci_bus_id", "board_part_number", "pci_device_id",
+                     "vbios_version", "architecture", "cuda_compute_capability")):
+    """The GPU fell off the bus after enumeration: NVML still has its cached identity, every live query
+    returns NVML_ERROR_GPU_IS_LOST."""
+    for k in list(g.keys()):
+        if k in keep:
+            continue
+        v = g[k]
+        if k == "nvlinks":
+            g[k] = [{"link": n, "active": LOST, "version": LOST, "remote_pci_bus_id": LOST,
+                     "remote_device_type": LOST, "replay_errors": LOST, "recovery_errors": LOST,
+                     "crc_flit_errors": LOST, "crc_data_errors": LOST} for n in range(18)]
+        elif k in ("pcie", "thermal", "power", "clocks", "clocks_event_durations_ns"):
+            g[k] = {kk: LOST for kk in v}
+        elif k == "ecc":
+            g[k] = {kk: ([] if kk == "by_location" else LOST) for kk in v}
+        elif k == "mig_devices":
+            pass
+        else:
+            g[k] = LOST
+
+
+def scn_dgx_h100_xid79():
+    loads = [busy(58)] * 4 + [busy(0)] + [busy(60)] * 3
+    bdf = H100_BUS[4]
+    uuid4 = uid("dgx-h100-xid79/4")
+    x = xid_bus(bdf)
+    log = boot_lines("570.133.20", H100_BUILD) + DISTRACTORS[:3] + [
+        (183920.144001, 3, "pcieport 0000:97:01.0: AER: Uncorrected (Fatal) error message received from 0000:9a:00.0"),
+        (183920.144090, 3, "nvidia 0000:9a:00.0: PCIe Bus Error: severity=Uncorrected (Fatal), type=Transaction Layer, (Receiver ID)"),
+        (183920.144101, 3, "nvidia 0000:9a:00.0:   device [10de:2330] error status/mask=00000020/00000000"),
+        (183920.144110, 3, "nvidia 0000:9a:00.0:    [ 5] SDES                   (First)"),
+        (183920.301556, 4, f"NVRM: GPU at PCI:{x}: {uuid4}"),
+        (183920.301561, 4, "NVRM: GPU Board Serial Number: 1654922001234"),
+        (183920.301570, 4, f"NVRM: Xid (PCI:{x}): 79, pid=40138, name=python3, GPU has fallen off the bus."),
+        (183920.301602, 3, f"NVRM: GPU {bdf}: GPU has fallen off the bus."),
+        (183920.301608, 3, f"NVRM: GPU {bdf}: GPU serial number is 1654922001234."),
+        (183920.302115, 4, f"NVRM: Xid (PCI:{x}): 154, GPU recovery action changed from 0x0 (None) to 0x2 (Node Reboot Required)"),
+        (183920.318003, 4, "NVRM: A GPU crash dump has been created. If possible, please run"),
+        (183920.318004, 4, "NVRM: nvidia-bug-report.sh as root to collect this data before"),
+        (183920.318005, 4, "NVRM: the NVIDIA kernel module is unloaded."),
+        (183921.002417, 6, "NVRM: GPU is lost, skipping nvidia_ioctl"),
+        (183980.551020, 6, "python3[40138]: segfault at 8 ip 00007f1c2b4a1e2d sp 00007ffd7b1e9a40 error 4 in libcuda.so.570.133.20[7f1c2b200000+1c6e000] likely on CPU 17 (core 17, socket 0)"),
+    ]
+    facts = dgx_h100("dgx-h100-xid79", "dgx-h100-07", loads=loads, kernel_log=kmsg(log),
+                     uptime=183920 + 5400, lost=(4,))
+    lose(facts["gpus"][4])
+    # The dead GPU's process is gone from NVML's view; its host process is stuck exiting.
+    facts["host_processes"] = [p for p in facts["host_processes"] if p["pid"] != 40110 + 4 * 7]
+    return facts
+
+
+def scn_dgx_h100_nvlink_errors():
+    loads = [busy(58)] * 8
+    bdf = H100_BUS[3]
+    x = xid_bus(bdf)
+
+    def bad_links(g):
+        g["nvlinks"] = h100_links({
+            5: dict(replay=1523, recovery=12, crc_flit=87412, crc_data=311),
+            7: dict(active=False),
+        })
+        g["fabric"] = h100_fabric(health=1 | (2 << 2) | (2 << 4) | (2 << 6) | (1 << 8))
+        g["recovery_action"] = 1
+
+    log = boot_lines("570.133.20", H100_BUILD) + DISTRACTORS + [
+        (86011.220190, 4, f"NVRM: GPU at PCI:{x}: {uid('dgx-h100-nvlink-errors/3')}"),
+        (86011.220196, 4, "NVRM: GPU Board Serial Number: 1654922001233"),
+        (86011.220204, 4, f"NVRM: Xid (PCI:{x}): 74, pid=40131, name=python3, NVLink: fatal error detected on link 7(0x10000, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0)"),
+        (86011.220911, 4, "nvidia-nvswitch1: SXid (PCI:0000:06:00.0): 20034, Fatal, Link 33 LTSSM Fault Up"),
+        (86011.221530, 4, f"NVRM: Xid (PCI:{x}): 154, GPU recovery action changed from 0x0 (None) to 0x1 (GPU Reset Required)"),
+        (86011.240118, 4, f"NVRM: Xid (PCI:{x}): 45, pid=40131, name=python3, Ch 00000010 caused by previous Xid 74"),
+    ]
+    return dgx_h100("dgx-h100-nvlink-errors", "dgx-h100-03", loads=loads,
+                    overrides={3: {"links": bad_links}}, kernel_log=kmsg(log, 2211),
+                    uptime=86011 + 2400)
+
+
+# ------------------------------------------------------------------------------------ DGX A100 base
+
+A100_BUS = ["0000:07:00.0", "0000:0f:00.0", "0000:47:00.0", "0000:4e:00.0",
+            "0000:87:00.0", "0000:90:00.0", "0000:b7:00.0", "0000:bd:00.0"]
+A100_SWITCHES = ["0000:c4:00.0", "0000:c5:00.0", "0000:c6:00.0", "0000:c7:00.0", "0000:c8:00.0", "0000:c9:00.0"]
+A100_NUMA = [3, 3, 1, 1, 7, 7, 5, 5]
+A100_BUILD = "Wed Jul 10 08:21:27 UTC 2024"
+
+
+def a100_affinity(node):
+    return cpu_ranges((node * 16, node * 16 + 15), (128 + node * 16, 128 + node * 16 + 15))
+
+
+def dgx_a100(scn, hostname, *, overrides=None, kernel_log=None, uptime=12 * 86400 + 3312):
+    gpus, hprocs = [], []
+    for i, bdf in enumerate(A100_BUS):
+        pid = 28810 + i
+        pod = "9b2e4f10-5a6c-4d7e-8f90-1a2b3c4d5e6f"
+        hprocs.append(host_proc(pid, "pt_main_thread",
+                                f"/opt/conda/bin/python -m torch.distributed.run --nproc_per_node=8 pretrain_gpt.py --rank {i}",
+                                pod, container_id(f"{scn}/megatron"), age=uptime - 7200, qos="guaranteed"))
+        g = gpu(scn, i, "a100-sxm", bdf, str(1564120012340 + i), temp=52 + i % 3, util=95, mem_util=48,
+                used_mib=64711, power_w=318, sm=1410, reasons=0x0, numa=A100_NUMA[i],
+                affinity=a100_affinity(A100_NUMA[i]),
+                nvlinks=[link(n, A100_SWITCHES[n // 2], version=3) for n in range(12)],
+                fabric=NS_, processes=[proc(pid, 64180)],
+                recovery_action=err("not_supported", "NVML field 230 (GPU recovery action) needs driver R565+"))
+        g["pcie"]["current_link_gen"] = 4
+        for fn in (overrides or {}).get(i, []):
+            fn(g)
+        gpus.append(g)
+    switch_pair = lambda a, b: 20 if a // 2 == b // 2 else 50  # noqa: E731
+    p2p = lambda a, b: {"read": 0, "write": 0, "nvlink": 0, "atomics": 0}  # noqa: E731
+    return {
+        "host": host(hostname, uptime, 256, kernel="5.15.0-1058-nvidia"),
+        "driver": driver("535.183.01", 12020),
+        "device_count": 8,
+        "gpus": gpus,
+        "topology": pairs(8, switch_pair, p2p),
+        "kernel_log": kernel_log,
+        "host_processes": hprocs,
+        "services": services(),
+    }
+
+
+def scn_dgx_a100_remap_pending():
+    bdf = A100_BUS[2]
+    x = xid_bus(bdf)
+
+    def pending(g):
+        e = g["ecc"]
+        e["volatile_corrected"] = 14
+        e["aggregate_corrected"] = 37
+        e["by_location"] = [loc("dram", vc=14, ac=37), loc("sram")]
+        e["remapped_rows"] = {"correctable": 1, "uncorrectable": 0, "pending": True, "failure": False}
+        e["row_remapper_histogram"] = {"max": 639, "high": 1, "partial": 0, "low": 0, "none": 0}
+
+    log = boot_lines("535.183.01", A100_BUILD) + DISTRACTORS + [
+        (901233.410022, 4, f"NVRM: GPU at PCI:{x}: {uid('dgx-a100-row-remap-pending/2')}"),
+        (901233.410027, 4, "NVRM: GPU Board Serial Number: 1564120012342"),
+        (901233.410035, 4, f"NVRM: Xid (PCI:{x}): 63, pid='<unknown>', name=<unknown>, Row Remapper: New row (0x00000000075a1100) marked for remapping, reset gpu to activate."),
+    ]
+    return dgx_a100("dgx-a100-row-remap-pending", "dgx-a100-12", overrides={2: [pending]},
+                    kernel_log=dmesg(log))
+
+
+def scn_dgx_a100_remap_failure():
+    bdf = A100_BUS[5]
+    x = xid_bus(bdf)
+
+    def failed(g):
+        e = g["ecc"]
+        e["volatile_corrected"] = 3
+        e["volatile_uncorrected"] = 1
+        e["aggregate_corrected"] = 211
+        e["aggregate_uncorrected"] = 9
+        e["by_location"] = [loc("dram", 3, 1, 211, 9), loc("sram")]
+        e["remapped_rows"] = {"correctable": 3, "uncorrectable": 8, "pending": False, "failure": True}
+        e["row_remapper_histogram"] = {"max": 634, "high": 3, "partial": 1, "low": 1, "none": 1}
+        g["processes"] = []
+        g["utilization"] = {"gpu_pct": 0, "memory_pct": 0}
+        g["memory"]["used_bytes"] = 4915 * MIB
+        g["memory"]["free_bytes"] = g["memory"]["total_bytes"] - g["memory"]["used_bytes"]
+        g["power"]["usage_mw"] = 71000
+        g["clocks"]["sm_mhz"] = 210
+        g["clocks"]["graphics_mhz"] = 210
+        g["clocks_event_reasons"] = 0x1
+
+    log = boot_lines("535.183.01", A100_BUILD) + DISTRACTORS + [
+        (640112.700120, 4, f"NVRM: GPU at PCI:{x}: {uid('dgx-a100-row-remap-failure/5')}"),
+        (640112.700126, 4, "NVRM: GPU Board Serial Number: 1564120012345"),
+        (640112.700133, 4, f"NVRM: Xid (PCI:{x}): 48, pid=28815, name=pt_main_thread, An uncorrectable double bit error (DBE) has been detected on GPU in the framebuffer at partition 3, subpartition 1."),
+        (640112.700201, 4, f"NVRM: Xid (PCI:{x}): 94, pid=28815, name=pt_main_thread, Contained: SM (0x1). RST: No, D-RST: No"),
+        (640112.700288, 4, f"NVRM: Xid (PCI:{x}): 64, pid='<unknown>', name=<unknown>, Row Remapper: Failed to remap row (0x0000000002b3e840), bank 0x1f has no spare rows left."),
+        (640119.003415, 6, "pt_main_thread[28815]: segfault at 0 ip 00007f8e4c21a9b0 sp 00007ffc52a1d7f0 error 4 in libc.so.6[7f8e4c1a6000+195000]"),
+    ]
+    facts = dgx_a100("dgx-a100-row-remap-failure", "dgx-a100-05", overrides={5: [failed]},
+                     kernel_log=kmsg(log, 30412), uptime=640112 + 86000)
+    facts["host_processes"] = [p for p in facts["host_processes"] if p["pid"] != 28815]
+    return facts
+
+
+# ---------------------------------------------------------------------------------- 2x H100 PCIe
+
+def h100_pcie_node(scn, hostname, *, g0, g1, kernel_log, driver_version="550.127.05", cuda=12040,
+                   host_processes=(), uptime=5 * 86400 + 1804):
+    bus = ["0000:17:00.0", "0000:ca:00.0"]
+    ra = 0 if driver_version >= "565" else err("not_supported", "NVML field 230 (GPU recovery action) needs driver R565+")
+    gpus = []
+    for i, (b, kw) in enumerate(zip(bus, (g0, g1))):
+        kw = dict(kw)
+        fix = kw.pop("fix", None)
+        g = gpu(scn, i, "h100-pcie", b, str(1651723004560 + i), numa=i,
+                affinity=cpu_ranges((i * 32, i * 32 + 31), (64 + i * 32, 64 + i * 32 + 31)),
+                recovery_action=ra, **kw)
+        if fix:
+            fix(g)
+        gpus.append(g)
+    return {
+        "host": host(hostname, uptime, 128, kernel="6.8.0-48-generic"),
+        "driver": driver(driver_version, cuda),
+        "device_count": 2,
+        "gpus": gpus,
+        "topology": [{"a": 0, "b": 1, "common_ancestor": 50,
+                      "p2p": {"read": 3, "write": 3, "nvlink": 5, "atomics": 3}}],
+        "kernel_log": kernel_log,
+        "host_processes": list(host_processes),
+        "services": services(fm=False),
+    }
+
+
+def scn_h100_xid48_dbe():
+    x = "0000:ca:00"
+    pod = "c0ffee12-3456-4789-abcd-ef0123456789"
+
+    def dbe(g):
+        e = g["ecc"]
+        e["volatile_uncorrected"] = 2
+        e["aggregate_uncorrected"] = 2
+        e["by_location"] = [loc("dram", vu=2, au=2), loc("sram")]
+        e["remapped_rows"] = {"correctable": 0, "uncorrectable": 2, "pending": True, "failure": False}
+        e["row_remapper_histogram"] = {"max": 2558, "high": 2, "partial": 0, "low": 0, "none": 0}
+        g["recovery_action"] = 4
+
+    log = boot_lines("570.124.06", "Wed Feb 26 23:53:15 UTC 2025") + DISTRACTORS + [
+        (52210.881120, 4, f"NVRM: GPU at PCI:{x}: {uid('h100-xid48-dbe/1')}"),
+        (52210.881126, 4, "NVRM: GPU Board Serial Number: 1651723004561"),
+        (52210.881140, 4, f"NVRM: Xid (PCI:{x}): 48, pid=71734, name=python3, An uncorrectable double bit error (DBE) has been detected on GPU in the framebuffer at partition 5, subpartition 1."),
+        (52210.881209, 4, f"NVRM: Xid (PCI:{x}): 63, pid=71734, name=python3, Row Remapper: New row (0x0000000000a1f340) marked for remapping, reset gpu to activate."),
+        (52210.881277, 4, f"NVRM: Xid (PCI:{x}): 94, pid=71734, name=python3, Contained: FBHUB (0x2). RST: No, D-RST: Yes"),
+        (52210.881950, 4, f"NVRM: Xid (PCI:{x}): 154, GPU recovery action changed from 0x0 (None) to 0x4 (Drain and Reset)"),
+    ]
+    hp = [host_proc(70022, "python3", "python3 serve.py --model mistral-7b --port 8000", pod,
+                    container_id("xid48/serve"), age=400000)]
+    return h100_pcie_node(
+        "h100-xid48-dbe", "gpu-node-5",
+        g0=dict(temp=54, util=71, mem_util=40, used_mib=31240, power_w=221, sm=1755, reasons=0x0,
+                processes=[proc(70022, 30709)]),
+        g1=dict(temp=41, util=0, used_mib=1210, reasons=0x1, fix=dbe),
+        kernel_log=kmsg(log, 5120), driver_version="570.124.06", cuda=12080, host_processes=hp,
+        uptime=52210 + 1500)
+
+
+def scn_h100_thermal_slowdown():
+    pod = "7d1e2f3a-4b5c-4d6e-8f70-8192a3b4c5d6"
+    hp = [host_proc(91230 + i, "python3", f"python3 finetune.py --rank {i}", pod, container_id("thermal/ft"),
+                    age=20000) for i in range(2)]
+    log = boot_lines("550.127.05", "Tue Oct  8 03:22:07 UTC 2024") + DISTRACTORS + [
+        (431002.118371, 4, "mce: CPU33: Package temperature above threshold, cpu clock throttled (total events = 1)"),
+        (431002.120018, 6, "mce: CPU33: Package temperature/speed normal"),
+    ]
+    durations = {"sw_power_cap": 3_120_000_000, "sw_thermal_slowdown": 612_004_000_000,
+                 "hw_thermal_slowdown": 1_904_377_000_000, "hw_power_brake_slowdown": 0, "sync_boost": 0}
+    return h100_pcie_node(
+        "h100-thermal-slowdown", "gpu-node-12",
+        g0=dict(temp=71, util=100, mem_util=55, used_mib=62010, power_w=348, sm=1650, reasons=0x4,
+                processes=[proc(91230, 61479)],
+                durations={"sw_power_cap": 9_880_000_000_000, "sw_thermal_slowdown": 0, "hw_thermal_slowdown": 0,
+                           "hw_power_brake_slowdown": 0, "sync_boost": 0}),
+        g1=dict(temp=90, mem_temp=93, util=100, mem_util=31, used_mib=62010, power_w=182, sm=825,
+                reasons=0x68, processes=[proc(91231, 61479)], durations=durations),
+        kernel_log=dmesg(log), host_processes=hp, uptime=431002 + 3000)
+
+
+def scn_h100_power_brake():
+    pod = "5e6f7a8b-9c0d-4e1f-a2b3-c4d5e6f7a8b9"
+    hp = [host_proc(61200 + i, "python3", f"python3 -m vllm.entrypoints.openai.api_server --tensor-parallel-size 2",
+                    pod, container_id("brake/vllm"), age=90000) for i in range(2)]
+    log = boot_lines("550.127.05", "Tue Oct  8 03:22:07 UTC 2024") + DISTRACTORS + [
+        (212300.551002, 4, "ACPI: \\_SB_.PMI0: Power meter capping: power limit changed"),
+        (212300.551118, 6, "power_meter ACPI000D:00: Found ACPI power meter."),
+    ]
+    durations = {"sw_power_cap": 0, "sw_thermal_slowdown": 0, "hw_thermal_slowdown": 0,
+                 "hw_power_brake_slowdown": 812_440_000_000, "sync_boost": 0}
+    return h100_pcie_node(
+        "h100-power-brake", "gpu-node-21",
+        g0=dict(temp=39, util=100, mem_util=22, used_mib=70110, power_w=96, sm=345, reasons=0x88,
+                processes=[proc(61200, 69579)], durations=durations),
+        g1=dict(temp=41, util=100, mem_util=21, used_mib=70110, power_w=101, sm=345, reasons=0x88,
+                processes=[proc(61201, 69579)], durations=durations),
+        kernel_log=dmesg(log), host_processes=hp, uptime=212300 + 1200)
+
+
+def scn_h100_zombie_process():
+    pod = "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d"
+    x = "0000:17:00"
+    hp = [
+        host_proc(48213, "python3", "", pod, container_id("zombie/notebook"), state="Z", age=8100),
+        {"pid": 39977, "name": err("not_found"), "cmdline": err("not_found"), "cgroup": err("not_found"),
+         "state": err("not_found"), "age_seconds": err("not_found")},
+        host_proc(51022, "python3", "python3 train.py --epochs 40", "6b7c8d9e-0f1a-4b2c-8d3e-4f5a6b7c8d9e",
+                  container_id("zombie/train"), age=3600),
+    ]
+    log = boot_lines("550.127.05", "Tue Oct  8 03:22:07 UTC 2024") + DISTRACTORS + [
+        (93811.002331, 4, f"NVRM: GPU at PCI:{x}: {uid('h100-zombie-process/0')}"),
+        (93811.002337, 4, "NVRM: GPU Board Serial Number: 1651723004560"),
+        (93811.002350, 4, f"NVRM: Xid (PCI:{x}): 43, pid=48213, name=python3, Ch 00000018"),
+        (93811.410225, 6, "python3[48219]: segfault at 18 ip 00007f2a9c01b3e4 sp 00007f29e3ffe8d0 error 4 in libcuda.so.550.127.05[7f2a9bc00000+1c6e000] likely on CPU 5 (core 5, socket 0)"),
+    ]
+    return h100_pcie_node(
+        "h100-zombie-process", "gpu-node-8",
+        g0=dict(temp=36, util=0, used_mib=33302, power_w=74, sm=1755, reasons=0x0, pstate=0,
+                processes=[proc(48213, 30720), proc(39977, 2048)]),
+        g1=dict(temp=63, util=97, mem_util=52, used_mib=58110, power_w=301, sm=1755, reasons=0x0,
+                processes=[proc(51022, 57579)]),
+        kernel_log=kmsg(log, 990), host_processes=hp, uptime=93811 + 8200)
+
+
+# --------------------------------------------------------------------------------------- L40S
+
+def scn_l40s_pcie_degraded():
+    bus = ["0000:01:00.0", "0000:21:00.0", "0000:c1:00.0", "0000:e1:00.0"]
+    scn = "l40s-pcie-degraded"
+    pod = "2c3d4e5f-6a7b-4c8d-9e0f-1a2b3c4d5e6f"
+    gpus, hp = [], []
+    uptime = 3 * 3600 + 612
+    for i, b in enumerate(bus):
+        pid = 7710 + i
+        g = gpu(scn, i, "l40s", b, str(1322623051100 + i), temp=49 + i, util=88, mem_util=61, used_mib=40110,
+                power_w=301, sm=2520, reasons=0x0, numa=0 if i < 2 else 1,
+                affinity=cpu_ranges((0, 47), (96, 143)) if i < 2 else cpu_ranges((48, 95), (144, 191)),
+                processes=[proc(pid, 39579)], recovery_action=err("not_supported", "NVML field 230 (GPU recovery action) needs driver R565+"))
+        g["pcie"]["current_link_gen"] = 4
+        hp.append(host_proc(pid, "tritonserver", "tritonserver --model-repository=/models", pod,
+                            container_id(f"l40s/triton{i}"), age=uptime - 600))
+        gpus.append(g)
+    bad = gpus[2]["pcie"]
+    bad["current_link_width"] = 8
+    bad["replay_counter"] = 52140
+    bad["aer"] = {"correctable": 312, "nonfatal": 0, "fatal": 0}
+    numa = lambda a, b: 40 if (a < 2) == (b < 2) else 50  # noqa: E731
+    p2p = lambda a, b: ({"read": 0, "write": 0, "nvlink": 5, "atomics": 5} if (a < 2) == (b < 2)
+                        else {"read": 3, "write": 3, "nvlink": 5, "atomics": 3})  # noqa: E731
+    log = boot_lines("550.144.03", "Mon Dec 30 17:44:29 UTC 2024") + [
+        (1.902118, 6, "pci 0000:c1:00.0: [10de:26b9] type 00 class 0x030200 PCIe Endpoint"),
+        (1.902544, 6, "pci 0000:c1:00.0: 126.024 Gb/s available PCIe bandwidth, limited by 16.0 GT/s PCIe x8 link at 0000:c0:01.1 (capable of 252.048 Gb/s with 16.0 GT/s PCIe x16 link)"),
+    ] + DISTRACTORS + [
+        (7420.118002, 6, "pcieport 0000:c0:01.1: AER: Correctable error message received from 0000:c1:00.0"),
+        (7420.118044, 4, "nvidia 0000:c1:00.0: PCIe Bus Error: severity=Correctable, type=Physical Layer, (Receiver ID)"),
+        (7420.118051, 4, "nvidia 0000:c1:00.0:   device [10de:26b9] error status/mask=00000001/0000e000"),
+        (7420.118058, 4, "nvidia 0000:c1:00.0:    [ 0] RxErr                  (First)"),
+        (9115.530771, 6, "pcieport 0000:c0:01.1: AER: Multiple Correctable error message received from 0000:c1:00.0"),
+        (9115.530790, 4, "nvidia 0000:c1:00.0: PCIe Bus Error: severity=Correctable, type=Data Link Layer, (Transmitter ID)"),
+        (9115.530797, 4, "nvidia 0000:c1:00.0:   device [10de:26b9] error status/mask=00001000/0000e000"),
+        (9115.530803, 4, "nvidia 0000:c1:00.0:    [12] Timeout               "),
+    ]
+    return {
+        "host": host("gpu-infer-03", uptime, 192, kernel="6.5.0-1024-azure"),
+        "driver": driver("550.144.03", 12040),
+        "device_count": 4,
+        "gpus": gpus,
+        "topology": pairs(4, numa, p2p),
+        "kernel_log": dmesg(log),
+        "host_processes": hp,
+        "services": services(fm=False),
+    }
+
+
+# ---------------------------------------------------------------------------------------- A100 MIG
+
+def scn_a100_mig():
+    scn = "a100-mig"
+    bus = ["0000:07:00.0", "0000:46:00.0"]
+    gpus = []
+    for i, b in enumerate(bus):
+        g = gpu(scn, i, "a100-pcie", b, str(1324721034560 + i), temp=44 - i * 6, util=0, used_mib=0,
+                power_w=88 - i * 20, sm=1410 if i == 0 else 210, reasons=0x0 if i == 0 else 0x1, numa=0,
+                affinity=cpu_ranges((0, 31), (64, 95)),
+                recovery_action=err("not_supported", "NVML field 230 (GPU recovery action) needs driver R565+"))
+        g["pcie"]["current_link_gen"] = 4 if i == 0 else 1
+        gpus.append(g)
+    g0 = gpus[0]
+    g0["mig_mode"] = {"current": True, "pending": True}
+    g0["utilization"] = err("not_supported", "utilization is not reported for a GPU in MIG mode")
+    g0["memory"]["used_bytes"] = 36411 * MIB
+    g0["memory"]["free_bytes"] = g0["memory"]["total_bytes"] - g0["memory"]["used_bytes"]
+    # NVML refuses the remapped-rows query on a GPU with active MIG instances.
+    g0["ecc"]["remapped_rows"] = NS_
+    g0["ecc"]["row_remapper_histogram"] = NS_
+    g0["mig_devices"] = [
+        {"index": 0, "uuid": uid("a100-mig/0/mig0", "MIG"), "gpu_instance_id": 1, "compute_instance_id": 0,
+         "name": "NVIDIA A100 80GB PCIe MIG 3g.40gb",
+         "memory": {"total_bytes": 40192 * MIB, "used_bytes": 34410 * MIB, "free_bytes": 5782 * MIB}},
+        {"index": 1, "uuid": uid("a100-mig/0/mig1", "MIG"), "gpu_instance_id": 2, "compute_instance_id": 0,
+         "name": "NVIDIA A100 80GB PCIe MIG 3g.40gb",
+         "memory": {"total_bytes": 40192 * MIB, "used_bytes": 2001 * MIB, "free_bytes": 38191 * MIB}},
+    ]
+    # MIG processes: NVML reports memory only with enough privilege; the second one is unprivileged.
+    g0["processes"] = [proc(3312, 33792, gi=1, ci=0), proc(4410, None, gi=2, ci=0)]
+    # The admin asked for MIG on GPU 1 (nvidia-smi -mig 1) but it has not been reset yet.
+    gpus[1]["mig_mode"] = {"current": False, "pending": True}
+    hp = [
+        host_proc(3312, "python3", "python3 infer.py --model llama3-8b", "4d5e6f70-8192-4a3b-8c4d-5e6f70819203",
+                  container_id("mig/a"), age=7200),
+        host_proc(4410, "jupyter-lab", "/opt/conda/bin/python /opt/conda/bin/jupyter-lab --ip=0.0.0.0",
+                  "8192a3b4-c5d6-4e7f-8091-a2b3c4d5e6f7", container_id("mig/b"), age=2600),
+    ]
+    log = boot_lines("550.90.07", "Fri May 31 09:35:42 UTC 2024") + DISTRACTORS + [
+        (8012.553019, 4, f"NVRM: GPU at PCI:0000:07:00: {g0['uuid']}"),
+        (8012.553024, 4, f"NVRM: GPU Board Serial Number: {g0['serial']}"),
+        (8012.553031, 4, "NVRM: Xid (PCI:0000:07:00 GPU-I:01 GPU-CI:00): 31, pid=3312, name=python3, Ch 00000008, intr 00000000. MMU Fault: ENGINE GRAPHICS GPCCLIENT_T1_0 faulted @ 0x7f3c_9b400000. Fault is of type FAULT_PDE ACCESS_TYPE_VIRT_READ"),
+        (8013.001288, 4, "NVRM: Xid (PCI:0000:07:00 GPU-I:01): 43, pid=3312, name=python3, Ch 00000008"),
+    ]
+    return {
+        "host": host("gpu-mig-01", 9000, 128, kernel="5.15.0-122-generic"),
+        "driver": driver("550.90.07", 12040),
+        "device_count": 2,
+        "gpus": gpus,
+        "topology": [{"a": 0, "b": 1, "common_ancestor": 40,
+                      "p2p": {"read": 0, "write": 0, "nvlink": 5, "atomics": 5}}],
+        "kernel_log": kmsg(log, 402),
+        "host_processes": hp,
+        "services": services(fm=False),
+    }
+
+
+# --------------------------------------------------------------------------------------------- T4
+
+def scn_t4_single():
+    g = gpu("t4-single", 0, "t4", "0000:00:1e.0", "1562520017523", temp=31, util=0, used_mib=0, power_w=12,
+            sm=300, reasons=0x1, pstate=8, persistence=False, numa=err("not_supported"),
+            affinity=cpu_ranges((0, 3)),
+            recovery_action=err("not_supported", "NVML field 230 (GPU recovery action) needs driver R565+"))
+    g["clocks"]["memory_mhz"] = 405
+    g["mig_mode"] = NS_
+    log = boot_lines("535.216.01", "Wed Oct 30 00:41:12 UTC 2024")[:4] + [
+        (0.000000, 5, "Linux version 6.1.112-124.190.amzn2023.x86_64 (mockbuild@ip-10-0-58-110) (gcc (GCC) 11.4.1 20230605 (Red Hat 11.4.1-2), GNU ld version 2.39-6.amzn2023.0.10) #1 SMP PREEMPT_DYNAMIC Tue Oct  1 20:41:37 UTC 2024"),
+        (2.118020, 6, "ena 0000:00:05.0: Elastic Network Adapter (ENA) v2.13.0g"),
+        (14.220301, 6, "nvidia 0000:00:1e.0: enabling device (0000 -> 0002)"),
+    ] + DISTRACTORS[:2]
+    log.sort(key=lambda r: r[0])
+    return {
+        "host": host("ip-10-0-17-42.ec2.internal", 26 * 3600, 4, kernel="6.1.112-124.190.amzn2023.x86_64"),
+        "driver": driver("535.216.01", 12020),
+        "device_count": 1,
+        "gpus": [g],
+        "topology": [],
+        "kernel_log": dmesg(log),
+        "host_processes": [],
+        "services": [{"name": "nvidia-persistenced", "running": False}],
+    }
+
+
+SCENARIOS = {
+    "dgx-h100-healthy": scn_dgx_h100_healthy,
+    "dgx-h100-xid79": scn_dgx_h100_xid79,
+    "dgx-a100-row-remap-pending": scn_dgx_a100_remap_pending,
+    "dgx-a100-row-remap-failure": scn_dgx_a100_remap_failure,
+    "h100-xid48-dbe": scn_h100_xid48_dbe,
+    "h100-thermal-slowdown": scn_h100_thermal_slowdown,
+    "h100-power-brake": scn_h100_power_brake,
+    "dgx-h100-nvlink-errors": scn_dgx_h100_nvlink_errors,
+    "l40s-pcie-degraded": scn_l40s_pcie_degraded,
+    "a100-mig": scn_a100_mig,
+    "h100-zombie-process": scn_h100_zombie_process,
+    "t4-single": scn_t4_single,
+}
+
+
+def main():
+    for name, fn in SCENARIOS.items():
+        facts = fn()
+        with open(os.path.join(HERE, f"{name}.json"), "w") as f:
+            text = json.dumps(facts, indent=1)
+            # Keep number lists (CPU affinity, compute capability) on one line so files stay reviewable.
+            text = re.sub(r"\[\s*(-?\d+(?:,\s*-?\d+)*)\s*\]",
+                          lambda m: "[" + ", ".join(x.strip() for x in m.group(1).split(",")) + "]", text)
+            f.write(text + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,528 @@
+//! Test support: a real Kubernetes control plane (etcd + kube-apiserver + kwok) on loopback.
+//!
+//! `tests/testbed/testbed.sh up DIR` does the work (fresh PKI, tokens, random free ports) and stays in the
+//! foreground until its stdin closes. The [`Testbed`] owns that process: dropping it (also while a test
+//! panics) closes the pipe and then kills the process group; when the test binary dies, even by SIGKILL,
+//! the kernel closes the pipe and the script stops the components itself. One testbed is shared by the
+//! tests of a binary ([`Testbed::shared`]); tests isolate themselves with their own nodes and namespaces.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+/// `SKIP_E2E=1` is the only way to skip the end-to-end suite; a missing control plane is a failure.
+pub fn skipped() -> bool {
+    if std::env::var("SKIP_E2E").as_deref() == Ok("1") {
+        eprintln!("SKIP_E2E=1: end-to-end test skipped");
+        return true;
+    }
+    false
+}
+
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("launcher crate lives in the workspace")
+        .to_path_buf()
+}
+
+fn script() -> PathBuf {
+    repo_root().join("tests/testbed/testbed.sh")
+}
+
+/// The directory with etcd, kube-apiserver and kwok: `TESTBED_BIN`, else `tests/testbed/build.sh` (cached
+/// by version outside the repo; the first run builds for several minutes).
+pub fn testbed_bin() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        if let Some(bin) = std::env::var_os("TESTBED_BIN").filter(|b| !b.is_empty()) {
+            return PathBuf::from(bin);
+        }
+        eprintln!("TESTBED_BIN unset: running tests/testbed/build.sh (cached after the first run)");
+        let out = Command::new("bash")
+            .arg(repo_root().join("tests/testbed/build.sh"))
+            .stderr(Stdio::inherit())
+            .output()
+            .expect("cannot run bash tests/testbed/build.sh");
+        assert!(
+            out.status.success(),
+            "tests/testbed/build.sh failed ({}); the end-to-end suite needs etcd, kube-apiserver and kwok \
+             (set SKIP_E2E=1 to skip it deliberately)",
+            out.status
+        );
+        PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+    })
+}
+
+/// The directory holding a `node-probe` built from this tree (kwok exec finds it on its PATH).
+pub fn probe_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let launcher = PathBuf::from(env!("CARGO_BIN_EXE_k8s-gpu-mcp"));
+        let dir = launcher
+            .parent()
+            .expect("binary has a directory")
+            .to_path_buf();
+        // `cargo test -p k8s-gpu-mcp` does not build node-probe; build it (a no-op when up to date) into the
+        // same target directory and profile as the launcher under test.
+        let profile_release = dir.file_name().is_some_and(|n| n == "release");
+        let target_dir = dir.parent().expect("target dir");
+        let mut cmd = Command::new(option_env!("CARGO").unwrap_or("cargo"));
+        cmd.args([
+            "build",
+            "--quiet",
+            "-p",
+            "node-probe",
+            "--bin",
+            "node-probe",
+        ])
+        .env("CARGO_TARGET_DIR", target_dir)
+        .current_dir(repo_root());
+        if profile_release {
+            cmd.arg("--release");
+        }
+        let status = cmd.status().expect("cannot run cargo build -p node-probe");
+        assert!(status.success(), "cargo build -p node-probe failed");
+        assert!(
+            dir.join("node-probe").is_file(),
+            "no node-probe in {}",
+            dir.display()
+        );
+        dir
+    })
+}
+
+/// Users the testbed's token file knows. Only `Admin` is in `system:masters`; the others get exactly
+/// what the tests bind to them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum User {
+    Admin,
+    Reader,
+    Operator,
+    Nobody,
+}
+
+impl User {
+    pub fn name(self) -> &'static str {
+        match self {
+            User::Admin => "testbed-admin",
+            User::Reader => "launcher-reader",
+            User::Operator => "launcher-operator",
+            User::Nobody => "launcher-nobody",
+        }
+    }
+    fn key(self) -> &'static str {
+        match self {
+            User::Admin => "ADMIN",
+            User::Reader => "READER",
+            User::Operator => "OPERATOR",
+            User::Nobody => "NOBODY",
+        }
+    }
+}
+
+/// A fake node. `managed: false` leaves it without a kubelet (kwok ignores it): its status stays as
+/// created, so `ready: true` gives a node where pods never start and `ready: false` a NotReady node.
+#[derive(Debug, Clone)]
+pub struct FakeNode {
+    pub name: String,
+    /// Built-in scenario name or fixture path node-probe answers with on this node.
+    pub scenario: Option<String>,
+    pub gpus: u32,
+    pub product: String,
+    pub managed: bool,
+    pub ready: bool,
+}
+
+impl FakeNode {
+    pub fn gpu(name: &str, scenario: &str) -> Self {
+        FakeNode {
+            name: name.into(),
+            scenario: Some(scenario.into()),
+            gpus: 8,
+            product: "NVIDIA-H100-80GB-HBM3".into(),
+            managed: true,
+            ready: true,
+        }
+    }
+    pub fn without_kubelet(name: &str, ready: bool) -> Self {
+        FakeNode {
+            managed: false,
+            ready,
+            scenario: None,
+            ..FakeNode::gpu(name, "")
+        }
+    }
+    pub fn product(mut self, product: &str) -> Self {
+        self.product = product.into();
+        self
+    }
+}
+
+pub struct Testbed {
+    child: Mutex<Option<Child>>,
+    pub dir: PathBuf,
+    env: BTreeMap<String, String>,
+    map_lock: Mutex<()>,
+    startup: Duration,
+}
+
+static SEQ: AtomicUsize = AtomicUsize::new(0);
+
+impl Testbed {
+    /// The testbed shared by every test of this binary, started on first use.
+    pub fn shared() -> &'static Testbed {
+        static TB: OnceLock<Testbed> = OnceLock::new();
+        TB.get_or_init(Testbed::start)
+    }
+
+    /// A testbed of one's own; stopped when dropped.
+    pub fn start() -> Testbed {
+        let bin = testbed_bin();
+        let probe = probe_dir();
+        sweep_stale_runs();
+        let n = SEQ.fetch_add(1, Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("k8s-gpu-mcp-e2e-{}-{n}", std::process::id()));
+        let log = dir.with_extension("log");
+        let _ = std::fs::remove_dir_all(&dir);
+        let started = Instant::now();
+        let mut cmd = Command::new("bash");
+        cmd.arg(script())
+            .arg("up")
+            .arg(&dir)
+            .env("TESTBED_BIN", bin)
+            .env("TESTBED_PROBE_DIR", probe)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&log).expect("create testbed log"));
+        // Own process group: Drop can kill the script and every component at once.
+        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+        let mut child = cmd.spawn().expect("cannot start tests/testbed/testbed.sh");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if line.starts_with("testbed ready") {
+                    let _ = tx.send(());
+                }
+            }
+        });
+        if rx.recv_timeout(Duration::from_secs(180)).is_err() {
+            let _ = child.kill();
+            let _ = child.wait();
+            let log = std::fs::read_to_string(&log).unwrap_or_default();
+            panic!("the testbed did not come up within 180 s:\n{log}");
+        }
+        let text = std::fs::read_to_string(dir.join("env")).expect("testbed env file");
+        let env = text
+            .lines()
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.trim_matches('\'').to_string()))
+            .collect();
+        let tb = Testbed {
+            child: Mutex::new(Some(child)),
+            dir,
+            env,
+            map_lock: Mutex::new(()),
+            startup: started.elapsed(),
+        };
+        // The namespace and roles under test are deploy/'s own: the launcher's users get nothing else. The
+        // `default` ServiceAccount is what the absent controller-manager would create.
+        for f in ["deploy/namespace.yaml", "deploy/rbac.yaml"] {
+            tb.apply(&std::fs::read_to_string(repo_root().join(f)).expect(f));
+        }
+        tb.apply(
+            "apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: default, namespace: gpu-diagnostics}\n",
+        );
+        tb
+    }
+
+    pub fn startup_time(&self) -> Duration {
+        self.startup
+    }
+
+    pub fn var(&self, key: &str) -> &str {
+        self.env
+            .get(key)
+            .unwrap_or_else(|| panic!("testbed env has no {key}"))
+    }
+
+    pub fn server(&self) -> &str {
+        self.var("TESTBED_SERVER")
+    }
+
+    pub fn token(&self, user: User) -> &str {
+        self.var(&format!("TESTBED_{}_TOKEN", user.key()))
+    }
+
+    /// A kubeconfig (one context, `testbed`) for `user`.
+    pub fn kubeconfig(&self, user: User) -> PathBuf {
+        PathBuf::from(self.var(&format!("TESTBED_{}_KUBECONFIG", user.key())))
+    }
+
+    /// Write a fresh kubeconfig for `user` into `dir` (tests that want their own file).
+    pub fn write_kubeconfig(&self, user: User, dir: &Path) -> PathBuf {
+        let path = dir.join(format!("{}.kubeconfig", user.name()));
+        std::fs::copy(self.kubeconfig(user), &path).expect("copy kubeconfig");
+        path
+    }
+
+    /// Run the image's kubectl as `user`, with optional stdin.
+    pub fn kubectl_as(&self, user: User, args: &[&str], stdin: Option<&str>) -> Output {
+        let mut cmd = Command::new("kubectl");
+        cmd.arg("--kubeconfig")
+            .arg(self.kubeconfig(user))
+            .args(args)
+            .stdin(if stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("cannot run kubectl");
+        if let Some(input) = stdin {
+            let mut pipe = child.stdin.take().expect("piped stdin");
+            pipe.write_all(input.as_bytes())
+                .expect("write kubectl stdin");
+        }
+        child.wait_with_output().expect("kubectl output")
+    }
+
+    /// kubectl as admin; panics with kubectl's stderr when it fails.
+    pub fn kubectl(&self, args: &[&str]) -> String {
+        let out = self.kubectl_as(User::Admin, args, None);
+        assert!(
+            out.status.success(),
+            "kubectl {} failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// `kubectl apply -f -` as admin.
+    pub fn apply(&self, yaml: &str) {
+        let out = self.kubectl_as(User::Admin, &["apply", "-f", "-"], Some(yaml));
+        assert!(
+            out.status.success(),
+            "kubectl apply failed: {}\n{yaml}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Create fake nodes, route their probes to their scenarios, and wait until kwok has made the managed
+    /// ones Ready.
+    pub fn add_nodes(&self, nodes: &[FakeNode]) {
+        let mut yaml = String::new();
+        for node in nodes {
+            let mut cmd = Command::new("bash");
+            cmd.arg(script())
+                .args(["node", &node.name, ""])
+                .arg(format!("gpus={}", node.gpus))
+                .arg(format!("product={}", node.product))
+                .arg(format!(
+                    "managed={}",
+                    if node.managed { "fake" } else { "none" }
+                ))
+                .arg(format!(
+                    "ready={}",
+                    if node.ready { "True" } else { "False" }
+                ))
+                .env("TESTBED_KWOK_PORT", self.var("TESTBED_KWOK_PORT"))
+                .env_remove("TESTBED_DIR");
+            let out = cmd.output().expect("testbed.sh node");
+            assert!(
+                out.status.success(),
+                "testbed.sh node: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            yaml.push_str(&String::from_utf8_lossy(&out.stdout));
+        }
+        {
+            // One writer at a time; readers (node-probe) see either file thanks to the rename.
+            let _guard = self.map_lock.lock().unwrap_or_else(|e| e.into_inner());
+            let path = PathBuf::from(self.var("TESTBED_SCENARIO_MAP"));
+            let mut map: BTreeMap<String, String> =
+                serde_json::from_str(&std::fs::read_to_string(&path).expect("scenario map"))
+                    .expect("scenario map is JSON");
+            for node in nodes {
+                if let Some(s) = &node.scenario {
+                    map.insert(node.name.clone(), s.clone());
+                }
+            }
+            let tmp = path.with_extension(format!("tmp{}", SEQ.fetch_add(1, Ordering::Relaxed)));
+            std::fs::write(&tmp, serde_json::to_string_pretty(&map).unwrap()).expect("write map");
+            std::fs::rename(&tmp, &path).expect("rename map");
+        }
+        self.apply(&yaml);
+        let managed: Vec<String> = nodes
+            .iter()
+            .filter(|n| n.managed)
+            .map(|n| format!("node/{}", n.name))
+            .collect();
+        if !managed.is_empty() {
+            let mut args = vec!["wait", "--for=condition=Ready", "--timeout=60s"];
+            args.extend(managed.iter().map(String::as_str));
+            self.kubectl(&args);
+        }
+    }
+
+    /// Create a probe namespace the way deploy/ does (Pod Security `privileged`), with the `default`
+    /// ServiceAccount the absent controller-manager would create, and bind deploy/'s `k8s-gpu-mcp-probe` role
+    /// to `user` there (as deploy/bindings-example.yaml does for gpu-diagnostics).
+    pub fn probe_namespace(&self, ns: &str, user: User) {
+        let user = user.name();
+        self.apply(&format!(
+            r#"apiVersion: v1
+kind: Namespace
+metadata:
+  name: {ns}
+  labels:
+    pod-security.kubernetes.io/enforce: privileged
+    pod-security.kubernetes.io/warn: privileged
+    pod-security.kubernetes.io/audit: privileged
+---
+apiVersion: v1
+kind: ServiceAccount
+metadata: {{name: default, namespace: {ns}}}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {{name: k8s-gpu-mcp-probe-{user}, namespace: {ns}}}
+roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: k8s-gpu-mcp-probe}}
+subjects: [{{apiGroup: rbac.authorization.k8s.io, kind: User, name: {user}}}]
+"#
+        ));
+    }
+
+    /// Grant `user` deploy/'s cluster-wide read role (nodes, pods).
+    pub fn bind_reader(&self, user: User) {
+        let name = user.name();
+        self.apply(&format!(
+            r#"apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {{name: k8s-gpu-mcp-reader-{name}}}
+roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: k8s-gpu-mcp-reader}}
+subjects: [{{apiGroup: rbac.authorization.k8s.io, kind: User, name: {name}}}]
+"#
+        ));
+    }
+
+    /// Names of the pods in `ns`.
+    pub fn pods(&self, ns: &str) -> Vec<String> {
+        self.kubectl(&["-n", ns, "get", "pods", "-o", "name"])
+            .lines()
+            .map(|l| l.trim_start_matches("pod/").to_string())
+            .filter(|l| !l.is_empty())
+            .collect()
+    }
+
+    /// Wait until `ns` holds no pod; the pods still there after `timeout` are the error.
+    pub fn wait_no_pods(&self, ns: &str, timeout: Duration) -> Result<(), Vec<String>> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let pods = self.pods(ns);
+            if pods.is_empty() {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(pods);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// The apiserver's `apiserver_request_total` counters summed by (verb, resource, subresource).
+    pub fn request_counts(&self) -> BTreeMap<String, u64> {
+        let metrics = self.kubectl(&["get", "--raw", "/metrics"]);
+        let mut counts = BTreeMap::new();
+        for line in metrics.lines() {
+            let Some(rest) = line.strip_prefix("apiserver_request_total{") else {
+                continue;
+            };
+            let Some((labels, value)) = rest.rsplit_once("} ") else {
+                continue;
+            };
+            let label = |k: &str| {
+                labels
+                    .split(',')
+                    .find_map(|kv| kv.strip_prefix(&format!("{k}=\"")))
+                    .map(|v| v.trim_end_matches('"').to_string())
+                    .unwrap_or_default()
+            };
+            let key = format!(
+                "{} {}{}",
+                label("verb"),
+                label("resource"),
+                match label("subresource").as_str() {
+                    "" => String::new(),
+                    s => format!("/{s}"),
+                }
+            );
+            *counts.entry(key).or_insert(0) += value.trim().parse::<f64>().unwrap_or(0.0) as u64;
+        }
+        counts
+    }
+}
+
+impl Drop for Testbed {
+    fn drop(&mut self) {
+        let Some(mut child) = self.child.lock().unwrap_or_else(|e| e.into_inner()).take() else {
+            return;
+        };
+        // Closing stdin asks the script to stop its components; then make sure of it.
+        drop(child.stdin.take());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = child.try_wait() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", child.id())])
+            .stderr(Stdio::null())
+            .status();
+        let _ = child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+        let _ = std::fs::remove_file(self.dir.with_extension("log"));
+    }
+}
+
+/// Remove the run directories and logs of test processes that no longer exist (a shared testbed's
+/// script removes its directory itself, but its log stays for post-mortems until the next run).
+fn sweep_stale_runs() {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(rest) = name.strip_prefix("k8s-gpu-mcp-e2e-") else {
+            continue;
+        };
+        let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<u32>().ok()) else {
+            continue;
+        };
+        if pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = std::fs::remove_dir_all(e.path());
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+}
+
+/// A name no other test uses (tests share one testbed).
+pub fn unique(prefix: &str) -> String {
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id() % 10000,
+        SEQ.fetch_add(1, Ordering::Relaxed)
+    )
+}

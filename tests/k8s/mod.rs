@@ -1,0 +1,4 @@
+//! Tests of the Kubernetes runner, backend and pod builder (compiled into the launcher binary's test
+//! target through `#[path]` in `launcher/src/k8s/mod.rs`).
+
+mod pod_spec;

@@ -1,0 +1,323 @@
+#!/usr/bin/env bash
+# A real Kubernetes control plane on loopback for the end-to-end tests and benchmarks:
+# etcd + kube-apiserver (RBAC, Pod Security admission, token auth) + kwok (fake nodes whose kubelet exec runs
+# the command on this host). Fresh PKI, tokens and random free ports per run, everything under one directory.
+#
+#   testbed.sh up DIR     start, write DIR/env, print "testbed ready DIR" on stdout, then block until stdin
+#                         reaches EOF (the owner exited or closed it) or SIGTERM/SIGINT, then stop everything
+#                         and remove DIR (unless TESTBED_KEEP=1).
+#   testbed.sh node NAME [SCENARIO] [key=value...]
+#                         print the YAML of a fake GPU node (keys: gpus, product, family, memory, cc_major,
+#                         cc_minor, driver_major, managed=fake|none, ready=True|False); a SCENARIO also goes
+#                         into the node -> scenario map when TESTBED_DIR is set.
+#
+# Inputs (env): TESTBED_BIN (etcd, kube-apiserver, kwok; default: run build.sh), TESTBED_PROBE_DIR (a directory
+# holding the node-probe binary, put first on kwok's PATH so kwok exec finds it), TESTBED_KWOK_EXTRA_PATH.
+# DIR/env holds shell assignments: TESTBED_SERVER, TESTBED_CA, TESTBED_ADMIN_KUBECONFIG, tokens, ports, pids.
+set -euo pipefail
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+
+log() { echo "testbed: $*" >&2; }
+die() {
+  echo "testbed: error: $*" >&2
+  exit 1
+}
+
+# Free loopback ports, all held open until every one is chosen so they are distinct.
+free_ports() {
+  python3 - "$1" <<'EOF'
+import socket, sys
+socks = []
+for _ in range(int(sys.argv[1])):
+    s = socket.socket(); s.bind(("127.0.0.1", 0)); socks.append(s)
+print(" ".join(str(s.getsockname()[1]) for s in socks))
+EOF
+}
+
+wait_for() { # wait_for SECONDS WHAT CMD...
+  local deadline=$((SECONDS + $1)) what=$2
+  shift 2
+  until "$@" >/dev/null 2>&1; do
+    [ "$SECONDS" -lt "$deadline" ] || return 1
+    for p in "${PIDS[@]}"; do
+      kill -0 "$p" 2>/dev/null || die "a component exited while waiting for $what (logs in $DIR/*.log): $(tail -n 5 "$DIR"/*.log 2>/dev/null)"
+    done
+    sleep 0.2
+  done
+  log "$what ready after ${SECONDS}s"
+}
+
+write_kubeconfig() { # write_kubeconfig FILE USER TOKEN
+  cat >"$1" <<EOF
+apiVersion: v1
+kind: Config
+clusters:
+- name: testbed
+  cluster: {server: "https://127.0.0.1:$KAS_PORT", certificate-authority: "$DIR/pki/ca.crt"}
+users:
+- name: $2
+  user: {token: "$3"}
+contexts:
+- name: testbed
+  context: {cluster: testbed, user: $2}
+current-context: testbed
+EOF
+}
+
+PIDS=()
+stop_all() {
+  trap - EXIT INT TERM
+  # kwok first (it would otherwise log errors against a stopped apiserver), etcd last.
+  local i
+  for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do kill -TERM "${PIDS[i]}" 2>/dev/null || true; done
+  local deadline=$((SECONDS + 5))
+  for p in "${PIDS[@]}"; do
+    while kill -0 "$p" 2>/dev/null && [ "$SECONDS" -lt "$deadline" ]; do sleep 0.1; done
+    kill -KILL "$p" 2>/dev/null || true
+  done
+  wait 2>/dev/null || true
+  if [ "${TESTBED_KEEP:-0}" != 1 ] && [ -n "${DIR:-}" ]; then rm -rf "$DIR"; fi
+}
+
+cmd_up() {
+  DIR=$1
+  mkdir -p "$DIR"
+  DIR=$(cd "$DIR" && pwd)
+  trap stop_all EXIT
+  trap 'exit 143' TERM
+  trap 'exit 130' INT
+  local BIN=${TESTBED_BIN:-}
+  [ -n "$BIN" ] || BIN=$(bash "$HERE/build.sh")
+  local SHARE=$BIN/../share
+  for b in etcd kube-apiserver kwok; do [ -x "$BIN/$b" ] || die "$BIN/$b missing: run tests/testbed/build.sh"; done
+  [ -f "$SHARE/kwok-stages.yaml" ] || die "$SHARE/kwok-stages.yaml missing: run tests/testbed/build.sh"
+
+  read -r ETCD_PORT ETCD_PEER_PORT KAS_PORT KWOK_PORT < <(free_ports 4)
+
+  # PKI: one CA that signs the apiserver's serving certificate (and kwok's, for its kubelet port), an EC key
+  # pair for service-account tokens. EC keys: generated in milliseconds, unlike RSA.
+  local PKI=$DIR/pki
+  mkdir -p "$PKI"
+  (
+    cd "$PKI"
+    openssl ecparam -name prime256v1 -genkey -noout -out ca.key
+    openssl req -x509 -new -key ca.key -days 2 -subj /CN=testbed-ca -out ca.crt
+    openssl ecparam -name prime256v1 -genkey -noout -out serving.key
+    openssl req -new -key serving.key -subj /CN=localhost -out serving.csr
+    printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n' >san.ext
+    openssl x509 -req -in serving.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 -extfile san.ext \
+      -out serving.crt
+    openssl ecparam -name prime256v1 -genkey -noout -out sa.key
+    openssl ec -in sa.key -pubout -out sa.pub
+  ) >/dev/null 2>&1 || die "openssl failed to create the PKI in $PKI"
+
+  # Static tokens: admin (system:masters) for setup only; the launcher's users carry no groups beyond
+  # system:authenticated, so everything they may do comes from the RBAC the tests bind.
+  local ADMIN_TOKEN READER_TOKEN OPERATOR_TOKEN NOBODY_TOKEN
+  ADMIN_TOKEN=$(openssl rand -hex 16)
+  READER_TOKEN=$(openssl rand -hex 16)
+  OPERATOR_TOKEN=$(openssl rand -hex 16)
+  NOBODY_TOKEN=$(openssl rand -hex 16)
+  cat >"$PKI/tokens.csv" <<EOF
+$ADMIN_TOKEN,testbed-admin,uid-admin,"system:masters"
+$READER_TOKEN,launcher-reader,uid-reader
+$OPERATOR_TOKEN,launcher-operator,uid-operator
+$NOBODY_TOKEN,launcher-nobody,uid-nobody
+EOF
+
+  # Pod Security admission: default level `baseline`, so a namespace without
+  # pod-security.kubernetes.io/enforce=privileged refuses the privileged probe pod (as hardened clusters do).
+  cat >"$DIR/admission.yaml" <<EOF
+apiVersion: apiserver.config.k8s.io/v1
+kind: AdmissionConfiguration
+plugins:
+- name: PodSecurity
+  configuration:
+    apiVersion: pod-security.admission.config.k8s.io/v1
+    kind: PodSecurityConfiguration
+    defaults: {enforce: baseline, enforce-version: latest, audit: baseline, warn: baseline}
+    exemptions: {usernames: [], runtimeClasses: [], namespaces: []}
+EOF
+
+  "$BIN/etcd" --name=tb --data-dir="$DIR/etcd" \
+    --listen-client-urls="http://127.0.0.1:$ETCD_PORT" --advertise-client-urls="http://127.0.0.1:$ETCD_PORT" \
+    --listen-peer-urls="http://127.0.0.1:$ETCD_PEER_PORT" \
+    --initial-advertise-peer-urls="http://127.0.0.1:$ETCD_PEER_PORT" \
+    --initial-cluster="tb=http://127.0.0.1:$ETCD_PEER_PORT" \
+    --unsafe-no-fsync --log-level=warn >"$DIR/etcd.log" 2>&1 &
+  PIDS+=($!)
+  wait_for 30 etcd curl -fsS "http://127.0.0.1:$ETCD_PORT/health" || die "etcd not healthy (see $DIR/etcd.log)"
+
+  # No --kubelet-certificate-authority: the apiserver then skips verifying the kubelet's (kwok's) serving
+  # certificate (pkg/kubelet/client/kubelet_client.go). InternalIP first: kwok nodes carry 127.0.0.1 there.
+  "$BIN/kube-apiserver" \
+    --etcd-servers="http://127.0.0.1:$ETCD_PORT" \
+    --bind-address=127.0.0.1 --advertise-address=127.0.0.1 --secure-port="$KAS_PORT" \
+    --tls-cert-file="$PKI/serving.crt" --tls-private-key-file="$PKI/serving.key" \
+    --client-ca-file="$PKI/ca.crt" --token-auth-file="$PKI/tokens.csv" \
+    --authorization-mode=RBAC \
+    --admission-control-config-file="$DIR/admission.yaml" \
+    --service-account-issuer=https://kubernetes.default.svc.cluster.local \
+    --service-account-key-file="$PKI/sa.pub" --service-account-signing-key-file="$PKI/sa.key" \
+    --service-cluster-ip-range=10.0.0.0/24 \
+    --allow-privileged=true \
+    --endpoint-reconciler-type=none \
+    --kubelet-preferred-address-types=InternalIP,Hostname \
+    --cert-dir="$DIR/kas-certs" \
+    --profiling=false \
+    >"$DIR/kube-apiserver.log" 2>&1 &
+  PIDS+=($!)
+  wait_for 120 kube-apiserver curl -fsS --cacert "$PKI/ca.crt" -H "Authorization: Bearer $ADMIN_TOKEN" \
+    "https://127.0.0.1:$KAS_PORT/readyz" || die "kube-apiserver not ready (see $DIR/kube-apiserver.log)"
+
+  write_kubeconfig "$DIR/admin.kubeconfig" testbed-admin "$ADMIN_TOKEN"
+  write_kubeconfig "$DIR/reader.kubeconfig" launcher-reader "$READER_TOKEN"
+  write_kubeconfig "$DIR/operator.kubeconfig" launcher-operator "$OPERATOR_TOKEN"
+  write_kubeconfig "$DIR/nobody.kubeconfig" launcher-nobody "$NOBODY_TOKEN"
+
+  # kwok: every pod of a node it manages execs locally, with the node -> scenario map node-probe reads in
+  # simulation mode (`--node-name` picks the entry).
+  echo '{}' >"$DIR/scenario-map.json"
+  cat >"$DIR/kwok-exec.yaml" <<EOF
+apiVersion: kwok.x-k8s.io/v1alpha1
+kind: ClusterExec
+metadata: {name: local-node-probe}
+spec:
+  execs:
+  - local:
+      workDir: "$DIR"
+      envs:
+      - {name: NODE_PROBE_SCENARIO_MAP, value: "$DIR/scenario-map.json"}
+EOF
+  local KWOK_PATH=$PATH
+  [ -z "${TESTBED_PROBE_DIR:-}" ] || KWOK_PATH=$TESTBED_PROBE_DIR:$KWOK_PATH
+  [ -z "${TESTBED_KWOK_EXTRA_PATH:-}" ] || KWOK_PATH=$TESTBED_KWOK_EXTRA_PATH:$KWOK_PATH
+  # kwok resolves exec's argv[0] on its own PATH (os/exec LookPath in the kwok process).
+  PATH=$KWOK_PATH NODE_PROBE_SCENARIO_MAP="$DIR/scenario-map.json" "$BIN/kwok" \
+    --kubeconfig="$DIR/admin.kubeconfig" \
+    --config="$SHARE/kwok-stages.yaml" --config="$DIR/kwok-exec.yaml" \
+    --manage-all-nodes=false --manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake \
+    --node-ip=127.0.0.1 --node-port="$KWOK_PORT" --server-address="127.0.0.1:$KWOK_PORT" \
+    --tls-cert-file="$PKI/serving.crt" --tls-private-key-file="$PKI/serving.key" \
+    --node-lease-duration-seconds=40 \
+    >"$DIR/kwok.log" 2>&1 &
+  PIDS+=($!)
+  wait_for 30 kwok curl -fsSk "https://127.0.0.1:$KWOK_PORT/healthz" ||
+    die "kwok not serving (see $DIR/kwok.log)"
+
+  cat >"$DIR/env" <<EOF
+TESTBED_DIR='$DIR'
+TESTBED_SERVER='https://127.0.0.1:$KAS_PORT'
+TESTBED_CA='$PKI/ca.crt'
+TESTBED_ADMIN_KUBECONFIG='$DIR/admin.kubeconfig'
+TESTBED_READER_KUBECONFIG='$DIR/reader.kubeconfig'
+TESTBED_OPERATOR_KUBECONFIG='$DIR/operator.kubeconfig'
+TESTBED_NOBODY_KUBECONFIG='$DIR/nobody.kubeconfig'
+TESTBED_ADMIN_TOKEN='$ADMIN_TOKEN'
+TESTBED_READER_TOKEN='$READER_TOKEN'
+TESTBED_OPERATOR_TOKEN='$OPERATOR_TOKEN'
+TESTBED_NOBODY_TOKEN='$NOBODY_TOKEN'
+TESTBED_SCENARIO_MAP='$DIR/scenario-map.json'
+TESTBED_KWOK_PORT='$KWOK_PORT'
+TESTBED_ETCD_PORT='$ETCD_PORT'
+TESTBED_KAS_PORT='$KAS_PORT'
+TESTBED_PIDS='${PIDS[*]}'
+EOF
+  echo "testbed ready $DIR"
+  log "up in ${SECONDS}s: https://127.0.0.1:$KAS_PORT (admin kubeconfig $DIR/admin.kubeconfig)"
+  # Block until the owner goes away (its end of our stdin closes, also when it is SIGKILLed) or signals us.
+  # `read -t` keeps the shell responsive to SIGTERM and lets it notice a component that died.
+  local rc
+  while :; do
+    rc=0
+    read -r -t 2 _ || rc=$?
+    if [ "$rc" -ne 0 ] && [ "$rc" -le 128 ]; then break; fi
+    for p in "${PIDS[@]}"; do
+      kill -0 "$p" 2>/dev/null || log "component pid $p exited (see $DIR/*.log)"
+    done
+  done
+}
+
+cmd_node() {
+  local name=$1 scenario=${2:-}
+  shift || true
+  shift || true
+  local gpus=8 product=NVIDIA-H100-80GB-HBM3 family=hopper memory=81559 cc_major=9 cc_minor=0
+  local driver_major=550 managed=fake ready=True
+  for kv in "$@"; do
+    case $kv in
+      gpus=* | product=* | family=* | memory=* | cc_major=* | cc_minor=* | driver_major=* | managed=* | ready=*)
+        local "${kv?}" ;;
+      *) die "unknown node option $kv" ;;
+    esac
+  done
+  if [ -n "$scenario" ] && [ -n "${TESTBED_DIR:-}" ]; then
+    python3 - "$TESTBED_DIR/scenario-map.json" "$name" "$scenario" <<'EOF'
+import json, os, sys
+path, node, scenario = sys.argv[1:]
+m = json.load(open(path))
+m[node] = scenario
+tmp = path + ".tmp"
+json.dump(m, open(tmp, "w"), indent=1, sort_keys=True)
+os.replace(tmp, path)
+EOF
+  fi
+  local annotation="kwok.x-k8s.io/node: $managed"
+  # A node kwok does not manage keeps the status it was created with: Ready=True but no kubelet
+  # (pods there never start), or Ready=False (NotReady).
+  cat <<EOF
+apiVersion: v1
+kind: Node
+metadata:
+  name: $name
+  annotations:
+    $annotation
+    node.alpha.kubernetes.io/ttl: "0"
+  labels:
+    kubernetes.io/hostname: $name
+    kubernetes.io/os: linux
+    kubernetes.io/arch: amd64
+    type: kwok
+    nvidia.com/gpu.present: "true"
+    nvidia.com/gpu.count: "$gpus"
+    nvidia.com/gpu.product: $product
+    nvidia.com/gpu.memory: "$memory"
+    nvidia.com/gpu.family: $family
+    nvidia.com/gpu.compute.major: "$cc_major"
+    nvidia.com/gpu.compute.minor: "$cc_minor"
+    nvidia.com/cuda.driver.major: "$driver_major"
+    nvidia.com/cuda.runtime.major: "12"
+    nvidia.com/mig.capable: "true"
+spec: {}
+status:
+  # Both address types: kwok's node-initialize stage rewrites the addresses when either is missing, and without
+  # --node-name that drops the InternalIP the apiserver needs to reach kwok's kubelet endpoint.
+  addresses:
+  - {type: InternalIP, address: 127.0.0.1}
+  - {type: Hostname, address: $name}
+  capacity: {cpu: "192", memory: 2Ti, pods: "110", nvidia.com/gpu: "$gpus"}
+  allocatable: {cpu: "192", memory: 2Ti, pods: "110", nvidia.com/gpu: "$gpus"}
+EOF
+  if [ "$managed" != fake ]; then
+    local port=${TESTBED_KWOK_PORT:-10250}
+    cat <<EOF
+  daemonEndpoints: {kubeletEndpoint: {Port: $port}}
+  conditions:
+  - {type: Ready, status: "$ready", reason: Testbed, message: "set by the testbed", lastHeartbeatTime: "2026-01-01T00:00:00Z", lastTransitionTime: "2026-01-01T00:00:00Z"}
+EOF
+  fi
+  echo "---"
+}
+
+case ${1:-} in
+  up)
+    [ $# -eq 2 ] || die "usage: testbed.sh up DIR"
+    cmd_up "$2"
+    ;;
+  node)
+    [ $# -ge 2 ] || die "usage: testbed.sh node NAME [SCENARIO] [key=value...]"
+    shift
+    cmd_node "$@"
+    ;;
+  *) die "usage: testbed.sh up DIR | node NAME [SCENARIO] [key=value...]" ;;
+esac
