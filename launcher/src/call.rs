@@ -35,13 +35,19 @@ pub fn build_arguments(a: &CallArgs) -> Result<JsonObject, String> {
         None => JsonObject::new(),
         Some(text) => match serde_json::from_str::<Value>(text) {
             Ok(Value::Object(o)) => o,
-            Ok(_) => return Err("--json must be a JSON object, e.g. '{\"node_name\":\"local\"}'".into()),
+            Ok(_) => {
+                return Err(
+                    "--json must be a JSON object, e.g. '{\"node_name\":\"local\"}'".into(),
+                );
+            }
             Err(e) => return Err(format!("--json is not valid JSON: {e}")),
         },
     };
     for kv in &a.args {
         let Some((k, v)) = kv.split_once('=') else {
-            return Err(format!("--arg `{kv}` must be key=value, e.g. --arg node_name=gpu-node-5"));
+            return Err(format!(
+                "--arg `{kv}` must be key=value, e.g. --arg node_name=gpu-node-5"
+            ));
         };
         if k.is_empty() {
             return Err(format!("--arg `{kv}` has an empty key"));

@@ -74,7 +74,10 @@ pub fn find_probe_bin(explicit: Option<&Path>) -> Result<PathBuf, String> {
             }
         }
     }
-    Err("node-probe not found next to k8s-gpu-mcp or on PATH; install it or pass --probe-bin PATH".into())
+    Err(
+        "node-probe not found next to k8s-gpu-mcp or on PATH; install it or pass --probe-bin PATH"
+            .into(),
+    )
 }
 
 /// Read a stream to its end, keeping at most `cap` bytes; returns (bytes, overflowed).
@@ -141,10 +144,7 @@ impl Runner for LocalRunner {
                 .kill_on_drop(true)
                 .spawn()
                 .map_err(|e| {
-                    RunError::Exec(format!(
-                        "cannot start {}: {e}",
-                        self.probe_bin.display()
-                    ))
+                    RunError::Exec(format!("cannot start {}: {e}", self.probe_bin.display()))
                 })?;
             timings.push(PhaseTiming {
                 phase: Phase::StartingProbe,

@@ -6,14 +6,14 @@ mod call;
 mod cli;
 #[allow(dead_code)]
 mod cluster;
+#[allow(dead_code)]
+mod k8s;
 mod local;
 mod operator;
 mod progress;
 mod prompts;
 mod render;
 mod resources;
-#[allow(dead_code)]
-mod k8s;
 #[allow(dead_code)]
 mod runner;
 mod scan;

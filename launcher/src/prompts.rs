@@ -105,8 +105,14 @@ impl Launcher {
     }
 
     /// A distributed training job is hung or slow: find the GPU, link or node that holds it back.
-    #[prompt(name = "training_job_hung_or_slow", title = "Training job hung or slow")]
-    async fn training_job_hung_or_slow(&self, Parameters(a): Parameters<JobArgs>) -> GetPromptResult {
+    #[prompt(
+        name = "training_job_hung_or_slow",
+        title = "Training job hung or slow"
+    )]
+    async fn training_job_hung_or_slow(
+        &self,
+        Parameters(a): Parameters<JobArgs>,
+    ) -> GetPromptResult {
         let symptom = a.symptom.as_deref().unwrap_or("hung or slow");
         let job = a
             .job

@@ -466,7 +466,8 @@ mod tests {
     fn findings_are_found_anywhere_and_deduplicated() {
         let f = json!({"code": "xid.79", "severity": "critical", "gpu": 3, "summary": "GPU fell off the bus",
                        "evidence": ["xid = 79"], "action": {"kind": "reboot_node", "detail": "drain and reboot"}});
-        let v = json!({"gpus": [{"findings": [f.clone()]}], "findings": [f], "verdict": "unhealthy"});
+        let v =
+            json!({"gpus": [{"findings": [f.clone()]}], "findings": [f], "verdict": "unhealthy"});
         let found = findings_in(&v);
         assert_eq!(found.len(), 1);
         assert_eq!(found[0].code, "xid.79");

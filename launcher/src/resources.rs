@@ -54,9 +54,13 @@ pub fn templates() -> Vec<ResourceTemplate> {
 pub fn read(uri: &str) -> Result<ReadResourceResult, ErrorData> {
     let entries = catalog();
     if uri == INDEX_URI || uri == "xid://catalog/" {
-        let mut text = String::from("# NVIDIA XID catalog\n\n| XID | name | meaning |\n|---|---|---|\n");
+        let mut text =
+            String::from("# NVIDIA XID catalog\n\n| XID | name | meaning |\n|---|---|---|\n");
         for e in &entries {
-            text.push_str(&format!("| {} | {} | {} |\n", e.code, e.name, e.description));
+            text.push_str(&format!(
+                "| {} | {} | {} |\n",
+                e.code, e.name, e.description
+            ));
         }
         return Ok(ReadResourceResult::new(vec![
             ResourceContents::text(text, uri).with_mime_type("text/markdown"),
@@ -76,7 +80,9 @@ pub fn read(uri: &str) -> Result<ReadResourceResult, ErrorData> {
     })?;
     let Some(e) = entries.iter().find(|e| e.code == code) else {
         return Err(ErrorData::resource_not_found(
-            format!("XID {code} is not in NVIDIA's catalog; read xid://catalog for the known codes"),
+            format!(
+                "XID {code} is not in NVIDIA's catalog; read xid://catalog for the known codes"
+            ),
             None,
         ));
     };

@@ -241,7 +241,7 @@ fn node_result(node: String, report: gpu_diag::contract::Report, millis: u64) ->
     }
     let worst_severity = findings.iter().map(|f| f.severity).max();
     findings.retain(|f| f.severity >= Severity::Warning);
-    findings.sort_by(|a, b| b.severity.cmp(&a.severity));
+    findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
     NodeScanResult {
         node,
         status: ScanStatus::Ok,

@@ -8,9 +8,9 @@ use gpu_diag::contract::{ProbeDocument, ProbeMeta, Report};
 use rmcp::handler::server::router::prompt::PromptRouter;
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::model::{
-    CallToolResult, ContentBlock, Implementation, ListResourceTemplatesResult,
-    ListResourcesResult, PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse,
-    ServerCapabilities, ServerConfig,
+    CallToolResult, ContentBlock, Implementation, ListResourceTemplatesResult, ListResourcesResult,
+    PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse, ServerCapabilities,
+    ServerConfig,
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler, prompt_handler, tool_handler};
@@ -229,10 +229,7 @@ pub fn check_node_name(s: &str) -> Result<(), String> {
         return Err(format!("`node_name` is empty; {fix}"));
     }
     if s.len() > 253 {
-        return Err(format!(
-            "`node_name` is {} characters long; {fix}",
-            s.len()
-        ));
+        return Err(format!("`node_name` is {} characters long; {fix}", s.len()));
     }
     for label in s.split('.') {
         let ok = !label.is_empty()
@@ -250,7 +247,8 @@ pub fn check_node_name(s: &str) -> Result<(), String> {
 }
 
 /// The pattern advertised in input schemas (same rule as [`check_node_name`]).
-pub const NODE_NAME_PATTERN: &str = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$";
+pub const NODE_NAME_PATTERN: &str =
+    r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$";
 
 /// A successful tool result: the rendering for people and models, plus the structured value.
 pub fn structured_result<T: Serialize>(value: &T, text: String) -> CallToolResult {

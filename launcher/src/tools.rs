@@ -199,7 +199,11 @@ pub struct CallCtx {
 }
 
 impl CallCtx {
-    pub fn new(meta: &RequestMetaObject, peer: &Peer<RoleServer>, cancel: CancellationToken) -> Self {
+    pub fn new(
+        meta: &RequestMetaObject,
+        peer: &Peer<RoleServer>,
+        cancel: CancellationToken,
+    ) -> Self {
         CallCtx {
             progress: Progress::new(meta, peer),
             cancel,

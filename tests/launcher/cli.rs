@@ -29,8 +29,21 @@ fn version_prints_name_and_version() {
 
 #[test]
 fn call_prints_the_structured_result_as_json() {
-    let out = launcher(&["call", "get_gpu_health", "--arg", "node_name=local", "--arg", "expect_gpus=8", "--output", "json"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = launcher(&[
+        "call",
+        "get_gpu_health",
+        "--arg",
+        "node_name=local",
+        "--arg",
+        "expect_gpus=8",
+        "--output",
+        "json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: Value = serde_json::from_slice(&out.stdout).expect("stdout is one JSON document");
     assert_eq!(v["node"], "local");
     assert_eq!(v["run"]["ran_in"], "local");
@@ -39,8 +52,17 @@ fn call_prints_the_structured_result_as_json() {
 
 #[test]
 fn call_text_output_and_json_arguments() {
-    let out = launcher(&["call", "analyze_xid_errors", "--json", r#"{"node_name":"local"}"#]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = launcher(&[
+        "call",
+        "analyze_xid_errors",
+        "--json",
+        r#"{"node_name":"local"}"#,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.starts_with("XID analysis of node local"), "{text}");
 }
@@ -76,7 +98,10 @@ fn call_rejects_unknown_tools_and_malformed_arguments() {
 fn call_list_names_the_tools() {
     let out = launcher(&["call", "list"]);
     assert!(out.status.success());
-    let names: Vec<String> = String::from_utf8_lossy(&out.stdout).lines().map(String::from).collect();
+    let names: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(String::from)
+        .collect();
     assert_eq!(names.len(), 11, "{names:?}");
     assert!(names.contains(&"scan_gpu_nodes".to_string()));
 }
@@ -95,7 +120,12 @@ fn missing_probe_binary_is_a_clear_startup_error() {
 #[test]
 fn cluster_mode_without_a_usable_cluster_fails_clearly() {
     let out = Command::new(LAUNCHER)
-        .args(["--kubeconfig", "/nonexistent/kubeconfig", "call", "list_gpu_nodes"])
+        .args([
+            "--kubeconfig",
+            "/nonexistent/kubeconfig",
+            "call",
+            "list_gpu_nodes",
+        ])
         .env_remove("KUBECONFIG")
         .output()
         .unwrap();

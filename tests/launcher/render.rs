@@ -28,22 +28,35 @@ fn render(scenario: &str, tool: &str) -> String {
         cmd.args(["--arg", "node_name=local"]);
     }
     let out = cmd.env("RUST_LOG", "warn").output().unwrap();
-    assert!(out.status.success(), "{scenario}/{tool}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{scenario}/{tool}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).unwrap()
 }
 
 #[test]
 fn renderings_per_scenario() {
-    let scenarios = scenarios();
+    // Every built-in scenario, plus a node where nothing could be collected.
+    let mut scenarios: Vec<(String, String)> =
+        scenarios().into_iter().map(|s| (s.clone(), s)).collect();
+    scenarios.push(("empty-node".into(), empty_fixture()));
     let mut settings = insta::Settings::clone_current();
-    settings.set_snapshot_path(concat!(env!("CARGO_MANIFEST_DIR"), "/../snapshots/launcher"));
+    settings.set_snapshot_path(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../snapshots/launcher"
+    ));
     settings.set_prepend_module_to_snapshot(false);
     settings.bind(|| {
-        for sc in &scenarios {
+        for (name, sc) in &scenarios {
             for tool in TOOLS {
                 let text = render(sc, tool);
-                assert!(text.contains(&format!("simulated:{sc}")), "{sc}/{tool}: {text}");
-                insta::assert_snapshot!(format!("{sc}__{tool}"), text);
+                assert!(
+                    text.contains(&format!("simulated:{name}")),
+                    "{name}/{tool}: {text}"
+                );
+                insta::assert_snapshot!(format!("{name}__{tool}"), text);
             }
             let scan = {
                 let out = Command::new(LAUNCHER)
@@ -55,7 +68,7 @@ fn renderings_per_scenario() {
                 assert!(out.status.success());
                 String::from_utf8(out.stdout).unwrap()
             };
-            insta::assert_snapshot!(format!("{sc}__scan_gpu_nodes"), scan);
+            insta::assert_snapshot!(format!("{name}__scan_gpu_nodes"), scan);
         }
     });
 }

@@ -34,7 +34,8 @@ pub fn scenarios() -> Vec<String> {
         .output()
         .expect("run node-probe scenarios");
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("scenarios JSON");
-    v["scenarios"]
+    // The report is keyed by its command: {"scenarios": {"scenarios": [..]}}.
+    v["scenarios"]["scenarios"]
         .as_array()
         .map(|a| {
             a.iter()
@@ -52,7 +53,8 @@ pub fn main_scenario() -> String {
         if scenarios().iter().any(|s| s == "dgx-h100-xid79") {
             "dgx-h100-xid79".into()
         } else {
-            let p = std::env::temp_dir().join(format!("k8s-gpu-mcp-empty-{}.json", std::process::id()));
+            let p =
+                std::env::temp_dir().join(format!("k8s-gpu-mcp-empty-{}.json", std::process::id()));
             std::fs::write(&p, "{}").unwrap();
             p.display().to_string()
         }
@@ -89,7 +91,10 @@ pub fn wait_pid(path: &Path, secs: u64) -> u32 {
         {
             return pid;
         }
-        assert!(std::time::Instant::now() < deadline, "fake probe never started");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "fake probe never started"
+        );
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
@@ -103,4 +108,18 @@ pub fn wait_dead(pid: u32, secs: u64) -> bool {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
     !alive(pid)
+}
+
+/// A scenario file with no facts at all (`simulated:empty-node`): the shape of a node where nothing
+/// could be collected.
+pub fn empty_fixture() -> String {
+    static S: OnceLock<String> = OnceLock::new();
+    S.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("k8s-gpu-mcp-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("empty-node.json");
+        std::fs::write(&p, "{}").unwrap();
+        p.display().to_string()
+    })
+    .clone()
 }
