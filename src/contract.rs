@@ -109,6 +109,10 @@ pub enum Report {
     Version(VersionReport),
     /// The raw facts as collected (`node-probe facts`): a node captured in the scenario format.
     Facts(Box<crate::facts::NodeFacts>),
+    /// `node-probe kill`: preflight, plan and (when run) outcome of ending one GPU process.
+    Kill(Box<crate::operator::kill::KillReport>),
+    /// `node-probe reset`: preflight, plan and (when run) outcome and verification of a GPU reset.
+    Reset(Box<crate::operator::reset::ResetReport>),
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]

@@ -9,6 +9,7 @@ pub mod analysis;
 pub mod contract;
 pub mod facts;
 pub mod finding;
+pub mod operator;
 pub mod pci;
 pub mod scenarios;
 pub mod xid;

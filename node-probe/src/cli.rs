@@ -69,6 +69,10 @@ pub enum Cmd {
     /// Raw facts as collected, uninterpreted: the node in the scenario format (save `.facts` of the
     /// output as a file to replay it with --fixture).
     Facts(FactsArgs),
+    /// Operator: end one GPU process (SIGTERM, grace period, SIGKILL) after a preflight.
+    Kill(crate::operator::KillArgs),
+    /// Operator: reset one GPU with the host's nvidia-smi after a preflight, then verify it.
+    Reset(crate::operator::ResetArgs),
     /// List the built-in simulated scenarios.
     Scenarios,
     /// Probe version and contract version.
@@ -150,6 +154,8 @@ impl Invocation {
                     }),
                 ));
             }
+            Cmd::Kill(a) => return crate::operator::run_kill(&self.global, a),
+            Cmd::Reset(a) => return crate::operator::run_reset(&self.global, a),
             Cmd::Inventory => Command::Inventory,
             Cmd::Telemetry => Command::Telemetry,
             Cmd::Topology => Command::Topology,
