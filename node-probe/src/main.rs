@@ -8,6 +8,7 @@ mod kmsg;
 mod nvml;
 mod operator;
 mod source;
+mod xid_watch;
 
 use std::io::Write;
 use std::process::ExitCode;
