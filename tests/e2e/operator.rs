@@ -1,0 +1,193 @@
+//! Operator mode end to end on the real control plane: the tools are absent without `--mode operator`;
+//! cordon/uncordon through the API server with an audit Event on the Node; the reader role is refused
+//! with a clear message and the operator role allowed; kill/reset preflight through a probe pod (kwok
+//! runs node-probe with the node's scenario, so nothing real is signalled).
+//!
+//! Wiring: `mod mcp; mod operator;` in tests/e2e/main.rs (with the launcher suite, once cluster mode is
+//! served by `k8s-gpu-mcp serve`).
+
+use serde_json::{Value, json};
+
+use crate::mcp;
+use crate::testbed::{FakeNode, Testbed, User, skipped, unique};
+
+const OPERATOR_TOOLS: [&str; 3] = ["kill_gpu_process", "reset_gpu", "cordon_gpu_node"];
+
+/// deploy/rbac.yaml's operator ClusterRole bound to `user` (as bindings-example.yaml does).
+fn bind_operator(tb: &Testbed, user: User) {
+    let name = user.name();
+    tb.apply(&format!(
+        r#"apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {{name: k8s-gpu-mcp-operator-{name}}}
+roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: k8s-gpu-mcp-operator}}
+subjects: [{{apiGroup: rbac.authorization.k8s.io, kind: User, name: {name}}}]
+"#
+    ));
+}
+
+fn setup(tag: &str) -> (&'static Testbed, String, String) {
+    let tb = Testbed::shared();
+    let ns = unique(&format!("e2e-op-{tag}"));
+    for u in [User::Reader, User::Operator] {
+        tb.probe_namespace(&ns, u);
+        tb.bind_reader(u);
+    }
+    bind_operator(tb, User::Operator);
+    let node = unique("gpu-node-op");
+    tb.add_nodes(&[FakeNode::gpu(&node, "dgx-h100-healthy")]);
+    (tb, ns, node)
+}
+
+fn json_of(text: &str) -> Value {
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+}
+
+/// The audit Events the launcher created on `node`.
+fn events(tb: &Testbed, node: &str) -> Vec<Value> {
+    let v = json_of(&tb.kubectl(&[
+        "-n",
+        "default",
+        "get",
+        "events",
+        "--field-selector",
+        &format!("involvedObject.kind=Node,involvedObject.name={node}"),
+        "-o",
+        "json",
+    ]));
+    v["items"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|e| e["source"]["component"] == "k8s-gpu-mcp" || e["reportingComponent"] == "k8s-gpu-mcp")
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operator_tools_are_listed_only_in_operator_mode() {
+    if skipped() {
+        return;
+    }
+    let (tb, ns, _) = setup("list");
+    let l = mcp::start(tb, User::Reader, &ns, &[]).await;
+    let names: Vec<String> = l
+        .client
+        .list_all_tools()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.name.to_string())
+        .collect();
+    for t in OPERATOR_TOOLS {
+        assert!(!names.iter().any(|n| n == t), "{t} listed in read-only mode");
+    }
+    l.stop().await;
+    let l = mcp::start(tb, User::Operator, &ns, &["--mode", "operator"]).await;
+    let tools = l.client.list_all_tools().await.unwrap();
+    for t in OPERATOR_TOOLS {
+        let tool = tools.iter().find(|x| x.name == t).unwrap_or_else(|| panic!("{t} missing"));
+        assert_eq!(
+            tool.annotations.as_ref().and_then(|a| a.destructive_hint),
+            Some(true),
+            "{t}"
+        );
+    }
+    l.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cordon_with_event_reader_refused_operator_allowed() {
+    if skipped() {
+        return;
+    }
+    let (tb, ns, node) = setup("cordon");
+
+    // The reader role in operator mode: the API server refuses the patch; the answer says so clearly.
+    let l = mcp::start(tb, User::Reader, &ns, &["--mode", "operator"]).await;
+    let err = l
+        .err(
+            "cordon_gpu_node",
+            json!({"node_name": node, "reason": "e2e", "confirm": node}),
+        )
+        .await;
+    assert!(err.to_lowercase().contains("forbidden"), "{err}");
+    assert!(err.contains("k8s-gpu-mcp-operator"), "{err}");
+    let n = json_of(&tb.kubectl(&["get", "node", &node, "-o", "json"]));
+    assert_ne!(n["spec"]["unschedulable"], true, "reader cordoned the node");
+    // The refusal is still audited on stderr (the reader may not create Events).
+    assert!(l.stderr().contains("\"result\":\"refused\""), "{}", l.stderr());
+    l.stop().await;
+
+    // The operator role: cordon, Event on the Node with action, target, user and result.
+    let l = mcp::start(tb, User::Operator, &ns, &["--mode", "operator"]).await;
+    let err = l
+        .err(
+            "cordon_gpu_node",
+            json!({"node_name": node, "reason": "e2e", "confirm": "some-other-node"}),
+        )
+        .await;
+    assert!(err.contains("confirmation mismatch"), "{err}");
+    let v = l
+        .ok(
+            "cordon_gpu_node",
+            json!({"node_name": node, "reason": "XID 79 on GPU 3", "confirm": node}),
+        )
+        .await;
+    assert_eq!(v["result"], "done", "{v}");
+    assert_eq!(v["report"]["unschedulable"], true, "{v}");
+    assert_eq!(v["audit"]["user"], "launcher-operator", "{v}");
+    let n = json_of(&tb.kubectl(&["get", "node", &node, "-o", "json"]));
+    assert_eq!(n["spec"]["unschedulable"], true);
+    assert_eq!(
+        n["metadata"]["annotations"]["k8s-gpu-mcp.io/cordon-reason"],
+        "XID 79 on GPU 3"
+    );
+    let evs = events(tb, &node);
+    let done = evs
+        .iter()
+        .find(|e| e["action"] == "cordon_gpu_node" && e["message"].as_str().unwrap_or("").contains("result=done"))
+        .unwrap_or_else(|| panic!("no cordon Event: {evs:#?}"));
+    let msg = done["message"].as_str().unwrap();
+    assert!(msg.contains(&format!("target={node}")) && msg.contains("user=launcher-operator"), "{msg}");
+    // The mismatch was audited as refused too.
+    assert!(
+        evs.iter().any(|e| e["message"].as_str().unwrap_or("").contains("result=refused")),
+        "{evs:#?}"
+    );
+    let v = l
+        .ok(
+            "cordon_gpu_node",
+            json!({"node_name": node, "reason": "fixed", "uncordon": true, "confirm": node}),
+        )
+        .await;
+    assert_eq!(v["report"]["unschedulable"], false, "{v}");
+    l.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_and_reset_preflight_through_a_probe_pod() {
+    if skipped() {
+        return;
+    }
+    let (tb, ns, node) = setup("preflight");
+    let l = mcp::start(tb, User::Operator, &ns, &["--mode", "operator"]).await;
+    // pid 1 is refused by the probe's preflight (simulated node: nothing is signalled).
+    let v = l
+        .ok(
+            "kill_gpu_process",
+            json!({"node_name": node, "pid": 1, "confirm": format!("{node}/pid/1")}),
+        )
+        .await;
+    assert_eq!(v["result"], "refused", "{v}");
+    assert!(v["report"]["reasons"].to_string().contains("not_init"), "{v}");
+    let v = l
+        .ok("reset_gpu", json!({"node_name": node, "gpu": "0", "dry_run": true}))
+        .await;
+    assert_eq!(v["report"]["simulated"], true, "{v}");
+    assert!(v["audit"]["event"].is_string(), "{v}");
+    l.stop().await;
+    if let Err(left) = tb.wait_no_pods(&ns, std::time::Duration::from_secs(15)) {
+        panic!("probe pods left in {ns}: {left:?}");
+    }
+}
