@@ -109,6 +109,8 @@ pub enum Report {
     Version(VersionReport),
     /// The raw facts as collected (`node-probe facts`): a node captured in the scenario format.
     Facts(Box<crate::facts::NodeFacts>),
+    /// GPU ↔ pod ↔ process attribution (`node-probe allocation`).
+    Allocation(crate::attribution::AllocationReport),
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]

@@ -69,6 +69,9 @@ pub enum Cmd {
     /// Raw facts as collected, uninterpreted: the node in the scenario format (save `.facts` of the
     /// output as a file to replay it with --fixture).
     Facts,
+    /// Which pod holds which GPU (kubelet PodResources API) and whose processes use it (cgroups): exact
+    /// when the kubelet answers, cgroup-only otherwise.
+    Allocation,
     /// List the built-in simulated scenarios.
     Scenarios,
     /// Probe version and contract version.
@@ -148,6 +151,7 @@ impl Invocation {
             Cmd::Health => Command::Health,
             Cmd::Describe => Command::Describe,
             Cmd::Xid(_) => Command::Xid,
+            Cmd::Allocation => Command::Allocation,
             Cmd::Facts => {
                 let spec = SourceSpec::from_args(&self.global)?;
                 let facts = source::collect(&spec, Sections::ALL, &XidArgs::default())?;
@@ -162,7 +166,10 @@ impl Invocation {
             Cmd::Xid(a) => a.clone(),
             _ => XidArgs::default(),
         };
-        let facts = source::collect(&spec, command.sections(), &xid_args)?;
+        let mut facts = source::collect(&spec, command.sections(), &xid_args)?;
+        if command == Command::Allocation {
+            crate::podresources::fill(&mut facts, &spec, self.global.host_root.is_some());
+        }
         let opts = AnalysisOptions {
             expect_gpus: self.global.expect_gpus,
             since_unix: source::since_unix(&xid_args, &facts)?,

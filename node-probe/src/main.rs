@@ -6,6 +6,7 @@ mod cli;
 mod host;
 mod kmsg;
 mod nvml;
+mod podresources;
 mod source;
 
 use std::io::Write;
