@@ -104,7 +104,7 @@ pub enum Report {
     Processes(ProcessesReport),
     Health(HealthReport),
     Describe(Box<DescribeReport>),
-    Xid(XidReport),
+    Xid(Box<XidReport>),
     Scenarios(ScenarioList),
     Version(VersionReport),
     /// The raw facts as collected (`node-probe facts`): a node captured in the scenario format.

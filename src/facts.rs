@@ -137,6 +137,10 @@ pub struct NodeFacts {
     /// Kernel log records as read (raw kmsg records, dmesg or syslog lines), in order.
     #[serde(default)]
     pub kernel_log: Reading<KernelLogFacts>,
+    /// XID events NVML delivered while `node-probe xid --watch SECONDS` waited (NVML reports only new
+    /// events). `not_collected` unless a watch ran.
+    #[serde(default)]
+    pub nvml_xid_events: Reading<Vec<NvmlXidEventFacts>>,
     /// Host processes of interest (those NVML reported on a GPU), from `{host-root}/proc`.
     #[serde(default)]
     pub host_processes: Vec<HostProcessFacts>,
@@ -150,6 +154,52 @@ pub struct NodeFacts {
     /// and container ids that cgroups carry (`allocation` only; absent when not collected).
     #[serde(default, skip_serializing_if = "Reading::is_not_collected")]
     pub kubelet_logs: Reading<KubeletLogFacts>,
+    /// NVML events received while the probe waited for them (`--watch SECONDS`); absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nvml_events: Option<NvmlEventsFacts>,
+}
+
+/// What an NVML event watch saw. NVML only reports events that happen while registered: history comes
+/// from the kernel log.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NvmlEventsFacts {
+    pub watched_seconds: u32,
+    /// Per GPU: the event-type mask registered, or why registration failed.
+    #[serde(default)]
+    pub registered: Vec<NvmlEventRegistration>,
+    /// In arrival order.
+    #[serde(default)]
+    pub events: Vec<NvmlEventFacts>,
+    /// Why the wait ended before `watched_seconds` (e.g. gpu_is_lost), if it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopped_early: Option<FieldError>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NvmlEventRegistration {
+    pub gpu: u32,
+    /// nvmlEventType bits registered (0x8 XID critical error, 0x8000 GPU recovery action, ...).
+    pub event_types: Reading<u64>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NvmlEventFacts {
+    /// Index of the GPU the event names, when it is one of the enumerated GPUs.
+    #[serde(default)]
+    pub gpu: Option<u32>,
+    /// The nvmlEventType bit: 0x8 XID critical error, 0x8000 GPU recovery action, 0x2 double-bit ECC, ...
+    pub event_type: u64,
+    /// For 0x8 the XID number; for 0x8000 the recovery action (as field 230).
+    pub event_data: u64,
+    #[serde(default)]
+    pub gpu_instance_id: Option<u32>,
+    #[serde(default)]
+    pub compute_instance_id: Option<u32>,
+    /// Wall clock when the probe received it (unix seconds).
+    pub received_unix: f64,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -694,6 +744,29 @@ pub struct ContainerLogDirFacts {
     /// there at each (re)start, so it dates the current container.
     #[serde(default)]
     pub modified_unix: Option<f64>,
+}
+
+/// One `nvmlEventTypeXidCriticalError` event as NVML delivered it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NvmlXidEventFacts {
+    /// Index of the GPU whose handle the event came from.
+    pub gpu_index: u32,
+    #[serde(default)]
+    pub gpu_uuid: Option<String>,
+    /// PCI bus id as NVML prints it.
+    #[serde(default)]
+    pub pci_bus_id: Option<String>,
+    /// The event data: the Xid code.
+    pub code: u64,
+    /// MIG attribution (0xFFFFFFFF from NVML, meaning none, is stored as absent).
+    #[serde(default)]
+    pub gpu_instance_id: Option<u32>,
+    #[serde(default)]
+    pub compute_instance_id: Option<u32>,
+    /// Wall clock when the probe received it (unix seconds).
+    #[serde(default)]
+    pub received_unix: Option<f64>,
 }
 
 /// What a command needs collected. The NVML collector skips the rest (they stay `not_collected`).

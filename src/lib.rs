@@ -95,7 +95,7 @@ pub fn analyze(command: Command, facts: &NodeFacts, opts: &AnalysisOptions) -> R
         Command::Processes => Report::Processes(analysis::processes::analyze(facts, opts)),
         Command::Health => Report::Health(analysis::health::analyze(facts, opts)),
         Command::Describe => Report::Describe(Box::new(analysis::describe::analyze(facts, opts))),
-        Command::Xid => Report::Xid(xid::report::analyze(facts, opts)),
+        Command::Xid => Report::Xid(Box::new(xid::report::analyze(facts, opts))),
         Command::Allocation => Report::Allocation(attribution::analyze(facts, opts)),
     }
 }

@@ -19,6 +19,10 @@ cargo clippy --workspace --all-targets -- -D warnings
 
 if [ "${SKIP_E2E:-0}" != "1" ]; then
   step "building the test control plane (cached)"
+  for tool in kubectl openssl curl python3; do
+    command -v "$tool" >/dev/null ||
+      { echo "the end-to-end suite needs $tool on PATH (or run with SKIP_E2E=1)" >&2; exit 1; }
+  done
   TESTBED_BIN=$(bash tests/testbed/build.sh)
   export TESTBED_BIN
 else

@@ -68,7 +68,7 @@ pub enum Cmd {
     Xid(XidArgs),
     /// Raw facts as collected, uninterpreted: the node in the scenario format (save `.facts` of the
     /// output as a file to replay it with --fixture).
-    Facts,
+    Facts(FactsArgs),
     /// Which pod holds which GPU (kubelet PodResources API) and whose processes use it (cgroups): exact
     /// when the kubelet answers, cgroup-only otherwise.
     Allocation,
@@ -87,6 +87,16 @@ pub struct XidArgs {
     #[arg(long, value_name = "DURATION")]
     pub since: Option<String>,
     /// Also wait this many seconds for new XID events from NVML.
+    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u32).range(1..=3600))]
+    pub watch: Option<u32>,
+}
+
+#[derive(Debug, Args, Clone, Default)]
+pub struct FactsArgs {
+    /// Read this file (kmsg records, dmesg or syslog lines) instead of {host-root}/dev/kmsg.
+    #[arg(long, value_name = "PATH")]
+    pub log_file: Option<PathBuf>,
+    /// Also wait this many seconds for XID events from NVML.
     #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u32).range(1..=3600))]
     pub watch: Option<u32>,
 }
@@ -152,9 +162,14 @@ impl Invocation {
             Cmd::Describe => Command::Describe,
             Cmd::Xid(_) => Command::Xid,
             Cmd::Allocation => Command::Allocation,
-            Cmd::Facts => {
+            Cmd::Facts(a) => {
                 let spec = SourceSpec::from_args(&self.global)?;
-                let facts = source::collect(&spec, Sections::ALL, &XidArgs::default())?;
+                let xid = XidArgs {
+                    log_file: a.log_file.clone(),
+                    watch: a.watch,
+                    since: None,
+                };
+                let facts = source::collect(&spec, Sections::ALL, &xid)?;
                 return Ok(ProbeDocument::success(
                     Some(source::meta(&facts, &self.global)),
                     Report::Facts(Box::new(facts)),

@@ -74,12 +74,17 @@ pub fn read_host(root: &Path) -> HostFacts {
     }
 }
 
-/// On the host itself the kernel's hostname is the truth. Under another root `proc/sys/kernel/hostname`
-/// shows the *reader's* UTS namespace (a pod's name), so the host's `etc/hostname` comes first there.
+/// The kernel's hostname is the truth, but `proc/sys/kernel/hostname` shows the *reader's* UTS namespace:
+/// in a pod without hostNetwork that is the pod's name. So the kernel's answer comes first only when this
+/// process shares the host's UTS namespace (same `ns/uts` as the host's pid 1), else the host's
+/// `etc/hostname` does.
 pub fn read_hostname(root: &Path) -> Reading<String> {
     let kernel = root.join("proc/sys/kernel/hostname");
     let file = root.join("etc/hostname");
-    let order = if root == Path::new("/") {
+    let ours = std::fs::read_link("/proc/self/ns/uts").ok();
+    let hosts = std::fs::read_link(root.join("proc/1/ns/uts")).ok();
+    let host_uts = root == Path::new("/") || (ours.is_some() && ours == hosts);
+    let order = if host_uts {
         [kernel, file]
     } else {
         [file, kernel]
@@ -501,6 +506,22 @@ mod tests {
                 ("dcgm-exporter", Some(false)),
             ]
         );
+    }
+
+    #[test]
+    fn kernel_hostname_first_when_sharing_the_hosts_uts_namespace() {
+        let Ok(ours) = std::fs::read_link("/proc/self/ns/uts") else {
+            return;
+        };
+        let d = node_root();
+        std::fs::create_dir_all(d.path().join("proc/1/ns")).unwrap();
+        // A hostNetwork pod: the host's pid 1 is in our UTS namespace, so the kernel's name is the host's.
+        std::os::unix::fs::symlink(&ours, d.path().join("proc/1/ns/uts")).unwrap();
+        assert_eq!(read_hostname(d.path()), Reading::Ok("probe-pod-xyz".into()));
+        // A different namespace: the host's etc/hostname.
+        std::fs::remove_file(d.path().join("proc/1/ns/uts")).unwrap();
+        std::os::unix::fs::symlink("uts:[1]", d.path().join("proc/1/ns/uts")).unwrap();
+        assert_eq!(read_hostname(d.path()), Reading::Ok("gpu-node-5".into()));
     }
 
     #[test]

@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use gpu_diag::contract::{ErrorKind, ProbeError, ProbeMeta};
-use gpu_diag::facts::{NodeFacts, Sections};
+use gpu_diag::facts::{FieldError, FieldErrorKind, NodeFacts, Reading, Sections};
 
 use crate::cli::{GlobalArgs, XidArgs};
 
@@ -161,7 +161,21 @@ pub fn collect(
             host_root,
             nvml_lib,
         } => {
-            let mut facts = crate::nvml::collect(host_root, nvml_lib.as_deref(), sections, xid)?;
+            let mut facts =
+                match crate::nvml::collect(host_root, nvml_lib.as_deref(), sections, xid) {
+                    Ok(f) => f,
+                    // `xid` is about the kernel log: without NVML it still answers, only the PCI -> GPU
+                    // index mapping is lost (identity lines in the log still give UUIDs).
+                    Err(e) if xid_only(sections) => NodeFacts {
+                        source: "kernel-log".into(),
+                        device_count: Reading::Err(FieldError::with_message(
+                            FieldErrorKind::Unknown,
+                            e.message,
+                        )),
+                        ..NodeFacts::default()
+                    },
+                    Err(e) => return Err(e),
+                };
             crate::host::fill(&mut facts, host_root, sections);
             if sections.kernel_log {
                 facts.kernel_log = match &xid.log_file {
@@ -172,6 +186,10 @@ pub fn collect(
             Ok(facts)
         }
     }
+}
+
+fn xid_only(s: Sections) -> bool {
+    s.kernel_log && !s.telemetry && !s.topology && !s.ecc && !s.processes
 }
 
 /// `--since DURATION` as an absolute unix time, relative to the facts' clock.

@@ -406,3 +406,37 @@ subjects: [{{apiGroup: rbac.authorization.k8s.io, kind: User, name: launcher-nob
     tb.wait_no_pods(&ns, Duration::from_secs(10))
         .expect("pod left behind");
 }
+
+/// Two kwok processes share the apiserver, each managing the nodes its annotation selects (recipe variant
+/// B, verified): the second one's `node-probe` prints garbage, for the launcher's bad-output path.
+#[test]
+fn second_kwok_answers_for_its_own_nodes() {
+    if skipped() {
+        return;
+    }
+    let tb = Testbed::shared();
+    let ns = unique("e2e-garbage");
+    tb.probe_namespace(&ns, User::Admin);
+    let node = unique("garbage-node");
+    tb.add_nodes(&[FakeNode::garbage(&node)]);
+    let n = json(&tb.kubectl(&["get", "node", &node, "-o", "json"]));
+    assert_eq!(
+        n["status"]["daemonEndpoints"]["kubeletEndpoint"]["Port"].to_string(),
+        tb.var("TESTBED_KWOK_GARBAGE_PORT")
+    );
+    let pod = unique("probe");
+    tb.apply(&probe_pod_yaml(&pod, &ns, &node));
+    tb.kubectl(&[
+        "-n",
+        &ns,
+        "wait",
+        "--for=condition=Ready",
+        &format!("pod/{pod}"),
+        "--timeout=30s",
+    ]);
+    let out = tb.kubectl(&["-n", &ns, "exec", &pod, "--", "node-probe", "health"]);
+    assert!(out.contains("this is not JSON"), "{out}");
+    tb.kubectl(&["-n", &ns, "delete", "pod", &pod, "--grace-period=0"]);
+    tb.wait_no_pods(&ns, Duration::from_secs(10))
+        .expect("probe pod left behind");
+}

@@ -127,8 +127,19 @@ impl User {
     }
 }
 
-/// A fake node. `managed: false` leaves it without a kubelet (kwok ignores it): its status stays as
-/// created, so `ready: true` gives a node where pods never start and `ready: false` a NotReady node.
+/// Who answers for a fake node's kubelet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kubelet {
+    /// kwok: pods start at once; exec runs node-probe with the node's scenario.
+    Kwok,
+    /// A second kwok whose `node-probe` prints garbage.
+    Garbage,
+    /// Nobody: the node keeps the status it was created with, so pods there never start (`ready: true`)
+    /// or it is NotReady (`ready: false`).
+    None,
+}
+
+/// A fake GPU node with GPU Feature Discovery labels and `nvidia.com/gpu` capacity.
 #[derive(Debug, Clone)]
 pub struct FakeNode {
     pub name: String,
@@ -136,8 +147,9 @@ pub struct FakeNode {
     pub scenario: Option<String>,
     pub gpus: u32,
     pub product: String,
-    pub managed: bool,
+    pub kubelet: Kubelet,
     pub ready: bool,
+    pub labels: Vec<(String, String)>,
 }
 
 impl FakeNode {
@@ -147,20 +159,32 @@ impl FakeNode {
             scenario: Some(scenario.into()),
             gpus: 8,
             product: "NVIDIA-H100-80GB-HBM3".into(),
-            managed: true,
+            kubelet: Kubelet::Kwok,
             ready: true,
+            labels: Vec::new(),
         }
     }
     pub fn without_kubelet(name: &str, ready: bool) -> Self {
         FakeNode {
-            managed: false,
+            kubelet: Kubelet::None,
             ready,
+            scenario: None,
+            ..FakeNode::gpu(name, "")
+        }
+    }
+    pub fn garbage(name: &str) -> Self {
+        FakeNode {
+            kubelet: Kubelet::Garbage,
             scenario: None,
             ..FakeNode::gpu(name, "")
         }
     }
     pub fn product(mut self, product: &str) -> Self {
         self.product = product.into();
+        self
+    }
+    pub fn label(mut self, key: &str, value: &str) -> Self {
+        self.labels.push((key.into(), value.into()));
         self
     }
 }
@@ -330,8 +354,13 @@ impl Testbed {
                 .arg(format!("product={}", node.product))
                 .arg(format!(
                     "managed={}",
-                    if node.managed { "fake" } else { "none" }
+                    match node.kubelet {
+                        Kubelet::Kwok => "fake",
+                        Kubelet::Garbage => "garbage",
+                        Kubelet::None => "none",
+                    }
                 ))
+                .args(node.labels.iter().map(|(k, v)| format!("label={k}={v}")))
                 .arg(format!(
                     "ready={}",
                     if node.ready { "True" } else { "False" }
@@ -365,7 +394,7 @@ impl Testbed {
         self.apply(&yaml);
         let managed: Vec<String> = nodes
             .iter()
-            .filter(|n| n.managed)
+            .filter(|n| n.kubelet != Kubelet::None)
             .map(|n| format!("node/{}", n.name))
             .collect();
         if !managed.is_empty() {

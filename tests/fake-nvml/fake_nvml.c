@@ -10,7 +10,10 @@
  *   GPU 1  answers name/uuid/serial, then falls off the bus at nvmlDeviceGetPciInfo_v3 (GPU_IS_LOST ever
  *          after): a GPU lost mid-collection.
  *   GPU 2  its handle cannot be had (NO_PERMISSION, like a device hidden by the container's cgroup).
- *   GPU 3  H100 in MIG mode with one MIG device; HW thermal slowdown; remapped rows not supported (MIG).
+ *   GPU 3  H100 in MIG mode with one MIG device; HW thermal slowdown; remapped rows not supported (MIG);
+ *          no events.
+ * Events: the first two waits return XID 79 on GPU 0, then a recovery action (2, node reboot) on GPU 0
+ * with MIG ids; the third times out at once (so tests do not sleep).
  * Build: cc -shared -fPIC -o libnvidia-ml.so.1 fake_nvml.c
  */
 #include <stddef.h>
@@ -454,4 +457,51 @@ nvmlReturn_t nvmlDeviceGetGpuFabricInfoV(nvmlDevice_t d, nvmlGpuFabricInfo_v2_t 
     f->state = 3; /* completed */
     f->healthMask = 0;
     return NVML_SUCCESS;
+}
+
+/* Events. */
+typedef struct {
+    nvmlDevice_t device;
+    unsigned long long eventType, eventData;
+    unsigned int gpuInstanceId, computeInstanceId;
+} nvmlEventData_t;
+_Static_assert(sizeof(nvmlEventData_t) == 32, "nvmlEventData_t");
+
+static int event_set_token;
+static int waits;
+
+nvmlReturn_t nvmlEventSetCreate(void **set) {
+    *set = &event_set_token;
+    waits = 0;
+    return NVML_SUCCESS;
+}
+nvmlReturn_t nvmlEventSetFree(void *set) { return set == &event_set_token ? NVML_SUCCESS : NVML_ERROR_INVALID_ARGUMENT; }
+
+/* XID | double-bit ECC | recovery action on GPU 0; nothing on GPU 3. */
+nvmlReturn_t nvmlDeviceGetSupportedEventTypes(nvmlDevice_t d, unsigned long long *types) {
+    CHECK(d);
+    *types = d->index == 0 ? (0x8ULL | 0x2ULL | 0x8000ULL | 0x4ULL) : 0;
+    return NVML_SUCCESS;
+}
+nvmlReturn_t nvmlDeviceRegisterEvents(nvmlDevice_t d, unsigned long long types, void *set) {
+    CHECK(d);
+    if (set != &event_set_token || types != (0x8ULL | 0x2ULL | 0x8000ULL)) return NVML_ERROR_INVALID_ARGUMENT;
+    return NVML_SUCCESS;
+}
+nvmlReturn_t nvmlEventSetWait_v2(void *set, nvmlEventData_t *data, unsigned int timeout_ms) {
+    (void)timeout_ms;
+    if (set != &event_set_token) return NVML_ERROR_INVALID_ARGUMENT;
+    memset(data, 0, sizeof *data);
+    data->device = &gpus[0];
+    data->gpuInstanceId = data->computeInstanceId = 0xFFFFFFFFu;
+    switch (waits++) {
+    case 0: data->eventType = 0x8; data->eventData = 79; return NVML_SUCCESS;
+    case 1:
+        data->eventType = 0x8000;
+        data->eventData = 2;
+        data->gpuInstanceId = 1;
+        data->computeInstanceId = 0;
+        return NVML_SUCCESS;
+    default: return 10; /* NVML_ERROR_TIMEOUT */
+    }
 }

@@ -1,4 +1,10 @@
 //! Tests of the Kubernetes runner, backend and pod builder (compiled into the launcher binary's test
 //! target through `#[path]` in `launcher/src/k8s/mod.rs`).
 
+mod backend;
+mod ephemeral;
+mod exec;
+mod mock;
+mod pod_runner;
 mod pod_spec;
+mod sweep;

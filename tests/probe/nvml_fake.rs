@@ -562,3 +562,52 @@ fn captured_facts_replay_as_a_fixture() {
         assert_eq!(r.code, 0, "{cmd}: {}", r.doc);
     }
 }
+
+#[test]
+fn watch_records_nvml_events() {
+    let Some(lib) = fake_lib() else { return };
+    let root = host_root();
+    let r = probe(
+        &[
+            "--nvml-lib",
+            lib.to_str().unwrap(),
+            "--host-root",
+            root.path().to_str().unwrap(),
+            "facts",
+            "--watch",
+            "5",
+        ],
+        &[],
+    );
+    assert_eq!(r.code, 0, "{}\n{}", r.doc, r.stderr);
+    let w = &r.doc["facts"]["nvml_events"];
+    assert_eq!(w["watched_seconds"], 5);
+    let reg = w["registered"].as_array().unwrap();
+    assert_eq!(reg.len(), 4);
+    // GPU 0 registers what it supports of XID | double-bit ECC | recovery action (not P-state 0x4).
+    assert_eq!(reg[0]["event_types"], 0x8 | 0x2 | 0x8000);
+    assert_eq!(err_kind(&reg[1]["event_types"]), "gpu_is_lost");
+    assert_eq!(err_kind(&reg[2]["event_types"]), "no_permission");
+    assert_eq!(err_kind(&reg[3]["event_types"]), "not_supported");
+    let ev = w["events"].as_array().unwrap();
+    assert_eq!(ev.len(), 2, "{ev:?}");
+    assert_eq!(
+        (
+            ev[0]["gpu"].clone(),
+            ev[0]["event_type"].clone(),
+            ev[0]["event_data"].clone()
+        ),
+        (0.into(), 8.into(), 79.into())
+    );
+    assert!(ev[0]["gpu_instance_id"].is_null());
+    assert_eq!(ev[1]["event_type"], 0x8000);
+    assert_eq!(ev[1]["event_data"], 2);
+    assert_eq!(ev[1]["gpu_instance_id"], 1);
+    assert_eq!(ev[1]["compute_instance_id"], 0);
+    assert!(ev[1]["received_unix"].as_f64().unwrap() > 1.7e9);
+    assert!(w.get("stopped_early").is_none(), "{w}");
+
+    // Without --watch there is no event section at all.
+    let r = run_fake(lib, &root, "facts");
+    assert!(r.doc["facts"].get("nvml_events").is_none());
+}

@@ -11,8 +11,11 @@
 #                         cc_minor, driver_major, managed=fake|none, ready=True|False); a SCENARIO also goes
 #                         into the node -> scenario map when TESTBED_DIR is set.
 #
+#                         managed=garbage: a kwok whose node-probe prints garbage; label=KEY=VALUE adds a label.
+#   testbed.sh nodes PREFIX COUNT SCENARIO [key=value...]   the same for PREFIX-1..PREFIX-COUNT.
 # Inputs (env): TESTBED_BIN (etcd, kube-apiserver, kwok; default: run build.sh), TESTBED_PROBE_DIR (a directory
-# holding the node-probe binary, put first on kwok's PATH so kwok exec finds it), TESTBED_KWOK_EXTRA_PATH.
+# holding the node-probe binary, put first on kwok's PATH so kwok exec finds it), TESTBED_KWOK_EXTRA_PATH,
+# TESTBED_AUDIT=1 (DIR/audit.log: the launcher users' requests), TESTBED_KEEP=1 (keep DIR).
 # DIR/env holds shell assignments: TESTBED_SERVER, TESTBED_CA, TESTBED_ADMIN_KUBECONFIG, tokens, ports, pids.
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -92,7 +95,7 @@ cmd_up() {
   for b in etcd kube-apiserver kwok; do [ -x "$BIN/$b" ] || die "$BIN/$b missing: run tests/testbed/build.sh"; done
   [ -f "$SHARE/kwok-stages.yaml" ] || die "$SHARE/kwok-stages.yaml missing: run tests/testbed/build.sh"
 
-  read -r ETCD_PORT ETCD_PEER_PORT KAS_PORT KWOK_PORT < <(free_ports 4)
+  read -r ETCD_PORT ETCD_PEER_PORT KAS_PORT KWOK_PORT KWOK_GARBAGE_PORT < <(free_ports 5)
 
   # PKI: one CA that signs the apiserver's serving certificate (and kwok's, for its kubelet port), an EC key
   # pair for service-account tokens. EC keys: generated in milliseconds, unlike RSA.
@@ -139,6 +142,22 @@ plugins:
     exemptions: {usernames: [], runtimeClasses: [], namespaces: []}
 EOF
 
+  # TESTBED_AUDIT=1: an audit log of the launcher users' requests (benchmarks count API calls per node).
+  local AUDIT_FLAGS=()
+  if [ "${TESTBED_AUDIT:-0}" = 1 ]; then
+    cat >"$DIR/audit-policy.yaml" <<EOF
+apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived]
+rules:
+- level: Metadata
+  users: [launcher-reader, launcher-operator, launcher-nobody]
+- level: None
+EOF
+    AUDIT_FLAGS=(--audit-policy-file="$DIR/audit-policy.yaml" --audit-log-path="$DIR/audit.log"
+      --audit-log-format=json --audit-log-mode=batch --audit-log-batch-max-wait=1s)
+  fi
+
   "$BIN/etcd" --name=tb --data-dir="$DIR/etcd" \
     --listen-client-urls="http://127.0.0.1:$ETCD_PORT" --advertise-client-urls="http://127.0.0.1:$ETCD_PORT" \
     --listen-peer-urls="http://127.0.0.1:$ETCD_PEER_PORT" \
@@ -164,7 +183,7 @@ EOF
     --endpoint-reconciler-type=none \
     --kubelet-preferred-address-types=InternalIP,Hostname \
     --cert-dir="$DIR/kas-certs" \
-    --profiling=false \
+    --profiling=false "${AUDIT_FLAGS[@]}" \
     >"$DIR/kube-apiserver.log" 2>&1 &
   PIDS+=($!)
   wait_for 120 kube-apiserver curl -fsS --cacert "$PKI/ca.crt" -H "Authorization: Bearer $ADMIN_TOKEN" \
@@ -205,6 +224,24 @@ EOF
   wait_for 30 kwok curl -fsSk "https://127.0.0.1:$KWOK_PORT/healthz" ||
     die "kwok not serving (see $DIR/kwok.log)"
 
+  # A second kwok for nodes annotated kwok.x-k8s.io/node=garbage: its PATH finds a `node-probe` that
+  # prints something that is not a probe document, for the launcher's bad-output path.
+  mkdir -p "$DIR/garbage-bin"
+  printf '#!/bin/sh\necho "Segmentation fault? this is not JSON"\necho "garbage on stderr" >&2\nexit 0\n' \
+    >"$DIR/garbage-bin/node-probe"
+  chmod +x "$DIR/garbage-bin/node-probe"
+  PATH=$DIR/garbage-bin:$PATH "$BIN/kwok" \
+    --kubeconfig="$DIR/admin.kubeconfig" \
+    --config="$SHARE/kwok-stages.yaml" --config="$DIR/kwok-exec.yaml" \
+    --manage-all-nodes=false --manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=garbage \
+    --node-ip=127.0.0.1 --node-port="$KWOK_GARBAGE_PORT" --server-address="127.0.0.1:$KWOK_GARBAGE_PORT" \
+    --tls-cert-file="$PKI/serving.crt" --tls-private-key-file="$PKI/serving.key" \
+    --node-lease-duration-seconds=40 \
+    >"$DIR/kwok-garbage.log" 2>&1 &
+  PIDS+=($!)
+  wait_for 30 kwok-garbage curl -fsSk "https://127.0.0.1:$KWOK_GARBAGE_PORT/healthz" ||
+    die "second kwok not serving (see $DIR/kwok-garbage.log)"
+
   cat >"$DIR/env" <<EOF
 TESTBED_DIR='$DIR'
 TESTBED_SERVER='https://127.0.0.1:$KAS_PORT'
@@ -219,6 +256,7 @@ TESTBED_OPERATOR_TOKEN='$OPERATOR_TOKEN'
 TESTBED_NOBODY_TOKEN='$NOBODY_TOKEN'
 TESTBED_SCENARIO_MAP='$DIR/scenario-map.json'
 TESTBED_KWOK_PORT='$KWOK_PORT'
+TESTBED_KWOK_GARBAGE_PORT='$KWOK_GARBAGE_PORT'
 TESTBED_ETCD_PORT='$ETCD_PORT'
 TESTBED_KAS_PORT='$KAS_PORT'
 TESTBED_PIDS='${PIDS[*]}'
@@ -243,9 +281,12 @@ cmd_node() {
   shift || true
   shift || true
   local gpus=8 product=NVIDIA-H100-80GB-HBM3 family=hopper memory=81559 cc_major=9 cc_minor=0
-  local driver_major=550 managed=fake ready=True
+  local driver_major=550 managed=fake ready=True extra_labels=""
   for kv in "$@"; do
     case $kv in
+      label=*=*)
+        local l=${kv#label=}
+        extra_labels+=$'\n'"    ${l%%=*}: \"${l#*=}\"" ;;
       gpus=* | product=* | family=* | memory=* | cc_major=* | cc_minor=* | driver_major=* | managed=* | ready=*)
         local "${kv?}" ;;
       *) die "unknown node option $kv" ;;
@@ -287,7 +328,7 @@ metadata:
     nvidia.com/gpu.compute.minor: "$cc_minor"
     nvidia.com/cuda.driver.major: "$driver_major"
     nvidia.com/cuda.runtime.major: "12"
-    nvidia.com/mig.capable: "true"
+    nvidia.com/mig.capable: "true"$extra_labels
 spec: {}
 status:
   # Both address types: kwok's node-initialize stage rewrites the addresses when either is missing, and without
@@ -298,7 +339,7 @@ status:
   capacity: {cpu: "192", memory: 2Ti, pods: "110", nvidia.com/gpu: "$gpus"}
   allocatable: {cpu: "192", memory: 2Ti, pods: "110", nvidia.com/gpu: "$gpus"}
 EOF
-  if [ "$managed" != fake ]; then
+  if [ "$managed" = none ]; then
     local port=${TESTBED_KWOK_PORT:-10250}
     cat <<EOF
   daemonEndpoints: {kubeletEndpoint: {Port: $port}}
@@ -307,6 +348,24 @@ EOF
 EOF
   fi
   echo "---"
+}
+
+# Many nodes at once (benchmarks): PREFIX-1..PREFIX-COUNT, all answering with SCENARIO.
+cmd_nodes() {
+  local prefix=$1 count=$2 scenario=$3 i
+  shift 3
+  for ((i = 1; i <= count; i++)); do TESTBED_DIR='' cmd_node "$prefix-$i" "" "$@"; done
+  if [ -n "${TESTBED_DIR:-}" ]; then
+    python3 - "$TESTBED_DIR/scenario-map.json" "$prefix" "$count" "$scenario" <<'EOF'
+import json, os, sys
+path, prefix, count, scenario = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+m = json.load(open(path))
+m.update({f"{prefix}-{i}": scenario for i in range(1, count + 1)})
+tmp = path + ".tmp"
+json.dump(m, open(tmp, "w"), indent=1, sort_keys=True)
+os.replace(tmp, path)
+EOF
+  fi
 }
 
 case ${1:-} in
@@ -319,5 +378,10 @@ case ${1:-} in
     shift
     cmd_node "$@"
     ;;
-  *) die "usage: testbed.sh up DIR | node NAME [SCENARIO] [key=value...]" ;;
+  nodes)
+    [ $# -ge 4 ] || die "usage: testbed.sh nodes PREFIX COUNT SCENARIO [key=value...]"
+    shift
+    cmd_nodes "$@"
+    ;;
+  *) die "usage: testbed.sh up DIR | node NAME [SCENARIO] [key=value...] | nodes PREFIX COUNT SCENARIO [key=value...]" ;;
 esac

@@ -1,8 +1,231 @@
 //! The Kubernetes side of the launcher: the probe pod (base spec + appliers), the pod and
 //! ephemeral-container runners, the [`crate::cluster::ClusterBackend`] over kube, and the sweep of
 //! leftover probe pods.
+//!
+//! Entry points for the launcher: [`K8sConfig`] (from the CLI flags), [`connect`] (runner + backend),
+//! [`gc`] (the `k8s-gpu-mcp gc` subcommand).
 
+pub mod backend;
+pub mod clients;
+pub mod ephemeral;
+pub mod exec;
+pub mod lifecycle;
 pub mod pod;
+pub mod pod_runner;
+pub mod sweep;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::Api;
+
+use crate::cluster::ClusterBackend;
+use crate::runner::Runner;
+
+pub use backend::KubeBackend;
+pub use clients::Clients;
+pub use ephemeral::{EphemeralRunner, TargetPod};
+pub use pod::{AccessMode, DriverMode, ProbePodOptions};
+pub use pod_runner::PodRunner;
+pub use sweep::SweepReport;
+
+/// What [`connect`] gives the launcher: the runner for node tools and the backend for cluster tools.
+pub type Connected = (Arc<dyn Runner>, Arc<dyn ClusterBackend>);
+
+pub const DEFAULT_NAMESPACE: &str = "gpu-diagnostics";
+
+/// Where node-probe runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ProbeMode {
+    /// A short-lived probe pod on the node (the default).
+    #[default]
+    Pod,
+    /// An ephemeral container in `K8sConfig::target_pod` (see [`ephemeral`] for what it cannot see).
+    Ephemeral,
+}
+
+impl std::str::FromStr for ProbeMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "pod" => Ok(ProbeMode::Pod),
+            "ephemeral" => Ok(ProbeMode::Ephemeral),
+            _ => Err(format!("probe mode `{s}`: expected `pod` or `ephemeral`")),
+        }
+    }
+}
+
+/// The launcher's Kubernetes settings (CLI flags).
+#[derive(Debug, Clone)]
+pub struct K8sConfig {
+    /// `--kubeconfig` (default: `$KUBECONFIG`, `~/.kube/config`, then in-cluster).
+    pub kubeconfig: Option<PathBuf>,
+    /// `--context` (default: the kubeconfig's current-context).
+    pub context: Option<String>,
+    /// `--namespace`: where probe pods run.
+    pub namespace: String,
+    /// `--probe-image` (default: [`pod::default_image`]).
+    pub probe_image: Option<String>,
+    /// `--probe-mode`.
+    pub probe_mode: ProbeMode,
+    /// `--probe-runtime-class` (e.g. `nvidia`); None: host driver library.
+    pub runtime_class: Option<String>,
+    /// `--probe-deadline`: the probe pod's activeDeadlineSeconds.
+    pub active_deadline: Duration,
+    /// Host root writable in the probe pod.
+    pub operator_mode: bool,
+    /// `--target-pod ns/pod[/container]` for ephemeral mode.
+    pub target_pod: Option<String>,
+    /// node-probe inside the image (default `["node-probe"]`, resolved on the image's PATH).
+    pub probe_command: Vec<String>,
+    /// Cap on node-probe's stdout.
+    pub max_stdout_bytes: usize,
+    /// Delete this launcher's leftover probe pods (past their deadline) in the background at connect.
+    pub startup_sweep: bool,
+}
+
+impl Default for K8sConfig {
+    fn default() -> Self {
+        K8sConfig {
+            kubeconfig: None,
+            context: None,
+            namespace: DEFAULT_NAMESPACE.into(),
+            probe_image: None,
+            probe_mode: ProbeMode::Pod,
+            runtime_class: None,
+            active_deadline: Duration::from_secs(120),
+            operator_mode: false,
+            target_pod: None,
+            probe_command: vec!["node-probe".into()],
+            max_stdout_bytes: 16 * 1024 * 1024,
+            startup_sweep: true,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("Kubernetes configuration: {0}")]
+    Config(String),
+    #[error("Kubernetes API: {0}")]
+    Api(String),
+}
+
+impl K8sConfig {
+    pub fn pod_options(&self) -> ProbePodOptions {
+        ProbePodOptions {
+            image: self.probe_image.clone().unwrap_or_else(pod::default_image),
+            active_deadline_secs: u32::try_from(self.active_deadline.as_secs().max(1))
+                .unwrap_or(u32::MAX),
+            driver: match &self.runtime_class {
+                Some(c) if !c.is_empty() => DriverMode::RuntimeClass(c.clone()),
+                _ => DriverMode::HostLibrary,
+            },
+            access: if self.operator_mode {
+                AccessMode::Operator
+            } else {
+                AccessMode::ReadOnly
+            },
+            launcher_host: pod::launcher_host(),
+        }
+    }
+}
+
+/// Build the runner and backend from a set of clients (also what the tests use with a mocked client).
+pub fn build(
+    cfg: &K8sConfig,
+    clients: Arc<Clients>,
+    exec: Arc<dyn exec::ProbeExec>,
+) -> Result<Connected, Error> {
+    let backend: Arc<dyn ClusterBackend> = Arc::new(KubeBackend::new(clients.clone()));
+    let runner: Arc<dyn Runner> = match cfg.probe_mode {
+        ProbeMode::Pod => {
+            let mut r = PodRunner::new(clients, cfg.namespace.clone(), cfg.pod_options(), exec);
+            r.probe_command = cfg.probe_command.clone();
+            r.max_stdout = cfg.max_stdout_bytes;
+            if cfg.startup_sweep {
+                startup_sweep(&r);
+            }
+            Arc::new(r)
+        }
+        ProbeMode::Ephemeral => {
+            let target: TargetPod = cfg
+                .target_pod
+                .as_deref()
+                .ok_or_else(|| {
+                    Error::Config(
+                        "--probe-mode ephemeral needs --target-pod ns/pod[/container]".into(),
+                    )
+                })?
+                .parse()
+                .map_err(Error::Config)?;
+            Arc::new(EphemeralRunner {
+                clients,
+                target,
+                opts: cfg.pod_options(),
+                probe_command: cfg.probe_command.clone(),
+                exec,
+                max_stdout: cfg.max_stdout_bytes,
+            })
+        }
+    };
+    Ok((runner, backend))
+}
+
+/// Connect to the cluster: read the kubeconfig, check `--context`, build the runner and the backend, and
+/// start the background sweep of leftover probe pods.
+pub async fn connect(cfg: &K8sConfig) -> Result<Connected, Error> {
+    let clients = Clients::connect(cfg.kubeconfig.as_deref(), cfg.context.as_deref())
+        .await
+        .map_err(Error::Config)?;
+    let exec = Arc::new(exec::WebsocketExec {
+        max_stdout: cfg.max_stdout_bytes,
+        ..Default::default()
+    });
+    build(cfg, Arc::new(clients), exec)
+}
+
+/// The sweep at startup runs in the background, tracked so `Runner::shutdown` awaits it; failures only
+/// log (the launcher works without it, e.g. without `list` on pods).
+fn startup_sweep(r: &PodRunner) {
+    let clients = r.clients.clone();
+    let ns = r.namespace.clone();
+    r.tracker.spawn(async move {
+        let client = match clients.get(None).await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(error = %e, "startup sweep skipped");
+                return;
+            }
+        };
+        let pods: Api<Pod> = Api::namespaced(client, &ns);
+        match sweep::sweep(&pods, &ns, false).await {
+            Ok(rep) if !rep.deleted.is_empty() || !rep.failed.is_empty() => {
+                tracing::info!(namespace = %ns, deleted = ?rep.deleted, failed = ?rep.failed, "startup sweep of leftover probe pods")
+            }
+            Ok(_) => tracing::debug!(namespace = %ns, "startup sweep: no leftover probe pods"),
+            Err(e) => tracing::warn!(namespace = %ns, error = %e, "startup sweep failed"),
+        }
+    });
+}
+
+/// `k8s-gpu-mcp gc`: delete leftover probe pods (past their deadline, or finished) in the probe namespace;
+/// `all` deletes every probe pod regardless of age.
+pub async fn gc(cfg: &K8sConfig, all: bool) -> Result<SweepReport, Error> {
+    let clients = Clients::connect(cfg.kubeconfig.as_deref(), cfg.context.as_deref())
+        .await
+        .map_err(Error::Config)?;
+    let client = clients
+        .get(None)
+        .await
+        .map_err(|e| Error::Api(e.to_string()))?;
+    let pods: Api<Pod> = Api::namespaced(client, &cfg.namespace);
+    sweep::sweep(&pods, &cfg.namespace, all)
+        .await
+        .map_err(|e| Error::Api(format!("list probe pods in {}: {e}", cfg.namespace)))
+}
 
 // Unit tests live beside the other test areas (tests/k8s/); they need crate internals, so they are
 // compiled as a module of the binary rather than as an integration test.

@@ -5,6 +5,7 @@
 mod collect;
 mod discover;
 mod errors;
+mod events;
 mod raw;
 
 use std::ffi::OsStr;
@@ -22,11 +23,14 @@ pub fn collect(
     host_root: &Path,
     lib: Option<&Path>,
     sections: Sections,
-    _xid: &XidArgs,
+    xid: &XidArgs,
 ) -> Result<NodeFacts, ProbeError> {
     let (nvml, path) = load(host_root, lib)?;
     let mut facts = collect::node(&nvml, sections);
     facts.driver.nvml_library = Some(path);
+    if let Some(seconds) = xid.watch {
+        facts.nvml_events = Some(events::watch(&nvml, seconds));
+    }
     shutdown(nvml);
     Ok(facts)
 }

@@ -295,6 +295,14 @@ mod tests {
         assert_eq!(std::mem::size_of::<nvmlGpuFabricInfoV_t>(), 40);
         assert_eq!(std::mem::size_of::<nvmlGpuFabricInfo_v2_t>(), 36);
         assert_eq!(std::mem::size_of::<nvmlEccSramErrorStatus_v1_t>(), 104);
+        // The same sizes are _Static_assert-ed in tests/fake-nvml/fake_nvml.c.
+        use nvml_wrapper_sys::bindings as b;
+        assert_eq!(std::mem::size_of::<b::nvmlPciInfo_t>(), 68);
+        assert_eq!(std::mem::size_of::<b::nvmlProcessInfo_t>(), 24);
+        assert_eq!(std::mem::size_of::<b::nvmlFieldValue_t>(), 40);
+        assert_eq!(std::mem::offset_of!(b::nvmlFieldValue_t, value), 32);
+        assert_eq!(std::mem::size_of::<b::nvmlEventData_t>(), 32);
+        assert_eq!(std::mem::size_of::<b::nvmlMemory_t>(), 24);
     }
 
     #[test]

@@ -1,0 +1,361 @@
+//! [`ClusterBackend`] over kube: nodes with their GPU accounting, and the GPU pods of a node. Answered from
+//! the API server alone (no probe). GPU allocation is computed from the pods bound to each node.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use k8s_openapi::api::core::v1::{Container, Node, Pod};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use kube::api::{Api, ListParams};
+
+use super::clients::Clients;
+use crate::cluster::{BoxFut, ClusterBackend, ClusterError, ContainerGpuUse, GpuNode, PodGpuUse};
+
+pub const GPU_RESOURCE: &str = "nvidia.com/gpu";
+const NVIDIA_PREFIX: &str = "nvidia.com/";
+/// Pods that hold no resources any more.
+const ACTIVE_PODS: &str = "status.phase!=Succeeded,status.phase!=Failed";
+
+pub struct KubeBackend {
+    clients: Arc<Clients>,
+}
+
+impl KubeBackend {
+    pub fn new(clients: Arc<Clients>) -> Self {
+        KubeBackend { clients }
+    }
+}
+
+fn api_err(action: &str, e: kube::Error) -> ClusterError {
+    match e {
+        kube::Error::Api(s) if s.is_forbidden() => {
+            ClusterError::Forbidden(format!("{action}: {}", s.message))
+        }
+        e => ClusterError::Api(format!("{action}: {e}")),
+    }
+}
+
+/// An integer count from a quantity (`8`, `8k`, `1Ki`); extended resources are integers.
+pub fn count(q: &Quantity) -> u64 {
+    let s = q.0.trim();
+    let (num, mult) = [
+        ("Ki", 1u64 << 10),
+        ("Mi", 1 << 20),
+        ("Gi", 1 << 30),
+        ("k", 1_000),
+        ("M", 1_000_000),
+        ("G", 1_000_000_000),
+    ]
+    .iter()
+    .find_map(|(suffix, m)| s.strip_suffix(suffix).map(|n| (n, *m)))
+    .unwrap_or((s, 1));
+    num.parse::<u64>()
+        .map(|n| n.saturating_mul(mult))
+        .or_else(|_| num.parse::<f64>().map(|f| (f * mult as f64) as u64))
+        .unwrap_or(0)
+}
+
+fn nvidia_resources(map: Option<&BTreeMap<String, Quantity>>) -> BTreeMap<String, u64> {
+    map.into_iter()
+        .flatten()
+        .filter(|(k, _)| k.starts_with(NVIDIA_PREFIX))
+        .map(|(k, v)| (k.clone(), count(v)))
+        .collect()
+}
+
+/// Per-container GPU requests and limits (extended resources: a request defaults to the limit).
+fn container_use(c: &Container) -> ContainerGpuUse {
+    let res = c.resources.as_ref();
+    let limits = nvidia_resources(res.and_then(|r| r.limits.as_ref()));
+    let mut requests = nvidia_resources(res.and_then(|r| r.requests.as_ref()));
+    for (k, v) in &limits {
+        requests.entry(k.clone()).or_insert(*v);
+    }
+    ContainerGpuUse {
+        name: c.name.clone(),
+        requests,
+        limits,
+    }
+}
+
+/// The pod's effective request of `resource` as the scheduler counts it: the larger of the app containers
+/// (plus restartable init "sidecars") and the largest regular init container.
+pub fn pod_request(p: &Pod, resource: &str) -> u64 {
+    let Some(spec) = p.spec.as_ref() else {
+        return 0;
+    };
+    let req = |c: &Container| {
+        container_use(c)
+            .requests
+            .get(resource)
+            .copied()
+            .unwrap_or(0)
+    };
+    let mut app: u64 = spec.containers.iter().map(req).sum();
+    let mut init_max = 0;
+    for c in spec.init_containers.iter().flatten() {
+        if c.restart_policy.as_deref() == Some("Always") {
+            app += req(c);
+        } else {
+            init_max = init_max.max(req(c));
+        }
+    }
+    app.max(init_max)
+}
+
+fn is_active(p: &Pod) -> bool {
+    !matches!(
+        p.status.as_ref().and_then(|s| s.phase.as_deref()),
+        Some("Succeeded" | "Failed")
+    )
+}
+
+fn has_gpu_resources(p: &Pod) -> bool {
+    let Some(spec) = p.spec.as_ref() else {
+        return false;
+    };
+    spec.containers
+        .iter()
+        .chain(spec.init_containers.iter().flatten())
+        .any(|c| {
+            let u = container_use(c);
+            !u.requests.is_empty() || !u.limits.is_empty()
+        })
+}
+
+pub fn pod_gpu_use(p: &Pod) -> PodGpuUse {
+    let spec = p.spec.as_ref();
+    PodGpuUse {
+        namespace: p.metadata.namespace.clone().unwrap_or_default(),
+        name: p.metadata.name.clone().unwrap_or_default(),
+        uid: p.metadata.uid.clone().unwrap_or_default(),
+        phase: p
+            .status
+            .as_ref()
+            .and_then(|s| s.phase.clone())
+            .unwrap_or_else(|| "Unknown".into()),
+        containers: spec
+            .into_iter()
+            .flat_map(|s| {
+                s.init_containers
+                    .iter()
+                    .flatten()
+                    .chain(s.containers.iter())
+            })
+            .map(container_use)
+            .filter(|u| !u.requests.is_empty() || !u.limits.is_empty())
+            .collect(),
+    }
+}
+
+/// A node with its GPU accounting; `pods` are the pods bound to it (any phase; terminated ones don't count).
+pub fn gpu_node(n: &Node, pods: &[&Pod]) -> GpuNode {
+    let status = n.status.as_ref();
+    let capacity = nvidia_resources(status.and_then(|s| s.capacity.as_ref()));
+    let allocatable = nvidia_resources(status.and_then(|s| s.allocatable.as_ref()));
+    let mig_resources = capacity
+        .iter()
+        .filter(|(k, _)| k.as_str() != GPU_RESOURCE)
+        .map(|(k, v)| (k.clone(), *v))
+        .collect();
+    let gpu_labels = n
+        .metadata
+        .labels
+        .iter()
+        .flatten()
+        .filter(|(k, _)| k.starts_with(NVIDIA_PREFIX))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let mut problem_conditions = Vec::new();
+    let mut ready = false;
+    for c in status
+        .and_then(|s| s.conditions.as_ref())
+        .into_iter()
+        .flatten()
+    {
+        let healthy = if c.type_ == "Ready" {
+            ready = c.status == "True";
+            ready
+        } else {
+            // MemoryPressure, DiskPressure, PIDPressure, NetworkUnavailable and node-problem-detector
+            // conditions (KernelDeadlock, ...) are problems when True.
+            c.status != "True"
+        };
+        if !healthy {
+            problem_conditions.push(format!(
+                "{}={}{}",
+                c.type_,
+                c.status,
+                c.reason
+                    .as_deref()
+                    .map(|r| format!(" ({r})"))
+                    .unwrap_or_default()
+            ));
+        }
+    }
+    let taints = n
+        .spec
+        .as_ref()
+        .and_then(|s| s.taints.as_ref())
+        .into_iter()
+        .flatten()
+        .map(|t| match &t.value {
+            Some(v) if !v.is_empty() => format!("{}={}:{}", t.key, v, t.effect),
+            _ => format!("{}:{}", t.key, t.effect),
+        })
+        .collect();
+    let info = status.and_then(|s| s.node_info.as_ref());
+    GpuNode {
+        name: n.metadata.name.clone().unwrap_or_default(),
+        gpu_capacity: capacity.get(GPU_RESOURCE).copied().unwrap_or(0),
+        gpu_allocatable: allocatable.get(GPU_RESOURCE).copied().unwrap_or(0),
+        gpu_allocated: pods
+            .iter()
+            .filter(|p| is_active(p))
+            .map(|p| pod_request(p, GPU_RESOURCE))
+            .sum(),
+        mig_resources,
+        gpu_labels,
+        ready,
+        problem_conditions,
+        taints,
+        unschedulable: n
+            .spec
+            .as_ref()
+            .and_then(|s| s.unschedulable)
+            .unwrap_or(false),
+        architecture: info.map(|i| i.architecture.clone()),
+        kubelet_version: info.map(|i| i.kubelet_version.clone()),
+    }
+}
+
+/// Carries GPUs: `nvidia.com/*` capacity > 0, or GFD says `nvidia.com/gpu.present=true`.
+pub fn is_gpu_node(n: &Node) -> bool {
+    let cap = nvidia_resources(n.status.as_ref().and_then(|s| s.capacity.as_ref()));
+    cap.values().any(|v| *v > 0)
+        || n.metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get("nvidia.com/gpu.present"))
+            .is_some_and(|v| v == "true")
+}
+
+impl KubeBackend {
+    async fn active_pods_on(
+        &self,
+        client: kube::Client,
+        node: Option<&str>,
+    ) -> Result<Vec<Pod>, ClusterError> {
+        let fields = match node {
+            Some(n) => format!("spec.nodeName={n},{ACTIVE_PODS}"),
+            None => ACTIVE_PODS.to_string(),
+        };
+        let pods: Api<Pod> = Api::all(client);
+        Ok(pods
+            .list(&ListParams::default().fields(&fields))
+            .await
+            .map_err(|e| api_err("list pods", e))?
+            .items)
+    }
+}
+
+impl ClusterBackend for KubeBackend {
+    fn list_gpu_nodes<'a>(
+        &'a self,
+        context: Option<&'a str>,
+        selector: Option<&'a str>,
+    ) -> BoxFut<'a, Vec<GpuNode>> {
+        Box::pin(async move {
+            let client = self.clients.get(context).await?;
+            let nodes: Api<Node> = Api::all(client.clone());
+            let mut lp = ListParams::default();
+            if let Some(sel) = selector.filter(|s| !s.trim().is_empty()) {
+                lp = lp.labels(sel);
+            }
+            let nodes = match nodes.list(&lp).await {
+                Ok(l) => l.items,
+                Err(kube::Error::Api(s)) if s.code == 400 => {
+                    return Err(ClusterError::BadSelector(format!(
+                        "{}: {}",
+                        selector.unwrap_or_default(),
+                        s.message
+                    )));
+                }
+                Err(e) => return Err(api_err("list nodes", e)),
+            };
+            let gpu_nodes: Vec<&Node> = nodes.iter().filter(|n| is_gpu_node(n)).collect();
+            if gpu_nodes.is_empty() {
+                return Ok(Vec::new());
+            }
+            // One list of all active pods instead of one per node.
+            let pods = self.active_pods_on(client, None).await?;
+            let mut by_node: BTreeMap<&str, Vec<&Pod>> = BTreeMap::new();
+            for p in &pods {
+                if let Some(n) = p.spec.as_ref().and_then(|s| s.node_name.as_deref()) {
+                    by_node.entry(n).or_default().push(p);
+                }
+            }
+            let mut out: Vec<GpuNode> = gpu_nodes
+                .iter()
+                .map(|n| {
+                    let name = n.metadata.name.as_deref().unwrap_or_default();
+                    gpu_node(n, by_node.get(name).map(Vec::as_slice).unwrap_or(&[]))
+                })
+                .collect();
+            out.sort_by(|a, b| a.name.cmp(&b.name));
+            Ok(out)
+        })
+    }
+
+    fn get_node<'a>(&'a self, context: Option<&'a str>, node: &'a str) -> BoxFut<'a, GpuNode> {
+        Box::pin(async move {
+            let client = self.clients.get(context).await?;
+            let nodes: Api<Node> = Api::all(client.clone());
+            let n = nodes
+                .get_opt(node)
+                .await
+                .map_err(|e| api_err(&format!("get node {node}"), e))?
+                .ok_or_else(|| ClusterError::NodeNotFound(node.to_string()))?;
+            let pods = self.active_pods_on(client, Some(node)).await?;
+            let refs: Vec<&Pod> = pods.iter().collect();
+            Ok(gpu_node(&n, &refs))
+        })
+    }
+
+    fn pods_with_gpus<'a>(
+        &'a self,
+        context: Option<&'a str>,
+        node: &'a str,
+    ) -> BoxFut<'a, Vec<PodGpuUse>> {
+        Box::pin(async move {
+            let client = self.clients.get(context).await?;
+            let nodes: Api<Node> = Api::all(client.clone());
+            if nodes
+                .get_opt(node)
+                .await
+                .map_err(|e| api_err(&format!("get node {node}"), e))?
+                .is_none()
+            {
+                return Err(ClusterError::NodeNotFound(node.to_string()));
+            }
+            // Every phase: a Failed GPU pod is evidence too; the phase is in the answer.
+            let pods: Api<Pod> = Api::all(client);
+            let list = pods
+                .list(&ListParams::default().fields(&format!("spec.nodeName={node}")))
+                .await
+                .map_err(|e| api_err("list pods", e))?;
+            let mut out: Vec<PodGpuUse> = list
+                .items
+                .iter()
+                .filter(|p| has_gpu_resources(p))
+                .map(pod_gpu_use)
+                .collect();
+            out.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+            Ok(out)
+        })
+    }
+
+    fn contexts(&self) -> Vec<String> {
+        self.clients.contexts()
+    }
+}

@@ -1,0 +1,174 @@
+//! One kube client per kubeconfig context, built on first use and cached (clients are cheap to clone and
+//! share one connection pool). A tool's `context` argument is checked against the kubeconfig here.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Client, Config};
+
+use crate::cluster::ClusterError;
+
+/// Bounded connect so a dead API server fails a call instead of hanging it (kube's default is 30 s).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub struct Clients {
+    default: Client,
+    /// The context `default` was built for (None: in-cluster config or a test client).
+    default_context: Option<String>,
+    kubeconfig: Option<Kubeconfig>,
+    cache: Mutex<HashMap<String, Client>>,
+}
+
+impl Clients {
+    /// A fixed client and no kubeconfig (tests, in-cluster): only the default context exists.
+    pub fn from_client(client: Client) -> Self {
+        Clients {
+            default: client,
+            default_context: None,
+            kubeconfig: None,
+            cache: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Read the kubeconfig (`path`, else `$KUBECONFIG` — missing files skipped as kubectl does —, else
+    /// `~/.kube/config`) and build the client of `context` (default: current-context). Without any
+    /// kubeconfig, fall back to the in-cluster service account.
+    pub async fn connect(path: Option<&Path>, context: Option<&str>) -> Result<Self, String> {
+        let kubeconfig = match path {
+            Some(p) => Some(
+                Kubeconfig::read_from(p)
+                    .map_err(|e| format!("cannot read kubeconfig {}: {e}", p.display()))?,
+            ),
+            None => read_default_kubeconfig()?,
+        };
+        let Some(kc) = kubeconfig else {
+            if let Some(ctx) = context {
+                return Err(format!(
+                    "--context {ctx} given but no kubeconfig found ($KUBECONFIG, ~/.kube/config)"
+                ));
+            }
+            let mut cfg = Config::incluster().map_err(|e| {
+                format!("no kubeconfig found ($KUBECONFIG, ~/.kube/config) and not running in a cluster: {e}")
+            })?;
+            cfg.connect_timeout = Some(CONNECT_TIMEOUT);
+            let client = Client::try_from(cfg).map_err(|e| e.to_string())?;
+            return Ok(Self::from_client(client));
+        };
+        let ctx = match context {
+            Some(c) => Some(c.to_string()),
+            None => kc.current_context.clone(),
+        };
+        if let Some(c) = &ctx {
+            check_known(&kc, c).map_err(|e| e.to_string())?;
+        }
+        let default = build(&kc, ctx.as_deref())
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(Clients {
+            default,
+            default_context: ctx,
+            kubeconfig: Some(kc),
+            cache: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Context names of the kubeconfig (empty without one).
+    pub fn contexts(&self) -> Vec<String> {
+        self.kubeconfig
+            .as_ref()
+            .map(|kc| kc.contexts.iter().map(|c| c.name.clone()).collect())
+            .unwrap_or_default()
+    }
+
+    pub fn default_context(&self) -> Option<&str> {
+        self.default_context.as_deref()
+    }
+
+    /// The client for `context` (None or the default context: the default client).
+    pub async fn get(&self, context: Option<&str>) -> Result<Client, ClusterError> {
+        let Some(ctx) = context else {
+            return Ok(self.default.clone());
+        };
+        if Some(ctx) == self.default_context.as_deref() {
+            return Ok(self.default.clone());
+        }
+        let Some(kc) = &self.kubeconfig else {
+            return Err(ClusterError::UnknownContext {
+                context: ctx.into(),
+                known: "(none: no kubeconfig in use)".into(),
+            });
+        };
+        check_known(kc, ctx)?;
+        if let Some(c) = self.cache.lock().expect("client cache").get(ctx) {
+            return Ok(c.clone());
+        }
+        // Built outside the lock: building may run an exec credential plugin. Two racing first calls
+        // build twice and one wins, which is harmless.
+        let client = build(kc, Some(ctx)).await?;
+        self.cache
+            .lock()
+            .expect("client cache")
+            .insert(ctx.to_string(), client.clone());
+        Ok(client)
+    }
+}
+
+fn read_default_kubeconfig() -> Result<Option<Kubeconfig>, String> {
+    if let Some(value) = std::env::var_os("KUBECONFIG") {
+        let mut merged: Option<Kubeconfig> = None;
+        for p in std::env::split_paths(&value).filter(|p| !p.as_os_str().is_empty()) {
+            if !p.exists() {
+                // kubectl skips missing files in KUBECONFIG; kube's from_env fails on them.
+                tracing::warn!(path = %p.display(), "kubeconfig listed in KUBECONFIG does not exist; skipped");
+                continue;
+            }
+            let kc = Kubeconfig::read_from(&p)
+                .map_err(|e| format!("cannot read kubeconfig {}: {e}", p.display()))?;
+            merged = Some(match merged {
+                None => kc,
+                Some(m) => m
+                    .merge(kc)
+                    .map_err(|e| format!("cannot merge kubeconfig {}: {e}", p.display()))?,
+            });
+        }
+        if merged.is_some() {
+            return Ok(merged);
+        }
+    }
+    match Kubeconfig::read() {
+        Ok(kc) => Ok(Some(kc)),
+        Err(_) => Ok(None),
+    }
+}
+
+fn check_known(kc: &Kubeconfig, ctx: &str) -> Result<(), ClusterError> {
+    if kc.contexts.iter().any(|c| c.name == ctx) {
+        Ok(())
+    } else {
+        let mut known: Vec<&str> = kc.contexts.iter().map(|c| c.name.as_str()).collect();
+        known.sort();
+        Err(ClusterError::UnknownContext {
+            context: ctx.into(),
+            known: if known.is_empty() {
+                "(none)".into()
+            } else {
+                known.join(", ")
+            },
+        })
+    }
+}
+
+async fn build(kc: &Kubeconfig, ctx: Option<&str>) -> Result<Client, ClusterError> {
+    let opts = KubeConfigOptions {
+        context: ctx.map(str::to_string),
+        ..Default::default()
+    };
+    let mut cfg = Config::from_custom_kubeconfig(kc.clone(), &opts)
+        .await
+        .map_err(|e| ClusterError::Api(format!("kubeconfig context {ctx:?}: {e}")))?;
+    cfg.connect_timeout = Some(CONNECT_TIMEOUT);
+    Client::try_from(cfg).map_err(|e| ClusterError::Api(format!("client for {ctx:?}: {e}")))
+}

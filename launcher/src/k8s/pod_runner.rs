@@ -1,0 +1,247 @@
+//! The probe-pod runner: create → wait Running (watch) → exec node-probe → parse → delete, with the delete
+//! on every path (see [`super::lifecycle::DeleteGuard`]).
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, PostParams};
+use tokio::time::timeout_at;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::clients::Clients;
+use super::exec::{ExecError, ProbeExec};
+use super::lifecycle::{
+    DeleteGuard, WaitError, api_error, check_node, classify_pod, finish, timing, wait_until,
+};
+use super::pod::{self, PROBE_CONTAINER, ProbeCall, ProbePodOptions};
+use crate::runner::{
+    Phase, PhaseTiming, ProbeOutput, ProbeRequest, ProgressSink, RunError, RunFuture, Runner,
+};
+
+pub struct PodRunner {
+    pub(crate) clients: Arc<Clients>,
+    pub(crate) namespace: String,
+    pub(crate) opts: ProbePodOptions,
+    /// argv[0..] of node-probe inside the image (default `["node-probe"]`, found on PATH).
+    pub(crate) probe_command: Vec<String>,
+    pub(crate) exec: Arc<dyn ProbeExec>,
+    pub(crate) max_stdout: usize,
+    pub(crate) tracker: TaskTracker,
+    pub(crate) delete_timeout: Duration,
+}
+
+/// What survives the call's work future: the armed delete and the last seen pod state.
+#[derive(Default)]
+struct CallState {
+    guard: Option<DeleteGuard>,
+    last_state: String,
+}
+
+impl PodRunner {
+    pub fn new(
+        clients: Arc<Clients>,
+        namespace: String,
+        opts: ProbePodOptions,
+        exec: Arc<dyn ProbeExec>,
+    ) -> Self {
+        PodRunner {
+            clients,
+            namespace,
+            opts,
+            probe_command: vec!["node-probe".into()],
+            exec,
+            max_stdout: 16 * 1024 * 1024,
+            tracker: TaskTracker::new(),
+            delete_timeout: Duration::from_secs(10),
+        }
+    }
+
+    fn argv(&self, req: &ProbeRequest) -> Vec<String> {
+        let mut argv = self.probe_command.clone();
+        argv.extend(req.args.iter().cloned());
+        argv.push("--node-name".into());
+        argv.push(req.node.clone());
+        argv
+    }
+
+    async fn work(
+        &self,
+        req: &ProbeRequest,
+        progress: &ProgressSink,
+        call: &mut CallState,
+    ) -> Result<ProbeOutput, RunError> {
+        let deadline = tokio::time::Instant::now() + req.timeout;
+        let secs = req.timeout.as_secs();
+        let timeout = || RunError::Timeout {
+            node: req.node.clone(),
+            secs,
+        };
+        let client = self
+            .clients
+            .get(req.context.as_deref())
+            .await
+            .map_err(|e| RunError::Other(e.to_string()))?;
+        let pods: Api<Pod> = Api::namespaced(client.clone(), &self.namespace);
+        let mut timings: Vec<PhaseTiming> = Vec::new();
+
+        progress(Phase::StartingProbe);
+        let t = Instant::now();
+        // Node first: a missing or NotReady node would otherwise look like a pod stuck in Pending.
+        timeout_at(deadline, check_node(&client, &req.node))
+            .await
+            .map_err(|_| timeout())??;
+        let probe = ProbeCall::new(&self.namespace, &req.node, &req.tool);
+        let spec = pod::probe_pod(&probe, &self.opts);
+        call.guard = Some(DeleteGuard::new(
+            pods.clone(),
+            probe.name.clone(),
+            self.tracker.clone(),
+            self.delete_timeout,
+        ));
+        tracing::info!(pod = %probe.name, node = %req.node, tool = %req.tool, "creating probe pod");
+        let created = match timeout_at(deadline, pods.create(&PostParams::default(), &spec))
+            .await
+            .map_err(|_| timeout())?
+        {
+            Ok(p) => Some(p),
+            // The name is unique to this call: AlreadyExists means the client retried a create that had
+            // reached the server (429/503/504 retries), so the pod is ours.
+            Err(kube::Error::Api(s)) if s.is_already_exists() => None,
+            Err(kube::Error::Api(s)) if s.is_not_found() => {
+                return Err(RunError::Other(format!(
+                    "create probe pod: namespace {} not found (apply deploy/namespace.yaml or pass --namespace)",
+                    self.namespace
+                )));
+            }
+            Err(e) => {
+                return Err(api_error(
+                    &format!("create probe pod in namespace {}", self.namespace),
+                    e,
+                ));
+            }
+        };
+        timings.push(timing(Phase::StartingProbe, t));
+
+        progress(Phase::WaitingForProbe);
+        let t = Instant::now();
+        let waited = timeout_at(
+            deadline,
+            wait_until(
+                &pods,
+                &probe.name,
+                created,
+                |p| classify_pod(p, PROBE_CONTAINER),
+                &mut call.last_state,
+            ),
+        )
+        .await;
+        match waited {
+            Ok(Ok(())) => {}
+            Ok(Err(WaitError::NotStarted(reason))) => {
+                return Err(RunError::ProbeNotStarted {
+                    node: req.node.clone(),
+                    reason,
+                });
+            }
+            Ok(Err(WaitError::Api(e))) => return Err(api_error("watch probe pod", e)),
+            Err(_) => {
+                // The node may have gone away while we waited: that is the better answer.
+                if let Ok(Err(e)) =
+                    tokio::time::timeout(Duration::from_secs(3), check_node(&client, &req.node))
+                        .await
+                {
+                    return Err(e);
+                }
+                let state = if call.last_state.is_empty() {
+                    "Pending"
+                } else {
+                    &call.last_state
+                };
+                return Err(RunError::ProbeNotStarted {
+                    node: req.node.clone(),
+                    reason: format!("still {state} after {secs} s"),
+                });
+            }
+        }
+        timings.push(timing(Phase::WaitingForProbe, t));
+
+        progress(Phase::Probing);
+        let t = Instant::now();
+        let out = match timeout_at(
+            deadline,
+            self.exec.exec(
+                client,
+                &self.namespace,
+                &probe.name,
+                PROBE_CONTAINER,
+                self.argv(req),
+            ),
+        )
+        .await
+        {
+            Err(_) => return Err(timeout()),
+            Ok(Err(ExecError::Forbidden(m))) => return Err(RunError::Forbidden(m)),
+            Ok(Err(ExecError::Failed(m))) => return Err(RunError::Exec(m)),
+            Ok(Ok(o)) => o,
+        };
+        timings.push(timing(Phase::Probing, t));
+        finish(
+            &req.node,
+            out,
+            self.max_stdout,
+            timings,
+            format!("{}/{}", self.namespace, probe.name),
+        )
+    }
+}
+
+impl Runner for PodRunner {
+    fn run<'a>(
+        &'a self,
+        req: ProbeRequest,
+        progress: ProgressSink,
+        cancel: CancellationToken,
+    ) -> RunFuture<'a> {
+        Box::pin(async move {
+            let mut call = CallState::default();
+            let result = {
+                let work = self.work(&req, &progress, &mut call);
+                tokio::select! {
+                    biased;
+                    _ = cancel.cancelled() => Err(RunError::Cancelled),
+                    r = work => r,
+                }
+            };
+            progress(Phase::CleaningUp);
+            let t = Instant::now();
+            let deleted = match call.guard.take() {
+                Some(g) => g.delete().await,
+                None => true,
+            };
+            let cleanup = timing(Phase::CleaningUp, t);
+            progress(Phase::Done);
+            if let Err(e) = &result {
+                tracing::info!(node = %req.node, tool = %req.tool, error = %e, deleted, "probe call failed");
+            }
+            result.map(|mut out| {
+                out.timings.push(cleanup);
+                out
+            })
+        })
+    }
+
+    fn shutdown<'a>(&'a self) -> Pin<Box<dyn std::future::Future<Output = ()> + Send + 'a>> {
+        Box::pin(async move {
+            self.tracker.close();
+            if tokio::time::timeout(Duration::from_secs(30), self.tracker.wait())
+                .await
+                .is_err()
+            {
+                tracing::warn!("some probe pod deletes did not finish within 30 s");
+            }
+        })
+    }
+}

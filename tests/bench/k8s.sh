@@ -1,0 +1,214 @@
+#!/usr/bin/env bash
+# Benchmarks the launcher on the real control plane (tests/testbed: etcd + kube-apiserver + kwok) and prints a
+# table:
+#   1. p50/p95 of one get_gpu_health call through the launcher (a running `serve`, over MCP stdio) vs the same
+#      steps scripted with kubectl (create -> wait Ready -> exec node-probe -> delete), same user, same node;
+#   2. scan_gpu_nodes over 100 and 1000 kwok nodes: wall time, launcher peak RSS, API requests per node (from
+#      the apiserver's audit log of the launcher's user), pods left behind;
+#   3. the launcher's per-phase timings (from the results' run.timings).
+# Usage: bash tests/bench/k8s.sh   (env: BENCH_CALLS=20, BENCH_SCALES="100 1000", BENCH_CONCURRENCY=64,
+#        BENCH_PROFILE=release, TESTBED_BIN)
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$ROOT"
+CALLS=${BENCH_CALLS:-20}
+SCALES=${BENCH_SCALES:-100 1000}
+CONC=${BENCH_CONCURRENCY:-64}
+PROFILE=${BENCH_PROFILE:-release}
+log() { echo "bench: $*" >&2; }
+
+if [ "$PROFILE" = release ]; then
+  cargo build --release -q -p k8s-gpu-mcp -p node-probe
+else
+  cargo build -q -p k8s-gpu-mcp -p node-probe
+fi
+TARGET=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys;print(json.load(sys.stdin)["target_directory"])')
+BINDIR=$TARGET/$PROFILE
+[ "$PROFILE" = dev ] && BINDIR=$TARGET/debug
+LAUNCHER=$BINDIR/k8s-gpu-mcp
+TESTBED_BIN=${TESTBED_BIN:-$(bash tests/testbed/build.sh)}
+export TESTBED_BIN
+
+WORK=$(mktemp -d /tmp/k8s-gpu-mcp-bench.XXXXXX)
+mkfifo "$WORK/hold"
+TESTBED_AUDIT=1 TESTBED_PROBE_DIR=$BINDIR bash tests/testbed/testbed.sh up "$WORK/tb" <"$WORK/hold" \
+  >"$WORK/tb.out" 2>"$WORK/tb.err" &
+TB_PID=$!
+exec 9>"$WORK/hold" # the testbed runs while this descriptor is open
+cleanup() {
+  exec 9>&-
+  wait "$TB_PID" 2>/dev/null || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+for _ in $(seq 600); do
+  grep -q "testbed ready" "$WORK/tb.out" 2>/dev/null && break
+  kill -0 "$TB_PID" 2>/dev/null || { cat "$WORK/tb.err" >&2; exit 1; }
+  sleep 0.2
+done
+# shellcheck disable=SC1091
+source "$WORK/tb/env"
+export TESTBED_DIR TESTBED_KWOK_PORT
+KA=(kubectl --kubeconfig "$TESTBED_ADMIN_KUBECONFIG")
+KR=(kubectl --kubeconfig "$TESTBED_READER_KUBECONFIG")
+NS=gpu-diagnostics
+
+# deploy/'s namespace and roles, bound to the launcher's user as deploy/bindings-example.yaml does.
+"${KA[@]}" apply -f deploy/namespace.yaml -f deploy/rbac.yaml >/dev/null
+"${KA[@]}" apply -f - >/dev/null <<EOF
+apiVersion: v1
+kind: ServiceAccount
+metadata: {name: default, namespace: $NS}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: bench-reader}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: k8s-gpu-mcp-reader}
+subjects: [{apiGroup: rbac.authorization.k8s.io, kind: User, name: launcher-reader}]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {name: bench-probe, namespace: $NS}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: k8s-gpu-mcp-probe}
+subjects: [{apiGroup: rbac.authorization.k8s.io, kind: User, name: launcher-reader}]
+EOF
+bash tests/testbed/testbed.sh node gpu-node-1 dgx-h100-healthy | "${KA[@]}" apply -f - >/dev/null
+"${KA[@]}" wait --for=condition=Ready node/gpu-node-1 --timeout=60s >/dev/null
+
+SERVER_JSON=$(python3 -c 'import json,sys;print(json.dumps(sys.argv[1:]))' "$LAUNCHER" serve \
+  --kubeconfig "$TESTBED_READER_KUBECONFIG" --namespace "$NS")
+
+audit_count() { # lines of the launcher user's audit log so far
+  sleep 1.5 # batch mode flushes every second
+  [ -f "$TESTBED_DIR/audit.log" ] && wc -l <"$TESTBED_DIR/audit.log" || echo 0
+}
+
+# 1a. launcher: one warm-up call, then CALLS timed calls in one server session.
+log "launcher: $CALLS x get_gpu_health"
+cat >"$WORK/plan-health.json" <<EOF
+{"server": $SERVER_JSON, "stderr": "$WORK/launcher-health.log",
+ "calls": [{"tool": "get_gpu_health", "arguments": {"node_name": "gpu-node-1"}, "repeat": $((CALLS + 1))}]}
+EOF
+python3 tests/bench/mcp_call.py "$WORK/plan-health.json" >"$WORK/health.json"
+
+# 1b. kubectl: the same steps, same user, same pod shape as the launcher creates.
+log "kubectl: $CALLS x create/wait/exec/delete"
+POD_TEMPLATE=$(cat <<'EOF'
+apiVersion: v1
+kind: Pod
+metadata: {name: NAME, namespace: gpu-diagnostics, labels: {app.kubernetes.io/managed-by: bench-kubectl}}
+spec:
+  nodeName: gpu-node-1
+  restartPolicy: Never
+  activeDeadlineSeconds: 120
+  terminationGracePeriodSeconds: 0
+  automountServiceAccountToken: false
+  hostPID: true
+  tolerations: [{operator: Exists}]
+  containers:
+  - name: probe
+    image: registry.invalid/node-probe:bench
+    command: [sleep, "120"]
+    securityContext: {privileged: true}
+    volumeMounts: [{name: host, mountPath: /host, readOnly: true}]
+  volumes: [{name: host, hostPath: {path: /}}]
+EOF
+)
+: >"$WORK/kubectl-ms"
+for i in $(seq 0 "$CALLS"); do
+  name=bench-kubectl-$i
+  t0=$(date +%s%N)
+  echo "${POD_TEMPLATE/NAME/$name}" | "${KR[@]}" create -f - >/dev/null
+  "${KR[@]}" -n "$NS" wait --for=condition=Ready "pod/$name" --timeout=60s >/dev/null
+  "${KR[@]}" -n "$NS" exec "$name" -c probe -- node-probe health --node-name gpu-node-1 >"$WORK/kubectl-out.json"
+  "${KR[@]}" -n "$NS" delete pod "$name" --grace-period=0 --wait=true >/dev/null 2>&1
+  t1=$(date +%s%N)
+  [ "$i" -eq 0 ] || echo $(((t1 - t0) / 1000000)) >>"$WORK/kubectl-ms"
+done
+python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert "probe" in d, d' "$WORK/kubectl-out.json"
+
+# 2. scans.
+: >"$WORK/scans.txt"
+for S in $SCALES; do
+  log "scan: creating $S nodes"
+  t0=$(date +%s)
+  bash tests/testbed/testbed.sh nodes "scale$S" "$S" dgx-h100-healthy "label=bench-scale=$S" >"$WORK/nodes-$S.yaml"
+  "${KA[@]}" create -f "$WORK/nodes-$S.yaml" >/dev/null
+  "${KA[@]}" wait --for=condition=Ready nodes -l "bench-scale=$S" --timeout=600s >/dev/null
+  log "scan: $S nodes Ready after $(($(date +%s) - t0)) s; scanning (concurrency $CONC)"
+  before=$(audit_count)
+  cat >"$WORK/plan-scan-$S.json" <<EOF
+{"server": $SERVER_JSON, "stderr": "$WORK/launcher-scan-$S.log", "timeout": 120,
+ "calls": [{"tool": "scan_gpu_nodes",
+            "arguments": {"check": "health", "label_selector": "bench-scale=$S", "concurrency": $CONC}}]}
+EOF
+  python3 tests/bench/mcp_call.py "$WORK/plan-scan-$S.json" >"$WORK/scan-$S.json"
+  after=$(audit_count)
+  left=$("${KA[@]}" -n "$NS" get pods -o name | wc -l)
+  tail -n +"$((before + 1))" "$TESTBED_DIR/audit.log" | head -n "$((after - before))" >"$WORK/audit-$S.log"
+  echo "$S $left" >>"$WORK/scans.txt"
+done
+
+python3 - "$WORK" "$CALLS" "$CONC" <<'EOF'
+import json, os, statistics, sys
+from collections import Counter
+work, calls, conc = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+
+def pct(xs, p):
+    xs = sorted(xs)
+    k = max(0, min(len(xs) - 1, round(p / 100 * (len(xs) - 1))))
+    return xs[k]
+
+h = json.load(open(f"{work}/health.json"))
+res = h["results"][1:]  # first call warms up the client and connection
+errs = [r for r in res if r["is_error"]]
+if errs:
+    sys.exit(f"launcher get_gpu_health failed: {errs[0]['text']}")
+lm = [r["ms"] for r in res]
+km = [float(x) for x in open(f"{work}/kubectl-ms").read().split()]
+print("## 1. One get_gpu_health call on gpu-node-1 (ms)\n")
+print("| flow | n | p50 | p95 |")
+print("|---|---|---|---|")
+print(f"| launcher (serve, MCP stdio) | {len(lm)} | {pct(lm,50):.0f} | {pct(lm,95):.0f} |")
+print(f"| kubectl create → wait → exec → delete | {len(km)} | {pct(km,50):.0f} | {pct(km,95):.0f} |")
+print(f"| **ratio kubectl / launcher** | | **{pct(km,50)/pct(lm,50):.1f}×** | **{pct(km,95)/pct(lm,95):.1f}×** |")
+
+print("\n## 2. scan_gpu_nodes (check health, concurrency %s)\n" % conc)
+print("| nodes | ok | failed | wall s | launcher peak RSS MB | API requests / node | pods left |")
+print("|---|---|---|---|---|---|---|")
+breakdowns = {}
+for line in open(f"{work}/scans.txt"):
+    s, left = line.split()
+    d = json.load(open(f"{work}/scan-{s}.json"))
+    r = d["results"][0]
+    if r["is_error"]:
+        print(f"| {s} | scan failed: {r['text'][:200]} | | | | | {left} |")
+        continue
+    st = r["structured"]
+    reqs = Counter()
+    for l in open(f"{work}/audit-{s}.log"):
+        e = json.loads(l)
+        o = e.get("objectRef", {})
+        reqs[f"{e['verb']} {o.get('resource','')}{'/' + o['subresource'] if o.get('subresource') else ''}"] += 1
+    breakdowns[s] = reqs
+    total = sum(reqs.values())
+    print(f"| {s} | {st.get('nodes_ok')} | {st.get('nodes_failed')} | {r['ms']/1000:.1f} | "
+          f"{d['peak_rss_kib']/1024:.0f} | {total/int(s):.2f} | {left} |")
+for s, reqs in breakdowns.items():
+    print(f"\nAPI requests of the launcher's user during the {s}-node scan: " +
+          ", ".join(f"{k}: {v}" for k, v in sorted(reqs.items())))
+
+print("\n## 3. Launcher per-phase timings of get_gpu_health (ms, mean / p95 over %d calls)\n" % len(res))
+phases = {}
+for r in res:
+    for t in (r["structured"] or {}).get("run", {}).get("timings", []):
+        phases.setdefault(t["phase"], []).append(t["millis"])
+print("| phase | mean | p95 |")
+print("|---|---|---|")
+for p, xs in phases.items():
+    print(f"| {p} | {statistics.mean(xs):.1f} | {pct(xs,95)} |")
+tot = [r["structured"]["run"].get("total_millis") for r in res if r["structured"]]
+if tot and tot[0] is not None:
+    print(f"| total (launcher's view) | {statistics.mean(tot):.1f} | {pct(tot,95)} |")
+print(f"\nlauncher MCP initialize: {h['init_ms']:.0f} ms; peak RSS during the health calls: {h['peak_rss_kib']/1024:.0f} MB")
+EOF

@@ -1,0 +1,453 @@
+//! The launcher end to end: MCP over stdio -> probe pod on a kwok node through the real apiserver ->
+//! websocket exec of node-probe -> the node's scenario -> delete. As deploy/'s least-privilege user.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::mcp::{self, Launcher, has_str};
+use crate::testbed::{FakeNode, Testbed, User, skipped, unique};
+
+/// Node tools that run one probe.
+const NODE_TOOLS: &[&str] = &[
+    "get_gpu_inventory",
+    "get_gpu_telemetry",
+    "inspect_topology",
+    "analyze_xid_errors",
+    "snapshot_ecc",
+    "get_gpu_health",
+    "get_gpu_processes",
+];
+
+/// The three simulated GPU nodes every cluster of these tests has, each with its own scenario.
+const SCENARIOS: &[&str] = &[
+    "dgx-h100-healthy",
+    "dgx-h100-xid79",
+    "dgx-a100-row-remap-pending",
+];
+
+/// A probe namespace bound like deploy/ binds gpu-diagnostics, plus three GPU nodes (one per scenario)
+/// carrying a label unique to this test, so scans and listings see only them.
+struct Cluster {
+    tb: &'static Testbed,
+    ns: String,
+    group: String,
+    nodes: Vec<(String, &'static str)>,
+}
+
+fn cluster(tag: &str) -> Cluster {
+    let tb = Testbed::shared();
+    let ns = unique(&format!("e2e-{tag}"));
+    tb.probe_namespace(&ns, User::Reader);
+    tb.bind_reader(User::Reader);
+    let group = unique(tag);
+    let nodes: Vec<(String, &'static str)> = SCENARIOS
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (unique(&format!("gpu-node-{}", i + 1)), *s))
+        .collect();
+    let fake: Vec<FakeNode> = nodes
+        .iter()
+        .map(|(n, s)| {
+            let node = FakeNode::gpu(n, s).label("e2e-group", &group);
+            if s.starts_with("dgx-a100") {
+                node.product("NVIDIA-A100-SXM4-80GB")
+            } else {
+                node
+            }
+        })
+        .collect();
+    tb.add_nodes(&fake);
+    Cluster {
+        tb,
+        ns,
+        group,
+        nodes,
+    }
+}
+
+impl Cluster {
+    fn selector(&self) -> String {
+        format!("e2e-group={}", self.group)
+    }
+    async fn launcher(&self, user: User, extra: &[&str]) -> Launcher {
+        mcp::start(self.tb, user, &self.ns, extra).await
+    }
+    /// The syringe's promise: nothing left in the probe namespace.
+    fn assert_no_pods(&self) {
+        if let Err(left) = self.tb.wait_no_pods(&self.ns, Duration::from_secs(15)) {
+            panic!("probe pods left in {}: {left:?}", self.ns);
+        }
+    }
+    fn add(&self, node: FakeNode) -> String {
+        let name = node.name.clone();
+        self.tb
+            .add_nodes(&[node.label("e2e-group-extra", &self.group)]);
+        name
+    }
+}
+
+fn source(v: &Value) -> &str {
+    v["run"]["probe"]["source"].as_str().unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_node_tool_answers_for_each_node() {
+    if skipped() {
+        return;
+    }
+    let c = cluster("tools");
+    let l = c.launcher(User::Reader, &[]).await;
+    for (node, scenario) in &c.nodes {
+        for tool in NODE_TOOLS {
+            let v = l.ok(tool, json!({"node_name": node})).await;
+            assert_eq!(v["node"], node.as_str(), "{tool}: {v}");
+            assert_eq!(
+                source(&v),
+                format!("simulated:{scenario}"),
+                "{tool} on {node}: {v}"
+            );
+            assert_eq!(v["run"]["probe"]["node_name"], node.as_str(), "{tool}: {v}");
+            let ran_in = v["run"]["ran_in"].as_str().unwrap_or_default();
+            assert!(
+                ran_in.starts_with(&format!("{}/", c.ns)),
+                "{tool}: ran in {ran_in}"
+            );
+            assert!(!v["report"].is_null(), "{tool}: no report: {v}");
+            c.assert_no_pods();
+        }
+    }
+    // The XID node's report carries XID 79 (GPU fell off the bus); the healthy node's does not.
+    let xid = l
+        .ok("analyze_xid_errors", json!({"node_name": c.nodes[1].0}))
+        .await;
+    assert!(xid["report"].to_string().contains("79"), "{xid}");
+    l.stop().await;
+    c.assert_no_pods();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn describe_gpu_node_joins_probe_and_api_server() {
+    if skipped() {
+        return;
+    }
+    let c = cluster("describe");
+    let l = c.launcher(User::Reader, &[]).await;
+    for (node, scenario) in &c.nodes {
+        let v = l.ok("describe_gpu_node", json!({"node_name": node})).await;
+        // Kubernetes half: GFD labels and GPU capacity from the API server.
+        assert!(
+            has_str(&v, "nvidia.com/gpu.product") || has_str(&v, "NVIDIA-"),
+            "{v}"
+        );
+        // Probe half: that node's scenario.
+        assert!(has_str(&v, &format!("simulated:{scenario}")), "{node}: {v}");
+        c.assert_no_pods();
+    }
+    // The probe fails on a NotReady node, the Kubernetes half still answers.
+    let down = c.add(FakeNode::without_kubelet(&unique("gpu-down"), false));
+    let r = l
+        .call("describe_gpu_node", json!({"node_name": down}))
+        .await;
+    let body = format!(
+        "{} {}",
+        mcp::text(&r),
+        serde_json::to_string(&r.structured_content).unwrap()
+    );
+    assert!(body.contains(&down), "{body}");
+    assert!(body.to_lowercase().contains("not ready"), "{body}");
+    l.stop().await;
+    c.assert_no_pods();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_tools_read_nodes_and_allocations() {
+    if skipped() {
+        return;
+    }
+    let c = cluster("clustertools");
+    // A training pod holding 2 GPUs on the first node (kwok marks it running).
+    let wl = unique("e2e-workloads");
+    let node = &c.nodes[0].0;
+    c.tb.apply(&format!(
+        r#"apiVersion: v1
+kind: Namespace
+metadata: {{name: {wl}}}
+---
+apiVersion: v1
+kind: ServiceAccount
+metadata: {{name: default, namespace: {wl}}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: trainer-0, namespace: {wl}}}
+spec:
+  nodeName: {node}
+  containers:
+  - name: train
+    image: registry.invalid/train:1
+    resources:
+      limits: {{nvidia.com/gpu: "2"}}
+"#
+    ));
+    let l = c.launcher(User::Reader, &[]).await;
+    let v = l
+        .ok("list_gpu_nodes", json!({"label_selector": c.selector()}))
+        .await;
+    let nodes = v["nodes"].as_array().expect("nodes");
+    assert_eq!(nodes.len(), 3, "{v}");
+    for n in nodes {
+        assert_eq!(n["gpu_capacity"], 8, "{n}");
+        assert_eq!(n["ready"], true, "{n}");
+        assert!(n["gpu_labels"]["nvidia.com/gpu.product"].is_string(), "{n}");
+    }
+    let first = nodes
+        .iter()
+        .find(|n| n["name"] == node.as_str())
+        .expect("node listed");
+    assert_eq!(first["gpu_allocated"], 2, "{first}");
+
+    let v = l
+        .ok("get_pod_gpu_allocation", json!({"node_name": node}))
+        .await;
+    assert!(has_str(&v, "trainer-0"), "{v}");
+    assert!(v.to_string().contains("nvidia.com/gpu"), "{v}");
+    l.stop().await;
+    c.assert_no_pods();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scan_gpu_nodes_covers_every_selected_node() {
+    if skipped() {
+        return;
+    }
+    let c = cluster("scan");
+    let l = c.launcher(User::Reader, &[]).await;
+    for check in ["health", "xid", "ecc"] {
+        let v = l
+            .ok(
+                "scan_gpu_nodes",
+                json!({"check": check, "label_selector": c.selector()}),
+            )
+            .await;
+        assert_eq!(v["nodes_total"], 3, "{check}: {v}");
+        assert_eq!(v["nodes_ok"], 3, "{check}: {v}");
+        assert_eq!(v["nodes_failed"], 0, "{check}: {v}");
+        for (node, _) in &c.nodes {
+            assert!(has_str(&v, node), "{check}: {node} missing: {v}");
+        }
+        c.assert_no_pods();
+    }
+    // The XID 79 node is the one to look at first.
+    let v = l
+        .ok(
+            "scan_gpu_nodes",
+            json!({"check": "health", "label_selector": c.selector()}),
+        )
+        .await;
+    let first = &v["needs_attention"][0];
+    assert_eq!(first["node"], c.nodes[1].0.as_str(), "{v}");
+    l.stop().await;
+    c.assert_no_pods();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_not_ready_is_refused_clearly() {
+    if skipped() {
+        return;
+    }
+    let c = cluster("notready");
+    let down = c.add(FakeNode::without_kubelet(&unique("gpu-down"), false));
+    let l = c.launcher(User::Reader, &[]).await;
+    let err = l.err("get_gpu_health", json!({"node_name": down})).await;
+    assert!(err.contains(&down), "{err}");
+    assert!(err.to_lowercase().contains("not ready"), "{err}");
+    // A node that does not exist at all.
+    let err = l
+        .err("get_gpu_health", json!({"node_name": "gpu-node-absent"}))
+        .await;
+    assert!(
+        err.contains("gpu-node-absent") && err.contains("not"),
+        "{err}"
+    );
+    l.stop().await;
+    c.assert_no_pods();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn probe_pod_that_never_starts_times_out_and_is_deleted() {
+    if skipped() {
+        return;
+    }
+    let c = cluster("nostart");
+    let stuck = c.add(FakeNode::without_kubelet(&unique("gpu-stuck"), true));
+    let l = c.launcher(User::Reader, &["--probe-timeout", "6"]).await;
+    let t = Instant::now();
+    let err = l.err("get_gpu_health", json!({"node_name": stuck})).await;
+    assert!(
+        t.elapsed() < Duration::from_secs(30),
+        "took {:?}",
+        t.elapsed()
+    );
+    assert!(err.contains(&stuck), "{err}");
+    c.assert_no_pods();
+    l.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn probe_failure_document_is_reported() {
+    if skipped() {
+        return;
+    }
+    let c = cluster("probefail");
+    // node-probe exits non-zero with its failure document: the fixture does not exist.
+    let bad = c.add(FakeNode::gpu(
+        &unique("gpu-bad"),
+        "/nonexistent/fixture.json",
+    ));
+    let l = c.launcher(User::Reader, &[]).await;
+    let err = l.err("get_gpu_health", json!({"node_name": bad})).await;
+    assert!(
+        err.contains("cannot read fixture"),
+        "the probe's own error should reach the user: {err}"
+    );
+    c.assert_no_pods();
+    l.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn probe_printing_garbage_is_reported() {
+    if skipped() {
+        return;
+    }
+    let c = cluster("garbage");
+    let node = c.add(FakeNode::garbage(&unique("gpu-garbage")));
+    let l = c.launcher(User::Reader, &[]).await;
+    let err = l.err("get_gpu_health", json!({"node_name": node})).await;
+    assert!(err.contains(&node), "{err}");
+    assert!(
+        err.contains("garbage on stderr"),
+        "stderr tail should be shown: {err}"
+    );
+    c.assert_no_pods();
+    // The launcher is still fine.
+    l.ok("get_gpu_health", json!({"node_name": c.nodes[0].0}))
+        .await;
+    l.stop().await;
+    c.assert_no_pods();
+}
+
+/// Wait until a probe pod exists in `ns`.
+fn wait_for_pod(tb: &Testbed, ns: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(p) = tb.pods(ns).into_iter().next() {
+            return p;
+        }
+        assert!(Instant::now() < deadline, "no probe pod appeared in {ns}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancellation_mid_call_deletes_the_pod() {
+    if skipped() {
+        return;
+    }
+    let c = cluster("cancel");
+    let stuck = c.add(FakeNode::without_kubelet(&unique("gpu-stuck"), true));
+    let l = c.launcher(User::Reader, &["--probe-timeout", "120"]).await;
+    let handle = l
+        .start_call("get_gpu_health", json!({"node_name": stuck}))
+        .await;
+    let pod = wait_for_pod(c.tb, &c.ns);
+    handle
+        .cancel(Some("test cancels".into()))
+        .await
+        .expect("send cancel");
+    let t = Instant::now();
+    if let Err(left) = c.tb.wait_no_pods(&c.ns, Duration::from_secs(15)) {
+        panic!(
+            "pod {pod} not deleted after cancel: {left:?}\n{}",
+            l.stderr()
+        );
+    }
+    eprintln!("pod {pod} gone {:?} after cancel", t.elapsed());
+    // The launcher keeps serving.
+    l.ok("get_gpu_health", json!({"node_name": c.nodes[0].0}))
+        .await;
+    l.stop().await;
+    c.assert_no_pods();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkilled_launcher_leftover_is_swept_on_restart() {
+    if skipped() {
+        return;
+    }
+    let c = cluster("sigkill");
+    let stuck = c.add(FakeNode::without_kubelet(&unique("gpu-stuck"), true));
+    // A short pod deadline so the leftover is past it (plus the sweep's slack) soon.
+    let l = c
+        .launcher(
+            User::Reader,
+            &["--probe-timeout", "120", "--probe-deadline", "1"],
+        )
+        .await;
+    let _handle = l
+        .start_call("get_gpu_health", json!({"node_name": stuck}))
+        .await;
+    let pod = wait_for_pod(c.tb, &c.ns);
+    l.kill9();
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        c.tb.pods(&c.ns),
+        vec![pod.clone()],
+        "the leftover should still be there"
+    );
+    // Past activeDeadlineSeconds (1 s) + the sweep's 30 s slack.
+    std::thread::sleep(Duration::from_secs(32));
+    let l2 = c.launcher(User::Reader, &[]).await;
+    l2.ok("list_gpu_nodes", json!({"label_selector": c.selector()}))
+        .await;
+    if let Err(left) = c.tb.wait_no_pods(&c.ns, Duration::from_secs(20)) {
+        panic!("restart sweep left {left:?}\n{}", l2.stderr());
+    }
+    l2.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rbac_denied_is_reported_not_hidden() {
+    if skipped() {
+        return;
+    }
+    let c = cluster("rbac");
+    // No binding at all.
+    let l = c.launcher(User::Nobody, &[]).await;
+    let err = l.err("list_gpu_nodes", json!({})).await;
+    assert!(err.to_lowercase().contains("forbidden"), "{err}");
+    let err = l
+        .err("get_gpu_health", json!({"node_name": c.nodes[0].0}))
+        .await;
+    assert!(
+        err.to_lowercase().contains("forbidden") || err.contains("not allowed"),
+        "{err}"
+    );
+    l.stop().await;
+    // The reader role, but a probe namespace where it has no RoleBinding: pod create is refused.
+    let other = unique("e2e-unbound");
+    c.tb.apply(&format!(
+        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {other}\n  labels: {{pod-security.kubernetes.io/enforce: privileged}}\n"
+    ));
+    let l = mcp::start(c.tb, User::Reader, &other, &[]).await;
+    let err = l
+        .err("get_gpu_health", json!({"node_name": c.nodes[0].0}))
+        .await;
+    assert!(
+        err.to_lowercase().contains("forbidden") || err.contains("not allowed"),
+        "{err}"
+    );
+    assert!(c.tb.pods(&other).is_empty());
+    l.stop().await;
+    c.assert_no_pods();
+}

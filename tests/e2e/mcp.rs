@@ -1,0 +1,169 @@
+//! The launcher under test: `k8s-gpu-mcp serve --kubeconfig …` driven over stdio by the rmcp client.
+
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use rmcp::handler::client::progress::ProgressDispatcher;
+use rmcp::model::{
+    CallToolRequestParams, CallToolResult, ClientRequest, ProgressNotificationParam, Request,
+};
+use rmcp::service::{NotificationContext, PeerRequestOptions, RequestHandle, RunningService};
+use rmcp::transport::{ConfigureCommandExt, TokioChildProcess};
+use rmcp::{ClientHandler, RoleClient, ServiceExt};
+use serde_json::Value;
+
+use crate::testbed::{Testbed, User, unique};
+
+pub const LAUNCHER: &str = env!("CARGO_BIN_EXE_k8s-gpu-mcp");
+
+pub struct ProgressClient {
+    pub progress: ProgressDispatcher,
+}
+
+impl ClientHandler for ProgressClient {
+    async fn on_progress(
+        &self,
+        params: ProgressNotificationParam,
+        _ctx: NotificationContext<RoleClient>,
+    ) {
+        self.progress.handle_notification(params).await;
+    }
+}
+
+pub struct Launcher {
+    pub client: RunningService<RoleClient, ProgressClient>,
+    pub pid: u32,
+    pub log: PathBuf,
+}
+
+/// `k8s-gpu-mcp serve` as `user` (its own kubeconfig file; KUBECONFIG cleared), probe pods in `ns`.
+pub async fn start(tb: &Testbed, user: User, ns: &str, extra: &[&str]) -> Launcher {
+    let log = std::env::temp_dir().join(format!("{}.log", unique("k8s-gpu-mcp-e2e-launcher")));
+    let kubeconfig = tb.kubeconfig(user);
+    let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+    let ns = ns.to_string();
+    let cmd = tokio::process::Command::new(LAUNCHER).configure(|c| {
+        c.arg("serve")
+            .arg("--kubeconfig")
+            .arg(&kubeconfig)
+            .args(["--namespace", &ns])
+            .args(&extra)
+            .env_remove("KUBECONFIG")
+            .env("RUST_LOG", "info,k8s_gpu_mcp=debug");
+    });
+    let (transport, _) = TokioChildProcess::builder(cmd)
+        .stderr(Stdio::from(
+            std::fs::File::create(&log).expect("launcher log"),
+        ))
+        .spawn()
+        .expect("spawn k8s-gpu-mcp serve");
+    let pid = transport.id().expect("launcher pid");
+    let client = ProgressClient {
+        progress: ProgressDispatcher::new(),
+    }
+    .serve(transport)
+    .await
+    .unwrap_or_else(|e| {
+        panic!(
+            "MCP handshake with the launcher failed: {e}\nlauncher stderr:\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        )
+    });
+    Launcher { client, pid, log }
+}
+
+impl Launcher {
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub async fn call(&self, tool: &str, args: Value) -> CallToolResult {
+        let params = CallToolRequestParams::new(tool.to_string())
+            .with_arguments(args.as_object().cloned().unwrap_or_default());
+        match tokio::time::timeout(Duration::from_secs(120), self.client.call_tool(params)).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(e)) => panic!(
+                "{tool} {args}: MCP error {e}\nlauncher stderr:\n{}",
+                self.stderr()
+            ),
+            Err(_) => panic!(
+                "{tool} {args}: no answer in 120 s\nlauncher stderr:\n{}",
+                self.stderr()
+            ),
+        }
+    }
+
+    /// A call that must succeed: its structuredContent.
+    pub async fn ok(&self, tool: &str, args: Value) -> Value {
+        let r = self.call(tool, args.clone()).await;
+        assert_ne!(
+            r.is_error,
+            Some(true),
+            "{tool} {args} failed: {}\nlauncher stderr:\n{}",
+            text(&r),
+            self.stderr()
+        );
+        let t = text(&r);
+        r.structured_content
+            .unwrap_or_else(|| panic!("{tool} {args}: no structuredContent: {t}"))
+    }
+
+    /// A call that must fail as a tool error (isError: true): its text.
+    pub async fn err(&self, tool: &str, args: Value) -> String {
+        let r = self.call(tool, args.clone()).await;
+        assert_eq!(
+            r.is_error,
+            Some(true),
+            "{tool} {args} should have failed: {}",
+            serde_json::to_string(&r.structured_content).unwrap()
+        );
+        text(&r)
+    }
+
+    /// Start a call that can be cancelled.
+    pub async fn start_call(&self, tool: &str, args: Value) -> RequestHandle<RoleClient> {
+        let params = CallToolRequestParams::new(tool.to_string())
+            .with_arguments(args.as_object().cloned().unwrap_or_default());
+        self.client
+            .send_cancellable_request(
+                ClientRequest::CallToolRequest(Request::new(params)),
+                PeerRequestOptions::no_options(),
+            )
+            .await
+            .expect("send request")
+    }
+
+    /// SIGKILL the launcher (no cleanup chance).
+    pub fn kill9(&self) {
+        let _ = std::process::Command::new("kill")
+            .args(["-KILL", &self.pid.to_string()])
+            .status();
+    }
+
+    /// Close stdin and wait for the launcher to finish its cleanup and exit.
+    pub async fn stop(self) {
+        let _ = tokio::time::timeout(Duration::from_secs(20), self.client.cancel()).await;
+    }
+}
+
+/// Every text block of a result, joined.
+pub fn text(r: &CallToolResult) -> String {
+    r.content
+        .iter()
+        .filter_map(|c| c.as_text().map(|t| t.text.clone()))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Whether any string in `v` contains `needle`.
+pub fn has_str(v: &Value, needle: &str) -> bool {
+    match v {
+        Value::String(s) => s.contains(needle),
+        Value::Array(a) => a.iter().any(|x| has_str(x, needle)),
+        Value::Object(o) => o.values().any(|x| has_str(x, needle)),
+        _ => false,
+    }
+}

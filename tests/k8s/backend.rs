@@ -1,0 +1,203 @@
+//! The cluster backend against a mocked API server: GPU accounting computed from pods, GFD labels,
+//! conditions, taints, cordon; GPU pods of a node; contexts.
+
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+
+use super::mock::{mock_client, status};
+use crate::cluster::{ClusterBackend, ClusterError};
+use crate::k8s::{Clients, KubeBackend};
+
+fn nodes() -> Value {
+    json!({"apiVersion": "v1", "kind": "NodeList", "metadata": {"resourceVersion": "10"}, "items": [
+        {"metadata": {"name": "gpu-b", "labels": {"nvidia.com/gpu.present": "true", "nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3",
+                                                  "nvidia.com/gpu.count": "8", "kubernetes.io/os": "linux"}},
+         "spec": {"unschedulable": true, "taints": [
+             {"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"},
+             {"key": "node.kubernetes.io/unschedulable", "effect": "NoSchedule"}]},
+         "status": {"capacity": {"cpu": "96", "nvidia.com/gpu": "8", "nvidia.com/mig-1g.10gb": "0"},
+                    "allocatable": {"nvidia.com/gpu": "7"},
+                    "conditions": [{"type": "Ready", "status": "True"},
+                                   {"type": "MemoryPressure", "status": "False"},
+                                   {"type": "KernelDeadlock", "status": "True", "reason": "DockerHung"}],
+                    "nodeInfo": {"architecture": "amd64", "kubeletVersion": "v1.33.2", "bootID": "", "containerRuntimeVersion": "",
+                                 "kernelVersion": "", "kubeProxyVersion": "", "machineID": "", "operatingSystem": "linux",
+                                 "osImage": "", "systemUUID": ""}}},
+        {"metadata": {"name": "gpu-a", "labels": {}},
+         "status": {"capacity": {"nvidia.com/gpu": "4"}, "allocatable": {"nvidia.com/gpu": "4"},
+                    "conditions": [{"type": "Ready", "status": "False", "reason": "KubeletNotReady"}]}},
+        {"metadata": {"name": "cpu-1", "labels": {}},
+         "status": {"capacity": {"cpu": "8"}, "conditions": [{"type": "Ready", "status": "True"}]}}
+    ]})
+}
+
+fn gpu_pod(
+    ns: &str,
+    name: &str,
+    node: &str,
+    phase: &str,
+    req: Option<u32>,
+    limit: Option<u32>,
+) -> Value {
+    let mut res = json!({});
+    if let Some(r) = req {
+        res["requests"] = json!({"nvidia.com/gpu": r.to_string(), "cpu": "1"});
+    }
+    if let Some(l) = limit {
+        res["limits"] = json!({"nvidia.com/gpu": l.to_string()});
+    }
+    json!({"metadata": {"namespace": ns, "name": name, "uid": format!("uid-{name}")},
+           "spec": {"nodeName": node, "containers": [{"name": "main", "resources": res},
+                                                     {"name": "sidecar", "resources": {"requests": {"cpu": "100m"}}}]},
+           "status": {"phase": phase}})
+}
+
+fn pods() -> Value {
+    json!({"apiVersion": "v1", "kind": "PodList", "metadata": {"resourceVersion": "11"}, "items": [
+        gpu_pod("ml", "train-0", "gpu-b", "Running", Some(4), Some(4)),
+        // limit only: the request defaults to the limit
+        gpu_pod("ml", "train-1", "gpu-b", "Pending", None, Some(2)),
+        gpu_pod("ml", "eval", "gpu-a", "Running", Some(1), Some(1)),
+        gpu_pod("web", "nginx", "gpu-b", "Running", None, None),
+    ]})
+}
+
+fn backend() -> (KubeBackend, super::mock::Log) {
+    let (client, log) = mock_client(|r| match (r.method.as_str(), r.path.as_str()) {
+        ("GET", "/api/v1/nodes") if r.query.contains("labelSelector=bad") => (
+            400,
+            status(400, "BadRequest", "unable to parse requirement"),
+        ),
+        ("GET", "/api/v1/nodes") => (200, nodes().to_string()),
+        ("GET", "/api/v1/nodes/gpu-b") => (200, nodes()["items"][0].to_string()),
+        ("GET", "/api/v1/nodes/nope") => (404, status(404, "NotFound", "nodes \"nope\" not found")),
+        ("GET", "/api/v1/pods") => {
+            // honour the node field selector like the API server would
+            let mut list = pods();
+            if let Some(node) = r.query.split("spec.nodeName%3D").nth(1) {
+                let node = node.split(['%', '&']).next().unwrap().to_string();
+                let items: Vec<Value> = list["items"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .filter(|p| p["spec"]["nodeName"] == node.as_str())
+                    .cloned()
+                    .collect();
+                list["items"] = Value::Array(items);
+            }
+            (200, list.to_string())
+        }
+        _ => (404, status(404, "NotFound", "unexpected")),
+    });
+    (
+        KubeBackend::new(Arc::new(Clients::from_client(client))),
+        log,
+    )
+}
+
+#[tokio::test]
+async fn list_gpu_nodes_accounts_gpus_from_pods() {
+    let (b, log) = backend();
+    let nodes = b.list_gpu_nodes(None, None).await.unwrap();
+    let names: Vec<&str> = nodes.iter().map(|n| n.name.as_str()).collect();
+    assert_eq!(names, ["gpu-a", "gpu-b"], "CPU node left out, sorted");
+    let a = &nodes[0];
+    assert_eq!(
+        (a.gpu_capacity, a.gpu_allocatable, a.gpu_allocated),
+        (4, 4, 1)
+    );
+    assert!(!a.ready);
+    assert_eq!(a.problem_conditions, ["Ready=False (KubeletNotReady)"]);
+    let b_ = &nodes[1];
+    assert_eq!(
+        (b_.gpu_capacity, b_.gpu_allocatable, b_.gpu_allocated),
+        (8, 7, 6)
+    );
+    assert!(b_.ready && b_.unschedulable);
+    assert_eq!(b_.problem_conditions, ["KernelDeadlock=True (DockerHung)"]);
+    assert_eq!(
+        b_.taints,
+        [
+            "nvidia.com/gpu=present:NoSchedule",
+            "node.kubernetes.io/unschedulable:NoSchedule"
+        ]
+    );
+    assert_eq!(
+        b_.gpu_labels.len(),
+        3,
+        "only nvidia.com/* labels: {:?}",
+        b_.gpu_labels
+    );
+    assert_eq!(b_.mig_resources.get("nvidia.com/mig-1g.10gb"), Some(&0));
+    assert_eq!(b_.kubelet_version.as_deref(), Some("v1.33.2"));
+    // the pods list excludes terminated pods server-side
+    let log = log.lock().unwrap();
+    let pods_req = log.iter().find(|r| r.path == "/api/v1/pods").unwrap();
+    assert!(
+        pods_req.query.contains("status.phase%21%3DSucceeded"),
+        "{}",
+        pods_req.query
+    );
+}
+
+#[tokio::test]
+async fn bad_selector_is_reported_as_such() {
+    let (b, _) = backend();
+    let e = b.list_gpu_nodes(None, Some("bad==")).await.unwrap_err();
+    assert!(matches!(e, ClusterError::BadSelector(_)), "{e:?}");
+}
+
+#[tokio::test]
+async fn get_node_and_missing_node() {
+    let (b, _) = backend();
+    let n = b.get_node(None, "gpu-b").await.unwrap();
+    assert_eq!(n.gpu_allocated, 6);
+    let e = b.get_node(None, "nope").await.unwrap_err();
+    assert!(
+        matches!(&e, ClusterError::NodeNotFound(n) if n == "nope"),
+        "{e:?}"
+    );
+}
+
+#[tokio::test]
+async fn pods_with_gpus_lists_gpu_containers_only() {
+    let (b, _) = backend();
+    let pods = b.pods_with_gpus(None, "gpu-b").await.unwrap();
+    let names: Vec<&str> = pods.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(names, ["train-0", "train-1"], "nginx has no GPU resources");
+    assert_eq!(pods[1].phase, "Pending");
+    assert_eq!(pods[1].containers.len(), 1, "only the GPU container");
+    assert_eq!(pods[1].containers[0].requests["nvidia.com/gpu"], 2);
+    assert_eq!(pods[1].containers[0].limits["nvidia.com/gpu"], 2);
+    assert!(matches!(
+        b.pods_with_gpus(None, "nope").await.unwrap_err(),
+        ClusterError::NodeNotFound(_)
+    ));
+}
+
+#[tokio::test]
+async fn unknown_context_lists_the_known_ones() {
+    let (b, _) = backend();
+    assert!(b.contexts().is_empty());
+    let e = b.list_gpu_nodes(Some("prod"), None).await.unwrap_err();
+    assert!(matches!(e, ClusterError::UnknownContext { .. }), "{e:?}");
+}
+
+#[test]
+fn quantities_and_effective_requests() {
+    use crate::k8s::backend::{count, pod_request};
+    use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+    assert_eq!(count(&Quantity("8".into())), 8);
+    assert_eq!(count(&Quantity("2k".into())), 2000);
+    assert_eq!(count(&Quantity("garbage".into())), 0);
+    // init containers run before the app: the effective request is the larger of the two
+    let p: k8s_openapi::api::core::v1::Pod = serde_json::from_value(json!({
+        "metadata": {"name": "x"},
+        "spec": {"initContainers": [{"name": "warm", "resources": {"limits": {"nvidia.com/gpu": "3"}}}],
+                 "containers": [{"name": "a", "resources": {"limits": {"nvidia.com/gpu": "1"}}},
+                                {"name": "b", "resources": {"limits": {"nvidia.com/gpu": "1"}}}]}
+    }))
+    .unwrap();
+    assert_eq!(pod_request(&p, "nvidia.com/gpu"), 3);
+}

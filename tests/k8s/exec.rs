@@ -1,0 +1,46 @@
+//! Exec helpers: exit code from the status frame, capped stdout, stderr tail.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Status;
+use serde_json::json;
+
+use crate::k8s::exec::{exit_code, read_capped, read_tail};
+
+fn st(v: serde_json::Value) -> Status {
+    serde_json::from_value(v).unwrap()
+}
+
+#[test]
+fn exit_codes_from_status() {
+    assert_eq!(exit_code(&st(json!({"status": "Success"}))), Some(0));
+    let nonzero = st(json!({"status": "Failure", "reason": "NonZeroExitCode",
+        "details": {"causes": [{"reason": "ExitCode", "message": "3"}]}}));
+    assert_eq!(exit_code(&nonzero), Some(3));
+    // e.g. executable not found: no exit code, an exec error
+    let failed = st(
+        json!({"status": "Failure", "message": "exec: \"node-probe\": executable file not found"}),
+    );
+    assert_eq!(exit_code(&failed), None);
+}
+
+#[tokio::test]
+async fn stdout_is_capped_but_drained() {
+    let data = vec![b'x'; 100_000];
+    let (out, truncated) = read_capped(&mut data.as_slice(), 1000).await.unwrap();
+    assert_eq!(out.len(), 1000);
+    assert!(truncated);
+    let (out, truncated) = read_capped(&mut &b"{}"[..], 1000).await.unwrap();
+    assert_eq!(out, b"{}");
+    assert!(!truncated);
+}
+
+#[tokio::test]
+async fn stderr_keeps_the_last_whole_lines() {
+    let text: String = (0..1000).map(|i| format!("line {i}\n")).collect();
+    let tail = read_tail(&mut text.as_bytes(), 30).await.unwrap();
+    assert!(tail.ends_with("line 999"), "{tail}");
+    assert!(
+        tail.starts_with("line 99"),
+        "starts at a line boundary: {tail}"
+    );
+    assert!(tail.len() <= 30);
+}
