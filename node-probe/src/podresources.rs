@@ -37,10 +37,7 @@ pub fn collect(host_root: &Path) -> Reading<PodResourcesFacts> {
     match std::fs::metadata(&path) {
         Ok(_) => {}
         Err(e) => {
-            return Reading::Err(io_field_error(
-                &e,
-                &format!("{}: {e}", path.display()),
-            ));
+            return Reading::Err(io_field_error(&e, &format!("{}: {e}", path.display())));
         }
     }
     let runtime = match tokio::runtime::Builder::new_current_thread()
@@ -71,15 +68,14 @@ async fn query(path: std::path::PathBuf) -> Reading<PodResourcesFacts> {
             ));
         }
     };
-    let connect = endpoint.connect_with_connector(tower::service_fn(
-        move |_: tonic::transport::Uri| {
+    let connect =
+        endpoint.connect_with_connector(tower::service_fn(move |_: tonic::transport::Uri| {
             let path = path.clone();
             async move {
                 let stream = tokio::net::UnixStream::connect(path).await?;
                 Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(stream))
             }
-        },
-    ));
+        }));
     let channel = match tokio::time::timeout(CONNECT_TIMEOUT, connect).await {
         Ok(Ok(c)) => c,
         Ok(Err(e)) => return Reading::Err(transport_error(&e, &shown)),

@@ -170,11 +170,7 @@ pub fn pod_uid_like(s: &str) -> bool {
         return true;
     }
     let groups: Vec<&str> = s.split('-').collect();
-    groups.len() == 5
-        && groups
-            .iter()
-            .zip([8, 4, 4, 4, 12])
-            .all(|(g, n)| hex(g, n))
+    groups.len() == 5 && groups.iter().zip([8, 4, 4, 4, 12]).all(|(g, n)| hex(g, n))
 }
 
 /// `cri-containerd-<id>.scope`, `crio-<id>.scope`, `crio-<id>`, `docker-<id>.scope`, `<id>` → (id, runtime).
@@ -320,7 +316,16 @@ mod tests {
 
     #[test]
     fn malformed_input_is_an_error_or_no_pod_never_a_panic() {
-        for t in ["", "\n\n", "garbage", "x:y:z", "0:", "0::relative/path", "::/", "1:memory"] {
+        for t in [
+            "",
+            "\n\n",
+            "garbage",
+            "x:y:z",
+            "0:",
+            "0::relative/path",
+            "::/",
+            "1:memory",
+        ] {
             assert!(parse_proc_cgroup(t).is_err(), "{t:?}");
         }
         let weird = [

@@ -477,7 +477,14 @@ mod tests {
             classify_resource("nvidia.com/gpu.shared"),
             Some(ResourceKind::Shared)
         );
-        for other in ["nvidia.com/mig-", "cpu", "rdma/hca", "nvidia.com/", "amd.com/gpu", ""] {
+        for other in [
+            "nvidia.com/mig-",
+            "cpu",
+            "rdma/hca",
+            "nvidia.com/",
+            "amd.com/gpu",
+            "",
+        ] {
             assert_eq!(classify_resource(other), None, "{other}");
         }
     }
@@ -494,7 +501,10 @@ mod tests {
             GpuFacts {
                 index: 0,
                 uuid: Reading::Ok("GPU-00000000-0000-0000-0000-000000000000".into()),
-                mig_devices: vec![mig(0, M, 1), mig(1, "MIG-11111111-2222-3333-4444-555555555555", 2)],
+                mig_devices: vec![
+                    mig(0, M, 1),
+                    mig(1, "MIG-11111111-2222-3333-4444-555555555555", 2),
+                ],
                 ..Default::default()
             },
             GpuFacts {
@@ -521,7 +531,10 @@ mod tests {
         assert_eq!(loc("nvidia1").unwrap().gpu, 1);
         assert_eq!(loc("0:1").unwrap().mig.unwrap().gpu_instance_id, Some(2));
         let l = loc("MIG-GPU-00000000-0000-0000-0000-000000000000/2/0").unwrap();
-        assert_eq!(l.mig.unwrap().uuid.as_deref(), Some("MIG-11111111-2222-3333-4444-555555555555"));
+        assert_eq!(
+            l.mig.unwrap().uuid.as_deref(),
+            Some("MIG-11111111-2222-3333-4444-555555555555")
+        );
 
         for missing in [
             "GPU-99999999-0000-0000-0000-000000000000",

@@ -29,7 +29,8 @@ fn dns_name(s: &str) -> bool {
 /// `<namespace>_<pod>_<uid>`.
 pub fn parse_pod_dir(name: &str) -> Option<PodDir> {
     let mut it = name.split('_');
-    let (Some(ns), Some(pod), Some(uid), None) = (it.next(), it.next(), it.next(), it.next()) else {
+    let (Some(ns), Some(pod), Some(uid), None) = (it.next(), it.next(), it.next(), it.next())
+    else {
         return None;
     };
     (dns_name(ns) && dns_name(pod) && pod_uid_like(uid)).then(|| PodDir {
@@ -88,7 +89,10 @@ mod tests {
         let c = parse_container_log(&format!("train-0_ml-team_trainer-init-{CID}.log")).unwrap();
         assert_eq!(c.container, "trainer-init");
         assert_eq!(c.container_id, CID);
-        assert_eq!((c.pod.as_str(), c.namespace.as_str()), ("train-0", "ml-team"));
+        assert_eq!(
+            (c.pod.as_str(), c.namespace.as_str()),
+            ("train-0", "ml-team")
+        );
         for bad in [
             "".to_string(),
             ".log".to_string(),

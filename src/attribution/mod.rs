@@ -16,8 +16,8 @@ use serde::{Deserialize, Serialize};
 use crate::AnalysisOptions;
 use crate::analysis::{GpuRef, error_name, gpu_label, mib};
 use crate::facts::{
-    ContainerDevicesFacts, FieldError, FieldErrorKind, GpuFacts, GpuProcessFacts,
-    HostProcessFacts, NodeFacts, Reading,
+    ContainerDevicesFacts, FieldError, FieldErrorKind, GpuFacts, GpuProcessFacts, HostProcessFacts,
+    NodeFacts, Reading,
 };
 use crate::finding::{Action, ActionKind, Finding, Severity};
 use cgroup::CgroupAttribution;
@@ -203,7 +203,12 @@ impl Names {
 }
 
 /// Read and locate one device id of a GPU resource.
-fn allocated_device(resource_name: &str, kind: ResourceKind, id: &str, gpus: &[GpuFacts]) -> AllocatedDevice {
+fn allocated_device(
+    resource_name: &str,
+    kind: ResourceKind,
+    id: &str,
+    gpus: &[GpuFacts],
+) -> AllocatedDevice {
     let mut d = AllocatedDevice {
         resource_name: resource_name.to_string(),
         resource: kind,
@@ -504,7 +509,11 @@ fn memory(p: &AttributedProcess) -> String {
 }
 
 fn pod_label(p: &AttributedProcess) -> Option<String> {
-    match (&p.namespace, &p.pod, p.cgroup.ok().and_then(|c| c.pod_uid.as_ref())) {
+    match (
+        &p.namespace,
+        &p.pod,
+        p.cgroup.ok().and_then(|c| c.pod_uid.as_ref()),
+    ) {
         (Some(ns), Some(pod), _) => Some(format!("{ns}/{pod}")),
         (_, _, Some(uid)) => Some(format!("pod UID {uid}")),
         _ => None,
@@ -642,16 +651,20 @@ fn idle_findings(
             if idle < IDLE_ALLOCATION_SECS {
                 continue;
             }
-            let uid = names
-                .uid_by_pod
-                .get(&(p.namespace.clone(), p.name.clone()));
+            let uid = names.uid_by_pod.get(&(p.namespace.clone(), p.name.clone()));
             for d in c.devices.iter().filter(|d| d.gpu_index == Some(g.index)) {
-                // With sharing, another pod's process on the same device is not this pod's use.
+                // Dead processes and other pods' processes (a bypass, a leak) are not this pod's use; a
+                // process whose pod is unknown might be.
                 let used = procs.iter().any(|x| {
-                    covers(d, g.index, x.gpu_instance_id)
-                        && (d.replica.is_none()
-                            || uid.is_none()
-                            || x.cgroup.ok().and_then(|cg| cg.pod_uid.as_ref()) == uid)
+                    let live = matches!(
+                        x.status,
+                        ProcessStatus::Allocated
+                            | ProcessStatus::NotAllocated
+                            | ProcessStatus::Unverified
+                    );
+                    let x_uid = x.cgroup.ok().and_then(|cg| cg.pod_uid.as_ref());
+                    live && covers(d, g.index, x.gpu_instance_id)
+                        && (uid.is_none() || x_uid.is_none() || x_uid == uid)
                 });
                 if used {
                     continue;
