@@ -111,6 +111,10 @@ pub enum Report {
     Facts(Box<crate::facts::NodeFacts>),
     /// GPU ↔ pod ↔ process attribution (`node-probe allocation`).
     Allocation(crate::attribution::AllocationReport),
+    /// `node-probe kill`: preflight, plan and (when run) outcome of ending one GPU process.
+    Kill(Box<crate::operator::kill::KillReport>),
+    /// `node-probe reset`: preflight, plan and (when run) outcome and verification of a GPU reset.
+    Reset(Box<crate::operator::reset::ResetReport>),
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]

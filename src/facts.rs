@@ -157,6 +157,34 @@ pub struct NodeFacts {
     /// NVML events received while the probe waited for them (`--watch SECONDS`); absent otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nvml_events: Option<NvmlEventsFacts>,
+    /// Processes holding an open `/dev/nvidia*` node, from `{host-root}/proc/*/fd` (operator reset
+    /// preflight); absent unless collected.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_holders: Option<Reading<DeviceHoldersFacts>>,
+}
+
+/// Who holds the NVIDIA device nodes open, as `/proc/*/fd` symlinks say.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceHoldersFacts {
+    pub holders: Vec<DeviceHolderFacts>,
+    /// Processes whose `fd` directory could not be read (exited meanwhile, or no permission).
+    #[serde(default)]
+    pub unreadable_pids: u32,
+    /// The probe's own pid, left out of `holders`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub excluded_self_pid: Option<u32>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceHolderFacts {
+    pub pid: u32,
+    /// `/proc/<pid>/comm`.
+    #[serde(default)]
+    pub name: Reading<String>,
+    /// Distinct device paths held (`/dev/nvidia3`, `/dev/nvidiactl`, `/dev/nvidia-uvm`, ...), sorted.
+    pub devices: Vec<String>,
 }
 
 /// What an NVML event watch saw. NVML only reports events that happen while registered: history comes
@@ -317,6 +345,10 @@ pub struct GpuFacts {
     /// CPUs in the GPU's affinity set.
     #[serde(default)]
     pub cpu_affinity: Reading<Vec<u32>>,
+    /// Minor number of the GPU's device node (`/dev/nvidia<minor>`), from NVML or the driver's
+    /// `/proc/driver/nvidia/gpus/<bdf>/information`; absent unless collected.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub minor_number: Option<Reading<u32>>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -617,6 +649,12 @@ pub struct HostProcessFacts {
     /// Seconds since the process started, where derivable.
     #[serde(default)]
     pub age_seconds: Reading<u64>,
+    /// Parent pid (`/proc/<pid>/stat` field 4), where read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ppid: Option<u32>,
+    /// Kernel `task->flags` (`/proc/<pid>/stat` field 9; `PF_KTHREAD` = 0x00200000), where read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stat_flags: Option<u64>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]

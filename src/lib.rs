@@ -10,6 +10,7 @@ pub mod attribution;
 pub mod contract;
 pub mod facts;
 pub mod finding;
+pub mod operator;
 pub mod pci;
 pub mod scenarios;
 pub mod xid;

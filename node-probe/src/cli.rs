@@ -72,6 +72,10 @@ pub enum Cmd {
     /// Which pod holds which GPU (kubelet PodResources API) and whose processes use it (cgroups): exact
     /// when the kubelet answers, cgroup-only otherwise.
     Allocation,
+    /// Operator: end one GPU process (SIGTERM, grace period, SIGKILL) after a preflight.
+    Kill(crate::operator::KillArgs),
+    /// Operator: reset one GPU with the host's nvidia-smi after a preflight, then verify it.
+    Reset(crate::operator::ResetArgs),
     /// List the built-in simulated scenarios.
     Scenarios,
     /// Probe version and contract version.
@@ -153,6 +157,8 @@ impl Invocation {
                     }),
                 ));
             }
+            Cmd::Kill(a) => return crate::operator::run_kill(&self.global, a),
+            Cmd::Reset(a) => return crate::operator::run_reset(&self.global, a),
             Cmd::Inventory => Command::Inventory,
             Cmd::Telemetry => Command::Telemetry,
             Cmd::Topology => Command::Topology,

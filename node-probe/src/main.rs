@@ -6,6 +6,7 @@ mod cli;
 mod host;
 mod kmsg;
 mod nvml;
+mod operator;
 mod podresources;
 mod source;
 

@@ -1,13 +1,73 @@
-//! `describe` report (placeholder until its interpretation lands).
+//! `describe`: every report in one run (what the launcher's describe call shows), with health built from
+//! the same findings the other reports carry, so the document never contradicts itself.
 
 use serde::{Deserialize, Serialize};
 
 use crate::AnalysisOptions;
 use crate::facts::NodeFacts;
+use crate::xid::report::XidReport;
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
-pub struct DescribeReport {}
+use super::ecc::EccReport;
+use super::health::HealthReport;
+use super::inventory::InventoryReport;
+use super::processes::ProcessesReport;
+use super::telemetry::TelemetryReport;
+use super::topology::TopologyReport;
 
-pub fn analyze(_facts: &NodeFacts, _opts: &AnalysisOptions) -> DescribeReport {
-    DescribeReport {}
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct DescribeReport {
+    pub health: HealthReport,
+    pub inventory: InventoryReport,
+    pub telemetry: TelemetryReport,
+    pub topology: TopologyReport,
+    pub ecc: EccReport,
+    pub processes: ProcessesReport,
+    pub xid: XidReport,
+}
+
+pub fn analyze(facts: &NodeFacts, opts: &AnalysisOptions) -> DescribeReport {
+    let inventory = super::inventory::analyze(facts, opts);
+    let telemetry = super::telemetry::analyze(facts, opts);
+    let topology = super::topology::analyze(facts, opts);
+    let ecc = super::ecc::analyze(facts, opts);
+    let processes = super::processes::analyze(facts, opts);
+    let xid = crate::xid::report::analyze(facts, opts);
+    let mut findings = super::health::judge(facts, opts);
+    for part in [
+        &telemetry.findings,
+        &topology.findings,
+        &ecc.findings,
+        &processes.findings,
+        &xid.findings,
+    ] {
+        findings.extend(part.iter().cloned());
+    }
+    DescribeReport {
+        health: super::health::assemble(facts, opts, findings),
+        inventory,
+        telemetry,
+        topology,
+        ecc,
+        processes,
+        xid,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn describe_health_equals_health() {
+        for s in crate::scenarios::BUILTIN {
+            let facts = crate::scenarios::parse(s.json).unwrap();
+            let opts = AnalysisOptions::default();
+            assert_eq!(
+                analyze(&facts, &opts).health,
+                super::super::health::analyze(&facts, &opts),
+                "{}",
+                s.name
+            );
+        }
+    }
 }

@@ -1,13 +1,562 @@
-//! `health` report (placeholder until its interpretation lands).
+//! `health`: one verdict per GPU and for the node (healthy / degraded / unhealthy / unknown), made of the
+//! findings of every other analysis plus the kernel-log findings, each with a stable code, its evidence
+//! and an action. The driver's own GPU recovery action and "GPU missing" are judged here. Explained,
+//! never an opaque score.
 
 use serde::{Deserialize, Serialize};
 
 use crate::AnalysisOptions;
-use crate::facts::NodeFacts;
+use crate::facts::{FieldErrorKind, GpuFacts, NodeFacts, Reading};
+use crate::finding::{Action, ActionKind, Finding, Severity, Verdict};
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
-pub struct HealthReport {}
+use super::{GpuRef, finding, gpu_label};
 
-pub fn analyze(_facts: &NodeFacts, _opts: &AnalysisOptions) -> HealthReport {
-    HealthReport {}
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct HealthReport {
+    pub verdict: Verdict,
+    /// One line: the verdict, the counts and the most urgent finding.
+    pub summary: String,
+    /// What to do first: the most disruptive action any of the worst findings asks for.
+    pub action: Action,
+    /// `--expect-gpus`, when given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpus_expected: Option<u32>,
+    /// What NVML enumerated.
+    pub gpus_enumerated: Reading<u32>,
+    /// GPUs whose handle opened.
+    pub gpus_answering: u32,
+    pub gpus: Vec<GpuHealth>,
+    /// Findings about the node rather than one GPU (missing GPUs, services, unattributed log lines).
+    pub node_findings: Vec<Finding>,
+    /// Facts that could not be read (permission, timeout, lost GPU), which keep a verdict from being
+    /// stated as healthy. `not_supported` and `not_collected` are not listed.
+    pub unreadable: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct GpuHealth {
+    #[serde(flatten)]
+    pub gpu: GpuRef,
+    pub name: Reading<String>,
+    pub verdict: Verdict,
+    /// NVML's GPU recovery action (field 230): `none`, `gpu_reset`, `node_reboot`, `drain_p2p`,
+    /// `drain_and_reset`.
+    pub recovery_action: Reading<String>,
+    pub findings: Vec<Finding>,
+}
+
+pub fn recovery_action_name(v: u32) -> String {
+    match v {
+        0 => "none".into(),
+        1 => "gpu_reset".into(),
+        2 => "node_reboot".into(),
+        3 => "drain_p2p".into(),
+        4 => "drain_and_reset".into(),
+        n => format!("unknown_{n}"),
+    }
+}
+
+/// Every inline field error of a GPU, as `(path, kind)`, found by walking its serialized facts (so a
+/// field added to the fact model later is covered without touching this function).
+pub fn field_errors(g: &GpuFacts) -> Vec<(String, FieldErrorKind)> {
+    fn walk(v: &serde_json::Value, path: &str, out: &mut Vec<(String, FieldErrorKind)>) {
+        match v {
+            serde_json::Value::Object(map) => {
+                if let Some(kind) = map.get("error")
+                    && let Ok(kind) = serde_json::from_value::<FieldErrorKind>(kind.clone())
+                {
+                    out.push((path.to_string(), kind));
+                    return;
+                }
+                for (k, v) in map {
+                    let p = if path.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{path}.{k}")
+                    };
+                    walk(v, &p, out);
+                }
+            }
+            serde_json::Value::Array(items) => {
+                for (i, v) in items.iter().enumerate() {
+                    walk(v, &format!("{path}[{i}]"), out);
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    if let Ok(v) = serde_json::to_value(g) {
+        walk(&v, "", &mut out);
+    }
+    out
+}
+
+/// Field errors that mean "could not be read" rather than "does not exist here".
+fn is_unreadable(k: FieldErrorKind) -> bool {
+    matches!(
+        k,
+        FieldErrorKind::NoPermission
+            | FieldErrorKind::Timeout
+            | FieldErrorKind::Unknown
+            | FieldErrorKind::GpuIsLost
+    )
+}
+
+/// Health's own rules: lost or unopenable GPUs, missing GPUs, the driver's recovery action, MIG pending.
+pub fn judge(facts: &NodeFacts, opts: &AnalysisOptions) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for g in &facts.gpus {
+        out.extend(judge_gpu(g));
+    }
+    let answering = facts
+        .gpus
+        .iter()
+        .filter(|g| g.handle_error.is_none())
+        .count() as u32;
+    let enumerated = facts.device_count.get();
+    let mut ev = vec![format!("gpus_answering = {answering}")];
+    ev.push(format!(
+        "nvml_device_count = {}",
+        enumerated.map_or_else(|| super::show(&facts.device_count), |n| n.to_string())
+    ));
+    if let Some(want) = opts.expect_gpus {
+        ev.insert(0, format!("expected = {want} (--expect-gpus)"));
+    }
+    let missing_vs_expected = opts.expect_gpus.is_some_and(|want| answering < want);
+    let missing_vs_count = enumerated.is_some_and(|n| answering < n);
+    if missing_vs_expected || missing_vs_count {
+        let want = opts.expect_gpus.unwrap_or(0).max(enumerated.unwrap_or(0));
+        let why = if enumerated.is_some_and(|n| answering < n) {
+            "NVML enumerates more GPUs than it can open"
+        } else {
+            "the driver did not bring them up (failed init, or fell off the bus before the driver loaded)"
+        };
+        out.push(finding(
+            "gpu.missing",
+            Severity::Critical,
+            None,
+            format!("{} GPU(s) missing: {answering} answer of {want} expected; {why}.", want - answering),
+            ev,
+            ActionKind::RebootNode,
+            "drain the node, look in the kernel log for `RmInitAdapter failed`, `fallen off the bus` or Xid 79, and reboot; if a GPU stays missing, reseat it or open an RMA".into(),
+        ));
+    }
+    out
+}
+
+fn judge_gpu(g: &GpuFacts) -> Vec<Finding> {
+    let who = gpu_label(g);
+    let i = g.index;
+    let mut out = Vec::new();
+    if let Some(e) = &g.handle_error {
+        let lost = e.error == FieldErrorKind::GpuIsLost;
+        out.push(finding(
+            "gpu.handle_failed",
+            Severity::Critical,
+            Some(g),
+            format!(
+                "NVML could not open GPU {i} ({}): nothing about it can be read and it cannot run work.",
+                super::error_name(e.error)
+            ),
+            vec![format!(
+                "handle_error = {}{}",
+                super::error_name(e.error),
+                e.message.as_deref().map_or(String::new(), |m| format!(" ({m})"))
+            )],
+            if lost { ActionKind::RebootNode } else { ActionKind::Investigate },
+            if lost {
+                "drain and reboot the node: a GPU off the bus cannot be reset in-band".into()
+            } else {
+                "check the kernel log for this GPU and the probe's privileges; reboot the node if the GPU stays unreachable".into()
+            },
+        ));
+        return out;
+    }
+    let lost: Vec<String> = field_errors(g)
+        .into_iter()
+        .filter(|(_, k)| *k == FieldErrorKind::GpuIsLost)
+        .map(|(p, _)| p)
+        .collect();
+    if !lost.is_empty() {
+        let mut ev = vec![format!("{} field(s) returned gpu_is_lost", lost.len())];
+        ev.extend(lost.iter().take(6).map(|p| format!("{p} = gpu_is_lost")));
+        if let Some(name) = g.serial.ok() {
+            ev.push(format!("serial = {name}"));
+        }
+        out.push(finding(
+            "gpu.lost",
+            Severity::Critical,
+            Some(g),
+            format!("{who} stopped answering NVML mid-collection (GPU_IS_LOST): it has fallen off the bus and every job on it is dead."),
+            ev,
+            ActionKind::RebootNode,
+            format!(
+                "drain the node and reboot it (a GPU off the bus cannot be reset in-band); if GPU {i} falls off again, check its seating and power, then RMA"
+            ),
+        ));
+    }
+    if let Some(v) = g.recovery_action.get()
+        && v != 0
+    {
+        let ev = vec![format!(
+            "nvml recovery_action = {v} ({})",
+            recovery_action_name(v)
+        )];
+        let (sev, kind, what, detail) = match v {
+            1 => (
+                Severity::Critical,
+                ActionKind::ResetGpu,
+                "requires a GPU reset",
+                format!(
+                    "stop the work on GPU {i}, then reset it (nvidia-smi -r -i {i}) and verify it before reuse"
+                ),
+            ),
+            2 => (
+                Severity::Critical,
+                ActionKind::RebootNode,
+                "requires a node reboot",
+                "drain the node and reboot it (a warm reboot is enough)".to_string(),
+            ),
+            3 => (
+                Severity::Warning,
+                ActionKind::DrainAndResetGpu,
+                "asks to drain peer-to-peer traffic",
+                format!(
+                    "stop P2P applications on GPU {i}; if the action stays drain_p2p, reset it"
+                ),
+            ),
+            4 => (
+                Severity::Critical,
+                ActionKind::DrainAndResetGpu,
+                "asks to drain and reset",
+                format!(
+                    "schedule no new work on GPU {i}, let running work finish, then reset it (nvidia-smi -r -i {i}) to regain capacity"
+                ),
+            ),
+            _ => (
+                Severity::Warning,
+                ActionKind::Investigate,
+                "reports a recovery action this build does not know",
+                "check nvidia-smi -q for the GPU recovery action".to_string(),
+            ),
+        };
+        out.push(finding(
+            "gpu.recovery_action",
+            sev,
+            Some(g),
+            format!("The driver says {who} {what} (NVML GPU recovery action)."),
+            ev,
+            kind,
+            detail,
+        ));
+    }
+    if let Some(m) = g.mig_mode.ok()
+        && m.current != m.pending
+    {
+        out.push(finding(
+            "mig.mode_pending",
+            Severity::Warning,
+            Some(g),
+            format!(
+                "{who} has a MIG mode change pending (current {}, pending {}): it applies only after a GPU reset, and until then the GPU is not in the mode it was configured for.",
+                on_off(m.current),
+                on_off(m.pending)
+            ),
+            vec![format!("mig_mode = current {}, pending {}", on_off(m.current), on_off(m.pending))],
+            ActionKind::ResetGpuWhenDrained,
+            format!("reset GPU {i} when drained (nvidia-smi -r -i {i}) to apply the MIG mode, then recreate instances"),
+        ));
+    }
+    out
+}
+
+fn on_off(b: bool) -> &'static str {
+    if b { "enabled" } else { "disabled" }
+}
+
+/// Every finding that feeds health: the other analyses', the kernel log's and health's own.
+pub fn all_findings(facts: &NodeFacts, opts: &AnalysisOptions) -> Vec<Finding> {
+    let mut f = judge(facts, opts);
+    f.extend(super::telemetry::analyze(facts, opts).findings);
+    f.extend(super::topology::analyze(facts, opts).findings);
+    f.extend(super::ecc::analyze(facts, opts).findings);
+    f.extend(super::processes::analyze(facts, opts).findings);
+    f.extend(crate::xid::report::analyze(facts, opts).findings);
+    f
+}
+
+pub fn analyze(facts: &NodeFacts, opts: &AnalysisOptions) -> HealthReport {
+    assemble(facts, opts, all_findings(facts, opts))
+}
+
+/// The verdicts, action and summary that a set of findings implies for these facts.
+pub fn assemble(
+    facts: &NodeFacts,
+    opts: &AnalysisOptions,
+    mut findings: Vec<Finding>,
+) -> HealthReport {
+    // Two analyses may state the same thing (the kernel-log report also turns NVML's recovery action into
+    // `gpu.recovery_action`): one finding per code and GPU, the first kept.
+    let mut seen = std::collections::BTreeSet::new();
+    findings.retain(|f| seen.insert((f.code.clone(), f.gpu)));
+    // Worst first; stable so each analysis keeps its own order within a severity.
+    findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
+    let mut unreadable = Vec::new();
+    let mut gpus = Vec::new();
+    for g in &facts.gpus {
+        let errs: Vec<String> = field_errors(g)
+            .into_iter()
+            .filter(|(_, k)| is_unreadable(*k))
+            .map(|(p, k)| format!("gpu[{}].{p} = {}", g.index, super::error_name(k)))
+            .collect();
+        let complete = errs.is_empty() && g.handle_error.is_none();
+        unreadable.extend(errs);
+        let mine: Vec<Finding> = findings
+            .iter()
+            .filter(|f| f.gpu == Some(g.index))
+            .cloned()
+            .collect();
+        gpus.push(GpuHealth {
+            gpu: GpuRef::of(g),
+            name: g.name.clone(),
+            verdict: Verdict::from_findings(&mine, complete),
+            recovery_action: g.recovery_action.map(|v| recovery_action_name(*v)),
+            findings: mine,
+        });
+    }
+    for (what, err) in [
+        ("device_count", facts.device_count.err()),
+        ("kernel_log", facts.kernel_log.err()),
+    ] {
+        if let Some(e) = err
+            && is_unreadable(e.error)
+        {
+            unreadable.push(format!("{what} = {}", super::error_name(e.error)));
+        }
+    }
+    let total_unreadable = unreadable.len();
+    if total_unreadable > 24 {
+        unreadable.truncate(24);
+        unreadable.push(format!("... and {} more", total_unreadable - 24));
+    }
+    let verdict = Verdict::from_findings(&findings, total_unreadable == 0);
+    let worst = findings.iter().map(|f| f.severity).max();
+    let lead = findings
+        .iter()
+        .filter(|f| Some(f.severity) == worst && f.severity > Severity::Info)
+        // The first of the most disruptive: findings are ordered, and ties keep that order.
+        .fold(None::<&Finding>, |best, f| match best {
+            Some(b) if b.action.kind >= f.action.kind => Some(b),
+            _ => Some(f),
+        });
+    let action = match (lead, verdict) {
+        (Some(f), _) => f.action.clone(),
+        (None, Verdict::Unknown) => Action {
+            kind: ActionKind::Investigate,
+            detail: "some facts could not be read (see `unreadable`): run the probe with the privileges it needs, or check the GPUs that stopped answering".into(),
+        },
+        _ => Action {
+            kind: ActionKind::None,
+            detail: "nothing to do".into(),
+        },
+    };
+    let count = |s: Severity| findings.iter().filter(|f| f.severity == s).count();
+    let affected = gpus
+        .iter()
+        .filter(|g| matches!(g.verdict, Verdict::Degraded | Verdict::Unhealthy))
+        .count();
+    let word = match verdict {
+        Verdict::Healthy => "Healthy",
+        Verdict::Unknown => "Unknown",
+        Verdict::Degraded => "Degraded",
+        Verdict::Unhealthy => "Unhealthy",
+    };
+    let mut summary = format!(
+        "{word}: {} critical, {} warning, {} info finding(s); {affected} of {} GPU(s) affected",
+        count(Severity::Critical),
+        count(Severity::Warning),
+        count(Severity::Info),
+        facts.gpus.len()
+    );
+    if let Some(f) = lead {
+        summary.push_str(&format!(". Most urgent: {}", f.summary));
+    } else if verdict == Verdict::Unknown {
+        summary.push_str(&format!(". {total_unreadable} fact(s) unreadable."));
+    } else {
+        summary.push('.');
+    }
+    HealthReport {
+        verdict,
+        summary,
+        action,
+        gpus_expected: opts.expect_gpus,
+        gpus_enumerated: facts.device_count.clone(),
+        gpus_answering: facts
+            .gpus
+            .iter()
+            .filter(|g| g.handle_error.is_none())
+            .count() as u32,
+        gpus,
+        node_findings: findings
+            .iter()
+            .filter(|f| f.gpu.is_none())
+            .cloned()
+            .collect(),
+        unreadable,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::facts::{FieldError, MigModeFacts, ThermalFacts};
+
+    fn gpu(i: u32) -> GpuFacts {
+        GpuFacts {
+            index: i,
+            pci_bus_id: Reading::Ok(format!("0000:{:02x}:00.0", 0x18 + i)),
+            recovery_action: Reading::Ok(0),
+            ..Default::default()
+        }
+    }
+
+    fn node(gpus: Vec<GpuFacts>) -> NodeFacts {
+        NodeFacts {
+            device_count: Reading::Ok(gpus.len() as u32),
+            gpus,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn clean_node_is_healthy_with_no_action() {
+        let r = analyze(&node(vec![gpu(0), gpu(1)]), &AnalysisOptions::default());
+        assert_eq!(r.verdict, Verdict::Healthy);
+        assert_eq!(r.action.kind, ActionKind::None);
+        assert!(r.gpus.iter().all(|g| g.verdict == Verdict::Healthy));
+        assert_eq!(r.gpus[0].recovery_action, Reading::Ok("none".into()));
+    }
+
+    #[test]
+    fn gpu_that_errors_mid_collection_is_lost_and_needs_reboot() {
+        let mut g = gpu(4);
+        g.thermal = ThermalFacts {
+            gpu_temp_c: Reading::Err(FieldError::new(FieldErrorKind::GpuIsLost)),
+            ..Default::default()
+        };
+        g.name = Reading::Ok("NVIDIA H100 80GB HBM3".into());
+        let r = analyze(&node(vec![gpu(0), g]), &AnalysisOptions::default());
+        assert_eq!(r.verdict, Verdict::Unhealthy);
+        assert_eq!(r.action.kind, ActionKind::RebootNode);
+        assert_eq!(r.gpus[0].verdict, Verdict::Healthy);
+        assert_eq!(r.gpus[1].verdict, Verdict::Unhealthy);
+        assert_eq!(r.gpus[1].findings[0].code, "gpu.lost");
+        assert!(
+            r.gpus[1].findings[0]
+                .evidence
+                .iter()
+                .any(|e| e == "thermal.gpu_temp_c = gpu_is_lost")
+        );
+        assert!(
+            r.unreadable
+                .iter()
+                .any(|u| u.starts_with("gpu[4].thermal.gpu_temp_c"))
+        );
+    }
+
+    #[test]
+    fn missing_gpus_against_expectation_and_device_count() {
+        let r = analyze(
+            &node(vec![gpu(0), gpu(1)]),
+            &AnalysisOptions {
+                expect_gpus: Some(8),
+                ..Default::default()
+            },
+        );
+        assert_eq!(r.verdict, Verdict::Unhealthy);
+        assert_eq!(r.node_findings[0].code, "gpu.missing");
+        assert!(r.node_findings[0].summary.starts_with("6 GPU(s) missing"));
+        assert_eq!(r.gpus_expected, Some(8));
+        let r = analyze(
+            &node(vec![gpu(0), gpu(1)]),
+            &AnalysisOptions {
+                expect_gpus: Some(2),
+                ..Default::default()
+            },
+        );
+        assert_eq!(r.verdict, Verdict::Healthy);
+        // NVML counts 2 but one handle failed: missing even without --expect-gpus.
+        let mut bad = gpu(1);
+        bad.handle_error = Some(FieldError::new(FieldErrorKind::Unknown));
+        let r = analyze(&node(vec![gpu(0), bad]), &AnalysisOptions::default());
+        let codes: Vec<_> = r.gpus[1].findings.iter().map(|f| f.code.as_str()).collect();
+        assert_eq!(codes, ["gpu.handle_failed"]);
+        assert!(r.node_findings.iter().any(|f| f.code == "gpu.missing"));
+        assert_eq!(r.gpus[1].verdict, Verdict::Unhealthy);
+    }
+
+    #[test]
+    fn duplicate_codes_for_one_gpu_are_merged() {
+        let mut g = gpu(0);
+        g.recovery_action = Reading::Ok(1);
+        let facts = node(vec![g]);
+        let mut f = judge(&facts, &AnalysisOptions::default());
+        f.extend(f.clone());
+        let r = assemble(&facts, &AnalysisOptions::default(), f);
+        assert_eq!(r.gpus[0].findings.len(), 1);
+    }
+
+    #[test]
+    fn recovery_action_values() {
+        for (v, kind, sev) in [
+            (1, ActionKind::ResetGpu, Severity::Critical),
+            (2, ActionKind::RebootNode, Severity::Critical),
+            (3, ActionKind::DrainAndResetGpu, Severity::Warning),
+            (4, ActionKind::DrainAndResetGpu, Severity::Critical),
+            (9, ActionKind::Investigate, Severity::Warning),
+        ] {
+            let mut g = gpu(0);
+            g.recovery_action = Reading::Ok(v);
+            let f = judge_gpu(&g);
+            assert_eq!((f[0].action.kind, f[0].severity), (kind, sev), "value {v}");
+        }
+        let mut g = gpu(0);
+        g.recovery_action = Reading::not_supported();
+        assert!(judge_gpu(&g).is_empty(), "older drivers lack field 230");
+    }
+
+    #[test]
+    fn unreadable_facts_make_unknown_not_healthy() {
+        let mut g = gpu(0);
+        g.power.usage_mw = Reading::Err(FieldError::new(FieldErrorKind::NoPermission));
+        let r = analyze(&node(vec![g]), &AnalysisOptions::default());
+        assert_eq!(r.verdict, Verdict::Unknown);
+        assert_eq!(r.action.kind, ActionKind::Investigate);
+        assert_eq!(r.unreadable, ["gpu[0].power.usage_mw = no_permission"]);
+        // Not supported is an answer, not a gap.
+        let mut g = gpu(0);
+        g.power.usage_mw = Reading::not_supported();
+        assert_eq!(
+            analyze(&node(vec![g]), &AnalysisOptions::default()).verdict,
+            Verdict::Healthy
+        );
+    }
+
+    #[test]
+    fn node_action_is_the_most_disruptive_of_the_worst() {
+        let mut a = gpu(0);
+        a.recovery_action = Reading::Ok(1);
+        let mut b = gpu(1);
+        b.recovery_action = Reading::Ok(2);
+        let mut c = gpu(2);
+        c.mig_mode = Reading::Ok(MigModeFacts {
+            current: false,
+            pending: true,
+        });
+        let r = analyze(&node(vec![a, b, c]), &AnalysisOptions::default());
+        assert_eq!(r.action.kind, ActionKind::RebootNode);
+        assert_eq!(r.gpus[2].verdict, Verdict::Degraded);
+        assert!(r.summary.starts_with("Unhealthy: 2 critical, 1 warning"));
+    }
 }

@@ -129,6 +129,13 @@ pub fn cpu_list(cpus: &[u32]) -> String {
     out.join(",")
 }
 
+/// Seconds since boot from the collected clock, when both ends are known. Counters that reset at driver
+/// load are averaged over this (the driver loads at boot on a GPU node).
+pub(crate) fn uptime_s(facts: &crate::facts::NodeFacts) -> Option<f64> {
+    let (boot, now) = (facts.host.boot_time_unix.get()?, facts.host.now_unix.get()?);
+    (now > boot).then_some(now - boot)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -365,7 +365,9 @@ nvmlReturn_t nvmlDeviceGetComputeRunningProcesses_v3(nvmlDevice_t d, unsigned in
     }
     *count = n;
     if (n) {
-        infos[0].pid = 4242;
+        /* FAKE_NVML_PID: the operator tests put a child process of their own on GPU 0. */
+        const char *pid = getenv("FAKE_NVML_PID");
+        infos[0].pid = pid ? (unsigned int)atoi(pid) : 4242;
         infos[0].usedGpuMemory = 1048576000ULL;
         infos[0].gpuInstanceId = 0xFFFFFFFFu;
         infos[0].computeInstanceId = 0xFFFFFFFFu;

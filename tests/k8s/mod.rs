@@ -2,8 +2,10 @@
 //! target through `#[path]` in `launcher/src/k8s/mod.rs`).
 
 mod backend;
+mod clients;
 mod ephemeral;
 mod exec;
+mod live;
 mod mock;
 mod pod_runner;
 mod pod_spec;

@@ -38,9 +38,14 @@ impl Clients {
     /// kubeconfig, fall back to the in-cluster service account.
     pub async fn connect(path: Option<&Path>, context: Option<&str>) -> Result<Self, String> {
         let kubeconfig = match path {
-            Some(p) => Some(
+            // A single file, or a KUBECONFIG-style list (the launcher's --kubeconfig defaults to $KUBECONFIG).
+            Some(p) if p.exists() => Some(
                 Kubeconfig::read_from(p)
                     .map_err(|e| format!("cannot read kubeconfig {}: {e}", p.display()))?,
+            ),
+            Some(p) => Some(
+                read_list(p.as_os_str())?
+                    .ok_or_else(|| format!("kubeconfig {} does not exist", p.display()))?,
             ),
             None => read_default_kubeconfig()?,
         };
@@ -117,31 +122,36 @@ impl Clients {
 }
 
 fn read_default_kubeconfig() -> Result<Option<Kubeconfig>, String> {
-    if let Some(value) = std::env::var_os("KUBECONFIG") {
-        let mut merged: Option<Kubeconfig> = None;
-        for p in std::env::split_paths(&value).filter(|p| !p.as_os_str().is_empty()) {
-            if !p.exists() {
-                // kubectl skips missing files in KUBECONFIG; kube's from_env fails on them.
-                tracing::warn!(path = %p.display(), "kubeconfig listed in KUBECONFIG does not exist; skipped");
-                continue;
-            }
-            let kc = Kubeconfig::read_from(&p)
-                .map_err(|e| format!("cannot read kubeconfig {}: {e}", p.display()))?;
-            merged = Some(match merged {
-                None => kc,
-                Some(m) => m
-                    .merge(kc)
-                    .map_err(|e| format!("cannot merge kubeconfig {}: {e}", p.display()))?,
-            });
-        }
-        if merged.is_some() {
-            return Ok(merged);
-        }
+    if let Some(value) = std::env::var_os("KUBECONFIG")
+        && let Some(kc) = read_list(&value)?
+    {
+        return Ok(Some(kc));
     }
     match Kubeconfig::read() {
         Ok(kc) => Ok(Some(kc)),
         Err(_) => Ok(None),
     }
+}
+
+/// A KUBECONFIG-style list of files, merged kubectl-style (first wins); None when none exists.
+fn read_list(value: &std::ffi::OsStr) -> Result<Option<Kubeconfig>, String> {
+    let mut merged: Option<Kubeconfig> = None;
+    for p in std::env::split_paths(value).filter(|p| !p.as_os_str().is_empty()) {
+        if !p.exists() {
+            // kubectl skips missing files in KUBECONFIG; kube's from_env fails on them.
+            tracing::warn!(path = %p.display(), "kubeconfig listed in KUBECONFIG does not exist; skipped");
+            continue;
+        }
+        let kc = Kubeconfig::read_from(&p)
+            .map_err(|e| format!("cannot read kubeconfig {}: {e}", p.display()))?;
+        merged = Some(match merged {
+            None => kc,
+            Some(m) => m
+                .merge(kc)
+                .map_err(|e| format!("cannot merge kubeconfig {}: {e}", p.display()))?,
+        });
+    }
+    Ok(merged)
 }
 
 fn check_known(kc: &Kubeconfig, ctx: &str) -> Result<(), ClusterError> {

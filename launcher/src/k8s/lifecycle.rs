@@ -43,8 +43,11 @@ pub fn api_error(action: &str, e: kube::Error) -> RunError {
             let hint = if s.message.contains("PodSecurity") {
                 " (the probe namespace needs the label pod-security.kubernetes.io/enforce=privileged: \
                  deploy/namespace.yaml)"
-            } else {
+            } else if s.message.contains("cannot") {
+                // RBAC denials read `User "x" cannot create resource "pods" ...`.
                 " (see deploy/rbac.yaml for the roles the launcher needs)"
+            } else {
+                ""
             };
             RunError::Forbidden(format!("{action}: {}{hint}", s.message))
         }

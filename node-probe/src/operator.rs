@@ -1,0 +1,472 @@
+//! Operator commands: `kill` and `reset`. They gather the facts their preflight needs, let the shared
+//! library judge them (`gpu_diag::operator`), and only then act. A refusal is a normal document with
+//! `allowed: false`. With a simulated source nothing is ever signalled or run: the report says what would
+//! be done (`simulated: true`).
+//!
+//! Reset runs the host's own `nvidia-smi`, chrooted into the host root (or the GPU Operator's driver root
+//! `{host-root}/run/nvidia/driver`): the host's binary is linked against the host's libc and loads the
+//! host's `libnvidia-ml`, which must match the kernel module; running it with the probe image's loader
+//! would mix libraries. The chroot is done in the child with `chroot(2)` (privileged pods have
+//! CAP_SYS_CHROOT), so the probe image needs no `chroot` binary. `--nvidia-smi PATH` runs a given binary
+//! as is instead.
+
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use clap::Args;
+use gpu_diag::contract::{ErrorKind, ProbeDocument, ProbeError, Report};
+use gpu_diag::facts::{NodeFacts, Reading, Sections};
+use gpu_diag::operator::kill::{self, KillOutcome, KillRequest};
+use gpu_diag::operator::reset::{self, CommandRun, GpuSelector, ResetOutcome, ResetRequest};
+use gpu_diag::operator::{ActionResult, CheckStatus, memory_use};
+
+use crate::cli::{GlobalArgs, XidArgs};
+use crate::source::{self, SourceSpec};
+
+#[derive(Debug, Args, Clone)]
+pub struct KillArgs {
+    /// Host pid of the GPU process to end.
+    #[arg(long, value_name = "PID", value_parser = clap::value_parser!(u32).range(0..=i32::MAX as i64))]
+    pub pid: u32,
+    /// Seconds between SIGTERM and SIGKILL.
+    #[arg(long, value_name = "SECONDS", default_value_t = 10)]
+    pub grace_seconds: u32,
+    /// Run the preflight only.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct ResetArgs {
+    /// GPU index or UUID (`GPU-...`).
+    #[arg(long, value_name = "INDEX|UUID")]
+    pub gpu: String,
+    /// Run the preflight only.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Run this nvidia-smi as is instead of the host's (chrooted) one.
+    #[arg(long, value_name = "PATH")]
+    pub nvidia_smi: Option<PathBuf>,
+}
+
+const KILL_SECTIONS: Sections = Sections {
+    identity: true,
+    processes: true,
+    telemetry: false,
+    topology: false,
+    ecc: false,
+    kernel_log: false,
+};
+
+const RESET_SECTIONS: Sections = Sections {
+    identity: true,
+    processes: true,
+    topology: true,
+    ecc: true,
+    telemetry: false,
+    kernel_log: false,
+};
+
+fn host_root_of(spec: &SourceSpec) -> &Path {
+    match spec {
+        SourceSpec::Nvml { host_root, .. } | SourceSpec::Simulated { host_root, .. } => host_root,
+    }
+}
+
+/// Whether signals sent by this process reach the pids of `{host-root}/proc`: true when that procfs
+/// names this process by our own pid (same pid namespace, e.g. a hostPID pod or the host itself).
+fn pid_namespace_check(root: &Path) -> Result<String, String> {
+    let ours = std::process::id();
+    match std::fs::read_link(root.join("proc/self")) {
+        Ok(t) if t.to_str() == Some(ours.to_string().as_str()) => Ok(format!(
+            "{}/proc is this process's pid namespace",
+            root.display()
+        )),
+        Ok(t) => Err(format!(
+            "{}/proc/self is {} but this process is {ours}: the probe does not share the host's pid \
+             namespace (hostPID), so a signal would reach a different process",
+            root.display(),
+            t.display()
+        )),
+        Err(e) => Err(format!(
+            "{}/proc/self is unreadable ({e}): cannot tell whether signals reach the host's processes",
+            root.display()
+        )),
+    }
+}
+
+pub fn run_kill(global: &GlobalArgs, args: &KillArgs) -> Result<ProbeDocument, ProbeError> {
+    let spec = SourceSpec::from_args(global)?;
+    let simulated = matches!(spec, SourceSpec::Simulated { .. });
+    let root = host_root_of(&spec).to_path_buf();
+    let mut facts = source::collect(&spec, KILL_SECTIONS, &XidArgs::default())?;
+    // Simulated: the scenario's own /proc facts, unless a fake host root was given to read them from.
+    if !simulated || global.host_root.is_some() {
+        fill_processes(&mut facts, &root, Some(args.pid));
+    }
+    let req = KillRequest {
+        pid: args.pid,
+        grace_seconds: args.grace_seconds,
+        self_pid: (!simulated).then(std::process::id),
+    };
+    let mut report = kill::plan(&facts, &req, args.dry_run, simulated);
+    if !simulated {
+        let ns = pid_namespace_check(&root);
+        let check = match &ns {
+            Ok(e) => gpu_diag::operator::Check::pass("same_pid_namespace", e.clone()),
+            Err(e) => gpu_diag::operator::Check::block("same_pid_namespace", e.clone()),
+        };
+        if check.status == CheckStatus::Block {
+            report.allowed = false;
+            report.result = ActionResult::Refused;
+            report
+                .reasons
+                .push(format!("{}: {}", check.check, check.evidence));
+        }
+        report.checks.push(check);
+    }
+    if report.allowed && !args.dry_run && !simulated {
+        let outcome = execute_kill(&spec, &facts, args);
+        report.result = if outcome.exited && outcome.error.is_none() {
+            ActionResult::Done
+        } else {
+            ActionResult::Failed
+        };
+        report.outcome = Some(outcome);
+    }
+    Ok(ProbeDocument::success(
+        Some(source::meta(&facts, global)),
+        Report::Kill(Box::new(report)),
+    ))
+}
+
+/// `/proc` facts of every NVML pid and of the target.
+fn fill_processes(facts: &mut NodeFacts, root: &Path, extra: Option<u32>) {
+    let mut pids: Vec<u32> = facts
+        .gpus
+        .iter()
+        .filter_map(|g| g.processes.ok())
+        .flatten()
+        .map(|p| p.pid)
+        .chain(extra)
+        .collect();
+    pids.sort_unstable();
+    pids.dedup();
+    let uptime = crate::host::read_uptime(root);
+    facts.host_processes = pids
+        .into_iter()
+        .map(|pid| crate::host::read_process(root, pid, uptime))
+        .collect();
+}
+
+/// Gone, or a zombie (its address space and GPU context are already released).
+fn exited(root: &Path, pid: u32) -> bool {
+    let p = crate::host::read_process(root, pid, None);
+    match p.state {
+        Reading::Ok(s) => s == "Z" || s == "X",
+        Reading::Err(_) => true,
+    }
+}
+
+fn signal(pid: u32, sig: rustix::process::Signal) -> Result<bool, String> {
+    // Defence in depth: the preflight already refuses these, and a non-positive pid would address a
+    // process group or every process.
+    let Some(p) = i32::try_from(pid)
+        .ok()
+        .filter(|p| *p > 1)
+        .and_then(rustix::process::Pid::from_raw)
+    else {
+        return Err(format!("refusing to signal pid {pid}"));
+    };
+    match rustix::process::kill_process(p, sig) {
+        Ok(()) => Ok(true),
+        // Already gone.
+        Err(rustix::io::Errno::SRCH) => Ok(false),
+        Err(e) => Err(format!("kill({pid}, {sig:?}): {e}")),
+    }
+}
+
+fn wait_exit(root: &Path, pid: u32, limit: Duration, started: Instant) -> bool {
+    let until = Instant::now() + limit;
+    loop {
+        if exited(root, pid) {
+            return true;
+        }
+        if Instant::now() >= until || started.elapsed() > Duration::from_secs(600) {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn execute_kill(spec: &SourceSpec, before: &NodeFacts, args: &KillArgs) -> KillOutcome {
+    let root = host_root_of(spec);
+    let pid = args.pid;
+    let started = Instant::now();
+    let mut out = KillOutcome {
+        sigterm_sent: false,
+        exited_after_sigterm: false,
+        sigkill_sent: false,
+        exited: false,
+        waited_ms: 0,
+        memory_before: memory_use(before, Some(pid)),
+        memory_after: Vec::new(),
+        still_on_gpu: false,
+        error: None,
+    };
+    match signal(pid, rustix::process::Signal::TERM) {
+        Ok(sent) => out.sigterm_sent = sent,
+        Err(e) => out.error = Some(e),
+    }
+    if out.error.is_none() {
+        out.exited_after_sigterm = wait_exit(
+            root,
+            pid,
+            Duration::from_secs(args.grace_seconds.into()),
+            started,
+        );
+        out.exited = out.exited_after_sigterm;
+        if !out.exited {
+            match signal(pid, rustix::process::Signal::KILL) {
+                Ok(sent) => out.sigkill_sent = sent,
+                Err(e) => out.error = Some(e),
+            }
+            out.exited = wait_exit(root, pid, Duration::from_secs(5), started);
+        }
+    }
+    out.waited_ms = started.elapsed().as_millis() as u64;
+    // The driver frees the context as the process exits; NVML shows the memory shortly after.
+    match source::collect(spec, KILL_SECTIONS, &XidArgs::default()) {
+        Ok(after) => {
+            out.memory_after = memory_use(&after, Some(pid));
+            out.still_on_gpu = !kill::gpus_of(&after, pid).is_empty();
+        }
+        Err(e) => {
+            out.error.get_or_insert(format!(
+                "re-reading NVML after the kill failed: {}",
+                e.message
+            ));
+        }
+    }
+    out
+}
+
+pub fn run_reset(global: &GlobalArgs, args: &ResetArgs) -> Result<ProbeDocument, ProbeError> {
+    let gpu = GpuSelector::parse(&args.gpu).ok_or_else(|| {
+        ProbeError::new(ErrorKind::Usage, format!("invalid --gpu `{}`", args.gpu))
+            .hint("give a GPU index (0, 1, ...) or a UUID (GPU-...)")
+    })?;
+    let spec = SourceSpec::from_args(global)?;
+    let simulated = matches!(spec, SourceSpec::Simulated { .. });
+    let root = host_root_of(&spec).to_path_buf();
+    // NVML is shut down inside collect, so the probe holds no device node when holders are scanned.
+    let mut facts = source::collect(&spec, RESET_SECTIONS, &XidArgs::default())?;
+    let self_pid = (!simulated).then(std::process::id);
+    if !simulated || global.host_root.is_some() {
+        fill_processes(&mut facts, &root, None);
+        fill_reset_facts(&mut facts, &root, self_pid);
+    }
+    let tool = (!simulated).then(|| find_nvidia_smi(&root, args.nvidia_smi.as_deref()));
+    let req = ResetRequest {
+        gpu: gpu.clone(),
+        self_pid,
+        tool: tool
+            .as_ref()
+            .map(|t| t.as_ref().map(|t| t.display()).map_err(Clone::clone)),
+    };
+    let mut report = reset::plan(&facts, &req, args.dry_run, simulated);
+    if report.allowed
+        && !args.dry_run
+        && !simulated
+        && let (Some(Ok(tool)), Some(g)) = (tool, gpu.find(&facts))
+    {
+        let outcome = execute_reset(&spec, &root, &tool, g, self_pid);
+        report.result = if outcome.verified {
+            ActionResult::Done
+        } else {
+            ActionResult::Failed
+        };
+        report.outcome = Some(outcome);
+    }
+    Ok(ProbeDocument::success(
+        Some(source::meta(&facts, global)),
+        Report::Reset(Box::new(report)),
+    ))
+}
+
+fn fill_reset_facts(facts: &mut NodeFacts, root: &Path, self_pid: Option<u32>) {
+    for g in &mut facts.gpus {
+        if let (None, Some(bus)) = (&g.minor_number, g.pci_bus_id.ok()) {
+            g.minor_number = Some(crate::host::read_minor_number(root, bus));
+        }
+    }
+    facts.device_holders = Some(crate::host::read_device_holders(root, self_pid));
+    facts.services = crate::host::read_services(root);
+}
+
+/// How nvidia-smi is run.
+#[derive(Debug, Clone)]
+pub struct Tool {
+    /// Directory to chroot into first, if any.
+    chroot: Option<PathBuf>,
+    program: PathBuf,
+}
+
+impl Tool {
+    fn display(&self) -> String {
+        match &self.chroot {
+            Some(dir) => format!("chroot {} {}", dir.display(), self.program.display()),
+            None => self.program.display().to_string(),
+        }
+    }
+
+    fn run(&self, args: &[String]) -> CommandRun {
+        let mut argv: Vec<String> = self.display().split(' ').map(str::to_string).collect();
+        argv.extend(args.iter().cloned());
+        let mut cmd = std::process::Command::new(&self.program);
+        cmd.args(args)
+            .env_clear()
+            .env(
+                "PATH",
+                "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            )
+            .stdin(std::process::Stdio::null());
+        if let Some(dir) = self.chroot.clone() {
+            // SAFETY: only async-signal-safe syscalls (chroot, chdir) run between fork and exec.
+            unsafe {
+                cmd.pre_exec(move || {
+                    rustix::process::chroot(&dir)?;
+                    rustix::process::chdir("/")?;
+                    Ok(())
+                });
+            }
+        }
+        match cmd.output() {
+            Ok(o) => CommandRun {
+                argv,
+                exit_code: o.status.code(),
+                stdout: cap(&o.stdout),
+                stderr: cap(&o.stderr),
+            },
+            Err(e) => CommandRun {
+                argv,
+                exit_code: None,
+                stdout: String::new(),
+                stderr: format!("cannot run: {e}"),
+            },
+        }
+    }
+}
+
+fn cap(bytes: &[u8]) -> String {
+    let text = String::from_utf8_lossy(bytes);
+    let t = text.trim();
+    match t.char_indices().nth(4000) {
+        Some((i, _)) => format!("{}...", &t[..i]),
+        None => t.to_string(),
+    }
+}
+
+/// `--nvidia-smi` as given; on the host itself (root `/`) its own binary; else the host root's or the GPU
+/// Operator driver root's binary, chrooted.
+pub fn find_nvidia_smi(root: &Path, explicit: Option<&Path>) -> Result<Tool, String> {
+    if let Some(p) = explicit {
+        return if p.is_file() {
+            Ok(Tool {
+                chroot: None,
+                program: p.to_path_buf(),
+            })
+        } else {
+            Err(format!("--nvidia-smi {} is not a file", p.display()))
+        };
+    }
+    let bins = [
+        "usr/bin/nvidia-smi",
+        "usr/sbin/nvidia-smi",
+        "usr/local/bin/nvidia-smi",
+    ];
+    let driver_roots = [root.to_path_buf(), root.join("run/nvidia/driver")];
+    for dir in &driver_roots {
+        for bin in bins {
+            if dir.join(bin).is_file() {
+                let chroot = (dir.as_path() != Path::new("/")).then(|| dir.clone());
+                return Ok(Tool {
+                    chroot,
+                    program: Path::new("/").join(bin),
+                });
+            }
+        }
+    }
+    Err(format!(
+        "no nvidia-smi under {} or {}/run/nvidia/driver (usr/bin, usr/sbin, usr/local/bin): give \
+         --nvidia-smi PATH",
+        root.display(),
+        root.display()
+    ))
+}
+
+fn execute_reset(
+    spec: &SourceSpec,
+    root: &Path,
+    tool: &Tool,
+    before: &gpu_diag::facts::GpuFacts,
+    self_pid: Option<u32>,
+) -> ResetOutcome {
+    let i = before.index.to_string();
+    let pm_was_on = reset::persistence_was_on(before);
+    let mut commands = Vec::new();
+    let mut error = None;
+    if pm_was_on {
+        let r = tool.run(&["-i".into(), i.clone(), "-pm".into(), "0".into()]);
+        if r.exit_code != Some(0) {
+            error = Some(format!(
+                "disabling persistence mode failed (exit {:?})",
+                r.exit_code
+            ));
+        }
+        commands.push(r);
+    }
+    let mut reset_ok = false;
+    if error.is_none() {
+        let r = tool.run(&["-r".into(), "-i".into(), i.clone()]);
+        reset_ok = r.exit_code == Some(0);
+        if !reset_ok {
+            error = Some(match r.exit_code {
+                Some(15) => {
+                    "nvidia-smi exit 15: the GPU fell off the bus; reboot the node".to_string()
+                }
+                c => format!("nvidia-smi -r failed (exit {c:?})"),
+            });
+        }
+        commands.push(r);
+    }
+    let verification = match source::collect(spec, RESET_SECTIONS, &XidArgs::default()) {
+        Ok(mut after) => {
+            fill_reset_facts(&mut after, root, self_pid);
+            reset::verify(before, &after)
+        }
+        Err(e) => vec![gpu_diag::operator::Check::block(
+            "gpu_back",
+            format!("NVML could not be read after the reset: {}", e.message),
+        )],
+    };
+    if pm_was_on {
+        let r = tool.run(&["-i".into(), i, "-pm".into(), "1".into()]);
+        if r.exit_code != Some(0) && error.is_none() {
+            error = Some(format!(
+                "re-enabling persistence mode failed (exit {:?})",
+                r.exit_code
+            ));
+        }
+        commands.push(r);
+    }
+    let verified =
+        reset_ok && error.is_none() && verification.iter().all(|c| c.status != CheckStatus::Block);
+    ResetOutcome {
+        commands,
+        verification,
+        verified,
+        error,
+    }
+}

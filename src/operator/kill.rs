@@ -1,0 +1,521 @@
+//! `kill`: end one process that uses a GPU on this node. Preflight: the pid is on a GPU of this node
+//! according to NVML, it is not pid 1, not the probe, not a kernel thread, and not already a zombie. Plan:
+//! SIGTERM, wait up to the grace period, SIGKILL if it still runs.
+
+use serde::{Deserialize, Serialize};
+
+use super::{
+    ActionResult, Check, GpuMemoryUse, PlanStep, Preflight, gpu_name, host_process, process_label,
+};
+use crate::analysis::{error_name, mib};
+use crate::facts::{FieldErrorKind, NodeFacts, Reading};
+
+/// Linux `PF_KTHREAD` in `task->flags`: the task is a kernel thread.
+pub const PF_KTHREAD: u64 = 0x0020_0000;
+
+/// Longest grace period accepted: a stuck job should not hold a probe pod for long.
+pub const MAX_GRACE_SECONDS: u32 = 300;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KillRequest {
+    pub pid: u32,
+    pub grace_seconds: u32,
+    /// The probe's own pid, when it shares the host's pid namespace (never killed).
+    pub self_pid: Option<u32>,
+}
+
+/// The `kill` report.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct KillReport {
+    pub pid: u32,
+    pub grace_seconds: u32,
+    pub dry_run: bool,
+    /// True when the facts come from a simulated scenario: nothing is ever signalled.
+    pub simulated: bool,
+    pub result: ActionResult,
+    pub allowed: bool,
+    /// Why it was refused (the blocking checks), empty when allowed.
+    pub reasons: Vec<String>,
+    pub checks: Vec<Check>,
+    /// `comm` and `cmdline` of the target, as read on the host.
+    #[serde(default)]
+    pub process_name: Option<String>,
+    #[serde(default)]
+    pub cmdline: Option<String>,
+    /// GPUs the target uses, by index.
+    pub gpus: Vec<u32>,
+    pub plan: Vec<PlanStep>,
+    /// What happened, when the plan ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<KillOutcome>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct KillOutcome {
+    pub sigterm_sent: bool,
+    /// The process was gone before the grace period ended.
+    pub exited_after_sigterm: bool,
+    pub sigkill_sent: bool,
+    /// The process is gone (or a zombie, which holds no GPU context) at the end.
+    pub exited: bool,
+    pub waited_ms: u64,
+    pub memory_before: Vec<GpuMemoryUse>,
+    pub memory_after: Vec<GpuMemoryUse>,
+    /// NVML still lists the pid on a GPU after the kill.
+    pub still_on_gpu: bool,
+    /// A signal or re-collection that failed, verbatim.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Judge a kill request against the facts. `dry_run`/`simulated` only shape the result.
+pub fn preflight(facts: &NodeFacts, req: &KillRequest) -> Preflight {
+    let mut checks = vec![
+        check_not_init(req.pid),
+        check_not_self(req.pid, req.self_pid),
+        check_grace(req.grace_seconds),
+        check_exists(facts, req.pid),
+        check_not_kernel_thread(facts, req.pid),
+        check_state(facts, req.pid),
+    ];
+    checks.push(check_uses_gpu(facts, req.pid));
+    Preflight::from_checks(checks)
+}
+
+/// The whole report before execution: preflight, plan, and the result it leads to.
+pub fn plan(facts: &NodeFacts, req: &KillRequest, dry_run: bool, simulated: bool) -> KillReport {
+    let pf = preflight(facts, req);
+    let result = if !pf.allowed {
+        ActionResult::Refused
+    } else if dry_run {
+        ActionResult::DryRun
+    } else if simulated {
+        ActionResult::Simulated
+    } else {
+        // Until the probe records what happened: it replaces this with Done or Failed.
+        ActionResult::Failed
+    };
+    let proc_facts = host_process(facts, req.pid);
+    KillReport {
+        pid: req.pid,
+        grace_seconds: req.grace_seconds,
+        dry_run,
+        simulated,
+        result,
+        allowed: pf.allowed,
+        reasons: pf.reasons,
+        checks: pf.checks,
+        process_name: proc_facts.and_then(|p| p.name.ok().cloned()),
+        cmdline: proc_facts.and_then(|p| p.cmdline.ok().cloned()),
+        gpus: gpus_of(facts, req.pid),
+        plan: steps(req),
+        outcome: None,
+    }
+}
+
+pub fn steps(req: &KillRequest) -> Vec<PlanStep> {
+    vec![
+        PlanStep::new("sigterm", format!("send SIGTERM to pid {}", req.pid)),
+        PlanStep::new(
+            "wait",
+            format!(
+                "wait up to {} s for it to exit (checked every 100 ms)",
+                req.grace_seconds
+            ),
+        ),
+        PlanStep::new(
+            "sigkill",
+            format!("send SIGKILL to pid {} if it still runs", req.pid),
+        ),
+        PlanStep::new(
+            "verify",
+            "re-read GPU memory and processes from NVML; report before and after",
+        ),
+    ]
+}
+
+/// GPU indices NVML lists the pid on.
+pub fn gpus_of(facts: &NodeFacts, pid: u32) -> Vec<u32> {
+    facts
+        .gpus
+        .iter()
+        .filter(|g| {
+            g.processes
+                .ok()
+                .is_some_and(|ps| ps.iter().any(|p| p.pid == pid))
+        })
+        .map(|g| g.index)
+        .collect()
+}
+
+pub fn check_not_init(pid: u32) -> Check {
+    match pid {
+        0 => Check::block(
+            "not_init",
+            "pid 0 is not a process (the kernel's idle task)",
+        ),
+        1 => Check::block(
+            "not_init",
+            "pid 1 is the host's init: killing it panics the kernel and takes the node down",
+        ),
+        _ => Check::pass("not_init", format!("pid {pid} is not init")),
+    }
+}
+
+pub fn check_not_self(pid: u32, self_pid: Option<u32>) -> Check {
+    if Some(pid) == self_pid {
+        Check::block("not_self", format!("pid {pid} is this probe"))
+    } else {
+        Check::pass("not_self", format!("pid {pid} is not the probe"))
+    }
+}
+
+pub fn check_grace(grace: u32) -> Check {
+    if grace > MAX_GRACE_SECONDS {
+        Check::block(
+            "grace_period",
+            format!("grace period {grace} s exceeds the maximum of {MAX_GRACE_SECONDS} s"),
+        )
+    } else if grace == 0 {
+        Check::warn(
+            "grace_period",
+            "grace period 0 s: SIGKILL follows SIGTERM at once, the process cannot checkpoint",
+        )
+    } else {
+        Check::pass(
+            "grace_period",
+            format!("SIGTERM, then SIGKILL after {grace} s"),
+        )
+    }
+}
+
+pub fn check_exists(facts: &NodeFacts, pid: u32) -> Check {
+    let Some(p) = host_process(facts, pid) else {
+        return Check::block(
+            "process_exists",
+            format!("pid {pid} was not read from the host's /proc"),
+        );
+    };
+    match &p.state {
+        Reading::Ok(_) => Check::pass(
+            "process_exists",
+            format!("{} exists on the host", process_label(facts, pid)),
+        ),
+        Reading::Err(e) if e.error == FieldErrorKind::NotFound => Check::block(
+            "process_exists",
+            format!("no /proc/{pid} on the host: the process has exited or the pid is wrong"),
+        ),
+        Reading::Err(e) => Check::block(
+            "process_exists",
+            format!(
+                "/proc/{pid}/stat is unreadable ({}): cannot verify the target",
+                error_name(e.error)
+            ),
+        ),
+    }
+}
+
+pub fn check_not_kernel_thread(facts: &NodeFacts, pid: u32) -> Check {
+    const NAME: &str = "not_kernel_thread";
+    let Some(p) = host_process(facts, pid) else {
+        return Check::block(NAME, format!("pid {pid}: no /proc facts to tell"));
+    };
+    if let Some(flags) = p.stat_flags {
+        return if flags & PF_KTHREAD != 0 {
+            Check::block(
+                NAME,
+                format!("pid {pid} is a kernel thread (PF_KTHREAD set in stat flags {flags:#x})"),
+            )
+        } else {
+            Check::pass(NAME, format!("PF_KTHREAD clear in stat flags {flags:#x}"))
+        };
+    }
+    // Without the flags, an empty cmdline is what kernel threads (and zombies) show.
+    match &p.cmdline {
+        Reading::Ok(c) if !c.is_empty() => Check::warn(
+            NAME,
+            format!("stat flags unread; cmdline `{c}` is not a kernel thread's"),
+        ),
+        Reading::Ok(_) => Check::block(
+            NAME,
+            format!(
+                "pid {pid} has an empty cmdline and unread stat flags: possibly a kernel thread"
+            ),
+        ),
+        Reading::Err(e) => Check::block(
+            NAME,
+            format!(
+                "neither stat flags nor cmdline of pid {pid} could be read ({})",
+                error_name(e.error)
+            ),
+        ),
+    }
+}
+
+pub fn check_state(facts: &NodeFacts, pid: u32) -> Check {
+    const NAME: &str = "process_state";
+    let Some(state) = host_process(facts, pid).and_then(|p| p.state.ok()) else {
+        return Check::block(NAME, format!("state of pid {pid} unknown"));
+    };
+    match state.as_str() {
+        "Z" => {
+            let parent = host_process(facts, pid)
+                .and_then(|p| p.ppid)
+                .map(|pp| format!(" (pid {pp})"))
+                .unwrap_or_default();
+            Check::block(
+                NAME,
+                format!(
+                    "pid {pid} is a zombie: it has already exited and signals have no effect; its \
+                     parent{parent} must reap it, or the GPU context is held by a thread or child \
+                     still running"
+                ),
+            )
+        }
+        "X" | "x" => Check::block(NAME, format!("pid {pid} is dead (state {state})")),
+        "D" => Check::warn(
+            NAME,
+            format!(
+                "pid {pid} is in uninterruptible sleep (D): it may not die until its I/O completes; \
+                 if it survives SIGKILL the node likely needs a reboot"
+            ),
+        ),
+        "T" | "t" => Check::warn(
+            NAME,
+            format!("pid {pid} is stopped ({state}): SIGTERM is only delivered once it resumes"),
+        ),
+        _ => Check::pass(NAME, format!("state {state}")),
+    }
+}
+
+pub fn check_uses_gpu(facts: &NodeFacts, pid: u32) -> Check {
+    const NAME: &str = "uses_gpu_on_node";
+    let mut on = Vec::new();
+    let mut unreadable = Vec::new();
+    for g in &facts.gpus {
+        match &g.processes {
+            Reading::Ok(ps) => {
+                for p in ps.iter().filter(|p| p.pid == pid) {
+                    let mem = p
+                        .used_memory_bytes
+                        .map(|b| format!(", {} MiB", mib(b)))
+                        .unwrap_or_default();
+                    on.push(format!("{} ({}{mem})", gpu_name(g), p.kind));
+                }
+            }
+            Reading::Err(e) => {
+                unreadable.push(format!("GPU {} ({})", g.index, error_name(e.error)))
+            }
+        }
+    }
+    if !on.is_empty() {
+        return Check::pass(
+            NAME,
+            format!(
+                "NVML lists {} on {}",
+                process_label(facts, pid),
+                on.join("; ")
+            ),
+        );
+    }
+    if facts.gpus.is_empty() {
+        return Check::block(NAME, "NVML reported no GPUs on this node");
+    }
+    if unreadable.is_empty() {
+        Check::block(
+            NAME,
+            format!(
+                "NVML lists no process {pid} on any of the {} GPUs of this node: only GPU processes \
+                 can be killed with this tool",
+                facts.gpus.len()
+            ),
+        )
+    } else {
+        Check::block(
+            NAME,
+            format!(
+                "pid {pid} is not among the GPU processes NVML could list, and the process lists of {} \
+                 are unreadable: cannot confirm it uses a GPU",
+                unreadable.join(", ")
+            ),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::facts::{FieldError, GpuFacts, GpuProcessFacts, HostProcessFacts};
+    use crate::operator::CheckStatus;
+
+    fn node(pid: u32, state: &str, flags: Option<u64>, cmdline: &str) -> NodeFacts {
+        NodeFacts {
+            gpus: vec![
+                GpuFacts {
+                    index: 0,
+                    uuid: Reading::Ok("GPU-aaaa".into()),
+                    processes: Reading::Ok(vec![GpuProcessFacts {
+                        pid,
+                        kind: "compute".into(),
+                        used_memory_bytes: Some(2 << 30),
+                        ..Default::default()
+                    }]),
+                    ..Default::default()
+                },
+                GpuFacts {
+                    index: 1,
+                    processes: Reading::Ok(vec![]),
+                    ..Default::default()
+                },
+            ],
+            host_processes: vec![HostProcessFacts {
+                pid,
+                name: Reading::Ok("python3".into()),
+                cmdline: Reading::Ok(cmdline.into()),
+                state: Reading::Ok(state.into()),
+                ppid: Some(77),
+                stat_flags: flags,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }
+    }
+
+    fn req(pid: u32) -> KillRequest {
+        KillRequest {
+            pid,
+            grace_seconds: 10,
+            self_pid: Some(999),
+        }
+    }
+
+    fn status(pf: &Preflight, name: &str) -> CheckStatus {
+        pf.get(name).unwrap_or_else(|| panic!("{name}")).status
+    }
+
+    #[test]
+    fn a_gpu_process_is_allowed() {
+        let f = node(4242, "S", Some(0x400100), "python3 train.py");
+        let pf = preflight(&f, &req(4242));
+        assert!(pf.allowed, "{pf:?}");
+        assert!(pf.reasons.is_empty());
+        assert!(
+            pf.get("uses_gpu_on_node")
+                .unwrap()
+                .evidence
+                .contains("GPU 0 GPU-aaaa (compute, 2048 MiB)")
+        );
+        let r = plan(&f, &req(4242), false, true);
+        assert_eq!(r.result, ActionResult::Simulated);
+        assert_eq!(r.gpus, vec![0]);
+        assert_eq!(r.plan[0].action, "sigterm");
+        assert_eq!(
+            plan(&f, &req(4242), true, false).result,
+            ActionResult::DryRun
+        );
+    }
+
+    #[test]
+    fn init_and_pid_zero_are_refused() {
+        for pid in [0, 1] {
+            let f = node(pid, "S", Some(0x400100), "/sbin/init");
+            let pf = preflight(&f, &req(pid));
+            assert!(!pf.allowed);
+            assert_eq!(status(&pf, "not_init"), CheckStatus::Block);
+            assert!(pf.reasons[0].starts_with("not_init:"));
+        }
+        assert_eq!(check_not_init(2).status, CheckStatus::Pass);
+    }
+
+    #[test]
+    fn the_probe_itself_is_refused() {
+        let f = node(999, "R", Some(0), "node-probe kill");
+        let pf = preflight(&f, &req(999));
+        assert_eq!(status(&pf, "not_self"), CheckStatus::Block);
+        assert_eq!(check_not_self(5, None).status, CheckStatus::Pass);
+    }
+
+    #[test]
+    fn kernel_threads_are_refused() {
+        let f = node(4242, "S", Some(0x0020_8040), "");
+        let pf = preflight(&f, &req(4242));
+        assert_eq!(status(&pf, "not_kernel_thread"), CheckStatus::Block);
+        assert!(
+            pf.get("not_kernel_thread")
+                .unwrap()
+                .evidence
+                .contains("0x208040")
+        );
+        // Flags unread: an empty cmdline blocks, a real one only warns.
+        let f = node(4242, "S", None, "");
+        assert_eq!(check_not_kernel_thread(&f, 4242).status, CheckStatus::Block);
+        let f = node(4242, "S", None, "python3 x.py");
+        assert_eq!(check_not_kernel_thread(&f, 4242).status, CheckStatus::Warn);
+        let mut f = node(4242, "S", None, "");
+        f.host_processes[0].cmdline = Reading::Err(FieldError::new(FieldErrorKind::NoPermission));
+        let c = check_not_kernel_thread(&f, 4242);
+        assert_eq!(c.status, CheckStatus::Block);
+        assert!(c.evidence.contains("no_permission"));
+    }
+
+    #[test]
+    fn a_pid_not_on_any_gpu_is_refused() {
+        let mut f = node(4242, "S", Some(0), "python3");
+        f.host_processes[0].pid = 5000;
+        let pf = preflight(&f, &req(5000));
+        assert!(!pf.allowed);
+        assert_eq!(status(&pf, "uses_gpu_on_node"), CheckStatus::Block);
+        assert!(
+            pf.get("uses_gpu_on_node")
+                .unwrap()
+                .evidence
+                .contains("on any of the 2 GPUs")
+        );
+        // An unreadable process list is named, and still refuses.
+        f.gpus[1].processes = Reading::Err(FieldError::new(FieldErrorKind::NoPermission));
+        let c = check_uses_gpu(&f, 5000);
+        assert_eq!(c.status, CheckStatus::Block);
+        assert!(
+            c.evidence.contains("GPU 1 (no_permission)"),
+            "{}",
+            c.evidence
+        );
+        // No GPUs at all.
+        f.gpus.clear();
+        assert!(check_uses_gpu(&f, 5000).evidence.contains("no GPUs"));
+    }
+
+    #[test]
+    fn a_vanished_process_is_refused() {
+        let mut f = node(4242, "S", Some(0), "python3");
+        f.host_processes[0].state = Reading::Err(FieldError::new(FieldErrorKind::NotFound));
+        let c = check_exists(&f, 4242);
+        assert_eq!(c.status, CheckStatus::Block);
+        assert!(c.evidence.contains("has exited"));
+        f.host_processes.clear();
+        assert_eq!(check_exists(&f, 4242).status, CheckStatus::Block);
+    }
+
+    #[test]
+    fn zombies_are_refused_and_d_state_warns() {
+        let f = node(4242, "Z", Some(0x400104), "");
+        let c = check_state(&f, 4242);
+        assert_eq!(c.status, CheckStatus::Block);
+        assert!(c.evidence.contains("parent (pid 77)"), "{}", c.evidence);
+        let f = node(4242, "D", Some(0), "python3");
+        assert_eq!(check_state(&f, 4242).status, CheckStatus::Warn);
+        let f = node(4242, "T", Some(0), "python3");
+        assert_eq!(check_state(&f, 4242).status, CheckStatus::Warn);
+        assert!(preflight(&f, &req(4242)).allowed);
+    }
+
+    #[test]
+    fn grace_period_bounds() {
+        assert_eq!(check_grace(0).status, CheckStatus::Warn);
+        assert_eq!(check_grace(30).status, CheckStatus::Pass);
+        assert_eq!(
+            check_grace(MAX_GRACE_SECONDS + 1).status,
+            CheckStatus::Block
+        );
+    }
+}

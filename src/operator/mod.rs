@@ -1,0 +1,161 @@
+//! Operator actions (kill a GPU process, reset a GPU): preflight rules as pure functions over facts.
+//!
+//! Each rule is a named [`Check`] with a status (`pass`, `warn`, `block`) and the evidence it judged. An
+//! action is allowed only when no check blocks; a refusal is a normal report (`allowed: false` with the
+//! reasons), never an error. The probe executes an allowed plan and records what happened in the
+//! report's `outcome`; the rules here never touch a process or a GPU.
+
+pub mod kill;
+pub mod reset;
+
+use serde::{Deserialize, Serialize};
+
+use crate::facts::{GpuFacts, HostProcessFacts, NodeFacts};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CheckStatus {
+    Pass,
+    /// Allowed, but the operator should know (it changes what the action does or what follows it).
+    Warn,
+    /// The action is refused.
+    Block,
+}
+
+/// One preflight or verification rule as judged.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct Check {
+    /// Stable rule name (`not_init`, `device_node_holders`, ...).
+    pub check: String,
+    pub status: CheckStatus,
+    /// What was seen, in one or two sentences, with the values.
+    pub evidence: String,
+}
+
+impl Check {
+    pub fn new(check: &str, status: CheckStatus, evidence: impl Into<String>) -> Self {
+        Self {
+            check: check.to_string(),
+            status,
+            evidence: evidence.into(),
+        }
+    }
+    pub fn pass(check: &str, evidence: impl Into<String>) -> Self {
+        Self::new(check, CheckStatus::Pass, evidence)
+    }
+    pub fn warn(check: &str, evidence: impl Into<String>) -> Self {
+        Self::new(check, CheckStatus::Warn, evidence)
+    }
+    pub fn block(check: &str, evidence: impl Into<String>) -> Self {
+        Self::new(check, CheckStatus::Block, evidence)
+    }
+}
+
+/// The checks of one action and their overall answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct Preflight {
+    /// True when no check blocks.
+    pub allowed: bool,
+    /// The evidence of every blocking check: why the action is refused.
+    pub reasons: Vec<String>,
+    pub checks: Vec<Check>,
+}
+
+impl Preflight {
+    pub fn from_checks(checks: Vec<Check>) -> Self {
+        let reasons: Vec<String> = checks
+            .iter()
+            .filter(|c| c.status == CheckStatus::Block)
+            .map(|c| format!("{}: {}", c.check, c.evidence))
+            .collect();
+        Self {
+            allowed: reasons.is_empty(),
+            reasons,
+            checks,
+        }
+    }
+    pub fn get(&self, check: &str) -> Option<&Check> {
+        self.checks.iter().find(|c| c.check == check)
+    }
+}
+
+/// One step of what an allowed action does, in order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct PlanStep {
+    /// `sigterm`, `wait`, `sigkill`, `persistence_off`, `reset`, `verify`, `persistence_on`, ...
+    pub action: String,
+    pub detail: String,
+}
+
+impl PlanStep {
+    pub fn new(action: &str, detail: impl Into<String>) -> Self {
+        Self {
+            action: action.to_string(),
+            detail: detail.into(),
+        }
+    }
+}
+
+/// How an operator action ended, for the audit trail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ActionResult {
+    /// A preflight check blocked it; nothing was done.
+    Refused,
+    /// Preflight only (`--dry-run`); nothing was done.
+    DryRun,
+    /// Simulated source: allowed, and nothing was done (what would be done is the plan).
+    Simulated,
+    /// Executed and verified.
+    Done,
+    /// Executed, but a step or the verification failed.
+    Failed,
+}
+
+/// GPU memory in use, per GPU, before or after an action.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct GpuMemoryUse {
+    pub gpu: u32,
+    /// Used bytes on the whole GPU, when NVML answered.
+    pub used_bytes: Option<u64>,
+    /// Bytes the target process held on this GPU, when NVML reported it.
+    pub process_used_bytes: Option<u64>,
+}
+
+/// Memory use of every GPU, and what `pid` held on each (pure: reads the facts).
+pub fn memory_use(facts: &NodeFacts, pid: Option<u32>) -> Vec<GpuMemoryUse> {
+    facts
+        .gpus
+        .iter()
+        .map(|g| GpuMemoryUse {
+            gpu: g.index,
+            used_bytes: g.memory.ok().map(|m| m.used_bytes),
+            process_used_bytes: pid.and_then(|pid| {
+                g.processes
+                    .ok()
+                    .and_then(|ps| ps.iter().find(|p| p.pid == pid))
+                    .and_then(|p| p.used_memory_bytes)
+            }),
+        })
+        .collect()
+}
+
+pub(crate) fn host_process(facts: &NodeFacts, pid: u32) -> Option<&HostProcessFacts> {
+    facts.host_processes.iter().find(|p| p.pid == pid)
+}
+
+/// `pid 4242 (python3)`: how checks name a process.
+pub(crate) fn process_label(facts: &NodeFacts, pid: u32) -> String {
+    match host_process(facts, pid).and_then(|p| p.name.ok()) {
+        Some(name) => format!("pid {pid} ({name})"),
+        None => format!("pid {pid}"),
+    }
+}
+
+pub(crate) fn gpu_name(g: &GpuFacts) -> String {
+    let label = crate::analysis::gpu_label(g);
+    match g.uuid.ok() {
+        Some(u) => format!("{label} {u}"),
+        None => label,
+    }
+}

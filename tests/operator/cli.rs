@@ -1,0 +1,661 @@
+//! node-probe `kill` and `reset` through the real binary: every preflight outcome on simulated NVML facts
+//! (tests/operator/fixtures/*.json) with fake host roots (a `/proc` tree with fd symlinks, driver
+//! information files), snapshot-tested; refusal paths on the NVML source (fake libnvidia-ml); and one real
+//! kill of a child process this test spawns itself.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+use serde_json::Value;
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../tests/operator/fixtures/{name}.json"))
+}
+
+/// A fake host root (ripgrep's `Dir` idea).
+struct Dir(tempfile::TempDir);
+
+impl Dir {
+    fn new() -> Self {
+        Dir(tempfile::tempdir().expect("tempdir"))
+    }
+    fn path(&self) -> &Path {
+        self.0.path()
+    }
+    fn file(&self, rel: &str, contents: impl AsRef<[u8]>) -> &Self {
+        let p = self.path().join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, contents).unwrap();
+        self
+    }
+    /// A process: comm, cmdline, and a stat line with state, ppid and kernel flags.
+    fn process(
+        &self,
+        pid: u32,
+        comm: &str,
+        cmdline: &[&str],
+        state: &str,
+        ppid: u32,
+        flags: u64,
+    ) -> &Self {
+        let mut cl = Vec::new();
+        for a in cmdline {
+            cl.extend_from_slice(a.as_bytes());
+            cl.push(0);
+        }
+        self.file(&format!("proc/{pid}/comm"), format!("{comm}\n"))
+            .file(&format!("proc/{pid}/cmdline"), cl)
+            .file(
+                &format!("proc/{pid}/stat"),
+                format!("{pid} ({comm}) {state} {ppid} {pid} {pid} 0 -1 {flags} 0 0 0 0 0 0 0 0 20 0 1 0 1000 0 0\n"),
+            )
+            .file(&format!("proc/{pid}/cgroup"), "0::/system.slice\n")
+    }
+    /// Open file descriptors of `pid`, as symlinks to device paths.
+    fn fds(&self, pid: u32, targets: &[&str]) -> &Self {
+        let dir = self.path().join(format!("proc/{pid}/fd"));
+        std::fs::create_dir_all(&dir).unwrap();
+        for (i, t) in targets.iter().enumerate() {
+            std::os::unix::fs::symlink(t, dir.join((i + 3).to_string())).unwrap();
+        }
+        self
+    }
+    fn minor(&self, bdf: &str, minor: u32) -> &Self {
+        self.file(
+            &format!("proc/driver/nvidia/gpus/{bdf}/information"),
+            format!("Model: \t\t NVIDIA GPU\nBus Location: \t {bdf}\nDevice Minor: \t {minor}\n"),
+        )
+    }
+}
+
+/// gpu-node-5 as its /proc shows it: init, a kernel worker, a shell, the training job on GPU 0 (pid 4242)
+/// and its zombie child 5151, the device plugin on the control node. `dcgm` adds DCGM's host engine
+/// holding GPU 1's node.
+fn h100_root(dcgm: bool) -> Dir {
+    let d = Dir::new();
+    d.file("proc/uptime", "5000.0 9000.0\n")
+        .process(1, "systemd", &["/sbin/init"], "S", 0, 0x400100)
+        .process(57, "kworker/3:1-events", &[], "I", 2, 0x208040)
+        .process(3000, "bash", &["-bash"], "S", 1, 0x400000)
+        .process(4242, "python3", &["python3", "train.py"], "S", 1, 0x400000)
+        .process(5151, "python3", &[], "Z", 4242, 0x40040c)
+        .process(
+            2200,
+            "nvidia-device-p",
+            &["nvidia-device-plugin"],
+            "S",
+            1,
+            0x400000,
+        )
+        .fds(
+            4242,
+            &[
+                "/dev/nvidiactl",
+                "/dev/nvidia0",
+                "/dev/nvidia-uvm",
+                "/dev/null",
+            ],
+        )
+        .fds(2200, &["/dev/nvidiactl"])
+        .minor("0000:18:00.0", 0)
+        .minor("0000:2a:00.0", 1);
+    if dcgm {
+        d.process(
+            2101,
+            "nv-hostengine",
+            &["nv-hostengine", "-n"],
+            "S",
+            1,
+            0x400000,
+        )
+        .fds(2101, &["/dev/nvidiactl", "/dev/nvidia1", "/dev/nvidia0"]);
+    }
+    d
+}
+
+/// gpu-node-7 (A100 HGX): nothing holds a GPU; Fabric Manager runs only when `fm`.
+fn a100_root(fm: bool) -> Dir {
+    let d = Dir::new();
+    d.file("proc/uptime", "5000.0 9000.0\n")
+        .process(1, "systemd", &["/sbin/init"], "S", 0, 0x400100)
+        .minor("0000:07:00.0", 0)
+        .minor("0000:0f:00.0", 1);
+    if fm {
+        d.process(
+            77,
+            "nv-fabricmanage",
+            &["/usr/bin/nv-fabricmanager"],
+            "S",
+            1,
+            0x400000,
+        );
+    }
+    d
+}
+
+struct Run {
+    code: i32,
+    doc: Value,
+}
+
+fn probe(args: &[&str], env: &[(&str, &str)]) -> Run {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_node-probe"));
+    cmd.args(args).env_remove("NODE_PROBE_SCENARIO_MAP");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("run node-probe");
+    let text = String::from_utf8(out.stdout).expect("utf-8 stdout");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(text.lines().count(), 1, "one document: {text}\n{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    Run {
+        code: out.status.code().expect("exit code"),
+        doc: serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}")),
+    }
+}
+
+/// A simulated run: fixture facts, and the fake host root's /proc when given.
+fn sim(fixture_name: &str, root: Option<&Dir>, args: &[&str]) -> Value {
+    let fx = fixture(fixture_name);
+    let mut all: Vec<&str> = vec![
+        "--fixture",
+        fx.to_str().unwrap(),
+        "--node-name",
+        "gpu-node-5",
+    ];
+    let root_s;
+    if let Some(r) = root {
+        root_s = r.path().to_str().unwrap().to_string();
+        all.extend(["--host-root", root_s.as_str()]);
+    }
+    all.extend(args);
+    let run = probe(&all, &[]);
+    assert_eq!(
+        run.code, 0,
+        "refusals are successful documents: {}",
+        run.doc
+    );
+    run.doc
+}
+
+macro_rules! snap {
+    ($name:expr, $value:expr) => {
+        insta::with_settings!({
+            snapshot_path => concat!(env!("CARGO_MANIFEST_DIR"), "/../snapshots/operator"),
+            prepend_module_to_snapshot => false,
+        }, {
+            insta::assert_json_snapshot!($name, $value, {".probe.probe_version" => "[version]"});
+        });
+    };
+}
+
+fn blocked(doc: &Value, report: &str) -> Vec<String> {
+    doc[report]["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["status"] == "block")
+        .map(|c| c["check"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn status_of(doc: &Value, report: &str, check: &str) -> String {
+    doc[report]["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["check"] == check)
+        .unwrap_or_else(|| panic!("no check {check} in {doc}"))["status"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+// ---- kill ---------------------------------------------------------------------------------------
+
+#[test]
+fn kill_allowed_simulated() {
+    let root = h100_root(false);
+    let doc = sim(
+        "h100-hgx",
+        Some(&root),
+        &["kill", "--pid", "4242", "--grace-seconds", "30"],
+    );
+    let k = &doc["kill"];
+    assert_eq!(k["allowed"], true);
+    assert_eq!(k["simulated"], true);
+    assert_eq!(k["result"], "simulated");
+    assert_eq!(k["gpus"], serde_json::json!([0]));
+    assert_eq!(k["cmdline"], "python3 train.py");
+    assert!(
+        k.get("outcome").is_none(),
+        "nothing is signalled in simulated mode"
+    );
+    snap!("kill_allowed_simulated", doc);
+}
+
+#[test]
+fn kill_dry_run() {
+    let root = h100_root(false);
+    let doc = sim(
+        "h100-hgx",
+        Some(&root),
+        &["kill", "--pid", "4242", "--dry-run"],
+    );
+    assert_eq!(doc["kill"]["result"], "dry_run");
+    assert_eq!(doc["kill"]["grace_seconds"], 10);
+    snap!("kill_dry_run", doc);
+}
+
+#[test]
+fn kill_refuses_init() {
+    let root = h100_root(false);
+    let doc = sim("h100-hgx", Some(&root), &["kill", "--pid", "1"]);
+    assert_eq!(doc["kill"]["allowed"], false);
+    assert_eq!(doc["kill"]["result"], "refused");
+    assert_eq!(blocked(&doc, "kill"), ["not_init", "uses_gpu_on_node"]);
+    snap!("kill_refuses_init", doc);
+}
+
+#[test]
+fn kill_refuses_kernel_thread() {
+    let root = h100_root(false);
+    let doc = sim("h100-hgx", Some(&root), &["kill", "--pid", "57"]);
+    assert_eq!(
+        blocked(&doc, "kill"),
+        ["not_kernel_thread", "uses_gpu_on_node"]
+    );
+    snap!("kill_refuses_kernel_thread", doc);
+}
+
+#[test]
+fn kill_refuses_a_process_not_on_a_gpu() {
+    let root = h100_root(false);
+    let doc = sim("h100-hgx", Some(&root), &["kill", "--pid", "3000"]);
+    assert_eq!(blocked(&doc, "kill"), ["uses_gpu_on_node"]);
+    assert!(
+        doc["kill"]["reasons"][0]
+            .as_str()
+            .unwrap()
+            .contains("NVML lists no process 3000")
+    );
+    snap!("kill_refuses_not_on_gpu", doc);
+}
+
+#[test]
+fn kill_refuses_a_zombie() {
+    let root = h100_root(false);
+    let doc = sim("h100-hgx", Some(&root), &["kill", "--pid", "5151"]);
+    assert_eq!(blocked(&doc, "kill"), ["process_state"]);
+    assert!(
+        doc["kill"]["reasons"][0]
+            .as_str()
+            .unwrap()
+            .contains("parent (pid 4242)")
+    );
+    snap!("kill_refuses_zombie", doc);
+}
+
+#[test]
+fn kill_refuses_a_vanished_process_and_a_long_grace() {
+    // NVML still lists 4242 but the host's /proc has no such process.
+    let root = a100_root(false);
+    let doc = sim(
+        "h100-hgx",
+        Some(&root),
+        &["kill", "--pid", "4242", "--grace-seconds", "900"],
+    );
+    assert_eq!(
+        blocked(&doc, "kill"),
+        [
+            "grace_period",
+            "process_exists",
+            "not_kernel_thread",
+            "process_state"
+        ]
+    );
+    snap!("kill_refuses_vanished_long_grace", doc);
+}
+
+// ---- reset --------------------------------------------------------------------------------------
+
+#[test]
+fn reset_allowed_on_an_idle_hopper_gpu() {
+    let root = h100_root(false);
+    let doc = sim("h100-hgx", Some(&root), &["reset", "--gpu", "1"]);
+    let r = &doc["reset"];
+    assert_eq!(r["allowed"], true, "{r}");
+    assert_eq!(r["result"], "simulated");
+    assert_eq!(status_of(&doc, "reset", "nvswitch_fabric_manager"), "pass");
+    // The device plugin holds only the control node; persistence is on.
+    assert_eq!(status_of(&doc, "reset", "control_node_holders"), "warn");
+    assert_eq!(status_of(&doc, "reset", "persistence_mode"), "warn");
+    let plan: Vec<&str> = r["plan"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        plan,
+        ["persistence_off", "reset", "verify", "persistence_on"]
+    );
+    snap!("reset_allowed_hopper", doc);
+}
+
+#[test]
+fn reset_refuses_a_busy_gpu() {
+    let root = h100_root(false);
+    let doc = sim(
+        "h100-hgx",
+        Some(&root),
+        &["reset", "--gpu", "0", "--dry-run"],
+    );
+    assert_eq!(doc["reset"]["result"], "refused");
+    assert_eq!(
+        blocked(&doc, "reset"),
+        ["no_gpu_processes", "device_node_holders"]
+    );
+    snap!("reset_refuses_busy_gpu", doc);
+}
+
+#[test]
+fn reset_refuses_while_dcgm_holds_the_device_node() {
+    let root = h100_root(true);
+    let doc = sim(
+        "h100-hgx",
+        Some(&root),
+        &["reset", "--gpu", "GPU-7c1b2a90-3f4e-4d21-8b6a-5e9f0c1d2e3f"],
+    );
+    assert_eq!(blocked(&doc, "reset"), ["device_node_holders"]);
+    let why = doc["reset"]["reasons"][0].as_str().unwrap();
+    assert!(
+        why.contains("pid 2101 nv-hostengine") && why.contains("DCGM host engine"),
+        "{why}"
+    );
+    snap!("reset_refuses_dcgm_holder", doc);
+}
+
+#[test]
+fn reset_ampere_nvswitch_needs_fabric_manager() {
+    let root = a100_root(false);
+    let doc = sim("a100-hgx", Some(&root), &["reset", "--gpu", "0"]);
+    assert_eq!(blocked(&doc, "reset"), ["nvswitch_fabric_manager"]);
+    snap!("reset_refuses_ampere_without_fm", doc);
+
+    let root = a100_root(true);
+    let doc = sim("a100-hgx", Some(&root), &["reset", "--gpu", "0"]);
+    assert_eq!(doc["reset"]["allowed"], true, "{doc}");
+    // The reset applies the pending MIG mode and the pending row remap.
+    assert_eq!(status_of(&doc, "reset", "mig"), "warn");
+    assert!(
+        doc["reset"]["checks"]
+            .to_string()
+            .contains("row remapping pending: the reset applies it")
+    );
+    snap!("reset_allowed_ampere_with_fm_pending_mig_remap", doc);
+}
+
+#[test]
+fn reset_refuses_a_lost_gpu_and_pre_ampere_nvlink() {
+    // Facts of /proc come from the scenario itself (no host root).
+    let doc = sim("v100-nvlink", None, &["reset", "--gpu", "0"]);
+    assert!(blocked(&doc, "reset").contains(&"gpu_on_bus".to_string()));
+    assert!(
+        doc["reset"]["reasons"][0]
+            .as_str()
+            .unwrap()
+            .contains("reboot")
+    );
+    snap!("reset_refuses_lost_gpu", doc);
+
+    let doc = sim("v100-nvlink", None, &["reset", "--gpu", "1"]);
+    assert_eq!(
+        blocked(&doc, "reset"),
+        ["device_node_holders", "nvswitch_fabric_manager"]
+    );
+    snap!("reset_refuses_pre_ampere_nvlink", doc);
+}
+
+#[test]
+fn reset_refuses_an_unknown_gpu_and_rejects_a_bad_selector() {
+    let doc = sim("a100-hgx", None, &["reset", "--gpu", "9"]);
+    assert_eq!(blocked(&doc, "reset"), ["gpu_found"]);
+    snap!("reset_refuses_unknown_gpu", doc);
+
+    let fx = fixture("a100-hgx");
+    let run = probe(
+        &[
+            "--fixture",
+            fx.to_str().unwrap(),
+            "reset",
+            "--gpu",
+            "nvidia3",
+        ],
+        &[],
+    );
+    assert_eq!(run.code, 2);
+    assert_eq!(run.doc["error"]["kind"], "usage");
+    let run = probe(
+        &["--fixture", fx.to_str().unwrap(), "kill", "--pid", "-3"],
+        &[],
+    );
+    assert_eq!(run.code, 2);
+}
+
+#[test]
+fn simulated_holder_scan_without_host_root_blocks() {
+    // a100-hgx carries no device-holder facts and no host root was given: the reset cannot be verified
+    // safe, so it is refused rather than assumed free.
+    let doc = sim("a100-hgx", None, &["reset", "--gpu", "1"]);
+    assert!(blocked(&doc, "reset").contains(&"device_node_holders".to_string()));
+}
+
+// ---- NVML source (fake libnvidia-ml) ------------------------------------------------------------
+
+fn fake_lib() -> Option<&'static Path> {
+    static LIB: OnceLock<Option<PathBuf>> = OnceLock::new();
+    LIB.get_or_init(|| {
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fake-nvml/fake_nvml.c");
+        let dir = tempfile::tempdir().expect("tempdir").keep();
+        let out = dir.join("libnvidia-ml.so.1");
+        let cc = std::env::var("CC").unwrap_or_else(|_| "cc".to_string());
+        match Command::new(&cc)
+            .args(["-shared", "-fPIC", "-o"])
+            .arg(&out)
+            .arg(&src)
+            .status()
+        {
+            Ok(s) if s.success() => Some(out),
+            Ok(s) => panic!("{cc} failed to build the fake NVML ({s})"),
+            Err(e) => {
+                eprintln!("skipped: no C compiler ({cc}: {e})");
+                None
+            }
+        }
+    })
+    .as_deref()
+}
+
+#[test]
+fn nvml_kill_refusals_never_signal() {
+    let Some(lib) = fake_lib() else { return };
+    let root = h100_root(false);
+    let r = root.path().to_str().unwrap();
+    // pid 1 and a pid the fake NVML does not list: refused; the fake host root's /proc/self is absent,
+    // so signals could not reach its pids anyway and that is a reason too.
+    for pid in ["1", "3000"] {
+        let run = probe(
+            &[
+                "--nvml-lib",
+                lib.to_str().unwrap(),
+                "--host-root",
+                r,
+                "kill",
+                "--pid",
+                pid,
+            ],
+            &[],
+        );
+        assert_eq!(run.code, 0, "{}", run.doc);
+        let k = &run.doc["kill"];
+        assert_eq!(k["allowed"], false, "{k}");
+        assert_eq!(k["simulated"], false);
+        assert!(k.get("outcome").is_none());
+        assert!(
+            blocked(&run.doc, "kill").contains(&"same_pid_namespace".to_string()),
+            "{k}"
+        );
+    }
+}
+
+#[test]
+fn nvml_reset_refusal_and_dry_run() {
+    let Some(lib) = fake_lib() else { return };
+    let root = h100_root(false);
+    let r = root.path().to_str().unwrap();
+    // GPU 0 of the fake runs pid 4242: refused, nothing run.
+    let run = probe(
+        &[
+            "--nvml-lib",
+            lib.to_str().unwrap(),
+            "--host-root",
+            r,
+            "reset",
+            "--gpu",
+            "0",
+        ],
+        &[],
+    );
+    assert_eq!(run.code, 0, "{}", run.doc);
+    assert_eq!(run.doc["reset"]["allowed"], false);
+    assert!(blocked(&run.doc, "reset").contains(&"no_gpu_processes".to_string()));
+    // No nvidia-smi under the fake root: that blocks too.
+    assert!(blocked(&run.doc, "reset").contains(&"reset_tool".to_string()));
+    assert!(run.doc["reset"].get("outcome").is_none());
+}
+
+#[test]
+fn nvml_reset_runs_nvidia_smi_and_verifies() {
+    let Some(lib) = fake_lib() else { return };
+    let root = a100_root(false);
+    let log = root.path().join("smi.log");
+    let smi = root.path().join("fake-nvidia-smi");
+    std::fs::write(
+        &smi,
+        format!(
+            "#!/bin/sh\necho \"$@\" >> {}\necho \"GPU reset ok\"\n",
+            log.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&smi, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let r = root.path().to_str().unwrap();
+    let args = |gpu: &str, dry: bool| {
+        let mut a = vec![
+            "--nvml-lib".to_string(),
+            lib.to_str().unwrap().to_string(),
+            "--host-root".into(),
+            r.to_string(),
+            "reset".into(),
+            "--gpu".into(),
+            gpu.to_string(),
+            "--nvidia-smi".into(),
+            smi.to_str().unwrap().to_string(),
+        ];
+        if dry {
+            a.push("--dry-run".into());
+        }
+        a
+    };
+    // Dry run: preflight only, the tool is not run.
+    let a = args("3", true);
+    let run = probe(&a.iter().map(String::as_str).collect::<Vec<_>>(), &[]);
+    let rep = &run.doc["reset"];
+    if rep["allowed"] != true {
+        panic!("fake GPU 3 should be resettable: {rep}");
+    }
+    assert_eq!(rep["result"], "dry_run");
+    assert!(!log.exists(), "dry run ran nvidia-smi");
+
+    let a = args("3", false);
+    let run = probe(&a.iter().map(String::as_str).collect::<Vec<_>>(), &[]);
+    let rep = &run.doc["reset"];
+    let outcome = &rep["outcome"];
+    let calls = std::fs::read_to_string(&log).unwrap();
+    assert!(calls.lines().any(|l| l == "-r -i 3"), "{calls}");
+    assert_eq!(
+        outcome["commands"].as_array().unwrap().last().unwrap()["exit_code"],
+        0,
+        "{rep}"
+    );
+    assert!(
+        outcome["verification"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["check"] == "gpu_back" && c["status"] == "pass"),
+        "{rep}"
+    );
+    assert_eq!(
+        rep["result"],
+        if outcome["verified"] == true {
+            "done"
+        } else {
+            "failed"
+        }
+    );
+}
+
+/// A real kill, of a child this test spawns itself and nothing else: the fake NVML reports the child's
+/// pid on GPU 0 (FAKE_NVML_PID), the host root is `/` (this machine's /proc, same pid namespace).
+#[test]
+fn nvml_real_kill_of_our_own_child() {
+    let Some(lib) = fake_lib() else { return };
+    // A child that ignores SIGTERM, so the grace period and SIGKILL are exercised.
+    let mut child = Command::new("sh")
+        .args(["-c", "trap '' TERM; while :; do sleep 1; done"])
+        .spawn()
+        .expect("spawn sh");
+    let pid = child.id().to_string();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let run = probe(
+        &[
+            "--nvml-lib",
+            lib.to_str().unwrap(),
+            "--host-root",
+            "/",
+            "kill",
+            "--pid",
+            &pid,
+            "--grace-seconds",
+            "1",
+        ],
+        &[("FAKE_NVML_PID", pid.as_str())],
+    );
+    // Reap it whatever happened, so no stray process outlives the test.
+    let _ = child.kill();
+    let status = child.wait().expect("wait");
+    let k = &run.doc["kill"];
+    assert_eq!(k["allowed"], true, "{k}");
+    let o = &k["outcome"];
+    assert_eq!(o["sigterm_sent"], true, "{k}");
+    assert_eq!(o["exited_after_sigterm"], false, "{k}");
+    assert_eq!(o["sigkill_sent"], true, "{k}");
+    assert_eq!(o["exited"], true, "{k}");
+    assert!(o["waited_ms"].as_u64().unwrap() >= 1000);
+    assert!(
+        o["memory_before"][0]["process_used_bytes"]
+            .as_u64()
+            .is_some(),
+        "{k}"
+    );
+    assert!(!o["memory_after"].as_array().unwrap().is_empty());
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&status),
+        Some(9),
+        "the child died of SIGKILL"
+    );
+}
