@@ -82,4 +82,68 @@ pub trait ClusterBackend: Send + Sync {
     ) -> BoxFut<'a, Vec<PodGpuUse>>;
     /// Kubeconfig contexts this launcher can use (for validating a tool's `context` argument).
     fn contexts(&self) -> Vec<String>;
+
+    /// Operator mode: cordon (`on`) or uncordon a node; `reason` is recorded on the node.
+    fn cordon<'a>(
+        &'a self,
+        _context: Option<&'a str>,
+        _node: &'a str,
+        _reason: &'a str,
+        _on: bool,
+    ) -> BoxFut<'a, CordonResult> {
+        Box::pin(async {
+            Err(ClusterError::Api(
+                "cordon is not supported by this backend".into(),
+            ))
+        })
+    }
+
+    /// Operator mode audit trail: an Event on the Node. Returns the Event's name.
+    fn record_event<'a>(
+        &'a self,
+        _context: Option<&'a str>,
+        _event: &'a AuditEvent,
+    ) -> BoxFut<'a, String> {
+        Box::pin(async {
+            Err(ClusterError::Api(
+                "events are not supported by this backend".into(),
+            ))
+        })
+    }
+
+    /// Who the API server says the kubeconfig user is (SelfSubjectReview), for the audit trail.
+    fn whoami<'a>(&'a self, _context: Option<&'a str>) -> BoxFut<'a, String> {
+        Box::pin(async {
+            Err(ClusterError::Api(
+                "whoami is not supported by this backend".into(),
+            ))
+        })
+    }
+}
+
+/// What a cordon or uncordon did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct CordonResult {
+    pub node: String,
+    /// `spec.unschedulable` before and after.
+    pub unschedulable_before: bool,
+    pub unschedulable: bool,
+    /// The reason recorded in the node's annotation (cordon), or None (uncordon).
+    pub reason: Option<String>,
+}
+
+/// One operator action for the audit trail: an Event on the Node and a JSON log line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct AuditEvent {
+    pub node: String,
+    /// `kill_gpu_process`, `reset_gpu`, `cordon_gpu_node`, `uncordon_gpu_node`.
+    pub action: String,
+    /// `gpu-node-5/pid/12345`, `gpu-node-5/gpu/3`, `gpu-node-5`.
+    pub target: String,
+    /// The kubeconfig user as the API server knows it.
+    pub user: String,
+    /// `done`, `refused`, `dry_run`, `simulated`, `failed`, `error`.
+    pub result: String,
+    /// One line of detail (reasons of a refusal, error text).
+    pub message: String,
 }

@@ -9,6 +9,7 @@ mod nvml;
 mod operator;
 mod podresources;
 mod source;
+mod xid_watch;
 
 use std::io::Write;
 use std::process::ExitCode;

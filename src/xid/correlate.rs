@@ -49,6 +49,8 @@ pub struct EventCtx {
     pub burst_codes: BTreeSet<u32>,
     /// Xid 13 on this GPU at the same (GPC, TPC), this event included.
     pub same_gpc_tpc: usize,
+    /// Some (GPC, TPC) of this GPU has repeated Xid 13s.
+    pub gpc_tpc_repeated_on_gpu: bool,
     /// Xid 31 events on this GPU, and in how many bursts.
     pub xid31_here: usize,
     pub xid31_bursts_here: usize,
@@ -172,6 +174,7 @@ pub(crate) fn classify_all(pending: &mut [Pending], gpus: &[GpuView]) {
                 xid31_bursts_here: xid31.iter().collect::<BTreeSet<_>>().len(),
                 xid31_other_gpus: gpus_with_31.iter().filter(|g| *g != key).count(),
                 last_154: last_154 == Some(i),
+                gpc_tpc_repeated_on_gpu: gpc_tpc.values().any(|n| *n >= 2),
                 nvml_recovery_action: view.and_then(|v| v.recovery_action),
                 sram_threshold_exceeded: view.and_then(|v| v.sram_threshold_exceeded),
                 ..EventCtx::default()
@@ -339,14 +342,11 @@ pub fn bucket(entry: &CatalogEntry) -> Class {
 }
 
 fn xid13(ctx: &EventCtx) -> Class {
-    if ctx.same_gpc_tpc >= 2 {
+    if ctx.same_gpc_tpc >= 2 || ctx.gpc_tpc_repeated_on_gpu {
         class(
             Severity::Warning,
             ActionKind::Investigate,
-            format!(
-                "Graphics Engine Exception repeated {}× on the same GPC/TPC of this GPU (WORKFLOW_XID_13): suspect hardware; run DCGM diagnostics (dcgmi diag -r 3/EUD) on the GPU, then field diagnostics if they fail",
-                ctx.same_gpc_tpc
-            ),
+            "Graphics Engine Exceptions repeat on the same GPC/TPC of this GPU (WORKFLOW_XID_13): suspect hardware; run DCGM diagnostics (dcgmi diag -r 3/EUD) on the GPU, then field diagnostics if they fail",
         )
     } else {
         class(
@@ -466,12 +466,21 @@ fn xid74(d: &Decoded) -> Class {
     };
     let r = |i: usize| registers.get(i).copied().unwrap_or(0);
     let (r0, r2, r3, r4) = (r(0), r(2), r(3), r(4));
-    if bits(r0, &[8, 9, 12, 16, 17, 24, 28]) || bits(r2, &[16, 19]) {
+    if bits(r0, &[8, 9, 12, 16, 17, 24, 28]) {
         return class(
             Severity::Critical,
             ActionKind::CheckMechanicals,
             format!(
                 "NVLink error on link {link} with hardware-class bits (WORKFLOW_NVLINK_ERR): check link mechanics, re-seat, run field diagnostics"
+            ),
+        );
+    }
+    if bits(r2, &[16, 19]) {
+        return class(
+            Severity::Warning,
+            ActionKind::Investigate,
+            format!(
+                "NVLink error on link {link} (WORKFLOW_NVLINK_ERR reg2 bit 16/19): run field diagnostics if it repeats"
             ),
         );
     }
@@ -636,12 +645,12 @@ pub fn recovery_class(v: u32) -> Option<Class> {
         3 => class(
             Severity::Warning,
             ActionKind::ResetGpuWhenDrained,
-            "Drain P2P: stop peer-to-peer applications and UVM persistence, re-query, and reset the GPU if it is still asked",
+            "stop peer-to-peer applications and UVM persistence, re-query, and reset the GPU if it is still asked",
         ),
         4 => class(
             Severity::Critical,
             ActionKind::DrainAndResetGpu,
-            "Drain and Reset: schedule no new work, let running work finish, then reset the GPU",
+            "schedule no new work, let running work finish, then reset the GPU",
         ),
         5 => class(
             Severity::Warning,
@@ -687,7 +696,7 @@ fn xid154(d: &Decoded, ctx: &EventCtx) -> Class {
     let mut c = recovery_class(*to)
         .unwrap_or_else(|| class(Severity::Warning, ActionKind::Investigate, ""));
     c.detail = format!(
-        "the driver's own verdict (XID_154): {to_name}: {}",
+        "the driver's own verdict (XID_154, now {to_name}): {}",
         c.detail
     );
     c

@@ -289,7 +289,20 @@ pub fn analyze(facts: &NodeFacts, opts: &AnalysisOptions) -> XidReport {
     if let Some(n) = facts.nvml_xid_events.ok() {
         log.nvml_events = Some(n.len());
         for e in n {
-            pending.push(nvml_event(e));
+            let ev = nvml_event(e);
+            // The log is read after the watch, so an Xid NVML delivered is usually in it too.
+            let in_log = pending.iter().any(|p| {
+                p.event.kind == EventKind::Xid
+                    && p.event.code == ev.event.code
+                    && p.event.pci_bus_id == ev.event.pci_bus_id
+                    && match (p.ts, ev.ts) {
+                        (Some(a), Some(b)) => (a - b).abs() <= 10.0,
+                        _ => true,
+                    }
+            });
+            if !in_log {
+                pending.push(ev);
+            }
         }
     }
 

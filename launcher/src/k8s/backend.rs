@@ -358,4 +358,35 @@ impl ClusterBackend for KubeBackend {
     fn contexts(&self) -> Vec<String> {
         self.clients.contexts()
     }
+
+    fn cordon<'a>(
+        &'a self,
+        context: Option<&'a str>,
+        node: &'a str,
+        reason: &'a str,
+        on: bool,
+    ) -> BoxFut<'a, crate::cluster::CordonResult> {
+        Box::pin(async move {
+            let client = self.clients.get(context).await?;
+            super::operator::cordon(client, node, reason, on).await
+        })
+    }
+
+    fn record_event<'a>(
+        &'a self,
+        context: Option<&'a str>,
+        event: &'a crate::cluster::AuditEvent,
+    ) -> BoxFut<'a, String> {
+        Box::pin(async move {
+            let client = self.clients.get(context).await?;
+            super::operator::record_event(client, event).await
+        })
+    }
+
+    fn whoami<'a>(&'a self, context: Option<&'a str>) -> BoxFut<'a, String> {
+        Box::pin(async move {
+            let client = self.clients.get(context).await?;
+            super::operator::whoami(client).await
+        })
+    }
 }

@@ -10,6 +10,7 @@ pub mod clients;
 pub mod ephemeral;
 pub mod exec;
 pub mod lifecycle;
+pub mod operator;
 pub mod pod;
 pub mod pod_runner;
 pub mod sweep;

@@ -27,6 +27,9 @@ pub fn collect(
 ) -> Result<NodeFacts, ProbeError> {
     let (nvml, path) = load(host_root, lib)?;
     let mut facts = collect::node(&nvml, sections);
+    if let Some(secs) = xid.watch {
+        facts.nvml_xid_events = crate::xid_watch::watch(&nvml, secs);
+    }
     facts.driver.nvml_library = Some(path);
     if let Some(seconds) = xid.watch {
         facts.nvml_events = Some(events::watch(&nvml, seconds));
