@@ -54,6 +54,7 @@ pub fn records<S: AsRef<str>>(lines: &[S], clock: Clock) -> Vec<Record> {
         }
         if line.starts_with([' ', '\t'])
             && let Some(prev) = out.last_mut()
+            && !starts_own_record(line.trim())
         {
             let t = line.trim();
             // kmsg dictionary properties (` SUBSYSTEM=pci`) describe the record, they are not text.
@@ -66,7 +67,7 @@ pub fn records<S: AsRef<str>>(lines: &[S], clock: Clock) -> Vec<Record> {
             }
             continue;
         }
-        out.push(parse_envelope(line, i + 1, clock));
+        out.push(parse_envelope(line.trim_start(), i + 1, clock));
     }
     out
 }
@@ -84,6 +85,7 @@ fn is_dict_prop(t: &str) -> bool {
 
 /// Detect the envelope of one line and extract its timestamp and text.
 pub fn parse_envelope(line: &str, lineno: usize, clock: Clock) -> Record {
+    let line = strip_level_prefix(line);
     let rec = |envelope, ts, text: &str, kernel| Record {
         line: lineno,
         envelope,
@@ -114,6 +116,37 @@ pub fn parse_envelope(line: &str, lineno: usize, clock: Clock) -> Record {
         return rec(Envelope::Syslog, ts, text, kernel);
     }
     rec(Envelope::Plain, None, line, true)
+}
+
+/// `dmesg -r` prints the syslog priority first (`<4>[  12.3] text`), `dmesg -x` the facility and level
+/// (`kern  :warn  : [  12.3] text`): both are dropped before the envelope is detected.
+fn strip_level_prefix(line: &str) -> &str {
+    if let Some(rest) = line.strip_prefix('<')
+        && let Some((n, text)) = rest.split_once('>')
+        && !n.is_empty()
+        && n.len() <= 4
+        && n.bytes().all(|b| b.is_ascii_digit())
+    {
+        return text;
+    }
+    if line.starts_with("kern ") || line.starts_with("kern:") {
+        let mut parts = line.splitn(3, ':');
+        if let (Some(_), Some(level), Some(text)) = (parts.next(), parts.next(), parts.next())
+            && level.trim().bytes().all(|b| b.is_ascii_lowercase())
+        {
+            return text.strip_prefix(' ').unwrap_or(text);
+        }
+    }
+    line
+}
+
+/// Whether a whitespace-led line starts a record of its own rather than continuing the previous one.
+fn starts_own_record(t: &str) -> bool {
+    t.starts_with('[')
+        || t.contains("NVRM: Xid (")
+        || t.contains("SXid (")
+        || t.starts_with("NVRM: GPU at ")
+        || kmsg_envelope(t).is_some()
 }
 
 /// `pri,seq,usec,flags[,...];text` -> (usec, text).
@@ -261,7 +294,13 @@ fn syslog_envelope(line: &str, clock: Clock) -> Option<(Option<f64>, &str, &str)
     } else {
         return None;
     };
-    let (_host, rest) = rest.split_once(' ')?;
+    let (host, after_host) = rest.split_once(' ')?;
+    // Some writers omit the hostname: `Nov 21 09:00:00 kernel: text`.
+    let rest = if host.ends_with(':') {
+        rest
+    } else {
+        after_host
+    };
     let (tag, text) = rest
         .split_once(": ")
         .or_else(|| rest.strip_suffix(':').map(|t| (t, "")))?;
@@ -757,6 +796,16 @@ mod tests {
             Some(time::unix_from_civil(2026, 11, 21, 10, 0, 0) as f64)
         );
 
+        let r = parse_envelope("<4>[   12.500000] NVRM: x", 8, clock());
+        assert_eq!((r.envelope, r.text.as_str()), (Envelope::Dmesg, "NVRM: x"));
+        let r = parse_envelope("kern  :warn  : [   12.500000] NVRM: x", 8, clock());
+        assert_eq!((r.envelope, r.text.as_str()), (Envelope::Dmesg, "NVRM: x"));
+        let r = parse_envelope("Nov 21 10:00:00 kernel: NVRM: y", 9, clock());
+        assert_eq!(
+            (r.envelope, r.text.as_str(), r.kernel),
+            (Envelope::Syslog, "NVRM: y", true)
+        );
+
         let r = parse_envelope("NVRM: plain", 7, clock());
         assert_eq!(r.envelope, Envelope::Plain);
         assert_eq!(r.ts, None);
@@ -775,6 +824,16 @@ mod tests {
         assert!(recs[0].text.contains("\nNVRM: fallen off the bus"));
         assert!(!recs[0].text.contains("SUBSYSTEM"));
         assert_eq!(recs[1].line, 4);
+
+        // An indented line that is itself an Xid is a record of its own, not a continuation.
+        let xid_lines = [
+            "[ 1.0] NVRM: Xid (PCI:0000:3b:00): 13, pid=1, name=a, x",
+            "  [ 2.0] NVRM: Xid (PCI:0000:3b:00): 31, pid=1, name=a, y",
+            "    NVRM: Xid (PCI:0000:3b:00): 43, pid=1, name=a, z",
+        ];
+        let own = records(&xid_lines, clock());
+        assert_eq!(own.len(), 3);
+        assert_eq!(own[1].ts, Some(1_795_250_002.0));
         assert!(matches!(
             parse_line(&recs[0].text),
             Some(Line::FallenOffBus { pci: Some(p), .. }) if p == "0000:3b:00.0"

@@ -194,6 +194,8 @@ pub struct Testbed {
     pub dir: PathBuf,
     env: BTreeMap<String, String>,
     map_lock: Mutex<()>,
+    /// Users already bound to the reader role (one ClusterRoleBinding each, made once).
+    bound: Mutex<Vec<&'static str>>,
     startup: Duration,
 }
 
@@ -255,6 +257,7 @@ impl Testbed {
             dir,
             env,
             map_lock: Mutex::new(()),
+            bound: Mutex::new(Vec::new()),
             startup: started.elapsed(),
         };
         // The namespace and roles under test are deploy/'s own: the launcher's users get nothing else. The
@@ -332,14 +335,23 @@ impl Testbed {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
-    /// `kubectl apply -f -` as admin.
+    /// `kubectl apply -f -` as admin. Tests run in parallel: two applies of the same object can race
+    /// (AlreadyExists, or a conflict on update), which a retry resolves.
     pub fn apply(&self, yaml: &str) {
-        let out = self.kubectl_as(User::Admin, &["apply", "-f", "-"], Some(yaml));
-        assert!(
-            out.status.success(),
-            "kubectl apply failed: {}\n{yaml}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let mut attempt = 0;
+        loop {
+            let out = self.kubectl_as(User::Admin, &["apply", "-f", "-"], Some(yaml));
+            if out.status.success() {
+                return;
+            }
+            let err = String::from_utf8_lossy(&out.stderr);
+            let race = err.contains("AlreadyExists")
+                || err.contains("already exists")
+                || err.contains("the object has been modified");
+            attempt += 1;
+            assert!(race && attempt < 5, "kubectl apply failed: {err}\n{yaml}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 
     /// Create fake nodes, route their probes to their scenarios, and wait until kwok has made the managed
@@ -434,6 +446,11 @@ subjects: [{{apiGroup: rbac.authorization.k8s.io, kind: User, name: {user}}}]
 
     /// Grant `user` deploy/'s cluster-wide read role (nodes, pods).
     pub fn bind_reader(&self, user: User) {
+        let mut bound = self.bound.lock().unwrap_or_else(|e| e.into_inner());
+        if bound.contains(&user.name()) {
+            return;
+        }
+        bound.push(user.name());
         let name = user.name();
         self.apply(&format!(
             r#"apiVersion: rbac.authorization.k8s.io/v1

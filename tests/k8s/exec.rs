@@ -20,6 +20,13 @@ fn exit_codes_from_status() {
         json!({"status": "Failure", "message": "exec: \"node-probe\": executable file not found"}),
     );
     assert_eq!(exit_code(&failed), None);
+    // kwok 0.8's fake kubelet (the e2e testbed): a wrapped os/exec ExitError, as an InternalError.
+    let wrapped = st(json!({"status": "Failure", "reason": "InternalError",
+        "message": "Internal error occurred: error executing command in container: cmd wait: node-probe health --node-name n1: exit status 2"}));
+    assert_eq!(exit_code(&wrapped), Some(2));
+    let killed = st(json!({"status": "Failure", "reason": "InternalError",
+        "message": "error executing command in container: cmd wait: node-probe health: signal: killed"}));
+    assert_eq!(exit_code(&killed), None);
 }
 
 #[tokio::test]

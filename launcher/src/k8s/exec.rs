@@ -137,21 +137,26 @@ impl ProbeExec for WebsocketExec {
 
 /// Exit code from the exec status (crates.md 2.4): `Success` = 0, else the `ExitCode` cause. A failure
 /// without one (executable not found, container gone) is not an exit code: None.
+///
+/// Streaming servers that wrap Go's `*exec.ExitError` instead of returning it (kwok 0.8's fake kubelet:
+/// cri-streaming type-asserts `k8s.io/utils/exec.ExitError`, which the wrapped error is not) send an
+/// `InternalError` whose message ends in `exit status N`; that is still the command's exit code.
 pub fn exit_code(s: &Status) -> Option<i32> {
     if s.status.as_deref() == Some("Success") {
         return Some(0);
     }
-    s.details
-        .as_ref()?
-        .causes
-        .as_ref()?
-        .iter()
-        .find(|c| c.reason.as_deref() == Some("ExitCode"))?
-        .message
-        .as_deref()?
-        .trim()
-        .parse()
-        .ok()
+    let cause = s
+        .details
+        .as_ref()
+        .and_then(|d| d.causes.as_ref())
+        .and_then(|c| c.iter().find(|c| c.reason.as_deref() == Some("ExitCode")))
+        .and_then(|c| c.message.as_deref())
+        .and_then(|m| m.trim().parse().ok());
+    cause.or_else(|| {
+        let msg = s.message.as_deref()?.trim_end();
+        let (_, n) = msg.rsplit_once("exit status ")?;
+        n.parse().ok()
+    })
 }
 
 /// Read to EOF, keeping the first `cap` bytes; the rest is read and dropped so the stream never stalls.
