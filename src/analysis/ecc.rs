@@ -169,7 +169,23 @@ pub fn verdict(g: &GpuFacts) -> String {
     if e.mode.err().is_some() {
         return "ECC not supported on this GPU.".into();
     }
-    "No uncorrectable errors since the driver loaded; no remap or retirement pending.".into()
+    let remap = match &e.remapped_rows {
+        Reading::Ok(_) => "no row remap pending".to_string(),
+        Reading::Err(err) if err.error == FieldErrorKind::NotSupported => {
+            if g.mig_mode.ok().is_some_and(|m| m.current) {
+                "row-remap state cannot be read while MIG instances are active".to_string()
+            } else if e.retired_pages.is_ok() {
+                "no page retirement pending".to_string()
+            } else {
+                "no remap or retirement state on this GPU".to_string()
+            }
+        }
+        Reading::Err(err) => format!(
+            "row-remap state unreadable ({})",
+            super::error_name(err.error)
+        ),
+    };
+    format!("No uncorrectable errors since the driver loaded; {remap}.")
 }
 
 pub fn judge(g: &GpuFacts, persistenced: Option<bool>) -> Vec<Finding> {
