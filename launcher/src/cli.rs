@@ -26,6 +26,15 @@ pub enum Cmd {
     Call(CallArgs),
     /// Print the launcher version.
     Version,
+    /// Delete leftover probe pods (past their deadline, or finished) in --namespace; prints a JSON report.
+    Gc(GcArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct GcArgs {
+    /// Delete every probe pod of any launcher, also those still within their deadline.
+    #[arg(long)]
+    pub all: bool,
 }
 
 #[derive(Debug, Args)]
@@ -113,6 +122,22 @@ pub struct ClusterArgs {
     /// Probe image (default: the image matching this launcher's version).
     #[arg(long, global = true, value_name = "IMAGE")]
     pub probe_image: Option<String>,
+    /// `pod`: a probe pod per call (default); `ephemeral`: an ephemeral container in --target-pod
+    /// (sees only that pod: no host root, no kernel log; it cannot be removed afterwards).
+    #[arg(long, global = true, value_name = "MODE", default_value = "pod",
+          value_parser = ["pod", "ephemeral"])]
+    pub probe_mode: String,
+    /// RuntimeClass of probe pods (`nvidia` on GPU Operator / container-toolkit clusters); unset: node-probe
+    /// loads the host's libnvidia-ml under /host.
+    #[arg(long, global = true, value_name = "NAME")]
+    pub probe_runtime_class: Option<String>,
+    /// activeDeadlineSeconds of probe pods: the kubelet ends a probe pod after this even if the launcher dies.
+    #[arg(long, global = true, value_name = "SECS", default_value_t = 120,
+          value_parser = clap::value_parser!(u64).range(1..=86400))]
+    pub probe_deadline: u64,
+    /// Ephemeral mode: the pod to add the probe container to, `namespace/pod[/container]`.
+    #[arg(long, global = true, value_name = "NS/POD[/CONTAINER]")]
+    pub target_pod: Option<String>,
 }
 
 /// The launcher's configuration, shared by `serve` and `call`.

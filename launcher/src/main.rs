@@ -50,6 +50,9 @@ fn main() -> ExitCode {
         }
     };
     rt.block_on(async move {
+        if let Cmd::Gc(a) = &cli.command {
+            return gc(&cfg, a.all).await;
+        }
         let backends = match backends(&cfg).await {
             Ok(b) => b,
             Err(e) => {
@@ -65,7 +68,7 @@ fn main() -> ExitCode {
                 let show_progress = std::io::IsTerminal::is_terminal(&std::io::stderr());
                 call::run(launcher, a, show_progress).await
             }
-            Cmd::Version => ExitCode::SUCCESS,
+            Cmd::Version | Cmd::Gc(_) => ExitCode::SUCCESS,
         }
     })
 }
@@ -101,10 +104,55 @@ async fn backends(cfg: &Config) -> Result<Backends, String> {
 
 /// The Kubernetes runner and cluster backend (`crate::k8s`).
 async fn cluster_backends(cfg: &Config) -> Result<Backends, String> {
-    tracing::debug!(namespace = %cfg.cluster.namespace, "cluster mode requested");
-    Err("cluster mode is not available in this build yet; run with --local (add --simulate SCENARIO \
-         on a machine without GPUs)"
-        .into())
+    let (runner, cluster) = k8s::connect(&k8s_config(cfg))
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(Backends {
+        runner,
+        cluster: Some(cluster),
+    })
+}
+
+/// The Kubernetes settings from the CLI flags.
+fn k8s_config(cfg: &Config) -> k8s::K8sConfig {
+    let c = &cfg.cluster;
+    k8s::K8sConfig {
+        kubeconfig: c.kubeconfig.clone(),
+        context: c.context.clone(),
+        namespace: c.namespace.clone(),
+        probe_image: c.probe_image.clone(),
+        probe_mode: c.probe_mode.parse().unwrap_or_default(),
+        runtime_class: c.probe_runtime_class.clone(),
+        active_deadline: std::time::Duration::from_secs(if c.probe_deadline == 0 {
+            120
+        } else {
+            c.probe_deadline
+        }),
+        operator_mode: cfg.mode == cli::Mode::Operator,
+        target_pod: c.target_pod.clone(),
+        ..Default::default()
+    }
+}
+
+/// `k8s-gpu-mcp gc`: the sweep on demand; the report (JSON) on stdout.
+async fn gc(cfg: &Config, all: bool) -> ExitCode {
+    match k8s::gc(&k8s_config(cfg), all).await {
+        Ok(report) => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&report).unwrap_or_default()
+            );
+            if report.failed.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            }
+        }
+        Err(e) => {
+            eprintln!("k8s-gpu-mcp gc: {e}");
+            ExitCode::from(2)
+        }
+    }
 }
 
 fn init_logging(format: LogFormat) {
