@@ -1,13 +1,121 @@
-//! `k8s-gpu-mcp`: the MCP server (placeholder until the launcher lands).
+//! `k8s-gpu-mcp`: the MCP server (stdio) that answers GPU node questions by running node-probe on the node,
+//! in a short-lived probe pod or (local mode) as a child process. stdout carries only MCP (or, for `call`,
+//! the one result); logs go to stderr.
 
+mod call;
+mod cli;
 #[allow(dead_code)]
 mod cluster;
 #[allow(dead_code)]
 mod k8s;
+mod local;
+mod operator;
+mod progress;
+mod prompts;
+mod render;
+mod resources;
 #[allow(dead_code)]
 mod runner;
+mod scan;
+mod server;
+mod tools;
 
-fn main() {
-    eprintln!("k8s-gpu-mcp: not implemented yet");
-    std::process::exit(1);
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::Parser;
+use rmcp::ServiceExt;
+
+use crate::cli::{Cli, Cmd, Config, LogFormat};
+use crate::local::{LocalRunner, find_probe_bin};
+use crate::server::{Backends, Launcher};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.global.log_format);
+    if let Cmd::Version = cli.command {
+        println!("{} {}", env!("CARGO_PKG_NAME"), env!("CARGO_PKG_VERSION"));
+        return ExitCode::SUCCESS;
+    }
+    let cfg = Config::from(&cli.global);
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("k8s-gpu-mcp: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    rt.block_on(async move {
+        let backends = match backends(&cfg).await {
+            Ok(b) => b,
+            Err(e) => {
+                eprintln!("k8s-gpu-mcp: {e}");
+                return ExitCode::from(2);
+            }
+        };
+        let launcher = Launcher::new(cfg, backends);
+        match cli.command {
+            Cmd::Serve => serve(launcher).await,
+            Cmd::Call(a) => {
+                // Progress lines are for a person watching; scripts reading stderr get none.
+                let show_progress = std::io::IsTerminal::is_terminal(&std::io::stderr());
+                call::run(launcher, a, show_progress).await
+            }
+            Cmd::Version => ExitCode::SUCCESS,
+        }
+    })
+}
+
+async fn serve(launcher: Launcher) -> ExitCode {
+    let runner = launcher.runner().clone();
+    let service = match launcher.serve(rmcp::transport::stdio()).await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "MCP session did not start");
+            runner.shutdown().await;
+            return ExitCode::from(1);
+        }
+    };
+    let reason = service.waiting().await;
+    tracing::info!(?reason, "MCP session ended; cleaning up");
+    // Cleanups that outlived their calls (e.g. a probe pod delete after cancellation) finish before exit.
+    runner.shutdown().await;
+    ExitCode::SUCCESS
+}
+
+/// Local mode gets a child-process runner and no cluster; otherwise the Kubernetes runner and backend.
+async fn backends(cfg: &Config) -> Result<Backends, String> {
+    if cfg.local || cfg.simulate.is_some() {
+        let bin = find_probe_bin(cfg.probe_bin.as_deref())?;
+        return Ok(Backends {
+            runner: Arc::new(LocalRunner::new(bin, cfg.simulate.clone())),
+            cluster: None,
+        });
+    }
+    cluster_backends(cfg).await
+}
+
+/// The Kubernetes runner and cluster backend (`crate::k8s`).
+async fn cluster_backends(cfg: &Config) -> Result<Backends, String> {
+    tracing::debug!(namespace = %cfg.cluster.namespace, "cluster mode requested");
+    Err("cluster mode is not available in this build yet; run with --local (add --simulate SCENARIO \
+         on a machine without GPUs)"
+        .into())
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,k8s_gpu_mcp=info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(false);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
 }

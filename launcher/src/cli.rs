@@ -1,0 +1,140 @@
+//! Command line: `serve`, `call`, `version`, and the flags they share.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "k8s-gpu-mcp",
+    version,
+    about = "MCP server that answers GPU node questions by running node-probe on the node (probe pods), or locally."
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Cmd,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Cmd {
+    /// Serve MCP over stdio (what an AI host starts).
+    Serve,
+    /// Call one tool and print its result (same code path as MCP); exits 1 when the tool reports an error.
+    Call(CallArgs),
+    /// Print the launcher version.
+    Version,
+}
+
+#[derive(Debug, Args)]
+pub struct CallArgs {
+    /// Tool name, e.g. `get_gpu_health` (`k8s-gpu-mcp call list` lists them).
+    pub tool: String,
+    /// One argument as key=value; the value is parsed as JSON when it is valid JSON (numbers, true),
+    /// else taken as a string. Repeatable.
+    #[arg(long = "arg", value_name = "KEY=VALUE")]
+    pub args: Vec<String>,
+    /// All arguments as one JSON object; `--arg` entries are merged over it.
+    #[arg(long, value_name = "JSON")]
+    pub json: Option<String>,
+    /// `text`: the rendering an AI sees; `json`: the structured result.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum Mode {
+    /// Only tools that read (the default).
+    #[default]
+    ReadOnly,
+    /// Also the operator tools that change GPUs or nodes.
+    Operator,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct GlobalArgs {
+    /// Run node-probe as a local child process instead of in probe pods (no cluster needed).
+    #[arg(long, global = true)]
+    pub local: bool,
+    /// Local mode: have node-probe simulate this scenario (`node-probe scenarios` lists them), or load
+    /// this scenario file when the value is a path ending in `.json`.
+    #[arg(long, global = true, value_name = "SCENARIO")]
+    pub simulate: Option<String>,
+    /// node-probe binary for local mode (default: next to this executable, then PATH).
+    #[arg(long, global = true, value_name = "PATH")]
+    pub probe_bin: Option<PathBuf>,
+    /// `operator` also lists the tools that act on GPUs and nodes.
+    #[arg(long, global = true, value_enum, default_value_t = Mode::ReadOnly)]
+    pub mode: Mode,
+    /// Log format on stderr (stdout carries only the protocol).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// Deadline of one probe run, start to cleanup, in seconds.
+    #[arg(long, global = true, value_name = "SECS", default_value_t = 120,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub probe_timeout: u64,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+}
+
+/// Where and how probe pods run. Consumed by the Kubernetes runner (`crate::k8s`).
+#[derive(Debug, Args, Clone, Default)]
+pub struct ClusterArgs {
+    /// Kubeconfig file (default: $KUBECONFIG, then ~/.kube/config). AI hosts pass a minimal environment,
+    /// so set this when KUBECONFIG is not visible to the host.
+    #[arg(long, global = true, value_name = "PATH", env = "KUBECONFIG")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Default kubeconfig context (tools may pick another with their `context` argument).
+    #[arg(long, global = true, value_name = "NAME")]
+    pub context: Option<String>,
+    /// Namespace where probe pods run.
+    #[arg(
+        long,
+        global = true,
+        value_name = "NAME",
+        default_value = "gpu-diagnostics"
+    )]
+    pub namespace: String,
+    /// Probe image (default: the image matching this launcher's version).
+    #[arg(long, global = true, value_name = "IMAGE")]
+    pub probe_image: Option<String>,
+}
+
+/// The launcher's configuration, shared by `serve` and `call`.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub local: bool,
+    pub simulate: Option<String>,
+    pub probe_bin: Option<PathBuf>,
+    pub mode: Mode,
+    pub probe_timeout: Duration,
+    pub cluster: ClusterArgs,
+}
+
+impl From<&GlobalArgs> for Config {
+    fn from(g: &GlobalArgs) -> Self {
+        Config {
+            local: g.local,
+            simulate: g.simulate.clone(),
+            probe_bin: g.probe_bin.clone(),
+            mode: g.mode,
+            probe_timeout: Duration::from_secs(g.probe_timeout),
+            cluster: g.cluster.clone(),
+        }
+    }
+}

@@ -1,0 +1,143 @@
+//! Prompts: investigation playbooks that steer a model to the right tools in the right order.
+
+use rmcp::handler::server::wrapper::Parameters;
+use rmcp::model::{GetPromptResult, PromptMessage, Role};
+use rmcp::{prompt, prompt_router};
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+use crate::server::Launcher;
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct TriageArgs {
+    /// The node to triage (as `kubectl get nodes` prints it, or `local`).
+    pub node_name: String,
+    /// What was observed, e.g. "pods stuck in ContainerCreating" or "CUDA error: unknown error".
+    #[serde(default)]
+    pub symptom: Option<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct XidPromptArgs {
+    /// The node whose kernel log reported the XID.
+    pub node_name: String,
+    /// The XID code seen, if known (e.g. 79).
+    #[serde(default)]
+    pub xid: Option<String>,
+    /// How far back to look, e.g. `2h` or `1d`.
+    #[serde(default)]
+    pub since: Option<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct JobArgs {
+    /// Nodes the job runs on, comma-separated (e.g. `gpu-node-1,gpu-node-2`).
+    pub nodes: String,
+    /// `hung` (no progress at all) or `slow` (progress, but below expected throughput).
+    #[serde(default)]
+    pub symptom: Option<String>,
+    /// The job or pod name, to find its pods.
+    #[serde(default)]
+    pub job: Option<String>,
+}
+
+fn user(text: String) -> Vec<PromptMessage> {
+    vec![PromptMessage::new_text(Role::User, text)]
+}
+
+#[prompt_router(vis = "pub(crate)")]
+impl Launcher {
+    /// Triage one GPU node: health verdict first, then the narrower tools its findings point to.
+    #[prompt(name = "triage_gpu_node", title = "Triage a GPU node")]
+    async fn triage_gpu_node(&self, Parameters(a): Parameters<TriageArgs>) -> GetPromptResult {
+        let symptom = a
+            .symptom
+            .map(|s| format!(" The reported symptom is: {s}."))
+            .unwrap_or_default();
+        GetPromptResult::new(user(format!(
+            "Triage the GPUs of node `{node}`.{symptom}\n\
+             1. Call get_gpu_health with node_name `{node}`. Report the node verdict and every critical or \
+             warning finding with its evidence and recommended action.\n\
+             2. Follow the findings: XID findings -> analyze_xid_errors; ECC or row-remapping findings -> \
+             snapshot_ecc; thermal, power or clock findings -> get_gpu_telemetry; NVLink, fabric or P2P \
+             findings -> inspect_topology; a missing GPU -> get_gpu_inventory.\n\
+             3. Before recommending a GPU reset, drain or reboot, call get_gpu_processes and \
+             get_pod_gpu_allocation (cluster mode) to name the workloads that would be interrupted.\n\
+             4. Answer with: verdict, root cause (with the evidence lines), impact on workloads, and the \
+             least disruptive action that fixes it. Say plainly when the facts are incomplete.",
+            node = a.node_name
+        )))
+        .with_description(format!("Triage GPU node {}", a.node_name))
+    }
+
+    /// Investigate XID errors on a node: decode, correlate, and decide what to do.
+    #[prompt(name = "investigate_xid", title = "Investigate XID errors")]
+    async fn investigate_xid(&self, Parameters(a): Parameters<XidPromptArgs>) -> GetPromptResult {
+        let since = a
+            .since
+            .as_deref()
+            .map(|s| format!(" with since `{s}`"))
+            .unwrap_or_default();
+        let code = a
+            .xid
+            .as_deref()
+            .map(|x| {
+                format!(
+                    " XID {x} was reported; read the resource xid://catalog/{x} for what NVIDIA says it means \
+                     and requires."
+                )
+            })
+            .unwrap_or_default();
+        GetPromptResult::new(user(format!(
+            "Investigate the NVIDIA XID errors on node `{node}`.{code}\n\
+             1. Call analyze_xid_errors with node_name `{node}`{since}. List the decoded events per GPU \
+             (code, time, meaning) and the correlated findings.\n\
+             2. For unfamiliar codes, read xid://catalog/{{code}}.\n\
+             3. Memory XIDs (48, 63, 64, 92, 94, 95): call snapshot_ecc to check pending row remaps and \
+             uncorrectable counts. Bus/link XIDs (79, 74, SXid, NVLink): call inspect_topology. Thermal or \
+             power hints: call get_gpu_telemetry.\n\
+             4. Call get_gpu_processes to see which workloads were on the affected GPUs.\n\
+             5. Conclude: hardware fault vs application/driver problem, which GPU, and the required action \
+             (restart app, reset GPU, drain and reboot, RMA), quoting the evidence.",
+            node = a.node_name
+        )))
+        .with_description(format!("Investigate XID errors on {}", a.node_name))
+    }
+
+    /// A distributed training job is hung or slow: find the GPU, link or node that holds it back.
+    #[prompt(
+        name = "training_job_hung_or_slow",
+        title = "Training job hung or slow"
+    )]
+    async fn training_job_hung_or_slow(
+        &self,
+        Parameters(a): Parameters<JobArgs>,
+    ) -> GetPromptResult {
+        let symptom = a.symptom.as_deref().unwrap_or("hung or slow");
+        let job = a
+            .job
+            .as_deref()
+            .map(|j| format!(" The job is `{j}`."))
+            .unwrap_or_default();
+        GetPromptResult::new(user(format!(
+            "A multi-GPU training job is {symptom} on nodes {nodes}.{job} Find the GPU, link or node that \
+             holds it back; NCCL collectives run at the speed of the slowest rank, and one bad GPU or link \
+             stalls them all.\n\
+             1. Call scan_gpu_nodes with check `health` (narrow it with label_selector if the job's nodes \
+             share a label) and start from the ranked nodes that need attention.\n\
+             2. On each of the job's nodes call analyze_xid_errors: XID 79/74/NVLink SXids explain hangs; XID \
+             13/31/43 point to the application.\n\
+             3. Call inspect_topology on each node: NVLink links down or with rising error counters, P2P \
+             unavailable, GPUs talking over PCIe/cross-socket instead of NVLink, fabric manager not \
+             running, or NUMA affinity mismatches all slow all-reduce.\n\
+             4. For `slow`, call get_gpu_telemetry: thermal or power throttling and clocks below max on \
+             one node slow every rank.\n\
+             5. Call get_gpu_processes (and get_pod_gpu_allocation in a cluster) to spot foreign processes \
+             sharing the job's GPUs.\n\
+             6. Answer with the culprit (node, GPU, link), the evidence, and what to do (exclude the node, \
+             reset the GPU, restart fabric manager, fix placement).",
+            nodes = a.nodes
+        )))
+        .with_description("Find why a distributed training job is hung or slow")
+    }
+}

@@ -1,0 +1,93 @@
+//! MCP resources: NVIDIA's XID catalog, one resource per code (`xid://catalog/{code}`) plus an index.
+//!
+//! The catalog itself lives in the shared library (`gpu_diag::xid`); [`catalog`] is the one function that
+//! knows its API.
+
+use rmcp::ErrorData;
+use rmcp::model::{ReadResourceResult, Resource, ResourceContents, ResourceTemplate};
+use serde::Serialize;
+
+pub const INDEX_URI: &str = "xid://catalog";
+pub const TEMPLATE: &str = "xid://catalog/{code}";
+
+/// One catalog entry as the resources present it.
+#[derive(Debug, Clone, Serialize)]
+pub struct XidInfo {
+    pub code: u32,
+    /// NVIDIA's mnemonic, e.g. `ROBUST_CHANNEL_GPU_HAS_FALLEN_OFF_THE_BUS`.
+    pub name: String,
+    pub description: String,
+    /// The full catalog entry as the shared library serializes it.
+    pub entry: serde_json::Value,
+}
+
+/// The XID catalog from the shared library.
+pub fn catalog() -> Vec<XidInfo> {
+    // Wired to gpu_diag::xid's catalog once it lands; until then there are no entries.
+    Vec::new()
+}
+
+pub fn list() -> Vec<Resource> {
+    vec![
+        Resource::new(INDEX_URI, "xid-catalog")
+            .with_title("NVIDIA XID catalog (index)")
+            .with_description(
+                "Every XID code NVIDIA documents, with its name and one-line meaning. Read \
+                 xid://catalog/{code} for one code's cause and required action.",
+            )
+            .with_mime_type("text/markdown"),
+    ]
+}
+
+pub fn templates() -> Vec<ResourceTemplate> {
+    let mut t = ResourceTemplate::new(TEMPLATE, "xid-code");
+    t.title = Some("One NVIDIA XID code".into());
+    t.description = Some(
+        "What an XID code means, its likely cause and the action NVIDIA requires, e.g. \
+         xid://catalog/79 for 'GPU has fallen off the bus'."
+            .into(),
+    );
+    t.mime_type = Some("application/json".into());
+    vec![t]
+}
+
+pub fn read(uri: &str) -> Result<ReadResourceResult, ErrorData> {
+    let entries = catalog();
+    if uri == INDEX_URI || uri == "xid://catalog/" {
+        let mut text =
+            String::from("# NVIDIA XID catalog\n\n| XID | name | meaning |\n|---|---|---|\n");
+        for e in &entries {
+            text.push_str(&format!(
+                "| {} | {} | {} |\n",
+                e.code, e.name, e.description
+            ));
+        }
+        return Ok(ReadResourceResult::new(vec![
+            ResourceContents::text(text, uri).with_mime_type("text/markdown"),
+        ]));
+    }
+    let Some(code) = uri.strip_prefix("xid://catalog/") else {
+        return Err(ErrorData::resource_not_found(
+            format!("unknown resource `{uri}`; use xid://catalog or xid://catalog/{{code}}"),
+            None,
+        ));
+    };
+    let code: u32 = code.parse().map_err(|_| {
+        ErrorData::invalid_params(
+            format!("`{code}` is not an XID number; use e.g. xid://catalog/79"),
+            None,
+        )
+    })?;
+    let Some(e) = entries.iter().find(|e| e.code == code) else {
+        return Err(ErrorData::resource_not_found(
+            format!(
+                "XID {code} is not in NVIDIA's catalog; read xid://catalog for the known codes"
+            ),
+            None,
+        ));
+    };
+    let text = serde_json::to_string_pretty(e).unwrap_or_default();
+    Ok(ReadResourceResult::new(vec![
+        ResourceContents::text(text, uri).with_mime_type("application/json"),
+    ]))
+}

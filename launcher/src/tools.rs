@@ -1,0 +1,827 @@
+//! The read-only tool surface. Every tool checks its arguments, runs node-probe through the runner (or asks
+//! the cluster backend), and returns `structuredContent` with a text rendering of the same result.
+//! Tools never know which runner they use.
+
+use std::collections::BTreeMap;
+
+use gpu_diag::analysis::{
+    describe::DescribeReport, ecc::EccReport, health::HealthReport, inventory::InventoryReport,
+    processes::ProcessesReport, telemetry::TelemetryReport, topology::TopologyReport,
+};
+use gpu_diag::contract::Report;
+use gpu_diag::xid::report::XidReport;
+use rmcp::handler::server::tool::schema_for_output;
+use rmcp::handler::server::wrapper::Parameters;
+use rmcp::model::{CallToolResult, RequestMetaObject};
+use rmcp::{Peer, RoleServer, tool, tool_router};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+
+use crate::cluster::{GpuNode, PodGpuUse};
+use crate::progress::Progress;
+use crate::render;
+use crate::server::{Launcher, ProbeRun, error_result, structured_result};
+
+// ---------------------------------------------------------------------------------------------------
+// Arguments. Optional fields are plain types in the schema (no `["string","null"]` unions, which some
+// clients mishandle) and simply absent when not given.
+
+/// Arguments of a node tool.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NodeArgs {
+    /// Kubernetes node name as `list_gpu_nodes` or `kubectl get nodes` prints it; `local` in local mode.
+    #[schemars(length(min = 1, max = 253), regex(pattern = crate::server::NODE_NAME_PATTERN))]
+    pub node_name: String,
+    /// Kubeconfig context of the cluster the node is in. Omit for the launcher's default context.
+    #[serde(default)]
+    #[schemars(with = "String", length(min = 1, max = 253))]
+    pub context: Option<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HealthArgs {
+    /// Kubernetes node name as `list_gpu_nodes` or `kubectl get nodes` prints it; `local` in local mode.
+    #[schemars(length(min = 1, max = 253), regex(pattern = crate::server::NODE_NAME_PATTERN))]
+    pub node_name: String,
+    /// Kubeconfig context of the cluster the node is in. Omit for the launcher's default context.
+    #[serde(default)]
+    #[schemars(with = "String", length(min = 1, max = 253))]
+    pub context: Option<String>,
+    /// GPUs the node should have (e.g. 8); fewer answering GPUs becomes a "GPU missing" finding.
+    #[serde(default)]
+    #[schemars(with = "u32", range(min = 1, max = 1024))]
+    pub expect_gpus: Option<u32>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct XidArgs {
+    /// Kubernetes node name as `list_gpu_nodes` or `kubectl get nodes` prints it; `local` in local mode.
+    #[schemars(length(min = 1, max = 253), regex(pattern = crate::server::NODE_NAME_PATTERN))]
+    pub node_name: String,
+    /// Kubeconfig context of the cluster the node is in. Omit for the launcher's default context.
+    #[serde(default)]
+    #[schemars(with = "String", length(min = 1, max = 253))]
+    pub context: Option<String>,
+    /// Only events in this window before now: a number and a unit s, m, h or d (e.g. `30m`, `2h`, `7d`).
+    /// Omit for everything in the kernel log since boot.
+    #[serde(default)]
+    #[schemars(with = "String", regex(pattern = r"^[1-9][0-9]{0,5}[smhd]$"))]
+    pub since: Option<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ListNodesArgs {
+    /// Kubeconfig context of the cluster. Omit for the launcher's default context.
+    #[serde(default)]
+    #[schemars(with = "String", length(min = 1, max = 253))]
+    pub context: Option<String>,
+    /// Kubernetes label selector to narrow the nodes, e.g. `nvidia.com/gpu.product=NVIDIA-H100-80GB-HBM3`.
+    #[serde(default)]
+    #[schemars(with = "String", length(min = 1, max = 1024))]
+    pub label_selector: Option<String>,
+}
+
+/// What `scan_gpu_nodes` checks on each node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+#[schemars(inline)]
+pub enum ScanCheck {
+    /// Full health verdict (thermal, power, ECC, NVLink, XID, ...).
+    #[default]
+    Health,
+    /// XID/SXid events in the kernel log.
+    Xid,
+    /// ECC counters and row remapping.
+    Ecc,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ScanArgs {
+    /// What to check on every node: `health` (default), `xid` or `ecc`.
+    #[serde(default)]
+    pub check: ScanCheck,
+    /// Kubernetes label selector choosing the nodes (default: every GPU node).
+    #[serde(default)]
+    #[schemars(with = "String", length(min = 1, max = 1024))]
+    pub label_selector: Option<String>,
+    /// How many nodes to probe at once (default 16).
+    #[serde(default)]
+    #[schemars(with = "u32", range(min = 1, max = 128))]
+    pub concurrency: Option<u32>,
+    /// Kubeconfig context of the cluster. Omit for the launcher's default context.
+    #[serde(default)]
+    #[schemars(with = "String", length(min = 1, max = 253))]
+    pub context: Option<String>,
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Results.
+
+/// One node's probe report with the run that produced it.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct NodeReport<R> {
+    /// The node that was probed.
+    pub node: String,
+    /// Kubeconfig context used (absent: the default, or local mode).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub context: Option<String>,
+    /// How the probe ran.
+    pub run: ProbeRun,
+    /// The probe's report, as node-probe produced it.
+    pub report: R,
+}
+
+/// `list_gpu_nodes` result.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct NodeList {
+    /// `local` (one host, no cluster) or `cluster`.
+    pub mode: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub context: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub label_selector: Option<String>,
+    pub count: usize,
+    pub nodes: Vec<GpuNode>,
+    /// In local mode: the inventory probe run that found the local GPUs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub local_probe: Option<ProbeRun>,
+}
+
+/// The Kubernetes side of a node: its GPU accounting and the pods using GPUs there.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct KubeNodeView {
+    pub node: GpuNode,
+    pub pods: Vec<PodGpuUse>,
+}
+
+/// `describe_gpu_node` result: the probe's full report plus what Kubernetes says about the node.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct DescribeOutput {
+    pub node: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub context: Option<String>,
+    pub run: ProbeRun,
+    pub report: DescribeReport,
+    /// What the API server says (absent in local mode or when it could not be read).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kubernetes: Option<KubeNodeView>,
+    /// Why `kubernetes` is missing, when it should be there.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kubernetes_error: Option<String>,
+}
+
+/// `get_pod_gpu_allocation` result.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct PodAllocation {
+    pub node: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub context: Option<String>,
+    pub gpu_capacity: u64,
+    pub gpu_allocatable: u64,
+    pub gpu_allocated: u64,
+    /// Requested count per GPU resource name over all listed pods.
+    pub requested_by_resource: BTreeMap<String, u64>,
+    pub pods: Vec<PodGpuUse>,
+}
+
+// ---------------------------------------------------------------------------------------------------
+
+/// Per-request plumbing every tool gets from rmcp: progress and cancellation.
+pub struct CallCtx {
+    pub progress: Progress,
+    pub cancel: CancellationToken,
+}
+
+impl CallCtx {
+    pub fn new(
+        meta: &RequestMetaObject,
+        peer: &Peer<RoleServer>,
+        cancel: CancellationToken,
+    ) -> Self {
+        CallCtx {
+            progress: Progress::new(meta, peer),
+            cancel,
+        }
+    }
+}
+
+macro_rules! pick {
+    ($variant:ident) => {
+        |r: Report| match r {
+            Report::$variant(x) => Some(x),
+            _ => None,
+        }
+    };
+}
+
+#[tool_router(router = read_only_router, vis = "pub(crate)")]
+impl Launcher {
+    #[tool(
+        name = "list_gpu_nodes",
+        title = "List GPU nodes",
+        description = "List the nodes that carry NVIDIA GPUs, with GPU capacity/allocatable/allocated \
+counts, MIG resources, readiness, problem conditions, taints and cordon state. Use it first to find node \
+names for the other tools, or to spot nodes that are NotReady, cordoned or have fewer allocatable GPUs \
+than capacity. In local mode it returns the single node `local` found by an inventory probe.",
+        annotations(read_only_hint = true, destructive_hint = false, idempotent_hint = true, open_world_hint = true),
+        output_schema = schema_for_output::<NodeList>()
+    )]
+    async fn list_gpu_nodes(
+        &self,
+        Parameters(a): Parameters<ListNodesArgs>,
+        meta: RequestMetaObject,
+        peer: Peer<RoleServer>,
+        ct: CancellationToken,
+    ) -> CallToolResult {
+        let ctx = CallCtx::new(&meta, &peer, ct);
+        let r = self.do_list_gpu_nodes(a, &ctx).await;
+        ctx.progress.finish().await;
+        r
+    }
+
+    #[tool(
+        name = "get_gpu_inventory",
+        title = "GPU inventory of a node",
+        description = "Identify every GPU on one node: model, UUID, serial, PCI bus id, VBIOS/firmware, \
+memory size, MIG/persistence/compute modes, driver and CUDA versions. Use it to answer 'what GPUs does \
+this node have', to check that a node sees all its GPUs, or before comparing firmware across nodes.",
+        annotations(read_only_hint = true, destructive_hint = false, idempotent_hint = true, open_world_hint = true),
+        output_schema = schema_for_output::<NodeReport<InventoryReport>>()
+    )]
+    async fn get_gpu_inventory(
+        &self,
+        Parameters(a): Parameters<NodeArgs>,
+        meta: RequestMetaObject,
+        peer: Peer<RoleServer>,
+        ct: CancellationToken,
+    ) -> CallToolResult {
+        let ctx = CallCtx::new(&meta, &peer, ct);
+        let r = self
+            .node_tool(
+                "get_gpu_inventory",
+                a.node_name,
+                a.context,
+                vec!["inventory".into()],
+                &ctx,
+                pick!(Inventory),
+                render::inventory,
+            )
+            .await;
+        ctx.progress.finish().await;
+        r
+    }
+
+    #[tool(
+        name = "get_gpu_telemetry",
+        title = "GPU telemetry of a node",
+        description = "Live readings of every GPU on one node: temperatures against their slowdown and \
+shutdown thresholds, power draw against the limit, utilization, clocks, and decoded clock-throttle \
+reasons. Use it when jobs are slower than expected, to tell thermal or power throttling from idle GPUs.",
+        annotations(read_only_hint = true, destructive_hint = false, idempotent_hint = false, open_world_hint = true),
+        output_schema = schema_for_output::<NodeReport<TelemetryReport>>()
+    )]
+    async fn get_gpu_telemetry(
+        &self,
+        Parameters(a): Parameters<NodeArgs>,
+        meta: RequestMetaObject,
+        peer: Peer<RoleServer>,
+        ct: CancellationToken,
+    ) -> CallToolResult {
+        let ctx = CallCtx::new(&meta, &peer, ct);
+        let r = self
+            .node_tool(
+                "get_gpu_telemetry",
+                a.node_name,
+                a.context,
+                vec!["telemetry".into()],
+                &ctx,
+                pick!(Telemetry),
+                render::telemetry,
+            )
+            .await;
+        ctx.progress.finish().await;
+        r
+    }
+
+    #[tool(
+        name = "inspect_topology",
+        title = "GPU interconnect topology of a node",
+        description = "The GPU-to-GPU connection matrix of one node (NVLink, PCIe switch, host bridge, \
+cross-socket), P2P support, NVLink link state and error counters, NUMA/CPU affinity and NVSwitch fabric \
+state. Use it when NCCL all-reduce is slow or hangs, when NVLink errors are suspected, or to check that \
+GPUs talk over NVLink instead of PCIe.",
+        annotations(read_only_hint = true, destructive_hint = false, idempotent_hint = true, open_world_hint = true),
+        output_schema = schema_for_output::<NodeReport<TopologyReport>>()
+    )]
+    async fn inspect_topology(
+        &self,
+        Parameters(a): Parameters<NodeArgs>,
+        meta: RequestMetaObject,
+        peer: Peer<RoleServer>,
+        ct: CancellationToken,
+    ) -> CallToolResult {
+        let ctx = CallCtx::new(&meta, &peer, ct);
+        let r = self
+            .node_tool(
+                "inspect_topology",
+                a.node_name,
+                a.context,
+                vec!["topology".into()],
+                &ctx,
+                pick!(Topology),
+                render::topology,
+            )
+            .await;
+        ctx.progress.finish().await;
+        r
+    }
+
+    #[tool(
+        name = "analyze_xid_errors",
+        title = "Analyze XID errors on a node",
+        description = "Read the node's kernel log for NVIDIA XID/SXid events, decode each against NVIDIA's \
+catalog (meaning, likely cause, required action) and correlate them (e.g. XID 79 'fallen off the bus' \
+with PCIe errors). Use it when a CUDA job crashed or hung, a GPU disappeared, or the kernel log mentions \
+NVRM. Returns decoded events per GPU and findings with the recommended action.",
+        annotations(read_only_hint = true, destructive_hint = false, idempotent_hint = true, open_world_hint = true),
+        output_schema = schema_for_output::<NodeReport<XidReport>>()
+    )]
+    async fn analyze_xid_errors(
+        &self,
+        Parameters(a): Parameters<XidArgs>,
+        meta: RequestMetaObject,
+        peer: Peer<RoleServer>,
+        ct: CancellationToken,
+    ) -> CallToolResult {
+        let ctx = CallCtx::new(&meta, &peer, ct);
+        let mut args = vec!["xid".to_string()];
+        if let Some(s) = &a.since {
+            if let Err(e) = check_since(s) {
+                return error_result(e);
+            }
+            args.push("--since".into());
+            args.push(s.clone());
+        }
+        let r = self
+            .node_tool(
+                "analyze_xid_errors",
+                a.node_name,
+                a.context,
+                args,
+                &ctx,
+                pick!(Xid),
+                render::xid,
+            )
+            .await;
+        ctx.progress.finish().await;
+        r
+    }
+
+    #[tool(
+        name = "snapshot_ecc",
+        title = "ECC and memory-error snapshot of a node",
+        description = "ECC mode and error counters (volatile and aggregate, corrected and uncorrected, by \
+location), retired pages and remapped rows of every GPU on one node, with what they require (reset, \
+drain, RMA). Use it after XID 48/63/64/94/95, on memory errors in jobs, or before deciding whether a GPU \
+must be replaced.",
+        annotations(read_only_hint = true, destructive_hint = false, idempotent_hint = false, open_world_hint = true),
+        output_schema = schema_for_output::<NodeReport<EccReport>>()
+    )]
+    async fn snapshot_ecc(
+        &self,
+        Parameters(a): Parameters<NodeArgs>,
+        meta: RequestMetaObject,
+        peer: Peer<RoleServer>,
+        ct: CancellationToken,
+    ) -> CallToolResult {
+        let ctx = CallCtx::new(&meta, &peer, ct);
+        let r = self
+            .node_tool(
+                "snapshot_ecc",
+                a.node_name,
+                a.context,
+                vec!["ecc".into()],
+                &ctx,
+                pick!(Ecc),
+                render::ecc,
+            )
+            .await;
+        ctx.progress.finish().await;
+        r
+    }
+
+    #[tool(
+        name = "get_gpu_health",
+        title = "GPU health verdict of a node",
+        description = "A per-GPU and node verdict (healthy, degraded, unhealthy, unknown) made of explained \
+findings: each names the GPU, the evidence (counter = value) and the recommended action. Covers \
+thermals, power, ECC and row remapping, NVLink, fabric, XID events and missing GPUs. Use it first when \
+asked whether a node's GPUs are OK or why work on a node fails.",
+        annotations(read_only_hint = true, destructive_hint = false, idempotent_hint = false, open_world_hint = true),
+        output_schema = schema_for_output::<NodeReport<HealthReport>>()
+    )]
+    async fn get_gpu_health(
+        &self,
+        Parameters(a): Parameters<HealthArgs>,
+        meta: RequestMetaObject,
+        peer: Peer<RoleServer>,
+        ct: CancellationToken,
+    ) -> CallToolResult {
+        let ctx = CallCtx::new(&meta, &peer, ct);
+        let mut args = vec!["health".to_string()];
+        if let Some(n) = a.expect_gpus {
+            if !(1..=1024).contains(&n) {
+                return error_result(format!(
+                    "`expect_gpus` must be between 1 and 1024 (got {n}); omit it to skip the check"
+                ));
+            }
+            args.push("--expect-gpus".into());
+            args.push(n.to_string());
+        }
+        let r = self
+            .node_tool(
+                "get_gpu_health",
+                a.node_name,
+                a.context,
+                args,
+                &ctx,
+                pick!(Health),
+                render::health,
+            )
+            .await;
+        ctx.progress.finish().await;
+        r
+    }
+
+    #[tool(
+        name = "describe_gpu_node",
+        title = "Describe a GPU node (everything)",
+        description = "Everything about one node in one probe run: inventory, telemetry, topology, ECC, \
+processes, kernel-log XIDs and the health verdict, plus (in cluster mode) the node's Kubernetes GPU \
+accounting, conditions, taints and the pods holding GPUs. Use it for a full picture before a decision \
+(drain, reset, RMA) or when unsure which narrower tool fits; it is slower and larger than the others.",
+        annotations(read_only_hint = true, destructive_hint = false, idempotent_hint = false, open_world_hint = true),
+        output_schema = schema_for_output::<DescribeOutput>()
+    )]
+    async fn describe_gpu_node(
+        &self,
+        Parameters(a): Parameters<NodeArgs>,
+        meta: RequestMetaObject,
+        peer: Peer<RoleServer>,
+        ct: CancellationToken,
+    ) -> CallToolResult {
+        let ctx = CallCtx::new(&meta, &peer, ct);
+        let r = self.do_describe(a, &ctx).await;
+        ctx.progress.finish().await;
+        r
+    }
+
+    #[tool(
+        name = "get_pod_gpu_allocation",
+        title = "Pods holding GPUs on a node",
+        description = "Which pods on one node request or limit GPU resources (nvidia.com/gpu and MIG \
+profiles), per container, against the node's GPU capacity and allocatable count. Use it to find whose \
+job runs on a suspect GPU node, or why GPU pods stay Pending. Needs a cluster (not available in local \
+mode).",
+        annotations(read_only_hint = true, destructive_hint = false, idempotent_hint = true, open_world_hint = true),
+        output_schema = schema_for_output::<PodAllocation>()
+    )]
+    async fn get_pod_gpu_allocation(
+        &self,
+        Parameters(a): Parameters<NodeArgs>,
+        meta: RequestMetaObject,
+        peer: Peer<RoleServer>,
+        ct: CancellationToken,
+    ) -> CallToolResult {
+        let ctx = CallCtx::new(&meta, &peer, ct);
+        let r = self.do_pod_allocation(a, &ctx).await;
+        ctx.progress.finish().await;
+        r
+    }
+
+    #[tool(
+        name = "get_gpu_processes",
+        title = "Processes on the GPUs of a node",
+        description = "The processes using each GPU on one node (compute and graphics), with PID, host \
+command line, container/pod where known, and GPU memory used. Use it to see who holds a GPU, find a \
+stuck or leaking process, or before resetting a GPU.",
+        annotations(read_only_hint = true, destructive_hint = false, idempotent_hint = false, open_world_hint = true),
+        output_schema = schema_for_output::<NodeReport<ProcessesReport>>()
+    )]
+    async fn get_gpu_processes(
+        &self,
+        Parameters(a): Parameters<NodeArgs>,
+        meta: RequestMetaObject,
+        peer: Peer<RoleServer>,
+        ct: CancellationToken,
+    ) -> CallToolResult {
+        let ctx = CallCtx::new(&meta, &peer, ct);
+        let r = self
+            .node_tool(
+                "get_gpu_processes",
+                a.node_name,
+                a.context,
+                vec!["processes".into()],
+                &ctx,
+                pick!(Processes),
+                render::processes,
+            )
+            .await;
+        ctx.progress.finish().await;
+        r
+    }
+
+    #[tool(
+        name = "scan_gpu_nodes",
+        title = "Scan many GPU nodes",
+        description = "Run one check (`health`, `xid` or `ecc`) on every GPU node (or those matching \
+label_selector), several at a time, and rank the nodes that need attention (critical findings first, \
+then nodes whose probe failed, then warnings). Returns per-node verdicts, findings and errors. Use it to \
+find the bad nodes in a fleet, e.g. after a failed multi-node training job.",
+        annotations(read_only_hint = true, destructive_hint = false, idempotent_hint = false, open_world_hint = true),
+        output_schema = schema_for_output::<crate::scan::ScanOutput>()
+    )]
+    async fn scan_gpu_nodes(
+        &self,
+        Parameters(a): Parameters<ScanArgs>,
+        meta: RequestMetaObject,
+        peer: Peer<RoleServer>,
+        ct: CancellationToken,
+    ) -> CallToolResult {
+        let ctx = CallCtx::new(&meta, &peer, ct);
+        let r = crate::scan::scan(self, a, &ctx).await;
+        ctx.progress.finish().await;
+        r
+    }
+}
+
+pub fn check_since(s: &str) -> Result<(), String> {
+    let ok = s.len() >= 2
+        && s.len() <= 7
+        && s[..s.len() - 1].bytes().all(|b| b.is_ascii_digit())
+        && !s.starts_with('0')
+        && matches!(s.as_bytes()[s.len() - 1], b's' | b'm' | b'h' | b'd');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "`since` must be a number and a unit s, m, h or d, like `30m`, `2h` or `7d` (got `{s}`); \
+             omit it for the whole kernel log"
+        ))
+    }
+}
+
+impl Launcher {
+    /// The shape shared by the single-node probe tools.
+    #[allow(clippy::too_many_arguments)]
+    async fn node_tool<R: Serialize>(
+        &self,
+        tool: &str,
+        node: String,
+        context: Option<String>,
+        args: Vec<String>,
+        ctx: &CallCtx,
+        pick: impl Fn(Report) -> Option<R>,
+        render: fn(&NodeReport<R>) -> String,
+    ) -> CallToolResult {
+        if let Err(e) = self.check_target(&node, context.as_deref()) {
+            return error_result(e);
+        }
+        let res = match self
+            .probe(
+                tool,
+                &node,
+                context.clone(),
+                args,
+                &ctx.progress,
+                ctx.cancel.clone(),
+            )
+            .await
+        {
+            Ok(r) => r,
+            Err(e) => return error_result(e),
+        };
+        let Some(report) = pick(res.report) else {
+            return error_result(format!(
+                "node-probe on `{node}` answered with a different report than `{tool}` asked for; \
+                 the probe and launcher versions probably differ"
+            ));
+        };
+        let out = NodeReport {
+            node,
+            context,
+            run: res.run,
+            report,
+        };
+        let text = render(&out);
+        structured_result(&out, text)
+    }
+
+    async fn do_list_gpu_nodes(&self, a: ListNodesArgs, ctx: &CallCtx) -> CallToolResult {
+        if let Some(cluster) = &self.inner.cluster {
+            if let Err(e) = self.check_context(a.context.as_deref()) {
+                return error_result(e);
+            }
+            ctx.progress
+                .report(1.0, Some(2.0), "listing nodes from the API server");
+            let nodes = tokio::select! {
+                r = cluster.list_gpu_nodes(a.context.as_deref(), a.label_selector.as_deref()) => r,
+                _ = ctx.cancel.cancelled() => return error_result("the call was cancelled"),
+            };
+            let nodes = match nodes {
+                Ok(n) => n,
+                Err(e) => return error_result(cluster_error_text(&e)),
+            };
+            ctx.progress.report(2.0, Some(2.0), "done");
+            let out = NodeList {
+                mode: "cluster".into(),
+                context: a.context,
+                label_selector: a.label_selector,
+                count: nodes.len(),
+                nodes,
+                local_probe: None,
+            };
+            let text = render::node_list(&out);
+            return structured_result(&out, text);
+        }
+        if a.context.is_some() {
+            return error_result(
+                "`context` selects a kubeconfig context, which local mode does not use; call again \
+                 without `context`",
+            );
+        }
+        if a.label_selector.is_some() {
+            return error_result(
+                "`label_selector` filters cluster nodes; local mode has the single node `local`. Call \
+                 again without `label_selector`",
+            );
+        }
+        let res = match self
+            .probe(
+                "list_gpu_nodes",
+                "local",
+                None,
+                vec!["inventory".into()],
+                &ctx.progress,
+                ctx.cancel.clone(),
+            )
+            .await
+        {
+            Ok(r) => r,
+            Err(e) => return error_result(e),
+        };
+        let gpus = match &res.report {
+            Report::Inventory(inv) => render::gpu_count(inv),
+            _ => None,
+        }
+        .unwrap_or(0);
+        let node = GpuNode {
+            name: "local".into(),
+            gpu_capacity: gpus,
+            gpu_allocatable: gpus,
+            gpu_allocated: 0,
+            mig_resources: BTreeMap::new(),
+            gpu_labels: BTreeMap::new(),
+            ready: true,
+            problem_conditions: vec![],
+            taints: vec![],
+            unschedulable: false,
+            architecture: Some(std::env::consts::ARCH.to_string()),
+            kubelet_version: None,
+        };
+        let out = NodeList {
+            mode: "local".into(),
+            context: None,
+            label_selector: None,
+            count: 1,
+            nodes: vec![node],
+            local_probe: Some(res.run),
+        };
+        let text = render::node_list(&out);
+        structured_result(&out, text)
+    }
+
+    async fn do_describe(&self, a: NodeArgs, ctx: &CallCtx) -> CallToolResult {
+        if let Err(e) = self.check_target(&a.node_name, a.context.as_deref()) {
+            return error_result(e);
+        }
+        let node = a.node_name;
+        let probe = self.probe(
+            "describe_gpu_node",
+            &node,
+            a.context.clone(),
+            vec!["describe".into()],
+            &ctx.progress,
+            ctx.cancel.clone(),
+        );
+        // The API-server half runs alongside the probe; it is cheap and independent.
+        let kube = async {
+            match &self.inner.cluster {
+                None => None,
+                Some(c) => Some(
+                    async {
+                        let n = c.get_node(a.context.as_deref(), &node).await?;
+                        let pods = c.pods_with_gpus(a.context.as_deref(), &node).await?;
+                        Ok::<_, crate::cluster::ClusterError>(KubeNodeView { node: n, pods })
+                    }
+                    .await,
+                ),
+            }
+        };
+        let (res, kube) = tokio::join!(probe, kube);
+        let res = match res {
+            Ok(r) => r,
+            Err(e) => return error_result(e),
+        };
+        let Report::Describe(report) = res.report else {
+            return error_result(format!(
+                "node-probe on `{node}` answered with a different report than describe; the probe and \
+                 launcher versions probably differ"
+            ));
+        };
+        let (kubernetes, kubernetes_error) = match kube {
+            None => (None, None),
+            Some(Ok(v)) => (Some(v), None),
+            Some(Err(e)) => (None, Some(cluster_error_text(&e))),
+        };
+        let out = DescribeOutput {
+            node,
+            context: a.context,
+            run: res.run,
+            report: *report,
+            kubernetes,
+            kubernetes_error,
+        };
+        let text = render::describe(&out);
+        structured_result(&out, text)
+    }
+
+    async fn do_pod_allocation(&self, a: NodeArgs, ctx: &CallCtx) -> CallToolResult {
+        let Some(cluster) = &self.inner.cluster else {
+            return error_result(
+                "get_pod_gpu_allocation reads pods from the Kubernetes API, and this server runs in \
+                 local mode (no cluster). Use get_gpu_processes with node_name \"local\" to see what \
+                 runs on the local GPUs, or restart the server without --local to query a cluster.",
+            );
+        };
+        if let Err(e) = check_target_cluster(self, &a) {
+            return error_result(e);
+        }
+        let ctxn = a.context.as_deref();
+        let work = async {
+            let n = cluster.get_node(ctxn, &a.node_name).await?;
+            let pods = cluster.pods_with_gpus(ctxn, &a.node_name).await?;
+            Ok::<_, crate::cluster::ClusterError>((n, pods))
+        };
+        let (n, pods) = tokio::select! {
+            r = work => match r {
+                Ok(v) => v,
+                Err(e) => return error_result(cluster_error_text(&e)),
+            },
+            _ = ctx.cancel.cancelled() => return error_result("the call was cancelled"),
+        };
+        let mut requested_by_resource = BTreeMap::new();
+        for p in &pods {
+            for c in &p.containers {
+                for (k, v) in &c.requests {
+                    *requested_by_resource.entry(k.clone()).or_insert(0) += v;
+                }
+            }
+        }
+        let out = PodAllocation {
+            node: a.node_name,
+            context: a.context,
+            gpu_capacity: n.gpu_capacity,
+            gpu_allocatable: n.gpu_allocatable,
+            gpu_allocated: n.gpu_allocated,
+            requested_by_resource,
+            pods,
+        };
+        let text = render::pod_allocation(&out);
+        structured_result(&out, text)
+    }
+}
+
+fn check_target_cluster(l: &Launcher, a: &NodeArgs) -> Result<(), String> {
+    l.check_target(&a.node_name, a.context.as_deref())
+}
+
+pub fn cluster_error_text(e: &crate::cluster::ClusterError) -> String {
+    use crate::cluster::ClusterError as E;
+    let hint = match e {
+        E::NodeNotFound(_) => "call list_gpu_nodes to see the node names",
+        E::Forbidden(_) => "bind the launcher's user to the reader ClusterRole in deploy/",
+        E::UnknownContext { .. } => "omit `context` to use the default context",
+        E::BadSelector(_) => {
+            "use Kubernetes label-selector syntax, e.g. `key=value,other!=x` or `key in (a,b)`"
+        }
+        E::Api(_) => "check that the API server is reachable (`kubectl get nodes`)",
+    };
+    format!("{e}\nhint: {hint}")
+}

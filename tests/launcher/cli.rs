@@ -1,0 +1,135 @@
+//! The `k8s-gpu-mcp` command line: `version`, `call` (same code path as MCP), and clear startup failures.
+
+mod common;
+
+use std::process::Command;
+
+use common::*;
+use serde_json::Value;
+
+fn launcher(args: &[&str]) -> std::process::Output {
+    Command::new(LAUNCHER)
+        .args(["--local", "--simulate", &main_scenario(), "--probe-bin"])
+        .arg(node_probe())
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("run k8s-gpu-mcp")
+}
+
+#[test]
+fn version_prints_name_and_version() {
+    let out = Command::new(LAUNCHER).arg("version").output().unwrap();
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        format!("k8s-gpu-mcp {}", env!("CARGO_PKG_VERSION"))
+    );
+}
+
+#[test]
+fn call_prints_the_structured_result_as_json() {
+    let out = launcher(&[
+        "call",
+        "get_gpu_health",
+        "--arg",
+        "node_name=local",
+        "--arg",
+        "expect_gpus=8",
+        "--output",
+        "json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).expect("stdout is one JSON document");
+    assert_eq!(v["node"], "local");
+    assert_eq!(v["run"]["ran_in"], "local");
+    assert!(v.get("report").is_some());
+}
+
+#[test]
+fn call_text_output_and_json_arguments() {
+    let out = launcher(&[
+        "call",
+        "analyze_xid_errors",
+        "--json",
+        r#"{"node_name":"local"}"#,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.starts_with("XID analysis of node local"), "{text}");
+}
+
+#[test]
+fn call_exits_non_zero_with_the_tool_error() {
+    let out = launcher(&["call", "get_gpu_health", "--arg", "node_name=Not_A_Node"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a valid node name"));
+
+    let out = launcher(&["call", "get_pod_gpu_allocation", "--arg", "node_name=local"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("local mode"));
+}
+
+#[test]
+fn call_rejects_unknown_tools_and_malformed_arguments() {
+    let out = launcher(&["call", "reset_gpu", "--arg", "node_name=local"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown tool `reset_gpu`"));
+
+    let out = launcher(&["call", "get_gpu_health", "--arg", "node_name"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("key=value"));
+
+    let out = launcher(&["call", "get_gpu_health", "--json", "[1]"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("JSON object"));
+}
+
+#[test]
+fn call_list_names_the_tools() {
+    let out = launcher(&["call", "list"]);
+    assert!(out.status.success());
+    let names: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(String::from)
+        .collect();
+    assert_eq!(names.len(), 11, "{names:?}");
+    assert!(names.contains(&"scan_gpu_nodes".to_string()));
+}
+
+#[test]
+fn missing_probe_binary_is_a_clear_startup_error() {
+    let out = Command::new(LAUNCHER)
+        .args(["--local", "--probe-bin", "/nonexistent/node-probe", "serve"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(out.stdout.is_empty(), "stdout must carry only MCP");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--probe-bin /nonexistent/node-probe"));
+}
+
+#[test]
+fn cluster_mode_without_a_usable_cluster_fails_clearly() {
+    let out = Command::new(LAUNCHER)
+        .args([
+            "--kubeconfig",
+            "/nonexistent/kubeconfig",
+            "call",
+            "list_gpu_nodes",
+        ])
+        .env_remove("KUBECONFIG")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(out.stdout.is_empty());
+    assert!(!String::from_utf8_lossy(&out.stderr).trim().is_empty());
+}

@@ -1,0 +1,765 @@
+//! Drives the real `k8s-gpu-mcp serve` binary over stdio with the rmcp client: both handshakes, the tool
+//! surface, every tool in local simulated mode (structuredContent validated against the advertised
+//! outputSchema), bad arguments, progress, cancellation, timeouts and cleanup on EOF.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use common::*;
+use rmcp::handler::client::progress::ProgressDispatcher;
+use rmcp::model::{
+    CallToolRequestParams, CallToolResult, ClientRequest, GetPromptRequestParams,
+    ProgressNotificationParam, ProtocolVersion, ReadResourceRequestParams, Request, ServerResult,
+    Tool,
+};
+use rmcp::service::{NotificationContext, PeerRequestOptions, RunningService};
+use rmcp::transport::{ConfigureCommandExt, TokioChildProcess};
+use rmcp::{ClientHandler, ClientLifecycleMode, ClientServiceExt, RoleClient, ServiceExt, object};
+use serde_json::{Value, json};
+use tokio::process::Command;
+
+const READ_ONLY_TOOLS: [&str; 11] = [
+    "analyze_xid_errors",
+    "describe_gpu_node",
+    "get_gpu_health",
+    "get_gpu_inventory",
+    "get_gpu_processes",
+    "get_gpu_telemetry",
+    "get_pod_gpu_allocation",
+    "inspect_topology",
+    "list_gpu_nodes",
+    "scan_gpu_nodes",
+    "snapshot_ecc",
+];
+const OPERATOR_TOOLS: [&str; 3] = ["kill_gpu_process", "reset_gpu", "cordon_gpu_node"];
+
+fn serve_cmd(extra: &[&str]) -> Command {
+    let probe = node_probe();
+    let scenario = main_scenario();
+    let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+    Command::new(LAUNCHER).configure(move |c| {
+        c.args(["serve", "--local", "--simulate", &scenario, "--probe-bin"])
+            .arg(&probe)
+            .args(&extra)
+            .env("RUST_LOG", "warn");
+    })
+}
+
+async fn connect(extra: &[&str]) -> RunningService<RoleClient, ()> {
+    ().serve(TokioChildProcess::new(serve_cmd(extra)).unwrap())
+        .await
+        .expect("initialize handshake")
+}
+
+async fn call(
+    client: &RunningService<RoleClient, impl ClientHandler>,
+    tool: &str,
+    args: Value,
+) -> CallToolResult {
+    let Value::Object(args) = args else {
+        panic!("args must be an object")
+    };
+    client
+        .call_tool(CallToolRequestParams::new(tool.to_string()).with_arguments(args))
+        .await
+        .unwrap_or_else(|e| panic!("{tool}: JSON-RPC error {e}"))
+}
+
+fn text_of(r: &CallToolResult) -> String {
+    r.content
+        .iter()
+        .filter_map(|c| c.as_text().map(|t| t.text.clone()))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn assert_schema_valid(tool: &Tool, value: &Value) {
+    let schema = Value::Object(
+        tool.output_schema
+            .as_ref()
+            .unwrap_or_else(|| panic!("{} has no outputSchema", tool.name))
+            .as_ref()
+            .clone(),
+    );
+    let validator = jsonschema::validator_for(&schema).unwrap_or_else(|e| {
+        panic!(
+            "{}: outputSchema is not a valid JSON Schema: {e}",
+            tool.name
+        )
+    });
+    let errors: Vec<String> = validator
+        .iter_errors(value)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "{}: structuredContent violates outputSchema: {errors:#?}\n{value:#}",
+        tool.name
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn initialize_handshake_reports_this_crate() {
+    let client = connect(&[]).await;
+    let info = client.peer_info().expect("server info");
+    assert_eq!(info.protocol_version, ProtocolVersion::V_2025_11_25);
+    let server = info.server_info.clone().expect("serverInfo");
+    assert_eq!(server.name, "k8s-gpu-mcp");
+    assert_eq!(server.version, env!("CARGO_PKG_VERSION"));
+    assert!(
+        info.capabilities.tools.is_some()
+            && info.capabilities.prompts.is_some()
+            && info.capabilities.resources.is_some()
+    );
+    assert!(
+        info.instructions
+            .as_deref()
+            .unwrap_or("")
+            .contains("list_gpu_nodes")
+    );
+    client.cancel().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn discover_handshake_2026_and_a_tool_call() {
+    let client = ()
+        .serve_with_lifecycle(
+            TokioChildProcess::new(serve_cmd(&[])).unwrap(),
+            ClientLifecycleMode::Discover {
+                preferred_versions: vec![ProtocolVersion::V_2026_07_28],
+            },
+        )
+        .await
+        .expect("server/discover handshake");
+    let info = client.peer_info().expect("server info");
+    assert_eq!(info.protocol_version, ProtocolVersion::V_2026_07_28);
+    assert_eq!(
+        info.server_info.as_ref().map(|s| s.name.as_str()),
+        Some("k8s-gpu-mcp")
+    );
+    let tools = client.list_all_tools().await.unwrap();
+    assert_eq!(tools.len(), READ_ONLY_TOOLS.len());
+    let r = call(&client, "get_gpu_health", json!({"node_name": "local"})).await;
+    assert_eq!(r.is_error, Some(false), "{}", text_of(&r));
+    assert!(r.structured_content.is_some());
+    client.cancel().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tools_list_is_the_read_only_surface_with_schemas_and_annotations() {
+    let client = connect(&[]).await;
+    let tools = client.list_all_tools().await.unwrap();
+    let mut names: Vec<&str> = tools.iter().map(|t| t.name.as_ref()).collect();
+    names.sort();
+    assert_eq!(names, READ_ONLY_TOOLS);
+    for op in OPERATOR_TOOLS {
+        assert!(!names.contains(&op), "{op} listed in read-only mode");
+    }
+    for t in &tools {
+        let name = t.name.as_ref();
+        assert!(
+            t.title.as_deref().is_some_and(|s| !s.is_empty()),
+            "{name}: no title"
+        );
+        assert!(
+            t.description.as_deref().is_some_and(|d| d.len() > 80),
+            "{name}: description too thin"
+        );
+        let ann = t
+            .annotations
+            .as_ref()
+            .unwrap_or_else(|| panic!("{name}: no annotations"));
+        assert_eq!(ann.read_only_hint, Some(true), "{name}");
+        assert_eq!(ann.destructive_hint, Some(false), "{name}");
+        assert_eq!(ann.open_world_hint, Some(true), "{name}");
+        assert!(t.output_schema.is_some(), "{name}: no outputSchema");
+        let input = Value::Object(t.input_schema.as_ref().clone());
+        assert_eq!(input["type"], "object", "{name}");
+        assert_eq!(
+            input["additionalProperties"], false,
+            "{name}: unknown arguments must be refused"
+        );
+        // No `["string","null"]` type unions: some clients send such values as strings.
+        let s = input.to_string();
+        assert!(
+            !s.contains("\"type\":["),
+            "{name}: type union in inputSchema: {s}"
+        );
+        jsonschema::validator_for(&input).unwrap_or_else(|e| panic!("{name}: bad inputSchema {e}"));
+        if let Some(node) = input["properties"].get("node_name") {
+            assert_eq!(input["required"], json!(["node_name"]), "{name}");
+            assert_eq!(node["maxLength"], 253, "{name}");
+            assert!(
+                node["pattern"]
+                    .as_str()
+                    .is_some_and(|p| p.starts_with("^[a-z0-9]")),
+                "{name}"
+            );
+        }
+    }
+    let scan = tools.iter().find(|t| t.name == "scan_gpu_nodes").unwrap();
+    let props = &Value::Object(scan.input_schema.as_ref().clone())["properties"];
+    assert_eq!(props["concurrency"]["minimum"], 1);
+    assert_eq!(props["concurrency"]["maximum"], 128);
+    let check = props["check"].to_string();
+    for c in ["health", "xid", "ecc"] {
+        assert!(
+            check.contains(&format!("\"{c}\"")),
+            "check enum lacks {c}: {check}"
+        );
+    }
+    client.cancel().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operator_mode_adds_no_stubs() {
+    // The operator router is plugged in only with --mode operator; until its tools exist it adds none.
+    let client = connect(&["--mode", "operator"]).await;
+    let names: Vec<String> = client
+        .list_all_tools()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.name.to_string())
+        .collect();
+    for t in READ_ONLY_TOOLS {
+        assert!(names.iter().any(|n| n == t), "{t} missing in operator mode");
+    }
+    client.cancel().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_tool_answers_in_local_mode_and_matches_its_output_schema() {
+    let client = connect(&[]).await;
+    let tools = client.list_all_tools().await.unwrap();
+    let calls: Vec<(&str, Value)> = vec![
+        ("list_gpu_nodes", json!({})),
+        ("get_gpu_inventory", json!({"node_name": "local"})),
+        ("get_gpu_telemetry", json!({"node_name": "local"})),
+        ("inspect_topology", json!({"node_name": "local"})),
+        ("analyze_xid_errors", json!({"node_name": "local"})),
+        ("snapshot_ecc", json!({"node_name": "local"})),
+        (
+            "get_gpu_health",
+            json!({"node_name": "local", "expect_gpus": 8}),
+        ),
+        ("describe_gpu_node", json!({"node_name": "local"})),
+        ("get_gpu_processes", json!({"node_name": "local"})),
+        ("scan_gpu_nodes", json!({"check": "health"})),
+        ("scan_gpu_nodes", json!({"check": "xid", "concurrency": 2})),
+        ("scan_gpu_nodes", json!({"check": "ecc"})),
+    ];
+    for (name, args) in calls {
+        let tool = tools.iter().find(|t| t.name == name).unwrap();
+        let r = call(&client, name, args.clone()).await;
+        assert_eq!(r.is_error, Some(false), "{name} {args}: {}", text_of(&r));
+        let sc = r
+            .structured_content
+            .as_ref()
+            .unwrap_or_else(|| panic!("{name}: no structuredContent"));
+        assert_schema_valid(tool, sc);
+        let text = text_of(&r);
+        assert!(!text.trim().is_empty(), "{name}: empty text");
+        assert!(
+            !text.trim_start().starts_with('{'),
+            "{name}: text is a JSON dump, not a rendering"
+        );
+        match name {
+            "list_gpu_nodes" => {
+                assert_eq!(sc["mode"], "local");
+                assert_eq!(sc["nodes"][0]["name"], "local");
+                assert_eq!(sc["local_probe"]["ran_in"], "local");
+            }
+            "scan_gpu_nodes" => {
+                assert_eq!(sc["nodes_total"], 1);
+                assert_eq!(sc["results"][0]["node"], "local");
+                assert_eq!(sc["results"][0]["status"], "ok");
+                assert_eq!(sc["check"], args["check"]);
+            }
+            _ => {
+                assert_eq!(sc["node"], "local", "{name}");
+                assert_eq!(sc["run"]["ran_in"], "local");
+                assert_eq!(sc["run"]["exit_code"], 0);
+                assert_eq!(sc["run"]["probe"]["node_name"], "local");
+                assert!(
+                    sc["run"]["probe"]["source"]
+                        .as_str()
+                        .unwrap()
+                        .starts_with("simulated:")
+                );
+                assert!(sc.get("report").is_some(), "{name}: no report");
+                assert!(text.contains("node local"), "{name}: {text}");
+            }
+        }
+    }
+    // Needs a cluster: an explained error, not a crash.
+    let r = call(
+        &client,
+        "get_pod_gpu_allocation",
+        json!({"node_name": "local"}),
+    )
+    .await;
+    assert_eq!(r.is_error, Some(true));
+    assert!(text_of(&r).contains("local mode"), "{}", text_of(&r));
+    client.cancel().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_arguments_come_back_as_tool_errors_that_say_how_to_fix_the_call() {
+    let client = connect(&[]).await;
+    let cases: Vec<(&str, Value, &str)> = vec![
+        (
+            "get_gpu_health",
+            json!({"node_name": "GPU_Node!"}),
+            "not a valid node name",
+        ),
+        ("get_gpu_health", json!({"node_name": ""}), "empty"),
+        (
+            "get_gpu_health",
+            json!({"node_name": "gpu-node-5"}),
+            "node_name \"local\"",
+        ),
+        ("get_gpu_health", json!({}), "missing field `node_name`"),
+        (
+            "get_gpu_health",
+            json!({"node_name": "local", "bogus": 1}),
+            "unknown field `bogus`",
+        ),
+        (
+            "get_gpu_health",
+            json!({"node_name": "local", "expect_gpus": 0}),
+            "between 1 and 1024",
+        ),
+        (
+            "get_gpu_health",
+            json!({"node_name": "local", "context": "prod"}),
+            "without `context`",
+        ),
+        (
+            "analyze_xid_errors",
+            json!({"node_name": "local", "since": "yesterday"}),
+            "`30m`",
+        ),
+        (
+            "scan_gpu_nodes",
+            json!({"concurrency": 500}),
+            "between 1 and 128",
+        ),
+        (
+            "scan_gpu_nodes",
+            json!({"check": "temperature"}),
+            "unknown variant",
+        ),
+        (
+            "list_gpu_nodes",
+            json!({"label_selector": "a=b"}),
+            "local mode",
+        ),
+        ("inspect_topology", json!({"node_name": 5}), "invalid type"),
+    ];
+    for (tool, args, needle) in cases {
+        let r = call(&client, tool, args.clone()).await;
+        assert_eq!(r.is_error, Some(true), "{tool} {args} should fail");
+        let t = text_of(&r);
+        assert!(
+            t.contains(needle),
+            "{tool} {args}: message lacks `{needle}`: {t}"
+        );
+    }
+    client.cancel().await.unwrap();
+}
+
+/// Records every progress notification it receives.
+#[derive(Clone, Default)]
+struct Recorder {
+    progress: ProgressDispatcher,
+    count: Arc<AtomicUsize>,
+    seen: Arc<std::sync::Mutex<Vec<ProgressNotificationParam>>>,
+}
+
+impl ClientHandler for Recorder {
+    async fn on_progress(&self, p: ProgressNotificationParam, _c: NotificationContext<RoleClient>) {
+        self.count.fetch_add(1, Ordering::SeqCst);
+        self.seen.lock().unwrap().push(p.clone());
+        self.progress.handle_notification(p).await;
+    }
+}
+
+#[test]
+fn no_progress_without_a_token() {
+    // The rmcp client attaches a progress token to every request, so speak raw JSON-RPC here.
+    use std::io::{BufRead, BufReader, Write};
+    let mut child = std::process::Command::new(LAUNCHER)
+        .args([
+            "serve",
+            "--local",
+            "--simulate",
+            &main_scenario(),
+            "--probe-bin",
+        ])
+        .arg(node_probe())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let msgs = [
+        json!({"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"0"}}}),
+        json!({"jsonrpc":"2.0","method":"notifications/initialized"}),
+        json!({"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"get_gpu_health","arguments":{"node_name":"local"}}}),
+    ];
+    for m in msgs {
+        writeln!(stdin, "{m}").unwrap();
+    }
+    stdin.flush().unwrap();
+    let mut lines = Vec::new();
+    loop {
+        let mut line = String::new();
+        assert!(
+            stdout.read_line(&mut line).unwrap() > 0,
+            "server closed stdout early: {lines:?}"
+        );
+        let v: Value = serde_json::from_str(&line).expect("stdout carries only JSON-RPC");
+        lines.push(v.clone());
+        if v["id"] == 2 {
+            assert_eq!(v["result"]["isError"], false, "{v}");
+            break;
+        }
+    }
+    assert!(
+        !lines
+            .iter()
+            .any(|l| l["method"] == "notifications/progress"),
+        "progress without a token: {lines:?}"
+    );
+    drop(stdin);
+    assert!(child.wait().unwrap().success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn progress_is_sent_in_order_with_a_token() {
+    let rec = Recorder {
+        progress: ProgressDispatcher::new(),
+        ..Default::default()
+    };
+    let client = rec
+        .clone()
+        .serve(TokioChildProcess::new(serve_cmd(&[])).unwrap())
+        .await
+        .unwrap();
+
+    // With a token (the cancellable request API attaches one).
+    let handle = client
+        .send_cancellable_request(
+            ClientRequest::CallToolRequest(Request::new(
+                CallToolRequestParams::new("get_gpu_health")
+                    .with_arguments(object!({"node_name": "local"})),
+            )),
+            PeerRequestOptions::no_options(),
+        )
+        .await
+        .unwrap();
+    let resp = handle.await_response().await.unwrap();
+    assert!(matches!(resp, ServerResult::CallToolResult(_)), "{resp:?}");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let seen = rec.seen.lock().unwrap().clone();
+    // The server sends in order; the client may dispatch notifications concurrently, so sort by value.
+    let mut seen = seen;
+    seen.sort_by(|a, b| a.progress.total_cmp(&b.progress));
+    let msgs: Vec<(f64, String)> = seen
+        .iter()
+        .map(|p| (p.progress, p.message.clone().unwrap_or_default()))
+        .collect();
+    assert!(
+        seen.len() >= 3,
+        "expected starting/probing/done, got {msgs:?}"
+    );
+    assert!(msgs[0].1.contains("starting probe"), "{msgs:?}");
+    assert!(
+        msgs.iter().any(|m| m.1.contains("probing local")),
+        "{msgs:?}"
+    );
+    assert!(msgs.last().unwrap().1.contains("done"), "{msgs:?}");
+    assert!(
+        seen.windows(2).all(|w| w[1].progress > w[0].progress),
+        "progress values repeat: {msgs:?}"
+    );
+    assert!(seen.iter().all(|p| p.total == Some(5.0)));
+
+    // A scan reports n of N.
+    rec.seen.lock().unwrap().clear();
+    let handle = client
+        .send_cancellable_request(
+            ClientRequest::CallToolRequest(Request::new(
+                CallToolRequestParams::new("scan_gpu_nodes")
+                    .with_arguments(object!({"check": "xid"})),
+            )),
+            PeerRequestOptions::no_options(),
+        )
+        .await
+        .unwrap();
+    handle.await_response().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let seen = rec.seen.lock().unwrap().clone();
+    let last = seen
+        .iter()
+        .max_by(|a, b| a.progress.total_cmp(&b.progress))
+        .expect("scan progress");
+    assert_eq!((last.progress, last.total), (1.0, Some(1.0)));
+    assert!(
+        last.message.as_deref().unwrap_or("").contains("1 of 1"),
+        "{seen:?}"
+    );
+    client.cancel().await.unwrap();
+}
+
+/// A probe that records its PID and then hangs.
+fn hanging_probe(dir: &std::path::Path) -> std::path::PathBuf {
+    let pidfile = dir.join("pid");
+    fake_probe(
+        dir,
+        "hang-probe",
+        &format!("echo $$ > {}\nexec sleep 60", pidfile.display()),
+    )
+}
+
+fn hang_cmd(probe: &std::path::Path, extra: &[&str]) -> Command {
+    let probe = probe.to_path_buf();
+    let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+    Command::new(LAUNCHER).configure(move |c| {
+        c.args(["serve", "--local", "--probe-bin"])
+            .arg(&probe)
+            .args(&extra)
+            .env("RUST_LOG", "warn");
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancellation_kills_the_probe_before_the_server_moves_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let probe = hanging_probe(dir.path());
+    let client = ().serve(TokioChildProcess::new(hang_cmd(&probe, &[])).unwrap()).await.unwrap();
+    let handle = client
+        .send_cancellable_request(
+            ClientRequest::CallToolRequest(Request::new(
+                CallToolRequestParams::new("get_gpu_health")
+                    .with_arguments(object!({"node_name": "local"})),
+            )),
+            PeerRequestOptions::no_options(),
+        )
+        .await
+        .unwrap();
+    let pid = wait_pid(&dir.path().join("pid"), 10);
+    assert!(alive(pid));
+    handle.cancel(Some("user gave up".into())).await.unwrap();
+    assert!(wait_dead(pid, 5), "probe {pid} survived cancellation");
+    // The server is still healthy after the cancellation.
+    let tools = client.list_all_tools().await.unwrap();
+    assert_eq!(tools.len(), READ_ONLY_TOOLS.len());
+    client.cancel().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_probe_times_out_with_an_explained_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let probe = hanging_probe(dir.path());
+    let client =
+        ().serve(TokioChildProcess::new(hang_cmd(&probe, &["--probe-timeout", "1"])).unwrap())
+            .await
+            .unwrap();
+    let started = std::time::Instant::now();
+    let r = call(&client, "get_gpu_telemetry", json!({"node_name": "local"})).await;
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert_eq!(r.is_error, Some(true));
+    assert!(
+        text_of(&r).contains("did not finish within 1 s"),
+        "{}",
+        text_of(&r)
+    );
+    let pid = wait_pid(&dir.path().join("pid"), 1);
+    assert!(wait_dead(pid, 5), "timed-out probe {pid} still running");
+
+    // A scan is bounded by the same deadline and reports the node as failed, ranked for attention.
+    let r = call(&client, "scan_gpu_nodes", json!({})).await;
+    assert_eq!(r.is_error, Some(false), "{}", text_of(&r));
+    let sc = r.structured_content.unwrap();
+    assert_eq!(sc["nodes_failed"], 1);
+    assert_eq!(sc["results"][0]["status"], "failed");
+    assert_eq!(sc["needs_attention"][0]["node"], "local");
+    client.cancel().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_and_failing_probes_are_reported_not_crashed_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let garbage = fake_probe(
+        dir.path(),
+        "garbage",
+        "echo 'Segmentation fault' >&2; echo not-json; exit 139",
+    );
+    let client = ().serve(TokioChildProcess::new(hang_cmd(&garbage, &[])).unwrap()).await.unwrap();
+    let r = call(&client, "snapshot_ecc", json!({"node_name": "local"})).await;
+    assert_eq!(r.is_error, Some(true));
+    let t = text_of(&r);
+    assert!(
+        t.contains("unusable output") && t.contains("Segmentation fault"),
+        "{t}"
+    );
+    client.cancel().await.unwrap();
+
+    // A probe-side failure document: its message and hint reach the caller.
+    let client = ().serve(TokioChildProcess::new(serve_cmd(&[])).unwrap()).await.unwrap();
+    drop(client);
+    let failing = fake_probe(
+        dir.path(),
+        "failing",
+        r#"echo '{"schema_version":1,"error":{"kind":"nvml_unavailable","message":"libnvidia-ml.so.1 not found","hint":"install the driver"}}'; exit 3"#,
+    );
+    let client = ().serve(TokioChildProcess::new(hang_cmd(&failing, &[])).unwrap()).await.unwrap();
+    let r = call(&client, "get_gpu_inventory", json!({"node_name": "local"})).await;
+    assert_eq!(r.is_error, Some(true));
+    let t = text_of(&r);
+    assert!(
+        t.contains("libnvidia-ml.so.1 not found") && t.contains("hint: install the driver"),
+        "{t}"
+    );
+    client.cancel().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stdin_eof_stops_running_probes_before_exit() {
+    let dir = tempfile::tempdir().unwrap();
+    let probe = hanging_probe(dir.path());
+    let mut child = std::process::Command::new(LAUNCHER)
+        .args(["serve", "--local", "--probe-bin"])
+        .arg(&probe)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    let mut stdin = child.stdin.take().unwrap();
+    let init = json!({"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"0"}}});
+    let inited = json!({"jsonrpc":"2.0","method":"notifications/initialized"});
+    let callmsg = json!({"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"get_gpu_health","arguments":{"node_name":"local"}}});
+    for m in [init, inited, callmsg] {
+        writeln!(stdin, "{m}").unwrap();
+    }
+    stdin.flush().unwrap();
+    let pid = wait_pid(&dir.path().join("pid"), 10);
+    drop(stdin); // EOF
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "server did not exit after EOF"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status:?}");
+    assert!(!alive(pid), "probe {pid} outlived the server");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prompts_steer_to_the_tools() {
+    let client = connect(&[]).await;
+    let prompts = client.list_all_prompts().await.unwrap();
+    let names: Vec<&str> = prompts.iter().map(|p| p.name.as_str()).collect();
+    for n in [
+        "triage_gpu_node",
+        "investigate_xid",
+        "training_job_hung_or_slow",
+    ] {
+        let p = prompts
+            .iter()
+            .find(|p| p.name == n)
+            .unwrap_or_else(|| panic!("{n} missing: {names:?}"));
+        assert!(
+            p.arguments
+                .as_ref()
+                .is_some_and(|a| a.iter().any(|a| a.required == Some(true))),
+            "{n}"
+        );
+    }
+    let get = |name: &str, args: Value| {
+        let Value::Object(args) = args else {
+            unreachable!()
+        };
+        GetPromptRequestParams::new(name.to_string()).with_arguments(args)
+    };
+    let r = client
+        .get_prompt(get("triage_gpu_node", json!({"node_name": "gpu-node-5"})))
+        .await
+        .unwrap();
+    let t = serde_json::to_string(&r.messages).unwrap();
+    assert!(
+        t.contains("gpu-node-5") && t.contains("get_gpu_health"),
+        "{t}"
+    );
+    assert!(
+        t.find("get_gpu_health") < t.find("get_gpu_processes"),
+        "health must come first: {t}"
+    );
+    let r = client
+        .get_prompt(get(
+            "investigate_xid",
+            json!({"node_name": "n1", "xid": "79"}),
+        ))
+        .await
+        .unwrap();
+    let t = serde_json::to_string(&r.messages).unwrap();
+    assert!(
+        t.contains("analyze_xid_errors") && t.contains("xid://catalog/79"),
+        "{t}"
+    );
+    let r = client
+        .get_prompt(get(
+            "training_job_hung_or_slow",
+            json!({"nodes": "a,b", "symptom": "slow"}),
+        ))
+        .await
+        .unwrap();
+    let t = serde_json::to_string(&r.messages).unwrap();
+    assert!(
+        t.contains("inspect_topology") && t.contains("NVLink") && t.contains("scan_gpu_nodes"),
+        "{t}"
+    );
+    client.cancel().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn xid_catalog_resources() {
+    let client = connect(&[]).await;
+    let resources = client.list_all_resources().await.unwrap();
+    assert!(
+        resources.iter().any(|r| r.uri == "xid://catalog"),
+        "{resources:?}"
+    );
+    let templates = client.list_all_resource_templates().await.unwrap();
+    assert!(
+        templates
+            .iter()
+            .any(|t| t.uri_template == "xid://catalog/{code}"),
+        "{templates:?}"
+    );
+    let index = client
+        .read_resource(ReadResourceRequestParams::new("xid://catalog"))
+        .await
+        .unwrap();
+    let body = serde_json::to_string(&index.contents).unwrap();
+    assert!(body.contains("NVIDIA XID catalog"), "{body}");
+    let bad = client
+        .read_resource(ReadResourceRequestParams::new("xid://catalog/not-a-number"))
+        .await;
+    assert!(bad.is_err());
+    client.cancel().await.unwrap();
+}
