@@ -5,6 +5,10 @@
 
 mod testbed;
 
+mod launcher;
+mod mcp;
+mod operator;
+
 use std::time::Duration;
 
 use serde_json::Value;
