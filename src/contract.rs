@@ -109,6 +109,8 @@ pub enum Report {
     Version(VersionReport),
     /// The raw facts as collected (`node-probe facts`): a node captured in the scenario format.
     Facts(Box<crate::facts::NodeFacts>),
+    /// GPU ↔ pod ↔ process attribution (`node-probe allocation`).
+    Allocation(crate::attribution::AllocationReport),
     /// `node-probe kill`: preflight, plan and (when run) outcome of ending one GPU process.
     Kill(Box<crate::operator::kill::KillReport>),
     /// `node-probe reset`: preflight, plan and (when run) outcome and verification of a GPU reset.

@@ -93,6 +93,11 @@ impl<T> Reading<T> {
     pub fn not_supported() -> Self {
         Reading::Err(FieldError::new(FieldErrorKind::NotSupported))
     }
+    /// True for the default "the collector did not gather this" state (lets optional sections stay
+    /// out of serialized facts).
+    pub fn is_not_collected(&self) -> bool {
+        matches!(self, Reading::Err(e) if e.error == FieldErrorKind::NotCollected && e.message.is_none())
+    }
 }
 
 impl<T: Copy> Reading<T> {
@@ -142,6 +147,13 @@ pub struct NodeFacts {
     /// Host services relevant to GPUs (nvidia-fabricmanager, nvidia-persistenced, ...), where known.
     #[serde(default)]
     pub services: Vec<ServiceFacts>,
+    /// What the kubelet's PodResources API answered (`allocation` only; absent when not collected).
+    #[serde(default, skip_serializing_if = "Reading::is_not_collected")]
+    pub pod_resources: Reading<PodResourcesFacts>,
+    /// The kubelet's pod and container log entries under `{host-root}/var/log`: they name the pod UIDs
+    /// and container ids that cgroups carry (`allocation` only; absent when not collected).
+    #[serde(default, skip_serializing_if = "Reading::is_not_collected")]
+    pub kubelet_logs: Reading<KubeletLogFacts>,
     /// NVML events received while the probe waited for them (`--watch SECONDS`); absent otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nvml_events: Option<NvmlEventsFacts>,
@@ -694,6 +706,82 @@ pub struct KernelLogFacts {
     /// True when the reader stopped early (size cap) or records were overwritten while reading.
     #[serde(default)]
     pub truncated: bool,
+}
+
+/// The kubelet PodResources API's answers (`v1.PodResourcesLister`), as received.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PodResourcesFacts {
+    /// The socket as addressed, relative to the host root.
+    pub socket: String,
+    /// `List`: devices per container of each active pod.
+    #[serde(default)]
+    pub pods: Vec<PodResourcesPodFacts>,
+    /// `GetAllocatableResources`: every device the node can assign. Kubelets before 1.21 answer
+    /// unimplemented (not_supported).
+    #[serde(default)]
+    pub allocatable: Reading<Vec<ContainerDevicesFacts>>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PodResourcesPodFacts {
+    pub name: String,
+    pub namespace: String,
+    #[serde(default)]
+    pub containers: Vec<PodResourcesContainerFacts>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PodResourcesContainerFacts {
+    pub name: String,
+    #[serde(default)]
+    pub devices: Vec<ContainerDevicesFacts>,
+}
+
+/// One resource's device ids (`nvidia.com/gpu`: `GPU-<uuid>`, `MIG-<uuid>`, `nvidia0/gi1`, `<id>::2`, ...).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ContainerDevicesFacts {
+    pub resource_name: String,
+    #[serde(default)]
+    pub device_ids: Vec<String>,
+    /// NUMA nodes of the devices, where the device plugin reports topology.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub numa_nodes: Vec<i64>,
+}
+
+/// The kubelet's log layout, which ties cgroup ids to names without asking the API server:
+/// `var/log/pods/<namespace>_<pod>_<uid>/<container>/` and
+/// `var/log/containers/<pod>_<namespace>_<container>-<container id>.log`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct KubeletLogFacts {
+    #[serde(default)]
+    pub pods: Vec<PodLogDirFacts>,
+    /// File names in `var/log/containers`.
+    #[serde(default)]
+    pub containers: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PodLogDirFacts {
+    /// Directory name, `<namespace>_<pod>_<uid>`.
+    pub name: String,
+    #[serde(default)]
+    pub containers: Vec<ContainerLogDirFacts>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ContainerLogDirFacts {
+    pub name: String,
+    /// Modification time of the container's log directory (unix seconds): the kubelet adds a log file
+    /// there at each (re)start, so it dates the current container.
+    #[serde(default)]
+    pub modified_unix: Option<f64>,
 }
 
 /// One `nvmlEventTypeXidCriticalError` event as NVML delivered it.

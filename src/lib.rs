@@ -6,6 +6,7 @@
 //! snapshot-testable from plain data.
 
 pub mod analysis;
+pub mod attribution;
 pub mod contract;
 pub mod facts;
 pub mod finding;
@@ -37,6 +38,8 @@ pub enum Command {
     Health,
     Describe,
     Xid,
+    /// GPU ↔ pod ↔ process attribution (kubelet PodResources, cgroups).
+    Allocation,
 }
 
 impl Command {
@@ -73,6 +76,11 @@ impl Command {
                 kernel_log: true,
                 ..none
             },
+            Command::Allocation => Sections {
+                identity: true,
+                processes: true,
+                ..none
+            },
             Command::Health | Command::Describe => Sections::ALL,
         }
     }
@@ -89,5 +97,6 @@ pub fn analyze(command: Command, facts: &NodeFacts, opts: &AnalysisOptions) -> R
         Command::Health => Report::Health(analysis::health::analyze(facts, opts)),
         Command::Describe => Report::Describe(Box::new(analysis::describe::analyze(facts, opts))),
         Command::Xid => Report::Xid(Box::new(xid::report::analyze(facts, opts))),
+        Command::Allocation => Report::Allocation(attribution::analyze(facts, opts)),
     }
 }

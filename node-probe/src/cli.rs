@@ -69,6 +69,9 @@ pub enum Cmd {
     /// Raw facts as collected, uninterpreted: the node in the scenario format (save `.facts` of the
     /// output as a file to replay it with --fixture).
     Facts(FactsArgs),
+    /// Which pod holds which GPU (kubelet PodResources API) and whose processes use it (cgroups): exact
+    /// when the kubelet answers, cgroup-only otherwise.
+    Allocation,
     /// Operator: end one GPU process (SIGTERM, grace period, SIGKILL) after a preflight.
     Kill(crate::operator::KillArgs),
     /// Operator: reset one GPU with the host's nvidia-smi after a preflight, then verify it.
@@ -164,6 +167,7 @@ impl Invocation {
             Cmd::Health => Command::Health,
             Cmd::Describe => Command::Describe,
             Cmd::Xid(_) => Command::Xid,
+            Cmd::Allocation => Command::Allocation,
             Cmd::Facts(a) => {
                 let spec = SourceSpec::from_args(&self.global)?;
                 let xid = XidArgs {
@@ -183,7 +187,10 @@ impl Invocation {
             Cmd::Xid(a) => a.clone(),
             _ => XidArgs::default(),
         };
-        let facts = source::collect(&spec, command.sections(), &xid_args)?;
+        let mut facts = source::collect(&spec, command.sections(), &xid_args)?;
+        if command == Command::Allocation {
+            crate::podresources::fill(&mut facts, &spec, self.global.host_root.is_some());
+        }
         let opts = AnalysisOptions {
             expect_gpus: self.global.expect_gpus,
             since_unix: source::since_unix(&xid_args, &facts)?,

@@ -7,6 +7,7 @@ mod host;
 mod kmsg;
 mod nvml;
 mod operator;
+mod podresources;
 mod source;
 mod xid_watch;
 

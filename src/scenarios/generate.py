@@ -218,6 +218,29 @@ def container_id(seed):
     return hashlib.sha256(seed.encode()).hexdigest()
 
 
+def pod_resources(pods, allocatable):
+    """The kubelet's PodResources answers: pods = [(namespace, name, [(container, resource, [device ids])])]."""
+    return {
+        "socket": "var/lib/kubelet/pod-resources/kubelet.sock",
+        "pods": [{"name": name, "namespace": ns,
+                  "containers": [{"name": c, "devices": [{"resource_name": r, "device_ids": ids}]}
+                                 for c, r, ids in containers]}
+                 for ns, name, containers in pods],
+        "allocatable": [{"resource_name": r, "device_ids": ids} for r, ids in allocatable],
+    }
+
+
+def kubelet_logs(pods):
+    """The kubelet's log layout: pods = [(namespace, name, uid, [(container, container id, started ago s)])]."""
+    return {
+        "pods": [{"name": f"{ns}_{name}_{uid}",
+                  "containers": [{"name": c, "modified_unix": NOW - ago} for c, _, ago in containers]}
+                 for ns, name, uid, containers in pods],
+        "containers": sorted(f"{name}_{ns}_{c}-{cid}.log"
+                             for ns, name, _, containers in pods for c, cid, _ in containers),
+    }
+
+
 def pairs(n, ancestor, p2p, skip=()):
     out = []
     for a in range(n):
@@ -669,13 +692,26 @@ def scn_h100_zombie_process():
         (93811.002350, 4, f"NVRM: Xid (PCI:{x}): 43, pid=48213, name=python3, Ch 00000018"),
         (93811.410225, 6, "python3[48219]: segfault at 18 ip 00007f2a9c01b3e4 sp 00007f29e3ffe8d0 error 4 in libcuda.so.550.127.05[7f2a9bc00000+1c6e000] likely on CPU 5 (core 5, socket 0)"),
     ]
-    return h100_pcie_node(
+    facts = h100_pcie_node(
         "h100-zombie-process", "gpu-node-8",
         g0=dict(temp=36, util=0, used_mib=33302, power_w=74, sm=1755, reasons=0x0, pstate=0,
                 processes=[proc(48213, 30720), proc(39977, 2048)]),
         g1=dict(temp=63, util=97, mem_util=52, used_mib=58110, power_w=301, sm=1755, reasons=0x0,
                 processes=[proc(51022, 57579)]),
         kernel_log=kmsg(log, 990), host_processes=hp, uptime=93811 + 8200)
+    # The zombie's notebook pod is deleted (not listed, no log directory); the kubelet gave GPU 0 to a new
+    # notebook three hours ago, which has run nothing on it since.
+    g0, g1 = (g["uuid"] for g in facts["gpus"])
+    bob = "9c8d7e6f-5a4b-4c3d-8e2f-1a0b9c8d7e6f"
+    facts["pod_resources"] = pod_resources(
+        [("ml", "train-0", [("trainer", "nvidia.com/gpu", [g1])]),
+         ("research", "notebook-bob", [("notebook", "nvidia.com/gpu", [g0])])],
+        [("nvidia.com/gpu", [g0, g1])])
+    facts["kubelet_logs"] = kubelet_logs(
+        [("ml", "train-0", "6b7c8d9e-0f1a-4b2c-8d3e-4f5a6b7c8d9e",
+          [("trainer", container_id("zombie/train"), 3600)]),
+         ("research", "notebook-bob", bob, [("notebook", container_id("zombie/bob"), 3 * 3600 + 120)])])
+    return facts
 
 
 # --------------------------------------------------------------------------------------- L40S
@@ -773,6 +809,15 @@ def scn_a100_mig():
         (8012.553031, 4, "NVRM: Xid (PCI:0000:07:00 GPU-I:01 GPU-CI:00): 31, pid=3312, name=python3, Ch 00000008, intr 00000000. MMU Fault: ENGINE GRAPHICS GPCCLIENT_T1_0 faulted @ 0x7f3c_9b400000. Fault is of type FAULT_PDE ACCESS_TYPE_VIRT_READ"),
         (8013.001288, 4, "NVRM: Xid (PCI:0000:07:00 GPU-I:01): 43, pid=3312, name=python3, Ch 00000008"),
     ]
+    # Mixed MIG strategy: each 3g.40gb instance is its own resource; GPU 1 (MIG pending) is a whole GPU.
+    mig0, mig1 = (m["uuid"] for m in g0["mig_devices"])
+    pr = pod_resources(
+        [("inference", "llama-0", [("server", "nvidia.com/mig-3g.40gb", [mig0])]),
+         ("notebooks", "jupyter-ana", [("lab", "nvidia.com/mig-3g.40gb", [mig1])])],
+        [("nvidia.com/mig-3g.40gb", [mig0, mig1]), ("nvidia.com/gpu", [gpus[1]["uuid"]])])
+    logs = kubelet_logs(
+        [("inference", "llama-0", "4d5e6f70-8192-4a3b-8c4d-5e6f70819203", [("server", container_id("mig/a"), 7300)]),
+         ("notebooks", "jupyter-ana", "8192a3b4-c5d6-4e7f-8091-a2b3c4d5e6f7", [("lab", container_id("mig/b"), 2700)])])
     return {
         "host": host("gpu-mig-01", 9000, 128, kernel="5.15.0-122-generic"),
         "driver": driver("550.90.07", 12040),
@@ -783,6 +828,8 @@ def scn_a100_mig():
         "kernel_log": kmsg(log, 402),
         "host_processes": hp,
         "services": services(fm=False),
+        "pod_resources": pr,
+        "kubelet_logs": logs,
     }
 
 

@@ -1,0 +1,551 @@
+//! Device ids and resource names as the kubelet reports them, and their mapping to this node's GPUs.
+//!
+//! Forms (gpu-domain.md §3.4, dcgm-exporter's interpretation):
+//! - `GPU-<uuid>`: a whole GPU (device plugin, default `uuid` id strategy);
+//! - `MIG-<uuid>`: a MIG device (driver R470+ naming);
+//! - `MIG-GPU-<uuid>/<gi>/<ci>`: a MIG device in the pre-R470 naming;
+//! - `nvidia<N>`, `nvidia<N>/gi<M>`, either with `/vgpu<K>`: GKE's device plugin (GPU index, GPU instance,
+//!   time-sharing client);
+//! - `N` and `N:M`: the device plugin's `index` id strategy (GPU index, MIG device index);
+//! - any of the above with `::<n>`: a time-slicing replica (device plugin sharing; EKS MIG sharing).
+
+use serde::{Deserialize, Serialize};
+
+use crate::facts::{GpuFacts, MigDeviceFacts};
+
+/// Which naming a device id uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DeviceIdForm {
+    GpuUuid,
+    MigUuid,
+    MigLegacy,
+    Gke,
+    Index,
+}
+
+/// What a device id names, before looking at the node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeviceTarget {
+    GpuUuid(String),
+    MigUuid(String),
+    MigLegacy {
+        gpu_uuid: String,
+        gpu_instance_id: u32,
+        compute_instance_id: u32,
+    },
+    /// GPU by index, optionally one GPU instance of it (GKE).
+    GpuInstance {
+        gpu_index: u32,
+        gpu_instance_id: Option<u32>,
+    },
+    /// GPU by index, optionally one MIG device by its index (device plugin `index` strategy).
+    GpuIndex {
+        gpu_index: u32,
+        mig_index: Option<u32>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceId {
+    pub form: DeviceIdForm,
+    pub target: DeviceTarget,
+    /// Sharing replica (`::<n>` or GKE `/vgpu<n>`): several containers may hold the same device.
+    pub replica: Option<u32>,
+}
+
+/// Longest id accepted: real ids are under 100 bytes; anything far longer is not a device id.
+const MAX_ID_LEN: usize = 256;
+
+/// Parse one device id. Unknown or malformed ids are an error that says why, never a panic.
+pub fn parse_device_id(raw: &str) -> Result<DeviceId, String> {
+    let id = raw.trim();
+    if id.is_empty() {
+        return Err("empty device id".into());
+    }
+    if id.len() > MAX_ID_LEN {
+        return Err(format!("device id longer than {MAX_ID_LEN} bytes"));
+    }
+    let (base, mut replica) = match id.rsplit_once("::") {
+        Some((base, n)) => match number(n) {
+            Some(n) => (base, Some(n)),
+            None => return Err(format!("`{id}`: replica suffix `::{n}` is not a number")),
+        },
+        None => (id, None),
+    };
+    if base.is_empty() {
+        return Err(format!("`{id}`: nothing before the replica suffix"));
+    }
+    let bad = |why: &str| Err(format!("`{id}`: {why}"));
+    if let Some(rest) = base.strip_prefix("MIG-GPU-") {
+        // Pre-R470: MIG-GPU-<gpu uuid>/<gi>/<ci>.
+        let mut parts = rest.split('/');
+        let (Some(uuid), Some(gi), Some(ci), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return bad("legacy MIG id is not MIG-GPU-<uuid>/<gi>/<ci>");
+        };
+        let (Some(gi), Some(ci)) = (number(gi), number(ci)) else {
+            return bad("legacy MIG id has a non-numeric instance id");
+        };
+        if !uuid_like(uuid) {
+            return bad("legacy MIG id has a malformed GPU UUID");
+        }
+        return Ok(DeviceId {
+            form: DeviceIdForm::MigLegacy,
+            target: DeviceTarget::MigLegacy {
+                gpu_uuid: format!("GPU-{uuid}"),
+                gpu_instance_id: gi,
+                compute_instance_id: ci,
+            },
+            replica,
+        });
+    }
+    if let Some(rest) = base.strip_prefix("MIG-") {
+        if !uuid_like(rest) {
+            return bad("malformed MIG UUID");
+        }
+        return Ok(DeviceId {
+            form: DeviceIdForm::MigUuid,
+            target: DeviceTarget::MigUuid(base.to_string()),
+            replica,
+        });
+    }
+    if let Some(rest) = base.strip_prefix("GPU-") {
+        if !uuid_like(rest) {
+            return bad("malformed GPU UUID");
+        }
+        return Ok(DeviceId {
+            form: DeviceIdForm::GpuUuid,
+            target: DeviceTarget::GpuUuid(base.to_string()),
+            replica,
+        });
+    }
+    if let Some(rest) = base.strip_prefix("nvidia") {
+        // GKE: nvidia<N>[/gi<M>][/vgpu<K>]
+        let mut parts = rest.split('/');
+        let Some(gpu_index) = parts.next().and_then(number) else {
+            return bad("GKE id does not start with nvidia<N>");
+        };
+        let mut gpu_instance_id = None;
+        for part in parts {
+            if let Some(gi) = part.strip_prefix("gi") {
+                if gpu_instance_id.is_some() || replica.is_some() {
+                    return bad("GKE id has gi<M> twice or after vgpu<K>");
+                }
+                gpu_instance_id = Some(number(gi).ok_or(format!("`{id}`: gi<M> is not a number"))?);
+            } else if let Some(k) = part.strip_prefix("vgpu") {
+                if replica.is_some() {
+                    return bad("GKE id has two sharing suffixes");
+                }
+                replica = Some(number(k).ok_or(format!("`{id}`: vgpu<K> is not a number"))?);
+            } else {
+                return bad("GKE id part is neither gi<M> nor vgpu<K>");
+            }
+        }
+        return Ok(DeviceId {
+            form: DeviceIdForm::Gke,
+            target: DeviceTarget::GpuInstance {
+                gpu_index,
+                gpu_instance_id,
+            },
+            replica,
+        });
+    }
+    let (gpu, mig) = match base.split_once(':') {
+        Some((g, m)) => (g, Some(m)),
+        None => (base, None),
+    };
+    if let Some(gpu_index) = number(gpu) {
+        let mig_index = match mig {
+            Some(m) => Some(number(m).ok_or(format!("`{id}`: MIG index `{m}` is not a number"))?),
+            None => None,
+        };
+        return Ok(DeviceId {
+            form: DeviceIdForm::Index,
+            target: DeviceTarget::GpuIndex {
+                gpu_index,
+                mig_index,
+            },
+            replica,
+        });
+    }
+    bad("not a GPU UUID, MIG UUID, GKE nvidia<N> id or GPU index")
+}
+
+/// A small decimal number (ASCII digits only: no sign, no spaces, no overflow).
+fn number(s: &str) -> Option<u32> {
+    if s.is_empty() || s.len() > 9 || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    s.parse().ok()
+}
+
+/// NVML UUID bodies are hex groups separated by dashes (`8-4-4-4-12`); accept any such shape.
+fn uuid_like(s: &str) -> bool {
+    (8..=64).contains(&s.len())
+        && s.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+        && s.bytes().filter(u8::is_ascii_hexdigit).count() >= 8
+}
+
+/// What an extended resource name says about its devices.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum ResourceKind {
+    /// `nvidia.com/gpu`: whole GPUs (or, with GKE or the `mixed`-less single strategy, MIG devices).
+    Gpu,
+    /// `nvidia.com/mig-<profile>` (mixed MIG strategy), e.g. `3g.40gb`.
+    Mig { profile: String },
+    /// `nvidia.com/gpu.shared` and other `nvidia.com/gpu.*` renames (time-slicing, MPS).
+    Shared,
+}
+
+/// Classify a resource name; `None` for resources that are not NVIDIA GPUs (CPUs, NICs, ...).
+pub fn classify_resource(name: &str) -> Option<ResourceKind> {
+    let rest = name.strip_prefix("nvidia.com/")?;
+    if rest == "gpu" {
+        Some(ResourceKind::Gpu)
+    } else if let Some(profile) = rest.strip_prefix("mig-") {
+        (!profile.is_empty()).then(|| ResourceKind::Mig {
+            profile: profile.to_string(),
+        })
+    } else if rest.starts_with("gpu.") || rest.starts_with("gpu-") {
+        Some(ResourceKind::Shared)
+    } else {
+        None
+    }
+}
+
+/// A MIG device as found on this node.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct MigRef {
+    /// NVML's MIG device index on its parent GPU.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub index: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uuid: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpu_instance_id: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compute_instance_id: Option<u32>,
+}
+
+impl MigRef {
+    fn of(m: &MigDeviceFacts) -> Self {
+        MigRef {
+            index: Some(m.index),
+            uuid: m.uuid.ok().cloned(),
+            gpu_instance_id: m.gpu_instance_id.get(),
+            compute_instance_id: m.compute_instance_id.get(),
+        }
+    }
+}
+
+/// Where a device id lands on this node.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Located {
+    pub gpu: u32,
+    pub gpu_uuid: Option<String>,
+    pub mig: Option<MigRef>,
+}
+
+fn same_uuid(a: &str, b: &str) -> bool {
+    a.eq_ignore_ascii_case(b)
+}
+
+/// Map a parsed device id to a GPU (and MIG device) of this node, or say why it matches none.
+pub fn locate(target: &DeviceTarget, gpus: &[GpuFacts]) -> Result<Located, String> {
+    let at = |g: &GpuFacts, mig: Option<MigRef>| Located {
+        gpu: g.index,
+        gpu_uuid: g.uuid.ok().cloned(),
+        mig,
+    };
+    match target {
+        DeviceTarget::GpuUuid(uuid) => gpus
+            .iter()
+            .find(|g| g.uuid.ok().is_some_and(|u| same_uuid(u, uuid)))
+            .map(|g| at(g, None))
+            .ok_or_else(|| format!("no GPU on this node has UUID {uuid}")),
+        DeviceTarget::MigUuid(uuid) => gpus
+            .iter()
+            .find_map(|g| {
+                g.mig_devices
+                    .iter()
+                    .find(|m| m.uuid.ok().is_some_and(|u| same_uuid(u, uuid)))
+                    .map(|m| at(g, Some(MigRef::of(m))))
+            })
+            .ok_or_else(|| format!("no MIG device on this node has UUID {uuid}")),
+        DeviceTarget::MigLegacy {
+            gpu_uuid,
+            gpu_instance_id,
+            compute_instance_id,
+        } => {
+            let g = gpus
+                .iter()
+                .find(|g| g.uuid.ok().is_some_and(|u| same_uuid(u, gpu_uuid)))
+                .ok_or_else(|| format!("no GPU on this node has UUID {gpu_uuid}"))?;
+            let mig = g
+                .mig_devices
+                .iter()
+                .find(|m| {
+                    m.gpu_instance_id.get() == Some(*gpu_instance_id)
+                        && m.compute_instance_id.get() == Some(*compute_instance_id)
+                })
+                .map(MigRef::of)
+                .unwrap_or(MigRef {
+                    gpu_instance_id: Some(*gpu_instance_id),
+                    compute_instance_id: Some(*compute_instance_id),
+                    ..MigRef::default()
+                });
+            Ok(at(g, Some(mig)))
+        }
+        DeviceTarget::GpuInstance {
+            gpu_index,
+            gpu_instance_id,
+        } => {
+            let g = gpus
+                .iter()
+                .find(|g| g.index == *gpu_index)
+                .ok_or_else(|| format!("no GPU {gpu_index} on this node"))?;
+            let mig = match gpu_instance_id {
+                None => None,
+                Some(gi) => Some(
+                    g.mig_devices
+                        .iter()
+                        .find(|m| m.gpu_instance_id.get() == Some(*gi))
+                        .map(MigRef::of)
+                        .ok_or_else(|| format!("GPU {gpu_index} has no GPU instance {gi}"))?,
+                ),
+            };
+            Ok(at(g, mig))
+        }
+        DeviceTarget::GpuIndex {
+            gpu_index,
+            mig_index,
+        } => {
+            let g = gpus
+                .iter()
+                .find(|g| g.index == *gpu_index)
+                .ok_or_else(|| format!("no GPU {gpu_index} on this node"))?;
+            let mig = match mig_index {
+                None => None,
+                Some(mi) => Some(
+                    g.mig_devices
+                        .iter()
+                        .find(|m| m.index == *mi)
+                        .map(MigRef::of)
+                        .ok_or_else(|| format!("GPU {gpu_index} has no MIG device {mi}"))?,
+                ),
+            };
+            Ok(at(g, mig))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::facts::Reading;
+
+    const U: &str = "GPU-5f2b7c1e-9a3d-4e6f-8b0c-1d2e3f4a5b6c";
+    const M: &str = "MIG-a1b2c3d4-e5f6-5a7b-8c9d-0e1f2a3b4c5d";
+
+    #[test]
+    fn every_form_parses() {
+        let p = parse_device_id(U).unwrap();
+        assert_eq!(p.form, DeviceIdForm::GpuUuid);
+        assert_eq!(p.target, DeviceTarget::GpuUuid(U.into()));
+        assert_eq!(p.replica, None);
+
+        let p = parse_device_id(&format!("{U}::3")).unwrap();
+        assert_eq!((p.form, p.replica), (DeviceIdForm::GpuUuid, Some(3)));
+
+        let p = parse_device_id(M).unwrap();
+        assert_eq!(p.target, DeviceTarget::MigUuid(M.into()));
+        let p = parse_device_id(&format!("{M}::0")).unwrap();
+        assert_eq!((p.form, p.replica), (DeviceIdForm::MigUuid, Some(0)));
+
+        let p = parse_device_id("MIG-GPU-5f2b7c1e-9a3d-4e6f-8b0c-1d2e3f4a5b6c/7/0").unwrap();
+        assert_eq!(
+            p.target,
+            DeviceTarget::MigLegacy {
+                gpu_uuid: U.into(),
+                gpu_instance_id: 7,
+                compute_instance_id: 0
+            }
+        );
+
+        let p = parse_device_id("nvidia3").unwrap();
+        assert_eq!(
+            (p.form, p.target, p.replica),
+            (
+                DeviceIdForm::Gke,
+                DeviceTarget::GpuInstance {
+                    gpu_index: 3,
+                    gpu_instance_id: None
+                },
+                None
+            )
+        );
+        let p = parse_device_id("nvidia0/gi2/vgpu1").unwrap();
+        assert_eq!(
+            (p.target, p.replica),
+            (
+                DeviceTarget::GpuInstance {
+                    gpu_index: 0,
+                    gpu_instance_id: Some(2)
+                },
+                Some(1)
+            )
+        );
+        let p = parse_device_id("nvidia1/vgpu4").unwrap();
+        assert_eq!(p.replica, Some(4));
+
+        let p = parse_device_id("2").unwrap();
+        assert_eq!(
+            p.target,
+            DeviceTarget::GpuIndex {
+                gpu_index: 2,
+                mig_index: None
+            }
+        );
+        let p = parse_device_id("0:1::2").unwrap();
+        assert_eq!(
+            (p.target, p.replica),
+            (
+                DeviceTarget::GpuIndex {
+                    gpu_index: 0,
+                    mig_index: Some(1)
+                },
+                Some(2)
+            )
+        );
+    }
+
+    #[test]
+    fn malformed_ids_are_errors_not_panics() {
+        let long = "GPU-".to_string() + &"a".repeat(400);
+        let bad = [
+            "",
+            "   ",
+            "::",
+            "::1",
+            "GPU-",
+            "GPU-xyz",
+            "GPU-zzzzzzzz-zzzz",
+            "MIG-",
+            "MIG-GPU-abc/1",
+            "MIG-GPU-5f2b7c1e-9a3d-4e6f-8b0c-1d2e3f4a5b6c/x/0",
+            "MIG-GPU-5f2b7c1e-9a3d-4e6f-8b0c-1d2e3f4a5b6c/1/2/3",
+            long.as_str(),
+            "GPU-5f2b7c1e-9a3d-4e6f-8b0c-1d2e3f4a5b6c::",
+            "GPU-5f2b7c1e-9a3d-4e6f-8b0c-1d2e3f4a5b6c::-1",
+            "GPU-5f2b7c1e-9a3d-4e6f-8b0c-1d2e3f4a5b6c::x",
+            "nvidia",
+            "nvidiaX",
+            "nvidia0/gi",
+            "nvidia0/gix",
+            "nvidia0/gi1/gi2",
+            "nvidia0/vgpu1/gi1",
+            "nvidia0/vgpu1::2",
+            "nvidia0/foo",
+            "-1",
+            "1:",
+            "1:x",
+            "99999999999",
+            "rdma/hca0",
+            "GPU-é€𝄞-0000",
+            "0:1:2",
+        ];
+        for b in bad {
+            assert!(parse_device_id(b).is_err(), "{b:?} should not parse");
+        }
+    }
+
+    #[test]
+    fn resource_names() {
+        assert_eq!(classify_resource("nvidia.com/gpu"), Some(ResourceKind::Gpu));
+        assert_eq!(
+            classify_resource("nvidia.com/mig-3g.40gb"),
+            Some(ResourceKind::Mig {
+                profile: "3g.40gb".into()
+            })
+        );
+        assert_eq!(
+            classify_resource("nvidia.com/gpu.shared"),
+            Some(ResourceKind::Shared)
+        );
+        for other in [
+            "nvidia.com/mig-",
+            "cpu",
+            "rdma/hca",
+            "nvidia.com/",
+            "amd.com/gpu",
+            "",
+        ] {
+            assert_eq!(classify_resource(other), None, "{other}");
+        }
+    }
+
+    fn node() -> Vec<GpuFacts> {
+        let mig = |index, uuid: &str, gi| MigDeviceFacts {
+            index,
+            uuid: Reading::Ok(uuid.into()),
+            gpu_instance_id: Reading::Ok(gi),
+            compute_instance_id: Reading::Ok(0),
+            ..Default::default()
+        };
+        vec![
+            GpuFacts {
+                index: 0,
+                uuid: Reading::Ok("GPU-00000000-0000-0000-0000-000000000000".into()),
+                mig_devices: vec![
+                    mig(0, M, 1),
+                    mig(1, "MIG-11111111-2222-3333-4444-555555555555", 2),
+                ],
+                ..Default::default()
+            },
+            GpuFacts {
+                index: 1,
+                uuid: Reading::Ok(U.into()),
+                ..Default::default()
+            },
+        ]
+    }
+
+    fn loc(id: &str) -> Result<Located, String> {
+        locate(&parse_device_id(id).unwrap().target, &node())
+    }
+
+    #[test]
+    fn ids_land_on_gpus_and_mig_devices() {
+        let l = loc(&U.to_lowercase().replace("gpu-", "GPU-")).unwrap();
+        assert_eq!((l.gpu, l.mig), (1, None));
+        let l = loc(&format!("{M}::1")).unwrap();
+        assert_eq!(l.gpu, 0);
+        assert_eq!(l.mig.as_ref().unwrap().gpu_instance_id, Some(1));
+        let l = loc("nvidia0/gi2").unwrap();
+        assert_eq!(l.mig.unwrap().index, Some(1));
+        assert_eq!(loc("nvidia1").unwrap().gpu, 1);
+        assert_eq!(loc("0:1").unwrap().mig.unwrap().gpu_instance_id, Some(2));
+        let l = loc("MIG-GPU-00000000-0000-0000-0000-000000000000/2/0").unwrap();
+        assert_eq!(
+            l.mig.unwrap().uuid.as_deref(),
+            Some("MIG-11111111-2222-3333-4444-555555555555")
+        );
+
+        for missing in [
+            "GPU-99999999-0000-0000-0000-000000000000",
+            "MIG-99999999-0000-0000-0000-000000000000",
+            "nvidia7",
+            "nvidia0/gi9",
+            "0:5",
+            "4",
+            "MIG-GPU-99999999-0000-0000-0000-000000000000/1/0",
+        ] {
+            assert!(loc(missing).is_err(), "{missing}");
+        }
+    }
+}

@@ -1,0 +1,633 @@
+//! `node-probe allocation` end to end: the real binary against a temporary host root holding a fake
+//! kubelet (a tonic PodResources server on the unix socket), fake `/proc/<pid>` entries in each cgroup
+//! layout and the kubelet's log layout. GPU facts come from the built-in scenarios (`--simulate`).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use gpu_diag::facts::NodeFacts;
+use serde_json::Value;
+
+mod api {
+    #![allow(clippy::all, clippy::pedantic, dead_code)]
+    tonic::include_proto!("v1");
+}
+
+use api::pod_resources_lister_server::{PodResourcesLister, PodResourcesListerServer};
+
+// ------------------------------------------------------------------------------------ fake kubelet
+
+#[derive(Clone, Default)]
+struct Kubelet {
+    pods: Vec<api::PodResources>,
+    /// None: answer `GetAllocatableResources` as a pre-1.21 kubelet does (unimplemented).
+    allocatable: Option<Vec<api::ContainerDevices>>,
+}
+
+#[tonic::async_trait]
+impl PodResourcesLister for Kubelet {
+    async fn list(
+        &self,
+        _: tonic::Request<api::ListPodResourcesRequest>,
+    ) -> Result<tonic::Response<api::ListPodResourcesResponse>, tonic::Status> {
+        Ok(tonic::Response::new(api::ListPodResourcesResponse {
+            pod_resources: self.pods.clone(),
+        }))
+    }
+    async fn get_allocatable_resources(
+        &self,
+        _: tonic::Request<api::AllocatableResourcesRequest>,
+    ) -> Result<tonic::Response<api::AllocatableResourcesResponse>, tonic::Status> {
+        match &self.allocatable {
+            Some(d) => Ok(tonic::Response::new(api::AllocatableResourcesResponse {
+                devices: d.clone(),
+            })),
+            None => Err(tonic::Status::unimplemented("unknown method")),
+        }
+    }
+}
+
+/// A served kubelet; stops and joins its thread when dropped.
+struct Served {
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn socket_path(root: &Path) -> PathBuf {
+    root.join("var/lib/kubelet/pod-resources/kubelet.sock")
+}
+
+fn serve(root: &Path, kubelet: Kubelet) -> Served {
+    let sock = socket_path(root);
+    std::fs::create_dir_all(sock.parent().unwrap()).unwrap();
+    // Bound before the probe starts, so there is no race with its connect.
+    let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let thread = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let l = tokio::net::UnixListener::from_std(listener).unwrap();
+            tonic::transport::Server::builder()
+                .add_service(PodResourcesListerServer::new(kubelet))
+                .serve_with_incoming_shutdown(
+                    tokio_stream::wrappers::UnixListenerStream::new(l),
+                    async {
+                        let _ = rx.await;
+                    },
+                )
+                .await
+                .unwrap();
+        });
+    });
+    Served {
+        stop: Some(tx),
+        thread: Some(thread),
+    }
+}
+
+fn pod(ns: &str, name: &str, containers: &[(&str, &str, &[&str])]) -> api::PodResources {
+    api::PodResources {
+        name: name.into(),
+        namespace: ns.into(),
+        containers: containers
+            .iter()
+            .map(|(c, resource, ids)| api::ContainerResources {
+                name: (*c).into(),
+                devices: vec![devices(resource, ids)],
+            })
+            .collect(),
+    }
+}
+
+fn devices(resource: &str, ids: &[&str]) -> api::ContainerDevices {
+    api::ContainerDevices {
+        resource_name: resource.into(),
+        device_ids: ids.iter().map(|s| s.to_string()).collect(),
+        topology: Some(api::TopologyInfo {
+            nodes: vec![api::NumaNode { id: 0 }],
+        }),
+    }
+}
+
+// ------------------------------------------------------------------------------------ host root
+
+struct Host(tempfile::TempDir);
+
+impl Host {
+    fn new() -> Self {
+        // Short paths: a unix socket path must fit in 108 bytes.
+        Host(
+            tempfile::Builder::new()
+                .prefix("al")
+                .tempdir_in("/tmp")
+                .unwrap(),
+        )
+    }
+    fn path(&self) -> &Path {
+        self.0.path()
+    }
+    fn file(&self, rel: &str, contents: impl AsRef<[u8]>) -> &Self {
+        let p = self.path().join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, contents).unwrap();
+        self
+    }
+    /// `/proc/<pid>` of a running (or zombie) process with this cgroup file.
+    fn process(&self, pid: u32, comm: &str, state: char, cgroup: &str) -> &Self {
+        self.file(&format!("proc/{pid}/comm"), format!("{comm}\n"))
+            .file(&format!("proc/{pid}/cmdline"), format!("{comm}\0run\0"))
+            .file(&format!("proc/{pid}/cgroup"), cgroup)
+            .file(
+                &format!("proc/{pid}/stat"),
+                format!("{pid} ({comm}) {state} 1 {pid} {pid} 0 -1 0 0 0 0 0 0 0 0 0 20 0 8 0 100000 0 0\n"),
+            )
+    }
+    /// The kubelet's log layout for one container, its directory dated `started_unix`.
+    fn container_logs(
+        &self,
+        ns: &str,
+        pod: &str,
+        uid: &str,
+        container: &str,
+        cid: &str,
+        started_unix: f64,
+    ) -> &Self {
+        let dir = format!("var/log/pods/{ns}_{pod}_{uid}/{container}");
+        self.file(&format!("{dir}/0.log"), "").file(
+            &format!("var/log/containers/{pod}_{ns}_{container}-{cid}.log"),
+            "",
+        );
+        let t = UNIX_EPOCH + Duration::from_secs_f64(started_unix);
+        std::fs::File::open(self.path().join(&dir))
+            .unwrap()
+            .set_modified(t)
+            .unwrap();
+        self
+    }
+}
+
+// ------------------------------------------------------------------------------------ running it
+
+fn probe(args: &[&str]) -> (i32, Value) {
+    let out = Command::new(env!("CARGO_BIN_EXE_node-probe"))
+        .args(args)
+        .env_remove("NODE_PROBE_SCENARIO_MAP")
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(text.lines().count(), 1, "one JSON document: {text}");
+    let doc: Value = serde_json::from_str(&text).unwrap();
+    // What the launcher does with it: the shared contract must read it back.
+    gpu_diag::contract::parse_document(text.as_bytes()).unwrap();
+    (out.status.code().unwrap(), doc)
+}
+
+fn allocation(scenario: &str, host: &Host) -> Value {
+    let root = host.path().to_str().unwrap();
+    let (code, doc) = probe(&["--simulate", scenario, "--host-root", root, "allocation"]);
+    assert_eq!(code, 0, "{doc}");
+    doc["allocation"].clone()
+}
+
+fn scenario(name: &str) -> NodeFacts {
+    gpu_diag::scenarios::parse(gpu_diag::scenarios::find(name).unwrap().json).unwrap()
+}
+
+fn uuids(f: &NodeFacts) -> Vec<String> {
+    f.gpus
+        .iter()
+        .map(|g| g.uuid.ok().unwrap().clone())
+        .collect()
+}
+
+fn process(report: &Value, pid: u64) -> &Value {
+    report["gpus"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|g| g["processes"].as_array().unwrap())
+        .find(|p| p["pid"] == pid)
+        .unwrap_or_else(|| panic!("pid {pid} in {report}"))
+}
+
+fn codes(report: &Value) -> Vec<String> {
+    report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["code"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn settings() -> insta::Settings {
+    let mut s = insta::Settings::clone_current();
+    s.set_snapshot_path(concat!(env!("CARGO_MANIFEST_DIR"), "/../snapshots/alloc"));
+    s.set_prepend_module_to_snapshot(false);
+    s
+}
+
+const NOW: f64 = 1795600000.0; // the scenarios' fixed clock
+
+const UID_TRAIN: &str = "6b7c8d9e-0f1a-4b2c-8d3e-4f5a6b7c8d9e";
+const UID_BOB: &str = "9c8d7e6f-5a4b-4c3d-8e2f-1a0b9c8d7e6f";
+const CID_TRAIN: &str = "11e29be9bf2071d82262eb63e60faa1fef82e945bdeb40aad967cb27631a629d";
+const CID_BOB: &str = "5a1f0c9e8d7b6a5f4e3d2c1b0a9f8e7d6c5b4a3f2e1d0c9b8a7f6e5d4c3b2a1f";
+
+// ------------------------------------------------------------------------------------ tests
+
+/// Every cgroup layout a kubelet produces resolves to the pod, container and assignment.
+#[test]
+fn each_cgroup_layout_attributes_processes_to_pods() {
+    let f = scenario("h100-zombie-process");
+    let [g0, g1] = [&uuids(&f)[0], &uuids(&f)[1]];
+    let u = |uid: &str| uid.replace('-', "_");
+    // (layout, cgroup of pid 51022 in train-0, cgroup of pid 48213 in notebook-bob)
+    let layouts: Vec<(&str, String, String)> = vec![
+        (
+            "v2 systemd containerd",
+            format!(
+                "0::/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{}.slice/cri-containerd-{CID_TRAIN}.scope\n",
+                u(UID_TRAIN)
+            ),
+            format!(
+                "0::/kubepods.slice/kubepods-pod{}.slice/cri-containerd-{CID_BOB}.scope\n",
+                u(UID_BOB)
+            ),
+        ),
+        (
+            "v2 systemd cri-o",
+            format!(
+                "0::/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod{}.slice/crio-{CID_TRAIN}.scope\n",
+                u(UID_TRAIN)
+            ),
+            format!(
+                "0::/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{}.slice/crio-{CID_BOB}.scope\n",
+                u(UID_BOB)
+            ),
+        ),
+        (
+            "v2 cgroupfs containerd",
+            format!("0::/kubepods/burstable/pod{UID_TRAIN}/{CID_TRAIN}\n"),
+            format!("0::/kubepods/pod{UID_BOB}/{CID_BOB}\n"),
+        ),
+        (
+            "v1 cgroupfs",
+            format!(
+                "12:memory:/kubepods/besteffort/pod{UID_TRAIN}/{CID_TRAIN}\n11:devices:/kubepods/besteffort/pod{UID_TRAIN}/{CID_TRAIN}\n1:name=systemd:/kubepods/besteffort/pod{UID_TRAIN}/{CID_TRAIN}\n"
+            ),
+            format!(
+                "10:cpu,cpuacct:/kubepods/burstable/pod{UID_BOB}/{CID_BOB}\n4:devices:/kubepods/burstable/pod{UID_BOB}/{CID_BOB}\n"
+            ),
+        ),
+        (
+            "v1 systemd docker",
+            format!(
+                "11:devices:/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{}.slice/docker-{CID_TRAIN}.scope\n1:name=systemd:/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{}.slice/docker-{CID_TRAIN}.scope\n",
+                u(UID_TRAIN),
+                u(UID_TRAIN)
+            ),
+            format!(
+                "4:devices:/kubepods.slice/kubepods-pod{}.slice/docker-{CID_BOB}.scope\n",
+                u(UID_BOB)
+            ),
+        ),
+        (
+            "hybrid systemd containerd",
+            format!(
+                "4:devices:/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{}.slice/cri-containerd-{CID_TRAIN}.scope\n0::/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{}.slice/cri-containerd-{CID_TRAIN}.scope\n",
+                u(UID_TRAIN),
+                u(UID_TRAIN)
+            ),
+            format!(
+                "0::/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{}.slice/cri-containerd-{CID_BOB}.scope\n",
+                u(UID_BOB)
+            ),
+        ),
+        (
+            "v2 read from another cgroup namespace",
+            format!(
+                "0::/../../kubepods-burstable.slice/kubepods-burstable-pod{}.slice/cri-containerd-{CID_TRAIN}.scope\n",
+                u(UID_TRAIN)
+            ),
+            format!("0::/../pod{UID_BOB}/{CID_BOB}\n"),
+        ),
+    ];
+    for (layout, train_cg, bob_cg) in layouts {
+        let host = Host::new();
+        host.process(51022, "python3", 'R', &train_cg)
+            .process(48213, "jupyter", 'S', &bob_cg)
+            .file("proc/uptime", "200000.00 1.00\n")
+            .container_logs(
+                "ml",
+                "train-0",
+                UID_TRAIN,
+                "trainer",
+                CID_TRAIN,
+                NOW - 600.0,
+            )
+            .container_logs(
+                "research",
+                "notebook-bob",
+                UID_BOB,
+                "notebook",
+                CID_BOB,
+                NOW - 900.0,
+            );
+        let _k = serve(
+            host.path(),
+            Kubelet {
+                pods: vec![
+                    pod("ml", "train-0", &[("trainer", "nvidia.com/gpu", &[g1])]),
+                    pod(
+                        "research",
+                        "notebook-bob",
+                        &[("notebook", "nvidia.com/gpu", &[g0])],
+                    ),
+                ],
+                allocatable: Some(vec![devices("nvidia.com/gpu", &[g0, g1])]),
+            },
+        );
+        let r = allocation("h100-zombie-process", &host);
+        assert_eq!(r["exact"], true, "{layout}: {r}");
+        let train = process(&r, 51022);
+        assert_eq!(train["pod"], "train-0", "{layout}: {train}");
+        assert_eq!(train["namespace"], "ml", "{layout}");
+        assert_eq!(train["container"], "trainer", "{layout}");
+        assert_eq!(train["cgroup"]["pod_uid"], UID_TRAIN, "{layout}");
+        assert_eq!(train["cgroup"]["container_id"], CID_TRAIN, "{layout}");
+        assert_eq!(train["status"], "allocated", "{layout}");
+        let bob = process(&r, 48213);
+        assert_eq!(bob["pod"], "notebook-bob", "{layout}: {bob}");
+        assert_eq!(bob["status"], "allocated", "{layout}");
+        // Not in the fake /proc: gone, its 2 GiB still held.
+        assert_eq!(process(&r, 39977)["status"], "process_gone", "{layout}");
+        assert_eq!(codes(&r), vec!["alloc.zombie_process"], "{layout}");
+        assert_eq!(r["gpus"][0]["allocatable"], true);
+        assert_eq!(r["gpus"][0]["allocated_to"][0]["pod"], "notebook-bob");
+        assert_eq!(r["gpus"][1]["allocated_to"][0]["container"], "trainer");
+    }
+}
+
+/// The findings: memory held outside any pod, by a pod the GPU was not assigned to, in a deleted pod, in
+/// an exited container, by a zombie; and an assigned GPU with nothing on it.
+#[test]
+fn misuse_findings_end_to_end() {
+    let f = scenario("h100-zombie-process");
+    let [g0, g1] = [&uuids(&f)[0], &uuids(&f)[1]];
+    let gone_uid = "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d";
+    let host = Host::new();
+    host.process(
+        48213,
+        "sshd-job",
+        'S',
+        "0::/user.slice/user-1000.slice/session-4.scope\n",
+    )
+    // train-0 holds GPU 0 only, but its process runs on GPU 1.
+    .process(
+        51022,
+        "python3",
+        'R',
+        &format!("0::/kubepods/burstable/pod{UID_TRAIN}/{CID_TRAIN}\n"),
+    )
+    // A pod the kubelet no longer knows (no log directory).
+    .process(
+        39977,
+        "python3",
+        'S',
+        &format!("0::/kubepods/burstable/pod{gone_uid}/{CID_BOB}\n"),
+    )
+    .file("proc/uptime", "200000.00 1.00\n")
+    .container_logs(
+        "ml",
+        "train-0",
+        UID_TRAIN,
+        "trainer",
+        CID_TRAIN,
+        NOW - 7200.0,
+    );
+    let _k = serve(
+        host.path(),
+        Kubelet {
+            pods: vec![pod(
+                "ml",
+                "train-0",
+                &[("trainer", "nvidia.com/gpu", &[g0])],
+            )],
+            allocatable: Some(vec![devices("nvidia.com/gpu", &[g0, g1])]),
+        },
+    );
+    let r = allocation("h100-zombie-process", &host);
+    assert_eq!(process(&r, 48213)["status"], "outside_pod");
+    assert_eq!(process(&r, 51022)["status"], "not_allocated");
+    assert_eq!(process(&r, 39977)["status"], "pod_gone");
+    assert_eq!(
+        codes(&r),
+        vec![
+            "alloc.process_outside_pod",
+            "alloc.process_in_exited_container",
+            "alloc.allocated_idle",
+            "alloc.process_not_allocated"
+        ]
+    );
+    // GPU 0 is train-0's for two hours, and none of its processes run there.
+    let idle = &r["findings"][2];
+    assert_eq!(idle["gpu"], 0);
+    assert!(
+        idle["summary"].as_str().unwrap().contains("ml/train-0"),
+        "{idle}"
+    );
+
+    // Same pod, but the process's container is not one the kubelet runs: an exited container.
+    let host = Host::new();
+    host.process(
+        51022,
+        "python3",
+        'R',
+        &format!("0::/kubepods/burstable/pod{UID_TRAIN}/{CID_BOB}\n"),
+    )
+    .process(
+        48213,
+        "python3",
+        'Z',
+        &format!("0::/kubepods/burstable/pod{UID_TRAIN}/{CID_TRAIN}\n"),
+    )
+    .container_logs("ml", "train-0", UID_TRAIN, "trainer", CID_TRAIN, NOW - 60.0);
+    let _k = serve(
+        host.path(),
+        Kubelet {
+            pods: vec![pod(
+                "ml",
+                "train-0",
+                &[("trainer", "nvidia.com/gpu", &[g0, g1])],
+            )],
+            allocatable: None,
+        },
+    );
+    let r = allocation("h100-zombie-process", &host);
+    assert_eq!(process(&r, 51022)["status"], "container_exited");
+    assert_eq!(process(&r, 48213)["status"], "zombie");
+    assert_eq!(process(&r, 48213)["pod"], "train-0");
+    // A kubelet before 1.21: List answers, GetAllocatableResources does not; still exact.
+    assert_eq!(r["exact"], true);
+    assert_eq!(r["allocatable"]["error"], "not_supported");
+    assert!(r["gpus"][0].get("allocatable").is_none());
+    assert_eq!(
+        codes(&r),
+        vec![
+            "alloc.zombie_process",
+            "alloc.zombie_process",
+            "alloc.process_in_exited_container"
+        ]
+    );
+}
+
+/// Without a reachable kubelet the document still succeeds: not exact, with why, processes still
+/// attributed through their cgroups.
+#[test]
+fn unreachable_kubelet_is_inline() {
+    let host = Host::new();
+    host.process(
+        51022,
+        "python3",
+        'R',
+        &format!("0::/kubepods/burstable/pod{UID_TRAIN}/{CID_TRAIN}\n"),
+    )
+    .container_logs("ml", "train-0", UID_TRAIN, "trainer", CID_TRAIN, NOW - 60.0);
+    let r = allocation("h100-zombie-process", &host);
+    assert_eq!(r["exact"], false);
+    assert!(
+        r["why"].as_str().unwrap().contains("socket is not there"),
+        "{r}"
+    );
+    let p = process(&r, 51022);
+    assert_eq!(
+        (p["pod"].as_str(), p["status"].as_str()),
+        (Some("train-0"), Some("unverified"))
+    );
+    assert!(r["pods"].as_array().unwrap().is_empty());
+
+    // A stale socket: the file is there, nobody listens.
+    let sock = socket_path(host.path());
+    std::fs::create_dir_all(sock.parent().unwrap()).unwrap();
+    drop(std::os::unix::net::UnixListener::bind(&sock).unwrap());
+    let started = SystemTime::now();
+    let r = allocation("h100-zombie-process", &host);
+    assert!(started.elapsed().unwrap() < Duration::from_secs(8));
+    assert_eq!(r["exact"], false);
+    assert!(r["why"].as_str().unwrap().contains("refused"), "{r}");
+
+    // A socket that is not a socket.
+    std::fs::remove_file(&sock).unwrap();
+    std::fs::write(&sock, "not a socket").unwrap();
+    let r = allocation("h100-zombie-process", &host);
+    assert_eq!(r["exact"], false, "{r}");
+    assert!(r["why"].as_str().is_some());
+}
+
+/// The built-in zombie scenario carries its kubelet facts: the reviewed report.
+#[test]
+fn zombie_scenario_snapshot() {
+    let (code, doc) = probe(&["--simulate", "h100-zombie-process", "allocation"]);
+    assert_eq!(code, 0);
+    let r = &doc["allocation"];
+    assert_eq!(r["exact"], true);
+    assert_eq!(
+        codes(r),
+        vec![
+            "alloc.zombie_process",
+            "alloc.zombie_process",
+            "alloc.allocated_idle"
+        ]
+    );
+    settings().bind(|| insta::assert_json_snapshot!("zombie_scenario", r));
+
+    let (_, doc) = probe(&["--simulate", "a100-mig", "allocation"]);
+    let r = &doc["allocation"];
+    assert!(codes(r).is_empty(), "{r}");
+    assert_eq!(process(r, 3312)["pod"], "llama-0");
+    assert_eq!(process(r, 4410)["status"], "allocated");
+    settings().bind(|| insta::assert_json_snapshot!("a100_mig_scenario", r));
+}
+
+/// Each device-id form the kubelet may report, located on the a100-mig node (GPU 0: two MIG 3g.40gb
+/// instances, GI 1 and 2; GPU 1: whole).
+#[test]
+fn device_id_forms() {
+    let f = scenario("a100-mig");
+    let gpu = uuids(&f);
+    let mig: Vec<String> = f.gpus[0]
+        .mig_devices
+        .iter()
+        .map(|m| m.uuid.ok().unwrap().clone())
+        .collect();
+    let legacy = format!("MIG-{}/2/0", gpu[0]);
+    let forms: Vec<(&str, &str, String)> = vec![
+        ("gpu_uuid", "nvidia.com/gpu", gpu[1].clone()),
+        (
+            "gpu_uuid_replica",
+            "nvidia.com/gpu.shared",
+            format!("{}::3", gpu[1]),
+        ),
+        ("mig_uuid", "nvidia.com/mig-3g.40gb", mig[0].clone()),
+        (
+            "mig_uuid_sharing",
+            "nvidia.com/mig-3g.40gb",
+            format!("{}::1", mig[1]),
+        ),
+        ("mig_legacy", "nvidia.com/mig-3g.40gb", legacy),
+        ("gke_gpu", "nvidia.com/gpu", "nvidia1".into()),
+        ("gke_mig", "nvidia.com/gpu", "nvidia0/gi1".into()),
+        ("gke_mig_vgpu", "nvidia.com/gpu", "nvidia0/gi2/vgpu3".into()),
+        ("index", "nvidia.com/gpu", "1".into()),
+        ("index_mig", "nvidia.com/gpu", "0:1".into()),
+        (
+            "unknown_gpu",
+            "nvidia.com/gpu",
+            "GPU-00000000-1111-2222-3333-444444444444".into(),
+        ),
+        ("malformed", "nvidia.com/gpu", "gpu#7".into()),
+    ];
+    for (name, resource, id) in forms {
+        let host = Host::new();
+        let _k = serve(
+            host.path(),
+            Kubelet {
+                pods: vec![
+                    pod("team", "job-0", &[("main", resource, &[id.as_str()])]),
+                    // Non-GPU resources are not GPU allocations.
+                    pod("net", "router", &[("r", "rdma/hca", &["mlx5_0"])]),
+                ],
+                allocatable: Some(vec![devices(resource, &[id.as_str()])]),
+            },
+        );
+        let r = allocation("a100-mig", &host);
+        assert_eq!(r["exact"], true, "{name}");
+        assert_eq!(r["pods"].as_array().unwrap().len(), 1, "{name}");
+        let d = &r["pods"][0]["containers"][0]["devices"][0];
+        let located = d.get("gpu_index").is_some();
+        assert_eq!(
+            located,
+            !matches!(name, "unknown_gpu" | "malformed"),
+            "{name}: {d}"
+        );
+        let found = codes(&r).contains(&"alloc.device_not_found".to_string());
+        assert_eq!(found, !located, "{name}");
+        settings().bind(|| insta::assert_json_snapshot!(format!("device_id_{name}"), d));
+    }
+}
