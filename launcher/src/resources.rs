@@ -23,8 +23,30 @@ pub struct XidInfo {
 
 /// The XID catalog from the shared library.
 pub fn catalog() -> Vec<XidInfo> {
-    // Wired to gpu_diag::xid's catalog once it lands; until then there are no entries.
-    Vec::new()
+    gpu_diag::xid::catalog::entries()
+        .iter()
+        .map(|e| {
+            let applies = |i: usize| e.applies[i];
+            XidInfo {
+                code: e.code,
+                name: e.mnemonic.clone(),
+                description: e.description.clone(),
+                entry: serde_json::json!({
+                    "code": e.code,
+                    "mnemonic": e.mnemonic,
+                    "description": e.description,
+                    "applies_to": {
+                        "a100": applies(0), "h100": applies(1), "b100": applies(2), "gb200": applies(3),
+                    },
+                    "immediate_action": e.immediate_action,
+                    "investigatory_action": e.investigatory_action,
+                    "xid154_linkage": e.xid154_linkage,
+                    "driver_only": e.is_driver_only(),
+                    "unused": e.is_unused(),
+                }),
+            }
+        })
+        .collect()
 }
 
 pub fn list() -> Vec<Resource> {

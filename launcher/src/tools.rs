@@ -10,7 +10,6 @@ use gpu_diag::analysis::{
 };
 use gpu_diag::contract::Report;
 use gpu_diag::xid::report::XidReport;
-use rmcp::handler::server::tool::schema_for_output;
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::{CallToolResult, RequestMetaObject};
 use rmcp::{Peer, RoleServer, tool, tool_router};
@@ -230,7 +229,8 @@ counts, MIG resources, readiness, problem conditions, taints and cordon state. U
 names for the other tools, or to spot nodes that are NotReady, cordoned or have fewer allocatable GPUs \
 than capacity. In local mode it returns the single node `local` found by an inventory probe.",
         annotations(read_only_hint = true, destructive_hint = false, idempotent_hint = true, open_world_hint = true),
-        output_schema = schema_for_output::<NodeList>()
+        output_schema = crate::server::output_schema::<NodeList>(),
+        input_schema = crate::server::input_schema::<ListNodesArgs>()
     )]
     async fn list_gpu_nodes(
         &self,
@@ -252,7 +252,8 @@ than capacity. In local mode it returns the single node `local` found by an inve
 memory size, MIG/persistence/compute modes, driver and CUDA versions. Use it to answer 'what GPUs does \
 this node have', to check that a node sees all its GPUs, or before comparing firmware across nodes.",
         annotations(read_only_hint = true, destructive_hint = false, idempotent_hint = true, open_world_hint = true),
-        output_schema = schema_for_output::<NodeReport<InventoryReport>>()
+        output_schema = crate::server::output_schema::<NodeReport<InventoryReport>>(),
+        input_schema = crate::server::input_schema::<NodeArgs>()
     )]
     async fn get_gpu_inventory(
         &self,
@@ -284,7 +285,8 @@ this node have', to check that a node sees all its GPUs, or before comparing fir
 shutdown thresholds, power draw against the limit, utilization, clocks, and decoded clock-throttle \
 reasons. Use it when jobs are slower than expected, to tell thermal or power throttling from idle GPUs.",
         annotations(read_only_hint = true, destructive_hint = false, idempotent_hint = false, open_world_hint = true),
-        output_schema = schema_for_output::<NodeReport<TelemetryReport>>()
+        output_schema = crate::server::output_schema::<NodeReport<TelemetryReport>>(),
+        input_schema = crate::server::input_schema::<NodeArgs>()
     )]
     async fn get_gpu_telemetry(
         &self,
@@ -317,7 +319,8 @@ cross-socket), P2P support, NVLink link state and error counters, NUMA/CPU affin
 state. Use it when NCCL all-reduce is slow or hangs, when NVLink errors are suspected, or to check that \
 GPUs talk over NVLink instead of PCIe.",
         annotations(read_only_hint = true, destructive_hint = false, idempotent_hint = true, open_world_hint = true),
-        output_schema = schema_for_output::<NodeReport<TopologyReport>>()
+        output_schema = crate::server::output_schema::<NodeReport<TopologyReport>>(),
+        input_schema = crate::server::input_schema::<NodeArgs>()
     )]
     async fn inspect_topology(
         &self,
@@ -350,7 +353,8 @@ catalog (meaning, likely cause, required action) and correlate them (e.g. XID 79
 with PCIe errors). Use it when a CUDA job crashed or hung, a GPU disappeared, or the kernel log mentions \
 NVRM. Returns decoded events per GPU and findings with the recommended action.",
         annotations(read_only_hint = true, destructive_hint = false, idempotent_hint = true, open_world_hint = true),
-        output_schema = schema_for_output::<NodeReport<XidReport>>()
+        output_schema = crate::server::output_schema::<NodeReport<XidReport>>(),
+        input_schema = crate::server::input_schema::<XidArgs>()
     )]
     async fn analyze_xid_errors(
         &self,
@@ -391,7 +395,8 @@ location), retired pages and remapped rows of every GPU on one node, with what t
 drain, RMA). Use it after XID 48/63/64/94/95, on memory errors in jobs, or before deciding whether a GPU \
 must be replaced.",
         annotations(read_only_hint = true, destructive_hint = false, idempotent_hint = false, open_world_hint = true),
-        output_schema = schema_for_output::<NodeReport<EccReport>>()
+        output_schema = crate::server::output_schema::<NodeReport<EccReport>>(),
+        input_schema = crate::server::input_schema::<NodeArgs>()
     )]
     async fn snapshot_ecc(
         &self,
@@ -424,7 +429,8 @@ findings: each names the GPU, the evidence (counter = value) and the recommended
 thermals, power, ECC and row remapping, NVLink, fabric, XID events and missing GPUs. Use it first when \
 asked whether a node's GPUs are OK or why work on a node fails.",
         annotations(read_only_hint = true, destructive_hint = false, idempotent_hint = false, open_world_hint = true),
-        output_schema = schema_for_output::<NodeReport<HealthReport>>()
+        output_schema = crate::server::output_schema::<NodeReport<HealthReport>>(),
+        input_schema = crate::server::input_schema::<HealthArgs>()
     )]
     async fn get_gpu_health(
         &self,
@@ -467,7 +473,8 @@ processes, kernel-log XIDs and the health verdict, plus (in cluster mode) the no
 accounting, conditions, taints and the pods holding GPUs. Use it for a full picture before a decision \
 (drain, reset, RMA) or when unsure which narrower tool fits; it is slower and larger than the others.",
         annotations(read_only_hint = true, destructive_hint = false, idempotent_hint = false, open_world_hint = true),
-        output_schema = schema_for_output::<DescribeOutput>()
+        output_schema = crate::server::output_schema::<DescribeOutput>(),
+        input_schema = crate::server::input_schema::<NodeArgs>()
     )]
     async fn describe_gpu_node(
         &self,
@@ -490,7 +497,8 @@ profiles), per container, against the node's GPU capacity and allocatable count.
 job runs on a suspect GPU node, or why GPU pods stay Pending. Needs a cluster (not available in local \
 mode).",
         annotations(read_only_hint = true, destructive_hint = false, idempotent_hint = true, open_world_hint = true),
-        output_schema = schema_for_output::<PodAllocation>()
+        output_schema = crate::server::output_schema::<PodAllocation>(),
+        input_schema = crate::server::input_schema::<NodeArgs>()
     )]
     async fn get_pod_gpu_allocation(
         &self,
@@ -512,7 +520,8 @@ mode).",
 command line, container/pod where known, and GPU memory used. Use it to see who holds a GPU, find a \
 stuck or leaking process, or before resetting a GPU.",
         annotations(read_only_hint = true, destructive_hint = false, idempotent_hint = false, open_world_hint = true),
-        output_schema = schema_for_output::<NodeReport<ProcessesReport>>()
+        output_schema = crate::server::output_schema::<NodeReport<ProcessesReport>>(),
+        input_schema = crate::server::input_schema::<NodeArgs>()
     )]
     async fn get_gpu_processes(
         &self,
@@ -545,7 +554,8 @@ label_selector), several at a time, and rank the nodes that need attention (crit
 then nodes whose probe failed, then warnings). Returns per-node verdicts, findings and errors. Use it to \
 find the bad nodes in a fleet, e.g. after a failed multi-node training job.",
         annotations(read_only_hint = true, destructive_hint = false, idempotent_hint = false, open_world_hint = true),
-        output_schema = schema_for_output::<crate::scan::ScanOutput>()
+        output_schema = crate::server::output_schema::<crate::scan::ScanOutput>(),
+        input_schema = crate::server::input_schema::<ScanArgs>()
     )]
     async fn scan_gpu_nodes(
         &self,

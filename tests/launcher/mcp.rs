@@ -757,6 +757,27 @@ async fn xid_catalog_resources() {
         .unwrap();
     let body = serde_json::to_string(&index.contents).unwrap();
     assert!(body.contains("NVIDIA XID catalog"), "{body}");
+    assert!(
+        body.contains("| 79 | ROBUST_CHANNEL_GPU_HAS_FALLEN_OFF_THE_BUS |"),
+        "{body}"
+    );
+    let one = client
+        .read_resource(ReadResourceRequestParams::new("xid://catalog/79"))
+        .await
+        .unwrap();
+    let text = one.contents[0].clone();
+    let v = serde_json::to_value(&text).unwrap();
+    let entry: Value = serde_json::from_str(v["text"].as_str().unwrap()).unwrap();
+    assert_eq!(entry["code"], 79);
+    assert_eq!(
+        entry["entry"]["mnemonic"],
+        "ROBUST_CHANNEL_GPU_HAS_FALLEN_OFF_THE_BUS"
+    );
+    assert_eq!(entry["entry"]["immediate_action"], "RESTART_BM");
+    let missing = client
+        .read_resource(ReadResourceRequestParams::new("xid://catalog/9999"))
+        .await;
+    assert!(missing.is_err());
     let bad = client
         .read_resource(ReadResourceRequestParams::new("xid://catalog/not-a-number"))
         .await;
