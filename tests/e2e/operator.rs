@@ -60,7 +60,9 @@ fn events(tb: &Testbed, node: &str) -> Vec<Value> {
         .cloned()
         .unwrap_or_default()
         .into_iter()
-        .filter(|e| e["source"]["component"] == "k8s-gpu-mcp" || e["reportingComponent"] == "k8s-gpu-mcp")
+        .filter(|e| {
+            e["source"]["component"] == "k8s-gpu-mcp" || e["reportingComponent"] == "k8s-gpu-mcp"
+        })
         .collect()
 }
 
@@ -80,13 +82,19 @@ async fn operator_tools_are_listed_only_in_operator_mode() {
         .map(|t| t.name.to_string())
         .collect();
     for t in OPERATOR_TOOLS {
-        assert!(!names.iter().any(|n| n == t), "{t} listed in read-only mode");
+        assert!(
+            !names.iter().any(|n| n == t),
+            "{t} listed in read-only mode"
+        );
     }
     l.stop().await;
     let l = mcp::start(tb, User::Operator, &ns, &["--mode", "operator"]).await;
     let tools = l.client.list_all_tools().await.unwrap();
     for t in OPERATOR_TOOLS {
-        let tool = tools.iter().find(|x| x.name == t).unwrap_or_else(|| panic!("{t} missing"));
+        let tool = tools
+            .iter()
+            .find(|x| x.name == t)
+            .unwrap_or_else(|| panic!("{t} missing"));
         assert_eq!(
             tool.annotations.as_ref().and_then(|a| a.destructive_hint),
             Some(true),
@@ -116,7 +124,11 @@ async fn cordon_with_event_reader_refused_operator_allowed() {
     let n = json_of(&tb.kubectl(&["get", "node", &node, "-o", "json"]));
     assert_ne!(n["spec"]["unschedulable"], true, "reader cordoned the node");
     // The refusal is still audited on stderr (the reader may not create Events).
-    assert!(l.stderr().contains("\"result\":\"refused\""), "{}", l.stderr());
+    assert!(
+        l.stderr().contains("\"result\":\"refused\""),
+        "{}",
+        l.stderr()
+    );
     l.stop().await;
 
     // The operator role: cordon, Event on the Node with action, target, user and result.
@@ -146,13 +158,22 @@ async fn cordon_with_event_reader_refused_operator_allowed() {
     let evs = events(tb, &node);
     let done = evs
         .iter()
-        .find(|e| e["action"] == "cordon_gpu_node" && e["message"].as_str().unwrap_or("").contains("result=done"))
+        .find(|e| {
+            e["action"] == "cordon_gpu_node"
+                && e["message"].as_str().unwrap_or("").contains("result=done")
+        })
         .unwrap_or_else(|| panic!("no cordon Event: {evs:#?}"));
     let msg = done["message"].as_str().unwrap();
-    assert!(msg.contains(&format!("target={node}")) && msg.contains("user=launcher-operator"), "{msg}");
+    assert!(
+        msg.contains(&format!("target={node}")) && msg.contains("user=launcher-operator"),
+        "{msg}"
+    );
     // The mismatch was audited as refused too.
     assert!(
-        evs.iter().any(|e| e["message"].as_str().unwrap_or("").contains("result=refused")),
+        evs.iter().any(|e| e["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("result=refused")),
         "{evs:#?}"
     );
     let v = l
@@ -180,9 +201,15 @@ async fn kill_and_reset_preflight_through_a_probe_pod() {
         )
         .await;
     assert_eq!(v["result"], "refused", "{v}");
-    assert!(v["report"]["reasons"].to_string().contains("not_init"), "{v}");
+    assert!(
+        v["report"]["reasons"].to_string().contains("not_init"),
+        "{v}"
+    );
     let v = l
-        .ok("reset_gpu", json!({"node_name": node, "gpu": "0", "dry_run": true}))
+        .ok(
+            "reset_gpu",
+            json!({"node_name": node, "gpu": "0", "dry_run": true}),
+        )
         .await;
     assert_eq!(v["report"]["simulated"], true, "{v}");
     assert!(v["audit"]["event"].is_string(), "{v}");
