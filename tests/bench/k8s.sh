@@ -54,7 +54,7 @@ KR=(kubectl --kubeconfig "$TESTBED_READER_KUBECONFIG")
 NS=gpu-diagnostics
 
 # deploy/'s namespace and roles, bound to the launcher's user as deploy/bindings-example.yaml does.
-"${KA[@]}" apply -f deploy/namespace.yaml -f deploy/rbac.yaml >/dev/null
+"${KA[@]}" apply -f deploy/00-namespace.yaml -f deploy/rbac.yaml >/dev/null
 "${KA[@]}" apply -f - >/dev/null <<EOF
 apiVersion: v1
 kind: ServiceAccount

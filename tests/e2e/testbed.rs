@@ -262,7 +262,7 @@ impl Testbed {
         };
         // The namespace and roles under test are deploy/'s own: the launcher's users get nothing else. The
         // `default` ServiceAccount is what the absent controller-manager would create.
-        for f in ["deploy/namespace.yaml", "deploy/rbac.yaml"] {
+        for f in ["deploy/00-namespace.yaml", "deploy/rbac.yaml"] {
             tb.apply(&std::fs::read_to_string(repo_root().join(f)).expect(f));
         }
         tb.apply(

@@ -42,7 +42,7 @@ pub fn api_error(action: &str, e: kube::Error) -> RunError {
         kube::Error::Api(s) if s.is_forbidden() => {
             let hint = if s.message.contains("PodSecurity") {
                 " (the probe namespace needs the label pod-security.kubernetes.io/enforce=privileged: \
-                 deploy/namespace.yaml)"
+                 deploy/00-namespace.yaml)"
             } else if s.message.contains("cannot") {
                 // RBAC denials read `User "x" cannot create resource "pods" ...`.
                 " (see deploy/rbac.yaml for the roles the launcher needs)"

@@ -112,7 +112,7 @@ impl PodRunner {
             Err(kube::Error::Api(s)) if s.is_already_exists() => None,
             Err(kube::Error::Api(s)) if s.is_not_found() => {
                 return Err(RunError::Other(format!(
-                    "create probe pod: namespace {} not found (apply deploy/namespace.yaml or pass --namespace)",
+                    "create probe pod: namespace {} not found (apply deploy/00-namespace.yaml or pass --namespace)",
                     self.namespace
                 )));
             }
