@@ -5,6 +5,7 @@
 
 mod testbed;
 
+mod copy;
 mod launcher;
 mod mcp;
 mod operator;
