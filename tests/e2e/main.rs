@@ -5,6 +5,7 @@
 
 mod testbed;
 
+mod attribution;
 mod launcher;
 mod mcp;
 mod operator;
