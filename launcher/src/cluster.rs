@@ -83,6 +83,20 @@ pub trait ClusterBackend: Send + Sync {
     /// Kubeconfig contexts this launcher can use (for validating a tool's `context` argument).
     fn contexts(&self) -> Vec<String>;
 
+    /// Every pod bound to `node` (any phase), reduced to what the process and allocation joins need: one
+    /// list call with a `spec.nodeName` field selector.
+    fn pods_on_node<'a>(
+        &'a self,
+        _context: Option<&'a str>,
+        _node: &'a str,
+    ) -> BoxFut<'a, Vec<gpu_diag::attribution::join::ApiPod>> {
+        Box::pin(async {
+            Err(ClusterError::Api(
+                "listing a node's pods is not supported by this backend".into(),
+            ))
+        })
+    }
+
     /// Operator mode: cordon (`on`) or uncordon a node; `reason` is recorded on the node.
     fn cordon<'a>(
         &'a self,

@@ -8,13 +8,16 @@
 use std::fmt::Write;
 
 use gpu_diag::analysis::inventory::InventoryReport;
+use gpu_diag::attribution::join::{ProcessOwner, ProcessOwnerKind, SeenBy};
+use gpu_diag::attribution::{AllocatedDevice, AttributedProcess};
+use gpu_diag::facts::Reading;
 use gpu_diag::finding::{Finding, Severity, Verdict};
 use serde::Serialize;
 use serde_json::Value;
 
 use crate::scan::{ScanOutput, ScanStatus};
 use crate::server::ProbeRun;
-use crate::tools::{DescribeOutput, NodeList, NodeReport, PodAllocation};
+use crate::tools::{DescribeOutput, NodeList, NodeReport, PodAllocation, ProcessesOutput};
 
 const MAX_ITEMS: usize = 64;
 const MAX_SCALARS: usize = 32;
@@ -40,8 +43,66 @@ pub fn ecc<R: Serialize>(r: &NodeReport<R>) -> String {
 pub fn health<R: Serialize>(r: &NodeReport<R>) -> String {
     node_report("GPU health", r)
 }
-pub fn processes<R: Serialize>(r: &NodeReport<R>) -> String {
-    node_report("GPU processes", r)
+pub fn processes(p: &ProcessesOutput) -> String {
+    let report = serde_json::to_value(&p.report).unwrap_or(Value::Null);
+    let mut out = header("GPU processes", &p.node, p.context.as_deref(), &p.run);
+    let mut owners = String::new();
+    if !p.owners.is_empty() {
+        match (&p.names_why, p.pods_listed) {
+            (Some(why), _) => {
+                let _ = writeln!(owners, "owners (pods not named: {why}):");
+            }
+            (None, Some(n)) => {
+                let _ = writeln!(
+                    owners,
+                    "owners (pods named from the API server, {n} pod(s) on the node):"
+                );
+            }
+            (None, None) => owners.push_str("owners:\n"),
+        }
+        for o in &p.owners {
+            owners.push_str(&owner_line(o));
+        }
+    }
+    report_body_with(&report, &p.join_findings, &owners, &mut out);
+    out
+}
+
+fn owner_line(o: &ProcessOwner) -> String {
+    let mut who = format!("- GPU {} PID {}", o.gpu, o.pid);
+    if let Some(n) = &o.process_name {
+        let _ = write!(who, " ({n})");
+    }
+    if let Some(m) = o.used_memory_mib {
+        let _ = write!(who, " {m} MiB");
+    }
+    let uid = o.pod_uid.as_deref().unwrap_or_default();
+    let owner = match o.owner {
+        ProcessOwnerKind::Pod => {
+            let mut s = format!(
+                "{}/{}",
+                o.namespace.as_deref().unwrap_or_default(),
+                o.pod.as_deref().unwrap_or_default()
+            );
+            match &o.container {
+                Some(c) => {
+                    let _ = write!(s, ", container {c}");
+                }
+                None => s.push_str(", container not named"),
+            }
+            if let Some(ph) = &o.pod_phase {
+                let _ = write!(s, " ({ph})");
+            }
+            s
+        }
+        ProcessOwnerKind::PodNotInApi => {
+            format!("pod UID {uid}: NOT in the API server on this node")
+        }
+        ProcessOwnerKind::PodUnnamed => format!("pod UID {uid}"),
+        ProcessOwnerKind::OutsidePod => "outside any pod".into(),
+        ProcessOwnerKind::Unknown => "unknown (no /proc entry)".into(),
+    };
+    format!("{who} -> {owner}\n")
 }
 
 pub fn describe(d: &DescribeOutput) -> String {
@@ -123,22 +184,219 @@ pub fn node_list(l: &NodeList) -> String {
 
 pub fn pod_allocation(p: &PodAllocation) -> String {
     let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "GPU pods on node {}: capacity {}, allocatable {}, allocated {}",
-        p.node, p.gpu_capacity, p.gpu_allocatable, p.gpu_allocated
-    );
-    if p.pods.is_empty() {
-        out.push_str("no pod requests GPUs on this node\n");
+    let _ = write!(out, "GPU pods on node {}", p.node);
+    if let Some(c) = &p.context {
+        let _ = write!(out, " (context {c})");
     }
-    for pod in &p.pods {
-        let _ = writeln!(out, "- {}/{} ({})", pod.namespace, pod.name, pod.phase);
-        for c in &pod.containers {
-            let req: Vec<String> = c.requests.iter().map(|(k, v)| format!("{k}={v}")).collect();
-            let _ = writeln!(out, "    {}: {}", c.name, req.join(", "));
+    match (p.gpu_capacity, p.gpu_allocatable, p.gpu_allocated) {
+        (Some(c), Some(a), Some(u)) => {
+            let _ = writeln!(out, ": capacity {c}, allocatable {a}, allocated {u}");
+        }
+        _ => out.push('\n'),
+    }
+    if let Some(src) = p.run.as_ref().and_then(|r| r.probe.as_ref()) {
+        let _ = writeln!(out, "source: {}", src.source);
+    }
+    if p.exact {
+        out.push_str("assignment: exact (the kubelet's PodResources API)\n");
+    } else {
+        let _ = writeln!(
+            out,
+            "assignment: NOT exact: {}",
+            p.why.as_deref().unwrap_or("unknown")
+        );
+    }
+    if let Some(w) = &p.api_why {
+        let _ = writeln!(out, "requests: {w}");
+    }
+    let mut findings: Vec<Finding> = p.join_findings.clone();
+    if let Some(r) = &p.report {
+        for f in &r.findings {
+            if !findings.contains(f) {
+                findings.push(f.clone());
+            }
+        }
+    }
+    findings.sort_by(|a, b| b.severity.cmp(&a.severity).then(a.gpu.cmp(&b.gpu)));
+    if findings.is_empty() {
+        out.push_str("findings: none\n");
+    } else {
+        let _ = writeln!(out, "findings ({}):", findings.len());
+        for f in &findings {
+            render_finding(f, &mut out);
+        }
+    }
+    let kubelet_alone = p.exact && p.api_why.is_some();
+    if kubelet_alone {
+        let pods = p
+            .report
+            .as_ref()
+            .map(|r| r.pods.as_slice())
+            .unwrap_or_default();
+        if pods.is_empty() {
+            out.push_str("the kubelet assigned no GPU to any pod on this node\n");
+        } else {
+            out.push_str("pods (the kubelet's assignment):\n");
+        }
+        for pod in pods {
+            let _ = writeln!(out, "- {}/{}", pod.namespace, pod.name);
+            for c in &pod.containers {
+                let _ = writeln!(out, "    {}:", c.name);
+                for d in &c.devices {
+                    let _ = writeln!(out, "      {}", device_line(d));
+                }
+            }
+        }
+    } else if p.exact {
+        if p.assignment.is_empty() {
+            out.push_str("no pod holds or requests GPUs on this node\n");
+        }
+        out.push_str("pods:\n");
+        for a in &p.assignment {
+            let seen = match a.seen_by {
+                SeenBy::Both => "",
+                SeenBy::ApiOnly => " [API server only]",
+                SeenBy::KubeletOnly => " [kubelet only]",
+            };
+            let phase = a
+                .phase
+                .as_deref()
+                .map(|ph| format!(" ({ph})"))
+                .unwrap_or_default();
+            let _ = writeln!(out, "- {}/{}{phase}{seen}", a.namespace, a.name);
+            if let Some(n) = &a.note {
+                let _ = writeln!(out, "    note: {n}");
+            }
+            for c in &a.containers {
+                let req: Vec<String> = c.requests.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                let req = if req.is_empty() {
+                    "no GPU request".to_string()
+                } else {
+                    format!("requests {}", req.join(", "))
+                };
+                let _ = writeln!(out, "    {}: {req}", c.name);
+                for d in &c.devices {
+                    let _ = writeln!(out, "      {}", device_line(d));
+                }
+            }
+        }
+    } else {
+        if p.api_why.is_none() {
+            if p.pods.is_empty() {
+                out.push_str("no pod requests GPUs on this node\n");
+            } else {
+                out.push_str("pods (GPU requests per the API server):\n");
+            }
+        }
+        for pod in &p.pods {
+            let _ = writeln!(out, "- {}/{} ({})", pod.namespace, pod.name, pod.phase);
+            for c in &pod.containers {
+                let req: Vec<String> = c.requests.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                let _ = writeln!(out, "    {}: {}", c.name, req.join(", "));
+            }
+        }
+    }
+    if let Some(r) = &p.report
+        && !r.gpus.is_empty()
+    {
+        out.push_str("GPUs:\n");
+        for g in &r.gpus {
+            let holders: Vec<String> = g
+                .allocated_to
+                .iter()
+                .map(|h| format!("{}/{} ({})", h.namespace, h.pod, h.container))
+                .collect();
+            let held = if !p.exact {
+                String::new()
+            } else if holders.is_empty() {
+                " assigned to nobody".to_string()
+            } else {
+                format!(" assigned to {}", holders.join(", "))
+            };
+            let _ = write!(out, "- GPU {}{held}", g.gpu.index);
+            match &g.processes {
+                Reading::Ok(ps) if ps.is_empty() => out.push_str("; no process\n"),
+                Reading::Ok(ps) => {
+                    let list: Vec<String> = ps.iter().map(attributed).collect();
+                    let _ = writeln!(out, "; processes: {}", list.join("; "));
+                }
+                Reading::Err(e) => {
+                    let _ = writeln!(
+                        out,
+                        "; processes: <{}>",
+                        serde_json::to_value(e.error)
+                            .ok()
+                            .and_then(|v| v.as_str().map(String::from))
+                            .unwrap_or_default()
+                    );
+                }
+            }
         }
     }
     out
+}
+
+/// `GPU-… -> GPU 1 (GPU-…)`, `MIG-… -> GPU 0 MIG 2 (gi 3, ci 0)`, or why it matches no GPU.
+fn device_line(d: &AllocatedDevice) -> String {
+    let mut s = format!("{} {}", d.resource_name, d.device_id);
+    match (d.gpu_index, &d.error) {
+        (Some(i), _) => {
+            let _ = write!(s, " -> GPU {i}");
+            if let Some(m) = &d.mig {
+                let idx = m.index.map(|x| format!(" {x}")).unwrap_or_default();
+                let _ = write!(s, " MIG{idx}");
+                if let (Some(gi), Some(ci)) = (m.gpu_instance_id, m.compute_instance_id) {
+                    let _ = write!(s, " (gi {gi}, ci {ci})");
+                } else if let Some(gi) = m.gpu_instance_id {
+                    let _ = write!(s, " (gi {gi})");
+                }
+                if let Some(u) = &m.uuid
+                    && u != &d.device_id
+                {
+                    let _ = write!(s, " {u}");
+                }
+            }
+            if let Some(u) = &d.gpu_uuid
+                && u != &d.device_id
+            {
+                let _ = write!(s, " [{u}]");
+            }
+            if let Some(r) = d.replica {
+                let _ = write!(s, ", shared replica {r}");
+            }
+        }
+        (None, Some(e)) => {
+            let _ = write!(s, " -> no GPU here: {e}");
+        }
+        (None, None) => s.push_str(" -> not located"),
+    }
+    s
+}
+
+fn attributed(p: &AttributedProcess) -> String {
+    let mut s = format!("PID {}", p.pid);
+    if let Some(n) = &p.name {
+        let _ = write!(s, " ({n})");
+    }
+    if let Some(b) = p.used_memory_bytes {
+        let _ = write!(s, " {} MiB", b / (1024 * 1024));
+    }
+    match (&p.namespace, &p.pod) {
+        (Some(ns), Some(pod)) => {
+            let _ = write!(s, " in {ns}/{pod}");
+        }
+        _ => {
+            if let Some(u) = p.cgroup.ok().and_then(|c| c.pod_uid.as_ref()) {
+                let _ = write!(s, " in pod UID {u}");
+            }
+        }
+    }
+    let status = serde_json::to_value(p.status)
+        .ok()
+        .and_then(|v| v.as_str().map(String::from))
+        .unwrap_or_default();
+    let _ = write!(s, " [{status}]");
+    s
 }
 
 pub fn scan(s: &ScanOutput) -> String {
@@ -203,10 +461,21 @@ fn header(title: &str, node: &str, context: Option<&str>, run: &ProbeRun) -> Str
 
 /// Verdict, findings, then everything else in the report.
 fn report_body(report: &Value, out: &mut String) {
+    report_body_with(report, &[], "", out);
+}
+
+/// [`report_body`] with findings from outside the report (a join's) and a section between the findings
+/// and the details.
+fn report_body_with(report: &Value, extra: &[Finding], middle: &str, out: &mut String) {
     if let Some(v) = verdict_in(report) {
         let _ = writeln!(out, "verdict: {}", verdict_label(v));
     }
     let mut findings = findings_in(report);
+    for f in extra {
+        if !findings.contains(f) {
+            findings.push(f.clone());
+        }
+    }
     findings.sort_by(|a, b| b.severity.cmp(&a.severity).then(a.gpu.cmp(&b.gpu)));
     if findings.is_empty() {
         out.push_str("findings: none\n");
@@ -216,6 +485,7 @@ fn report_body(report: &Value, out: &mut String) {
             render_finding(f, out);
         }
     }
+    out.push_str(middle);
     let mut body = String::new();
     render_value(&strip(report), 0, &mut body);
     if !body.trim().is_empty() {

@@ -8,7 +8,10 @@ use gpu_diag::analysis::{
     describe::DescribeReport, ecc::EccReport, health::HealthReport, inventory::InventoryReport,
     processes::ProcessesReport, telemetry::TelemetryReport, topology::TopologyReport,
 };
+use gpu_diag::attribution::AllocationReport;
+use gpu_diag::attribution::join::{ApiContainer, ApiPod, PodAssignment, ProcessOwner};
 use gpu_diag::contract::Report;
+use gpu_diag::finding::Finding;
 use gpu_diag::xid::report::XidReport;
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::{CallToolResult, RequestMetaObject};
@@ -175,18 +178,73 @@ pub struct DescribeOutput {
     pub kubernetes_error: Option<String>,
 }
 
-/// `get_pod_gpu_allocation` result.
+/// `get_pod_gpu_allocation` result: the API server's request-based view and, when the probe could ask the
+/// kubelet, its exact device assignment, joined pod by pod.
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct PodAllocation {
     pub node: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub context: Option<String>,
-    pub gpu_capacity: u64,
-    pub gpu_allocatable: u64,
-    pub gpu_allocated: u64,
+    /// True when the device ids and GPU indices are the kubelet's own assignment (PodResources API, read
+    /// by the probe on the node); false when only the pods' requests are known.
+    pub exact: bool,
+    /// Why the assignment is not exact: the probe's reason (kubelet socket missing, ...), or
+    /// `probe failed: ...` when the probe itself could not run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub why: Option<String>,
+    /// `status.capacity["nvidia.com/gpu"]` (absent in local mode: no API server).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gpu_capacity: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gpu_allocatable: Option<u64>,
+    /// Sum of the GPU requests of the node's active pods.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gpu_allocated: Option<u64>,
     /// Requested count per GPU resource name over all listed pods.
     pub requested_by_resource: BTreeMap<String, u64>,
+    /// Pods bound to the node that request GPUs, per the API server (the request-based view; empty in
+    /// local mode).
     pub pods: Vec<PodGpuUse>,
+    /// Why the API server's view is missing (local mode).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub api_why: Option<String>,
+    /// Both views joined per pod: requests beside the kubelet's device ids with their GPU index, UUID and
+    /// MIG instance. Pods only one side knows are listed too (`seen_by`). Empty unless `exact` and in a
+    /// cluster (in local mode `report.pods` holds the kubelet's assignment alone).
+    pub assignment: Vec<PodAssignment>,
+    /// Findings of the join (pods assigned GPUs the API server does not know, running pods without their
+    /// devices); the probe's own findings are in `report.findings`.
+    pub join_findings: Vec<Finding>,
+    /// The probe run (absent when it failed; `why` says how).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub run: Option<ProbeRun>,
+    /// node-probe's `allocation` report: per GPU the holders the kubelet assigned and the processes on it
+    /// attributed through their cgroups, with the probe's findings.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub report: Option<AllocationReport>,
+}
+
+/// `get_gpu_processes` result: the probe's processes report, and each process's pod named from the API
+/// server's list of the node's pods.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct ProcessesOutput {
+    pub node: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub context: Option<String>,
+    pub run: ProbeRun,
+    /// The probe's report, as node-probe produced it (pod UIDs and container ids from cgroups).
+    pub report: ProcessesReport,
+    /// Every GPU process with its owner: the pod's namespace, name and container from the API server, or
+    /// why it has none (outside any pod, pod no longer in the API server, names not looked up).
+    pub owners: Vec<ProcessOwner>,
+    /// Findings only the join reveals (processes of deleted or finished pods).
+    pub join_findings: Vec<Finding>,
+    /// How many pods the API server lists on the node (absent when names were not looked up).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pods_listed: Option<usize>,
+    /// Why pods were not named (local mode, or the pod list failed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub names_why: Option<String>,
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -492,10 +550,13 @@ accounting, conditions, taints and the pods holding GPUs. Use it for a full pict
     #[tool(
         name = "get_pod_gpu_allocation",
         title = "Pods holding GPUs on a node",
-        description = "Which pods on one node request or limit GPU resources (nvidia.com/gpu and MIG \
-profiles), per container, against the node's GPU capacity and allocatable count. Use it to find whose \
-job runs on a suspect GPU node, or why GPU pods stay Pending. Needs a cluster (not available in local \
-mode).",
+        description = "Which pod holds which GPU on one node. Reads the pods' GPU requests from the API \
+server and runs a probe that asks the node's kubelet (PodResources API) for the exact device ids, each \
+mapped to its GPU index, UUID and MIG instance (`exact: true`); when the kubelet cannot be asked, returns \
+the request-based view with `exact: false` and why. Pods only one side knows are listed too, and the \
+processes on each GPU are attributed to pods through their cgroups. Use it for 'which pod is using GPU 3?', \
+to find whose job runs on a suspect GPU, or why GPU pods stay Pending. One node per call; in local mode \
+only the kubelet's view is shown.",
         annotations(read_only_hint = true, destructive_hint = false, idempotent_hint = true, open_world_hint = true),
         output_schema = crate::server::output_schema::<PodAllocation>(),
         input_schema = crate::server::input_schema::<NodeArgs>()
@@ -517,10 +578,12 @@ mode).",
         name = "get_gpu_processes",
         title = "Processes on the GPUs of a node",
         description = "The processes using each GPU on one node (compute and graphics), with PID, host \
-command line, container/pod where known, and GPU memory used. Use it to see who holds a GPU, find a \
+command line, GPU memory used, and the pod (namespace, name, container) each runs in: pod UIDs come from \
+the processes' cgroups and are named from the API server's list of the node's pods. Flags processes of \
+deleted or finished pods, zombies and processes outside any pod. Use it to see who holds a GPU, find a \
 stuck or leaking process, or before resetting a GPU.",
         annotations(read_only_hint = true, destructive_hint = false, idempotent_hint = false, open_world_hint = true),
-        output_schema = crate::server::output_schema::<NodeReport<ProcessesReport>>(),
+        output_schema = crate::server::output_schema::<ProcessesOutput>(),
         input_schema = crate::server::input_schema::<NodeArgs>()
     )]
     async fn get_gpu_processes(
@@ -531,17 +594,7 @@ stuck or leaking process, or before resetting a GPU.",
         ct: CancellationToken,
     ) -> CallToolResult {
         let ctx = CallCtx::new(&meta, &peer, ct);
-        let r = self
-            .node_tool(
-                "get_gpu_processes",
-                a.node_name,
-                a.context,
-                vec!["processes".into()],
-                &ctx,
-                pick!(Processes),
-                render::processes,
-            )
-            .await;
+        let r = self.do_processes(a, &ctx).await;
         ctx.progress.finish().await;
         r
     }
@@ -773,28 +826,71 @@ impl Launcher {
     }
 
     async fn do_pod_allocation(&self, a: NodeArgs, ctx: &CallCtx) -> CallToolResult {
-        let Some(cluster) = &self.inner.cluster else {
-            return error_result(
-                "get_pod_gpu_allocation reads pods from the Kubernetes API, and this server runs in \
-                 local mode (no cluster). Use get_gpu_processes with node_name \"local\" to see what \
-                 runs on the local GPUs, or restart the server without --local to query a cluster.",
-            );
-        };
-        if let Err(e) = check_target_cluster(self, &a) {
+        if let Err(e) = self.check_target(&a.node_name, a.context.as_deref()) {
             return error_result(e);
         }
         let ctxn = a.context.as_deref();
-        let work = async {
-            let n = cluster.get_node(ctxn, &a.node_name).await?;
-            let pods = cluster.pods_with_gpus(ctxn, &a.node_name).await?;
-            Ok::<_, crate::cluster::ClusterError>((n, pods))
+        // The API server half first: it is cheap, and a node it does not know needs no probe.
+        let api = match &self.inner.cluster {
+            None => None,
+            Some(cluster) => {
+                let work = async {
+                    let n = cluster.get_node(ctxn, &a.node_name).await?;
+                    let pods = cluster.pods_with_gpus(ctxn, &a.node_name).await?;
+                    Ok::<_, crate::cluster::ClusterError>((n, pods))
+                };
+                tokio::select! {
+                    r = work => match r {
+                        Ok(v) => Some(v),
+                        Err(e) => return error_result(cluster_error_text(&e)),
+                    },
+                    _ = ctx.cancel.cancelled() => return error_result("the call was cancelled"),
+                }
+            }
         };
-        let (n, pods) = tokio::select! {
-            r = work => match r {
-                Ok(v) => v,
-                Err(e) => return error_result(cluster_error_text(&e)),
+        // The kubelet half: node-probe on the node. Its failure costs exactness, never the request view.
+        let probe = self
+            .probe(
+                "get_pod_gpu_allocation",
+                &a.node_name,
+                a.context.clone(),
+                vec!["allocation".into()],
+                &ctx.progress,
+                ctx.cancel.clone(),
+            )
+            .await;
+        if ctx.cancel.is_cancelled() {
+            return error_result("the call was cancelled");
+        }
+        let (run, report, probe_error) = match probe {
+            Ok(res) => match res.report {
+                Report::Allocation(r) => (Some(res.run), Some(r), None),
+                _ => (
+                    Some(res.run),
+                    None,
+                    Some(format!(
+                        "node-probe on `{}` answered with a different report than allocation; the \
+                         probe and launcher versions probably differ",
+                        a.node_name
+                    )),
+                ),
             },
-            _ = ctx.cancel.cancelled() => return error_result("the call was cancelled"),
+            Err(e) => (None, None, Some(e)),
+        };
+        let exact = report.as_ref().is_some_and(|r| r.exact);
+        let why = match (&report, &probe_error) {
+            (_, Some(e)) => Some(format!("probe failed: {e}")),
+            (Some(r), None) if !r.exact => Some(
+                r.why
+                    .clone()
+                    .unwrap_or_else(|| "the probe could not ask the kubelet".into()),
+            ),
+            _ => None,
+        };
+        let has_api = api.is_some();
+        let (n, pods) = match api {
+            Some((n, pods)) => (Some(n), pods),
+            None => (None, Vec::new()),
         };
         let mut requested_by_resource = BTreeMap::new();
         for p in &pods {
@@ -804,22 +900,115 @@ impl Launcher {
                 }
             }
         }
+        // Without an API server there is nothing to join: the report's own pods are the whole answer.
+        let (assignment, join_findings) = match report.as_ref().filter(|r| r.exact && has_api) {
+            Some(r) => {
+                let api_pods: Vec<ApiPod> = pods.iter().map(api_pod_of).collect();
+                let j = gpu_diag::attribution::join::join_allocation(r, &api_pods);
+                (j.pods, j.findings)
+            }
+            None => (Vec::new(), Vec::new()),
+        };
         let out = PodAllocation {
             node: a.node_name,
             context: a.context,
-            gpu_capacity: n.gpu_capacity,
-            gpu_allocatable: n.gpu_allocatable,
-            gpu_allocated: n.gpu_allocated,
+            exact,
+            why,
+            gpu_capacity: n.as_ref().map(|n| n.gpu_capacity),
+            gpu_allocatable: n.as_ref().map(|n| n.gpu_allocatable),
+            gpu_allocated: n.as_ref().map(|n| n.gpu_allocated),
             requested_by_resource,
             pods,
+            api_why: self.is_local().then(|| {
+                "local mode: no API server, so pods' requests are not known; the kubelet's view is \
+                 shown alone"
+                    .to_string()
+            }),
+            assignment,
+            join_findings,
+            run,
+            report,
         };
         let text = render::pod_allocation(&out);
         structured_result(&out, text)
     }
+
+    async fn do_processes(&self, a: NodeArgs, ctx: &CallCtx) -> CallToolResult {
+        if let Err(e) = self.check_target(&a.node_name, a.context.as_deref()) {
+            return error_result(e);
+        }
+        let probe = self.probe(
+            "get_gpu_processes",
+            &a.node_name,
+            a.context.clone(),
+            vec!["processes".into()],
+            &ctx.progress,
+            ctx.cancel.clone(),
+        );
+        // One list of the node's pods, beside the probe; never one request per process.
+        let names = async {
+            match &self.inner.cluster {
+                None => Err(
+                    "local mode: no API server to name pods; pod UIDs and container ids come \
+                             from the processes' cgroups"
+                        .to_string(),
+                ),
+                Some(c) => c
+                    .pods_on_node(a.context.as_deref(), &a.node_name)
+                    .await
+                    .map_err(|e| format!("could not list the node's pods: {e}")),
+            }
+        };
+        let (res, names) = tokio::join!(probe, names);
+        let res = match res {
+            Ok(r) => r,
+            Err(e) => return error_result(e),
+        };
+        let Report::Processes(report) = res.report else {
+            return error_result(format!(
+                "node-probe on `{}` answered with a different report than `get_gpu_processes` asked \
+                 for; the probe and launcher versions probably differ",
+                a.node_name
+            ));
+        };
+        let (pods, names_why) = match names {
+            Ok(p) => (Some(p), None),
+            Err(e) => (None, Some(e)),
+        };
+        let join = gpu_diag::attribution::join::join_processes(&report, pods.as_deref());
+        let out = ProcessesOutput {
+            node: a.node_name,
+            context: a.context,
+            run: res.run,
+            report,
+            owners: join.owners,
+            join_findings: join.findings,
+            pods_listed: pods.as_ref().map(Vec::len),
+            names_why,
+        };
+        let text = render::processes(&out);
+        structured_result(&out, text)
+    }
 }
 
-fn check_target_cluster(l: &Launcher, a: &NodeArgs) -> Result<(), String> {
-    l.check_target(&a.node_name, a.context.as_deref())
+/// The request view's pod in the join's shape (no container ids: the allocation join matches by name).
+fn api_pod_of(p: &PodGpuUse) -> ApiPod {
+    ApiPod {
+        namespace: p.namespace.clone(),
+        name: p.name.clone(),
+        uid: p.uid.clone(),
+        mirror_uid: None,
+        phase: Some(p.phase.clone()),
+        containers: p
+            .containers
+            .iter()
+            .map(|c| ApiContainer {
+                name: c.name.clone(),
+                container_id: None,
+                gpu_requests: c.requests.clone(),
+            })
+            .collect(),
+    }
 }
 
 pub fn cluster_error_text(e: &crate::cluster::ClusterError) -> String {

@@ -7,6 +7,7 @@
 
 pub mod cgroup;
 pub mod device;
+pub mod join;
 pub mod kubelet;
 
 use std::collections::{BTreeMap, BTreeSet};

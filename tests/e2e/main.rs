@@ -5,6 +5,7 @@
 
 mod testbed;
 
+mod attribution;
 mod copy;
 mod launcher;
 mod mcp;

@@ -201,3 +201,65 @@ fn quantities_and_effective_requests() {
     .unwrap();
     assert_eq!(pod_request(&p, "nvidia.com/gpu"), 3);
 }
+
+#[tokio::test]
+async fn pods_on_node_is_one_list_of_every_pod_there() {
+    let (b, log) = backend();
+    let pods = b.pods_on_node(None, "gpu-b").await.unwrap();
+    let names: Vec<&str> = pods.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(
+        names,
+        ["train-0", "train-1", "nginx"],
+        "every phase, GPU or not"
+    );
+    assert_eq!(pods[0].uid, "uid-train-0");
+    assert_eq!(pods[1].phase.as_deref(), Some("Pending"));
+    assert_eq!(pods[0].containers[0].gpu_requests["nvidia.com/gpu"], 4);
+    assert!(pods[2].containers.iter().all(|c| c.gpu_requests.is_empty()));
+    let log = log.lock().unwrap();
+    assert_eq!(log.len(), 1, "one request: {log:?}");
+    assert!(
+        log[0].query.contains("spec.nodeName%3Dgpu-b"),
+        "{}",
+        log[0].query
+    );
+    assert!(!log[0].query.contains("status.phase"), "{}", log[0].query);
+}
+
+#[test]
+fn api_pod_takes_container_ids_and_the_static_pod_uid() {
+    use crate::k8s::backend::api_pod;
+    let cid = "3f2a8c1b9d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8";
+    let p: k8s_openapi::api::core::v1::Pod = serde_json::from_value(json!({
+        "metadata": {"namespace": "kube-system", "name": "dcgm-gpu-b", "uid": "mirror-uid",
+                     "annotations": {"kubernetes.io/config.mirror": "static-uid"}},
+        "spec": {"initContainers": [{"name": "init"}],
+                 "containers": [{"name": "main", "resources": {"limits": {"nvidia.com/gpu": "1"}}},
+                                {"name": "side"}]},
+        "status": {"phase": "Running",
+                   "initContainerStatuses": [{"name": "init", "image": "", "imageID": "", "ready": false,
+                                              "restartCount": 0, "containerID": "cri-o://ABCDEF"}],
+                   "containerStatuses": [{"name": "main", "image": "", "imageID": "", "ready": true,
+                                          "restartCount": 0, "containerID": format!("containerd://{cid}")},
+                                         {"name": "side", "image": "", "imageID": "", "ready": false,
+                                          "restartCount": 0}]}
+    }))
+    .unwrap();
+    let a = api_pod(&p);
+    assert_eq!(a.mirror_uid.as_deref(), Some("static-uid"));
+    assert_eq!(a.phase.as_deref(), Some("Running"));
+    let c: Vec<(&str, Option<&str>)> = a
+        .containers
+        .iter()
+        .map(|c| (c.name.as_str(), c.container_id.as_deref()))
+        .collect();
+    assert_eq!(
+        c,
+        [
+            ("init", Some("abcdef")),
+            ("main", Some(cid)),
+            ("side", None)
+        ]
+    );
+    assert_eq!(a.containers[1].gpu_requests["nvidia.com/gpu"], 1);
+}

@@ -74,7 +74,12 @@ fn call_exits_non_zero_with_the_tool_error() {
     assert!(out.stdout.is_empty());
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a valid node name"));
 
-    let out = launcher(&["call", "get_pod_gpu_allocation", "--arg", "node_name=local"]);
+    let out = launcher(&[
+        "call",
+        "get_pod_gpu_allocation",
+        "--arg",
+        "node_name=gpu-node-5",
+    ]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("local mode"));
 }

@@ -248,6 +248,7 @@ async fn every_tool_answers_in_local_mode_and_matches_its_output_schema() {
         ),
         ("describe_gpu_node", json!({"node_name": "local"})),
         ("get_gpu_processes", json!({"node_name": "local"})),
+        ("get_pod_gpu_allocation", json!({"node_name": "local"})),
         ("scan_gpu_nodes", json!({"check": "health"})),
         ("scan_gpu_nodes", json!({"check": "xid", "concurrency": 2})),
         ("scan_gpu_nodes", json!({"check": "ecc"})),
@@ -295,15 +296,185 @@ async fn every_tool_answers_in_local_mode_and_matches_its_output_schema() {
             }
         }
     }
-    // Needs a cluster: an explained error, not a crash.
-    let r = call(
+    client.cancel().await.unwrap();
+}
+
+/// `serve --local` against one built-in scenario (or any probe binary).
+async fn connect_to(scenario: &str, probe: &std::path::Path) -> RunningService<RoleClient, ()> {
+    let (scenario, probe) = (scenario.to_string(), probe.to_path_buf());
+    let cmd = Command::new(LAUNCHER).configure(move |c| {
+        c.args(["serve", "--local", "--simulate", &scenario, "--probe-bin"])
+            .arg(&probe)
+            .env("RUST_LOG", "warn");
+    });
+    ().serve(TokioChildProcess::new(cmd).unwrap())
+        .await
+        .expect("initialize handshake")
+}
+
+/// A successful call whose structuredContent matches the tool's advertised outputSchema.
+async fn ok_valid(
+    client: &RunningService<RoleClient, ()>,
+    tools: &[Tool],
+    tool: &str,
+    args: Value,
+) -> (Value, String) {
+    let r = call(client, tool, args).await;
+    assert_eq!(r.is_error, Some(false), "{tool}: {}", text_of(&r));
+    let sc = r.structured_content.clone().expect("structuredContent");
+    assert_schema_valid(tools.iter().find(|t| t.name == tool).unwrap(), &sc);
+    (sc, text_of(&r))
+}
+
+/// Local mode has no API server: get_pod_gpu_allocation shows the kubelet's assignment alone (exact when
+/// the probe reached the kubelet) and get_gpu_processes leaves pods unnamed, saying why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn allocation_and_process_owners_in_local_mode() {
+    if !scenarios().iter().any(|s| s == "h100-zombie-process") {
+        panic!("node-probe lacks the h100-zombie-process scenario");
+    }
+    let client = connect_to("h100-zombie-process", &node_probe()).await;
+    let tools = client.list_all_tools().await.unwrap();
+
+    let (sc, text) = ok_valid(
         &client,
+        &tools,
         "get_pod_gpu_allocation",
         json!({"node_name": "local"}),
     )
     .await;
-    assert_eq!(r.is_error, Some(true));
-    assert!(text_of(&r).contains("local mode"), "{}", text_of(&r));
+    assert_eq!(sc["exact"], true, "{sc:#}");
+    assert!(sc.get("why").is_none(), "{sc:#}");
+    assert!(
+        sc["api_why"].as_str().unwrap().contains("local mode"),
+        "{sc:#}"
+    );
+    // No API server: no request counts, no join, nothing invented.
+    assert!(
+        sc.get("gpu_capacity").is_none() && sc["pods"] == json!([]),
+        "{sc:#}"
+    );
+    assert_eq!(sc["assignment"], json!([]));
+    let pods = sc["report"]["pods"].as_array().unwrap();
+    let bob = pods
+        .iter()
+        .find(|p| p["name"] == "notebook-bob")
+        .expect("notebook-bob");
+    assert_eq!(bob["namespace"], "research");
+    let dev = &bob["containers"][0]["devices"][0];
+    assert_eq!(dev["device_id"], "GPU-db91480c-f2e3-a360-5c93-df231f4d8309");
+    assert_eq!(dev["form"], "gpu_uuid");
+    assert_eq!(dev["gpu_index"], 0);
+    assert_eq!(sc["report"]["gpus"][1]["allocated_to"][0]["pod"], "train-0");
+    let codes: Vec<&str> = sc["report"]["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["code"].as_str().unwrap())
+        .collect();
+    assert!(codes.contains(&"alloc.zombie_process"), "{codes:?}");
+    assert!(
+        text.contains("assignment: exact")
+            && text.contains("nvidia.com/gpu GPU-db91480c-f2e3-a360-5c93-df231f4d8309 -> GPU 0")
+            && text.contains("PID 48213 (python3) 30720 MiB in pod UID 0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d [zombie]"),
+        "{text}"
+    );
+
+    let (sc, text) = ok_valid(
+        &client,
+        &tools,
+        "get_gpu_processes",
+        json!({"node_name": "local"}),
+    )
+    .await;
+    assert!(
+        sc["names_why"].as_str().unwrap().contains("local mode"),
+        "{sc:#}"
+    );
+    assert!(sc.get("pods_listed").is_none());
+    let owners = sc["owners"].as_array().unwrap();
+    let got: Vec<(u64, &str, Option<&str>)> = owners
+        .iter()
+        .map(|o| {
+            (
+                o["pid"].as_u64().unwrap(),
+                o["owner"].as_str().unwrap(),
+                o["pod_uid"].as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (
+                48213,
+                "pod_unnamed",
+                Some("0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d")
+            ),
+            (39977, "unknown", None),
+            (
+                51022,
+                "pod_unnamed",
+                Some("6b7c8d9e-0f1a-4b2c-8d3e-4f5a6b7c8d9e")
+            ),
+        ]
+    );
+    assert!(
+        owners
+            .iter()
+            .all(|o| o.get("namespace").is_none() && o.get("pod").is_none())
+    );
+    assert_eq!(sc["join_findings"], json!([]));
+    assert!(
+        text.contains(
+            "- GPU 1 PID 51022 (python3) 57579 MiB -> pod UID 6b7c8d9e-0f1a-4b2c-8d3e-4f5a6b7c8d9e"
+        ),
+        "{text}"
+    );
+    client.cancel().await.unwrap();
+
+    // A scenario without kubelet facts: not exact, and the probe's reason says why.
+    let client = connect_to("dgx-h100-healthy", &node_probe()).await;
+    let (sc, text) = ok_valid(
+        &client,
+        &tools,
+        "get_pod_gpu_allocation",
+        json!({"node_name": "local"}),
+    )
+    .await;
+    assert_eq!(sc["exact"], false);
+    assert!(
+        sc["why"]
+            .as_str()
+            .unwrap()
+            .contains("PodResources API was not queried"),
+        "{sc:#}"
+    );
+    assert_eq!(sc["report"]["gpus"].as_array().unwrap().len(), 8);
+    assert!(text.contains("NOT exact"), "{text}");
+    client.cancel().await.unwrap();
+
+    // The probe itself fails: still an answer, not exact, with the probe's failure as why.
+    let dir = tempfile::tempdir().unwrap();
+    let garbage = fake_probe(dir.path(), "garbage", "echo not-json; exit 1");
+    let client = connect_to("dgx-h100-healthy", &garbage).await;
+    let (sc, _) = ok_valid(
+        &client,
+        &tools,
+        "get_pod_gpu_allocation",
+        json!({"node_name": "local"}),
+    )
+    .await;
+    assert_eq!(sc["exact"], false);
+    let why = sc["why"].as_str().unwrap();
+    assert!(
+        why.starts_with("probe failed: ") && why.contains("unusable output"),
+        "{why}"
+    );
+    assert!(
+        sc.get("report").is_none() && sc.get("run").is_none(),
+        "{sc:#}"
+    );
     client.cancel().await.unwrap();
 }
 

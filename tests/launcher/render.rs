@@ -7,7 +7,7 @@ use std::process::Command;
 
 use common::*;
 
-const TOOLS: [&str; 9] = [
+const TOOLS: [&str; 10] = [
     "list_gpu_nodes",
     "get_gpu_inventory",
     "get_gpu_telemetry",
@@ -16,6 +16,7 @@ const TOOLS: [&str; 9] = [
     "snapshot_ecc",
     "get_gpu_health",
     "get_gpu_processes",
+    "get_pod_gpu_allocation",
     "describe_gpu_node",
 ];
 

@@ -8,6 +8,8 @@ use k8s_openapi::api::core::v1::{Container, Node, Pod};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use kube::api::{Api, ListParams};
 
+use gpu_diag::attribution::join::{ApiContainer, ApiPod, strip_runtime_scheme};
+
 use super::clients::Clients;
 use crate::cluster::{BoxFut, ClusterBackend, ClusterError, ContainerGpuUse, GpuNode, PodGpuUse};
 
@@ -144,6 +146,55 @@ pub fn pod_gpu_use(p: &Pod) -> PodGpuUse {
             })
             .map(container_use)
             .filter(|u| !u.requests.is_empty() || !u.limits.is_empty())
+            .collect(),
+    }
+}
+
+/// A pod reduced to what the joins need: names, UIDs (its own and, for a static pod's mirror, the
+/// kubelet's), phase, and per container its runtime id and GPU requests.
+pub fn api_pod(p: &Pod) -> ApiPod {
+    let spec = p.spec.as_ref();
+    let status = p.status.as_ref();
+    let ids: BTreeMap<&str, String> = status
+        .into_iter()
+        .flat_map(|s| {
+            s.container_statuses
+                .iter()
+                .flatten()
+                .chain(s.init_container_statuses.iter().flatten())
+                .chain(s.ephemeral_container_statuses.iter().flatten())
+        })
+        .filter_map(|c| {
+            c.container_id
+                .as_deref()
+                .filter(|id| !id.is_empty())
+                .map(|id| (c.name.as_str(), strip_runtime_scheme(id)))
+        })
+        .collect();
+    ApiPod {
+        namespace: p.metadata.namespace.clone().unwrap_or_default(),
+        name: p.metadata.name.clone().unwrap_or_default(),
+        uid: p.metadata.uid.clone().unwrap_or_default(),
+        mirror_uid: p
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get("kubernetes.io/config.mirror"))
+            .cloned(),
+        phase: status.and_then(|s| s.phase.clone()),
+        containers: spec
+            .into_iter()
+            .flat_map(|s| {
+                s.init_containers
+                    .iter()
+                    .flatten()
+                    .chain(s.containers.iter())
+            })
+            .map(|c| ApiContainer {
+                name: c.name.clone(),
+                container_id: ids.get(c.name.as_str()).cloned(),
+                gpu_requests: container_use(c).requests,
+            })
             .collect(),
     }
 }
@@ -357,6 +408,23 @@ impl ClusterBackend for KubeBackend {
 
     fn contexts(&self) -> Vec<String> {
         self.clients.contexts()
+    }
+
+    fn pods_on_node<'a>(
+        &'a self,
+        context: Option<&'a str>,
+        node: &'a str,
+    ) -> BoxFut<'a, Vec<ApiPod>> {
+        Box::pin(async move {
+            let client = self.clients.get(context).await?;
+            // Every phase: a process of a Succeeded pod still on a GPU is exactly what the join must name.
+            let pods: Api<Pod> = Api::all(client);
+            let list = pods
+                .list(&ListParams::default().fields(&format!("spec.nodeName={node}")))
+                .await
+                .map_err(|e| api_err("list pods", e))?;
+            Ok(list.items.iter().map(api_pod).collect())
+        })
     }
 
     fn cordon<'a>(

@@ -59,7 +59,7 @@ impl Clients {
                 format!("no kubeconfig found ($KUBECONFIG, ~/.kube/config) and not running in a cluster: {e}")
             })?;
             cfg.connect_timeout = Some(CONNECT_TIMEOUT);
-            let client = Client::try_from(cfg).map_err(|e| e.to_string())?;
+            let client = client_from_config(cfg).map_err(|e| e.to_string())?;
             return Ok(Self::from_client(client));
         };
         let ctx = match context {
@@ -180,5 +180,44 @@ async fn build(kc: &Kubeconfig, ctx: Option<&str>) -> Result<Client, ClusterErro
         .await
         .map_err(|e| ClusterError::Api(format!("kubeconfig context {ctx:?}: {e}")))?;
     cfg.connect_timeout = Some(CONNECT_TIMEOUT);
-    Client::try_from(cfg).map_err(|e| ClusterError::Api(format!("client for {ctx:?}: {e}")))
+    client_from_config(cfg).map_err(|e| ClusterError::Api(format!("client for {ctx:?}: {e}")))
+}
+
+/// kube's `Client::try_from(Config)` with one difference: TCP_NODELAY on. kube's builder keeps hyper's
+/// default (Nagle on); rustls then writes a request as two small segments and the second one waits for
+/// the API server's delayed ACK, about 40 ms on every delete and exec (measured on the testbed: a probe
+/// call went from 130 to 70 ms). Same layers otherwise: base URI, retry on 429/503/504, auth (incl. exec
+/// plugins and token refresh), extra headers, connect/read/write timeouts. With a proxy configured, kube's
+/// own builder handles the proxy protocols.
+pub fn client_from_config(cfg: Config) -> kube::Result<Client> {
+    use hyper_util::client::legacy::connect::HttpConnector;
+    use hyper_util::rt::TokioExecutor;
+    use kube::client::ConfigExt;
+    use kube::client::retry::RetryPolicy;
+    use tower::ServiceBuilder;
+    use tower::retry::RetryLayer;
+
+    if cfg.proxy_url.is_some() {
+        return Client::try_from(cfg);
+    }
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    http.set_nodelay(true);
+    let https = cfg.rustls_https_connector_with_connector(http)?;
+    let mut timed = hyper_timeout::TimeoutConnector::new(https);
+    timed.set_connect_timeout(cfg.connect_timeout);
+    timed.set_read_timeout(cfg.read_timeout);
+    timed.set_write_timeout(cfg.write_timeout);
+    let hyper = hyper_util::client::legacy::Client::builder(TokioExecutor::new()).build(timed);
+    let service = ServiceBuilder::new()
+        .layer(cfg.base_uri_layer())
+        .option_layer(
+            cfg.default_retry
+                .then(|| RetryLayer::new(RetryPolicy::server_retry())),
+        )
+        .option_layer(cfg.auth_layer()?)
+        .layer(cfg.extra_headers_layer()?)
+        .map_err(tower::BoxError::from)
+        .service(hyper);
+    Ok(Client::new(service, cfg.default_namespace))
 }
