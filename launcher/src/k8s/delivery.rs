@@ -61,9 +61,6 @@ pub enum Delivery {
     Copy,
 }
 
-/// Kubernetes architecture names (`status.nodeInfo.architecture`, GOARCH) this launcher can deliver for.
-pub const ARCHES: &[&str] = &["amd64", "arm64"];
-
 /// The launcher's own architecture in Kubernetes terms.
 pub fn launcher_arch() -> &'static str {
     kube_arch(std::env::consts::ARCH)
@@ -118,6 +115,11 @@ pub enum DeliveryError {
         looked: String,
         triple: String,
     },
+    #[error(
+        "node `{node}` is `{arch}`: copy delivery has node-probe builds for amd64 and arm64 only (use \
+         --probe-delivery image)"
+    )]
+    UnsupportedArch { node: String, arch: String },
     #[error("node-probe build {path}: {reason}")]
     BadBinary { path: String, reason: String },
 }
@@ -125,9 +127,8 @@ pub enum DeliveryError {
 /// The Rust target triple of a Kubernetes architecture (for the build hint).
 fn triple(arch: &str) -> String {
     match arch {
-        "amd64" => "x86_64-unknown-linux-gnu".into(),
         "arm64" => "aarch64-unknown-linux-gnu".into(),
-        other => format!("<{other} linux gnu target>"),
+        _ => "x86_64-unknown-linux-gnu".into(),
     }
 }
 
@@ -141,28 +142,24 @@ pub fn find_binary(
     if arch.is_empty() {
         return Err(DeliveryError::NoArch { node: node.into() });
     }
+    if elf_machine(arch).is_none() {
+        return Err(DeliveryError::UnsupportedArch {
+            node: node.into(),
+            arch: arch.into(),
+        });
+    }
     let c = candidates(dir, arch, launcher_arch);
-    if elf_machine(arch).is_some()
-        && let Some(p) = c.iter().find(|p| p.is_file())
-    {
+    if let Some(p) = c.iter().find(|p| p.is_file()) {
         return Ok(p.clone());
     }
     Err(DeliveryError::NoBinary {
         node: node.into(),
         arch: arch.into(),
-        looked: if elf_machine(arch).is_none() {
-            format!(
-                "nothing: this launcher delivers only for {} ",
-                ARCHES.join(", ")
-            )
-            .trim_end()
-            .to_string()
-        } else {
-            c.iter()
-                .map(|p| p.display().to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        },
+        looked: c
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", "),
         triple: triple(arch),
     })
 }

@@ -221,7 +221,24 @@ impl PodRunner {
         let out = match timeout_at(deadline, exec).await {
             Err(_) => return Err(timeout()),
             Ok(Err(ExecError::Forbidden(m))) => return Err(RunError::Forbidden(m)),
-            Ok(Err(ExecError::Failed(m))) => return Err(RunError::Exec(m)),
+            Ok(Err(ExecError::Failed(m))) => {
+                // The runtime's "executable file not found": node-probe (image) or sh (copy) is not there.
+                let missing = m.contains("executable file not found");
+                return Err(RunError::Exec(match &payload {
+                    Some(p) if missing => {
+                        format!(
+                            "{} ({m})",
+                            Failure::MissingTool("sh".into()).explain(&self.opts.image, p)
+                        )
+                    }
+                    None if missing => format!(
+                        "{m} (the probe image {} has no node-probe: check --probe-image, or use \
+                         --probe-delivery copy to stream node-probe into it)",
+                        self.opts.image
+                    ),
+                    _ => m,
+                }));
+            }
             Ok(Ok(o)) => o,
         };
         timings.push(timing(Phase::Probing, t));
