@@ -46,7 +46,16 @@ pub struct GlobalArgs {
     /// Expected GPU count: fewer answering GPUs is a "GPU missing" finding.
     #[arg(long, global = true, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub expect_gpus: Option<u32>,
+    /// Give up on NVML after this many seconds (plus `--watch`): a hung GPU or driver can block NVML
+    /// calls indefinitely, and the kernel log and host facts are still worth reporting then.
+    #[arg(long, global = true, value_name = "SECS", default_value_t = DEFAULT_NVML_TIMEOUT_SECS,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub nvml_timeout: u64,
 }
+
+/// Healthy NVML answers a full collection in well under a second; a GSP RPC timeout (Xid 119) takes 6 s
+/// per call, so 30 s separates "slow" from "hung" without eating the launcher's 120 s probe deadline.
+pub const DEFAULT_NVML_TIMEOUT_SECS: u64 = 30;
 
 #[derive(Debug, Subcommand, Clone)]
 pub enum Cmd {

@@ -1,6 +1,7 @@
 //! Picks the GPU source (NVML or a simulated scenario) and gathers the facts a command needs.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use gpu_diag::contract::{ErrorKind, ProbeError, ProbeMeta};
 use gpu_diag::facts::{FieldError, FieldErrorKind, NodeFacts, Reading, Sections};
@@ -17,6 +18,8 @@ pub enum SourceSpec {
     Nvml {
         host_root: PathBuf,
         nvml_lib: Option<PathBuf>,
+        /// How long NVML collection may take before the probe reports it hung and goes on without it.
+        nvml_timeout: Duration,
     },
     Simulated {
         name: String,
@@ -48,6 +51,7 @@ impl SourceSpec {
         Ok(SourceSpec::Nvml {
             host_root,
             nvml_lib: g.nvml_lib.clone(),
+            nvml_timeout: Duration::from_secs(g.nvml_timeout),
         })
     }
 }
@@ -160,9 +164,12 @@ pub fn collect(
         SourceSpec::Nvml {
             host_root,
             nvml_lib,
+            nvml_timeout,
         } => {
+            // `--watch` listens for that long on purpose.
+            let limit = *nvml_timeout + Duration::from_secs(u64::from(xid.watch.unwrap_or(0)));
             let mut facts =
-                match crate::nvml::collect(host_root, nvml_lib.as_deref(), sections, xid) {
+                match collect_nvml_bounded(host_root, nvml_lib.as_deref(), sections, xid, limit) {
                     Ok(f) => f,
                     // `xid` is about the kernel log: without NVML it still answers, only the PCI -> GPU
                     // index mapping is lost (identity lines in the log still give UUIDs).
@@ -185,6 +192,69 @@ pub fn collect(
             }
             Ok(facts)
         }
+    }
+}
+
+/// NVML collection on its own thread, abandoned after `limit`: calls into a hung GPU or driver can block
+/// for minutes (or forever, in the kernel). The thread is left behind; the process exits after printing.
+fn collect_nvml_bounded(
+    host_root: &Path,
+    lib: Option<&Path>,
+    sections: Sections,
+    xid: &XidArgs,
+    limit: Duration,
+) -> Result<NodeFacts, ProbeError> {
+    let (tx, rx) = std::sync::mpsc::sync_channel(1);
+    let (host_root, lib, xid) = (
+        host_root.to_path_buf(),
+        lib.map(Path::to_path_buf),
+        xid.clone(),
+    );
+    let spawned = std::thread::Builder::new()
+        .name("nvml".into())
+        .spawn(move || {
+            let _ = tx.send(crate::nvml::collect(
+                &host_root,
+                lib.as_deref(),
+                sections,
+                &xid,
+            ));
+        });
+    if let Err(e) = spawned {
+        return Err(ProbeError::new(
+            ErrorKind::Internal,
+            format!("cannot start the NVML thread: {e}"),
+        ));
+    }
+    match rx.recv_timeout(limit) {
+        Ok(result) => result,
+        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+            eprintln!(
+                "node-probe: NVML did not answer within {} s; reporting without it",
+                limit.as_secs()
+            );
+            Ok(nvml_hung(limit))
+        }
+        // The thread ended without sending: it panicked inside the NVML bindings.
+        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => Err(ProbeError::new(
+            ErrorKind::Internal,
+            "NVML collection stopped unexpectedly (panic in the NVML thread; see stderr)",
+        )),
+    }
+}
+
+/// The facts of a node whose NVML did not answer in time: no GPUs, and why.
+pub fn nvml_hung(limit: Duration) -> NodeFacts {
+    NodeFacts {
+        source: "nvml".into(),
+        device_count: Reading::Err(FieldError::with_message(
+            FieldErrorKind::Timeout,
+            format!(
+                "NVML did not answer within {} s (--nvml-timeout); a GPU or the driver is hung",
+                limit.as_secs()
+            ),
+        )),
+        ..NodeFacts::default()
     }
 }
 

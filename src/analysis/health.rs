@@ -109,6 +109,23 @@ pub fn judge(facts: &NodeFacts, opts: &AnalysisOptions) -> Vec<Finding> {
     for g in &facts.gpus {
         out.extend(judge_gpu(g));
     }
+    if let Some(e) = facts.device_count.err()
+        && e.error == FieldErrorKind::Timeout
+    {
+        // NVML blocking is itself the symptom: a GPU or GSP firmware not answering the driver.
+        out.push(finding(
+            "nvml.hung",
+            Severity::Critical,
+            None,
+            "NVML did not answer: a GPU or the driver is hung, so no GPU on this node can be read and work on it is likely stuck.".into(),
+            vec![format!(
+                "device_count = timeout{}",
+                e.message.as_deref().map_or(String::new(), |m| format!(" ({m})"))
+            )],
+            ActionKind::RebootNode,
+            "read the kernel log (get_xid_errors) for Xid 79, 119, 120 or 154 to find the GPU, then drain the node and reboot it; an in-band GPU reset needs a responsive driver".into(),
+        ));
+    }
     let answering = facts
         .gpus
         .iter()
@@ -462,6 +479,37 @@ mod tests {
             r.unreadable
                 .iter()
                 .any(|u| u.starts_with("gpu[4].thermal.gpu_temp_c"))
+        );
+    }
+
+    #[test]
+    fn nvml_timeout_is_a_critical_hang_and_an_incomplete_verdict() {
+        let facts = NodeFacts {
+            source: "nvml".into(),
+            device_count: Reading::Err(FieldError::with_message(
+                FieldErrorKind::Timeout,
+                "NVML did not answer within 30 s",
+            )),
+            ..NodeFacts::default()
+        };
+        let f = judge(&facts, &AnalysisOptions::default());
+        let hung: Vec<_> = f.iter().filter(|f| f.code == "nvml.hung").collect();
+        assert_eq!(hung.len(), 1, "{f:?}");
+        assert_eq!(hung[0].severity, Severity::Critical);
+        assert!(
+            hung[0].evidence[0].contains("within 30 s"),
+            "{:?}",
+            hung[0].evidence
+        );
+        // Not a timeout: no hang finding.
+        let ok = NodeFacts {
+            device_count: Reading::Ok(0),
+            ..NodeFacts::default()
+        };
+        assert!(
+            judge(&ok, &AnalysisOptions::default())
+                .iter()
+                .all(|f| f.code != "nvml.hung")
         );
     }
 

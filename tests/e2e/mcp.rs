@@ -37,6 +37,19 @@ pub struct Launcher {
     pub client: RunningService<RoleClient, ProgressClient>,
     pub pid: u32,
     pub log: PathBuf,
+    _log_cleanup: RemoveUnlessPanicking,
+}
+
+/// Removes the launcher's log when the test passes; a failing test keeps it for the post-mortem (its path
+/// is in the panic messages).
+struct RemoveUnlessPanicking(PathBuf);
+
+impl Drop for RemoveUnlessPanicking {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
 }
 
 /// `k8s-gpu-mcp serve` as `user` (its own kubeconfig file; KUBECONFIG cleared), probe pods in `ns`.
@@ -72,7 +85,12 @@ pub async fn start(tb: &Testbed, user: User, ns: &str, extra: &[&str]) -> Launch
             std::fs::read_to_string(&log).unwrap_or_default()
         )
     });
-    Launcher { client, pid, log }
+    Launcher {
+        client,
+        pid,
+        _log_cleanup: RemoveUnlessPanicking(log.clone()),
+        log,
+    }
 }
 
 impl Launcher {

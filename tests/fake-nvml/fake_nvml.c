@@ -18,6 +18,7 @@
  */
 #include <stddef.h>
 #include <stdio.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -135,7 +136,13 @@ nvmlReturn_t nvmlSystemGetDriverVersion(char *v, unsigned int len) { return copy
 nvmlReturn_t nvmlSystemGetNVMLVersion(char *v, unsigned int len) { return copy_str(v, len, "13.580.95.05"); }
 nvmlReturn_t nvmlSystemGetCudaDriverVersion_v2(int *v) { *v = 13000; return NVML_SUCCESS; }
 
-nvmlReturn_t nvmlDeviceGetCount_v2(unsigned int *n) { *n = NGPU; return NVML_SUCCESS; }
+/* With FAKE_NVML_HANG_SECS=N the device count blocks for N seconds: a GPU whose driver stopped answering. */
+nvmlReturn_t nvmlDeviceGetCount_v2(unsigned int *n) {
+    const char *hang = getenv("FAKE_NVML_HANG_SECS");
+    if (hang) sleep((unsigned)atoi(hang));
+    *n = NGPU;
+    return NVML_SUCCESS;
+}
 
 nvmlReturn_t nvmlDeviceGetHandleByIndex_v2(unsigned int i, nvmlDevice_t *d) {
     if (i >= NGPU) return NVML_ERROR_INVALID_ARGUMENT;

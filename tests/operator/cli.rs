@@ -5,7 +5,6 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::OnceLock;
 
 use serde_json::Value;
 
@@ -455,29 +454,9 @@ fn simulated_holder_scan_without_host_root_blocks() {
 
 // ---- NVML source (fake libnvidia-ml) ------------------------------------------------------------
 
-fn fake_lib() -> Option<&'static Path> {
-    static LIB: OnceLock<Option<PathBuf>> = OnceLock::new();
-    LIB.get_or_init(|| {
-        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fake-nvml/fake_nvml.c");
-        let dir = tempfile::tempdir().expect("tempdir").keep();
-        let out = dir.join("libnvidia-ml.so.1");
-        let cc = std::env::var("CC").unwrap_or_else(|_| "cc".to_string());
-        match Command::new(&cc)
-            .args(["-shared", "-fPIC", "-o"])
-            .arg(&out)
-            .arg(&src)
-            .status()
-        {
-            Ok(s) if s.success() => Some(out),
-            Ok(s) => panic!("{cc} failed to build the fake NVML ({s})"),
-            Err(e) => {
-                eprintln!("skipped: no C compiler ({cc}: {e})");
-                None
-            }
-        }
-    })
-    .as_deref()
-}
+#[path = "../fake-nvml/build.rs"]
+mod fake_nvml_build;
+use fake_nvml_build::fake_lib;
 
 #[test]
 fn nvml_kill_refusals_never_signal() {

@@ -2,38 +2,14 @@
 //! tests/fake-nvml/fake_nvml.c (4 GPUs: one healthy, one lost mid-collection, one without a handle, one in
 //! MIG mode; most NVML symbols absent) and reads a fake host root.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
-use std::sync::OnceLock;
 
 use serde_json::Value;
 
-/// The fake library, compiled once per test run; None when no C compiler exists.
-fn fake_lib() -> Option<&'static Path> {
-    static LIB: OnceLock<Option<PathBuf>> = OnceLock::new();
-    LIB.get_or_init(|| {
-        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fake-nvml/fake_nvml.c");
-        let dir = tempfile::tempdir().expect("tempdir").keep();
-        let out = dir.join("libnvidia-ml.so.1");
-        let cc = std::env::var("CC").unwrap_or_else(|_| "cc".to_string());
-        let status = Command::new(&cc)
-            .args(["-shared", "-fPIC", "-Wall", "-o"])
-            .arg(&out)
-            .arg(&src)
-            .status();
-        match status {
-            Ok(s) if s.success() => Some(out),
-            Ok(s) => {
-                panic!("{cc} failed to build the fake NVML ({s}): fix tests/fake-nvml/fake_nvml.c")
-            }
-            Err(e) => {
-                eprintln!("skipped: no C compiler ({cc}: {e}); the fake NVML tests need one");
-                None
-            }
-        }
-    })
-    .as_deref()
-}
+#[path = "../fake-nvml/build.rs"]
+mod fake_nvml_build;
+use fake_nvml_build::fake_lib;
 
 /// A fake host root (ripgrep's `Dir` idea).
 struct Dir(tempfile::TempDir);
@@ -610,4 +586,67 @@ fn watch_records_nvml_events() {
     // Without --watch there is no event section at all.
     let r = run_fake(lib, &root, "facts");
     assert!(r.doc["facts"].get("nvml_events").is_none());
+}
+
+#[test]
+fn hung_nvml_is_reported_with_the_kernel_log_not_waited_for() {
+    let Some(lib) = fake_lib() else { return };
+    let root = host_root();
+    let log = root.path().join("kern.log");
+    std::fs::write(
+        &log,
+        "[ 1234.567890] NVRM: Xid (PCI:0000:1b:00): 119, pid=4242, name=python3, Timeout after 6s of waiting for RPC response from GPU0 GSP! Expected function 76 (GSP_RM_CONTROL) (0x20800a4c 0x4).\n",
+    )
+    .unwrap();
+    let hang = Path::new("600");
+    let started = std::time::Instant::now();
+    let r = probe(
+        &[
+            "--nvml-lib",
+            lib.to_str().unwrap(),
+            "--host-root",
+            root.path().to_str().unwrap(),
+            "--nvml-timeout",
+            "1",
+            "health",
+        ],
+        &[("FAKE_NVML_HANG_SECS", hang)],
+    );
+    let took = started.elapsed();
+    // Bounded by the timeout, not by the 600 s hang (generous margin for a loaded machine).
+    assert!(took < std::time::Duration::from_secs(60), "took {took:?}");
+    assert_eq!(r.code, 0, "{}", r.doc);
+    let findings = r.doc["health"]["node_findings"]
+        .as_array()
+        .expect("findings");
+    let hung = findings
+        .iter()
+        .find(|f| f["code"] == "nvml.hung")
+        .unwrap_or_else(|| panic!("no nvml.hung finding: {}", r.doc));
+    assert_eq!(hung["severity"], "critical");
+    assert!(
+        hung["evidence"][0].as_str().unwrap().contains("within 1 s"),
+        "{hung}"
+    );
+    assert!(r.stderr.contains("NVML did not answer"), "{}", r.stderr);
+
+    // The kernel log is still read and decoded while NVML hangs.
+    let x = probe(
+        &[
+            "--nvml-lib",
+            lib.to_str().unwrap(),
+            "--host-root",
+            root.path().to_str().unwrap(),
+            "--nvml-timeout",
+            "1",
+            "xid",
+            "--log-file",
+            log.to_str().unwrap(),
+        ],
+        &[("FAKE_NVML_HANG_SECS", hang)],
+    );
+    assert_eq!(x.code, 0, "{}", x.doc);
+    let events = x.doc["xid"]["events"].as_array().expect("events");
+    assert_eq!(events.len(), 1, "{}", x.doc);
+    assert_eq!(events[0]["code"], 119, "{}", x.doc);
 }

@@ -53,13 +53,22 @@ pub fn main_scenario() -> String {
         if scenarios().iter().any(|s| s == "dgx-h100-xid79") {
             "dgx-h100-xid79".into()
         } else {
-            let p =
-                std::env::temp_dir().join(format!("k8s-gpu-mcp-empty-{}.json", std::process::id()));
-            std::fs::write(&p, "{}").unwrap();
-            p.display().to_string()
+            write_shared_file("empty.json", "{}").display().to_string()
         }
     })
     .clone()
+}
+
+/// A file under cargo's per-target scratch directory (not /tmp, so nothing piles up there). Test binaries run
+/// in parallel and share it: write to a private name, then rename, so a reader never sees a partial file.
+fn write_shared_file(name: &str, content: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("launcher-tests");
+    std::fs::create_dir_all(&dir).unwrap();
+    let p = dir.join(name);
+    let tmp = dir.join(format!("{name}.{}", std::process::id()));
+    std::fs::write(&tmp, content).unwrap();
+    std::fs::rename(&tmp, &p).unwrap();
+    p
 }
 
 /// A fake node-probe written as a script: lets tests make the probe hang, crash or print garbage.
@@ -115,11 +124,9 @@ pub fn wait_dead(pid: u32, secs: u64) -> bool {
 pub fn empty_fixture() -> String {
     static S: OnceLock<String> = OnceLock::new();
     S.get_or_init(|| {
-        let dir = std::env::temp_dir().join(format!("k8s-gpu-mcp-test-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let p = dir.join("empty-node.json");
-        std::fs::write(&p, "{}").unwrap();
-        p.display().to_string()
+        write_shared_file("empty-node.json", "{}")
+            .display()
+            .to_string()
     })
     .clone()
 }

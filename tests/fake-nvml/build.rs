@@ -1,0 +1,36 @@
+//! Builds tests/fake-nvml/fake_nvml.c into a `libnvidia-ml.so.1` once per test binary, under cargo's
+//! scratch directory (nothing left in /tmp). Shared by the probe and operator tests with `#[path]`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+/// The fake library; None (with a note on stderr) when no C compiler exists.
+pub fn fake_lib() -> Option<&'static Path> {
+    static LIB: OnceLock<Option<PathBuf>> = OnceLock::new();
+    LIB.get_or_init(|| {
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fake-nvml/fake_nvml.c");
+        // Per process: test binaries run in parallel and each builds its own copy.
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("fake-nvml-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("fake NVML directory");
+        let out = dir.join("libnvidia-ml.so.1");
+        let cc = std::env::var("CC").unwrap_or_else(|_| "cc".to_string());
+        match Command::new(&cc)
+            .args(["-shared", "-fPIC", "-Wall", "-o"])
+            .arg(&out)
+            .arg(&src)
+            .status()
+        {
+            Ok(s) if s.success() => Some(out),
+            Ok(s) => {
+                panic!("{cc} failed to build the fake NVML ({s}): fix tests/fake-nvml/fake_nvml.c")
+            }
+            Err(e) => {
+                eprintln!("skipped: no C compiler ({cc}: {e}); the fake NVML tests need one");
+                None
+            }
+        }
+    })
+    .as_deref()
+}
