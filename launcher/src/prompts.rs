@@ -62,7 +62,8 @@ impl Launcher {
              snapshot_ecc; thermal, power or clock findings -> get_gpu_telemetry; NVLink, fabric or P2P \
              findings -> inspect_topology; a missing GPU -> get_gpu_inventory.\n\
              3. Before recommending a GPU reset, drain or reboot, call get_gpu_processes and \
-             get_pod_gpu_allocation (cluster mode) to name the workloads that would be interrupted.\n\
+             get_pod_gpu_allocation to name the workloads that would be interrupted (exact device ids when \
+             the probe reaches the kubelet).\n\
              4. Answer with: verdict, root cause (with the evidence lines), impact on workloads, and the \
              least disruptive action that fixes it. Say plainly when the facts are incomplete.",
             node = a.node_name
@@ -132,8 +133,8 @@ impl Launcher {
              running, or NUMA affinity mismatches all slow all-reduce.\n\
              4. For `slow`, call get_gpu_telemetry: thermal or power throttling and clocks below max on \
              one node slow every rank.\n\
-             5. Call get_gpu_processes (and get_pod_gpu_allocation in a cluster) to spot foreign processes \
-             sharing the job's GPUs.\n\
+             5. Call get_gpu_processes and get_pod_gpu_allocation to spot processes outside the job's pods \
+             on the job's GPUs.\n\
              6. Answer with the culprit (node, GPU, link), the evidence, and what to do (exclude the node, \
              reset the GPU, restart fabric manager, fix placement).",
             nodes = a.nodes

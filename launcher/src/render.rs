@@ -250,8 +250,9 @@ pub fn pod_allocation(p: &PodAllocation) -> String {
     } else if p.exact {
         if p.assignment.is_empty() {
             out.push_str("no pod holds or requests GPUs on this node\n");
+        } else {
+            out.push_str("pods (GPU requests per the API server, devices per the kubelet):\n");
         }
-        out.push_str("pods:\n");
         for a in &p.assignment {
             let seen = match a.seen_by {
                 SeenBy::Both => "",
@@ -717,6 +718,77 @@ fn render_value(v: &Value, indent: usize, out: &mut String) {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// The exact cluster view: the zombie scenario's kubelet assignment joined with an API server that
+    /// knows train-0 (Running, 1 GPU) and a pending pod, but not notebook-bob.
+    #[test]
+    fn exact_allocation_shows_devices_per_pod_and_both_sides() {
+        use gpu_diag::attribution::join::{ApiContainer, ApiPod, join_allocation};
+        use gpu_diag::contract::Report;
+        let sc = gpu_diag::scenarios::find("h100-zombie-process").expect("scenario");
+        let facts = gpu_diag::scenarios::parse(sc.json).unwrap();
+        let Report::Allocation(report) =
+            gpu_diag::analyze(gpu_diag::Command::Allocation, &facts, &Default::default())
+        else {
+            panic!("not an allocation report")
+        };
+        let gpu = |n| std::collections::BTreeMap::from([("nvidia.com/gpu".to_string(), n)]);
+        let api = [
+            ApiPod {
+                namespace: "ml".into(),
+                name: "train-0".into(),
+                uid: "6b7c8d9e-0f1a-4b2c-8d3e-4f5a6b7c8d9e".into(),
+                phase: Some("Running".into()),
+                containers: vec![ApiContainer {
+                    name: "trainer".into(),
+                    gpu_requests: gpu(1),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            },
+            ApiPod {
+                namespace: "ml".into(),
+                name: "train-1".into(),
+                uid: "u".into(),
+                phase: Some("Pending".into()),
+                containers: vec![ApiContainer {
+                    name: "trainer".into(),
+                    gpu_requests: gpu(2),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            },
+        ];
+        let j = join_allocation(&report, &api);
+        let out = PodAllocation {
+            node: "gpu-node-8".into(),
+            context: None,
+            exact: true,
+            why: None,
+            gpu_capacity: Some(2),
+            gpu_allocatable: Some(2),
+            gpu_allocated: Some(3),
+            requested_by_resource: gpu(3),
+            pods: vec![],
+            api_why: None,
+            assignment: j.pods,
+            join_findings: j.findings,
+            run: None,
+            report: Some(report),
+        };
+        let text = pod_allocation(&out);
+        for want in [
+            "GPU pods on node gpu-node-8: capacity 2, allocatable 2, allocated 3\n",
+            "assignment: exact (the kubelet's PodResources API)\n",
+            "- [WARNING] GPU 0 alloc.assigned_not_in_api: The kubelet still assigns 1 GPU device(s) to research/notebook-bob",
+            "pods (GPU requests per the API server, devices per the kubelet):\n- ml/train-0 (Running)\n    trainer: requests nvidia.com/gpu=1\n      nvidia.com/gpu GPU-0217384d-3e91-e914-50cc-8f24b1e8532c -> GPU 1\n",
+            "- ml/train-1 (Pending) [API server only]\n    note: the pod is not running yet",
+            "- research/notebook-bob [kubelet only]\n",
+            "- GPU 1 assigned to ml/train-0 (trainer); processes: PID 51022 (python3) 57579 MiB in ml/train-0 [allocated]\n",
+        ] {
+            assert!(text.contains(want), "missing {want:?} in:\n{text}");
+        }
+    }
 
     #[test]
     fn generic_body_is_compact_and_shows_reading_errors() {

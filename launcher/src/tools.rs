@@ -557,7 +557,7 @@ the request-based view with `exact: false` and why. Pods only one side knows are
 processes on each GPU are attributed to pods through their cgroups. Use it for 'which pod is using GPU 3?', \
 to find whose job runs on a suspect GPU, or why GPU pods stay Pending. One node per call; in local mode \
 only the kubelet's view is shown.",
-        annotations(read_only_hint = true, destructive_hint = false, idempotent_hint = true, open_world_hint = true),
+        annotations(read_only_hint = true, destructive_hint = false, idempotent_hint = false, open_world_hint = true),
         output_schema = crate::server::output_schema::<PodAllocation>(),
         input_schema = crate::server::input_schema::<NodeArgs>()
     )]

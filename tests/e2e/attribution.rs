@@ -362,5 +362,14 @@ async fn allocation_and_processes_are_joined_with_real_pods() {
     );
     l.stop().await;
     no_pods();
-    tb.kubectl(&["delete", "namespace", &wl, "--wait=false"]);
+    // The workloads go too (no controller-manager here would empty a deleted namespace).
+    tb.kubectl(&[
+        "-n",
+        &wl,
+        "delete",
+        "pods",
+        "--all",
+        "--grace-period=0",
+        "--wait=false",
+    ]);
 }
