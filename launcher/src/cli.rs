@@ -135,6 +135,18 @@ pub struct ClusterArgs {
     #[arg(long, global = true, value_name = "SECS", default_value_t = 120,
           value_parser = clap::value_parser!(u64).range(1..=86400))]
     pub probe_deadline: u64,
+    /// How node-probe gets into the probe container. `image`: --probe-image has node-probe on its PATH.
+    /// `copy`: --probe-image is only a base (any glibc image with sh, tar, head, sha256sum, e.g. one the
+    /// node already has cached); the launcher streams the node-probe build for the node's architecture in over
+    /// exec, checks its SHA-256 there and runs it. `auto`: `copy` when --probe-bin-dir is given, else `image`.
+    #[arg(long, global = true, value_name = "HOW", default_value = "auto",
+          value_parser = ["auto", "image", "copy"])]
+    pub probe_delivery: String,
+    /// Copy delivery: directory with node-probe builds named node-probe-linux-amd64 / node-probe-linux-arm64
+    /// (or amd64/node-probe, arm64/node-probe); default: next to this executable, where a plain `node-probe`
+    /// also serves nodes of the launcher's own architecture.
+    #[arg(long, global = true, value_name = "DIR")]
+    pub probe_bin_dir: Option<PathBuf>,
     /// Ephemeral mode: the pod to add the probe container to, `namespace/pod[/container]`.
     #[arg(long, global = true, value_name = "NS/POD[/CONTAINER]")]
     pub target_pod: Option<String>,

@@ -130,6 +130,8 @@ fn k8s_config(cfg: &Config) -> k8s::K8sConfig {
         }),
         operator_mode: cfg.mode == cli::Mode::Operator,
         target_pod: c.target_pod.clone(),
+        probe_delivery: c.probe_delivery.parse().unwrap_or_default(),
+        probe_bin_dir: c.probe_bin_dir.clone(),
         ..Default::default()
     }
 }

@@ -3,6 +3,7 @@
 # table:
 #   1. p50/p95 of one get_gpu_health call through the launcher (a running `serve`, over MCP stdio) vs the same
 #      steps scripted with kubectl (create -> wait Ready -> exec node-probe -> delete), same user, same node;
+#      plus the same calls with copy delivery (node-probe streamed into a plain base image) and the difference;
 #   2. scan_gpu_nodes over 100 and 1000 kwok nodes: wall time, launcher peak RSS, API requests per node (from
 #      the apiserver's audit log of the launcher's user), pods left behind;
 #   3. the launcher's per-phase timings (from the results' run.timings).
@@ -127,6 +128,21 @@ for i in $(seq 0 "$CALLS"); do
 done
 python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert "probe" in d, d' "$WORK/kubectl-out.json"
 
+# 1c. copy delivery: the same calls, node-probe (a stripped copy of the same build) streamed over exec into a
+# plain base image; the first (warm-up) call also reads, hashes and archives it.
+mkdir -p "$WORK/probes"
+strip -o "$WORK/probes/node-probe-linux-amd64" "$BINDIR/node-probe"
+COPY_SERVER_JSON=$(python3 -c 'import json,sys;print(json.dumps(sys.argv[1:]))' "$LAUNCHER" serve \
+  --kubeconfig "$TESTBED_READER_KUBECONFIG" --namespace "$NS" \
+  --probe-delivery copy --probe-bin-dir "$WORK/probes" --probe-image debian:bookworm-slim)
+log "launcher, copy delivery: $CALLS x get_gpu_health"
+cat >"$WORK/plan-health-copy.json" <<EOF
+{"server": $COPY_SERVER_JSON, "stderr": "$WORK/launcher-health-copy.log",
+ "calls": [{"tool": "get_gpu_health", "arguments": {"node_name": "gpu-node-1"}, "repeat": $((CALLS + 1))}]}
+EOF
+python3 tests/bench/mcp_call.py "$WORK/plan-health-copy.json" >"$WORK/health-copy.json"
+stat -c %s "$WORK/probes/node-probe-linux-amd64" >"$WORK/probe-bytes"
+
 # 2. scans.
 : >"$WORK/scans.txt"
 for S in $SCALES; do
@@ -195,6 +211,16 @@ print("|---|---|---|---|")
 print(f"| launcher (serve, MCP stdio) | {len(lm)} | {pct(lm,50):.0f} | {pct(lm,95):.0f} |")
 print(f"| kubectl create → wait → exec → delete | {len(km)} | {pct(km,50):.0f} | {pct(km,95):.0f} |")
 print(f"| **ratio kubectl / launcher** | | **{pct(km,50)/pct(lm,50):.1f}×** | **{pct(km,95)/pct(lm,95):.1f}×** |")
+hc = json.load(open(f"{work}/health-copy.json"))
+cres = hc["results"][1:]
+cerrs = [r for r in cres if r["is_error"]]
+if cerrs:
+    sys.exit(f"launcher get_gpu_health (copy delivery) failed: {cerrs[0]['text']}")
+cm = [r["ms"] for r in cres]
+pb = int(open(f"{work}/probe-bytes").read())
+print(f"| launcher, copy delivery ({pb/1e6:.1f} MB node-probe streamed per call) | {len(cm)} | {pct(cm,50):.0f} | {pct(cm,95):.0f} |")
+print(f"| **copy delivery − image** | | **{pct(cm,50)-pct(lm,50):+.0f}** | **{pct(cm,95)-pct(lm,95):+.0f}** |")
+print(f"\ncopy delivery's first call (also reads, checks, hashes and archives node-probe): {hc['results'][0]['ms']:.0f} ms")
 
 print("\n## 2. scan_gpu_nodes (check health, concurrency %s)\n" % conc)
 print("| nodes | ok | failed | wall s | launcher peak RSS MB | API requests / node | pods left |")

@@ -54,10 +54,25 @@ impl Drop for RemoveUnlessPanicking {
 
 /// `k8s-gpu-mcp serve` as `user` (its own kubeconfig file; KUBECONFIG cleared), probe pods in `ns`.
 pub async fn start(tb: &Testbed, user: User, ns: &str, extra: &[&str]) -> Launcher {
+    start_with_env(tb, user, ns, extra, &[]).await
+}
+
+/// [`start`] with extra environment variables for the launcher.
+pub async fn start_with_env(
+    tb: &Testbed,
+    user: User,
+    ns: &str,
+    extra: &[&str],
+    envs: &[(&str, &str)],
+) -> Launcher {
     let log = std::env::temp_dir().join(format!("{}.log", unique("k8s-gpu-mcp-e2e-launcher")));
     let kubeconfig = tb.kubeconfig(user);
     let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
     let ns = ns.to_string();
+    let envs: Vec<(String, String)> = envs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
     let cmd = tokio::process::Command::new(LAUNCHER).configure(|c| {
         c.arg("serve")
             .arg("--kubeconfig")
@@ -65,7 +80,8 @@ pub async fn start(tb: &Testbed, user: User, ns: &str, extra: &[&str]) -> Launch
             .args(["--namespace", &ns])
             .args(&extra)
             .env_remove("KUBECONFIG")
-            .env("RUST_LOG", "info,k8s_gpu_mcp=debug");
+            .env("RUST_LOG", "info,k8s_gpu_mcp=debug")
+            .envs(envs.iter().map(|(k, v)| (k.as_str(), v.as_str())));
     });
     let (transport, _) = TokioChildProcess::builder(cmd)
         .stderr(Stdio::from(

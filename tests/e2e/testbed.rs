@@ -134,6 +134,8 @@ pub enum Kubelet {
     Kwok,
     /// A second kwok whose `node-probe` prints garbage.
     Garbage,
+    /// A third kwok whose exec'd commands find no `tar` (copy delivery into an image without tar).
+    NoTar,
     /// Nobody: the node keeps the status it was created with, so pods there never start (`ready: true`)
     /// or it is NotReady (`ready: false`).
     None,
@@ -150,6 +152,8 @@ pub struct FakeNode {
     pub kubelet: Kubelet,
     pub ready: bool,
     pub labels: Vec<(String, String)>,
+    /// `status.nodeInfo.architecture` (and the `kubernetes.io/arch` label).
+    pub arch: String,
 }
 
 impl FakeNode {
@@ -162,6 +166,7 @@ impl FakeNode {
             kubelet: Kubelet::Kwok,
             ready: true,
             labels: Vec::new(),
+            arch: "amd64".into(),
         }
     }
     pub fn without_kubelet(name: &str, ready: bool) -> Self {
@@ -177,6 +182,17 @@ impl FakeNode {
             kubelet: Kubelet::Garbage,
             scenario: None,
             ..FakeNode::gpu(name, "")
+        }
+    }
+    pub fn arch(mut self, arch: &str) -> Self {
+        self.arch = arch.into();
+        self
+    }
+    /// A node whose kubelet (the third kwok) runs exec'd commands without `tar` on PATH.
+    pub fn without_tar(name: &str, scenario: &str) -> Self {
+        FakeNode {
+            kubelet: Kubelet::NoTar,
+            ..FakeNode::gpu(name, scenario)
         }
     }
     pub fn product(mut self, product: &str) -> Self {
@@ -369,6 +385,7 @@ impl Testbed {
                     match node.kubelet {
                         Kubelet::Kwok => "fake",
                         Kubelet::Garbage => "garbage",
+                        Kubelet::NoTar => "notar",
                         Kubelet::None => "none",
                     }
                 ))
@@ -377,6 +394,7 @@ impl Testbed {
                     "ready={}",
                     if node.ready { "True" } else { "False" }
                 ))
+                .arg(format!("arch={}", node.arch))
                 .env("TESTBED_KWOK_PORT", self.var("TESTBED_KWOK_PORT"))
                 .env_remove("TESTBED_DIR");
             let out = cmd.output().expect("testbed.sh node");

@@ -3,6 +3,7 @@
 
 mod backend;
 mod clients;
+mod delivery;
 mod ephemeral;
 mod exec;
 mod live;
@@ -11,4 +12,5 @@ mod mock;
 mod operator;
 mod pod_runner;
 mod pod_spec;
+mod stream_exec;
 mod sweep;

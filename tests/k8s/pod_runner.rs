@@ -320,10 +320,36 @@ async fn exec_failure_is_reported_and_pod_deleted() {
     let (r, log) = runner(Api::default(), exec);
     let (res, _) = run(&r, Duration::from_secs(10)).await;
     match res {
-        Err(RunError::Exec(m)) => assert!(m.contains("executable file not found"), "{m}"),
+        Err(RunError::Exec(m)) => {
+            assert!(m.contains("executable file not found"), "{m}");
+            // The image has no node-probe: say which image and that copy delivery exists.
+            assert!(m.contains("ghcr.io/k8s-gpu-mcp/node-probe:v0.1.0"), "{m}");
+            assert!(m.contains("--probe-delivery copy"), "{m}");
+        }
         other => panic!("expected Exec, got {other:?}"),
     }
     assert_eq!(created_and_deleted(&log).1, 1);
+}
+
+/// Copy delivery picks the build by the node's architecture before any pod exists: a node that reports none
+/// (or one without a build) fails with the reason, and no pod is created.
+#[tokio::test]
+async fn copy_delivery_without_a_build_creates_no_pod() {
+    let exec = FakeExec::ok_stdout(&version_document(), 0);
+    let (mut r, log) = runner(Api::default(), exec);
+    let dir = tempfile::tempdir().unwrap();
+    r.copy = Some(Arc::new(crate::k8s::delivery::ProbeBinaries::new(
+        dir.path().into(),
+    )));
+    let (res, _) = run(&r, Duration::from_secs(10)).await;
+    match res {
+        Err(RunError::Other(m)) => assert!(m.contains("reports no architecture"), "{m}"),
+        other => panic!("expected the delivery error, got {other:?}"),
+    }
+    assert!(
+        !log.lock().unwrap().iter().any(|r| r.method == "POST"),
+        "no pod may be created"
+    );
 }
 
 #[tokio::test]

@@ -75,6 +75,52 @@ fn pod_host_driver_operator() {
     snap!("pod_host_driver_operator", p);
 }
 
+/// Copy delivery on the default combination: a plain base image, node-probe extracted onto a memory-backed
+/// emptyDir at /run/node-probe (NODE_PROBE_DIR), nothing else changed.
+#[test]
+fn pod_copy_delivery_host_driver_read_only() {
+    let mut o = opts(DriverMode::HostLibrary, AccessMode::ReadOnly);
+    o.image = "ubuntu:24.04".into();
+    let mut p = pod::probe_pod(&call(), &o);
+    let before = p.clone();
+    pod::apply_copy_delivery(&mut p);
+    let spec = p.spec.as_ref().unwrap();
+    let vol = spec
+        .volumes
+        .as_ref()
+        .unwrap()
+        .iter()
+        .find(|v| v.name == pod::DELIVERY_VOLUME)
+        .expect("delivery volume");
+    let ed = vol.empty_dir.as_ref().expect("emptyDir");
+    assert_eq!(
+        ed.medium.as_deref(),
+        Some("Memory"),
+        "tmpfs: nothing on the node's disk"
+    );
+    let c = &spec.containers[0];
+    assert!(
+        c.volume_mounts
+            .as_ref()
+            .unwrap()
+            .iter()
+            .any(|m| m.name == pod::DELIVERY_VOLUME
+                && m.mount_path == pod::DELIVERY_MOUNT
+                && m.read_only.is_none())
+    );
+    assert!(
+        c.env
+            .as_ref()
+            .unwrap()
+            .iter()
+            .any(|e| e.name == "NODE_PROBE_DIR" && e.value.as_deref() == Some(pod::DELIVERY_MOUNT))
+    );
+    // The host root stays read-only; only the spec parts above changed.
+    assert_eq!(c.volume_mounts.as_ref().unwrap()[0].read_only, Some(true));
+    assert_eq!(spec.node_name, before.spec.as_ref().unwrap().node_name);
+    snap!("pod_copy_delivery_host_driver_read_only", p);
+}
+
 #[test]
 fn ephemeral_runtime_class() {
     let p = pod::probe_pod(

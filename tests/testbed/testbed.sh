@@ -12,6 +12,9 @@
 #                         into the node -> scenario map when TESTBED_DIR is set.
 #
 #                         managed=garbage: a kwok whose node-probe prints garbage; label=KEY=VALUE adds a label.
+#                         managed=notar: a kwok whose PATH has sh, head, sha256sum, mktemp, rm but no tar (copy
+#                         delivery's missing-tool path); arch=amd64|arm64 sets kubernetes.io/arch and
+#                         status.nodeInfo.architecture (kwok keeps it).
 #   testbed.sh nodes PREFIX COUNT SCENARIO [key=value...]   the same for PREFIX-1..PREFIX-COUNT.
 # Inputs (env): TESTBED_BIN (etcd, kube-apiserver, kwok; default: run build.sh), TESTBED_PROBE_DIR (a directory
 # holding the node-probe binary, put first on kwok's PATH so kwok exec finds it), TESTBED_KWOK_EXTRA_PATH,
@@ -95,7 +98,7 @@ cmd_up() {
   for b in etcd kube-apiserver kwok; do [ -x "$BIN/$b" ] || die "$BIN/$b missing: run tests/testbed/build.sh"; done
   [ -f "$SHARE/kwok-stages.yaml" ] || die "$SHARE/kwok-stages.yaml missing: run tests/testbed/build.sh"
 
-  read -r ETCD_PORT ETCD_PEER_PORT KAS_PORT KWOK_PORT KWOK_GARBAGE_PORT < <(free_ports 5)
+  read -r ETCD_PORT ETCD_PEER_PORT KAS_PORT KWOK_PORT KWOK_GARBAGE_PORT KWOK_NOTAR_PORT < <(free_ports 6)
 
   # PKI: one CA that signs the apiserver's serving certificate (and kwok's, for its kubelet port), an EC key
   # pair for service-account tokens. EC keys: generated in milliseconds, unlike RSA.
@@ -242,6 +245,23 @@ EOF
   wait_for 30 kwok-garbage curl -fsSk "https://127.0.0.1:$KWOK_GARBAGE_PORT/healthz" ||
     die "second kwok not serving (see $DIR/kwok-garbage.log)"
 
+  # A third kwok for nodes annotated kwok.x-k8s.io/node=notar: its exec'd commands see a PATH with the tools
+  # copy delivery's script needs except tar (an image without tar).
+  mkdir -p "$DIR/notar-bin"
+  local t
+  for t in sh head sha256sum mktemp rm; do ln -s "$(command -v "$t")" "$DIR/notar-bin/$t"; done
+  PATH=$DIR/notar-bin "$BIN/kwok" \
+    --kubeconfig="$DIR/admin.kubeconfig" \
+    --config="$SHARE/kwok-stages.yaml" --config="$DIR/kwok-exec.yaml" \
+    --manage-all-nodes=false --manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=notar \
+    --node-ip=127.0.0.1 --node-port="$KWOK_NOTAR_PORT" --server-address="127.0.0.1:$KWOK_NOTAR_PORT" \
+    --tls-cert-file="$PKI/serving.crt" --tls-private-key-file="$PKI/serving.key" \
+    --node-lease-duration-seconds=40 \
+    >"$DIR/kwok-notar.log" 2>&1 &
+  PIDS+=($!)
+  wait_for 30 kwok-notar curl -fsSk "https://127.0.0.1:$KWOK_NOTAR_PORT/healthz" ||
+    die "third kwok not serving (see $DIR/kwok-notar.log)"
+
   cat >"$DIR/env" <<EOF
 TESTBED_DIR='$DIR'
 TESTBED_SERVER='https://127.0.0.1:$KAS_PORT'
@@ -257,6 +277,7 @@ TESTBED_NOBODY_TOKEN='$NOBODY_TOKEN'
 TESTBED_SCENARIO_MAP='$DIR/scenario-map.json'
 TESTBED_KWOK_PORT='$KWOK_PORT'
 TESTBED_KWOK_GARBAGE_PORT='$KWOK_GARBAGE_PORT'
+TESTBED_KWOK_NOTAR_PORT='$KWOK_NOTAR_PORT'
 TESTBED_ETCD_PORT='$ETCD_PORT'
 TESTBED_KAS_PORT='$KAS_PORT'
 TESTBED_PIDS='${PIDS[*]}'
@@ -281,13 +302,13 @@ cmd_node() {
   shift || true
   shift || true
   local gpus=8 product=NVIDIA-H100-80GB-HBM3 family=hopper memory=81559 cc_major=9 cc_minor=0
-  local driver_major=550 managed=fake ready=True extra_labels=""
+  local driver_major=550 managed=fake ready=True extra_labels="" arch=amd64
   for kv in "$@"; do
     case $kv in
       label=*=*)
         local l=${kv#label=}
         extra_labels+=$'\n'"    ${l%%=*}: \"${l#*=}\"" ;;
-      gpus=* | product=* | family=* | memory=* | cc_major=* | cc_minor=* | driver_major=* | managed=* | ready=*)
+      gpus=* | product=* | family=* | memory=* | cc_major=* | cc_minor=* | driver_major=* | managed=* | ready=* | arch=*)
         local "${kv?}" ;;
       *) die "unknown node option $kv" ;;
     esac
@@ -317,7 +338,7 @@ metadata:
   labels:
     kubernetes.io/hostname: $name
     kubernetes.io/os: linux
-    kubernetes.io/arch: amd64
+    kubernetes.io/arch: $arch
     type: kwok
     nvidia.com/gpu.present: "true"
     nvidia.com/gpu.count: "$gpus"
@@ -338,6 +359,8 @@ status:
   - {type: Hostname, address: $name}
   capacity: {cpu: "192", memory: 2Ti, pods: "110", nvidia.com/gpu: "$gpus"}
   allocatable: {cpu: "192", memory: 2Ti, pods: "110", nvidia.com/gpu: "$gpus"}
+  nodeInfo: {architecture: $arch, operatingSystem: linux, bootID: "", containerRuntimeVersion: "", kernelVersion: "",
+    kubeProxyVersion: "", kubeletVersion: "", machineID: "", osImage: "", systemUUID: ""}
 EOF
   if [ "$managed" = none ]; then
     local port=${TESTBED_KWOK_PORT:-10250}

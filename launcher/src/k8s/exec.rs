@@ -42,6 +42,23 @@ pub trait ProbeExec: Send + Sync {
         container: &'a str,
         argv: Vec<String>,
     ) -> ExecFuture<'a>;
+
+    /// Run `argv` with `stdin` as its standard input (copy delivery). Transports that cannot say so.
+    fn exec_stdin<'a>(
+        &'a self,
+        _client: Client,
+        _namespace: &'a str,
+        _pod: &'a str,
+        _container: &'a str,
+        _argv: Vec<String>,
+        _stdin: std::sync::Arc<Vec<u8>>,
+    ) -> ExecFuture<'a> {
+        Box::pin(async {
+            Err(ExecError::Failed(
+                "this exec transport cannot send stdin (copy delivery)".into(),
+            ))
+        })
+    }
 }
 
 /// Exec over the API server's websocket (v5.channel.k8s.io, v4 fallback).
@@ -79,13 +96,10 @@ impl ProbeExec for WebsocketExec {
                 .stderr(true)
                 .max_stdout_buf_size(64 * 1024)
                 .max_stderr_buf_size(16 * 1024);
-            let mut proc = pods.exec(pod, argv, &ap).await.map_err(|e| match e {
-                kube::Error::Api(s) if s.is_forbidden() => ExecError::Forbidden(format!(
-                    "exec in {namespace}/{pod} needs get+create on pods/exec: {}",
-                    s.message
-                )),
-                e => ExecError::Failed(format!("exec in {namespace}/{pod}: {e}")),
-            })?;
+            let mut proc = pods
+                .exec(pod, argv, &ap)
+                .await
+                .map_err(|e| connect_error(namespace, pod, e))?;
             let (Some(mut out), Some(mut err), Some(status)) =
                 (proc.stdout(), proc.stderr(), proc.take_status())
             else {
@@ -107,32 +121,78 @@ impl ProbeExec for WebsocketExec {
                 stdout.map_err(|e| ExecError::Failed(format!("reading stdout: {e}")))?;
             let stderr_tail =
                 stderr.map_err(|e| ExecError::Failed(format!("reading stderr: {e}")))?;
-            let Some(status) = status else {
-                return Err(ExecError::Failed(format!(
-                    "the exec stream closed without an exit status after {} bytes of stdout (pod killed, \
-                     deadline reached, or connection lost); stderr: {stderr_tail}",
-                    stdout.len()
-                )));
-            };
-            let exit_code = exit_code(&status).ok_or_else(|| {
-                ExecError::Failed(format!(
-                    "node-probe could not be started: {}{}",
-                    status.message.as_deref().unwrap_or("no message"),
-                    if stderr_tail.is_empty() {
-                        String::new()
-                    } else {
-                        format!("; stderr: {stderr_tail}")
-                    }
-                ))
-            })?;
-            Ok(ExecOutput {
-                stdout,
-                stdout_truncated,
-                stderr_tail,
-                exit_code,
-            })
+            output_from_status(stdout, stdout_truncated, stderr_tail, status)
         })
     }
+
+    fn exec_stdin<'a>(
+        &'a self,
+        client: Client,
+        namespace: &'a str,
+        pod: &'a str,
+        container: &'a str,
+        argv: Vec<String>,
+        stdin: std::sync::Arc<Vec<u8>>,
+    ) -> ExecFuture<'a> {
+        Box::pin(async move {
+            super::stream_exec::exec_with_stdin(
+                &client,
+                namespace,
+                pod,
+                container,
+                argv,
+                &stdin,
+                self.max_stdout,
+                self.stderr_tail_bytes,
+            )
+            .await
+        })
+    }
+}
+
+/// The error of opening an exec session.
+pub fn connect_error(namespace: &str, pod: &str, e: kube::Error) -> ExecError {
+    match e {
+        kube::Error::Api(s) if s.is_forbidden() => ExecError::Forbidden(format!(
+            "exec in {namespace}/{pod} needs get+create on pods/exec: {}",
+            s.message
+        )),
+        e => ExecError::Failed(format!("exec in {namespace}/{pod}: {e}")),
+    }
+}
+
+/// What an exec session read, once it ended: the output with the exit code from the status, or the error
+/// when there is no status (stream closed) or no exit code in it (the command could not be started).
+pub fn output_from_status(
+    stdout: Vec<u8>,
+    stdout_truncated: bool,
+    stderr_tail: String,
+    status: Option<Status>,
+) -> Result<ExecOutput, ExecError> {
+    let Some(status) = status else {
+        return Err(ExecError::Failed(format!(
+            "the exec stream closed without an exit status after {} bytes of stdout (pod killed, \
+             deadline reached, or connection lost); stderr: {stderr_tail}",
+            stdout.len()
+        )));
+    };
+    let exit_code = exit_code(&status).ok_or_else(|| {
+        ExecError::Failed(format!(
+            "node-probe could not be started: {}{}",
+            status.message.as_deref().unwrap_or("no message"),
+            if stderr_tail.is_empty() {
+                String::new()
+            } else {
+                format!("; stderr: {stderr_tail}")
+            }
+        ))
+    })?;
+    Ok(ExecOutput {
+        stdout,
+        stdout_truncated,
+        stderr_tail,
+        exit_code,
+    })
 }
 
 /// Exit code from the exec status (crates.md 2.4): `Success` = 0, else the `ExitCode` cause. A failure
@@ -178,27 +238,51 @@ pub async fn read_capped<R: AsyncRead + Unpin>(
     }
 }
 
+/// The last `keep` bytes of a stream, as text (lossy), starting at a line boundary when cut.
+pub struct TailBuf {
+    tail: Vec<u8>,
+    keep: usize,
+    cut: bool,
+}
+
+impl TailBuf {
+    pub fn new(keep: usize) -> Self {
+        TailBuf {
+            tail: Vec::new(),
+            keep,
+            cut: false,
+        }
+    }
+
+    pub fn push(&mut self, data: &[u8]) {
+        self.tail.extend_from_slice(data);
+        if self.tail.len() > self.keep {
+            self.tail.drain(..self.tail.len() - self.keep);
+            self.cut = true;
+        }
+    }
+
+    pub fn finish(self) -> String {
+        let text = String::from_utf8_lossy(&self.tail);
+        let text = if self.cut {
+            text.split_once('\n').map(|x| x.1).unwrap_or(&text)
+        } else {
+            &text
+        };
+        text.trim_end().to_string()
+    }
+}
+
 /// Read to EOF, keeping the last `keep` bytes, as text (lossy), starting at a line boundary when cut.
 pub async fn read_tail<R: AsyncRead + Unpin>(r: &mut R, keep: usize) -> std::io::Result<String> {
-    let mut tail: Vec<u8> = Vec::new();
-    let mut cut = false;
+    let mut tail = TailBuf::new(keep);
     let mut buf = vec![0u8; 8 * 1024];
     loop {
         let n = r.read(&mut buf).await?;
         if n == 0 {
             break;
         }
-        tail.extend_from_slice(&buf[..n]);
-        if tail.len() > keep {
-            tail.drain(..tail.len() - keep);
-            cut = true;
-        }
+        tail.push(&buf[..n]);
     }
-    let text = String::from_utf8_lossy(&tail);
-    let text = if cut {
-        text.split_once('\n').map(|x| x.1).unwrap_or(&text)
-    } else {
-        &text
-    };
-    Ok(text.trim_end().to_string())
+    Ok(tail.finish())
 }

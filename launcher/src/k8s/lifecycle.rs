@@ -58,6 +58,11 @@ pub fn api_error(action: &str, e: kube::Error) -> RunError {
 
 /// The node must exist and be Ready before a probe can run there: say so instead of waiting.
 pub async fn check_node(client: &Client, node: &str) -> Result<(), RunError> {
+    ready_node(client, node).await.map(|_| ())
+}
+
+/// [`check_node`] that also gives back the node it read (its architecture picks copy delivery's binary).
+pub async fn ready_node(client: &Client, node: &str) -> Result<Node, RunError> {
     let nodes: Api<Node> = Api::all(client.clone());
     let n = nodes
         .get_opt(node)
@@ -65,7 +70,7 @@ pub async fn check_node(client: &Client, node: &str) -> Result<(), RunError> {
         .map_err(|e| api_error(&format!("get node {node}"), e))?
         .ok_or_else(|| RunError::NodeNotFound(node.to_string()))?;
     match node_not_ready(&n) {
-        None => Ok(()),
+        None => Ok(n),
         Some(reason) => Err(RunError::NodeNotReady {
             node: node.into(),
             reason,

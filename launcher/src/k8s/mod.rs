@@ -7,12 +7,14 @@
 
 pub mod backend;
 pub mod clients;
+pub mod delivery;
 pub mod ephemeral;
 pub mod exec;
 pub mod lifecycle;
 pub mod operator;
 pub mod pod;
 pub mod pod_runner;
+pub mod stream_exec;
 pub mod sweep;
 
 use std::path::PathBuf;
@@ -85,6 +87,10 @@ pub struct K8sConfig {
     pub max_stdout_bytes: usize,
     /// Delete this launcher's leftover probe pods (past their deadline) in the background at connect.
     pub startup_sweep: bool,
+    /// `--probe-delivery`: node-probe from the image, or copied in over exec (see [`delivery`]).
+    pub probe_delivery: delivery::DeliveryChoice,
+    /// `--probe-bin-dir`: node-probe builds per architecture for copy delivery.
+    pub probe_bin_dir: Option<PathBuf>,
 }
 
 impl Default for K8sConfig {
@@ -102,6 +108,8 @@ impl Default for K8sConfig {
             probe_command: vec!["node-probe".into()],
             max_stdout_bytes: 16 * 1024 * 1024,
             startup_sweep: true,
+            probe_delivery: delivery::DeliveryChoice::Auto,
+            probe_bin_dir: None,
         }
     }
 }
@@ -141,17 +149,31 @@ pub fn build(
     exec: Arc<dyn exec::ProbeExec>,
 ) -> Result<Connected, Error> {
     let backend: Arc<dyn ClusterBackend> = Arc::new(KubeBackend::new(clients.clone()));
+    let copy = cfg.probe_delivery.resolve(cfg.probe_bin_dir.is_some()) == delivery::Delivery::Copy;
     let runner: Arc<dyn Runner> = match cfg.probe_mode {
         ProbeMode::Pod => {
             let mut r = PodRunner::new(clients, cfg.namespace.clone(), cfg.pod_options(), exec);
             r.probe_command = cfg.probe_command.clone();
             r.max_stdout = cfg.max_stdout_bytes;
+            if copy {
+                let bins = delivery::ProbeBinaries::from_flag(cfg.probe_bin_dir.as_deref());
+                tracing::info!(dir = %bins.dir.display(), image = %r.opts.image, "probe delivery: copy");
+                r.copy = Some(Arc::new(bins));
+            }
             if cfg.startup_sweep {
                 startup_sweep(&r);
             }
             Arc::new(r)
         }
         ProbeMode::Ephemeral => {
+            // An ephemeral container cannot have a volume of its own to copy into.
+            if copy {
+                return Err(Error::Config(
+                    "--probe-delivery copy works with --probe-mode pod only (an ephemeral container has no \
+                     private volume); use --probe-delivery image"
+                        .into(),
+                ));
+            }
             let target: TargetPod = cfg
                 .target_pod
                 .as_deref()

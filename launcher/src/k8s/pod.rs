@@ -15,8 +15,8 @@ use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use k8s_openapi::api::core::v1::{
-    Container, EnvVar, EphemeralContainer, HostPathVolumeSource, Pod, PodSpec,
-    ResourceRequirements, SecurityContext, Toleration, Volume, VolumeMount,
+    Container, EmptyDirVolumeSource, EnvVar, EphemeralContainer, HostPathVolumeSource, Pod,
+    PodSpec, ResourceRequirements, SecurityContext, Toleration, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use kube::api::ObjectMeta;
@@ -35,6 +35,7 @@ pub const ANN_LAUNCHER_HOST: &str = "k8s-gpu-mcp.io/launcher-host";
 pub const ANN_DEADLINE: &str = "k8s-gpu-mcp.io/deadline-seconds";
 pub const ANN_ACCESS: &str = "k8s-gpu-mcp.io/access";
 pub const ANN_DRIVER: &str = "k8s-gpu-mcp.io/driver";
+pub const ANN_DELIVERY: &str = "k8s-gpu-mcp.io/probe-delivery";
 
 /// The label selector that matches every probe pod any k8s-gpu-mcp launcher created.
 pub fn probe_selector() -> String {
@@ -46,6 +47,11 @@ pub const PROBE_CONTAINER: &str = "probe";
 /// Name of the host-root volume and where it is mounted.
 pub const HOST_VOLUME: &str = "host-root";
 pub const HOST_MOUNT: &str = "/host";
+/// Copy delivery: the in-memory volume node-probe is extracted into, where it is mounted, and the env var
+/// that tells the delivery script (delivery.rs) to use it.
+pub const DELIVERY_VOLUME: &str = "node-probe";
+pub const DELIVERY_MOUNT: &str = "/run/node-probe";
+pub const DELIVERY_ENV: &str = "NODE_PROBE_DIR";
 
 /// Default probe image: the tag that matches this launcher's version, so probe and launcher speak the
 /// same contract.
@@ -360,6 +366,36 @@ pub fn apply_operator(pod: &mut Pod) {
         m.read_only = None;
     }
     set_annotation(pod, ANN_ACCESS, "operator");
+}
+
+/// Delivery applier: node-probe is streamed in over exec (`--probe-delivery copy`), so the image is only a base.
+/// The binary lands on a memory-backed emptyDir (tmpfs, nothing on the node's disk, gone with the pod), sized
+/// for one node-probe; the limit counts against the container's memory limit, so it is raised by as much.
+pub fn apply_copy_delivery(pod: &mut Pod) {
+    let spec = pod.spec.as_mut().expect("spec");
+    spec.volumes.get_or_insert_with(Vec::new).push(Volume {
+        name: DELIVERY_VOLUME.into(),
+        empty_dir: Some(EmptyDirVolumeSource {
+            medium: Some("Memory".into()),
+            size_limit: Some(Quantity("128Mi".into())),
+        }),
+        ..Default::default()
+    });
+    let c = probe_container(pod);
+    c.volume_mounts
+        .get_or_insert_with(Vec::new)
+        .push(VolumeMount {
+            name: DELIVERY_VOLUME.into(),
+            mount_path: DELIVERY_MOUNT.into(),
+            ..Default::default()
+        });
+    c.env
+        .get_or_insert_with(Vec::new)
+        .push(env(DELIVERY_ENV, DELIVERY_MOUNT));
+    if let Some(limits) = c.resources.as_mut().and_then(|r| r.limits.as_mut()) {
+        limits.insert("memory".into(), Quantity("384Mi".into()));
+    }
+    set_annotation(pod, ANN_DELIVERY, "copy");
 }
 
 /// The probe pod for a call: base + driver applier + access applier.

@@ -12,9 +12,11 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::clients::Clients;
-use super::exec::{ExecError, ProbeExec};
+use super::delivery::{Failure, Payload, ProbeBinaries};
+use super::exec::{ExecError, ExecOutput, ProbeExec};
 use super::lifecycle::{
-    DeleteGuard, WaitError, api_error, check_node, classify_pod, finish, timing, wait_until,
+    DeleteGuard, WaitError, api_error, check_node, classify_pod, finish, ready_node, timing,
+    wait_until,
 };
 use super::pod::{self, PROBE_CONTAINER, ProbeCall, ProbePodOptions};
 use crate::runner::{
@@ -31,6 +33,8 @@ pub struct PodRunner {
     pub(crate) max_stdout: usize,
     pub(crate) tracker: TaskTracker,
     pub(crate) delete_timeout: Duration,
+    /// Copy delivery (`--probe-delivery copy`): the node-probe builds to stream in; None: the image has it.
+    pub(crate) copy: Option<Arc<ProbeBinaries>>,
 }
 
 /// What survives the call's work future: the armed delete and the last seen pod state.
@@ -56,15 +60,22 @@ impl PodRunner {
             max_stdout: 16 * 1024 * 1024,
             tracker: TaskTracker::new(),
             delete_timeout: Duration::from_secs(10),
+            copy: None,
         }
     }
 
     fn argv(&self, req: &ProbeRequest) -> Vec<String> {
         let mut argv = self.probe_command.clone();
-        argv.extend(req.args.iter().cloned());
-        argv.push("--node-name".into());
-        argv.push(req.node.clone());
+        argv.extend(self.probe_args(req));
         argv
+    }
+
+    /// node-probe's arguments (after its argv[0]).
+    fn probe_args(&self, req: &ProbeRequest) -> Vec<String> {
+        let mut args = req.args.clone();
+        args.push("--node-name".into());
+        args.push(req.node.clone());
+        args
     }
 
     async fn work(
@@ -90,11 +101,31 @@ impl PodRunner {
         progress(Phase::StartingProbe);
         let t = Instant::now();
         // Node first: a missing or NotReady node would otherwise look like a pod stuck in Pending.
-        timeout_at(deadline, check_node(&client, &req.node))
+        let node = timeout_at(deadline, ready_node(&client, &req.node))
             .await
             .map_err(|_| timeout())??;
+        // Copy delivery: the build for the node's architecture, before any pod exists (no build, no pod).
+        let payload: Option<Arc<Payload>> = match &self.copy {
+            None => None,
+            Some(bins) => {
+                let arch = node
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.node_info.as_ref())
+                    .map(|i| i.architecture.as_str())
+                    .unwrap_or_default();
+                let p = timeout_at(deadline, bins.payload(&req.node, arch))
+                    .await
+                    .map_err(|_| timeout())?
+                    .map_err(|e| RunError::Other(e.to_string()))?;
+                Some(p)
+            }
+        };
         let probe = ProbeCall::new(&self.namespace, &req.node, &req.tool);
-        let spec = pod::probe_pod(&probe, &self.opts);
+        let mut spec = pod::probe_pod(&probe, &self.opts);
+        if payload.is_some() {
+            pod::apply_copy_delivery(&mut spec);
+        }
         call.guard = Some(DeleteGuard::new(
             pods.clone(),
             probe.name.clone(),
@@ -170,24 +201,50 @@ impl PodRunner {
 
         progress(Phase::Probing);
         let t = Instant::now();
-        let out = match timeout_at(
-            deadline,
-            self.exec.exec(
+        let exec = match &payload {
+            None => self.exec.exec(
                 client,
                 &self.namespace,
                 &probe.name,
                 PROBE_CONTAINER,
                 self.argv(req),
             ),
-        )
-        .await
-        {
+            Some(p) => self.exec.exec_stdin(
+                client,
+                &self.namespace,
+                &probe.name,
+                PROBE_CONTAINER,
+                p.argv(self.probe_args(req)),
+                p.archive.clone(),
+            ),
+        };
+        let out = match timeout_at(deadline, exec).await {
             Err(_) => return Err(timeout()),
             Ok(Err(ExecError::Forbidden(m))) => return Err(RunError::Forbidden(m)),
-            Ok(Err(ExecError::Failed(m))) => return Err(RunError::Exec(m)),
+            Ok(Err(ExecError::Failed(m))) => {
+                // The runtime's "executable file not found": node-probe (image) or sh (copy) is not there.
+                let missing = m.contains("executable file not found");
+                return Err(RunError::Exec(match &payload {
+                    Some(p) if missing => {
+                        format!(
+                            "{} ({m})",
+                            Failure::MissingTool("sh".into()).explain(&self.opts.image, p)
+                        )
+                    }
+                    None if missing => format!(
+                        "{m} (the probe image {} has no node-probe: check --probe-image, or use \
+                         --probe-delivery copy to stream node-probe into it)",
+                        self.opts.image
+                    ),
+                    _ => m,
+                }));
+            }
             Ok(Ok(o)) => o,
         };
         timings.push(timing(Phase::Probing, t));
+        if let Some(p) = &payload {
+            delivery_failure(&out, &self.opts.image, p)?;
+        }
         finish(
             &req.node,
             out,
@@ -195,6 +252,14 @@ impl PodRunner {
             timings,
             format!("{}/{}", self.namespace, probe.name),
         )
+    }
+}
+
+/// A copy-delivery failure the in-container script reported, as a clear error.
+fn delivery_failure(out: &ExecOutput, image: &str, payload: &Payload) -> Result<(), RunError> {
+    match Failure::from_exit(out.exit_code, &out.stderr_tail) {
+        None => Ok(()),
+        Some(f) => Err(RunError::Exec(f.explain(image, payload))),
     }
 }
 

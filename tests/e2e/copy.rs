@@ -1,0 +1,220 @@
+//! Copy delivery end to end (`--probe-delivery copy`): the probe pod runs a plain base image and the
+//! launcher streams node-probe in over the exec websocket. kwok's exec runs the streamed script on this host,
+//! so the whole path (tar on stdin through the real apiserver, extraction, checksum, run, cleanup) is
+//! exercised; only the image itself is not real (kwok runs no containers).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::mcp::{self, Launcher};
+use crate::testbed::{FakeNode, Testbed, User, probe_dir, skipped, unique};
+
+const NODE_TOOLS: &[&str] = &[
+    "get_gpu_inventory",
+    "get_gpu_telemetry",
+    "inspect_topology",
+    "analyze_xid_errors",
+    "snapshot_ecc",
+    "get_gpu_health",
+    "get_gpu_processes",
+];
+
+/// A base image as copy delivery expects one (kwok pulls nothing; the name only shows up in errors).
+const BASE_IMAGE: &str = "docker.io/library/debian:bookworm-slim";
+
+/// A directory holding only `node-probe-linux-amd64`: this tree's node-probe, stripped (the debug build is
+/// ~95 MB with debug info; stripped it streams in a fraction of the time). Inside the testbed's directory,
+/// removed with it.
+fn amd64_only_bin_dir(tb: &Testbed) -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = tb.dir.join("probe-bins-amd64");
+        std::fs::create_dir_all(&dir).unwrap();
+        let out = dir.join("node-probe-linux-amd64");
+        let t = Instant::now();
+        let st = Command::new("strip")
+            .arg("-o")
+            .arg(&out)
+            .arg(probe_dir().join("node-probe"))
+            .status()
+            .expect("run strip (binutils)");
+        assert!(st.success(), "strip node-probe failed");
+        eprintln!(
+            "stripped node-probe to {} bytes in {:?}",
+            std::fs::metadata(&out).unwrap().len(),
+            t.elapsed()
+        );
+        dir
+    })
+}
+
+/// Everything of a result that must not depend on how node-probe got there: all but the pod's name and
+/// the timings.
+fn comparable(mut v: Value) -> Value {
+    if let Some(run) = v.get_mut("run").and_then(Value::as_object_mut) {
+        run.remove("ran_in");
+        run.remove("timings");
+        run.remove("total_millis");
+    }
+    v
+}
+
+struct Setup {
+    tb: &'static Testbed,
+    ns: String,
+}
+
+fn setup(tag: &str) -> Setup {
+    let tb = Testbed::shared();
+    let ns = unique(&format!("e2e-{tag}"));
+    tb.probe_namespace(&ns, User::Reader);
+    tb.bind_reader(User::Reader);
+    Setup { tb, ns }
+}
+
+impl Setup {
+    async fn launcher(&self, extra: &[&str]) -> Launcher {
+        mcp::start(self.tb, User::Reader, &self.ns, extra).await
+    }
+    fn assert_no_pods(&self) {
+        if let Err(left) = self.tb.wait_no_pods(&self.ns, Duration::from_secs(15)) {
+            panic!("probe pods left in {}: {left:?}", self.ns);
+        }
+    }
+}
+
+/// The delivery script's private directories (kwok runs it without the pod's NODE_PROBE_DIR: /tmp).
+fn delivery_dirs() -> Vec<String> {
+    std::fs::read_dir("/tmp")
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with("node-probe."))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copy_mode_answers_like_image_mode_for_every_node_tool() {
+    if skipped() {
+        return;
+    }
+    let s = setup("copy-same");
+    let nodes: Vec<(String, &str)> = ["dgx-h100-healthy", "dgx-h100-xid79"]
+        .iter()
+        .map(|sc| (unique("copy-node"), *sc))
+        .collect();
+    let fake: Vec<FakeNode> = nodes.iter().map(|(n, sc)| FakeNode::gpu(n, sc)).collect();
+    s.tb.add_nodes(&fake);
+    let bins = amd64_only_bin_dir(s.tb).to_str().unwrap().to_string();
+    let image = s.launcher(&[]).await;
+    let copy = s
+        .launcher(&[
+            "--probe-delivery",
+            "copy",
+            "--probe-bin-dir",
+            &bins,
+            "--probe-image",
+            BASE_IMAGE,
+        ])
+        .await;
+    for (node, scenario) in &nodes {
+        for tool in NODE_TOOLS {
+            let args = json!({"node_name": node});
+            let a = image.ok(tool, args.clone()).await;
+            let b = copy.ok(tool, args).await;
+            assert_eq!(
+                b["run"]["probe"]["source"],
+                format!("simulated:{scenario}"),
+                "{tool} on {node}: {b}"
+            );
+            assert_eq!(
+                comparable(a),
+                comparable(b),
+                "{tool} on {node}: copy mode answered differently from image mode"
+            );
+            s.assert_no_pods();
+        }
+    }
+    let log = copy.stderr();
+    assert!(log.contains("probe delivery: copy"), "{log}");
+    // Hashed and archived once for all 14 calls.
+    assert_eq!(
+        log.matches("node-probe build ready for copy delivery")
+            .count(),
+        1,
+        "{log}"
+    );
+    image.stop().await;
+    copy.stop().await;
+    s.assert_no_pods();
+    // The script removed its private directory after every run.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !delivery_dirs().is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(delivery_dirs(), Vec::<String>::new());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copy_mode_failures_are_clear_and_leave_no_pod() {
+    if skipped() {
+        return;
+    }
+    let s = setup("copy-fail");
+    let arm = unique("copy-arm64");
+    let notar = unique("copy-notar");
+    let ok = unique("copy-ok");
+    s.tb.add_nodes(&[
+        FakeNode::gpu(&arm, "dgx-h100-healthy").arch("arm64"),
+        FakeNode::without_tar(&notar, "dgx-h100-healthy"),
+        FakeNode::gpu(&ok, "dgx-h100-healthy"),
+    ]);
+    let bins = amd64_only_bin_dir(s.tb).to_str().unwrap().to_string();
+    // `auto` with a bin dir is copy (the documented rule).
+    let l = s
+        .launcher(&["--probe-bin-dir", &bins, "--probe-image", BASE_IMAGE])
+        .await;
+
+    // The node's architecture has no build: refused before any pod exists, naming what was looked for.
+    let e = l.err("get_gpu_health", json!({"node_name": arm})).await;
+    assert!(
+        e.contains("no node-probe build for architecture `arm64`"),
+        "{e}"
+    );
+    assert!(e.contains("node-probe-linux-arm64"), "{e}");
+    assert!(e.contains("--probe-delivery image"), "{e}");
+    s.assert_no_pods();
+
+    // An image without tar.
+    let e = l.err("get_gpu_health", json!({"node_name": notar})).await;
+    assert!(e.contains("has no `tar`"), "{e}");
+    assert!(e.contains(BASE_IMAGE), "{e}");
+    s.assert_no_pods();
+
+    // The same launcher still works on a good node.
+    let v = l.ok("get_gpu_health", json!({"node_name": ok})).await;
+    assert_eq!(v["run"]["probe"]["node_name"], ok.as_str());
+    assert!(l.stderr().contains("probe delivery: copy"));
+    l.stop().await;
+
+    // A payload altered after hashing (test-only switch of debug builds): the container refuses to run it.
+    let l = mcp::start_with_env(
+        s.tb,
+        User::Reader,
+        &s.ns,
+        &["--probe-bin-dir", &bins, "--probe-image", BASE_IMAGE],
+        &[("K8S_GPU_MCP_TEST_CORRUPT_PROBE_PAYLOAD", "1")],
+    )
+    .await;
+    let e = l.err("get_gpu_health", json!({"node_name": ok})).await;
+    assert!(e.contains("checksum mismatch"), "{e}");
+    assert!(e.contains("nothing was run"), "{e}");
+    l.stop().await;
+    s.assert_no_pods();
+}

@@ -1,0 +1,450 @@
+//! Copy delivery: the archive, the choice of build per architecture, the ELF checks, the in-container
+//! script (run here with the host's sh, as kwok runs it) and its failure markers.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use crate::k8s::delivery::{
+    self, DeliveryChoice, DeliveryError, Failure, Payload, ProbeBinaries, SCRIPT, candidates,
+    elf_info, find_binary, sha256_hex, tar_single_file,
+};
+
+/// A minimal ELF64 LE header for `machine`, with one PT_INTERP program header naming `interp`.
+fn fake_elf(machine: u16, interp: Option<&str>) -> Vec<u8> {
+    let mut d = vec![0u8; 64];
+    d[..4].copy_from_slice(b"\x7fELF");
+    d[4] = 2; // 64-bit
+    d[5] = 1; // little endian
+    d[0x12..0x14].copy_from_slice(&machine.to_le_bytes());
+    d[0x20..0x28].copy_from_slice(&64u64.to_le_bytes()); // e_phoff
+    d[0x36..0x38].copy_from_slice(&56u16.to_le_bytes()); // e_phentsize
+    let phnum: u16 = if interp.is_some() { 1 } else { 0 };
+    d[0x38..0x3a].copy_from_slice(&phnum.to_le_bytes());
+    if let Some(i) = interp {
+        let mut ph = vec![0u8; 56];
+        ph[..4].copy_from_slice(&3u32.to_le_bytes());
+        let off = (64 + 56) as u64;
+        ph[8..16].copy_from_slice(&off.to_le_bytes());
+        ph[32..40].copy_from_slice(&((i.len() + 1) as u64).to_le_bytes());
+        d.extend_from_slice(&ph);
+        d.extend_from_slice(i.as_bytes());
+        d.push(0);
+    }
+    d.extend_from_slice(&[0xAB; 1000]);
+    d
+}
+
+#[test]
+fn archive_has_one_executable_entry_with_the_exact_bytes() {
+    let data: Vec<u8> = (0..10_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    let a = tar_single_file("node-probe", &data, 0o755).unwrap();
+    assert_eq!(a.len() % 512, 0, "tar is made of 512-byte blocks");
+    // header + data rounded up to a block + two zero blocks at the end
+    assert_eq!(a.len(), 512 + data.len().div_ceil(512) * 512 + 1024);
+    let mut ar = tar::Archive::new(a.as_slice());
+    let mut entries = ar.entries().unwrap();
+    let mut e = entries.next().unwrap().unwrap();
+    assert_eq!(e.path().unwrap().to_str(), Some("node-probe"));
+    assert_eq!(e.header().mode().unwrap(), 0o755);
+    assert_eq!(e.header().size().unwrap(), data.len() as u64);
+    assert_eq!(e.header().mtime().unwrap(), 0);
+    assert_eq!(e.header().entry_type(), tar::EntryType::Regular);
+    let mut got = Vec::new();
+    std::io::Read::read_to_end(&mut e, &mut got).unwrap();
+    assert_eq!(got, data);
+    drop(e);
+    assert!(entries.next().is_none(), "exactly one entry");
+    // Deterministic: the same bytes give the same archive (and so the same stream every call).
+    assert_eq!(a, tar_single_file("node-probe", &data, 0o755).unwrap());
+}
+
+#[test]
+fn payload_checksum_is_the_binarys_and_argv_carries_it() {
+    let data = fake_elf(0x3e, Some("/lib64/ld-linux-x86-64.so.2"));
+    let p = Payload::build("amd64", Path::new("/x/node-probe-linux-amd64"), &data).unwrap();
+    assert_eq!(p.sha256, sha256_hex(&data));
+    // sha256("abc"), the FIPS 180-2 example: the hex form is the one sha256sum prints.
+    assert_eq!(
+        sha256_hex(b"abc"),
+        "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+    );
+    assert_eq!(p.binary_len, data.len());
+    assert_eq!(
+        p.interpreter.as_deref(),
+        Some("/lib64/ld-linux-x86-64.so.2")
+    );
+    let argv = p.argv(["health".to_string(), "--node-name".into(), "n1".into()]);
+    assert_eq!(&argv[..2], ["sh", "-c"]);
+    assert_eq!(argv[2], SCRIPT);
+    assert_eq!(argv[3], "sh");
+    assert_eq!(argv[4], p.archive.len().to_string());
+    assert_eq!(argv[5], p.sha256);
+    assert_eq!(argv[6], "/lib64/ld-linux-x86-64.so.2");
+    assert_eq!(&argv[7..], ["health", "--node-name", "n1"]);
+}
+
+#[test]
+fn payload_refuses_a_build_for_another_architecture_or_not_elf() {
+    let arm = fake_elf(0xb7, Some("/lib/ld-linux-aarch64.so.1"));
+    let e = Payload::build("amd64", Path::new("/x/node-probe-linux-amd64"), &arm).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("built for arm64, not for the node's amd64"),
+        "{e}"
+    );
+    assert!(Payload::build("arm64", Path::new("/x/a"), &arm).is_ok());
+    let e = Payload::build("amd64", Path::new("/x/a"), b"#!/bin/sh\necho hi\n").unwrap_err();
+    assert!(e.to_string().contains("not an ELF"), "{e}");
+    // Static binaries have no interpreter: nothing to check in the container.
+    assert_eq!(elf_info(&fake_elf(0x3e, None)).unwrap().interpreter, None);
+    // The interpreter goes into a shell argument: anything odd is refused.
+    let odd = fake_elf(0x3e, Some("/lib/ld$(reboot)"));
+    assert!(elf_info(&odd).is_err());
+    assert!(
+        elf_info(&fake_elf(0x3e, Some("/lib"))[..70]).is_err(),
+        "truncated"
+    );
+}
+
+#[test]
+fn the_running_launcher_is_an_elf_of_its_own_architecture() {
+    let exe = std::fs::read(std::env::current_exe().unwrap()).unwrap();
+    let info = elf_info(&exe).unwrap();
+    let want = match delivery::launcher_arch() {
+        "amd64" => 0x3e,
+        "arm64" => 0xb7,
+        other => panic!("unexpected test host architecture {other}"),
+    };
+    assert_eq!(info.machine, want);
+}
+
+#[test]
+fn architecture_selection() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    assert_eq!(delivery::kube_arch("x86_64"), "amd64");
+    assert_eq!(delivery::kube_arch("aarch64"), "arm64");
+    // Nothing there: the error lists every place looked at and says how to build the binary.
+    let e = find_binary(d, "n1", "arm64", "amd64").unwrap_err();
+    let DeliveryError::NoBinary { looked, .. } = &e else {
+        panic!("{e:?}")
+    };
+    assert!(looked.contains("node-probe-linux-arm64") && looked.contains("arm64/node-probe"));
+    // Not the plain node-probe: that one is the launcher's own (amd64) build.
+    assert_eq!(looked.matches(", ").count(), 1, "{looked}");
+    assert!(
+        e.to_string().contains("--target aarch64-unknown-linux-gnu"),
+        "{e}"
+    );
+    // A plain node-probe serves only the launcher's own architecture.
+    std::fs::write(d.join("node-probe"), b"x").unwrap();
+    assert_eq!(
+        find_binary(d, "n1", "amd64", "amd64").unwrap(),
+        d.join("node-probe")
+    );
+    assert!(find_binary(d, "n1", "arm64", "amd64").is_err());
+    assert_eq!(candidates(d, "arm64", "amd64").len(), 2);
+    // <arch>/node-probe, then node-probe-linux-<arch> takes precedence.
+    std::fs::create_dir(d.join("arm64")).unwrap();
+    std::fs::write(d.join("arm64/node-probe"), b"x").unwrap();
+    assert_eq!(
+        find_binary(d, "n1", "arm64", "amd64").unwrap(),
+        d.join("arm64/node-probe")
+    );
+    std::fs::write(d.join("node-probe-linux-arm64"), b"x").unwrap();
+    std::fs::write(d.join("node-probe-linux-amd64"), b"x").unwrap();
+    assert_eq!(
+        find_binary(d, "n1", "arm64", "amd64").unwrap(),
+        d.join("node-probe-linux-arm64")
+    );
+    assert_eq!(
+        find_binary(d, "n1", "amd64", "amd64").unwrap(),
+        d.join("node-probe-linux-amd64")
+    );
+    // Unknown or missing architectures are errors, even with files around.
+    let e = find_binary(d, "n1", "s390x", "amd64").unwrap_err();
+    assert!(matches!(e, DeliveryError::UnsupportedArch { .. }), "{e:?}");
+    assert!(e.to_string().contains("`s390x`"), "{e}");
+    assert!(e.to_string().contains("amd64 and arm64 only"), "{e}");
+    assert_eq!(
+        find_binary(d, "n1", "", "amd64").unwrap_err(),
+        DeliveryError::NoArch { node: "n1".into() }
+    );
+}
+
+#[tokio::test]
+async fn payloads_are_built_once_per_architecture() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("node-probe-linux-arm64");
+    std::fs::write(&path, fake_elf(0xb7, Some("/lib/ld-linux-aarch64.so.1"))).unwrap();
+    let bins = ProbeBinaries::new(dir.path().into());
+    let a = bins.payload("n1", "arm64").await.unwrap();
+    // Changing the file afterwards changes nothing: hashed and archived once, in memory.
+    std::fs::write(&path, b"changed").unwrap();
+    let b = bins.payload("n2", "arm64").await.unwrap();
+    assert!(std::sync::Arc::ptr_eq(&a, &b));
+    assert!(bins.payload("n3", "amd64").await.is_err());
+}
+
+#[test]
+fn delivery_choice_auto_rule() {
+    let auto: DeliveryChoice = "auto".parse().unwrap();
+    assert_eq!(auto, DeliveryChoice::default());
+    assert_eq!(auto.resolve(false), delivery::Delivery::Image);
+    assert_eq!(auto.resolve(true), delivery::Delivery::Copy);
+    let copy: DeliveryChoice = "copy".parse().unwrap();
+    assert_eq!(copy.resolve(false), delivery::Delivery::Copy);
+    let image: DeliveryChoice = "image".parse().unwrap();
+    assert_eq!(image.resolve(true), delivery::Delivery::Image);
+    assert!("scp".parse::<DeliveryChoice>().is_err());
+}
+
+#[test]
+fn markers_map_to_failures_only_with_their_exit_code() {
+    let s = "some node-probe noise\nk8s-gpu-mcp-delivery: missing-tool tar";
+    assert_eq!(
+        Failure::from_exit(120, s),
+        Some(Failure::MissingTool("tar".into()))
+    );
+    assert_eq!(Failure::from_exit(0, s), None);
+    assert_eq!(Failure::from_exit(2, "plain stderr"), None);
+    assert_eq!(
+        Failure::from_exit(123, "k8s-gpu-mcp-delivery: checksum-mismatch abc"),
+        Some(Failure::ChecksumMismatch("abc".into()))
+    );
+    assert_eq!(
+        Failure::from_exit(124, "k8s-gpu-mcp-delivery: no-glibc /lib64/ld.so"),
+        Some(Failure::NoGlibc("/lib64/ld.so".into()))
+    );
+    assert_eq!(
+        Failure::from_exit(125, "k8s-gpu-mcp-delivery: cannot-execute 127"),
+        Some(Failure::CannotExecute("127".into()))
+    );
+    assert_eq!(
+        Failure::from_exit(122, "k8s-gpu-mcp-delivery: extract-failed 1"),
+        Some(Failure::ExtractFailed)
+    );
+    assert_eq!(
+        Failure::from_exit(121, "k8s-gpu-mcp-delivery: no-private-dir /x"),
+        Some(Failure::NoPrivateDir("/x".into()))
+    );
+    assert_eq!(Failure::from_exit(120, "k8s-gpu-mcp-delivery: bogus"), None);
+    let p = Payload::build("amd64", Path::new("/b/np"), &fake_elf(0x3e, None)).unwrap();
+    let m = Failure::MissingTool("tar".into()).explain("distroless:x", &p);
+    assert!(
+        m.contains("distroless:x") && m.contains("`tar`") && m.contains("--probe-delivery image"),
+        "{m}"
+    );
+    let m = Failure::ChecksumMismatch("abc".into()).explain("img", &p);
+    assert!(
+        m.contains(&p.sha256) && m.contains("abc") && m.contains("/b/np"),
+        "{m}"
+    );
+    let m = Failure::NoGlibc("/lib64/ld-linux-x86-64.so.2".into()).explain("busybox:musl", &p);
+    assert!(m.contains("no glibc") && m.contains("busybox:musl"), "{m}");
+}
+
+// ---- the script itself, run by this host's sh the way kwok's exec runs it ----
+
+struct ScriptRun {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+/// Run SCRIPT with `payload` on stdin (stdin then stays open: the script must not wait for EOF), the
+/// archive length and checksum as given, in `tmp` as NODE_PROBE_DIR, with an optional PATH.
+fn run_script(
+    archive: &[u8],
+    size: usize,
+    sum: &str,
+    interp: &str,
+    args: &[&str],
+    tmp: &Path,
+    path: Option<&str>,
+) -> ScriptRun {
+    // An absolute path: with PATH overridden, std looks the program up on the child's PATH.
+    let mut cmd = Command::new("/bin/sh");
+    cmd.args(["-c", SCRIPT, "sh", &size.to_string(), sum, interp])
+        .args(args)
+        .env("NODE_PROBE_DIR", tmp)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    if let Some(p) = path {
+        cmd.env("PATH", p);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let data = archive.to_vec();
+    // Keep stdin open until the script has finished: no EOF, as over kwok and v4.
+    let writer = std::thread::spawn(move || {
+        let _ = stdin.write_all(&data);
+        std::thread::sleep(std::time::Duration::from_secs(3));
+        drop(stdin);
+    });
+    let start = std::time::Instant::now();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        start.elapsed() < std::time::Duration::from_millis(2500),
+        "the script waited for stdin's EOF"
+    );
+    drop(writer);
+    ScriptRun {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into(),
+        stderr: String::from_utf8_lossy(&out.stderr).into(),
+    }
+}
+
+/// A stand-in for node-probe: prints its arguments as JSON-ish text, a line on stderr, exits 3.
+const FAKE_PROBE: &[u8] =
+    b"#!/bin/sh\nprintf '{\"args\":\"%s\"}\\n' \"$*\"\necho probe-stderr >&2\nexit 3\n";
+
+fn left_in(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect()
+}
+
+#[test]
+fn script_extracts_checks_runs_and_cleans_up() {
+    let tmp = tempfile::tempdir().unwrap();
+    let a = tar_single_file("node-probe", FAKE_PROBE, 0o755).unwrap();
+    let r = run_script(
+        &a,
+        a.len(),
+        &sha256_hex(FAKE_PROBE),
+        "/bin/sh",
+        &["health", "--node-name", "n 1"],
+        tmp.path(),
+        None,
+    );
+    assert_eq!(
+        r.code, 3,
+        "node-probe's exit code passes through: {}",
+        r.stderr
+    );
+    assert_eq!(
+        r.stdout, "{\"args\":\"health --node-name n 1\"}\n",
+        "stdout untouched"
+    );
+    assert_eq!(r.stderr.trim(), "probe-stderr");
+    assert!(
+        left_in(tmp.path()).is_empty(),
+        "private dir removed: {:?}",
+        left_in(tmp.path())
+    );
+}
+
+#[test]
+fn script_refuses_a_corrupted_binary_and_runs_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut a = tar_single_file("node-probe", FAKE_PROBE, 0o755).unwrap();
+    a[512 + 12] ^= 1; // inside the file's data; the tar header stays valid
+    let r = run_script(
+        &a,
+        a.len(),
+        &sha256_hex(FAKE_PROBE),
+        "",
+        &["health"],
+        tmp.path(),
+        None,
+    );
+    assert_eq!(r.code, 123, "{}", r.stderr);
+    assert_eq!(r.stdout, "", "nothing ran");
+    let f = Failure::from_exit(r.code, &r.stderr).expect("marker");
+    let Failure::ChecksumMismatch(got) = f else {
+        panic!("{f:?}")
+    };
+    assert_eq!(got.len(), 64);
+    assert_ne!(got, sha256_hex(FAKE_PROBE));
+    assert!(left_in(tmp.path()).is_empty());
+}
+
+#[test]
+fn script_reports_missing_tar_and_missing_loader() {
+    let tmp = tempfile::tempdir().unwrap();
+    let a = tar_single_file("node-probe", FAKE_PROBE, 0o755).unwrap();
+    let sum = sha256_hex(FAKE_PROBE);
+    // A PATH with every tool but tar.
+    let bin = tempfile::tempdir().unwrap();
+    for t in ["head", "sha256sum", "mktemp", "rm"] {
+        let found = String::from_utf8(
+            Command::new("sh")
+                .args(["-c", &format!("command -v {t}")])
+                .output()
+                .unwrap()
+                .stdout,
+        )
+        .unwrap();
+        std::os::unix::fs::symlink(found.trim(), bin.path().join(t)).unwrap();
+    }
+    let r = run_script(
+        &a,
+        a.len(),
+        &sum,
+        "",
+        &[],
+        tmp.path(),
+        Some(bin.path().to_str().unwrap()),
+    );
+    assert_eq!(r.code, 120, "{}", r.stderr);
+    assert_eq!(
+        Failure::from_exit(r.code, &r.stderr),
+        Some(Failure::MissingTool("tar".into()))
+    );
+    // No glibc loader at the binary's interpreter path: refused before reading anything.
+    let r = run_script(
+        &a,
+        a.len(),
+        &sum,
+        "/nonexistent/ld-linux-x86-64.so.2",
+        &[],
+        tmp.path(),
+        None,
+    );
+    assert_eq!(
+        Failure::from_exit(r.code, &r.stderr),
+        Some(Failure::NoGlibc("/nonexistent/ld-linux-x86-64.so.2".into()))
+    );
+    assert!(left_in(tmp.path()).is_empty());
+}
+
+#[test]
+fn script_reports_a_binary_that_cannot_execute() {
+    let tmp = tempfile::tempdir().unwrap();
+    // An executable whose interpreter does not exist: the shell says 126/127, as for a missing libc.
+    let bad = b"#!/nonexistent/interpreter\n";
+    let a = tar_single_file("node-probe", bad, 0o755).unwrap();
+    let r = run_script(&a, a.len(), &sha256_hex(bad), "", &[], tmp.path(), None);
+    assert!(
+        matches!(
+            Failure::from_exit(r.code, &r.stderr),
+            Some(Failure::CannotExecute(_))
+        ),
+        "{} {}",
+        r.code,
+        r.stderr
+    );
+    // A short stream: nothing extracted (tar sees a cut archive).
+    let a = tar_single_file("node-probe", FAKE_PROBE, 0o755).unwrap();
+    let r = run_script(
+        &a[..100],
+        100,
+        &sha256_hex(FAKE_PROBE),
+        "",
+        &[],
+        tmp.path(),
+        None,
+    );
+    assert_eq!(
+        Failure::from_exit(r.code, &r.stderr),
+        Some(Failure::ExtractFailed),
+        "{}",
+        r.stderr
+    );
+    assert!(left_in(tmp.path()).is_empty());
+}

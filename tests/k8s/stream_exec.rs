@@ -1,0 +1,191 @@
+//! The copy-delivery exec session against a fake websocket peer (tokio-tungstenite over an in-memory
+//! duplex pipe): what it sends on v5 and v4, and that output after stdin still arrives.
+
+use std::time::Duration;
+
+use futures::{SinkExt, StreamExt};
+use serde_json::json;
+use tokio::io::DuplexStream;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::Role;
+
+use crate::k8s::exec::ExecError;
+use crate::k8s::stream_exec::run_session;
+
+async fn pair(buf: usize) -> (WebSocketStream<DuplexStream>, WebSocketStream<DuplexStream>) {
+    let (c, s) = tokio::io::duplex(buf);
+    (
+        WebSocketStream::from_raw_socket(c, Role::Client, None).await,
+        WebSocketStream::from_raw_socket(s, Role::Server, None).await,
+    )
+}
+
+fn frame(channel: u8, data: &[u8]) -> Message {
+    let mut v = vec![channel];
+    v.extend_from_slice(data);
+    Message::binary(v)
+}
+
+fn status_exit(code: i32) -> Vec<u8> {
+    let v = if code == 0 {
+        json!({"status": "Success"})
+    } else {
+        json!({"status": "Failure", "reason": "NonZeroExitCode",
+               "details": {"causes": [{"reason": "ExitCode", "message": code.to_string()}]}})
+    };
+    serde_json::to_vec(&v).unwrap()
+}
+
+/// Read stdin frames until `n` bytes arrived; returns them.
+async fn read_stdin(server: &mut WebSocketStream<DuplexStream>, n: usize) -> Vec<u8> {
+    let mut got = Vec::new();
+    while got.len() < n {
+        match server.next().await.expect("stream open").expect("frame") {
+            Message::Binary(b) => {
+                assert_eq!(b[0], 0, "only stdin frames before the end of the payload");
+                got.extend_from_slice(&b[1..]);
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    got
+}
+
+/// The peer's output once stdin is in: 300 kB of stdout in pieces, stderr, then exit 3.
+async fn answer(server: &mut WebSocketStream<DuplexStream>) -> Vec<u8> {
+    let out: Vec<u8> = (0..300_000u32).map(|i| b'a' + (i % 26) as u8).collect();
+    for c in out.chunks(70_000) {
+        server.send(frame(1, c)).await.unwrap();
+    }
+    server.send(frame(2, b"line 1\nline 2\n")).await.unwrap();
+    server.send(frame(3, &status_exit(3))).await.unwrap();
+    out
+}
+
+fn payload(n: usize) -> Vec<u8> {
+    (0..n).map(|i| (i % 251) as u8).collect()
+}
+
+#[tokio::test]
+async fn v5_sends_payload_then_close_and_output_after_it_arrives() {
+    let (client, mut server) = pair(64 * 1024).await;
+    let data = payload(1_000_000);
+    let peer = async {
+        let got = read_stdin(&mut server, data.len()).await;
+        // v5: the next frame is the stdin CLOSE signal [255, 0], and the websocket stays open.
+        let next = server.next().await.unwrap().unwrap();
+        assert_eq!(next, Message::binary(vec![255u8, 0]));
+        let out = answer(&mut server).await;
+        (got, out)
+    };
+    let (res, (got, out)) = tokio::time::timeout(
+        Duration::from_secs(10),
+        futures::future::join(run_session(client, true, &data, 1 << 20, 8192), peer),
+    )
+    .await
+    .expect("no hang");
+    assert_eq!(got, data, "the payload arrived whole, in order");
+    let res = res.unwrap();
+    assert_eq!(res.stdout, out);
+    assert!(!res.stdout_truncated);
+    assert_eq!(res.stderr_tail, "line 1\nline 2");
+    assert_eq!(res.exit_code, 3);
+}
+
+#[tokio::test]
+async fn v4_never_closes_stdin_and_still_gets_the_output() {
+    let (client, mut server) = pair(64 * 1024).await;
+    let data = payload(500_000);
+    let peer = async {
+        let got = read_stdin(&mut server, data.len()).await;
+        // v4: no close frame and no websocket close after the payload (either would lose the output).
+        let quiet = tokio::time::timeout(Duration::from_millis(300), server.next()).await;
+        assert!(
+            quiet.is_err(),
+            "client sent something after stdin on v4: {quiet:?}"
+        );
+        let out = answer(&mut server).await;
+        // After the status the client ends the session itself.
+        let after = tokio::time::timeout(Duration::from_secs(2), server.next()).await;
+        (got, out, after)
+    };
+    let (res, (got, out, after)) = tokio::time::timeout(
+        Duration::from_secs(10),
+        futures::future::join(run_session(client, false, &data, 1 << 20, 8192), peer),
+    )
+    .await
+    .expect("no hang");
+    assert_eq!(got, data);
+    let res = res.unwrap();
+    assert_eq!(res.stdout, out);
+    assert_eq!(res.exit_code, 3);
+    match after {
+        Ok(Some(Ok(Message::Close(_)))) | Ok(None) => {}
+        other => panic!("expected the client to close after the status, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn early_exit_without_reading_stdin_does_not_hang() {
+    // A delivery check failed: the command exits at once and nobody reads the rest of a 4 MB payload.
+    let (client, mut server) = pair(16 * 1024).await;
+    let data = payload(4_000_000);
+    let peer = async {
+        server
+            .send(frame(2, b"k8s-gpu-mcp-delivery: missing-tool tar\n"))
+            .await
+            .unwrap();
+        server.send(frame(3, &status_exit(120))).await.unwrap();
+        // Keep the connection (and its full buffer) alive for a while, unread.
+        tokio::time::sleep(Duration::from_secs(3)).await;
+    };
+    let res = tokio::time::timeout(Duration::from_secs(5), async {
+        tokio::select! {
+            r = run_session(client, true, &data, 1 << 20, 8192) => r,
+            _ = peer => panic!("the peer finished first: the session hung"),
+        }
+    })
+    .await
+    .expect("no hang")
+    .unwrap();
+    assert_eq!(res.exit_code, 120);
+    assert_eq!(res.stderr_tail, "k8s-gpu-mcp-delivery: missing-tool tar");
+}
+
+#[tokio::test]
+async fn stream_closed_without_status_is_an_error_and_stdout_is_capped() {
+    let (client, mut server) = pair(64 * 1024).await;
+    let peer = async {
+        read_stdin(&mut server, 10).await;
+        server.send(frame(1, &[b'x'; 5000])).await.unwrap();
+        server.close(None).await.unwrap();
+    };
+    let (res, ()) = tokio::time::timeout(
+        Duration::from_secs(5),
+        futures::future::join(run_session(client, true, b"0123456789", 1000, 8192), peer),
+    )
+    .await
+    .expect("no hang (closed stream)");
+    match res {
+        Err(ExecError::Failed(m)) => assert!(m.contains("without an exit status"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    // The cap: 1000 bytes kept, the rest dropped, and the result says so.
+    let (client, mut server) = pair(64 * 1024).await;
+    let peer = async {
+        read_stdin(&mut server, 3).await;
+        server.send(frame(1, &[b'x'; 5000])).await.unwrap();
+        server.send(frame(3, &status_exit(0))).await.unwrap();
+    };
+    let (res, ()) = tokio::time::timeout(
+        Duration::from_secs(5),
+        futures::future::join(run_session(client, false, b"abc", 1000, 8192), peer),
+    )
+    .await
+    .expect("no hang (capped)");
+    let res = res.unwrap();
+    assert_eq!(res.stdout.len(), 1000);
+    assert!(res.stdout_truncated);
+    assert_eq!(res.exit_code, 0);
+}
