@@ -166,7 +166,14 @@ PY
     pids+=($!)
   done
   for p in "${pids[@]}"; do wait "$p"; done
-  "${KA[@]}" wait --for=condition=Ready nodes -l "bench-scale=$S" --timeout=600s >/dev/null
+  # Polled, not `kubectl wait`: that waits node by node under kubectl's 5 requests/s limit (minutes for 1000).
+  for _ in $(seq 600); do
+    ready=$("${KA[@]}" get nodes -l "bench-scale=$S" \
+      -o jsonpath='{range .items[*]}{.status.conditions[?(@.type=="Ready")].status}{"\n"}{end}' | grep -c True || true)
+    [ "$ready" -ge "$S" ] && break
+    sleep 1
+  done
+  [ "$ready" -ge "$S" ] || { log "only $ready of $S nodes Ready after 600 s"; exit 1; }
   log "scan: $S nodes Ready after $(($(date +%s) - t0)) s; scanning (concurrency $CONC)"
   before=$(audit_count)
   cat >"$WORK/plan-scan-$S.json" <<EOF
