@@ -13,7 +13,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$ROOT"
 CALLS=${BENCH_CALLS:-20}
-SCALES=${BENCH_SCALES:-100 1000}
+SCALES=${BENCH_SCALES-100 1000}
 CONC=${BENCH_CONCURRENCY:-64}
 PROFILE=${BENCH_PROFILE:-release}
 log() { echo "bench: $*" >&2; }
