@@ -454,7 +454,7 @@ fn simulated_holder_scan_without_host_root_blocks() {
 
 // ---- NVML source (fake libnvidia-ml) ------------------------------------------------------------
 
-#[path = "../fake-nvml/build.rs"]
+#[path = "../fake-nvml/compile.rs"]
 mod fake_nvml_build;
 use fake_nvml_build::fake_lib;
 

@@ -7,7 +7,7 @@ use std::process::Command;
 
 use serde_json::Value;
 
-#[path = "../fake-nvml/build.rs"]
+#[path = "../fake-nvml/compile.rs"]
 mod fake_nvml_build;
 use fake_nvml_build::fake_lib;
 
