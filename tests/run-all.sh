@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs every test of the project: formatting, lints, unit/integration/snapshot tests of all crates, and the
-# end-to-end suite against a real etcd + kube-apiserver + kwok (built once and cached outside the repo).
+# Runs every test of the project: formatting, lints, unit/integration/snapshot tests of all crates, the
+# end-to-end suite against a real etcd + kube-apiserver + kwok (built once and cached outside the repo), and
+# the official MCP TypeScript SDK client against the launcher (npm installs it into tests/mcp-sdk).
 # Usage: bash tests/run-all.sh          (SKIP_E2E=1 skips building the control plane and the e2e suite)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -31,4 +32,13 @@ fi
 
 step "cargo test (workspace)"
 cargo test --workspace --all-targets --no-fail-fast
+
+# A host's view of the server: the official MCP TypeScript SDK client (what Claude Desktop, Cursor and VS Code
+# embed) lists and calls every tool and validates the results against their outputSchemas.
+step "MCP TypeScript SDK client against the launcher"
+command -v node >/dev/null && command -v npm >/dev/null ||
+  { echo "the SDK client test needs node and npm on PATH" >&2; exit 1; }
+npm ci --prefix tests/mcp-sdk --no-audit --no-fund --loglevel=error
+TARGET_DIR=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
+node tests/mcp-sdk/client.mjs "$TARGET_DIR/debug/k8s-gpu-mcp"
 step "all tests passed"

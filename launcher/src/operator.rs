@@ -13,7 +13,6 @@ use gpu_diag::operator::kill::KillReport;
 use gpu_diag::operator::reset::ResetReport;
 use gpu_diag::operator::{ActionResult, CheckStatus};
 use rmcp::handler::server::router::tool::ToolRouter;
-use rmcp::handler::server::tool::schema_for_output;
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::{
     CallToolResult, ClientResult, ElicitRequestParams, ElicitationAction, ElicitationSchema,
@@ -712,7 +711,8 @@ after. Anything else is refused with the reason. Needs confirmation: elicitation
 it, otherwise `confirm` = `<node_name>/pid/<pid>`. dry_run=true returns the preflight only. Every call is \
 audited (Kubernetes Event on the Node + JSON log line).",
         annotations(read_only_hint = false, destructive_hint = true, idempotent_hint = false, open_world_hint = true),
-        output_schema = schema_for_output::<OperatorOutput<KillReport>>()
+        output_schema = crate::server::output_schema::<OperatorOutput<KillReport>>(),
+        input_schema = crate::server::input_schema::<KillArgs>()
     )]
     async fn kill_gpu_process(
         &self,
@@ -776,7 +776,8 @@ NVSwitch systems (Hopper+ do not need it), pre-Ampere NVLink GPUs refused; MIG, 
 row remaps are reported. Then verifies the GPU answers with recovery action none. dry_run=true returns \
 the preflight only. Needs confirmation: elicitation, or `confirm` = `<node_name>/gpu/<gpu>`. Audited.",
         annotations(read_only_hint = false, destructive_hint = true, idempotent_hint = false, open_world_hint = true),
-        output_schema = schema_for_output::<OperatorOutput<ResetReport>>()
+        output_schema = crate::server::output_schema::<OperatorOutput<ResetReport>>(),
+        input_schema = crate::server::input_schema::<ResetArgs>()
     )]
     async fn reset_gpu(
         &self,
@@ -819,7 +820,8 @@ with a recorded reason, or uncordon it with uncordon=true. Answered by the API s
 nodes: the k8s-gpu-mcp-operator ClusterRole). Needs confirmation: elicitation, or `confirm` = \
 `<node_name>`. Audited with a Kubernetes Event on the Node.",
         annotations(read_only_hint = false, destructive_hint = true, idempotent_hint = true, open_world_hint = true),
-        output_schema = schema_for_output::<OperatorOutput<CordonResult>>()
+        output_schema = crate::server::output_schema::<OperatorOutput<CordonResult>>(),
+        input_schema = crate::server::input_schema::<CordonArgs>()
     )]
     async fn cordon_gpu_node(
         &self,

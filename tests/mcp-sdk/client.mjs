@@ -1,0 +1,116 @@
+// Drives `k8s-gpu-mcp serve --local` with the official MCP TypeScript SDK client, as Claude Desktop, Cursor and
+// VS Code do, and fails on anything such a host would reject. The SDK validates every tool result's
+// structuredContent against the tool's outputSchema, so a schema drift fails here.
+// Usage: node tests/mcp-sdk/client.mjs <path to k8s-gpu-mcp>   (tests/run-all.sh runs it)
+import assert from "node:assert/strict";
+import { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
+
+// The SDK's validator warns about schema keywords it does not know (e.g. schemars' `format: "uint64"`); hosts
+// print those warnings, so any is a failure.
+const schemaWarnings = [];
+const warn = console.warn;
+console.warn = (...a) => {
+  schemaWarnings.push(a.join(" "));
+  warn(...a);
+};
+
+const launcher = process.argv[2];
+if (!launcher) {
+  console.error("usage: node client.mjs <path to k8s-gpu-mcp>");
+  process.exit(2);
+}
+
+async function connect(extraArgs) {
+  const transport = new StdioClientTransport({
+    command: launcher,
+    args: ["serve", "--local", "--simulate", "dgx-h100-xid79", ...extraArgs],
+    stderr: "pipe", // logs are the server's business; only MCP is on stdout
+  });
+  const client = new Client({ name: "k8s-gpu-mcp-sdk-test", version: "1.0.0" });
+  await client.connect(transport);
+  return client;
+}
+
+// Arguments for a tool from its input schema: node tools target the local node; nothing else is required.
+function argsFor(tool) {
+  const required = tool.inputSchema.required ?? [];
+  const args = {};
+  for (const name of required) {
+    if (name === "node_name") args.node_name = "local";
+    else throw new Error(`${tool.name}: no test value for required argument ${name}`);
+  }
+  return args;
+}
+
+const READ_ONLY_TOOLS = [
+  "analyze_xid_errors",
+  "describe_gpu_node",
+  "get_gpu_health",
+  "get_gpu_inventory",
+  "get_gpu_processes",
+  "get_gpu_telemetry",
+  "get_pod_gpu_allocation",
+  "inspect_topology",
+  "list_gpu_nodes",
+  "scan_gpu_nodes",
+  "snapshot_ecc",
+];
+
+const client = await connect([]);
+const server = client.getServerVersion();
+assert.equal(server.name, "k8s-gpu-mcp");
+
+const { tools } = await client.listTools();
+assert.deepEqual(tools.map((t) => t.name).sort(), READ_ONLY_TOOLS, "read-only mode lists exactly these tools");
+
+let progressEvents = 0;
+for (const tool of tools) {
+  assert.ok(tool.description && tool.description.length > 40, `${tool.name}: a description an AI can use`);
+  assert.equal(tool.annotations?.readOnlyHint, true, `${tool.name}: read-only hint`);
+  const result = await client.callTool({ name: tool.name, arguments: argsFor(tool) }, undefined, {
+    onprogress: () => progressEvents++,
+  });
+  const text = result.content.map((c) => c.text ?? "").join("\n");
+  assert.notEqual(result.isError, true, `${tool.name} failed: ${text}`);
+  assert.ok(text.length > 0, `${tool.name}: text content for hosts without structured output`);
+  if (tool.outputSchema) {
+    assert.ok(result.structuredContent, `${tool.name}: structuredContent (it declares an outputSchema)`);
+  }
+  console.log(`ok ${tool.name}: ${text.split("\n")[0]}`);
+}
+assert.ok(progressEvents > 0, "node tools report progress when the client asks for it");
+
+// The simulated node has a GPU off the bus: the verdict must say so, in structure and in text.
+const health = await client.callTool({ name: "get_gpu_health", arguments: { node_name: "local" } });
+assert.equal(health.structuredContent.report.verdict, "unhealthy");
+assert.match(health.content[0].text, /xid\.79/);
+
+// Bad input is a tool error with a reason, not a protocol failure or a crash.
+const bad = await client.callTool({ name: "get_gpu_health", arguments: { node_name: "not-this-node" } });
+assert.equal(bad.isError, true);
+assert.match(bad.content[0].text, /local/);
+
+// Prompts and the XID catalog resources.
+const { prompts } = await client.listPrompts();
+assert.ok(prompts.length >= 3, "investigation prompts");
+const prompt = await client.getPrompt({ name: prompts[0].name, arguments: { node_name: "local", nodes: "local" } });
+assert.ok(prompt.messages.length > 0);
+const { resourceTemplates } = await client.listResourceTemplates();
+assert.ok(resourceTemplates.some((t) => t.uriTemplate === "xid://catalog/{code}"));
+const xid79 = await client.readResource({ uri: "xid://catalog/79" });
+assert.match(xid79.contents[0].text, /fallen off the bus/i);
+await client.close();
+
+// Operator mode adds the acting tools, marked destructive, and only there.
+const operator = await connect(["--mode", "operator"]);
+const opTools = (await operator.listTools()).tools;
+const acting = opTools.filter((t) => !READ_ONLY_TOOLS.includes(t.name));
+assert.ok(acting.length >= 3, `operator tools listed: ${acting.map((t) => t.name)}`);
+for (const t of acting) {
+  assert.equal(t.annotations?.destructiveHint, true, `${t.name}: destructive hint`);
+}
+await operator.close();
+assert.deepEqual(schemaWarnings, [], "published schemas use only keywords and formats JSON Schema knows");
+
+console.log(`MCP TypeScript SDK client: ${tools.length} tools called, ${progressEvents} progress notifications, prompts, resources and operator listing ok`);
