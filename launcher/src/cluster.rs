@@ -80,6 +80,19 @@ pub trait ClusterBackend: Send + Sync {
         context: Option<&'a str>,
         node: &'a str,
     ) -> BoxFut<'a, Vec<PodGpuUse>>;
+    /// `get_node` and `pods_with_gpus` together. Backends can answer both from one read of the node and one
+    /// list of its pods; this default asks twice.
+    fn node_and_gpu_pods<'a>(
+        &'a self,
+        context: Option<&'a str>,
+        node: &'a str,
+    ) -> BoxFut<'a, (GpuNode, Vec<PodGpuUse>)> {
+        Box::pin(async move {
+            let n = self.get_node(context, node).await?;
+            let pods = self.pods_with_gpus(context, node).await?;
+            Ok((n, pods))
+        })
+    }
     /// Kubeconfig contexts this launcher can use (for validating a tool's `context` argument).
     fn contexts(&self) -> Vec<String>;
 

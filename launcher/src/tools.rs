@@ -788,12 +788,9 @@ impl Launcher {
             match &self.inner.cluster {
                 None => None,
                 Some(c) => Some(
-                    async {
-                        let n = c.get_node(a.context.as_deref(), &node).await?;
-                        let pods = c.pods_with_gpus(a.context.as_deref(), &node).await?;
-                        Ok::<_, crate::cluster::ClusterError>(KubeNodeView { node: n, pods })
-                    }
-                    .await,
+                    c.node_and_gpu_pods(a.context.as_deref(), &node)
+                        .await
+                        .map(|(n, pods)| KubeNodeView { node: n, pods }),
                 ),
             }
         };
@@ -830,38 +827,37 @@ impl Launcher {
             return error_result(e);
         }
         let ctxn = a.context.as_deref();
-        // The API server half first: it is cheap, and a node it does not know needs no probe.
-        let api = match &self.inner.cluster {
-            None => None,
-            Some(cluster) => {
-                let work = async {
-                    let n = cluster.get_node(ctxn, &a.node_name).await?;
-                    let pods = cluster.pods_with_gpus(ctxn, &a.node_name).await?;
-                    Ok::<_, crate::cluster::ClusterError>((n, pods))
-                };
-                tokio::select! {
-                    r = work => match r {
-                        Ok(v) => Some(v),
-                        Err(e) => return error_result(cluster_error_text(&e)),
-                    },
-                    _ = ctx.cancel.cancelled() => return error_result("the call was cancelled"),
-                }
+        // Both halves at once: the API server's request view (two requests) and node-probe asking the
+        // kubelet. The probe's failure costs exactness, never the request view.
+        let api = async {
+            match &self.inner.cluster {
+                None => Ok(None),
+                Some(cluster) => cluster
+                    .node_and_gpu_pods(ctxn, &a.node_name)
+                    .await
+                    .map(Some),
             }
         };
-        // The kubelet half: node-probe on the node. Its failure costs exactness, never the request view.
-        let probe = self
-            .probe(
-                "get_pod_gpu_allocation",
-                &a.node_name,
-                a.context.clone(),
-                vec!["allocation".into()],
-                &ctx.progress,
-                ctx.cancel.clone(),
-            )
-            .await;
+        let probe = self.probe(
+            "get_pod_gpu_allocation",
+            &a.node_name,
+            a.context.clone(),
+            vec!["allocation".into()],
+            &ctx.progress,
+            ctx.cancel.clone(),
+        );
+        let (api, probe) = tokio::select! {
+            r = async { tokio::join!(api, probe) } => r,
+            // The probe also sees the token and deletes its pod; the API requests are simply dropped.
+            _ = ctx.cancel.cancelled() => return error_result("the call was cancelled"),
+        };
         if ctx.cancel.is_cancelled() {
             return error_result("the call was cancelled");
         }
+        let api = match api {
+            Ok(v) => v,
+            Err(e) => return error_result(cluster_error_text(&e)),
+        };
         let (run, report, probe_error) = match probe {
             Ok(res) => match res.report {
                 Report::Allocation(r) => (Some(res.run), Some(r), None),

@@ -177,6 +177,24 @@ async fn pods_with_gpus_lists_gpu_containers_only() {
 }
 
 #[tokio::test]
+async fn node_and_gpu_pods_answers_both_in_two_requests() {
+    let (b, log) = backend();
+    let (n, pods) = b.node_and_gpu_pods(None, "gpu-b").await.unwrap();
+    assert_eq!(log.lock().unwrap().len(), 2, "one node read, one pod list");
+    // The same answer as the two separate calls.
+    let alone = b.get_node(None, "gpu-b").await.unwrap();
+    assert_eq!(n.gpu_allocated, alone.gpu_allocated);
+    assert_eq!(n.gpu_capacity, alone.gpu_capacity);
+    let names: Vec<&str> = pods.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(names, ["train-0", "train-1"]);
+    assert_eq!(pods[1].containers[0].requests["nvidia.com/gpu"], 2);
+    assert!(matches!(
+        b.node_and_gpu_pods(None, "nope").await.unwrap_err(),
+        ClusterError::NodeNotFound(_)
+    ));
+}
+
+#[tokio::test]
 async fn unknown_context_lists_the_known_ones() {
     let (b, _) = backend();
     assert!(b.contexts().is_empty());

@@ -373,6 +373,45 @@ impl ClusterBackend for KubeBackend {
         })
     }
 
+    fn node_and_gpu_pods<'a>(
+        &'a self,
+        context: Option<&'a str>,
+        node: &'a str,
+    ) -> BoxFut<'a, (GpuNode, Vec<PodGpuUse>)> {
+        Box::pin(async move {
+            let client = self.clients.get(context).await?;
+            let nodes: Api<Node> = Api::all(client.clone());
+            let n = nodes
+                .get_opt(node)
+                .await
+                .map_err(|e| api_err(&format!("get node {node}"), e))?
+                .ok_or_else(|| ClusterError::NodeNotFound(node.to_string()))?;
+            // One list of every phase serves both: the allocation counts only active pods (as get_node's
+            // field selector does), the GPU pod list keeps finished ones as evidence.
+            let pods: Api<Pod> = Api::all(client);
+            let list = pods
+                .list(&ListParams::default().fields(&format!("spec.nodeName={node}")))
+                .await
+                .map_err(|e| api_err("list pods", e))?;
+            let active: Vec<&Pod> = list
+                .items
+                .iter()
+                .filter(|p| {
+                    let phase = p.status.as_ref().and_then(|s| s.phase.as_deref());
+                    !matches!(phase, Some("Succeeded" | "Failed"))
+                })
+                .collect();
+            let mut gpu_pods: Vec<PodGpuUse> = list
+                .items
+                .iter()
+                .filter(|p| has_gpu_resources(p))
+                .map(pod_gpu_use)
+                .collect();
+            gpu_pods.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+            Ok((gpu_node(&n, &active), gpu_pods))
+        })
+    }
+
     fn pods_with_gpus<'a>(
         &'a self,
         context: Option<&'a str>,
