@@ -209,23 +209,8 @@ pub fn pod_allocation(p: &PodAllocation) -> String {
     if let Some(w) = &p.api_why {
         let _ = writeln!(out, "requests: {w}");
     }
-    let mut findings: Vec<Finding> = p.join_findings.clone();
-    if let Some(r) = &p.report {
-        for f in &r.findings {
-            if !findings.contains(f) {
-                findings.push(f.clone());
-            }
-        }
-    }
-    findings.sort_by(|a, b| b.severity.cmp(&a.severity).then(a.gpu.cmp(&b.gpu)));
-    if findings.is_empty() {
-        out.push_str("findings: none\n");
-    } else {
-        let _ = writeln!(out, "findings ({}):", findings.len());
-        for f in &findings {
-            render_finding(f, &mut out);
-        }
-    }
+    let probe_findings = p.report.as_ref().map_or(&[][..], |r| &r.findings[..]);
+    render_findings(p.join_findings.clone(), probe_findings, &mut out);
     let kubelet_alone = p.exact && p.api_why.is_some();
     if kubelet_alone {
         let pods = p
@@ -471,7 +456,20 @@ fn report_body_with(report: &Value, extra: &[Finding], middle: &str, out: &mut S
     if let Some(v) = verdict_in(report) {
         let _ = writeln!(out, "verdict: {}", verdict_label(v));
     }
-    let mut findings = findings_in(report);
+    render_findings(findings_in(report), extra, out);
+    out.push_str(middle);
+    let mut body = String::new();
+    render_value(&strip(report), 0, &mut body);
+    if !body.trim().is_empty() {
+        out.push_str("details:\n");
+        for line in body.lines() {
+            let _ = writeln!(out, "  {line}");
+        }
+    }
+}
+
+/// `findings` plus those of `extra` not already there, most severe first.
+fn render_findings(mut findings: Vec<Finding>, extra: &[Finding], out: &mut String) {
     for f in extra {
         if !findings.contains(f) {
             findings.push(f.clone());
@@ -484,15 +482,6 @@ fn report_body_with(report: &Value, extra: &[Finding], middle: &str, out: &mut S
         let _ = writeln!(out, "findings ({}):", findings.len());
         for f in &findings {
             render_finding(f, out);
-        }
-    }
-    out.push_str(middle);
-    let mut body = String::new();
-    render_value(&strip(report), 0, &mut body);
-    if !body.trim().is_empty() {
-        out.push_str("details:\n");
-        for line in body.lines() {
-            let _ = writeln!(out, "  {line}");
         }
     }
 }

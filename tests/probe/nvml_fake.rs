@@ -102,16 +102,19 @@ fn probe(args: &[&str], env: &[(&str, &Path)]) -> Run {
 }
 
 fn run_fake(lib: &Path, root: &Dir, cmd: &str) -> Run {
-    probe(
-        &[
-            "--nvml-lib",
-            lib.to_str().unwrap(),
-            "--host-root",
-            root.path().to_str().unwrap(),
-            cmd,
-        ],
-        &[],
-    )
+    run_fake_with(lib, root, &[cmd], &[])
+}
+
+/// node-probe on the fake library and host root, with more arguments and environment.
+fn run_fake_with(lib: &Path, root: &Dir, args: &[&str], env: &[(&str, &Path)]) -> Run {
+    let mut all = vec![
+        "--nvml-lib",
+        lib.to_str().unwrap(),
+        "--host-root",
+        root.path().to_str().unwrap(),
+    ];
+    all.extend_from_slice(args);
+    probe(&all, env)
 }
 
 fn err_kind(v: &Value) -> &str {
@@ -399,16 +402,7 @@ fn every_command_runs_on_the_fake_library() {
 /// Lines `function gpu` the fake logged while node-probe ran `cmd`.
 fn calls(lib: &Path, root: &Dir, cmd: &str) -> Vec<String> {
     let log = root.path().join(format!("nvml-{cmd}.log"));
-    let r = probe(
-        &[
-            "--nvml-lib",
-            lib.to_str().unwrap(),
-            "--host-root",
-            root.path().to_str().unwrap(),
-            cmd,
-        ],
-        &[("FAKE_NVML_LOG", &log)],
-    );
+    let r = run_fake_with(lib, root, &[cmd], &[("FAKE_NVML_LOG", &log)]);
     assert_eq!(r.code, 0, "{cmd}: {}", r.doc);
     std::fs::read_to_string(&log)
         .unwrap_or_default()
@@ -543,18 +537,7 @@ fn captured_facts_replay_as_a_fixture() {
 fn watch_records_nvml_events() {
     let Some(lib) = fake_lib() else { return };
     let root = host_root();
-    let r = probe(
-        &[
-            "--nvml-lib",
-            lib.to_str().unwrap(),
-            "--host-root",
-            root.path().to_str().unwrap(),
-            "facts",
-            "--watch",
-            "5",
-        ],
-        &[],
-    );
+    let r = run_fake_with(lib, &root, &["facts", "--watch", "5"], &[]);
     assert_eq!(r.code, 0, "{}\n{}", r.doc, r.stderr);
     let w = &r.doc["facts"]["nvml_events"];
     assert_eq!(w["watched_seconds"], 5);
@@ -600,18 +583,8 @@ fn hung_nvml_is_reported_with_the_kernel_log_not_waited_for() {
     .unwrap();
     let hang = Path::new("600");
     let started = std::time::Instant::now();
-    let r = probe(
-        &[
-            "--nvml-lib",
-            lib.to_str().unwrap(),
-            "--host-root",
-            root.path().to_str().unwrap(),
-            "--nvml-timeout",
-            "1",
-            "health",
-        ],
-        &[("FAKE_NVML_HANG_SECS", hang)],
-    );
+    let hang_env = [("FAKE_NVML_HANG_SECS", hang)];
+    let r = run_fake_with(lib, &root, &["--nvml-timeout", "1", "health"], &hang_env);
     let took = started.elapsed();
     // Bounded by the timeout, not by the 600 s hang (generous margin for a loaded machine).
     assert!(took < std::time::Duration::from_secs(60), "took {took:?}");
@@ -631,19 +604,17 @@ fn hung_nvml_is_reported_with_the_kernel_log_not_waited_for() {
     assert!(r.stderr.contains("NVML did not answer"), "{}", r.stderr);
 
     // The kernel log is still read and decoded while NVML hangs.
-    let x = probe(
+    let x = run_fake_with(
+        lib,
+        &root,
         &[
-            "--nvml-lib",
-            lib.to_str().unwrap(),
-            "--host-root",
-            root.path().to_str().unwrap(),
             "--nvml-timeout",
             "1",
             "xid",
             "--log-file",
             log.to_str().unwrap(),
         ],
-        &[("FAKE_NVML_HANG_SECS", hang)],
+        &hang_env,
     );
     assert_eq!(x.code, 0, "{}", x.doc);
     let events = x.doc["xid"]["events"].as_array().expect("events");

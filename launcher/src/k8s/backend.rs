@@ -113,20 +113,23 @@ fn is_active(p: &Pod) -> bool {
 }
 
 fn has_gpu_resources(p: &Pod) -> bool {
-    let Some(spec) = p.spec.as_ref() else {
-        return false;
-    };
-    spec.containers
-        .iter()
-        .chain(spec.init_containers.iter().flatten())
-        .any(|c| {
-            let u = container_use(c);
-            !u.requests.is_empty() || !u.limits.is_empty()
-        })
+    all_containers(p).any(|c| {
+        let u = container_use(c);
+        !u.requests.is_empty() || !u.limits.is_empty()
+    })
+}
+
+/// Init containers, then the app containers, of a pod.
+fn all_containers(p: &Pod) -> impl Iterator<Item = &k8s_openapi::api::core::v1::Container> {
+    p.spec.iter().flat_map(|s| {
+        s.init_containers
+            .iter()
+            .flatten()
+            .chain(s.containers.iter())
+    })
 }
 
 pub fn pod_gpu_use(p: &Pod) -> PodGpuUse {
-    let spec = p.spec.as_ref();
     PodGpuUse {
         namespace: p.metadata.namespace.clone().unwrap_or_default(),
         name: p.metadata.name.clone().unwrap_or_default(),
@@ -136,14 +139,7 @@ pub fn pod_gpu_use(p: &Pod) -> PodGpuUse {
             .as_ref()
             .and_then(|s| s.phase.clone())
             .unwrap_or_else(|| "Unknown".into()),
-        containers: spec
-            .into_iter()
-            .flat_map(|s| {
-                s.init_containers
-                    .iter()
-                    .flatten()
-                    .chain(s.containers.iter())
-            })
+        containers: all_containers(p)
             .map(container_use)
             .filter(|u| !u.requests.is_empty() || !u.limits.is_empty())
             .collect(),
@@ -153,7 +149,6 @@ pub fn pod_gpu_use(p: &Pod) -> PodGpuUse {
 /// A pod reduced to what the joins need: names, UIDs (its own and, for a static pod's mirror, the
 /// kubelet's), phase, and per container its runtime id and GPU requests.
 pub fn api_pod(p: &Pod) -> ApiPod {
-    let spec = p.spec.as_ref();
     let status = p.status.as_ref();
     let ids: BTreeMap<&str, String> = status
         .into_iter()
@@ -182,14 +177,7 @@ pub fn api_pod(p: &Pod) -> ApiPod {
             .and_then(|a| a.get("kubernetes.io/config.mirror"))
             .cloned(),
         phase: status.and_then(|s| s.phase.clone()),
-        containers: spec
-            .into_iter()
-            .flat_map(|s| {
-                s.init_containers
-                    .iter()
-                    .flatten()
-                    .chain(s.containers.iter())
-            })
+        containers: all_containers(p)
             .map(|c| ApiContainer {
                 name: c.name.clone(),
                 container_id: ids.get(c.name.as_str()).cloned(),
@@ -292,18 +280,11 @@ pub fn is_gpu_node(n: &Node) -> bool {
 }
 
 impl KubeBackend {
-    async fn active_pods_on(
-        &self,
-        client: kube::Client,
-        node: Option<&str>,
-    ) -> Result<Vec<Pod>, ClusterError> {
-        let fields = match node {
-            Some(n) => format!("spec.nodeName={n},{ACTIVE_PODS}"),
-            None => ACTIVE_PODS.to_string(),
-        };
+    /// Every active pod of the cluster: one list for all nodes.
+    async fn active_pods(&self, client: kube::Client) -> Result<Vec<Pod>, ClusterError> {
         let pods: Api<Pod> = Api::all(client);
         Ok(pods
-            .list(&ListParams::default().fields(&fields))
+            .list(&ListParams::default().fields(ACTIVE_PODS))
             .await
             .map_err(|e| api_err("list pods", e))?
             .items)
@@ -339,7 +320,7 @@ impl ClusterBackend for KubeBackend {
                 return Ok(Vec::new());
             }
             // One list of all active pods instead of one per node.
-            let pods = self.active_pods_on(client, None).await?;
+            let pods = self.active_pods(client).await?;
             let mut by_node: BTreeMap<&str, Vec<&Pod>> = BTreeMap::new();
             for p in &pods {
                 if let Some(n) = p.spec.as_ref().and_then(|s| s.node_name.as_deref()) {
@@ -359,18 +340,7 @@ impl ClusterBackend for KubeBackend {
     }
 
     fn get_node<'a>(&'a self, context: Option<&'a str>, node: &'a str) -> BoxFut<'a, GpuNode> {
-        Box::pin(async move {
-            let client = self.clients.get(context).await?;
-            let nodes: Api<Node> = Api::all(client.clone());
-            let n = nodes
-                .get_opt(node)
-                .await
-                .map_err(|e| api_err(&format!("get node {node}"), e))?
-                .ok_or_else(|| ClusterError::NodeNotFound(node.to_string()))?;
-            let pods = self.active_pods_on(client, Some(node)).await?;
-            let refs: Vec<&Pod> = pods.iter().collect();
-            Ok(gpu_node(&n, &refs))
-        })
+        Box::pin(async move { Ok(self.node_and_gpu_pods(context, node).await?.0) })
     }
 
     fn node_and_gpu_pods<'a>(
@@ -386,21 +356,14 @@ impl ClusterBackend for KubeBackend {
                 .await
                 .map_err(|e| api_err(&format!("get node {node}"), e))?
                 .ok_or_else(|| ClusterError::NodeNotFound(node.to_string()))?;
-            // One list of every phase serves both: the allocation counts only active pods (as get_node's
+            // One list of every phase serves both: the allocation counts only active pods (as list_gpu_nodes'
             // field selector does), the GPU pod list keeps finished ones as evidence.
             let pods: Api<Pod> = Api::all(client);
             let list = pods
                 .list(&ListParams::default().fields(&format!("spec.nodeName={node}")))
                 .await
                 .map_err(|e| api_err("list pods", e))?;
-            let active: Vec<&Pod> = list
-                .items
-                .iter()
-                .filter(|p| {
-                    let phase = p.status.as_ref().and_then(|s| s.phase.as_deref());
-                    !matches!(phase, Some("Succeeded" | "Failed"))
-                })
-                .collect();
+            let active: Vec<&Pod> = list.items.iter().filter(|p| is_active(p)).collect();
             let mut gpu_pods: Vec<PodGpuUse> = list
                 .items
                 .iter()
@@ -417,32 +380,7 @@ impl ClusterBackend for KubeBackend {
         context: Option<&'a str>,
         node: &'a str,
     ) -> BoxFut<'a, Vec<PodGpuUse>> {
-        Box::pin(async move {
-            let client = self.clients.get(context).await?;
-            let nodes: Api<Node> = Api::all(client.clone());
-            if nodes
-                .get_opt(node)
-                .await
-                .map_err(|e| api_err(&format!("get node {node}"), e))?
-                .is_none()
-            {
-                return Err(ClusterError::NodeNotFound(node.to_string()));
-            }
-            // Every phase: a Failed GPU pod is evidence too; the phase is in the answer.
-            let pods: Api<Pod> = Api::all(client);
-            let list = pods
-                .list(&ListParams::default().fields(&format!("spec.nodeName={node}")))
-                .await
-                .map_err(|e| api_err("list pods", e))?;
-            let mut out: Vec<PodGpuUse> = list
-                .items
-                .iter()
-                .filter(|p| has_gpu_resources(p))
-                .map(pod_gpu_use)
-                .collect();
-            out.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
-            Ok(out)
-        })
+        Box::pin(async move { Ok(self.node_and_gpu_pods(context, node).await?.1) })
     }
 
     fn contexts(&self) -> Vec<String> {
