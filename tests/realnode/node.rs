@@ -137,9 +137,14 @@ pub struct RealNode {
 
 impl RealNode {
     pub fn start(tb: &Testbed, images: &Images) -> RealNode {
+        Self::start_with(tb, images, false)
+    }
+
+    /// `disk_pressure`: a node whose kubelet reports DiskPressure (and admits only critical pods).
+    pub fn start_with(tb: &Testbed, images: &Images, disk_pressure: bool) -> RealNode {
         let lib = fake_nvml::fake_lib().expect("the real node needs the fake NVML (a C compiler)");
-        let dir = tb.dir.join("realnode");
-        let name = crate::testbed::unique("real");
+        let name = crate::testbed::unique(if disk_pressure { "real-dp" } else { "real" });
+        let dir = tb.dir.join(&name);
         let archives: Vec<String> = images
             .archives
             .iter()
@@ -158,6 +163,10 @@ impl RealNode {
             // The harder case: `/` is a private mount (no systemd), so the probe must not ask for
             // mount propagation.
             .env("REALNODE_PRIVATE_ROOT", "1")
+            .env(
+                "REALNODE_DISK_PRESSURE",
+                if disk_pressure { "1" } else { "0" },
+            )
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
