@@ -276,9 +276,9 @@ fn real_node_suite() {
     ]);
     let tasks = ctx.node.wait_no_tasks(Duration::from_secs(30));
     drop(rt);
-    let node_dir = ctx.node.dir.clone();
     ctx.node.stop();
-    assert!(!node_dir.exists(), "teardown left {}", node_dir.display());
+    let left_on_host = ctx.node.leftovers();
+    assert!(left_on_host.is_empty(), "teardown left {left_on_host:?}");
     assert!(failed.is_empty(), "real-node cases failed: {failed:?}");
     assert!(left.is_empty(), "probe pods left after the suite: {left:?}");
     assert!(
@@ -561,6 +561,8 @@ async fn node_under_disk_pressure_admits_the_critical_probe_pod(c: &Ctx) {
     l.stop().await;
     c.assert_no_probe_pods();
     tokio::task::block_in_place(|| n.stop());
+    let left = n.leftovers();
+    assert!(left.is_empty(), "teardown left {left:?}");
 }
 
 async fn copy_delivery_into_broken_images_fails_clearly(c: &Ctx) {
