@@ -28,7 +28,7 @@ pub struct Cli {
 #[derive(Debug, Args, Clone, Default)]
 pub struct GlobalArgs {
     /// Host filesystem root (default: /host when it exists, else /).
-    #[arg(long, global = true, value_name = "DIR")]
+    #[arg(long, global = true, value_name = "DIR", env = "NODE_PROBE_HOST_ROOT")]
     pub host_root: Option<PathBuf>,
     /// Path of libnvidia-ml.so.1, overriding the search.
     #[arg(long, global = true, value_name = "PATH")]
