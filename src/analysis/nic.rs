@@ -239,56 +239,56 @@ struct Rule {
 const PORT_DOWN: Rule = Rule {
     code: "nic.port_down",
     word: "down",
-    what: "not ACTIVE/LinkUp: no RDMA traffic passes, and a job using it fails or falls back to fewer rails",
+    what: "not ACTIVE/LinkUp, so no RDMA traffic passes and a job using it fails or runs on fewer rails",
     kind: ActionKind::CheckMechanicals,
     detail: "check the cable, transceiver and switch port (`ibstat`, the switch's port state); a port in INIT or ARMED waits for the subnet manager",
 };
 const RATE: Rule = Rule {
     code: "nic.rate_degraded",
     word: "rate_degraded",
-    what: "trained below the rate of the node's other ports of the same model: collectives run at the slowest rail's speed",
+    what: "trained below the rate of the node's other ports of the same model, and collectives run at the slowest rail's speed",
     kind: ActionKind::CheckMechanicals,
     detail: "reseat or replace the cable or transceiver and check the switch port's configured speed; then the port retrains",
 };
 const FLAPPING: Rule = Rule {
     code: "nic.link_flapping",
     word: "flapping",
-    what: "went down and up (link_downed, link_error_recovery or carrier changes): every flap stalls or kills the collectives running over it",
+    what: "the link went down and up (link_downed, link_error_recovery or carrier changes); every flap stalls or kills the collectives running over it",
     kind: ActionKind::CheckMechanicals,
     detail: "drain multi-node work from the node, then check or replace the cable and transceiver and the switch port; rising counters during the probe mean it is flapping now",
 };
 const SYMBOL: Rule = Rule {
     code: "nic.symbol_errors",
     word: "symbol_errors",
-    what: "count symbol errors above the IBTA 10^-12 bit error budget: a marginal physical link that retransmits and may fail",
+    what: "symbol errors above the IBTA 10^-12 bit error budget, a marginal physical link that retransmits and may fail",
     kind: ActionKind::CheckMechanicals,
     detail: "check or replace the cable and transceiver; run the probe again to see whether the counters still rise",
 };
 const RECEIVE: Rule = Rule {
     code: "nic.receive_errors",
     word: "receive_errors",
-    what: "receive malformed or corrupted packets (port_rcv_errors, remote physical errors, CRC): they are dropped and retransmitted",
+    what: "malformed or corrupted packets received (port_rcv_errors, remote physical errors, CRC), dropped and retransmitted",
     kind: ActionKind::CheckMechanicals,
     detail: "check the cable, transceiver and the far end's port; run the probe again to see whether the counters still rise",
 };
 const INTEGRITY: Rule = Rule {
     code: "nic.link_integrity",
     word: "link_integrity",
-    what: "exceeded the link's local physical error limit (local_link_integrity_errors): the link runs outside its specification",
+    what: "the link exceeded its local physical error limit (local_link_integrity_errors) and runs outside its specification",
     kind: ActionKind::CheckMechanicals,
     detail: "drain multi-node work from the node and replace the cable or transceiver",
 };
 const OVERRUN: Rule = Rule {
     code: "nic.buffer_overrun",
     word: "buffer_overrun",
-    what: "overran its receive buffer (excessive_buffer_overrun_errors): packets were dropped on a fabric that assumes none are",
+    what: "receive buffer overruns (excessive_buffer_overrun_errors), packets dropped on a fabric that assumes none are",
     kind: ActionKind::Investigate,
     detail: "check the port's flow control and the switch's credit configuration; the job using it may need a restart",
 };
 const CONGESTION: Rule = Rule {
     code: "nic.congestion",
     word: "congestion",
-    what: "waited for fabric credits more than it sent during the probe (port_xmit_wait) or discarded packets: the fabric, not this node, is slowing the job",
+    what: "waited for fabric credits more than it sent during the probe (port_xmit_wait) or discarded packets; the fabric, not this node, slows the job",
     kind: ActionKind::Investigate,
     detail: "look at the switch ports and other jobs on the fabric (congestion control, adaptive routing); this node's hardware is not implicated",
 };
@@ -412,7 +412,7 @@ fn judge_port(
     }
     if let Some(s) = flap {
         flap_ev.push(format!(
-            "thresholds: any link_downed or >= {CARRIER_CHANGES_WINDOW} carrier changes during the window is critical; >= {FLAPS_LIFETIME} down events ({CARRIER_CHANGES_LIFETIME} carrier changes) since the counters were cleared is a warning"
+            "thresholds: any link_downed increase or >= {CARRIER_CHANGES_WINDOW} carrier changes during the window is critical; >= {FLAPS_LIFETIME} down events ({CARRIER_CHANGES_LIFETIME} carrier changes) since the counters were cleared is a warning"
         ));
         out.push((&FLAPPING, s, flap_ev));
     }
@@ -511,6 +511,12 @@ fn error_lines(
             crate::facts::RESAMPLED_NETDEV_COUNTERS
                 .iter()
                 .filter_map(|name| netdev_counter(n, name))
+                // An interface brought up once has a carrier change or two: not an error.
+                .filter(|k| {
+                    !k.name.ends_with(".carrier_changes")
+                        || k.total >= CARRIER_CHANGES_LIFETIME
+                        || k.delta.unwrap_or(0) > 0
+                })
                 .filter(|k| k.total > 0)
                 .map(|k| k.evidence(window_s)),
         );
@@ -518,12 +524,9 @@ fn error_lines(
     out
 }
 
-/// The GPU x NIC matrix. NICs with an active port are the candidates for "nearest" (all of them when
-/// none is up).
+/// The GPU x NIC matrix, and each GPU's nearest NICs (its rail, whether that port is up or not: a down
+/// port is its own finding).
 fn affinity(gpus: &[GpuFacts], devices: &[RdmaDeviceFacts]) -> NicAffinity {
-    let any_up = devices
-        .iter()
-        .any(|d| d.ports.iter().any(|p| is_up(p, d.netdevs.first())));
     let mut out = NicAffinity {
         columns: devices.iter().map(|d| d.name.clone()).collect(),
         rows: Vec::new(),
@@ -542,21 +545,14 @@ fn affinity(gpus: &[GpuFacts], devices: &[RdmaDeviceFacts]) -> NicAffinity {
                 pci_relation(gpath, gnuma, dpath, d.numa_node.get()).to_string()
             })
             .collect();
-        let candidates = || {
-            devices
-                .iter()
-                .zip(&cells)
-                .filter(|(d, _)| !any_up || d.ports.iter().any(|p| is_up(p, d.netdevs.first())))
-        };
-        let best = candidates()
-            .map(|(_, c)| rank(c))
-            .min()
-            .unwrap_or(rank("?"));
+        let best = cells.iter().map(|c| rank(c)).min().unwrap_or(rank("?"));
         let nearest = RELATIONS.get(best).copied().unwrap_or("?").to_string();
         let nearest_nics = if nearest == "?" {
             Vec::new()
         } else {
-            candidates()
+            devices
+                .iter()
+                .zip(&cells)
                 .filter(|(_, c)| **c == nearest)
                 .map(|(d, _)| d.name.clone())
                 .collect()
@@ -709,16 +705,12 @@ pub fn analyze(facts: &NodeFacts) -> (Option<NicReport>, Vec<Finding>) {
             .max()
             .unwrap_or(Severity::Warning);
         let names: Vec<&str> = list.iter().map(|h| h.port.as_str()).collect();
-        let (one, many) = if list.len() == 1 {
-            ("port", "is")
-        } else {
-            ("ports", "are")
-        };
+        let one = if list.len() == 1 { "port" } else { "ports" };
         findings.push(finding(
             rule.code,
             severity,
             None,
-            format!("RDMA {one} {} {many} {}.", names.join(", "), rule.what),
+            format!("RDMA {one} {}: {}.", names.join("; "), rule.what),
             list.iter()
                 .flat_map(|h| h.evidence.iter().cloned())
                 .collect(),
