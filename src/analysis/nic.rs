@@ -546,6 +546,13 @@ fn affinity(gpus: &[GpuFacts], devices: &[RdmaDeviceFacts]) -> NicAffinity {
             })
             .collect();
         let best = cells.iter().map(|c| rank(c)).min().unwrap_or(rank("?"));
+        // An unknown relation could be closer than anything known, short of PIX.
+        let unknown = cells.iter().any(|c| c == "?");
+        let best = if unknown && best > rank("PIX") {
+            rank("?")
+        } else {
+            best
+        };
         let nearest = RELATIONS.get(best).copied().unwrap_or("?").to_string();
         let nearest_nics = if nearest == "?" {
             Vec::new()
@@ -1091,5 +1098,11 @@ mod tests {
         assert_eq!(r.ports[1].serves_gpus, [1, 2]);
         assert_eq!(codes(&f), [("nic.gpu_far", Severity::Warning)]);
         assert!(f[0].summary.starts_with("GPU 2 reach"));
+        // A NIC whose relation is unknown might be nearer: no claim, no finding.
+        facts.gpus[2].pci_path = None;
+        facts.gpus[2].numa_node = Reading::not_supported();
+        let (r, f) = analyze(&facts);
+        assert_eq!(r.unwrap().affinity.rows[2].nearest, "?");
+        assert!(f.is_empty(), "{f:?}");
     }
 }
