@@ -223,7 +223,10 @@ fn netdev_counter(n: &NetdevFacts, name: &str) -> Option<Counter> {
 /// What one rule concluded about one port.
 struct Hit {
     severity: Severity,
+    /// The port with its PCI address and GPUs, for the summary.
     port: String,
+    /// `mlx5_3/1`, to tell evidence lines apart when a finding names several ports.
+    label: String,
     evidence: Vec<String>,
 }
 
@@ -411,9 +414,6 @@ fn judge_port(
         }
     }
     if let Some(s) = flap {
-        flap_ev.push(format!(
-            "thresholds: any link_downed increase or >= {CARRIER_CHANGES_WINDOW} carrier changes during the window is critical; >= {FLAPS_LIFETIME} down events ({CARRIER_CHANGES_LIFETIME} carrier changes) since the counters were cleared is a warning"
-        ));
         out.push((&FLAPPING, s, flap_ev));
     }
 
@@ -429,9 +429,7 @@ fn judge_port(
             } else {
                 Severity::Warning
             };
-            let mut e = ev(&[&k]);
-            e.push("any count is a fault; rising during the window is critical".into());
-            out.push((rule, sev, e));
+            out.push((rule, sev, ev(&[&k])));
         }
     }
 
@@ -448,7 +446,6 @@ fn judge_port(
             if let Some(a) = avg {
                 e.push(format!("{a:.0}/h averaged since boot"));
             }
-            e.push(format!("thresholds: > {SYMBOL_ERRORS_PER_S}/s during the window, or > {ERRORS_PER_HOUR_BUDGET}/h averaged (10^-12 BER)"));
             out.push((&SYMBOL, Severity::Warning, e));
         }
     }
@@ -469,12 +466,11 @@ fn judge_port(
         .iter()
         .any(|k| per_hour(k.total).is_some_and(|a| a > ERRORS_PER_HOUR_BUDGET));
     if rising || over {
-        let mut e: Vec<String> = rcv
+        let e: Vec<String> = rcv
             .iter()
             .filter(|k| k.total > 0)
             .map(|k| k.evidence(window_s))
             .collect();
-        e.push(format!("thresholds: any increase during the window, or > {ERRORS_PER_HOUR_BUDGET}/h averaged since boot"));
         out.push((&RECEIVE, Severity::Warning, e));
     }
 
@@ -486,11 +482,34 @@ fn judge_port(
             if let Some(k) = discards {
                 e.push(k.evidence(window_s));
             }
-            e.push(format!("threshold: port_xmit_wait rising by >= {XMIT_WAIT_PER_WORD} x port_xmit_data (4-byte words) during the window, or any port_xmit_discards increase"));
             out.push((&CONGESTION, Severity::Warning, e));
         }
     }
     out
+}
+
+/// The stated thresholds of a rule, as the finding's last evidence line.
+fn thresholds(code: &str) -> Option<String> {
+    Some(match code {
+        "nic.port_down" => "threshold: state ACTIVE and phys_state LinkUp (and the netdev up); critical when other ports of the model are up".into(),
+        "nic.link_flapping" => format!(
+            "thresholds: critical when link_downed or >= {CARRIER_CHANGES_WINDOW} carrier changes rise during the window; warning for a link error recovery during it, or >= {FLAPS_LIFETIME} downs or recoveries ({CARRIER_CHANGES_LIFETIME} carrier changes) since the counters were cleared"
+        ),
+        "nic.link_integrity" | "nic.buffer_overrun" => {
+            "thresholds: any count is a fault; rising during the window is critical".into()
+        }
+        "nic.symbol_errors" => format!(
+            "thresholds: > {SYMBOL_ERRORS_PER_S}/s during the window, or > {ERRORS_PER_HOUR_BUDGET}/h averaged since boot (10^-12 BER)"
+        ),
+        "nic.receive_errors" => format!(
+            "thresholds: any increase during the window, or > {ERRORS_PER_HOUR_BUDGET}/h averaged since boot"
+        ),
+        "nic.congestion" => format!(
+            "threshold: port_xmit_wait rising by >= {XMIT_WAIT_PER_WORD} x port_xmit_data (4-byte words) during the window, or any port_xmit_discards increase"
+        ),
+        "nic.rate_degraded" => "threshold: below the fastest active port of the same model and link layer".into(),
+        _ => return None,
+    })
 }
 
 /// Non-zero error counters of a port and its netdev, for the report.
@@ -666,10 +685,8 @@ pub fn analyze(facts: &NodeFacts) -> (Option<NicReport>, Vec<Finding>) {
                 hits.entry(rule.code).or_default().push(Hit {
                     severity,
                     port: who.clone(),
-                    evidence: evidence
-                        .into_iter()
-                        .map(|e| format!("{label}: {e}"))
-                        .collect(),
+                    label: label.clone(),
+                    evidence,
                 });
             }
             if judgement.is_empty() {
@@ -718,9 +735,7 @@ pub fn analyze(facts: &NodeFacts) -> (Option<NicReport>, Vec<Finding>) {
             severity,
             None,
             format!("RDMA {one} {}: {}.", names.join("; "), rule.what),
-            list.iter()
-                .flat_map(|h| h.evidence.iter().cloned())
-                .collect(),
+            evidence_of(list, rule.code),
             rule.kind,
             rule.detail.to_string(),
         ));
@@ -733,8 +748,9 @@ pub fn analyze(facts: &NodeFacts) -> (Option<NicReport>, Vec<Finding>) {
             Severity::Warning,
             None,
             format!(
-                "{} reach(es) the nearest RDMA NIC only across the CPU interconnect (SYS): GPUDirect RDMA traffic crosses sockets, costing bandwidth and latency for multi-node jobs.",
-                names.join(", ")
+                "{} {} the nearest RDMA NIC only across the CPU interconnect (SYS): GPUDirect RDMA traffic crosses sockets, costing bandwidth and latency for multi-node jobs.",
+                names.join(", "),
+                if names.len() == 1 { "reaches" } else { "reach" }
             ),
             far.iter()
                 .map(|r| format!("GPU {}: nearest NIC {} ({})", r.gpu, r.nearest_nics.join(", "), r.nearest))
@@ -754,6 +770,25 @@ pub fn analyze(facts: &NodeFacts) -> (Option<NicReport>, Vec<Finding>) {
         }),
         findings,
     )
+}
+
+/// The evidence of every port a finding names (prefixed by the port when there are several), then the
+/// thresholds once.
+fn evidence_of(list: &[Hit], code: &str) -> Vec<String> {
+    let mut out: Vec<String> = list
+        .iter()
+        .flat_map(|h| {
+            h.evidence.iter().map(move |e| {
+                if list.len() > 1 {
+                    format!("{}: {e}", h.label)
+                } else {
+                    e.clone()
+                }
+            })
+        })
+        .collect();
+    out.extend(thresholds(code));
+    out
 }
 
 /// `mlx5_3/1 (0000:5c:00.0, serves GPU 3)`.
@@ -969,7 +1004,7 @@ mod tests {
         assert!(
             f[1].evidence
                 .iter()
-                .any(|e| e == "mlx5_3/1: link_downed = 14 (+1 in 1.0 s)"),
+                .any(|e| e == "link_downed = 14 (+1 in 1.0 s)"),
             "{:?}",
             f[1].evidence
         );
@@ -985,6 +1020,36 @@ mod tests {
             ),
             "{}",
             r.summary
+        );
+    }
+
+    #[test]
+    fn several_ports_make_one_finding_per_code() {
+        let down = || ib_port("1: DOWN", "2: Polling", "10 Gb/sec (4X SDR)", &[], &[]);
+        let (_, f) = analyze(&node(vec![
+            dev(0, ok_port()),
+            dev(1, down()),
+            dev(2, down()),
+        ]));
+        assert_eq!(codes(&f), [("nic.port_down", Severity::Critical)]);
+        assert!(
+            f[0].summary.starts_with(
+                "RDMA ports mlx5_1/1 (0000:21:00.0); mlx5_2/1 (0000:22:00.0): not ACTIVE"
+            ),
+            "{}",
+            f[0].summary
+        );
+        assert_eq!(
+            f[0].evidence[0],
+            "mlx5_1/1: state = 1: DOWN, phys_state = 2: Polling"
+        );
+        assert!(f[0].evidence.last().unwrap().starts_with("threshold: "));
+        assert_eq!(
+            f[0].evidence
+                .iter()
+                .filter(|e| e.contains("threshold"))
+                .count(),
+            1
         );
     }
 
@@ -1050,7 +1115,7 @@ mod tests {
         assert!(
             f[0].evidence
                 .iter()
-                .any(|e| e == "mlx5_0/1: ens1f0np0.carrier_changes = 9 (+2 in 1.0 s)")
+                .any(|e| e == "ens1f0np0.carrier_changes = 9 (+2 in 1.0 s)")
         );
         assert_eq!(r.unwrap().ports[0].netdev.as_deref(), Some("ens1f0np0"));
         // Lifetime only, below the threshold: nothing.
@@ -1097,7 +1162,7 @@ mod tests {
         assert_eq!(r.ports[0].serves_gpus, [0, 2]);
         assert_eq!(r.ports[1].serves_gpus, [1, 2]);
         assert_eq!(codes(&f), [("nic.gpu_far", Severity::Warning)]);
-        assert!(f[0].summary.starts_with("GPU 2 reach"));
+        assert!(f[0].summary.starts_with("GPU 2 reaches the nearest"));
         // A NIC whose relation is unknown might be nearer: no claim, no finding.
         facts.gpus[2].pci_path = None;
         facts.gpus[2].numa_node = Reading::not_supported();
