@@ -808,6 +808,9 @@ fn describe_port(label: &str, d: &RdmaDeviceFacts, gpus: &[u32]) -> String {
     }
 }
 
+/// Deviating ports named in the summary line.
+const SUMMARY_PORTS: usize = 4;
+
 /// `8 ports: 8 x InfiniBand 400 Gb/s (MT4129); all up, no error counts` or the deviating ports.
 fn summarize(ports: &[NicPort]) -> String {
     let mut groups: BTreeMap<String, usize> = BTreeMap::new();
@@ -818,11 +821,17 @@ fn summarize(ports: &[NicPort]) -> String {
             .or_default() += 1;
     }
     let kinds: Vec<String> = groups.iter().map(|(k, n)| format!("{n} x {k}")).collect();
-    let bad: Vec<String> = ports
+    let mut bad: Vec<String> = ports
         .iter()
         .filter(|p| p.judgement != ["ok"])
         .map(|p| format!("{} {}", p.port, p.judgement.join("+")))
         .collect();
+    // One line however many ports deviate: the ports list has the rest.
+    if bad.len() > SUMMARY_PORTS {
+        let more = bad.len() - SUMMARY_PORTS;
+        bad.truncate(SUMMARY_PORTS);
+        bad.push(format!("and {more} more"));
+    }
     let errors = ports.iter().any(|p| !p.errors.is_empty());
     let tail = if !bad.is_empty() {
         format!("not fine: {}", bad.join(", "))
