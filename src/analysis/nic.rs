@@ -853,6 +853,30 @@ mod tests {
     }
 
     #[test]
+    fn the_contract_stays_compatible_both_ways() {
+        // A document from a probe without the NIC section parses here (`nics` stays absent) ...
+        let old =
+            r#"{"matrix":{"columns":[],"rows":[],"legend":[]},"pairs":[],"gpus":[],"findings":[]}"#;
+        let r: super::super::topology::TopologyReport = serde_json::from_str(old).unwrap();
+        assert!(r.nics.is_none());
+        // ... and a reader without it ignores the section: reports do not deny unknown fields, and NIC
+        // findings use action kinds older readers know.
+        #[derive(Deserialize)]
+        #[allow(dead_code)]
+        struct OldTopology {
+            findings: Vec<Finding>,
+        }
+        let facts =
+            crate::scenarios::parse(crate::scenarios::find("dgx-h100-ib-flapping").unwrap().json)
+                .unwrap();
+        let new = super::super::topology::analyze(&facts, &crate::AnalysisOptions::default());
+        assert!(new.nics.is_some());
+        let text = serde_json::to_string(&new).unwrap();
+        let read: OldTopology = serde_json::from_str(&text).unwrap();
+        assert!(read.findings.iter().any(|f| f.code == "nic.link_flapping"));
+    }
+
+    #[test]
     fn relations_follow_topo_m() {
         let gpu = path("pci0000:17/0000:17:01.0/0000:18:00.0/0000:19:00.0/0000:1b:00.0");
         let same_switch = path("pci0000:17/0000:17:01.0/0000:18:00.0/0000:19:04.0/0000:1c:00.0");
