@@ -338,6 +338,19 @@ fn rate_gbps(p: &RdmaPortFacts, netdev: Option<&NetdevFacts>) -> Option<f64> {
     })
 }
 
+/// A port that never carried a byte nor lost a link since its counters were cleared (a spare port of a
+/// dual-port adapter, say): being down is its normal state.
+fn never_carried_traffic(p: &RdmaPortFacts, netdev: Option<&NetdevFacts>) -> bool {
+    let zero = |name: &str| port_counter(p, name).is_some_and(|k| k.total == 0);
+    let ib = zero("port_xmit_data") && zero("port_rcv_data") && zero("link_downed");
+    let eth = netdev.is_none_or(|n| {
+        n.statistics.ok().is_some_and(|s| {
+            s.get("rx_bytes").copied().unwrap_or(0) + s.get("tx_bytes").copied().unwrap_or(0) == 0
+        })
+    });
+    ib && eth
+}
+
 /// The judgements of one port: (rule, severity, evidence) for each rule it trips.
 fn judge_port(
     p: &RdmaPortFacts,
@@ -363,12 +376,17 @@ fn judge_port(
 
     if !is_up(p, netdev) {
         let mut e = vec![state_ev.clone()];
-        e.push(if peers_up {
+        let never_used = never_carried_traffic(p, netdev);
+        e.push(if never_used {
+            "no traffic and no link-down event since the counters were cleared: an unused or uncabled port?".into()
+        } else if peers_up {
             "other ports of the same model are up".into()
         } else {
             "no other port of this model is up (an unused or uncabled adapter?)".into()
         });
-        let sev = if peers_up {
+        let sev = if never_used {
+            Severity::Info
+        } else if peers_up {
             Severity::Critical
         } else {
             Severity::Warning
@@ -491,7 +509,7 @@ fn judge_port(
 /// The stated thresholds of a rule, as the finding's last evidence line.
 fn thresholds(code: &str) -> Option<String> {
     Some(match code {
-        "nic.port_down" => "threshold: state ACTIVE and phys_state LinkUp (and the netdev up); critical when other ports of the model are up".into(),
+        "nic.port_down" => "threshold: state ACTIVE and phys_state LinkUp (and the netdev up); critical when other ports of the model are up, info for a port that never carried traffic".into(),
         "nic.link_flapping" => format!(
             "thresholds: critical when link_downed or >= {CARRIER_CHANGES_WINDOW} carrier changes rise during the window; warning for a link error recovery during it, or >= {FLAPS_LIFETIME} downs or recoveries ({CARRIER_CHANGES_LIFETIME} carrier changes) since the counters were cleared"
         ),
@@ -1084,6 +1102,19 @@ mod tests {
                 .count(),
             1
         );
+    }
+
+    #[test]
+    fn a_port_that_never_carried_traffic_is_only_info() {
+        let spare = ib_port(
+            "1: DOWN",
+            "3: Disabled",
+            "10 Gb/sec (4X SDR)",
+            &[("port_xmit_data", 0), ("port_rcv_data", 0)],
+            &[],
+        );
+        let (_, f) = analyze(&node(vec![dev(0, ok_port()), dev(1, spare)]));
+        assert_eq!(codes(&f), [("nic.port_down", Severity::Info)]);
     }
 
     #[test]
