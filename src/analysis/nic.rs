@@ -396,40 +396,29 @@ fn judge_port(
         return out;
     }
 
-    // Flaps: link_downed and link_error_recovery (IB), carrier changes (RoCE netdev).
+    // Flaps: link_downed and link_error_recovery (IB), carrier changes (RoCE netdev), each with the rise
+    // during the window that is critical (none for recoveries) and the lifetime total that warns.
     let mut flap: Option<Severity> = None;
     let mut flap_ev = Vec::new();
-    for name in ["link_downed", "link_error_recovery"] {
-        if let Some(k) = c(name) {
-            let now = k.delta.unwrap_or(0);
-            let sev = if now > 0 && name == "link_downed" {
-                Some(Severity::Critical)
-            } else if now > 0 || k.total >= FLAPS_LIFETIME {
-                Some(Severity::Warning)
-            } else {
-                None
-            };
-            if let Some(s) = sev {
-                flap = flap.max(Some(s));
-                flap_ev.push(k.evidence(window_s));
-            }
-        }
+    let mut flaps: Vec<(Counter, Option<u64>, u64)> =
+        [("link_downed", Some(1)), ("link_error_recovery", None)]
+            .into_iter()
+            .filter_map(|(name, critical)| Some((c(name)?, critical, FLAPS_LIFETIME)))
+            .collect();
+    if let Some(k) = netdev.and_then(|n| netdev_counter(n, "carrier_changes")) {
+        flaps.push((k, Some(CARRIER_CHANGES_WINDOW), CARRIER_CHANGES_LIFETIME));
     }
-    if let Some(n) = netdev
-        && let Some(k) = netdev_counter(n, "carrier_changes")
-    {
+    for (k, critical, lifetime) in flaps {
         let now = k.delta.unwrap_or(0);
-        let sev = if now >= CARRIER_CHANGES_WINDOW {
-            Some(Severity::Critical)
-        } else if now > 0 || k.total >= CARRIER_CHANGES_LIFETIME {
-            Some(Severity::Warning)
+        let sev = if critical.is_some_and(|t| now >= t) {
+            Severity::Critical
+        } else if now > 0 || k.total >= lifetime {
+            Severity::Warning
         } else {
-            None
+            continue;
         };
-        if let Some(s) = sev {
-            flap = flap.max(Some(s));
-            flap_ev.push(k.evidence(window_s));
-        }
+        flap = flap.max(Some(sev));
+        flap_ev.push(k.evidence(window_s));
     }
     if let Some(s) = flap {
         out.push((&FLAPPING, s, flap_ev));
