@@ -156,7 +156,7 @@ pub fn collect(
     match spec {
         SourceSpec::Simulated { facts, .. } => {
             let mut facts = (**facts).clone();
-            if let (true, Some(path)) = (sections.kernel_log, &xid.log_file) {
+            if let (true, false, Some(path)) = (sections.kernel_log, xid.stream_log, &xid.log_file) {
                 facts.kernel_log = crate::kmsg::read_log_file(path)?;
             }
             Ok(facts)
@@ -184,7 +184,7 @@ pub fn collect(
                     Err(e) => return Err(e),
                 };
             crate::host::fill(&mut facts, host_root, sections);
-            if sections.kernel_log {
+            if sections.kernel_log && !xid.stream_log {
                 facts.kernel_log = match &xid.log_file {
                     Some(path) => crate::kmsg::read_log_file(path)?,
                     None => crate::kmsg::read_kmsg(host_root),
