@@ -28,7 +28,7 @@ pub struct Cli {
 #[derive(Debug, Args, Clone, Default)]
 pub struct GlobalArgs {
     /// Host filesystem root (default: /host when it exists, else /).
-    #[arg(long, global = true, value_name = "DIR")]
+    #[arg(long, global = true, value_name = "DIR", env = "NODE_PROBE_HOST_ROOT")]
     pub host_root: Option<PathBuf>,
     /// Path of libnvidia-ml.so.1, overriding the search.
     #[arg(long, global = true, value_name = "PATH")]
@@ -102,6 +102,10 @@ pub struct XidArgs {
     /// Also wait this many seconds for new XID events from NVML.
     #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u32).range(1..=3600))]
     pub watch: Option<u32>,
+    /// Also read earlier boots from the host's journal and kernel text logs (implied when `--since`
+    /// reaches before this boot).
+    #[arg(long)]
+    pub history: bool,
     /// Set by the `xid` command itself: the kernel log streams into the analysis after collection
     /// rather than being gathered into the facts (a log of any size in bounded memory).
     #[arg(skip)]
@@ -187,6 +191,7 @@ impl Invocation {
                     log_file: a.log_file.clone(),
                     watch: a.watch,
                     since: None,
+                    history: false,
                     stream_log: false,
                 };
                 let facts = source::collect(&spec, Sections::ALL, &xid)?;
@@ -219,8 +224,16 @@ impl Invocation {
             expect_gpus: self.global.expect_gpus,
             since_unix: source::since_unix(&xid_args, &facts)?,
         };
+        // History when asked, or when the window starts before this boot did.
+        let history = xid_args.history
+            || match (opts.since_unix, facts.host.boot_time_unix.get()) {
+                (Some(s), Some(b)) => s < b,
+                _ => false,
+            };
         let report = match &stream {
-            Some(input) => Report::Xid(Box::new(crate::kmsg::analyze_xid(input, &facts, &opts)?)),
+            Some(input) => Report::Xid(Box::new(crate::kmsg::analyze_xid(
+                input, &facts, &opts, history,
+            )?)),
             None => gpu_diag::analyze(command, &facts, &opts),
         };
         Ok(ProbeDocument::success(

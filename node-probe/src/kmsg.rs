@@ -5,8 +5,8 @@
 use std::io::Read;
 use std::path::Path;
 
-use gpu_diag::contract::{ErrorKind, ProbeError};
 use gpu_diag::AnalysisOptions;
+use gpu_diag::contract::{ErrorKind, ProbeError};
 use gpu_diag::facts::{FieldError, FieldErrorKind, KernelLogFacts, NodeFacts, Reading};
 use gpu_diag::xid::report::{LogEnd, XidAnalyzer, XidReport};
 use rustix::fs::{Mode, OFlags};
@@ -168,10 +168,13 @@ pub enum LogInput {
 
 /// The `xid` analysis over a log of any size: lines go straight into the analysis, one at a time, so
 /// memory stays bounded however long the log is (`facts` supplies the GPUs, NVML events and clock).
+/// With `history`, the host's journal and kernel text logs of earlier boots come first (oldest first),
+/// then `/dev/kmsg`, which has the current boot's messages from its oldest record on.
 pub fn analyze_xid(
     input: &LogInput,
     facts: &NodeFacts,
     opts: &AnalysisOptions,
+    history: bool,
 ) -> Result<XidReport, ProbeError> {
     let mut a = XidAnalyzer::new(facts, opts);
     let end = match input {
@@ -179,6 +182,38 @@ pub fn analyze_xid(
             a.set_origin(&format!("file:{}", path.display()));
             let truncated = stream_log_file(path, &mut |l| a.push_line(l))?;
             LogEnd::Read { truncated }
+        }
+        LogInput::Kmsg(root) if history => {
+            a.set_origin("kmsg");
+            a.enable_history();
+            // kmsg first into memory (the ring buffer is small): where it starts decides what the
+            // history sources must still supply for the current boot.
+            let kmsg = read_kmsg(root);
+            let clock = gpu_diag::xid::grammar::Clock {
+                boot_time_unix: facts.host.boot_time_unix.get(),
+                now_unix: facts.host.now_unix.get(),
+            };
+            let kmsg_start = kmsg.ok().and_then(|k| {
+                k.lines
+                    .iter()
+                    .find(|l| !l.trim().is_empty())
+                    .and_then(|l| gpu_diag::xid::grammar::parse_envelope(l, 1, clock).ts)
+            });
+            crate::history::feed(root, &mut a, opts.since_unix, kmsg_start);
+            a.history_until(None);
+            a.begin_source(false);
+            a.set_current_boot();
+            match kmsg {
+                Reading::Ok(k) => {
+                    for l in &k.lines {
+                        a.push_line(l);
+                    }
+                    LogEnd::Read {
+                        truncated: k.truncated,
+                    }
+                }
+                Reading::Err(e) => LogEnd::Unreadable(e),
+            }
         }
         LogInput::Kmsg(root) => {
             a.set_origin("kmsg");

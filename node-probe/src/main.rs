@@ -3,6 +3,7 @@
 //! unavailable, 4 permission denied, 1 other.
 
 mod cli;
+mod history;
 mod host;
 mod kmsg;
 mod nvml;

@@ -156,7 +156,8 @@ pub fn collect(
     match spec {
         SourceSpec::Simulated { facts, .. } => {
             let mut facts = (**facts).clone();
-            if let (true, false, Some(path)) = (sections.kernel_log, xid.stream_log, &xid.log_file) {
+            if let (true, false, Some(path)) = (sections.kernel_log, xid.stream_log, &xid.log_file)
+            {
                 facts.kernel_log = crate::kmsg::read_log_file(path)?;
             }
             Ok(facts)

@@ -222,6 +222,87 @@ pub struct XidReport {
     pub node: NodeXidVerdict,
     /// Kernel-log findings, merged into `health` by the health analysis.
     pub findings: Vec<Finding>,
+    /// Kernel messages of earlier boots (journal, text logs), when the window reaches before this
+    /// boot or history was asked for. Absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub history: Option<XidHistory>,
+}
+
+/// What the host kept of earlier boots. Events of earlier boots are summarised here, per boot; the
+/// report's `events`, `gpus` and per-code findings stay about the current boot.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct XidHistory {
+    /// Every place looked at, read or not, and how far back each goes.
+    pub sources: Vec<HistorySource>,
+    /// Boots seen in the window, oldest first (the current one last, when its start is seen).
+    pub boots: Vec<BootSummary>,
+    /// Older boots in the window not listed one by one.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub boots_not_listed: usize,
+    /// Boot starts (`Linux version …`) inside the window.
+    pub reboots_in_window: usize,
+    /// NVIDIA events of earlier boots (all counted in `boots`).
+    pub events: usize,
+    /// Set when no source held any kernel message of an earlier boot.
+    pub note: Option<String>,
+}
+
+/// One history source.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct HistorySource {
+    /// `journal` (`/var/log/journal`), `journal_volatile` (`/run/log/journal`) or `text_log`.
+    pub kind: String,
+    /// Path on the host (relative to the host root).
+    pub path: String,
+    pub status: SourceStatus,
+    /// Why it was not (fully) read, or how it was read.
+    pub message: Option<String>,
+    /// Kernel messages taken from it.
+    pub entries: usize,
+    /// RFC 3339 of its oldest and newest kernel message read.
+    pub first: Option<String>,
+    pub last: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SourceStatus {
+    Read,
+    /// Read up to a damaged part (a corrupt or truncated file); what came before it counts.
+    Partial,
+    Missing,
+    NoPermission,
+    Corrupt,
+    /// Another source already covers it (e.g. `syslog` when `kern.log` exists).
+    Skipped,
+    /// Could not be read for another reason (e.g. no `journalctl` to read a journal with).
+    Unavailable,
+}
+
+/// One boot as its kernel messages show it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct BootSummary {
+    /// The journal's `_BOOT_ID` (32 hex digits); null for a boot only text logs show.
+    pub boot_id: Option<String>,
+    pub current: bool,
+    /// RFC 3339 of its first and last kernel message seen.
+    pub first: Option<String>,
+    pub last: Option<String>,
+    /// Its first message is the kernel's `Linux version` banner (the boot's start is in the window).
+    pub started_in_window: bool,
+    /// NVIDIA events of this boot.
+    pub events: usize,
+    /// Xid counts per GPU in this boot (earlier boots only; the current one is in `gpus`).
+    pub xids: Vec<BootXidCount>,
+    /// The boot's last event that needs a reset, reboot or hardware check, as evidence.
+    pub last_serious_event: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct BootXidCount {
+    pub pci_bus_id: Option<String>,
+    pub code: u32,
+    pub count: usize,
 }
 
 impl Default for XidReport {
@@ -240,6 +321,7 @@ impl Default for XidReport {
                 evidence: Vec::new(),
             },
             findings: Vec::new(),
+            history: None,
         }
     }
 }

@@ -235,4 +235,3 @@ pub(crate) fn nvml_event(e: &crate::facts::NvmlXidEventFacts) -> Pending {
     p.detail.gpu_index = Some(e.gpu_index);
     p
 }
-

@@ -105,9 +105,15 @@ impl RecordSplitter {
             .replace(parse_envelope(line.trim_start(), self.lines, self.clock))
     }
 
-    /// The last record, once the input has ended.
+    /// The last record, once the input has ended (or before input of another kind).
     pub fn finish(&mut self) -> Option<Record> {
         self.current.take()
+    }
+
+    /// Count one line that arrived as a record of its own (a journal entry); returns its number.
+    pub fn count_line(&mut self) -> usize {
+        self.lines += 1;
+        self.lines
     }
 }
 
@@ -972,4 +978,9 @@ mod tests {
             assert_eq!(parse_line(d), None, "{d}");
         }
     }
+}
+
+/// The kernel's banner, its first message at every boot: `Linux version 6.8.0-… (…)`.
+pub fn is_boot_start(text: &str) -> bool {
+    text.trim_start().starts_with("Linux version ")
 }

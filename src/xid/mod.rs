@@ -14,5 +14,6 @@ pub mod correlate;
 pub mod event;
 mod extract;
 pub mod grammar;
+pub mod history;
 pub mod report;
 pub mod time;

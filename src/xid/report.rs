@@ -9,12 +9,14 @@ use super::catalog;
 use super::correlate::{self, BurstCodes, Class, GpuHistory, Needs};
 use super::event::{Decoded, Pending};
 use super::extract::{self, Extractor};
-use super::grammar::{Clock, RecordSplitter};
+use super::grammar::{Clock, Envelope, Record, RecordSplitter};
+use super::history::{History, Route};
 use crate::AnalysisOptions;
 use crate::facts::{FieldError, NodeFacts, Reading};
 use crate::finding::{Action, ActionKind, Finding, Severity, Verdict};
 use crate::pci::normalize_bus_id;
 
+use super::contract::HistorySource;
 pub use super::contract::{
     Burst, CatalogStatus, CodeCount, DecodedDetail, EventDetail, EventKind, GpuXidSummary,
     LogSummary, NodeXidVerdict, RecoveryAction, XidEvent, XidReport,
@@ -36,7 +38,6 @@ struct GpuRow {
     sram_threshold_exceeded: Option<bool>,
     mig: Vec<(Option<u32>, Option<u32>, Option<String>)>,
 }
-
 
 /// Interpret the kernel log (and NVML XID events) of one node.
 pub fn analyze(facts: &NodeFacts, opts: &AnalysisOptions) -> XidReport {
@@ -131,7 +132,10 @@ impl Agg {
             .iter()
             .next_back()
             .map(|(k, v)| (*k, v.clone()))
-            .unwrap_or(((Severity::Warning, ActionKind::Investigate), (0, String::new())));
+            .unwrap_or((
+                (Severity::Warning, ActionKind::Investigate),
+                (0, String::new()),
+            ));
         Class {
             severity,
             action,
@@ -205,6 +209,9 @@ pub struct XidAnalyzer {
     listed: BTreeMap<usize, Listed>,
     groups: HashMap<(Option<String>, EventKind, Option<u32>), SampleGroup>,
     capped: bool,
+    history: History,
+    /// The lines now arriving come from a history source (journal, text log).
+    from_history: bool,
 }
 
 impl XidAnalyzer {
@@ -238,6 +245,82 @@ impl XidAnalyzer {
             listed: BTreeMap::new(),
             groups: HashMap::new(),
             capped: false,
+            history: History::new(
+                facts.host.boot_id.ok().map(String::as_str),
+                clock.boot_time_unix,
+                opts.since_unix,
+            ),
+            from_history: false,
+        }
+    }
+
+    /// Also summarise earlier boots from history sources (`begin_source(true)`, `push_record`).
+    pub fn enable_history(&mut self) {
+        self.history.enable();
+    }
+
+    /// The lines that follow come from a history source (journal, text log) or not (`/dev/kmsg`, a
+    /// `--log-file`); a record in progress is finished first.
+    pub fn begin_source(&mut self, history: bool) {
+        if let Some(r) = self.split.finish() {
+            self.record(r);
+        }
+        self.from_history = history;
+    }
+
+    /// Report a history source (read or not) in the history section.
+    pub fn add_history_source(&mut self, s: HistorySource) {
+        self.history.add_source(s);
+    }
+
+    /// History records from this time on are skipped: a later source has them (`/dev/kmsg` for the
+    /// current boot, the journal for a text log).
+    pub fn history_until(&mut self, ts: Option<f64>) {
+        self.history.kmsg_from(ts);
+    }
+
+    /// Kernel messages taken since the last call (history sources only), with the oldest and newest
+    /// time: how far back the source goes.
+    pub fn take_source_stats(&mut self) -> (usize, Option<f64>, Option<f64>) {
+        if let Some(r) = self.split.finish() {
+            self.record(r);
+        }
+        self.history.take_stats()
+    }
+
+    /// The following records belong to this boot (the journal's `_BOOT_ID`).
+    pub fn set_boot(&mut self, id: Option<&str>) {
+        self.history.set_boot(id);
+    }
+
+    /// The following records are the current boot's (`/dev/kmsg`).
+    pub fn set_current_boot(&mut self) {
+        self.history.set_current();
+    }
+
+    /// One kernel message that arrives as a record already (a journal entry): its time and text.
+    pub fn push_record(&mut self, ts: Option<f64>, text: &str) {
+        let line = self.split.count_line();
+        self.record(Record {
+            line,
+            envelope: Envelope::Plain,
+            ts,
+            text: text.to_string(),
+            kernel: true,
+        });
+    }
+
+    fn record(&mut self, r: Record) {
+        let route = self.history.route(r.ts, &r.text, self.from_history);
+        if route == Route::Skip {
+            return;
+        }
+        if let Some(p) = self.extract.push(&r) {
+            let earlier = route == Route::Earlier;
+            self.history.event(&p, earlier);
+            if !earlier {
+                self.log_event(p);
+            }
         }
     }
 
@@ -248,10 +331,8 @@ impl XidAnalyzer {
 
     /// Feed the next raw line of the kernel log.
     pub fn push_line(&mut self, line: &str) {
-        if let Some(r) = self.split.push(line)
-            && let Some(p) = self.extract.push(&r)
-        {
-            self.log_event(p);
+        if let Some(r) = self.split.push(line) {
+            self.record(r);
         }
     }
 
@@ -338,9 +419,11 @@ impl XidAnalyzer {
                 }
                 Needs::Burst => {
                     let (code, caused_by) = (p.event.code, p.detail.caused_by_xid);
-                    if !st.deferred.iter().any(|d| {
-                        d.finding == finding && d.code == code && d.caused_by == caused_by
-                    }) {
+                    if !st
+                        .deferred
+                        .iter()
+                        .any(|d| d.finding == finding && d.code == code && d.caused_by == caused_by)
+                    {
                         st.deferred.push(Deferred {
                             finding,
                             code,
@@ -432,10 +515,8 @@ impl XidAnalyzer {
                 false
             }
         };
-        if let Some(r) = self.split.finish()
-            && let Some(p) = self.extract.push(&r)
-        {
-            self.log_event(p);
+        if let Some(r) = self.split.finish() {
+            self.record(r);
         }
         self.log.lines = self.split.lines();
         self.log.records = self.extract.records();
@@ -458,8 +539,11 @@ impl XidAnalyzer {
             .filter(|(_, s)| s.hist.has_31())
             .map(|(k, _)| k.clone())
             .collect();
-        let views: HashMap<Option<String>, Option<correlate::GpuView>> =
-            self.keys.keys().map(|k| (k.clone(), self.view(k))).collect();
+        let views: HashMap<Option<String>, Option<correlate::GpuView>> = self
+            .keys
+            .keys()
+            .map(|k| (k.clone(), self.view(k)))
+            .collect();
         for (key, st) in self.keys.iter_mut() {
             let view = views.get(key).cloned().flatten();
             if let Some(codes) = st.hist.close() {
@@ -479,9 +563,7 @@ impl XidAnalyzer {
             let view = views.get(&p.gpu_key).cloned().flatten();
             let others = keys_with_31.iter().filter(|k| **k != p.gpu_key).count();
             let codes = l.codes.as_ref().map(|c| c.borrow().clone());
-            let ctx = st
-                .hist
-                .ctx(&p, codes.as_ref(), seq, others, view.as_ref());
+            let ctx = st.hist.ctx(&p, codes.as_ref(), seq, others, view.as_ref());
             if let Some(c) = correlate::classify_event(&p, &ctx) {
                 p.detail.severity = Some(c.severity);
                 p.detail.action = Some(c.action);
@@ -519,6 +601,16 @@ impl XidAnalyzer {
         if let Some(st) = self.keys.remove(&None) {
             findings.extend(node_level_findings(st));
         }
+        let rows = &self.rows;
+        let history = self.history.finish(|pci| {
+            rows.iter()
+                .find(|r| r.pci.as_deref() == Some(pci))
+                .map_or((None, None), |r| (r.index, r.uuid.clone()))
+        });
+        let history = history.map(|(h, f)| {
+            findings.extend(f);
+            h
+        });
         findings.sort_by(|a, b| {
             b.severity
                 .cmp(&a.severity)
@@ -534,12 +626,17 @@ impl XidAnalyzer {
             gpus: summaries,
             node,
             findings,
+            history,
         }
     }
 }
 
 /// Classify the events that waited for their burst to close.
-fn resolve_burst(st: &mut KeyState, codes: &BTreeMap<u32, usize>, view: Option<&correlate::GpuView>) {
+fn resolve_burst(
+    st: &mut KeyState,
+    codes: &BTreeMap<u32, usize>,
+    view: Option<&correlate::GpuView>,
+) {
     for d in std::mem::take(&mut st.deferred) {
         let ctx = st.hist.ctx(&d.rep, Some(codes), d.first_seq, 0, view);
         if let (Some(c), Some(agg)) = (
@@ -644,7 +741,6 @@ fn gpu_table(facts: &NodeFacts) -> Vec<GpuRow> {
         .collect()
 }
 
-
 fn learn_identity(rows: &mut Vec<GpuRow>, pci: &str, uuid: &str) {
     if let Some(r) = rows.iter_mut().find(|r| r.pci.as_deref() == Some(pci)) {
         if r.uuid.is_none() {
@@ -674,7 +770,6 @@ fn learn_identity(rows: &mut Vec<GpuRow>, pci: &str, uuid: &str) {
         mig: Vec::new(),
     });
 }
-
 
 /// Map an event to its GPU row (creating one for a GPU only the log knows) and fill UUID and MIG device.
 fn attribute(p: &mut Pending, rows: &mut Vec<GpuRow>) {
@@ -718,7 +813,6 @@ fn attribute(p: &mut Pending, rows: &mut Vec<GpuRow>) {
     }
 }
 
-
 fn gpu_label(row_index: Option<u32>, pci: Option<&str>) -> String {
     match (row_index, pci) {
         (Some(i), Some(p)) => format!("GPU {i} ({p})"),
@@ -731,7 +825,6 @@ fn gpu_label(row_index: Option<u32>, pci: Option<&str>) -> String {
 fn recovery_name(v: u32) -> String {
     correlate::recovery_action_name(v).to_string()
 }
-
 
 /// Per-GPU summary and findings from what the analysis kept for it.
 fn summarize_gpu(row: &GpuRow, mut st: KeyState) -> (GpuXidSummary, Vec<Finding>) {
@@ -852,7 +945,6 @@ fn describe(p: &Pending) -> String {
     }
 }
 
-
 /// The most disruptive action among the findings of the highest severity, and their summaries.
 fn pick_action(findings: &[Finding]) -> (Action, Vec<String>) {
     let Some(worst) = findings.iter().map(|f| f.severity).max() else {
@@ -879,7 +971,6 @@ fn pick_action(findings: &[Finding]) -> (Action, Vec<String>) {
         .collect();
     (best, evidence)
 }
-
 
 /// Findings not tied to one GPU: SXids (NVSwitch), crash dumps, init failures on unknown devices.
 fn node_level_findings(mut st: KeyState) -> Vec<Finding> {
@@ -948,4 +1039,3 @@ fn node_verdict(findings: &[Finding], complete: bool, log: &LogSummary) -> NodeX
         evidence,
     }
 }
-

@@ -451,7 +451,13 @@ fn storm_is_counted_exactly_and_listed_in_samples() {
     assert_eq!(count(43), Some(before(43) + n / 2));
     let last43 = g.xids.iter().find(|c| c.code == 43).unwrap();
     assert_eq!(
-        last43.last, r.events.iter().rev().find(|e| e.code == Some(43)).unwrap().timestamp,
+        last43.last,
+        r.events
+            .iter()
+            .rev()
+            .find(|e| e.code == Some(43))
+            .unwrap()
+            .timestamp,
         "the last Xid 43 is listed"
     );
     // Listed: a few per GPU, kind and code; everything else counted.
@@ -466,7 +472,12 @@ fn storm_is_counted_exactly_and_listed_in_samples() {
     assert_eq!(r.events.len() + r.log.events_not_listed, total);
     // Findings count every event and quote at most five lines plus the remainder.
     let f13 = finding(&r, "xid.13", g.index);
-    assert!(f13.summary.contains(&format!("seen {}×", before(13) + n / 2)), "{}", f13.summary);
+    assert!(
+        f13.summary
+            .contains(&format!("seen {}×", before(13) + n / 2)),
+        "{}",
+        f13.summary
+    );
     assert!(f13.evidence.len() <= 7, "{:?}", f13.evidence);
     assert!(f13.evidence.iter().any(|e| e.starts_with("… and ")));
     // Same GPC/TPC over and over: the Xid 13 workflow calls it a hardware suspect.
