@@ -34,7 +34,7 @@ pub fn feed(host_root: &Path, a: &mut XidAnalyzer, since: Option<f64>, until: Op
     ] {
         match Journal::open(host_root, kind, rel, since) {
             Ok(j) => journals.push(j),
-            Err(s) => a.add_history_source(s),
+            Err(s) => a.add_history_source(*s),
         }
     }
     // The journal's first entry decides where the text logs stop (rsyslog copies the same messages).
@@ -100,10 +100,10 @@ impl Journal {
         kind: &'static str,
         rel: &str,
         since: Option<f64>,
-    ) -> Result<Journal, HistorySource> {
+    ) -> Result<Journal, Box<HistorySource>> {
         let dir = host_root.join(rel);
         let path = format!("/{rel}");
-        let unread = |st, m: String| unread_source(kind, &path, st, m);
+        let unread = |st, m: String| Box::new(unread_source(kind, &path, st, m));
         let files = journal_files(&dir)
             .map_err(|e| unread(status_of(&e), format!("{}: {e}", dir.display())))?;
         if files.is_empty() {
@@ -339,7 +339,7 @@ fn read_text_logs(host_root: &Path, a: &mut XidAnalyzer, until: Option<f64>, dea
         }
         chosen = Some(family);
         // Oldest first: the highest rotation number, the live file (0) last.
-        files.sort_by(|x, y| y.0.cmp(&x.0));
+        files.sort_by_key(|f| std::cmp::Reverse(f.0));
         for (_, n) in files {
             let path = dir.join(n);
             let shown = format!("/var/log/{n}");

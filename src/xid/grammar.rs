@@ -742,6 +742,11 @@ pub fn clip(s: &str) -> String {
     }
 }
 
+/// The kernel's banner, its first message at every boot: `Linux version 6.8.0-… (…)`.
+pub fn is_boot_start(text: &str) -> bool {
+    text.trim_start().starts_with("Linux version ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -978,9 +983,4 @@ mod tests {
             assert_eq!(parse_line(d), None, "{d}");
         }
     }
-}
-
-/// The kernel's banner, its first message at every boot: `Linux version 6.8.0-… (…)`.
-pub fn is_boot_start(text: &str) -> bool {
-    text.trim_start().starts_with("Linux version ")
 }
