@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 use super::clients::Clients;
 use super::exec::{ExecError, ProbeExec};
 use super::lifecycle::{
-    Progress, WaitError, api_error, classify_container, finish, timing, wait_until,
+    Progress, WaitError, api_error, api_error_in, classify_container, finish, timing, wait_until,
 };
 use super::pod::{self, ProbeCall, ProbePodOptions};
 use crate::runner::{
@@ -135,8 +135,9 @@ impl EphemeralRunner {
             secs,
         })?
         .map_err(|e| {
-            api_error(
+            api_error_in(
                 "add ephemeral container (patch pods/ephemeralcontainers)",
+                Some(&tp.namespace),
                 e,
             )
         })?;
@@ -186,7 +187,9 @@ impl EphemeralRunner {
         {
             Err(_) => return Err(RunError::Timeout { node, secs }),
             Ok(Err(ExecError::Forbidden(m))) => return Err(RunError::Forbidden(m)),
-            Ok(Err(ExecError::Failed(m))) => return Err(RunError::Exec(m)),
+            Ok(Err(ExecError::Failed(m) | ExecError::NotRunning(m))) => {
+                return Err(RunError::Exec(m));
+            }
             Ok(Ok(o)) => o,
         };
         timings.push(timing(Phase::Probing, t));
