@@ -32,9 +32,11 @@ pub fn feed(host_root: &Path, a: &mut XidAnalyzer, since: Option<f64>, until: Op
         ("journal", "var/log/journal"),
         ("journal_volatile", "run/log/journal"),
     ] {
-        match Journal::open(host_root, kind, rel, since) {
-            Ok(j) => journals.push(j),
-            Err(s) => a.add_history_source(*s),
+        for j in Journal::open_all(host_root, kind, rel, since) {
+            match j {
+                Ok(j) => journals.push(j),
+                Err(s) => a.add_history_source(*s),
+            }
         }
     }
     // The journal's first entry decides where the text logs stop (rsyslog copies the same messages).
@@ -95,19 +97,30 @@ struct Entry {
 }
 
 impl Journal {
-    fn open(
+    /// One `journalctl` per folder holding journal files (a machine-id folder, or `remote/`).
+    fn open_all(
         host_root: &Path,
         kind: &'static str,
         rel: &str,
         since: Option<f64>,
-    ) -> Result<Journal, Box<HistorySource>> {
+    ) -> Vec<Result<Journal, Box<HistorySource>>> {
         let dir = host_root.join(rel);
         let path = format!("/{rel}");
         let unread = |st, m: String| Box::new(unread_source(kind, &path, st, m));
-        let files = journal_files(&dir)
-            .map_err(|e| unread(status_of(&e), format!("{}: {e}", dir.display())))?;
+        let files = match journal_files(&dir) {
+            Ok(f) => f,
+            Err(e) => {
+                return vec![Err(unread(
+                    status_of(&e),
+                    format!("{}: {e}", dir.display()),
+                ))];
+            }
+        };
         if files.is_empty() {
-            return Err(unread(SourceStatus::Missing, "no journal files".into()));
+            return vec![Err(unread(
+                SourceStatus::Missing,
+                "no journal files".into(),
+            ))];
         }
         if let Some(e) = files
             .iter()
@@ -116,8 +129,27 @@ impl Journal {
             .find(|e| e.kind() == std::io::ErrorKind::PermissionDenied)
             && files.iter().all(|f| std::fs::File::open(f).is_err())
         {
-            return Err(unread(SourceStatus::NoPermission, e.to_string()));
+            return vec![Err(unread(SourceStatus::NoPermission, e.to_string()))];
         }
+        let mut dirs: Vec<PathBuf> = files
+            .iter()
+            .filter_map(|f| f.parent().map(Path::to_path_buf))
+            .collect();
+        dirs.sort();
+        dirs.dedup();
+        dirs.iter()
+            .map(|d| Journal::spawn(host_root, kind, d, since))
+            .collect()
+    }
+
+    fn spawn(
+        host_root: &Path,
+        kind: &'static str,
+        dir: &Path,
+        since: Option<f64>,
+    ) -> Result<Journal, Box<HistorySource>> {
+        let path = format!("/{}", dir.strip_prefix(host_root).unwrap_or(dir).display());
+        let unread = |st, m: String| Box::new(unread_source(kind, &path, st, m));
         let mut args: Vec<String> = vec![
             "--output=json".into(),
             "--output-fields=MESSAGE,_BOOT_ID".into(),
@@ -128,7 +160,7 @@ impl Journal {
             args.push(format!("--since=@{}", s.floor() as i64));
         }
         args.push("_TRANSPORT=kernel".into());
-        let (mut cmd, how) = journalctl(host_root, rel);
+        let (mut cmd, how) = journalctl(host_root, dir);
         cmd.args(&args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -254,20 +286,22 @@ fn is_journal(p: &Path) -> bool {
         .is_some_and(|n| n.ends_with(".journal") || n.ends_with(".journal~"))
 }
 
-/// The `journalctl` to run and how: one on `PATH` pointed at the host's directory, else the host's
-/// own inside `chroot`.
-fn journalctl(host_root: &Path, rel: &str) -> (Command, String) {
+/// The `journalctl` to run and how, over one folder: one on `PATH`, else the host's own inside
+/// `chroot`. A folder each (not `--file` per file): a file it cannot open then costs only that file,
+/// and `--directory` on the journal root would only look into folders named like a machine id.
+fn journalctl(host_root: &Path, dir: &Path) -> (Command, String) {
     let on_path = std::env::var_os("PATH")
         .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join("journalctl").is_file()));
     if on_path || host_root == Path::new("/") {
         let mut c = Command::new("journalctl");
-        c.arg(format!("--directory={}", host_root.join(rel).display()));
+        c.arg(format!("--directory={}", dir.display()));
         return (c, "journalctl --directory".into());
     }
+    let inside = dir.strip_prefix(host_root).unwrap_or(dir);
     let mut c = Command::new("chroot");
     c.arg(host_root)
         .arg("journalctl")
-        .arg(format!("--directory=/{rel}"));
+        .arg(format!("--directory=/{}", inside.display()));
     (c, "the host's journalctl (chroot)".into())
 }
 

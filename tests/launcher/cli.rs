@@ -193,10 +193,9 @@ fn analyze_xid_errors_since_7d_names_the_previous_boot() {
     let h = host_history::Host::new();
     host_history::make_journal(
         &h.journal_export(),
-        &h.path().join(format!(
-            "var/log/journal/{}/system.journal",
-            host_history::MACHINE
-        )),
+        // Where systemd-journal-remote itself keeps what it receives: not a machine-id folder.
+        &h.path()
+            .join("var/log/journal/remote/remote-gpu-node-5.journal"),
     );
     let text = run(&h);
     let line = text

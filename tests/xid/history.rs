@@ -75,7 +75,7 @@ fn since_7d_reads_journal_and_text_logs_across_boots() {
     let hist = &r["history"];
 
     // Sources: what was read, what was skipped, how far back each goes.
-    let j = source(hist, "/var/log/journal");
+    let j = source(hist, &format!("/var/log/journal/{MACHINE}"));
     assert_eq!(j["status"], "read", "{j}");
     assert!(j["entries"].as_u64().unwrap() >= 6, "{j}");
     assert!(j["first"].is_string());
@@ -177,7 +177,7 @@ fn volatile_journal_and_corrupt_tail() {
     std::fs::write(dir.join("system@0001.journal~"), &good[..used * 3 / 4]).unwrap();
     let r = xid(&h, &["--history"]);
     let hist = &r["history"];
-    let j = source(hist, "/run/log/journal");
+    let j = source(hist, &format!("/run/log/journal/{MACHINE}"));
     assert_eq!(j["status"], "partial", "{j:#}");
     assert!(
         j["message"].as_str().unwrap().contains("truncated"),
