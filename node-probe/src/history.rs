@@ -6,8 +6,8 @@
 //! format version, compression (zstd, xz, lz4), compact mode and how to stop cleanly at a corrupt
 //! tail, and its output is a stream this process reads one entry at a time (bounded memory; the journal
 //! itself is only mapped by `journalctl`). The pure-Rust readers on crates.io are young (0.x, a few
-//! months old, one maintainer each). `journalctl` is taken from `PATH` (the probe image or the test
-//! machine) and pointed at the host's directory; without one, the host's own is run with `chroot`.
+//! months old, one maintainer each). The host's own `journalctl` runs inside the host root (so it
+//! matches the host's journal format); without one there, a `journalctl` on `PATH` reads the folder.
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
@@ -286,23 +286,24 @@ fn is_journal(p: &Path) -> bool {
         .is_some_and(|n| n.ends_with(".journal") || n.ends_with(".journal~"))
 }
 
-/// The `journalctl` to run and how, over one folder: one on `PATH`, else the host's own inside
-/// `chroot`. A folder each (not `--file` per file): a file it cannot open then costs only that file,
-/// and `--directory` on the journal root would only look into folders named like a machine id.
+/// The `journalctl` to run and how, over one folder: the host's own, run inside the host root (it
+/// reads every journal format the host writes), else one on `PATH` (tests, a probe at `/`). A folder
+/// each (not `--file` per file): a file it cannot open then costs only that file, and `--directory`
+/// on the journal root would only look into folders named like a machine id.
 fn journalctl(host_root: &Path, dir: &Path) -> (Command, String) {
-    let on_path = std::env::var_os("PATH")
-        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join("journalctl").is_file()));
-    if on_path || host_root == Path::new("/") {
-        let mut c = Command::new("journalctl");
-        c.arg(format!("--directory={}", dir.display()));
-        return (c, "journalctl --directory".into());
-    }
     let inside = dir.strip_prefix(host_root).unwrap_or(dir);
-    let mut c = Command::new("chroot");
-    c.arg(host_root)
-        .arg("journalctl")
-        .arg(format!("--directory=/{}", inside.display()));
-    (c, "the host's journalctl (chroot)".into())
+    let host_own = ["usr/bin/journalctl", "bin/journalctl"]
+        .into_iter()
+        .find(|p| host_root.join(p).is_file());
+    if let Some(program) = host_own.filter(|_| host_root != Path::new("/")) {
+        let mut c = Command::new(format!("/{program}"));
+        crate::hostexec::chroot(&mut c, host_root.to_path_buf());
+        c.arg(format!("--directory=/{}", inside.display()));
+        return (c, "the host's journalctl (in the host root)".into());
+    }
+    let mut c = Command::new("journalctl");
+    c.arg(format!("--directory={}", dir.display()));
+    (c, "journalctl --directory".into())
 }
 
 /// One line of `journalctl --output=json`. A field can be a string, an array of bytes (not UTF-8) or

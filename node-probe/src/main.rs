@@ -5,6 +5,7 @@
 mod cli;
 mod history;
 mod host;
+mod hostexec;
 mod kmsg;
 mod nvml;
 mod operator;
