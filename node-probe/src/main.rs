@@ -7,6 +7,7 @@ mod history;
 mod host;
 mod hostexec;
 mod kmsg;
+mod nic;
 mod nvml;
 mod operator;
 mod podresources;

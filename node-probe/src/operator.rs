@@ -56,6 +56,7 @@ const KILL_SECTIONS: Sections = Sections {
     topology: false,
     ecc: false,
     kernel_log: false,
+    nics: false,
 };
 
 const RESET_SECTIONS: Sections = Sections {
@@ -65,6 +66,7 @@ const RESET_SECTIONS: Sections = Sections {
     ecc: true,
     telemetry: false,
     kernel_log: false,
+    nics: false,
 };
 
 fn host_root_of(spec: &SourceSpec) -> &Path {
