@@ -111,6 +111,14 @@ pub struct XidArgs {
     /// Also wait this many seconds for new XID events from NVML.
     #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u32).range(1..=3600))]
     pub watch: Option<u32>,
+    /// Also read earlier boots from the host's journal and kernel text logs (implied when `--since`
+    /// reaches before this boot).
+    #[arg(long)]
+    pub history: bool,
+    /// Set by the `xid` command itself: the kernel log streams into the analysis after collection
+    /// rather than being gathered into the facts (a log of any size in bounded memory).
+    #[arg(skip)]
+    pub stream_log: bool,
 }
 
 #[derive(Debug, Args, Clone, Default)]
@@ -192,6 +200,8 @@ impl Invocation {
                     log_file: a.log_file.clone(),
                     watch: a.watch,
                     since: None,
+                    history: false,
+                    stream_log: false,
                 };
                 let facts = source::collect(&spec, Sections::ALL, &xid)?;
                 return Ok(ProbeDocument::success(
@@ -201,10 +211,20 @@ impl Invocation {
             }
         };
         let spec = SourceSpec::from_args(&self.global)?;
-        let xid_args = match &self.command {
+        let mut xid_args = match &self.command {
             Cmd::Xid(a) => a.clone(),
             _ => XidArgs::default(),
         };
+        // `xid` streams a real log (file or kmsg); a scenario's log is already in its facts.
+        let stream = match (&spec, &xid_args.log_file) {
+            _ if command != Command::Xid => None,
+            (_, Some(path)) => Some(crate::kmsg::LogInput::File(path.clone())),
+            (SourceSpec::Nvml { host_root, .. }, None) => {
+                Some(crate::kmsg::LogInput::Kmsg(host_root.clone()))
+            }
+            _ => None,
+        };
+        xid_args.stream_log = stream.is_some();
         let mut facts = source::collect(&spec, command.sections(), &xid_args)?;
         if command == Command::Allocation {
             crate::podresources::fill(&mut facts, &spec, self.global.host_root.is_some());
@@ -213,7 +233,18 @@ impl Invocation {
             expect_gpus: self.global.expect_gpus,
             since_unix: source::since_unix(&xid_args, &facts)?,
         };
-        let report = gpu_diag::analyze(command, &facts, &opts);
+        // History when asked, or when the window starts before this boot did.
+        let history = xid_args.history
+            || match (opts.since_unix, facts.host.boot_time_unix.get()) {
+                (Some(s), Some(b)) => s < b,
+                _ => false,
+            };
+        let report = match &stream {
+            Some(input) => Report::Xid(Box::new(crate::kmsg::analyze_xid(
+                input, &facts, &opts, history,
+            )?)),
+            None => gpu_diag::analyze(command, &facts, &opts),
+        };
         Ok(ProbeDocument::success(
             Some(source::meta(&facts, &self.global)),
             report,

@@ -5,8 +5,10 @@
 use std::io::Read;
 use std::path::Path;
 
+use gpu_diag::AnalysisOptions;
 use gpu_diag::contract::{ErrorKind, ProbeError};
-use gpu_diag::facts::{FieldError, FieldErrorKind, KernelLogFacts, Reading};
+use gpu_diag::facts::{FieldError, FieldErrorKind, KernelLogFacts, NodeFacts, Reading};
+use gpu_diag::xid::report::{LogEnd, XidAnalyzer, XidReport};
 use rustix::fs::{Mode, OFlags};
 use rustix::io::Errno;
 
@@ -18,6 +20,18 @@ const RECORD_BUF: usize = 16 * 1024;
 
 /// Read a log file of kmsg records, dmesg or syslog lines. Invalid UTF-8 is replaced, not fatal.
 pub fn read_log_file(path: &Path) -> Result<Reading<KernelLogFacts>, ProbeError> {
+    let mut keep = Newest::new(MAX_BYTES);
+    let truncated = stream_log_file(path, &mut |l| keep.push(l))?;
+    Ok(Reading::Ok(KernelLogFacts {
+        origin: format!("file:{}", path.display()),
+        lines: keep.lines.into(),
+        truncated: truncated || keep.dropped,
+    }))
+}
+
+/// Hand every line of a log file to `sink`, holding one line at a time (a log of any size). Returns
+/// whether the input was cut short (never, for a file read to its end).
+pub fn stream_log_file(path: &Path, sink: &mut dyn FnMut(&str)) -> Result<bool, ProbeError> {
     let file = std::fs::File::open(path).map_err(|e| {
         ProbeError::new(
             ErrorKind::Io,
@@ -25,62 +39,86 @@ pub fn read_log_file(path: &Path) -> Result<Reading<KernelLogFacts>, ProbeError>
         )
         .hint("pass a readable file with --log-file")
     })?;
-    let (lines, truncated) = read_lines_bounded(file, MAX_BYTES).map_err(|e| {
+    stream_lines(file, sink).map_err(|e| {
         ProbeError::new(
             ErrorKind::Io,
             format!("cannot read log file {}: {e}", path.display()),
         )
     })?;
-    Ok(Reading::Ok(KernelLogFacts {
-        origin: format!("file:{}", path.display()),
-        lines,
-        truncated,
-    }))
+    Ok(false)
 }
 
-/// Read `r` line by line keeping at most `max` bytes of the newest lines.
-fn read_lines_bounded(r: impl Read, max: usize) -> std::io::Result<(Vec<String>, bool)> {
-    let mut reader = std::io::BufReader::new(r);
-    let mut lines = std::collections::VecDeque::new();
-    let mut total = 0usize;
-    let mut truncated = false;
+/// The newest lines up to a byte budget: older ones are dropped first.
+struct Newest {
+    lines: std::collections::VecDeque<String>,
+    total: usize,
+    max: usize,
+    dropped: bool,
+}
+
+impl Newest {
+    fn new(max: usize) -> Self {
+        Newest {
+            lines: std::collections::VecDeque::new(),
+            total: 0,
+            max,
+            dropped: false,
+        }
+    }
+
+    fn push(&mut self, line: &str) {
+        self.total += line.len();
+        self.lines.push_back(line.to_string());
+        while self.total > self.max {
+            match self.lines.pop_front() {
+                Some(old) => self.total -= old.len(),
+                None => break,
+            }
+            self.dropped = true;
+        }
+    }
+}
+
+/// Hand `r`'s lines to `sink` one at a time, line endings removed, invalid UTF-8 replaced.
+pub fn stream_lines(r: impl Read, sink: &mut dyn FnMut(&str)) -> std::io::Result<()> {
+    let mut reader = std::io::BufReader::with_capacity(256 * 1024, r);
     let mut buf = Vec::new();
     loop {
         buf.clear();
         let n = std::io::BufRead::read_until(&mut reader, b'\n', &mut buf)?;
         if n == 0 {
-            break;
+            return Ok(());
         }
-        let line = String::from_utf8_lossy(&buf)
-            .trim_end_matches(['\n', '\r'])
-            .to_string();
-        total += line.len();
-        lines.push_back(line);
-        while total > max {
-            match lines.pop_front() {
-                Some(old) => total -= old.len(),
-                None => break,
-            }
-            truncated = true;
-        }
+        let line = String::from_utf8_lossy(&buf);
+        sink(line.trim_end_matches(['\n', '\r']));
     }
-    Ok((lines.into(), truncated))
 }
 
 /// Read the whole kernel ring buffer from `{host_root}/dev/kmsg`.
+pub fn read_kmsg(host_root: &Path) -> Reading<KernelLogFacts> {
+    let mut keep = Newest::new(MAX_BYTES);
+    match stream_kmsg(host_root, &mut |l| keep.push(l)) {
+        Ok(truncated) => Reading::Ok(KernelLogFacts {
+            origin: "kmsg".into(),
+            lines: keep.lines.into(),
+            truncated: truncated || keep.dropped,
+        }),
+        Err(e) => Reading::Err(e),
+    }
+}
+
+/// Hand every record of `{host_root}/dev/kmsg` to `sink`; returns whether records were lost.
 ///
 /// `/dev/kmsg` hands out one record per `read()` and, opened non-blocking, answers EAGAIN once the
 /// reader has caught up; EPIPE means records were overwritten under us (skip on, mark truncated).
-pub fn read_kmsg(host_root: &Path) -> Reading<KernelLogFacts> {
+pub fn stream_kmsg(host_root: &Path, sink: &mut dyn FnMut(&str)) -> Result<bool, FieldError> {
     let path = host_root.join("dev/kmsg");
-    let fd = match rustix::fs::open(
+    let fd = rustix::fs::open(
         &path,
         OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC,
         Mode::empty(),
-    ) {
-        Ok(fd) => fd,
-        Err(e) => return Reading::Err(errno_error(e, &path)),
-    };
+    )
+    .map_err(|e| errno_error(e, &path))?;
     // A regular file standing in for kmsg (tests, a copied ring buffer) holds many records per read.
     let is_char_device = rustix::fs::fstat(&fd)
         .map(|st| {
@@ -89,56 +127,103 @@ pub fn read_kmsg(host_root: &Path) -> Reading<KernelLogFacts> {
         .unwrap_or(false);
     if !is_char_device {
         let file = std::fs::File::from(fd);
-        return match read_lines_bounded(file, MAX_BYTES) {
-            Ok((lines, truncated)) => Reading::Ok(KernelLogFacts {
-                origin: "kmsg".into(),
-                lines,
-                truncated,
-            }),
-            Err(e) => Reading::Err(FieldError::with_message(
-                FieldErrorKind::Unknown,
-                format!("{}: {e}", path.display()),
-            )),
-        };
+        return stream_lines(file, sink).map(|()| false).map_err(|e| {
+            FieldError::with_message(FieldErrorKind::Unknown, format!("{}: {e}", path.display()))
+        });
     }
     let mut buf = vec![0u8; RECORD_BUF];
-    let mut lines: std::collections::VecDeque<String> = std::collections::VecDeque::new();
-    let mut total = 0usize;
     let mut truncated = false;
+    let mut any = false;
     loop {
         match rustix::io::read(&fd, &mut buf) {
             Ok(0) => break,
             Ok(n) => {
                 let rec = String::from_utf8_lossy(&buf[..n]);
                 // Keep the `pri,seq,usec,flags;text` line; dictionary lines (` KEY=value`) are dropped.
-                let line = rec.lines().next().unwrap_or("").to_string();
-                total += line.len();
-                lines.push_back(line);
-                while total > MAX_BYTES {
-                    match lines.pop_front() {
-                        Some(old) => total -= old.len(),
-                        None => break,
-                    }
-                    truncated = true;
-                }
+                sink(rec.lines().next().unwrap_or(""));
+                any = true;
             }
             Err(Errno::AGAIN) => break,
             Err(Errno::PIPE) => truncated = true,
             Err(Errno::INTR) => continue,
             Err(e) => {
-                if lines.is_empty() {
-                    return Reading::Err(errno_error(e, &path));
+                if !any {
+                    return Err(errno_error(e, &path));
                 }
                 truncated = true;
                 break;
             }
         }
     }
-    Reading::Ok(KernelLogFacts {
-        origin: "kmsg".into(),
-        lines: lines.into(),
-        truncated,
-    })
+    Ok(truncated)
+}
+
+/// Where `xid` reads the kernel log from when it streams it.
+#[derive(Debug, Clone)]
+pub enum LogInput {
+    File(std::path::PathBuf),
+    /// `{host_root}/dev/kmsg`.
+    Kmsg(std::path::PathBuf),
+}
+
+/// The `xid` analysis over a log of any size: lines go straight into the analysis, one at a time, so
+/// memory stays bounded however long the log is (`facts` supplies the GPUs, NVML events and clock).
+/// With `history`, the host's journal and kernel text logs of earlier boots come first (oldest first),
+/// then `/dev/kmsg`, which has the current boot's messages from its oldest record on.
+pub fn analyze_xid(
+    input: &LogInput,
+    facts: &NodeFacts,
+    opts: &AnalysisOptions,
+    history: bool,
+) -> Result<XidReport, ProbeError> {
+    let mut a = XidAnalyzer::new(facts, opts);
+    let end = match input {
+        LogInput::File(path) => {
+            a.set_origin(&format!("file:{}", path.display()));
+            let truncated = stream_log_file(path, &mut |l| a.push_line(l))?;
+            LogEnd::Read { truncated }
+        }
+        LogInput::Kmsg(root) if history => {
+            a.set_origin("kmsg");
+            a.enable_history();
+            // kmsg first into memory (the ring buffer is small): where it starts decides what the
+            // history sources must still supply for the current boot.
+            let kmsg = read_kmsg(root);
+            let clock = gpu_diag::xid::grammar::Clock {
+                boot_time_unix: facts.host.boot_time_unix.get(),
+                now_unix: facts.host.now_unix.get(),
+            };
+            let kmsg_start = kmsg.ok().and_then(|k| {
+                k.lines
+                    .iter()
+                    .find(|l| !l.trim().is_empty())
+                    .and_then(|l| gpu_diag::xid::grammar::parse_envelope(l, 1, clock).ts)
+            });
+            crate::history::feed(root, &mut a, opts.since_unix, kmsg_start);
+            a.history_until(None);
+            a.begin_source(false);
+            a.set_current_boot();
+            match kmsg {
+                Reading::Ok(k) => {
+                    for l in &k.lines {
+                        a.push_line(l);
+                    }
+                    LogEnd::Read {
+                        truncated: k.truncated,
+                    }
+                }
+                Reading::Err(e) => LogEnd::Unreadable(e),
+            }
+        }
+        LogInput::Kmsg(root) => {
+            a.set_origin("kmsg");
+            match stream_kmsg(root, &mut |l| a.push_line(l)) {
+                Ok(truncated) => LogEnd::Read { truncated },
+                Err(e) => LogEnd::Unreadable(e),
+            }
+        }
+    };
+    Ok(a.finish(end))
 }
 
 fn errno_error(e: Errno, path: &Path) -> FieldError {
@@ -157,13 +242,15 @@ mod tests {
     #[test]
     fn bounded_reader_keeps_newest_lines_and_replaces_bad_utf8() {
         let data = b"one\ntwo\r\nth\xffree\nfour";
-        let (lines, truncated) = read_lines_bounded(&data[..], 1024).unwrap();
-        assert_eq!(lines, vec!["one", "two", "th\u{fffd}ree", "four"]);
-        assert!(!truncated);
-        let (lines, truncated) = read_lines_bounded(&data[..], 10).unwrap();
-        assert!(truncated);
-        assert_eq!(lines.last().map(String::as_str), Some("four"));
-        assert!(lines.iter().map(String::len).sum::<usize>() <= 10);
+        let mut keep = Newest::new(1024);
+        stream_lines(&data[..], &mut |l| keep.push(l)).unwrap();
+        assert_eq!(keep.lines, vec!["one", "two", "th\u{fffd}ree", "four"]);
+        assert!(!keep.dropped);
+        let mut keep = Newest::new(10);
+        stream_lines(&data[..], &mut |l| keep.push(l)).unwrap();
+        assert!(keep.dropped);
+        assert_eq!(keep.lines.back().map(String::as_str), Some("four"));
+        assert!(keep.lines.iter().map(String::len).sum::<usize>() <= 10);
     }
 
     #[test]

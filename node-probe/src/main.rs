@@ -3,7 +3,9 @@
 //! unavailable, 4 permission denied, 1 other.
 
 mod cli;
+mod history;
 mod host;
+mod hostexec;
 mod kmsg;
 mod nic;
 mod nvml;

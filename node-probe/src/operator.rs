@@ -10,7 +10,6 @@
 //! CAP_SYS_CHROOT), so the probe image needs no `chroot` binary. `--nvidia-smi PATH` runs a given binary
 //! as is instead.
 
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -335,14 +334,7 @@ impl Tool {
             )
             .stdin(std::process::Stdio::null());
         if let Some(dir) = self.chroot.clone() {
-            // SAFETY: only async-signal-safe syscalls (chroot, chdir) run between fork and exec.
-            unsafe {
-                cmd.pre_exec(move || {
-                    rustix::process::chroot(&dir)?;
-                    rustix::process::chdir("/")?;
-                    Ok(())
-                });
-            }
+            crate::hostexec::chroot(&mut cmd, dir);
         }
         match cmd.output() {
             Ok(o) => CommandRun {

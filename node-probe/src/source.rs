@@ -159,7 +159,8 @@ pub fn collect(
     match spec {
         SourceSpec::Simulated { facts, .. } => {
             let mut facts = (**facts).clone();
-            if let (true, Some(path)) = (sections.kernel_log, &xid.log_file) {
+            if let (true, false, Some(path)) = (sections.kernel_log, xid.stream_log, &xid.log_file)
+            {
                 facts.kernel_log = crate::kmsg::read_log_file(path)?;
             }
             Ok(facts)
@@ -191,7 +192,7 @@ pub fn collect(
             if sections.nics {
                 crate::nic::fill(&mut facts, host_root, *nic_interval);
             }
-            if sections.kernel_log {
+            if sections.kernel_log && !xid.stream_log {
                 facts.kernel_log = match &xid.log_file {
                     Some(path) => crate::kmsg::read_log_file(path)?,
                     None => crate::kmsg::read_kmsg(host_root),

@@ -1,11 +1,13 @@
 //! Correlation: bursts, the catalog's workflows (45, 48, 13, 31, 74, 94/95, 144–150, 154), the
 //! project's policy for blank-action, driver-only and unknown codes, and the action text.
 
-use std::collections::{BTreeSet, HashMap};
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::rc::Rc;
 
 use super::catalog::{self, CatalogEntry};
-use super::grammar::Decoded;
-use super::report::{Burst, EventKind, Pending};
+use super::contract::{Burst, EventKind};
+use super::event::{Decoded, Pending};
 use super::time::rfc3339;
 use crate::finding::{ActionKind, Severity};
 
@@ -62,47 +64,99 @@ pub struct EventCtx {
     pub sram_threshold_exceeded: Option<bool>,
 }
 
-pub struct Bursts {
-    pub bursts: Vec<Burst>,
-    /// Burst index of each input event.
-    pub of_event: Vec<usize>,
+/// Bursts listed in a GPU's summary: the first ones and the latest ones; those between are counted.
+pub const LISTED_FIRST_BURSTS: usize = 16;
+pub const LISTED_LAST_BURSTS: usize = 16;
+
+/// Xid codes of one burst with how often each occurred. Shared (`Rc`) between the open burst and the
+/// listed events in it, so an event's burst context is complete once the burst closes without the
+/// burst keeping its events.
+pub(crate) type BurstCodes = Rc<RefCell<BTreeMap<u32, usize>>>;
+
+/// Where an Xid landed in its GPU's history.
+pub(crate) struct Placement {
+    /// Index of its burst among all of the GPU's bursts.
+    pub burst: usize,
+    pub codes: BurstCodes,
+    /// The burst this event closed (it came after more than the gap), if any.
+    pub closed: Option<BurstCodes>,
 }
 
-/// Group one GPU's Xids into bursts. Events without a timestamp join the burst in progress.
-pub(crate) fn bursts_of(events: &[&Pending]) -> Bursts {
-    let mut bursts: Vec<Burst> = Vec::new();
-    let mut of_event = Vec::with_capacity(events.len());
-    let mut last_ts: Option<f64> = None;
-    for p in events {
-        let sticky_now = bursts.last().is_some_and(|b| b.sticky);
+struct OpenBurst {
+    burst: Burst,
+    codes: BurstCodes,
+}
+
+/// One GPU's Xid history, built one event at a time in constant memory: bursts (the first and latest
+/// listed, the rest counted) and the GPU-wide facts the workflows need (GPC/TPC repeats, Xid 31 runs,
+/// the last Xid 154).
+#[derive(Default)]
+pub(crate) struct GpuHistory {
+    first: Vec<Burst>,
+    latest: VecDeque<Burst>,
+    total: usize,
+    open: Option<OpenBurst>,
+    last_ts: Option<f64>,
+    gpc_tpc: HashMap<(u32, u32), usize>,
+    xid31: usize,
+    xid31_bursts: usize,
+    last_31_burst: Option<usize>,
+    /// Sequence number of the last Xid 154 (any form).
+    pub last_154: Option<usize>,
+}
+
+impl GpuHistory {
+    /// Add the next Xid (in log order). Events without a timestamp join the burst in progress.
+    pub fn push_xid(&mut self, p: &Pending, seq: usize) -> Placement {
+        let sticky_now = self.open.as_ref().is_some_and(|b| b.burst.sticky);
         let gap = if sticky_now {
             STICKY_GAP_SECS
         } else {
             BURST_GAP_SECS
         };
-        let new = match (bursts.last(), last_ts, p.ts) {
+        let new = match (&self.open, self.last_ts, p.ts) {
             (None, _, _) => true,
             (Some(_), Some(a), Some(b)) => (b - a).abs() > gap,
             _ => false,
         };
+        let mut closed = None;
         if new {
-            bursts.push(Burst {
-                start: p.ts.and_then(rfc3339),
-                end: None,
-                events: 0,
-                codes: Vec::new(),
-                sticky: false,
+            closed = self.close();
+            self.open = Some(OpenBurst {
+                burst: Burst {
+                    start: p.ts.and_then(rfc3339),
+                    end: None,
+                    events: 0,
+                    codes: Vec::new(),
+                    sticky: false,
+                },
+                codes: BurstCodes::default(),
             });
+            self.total += 1;
         }
-        let Some(b) = bursts.last_mut() else { continue };
+        let burst = self.total - 1;
+        let Some(open) = self.open.as_mut() else {
+            unreachable!("a burst was opened above")
+        };
+        let b = &mut open.burst;
         b.events += 1;
         if let Some(c) = p.event.code {
-            if !b.codes.contains(&c) {
-                b.codes.push(c);
-                b.codes.sort_unstable();
+            if let Err(at) = b.codes.binary_search(&c) {
+                b.codes.insert(at, c);
             }
             if STICKY_CODES.contains(&c) {
                 b.sticky = true;
+            }
+            *open.codes.borrow_mut().entry(c).or_default() += 1;
+            if c == 31 {
+                self.xid31 += 1;
+                if self.last_31_burst != Some(burst) {
+                    self.xid31_bursts += 1;
+                    self.last_31_burst = Some(burst);
+                }
+            }
+            if c == 154 {
+                self.last_154 = Some(seq);
             }
         }
         if let Some(t) = p.ts {
@@ -110,126 +164,154 @@ pub(crate) fn bursts_of(events: &[&Pending]) -> Bursts {
                 b.start = rfc3339(t);
             }
             b.end = rfc3339(t);
-            last_ts = Some(t);
+            self.last_ts = Some(t);
         }
-        of_event.push(bursts.len() - 1);
+        if let Decoded::GraphicsException { gpc, tpc, .. } = p.decoded {
+            *self.gpc_tpc.entry((gpc, tpc)).or_default() += 1;
+        }
+        Placement {
+            burst,
+            codes: open.codes.clone(),
+            closed,
+        }
     }
-    Bursts { bursts, of_event }
+
+    /// Close the burst in progress (at the end of the input, or when the next one starts).
+    pub fn close(&mut self) -> Option<BurstCodes> {
+        let open = self.open.take()?;
+        if self.first.len() < LISTED_FIRST_BURSTS {
+            self.first.push(open.burst);
+        } else {
+            self.latest.push_back(open.burst);
+            if self.latest.len() > LISTED_LAST_BURSTS {
+                self.latest.pop_front();
+            }
+        }
+        Some(open.codes)
+    }
+
+    pub fn has_31(&self) -> bool {
+        self.xid31 > 0
+    }
+
+    /// The listed bursts (call after `close`) and how many were left out between them.
+    pub fn bursts(&self) -> (Vec<Burst>, usize) {
+        let listed: Vec<Burst> = self.first.iter().chain(&self.latest).cloned().collect();
+        let left_out = self.total - listed.len() - usize::from(self.open.is_some());
+        (listed, left_out)
+    }
+
+    /// Position of burst `abs` among the listed ones.
+    pub fn listed_index(&self, abs: usize) -> Option<usize> {
+        if abs < self.first.len() {
+            return Some(abs);
+        }
+        let latest_from = self.total - self.latest.len();
+        (abs >= latest_from).then(|| self.first.len() + abs - latest_from)
+    }
+
+    /// The context of one event: its burst's other codes plus this GPU's history.
+    pub fn ctx(
+        &self,
+        p: &Pending,
+        codes: Option<&BTreeMap<u32, usize>>,
+        seq: usize,
+        xid31_other_gpus: usize,
+        view: Option<&GpuView>,
+    ) -> EventCtx {
+        let own = p.event.code;
+        let burst_codes = codes
+            .map(|m| {
+                m.iter()
+                    .filter(|(c, n)| **n > usize::from(Some(**c) == own))
+                    .map(|(c, _)| *c)
+                    .collect()
+            })
+            .unwrap_or_default();
+        let same_gpc_tpc = match p.decoded {
+            Decoded::GraphicsException { gpc, tpc, .. } => {
+                self.gpc_tpc.get(&(gpc, tpc)).copied().unwrap_or(0)
+            }
+            _ => 0,
+        };
+        EventCtx {
+            burst_codes,
+            same_gpc_tpc,
+            gpc_tpc_repeated_on_gpu: self.gpc_tpc.values().any(|n| *n >= 2),
+            xid31_here: self.xid31,
+            xid31_bursts_here: self.xid31_bursts,
+            xid31_other_gpus,
+            last_154: self.last_154 == Some(seq),
+            nvml_recovery_action: view.and_then(|v| v.recovery_action),
+            sram_threshold_exceeded: view.and_then(|v| v.sram_threshold_exceeded),
+        }
+    }
 }
 
-/// Classify every event (fills `detail.severity/action/reason/burst`).
-pub(crate) fn classify_all(pending: &mut [Pending], gpus: &[GpuView]) {
-    // Xids per GPU key, in order.
-    let mut per_gpu: HashMap<Option<String>, Vec<usize>> = HashMap::new();
-    for (i, p) in pending.iter().enumerate() {
-        if p.event.kind == EventKind::Xid {
-            per_gpu.entry(p.gpu_key.clone()).or_default().push(i);
-        }
-    }
-    let gpus_with_31: BTreeSet<Option<String>> = per_gpu
-        .iter()
-        .filter(|(_, idx)| idx.iter().any(|&i| pending[i].event.code == Some(31)))
-        .map(|(k, _)| k.clone())
-        .collect();
+/// What an event's classification depends on besides the event itself: this decides when the
+/// streaming analysis can classify it. Keep in step with `classify_xid`: a workflow that starts
+/// reading another `EventCtx` field must be listed here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Needs {
+    /// Only the event (and the GPU's NVML facts, known up front).
+    Event,
+    /// The other codes of its burst (`burst_codes`): Xid 45, 48, 171, 172.
+    Burst,
+    /// The whole GPU's history: Xid 13 (GPC/TPC repeats), 31 (runs, other GPUs), a decoded 154
+    /// (whether it is the last).
+    History,
+}
 
-    let mut ctxs: HashMap<usize, EventCtx> = HashMap::new();
-    for (key, idx) in &per_gpu {
-        let refs: Vec<&Pending> = idx.iter().map(|&i| &pending[i]).collect();
-        let b = bursts_of(&refs);
-        let view = gpus.iter().find(|g| g.key.is_some() && g.key == *key);
-        let mut codes_per_burst: HashMap<usize, Vec<(usize, u32)>> = HashMap::new();
-        for (k, &i) in idx.iter().enumerate() {
-            if let Some(c) = pending[i].event.code {
-                codes_per_burst
-                    .entry(b.of_event[k])
-                    .or_default()
-                    .push((i, c));
-            }
-        }
-        let mut gpc_tpc: HashMap<(u32, u32), usize> = HashMap::new();
-        for &i in idx {
-            if let Decoded::GraphicsException { gpc, tpc, .. } = pending[i].decoded {
-                *gpc_tpc.entry((gpc, tpc)).or_default() += 1;
-            }
-        }
-        let xid31: Vec<usize> = idx
-            .iter()
-            .enumerate()
-            .filter(|(_, i)| pending[**i].event.code == Some(31))
-            .map(|(k, _)| b.of_event[k])
-            .collect();
-        let last_154 = idx
-            .iter()
-            .rev()
-            .find(|&&i| pending[i].event.code == Some(154))
-            .copied();
-        for (k, &i) in idx.iter().enumerate() {
-            let burst = b.of_event[k];
-            let mut ctx = EventCtx {
-                burst_codes: codes_per_burst
-                    .get(&burst)
-                    .map(|v| v.iter().filter(|(j, _)| *j != i).map(|(_, c)| *c).collect())
-                    .unwrap_or_default(),
-                xid31_here: xid31.len(),
-                xid31_bursts_here: xid31.iter().collect::<BTreeSet<_>>().len(),
-                xid31_other_gpus: gpus_with_31.iter().filter(|g| *g != key).count(),
-                last_154: last_154 == Some(i),
-                gpc_tpc_repeated_on_gpu: gpc_tpc.values().any(|n| *n >= 2),
-                nvml_recovery_action: view.and_then(|v| v.recovery_action),
-                sram_threshold_exceeded: view.and_then(|v| v.sram_threshold_exceeded),
-                ..EventCtx::default()
-            };
-            if let Decoded::GraphicsException { gpc, tpc, .. } = pending[i].decoded {
-                ctx.same_gpc_tpc = gpc_tpc.get(&(gpc, tpc)).copied().unwrap_or(0);
-            }
-            pending[i].detail.burst = key.as_ref().map(|_| burst);
-            ctxs.insert(i, ctx);
-        }
+pub(crate) fn needs(p: &Pending) -> Needs {
+    if p.event.kind != EventKind::Xid {
+        return Needs::Event;
     }
+    match p.event.code {
+        Some(45 | 48 | 171 | 172) => Needs::Burst,
+        Some(13 | 31) => Needs::History,
+        Some(154) if matches!(p.decoded, Decoded::RecoveryAction { .. }) => Needs::History,
+        _ => Needs::Event,
+    }
+}
 
-    for (i, p) in pending.iter_mut().enumerate() {
-        let c = match p.event.kind {
-            EventKind::Xid => Some(classify_xid(p, &ctxs.remove(&i).unwrap_or_default())),
-            EventKind::FallenOffBus => Some(class(
+/// Classify any event with its context; None for events that ask nothing (identity lines).
+pub(crate) fn classify_event(p: &Pending, ctx: &EventCtx) -> Option<Class> {
+    Some(match p.event.kind {
+        EventKind::Xid => classify_xid(p, ctx),
+        EventKind::FallenOffBus => class(
+            Severity::Critical,
+            ActionKind::RebootNode,
+            "the GPU stopped answering on PCIe (same condition as Xid 79, RESTART_BM); check kernel PCI/AER logs and the BMC event log",
+        ),
+        EventKind::InitFailure => class(
+            Severity::Critical,
+            ActionKind::RebootNode,
+            "the driver could not initialise the GPU, so it is missing from NVML; reboot, and if it persists check seating/power and contact support",
+        ),
+        EventKind::CrashDump => class(
+            Severity::Warning,
+            ActionKind::Investigate,
+            "the driver wrote a GPU crash dump: collect it with nvidia-bug-report.sh before the NVIDIA module is unloaded",
+        ),
+        EventKind::Sxid => match p.sxid_fatal {
+            Some(true) => class(
                 Severity::Critical,
-                ActionKind::RebootNode,
-                "the GPU stopped answering on PCIe (same condition as Xid 79, RESTART_BM); check kernel PCI/AER logs and the BMC event log",
-            )),
-            EventKind::InitFailure => Some(class(
-                Severity::Critical,
-                ActionKind::RebootNode,
-                "the driver could not initialise the GPU, so it is missing from NVML; reboot, and if it persists check seating/power and contact support",
-            )),
-            EventKind::CrashDump => Some(class(
+                ActionKind::ResetGpu,
+                "fatal NVSwitch error: the fabric must be reset (all GPUs and NVSwitches, then Fabric Manager) before NVLink traffic is trusted",
+            ),
+            Some(false) => class(
+                Severity::Warning,
+                ActionKind::Monitor,
+                "non-fatal NVSwitch error: traffic continues; watch for repeats on the same link",
+            ),
+            None => class(
                 Severity::Warning,
                 ActionKind::Investigate,
-                "the driver wrote a GPU crash dump: collect it with nvidia-bug-report.sh before the NVIDIA module is unloaded",
-            )),
-            EventKind::Sxid => Some(match p.sxid_fatal {
-                Some(true) => class(
-                    Severity::Critical,
-                    ActionKind::ResetGpu,
-                    "fatal NVSwitch error: the fabric must be reset (all GPUs and NVSwitches, then Fabric Manager) before NVLink traffic is trusted",
-                ),
-                Some(false) => class(
-                    Severity::Warning,
-                    ActionKind::Monitor,
-                    "non-fatal NVSwitch error: traffic continues; watch for repeats on the same link",
-                ),
-                None => class(
-                    Severity::Warning,
-                    ActionKind::Investigate,
-                    "NVSwitch error without a stated severity (e.g. SOE halt/watchdog): check Fabric Manager logs and the switch state",
-                ),
-            }),
-            EventKind::GpuIdentity => None,
-        };
-        if let Some(c) = c {
-            p.detail.severity = Some(c.severity);
-            p.detail.action = Some(c.action);
-            p.detail.reason = Some(c.detail);
-        }
-    }
+                "NVSwitch error without a stated severity (e.g. SOE halt/watchdog): check Fabric Manager logs and the switch state",
+            ),
+        },
+        EventKind::GpuIdentity => return None,
+    })
 }
 
 /// Classify one Xid with its context.

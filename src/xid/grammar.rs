@@ -8,6 +8,7 @@ use std::sync::LazyLock;
 
 use regex::Regex;
 
+use super::event::Decoded;
 use super::time;
 use crate::pci::normalize_bus_id;
 
@@ -46,30 +47,74 @@ pub struct Record {
 
 /// Split raw lines into records (the first pass of parsing).
 pub fn records<S: AsRef<str>>(lines: &[S], clock: Clock) -> Vec<Record> {
+    let mut split = RecordSplitter::new(clock);
     let mut out: Vec<Record> = Vec::with_capacity(lines.len());
-    for (i, raw) in lines.iter().enumerate() {
-        let line = raw.as_ref().trim_end_matches(['\r', '\n']);
+    for raw in lines {
+        out.extend(split.push(raw.as_ref()));
+    }
+    out.extend(split.finish());
+    out
+}
+
+/// `records` one line at a time, so a log of any size is parsed holding one record: a record is
+/// handed out when the line that starts the next one arrives (continuation lines join it first).
+#[derive(Debug)]
+pub struct RecordSplitter {
+    clock: Clock,
+    current: Option<Record>,
+    lines: usize,
+}
+
+impl RecordSplitter {
+    pub fn new(clock: Clock) -> Self {
+        RecordSplitter {
+            clock,
+            current: None,
+            lines: 0,
+        }
+    }
+
+    /// Lines fed so far (blank ones included).
+    pub fn lines(&self) -> usize {
+        self.lines
+    }
+
+    /// Feed the next raw line; returns the record it completed, if any.
+    pub fn push(&mut self, raw: &str) -> Option<Record> {
+        self.lines += 1;
+        let line = raw.trim_end_matches(['\r', '\n']);
         if line.is_empty() {
-            continue;
+            return None;
         }
         if line.starts_with([' ', '\t'])
-            && let Some(prev) = out.last_mut()
+            && let Some(prev) = self.current.as_mut()
             && !starts_own_record(line.trim())
         {
             let t = line.trim();
             // kmsg dictionary properties (` SUBSYSTEM=pci`) describe the record, they are not text.
             if prev.envelope == Envelope::Kmsg && is_dict_prop(t) {
-                continue;
+                return None;
             }
             if !t.is_empty() && prev.text.len() < 64 * 1024 {
                 prev.text.push('\n');
                 prev.text.push_str(t);
             }
-            continue;
+            return None;
         }
-        out.push(parse_envelope(line.trim_start(), i + 1, clock));
+        self.current
+            .replace(parse_envelope(line.trim_start(), self.lines, self.clock))
     }
-    out
+
+    /// The last record, once the input has ended (or before input of another kind).
+    pub fn finish(&mut self) -> Option<Record> {
+        self.current.take()
+    }
+
+    /// Count one line that arrived as a record of its own (a journal entry); returns its number.
+    pub fn count_line(&mut self) -> usize {
+        self.lines += 1;
+        self.lines
+    }
 }
 
 fn is_dict_prop(t: &str) -> bool {
@@ -389,38 +434,6 @@ pub struct XidLine {
     pub decoded: Decoded,
 }
 
-/// Structured facts pulled from an Xid's free text.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub enum Decoded {
-    #[default]
-    None,
-    /// Xid 13: `(GPC g, TPC t, SM s)`.
-    GraphicsException { gpc: u32, tpc: u32, sm: Option<u32> },
-    /// Xid 74: `NVLink: fatal error detected on link N(0x…, … ×7)`.
-    NvLink { link: u32, registers: Vec<u32> },
-    /// Xid 94/95: `Contained|Uncontained: … RST: Yes|No, D-RST: Yes|No`.
-    Containment {
-        contained: Option<bool>,
-        reset_required: Option<bool>,
-        drain_and_reset_required: Option<bool>,
-    },
-    /// Xid 154: `GPU recovery action changed from 0xA (…) to 0xB (…)`.
-    RecoveryAction {
-        from: u32,
-        from_name: String,
-        to: u32,
-        to_name: String,
-    },
-    /// Xid 144–150: `<unit> <Fatal|Nonfatal> <XCn> <iN> Link <n> (<intrInfo> <errorStatus> …)`.
-    NvLink5 {
-        unit: String,
-        fatal: bool,
-        link: i32,
-        intr_info: u32,
-        error_status: u32,
-    },
-}
-
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct SxidLine {
     /// `nvidia-nvswitch3`, where printed.
@@ -727,6 +740,11 @@ pub fn clip(s: &str) -> String {
         Some((i, _)) => format!("{}…", &s[..i]),
         None => s.to_string(),
     }
+}
+
+/// The kernel's banner, its first message at every boot: `Linux version 6.8.0-… (…)`.
+pub fn is_boot_start(text: &str) -> bool {
+    text.trim_start().starts_with("Linux version ")
 }
 
 #[cfg(test)]

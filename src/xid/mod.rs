@@ -1,12 +1,19 @@
 //! Kernel-log intelligence: the NVIDIA XID catalog, the kernel-log grammar, and correlated verdicts.
 //!
-//! Flow: `grammar::records` splits raw lines into records (kmsg, dmesg, syslog envelopes),
-//! `grammar::parse_line` recognises the NVIDIA lines, `report::analyze` attributes events to GPUs,
-//! `correlate` groups bursts and applies the catalog's workflows, and the report carries events,
-//! per-GPU summaries, a node verdict and findings.
+//! Flow, one line at a time: `grammar::RecordSplitter` joins raw lines into records (kmsg, dmesg,
+//! syslog envelopes) and `grammar::parse_line` recognises the NVIDIA lines; `extract` turns them into
+//! events (`event::Pending`); `report::XidAnalyzer` attributes each to its GPU and keeps counts, bursts
+//! and samples; `correlate` applies the catalog's workflows. `contract` holds the report's types.
+//!
+//! Imports run one way: `contract` and `time` <- `event` <- `grammar`, `correlate` <- `extract` <-
+//! `report`. The grammar and the correlation never import each other.
 
 pub mod catalog;
+pub mod contract;
 pub mod correlate;
+pub mod event;
+mod extract;
 pub mod grammar;
+pub mod history;
 pub mod report;
 pub mod time;

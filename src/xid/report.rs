@@ -1,253 +1,33 @@
-//! The `xid` report: events in log order, decoded details, per-GPU summaries with bursts, and a node
-//! verdict, plus the findings `health` merges.
+//! The `xid` analysis: kernel-log lines in, the bounded report out. Lines stream through the grammar,
+//! extraction and correlation one at a time, so time is linear and memory is bounded whatever the log's
+//! size: counts, bursts and findings are exact; the per-event list is complete for a small log and
+//! holds a few samples per GPU and code for a large one.
 
-use std::collections::{BTreeMap, HashMap};
-
-use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use super::catalog;
-use super::correlate::{self, Class};
-use super::grammar::{self, Clock, Decoded, Line, Record};
+use super::correlate::{self, BurstCodes, Class, GpuHistory, Needs};
+use super::event::{Decoded, Pending};
+use super::extract::{self, Extractor};
+use super::grammar::{Clock, Envelope, Record, RecordSplitter};
+use super::history::{History, Route};
 use crate::AnalysisOptions;
-use crate::facts::{FieldError, NodeFacts};
+use crate::facts::{FieldError, NodeFacts, Reading};
 use crate::finding::{Action, ActionKind, Finding, Severity, Verdict};
 use crate::pci::normalize_bus_id;
 
-/// What an event is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum EventKind {
-    Xid,
-    Sxid,
-    FallenOffBus,
-    GpuIdentity,
-    InitFailure,
-    CrashDump,
-}
+use super::contract::HistorySource;
+pub use super::contract::{
+    Burst, CatalogStatus, CodeCount, DecodedDetail, EventDetail, EventKind, GpuXidSummary,
+    LogSummary, NodeXidVerdict, RecoveryAction, XidEvent, XidReport,
+};
 
-/// One kernel-log (or NVML) event. Every field is always present (null where unknown), so consumers
-/// can rely on the shape.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
-pub struct XidEvent {
-    pub kind: EventKind,
-    /// The Xid or SXid number; null for other kinds (and for a number too large to be real).
-    pub code: Option<u32>,
-    /// Normalised `dddd:bb:dd.f` (Xid lines carry no function: `.0`).
-    pub pci_bus_id: Option<String>,
-    pub pid: Option<u32>,
-    pub process_name: Option<String>,
-    pub gpu_instance_id: Option<u32>,
-    pub compute_instance_id: Option<u32>,
-    /// From the line itself, or the GPU the PCI id maps to (NVML inventory or identity lines).
-    pub gpu_uuid: Option<String>,
-    pub message: String,
-    /// RFC 3339 UTC, where derivable.
-    pub timestamp: Option<String>,
-    /// 1-based line of the log input where the event starts; null for NVML events.
-    pub line: Option<usize>,
-    pub mnemonic: Option<String>,
-    /// The catalog's resolution bucket names; null where the catalog gives none.
-    pub immediate_action: Option<String>,
-    pub investigatory_action: Option<String>,
-}
-
-/// Where a code stands in NVIDIA's catalog.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum CatalogStatus {
-    /// In the catalog with resolution buckets.
-    Catalog,
-    /// In the catalog with blank buckets (162–172): the project's policy applies.
-    BlankActions,
-    /// Defined by the driver only (173–176).
-    DriverOnly,
-    /// Not known to the catalog or the driver headers this project read.
-    Unknown,
-    /// Not an Xid.
-    NotApplicable,
-}
-
-/// What the grammar decoded beyond the common fields, per event (same order as `events`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
-pub struct EventDetail {
-    /// Index into `events`.
-    pub event: usize,
-    /// `kernel_log` or `nvml_event`.
-    pub source: String,
-    pub gpu_index: Option<u32>,
-    /// The MIG device the GPU-I/GPU-CI attribution names, where the inventory knows it.
-    pub mig_device_uuid: Option<String>,
-    pub catalog_status: CatalogStatus,
-    /// Index into the GPU summary's `bursts`.
-    pub burst: Option<usize>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub caused_by_xid: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub decoded: Option<DecodedDetail>,
-    /// How this event was classified after correlation.
-    pub severity: Option<Severity>,
-    pub action: Option<ActionKind>,
-    pub reason: Option<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(tag = "type", rename_all = "snake_case")]
-pub enum DecodedDetail {
-    GraphicsException {
-        gpc: u32,
-        tpc: u32,
-        sm: Option<u32>,
-    },
-    NvLinkRegisters {
-        link: u32,
-        registers: Vec<String>,
-    },
-    Containment {
-        contained: Option<bool>,
-        reset_required: Option<bool>,
-        drain_and_reset_required: Option<bool>,
-    },
-    RecoveryAction {
-        from: u32,
-        from_name: String,
-        to: u32,
-        to_name: String,
-    },
-    NvLink5 {
-        unit: String,
-        fatal: bool,
-        link: i32,
-        intr_info: String,
-        error_status: String,
-    },
-    Sxid {
-        device: Option<String>,
-        fatal: Option<bool>,
-        link: Option<u32>,
-    },
-}
-
-/// A group of Xids on one GPU with no more than three minutes of silence between them (three hours
-/// once a sticky code is in it).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
-pub struct Burst {
-    pub start: Option<String>,
-    pub end: Option<String>,
-    pub events: usize,
-    pub codes: Vec<u32>,
-    /// Contains one of the sticky codes 74, 79, 95, 109, 119.
-    pub sticky: bool,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
-pub struct CodeCount {
-    pub code: u32,
-    pub mnemonic: Option<String>,
-    pub count: usize,
-    pub first: Option<String>,
-    pub last: Option<String>,
-}
-
-/// NVML's recovery action (field 230): the driver's own verdict on what the GPU needs now.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
-pub struct RecoveryAction {
-    pub value: u32,
-    pub name: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
-pub struct GpuXidSummary {
-    pub pci_bus_id: Option<String>,
-    /// NVML index; null for a GPU only the log knows (e.g. one that fell off the bus).
-    pub index: Option<u32>,
-    pub uuid: Option<String>,
-    /// `nvml` or `kernel_log` (identity line).
-    pub uuid_source: Option<String>,
-    /// NVML field 230; null when not read.
-    pub recovery_action: Option<RecoveryAction>,
-    /// Last `Xid 154` transition in the log: what the driver said it needs.
-    pub last_recovery_transition: Option<RecoveryAction>,
-    pub events: usize,
-    pub xids: Vec<CodeCount>,
-    pub bursts: Vec<Burst>,
-    pub fallen_off_bus: bool,
-    pub verdict: Verdict,
-    pub action: Action,
-    pub evidence: Vec<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
-pub struct NodeXidVerdict {
-    pub verdict: Verdict,
-    /// What the SRE should do, the most disruptive step the worst findings ask for.
-    pub action: Action,
-    pub evidence: Vec<String>,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
-pub struct LogSummary {
-    /// `kmsg`, `file:<path>`, `simulated`.
-    pub origin: Option<String>,
-    pub lines: usize,
-    pub records: usize,
-    /// The reader stopped early or records were overwritten while reading.
-    pub truncated: bool,
-    /// Why the kernel log could not be read.
-    pub error: Option<FieldError>,
-    /// RFC 3339 start of the `--since` window.
-    pub since: Option<String>,
-    /// Events left out because they are older than `--since`.
-    pub events_before_since: usize,
-    /// NVRM/SXid lines that matched no known form (not events; shown so nothing is silently lost).
-    pub unrecognized_nvidia_lines: usize,
-    /// NVML XID events read with `--watch` (null when no watch ran).
-    pub nvml_events: Option<usize>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
-pub struct XidReport {
-    pub log: LogSummary,
-    /// In log order; NVML events last.
-    pub events: Vec<XidEvent>,
-    /// One per event, same order.
-    pub event_details: Vec<EventDetail>,
-    pub gpus: Vec<GpuXidSummary>,
-    pub node: NodeXidVerdict,
-    /// Kernel-log findings, merged into `health` by the health analysis.
-    pub findings: Vec<Finding>,
-}
-
-impl Default for XidReport {
-    fn default() -> Self {
-        XidReport {
-            log: LogSummary::default(),
-            events: Vec::new(),
-            event_details: Vec::new(),
-            gpus: Vec::new(),
-            node: NodeXidVerdict {
-                verdict: Verdict::Unknown,
-                action: Action {
-                    kind: ActionKind::None,
-                    detail: String::new(),
-                },
-                evidence: Vec::new(),
-            },
-            findings: Vec::new(),
-        }
-    }
-}
-
-/// An event before the report is assembled: the public event plus what correlation needs.
-#[derive(Debug, Clone)]
-pub(crate) struct Pending {
-    pub event: XidEvent,
-    pub detail: EventDetail,
-    pub ts: Option<f64>,
-    pub decoded: Decoded,
-    pub sxid_fatal: Option<bool>,
-    /// Key of the GPU summary the event belongs to (normalised PCI), if any.
-    pub gpu_key: Option<String>,
-}
+/// Up to this many events the report lists every one; beyond it, `SAMPLES_PER_GROUP` first ones and
+/// the last one of each GPU, kind and code (a storm is thousands of the same line).
+pub const MAX_LISTED_EVENTS: usize = 500;
+pub const SAMPLES_PER_GROUP: usize = 3;
+/// Evidence lines quoted per finding.
+const EVIDENCE_LINES: usize = 5;
 
 struct GpuRow {
     pci: Option<String>,
@@ -261,99 +41,674 @@ struct GpuRow {
 
 /// Interpret the kernel log (and NVML XID events) of one node.
 pub fn analyze(facts: &NodeFacts, opts: &AnalysisOptions) -> XidReport {
-    let clock = Clock {
-        boot_time_unix: facts.host.boot_time_unix.get(),
-        now_unix: facts.host.now_unix.get(),
-    };
-    let mut log = LogSummary {
-        since: opts.since_unix.and_then(super::time::rfc3339),
-        ..LogSummary::default()
-    };
-    let records: Vec<Record> = match &facts.kernel_log {
-        crate::facts::Reading::Ok(k) => {
-            log.origin = Some(k.origin.clone());
-            log.lines = k.lines.len();
-            log.truncated = k.truncated;
-            grammar::records(&k.lines, clock)
+    let mut a = XidAnalyzer::new(facts, opts);
+    match &facts.kernel_log {
+        Reading::Ok(k) => {
+            a.set_origin(&k.origin);
+            for l in &k.lines {
+                a.push_line(l);
+            }
+            a.finish(LogEnd::Read {
+                truncated: k.truncated,
+            })
         }
-        crate::facts::Reading::Err(e) => {
-            log.error = Some(e.clone());
-            Vec::new()
-        }
-    };
-    log.records = records.len();
+        Reading::Err(e) => a.finish(LogEnd::Unreadable(e.clone())),
+    }
+}
 
-    let mut gpus = gpu_table(facts);
-    let (mut pending, unrecognized) = events_from_records(&records);
-    log.unrecognized_nvidia_lines = unrecognized;
-    if let Some(n) = facts.nvml_xid_events.ok() {
-        log.nvml_events = Some(n.len());
-        for e in n {
-            let ev = nvml_event(e);
-            // The log is read after the watch, so an Xid NVML delivered is usually in it too.
-            let in_log = pending.iter().any(|p| {
-                p.event.kind == EventKind::Xid
-                    && p.event.code == ev.event.code
-                    && p.event.pci_bus_id == ev.event.pci_bus_id
-                    && match (p.ts, ev.ts) {
-                        (Some(a), Some(b)) => (a - b).abs() <= 10.0,
-                        _ => true,
-                    }
-            });
-            if !in_log {
-                pending.push(ev);
+/// How the kernel-log input ended.
+#[derive(Debug, Clone)]
+pub enum LogEnd {
+    /// Read to the end; `truncated` when the reader dropped records (overwritten, or over its cap).
+    Read { truncated: bool },
+    /// Could not be read at all.
+    Unreadable(FieldError),
+}
+
+/// A finding in the making: counts and the first evidence, with the classification's candidates.
+struct Agg {
+    count: usize,
+    first_seq: usize,
+    first: Pending,
+    /// The first `EVIDENCE_LINES` evidence lines, with their sequence numbers (for merging).
+    samples: Vec<(usize, String)>,
+    /// Per (severity, action): the first event's sequence number and the reason. The finding takes
+    /// the worst, and among equals the earliest (what a pass in log order would keep).
+    best: BTreeMap<(Severity, ActionKind), (usize, String)>,
+}
+
+impl Agg {
+    fn new(seq: usize, p: &Pending) -> Self {
+        Agg {
+            count: 0,
+            first_seq: seq,
+            first: p.clone(),
+            samples: Vec::new(),
+            best: BTreeMap::new(),
+        }
+    }
+
+    fn add(&mut self, seq: usize, line: impl FnOnce() -> String) {
+        self.count += 1;
+        if self.samples.len() < EVIDENCE_LINES {
+            self.samples.push((seq, line()));
+        }
+    }
+
+    fn candidate(&mut self, seq: usize, c: Class) {
+        let slot = self
+            .best
+            .entry((c.severity, c.action))
+            .or_insert((seq, c.detail.clone()));
+        if seq < slot.0 {
+            *slot = (seq, c.detail);
+        }
+    }
+
+    fn merge(&mut self, o: Agg) {
+        self.count += o.count;
+        if o.first_seq < self.first_seq {
+            self.first_seq = o.first_seq;
+            self.first = o.first;
+        }
+        self.samples.extend(o.samples);
+        self.samples.sort_by_key(|(s, _)| *s);
+        self.samples.truncate(EVIDENCE_LINES);
+        for ((sev, act), (seq, detail)) in o.best {
+            self.candidate(
+                seq,
+                Class {
+                    severity: sev,
+                    action: act,
+                    detail,
+                },
+            );
+        }
+    }
+
+    fn class(&self) -> Class {
+        let ((severity, action), (_, detail)) = self
+            .best
+            .iter()
+            .next_back()
+            .map(|(k, v)| (*k, v.clone()))
+            .unwrap_or((
+                (Severity::Warning, ActionKind::Investigate),
+                (0, String::new()),
+            ));
+        Class {
+            severity,
+            action,
+            detail,
+        }
+    }
+
+    fn evidence(&self) -> Vec<String> {
+        let mut out: Vec<String> = self.samples.iter().map(|(_, s)| s.clone()).collect();
+        if self.count > self.samples.len() {
+            out.push(format!("… and {} more", self.count - self.samples.len()));
+        }
+        out
+    }
+}
+
+/// Events of one burst whose class waits for the burst to close, grouped by what decides it.
+struct Deferred {
+    finding: String,
+    code: Option<u32>,
+    caused_by: Option<u32>,
+    first_seq: usize,
+    rep: Pending,
+}
+
+/// What the analysis keeps per GPU key (None: events tied to no GPU).
+#[derive(Default)]
+struct KeyState {
+    hist: GpuHistory,
+    /// Finding code -> aggregate (per GPU); node-level ones are keyed by code@pci and kept in
+    /// first-seen order in `order`.
+    aggs: BTreeMap<String, Agg>,
+    order: Vec<String>,
+    events: usize,
+    counts: BTreeMap<u32, CodeCount>,
+    last_transition: Option<RecoveryAction>,
+    fallen: bool,
+    has_79: bool,
+    deferred: Vec<Deferred>,
+    /// First Xid 13 and 31 (their class is the GPU's, known at the end).
+    first_13: Option<(usize, Pending)>,
+    first_31: Option<(usize, Pending)>,
+    /// First and last Xid 154 with a readable transition.
+    first_154: Option<(usize, Pending)>,
+    last_154: Option<(usize, Pending)>,
+}
+
+struct Listed {
+    p: Pending,
+    codes: Option<BurstCodes>,
+    burst: Option<usize>,
+}
+
+#[derive(Default)]
+struct SampleGroup {
+    first: usize,
+    last: Option<usize>,
+}
+
+/// The streaming analysis: `push_line` each raw line in order, then `finish`.
+pub struct XidAnalyzer {
+    since: Option<f64>,
+    log: LogSummary,
+    split: RecordSplitter,
+    extract: Extractor,
+    rows: Vec<GpuRow>,
+    nvml: Vec<Pending>,
+    nvml_in_log: Vec<bool>,
+    seq: usize,
+    keys: HashMap<Option<String>, KeyState>,
+    listed: BTreeMap<usize, Listed>,
+    groups: HashMap<(Option<String>, EventKind, Option<u32>), SampleGroup>,
+    capped: bool,
+    history: History,
+    /// The lines now arriving come from a history source (journal, text log).
+    from_history: bool,
+}
+
+impl XidAnalyzer {
+    /// Set up with the node's GPU inventory, NVML events and clock (the kernel log is pushed after).
+    pub fn new(facts: &NodeFacts, opts: &AnalysisOptions) -> Self {
+        let clock = Clock {
+            boot_time_unix: facts.host.boot_time_unix.get(),
+            now_unix: facts.host.now_unix.get(),
+        };
+        let mut log = LogSummary {
+            since: opts.since_unix.and_then(super::time::rfc3339),
+            ..LogSummary::default()
+        };
+        let nvml: Vec<Pending> = match facts.nvml_xid_events.ok() {
+            Some(n) => {
+                log.nvml_events = Some(n.len());
+                n.iter().map(extract::nvml_event).collect()
+            }
+            None => Vec::new(),
+        };
+        XidAnalyzer {
+            since: opts.since_unix,
+            log,
+            split: RecordSplitter::new(clock),
+            extract: Extractor::default(),
+            rows: gpu_table(facts),
+            nvml_in_log: vec![false; nvml.len()],
+            nvml,
+            seq: 0,
+            keys: HashMap::new(),
+            listed: BTreeMap::new(),
+            groups: HashMap::new(),
+            capped: false,
+            history: History::new(
+                facts.host.boot_id.ok().map(String::as_str),
+                clock.boot_time_unix,
+                opts.since_unix,
+            ),
+            from_history: false,
+        }
+    }
+
+    /// Also summarise earlier boots from history sources (`begin_source(true)`, `push_record`).
+    pub fn enable_history(&mut self) {
+        self.history.enable();
+    }
+
+    /// The lines that follow come from a history source (journal, text log) or not (`/dev/kmsg`, a
+    /// `--log-file`); a record in progress is finished first.
+    pub fn begin_source(&mut self, history: bool) {
+        if let Some(r) = self.split.finish() {
+            self.record(r);
+        }
+        self.from_history = history;
+    }
+
+    /// Report a history source (read or not) in the history section.
+    pub fn add_history_source(&mut self, s: HistorySource) {
+        self.history.add_source(s);
+    }
+
+    /// History records from this time on are skipped: a later source has them (`/dev/kmsg` for the
+    /// current boot, the journal for a text log).
+    pub fn history_until(&mut self, ts: Option<f64>) {
+        self.history.kmsg_from(ts);
+    }
+
+    /// Kernel messages taken since the last call (history sources only), with the oldest and newest
+    /// time: how far back the source goes.
+    pub fn take_source_stats(&mut self) -> (usize, Option<f64>, Option<f64>) {
+        if let Some(r) = self.split.finish() {
+            self.record(r);
+        }
+        self.history.take_stats()
+    }
+
+    /// The following records belong to this boot (the journal's `_BOOT_ID`).
+    pub fn set_boot(&mut self, id: Option<&str>) {
+        self.history.set_boot(id);
+    }
+
+    /// The following records are the current boot's (`/dev/kmsg`).
+    pub fn set_current_boot(&mut self) {
+        self.history.set_current();
+    }
+
+    /// One kernel message that arrives as a record already (a journal entry): its time and text.
+    pub fn push_record(&mut self, ts: Option<f64>, text: &str) {
+        let line = self.split.count_line();
+        self.record(Record {
+            line,
+            envelope: Envelope::Plain,
+            ts,
+            text: text.to_string(),
+            kernel: true,
+        });
+    }
+
+    fn record(&mut self, r: Record) {
+        let route = self.history.route(r.ts, &r.text, self.from_history);
+        if route == Route::Skip {
+            return;
+        }
+        if let Some(p) = self.extract.push(&r) {
+            let earlier = route == Route::Earlier;
+            self.history.event(&p, earlier);
+            if !earlier {
+                self.log_event(p);
             }
         }
     }
 
-    // Identity lines are printed once per boot, so they count even outside the --since window.
-    for p in &pending {
+    /// Where the lines come from: `kmsg`, `file:<path>`, `simulated`.
+    pub fn set_origin(&mut self, origin: &str) {
+        self.log.origin = Some(origin.to_string());
+    }
+
+    /// Feed the next raw line of the kernel log.
+    pub fn push_line(&mut self, line: &str) {
+        if let Some(r) = self.split.push(line) {
+            self.record(r);
+        }
+    }
+
+    fn log_event(&mut self, p: Pending) {
+        // The log is read after the watch, so an Xid NVML delivered is usually in it too.
+        if p.event.kind == EventKind::Xid {
+            for (n, seen) in self.nvml.iter().zip(self.nvml_in_log.iter_mut()) {
+                *seen |= same_xid(n, &p);
+            }
+        }
+        // Identity lines are printed once per boot, so they count even outside the --since window.
         if p.event.kind == EventKind::GpuIdentity
             && let (Some(pci), Some(uuid)) = (&p.event.pci_bus_id, &p.event.gpu_uuid)
         {
-            learn_identity(&mut gpus, pci, uuid);
+            learn_identity(&mut self.rows, pci, uuid);
+        }
+        self.admit(p);
+    }
+
+    fn admit(&mut self, mut p: Pending) {
+        if let Some(since) = self.since
+            && p.ts.is_some_and(|t| t < since)
+        {
+            self.log.events_before_since += 1;
+            return;
+        }
+        let seq = self.seq;
+        self.seq += 1;
+        attribute(&mut p, &mut self.rows);
+        let view = self.view(&p.gpu_key);
+        let key = p.gpu_key.clone();
+        let node_level = key.is_none();
+        let st = self.keys.entry(key.clone()).or_default();
+        st.events += 1;
+
+        let mut placement = None;
+        if p.event.kind == EventKind::Xid {
+            let pl = st.hist.push_xid(&p, seq);
+            if let Some(closed) = &pl.closed {
+                resolve_burst(st, &closed.borrow(), view.as_ref());
+            }
+            placement = Some((pl.burst, pl.codes));
+            if let Some(code) = p.event.code {
+                let c = st.counts.entry(code).or_insert_with(|| CodeCount {
+                    code,
+                    mnemonic: p.event.mnemonic.clone(),
+                    count: 0,
+                    first: p.event.timestamp.clone(),
+                    last: None,
+                });
+                c.count += 1;
+                c.last = p.event.timestamp.clone();
+            }
+            if let Decoded::RecoveryAction { to, to_name, .. } = &p.decoded {
+                st.last_transition = Some(RecoveryAction {
+                    value: *to,
+                    name: to_name.clone(),
+                });
+            }
+            st.has_79 |= p.event.code == Some(79);
+        }
+        st.fallen |= p.event.kind == EventKind::FallenOffBus || p.event.code == Some(79);
+
+        // The finding this event counts towards, and its classification (now or when known).
+        if p.event.kind != EventKind::GpuIdentity {
+            let mut finding = correlate::finding_code(&p, false);
+            if node_level
+                && p.event.kind == EventKind::Sxid
+                && let Some(pci) = &p.event.pci_bus_id
+            {
+                finding = format!("{finding}@{pci}");
+            }
+            let agg = st.aggs.entry(finding.clone()).or_insert_with(|| {
+                st.order.push(finding.clone());
+                Agg::new(seq, &p)
+            });
+            agg.add(seq, || evidence_line(&p, node_level));
+            match correlate::needs(&p) {
+                Needs::Event => {
+                    let ctx = st.hist.ctx(&p, None, seq, 0, view.as_ref());
+                    if let Some(c) = correlate::classify_event(&p, &ctx) {
+                        agg.candidate(seq, c);
+                    }
+                }
+                Needs::Burst => {
+                    let (code, caused_by) = (p.event.code, p.detail.caused_by_xid);
+                    if !st
+                        .deferred
+                        .iter()
+                        .any(|d| d.finding == finding && d.code == code && d.caused_by == caused_by)
+                    {
+                        st.deferred.push(Deferred {
+                            finding,
+                            code,
+                            caused_by,
+                            first_seq: seq,
+                            rep: p.clone(),
+                        });
+                    }
+                }
+                Needs::History => {
+                    let slot = match p.event.code {
+                        Some(13) => &mut st.first_13,
+                        Some(31) => &mut st.first_31,
+                        _ => &mut st.first_154,
+                    };
+                    if slot.is_none() {
+                        *slot = Some((seq, p.clone()));
+                    }
+                    if p.event.code == Some(154) {
+                        st.last_154 = Some((seq, p.clone()));
+                    }
+                }
+            }
+        }
+
+        self.list(seq, p, placement);
+    }
+
+    /// Keep the event for the per-event list: all of them until the cap, then samples per group.
+    fn list(&mut self, seq: usize, p: Pending, placement: Option<(usize, BurstCodes)>) {
+        let g = self
+            .groups
+            .entry((p.gpu_key.clone(), p.event.kind, p.event.code))
+            .or_default();
+        let (burst, codes) = match placement {
+            Some((b, c)) => (Some(b), Some(c)),
+            None => (None, None),
+        };
+        let entry = Listed { p, codes, burst };
+        if g.first < SAMPLES_PER_GROUP {
+            g.first += 1;
+            self.listed.insert(seq, entry);
+        } else {
+            let old = g.last.replace(seq);
+            if self.capped
+                && let Some(old) = old
+            {
+                self.listed.remove(&old);
+            }
+            self.listed.insert(seq, entry);
+        }
+        if !self.capped && self.listed.len() > MAX_LISTED_EVENTS {
+            self.capped = true;
+            let keep: BTreeSet<usize> = self.groups.values().filter_map(|g| g.last).collect();
+            // Firsts are the lowest sequence numbers of their group: keep the group's first ones.
+            let mut taken: HashMap<(Option<String>, EventKind, Option<u32>), usize> =
+                HashMap::new();
+            self.listed.retain(|seq, l| {
+                let k = (l.p.gpu_key.clone(), l.p.event.kind, l.p.event.code);
+                let n = taken.entry(k).or_default();
+                *n += 1;
+                *n <= SAMPLES_PER_GROUP || keep.contains(seq)
+            });
         }
     }
-    if let Some(since) = opts.since_unix {
-        let before = pending.len();
-        pending.retain(|p| p.ts.is_none_or(|t| t >= since));
-        log.events_before_since = before - pending.len();
-    }
-    for (i, p) in pending.iter_mut().enumerate() {
-        p.detail.event = i;
-        attribute(p, &mut gpus);
-    }
 
-    let mut findings: Vec<Finding> = Vec::new();
-    let mut summaries: Vec<GpuXidSummary> = Vec::new();
-    correlate::classify_all(&mut pending, &gpus_view(&gpus));
-    for row in &gpus {
-        let key = row.pci.clone();
-        let mine: Vec<&Pending> = pending
+    fn view(&self, key: &Option<String>) -> Option<correlate::GpuView> {
+        let key = key.as_ref()?;
+        self.rows
             .iter()
-            .filter(|p| p.gpu_key.is_some() && p.gpu_key == key)
-            .collect();
-        let (summary, mut f) = summarize_gpu(row, &mine, &pending);
-        findings.append(&mut f);
-        summaries.push(summary);
+            .find(|r| r.pci.as_ref() == Some(key))
+            .map(|r| correlate::GpuView {
+                key: r.pci.clone(),
+                index: r.index,
+                recovery_action: r.recovery_action,
+                sram_threshold_exceeded: r.sram_threshold_exceeded,
+            })
     }
-    findings.extend(node_level_findings(&pending));
-    findings.sort_by(|a, b| {
-        b.severity
-            .cmp(&a.severity)
-            .then(a.gpu.cmp(&b.gpu))
-            .then(a.code.cmp(&b.code))
-    });
 
-    let complete = facts.kernel_log.is_ok();
-    let node = node_verdict(&findings, complete, &log);
-    XidReport {
-        log,
-        events: pending.iter().map(|p| p.event.clone()).collect(),
-        event_details: pending.iter().map(|p| p.detail.clone()).collect(),
-        gpus: summaries,
-        node,
-        findings,
+    /// Close the input and assemble the report.
+    pub fn finish(mut self, end: LogEnd) -> XidReport {
+        let complete = match end {
+            LogEnd::Read { truncated } => {
+                self.log.truncated = truncated;
+                true
+            }
+            LogEnd::Unreadable(e) => {
+                self.log.error = Some(e);
+                false
+            }
+        };
+        if let Some(r) = self.split.finish() {
+            self.record(r);
+        }
+        self.log.lines = self.split.lines();
+        self.log.records = self.extract.records();
+        self.log.unrecognized_nvidia_lines = self.extract.unrecognized;
+        let nvml = std::mem::take(&mut self.nvml);
+        let in_log = std::mem::take(&mut self.nvml_in_log);
+        let mut admitted: Vec<Pending> = Vec::new();
+        for (p, seen) in nvml.into_iter().zip(in_log) {
+            // A repeat of an NVML event already taken counts once, like one already in the log.
+            if !seen && !admitted.iter().any(|a| same_xid(a, &p)) {
+                admitted.push(p.clone());
+                self.admit(p);
+            }
+        }
+
+        // Close every burst, then resolve what waited for it and for the GPU's whole history.
+        let keys_with_31: BTreeSet<Option<String>> = self
+            .keys
+            .iter()
+            .filter(|(_, s)| s.hist.has_31())
+            .map(|(k, _)| k.clone())
+            .collect();
+        let views: HashMap<Option<String>, Option<correlate::GpuView>> = self
+            .keys
+            .keys()
+            .map(|k| (k.clone(), self.view(k)))
+            .collect();
+        for (key, st) in self.keys.iter_mut() {
+            let view = views.get(key).cloned().flatten();
+            if let Some(codes) = st.hist.close() {
+                resolve_burst(st, &codes.borrow(), view.as_ref());
+            }
+            let others = keys_with_31.iter().filter(|k| *k != key).count();
+            resolve_history(st, others, view.as_ref());
+        }
+
+        // The listed events, classified with their final context.
+        self.log.events_not_listed = self.seq - self.listed.len();
+        let mut events = Vec::with_capacity(self.listed.len());
+        let mut details = Vec::with_capacity(self.listed.len());
+        for (i, (seq, l)) in std::mem::take(&mut self.listed).into_iter().enumerate() {
+            let mut p = l.p;
+            let st = &self.keys[&p.gpu_key];
+            let view = views.get(&p.gpu_key).cloned().flatten();
+            let others = keys_with_31.iter().filter(|k| **k != p.gpu_key).count();
+            let codes = l.codes.as_ref().map(|c| c.borrow().clone());
+            let ctx = st.hist.ctx(&p, codes.as_ref(), seq, others, view.as_ref());
+            if let Some(c) = correlate::classify_event(&p, &ctx) {
+                p.detail.severity = Some(c.severity);
+                p.detail.action = Some(c.action);
+                p.detail.reason = Some(c.detail);
+            }
+            p.detail.burst = match (&p.gpu_key, l.burst) {
+                (Some(_), Some(b)) => st.hist.listed_index(b),
+                _ => None,
+            };
+            if let Some(key) = &p.gpu_key
+                && p.event.gpu_uuid.is_none()
+            {
+                p.event.gpu_uuid = self
+                    .rows
+                    .iter()
+                    .find(|r| r.pci.as_ref() == Some(key))
+                    .and_then(|r| r.uuid.clone());
+            }
+            p.detail.event = i;
+            events.push(p.event);
+            details.push(p.detail);
+        }
+
+        let mut findings: Vec<Finding> = Vec::new();
+        let mut summaries: Vec<GpuXidSummary> = Vec::new();
+        for row in &self.rows {
+            let st = match &row.pci {
+                Some(k) => self.keys.remove(&Some(k.clone())),
+                None => None,
+            };
+            let (summary, mut f) = summarize_gpu(row, st.unwrap_or_default());
+            findings.append(&mut f);
+            summaries.push(summary);
+        }
+        if let Some(st) = self.keys.remove(&None) {
+            findings.extend(node_level_findings(st));
+        }
+        let rows = &self.rows;
+        let history = self.history.finish(|pci| {
+            rows.iter()
+                .find(|r| r.pci.as_deref() == Some(pci))
+                .map_or((None, None), |r| (r.index, r.uuid.clone()))
+        });
+        let history = history.map(|(h, f)| {
+            findings.extend(f);
+            h
+        });
+        findings.sort_by(|a, b| {
+            b.severity
+                .cmp(&a.severity)
+                .then(a.gpu.cmp(&b.gpu))
+                .then(a.code.cmp(&b.code))
+        });
+
+        let node = node_verdict(&findings, complete, &self.log);
+        XidReport {
+            log: self.log,
+            events,
+            event_details: details,
+            gpus: summaries,
+            node,
+            findings,
+            history,
+        }
+    }
+}
+
+/// Classify the events that waited for their burst to close.
+fn resolve_burst(
+    st: &mut KeyState,
+    codes: &BTreeMap<u32, usize>,
+    view: Option<&correlate::GpuView>,
+) {
+    for d in std::mem::take(&mut st.deferred) {
+        let ctx = st.hist.ctx(&d.rep, Some(codes), d.first_seq, 0, view);
+        if let (Some(c), Some(agg)) = (
+            correlate::classify_event(&d.rep, &ctx),
+            st.aggs.get_mut(&d.finding),
+        ) {
+            agg.candidate(d.first_seq, c);
+        }
+    }
+}
+
+/// Classify the events whose class is the GPU's (Xid 13, 31) or depends on being the last (154).
+fn resolve_history(st: &mut KeyState, xid31_other_gpus: usize, view: Option<&correlate::GpuView>) {
+    let last_154 = st.hist.last_154;
+    let mut reps: Vec<(usize, Pending)> = Vec::new();
+    reps.extend(st.first_13.take());
+    reps.extend(st.first_31.take());
+    let first_154 = st.first_154.take();
+    let latest_154 = st.last_154.take();
+    // The earliest superseded 154 speaks for all superseded ones (same severity, earliest wins).
+    if let Some((s, p)) = first_154
+        && Some(s) != last_154
+    {
+        reps.push((s, p));
+    }
+    if let Some((s, p)) = latest_154
+        && Some(s) == last_154
+    {
+        reps.push((s, p));
+    }
+    for (seq, p) in reps {
+        let ctx = st.hist.ctx(&p, None, seq, xid31_other_gpus, view);
+        let finding = correlate::finding_code(&p, false);
+        if let (Some(c), Some(agg)) = (
+            correlate::classify_event(&p, &ctx),
+            st.aggs.get_mut(&finding),
+        ) {
+            agg.candidate(seq, c);
+        }
+    }
+}
+
+/// The same Xid reported twice (NVML and the log): same code and GPU, within ten seconds.
+fn same_xid(a: &Pending, b: &Pending) -> bool {
+    a.event.code == b.event.code
+        && a.event.pci_bus_id == b.event.pci_bus_id
+        && match (a.ts, b.ts) {
+            (Some(x), Some(y)) => (x - y).abs() <= 10.0,
+            _ => true,
+        }
+}
+
+fn evidence_line(p: &Pending, node_level: bool) -> String {
+    let ts = p.event.timestamp.as_deref().unwrap_or("(no timestamp)");
+    if node_level {
+        let code = match (p.event.kind, p.event.code) {
+            (EventKind::Sxid, Some(c)) => format!("{c:05} "),
+            _ => String::new(),
+        };
+        format!(
+            "line {} {ts}: {code}{}",
+            p.event.line.unwrap_or(0),
+            p.event.message
+        )
+    } else {
+        format!(
+            "{} {ts}: {}",
+            p.event
+                .line
+                .map_or_else(|| "nvml event".to_string(), |l| format!("line {l}")),
+            p.event.message
+        )
     }
 }
 
@@ -382,17 +737,6 @@ fn gpu_table(facts: &NodeFacts) -> Vec<GpuRow> {
                     )
                 })
                 .collect(),
-        })
-        .collect()
-}
-
-fn gpus_view(rows: &[GpuRow]) -> Vec<correlate::GpuView> {
-    rows.iter()
-        .map(|r| correlate::GpuView {
-            key: r.pci.clone(),
-            index: r.index,
-            recovery_action: r.recovery_action,
-            sram_threshold_exceeded: r.sram_threshold_exceeded,
         })
         .collect()
 }
@@ -469,264 +813,6 @@ fn attribute(p: &mut Pending, rows: &mut Vec<GpuRow>) {
     }
 }
 
-fn catalog_fields(
-    code: Option<u32>,
-) -> (
-    Option<String>,
-    Option<String>,
-    Option<String>,
-    CatalogStatus,
-) {
-    match code.and_then(catalog::lookup) {
-        Some(e) => (
-            Some(e.mnemonic.clone()),
-            e.immediate_action.clone(),
-            e.investigatory_action.clone(),
-            if e.is_driver_only() {
-                CatalogStatus::DriverOnly
-            } else if e.has_blank_actions() {
-                CatalogStatus::BlankActions
-            } else {
-                CatalogStatus::Catalog
-            },
-        ),
-        None => (None, None, None, CatalogStatus::Unknown),
-    }
-}
-
-fn blank_event(kind: EventKind, line: usize, ts: Option<f64>, message: String) -> Pending {
-    Pending {
-        event: XidEvent {
-            kind,
-            code: None,
-            pci_bus_id: None,
-            pid: None,
-            process_name: None,
-            gpu_instance_id: None,
-            compute_instance_id: None,
-            gpu_uuid: None,
-            message,
-            timestamp: ts.and_then(super::time::rfc3339),
-            line: Some(line),
-            mnemonic: None,
-            immediate_action: None,
-            investigatory_action: None,
-        },
-        detail: EventDetail {
-            event: 0,
-            source: "kernel_log".into(),
-            gpu_index: None,
-            mig_device_uuid: None,
-            catalog_status: CatalogStatus::NotApplicable,
-            burst: None,
-            caused_by_xid: None,
-            decoded: None,
-            severity: None,
-            action: None,
-            reason: None,
-        },
-        ts,
-        decoded: Decoded::None,
-        sxid_fatal: None,
-        gpu_key: None,
-    }
-}
-
-/// Human text of a (possibly multi-line) NVRM record: `NVRM: ` prefixes dropped, lines joined.
-fn flatten(text: &str) -> String {
-    let joined = text
-        .lines()
-        .map(|l| {
-            let l = l.trim();
-            l.find("NVRM: ").map_or(l, |p| &l[p + 6..]).trim()
-        })
-        .filter(|l| !l.is_empty())
-        .collect::<Vec<_>>()
-        .join(" ");
-    grammar::clip(&joined)
-}
-
-/// Turn records into events (log order). Returns the events and the count of NVIDIA lines that
-/// matched no known form.
-pub(crate) fn events_from_records(records: &[Record]) -> (Vec<Pending>, usize) {
-    let mut out: Vec<Pending> = Vec::new();
-    let mut unrecognized = 0usize;
-    // Form 3 of fallen-off-the-bus arrives as three records in dmesg/syslog: the head waits here for
-    // its last line (at most two records later) and only then becomes one event.
-    let mut head: Option<(Pending, usize)> = None;
-    for (ri, r) in records.iter().enumerate() {
-        if !r.kernel || !grammar::may_be_nvidia(&r.text) {
-            continue;
-        }
-        if let Some((_, at)) = &head
-            && ri > at + 3
-        {
-            head = None;
-        }
-        let Some(line) = grammar::parse_line(&r.text) else {
-            unrecognized += 1;
-            continue;
-        };
-        match line {
-            Line::Xid(x) => {
-                let (mnemonic, imm, inv, status) = catalog_fields(x.code);
-                let mut p = blank_event(EventKind::Xid, r.line, r.ts, x.message.clone());
-                p.event.code = x.code;
-                p.event.pci_bus_id = x.pci.clone();
-                p.event.pid = x.pid;
-                p.event.process_name = x.process_name.clone();
-                p.event.gpu_instance_id = x.gpu_instance_id;
-                p.event.compute_instance_id = x.compute_instance_id;
-                p.event.mnemonic = mnemonic;
-                p.event.immediate_action = imm;
-                p.event.investigatory_action = inv;
-                p.detail.catalog_status = status;
-                p.detail.caused_by_xid = x.caused_by_xid;
-                p.detail.decoded = decoded_detail(&x.decoded);
-                p.decoded = x.decoded;
-                out.push(p);
-            }
-            Line::Sxid(s) => {
-                let mut p = blank_event(EventKind::Sxid, r.line, r.ts, s.message.clone());
-                p.event.code = s.code;
-                p.event.pci_bus_id = s.pci.clone();
-                p.sxid_fatal = s.fatal;
-                p.detail.decoded = Some(DecodedDetail::Sxid {
-                    device: s.device.clone(),
-                    fatal: s.fatal,
-                    link: s.link,
-                });
-                out.push(p);
-            }
-            Line::Identity { pci, uuid } => {
-                let mut p = blank_event(EventKind::GpuIdentity, r.line, r.ts, flatten(&r.text));
-                p.event.pci_bus_id = pci;
-                p.event.gpu_uuid = Some(uuid);
-                out.push(p);
-            }
-            Line::FallenOffBus { pci, text } => {
-                out.push(fallen(r, pci, flatten(&text)));
-            }
-            Line::FallenOffBusHead { pci } => {
-                head = Some((fallen(r, pci, flatten(&r.text)), ri));
-            }
-            Line::FallenOffBusMiddle => {
-                if let Some((h, _)) = &mut head {
-                    h.event.message =
-                        grammar::clip(&format!("{} {}", h.event.message, flatten(&r.text)));
-                } else {
-                    unrecognized += 1;
-                }
-            }
-            Line::FallenOffBusTail => match head.take() {
-                Some((mut h, _)) => {
-                    h.event.message =
-                        grammar::clip(&format!("{} {}", h.event.message, flatten(&r.text)));
-                    out.push(h);
-                }
-                None => out.push(fallen(r, None, flatten(&r.text))),
-            },
-            Line::InitFailure { pci } => {
-                let mut p = blank_event(EventKind::InitFailure, r.line, r.ts, flatten(&r.text));
-                p.event.pci_bus_id = pci;
-                out.push(p);
-            }
-            Line::CrashDump => {
-                out.push(blank_event(
-                    EventKind::CrashDump,
-                    r.line,
-                    r.ts,
-                    flatten(&r.text),
-                ));
-            }
-        }
-    }
-    (out, unrecognized)
-}
-
-fn fallen(r: &Record, pci: Option<String>, message: String) -> Pending {
-    let mut p = blank_event(EventKind::FallenOffBus, r.line, r.ts, message);
-    p.event.pci_bus_id = pci;
-    // The same condition as Xid 79: carry its catalog buckets so consumers see the action.
-    if let Some(e) = catalog::lookup(79) {
-        p.event.immediate_action = e.immediate_action.clone();
-        p.event.investigatory_action = e.investigatory_action.clone();
-    }
-    p
-}
-
-fn decoded_detail(d: &Decoded) -> Option<DecodedDetail> {
-    Some(match d {
-        Decoded::None => return None,
-        Decoded::GraphicsException { gpc, tpc, sm } => DecodedDetail::GraphicsException {
-            gpc: *gpc,
-            tpc: *tpc,
-            sm: *sm,
-        },
-        Decoded::NvLink { link, registers } => DecodedDetail::NvLinkRegisters {
-            link: *link,
-            registers: registers.iter().map(|r| format!("0x{r:08x}")).collect(),
-        },
-        Decoded::Containment {
-            contained,
-            reset_required,
-            drain_and_reset_required,
-        } => DecodedDetail::Containment {
-            contained: *contained,
-            reset_required: *reset_required,
-            drain_and_reset_required: *drain_and_reset_required,
-        },
-        Decoded::RecoveryAction {
-            from,
-            from_name,
-            to,
-            to_name,
-        } => DecodedDetail::RecoveryAction {
-            from: *from,
-            from_name: from_name.clone(),
-            to: *to,
-            to_name: to_name.clone(),
-        },
-        Decoded::NvLink5 {
-            unit,
-            fatal,
-            link,
-            intr_info,
-            error_status,
-        } => DecodedDetail::NvLink5 {
-            unit: unit.clone(),
-            fatal: *fatal,
-            link: *link,
-            intr_info: format!("0x{intr_info:08x}"),
-            error_status: format!("0x{error_status:08x}"),
-        },
-    })
-}
-
-fn nvml_event(e: &crate::facts::NvmlXidEventFacts) -> Pending {
-    let code = u32::try_from(e.code).ok();
-    let (mnemonic, imm, inv, status) = catalog_fields(code);
-    let mut p = blank_event(
-        EventKind::Xid,
-        0,
-        e.received_unix,
-        "reported by NVML (nvmlEventTypeXidCriticalError) during --watch".into(),
-    );
-    p.event.line = None;
-    p.event.code = code;
-    p.event.pci_bus_id = e.pci_bus_id.as_deref().and_then(normalize_bus_id);
-    p.event.gpu_uuid = e.gpu_uuid.clone();
-    p.event.gpu_instance_id = e.gpu_instance_id;
-    p.event.compute_instance_id = e.compute_instance_id;
-    p.event.mnemonic = mnemonic;
-    p.event.immediate_action = imm;
-    p.event.investigatory_action = inv;
-    p.detail.catalog_status = status;
-    p.detail.source = "nvml_event".into();
-    p.detail.gpu_index = Some(e.gpu_index);
-    p
-}
-
 fn gpu_label(row_index: Option<u32>, pci: Option<&str>) -> String {
     match (row_index, pci) {
         (Some(i), Some(p)) => format!("GPU {i} ({p})"),
@@ -740,72 +826,25 @@ fn recovery_name(v: u32) -> String {
     correlate::recovery_action_name(v).to_string()
 }
 
-/// Per-GPU summary and findings from the events attributed to it.
-fn summarize_gpu(
-    row: &GpuRow,
-    mine: &[&Pending],
-    all: &[Pending],
-) -> (GpuXidSummary, Vec<Finding>) {
+/// Per-GPU summary and findings from what the analysis kept for it.
+fn summarize_gpu(row: &GpuRow, mut st: KeyState) -> (GpuXidSummary, Vec<Finding>) {
     let label = gpu_label(row.index, row.pci.as_deref());
-    let xids: Vec<&&Pending> = mine
-        .iter()
-        .filter(|p| p.event.kind == EventKind::Xid)
-        .collect();
-
-    // Code counts, in code order.
-    let mut counts: BTreeMap<u32, CodeCount> = BTreeMap::new();
-    for p in &xids {
-        let Some(code) = p.event.code else { continue };
-        let c = counts.entry(code).or_insert_with(|| CodeCount {
-            code,
-            mnemonic: p.event.mnemonic.clone(),
-            count: 0,
-            first: p.event.timestamp.clone(),
-            last: None,
-        });
-        c.count += 1;
-        c.last = p.event.timestamp.clone();
-    }
-
-    let bursts = correlate::bursts_of(&xids.iter().map(|p| **p).collect::<Vec<_>>());
-    let last_154 = xids.iter().rev().find_map(|p| match &p.decoded {
-        Decoded::RecoveryAction { to, to_name, .. } => Some(RecoveryAction {
-            value: *to,
-            name: to_name.clone(),
-        }),
-        _ => None,
-    });
-
-    // Findings: one per finding code, with the worst classification among its events.
-    struct Agg<'a> {
-        class: Class,
-        events: Vec<&'a Pending>,
-    }
-    let mut aggs: BTreeMap<String, Agg> = BTreeMap::new();
-    let has_79 = xids.iter().any(|p| p.event.code == Some(79));
-    for p in mine {
-        let (Some(sev), Some(kind)) = (p.detail.severity, p.detail.action) else {
-            continue;
-        };
-        let code = correlate::finding_code(p, has_79);
-        let class = Class {
-            severity: sev,
-            action: kind,
-            detail: p.detail.reason.clone().unwrap_or_default(),
-        };
-        let a = aggs.entry(code).or_insert_with(|| Agg {
-            class: class.clone(),
-            events: Vec::new(),
-        });
-        if (class.severity, class.action) > (a.class.severity, a.class.action) {
-            a.class = class;
+    // Fallen off the bus is Xid 79's condition: on a GPU that also logged a 79, one finding.
+    if st.has_79
+        && let Some(fallen) = st.aggs.remove("gpu.fallen_off_bus")
+    {
+        match st.aggs.get_mut("xid.79") {
+            Some(a) => a.merge(fallen),
+            None => {
+                st.aggs.insert("xid.79".into(), fallen);
+            }
         }
-        a.events.push(p);
     }
     let mut findings = Vec::new();
-    for (code, a) in &aggs {
-        let first = a.events[0];
+    for (code, a) in &st.aggs {
+        let first = &a.first;
         let what = describe(first);
+        let class = a.class();
         let mut evidence: Vec<String> = Vec::new();
         if let (Some(i), Some(d)) = (
             &first.event.immediate_action,
@@ -818,33 +857,17 @@ fn summarize_gpu(
             evidence
                 .push(format!("catalog_status = {:?}", first.detail.catalog_status).to_lowercase());
         }
-        for p in a.events.iter().take(5) {
-            evidence.push(format!(
-                "{} {}: {}",
-                p.event
-                    .line
-                    .map_or_else(|| "nvml event".to_string(), |l| format!("line {l}")),
-                p.event.timestamp.as_deref().unwrap_or("(no timestamp)"),
-                p.event.message
-            ));
-        }
-        if a.events.len() > 5 {
-            evidence.push(format!("… and {} more", a.events.len() - 5));
-        }
+        evidence.extend(a.evidence());
         findings.push(Finding {
             code: code.clone(),
-            severity: a.class.severity,
+            severity: class.severity,
             gpu: row.index,
             gpu_uuid: row.uuid.clone(),
-            summary: format!(
-                "{what} seen {}× on {label}: {}",
-                a.events.len(),
-                a.class.detail
-            ),
+            summary: format!("{what} seen {}× on {label}: {}", a.count, class.detail),
             evidence,
             action: Action {
-                kind: a.class.action,
-                detail: correlate::action_detail(a.class.action, row.index, row.pci.as_deref()),
+                kind: class.action,
+                detail: correlate::action_detail(class.action, row.index, row.pci.as_deref()),
             },
         });
     }
@@ -875,7 +898,7 @@ fn summarize_gpu(
 
     let verdict = Verdict::from_findings(&findings, true);
     let (action, evidence) = pick_action(&findings);
-    let _ = all;
+    let (bursts, bursts_not_listed) = st.hist.bursts();
     let summary = GpuXidSummary {
         pci_bus_id: row.pci.clone(),
         index: row.index,
@@ -885,13 +908,12 @@ fn summarize_gpu(
             value: v,
             name: recovery_name(v),
         }),
-        last_recovery_transition: last_154,
-        events: mine.len(),
-        xids: counts.into_values().collect(),
-        bursts: bursts.bursts,
-        fallen_off_bus: mine
-            .iter()
-            .any(|p| p.event.kind == EventKind::FallenOffBus || p.event.code == Some(79)),
+        last_recovery_transition: st.last_transition,
+        events: st.events,
+        xids: st.counts.into_values().collect(),
+        bursts,
+        bursts_not_listed,
+        fallen_off_bus: st.fallen,
         verdict,
         action,
         evidence,
@@ -951,60 +973,14 @@ fn pick_action(findings: &[Finding]) -> (Action, Vec<String>) {
 }
 
 /// Findings not tied to one GPU: SXids (NVSwitch), crash dumps, init failures on unknown devices.
-fn node_level_findings(pending: &[Pending]) -> Vec<Finding> {
-    let mut groups: HashMap<String, (Class, Vec<&Pending>)> = HashMap::new();
-    let mut order: Vec<String> = Vec::new();
-    for p in pending.iter().filter(|p| p.gpu_key.is_none()) {
-        let (Some(sev), Some(kind)) = (p.detail.severity, p.detail.action) else {
-            continue;
-        };
-        let mut code = correlate::finding_code(p, false);
-        if p.event.kind == EventKind::Sxid
-            && let Some(pci) = &p.event.pci_bus_id
-        {
-            code = format!("{code}@{pci}");
-        }
-        let class = Class {
-            severity: sev,
-            action: kind,
-            detail: p.detail.reason.clone().unwrap_or_default(),
-        };
-        let g = groups.entry(code.clone()).or_insert_with(|| {
-            order.push(code.clone());
-            (class.clone(), Vec::new())
-        });
-        if (class.severity, class.action) > (g.0.severity, g.0.action) {
-            g.0 = class;
-        }
-        g.1.push(p);
-    }
-    order
-        .into_iter()
+fn node_level_findings(mut st: KeyState) -> Vec<Finding> {
+    st.order
+        .iter()
         .filter_map(|key| {
-            let (class, evs) = groups.remove(&key)?;
-            let code = key.split('@').next().unwrap_or(&key).to_string();
-            let first = evs[0];
-            let mut evidence: Vec<String> = evs
-                .iter()
-                .take(5)
-                .map(|p| {
-                    let code = p.event.code.map(|c| format!("{c:05} ")).unwrap_or_default();
-                    format!(
-                        "line {} {}: {}{}",
-                        p.event.line.unwrap_or(0),
-                        p.event.timestamp.as_deref().unwrap_or("(no timestamp)"),
-                        if p.event.kind == EventKind::Sxid {
-                            code
-                        } else {
-                            String::new()
-                        },
-                        p.event.message
-                    )
-                })
-                .collect();
-            if evs.len() > 5 {
-                evidence.push(format!("… and {} more", evs.len() - 5));
-            }
+            let a = st.aggs.remove(key)?;
+            let code = key.split('@').next().unwrap_or(key).to_string();
+            let first = &a.first;
+            let class = a.class();
             let whom = match (&first.event.kind, &first.event.pci_bus_id) {
                 (EventKind::Sxid, Some(pci)) => match &first.detail.decoded {
                     Some(DecodedDetail::Sxid {
@@ -1023,10 +999,10 @@ fn node_level_findings(pending: &[Pending]) -> Vec<Finding> {
                 summary: format!(
                     "{}{whom} seen {}×: {}",
                     describe(first),
-                    evs.len(),
+                    a.count,
                     class.detail
                 ),
-                evidence,
+                evidence: a.evidence(),
                 action: Action {
                     kind: class.action,
                     detail: correlate::action_detail(class.action, None, None),

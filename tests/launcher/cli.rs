@@ -1,6 +1,8 @@
 //! The `k8s-gpu-mcp` command line: `version`, `call` (same code path as MCP), and clear startup failures.
 
 mod common;
+#[path = "../xid/host_history.rs"]
+mod host_history;
 
 use std::process::Command;
 
@@ -158,4 +160,56 @@ fn cluster_mode_without_a_usable_cluster_fails_clearly() {
     assert!(!out.status.success());
     assert!(out.stdout.is_empty());
     assert!(!String::from_utf8_lossy(&out.stderr).trim().is_empty());
+}
+
+/// `analyze_xid_errors since=7d` on a host whose journal holds earlier boots (local mode, the probe
+/// pointed at the host root through NODE_PROBE_HOST_ROOT): the previous boot's Xid 79 and its GPU
+/// are named; a host with no history answers as before and says so.
+#[test]
+fn analyze_xid_errors_since_7d_names_the_previous_boot() {
+    let run = |h: &host_history::Host| {
+        let out = Command::new(LAUNCHER)
+            .args(["--local", "--probe-bin"])
+            .arg(node_probe())
+            .args([
+                "call",
+                "analyze_xid_errors",
+                "--arg",
+                "node_name=local",
+                "--arg",
+                "since=7d",
+            ])
+            .env("NODE_PROBE_HOST_ROOT", h.path())
+            .env("RUST_LOG", "warn")
+            .output()
+            .expect("run k8s-gpu-mcp");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let h = host_history::Host::new();
+    host_history::make_journal(
+        &h.journal_export(),
+        // Where systemd-journal-remote itself keeps what it receives: not a machine-id folder.
+        &h.path()
+            .join("var/log/journal/remote/remote-gpu-node-5.journal"),
+    );
+    let text = run(&h);
+    let line = text
+        .lines()
+        .find(|l| l.contains("history.previous_boot"))
+        .unwrap_or_else(|| panic!("no previous-boot finding in:\n{text}"));
+    assert!(
+        line.contains("Xid 79") && line.contains("0000:9a:00.0"),
+        "{line}"
+    );
+    assert!(text.contains("history.repeat_offender"), "{text}");
+
+    let empty = host_history::Host::new();
+    let text = run(&empty);
+    assert!(text.contains("no history found"), "{text}");
+    assert!(!text.contains("history.previous_boot"), "{text}");
 }

@@ -405,3 +405,83 @@ fn unreadable_log_is_unknown_not_healthy() {
     assert!(r.events.is_empty());
     assert!(r.log.error.is_some());
 }
+
+/// A storm (an application faulting and restarting every 10 ms) appended to a corpus file: counts,
+/// first/last times and findings stay exact, the event list is capped to samples, and whatever a
+/// small log reports is unchanged by the storm's presence elsewhere.
+#[test]
+fn storm_is_counted_exactly_and_listed_in_samples() {
+    use gpu_diag::xid::report::{MAX_LISTED_EVENTS, SAMPLES_PER_GROUP};
+    let base = facts("dmesg-r535.log", true);
+    let small = analyze(&base, &AnalysisOptions::default());
+    assert_eq!(small.log.events_not_listed, 0);
+    let mut f = base.clone();
+    let lines = match &mut f.kernel_log {
+        Reading::Ok(k) => &mut k.lines,
+        Reading::Err(_) => unreachable!(),
+    };
+    let n = 12_000usize;
+    for i in 0..n {
+        // dmesg seconds since boot, 10 ms apart, on a GPU the inventory knows (0000:3b:00).
+        let t = 20_000.0 + i as f64 * 0.01;
+        let pid = 50_000 + i / 2;
+        lines.push(if i % 2 == 0 {
+            format!("[{t:.6}] NVRM: Xid (PCI:0000:3b:00): 13, pid={pid}, name=python3, Graphics SM Warp Exception on (GPC 1, TPC 2, SM 0): Out Of Range Address")
+        } else {
+            format!("[{t:.6}] NVRM: Xid (PCI:0000:3b:00): 43, pid={pid}, name=python3, Ch 00000008")
+        });
+    }
+    let r = analyze(&f, &AnalysisOptions::default());
+    assert_event_shape(&r);
+    let g = r
+        .gpus
+        .iter()
+        .find(|g| g.pci_bus_id.as_deref() == Some("0000:3b:00.0"))
+        .expect("GPU at 3b:00");
+    let count = |code| g.xids.iter().find(|c| c.code == code).map(|c| c.count);
+    let before = |code| {
+        small
+            .gpus
+            .iter()
+            .find(|g| g.pci_bus_id.as_deref() == Some("0000:3b:00.0"))
+            .and_then(|g| g.xids.iter().find(|c| c.code == code))
+            .map_or(0, |c| c.count)
+    };
+    assert_eq!(count(13), Some(before(13) + n / 2));
+    assert_eq!(count(43), Some(before(43) + n / 2));
+    let last43 = g.xids.iter().find(|c| c.code == 43).unwrap();
+    assert_eq!(
+        last43.last,
+        r.events
+            .iter()
+            .rev()
+            .find(|e| e.code == Some(43))
+            .unwrap()
+            .timestamp,
+        "the last Xid 43 is listed"
+    );
+    // Listed: a few per GPU, kind and code; everything else counted.
+    assert!(r.events.len() <= MAX_LISTED_EVENTS, "{}", r.events.len());
+    let storm_listed = r
+        .events
+        .iter()
+        .filter(|e| e.pci_bus_id.as_deref() == Some("0000:3b:00.0") && e.code == Some(13))
+        .count();
+    assert_eq!(storm_listed, SAMPLES_PER_GROUP + 1);
+    let total = small.events.len() + n;
+    assert_eq!(r.events.len() + r.log.events_not_listed, total);
+    // Findings count every event and quote at most five lines plus the remainder.
+    let f13 = finding(&r, "xid.13", g.index);
+    assert!(
+        f13.summary
+            .contains(&format!("seen {}×", before(13) + n / 2)),
+        "{}",
+        f13.summary
+    );
+    assert!(f13.evidence.len() <= 7, "{:?}", f13.evidence);
+    assert!(f13.evidence.iter().any(|e| e.starts_with("… and ")));
+    // Same GPC/TPC over and over: the Xid 13 workflow calls it a hardware suspect.
+    assert_eq!(f13.action.kind, ActionKind::Investigate);
+    let json = serde_json::to_vec(&r).unwrap();
+    assert!(json.len() < 400 * 1024, "report of {} bytes", json.len());
+}
