@@ -23,6 +23,7 @@ mod fake_nvml;
 mod node;
 
 use std::future::Future;
+use std::path::Path;
 use std::pin::Pin;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -242,6 +243,7 @@ fn real_node_suite() {
         case!(every_node_tool_answers_alike_in_image_and_copy_delivery),
         case!(default_delivery_needs_no_flags_and_no_published_image),
         case!(xid_lines_written_to_the_real_kmsg_are_found),
+        case!(previous_boots_are_read_from_the_node_journal),
         case!(allocation_is_exact_from_the_kubelet_and_processes_are_named),
         case!(ephemeral_container_in_a_real_pod),
         case!(cordoned_node_with_no_execute_taint_is_probed),
@@ -413,6 +415,73 @@ async fn xid_lines_written_to_the_real_kmsg_are_found(c: &Ctx) {
     assert!(text.contains("79"), "{text}");
     assert!(has_str(&v, "kmsg"), "the source is not /dev/kmsg: {v:#}");
     l.stop().await;
+    c.assert_no_probe_pods();
+}
+
+/// Evidence that survives a reboot, on a real node: a journal of an earlier boot (written by systemd's own
+/// journal-remote) under the node's /var/log, read by the node's journalctl through the host root.
+async fn previous_boots_are_read_from_the_node_journal(c: &Ctx) {
+    let journal_remote = "/lib/systemd/systemd-journal-remote";
+    assert!(
+        Path::new(journal_remote).exists(),
+        "{journal_remote} missing: apt-get install systemd-journal-remote (.ci/run does)"
+    );
+    let btime: f64 = std::fs::read_to_string("/proc/stat")
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("btime ")?.trim().parse().ok())
+        .expect("btime");
+    let marker = unique("rnhist");
+    let mut export = String::new();
+    for (ts, msg) in [
+        (btime - 86400.0, "Linux version 6.8.0-48-generic (buildd@lcy02) #48-Ubuntu SMP".to_string()),
+        (
+            btime - 900.0,
+            format!("NVRM: Xid (PCI:0000:9a:00): 79, pid=4321, name={marker}, GPU has fallen off the bus."),
+        ),
+    ] {
+        export.push_str(&format!(
+            "__REALTIME_TIMESTAMP={}\n__MONOTONIC_TIMESTAMP=1\n_BOOT_ID=33333333333333333333333333333333\n\
+             _TRANSPORT=kernel\nPRIORITY=4\nSYSLOG_IDENTIFIER=kernel\n_MACHINE_ID=0123456789abcdef0123456789abcdef\n\
+             MESSAGE={msg}\n\n",
+            (ts * 1e6) as u64
+        ));
+    }
+    // The node's /var/log is its own directory (realnode.sh binds it).
+    let dir = c
+        .node
+        .dir
+        .join("varlog/journal/0123456789abcdef0123456789abcdef");
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut child = Command::new(journal_remote)
+        .arg("-o")
+        .arg(dir.join("system.journal"))
+        .arg("-")
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("run systemd-journal-remote");
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), export.as_bytes()).unwrap();
+    assert!(child.wait().unwrap().success(), "journal-remote failed");
+
+    let l = c.image_launcher().await;
+    let r = l
+        .call(
+            "analyze_xid_errors",
+            json!({"node_name": c.name(), "since": "7d"}),
+        )
+        .await;
+    let text = mcp::text(&r);
+    let v = r.structured_content.clone().unwrap_or(Value::Null);
+    assert_ne!(r.is_error, Some(true), "{text}");
+    assert!(
+        has_str(&v, "history.previous_boot"),
+        "no previous-boot finding: {v:#}"
+    );
+    assert!(has_str(&v, &marker), "the journal's Xid 79 line is not the evidence: {v:#}");
+    assert!(text.contains("9a:00"), "{text}");
+    l.stop().await;
+    let _ = std::fs::remove_dir_all(c.node.dir.join("varlog/journal"));
     c.assert_no_probe_pods();
 }
 
