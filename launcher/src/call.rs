@@ -125,6 +125,18 @@ pub async fn run(launcher: Launcher, a: CallArgs, verbose_progress: bool) -> Exi
         .collect();
     if res.is_error == Some(true) {
         eprintln!("{}", text.join("\n"));
+        // Scripts that asked for JSON get a JSON document on stdout for errors too, never an empty stdout.
+        if a.output == OutputFormat::Json {
+            let mut doc = serde_json::json!({
+                "tool": a.tool,
+                "is_error": true,
+                "error": text.join("\n"),
+            });
+            if let Some(sc) = res.structured_content {
+                doc["structured_content"] = sc;
+            }
+            println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+        }
         return ExitCode::from(1);
     }
     match a.output {

@@ -89,6 +89,9 @@ pub enum RunError {
     },
     #[error("not allowed: {0}")]
     Forbidden(String),
+    /// Admission (Pod Security) refused the probe; the message names the namespace and the fix.
+    #[error("refused by admission: {0}")]
+    PolicyDenied(String),
     #[error("{0}")]
     Other(String),
 }

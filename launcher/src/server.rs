@@ -191,7 +191,10 @@ pub fn run_error_text(node: &str, e: &RunError) -> String {
             "the node may be overloaded or its GPUs hung; try again, or check the node with kubectl"
         }
         RunError::Cancelled => "",
-        RunError::Forbidden(_) => "the launcher's credentials lack the RBAC rules in deploy/",
+        RunError::Forbidden(m) if !m.contains("deploy/rbac.yaml") => {
+            "the launcher's credentials lack the RBAC rules in deploy/rbac.yaml (bind them as \
+             deploy/bindings-example.yaml shows)"
+        }
         _ => "",
     };
     if hint.is_empty() {

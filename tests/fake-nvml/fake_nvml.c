@@ -14,8 +14,13 @@
  *          no events.
  * Events: the first two waits return XID 79 on GPU 0, then a recovery action (2, node reboot) on GPU 0
  * with MIG ids; the third times out at once (so tests do not sleep).
+ * Settings (FAKE_NVML_PID, FAKE_NVML_HANG_SECS, FAKE_NVML_LOG) come from the environment or, where the
+ * process that loads the library has no such variable (node-probe in a real probe pod), from a file of that
+ * name next to the library (the real-node testbed writes them there).
  * Build: cc -shared -fPIC -o libnvidia-ml.so.1 fake_nvml.c
  */
+#define _GNU_SOURCE
+#include <dlfcn.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <unistd.h>
@@ -93,12 +98,33 @@ static struct gpu gpus[NGPU] = {{0, 0}, {1, 0}, {2, 0}, {3, 0}};
 struct mig { int parent; };
 static struct mig mig3 = {3};
 
+/* A setting: the environment variable, else the first line of the file of that name beside this library. */
+static const char *setting(const char *name) {
+    const char *v = getenv(name);
+    if (v) return v;
+    Dl_info info;
+    if (!dladdr((void *)&setting, &info) || !info.dli_fname) return NULL;
+    char path[4096];
+    const char *slash = strrchr(info.dli_fname, '/');
+    if (!slash) return NULL;
+    snprintf(path, sizeof path, "%.*s/%s", (int)(slash - info.dli_fname), info.dli_fname, name);
+    FILE *f = fopen(path, "r");
+    if (!f) return NULL;
+    static char buf[8][256];
+    static int next;
+    char *out = buf[next++ % 8];
+    if (!fgets(out, sizeof buf[0], f)) out = NULL;
+    fclose(f);
+    if (out) out[strcspn(out, "\n")] = 0;
+    return out;
+}
+
 typedef struct gpu *nvmlDevice_t;
 #define IS_MIG(d) ((void *)(d) == (void *)&mig3)
 /* With FAKE_NVML_LOG=PATH, every device call appends "function gpu-index" (or "function mig") to PATH,
  * so tests can check which queries a command made. */
 static void note(const char *fn, nvmlDevice_t d) {
-    const char *path = getenv("FAKE_NVML_LOG");
+    const char *path = setting("FAKE_NVML_LOG");
     if (!path || !d) return;
     FILE *f = fopen(path, "a");
     if (!f) return;
@@ -138,7 +164,7 @@ nvmlReturn_t nvmlSystemGetCudaDriverVersion_v2(int *v) { *v = 13000; return NVML
 
 /* With FAKE_NVML_HANG_SECS=N the device count blocks for N seconds: a GPU whose driver stopped answering. */
 nvmlReturn_t nvmlDeviceGetCount_v2(unsigned int *n) {
-    const char *hang = getenv("FAKE_NVML_HANG_SECS");
+    const char *hang = setting("FAKE_NVML_HANG_SECS");
     if (hang) sleep((unsigned)atoi(hang));
     *n = NGPU;
     return NVML_SUCCESS;
@@ -373,7 +399,7 @@ nvmlReturn_t nvmlDeviceGetComputeRunningProcesses_v3(nvmlDevice_t d, unsigned in
     *count = n;
     if (n) {
         /* FAKE_NVML_PID: the operator tests put a child process of their own on GPU 0. */
-        const char *pid = getenv("FAKE_NVML_PID");
+        const char *pid = setting("FAKE_NVML_PID");
         infos[0].pid = pid ? (unsigned int)atoi(pid) : 4242;
         infos[0].usedGpuMemory = 1048576000ULL;
         infos[0].gpuInstanceId = 0xFFFFFFFFu;

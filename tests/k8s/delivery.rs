@@ -331,7 +331,8 @@ fn script_extracts_checks_runs_and_cleans_up() {
         r.stdout, "{\"args\":\"health --node-name n 1\"}\n",
         "stdout untouched"
     );
-    assert_eq!(r.stderr.trim(), "probe-stderr");
+    // The ready line (the launcher sends the archive only after it), then node-probe's own stderr.
+    assert_eq!(r.stderr.trim(), "k8s-gpu-mcp-delivery: ready\nprobe-stderr");
     assert!(
         left_in(tmp.path()).is_empty(),
         "private dir removed: {:?}",

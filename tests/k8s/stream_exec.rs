@@ -11,7 +11,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::Role;
 
 use crate::k8s::exec::ExecError;
-use crate::k8s::stream_exec::run_session;
+use crate::k8s::stream_exec::{READY_MARKER, run_session, run_session_gated};
 
 async fn pair(buf: usize) -> (WebSocketStream<DuplexStream>, WebSocketStream<DuplexStream>) {
     let (c, s) = tokio::io::duplex(buf);
@@ -188,4 +188,73 @@ async fn stream_closed_without_status_is_an_error_and_stdout_is_capped() {
     assert_eq!(res.stdout.len(), 1000);
     assert!(res.stdout_truncated);
     assert_eq!(res.exit_code, 0);
+}
+
+/// Gated: no stdin before the ready line (split across two stderr frames), all of it after.
+#[tokio::test]
+async fn gated_session_sends_stdin_only_after_the_ready_line() {
+    let (client, mut server) = pair(64 * 1024).await;
+    let data = payload(200_000);
+    let peer = async {
+        // Nothing may arrive while the script has not said it is ready.
+        let early = tokio::time::timeout(Duration::from_millis(200), server.next()).await;
+        assert!(
+            early.is_err(),
+            "stdin sent before the ready line: {early:?}"
+        );
+        server.send(frame(2, b"k8s-gpu-mcp-deliv")).await.unwrap();
+        server.send(frame(2, b"ery: ready\n")).await.unwrap();
+        let got = read_stdin(&mut server, data.len()).await;
+        let next = server.next().await.unwrap().unwrap();
+        assert_eq!(next, Message::binary(vec![255u8, 0]));
+        server.send(frame(3, &status_exit(0))).await.unwrap();
+        got
+    };
+    let (res, got) = tokio::time::timeout(
+        Duration::from_secs(10),
+        futures::future::join(
+            run_session_gated(client, true, &data, Some(READY_MARKER), 1 << 20, 8192),
+            peer,
+        ),
+    )
+    .await
+    .expect("no hang");
+    assert_eq!(got, data);
+    assert_eq!(res.unwrap().exit_code, 0);
+}
+
+/// Gated: a command that fails its checks never says ready; its status ends the session and no stdin was
+/// sent (a runtime whose stdin copy would block on an exited command never sees any).
+#[tokio::test]
+async fn gated_session_ends_at_the_status_when_the_command_never_gets_ready() {
+    let (client, mut server) = pair(64 * 1024).await;
+    let data = payload(5_000_000);
+    let peer = async {
+        server
+            .send(frame(
+                2,
+                b"k8s-gpu-mcp-delivery: no-glibc /lib64/ld-linux-x86-64.so.2\n",
+            ))
+            .await
+            .unwrap();
+        server.send(frame(3, &status_exit(124))).await.unwrap();
+        // Whatever the client still sends: only the websocket close, never stdin.
+        while let Some(Ok(m)) = server.next().await {
+            if let Message::Binary(b) = &m {
+                assert_ne!(b.first(), Some(&0u8), "stdin was sent: {} bytes", b.len());
+            }
+        }
+    };
+    let (res, ()) = tokio::time::timeout(
+        Duration::from_secs(10),
+        futures::future::join(
+            run_session_gated(client, true, &data, Some(READY_MARKER), 1 << 20, 8192),
+            peer,
+        ),
+    )
+    .await
+    .expect("no hang");
+    let res = res.unwrap();
+    assert_eq!(res.exit_code, 124);
+    assert!(res.stderr_tail.contains("no-glibc"));
 }

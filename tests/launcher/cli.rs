@@ -50,6 +50,27 @@ fn call_prints_the_structured_result_as_json() {
     assert!(v.get("report").is_some());
 }
 
+/// A tool error with `--output json`: exit 1, the error on stderr, and one JSON document on stdout (scripts
+/// that parse stdout never get an empty one).
+#[test]
+fn call_json_output_prints_the_error_document_on_tool_errors() {
+    let out = launcher(&[
+        "call",
+        "get_gpu_health",
+        "--arg",
+        "node_name=gpu-node-5",
+        "--output",
+        "json",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let v: Value = serde_json::from_slice(&out.stdout).expect("stdout is one JSON document");
+    assert_eq!(v["is_error"], true, "{v:#}");
+    assert_eq!(v["tool"], "get_gpu_health");
+    let err = v["error"].as_str().unwrap_or_default();
+    assert!(err.contains("gpu-node-5") && err.contains("local"), "{err}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains(err));
+}
+
 #[test]
 fn call_text_output_and_json_arguments() {
     let out = launcher(&[

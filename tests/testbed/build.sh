@@ -47,6 +47,31 @@ if [ ! -x "$BIN/kube-apiserver" ]; then
     mv "$BIN/kube-apiserver.tmp" "$BIN/kube-apiserver"
   )
 fi
+# The real-node testbed (tests/testbed/realnode.sh): a kubelet from the same module and wrapper go.mod as the
+# apiserver (the Go caches are shared, so this costs the kubelet's own packages only), and a small device
+# plugin (tests/testbed/device-plugin) built against the same module's kubelet API.
+if [ ! -x "$BIN/kubelet" ]; then
+  log "building kubelet v$K8S (first run: several minutes)"
+  (
+    cd "$TB/src/kas"
+    LD="-s -w -X k8s.io/component-base/version.gitVersion=v$K8S -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$K8S_MINOR -X k8s.io/component-base/version.gitTreeState=clean"
+    go build -trimpath -ldflags "$LD" -o "$BIN/kubelet.tmp" k8s.io/kubernetes/cmd/kubelet >&2
+    mv "$BIN/kubelet.tmp" "$BIN/kubelet"
+  )
+fi
+DP_SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/device-plugin" && pwd)
+DP_SUM=$(sha256sum "$DP_SRC/main.go" | cut -c1-16)
+if [ ! -x "$BIN/fake-device-plugin-$DP_SUM" ]; then
+  log "building the testbed's device plugin"
+  (
+    mkdir -p "$TB/src/kas/testbed-device-plugin"
+    cp "$DP_SRC/main.go" "$TB/src/kas/testbed-device-plugin/main.go"
+    cd "$TB/src/kas"
+    go build -trimpath -ldflags "-s -w" -o "$BIN/fake-device-plugin.tmp" ./testbed-device-plugin >&2
+    mv "$BIN/fake-device-plugin.tmp" "$BIN/fake-device-plugin-$DP_SUM"
+    ln -sf "fake-device-plugin-$DP_SUM" "$BIN/fake-device-plugin"
+  )
+fi
 # kwok's stage definitions (the bare kwok binary has none built in) come from the same module version.
 SHARE=$TB/share
 if [ ! -f "$SHARE/kwok-stages.yaml" ]; then

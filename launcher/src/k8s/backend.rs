@@ -105,6 +105,18 @@ pub fn pod_request(p: &Pod, resource: &str) -> u64 {
     app.max(init_max)
 }
 
+/// The pods on `node` that are its workload: every launcher's own probe pods are left out server-side, so a
+/// probe running during the call is never counted, listed or joined as the node's workload.
+fn node_workload_pods(node: &str) -> ListParams {
+    ListParams::default()
+        .fields(&format!("spec.nodeName={node}"))
+        .labels(&format!(
+            "{}!={}",
+            super::pod::LABEL_MANAGED_BY,
+            super::pod::MANAGED_BY
+        ))
+}
+
 fn is_active(p: &Pod) -> bool {
     !matches!(
         p.status.as_ref().and_then(|s| s.phase.as_deref()),
@@ -360,7 +372,7 @@ impl ClusterBackend for KubeBackend {
             // field selector does), the GPU pod list keeps finished ones as evidence.
             let pods: Api<Pod> = Api::all(client);
             let list = pods
-                .list(&ListParams::default().fields(&format!("spec.nodeName={node}")))
+                .list(&node_workload_pods(node))
                 .await
                 .map_err(|e| api_err("list pods", e))?;
             let active: Vec<&Pod> = list.items.iter().filter(|p| is_active(p)).collect();
@@ -397,7 +409,7 @@ impl ClusterBackend for KubeBackend {
             // Every phase: a process of a Succeeded pod still on a GPU is exactly what the join must name.
             let pods: Api<Pod> = Api::all(client);
             let list = pods
-                .list(&ListParams::default().fields(&format!("spec.nodeName={node}")))
+                .list(&node_workload_pods(node))
                 .await
                 .map_err(|e| api_err("list pods", e))?;
             Ok(list.items.iter().map(api_pod).collect())

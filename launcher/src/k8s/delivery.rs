@@ -385,7 +385,8 @@ impl ProbeBinaries {
 
 /// The in-container side of copy delivery, run as `sh -c SCRIPT sh SIZE SHA256 INTERP ARGS...`.
 ///
-/// Checks its tools and the ELF interpreter (glibc's loader) first, before reading anything. Then reads
+/// Checks its tools and the ELF interpreter (glibc's loader) first, before reading anything, then says
+/// `k8s-gpu-mcp-delivery: ready` on stderr (the launcher sends the archive only after it). Then reads
 /// exactly SIZE bytes of stdin (never waits for EOF), extracts them into a private directory under
 /// `$NODE_PROBE_DIR` (the pod's in-memory emptyDir; /tmp where unset), checks the SHA-256, runs node-probe with ARGS (stdin from /dev/null, stdout untouched), removes the
 /// directory and exits with node-probe's code. A delivery failure prints one `k8s-gpu-mcp-delivery: <what>`
@@ -401,6 +402,7 @@ base=${NODE_PROBE_DIR:-/tmp}
 d=$(mktemp -d "$base/node-probe.XXXXXX" 2>/dev/null) || { m no-private-dir "$base"; exit 121; }
 trap 'rm -rf "$d"' EXIT
 trap 'exit 143' HUP INT TERM
+m ready
 head -c "$size" | tar -xmf - -C "$d" 2>/dev/null
 f=$d/node-probe
 [ -f "$f" ] || { m extract-failed "$size"; exit 122; }

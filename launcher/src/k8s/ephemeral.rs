@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 use super::clients::Clients;
 use super::exec::{ExecError, ProbeExec};
 use super::lifecycle::{
-    Progress, WaitError, api_error, classify_container, finish, timing, wait_until,
+    Progress, WaitError, api_error, api_error_in, classify_container, finish, timing, wait_until,
 };
 use super::pod::{self, ProbeCall, ProbePodOptions};
 use crate::runner::{
@@ -135,8 +135,9 @@ impl EphemeralRunner {
             secs,
         })?
         .map_err(|e| {
-            api_error(
+            api_error_in(
                 "add ephemeral container (patch pods/ephemeralcontainers)",
+                Some(&tp.namespace),
                 e,
             )
         })?;

@@ -38,19 +38,28 @@ pub fn timing(phase: Phase, since: Instant) -> PhaseTiming {
 
 /// Map a kube error of `action` to what the caller can act on.
 pub fn api_error(action: &str, e: kube::Error) -> RunError {
+    api_error_in(action, None, e)
+}
+
+/// [`api_error`] for a write into `namespace`: an admission denial (Pod Security) names that namespace,
+/// which for an ephemeral container is the target pod's, not the probe namespace.
+pub fn api_error_in(action: &str, namespace: Option<&str>, e: kube::Error) -> RunError {
     match e {
-        kube::Error::Api(s) if s.is_forbidden() => {
-            let hint = if s.message.contains("PodSecurity") {
-                " (the probe namespace needs the label pod-security.kubernetes.io/enforce=privileged: \
-                 deploy/00-namespace.yaml)"
-            } else if s.message.contains("cannot") {
-                // RBAC denials read `User "x" cannot create resource "pods" ...`.
-                " (see deploy/rbac.yaml for the roles the launcher needs)"
-            } else {
-                ""
-            };
-            RunError::Forbidden(format!("{action}: {}{hint}", s.message))
+        kube::Error::Api(s) if s.is_forbidden() && s.message.contains("PodSecurity") => {
+            let ns = namespace.unwrap_or("the probe namespace");
+            RunError::PolicyDenied(format!(
+                "{action}: {}\nhint: Pod Security admission of namespace {ns} forbids privileged pods; label it \
+                 `kubectl label namespace {ns} pod-security.kubernetes.io/enforce=privileged --overwrite` \
+                 (deploy/00-namespace.yaml does this for the probe namespace), or probe from a namespace that \
+                 allows it",
+                s.message
+            ))
         }
+        // RBAC denials read `User "x" cannot create resource "pods" ...`.
+        kube::Error::Api(s) if s.is_forbidden() => RunError::Forbidden(format!(
+            "{action}: {} (see deploy/rbac.yaml for the roles the launcher needs)",
+            s.message
+        )),
         kube::Error::Api(s) => RunError::Other(format!("{action}: {} ({})", s.message, s.code)),
         e => RunError::Other(format!("{action}: {e}")),
     }

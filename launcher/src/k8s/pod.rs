@@ -344,11 +344,11 @@ pub fn apply_runtime_class(pod: &mut Pod, class: &str) {
 /// Driver applier: no runtime class; node-probe loads the host's `libnvidia-ml.so.1` under `/host`.
 pub fn apply_host_driver(pod: &mut Pod) {
     pod.spec.as_mut().expect("spec").runtime_class_name = None;
-    // The GPU Operator's driver container mounts its root at /run/nvidia/driver after boot: propagate
-    // host mounts into /host so that root is visible (HostToContainer is allowed read-only).
-    if let Some(m) = host_mount(pod) {
-        m.mount_propagation = Some("HostToContainer".into());
-    }
+    // No mountPropagation on /host: the runtime bind-mounts the host root recursively when the container
+    // is created, so mounts that exist then (the GPU Operator's driver root at /run/nvidia/driver
+    // included) are visible. HostToContainer would only add mounts made during the probe's few seconds,
+    // and the runtime refuses it outright on a node whose `/` is a private mount ("path / is mounted on /
+    // but it is not a shared or slave mount"), as kubectl debug's pods do not ask for it either.
     set_annotation(pod, ANN_DRIVER, "host-library");
 }
 
@@ -415,8 +415,10 @@ pub fn probe_pod(call: &ProbeCall, opts: &ProbePodOptions) -> Pod {
 /// Placement applier: the probe as an ephemeral container in a workload's pod (kubectl debug's pod
 /// target). What it keeps from the probe pod and what it cannot have:
 /// - no volumes of its own: ephemeral containers may only mount the target pod's volumes, so there is
-///   no host root (no kernel log, no host /proc beyond the target's PID namespace) and no NVML from
-///   the host; GPUs and driver libraries are visible only as the pod's runtime injected them;
+///   no host root (no host /proc beyond the target's PID namespace, no PodResources socket) and no NVML
+///   from the host: node-probe loads the driver library the runtime injected into the target container
+///   (through `/proc/<pid>/root`) and sees the GPUs that container was given; being privileged, it still
+///   reads the kernel log (/dev/kmsg);
 /// - no resources, no runtime class (pod-level), no hostPID (pod-level);
 /// - `targetContainerName` shares that container's PID namespace, so its GPU processes are visible;
 /// - it can never be removed: the container ends when its `sleep` does and stays in the pod's spec.
@@ -442,12 +444,16 @@ pub fn to_ephemeral_container(
             .cloned()
             .unwrap_or_else(random_id)
     );
+    // No host root here: node-probe finds NVML in the target container's root (/proc/<pid>/root), where the
+    // NVIDIA container toolkit put the driver's library.
+    let mut envs = c.env.clone().unwrap_or_default();
+    envs.push(env("NODE_PROBE_NVML_IN_CONTAINERS", "1"));
     EphemeralContainer {
         name,
         image: c.image.clone(),
         image_pull_policy: c.image_pull_policy.clone(),
         command: Some(vec!["sleep".into(), sleep_secs.to_string()]),
-        env: c.env.clone(),
+        env: Some(envs),
         security_context: c.security_context.clone(),
         target_container_name: target_container.map(str::to_string),
         termination_message_policy: c.termination_message_policy.clone(),

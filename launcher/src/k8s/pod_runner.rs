@@ -15,8 +15,8 @@ use super::clients::Clients;
 use super::delivery::{Failure, Payload, ProbeBinaries};
 use super::exec::{ExecError, ExecOutput, ProbeExec};
 use super::lifecycle::{
-    DeleteGuard, WaitError, api_error, check_node, classify_pod, finish, ready_node, timing,
-    wait_until,
+    DeleteGuard, WaitError, api_error, api_error_in, check_node, classify_pod, finish, ready_node,
+    timing, wait_until,
 };
 use super::pod::{self, PROBE_CONTAINER, ProbeCall, ProbePodOptions};
 use crate::runner::{
@@ -148,8 +148,9 @@ impl PodRunner {
                 )));
             }
             Err(e) => {
-                return Err(api_error(
+                return Err(api_error_in(
                     &format!("create probe pod in namespace {}", self.namespace),
+                    Some(&self.namespace),
                     e,
                 ));
             }
@@ -174,7 +175,7 @@ impl PodRunner {
             Ok(Err(WaitError::NotStarted(reason))) => {
                 return Err(RunError::ProbeNotStarted {
                     node: req.node.clone(),
-                    reason,
+                    reason: not_started(&reason, &self.opts.image, payload.is_some()),
                 });
             }
             Ok(Err(WaitError::Api(e))) => return Err(api_error("watch probe pod", e)),
@@ -255,8 +256,37 @@ impl PodRunner {
     }
 }
 
+/// Why the probe container did not start, naming the image (the runtime's message often does not) and, when
+/// the image lacks the `sleep` the container idles with, what an image needs.
+fn not_started(reason: &str, image: &str, copy: bool) -> String {
+    if reason.contains("\"sleep\": executable file not found") {
+        let needs = if copy {
+            "a copy-delivery base image needs sh, sleep, head, tar, sha256sum, mktemp, rm and glibc"
+        } else {
+            "the probe image needs node-probe and sleep (deploy/probe-image)"
+        };
+        return format!(
+            "{reason}; the image {image} has no `sleep`, which the probe container idles with: {needs}"
+        );
+    }
+    if reason.contains(image) {
+        reason.to_string()
+    } else {
+        format!("{reason} (image {image})")
+    }
+}
+
 /// A copy-delivery failure the in-container script reported, as a clear error.
 fn delivery_failure(out: &ExecOutput, image: &str, payload: &Payload) -> Result<(), RunError> {
+    // The script always prints (node-probe its document, the script its failure marker). Nothing at all with
+    // status Success means the script never ran: containerd 1.6 reports an exec whose `sh` is missing as
+    // Success when stdin is streaming (seen on the real-node testbed), instead of "executable file not found".
+    if out.exit_code == 0 && out.stdout.is_empty() && out.stderr_tail.trim().is_empty() {
+        return Err(RunError::Exec(format!(
+            "{} (the exec reported success but nothing ran)",
+            Failure::MissingTool("sh".into()).explain(image, payload)
+        )));
+    }
     match Failure::from_exit(out.exit_code, &out.stderr_tail) {
         None => Ok(()),
         Some(f) => Err(RunError::Exec(f.explain(image, payload))),

@@ -27,6 +27,11 @@ pub const CLOSE: u8 = 255;
 /// Bytes of stdin per websocket frame.
 const CHUNK: usize = 256 * 1024;
 
+/// The line the copy-delivery script prints on stderr once its checks passed and it is about to read stdin
+/// (delivery.rs's SCRIPT). stdin is sent only after it: a command that exits without reading its input leaves
+/// containerd's stdin copy blocked, and the exit status then never arrives (seen with containerd 1.6).
+pub const READY_MARKER: &[u8] = b"k8s-gpu-mcp-delivery: ready";
+
 /// Run `argv` in `namespace/pod/container` with `stdin` as its standard input.
 #[allow(clippy::too_many_arguments)]
 pub async fn exec_with_stdin(
@@ -56,7 +61,15 @@ pub async fn exec_with_stdin(
         .map_err(|e| connect_error(namespace, pod, e))?;
     let v5 = conn.supports_stream_close();
     tracing::debug!(pod, v5, bytes = stdin.len(), "exec session with stdin");
-    run_session(conn.into_stream(), v5, stdin, max_stdout, stderr_tail_bytes).await
+    run_session_gated(
+        conn.into_stream(),
+        v5,
+        stdin,
+        Some(READY_MARKER),
+        max_stdout,
+        stderr_tail_bytes,
+    )
+    .await
 }
 
 /// The session over an open websocket: send `stdin` (then CLOSE on v5), while reading stdout (capped),
@@ -72,13 +85,35 @@ pub async fn run_session<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
+    run_session_gated(ws, v5, stdin, None, max_stdout, stderr_tail_bytes).await
+}
+
+/// [`run_session`] that sends stdin only once `gate` has appeared on stderr (None: at once).
+pub async fn run_session_gated<S>(
+    ws: WebSocketStream<S>,
+    v5: bool,
+    stdin: &[u8],
+    gate: Option<&[u8]>,
+    max_stdout: usize,
+    stderr_tail_bytes: usize,
+) -> Result<ExecOutput, ExecError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
     let (mut sink, mut stream) = ws.split();
+    let ready = tokio::sync::Notify::new();
+    // The end of stderr seen so far, long enough to find the gate split across frames.
+    let mut window: Vec<u8> = Vec::new();
+    if gate.is_none() {
+        ready.notify_one();
+    }
     let mut stdout: Vec<u8> = Vec::new();
     let mut truncated = false;
     let mut stderr = TailBuf::new(stderr_tail_bytes);
     let mut send_error: Option<String> = None;
     let status: Option<Status> = {
         let send = async {
+            ready.notified().await;
             for chunk in stdin.chunks(CHUNK) {
                 let mut frame = Vec::with_capacity(chunk.len() + 1);
                 frame.push(STDIN);
@@ -111,10 +146,25 @@ where
                         stdout.extend_from_slice(&data[..data.len().min(room)]);
                         truncated |= data.len() > room;
                     }
-                    STDERR => stderr.push(data),
+                    STDERR => {
+                        stderr.push(data);
+                        if let Some(g) = gate
+                            && !g.is_empty()
+                        {
+                            window.extend_from_slice(data);
+                            if window.windows(g.len()).any(|w| w == g) {
+                                ready.notify_one();
+                                window.clear();
+                            } else {
+                                let keep = window.len().min(g.len() - 1);
+                                window.drain(..window.len() - keep);
+                            }
+                        }
+                    }
                     STATUS if !data.is_empty() => {
                         let s: Status = serde_json::from_slice(data)
                             .map_err(|e| format!("exec status is not a Status: {e}"))?;
+                        tracing::debug!(status = %String::from_utf8_lossy(data), "exec status");
                         return Ok(Some(s));
                     }
                     // An empty frame per channel opens the session; nothing else is expected.

@@ -58,6 +58,36 @@ pub fn existing(host_root: &Path, arch: &str) -> Vec<PathBuf> {
     out
 }
 
+/// Set (to anything) in an ephemeral probe container: also look in the root filesystems of the processes the
+/// probe can see. Sharing the target container's PID namespace, it reaches that container's root through
+/// `/proc/<pid>/root`, where the NVIDIA container toolkit injected the driver's library.
+pub const IN_CONTAINERS_ENV: &str = "NODE_PROBE_NVML_IN_CONTAINERS";
+
+/// How many processes' roots are searched at most (an ephemeral container sees a handful).
+const MAX_PROCESS_ROOTS: usize = 256;
+
+/// Candidates under `/proc/<pid>/root` of the visible processes other than this one, lowest PID first.
+pub fn in_process_roots(proc_dir: &Path, own_pid: u32, arch: &str) -> Vec<PathBuf> {
+    let mut pids: Vec<u32> = std::fs::read_dir(proc_dir)
+        .map(|d| {
+            d.flatten()
+                .filter_map(|e| e.file_name().to_str()?.parse().ok())
+                .filter(|&p| p != own_pid)
+                .collect()
+        })
+        .unwrap_or_default();
+    pids.sort_unstable();
+    let mut out: Vec<PathBuf> = Vec::new();
+    for pid in pids.into_iter().take(MAX_PROCESS_ROOTS) {
+        for p in existing(&proc_dir.join(pid.to_string()).join("root"), arch) {
+            if !out.contains(&p) {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
 /// A human summary of where the search looked, for the error hint.
 pub fn searched_description(host_root: &Path, arch: &str) -> String {
     let dirs = lib_dirs(arch).join(",");
@@ -111,6 +141,35 @@ mod tests {
             a[0],
             Path::new("run/nvidia/driver/usr/lib/aarch64-linux-gnu/libnvidia-ml.so.1")
         );
+    }
+
+    #[test]
+    fn process_roots_are_searched_lowest_pid_first_without_our_own() {
+        let proc_dir = tempfile::tempdir().unwrap();
+        for (pid, has) in [(7, true), (1, true), (42, false), (99, true)] {
+            let root = proc_dir.path().join(pid.to_string()).join("root");
+            let lib = root.join("usr/lib/x86_64-linux-gnu");
+            std::fs::create_dir_all(&lib).unwrap();
+            if has {
+                std::fs::write(lib.join("libnvidia-ml.so.1"), b"x").unwrap();
+            }
+        }
+        std::fs::create_dir_all(proc_dir.path().join("self")).unwrap();
+        let found = in_process_roots(proc_dir.path(), 99, "x86_64");
+        let pids: Vec<String> = found
+            .iter()
+            .map(|p| {
+                p.strip_prefix(proc_dir.path())
+                    .unwrap()
+                    .components()
+                    .next()
+                    .unwrap()
+                    .as_os_str()
+                    .to_string_lossy()
+                    .into_owned()
+            })
+            .collect();
+        assert_eq!(pids, ["1", "7"]);
     }
 
     #[test]

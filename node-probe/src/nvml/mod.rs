@@ -81,6 +81,20 @@ fn load(host_root: &Path, explicit: Option<&Path>) -> Result<(Nvml, String), Pro
                 });
             }
             tries.extend(found);
+            if std::env::var_os(discover::IN_CONTAINERS_ENV).is_some() {
+                let roots = discover::in_process_roots(
+                    Path::new("/proc"),
+                    std::process::id(),
+                    std::env::consts::ARCH,
+                );
+                if roots.is_empty() {
+                    attempts.push(LoadAttempt {
+                        path: "/proc/*/root/{the same directories}".to_string(),
+                        error: "no such file in any visible process's root".to_string(),
+                    });
+                }
+                tries.extend(roots);
+            }
         }
     }
     for path in tries {

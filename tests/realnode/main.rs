@@ -1,0 +1,629 @@
+//! End-to-end tests on a real node: a kubelet, containerd and runc (tests/testbed/realnode.sh) joined to the
+//! testbed's real kube-apiserver, so probe pods really start containers from imported images, exec really
+//! enters them, node-probe reads the fake NVML through the node's GPU Operator driver root under /host, the
+//! real /dev/kmsg and the kubelet's PodResources socket, and the kubelet enforces deadlines.
+//!
+//! One node serves the whole binary, and the cases run one after another in one test ([`real_node_suite`]):
+//! they share the node's pods and kernel log, and the suite ends by checking that nothing is left, neither a
+//! pod in the API nor a task in containerd. Each case runs isolated (a panic fails that case, the rest still
+//! run) and the test fails listing every failed case.
+//!
+//! Needs root (mount namespaces, cgroups, runc). `SKIP_E2E=1` skips it with the rest of the end-to-end
+//! suite; `SKIP_REALNODE=1` skips only this binary.
+
+#[path = "../e2e/testbed.rs"]
+mod testbed;
+
+#[path = "../e2e/mcp.rs"]
+mod mcp;
+
+#[path = "../fake-nvml/compile.rs"]
+mod fake_nvml;
+
+mod node;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use mcp::{Launcher, has_str};
+use node::{Images, RealNode};
+use testbed::{Testbed, User, skipped, unique};
+
+/// Every tool that runs node-probe on one node, with the arguments it needs besides `node_name`.
+const NODE_TOOLS: &[&str] = &[
+    "get_gpu_inventory",
+    "get_gpu_telemetry",
+    "inspect_topology",
+    "analyze_xid_errors",
+    "snapshot_ecc",
+    "get_gpu_health",
+    "get_gpu_processes",
+    "get_pod_gpu_allocation",
+    "describe_gpu_node",
+];
+
+/// The fake NVML's GPUs (tests/fake-nvml/fake_nvml.c), which the testbed's device plugin also advertises.
+fn gpu_uuid(i: usize) -> String {
+    format!("GPU-5f1c1a5e-0000-4000-8000-00000000000{i}")
+}
+
+pub struct Ctx {
+    pub tb: &'static Testbed,
+    pub node: RealNode,
+    pub images: Images,
+    /// The probe namespace (Pod Security `privileged`, the reader's roles bound in it).
+    pub ns: String,
+    /// A namespace for workload pods.
+    pub wl: String,
+}
+
+impl Ctx {
+    fn name(&self) -> &str {
+        &self.node.name
+    }
+
+    async fn launcher(&self, extra: &[&str]) -> Launcher {
+        mcp::start(self.tb, User::Reader, &self.ns, extra).await
+    }
+
+    async fn image_launcher(&self) -> Launcher {
+        self.launcher(&["--probe-image", node::PROBE_IMAGE]).await
+    }
+
+    async fn copy_launcher(&self, base: &str) -> Launcher {
+        let bins = self.images.bin_dir.to_str().unwrap().to_string();
+        self.launcher(&[
+            "--probe-delivery",
+            "copy",
+            "--probe-image",
+            base,
+            "--probe-bin-dir",
+            &bins,
+        ])
+        .await
+    }
+
+    fn assert_no_probe_pods(&self) {
+        if let Err(left) = self.tb.wait_no_pods(&self.ns, Duration::from_secs(20)) {
+            panic!("probe pods left in {}: {left:?}", self.ns);
+        }
+    }
+
+    /// A workload pod on the node (hostNetwork: no pod network is needed), Running when this returns.
+    fn workload_pod(&self, name: &str, gpus: u32, image: &str) -> String {
+        self.tb.apply(&format!(
+            r#"apiVersion: v1
+kind: Pod
+metadata: {{name: {name}, namespace: {wl}}}
+spec:
+  nodeName: {node}
+  hostNetwork: true
+  automountServiceAccountToken: false
+  terminationGracePeriodSeconds: 0
+  containers:
+  - name: main
+    image: {image}
+    imagePullPolicy: Never
+    command: [sleep, "3600"]
+    resources: {{limits: {{nvidia.com/gpu: {gpus}}}}}
+"#,
+            wl = self.wl,
+            node = self.name(),
+        ));
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let phase = self.tb.kubectl(&[
+                "-n",
+                &self.wl,
+                "get",
+                "pod",
+                name,
+                "-o",
+                "jsonpath={.status.phase}",
+            ]);
+            if phase.trim() == "Running" {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "workload pod {name} not Running: {}",
+                self.tb
+                    .kubectl(&["-n", &self.wl, "get", "pod", name, "-o", "yaml"])
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        self.tb
+            .kubectl(&[
+                "-n",
+                &self.wl,
+                "get",
+                "pod",
+                name,
+                "-o",
+                "jsonpath={.metadata.uid}",
+            ])
+            .trim()
+            .to_string()
+    }
+
+    fn delete_workload(&self, name: &str) {
+        self.tb.kubectl(&[
+            "-n",
+            &self.wl,
+            "delete",
+            "pod",
+            name,
+            "--grace-period=0",
+            "--force",
+            "--wait=true",
+        ]);
+    }
+}
+
+/// The parts of a result that must not depend on how node-probe got into the container: all but the probe
+/// pod's name, the timings and what changes between two reads of live hardware counters.
+fn comparable(mut v: Value) -> Value {
+    if let Some(run) = v.get_mut("run").and_then(Value::as_object_mut) {
+        run.remove("ran_in");
+        run.remove("timings");
+        run.remove("total_millis");
+    }
+    strip_keys(&mut v, &["collected_at_unix", "duration_ms"]);
+    v
+}
+
+fn strip_keys(v: &mut Value, keys: &[&str]) {
+    match v {
+        Value::Object(o) => {
+            for k in keys {
+                o.remove(*k);
+            }
+            o.values_mut().for_each(|x| strip_keys(x, keys));
+        }
+        Value::Array(a) => a.iter_mut().for_each(|x| strip_keys(x, keys)),
+        _ => {}
+    }
+}
+
+type CaseFn = for<'a> fn(&'a Ctx) -> Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
+
+macro_rules! case {
+    ($f:ident) => {
+        (stringify!($f), (|c| Box::pin($f(c))) as CaseFn)
+    };
+}
+
+#[test]
+fn real_node_suite() {
+    if skipped() || std::env::var("SKIP_REALNODE").as_deref() == Ok("1") {
+        eprintln!("real-node suite skipped");
+        return;
+    }
+    assert!(
+        rustix_is_root(),
+        "the real-node suite needs root (mount namespaces, cgroups, runc); run as root or set \
+         SKIP_REALNODE=1 to skip it deliberately"
+    );
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let tb = Testbed::shared();
+    let t = Instant::now();
+    let images = Images::build(tb);
+    eprintln!("images ready in {:?}", t.elapsed());
+    let t = Instant::now();
+    let node = RealNode::start(tb, &images);
+    eprintln!("real node {} up in {:?}", node.name, t.elapsed());
+    let ns = unique("rn-probe");
+    tb.probe_namespace(&ns, User::Reader);
+    tb.bind_reader(User::Reader);
+    let wl = unique("rn-work");
+    tb.apply(&format!(
+        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {wl}\n  labels: {{pod-security.kubernetes.io/enforce: privileged}}\n---\napiVersion: v1\nkind: ServiceAccount\nmetadata: {{name: default, namespace: {wl}}}\n"
+    ));
+    let ctx = Ctx {
+        tb,
+        node,
+        images,
+        ns,
+        wl,
+    };
+
+    let cases: Vec<(&str, CaseFn)> = vec![
+        case!(every_node_tool_answers_alike_in_image_and_copy_delivery),
+        case!(xid_lines_written_to_the_real_kmsg_are_found),
+        case!(allocation_is_exact_from_the_kubelet_and_processes_are_named),
+        case!(ephemeral_container_in_a_real_pod),
+        case!(cordoned_node_with_no_execute_taint_is_probed),
+        case!(copy_delivery_into_broken_images_fails_clearly),
+        case!(pod_security_denial_names_the_namespace_and_the_fix),
+        case!(launcher_killed_mid_call_leaves_a_pod_the_kubelet_ends_and_gc_removes),
+    ];
+    let mut failed = Vec::new();
+    for (name, f) in cases {
+        eprintln!("\n=== real node: {name}");
+        let t = Instant::now();
+        // A case's panic stays in its task; the suite goes on and reports it.
+        let ctx_ref: &'static Ctx = unsafe_static(&ctx);
+        let r = rt.block_on(async move { tokio::spawn(f(ctx_ref)).await });
+        match r {
+            Ok(()) => eprintln!("=== ok: {name} ({:?})", t.elapsed()),
+            Err(e) => {
+                eprintln!("=== FAILED: {name} ({:?}): {e}", t.elapsed());
+                failed.push(name);
+            }
+        }
+    }
+    // After the suite: no probe pod in the API, and no task in containerd once the workloads are gone.
+    let left = ctx.tb.pods(&ctx.ns);
+    ctx.tb.kubectl(&[
+        "-n",
+        &ctx.wl,
+        "delete",
+        "pods",
+        "--all",
+        "--grace-period=0",
+        "--force",
+        "--wait=true",
+    ]);
+    let tasks = ctx.node.wait_no_tasks(Duration::from_secs(30));
+    drop(rt);
+    let node_dir = ctx.node.dir.clone();
+    ctx.node.stop();
+    assert!(!node_dir.exists(), "teardown left {}", node_dir.display());
+    assert!(failed.is_empty(), "real-node cases failed: {failed:?}");
+    assert!(left.is_empty(), "probe pods left after the suite: {left:?}");
+    assert!(
+        tasks.is_empty(),
+        "containerd tasks left after the suite: {tasks:?}"
+    );
+}
+
+fn rustix_is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}
+
+/// The context outlives every case: the cases are awaited to completion before it is dropped.
+fn unsafe_static(ctx: &Ctx) -> &'static Ctx {
+    // SAFETY: every task holding this reference is joined (block_on of its JoinHandle) before `ctx`
+    // goes out of scope in real_node_suite, and the runtime is dropped before it too.
+    unsafe { &*(ctx as *const Ctx) }
+}
+
+async fn every_node_tool_answers_alike_in_image_and_copy_delivery(c: &Ctx) {
+    // A pod holding GPUs, so allocation and processes have something to say.
+    c.workload_pod("alike", 1, node::BASE_IMAGE);
+    let image = c.image_launcher().await;
+    let copy = c.copy_launcher(node::BASE_IMAGE).await;
+    for tool in NODE_TOOLS {
+        let args = json!({"node_name": c.name()});
+        let a = image.ok(tool, args.clone()).await;
+        let b = copy.ok(tool, args).await;
+        // From the fake NVML through the driver root, in a real container.
+        if *tool != "get_pod_gpu_allocation" {
+            assert!(
+                has_str(&a, &gpu_uuid(0)) || has_str(&a, "5f1c1a5e"),
+                "{tool}: no fake-NVML GPU in the answer: {a:#}"
+            );
+        }
+        assert!(
+            a["run"]["ran_in"]
+                .as_str()
+                .is_some_and(|r| r.starts_with(&format!("{}/gpu-probe-", c.ns))),
+            "{tool}: {a:#}"
+        );
+        assert_eq!(
+            comparable(a.clone()),
+            comparable(b.clone()),
+            "{tool}: image and copy delivery disagree"
+        );
+        eprintln!(
+            "{tool}: image {} ms, copy {} ms",
+            a["run"]["total_millis"], b["run"]["total_millis"]
+        );
+    }
+    image.stop().await;
+    copy.stop().await;
+    c.delete_workload("alike");
+    c.assert_no_probe_pods();
+}
+
+async fn xid_lines_written_to_the_real_kmsg_are_found(c: &Ctx) {
+    let marker = unique("rnxid");
+    // The kernel's ring buffer is shared by everything on this machine: the marker names our line.
+    let line = format!(
+        "<4>NVRM: Xid (PCI:0000:1b:00): 79, pid=4242, name={marker}, GPU has fallen off the bus.\n"
+    );
+    std::fs::write("/dev/kmsg", line).expect("write /dev/kmsg (root)");
+    let l = c.image_launcher().await;
+    let v = l
+        .ok(
+            "analyze_xid_errors",
+            json!({"node_name": c.name(), "since": "10m"}),
+        )
+        .await;
+    assert!(has_str(&v, &marker), "our Xid line was not found: {v:#}");
+    let r = l
+        .call(
+            "analyze_xid_errors",
+            json!({"node_name": c.name(), "since": "10m"}),
+        )
+        .await;
+    let text = mcp::text(&r);
+    assert!(text.contains("79"), "{text}");
+    assert!(has_str(&v, "kmsg"), "the source is not /dev/kmsg: {v:#}");
+    l.stop().await;
+    c.assert_no_probe_pods();
+}
+
+async fn allocation_is_exact_from_the_kubelet_and_processes_are_named(c: &Ctx) {
+    let uid = c.workload_pod("trainer", 2, node::BASE_IMAGE);
+    let l = c.image_launcher().await;
+    let v = l
+        .ok("get_pod_gpu_allocation", json!({"node_name": c.name()}))
+        .await;
+    assert_eq!(v["exact"], true, "{v:#}");
+    let a = v["assignment"].as_array().expect("assignment");
+    let trainer = a
+        .iter()
+        .find(|p| p["name"] == "trainer")
+        .unwrap_or_else(|| panic!("trainer not in {v:#}"));
+    assert_eq!(trainer["seen_by"], "both", "{trainer:#}");
+    assert_eq!(trainer["uid"], uid.as_str());
+    let devs = trainer["containers"][0]["devices"]
+        .as_array()
+        .expect("devices");
+    assert_eq!(devs.len(), 2, "{trainer:#}");
+    // The device plugin's ids are the fake NVML's UUIDs; each is matched to its GPU, except GPU 2, which
+    // the fake NVML cannot open (the device is then named with the reason).
+    for d in devs {
+        let id = d["device_id"].as_str().unwrap_or_default();
+        assert!(id.starts_with("GPU-5f1c1a5e-"), "{d:#}");
+        if id == gpu_uuid(2) {
+            assert!(has_str(&d["error"], id), "{d:#}");
+        } else {
+            assert_eq!(d["gpu_uuid"], id, "{d:#}");
+        }
+    }
+    // The fake NVML reports the trainer's main process on GPU 0 (its host PID, as NVML would).
+    let pid = c.node.container_pid(&c.wl, "trainer");
+    c.node.set_fake_nvml("FAKE_NVML_PID", &pid.to_string());
+    let v = l
+        .ok("get_gpu_processes", json!({"node_name": c.name()}))
+        .await;
+    c.node.clear_fake_nvml("FAKE_NVML_PID");
+    let owners = v["owners"].as_array().expect("owners");
+    let o = owners
+        .iter()
+        .find(|o| o["pid"] == pid)
+        .unwrap_or_else(|| panic!("pid {pid} not among {v:#}"));
+    assert_eq!(o["owner"], "pod", "{o:#}");
+    assert_eq!(o["pod"], "trainer", "{o:#}");
+    assert_eq!(o["namespace"], c.wl.as_str(), "{o:#}");
+    assert_eq!(o["container"], "main", "{o:#}");
+    // The launcher's own probe pod (running during the call) is never listed as the node's workload.
+    assert!(
+        owners.iter().all(|o| !o["pod"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("gpu-probe-")),
+        "a probe pod was reported as workload: {v:#}"
+    );
+    assert_eq!(
+        v["pods_listed"], 1,
+        "only the trainer is the node's workload: {v:#}"
+    );
+    l.stop().await;
+    c.delete_workload("trainer");
+    c.assert_no_probe_pods();
+}
+
+async fn ephemeral_container_in_a_real_pod(c: &Ctx) {
+    c.workload_pod("target", 1, node::GPU_WORKLOAD_IMAGE);
+    let target = format!("{}/target", c.wl);
+    // Ephemeral containers are operator-only (deploy/rbac.yaml): bind that role in the workload's namespace.
+    c.tb.kubectl(&[
+        "-n",
+        &c.wl,
+        "create",
+        "rolebinding",
+        "rn-ephemeral",
+        "--clusterrole=k8s-gpu-mcp-operator",
+        &format!("--user={}", User::Reader.name()),
+    ]);
+    let l = c
+        .launcher(&[
+            "--probe-mode",
+            "ephemeral",
+            "--target-pod",
+            &target,
+            "--probe-image",
+            node::PROBE_IMAGE,
+        ])
+        .await;
+    let r = l
+        .call("get_gpu_health", json!({"node_name": c.name()}))
+        .await;
+    let text = mcp::text(&r);
+    let v = r.structured_content.clone().unwrap_or(Value::Null);
+    assert_ne!(r.is_error, Some(true), "{text}");
+    assert!(
+        v["run"]["ran_in"]
+            .as_str()
+            .is_some_and(|s| s.contains("ephemeral container")),
+        "{v:#}"
+    );
+    // The GPUs come from the driver library injected into the target container, found through its root:
+    // the probe image has no libnvidia-ml and an ephemeral container has no host root.
+    assert_eq!(v["run"]["probe"]["source"], "nvml", "{v:#}");
+    assert!(has_str(&v, &gpu_uuid(0)), "{v:#}");
+    // Privileged, it still reads the kernel log.
+    l.ok("analyze_xid_errors", json!({"node_name": c.name()}))
+        .await;
+    l.stop().await;
+    c.delete_workload("target");
+}
+
+async fn cordoned_node_with_no_execute_taint_is_probed(c: &Ctx) {
+    let n = c.name();
+    c.tb.kubectl(&["cordon", n]);
+    c.tb.kubectl(&["taint", "node", n, "testbed/broken=yes:NoExecute"]);
+    let l = c.image_launcher().await;
+    let r = l.call("get_gpu_health", json!({"node_name": n})).await;
+    c.tb.kubectl(&["taint", "node", n, "testbed/broken=yes:NoExecute-"]);
+    c.tb.kubectl(&["uncordon", n]);
+    assert_ne!(r.is_error, Some(true), "{}", mcp::text(&r));
+    l.stop().await;
+    c.assert_no_probe_pods();
+}
+
+async fn copy_delivery_into_broken_images_fails_clearly(c: &Ctx) {
+    for (image, expect) in [
+        (node::NOSHELL_IMAGE, "sh"),
+        (node::MUSL_IMAGE, "glibc"),
+        (node::NOSLEEP_IMAGE, "sleep"),
+    ] {
+        let l = c.copy_launcher(image).await;
+        let err = l
+            .err("get_gpu_health", json!({"node_name": c.name()}))
+            .await;
+        eprintln!("{image}: {err}");
+        assert!(
+            err.contains(image),
+            "the error does not name {image}: {err}"
+        );
+        assert!(
+            err.contains(expect),
+            "the error for {image} does not say `{expect}`: {err}"
+        );
+        l.stop().await;
+        c.assert_no_probe_pods();
+    }
+}
+
+async fn pod_security_denial_names_the_namespace_and_the_fix(c: &Ctx) {
+    let ns = unique("rn-baseline");
+    // The reader's roles, but no Pod Security label: the cluster default (baseline) refuses the probe.
+    c.tb.probe_namespace(&ns, User::Reader);
+    c.tb.kubectl(&[
+        "label",
+        "namespace",
+        &ns,
+        "pod-security.kubernetes.io/enforce-",
+    ]);
+    let l = mcp::start(
+        c.tb,
+        User::Reader,
+        &ns,
+        &["--probe-image", node::PROBE_IMAGE],
+    )
+    .await;
+    let err = l
+        .err("get_gpu_health", json!({"node_name": c.name()}))
+        .await;
+    assert!(err.contains("PodSecurity"), "{err}");
+    assert!(
+        err.contains(&format!("Pod Security admission of namespace {ns}")),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!(
+            "kubectl label namespace {ns} pod-security.kubernetes.io/enforce=privileged"
+        )),
+        "{err}"
+    );
+    assert!(!err.contains("RBAC"), "not an RBAC problem: {err}");
+    l.stop().await;
+}
+
+async fn launcher_killed_mid_call_leaves_a_pod_the_kubelet_ends_and_gc_removes(c: &Ctx) {
+    // NVML hangs in this call, so the launcher is killed while its probe pod runs.
+    c.node.set_fake_nvml("FAKE_NVML_HANG_SECS", "120");
+    let deadline_secs = 8;
+    let l = c
+        .launcher(&[
+            "--probe-image",
+            node::PROBE_IMAGE,
+            "--probe-deadline",
+            &deadline_secs.to_string(),
+        ])
+        .await;
+    let _pending = l
+        .start_call("get_gpu_health", json!({"node_name": c.name()}))
+        .await;
+    let t = Instant::now();
+    let pod = loop {
+        let running = c.tb.kubectl(&[
+            "-n",
+            &c.ns,
+            "get",
+            "pods",
+            "--field-selector=status.phase=Running",
+            "-o",
+            "jsonpath={.items[*].metadata.name}",
+        ]);
+        if let Some(p) = running.split_whitespace().next() {
+            break p.to_string();
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "no probe pod started: {}",
+            l.stderr()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    // Let the exec reach node-probe, then kill the launcher without a chance to clean up.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    l.kill9();
+    c.node.clear_fake_nvml("FAKE_NVML_HANG_SECS");
+    // The kubelet ends the pod at its activeDeadlineSeconds.
+    let t = Instant::now();
+    let (phase, reason) = loop {
+        let s = c.tb.kubectl(&[
+            "-n",
+            &c.ns,
+            "get",
+            "pod",
+            &pod,
+            "-o",
+            "jsonpath={.status.phase}/{.status.reason}",
+        ]);
+        let s = s.trim().to_string();
+        if s.starts_with("Failed") || t.elapsed() > Duration::from_secs(deadline_secs + 30) {
+            let (p, r) = s.split_once('/').unwrap_or((&s, ""));
+            break (p.to_string(), r.to_string());
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    eprintln!(
+        "kubelet ended {pod}: {phase}/{reason} after {:?}",
+        t.elapsed()
+    );
+    assert_eq!(phase, "Failed");
+    assert_eq!(reason, "DeadlineExceeded");
+    // The next start's housekeeping: `gc` deletes what a dead launcher left.
+    let out = Command::new(mcp::LAUNCHER)
+        .args(["gc", "--namespace", &c.ns, "--kubeconfig"])
+        .arg(c.tb.kubeconfig(User::Reader))
+        .env_remove("KUBECONFIG")
+        .output()
+        .expect("run k8s-gpu-mcp gc");
+    assert!(
+        out.status.success(),
+        "gc failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(report.contains(&pod), "gc did not name {pod}: {report}");
+    c.assert_no_probe_pods();
+}
