@@ -39,4 +39,17 @@ rm -f "$bundle"
 "$mcpb" pack "$stage" "$bundle" >&2
 "$mcpb" info "$bundle" >&2
 python3 packaging/fill.py server-json "$version" "$bundle" >"$out/server.json"
+
+# What Claude Desktop unpacks must run on its own: the bundled launcher answers in local mode with the bundled
+# node-probe, found next to it.
+mkdir "$stage/unpacked"
+python3 -c 'import sys, zipfile
+z = zipfile.ZipFile(sys.argv[1])
+for i in z.infolist():
+    z.extract(i, sys.argv[2])
+    if i.external_attr >> 16 & 0o111:
+        import os; os.chmod(os.path.join(sys.argv[2], i.filename), i.external_attr >> 16 & 0o777)' "$bundle" "$stage/unpacked"
+"$stage/unpacked/server/k8s-gpu-mcp" --local --simulate dgx-h100-xid79 call get_gpu_health \
+  --arg node_name=local --output json | python3 -c 'import json, sys; d = json.load(sys.stdin); assert d["node"] == "local", d' \
+  || { echo "build-mcpb.sh: the unpacked bundle does not answer" >&2; exit 1; }
 echo "$bundle"

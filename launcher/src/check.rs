@@ -45,7 +45,7 @@ pub enum Status {
 /// One line of the checklist.
 #[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct Check {
-    /// What was checked: `kubeconfig`, `api-server`, `namespace`, `permissions/<role>`, `node/<name>`,
+    /// What was checked: `kubeconfig`, `credentials` (exec plugins only), `api-server`, `namespace`, `permissions/<role>`, `node/<name>`,
     /// `image/<name>`, `admission`.
     pub name: String,
     pub status: Status,
@@ -116,12 +116,11 @@ pub async fn run(opts: &CheckOptions) -> CheckReport {
         checks: Vec::new(),
     };
     let source = KubeconfigSource::resolve(opts.k8s.kubeconfig.as_deref());
-    let clients = match Clients::connect(
-        opts.k8s.kubeconfig.as_deref(),
-        opts.k8s.context.as_deref(),
-    )
-    .await
-    {
+    // Before connecting: kube runs an exec plugin while it builds the client.
+    let credentials = credential_plugin_check(&source, opts.k8s.context.as_deref());
+    let connected =
+        Clients::connect(opts.k8s.kubeconfig.as_deref(), opts.k8s.context.as_deref()).await;
+    let clients = match connected {
         Ok(c) => c,
         Err(e) => {
             report.checks.push(Check::fail(
@@ -129,11 +128,13 @@ pub async fn run(opts: &CheckOptions) -> CheckReport {
                 format!("{}: {e}", source.describe()),
                 "kubectl config get-contexts   # then pass --kubeconfig PATH and --context NAME",
             ));
+            report.checks.extend(credentials);
             return finish(report);
         }
     };
     report.context = clients.default_context().map(str::to_string);
     report.checks.push(source.check(report.context.as_deref()));
+    report.checks.extend(credentials);
     let client = match clients.get(None).await {
         Ok(c) => c,
         Err(e) => {
@@ -269,6 +270,67 @@ impl KubeconfigSource {
             ),
         )
     }
+}
+
+/// An exec credential plugin (`aws`, `gke-gcloud-auth-plugin`, `kubelogin`) named without a path resolves on
+/// the PATH of whoever starts the launcher, and AI hosts started from a desktop get a short PATH (macOS:
+/// `/usr/bin:/bin:/usr/sbin:/sbin`). None when the context uses no plugin.
+fn credential_plugin_check(source: &KubeconfigSource, context: Option<&str>) -> Option<Check> {
+    let path = source.effective()?;
+    let kc = kube::config::Kubeconfig::read_from(&path).ok()?;
+    let ctx = context.or(kc.current_context.as_deref())?;
+    let user = kc
+        .contexts
+        .iter()
+        .find(|c| c.name == ctx)?
+        .context
+        .as_ref()?
+        .user
+        .clone()?;
+    let exec = kc
+        .auth_infos
+        .iter()
+        .find(|a| a.name == user)?
+        .auth_info
+        .as_ref()?
+        .exec
+        .as_ref()?;
+    let cmd = exec.command.as_deref()?;
+    let name = "credentials";
+    if cmd.contains('/') {
+        return Some(Check::ok(
+            name,
+            format!("exec plugin {cmd} (absolute path)"),
+        ));
+    }
+    let found = std::env::var_os("PATH").and_then(|p| {
+        std::env::split_paths(&p)
+            .map(|d| d.join(cmd))
+            .find(|c| c.is_file())
+    });
+    let fix_in = format!("user {user} in {}", path.display());
+    Some(match found {
+        Some(p)
+            if ["/usr/bin", "/bin"]
+                .iter()
+                .any(|d| p.parent() == Some(Path::new(d))) =>
+        {
+            Check::ok(name, format!("exec plugin {cmd} at {}", p.display()))
+        }
+        Some(p) => Check::warn(
+            name,
+            format!(
+                "exec plugin `{cmd}` is {} on your PATH; an AI host started from the desktop may not have that directory on its PATH",
+                p.display()
+            ),
+            format!("set exec.command to {} ({fix_in})", p.display()),
+        ),
+        None => Check::fail(
+            name,
+            format!("exec plugin `{cmd}` is not on PATH"),
+            format!("install {cmd}, or set exec.command to its absolute path ({fix_in})"),
+        ),
+    })
 }
 
 /// The user name the API server sees (SelfSubjectReview, GA since Kubernetes 1.28).

@@ -131,8 +131,9 @@ async fn cluster_backends(cfg: &Config) -> Result<Backends, String> {
 fn k8s_config(cfg: &Config) -> k8s::K8sConfig {
     let c = &cfg.cluster;
     k8s::K8sConfig {
-        kubeconfig: c.kubeconfig.clone(),
-        context: c.context.clone(),
+        // Empty values mean "not set": bundle hosts fill `--context=${user_config.context}` with "".
+        kubeconfig: c.kubeconfig.clone().filter(|p| !p.as_os_str().is_empty()),
+        context: c.context.clone().filter(|c| !c.is_empty()),
         namespace: c.namespace.clone(),
         probe_image: c.probe_image.clone(),
         probe_mode: c.probe_mode.parse().unwrap_or_default(),

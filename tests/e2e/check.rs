@@ -470,3 +470,84 @@ fn setup_prints_manifests_the_apiserver_accepts_and_host_snippets() {
         assert!(hosts.contains(host), "{host}: {hosts}");
     }
 }
+
+/// A kubeconfig whose user gets its token from an exec credential plugin found on PATH: fine for the shell,
+/// a warning for AI hosts (shorter PATH) with the absolute path to write instead; a failure when not found.
+#[test]
+fn check_names_an_exec_credential_plugin_an_ai_host_may_not_find() {
+    if skipped() {
+        return;
+    }
+    let tb = Testbed::shared();
+    tb.bind_reader(User::Reader);
+    let dir = tempfile::tempdir().unwrap();
+    let bin = dir.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    let plugin = bin.join("fake-cred-plugin");
+    std::fs::write(
+        &plugin,
+        format!(
+            "#!/bin/sh\necho '{{\"apiVersion\":\"client.authentication.k8s.io/v1\",\"kind\":\"ExecCredential\",\"status\":{{\"token\":\"{}\"}}}}'\n",
+            tb.token(User::Reader)
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&plugin, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let kc = tb.write_kubeconfig(User::Reader, dir.path());
+    let kc_s = kc.to_str().unwrap();
+    let kubectl = |args: &[&str]| {
+        let out = Command::new("kubectl")
+            .arg("--kubeconfig")
+            .arg(&kc)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "kubectl {args:?}: {}", stderr(&out));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let user = kubectl(&[
+        "config",
+        "view",
+        "-o",
+        "jsonpath={.contexts[0].context.user}",
+    ]);
+    kubectl(&["config", "unset", &format!("users.{user}.token")]);
+    kubectl(&[
+        "config",
+        "set-credentials",
+        &user,
+        "--exec-command=fake-cred-plugin",
+        "--exec-api-version=client.authentication.k8s.io/v1",
+        "--exec-interactive-mode=Never",
+    ]);
+    let run = |path: &str| {
+        let out = Command::new(LAUNCHER)
+            .args(["--kubeconfig", kc_s, "check", "--output", "json"])
+            .env_remove("KUBECONFIG")
+            .env("PATH", path)
+            .output()
+            .unwrap();
+        json(&String::from_utf8_lossy(&out.stdout))
+    };
+    let path = format!("{}:/usr/bin:/bin", bin.display());
+    let report = run(&path);
+    let c = item(&report, "credentials");
+    assert_eq!(c["status"], "warn", "{report:#}");
+    assert!(
+        c["fix"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("set exec.command to {}", plugin.display())),
+        "{c}"
+    );
+    // The plugin worked: the API server saw the reader.
+    assert_eq!(item(&report, "api-server")["status"], "ok", "{report:#}");
+    assert_eq!(report["user"], User::Reader.name());
+
+    // Not found at all: kube runs the plugin while building the client, so the kubeconfig fails too.
+    let report = run("/usr/bin:/bin");
+    let c = item(&report, "credentials");
+    assert_eq!(c["status"], "fail", "{report:#}");
+    assert_eq!(c["detail"], "exec plugin `fake-cred-plugin` is not on PATH");
+    assert_eq!(item(&report, "kubeconfig")["status"], "fail", "{report:#}");
+}
