@@ -53,6 +53,11 @@ fn item<'a>(report: &'a Value, name: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no check {name} in {report}"))
 }
 
+/// A string field of a check ("" when absent).
+fn text(v: &Value) -> &str {
+    v.as_str().unwrap_or_default()
+}
+
 fn failed(report: &Value) -> Vec<String> {
     report["checks"]
         .as_array()
@@ -119,10 +124,7 @@ fn check_passes_on_a_prepared_cluster() {
     }
     assert_eq!(report["user"], User::Reader.name());
     assert!(
-        item(&report, "api-server")["detail"]
-            .as_str()
-            .unwrap()
-            .contains("v1.35."),
+        text(&item(&report, "api-server")["detail"]).contains("v1.35."),
         "{report}"
     );
     // Read-only mode does not ask for the operator role.
@@ -176,13 +178,10 @@ fn check_names_a_missing_namespace_and_setup_apply_fixes_it() {
     assert_eq!(failed(&report), ["namespace", "admission"], "{report:#}");
     let ns_check = item(&report, "namespace");
     assert!(
-        ns_check["detail"]
-            .as_str()
-            .unwrap()
-            .contains("does not exist"),
+        text(&ns_check["detail"]).contains("does not exist"),
         "{ns_check}"
     );
-    let fix = ns_check["fix"].as_str().unwrap();
+    let fix = text(&ns_check["fix"]);
     assert!(
         fix.starts_with(&format!("k8s-gpu-mcp setup --apply --namespace {ns}")),
         "{fix}"
@@ -226,13 +225,10 @@ fn check_names_a_namespace_without_the_pod_security_label() {
     assert_eq!(failed(&report), ["namespace", "admission"], "{report:#}");
     let c = item(&report, "namespace");
     assert!(
-        c["detail"]
-            .as_str()
-            .unwrap()
-            .contains("no pod-security.kubernetes.io/enforce label"),
+        text(&c["detail"]).contains("no pod-security.kubernetes.io/enforce label"),
         "{c}"
     );
-    let fix = c["fix"].as_str().unwrap();
+    let fix = text(&c["fix"]);
     assert_eq!(
         fix,
         format!(
@@ -249,10 +245,7 @@ fn check_names_a_namespace_without_the_pod_security_label() {
     let (_, report) = check(tb, User::Admin, &ns, &group, &[]);
     assert_eq!(failed(&report), ["namespace", "admission"], "{report:#}");
     let adm = item(&report, "admission");
-    assert!(
-        adm["detail"].as_str().unwrap().contains("PodSecurity"),
-        "{adm}"
-    );
+    assert!(text(&adm["detail"]).contains("PodSecurity"), "{adm}");
     assert_eq!(adm["fix"], fix);
     // The printed fix, run as printed.
     let args: Vec<&str> = fix.split_whitespace().skip(1).collect();
@@ -279,28 +272,22 @@ fn check_names_missing_permissions_with_the_binding_to_create() {
     let reader = item(&report, "permissions/k8s-gpu-mcp-reader");
     assert_eq!(reader["status"], "fail");
     assert!(
-        reader["detail"]
-            .as_str()
-            .unwrap()
-            .starts_with("6 of 6 permissions missing cluster-wide: get nodes"),
+        text(&reader["detail"]).starts_with("6 of 6 permissions missing cluster-wide: get nodes"),
         "{reader}"
     );
     assert!(
-        reader["fix"].as_str().unwrap().contains(&format!(
+        text(&reader["fix"]).contains(&format!(
             "kubectl create clusterrolebinding k8s-gpu-mcp-reader-{nobody} --clusterrole=k8s-gpu-mcp-reader --user={nobody}"
         )),
         "{reader}"
     );
     let probe = item(&report, "permissions/k8s-gpu-mcp-probe");
     assert!(
-        probe["detail"]
-            .as_str()
-            .unwrap()
-            .contains(&format!("missing in namespace {ns}: create pods")),
+        text(&probe["detail"]).contains(&format!("missing in namespace {ns}: create pods")),
         "{probe}"
     );
     assert!(
-        probe["fix"].as_str().unwrap().contains(&format!(
+        text(&probe["fix"]).contains(&format!(
             "kubectl create rolebinding k8s-gpu-mcp-probe-{nobody} -n {ns} --clusterrole=k8s-gpu-mcp-probe --user={nobody}"
         )),
         "{probe}"
@@ -340,19 +327,13 @@ fn check_names_a_not_ready_gpu_node_and_a_missing_image() {
     assert_eq!(failed(&report), [format!("node/{down}")], "{report:#}");
     let c = item(&report, &format!("node/{down}"));
     assert!(
-        c["detail"]
-            .as_str()
-            .unwrap()
-            .starts_with("not Ready (Ready=False"),
+        text(&c["detail"]).starts_with("not Ready (Ready=False"),
         "{c}"
     );
     assert_eq!(c["fix"], format!("kubectl describe node {down}"));
     // The dry run places its pod on the Ready node.
     assert!(
-        item(&report, "admission")["detail"]
-            .as_str()
-            .unwrap()
-            .contains(&ready),
+        text(&item(&report, "admission")["detail"]).contains(&ready),
         "{report:#}"
     );
 
@@ -370,10 +351,7 @@ fn check_names_a_not_ready_gpu_node_and_a_missing_image() {
     assert_eq!(failed(&report), [format!("image/{n}")], "{report:#}");
     let c = item(&report, &format!("image/{n}"));
     assert!(
-        c["fix"]
-            .as_str()
-            .unwrap()
-            .contains(&format!("kubectl get node {n} -o jsonpath=")),
+        text(&c["fix"]).contains(&format!("kubectl get node {n} -o jsonpath=")),
         "{c}"
     );
     // Image delivery with an image the node does not list yet: a warning (the first probe pulls it).
@@ -534,10 +512,7 @@ fn check_names_an_exec_credential_plugin_an_ai_host_may_not_find() {
     let c = item(&report, "credentials");
     assert_eq!(c["status"], "warn", "{report:#}");
     assert!(
-        c["fix"]
-            .as_str()
-            .unwrap()
-            .starts_with(&format!("set exec.command to {}", plugin.display())),
+        text(&c["fix"]).starts_with(&format!("set exec.command to {}", plugin.display())),
         "{c}"
     );
     // The plugin worked: the API server saw the reader.
