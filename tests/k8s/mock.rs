@@ -111,11 +111,24 @@ pub fn watch_events(events: &[Value]) -> String {
 }
 
 /// Exec that returns a canned result (or never returns), recording the argv it got.
-#[derive(Default)]
 pub struct FakeExec {
     pub reply: Mutex<Option<Result<ExecOutput, ExecError>>>,
     pub hang: bool,
     pub calls: Mutex<Vec<(String, String, Vec<String>)>>,
+    /// Whether the container runs: until then an exec is answered as the kubelet does ("container not
+    /// found"), without counting as a call. The pod runner's mock API sets it when it shows a running pod.
+    pub running: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Default for FakeExec {
+    fn default() -> Self {
+        FakeExec {
+            reply: Mutex::default(),
+            hang: false,
+            calls: Mutex::default(),
+            running: Arc::new(std::sync::atomic::AtomicBool::new(true)),
+        }
+    }
 }
 
 impl FakeExec {
@@ -150,6 +163,13 @@ impl ProbeExec for FakeExec {
         container: &'a str,
         argv: Vec<String>,
     ) -> ExecFuture<'a> {
+        if !self.running.load(std::sync::atomic::Ordering::SeqCst) {
+            return Box::pin(async {
+                Err(ExecError::NotRunning(
+                    "unable to upgrade connection: container not found (\"probe\")".into(),
+                ))
+            });
+        }
         self.calls
             .lock()
             .unwrap()

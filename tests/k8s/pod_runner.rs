@@ -41,8 +41,17 @@ impl Default for Api {
     }
 }
 
-fn serve(api: Api) -> impl FnMut(&Recorded) -> (u16, String) + Send + 'static {
+/// `running`: set once the API has shown the pod running, as a kubelet then takes execs (FakeExec).
+fn serve(
+    api: Api,
+    running: Arc<std::sync::atomic::AtomicBool>,
+) -> impl FnMut(&Recorded) -> (u16, String) + Send + 'static {
     let created_name: Arc<Mutex<String>> = Arc::default();
+    let shown = move |state: &str| {
+        if state == "running" {
+            running.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+    };
     move |r: &Recorded| {
         let name_of = |path: &str| path.rsplit('/').next().unwrap_or_default().to_string();
         match (r.method.as_str(), r.path.as_str()) {
@@ -79,6 +88,7 @@ fn serve(api: Api) -> impl FnMut(&Recorded) -> (u16, String) + Send + 'static {
             }
             ("GET", PODS) if r.query.contains("watch=true") => {
                 let name = created_name.lock().unwrap().clone();
+                api.watch.iter().for_each(|s| shown(s));
                 let events: Vec<Value> = api
                     .watch
                     .iter()
@@ -87,10 +97,13 @@ fn serve(api: Api) -> impl FnMut(&Recorded) -> (u16, String) + Send + 'static {
                     .collect();
                 (200, watch_events(&events))
             }
-            ("GET", p) if p.starts_with(PODS) => (
-                200,
-                probe_pod_json(&name_of(p), "7", api.get_state).to_string(),
-            ),
+            ("GET", p) if p.starts_with(PODS) => {
+                shown(api.get_state);
+                (
+                    200,
+                    probe_pod_json(&name_of(p), "7", api.get_state).to_string(),
+                )
+            }
             ("DELETE", p) if p.starts_with(PODS) => match api.delete {
                 200 => (200, probe_pod_json(&name_of(p), "9", "running").to_string()),
                 code => (
@@ -111,7 +124,9 @@ fn serve(api: Api) -> impl FnMut(&Recorded) -> (u16, String) + Send + 'static {
 }
 
 fn runner(api: Api, exec: Arc<FakeExec>) -> (PodRunner, Log) {
-    let (client, log) = mock_client(serve(api));
+    exec.running
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    let (client, log) = mock_client(serve(api, exec.running.clone()));
     let mut r = PodRunner::new(
         Arc::new(Clients::from_client(client)),
         "gpu-diagnostics".into(),

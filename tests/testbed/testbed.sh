@@ -363,7 +363,9 @@ status:
     kubeProxyVersion: "", kubeletVersion: "", machineID: "", osImage: "", systemUUID: ""}
 EOF
   if [ "$managed" = none ]; then
-    local port=${TESTBED_KWOK_PORT:-10250}
+    # No kubelet answers for this node: port 1 on loopback refuses connections, as a dead kubelet would (kwok's
+    # port would serve exec for any pod, even on nodes it does not manage).
+    local port=1
     cat <<EOF
   daemonEndpoints: {kubeletEndpoint: {Port: $port}}
   conditions:

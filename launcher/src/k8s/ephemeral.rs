@@ -187,7 +187,9 @@ impl EphemeralRunner {
         {
             Err(_) => return Err(RunError::Timeout { node, secs }),
             Ok(Err(ExecError::Forbidden(m))) => return Err(RunError::Forbidden(m)),
-            Ok(Err(ExecError::Failed(m))) => return Err(RunError::Exec(m)),
+            Ok(Err(ExecError::Failed(m) | ExecError::NotRunning(m))) => {
+                return Err(RunError::Exec(m));
+            }
             Ok(Ok(o)) => o,
         };
         timings.push(timing(Phase::Probing, t));

@@ -28,6 +28,9 @@ pub enum ExecError {
     Forbidden(String),
     #[error("{0}")]
     Failed(String),
+    /// The kubelet has no running container of that name yet ("container not found"): retry shortly.
+    #[error("{0}")]
+    NotRunning(String),
 }
 
 pub type ExecFuture<'a> = Pin<Box<dyn Future<Output = Result<ExecOutput, ExecError>> + Send + 'a>>;
@@ -150,6 +153,11 @@ impl ProbeExec for WebsocketExec {
     }
 }
 
+/// The kubelet's words for a container that does not run yet (or no more).
+fn not_running_message(m: &str) -> bool {
+    m.contains("container not found") || m.contains("is not running")
+}
+
 /// The error of opening an exec session.
 pub fn connect_error(namespace: &str, pod: &str, e: kube::Error) -> ExecError {
     match e {
@@ -157,6 +165,11 @@ pub fn connect_error(namespace: &str, pod: &str, e: kube::Error) -> ExecError {
             "exec in {namespace}/{pod} needs get+create on pods/exec: {}",
             s.message
         )),
+        // The kubelet's answer while the container is still being created (the API server relays it as a
+        // 500 with this message).
+        kube::Error::Api(s) if not_running_message(&s.message) => {
+            ExecError::NotRunning(format!("exec in {namespace}/{pod}: {}", s.message))
+        }
         e => ExecError::Failed(format!("exec in {namespace}/{pod}: {e}")),
     }
 }
@@ -177,6 +190,14 @@ pub fn output_from_status(
         )));
     };
     let exit_code = exit_code(&status).ok_or_else(|| {
+        let message = status.message.as_deref().unwrap_or_default();
+        // API servers that translate websocket exec to the kubelet's protocol (1.30+) upgrade first and then
+        // relay the kubelet's "container not found" as the status: the container is not running yet.
+        if not_running_message(message) {
+            return ExecError::NotRunning(format!(
+                "node-probe could not be started yet: {message}"
+            ));
+        }
         ExecError::Failed(format!(
             "node-probe could not be started: {}{}",
             status.message.as_deref().unwrap_or("no message"),

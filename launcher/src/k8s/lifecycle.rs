@@ -211,7 +211,10 @@ pub async fn wait_until(
 ) -> Result<(), WaitError> {
     let judge = |p: &Pod, last: &mut String| -> Option<Result<(), WaitError>> {
         match classify(p) {
-            Progress::Running => Some(Ok(())),
+            Progress::Running => {
+                "Running".clone_into(last);
+                Some(Ok(()))
+            }
             Progress::Failed(r) => Some(Err(WaitError::NotStarted(r))),
             Progress::Waiting(s) => {
                 *last = s;

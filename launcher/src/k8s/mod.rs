@@ -8,6 +8,7 @@
 pub mod backend;
 pub mod clients;
 pub mod delivery;
+pub mod early_exec;
 pub mod ephemeral;
 pub mod exec;
 pub mod lifecycle;

@@ -13,6 +13,7 @@ use tokio_util::task::TaskTracker;
 
 use super::clients::Clients;
 use super::delivery::{Failure, Payload, ProbeBinaries};
+use super::early_exec::{EarlyError, exec_when_startable};
 use super::exec::{ExecError, ExecOutput, ProbeExec};
 use super::lifecycle::{
     DeleteGuard, WaitError, api_error, api_error_in, check_node, classify_pod, finish, ready_node,
@@ -157,61 +158,27 @@ impl PodRunner {
         };
         timings.push(timing(Phase::StartingProbe, t));
 
+        // Exec as soon as the container takes it (early_exec.rs), watching the pod meanwhile for reasons
+        // it never will run.
         progress(Phase::WaitingForProbe);
         let t = Instant::now();
-        let waited = timeout_at(
-            deadline,
-            wait_until(
-                &pods,
-                &probe.name,
-                created,
-                |p| classify_pod(p, PROBE_CONTAINER),
-                &mut call.last_state,
-            ),
-        )
-        .await;
-        match waited {
-            Ok(Ok(())) => {}
-            Ok(Err(WaitError::NotStarted(reason))) => {
-                return Err(RunError::ProbeNotStarted {
-                    node: req.node.clone(),
-                    reason: not_started(&reason, &self.opts.image, payload.is_some()),
-                });
-            }
-            Ok(Err(WaitError::Api(e))) => return Err(api_error("watch probe pod", e)),
-            Err(_) => {
-                // The node may have gone away while we waited: that is the better answer.
-                if let Ok(Err(e)) =
-                    tokio::time::timeout(Duration::from_secs(3), check_node(&client, &req.node))
-                        .await
-                {
-                    return Err(e);
-                }
-                let state = if call.last_state.is_empty() {
-                    "Pending"
-                } else {
-                    &call.last_state
-                };
-                return Err(RunError::ProbeNotStarted {
-                    node: req.node.clone(),
-                    reason: format!("still {state} after {secs} s"),
-                });
-            }
-        }
-        timings.push(timing(Phase::WaitingForProbe, t));
-
-        progress(Phase::Probing);
-        let t = Instant::now();
-        let exec = match &payload {
+        let watch = wait_until(
+            &pods,
+            &probe.name,
+            created,
+            |p| classify_pod(p, PROBE_CONTAINER),
+            &mut call.last_state,
+        );
+        let attempt = || match &payload {
             None => self.exec.exec(
-                client,
+                client.clone(),
                 &self.namespace,
                 &probe.name,
                 PROBE_CONTAINER,
                 self.argv(req),
             ),
             Some(p) => self.exec.exec_stdin(
-                client,
+                client.clone(),
                 &self.namespace,
                 &probe.name,
                 PROBE_CONTAINER,
@@ -219,10 +186,37 @@ impl PodRunner {
                 p.archive.clone(),
             ),
         };
-        let out = match timeout_at(deadline, exec).await {
-            Err(_) => return Err(timeout()),
-            Ok(Err(ExecError::Forbidden(m))) => return Err(RunError::Forbidden(m)),
-            Ok(Err(ExecError::Failed(m))) => {
+        let early = timeout_at(deadline, exec_when_startable(watch, attempt)).await;
+        let out = match early {
+            Ok(Ok(e)) => {
+                // Waiting: until the attempt that worked began; probing: that attempt.
+                let waited = e.attempt_started.into_std().saturating_duration_since(t);
+                timings.push(PhaseTiming {
+                    phase: Phase::WaitingForProbe,
+                    millis: u64::try_from(waited.as_millis()).unwrap_or(u64::MAX),
+                });
+                progress(Phase::Probing);
+                tracing::debug!(
+                    attempts = e.attempts,
+                    "exec attempts until the container took it"
+                );
+                let t = e.attempt_started.into_std();
+                timings.push(timing(Phase::Probing, t));
+                e.output
+            }
+            Ok(Err(EarlyError::Wait(WaitError::NotStarted(reason)))) => {
+                return Err(RunError::ProbeNotStarted {
+                    node: req.node.clone(),
+                    reason: not_started(&reason, &self.opts.image, payload.is_some()),
+                });
+            }
+            Ok(Err(EarlyError::Wait(WaitError::Api(e)))) => {
+                return Err(api_error("watch probe pod", e));
+            }
+            Ok(Err(EarlyError::Exec(ExecError::Forbidden(m)))) => {
+                return Err(RunError::Forbidden(m));
+            }
+            Ok(Err(EarlyError::Exec(ExecError::Failed(m) | ExecError::NotRunning(m)))) => {
                 // The runtime's "executable file not found": node-probe (image) or sh (copy) is not there.
                 let missing = m.contains("executable file not found");
                 return Err(RunError::Exec(match &payload {
@@ -240,9 +234,23 @@ impl PodRunner {
                     _ => m,
                 }));
             }
-            Ok(Ok(o)) => o,
+            Err(_) => {
+                // The node may have gone away while we waited: that is the better answer.
+                if let Ok(Err(e)) =
+                    tokio::time::timeout(Duration::from_secs(3), check_node(&client, &req.node))
+                        .await
+                {
+                    return Err(e);
+                }
+                if call.last_state.is_empty() || call.last_state == "Running" {
+                    return Err(timeout());
+                }
+                return Err(RunError::ProbeNotStarted {
+                    node: req.node.clone(),
+                    reason: format!("still {} after {secs} s", call.last_state),
+                });
+            }
         };
-        timings.push(timing(Phase::Probing, t));
         if let Some(p) = &payload {
             delivery_failure(&out, &self.opts.image, p)?;
         }

@@ -1,0 +1,287 @@
+#!/usr/bin/env bash
+# Benchmarks one get_gpu_health call on a REAL node (tests/testbed/realnode.sh: kubelet + containerd + runc,
+# fake NVML under the driver root) and prints a table, all flows in the same run, CALLS timed calls each after
+# one warm-up:
+#   launcher, default delivery (no delivery flags: node-probe copied into an image the node already has)
+#   launcher, image delivery (--probe-image with node-probe, imported on the node)
+#   launcher, copy delivery into a named base (--probe-delivery copy --probe-image debian)
+#   launcher, ephemeral container in a running GPU pod (--probe-mode ephemeral)
+#   kubectl run -> wait Ready -> exec node-probe -> delete --force (the same pod shape, by hand)
+#   kubectl debug node/N --profile=sysadmin -> wait for it to finish -> logs -> delete (the flow of the
+#   original design: the debug pod runs node-probe as its command)
+# with p50/p95, the launcher's phases (means), and the floor: the kubelet's own runtime operations per pod
+# (run sandbox + create + start container, means from its /metrics over the launcher's image-delivery calls).
+# Pods left in the API after the run are counted.
+# Needs root (the real node). Usage: bash tests/bench/realnode.sh   (env: BENCH_CALLS=20,
+# BENCH_PROFILE=release, TESTBED_BIN)
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$ROOT"
+CALLS=${BENCH_CALLS:-20}
+PROFILE=${BENCH_PROFILE:-release}
+log() { echo "bench: $*" >&2; }
+[ "$(id -u)" = 0 ] || { echo "the real-node benchmark needs root" >&2; exit 1; }
+
+if [ "$PROFILE" = release ]; then
+  cargo build --release -q -p k8s-gpu-mcp -p node-probe
+else
+  cargo build -q -p k8s-gpu-mcp -p node-probe
+fi
+TARGET=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys;print(json.load(sys.stdin)["target_directory"])')
+BINDIR=$TARGET/$PROFILE
+[ "$PROFILE" = dev ] && BINDIR=$TARGET/debug
+LAUNCHER=$BINDIR/k8s-gpu-mcp
+TESTBED_BIN=${TESTBED_BIN:-$(bash tests/testbed/build.sh)}
+export TESTBED_BIN
+
+WORK=$(mktemp -d /tmp/k8s-gpu-mcp-rnbench.XXXXXX)
+mkfifo "$WORK/hold"
+bash tests/testbed/testbed.sh up "$WORK/tb" <"$WORK/hold" >"$WORK/tb.out" 2>"$WORK/tb.err" &
+TB_PID=$!
+exec 9>"$WORK/hold"
+NODE_PID=""
+cleanup() {
+  [ -z "$NODE_PID" ] || { exec 8>&-; wait "$NODE_PID" 2>/dev/null || true; }
+  exec 9>&-
+  wait "$TB_PID" 2>/dev/null || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+for _ in $(seq 600); do
+  grep -q "testbed ready" "$WORK/tb.out" 2>/dev/null && break
+  kill -0 "$TB_PID" 2>/dev/null || { cat "$WORK/tb.err" >&2; exit 1; }
+  sleep 0.2
+done
+# shellcheck disable=SC1091
+source "$WORK/tb/env"
+
+# Images: the cached bases, this build's probe image, a GPU workload image (for the ephemeral target).
+IMAGES=$(bash tests/testbed/realnode.sh images "${TESTBED_CACHE:-$HOME/.cache/k8s-gpu-mcp-testbed}/images")
+mkdir -p "$WORK/probes"
+strip -o "$WORK/probes/node-probe-linux-amd64" "$BINDIR/node-probe"
+bash deploy/probe-image/build.sh --tag testbed.invalid/node-probe:bench --probe-bin "$WORK/probes/node-probe-linux-amd64" \
+  --out "$WORK/probe.tar" >/dev/null
+cc -shared -fPIC -o "$WORK/libnvidia-ml.so.1" tests/fake-nvml/fake_nvml.c
+python3 deploy/probe-image/mkimage.py --tag testbed.invalid/gpu-workload:1 --out "$WORK/workload.tar" \
+  --symlink bin:usr/bin --symlink lib:usr/lib --symlink lib64:usr/lib64 \
+  --file /usr/bin/sleep:/usr/bin/sleep:0755 \
+  --file "$(readlink -f /lib/x86_64-linux-gnu/libc.so.6):/usr/lib/x86_64-linux-gnu/libc.so.6:0755" \
+  --file "$(readlink -f /lib64/ld-linux-x86-64.so.2):/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2:0755" \
+  --symlink usr/lib64/ld-linux-x86-64.so.2:/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2 \
+  --file "$WORK/libnvidia-ml.so.1:/usr/lib/x86_64-linux-gnu/libnvidia-ml.so.1:0755" 2>/dev/null
+
+NODE=real-bench
+mkfifo "$WORK/nodehold"
+TESTBED_DIR=$WORK/tb REALNODE_NAME=$NODE REALNODE_FAKE_NVML=$WORK/libnvidia-ml.so.1 \
+  REALNODE_IMAGES="$IMAGES/pause.tar $IMAGES/debian.tar $WORK/probe.tar $WORK/workload.tar" \
+  bash tests/testbed/realnode.sh up "$WORK/node" <"$WORK/nodehold" >"$WORK/node.out" 2>"$WORK/node.err" &
+NODE_PID=$!
+exec 8>"$WORK/nodehold"
+for _ in $(seq 600); do
+  grep -q "realnode ready" "$WORK/node.out" 2>/dev/null && break
+  kill -0 "$NODE_PID" 2>/dev/null || { cat "$WORK/node.err" >&2; exit 1; }
+  sleep 0.2
+done
+# shellcheck disable=SC1091
+source "$WORK/node/env"
+
+KA=(kubectl --kubeconfig "$TESTBED_ADMIN_KUBECONFIG")
+KR=(kubectl --kubeconfig "$TESTBED_READER_KUBECONFIG")
+NS=gpu-diagnostics
+"${KA[@]}" apply -f deploy/00-namespace.yaml -f deploy/rbac.yaml >/dev/null
+# What a controller-manager would add (kubectl debug's pods mount a service-account token), and deploy/'s
+# roles for the launcher's user (the operator role too: ephemeral containers need it).
+CA_PEM=$(sed 's/^/    /' "$TESTBED_CA")
+"${KA[@]}" apply -f - >/dev/null <<EOF
+apiVersion: v1
+kind: ServiceAccount
+metadata: {name: default, namespace: $NS}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: kube-root-ca.crt, namespace: $NS}
+data:
+  ca.crt: |
+$CA_PEM
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: bench-reader}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: k8s-gpu-mcp-reader}
+subjects: [{apiGroup: rbac.authorization.k8s.io, kind: User, name: launcher-reader}]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {name: bench-probe, namespace: $NS}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: k8s-gpu-mcp-probe}
+subjects: [{apiGroup: rbac.authorization.k8s.io, kind: User, name: launcher-reader}]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {name: bench-operator, namespace: $NS}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: k8s-gpu-mcp-operator}
+subjects: [{apiGroup: rbac.authorization.k8s.io, kind: User, name: launcher-reader}]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {name: bench-kubectl, namespace: $NS}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: admin}
+subjects: [{apiGroup: rbac.authorization.k8s.io, kind: User, name: launcher-reader}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: gpu-target, namespace: $NS}
+spec:
+  nodeName: $NODE
+  hostNetwork: true
+  automountServiceAccountToken: false
+  terminationGracePeriodSeconds: 0
+  containers:
+  - {name: main, image: testbed.invalid/gpu-workload:1, imagePullPolicy: Never, command: [sleep, "3600"],
+     resources: {limits: {nvidia.com/gpu: 1}}}
+EOF
+"${KA[@]}" -n "$NS" wait --for=condition=Ready pod/gpu-target --timeout=60s >/dev/null
+# kubectl debug grants node access with the cluster-scoped nodes/... it reads; the reader role has get nodes.
+
+metrics() { # the kubelet's runtime operation sums and counts
+  curl -sk "https://127.0.0.1:$REALNODE_KUBELET_PORT/metrics" |
+    grep -E '^kubelet_runtime_operations_duration_seconds_(sum|count)\{operation_type="(run_podsandbox|create_container|start_container)"' || true
+}
+
+launcher_flow() { # NAME ARGS... : CALLS+1 calls in one server session
+  local name=$1
+  shift
+  local server
+  server=$(python3 -c 'import json,sys;print(json.dumps(sys.argv[1:]))' "$LAUNCHER" serve \
+    --kubeconfig "$TESTBED_READER_KUBECONFIG" --namespace "$NS" "$@")
+  cat >"$WORK/plan-$name.json" <<EOF
+{"server": $server, "stderr": "$WORK/launcher-$name.log", "timeout": 120,
+ "calls": [{"tool": "get_gpu_health", "arguments": {"node_name": "$NODE"}, "repeat": $((CALLS + 1))}]}
+EOF
+  log "launcher ($name): $CALLS x get_gpu_health"
+  python3 tests/bench/mcp_call.py "$WORK/plan-$name.json" >"$WORK/$name.json"
+}
+
+launcher_flow default
+metrics >"$WORK/metrics-before"
+launcher_flow image --probe-image testbed.invalid/node-probe:bench
+metrics >"$WORK/metrics-after"
+launcher_flow copy --probe-delivery copy --probe-image docker.io/library/debian:bookworm \
+  --probe-bin-dir "$WORK/probes"
+launcher_flow ephemeral --probe-mode ephemeral --target-pod "$NS/gpu-target" \
+  --probe-image testbed.invalid/node-probe:bench
+
+POD=$(cat <<EOF
+apiVersion: v1
+kind: Pod
+metadata: {name: NAME, namespace: $NS}
+spec:
+  nodeName: $NODE
+  restartPolicy: Never
+  activeDeadlineSeconds: 120
+  terminationGracePeriodSeconds: 0
+  automountServiceAccountToken: false
+  hostPID: true
+  hostNetwork: true
+  tolerations: [{operator: Exists}]
+  containers:
+  - name: probe
+    image: testbed.invalid/node-probe:bench
+    command: [sleep, "120"]
+    securityContext: {privileged: true}
+    volumeMounts: [{name: host, mountPath: /host, readOnly: true}]
+  volumes: [{name: host, hostPath: {path: /}}]
+EOF
+)
+log "kubectl run/exec: $CALLS x create, wait Ready, exec, delete --force"
+: >"$WORK/kubectl-ms"
+for i in $(seq 0 "$CALLS"); do
+  name=bench-kubectl-$i
+  t0=$(date +%s%N)
+  echo "${POD/NAME/$name}" | "${KR[@]}" create -f - >/dev/null
+  "${KR[@]}" -n "$NS" wait --for=condition=Ready "pod/$name" --timeout=60s >/dev/null
+  "${KR[@]}" -n "$NS" exec "$name" -c probe -- node-probe health --node-name "$NODE" >"$WORK/kubectl-out.json"
+  "${KR[@]}" -n "$NS" delete pod "$name" --grace-period=0 --force >/dev/null 2>&1
+  t1=$(date +%s%N)
+  [ "$i" -eq 0 ] || echo $(((t1 - t0) / 1000000)) >>"$WORK/kubectl-ms"
+done
+python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert "probe" in d, d' "$WORK/kubectl-out.json"
+
+log "kubectl debug node: $CALLS x debug --profile=sysadmin, wait, logs, delete"
+: >"$WORK/debug-ms"
+for i in $(seq 0 "$CALLS"); do
+  t0=$(date +%s%N)
+  name=$("${KR[@]}" -n "$NS" debug "node/$NODE" --profile=sysadmin --image=testbed.invalid/node-probe:bench \
+    --image-pull-policy=IfNotPresent -- node-probe health --node-name "$NODE" --host-root /host 2>&1 |
+    sed -n 's/^Creating debugging pod \([^ ]*\) .*/\1/p')
+  [ -n "$name" ] || { echo "kubectl debug did not create a pod" >&2; exit 1; }
+  "${KR[@]}" -n "$NS" wait --for=jsonpath='{.status.phase}'=Succeeded "pod/$name" --timeout=60s >/dev/null
+  "${KR[@]}" -n "$NS" logs "$name" >"$WORK/debug-out.json"
+  "${KR[@]}" -n "$NS" delete pod "$name" --grace-period=0 --force >/dev/null 2>&1
+  t1=$(date +%s%N)
+  [ "$i" -eq 0 ] || echo $(((t1 - t0) / 1000000)) >>"$WORK/debug-ms"
+done
+python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert "probe" in d, d' "$WORK/debug-out.json"
+
+"${KA[@]}" -n "$NS" delete pod gpu-target --grace-period=0 --force >/dev/null 2>&1
+sleep 2
+LEFT=$("${KA[@]}" get pods -A --no-headers 2>/dev/null | wc -l)
+
+python3 - "$WORK" "$CALLS" "$LEFT" <<'EOF'
+import json, re, statistics, sys
+work, calls, left = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+
+def pct(xs, p):
+    xs = sorted(xs)
+    k = (len(xs) - 1) * p / 100
+    f, c = int(k), min(int(k) + 1, len(xs) - 1)
+    return xs[f] + (xs[c] - xs[f]) * (k - f)
+
+rows, phases = {}, {}
+for name in ["default", "image", "copy", "ephemeral"]:
+    d = json.load(open(f"{work}/{name}.json"))
+    res = d["results"][1:]  # the first call warms up (and hashes/archives the build for copy delivery)
+    bad = [r for r in res if r["is_error"]]
+    if bad:
+        sys.exit(f"{name}: {len(bad)} calls failed: {bad[0]['text'][:500]}")
+    rows[f"launcher, {name} delivery" if name != "ephemeral" else "launcher, ephemeral container"] = [r["ms"] for r in res]
+    acc = {}
+    for r in res:
+        for t in r["structured"]["run"]["timings"]:
+            acc.setdefault(t["phase"], []).append(t["millis"])
+    phases[name] = {k: statistics.mean(v) for k, v in acc.items()}
+for name, label in [("kubectl-ms", "kubectl run, wait, exec, delete"), ("debug-ms", "kubectl debug node (sysadmin), wait, logs, delete")]:
+    rows[label] = [float(x) for x in open(f"{work}/{name}").read().split()]
+
+def metric(path):
+    out = {}
+    for line in open(path):
+        m = re.match(r'kubelet_runtime_operations_duration_seconds_(sum|count)\{operation_type="(\w+)"\} (\S+)', line)
+        if m:
+            out[(m.group(2), m.group(1))] = float(m.group(3))
+    return out
+b, a = metric(f"{work}/metrics-before"), metric(f"{work}/metrics-after")
+floor = {}
+for op in ["run_podsandbox", "create_container", "start_container"]:
+    n = a.get((op, "count"), 0) - b.get((op, "count"), 0)
+    s = a.get((op, "sum"), 0) - b.get((op, "sum"), 0)
+    floor[op] = s / n * 1000 if n else float("nan")
+
+print(f"\nget_gpu_health on a real node (kubelet + containerd + runc), {calls} calls per flow after one warm-up, same run\n")
+print("| flow | p50 ms | p95 ms |")
+print("| --- | --- | --- |")
+for k, v in rows.items():
+    print(f"| {k} | {pct(v, 50):.0f} | {pct(v, 95):.0f} |")
+d50, d95 = pct(rows["launcher, default delivery"], 50), pct(rows["launcher, default delivery"], 95)
+for label in ["kubectl run, wait, exec, delete", "kubectl debug node (sysadmin), wait, logs, delete"]:
+    print(f"| {label} / launcher default | {pct(rows[label], 50) / d50:.1f}x | {pct(rows[label], 95) / d95:.1f}x |")
+print("\nlauncher phases (mean ms):")
+print("| flow | " + " | ".join(["starting_probe", "waiting_for_probe", "probing", "cleaning_up"]) + " |")
+print("| --- | --- | --- | --- | --- |")
+for name, p in phases.items():
+    print(f"| {name} | " + " | ".join(f"{p.get(k, 0):.0f}" for k in ["starting_probe", "waiting_for_probe", "probing", "cleaning_up"]) + " |")
+print(f"\nfloor, the kubelet's runtime operations per probe pod (mean ms over the image-delivery calls): "
+      f"run sandbox {floor['run_podsandbox']:.0f} + create container {floor['create_container']:.0f} + "
+      f"start container {floor['start_container']:.0f} = {sum(floor.values()):.0f}")
+print(f"pods left in the API after the run: {left}")
+EOF
