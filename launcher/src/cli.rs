@@ -163,7 +163,10 @@ pub struct ClusterArgs {
         default_value = "gpu-diagnostics"
     )]
     pub namespace: String,
-    /// Probe image (default: the image matching this launcher's version).
+    /// Image delivery: an image with node-probe on its PATH (deploy/probe-image/build.sh builds it), e.g.
+    /// mirrored in your registry. Copy delivery: the base image node-probe is copied into. Unset (the
+    /// default): node-probe is copied into an image each node already has (its status.images: Debian,
+    /// Ubuntu, UBI, CUDA or the GPU Operator's driver image), so nothing needs publishing.
     #[arg(long, global = true, value_name = "IMAGE")]
     pub probe_image: Option<String>,
     /// `pod`: a probe pod per call (default); `ephemeral`: an ephemeral container in --target-pod
@@ -179,10 +182,11 @@ pub struct ClusterArgs {
     #[arg(long, global = true, value_name = "SECS", default_value_t = 120,
           value_parser = clap::value_parser!(u64).range(1..=86400))]
     pub probe_deadline: u64,
-    /// How node-probe gets into the probe container. `image`: --probe-image has node-probe on its PATH.
-    /// `copy`: --probe-image is only a base (any glibc image with sh, tar, head, sha256sum, e.g. one the
-    /// node already has cached); the launcher streams the node-probe build for the node's architecture in over
-    /// exec, checks its SHA-256 there and runs it. `auto`: `copy` when --probe-bin-dir is given, else `image`.
+    /// How node-probe gets into the probe container. `copy`: the launcher streams the node-probe build for
+    /// the node's architecture in over exec (SHA-256 checked) and runs it, in --probe-image or, without it,
+    /// in an image the node already has (any glibc image with sh, sleep, head, tar, sha256sum). `image`:
+    /// --probe-image has node-probe on its PATH (default ghcr.io/k8s-gpu-mcp/node-probe:v<version>).
+    /// `auto` (default): `image` when only --probe-image is given, else `copy`.
     #[arg(long, global = true, value_name = "HOW", default_value = "auto",
           value_parser = ["auto", "image", "copy"])]
     pub probe_delivery: String,
@@ -191,6 +195,10 @@ pub struct ClusterArgs {
     /// also serves nodes of the launcher's own architecture.
     #[arg(long, global = true, value_name = "DIR")]
     pub probe_bin_dir: Option<PathBuf>,
+    /// imagePullSecrets of probe pods (a Secret in --namespace), for a --probe-image in a private registry.
+    /// Repeatable.
+    #[arg(long, global = true, value_name = "SECRET")]
+    pub image_pull_secret: Vec<String>,
     /// Ephemeral mode: the pod to add the probe container to, `namespace/pod[/container]`.
     #[arg(long, global = true, value_name = "NS/POD[/CONTAINER]")]
     pub target_pod: Option<String>,

@@ -147,6 +147,7 @@ fn k8s_config(cfg: &Config) -> k8s::K8sConfig {
         target_pod: c.target_pod.clone(),
         probe_delivery: c.probe_delivery.parse().unwrap_or_default(),
         probe_bin_dir: c.probe_bin_dir.clone(),
+        image_pull_secrets: c.image_pull_secret.clone(),
         ..Default::default()
     }
 }

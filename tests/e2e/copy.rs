@@ -218,3 +218,77 @@ async fn copy_mode_failures_are_clear_and_leave_no_pod() {
     l.stop().await;
     s.assert_no_pods();
 }
+
+/// The default delivery (no --probe-image): node-probe copied into an image the node already lists in
+/// status.images, the best-ranked one; the notar node's image lacks tar, so the next one is tried and that
+/// choice is remembered. A node whose images are all unusable is refused before any pod exists, naming them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn default_delivery_copies_into_an_image_the_node_already_has() {
+    if skipped() {
+        return;
+    }
+    let s = setup("copy-default");
+    let plain = unique("default-plain");
+    let notar = unique("default-notar");
+    let none = unique("default-none");
+    s.tb.add_nodes(&[
+        FakeNode::gpu(&plain, "dgx-h100-healthy").images(&[
+            "registry.k8s.io/pause:3.10",
+            "nvcr.io/nvidia/cuda:12.4.1-base-ubuntu22.04",
+            "docker.io/library/debian:bookworm-slim",
+        ]),
+        // kwok's notar kubelet runs every command without tar: whichever image is chosen lacks it.
+        FakeNode::without_tar(&notar, "dgx-h100-healthy").images(&[
+            "docker.io/library/ubuntu:24.04",
+            "nvcr.io/nvidia/driver:550.54.15-ubuntu22.04",
+        ]),
+        FakeNode::gpu(&none, "dgx-h100-healthy").images(&[
+            "gcr.io/distroless/static-debian12:nonroot",
+            "docker.io/library/alpine:3.20",
+        ]),
+    ]);
+    let bins = amd64_only_bin_dir(s.tb).to_str().unwrap().to_string();
+    let l = s.launcher(&["--probe-bin-dir", &bins]).await;
+
+    let v = l.ok("get_gpu_health", json!({"node_name": plain})).await;
+    assert_eq!(v["run"]["probe"]["node_name"], plain.as_str());
+    let log = l.stderr();
+    assert!(
+        log.contains("probe delivery: copy into an image from the node"),
+        "{log}"
+    );
+    assert!(
+        log.contains("image=docker.io/library/debian:bookworm-slim"),
+        "the plain base is ranked first: {log}"
+    );
+    s.assert_no_pods();
+
+    // Both images lack tar here: each is tried once (a pod each), then the error says what was tried.
+    let e = l.err("get_gpu_health", json!({"node_name": notar})).await;
+    assert!(e.contains("tried: docker.io/library/ubuntu:24.04"), "{e}");
+    assert!(
+        e.contains("nvcr.io/nvidia/driver:550.54.15-ubuntu22.04"),
+        "{e}"
+    );
+    assert!(e.contains("--probe-image"), "{e}");
+    s.assert_no_pods();
+    // Remembered: the next call fails at once, without a pod.
+    let e = l.err("get_gpu_health", json!({"node_name": notar})).await;
+    assert!(
+        e.contains("has no image node-probe can be copied into"),
+        "{e}"
+    );
+
+    let e = l.err("get_gpu_health", json!({"node_name": none})).await;
+    assert!(
+        e.contains("has no image node-probe can be copied into"),
+        "{e}"
+    );
+    assert!(
+        e.contains("gcr.io/distroless/static-debian12:nonroot"),
+        "{e}"
+    );
+    assert!(e.contains("--probe-image"), "{e}");
+    s.assert_no_pods();
+    l.stop().await;
+}

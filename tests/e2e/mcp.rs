@@ -19,6 +19,9 @@ use crate::testbed::{Testbed, User, unique};
 
 pub const LAUNCHER: &str = env!("CARGO_BIN_EXE_k8s-gpu-mcp");
 
+/// The probe image the kwok tests name (kwok pulls nothing; exec finds node-probe on its PATH).
+pub const E2E_PROBE_IMAGE: &str = "registry.invalid/k8s-gpu-mcp/node-probe:e2e";
+
 pub struct ProgressClient {
     pub progress: ProgressDispatcher,
 }
@@ -65,6 +68,28 @@ pub async fn start_with_env(
     extra: &[&str],
     envs: &[(&str, &str)],
 ) -> Launcher {
+    let mut extra: Vec<&str> = extra.to_vec();
+    // kwok runs no containers: image delivery (node-probe on kwok's PATH) unless the test picks a delivery.
+    // The default delivery (copy into an image the node has) has its own tests, here and on the real node.
+    if !extra.iter().any(|a| {
+        a.starts_with("--probe-image")
+            || a.starts_with("--probe-delivery")
+            || a.starts_with("--probe-bin-dir")
+    }) {
+        extra.extend(["--probe-image", E2E_PROBE_IMAGE]);
+    }
+    start_exact(tb, user, ns, std::path::Path::new(LAUNCHER), &extra, envs).await
+}
+
+/// `launcher serve` with exactly these flags (no delivery chosen for the test).
+pub async fn start_exact(
+    tb: &Testbed,
+    user: User,
+    ns: &str,
+    launcher: &std::path::Path,
+    extra: &[&str],
+    envs: &[(&str, &str)],
+) -> Launcher {
     let log = std::env::temp_dir().join(format!("{}.log", unique("k8s-gpu-mcp-e2e-launcher")));
     let kubeconfig = tb.kubeconfig(user);
     let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
@@ -73,7 +98,7 @@ pub async fn start_with_env(
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
-    let cmd = tokio::process::Command::new(LAUNCHER).configure(|c| {
+    let cmd = tokio::process::Command::new(launcher).configure(|c| {
         c.arg("serve")
             .arg("--kubeconfig")
             .arg(&kubeconfig)

@@ -154,6 +154,8 @@ pub struct FakeNode {
     pub labels: Vec<(String, String)>,
     /// `status.nodeInfo.architecture` (and the `kubernetes.io/arch` label).
     pub arch: String,
+    /// `status.images`: what the node has cached (the default delivery picks from it).
+    pub images: Vec<String>,
 }
 
 impl FakeNode {
@@ -167,6 +169,7 @@ impl FakeNode {
             ready: true,
             labels: Vec::new(),
             arch: "amd64".into(),
+            images: Vec::new(),
         }
     }
     pub fn without_kubelet(name: &str, ready: bool) -> Self {
@@ -197,6 +200,10 @@ impl FakeNode {
     }
     pub fn product(mut self, product: &str) -> Self {
         self.product = product.into();
+        self
+    }
+    pub fn images(mut self, images: &[&str]) -> Self {
+        self.images = images.iter().map(|s| s.to_string()).collect();
         self
     }
     pub fn label(mut self, key: &str, value: &str) -> Self {
@@ -395,6 +402,9 @@ impl Testbed {
                     if node.ready { "True" } else { "False" }
                 ))
                 .arg(format!("arch={}", node.arch))
+                .args(
+                    (!node.images.is_empty()).then(|| format!("images={}", node.images.join(","))),
+                )
                 .env("TESTBED_KWOK_PORT", self.var("TESTBED_KWOK_PORT"))
                 .env_remove("TESTBED_DIR");
             let out = cmd.output().expect("testbed.sh node");

@@ -191,12 +191,15 @@ async fn payloads_are_built_once_per_architecture() {
 fn delivery_choice_auto_rule() {
     let auto: DeliveryChoice = "auto".parse().unwrap();
     assert_eq!(auto, DeliveryChoice::default());
-    assert_eq!(auto.resolve(false), delivery::Delivery::Image);
-    assert_eq!(auto.resolve(true), delivery::Delivery::Copy);
+    // No flags: copy (into an image the node has); only --probe-image: image; a bin dir: copy.
+    assert_eq!(auto.resolve(false, false), delivery::Delivery::Copy);
+    assert_eq!(auto.resolve(false, true), delivery::Delivery::Image);
+    assert_eq!(auto.resolve(true, false), delivery::Delivery::Copy);
+    assert_eq!(auto.resolve(true, true), delivery::Delivery::Copy);
     let copy: DeliveryChoice = "copy".parse().unwrap();
-    assert_eq!(copy.resolve(false), delivery::Delivery::Copy);
+    assert_eq!(copy.resolve(false, true), delivery::Delivery::Copy);
     let image: DeliveryChoice = "image".parse().unwrap();
-    assert_eq!(image.resolve(true), delivery::Delivery::Image);
+    assert_eq!(image.resolve(true, false), delivery::Delivery::Image);
     assert!("scp".parse::<DeliveryChoice>().is_err());
 }
 

@@ -19,6 +19,7 @@ fn opts(driver: DriverMode, access: AccessMode) -> ProbePodOptions {
         driver,
         access,
         launcher_host: "sre-laptop".into(),
+        image_pull_secrets: Vec::new(),
     }
 }
 
@@ -210,4 +211,23 @@ fn generated_names_are_valid_and_unique() {
     assert!(long.name.len() <= 63);
     assert_eq!(pod::label_value("__weird tool!"), "weird_tool");
     assert!(pod::default_image().ends_with(concat!(":v", env!("CARGO_PKG_VERSION"))));
+}
+
+/// `--image-pull-secret`: the probe pod pulls with those Secrets; none given, the field is absent.
+#[test]
+fn image_pull_secrets_reach_the_pod_spec() {
+    let mut o = opts(DriverMode::HostLibrary, AccessMode::ReadOnly);
+    let none = pod::probe_pod(&call(), &o);
+    assert!(none.spec.as_ref().unwrap().image_pull_secrets.is_none());
+    o.image_pull_secrets = vec!["regcred".into(), "mirror".into()];
+    let p = pod::probe_pod(&call(), &o);
+    let names: Vec<String> = p
+        .spec
+        .unwrap()
+        .image_pull_secrets
+        .unwrap()
+        .into_iter()
+        .map(|r| r.name)
+        .collect();
+    assert_eq!(names, ["regcred", "mirror"]);
 }

@@ -237,6 +237,7 @@ fn real_node_suite() {
 
     let cases: Vec<(&str, CaseFn)> = vec![
         case!(every_node_tool_answers_alike_in_image_and_copy_delivery),
+        case!(default_delivery_needs_no_flags_and_no_published_image),
         case!(xid_lines_written_to_the_real_kmsg_are_found),
         case!(allocation_is_exact_from_the_kubelet_and_processes_are_named),
         case!(ephemeral_container_in_a_real_pod),
@@ -336,6 +337,40 @@ async fn every_node_tool_answers_alike_in_image_and_copy_delivery(c: &Ctx) {
     image.stop().await;
     copy.stop().await;
     c.delete_workload("alike");
+    c.assert_no_probe_pods();
+}
+
+/// No delivery flags at all: the launcher copies the node-probe next to it into an image the node already
+/// has (the plain Debian base here; the probe image on the node is not a base it knows and is not chosen).
+async fn default_delivery_needs_no_flags_and_no_published_image(c: &Ctx) {
+    // An installed launcher: k8s-gpu-mcp with node-probe (stripped, as a release build is) beside it.
+    let dir = c.tb.dir.join("installed");
+    std::fs::create_dir_all(&dir).unwrap();
+    let launcher = dir.join("k8s-gpu-mcp");
+    if std::fs::hard_link(mcp::LAUNCHER, &launcher).is_err() {
+        std::fs::copy(mcp::LAUNCHER, &launcher).unwrap();
+    }
+    std::fs::copy(
+        c.images.bin_dir.join("node-probe-linux-amd64"),
+        dir.join("node-probe"),
+    )
+    .unwrap();
+    let l = mcp::start_exact(c.tb, User::Reader, &c.ns, &launcher, &[], &[]).await;
+    for tool in NODE_TOOLS {
+        let v = l.ok(tool, json!({"node_name": c.name()})).await;
+        assert_eq!(v["node"], c.name(), "{tool}: {v:#}");
+        eprintln!("{tool}: default delivery {} ms", v["run"]["total_millis"]);
+    }
+    let log = l.stderr();
+    assert!(
+        log.contains("probe delivery: copy into an image from the node"),
+        "{log}"
+    );
+    assert!(
+        log.contains(&format!("image={}", node::BASE_IMAGE)),
+        "the node's Debian base was not chosen: {log}"
+    );
+    l.stop().await;
     c.assert_no_probe_pods();
 }
 

@@ -12,6 +12,7 @@
 #                         into the node -> scenario map when TESTBED_DIR is set.
 #
 #                         managed=garbage: a kwok whose node-probe prints garbage; label=KEY=VALUE adds a label.
+#                         images=A,B: status.images (what the node has cached; default delivery picks from it).
 #                         managed=notar: a kwok whose PATH has sh, head, sha256sum, mktemp, rm but no tar (copy
 #                         delivery's missing-tool path); arch=amd64|arm64 sets kubernetes.io/arch and
 #                         status.nodeInfo.architecture (kwok keeps it).
@@ -302,13 +303,13 @@ cmd_node() {
   shift || true
   shift || true
   local gpus=8 product=NVIDIA-H100-80GB-HBM3 family=hopper memory=81559 cc_major=9 cc_minor=0
-  local driver_major=550 managed=fake ready=True extra_labels="" arch=amd64
+  local driver_major=550 managed=fake ready=True extra_labels="" arch=amd64 images=""
   for kv in "$@"; do
     case $kv in
       label=*=*)
         local l=${kv#label=}
         extra_labels+=$'\n'"    ${l%%=*}: \"${l#*=}\"" ;;
-      gpus=* | product=* | family=* | memory=* | cc_major=* | cc_minor=* | driver_major=* | managed=* | ready=* | arch=*)
+      gpus=* | product=* | family=* | memory=* | cc_major=* | cc_minor=* | driver_major=* | managed=* | ready=* | arch=* | images=*)
         local "${kv?}" ;;
       *) die "unknown node option $kv" ;;
     esac
@@ -362,6 +363,11 @@ status:
   nodeInfo: {architecture: $arch, operatingSystem: linux, bootID: "", containerRuntimeVersion: "", kernelVersion: "",
     kubeProxyVersion: "", kubeletVersion: "", machineID: "", osImage: "", systemUUID: ""}
 EOF
+  if [ -n "$images" ]; then
+    echo "  images:"
+    local img
+    for img in ${images//,/ }; do echo "  - {names: [\"$img\"], sizeBytes: 1000000}"; done
+  fi
   if [ "$managed" = none ]; then
     # No kubelet answers for this node: port 1 on loopback refuses connections, as a dead kubelet would (kwok's
     # port would serve exec for any pod, even on nodes it does not manage).

@@ -22,7 +22,8 @@ use sha2::{Digest, Sha256};
 /// `--probe-delivery`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum DeliveryChoice {
-    /// `copy` when a probe binary directory is given, else `image`.
+    /// `copy` when a probe binary directory is given or no `--probe-image` (then into an image the node
+    /// already has: the default, which needs nothing published); `image` when only `--probe-image` is given.
     #[default]
     Auto,
     Image,
@@ -44,13 +45,13 @@ impl std::str::FromStr for DeliveryChoice {
 }
 
 impl DeliveryChoice {
-    /// The documented automatic rule: copy iff `--probe-bin-dir` is given.
-    pub fn resolve(self, bin_dir_given: bool) -> Delivery {
+    /// The documented automatic rule: image iff only `--probe-image` is given, else copy.
+    pub fn resolve(self, bin_dir_given: bool, image_given: bool) -> Delivery {
         match self {
             DeliveryChoice::Image => Delivery::Image,
             DeliveryChoice::Copy => Delivery::Copy,
-            DeliveryChoice::Auto if bin_dir_given => Delivery::Copy,
-            DeliveryChoice::Auto => Delivery::Image,
+            DeliveryChoice::Auto if image_given && !bin_dir_given => Delivery::Image,
+            DeliveryChoice::Auto => Delivery::Copy,
         }
     }
 }

@@ -12,6 +12,7 @@ pub mod early_exec;
 pub mod ephemeral;
 pub mod exec;
 pub mod lifecycle;
+pub mod node_image;
 pub mod operator;
 pub mod pod;
 pub mod pod_runner;
@@ -92,6 +93,8 @@ pub struct K8sConfig {
     pub probe_delivery: delivery::DeliveryChoice,
     /// `--probe-bin-dir`: node-probe builds per architecture for copy delivery.
     pub probe_bin_dir: Option<PathBuf>,
+    /// `--image-pull-secret`: imagePullSecrets of probe pods.
+    pub image_pull_secrets: Vec<String>,
 }
 
 impl Default for K8sConfig {
@@ -111,6 +114,7 @@ impl Default for K8sConfig {
             startup_sweep: true,
             probe_delivery: delivery::DeliveryChoice::Auto,
             probe_bin_dir: None,
+            image_pull_secrets: Vec::new(),
         }
     }
 }
@@ -139,6 +143,7 @@ impl K8sConfig {
                 AccessMode::ReadOnly
             },
             launcher_host: pod::launcher_host(),
+            image_pull_secrets: self.image_pull_secrets.clone(),
         }
     }
 }
@@ -150,7 +155,10 @@ pub fn build(
     exec: Arc<dyn exec::ProbeExec>,
 ) -> Result<Connected, Error> {
     let backend: Arc<dyn ClusterBackend> = Arc::new(KubeBackend::new(clients.clone()));
-    let copy = cfg.probe_delivery.resolve(cfg.probe_bin_dir.is_some()) == delivery::Delivery::Copy;
+    let copy = cfg
+        .probe_delivery
+        .resolve(cfg.probe_bin_dir.is_some(), cfg.probe_image.is_some())
+        == delivery::Delivery::Copy;
     let runner: Arc<dyn Runner> = match cfg.probe_mode {
         ProbeMode::Pod => {
             let mut r = PodRunner::new(clients, cfg.namespace.clone(), cfg.pod_options(), exec);
@@ -158,7 +166,13 @@ pub fn build(
             r.max_stdout = cfg.max_stdout_bytes;
             if copy {
                 let bins = delivery::ProbeBinaries::from_flag(cfg.probe_bin_dir.as_deref());
-                tracing::info!(dir = %bins.dir.display(), image = %r.opts.image, "probe delivery: copy");
+                if cfg.probe_image.is_none() {
+                    // Nothing to publish: copy into an image each node already has.
+                    tracing::info!(dir = %bins.dir.display(), "probe delivery: copy into an image from the node");
+                    r.node_images = Some(Arc::new(node_image::NodeImages::default()));
+                } else {
+                    tracing::info!(dir = %bins.dir.display(), image = %r.opts.image, "probe delivery: copy");
+                }
                 r.copy = Some(Arc::new(bins));
             }
             if cfg.startup_sweep {

@@ -15,8 +15,9 @@ use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use k8s_openapi::api::core::v1::{
-    Container, EmptyDirVolumeSource, EnvVar, EphemeralContainer, HostPathVolumeSource, Pod,
-    PodSpec, ResourceRequirements, SecurityContext, Toleration, Volume, VolumeMount,
+    Container, EmptyDirVolumeSource, EnvVar, EphemeralContainer, HostPathVolumeSource,
+    LocalObjectReference, Pod, PodSpec, ResourceRequirements, SecurityContext, Toleration, Volume,
+    VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use kube::api::ObjectMeta;
@@ -92,6 +93,8 @@ pub struct ProbePodOptions {
     pub access: AccessMode,
     /// Who started the probe (the launcher's host name), for people who find the pod.
     pub launcher_host: String,
+    /// Secrets (in the probe namespace) to pull `image` with.
+    pub image_pull_secrets: Vec<String>,
 }
 
 impl Default for ProbePodOptions {
@@ -102,6 +105,7 @@ impl Default for ProbePodOptions {
             driver: DriverMode::HostLibrary,
             access: AccessMode::ReadOnly,
             launcher_host: launcher_host(),
+            image_pull_secrets: Vec::new(),
         }
     }
 }
@@ -292,6 +296,12 @@ pub fn base_pod(call: &ProbeCall, opts: &ProbePodOptions) -> Pod {
             host_network: Some(true),
             automount_service_account_token: Some(false),
             enable_service_links: Some(false),
+            image_pull_secrets: (!opts.image_pull_secrets.is_empty()).then(|| {
+                opts.image_pull_secrets
+                    .iter()
+                    .map(|name| LocalObjectReference { name: name.clone() })
+                    .collect()
+            }),
             containers: vec![container],
             volumes: Some(vec![Volume {
                 name: HOST_VOLUME.into(),

@@ -19,6 +19,7 @@ use super::lifecycle::{
     DeleteGuard, WaitError, api_error, api_error_in, check_node, classify_pod, finish, ready_node,
     timing, wait_until,
 };
+use super::node_image::NodeImages;
 use super::pod::{self, PROBE_CONTAINER, ProbeCall, ProbePodOptions};
 use crate::runner::{
     Phase, PhaseTiming, ProbeOutput, ProbeRequest, ProgressSink, RunError, RunFuture, Runner,
@@ -36,6 +37,8 @@ pub struct PodRunner {
     pub(crate) delete_timeout: Duration,
     /// Copy delivery (`--probe-delivery copy`): the node-probe builds to stream in; None: the image has it.
     pub(crate) copy: Option<Arc<ProbeBinaries>>,
+    /// Default delivery (no --probe-image): copy into a base image chosen from the node's own images.
+    pub(crate) node_images: Option<Arc<NodeImages>>,
 }
 
 /// What survives the call's work future: the armed delete and the last seen pod state.
@@ -62,6 +65,7 @@ impl PodRunner {
             tracker: TaskTracker::new(),
             delete_timeout: Duration::from_secs(10),
             copy: None,
+            node_images: None,
         }
     }
 
@@ -97,8 +101,6 @@ impl PodRunner {
             .await
             .map_err(|e| RunError::Other(e.to_string()))?;
         let pods: Api<Pod> = Api::namespaced(client.clone(), &self.namespace);
-        let mut timings: Vec<PhaseTiming> = Vec::new();
-
         progress(Phase::StartingProbe);
         let t = Instant::now();
         // Node first: a missing or NotReady node would otherwise look like a pod stuck in Pending.
@@ -122,8 +124,83 @@ impl PodRunner {
                 Some(p)
             }
         };
+        // Default delivery: a base image the node already has; an image that turns out unusable is
+        // remembered and the next one is tried (a fresh pod each), within the call's deadline.
+        let Some(images) = &self.node_images else {
+            let image = self.opts.image.clone();
+            return self
+                .attempt(
+                    req, progress, call, &client, &pods, payload, &image, deadline, t,
+                )
+                .await;
+        };
+        let mut tries = 0;
+        let mut started = t;
+        loop {
+            let image = images.choose(&req.node, &node).map_err(RunError::Other)?;
+            tries += 1;
+            tracing::debug!(node = %req.node, image = %image, "default delivery: base image from the node");
+            let r = self
+                .attempt(
+                    req,
+                    progress,
+                    call,
+                    &client,
+                    &pods,
+                    payload.clone(),
+                    &image,
+                    deadline,
+                    started,
+                )
+                .await;
+            match r {
+                Ok(out) => {
+                    images.worked(&req.node, &image);
+                    return Ok(out);
+                }
+                Err(e) if tries < 3 && image_unusable(&e, &image) => {
+                    tracing::info!(node = %req.node, image = %image, error = %e, "base image unusable; trying the next");
+                    images.failed(&req.node, &image, &short_reason(&e));
+                    if let Some(g) = call.guard.take() {
+                        g.delete().await;
+                    }
+                    started = Instant::now();
+                }
+                Err(e) => {
+                    if image_unusable(&e, &image) {
+                        images.failed(&req.node, &image, &short_reason(&e));
+                    }
+                    return Err(e);
+                }
+            }
+        }
+    }
+
+    /// One probe pod with `image`: create, exec node-probe as soon as the container takes it, parse.
+    #[allow(clippy::too_many_arguments)]
+    async fn attempt(
+        &self,
+        req: &ProbeRequest,
+        progress: &ProgressSink,
+        call: &mut CallState,
+        client: &kube::Client,
+        pods: &Api<Pod>,
+        payload: Option<Arc<Payload>>,
+        image: &str,
+        deadline: tokio::time::Instant,
+        started: Instant,
+    ) -> Result<ProbeOutput, RunError> {
+        let secs = req.timeout.as_secs();
+        let timeout = || RunError::Timeout {
+            node: req.node.clone(),
+            secs,
+        };
+        let mut timings: Vec<PhaseTiming> = Vec::new();
+        let t = started;
+        let mut opts = self.opts.clone();
+        image.clone_into(&mut opts.image);
         let probe = ProbeCall::new(&self.namespace, &req.node, &req.tool);
-        let mut spec = pod::probe_pod(&probe, &self.opts);
+        let mut spec = pod::probe_pod(&probe, &opts);
         if payload.is_some() {
             pod::apply_copy_delivery(&mut spec);
         }
@@ -163,7 +240,7 @@ impl PodRunner {
         progress(Phase::WaitingForProbe);
         let t = Instant::now();
         let watch = wait_until(
-            &pods,
+            pods,
             &probe.name,
             created,
             |p| classify_pod(p, PROBE_CONTAINER),
@@ -207,7 +284,7 @@ impl PodRunner {
             Ok(Err(EarlyError::Wait(WaitError::NotStarted(reason)))) => {
                 return Err(RunError::ProbeNotStarted {
                     node: req.node.clone(),
-                    reason: not_started(&reason, &self.opts.image, payload.is_some()),
+                    reason: not_started(&reason, image, payload.is_some()),
                 });
             }
             Ok(Err(EarlyError::Wait(WaitError::Api(e)))) => {
@@ -223,13 +300,13 @@ impl PodRunner {
                     Some(p) if missing => {
                         format!(
                             "{} ({m})",
-                            Failure::MissingTool("sh".into()).explain(&self.opts.image, p)
+                            Failure::MissingTool("sh".into()).explain(image, p)
                         )
                     }
                     None if missing => format!(
                         "{m} (the probe image {} has no node-probe: check --probe-image, or use \
                          --probe-delivery copy to stream node-probe into it)",
-                        self.opts.image
+                        image
                     ),
                     _ => m,
                 }));
@@ -237,7 +314,7 @@ impl PodRunner {
             Err(_) => {
                 // The node may have gone away while we waited: that is the better answer.
                 if let Ok(Err(e)) =
-                    tokio::time::timeout(Duration::from_secs(3), check_node(&client, &req.node))
+                    tokio::time::timeout(Duration::from_secs(3), check_node(client, &req.node))
                         .await
                 {
                     return Err(e);
@@ -252,7 +329,7 @@ impl PodRunner {
             }
         };
         if let Some(p) = &payload {
-            delivery_failure(&out, &self.opts.image, p)?;
+            delivery_failure(&out, image, p)?;
         }
         finish(
             &req.node,
@@ -262,6 +339,31 @@ impl PodRunner {
             format!("{}/{}", self.namespace, probe.name),
         )
     }
+}
+
+/// Whether a failed attempt says the base image cannot host node-probe (a missing tool, no glibc, no
+/// `sleep`, or the image no longer on the node), so that another of the node's images may work.
+fn image_unusable(e: &RunError, image: &str) -> bool {
+    match e {
+        RunError::Exec(m) => m.contains(image) && m.contains("copy delivery"),
+        RunError::ProbeNotStarted { reason, .. } => {
+            !reason.starts_with("still ")
+                && (reason.contains("executable file not found")
+                    || reason.contains("ErrImageNeverPull")
+                    || reason.contains("ErrImagePull")
+                    || reason.contains("ImagePullBackOff")
+                    || reason.contains("CreateContainerError")
+                    || reason.contains("StartError"))
+        }
+        _ => false,
+    }
+}
+
+/// The first clause of an error, for the list of images tried.
+fn short_reason(e: &RunError) -> String {
+    let s = e.to_string();
+    let s = s.split(" (").next().unwrap_or(&s);
+    s.chars().take(160).collect()
 }
 
 /// Why the probe container did not start, naming the image (the runtime's message often does not) and, when
