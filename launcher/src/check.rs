@@ -5,6 +5,7 @@
 //! The permissions checked are derived from deploy/ (the ClusterRoles of `rbac.yaml`, bound as
 //! `bindings-example.yaml` binds them), so the check and the manifests cannot drift apart.
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use k8s_openapi::api::authentication::v1::SelfSubjectReview;
@@ -21,6 +22,7 @@ use serde_json::Value;
 use crate::cli::Mode;
 use crate::k8s::backend::{gpu_node, is_gpu_node};
 use crate::k8s::delivery::Delivery;
+use crate::k8s::node_image;
 use crate::k8s::{Clients, K8sConfig, pod};
 
 /// deploy/'s manifests, compiled in (launcher/deploy links to the repository's deploy/, so the published
@@ -557,13 +559,13 @@ async fn permission_check(client: &Client, role: &RequiredRole, subject: &str) -
     )
 }
 
-/// GPU nodes, their readiness and, per node, whether the delivery has an image to use. Returns the names
-/// of the GPU nodes, Ready ones first (the admission dry run places its pod on the first).
+/// GPU nodes, their readiness and, per node, whether the delivery has an image to use. Returns the GPU
+/// nodes with the image a probe would use there, Ready ones first (the admission dry run uses the first).
 async fn node_checks(
     client: &Client,
     opts: &CheckOptions,
     report: &mut CheckReport,
-) -> Vec<String> {
+) -> Vec<(String, Option<String>)> {
     let api: Api<Node> = Api::all(client.clone());
     let mut lp = ListParams::default();
     if let Some(s) = &opts.selector {
@@ -601,11 +603,8 @@ async fn node_checks(
         "gpu-nodes",
         format!("{} GPU nodes{within}", gpu.len()),
     ));
-    let delivery = opts
-        .k8s
-        .probe_delivery
-        .resolve(opts.k8s.probe_bin_dir.is_some());
-    let image = opts.k8s.pod_options().image;
+    let delivery = delivery(&opts.k8s);
+    let configured = opts.k8s.probe_image.as_deref();
     let mut ready = Vec::new();
     let mut not_ready = Vec::new();
     for n in gpu {
@@ -628,29 +627,67 @@ async fn node_checks(
             check.detail.push_str(", cordoned (probes still run there)");
         }
         report.checks.push(check);
-        report.checks.push(image_check(n, delivery, &image));
+        let (check, image) = image_check(n, delivery, configured);
+        report.checks.push(check);
         if g.ready {
-            ready.push(g.name);
+            ready.push((g.name, image));
         } else {
-            not_ready.push(g.name);
+            not_ready.push((g.name, image));
         }
     }
     ready.extend(not_ready);
     ready
 }
 
-/// Whether `delivery` has an image to use on `node`. One function on purpose: the delivery decides what
-/// "usable" means (today the configured --probe-image, from the registry or, for copy delivery, already on
-/// the node), and a delivery that picks an image the node already has replaces only this.
-pub fn image_check(node: &Node, delivery: Delivery, image: &str) -> Check {
+fn delivery(k: &K8sConfig) -> Delivery {
+    k.probe_delivery
+        .resolve(k.probe_bin_dir.is_some(), k.probe_image.is_some())
+}
+
+/// Whether the delivery has an image to use on `node`, and which. One function on purpose: the delivery
+/// decides what "usable" means. `configured` is --probe-image: with image delivery the node pulls it if
+/// needed; with copy delivery it must already be there. Without it (the default delivery) node-probe is
+/// copied into an image the node already has, chosen as the runner chooses it (`node_image::rank`).
+pub fn image_check(
+    node: &Node,
+    delivery: Delivery,
+    configured: Option<&str>,
+) -> (Check, Option<String>) {
     let node_name = node.metadata.name.clone().unwrap_or_default();
     let name = format!("image/{node_name}");
     let images = node_images(node);
-    let present = images.iter().any(|i| same_image(i, image));
     let listing = format!(
         "kubectl get node {node_name} -o jsonpath='{{range .status.images[*]}}{{.names}}{{\"\\n\"}}{{end}}'"
     );
-    match (delivery, present) {
+    let Some(image) = configured else {
+        return match node_image::rank(node, &BTreeSet::new()).into_iter().next() {
+            Some(c) => (
+                Check::ok(
+                    name,
+                    format!(
+                        "node-probe is copied into {}, an image the node has",
+                        c.image
+                    ),
+                ),
+                Some(c.image),
+            ),
+            None => (
+                Check::fail(
+                    name,
+                    format!(
+                        "none of the node's {} images is a known glibc base with sh and tar to copy node-probe into",
+                        images.len()
+                    ),
+                    format!(
+                        "name one the node has with --probe-image IMAGE --probe-delivery copy (list them: {listing}), or publish the probe image (deploy/probe-image) and pass --probe-image"
+                    ),
+                ),
+                None,
+            ),
+        };
+    };
+    let present = images.iter().any(|i| same_image(i, image));
+    let check = match (delivery, present) {
         (_, true) => Check::ok(name, format!("{image} is on the node")),
         (Delivery::Copy, false) => Check::fail(
             name,
@@ -669,10 +706,11 @@ pub fn image_check(node: &Node, delivery: Delivery, image: &str) -> Check {
                 images.len()
             ),
             format!(
-                "pre-pull {image} on the node, or use --probe-delivery copy with an image the node has ({listing})"
+                "pre-pull {image} on the node, or leave out --probe-image: node-probe is then copied into an image the node has"
             ),
         ),
-    }
+    };
+    (check, Some(image.to_string()))
 }
 
 /// Every name (tags and digests) of every image the kubelet reports on the node.
@@ -720,20 +758,24 @@ fn normalize_image(r: &str) -> String {
 
 /// A server-side dry-run create of the probe pod the launcher would start (its own pod builder): proves
 /// that admission (Pod Security, policy webhooks, quotas) lets it in, without creating anything.
-async fn admission_check(client: &Client, opts: &CheckOptions, node: Option<&String>) -> Check {
+async fn admission_check(
+    client: &Client,
+    opts: &CheckOptions,
+    node: Option<&(String, Option<String>)>,
+) -> Check {
     let name = "admission";
     let ns = &opts.k8s.namespace;
-    let node = node.map(String::as_str).unwrap_or("no-gpu-node");
-    let call = pod::ProbeCall::new(ns, node, "check");
-    let mut spec = pod::probe_pod(&call, &opts.k8s.pod_options());
-    if opts
-        .k8s
-        .probe_delivery
-        .resolve(opts.k8s.probe_bin_dir.is_some())
-        == Delivery::Copy
-    {
+    let node_name = node.map(|(n, _)| n.as_str()).unwrap_or("no-gpu-node");
+    let call = pod::ProbeCall::new(ns, node_name, "check");
+    let mut pod_opts = opts.k8s.pod_options();
+    if let Some((_, Some(image))) = node {
+        pod_opts.image = image.clone();
+    }
+    let mut spec = pod::probe_pod(&call, &pod_opts);
+    if delivery(&opts.k8s) == Delivery::Copy {
         pod::apply_copy_delivery(&mut spec);
     }
+    let node = node_name;
     let api: Api<Pod> = Api::namespaced(client.clone(), ns);
     let pp = PostParams {
         dry_run: true,

@@ -11,6 +11,8 @@ use crate::{json, stderr};
 const LAUNCHER: &str = env!("CARGO_BIN_EXE_k8s-gpu-mcp");
 /// An image reference only the nodes of these tests list (so "on the node" is decided by the test).
 const IMAGE: &str = "registry.invalid/node-probe:check-e2e";
+/// A base image the default delivery copies node-probe into (as a node lists it).
+const DEBIAN: &str = "docker.io/library/debian:12";
 
 fn launcher(tb: &Testbed, user: User, args: &[&str]) -> Output {
     Command::new(LAUNCHER)
@@ -23,14 +25,22 @@ fn launcher(tb: &Testbed, user: User, args: &[&str]) -> Output {
         .expect("run k8s-gpu-mcp")
 }
 
-/// `check --output json` for the GPU nodes labelled `group`; the exit status and the report.
+/// `check --output json` for the GPU nodes labelled `group`, with `--probe-image IMAGE` unless `extra` names
+/// an image; the exit status and the report.
 fn check(tb: &Testbed, user: User, ns: &str, group: &str, extra: &[&str]) -> (bool, Value) {
+    let mut flags = Vec::new();
+    if !extra.contains(&"--probe-image") {
+        flags.extend(["--probe-image", IMAGE]);
+    }
+    flags.extend(extra);
+    check_exact(tb, user, ns, group, &flags)
+}
+
+/// `check --output json` with exactly these launcher flags.
+fn check_exact(tb: &Testbed, user: User, ns: &str, group: &str, flags: &[&str]) -> (bool, Value) {
     let selector = format!("e2e-group={group}");
     let mut args = vec!["--namespace", ns];
-    if !extra.contains(&"--probe-image") {
-        args.extend(["--probe-image", IMAGE]);
-    }
-    args.extend(extra);
+    args.extend(flags);
     args.extend(["check", "--selector", &selector, "--output", "json"]);
     let out = launcher(tb, user, &args);
     let report = json(&String::from_utf8_lossy(&out.stdout));
@@ -80,7 +90,11 @@ fn default_service_account(tb: &Testbed, ns: &str) {
 fn node(tb: &Testbed, group: &str, ready: bool, images: &[&str]) -> String {
     let name = unique("check-node");
     tb.add_nodes(&[FakeNode::without_kubelet(&name, ready).label("e2e-group", group)]);
-    let patch = serde_json::json!({"status": {"images": [{"names": images, "sizeBytes": 1000}]}});
+    let images: Vec<Value> = images
+        .iter()
+        .map(|i| serde_json::json!({"names": [i], "sizeBytes": 1000}))
+        .collect();
+    let patch = serde_json::json!({"status": {"images": images}});
     tb.kubectl(&[
         "patch",
         "node",
@@ -103,7 +117,7 @@ fn check_passes_on_a_prepared_cluster() {
     tb.probe_namespace(&ns, User::Reader);
     tb.bind_reader(User::Reader);
     let group = unique("check-ok");
-    let n = node(tb, &group, true, &[IMAGE, "docker.io/library/busybox:1.36"]);
+    let n = node(tb, &group, true, &[IMAGE, DEBIAN]);
     let (ok, report) = check(tb, User::Reader, &ns, &group, &[]);
     assert!(ok, "{report:#}");
     for c in report["checks"].as_array().unwrap() {
@@ -152,13 +166,13 @@ fn check_passes_on_a_prepared_cluster() {
     );
     assert!(text.contains("0 warnings, 0 failed"), "{text}");
 
-    // Copy delivery streams node-probe into an image the node already has: busybox is there.
+    // Copy delivery streams node-probe into an image the node already has: debian is there.
     let (ok, report) = check(
         tb,
         User::Reader,
         &ns,
         &group,
-        &["--probe-delivery", "copy", "--probe-image", "busybox:1.36"],
+        &["--probe-delivery", "copy", "--probe-image", "debian:12"],
     );
     assert!(ok, "{report:#}");
     assert_eq!(item(&report, &format!("image/{n}"))["status"], "ok");
@@ -345,7 +359,7 @@ fn check_names_a_not_ready_gpu_node_and_a_missing_image() {
         User::Reader,
         &ns,
         &group,
-        &["--probe-delivery", "copy", "--probe-image", "busybox:1.36"],
+        &["--probe-delivery", "copy", "--probe-image", "debian:12"],
     );
     assert!(!ok);
     assert_eq!(failed(&report), [format!("image/{n}")], "{report:#}");
@@ -360,7 +374,7 @@ fn check_names_a_not_ready_gpu_node_and_a_missing_image() {
         User::Reader,
         &ns,
         &group,
-        &["--probe-image", "busybox:1.36"],
+        &["--probe-image", "debian:12"],
     );
     assert!(ok, "{report:#}");
     assert_eq!(item(&report, &format!("image/{n}"))["status"], "warn");
@@ -525,4 +539,38 @@ fn check_names_an_exec_credential_plugin_an_ai_host_may_not_find() {
     assert_eq!(c["status"], "fail", "{report:#}");
     assert_eq!(c["detail"], "exec plugin `fake-cred-plugin` is not on PATH");
     assert_eq!(item(&report, "kubeconfig")["status"], "fail", "{report:#}");
+}
+
+/// The default delivery (no --probe-image): node-probe is copied into an image the node already has. A node
+/// with a known glibc base passes and the dry run uses that image; a node with none fails with the fix.
+#[test]
+fn check_default_delivery_needs_a_base_image_on_each_node() {
+    if skipped() {
+        return;
+    }
+    let tb = Testbed::shared();
+    let ns = unique("e2e-check-default");
+    tb.probe_namespace(&ns, User::Reader);
+    tb.bind_reader(User::Reader);
+    let group = unique("check-default");
+    let good = node(tb, &group, true, &[IMAGE, DEBIAN]);
+    let (ok, report) = check_exact(tb, User::Reader, &ns, &group, &[]);
+    assert!(ok, "{report:#}");
+    assert_eq!(
+        item(&report, &format!("image/{good}"))["detail"],
+        format!("node-probe is copied into {DEBIAN}, an image the node has")
+    );
+    let bare = node(tb, &group, true, &[IMAGE, "registry.k8s.io/pause:3.10"]);
+    let (ok, report) = check_exact(tb, User::Reader, &ns, &group, &[]);
+    assert!(!ok);
+    assert_eq!(failed(&report), [format!("image/{bare}")], "{report:#}");
+    let c = item(&report, &format!("image/{bare}"));
+    assert!(
+        text(&c["detail"]).starts_with("none of the node's 2 images"),
+        "{c}"
+    );
+    assert!(
+        text(&c["fix"]).contains("--probe-image IMAGE --probe-delivery copy"),
+        "{c}"
+    );
 }
