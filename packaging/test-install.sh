@@ -41,5 +41,5 @@ for b in k8s-gpu-mcp node-probe; do [ -x "$tmp/root/bin/$b" ] || fail "$b not in
 grep -q '"verdict"\|GPU' "$tmp/out" || fail "the demo call printed no GPU health answer: $(cat "$tmp/out")"
 grep -q 'k8s-gpu-mcp' "$HOME/.local/share/bash-completion/completions/k8s-gpu-mcp" || fail "empty completion script"
 head -c 200 "$HOME/.local/share/man/man1/k8s-gpu-mcp.1" | grep -q '^\.TH' || fail "the man page is not roff"
-grep -q 'check' "$HOME/.local/share/man/man1/k8s-gpu-mcp.1" || fail "the man page lacks the check subcommand"
+grep -q "mcp\\\\-check(1)" "$HOME/.local/share/man/man1/k8s-gpu-mcp.1" || fail "the man page lacks the check subcommand"
 echo "test-install: README install commands work from a clean clone" >&2

@@ -4,6 +4,7 @@
 
 mod call;
 mod check;
+mod check_tool;
 mod cli;
 #[allow(dead_code)]
 mod cluster;
@@ -128,7 +129,7 @@ async fn cluster_backends(cfg: &Config) -> Result<Backends, String> {
 }
 
 /// The Kubernetes settings from the CLI flags.
-fn k8s_config(cfg: &Config) -> k8s::K8sConfig {
+pub(crate) fn k8s_config(cfg: &Config) -> k8s::K8sConfig {
     let c = &cfg.cluster;
     k8s::K8sConfig {
         // Empty values mean "not set": bundle hosts fill `--context=${user_config.context}` with "".

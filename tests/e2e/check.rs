@@ -574,3 +574,41 @@ fn check_default_delivery_needs_a_base_image_on_each_node() {
         "{c}"
     );
 }
+
+/// The same checklist as an MCP tool: `check_cluster` over stdio, as the AI host calls it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_cluster_tool_answers_over_mcp() {
+    if skipped() {
+        return;
+    }
+    let tb = Testbed::shared();
+    let ns = unique("e2e-check-mcp");
+    tb.probe_namespace(&ns, User::Reader);
+    tb.bind_reader(User::Reader);
+    let group = unique("check-mcp");
+    let n = node(tb, &group, true, &[IMAGE]);
+    let l = crate::mcp::start(tb, User::Reader, &ns, &["--probe-image", IMAGE]).await;
+    let sc = l
+        .ok(
+            "check_cluster",
+            serde_json::json!({"label_selector": format!("e2e-group={group}")}),
+        )
+        .await;
+    assert_eq!(sc["ok"], true, "{sc:#}");
+    assert_eq!(item(&sc, &format!("node/{n}"))["status"], "ok");
+    // A NotReady node in the selection: the tool answers (not a tool error) with the failure and its fix.
+    let down = node(tb, &group, false, &[IMAGE]);
+    let r = l
+        .call(
+            "check_cluster",
+            serde_json::json!({"label_selector": format!("e2e-group={group}")}),
+        )
+        .await;
+    let t = crate::mcp::text(&r);
+    assert!(t.contains(&format!("[FAIL] node/{down}: not Ready")), "{t}");
+    assert!(
+        t.contains(&format!("       fix: kubectl describe node {down}")),
+        "{t}"
+    );
+    l.stop().await;
+}
