@@ -195,6 +195,15 @@ pub struct ClusterArgs {
     /// also serves nodes of the launcher's own architecture.
     #[arg(long, global = true, value_name = "DIR")]
     pub probe_bin_dir: Option<PathBuf>,
+    /// priorityClassName of probe pods (default system-node-critical: the kubelet admits them on a node under
+    /// disk or memory pressure). "" for none; a cluster that refuses the class gets pods without it.
+    #[arg(
+        long,
+        global = true,
+        value_name = "NAME",
+        default_value = "system-node-critical"
+    )]
+    pub probe_priority_class: String,
     /// imagePullSecrets of probe pods (a Secret in --namespace), for a --probe-image in a private registry.
     /// Repeatable.
     #[arg(long, global = true, value_name = "SECRET")]

@@ -149,6 +149,7 @@ pub(crate) fn k8s_config(cfg: &Config) -> k8s::K8sConfig {
         probe_delivery: c.probe_delivery.parse().unwrap_or_default(),
         probe_bin_dir: c.probe_bin_dir.clone(),
         image_pull_secrets: c.image_pull_secret.clone(),
+        priority_class: Some(c.probe_priority_class.clone()),
         ..Default::default()
     }
 }

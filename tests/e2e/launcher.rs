@@ -472,3 +472,53 @@ async fn rbac_denied_is_reported_not_hidden() {
     l.stop().await;
     c.assert_no_pods();
 }
+
+/// Probe pods ask for the system-node-critical priority class (the kubelet admits them under node pressure).
+/// A cluster that refuses it for the probe namespace (here a ResourceQuota allowing no pods of that class) still
+/// gets its probe: the pod is created again without the class, and later calls skip it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_priority_class_falls_back_to_none() {
+    if skipped() {
+        return;
+    }
+    let c = cluster("prio");
+    c.tb.apply(&format!(
+        r#"apiVersion: v1
+kind: ResourceQuota
+metadata: {{name: no-critical, namespace: {ns}}}
+spec:
+  hard: {{pods: "0"}}
+  scopeSelector:
+    matchExpressions:
+    - {{operator: In, scopeName: PriorityClass, values: [system-node-critical]}}
+"#,
+        ns = c.ns
+    ));
+    // No controller-manager here computes the quota's status, and admission enforces only a quota with one.
+    c.tb.kubectl(&[
+        "-n",
+        &c.ns,
+        "patch",
+        "resourcequota",
+        "no-critical",
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        r#"{"status":{"hard":{"pods":"0"},"used":{"pods":"0"}}}"#,
+    ]);
+    let l = c.launcher(User::Reader, &[]).await;
+    let node = c.nodes[0].0.clone();
+    for _ in 0..2 {
+        let v = l.ok("get_gpu_health", json!({"node_name": node})).await;
+        assert_eq!(v["run"]["probe"]["node_name"], node.as_str());
+    }
+    let log = l.stderr();
+    assert_eq!(
+        log.matches("refuses the probe pod's priority class")
+            .count(),
+        1,
+        "one refusal, then remembered: {log}"
+    );
+    l.stop().await;
+    c.assert_no_pods();
+}

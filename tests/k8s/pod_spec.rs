@@ -20,6 +20,7 @@ fn opts(driver: DriverMode, access: AccessMode) -> ProbePodOptions {
         access,
         launcher_host: "sre-laptop".into(),
         image_pull_secrets: Vec::new(),
+        priority_class: Some(pod::DEFAULT_PRIORITY_CLASS.into()),
     }
 }
 

@@ -242,6 +242,7 @@ fn real_node_suite() {
         case!(allocation_is_exact_from_the_kubelet_and_processes_are_named),
         case!(ephemeral_container_in_a_real_pod),
         case!(cordoned_node_with_no_execute_taint_is_probed),
+        case!(node_under_disk_pressure_admits_the_critical_probe_pod),
         case!(copy_delivery_into_broken_images_fails_clearly),
         case!(pod_security_denial_names_the_namespace_and_the_fix),
         case!(launcher_killed_mid_call_leaves_a_pod_the_kubelet_ends_and_gc_removes),
@@ -276,9 +277,9 @@ fn real_node_suite() {
     ]);
     let tasks = ctx.node.wait_no_tasks(Duration::from_secs(30));
     drop(rt);
-    let node_dir = ctx.node.dir.clone();
     ctx.node.stop();
-    assert!(!node_dir.exists(), "teardown left {}", node_dir.display());
+    let left_on_host = ctx.node.leftovers();
+    assert!(left_on_host.is_empty(), "teardown left {left_on_host:?}");
     assert!(failed.is_empty(), "real-node cases failed: {failed:?}");
     assert!(left.is_empty(), "probe pods left after the suite: {left:?}");
     assert!(
@@ -521,6 +522,48 @@ async fn cordoned_node_with_no_execute_taint_is_probed(c: &Ctx) {
     assert_ne!(r.is_error, Some(true), "{}", mcp::text(&r));
     l.stop().await;
     c.assert_no_probe_pods();
+}
+
+/// Under DiskPressure the kubelet rejects every pod but critical ones: the probe asks for
+/// system-node-critical, so it is admitted exactly when a node is in trouble; without the class it is not.
+async fn node_under_disk_pressure_admits_the_critical_probe_pod(c: &Ctx) {
+    let tb = c.tb;
+    let images = &c.images;
+    let n = tokio::task::block_in_place(|| RealNode::start_with(tb, images, true));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let cond = c.tb.kubectl(&[
+            "get",
+            "node",
+            &n.name,
+            "-o",
+            "jsonpath={.status.conditions[?(@.type==\"DiskPressure\")].status}",
+        ]);
+        if cond.trim() == "True" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no DiskPressure on {}", n.name);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let l = c.image_launcher().await;
+    let v = l.ok("get_gpu_health", json!({"node_name": n.name})).await;
+    assert_eq!(v["node"], n.name.as_str());
+    l.stop().await;
+    let l = c
+        .launcher(&[
+            "--probe-image",
+            node::PROBE_IMAGE,
+            "--probe-priority-class",
+            "",
+        ])
+        .await;
+    let err = l.err("get_gpu_health", json!({"node_name": n.name})).await;
+    assert!(err.contains("DiskPressure"), "{err}");
+    l.stop().await;
+    c.assert_no_probe_pods();
+    tokio::task::block_in_place(|| n.stop());
+    let left = n.leftovers();
+    assert!(left.is_empty(), "teardown left {left:?}");
 }
 
 async fn copy_delivery_into_broken_images_fails_clearly(c: &Ctx) {

@@ -2,7 +2,7 @@
 //! closing it, or this process dying, tears the node down), and the images it imports.
 
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Output, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -129,6 +129,8 @@ fn run_ok(cmd: &mut Command, what: &str) -> Output {
 
 pub struct RealNode {
     pub name: String,
+    /// The node's own cgroup root (in every hierarchy); also names its bridge (`tb` + the same suffix).
+    pub cgroup_root: String,
     pub dir: PathBuf,
     ns_pid: String,
     sock: String,
@@ -137,9 +139,14 @@ pub struct RealNode {
 
 impl RealNode {
     pub fn start(tb: &Testbed, images: &Images) -> RealNode {
+        Self::start_with(tb, images, false)
+    }
+
+    /// `disk_pressure`: a node whose kubelet reports DiskPressure (and admits only critical pods).
+    pub fn start_with(tb: &Testbed, images: &Images, disk_pressure: bool) -> RealNode {
         let lib = fake_nvml::fake_lib().expect("the real node needs the fake NVML (a C compiler)");
-        let dir = tb.dir.join("realnode");
-        let name = crate::testbed::unique("real");
+        let name = crate::testbed::unique(if disk_pressure { "real-dp" } else { "real" });
+        let dir = tb.dir.join(&name);
         let archives: Vec<String> = images
             .archives
             .iter()
@@ -158,6 +165,10 @@ impl RealNode {
             // The harder case: `/` is a private mount (no systemd), so the probe must not ask for
             // mount propagation.
             .env("REALNODE_PRIVATE_ROOT", "1")
+            .env(
+                "REALNODE_DISK_PRESSURE",
+                if disk_pressure { "1" } else { "0" },
+            )
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -178,6 +189,7 @@ impl RealNode {
                 .unwrap_or_else(|| panic!("{k} missing in realnode env"))
         };
         RealNode {
+            cgroup_root: get("REALNODE_CGROUP_ROOT"),
             name: get("REALNODE_NAME"),
             ns_pid: get("REALNODE_NS_PID"),
             sock: get("REALNODE_SOCK"),
@@ -292,5 +304,38 @@ impl RealNode {
 impl Drop for RealNode {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+impl RealNode {
+    /// What a stopped node may not leave behind: its directory, its cgroups, its bridge, its processes.
+    pub fn leftovers(&self) -> Vec<String> {
+        let mut left = Vec::new();
+        if self.dir.exists() {
+            left.push(format!("directory {}", self.dir.display()));
+        }
+        if let Ok(hiers) = std::fs::read_dir("/sys/fs/cgroup") {
+            for h in hiers.flatten() {
+                let d = h.path().join(&self.cgroup_root);
+                if d.exists() {
+                    left.push(format!("cgroup {}", d.display()));
+                }
+            }
+        }
+        let bridge = self.cgroup_root.replace("testbed-", "tb");
+        if Path::new("/sys/class/net").join(&bridge).exists() {
+            left.push(format!("bridge {bridge}"));
+        }
+        let dir = self.dir.to_string_lossy().into_owned();
+        if let Ok(procs) = std::fs::read_dir("/proc") {
+            for p in procs.flatten() {
+                if let Ok(cmd) = std::fs::read(p.path().join("cmdline"))
+                    && String::from_utf8_lossy(&cmd).contains(&dir)
+                {
+                    left.push(format!("process {}", p.file_name().to_string_lossy()));
+                }
+            }
+        }
+        left
     }
 }

@@ -14,7 +14,8 @@
 # Inputs (env) for `up`: TESTBED_DIR (the running testbed: its env and CA), TESTBED_BIN (kubelet,
 # fake-device-plugin), REALNODE_NAME (default real-<random>), REALNODE_IMAGES (space-separated archives to
 # import), REALNODE_PAUSE_IMAGE (the sandbox image's reference, imported among REALNODE_IMAGES),
-# REALNODE_FAKE_NVML (a built fake libnvidia-ml.so.1), REALNODE_PRIVATE_ROOT=1 (leave the node's `/` a private
+# REALNODE_FAKE_NVML (a built fake libnvidia-ml.so.1), REALNODE_DISK_PRESSURE=1 (the node reports DiskPressure),
+# REALNODE_PRIVATE_ROOT=1 (leave the node's `/` a private
 # mount, as on hosts without systemd), REALNODE_KEEP=1 (keep NODE_DIR).
 # Needs root (mount namespaces, cgroups, runc). Installs containerd, runc and the CNI plugins from Debian's
 # packages when they are missing.
@@ -333,6 +334,10 @@ EOF
   kubectl --kubeconfig "$ADMIN_KC" create clusterrolebinding "testbed-node-$NODE" --clusterrole=system:node \
     --user="system:node:$NODE" >/dev/null
 
+  # REALNODE_DISK_PRESSURE=1: a threshold no disk meets, so the node reports DiskPressure (and its kubelet
+  # admits only critical pods).
+  local NODEFS_EVICTION=1%
+  [ "${REALNODE_DISK_PRESSURE:-0}" != 1 ] || NODEFS_EVICTION=99.99%
   local KUBELET_PORT HEALTHZ_PORT
   read -r KUBELET_PORT HEALTHZ_PORT < <(free_ports 2)
   cat >"$DIR/kubelet.yaml" <<EOF
@@ -355,9 +360,12 @@ authentication:
 authorization: {mode: AlwaysAllow}
 failSwapOn: false
 podLogsDir: $DIR/pod-logs
-evictionHard: {memory.available: 50Mi, nodefs.available: 1%, imagefs.available: 1%, nodefs.inodesFree: 1%}
+evictionHard: {memory.available: 50Mi, nodefs.available: $NODEFS_EVICTION, imagefs.available: 1%, nodefs.inodesFree: 1%}
+evictionPressureTransitionPeriod: 5s
 imageGCHighThresholdPercent: 100
 imageGCLowThresholdPercent: 99
+# Imported images are never pulled again: never collect them (also not when disk pressure reclaims).
+imageMinimumGCAge: 24h
 shutdownGracePeriod: 0s
 shutdownGracePeriodCriticalPods: 0s
 serializeImagePulls: false

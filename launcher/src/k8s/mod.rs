@@ -95,6 +95,8 @@ pub struct K8sConfig {
     pub probe_bin_dir: Option<PathBuf>,
     /// `--image-pull-secret`: imagePullSecrets of probe pods.
     pub image_pull_secrets: Vec<String>,
+    /// `--probe-priority-class` (empty: none).
+    pub priority_class: Option<String>,
 }
 
 impl Default for K8sConfig {
@@ -115,6 +117,7 @@ impl Default for K8sConfig {
             probe_delivery: delivery::DeliveryChoice::Auto,
             probe_bin_dir: None,
             image_pull_secrets: Vec::new(),
+            priority_class: Some(pod::DEFAULT_PRIORITY_CLASS.into()),
         }
     }
 }
@@ -144,6 +147,7 @@ impl K8sConfig {
             },
             launcher_host: pod::launcher_host(),
             image_pull_secrets: self.image_pull_secrets.clone(),
+            priority_class: self.priority_class.clone().filter(|c| !c.is_empty()),
         }
     }
 }

@@ -95,6 +95,9 @@ pub struct ProbePodOptions {
     pub launcher_host: String,
     /// Secrets (in the probe namespace) to pull `image` with.
     pub image_pull_secrets: Vec<String>,
+    /// `priorityClassName` (default `system-node-critical`): the kubelet admits critical pods on a node under
+    /// disk or memory pressure, exactly when a diagnosis is needed. None: no priority class.
+    pub priority_class: Option<String>,
 }
 
 impl Default for ProbePodOptions {
@@ -106,7 +109,19 @@ impl Default for ProbePodOptions {
             access: AccessMode::ReadOnly,
             launcher_host: launcher_host(),
             image_pull_secrets: Vec::new(),
+            priority_class: Some(DEFAULT_PRIORITY_CLASS.into()),
         }
+    }
+}
+
+/// The built-in class the kubelet's eviction admission lets through under node pressure.
+pub const DEFAULT_PRIORITY_CLASS: &str = "system-node-critical";
+
+/// Drop the priority class (a cluster that refuses it).
+pub fn without_priority(pod: &mut Pod) {
+    if let Some(spec) = pod.spec.as_mut() {
+        spec.priority_class_name = None;
+        spec.priority = None;
     }
 }
 
@@ -296,6 +311,7 @@ pub fn base_pod(call: &ProbeCall, opts: &ProbePodOptions) -> Pod {
             host_network: Some(true),
             automount_service_account_token: Some(false),
             enable_service_links: Some(false),
+            priority_class_name: opts.priority_class.clone(),
             image_pull_secrets: (!opts.image_pull_secrets.is_empty()).then(|| {
                 opts.image_pull_secrets
                     .iter()

@@ -39,6 +39,8 @@ pub struct PodRunner {
     pub(crate) copy: Option<Arc<ProbeBinaries>>,
     /// Default delivery (no --probe-image): copy into a base image chosen from the node's own images.
     pub(crate) node_images: Option<Arc<NodeImages>>,
+    /// The cluster refused the probe's priority class once: create probe pods without it.
+    pub(crate) no_priority: std::sync::atomic::AtomicBool,
 }
 
 /// What survives the call's work future: the armed delete and the last seen pod state.
@@ -66,6 +68,7 @@ impl PodRunner {
             delete_timeout: Duration::from_secs(10),
             copy: None,
             node_images: None,
+            no_priority: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -211,10 +214,32 @@ impl PodRunner {
             self.delete_timeout,
         ));
         tracing::info!(pod = %probe.name, node = %req.node, tool = %req.tool, "creating probe pod");
-        let created = match timeout_at(deadline, pods.create(&PostParams::default(), &spec))
+        if self.no_priority.load(std::sync::atomic::Ordering::Relaxed) {
+            pod::without_priority(&mut spec);
+        }
+        let mut result = timeout_at(deadline, pods.create(&PostParams::default(), &spec))
             .await
-            .map_err(|_| timeout())?
+            .map_err(|_| timeout())?;
+        // A cluster that restricts the critical priority class (a ResourceQuota scoped to it, or an admission
+        // policy) refuses the pod: create it once more without, and remember for later calls. It then runs,
+        // but the kubelet's eviction admission may refuse it on a node under disk or memory pressure.
+        if let Err(kube::Error::Api(st)) = &result
+            && spec
+                .spec
+                .as_ref()
+                .is_some_and(|s| s.priority_class_name.is_some())
+            && (st.code == 403 || st.code == 422)
+            && (st.message.contains("priority") || st.message.contains("quota"))
         {
+            tracing::warn!(error = %st.message, "the cluster refuses the probe pod's priority class; creating it without");
+            self.no_priority
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+            pod::without_priority(&mut spec);
+            result = timeout_at(deadline, pods.create(&PostParams::default(), &spec))
+                .await
+                .map_err(|_| timeout())?;
+        }
+        let created = match result {
             Ok(p) => Some(p),
             // The name is unique to this call: AlreadyExists means the client retried a create that had
             // reached the server (429/503/504 retries), so the pod is ours.
