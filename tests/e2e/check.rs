@@ -78,6 +78,16 @@ fn failed(report: &Value) -> Vec<String> {
         .collect()
 }
 
+/// The shared testbed with a probe namespace bound for the reader (as deploy/ binds gpu-diagnostics), the
+/// reader's cluster reads, and a node group label of its own: (testbed, namespace, group).
+fn prepared(tag: &str) -> (&'static Testbed, String, String) {
+    let tb = Testbed::shared();
+    let ns = unique(&format!("e2e-check-{tag}"));
+    tb.probe_namespace(&ns, User::Reader);
+    tb.bind_reader(User::Reader);
+    (tb, ns, unique(&format!("check-{tag}")))
+}
+
 /// The `default` ServiceAccount the testbed's absent controller-manager would create in `ns` (the
 /// ServiceAccount admission plugin refuses pods without it, dry runs included).
 fn default_service_account(tb: &Testbed, ns: &str) {
@@ -112,11 +122,7 @@ fn check_passes_on_a_prepared_cluster() {
     if skipped() {
         return;
     }
-    let tb = Testbed::shared();
-    let ns = unique("e2e-check-ok");
-    tb.probe_namespace(&ns, User::Reader);
-    tb.bind_reader(User::Reader);
-    let group = unique("check-ok");
+    let (tb, ns, group) = prepared("ok");
     let n = node(tb, &group, true, &[IMAGE, DEBIAN]);
     let (ok, report) = check(tb, User::Reader, &ns, &group, &[]);
     assert!(ok, "{report:#}");
@@ -329,11 +335,7 @@ fn check_names_a_not_ready_gpu_node_and_a_missing_image() {
     if skipped() {
         return;
     }
-    let tb = Testbed::shared();
-    let ns = unique("e2e-check-nodes");
-    tb.probe_namespace(&ns, User::Reader);
-    tb.bind_reader(User::Reader);
-    let group = unique("check-nodes");
+    let (tb, ns, group) = prepared("nodes");
     let ready = node(tb, &group, true, &[IMAGE]);
     let down = node(tb, &group, false, &[IMAGE]);
     let (ok, report) = check(tb, User::Reader, &ns, &group, &[]);
@@ -548,11 +550,7 @@ fn check_default_delivery_needs_a_base_image_on_each_node() {
     if skipped() {
         return;
     }
-    let tb = Testbed::shared();
-    let ns = unique("e2e-check-default");
-    tb.probe_namespace(&ns, User::Reader);
-    tb.bind_reader(User::Reader);
-    let group = unique("check-default");
+    let (tb, ns, group) = prepared("default");
     let good = node(tb, &group, true, &[IMAGE, DEBIAN]);
     let (ok, report) = check_exact(tb, User::Reader, &ns, &group, &[]);
     assert!(ok, "{report:#}");
@@ -581,11 +579,7 @@ async fn check_cluster_tool_answers_over_mcp() {
     if skipped() {
         return;
     }
-    let tb = Testbed::shared();
-    let ns = unique("e2e-check-mcp");
-    tb.probe_namespace(&ns, User::Reader);
-    tb.bind_reader(User::Reader);
-    let group = unique("check-mcp");
+    let (tb, ns, group) = prepared("mcp");
     let n = node(tb, &group, true, &[IMAGE]);
     let l = crate::mcp::start(tb, User::Reader, &ns, &["--probe-image", IMAGE]).await;
     let sc = l
