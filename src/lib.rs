@@ -59,6 +59,7 @@ impl Command {
             Command::Topology => Sections {
                 identity: true,
                 topology: true,
+                nics: true,
                 ..none
             },
             Command::Ecc => Sections {

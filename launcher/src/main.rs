@@ -11,6 +11,7 @@ mod cluster;
 #[allow(dead_code)]
 mod k8s;
 mod local;
+mod nic_text;
 mod operator;
 mod progress;
 mod prompts;

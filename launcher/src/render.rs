@@ -32,7 +32,38 @@ pub fn telemetry<R: Serialize>(r: &NodeReport<R>) -> String {
     node_report("GPU telemetry", r)
 }
 pub fn topology<R: Serialize>(r: &NodeReport<R>) -> String {
-    node_report("GPU topology", r)
+    let mut report = serde_json::to_value(&r.report).unwrap_or(Value::Null);
+    let mut out = header("GPU topology", &r.node, r.context.as_deref(), &r.run);
+    let nics = take_nics(&mut report);
+    report_body_with(&report, &[], &nics, &mut out);
+    out
+}
+
+/// The NIC section out of a topology report (top level or under `topology`), rendered compactly: it
+/// then stays out of the generic details.
+fn take_nics(report: &mut Value) -> String {
+    let holder = if report.get("nics").is_some() {
+        Some(report)
+    } else {
+        report.get_mut("topology")
+    };
+    let Some(obj) = holder.and_then(Value::as_object_mut) else {
+        return String::new();
+    };
+    let Some(n) = obj.remove("nics") else {
+        return String::new();
+    };
+    match serde_json::from_value::<gpu_diag::analysis::nic::NicReport>(n.clone()) {
+        Ok(nics) => {
+            let mut out = String::new();
+            crate::nic_text::render(&nics, &mut out);
+            out
+        }
+        Err(_) => {
+            obj.insert("nics".into(), n);
+            String::new()
+        }
+    }
 }
 pub fn xid<R: Serialize>(r: &NodeReport<R>) -> String {
     node_report("XID analysis", r)
@@ -106,9 +137,10 @@ fn owner_line(o: &ProcessOwner) -> String {
 }
 
 pub fn describe(d: &DescribeOutput) -> String {
-    let report = serde_json::to_value(&d.report).unwrap_or(Value::Null);
+    let mut report = serde_json::to_value(&d.report).unwrap_or(Value::Null);
     let mut out = header("Node description", &d.node, d.context.as_deref(), &d.run);
-    report_body(&report, &mut out);
+    let nics = take_nics(&mut report);
+    report_body_with(&report, &[], &nics, &mut out);
     match (&d.kubernetes, &d.kubernetes_error) {
         (Some(k), _) => {
             out.push_str("\nKubernetes:\n");

@@ -28,7 +28,7 @@ pub struct Cli {
 #[derive(Debug, Args, Clone, Default)]
 pub struct GlobalArgs {
     /// Host filesystem root (default: /host when it exists, else /).
-    #[arg(long, global = true, value_name = "DIR")]
+    #[arg(long, global = true, value_name = "DIR", env = "NODE_PROBE_HOST_ROOT")]
     pub host_root: Option<PathBuf>,
     /// Path of libnvidia-ml.so.1, overriding the search.
     #[arg(long, global = true, value_name = "PATH")]
@@ -51,11 +51,20 @@ pub struct GlobalArgs {
     #[arg(long, global = true, value_name = "SECS", default_value_t = DEFAULT_NVML_TIMEOUT_SECS,
           value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub nvml_timeout: u64,
+    /// Milliseconds between the two reads of the RDMA NICs' error counters (what rises now versus
+    /// lifetime totals); 0 reads them once. Only spent when the node has RDMA devices.
+    #[arg(long, global = true, value_name = "MS", default_value_t = DEFAULT_NIC_INTERVAL_MS,
+          value_parser = clap::value_parser!(u64).range(0..=crate::nic::MAX_INTERVAL_MS))]
+    pub nic_interval_ms: u64,
 }
 
 /// Healthy NVML answers a full collection in well under a second; a GSP RPC timeout (Xid 119) takes 6 s
 /// per call, so 30 s separates "slow" from "hung" without eating the launcher's 120 s probe deadline.
 pub const DEFAULT_NVML_TIMEOUT_SECS: u64 = 30;
+
+/// Long enough to catch a flapping link or a fast error rate, short beside NVML collection and the
+/// launcher's probe deadline.
+pub const DEFAULT_NIC_INTERVAL_MS: u64 = 1000;
 
 #[derive(Debug, Subcommand, Clone)]
 pub enum Cmd {

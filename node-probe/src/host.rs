@@ -444,15 +444,15 @@ pub fn read_services(root: &Path) -> Vec<ServiceFacts> {
         .collect()
 }
 
-fn read_text(path: &Path) -> Result<String, FieldError> {
+pub(crate) fn read_text(path: &Path) -> Result<String, FieldError> {
     std::fs::read_to_string(path).map_err(|e| io_error(&e))
 }
 
-fn read_line(path: &Path) -> Reading<String> {
+pub(crate) fn read_line(path: &Path) -> Reading<String> {
     read_text(path).map(|t| t.trim().to_string()).into()
 }
 
-fn io_error(e: &std::io::Error) -> FieldError {
+pub(crate) fn io_error(e: &std::io::Error) -> FieldError {
     match e.kind() {
         IoKind::NotFound => FieldError::new(FieldErrorKind::NotFound),
         IoKind::PermissionDenied => FieldError::new(FieldErrorKind::NoPermission),

@@ -5,6 +5,7 @@
 mod cli;
 mod host;
 mod kmsg;
+mod nic;
 mod nvml;
 mod operator;
 mod podresources;

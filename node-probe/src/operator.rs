@@ -57,6 +57,7 @@ const KILL_SECTIONS: Sections = Sections {
     topology: false,
     ecc: false,
     kernel_log: false,
+    nics: false,
 };
 
 const RESET_SECTIONS: Sections = Sections {
@@ -66,6 +67,7 @@ const RESET_SECTIONS: Sections = Sections {
     ecc: true,
     telemetry: false,
     kernel_log: false,
+    nics: false,
 };
 
 fn host_root_of(spec: &SourceSpec) -> &Path {

@@ -20,6 +20,8 @@ pub enum SourceSpec {
         nvml_lib: Option<PathBuf>,
         /// How long NVML collection may take before the probe reports it hung and goes on without it.
         nvml_timeout: Duration,
+        /// Between the two reads of the NIC counters.
+        nic_interval: Duration,
     },
     Simulated {
         name: String,
@@ -52,6 +54,7 @@ impl SourceSpec {
             host_root,
             nvml_lib: g.nvml_lib.clone(),
             nvml_timeout: Duration::from_secs(g.nvml_timeout),
+            nic_interval: Duration::from_millis(g.nic_interval_ms),
         })
     }
 }
@@ -165,6 +168,7 @@ pub fn collect(
             host_root,
             nvml_lib,
             nvml_timeout,
+            nic_interval,
         } => {
             // `--watch` listens for that long on purpose.
             let limit = *nvml_timeout + Duration::from_secs(u64::from(xid.watch.unwrap_or(0)));
@@ -184,6 +188,9 @@ pub fn collect(
                     Err(e) => return Err(e),
                 };
             crate::host::fill(&mut facts, host_root, sections);
+            if sections.nics {
+                crate::nic::fill(&mut facts, host_root, *nic_interval);
+            }
             if sections.kernel_log {
                 facts.kernel_log = match &xid.log_file {
                     Some(path) => crate::kmsg::read_log_file(path)?,

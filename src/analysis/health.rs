@@ -345,6 +345,7 @@ pub fn assemble(
     for (what, err) in [
         ("device_count", facts.device_count.err()),
         ("kernel_log", facts.kernel_log.err()),
+        ("rdma", facts.rdma.as_ref().and_then(Reading::err)),
     ] {
         if let Some(e) = err
             && is_unreadable(e.error)

@@ -19,6 +19,10 @@ pub struct TopologyReport {
     pub pairs: Vec<PairTopology>,
     pub gpus: Vec<GpuTopology>,
     pub findings: Vec<Finding>,
+    /// RDMA NICs (InfiniBand, RoCE) and the GPU-NIC affinity; absent when the probe did not collect them
+    /// (older probes, scenarios without NICs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nics: Option<super::nic::NicReport>,
 }
 
 /// The `nvidia-smi topo -m` view: one row per GPU, `X` on the diagonal.
@@ -456,6 +460,9 @@ pub fn analyze(facts: &NodeFacts, _opts: &AnalysisOptions) -> TopologyReport {
         ],
     };
     report.findings.append(&mut fabric_manager_findings(facts));
+    let (nics, mut nic_findings) = super::nic::analyze(facts);
+    report.nics = nics;
+    report.findings.append(&mut nic_findings);
     report
 }
 

@@ -372,6 +372,105 @@ def dgx_h100(scn, hostname, *, loads, overrides=None, kernel_log=None, uptime=3 
     }
 
 
+# ------------------------------------------------------------------------------- RDMA NICs (sysfs)
+
+# IBA PortCounters as the kernel shows them under ports/<n>/counters, and a few mlx5 hw_counters.
+IB_ERROR_COUNTERS = ["symbol_error", "link_error_recovery", "link_downed", "port_rcv_errors",
+                     "port_rcv_remote_physical_errors", "port_rcv_switch_relay_errors",
+                     "local_link_integrity_errors", "excessive_buffer_overrun_errors", "port_xmit_discards",
+                     "port_xmit_constraint_errors", "port_rcv_constraint_errors", "VL15_dropped"]
+RESAMPLED = ["symbol_error", "link_error_recovery", "link_downed", "port_rcv_errors",
+             "port_rcv_remote_physical_errors", "local_link_integrity_errors", "excessive_buffer_overrun_errors",
+             "port_xmit_discards", "port_xmit_wait", "port_xmit_data"]
+IB_STATES = {"up": ("4: ACTIVE", "5: LinkUp"), "down": ("1: DOWN", "2: Polling"),
+             "init": ("2: INIT", "5: LinkUp")}
+# What a port under a training load sends in one second: 4-byte words (port_xmit_data) and the credit
+# waits (port_xmit_wait ticks) that come with a healthy, lightly congested fabric.
+WORDS_PER_S = 3_100_000_000
+WAITS_PER_S = 41_000_000
+
+
+def ib_port(seed, *, state="up", rate="400 Gb/sec (4X NDR)", layer="InfiniBand", errors=None, rising=None,
+            interval_s=1.0, busy=True):
+    """One port's sysfs facts: `errors` are lifetime totals, `rising` what each rose by during the window."""
+    h = int(hashlib.sha256(seed.encode()).hexdigest()[:8], 16)
+    st, phys = IB_STATES[state]
+    c = {name: 0 for name in IB_ERROR_COUNTERS}
+    c.update(errors or {})
+    words = 412_000_000_000_000 + h * 1000 if busy else 9_000_000 + h % 1000
+    c.update({"port_xmit_data": words, "port_rcv_data": words + h % 77_777_777,
+              "port_xmit_packets": words // 1024, "port_rcv_packets": words // 1024 + h % 7777,
+              "port_xmit_wait": 5_400_000_000_000 + h if busy else h % 1000,
+              "unicast_xmit_packets": words // 1024, "unicast_rcv_packets": words // 1024 + h % 7777,
+              "multicast_xmit_packets": 0, "multicast_rcv_packets": 14})
+    later = {k: c[k] for k in RESAMPLED}
+    if state == "up" and busy:
+        later["port_xmit_data"] += int(WORDS_PER_S * interval_s)
+        later["port_xmit_wait"] += int(WAITS_PER_S * interval_s)
+    for k, v in (rising or {}).items():
+        later[k] += v
+    hw = {"out_of_buffer": 0, "out_of_sequence": 0, "duplicate_request": 0, "rnr_nak_retry_err": 0,
+          "packet_seq_err": 0, "implied_nak_seq_err": 0, "local_ack_timeout_err": 0, "lifespan": 12}
+    return {"port": 1, "state": st, "phys_state": phys, "rate": rate, "link_layer": layer,
+            "counters": c, "hw_counters": hw, "counters_later": later}
+
+
+def netdev(name, *, operstate="up", speed=400000, carrier_changes=2, stats=None, rising=None):
+    st = {"rx_packets": 98_231_004_112, "tx_packets": 97_114_302_877, "rx_bytes": 402_118_003_440_112,
+          "tx_bytes": 398_440_271_002_004, "rx_errors": 0, "tx_errors": 0, "rx_dropped": 0, "tx_dropped": 0,
+          "rx_crc_errors": 0, "rx_missed_errors": 0, "collisions": 0, "multicast": 4411}
+    st.update(stats or {})
+    later = {"carrier_changes": carrier_changes, "rx_errors": st["rx_errors"],
+             "rx_crc_errors": st["rx_crc_errors"], "tx_errors": st["tx_errors"]}
+    for k, v in (rising or {}).items():
+        later[k] += v
+    return {"name": name, "operstate": operstate, "speed_mbps": speed if operstate == "up" else -1,
+            "carrier_changes": carrier_changes, "statistics": st, "later": later}
+
+
+def rdma_device(name, pci_path, numa, ports, *, hca="MT4129", board="MT_0000000838", fw="28.39.1002",
+                netdevs=()):
+    d = {"name": name, "hca_type": hca, "board_id": board, "fw_ver": fw, "pci_bus_id": pci_path[-1],
+         "pci_path": pci_path, "numa_node": numa, "ports": ports}
+    if netdevs:
+        d["netdevs"] = list(netdevs)
+    return d
+
+
+def rdma(devices, interval_ms=1000):
+    return {"sample_interval_ms": interval_ms, "devices": devices}
+
+
+def hx(n):
+    return f"{n:02x}"
+
+
+def h100_pci_paths(i):
+    """DGX H100: each GPU and its ConnectX-7 sit on one PCIe switch below a root port (nvidia-smi topo -m
+    shows them PIX). Bus numbers follow the GPU's: root complex = bus - 3, the NIC one bus above."""
+    b = int(H100_BUS[i][5:7], 16)
+    r = b - 3
+    up = [f"pci0000:{hx(r)}", f"0000:{hx(r)}:01.0", f"0000:{hx(r + 1)}:00.0"]
+    return up + [f"0000:{hx(r + 2)}:00.0", H100_BUS[i]], up + [f"0000:{hx(r + 2)}:01.0", f"0000:{hx(b + 1)}:00.0"]
+
+
+def dgx_h100_nics(scn, ports=None):
+    """The eight compute-fabric ConnectX-7 (mlx5_0..7, one per GPU, 400 Gb/s NDR); `ports` overrides by index."""
+    devs = []
+    for i in range(8):
+        _, nic_path = h100_pci_paths(i)
+        kw = (ports or {}).get(i, {})
+        devs.append(rdma_device(f"mlx5_{i}", nic_path, 0 if i < 4 else 1, [ib_port(f"{scn}/mlx5_{i}", **kw)]))
+    return rdma(devs)
+
+
+def with_dgx_nics(facts, scn, ports=None):
+    for i, g in enumerate(facts["gpus"]):
+        g["pci_path"] = h100_pci_paths(i)[0]
+    facts["rdma"] = dgx_h100_nics(scn, ports)
+    return facts
+
+
 def busy(temp=58, power=640, reasons=0x0, sm=1980, util=98):
     return (temp, util, power, reasons, sm)
 
@@ -392,7 +491,66 @@ def scn_dgx_h100_healthy():
         (6.121130, 6, "nvidia-nvswitch2: open (major=509)"),
         (6.121421, 6, "nvidia-nvswitch3: open (major=509)"),
     ] + DISTRACTORS
-    return dgx_h100("dgx-h100-healthy", "dgx-h100-01", loads=loads, kernel_log=dmesg(log))
+    return with_dgx_nics(dgx_h100("dgx-h100-healthy", "dgx-h100-01", loads=loads, kernel_log=dmesg(log)),
+                         "dgx-h100-healthy")
+
+
+def dgx_h100_fabric(scn, hostname, ports):
+    """A healthy DGX H100 under a training load whose compute-fabric ports carry the fault."""
+    loads = [busy(58), busy(61), busy(60), busy(57), busy(59), busy(62), busy(56), busy(60)]
+    log = boot_lines("570.133.20", H100_BUILD) + DISTRACTORS
+    return with_dgx_nics(dgx_h100(scn, hostname, loads=loads, kernel_log=dmesg(log)), scn, ports)
+
+
+def scn_dgx_h100_ib_port_down():
+    # mlx5_3 lost its link: DOWN/Polling (no light from the far end), the rate falls back to SDR.
+    return dgx_h100_fabric("dgx-h100-ib-port-down", "dgx-h100-07", {
+        3: dict(state="down", rate="10 Gb/sec (4X SDR)", errors={"link_downed": 1, "symbol_error": 3})})
+
+
+def scn_dgx_h100_ib_flapping():
+    # mlx5_5 keeps retraining: 37 downs so far and one more during the probe, with symbol and receive errors.
+    return dgx_h100_fabric("dgx-h100-ib-flapping", "dgx-h100-11", {
+        5: dict(errors={"link_downed": 37, "link_error_recovery": 12, "symbol_error": 8812, "port_rcv_errors": 214},
+                rising={"link_downed": 1, "symbol_error": 81, "port_rcv_errors": 5})})
+
+
+def scn_dgx_h100_ib_rate_degraded():
+    # mlx5_6 trained at HDR 200 Gb/s (a cable or transceiver that only negotiates the lower speed).
+    return dgx_h100_fabric("dgx-h100-ib-rate-degraded", "dgx-h100-14", {
+        6: dict(rate="200 Gb/sec (4X HDR)")})
+
+
+def scn_h100_roce_carrier_flaps():
+    # Two ConnectX-7 400GbE RoCE ports, both on socket 0: ens1f0np0's carrier went down and up during the
+    # probe (23 changes in all) with CRC errors; GPU 1 on socket 1 reaches either only across sockets.
+    pod = "5e6f7a8b-9c0d-4e1f-8a2b-3c4d5e6f7a8b"
+    facts = h100_pcie_node(
+        "h100-roce-carrier-flaps", "gpu-node-12",
+        g0=dict(temp=55, util=88, mem_util=50, used_mib=61240, power_w=281, sm=1755, reasons=0x0,
+                processes=[proc(81022, 60709)]),
+        g1=dict(temp=53, util=87, mem_util=50, used_mib=61240, power_w=279, sm=1755, reasons=0x0,
+                processes=[proc(81023, 60709)]),
+        kernel_log=dmesg(boot_lines("570.124.06", "Wed Feb 26 23:53:15 UTC 2025") + DISTRACTORS + [
+            (401200.112004, 6, "mlx5_core 0000:18:00.0 ens1f0np0: Link down"),
+            (401202.950311, 6, "mlx5_core 0000:18:00.0 ens1f0np0: Link up"),
+        ]),
+        driver_version="570.124.06", cuda=12080,
+        host_processes=[host_proc(81022 + i, "python3", f"torchrun --nnodes 4 train.py --local-rank {i}", pod,
+                                  container_id("roce/train"), age=90000) for i in range(2)],
+        uptime=401210)
+    facts["gpus"][0]["pci_path"] = ["pci0000:15", "0000:15:01.0", "0000:16:00.0", "0000:17:00.0"]
+    facts["gpus"][1]["pci_path"] = ["pci0000:c8", "0000:c8:01.0", "0000:c9:00.0", "0000:ca:00.0"]
+    eth = dict(layer="Ethernet", rate="400 Gb/sec (4X NDR)")
+    facts["rdma"] = rdma([
+        rdma_device("mlx5_0", ["pci0000:15", "0000:15:03.0", "0000:18:00.0"], 0,
+                    [ib_port("roce/mlx5_0", **eth)],
+                    netdevs=[netdev("ens1f0np0", carrier_changes=23, stats={"rx_crc_errors": 1410, "rx_errors": 1410},
+                                    rising={"carrier_changes": 2, "rx_crc_errors": 37, "rx_errors": 37})]),
+        rdma_device("mlx5_1", ["pci0000:15", "0000:15:05.0", "0000:19:00.0"], 0,
+                    [ib_port("roce/mlx5_1", **eth)], netdevs=[netdev("ens2f0np0")]),
+    ])
+    return facts
 
 
 def lose(g, *, keep=("index", "name", "uuid", "serial", "pci_bus_id", "board_part_number", "pci_device_id",
@@ -873,6 +1031,10 @@ SCENARIOS = {
     "a100-mig": scn_a100_mig,
     "h100-zombie-process": scn_h100_zombie_process,
     "t4-single": scn_t4_single,
+    "dgx-h100-ib-port-down": scn_dgx_h100_ib_port_down,
+    "dgx-h100-ib-flapping": scn_dgx_h100_ib_flapping,
+    "dgx-h100-ib-rate-degraded": scn_dgx_h100_ib_rate_degraded,
+    "h100-roce-carrier-flaps": scn_h100_roce_carrier_flaps,
 }
 
 

@@ -27,10 +27,12 @@ macro_rules! scenario {
     };
 }
 
-pub const BUILTIN: &[Scenario] = &[
+// A static, not a const: a const slice is copied into each codegen unit that uses it, which put every
+// embedded scenario in the probe binary twice.
+pub static BUILTIN: &[Scenario] = &[
     scenario!(
         "dgx-h100-healthy",
-        "DGX H100 under a training load: 8 GPUs, NVSwitch fabric registered, nothing wrong (two GPUs power-capped at full load)"
+        "DGX H100 under a training load: 8 GPUs, NVSwitch fabric registered, 8 x 400 Gb/s InfiniBand rails (one per GPU, PIX), nothing wrong (two GPUs power-capped at full load)"
     ),
     scenario!(
         "dgx-h100-xid79",
@@ -76,6 +78,22 @@ pub const BUILTIN: &[Scenario] = &[
         "t4-single",
         "AWS g4dn with one Tesla T4, idle, persistence mode off, page retirement (pre-Ampere ECC model)"
     ),
+    scenario!(
+        "dgx-h100-ib-port-down",
+        "DGX H100 under a training load whose InfiniBand port mlx5_3 (GPU 3's rail) is DOWN/Polling; GPUs healthy"
+    ),
+    scenario!(
+        "dgx-h100-ib-flapping",
+        "DGX H100 whose InfiniBand port mlx5_5 (GPU 5's rail) flaps: link_downed 37 and rising during the probe, symbol and receive errors"
+    ),
+    scenario!(
+        "dgx-h100-ib-rate-degraded",
+        "DGX H100 whose InfiniBand port mlx5_6 trained at HDR 200 Gb/s while the other seven run NDR 400 Gb/s"
+    ),
+    scenario!(
+        "h100-roce-carrier-flaps",
+        "2x H100 PCIe with two 400GbE RoCE ports on socket 0: ens1f0np0's carrier flaps during the probe with CRC errors; GPU 1 is SYS from both NICs"
+    ),
 ];
 
 pub fn find(name: &str) -> Option<&'static Scenario> {
@@ -93,7 +111,7 @@ mod tests {
 
     #[test]
     fn every_builtin_parses_and_is_raw_facts() {
-        assert_eq!(BUILTIN.len(), 12);
+        assert_eq!(BUILTIN.len(), 16);
         for s in BUILTIN {
             let facts = parse(s.json).unwrap_or_else(|e| panic!("{}: {e}", s.name));
             assert!(!facts.gpus.is_empty(), "{}", s.name);

@@ -18,7 +18,7 @@ trap 'cp "$backup" "$POD"; rm -f "$backup"' EXIT
 
 # name | sed expression on pod.rs (each must change the file)
 MUTATIONS=(
-  'volume mount names a volume the pod does not have|s/\Qname: HOST_VOLUME.into(),\E(\s+mount_path)/name: "host-typo".into(),$1/'
+  'an environment variable without a name|s/\Qenv: Some(vec![env(HOST_ROOT_ENV, HOST_ROOT)]),\E/env: Some(vec![env("", HOST_ROOT)]),/'
   'restartPolicy outside Always/OnFailure/Never|s/\Qrestart_policy: Some("Never".into())\E/restart_policy: Some("Sometimes".into())/'
   'label value longer than 63 characters|s/\Q(LABEL_COMPONENT.to_string(), "probe".to_string())\E/(LABEL_COMPONENT.to_string(), "probe".repeat(20))/'
 )

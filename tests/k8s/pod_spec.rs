@@ -77,8 +77,8 @@ fn pod_host_driver_operator() {
     snap!("pod_host_driver_operator", p);
 }
 
-/// Copy delivery on the default combination: a plain base image, node-probe extracted onto a memory-backed
-/// emptyDir at /run/node-probe (NODE_PROBE_DIR), nothing else changed.
+/// Copy delivery on the default combination: a plain base image, node-probe extracted into a tmpfs the
+/// script mounts in the container (NODE_PROBE_TMPFS), no volume (a volume costs a kubelet mount poll).
 #[test]
 fn pod_copy_delivery_host_driver_read_only() {
     let mut o = opts(DriverMode::HostLibrary, AccessMode::ReadOnly);
@@ -87,38 +87,18 @@ fn pod_copy_delivery_host_driver_read_only() {
     let before = p.clone();
     pod::apply_copy_delivery(&mut p);
     let spec = p.spec.as_ref().unwrap();
-    let vol = spec
-        .volumes
-        .as_ref()
-        .unwrap()
-        .iter()
-        .find(|v| v.name == pod::DELIVERY_VOLUME)
-        .expect("delivery volume");
-    let ed = vol.empty_dir.as_ref().expect("emptyDir");
-    assert_eq!(
-        ed.medium.as_deref(),
-        Some("Memory"),
-        "tmpfs: nothing on the node's disk"
-    );
+    assert!(spec.volumes.is_none(), "no volume: {:?}", spec.volumes);
     let c = &spec.containers[0];
+    assert!(c.volume_mounts.is_none());
+    let envs = c.env.as_ref().unwrap();
     assert!(
-        c.volume_mounts
-            .as_ref()
-            .unwrap()
-            .iter()
-            .any(|m| m.name == pod::DELIVERY_VOLUME
-                && m.mount_path == pod::DELIVERY_MOUNT
-                && m.read_only.is_none())
+        envs.iter()
+            .any(|e| e.name == pod::DELIVERY_TMPFS_ENV && e.value.as_deref() == Some("1"))
     );
     assert!(
-        c.env
-            .as_ref()
-            .unwrap()
-            .iter()
-            .any(|e| e.name == "NODE_PROBE_DIR" && e.value.as_deref() == Some(pod::DELIVERY_MOUNT))
+        envs.iter()
+            .any(|e| e.name == pod::HOST_ROOT_ENV && e.value.as_deref() == Some(pod::HOST_ROOT))
     );
-    // The host root stays read-only; only the spec parts above changed.
-    assert_eq!(c.volume_mounts.as_ref().unwrap()[0].read_only, Some(true));
     assert_eq!(spec.node_name, before.spec.as_ref().unwrap().node_name);
     snap!("pod_copy_delivery_host_driver_read_only", p);
 }
@@ -180,9 +160,13 @@ fn invariants_hold_for_every_combination() {
             for map in [res.requests.as_ref().unwrap(), res.limits.as_ref().unwrap()] {
                 assert!(map.keys().all(|k| k == "cpu" || k == "memory"), "{map:?}");
             }
-            let m = &c.volume_mounts.as_ref().unwrap()[0];
-            assert_eq!(m.mount_path, "/host");
-            assert_eq!(m.read_only == Some(true), access == AccessMode::ReadOnly);
+            // No volume (each costs a kubelet mount poll): the host root is the host init's, /proc/1/root.
+            assert!(spec.volumes.is_none() && c.volume_mounts.is_none());
+            assert!(c.env.as_ref().unwrap().iter().any(
+                |e| e.name == pod::HOST_ROOT_ENV && e.value.as_deref() == Some(pod::HOST_ROOT)
+            ));
+            let a = &p.metadata.annotations.as_ref().unwrap()[pod::ANN_ACCESS];
+            assert_eq!(a == "read-only", access == AccessMode::ReadOnly);
             assert_eq!(
                 spec.runtime_class_name.is_some(),
                 matches!(driver, DriverMode::RuntimeClass(_))

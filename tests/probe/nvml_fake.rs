@@ -621,3 +621,133 @@ fn hung_nvml_is_reported_with_the_kernel_log_not_waited_for() {
     assert_eq!(events.len(), 1, "{}", x.doc);
     assert_eq!(events[0]["code"], 119, "{}", x.doc);
 }
+
+/// An InfiniBand device on the PCI function `path` (below sys/devices), one port, as sysfs links it.
+fn add_ib(root: &Dir, name: &str, path: &str, numa: i32, up: bool, link_downed: u64) {
+    let dev = format!("sys/devices/{path}/infiniband/{name}");
+    root.file(
+        &format!("sys/devices/{path}/numa_node"),
+        format!("{numa}\n"),
+    )
+    .file(&format!("{dev}/hca_type"), "MT4129\n")
+    .file(&format!("{dev}/ports/1/link_layer"), "InfiniBand\n")
+    .file(&format!("{dev}/ports/1/rate"), "400 Gb/sec (4X NDR)\n")
+    .file(
+        &format!("{dev}/ports/1/state"),
+        if up { "4: ACTIVE\n" } else { "1: DOWN\n" },
+    )
+    .file(
+        &format!("{dev}/ports/1/phys_state"),
+        if up { "5: LinkUp\n" } else { "2: Polling\n" },
+    )
+    .file(
+        &format!("{dev}/ports/1/counters/link_downed"),
+        format!("{link_downed}\n"),
+    )
+    .file(&format!("{dev}/ports/1/counters/symbol_error"), "0\n");
+    let link = |rel: &str, target: &str| {
+        let p = root.path().join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::os::unix::fs::symlink(target, p).unwrap();
+    };
+    link(
+        &format!("sys/class/infiniband/{name}"),
+        &format!("../../devices/{path}/infiniband/{name}"),
+    );
+    link(&format!("{dev}/device"), "../..");
+}
+
+#[test]
+fn nics_from_a_fake_sysfs_and_a_node_without_any() {
+    let Some(lib) = fake_lib() else { return };
+    // No RDMA device: the section says so plainly and nothing is judged.
+    let plain = host_root();
+    let r = run_fake_with(lib, &plain, &["topology"], &[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let nics = &r.doc["topology"]["nics"];
+    assert!(
+        nics["summary"]
+            .as_str()
+            .unwrap()
+            .starts_with("none: this node has no RDMA device"),
+        "{nics}"
+    );
+    assert!(nics["ports"].as_array().unwrap().is_empty());
+
+    // GPU 0 (bus 1b) shares a PCIe switch with mlx5_0, whose link went down 4 times; mlx5_1 sits on
+    // the other socket and is down.
+    let root = host_root();
+    let gpu0 = "pci0000:17/0000:17:01.0/0000:18:00.0/0000:19:00.0/0000:1b:00.0";
+    std::fs::create_dir_all(
+        root.path()
+            .join(format!("sys/devices/{gpu0}"))
+            .parent()
+            .unwrap(),
+    )
+    .unwrap();
+    std::fs::rename(
+        root.path().join("sys/bus/pci/devices/0000:1b:00.0"),
+        root.path().join(format!("sys/devices/{gpu0}")),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink(
+        format!("../../../devices/{gpu0}"),
+        root.path().join("sys/bus/pci/devices/0000:1b:00.0"),
+    )
+    .unwrap();
+    add_ib(
+        &root,
+        "mlx5_0",
+        "pci0000:17/0000:17:01.0/0000:18:00.0/0000:19:04.0/0000:1c:00.0",
+        0,
+        true,
+        4,
+    );
+    add_ib(
+        &root,
+        "mlx5_1",
+        "pci0000:c0/0000:c0:01.0/0000:c1:00.0",
+        1,
+        false,
+        0,
+    );
+    let r = run_fake_with(lib, &root, &["--nic-interval-ms", "50", "topology"], &[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let nics = &r.doc["topology"]["nics"];
+    assert!(nics["sample_interval_ms"].as_u64().unwrap() >= 50, "{nics}");
+    let rows = nics["affinity"]["rows"].as_array().unwrap();
+    let gpu0_row = rows.iter().find(|r| r["gpu"] == 0).unwrap();
+    assert_eq!(
+        gpu0_row["cells"],
+        serde_json::json!(["PIX", "SYS"]),
+        "{gpu0_row}"
+    );
+    assert_eq!(nics["ports"][0]["serves_gpus"][0], 0);
+
+    let h = run_fake_with(lib, &root, &["--nic-interval-ms", "0", "health"], &[]);
+    let codes: Vec<&str> = h.doc["health"]["node_findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["code"].as_str().unwrap())
+        .collect();
+    assert!(codes.contains(&"nic.link_flapping"), "{codes:?}");
+    assert!(codes.contains(&"nic.port_down"), "{codes:?}");
+    let flap = h.doc["health"]["node_findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["code"] == "nic.link_flapping")
+        .unwrap();
+    assert!(
+        flap["summary"]
+            .as_str()
+            .unwrap()
+            .contains("mlx5_0/1 (0000:1c:00.0, serves GPU 0)"),
+        "{flap}"
+    );
+    assert_eq!(
+        flap["severity"], "warning",
+        "lifetime only: no second sample"
+    );
+}

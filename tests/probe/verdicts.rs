@@ -160,3 +160,131 @@ fn other_scenarios() {
     let h = health("t4-single");
     assert_eq!(h["verdict"], "healthy");
 }
+
+/// Every GPU of a scenario is healthy: the NIC findings are node-level and leave the GPUs alone.
+fn gpus_all_healthy(h: &Value) {
+    for g in h["gpus"].as_array().unwrap() {
+        assert_eq!(g["verdict"], "healthy", "{g}");
+    }
+}
+
+#[test]
+fn healthy_fabric_has_no_nic_finding_and_one_line() {
+    let h = health("dgx-h100-healthy");
+    assert!(
+        findings(&h)
+            .iter()
+            .all(|f| !f["code"].as_str().unwrap().starts_with("nic."))
+    );
+    let topo = TestCommand::new()
+        .args(["topology", "--simulate", "dgx-h100-healthy"])
+        .run()
+        .success();
+    let nics = &topo["topology"]["nics"];
+    assert_eq!(
+        nics["summary"],
+        "8 port(s): 8 x InfiniBand 400 Gb/s (MT4129); all up, no error counts"
+    );
+    // One rail per GPU on the GPU's own PCIe switch.
+    for (i, row) in nics["affinity"]["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .enumerate()
+    {
+        assert_eq!(row["nearest"], "PIX", "{row}");
+        assert_eq!(row["nearest_nics"][0], format!("mlx5_{i}"));
+    }
+}
+
+#[test]
+fn ib_port_down_is_named_with_its_gpu() {
+    let h = health("dgx-h100-ib-port-down");
+    assert_eq!(h["verdict"], "unhealthy");
+    gpus_all_healthy(&h);
+    let all = findings(&h);
+    let f = find(&all, "nic.port_down");
+    assert_eq!(f["severity"], "critical");
+    assert!(
+        f["summary"]
+            .as_str()
+            .unwrap()
+            .contains("mlx5_3/1 (0000:5e:00.0, serves GPU 3)"),
+        "{f}"
+    );
+    assert!(has_evidence(f, "state = 1: DOWN, phys_state = 2: Polling"));
+    assert_eq!(h["action"]["kind"], "check_mechanicals");
+}
+
+#[test]
+fn ib_flapping_port_is_critical_with_counters() {
+    let h = health("dgx-h100-ib-flapping");
+    assert_eq!(h["verdict"], "unhealthy");
+    gpus_all_healthy(&h);
+    let all = findings(&h);
+    let f = find(&all, "nic.link_flapping");
+    assert_eq!(f["severity"], "critical");
+    assert!(f["summary"].as_str().unwrap().contains("mlx5_5/1"));
+    assert!(has_evidence(f, "link_downed = 37 (+1 in 1.0 s)"));
+    assert!(has_evidence(
+        find(&all, "nic.symbol_errors"),
+        "symbol_error = 8812 (+81 in 1.0 s)"
+    ));
+    assert!(has_evidence(
+        find(&all, "nic.receive_errors"),
+        "port_rcv_errors = 214 (+5 in 1.0 s)"
+    ));
+}
+
+#[test]
+fn ib_port_at_lower_rate_is_degraded() {
+    let h = health("dgx-h100-ib-rate-degraded");
+    assert_eq!(h["verdict"], "degraded");
+    gpus_all_healthy(&h);
+    let all = findings(&h);
+    assert_eq!(all.len(), 1, "{all:#?}");
+    let f = find(&all, "nic.rate_degraded");
+    assert!(
+        f["summary"]
+            .as_str()
+            .unwrap()
+            .contains("mlx5_6/1 (0000:bb:00.0, serves GPU 6)")
+    );
+    assert!(has_evidence(f, "rate = 200 Gb/sec (4X HDR)"));
+    assert!(has_evidence(f, "run at 400 Gb/s"));
+}
+
+#[test]
+fn roce_carrier_flaps_and_far_gpu() {
+    let h = health("h100-roce-carrier-flaps");
+    assert_eq!(h["verdict"], "unhealthy");
+    let all = findings(&h);
+    let f = find(&all, "nic.link_flapping");
+    assert_eq!(f["severity"], "critical");
+    assert!(has_evidence(
+        f,
+        "ens1f0np0.carrier_changes = 23 (+2 in 1.0 s)"
+    ));
+    assert!(has_evidence(
+        find(&all, "nic.receive_errors"),
+        "ens1f0np0.rx_crc_errors = 1410"
+    ));
+    let far = find(&all, "nic.gpu_far");
+    assert!(
+        far["summary"].as_str().unwrap().starts_with("GPU 1 "),
+        "{far}"
+    );
+    assert!(!far["summary"].as_str().unwrap().contains("GPU 0"));
+}
+
+#[test]
+fn scenarios_without_nics_have_no_nic_section() {
+    let topo = TestCommand::new()
+        .args(["topology", "--simulate", "dgx-h100-xid79"])
+        .run()
+        .success();
+    assert!(
+        topo["topology"].get("nics").is_none(),
+        "not collected stays absent"
+    );
+}

@@ -172,7 +172,10 @@ fn comparable(mut v: Value) -> Value {
         run.remove("timings");
         run.remove("total_millis");
     }
-    strip_keys(&mut v, &["collected_at_unix", "duration_ms"]);
+    strip_keys(
+        &mut v,
+        &["collected_at_unix", "duration_ms", "sample_interval_ms"],
+    );
     v
 }
 
@@ -324,6 +327,17 @@ async fn every_node_tool_answers_alike_in_image_and_copy_delivery(c: &Ctx) {
                 .as_str()
                 .is_some_and(|r| r.starts_with(&format!("{}/gpu-probe-", c.ns))),
             "{tool}: {a:#}"
+        );
+        // This machine has no RDMA device: the topology says so plainly, and no NIC finding appears.
+        if *tool == "inspect_topology" {
+            assert!(
+                has_str(&a, "none: this node has no RDMA device"),
+                "{tool}: no plain NIC answer: {a:#}"
+            );
+        }
+        assert!(
+            !has_str(&a, "RDMA port") && !has_str(&a, "nearest RDMA NIC"),
+            "{tool}: a NIC finding on a node without NICs"
         );
         assert_eq!(
             comparable(a.clone()),

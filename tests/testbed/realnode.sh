@@ -127,6 +127,22 @@ NS_PID=""
 PIDS=()
 NODE="" DIR="" BRIDGE="" CGROUP_ROOT="" SOCK="" ADMIN_KC=""
 in_ns() { nsenter -F -t "$NS_PID" -m -- "$@"; }
+UNSHARE_PID=""
+# start_in_ns LOG CMD...: a component in the node's mount and PID namespaces, in the background. nsenter forks
+# into the PID namespace and waits for the child; the child's PID goes to PIDS (what TERM must reach).
+start_in_ns() {
+  local log=$1 i child=""
+  shift
+  nsenter -t "$NS_PID" -m -p -- "$@" >"$log" 2>&1 &
+  local wrapper=$!
+  for i in $(seq 100); do
+    child=$(pgrep -P "$wrapper" || true)
+    [ -n "$child" ] && break
+    sleep 0.02
+  done
+  [ -n "$child" ] || die "$* did not start (see $log)"
+  PIDS+=("$child")
+}
 
 teardown() {
   trap - EXIT INT TERM
@@ -148,7 +164,6 @@ teardown() {
     while kill -0 "$p" 2>/dev/null && [ "$SECONDS" -lt "$deadline" ]; do sleep 0.1; done
     kill -KILL "$p" 2>/dev/null
   done
-  wait "${PIDS[@]}" 2>/dev/null
   if [ -n "$NS_PID" ] && kill -0 "$NS_PID" 2>/dev/null; then
     # Shims and anything else left in the node's mount namespace (the holder last).
     local ns p
@@ -174,9 +189,11 @@ teardown() {
     done
   fi
   if [ -n "$NS_PID" ]; then
+    # The init of the node's PID namespace: its end kills whatever is left in it.
     kill -KILL "$NS_PID" 2>/dev/null
-    wait "$NS_PID" 2>/dev/null
   fi
+  # nsenter wrappers and unshare end with their children.
+  wait 2>/dev/null
   [ -z "$BRIDGE" ] || ip link del "$BRIDGE" 2>/dev/null
   # The kubelet's iptables chains (KUBE-FIREWALL drops non-local traffic to 127/8), unless another real
   # node of this machine still runs.
@@ -231,14 +248,19 @@ cmd_up() {
   mkdir -p "$DIR"/{containerd,kubelet,cni/conf,cni/data,logs,pod-logs,varlog,pki}
   mkdir -p /var/lib/kubelet
 
-  # The mount namespace: private, so nothing mounted here reaches the machine.
-  unshare --mount --propagation private sleep infinity &
-  NS_PID=$!
+  # The node's namespaces: a private mount namespace (nothing mounted here reaches the machine) and a PID
+  # namespace whose init is the holder, as on a real host: hostPID pods see the node's processes, and
+  # /proc/1/root is the node's root (what probe pods read the host through). Killing the holder ends every
+  # process of the node.
+  unshare --mount --propagation private --pid --fork --mount-proc sleep infinity &
+  UNSHARE_PID=$!
   local i
-  for i in $(seq 50); do
-    [ "$(readlink "/proc/$NS_PID/ns/mnt" 2>/dev/null)" != "$(readlink /proc/self/ns/mnt)" ] && break
+  for i in $(seq 100); do
+    NS_PID=$(pgrep -P "$UNSHARE_PID" -x sleep || true)
+    [ -n "$NS_PID" ] && [ "$(readlink "/proc/$NS_PID/ns/pid" 2>/dev/null)" != "$(readlink /proc/self/ns/pid)" ] && break
     sleep 0.05
   done
+  [ -n "$NS_PID" ] || die "the node's namespace holder did not start"
   if [ "${REALNODE_PRIVATE_ROOT:-0}" != 1 ]; then
     # Systemd hosts have a shared `/`; so does this node unless the test wants the private case.
     in_ns mount --make-rshared /
@@ -290,10 +312,7 @@ EOF
    "ipam": {"type": "host-local", "ranges": [[{"subnet": "10.244.0.0/24"}]], "dataDir": "$DIR/cni/data"}},
   {"type": "loopback"}]}
 EOF
-  # Components start through nsenter directly (not the in_ns function, which would fork a subshell): with -F
-  # nsenter execs the program, so $! is the component and TERM reaches it.
-  nsenter -F -t "$NS_PID" -m -- containerd --config "$DIR/containerd.toml" >"$DIR/logs/containerd.log" 2>&1 &
-  PIDS+=($!)
+  start_in_ns "$DIR/logs/containerd.log" containerd --config "$DIR/containerd.toml"
   for i in $(seq 100); do in_ns ctr -a "$SOCK" version >/dev/null 2>&1 && break; sleep 0.1; done
   in_ns ctr -a "$SOCK" version >/dev/null 2>&1 || die "containerd did not start (see $DIR/logs/containerd.log)"
   local img
@@ -371,11 +390,10 @@ shutdownGracePeriodCriticalPods: 0s
 serializeImagePulls: false
 registerNode: true
 EOF
-  nsenter -F -t "$NS_PID" -m -- "$BIN/kubelet" --config="$DIR/kubelet.yaml" --kubeconfig="$KC" --root-dir=/var/lib/kubelet \
-    --hostname-override="$NODE" --node-ip=127.0.0.1 \
+  start_in_ns "$DIR/logs/kubelet.log" "$BIN/kubelet" --config="$DIR/kubelet.yaml" --kubeconfig="$KC" \
+    --root-dir=/var/lib/kubelet --hostname-override="$NODE" --node-ip=127.0.0.1 \
     --node-labels="nvidia.com/gpu.present=true,nvidia.com/gpu.product=Testbed-Fake-GPU,nvidia.com/gpu.count=4,testbed.k8s-gpu-mcp.io/real-node=true" \
-    --v=1 >"$DIR/logs/kubelet.log" 2>&1 &
-  PIDS+=($!)
+    --v=1
   local deadline=$((SECONDS + 60))
   until kubectl --kubeconfig "$ADMIN_KC" get node "$NODE" >/dev/null 2>&1; do
     [ "$SECONDS" -lt "$deadline" ] || die "the kubelet did not register $NODE (see $DIR/logs/kubelet.log)"
@@ -391,8 +409,7 @@ EOF
   kubectl --kubeconfig "$ADMIN_KC" taint node "$NODE" node.kubernetes.io/not-ready:NoSchedule- >/dev/null 2>&1 || true
 
   local ids=GPU-5f1c1a5e-0000-4000-8000-000000000000,GPU-5f1c1a5e-0000-4000-8000-000000000001,GPU-5f1c1a5e-0000-4000-8000-000000000002,GPU-5f1c1a5e-0000-4000-8000-000000000003
-  nsenter -F -t "$NS_PID" -m -- "$BIN/fake-device-plugin" -ids "$ids" >"$DIR/logs/device-plugin.log" 2>&1 &
-  PIDS+=($!)
+  start_in_ns "$DIR/logs/device-plugin.log" "$BIN/fake-device-plugin" -ids "$ids"
   deadline=$((SECONDS + 60))
   until [ "$(kubectl --kubeconfig "$ADMIN_KC" get node "$NODE" -o 'jsonpath={.status.conditions[?(@.type=="Ready")].status}/{.status.allocatable.nvidia\.com/gpu}' 2>/dev/null)" = True/4 ]; do
     [ "$SECONDS" -lt "$deadline" ] ||

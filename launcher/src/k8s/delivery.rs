@@ -389,7 +389,10 @@ impl ProbeBinaries {
 /// Checks its tools and the ELF interpreter (glibc's loader) first, before reading anything, then says
 /// `k8s-gpu-mcp-delivery: ready` on stderr (the launcher sends the archive only after it). Then reads
 /// exactly SIZE bytes of stdin (never waits for EOF), extracts them into a private directory under
-/// `$NODE_PROBE_DIR` (the pod's in-memory emptyDir; /tmp where unset), checks the SHA-256, runs node-probe with ARGS (stdin from /dev/null, stdout untouched), removes the
+/// `$NODE_PROBE_DIR` (/tmp where unset) on which, with `NODE_PROBE_TMPFS` set (privileged probe pods), it
+/// first mounts a tmpfs of the container's own (in memory; where `mount` is missing or refused, the directory
+/// stays on the container's writable layer, removed with it), checks the SHA-256, runs node-probe with ARGS
+/// (stdin from /dev/null, stdout untouched), removes the
 /// directory and exits with node-probe's code. A delivery failure prints one `k8s-gpu-mcp-delivery: <what>`
 /// line on stderr and exits with its own code (see [`Failure`]).
 pub const SCRIPT: &str = r#"m() { echo "k8s-gpu-mcp-delivery: $*" >&2; }
@@ -401,7 +404,9 @@ done
 if [ -n "$interp" ] && [ ! -e "$interp" ]; then m no-glibc "$interp"; exit 124; fi
 base=${NODE_PROBE_DIR:-/tmp}
 d=$(mktemp -d "$base/node-probe.XXXXXX" 2>/dev/null) || { m no-private-dir "$base"; exit 121; }
-trap 'rm -rf "$d"' EXIT
+t=
+if [ -n "${NODE_PROBE_TMPFS:-}" ] && mount -t tmpfs -o mode=0700,size=256m node-probe "$d" 2>/dev/null; then t=1; fi
+trap '[ -z "$t" ] || umount "$d" 2>/dev/null; rm -rf "$d"' EXIT
 trap 'exit 143' HUP INT TERM
 m ready
 head -c "$size" | tar -xmf - -C "$d" 2>/dev/null

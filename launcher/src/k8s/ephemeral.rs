@@ -1,11 +1,13 @@
 //! Ephemeral-container mode (`--probe-mode ephemeral --target-pod ns/pod[/container]`): node-probe runs
 //! inside one workload's pod, to look at that workload's processes and GPUs from its own point of view.
 //!
-//! What it cannot see, by construction (crates.md 2.5, kubernetes.md):
-//! - no host root: ephemeral containers cannot add volumes, so there is no `/host`, no kernel log (no XID
-//!   history), no host `/proc` or sysfs beyond what the pod itself mounts;
-//! - GPUs only as the pod's runtime injected them (its `nvidia.com/gpu` allocation, `NVIDIA_VISIBLE_DEVICES`);
-//!   other GPUs of the node are invisible, and NVML works only if the pod's runtime injected the driver;
+//! What it sees and cannot see, by construction (Kubernetes' ephemeral containers: no volumes of their own,
+//! no pod-level settings such as hostPID):
+//! - no host root: no host `/proc` beyond the target's PID namespace, no PodResources socket; being
+//!   privileged it still reads the kernel log (`/dev/kmsg`) and sysfs;
+//! - GPUs only as the pod's runtime injected them (its `nvidia.com/gpu` allocation, `NVIDIA_VISIBLE_DEVICES`):
+//!   node-probe loads the driver library injected into the target container through `/proc/<pid>/root`
+//!   (`NODE_PROBE_NVML_IN_CONTAINERS`); other GPUs of the node are invisible;
 //! - processes only of the target container's PID namespace (`targetContainerName`), no hostPID;
 //! - it can never be removed: the container ends when its bounded `sleep` ends, but stays listed in the
 //!   pod's spec (hence the unique name per call and `patch pods/ephemeralcontainers` being operator-only).

@@ -15,9 +15,8 @@ use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use k8s_openapi::api::core::v1::{
-    Container, EmptyDirVolumeSource, EnvVar, EphemeralContainer, HostPathVolumeSource,
-    LocalObjectReference, Pod, PodSpec, ResourceRequirements, SecurityContext, Toleration, Volume,
-    VolumeMount,
+    Container, EnvVar, EphemeralContainer, LocalObjectReference, Pod, PodSpec,
+    ResourceRequirements, SecurityContext, Toleration,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use kube::api::ObjectMeta;
@@ -45,14 +44,17 @@ pub fn probe_selector() -> String {
 
 /// Name of the probe container (and the exec target).
 pub const PROBE_CONTAINER: &str = "probe";
-/// Name of the host-root volume and where it is mounted.
-pub const HOST_VOLUME: &str = "host-root";
-pub const HOST_MOUNT: &str = "/host";
-/// Copy delivery: the in-memory volume node-probe is extracted into, where it is mounted, and the env var
-/// that tells the delivery script (delivery.rs) to use it.
-pub const DELIVERY_VOLUME: &str = "node-probe";
-pub const DELIVERY_MOUNT: &str = "/run/node-probe";
-pub const DELIVERY_ENV: &str = "NODE_PROBE_DIR";
+/// Where node-probe reads the host: the root of the host's init (the pod shares the host's PID namespace),
+/// told through node-probe's `--host-root` environment variable.
+///
+/// Why not a hostPath volume of `/`: a pod with any volume waits for the kubelet's volume manager, which
+/// checks the mounts every 300 ms, so every probe paid about 0.3 s for it (measured on the real-node
+/// testbed). A privileged container can reach the host's root anyway, so the read-only bind was no boundary.
+pub const HOST_ROOT: &str = "/proc/1/root";
+pub const HOST_ROOT_ENV: &str = "NODE_PROBE_HOST_ROOT";
+/// Copy delivery: tells the delivery script (delivery.rs) to extract into a tmpfs of the container's own
+/// (in memory, gone with the container) instead of a volume, for the same reason.
+pub const DELIVERY_TMPFS_ENV: &str = "NODE_PROBE_TMPFS";
 
 /// Default probe image: the tag that matches this launcher's version, so probe and launcher speak the
 /// same contract.
@@ -272,16 +274,13 @@ pub fn base_pod(call: &ProbeCall, opts: &ProbePodOptions) -> Pod {
             limits: Some(quantities("500m", "256Mi")),
             ..Default::default()
         }),
-        // NVML needs /dev/nvidia* and the kernel log needs /dev/kmsg: privileged gives both.
+        // NVML needs /dev/nvidia* and the kernel log needs /dev/kmsg: privileged gives both, and the host's
+        // root through /proc/1/root.
         security_context: Some(SecurityContext {
             privileged: Some(true),
             ..Default::default()
         }),
-        volume_mounts: Some(vec![VolumeMount {
-            name: HOST_VOLUME.into(),
-            mount_path: HOST_MOUNT.into(),
-            ..Default::default()
-        }]),
+        env: Some(vec![env(HOST_ROOT_ENV, HOST_ROOT)]),
         termination_message_policy: Some("FallbackToLogsOnError".into()),
         ..Default::default()
     };
@@ -319,14 +318,6 @@ pub fn base_pod(call: &ProbeCall, opts: &ProbePodOptions) -> Pod {
                     .collect()
             }),
             containers: vec![container],
-            volumes: Some(vec![Volume {
-                name: HOST_VOLUME.into(),
-                host_path: Some(HostPathVolumeSource {
-                    path: "/".into(),
-                    type_: Some("Directory".into()),
-                }),
-                ..Default::default()
-            }]),
             ..Default::default()
         }),
         status: None,
@@ -348,14 +339,6 @@ fn set_annotation(pod: &mut Pod, key: &str, value: &str) {
         .insert(key.into(), value.into());
 }
 
-fn host_mount(pod: &mut Pod) -> Option<&mut VolumeMount> {
-    probe_container(pod)
-        .volume_mounts
-        .as_mut()?
-        .iter_mut()
-        .find(|m| m.name == HOST_VOLUME)
-}
-
 /// Driver applier: the NVIDIA container runtime injects NVML and the devices.
 pub fn apply_runtime_class(pod: &mut Pod, class: &str) {
     pod.spec.as_mut().expect("spec").runtime_class_name = Some(class.into());
@@ -367,57 +350,31 @@ pub fn apply_runtime_class(pod: &mut Pod, class: &str) {
     set_annotation(pod, ANN_DRIVER, &format!("runtime-class/{class}"));
 }
 
-/// Driver applier: no runtime class; node-probe loads the host's `libnvidia-ml.so.1` under `/host`.
+/// Driver applier: no runtime class; node-probe loads the host's `libnvidia-ml.so.1` under the host root
+/// (the GPU Operator's driver root `/run/nvidia/driver`, or the distribution's library directories).
 pub fn apply_host_driver(pod: &mut Pod) {
     pod.spec.as_mut().expect("spec").runtime_class_name = None;
-    // No mountPropagation on /host: the runtime bind-mounts the host root recursively when the container
-    // is created, so mounts that exist then (the GPU Operator's driver root at /run/nvidia/driver
-    // included) are visible. HostToContainer would only add mounts made during the probe's few seconds,
-    // and the runtime refuses it outright on a node whose `/` is a private mount ("path / is mounted on /
-    // but it is not a shared or slave mount"), as kubectl debug's pods do not ask for it either.
     set_annotation(pod, ANN_DRIVER, "host-library");
 }
 
-/// Access applier: diagnostics only, host root read-only.
+/// Access applier: diagnostics only (node-probe's read-only commands).
 pub fn apply_read_only(pod: &mut Pod) {
-    if let Some(m) = host_mount(pod) {
-        m.read_only = Some(true);
-    }
     set_annotation(pod, ANN_ACCESS, "read-only");
 }
 
-/// Access applier: operator mode, host root writable (as kubectl debug's sysadmin profile).
+/// Access applier: operator mode (node-probe's operator commands write through the host root).
 pub fn apply_operator(pod: &mut Pod) {
-    if let Some(m) = host_mount(pod) {
-        m.read_only = None;
-    }
     set_annotation(pod, ANN_ACCESS, "operator");
 }
 
 /// Delivery applier: node-probe is streamed in over exec (`--probe-delivery copy`), so the image is only a base.
-/// The binary lands on a memory-backed emptyDir (tmpfs, nothing on the node's disk, gone with the pod), sized
-/// for one node-probe; the limit counts against the container's memory limit, so it is raised by as much.
+/// The script extracts it into a tmpfs it mounts in the container's own mount namespace (nothing on the node's
+/// disk, gone with the container); that memory counts against the container's limit, raised by as much.
 pub fn apply_copy_delivery(pod: &mut Pod) {
-    let spec = pod.spec.as_mut().expect("spec");
-    spec.volumes.get_or_insert_with(Vec::new).push(Volume {
-        name: DELIVERY_VOLUME.into(),
-        empty_dir: Some(EmptyDirVolumeSource {
-            medium: Some("Memory".into()),
-            size_limit: Some(Quantity("128Mi".into())),
-        }),
-        ..Default::default()
-    });
     let c = probe_container(pod);
-    c.volume_mounts
-        .get_or_insert_with(Vec::new)
-        .push(VolumeMount {
-            name: DELIVERY_VOLUME.into(),
-            mount_path: DELIVERY_MOUNT.into(),
-            ..Default::default()
-        });
     c.env
         .get_or_insert_with(Vec::new)
-        .push(env(DELIVERY_ENV, DELIVERY_MOUNT));
+        .push(env(DELIVERY_TMPFS_ENV, "1"));
     if let Some(limits) = c.resources.as_mut().and_then(|r| r.limits.as_mut()) {
         limits.insert("memory".into(), Quantity("384Mi".into()));
     }
@@ -472,7 +429,14 @@ pub fn to_ephemeral_container(
     );
     // No host root here: node-probe finds NVML in the target container's root (/proc/<pid>/root), where the
     // NVIDIA container toolkit put the driver's library.
-    let mut envs = c.env.clone().unwrap_or_default();
+    // /proc/1/root would be the target container's root here: node-probe reads its own view instead.
+    let mut envs: Vec<EnvVar> = c
+        .env
+        .iter()
+        .flatten()
+        .filter(|e| e.name != HOST_ROOT_ENV)
+        .cloned()
+        .collect();
     envs.push(env("NODE_PROBE_NVML_IN_CONTAINERS", "1"));
     EphemeralContainer {
         name,
