@@ -28,6 +28,50 @@ pub enum Cmd {
     Version,
     /// Delete leftover probe pods (past their deadline, or finished) in --namespace; prints a JSON report.
     Gc(GcArgs),
+    /// Check that the cluster is ready: kubeconfig, API server, probe namespace and its Pod Security label,
+    /// permissions, GPU nodes, probe image, admission of a probe pod. Exits 1 when a check fails.
+    Check(CheckArgs),
+    /// Print (or --apply) the namespace and RBAC for the current context, and the MCP host configuration.
+    Setup(SetupArgs),
+    /// Print the shell completion script for SHELL.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff).
+    Man,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Check only the GPU nodes matching this label selector (default: every GPU node).
+    #[arg(long, short = 'l', value_name = "SELECTOR")]
+    pub selector: Option<String>,
+    /// `text`: the checklist; `json`: the same as one JSON document.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct SetupArgs {
+    /// Apply the manifests to the current context with server-side apply (needs a cluster admin).
+    #[arg(long)]
+    pub apply: bool,
+    /// Also bind the roles --mode needs to this user (repeatable).
+    #[arg(long, value_name = "NAME")]
+    pub user: Vec<String>,
+    /// Also bind the roles --mode needs to this group (repeatable).
+    #[arg(long, value_name = "NAME")]
+    pub group: Vec<String>,
+    /// Print only the manifests or only the host configuration.
+    #[arg(long, value_enum, conflicts_with = "apply")]
+    pub only: Option<SetupPart>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SetupPart {
+    Manifests,
+    Hosts,
 }
 
 #[derive(Debug, Args)]

@@ -3,6 +3,8 @@
 //! the one result); logs go to stderr.
 
 mod call;
+mod check;
+mod check_tool;
 mod cli;
 #[allow(dead_code)]
 mod cluster;
@@ -19,6 +21,7 @@ mod resources;
 mod runner;
 mod scan;
 mod server;
+mod setup;
 mod tools;
 
 use std::process::ExitCode;
@@ -34,9 +37,18 @@ use crate::server::{Backends, Launcher};
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.global.log_format);
-    if let Cmd::Version = cli.command {
-        println!("{} {}", env!("CARGO_PKG_NAME"), env!("CARGO_PKG_VERSION"));
-        return ExitCode::SUCCESS;
+    match &cli.command {
+        Cmd::Version => {
+            println!("{} {}", env!("CARGO_PKG_NAME"), env!("CARGO_PKG_VERSION"));
+            return ExitCode::SUCCESS;
+        }
+        Cmd::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(*shell, &mut cmd, "k8s-gpu-mcp", &mut std::io::stdout());
+            return ExitCode::SUCCESS;
+        }
+        Cmd::Man => return man_page(),
+        _ => {}
     }
     let cfg = Config::from(&cli.global);
     let rt = match tokio::runtime::Builder::new_multi_thread()
@@ -51,8 +63,11 @@ fn main() -> ExitCode {
         }
     };
     rt.block_on(async move {
-        if let Cmd::Gc(a) = &cli.command {
-            return gc(&cfg, a.all).await;
+        match &cli.command {
+            Cmd::Gc(a) => return gc(&cfg, a.all).await,
+            Cmd::Check(a) => return check(&cfg, a).await,
+            Cmd::Setup(a) => return setup(&cfg, a).await,
+            _ => {}
         }
         let backends = match backends(&cfg).await {
             Ok(b) => b,
@@ -69,7 +84,7 @@ fn main() -> ExitCode {
                 let show_progress = std::io::IsTerminal::is_terminal(&std::io::stderr());
                 call::run(launcher, a, show_progress).await
             }
-            Cmd::Version | Cmd::Gc(_) => ExitCode::SUCCESS,
+            _ => ExitCode::SUCCESS,
         }
     })
 }
@@ -115,11 +130,12 @@ async fn cluster_backends(cfg: &Config) -> Result<Backends, String> {
 }
 
 /// The Kubernetes settings from the CLI flags.
-fn k8s_config(cfg: &Config) -> k8s::K8sConfig {
+pub(crate) fn k8s_config(cfg: &Config) -> k8s::K8sConfig {
     let c = &cfg.cluster;
     k8s::K8sConfig {
-        kubeconfig: c.kubeconfig.clone(),
-        context: c.context.clone(),
+        // Empty values mean "not set": bundle hosts fill `--context=${user_config.context}` with "".
+        kubeconfig: c.kubeconfig.clone().filter(|p| !p.as_os_str().is_empty()),
+        context: c.context.clone().filter(|c| !c.is_empty()),
         namespace: c.namespace.clone(),
         probe_image: c.probe_image.clone(),
         probe_mode: c.probe_mode.parse().unwrap_or_default(),
@@ -156,6 +172,54 @@ async fn gc(cfg: &Config, all: bool) -> ExitCode {
         Err(e) => {
             eprintln!("k8s-gpu-mcp gc: {e}");
             ExitCode::from(2)
+        }
+    }
+}
+
+/// `k8s-gpu-mcp check`: the checklist (text or JSON) on stdout; exit 1 when a check failed.
+async fn check(cfg: &Config, a: &cli::CheckArgs) -> ExitCode {
+    let opts = check::CheckOptions {
+        k8s: k8s_config(cfg),
+        mode: cfg.mode,
+        selector: a.selector.clone(),
+    };
+    let report = check::run(&opts).await;
+    match a.output {
+        cli::OutputFormat::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&report).unwrap_or_default()
+        ),
+        cli::OutputFormat::Text => print!("{}", check::render_text(&report)),
+    }
+    if report.ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+/// `k8s-gpu-mcp setup`.
+async fn setup(cfg: &Config, a: &cli::SetupArgs) -> ExitCode {
+    match setup::run(cfg, a).await {
+        Ok(text) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("k8s-gpu-mcp setup: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// `k8s-gpu-mcp man`: the man page generated from the clap definition.
+fn man_page() -> ExitCode {
+    let man = clap_mangen::Man::new(<Cli as clap::CommandFactory>::command());
+    match man.render(&mut std::io::stdout()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("k8s-gpu-mcp man: {e}");
+            ExitCode::from(1)
         }
     }
 }

@@ -95,13 +95,14 @@ list_gpu_nodes to find node names, then get_gpu_health for a verdict with explai
 analyze_xid_errors when a GPU driver error (XID) or a crashed CUDA job is suspected, get_gpu_telemetry for \
 throttling/temperature/power, inspect_topology for NCCL/NVLink/PCIe problems, snapshot_ecc for memory \
 errors, get_gpu_processes and get_pod_gpu_allocation to see who uses the GPUs, describe_gpu_node for \
-everything at once, scan_gpu_nodes to find the bad nodes in a fleet. Every node tool starts a \
+everything at once, scan_gpu_nodes to find the bad nodes in a fleet, check_cluster when probes fail \
+with permission, namespace or admission errors. Every node tool starts a \
 short-lived probe on the node; results carry evidence and a recommended action. The resource template \
 xid://catalog/{code} explains any XID code.";
 
 impl Launcher {
     pub fn new(cfg: Config, backends: Backends) -> Self {
-        let mut tool_router = Self::read_only_router();
+        let mut tool_router = Self::read_only_router() + crate::check_tool::router();
         if cfg.mode == Mode::Operator {
             tool_router += crate::operator::router();
         }

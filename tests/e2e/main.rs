@@ -6,6 +6,7 @@
 mod testbed;
 
 mod attribution;
+mod check;
 mod copy;
 mod launcher;
 mod mcp;

@@ -130,8 +130,9 @@ fn call_list_names_the_tools() {
         .lines()
         .map(String::from)
         .collect();
-    assert_eq!(names.len(), 11, "{names:?}");
+    assert_eq!(names.len(), 12, "{names:?}");
     assert!(names.contains(&"scan_gpu_nodes".to_string()));
+    assert!(names.contains(&"check_cluster".to_string()));
 }
 
 #[test]
@@ -212,4 +213,76 @@ fn analyze_xid_errors_since_7d_names_the_previous_boot() {
     let text = run(&empty);
     assert!(text.contains("no history found"), "{text}");
     assert!(!text.contains("history.previous_boot"), "{text}");
+}
+
+#[test]
+fn completions_and_man_page_come_from_the_cli_definition() {
+    let bash = Command::new(LAUNCHER)
+        .args(["completions", "bash"])
+        .output()
+        .unwrap();
+    assert!(bash.status.success());
+    let bash = String::from_utf8_lossy(&bash.stdout);
+    for word in ["check", "setup", "--probe-image", "--kubeconfig"] {
+        assert!(bash.contains(word), "bash completion lacks {word}");
+    }
+    let man = Command::new(LAUNCHER).arg("man").output().unwrap();
+    assert!(man.status.success());
+    let man = String::from_utf8_lossy(&man.stdout);
+    assert!(man.contains(".TH k8s-gpu-mcp 1"), "not a roff man page");
+    assert!(
+        man.contains("k8s\\-gpu\\-mcp\\-check(1)"),
+        "no check subcommand in the man page"
+    );
+    let bad = Command::new(LAUNCHER)
+        .args(["completions", "tcsh"])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+}
+
+#[test]
+fn setup_prints_manifests_and_host_snippets_without_a_cluster() {
+    let out = Command::new(LAUNCHER)
+        .args([
+            "--kubeconfig",
+            "/nonexistent/kubeconfig",
+            "--namespace",
+            "gpu-probes",
+        ])
+        .args(["setup", "--only", "manifests"])
+        .env_remove("KUBECONFIG")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let yaml = String::from_utf8_lossy(&out.stdout);
+    assert!(yaml.contains("name: gpu-probes"), "{yaml}");
+    assert!(yaml.contains("pod-security.kubernetes.io/enforce: privileged"));
+    assert!(yaml.contains("name: k8s-gpu-mcp-probe"));
+    assert!(!yaml.contains("name: gpu-diagnostics"), "{yaml}");
+    let out = Command::new(LAUNCHER)
+        .args([
+            "--kubeconfig",
+            "/nonexistent/kubeconfig",
+            "setup",
+            "--only",
+            "hosts",
+        ])
+        .env_remove("KUBECONFIG")
+        .output()
+        .unwrap();
+    let hosts = String::from_utf8_lossy(&out.stdout);
+    let exe = std::fs::canonicalize(LAUNCHER).unwrap();
+    assert!(
+        hosts.contains(&format!("\"command\": \"{}\"", exe.display())),
+        "{hosts}"
+    );
+    assert!(
+        hosts.contains("claude mcp add --scope user k8s-gpu -- "),
+        "{hosts}"
+    );
 }

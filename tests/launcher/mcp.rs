@@ -21,8 +21,9 @@ use rmcp::{ClientHandler, ClientLifecycleMode, ClientServiceExt, RoleClient, Ser
 use serde_json::{Value, json};
 use tokio::process::Command;
 
-const READ_ONLY_TOOLS: [&str; 11] = [
+const READ_ONLY_TOOLS: [&str; 12] = [
     "analyze_xid_errors",
+    "check_cluster",
     "describe_gpu_node",
     "get_gpu_health",
     "get_gpu_inventory",
@@ -252,6 +253,7 @@ async fn every_tool_answers_in_local_mode_and_matches_its_output_schema() {
         ("scan_gpu_nodes", json!({"check": "health"})),
         ("scan_gpu_nodes", json!({"check": "xid", "concurrency": 2})),
         ("scan_gpu_nodes", json!({"check": "ecc"})),
+        ("check_cluster", json!({})),
     ];
     for (name, args) in calls {
         let tool = tools.iter().find(|t| t.name == name).unwrap();
@@ -273,6 +275,12 @@ async fn every_tool_answers_in_local_mode_and_matches_its_output_schema() {
                 assert_eq!(sc["mode"], "local");
                 assert_eq!(sc["nodes"][0]["name"], "local");
                 assert_eq!(sc["local_probe"]["ran_in"], "local");
+            }
+            "check_cluster" => {
+                assert_eq!(sc["ok"], true);
+                assert_eq!(sc["mode"], "local");
+                assert_eq!(sc["checks"][0]["name"], "local");
+                assert!(text.contains("[ok]   local: local mode"), "{text}");
             }
             "scan_gpu_nodes" => {
                 assert_eq!(sc["nodes_total"], 1);

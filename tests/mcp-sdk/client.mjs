@@ -45,6 +45,7 @@ function argsFor(tool) {
 
 const READ_ONLY_TOOLS = [
   "analyze_xid_errors",
+  "check_cluster",
   "describe_gpu_node",
   "get_gpu_health",
   "get_gpu_inventory",

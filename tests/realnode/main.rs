@@ -251,6 +251,7 @@ fn real_node_suite() {
         case!(copy_delivery_into_broken_images_fails_clearly),
         case!(pod_security_denial_names_the_namespace_and_the_fix),
         case!(launcher_killed_mid_call_leaves_a_pod_the_kubelet_ends_and_gc_removes),
+        case!(check_passes_and_finds_the_probe_image_on_the_real_node),
     ];
     let mut failed = Vec::new();
     for (name, f) in cases {
@@ -434,10 +435,15 @@ async fn previous_boots_are_read_from_the_node_journal(c: &Ctx) {
     let marker = unique("rnhist");
     let mut export = String::new();
     for (ts, msg) in [
-        (btime - 86400.0, "Linux version 6.8.0-48-generic (buildd@lcy02) #48-Ubuntu SMP".to_string()),
+        (
+            btime - 86400.0,
+            "Linux version 6.8.0-48-generic (buildd@lcy02) #48-Ubuntu SMP".to_string(),
+        ),
         (
             btime - 900.0,
-            format!("NVRM: Xid (PCI:0000:9a:00): 79, pid=4321, name={marker}, GPU has fallen off the bus."),
+            format!(
+                "NVRM: Xid (PCI:0000:9a:00): 79, pid=4321, name={marker}, GPU has fallen off the bus."
+            ),
         ),
     ] {
         export.push_str(&format!(
@@ -478,7 +484,10 @@ async fn previous_boots_are_read_from_the_node_journal(c: &Ctx) {
         has_str(&v, "history.previous_boot"),
         "no previous-boot finding: {v:#}"
     );
-    assert!(has_str(&v, &marker), "the journal's Xid 79 line is not the evidence: {v:#}");
+    assert!(
+        has_str(&v, &marker),
+        "the journal's Xid 79 line is not the evidence: {v:#}"
+    );
     assert!(text.contains("9a:00"), "{text}");
     l.stop().await;
     let _ = std::fs::remove_dir_all(c.node.dir.join("varlog/journal"));
@@ -705,6 +714,40 @@ async fn pod_security_denial_names_the_namespace_and_the_fix(c: &Ctx) {
     );
     assert!(!err.contains("RBAC"), "not an RBAC problem: {err}");
     l.stop().await;
+}
+
+/// `k8s-gpu-mcp check` against a real kubelet: the node's Ready condition and its image list are the
+/// kubelet's own, and the probe image the suite imported into containerd is found there.
+async fn check_passes_and_finds_the_probe_image_on_the_real_node(c: &Ctx) {
+    let out = Command::new(env!("CARGO_BIN_EXE_k8s-gpu-mcp"))
+        .arg("--kubeconfig")
+        .arg(c.tb.kubeconfig(User::Reader))
+        .args(["--namespace", &c.ns, "--probe-image", node::PROBE_IMAGE])
+        .args(["check", "--output", "json"])
+        .env_remove("KUBECONFIG")
+        .output()
+        .unwrap();
+    let report: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stderr)));
+    assert!(out.status.success(), "{report:#}");
+    let check = |name: &str| {
+        report["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == name)
+            .unwrap_or_else(|| panic!("no check {name}: {report:#}"))
+            .clone()
+    };
+    let node = check(&format!("node/{}", c.name()));
+    assert_eq!(node["status"], "ok", "{node}");
+    let image = check(&format!("image/{}", c.name()));
+    assert_eq!(image["status"], "ok", "{image}");
+    assert_eq!(
+        image["detail"],
+        format!("{} is on the node", node::PROBE_IMAGE)
+    );
+    assert_eq!(check("admission")["status"], "ok");
 }
 
 async fn launcher_killed_mid_call_leaves_a_pod_the_kubelet_ends_and_gc_removes(c: &Ctx) {

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# The README's install commands, run as written in a clean clone of this repository (HEAD): every fenced
+# block that follows a `<!-- tested by packaging/test-install.sh` line, in order, with a temporary HOME and
+# install root. Then checks what they left: both binaries, a completion script, a man page.
+# Usage: bash packaging/test-install.sh      (release builds are cached in target/install-test)
+set -euo pipefail
+repo=$(cd "$(dirname "$0")/.." && pwd)
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+git clone -q "$repo" "$tmp/src"
+
+# Only the blocks' effects are redirected: cargo and rustup keep their real homes and caches.
+export CARGO_HOME=${CARGO_HOME:-$HOME/.cargo} RUSTUP_HOME=${RUSTUP_HOME:-$HOME/.rustup}
+export CARGO_INSTALL_ROOT=$tmp/root CARGO_TARGET_DIR=$repo/target/install-test
+export HOME=$tmp/home PATH=$tmp/root/bin:$PATH
+mkdir -p "$HOME"
+
+python3 - "$tmp/src/README.md" >"$tmp/blocks.sh" <<'PY'
+import sys
+lines = open(sys.argv[1]).read().split("\n")
+out, i = [], 0
+while i < len(lines):
+    if lines[i].startswith("<!-- tested by packaging/test-install.sh"):
+        i += 1
+        assert lines[i].startswith("```"), f"README line {i + 1}: a fenced block must follow the marker"
+        i += 1
+        while not lines[i].startswith("```"):
+            out.append(lines[i])
+            i += 1
+    i += 1
+if not out:
+    sys.exit("no tested blocks in README.md")
+print("\n".join(out))
+PY
+echo "==> README install commands:" >&2
+cat "$tmp/blocks.sh" >&2
+(cd "$tmp/src" && bash -euxo pipefail "$tmp/blocks.sh") >"$tmp/out" || { cat "$tmp/out" >&2; exit 1; }
+
+fail() { echo "test-install: $*" >&2; exit 1; }
+for b in k8s-gpu-mcp node-probe; do [ -x "$tmp/root/bin/$b" ] || fail "$b not installed"; done
+grep -q '"verdict"\|GPU' "$tmp/out" || fail "the demo call printed no GPU health answer: $(cat "$tmp/out")"
+grep -q 'k8s-gpu-mcp' "$HOME/.local/share/bash-completion/completions/k8s-gpu-mcp" || fail "empty completion script"
+head -c 200 "$HOME/.local/share/man/man1/k8s-gpu-mcp.1" | grep -q '^\.TH' || fail "the man page is not roff"
+grep -q "mcp\\\\-check(1)" "$HOME/.local/share/man/man1/k8s-gpu-mcp.1" || fail "the man page lacks the check subcommand"
+echo "test-install: README install commands work from a clean clone" >&2
