@@ -432,6 +432,7 @@ async fn previous_boots_are_read_from_the_node_journal(c: &Ctx) {
         .lines()
         .find_map(|l| l.strip_prefix("btime ")?.trim().parse().ok())
         .expect("btime");
+    // The marker is the process name in the journal line: it tells this run's entry from others by eye.
     let marker = unique("rnhist");
     let mut export = String::new();
     for (ts, msg) in [
@@ -484,9 +485,22 @@ async fn previous_boots_are_read_from_the_node_journal(c: &Ctx) {
         has_str(&v, "history.previous_boot"),
         "no previous-boot finding: {v:#}"
     );
+    let f = v["report"]["findings"]
+        .as_array()
+        .and_then(|f| f.iter().find(|f| f["code"] == "history.previous_boot"))
+        .cloned()
+        .unwrap_or_default();
     assert!(
-        has_str(&v, &marker),
-        "the journal's Xid 79 line is not the evidence: {v:#}"
+        has_str(&f, "Xid 79 on 0000:9a:00.0") && has_str(&f, "33333333333333333333333333333333"),
+        "the previous boot's Xid 79 and GPU are not named: {f:#}"
+    );
+    assert!(
+        v["report"]["history"]["sources"]
+            .as_array()
+            .is_some_and(|s| s
+                .iter()
+                .any(|s| s["kind"] == "journal" && s["status"] == "read")),
+        "{v:#}"
     );
     assert!(text.contains("9a:00"), "{text}");
     l.stop().await;
