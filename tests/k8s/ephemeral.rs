@@ -34,6 +34,9 @@ fn runner(
     exec: Arc<FakeExec>,
 ) -> (EphemeralRunner, super::mock::Log) {
     let ec_name: Arc<Mutex<String>> = Arc::default();
+    // As a kubelet: the exec finds the container only once it runs.
+    let running = exec.running.clone();
+    running.store(false, std::sync::atomic::Ordering::SeqCst);
     let (client, log) = mock_client(move |r| match (r.method.as_str(), r.path.as_str()) {
         ("GET", POD) => (200, target(phase, None).to_string()),
         ("PATCH", p) if p == format!("{POD}/ephemeralcontainers") => {
@@ -50,6 +53,9 @@ fn runner(
         }
         ("GET", "/api/v1/namespaces/ml/pods") => {
             let name = ec_name.lock().unwrap().clone();
+            if end_state == "running" {
+                running.store(true, std::sync::atomic::Ordering::SeqCst);
+            }
             (
                 200,
                 watch_events(&[target(phase, Some((&name, end_state)))]),

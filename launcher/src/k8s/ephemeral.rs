@@ -20,6 +20,7 @@ use kube::api::{Api, Patch, PatchParams};
 use tokio_util::sync::CancellationToken;
 
 use super::clients::Clients;
+use super::early_exec::{EarlyError, exec_when_startable};
 use super::exec::{ExecError, ProbeExec};
 use super::lifecycle::{
     Progress, WaitError, api_error, api_error_in, classify_container, finish, timing, wait_until,
@@ -155,46 +156,54 @@ impl EphemeralRunner {
                 .and_then(|v| v.iter().find(|c| c.name == ec_name));
             classify_container(cs, "Waiting")
         };
-        match tokio::time::timeout_at(
-            t_all,
-            wait_until(&pods, &tp.name, Some(patched), classify, &mut last),
-        )
-        .await
-        {
-            Ok(Ok(())) => {}
-            Ok(Err(WaitError::NotStarted(reason))) => {
+        // Exec as soon as the container takes it (early_exec.rs), watching the pod meanwhile.
+        let watch = wait_until(&pods, &tp.name, Some(patched), classify, &mut last);
+        let mut argv = self.probe_command.clone();
+        argv.extend(req.args.iter().cloned());
+        argv.extend(["--node-name".to_string(), node.clone()]);
+        let attempt = || {
+            self.exec.exec(
+                client.clone(),
+                &tp.namespace,
+                &tp.name,
+                &ec_name,
+                argv.clone(),
+            )
+        };
+        let out = match tokio::time::timeout_at(t_all, exec_when_startable(watch, attempt)).await {
+            Ok(Ok(e)) => {
+                let started = e.attempt_started.into_std();
+                timings.push(PhaseTiming {
+                    phase: Phase::WaitingForProbe,
+                    millis: u64::try_from(started.saturating_duration_since(t).as_millis())
+                        .unwrap_or(u64::MAX),
+                });
+                progress(Phase::Probing);
+                timings.push(timing(Phase::Probing, started));
+                e.output
+            }
+            Ok(Err(EarlyError::Wait(WaitError::NotStarted(reason)))) => {
                 return Err(RunError::ProbeNotStarted { node, reason });
             }
-            Ok(Err(WaitError::Api(e))) => return Err(api_error("watch target pod", e)),
+            Ok(Err(EarlyError::Wait(WaitError::Api(e)))) => {
+                return Err(api_error("watch target pod", e));
+            }
+            Ok(Err(EarlyError::Exec(ExecError::Forbidden(m)))) => {
+                return Err(RunError::Forbidden(m));
+            }
+            Ok(Err(EarlyError::Exec(ExecError::Failed(m) | ExecError::NotRunning(m)))) => {
+                return Err(RunError::Exec(m));
+            }
+            Err(_) if last == "Running" || last.is_empty() => {
+                return Err(RunError::Timeout { node, secs });
+            }
             Err(_) => {
                 return Err(RunError::ProbeNotStarted {
                     node,
                     reason: format!("ephemeral container still {last} after {secs} s"),
                 });
             }
-        }
-        timings.push(timing(Phase::WaitingForProbe, t));
-
-        progress(Phase::Probing);
-        let t = Instant::now();
-        let mut argv = self.probe_command.clone();
-        argv.extend(req.args.iter().cloned());
-        argv.extend(["--node-name".to_string(), node.clone()]);
-        let out = match tokio::time::timeout_at(
-            t_all,
-            self.exec
-                .exec(client, &tp.namespace, &tp.name, &ec_name, argv),
-        )
-        .await
-        {
-            Err(_) => return Err(RunError::Timeout { node, secs }),
-            Ok(Err(ExecError::Forbidden(m))) => return Err(RunError::Forbidden(m)),
-            Ok(Err(ExecError::Failed(m) | ExecError::NotRunning(m))) => {
-                return Err(RunError::Exec(m));
-            }
-            Ok(Ok(o)) => o,
         };
-        timings.push(timing(Phase::Probing, t));
         finish(
             &node,
             out,
