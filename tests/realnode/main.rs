@@ -208,7 +208,7 @@ fn real_node_suite() {
         return;
     }
     assert!(
-        rustix_is_root(),
+        is_root(),
         "the real-node suite needs root (mount namespaces, cgroups, runc); run as root or set \
          SKIP_REALNODE=1 to skip it deliberately"
     );
@@ -231,13 +231,14 @@ fn real_node_suite() {
     tb.apply(&format!(
         "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {wl}\n  labels: {{pod-security.kubernetes.io/enforce: privileged}}\n---\napiVersion: v1\nkind: ServiceAccount\nmetadata: {{name: default, namespace: {wl}}}\n"
     ));
-    let ctx = Ctx {
+    // Shared by the spawned cases for the rest of the test binary's life.
+    let ctx: &'static Ctx = Box::leak(Box::new(Ctx {
         tb,
         node,
         images,
         ns,
         wl,
-    };
+    }));
 
     let cases: Vec<(&str, CaseFn)> = vec![
         case!(every_node_tool_answers_alike_in_image_and_copy_delivery),
@@ -258,8 +259,7 @@ fn real_node_suite() {
         eprintln!("\n=== real node: {name}");
         let t = Instant::now();
         // A case's panic stays in its task; the suite goes on and reports it.
-        let ctx_ref: &'static Ctx = unsafe_static(&ctx);
-        let r = rt.block_on(async move { tokio::spawn(f(ctx_ref)).await });
+        let r = rt.block_on(async move { tokio::spawn(f(ctx)).await });
         match r {
             Ok(()) => eprintln!("=== ok: {name} ({:?})", t.elapsed()),
             Err(e) => {
@@ -293,19 +293,12 @@ fn real_node_suite() {
     );
 }
 
-fn rustix_is_root() -> bool {
+fn is_root() -> bool {
     Command::new("id")
         .arg("-u")
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
         .unwrap_or(false)
-}
-
-/// The context outlives every case: the cases are awaited to completion before it is dropped.
-fn unsafe_static(ctx: &Ctx) -> &'static Ctx {
-    // SAFETY: every task holding this reference is joined (block_on of its JoinHandle) before `ctx`
-    // goes out of scope in real_node_suite, and the runtime is dropped before it too.
-    unsafe { &*(ctx as *const Ctx) }
 }
 
 async fn every_node_tool_answers_alike_in_image_and_copy_delivery(c: &Ctx) {
