@@ -1,0 +1,203 @@
+//! The wire format, pinned: `tools/list` (names, titles, descriptions, input/output schemas, annotations) in
+//! read-only and operator mode, the server's instructions, and one full `tools/call` result per tool
+//! (structuredContent and text, errors included) in local simulated mode. Refactoring the tool layer must
+//! leave every one of these snapshots unchanged; a deliberate change of what clients see shows up here.
+
+mod common;
+
+use std::process::Stdio;
+
+use common::*;
+use rmcp::model::CallToolRequestParams;
+use rmcp::service::RunningService;
+use rmcp::transport::{ConfigureCommandExt, TokioChildProcess};
+use rmcp::{RoleClient, ServiceExt};
+use serde_json::{Value, json};
+use tokio::process::Command;
+
+/// The operator fixture has processes and GPUs the operator tools can be aimed at; the read-only tools run
+/// against it too, so one server answers everything.
+fn fixture() -> String {
+    concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../tests/operator/fixtures/h100-hgx.json"
+    )
+    .to_string()
+}
+
+async fn start(extra: &[&str]) -> RunningService<RoleClient, ()> {
+    let probe = node_probe();
+    let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+    let cmd = Command::new(LAUNCHER).configure(|c| {
+        c.args(["serve", "--local", "--simulate", &fixture(), "--probe-bin"])
+            .arg(&probe)
+            .args(&extra)
+            // The audit user of operator results is `local:$USER`.
+            .env("USER", "golden")
+            .env("RUST_LOG", "warn");
+    });
+    let (transport, _) = TokioChildProcess::builder(cmd)
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn k8s-gpu-mcp serve");
+    ().serve(transport).await.expect("handshake")
+}
+
+/// Zero what differs from run to run (wall-clock durations, collection timestamps), everywhere.
+fn redact(v: &mut Value) {
+    match v {
+        Value::Object(o) => {
+            for (k, x) in o.iter_mut() {
+                let timing = k.ends_with("millis") || k.ends_with("_ms") || k == "millis";
+                let stamp = k == "collected_at" || k == "ts" || k == "started_at";
+                if timing && x.is_number() {
+                    *x = json!(0);
+                } else if stamp && x.is_string() {
+                    *x = json!("<time>");
+                } else {
+                    redact(x);
+                }
+            }
+        }
+        Value::Array(a) => a.iter_mut().for_each(redact),
+        Value::String(s) => *s = redact_text(s),
+        _ => {}
+    }
+}
+
+/// Durations in renderings (`1.2 s`, `35 ms`) and RFC 3339 times of the collection.
+fn redact_text(s: &str) -> String {
+    static RE: std::sync::OnceLock<[regex::Regex; 2]> = std::sync::OnceLock::new();
+    let [dur, ts] = RE.get_or_init(|| {
+        [
+            regex::Regex::new(r"\b\d+(\.\d+)? ?(ms|s)\b").unwrap(),
+            regex::Regex::new(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z").unwrap(),
+        ]
+    });
+    let s = dur.replace_all(s, "<dur>");
+    ts.replace_all(&s, "<time>").into_owned()
+}
+
+fn snapshot_settings() -> insta::Settings {
+    let mut s = insta::Settings::clone_current();
+    s.set_snapshot_path(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../snapshots/golden"
+    ));
+    s.set_prepend_module_to_snapshot(false);
+    s
+}
+
+async fn tools_list(client: &RunningService<RoleClient, ()>) -> Value {
+    let tools = client.list_all_tools().await.expect("tools/list");
+    serde_json::to_value(&tools).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tools_list_and_instructions() {
+    let ro = start(&[]).await;
+    let ro_tools = tools_list(&ro).await;
+    let instructions = ro
+        .peer_info()
+        .and_then(|i| i.instructions.clone())
+        .unwrap_or_default();
+    ro.cancel().await.unwrap();
+    let op = start(&["--mode", "operator"]).await;
+    let op_tools = tools_list(&op).await;
+    op.cancel().await.unwrap();
+    snapshot_settings().bind(|| {
+        insta::assert_snapshot!("instructions", instructions);
+        insta::assert_json_snapshot!("tools_list_read_only", ro_tools);
+        insta::assert_json_snapshot!("tools_list_operator", op_tools);
+    });
+}
+
+/// One call per tool (and a few argument errors), each snapshot being the whole result as a client gets it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_result_per_tool() {
+    let node = json!({"node_name": "local"});
+    let calls: Vec<(&str, &str, Value)> = vec![
+        ("list_gpu_nodes", "list_gpu_nodes", json!({})),
+        ("get_gpu_inventory", "get_gpu_inventory", node.clone()),
+        ("get_gpu_telemetry", "get_gpu_telemetry", node.clone()),
+        ("inspect_topology", "inspect_topology", node.clone()),
+        (
+            "analyze_xid_errors",
+            "analyze_xid_errors",
+            json!({"node_name": "local", "since": "7d"}),
+        ),
+        ("snapshot_ecc", "snapshot_ecc", node.clone()),
+        (
+            "get_gpu_health",
+            "get_gpu_health",
+            json!({"node_name": "local", "expect_gpus": 8}),
+        ),
+        ("describe_gpu_node", "describe_gpu_node", node.clone()),
+        ("get_pod_gpu_allocation", "get_pod_gpu_allocation", node.clone()),
+        ("get_gpu_processes", "get_gpu_processes", node.clone()),
+        ("scan_gpu_nodes", "scan_gpu_nodes", json!({"check": "xid"})),
+        (
+            "kill_gpu_process",
+            "kill_gpu_process",
+            json!({"node_name": "local", "pid": 4242, "grace_seconds": 5, "confirm": "local/pid/4242"}),
+        ),
+        (
+            "reset_gpu",
+            "reset_gpu",
+            json!({"node_name": "local", "gpu": 1, "dry_run": true}),
+        ),
+        (
+            "cordon_gpu_node",
+            "cordon_gpu_node",
+            json!({"node_name": "local", "reason": "XID 79 on GPU 3", "confirm": "local"}),
+        ),
+        // Errors are wire format too: a wrong node, a bad argument, a missing confirmation.
+        (
+            "error_wrong_node",
+            "get_gpu_health",
+            json!({"node_name": "gpu-node-5"}),
+        ),
+        (
+            "error_bad_since",
+            "analyze_xid_errors",
+            json!({"node_name": "local", "since": "yesterday"}),
+        ),
+        (
+            "error_unknown_argument",
+            "get_gpu_inventory",
+            json!({"node_name": "local", "verbose": true}),
+        ),
+        (
+            "error_context_in_local_mode",
+            "list_gpu_nodes",
+            json!({"context": "prod"}),
+        ),
+        (
+            "error_kill_unconfirmed",
+            "kill_gpu_process",
+            json!({"node_name": "local", "pid": 4242}),
+        ),
+    ];
+    let client = start(&["--mode", "operator"]).await;
+    let mut results = Vec::new();
+    for (name, tool, args) in calls {
+        let Value::Object(args) = args else {
+            unreachable!()
+        };
+        let r = client
+            .call_tool(CallToolRequestParams::new(tool.to_string()).with_arguments(args))
+            .await;
+        let mut v = match r {
+            Ok(r) => serde_json::to_value(&r).unwrap(),
+            Err(e) => json!({"jsonrpc_error": e.to_string()}),
+        };
+        redact(&mut v);
+        results.push((name, v));
+    }
+    client.cancel().await.unwrap();
+    snapshot_settings().bind(|| {
+        for (name, v) in results {
+            insta::assert_json_snapshot!(format!("call__{name}"), v);
+        }
+    });
+}
