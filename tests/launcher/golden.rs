@@ -65,8 +65,10 @@ fn redact(v: &mut Value) {
     }
 }
 
-/// Durations in renderings (`1.2 s`, `35 ms`) and RFC 3339 times of the collection.
+/// Durations in renderings (`1.2 s`, `35 ms`), RFC 3339 times of the collection, and the fixture's path
+/// (it depends on where the repository is checked out).
 fn redact_text(s: &str) -> String {
+    let s = s.replace(&fixture(), "<fixture>");
     static RE: std::sync::OnceLock<[regex::Regex; 2]> = std::sync::OnceLock::new();
     let [dur, ts] = RE.get_or_init(|| {
         [
@@ -74,7 +76,7 @@ fn redact_text(s: &str) -> String {
             regex::Regex::new(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z").unwrap(),
         ]
     });
-    let s = dur.replace_all(s, "<dur>");
+    let s = dur.replace_all(&s, "<dur>");
     ts.replace_all(&s, "<time>").into_owned()
 }
 
@@ -136,6 +138,7 @@ async fn one_result_per_tool() {
         ("get_pod_gpu_allocation", "get_pod_gpu_allocation", node.clone()),
         ("get_gpu_processes", "get_gpu_processes", node.clone()),
         ("scan_gpu_nodes", "scan_gpu_nodes", json!({"check": "xid"})),
+        ("check_cluster", "check_cluster", json!({})),
         (
             "kill_gpu_process",
             "kill_gpu_process",
