@@ -4,24 +4,20 @@
 
 mod call;
 mod check;
-mod check_tool;
 mod cli;
 #[allow(dead_code)]
 mod cluster;
 #[allow(dead_code)]
 mod k8s;
 mod local;
-mod nic_text;
-mod operator;
 mod progress;
 mod prompts;
-mod render;
 mod resources;
 #[allow(dead_code)]
 mod runner;
-mod scan;
 mod server;
 mod setup;
+mod tool;
 mod tools;
 
 use std::process::ExitCode;

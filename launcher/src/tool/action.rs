@@ -1,0 +1,424 @@
+//! What the operator tools share: confirmation (MCP elicitation, or a `confirm` argument repeating the
+//! target), the audit trail, and the preflight-confirm-act sequence of the probe-run actions.
+//!
+//! Before acting each operator tool asks for confirmation: through MCP elicitation when the client
+//! declared it (a person answers in the host's UI), otherwise the call must carry `confirm` repeating the
+//! target exactly (`gpu-node-5/pid/12345`, `gpu-node-5/gpu/3`, `gpu-node-5`). Protocol 2026-07-28 forbids
+//! server-to-client requests, so there `confirm` is the only way. The preflight itself is the probe's
+//! (`node-probe kill|reset`), judged by `gpu_diag::operator`.
+//!
+//! Audit: every action, allowed or refused, is a JSON line on stderr and (cluster mode) a Kubernetes Event
+//! on the Node with the action, the target, the kubeconfig user (SelfSubjectReview) and the result.
+
+use gpu_diag::contract::Report;
+use gpu_diag::operator::{ActionResult, CheckStatus};
+use rmcp::model::{
+    ClientResult, ElicitRequestParams, ElicitationAction, ElicitationSchema, ProtocolVersion, Request,
+    ServerRequest,
+};
+use rmcp::{Peer, RoleServer};
+use schemars::JsonSchema;
+use serde::Serialize;
+
+use super::{Cx, NodeTarget, ProbeRun, ToolError};
+use crate::cluster::AuditEvent;
+
+/// The result of an operator tool: what was done, how it was confirmed, and its audit trail.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct OperatorOutput<R> {
+    pub node: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub context: Option<String>,
+    /// `kill_gpu_process`, `reset_gpu`, `cordon_gpu_node`, `uncordon_gpu_node`.
+    pub action: String,
+    /// What was acted on: `gpu-node-5/pid/12345`, `gpu-node-5/gpu/3`, `gpu-node-5`.
+    pub target: String,
+    /// `done`, `refused`, `dry_run`, `simulated`, `failed`.
+    pub result: String,
+    /// How the action was confirmed: `elicitation`, `confirm_argument`, or `not_needed` (dry run).
+    pub confirmed_by: String,
+    pub audit: AuditRecord,
+    /// The probe run (absent for cordon, answered by the API server).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub run: Option<ProbeRun>,
+    pub report: R,
+}
+
+/// Where the audit record went.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct AuditRecord {
+    /// The kubeconfig user as the API server knows it (`local:<user>` in local mode).
+    pub user: String,
+    /// Name of the Event created on the Node (cluster mode).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub event: Option<String>,
+    /// Why no Event could be created, when that failed (e.g. RBAC).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub event_error: Option<String>,
+}
+
+pub fn result_name(r: ActionResult) -> &'static str {
+    match r {
+        ActionResult::Refused => "refused",
+        ActionResult::DryRun => "dry_run",
+        ActionResult::Simulated => "simulated",
+        ActionResult::Done => "done",
+        ActionResult::Failed => "failed",
+    }
+}
+
+/// How a confirmation went.
+pub enum Confirmed {
+    Yes(&'static str),
+    /// Refused: the message for the caller.
+    No(String),
+}
+
+/// Whether this client can be asked through elicitation (declared the capability on a protocol that still
+/// allows server-to-client requests).
+pub fn can_elicit(peer: &Peer<RoleServer>) -> bool {
+    let Some(info) = peer.peer_info() else {
+        return false;
+    };
+    info.protocol_version < ProtocolVersion::V_2026_07_28
+        && info
+            .capabilities
+            .elicitation
+            .as_ref()
+            .is_some_and(|e| e.form.is_some() || e.url.is_none())
+}
+
+/// Ask the user through elicitation to approve `target`.
+async fn elicit(peer: &Peer<RoleServer>, target: &str, summary: &str) -> Confirmed {
+    let schema = match ElicitationSchema::builder()
+        .required_bool("approve")
+        .description("Set approve to true to perform the action.")
+        .build()
+    {
+        Ok(s) => s,
+        Err(e) => return Confirmed::No(format!("cannot build the confirmation form: {e}")),
+    };
+    let req =
+        ServerRequest::ElicitRequest(Request::new(ElicitRequestParams::FormElicitationParams {
+            meta: None,
+            message: format!("Approve this operator action on {target}?\n{summary}"),
+            requested_schema: schema,
+        }));
+    match peer.send_request(req).await {
+        Ok(ClientResult::ElicitResult(r)) => match r.action {
+            ElicitationAction::Accept
+                if r.content
+                    .as_ref()
+                    .and_then(|c| c.get("approve"))
+                    .and_then(|v| v.as_bool())
+                    == Some(true) =>
+            {
+                Confirmed::Yes("elicitation")
+            }
+            ElicitationAction::Accept => {
+                Confirmed::No(format!("the user did not approve the action on `{target}`"))
+            }
+            ElicitationAction::Decline => {
+                Confirmed::No(format!("the user declined the action on `{target}`"))
+            }
+            _ => Confirmed::No(format!("the user cancelled the action on `{target}`")),
+        },
+        Ok(other) => Confirmed::No(format!(
+            "the client answered the confirmation request with {other:?}"
+        )),
+        Err(e) => Confirmed::No(format!("the confirmation request failed: {e}")),
+    }
+}
+
+/// The `confirm` argument check: given and equal to the target, else why not.
+fn check_confirm(tool: &str, target: &str, confirm: Option<&str>) -> Result<(), String> {
+    match confirm {
+        Some(c) if c == target => Ok(()),
+        Some(c) => Err(format!(
+            "confirmation mismatch: `confirm` must repeat the target exactly, expected `{target}`, got \
+             `{c}`. Nothing was done."
+        )),
+        None => Err(format!(
+            "{tool} acts on `{target}` and needs confirmation: this client does not support elicitation, \
+             so call again with confirm=\"{target}\" once the user has approved it. Nothing was done."
+        )),
+    }
+}
+
+/// Who acts, for the audit trail.
+async fn audit_user(cx: &Cx, context: Option<&str>) -> String {
+    match &cx.env.cluster {
+        Some(c) => match c.whoami(context).await {
+            Ok(u) => u,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot tell the kubeconfig user for the audit trail");
+                "unknown".into()
+            }
+        },
+        None => format!(
+            "local:{}",
+            std::env::var("USER").unwrap_or_else(|_| "unknown".into())
+        ),
+    }
+}
+
+/// Record one operator action: a JSON line on stderr, and an Event on the Node in cluster mode.
+pub async fn audit(
+    cx: &Cx,
+    context: Option<&str>,
+    node: &str,
+    action: &str,
+    target: &str,
+    result: &str,
+    message: &str,
+) -> AuditRecord {
+    let user = audit_user(cx, context).await;
+    let ev = AuditEvent {
+        node: node.to_string(),
+        action: action.to_string(),
+        target: target.to_string(),
+        user: user.clone(),
+        result: result.to_string(),
+        message: message.to_string(),
+    };
+    let (event, event_error) = match &cx.env.cluster {
+        Some(c) => match c.record_event(context, &ev).await {
+            Ok(name) => (Some(name), None),
+            Err(e) => (None, Some(e.to_string())),
+        },
+        None => (None, None),
+    };
+    let line = serde_json::json!({
+        "audit": {
+            "ts": jiff::Timestamp::now().to_string(),
+            "action": action,
+            "node": node,
+            "target": target,
+            "user": user,
+            "result": result,
+            "message": message,
+            "context": context,
+            "event": event,
+            "event_error": event_error,
+        }
+    });
+    // Always JSON, whatever --log-format says: audit lines are for machines.
+    eprintln!("{line}");
+    AuditRecord {
+        user,
+        event,
+        event_error,
+    }
+}
+
+/// A refusal before anything ran: audited, and an error result with the reason.
+pub async fn refuse_early(
+    cx: &Cx,
+    context: Option<&str>,
+    node: &str,
+    action: &str,
+    target: &str,
+    why: String,
+) -> ToolError {
+    audit(cx, context, node, action, target, "refused", &why).await;
+    ToolError::Invalid(why)
+}
+
+/// Confirmation: elicitation when the client can, else the `confirm` argument.
+pub async fn confirm(
+    peer: &Peer<RoleServer>,
+    tool: &str,
+    target: &str,
+    confirm: Option<&str>,
+    summary: &str,
+) -> Confirmed {
+    // A wrong `confirm` is refused even when elicitation is possible: it names another target.
+    if let Some(c) = confirm
+        && c != target
+    {
+        return match check_confirm(tool, target, Some(c)) {
+            Err(e) => Confirmed::No(e),
+            Ok(()) => Confirmed::Yes("confirm_argument"),
+        };
+    }
+    if can_elicit(peer) {
+        return elicit(peer, target, summary).await;
+    }
+    match check_confirm(tool, target, confirm) {
+        Ok(()) => Confirmed::Yes("confirm_argument"),
+        Err(e) => Confirmed::No(e),
+    }
+}
+
+/// One probe-run operator action (kill or reset): preflight, confirmation, action, audit.
+pub struct ProbeAction<'a, R> {
+    /// The tool name, which is also the audited action.
+    pub action: &'a str,
+    pub node: NodeTarget,
+    /// What is acted on, as `confirm` must repeat it.
+    pub target: String,
+    /// The node-probe command line (without `--dry-run`).
+    pub args: Vec<String>,
+    pub dry_run: bool,
+    pub confirm: Option<String>,
+    pub pick: fn(Report) -> Option<R>,
+    pub result_of: fn(&R) -> ActionResult,
+    pub summary_of: fn(&R) -> String,
+}
+
+impl<R: Serialize> ProbeAction<'_, R> {
+    pub async fn run(self, cx: &Cx) -> Result<OperatorOutput<R>, ToolError> {
+        let ProbeAction {
+            action,
+            node: t,
+            target,
+            args,
+            dry_run,
+            confirm: confirm_arg,
+            pick,
+            result_of,
+            summary_of,
+        } = self;
+        cx.check_target(&t)?;
+        let ctx_ref = t.context.as_deref();
+        let node = t.node_name.as_str();
+        let run = |extra: Option<&str>| {
+            let mut a = args.clone();
+            if let Some(x) = extra {
+                a.push(x.to_string());
+            }
+            cx.probe_report(action, &t, a, pick)
+        };
+        let confirmed_by;
+        let outcome = if dry_run {
+            confirmed_by = "not_needed";
+            run(Some("--dry-run")).await
+        } else {
+            // With elicitation the user sees the preflight before approving; a refusal needs no approval.
+            let wrong_confirm = confirm_arg.as_deref().is_some_and(|c| c != target);
+            let summary = if can_elicit(&cx.peer) && !wrong_confirm {
+                let pre = match run(Some("--dry-run")).await {
+                    Ok(p) => p,
+                    Err(e) => {
+                        audit(cx, ctx_ref, node, action, &target, "error", &e.to_string()).await;
+                        return Err(e);
+                    }
+                };
+                if result_of(&pre.0) == ActionResult::Refused {
+                    Err(pre)
+                } else {
+                    Ok(summary_of(&pre.0))
+                }
+            } else {
+                Ok(String::new())
+            };
+            match summary {
+                // Refused by the preflight: that is the answer, and it needs no approval.
+                Err(pre) => {
+                    confirmed_by = "not_needed";
+                    Ok(pre)
+                }
+                Ok(summary) => {
+                    match confirm(&cx.peer, action, &target, confirm_arg.as_deref(), &summary).await
+                    {
+                        Confirmed::Yes(how) => {
+                            confirmed_by = how;
+                            run(None).await
+                        }
+                        Confirmed::No(why) => {
+                            return Err(refuse_early(cx, ctx_ref, node, action, &target, why).await);
+                        }
+                    }
+                }
+            }
+        };
+        let (report, run) = match outcome {
+            Ok(x) => x,
+            Err(e) => {
+                audit(cx, ctx_ref, node, action, &target, "error", &e.to_string()).await;
+                return Err(e);
+            }
+        };
+        let result = result_name(result_of(&report));
+        let audit = audit(cx, ctx_ref, node, action, &target, result, &summary_of(&report)).await;
+        Ok(OperatorOutput {
+            node: t.node_name.clone(),
+            context: t.context.clone(),
+            action: action.to_string(),
+            target,
+            result: result.to_string(),
+            confirmed_by: confirmed_by.to_string(),
+            audit,
+            run: Some(run),
+            report,
+        })
+    }
+}
+
+/// One line per blocking or warning check, then the outcome.
+pub fn summary(
+    result: ActionResult,
+    reasons: &[String],
+    checks: &[gpu_diag::operator::Check],
+) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    if result == ActionResult::Refused {
+        parts.extend(reasons.iter().cloned());
+    } else {
+        parts.extend(
+            checks
+                .iter()
+                .filter(|c| c.status == CheckStatus::Warn)
+                .map(|c| format!("warn {}: {}", c.check, c.evidence)),
+        );
+    }
+    parts.join("; ")
+}
+
+pub fn render_checks(out: &mut String, checks: &[gpu_diag::operator::Check]) {
+    for c in checks {
+        let mark = match c.status {
+            CheckStatus::Pass => "ok   ",
+            CheckStatus::Warn => "WARN ",
+            CheckStatus::Block => "BLOCK",
+        };
+        out.push_str(&format!("  {mark} {}: {}\n", c.check, c.evidence));
+    }
+}
+
+pub fn headline<R>(o: &OperatorOutput<R>, simulated: bool) -> String {
+    let what = match o.result.as_str() {
+        "refused" => "REFUSED (nothing was done)",
+        "dry_run" => "preflight only (dry run, nothing was done)",
+        "simulated" => "allowed; simulated node, so nothing was done",
+        "done" => "DONE",
+        _ => "FAILED",
+    };
+    format!(
+        "{} {}: {what}{}\nconfirmed by: {}; audit: user {}{}\n",
+        o.action,
+        o.target,
+        if simulated { " [simulated]" } else { "" },
+        o.confirmed_by,
+        o.audit.user,
+        match (&o.audit.event, &o.audit.event_error) {
+            (Some(e), _) => format!(", Event {e}"),
+            (None, Some(err)) => format!(", no Event ({err})"),
+            (None, None) => ", stderr log only (local mode)".into(),
+        }
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn confirm_must_repeat_the_target() {
+        assert!(check_confirm("kill_gpu_process", "n/pid/5", Some("n/pid/5")).is_ok());
+        let e = check_confirm("kill_gpu_process", "n/pid/5", Some("n/pid/6")).unwrap_err();
+        assert!(e.contains("expected `n/pid/5`, got `n/pid/6`"), "{e}");
+        let e = check_confirm("reset_gpu", "n/gpu/3", None).unwrap_err();
+        assert!(e.contains("confirm=\"n/gpu/3\""), "{e}");
+    }
+}

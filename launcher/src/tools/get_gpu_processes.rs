@@ -1,0 +1,152 @@
+//! `get_gpu_processes`: `node-probe processes` on one node, each process's pod named from one list of the
+//! node's pods from the API server.
+
+use std::fmt::Write;
+
+use gpu_diag::analysis::processes::ProcessesReport;
+use gpu_diag::attribution::join::{ProcessOwner, ProcessOwnerKind};
+use gpu_diag::finding::Finding;
+use schemars::JsonSchema;
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::pick;
+use crate::tool::text::{header, report_body_with};
+use crate::tool::{Cx, Hints, Node, ProbeRun, Tool, ToolError, target::NoArgs};
+
+pub struct GetGpuProcesses;
+
+/// `get_gpu_processes` result: the probe's processes report, and each process's pod named from the API
+/// server's list of the node's pods.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct ProcessesOutput {
+    pub node: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub context: Option<String>,
+    pub run: ProbeRun,
+    /// The probe's report, as node-probe produced it (pod UIDs and container ids from cgroups).
+    pub report: ProcessesReport,
+    /// Every GPU process with its owner: the pod's namespace, name and container from the API server, or
+    /// why it has none (outside any pod, pod no longer in the API server, names not looked up).
+    pub owners: Vec<ProcessOwner>,
+    /// Findings only the join reveals (processes of deleted or finished pods).
+    pub join_findings: Vec<Finding>,
+    /// How many pods the API server lists on the node (absent when names were not looked up).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pods_listed: Option<usize>,
+    /// Why pods were not named (local mode, or the pod list failed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub names_why: Option<String>,
+}
+
+impl Tool for GetGpuProcesses {
+    type Args = Node<NoArgs>;
+    type Output = ProcessesOutput;
+    const NAME: &'static str = "get_gpu_processes";
+    const TITLE: &'static str = "Processes on the GPUs of a node";
+    const DESCRIPTION: &'static str = "The processes using each GPU on one node (compute and graphics), with PID, host \
+command line, GPU memory used, and the pod (namespace, name, container) each runs in: pod UIDs come from \
+the processes' cgroups and are named from the API server's list of the node's pods. Flags processes of \
+deleted or finished pods, zombies and processes outside any pod. Use it to see who holds a GPU, find a \
+stuck or leaking process, or before resetting a GPU.";
+    const HINTS: Hints = Hints::READ_LIVE;
+
+    async fn run(cx: &Cx, a: Self::Args) -> Result<Self::Output, ToolError> {
+        let t = a.target;
+        cx.check_target(&t)?;
+        let probe = cx.probe_report(Self::NAME, &t, vec!["processes".into()], pick!(Processes));
+        // One list of the node's pods, beside the probe; never one request per process.
+        let names = async {
+            match &cx.env.cluster {
+                None => Err(
+                    "local mode: no API server to name pods; pod UIDs and container ids come \
+                             from the processes' cgroups"
+                        .to_string(),
+                ),
+                Some(c) => c
+                    .pods_on_node(t.context.as_deref(), &t.node_name)
+                    .await
+                    .map_err(|e| format!("could not list the node's pods: {e}")),
+            }
+        };
+        let (res, names) = tokio::join!(probe, names);
+        let (report, run) = res?;
+        let (pods, names_why) = match names {
+            Ok(p) => (Some(p), None),
+            Err(e) => (None, Some(e)),
+        };
+        let join = gpu_diag::attribution::join::join_processes(&report, pods.as_deref());
+        Ok(ProcessesOutput {
+            node: t.node_name,
+            context: t.context,
+            run,
+            report,
+            owners: join.owners,
+            join_findings: join.findings,
+            pods_listed: pods.as_ref().map(Vec::len),
+            names_why,
+        })
+    }
+
+    fn render(p: &Self::Output) -> String {
+        let report = serde_json::to_value(&p.report).unwrap_or(Value::Null);
+        let mut out = header("GPU processes", &p.node, p.context.as_deref(), &p.run);
+        let mut owners = String::new();
+        if !p.owners.is_empty() {
+            match (&p.names_why, p.pods_listed) {
+                (Some(why), _) => {
+                    let _ = writeln!(owners, "owners (pods not named: {why}):");
+                }
+                (None, Some(n)) => {
+                    let _ = writeln!(
+                        owners,
+                        "owners (pods named from the API server, {n} pod(s) on the node):"
+                    );
+                }
+                (None, None) => owners.push_str("owners:\n"),
+            }
+            for o in &p.owners {
+                owners.push_str(&owner_line(o));
+            }
+        }
+        report_body_with(&report, &p.join_findings, &owners, &mut out);
+        out
+    }
+}
+
+fn owner_line(o: &ProcessOwner) -> String {
+    let mut who = format!("- GPU {} PID {}", o.gpu, o.pid);
+    if let Some(n) = &o.process_name {
+        let _ = write!(who, " ({n})");
+    }
+    if let Some(m) = o.used_memory_mib {
+        let _ = write!(who, " {m} MiB");
+    }
+    let uid = o.pod_uid.as_deref().unwrap_or_default();
+    let owner = match o.owner {
+        ProcessOwnerKind::Pod => {
+            let mut s = format!(
+                "{}/{}",
+                o.namespace.as_deref().unwrap_or_default(),
+                o.pod.as_deref().unwrap_or_default()
+            );
+            match &o.container {
+                Some(c) => {
+                    let _ = write!(s, ", container {c}");
+                }
+                None => s.push_str(", container not named"),
+            }
+            if let Some(ph) = &o.pod_phase {
+                let _ = write!(s, " ({ph})");
+            }
+            s
+        }
+        ProcessOwnerKind::PodNotInApi => {
+            format!("pod UID {uid}: NOT in the API server on this node")
+        }
+        ProcessOwnerKind::PodUnnamed => format!("pod UID {uid}"),
+        ProcessOwnerKind::OutsidePod => "outside any pod".into(),
+        ProcessOwnerKind::Unknown => "unknown (no /proc entry)".into(),
+    };
+    format!("{who} -> {owner}\n")
+}
