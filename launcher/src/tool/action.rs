@@ -13,8 +13,8 @@
 use gpu_diag::contract::Report;
 use gpu_diag::operator::{ActionResult, CheckStatus};
 use rmcp::model::{
-    ClientResult, ElicitRequestParams, ElicitationAction, ElicitationSchema, ProtocolVersion, Request,
-    ServerRequest,
+    ClientResult, ElicitRequestParams, ElicitationAction, ElicitationSchema, ProtocolVersion,
+    Request, ServerRequest,
 };
 use rmcp::{Peer, RoleServer};
 use schemars::JsonSchema;
@@ -340,7 +340,16 @@ impl<R: Serialize> ProbeAction<'_, R> {
             }
         };
         let result = result_name(result_of(&report));
-        let audit = audit(cx, ctx_ref, node, action, &target, result, &summary_of(&report)).await;
+        let audit = audit(
+            cx,
+            ctx_ref,
+            node,
+            action,
+            &target,
+            result,
+            &summary_of(&report),
+        )
+        .await;
         Ok(OperatorOutput {
             node: t.node_name.clone(),
             context: t.context.clone(),

@@ -106,14 +106,10 @@ pub trait Tool: Send + Sync + 'static {
 
 /// The MCP route of tool `T` on server `S`.
 pub fn route<T: Tool, S: Host>() -> ToolRoute<S> {
-    let attr = rmcp::model::Tool::new(
-        T::NAME,
-        T::DESCRIPTION,
-        schema::input_schema::<T::Args>(),
-    )
-    .with_title(T::TITLE)
-    .with_raw_output_schema(schema::output_schema::<T::Output>())
-    .with_annotations(T::HINTS.annotations());
+    let attr = rmcp::model::Tool::new(T::NAME, T::DESCRIPTION, schema::input_schema::<T::Args>())
+        .with_title(T::TITLE)
+        .with_raw_output_schema(schema::output_schema::<T::Output>())
+        .with_annotations(T::HINTS.annotations());
     ToolRoute::new_dyn(attr, |mut tc: ToolCallContext<'_, S>| {
         Box::pin(async move {
             let Parameters(args) = Parameters::<T::Args>::from_context_part(&mut tc)?;

@@ -52,4 +52,3 @@ fn clean(schema: Arc<rmcp::model::JsonObject>) -> Arc<rmcp::model::JsonObject> {
         _ => schema,
     }
 }
-

@@ -181,9 +181,10 @@ mod tests {
         assert_eq!(n.target.node_name, "gpu-1");
         assert_eq!(n.target.context.as_deref(), Some("prod"));
         assert_eq!(n.args.since.as_deref(), Some("2h"));
-        let e = serde_json::from_value::<Node<Since>>(serde_json::json!({"node_name": "a", "x": 1}))
-            .unwrap_err()
-            .to_string();
+        let e =
+            serde_json::from_value::<Node<Since>>(serde_json::json!({"node_name": "a", "x": 1}))
+                .unwrap_err()
+                .to_string();
         assert_eq!(
             e,
             "unknown field `x`, expected one of `node_name`, `context`, `since`"
@@ -191,7 +192,10 @@ mod tests {
         let e = serde_json::from_value::<Node<NoArgs>>(serde_json::json!({"since": "2h"}))
             .unwrap_err()
             .to_string();
-        assert_eq!(e, "unknown field `since`, expected `node_name` or `context`");
+        assert_eq!(
+            e,
+            "unknown field `since`, expected `node_name` or `context`"
+        );
         let e = serde_json::from_value::<Node<NoArgs>>(serde_json::json!({}))
             .unwrap_err()
             .to_string();

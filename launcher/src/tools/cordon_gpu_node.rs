@@ -5,9 +5,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 
 use crate::cluster::{ClusterError, CordonResult};
-use crate::tool::action::{
-    Confirmed, OperatorOutput, audit, confirm, headline, refuse_early,
-};
+use crate::tool::action::{Confirmed, OperatorOutput, audit, confirm, headline, refuse_early};
 use crate::tool::target::{NODE_NAME_PATTERN, check_node_name};
 use crate::tool::{Cx, Hints, Tool, ToolError};
 
@@ -84,7 +82,9 @@ nodes: the k8s-gpu-mcp-operator ClusterRole). Needs confirmation: elicitation, o
         .await
         {
             Confirmed::Yes(how) => how,
-            Confirmed::No(why) => return Err(refuse_early(cx, ctx, &node, action, &target, why).await),
+            Confirmed::No(why) => {
+                return Err(refuse_early(cx, ctx, &node, action, &target, why).await);
+            }
         };
         match cluster.cordon(ctx, &node, &a.reason, on).await {
             Ok(res) => {

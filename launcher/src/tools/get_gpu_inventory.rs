@@ -18,7 +18,14 @@ this node have', to check that a node sees all its GPUs, or before comparing fir
     const HINTS: Hints = Hints::READ_IDEMPOTENT;
 
     async fn run(cx: &Cx, a: Self::Args) -> Result<Self::Output, ToolError> {
-        NodeReport::probe(cx, Self::NAME, a.target, vec!["inventory".into()], pick!(Inventory)).await
+        NodeReport::probe(
+            cx,
+            Self::NAME,
+            a.target,
+            vec!["inventory".into()],
+            pick!(Inventory),
+        )
+        .await
     }
 
     fn render(out: &Self::Output) -> String {

@@ -18,7 +18,14 @@ reasons. Use it when jobs are slower than expected, to tell thermal or power thr
     const HINTS: Hints = Hints::READ_LIVE;
 
     async fn run(cx: &Cx, a: Self::Args) -> Result<Self::Output, ToolError> {
-        NodeReport::probe(cx, Self::NAME, a.target, vec!["telemetry".into()], pick!(Telemetry)).await
+        NodeReport::probe(
+            cx,
+            Self::NAME,
+            a.target,
+            vec!["telemetry".into()],
+            pick!(Telemetry),
+        )
+        .await
     }
 
     fn render(out: &Self::Output) -> String {

@@ -232,7 +232,8 @@ only the kubelet's view is shown.";
                     let _ = writeln!(out, "    note: {n}");
                 }
                 for c in &a.containers {
-                    let req: Vec<String> = c.requests.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                    let req: Vec<String> =
+                        c.requests.iter().map(|(k, v)| format!("{k}={v}")).collect();
                     let req = if req.is_empty() {
                         "no GPU request".to_string()
                     } else {
@@ -255,7 +256,8 @@ only the kubelet's view is shown.";
             for pod in &p.pods {
                 let _ = writeln!(out, "- {}/{} ({})", pod.namespace, pod.name, pod.phase);
                 for c in &pod.containers {
-                    let req: Vec<String> = c.requests.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                    let req: Vec<String> =
+                        c.requests.iter().map(|(k, v)| format!("{k}={v}")).collect();
                     let _ = writeln!(out, "    {}: {}", c.name, req.join(", "));
                 }
             }

@@ -19,7 +19,14 @@ GPUs talk over NVLink instead of PCIe.";
     const HINTS: Hints = Hints::READ_IDEMPOTENT;
 
     async fn run(cx: &Cx, a: Self::Args) -> Result<Self::Output, ToolError> {
-        NodeReport::probe(cx, Self::NAME, a.target, vec!["topology".into()], pick!(Topology)).await
+        NodeReport::probe(
+            cx,
+            Self::NAME,
+            a.target,
+            vec!["topology".into()],
+            pick!(Topology),
+        )
+        .await
     }
 
     fn render(r: &Self::Output) -> String {

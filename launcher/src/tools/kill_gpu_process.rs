@@ -130,7 +130,8 @@ audited (Kubernetes Event on the Node + JSON log line).";
                 oc.still_on_gpu
             ));
             for (b, a) in oc.memory_before.iter().zip(&oc.memory_after) {
-                let mib = |v: Option<u64>| v.map_or("?".to_string(), |b| format!("{} MiB", b >> 20));
+                let mib =
+                    |v: Option<u64>| v.map_or("?".to_string(), |b| format!("{} MiB", b >> 20));
                 s.push_str(&format!(
                     "  GPU {}: used {} -> {}\n",
                     b.gpu,
@@ -166,4 +167,3 @@ fn kill_summary(r: &KillReport) -> String {
     }
     s
 }
-

@@ -22,16 +22,14 @@ use rmcp::handler::server::router::tool::ToolRoute;
 
 use crate::tool::{Host, route};
 
-/// A registered tool: its name and how to build its route.
+/// A registered tool: how to build its route.
 pub struct Entry<S> {
-    pub name: &'static str,
     pub route: fn() -> ToolRoute<S>,
 }
 
 macro_rules! entry {
     ($t:ty) => {
         Entry {
-            name: <$t as crate::tool::Tool>::NAME,
             route: route::<$t, S>,
         }
     };

@@ -144,4 +144,3 @@ fn reset_summary(r: &ResetReport) -> String {
     }
     s
 }
-
