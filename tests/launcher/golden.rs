@@ -82,10 +82,7 @@ fn redact_text(s: &str) -> String {
 
 fn snapshot_settings() -> insta::Settings {
     let mut s = insta::Settings::clone_current();
-    s.set_snapshot_path(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../snapshots/golden"
-    ));
+    s.set_snapshot_path(concat!(env!("CARGO_MANIFEST_DIR"), "/../snapshots/golden"));
     s.set_prepend_module_to_snapshot(false);
     s
 }
@@ -135,7 +132,11 @@ async fn one_result_per_tool() {
             json!({"node_name": "local", "expect_gpus": 8}),
         ),
         ("describe_gpu_node", "describe_gpu_node", node.clone()),
-        ("get_pod_gpu_allocation", "get_pod_gpu_allocation", node.clone()),
+        (
+            "get_pod_gpu_allocation",
+            "get_pod_gpu_allocation",
+            node.clone(),
+        ),
         ("get_gpu_processes", "get_gpu_processes", node.clone()),
         ("scan_gpu_nodes", "scan_gpu_nodes", json!({"check": "xid"})),
         ("check_cluster", "check_cluster", json!({})),

@@ -297,6 +297,33 @@ pub fn render_value(v: &Value, indent: usize, out: &mut String) {
     }
 }
 
+/// The NIC section out of a topology report (top level or under `topology`), rendered compactly: it
+/// then stays out of the generic details.
+pub fn take_nics(report: &mut Value) -> String {
+    let holder = if report.get("nics").is_some() {
+        Some(report)
+    } else {
+        report.get_mut("topology")
+    };
+    let Some(obj) = holder.and_then(Value::as_object_mut) else {
+        return String::new();
+    };
+    let Some(n) = obj.remove("nics") else {
+        return String::new();
+    };
+    match serde_json::from_value::<gpu_diag::analysis::nic::NicReport>(n.clone()) {
+        Ok(nics) => {
+            let mut out = String::new();
+            super::nic_text::render(&nics, &mut out);
+            out
+        }
+        Err(_) => {
+            obj.insert("nics".into(), n);
+            String::new()
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -329,32 +356,5 @@ mod tests {
         let mut out = String::new();
         report_body(&v, &mut out);
         assert!(out.starts_with("verdict: UNHEALTHY\nfindings (1):\n- [CRITICAL] GPU 3 xid.79: GPU fell off the bus\n    evidence: xid = 79\n    action (reboot_node): drain and reboot\n"), "{out}");
-    }
-}
-
-/// The NIC section out of a topology report (top level or under `topology`), rendered compactly: it
-/// then stays out of the generic details.
-pub fn take_nics(report: &mut Value) -> String {
-    let holder = if report.get("nics").is_some() {
-        Some(report)
-    } else {
-        report.get_mut("topology")
-    };
-    let Some(obj) = holder.and_then(Value::as_object_mut) else {
-        return String::new();
-    };
-    let Some(n) = obj.remove("nics") else {
-        return String::new();
-    };
-    match serde_json::from_value::<gpu_diag::analysis::nic::NicReport>(n.clone()) {
-        Ok(nics) => {
-            let mut out = String::new();
-            super::nic_text::render(&nics, &mut out);
-            out
-        }
-        Err(_) => {
-            obj.insert("nics".into(), n);
-            String::new()
-        }
     }
 }
