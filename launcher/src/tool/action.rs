@@ -395,6 +395,23 @@ pub fn render_checks(out: &mut String, checks: &[gpu_diag::operator::Check]) {
     }
 }
 
+/// The preflight checks, then the plan unless the action was refused.
+pub fn render_checks_and_plan(
+    out: &mut String,
+    checks: &[gpu_diag::operator::Check],
+    result: ActionResult,
+    plan: &[gpu_diag::operator::PlanStep],
+) {
+    out.push_str("checks:\n");
+    render_checks(out, checks);
+    if result != ActionResult::Refused {
+        out.push_str("plan:\n");
+        for p in plan {
+            out.push_str(&format!("  {}: {}\n", p.action, p.detail));
+        }
+    }
+}
+
 pub fn headline<R>(o: &OperatorOutput<R>, simulated: bool) -> String {
     let what = match o.result.as_str() {
         "refused" => "REFUSED (nothing was done)",

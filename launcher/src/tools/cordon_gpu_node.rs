@@ -6,17 +6,14 @@ use serde::Deserialize;
 
 use crate::cluster::{ClusterError, CordonResult};
 use crate::tool::action::{Confirmed, OperatorOutput, audit, confirm, headline, refuse_early};
-use crate::tool::target::{NODE_NAME_PATTERN, check_node_name};
-use crate::tool::{Cx, Hints, Tool, ToolError};
+use crate::tool::target::check_node_name;
+use crate::tool::{Cx, Hints, Node, Tool, ToolError};
 
 pub struct CordonGpuNode;
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CordonArgs {
-    /// Kubernetes node name as `list_gpu_nodes` prints it.
-    #[schemars(length(min = 1, max = 253), regex(pattern = NODE_NAME_PATTERN))]
-    pub node_name: String,
     /// Why (recorded on the node and in the audit Event), e.g. `XID 79 on GPU 3`.
     #[schemars(length(min = 1, max = 256))]
     pub reason: String,
@@ -28,14 +25,10 @@ pub struct CordonArgs {
     #[serde(default)]
     #[schemars(with = "String", length(min = 1, max = 300))]
     pub confirm: Option<String>,
-    /// Kubeconfig context of the cluster. Omit for the launcher's default context.
-    #[serde(default)]
-    #[schemars(with = "String", length(min = 1, max = 253))]
-    pub context: Option<String>,
 }
 
 impl Tool for CordonGpuNode {
-    type Args = CordonArgs;
+    type Args = Node<CordonArgs>;
     type Output = OperatorOutput<CordonResult>;
     const NAME: &'static str = "cordon_gpu_node";
     const TITLE: &'static str = "Cordon or uncordon a GPU node";
@@ -48,7 +41,10 @@ nodes: the k8s-gpu-mcp-operator ClusterRole). Needs confirmation: elicitation, o
         ..Hints::DESTRUCTIVE
     };
 
-    async fn run(cx: &Cx, a: Self::Args) -> Result<Self::Output, ToolError> {
+    async fn run(
+        cx: &Cx,
+        Node { target: t, args: a }: Self::Args,
+    ) -> Result<Self::Output, ToolError> {
         let Some(cluster) = cx.env.cluster.clone() else {
             return Err(ToolError::Invalid(
                 "cordon_gpu_node needs a cluster: this server runs in local mode, where there is no node \
@@ -56,17 +52,17 @@ nodes: the k8s-gpu-mcp-operator ClusterRole). Needs confirmation: elicitation, o
                     .into(),
             ));
         };
-        check_node_name(&a.node_name)?;
-        cx.check_context(a.context.as_deref())?;
+        check_node_name(&t.node_name)?;
+        cx.check_context(t.context.as_deref())?;
         let on = !a.uncordon.unwrap_or(false);
         let action = if on {
             "cordon_gpu_node"
         } else {
             "uncordon_gpu_node"
         };
-        let node = a.node_name.clone();
+        let node = t.node_name.clone();
         let target = node.clone();
-        let ctx = a.context.as_deref();
+        let ctx = t.context.as_deref();
         let summary = format!(
             "{} node {node}: {}",
             if on { "cordon" } else { "uncordon" },
@@ -91,7 +87,7 @@ nodes: the k8s-gpu-mcp-operator ClusterRole). Needs confirmation: elicitation, o
                 let audit = audit(cx, ctx, &node, action, &target, "done", &a.reason).await;
                 Ok(OperatorOutput {
                     node: node.clone(),
-                    context: a.context.clone(),
+                    context: t.context.clone(),
                     action: action.to_string(),
                     target,
                     result: "done".into(),

@@ -6,10 +6,8 @@ use gpu_diag::operator::kill::KillReport;
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use crate::tool::action::{OperatorOutput, ProbeAction, headline, render_checks, summary};
-use crate::tool::target::NODE_NAME_PATTERN;
-use crate::tool::{Cx, Hints, NodeTarget, Tool, ToolError};
-use gpu_diag::operator::ActionResult;
+use crate::tool::action::{OperatorOutput, ProbeAction, headline, render_checks_and_plan, summary};
+use crate::tool::{Cx, Hints, Node, Tool, ToolError};
 
 pub struct KillGpuProcess;
 
@@ -19,9 +17,6 @@ const MAX_GRACE: u32 = gpu_diag::operator::kill::MAX_GRACE_SECONDS;
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct KillArgs {
-    /// Kubernetes node name as `list_gpu_nodes` prints it; `local` in local mode.
-    #[schemars(length(min = 1, max = 253), regex(pattern = NODE_NAME_PATTERN))]
-    pub node_name: String,
     /// Host pid of the GPU process, as `get_gpu_processes` reports it.
     #[schemars(range(min = 2, max = 4194304))]
     pub pid: u32,
@@ -38,14 +33,10 @@ pub struct KillArgs {
     #[serde(default)]
     #[schemars(with = "String", length(min = 1, max = 300))]
     pub confirm: Option<String>,
-    /// Kubeconfig context of the cluster the node is in. Omit for the launcher's default context.
-    #[serde(default)]
-    #[schemars(with = "String", length(min = 1, max = 253))]
-    pub context: Option<String>,
 }
 
 impl Tool for KillGpuProcess {
-    type Args = KillArgs;
+    type Args = Node<KillArgs>;
     type Output = OperatorOutput<KillReport>;
     const NAME: &'static str = "kill_gpu_process";
     const TITLE: &'static str = "Kill a GPU process on a node";
@@ -57,7 +48,13 @@ it, otherwise `confirm` = `<node_name>/pid/<pid>`. dry_run=true returns the pref
 audited (Kubernetes Event on the Node + JSON log line).";
     const HINTS: Hints = Hints::DESTRUCTIVE;
 
-    async fn run(cx: &Cx, a: Self::Args) -> Result<Self::Output, ToolError> {
+    async fn run(
+        cx: &Cx,
+        Node {
+            target: node,
+            args: a,
+        }: Self::Args,
+    ) -> Result<Self::Output, ToolError> {
         let grace = a.grace_seconds.unwrap_or(10);
         let deadline = cx.env.cfg.probe_timeout.as_secs();
         if grace > MAX_GRACE {
@@ -74,11 +71,8 @@ audited (Kubernetes Event on the Node + JSON log line).";
         }
         ProbeAction {
             action: Self::NAME,
-            target: format!("{}/pid/{}", a.node_name, a.pid),
-            node: NodeTarget {
-                node_name: a.node_name,
-                context: a.context,
-            },
+            target: format!("{}/pid/{}", node.node_name, a.pid),
+            node,
             args: vec![
                 "kill".into(),
                 "--pid".into(),
@@ -110,14 +104,7 @@ audited (Kubernetes Event on the Node + JSON log line).";
                 r.gpus
             ));
         }
-        s.push_str("checks:\n");
-        render_checks(&mut s, &r.checks);
-        if r.result != ActionResult::Refused {
-            s.push_str("plan:\n");
-            for p in &r.plan {
-                s.push_str(&format!("  {}: {}\n", p.action, p.detail));
-            }
-        }
+        render_checks_and_plan(&mut s, &r.checks, r.result, &r.plan);
         if let Some(oc) = &r.outcome {
             s.push_str(&format!(
                 "outcome: SIGTERM sent {}, exited after SIGTERM {}, SIGKILL sent {}, exited {}, waited {} ms, \

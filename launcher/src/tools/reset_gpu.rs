@@ -2,23 +2,20 @@
 //! and the caller's confirmation; audited.
 
 use gpu_diag::contract::Report;
-use gpu_diag::operator::ActionResult;
 use gpu_diag::operator::reset::ResetReport;
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use crate::tool::action::{OperatorOutput, ProbeAction, headline, render_checks, summary};
-use crate::tool::target::NODE_NAME_PATTERN;
-use crate::tool::{Cx, Hints, NodeTarget, Tool, ToolError};
+use crate::tool::action::{
+    OperatorOutput, ProbeAction, headline, render_checks, render_checks_and_plan, summary,
+};
+use crate::tool::{Cx, Hints, Node, Tool, ToolError};
 
 pub struct ResetGpu;
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ResetArgs {
-    /// Kubernetes node name as `list_gpu_nodes` prints it; `local` in local mode.
-    #[schemars(length(min = 1, max = 253), regex(pattern = NODE_NAME_PATTERN))]
-    pub node_name: String,
     /// GPU index (`3`) or UUID (`GPU-...`), as `get_gpu_inventory` reports it.
     #[serde(deserialize_with = "string_or_index")]
     #[schemars(
@@ -35,10 +32,6 @@ pub struct ResetArgs {
     #[serde(default)]
     #[schemars(with = "String", length(min = 1, max = 300))]
     pub confirm: Option<String>,
-    /// Kubeconfig context of the cluster the node is in. Omit for the launcher's default context.
-    #[serde(default)]
-    #[schemars(with = "String", length(min = 1, max = 253))]
-    pub context: Option<String>,
 }
 
 fn string_or_index<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
@@ -55,7 +48,7 @@ fn string_or_index<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::
 }
 
 impl Tool for ResetGpu {
-    type Args = ResetArgs;
+    type Args = Node<ResetArgs>;
     type Output = OperatorOutput<ResetReport>;
     const NAME: &'static str = "reset_gpu";
     const TITLE: &'static str = "Reset a GPU on a node";
@@ -67,14 +60,17 @@ row remaps are reported. Then verifies the GPU answers with recovery action none
 the preflight only. Needs confirmation: elicitation, or `confirm` = `<node_name>/gpu/<gpu>`. Audited.";
     const HINTS: Hints = Hints::DESTRUCTIVE;
 
-    async fn run(cx: &Cx, a: Self::Args) -> Result<Self::Output, ToolError> {
+    async fn run(
+        cx: &Cx,
+        Node {
+            target: node,
+            args: a,
+        }: Self::Args,
+    ) -> Result<Self::Output, ToolError> {
         ProbeAction {
             action: Self::NAME,
-            target: format!("{}/gpu/{}", a.node_name, a.gpu),
-            node: NodeTarget {
-                node_name: a.node_name,
-                context: a.context,
-            },
+            target: format!("{}/gpu/{}", node.node_name, a.gpu),
+            node,
             args: vec!["reset".into(), "--gpu".into(), a.gpu],
             dry_run: a.dry_run.unwrap_or(false),
             confirm: a.confirm,
@@ -101,14 +97,7 @@ the preflight only. Needs confirmation: elicitation, or `confirm` = `<node_name>
                 t.pci_bus_id.as_deref().unwrap_or("")
             ));
         }
-        s.push_str("checks:\n");
-        render_checks(&mut s, &r.checks);
-        if r.result != ActionResult::Refused {
-            s.push_str("plan:\n");
-            for p in &r.plan {
-                s.push_str(&format!("  {}: {}\n", p.action, p.detail));
-            }
-        }
+        render_checks_and_plan(&mut s, &r.checks, r.result, &r.plan);
         if let Some(oc) = &r.outcome {
             for c in &oc.commands {
                 s.push_str(&format!(
