@@ -76,8 +76,10 @@ EOF
 bash tests/testbed/testbed.sh node gpu-node-1 dgx-h100-healthy | "${KA[@]}" apply -f - >/dev/null
 "${KA[@]}" wait --for=condition=Ready node/gpu-node-1 --timeout=60s >/dev/null
 
+# kwok runs every exec locally whatever the image, so the image is only a name here (without one the launcher
+# would look for a base image on the node, and kwok nodes report none).
 SERVER_JSON=$(python3 -c 'import json,sys;print(json.dumps(sys.argv[1:]))' "$LAUNCHER" serve \
-  --kubeconfig "$TESTBED_READER_KUBECONFIG" --namespace "$NS")
+  --kubeconfig "$TESTBED_READER_KUBECONFIG" --namespace "$NS" --probe-image registry.invalid/node-probe:bench)
 
 audit_count() { # lines of the launcher user's audit log so far
   sleep 1.5 # batch mode flushes every second
@@ -148,7 +150,17 @@ stat -c %s "$WORK/probes/node-probe-linux-amd64" >"$WORK/probe-bytes"
 for S in $SCALES; do
   log "scan: creating $S nodes"
   t0=$(date +%s)
-  bash tests/testbed/testbed.sh nodes "scale$S" "$S" dgx-h100-healthy "label=bench-scale=$S" >"$WORK/nodes-$S.yaml"
+  # 1% of the nodes are sick (half an Xid 79, half a flapping InfiniBand port), so the answers rank problems
+  # among many healthy nodes, as on a real fleet.
+  SICK=$((S / 100))
+  bash tests/testbed/testbed.sh nodes "scale$S" "$((S - SICK))" dgx-h100-healthy "label=bench-scale=$S" >"$WORK/nodes-$S.yaml"
+  if [ "$SICK" -gt 0 ]; then
+    for sc in dgx-h100-xid79 dgx-h100-ib-flapping; do
+      echo "---" >>"$WORK/nodes-$S.yaml"
+      bash tests/testbed/testbed.sh nodes "sick$S-${sc#dgx-h100-}" "$(((SICK + 1) / 2))" "$sc" "label=bench-scale=$S" >>"$WORK/nodes-$S.yaml"
+    done
+  fi
+  S_ALL=$((S - SICK + 2 * ((SICK + 1) / 2)))
   # kubectl's client-side rate limit (5 requests/s) makes one `create -f` of 1000 nodes take minutes:
   # split the list and create the parts in parallel, one kubectl each.
   python3 - "$WORK/nodes-$S.yaml" 16 <<'PY'
@@ -170,16 +182,17 @@ PY
   for _ in $(seq 600); do
     ready=$("${KA[@]}" get nodes -l "bench-scale=$S" \
       -o jsonpath='{range .items[*]}{.status.conditions[?(@.type=="Ready")].status}{"\n"}{end}' | grep -c True || true)
-    [ "$ready" -ge "$S" ] && break
+    [ "$ready" -ge "$S_ALL" ] && break
     sleep 1
   done
-  [ "$ready" -ge "$S" ] || { log "only $ready of $S nodes Ready after 600 s"; exit 1; }
+  [ "$ready" -ge "$S_ALL" ] || { log "only $ready of $S_ALL nodes Ready after 600 s"; exit 1; }
   log "scan: $S nodes Ready after $(($(date +%s) - t0)) s; scanning (concurrency $CONC)"
   before=$(audit_count)
   cat >"$WORK/plan-scan-$S.json" <<EOF
 {"server": $SERVER_JSON, "stderr": "$WORK/launcher-scan-$S.log", "timeout": 120,
  "calls": [{"tool": "scan_gpu_nodes",
-            "arguments": {"check": "health", "label_selector": "bench-scale=$S", "concurrency": $CONC}}]}
+            "arguments": {"check": "health", "label_selector": "bench-scale=$S", "concurrency": $CONC}},
+           {"tool": "list_gpu_nodes", "arguments": {"label_selector": "bench-scale=$S"}}]}
 EOF
   python3 tests/bench/mcp_call.py "$WORK/plan-scan-$S.json" >"$WORK/scan-$S.json"
   after=$(audit_count)
@@ -246,6 +259,23 @@ for line in open(f"{work}/scans.txt"):
     total = sum(reqs.values())
     print(f"| {s} | {st.get('nodes_ok')} | {st.get('nodes_failed')} | {r['ms']/1000:.1f} | "
           f"{d['peak_rss_kib']/1024:.0f} | {total/int(s):.2f} | {left} |")
+print("\n## 2b. Answer sizes on the same nodes (bytes; tokens ≈ bytes/4, stated as such, no tokenizer)\n")
+print("| nodes | tool | text bytes | ≈ text tokens | structured bytes | needs attention / problems | listed |")
+print("|---|---|---|---|---|---|---|")
+for line in open(f"{work}/scans.txt"):
+    s, _ = line.split()
+    d = json.load(open(f"{work}/scan-{s}.json"))
+    for r, tool in zip(d["results"], ["scan_gpu_nodes", "list_gpu_nodes"]):
+        if r["is_error"]:
+            print(f"| {s} | {tool} | failed: {r['text'][:120]} | | | | |")
+            continue
+        st = r["structured"] or {}
+        tb, sb = len(r["text"].encode()), len(json.dumps(st, separators=(",", ":")).encode())
+        if tool == "scan_gpu_nodes":
+            flagged, listed = st.get("needs_attention_total"), len(st.get("needs_attention", []))
+        else:
+            flagged, listed = st.get("problems"), len(st.get("nodes", []))
+        print(f"| {s} | {tool} | {tb} | {tb // 4} | {sb} | {flagged} | {listed} |")
 for s, reqs in breakdowns.items():
     print(f"\nAPI requests of the launcher's user during the {s}-node scan: " +
           ", ".join(f"{k}: {v}" for k, v in sorted(reqs.items())))

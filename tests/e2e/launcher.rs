@@ -240,15 +240,21 @@ async fn scan_gpu_nodes_covers_every_selected_node() {
         let v = l
             .ok(
                 "scan_gpu_nodes",
-                json!({"check": check, "label_selector": c.selector()}),
+                json!({"check": check, "label_selector": c.selector(), "show_healthy": true}),
             )
             .await;
         assert_eq!(v["nodes_total"], 3, "{check}: {v}");
         assert_eq!(v["nodes_ok"], 3, "{check}: {v}");
         assert_eq!(v["nodes_failed"], 0, "{check}: {v}");
+        // Every node is either ranked or named healthy.
         for (node, _) in &c.nodes {
             assert!(has_str(&v, node), "{check}: {node} missing: {v}");
         }
+        assert_eq!(
+            v["needs_attention_total"].as_u64().unwrap() + v["nodes_healthy"].as_u64().unwrap(),
+            3,
+            "{check}: {v}"
+        );
         c.assert_no_pods();
     }
     // The healthy node is never ranked above the one whose GPU fell off the bus.
@@ -268,6 +274,104 @@ async fn scan_gpu_nodes_covers_every_selected_node() {
     if let Some(healthy) = pos(&c.nodes[0].0) {
         assert!(pos(&c.nodes[1].0).is_some_and(|x| x < healthy), "{v}");
     }
+    l.stop().await;
+    c.assert_no_pods();
+}
+
+/// A fleet answer stays small: 80 healthy nodes are counted, not listed, while the sick ones are ranked in
+/// full and pages reach every node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scan_and_list_of_many_nodes_rank_problems_and_count_the_rest() {
+    if skipped() {
+        return;
+    }
+    let c = cluster("fleet");
+    for i in 0..80 {
+        c.add(FakeNode::gpu(
+            &unique(&format!("fleet-{i}")),
+            "dgx-h100-healthy",
+        ));
+    }
+    let sick = [
+        c.add(FakeNode::gpu(&unique("fleet-xid79"), "dgx-h100-xid79")),
+        c.add(FakeNode::gpu(&unique("fleet-ib"), "dgx-h100-ib-flapping")),
+    ];
+    let extra = format!("e2e-group-extra={}", c.group);
+    let l = c.launcher(User::Reader, &[]).await;
+    let r = l
+        .call(
+            "scan_gpu_nodes",
+            json!({"label_selector": extra, "concurrency": 32, "limit": 1}),
+        )
+        .await;
+    let (t, v) = (
+        mcp::text(&r),
+        r.structured_content.clone().expect("structured"),
+    );
+    assert_eq!(v["nodes_total"], 82, "{t}");
+    assert_eq!(v["nodes_healthy"], 80, "{t}");
+    assert_eq!(v["needs_attention_total"], 2, "{t}");
+    // The fallen-off-the-bus node first, alone on this page; the page after it has the other.
+    let page = v["needs_attention"].as_array().unwrap();
+    assert_eq!(page.len(), 1, "{t}");
+    assert_eq!(page[0]["node"], sick[0].as_str(), "{t}");
+    assert_eq!(v["next_offset"], 1, "{t}");
+    assert!(t.contains("More: call again with offset=1."), "{t}");
+    assert!(t.contains("80 healthy node(s) not named"), "{t}");
+    assert!(!t.contains("fleet-0"), "healthy nodes named: {t}");
+    assert!(t.len() <= 8 * 1024, "{} bytes: {t}", t.len());
+    assert!(
+        v.to_string().len() <= 48 * 1024,
+        "{} bytes",
+        v.to_string().len()
+    );
+    let v = l
+        .ok(
+            "scan_gpu_nodes",
+            json!({"label_selector": extra, "concurrency": 32, "offset": 1, "show_healthy": true}),
+        )
+        .await;
+    assert_eq!(v["needs_attention"][0]["node"], sick[1].as_str(), "{v}");
+    assert_eq!(v["needs_attention"][0]["rank"], 2, "{v}");
+    assert_eq!(v["healthy_nodes"].as_array().unwrap().len(), 80, "{v}");
+
+    // list_gpu_nodes: groups cover every node, one page is listed, the next page continues it.
+    let r = l
+        .call(
+            "list_gpu_nodes",
+            json!({"label_selector": extra, "limit": 50}),
+        )
+        .await;
+    let (t, v) = (
+        mcp::text(&r),
+        r.structured_content.clone().expect("structured"),
+    );
+    assert_eq!(v["count"], 82, "{t}");
+    assert_eq!(v["nodes"].as_array().unwrap().len(), 50, "{t}");
+    assert_eq!(v["groups"][0]["nodes_count"], 82, "{t}");
+    assert_eq!(v["next_offset"], 50, "{t}");
+    assert!(
+        t.contains("Listed 1-50 of 82; call again with offset=50"),
+        "{t}"
+    );
+    let v2 = l
+        .ok(
+            "list_gpu_nodes",
+            json!({"label_selector": extra, "limit": 50, "offset": 50}),
+        )
+        .await;
+    assert_eq!(v2["nodes"].as_array().unwrap().len(), 32, "{v2}");
+    assert!(v2.get("next_offset").is_none(), "{v2}");
+    let mut names: Vec<String> = v["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(v2["nodes"].as_array().unwrap())
+        .map(|n| n["name"].as_str().unwrap().to_string())
+        .collect();
+    names.sort();
+    names.dedup();
+    assert_eq!(names.len(), 82);
     l.stop().await;
     c.assert_no_pods();
 }

@@ -284,8 +284,18 @@ async fn every_tool_answers_in_local_mode_and_matches_its_output_schema() {
             }
             "scan_gpu_nodes" => {
                 assert_eq!(sc["nodes_total"], 1);
-                assert_eq!(sc["results"][0]["node"], "local");
-                assert_eq!(sc["results"][0]["status"], "ok");
+                assert_eq!(sc["nodes_ok"], 1);
+                // The one node is either ranked or counted healthy, never both, never neither.
+                let ranked = sc["needs_attention"].as_array().unwrap();
+                assert_eq!(
+                    ranked.len() + sc["nodes_healthy"].as_u64().unwrap() as usize,
+                    1,
+                    "{sc}"
+                );
+                if let Some(e) = ranked.first() {
+                    assert_eq!(e["node"], "local");
+                    assert_eq!(e["status"], "ok");
+                }
                 assert_eq!(sc["check"], args["check"]);
             }
             _ => {
@@ -768,7 +778,7 @@ async fn a_hung_probe_times_out_with_an_explained_error() {
     assert_eq!(r.is_error, Some(false), "{}", text_of(&r));
     let sc = r.structured_content.unwrap();
     assert_eq!(sc["nodes_failed"], 1);
-    assert_eq!(sc["results"][0]["status"], "failed");
+    assert_eq!(sc["needs_attention"][0]["status"], "failed");
     assert_eq!(sc["needs_attention"][0]["node"], "local");
     client.cancel().await.unwrap();
 }

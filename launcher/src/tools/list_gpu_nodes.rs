@@ -24,6 +24,41 @@ pub struct ListNodesArgs {
     #[serde(default)]
     #[schemars(with = "String", length(min = 1, max = 1024))]
     pub label_selector: Option<String>,
+    /// How many nodes to list (default 50): nodes with problems first, then the others by name.
+    #[serde(default)]
+    #[schemars(with = "u32", range(min = 1, max = 500))]
+    pub limit: Option<u32>,
+    /// Start the list at this position, to page through a large cluster.
+    #[serde(default)]
+    #[schemars(with = "u32")]
+    pub offset: Option<u32>,
+}
+
+pub const DEFAULT_LIMIT: u32 = 50;
+
+/// GPU Feature Discovery labels kept in the listing (the rest are one `kubectl get node` away).
+const LISTED_LABELS: &[&str] = &[
+    "nvidia.com/gpu.product",
+    "nvidia.com/gpu.memory",
+    "nvidia.com/gpu.count",
+    "nvidia.com/cuda.driver-version.full",
+    "nvidia.com/mig.strategy",
+];
+
+/// Nodes alike in what matters for placing work: GPU model and count, MIG resources and taints.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct NodeGroup {
+    /// `nvidia.com/gpu.product`, when GPU Feature Discovery labels the nodes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub product: Option<String>,
+    pub gpu_capacity: u64,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub taints: Vec<String>,
+    pub nodes_count: usize,
+    /// Ready, schedulable, no problem condition and every GPU allocatable.
+    pub nodes_healthy: usize,
+    pub gpus_allocatable: u64,
+    pub gpus_allocated: u64,
 }
 
 /// `list_gpu_nodes` result.
@@ -35,8 +70,18 @@ pub struct NodeList {
     pub context: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub label_selector: Option<String>,
+    /// Every matching node (the list below may be one page of them).
     pub count: usize,
+    /// Nodes NotReady, cordoned, with a problem condition or fewer allocatable GPUs than capacity.
+    pub problems: usize,
+    /// Every matching node, grouped.
+    pub groups: Vec<NodeGroup>,
+    /// Positions `offset`.. of the list (problem nodes first, then by name), at most `limit` of them.
     pub nodes: Vec<GpuNode>,
+    pub offset: usize,
+    /// Call again with this `offset` for the next page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_offset: Option<usize>,
     /// In local mode: the inventory probe run that found the local GPUs.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub local_probe: Option<ProbeRun>,
@@ -54,6 +99,13 @@ than capacity. In local mode it returns the single node `local` found by an inve
     const HINTS: Hints = Hints::READ_IDEMPOTENT;
 
     async fn run(cx: &Cx, a: Self::Args) -> Result<Self::Output, ToolError> {
+        let limit = a.limit.unwrap_or(DEFAULT_LIMIT);
+        if !(1..=500).contains(&limit) {
+            return Err(ToolError::Invalid(format!(
+                "`limit` must be between 1 and 500 (got {limit}); omit it for the default of {DEFAULT_LIMIT}"
+            )));
+        }
+        let offset = a.offset.unwrap_or(0) as usize;
         if let Some(cluster) = &cx.env.cluster {
             cx.check_context(a.context.as_deref())?;
             cx.progress
@@ -63,14 +115,15 @@ than capacity. In local mode it returns the single node `local` found by an inve
                 _ = cx.cancel.cancelled() => return Err(ToolError::Cancelled),
             };
             cx.progress.report(2.0, Some(2.0), "done");
-            return Ok(NodeList {
-                mode: "cluster".into(),
-                context: a.context,
-                label_selector: a.label_selector,
-                count: nodes.len(),
+            return Ok(NodeList::paged(
+                "cluster",
+                a.context,
+                a.label_selector,
                 nodes,
-                local_probe: None,
-            });
+                offset,
+                limit as usize,
+                None,
+            ));
         }
         if a.context.is_some() {
             return Err(ToolError::Invalid(
@@ -112,14 +165,15 @@ than capacity. In local mode it returns the single node `local` found by an inve
             architecture: Some(std::env::consts::ARCH.to_string()),
             kubelet_version: None,
         };
-        Ok(NodeList {
-            mode: "local".into(),
-            context: None,
-            label_selector: None,
-            count: 1,
-            nodes: vec![node],
-            local_probe: Some(res.run),
-        })
+        Ok(NodeList::paged(
+            "local",
+            None,
+            None,
+            vec![node],
+            offset,
+            limit as usize,
+            Some(res.run),
+        ))
     }
 
     fn render(l: &Self::Output) -> String {
@@ -132,14 +186,34 @@ than capacity. In local mode it returns the single node `local` found by an inve
         };
         let _ = writeln!(
             out,
-            "{} GPU node(s){scope}, {} mode",
+            "{} GPU node(s){scope}, {} mode; {} with problems",
             l.count,
             if l.mode == "local" {
                 "local"
             } else {
                 "cluster"
-            }
+            },
+            l.problems
         );
+        // Groups say what the cluster is made of when the list is long; for a few nodes the list says it.
+        if l.count > l.nodes.len() || l.groups.len() > 1 {
+            for g in &l.groups {
+                let _ = write!(
+                    out,
+                    "  {} x {} GPU(s) {}: {} healthy; GPUs allocatable {}, allocated {}",
+                    g.nodes_count,
+                    g.gpu_capacity,
+                    g.product.as_deref().unwrap_or("(no product label)"),
+                    g.nodes_healthy,
+                    g.gpus_allocatable,
+                    g.gpus_allocated
+                );
+                if !g.taints.is_empty() {
+                    let _ = write!(out, "; taints {}", g.taints.join(", "));
+                }
+                out.push('\n');
+            }
+        }
         if let Some(run) = &l.local_probe
             && let Some(p) = &run.probe
         {
@@ -178,6 +252,92 @@ than capacity. In local mode it returns the single node `local` found by an inve
             }
             out.push('\n');
         }
+        if let Some(n) = l.next_offset {
+            let _ = writeln!(
+                out,
+                "Listed {}-{} of {}; call again with offset={n} for more.",
+                l.offset + 1,
+                l.offset + l.nodes.len(),
+                l.count
+            );
+        }
         out
+    }
+}
+
+fn has_problem(n: &GpuNode) -> bool {
+    !n.ready
+        || n.unschedulable
+        || !n.problem_conditions.is_empty()
+        || n.gpu_allocatable < n.gpu_capacity
+}
+
+impl NodeList {
+    /// Group every node, then keep one page: problem nodes first, the rest by name.
+    fn paged(
+        mode: &str,
+        context: Option<String>,
+        label_selector: Option<String>,
+        mut nodes: Vec<GpuNode>,
+        offset: usize,
+        limit: usize,
+        local_probe: Option<ProbeRun>,
+    ) -> NodeList {
+        let mut groups: Vec<NodeGroup> = Vec::new();
+        for n in &nodes {
+            let product = n.gpu_labels.get("nvidia.com/gpu.product").cloned();
+            let g = match groups.iter_mut().find(|g| {
+                g.product == product && g.gpu_capacity == n.gpu_capacity && g.taints == n.taints
+            }) {
+                Some(g) => g,
+                None => {
+                    groups.push(NodeGroup {
+                        product,
+                        gpu_capacity: n.gpu_capacity,
+                        taints: n.taints.clone(),
+                        nodes_count: 0,
+                        nodes_healthy: 0,
+                        gpus_allocatable: 0,
+                        gpus_allocated: 0,
+                    });
+                    groups.last_mut().expect("just pushed")
+                }
+            };
+            g.nodes_count += 1;
+            g.nodes_healthy += usize::from(!has_problem(n));
+            g.gpus_allocatable += n.gpu_allocatable;
+            g.gpus_allocated += n.gpu_allocated;
+        }
+        groups.sort_by_key(|g| std::cmp::Reverse(g.nodes_count));
+        let count = nodes.len();
+        let problems = nodes.iter().filter(|n| has_problem(n)).count();
+        nodes.sort_by(|a, b| {
+            has_problem(b)
+                .cmp(&has_problem(a))
+                .then_with(|| a.name.cmp(&b.name))
+        });
+        let next = offset.saturating_add(limit);
+        let nodes = nodes
+            .into_iter()
+            .skip(offset)
+            .take(limit)
+            .map(|mut n| {
+                n.gpu_labels
+                    .retain(|k, _| LISTED_LABELS.contains(&k.as_str()));
+                n
+            })
+            .collect();
+        NodeList {
+            mode: mode.into(),
+            context,
+            label_selector,
+            count,
+            problems,
+            groups,
+            nodes,
+            offset,
+            next_offset: (next < count).then_some(next),
+            local_probe,
+        }
     }
 }

@@ -47,6 +47,18 @@ pub struct ScanArgs {
     #[serde(default)]
     #[schemars(with = "u32", range(min = 1, max = 128))]
     pub concurrency: Option<u32>,
+    /// How many of the ranked nodes to detail (default 25): the answer stays small on any fleet.
+    #[serde(default)]
+    #[schemars(with = "u32", range(min = 1, max = 200))]
+    pub limit: Option<u32>,
+    /// Start the ranked list at this position (0 = the most urgent), to page through a long list.
+    #[serde(default)]
+    #[schemars(with = "u32")]
+    pub offset: Option<u32>,
+    /// Also name the healthy nodes (by default they are only counted).
+    #[serde(default)]
+    #[schemars(with = "bool")]
+    pub show_healthy: Option<bool>,
     /// Kubeconfig context of the cluster. Omit for the launcher's default context.
     #[serde(default)]
     #[schemars(with = "String", length(min = 1, max = 253))]
@@ -54,6 +66,9 @@ pub struct ScanArgs {
 }
 
 pub const DEFAULT_CONCURRENCY: u32 = 16;
+pub const DEFAULT_LIMIT: u32 = 25;
+/// Nodes named per shared cause; the rest of them are in the ranked list.
+const GROUP_NAMES: usize = 5;
 
 /// How one node's probe ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
@@ -72,6 +87,17 @@ pub struct SeverityCounts {
     pub info: usize,
 }
 
+/// A finding as the scan lists it: what and where. Its evidence and action are one node tool away
+/// (`get_gpu_health`, `analyze_xid_errors` or `snapshot_ecc` on the node).
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct ScanFinding {
+    pub code: String,
+    pub severity: Severity,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gpu: Option<u32>,
+    pub summary: String,
+}
+
 /// One node's outcome.
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct NodeScanResult {
@@ -85,23 +111,34 @@ pub struct NodeScanResult {
     pub worst_severity: Option<Severity>,
     pub counts: SeverityCounts,
     /// Warning and critical findings as the probe reported them, most severe first.
-    pub findings: Vec<Finding>,
+    pub findings: Vec<ScanFinding>,
     /// Why there is no report (status `failed`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     pub millis: u64,
 }
 
-/// A node that needs attention, in rank order.
+/// A node that needs attention, in rank order, with its findings.
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct AttentionEntry {
     /// 1 = look at this node first.
     pub rank: usize,
-    pub node: String,
     /// Why: the top finding, or the probe error.
     pub reason: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub worst_severity: Option<Severity>,
+    #[serde(flatten)]
+    pub result: NodeScanResult,
+}
+
+/// A cause several nodes share (the same top finding code, or the same probe error).
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct ScanGroup {
+    /// `critical`, `failed` or `warning`.
+    pub class: String,
+    /// The finding code, or the probe error's first line.
+    pub cause: String,
+    pub nodes_count: usize,
+    /// The first few nodes in rank order.
+    pub nodes: Vec<String>,
 }
 
 /// `scan_gpu_nodes` result.
@@ -116,10 +153,23 @@ pub struct ScanOutput {
     pub nodes_total: usize,
     pub nodes_ok: usize,
     pub nodes_failed: usize,
-    /// Nodes to look at, most urgent first: critical findings, then failed probes, then warnings.
+    /// Nodes that answered with no warning or critical finding.
+    pub nodes_healthy: usize,
+    /// Nodes that need attention, all of them (the ranked list below may be one page of it).
+    pub needs_attention_total: usize,
+    /// Causes shared by two or more nodes that need attention, most urgent first.
+    pub groups: Vec<ScanGroup>,
+    /// Nodes to look at, most urgent first (critical findings, then failed probes, then warnings):
+    /// positions `offset`.. of the ranking, at most `limit` of them.
     pub needs_attention: Vec<AttentionEntry>,
-    /// Every node's outcome, in node-name order.
-    pub results: Vec<NodeScanResult>,
+    pub offset: usize,
+    pub limit: usize,
+    /// Call again with this `offset` for the next page of the ranking.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_offset: Option<usize>,
+    /// The healthy nodes by name (only with `show_healthy`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub healthy_nodes: Option<Vec<String>>,
     pub total_millis: u64,
 }
 
@@ -140,6 +190,12 @@ find the bad nodes in a fleet, e.g. after a failed multi-node training job.";
         if !(1..=128).contains(&concurrency) {
             return Err(ToolError::Invalid(format!(
                 "`concurrency` must be between 1 and 128 (got {concurrency}); omit it for the default of {DEFAULT_CONCURRENCY}"
+            )));
+        }
+        let limit = a.limit.unwrap_or(DEFAULT_LIMIT);
+        if !(1..=200).contains(&limit) {
+            return Err(ToolError::Invalid(format!(
+                "`limit` must be between 1 and 200 (got {limit}); omit it for the default of {DEFAULT_LIMIT}"
             )));
         }
         let mut nodes: Vec<String> = match &cx.env.cluster {
@@ -251,6 +307,15 @@ find the bad nodes in a fleet, e.g. after a failed multi-node training job.";
             ));
         }
         results.sort_by(|x, y| x.node.cmp(&y.node));
+        let ranked = rank(results.to_vec());
+        let healthy: Vec<String> = results
+            .iter()
+            .filter(|r| !ranked.iter().any(|a| a.result.node == r.node))
+            .map(|r| r.node.clone())
+            .collect();
+        let offset = a.offset.unwrap_or(0) as usize;
+        let limit = limit as usize;
+        let next = offset.saturating_add(limit);
         Ok(ScanOutput {
             check: a.check,
             context: a.context,
@@ -265,8 +330,14 @@ find the bad nodes in a fleet, e.g. after a failed multi-node training job.";
                 .iter()
                 .filter(|r| r.status == ScanStatus::Failed)
                 .count(),
-            needs_attention: rank(&results),
-            results,
+            nodes_healthy: healthy.len(),
+            needs_attention_total: ranked.len(),
+            groups: groups(&ranked),
+            next_offset: (next < ranked.len()).then_some(next),
+            needs_attention: ranked.into_iter().skip(offset).take(limit).collect(),
+            offset,
+            limit,
+            healthy_nodes: a.show_healthy.unwrap_or(false).then_some(healthy),
             total_millis: started.elapsed().as_millis() as u64,
         })
     }
@@ -279,37 +350,80 @@ find the bad nodes in a fleet, e.g. after a failed multi-node training job.";
             .unwrap_or_default();
         let _ = writeln!(
             out,
-            "Scan ({check}) of {} node(s): {} answered, {} failed; {} need attention",
-            s.nodes_total,
-            s.nodes_ok,
-            s.nodes_failed,
-            s.needs_attention.len()
+            "Scan ({check}) of {} node(s): {} answered, {} failed; {} need attention, {} healthy",
+            s.nodes_total, s.nodes_ok, s.nodes_failed, s.needs_attention_total, s.nodes_healthy
         );
-        for a in &s.needs_attention {
-            let sev = a.worst_severity.map(sev_label).unwrap_or("FAILED");
-            let sev = if s
-                .results
-                .iter()
-                .any(|r| r.node == a.node && r.status == ScanStatus::Failed)
-            {
-                "FAILED"
-            } else {
-                sev
-            };
-            let _ = writeln!(out, "{}. {} [{}] {}", a.rank, a.node, sev, a.reason);
+        if !s.groups.is_empty() {
+            out.push_str("Shared causes:\n");
+            for g in &s.groups {
+                let more = g.nodes_count - g.nodes.len();
+                let _ = writeln!(
+                    out,
+                    "  {} [{}] on {} nodes: {}{}",
+                    g.cause,
+                    g.class.to_uppercase(),
+                    g.nodes_count,
+                    g.nodes.join(", "),
+                    if more > 0 {
+                        format!(" (+{more} more)")
+                    } else {
+                        String::new()
+                    }
+                );
+            }
         }
-        let fine: Vec<&str> = s
-            .results
-            .iter()
-            .filter(|r| !s.needs_attention.iter().any(|a| a.node == r.node))
-            .map(|r| r.node.as_str())
-            .collect();
-        if !fine.is_empty() {
-            let _ = writeln!(out, "no attention needed: {}", fine.join(", "));
+        if !s.needs_attention.is_empty() {
+            let first = s.needs_attention[0].rank;
+            let last = s.needs_attention[s.needs_attention.len() - 1].rank;
+            if first > 1 || last < s.needs_attention_total {
+                let _ = writeln!(out, "Ranked {first}-{last} of {}:", s.needs_attention_total);
+            }
+        }
+        for a in &s.needs_attention {
+            let r = &a.result;
+            let sev = match r.status {
+                ScanStatus::Failed => "FAILED",
+                ScanStatus::Ok => r.worst_severity.map(sev_label).unwrap_or("FAILED"),
+            };
+            let _ = writeln!(out, "{}. {} [{}] {}", a.rank, r.node, sev, a.reason);
+            // The top finding is the reason; the others follow, a few per node.
+            for f in r.findings.iter().skip(1).take(FINDINGS_SHOWN) {
+                let gpu = gpu_note(f).map(|g| format!("{g} ")).unwrap_or_default();
+                let _ = writeln!(
+                    out,
+                    "   - {} {gpu}{}: {}",
+                    sev_label(f.severity),
+                    f.code,
+                    f.summary
+                );
+            }
+            let hidden = r.findings.len().saturating_sub(1 + FINDINGS_SHOWN);
+            if hidden > 0 {
+                let _ = writeln!(out, "   - (+{hidden} more findings)");
+            }
+        }
+        if let Some(n) = s.next_offset {
+            let _ = writeln!(out, "More: call again with offset={n}.");
+        }
+        match &s.healthy_nodes {
+            Some(names) if !names.is_empty() => {
+                let _ = writeln!(out, "Healthy: {}", names.join(", "));
+            }
+            None if s.nodes_healthy > 0 => {
+                let _ = writeln!(
+                    out,
+                    "{} healthy node(s) not named (show_healthy=true names them).",
+                    s.nodes_healthy
+                );
+            }
+            _ => {}
         }
         out
     }
 }
+
+/// Findings shown per ranked node in the text, besides its reason (the structured result has them all).
+const FINDINGS_SHOWN: usize = 3;
 
 fn node_result(node: String, report: gpu_diag::contract::Report, millis: u64) -> NodeScanResult {
     let value = serde_json::to_value(&report).unwrap_or_default();
@@ -331,29 +445,64 @@ fn node_result(node: String, report: gpu_diag::contract::Report, millis: u64) ->
         verdict: verdict_in(&value),
         worst_severity,
         counts,
-        findings,
+        findings: findings.into_iter().map(brief).collect(),
         error: None,
         millis,
     }
 }
 
-/// Critical first, then failed probes, then warnings; more findings first within a class; then by name.
-pub fn rank(results: &[NodeScanResult]) -> Vec<AttentionEntry> {
-    let class = |r: &NodeScanResult| -> Option<u8> {
-        match (r.status, r.worst_severity) {
-            (ScanStatus::Failed, _) => Some(1),
-            (_, Some(Severity::Critical)) => Some(0),
-            (_, Some(Severity::Warning)) => Some(2),
-            _ => match r.verdict {
-                Some(Verdict::Unhealthy) => Some(0),
-                Some(Verdict::Degraded) => Some(2),
-                _ => None,
-            },
+/// `GPU n` for a finding whose summary does not already name its GPU.
+fn gpu_note(f: &ScanFinding) -> Option<String> {
+    let g = format!("GPU {}", f.gpu?);
+    (!f.summary.contains(&g)).then_some(g)
+}
+
+fn brief(f: Finding) -> ScanFinding {
+    ScanFinding {
+        code: f.code,
+        severity: f.severity,
+        gpu: f.gpu,
+        summary: f.summary,
+    }
+}
+
+/// Urgency class: 0 critical, 1 failed probe, 2 warning; `None` for a healthy node.
+fn class(r: &NodeScanResult) -> Option<u8> {
+    match (r.status, r.worst_severity) {
+        (ScanStatus::Failed, _) => Some(1),
+        (_, Some(Severity::Critical)) => Some(0),
+        (_, Some(Severity::Warning)) => Some(2),
+        _ => match r.verdict {
+            Some(Verdict::Unhealthy) => Some(0),
+            Some(Verdict::Degraded) => Some(2),
+            _ => None,
+        },
+    }
+}
+
+const CLASS_NAMES: [&str; 3] = ["critical", "failed", "warning"];
+
+/// What a ranked node is grouped by: its top finding's code, or its probe error's first line.
+fn cause(r: &NodeScanResult) -> String {
+    match (&r.error, r.findings.first()) {
+        (Some(e), _) => {
+            // The node's own name is in the message; without it, one cause on many nodes reads alike.
+            let line = e.lines().next().unwrap_or(e);
+            let line = line
+                .strip_prefix(&format!("probe of `{}` failed: ", r.node))
+                .unwrap_or(line);
+            format!("probe failed: {}", line.replace(&r.node, "<node>"))
         }
-    };
-    let mut picked: Vec<(u8, &NodeScanResult)> = results
-        .iter()
-        .filter_map(|r| class(r).map(|c| (c, r)))
+        (None, Some(f)) => f.code.clone(),
+        (None, None) => format!("verdict {:?}", r.verdict.unwrap_or(Verdict::Unknown)),
+    }
+}
+
+/// Critical first, then failed probes, then warnings; more findings first within a class; then by name.
+pub fn rank(results: Vec<NodeScanResult>) -> Vec<AttentionEntry> {
+    let mut picked: Vec<(u8, NodeScanResult)> = results
+        .into_iter()
+        .filter_map(|r| class(&r).map(|c| (c, r)))
         .collect();
     picked.sort_by(|(ca, a), (cb, b)| {
         ca.cmp(cb)
@@ -365,45 +514,66 @@ pub fn rank(results: &[NodeScanResult]) -> Vec<AttentionEntry> {
         .enumerate()
         .map(|(i, (_, r))| AttentionEntry {
             rank: i + 1,
-            node: r.node.clone(),
             reason: match (&r.error, r.findings.first()) {
-                (Some(e), _) => format!("probe failed: {}", e.lines().next().unwrap_or(e)),
+                (Some(_), _) => cause(&r),
                 (None, Some(f)) => {
                     let more = r.findings.len() - 1;
+                    let gpu = gpu_note(f).map(|g| format!(" ({g})")).unwrap_or_default();
                     if more > 0 {
-                        format!("{}: {} (+{more} more)", f.code, f.summary)
+                        format!("{}{gpu}: {} (+{more} more)", f.code, f.summary)
                     } else {
-                        format!("{}: {}", f.code, f.summary)
+                        format!("{}{gpu}: {}", f.code, f.summary)
                     }
                 }
-                (None, None) => format!("verdict {:?}", r.verdict.unwrap_or(Verdict::Unknown)),
+                (None, None) => cause(&r),
             },
-            worst_severity: r.worst_severity,
+            result: r,
         })
         .collect()
+}
+
+/// Causes shared by two or more ranked nodes, in the order their first node ranks.
+fn groups(ranked: &[AttentionEntry]) -> Vec<ScanGroup> {
+    let mut out: Vec<ScanGroup> = Vec::new();
+    for a in ranked {
+        let class = class(&a.result).map_or("warning", |c| CLASS_NAMES[c as usize]);
+        let cause = cause(&a.result);
+        match out
+            .iter_mut()
+            .find(|g| g.class == class && g.cause == cause)
+        {
+            Some(g) => {
+                g.nodes_count += 1;
+                if g.nodes.len() < GROUP_NAMES {
+                    g.nodes.push(a.result.node.clone());
+                }
+            }
+            None => out.push(ScanGroup {
+                class: class.to_string(),
+                cause,
+                nodes_count: 1,
+                nodes: vec![a.result.node.clone()],
+            }),
+        }
+    }
+    out.retain(|g| g.nodes_count > 1);
+    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use gpu_diag::finding::{Action, ActionKind};
 
-    fn finding(code: &str, sev: Severity) -> Finding {
-        Finding {
+    fn finding(code: &str, sev: Severity) -> ScanFinding {
+        ScanFinding {
             code: code.into(),
             severity: sev,
             gpu: Some(0),
-            gpu_uuid: None,
             summary: format!("{code} seen"),
-            evidence: vec![],
-            action: Action {
-                kind: ActionKind::Investigate,
-                detail: "look".into(),
-            },
         }
     }
 
-    fn ok(node: &str, f: Vec<Finding>) -> NodeScanResult {
+    fn ok(node: &str, f: Vec<ScanFinding>) -> NodeScanResult {
         let mut counts = SeverityCounts::default();
         for x in &f {
             match x.severity {
@@ -444,11 +614,33 @@ mod tests {
                 ],
             ),
         ];
-        let r = rank(&results);
-        let order: Vec<&str> = r.iter().map(|e| e.node.as_str()).collect();
+        let r = rank(results);
+        let order: Vec<&str> = r.iter().map(|e| e.result.node.as_str()).collect();
         assert_eq!(order, ["n5", "n4", "n3", "n1"]);
         assert_eq!(r[0].rank, 1);
         assert!(r[0].reason.contains("+1 more"), "{}", r[0].reason);
         assert!(r[2].reason.starts_with("probe failed"), "{}", r[2].reason);
+        // n4 and n5 share their top finding; the one-node causes are not groups.
+        let g = groups(&r);
+        assert_eq!(g.len(), 1, "{g:?}");
+        assert_eq!((g[0].cause.as_str(), g[0].nodes_count), ("xid.79", 2));
+        assert_eq!(g[0].nodes, ["n5", "n4"]);
+    }
+
+    #[test]
+    fn one_probe_error_on_many_nodes_is_one_cause() {
+        let failed = |n: &str| NodeScanResult {
+            status: ScanStatus::Failed,
+            error: Some(format!(
+                "probe of `{n}` failed: pods is forbidden on {n}\nhint: bind the RBAC rules"
+            )),
+            ..ok(n, vec![])
+        };
+        let r = rank((0..40).map(|i| failed(&format!("gpu-{i:02}"))).collect());
+        let g = groups(&r);
+        assert_eq!(g.len(), 1, "{g:?}");
+        assert_eq!(g[0].cause, "probe failed: pods is forbidden on <node>");
+        assert_eq!(g[0].nodes_count, 40);
+        assert_eq!(g[0].nodes.len(), GROUP_NAMES);
     }
 }
