@@ -95,7 +95,9 @@ impl Tool for ListGpuNodes {
     const DESCRIPTION: &'static str = "List the nodes that carry NVIDIA GPUs, with GPU capacity/allocatable/allocated \
 counts, MIG resources, readiness, problem conditions, taints and cordon state. Use it first to find node \
 names for the other tools, or to spot nodes that are NotReady, cordoned or have fewer allocatable GPUs \
-than capacity. In local mode it returns the single node `local` found by an inventory probe.";
+than capacity. Nodes with problems come first; a large cluster is summarised by groups (GPU model, count, \
+taints) and listed a page at a time (`limit`, `offset`). In local mode it returns the single node `local` \
+found by an inventory probe.";
     const HINTS: Hints = Hints::READ_IDEMPOTENT;
 
     async fn run(cx: &Cx, a: Self::Args) -> Result<Self::Output, ToolError> {

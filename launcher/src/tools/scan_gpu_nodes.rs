@@ -180,8 +180,9 @@ impl Tool for ScanGpuNodes {
     const TITLE: &'static str = "Scan many GPU nodes";
     const DESCRIPTION: &'static str = "Run one check (`health`, `xid` or `ecc`) on every GPU node (or those matching \
 label_selector), several at a time, and rank the nodes that need attention (critical findings first, \
-then nodes whose probe failed, then warnings). Returns per-node verdicts, findings and errors. Use it to \
-find the bad nodes in a fleet, e.g. after a failed multi-node training job.";
+then nodes whose probe failed, then warnings). Returns the ranked nodes with their findings or probe errors \
+(a page of `limit` from `offset`), causes shared by several nodes, and the count of healthy nodes (named \
+with show_healthy=true). Use it to find the bad nodes in a fleet, e.g. after a failed multi-node training job.";
     const HINTS: Hints = Hints::READ_LIVE;
 
     async fn run(cx: &Cx, a: Self::Args) -> Result<Self::Output, ToolError> {
