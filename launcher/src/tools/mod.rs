@@ -1,22 +1,6 @@
-//! Every tool, one file each, and the registry that lists them. `tools/list`, the server instructions,
-//! `k8s-gpu-mcp call list` and the tests' tool lists all come from [`READ_ONLY`] and [`OPERATOR`]: adding
-//! a tool is its file plus one line here.
-
-mod analyze_xid_errors;
-mod check_cluster;
-mod cordon_gpu_node;
-mod describe_gpu_node;
-mod get_gpu_health;
-mod get_gpu_inventory;
-mod get_gpu_processes;
-mod get_gpu_telemetry;
-mod get_pod_gpu_allocation;
-mod inspect_topology;
-mod kill_gpu_process;
-mod list_gpu_nodes;
-mod reset_gpu;
-mod scan_gpu_nodes;
-mod snapshot_ecc;
+//! Every tool, one file each, and the registry that lists them. `tools/list` (and from it `k8s-gpu-mcp call
+//! list` and the tests' tool lists) comes from the two lists below: adding a tool is its file plus one line
+//! here, which also declares its module.
 
 use rmcp::handler::server::router::tool::ToolRoute;
 
@@ -27,37 +11,46 @@ pub struct Entry<S> {
     pub route: fn() -> ToolRoute<S>,
 }
 
-macro_rules! entry {
-    ($t:ty) => {
-        Entry {
-            route: route::<$t, S>,
+/// `module::Type` per tool: declares the module and lists the tool, read-only ones first (in the order the
+/// instructions introduce them), then the operator tools listed only with `--mode operator`.
+macro_rules! registry {
+    (
+        read_only: [$($r:ident :: $rt:ident),* $(,)?],
+        operator: [$($o:ident :: $ot:ident),* $(,)?] $(,)?
+    ) => {
+        $(mod $r;)*
+        $(mod $o;)*
+
+        /// The tools every server lists.
+        pub fn read_only<S: Host>() -> Vec<Entry<S>> {
+            vec![$(Entry { route: route::<$r::$rt, S> }),*]
+        }
+
+        /// The tools that act on GPUs and nodes, listed only with `--mode operator`.
+        pub fn operator<S: Host>() -> Vec<Entry<S>> {
+            vec![$(Entry { route: route::<$o::$ot, S> }),*]
         }
     };
 }
 
-/// The tools every server lists, in the order the instructions introduce them.
-pub fn read_only<S: Host>() -> Vec<Entry<S>> {
-    vec![
-        entry!(list_gpu_nodes::ListGpuNodes),
-        entry!(get_gpu_health::GpuHealth),
-        entry!(analyze_xid_errors::AnalyzeXidErrors),
-        entry!(get_gpu_telemetry::GpuTelemetry),
-        entry!(inspect_topology::InspectTopology),
-        entry!(snapshot_ecc::SnapshotEcc),
-        entry!(get_gpu_processes::GetGpuProcesses),
-        entry!(get_pod_gpu_allocation::GetPodGpuAllocation),
-        entry!(get_gpu_inventory::GpuInventory),
-        entry!(describe_gpu_node::DescribeGpuNode),
-        entry!(scan_gpu_nodes::ScanGpuNodes),
-        entry!(check_cluster::CheckCluster),
-    ]
-}
-
-/// The tools that act on GPUs and nodes, listed only with `--mode operator`.
-pub fn operator<S: Host>() -> Vec<Entry<S>> {
-    vec![
-        entry!(kill_gpu_process::KillGpuProcess),
-        entry!(reset_gpu::ResetGpu),
-        entry!(cordon_gpu_node::CordonGpuNode),
-    ]
+registry! {
+    read_only: [
+        list_gpu_nodes::ListGpuNodes,
+        get_gpu_health::GpuHealth,
+        analyze_xid_errors::AnalyzeXidErrors,
+        get_gpu_telemetry::GpuTelemetry,
+        inspect_topology::InspectTopology,
+        snapshot_ecc::SnapshotEcc,
+        get_gpu_processes::GetGpuProcesses,
+        get_pod_gpu_allocation::GetPodGpuAllocation,
+        get_gpu_inventory::GpuInventory,
+        describe_gpu_node::DescribeGpuNode,
+        scan_gpu_nodes::ScanGpuNodes,
+        check_cluster::CheckCluster,
+    ],
+    operator: [
+        kill_gpu_process::KillGpuProcess,
+        reset_gpu::ResetGpu,
+        cordon_gpu_node::CordonGpuNode,
+    ],
 }
