@@ -71,8 +71,19 @@ pub async fn run(launcher: Launcher, a: CallArgs, verbose_progress: bool) -> Exi
     };
     let names = launcher.tool_names();
     if a.tool == "list" {
-        for n in &names {
-            println!("{n}");
+        if a.output == OutputFormat::Json {
+            // What `tools/list` answers: names, schemas, annotations (tests derive their tool lists from it).
+            match serde_json::to_string_pretty(&launcher.tools()) {
+                Ok(s) => println!("{s}"),
+                Err(e) => {
+                    eprintln!("k8s-gpu-mcp call list: {e}");
+                    return ExitCode::from(1);
+                }
+            }
+        } else {
+            for n in &names {
+                println!("{n}");
+            }
         }
         return ExitCode::SUCCESS;
     }

@@ -67,11 +67,15 @@ impl Launcher {
 
     /// The tools this server lists, for `call` help and tests.
     pub fn tool_names(&self) -> Vec<String> {
-        self.tool_router
-            .list_all()
+        self.tools()
             .into_iter()
             .map(|t| t.name.to_string())
             .collect()
+    }
+
+    /// The tools as `tools/list` describes them.
+    pub fn tools(&self) -> Vec<rmcp::model::Tool> {
+        self.tool_router.list_all()
     }
 }
 

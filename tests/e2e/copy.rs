@@ -13,16 +13,6 @@ use serde_json::{Value, json};
 use crate::mcp::{self, Launcher};
 use crate::testbed::{FakeNode, Testbed, User, probe_dir, skipped, unique};
 
-const NODE_TOOLS: &[&str] = &[
-    "get_gpu_inventory",
-    "get_gpu_telemetry",
-    "inspect_topology",
-    "analyze_xid_errors",
-    "snapshot_ecc",
-    "get_gpu_health",
-    "get_gpu_processes",
-];
-
 /// A base image as copy delivery expects one (kwok pulls nothing; the name only shows up in errors).
 const BASE_IMAGE: &str = "docker.io/library/debian:bookworm-slim";
 
@@ -124,7 +114,7 @@ async fn copy_mode_answers_like_image_mode_for_every_node_tool() {
         ])
         .await;
     for (node, scenario) in &nodes {
-        for tool in NODE_TOOLS {
+        for tool in &mcp::tools::node_tools(mcp::LAUNCHER) {
             let args = json!({"node_name": node});
             let a = image.ok(tool, args.clone()).await;
             let b = copy.ok(tool, args).await;

@@ -8,17 +8,6 @@ use serde_json::{Value, json};
 use crate::mcp::{self, Launcher, has_str};
 use crate::testbed::{FakeNode, Testbed, User, skipped, unique};
 
-/// Node tools that run one probe.
-const NODE_TOOLS: &[&str] = &[
-    "get_gpu_inventory",
-    "get_gpu_telemetry",
-    "inspect_topology",
-    "analyze_xid_errors",
-    "snapshot_ecc",
-    "get_gpu_health",
-    "get_gpu_processes",
-];
-
 /// The three simulated GPU nodes every cluster of these tests has, each with its own scenario.
 const SCENARIOS: &[&str] = &[
     "dgx-h100-healthy",
@@ -99,7 +88,7 @@ async fn every_node_tool_answers_for_each_node() {
     let c = cluster("tools");
     let l = c.launcher(User::Reader, &[]).await;
     for (node, scenario) in &c.nodes {
-        for tool in NODE_TOOLS {
+        for tool in &mcp::tools::node_tools(mcp::LAUNCHER) {
             let v = l.ok(tool, json!({"node_name": node})).await;
             assert_eq!(v["node"], node.as_str(), "{tool}: {v}");
             assert_eq!(

@@ -2,6 +2,9 @@
 
 #![allow(dead_code)]
 
+#[path = "../support/tools.rs"]
+pub mod tools;
+
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;

@@ -21,22 +21,6 @@ use rmcp::{ClientHandler, ClientLifecycleMode, ClientServiceExt, RoleClient, Ser
 use serde_json::{Value, json};
 use tokio::process::Command;
 
-const READ_ONLY_TOOLS: [&str; 12] = [
-    "analyze_xid_errors",
-    "check_cluster",
-    "describe_gpu_node",
-    "get_gpu_health",
-    "get_gpu_inventory",
-    "get_gpu_processes",
-    "get_gpu_telemetry",
-    "get_pod_gpu_allocation",
-    "inspect_topology",
-    "list_gpu_nodes",
-    "scan_gpu_nodes",
-    "snapshot_ecc",
-];
-const OPERATOR_TOOLS: [&str; 3] = ["kill_gpu_process", "reset_gpu", "cordon_gpu_node"];
-
 fn serve_cmd(extra: &[&str]) -> Command {
     let probe = node_probe();
     let scenario = main_scenario();
@@ -142,7 +126,7 @@ async fn discover_handshake_2026_and_a_tool_call() {
         Some("k8s-gpu-mcp")
     );
     let tools = client.list_all_tools().await.unwrap();
-    assert_eq!(tools.len(), READ_ONLY_TOOLS.len());
+    assert_eq!(tools.len(), tools::read_only_tools(LAUNCHER).len());
     let r = call(&client, "get_gpu_health", json!({"node_name": "local"})).await;
     assert_eq!(r.is_error, Some(false), "{}", text_of(&r));
     assert!(r.structured_content.is_some());
@@ -155,9 +139,14 @@ async fn tools_list_is_the_read_only_surface_with_schemas_and_annotations() {
     let tools = client.list_all_tools().await.unwrap();
     let mut names: Vec<&str> = tools.iter().map(|t| t.name.as_ref()).collect();
     names.sort();
-    assert_eq!(names, READ_ONLY_TOOLS);
-    for op in OPERATOR_TOOLS {
-        assert!(!names.contains(&op), "{op} listed in read-only mode");
+    assert_eq!(names, tools::read_only_tools(LAUNCHER));
+    let operator = tools::operator_only_tools(LAUNCHER);
+    assert!(!operator.is_empty(), "operator mode adds no tool");
+    for op in &operator {
+        assert!(
+            !names.contains(&op.as_str()),
+            "{op} listed in read-only mode"
+        );
     }
     for t in &tools {
         let name = t.name.as_ref();
@@ -226,8 +215,8 @@ async fn operator_mode_adds_no_stubs() {
         .into_iter()
         .map(|t| t.name.to_string())
         .collect();
-    for t in READ_ONLY_TOOLS {
-        assert!(names.iter().any(|n| n == t), "{t} missing in operator mode");
+    for t in tools::read_only_tools(LAUNCHER) {
+        assert!(names.contains(&t), "{t} missing in operator mode");
     }
     client.cancel().await.unwrap();
 }
@@ -255,7 +244,25 @@ async fn every_tool_answers_in_local_mode_and_matches_its_output_schema() {
         ("scan_gpu_nodes", json!({"check": "ecc"})),
         ("check_cluster", json!({})),
     ];
+    // Every other listed tool (a new one, say) is called too, with the arguments its schema requires.
+    let mut calls: Vec<(String, Value)> =
+        calls.into_iter().map(|(n, a)| (n.to_string(), a)).collect();
+    for t in &tools {
+        if calls.iter().any(|(n, _)| n == t.name.as_ref()) {
+            continue;
+        }
+        let input = Value::Object(t.input_schema.as_ref().clone());
+        let mut args = serde_json::Map::new();
+        for r in input["required"].as_array().into_iter().flatten() {
+            match r.as_str() {
+                Some("node_name") => args.insert("node_name".into(), json!("local")),
+                other => panic!("{}: add a call with a value for {other:?} here", t.name),
+            };
+        }
+        calls.push((t.name.to_string(), Value::Object(args)));
+    }
     for (name, args) in calls {
+        let name = name.as_str();
         let tool = tools.iter().find(|t| t.name == name).unwrap();
         let r = call(&client, name, args.clone()).await;
         assert_eq!(r.is_error, Some(false), "{name} {args}: {}", text_of(&r));
@@ -749,7 +756,7 @@ async fn cancellation_kills_the_probe_before_the_server_moves_on() {
     assert!(wait_dead(pid, 5), "probe {pid} survived cancellation");
     // The server is still healthy after the cancellation.
     let tools = client.list_all_tools().await.unwrap();
-    assert_eq!(tools.len(), READ_ONLY_TOOLS.len());
+    assert_eq!(tools.len(), tools::read_only_tools(LAUNCHER).len());
     client.cancel().await.unwrap();
 }
 

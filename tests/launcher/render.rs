@@ -7,19 +7,6 @@ use std::process::Command;
 
 use common::*;
 
-const TOOLS: [&str; 10] = [
-    "list_gpu_nodes",
-    "get_gpu_inventory",
-    "get_gpu_telemetry",
-    "inspect_topology",
-    "analyze_xid_errors",
-    "snapshot_ecc",
-    "get_gpu_health",
-    "get_gpu_processes",
-    "get_pod_gpu_allocation",
-    "describe_gpu_node",
-];
-
 fn render(scenario: &str, tool: &str) -> String {
     let mut cmd = Command::new(LAUNCHER);
     cmd.args(["--local", "--simulate", scenario, "--probe-bin"])
@@ -50,8 +37,11 @@ fn renderings_per_scenario() {
     ));
     settings.set_prepend_module_to_snapshot(false);
     settings.bind(|| {
+        // list_gpu_nodes and every node tool (scan_gpu_nodes is rendered below, with its argument).
+        let mut tools = vec!["list_gpu_nodes".to_string()];
+        tools.extend(tools::node_tools(LAUNCHER));
         for (name, sc) in &scenarios {
-            for tool in TOOLS {
+            for tool in &tools {
                 let text = render(sc, tool);
                 assert!(
                     text.contains(&format!("simulated:{name}")),

@@ -3,6 +3,7 @@
 // structuredContent against the tool's outputSchema, so a schema drift fails here.
 // Usage: node tests/mcp-sdk/client.mjs <path to k8s-gpu-mcp>   (tests/run-all.sh runs it)
 import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
 
@@ -43,20 +44,12 @@ function argsFor(tool) {
   return args;
 }
 
-const READ_ONLY_TOOLS = [
-  "analyze_xid_errors",
-  "check_cluster",
-  "describe_gpu_node",
-  "get_gpu_health",
-  "get_gpu_inventory",
-  "get_gpu_processes",
-  "get_gpu_telemetry",
-  "get_pod_gpu_allocation",
-  "inspect_topology",
-  "list_gpu_nodes",
-  "scan_gpu_nodes",
-  "snapshot_ecc",
-];
+// The registry's read-only tools, as `call list` prints them (launcher/src/tools/mod.rs), not a list of our own.
+const READ_ONLY_TOOLS = JSON.parse(
+  execFileSync(launcher, ["--local", "--simulate", "dgx-h100-xid79", "call", "list", "--output", "json"]),
+)
+  .map((t) => t.name)
+  .sort();
 
 const client = await connect([]);
 const server = client.getServerVersion();

@@ -34,19 +34,6 @@ use mcp::{Launcher, has_str};
 use node::{Images, RealNode};
 use testbed::{Testbed, User, skipped, unique};
 
-/// Every tool that runs node-probe on one node, with the arguments it needs besides `node_name`.
-const NODE_TOOLS: &[&str] = &[
-    "get_gpu_inventory",
-    "get_gpu_telemetry",
-    "inspect_topology",
-    "analyze_xid_errors",
-    "snapshot_ecc",
-    "get_gpu_health",
-    "get_gpu_processes",
-    "get_pod_gpu_allocation",
-    "describe_gpu_node",
-];
-
 /// The fake NVML's GPUs (tests/fake-nvml/fake_nvml.c), which the testbed's device plugin also advertises.
 fn gpu_uuid(i: usize) -> String {
     format!("GPU-5f1c1a5e-0000-4000-8000-00000000000{i}")
@@ -306,7 +293,7 @@ async fn every_node_tool_answers_alike_in_image_and_copy_delivery(c: &Ctx) {
     c.workload_pod("alike", 1, node::BASE_IMAGE);
     let image = c.image_launcher().await;
     let copy = c.copy_launcher(node::BASE_IMAGE).await;
-    for tool in NODE_TOOLS {
+    for tool in &mcp::tools::node_tools(mcp::LAUNCHER) {
         let args = json!({"node_name": c.name()});
         let a = image.ok(tool, args.clone()).await;
         let b = copy.ok(tool, args).await;
@@ -366,7 +353,7 @@ async fn default_delivery_needs_no_flags_and_no_published_image(c: &Ctx) {
     )
     .unwrap();
     let l = mcp::start_exact(c.tb, User::Reader, &c.ns, &launcher, &[], &[]).await;
-    for tool in NODE_TOOLS {
+    for tool in &mcp::tools::node_tools(mcp::LAUNCHER) {
         let v = l.ok(tool, json!({"node_name": c.name()})).await;
         assert_eq!(v["node"], c.name(), "{tool}: {v:#}");
         eprintln!("{tool}: default delivery {} ms", v["run"]["total_millis"]);

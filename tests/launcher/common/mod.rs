@@ -1,6 +1,9 @@
 //! Shared helpers for the launcher's integration tests: the real binaries, scenarios, fake probes.
 #![allow(dead_code)]
 
+#[path = "../../support/tools.rs"]
+pub mod tools;
+
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
