@@ -40,6 +40,8 @@ pub enum Command {
     Xid,
     /// GPU ↔ pod ↔ process attribution (kubelet PodResources, cgroups).
     Allocation,
+    /// `Describe` and `Allocation` in one run: what a workload diagnosis needs of each node.
+    Workload,
 }
 
 impl Command {
@@ -82,7 +84,7 @@ impl Command {
                 processes: true,
                 ..none
             },
-            Command::Health | Command::Describe => Sections::ALL,
+            Command::Health | Command::Describe | Command::Workload => Sections::ALL,
         }
     }
 }
@@ -99,5 +101,9 @@ pub fn analyze(command: Command, facts: &NodeFacts, opts: &AnalysisOptions) -> R
         Command::Describe => Report::Describe(Box::new(analysis::describe::analyze(facts, opts))),
         Command::Xid => Report::Xid(Box::new(xid::report::analyze(facts, opts))),
         Command::Allocation => Report::Allocation(attribution::analyze(facts, opts)),
+        Command::Workload => Report::Workload(Box::new(analysis::workload::WorkloadNodeReport {
+            describe: analysis::describe::analyze(facts, opts),
+            allocation: attribution::analyze(facts, opts),
+        })),
     }
 }

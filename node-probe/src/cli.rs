@@ -90,6 +90,8 @@ pub enum Cmd {
     /// Which pod holds which GPU (kubelet PodResources API) and whose processes use it (cgroups): exact
     /// when the kubelet answers, cgroup-only otherwise.
     Allocation,
+    /// `describe` and `allocation` in one run: what the launcher's workload diagnosis needs of a node.
+    Workload,
     /// Operator: end one GPU process (SIGTERM, grace period, SIGKILL) after a preflight.
     Kill(crate::operator::KillArgs),
     /// Operator: reset one GPU with the host's nvidia-smi after a preflight, then verify it.
@@ -194,6 +196,7 @@ impl Invocation {
             Cmd::Describe => Command::Describe,
             Cmd::Xid(_) => Command::Xid,
             Cmd::Allocation => Command::Allocation,
+            Cmd::Workload => Command::Workload,
             Cmd::Facts(a) => {
                 let spec = SourceSpec::from_args(&self.global)?;
                 let xid = XidArgs {
@@ -226,7 +229,7 @@ impl Invocation {
         };
         xid_args.stream_log = stream.is_some();
         let mut facts = source::collect(&spec, command.sections(), &xid_args)?;
-        if command == Command::Allocation {
+        if matches!(command, Command::Allocation | Command::Workload) {
             crate::podresources::fill(&mut facts, &spec, self.global.host_root.is_some());
         }
         let opts = AnalysisOptions {

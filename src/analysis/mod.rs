@@ -12,6 +12,7 @@ pub mod nic;
 pub mod processes;
 pub mod telemetry;
 pub mod topology;
+pub mod workload;
 
 use serde::{Deserialize, Serialize};
 

@@ -521,6 +521,32 @@ def scn_dgx_h100_ib_rate_degraded():
         6: dict(rate="200 Gb/sec (4X HDR)")})
 
 
+def scn_dgx_h100_straggler_brake():
+    # One rank of a training job is slow: GPU 5's HW power brake (an external power-supply signal) holds
+    # its SM clock at 1095 MHz while the other seven run at 1980 MHz. No XID, no ECC error, no NVLink fault.
+    loads = [busy(58), busy(61), busy(60), busy(57), busy(59), busy(49, 402, 0x80, 1095), busy(56), busy(60)]
+    log = boot_lines("570.133.20", H100_BUILD) + DISTRACTORS
+    brake = {5: {"durations": lambda g: g["clocks_event_durations_ns"].update(
+        hw_power_brake_slowdown=1_913_000_000_000)}}
+    return with_dgx_nics(dgx_h100("dgx-h100-straggler-brake", "dgx-h100-19", loads=loads, overrides=brake,
+                                  kernel_log=dmesg(log)), "dgx-h100-straggler-brake")
+
+
+def scn_dgx_h100_pcie_downtrained():
+    # GPU 2's PCIe link trained down to Gen3 x8 (a marginal riser or retimer) while its peers run Gen5 x16:
+    # host transfers and GPUDirect traffic through it are a sixth as fast. No XID.
+    loads = [busy(58), busy(61), busy(60), busy(57), busy(59), busy(62), busy(56), busy(60)]
+    log = boot_lines("570.133.20", H100_BUILD) + DISTRACTORS
+
+    def down(g):
+        g["pcie"]["current_link_gen"] = 3
+        g["pcie"]["current_link_width"] = 8
+
+    return with_dgx_nics(dgx_h100("dgx-h100-pcie-downtrained", "dgx-h100-23", loads=loads,
+                                  overrides={2: {"pcie": down}}, kernel_log=dmesg(log)),
+                         "dgx-h100-pcie-downtrained")
+
+
 def scn_h100_roce_carrier_flaps():
     # Two ConnectX-7 400GbE RoCE ports, both on socket 0: ens1f0np0's carrier went down and up during the
     # probe (23 changes in all) with CRC errors; GPU 1 on socket 1 reaches either only across sockets.
@@ -1035,6 +1061,8 @@ SCENARIOS = {
     "dgx-h100-ib-flapping": scn_dgx_h100_ib_flapping,
     "dgx-h100-ib-rate-degraded": scn_dgx_h100_ib_rate_degraded,
     "h100-roce-carrier-flaps": scn_h100_roce_carrier_flaps,
+    "dgx-h100-straggler-brake": scn_dgx_h100_straggler_brake,
+    "dgx-h100-pcie-downtrained": scn_dgx_h100_pcie_downtrained,
 }
 
 

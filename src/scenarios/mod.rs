@@ -94,6 +94,14 @@ pub static BUILTIN: &[Scenario] = &[
         "h100-roce-carrier-flaps",
         "2x H100 PCIe with two 400GbE RoCE ports on socket 0: ens1f0np0's carrier flaps during the probe with CRC errors; GPU 1 is SYS from both NICs"
     ),
+    scenario!(
+        "dgx-h100-straggler-brake",
+        "DGX H100 under a training load whose GPU 5 is held at 1095 MHz by the HW power brake while its seven peers run at 1980 MHz; no XID"
+    ),
+    scenario!(
+        "dgx-h100-pcie-downtrained",
+        "DGX H100 under a training load whose GPU 2's PCIe link trained down to Gen3 x8 (max Gen5 x16) while its peers run Gen5 x16; no XID"
+    ),
 ];
 
 pub fn find(name: &str) -> Option<&'static Scenario> {
@@ -111,7 +119,7 @@ mod tests {
 
     #[test]
     fn every_builtin_parses_and_is_raw_facts() {
-        assert_eq!(BUILTIN.len(), 16);
+        assert_eq!(BUILTIN.len(), 18);
         for s in BUILTIN {
             let facts = parse(s.json).unwrap_or_else(|e| panic!("{}: {e}", s.name));
             assert!(!facts.gpus.is_empty(), "{}", s.name);

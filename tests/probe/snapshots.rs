@@ -8,7 +8,7 @@ use util::{COMMANDS, TestCommand};
 #[test]
 fn every_command_on_every_scenario() {
     let scenarios = util::scenarios();
-    assert_eq!(scenarios.len(), 16);
+    assert_eq!(scenarios.len(), 18);
     let mut settings = insta::Settings::clone_current();
     settings.set_snapshot_path(concat!(env!("CARGO_MANIFEST_DIR"), "/../snapshots/probe"));
     settings.set_prepend_module_to_snapshot(false);
