@@ -20,6 +20,38 @@ pub enum ClusterError {
     BadSelector(String),
     #[error("Kubernetes API error: {0}")]
     Api(String),
+    #[error("not found: {0}")]
+    NotFound(String),
+    #[error("{0}")]
+    KindNotInstalled(String),
+}
+
+/// A workload as `diagnose_workload` names it (always within one namespace).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WorkloadRef {
+    Pod(String),
+    Job(String),
+    JobSet(String),
+    PyTorchJob(String),
+    MpiJob(String),
+    RayJob(String),
+    /// Pods matching a label selector.
+    Selector(String),
+}
+
+impl WorkloadRef {
+    /// The object's name (the selector for `Selector`).
+    pub fn name(&self) -> &str {
+        match self {
+            WorkloadRef::Pod(n)
+            | WorkloadRef::Job(n)
+            | WorkloadRef::JobSet(n)
+            | WorkloadRef::PyTorchJob(n)
+            | WorkloadRef::MpiJob(n)
+            | WorkloadRef::RayJob(n)
+            | WorkloadRef::Selector(n) => n,
+        }
+    }
 }
 
 /// One node as the API server sees it, with its GPU accounting.
@@ -106,6 +138,20 @@ pub trait ClusterBackend: Send + Sync {
         Box::pin(async {
             Err(ClusterError::Api(
                 "listing a node's pods is not supported by this backend".into(),
+            ))
+        })
+    }
+
+    /// Every pod of a workload (any phase), with what a diagnosis needs of each.
+    fn workload_pods<'a>(
+        &'a self,
+        _context: Option<&'a str>,
+        _namespace: &'a str,
+        _workload: &'a WorkloadRef,
+    ) -> BoxFut<'a, Vec<gpu_diag::analysis::workload::WorkloadPod>> {
+        Box::pin(async {
+            Err(ClusterError::Api(
+                "workloads are not supported by this backend".into(),
             ))
         })
     }

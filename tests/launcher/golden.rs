@@ -177,6 +177,11 @@ async fn one_result_per_tool() {
             json!({"context": "prod"}),
         ),
         (
+            "error_workload_in_local_mode",
+            "diagnose_workload",
+            json!({"namespace": "ml", "job": "train"}),
+        ),
+        (
             "error_kill_unconfirmed",
             "kill_gpu_process",
             json!({"node_name": "local", "pid": 4242}),

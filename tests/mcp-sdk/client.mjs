@@ -62,6 +62,14 @@ let progressEvents = 0;
 for (const tool of tools) {
   assert.ok(tool.description && tool.description.length > 40, `${tool.name}: a description an AI can use`);
   assert.equal(tool.annotations?.readOnlyHint, true, `${tool.name}: read-only hint`);
+  // Workload tools read a namespace's pods from a cluster: in local mode they refuse with the reason.
+  if ((tool.inputSchema.required ?? []).includes("namespace")) {
+    const r = await client.callTool({ name: tool.name, arguments: { namespace: "ml", job: "train" } });
+    assert.equal(r.isError, true, `${tool.name}: refused in local mode`);
+    assert.match(r.content[0].text, /local mode/);
+    console.log(`ok ${tool.name}: refused in local mode`);
+    continue;
+  }
   const result = await client.callTool({ name: tool.name, arguments: argsFor(tool) }, undefined, {
     onprogress: () => progressEvents++,
   });

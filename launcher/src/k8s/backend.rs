@@ -11,7 +11,9 @@ use kube::api::{Api, ListParams};
 use gpu_diag::attribution::join::{ApiContainer, ApiPod, strip_runtime_scheme};
 
 use super::clients::Clients;
-use crate::cluster::{BoxFut, ClusterBackend, ClusterError, ContainerGpuUse, GpuNode, PodGpuUse};
+use crate::cluster::{
+    BoxFut, ClusterBackend, ClusterError, ContainerGpuUse, GpuNode, PodGpuUse, WorkloadRef,
+};
 
 pub const GPU_RESOURCE: &str = "nvidia.com/gpu";
 const NVIDIA_PREFIX: &str = "nvidia.com/";
@@ -393,6 +395,18 @@ impl ClusterBackend for KubeBackend {
         node: &'a str,
     ) -> BoxFut<'a, Vec<PodGpuUse>> {
         Box::pin(async move { Ok(self.node_and_gpu_pods(context, node).await?.1) })
+    }
+
+    fn workload_pods<'a>(
+        &'a self,
+        context: Option<&'a str>,
+        namespace: &'a str,
+        workload: &'a WorkloadRef,
+    ) -> BoxFut<'a, Vec<gpu_diag::analysis::workload::WorkloadPod>> {
+        Box::pin(async move {
+            let client = self.clients.get(context).await?;
+            super::workload::pods(client, namespace, workload).await
+        })
     }
 
     fn contexts(&self) -> Vec<String> {

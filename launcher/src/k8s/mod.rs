@@ -18,6 +18,7 @@ pub mod pod;
 pub mod pod_runner;
 pub mod stream_exec;
 pub mod sweep;
+pub mod workload;
 
 use std::path::PathBuf;
 use std::sync::Arc;

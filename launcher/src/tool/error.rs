@@ -60,6 +60,12 @@ impl ToolError {
                     "use Kubernetes label-selector syntax, e.g. `key=value,other!=x` or `key in (a,b)`"
                 }
                 C::Api(_) => "check that the API server is reachable (`kubectl get nodes`)",
+                C::NotFound(_) => {
+                    "check the namespace and the name (`kubectl get <kind> -n <namespace>`)"
+                }
+                C::KindNotInstalled(_) => {
+                    "name the workload another way: `job`, `pod` or `label_selector` work on any cluster"
+                }
             },
             ToolError::ClusterWrite(e) => match e {
                 C::NodeNotFound(_) => "call list_gpu_nodes to see the node names",

@@ -6,6 +6,7 @@
 
 pub mod action;
 pub mod error;
+pub mod fanout;
 pub mod nic_text;
 pub mod schema;
 pub mod target;

@@ -46,6 +46,7 @@ registry! {
         get_gpu_inventory::GpuInventory,
         describe_gpu_node::DescribeGpuNode,
         scan_gpu_nodes::ScanGpuNodes,
+        diagnose_workload::DiagnoseWorkload,
         check_cluster::CheckCluster,
     ],
     operator: [

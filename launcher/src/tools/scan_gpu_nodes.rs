@@ -2,18 +2,15 @@
 //! nodes that need attention. The ranking orders nodes by the severities the probe reported; it does not
 //! judge facts itself.
 
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use gpu_diag::finding::{Finding, Severity, Verdict};
 use std::fmt::Write;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use tokio::sync::Semaphore;
-use tokio::task::JoinSet;
 
-use crate::progress::null_sink;
+use crate::tool::fanout::probe_nodes;
 use crate::tool::text::{findings_in, sev_label, verdict_in};
 use crate::tool::{Cx, Hints, Tool, ToolError};
 
@@ -227,80 +224,30 @@ with show_healthy=true). Use it to find the bad nodes in a fleet, e.g. after a f
             ScanCheck::Xid => vec!["xid".into()],
             ScanCheck::Ecc => vec!["ecc".into()],
         };
-        if total > 0 {
-            cx.progress.report(
-                0.5,
-                Some(total as f64),
-                format!("scanning {total} node(s), {concurrency} at a time"),
-            );
-        }
-
-        let sem = Arc::new(Semaphore::new(concurrency as usize));
-        // The runner enforces the probe deadline; this outer bound only guards against a runner that does not.
-        let hard_limit = cx.env.cfg.probe_timeout + Duration::from_secs(10);
-        let mut set = JoinSet::new();
-        for node in nodes.iter().cloned() {
-            let env = cx.env.clone();
-            let sem = sem.clone();
-            let cancel = cx.cancel.child_token();
-            let args = command.clone();
-            let context = a.context.clone();
-            set.spawn(async move {
-                let _permit = sem.acquire_owned().await;
-                let t = Instant::now();
-                let run = env.probe(
-                    Self::NAME,
-                    &node,
-                    context,
-                    args,
-                    null_sink(),
-                    cancel.clone(),
-                );
-                let res = match tokio::time::timeout(hard_limit, run).await {
-                    Ok(r) => r.map_err(|e| e.to_string()),
-                    Err(_) => {
-                        cancel.cancel();
-                        Err(format!(
-                            "probe of `{node}` did not finish within {} s",
-                            hard_limit.as_secs()
-                        ))
-                    }
-                };
-                (node, res, t.elapsed().as_millis() as u64)
-            });
-        }
-
         let mut results = Vec::with_capacity(total);
-        let mut done = 0usize;
-        // Every task is awaited, also after cancellation, so no probe outlives the call.
-        while let Some(joined) = set.join_next().await {
-            done += 1;
-            let (node, res, millis) = match joined {
-                Ok(v) => v,
-                Err(e) => {
-                    tracing::error!(error = %e, "scan task failed");
-                    continue;
-                }
-            };
-            let r = match res {
-                Ok(pr) => node_result(node, pr.report, millis),
+        for o in probe_nodes(
+            cx,
+            Self::NAME,
+            &nodes,
+            a.context.clone(),
+            command,
+            concurrency as usize,
+        )
+        .await
+        {
+            results.push(match o.result {
+                Ok(pr) => node_result(o.node, pr.report, o.millis),
                 Err(error) => NodeScanResult {
-                    node,
+                    node: o.node,
                     status: ScanStatus::Failed,
                     verdict: None,
                     worst_severity: None,
                     counts: SeverityCounts::default(),
                     findings: vec![],
                     error: Some(error),
-                    millis,
+                    millis: o.millis,
                 },
-            };
-            cx.progress.report(
-                done as f64,
-                Some(total as f64),
-                format!("{} done ({done} of {total})", r.node),
-            );
-            results.push(r);
+            });
         }
         if cx.cancel.is_cancelled() {
             return Err(ToolError::Invalid(

@@ -1,0 +1,292 @@
+//! A workload's pods, from the API server: one pod, a batch Job, a JobSet, a PyTorchJob, an MPIJob, a RayJob
+//! (custom kinds read through discovery and the dynamic API, so no CRD crate is needed), or a label
+//! selector. Pods of any phase are kept: Pending, failed and restarting pods are evidence.
+//!
+//! Owner kinds are followed down their ownerReferences: the workload owns pods directly (Job, PyTorchJob,
+//! MPIJob workers) or through Jobs (JobSet, the MPIJob launcher, the RayJob submitter) and RayClusters
+//! (RayJob).
+
+use std::collections::BTreeSet;
+
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, DynamicObject, ListParams};
+use kube::discovery::ApiResource;
+
+use gpu_diag::analysis::workload::WorkloadPod;
+
+use super::backend::{GPU_RESOURCE, pod_request};
+use crate::cluster::{ClusterError, WorkloadRef};
+
+/// A custom workload kind: its API group and kind, and what installs it (for the error when it is absent).
+struct CustomKind {
+    group: &'static str,
+    kind: &'static str,
+    installed_by: &'static str,
+}
+
+fn custom(r: &WorkloadRef) -> Option<CustomKind> {
+    let (group, kind, installed_by) = match r {
+        WorkloadRef::JobSet(_) => ("jobset.x-k8s.io", "JobSet", "the JobSet controller"),
+        WorkloadRef::PyTorchJob(_) => (
+            "kubeflow.org",
+            "PyTorchJob",
+            "the Kubeflow Training Operator",
+        ),
+        WorkloadRef::MpiJob(_) => ("kubeflow.org", "MPIJob", "the MPI Operator"),
+        WorkloadRef::RayJob(_) => ("ray.io", "RayJob", "KubeRay"),
+        _ => return None,
+    };
+    Some(CustomKind {
+        group,
+        kind,
+        installed_by,
+    })
+}
+
+fn api_err(action: &str, e: kube::Error) -> ClusterError {
+    match e {
+        kube::Error::Api(s) if s.is_forbidden() => {
+            ClusterError::Forbidden(format!("{action}: {}", s.message))
+        }
+        kube::Error::Api(s) if s.code == 404 => {
+            ClusterError::NotFound(format!("{action}: {}", s.message))
+        }
+        e => ClusterError::Api(format!("{action}: {e}")),
+    }
+}
+
+/// The API resource of a custom kind, or a clear error when the cluster does not serve it.
+async fn resource_of(client: &kube::Client, k: &CustomKind) -> Result<ApiResource, ClusterError> {
+    let missing = || {
+        ClusterError::KindNotInstalled(format!(
+            "this cluster serves no {} ({}); {} is not installed, or the workload is of another kind",
+            k.kind, k.group, k.installed_by
+        ))
+    };
+    let group = match kube::discovery::group(client, k.group).await {
+        Ok(g) => g,
+        Err(kube::Error::Api(s)) if s.code == 404 => return Err(missing()),
+        Err(kube::Error::Discovery(_)) => return Err(missing()),
+        Err(e) => return Err(api_err(&format!("discover {}", k.group), e)),
+    };
+    group
+        .recommended_kind(k.kind)
+        .map(|(ar, _)| ar)
+        .ok_or_else(missing)
+}
+
+/// `kind/name` as the answer names the workload.
+pub fn label(r: &WorkloadRef) -> String {
+    match r {
+        WorkloadRef::Pod(n) => format!("pod/{n}"),
+        WorkloadRef::Job(n) => format!("job/{n}"),
+        WorkloadRef::JobSet(n) => format!("jobset/{n}"),
+        WorkloadRef::PyTorchJob(n) => format!("pytorchjob/{n}"),
+        WorkloadRef::MpiJob(n) => format!("mpijob/{n}"),
+        WorkloadRef::RayJob(n) => format!("rayjob/{n}"),
+        WorkloadRef::Selector(s) => format!("pods matching `{s}`"),
+    }
+}
+
+/// Every pod of the workload, in name order.
+pub async fn pods(
+    client: kube::Client,
+    ns: &str,
+    r: &WorkloadRef,
+) -> Result<Vec<WorkloadPod>, ClusterError> {
+    let pods_api: Api<Pod> = Api::namespaced(client.clone(), ns);
+    let mut pods: Vec<Pod> = match r {
+        WorkloadRef::Pod(name) => vec![
+            pods_api
+                .get(name)
+                .await
+                .map_err(|e| api_err(&format!("get pod {ns}/{name}"), e))?,
+        ],
+        WorkloadRef::Selector(sel) => {
+            pods_api
+                .list(&ListParams::default().labels(sel))
+                .await
+                .map_err(|e| match e {
+                    kube::Error::Api(s) if s.code == 400 => ClusterError::BadSelector(sel.clone()),
+                    e => api_err("list pods", e),
+                })?
+                .items
+        }
+        WorkloadRef::Job(name) => {
+            let jobs: Api<Job> = Api::namespaced(client.clone(), ns);
+            let job = jobs
+                .get(name)
+                .await
+                .map_err(|e| api_err(&format!("get job {ns}/{name}"), e))?;
+            let uid = job.metadata.uid.unwrap_or_default();
+            owned_by(&pods_api, &[uid]).await?
+        }
+        other => {
+            let kind = custom(other).expect("custom kinds are the rest");
+            let ar = resource_of(&client, &kind).await?;
+            let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, &ar);
+            let name = other.name();
+            let root = api
+                .get(name)
+                .await
+                .map_err(|e| api_err(&format!("get {} {ns}/{name}", kind.kind), e))?;
+            let root_uid = root.metadata.uid.unwrap_or_default();
+            // Intermediate owners: Jobs (JobSet, MPIJob launcher, RayJob submitter), RayClusters (RayJob).
+            let mut owners = vec![root_uid.clone()];
+            let jobs: Api<Job> = Api::namespaced(client.clone(), ns);
+            for j in jobs
+                .list(&ListParams::default())
+                .await
+                .map_err(|e| api_err("list jobs", e))?
+                .items
+            {
+                if owned(&j.metadata.owner_references, &root_uid) {
+                    owners.extend(j.metadata.uid);
+                }
+            }
+            if matches!(other, WorkloadRef::RayJob(_)) {
+                let rc = resource_of(
+                    &client,
+                    &CustomKind {
+                        group: "ray.io",
+                        kind: "RayCluster",
+                        installed_by: "KubeRay",
+                    },
+                )
+                .await?;
+                let clusters: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, &rc);
+                for c in clusters
+                    .list(&ListParams::default())
+                    .await
+                    .map_err(|e| api_err("list rayclusters", e))?
+                    .items
+                {
+                    if owned(&c.metadata.owner_references, &root_uid) {
+                        owners.extend(c.metadata.uid);
+                    }
+                }
+            }
+            owned_by(&pods_api, &owners).await?
+        }
+    };
+    pods.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
+    Ok(pods.iter().map(workload_pod).collect())
+}
+
+fn owned(
+    refs: &Option<Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference>>,
+    uid: &str,
+) -> bool {
+    refs.iter().flatten().any(|o| o.uid == uid)
+}
+
+/// The namespace's pods whose owner is one of `uids` (one list call).
+async fn owned_by(api: &Api<Pod>, uids: &[String]) -> Result<Vec<Pod>, ClusterError> {
+    let uids: BTreeSet<&str> = uids.iter().map(String::as_str).collect();
+    Ok(api
+        .list(&ListParams::default())
+        .await
+        .map_err(|e| api_err("list pods", e))?
+        .items
+        .into_iter()
+        .filter(|p| {
+            p.metadata
+                .owner_references
+                .iter()
+                .flatten()
+                .any(|o| uids.contains(o.uid.as_str()))
+        })
+        .collect())
+}
+
+/// The rank or replica a pod has in its workload, from the labels the common operators set.
+fn rank(p: &Pod) -> Option<String> {
+    let l = p.metadata.labels.as_ref()?;
+    let get = |k: &str| l.get(k).map(String::as_str);
+    if let Some(i) = get("training.kubeflow.org/replica-index") {
+        let t = get("training.kubeflow.org/replica-type").unwrap_or("replica");
+        return Some(format!("{t} {i}"));
+    }
+    if let Some(j) = get("jobset.sigs.k8s.io/job-index") {
+        let rj = get("jobset.sigs.k8s.io/replicatedjob-name").unwrap_or("job");
+        let c = get("batch.kubernetes.io/job-completion-index")
+            .map(|c| format!(" pod {c}"))
+            .unwrap_or_default();
+        return Some(format!("{rj} {j}{c}"));
+    }
+    if let Some(c) = get("batch.kubernetes.io/job-completion-index") {
+        return Some(format!("index {c}"));
+    }
+    get("ray.io/node-type").map(|t| format!("ray {t}"))
+}
+
+fn workload_pod(p: &Pod) -> WorkloadPod {
+    let status = p.status.as_ref();
+    let statuses = status
+        .into_iter()
+        .flat_map(|s| s.container_statuses.iter().flatten());
+    let mut restarts = 0u32;
+    let mut last_termination = None;
+    let mut waiting = None;
+    for c in statuses {
+        restarts += c.restart_count.max(0) as u32;
+        if let Some(t) = c.last_state.as_ref().and_then(|s| s.terminated.as_ref())
+            && t.reason.as_deref() != Some("Completed")
+        {
+            last_termination = Some(format!(
+                "{} (exit {})",
+                t.reason.as_deref().unwrap_or("terminated"),
+                t.exit_code
+            ));
+        }
+        if let Some(t) = c.state.as_ref().and_then(|s| s.terminated.as_ref())
+            && t.reason.as_deref() != Some("Completed")
+            && last_termination.is_none()
+        {
+            last_termination = Some(format!(
+                "{} (exit {})",
+                t.reason.as_deref().unwrap_or("terminated"),
+                t.exit_code
+            ));
+        }
+        if let Some(w) = c.state.as_ref().and_then(|s| s.waiting.as_ref())
+            && w.reason.as_deref() != Some("ContainerCreating")
+        {
+            waiting = Some(match &w.message {
+                Some(m) => format!("{}: {m}", w.reason.as_deref().unwrap_or("waiting")),
+                None => w.reason.clone().unwrap_or_else(|| "waiting".into()),
+            });
+        }
+    }
+    let unschedulable = status
+        .and_then(|s| s.conditions.as_ref())
+        .and_then(|cs| {
+            cs.iter()
+                .find(|c| c.type_ == "PodScheduled" && c.status == "False")
+        })
+        .map(|c| {
+            format!(
+                "{}: {}",
+                c.reason.as_deref().unwrap_or("not scheduled"),
+                c.message.as_deref().unwrap_or("")
+            )
+        });
+    WorkloadPod {
+        name: p.metadata.name.clone().unwrap_or_default(),
+        uid: p.metadata.uid.clone().unwrap_or_default(),
+        phase: status
+            .and_then(|s| s.phase.clone())
+            .unwrap_or_else(|| "Unknown".into()),
+        node: p.spec.as_ref().and_then(|s| s.node_name.clone()),
+        started: status
+            .and_then(|s| s.start_time.as_ref())
+            .map(|t| t.0.to_string()),
+        rank: rank(p),
+        gpus_requested: pod_request(p, GPU_RESOURCE),
+        restarts,
+        last_termination,
+        waiting,
+        unschedulable,
+    }
+}
