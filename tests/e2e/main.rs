@@ -11,6 +11,7 @@ mod copy;
 mod launcher;
 mod mcp;
 mod operator;
+mod workload;
 
 use std::time::Duration;
 
