@@ -31,8 +31,12 @@ pub struct XidPromptArgs {
 
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct JobArgs {
-    /// Nodes the job runs on, comma-separated (e.g. `gpu-node-1,gpu-node-2`).
-    pub nodes: String,
+    /// Nodes the job runs on, comma-separated (e.g. `gpu-node-1,gpu-node-2`), when known.
+    #[serde(default)]
+    pub nodes: Option<String>,
+    /// The job's namespace, to diagnose it as a whole.
+    #[serde(default)]
+    pub namespace: Option<String>,
     /// `hung` (no progress at all) or `slow` (progress, but below expected throughput).
     #[serde(default)]
     pub symptom: Option<String>,
@@ -64,7 +68,9 @@ impl Launcher {
              3. Before recommending a GPU reset, drain or reboot, call get_gpu_processes and \
              get_pod_gpu_allocation to name the workloads that would be interrupted (exact device ids when \
              the probe reaches the kubelet).\n\
-             4. Answer with: verdict, root cause (with the evidence lines), impact on workloads, and the \
+             4. If a multi-node job on this node is stuck or slow, call diagnose_workload with its namespace \
+             and name: it compares this node's GPUs and fabric ports with the job's other nodes.\n\
+             5. Answer with: verdict, root cause (with the evidence lines), impact on workloads, and the \
              least disruptive action that fixes it. Say plainly when the facts are incomplete.",
             node = a.node_name
         )))
@@ -120,24 +126,37 @@ impl Launcher {
             .as_deref()
             .map(|j| format!(" The job is `{j}`."))
             .unwrap_or_default();
+        let nodes = a
+            .nodes
+            .as_deref()
+            .map(|n| format!(" on nodes {n}"))
+            .unwrap_or_default();
+        let ns = a
+            .namespace
+            .as_deref()
+            .map(|n| format!(" Its namespace is `{n}`."))
+            .unwrap_or_default();
         GetPromptResult::new(user(format!(
-            "A multi-GPU training job is {symptom} on nodes {nodes}.{job} Find the GPU, link or node that \
-             holds it back; NCCL collectives run at the speed of the slowest rank, and one bad GPU or link \
-             stalls them all.\n\
-             1. Call scan_gpu_nodes with check `health` (narrow it with label_selector if the job's nodes \
-             share a label) and start from the ranked nodes that need attention.\n\
-             2. On each of the job's nodes call analyze_xid_errors: XID 79/74/NVLink SXids explain hangs; XID \
-             13/31/43 point to the application.\n\
-             3. Call inspect_topology on each node: NVLink links down or with rising error counters, P2P \
-             unavailable, GPUs talking over PCIe/cross-socket instead of NVLink, fabric manager not \
-             running, or NUMA affinity mismatches all slow all-reduce.\n\
-             4. For `slow`, call get_gpu_telemetry: thermal or power throttling and clocks below max on \
-             one node slow every rank.\n\
-             5. Call get_gpu_processes and get_pod_gpu_allocation to spot processes outside the job's pods \
-             on the job's GPUs.\n\
-             6. Answer with the culprit (node, GPU, link), the evidence, and what to do (exclude the node, \
-             reset the GPU, restart fabric manager, fix placement).",
-            nodes = a.nodes
+            "A multi-GPU training job is {symptom}{nodes}.{job}{ns} Find the GPU, link or node that holds it \
+             back; NCCL collectives run at the speed of the slowest rank, and one bad GPU or link stalls them \
+             all.\n\
+             1. Call diagnose_workload with the job's namespace and its name as `job`, `jobset`, \
+             `pytorchjob`, `mpijob`, `rayjob` or `pod` (or a `label_selector` matching its pods). It finds \
+             every pod, node and GPU of the job, probes each node once and ranks suspects with evidence: \
+             hardware faults on the job's GPUs, Pending/OOMKilled/restarting pods, unhealthy nodes, faulty \
+             fabric ports, and stragglers compared with their peers. Follow its first suspects: xid.* -> \
+             analyze_xid_errors on that node; ecc.* -> snapshot_ecc; nvlink.*, pcie.*, nic.* -> \
+             inspect_topology; straggler.clocks, power.*, thermal.* -> get_gpu_telemetry; pod.* -> the pod's \
+             events (`kubectl describe pod`).\n\
+             2. If it says no hardware or node cause was found, say so and point to the software: NCCL \
+             settings and logs (NCCL_DEBUG=INFO), the application, its data pipeline and checkpoints.\n\
+             3. Without the job's name, call scan_gpu_nodes with check `health` (narrow it with \
+             label_selector if the job's nodes share a label), then on the job's nodes analyze_xid_errors \
+             (XID 79/74/NVLink SXids explain hangs; 13/31/43 point to the application), inspect_topology \
+             (NVLinks down, P2P unavailable, NIC ports down or flapping) and, for `slow`, get_gpu_telemetry \
+             (throttling on one node slows every rank).\n\
+             4. Answer with the culprit (node, GPU, link, pod and rank), the evidence, and what to do \
+             (exclude the node, reset the GPU, fix the fabric port, fix placement)."
         )))
         .with_description("Find why a distributed training job is hung or slow")
     }
