@@ -1,6 +1,6 @@
 //! Device ids and resource names as the kubelet reports them, and their mapping to this node's GPUs.
 //!
-//! Forms (gpu-domain.md §3.4, dcgm-exporter's interpretation):
+//! Forms (the NVIDIA device plugin's id strategies, as dcgm-exporter interprets them):
 //! - `GPU-<uuid>`: a whole GPU (device plugin, default `uuid` id strategy);
 //! - `MIG-<uuid>`: a MIG device (driver R470+ naming);
 //! - `MIG-GPU-<uuid>/<gi>/<ci>`: a MIG device in the pre-R470 naming;

@@ -1,5 +1,5 @@
-//! `reset`: reset one GPU with the host's `nvidia-smi -r -i <index>`. Preflight from the manual and the
-//! practice in ../shared/reference/gpu-domain.md §5: nothing may use the GPU (NVML processes, and every
+//! `reset`: reset one GPU with the host's `nvidia-smi -r -i <index>`. Preflight from nvidia-smi's manual (`-r`)
+//! and NVIDIA's GPU reset documentation: nothing may use the GPU (NVML processes, and every
 //! holder of its `/dev/nvidia<minor>`: device plugin, DCGM, exporters, GFD, persistenced), the GPU must be
 //! on the bus (a lost GPU needs a reboot), Ampere NVSwitch systems need Fabric Manager (Hopper+ do not),
 //! pre-Ampere NVLink GPUs reset only together with their peers. MIG, persistence and pending repairs

@@ -7,7 +7,7 @@ and the kernel log would return on that node, never a verdict. The JSON files ar
 kernel-log PCI addresses). Edit here, run `python3 src/scenarios/generate.py`, review the snapshot diff.
 
 Values follow real hardware: PCI layouts of DGX H100 / DGX A100, NVML thresholds, clocks and power limits
-of each SKU, driver kernel-log formats from NVIDIA/open-gpu-kernel-modules (gpu-domain.md section 1.8).
+of each SKU, driver kernel-log formats from NVIDIA/open-gpu-kernel-modules (the Xid print format of its resman sources).
 """
 
 import hashlib

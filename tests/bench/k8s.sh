@@ -6,7 +6,10 @@
 #      plus the same calls with copy delivery (node-probe streamed into a plain base image) and the difference;
 #   2. scan_gpu_nodes over 100 and 1000 kwok nodes: wall time, launcher peak RSS, API requests per node (from
 #      the apiserver's audit log of the launcher's user), pods left behind;
-#   3. the launcher's per-phase timings (from the results' run.timings).
+#   3. the launcher's per-phase timings (from the results' run.timings);
+#   4. diagnose_workload on a Job of BENCH_WORKLOAD_NODES nodes (default 64; 0 skips it), one 8-GPU pod per
+#      node and one node with a GPU off the bus: wall time against one get_gpu_health (one probe round),
+#      answer size, pods left.
 # Usage: bash tests/bench/k8s.sh   (env: BENCH_CALLS=20, BENCH_SCALES="100 1000", BENCH_CONCURRENCY=64,
 #        BENCH_PROFILE=release, TESTBED_BIN)
 set -euo pipefail
@@ -201,6 +204,52 @@ EOF
   echo "$S $left" >>"$WORK/scans.txt"
 done
 
+# 4. A training job across many nodes.
+WL_NODES=${BENCH_WORKLOAD_NODES:-64}
+if [ "$WL_NODES" -gt 0 ]; then
+  log "workload: $WL_NODES nodes, one Job pod each"
+  bash tests/testbed/testbed.sh nodes wl "$((WL_NODES - 1))" dgx-h100-healthy "label=bench-wl=1" >"$WORK/wl-nodes.yaml"
+  echo "---" >>"$WORK/wl-nodes.yaml"
+  bash tests/testbed/testbed.sh nodes wlsick 1 dgx-h100-xid79 "label=bench-wl=1" >>"$WORK/wl-nodes.yaml"
+  "${KA[@]}" create -f "$WORK/wl-nodes.yaml" >/dev/null
+  "${KA[@]}" create namespace bench-wl >/dev/null
+  "${KA[@]}" -n bench-wl create job train --image=registry.invalid/train:1 >/dev/null
+  JOB_UID=$("${KA[@]}" -n bench-wl get job train -o jsonpath='{.metadata.uid}')
+  python3 - "$WL_NODES" "$JOB_UID" >"$WORK/wl-pods.yaml" <<'PY'
+import sys
+n, uid = int(sys.argv[1]), sys.argv[2]
+nodes = [f"wl-{i}" for i in range(1, n)] + ["wlsick-1"]
+for i, node in enumerate(nodes):
+    print(f"""---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: train-{i}
+  namespace: bench-wl
+  labels: {{batch.kubernetes.io/job-completion-index: "{i}"}}
+  ownerReferences: [{{apiVersion: batch/v1, kind: Job, name: train, uid: {uid}, controller: true}}]
+spec:
+  nodeName: {node}
+  containers:
+  - name: train
+    image: registry.invalid/train:1
+    resources: {{limits: {{nvidia.com/gpu: "8"}}}}""")
+PY
+  "${KA[@]}" create -f "$WORK/wl-pods.yaml" >/dev/null
+  for _ in $(seq 300); do
+    running=$("${KA[@]}" -n bench-wl get pods --field-selector=status.phase=Running -o name | wc -l)
+    [ "$running" -ge "$WL_NODES" ] && break
+    sleep 1
+  done
+  cat >"$WORK/plan-wl.json" <<EOF
+{"server": $SERVER_JSON, "stderr": "$WORK/launcher-wl.log", "timeout": 120,
+ "calls": [{"tool": "get_gpu_health", "arguments": {"node_name": "wl-1"}, "repeat": 4},
+           {"tool": "diagnose_workload", "arguments": {"namespace": "bench-wl", "job": "train"}, "repeat": 4}]}
+EOF
+  python3 tests/bench/mcp_call.py "$WORK/plan-wl.json" >"$WORK/wl.json"
+  "${KA[@]}" -n "$NS" get pods -o name | wc -l >"$WORK/wl-left"
+fi
+
 python3 - "$WORK" "$CALLS" "$CONC" <<'EOF'
 import json, os, statistics, sys
 from collections import Counter
@@ -293,4 +342,28 @@ tot = [r["structured"]["run"].get("total_millis") for r in res if r["structured"
 if tot and tot[0] is not None:
     print(f"| total (launcher's view) | {statistics.mean(tot):.1f} | {pct(tot,95)} |")
 print(f"\nlauncher MCP initialize: {h['init_ms']:.0f} ms; peak RSS during the health calls: {h['peak_rss_kib']/1024:.0f} MB")
+
+if os.path.exists(f"{work}/wl.json"):
+    w = json.load(open(f"{work}/wl.json"))
+    res = w["results"]
+    errs = [r for r in res if r["is_error"]]
+    if errs:
+        sys.exit(f"workload bench failed: {errs[0]['text'][:300]}")
+    # The first call of each tool warms the connection; the other three are measured.
+    health = [r["ms"] for r in res[1:4]]
+    diag = [r["ms"] for r in res[5:8]]
+    st = res[-1]["structured"]
+    d = st["diagnosis"]
+    first = d["suspects"][0] if d["suspects"] else {}
+    tb = len(res[-1]["text"].encode())
+    print("\n## 4. diagnose_workload on a %d-node Job (one 8-GPU pod per node; one GPU off the bus)\n" % st["nodes_probed"])
+    print("| measure | result |")
+    print("|---|---|")
+    print(f"| one probe round: get_gpu_health on one node, median of 3 | {statistics.median(health):.0f} ms |")
+    print(f"| diagnose_workload, median of 3 | {statistics.median(diag):.0f} ms ({statistics.median(diag)/statistics.median(health):.1f} probe rounds) |")
+    print(f"| nodes probed / failed | {st['nodes_probed']} / {st['nodes_failed']} |")
+    print(f"| first suspect | {first.get('code')} on {first.get('node')} GPU {first.get('gpu')} |")
+    print(f"| answer | text {tb} bytes (≈ {tb // 4} tokens, bytes/4), structured {len(json.dumps(st))} bytes |")
+    print(f"| launcher peak RSS | {w['peak_rss_kib']/1024:.0f} MB |")
+    print(f"| probe pods left | {open(f'{work}/wl-left').read().strip()} |")
 EOF

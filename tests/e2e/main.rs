@@ -19,7 +19,7 @@ use serde_json::Value;
 use testbed::{FakeNode, Testbed, User, skipped, unique};
 
 /// The probe pod the syringe creates, in the shape of `kubectl debug node/N --profile=sysadmin`
-/// (kubernetes.md) plus the probe's own settings: privileged, host PID, host `/` read-only at `/host`.
+/// (the pod kubectl creates for it) plus the probe's own settings: privileged, host PID, host `/` read-only at `/host`.
 pub fn probe_pod_yaml(name: &str, ns: &str, node: &str) -> String {
     format!(
         r#"apiVersion: v1

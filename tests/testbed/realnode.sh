@@ -3,7 +3,7 @@
 # testbed (tests/testbed/testbed.sh), with a device plugin advertising nvidia.com/gpu devices whose ids are
 # the fake NVML's GPU UUIDs and the fake NVML under the node's GPU Operator driver root. Everything runs in a
 # private mount namespace held by one process, so nothing of the node is visible to the rest of the machine;
-# its files live under one directory. See shared/reference/real-node-recipe.md for why each setting exists.
+# its files live under one directory. Each setting says why it exists where it is made.
 #
 #   realnode.sh up NODE_DIR     start the node, write NODE_DIR/env, print "realnode ready NODE_DIR" on stdout,
 #                               then block until stdin reaches EOF (or SIGTERM/SIGINT) and tear it all down.

@@ -91,7 +91,7 @@ impl ProbeExec for WebsocketExec {
         Box::pin(async move {
             let pods: Api<Pod> = Api::namespaced(client, namespace);
             // No stdin: node-probe needs none, and closing stdin over a v4-only proxy would close the whole
-            // stream (crates.md 2.4). Bigger pipes than the 1 KiB default: fewer wakeups for large documents.
+            // stream (the v4 remotecommand protocol has no half-close; v5.channel.k8s.io, KEP-4006, adds it). Bigger pipes than the 1 KiB default: fewer wakeups for large documents.
             let ap = AttachParams::default()
                 .container(container)
                 .stdin(false)
@@ -216,7 +216,7 @@ pub fn output_from_status(
     })
 }
 
-/// Exit code from the exec status (crates.md 2.4): `Success` = 0, else the `ExitCode` cause. A failure
+/// Exit code from the exec status (the remotecommand status channel): `Success` = 0, else the `ExitCode` cause. A failure
 /// without one (executable not found, container gone) is not an exit code: None.
 ///
 /// Streaming servers that wrap Go's `*exec.ExitError` instead of returning it (kwok 0.8's fake kubelet:

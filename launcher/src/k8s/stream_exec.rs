@@ -1,7 +1,7 @@
 //! An exec session that sends a payload on stdin, for copy delivery (delivery.rs).
 //!
 //! kube's `AttachedProcess` does not say which subprotocol the server picked, and on v4 closing its stdin
-//! closes the whole websocket (crates.md 2.4), losing the output. This session speaks the channel protocol
+//! closes the whole websocket (v4 has no half-close; KEP-4006's v5.channel.k8s.io adds it), losing the output. This session speaks the channel protocol
 //! itself over [`kube::Client::connect`], so it knows: on `v5.channel.k8s.io` it sends the payload and then
 //! the stdin CLOSE frame `[255, 0]`; on v4 it never closes stdin and leaves it open until the status arrives.
 //! The delivery script reads exactly the payload's length, so neither depends on stdin's EOF.

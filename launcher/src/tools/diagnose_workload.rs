@@ -54,7 +54,7 @@ pub struct DiagnoseArgs {
     #[serde(default)]
     #[schemars(with = "String", length(min = 1, max = 1024))]
     pub label_selector: Option<String>,
-    /// How many nodes to probe at once (default 16).
+    /// How many nodes to probe at once (default 64: a job's nodes in one round).
     #[serde(default)]
     #[schemars(with = "u32", range(min = 1, max = 128))]
     pub concurrency: Option<u32>,
@@ -64,7 +64,7 @@ pub struct DiagnoseArgs {
     pub context: Option<String>,
 }
 
-pub const DEFAULT_CONCURRENCY: u32 = 16;
+pub const DEFAULT_CONCURRENCY: u32 = 64;
 /// Suspects detailed in the text (the structured result lists up to [`SUSPECTS_LISTED`]).
 const SUSPECTS_SHOWN: usize = 8;
 const SUSPECTS_LISTED: usize = 40;
