@@ -23,6 +23,9 @@ pub struct TopologyReport {
     /// (older probes, scenarios without NICs).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nics: Option<super::nic::NicReport>,
+    /// What a summarised report leaves out, and how to get it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub omitted: Option<String>,
 }
 
 /// The `nvidia-smi topo -m` view: one row per GPU, `X` on the diagonal.
@@ -77,6 +80,27 @@ pub struct GpuTopology {
     pub pcie: PcieLink,
     pub nvlinks: Vec<NvLinkState>,
     pub fabric: Reading<Fabric>,
+    /// The NVLinks counted, in a summarised report (where `nvlinks` keeps only the links that deviate).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nvlink_summary: Option<NvLinkSummary>,
+}
+
+/// A GPU's NVLinks in numbers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct NvLinkSummary {
+    pub links: u32,
+    pub active: u32,
+    /// NVLink versions seen on its active links.
+    pub versions: Vec<u32>,
+    /// Replay, recovery and CRC errors over all its links whose counters could be read.
+    pub errors: u64,
+    /// Links whose error counters could not be read (their errors are unknown, not zero).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub counters_unreadable: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -306,6 +330,84 @@ pub fn nvlinks_between(a: &GpuFacts, b: &GpuFacts) -> (u32, Option<&'static str>
     (count(&la).min(count(&lb)), Some("nvswitch"))
 }
 
+/// The report as a model reads it first: every finding, the matrix, PCIe and fabric per GPU, NICs; of the
+/// NVLinks only those that are not active and error-free (the rest counted per GPU in `nvlink_summary`), of
+/// the GPU pairs only those whose peer-to-peer is not fully supported. `omitted` says what was left out.
+pub fn summarize(r: &mut TopologyReport) {
+    let mut links_left = 0usize;
+    for g in &mut r.gpus {
+        let errors = |l: &NvLinkState| {
+            [
+                l.replay_errors.get(),
+                l.recovery_errors.get(),
+                l.crc_flit_errors.get(),
+                l.crc_data_errors.get(),
+            ]
+            .into_iter()
+            .flatten()
+            .sum::<u64>()
+        };
+        let active = |l: &NvLinkState| l.state.ok().is_some_and(|s| s == "active");
+        let mut versions: Vec<u32> = g
+            .nvlinks
+            .iter()
+            .filter(|l| active(l))
+            .filter_map(|l| l.version.get())
+            .collect();
+        versions.sort_unstable();
+        versions.dedup();
+        if !g.nvlinks.is_empty() {
+            g.nvlink_summary = Some(NvLinkSummary {
+                links: g.nvlinks.len() as u32,
+                active: g.nvlinks.iter().filter(|l| active(l)).count() as u32,
+                versions,
+                errors: g.nvlinks.iter().map(errors).sum(),
+                counters_unreadable: g
+                    .nvlinks
+                    .iter()
+                    .filter(|l| {
+                        [
+                            &l.replay_errors,
+                            &l.recovery_errors,
+                            &l.crc_flit_errors,
+                            &l.crc_data_errors,
+                        ]
+                        .iter()
+                        .any(|c| c.get().is_none())
+                    })
+                    .count() as u32,
+            });
+        }
+        let before = g.nvlinks.len();
+        g.nvlinks
+            .retain(|l| !active(l) || errors(l) > 0 || l.judgement != "ok");
+        links_left += before - g.nvlinks.len();
+    }
+    let before = r.pairs.len();
+    let ok = |v: &Option<String>| v.as_deref().is_none_or(|s| s == "ok");
+    r.pairs.retain(|p| {
+        !(ok(&p.p2p.read) && ok(&p.p2p.write) && ok(&p.p2p.nvlink) && ok(&p.p2p.atomics))
+    });
+    let pairs_left = before - r.pairs.len();
+    let mut left = Vec::new();
+    if links_left > 0 {
+        left.push(format!(
+            "{links_left} NVLinks that are active without errors (counted in nvlink_summary)"
+        ));
+    }
+    if pairs_left > 0 {
+        left.push(format!(
+            "{pairs_left} GPU pairs with full peer-to-peer support (their connection is in the matrix)"
+        ));
+    }
+    if !left.is_empty() {
+        r.omitted = Some(format!(
+            "{} are not listed; call again with detail=\"full\" to list them",
+            left.join(" and ")
+        ));
+    }
+}
+
 pub fn analyze(facts: &NodeFacts, _opts: &AnalysisOptions) -> TopologyReport {
     let mut report = TopologyReport::default();
     let uptime = super::uptime_s(facts);
@@ -372,6 +474,7 @@ pub fn analyze(facts: &NodeFacts, _opts: &AnalysisOptions) -> TopologyReport {
             pcie,
             nvlinks,
             fabric: g.fabric.map(decode_fabric),
+            nvlink_summary: None,
         });
     }
 

@@ -213,6 +213,8 @@ if [ "$WL_NODES" -gt 0 ]; then
   bash tests/testbed/testbed.sh nodes wlsick 1 dgx-h100-xid79 "label=bench-wl=1" >>"$WORK/wl-nodes.yaml"
   "${KA[@]}" create -f "$WORK/wl-nodes.yaml" >/dev/null
   "${KA[@]}" create namespace bench-wl >/dev/null
+  # No controller-manager runs in the testbed: the namespace's default ServiceAccount is made here.
+  "${KA[@]}" -n bench-wl create serviceaccount default >/dev/null
   "${KA[@]}" -n bench-wl create job train --image=registry.invalid/train:1 >/dev/null
   JOB_UID=$("${KA[@]}" -n bench-wl get job train -o jsonpath='{.metadata.uid}')
   python3 - "$WL_NODES" "$JOB_UID" >"$WORK/wl-pods.yaml" <<'PY'
@@ -237,7 +239,8 @@ spec:
 PY
   "${KA[@]}" create -f "$WORK/wl-pods.yaml" >/dev/null
   for _ in $(seq 300); do
-    running=$("${KA[@]}" -n bench-wl get pods --field-selector=status.phase=Running -o name | wc -l)
+    # kwok runs a Job's pods to completion at once; a pod is placed once it left Pending.
+    running=$("${KA[@]}" -n bench-wl get pods --field-selector=status.phase!=Pending -o name | wc -l)
     [ "$running" -ge "$WL_NODES" ] && break
     sleep 1
   done

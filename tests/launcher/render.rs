@@ -63,3 +63,79 @@ fn renderings_per_scenario() {
         }
     });
 }
+
+fn call(scenario: &str, tool: &str, output: &str) -> String {
+    let out = Command::new(LAUNCHER)
+        .args(["--local", "--simulate", scenario, "--probe-bin"])
+        .arg(node_probe())
+        .args(["call", tool, "--output", output, "--arg", "node_name=local"])
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{scenario}/{tool}");
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Every finding (code and GPU) anywhere in a structured result.
+fn findings(v: &serde_json::Value, out: &mut Vec<(String, Option<u64>)>) {
+    match v {
+        serde_json::Value::Object(o) => {
+            if let (Some(code), Some(_)) =
+                (o.get("code").and_then(|c| c.as_str()), o.get("severity"))
+                && o.contains_key("summary")
+            {
+                out.push((code.to_string(), o.get("gpu").and_then(|g| g.as_u64())));
+            }
+            o.values().for_each(|x| findings(x, out));
+        }
+        serde_json::Value::Array(a) => a.iter().for_each(|x| findings(x, out)),
+        _ => {}
+    }
+}
+
+/// The context budgets of an answer (issue 14): text at most 12 KiB (8 KiB on a healthy node, 24 KiB for
+/// describe_gpu_node), structured content at most 48 KiB (96 KiB for describe_gpu_node); every finding of
+/// the structured content named in the text with its GPU.
+#[test]
+fn every_node_tool_answer_fits_the_budget_and_names_every_finding() {
+    let mut worst = Vec::new();
+    for sc in scenarios() {
+        for tool in tools::node_tools(LAUNCHER) {
+            let text = call(&sc, &tool, "text");
+            let json = call(&sc, &tool, "json");
+            let describe = tool == "describe_gpu_node";
+            let healthy = sc.ends_with("-healthy");
+            let text_max = match (describe, healthy) {
+                (true, _) => 24 * 1024,
+                (false, true) => 8 * 1024,
+                (false, false) => 12 * 1024,
+            };
+            let json_max = if describe { 96 * 1024 } else { 48 * 1024 };
+            assert!(
+                text.len() <= text_max,
+                "{sc}/{tool}: text {} bytes",
+                text.len()
+            );
+            assert!(
+                json.len() <= json_max,
+                "{sc}/{tool}: structured {} bytes",
+                json.len()
+            );
+            let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+            let mut fs = Vec::new();
+            findings(&v, &mut fs);
+            for (code, gpu) in fs {
+                let named = text.lines().any(|l| {
+                    l.contains(&code) && gpu.is_none_or(|g| l.contains(&format!("GPU {g}")))
+                });
+                assert!(
+                    named,
+                    "{sc}/{tool}: finding {code} (GPU {gpu:?}) not in the text:\n{text}"
+                );
+            }
+            worst.push((text.len(), json.len(), format!("{sc}/{tool}")));
+        }
+    }
+    worst.sort();
+    eprintln!("largest text: {:?}", worst.last());
+}

@@ -11,6 +11,7 @@ pub mod nic_text;
 pub mod schema;
 pub mod target;
 pub mod text;
+pub mod topology_text;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -87,6 +88,18 @@ impl Hints {
             Some(self.open_world),
         )
     }
+}
+
+/// How much of a large report an answer carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+#[schemars(inline)]
+pub enum Detail {
+    /// Everything that deviates in full, what is alike summarised (the default).
+    #[default]
+    Summary,
+    /// The probe's whole report.
+    Full,
 }
 
 /// One MCP tool.

@@ -5,15 +5,33 @@ use std::fmt::Write;
 
 use gpu_diag::analysis::describe::DescribeReport;
 use schemars::JsonSchema;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::cluster::{GpuNode, PodGpuUse};
 use crate::pick;
-use crate::tool::text::{header, render_value, report_body_with, take_nics};
-use crate::tool::{Cx, Hints, Node, ProbeRun, Tool, ToolError, target::NoArgs};
+use crate::tool::text::{
+    header, render_findings, render_value, report_body_with, take_nics, verdict_label,
+};
+use crate::tool::topology_text::{self, gpu_set};
+use crate::tool::{Cx, Detail, Hints, Node, ProbeRun, Tool, ToolError};
 
 pub struct DescribeGpuNode;
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DescribeArgs {
+    /// `summary` (default): every finding with its evidence, then each part of the node in a few lines
+    /// (alike GPUs in one line; the topology without its healthy NVLinks; XID counts, not each event).
+    /// `full`: the probe's whole report.
+    #[serde(default)]
+    pub detail: Detail,
+}
+
+/// XID events a summarised description still lists one by one (all are counted per GPU and code).
+const XID_EVENTS_LISTED: usize = 20;
+/// Processes listed in the text.
+const PROCESSES_SHOWN: usize = 16;
 
 /// The Kubernetes side of a node: its GPU accounting and the pods using GPUs there.
 #[derive(Debug, Serialize, JsonSchema)]
@@ -30,6 +48,8 @@ pub struct DescribeOutput {
     pub context: Option<String>,
     pub run: ProbeRun,
     pub report: DescribeReport,
+    /// `summary` or `full`, as asked.
+    pub detail: Detail,
     /// What the API server says (absent in local mode or when it could not be read).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub kubernetes: Option<KubeNodeView>,
@@ -39,7 +59,7 @@ pub struct DescribeOutput {
 }
 
 impl Tool for DescribeGpuNode {
-    type Args = Node<NoArgs>;
+    type Args = Node<DescribeArgs>;
     type Output = DescribeOutput;
     const NAME: &'static str = "describe_gpu_node";
     const TITLE: &'static str = "Describe a GPU node (everything)";
@@ -65,7 +85,10 @@ accounting, conditions, taints and the pods holding GPUs. Use it for a full pict
             }
         };
         let (res, kube) = tokio::join!(probe, kube);
-        let (report, run) = res?;
+        let (mut report, run) = res?;
+        if a.args.detail == Detail::Summary {
+            summarize(&mut report);
+        }
         let (kubernetes, kubernetes_error) = match kube {
             None => (None, None),
             Some(Ok(v)) => (Some(v), None),
@@ -76,16 +99,21 @@ accounting, conditions, taints and the pods holding GPUs. Use it for a full pict
             context: t.context,
             run,
             report: *report,
+            detail: a.args.detail,
             kubernetes,
             kubernetes_error,
         })
     }
 
     fn render(d: &Self::Output) -> String {
-        let mut report = serde_json::to_value(&d.report).unwrap_or(Value::Null);
         let mut out = header("Node description", &d.node, d.context.as_deref(), &d.run);
-        let nics = take_nics(&mut report);
-        report_body_with(&report, &[], &nics, &mut out);
+        if d.detail == Detail::Full {
+            let mut report = serde_json::to_value(&d.report).unwrap_or(Value::Null);
+            let nics = take_nics(&mut report);
+            report_body_with(&report, &[], &nics, &mut out);
+        } else {
+            summary_text(&d.report, &mut out);
+        }
         match (&d.kubernetes, &d.kubernetes_error) {
             (Some(k), _) => {
                 out.push_str("\nKubernetes:\n");
@@ -99,4 +127,185 @@ accounting, conditions, taints and the pods holding GPUs. Use it for a full pict
         }
         out
     }
+}
+
+/// Leave out what is alike or repeated: the topology's healthy NVLinks and fully supported GPU pairs, and
+/// XID events beyond the first few (every event stays counted per GPU and code).
+fn summarize(r: &mut DescribeReport) {
+    gpu_diag::analysis::topology::summarize(&mut r.topology);
+    let extra = r.xid.events.len().saturating_sub(XID_EVENTS_LISTED);
+    if extra > 0 {
+        r.xid.events.truncate(XID_EVENTS_LISTED);
+        r.xid.log.events_not_listed += extra;
+    }
+}
+
+/// Lines of `(GPU index, description)` with alike descriptions merged: `GPU 0-7: ...`.
+fn alike(items: Vec<(u32, String)>, out: &mut String) {
+    let mut groups: Vec<(Vec<u32>, String)> = Vec::new();
+    for (i, d) in items {
+        match groups.iter_mut().find(|(_, x)| *x == d) {
+            Some((v, _)) => v.push(i),
+            None => groups.push((vec![i], d)),
+        }
+    }
+    for (idx, d) in groups {
+        let _ = writeln!(out, "  {}: {d}", gpu_set(&idx));
+    }
+}
+
+fn show<T: std::fmt::Display>(r: &gpu_diag::facts::Reading<T>) -> String {
+    r.ok().map_or("?".to_string(), |v| v.to_string())
+}
+
+fn summary_text(r: &DescribeReport, out: &mut String) {
+    let h = &r.health;
+    let _ = writeln!(out, "verdict: {} - {}", verdict_label(h.verdict), h.summary);
+    let findings: Vec<gpu_diag::finding::Finding> = h
+        .gpus
+        .iter()
+        .flat_map(|g| g.findings.iter().cloned())
+        .chain(h.node_findings.iter().cloned())
+        .collect();
+    render_findings(findings, &[], out);
+
+    let inv = &r.inventory;
+    let _ = writeln!(
+        out,
+        "GPUs: {} enumerated; driver {}, CUDA {}",
+        show(&inv.device_count),
+        show(&inv.driver.driver_version),
+        show(&inv.driver.cuda_driver_version)
+    );
+    alike(
+        inv.gpus
+            .iter()
+            .map(|g| {
+                (
+                    g.index,
+                    format!(
+                        "{}, {} MiB, VBIOS {}, persistence {}, MIG {}",
+                        show(&g.name),
+                        show(&g.memory_total_mib),
+                        show(&g.vbios_version),
+                        g.persistence_mode
+                            .get()
+                            .map_or("?", |p| if p { "on" } else { "off" }),
+                        g.mig_mode
+                            .ok()
+                            .map_or("?", |m| if m.current { "on" } else { "off" })
+                    ),
+                )
+            })
+            .collect(),
+        out,
+    );
+
+    out.push_str("Telemetry:\n");
+    for t in &r.telemetry.gpus {
+        let mem = t
+            .memory
+            .ok()
+            .map_or("?".into(), |m| format!("{}/{} MiB", m.used_mib, m.total_mib));
+        let util = t
+            .utilization
+            .ok()
+            .map_or("?".into(), |u| format!("{}%", u.gpu_pct));
+        let draw = t.power.draw_w.get().map_or("?".into(), |w| format!("{w:.0}"));
+        let limit = t.power.limit_w.get().map_or("?".into(), |w| format!("{w:.0}"));
+        let _ = writeln!(
+            out,
+            "  GPU {}: {} C, {draw}/{limit} W, SM {}/{} MHz, util {util}, mem {mem}; {}",
+            t.gpu.index,
+            show(&t.temperature.gpu_c),
+            show(&t.clocks.sm_mhz),
+            show(&t.clocks.sm_max_mhz),
+            t.verdict
+        );
+    }
+
+    out.push_str("Topology:\n");
+    topology_text::render(&r.topology, out);
+
+    out.push_str("ECC:\n");
+    alike(
+        r.ecc.gpus.iter().map(|g| (g.gpu.index, g.verdict.clone())).collect(),
+        out,
+    );
+
+    let procs: Vec<String> = r
+        .processes
+        .gpus
+        .iter()
+        .flat_map(|g| {
+            let idx = g.gpu.index;
+            g.processes
+                .ok()
+                .into_iter()
+                .flatten()
+                .map(move |p| {
+                    format!(
+                        "GPU {idx}: pid {} {} ({}){}{}",
+                        p.pid,
+                        p.name.ok().map(String::as_str).unwrap_or("?"),
+                        p.kind,
+                        p.used_memory_mib
+                            .map(|m| format!(", {m} MiB"))
+                            .unwrap_or_default(),
+                        p.pod_uid
+                            .as_deref()
+                            .map(|u| format!(", pod uid {u}"))
+                            .unwrap_or_default()
+                    )
+                })
+        })
+        .collect();
+    let _ = writeln!(out, "Processes: {}", procs.len());
+    for p in procs.iter().take(PROCESSES_SHOWN) {
+        let _ = writeln!(out, "  {p}");
+    }
+    if procs.len() > PROCESSES_SHOWN {
+        let _ = writeln!(
+            out,
+            "  (+{} more: get_gpu_processes lists them)",
+            procs.len() - PROCESSES_SHOWN
+        );
+    }
+
+    let x = &r.xid;
+    let events = x.events.len() + x.log.events_not_listed;
+    let _ = writeln!(out, "XID: {events} event(s) in the kernel log window");
+    for g in &x.gpus {
+        let codes: Vec<String> = g
+            .xids
+            .iter()
+            .map(|c| {
+                format!(
+                    "Xid {} x{}{}",
+                    c.code,
+                    c.count,
+                    c.first
+                        .as_deref()
+                        .map(|f| format!(" (first {f})"))
+                        .unwrap_or_default()
+                )
+            })
+            .collect();
+        if codes.is_empty() {
+            continue;
+        }
+        let who = g
+            .index
+            .map(|i| format!("GPU {i}"))
+            .or_else(|| g.pci_bus_id.clone())
+            .unwrap_or_else(|| "unattributed".into());
+        let _ = writeln!(out, "  {who}: {}", codes.join(", "));
+    }
+    if events > 0 {
+        out.push_str("  (analyze_xid_errors lists each event with its decoding)\n");
+    }
+    out.push_str(
+        "More: the narrower tools (get_gpu_telemetry, inspect_topology, snapshot_ecc, get_gpu_processes, \
+         analyze_xid_errors) or detail=\"full\" for the whole report.\n",
+    );
 }

@@ -1,14 +1,25 @@
-//! `inspect_topology`: `node-probe topology` on one node.
+//! `inspect_topology`: `node-probe topology` on one node, summarised unless `detail` is `full`.
 
-use gpu_diag::analysis::topology::TopologyReport;
+use gpu_diag::analysis::topology::{TopologyReport, summarize};
+use schemars::JsonSchema;
+use serde::Deserialize;
 
 use crate::pick;
-use crate::tool::{Cx, Hints, Node, NodeReport, Tool, ToolError, target::NoArgs, text};
+use crate::tool::{Cx, Detail, Hints, Node, NodeReport, Tool, ToolError, text, topology_text};
 
 pub struct InspectTopology;
 
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TopologyArgs {
+    /// `summary` (default): findings, the GPU matrix, NVLink/PCIe/fabric state summarised where alike and
+    /// listed where not, NICs. `full`: every NVLink and GPU pair as the probe reported them.
+    #[serde(default)]
+    pub detail: Detail,
+}
+
 impl Tool for InspectTopology {
-    type Args = Node<NoArgs>;
+    type Args = Node<TopologyArgs>;
     type Output = NodeReport<TopologyReport>;
     const NAME: &'static str = "inspect_topology";
     const TITLE: &'static str = "GPU interconnect topology of a node";
@@ -19,21 +30,18 @@ GPUs talk over NVLink instead of PCIe.";
     const HINTS: Hints = Hints::READ_IDEMPOTENT;
 
     async fn run(cx: &Cx, a: Self::Args) -> Result<Self::Output, ToolError> {
-        NodeReport::probe(
-            cx,
-            Self::NAME,
-            a.target,
-            vec!["topology".into()],
-            pick!(Topology),
-        )
-        .await
+        let mut r =
+            NodeReport::probe(cx, Self::NAME, a.target, vec!["topology".into()], pick!(Topology)).await?;
+        if a.args.detail == Detail::Summary {
+            summarize(&mut r.report);
+        }
+        Ok(r)
     }
 
     fn render(r: &Self::Output) -> String {
-        let mut report = serde_json::to_value(&r.report).unwrap_or(serde_json::Value::Null);
         let mut out = text::header("GPU topology", &r.node, r.context.as_deref(), &r.run);
-        let nics = text::take_nics(&mut report);
-        text::report_body_with(&report, &[], &nics, &mut out);
+        text::render_findings(r.report.findings.clone(), &[], &mut out);
+        topology_text::render(&r.report, &mut out);
         out
     }
 }
