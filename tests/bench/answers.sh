@@ -20,8 +20,11 @@ bindir = sys.argv[1]
 launcher = f"{bindir}/k8s-gpu-mcp"
 listing = subprocess.run([f"{bindir}/node-probe", "scenarios"], capture_output=True, text=True, check=True)
 scenarios = [s["name"] for s in json.loads(listing.stdout)["scenarios"]["scenarios"]]
-tools = ["get_gpu_health", "analyze_xid_errors", "get_gpu_telemetry", "inspect_topology", "snapshot_ecc",
-         "get_gpu_inventory", "get_gpu_processes", "get_pod_gpu_allocation", "describe_gpu_node"]
+# The node tools, from the registry (those whose only required argument is node_name).
+listed = subprocess.run([launcher, "--local", "--simulate", scenarios[0], "call", "list", "--output", "json"],
+                        capture_output=True, text=True, check=True)
+tools = sorted(t["name"] for t in json.loads(listed.stdout)
+               if t["inputSchema"].get("required") == ["node_name"])
 text, structured = {}, {}
 for sc in scenarios:
     for t in tools:

@@ -545,6 +545,28 @@ async fn allocation_is_exact_from_the_kubelet_and_processes_are_named(c: &Ctx) {
         v["pods_listed"], 1,
         "only the trainer is the node's workload: {v:#}"
     );
+    // The same pod as a workload: its GPUs come from the kubelet's assignment, read by the one probe.
+    let v = l
+        .ok(
+            "diagnose_workload",
+            json!({"namespace": c.wl, "pod": "trainer"}),
+        )
+        .await;
+    let d = &v["diagnosis"];
+    assert_eq!(
+        (v["nodes_probed"].as_u64(), v["nodes_failed"].as_u64()),
+        (Some(1), Some(0)),
+        "{v:#}"
+    );
+    assert_eq!(d["pods"], 1, "{v:#}");
+    assert_eq!(d["nodes"][0]["held_source"], "kubelet", "{v:#}");
+    // GPU 0 and 1 are named; GPU 2 (which the fake NVML cannot open) may be the other device.
+    assert!(
+        d["gpus_held"]
+            .as_u64()
+            .is_some_and(|n| (1..=2).contains(&n)),
+        "{v:#}"
+    );
     l.stop().await;
     c.delete_workload("trainer");
     c.assert_no_probe_pods();
