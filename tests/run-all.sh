@@ -19,6 +19,9 @@ cargo fmt --all -- --check
 step "cargo clippy (all targets, -D warnings)"
 cargo clippy --workspace --all-targets -- -D warnings
 
+step "no import circles between the files of a crate"
+python3 tests/support/import_cycles.py src launcher/src node-probe/src
+
 if [ "${SKIP_E2E:-0}" != "1" ]; then
   step "building the test control plane (cached)"
   for tool in kubectl openssl curl python3; do

@@ -420,7 +420,7 @@ fn read_text_log(
     } else {
         Box::new(file)
     };
-    let res = crate::kmsg::stream_lines(r, &mut |l| a.push_line(l));
+    let res = crate::lines::stream_lines(r, &mut |l| a.push_line(l));
     let stats = a.take_source_stats();
     match res {
         Ok(()) => source("text_log", shown, SourceStatus::Read, None, stats),

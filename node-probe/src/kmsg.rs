@@ -2,7 +2,6 @@
 //!
 //! Both only gather lines; the grammar in `gpu_diag::xid` interprets them.
 
-use std::io::Read;
 use std::path::Path;
 
 use gpu_diag::AnalysisOptions;
@@ -11,6 +10,8 @@ use gpu_diag::facts::{FieldError, FieldErrorKind, KernelLogFacts, NodeFacts, Rea
 use gpu_diag::xid::report::{LogEnd, XidAnalyzer, XidReport};
 use rustix::fs::{Mode, OFlags};
 use rustix::io::Errno;
+
+use crate::lines::stream_lines;
 
 /// Upper bound on what one run keeps (the kernel ring buffer is at most a few MiB; a log file can be
 /// anything): beyond it the oldest lines are dropped and the result is marked truncated.
@@ -76,21 +77,6 @@ impl Newest {
             }
             self.dropped = true;
         }
-    }
-}
-
-/// Hand `r`'s lines to `sink` one at a time, line endings removed, invalid UTF-8 replaced.
-pub fn stream_lines(r: impl Read, sink: &mut dyn FnMut(&str)) -> std::io::Result<()> {
-    let mut reader = std::io::BufReader::with_capacity(256 * 1024, r);
-    let mut buf = Vec::new();
-    loop {
-        buf.clear();
-        let n = std::io::BufRead::read_until(&mut reader, b'\n', &mut buf)?;
-        if n == 0 {
-            return Ok(());
-        }
-        let line = String::from_utf8_lossy(&buf);
-        sink(line.trim_end_matches(['\n', '\r']));
     }
 }
 

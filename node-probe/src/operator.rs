@@ -20,7 +20,7 @@ use gpu_diag::operator::kill::{self, KillOutcome, KillRequest};
 use gpu_diag::operator::reset::{self, CommandRun, GpuSelector, ResetOutcome, ResetRequest};
 use gpu_diag::operator::{ActionResult, CheckStatus, memory_use};
 
-use crate::cli::{GlobalArgs, XidArgs};
+use crate::options::{GlobalArgs, XidArgs};
 use crate::source::{self, SourceSpec};
 
 #[derive(Debug, Args, Clone)]

@@ -6,7 +6,7 @@ use std::time::Duration;
 use gpu_diag::contract::{ErrorKind, ProbeError, ProbeMeta};
 use gpu_diag::facts::{FieldError, FieldErrorKind, NodeFacts, Reading, Sections};
 
-use crate::cli::{GlobalArgs, XidArgs};
+use crate::options::{GlobalArgs, XidArgs};
 
 /// Environment variable naming a JSON file `{"node-name": "scenario-or-fixture-path", ...}`: lets a
 /// test cluster's fake kubelets (kwok exec runs node-probe locally) answer per node.

@@ -204,7 +204,7 @@ async fn unknown_context_lists_the_known_ones() {
 
 #[test]
 fn quantities_and_effective_requests() {
-    use crate::k8s::backend::{count, pod_request};
+    use crate::k8s::gpu_resources::{count, pod_request};
     use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
     assert_eq!(count(&Quantity("8".into())), 8);
     assert_eq!(count(&Quantity("2k".into())), 2000);

@@ -11,6 +11,8 @@ pub mod delivery;
 pub mod early_exec;
 pub mod ephemeral;
 pub mod exec;
+pub mod exec_result;
+pub mod gpu_resources;
 pub mod lifecycle;
 pub mod node_image;
 pub mod operator;

@@ -16,7 +16,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 
-use super::exec::{ExecError, ExecOutput, TailBuf, connect_error, output_from_status};
+use super::exec_result::{ExecError, ExecOutput, TailBuf, connect_error, output_from_status};
 
 pub const STDIN: u8 = 0;
 pub const STDOUT: u8 = 1;

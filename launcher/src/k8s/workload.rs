@@ -15,7 +15,7 @@ use kube::discovery::ApiResource;
 
 use gpu_diag::analysis::workload::WorkloadPod;
 
-use super::backend::{GPU_RESOURCE, pod_request};
+use super::gpu_resources::{GPU_RESOURCE, pod_request};
 use crate::cluster::{ClusterError, WorkloadRef};
 
 /// A custom workload kind: its API group and kind, and what installs it (for the error when it is absent).

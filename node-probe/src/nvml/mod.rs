@@ -16,7 +16,7 @@ use gpu_diag::facts::{NodeFacts, Sections};
 use nvml_wrapper::Nvml;
 use nvml_wrapper::error::NvmlError;
 
-use crate::cli::XidArgs;
+use crate::options::XidArgs;
 use errors::LoadAttempt;
 
 pub fn collect(

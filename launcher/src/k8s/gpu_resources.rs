@@ -1,0 +1,80 @@
+//! GPU resources as pods request them and nodes offer them: `nvidia.com/*` quantities as integers, per
+//! container and per pod (the scheduler's effective request).
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{Container, Pod};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+
+use crate::cluster::ContainerGpuUse;
+
+pub const GPU_RESOURCE: &str = "nvidia.com/gpu";
+pub const NVIDIA_PREFIX: &str = "nvidia.com/";
+
+/// An integer count from a quantity (`8`, `8k`, `1Ki`); extended resources are integers.
+pub fn count(q: &Quantity) -> u64 {
+    let s = q.0.trim();
+    let (num, mult) = [
+        ("Ki", 1u64 << 10),
+        ("Mi", 1 << 20),
+        ("Gi", 1 << 30),
+        ("k", 1_000),
+        ("M", 1_000_000),
+        ("G", 1_000_000_000),
+    ]
+    .iter()
+    .find_map(|(suffix, m)| s.strip_suffix(suffix).map(|n| (n, *m)))
+    .unwrap_or((s, 1));
+    num.parse::<u64>()
+        .map(|n| n.saturating_mul(mult))
+        .or_else(|_| num.parse::<f64>().map(|f| (f * mult as f64) as u64))
+        .unwrap_or(0)
+}
+
+pub fn nvidia_resources(map: Option<&BTreeMap<String, Quantity>>) -> BTreeMap<String, u64> {
+    map.into_iter()
+        .flatten()
+        .filter(|(k, _)| k.starts_with(NVIDIA_PREFIX))
+        .map(|(k, v)| (k.clone(), count(v)))
+        .collect()
+}
+
+/// Per-container GPU requests and limits (extended resources: a request defaults to the limit).
+pub fn container_use(c: &Container) -> ContainerGpuUse {
+    let res = c.resources.as_ref();
+    let limits = nvidia_resources(res.and_then(|r| r.limits.as_ref()));
+    let mut requests = nvidia_resources(res.and_then(|r| r.requests.as_ref()));
+    for (k, v) in &limits {
+        requests.entry(k.clone()).or_insert(*v);
+    }
+    ContainerGpuUse {
+        name: c.name.clone(),
+        requests,
+        limits,
+    }
+}
+
+/// The pod's effective request of `resource` as the scheduler counts it: the larger of the app containers
+/// (plus restartable init "sidecars") and the largest regular init container.
+pub fn pod_request(p: &Pod, resource: &str) -> u64 {
+    let Some(spec) = p.spec.as_ref() else {
+        return 0;
+    };
+    let req = |c: &Container| {
+        container_use(c)
+            .requests
+            .get(resource)
+            .copied()
+            .unwrap_or(0)
+    };
+    let mut app: u64 = spec.containers.iter().map(req).sum();
+    let mut init_max = 0;
+    for c in spec.init_containers.iter().flatten() {
+        if c.restart_policy.as_deref() == Some("Always") {
+            app += req(c);
+        } else {
+            init_max = init_max.max(req(c));
+        }
+    }
+    app.max(init_max)
+}
