@@ -49,8 +49,16 @@ pub fn catalog() -> Vec<XidInfo> {
         .collect()
 }
 
-pub fn list() -> Vec<Resource> {
-    vec![
+pub fn list(reports: &crate::tool::reports::ReportStore) -> Vec<Resource> {
+    let kept = reports.list().into_iter().map(|(uri, node, tool, bytes)| {
+        Resource::new(uri, format!("{tool}-{node}"))
+            .with_title(format!("Full probe report of {tool} on {node}"))
+            .with_description(format!(
+                "The whole report node-probe returned ({bytes} bytes of JSON); the tool's answer summarises it."
+            ))
+            .with_mime_type("application/json")
+    });
+    let mut out = vec![
         Resource::new(INDEX_URI, "xid-catalog")
             .with_title("NVIDIA XID catalog (index)")
             .with_description(
@@ -58,7 +66,9 @@ pub fn list() -> Vec<Resource> {
                  xid://catalog/{code} for one code's cause and required action.",
             )
             .with_mime_type("text/markdown"),
-    ]
+    ];
+    out.extend(kept);
+    out
 }
 
 pub fn templates() -> Vec<ResourceTemplate> {
@@ -73,7 +83,25 @@ pub fn templates() -> Vec<ResourceTemplate> {
     vec![t]
 }
 
-pub fn read(uri: &str) -> Result<ReadResourceResult, ErrorData> {
+pub fn read(
+    reports: &crate::tool::reports::ReportStore,
+    uri: &str,
+) -> Result<ReadResourceResult, ErrorData> {
+    if uri.starts_with(crate::tool::reports::SCHEME) {
+        return match reports.get(uri) {
+            Some(json) => Ok(ReadResourceResult::new(vec![
+                ResourceContents::text(json, uri).with_mime_type("application/json"),
+            ])),
+            None => Err(ErrorData::resource_not_found(
+                format!(
+                    "no report `{uri}`: the launcher keeps the last {} reports of this session; call the \
+                     tool again for a fresh one",
+                    crate::tool::reports::MAX_REPORTS
+                ),
+                None,
+            )),
+        };
+    }
     let entries = catalog();
     if uri == INDEX_URI || uri == "xid://catalog/" {
         let mut text =

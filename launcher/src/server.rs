@@ -55,6 +55,7 @@ impl Launcher {
                 cfg,
                 runner: backends.runner,
                 cluster: backends.cluster,
+                reports: Default::default(),
             }),
             tool_router,
             prompt_router: Self::prompt_router(),
@@ -109,7 +110,7 @@ impl ServerHandler for Launcher {
         _c: RequestContext<RoleServer>,
     ) -> Result<ListResourcesResult, ErrorData> {
         Ok(ListResourcesResult {
-            resources: crate::resources::list(),
+            resources: crate::resources::list(&self.env.reports),
             ..Default::default()
         })
     }
@@ -130,6 +131,6 @@ impl ServerHandler for Launcher {
         r: ReadResourceRequestParams,
         _c: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, ErrorData> {
-        crate::resources::read(&r.uri).map(Into::into)
+        crate::resources::read(&self.env.reports, &r.uri).map(Into::into)
     }
 }

@@ -1010,3 +1010,50 @@ async fn xid_catalog_resources() {
     assert!(bad.is_err());
     client.cancel().await.unwrap();
 }
+
+/// The answer is a summary; the probe's whole report stays one resources/read away for the session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_reports_are_resources_linked_from_the_answer() {
+    let client = connect(&[]).await;
+    let r = call(&client, "inspect_topology", json!({"node_name": "local"})).await;
+    let sc = r.structured_content.clone().unwrap();
+    let uri = sc["run"]["report_uri"]
+        .as_str()
+        .expect("report_uri")
+        .to_string();
+    assert!(
+        uri.starts_with("probe://") && uri.ends_with("/local/inspect_topology"),
+        "{uri}"
+    );
+    assert!(text_of(&r).contains(&uri), "{}", text_of(&r));
+    let listed = client.list_all_resources().await.unwrap();
+    assert!(listed.iter().any(|x| x.uri == uri), "{listed:?}");
+    let read = client
+        .read_resource(ReadResourceRequestParams::new(uri.clone()))
+        .await
+        .unwrap();
+    let json = match &read.contents[0] {
+        rmcp::model::ResourceContents::TextResourceContents { text, .. } => text.clone(),
+        other => panic!("{other:?}"),
+    };
+    let full: Value = serde_json::from_str(&json).unwrap();
+    // The summary left the healthy NVLinks and GPU pairs out; the resource has every one.
+    let links = |v: &Value| -> usize {
+        v["gpus"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|g| g["nvlinks"].as_array().unwrap().len())
+            .sum()
+    };
+    let full = &full["topology"];
+    assert!(links(full) > links(&sc["report"]), "{json}");
+    assert_eq!(full["pairs"].as_array().unwrap().len(), 28);
+    // An unknown or evicted report is a clear error.
+    let err = client
+        .read_resource(ReadResourceRequestParams::new("probe://999999/local/x"))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("keeps the last"), "{err}");
+    client.cancel().await.unwrap();
+}

@@ -8,6 +8,7 @@ pub mod action;
 pub mod error;
 pub mod fanout;
 pub mod nic_text;
+pub mod reports;
 pub mod schema;
 pub mod target;
 pub mod text;
@@ -42,6 +43,8 @@ pub struct Env {
     pub cfg: Config,
     pub runner: Arc<dyn Runner>,
     pub cluster: Option<Arc<dyn ClusterBackend>>,
+    /// Every probe's full report of this session, offered as resources.
+    pub reports: reports::ReportStore,
 }
 
 /// The server a route belongs to: anything that can hand tools their [`Env`].
@@ -281,16 +284,22 @@ impl Env {
                 node: node.to_string(),
                 error,
             }),
-            ProbeDocument::Success { probe, report, .. } => Ok(ProbeResult {
-                report,
-                run: ProbeRun {
-                    ran_in: out.ran_in,
-                    exit_code: out.exit_code,
-                    probe,
-                    timings: out.timings,
-                    total_millis: started.elapsed().as_millis() as u64,
-                },
-            }),
+            ProbeDocument::Success { probe, report, .. } => {
+                let report_uri = serde_json::to_string(&report)
+                    .ok()
+                    .and_then(|json| self.reports.put(node, tool, json));
+                Ok(ProbeResult {
+                    report,
+                    run: ProbeRun {
+                        ran_in: out.ran_in,
+                        exit_code: out.exit_code,
+                        probe,
+                        timings: out.timings,
+                        total_millis: started.elapsed().as_millis() as u64,
+                        report_uri,
+                    },
+                })
+            }
         }
     }
 }
@@ -313,6 +322,10 @@ pub struct ProbeRun {
     pub timings: Vec<PhaseTiming>,
     /// Wall time of the whole run as the launcher saw it.
     pub total_millis: u64,
+    /// The probe's whole report, kept for this session as an MCP resource (read it with
+    /// resources/read when the answer's summary is not enough).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub report_uri: Option<String>,
 }
 
 /// One node's probe report with the run that produced it: the output of the plain node tools.

@@ -36,6 +36,9 @@ pub fn header(title: &str, node: &str, context: Option<&str>, run: &ProbeRun) ->
         let _ = write!(out, " · source {}", p.source);
     }
     out.push('\n');
+    if let Some(u) = &run.report_uri {
+        let _ = writeln!(out, "full report: {u} (MCP resource)");
+    }
     out
 }
 
