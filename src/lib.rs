@@ -45,6 +45,36 @@ pub enum Command {
 }
 
 impl Command {
+    /// Every command, for the tests that hold node-probe's command line and this enum together.
+    pub const ALL: [Command; 10] = [
+        Command::Inventory,
+        Command::Telemetry,
+        Command::Topology,
+        Command::Ecc,
+        Command::Processes,
+        Command::Health,
+        Command::Describe,
+        Command::Xid,
+        Command::Allocation,
+        Command::Workload,
+    ];
+
+    /// Its `node-probe` subcommand: the launcher builds its argv from this, never from a literal.
+    pub fn arg(self) -> &'static str {
+        match self {
+            Command::Inventory => "inventory",
+            Command::Telemetry => "telemetry",
+            Command::Topology => "topology",
+            Command::Ecc => "ecc",
+            Command::Processes => "processes",
+            Command::Health => "health",
+            Command::Describe => "describe",
+            Command::Xid => "xid",
+            Command::Allocation => "allocation",
+            Command::Workload => "workload",
+        }
+    }
+
     /// What the collector must gather for this command.
     pub fn sections(self) -> Sections {
         let none = Sections::default();

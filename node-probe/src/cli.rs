@@ -126,16 +126,6 @@ impl Invocation {
             }
             Cmd::Kill(a) => return crate::operator::run_kill(&self.global, a),
             Cmd::Reset(a) => return crate::operator::run_reset(&self.global, a),
-            Cmd::Inventory => Command::Inventory,
-            Cmd::Telemetry => Command::Telemetry,
-            Cmd::Topology => Command::Topology,
-            Cmd::Ecc => Command::Ecc,
-            Cmd::Processes => Command::Processes,
-            Cmd::Health => Command::Health,
-            Cmd::Describe => Command::Describe,
-            Cmd::Xid(_) => Command::Xid,
-            Cmd::Allocation => Command::Allocation,
-            Cmd::Workload => Command::Workload,
             Cmd::Facts(a) => {
                 let spec = SourceSpec::from_args(&self.global)?;
                 let xid = XidArgs {
@@ -151,6 +141,15 @@ impl Invocation {
                     Report::Facts(Box::new(facts)),
                 ));
             }
+            other => match analysis_command(other) {
+                Some(c) => c,
+                None => {
+                    return Err(ProbeError::new(
+                        ErrorKind::Internal,
+                        "a subcommand without an analysis reached the analysis".to_string(),
+                    ));
+                }
+            },
         };
         let spec = SourceSpec::from_args(&self.global)?;
         let mut xid_args = match &self.command {
@@ -194,6 +193,25 @@ impl Invocation {
     }
 }
 
+/// The analysis command a subcommand runs (`None` for scenarios, version, facts and the operator ones).
+fn analysis_command(c: &Cmd) -> Option<Command> {
+    Some(match c {
+        Cmd::Inventory => Command::Inventory,
+        Cmd::Telemetry => Command::Telemetry,
+        Cmd::Topology => Command::Topology,
+        Cmd::Ecc => Command::Ecc,
+        Cmd::Processes => Command::Processes,
+        Cmd::Health => Command::Health,
+        Cmd::Describe => Command::Describe,
+        Cmd::Xid(_) => Command::Xid,
+        Cmd::Allocation => Command::Allocation,
+        Cmd::Workload => Command::Workload,
+        Cmd::Scenarios | Cmd::Version | Cmd::Facts(_) | Cmd::Kill(_) | Cmd::Reset(_) => {
+            return None;
+        }
+    })
+}
+
 fn scenario_list() -> ScenarioList {
     ScenarioList {
         scenarios: gpu_diag::scenarios::BUILTIN
@@ -203,5 +221,32 @@ fn scenario_list() -> ScenarioList {
                 description: s.description.to_string(),
             })
             .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The launcher builds argv from `gpu_diag::Command::arg()` and the operator `COMMAND`s: each must be
+    /// the subcommand that runs that command here.
+    #[test]
+    fn the_shared_command_names_are_these_subcommands() {
+        for c in Command::ALL {
+            let Ok(Parsed::Run(inv)) = parse(["node-probe", c.arg()].map(OsString::from)) else {
+                panic!("`{}` is not a node-probe subcommand", c.arg());
+            };
+            assert_eq!(analysis_command(&inv.command), Some(c), "{}", c.arg());
+        }
+        for (name, args) in [
+            (gpu_diag::operator::kill::COMMAND, vec!["--pid", "1234"]),
+            (gpu_diag::operator::reset::COMMAND, vec!["--gpu", "0"]),
+        ] {
+            let argv = ["node-probe", name]
+                .into_iter()
+                .chain(args)
+                .map(OsString::from);
+            assert!(matches!(parse(argv), Ok(Parsed::Run(_))), "{name}");
+        }
     }
 }

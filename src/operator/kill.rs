@@ -2,6 +2,9 @@
 //! according to NVML, it is not pid 1, not the probe, not a kernel thread, and not already a zombie. Plan:
 //! SIGTERM, wait up to the grace period, SIGKILL if it still runs.
 
+/// Its `node-probe` subcommand.
+pub const COMMAND: &str = "kill";
+
 use serde::{Deserialize, Serialize};
 
 use super::{

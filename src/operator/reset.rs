@@ -5,6 +5,9 @@
 //! pre-Ampere NVLink GPUs reset only together with their peers. MIG, persistence and pending repairs
 //! change what the reset does and are reported. After the reset, [`verify`] judges the re-read GPU.
 
+/// Its `node-probe` subcommand.
+pub const COMMAND: &str = "reset";
+
 use serde::{Deserialize, Serialize};
 
 use super::{ActionResult, Check, PlanStep, Preflight, gpu_name, process_label};

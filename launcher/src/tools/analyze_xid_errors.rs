@@ -1,5 +1,6 @@
 //! `analyze_xid_errors`: `node-probe xid` on one node, kernel-log XID/SXid events decoded and correlated.
 
+use gpu_diag::Command;
 use gpu_diag::contract::Report;
 use gpu_diag::xid::report::XidReport;
 use schemars::JsonSchema;
@@ -31,7 +32,7 @@ NVRM. Returns decoded events per GPU and findings with the recommended action.";
     const HINTS: Hints = Hints::READ_IDEMPOTENT;
 
     async fn run(cx: &Cx, a: Self::Args) -> Result<Self::Output, ToolError> {
-        let mut args = vec!["xid".to_string()];
+        let mut args = vec![Command::Xid.arg().to_string()];
         if let Some(s) = &a.args.since {
             check_since(s)?;
             args.push("--since".into());

@@ -2,6 +2,7 @@
 //! API server, one `node-probe workload` per node it runs on (in parallel, bounded, under the probe
 //! deadline), and one cross-node verdict with ranked suspects (`gpu_diag::analysis::workload`).
 
+use gpu_diag::Command;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
 use std::time::Instant;
@@ -192,7 +193,7 @@ events, PCIe trained down, NVLinks down). Says so plainly when no hardware or no
             Self::NAME,
             &node_names,
             a.context.clone(),
-            vec!["workload".into()],
+            vec![Command::Workload.arg().into()],
             concurrency as usize,
         )
         .await;

@@ -1,5 +1,6 @@
 //! `get_gpu_health`: `node-probe health` on one node, the verdict with explained findings.
 
+use gpu_diag::Command;
 use gpu_diag::analysis::health::HealthReport;
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -30,7 +31,7 @@ asked whether a node's GPUs are OK or why work on a node fails.";
     const HINTS: Hints = Hints::READ_LIVE;
 
     async fn run(cx: &Cx, a: Self::Args) -> Result<Self::Output, ToolError> {
-        let mut args = vec!["health".to_string()];
+        let mut args = vec![Command::Health.arg().to_string()];
         if let Some(n) = a.args.expect_gpus {
             if !(1..=1024).contains(&n) {
                 return Err(ToolError::Invalid(format!(

@@ -1,5 +1,6 @@
 //! `get_gpu_inventory`: `node-probe inventory` on one node.
 
+use gpu_diag::Command;
 use gpu_diag::analysis::inventory::InventoryReport;
 
 use crate::pick;
@@ -22,7 +23,7 @@ this node have', to check that a node sees all its GPUs, or before comparing fir
             cx,
             Self::NAME,
             a.target,
-            vec!["inventory".into()],
+            vec![Command::Inventory.arg().into()],
             pick!(Inventory),
         )
         .await

@@ -1,5 +1,6 @@
 //! `get_gpu_telemetry`: `node-probe telemetry` on one node.
 
+use gpu_diag::Command;
 use gpu_diag::analysis::telemetry::TelemetryReport;
 
 use crate::pick;
@@ -22,7 +23,7 @@ reasons. Use it when jobs are slower than expected, to tell thermal or power thr
             cx,
             Self::NAME,
             a.target,
-            vec!["telemetry".into()],
+            vec![Command::Telemetry.arg().into()],
             pick!(Telemetry),
         )
         .await

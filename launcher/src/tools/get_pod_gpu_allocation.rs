@@ -1,6 +1,7 @@
 //! `get_pod_gpu_allocation`: which pod holds which GPU on one node. The API server's request view and
 //! `node-probe allocation` (the kubelet's exact assignment) run concurrently and are joined pod by pod.
 
+use gpu_diag::Command;
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
@@ -92,7 +93,7 @@ only the kubelet's view is shown.";
                     .map(Some),
             }
         };
-        let probe = cx.probe_report(Self::NAME, &t, vec!["allocation".into()], pick!(Allocation));
+        let probe = cx.probe_report(Self::NAME, &t, vec![Command::Allocation.arg().into()], pick!(Allocation));
         let (api, probe) = tokio::select! {
             r = async { tokio::join!(api, probe) } => r,
             // The probe also sees the token and deletes its pod; the API requests are simply dropped.

@@ -74,7 +74,7 @@ audited (Kubernetes Event on the Node + JSON log line).";
             target: format!("{}/pid/{}", node.node_name, a.pid),
             node,
             args: vec![
-                "kill".into(),
+                gpu_diag::operator::kill::COMMAND.into(),
                 "--pid".into(),
                 a.pid.to_string(),
                 "--grace-seconds".into(),

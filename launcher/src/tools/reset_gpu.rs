@@ -71,7 +71,7 @@ the preflight only. Needs confirmation: elicitation, or `confirm` = `<node_name>
             action: Self::NAME,
             target: format!("{}/gpu/{}", node.node_name, a.gpu),
             node,
-            args: vec!["reset".into(), "--gpu".into(), a.gpu],
+            args: vec![gpu_diag::operator::reset::COMMAND.into(), "--gpu".into(), a.gpu],
             dry_run: a.dry_run.unwrap_or(false),
             confirm: a.confirm,
             pick: |r| match r {

@@ -2,6 +2,7 @@
 //! nodes that need attention. The ranking orders nodes by the severities the probe reported; it does not
 //! judge facts itself.
 
+use gpu_diag::Command;
 use std::time::Instant;
 
 use gpu_diag::finding::{Finding, Severity, Verdict};
@@ -220,9 +221,9 @@ with show_healthy=true). Use it to find the bad nodes in a fleet, e.g. after a f
         nodes.dedup();
         let total = nodes.len();
         let command: Vec<String> = match a.check {
-            ScanCheck::Health => vec!["health".into()],
-            ScanCheck::Xid => vec!["xid".into()],
-            ScanCheck::Ecc => vec!["ecc".into()],
+            ScanCheck::Health => vec![Command::Health.arg().into()],
+            ScanCheck::Xid => vec![Command::Xid.arg().into()],
+            ScanCheck::Ecc => vec![Command::Ecc.arg().into()],
         };
         let mut results = Vec::with_capacity(total);
         for o in probe_nodes(

@@ -1,5 +1,6 @@
 //! `snapshot_ecc`: `node-probe ecc` on one node.
 
+use gpu_diag::Command;
 use gpu_diag::analysis::ecc::EccReport;
 
 use crate::pick;
@@ -19,7 +20,7 @@ must be replaced.";
     const HINTS: Hints = Hints::READ_LIVE;
 
     async fn run(cx: &Cx, a: Self::Args) -> Result<Self::Output, ToolError> {
-        NodeReport::probe(cx, Self::NAME, a.target, vec!["ecc".into()], pick!(Ecc)).await
+        NodeReport::probe(cx, Self::NAME, a.target, vec![Command::Ecc.arg().into()], pick!(Ecc)).await
     }
 
     fn render(out: &Self::Output) -> String {
