@@ -1057,3 +1057,43 @@ async fn full_reports_are_resources_linked_from_the_answer() {
     assert!(err.to_string().contains("keeps the last"), "{err}");
     client.cancel().await.unwrap();
 }
+
+/// `gpu` narrows describe_gpu_node to one GPU (and the node's own findings); an absent GPU is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn describe_narrows_to_one_gpu() {
+    let client = connect(&[]).await;
+    let r = call(
+        &client,
+        "describe_gpu_node",
+        json!({"node_name": "local", "gpu": 4}),
+    )
+    .await;
+    assert_eq!(r.is_error, Some(false), "{}", text_of(&r));
+    let rep = &r.structured_content.clone().unwrap()["report"];
+    for part in ["inventory", "telemetry", "ecc", "processes"] {
+        let gpus = rep[part]["gpus"].as_array().unwrap();
+        assert!(gpus.len() <= 1, "{part}: {gpus:?}");
+    }
+    assert_eq!(rep["inventory"]["gpus"][0]["index"], 4);
+    let mut codes = Vec::new();
+    for g in rep["health"]["gpus"].as_array().unwrap() {
+        assert_eq!(g["index"], 4);
+        codes.extend(
+            g["findings"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|f| f["code"].clone()),
+        );
+    }
+    assert!(codes.contains(&json!("xid.79")), "{codes:?}");
+    let r = call(
+        &client,
+        "describe_gpu_node",
+        json!({"node_name": "local", "gpu": 9}),
+    )
+    .await;
+    assert_eq!(r.is_error, Some(true));
+    assert!(text_of(&r).contains("no GPU 9"), "{}", text_of(&r));
+    client.cancel().await.unwrap();
+}

@@ -27,6 +27,10 @@ pub struct DescribeArgs {
     /// `full`: the probe's whole report.
     #[serde(default)]
     pub detail: Detail,
+    /// Only this GPU (index as `get_gpu_inventory` reports it): its entries and findings, plus the node's.
+    #[serde(default)]
+    #[schemars(with = "u32", range(max = 1023))]
+    pub gpu: Option<u32>,
 }
 
 /// XID events a summarised description still lists one by one (all are counted per GPU and code).
@@ -87,6 +91,9 @@ accounting, conditions, taints and the pods holding GPUs. Use it for a full pict
         };
         let (res, kube) = tokio::join!(probe, kube);
         let (mut report, run) = res?;
+        if let Some(g) = a.args.gpu {
+            only_gpu(&mut report, g).map_err(ToolError::Invalid)?;
+        }
         if a.args.detail == Detail::Summary {
             summarize(&mut report);
         }
@@ -139,6 +146,36 @@ fn summarize(r: &mut DescribeReport) {
         r.xid.events.truncate(XID_EVENTS_LISTED);
         r.xid.log.events_not_listed += extra;
     }
+}
+
+/// Narrow the report to GPU `g`: each part's per-GPU entries and the findings about another GPU go; the
+/// node's own findings (fabric, NICs, driver) stay.
+fn only_gpu(r: &mut DescribeReport, g: u32) -> Result<(), String> {
+    if !r.inventory.gpus.iter().any(|x| x.index == g) {
+        let known: Vec<String> = r.inventory.gpus.iter().map(|x| x.index.to_string()).collect();
+        return Err(format!(
+            "this node has no GPU {g}; its GPUs are {} (omit `gpu` for all of them)",
+            known.join(", ")
+        ));
+    }
+    let keep = |f: &gpu_diag::finding::Finding| f.gpu.is_none_or(|i| i == g);
+    r.inventory.gpus.retain(|x| x.index == g);
+    r.health.gpus.retain(|x| x.gpu.index == g);
+    r.health.node_findings.retain(keep);
+    r.telemetry.gpus.retain(|x| x.gpu.index == g);
+    r.telemetry.findings.retain(keep);
+    r.topology.gpus.retain(|x| x.gpu.index == g);
+    r.topology.pairs.retain(|p| p.a == g || p.b == g);
+    let row = format!("GPU{g}");
+    r.topology.matrix.rows.retain(|x| x.gpu == row);
+    r.topology.findings.retain(keep);
+    r.ecc.gpus.retain(|x| x.gpu.index == g);
+    r.ecc.findings.retain(keep);
+    r.processes.gpus.retain(|x| x.gpu.index == g);
+    r.processes.findings.retain(keep);
+    r.xid.gpus.retain(|x| x.index.is_none_or(|i| i == g));
+    r.xid.findings.retain(keep);
+    Ok(())
 }
 
 /// Lines of `(GPU index, description)` with alike descriptions merged: `GPU 0-7: ...`.
