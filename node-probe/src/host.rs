@@ -18,24 +18,30 @@ pub const SERVICES: [(&str, &str); 4] = [
     ("dcgm-exporter", "dcgm-exporter"),
 ];
 
+/// `/proc` facts of every process NVML reported on a GPU, and of `extra` (an operator's target).
+pub fn fill_processes(facts: &mut NodeFacts, host_root: &Path, extra: Option<u32>) {
+    let mut pids: Vec<u32> = facts
+        .gpus
+        .iter()
+        .filter_map(|g| g.processes.ok())
+        .flatten()
+        .map(|p| p.pid)
+        .chain(extra)
+        .collect();
+    pids.sort_unstable();
+    pids.dedup();
+    let uptime = read_uptime(host_root);
+    facts.host_processes = pids
+        .into_iter()
+        .map(|pid| read_process(host_root, pid, uptime))
+        .collect();
+}
+
 /// Fill the host parts of `facts`. Runs after the GPU source, so it knows the GPUs' PCI ids and processes.
 pub fn fill(facts: &mut NodeFacts, host_root: &Path, sections: Sections) {
     facts.host = read_host(host_root);
     if sections.processes {
-        let mut pids: Vec<u32> = facts
-            .gpus
-            .iter()
-            .filter_map(|g| g.processes.ok())
-            .flatten()
-            .map(|p| p.pid)
-            .collect();
-        pids.sort_unstable();
-        pids.dedup();
-        let uptime = read_uptime(host_root);
-        facts.host_processes = pids
-            .into_iter()
-            .map(|pid| read_process(host_root, pid, uptime))
-            .collect();
+        fill_processes(facts, host_root, None);
     }
     if sections.telemetry || sections.topology {
         for gpu in &mut facts.gpus {

@@ -104,7 +104,7 @@ pub fn run_kill(global: &GlobalArgs, args: &KillArgs) -> Result<ProbeDocument, P
     let mut facts = source::collect(&spec, KILL_SECTIONS, &XidArgs::default())?;
     // Simulated: the scenario's own /proc facts, unless a fake host root was given to read them from.
     if !simulated || global.host_root.is_some() {
-        fill_processes(&mut facts, &root, Some(args.pid));
+        crate::host::fill_processes(&mut facts, &root, Some(args.pid));
     }
     let req = KillRequest {
         pid: args.pid,
@@ -140,25 +140,6 @@ pub fn run_kill(global: &GlobalArgs, args: &KillArgs) -> Result<ProbeDocument, P
         Some(source::meta(&facts, global)),
         Report::Kill(Box::new(report)),
     ))
-}
-
-/// `/proc` facts of every NVML pid and of the target.
-fn fill_processes(facts: &mut NodeFacts, root: &Path, extra: Option<u32>) {
-    let mut pids: Vec<u32> = facts
-        .gpus
-        .iter()
-        .filter_map(|g| g.processes.ok())
-        .flatten()
-        .map(|p| p.pid)
-        .chain(extra)
-        .collect();
-    pids.sort_unstable();
-    pids.dedup();
-    let uptime = crate::host::read_uptime(root);
-    facts.host_processes = pids
-        .into_iter()
-        .map(|pid| crate::host::read_process(root, pid, uptime))
-        .collect();
 }
 
 /// Gone, or a zombie (its address space and GPU context are already released).
@@ -265,7 +246,7 @@ pub fn run_reset(global: &GlobalArgs, args: &ResetArgs) -> Result<ProbeDocument,
     let mut facts = source::collect(&spec, RESET_SECTIONS, &XidArgs::default())?;
     let self_pid = (!simulated).then(std::process::id);
     if !simulated || global.host_root.is_some() {
-        fill_processes(&mut facts, &root, None);
+        crate::host::fill_processes(&mut facts, &root, None);
         fill_reset_facts(&mut facts, &root, self_pid);
     }
     let tool = (!simulated).then(|| find_nvidia_smi(&root, args.nvidia_smi.as_deref()));

@@ -233,20 +233,7 @@ pub fn fill(facts: &mut NodeFacts, spec: &SourceSpec, host_root_given: bool) {
             if !host_root_given {
                 return;
             }
-            let mut pids: Vec<u32> = facts
-                .gpus
-                .iter()
-                .filter_map(|g| g.processes.ok())
-                .flatten()
-                .map(|p| p.pid)
-                .collect();
-            pids.sort_unstable();
-            pids.dedup();
-            let uptime = crate::host::read_uptime(host_root);
-            facts.host_processes = pids
-                .into_iter()
-                .map(|pid| crate::host::read_process(host_root, pid, uptime))
-                .collect();
+            crate::host::fill_processes(facts, host_root, None);
             host_root
         }
     };
