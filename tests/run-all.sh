@@ -47,11 +47,13 @@ TARGET_DIR=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import js
 node tests/mcp-sdk/client.mjs "$TARGET_DIR/debug/k8s-gpu-mcp"
 # Packaging: what a user installs from.
 step "cargo publish --workspace --dry-run (the three crates, packaged and verified together)"
-# The dry run verifies each crate against the others through a temporary registry, and cargo reuses an
-# earlier extraction of the same name and version from it (the same failure as 0xMiden/miden-vm#2530): a
-# second run from the same target dir would check this tree against the first run's sources. Start clean.
+# The dry run verifies each crate against the others through a temporary registry. Cargo takes a registry
+# crate of a known name and version as unchanged: it reuses an earlier extraction and an earlier build of it
+# (the same failure as 0xMiden/miden-vm#2530), so a second run from the same target dir would check this
+# tree against the first run's crates. Start clean: the packages, their extractions, their builds.
 rm -rf "$TARGET_DIR/package"
 rm -rf "${CARGO_HOME:-$HOME/.cargo}"/registry/src/-*/{gpu-diag,node-probe,k8s-gpu-mcp}-[0-9]*
+rm -rf "$TARGET_DIR"/debug/.fingerprint/{gpu-diag,node-probe,k8s-gpu-mcp}-*
 cargo publish --workspace --dry-run --allow-dirty
 step "the README's install commands, from a clean clone (release builds cached in target/install-test)"
 bash packaging/test-install.sh
