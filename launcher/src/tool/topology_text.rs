@@ -113,6 +113,13 @@ pub fn gpu_set(idx: &[u32]) -> String {
     format!("GPU {}", parts.join(", "))
 }
 
+/// One line per description, naming the GPUs that share it: `  GPU 0-2, 4-7: ...`.
+pub fn alike(items: Vec<(u32, String)>, out: &mut String) {
+    for (idx, d) in grouped(items) {
+        let _ = writeln!(out, "  {}: {d}", gpu_set(&idx));
+    }
+}
+
 /// Groups of GPUs with the same description, in index order of their first GPU.
 fn grouped(items: Vec<(u32, String)>) -> Vec<(Vec<u32>, String)> {
     let mut groups: Vec<(Vec<u32>, String)> = Vec::new();
@@ -222,9 +229,7 @@ fn pcie(gpus: &[GpuTopology], out: &mut String) {
         return;
     }
     out.push_str("PCIe:\n");
-    for (idx, d) in grouped(items) {
-        let _ = writeln!(out, "  {}: {d}", gpu_set(&idx));
-    }
+    alike(items, out);
 }
 
 fn fabric(gpus: &[GpuTopology], out: &mut String) {
@@ -266,9 +271,7 @@ fn fabric(gpus: &[GpuTopology], out: &mut String) {
         return;
     }
     out.push_str("NVSwitch fabric:\n");
-    for (idx, d) in grouped(items) {
-        let _ = writeln!(out, "  {}: {d}", gpu_set(&idx));
-    }
+    alike(items, out);
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@ use crate::pick;
 use crate::tool::text::{
     header, render_findings, render_value, report_body_with, take_nics, verdict_label,
 };
-use crate::tool::topology_text::{self, gpu_set};
+use crate::tool::topology_text::{self, alike};
 use crate::tool::{Cx, Detail, Hints, Node, ProbeRun, Tool, ToolError};
 
 pub struct DescribeGpuNode;
@@ -176,20 +176,6 @@ fn only_gpu(r: &mut DescribeReport, g: u32) -> Result<(), String> {
     r.xid.gpus.retain(|x| x.index.is_none_or(|i| i == g));
     r.xid.findings.retain(keep);
     Ok(())
-}
-
-/// Lines of `(GPU index, description)` with alike descriptions merged: `GPU 0-7: ...`.
-fn alike(items: Vec<(u32, String)>, out: &mut String) {
-    let mut groups: Vec<(Vec<u32>, String)> = Vec::new();
-    for (i, d) in items {
-        match groups.iter_mut().find(|(_, x)| *x == d) {
-            Some((v, _)) => v.push(i),
-            None => groups.push((vec![i], d)),
-        }
-    }
-    for (idx, d) in groups {
-        let _ = writeln!(out, "  {}: {d}", gpu_set(&idx));
-    }
 }
 
 fn show<T: std::fmt::Display>(r: &gpu_diag::facts::Reading<T>) -> String {
