@@ -102,9 +102,12 @@ pub(crate) fn error_name(k: FieldErrorKind) -> &'static str {
     }
 }
 
-/// Bytes as MiB, the unit nvidia-smi uses.
-pub(crate) fn mib(bytes: u64) -> u64 {
-    bytes / (1024 * 1024)
+/// Bytes as MiB, the unit nvidia-smi uses, rounded up as it rounds: on an H100 with driver 580.159.04 it
+/// showed used 1530.81 / 4278.38 / 7026.81 MiB as 1531 / 4279 / 7027 and free 79548.19 / 76800.63 / 74052.19
+/// MiB as 79549 / 76801 / 74053 (tests/device). Truncating was a MiB below what the operator reads there.
+pub fn mib(bytes: u64) -> u64 {
+    const MIB: u64 = 1024 * 1024;
+    bytes / MIB + u64::from(bytes % MIB != 0)
 }
 
 /// A CPU list in the kernel's range form (`0-55,112-167`).
@@ -141,6 +144,26 @@ pub(crate) fn uptime_s(facts: &crate::facts::NodeFacts) -> Option<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mib_rounds_as_nvidia_smi_does() {
+        // NVML bytes and nvidia-smi's MiB for them, read together on an H100 (driver 580.159.04).
+        for (bytes, shown) in [
+            (1_605_173_248, 1531),
+            (4_486_201_344, 4279),
+            (7_368_146_944, 7027),
+            (83_412_320_256, 79549),
+            (80_531_292_160, 76801),
+            (77_649_346_560, 74053),
+            (85_520_809_984, 81559),
+            (1_595_932_672, 1522),
+        ] {
+            assert_eq!(mib(bytes), shown, "{bytes} B");
+        }
+        assert_eq!(mib(0), 0);
+        assert_eq!(mib(1), 1);
+        assert_eq!(mib(u64::MAX), u64::MAX / 1048576 + 1);
+    }
 
     #[test]
     fn cpu_lists_collapse_to_ranges() {

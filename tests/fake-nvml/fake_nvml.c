@@ -295,13 +295,14 @@ nvmlReturn_t nvmlDeviceGetTemperatureThreshold(nvmlDevice_t d, unsigned int kind
     }
 }
 
-/* Passively cooled: no fans of its own. */
+/* Passively cooled: no fans of its own. Any fan index is then out of range, and the driver says so as a
+ * bad argument (580.159.04 on an H100 SXM), not as "not supported". */
 nvmlReturn_t nvmlDeviceGetNumFans(nvmlDevice_t d, unsigned int *n) { CHECK(d); *n = 0; return NVML_SUCCESS; }
 nvmlReturn_t nvmlDeviceGetFanSpeed_v2(nvmlDevice_t d, unsigned int fan, unsigned int *s) {
     CHECK(d);
     (void)fan;
     (void)s;
-    return NVML_ERROR_NOT_SUPPORTED;
+    return NVML_ERROR_INVALID_ARGUMENT;
 }
 
 nvmlReturn_t nvmlDeviceGetPowerUsage(nvmlDevice_t d, unsigned int *p) { CHECK(d); *p = 312000; return NVML_SUCCESS; }

@@ -202,7 +202,15 @@ fn facts_from_the_fake_library() {
     assert_eq!(t["slowdown_threshold_c"], 89);
     assert_eq!(t["gpu_max_threshold_c"], 87);
     assert_eq!(t["memory_max_threshold_c"], 95);
+    // No fans (count 0): not supported, though the per-fan call answers INVALID_ARGUMENT.
     assert_eq!(err_kind(&g["fan_speed_pct"]), "not_supported");
+    assert!(
+        g["fan_speed_pct"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("nvmlDeviceGetNumFans = 0")),
+        "{}",
+        g["fan_speed_pct"]
+    );
     assert_eq!(g["power"]["usage_mw"], 312000);
     assert_eq!(
         err_kind(&g["power"]["enforced_limit_mw"]),

@@ -367,7 +367,7 @@ fn attributed(p: &AttributedProcess) -> String {
         let _ = write!(s, " ({n})");
     }
     if let Some(b) = p.used_memory_bytes {
-        let _ = write!(s, " {} MiB", b / (1024 * 1024));
+        let _ = write!(s, " {} MiB", gpu_diag::analysis::mib(b));
     }
     match (&p.namespace, &p.pod) {
         (Some(ns), Some(pod)) => {

@@ -118,7 +118,7 @@ audited (Kubernetes Event on the Node + JSON log line).";
             ));
             for (b, a) in oc.memory_before.iter().zip(&oc.memory_after) {
                 let mib =
-                    |v: Option<u64>| v.map_or("?".to_string(), |b| format!("{} MiB", b >> 20));
+                    |v: Option<u64>| v.map_or("?".to_string(), |b| format!("{} MiB", gpu_diag::analysis::mib(b)));
                 s.push_str(&format!(
                     "  GPU {}: used {} -> {}\n",
                     b.gpu,

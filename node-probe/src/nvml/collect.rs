@@ -314,16 +314,30 @@ fn telemetry(g: &Gpu<'_>, f: &mut GpuFacts, fields: &FieldValues) {
     };
 }
 
-/// Per fan; boards with no fan of their own answer `nvmlDeviceGetNumFans` with 0 (or not at all), and
-/// then the legacy single-fan query says what NVML thinks (not_supported on passively cooled boards).
+/// Per fan. A board without fans of its own (SXM modules, passively cooled PCIe cards) answers
+/// `nvmlDeviceGetNumFans` with 0, and then any fan index is out of range: driver 580.159.04 answers
+/// `nvmlDeviceGetFanSpeed_v2(0)` on an H100 SXM with INVALID_ARGUMENT, where nvidia-smi shows "N/A". That is
+/// "not supported", not an unreadable fact. Only a library without the count falls back to the old
+/// single-fan call.
 fn fans(g: &Gpu<'_>) -> Reading<Vec<u32>> {
     match g.r(|d| d.num_fans()) {
-        Ok(n) if n > 0 => (0..n)
+        Ok(0) => Reading::Err(FieldError::with_message(
+            FieldErrorKind::NotSupported,
+            "no fans of its own (nvmlDeviceGetNumFans = 0)",
+        )),
+        Ok(n) => (0..n)
             .map(|i| g.r(|d| d.fan_speed(i)))
             .collect::<Result<Vec<u32>, FieldError>>()
             .into(),
-        Err(e) if e.error == FieldErrorKind::GpuIsLost => Reading::Err(e),
-        _ => g.q(|d| d.fan_speed(0).map(|v| vec![v])),
+        Err(e)
+            if matches!(
+                e.error,
+                FieldErrorKind::FunctionNotFound | FieldErrorKind::NotSupported
+            ) =>
+        {
+            g.raw(raw::fan_speed_legacy).map(|v| vec![*v])
+        }
+        Err(e) => Reading::Err(e),
     }
 }
 

@@ -204,6 +204,13 @@ pub fn nvlink_remote_device_type(
     .to_string())
 }
 
+/// `nvmlDeviceGetFanSpeed`: the first fan, for libraries that predate `nvmlDeviceGetNumFans`.
+pub fn fan_speed_legacy(nvml: &Nvml, h: nvmlDevice_t) -> Result<u32, NvmlError> {
+    let mut v: c_uint = 0;
+    raw_call!(nvml, nvmlDeviceGetFanSpeed(h, &mut v))?;
+    Ok(v)
+}
+
 pub fn architecture(nvml: &Nvml, h: nvmlDevice_t) -> Result<String, NvmlError> {
     let mut v: c_uint = 0;
     raw_call!(nvml, nvmlDeviceGetArchitecture(h, &mut v))?;
