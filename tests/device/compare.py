@@ -220,7 +220,8 @@ def compare(d, suffix):
         t.eq(p + "processes (pid: MiB)", smi_procs, np_procs)
         links = n["nvlinks"]
         t.add(p + "nvlinks", "see smi_nvlink_s.out", f"{len(links)} links, {sum(1 for l in links if l.get('active') is True)} active", "compare with nvlink -s")
-    tel = f"{d}/np_telemetry{suffix}.out"
+    # capture.sh names the idle run of each command without a suffix.
+    tel = f"{d}/np_telemetry{'' if suffix == '_idle' else suffix}.out"
     if os.path.exists(tel):
         # The analysis' MiB figures against nvidia-smi's own (GPU memory held steady between the two reads).
         for g, tg in zip(x.findall("gpu"), json.load(open(tel))["telemetry"]["gpus"]):
