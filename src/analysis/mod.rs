@@ -107,7 +107,7 @@ pub(crate) fn error_name(k: FieldErrorKind) -> &'static str {
 /// MiB as 79549 / 76801 / 74053 (tests/device). Truncating was a MiB below what the operator reads there.
 pub fn mib(bytes: u64) -> u64 {
     const MIB: u64 = 1024 * 1024;
-    bytes / MIB + u64::from(bytes % MIB != 0)
+    bytes / MIB + u64::from(!bytes.is_multiple_of(MIB))
 }
 
 /// A CPU list in the kernel's range form (`0-55,112-167`).
