@@ -21,9 +21,15 @@ use serde_json::{Value, json};
 use tokio::io::AsyncReadExt;
 use tokio::process::Command;
 
-/// Budgets every answer stays within (tests/launcher/render.rs asserts them per tool and scenario).
-const TEXT_BUDGET: usize = 12 * 1024;
-const STRUCTURED_BUDGET: usize = 48 * 1024;
+/// Budgets every answer stays within (tests/launcher/render.rs asserts them per tool and scenario):
+/// text and structured content, twice as much for describe_gpu_node (everything at once).
+fn budgets(tool: &str) -> (usize, usize) {
+    if tool == "describe_gpu_node" {
+        (24 * 1024, 96 * 1024)
+    } else {
+        (12 * 1024, 48 * 1024)
+    }
+}
 
 /// Strings an injected prompt might pass: shell, path, selector and flag injection, control characters,
 /// odd Unicode, and a megabyte. Those that would run a command create a file under `markers`.
@@ -168,6 +174,7 @@ async fn hostile_call(
     o: &mut Outcome,
 ) {
     o.calls += 1;
+    let (text_budget, structured_budget) = budgets(tool);
     let req = CallToolRequestParams::new(tool.to_string()).with_arguments(args);
     let reply = tokio::time::timeout(Duration::from_secs(120), client.call_tool(req))
         .await
@@ -176,7 +183,7 @@ async fn hostile_call(
         Err(e) => {
             // A JSON-RPC error is a clear refusal too, as long as the server lives (checked after).
             let m = e.to_string();
-            assert!(m.len() <= TEXT_BUDGET, "{tool} {what}: error of {} bytes", m.len());
+            assert!(m.len() <= text_budget, "{tool} {what}: error of {} bytes", m.len());
             o.rpc_errors += 1;
         }
         Ok(r) => {
@@ -187,14 +194,14 @@ async fn hostile_call(
                 .collect::<Vec<_>>()
                 .join("\n");
             assert!(
-                text.len() <= TEXT_BUDGET,
+                text.len() <= text_budget,
                 "{tool} {what}: text of {} bytes: {:.300}",
                 text.len(),
                 text
             );
             if let Some(s) = &r.structured_content {
                 let n = serde_json::to_string(s).unwrap().len();
-                assert!(n <= STRUCTURED_BUDGET, "{tool} {what}: structured {n} bytes");
+                assert!(n <= structured_budget, "{tool} {what}: structured {n} bytes");
             }
             if r.is_error == Some(true) {
                 assert!(!text.trim().is_empty(), "{tool} {what}: an error without a message");
