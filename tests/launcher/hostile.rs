@@ -138,9 +138,15 @@ async fn serve(
     tokio::task::JoinHandle<String>,
 ) {
     let mut cmd = Command::new(LAUNCHER);
-    cmd.args(["serve", "--local", "--simulate", &main_scenario(), "--probe-bin"])
-        .arg(probe)
-        .env("RUST_LOG", "warn");
+    cmd.args([
+        "serve",
+        "--local",
+        "--simulate",
+        &main_scenario(),
+        "--probe-bin",
+    ])
+    .arg(probe)
+    .env("RUST_LOG", "warn");
     if operator {
         cmd.args(["--mode", "operator"]);
     }
@@ -183,7 +189,11 @@ async fn hostile_call(
         Err(e) => {
             // A JSON-RPC error is a clear refusal too, as long as the server lives (checked after).
             let m = e.to_string();
-            assert!(m.len() <= text_budget, "{tool} {what}: error of {} bytes", m.len());
+            assert!(
+                m.len() <= text_budget,
+                "{tool} {what}: error of {} bytes",
+                m.len()
+            );
             o.rpc_errors += 1;
         }
         Ok(r) => {
@@ -201,10 +211,16 @@ async fn hostile_call(
             );
             if let Some(s) = &r.structured_content {
                 let n = serde_json::to_string(s).unwrap().len();
-                assert!(n <= structured_budget, "{tool} {what}: structured {n} bytes");
+                assert!(
+                    n <= structured_budget,
+                    "{tool} {what}: structured {n} bytes"
+                );
             }
             if r.is_error == Some(true) {
-                assert!(!text.trim().is_empty(), "{tool} {what}: an error without a message");
+                assert!(
+                    !text.trim().is_empty(),
+                    "{tool} {what}: an error without a message"
+                );
                 o.tool_errors += 1;
             } else {
                 o.answers += 1;
@@ -237,7 +253,10 @@ async fn run_mode(operator: bool) {
     for t in &tools {
         let name = t["name"].as_str().unwrap();
         let schema = &t["inputSchema"];
-        let props = schema["properties"].as_object().cloned().unwrap_or_default();
+        let props = schema["properties"]
+            .as_object()
+            .cloned()
+            .unwrap_or_default();
         let required: Vec<&str> = schema["required"]
             .as_array()
             .map(|r| r.iter().filter_map(Value::as_str).collect())
@@ -263,7 +282,12 @@ async fn run_mode(operator: bool) {
                 hostile_call(&client, name, args, &format!("{p}={shown}"), &mut o).await;
             }
         }
-        for extra in ["zz_unknown", "$(touch x)", "../../etc/passwd", "node_name\u{0}"] {
+        for extra in [
+            "zz_unknown",
+            "$(touch x)",
+            "../../etc/passwd",
+            "node_name\u{0}",
+        ] {
             let mut args = base.clone();
             args.insert(extra.into(), json!("x"));
             hostile_call(&client, name, args, &format!("extra {extra:?}"), &mut o).await;
@@ -279,14 +303,20 @@ async fn run_mode(operator: bool) {
     assert_ne!(r.is_error, Some(true), "{r:?}");
     client.cancel().await.unwrap();
     let stderr = stderr.await.unwrap();
-    assert!(!stderr.contains("panicked"), "the server panicked: {stderr}");
+    assert!(
+        !stderr.contains("panicked"),
+        "the server panicked: {stderr}"
+    );
 
     let made: Vec<_> = std::fs::read_dir(&markers).unwrap().collect();
     assert!(made.is_empty(), "an injected command ran: {made:?}");
 
     // No hostile value reached node-probe's argv: every argument is a flag, a known word or path.
     let runs = probe_argvs(&log);
-    assert!(!runs.is_empty(), "the probe never ran: the base calls failed");
+    assert!(
+        !runs.is_empty(),
+        "the probe never ran: the base calls failed"
+    );
     let safe = |a: &str| {
         a.len() <= 512
             && !a.contains("..")
@@ -295,9 +325,14 @@ async fn run_mode(operator: bool) {
     };
     for argv in &runs {
         for a in argv {
-            assert!(safe(a), "node-probe ran with argument {a:?} (argv {argv:?})");
             assert!(
-                !strings.iter().any(|s| s.len() > 3 && a.contains(s.as_str())),
+                safe(a),
+                "node-probe ran with argument {a:?} (argv {argv:?})"
+            );
+            assert!(
+                !strings
+                    .iter()
+                    .any(|s| s.len() > 3 && a.contains(s.as_str())),
                 "a hostile value reached node-probe: {a:?}"
             );
         }

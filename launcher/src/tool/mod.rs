@@ -139,10 +139,9 @@ pub fn route<T: Tool, S: Host>() -> ToolRoute<S> {
             let args: T::Args = match serde_json::from_value(serde_json::Value::Object(raw)) {
                 Ok(a) => a,
                 Err(e) => {
-                    return Ok(error_result(format!(
-                        "failed to deserialize parameters: {e}"
-                    ))
-                    .into());
+                    return Ok(
+                        error_result(format!("failed to deserialize parameters: {e}")).into(),
+                    );
                 }
             };
             let meta = RequestMetaObject::from_context_part(&mut tc)?;

@@ -182,9 +182,8 @@ pub fn check_dns_label(field: &str, s: &str) -> Result<(), String> {
 /// An RFC 1123 subdomain (pods, jobs and most objects): labels of [`check_dns_label`] joined by '.',
 /// at most 253 characters.
 pub fn check_object_name(field: &str, s: &str) -> Result<(), String> {
-    let ok = !s.is_empty()
-        && s.len() <= 253
-        && s.split('.').all(|l| check_dns_label(field, l).is_ok());
+    let ok =
+        !s.is_empty() && s.len() <= 253 && s.split('.').all(|l| check_dns_label(field, l).is_ok());
     if ok {
         Ok(())
     } else {
