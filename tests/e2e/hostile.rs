@@ -126,6 +126,14 @@ async fn workload_objects_at_the_apis_maximum_sizes_answer_within_budgets() {
             structured <= json_max,
             "{tool}: structured {structured} bytes"
         );
+        let v = r.structured_content.as_ref().unwrap();
+        match tool {
+            "diagnose_workload" => assert_eq!(v["diagnosis"]["pods"], 12, "{text}"),
+            "get_pod_gpu_allocation" => {
+                assert_eq!(v["requested_by_resource"]["nvidia.com/gpu"], 8, "{text}")
+            }
+            _ => {}
+        }
         // No annotation value ever reaches an answer.
         assert!(
             !text.contains(&"A".repeat(64)),
