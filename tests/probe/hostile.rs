@@ -35,6 +35,8 @@ fn measured(mut cmd: Command) -> Measured {
         .env_remove("NODE_PROBE_SCENARIO_MAP")
         .env_remove("NODE_PROBE_PRETTY");
     let started = Instant::now();
+    // Reaped below with wait4 (for its rusage), not with `Child::wait`.
+    #[allow(clippy::zombie_processes)]
     let mut child = cmd.spawn().expect("run node-probe");
     let mut out = child.stdout.take().unwrap();
     let mut err = child.stderr.take().unwrap();
@@ -155,7 +157,7 @@ fn hostile_line(r: &mut Rng, i: u64, out: &mut Vec<u8>) {
         3 => format!("-{}", r.below(1000)),
         _ => (r.below(u32::MAX as u64)).to_string(),
     };
-    let name_len = if i % 10_000 == 0 {
+    let name_len = if i.is_multiple_of(10_000) {
         60_000
     } else {
         r.below(40) as usize

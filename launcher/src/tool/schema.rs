@@ -68,33 +68,31 @@ pub fn check_args(
     for (k, v) in args {
         let p = props.and_then(|p| p.get(k)).and_then(Value::as_object);
         let num = |key: &str| p.and_then(|p| p.get(key)).and_then(Value::as_f64);
-        match v {
-            Value::String(s) => {
-                let n = s.chars().count();
-                if let Some(max) = num("maxLength")
-                    && n as f64 > max
-                {
-                    return Err(format!(
-                        "`{k}` is {n} characters long; it takes at most {max} characters"
-                    ));
-                }
-                if let Some(min) = num("minLength")
-                    && (n as f64) < min
-                {
-                    return Err(format!("`{k}` is empty; give a value or leave `{k}` out"));
-                }
-                if s.chars().any(char::is_control) {
-                    return Err(format!(
-                        "`{k}` contains a control character (newline, tab, NUL, ...); give it on one \
-                         line as plain text"
-                    ));
-                }
-                match k.as_str() {
-                    "namespace" => super::target::check_dns_label(k, s)?,
-                    "label_selector" => check_selector(s)?,
-                    _ => {}
-                }
-            }
+        let Value::String(s) = v else {
+            continue;
+        };
+        let n = s.chars().count();
+        if let Some(max) = num("maxLength")
+            && n as f64 > max
+        {
+            return Err(format!(
+                "`{k}` is {n} characters long; it takes at most {max} characters"
+            ));
+        }
+        if let Some(min) = num("minLength")
+            && (n as f64) < min
+        {
+            return Err(format!("`{k}` is empty; give a value or leave `{k}` out"));
+        }
+        if s.chars().any(char::is_control) {
+            return Err(format!(
+                "`{k}` contains a control character (newline, tab, NUL, ...); give it on one \
+                 line as plain text"
+            ));
+        }
+        match k.as_str() {
+            "namespace" => super::target::check_dns_label(k, s)?,
+            "label_selector" => check_selector(s)?,
             _ => {}
         }
     }
@@ -183,7 +181,10 @@ mod tests {
             "label_selector": {"type": "string"}
         }}));
         let check = |v| check_args(&schema, &obj(v));
-        assert!(check(json!({"reason": "ok", "label_selector": "a=b,c!=d,x in (y)"})).is_ok());
+        assert!(
+            check(json!({"reason": "ok", "label_selector": "a=b,c!=d,x in (y),app_name,!old"}))
+                .is_ok()
+        );
         assert!(
             check(json!({"reason": "toolong"}))
                 .unwrap_err()
