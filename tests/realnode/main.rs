@@ -254,8 +254,10 @@ fn real_node_suite() {
         case!(default_delivery_never_runs_an_untrusted_image_named_like_a_base),
         case!(a_re_pointed_trusted_tag_does_not_run_other_content),
     ];
+    // `REALNODE_ONLY=ephemeral`: only the cases whose name holds it (a quick rerun of one case).
+    let only = std::env::var("REALNODE_ONLY").unwrap_or_default();
     let mut failed = Vec::new();
-    for (name, f) in cases {
+    for (name, f) in cases.into_iter().filter(|(n, _)| n.contains(only.as_str())) {
         eprintln!("\n=== real node: {name}");
         let t = Instant::now();
         // A case's panic stays in its task; the suite goes on and reports it.
