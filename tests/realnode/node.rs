@@ -16,8 +16,9 @@ pub const PROBE_IMAGE: &str = "testbed.invalid/node-probe:test";
 pub const BASE_IMAGE: &str = "docker.io/library/debian:bookworm";
 /// A tenant's image named like the Debian base, from another registry; its tools leave [`PLANTED_MARK`].
 pub const PLANTED_IMAGE: &str = "registry.example.com/library/debian:bookworm";
-/// Where the planted image's tools write when they run in a hostPID probe pod (the node's /tmp).
-pub const PLANTED_MARK: &str = "/tmp/k8s-gpu-mcp-planted";
+/// Where the planted image's tools write when they run in a hostPID probe pod: the node's
+/// /var/lib/kubelet, which is `<node dir>/kubelet` here.
+pub const PLANTED_MARK: &str = "kubelet/k8s-gpu-mcp-planted";
 pub const NOSHELL_IMAGE: &str = "testbed.invalid/noshell:1";
 pub const MUSL_IMAGE: &str = "testbed.invalid/musl:1";
 pub const NOSLEEP_IMAGE: &str = "testbed.invalid/nosleep:1";

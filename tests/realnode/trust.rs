@@ -5,7 +5,7 @@
 //! registry, smaller than it, with its own digest name, and with `sh`/`sleep`/`tar`/... that write under
 //! [`node::PLANTED_MARK`] on the node before doing their job.
 
-use std::path::Path;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -14,12 +14,12 @@ use crate::node;
 use crate::testbed::User;
 use crate::{Ctx, mcp};
 
-fn mark() -> &'static Path {
-    Path::new(node::PLANTED_MARK)
+fn mark(c: &Ctx) -> PathBuf {
+    c.node.dir.join(node::PLANTED_MARK)
 }
 
-fn clear_mark() {
-    let _ = std::fs::remove_dir_all(mark());
+fn clear_mark(c: &Ctx) {
+    let _ = std::fs::remove_dir_all(mark(c));
 }
 
 /// The names the kubelet lists for the image that has `name` among its names.
@@ -78,17 +78,17 @@ pub fn check_json(c: &Ctx, extra: &[&str]) -> Value {
 /// The marker works: a user who names the planted image explicitly (`--probe-image`) runs it, and its tools
 /// leave the mark. Without that, "no mark" below would prove nothing.
 async fn the_planted_image_marks_the_host_when_it_does_run(c: &Ctx) {
-    clear_mark();
+    clear_mark(c);
     let l = c.copy_launcher(node::PLANTED_IMAGE).await;
     l.ok("get_gpu_health", json!({"node_name": c.name()})).await;
     l.stop().await;
     c.assert_no_probe_pods();
-    let ran = std::fs::read_to_string(mark().join("ran")).unwrap_or_default();
+    let ran = std::fs::read_to_string(mark(c).join("ran")).unwrap_or_default();
     assert!(
         ran.contains("sleep") && ran.contains("tar"),
         "the planted image ran but left no mark: {ran:?}"
     );
-    clear_mark();
+    clear_mark(c);
 }
 
 /// With no flags at all, every node tool runs in the genuine Debian base by its digest; the planted image,
@@ -123,9 +123,9 @@ pub async fn default_delivery_never_runs_an_untrusted_image_named_like_a_base(c:
     );
     assert!(!log.contains("image=registry.example.com"), "{log}");
     assert!(
-        !mark().exists(),
+        !mark(c).exists(),
         "the planted image ran on the node: {:?}",
-        std::fs::read_to_string(mark().join("ran"))
+        std::fs::read_to_string(mark(c).join("ran"))
     );
 
     // check: the image it would use, and the planted one refused with its reason.
@@ -150,7 +150,7 @@ pub async fn default_delivery_never_runs_an_untrusted_image_named_like_a_base(c:
 /// kubelet lists it so. The default delivery still runs the genuine content, by the digest the node lists
 /// for it; the planted image stays refused (untrusted, and the trusted tag has no digest for it).
 pub async fn a_re_pointed_trusted_tag_does_not_run_other_content(c: &Ctx) {
-    clear_mark();
+    clear_mark(c);
     let genuine = listed_names(c, node::BASE_IMAGE)
         .into_iter()
         .find(|n| n.starts_with("docker.io/library/debian@sha256:"))
@@ -193,9 +193,9 @@ pub async fn a_re_pointed_trusted_tag_does_not_run_other_content(c: &Ctx) {
         "the genuine base was not run by its digest: {log}"
     );
     assert!(
-        !mark().exists(),
+        !mark(c).exists(),
         "the planted content ran under the trusted tag: {:?}",
-        std::fs::read_to_string(mark().join("ran"))
+        std::fs::read_to_string(mark(c).join("ran"))
     );
     wait_for_status(c, "the restored tag", |c| {
         listed_names(c, node::BASE_IMAGE).contains(&genuine)

@@ -100,8 +100,9 @@ cmd_images() {
     $mk --tag testbed.invalid/nosleep:1 --out "$out/nosleep.tar" --rootfs "$rootfs" "${ex[@]}" \
       --exclude usr/bin/sleep
   # A tenant's image named like a trusted base but from another registry: the default delivery must never run
-  # it. Its sh, sleep, tar, head, mktemp and sha256sum leave a mark on the host (the hostPID probe pod's
-  # /proc/1/root is the node's root) before doing their job. Smaller than the genuine base (no /usr/share), so a
+  # it. Its sh, sleep, tar, head, mktemp and sha256sum leave a mark on the host before doing their job: in a
+  # hostPID probe pod /proc/1/root is the node's root, whose /var/lib/kubelet is this node's own directory (so
+  # nodes of other test runs never see the mark). Smaller than the genuine base (no /usr/share), so a
   # ranking by name and size alone would pick it.
   if [ ! -f "$out/planted.tar" ]; then
     local w=$out/planted-wrappers t pl=()
@@ -109,7 +110,7 @@ cmd_images() {
     for t in sh sleep tar head mktemp sha256sum; do
       local real=/usr/bin/$t.real
       [ "$t" = sh ] && real=/usr/bin/dash
-      printf '#!/usr/bin/dash\nmkdir -p /proc/1/root/tmp/k8s-gpu-mcp-planted 2>/dev/null && echo "%s $*" >>/proc/1/root/tmp/k8s-gpu-mcp-planted/ran 2>/dev/null\nexec %s "$@"\n' "$t" "$real" >"$w/$t"
+      printf '#!/usr/bin/dash\nmkdir -p /proc/1/root/var/lib/kubelet/k8s-gpu-mcp-planted 2>/dev/null && echo "%s $*" >>/proc/1/root/var/lib/kubelet/k8s-gpu-mcp-planted/ran 2>/dev/null\nexec %s "$@"\n' "$t" "$real" >"$w/$t"
       pl+=(--file "$w/$t:/usr/bin/$t:0755")
       [ "$t" = sh ] || pl+=(--file "$rootfs/usr/bin/$t:/usr/bin/$t.real:0755")
     done
