@@ -9,7 +9,7 @@
 //! months old, one maintainer each). The host's own `journalctl` runs inside the host root (so it
 //! matches the host's journal format); without one there, a `journalctl` on `PATH` reads the folder.
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -192,13 +192,14 @@ impl Journal {
         if let Some(e) = self.peeked.take() {
             return Some(e);
         }
-        let mut line = String::new();
+        let mut line = Vec::new();
         loop {
-            line.clear();
-            match self.lines.read_line(&mut line) {
-                Ok(0) | Err(_) => return None,
-                Ok(_) => {
-                    if let Some(e) = parse_entry(&line) {
+            match crate::lines::next_line(&mut self.lines, &mut line, crate::lines::MAX_LINE) {
+                Ok(None) | Err(_) => return None,
+                // A cut line is not a whole JSON object: skipped like any entry that does not parse.
+                Ok(Some(true)) => {}
+                Ok(Some(false)) => {
+                    if let Some(e) = std::str::from_utf8(&line).ok().and_then(parse_entry) {
                         return Some(e);
                     }
                 }
@@ -387,7 +388,7 @@ fn read_text_logs(host_root: &Path, a: &mut XidAnalyzer, until: Option<f64>, dea
                 ));
                 continue;
             }
-            let s = read_text_log(a, &path, &shown, until);
+            let s = read_text_log(a, &path, &shown, until, deadline);
             a.add_history_source(s);
         }
     }
@@ -406,6 +407,7 @@ fn read_text_log(
     path: &Path,
     shown: &str,
     until: Option<f64>,
+    deadline: Instant,
 ) -> HistorySource {
     let file = match std::fs::File::open(path) {
         Ok(f) => f,
@@ -420,10 +422,26 @@ fn read_text_log(
     } else {
         Box::new(file)
     };
-    let res = crate::lines::stream_lines(r, &mut |l| a.push_line(l));
+    // The deadline is checked per line, not only per file: one small `.gz` can inflate to more lines
+    // than the budget allows.
+    let mut lines = 0u64;
+    let res = crate::lines::stream_lines_until(r, &mut |l| a.push_line(l), &mut || {
+        lines += 1;
+        lines.is_multiple_of(4096) && Instant::now() > deadline
+    });
     let stats = a.take_source_stats();
     match res {
-        Ok(()) => source("text_log", shown, SourceStatus::Read, None, stats),
+        Ok(false) => source("text_log", shown, SourceStatus::Read, None, stats),
+        Ok(true) => source(
+            "text_log",
+            shown,
+            SourceStatus::Partial,
+            Some(format!(
+                "stopped after {} s (time budget); older lines were read",
+                BUDGET.as_secs()
+            )),
+            stats,
+        ),
         Err(e) => {
             let st = if stats.0 == 0 {
                 SourceStatus::Corrupt

@@ -141,7 +141,7 @@ pub fn read_cpu_count(root: &Path) -> Reading<u32> {
             Some(cpus) if !cpus.is_empty() => Reading::Ok(cpus.iter().max().map_or(0, |m| m + 1)),
             _ => Reading::Err(FieldError::with_message(
                 FieldErrorKind::Unknown,
-                format!("cannot parse cpu list `{}`", t.trim()),
+                format!("cannot parse cpu list `{}`", shown(t.trim())),
             )),
         },
         Err(first) => match read_text(&root.join("proc/stat")) {
@@ -164,19 +164,24 @@ pub fn read_cpu_count(root: &Path) -> Reading<u32> {
     }
 }
 
-/// Parse a kernel cpu list (`0-63,128-191`).
+/// Parse a kernel cpu list (`0-63,128-191`). A list naming more than 65536 CPUs in all (the kernel's
+/// NR_CPUS is at most 8192) is refused, so a hostile file cannot make it allocate without bound.
 pub fn cpu_list(s: &str) -> Option<Vec<u32>> {
+    const MAX_CPUS: usize = 65536;
     let mut out = Vec::new();
     for part in s.split(',').filter(|p| !p.is_empty()) {
         match part.split_once('-') {
             Some((a, b)) => {
                 let (a, b): (u32, u32) = (a.parse().ok()?, b.parse().ok()?);
-                if b < a || b - a > 65536 {
+                if b < a || (b - a) as usize >= MAX_CPUS - out.len().min(MAX_CPUS) {
                     return None;
                 }
                 out.extend(a..=b);
             }
             None => out.push(part.parse().ok()?),
+        }
+        if out.len() > MAX_CPUS {
+            return None;
         }
     }
     Some(out)
@@ -195,24 +200,14 @@ pub fn read_uptime(root: &Path) -> Option<f64> {
 /// What `proc/<pid>` says about a process NVML reported.
 pub fn read_process(root: &Path, pid: u32, uptime: Option<f64>) -> HostProcessFacts {
     let dir = root.join("proc").join(pid.to_string());
-    let cmdline = match std::fs::read(dir.join("cmdline")) {
-        Ok(bytes) => {
-            let args: Vec<String> = bytes
-                .split(|b| *b == 0)
-                .filter(|a| !a.is_empty())
-                .map(|a| String::from_utf8_lossy(a).into_owned())
-                .collect();
-            Reading::Ok(args.join(" "))
+    let cmdline = read_cmdline(&dir.join("cmdline"));
+    let (state, age_seconds, ppid, stat_flags) = match read_text(&dir.join("stat")) {
+        Ok(stat) => {
+            let (state, age) = parse_stat(&stat, uptime, clock_ticks());
+            let (ppid, flags) = parse_stat_ids(&stat);
+            (state, age, ppid, flags)
         }
-        Err(e) => Reading::Err(io_error(&e)),
-    };
-    let (state, age_seconds) = match read_text(&dir.join("stat")) {
-        Ok(stat) => parse_stat(&stat, uptime, clock_ticks()),
-        Err(e) => (Reading::Err(e.clone()), Reading::Err(e)),
-    };
-    let (ppid, stat_flags) = match read_text(&dir.join("stat")) {
-        Ok(stat) => parse_stat_ids(&stat),
-        Err(_) => (None, None),
+        Err(e) => (Reading::Err(e.clone()), Reading::Err(e), None, None),
     };
     HostProcessFacts {
         pid,
@@ -220,7 +215,7 @@ pub fn read_process(root: &Path, pid: u32, uptime: Option<f64>) -> HostProcessFa
         stat_flags,
         name: read_line(&dir.join("comm")),
         cmdline,
-        cgroup: match read_text(&dir.join("cgroup")) {
+        cgroup: match read_text_max(&dir.join("cgroup"), MAX_CGROUP) {
             Ok(t) => Reading::Ok(t.trim_end().to_string()),
             Err(e) => Reading::Err(e),
         },
@@ -410,7 +405,7 @@ pub fn read_numa_node(root: &Path, nvml_bus_id: &str) -> Reading<i32> {
             .map_err(|e| {
                 FieldError::with_message(
                     FieldErrorKind::Unknown,
-                    format!("numa_node `{}`: {e}", t.trim()),
+                    format!("numa_node `{}`: {e}", shown(t.trim())),
                 )
             })
             .into(),
@@ -429,7 +424,7 @@ pub fn read_services(root: &Path) -> Vec<ServiceFacts> {
                     .bytes()
                     .all(|b| b.is_ascii_digit())
             })
-            .filter_map(|e| std::fs::read_to_string(e.path().join("comm")).ok())
+            .filter_map(|e| read_text_max(&e.path().join("comm"), 4096).ok())
             .map(|c| c.trim_end().to_string())
             .collect::<Vec<_>>()),
         Err(e) => Err(io_error(&e)),
@@ -450,12 +445,98 @@ pub fn read_services(root: &Path) -> Vec<ServiceFacts> {
         .collect()
 }
 
-pub(crate) fn read_text(path: &Path) -> Result<String, FieldError> {
-    std::fs::read_to_string(path).map_err(|e| io_error(&e))
+/// The most of a `/proc` or sysfs file that is read. The kernel's own files are far smaller (a sysfs
+/// attribute is at most a page; `proc/stat` of a 4096-CPU host is well under 1 MiB), so only a hostile
+/// or damaged host root (a huge or endless file where an attribute should be) reaches it.
+pub const MAX_TEXT: usize = 4 << 20;
+/// The most of a one-line attribute that is read (the kernel's are at most a page).
+pub const MAX_ATTR: usize = 64 * 1024;
+/// What is kept of a process's `cmdline`: enough to recognise the program and its main arguments.
+/// A process can make its own `cmdline` megabytes long, and every GPU process's lands in the document.
+pub const MAX_CMDLINE: usize = 4096;
+/// The most of `proc/<pid>/cgroup` that is read (a workload can nest cgroups deeply under its own).
+pub const MAX_CGROUP: usize = 64 * 1024;
+
+/// Read at most `max` bytes of `path`; the flag says the file had more. Opened non-blocking, so a FIFO
+/// planted where a file is expected answers at once instead of hanging the probe (for regular, proc and
+/// sysfs files the flag changes nothing). Symlink loops fail with the kernel's ELOOP.
+pub(crate) fn read_capped(path: &Path, max: usize) -> std::io::Result<(Vec<u8>, bool)> {
+    use std::io::Read;
+    let fd = rustix::fs::open(
+        path,
+        rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::NONBLOCK | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )?;
+    let mut out = Vec::new();
+    let mut file = std::fs::File::from(fd).take(max as u64 + 1);
+    loop {
+        match file.read_to_end(&mut out) {
+            Ok(_) => break,
+            Err(e) if e.kind() == IoKind::Interrupted => continue,
+            // A FIFO or socket with nothing to read: nothing more comes.
+            Err(e) if e.kind() == IoKind::WouldBlock => break,
+            Err(e) => return Err(e),
+        }
+    }
+    let cut = out.len() > max;
+    out.truncate(max);
+    Ok((out, cut))
 }
 
+/// A whole text file of at most `max` bytes; a larger one is an error, never half-parsed.
+pub(crate) fn read_text_max(path: &Path, max: usize) -> Result<String, FieldError> {
+    let (bytes, cut) = read_capped(path, max).map_err(|e| io_error(&e))?;
+    if cut {
+        return Err(FieldError::with_message(
+            FieldErrorKind::Unknown,
+            format!("{} is larger than {max} bytes; not read", path.display()),
+        ));
+    }
+    String::from_utf8(bytes).map_err(|_| {
+        FieldError::with_message(
+            FieldErrorKind::Unknown,
+            format!("{} is not UTF-8 text", path.display()),
+        )
+    })
+}
+
+pub(crate) fn read_text(path: &Path) -> Result<String, FieldError> {
+    read_text_max(path, MAX_TEXT)
+}
+
+/// `proc/<pid>/cmdline`: NUL-separated arguments joined with spaces, invalid UTF-8 replaced, cut at
+/// [`MAX_CMDLINE`] bytes (marked with a trailing ` …`).
+pub fn read_cmdline(path: &Path) -> Reading<String> {
+    match read_capped(path, MAX_CMDLINE) {
+        Ok((bytes, cut)) => {
+            let args: Vec<String> = bytes
+                .split(|b| *b == 0)
+                .filter(|a| !a.is_empty())
+                .map(|a| String::from_utf8_lossy(a).into_owned())
+                .collect();
+            let mut s = args.join(" ");
+            if cut {
+                s.push_str(" …");
+            }
+            Reading::Ok(s)
+        }
+        Err(e) => Reading::Err(io_error(&e)),
+    }
+}
+
+/// A one-line attribute (hostname, boot id, a sysfs value): at most [`MAX_ATTR`] bytes, trimmed.
 pub(crate) fn read_line(path: &Path) -> Reading<String> {
-    read_text(path).map(|t| t.trim().to_string()).into()
+    read_text_max(path, MAX_ATTR)
+        .map(|t| t.trim().to_string())
+        .into()
+}
+
+/// A file's content quoted in an error: its first 64 characters (a hostile file can be megabytes).
+pub(crate) fn shown(s: &str) -> std::borrow::Cow<'_, str> {
+    match s.char_indices().nth(64) {
+        Some((i, _)) => format!("{}…", &s[..i]).into(),
+        None => s.into(),
+    }
 }
 
 pub(crate) fn io_error(e: &std::io::Error) -> FieldError {
@@ -771,5 +852,9 @@ mod tests {
         assert_eq!(cpu_list("0"), Some(vec![0]));
         assert_eq!(cpu_list("3-1"), None);
         assert_eq!(cpu_list("x"), None);
+        assert_eq!(cpu_list("0-65535").map(|v| v.len()), Some(65536));
+        // Many ranges that are each allowed but together name a million CPUs.
+        assert_eq!(cpu_list(&"0-60000,".repeat(20)), None);
+        assert_eq!(cpu_list(&"7,".repeat(70000)), None);
     }
 }

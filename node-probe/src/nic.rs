@@ -168,7 +168,11 @@ fn read_counters(dir: &Path) -> Reading<BTreeMap<String, u64>> {
 }
 
 fn read_u64(path: &Path) -> Option<u64> {
-    std::fs::read_to_string(path).ok()?.trim().parse().ok()
+    crate::host::read_text_max(path, crate::host::MAX_ATTR)
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
 }
 
 fn read_i64(path: &Path) -> Reading<i64> {
@@ -177,18 +181,25 @@ fn read_i64(path: &Path) -> Reading<i64> {
             .trim()
             .parse::<i64>()
             .map_err(|e| {
-                FieldError::with_message(FieldErrorKind::Unknown, format!("`{}`: {e}", t.trim()))
+                FieldError::with_message(
+                    FieldErrorKind::Unknown,
+                    format!("`{}`: {e}", crate::host::shown(t.trim())),
+                )
             })
             .into(),
         Err(e) => Reading::Err(e),
     }
 }
 
-/// Sorted entry names of a directory.
+/// The most entries read of one sysfs directory (a device's counters, ports, netdevs: tens in practice).
+const MAX_ENTRIES: usize = 4096;
+
+/// Sorted entry names of a directory, at most [`MAX_ENTRIES`] of them.
 fn list(dir: &Path) -> Result<Vec<String>, FieldError> {
     let mut names: Vec<String> = std::fs::read_dir(dir)
         .map_err(|e| io_error(&e))?
         .filter_map(Result::ok)
+        .take(MAX_ENTRIES)
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .collect();
     names.sort();

@@ -203,6 +203,10 @@ pub struct LogSummary {
     /// per-GPU counts, bursts and findings. Absent when every event is listed.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub events_not_listed: usize,
+    /// Events left out of the analysis because the log names more distinct GPU, kind and code groups
+    /// than one node can have (`MAX_EVENT_GROUPS`): a hostile or corrupt log. Absent when none.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub events_not_analyzed: usize,
 }
 
 fn is_zero(n: &usize) -> bool {

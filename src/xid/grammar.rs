@@ -605,7 +605,8 @@ pub fn parse_xid(text: &str) -> Option<XidLine> {
         let (name, r) = v.split_once(", ").unwrap_or((v.trim_end_matches(','), ""));
         let name = name.trim();
         if !name.is_empty() && name != "<unknown>" {
-            x.process_name = Some(name.to_string());
+            // The driver prints the task's comm (15 bytes); a longer name is not the driver's.
+            x.process_name = Some(clip_to(name, MAX_FIELD_CHARS));
         }
         msg = r.trim_start();
     }
@@ -670,9 +671,9 @@ fn decode(code: Option<u32>, msg: &str) -> Decoded {
             match (hex_u32(&c[1]), hex_u32(&c[3])) {
                 (Some(from), Some(to)) => Decoded::RecoveryAction {
                     from,
-                    from_name: c[2].trim().to_string(),
+                    from_name: clip_to(c[2].trim(), MAX_FIELD_CHARS),
                     to,
-                    to_name: c[4].trim().to_string(),
+                    to_name: clip_to(c[4].trim(), MAX_FIELD_CHARS),
                 },
                 _ => Decoded::None,
             }
@@ -734,9 +735,18 @@ pub fn parse_sxid(text: &str) -> Option<SxidLine> {
     Some(s)
 }
 
+/// Longest short field kept from a line (a process name, a recovery action's name): what the driver
+/// prints is far shorter, so only a hostile or damaged line is cut.
+pub const MAX_FIELD_CHARS: usize = 64;
+
 /// Cut a message to [`MAX_MESSAGE_CHARS`] at a char boundary.
 pub fn clip(s: &str) -> String {
-    match s.char_indices().nth(MAX_MESSAGE_CHARS) {
+    clip_to(s, MAX_MESSAGE_CHARS)
+}
+
+/// Cut `s` to `max` characters, marking the cut with `…`.
+pub fn clip_to(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max) {
         Some((i, _)) => format!("{}…", &s[..i]),
         None => s.to_string(),
     }

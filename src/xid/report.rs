@@ -3,7 +3,7 @@
 //! size: counts, bursts and findings are exact; the per-event list is complete for a small log and
 //! holds a few samples per GPU and code for a large one.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use super::catalog;
 use super::correlate::{self, BurstCodes, Class, GpuHistory, Needs};
@@ -26,6 +26,11 @@ pub use super::contract::{
 /// the last one of each GPU, kind and code (a storm is thousands of the same line).
 pub const MAX_LISTED_EVENTS: usize = 500;
 pub const SAMPLES_PER_GROUP: usize = 3;
+/// The most distinct (PCI id, event kind, code) groups one analysis follows. A node's log names a few
+/// GPUs and a few dozen codes; a log naming more (hostile or corrupt: random PCI ids or codes) would
+/// otherwise make the per-GPU state, the listed samples and the report grow with it, and the GPU lookup
+/// quadratic. Events of further groups are counted in `log.events_not_analyzed`.
+pub const MAX_EVENT_GROUPS: usize = 256;
 /// Evidence lines quoted per finding.
 const EVIDENCE_LINES: usize = 5;
 
@@ -208,6 +213,8 @@ pub struct XidAnalyzer {
     keys: HashMap<Option<String>, KeyState>,
     listed: BTreeMap<usize, Listed>,
     groups: HashMap<(Option<String>, EventKind, Option<u32>), SampleGroup>,
+    /// Every (PCI id, kind, code) group admitted so far, at most [`MAX_EVENT_GROUPS`].
+    tracked: HashSet<(Option<String>, EventKind, Option<u32>)>,
     capped: bool,
     history: History,
     /// The lines now arriving come from a history source (journal, text log).
@@ -244,6 +251,7 @@ impl XidAnalyzer {
             keys: HashMap::new(),
             listed: BTreeMap::new(),
             groups: HashMap::new(),
+            tracked: HashSet::new(),
             capped: false,
             history: History::new(
                 facts.host.boot_id.ok().map(String::as_str),
@@ -316,6 +324,14 @@ impl XidAnalyzer {
             return;
         }
         if let Some(p) = self.extract.push(&r) {
+            let group = (p.event.pci_bus_id.clone(), p.event.kind, p.event.code);
+            if !self.tracked.contains(&group) {
+                if self.tracked.len() >= MAX_EVENT_GROUPS {
+                    self.log.events_not_analyzed += 1;
+                    return;
+                }
+                self.tracked.insert(group);
+            }
             let earlier = route == Route::Earlier;
             self.history.event(&p, earlier);
             if !earlier {
@@ -419,10 +435,11 @@ impl XidAnalyzer {
                 }
                 Needs::Burst => {
                     let (code, caused_by) = (p.event.code, p.detail.caused_by_xid);
-                    if !st
-                        .deferred
-                        .iter()
-                        .any(|d| d.finding == finding && d.code == code && d.caused_by == caused_by)
+                    // `caused_by` comes from the line: a hostile log could vary it without end.
+                    if st.deferred.len() < MAX_EVENT_GROUPS
+                        && !st.deferred.iter().any(|d| {
+                            d.finding == finding && d.code == code && d.caused_by == caused_by
+                        })
                     {
                         st.deferred.push(Deferred {
                             finding,

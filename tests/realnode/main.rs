@@ -88,6 +88,12 @@ impl Ctx {
 
     /// A workload pod on the node (hostNetwork: no pod network is needed), Running when this returns.
     fn workload_pod(&self, name: &str, gpus: u32, image: &str) -> String {
+        self.workload_pod_with(name, gpus, image, "")
+    }
+
+    /// [`Self::workload_pod`] with more of the pod spec (`extra`: indented YAML under `spec:`, after
+    /// the container, which may name volumes and its own `volumeMounts` at the container's level).
+    fn workload_pod_with(&self, name: &str, gpus: u32, image: &str, extra: &str) -> String {
         self.tb.apply(&format!(
             r#"apiVersion: v1
 kind: Pod
@@ -103,7 +109,7 @@ spec:
     imagePullPolicy: Never
     command: [sleep, "3600"]
     resources: {{limits: {{nvidia.com/gpu: {gpus}}}}}
-"#,
+{extra}"#,
             wl = self.wl,
             node = self.name(),
         ));
@@ -248,8 +254,10 @@ fn real_node_suite() {
         case!(default_delivery_never_runs_an_untrusted_image_named_like_a_base),
         case!(a_re_pointed_trusted_tag_does_not_run_other_content),
     ];
+    // `REALNODE_ONLY=ephemeral`: only the cases whose name holds it (a quick rerun of one case).
+    let only = std::env::var("REALNODE_ONLY").unwrap_or_default();
     let mut failed = Vec::new();
-    for (name, f) in cases {
+    for (name, f) in cases.into_iter().filter(|(n, _)| n.contains(only.as_str())) {
         eprintln!("\n=== real node: {name}");
         let t = Instant::now();
         // A case's panic stays in its task; the suite goes on and reports it.
@@ -581,7 +589,18 @@ async fn allocation_is_exact_from_the_kubelet_and_processes_are_named(c: &Ctx) {
 }
 
 async fn ephemeral_container_in_a_real_pod(c: &Ctx) {
-    c.workload_pod("target", 1, node::GPU_WORKLOAD_IMAGE);
+    // The driver's library as the NVIDIA container toolkit injects it: the node's file, bound read-only
+    // over the path in the container (the image's own copy there is hidden).
+    c.workload_pod_with(
+        "target",
+        1,
+        node::GPU_WORKLOAD_IMAGE,
+        &format!(
+            "    volumeMounts:\n    - {{name: nvml, mountPath: {lib}, readOnly: true}}\n  volumes:\n  - name: nvml\n    hostPath: {{path: {node_lib}, type: File}}\n",
+            lib = "/usr/lib/x86_64-linux-gnu/libnvidia-ml.so.1",
+            node_lib = node::NODE_NVML_LIB,
+        ),
+    );
     let target = format!("{}/target", c.wl);
     // Ephemeral containers are operator-only (deploy/rbac.yaml): bind that role in the workload's namespace.
     c.tb.kubectl(&[
@@ -624,6 +643,31 @@ async fn ephemeral_container_in_a_real_pod(c: &Ctx) {
         .await;
     l.stop().await;
     c.delete_workload("target");
+
+    // The same image without the runtime's mount: its libnvidia-ml is the workload's own file (a tenant
+    // can ship any), which the privileged probe must never load (SECURITY.md, ephemeral delivery).
+    c.workload_pod("planted", 1, node::GPU_WORKLOAD_IMAGE);
+    let l = c
+        .launcher(&[
+            "--probe-mode",
+            "ephemeral",
+            "--target-pod",
+            &format!("{}/planted", c.wl),
+            "--probe-image",
+            node::PROBE_IMAGE,
+        ])
+        .await;
+    let r = l
+        .call("get_gpu_health", json!({"node_name": c.name()}))
+        .await;
+    let v = r.structured_content.clone().unwrap_or(Value::Null);
+    assert!(
+        !has_str(&v, &gpu_uuid(0)),
+        "the workload's own libnvidia-ml was loaded: {v:#}"
+    );
+    assert_ne!(v["run"]["probe"]["source"], "nvml", "{v:#}");
+    l.stop().await;
+    c.delete_workload("planted");
 }
 
 async fn cordoned_node_with_no_execute_taint_is_probed(c: &Ctx) {

@@ -28,6 +28,8 @@ pub const GPU_WORKLOAD_IMAGE: &str = "testbed.invalid/gpu-workload:1";
 
 /// Where the fake NVML lives on the node (the GPU Operator's driver root), and its settings beside it.
 const NVML_DIR: &str = "/run/nvidia/driver/usr/lib/x86_64-linux-gnu";
+/// The fake NVML on the node, which a GPU workload gets bound read-only as the container toolkit does.
+pub const NODE_NVML_LIB: &str = "/run/nvidia/driver/usr/lib/x86_64-linux-gnu/libnvidia-ml.so.1";
 
 pub struct Images {
     pub archives: Vec<PathBuf>,

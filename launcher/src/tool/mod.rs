@@ -22,7 +22,6 @@ use gpu_diag::contract::{ProbeDocument, ProbeMeta, Report};
 use rmcp::handler::server::common::FromContextPart;
 use rmcp::handler::server::router::tool::ToolRoute;
 use rmcp::handler::server::tool::ToolCallContext;
-use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::{CallToolResult, ContentBlock, RequestMetaObject, ToolAnnotations};
 use rmcp::{Peer, RoleServer};
 use schemars::JsonSchema;
@@ -123,13 +122,28 @@ pub trait Tool: Send + Sync + 'static {
 
 /// The MCP route of tool `T` on server `S`.
 pub fn route<T: Tool, S: Host>() -> ToolRoute<S> {
-    let attr = rmcp::model::Tool::new(T::NAME, T::DESCRIPTION, schema::input_schema::<T::Args>())
+    let input = schema::input_schema::<T::Args>();
+    let attr = rmcp::model::Tool::new(T::NAME, T::DESCRIPTION, input.clone())
         .with_title(T::TITLE)
         .with_raw_output_schema(schema::output_schema::<T::Output>())
         .with_annotations(T::HINTS.annotations());
-    ToolRoute::new_dyn(attr, |mut tc: ToolCallContext<'_, S>| {
+    ToolRoute::new_dyn(attr, move |mut tc: ToolCallContext<'_, S>| {
+        let input = input.clone();
         Box::pin(async move {
-            let Parameters(args) = Parameters::<T::Args>::from_context_part(&mut tc)?;
+            // Arguments may come from prompt-injected text: the limits the schema advertises are
+            // enforced here, before the tool sees them, and an error never echoes a long value.
+            let raw = rmcp::model::JsonObject::from_context_part(&mut tc)?;
+            if let Err(m) = schema::check_args(&input, &raw) {
+                return Ok(error_result(m).into());
+            }
+            let args: T::Args = match serde_json::from_value(serde_json::Value::Object(raw)) {
+                Ok(a) => a,
+                Err(e) => {
+                    return Ok(
+                        error_result(format!("failed to deserialize parameters: {e}")).into(),
+                    );
+                }
+            };
             let meta = RequestMetaObject::from_context_part(&mut tc)?;
             let peer = Peer::<RoleServer>::from_context_part(&mut tc)?;
             let cancel = CancellationToken::from_context_part(&mut tc)?;
@@ -162,7 +176,7 @@ fn structured_result<T: Serialize>(value: &T, text: String) -> CallToolResult {
 }
 
 fn error_result(msg: String) -> CallToolResult {
-    CallToolResult::error(vec![ContentBlock::text(msg)])
+    CallToolResult::error(vec![ContentBlock::text(schema::bounded_message(&msg))])
 }
 
 /// One call's context: the environment, progress, cancellation and the client (for confirmations).

@@ -52,3 +52,176 @@ fn clean(schema: Arc<rmcp::model::JsonObject>) -> Arc<rmcp::model::JsonObject> {
         _ => schema,
     }
 }
+
+/// Check the string arguments in `args` against the limits `schema` (a tool's input schema) advertises
+/// for its top-level properties: `minLength`/`maxLength` (in characters, as JSON Schema counts), no
+/// control characters, and the arguments whose name has one meaning in every tool: `namespace` (a
+/// Kubernetes namespace name) and `label_selector` (selector syntax only). Types, required and unknown
+/// fields are serde's to refuse; numbers cannot inject anything and each tool judges their range itself
+/// (an operator tool audits a refused pid, for example).
+pub fn check_args(
+    schema: &rmcp::model::JsonObject,
+    args: &rmcp::model::JsonObject,
+) -> Result<(), String> {
+    use serde_json::Value;
+    let props = schema.get("properties").and_then(Value::as_object);
+    for (k, v) in args {
+        let p = props.and_then(|p| p.get(k)).and_then(Value::as_object);
+        let num = |key: &str| p.and_then(|p| p.get(key)).and_then(Value::as_f64);
+        let Value::String(s) = v else {
+            continue;
+        };
+        let n = s.chars().count();
+        if let Some(max) = num("maxLength")
+            && n as f64 > max
+        {
+            return Err(format!(
+                "`{k}` is {n} characters long; it takes at most {max} characters"
+            ));
+        }
+        if let Some(min) = num("minLength")
+            && (n as f64) < min
+        {
+            return Err(format!("`{k}` is empty; give a value or leave `{k}` out"));
+        }
+        if s.chars().any(char::is_control) {
+            return Err(format!(
+                "`{k}` contains a control character (newline, tab, NUL, ...); give it on one \
+                 line as plain text"
+            ));
+        }
+        match k.as_str() {
+            "namespace" => super::target::check_dns_label(k, s)?,
+            "label_selector" => check_selector(s)?,
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// A label selector holds label keys and values (`[A-Za-z0-9._/-]`), the operators `=`, `==`, `!=`,
+/// `in`, `notin`, `!`, commas, parentheses and spaces: nothing else can be part of a valid one, so
+/// anything else (quotes, `;`, `$`, `&`, `?`, `#`, `%`) is refused here with a clear error.
+pub fn check_selector(s: &str) -> Result<(), String> {
+    let ok = |c: char| c.is_ascii_alphanumeric() || "._/-=!,() ".contains(c);
+    match s.chars().find(|c| !ok(*c)) {
+        None => Ok(()),
+        Some(c) => Err(format!(
+            "`label_selector` contains `{}`, which no label selector holds; use `key=value`, \
+             `key!=value`, `key in (a,b)`, `key`, `!key`, joined with commas",
+            c.escape_default()
+        )),
+    }
+}
+
+/// Longest quoted value (between backticks or double quotes) kept in an error message.
+const QUOTED_MAX: usize = 120;
+/// Longest error message returned to the client.
+const MESSAGE_MAX: usize = 4096;
+
+/// An error message that stays short whatever the caller sent: serde and our own checks quote the
+/// offending value, which may be a megabyte of prompt-injected text. Quoted values are cut to
+/// [`QUOTED_MAX`] characters and the whole message to [`MESSAGE_MAX`] bytes.
+pub fn bounded_message(msg: &str) -> String {
+    let mut out = String::with_capacity(msg.len().min(MESSAGE_MAX));
+    let mut chars = msg.chars().peekable();
+    while let Some(c) = chars.next() {
+        out.push(c);
+        if c == '`' || c == '"' {
+            let mut kept = 0usize;
+            let mut cut = false;
+            for d in chars.by_ref() {
+                if d == c {
+                    break;
+                }
+                if kept < QUOTED_MAX {
+                    out.push(d);
+                    kept += 1;
+                } else {
+                    cut = true;
+                }
+            }
+            if cut {
+                out.push('…');
+            }
+            out.push(c);
+        }
+        if out.len() > MESSAGE_MAX {
+            break;
+        }
+    }
+    if out.len() > MESSAGE_MAX {
+        let mut end = MESSAGE_MAX;
+        while !out.is_char_boundary(end) {
+            end -= 1;
+        }
+        out.truncate(end);
+        out.push('…');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn obj(v: serde_json::Value) -> rmcp::model::JsonObject {
+        match v {
+            serde_json::Value::Object(o) => o,
+            _ => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn advertised_limits_are_enforced() {
+        let schema = obj(json!({"properties": {
+            "reason": {"type": "string", "minLength": 1, "maxLength": 5},
+            "namespace": {"type": "string"},
+            "label_selector": {"type": "string"}
+        }}));
+        let check = |v| check_args(&schema, &obj(v));
+        assert!(
+            check(json!({"reason": "ok", "label_selector": "a=b,c!=d,x in (y),app_name,!old"}))
+                .is_ok()
+        );
+        assert!(
+            check(json!({"reason": "toolong"}))
+                .unwrap_err()
+                .contains("at most 5")
+        );
+        assert!(check(json!({"reason": ""})).unwrap_err().contains("empty"));
+        assert!(
+            check(json!({"reason": "a\nb"}))
+                .unwrap_err()
+                .contains("control character")
+        );
+        assert!(
+            check(json!({"reason": "a\u{0}b"}))
+                .unwrap_err()
+                .contains("control character")
+        );
+        assert!(check(json!({"namespace": "../kube-system"})).is_err());
+        assert!(check(json!({"namespace": "Kube"})).is_err());
+        assert!(check(json!({"namespace": "ml-team"})).is_ok());
+        assert!(check(json!({"label_selector": "a=b;rm -rf /"})).is_err());
+        assert!(check(json!({"label_selector": "a=$(x)"})).is_err());
+        // Types and unknown fields are left to serde.
+        assert!(check(json!({"n": "3", "other": "x"})).is_ok());
+    }
+
+    #[test]
+    fn error_messages_never_echo_a_long_value() {
+        let long = "x".repeat(1 << 20);
+        let m = bounded_message(&format!("unknown variant `{long}`, expected `a` or `b`"));
+        assert!(m.len() < 300, "{}", m.len());
+        assert!(m.ends_with("expected `a` or `b`"), "{m}");
+        let m = bounded_message(&format!("invalid type: string \"{long}\", expected u32"));
+        assert!(m.ends_with("expected u32"), "{m}");
+        let m = bounded_message(&format!("unterminated `{long}"));
+        assert!(m.len() < 300);
+        let m = bounded_message(&"word ".repeat(100_000));
+        assert!(m.len() <= MESSAGE_MAX + 3);
+        assert_eq!(bounded_message("plain `short` text"), "plain `short` text");
+    }
+}

@@ -161,6 +161,39 @@ pub fn check_node_name(s: &str) -> Result<(), ToolError> {
     Ok(())
 }
 
+/// An RFC 1123 label (namespaces): lowercase letters, digits and '-', at most 63 characters.
+pub fn check_dns_label(field: &str, s: &str) -> Result<(), String> {
+    let ok = !s.is_empty()
+        && s.len() <= 63
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{field}` `{s}` is not a valid Kubernetes name: lowercase letters, digits and '-', at most \
+             63 characters, as `kubectl get namespaces` prints it"
+        ))
+    }
+}
+
+/// An RFC 1123 subdomain (pods, jobs and most objects): labels of [`check_dns_label`] joined by '.',
+/// at most 253 characters.
+pub fn check_object_name(field: &str, s: &str) -> Result<(), String> {
+    let ok =
+        !s.is_empty() && s.len() <= 253 && s.split('.').all(|l| check_dns_label(field, l).is_ok());
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{field}` `{s}` is not a valid Kubernetes object name: lowercase letters, digits, '-' and \
+             '.', at most 253 characters, as `kubectl get` prints it"
+        ))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

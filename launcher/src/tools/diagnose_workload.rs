@@ -113,6 +113,10 @@ impl DiagnoseArgs {
                 }
             )));
         };
+        // The name goes into the API request's path: only a valid object name gets there.
+        if *kind != "label_selector" {
+            crate::tool::target::check_object_name(kind, name).map_err(ToolError::Invalid)?;
+        }
         let n = name.to_string();
         Ok(match *kind {
             "pod" => WorkloadRef::Pod(n),
