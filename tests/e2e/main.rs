@@ -201,7 +201,7 @@ fn probe_pod_exec_runs_node_probe_for_its_node() {
                 "wait",
                 "--for=condition=Ready",
                 &format!("pod/{pod}"),
-                "--timeout=30s",
+                "--timeout=180s",
             ],
             None,
         );
@@ -247,7 +247,7 @@ fn probe_pod_exec_runs_node_probe_for_its_node() {
         );
         assert!(out.status.success(), "delete: {}", stderr(&out));
     }
-    tb.wait_no_pods(&ns, Duration::from_secs(10))
+    tb.wait_no_pods(&ns, Duration::from_secs(120))
         .expect("probe pods left behind");
 }
 
@@ -272,7 +272,7 @@ fn kwok_reports_nonzero_exit_as_internal_error() {
         "wait",
         "--for=condition=Ready",
         &format!("pod/{pod}"),
-        "--timeout=30s",
+        "--timeout=180s",
     ]);
     let out = tb.kubectl_as(
         User::Admin,
@@ -299,7 +299,7 @@ fn kwok_reports_nonzero_exit_as_internal_error() {
         "{err}"
     );
     tb.kubectl(&["-n", &ns, "delete", "pod", &pod, "--grace-period=0"]);
-    tb.wait_no_pods(&ns, Duration::from_secs(10))
+    tb.wait_no_pods(&ns, Duration::from_secs(120))
         .expect("probe pod left behind");
 }
 
@@ -401,7 +401,7 @@ subjects: [{{apiGroup: rbac.authorization.k8s.io, kind: User, name: launcher-nob
         "wait",
         "--for=condition=Ready",
         &format!("pod/{pod}"),
-        "--timeout=30s",
+        "--timeout=180s",
     ]);
     let out = tb.kubectl_as(User::Nobody, &["-n", &ns, "exec", &pod, "--", "true"], None);
     assert!(!out.status.success());
@@ -411,7 +411,7 @@ subjects: [{{apiGroup: rbac.authorization.k8s.io, kind: User, name: launcher-nob
         stderr(&out)
     );
     tb.kubectl(&["-n", &ns, "delete", "pod", &pod, "--grace-period=0"]);
-    tb.wait_no_pods(&ns, Duration::from_secs(10))
+    tb.wait_no_pods(&ns, Duration::from_secs(120))
         .expect("pod left behind");
 }
 
@@ -440,11 +440,11 @@ fn second_kwok_answers_for_its_own_nodes() {
         "wait",
         "--for=condition=Ready",
         &format!("pod/{pod}"),
-        "--timeout=30s",
+        "--timeout=180s",
     ]);
     let out = tb.kubectl(&["-n", &ns, "exec", &pod, "--", "node-probe", "health"]);
     assert!(out.contains("this is not JSON"), "{out}");
     tb.kubectl(&["-n", &ns, "delete", "pod", &pod, "--grace-period=0"]);
-    tb.wait_no_pods(&ns, Duration::from_secs(10))
+    tb.wait_no_pods(&ns, Duration::from_secs(120))
         .expect("probe pod left behind");
 }

@@ -438,7 +438,7 @@ impl Testbed {
             .map(|n| format!("node/{}", n.name))
             .collect();
         if !managed.is_empty() {
-            let mut args = vec!["wait", "--for=condition=Ready", "--timeout=60s"];
+            let mut args = vec!["wait", "--for=condition=Ready", "--timeout=180s"];
             args.extend(managed.iter().map(String::as_str));
             self.kubectl(&args);
         }
