@@ -73,7 +73,9 @@ step "cargo publish --workspace --dry-run (the three crates, packaged and verifi
 rm -rf "$TARGET_DIR/package"
 rm -rf "${CARGO_HOME:-$HOME/.cargo}"/registry/src/-*/{gpu-diag,node-probe,k8s-gpu-mcp}-[0-9]*
 rm -rf "$TARGET_DIR"/debug/.fingerprint/{gpu-diag,node-probe,k8s-gpu-mcp}-*
-cargo publish --workspace --dry-run --allow-dirty
+# The verify builds reuse the dependencies already built in this target dir: recent cargo does by default
+# (rust-lang/cargo#15783); older cargo only when the target dir is named, else it rebuilds them all.
+CARGO_TARGET_DIR=$TARGET_DIR cargo publish --workspace --dry-run --allow-dirty
 step "the README's install commands, from a clean clone (release builds cached in target/install-test)"
 bash packaging/test-install.sh
 step "Claude Desktop bundle, validated by the official bundle CLI (debug build)"
