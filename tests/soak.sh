@@ -37,8 +37,9 @@ if [ -z "${TESTBED_BIN:-}" ]; then
 fi
 export TESTBED_BIN
 
-# Build once, outside the load and the runs; then run the test binaries themselves (libtest's per-test
-# times need its unstable --report-time, enabled for the test binary only, never for a compile).
+# Build once, outside the load and the runs; then run the test binaries themselves. libtest's per-test times
+# need its unstable --report-time, which RUSTC_BOOTSTRAP=1 enables for the test binary; the suites' own
+# node-probe build drops it (tests/e2e/testbed.rs), since a compile under it rebuilds every dependency.
 declare -A BIN
 for s in $SUITES; do
   BIN[$s]=$(cargo test -p k8s-gpu-mcp --test "$s" --no-run --message-format=json 2>"$OUT/build-$s.log" |
