@@ -13,6 +13,25 @@ export INSTA_UPDATE=no
 
 step() { printf '\n==> %s\n' "$*" >&2; }
 
+# The test control plane (Go: etcd, kube-apiserver, kubelet, kwok; most of a cold run) builds in the
+# background while cargo formats, lints and builds the tests: module downloads and the Go compiler overlap
+# with rustc instead of following it. Cached outside the repo: a no-op once built.
+TB_PID=
+if [ "${SKIP_E2E:-0}" != "1" ]; then
+  for tool in kubectl openssl curl python3; do
+    command -v "$tool" >/dev/null ||
+      { echo "the end-to-end suite needs $tool on PATH (or run with SKIP_E2E=1)" >&2; exit 1; }
+  done
+  TB_LOG=$(mktemp) TB_OUT=$(mktemp)
+  # Its own session: a failed step before the wait ends the build with every Go process under it.
+  trap 'rm -f "$TB_LOG" "$TB_OUT"; [ -z "$TB_PID" ] || kill -- "-$TB_PID" 2>/dev/null || true' EXIT
+  step "building the test control plane in the background (cached)"
+  setsid bash tests/testbed/build.sh >"$TB_OUT" 2>"$TB_LOG" &
+  TB_PID=$!
+else
+  step "SKIP_E2E=1: end-to-end suite skipped"
+fi
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
@@ -22,16 +41,16 @@ cargo clippy --workspace --all-targets -- -D warnings
 step "no import circles between the files of a crate"
 python3 tests/support/import_cycles.py src launcher/src node-probe/src
 
-if [ "${SKIP_E2E:-0}" != "1" ]; then
-  step "building the test control plane (cached)"
-  for tool in kubectl openssl curl python3; do
-    command -v "$tool" >/dev/null ||
-      { echo "the end-to-end suite needs $tool on PATH (or run with SKIP_E2E=1)" >&2; exit 1; }
-  done
-  TESTBED_BIN=$(bash tests/testbed/build.sh)
+if [ -n "$TB_PID" ]; then
+  # The test binaries build before the control plane is needed; the suites start once both are there.
+  step "building the test binaries while the control plane builds"
+  cargo test --workspace --all-targets --no-run
+  step "waiting for the test control plane"
+  wait "$TB_PID" || { cat "$TB_LOG" >&2; echo "building the test control plane failed" >&2; exit 1; }
+  TB_PID=
+  cat "$TB_LOG" >&2
+  TESTBED_BIN=$(cat "$TB_OUT")
   export TESTBED_BIN
-else
-  step "SKIP_E2E=1: end-to-end suite skipped"
 fi
 
 step "cargo test (workspace)"
@@ -54,7 +73,9 @@ step "cargo publish --workspace --dry-run (the three crates, packaged and verifi
 rm -rf "$TARGET_DIR/package"
 rm -rf "${CARGO_HOME:-$HOME/.cargo}"/registry/src/-*/{gpu-diag,node-probe,k8s-gpu-mcp}-[0-9]*
 rm -rf "$TARGET_DIR"/debug/.fingerprint/{gpu-diag,node-probe,k8s-gpu-mcp}-*
-cargo publish --workspace --dry-run --allow-dirty
+# The verify builds reuse the dependencies already built in this target dir: recent cargo does by default
+# (rust-lang/cargo#15783); older cargo only when the target dir is named, else it rebuilds them all.
+CARGO_TARGET_DIR=$TARGET_DIR cargo publish --workspace --dry-run --allow-dirty
 step "the README's install commands, from a clean clone (release builds cached in target/install-test)"
 bash packaging/test-install.sh
 step "Claude Desktop bundle, validated by the official bundle CLI (debug build)"

@@ -125,7 +125,7 @@ fn uid_of(tb: &Testbed, ns: &str, pod: &str) -> String {
 }
 
 fn wait_ready(tb: &Testbed, ns: &str, pods: &[&str]) {
-    let mut args = vec!["-n", ns, "wait", "--for=condition=Ready", "--timeout=60s"];
+    let mut args = vec!["-n", ns, "wait", "--for=condition=Ready", "--timeout=180s"];
     let names: Vec<String> = pods.iter().map(|p| format!("pod/{p}")).collect();
     args.extend(names.iter().map(String::as_str));
     tb.kubectl(&args);
@@ -208,7 +208,7 @@ async fn allocation_and_processes_are_joined_with_real_pods() {
 
     let l = mcp::start(tb, User::Reader, &probe_ns, &[]).await;
     let no_pods = || {
-        if let Err(left) = tb.wait_no_pods(&probe_ns, Duration::from_secs(15)) {
+        if let Err(left) = tb.wait_no_pods(&probe_ns, Duration::from_secs(120)) {
             panic!("probe pods left in {probe_ns}: {left:?}");
         }
     };
@@ -338,6 +338,22 @@ async fn allocation_and_processes_are_joined_with_real_pods() {
     assert!(v.get("names_why").is_none(), "{v:#}");
     // trainer-0, late-0 and the probe pod itself (running while the list was made, or not yet).
     assert!(v["pods_listed"].as_u64().unwrap() >= 2, "{v:#}");
+    // The count names what it counted.
+    let named: Vec<&str> = v["pods_named"]
+        .as_array()
+        .expect("pods_named")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert_eq!(Some(named.len() as u64), v["pods_listed"].as_u64(), "{v:#}");
+    assert!(
+        named.contains(&format!("{wl}/trainer-0 (Running)").as_str()),
+        "{named:?}"
+    );
+    assert!(
+        text.contains(&format!("{wl}/trainer-0 (Running)")),
+        "{text}"
+    );
     let owners = &v["owners"];
     assert_eq!(owners.as_array().unwrap().len(), 4, "{owners:#}");
     for (i, o) in owners.as_array().unwrap().iter().enumerate().take(2) {

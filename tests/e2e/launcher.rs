@@ -64,7 +64,7 @@ impl Cluster {
     }
     /// The syringe's promise: nothing left in the probe namespace.
     fn assert_no_pods(&self) {
-        if let Err(left) = self.tb.wait_no_pods(&self.ns, Duration::from_secs(15)) {
+        if let Err(left) = self.tb.wait_no_pods(&self.ns, Duration::from_secs(120)) {
             panic!("probe pods left in {}: {left:?}", self.ns);
         }
     }
@@ -398,8 +398,9 @@ async fn probe_pod_that_never_starts_times_out_and_is_deleted() {
     let l = c.launcher(User::Reader, &["--probe-timeout", "6"]).await;
     let t = Instant::now();
     let err = l.err("get_gpu_health", json!({"node_name": stuck})).await;
+    // 6 s of probe timeout, then the pod's deletion: far below the default timeout on any machine.
     assert!(
-        t.elapsed() < Duration::from_secs(30),
+        t.elapsed() < Duration::from_secs(90),
         "took {:?}",
         t.elapsed()
     );
@@ -453,7 +454,7 @@ async fn probe_printing_garbage_is_reported() {
 
 /// Wait until a probe pod exists in `ns`.
 fn wait_for_pod(tb: &Testbed, ns: &str) -> String {
-    let deadline = Instant::now() + Duration::from_secs(20);
+    let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         if let Some(p) = tb.pods(ns).into_iter().next() {
             return p;
@@ -480,7 +481,7 @@ async fn cancellation_mid_call_deletes_the_pod() {
         .await
         .expect("send cancel");
     let t = Instant::now();
-    if let Err(left) = c.tb.wait_no_pods(&c.ns, Duration::from_secs(15)) {
+    if let Err(left) = c.tb.wait_no_pods(&c.ns, Duration::from_secs(120)) {
         panic!(
             "pod {pod} not deleted after cancel: {left:?}\n{}",
             l.stderr()
@@ -524,7 +525,7 @@ async fn sigkilled_launcher_leftover_is_swept_on_restart() {
     let l2 = c.launcher(User::Reader, &[]).await;
     l2.ok("list_gpu_nodes", json!({"label_selector": c.selector()}))
         .await;
-    if let Err(left) = c.tb.wait_no_pods(&c.ns, Duration::from_secs(20)) {
+    if let Err(left) = c.tb.wait_no_pods(&c.ns, Duration::from_secs(120)) {
         panic!("restart sweep left {left:?}\n{}", l2.stderr());
     }
     l2.stop().await;

@@ -202,7 +202,7 @@ fn probe_pod_exec_runs_node_probe_for_its_node() {
                 "wait",
                 "--for=condition=Ready",
                 &format!("pod/{pod}"),
-                "--timeout=30s",
+                "--timeout=180s",
             ],
             None,
         );
@@ -248,7 +248,7 @@ fn probe_pod_exec_runs_node_probe_for_its_node() {
         );
         assert!(out.status.success(), "delete: {}", stderr(&out));
     }
-    tb.wait_no_pods(&ns, Duration::from_secs(10))
+    tb.wait_no_pods(&ns, Duration::from_secs(120))
         .expect("probe pods left behind");
 }
 
@@ -273,7 +273,7 @@ fn kwok_reports_nonzero_exit_as_internal_error() {
         "wait",
         "--for=condition=Ready",
         &format!("pod/{pod}"),
-        "--timeout=30s",
+        "--timeout=180s",
     ]);
     let out = tb.kubectl_as(
         User::Admin,
@@ -300,7 +300,7 @@ fn kwok_reports_nonzero_exit_as_internal_error() {
         "{err}"
     );
     tb.kubectl(&["-n", &ns, "delete", "pod", &pod, "--grace-period=0"]);
-    tb.wait_no_pods(&ns, Duration::from_secs(10))
+    tb.wait_no_pods(&ns, Duration::from_secs(120))
         .expect("probe pod left behind");
 }
 
@@ -402,7 +402,7 @@ subjects: [{{apiGroup: rbac.authorization.k8s.io, kind: User, name: launcher-nob
         "wait",
         "--for=condition=Ready",
         &format!("pod/{pod}"),
-        "--timeout=30s",
+        "--timeout=180s",
     ]);
     let out = tb.kubectl_as(User::Nobody, &["-n", &ns, "exec", &pod, "--", "true"], None);
     assert!(!out.status.success());
@@ -412,7 +412,7 @@ subjects: [{{apiGroup: rbac.authorization.k8s.io, kind: User, name: launcher-nob
         stderr(&out)
     );
     tb.kubectl(&["-n", &ns, "delete", "pod", &pod, "--grace-period=0"]);
-    tb.wait_no_pods(&ns, Duration::from_secs(10))
+    tb.wait_no_pods(&ns, Duration::from_secs(120))
         .expect("pod left behind");
 }
 
@@ -441,11 +441,11 @@ fn second_kwok_answers_for_its_own_nodes() {
         "wait",
         "--for=condition=Ready",
         &format!("pod/{pod}"),
-        "--timeout=30s",
+        "--timeout=180s",
     ]);
     let out = tb.kubectl(&["-n", &ns, "exec", &pod, "--", "node-probe", "health"]);
     assert!(out.contains("this is not JSON"), "{out}");
     tb.kubectl(&["-n", &ns, "delete", "pod", &pod, "--grace-period=0"]);
-    tb.wait_no_pods(&ns, Duration::from_secs(10))
+    tb.wait_no_pods(&ns, Duration::from_secs(120))
         .expect("probe pod left behind");
 }

@@ -214,7 +214,7 @@ async fn kill_and_reset_preflight_through_a_probe_pod() {
     assert_eq!(v["report"]["simulated"], true, "{v}");
     assert!(v["audit"]["event"].is_string(), "{v}");
     l.stop().await;
-    if let Err(left) = tb.wait_no_pods(&ns, std::time::Duration::from_secs(15)) {
+    if let Err(left) = tb.wait_no_pods(&ns, std::time::Duration::from_secs(120)) {
         panic!("probe pods left in {ns}: {left:?}");
     }
 }

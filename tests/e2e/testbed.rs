@@ -83,6 +83,9 @@ pub fn probe_dir() -> &'static Path {
             "node-probe",
         ])
         .env("CARGO_TARGET_DIR", target_dir)
+        // tests/soak.sh sets it for libtest's --report-time only: a build under it would not match the
+        // target dir's fingerprints and rebuild every dependency.
+        .env_remove("RUSTC_BOOTSTRAP")
         .current_dir(repo_root());
         if profile_release {
             cmd.arg("--release");
@@ -439,7 +442,7 @@ impl Testbed {
             .map(|n| format!("node/{}", n.name))
             .collect();
         if !managed.is_empty() {
-            let mut args = vec!["wait", "--for=condition=Ready", "--timeout=60s"];
+            let mut args = vec!["wait", "--for=condition=Ready", "--timeout=180s"];
             args.extend(managed.iter().map(String::as_str));
             self.kubectl(&args);
         }

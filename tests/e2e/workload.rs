@@ -135,7 +135,7 @@ spec:
     }
 
     fn assert_no_pods(&self) {
-        if let Err(left) = self.tb.wait_no_pods(&self.ns, Duration::from_secs(15)) {
+        if let Err(left) = self.tb.wait_no_pods(&self.ns, Duration::from_secs(120)) {
             panic!("probe pods left in {}: {left:?}", self.ns);
         }
     }
@@ -223,7 +223,7 @@ spec:
     s.tb.kubectl(&[
         "wait",
         "--for=condition=established",
-        "--timeout=30s",
+        "--timeout=180s",
         "crd/pytorchjobs.kubeflow.org",
     ]);
     s.tb.apply(&format!(

@@ -281,19 +281,24 @@ fn run_script(
     let mut child = cmd.spawn().unwrap();
     let mut stdin = child.stdin.take().unwrap();
     let data = archive.to_vec();
-    // Keep stdin open until the script has finished: no EOF, as over kwok and v4.
+    // Keep stdin open until the script has finished: no EOF, as over kwok and v4. The writer closes it
+    // when told to, or after a minute (so a script that waits for EOF ends, and fails the check below).
+    let (done, wait_done) = std::sync::mpsc::channel::<()>();
+    let eof = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let eof_w = eof.clone();
     let writer = std::thread::spawn(move || {
         let _ = stdin.write_all(&data);
-        std::thread::sleep(std::time::Duration::from_secs(3));
+        let _ = wait_done.recv_timeout(std::time::Duration::from_secs(60));
+        eof_w.store(true, std::sync::atomic::Ordering::SeqCst);
         drop(stdin);
     });
-    let start = std::time::Instant::now();
     let out = child.wait_with_output().unwrap();
     assert!(
-        start.elapsed() < std::time::Duration::from_millis(2500),
+        !eof.load(std::sync::atomic::Ordering::SeqCst),
         "the script waited for stdin's EOF"
     );
-    drop(writer);
+    let _ = done.send(());
+    writer.join().unwrap();
     ScriptRun {
         code: out.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&out.stdout).into(),

@@ -137,10 +137,11 @@ async fn early_exit_without_reading_stdin_does_not_hang() {
             .await
             .unwrap();
         server.send(frame(3, &status_exit(120))).await.unwrap();
-        // Keep the connection (and its full buffer) alive for a while, unread.
-        tokio::time::sleep(Duration::from_secs(3)).await;
+        // Keep the connection (and its full buffer) alive, unread, far longer than the session needs even
+        // on a loaded machine: the session ends on the status alone, and the select returns then.
+        tokio::time::sleep(Duration::from_secs(60)).await;
     };
-    let res = tokio::time::timeout(Duration::from_secs(5), async {
+    let res = tokio::time::timeout(Duration::from_secs(90), async {
         tokio::select! {
             r = run_session(client, true, &data, 1 << 20, 8192) => r,
             _ = peer => panic!("the peer finished first: the session hung"),

@@ -13,52 +13,61 @@ mkdir -p "$BIN" "$TB/src"
 export CGO_ENABLED=0 GOFLAGS=-mod=mod
 log() { echo "testbed-build: $*" >&2; }
 
-if [ ! -x "$BIN/kwok" ]; then
+# Three independent builds (kwok; etcd; kube-apiserver and kubelet), run side by side: one's module
+# downloads overlap another's compiling, and Go's build cache is safe to share between them.
+build_kwok() {
+  [ -x "$BIN/kwok" ] && return
   log "building kwok $KWOK"
   GOBIN=$BIN go install "sigs.k8s.io/kwok/cmd/kwok@$KWOK" >&2
-fi
+}
 
-if [ ! -x "$BIN/etcd" ]; then
+build_etcd() {
+  [ -x "$BIN/etcd" ] && return
   log "building etcd $ETCD"
   mkdir -p "$TB/src/etcd"
-  (
-    cd "$TB/src/etcd"
-    [ -f go.mod ] || go mod init testbed.invalid/etcd >&2
-    go get "go.etcd.io/etcd/server/v3@$ETCD" >&2
-    go build -trimpath -ldflags "-s -w" -o "$BIN/etcd.tmp" go.etcd.io/etcd/server/v3 >&2
-    mv "$BIN/etcd.tmp" "$BIN/etcd"
-  )
-fi
+  cd "$TB/src/etcd"
+  [ -f go.mod ] || go mod init testbed.invalid/etcd >&2
+  go get "go.etcd.io/etcd/server/v3@$ETCD" >&2
+  go build -trimpath -ldflags "-s -w" -o "$BIN/etcd.tmp" go.etcd.io/etcd/server/v3 >&2
+  mv "$BIN/etcd.tmp" "$BIN/etcd"
+}
 
-if [ ! -x "$BIN/kube-apiserver" ]; then
-  log "building kube-apiserver v$K8S (first run: several minutes)"
+# kube-apiserver and, for the real-node testbed (tests/testbed/realnode.sh), the kubelet: one wrapper
+# go.mod and one `go build` of both, so the packages they share are compiled once and their links run
+# together.
+build_kas() {
+  local missing=()
+  [ -x "$BIN/kube-apiserver" ] || missing+=(k8s.io/kubernetes/cmd/kube-apiserver)
+  [ -x "$BIN/kubelet" ] || missing+=(k8s.io/kubernetes/cmd/kubelet)
+  [ ${#missing[@]} -gt 0 ] || return 0
+  log "building ${missing[*]##*/} v$K8S (first run: several minutes)"
   mkdir -p "$TB/src/kas"
-  (
-    cd "$TB/src/kas"
-    [ -f go.mod ] || go mod init testbed.invalid/kas >&2
+  cd "$TB/src/kas"
+  [ -f go.mod ] || go mod init testbed.invalid/kas >&2
+  if ! grep -q "k8s.io/kubernetes v$K8S" go.mod; then
     KMOD=$(go mod download -json "k8s.io/kubernetes@v$K8S" | python3 -c 'import json,sys;d=json.load(sys.stdin);print(d.get("GoMod") or sys.exit("go mod download failed: "+d.get("Error","?")))')
     # k/k requires its staging modules at v0.0.0 and replaces them with ./staging: point each at the tagged module.
     for m in $(awk '$2=="=>" && $3 ~ /^\.\/staging\// {print $1}' "$KMOD"); do
       go mod edit -replace="$m=$m@v0.${K8S#1.}"
     done
     go get "k8s.io/kubernetes@v$K8S" >&2
-    LD="-s -w -X k8s.io/component-base/version.gitVersion=v$K8S -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$K8S_MINOR -X k8s.io/component-base/version.gitTreeState=clean"
-    go build -trimpath -ldflags "$LD" -o "$BIN/kube-apiserver.tmp" k8s.io/kubernetes/cmd/kube-apiserver >&2
-    mv "$BIN/kube-apiserver.tmp" "$BIN/kube-apiserver"
-  )
-fi
-# The real-node testbed (tests/testbed/realnode.sh): a kubelet from the same module and wrapper go.mod as the
-# apiserver (the Go caches are shared, so this costs the kubelet's own packages only), and a small device
-# plugin (tests/testbed/device-plugin) built against the same module's kubelet API.
-if [ ! -x "$BIN/kubelet" ]; then
-  log "building kubelet v$K8S (first run: several minutes)"
-  (
-    cd "$TB/src/kas"
-    LD="-s -w -X k8s.io/component-base/version.gitVersion=v$K8S -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$K8S_MINOR -X k8s.io/component-base/version.gitTreeState=clean"
-    go build -trimpath -ldflags "$LD" -o "$BIN/kubelet.tmp" k8s.io/kubernetes/cmd/kubelet >&2
-    mv "$BIN/kubelet.tmp" "$BIN/kubelet"
-  )
-fi
+  fi
+  LD="-s -w -X k8s.io/component-base/version.gitVersion=v$K8S -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$K8S_MINOR -X k8s.io/component-base/version.gitTreeState=clean"
+  rm -rf "$BIN/kas.tmp" && mkdir "$BIN/kas.tmp"
+  go build -trimpath -ldflags "$LD" -o "$BIN/kas.tmp/" "${missing[@]}" >&2
+  for p in "${missing[@]}"; do mv "$BIN/kas.tmp/${p##*/}" "$BIN/${p##*/}"; done
+  rmdir "$BIN/kas.tmp"
+}
+
+pids=()
+(build_kwok) & pids+=($!)
+(build_etcd) & pids+=($!)
+(build_kas) & pids+=($!)
+failed=0
+for p in "${pids[@]}"; do wait "$p" || failed=1; done
+[ "$failed" = 0 ] || { log "a control-plane build failed (see above)"; exit 1; }
+
+# The testbed's small device plugin, built against the kubelet API of the same module (go.mod above).
 DP_SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/device-plugin" && pwd)
 DP_SUM=$(sha256sum "$DP_SRC/main.go" | cut -c1-16)
 if [ ! -x "$BIN/fake-device-plugin-$DP_SUM" ]; then

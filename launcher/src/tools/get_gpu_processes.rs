@@ -5,7 +5,7 @@ use gpu_diag::Command;
 use std::fmt::Write;
 
 use gpu_diag::analysis::processes::ProcessesReport;
-use gpu_diag::attribution::join::{ProcessOwner, ProcessOwnerKind};
+use gpu_diag::attribution::join::{ApiPod, ProcessOwner, ProcessOwnerKind};
 use gpu_diag::finding::Finding;
 use schemars::JsonSchema;
 use serde::Serialize;
@@ -16,6 +16,10 @@ use crate::tool::text::{header, report_body_with};
 use crate::tool::{Cx, Hints, Node, ProbeRun, Tool, ToolError, target::NoArgs};
 
 pub struct GetGpuProcesses;
+
+/// A node runs up to a few hundred pods (kubelet `maxPods` defaults to 110): name the first ones, count
+/// the rest, so the answer stays small. `pods_named`'s description says the number.
+pub const MAX_PODS_NAMED: usize = 20;
 
 /// `get_gpu_processes` result: the probe's processes report, and each process's pod named from the API
 /// server's list of the node's pods.
@@ -35,6 +39,10 @@ pub struct ProcessesOutput {
     /// How many pods the API server lists on the node (absent when names were not looked up).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pods_listed: Option<usize>,
+    /// The pods counted in `pods_listed`, as `namespace/name (phase)` in name order: the first 20 (the
+    /// rest are only counted), so a reader sees what the count is made of.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub pods_named: Vec<String>,
     /// Why pods were not named (local mode, or the pod list failed).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub names_why: Option<String>,
@@ -85,6 +93,7 @@ stuck or leaking process, or before resetting a GPU.";
             owners: join.owners,
             join_findings: join.findings,
             pods_listed: pods.as_ref().map(Vec::len),
+            pods_named: pods.as_deref().map(pods_named).unwrap_or_default(),
             names_why,
         })
     }
@@ -99,9 +108,13 @@ stuck or leaking process, or before resetting a GPU.";
                     let _ = writeln!(owners, "owners (pods not named: {why}):");
                 }
                 (None, Some(n)) => {
+                    let mut listed = p.pods_named.join(", ");
+                    if n > p.pods_named.len() {
+                        let _ = write!(listed, " and {} more", n - p.pods_named.len());
+                    }
                     let _ = writeln!(
                         owners,
-                        "owners (pods named from the API server, {n} pod(s) on the node):"
+                        "owners (pods named from the API server, {n} pod(s) on the node: {listed}):"
                     );
                 }
                 (None, None) => owners.push_str("owners:\n"),
@@ -113,6 +126,23 @@ stuck or leaking process, or before resetting a GPU.";
         report_body_with(&report, &p.join_findings, &owners, &mut out);
         out
     }
+}
+
+/// `namespace/name (phase)` of the first `MAX_PODS_NAMED` pods in name order (stable across calls).
+fn pods_named(pods: &[ApiPod]) -> Vec<String> {
+    let mut named: Vec<String> = pods
+        .iter()
+        .map(|p| {
+            let mut s = format!("{}/{}", p.namespace, p.name);
+            if let Some(ph) = &p.phase {
+                let _ = write!(s, " ({ph})");
+            }
+            s
+        })
+        .collect();
+    named.sort();
+    named.truncate(MAX_PODS_NAMED);
+    named
 }
 
 fn owner_line(o: &ProcessOwner) -> String {
@@ -150,4 +180,30 @@ fn owner_line(o: &ProcessOwner) -> String {
         ProcessOwnerKind::Unknown => "unknown (no /proc entry)".into(),
     };
     format!("{who} -> {owner}\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pod(i: usize) -> ApiPod {
+        ApiPod {
+            namespace: "ns".into(),
+            name: format!("p{i:02}"),
+            uid: format!("uid-{i}"),
+            phase: i.is_multiple_of(2).then(|| "Running".to_string()),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn the_counted_pods_are_named_sorted_and_bounded() {
+        let few: Vec<ApiPod> = [3, 1].into_iter().map(pod).collect();
+        assert_eq!(pods_named(&few), ["ns/p01", "ns/p03"]);
+        let many: Vec<ApiPod> = (0..MAX_PODS_NAMED + 5).rev().map(pod).collect();
+        let named = pods_named(&many);
+        assert_eq!(named.len(), MAX_PODS_NAMED);
+        assert_eq!(named[0], "ns/p00 (Running)");
+        assert_eq!(named[1], "ns/p01");
+    }
 }
