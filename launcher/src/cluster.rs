@@ -283,7 +283,7 @@ pub struct MarkResult {
     /// lastTransitionTime of our condition.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub since: Option<String>,
-    /// What the call changed (`taint added`, `label removed`, ...); empty when nothing needed changing.
+    /// What the call changed (`taint set`, `label removed`, ...); empty when nothing needed changing.
     pub changed: Vec<String>,
 }
 
