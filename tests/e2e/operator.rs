@@ -272,12 +272,18 @@ async fn mark_and_clear_taint_label_condition_audited_reader_refused() {
     };
     let target = format!("{node}/gpu/3");
 
-    // Without --mode operator the tools are not there at all.
+    // Without --mode operator the tools are not there at all: calling one is a protocol error.
     let l = mcp::start(tb, User::Operator, &ns, &[]).await;
-    let err = l
-        .err("mark_gpu_node", with(json!({"confirm": target})))
+    let args = with(json!({"confirm": target}));
+    let r = l
+        .client
+        .call_tool(
+            rmcp::model::CallToolRequestParams::new("mark_gpu_node")
+                .with_arguments(args.as_object().cloned().unwrap()),
+        )
         .await;
-    assert!(err.contains("mark_gpu_node"), "{err}");
+    let err = r.expect_err("mark_gpu_node answered without --mode operator");
+    assert!(err.to_string().contains("tool not found"), "{err}");
     l.stop().await;
 
     // The reader role in operator mode: refused by RBAC, naming what is missing; nothing stored.
