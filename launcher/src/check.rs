@@ -894,6 +894,27 @@ mod tests {
         };
         assert!(probe.permissions.contains(&exec), "{:?}", probe.permissions);
         assert_eq!(exec.to_string(), "create pods/exec");
+        // The node mark's condition (nodes/status) is the operator role's alone.
+        let status = Permission {
+            group: String::new(),
+            resource: "nodes".into(),
+            subresource: Some("status".into()),
+            verb: "patch".into(),
+            namespace: None,
+        };
+        assert!(
+            op[2].permissions.contains(&status),
+            "{:?}",
+            op[2].permissions
+        );
+        assert!(
+            ro.iter().all(|r| r
+                .permissions
+                .iter()
+                .all(|p| p.subresource.as_deref() != Some("status"))),
+            "{ro:?}"
+        );
+        assert_eq!(status.to_string(), "patch nodes/status");
     }
 
     #[test]

@@ -73,6 +73,9 @@ pub struct GpuNode {
     pub taints: Vec<String>,
     /// `spec.unschedulable` (cordoned).
     pub unschedulable: bool,
+    /// The scheduler signal `mark_gpu_node` set (our condition True, or our taint or label), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mark: Option<NodeMark>,
     pub architecture: Option<String>,
     pub kubelet_version: Option<String>,
 }
@@ -171,6 +174,34 @@ pub trait ClusterBackend: Send + Sync {
         })
     }
 
+    /// Operator mode: set the scheduler signal of `mark_gpu_node` (taint, label, condition).
+    fn mark_node<'a>(
+        &'a self,
+        _context: Option<&'a str>,
+        _req: &'a MarkRequest,
+    ) -> BoxFut<'a, MarkResult> {
+        Box::pin(async {
+            Err(ClusterError::Api(
+                "marking nodes is not supported by this backend".into(),
+            ))
+        })
+    }
+
+    /// Operator mode: remove what `mark_node` set (and nothing else); `note` goes into the cleared condition.
+    fn clear_node_mark<'a>(
+        &'a self,
+        _context: Option<&'a str>,
+        _node: &'a str,
+        _note: &'a str,
+        _dry_run: bool,
+    ) -> BoxFut<'a, MarkResult> {
+        Box::pin(async {
+            Err(ClusterError::Api(
+                "clearing node marks is not supported by this backend".into(),
+            ))
+        })
+    }
+
     /// Operator mode audit trail: an Event on the Node. Returns the Event's name.
     fn record_event<'a>(
         &'a self,
@@ -203,6 +234,57 @@ pub struct CordonResult {
     pub unschedulable: bool,
     /// The reason recorded in the node's annotation (cordon), or None (uncordon).
     pub reason: Option<String>,
+}
+
+/// A node's mark as the list and scan tools show it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct NodeMark {
+    /// The reason code (condition reason, else the taint's or label's value).
+    pub reason: String,
+    /// When the condition turned True (its lastTransitionTime); absent when only a taint or label is left.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub since: Option<String>,
+    /// The condition's message: verdict, GPU, evidence digest.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// Which parts are present: `taint`, `label`, `condition`.
+    pub parts: Vec<String>,
+}
+
+/// What `mark_gpu_node` asks for; the arguments are validated by the tool.
+#[derive(Debug, Clone)]
+pub struct MarkRequest {
+    pub node: String,
+    /// CamelCase reason code: the condition's reason, the taint's and the label's value.
+    pub reason: String,
+    /// The condition's message.
+    pub message: String,
+    /// `NoSchedule` or `NoExecute`; None: no taint.
+    pub taint_effect: Option<String>,
+    pub label: bool,
+    /// Server-side dry run: everything is checked by the API server (RBAC, admission), nothing is stored.
+    pub dry_run: bool,
+}
+
+/// What a mark or clear did (or, in a dry run, would do), read back from the API server's answers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct MarkResult {
+    pub node: String,
+    pub dry_run: bool,
+    /// Our taint after the call (`key=value:effect`), absent when none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub taint: Option<String>,
+    /// Our label after the call (`key=value`), absent when none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    /// Our condition after the call (`Type=Status (Reason)`), absent when the node never had it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub condition: Option<String>,
+    /// lastTransitionTime of our condition.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub since: Option<String>,
+    /// What the call changed (`taint set`, `label removed`, ...); empty when nothing needed changing.
+    pub changed: Vec<String>,
 }
 
 /// One operator action for the audit trail: an Event on the Node and a JSON log line.

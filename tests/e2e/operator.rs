@@ -11,7 +11,13 @@ use serde_json::{Value, json};
 use crate::mcp;
 use crate::testbed::{FakeNode, Testbed, User, skipped, unique};
 
-const OPERATOR_TOOLS: [&str; 3] = ["kill_gpu_process", "reset_gpu", "cordon_gpu_node"];
+const OPERATOR_TOOLS: [&str; 5] = [
+    "kill_gpu_process",
+    "reset_gpu",
+    "cordon_gpu_node",
+    "mark_gpu_node",
+    "clear_gpu_node_mark",
+];
 
 /// deploy/rbac.yaml's operator ClusterRole bound to `user` (as bindings-example.yaml does).
 fn bind_operator(tb: &Testbed, user: User) {
@@ -217,4 +223,229 @@ async fn kill_and_reset_preflight_through_a_probe_pod() {
     if let Err(left) = tb.wait_no_pods(&ns, std::time::Duration::from_secs(120)) {
         panic!("probe pods left in {ns}: {left:?}");
     }
+}
+
+const MARK_KEY: &str = "gpu-diag.k8s-gpu-mcp.io/unhealthy";
+
+/// Our condition on the node as the API server has it.
+fn mark_condition(n: &Value) -> Option<Value> {
+    n["status"]["conditions"]
+        .as_array()?
+        .iter()
+        .find(|c| c["type"] == "GpuDiagUnhealthy")
+        .cloned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mark_and_clear_taint_label_condition_audited_reader_refused() {
+    if skipped() {
+        return;
+    }
+    let (tb, ns, node) = setup("mark");
+    // Someone else's taint and label, which mark and clear must leave alone.
+    tb.kubectl(&[
+        "taint",
+        "node",
+        &node,
+        "example.com/maintenance=soon:PreferNoSchedule",
+    ]);
+    tb.kubectl(&[
+        "label",
+        "node",
+        &node,
+        "nvidia.com/gpu.deploy.dcgm=true",
+        "--overwrite",
+    ]);
+    tb.kubectl(&["label", "node", &node, &format!("e2e-mark={node}")]);
+    let selector = format!("e2e-mark={node}");
+    let digest = format!("sha256:{}", "ab".repeat(32));
+    let mark = json!({
+        "node_name": node, "gpu": "3", "reason": "XidError79",
+        "message": "GPU 3 fell off the bus (XID 79)", "evidence_sha256": digest,
+    });
+    let with = |extra: Value| {
+        let mut m = mark.clone();
+        m.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        m
+    };
+    let target = format!("{node}/gpu/3");
+
+    // Without --mode operator the tools are not there at all: calling one is a protocol error.
+    let l = mcp::start(tb, User::Operator, &ns, &[]).await;
+    let args = with(json!({"confirm": target}));
+    let r = l
+        .client
+        .call_tool(
+            rmcp::model::CallToolRequestParams::new("mark_gpu_node")
+                .with_arguments(args.as_object().cloned().unwrap()),
+        )
+        .await;
+    let err = r.expect_err("mark_gpu_node answered without --mode operator");
+    assert!(err.to_string().contains("tool not found"), "{err}");
+    l.stop().await;
+
+    // The reader role in operator mode: refused by RBAC, naming what is missing; nothing stored.
+    let l = mcp::start(tb, User::Reader, &ns, &["--mode", "operator"]).await;
+    let err = l
+        .err("mark_gpu_node", with(json!({"confirm": target})))
+        .await;
+    assert!(err.to_lowercase().contains("forbidden"), "{err}");
+    assert!(err.contains("patch") && err.contains("nodes"), "{err}");
+    assert!(err.contains("k8s-gpu-mcp-operator"), "{err}");
+    let n = json_of(&tb.kubectl(&["get", "node", &node, "-o", "json"]));
+    assert!(n["metadata"]["labels"][MARK_KEY].is_null(), "{n}");
+    assert!(mark_condition(&n).is_none(), "{n}");
+    assert!(
+        l.stderr().contains("\"result\":\"refused\""),
+        "{}",
+        l.stderr()
+    );
+    l.stop().await;
+
+    let l = mcp::start(tb, User::Operator, &ns, &["--mode", "operator"]).await;
+    // Hostile arguments are refused before anything is sent.
+    for bad in [
+        json!({"reason": "Xid 79; rm -rf"}),
+        json!({"message": "line\ninjected"}),
+        json!({"gpu": "../3"}),
+        json!({"evidence_sha256": "sha256:xyz"}),
+    ] {
+        let err = l.err("mark_gpu_node", with(bad.clone())).await;
+        assert!(!err.is_empty(), "{bad}");
+    }
+    // Unconfirmed: refused; a dry run: checked by the API server, nothing stored.
+    let err = l.err("mark_gpu_node", mark.clone()).await;
+    assert!(err.contains(&format!("confirm=\"{target}\"")), "{err}");
+    let v = l.ok("mark_gpu_node", with(json!({"dry_run": true}))).await;
+    assert_eq!(v["result"], "dry_run", "{v}");
+    let n = json_of(&tb.kubectl(&["get", "node", &node, "-o", "json"]));
+    assert!(
+        mark_condition(&n).is_none(),
+        "dry run stored a condition: {n}"
+    );
+    assert!(n["metadata"]["labels"][MARK_KEY].is_null(), "{n}");
+
+    let v = l
+        .ok("mark_gpu_node", with(json!({"confirm": target})))
+        .await;
+    assert_eq!(v["result"], "done", "{v}");
+    assert!(v["audit"]["event"].is_string(), "{v}");
+    let n = json_of(&tb.kubectl(&["get", "node", &node, "-o", "json"]));
+    assert_eq!(n["metadata"]["labels"][MARK_KEY], "XidError79", "{n}");
+    assert_eq!(
+        n["metadata"]["labels"]["nvidia.com/gpu.deploy.dcgm"], "true",
+        "{n}"
+    );
+    let taints = n["spec"]["taints"].as_array().cloned().unwrap_or_default();
+    assert!(
+        taints.iter().any(|t| t["key"] == MARK_KEY
+            && t["value"] == "XidError79"
+            && t["effect"] == "NoSchedule"),
+        "{taints:?}"
+    );
+    assert!(
+        taints.iter().any(|t| t["key"] == "example.com/maintenance"),
+        "{taints:?}"
+    );
+    let c = mark_condition(&n).unwrap_or_else(|| panic!("no condition: {n}"));
+    assert_eq!(c["status"], "True", "{c}");
+    assert_eq!(c["reason"], "XidError79", "{c}");
+    let msg = c["message"].as_str().unwrap();
+    assert!(
+        msg.contains("XID 79") && msg.contains("gpu 3") && msg.contains(&digest),
+        "{msg}"
+    );
+    assert!(c["lastTransitionTime"].is_string(), "{c}");
+    // The node's other conditions (kwok's Ready) are still there.
+    assert!(
+        n["status"]["conditions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["type"] == "Ready"),
+        "{n}"
+    );
+    // Audited: an Event on the Node naming the action and the target.
+    let evs = events(tb, &node);
+    assert!(
+        evs.iter().any(|e| e["action"] == "mark_gpu_node"
+            && e["message"].as_str().unwrap_or("").contains("result=done")
+            && e["message"]
+                .as_str()
+                .unwrap_or("")
+                .contains(&format!("target={target}"))),
+        "{evs:#?}"
+    );
+
+    // The list and the scan show the mark, its reason and since when.
+    let v = l
+        .ok("list_gpu_nodes", json!({"label_selector": selector}))
+        .await;
+    let listed = v["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["name"] == node.as_str())
+        .cloned();
+    let listed = listed.unwrap_or_else(|| panic!("{node} not listed: {v}"));
+    assert_eq!(listed["mark"]["reason"], "XidError79", "{listed}");
+    assert_eq!(listed["mark"]["since"], c["lastTransitionTime"], "{listed}");
+    let r = l
+        .call(
+            "scan_gpu_nodes",
+            json!({"check": "xid", "label_selector": selector}),
+        )
+        .await;
+    let text = mcp::text(&r);
+    assert!(
+        text.contains(&format!("{node} marked XidError79 since")),
+        "{text}"
+    );
+
+    // Clear: exactly ours removed, the condition False, the other taint and label kept.
+    let v = l
+        .ok(
+            "clear_gpu_node_mark",
+            json!({"node_name": node, "reason": "GPU 3 replaced", "confirm": node}),
+        )
+        .await;
+    assert_eq!(v["result"], "done", "{v}");
+    let n = json_of(&tb.kubectl(&["get", "node", &node, "-o", "json"]));
+    assert!(n["metadata"]["labels"][MARK_KEY].is_null(), "{n}");
+    assert_eq!(
+        n["metadata"]["labels"]["nvidia.com/gpu.deploy.dcgm"], "true",
+        "{n}"
+    );
+    let taints = n["spec"]["taints"].as_array().cloned().unwrap_or_default();
+    assert!(!taints.iter().any(|t| t["key"] == MARK_KEY), "{taints:?}");
+    assert!(
+        taints.iter().any(|t| t["key"] == "example.com/maintenance"),
+        "{taints:?}"
+    );
+    let c = mark_condition(&n).unwrap_or_else(|| panic!("condition gone: {n}"));
+    assert_eq!(c["status"], "False", "{c}");
+    assert_eq!(c["reason"], "GpuDiagMarkCleared", "{c}");
+    assert!(
+        c["message"].as_str().unwrap().contains("GPU 3 replaced"),
+        "{c}"
+    );
+    let evs = events(tb, &node);
+    assert!(
+        evs.iter().any(|e| e["action"] == "clear_gpu_node_mark"),
+        "{evs:#?}"
+    );
+    let v = l
+        .ok("list_gpu_nodes", json!({"label_selector": selector}))
+        .await;
+    let listed = v["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["name"] == node.as_str())
+        .cloned()
+        .unwrap();
+    assert!(listed["mark"].is_null(), "{listed}");
+    l.stop().await;
 }

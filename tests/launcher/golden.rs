@@ -155,6 +155,11 @@ async fn one_result_per_tool() {
             "cordon_gpu_node",
             json!({"node_name": "local", "reason": "XID 79 on GPU 3", "confirm": "local"}),
         ),
+        (
+            "mark_gpu_node",
+            "mark_gpu_node",
+            json!({"node_name": "local", "reason": "XidError79", "message": "XID 79 on GPU 3", "gpu": "3", "confirm": "local/gpu/3"}),
+        ),
         // Errors are wire format too: a wrong node, a bad argument, a missing confirmation.
         (
             "error_wrong_node",

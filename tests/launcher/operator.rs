@@ -21,7 +21,13 @@ use rmcp::{ClientHandler, ErrorData, RoleClient, ServiceExt};
 use serde_json::{Value, json};
 use tokio::process::Command;
 
-const OPERATOR_TOOLS: [&str; 3] = ["kill_gpu_process", "reset_gpu", "cordon_gpu_node"];
+const OPERATOR_TOOLS: [&str; 5] = [
+    "kill_gpu_process",
+    "reset_gpu",
+    "cordon_gpu_node",
+    "mark_gpu_node",
+    "clear_gpu_node_mark",
+];
 
 fn fixture() -> String {
     concat!(

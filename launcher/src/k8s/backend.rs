@@ -155,6 +155,10 @@ pub fn gpu_node(n: &Node, pods: &[&Pod]) -> GpuNode {
         .into_iter()
         .flatten()
     {
+        // Our own mark is shown as `mark`, not as a problem condition a second time.
+        if c.type_ == super::operator::MARK_CONDITION {
+            continue;
+        }
         let healthy = if c.type_ == "Ready" {
             ready = c.status == "True";
             ready
@@ -206,6 +210,7 @@ pub fn gpu_node(n: &Node, pods: &[&Pod]) -> GpuNode {
             .as_ref()
             .and_then(|s| s.unschedulable)
             .unwrap_or(false),
+        mark: super::operator::node_mark(n),
         architecture: info.map(|i| i.architecture.clone()),
         kubelet_version: info.map(|i| i.kubelet_version.clone()),
     }
@@ -369,6 +374,30 @@ impl ClusterBackend for KubeBackend {
         Box::pin(async move {
             let client = self.clients.get(context).await?;
             super::operator::cordon(client, node, reason, on).await
+        })
+    }
+
+    fn mark_node<'a>(
+        &'a self,
+        context: Option<&'a str>,
+        req: &'a crate::cluster::MarkRequest,
+    ) -> BoxFut<'a, crate::cluster::MarkResult> {
+        Box::pin(async move {
+            let client = self.clients.get(context).await?;
+            super::operator::mark(client, req).await
+        })
+    }
+
+    fn clear_node_mark<'a>(
+        &'a self,
+        context: Option<&'a str>,
+        node: &'a str,
+        note: &'a str,
+        dry_run: bool,
+    ) -> BoxFut<'a, crate::cluster::MarkResult> {
+        Box::pin(async move {
+            let client = self.clients.get(context).await?;
+            super::operator::clear(client, node, note, dry_run).await
         })
     }
 

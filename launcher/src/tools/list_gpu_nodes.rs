@@ -165,6 +165,7 @@ found by an inventory probe.";
             problem_conditions: vec![],
             taints: vec![],
             unschedulable: false,
+            mark: None,
             architecture: Some(std::env::consts::ARCH.to_string()),
             kubelet_version: None,
         };
@@ -230,6 +231,9 @@ found by an inventory probe.";
             if n.unschedulable {
                 flags.push("cordoned".to_string());
             }
+            if let Some(m) = &n.mark {
+                flags.push(mark_flag(m));
+            }
             flags.extend(n.problem_conditions.iter().cloned());
             let _ = write!(
                 out,
@@ -268,9 +272,22 @@ found by an inventory probe.";
     }
 }
 
+/// `marked XidError79 since 2026-05-01T10:00:00Z` (the mark of `mark_gpu_node`), compactly.
+pub fn mark_flag(m: &crate::cluster::NodeMark) -> String {
+    format!(
+        "marked {}{}",
+        m.reason,
+        m.since
+            .as_deref()
+            .map(|t| format!(" since {t}"))
+            .unwrap_or_default()
+    )
+}
+
 fn has_problem(n: &GpuNode) -> bool {
     !n.ready
         || n.unschedulable
+        || n.mark.is_some()
         || !n.problem_conditions.is_empty()
         || n.gpu_allocatable < n.gpu_capacity
 }

@@ -53,5 +53,7 @@ registry! {
         kill_gpu_process::KillGpuProcess,
         reset_gpu::ResetGpu,
         cordon_gpu_node::CordonGpuNode,
+        mark_gpu_node::MarkGpuNode,
+        clear_gpu_node_mark::ClearGpuNodeMark,
     ],
 }

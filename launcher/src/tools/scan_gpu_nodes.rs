@@ -168,7 +168,18 @@ pub struct ScanOutput {
     /// The healthy nodes by name (only with `show_healthy`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub healthy_nodes: Option<Vec<String>>,
+    /// Nodes carrying the scheduler mark of `mark_gpu_node` (the API server's view, whatever the probes
+    /// found), with its reason and since when.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub marked: Vec<MarkedNode>,
     pub total_millis: u64,
+}
+
+/// A node with the mark of `mark_gpu_node`.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct MarkedNode {
+    pub node: String,
+    pub mark: crate::cluster::NodeMark,
 }
 
 impl Tool for ScanGpuNodes {
@@ -197,6 +208,7 @@ with show_healthy=true). Use it to find the bad nodes in a fleet, e.g. after a f
                 "`limit` must be between 1 and 200 (got {limit}); omit it for the default of {DEFAULT_LIMIT}"
             )));
         }
+        let mut marked = Vec::new();
         let mut nodes: Vec<String> = match &cx.env.cluster {
             Some(cluster) => {
                 cx.check_context(a.context.as_deref())?;
@@ -204,7 +216,17 @@ with show_healthy=true). Use it to find the bad nodes in a fleet, e.g. after a f
                     r = cluster.list_gpu_nodes(a.context.as_deref(), a.label_selector.as_deref()) => r,
                     _ = cx.cancel.cancelled() => return Err(ToolError::Cancelled),
                 };
-                listed?.into_iter().map(|n| n.name).collect()
+                let listed = listed?;
+                marked = listed
+                    .iter()
+                    .filter_map(|n| {
+                        n.mark.clone().map(|mark| MarkedNode {
+                            node: n.name.clone(),
+                            mark,
+                        })
+                    })
+                    .collect();
+                listed.into_iter().map(|n| n.name).collect()
             }
             None => {
                 if a.context.is_some() || a.label_selector.is_some() {
@@ -287,6 +309,10 @@ with show_healthy=true). Use it to find the bad nodes in a fleet, e.g. after a f
             offset,
             limit,
             healthy_nodes: a.show_healthy.unwrap_or(false).then_some(healthy),
+            marked: {
+                marked.sort_by(|x: &MarkedNode, y| x.node.cmp(&y.node));
+                marked
+            },
             total_millis: started.elapsed().as_millis() as u64,
         })
     }
@@ -354,6 +380,26 @@ with show_healthy=true). Use it to find the bad nodes in a fleet, e.g. after a f
         if let Some(n) = s.next_offset {
             let _ = writeln!(out, "More: call again with offset={n}.");
         }
+        if !s.marked.is_empty() {
+            let shown: Vec<String> = s
+                .marked
+                .iter()
+                .take(MARKED_SHOWN)
+                .map(|m| format!("{} {}", m.node, super::list_gpu_nodes::mark_flag(&m.mark)))
+                .collect();
+            let more = s.marked.len().saturating_sub(MARKED_SHOWN);
+            let _ = writeln!(
+                out,
+                "Marked for the scheduler ({}): {}{}",
+                s.marked.len(),
+                shown.join("; "),
+                if more > 0 {
+                    format!(" (+{more} more in `marked`)")
+                } else {
+                    String::new()
+                }
+            );
+        }
         match &s.healthy_nodes {
             Some(names) if !names.is_empty() => {
                 let _ = writeln!(out, "Healthy: {}", names.join(", "));
@@ -370,6 +416,9 @@ with show_healthy=true). Use it to find the bad nodes in a fleet, e.g. after a f
         out
     }
 }
+
+/// Marked nodes named in the text (the structured result has them all).
+const MARKED_SHOWN: usize = 10;
 
 /// Findings shown per ranked node in the text, besides its reason (the structured result has them all).
 const FINDINGS_SHOWN: usize = 3;
