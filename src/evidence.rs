@@ -76,7 +76,12 @@ pub struct Member {
 }
 
 /// The status word for how the script ended.
-pub fn bug_report_status(found: bool, timed_out: bool, exit_ok: bool, output: bool) -> &'static str {
+pub fn bug_report_status(
+    found: bool,
+    timed_out: bool,
+    exit_ok: bool,
+    output: bool,
+) -> &'static str {
     match (found, timed_out, exit_ok && output) {
         (false, _, _) => "absent",
         (true, true, _) => "timed_out",

@@ -210,7 +210,12 @@ fn analysis_command(c: &Cmd) -> Option<Command> {
         Cmd::Xid(_) => Command::Xid,
         Cmd::Allocation => Command::Allocation,
         Cmd::Workload => Command::Workload,
-        Cmd::Scenarios | Cmd::Version | Cmd::Facts(_) | Cmd::Kill(_) | Cmd::Reset(_) | Cmd::Evidence(_) => {
+        Cmd::Scenarios
+        | Cmd::Version
+        | Cmd::Facts(_)
+        | Cmd::Kill(_)
+        | Cmd::Reset(_)
+        | Cmd::Evidence(_) => {
             return None;
         }
     })

@@ -77,7 +77,10 @@ pub fn run(g: &GlobalArgs, a: &EvidenceArgs) -> Result<ProbeDocument, ProbeError
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs_f64())
         .unwrap_or(0.0);
-    let root = g.host_root.clone().unwrap_or_else(crate::source::default_host_root);
+    let root = g
+        .host_root
+        .clone()
+        .unwrap_or_else(crate::source::default_host_root);
     let mut notes = Vec::new();
     let mut members: Vec<(Member, Vec<u8>)> = Vec::new();
 
@@ -129,7 +132,11 @@ pub fn run(g: &GlobalArgs, a: &EvidenceArgs) -> Result<ProbeDocument, ProbeError
                 }
                 let bytes = text.into_bytes();
                 members.push((
-                    member("kmsg.txt", &bytes, "the raw kernel ring buffer (/dev/kmsg records), up to 4 MiB"),
+                    member(
+                        "kmsg.txt",
+                        &bytes,
+                        "the raw kernel ring buffer (/dev/kmsg records), up to 4 MiB",
+                    ),
                     bytes,
                 ));
             }
@@ -174,10 +181,10 @@ pub fn run(g: &GlobalArgs, a: &EvidenceArgs) -> Result<ProbeDocument, ProbeError
                     "nvidia-bug-report.sh was not asked for".into()
                 } else {
                     format!(
-                        "no nvidia-bug-report.sh on this node (looked under {} and {}/run/nvidia/driver: \
+                        "no nvidia-bug-report.sh on this node (looked under {} and {}: \
                          usr/bin, usr/sbin, usr/local/bin, bin); the archive holds the probe's own view only",
                         root.display(),
-                        root.display()
+                        root.join("run/nvidia/driver").display()
                     )
                 },
             },
@@ -188,7 +195,11 @@ pub fn run(g: &GlobalArgs, a: &EvidenceArgs) -> Result<ProbeDocument, ProbeError
     if let Some(bytes) = out {
         let name = "nvidia-bug-report.log.gz";
         members.push((
-            member(name, &bytes, "nvidia-bug-report.sh --safe-mode output, as the script wrote it"),
+            member(
+                name,
+                &bytes,
+                "nvidia-bug-report.sh --safe-mode output, as the script wrote it",
+            ),
             bytes,
         ));
     }
@@ -204,7 +215,10 @@ pub fn run(g: &GlobalArgs, a: &EvidenceArgs) -> Result<ProbeDocument, ProbeError
         notes,
     };
     let archive = pack(&index, &members).map_err(|e| {
-        ProbeError::new(ErrorKind::Internal, format!("cannot pack the evidence archive: {e}"))
+        ProbeError::new(
+            ErrorKind::Internal,
+            format!("cannot pack the evidence archive: {e}"),
+        )
     })?;
     Ok(ProbeDocument::success(
         meta,
@@ -332,7 +346,11 @@ fn run_in(
             "PATH",
             "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
         )
-        .current_dir(if s.chroot.is_some() { Path::new("/") } else { dir })
+        .current_dir(if s.chroot.is_some() {
+            Path::new("/")
+        } else {
+            dir
+        })
         .stdin(Stdio::null())
         .stdout(log.try_clone().map(Stdio::from).unwrap_or(Stdio::null()))
         .stderr(Stdio::from(log))
@@ -461,6 +479,9 @@ mod tests {
         let host = d.path().join("usr/sbin");
         std::fs::create_dir_all(&host).unwrap();
         std::fs::write(host.join("nvidia-bug-report.sh"), "#!/bin/sh\n").unwrap();
-        assert_eq!(find_script(d.path()).unwrap().chroot, Some(d.path().to_path_buf()));
+        assert_eq!(
+            find_script(d.path()).unwrap().chroot,
+            Some(d.path().to_path_buf())
+        );
     }
 }
