@@ -148,7 +148,8 @@ pub fn run(g: &GlobalArgs, a: &EvidenceArgs) -> Result<ProbeDocument, ProbeError
         }
     }
 
-    let script = if a.no_bug_report {
+    let simulated = g.simulate.is_some() || g.fixture.is_some();
+    let script = if a.no_bug_report || (simulated && a.bug_report.is_none()) {
         None
     } else if let Some(p) = &a.bug_report {
         if !p.is_file() {
@@ -179,6 +180,11 @@ pub fn run(g: &GlobalArgs, a: &EvidenceArgs) -> Result<ProbeDocument, ProbeError
                 output_tail: String::new(),
                 detail: if a.no_bug_report {
                     "nvidia-bug-report.sh was not asked for".into()
+                } else if simulated {
+                    // The machine the simulation runs on is not the simulated node.
+                    "a simulated node has no nvidia-bug-report.sh to run; the archive holds the probe's \
+                     own view only"
+                        .into()
                 } else {
                     format!(
                         "no nvidia-bug-report.sh on this node (looked under {} and {}: \

@@ -158,7 +158,18 @@ fn a_hung_bug_report_is_cut_at_its_limit_with_its_children() {
 fn a_node_without_the_script_gets_the_rest_and_is_told() {
     let host = Dir::new();
     let tmp = Dir::new();
-    let r = evidence(tmp.path(), &["--host-root", host.path().to_str().unwrap()]);
+    // A real (not simulated) run on a bare host root: no NVML, no kmsg, no script; still an archive.
+    let out = TestCommand::new()
+        .env("TMPDIR", tmp.path())
+        .args([
+            "--host-root",
+            host.path().to_str().unwrap(),
+            "--nvml-timeout",
+            "5",
+        ])
+        .args(["--nvml-lib", "/nonexistent/libnvidia-ml.so.1", "evidence"])
+        .run();
+    let r = out.success()["evidence"].clone();
     let bug = &r["index"]["bug_report"];
     assert_eq!(bug["status"], "absent");
     assert!(
@@ -174,6 +185,20 @@ fn a_node_without_the_script_gets_the_rest_and_is_told() {
     );
     let names: Vec<String> = unpack(&r).into_iter().map(|m| m.0).collect();
     assert_eq!(names, ["index.json", "describe.json", "xid-history.json"]);
+    let notes = r["index"]["notes"].to_string();
+    assert!(notes.contains("kmsg.txt"), "{notes}");
+}
+
+#[test]
+fn a_simulated_node_does_not_run_the_launchers_own_script() {
+    let tmp = Dir::new();
+    let r = evidence(tmp.path(), &[]);
+    let bug = &r["index"]["bug_report"];
+    assert_eq!(bug["status"], "absent");
+    assert!(
+        bug["detail"].as_str().unwrap().contains("simulated"),
+        "{bug}"
+    );
 }
 
 #[test]
