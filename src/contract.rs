@@ -117,6 +117,8 @@ pub enum Report {
     Kill(Box<crate::operator::kill::KillReport>),
     /// `node-probe reset`: preflight, plan and (when run) outcome and verification of a GPU reset.
     Reset(Box<crate::operator::reset::ResetReport>),
+    /// `node-probe evidence`: the evidence archive (nvidia-bug-report.sh and the probe's own view).
+    Evidence(Box<crate::evidence::EvidenceReport>),
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]

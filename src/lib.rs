@@ -8,6 +8,7 @@
 pub mod analysis;
 pub mod attribution;
 pub mod contract;
+pub mod evidence;
 pub mod facts;
 pub mod finding;
 pub mod operator;

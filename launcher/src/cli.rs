@@ -141,6 +141,15 @@ pub struct GlobalArgs {
     #[arg(long, global = true, value_name = "SECS", default_value_t = 120,
           value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub probe_timeout: u64,
+    /// Where `collect_evidence` (and the evidence before each operator action) writes its archives
+    /// (default: $XDG_STATE_HOME/k8s-gpu-mcp/evidence, else ~/.local/state/k8s-gpu-mcp/evidence).
+    #[arg(
+        long,
+        global = true,
+        value_name = "DIR",
+        env = "K8S_GPU_MCP_EVIDENCE_DIR"
+    )]
+    pub evidence_dir: Option<PathBuf>,
     #[command(flatten)]
     pub cluster: ClusterArgs,
 }
@@ -230,9 +239,25 @@ pub struct Config {
     pub probe_bin: Option<PathBuf>,
     pub mode: Mode,
     pub probe_timeout: Duration,
+    pub evidence_dir: PathBuf,
     pub cluster: ClusterArgs,
     /// Built-in trusted sources plus --trust-image / --trust-images-file (checked in `main`).
     pub trust: std::sync::Arc<crate::k8s::trust::TrustPolicy>,
+}
+
+/// `--evidence-dir`, else the user's state directory (XDG base directories), else the temp dir.
+pub fn default_evidence_dir() -> PathBuf {
+    let state = std::env::var_os("XDG_STATE_HOME")
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+        .or_else(|| {
+            std::env::var_os("HOME")
+                .map(PathBuf::from)
+                .filter(|p| p.is_absolute())
+                .map(|h| h.join(".local/state"))
+        })
+        .unwrap_or_else(std::env::temp_dir);
+    state.join("k8s-gpu-mcp/evidence")
 }
 
 impl From<&GlobalArgs> for Config {
@@ -243,6 +268,7 @@ impl From<&GlobalArgs> for Config {
             probe_bin: g.probe_bin.clone(),
             mode: g.mode,
             probe_timeout: Duration::from_secs(g.probe_timeout),
+            evidence_dir: g.evidence_dir.clone().unwrap_or_else(default_evidence_dir),
             cluster: g.cluster.clone(),
             trust: Default::default(),
         }

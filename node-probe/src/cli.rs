@@ -56,6 +56,9 @@ pub enum Cmd {
     Kill(crate::operator::KillArgs),
     /// Operator: reset one GPU with the host's nvidia-smi after a preflight, then verify it.
     Reset(crate::operator::ResetArgs),
+    /// One evidence archive: the node's own nvidia-bug-report.sh (safe mode, time-limited) plus describe,
+    /// the XID history and the kernel ring buffer (tar.gz, base64 in the JSON document).
+    Evidence(crate::evidence::EvidenceArgs),
     /// List the built-in simulated scenarios.
     Scenarios,
     /// Probe version and contract version.
@@ -126,6 +129,7 @@ impl Invocation {
             }
             Cmd::Kill(a) => return crate::operator::run_kill(&self.global, a),
             Cmd::Reset(a) => return crate::operator::run_reset(&self.global, a),
+            Cmd::Evidence(a) => return crate::evidence::run(&self.global, a),
             Cmd::Facts(a) => {
                 let spec = SourceSpec::from_args(&self.global)?;
                 let xid = XidArgs {
@@ -206,7 +210,12 @@ fn analysis_command(c: &Cmd) -> Option<Command> {
         Cmd::Xid(_) => Command::Xid,
         Cmd::Allocation => Command::Allocation,
         Cmd::Workload => Command::Workload,
-        Cmd::Scenarios | Cmd::Version | Cmd::Facts(_) | Cmd::Kill(_) | Cmd::Reset(_) => {
+        Cmd::Scenarios
+        | Cmd::Version
+        | Cmd::Facts(_)
+        | Cmd::Kill(_)
+        | Cmd::Reset(_)
+        | Cmd::Evidence(_) => {
             return None;
         }
     })
@@ -241,6 +250,7 @@ mod tests {
         for (name, args) in [
             (gpu_diag::operator::kill::COMMAND, vec!["--pid", "1234"]),
             (gpu_diag::operator::reset::COMMAND, vec!["--gpu", "0"]),
+            (gpu_diag::evidence::COMMAND, vec!["--time-limit", "5"]),
         ] {
             let argv = ["node-probe", name]
                 .into_iter()

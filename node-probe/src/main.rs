@@ -3,6 +3,7 @@
 //! unavailable, 4 permission denied, 1 other.
 
 mod cli;
+mod evidence;
 mod history;
 mod host;
 mod hostexec;

@@ -108,6 +108,11 @@ pub async fn start_exact(
             .args(["--namespace", &ns])
             .args(&extra)
             .env_remove("KUBECONFIG")
+            // Evidence archives (operator actions keep one first) go to the temp dir, not $HOME.
+            .env(
+                "K8S_GPU_MCP_EVIDENCE_DIR",
+                std::env::temp_dir().join("k8s-gpu-mcp-e2e-evidence"),
+            )
             .env("RUST_LOG", "info,k8s_gpu_mcp=debug")
             .envs(envs.iter().map(|(k, v)| (k.as_str(), v.as_str())));
     });

@@ -211,6 +211,14 @@ async fn kill_and_reset_preflight_through_a_probe_pod() {
         v["report"]["reasons"].to_string().contains("not_init"),
         "{v}"
     );
+    // The evidence was kept first (its own probe pod), and the audit Event names it.
+    let name = v["evidence"]["name"].as_str().expect("evidence kept first");
+    assert!(
+        events(tb, &node)
+            .iter()
+            .any(|e| e.to_string().contains(name)),
+        "no Event names {name}"
+    );
     let v = l
         .ok(
             "reset_gpu",

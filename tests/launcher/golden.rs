@@ -31,6 +31,8 @@ async fn start(extra: &[&str]) -> RunningService<RoleClient, ()> {
     let cmd = Command::new(LAUNCHER).configure(|c| {
         c.args(["serve", "--local", "--simulate", &fixture(), "--probe-bin"])
             .arg(&probe)
+            .arg("--evidence-dir")
+            .arg(evidence_dir())
             .args(&extra)
             // The audit user of operator results is `local:$USER`.
             .env("USER", "golden")
@@ -50,7 +52,9 @@ fn redact(v: &mut Value) {
             for (k, x) in o.iter_mut() {
                 let timing = k.ends_with("millis") || k.ends_with("_ms") || k == "millis";
                 let stamp = k == "collected_at" || k == "ts" || k == "started_at";
-                if timing && x.is_number() {
+                // The evidence archive holds its collection time: its size and digest vary.
+                let varies = k == "bytes";
+                if (timing || varies) && x.is_number() {
                     *x = json!(0);
                 } else if stamp && x.is_string() {
                     *x = json!("<time>");
@@ -65,18 +69,33 @@ fn redact(v: &mut Value) {
     }
 }
 
+/// Where the golden calls' evidence archives go (one per test process, removed with the temp dir).
+fn evidence_dir() -> std::path::PathBuf {
+    static DIR: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| tempfile::tempdir().expect("temp dir"))
+        .path()
+        .join("evidence")
+}
+
 /// Durations in renderings (`1.2 s`, `35 ms`), RFC 3339 times of the collection, and the fixture's path
 /// (it depends on where the repository is checked out).
 fn redact_text(s: &str) -> String {
     let s = s.replace(&fixture(), "<fixture>");
-    static RE: std::sync::OnceLock<[regex::Regex; 2]> = std::sync::OnceLock::new();
-    let [dur, ts] = RE.get_or_init(|| {
+    let s = s.replace(&evidence_dir().display().to_string(), "<evidence-dir>");
+    static RE: std::sync::OnceLock<[regex::Regex; 5]> = std::sync::OnceLock::new();
+    let [dur, ts, file, digest, bytes] = RE.get_or_init(|| {
         [
             regex::Regex::new(r"\b\d+(\.\d+)? ?(ms|s)\b").unwrap(),
             regex::Regex::new(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z").unwrap(),
+            regex::Regex::new(r"evidence-local-\d{8}T\d{6}Z-[0-9a-f]{12}\.tar\.gz").unwrap(),
+            regex::Regex::new(r"\b[0-9a-f]{64}\b").unwrap(),
+            regex::Regex::new(r"\b\d+ bytes\b").unwrap(),
         ]
     });
     let s = dur.replace_all(&s, "<dur>");
+    let s = file.replace_all(&s, "<evidence-file>");
+    let s = digest.replace_all(&s, "<sha256>");
+    let s = bytes.replace_all(&s, "<n> bytes");
     ts.replace_all(&s, "<time>").into_owned()
 }
 
@@ -140,6 +159,11 @@ async fn one_result_per_tool() {
         ("get_gpu_processes", "get_gpu_processes", node.clone()),
         ("scan_gpu_nodes", "scan_gpu_nodes", json!({"check": "xid"})),
         ("check_cluster", "check_cluster", json!({})),
+        (
+            "collect_evidence",
+            "collect_evidence",
+            json!({"node_name": "local", "time_limit_secs": 20}),
+        ),
         (
             "kill_gpu_process",
             "kill_gpu_process",

@@ -28,6 +28,12 @@ fn serve_cmd(extra: &[&str]) -> Command {
     Command::new(LAUNCHER).configure(move |c| {
         c.args(["serve", "--local", "--simulate", &scenario, "--probe-bin"])
             .arg(&probe)
+            // collect_evidence writes here, not in the user's state dir.
+            .arg("--evidence-dir")
+            .arg(
+                std::env::temp_dir()
+                    .join(format!("k8s-gpu-mcp-test-evidence-{}", std::process::id())),
+            )
             .args(&extra)
             .env("RUST_LOG", "warn");
     })
@@ -317,6 +323,18 @@ async fn every_tool_answers_in_local_mode_and_matches_its_output_schema() {
                     assert_eq!(e["status"], "ok");
                 }
                 assert_eq!(sc["check"], args["check"]);
+            }
+            "collect_evidence" => {
+                assert_eq!(sc["node"], "local");
+                assert_eq!(sc["evidence"]["sha256"].as_str().unwrap().len(), 64, "{sc}");
+                assert_eq!(sc["evidence"]["bug_report"]["status"], "absent");
+                assert!(
+                    sc["evidence"]["index_uri"]
+                        .as_str()
+                        .unwrap()
+                        .starts_with("probe://")
+                );
+                assert!(text.contains("evidence of local"), "{text}");
             }
             _ => {
                 assert_eq!(sc["node"], "local", "{name}");

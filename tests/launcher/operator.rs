@@ -74,6 +74,8 @@ async fn start<H: ClientHandler>(handler: H, extra: &[&str]) -> Server<H> {
     let cmd = Command::new(LAUNCHER).configure(|c| {
         c.args(["serve", "--local", "--simulate", &fixture(), "--probe-bin"])
             .arg(&probe)
+            .arg("--evidence-dir")
+            .arg(dir.path().join("evidence"))
             .args(&extra)
             .env("RUST_LOG", "warn");
     });
@@ -289,6 +291,67 @@ async fn confirmed_actions_run_the_probe_simulated() {
         )
         .await;
     assert_eq!(r.is_error, Some(true));
+    s.client.cancel().await.unwrap();
+}
+
+/// A destructive action keeps the evidence archive first and its audit record names it; an explicit
+/// skip acts without one and the audit says so; a dry run collects nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn evidence_is_kept_before_acting_and_named_in_the_audit() {
+    let s = start((), &["--mode", "operator"]).await;
+    let dir = s._dir.path().join("evidence");
+    let v = structured(
+        &s.call(
+            "kill_gpu_process",
+            json!({"node_name": "local", "pid": 4242, "grace_seconds": 5, "confirm": "local/pid/4242"}),
+        )
+        .await,
+    );
+    assert_eq!(v["result"], "simulated", "{v}");
+    let name = v["evidence"]["name"].as_str().expect("evidence name");
+    let sha = v["evidence"]["sha256"].as_str().unwrap();
+    let bytes = std::fs::read(dir.join(name)).expect("the archive is on disk");
+    assert_eq!(v["evidence"]["bytes"], bytes.len());
+    use sha2::Digest;
+    let digest: String = sha2::Sha256::digest(&bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(digest, sha);
+    let audit = s.audit_lines();
+    let msg = audit[0]["message"].as_str().unwrap();
+    assert!(msg.contains(name) && msg.contains(sha), "{msg}");
+    let v = structured(
+        &s.call(
+            "kill_gpu_process",
+            json!({"node_name": "local", "pid": 4242, "grace_seconds": 5,
+                   "confirm": "local/pid/4242", "skip_evidence": true}),
+        )
+        .await,
+    );
+    assert_eq!(v["evidence_skipped"], true, "{v}");
+    assert!(v.get("evidence").is_none());
+    let v = structured(
+        &s.call(
+            "reset_gpu",
+            json!({"node_name": "local", "gpu": "1", "dry_run": true}),
+        )
+        .await,
+    );
+    assert!(
+        v.get("evidence").is_none() && v.get("evidence_skipped").is_none(),
+        "{v}"
+    );
+    let audit = s.audit_lines();
+    assert!(
+        audit[1]["message"]
+            .as_str()
+            .unwrap()
+            .contains("evidence skipped (skip_evidence=true)"),
+        "{}",
+        audit[1]
+    );
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1);
     s.client.cancel().await.unwrap();
 }
 

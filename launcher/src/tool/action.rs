@@ -38,6 +38,12 @@ pub struct OperatorOutput<R> {
     /// How the action was confirmed: `elicitation`, `confirm_argument`, or `not_needed` (dry run).
     pub confirmed_by: String,
     pub audit: AuditRecord,
+    /// The evidence archive collected before acting (destructive actions, unless skipped).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub evidence: Option<super::evidence::Evidence>,
+    /// True when the caller skipped the evidence (`skip_evidence`); the audit record says so.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub evidence_skipped: bool,
     /// The probe run (absent for cordon, answered by the API server).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub run: Option<ProbeRun>,
@@ -261,6 +267,8 @@ pub struct ProbeAction<'a, R> {
     pub args: Vec<String>,
     pub dry_run: bool,
     pub confirm: Option<String>,
+    /// Act without collecting the evidence archive first (`skip_evidence`).
+    pub skip_evidence: bool,
     pub pick: fn(Report) -> Option<R>,
     pub result_of: fn(&R) -> ActionResult,
     pub summary_of: fn(&R) -> String,
@@ -275,6 +283,7 @@ impl<R: Serialize> ProbeAction<'_, R> {
             args,
             dry_run,
             confirm: confirm_arg,
+            skip_evidence,
             pick,
             result_of,
             summary_of,
@@ -290,6 +299,7 @@ impl<R: Serialize> ProbeAction<'_, R> {
             cx.probe_report(action, &t, a, pick)
         };
         let confirmed_by;
+        let mut evidence = None;
         let outcome = if dry_run {
             confirmed_by = "not_needed";
             run(Some("--dry-run")).await
@@ -323,6 +333,22 @@ impl<R: Serialize> ProbeAction<'_, R> {
                     {
                         Confirmed::Yes(how) => {
                             confirmed_by = how;
+                            // Evidence first: the action may destroy the state support asks for. A
+                            // failed collection stops the action; only an explicit skip acts without.
+                            if !skip_evidence {
+                                match super::evidence::collect(cx, &t, None).await {
+                                    Ok((e, _)) => evidence = Some(e),
+                                    Err(e) => {
+                                        let why = format!(
+                                            "evidence collection failed, so nothing was done: {e}\n\
+                                             (call again with skip_evidence=true to act without it)"
+                                        );
+                                        audit(cx, ctx_ref, node, action, &target, "refused", &why)
+                                            .await;
+                                        return Err(ToolError::Invalid(why));
+                                    }
+                                }
+                            }
                             run(None).await
                         }
                         Confirmed::No(why) => {
@@ -340,16 +366,14 @@ impl<R: Serialize> ProbeAction<'_, R> {
             }
         };
         let result = result_name(result_of(&report));
-        let audit = audit(
-            cx,
-            ctx_ref,
-            node,
-            action,
-            &target,
-            result,
-            &summary_of(&report),
-        )
-        .await;
+        let mut message = summary_of(&report);
+        if let Some(n) = evidence_note(evidence.as_ref(), skip_evidence && !dry_run) {
+            if !message.is_empty() {
+                message.push_str("; ");
+            }
+            message.push_str(&n);
+        }
+        let audit = audit(cx, ctx_ref, node, action, &target, result, &message).await;
         Ok(OperatorOutput {
             node: t.node_name.clone(),
             context: t.context.clone(),
@@ -358,9 +382,23 @@ impl<R: Serialize> ProbeAction<'_, R> {
             result: result.to_string(),
             confirmed_by: confirmed_by.to_string(),
             audit,
+            evidence,
+            evidence_skipped: skip_evidence && !dry_run,
             run: Some(run),
             report,
         })
+    }
+}
+
+/// The audit record's words on the evidence: the archive and its digest, or that it was skipped.
+pub fn evidence_note(e: Option<&super::evidence::Evidence>, skipped: bool) -> Option<String> {
+    match (e, skipped) {
+        (Some(e), _) => Some(format!(
+            "evidence {} sha256:{} (nvidia-bug-report.sh {})",
+            e.name, e.sha256, e.bug_report.status
+        )),
+        (None, true) => Some("evidence skipped (skip_evidence=true)".into()),
+        (None, false) => None,
     }
 }
 
@@ -420,8 +458,16 @@ pub fn headline<R>(o: &OperatorOutput<R>, simulated: bool) -> String {
         "done" => "DONE",
         _ => "FAILED",
     };
+    let evidence = match (&o.evidence, o.evidence_skipped) {
+        (Some(e), _) => format!(
+            "evidence first: {} ({} bytes, sha256 {}; nvidia-bug-report.sh {}) in {}\n",
+            e.name, e.bytes, e.sha256, e.bug_report.status, e.dir
+        ),
+        (None, true) => "evidence: skipped (skip_evidence=true)\n".into(),
+        (None, false) => String::new(),
+    };
     format!(
-        "{} {}: {what}{}\nconfirmed by: {}; audit: user {}{}\n",
+        "{} {}: {what}{}\nconfirmed by: {}; audit: user {}{}\n{evidence}",
         o.action,
         o.target,
         if simulated { " [simulated]" } else { "" },

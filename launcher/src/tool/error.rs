@@ -23,6 +23,8 @@ pub enum ToolError {
     Cluster(ClusterError),
     /// The API server refused or failed a change (cordon): nothing was changed.
     ClusterWrite(ClusterError),
+    /// A file on the launcher's own machine could not be written (the evidence directory).
+    Local(String),
 }
 
 impl From<ClusterError> for ToolError {
@@ -38,6 +40,9 @@ impl ToolError {
         let h = match self {
             ToolError::Invalid(_) | ToolError::Cancelled | ToolError::WrongReport { .. } => {
                 return None;
+            }
+            ToolError::Local(_) => {
+                "check that --evidence-dir names a directory the launcher can create and write"
             }
             ToolError::ProbeFailed { error, .. } => return error.hint.clone(),
             ToolError::Run { err, .. } => match err {
@@ -98,6 +103,7 @@ impl std::fmt::Display for ToolError {
             )?,
             ToolError::Cluster(e) => write!(f, "{e}")?,
             ToolError::ClusterWrite(e) => write!(f, "{e}. Nothing was changed.")?,
+            ToolError::Local(m) => f.write_str(m)?,
         }
         if let Some(h) = self.hint() {
             write!(f, "\nhint: {h}")?;

@@ -6,6 +6,7 @@
 
 pub mod action;
 pub mod error;
+pub mod evidence;
 pub mod fanout;
 pub mod nic_text;
 pub mod reports;
@@ -299,8 +300,10 @@ impl Env {
                 error,
             }),
             ProbeDocument::Success { probe, report, .. } => {
-                let report_uri = serde_json::to_string(&report)
-                    .ok()
+                // An evidence archive is no report to keep in memory: its tool stores the index instead.
+                let report_uri = (!matches!(report, Report::Evidence(_)))
+                    .then(|| serde_json::to_string(&report).ok())
+                    .flatten()
                     .and_then(|json| self.reports.put(node, tool, json));
                 Ok(ProbeResult {
                     report,

@@ -93,6 +93,8 @@ nodes: the k8s-gpu-mcp-operator ClusterRole). Needs confirmation: elicitation, o
                     result: "done".into(),
                     confirmed_by: confirmed_by.to_string(),
                     audit,
+                    evidence: None,
+                    evidence_skipped: false,
                     run: None,
                     report: res,
                 })

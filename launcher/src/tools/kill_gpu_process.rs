@@ -33,6 +33,11 @@ pub struct KillArgs {
     #[serde(default)]
     #[schemars(with = "String", length(min = 1, max = 300))]
     pub confirm: Option<String>,
+    /// Act without first collecting the evidence archive (`collect_evidence`) that is otherwise kept
+    /// before the action; the audit record says it was skipped.
+    #[serde(default)]
+    #[schemars(with = "bool")]
+    pub skip_evidence: Option<bool>,
 }
 
 impl Tool for KillGpuProcess {
@@ -45,7 +50,8 @@ NVML lists the pid on a GPU of that node, that it is not pid 1, the probe, a ker
 then sends SIGTERM, waits grace_seconds, sends SIGKILL if needed, and reports GPU memory before and \
 after. Anything else is refused with the reason. Needs confirmation: elicitation when the client supports \
 it, otherwise `confirm` = `<node_name>/pid/<pid>`. dry_run=true returns the preflight only. Every call is \
-audited (Kubernetes Event on the Node + JSON log line).";
+audited (Kubernetes Event on the Node + JSON log line). Before acting it keeps the node's evidence archive (as collect_evidence; the \
+audit names it and its SHA-256); skip_evidence=true acts without it, and a failed collection stops the action.";
     const HINTS: Hints = Hints::DESTRUCTIVE;
 
     async fn run(
@@ -82,6 +88,7 @@ audited (Kubernetes Event on the Node + JSON log line).";
             ],
             dry_run: a.dry_run.unwrap_or(false),
             confirm: a.confirm,
+            skip_evidence: a.skip_evidence.unwrap_or(false),
             pick: |r| match r {
                 Report::Kill(k) => Some(*k),
                 _ => None,

@@ -252,6 +252,9 @@ pub async fn finish(
                 result: result.into(),
                 confirmed_by: confirmed_by.to_string(),
                 audit,
+                // A mark removes nothing from the node; evidence is kept before destructive actions only.
+                evidence: None,
+                evidence_skipped: false,
                 run: None,
                 report: res,
             })

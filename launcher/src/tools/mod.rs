@@ -48,6 +48,7 @@ registry! {
         scan_gpu_nodes::ScanGpuNodes,
         diagnose_workload::DiagnoseWorkload,
         check_cluster::CheckCluster,
+        collect_evidence::CollectEvidence,
     ],
     operator: [
         kill_gpu_process::KillGpuProcess,

@@ -32,6 +32,11 @@ pub struct ResetArgs {
     #[serde(default)]
     #[schemars(with = "String", length(min = 1, max = 300))]
     pub confirm: Option<String>,
+    /// Act without first collecting the evidence archive (`collect_evidence`) that is otherwise kept
+    /// before the action; the audit record says it was skipped.
+    #[serde(default)]
+    #[schemars(with = "bool")]
+    pub skip_evidence: Option<bool>,
 }
 
 fn string_or_index<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
@@ -57,7 +62,8 @@ process on the GPU and no holder of its /dev/nvidia* node (device plugin, DCGM, 
 persistenced), the GPU still on the bus (a lost GPU needs a reboot), Fabric Manager running on Ampere \
 NVSwitch systems (Hopper+ do not need it), pre-Ampere NVLink GPUs refused; MIG, persistence and pending \
 row remaps are reported. Then verifies the GPU answers with recovery action none. dry_run=true returns \
-the preflight only. Needs confirmation: elicitation, or `confirm` = `<node_name>/gpu/<gpu>`. Audited.";
+the preflight only. Needs confirmation: elicitation, or `confirm` = `<node_name>/gpu/<gpu>`. Audited. Before acting it keeps the node's evidence archive (as collect_evidence; the \
+audit names it and its SHA-256); skip_evidence=true acts without it, and a failed collection stops the action.";
     const HINTS: Hints = Hints::DESTRUCTIVE;
 
     async fn run(
@@ -74,6 +80,7 @@ the preflight only. Needs confirmation: elicitation, or `confirm` = `<node_name>
             args: vec![gpu_diag::operator::reset::COMMAND.into(), "--gpu".into(), a.gpu],
             dry_run: a.dry_run.unwrap_or(false),
             confirm: a.confirm,
+            skip_evidence: a.skip_evidence.unwrap_or(false),
             pick: |r| match r {
                 Report::Reset(x) => Some(*x),
                 _ => None,
