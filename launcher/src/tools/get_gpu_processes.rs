@@ -21,6 +21,9 @@ pub struct GetGpuProcesses;
 /// the rest, so the answer stays small. `pods_named`'s description says the number.
 pub const MAX_PODS_NAMED: usize = 20;
 
+/// Bytes of pod names in the text answer; the structured result carries all of `pods_named`.
+const TEXT_PODS_BYTES: usize = 1024;
+
 /// `get_gpu_processes` result: the probe's processes report, and each process's pod named from the API
 /// server's list of the node's pods.
 #[derive(Debug, Serialize, JsonSchema)]
@@ -108,10 +111,7 @@ stuck or leaking process, or before resetting a GPU.";
                     let _ = writeln!(owners, "owners (pods not named: {why}):");
                 }
                 (None, Some(n)) => {
-                    let mut listed = p.pods_named.join(", ");
-                    if n > p.pods_named.len() {
-                        let _ = write!(listed, " and {} more", n - p.pods_named.len());
-                    }
+                    let listed = pods_line(&p.pods_named, n);
                     let _ = writeln!(
                         owners,
                         "owners (pods named from the API server, {n} pod(s) on the node: {listed}):"
@@ -126,6 +126,27 @@ stuck or leaking process, or before resetting a GPU.";
         report_body_with(&report, &p.join_findings, &owners, &mut out);
         out
     }
+}
+
+/// The counted pods for the text, within [`TEXT_PODS_BYTES`]: names may be 253 characters long (a tenant
+/// chooses them), so the line stops at the budget and counts the rest; all named pods are in `pods_named`.
+fn pods_line(named: &[String], listed: usize) -> String {
+    let mut line = String::new();
+    let mut shown = 0;
+    for n in named {
+        if shown > 0 && line.len() + n.len() + 2 > TEXT_PODS_BYTES {
+            break;
+        }
+        if shown > 0 {
+            line.push_str(", ");
+        }
+        line.push_str(n);
+        shown += 1;
+    }
+    if listed > shown {
+        let _ = write!(line, " and {} more", listed - shown);
+    }
+    line
 }
 
 /// `namespace/name (phase)` of the first `MAX_PODS_NAMED` pods in name order (stable across calls).
@@ -205,5 +226,21 @@ mod tests {
         assert_eq!(named.len(), MAX_PODS_NAMED);
         assert_eq!(named[0], "ns/p00 (Running)");
         assert_eq!(named[1], "ns/p01");
+    }
+
+    #[test]
+    fn the_text_names_pods_within_its_budget_and_counts_the_rest() {
+        let short: Vec<String> = (0..3).map(|i| format!("ns/p{i}")).collect();
+        assert_eq!(pods_line(&short, 3), "ns/p0, ns/p1, ns/p2");
+        assert_eq!(pods_line(&short, 30), "ns/p0, ns/p1, ns/p2 and 27 more");
+        // Names of the API's maximum length: the line stays within the budget, and one is always named.
+        let long: Vec<String> = (0..MAX_PODS_NAMED)
+            .map(|i| format!("{}/{i:02}{}", "n".repeat(63), "a".repeat(251)))
+            .collect();
+        let line = pods_line(&long, 40);
+        assert!(line.len() <= TEXT_PODS_BYTES + 20, "{}", line.len());
+        assert!(line.ends_with(" and 37 more"), "{line}");
+        let one = pods_line(&long[..1], 1);
+        assert_eq!(one, long[0]);
     }
 }
