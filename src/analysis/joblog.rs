@@ -363,6 +363,34 @@ impl ElasticBlock {
     }
 }
 
+/// A rank's device as NCCL's init line names it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct RankDevice {
+    pub rank: u32,
+    /// NVML's index inside the container (the host's index only when the container sees every GPU).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nvml_dev: Option<u32>,
+    /// The PCI address (`dddd:bb:dd.f`), which names the GPU on the host whatever the container sees.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pci_bus_id: Option<String>,
+}
+
+/// NCCL's `busId` (the PCI address's hex digits without separators, e.g. `1b000` for `0000:1b:00.0`) in the
+/// canonical form of [`crate::pci::normalize_bus_id`].
+pub fn nccl_bus_id(raw: &str) -> Option<String> {
+    if raw.is_empty() || raw.len() > 12 {
+        return None;
+    }
+    let v = u64::from_str_radix(raw, 16).ok()?;
+    Some(format!(
+        "{:04x}:{:02x}:{:02x}.{:x}",
+        v >> 20,
+        (v >> 12) & 0xff,
+        (v >> 4) & 0xff,
+        v & 0xf
+    ))
+}
+
 /// One recognised line with its time and an excerpt.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct LogEvent {
@@ -398,9 +426,9 @@ pub struct PodLogScan {
     /// The ranks this pod's processes hold (from NCCL's init lines or PyTorch's `[Rank N]`), up to 16.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ranks: Vec<u32>,
-    /// Rank -> NVML device index, from NCCL's init lines.
+    /// Each rank's device, from NCCL's init lines (up to 16).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub rank_devices: Vec<(u32, u32)>,
+    pub rank_devices: Vec<RankDevice>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub transport: Option<Transport>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -468,13 +496,21 @@ impl PodLogScan {
                 }
                 return;
             }
-            Signature::NcclRankDevice { rank, nvml_dev, .. } => {
+            Signature::NcclRankDevice {
+                rank,
+                nvml_dev,
+                bus_id,
+                ..
+            } => {
                 self.add_rank(*rank);
-                if let Some(d) = nvml_dev
-                    && self.rank_devices.len() < 16
-                    && !self.rank_devices.iter().any(|(r, _)| r == rank)
+                if self.rank_devices.len() < 16
+                    && !self.rank_devices.iter().any(|d| d.rank == *rank)
                 {
-                    self.rank_devices.push((*rank, *d));
+                    self.rank_devices.push(RankDevice {
+                        rank: *rank,
+                        nvml_dev: *nvml_dev,
+                        pci_bus_id: bus_id.as_deref().and_then(nccl_bus_id),
+                    });
                 }
                 return;
             }
@@ -502,19 +538,15 @@ impl PodLogScan {
         }
     }
 
-    /// The NVML device of one of this pod's ranks, when NCCL said it.
-    pub fn device_of_faulting_rank(&self) -> Option<u32> {
+    /// The device of the rank that faulted (the elastic root cause's rank, or the pod's only rank).
+    pub fn device_of_faulting_rank(&self) -> Option<&RankDevice> {
         let rank = self.first_fault.as_ref().and_then(|e| match &e.signature {
             Signature::ElasticRootCause { rank, .. } => *rank,
             _ => None,
         });
         match rank {
-            Some(r) => self
-                .rank_devices
-                .iter()
-                .find(|(x, _)| *x == r)
-                .map(|(_, d)| *d),
-            None if self.rank_devices.len() == 1 => Some(self.rank_devices[0].1),
+            Some(r) => self.rank_devices.iter().find(|d| d.rank == r),
+            None if self.rank_devices.len() == 1 => self.rank_devices.first(),
             None => None,
         }
     }
@@ -751,8 +783,17 @@ mod tests {
         }
         assert_eq!(s.transport, Some(Transport::Ib));
         assert_eq!(s.ranks, [9]);
-        assert_eq!(s.rank_devices, [(9, 1)]);
-        assert_eq!(s.device_of_faulting_rank(), Some(1));
+        let dev = RankDevice {
+            rank: 9,
+            nvml_dev: Some(1),
+            pci_bus_id: Some("0000:1b:00.0".into()),
+        };
+        assert_eq!(s.rank_devices, [dev.clone()]);
+        assert_eq!(s.device_of_faulting_rank(), Some(&dev));
+        assert_eq!(
+            nccl_bus_id("1b000"),
+            crate::pci::normalize_bus_id("00000000:1B:00.0")
+        );
         assert_eq!(
             (s.timed_out_seq, s.timed_out_op.as_deref()),
             (Some(11), Some("ALLGATHER"))
