@@ -62,6 +62,17 @@ pub struct WorkloadPod {
     /// `status.podIP`: NCCL names a peer by its address.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ip: Option<String>,
+    /// Its containers that have started, and whether each has restarted (then its previous log holds what
+    /// the last run said).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub containers: Vec<PodContainer>,
+}
+
+/// A container of a workload pod whose log can be read.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct PodContainer {
+    pub name: String,
+    pub restarted: bool,
 }
 
 /// A node the workload runs on, as the API server reports it.
