@@ -23,6 +23,7 @@ use crate::cli::Mode;
 use crate::k8s::backend::{gpu_node, is_gpu_node};
 use crate::k8s::delivery::Delivery;
 use crate::k8s::node_image;
+use crate::k8s::trust::{ImageRef, TrustPolicy};
 use crate::k8s::{Clients, K8sConfig, pod};
 
 /// deploy/'s manifests, compiled in (launcher/deploy links to the repository's deploy/, so the published
@@ -627,7 +628,7 @@ async fn node_checks(
             check.detail.push_str(", cordoned (probes still run there)");
         }
         report.checks.push(check);
-        let (check, image) = image_check(n, delivery, configured);
+        let (check, image) = image_check(n, delivery, configured, &opts.k8s.trust);
         report.checks.push(check);
         if g.ready {
             ready.push((g.name, image));
@@ -647,26 +648,42 @@ fn delivery(k: &K8sConfig) -> Delivery {
 /// Whether the delivery has an image to use on `node`, and which. One function on purpose: the delivery
 /// decides what "usable" means. `configured` is --probe-image: with image delivery the node pulls it if
 /// needed; with copy delivery it must already be there. Without it (the default delivery) node-probe is
-/// copied into an image the node already has, chosen as the runner chooses it (`node_image::rank`).
+/// copied into a trusted image the node lists by digest, chosen as the runner chooses it
+/// (`node_image::rank`); the others are named with why they were refused.
 pub fn image_check(
     node: &Node,
     delivery: Delivery,
     configured: Option<&str>,
+    policy: &TrustPolicy,
 ) -> (Check, Option<String>) {
     let node_name = node.metadata.name.clone().unwrap_or_default();
     let name = format!("image/{node_name}");
     let images = node_images(node);
+    let image_count = node
+        .status
+        .as_ref()
+        .and_then(|s| s.images.as_ref())
+        .map_or(0, Vec::len);
     let listing = format!(
         "kubectl get node {node_name} -o jsonpath='{{range .status.images[*]}}{{.names}}{{\"\\n\"}}{{end}}'"
     );
     let Some(image) = configured else {
-        return match node_image::rank(node, &BTreeSet::new()).into_iter().next() {
+        let refused = node_image::refused(node, policy, 12);
+        let refused_text = if refused.is_empty() {
+            String::new()
+        } else {
+            format!("; refused: {}", refused.join(", "))
+        };
+        return match node_image::rank(node, &BTreeSet::new(), policy)
+            .into_iter()
+            .next()
+        {
             Some(c) => (
                 Check::ok(
                     name,
                     format!(
-                        "node-probe is copied into {}, an image the node has",
-                        c.image
+                        "node-probe is copied into {} ({}), a trusted image the node lists by digest{refused_text}",
+                        c.label, c.image
                     ),
                 ),
                 Some(c.image),
@@ -675,25 +692,36 @@ pub fn image_check(
                 Check::fail(
                     name,
                     format!(
-                        "none of the node's {} images is a known glibc base with sh and tar to copy node-probe into",
-                        images.len()
+                        "none of the node's {image_count} images is a glibc base with sh and tar from a trusted source, listed by digest{refused_text}"
                     ),
                     format!(
-                        "name one the node has with --probe-image IMAGE --probe-delivery copy (list them: {listing}), or publish the probe image (deploy/probe-image) and pass --probe-image"
+                        "pre-pull a trusted base (e.g. docker.io/library/debian:bookworm-slim) on the node, or trust your own registry's bases with --trust-image REGISTRY/NAMESPACE/, or name an image with --probe-image IMAGE@sha256:DIGEST (--probe-delivery copy, or the probe image of deploy/probe-image) (list the node's images: {listing})"
                     ),
                 ),
                 None,
             ),
         };
     };
+    let parsed = match ImageRef::parse(image) {
+        Ok(r) => r,
+        Err(e) => {
+            return (
+                Check::fail(
+                    name,
+                    format!("--probe-image: {e}"),
+                    "give a reference such as registry.example.com/ns/node-probe@sha256:DIGEST",
+                ),
+                None,
+            );
+        }
+    };
     let present = images.iter().any(|i| same_image(i, image));
-    let check = match (delivery, present) {
+    let mut check = match (delivery, present) {
         (_, true) => Check::ok(name, format!("{image} is on the node")),
         (Delivery::Copy, false) => Check::fail(
             name,
             format!(
-                "copy delivery streams node-probe into {image}, which the node does not have ({} images listed); the pod would pull it",
-                images.len()
+                "copy delivery streams node-probe into {image}, which the node does not have ({image_count} images listed); the pod would pull it"
             ),
             format!(
                 "pick a glibc image with sh and tar that the node has (--probe-image IMAGE); list them with: {listing}"
@@ -702,14 +730,27 @@ pub fn image_check(
         (Delivery::Image, false) => Check::warn(
             name,
             format!(
-                "{image} is not on the node yet ({} images listed): the first probe pulls it, which needs the registry reachable from the node",
-                images.len()
+                "{image} is not on the node yet ({image_count} images listed): the first probe pulls it, which needs the registry reachable from the node"
             ),
             format!(
                 "pre-pull {image} on the node, or leave out --probe-image: node-probe is then copied into an image the node has"
             ),
         ),
     };
+    // A tag can be re-pointed (in the registry, or on the node): what runs as root should be named by digest.
+    if parsed.digest.is_none() && check.status != Status::Fail {
+        check = Check::warn(
+            check.name,
+            format!(
+                "{}; --probe-image is given by tag, and a tag can be re-pointed to other content that then runs as root on the node",
+                check.detail
+            ),
+            format!(
+                "pin it by digest: --probe-image {}@sha256:DIGEST (the digest the registry or `crane digest` reports)",
+                parsed.repository
+            ),
+        );
+    }
     (check, Some(image.to_string()))
 }
 
@@ -727,33 +768,17 @@ fn node_images(node: &Node) -> Vec<String> {
 /// Image references name the same image when equal after the registry defaults kubelets apply
 /// (`busybox` = `docker.io/library/busybox:latest`).
 fn same_image(a: &str, b: &str) -> bool {
-    normalize_image(a) == normalize_image(b)
-}
-
-fn normalize_image(r: &str) -> String {
-    let (name, digest) = match r.split_once('@') {
-        Some((n, d)) => (n, Some(d)),
-        None => (r, None),
+    let norm = |r: &str| {
+        ImageRef::parse(r).ok().map(|mut r| {
+            if r.digest.is_some() {
+                r.tag = None;
+            } else if r.tag.is_none() {
+                r.tag = Some("latest".into());
+            }
+            r
+        })
     };
-    let (repo, tag) = match name.rsplit_once(':') {
-        Some((repo, tag)) if !tag.contains('/') => (repo, Some(tag)),
-        _ => (name, None),
-    };
-    let first = repo.split('/').next().unwrap_or("");
-    let has_registry =
-        repo.contains('/') && (first.contains('.') || first.contains(':') || first == "localhost");
-    let repo = if has_registry {
-        repo.to_string()
-    } else if repo.contains('/') {
-        format!("docker.io/{repo}")
-    } else {
-        format!("docker.io/library/{repo}")
-    };
-    match (digest, tag) {
-        (Some(d), _) => format!("{repo}@{d}"),
-        (None, Some(t)) => format!("{repo}:{t}"),
-        (None, None) => format!("{repo}:latest"),
-    }
+    matches!((norm(a), norm(b)), (Some(x), Some(y)) if x == y)
 }
 
 /// A server-side dry-run create of the probe pod the launcher would start (its own pod builder): proves

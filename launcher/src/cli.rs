@@ -208,6 +208,15 @@ pub struct ClusterArgs {
     /// Repeatable.
     #[arg(long, global = true, value_name = "SECRET")]
     pub image_pull_secret: Vec<String>,
+    /// Default delivery: also trust base images from this source, beside the built-in list (Docker Official
+    /// Images and their cloud mirrors, NVIDIA's nvcr.io/nvidia and docker.io/nvidia, Red Hat's registries).
+    /// `REGISTRY/NAMESPACE/` trusts everything below it, `REGISTRY/NAMESPACE/REPO` one repository,
+    /// `REGISTRY/.../REPO@sha256:DIGEST` one image. Such an image runs as root on the node. Repeatable.
+    #[arg(long, global = true, value_name = "PREFIX")]
+    pub trust_image: Vec<String>,
+    /// Default delivery: trusted sources as --trust-image, one a line (`#` comments).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub trust_images_file: Option<PathBuf>,
     /// Ephemeral mode: the pod to add the probe container to, `namespace/pod[/container]`.
     #[arg(long, global = true, value_name = "NS/POD[/CONTAINER]")]
     pub target_pod: Option<String>,
@@ -222,6 +231,8 @@ pub struct Config {
     pub mode: Mode,
     pub probe_timeout: Duration,
     pub cluster: ClusterArgs,
+    /// Built-in trusted sources plus --trust-image / --trust-images-file (checked in `main`).
+    pub trust: std::sync::Arc<crate::k8s::trust::TrustPolicy>,
 }
 
 impl From<&GlobalArgs> for Config {
@@ -233,6 +244,7 @@ impl From<&GlobalArgs> for Config {
             mode: g.mode,
             probe_timeout: Duration::from_secs(g.probe_timeout),
             cluster: g.cluster.clone(),
+            trust: Default::default(),
         }
     }
 }

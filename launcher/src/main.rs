@@ -46,7 +46,18 @@ fn main() -> ExitCode {
         Cmd::Man => return man_page(),
         _ => {}
     }
-    let cfg = Config::from(&cli.global);
+    let mut cfg = Config::from(&cli.global);
+    // What may run as root on a node is settled before anything connects.
+    match k8s::trust::TrustPolicy::with(
+        &cfg.cluster.trust_image,
+        cfg.cluster.trust_images_file.as_deref(),
+    ) {
+        Ok(p) => cfg.trust = Arc::new(p),
+        Err(e) => {
+            eprintln!("k8s-gpu-mcp: {e}");
+            return ExitCode::from(2);
+        }
+    }
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -147,6 +158,7 @@ pub(crate) fn k8s_config(cfg: &Config) -> k8s::K8sConfig {
         probe_bin_dir: c.probe_bin_dir.clone(),
         image_pull_secrets: c.image_pull_secret.clone(),
         priority_class: Some(c.probe_priority_class.clone()),
+        trust: cfg.trust.clone(),
         ..Default::default()
     }
 }

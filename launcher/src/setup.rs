@@ -150,6 +150,20 @@ pub fn host_args(cfg: &Config) -> (String, Vec<String>) {
     if c.probe_delivery != "auto" {
         opt("--probe-delivery", Some(c.probe_delivery.clone()));
     }
+    // The owner's trusted sources go with the host configuration, so the server an AI host starts trusts
+    // exactly what `setup` was told.
+    for t in &c.trust_image {
+        opt("--trust-image", Some(t.clone()));
+    }
+    opt(
+        "--trust-images-file",
+        c.trust_images_file.as_ref().map(|f| {
+            std::fs::canonicalize(f)
+                .unwrap_or(f.clone())
+                .display()
+                .to_string()
+        }),
+    );
     (exe, args)
 }
 

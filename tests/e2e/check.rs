@@ -11,8 +11,16 @@ use crate::{json, stderr};
 const LAUNCHER: &str = env!("CARGO_BIN_EXE_k8s-gpu-mcp");
 /// An image reference only the nodes of these tests list (so "on the node" is decided by the test).
 const IMAGE: &str = "registry.invalid/node-probe:check-e2e";
-/// A base image the default delivery copies node-probe into (as a node lists it).
+/// The same image by its digest (what `--probe-image` should name).
+const IMAGE_DIGEST: &str = "registry.invalid/node-probe@sha256:cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc";
+/// How a node lists it once pulled: the tag and the digest name (`+` joins one image's names in `node`).
+const IMAGE_LISTED: &str = "registry.invalid/node-probe:check-e2e+registry.invalid/node-probe@sha256:cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc";
+/// A base image the default delivery copies node-probe into, as a node lists it once pulled.
 const DEBIAN: &str = "docker.io/library/debian:12";
+const DEBIAN_DIGEST: &str = "docker.io/library/debian@sha256:dddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddd";
+const DEBIAN_LISTED: &str = "docker.io/library/debian:12+docker.io/library/debian@sha256:dddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddd";
+/// A tenant's image named like the Debian base, from another registry, pulled (so with a digest).
+const PLANTED_LISTED: &str = "registry.example.com/library/debian:bookworm+registry.example.com/library/debian@sha256:eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee";
 
 fn launcher(tb: &Testbed, user: User, args: &[&str]) -> Output {
     Command::new(LAUNCHER)
@@ -30,7 +38,7 @@ fn launcher(tb: &Testbed, user: User, args: &[&str]) -> Output {
 fn check(tb: &Testbed, user: User, ns: &str, group: &str, extra: &[&str]) -> (bool, Value) {
     let mut flags = Vec::new();
     if !extra.contains(&"--probe-image") {
-        flags.extend(["--probe-image", IMAGE]);
+        flags.extend(["--probe-image", IMAGE_DIGEST]);
     }
     flags.extend(extra);
     check_exact(tb, user, ns, group, &flags)
@@ -102,7 +110,7 @@ fn node(tb: &Testbed, group: &str, ready: bool, images: &[&str]) -> String {
     tb.add_nodes(&[FakeNode::without_kubelet(&name, ready).label("e2e-group", group)]);
     let images: Vec<Value> = images
         .iter()
-        .map(|i| serde_json::json!({"names": [i], "sizeBytes": 1000}))
+        .map(|i| serde_json::json!({"names": i.split('+').collect::<Vec<_>>(), "sizeBytes": 1000}))
         .collect();
     let patch = serde_json::json!({"status": {"images": images}});
     tb.kubectl(&[
@@ -123,7 +131,7 @@ fn check_passes_on_a_prepared_cluster() {
         return;
     }
     let (tb, ns, group) = prepared("ok");
-    let n = node(tb, &group, true, &[IMAGE, DEBIAN]);
+    let n = node(tb, &group, true, &[IMAGE_LISTED, DEBIAN_LISTED]);
     let (ok, report) = check(tb, User::Reader, &ns, &group, &[]);
     assert!(ok, "{report:#}");
     for c in report["checks"].as_array().unwrap() {
@@ -158,7 +166,7 @@ fn check_passes_on_a_prepared_cluster() {
             "--namespace",
             &ns,
             "--probe-image",
-            IMAGE,
+            IMAGE_DIGEST,
             "check",
             "-l",
             &format!("e2e-group={group}"),
@@ -178,10 +186,35 @@ fn check_passes_on_a_prepared_cluster() {
         User::Reader,
         &ns,
         &group,
-        &["--probe-delivery", "copy", "--probe-image", "debian:12"],
+        &["--probe-delivery", "copy", "--probe-image", DEBIAN_DIGEST],
     );
     assert!(ok, "{report:#}");
     assert_eq!(item(&report, &format!("image/{n}"))["status"], "ok");
+    // By tag: it works, and check warns that a tag can be re-pointed.
+    let (ok, report) = check(
+        tb,
+        User::Reader,
+        &ns,
+        &group,
+        &["--probe-delivery", "copy", "--probe-image", DEBIAN],
+    );
+    assert!(ok, "{report:#}");
+    let c = item(&report, &format!("image/{n}"));
+    assert_eq!(c["status"], "warn", "{c}");
+    assert!(
+        c["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("given by tag"),
+        "{c}"
+    );
+    assert!(
+        c["fix"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("docker.io/library/debian@sha256:DIGEST"),
+        "{c}"
+    );
 }
 
 #[test]
@@ -192,7 +225,7 @@ fn check_names_a_missing_namespace_and_setup_apply_fixes_it() {
     let tb = Testbed::shared();
     let ns = unique("e2e-check-nons");
     let group = unique("check-nons");
-    node(tb, &group, true, &[IMAGE]);
+    node(tb, &group, true, &[IMAGE_LISTED]);
     let (ok, report) = check(tb, User::Admin, &ns, &group, &[]);
     assert!(!ok);
     assert_eq!(failed(&report), ["namespace", "admission"], "{report:#}");
@@ -238,7 +271,7 @@ fn check_names_a_namespace_without_the_pod_security_label() {
     tb.kubectl(&["create", "namespace", &ns]);
     default_service_account(tb, &ns);
     let group = unique("check-nolabel");
-    node(tb, &group, true, &[IMAGE]);
+    node(tb, &group, true, &[IMAGE_LISTED]);
     // The testbed's Pod Security default is `baseline` (as on many clusters): the dry run is refused too.
     let (ok, report) = check(tb, User::Admin, &ns, &group, &[]);
     assert!(!ok);
@@ -284,7 +317,7 @@ fn check_names_missing_permissions_with_the_binding_to_create() {
     // The namespace is prepared (by someone else), but nobody is bound to anything.
     tb.probe_namespace(&ns, User::Reader);
     let group = unique("check-rbac");
-    node(tb, &group, true, &[IMAGE]);
+    node(tb, &group, true, &[IMAGE_LISTED]);
     let (ok, report) = check(tb, User::Nobody, &ns, &group, &[]);
     assert!(!ok);
     let nobody = User::Nobody.name();
@@ -336,8 +369,8 @@ fn check_names_a_not_ready_gpu_node_and_a_missing_image() {
         return;
     }
     let (tb, ns, group) = prepared("nodes");
-    let ready = node(tb, &group, true, &[IMAGE]);
-    let down = node(tb, &group, false, &[IMAGE]);
+    let ready = node(tb, &group, true, &[IMAGE_LISTED]);
+    let down = node(tb, &group, false, &[IMAGE_LISTED]);
     let (ok, report) = check(tb, User::Reader, &ns, &group, &[]);
     assert!(!ok);
     assert_eq!(failed(&report), [format!("node/{down}")], "{report:#}");
@@ -355,7 +388,7 @@ fn check_names_a_not_ready_gpu_node_and_a_missing_image() {
 
     // Copy delivery needs an image the node already has; this one has only IMAGE.
     let group = unique("check-image");
-    let n = node(tb, &group, true, &[IMAGE]);
+    let n = node(tb, &group, true, &[IMAGE_LISTED]);
     let (ok, report) = check(
         tb,
         User::Reader,
@@ -551,25 +584,67 @@ fn check_default_delivery_needs_a_base_image_on_each_node() {
         return;
     }
     let (tb, ns, group) = prepared("default");
-    let good = node(tb, &group, true, &[IMAGE, DEBIAN]);
+    let good = node(
+        tb,
+        &group,
+        true,
+        &[IMAGE_LISTED, DEBIAN_LISTED, PLANTED_LISTED],
+    );
     let (ok, report) = check_exact(tb, User::Reader, &ns, &group, &[]);
     assert!(ok, "{report:#}");
     assert_eq!(
         item(&report, &format!("image/{good}"))["detail"],
-        format!("node-probe is copied into {DEBIAN}, an image the node has")
+        format!(
+            "node-probe is copied into {DEBIAN} ({DEBIAN_DIGEST}), a trusted image the node lists by digest; \
+             refused: registry.example.com/library/debian:bookworm (untrusted source)"
+        )
     );
-    let bare = node(tb, &group, true, &[IMAGE, "registry.k8s.io/pause:3.10"]);
+    let bare = node(
+        tb,
+        &group,
+        true,
+        &[
+            IMAGE_LISTED,
+            "registry.k8s.io/pause:3.10",
+            PLANTED_LISTED,
+            "docker.io/library/ubuntu:24.04",
+        ],
+    );
     let (ok, report) = check_exact(tb, User::Reader, &ns, &group, &[]);
     assert!(!ok);
     assert_eq!(failed(&report), [format!("image/{bare}")], "{report:#}");
     let c = item(&report, &format!("image/{bare}"));
+    let detail = text(&c["detail"]);
+    assert!(detail.starts_with("none of the node's 4 images"), "{c}");
     assert!(
-        text(&c["detail"]).starts_with("none of the node's 2 images"),
+        detail.contains("registry.example.com/library/debian:bookworm (untrusted source)"),
         "{c}"
     );
     assert!(
-        text(&c["fix"]).contains("--probe-image IMAGE --probe-delivery copy"),
+        detail.contains("docker.io/library/ubuntu:24.04 (no digest listed)"),
         "{c}"
+    );
+    assert!(
+        text(&c["fix"]).contains("--trust-image REGISTRY/NAMESPACE/"),
+        "{c}"
+    );
+    assert!(
+        text(&c["fix"]).contains("--probe-image IMAGE@sha256:DIGEST"),
+        "{c}"
+    );
+    // The owner vouches for its own registry: the same node passes, and only with that.
+    let (ok, report) = check_exact(
+        tb,
+        User::Reader,
+        &ns,
+        &group,
+        &["--trust-image", "registry.example.com/library/"],
+    );
+    assert!(ok, "{report:#}");
+    assert!(
+        text(&item(&report, &format!("image/{bare}"))["detail"])
+            .contains("copied into registry.example.com/library/debian:bookworm"),
+        "{report:#}"
     );
 }
 
@@ -580,7 +655,7 @@ async fn check_cluster_tool_answers_over_mcp() {
         return;
     }
     let (tb, ns, group) = prepared("mcp");
-    let n = node(tb, &group, true, &[IMAGE]);
+    let n = node(tb, &group, true, &[IMAGE_LISTED]);
     let l = crate::mcp::start(tb, User::Reader, &ns, &["--probe-image", IMAGE]).await;
     let sc = l
         .ok(
@@ -591,7 +666,7 @@ async fn check_cluster_tool_answers_over_mcp() {
     assert_eq!(sc["ok"], true, "{sc:#}");
     assert_eq!(item(&sc, &format!("node/{n}"))["status"], "ok");
     // A NotReady node in the selection: the tool answers (not a tool error) with the failure and its fix.
-    let down = node(tb, &group, false, &[IMAGE]);
+    let down = node(tb, &group, false, &[IMAGE_LISTED]);
     let r = l
         .call(
             "check_cluster",

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::mcp::{self, Launcher};
-use crate::testbed::{FakeNode, Testbed, User, probe_dir, skipped, unique};
+use crate::testbed::{FakeNode, Testbed, User, probe_dir, pulled, skipped, unique};
 
 /// A base image as copy delivery expects one (kwok pulls nothing; the name only shows up in errors).
 const BASE_IMAGE: &str = "docker.io/library/debian:bookworm-slim";
@@ -221,21 +221,39 @@ async fn default_delivery_copies_into_an_image_the_node_already_has() {
     let plain = unique("default-plain");
     let notar = unique("default-notar");
     let none = unique("default-none");
+    let untrusted = unique("default-untrusted");
+    let tagonly = unique("default-tagonly");
+    let (pause, cuda, debian) = (
+        pulled("registry.k8s.io/pause:3.10"),
+        pulled("nvcr.io/nvidia/cuda:12.4.1-base-ubuntu22.04"),
+        pulled("docker.io/library/debian:bookworm-slim"),
+    );
+    let (ubuntu, driver) = (
+        pulled("docker.io/library/ubuntu:24.04"),
+        pulled("nvcr.io/nvidia/driver:550.54.15-ubuntu22.04"),
+    );
+    let planted = [
+        pulled("registry.example.com/library/debian:bookworm"),
+        pulled("registry.example.com/team/ubuntu:24.04"),
+        pulled("docker.io/someone/debian:12"),
+    ];
     s.tb.add_nodes(&[
-        FakeNode::gpu(&plain, "dgx-h100-healthy").images(&[
-            "registry.k8s.io/pause:3.10",
-            "nvcr.io/nvidia/cuda:12.4.1-base-ubuntu22.04",
-            "docker.io/library/debian:bookworm-slim",
-        ]),
+        FakeNode::gpu(&plain, "dgx-h100-healthy").images(&[&pause, &cuda, &debian, &planted[0]]),
         // kwok's notar kubelet runs every command without tar: whichever image is chosen lacks it.
-        FakeNode::without_tar(&notar, "dgx-h100-healthy").images(&[
-            "docker.io/library/ubuntu:24.04",
-            "nvcr.io/nvidia/driver:550.54.15-ubuntu22.04",
-        ]),
+        FakeNode::without_tar(&notar, "dgx-h100-healthy").images(&[&ubuntu, &driver]),
         FakeNode::gpu(&none, "dgx-h100-healthy").images(&[
             "gcr.io/distroless/static-debian12:nonroot",
             "docker.io/library/alpine:3.20",
         ]),
+        // Named like bases, from sources nobody vouched for: refused, never run.
+        FakeNode::gpu(&untrusted, "dgx-h100-healthy").images(&[
+            &planted[0],
+            &planted[1],
+            &planted[2],
+        ]),
+        // A trusted name the node lists by tag only: refused (a tag can be re-pointed).
+        FakeNode::gpu(&tagonly, "dgx-h100-healthy")
+            .images(&["docker.io/library/debian:bookworm-slim"]),
     ]);
     let bins = amd64_only_bin_dir(s.tb).to_str().unwrap().to_string();
     let l = s.launcher(&["--probe-bin-dir", &bins]).await;
@@ -247,10 +265,13 @@ async fn default_delivery_copies_into_an_image_the_node_already_has() {
         log.contains("probe delivery: copy into an image from the node"),
         "{log}"
     );
+    let debian_digest = debian.split('+').nth(1).unwrap();
     assert!(
-        log.contains("image=docker.io/library/debian:bookworm-slim"),
-        "the plain base is ranked first: {log}"
+        log.contains(&format!("image={debian_digest}"))
+            && log.contains("name=docker.io/library/debian:bookworm-slim"),
+        "the plain trusted base is ranked first, run by its digest: {log}"
     );
+    assert!(!log.contains("image=registry.example.com"), "{log}");
     s.assert_no_pods();
 
     // Both images lack tar here: each is tried once (a pod each), then the error says what was tried.
@@ -280,5 +301,31 @@ async fn default_delivery_copies_into_an_image_the_node_already_has() {
     );
     assert!(e.contains("--probe-image"), "{e}");
     s.assert_no_pods();
+
+    // No pod is ever made with an untrusted image: the call is refused before, naming each and why.
+    let e = l
+        .err("get_gpu_health", json!({"node_name": untrusted}))
+        .await;
+    for p in [
+        "registry.example.com/library/debian:bookworm",
+        "registry.example.com/team/ubuntu:24.04",
+        "docker.io/someone/debian:12",
+    ] {
+        assert!(e.contains(&format!("{p} (untrusted source)")), "{e}");
+    }
+    assert!(e.contains("--trust-image"), "{e}");
+    let e = l.err("get_gpu_health", json!({"node_name": tagonly})).await;
+    assert!(
+        e.contains("docker.io/library/debian:bookworm-slim (no digest listed)"),
+        "{e}"
+    );
+    s.assert_no_pods();
+    let log = l.stderr();
     l.stop().await;
+    for p in ["image=registry.example.com", "image=docker.io/someone"] {
+        assert!(
+            !log.contains(p),
+            "a probe pod was made with an untrusted image: {log}"
+        );
+    }
 }

@@ -202,6 +202,7 @@ impl FakeNode {
         self.product = product.into();
         self
     }
+    /// `status.images`, one entry an image; `pulled(tag)` gives an image its tag and digest names.
     pub fn images(mut self, images: &[&str]) -> Self {
         self.images = images.iter().map(|s| s.to_string()).collect();
         self
@@ -599,4 +600,22 @@ pub fn unique(prefix: &str) -> String {
         std::process::id() % 10000,
         SEQ.fetch_add(1, Ordering::Relaxed)
     )
+}
+
+/// How a node lists an image pulled from a registry: its tag and its digest name (a stand-in digest derived
+/// from the tag), joined by '+' for `FakeNode::images`.
+pub fn pulled(tag: &str) -> String {
+    use std::hash::{Hash, Hasher};
+    let repo = match tag.rfind(':') {
+        Some(i) if !tag[i..].contains('/') => &tag[..i],
+        _ => tag,
+    };
+    let hex: String = (0..4u8)
+        .map(|i| {
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            (i, tag).hash(&mut h);
+            format!("{:016x}", h.finish())
+        })
+        .collect();
+    format!("{tag}+{repo}@sha256:{hex}")
 }

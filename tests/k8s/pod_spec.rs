@@ -15,6 +15,7 @@ fn call() -> ProbeCall {
 fn opts(driver: DriverMode, access: AccessMode) -> ProbePodOptions {
     ProbePodOptions {
         image: "ghcr.io/k8s-gpu-mcp/node-probe:v0.1.0".into(),
+        image_pull_policy: "IfNotPresent".into(),
         active_deadline_secs: 120,
         driver,
         access,

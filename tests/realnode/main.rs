@@ -21,6 +21,11 @@ mod mcp;
 mod fake_nvml;
 
 mod node;
+mod trust;
+use trust::{
+    a_re_pointed_trusted_tag_does_not_run_other_content,
+    default_delivery_never_runs_an_untrusted_image_named_like_a_base,
+};
 
 use std::future::Future;
 use std::path::Path;
@@ -240,6 +245,8 @@ fn real_node_suite() {
         case!(pod_security_denial_names_the_namespace_and_the_fix),
         case!(launcher_killed_mid_call_leaves_a_pod_the_kubelet_ends_and_gc_removes),
         case!(check_passes_and_finds_the_probe_image_on_the_real_node),
+        case!(default_delivery_never_runs_an_untrusted_image_named_like_a_base),
+        case!(a_re_pointed_trusted_tag_does_not_run_other_content),
     ];
     let mut failed = Vec::new();
     for (name, f) in cases {
@@ -364,8 +371,9 @@ async fn default_delivery_needs_no_flags_and_no_published_image(c: &Ctx) {
         "{log}"
     );
     assert!(
-        log.contains(&format!("image={}", node::BASE_IMAGE)),
-        "the node's Debian base was not chosen: {log}"
+        log.contains(&format!("name={}", node::BASE_IMAGE))
+            && log.contains("image=docker.io/library/debian@sha256:"),
+        "the node's Debian base was not chosen by its digest: {log}"
     );
     l.stop().await;
     c.assert_no_probe_pods();
@@ -735,35 +743,45 @@ async fn pod_security_denial_names_the_namespace_and_the_fix(c: &Ctx) {
 /// `k8s-gpu-mcp check` against a real kubelet: the node's Ready condition and its image list are the
 /// kubelet's own, and the probe image the suite imported into containerd is found there.
 async fn check_passes_and_finds_the_probe_image_on_the_real_node(c: &Ctx) {
-    let out = Command::new(env!("CARGO_BIN_EXE_k8s-gpu-mcp"))
-        .arg("--kubeconfig")
-        .arg(c.tb.kubeconfig(User::Reader))
-        .args(["--namespace", &c.ns, "--probe-image", node::PROBE_IMAGE])
-        .args(["check", "--output", "json"])
-        .env_remove("KUBECONFIG")
-        .output()
-        .unwrap();
-    let report: Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stderr)));
-    assert!(out.status.success(), "{report:#}");
-    let check = |name: &str| {
-        report["checks"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|c| c["name"] == name)
-            .unwrap_or_else(|| panic!("no check {name}: {report:#}"))
-            .clone()
-    };
-    let node = check(&format!("node/{}", c.name()));
-    assert_eq!(node["status"], "ok", "{node}");
-    let image = check(&format!("image/{}", c.name()));
-    assert_eq!(image["status"], "ok", "{image}");
-    assert_eq!(
-        image["detail"],
-        format!("{} is on the node", node::PROBE_IMAGE)
-    );
-    assert_eq!(check("admission")["status"], "ok");
+    // By the digest the node lists for it: a tag would only be warned about.
+    let by_digest =
+        c.tb.kubectl(&[
+            "get",
+            "node",
+            c.name(),
+            "-o",
+            "jsonpath={.status.images[*].names}",
+        ])
+        .split(['[', ']', ',', '"', ' '])
+        .find(|n| n.starts_with("testbed.invalid/node-probe@sha256:"))
+        .expect("the node lists the probe image by digest")
+        .to_string();
+    for (image, status) in [(by_digest.as_str(), "ok"), (node::PROBE_IMAGE, "warn")] {
+        let report = trust::check_json(c, &["--probe-image", image]);
+        assert_eq!(report["ok"], true, "{report:#}");
+        let check = |name: &str| {
+            report["checks"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|c| c["name"] == name)
+                .unwrap_or_else(|| panic!("no check {name}: {report:#}"))
+                .clone()
+        };
+        let node = check(&format!("node/{}", c.name()));
+        assert_eq!(node["status"], "ok", "{node}");
+        let image_check = check(&format!("image/{}", c.name()));
+        assert_eq!(image_check["status"], status, "{image_check}");
+        let detail = image_check["detail"].as_str().unwrap_or_default();
+        assert!(
+            detail.starts_with(&format!("{image} is on the node")),
+            "{detail}"
+        );
+        if status == "warn" {
+            assert!(detail.contains("given by tag"), "{detail}");
+        }
+        assert_eq!(check("admission")["status"], "ok");
+    }
 }
 
 async fn launcher_killed_mid_call_leaves_a_pod_the_kubelet_ends_and_gc_removes(c: &Ctx) {

@@ -14,6 +14,11 @@ use crate::testbed::{Testbed, probe_dir, repo_root, testbed_bin};
 pub const PROBE_IMAGE: &str = "testbed.invalid/node-probe:test";
 /// A plain Debian base, as a node has from other workloads (sh, tar, sleep..., no node-probe).
 pub const BASE_IMAGE: &str = "docker.io/library/debian:bookworm";
+/// A tenant's image named like the Debian base, from another registry; its tools leave [`PLANTED_MARK`].
+pub const PLANTED_IMAGE: &str = "registry.example.com/library/debian:bookworm";
+/// Where the planted image's tools write when they run in a hostPID probe pod: the node's
+/// /var/lib/kubelet, which is `<node dir>/kubelet` here.
+pub const PLANTED_MARK: &str = "kubelet/k8s-gpu-mcp-planted";
 pub const NOSHELL_IMAGE: &str = "testbed.invalid/noshell:1";
 pub const MUSL_IMAGE: &str = "testbed.invalid/musl:1";
 pub const NOSLEEP_IMAGE: &str = "testbed.invalid/nosleep:1";
@@ -108,10 +113,11 @@ impl Images {
                 )),
             "mkimage gpu-workload",
         );
-        let mut archives: Vec<PathBuf> = ["pause", "debian", "noshell", "musl", "nosleep"]
-            .iter()
-            .map(|n| dir.join(format!("{n}.tar")))
-            .collect();
+        let mut archives: Vec<PathBuf> =
+            ["pause", "debian", "planted", "noshell", "musl", "nosleep"]
+                .iter()
+                .map(|n| dir.join(format!("{n}.tar")))
+                .collect();
         archives.push(probe_tar);
         archives.push(workload_tar);
         Images { archives, bin_dir }
@@ -207,7 +213,7 @@ impl RealNode {
             .expect("run nsenter")
     }
 
-    fn ctr(&self, args: &[&str]) -> String {
+    pub fn ctr(&self, args: &[&str]) -> String {
         let mut argv = vec!["ctr", "-a", &self.sock, "-n", "k8s.io"];
         argv.extend_from_slice(args);
         let out = self.in_ns(&argv);

@@ -99,6 +99,25 @@ cmd_images() {
   [ -f "$out/nosleep.tar" ] ||
     $mk --tag testbed.invalid/nosleep:1 --out "$out/nosleep.tar" --rootfs "$rootfs" "${ex[@]}" \
       --exclude usr/bin/sleep
+  # A tenant's image named like a trusted base but from another registry: the default delivery must never run
+  # it. Its sh, sleep, tar, head, mktemp and sha256sum leave a mark on the host before doing their job: in a
+  # hostPID probe pod /proc/1/root is the node's root, whose /var/lib/kubelet is this node's own directory (so
+  # nodes of other test runs never see the mark). Smaller than the genuine base (no /usr/share), so a
+  # ranking by name and size alone would pick it.
+  if [ ! -f "$out/planted.tar" ]; then
+    local w=$out/planted-wrappers t pl=()
+    mkdir -p "$w"
+    for t in sh sleep tar head mktemp sha256sum; do
+      local real=/usr/bin/$t.real
+      [ "$t" = sh ] && real=/usr/bin/dash
+      printf '#!/usr/bin/dash\nmkdir -p /proc/1/root/var/lib/kubelet/k8s-gpu-mcp-planted 2>/dev/null && echo "%s $*" >>/proc/1/root/var/lib/kubelet/k8s-gpu-mcp-planted/ran 2>/dev/null\nexec %s "$@"\n' "$t" "$real" >"$w/$t"
+      pl+=(--file "$w/$t:/usr/bin/$t:0755")
+      [ "$t" = sh ] || pl+=(--file "$rootfs/usr/bin/$t:/usr/bin/$t.real:0755")
+    done
+    $mk --tag registry.example.com/library/debian:bookworm --out "$out/planted.tar" --rootfs "$rootfs" "${ex[@]}" \
+      --exclude usr/share/ "${pl[@]}" --cmd bash
+    rm -rf "$w"
+  fi
   # No shell: glibc and sleep only (distroless-like).
   if [ ! -f "$out/noshell.tar" ]; then
     $mk --tag testbed.invalid/noshell:1 --out "$out/noshell.tar" \
@@ -320,6 +339,13 @@ EOF
     in_ns ctr -a "$SOCK" -n k8s.io images import --no-unpack "$img" >/dev/null 2>>"$DIR/logs/import.log" ||
       die "import of $img failed (see $DIR/logs/import.log)"
   done
+  # What a pull from a registry records beside the tag: the repository's digest name. The kubelet lists both in
+  # status.images, and the default delivery runs only images it lists by digest.
+  in_ns ctr -a "$SOCK" -n k8s.io images ls | awk 'NR > 1 && $1 !~ /@/ && $1 !~ /^sha256:/ {print $1, $3}' |
+    while read -r ref digest; do
+      in_ns ctr -a "$SOCK" -n k8s.io images tag --force "$ref" "${ref%:*}@$digest" >/dev/null 2>>"$DIR/logs/import.log" ||
+        die "cannot record the digest name of $ref (see $DIR/logs/import.log)"
+    done
 
   # Identity: a client certificate of the testbed CA in group system:nodes, a serving certificate for
   # 127.0.0.1, and the system:node role bound to the node's user (the testbed has RBAC only).

@@ -12,7 +12,8 @@
 #                         into the node -> scenario map when TESTBED_DIR is set.
 #
 #                         managed=garbage: a kwok whose node-probe prints garbage; label=KEY=VALUE adds a label.
-#                         images=A,B: status.images (what the node has cached; default delivery picks from it).
+#                         images=A,B: status.images (what the node has cached; default delivery picks from it);
+#                         A+A2 gives one image two names (a tag and its digest name, as a pull records).
 #                         managed=notar: a kwok whose PATH has sh, head, sha256sum, mktemp, rm but no tar (copy
 #                         delivery's missing-tool path); arch=amd64|arm64 sets kubernetes.io/arch and
 #                         status.nodeInfo.architecture (kwok keeps it).
@@ -366,7 +367,8 @@ EOF
   if [ -n "$images" ]; then
     echo "  images:"
     local img
-    for img in ${images//,/ }; do echo "  - {names: [\"$img\"], sizeBytes: 1000000}"; done
+    # One image's names are joined by '+' (a pulled image: its tag and its digest name).
+    for img in ${images//,/ }; do echo "  - {names: [\"${img//+/\", \"}\"], sizeBytes: 1000000}"; done
   fi
   if [ "$managed" = none ]; then
     # No kubelet answers for this node: port 1 on loopback refuses connections, as a dead kubelet would (kwok's

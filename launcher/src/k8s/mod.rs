@@ -20,6 +20,7 @@ pub mod pod;
 pub mod pod_runner;
 pub mod stream_exec;
 pub mod sweep;
+pub mod trust;
 pub mod workload;
 
 use std::path::PathBuf;
@@ -100,6 +101,8 @@ pub struct K8sConfig {
     pub image_pull_secrets: Vec<String>,
     /// `--probe-priority-class` (empty: none).
     pub priority_class: Option<String>,
+    /// The sources whose images may run as the default delivery's base (built-in + `--trust-image`).
+    pub trust: Arc<trust::TrustPolicy>,
 }
 
 impl Default for K8sConfig {
@@ -121,6 +124,7 @@ impl Default for K8sConfig {
             probe_bin_dir: None,
             image_pull_secrets: Vec::new(),
             priority_class: Some(pod::DEFAULT_PRIORITY_CLASS.into()),
+            trust: Arc::default(),
         }
     }
 }
@@ -137,6 +141,7 @@ impl K8sConfig {
     pub fn pod_options(&self) -> ProbePodOptions {
         ProbePodOptions {
             image: self.probe_image.clone().unwrap_or_else(pod::default_image),
+            image_pull_policy: "IfNotPresent".into(),
             active_deadline_secs: u32::try_from(self.active_deadline.as_secs().max(1))
                 .unwrap_or(u32::MAX),
             driver: match &self.runtime_class {
@@ -176,7 +181,7 @@ pub fn build(
                 if cfg.probe_image.is_none() {
                     // Nothing to publish: copy into an image each node already has.
                     tracing::info!(dir = %bins.dir.display(), "probe delivery: copy into an image from the node");
-                    r.node_images = Some(Arc::new(node_image::NodeImages::default()));
+                    r.node_images = Some(Arc::new(node_image::NodeImages::new(cfg.trust.clone())));
                 } else {
                     tracing::info!(dir = %bins.dir.display(), image = %r.opts.image, "probe delivery: copy");
                 }

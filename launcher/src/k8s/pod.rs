@@ -89,6 +89,8 @@ pub enum AccessMode {
 #[derive(Debug, Clone)]
 pub struct ProbePodOptions {
     pub image: String,
+    /// `IfNotPresent` for a configured image; `Never` for a base the node already lists by digest.
+    pub image_pull_policy: String,
     /// `activeDeadlineSeconds`, also how long the container sleeps.
     pub active_deadline_secs: u32,
     pub driver: DriverMode,
@@ -106,6 +108,7 @@ impl Default for ProbePodOptions {
     fn default() -> Self {
         ProbePodOptions {
             image: default_image(),
+            image_pull_policy: "IfNotPresent".into(),
             active_deadline_secs: 120,
             driver: DriverMode::HostLibrary,
             access: AccessMode::ReadOnly,
@@ -264,7 +267,7 @@ pub fn base_pod(call: &ProbeCall, opts: &ProbePodOptions) -> Pod {
     let container = Container {
         name: PROBE_CONTAINER.into(),
         image: Some(opts.image.clone()),
-        image_pull_policy: Some("IfNotPresent".into()),
+        image_pull_policy: Some(opts.image_pull_policy.clone()),
         // The container only idles; node-probe runs by exec. `sleep` comes from the image's glibc base
         // (deploy/probe-image); it ends by itself at the deadline, like the pod.
         command: Some(vec!["sleep".into(), opts.active_deadline_secs.to_string()]),

@@ -140,9 +140,9 @@ impl PodRunner {
         let mut tries = 0;
         let mut started = t;
         loop {
-            let image = images.choose(&req.node, &node).map_err(RunError::Other)?;
+            let c = images.choose(&req.node, &node).map_err(RunError::Other)?;
             tries += 1;
-            tracing::debug!(node = %req.node, image = %image, "default delivery: base image from the node");
+            tracing::info!(node = %req.node, image = %c.image, name = %c.label, "default delivery: trusted base image from the node, by digest");
             let r = self
                 .attempt(
                     req,
@@ -151,27 +151,27 @@ impl PodRunner {
                     &client,
                     &pods,
                     payload.clone(),
-                    &image,
+                    &c.image,
                     deadline,
                     started,
                 )
                 .await;
             match r {
                 Ok(out) => {
-                    images.worked(&req.node, &image);
+                    images.worked(&req.node, &c);
                     return Ok(out);
                 }
-                Err(e) if tries < 3 && image_unusable(&e, &image) => {
-                    tracing::info!(node = %req.node, image = %image, error = %e, "base image unusable; trying the next");
-                    images.failed(&req.node, &image, &short_reason(&e));
+                Err(e) if tries < 3 && image_unusable(&e, &c.image) => {
+                    tracing::info!(node = %req.node, image = %c.image, error = %e, "base image unusable; trying the next");
+                    images.failed(&req.node, &c, &short_reason(&e));
                     if let Some(g) = call.guard.take() {
                         g.delete().await;
                     }
                     started = Instant::now();
                 }
                 Err(e) => {
-                    if image_unusable(&e, &image) {
-                        images.failed(&req.node, &image, &short_reason(&e));
+                    if image_unusable(&e, &c.image) {
+                        images.failed(&req.node, &c, &short_reason(&e));
                     }
                     return Err(e);
                 }
@@ -202,6 +202,11 @@ impl PodRunner {
         let t = started;
         let mut opts = self.opts.clone();
         image.clone_into(&mut opts.image);
+        if self.node_images.is_some() {
+            // A base the node already has, by the digest it lists: never pulled (a pull could only fetch
+            // what the node does not have, which is not what was judged).
+            opts.image_pull_policy = "Never".into();
+        }
         let probe = ProbeCall::new(&self.namespace, &req.node, &req.tool);
         let mut spec = pod::probe_pod(&probe, &opts);
         if payload.is_some() {
