@@ -472,13 +472,11 @@ impl PodLogScan {
                 op,
                 timeout_ms,
                 ..
-            } => {
-                if self.timed_out_seq.is_none_or(|s| *seq < s) {
-                    self.timed_out_seq = Some(*seq);
-                    self.timed_out_op = Some(op.clone());
-                    self.timeout_ms = *timeout_ms;
-                    self.timed_out_at = time.map(String::from);
-                }
+            } if self.timed_out_seq.is_none_or(|s| *seq < s) => {
+                self.timed_out_seq = Some(*seq);
+                self.timed_out_op = Some(op.clone());
+                self.timeout_ms = *timeout_ms;
+                self.timed_out_at = time.map(String::from);
             }
             Signature::WorkProgress {
                 last_completed: Some(c),
@@ -788,7 +786,7 @@ mod tests {
             nvml_dev: Some(1),
             pci_bus_id: Some("0000:1b:00.0".into()),
         };
-        assert_eq!(s.rank_devices, [dev.clone()]);
+        assert_eq!(s.rank_devices, std::slice::from_ref(&dev));
         assert_eq!(s.device_of_faulting_rank(), Some(&dev));
         assert_eq!(
             nccl_bus_id("1b000"),

@@ -710,7 +710,7 @@ fn gpu_of_pod(
             }
         }
     }
-    let mine: Vec<(&u32, &(Option<String>, Vec<String>))> = held
+    let mine: Vec<_> = held
         .iter()
         .filter(|(_, (_, p))| p.contains(&pod.name))
         .collect();
