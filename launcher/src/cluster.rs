@@ -159,6 +159,22 @@ pub trait ClusterBackend: Send + Sync {
         })
     }
 
+    /// Each pod's log (current and, for restarted containers, previous), scanned as it streams in, within
+    /// `limits`; a pod whose log could not be read says why.
+    fn workload_logs<'a>(
+        &'a self,
+        _context: Option<&'a str>,
+        _namespace: &'a str,
+        _pods: &'a [gpu_diag::analysis::workload::WorkloadPod],
+        _limits: &'a crate::k8s::workload::LogLimits,
+    ) -> BoxFut<'a, crate::k8s::workload::PodLogs> {
+        Box::pin(async {
+            Err(ClusterError::Api(
+                "reading pod logs is not supported by this backend".into(),
+            ))
+        })
+    }
+
     /// Operator mode: cordon (`on`) or uncordon a node; `reason` is recorded on the node.
     fn cordon<'a>(
         &'a self,

@@ -142,14 +142,23 @@ impl Launcher {
              all.\n\
              1. Call diagnose_workload with the job's namespace and its name as `job`, `jobset`, \
              `pytorchjob`, `mpijob`, `rayjob` or `pod` (or a `label_selector` matching its pods). It finds \
-             every pod, node and GPU of the job, probes each node once and ranks suspects with evidence: \
-             hardware faults on the job's GPUs, Pending/OOMKilled/restarting pods, unhealthy nodes, faulty \
-             fabric ports, and stragglers compared with their peers. Follow its first suspects: xid.* -> \
-             analyze_xid_errors on that node; ecc.* -> snapshot_ecc; nvlink.*, pcie.*, nic.* -> \
-             inspect_topology; straggler.clocks, power.*, thermal.* -> get_gpu_telemetry; pod.* -> the pod's \
-             events (`kubectl describe pod`).\n\
-             2. If it says no hardware or node cause was found, say so and point to the software: NCCL \
-             settings and logs (NCCL_DEBUG=INFO), the application, its data pipeline and checkpoints.\n\
+             every pod, node and GPU of the job, probes each node once, reads each pod's log tail (and a \
+             restarted container's previous log) and gives one suspect per thing at fault (a GPU, a rank's \
+             pod, a node, its fabric, a pod's NCCL configuration) with all its evidence: Xids and probe \
+             findings, pod states, stragglers, and the ranks' own log lines (NCCL watchdog timeouts, NCCL \
+             errors, torch elastic's first failure, CUDA errors, a rank on NET/Socket). The first suspect is \
+             the first to fail; `collective.lagging_rank` is the rank every other rank waits for, even when \
+             it logged nothing; the other ranks' timeouts are consequences, not causes. Follow the first \
+             suspect and its `also` codes: xid.* -> analyze_xid_errors on that node; ecc.*, \
+             cuda.ecc_uncorrectable -> snapshot_ecc; nvlink.*, pcie.*, nic.*, nccl.ib_completion_error -> \
+             inspect_topology; straggler.clocks, power.*, thermal.* -> get_gpu_telemetry; a lagging rank with \
+             no hardware evidence -> get_gpu_processes on its node (is it alive, is its GPU busy?) and its \
+             own code path (data loader, a rank-dependent branch); pod.* -> the pod's events (`kubectl \
+             describe pod`).\n\
+             2. If the answer lists `not examined`, the diagnosis is incomplete: say what was not examined and \
+             give its fix (e.g. `--probe-image`, RBAC per check_cluster) before any conclusion. Only when \
+             everything was examined and nothing found, point to the application: its data pipeline, \
+             checkpoints and NCCL settings.\n\
              3. Without the job's name, call scan_gpu_nodes with check `health` (narrow it with \
              label_selector if the job's nodes share a label), then on the job's nodes analyze_xid_errors \
              (XID 79/74/NVLink SXids explain hangs; 13/31/43 point to the application), inspect_topology \

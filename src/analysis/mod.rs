@@ -8,6 +8,7 @@ pub mod describe;
 pub mod ecc;
 pub mod health;
 pub mod inventory;
+pub mod joblog;
 pub mod nic;
 pub mod processes;
 pub mod telemetry;

@@ -2,11 +2,16 @@
 //! server reports them, each node's probe report and the GPUs each pod holds, ranked into suspects with their
 //! evidence. Pure: the launcher gathers the inputs.
 //!
-//! Suspects, most urgent first: hardware faults on GPUs the workload holds (XID, ECC, fallen off the bus,
-//! NVLink, PCIe; the GPU that faulted first leads), Kubernetes causes (pods failed, restarting, OOMKilled or
-//! Pending; nodes NotReady), faulty fabric ports of a multi-node job, stragglers (a GPU slower than its peers
-//! of the same model: harmful clock events, PCIe trained below its peers and its maximum, fewer active
-//! NVLinks, utilisation far from the peers'), then warnings. Faults on GPUs the workload does not hold are
+//! A suspect is one thing that can be at fault (a GPU, a rank's pod, a node, a node's fabric, a pod's NCCL
+//! configuration) with all of its evidence: the probe's findings (XID, ECC, fallen off the bus, NVLink, PCIe),
+//! Kubernetes states (pods failed, restarting, OOMKilled or Pending; nodes NotReady, cordoned), straggler
+//! comparisons (a GPU slower than its peers of the same model) and the ranks' own log lines
+//! ([`super::joblog`]: CUDA errors, NCCL errors, torch elastic's root cause). A rank's pod maps to its node
+//! and GPUs through the allocation, so a rank's CUDA ECC error and an Xid 48 on its GPU are one suspect.
+//! Order: the faults first, the first to fail in time leading; a rank whose collective sequence number lags
+//! the others' (the rank they all wait for) is a suspect even when it logged nothing, and the other ranks'
+//! timeouts are listed as consequences. What could not be examined (nodes not probed, logs not read) is
+//! said, and then no verdict reads as a clean bill of health. Faults on GPUs the workload does not hold are
 //! listed apart, never as suspects.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -14,6 +19,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 use super::describe::DescribeReport;
+use super::joblog::{CudaErrorKind, LogEvent, NcclProblem, PodLogScan, Signature, Transport};
 use super::telemetry::ReasonClass;
 use crate::attribution::AllocationReport;
 use crate::finding::{Finding, Severity};
@@ -53,6 +59,20 @@ pub struct WorkloadPod {
     /// Why the pod is not scheduled (the scheduler's `PodScheduled=False` reason and message).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unschedulable: Option<String>,
+    /// `status.podIP`: NCCL names a peer by its address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip: Option<String>,
+    /// Its containers that have started, and whether each has restarted (then its previous log holds what
+    /// the last run said).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub containers: Vec<PodContainer>,
+}
+
+/// A container of a workload pod whose log can be read.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct PodContainer {
+    pub name: String,
+    pub restarted: bool,
 }
 
 /// A node the workload runs on, as the API server reports it.
@@ -79,6 +99,10 @@ pub struct WorkloadInput {
     pub nodes: Vec<WorkloadNode>,
     /// Each node's probe report, or why there is none.
     pub probes: BTreeMap<String, Result<Box<WorkloadNodeReport>, String>>,
+    /// Each pod's log as scanned, or why it could not be read; None when no log was read at all.
+    pub logs: Option<BTreeMap<String, Result<PodLogScan, String>>>,
+    /// The limits logs were read under (said in the answer), e.g. `last 2000 lines, 1 MiB per container`.
+    pub log_limits: Option<String>,
 }
 
 #[derive(
@@ -94,6 +118,10 @@ pub enum SuspectKind {
     Fabric,
     /// A GPU slower than its peers of the same model.
     Straggler,
+    /// A rank (its pod) by its own log: its own error, or the rank the others wait for.
+    Rank,
+    /// A pod's configuration (NCCL fell back to sockets where its peers use InfiniBand).
+    Configuration,
 }
 
 /// One suspect with its evidence.
@@ -120,6 +148,12 @@ pub struct Suspect {
     pub ranks: Vec<String>,
     pub summary: String,
     pub evidence: Vec<String>,
+    /// The other codes merged into this suspect (the same thing seen by other sources).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub also: Vec<String>,
+    /// When its first evidence happened (RFC 3339), where known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_seen: Option<String>,
 }
 
 /// How the diagnosis knows which GPUs a node's pods hold.
@@ -160,10 +194,23 @@ pub struct WorkloadDiagnosis {
     pub pods_by_phase: BTreeMap<String, usize>,
     pub gpus_held: usize,
     pub suspects: Vec<Suspect>,
+    /// What the rest of the job did because of it (other ranks timing out, losing their peer), summarised.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub consequences: Vec<String>,
+    /// What could not be examined, why, and how to fix it; empty when everything was.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub not_examined: Vec<String>,
+    pub logs_read: usize,
+    pub log_bytes: u64,
     /// Faults on GPUs of the workload's nodes that the workload does not hold: not suspects.
     pub not_held: Vec<Suspect>,
     pub nodes: Vec<NodeSummary>,
 }
+
+/// Evidence lines kept per suspect.
+pub const EVIDENCE_KEPT: usize = 24;
+/// Evidence lines a merged source adds beside its summary.
+const MERGED_EVIDENCE: usize = 2;
 
 /// A straggler differs from the median of its peers by at least this many utilisation points (with the
 /// peers busy), or sits this far below it in SM clock percentage.
@@ -182,6 +229,7 @@ pub fn diagnose(input: &WorkloadInput) -> WorkloadDiagnosis {
     let mut not_held = Vec::new();
     let mut nodes = Vec::new();
     let mut peers: Vec<GpuSample> = Vec::new();
+    let mut helds: BTreeMap<String, Held> = BTreeMap::new();
 
     kubernetes_suspects(input, &mut suspects);
 
@@ -281,29 +329,13 @@ pub fn diagnose(input: &WorkloadInput) -> WorkloadDiagnosis {
             }
         }
         peers.extend(samples(node, report, held_set, &pods));
+        helds.insert(node.to_string(), held);
     }
     stragglers(&peers, &mut suspects);
+    let mut consequences = Vec::new();
+    log_suspects(input, &helds, &mut suspects, &mut consequences);
 
-    // Most urgent first; among equals the fault seen first, then by node.
-    suspects.sort_by(|(wa, ta, a), (wb, tb, b)| {
-        wb.cmp(wa)
-            .then_with(|| match (ta, tb) {
-                (Some(x), Some(y)) => x.cmp(y),
-                (Some(_), None) => std::cmp::Ordering::Less,
-                (None, Some(_)) => std::cmp::Ordering::Greater,
-                (None, None) => std::cmp::Ordering::Equal,
-            })
-            .then_with(|| a.node.cmp(&b.node))
-            .then_with(|| a.gpu.cmp(&b.gpu))
-    });
-    let suspects: Vec<Suspect> = suspects
-        .into_iter()
-        .enumerate()
-        .map(|(i, (_, _, mut s))| {
-            s.rank = i + 1;
-            s
-        })
-        .collect();
+    let suspects = merge_by_thing(suspects);
     for (i, s) in not_held.iter_mut().enumerate() {
         s.rank = i + 1;
     }
@@ -312,7 +344,21 @@ pub fn diagnose(input: &WorkloadInput) -> WorkloadDiagnosis {
         *pods_by_phase.entry(p.phase.clone()).or_insert(0) += 1;
     }
     let gpus_held = nodes.iter().map(|n| n.gpus_held.len()).sum();
-    let missing = nodes.iter().filter(|n| n.probe_error.is_some()).count();
+    let not_examined = not_examined(input, &nodes);
+    let (logs_read, log_bytes) =
+        input
+            .logs
+            .iter()
+            .flatten()
+            .fold((0, 0), |(n, b), (_, r)| match r {
+                Ok(s) => (n + 1, b + s.bytes),
+                Err(_) => (n, b),
+            });
+    let incomplete = if not_examined.is_empty() {
+        String::new()
+    } else {
+        format!(" (incomplete: {})", short_gaps(input, &nodes))
+    };
     let verdict = match suspects.first() {
         Some(s) => {
             let place = match (&s.node, s.gpu) {
@@ -320,8 +366,13 @@ pub fn diagnose(input: &WorkloadInput) -> WorkloadDiagnosis {
                 (Some(n), None) => format!(" on {n}"),
                 _ => String::new(),
             };
+            let who = if s.pods.len() == 1 {
+                format!(" (pod {})", s.pods[0])
+            } else {
+                String::new()
+            };
             format!(
-                "{}: {} suspect(s); first: {}{place}: {}",
+                "{}: {} suspect(s); first: {}{place}{who}: {}{incomplete}",
                 input.workload,
                 suspects.len(),
                 s.code,
@@ -329,20 +380,19 @@ pub fn diagnose(input: &WorkloadInput) -> WorkloadDiagnosis {
             )
         }
         None if input.pods.is_empty() => format!("{}: no pods found", input.workload),
-        None => {
-            let gaps = if missing > 0 {
-                format!(" ({missing} node(s) could not be probed: see nodes)")
-            } else {
-                String::new()
-            };
-            format!(
-                "{}: no hardware or node cause found on its {} pod(s) and {} GPU(s){gaps}; look at the \
-                 software: NCCL settings and logs, the application, its data and checkpoints",
-                input.workload,
-                input.pods.len(),
-                gpus_held
-            )
-        }
+        None if !not_examined.is_empty() => format!(
+            "{}: diagnosis incomplete, {}: no cause found in what could be examined, which is not a clean \
+             bill of health; see not_examined for how to complete it",
+            input.workload,
+            short_gaps(input, &nodes)
+        ),
+        None => format!(
+            "{}: no hardware, node or log cause found on its {} pod(s) and {} GPU(s) (every node probed, every \
+             log read: no failure signature); look at the application: its data, checkpoints and NCCL settings",
+            input.workload,
+            input.pods.len(),
+            gpus_held
+        ),
     };
     WorkloadDiagnosis {
         verdict,
@@ -351,8 +401,652 @@ pub fn diagnose(input: &WorkloadInput) -> WorkloadDiagnosis {
         pods_by_phase,
         gpus_held,
         suspects,
+        consequences,
+        not_examined,
+        logs_read,
+        log_bytes,
         not_held,
         nodes,
+    }
+}
+
+/// What a suspect is about: evidence about the same thing becomes one suspect.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum Thing {
+    Gpu(String, u32),
+    Node(String),
+    Fabric(String),
+    Pod(String),
+    Config(String),
+    Other(String),
+}
+
+fn thing_of(s: &Suspect) -> Thing {
+    let node = s.node.clone().unwrap_or_default();
+    match (s.kind, s.gpu) {
+        (SuspectKind::Configuration, _) => Thing::Config(s.pods.join(",")),
+        (SuspectKind::Fabric, _) if s.pods.len() == 1 && s.code.starts_with("nccl.") => {
+            Thing::Pod(s.pods[0].clone())
+        }
+        (SuspectKind::Fabric, _) => Thing::Fabric(node),
+        (_, Some(g)) if s.node.is_some() => Thing::Gpu(node, g),
+        _ if s.code.starts_with("pod.") || s.kind == SuspectKind::Rank => {
+            Thing::Pod(s.pods.first().cloned().unwrap_or_default())
+        }
+        _ if s.node.is_some() => Thing::Node(node),
+        _ => Thing::Other(s.code.clone()),
+    }
+}
+
+/// RFC 3339 times compared to the second first (precisions differ between sources), then in full.
+fn time_key(t: &Option<String>) -> (bool, &str, &str) {
+    match t {
+        Some(t) => (false, t.get(..19).unwrap_or(t), t.as_str()),
+        None => (true, "", ""),
+    }
+}
+
+struct Piece {
+    weight: u32,
+    first: Option<String>,
+    s: Suspect,
+}
+
+/// Fold `b` into `a`: the heavier piece names the suspect, the other's code and evidence join it.
+fn absorb(a: &mut Piece, mut b: Piece) {
+    if b.weight > a.weight {
+        std::mem::swap(a, &mut b);
+        // Keep the evidence of what was there first in front of the newcomer's explanation.
+    }
+    let (a_s, b_s) = (&mut a.s, b.s);
+    if a_s.code != b_s.code && !a_s.also.contains(&b_s.code) {
+        a_s.also.push(b_s.code.clone());
+    }
+    for c in b_s.also {
+        if c != a_s.code && !a_s.also.contains(&c) {
+            a_s.also.push(c);
+        }
+    }
+    if b_s.summary != a_s.summary {
+        a_s.evidence.push(format!("{}: {}", b_s.code, b_s.summary));
+    }
+    // A merged source adds its summary and its first lines: the whole of it stays in its own report.
+    for e in b_s.evidence.into_iter().take(MERGED_EVIDENCE) {
+        if !a_s.evidence.contains(&e) {
+            a_s.evidence.push(e);
+        }
+    }
+    a_s.evidence.truncate(EVIDENCE_KEPT);
+    a_s.severity = a_s.severity.max(b_s.severity);
+    if a_s.gpu.is_none() {
+        a_s.gpu = b_s.gpu;
+    }
+    if a_s.gpu_uuid.is_none() {
+        a_s.gpu_uuid = b_s.gpu_uuid;
+    }
+    if a_s.node.is_none() {
+        a_s.node = b_s.node;
+    }
+    for p in b_s.pods {
+        if !a_s.pods.contains(&p) {
+            a_s.pods.push(p);
+        }
+    }
+    for r in b_s.ranks {
+        if !a_s.ranks.contains(&r) {
+            a_s.ranks.push(r);
+        }
+    }
+    if time_key(&b.first) < time_key(&a.first) {
+        a.first = b.first;
+    }
+}
+
+/// One suspect per thing, then a rank's pod and a node's own findings fold into the one faulty GPU they
+/// sit on; ordered and numbered.
+fn merge_by_thing(parts: Vec<(u32, Option<String>, Suspect)>) -> Vec<Suspect> {
+    let mut things: BTreeMap<Thing, Piece> = BTreeMap::new();
+    for (weight, first, s) in parts {
+        let piece = Piece { weight, first, s };
+        match things.entry(thing_of(&piece.s)) {
+            std::collections::btree_map::Entry::Occupied(mut e) => absorb(e.get_mut(), piece),
+            std::collections::btree_map::Entry::Vacant(e) => {
+                e.insert(piece);
+            }
+        }
+    }
+    let gpu_of = |things: &BTreeMap<Thing, Piece>, k: &Thing| -> Option<Thing> {
+        let p = &things[k];
+        let faulty = |t: &Thing| {
+            matches!(t, Thing::Gpu(..))
+                && matches!(
+                    things[t].s.kind,
+                    SuspectKind::Hardware | SuspectKind::Straggler
+                )
+        };
+        match k {
+            Thing::Pod(pod) => {
+                if let (Some(n), Some(g)) = (&p.s.node, p.s.gpu) {
+                    let t = Thing::Gpu(n.clone(), g);
+                    return things.contains_key(&t).then_some(t);
+                }
+                let on: Vec<&Thing> = things
+                    .keys()
+                    .filter(|t| faulty(t) && things[*t].s.pods.contains(pod))
+                    .collect();
+                (on.len() == 1).then(|| on[0].clone())
+            }
+            Thing::Node(node) => {
+                let on: Vec<&Thing> = things
+                    .keys()
+                    .filter(|t| faulty(t) && matches!(t, Thing::Gpu(n, _) if n == node))
+                    .collect();
+                (on.len() == 1).then(|| on[0].clone())
+            }
+            _ => None,
+        }
+    };
+    let keys: Vec<Thing> = things.keys().cloned().collect();
+    for k in keys {
+        if let Some(target) = gpu_of(&things, &k)
+            && target != k
+            && let Some(piece) = things.remove(&k)
+            && let Some(t) = things.get_mut(&target)
+        {
+            absorb(t, piece);
+        }
+    }
+    let mut pieces: Vec<Piece> = things.into_values().collect();
+    // The faults first, the first to fail in time leading; then by weight, node and GPU.
+    pieces.sort_by(|a, b| {
+        let fault = |p: &Piece| p.weight >= 85;
+        fault(b)
+            .cmp(&fault(a))
+            .then_with(|| {
+                if fault(a) {
+                    time_key(&a.first).cmp(&time_key(&b.first))
+                } else {
+                    std::cmp::Ordering::Equal
+                }
+            })
+            .then_with(|| b.weight.cmp(&a.weight))
+            .then_with(|| time_key(&a.first).cmp(&time_key(&b.first)))
+            .then_with(|| a.s.node.cmp(&b.s.node))
+            .then_with(|| a.s.gpu.cmp(&b.s.gpu))
+    });
+    pieces
+        .into_iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let mut s = p.s;
+            s.rank = i + 1;
+            s.first_seen = p.first;
+            s
+        })
+        .collect()
+}
+
+/// The nodes and logs not examined, in a few words for the verdict.
+fn short_gaps(input: &WorkloadInput, nodes: &[NodeSummary]) -> String {
+    let mut parts = Vec::new();
+    let unprobed = nodes.iter().filter(|n| n.probe_error.is_some()).count();
+    if unprobed > 0 {
+        parts.push(format!("{unprobed} of {} node(s) not probed", nodes.len()));
+    }
+    let scheduled = input.pods.iter().filter(|p| p.node.is_some()).count();
+    match &input.logs {
+        None if scheduled > 0 => parts.push("pod logs not read".to_string()),
+        Some(l) => {
+            let failed = l.values().filter(|r| r.is_err()).count();
+            if failed > 0 {
+                parts.push(format!("{failed} of {} pod log(s) not read", l.len()));
+            }
+        }
+        None => {}
+    }
+    parts.join(", ")
+}
+
+/// Each gap with why and how to close it.
+fn not_examined(input: &WorkloadInput, nodes: &[NodeSummary]) -> Vec<String> {
+    let mut out = Vec::new();
+    let failed: Vec<&NodeSummary> = nodes.iter().filter(|n| n.probe_error.is_some()).collect();
+    if !failed.is_empty() {
+        let mut why: BTreeMap<String, Vec<&str>> = BTreeMap::new();
+        for n in &failed {
+            let e = n.probe_error.as_deref().unwrap_or_default();
+            let first = e.lines().next().unwrap_or(e).chars().take(300).collect();
+            why.entry(first).or_default().push(&n.node);
+        }
+        for (e, ns) in why.iter().take(3) {
+            out.push(format!(
+                "{} node(s) not probed ({}{}): {e}",
+                ns.len(),
+                ns.iter().take(3).copied().collect::<Vec<_>>().join(", "),
+                if ns.len() > 3 { ", ..." } else { "" }
+            ));
+        }
+        out.push(
+            "their GPUs, XIDs and fabric were not examined: fix what the error says (e.g. a probe image that \
+             the nodes can pull: --probe-image <image with node-probe>, or RBAC per `k8s-gpu-mcp check`), then \
+             ask again"
+                .to_string(),
+        );
+    }
+    let scheduled = input.pods.iter().filter(|p| p.node.is_some()).count();
+    match &input.logs {
+        None if scheduled > 0 => out.push(
+            "the pods' logs were not read: the ranks' own errors (NCCL, CUDA, PyTorch) were not examined".into(),
+        ),
+        Some(l) => {
+            let mut why: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+            for (pod, r) in l {
+                if let Err(e) = r {
+                    why.entry(e.as_str()).or_default().push(pod);
+                }
+            }
+            for (e, pods) in why.iter().take(3) {
+                out.push(format!(
+                    "{} pod log(s) not read ({}{}): {}",
+                    pods.len(),
+                    pods.iter().take(3).copied().collect::<Vec<_>>().join(", "),
+                    if pods.len() > 3 { ", ..." } else { "" },
+                    e.chars().take(300).collect::<String>()
+                ));
+            }
+        }
+        None => {}
+    }
+    out
+}
+
+fn pod_of_ip<'a>(input: &'a WorkloadInput, peer: &str) -> Option<&'a WorkloadPod> {
+    // NCCL writes `addr<port>`; IPv6 may come bracketed.
+    let addr = peer
+        .split('<')
+        .next()?
+        .trim_matches(|c| c == '[' || c == ']');
+    input.pods.iter().find(|p| p.ip.as_deref() == Some(addr))
+}
+
+fn describe_event(e: &LogEvent) -> String {
+    let when = e
+        .time
+        .as_deref()
+        .map(|t| format!("{t} "))
+        .unwrap_or_default();
+    let src = e
+        .source
+        .as_deref()
+        .map(|s| format!("[{s}] "))
+        .unwrap_or_default();
+    format!("{when}{src}log: {}", e.line)
+}
+
+/// Which of the node's GPUs a pod's faulting rank ran on: NCCL's PCI address, else the pod's only GPU, else
+/// NCCL's NVML index where the pod sees every GPU.
+fn gpu_of_pod(
+    input: &WorkloadInput,
+    pod: &WorkloadPod,
+    scan: &PodLogScan,
+    helds: &BTreeMap<String, Held>,
+) -> Option<(u32, Option<String>)> {
+    let node = pod.node.as_deref()?;
+    let (held, source) = helds.get(node)?;
+    let report = match input.probes.get(node) {
+        Some(Ok(r)) => r,
+        _ => return None,
+    };
+    let dev = scan.device_of_faulting_rank();
+    if let Some(bus) = dev.and_then(|d| d.pci_bus_id.as_deref()) {
+        for g in &report.describe.inventory.gpus {
+            if g.pci_bus_id
+                .ok()
+                .and_then(|b| crate::pci::normalize_bus_id(b))
+                .as_deref()
+                == Some(bus)
+            {
+                return Some((g.index, g.uuid.ok().cloned()));
+            }
+        }
+    }
+    let mine: Vec<_> = held
+        .iter()
+        .filter(|(_, (_, p))| p.contains(&pod.name))
+        .collect();
+    if let [(g, (uuid, _))] = mine.as_slice() {
+        return Some((**g, uuid.clone()));
+    }
+    if *source == HeldSource::AllRequested
+        && let Some(i) = dev.and_then(|d| d.nvml_dev)
+        && let Some((uuid, _)) = held.get(&i)
+    {
+        return Some((i, uuid.clone()));
+    }
+    None
+}
+
+/// The ranks' own evidence: each pod's first own fault, the rank the others wait for (its collective
+/// sequence number lags, or it logged no timeout while the others did), the peer NCCL lost, and a rank on
+/// sockets where its peers use InfiniBand; the collateral timeouts become consequences.
+fn log_suspects(
+    input: &WorkloadInput,
+    helds: &BTreeMap<String, Held>,
+    out: &mut Vec<(u32, Option<String>, Suspect)>,
+    consequences: &mut Vec<String>,
+) {
+    let Some(logs) = &input.logs else { return };
+    let read: Vec<(&WorkloadPod, &PodLogScan)> = input
+        .pods
+        .iter()
+        .filter_map(|p| match logs.get(&p.name) {
+            Some(Ok(s)) => Some((p, s)),
+            _ => None,
+        })
+        .collect();
+    let base = |p: &WorkloadPod, s: &PodLogScan, kind, severity, code: &str, summary: String| {
+        let mut ranks: Vec<String> = p.rank.iter().cloned().collect();
+        ranks.extend(s.ranks.iter().take(4).map(|r| format!("rank {r}")));
+        let gpu = gpu_of_pod(input, p, s, helds);
+        Suspect {
+            rank: 0,
+            kind,
+            severity,
+            code: code.to_string(),
+            node: p.node.clone(),
+            gpu: gpu.as_ref().map(|g| g.0),
+            gpu_uuid: gpu.and_then(|g| g.1),
+            pods: vec![p.name.clone()],
+            ranks,
+            summary,
+            evidence: vec![],
+            also: vec![],
+            first_seen: None,
+        }
+    };
+    let rank_label = |p: &WorkloadPod, s: &PodLogScan| match s.ranks.first() {
+        Some(r) => format!("rank {r} (pod {})", p.name),
+        None => format!("pod {}", p.name),
+    };
+
+    // 1. Each rank's own fault.
+    for (p, s) in &read {
+        let Some(f) = &s.first_fault else { continue };
+        let (code, kind, weight, what): (String, SuspectKind, u32, String) = match &f.signature {
+            Signature::CudaError { error } => {
+                let (c, w, what) = match error {
+                    CudaErrorKind::EccUncorrectable => (
+                        "ecc_uncorrectable",
+                        96,
+                        "hit an uncorrectable ECC error on its GPU (the GPU's memory, not the program)",
+                    ),
+                    CudaErrorKind::IllegalAddress => (
+                        "illegal_address",
+                        93,
+                        "hit an illegal memory access (a program bug, or a GPU fault when an Xid 13/31/43 matches)",
+                    ),
+                    CudaErrorKind::LaunchFailure => (
+                        "launch_failure",
+                        94,
+                        "hit an unspecified launch failure (often a GPU or driver fault: look for an Xid)",
+                    ),
+                    CudaErrorKind::OutOfMemory => (
+                        "out_of_memory",
+                        91,
+                        "ran out of GPU memory (a batch, model or fragmentation issue, not a fault)",
+                    ),
+                };
+                (format!("cuda.{c}"), SuspectKind::Rank, w, what.to_string())
+            }
+            Signature::ElasticRootCause {
+                rank,
+                host,
+                exitcode,
+                ..
+            } => (
+                "elastic.root_cause".into(),
+                SuspectKind::Rank,
+                92,
+                format!(
+                    "is torch elastic's first observed failure{}{}{}",
+                    rank.map(|r| format!(": rank {r}")).unwrap_or_default(),
+                    host.as_deref()
+                        .map(|h| format!(" on host {h}"))
+                        .unwrap_or_default(),
+                    exitcode
+                        .map(|e| format!(", exit code {e}"))
+                        .unwrap_or_default()
+                ),
+            ),
+            Signature::Nccl {
+                problem:
+                    NcclProblem::IbCompletion {
+                        peer,
+                        status,
+                        vendor_err,
+                    },
+            } => (
+                "nccl.ib_completion_error".into(),
+                SuspectKind::Fabric,
+                90,
+                format!(
+                    "got an InfiniBand completion error{}{}{} (its node's NIC or link, or the peer's)",
+                    status.map(|s| format!(" status {s}")).unwrap_or_default(),
+                    vendor_err
+                        .map(|v| format!(", vendor syndrome {v}"))
+                        .unwrap_or_default(),
+                    peer.as_deref()
+                        .map(|p| format!(" from peer {p}"))
+                        .unwrap_or_default()
+                ),
+            ),
+            _ => (
+                "nccl.system_error".into(),
+                SuspectKind::Rank,
+                86,
+                "hit an NCCL unhandled system error (a socket, memory or driver call failed)"
+                    .into(),
+            ),
+        };
+        // torch elastic's agent may name a rank on another pod: the suspect is the pod named as host.
+        let (pod, scan) = match &f.signature {
+            Signature::ElasticRootCause { host: Some(h), .. } => read
+                .iter()
+                .find(|(q, _)| &q.name == h || h.starts_with(&format!("{}.", q.name)))
+                .map(|(q, s)| (*q, *s))
+                .unwrap_or((*p, *s)),
+            _ => (*p, *s),
+        };
+        let mut sus = base(
+            pod,
+            scan,
+            kind,
+            Severity::Critical,
+            &code,
+            format!("{} {what}", rank_label(pod, scan)),
+        );
+        sus.evidence.push(describe_event(f));
+        if kind == SuspectKind::Fabric {
+            sus.gpu = None;
+            sus.gpu_uuid = None;
+        }
+        out.push((weight, f.time.clone(), sus));
+    }
+
+    // 2. The rank everyone waits for.
+    let timed_out: Vec<(&WorkloadPod, &PodLogScan, u64)> = read
+        .iter()
+        .filter_map(|(p, s)| s.timed_out_seq.map(|q| (*p, *s, q)))
+        .collect();
+    if let Some(max_seq) = timed_out.iter().map(|t| t.2).max() {
+        let at_max: Vec<&(&WorkloadPod, &PodLogScan, u64)> =
+            timed_out.iter().filter(|t| t.2 == max_seq).collect();
+        let op = at_max
+            .iter()
+            .find_map(|t| t.1.timed_out_op.clone())
+            .unwrap_or_else(|| "a collective".into());
+        let timeout = at_max.iter().find_map(|t| t.1.timeout_ms);
+        let first_at = at_max.iter().filter_map(|t| t.1.timed_out_at.clone()).min();
+        let lagging: Vec<(&WorkloadPod, &PodLogScan)> = read
+            .iter()
+            .filter(|(p, s)| p.phase != "Pending" && s.timed_out_seq.is_none_or(|q| q < max_seq))
+            .map(|(p, s)| (*p, *s))
+            .collect();
+        consequences.push(format!(
+            "{} of {} pod(s) timed out waiting in {op} SeqNum={max_seq}{}{}",
+            at_max.len(),
+            input.pods.len(),
+            timeout
+                .map(|t| format!(" after {t} ms"))
+                .unwrap_or_default(),
+            first_at
+                .map(|t| format!(", the first at {t}"))
+                .unwrap_or_default()
+        ));
+        // A lagging minority is who the rest waits for; when most lag, the comparison names nobody.
+        if !lagging.is_empty() && lagging.len() * 4 <= read.len().max(4) {
+            for (p, s) in lagging {
+                let (what, ev) = match s.timed_out_seq {
+                    Some(q) => (
+                        format!("timed out earlier, at SeqNum={q}"),
+                        format!("its own watchdog timed out at SeqNum={q} < {max_seq}"),
+                    ),
+                    None => (
+                        "logged no timeout: it never reached that collective".to_string(),
+                        format!(
+                            "no watchdog timeout in its log while {} rank(s) time out at SeqNum={max_seq}",
+                            at_max.len()
+                        ),
+                    ),
+                };
+                let mut sus = base(
+                    p,
+                    s,
+                    SuspectKind::Rank,
+                    Severity::Critical,
+                    "collective.lagging_rank",
+                    format!(
+                        "{} is the rank the others wait for: {} pod(s) timed out in {op} SeqNum={max_seq}; it {what}",
+                        rank_label(p, s),
+                        at_max.len()
+                    ),
+                );
+                sus.evidence.push(ev);
+                if let Some(c) = s.last_completed {
+                    sus.evidence
+                        .push(format!("its last completed collective: {c}"));
+                }
+                out.push((95, None, sus));
+            }
+        }
+    }
+
+    // 3. Peers NCCL lost: the peer named by address, and the ranks that only lost a peer.
+    let mut lost: BTreeMap<&str, (usize, Option<String>)> = BTreeMap::new();
+    let mut remote_exited = 0;
+    for (_, s) in &read {
+        for e in &s.events {
+            match &e.signature {
+                Signature::Nccl {
+                    problem: NcclProblem::ConnectionClosed { peer: Some(peer) },
+                } => {
+                    if let Some(q) = pod_of_ip(input, peer) {
+                        let en = lost.entry(q.name.as_str()).or_insert((0, None));
+                        en.0 += 1;
+                        if time_key(&e.time) < time_key(&en.1) {
+                            en.1 = e.time.clone();
+                        }
+                    }
+                }
+                Signature::Nccl {
+                    problem: NcclProblem::RemoteExited,
+                } => remote_exited += 1,
+                _ => {}
+            }
+        }
+    }
+    for (name, (n, first)) in lost {
+        let Some((p, s)) = read.iter().find(|(p, _)| p.name == name) else {
+            continue;
+        };
+        let mut sus = base(
+            p,
+            s,
+            SuspectKind::Rank,
+            Severity::Critical,
+            "nccl.peer_lost",
+            format!(
+                "{} went away: {n} log line(s) of its peers say NCCL's connection to it closed",
+                rank_label(p, s)
+            ),
+        );
+        sus.evidence.push(format!(
+            "NCCL: connection closed by remote peer {} (its pod IP){}",
+            p.ip.as_deref().unwrap_or("?"),
+            first
+                .as_deref()
+                .map(|t| format!(", first at {t}"))
+                .unwrap_or_default()
+        ));
+        out.push((89, first, sus));
+    }
+    if remote_exited > 0 {
+        let pods = read
+            .iter()
+            .filter(|(_, s)| {
+                s.events.iter().any(|e| {
+                    matches!(
+                        e.signature,
+                        Signature::Nccl {
+                            problem: NcclProblem::RemoteExited
+                        }
+                    )
+                })
+            })
+            .count();
+        consequences.push(format!(
+            "{pods} pod(s) report NCCL `remote process exited or there was a network error`: they lost a peer"
+        ));
+    }
+
+    // 4. A rank on sockets where its peers use InfiniBand.
+    let ib = read
+        .iter()
+        .filter(|(_, s)| s.transport == Some(Transport::Ib))
+        .count();
+    if ib > 0 {
+        for (p, s) in read
+            .iter()
+            .filter(|(_, s)| s.transport == Some(Transport::Socket))
+        {
+            let mut sus = base(
+                p,
+                s,
+                SuspectKind::Configuration,
+                Severity::Warning,
+                "nccl.socket_fallback",
+                format!(
+                    "{} runs NCCL over NET/Socket while {ib} of its peers use NET/IB: every collective runs at \
+                     TCP speed (no RDMA device in the pod, or NCCL_IB_DISABLE / NCCL_NET set)",
+                    rank_label(p, s)
+                ),
+            );
+            if let Some(n) = &s.nics {
+                sus.evidence.push(format!("NCCL: NET/Socket : Using {n}"));
+            }
+            sus.gpu = None;
+            sus.gpu_uuid = None;
+            out.push((72, None, sus));
+        }
+    }
+    let hangs = read
+        .iter()
+        .filter(|(_, s)| s.events.iter().any(|e| e.signature == Signature::Hang))
+        .count();
+    if hangs > 0 {
+        consequences.push(format!(
+            "{hangs} pod(s) print a hang notice (heartbeat monitor, rendezvous or store timeout)"
+        ));
     }
 }
 
@@ -438,6 +1132,8 @@ fn suspect_of(
         ranks,
         summary: f.summary.clone(),
         evidence: f.evidence.clone(),
+        also: vec![],
+        first_seen: None,
     }
 }
 
@@ -477,6 +1173,8 @@ fn kubernetes_suspects(input: &WorkloadInput, out: &mut Vec<(u32, Option<String>
                 ranks: pod.and_then(|p| p.rank.clone()).into_iter().collect(),
                 summary,
                 evidence,
+                also: vec![],
+                first_seen: None,
             },
         )
     };
@@ -825,6 +1523,8 @@ fn stragglers(all: &[GpuSample], out: &mut Vec<(u32, Option<String>, Suspect)>) 
                         s.gpu, s.node
                     ),
                     evidence,
+                    also: vec![],
+                    first_seen: None,
                 },
             ));
         }
@@ -890,6 +1590,15 @@ mod tests {
         assert_eq!(first.pods, ["train-11"]);
         assert_eq!(first.ranks, ["replica-index=11"]);
         assert!(d.verdict.contains("n11 GPU 4"), "{}", d.verdict);
+        // Every source's view of that GPU is one suspect.
+        let on_it = d
+            .suspects
+            .iter()
+            .filter(|s| s.node.as_deref() == Some("n11"))
+            .count();
+        assert_eq!(on_it, 1, "{:#?}", d.suspects);
+        assert!(!first.also.is_empty(), "{first:#?}");
+        assert!(first.first_seen.is_some(), "{first:#?}");
         assert!(
             d.nodes
                 .iter()
@@ -899,15 +1608,67 @@ mod tests {
     }
 
     #[test]
-    fn a_healthy_job_points_at_the_software() {
-        let d = diagnose(&job(&["dgx-h100-healthy"; 4]));
+    fn a_healthy_job_with_clean_logs_points_at_the_application() {
+        let mut input = job(&["dgx-h100-healthy"; 4]);
+        input.logs = Some(
+            input
+                .pods
+                .iter()
+                .map(|p| (p.name.clone(), Ok(PodLogScan::default())))
+                .collect(),
+        );
+        let d = diagnose(&input);
         assert!(!d.cause_found, "{:#?}", d.suspects);
+        assert!(d.not_examined.is_empty(), "{:?}", d.not_examined);
         assert!(
-            d.verdict.contains("no hardware or node cause found"),
+            d.verdict.contains("no hardware, node or log cause found"),
             "{}",
             d.verdict
         );
         assert!(d.verdict.contains("NCCL"), "{}", d.verdict);
+    }
+
+    #[test]
+    fn nothing_examined_is_not_a_clean_bill_of_health() {
+        let mut input = job(&["dgx-h100-healthy"; 6]);
+        for r in input.probes.values_mut() {
+            *r =
+                Err("no image on the node could run the probe; give one with --probe-image".into());
+        }
+        let d = diagnose(&input);
+        assert!(!d.cause_found);
+        assert!(d.verdict.contains("diagnosis incomplete"), "{}", d.verdict);
+        assert!(
+            d.verdict.contains("6 of 6 node(s) not probed"),
+            "{}",
+            d.verdict
+        );
+        assert!(d.verdict.contains("pod logs not read"), "{}", d.verdict);
+        assert!(!d.verdict.contains("look at the"), "{}", d.verdict);
+        let gaps = d.not_examined.join(" | ");
+        assert!(
+            gaps.contains("6 node(s) not probed") && gaps.contains("--probe-image"),
+            "{gaps}"
+        );
+        // Logs that could not be read are said too, with why.
+        input.logs = Some(
+            input
+                .pods
+                .iter()
+                .map(|p| (p.name.clone(), Err("forbidden: get pods/log".to_string())))
+                .collect(),
+        );
+        let d = diagnose(&input);
+        assert!(
+            d.verdict.contains("6 of 6 pod log(s) not read"),
+            "{}",
+            d.verdict
+        );
+        assert!(
+            d.not_examined.iter().any(|g| g.contains("forbidden")),
+            "{:?}",
+            d.not_examined
+        );
     }
 
     #[test]
@@ -1014,5 +1775,231 @@ mod tests {
         assert!(d.not_held.iter().any(|s| s.gpu == Some(4)), "{d:#?}");
         assert_eq!(d.nodes[0].held_source, HeldSource::Kubelet);
         assert_eq!(d.nodes[0].gpus_held, [0, 1, 2, 3]);
+    }
+
+    fn scan_of(lines: &[String]) -> PodLogScan {
+        let mut s = PodLogScan::default();
+        for l in lines {
+            s.feed(l, None);
+        }
+        s
+    }
+
+    fn init_line(rank: u32, n: u32, dev: u32) -> String {
+        format!(
+            "2026-11-22T09:00:00.000000000Z host-{rank}:100:120 [{dev}] NCCL INFO comm 0x55aa rank {rank} nranks {n} \
+             cudaDev {dev} nvmlDev {dev} busId {}000 commId 0x77 - Init COMPLETE",
+            18 + dev
+        )
+    }
+
+    fn timeout_line(rank: u32, seq: u64, at: &str) -> String {
+        format!(
+            "{at} [rank{rank}]:[E1122 10:10:00.000000 ProcessGroupNCCL.cpp:632] [PG ID 0 PG GUID 0(default_pg) \
+             Rank {rank}] Watchdog caught collective operation timeout: WorkNCCL(SeqNum={seq}, OpType=ALLREDUCE, \
+             NumelIn=1024, NumelOut=1024, Timeout(ms)=600000) ran for 600031 milliseconds before timing out."
+        )
+    }
+
+    /// `n` one-rank pods over `n` nodes; every rank but `hung` times out at SeqNum 100.
+    fn hung_job(n: usize, hung: usize) -> WorkloadInput {
+        let mut input = job(&vec!["dgx-h100-healthy"; n]);
+        let mut logs = BTreeMap::new();
+        for (i, p) in input.pods.iter().enumerate() {
+            let mut lines = vec![init_line(i as u32 * 8, n as u32 * 8, 0)];
+            if i != hung {
+                lines.push(timeout_line(
+                    i as u32 * 8,
+                    100,
+                    "2026-11-22T10:10:00.000000000Z",
+                ));
+            }
+            logs.insert(p.name.clone(), Ok(scan_of(&lines)));
+        }
+        input.logs = Some(logs);
+        input
+    }
+
+    #[test]
+    fn the_rank_everyone_waits_for_leads_even_when_it_logged_nothing() {
+        let d = diagnose(&hung_job(16, 9));
+        let first = &d.suspects[0];
+        assert_eq!(first.code, "collective.lagging_rank", "{d:#?}");
+        assert_eq!(first.pods, ["train-9"]);
+        assert_eq!(first.node.as_deref(), Some("n9"));
+        assert!(first.ranks.contains(&"rank 72".to_string()), "{first:?}");
+        assert!(
+            first
+                .summary
+                .contains("15 pod(s) timed out in ALLREDUCE SeqNum=100"),
+            "{first:?}"
+        );
+        assert_eq!(
+            d.suspects
+                .iter()
+                .filter(|s| s.code == "collective.lagging_rank")
+                .count(),
+            1
+        );
+        assert!(
+            d.consequences[0].starts_with("15 of 16 pod(s) timed out"),
+            "{:?}",
+            d.consequences
+        );
+        assert!(d.not_examined.is_empty(), "{:?}", d.not_examined);
+        assert!(d.verdict.contains("train-9"), "{}", d.verdict);
+    }
+
+    #[test]
+    fn a_ranks_ecc_error_and_the_xid_48_on_its_gpu_are_one_suspect() {
+        // Two one-GPU pods per 2-GPU node, by the kubelet's assignment; n1's GPU 1 had Xid 48.
+        let mut input = job(&["h100-xid48-dbe", "h100-xid48-dbe", "h100-xid48-dbe"]);
+        input.pods.clear();
+        for n in 0..3 {
+            input.nodes[n].gpu_capacity = 2;
+            input.nodes[n].gpu_allocatable = 2;
+            let node = format!("n{n}");
+            let mut alloc = vec![];
+            for g in 0..2u32 {
+                let name = format!("train-{n}-{g}");
+                input.pods.push(WorkloadPod {
+                    name: name.clone(),
+                    uid: format!("uid-{n}-{g}"),
+                    phase: "Running".into(),
+                    node: Some(node.clone()),
+                    started: Some("2020-01-01T00:00:00Z".into()),
+                    gpus_requested: 1,
+                    ..Default::default()
+                });
+                alloc.push(crate::attribution::PodAllocation {
+                    namespace: "ml".into(),
+                    name,
+                    uid: Some(format!("uid-{n}-{g}")),
+                    containers: vec![crate::attribution::ContainerAllocation {
+                        name: "main".into(),
+                        started_unix: None,
+                        devices: vec![crate::attribution::AllocatedDevice {
+                            resource_name: "nvidia.com/gpu".into(),
+                            resource: crate::attribution::device::ResourceKind::Gpu,
+                            device_id: format!("GPU-{g}"),
+                            form: None,
+                            replica: None,
+                            gpu_index: Some(g),
+                            gpu_uuid: None,
+                            mig: None,
+                            error: None,
+                        }],
+                    }],
+                });
+            }
+            if let Some(Ok(r)) = input.probes.get_mut(&node) {
+                r.allocation.exact = true;
+                r.allocation.pods = alloc;
+            }
+        }
+        // Only n1's GPU 1 is faulty in this test: the other nodes' copies of the scenario are not held there.
+        let mut logs = BTreeMap::new();
+        for (i, p) in input.pods.iter().enumerate() {
+            let r = i as u32;
+            let mut lines = vec![init_line(r, 6, 0)];
+            if p.name == "train-1-1" {
+                lines.push(
+                    "2026-11-22T10:00:05.000000000Z RuntimeError: CUDA error: uncorrectable ECC error encountered"
+                        .into(),
+                );
+            } else {
+                lines.push(timeout_line(r, 40, "2026-11-22T10:10:05.000000000Z"));
+            }
+            logs.insert(p.name.clone(), Ok(scan_of(&lines)));
+        }
+        input.logs = Some(logs);
+        let d = diagnose(&input);
+        let s = d
+            .suspects
+            .iter()
+            .find(|s| s.pods.contains(&"train-1-1".to_string()))
+            .expect("a suspect for the pod");
+        assert_eq!((s.node.as_deref(), s.gpu), (Some("n1"), Some(1)), "{d:#?}");
+        let codes: Vec<&str> = std::iter::once(s.code.as_str())
+            .chain(s.also.iter().map(String::as_str))
+            .collect();
+        assert!(codes.contains(&"cuda.ecc_uncorrectable"), "{codes:?}");
+        assert!(codes.iter().any(|c| c.starts_with("xid.48")), "{codes:?}");
+        assert!(
+            s.evidence
+                .iter()
+                .any(|e| e.contains("uncorrectable ECC error encountered")),
+            "{s:#?}"
+        );
+        assert_eq!(
+            d.suspects
+                .iter()
+                .filter(|x| x.node.as_deref() == Some("n1") && x.gpu == Some(1))
+                .count(),
+            1,
+            "{d:#?}"
+        );
+    }
+
+    #[test]
+    fn a_rank_on_sockets_among_ib_peers_is_a_configuration_suspect() {
+        let mut input = job(&["dgx-h100-healthy"; 4]);
+        let mut logs = BTreeMap::new();
+        for (i, p) in input.pods.iter().enumerate() {
+            let net = if i == 2 {
+                "host:1:1 [0] NCCL INFO NET/Socket : Using [0]eth0:10.0.0.3<0>"
+            } else {
+                "host:1:1 [0] NCCL INFO NET/IB : Using [0]mlx5_0:1/IB [1]mlx5_1:1/IB ; OOB eth0:10.0.0.1<0>"
+            };
+            logs.insert(p.name.clone(), Ok(scan_of(&[net.to_string()])));
+        }
+        input.logs = Some(logs);
+        let d = diagnose(&input);
+        let s = d
+            .suspects
+            .iter()
+            .find(|s| s.kind == SuspectKind::Configuration)
+            .expect("config suspect");
+        assert_eq!(s.pods, ["train-2"], "{d:#?}");
+        assert_eq!(s.code, "nccl.socket_fallback");
+    }
+
+    #[test]
+    fn a_peer_named_by_address_is_the_suspect() {
+        let mut input = job(&["dgx-h100-healthy"; 4]);
+        for (i, p) in input.pods.iter_mut().enumerate() {
+            p.ip = Some(format!("10.4.0.{i}"));
+        }
+        let mut logs = BTreeMap::new();
+        for p in &input.pods {
+            let l = if p.name == "train-3" {
+                vec![]
+            } else {
+                vec!["2026-11-22T10:00:01Z host:1:2 [0] NCCL WARN Net : Connection closed by remote peer 10.4.0.3<4410>".to_string()]
+            };
+            logs.insert(p.name.clone(), Ok(scan_of(&l)));
+        }
+        input.logs = Some(logs);
+        let d = diagnose(&input);
+        assert_eq!(d.suspects[0].code, "nccl.peer_lost", "{d:#?}");
+        assert_eq!(d.suspects[0].pods, ["train-3"]);
+    }
+
+    #[test]
+    fn a_512_rank_answer_stays_small() {
+        // 64 nodes of 8 one-GPU ranks is the shape; the size must not grow with the ranks.
+        let size = |n: usize| {
+            serde_json::to_string(&diagnose(&hung_job(n, 3)))
+                .unwrap()
+                .len()
+        };
+        let (small, big) = (size(64), size(512));
+        assert!(big < 48 * 1024, "{big} bytes for 512 ranks");
+        let per_node = (big - small) / (512 - 64);
+        // Only the node list grows: a few dozen bytes per node, nothing per log line or rank timeout.
+        assert!(per_node < 160, "{per_node} bytes per extra node");
+        let d = diagnose(&hung_job(512, 3));
+        assert_eq!(d.suspects.len(), 1, "{:#?}", d.suspects);
+        assert_eq!(d.consequences.len(), 1);
     }
 }

@@ -343,6 +343,19 @@ impl ClusterBackend for KubeBackend {
         })
     }
 
+    fn workload_logs<'a>(
+        &'a self,
+        context: Option<&'a str>,
+        namespace: &'a str,
+        pods: &'a [gpu_diag::analysis::workload::WorkloadPod],
+        limits: &'a super::workload::LogLimits,
+    ) -> BoxFut<'a, super::workload::PodLogs> {
+        Box::pin(async move {
+            let client = self.clients.get(context).await?;
+            Ok(super::workload::read_logs(client, namespace, pods, limits).await)
+        })
+    }
+
     fn contexts(&self) -> Vec<String> {
         self.clients.contexts()
     }

@@ -6,7 +6,16 @@
 //! MPIJob workers) or through Jobs (JobSet, the MPIJob launcher, the RayJob submitter) and RayClusters
 //! (RayJob).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::{AsyncBufReadExt, TryStreamExt};
+use gpu_diag::analysis::joblog::PodLogScan;
+use gpu_diag::analysis::workload::PodContainer;
+use kube::api::LogParams;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
 
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
@@ -229,8 +238,19 @@ fn workload_pod(p: &Pod) -> WorkloadPod {
     let mut restarts = 0u32;
     let mut last_termination = None;
     let mut waiting = None;
+    let mut containers = Vec::new();
     for c in statuses {
         restarts += c.restart_count.max(0) as u32;
+        let started = c.restart_count > 0
+            || c.state
+                .as_ref()
+                .is_some_and(|s| s.running.is_some() || s.terminated.is_some());
+        if started {
+            containers.push(PodContainer {
+                name: c.name.clone(),
+                restarted: c.restart_count > 0,
+            });
+        }
         if let Some(t) = c.last_state.as_ref().and_then(|s| s.terminated.as_ref())
             && t.reason.as_deref() != Some("Completed")
         {
@@ -288,5 +308,148 @@ fn workload_pod(p: &Pod) -> WorkloadPod {
         last_termination,
         waiting,
         unschedulable,
+        ip: status.and_then(|s| s.pod_ip.clone()),
+        containers,
     }
+}
+
+/// How much of the pods' logs is read: a bounded tail of each container, a few pods at a time, all within
+/// one time budget, so a job of hundreds of pods costs bounded memory and time.
+#[derive(Debug, Clone)]
+pub struct LogLimits {
+    pub tail_lines: i64,
+    pub limit_bytes: i64,
+    pub since_seconds: Option<i64>,
+    pub concurrency: usize,
+    pub budget: Duration,
+}
+
+impl LogLimits {
+    /// The limits in words, for the answer.
+    pub fn describe(&self) -> String {
+        format!(
+            "the last {} lines and at most {} KiB of each container's log{} (the previous run's too for restarted \
+             containers), {} pods at a time within {} s",
+            self.tail_lines,
+            self.limit_bytes / 1024,
+            self.since_seconds
+                .map(|s| format!(" from the last {s} s"))
+                .unwrap_or_default(),
+            self.concurrency,
+            self.budget.as_secs()
+        )
+    }
+}
+
+/// Each pod's log scan, or why it could not be read.
+pub type PodLogs = BTreeMap<String, Result<PodLogScan, String>>;
+
+async fn scan_container(
+    api: &Api<Pod>,
+    pod: &str,
+    container: &str,
+    previous: bool,
+    limits: &LogLimits,
+    into: &mut PodLogScan,
+) -> Result<(), String> {
+    let lp = LogParams {
+        container: Some(container.to_string()),
+        previous,
+        tail_lines: Some(limits.tail_lines),
+        limit_bytes: Some(limits.limit_bytes),
+        since_seconds: limits.since_seconds,
+        timestamps: true,
+        ..Default::default()
+    };
+    let stream = api.log_stream(pod, &lp).await.map_err(|e| match e {
+        kube::Error::Api(s) if s.is_forbidden() => format!(
+            "forbidden: the launcher's identity may not get pods/log (the reader role grants it; run `k8s-gpu-mcp \
+             check`): {}",
+            s.message
+        ),
+        kube::Error::Api(s) => format!("{}: {}", s.code, s.message),
+        e => e.to_string(),
+    })?;
+    let source = previous.then_some("previous");
+    let mut lines = stream.lines();
+    while let Some(line) = lines.try_next().await.map_err(|e| e.to_string())? {
+        into.feed(&line, source);
+    }
+    Ok(())
+}
+
+/// Read and scan every started pod's log (see [`LogLimits`]); Pending pods have none and are left out.
+pub async fn read_logs(
+    client: kube::Client,
+    ns: &str,
+    pods: &[WorkloadPod],
+    limits: &LogLimits,
+) -> PodLogs {
+    let api: Api<Pod> = Api::namespaced(client, ns);
+    let sem = Arc::new(Semaphore::new(limits.concurrency.max(1)));
+    let mut set = JoinSet::new();
+    let mut out = PodLogs::new();
+    for p in pods.iter().filter(|p| p.node.is_some()) {
+        if p.containers.is_empty() {
+            out.insert(p.name.clone(), Err("no container has started yet".into()));
+            continue;
+        }
+        let (api, sem, limits, p) = (api.clone(), sem.clone(), limits.clone(), p.clone());
+        set.spawn(async move {
+            let _permit = sem.acquire_owned().await;
+            let mut scan = PodLogScan::default();
+            let mut errors = Vec::new();
+            for c in &p.containers {
+                if c.restarted
+                    && let Err(e) = scan_container(&api, &p.name, &c.name, true, &limits, &mut scan).await
+                {
+                    errors.push(format!("{} (previous): {e}", c.name));
+                }
+                if let Err(e) = scan_container(&api, &p.name, &c.name, false, &limits, &mut scan).await {
+                    errors.push(format!("{}: {e}", c.name));
+                }
+            }
+            // A pod counts as read when any of its logs was; the errors of the others are only logged.
+            let r = if scan.lines == 0 && !errors.is_empty() {
+                Err(errors.join("; "))
+            } else {
+                if !errors.is_empty() {
+                    tracing::debug!(pod = %p.name, errors = %errors.join("; "), "some container logs not read");
+                }
+                Ok(scan)
+            };
+            (p.name, r)
+        });
+    }
+    let waiting: BTreeSet<String> = pods
+        .iter()
+        .filter(|p| p.node.is_some() && !p.containers.is_empty())
+        .map(|p| p.name.clone())
+        .collect();
+    let deadline = tokio::time::Instant::now() + limits.budget;
+    let mut left = waiting;
+    loop {
+        match tokio::time::timeout_at(deadline, set.join_next()).await {
+            Ok(Some(Ok((name, r)))) => {
+                left.remove(&name);
+                out.insert(name, r);
+            }
+            Ok(Some(Err(e))) => tracing::error!(error = %e, "log reader task failed"),
+            Ok(None) => break,
+            Err(_) => {
+                set.abort_all();
+                break;
+            }
+        }
+    }
+    for name in left {
+        out.insert(
+            name,
+            Err(format!(
+                "not read within the {} s budget for logs",
+                limits.budget.as_secs()
+            )),
+        );
+    }
+    out
 }

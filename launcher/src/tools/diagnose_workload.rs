@@ -1,6 +1,8 @@
 //! `diagnose_workload`: "why is the training job stuck?" for a whole workload: its pods (any phase) from the
 //! API server, one `node-probe workload` per node it runs on (in parallel, bounded, under the probe
-//! deadline), and one cross-node verdict with ranked suspects (`gpu_diag::analysis::workload`).
+//! deadline), each pod's log read through the API at the same time (a bounded tail, a few pods at a time,
+//! within a time budget; scanned by `gpu_diag::analysis::joblog` as it streams in), and one cross-node verdict
+//! with one suspect per thing at fault (`gpu_diag::analysis::workload`).
 
 use gpu_diag::Command;
 use std::collections::{BTreeMap, BTreeSet};
@@ -15,6 +17,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::cluster::WorkloadRef;
+use crate::k8s::workload::LogLimits;
 use crate::tool::fanout::probe_nodes;
 use crate::tool::text::sev_label;
 use crate::tool::{Cx, Hints, Tool, ToolError};
@@ -59,6 +62,11 @@ pub struct DiagnoseArgs {
     #[serde(default)]
     #[schemars(with = "u32", range(min = 1, max = 128))]
     pub concurrency: Option<u32>,
+    /// Lines read from the end of each container's log (default 2000; the previous run's too for restarted
+    /// containers). 0 reads no logs.
+    #[serde(default)]
+    #[schemars(with = "u32", range(min = 0, max = 20000))]
+    pub log_tail_lines: Option<u32>,
     /// Kubeconfig context of the cluster. Omit for the launcher's default context.
     #[serde(default)]
     #[schemars(with = "String", length(min = 1, max = 253))]
@@ -66,6 +74,11 @@ pub struct DiagnoseArgs {
 }
 
 pub const DEFAULT_CONCURRENCY: u32 = 64;
+pub const DEFAULT_LOG_TAIL_LINES: u32 = 2000;
+/// Bytes read per container log at most, pods whose logs are read at once, and the time all logs get.
+const LOG_LIMIT_BYTES: i64 = 512 * 1024;
+const LOG_CONCURRENCY: usize = 16;
+const LOG_BUDGET: std::time::Duration = std::time::Duration::from_secs(60);
 /// Suspects detailed in the text (the structured result lists up to [`SUSPECTS_LISTED`]).
 const SUSPECTS_SHOWN: usize = 8;
 const SUSPECTS_LISTED: usize = 40;
@@ -84,6 +97,9 @@ pub struct WorkloadOutput {
     pub suspects_not_listed: usize,
     pub nodes_probed: usize,
     pub nodes_failed: usize,
+    /// How the pods' logs were read (tail, bytes, concurrency, time budget), or why not.
+    pub logs: String,
+    pub log_millis: u64,
     pub total_millis: u64,
 }
 
@@ -142,7 +158,12 @@ probe reaches it, else the requests); every node is probed once, in parallel. Re
 ranked suspects and their evidence: hardware faults on the workload's GPUs (XID vs the pods' start, ECC, \
 NVLink, PCIe, off the bus), pods Pending/OOMKilled/restarting, nodes NotReady, cordoned or with GPUs \
 withdrawn, faulty fabric ports of multi-node jobs, and stragglers (a GPU slower than its peers: clock \
-events, PCIe trained down, NVLinks down). Says so plainly when no hardware or node cause is found.";
+events, PCIe trained down, NVLinks down). Also reads each pod's log tail (and a restarted container's \
+previous log) for the ranks' own errors: PyTorch NCCL watchdog timeouts, NCCL errors, torch elastic's first \
+failure, CUDA errors (ECC, illegal access, OOM), a rank on NET/Socket among NET/IB peers; the rank the others \
+wait for (lagging collective sequence number) is named even when it logged nothing. One suspect per thing \
+(GPU, rank's pod, node, fabric) with all its evidence, the first to fail leading, the other ranks' errors as \
+consequences; says what could not be examined (nodes not probed, logs not read) and how to fix it.";
     const HINTS: Hints = Hints::READ_LIVE;
 
     async fn run(cx: &Cx, a: Self::Args) -> Result<Self::Output, ToolError> {
@@ -192,15 +213,50 @@ events, PCIe trained down, NVLinks down). Says so plainly when no hardware or no
                 }
             }
         }
-        let outcomes = probe_nodes(
+        let tail = a.log_tail_lines.unwrap_or(DEFAULT_LOG_TAIL_LINES);
+        if tail > 20000 {
+            return Err(ToolError::Invalid(format!(
+                "`log_tail_lines` must be between 0 and 20000 (got {tail})"
+            )));
+        }
+        let limits = LogLimits {
+            tail_lines: i64::from(tail),
+            limit_bytes: LOG_LIMIT_BYTES,
+            since_seconds: None,
+            concurrency: LOG_CONCURRENCY,
+            budget: LOG_BUDGET,
+        };
+        let log_started = Instant::now();
+        let read_logs = async {
+            if tail == 0 {
+                return (None, 0);
+            }
+            let r = cluster
+                .workload_logs(ctx, &a.namespace, &pods, &limits)
+                .await;
+            let ms = log_started.elapsed().as_millis() as u64;
+            match r {
+                Ok(l) => (Some(l), ms),
+                Err(e) => {
+                    let why = e.to_string();
+                    let all = pods
+                        .iter()
+                        .filter(|p| p.node.is_some())
+                        .map(|p| (p.name.clone(), Err(why.clone())))
+                        .collect();
+                    (Some(all), ms)
+                }
+            }
+        };
+        let probes_run = probe_nodes(
             cx,
             Self::NAME,
             &node_names,
             a.context.clone(),
             vec![Command::Workload.arg().into()],
             concurrency as usize,
-        )
-        .await;
+        );
+        let (outcomes, (logs, log_millis)) = tokio::join!(probes_run, read_logs);
         if cx.cancel.is_cancelled() {
             return Err(ToolError::Cancelled);
         }
@@ -219,11 +275,18 @@ events, PCIe trained down, NVLinks down). Says so plainly when no hardware or no
             failed += usize::from(r.is_err());
             probes.insert(o.node, r);
         }
+        let logs_text = if tail == 0 {
+            "not read (log_tail_lines = 0)".to_string()
+        } else {
+            limits.describe()
+        };
         let input = WorkloadInput {
             workload: label(&target),
             pods,
             nodes: nodes.into_values().collect(),
             probes,
+            logs,
+            log_limits: Some(logs_text.clone()),
         };
         let mut diagnosis = diagnose(&input);
         let not_listed = diagnosis.suspects.len().saturating_sub(SUSPECTS_LISTED);
@@ -237,6 +300,8 @@ events, PCIe trained down, NVLinks down). Says so plainly when no hardware or no
             suspects_not_listed: not_listed,
             nodes_probed: node_names.len(),
             nodes_failed: failed,
+            logs: logs_text,
+            log_millis,
             total_millis: started.elapsed().as_millis() as u64,
         })
     }
@@ -261,6 +326,19 @@ events, PCIe trained down, NVLinks down). Says so plainly when no hardware or no
             d.gpus_held,
             held_note(d)
         );
+        let _ = writeln!(
+            out,
+            "logs: {} pod(s) read, {} KiB ({})",
+            d.logs_read,
+            d.log_bytes / 1024,
+            o.logs
+        );
+        if !d.not_examined.is_empty() {
+            let _ = writeln!(out, "not examined (the diagnosis is incomplete):");
+            for g in &d.not_examined {
+                let _ = writeln!(out, "  - {g}");
+            }
+        }
         if !d.suspects.is_empty() {
             let _ = writeln!(out, "suspects ({}):", d.suspects.len() + o.suspects_not_listed);
             for s in d.suspects.iter().take(SUSPECTS_SHOWN) {
@@ -269,6 +347,12 @@ events, PCIe trained down, NVLinks down). Says so plainly when no hardware or no
             let more = d.suspects.len().saturating_sub(SUSPECTS_SHOWN) + o.suspects_not_listed;
             if more > 0 {
                 let _ = writeln!(out, "  (+{more} more suspects in the structured result)");
+            }
+        }
+        if !d.consequences.is_empty() {
+            let _ = writeln!(out, "consequences (the rest of the job, not suspects):");
+            for c in &d.consequences {
+                let _ = writeln!(out, "  - {c}");
             }
         }
         if !d.not_held.is_empty() {
@@ -295,24 +379,6 @@ events, PCIe trained down, NVLinks down). Says so plainly when no hardware or no
                     String::new()
                 }
             );
-        }
-        let failed: Vec<String> = d
-            .nodes
-            .iter()
-            .filter_map(|n| {
-                n.probe_error
-                    .as_ref()
-                    .map(|e| format!("{}: {}", n.node, e.lines().next().unwrap_or(e)))
-            })
-            .collect();
-        if !failed.is_empty() {
-            let _ = writeln!(out, "not probed ({}):", failed.len());
-            for f in failed.iter().take(5) {
-                let _ = writeln!(out, "  {f}");
-            }
-            if failed.len() > 5 {
-                let _ = writeln!(out, "  (+{} more)", failed.len() - 5);
-            }
         }
         out
     }
@@ -383,6 +449,16 @@ fn suspect_lines(s: &Suspect, out: &mut String) {
         s.code,
         s.summary
     );
+    if !s.also.is_empty() || s.first_seen.is_some() {
+        let mut line = String::from("  ");
+        if let Some(t) = &s.first_seen {
+            let _ = write!(line, " first seen {t};");
+        }
+        if !s.also.is_empty() {
+            let _ = write!(line, " also: {}", s.also.join(", "));
+        }
+        let _ = writeln!(out, "{}", line.trim_end_matches(';'));
+    }
     if !s.pods.is_empty() {
         let mut who = format!("   pods: {}", s.pods.iter().take(4).cloned().collect::<Vec<_>>().join(", "));
         if s.pods.len() > 4 {
