@@ -199,7 +199,7 @@ pub fn run(g: &GlobalArgs, a: &EvidenceArgs) -> Result<ProbeDocument, ProbeError
         Some(s) => run_script(s, Duration::from_secs(a.time_limit), budget),
     };
     if let Some(bytes) = out {
-        let name = "nvidia-bug-report.log.gz";
+        let name = bug.member.as_deref().unwrap_or(OUTPUT_GZ);
         members.push((
             member(
                 name,
@@ -312,6 +312,10 @@ fn run_script(s: &Script, limit: Duration, budget: usize) -> (BugReport, Option<
     (bug, result)
 }
 
+/// The output name given to the script, and what it writes when it compresses.
+const OUTPUT: &str = "nvidia-bug-report.log";
+const OUTPUT_GZ: &str = "nvidia-bug-report.log.gz";
+
 fn run_in(
     s: &Script,
     dir: &Path,
@@ -324,8 +328,11 @@ fn run_in(
         Some(root) => Path::new("/").join(dir.strip_prefix(root).unwrap_or(dir)),
         None => dir.to_path_buf(),
     };
-    let out_inside = inside.join("nvidia-bug-report.log.gz");
-    let out_here = dir.join("nvidia-bug-report.log.gz");
+    // NVIDIA's script appends `.gz` to the name it is given when it can compress (gzip on the node), and
+    // writes the name as is when it cannot: give it the base name and take whichever it wrote. Found on a
+    // real H100 with the driver's own script; a name ending in `.gz` became `….gz.gz`.
+    let out_inside = inside.join(OUTPUT);
+    let written = [OUTPUT_GZ, OUTPUT];
     let log_here = dir.join("script-output.txt");
     let args = [
         "--safe-mode".to_string(),
@@ -408,7 +415,10 @@ fn run_in(
         text = String::from_utf8_lossy(&buf).into_owned();
     }
     bug.output_tail = ev::tail(text.trim_end(), 2000);
-    let size = std::fs::metadata(&out_here).map(|m| m.len()).ok();
+    let found = written
+        .iter()
+        .find_map(|n| Some((*n, std::fs::metadata(dir.join(n)).ok()?.len())));
+    let size = found.map(|f| f.1);
     let ok = status.is_some_and(|s| s.success());
     bug.status = ev::bug_report_status(true, timed_out, ok, size.is_some()).into();
     if timed_out {
@@ -440,9 +450,9 @@ fn run_in(
             );
             None
         }
-        Some(_) => match std::fs::read(&out_here) {
+        Some(_) => match std::fs::read(dir.join(found.map_or(OUTPUT_GZ, |f| f.0))) {
             Ok(b) => {
-                bug.member = Some("nvidia-bug-report.log.gz".into());
+                bug.member = found.map(|f| f.0.to_string());
                 bug.detail = if ok {
                     format!("collected in {:.1} s", bug.elapsed_ms as f64 / 1000.0)
                 } else {

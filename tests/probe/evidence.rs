@@ -1,5 +1,6 @@
 //! `node-probe evidence` with fake `nvidia-bug-report.sh` scripts of the real interface (`--safe-mode
-//! --output-file FILE`): one that writes a known archive, one that hangs, none at all. The real binary
+//! --output-file NAME`, writing `NAME.gz` when the node has gzip and `NAME` when not, as NVIDIA's script
+//! does): one that writes a known archive, one that hangs, none at all. The real binary
 //! runs; the archive is decoded and unpacked as the launcher would.
 
 mod util;
@@ -52,56 +53,74 @@ fn empty(dir: &Path) -> bool {
     std::fs::read_dir(dir).unwrap().next().is_none()
 }
 
-#[test]
-fn a_written_bug_report_arrives_intact_with_the_probes_own_view_and_nothing_left() {
-    let dir = Dir::new();
-    let tmp = Dir::new();
-    // Not text: any byte must survive the trip.
-    let known: Vec<u8> = (0..=255u8).cycle().take(70_000).collect();
-    let fixture = dir.path().join("known.gz");
-    std::fs::write(&fixture, &known).unwrap();
-    let s = script(
-        &dir,
+/// A script of NVIDIA's interface that writes `fixture` as its output: as `NAME.gz` with `gzip`, else as
+/// `NAME` (the real script appends `.gz` itself when it can compress; an earlier probe passed a name
+/// ending in `.gz` and never found the output of the real script).
+fn writing_script(dir: &Dir, fixture: &Path, gzip: bool) -> PathBuf {
+    let suffix = if gzip { ".gz" } else { "" };
+    script(
+        dir,
         "nvidia-bug-report.sh",
         &format!(
             "safe=no\nwhile [ $# -gt 0 ]; do case \"$1\" in --safe-mode) safe=yes;; \
              --output-file) out=\"$2\"; shift;; esac; shift; done\n\
-             [ \"$safe\" = yes ] || exit 9\ncase \"$out\" in *.gz) ;; *) out=\"$out.gz\";; esac\n\
-             cp {} \"$out\"\necho 'Complete.'\n",
+             [ \"$safe\" = yes ] || exit 9\n\
+             cp {} \"$out{suffix}\"\necho 'Complete.'\n",
             fixture.display()
         ),
-    );
-    let r = evidence(tmp.path(), &["--bug-report", s.to_str().unwrap()]);
-    let bug = &r["index"]["bug_report"];
-    assert_eq!(bug["status"], "collected", "{bug}");
-    assert_eq!(bug["exit_code"], 0);
-    assert!(bug["output_tail"].as_str().unwrap().contains("Complete."));
-    let members = unpack(&r);
-    let names: Vec<&str> = members.iter().map(|m| m.0.as_str()).collect();
-    assert_eq!(
-        names,
-        [
-            "index.json",
-            "describe.json",
-            "xid-history.json",
-            "nvidia-bug-report.log.gz"
-        ]
-    );
-    assert_eq!(
-        members[3].1, known,
-        "the script's output changed on the way"
-    );
-    let index: serde_json::Value = serde_json::from_slice(&members[0].1).unwrap();
-    assert_eq!(index, r["index"]);
-    let describe: serde_json::Value = serde_json::from_slice(&members[1].1).unwrap();
-    assert!(
-        describe["describe"]["inventory"]["gpus"]
-            .as_array()
-            .is_some_and(|g| g.len() == 8),
-        "{}",
-        &describe.to_string()[..300]
-    );
-    assert!(empty(tmp.path()), "the private directory was left behind");
+    )
+}
+
+#[test]
+fn a_written_bug_report_arrives_intact_with_the_probes_own_view_and_nothing_left() {
+    for (gzip, name) in [
+        (true, "nvidia-bug-report.log.gz"),
+        (false, "nvidia-bug-report.log"),
+    ] {
+        let dir = Dir::new();
+        let tmp = Dir::new();
+        // Not text: any byte must survive the trip.
+        let known: Vec<u8> = (0..=255u8).cycle().take(70_000).collect();
+        let fixture = dir.path().join("known");
+        std::fs::write(&fixture, &known).unwrap();
+        let s = writing_script(&dir, &fixture, gzip);
+        let r = evidence(tmp.path(), &["--bug-report", s.to_str().unwrap()]);
+        let bug = &r["index"]["bug_report"];
+        assert_eq!(bug["status"], "collected", "gzip {gzip}: {bug}");
+        assert_eq!(bug["exit_code"], 0);
+        assert_eq!(bug["member"], name);
+        assert!(
+            bug["argv"]
+                .as_array()
+                .unwrap()
+                .last()
+                .and_then(|a| a.as_str())
+                .is_some_and(|a| a.ends_with("/nvidia-bug-report.log")),
+            "the script is given the base name: {bug}"
+        );
+        assert!(bug["output_tail"].as_str().unwrap().contains("Complete."));
+        let members = unpack(&r);
+        let names: Vec<&str> = members.iter().map(|m| m.0.as_str()).collect();
+        assert_eq!(
+            names,
+            ["index.json", "describe.json", "xid-history.json", name]
+        );
+        assert_eq!(
+            members[3].1, known,
+            "the script's output changed on the way"
+        );
+        let index: serde_json::Value = serde_json::from_slice(&members[0].1).unwrap();
+        assert_eq!(index, r["index"]);
+        let describe: serde_json::Value = serde_json::from_slice(&members[1].1).unwrap();
+        assert!(
+            describe["describe"]["inventory"]["gpus"]
+                .as_array()
+                .is_some_and(|g| g.len() == 8),
+            "{}",
+            &describe.to_string()[..300]
+        );
+        assert!(empty(tmp.path()), "the private directory was left behind");
+    }
 }
 
 #[test]
