@@ -1,8 +1,12 @@
 //! What the tools need from the Kubernetes API, behind a trait so tools don't depend on kube directly
 //! and local mode (no cluster) is simply "no backend". Implemented for kube in `crate::k8s`.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
+use std::time::Duration;
+
+use gpu_diag::analysis::joblog::PodLogScan;
 
 use serde::{Deserialize, Serialize};
 
@@ -25,6 +29,37 @@ pub enum ClusterError {
     #[error("{0}")]
     KindNotInstalled(String),
 }
+
+/// How much of the pods' logs is read: a bounded tail of each container, a few pods at a time, all within
+/// one time budget, so a job of hundreds of pods costs bounded memory and time.
+#[derive(Debug, Clone)]
+pub struct LogLimits {
+    pub tail_lines: i64,
+    pub limit_bytes: i64,
+    pub since_seconds: Option<i64>,
+    pub concurrency: usize,
+    pub budget: Duration,
+}
+
+impl LogLimits {
+    /// The limits in words, for the answer.
+    pub fn describe(&self) -> String {
+        format!(
+            "the last {} lines and at most {} KiB of each container's log{} (the previous run's too for restarted \
+             containers), {} pods at a time within {} s",
+            self.tail_lines,
+            self.limit_bytes / 1024,
+            self.since_seconds
+                .map(|s| format!(" from the last {s} s"))
+                .unwrap_or_default(),
+            self.concurrency,
+            self.budget.as_secs()
+        )
+    }
+}
+
+/// Each pod's log scan, or why it could not be read.
+pub type PodLogs = BTreeMap<String, Result<PodLogScan, String>>;
 
 /// A workload as `diagnose_workload` names it (always within one namespace).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -166,8 +201,8 @@ pub trait ClusterBackend: Send + Sync {
         _context: Option<&'a str>,
         _namespace: &'a str,
         _pods: &'a [gpu_diag::analysis::workload::WorkloadPod],
-        _limits: &'a crate::k8s::workload::LogLimits,
-    ) -> BoxFut<'a, crate::k8s::workload::PodLogs> {
+        _limits: &'a LogLimits,
+    ) -> BoxFut<'a, PodLogs> {
         Box::pin(async {
             Err(ClusterError::Api(
                 "reading pod logs is not supported by this backend".into(),

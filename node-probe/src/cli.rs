@@ -129,7 +129,24 @@ impl Invocation {
             }
             Cmd::Kill(a) => return crate::operator::run_kill(&self.global, a),
             Cmd::Reset(a) => return crate::operator::run_reset(&self.global, a),
-            Cmd::Evidence(a) => return crate::evidence::run(&self.global, a),
+            Cmd::Evidence(a) => {
+                let global = &self.global;
+                return crate::evidence::run(global, a, &|v| {
+                    let command = match v {
+                        crate::evidence::View::Describe => Cmd::Describe,
+                        crate::evidence::View::XidHistory => Cmd::Xid(XidArgs {
+                            history: true,
+                            ..XidArgs::default()
+                        }),
+                    };
+                    Invocation {
+                        global: global.clone(),
+                        command,
+                    }
+                    .run()
+                    .unwrap_or_else(ProbeDocument::failure)
+                });
+            }
             Cmd::Facts(a) => {
                 let spec = SourceSpec::from_args(&self.global)?;
                 let xid = XidArgs {

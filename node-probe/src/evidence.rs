@@ -17,7 +17,7 @@ use clap::Args;
 use gpu_diag::contract::{ErrorKind, ProbeDocument, ProbeError, Report};
 use gpu_diag::evidence::{self as ev, BugReport, EvidenceIndex, EvidenceReport, Member};
 
-use crate::options::{GlobalArgs, XidArgs};
+use crate::options::GlobalArgs;
 
 #[derive(Debug, Args, Clone)]
 pub struct EvidenceArgs {
@@ -72,7 +72,20 @@ impl Script {
     }
 }
 
-pub fn run(g: &GlobalArgs, a: &EvidenceArgs) -> Result<ProbeDocument, ProbeError> {
+/// The probe's own reports that go into the archive; `cli` runs them (this module stays below it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum View {
+    /// `node-probe describe`.
+    Describe,
+    /// `node-probe xid --history`.
+    XidHistory,
+}
+
+pub fn run(
+    g: &GlobalArgs,
+    a: &EvidenceArgs,
+    view: &dyn Fn(View) -> ProbeDocument,
+) -> Result<ProbeDocument, ProbeError> {
     let started = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs_f64())
@@ -86,27 +99,19 @@ pub fn run(g: &GlobalArgs, a: &EvidenceArgs) -> Result<ProbeDocument, ProbeError
 
     // The probe's own view first: it is quick and survives a script that hangs.
     let mut meta = None;
-    for (name, cmd, what) in [
+    for (name, v, what) in [
         (
             "describe.json",
-            crate::cli::Cmd::Describe,
+            View::Describe,
             "node-probe describe: every GPU fact, finding and the kernel-log window",
         ),
         (
             "xid-history.json",
-            crate::cli::Cmd::Xid(XidArgs {
-                history: true,
-                ..XidArgs::default()
-            }),
+            View::XidHistory,
             "node-probe xid --history: XID/SXid events of this boot and earlier boots (journal, kernel text logs)",
         ),
     ] {
-        let doc = crate::cli::Invocation {
-            global: g.clone(),
-            command: cmd,
-        }
-        .run()
-        .unwrap_or_else(ProbeDocument::failure);
+        let doc = view(v);
         if let ProbeDocument::Success { probe, .. } = &doc
             && meta.is_none()
         {

@@ -348,8 +348,8 @@ impl ClusterBackend for KubeBackend {
         context: Option<&'a str>,
         namespace: &'a str,
         pods: &'a [gpu_diag::analysis::workload::WorkloadPod],
-        limits: &'a super::workload::LogLimits,
-    ) -> BoxFut<'a, super::workload::PodLogs> {
+        limits: &'a crate::cluster::LogLimits,
+    ) -> BoxFut<'a, crate::cluster::PodLogs> {
         Box::pin(async move {
             let client = self.clients.get(context).await?;
             Ok(super::workload::read_logs(client, namespace, pods, limits).await)

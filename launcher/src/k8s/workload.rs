@@ -6,9 +6,8 @@
 //! MPIJob workers) or through Jobs (JobSet, the MPIJob launcher, the RayJob submitter) and RayClusters
 //! (RayJob).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::sync::Arc;
-use std::time::Duration;
 
 use futures::{AsyncBufReadExt, TryStreamExt};
 use gpu_diag::analysis::joblog::PodLogScan;
@@ -25,7 +24,7 @@ use kube::discovery::ApiResource;
 use gpu_diag::analysis::workload::WorkloadPod;
 
 use super::gpu_resources::{GPU_RESOURCE, pod_request};
-use crate::cluster::{ClusterError, WorkloadRef};
+use crate::cluster::{ClusterError, LogLimits, PodLogs, WorkloadRef};
 
 /// A custom workload kind: its API group and kind, and what installs it (for the error when it is absent).
 struct CustomKind {
@@ -312,37 +311,6 @@ fn workload_pod(p: &Pod) -> WorkloadPod {
         containers,
     }
 }
-
-/// How much of the pods' logs is read: a bounded tail of each container, a few pods at a time, all within
-/// one time budget, so a job of hundreds of pods costs bounded memory and time.
-#[derive(Debug, Clone)]
-pub struct LogLimits {
-    pub tail_lines: i64,
-    pub limit_bytes: i64,
-    pub since_seconds: Option<i64>,
-    pub concurrency: usize,
-    pub budget: Duration,
-}
-
-impl LogLimits {
-    /// The limits in words, for the answer.
-    pub fn describe(&self) -> String {
-        format!(
-            "the last {} lines and at most {} KiB of each container's log{} (the previous run's too for restarted \
-             containers), {} pods at a time within {} s",
-            self.tail_lines,
-            self.limit_bytes / 1024,
-            self.since_seconds
-                .map(|s| format!(" from the last {s} s"))
-                .unwrap_or_default(),
-            self.concurrency,
-            self.budget.as_secs()
-        )
-    }
-}
-
-/// Each pod's log scan, or why it could not be read.
-pub type PodLogs = BTreeMap<String, Result<PodLogScan, String>>;
 
 async fn scan_container(
     api: &Api<Pod>,

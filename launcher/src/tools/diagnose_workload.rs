@@ -17,7 +17,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::cluster::WorkloadRef;
-use crate::k8s::workload::LogLimits;
+use crate::cluster::LogLimits;
 use crate::tool::fanout::probe_nodes;
 use crate::tool::text::sev_label;
 use crate::tool::{Cx, Hints, Tool, ToolError};
