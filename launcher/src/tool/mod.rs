@@ -215,6 +215,20 @@ impl Cx {
         self.check_context(t.context.as_deref())
     }
 
+    /// The cluster an API-only operator tool acts on; in local mode a clear error naming the tool and
+    /// what it would have done (`to cordon`, ...).
+    pub fn cluster_for(
+        &self,
+        tool: &str,
+        what: &str,
+    ) -> Result<Arc<dyn ClusterBackend>, ToolError> {
+        self.env.cluster.clone().ok_or_else(|| {
+            ToolError::Invalid(format!(
+                "{tool} needs a cluster: this server runs in local mode, where there is no node {what}"
+            ))
+        })
+    }
+
     pub fn check_context(&self, context: Option<&str>) -> Result<(), ToolError> {
         let (Some(ctx), Some(cluster)) = (context, &self.env.cluster) else {
             return Ok(());

@@ -52,13 +52,7 @@ the Node.";
         cx: &Cx,
         Node { target: t, args: a }: Self::Args,
     ) -> Result<Self::Output, ToolError> {
-        let Some(cluster) = cx.env.cluster.clone() else {
-            return Err(ToolError::Invalid(
-                "clear_gpu_node_mark needs a cluster: this server runs in local mode, where there is no \
-                 node mark"
-                    .into(),
-            ));
-        };
+        let cluster = cx.cluster_for(Self::NAME, "mark")?;
         check_node_name(&t.node_name)?;
         cx.check_context(t.context.as_deref())?;
         check_text("reason", &a.reason, 256)?;

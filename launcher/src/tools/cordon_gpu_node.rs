@@ -45,13 +45,7 @@ nodes: the k8s-gpu-mcp-operator ClusterRole). Needs confirmation: elicitation, o
         cx: &Cx,
         Node { target: t, args: a }: Self::Args,
     ) -> Result<Self::Output, ToolError> {
-        let Some(cluster) = cx.env.cluster.clone() else {
-            return Err(ToolError::Invalid(
-                "cordon_gpu_node needs a cluster: this server runs in local mode, where there is no node \
-                 to cordon"
-                    .into(),
-            ));
-        };
+        let cluster = cx.cluster_for(Self::NAME, "to cordon")?;
         check_node_name(&t.node_name)?;
         cx.check_context(t.context.as_deref())?;
         let on = !a.uncordon.unwrap_or(false);

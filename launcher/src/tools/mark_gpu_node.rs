@@ -151,13 +151,7 @@ elicitation, or `confirm` = `<node_name>` (`<node_name>/gpu/<gpu>` with gpu). Au
         cx: &Cx,
         Node { target: t, args: a }: Self::Args,
     ) -> Result<Self::Output, ToolError> {
-        let Some(cluster) = cx.env.cluster.clone() else {
-            return Err(ToolError::Invalid(
-                "mark_gpu_node needs a cluster: this server runs in local mode, where there is no node \
-                 to mark"
-                    .into(),
-            ));
-        };
+        let cluster = cx.cluster_for(Self::NAME, "to mark")?;
         check_node_name(&t.node_name)?;
         cx.check_context(t.context.as_deref())?;
         check_reason(&a.reason)?;
