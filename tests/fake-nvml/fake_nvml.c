@@ -14,9 +14,9 @@
  *          no events.
  * Events: the first two waits return XID 79 on GPU 0, then a recovery action (2, node reboot) on GPU 0
  * with MIG ids; the third times out at once (so tests do not sleep).
- * Settings (FAKE_NVML_PID, FAKE_NVML_HANG_SECS, FAKE_NVML_LOG) come from the environment or, where the
- * process that loads the library has no such variable (node-probe in a real probe pod), from a file of that
- * name next to the library (the real-node testbed writes them there).
+ * Settings (FAKE_NVML_PID, `none` for no process at all; FAKE_NVML_HANG_SECS, FAKE_NVML_LOG) come from the
+ * environment or, where the process that loads the library has no such variable (node-probe in a real probe
+ * pod), from a file of that name next to the library (the real-node testbed writes them there).
  * Build: cc -shared -fPIC -o libnvidia-ml.so.1 fake_nvml.c
  */
 #define _GNU_SOURCE
@@ -392,7 +392,9 @@ nvmlReturn_t nvmlDeviceGetFieldValues(nvmlDevice_t d, int count, nvmlFieldValue_
 nvmlReturn_t nvmlDeviceGetComputeRunningProcesses_v3(nvmlDevice_t d, unsigned int *count,
                                                       nvmlProcessInfo_t *infos) {
     CHECK(d);
-    unsigned int n = d->index == 0 ? 1 : 0;
+    /* FAKE_NVML_PID=none: GPU 0 idle too (a reset's preflight passes). */
+    const char *pid = setting("FAKE_NVML_PID");
+    unsigned int n = d->index == 0 && !(pid && strcmp(pid, "none") == 0) ? 1 : 0;
     if (*count < n || (!infos && n)) {
         *count = n;
         return NVML_ERROR_INSUFFICIENT_SIZE;
@@ -400,7 +402,6 @@ nvmlReturn_t nvmlDeviceGetComputeRunningProcesses_v3(nvmlDevice_t d, unsigned in
     *count = n;
     if (n) {
         /* FAKE_NVML_PID: the operator tests put a child process of their own on GPU 0. */
-        const char *pid = setting("FAKE_NVML_PID");
         infos[0].pid = pid ? (unsigned int)atoi(pid) : 4242;
         infos[0].usedGpuMemory = 1048576000ULL;
         infos[0].gpuInstanceId = 0xFFFFFFFFu;
