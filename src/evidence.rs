@@ -60,8 +60,7 @@ pub struct BugReport {
     pub exit_code: Option<i32>,
     pub time_limit_secs: u64,
     pub elapsed_ms: u64,
-    /// The member holding its output (`nvidia-bug-report.log.gz`; `nvidia-bug-report.log` where the node
-    /// has no gzip), when there is one.
+    /// The member holding its output (`nvidia-bug-report.log.gz`, or `.log` without gzip), if any.
     pub member: Option<String>,
     /// The last lines of its stdout/stderr, for a failure or a cut.
     pub output_tail: String,
