@@ -530,9 +530,16 @@ fn merge_by_thing(parts: Vec<(u32, Option<String>, Suspect)>) -> Vec<Suspect> {
                     let t = Thing::Gpu(n.clone(), g);
                     return things.contains_key(&t).then_some(t);
                 }
+                // A pod's own state (restarts, say) belongs with the GPU its rank failed on too: the
+                // rank's error is why the pod restarted.
                 let on: Vec<&Thing> = things
                     .keys()
-                    .filter(|t| faulty(t) && things[*t].s.pods.contains(pod))
+                    .filter(|t| {
+                        (faulty(t)
+                            || matches!(t, Thing::Gpu(..))
+                                && things[*t].s.kind == SuspectKind::Rank)
+                            && things[*t].s.pods.contains(pod)
+                    })
                     .collect();
                 (on.len() == 1).then(|| on[0].clone())
             }
@@ -1939,6 +1946,41 @@ mod tests {
             1,
             "{d:#?}"
         );
+    }
+
+    #[test]
+    fn a_restarted_ranks_pod_and_its_cuda_error_are_one_suspect() {
+        // Healthy GPUs: the rank's own error is the only fault, and its pod restarted because of it.
+        let mut input = job(&["dgx-h100-healthy"; 2]);
+        input.pods[1].restarts = 1;
+        let mut logs = BTreeMap::new();
+        for (i, p) in input.pods.iter().enumerate() {
+            let mut lines = vec![init_line(i as u32 * 8, 16, 0)];
+            if i == 1 {
+                lines.push(
+                    "2026-11-22T10:00:05.000000000Z RuntimeError: CUDA error: an illegal memory access was \
+                     encountered"
+                        .into(),
+                );
+            } else {
+                lines.push(timeout_line(0, 40, "2026-11-22T10:10:05.000000000Z"));
+            }
+            logs.insert(p.name.clone(), Ok(scan_of(&lines)));
+        }
+        input.logs = Some(logs);
+        let d = diagnose(&input);
+        let about: Vec<&Suspect> = d
+            .suspects
+            .iter()
+            .filter(|s| s.pods.contains(&"train-1".to_string()))
+            .collect();
+        assert_eq!(about.len(), 1, "{d:#?}");
+        let codes: Vec<&str> = std::iter::once(about[0].code.as_str())
+            .chain(about[0].also.iter().map(String::as_str))
+            .collect();
+        assert!(codes.contains(&"pod.restarting"), "{codes:?}");
+        assert!(codes.iter().any(|c| c.starts_with("cuda.")), "{codes:?}");
+        assert_eq!(d.suspects[0].pods, ["train-1"], "{d:#?}");
     }
 
     #[test]

@@ -23,6 +23,7 @@ mod fake_nvml;
 mod evidence;
 mod node;
 mod trust;
+mod workload;
 use evidence::{
     collect_evidence_cuts_a_hung_bug_report_at_its_limit_with_all_it_started,
     collect_evidence_runs_the_nodes_bug_report_and_leaves_nothing,
@@ -32,6 +33,7 @@ use trust::{
     a_re_pointed_trusted_tag_does_not_run_other_content,
     default_delivery_never_runs_an_untrusted_image_named_like_a_base,
 };
+use workload::diagnose_workload_reads_the_ranks_logs_and_a_restarted_rank_previous_run;
 
 use std::future::Future;
 use std::path::Path;
@@ -345,6 +347,7 @@ fn real_node_suite() {
         case!(collect_evidence_runs_the_nodes_bug_report_and_leaves_nothing),
         case!(collect_evidence_cuts_a_hung_bug_report_at_its_limit_with_all_it_started),
         case!(reset_gpu_keeps_the_evidence_first_and_the_audit_names_it),
+        case!(diagnose_workload_reads_the_ranks_logs_and_a_restarted_rank_previous_run),
     ];
     // `REALNODE_ONLY=ephemeral`: only the cases whose name holds it (a quick rerun of one case).
     let only = std::env::var("REALNODE_ONLY").unwrap_or_default();
