@@ -20,8 +20,14 @@ mod mcp;
 #[path = "../fake-nvml/compile.rs"]
 mod fake_nvml;
 
+mod evidence;
 mod node;
 mod trust;
+use evidence::{
+    collect_evidence_cuts_a_hung_bug_report_at_its_limit_with_all_it_started,
+    collect_evidence_runs_the_nodes_bug_report_and_leaves_nothing,
+    reset_gpu_keeps_the_evidence_first_and_the_audit_names_it,
+};
 use trust::{
     a_re_pointed_trusted_tag_does_not_run_other_content,
     default_delivery_never_runs_an_untrusted_image_named_like_a_base,
@@ -336,6 +342,9 @@ fn real_node_suite() {
         case!(check_passes_and_finds_the_probe_image_on_the_real_node),
         case!(default_delivery_never_runs_an_untrusted_image_named_like_a_base),
         case!(a_re_pointed_trusted_tag_does_not_run_other_content),
+        case!(collect_evidence_runs_the_nodes_bug_report_and_leaves_nothing),
+        case!(collect_evidence_cuts_a_hung_bug_report_at_its_limit_with_all_it_started),
+        case!(reset_gpu_keeps_the_evidence_first_and_the_audit_names_it),
     ];
     // `REALNODE_ONLY=ephemeral`: only the cases whose name holds it (a quick rerun of one case).
     let only = std::env::var("REALNODE_ONLY").unwrap_or_default();
