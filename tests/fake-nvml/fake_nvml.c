@@ -14,7 +14,7 @@
  *          no events.
  * Events: the first two waits return XID 79 on GPU 0, then a recovery action (2, node reboot) on GPU 0
  * with MIG ids; the third times out at once (so tests do not sleep).
- * Settings (FAKE_NVML_PID, `none` for no process at all; FAKE_NVML_HANG_SECS, FAKE_NVML_LOG) come from the
+ * Settings (FAKE_NVML_PID, FAKE_NVML_HANG_SECS, FAKE_NVML_LOG, FAKE_NVML_RECOVERY_ACTION) come from the
  * environment or, where the process that loads the library has no such variable (node-probe in a real probe
  * pod), from a file of that name next to the library (the real-node testbed writes them there).
  * Build: cc -shared -fPIC -o libnvidia-ml.so.1 fake_nvml.c
@@ -368,6 +368,15 @@ nvmlReturn_t nvmlDeviceGetRemappedRows(nvmlDevice_t d, unsigned int *corr, unsig
     return NVML_SUCCESS;
 }
 
+/* Field 230, the driver's recovery action: 1 (GPU reset) on GPU 0, none elsewhere. FAKE_NVML_RECOVERY_ACTION
+ * = "INDEX:ACTION" sets it for one GPU (the real-node reset test, whose fake nvidia-smi -r clears it). */
+static unsigned int recovery_action(int index) {
+    const char *s = setting("FAKE_NVML_RECOVERY_ACTION");
+    int i, a;
+    if (s && sscanf(s, "%d:%d", &i, &a) == 2 && i == index) return (unsigned int)a;
+    return index == 0 ? 1 : 0;
+}
+
 nvmlReturn_t nvmlDeviceGetFieldValues(nvmlDevice_t d, int count, nvmlFieldValue_t *values) {
     CHECK(d);
     for (int i = 0; i < count; i++) {
@@ -381,7 +390,7 @@ nvmlReturn_t nvmlDeviceGetFieldValues(nvmlDevice_t d, int count, nvmlFieldValue_
         case 269: f->value.ullVal = 111; break;                      /* sw thermal (580.82+ id) */
         case 270: f->value.ullVal = d->index == 3 ? 9000000000ULL : 222; break; /* hw thermal */
         case 271: f->value.ullVal = 333; break;                      /* hw power brake */
-        case 230: f->valueType = 1; f->value.uiVal = d->index == 0 ? 1 : 0; break; /* recovery action */
+        case 230: f->valueType = 1; f->value.uiVal = recovery_action(d->index); break;
         default: f->nvmlReturn = NVML_ERROR_INVALID_ARGUMENT; break; /* unknown to this "driver" */
         }
     }
@@ -392,9 +401,7 @@ nvmlReturn_t nvmlDeviceGetFieldValues(nvmlDevice_t d, int count, nvmlFieldValue_
 nvmlReturn_t nvmlDeviceGetComputeRunningProcesses_v3(nvmlDevice_t d, unsigned int *count,
                                                       nvmlProcessInfo_t *infos) {
     CHECK(d);
-    /* FAKE_NVML_PID=none: GPU 0 idle too (a reset's preflight passes). */
-    const char *pid = setting("FAKE_NVML_PID");
-    unsigned int n = d->index == 0 && !(pid && strcmp(pid, "none") == 0) ? 1 : 0;
+    unsigned int n = d->index == 0 ? 1 : 0;
     if (*count < n || (!infos && n)) {
         *count = n;
         return NVML_ERROR_INSUFFICIENT_SIZE;
@@ -402,6 +409,7 @@ nvmlReturn_t nvmlDeviceGetComputeRunningProcesses_v3(nvmlDevice_t d, unsigned in
     *count = n;
     if (n) {
         /* FAKE_NVML_PID: the operator tests put a child process of their own on GPU 0. */
+        const char *pid = setting("FAKE_NVML_PID");
         infos[0].pid = pid ? (unsigned int)atoi(pid) : 4242;
         infos[0].usedGpuMemory = 1048576000ULL;
         infos[0].gpuInstanceId = 0xFFFFFFFFu;

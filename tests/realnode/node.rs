@@ -26,6 +26,8 @@ const PAUSE_IMAGE: &str = "testbed.invalid/pause:1";
 /// glibc, sleep and the fake libnvidia-ml where the container toolkit injects the driver's.
 pub const GPU_WORKLOAD_IMAGE: &str = "testbed.invalid/gpu-workload:1";
 
+/// The GPU Operator's driver root on the node (its own /run: nothing else on the machine sees it).
+pub const DRIVER_ROOT: &str = "/run/nvidia/driver";
 /// Where the fake NVML lives on the node (the GPU Operator's driver root), and its settings beside it.
 const NVML_DIR: &str = "/run/nvidia/driver/usr/lib/x86_64-linux-gnu";
 /// The fake NVML on the node, which a GPU workload gets bound read-only as the container toolkit does.
@@ -204,6 +206,11 @@ impl RealNode {
             dir,
             child: Mutex::new(Some((child, stdin))),
         }
+    }
+
+    /// A path as the node sees it (its mount namespace, as `/proc/1/root` is for probe pods), from here.
+    pub fn host_path(&self, path: &str) -> PathBuf {
+        PathBuf::from(format!("/proc/{}/root", self.ns_pid)).join(path.trim_start_matches('/'))
     }
 
     /// A command inside the node's mount namespace.
