@@ -953,7 +953,6 @@ async fn a_ranks_cuda_ecc_error_and_the_xid_48_on_its_gpu_are_one_suspect_at_64_
         rss,
     );
     eprintln!("{text}");
-    eprintln!("{:#}", suspects(&v)[0]);
     let d = &v["diagnosis"];
     assert_eq!(v["nodes_probed"], 9, "{text}");
     assert_eq!(v["nodes_failed"], 0, "{text}");
@@ -967,15 +966,10 @@ async fn a_ranks_cuda_ecc_error_and_the_xid_48_on_its_gpu_are_one_suspect_at_64_
     assert_eq!(first["node"], xid_node.as_str(), "{first:#}");
     assert_eq!(first["gpu"], 1, "{first:#}");
     assert_eq!(first["gpu_uuid"], h100[1].0.as_str(), "{first:#}");
-    assert!(
-        first["pods"].as_array().unwrap().contains(&json!(bad)),
-        "{first:#}"
-    );
-    let ranks = first["ranks"].to_string();
-    assert!(
-        ranks.contains("worker 62") && ranks.contains("rank 63"),
-        "{ranks}"
-    );
+    // The node's pods request both its GPUs; the rank's NCCL init line (busId ca000) says it is this one,
+    // not its neighbour on GPU 0.
+    assert_eq!(first["pods"], json!([bad]), "{first:#}");
+    assert_eq!(first["ranks"], json!(["worker 62", "rank 63"]), "{first:#}");
     let codes: Vec<&str> = std::iter::once(&first["code"])
         .chain(first["also"].as_array().into_iter().flatten())
         .filter_map(Value::as_str)
@@ -1009,7 +1003,16 @@ async fn a_ranks_cuda_ecc_error_and_the_xid_48_on_its_gpu_are_one_suspect_at_64_
             ))),
         "{text}"
     );
-    assert!(text.contains(&format!("{xid_node} GPU 1")), "{text}");
+    let verdict = d["verdict"].as_str().unwrap();
+    assert!(
+        verdict.contains(&format!("{xid_node} GPU 1 (pod {bad})")),
+        "{verdict}"
+    );
+    // The text names both sources of that one suspect (their lines are in the structured evidence).
+    assert!(
+        text.contains("xid.48") && text.contains("cuda.ecc_uncorrectable"),
+        "{text}"
+    );
     assert!(text.len() <= 12 * 1024, "{} bytes:\n{text}", text.len());
     assert!(
         v.to_string().len() <= 48 * 1024,
