@@ -453,6 +453,8 @@ struct Piece {
     weight: u32,
     first: Option<String>,
     s: Suspect,
+    /// The pods whose rank's own evidence (its log) is in this piece.
+    rank_pods: BTreeSet<String>,
 }
 
 /// Fold `b` into `a`: the heavier piece names the suspect, the other's code and evidence join it.
@@ -461,6 +463,7 @@ fn absorb(a: &mut Piece, mut b: Piece) {
         std::mem::swap(a, &mut b);
         // Keep the evidence of what was there first in front of the newcomer's explanation.
     }
+    a.rank_pods.append(&mut b.rank_pods);
     let (a_s, b_s) = (&mut a.s, b.s);
     if a_s.code != b_s.code && !a_s.also.contains(&b_s.code) {
         a_s.also.push(b_s.code.clone());
@@ -510,7 +513,16 @@ fn absorb(a: &mut Piece, mut b: Piece) {
 fn merge_by_thing(parts: Vec<(u32, Option<String>, Suspect)>) -> Vec<Suspect> {
     let mut things: BTreeMap<Thing, Piece> = BTreeMap::new();
     for (weight, first, s) in parts {
-        let piece = Piece { weight, first, s };
+        let rank_pods = match s.kind {
+            SuspectKind::Rank => s.pods.iter().cloned().collect(),
+            _ => BTreeSet::new(),
+        };
+        let piece = Piece {
+            weight,
+            first,
+            s,
+            rank_pods,
+        };
         match things.entry(thing_of(&piece.s)) {
             std::collections::btree_map::Entry::Occupied(mut e) => absorb(e.get_mut(), piece),
             std::collections::btree_map::Entry::Vacant(e) => {
@@ -532,6 +544,15 @@ fn merge_by_thing(parts: Vec<(u32, Option<String>, Suspect)>) -> Vec<Suspect> {
                 if let (Some(n), Some(g)) = (&p.s.node, p.s.gpu) {
                     let t = Thing::Gpu(n.clone(), g);
                     return things.contains_key(&t).then_some(t);
+                }
+                // The GPU its rank's own log names comes first: a restart is about that rank, not
+                // about another faulty GPU the pod also holds.
+                let own: Vec<&Thing> = things
+                    .keys()
+                    .filter(|t| matches!(t, Thing::Gpu(..)) && things[*t].rank_pods.contains(pod))
+                    .collect();
+                if let [t] = own.as_slice() {
+                    return Some((*t).clone());
                 }
                 let on: Vec<&Thing> = things
                     .keys()
@@ -2049,6 +2070,47 @@ mod tests {
         let d = diagnose(&input);
         let s = d.suspects.iter().find(|s| s.gpu == Some(1)).unwrap();
         assert_eq!(s.pods, ["train-0", "train-1"], "{d:#?}");
+    }
+
+    #[test]
+    fn a_restarted_ranks_pod_joins_its_error_on_a_gpu_with_only_a_warning() {
+        // GPU 0 of this node is only throttled (a warning); the rank on it died on a CUDA ECC error and its
+        // container restarted. The rank's error outweighs the warning and names the GPU's suspect; the
+        // pod's restart is about the same rank and joins it.
+        let mut input = job(&["h100-thermal-slowdown"]);
+        input.nodes[0].gpu_capacity = 2;
+        input.nodes[0].gpu_allocatable = 2;
+        let p = &mut input.pods[0];
+        p.gpus_requested = 2;
+        p.restarts = 1;
+        p.last_termination = Some("Error (exit 1)".into());
+        let lines = [
+            "h:1:2 [0] NCCL INFO comm 0x1 rank 0 nranks 2 cudaDev 0 nvmlDev 0 busId 17000 commId 0x2 - Init COMPLETE"
+                .to_string(),
+            "2026-11-22T10:00:05.000000000Z RuntimeError: CUDA error: uncorrectable ECC error encountered".into(),
+        ];
+        input.logs = Some([("train-0".to_string(), Ok(scan_of(&lines)))].into());
+        let d = diagnose(&input);
+        let codes = |s: &Suspect| {
+            std::iter::once(s.code.clone())
+                .chain(s.also.iter().cloned())
+                .collect::<Vec<_>>()
+        };
+        let s = d
+            .suspects
+            .iter()
+            .find(|s| codes(s).contains(&"cuda.ecc_uncorrectable".to_string()))
+            .expect("the rank's suspect");
+        assert_eq!((s.node.as_deref(), s.gpu), (Some("n0"), Some(0)), "{d:#?}");
+        assert!(codes(s).contains(&"pod.restarting".to_string()), "{d:#?}");
+        assert_eq!(
+            d.suspects
+                .iter()
+                .filter(|x| x.pods.contains(&"train-0".to_string()) && x.gpu.is_none())
+                .count(),
+            0,
+            "{d:#?}"
+        );
     }
 
     #[test]
