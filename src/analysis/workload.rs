@@ -7,7 +7,9 @@
 //! Kubernetes states (pods failed, restarting, OOMKilled or Pending; nodes NotReady, cordoned), straggler
 //! comparisons (a GPU slower than its peers of the same model) and the ranks' own log lines
 //! ([`super::joblog`]: CUDA errors, NCCL errors, torch elastic's root cause). A rank's pod maps to its node
-//! and GPUs through the allocation, so a rank's CUDA ECC error and an Xid 48 on its GPU are one suspect.
+//! and GPUs through the allocation (or NCCL's PCI address for its device, where the pods request every GPU
+//! and the kubelet's assignment is not known), so a rank's CUDA ECC error and an Xid 48 on its GPU are one
+//! suspect.
 //! Order: the faults first, the first to fail in time leading; a rank whose collective sequence number lags
 //! the others' (the rank they all wait for) is a suspect even when it logged nothing, and the other ranks'
 //! timeouts are listed as consequences. What could not be examined (nodes not probed, logs not read) is
@@ -261,7 +263,8 @@ pub fn diagnose(input: &WorkloadInput) -> WorkloadDiagnosis {
                 continue;
             }
         };
-        let held = held_gpus(report, &pods, input.nodes.iter().find(|n| n.name == node));
+        let mut held = held_gpus(report, &pods, input.nodes.iter().find(|n| n.name == node));
+        narrow_by_nccl_devices(&mut held, report, &pods, input.logs.as_ref());
         let (held_set, source) = (&held.0, held.1);
         nodes.push(NodeSummary {
             node: node.to_string(),
@@ -450,6 +453,8 @@ struct Piece {
     weight: u32,
     first: Option<String>,
     s: Suspect,
+    /// The pods whose rank's own evidence (its log) is in this piece.
+    rank_pods: BTreeSet<String>,
 }
 
 /// Fold `b` into `a`: the heavier piece names the suspect, the other's code and evidence join it.
@@ -458,6 +463,7 @@ fn absorb(a: &mut Piece, mut b: Piece) {
         std::mem::swap(a, &mut b);
         // Keep the evidence of what was there first in front of the newcomer's explanation.
     }
+    a.rank_pods.append(&mut b.rank_pods);
     let (a_s, b_s) = (&mut a.s, b.s);
     if a_s.code != b_s.code && !a_s.also.contains(&b_s.code) {
         a_s.also.push(b_s.code.clone());
@@ -507,7 +513,16 @@ fn absorb(a: &mut Piece, mut b: Piece) {
 fn merge_by_thing(parts: Vec<(u32, Option<String>, Suspect)>) -> Vec<Suspect> {
     let mut things: BTreeMap<Thing, Piece> = BTreeMap::new();
     for (weight, first, s) in parts {
-        let piece = Piece { weight, first, s };
+        let rank_pods = match s.kind {
+            SuspectKind::Rank => s.pods.iter().cloned().collect(),
+            _ => BTreeSet::new(),
+        };
+        let piece = Piece {
+            weight,
+            first,
+            s,
+            rank_pods,
+        };
         match things.entry(thing_of(&piece.s)) {
             std::collections::btree_map::Entry::Occupied(mut e) => absorb(e.get_mut(), piece),
             std::collections::btree_map::Entry::Vacant(e) => {
@@ -530,16 +545,18 @@ fn merge_by_thing(parts: Vec<(u32, Option<String>, Suspect)>) -> Vec<Suspect> {
                     let t = Thing::Gpu(n.clone(), g);
                     return things.contains_key(&t).then_some(t);
                 }
-                // A pod's own state (restarts, say) belongs with the GPU its rank failed on too: the
-                // rank's error is why the pod restarted.
+                // The GPU its rank's own log names comes first: a restart is about that rank, not
+                // about another faulty GPU the pod also holds.
+                let own: Vec<&Thing> = things
+                    .keys()
+                    .filter(|t| matches!(t, Thing::Gpu(..)) && things[*t].rank_pods.contains(pod))
+                    .collect();
+                if let [t] = own.as_slice() {
+                    return Some((*t).clone());
+                }
                 let on: Vec<&Thing> = things
                     .keys()
-                    .filter(|t| {
-                        (faulty(t)
-                            || matches!(t, Thing::Gpu(..))
-                                && things[*t].s.kind == SuspectKind::Rank)
-                            && things[*t].s.pods.contains(pod)
-                    })
+                    .filter(|t| faulty(t) && things[*t].s.pods.contains(pod))
                     .collect();
                 (on.len() == 1).then(|| on[0].clone())
             }
@@ -1106,6 +1123,67 @@ fn held_gpus(
         return (held, HeldSource::AllRequested);
     }
     (held, HeldSource::RequestsOnly)
+}
+
+/// Where the pods request every GPU of a node, which pod holds which GPU is not known, unless a rank's NCCL
+/// init line names its GPU by PCI address: that GPU is then held by the pods naming it, and a pod whose
+/// named GPUs cover its request holds no other. Without that, a fault on one GPU would name every pod of
+/// the node. A GPU is never left without holders (a log that contradicts the requests changes nothing).
+fn narrow_by_nccl_devices(
+    held: &mut Held,
+    report: &WorkloadNodeReport,
+    pods: &[&WorkloadPod],
+    logs: Option<&BTreeMap<String, Result<PodLogScan, String>>>,
+) {
+    let Some(logs) = logs else { return };
+    if held.1 != HeldSource::AllRequested {
+        return;
+    }
+    let bus_of: Vec<(u32, String)> = report
+        .describe
+        .inventory
+        .gpus
+        .iter()
+        .filter_map(|g| {
+            let bus = g
+                .pci_bus_id
+                .ok()
+                .and_then(|b| crate::pci::normalize_bus_id(b))?;
+            Some((g.index, bus))
+        })
+        .collect();
+    let mut naming: BTreeMap<u32, Vec<String>> = BTreeMap::new();
+    let mut placed: BTreeSet<&str> = BTreeSet::new();
+    for p in pods {
+        let Some(Ok(scan)) = logs.get(&p.name) else {
+            continue;
+        };
+        let mine: BTreeSet<u32> = scan
+            .rank_devices
+            .iter()
+            .filter_map(|d| d.pci_bus_id.as_deref())
+            .filter_map(|bus| bus_of.iter().find(|(_, b)| b == bus).map(|(g, _)| *g))
+            .collect();
+        if !mine.is_empty() && mine.len() as u64 >= p.gpus_requested {
+            placed.insert(p.name.as_str());
+        }
+        for g in mine {
+            naming.entry(g).or_default().push(p.name.clone());
+        }
+    }
+    for (g, (_, holders)) in held.0.iter_mut() {
+        let narrowed: Vec<String> = match naming.get(g) {
+            Some(names) => names.clone(),
+            None => holders
+                .iter()
+                .filter(|h| !placed.contains(h.as_str()))
+                .cloned()
+                .collect(),
+        };
+        if !narrowed.is_empty() {
+            *holders = narrowed;
+        }
+    }
 }
 
 fn suspect_of(
@@ -1981,6 +2059,93 @@ mod tests {
         assert!(codes.contains(&"pod.restarting"), "{codes:?}");
         assert!(codes.iter().any(|c| c.starts_with("cuda.")), "{codes:?}");
         assert_eq!(d.suspects[0].pods, ["train-1"], "{d:#?}");
+    }
+
+    #[test]
+    fn where_pods_request_every_gpu_nccl_bus_ids_say_which_pod_holds_the_faulty_one() {
+        // Two one-GPU pods on the 2-GPU node whose GPU 1 (0000:ca:00.0) had an Xid 48; no kubelet
+        // assignment, so only the requests say the pods hold the node's GPUs, and the logs say which.
+        let mut input = job(&["h100-xid48-dbe"]);
+        input.nodes[0].gpu_capacity = 2;
+        input.nodes[0].gpu_allocatable = 2;
+        input.pods.clear();
+        for (g, bus) in [(0u32, "17000"), (1, "ca000")] {
+            input.pods.push(WorkloadPod {
+                name: format!("train-{g}"),
+                uid: format!("uid-{g}"),
+                phase: "Running".into(),
+                node: Some("n0".into()),
+                gpus_requested: 1,
+                ..Default::default()
+            });
+            let init = format!(
+                "h:1:2 [0] NCCL INFO comm 0x1 rank {g} nranks 2 cudaDev 0 nvmlDev 0 busId {bus} commId 0x2 - Init COMPLETE"
+            );
+            input
+                .logs
+                .get_or_insert_with(BTreeMap::new)
+                .insert(format!("train-{g}"), Ok(scan_of(&[init])));
+        }
+        let d = diagnose(&input);
+        assert_eq!(d.nodes[0].held_source, HeldSource::AllRequested);
+        let s = d
+            .suspects
+            .iter()
+            .find(|s| s.gpu == Some(1))
+            .expect("GPU 1 suspect");
+        assert_eq!(s.pods, ["train-1"], "{d:#?}");
+        assert!(d.verdict.contains("(pod train-1)"), "{}", d.verdict);
+        // Without the init lines both pods may hold it.
+        input.logs = Some(
+            ["train-0", "train-1"]
+                .iter()
+                .map(|p| (p.to_string(), Ok(scan_of(&[]))))
+                .collect(),
+        );
+        let d = diagnose(&input);
+        let s = d.suspects.iter().find(|s| s.gpu == Some(1)).unwrap();
+        assert_eq!(s.pods, ["train-0", "train-1"], "{d:#?}");
+    }
+
+    #[test]
+    fn a_restarted_ranks_pod_joins_its_error_on_a_gpu_with_only_a_warning() {
+        // GPU 0 of this node is only throttled (a warning); the rank on it died on a CUDA ECC error and its
+        // container restarted. The rank's error outweighs the warning and names the GPU's suspect; the
+        // pod's restart is about the same rank and joins it.
+        let mut input = job(&["h100-thermal-slowdown"]);
+        input.nodes[0].gpu_capacity = 2;
+        input.nodes[0].gpu_allocatable = 2;
+        let p = &mut input.pods[0];
+        p.gpus_requested = 2;
+        p.restarts = 1;
+        p.last_termination = Some("Error (exit 1)".into());
+        let lines = [
+            "h:1:2 [0] NCCL INFO comm 0x1 rank 0 nranks 2 cudaDev 0 nvmlDev 0 busId 17000 commId 0x2 - Init COMPLETE"
+                .to_string(),
+            "2026-11-22T10:00:05.000000000Z RuntimeError: CUDA error: uncorrectable ECC error encountered".into(),
+        ];
+        input.logs = Some([("train-0".to_string(), Ok(scan_of(&lines)))].into());
+        let d = diagnose(&input);
+        let codes = |s: &Suspect| {
+            std::iter::once(s.code.clone())
+                .chain(s.also.iter().cloned())
+                .collect::<Vec<_>>()
+        };
+        let s = d
+            .suspects
+            .iter()
+            .find(|s| codes(s).contains(&"cuda.ecc_uncorrectable".to_string()))
+            .expect("the rank's suspect");
+        assert_eq!((s.node.as_deref(), s.gpu), (Some("n0"), Some(0)), "{d:#?}");
+        assert!(codes(s).contains(&"pod.restarting".to_string()), "{d:#?}");
+        assert_eq!(
+            d.suspects
+                .iter()
+                .filter(|x| x.pods.contains(&"train-0".to_string()) && x.gpu.is_none())
+                .count(),
+            0,
+            "{d:#?}"
+        );
     }
 
     #[test]

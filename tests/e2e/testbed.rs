@@ -551,6 +551,87 @@ subjects: [{{apiGroup: rbac.authorization.k8s.io, kind: User, name: {name}}}]
     }
 }
 
+/// One line of a container's log: its RFC 3339 time and its text (one line, no newline).
+pub type LogLine = (String, String);
+
+/// A container's log as kwok serves it: its current run and, for a restarted container, its previous one.
+#[derive(Debug, Clone)]
+pub struct PodLog {
+    pub pod: String,
+    pub container: String,
+    pub current: Vec<LogLine>,
+    pub previous: Option<Vec<LogLine>>,
+}
+
+/// `lines` in the CRI log format kwok reads (`<time> <stream> F <text>`).
+fn cri_log(lines: &[LogLine]) -> String {
+    let mut out = String::new();
+    for (t, l) in lines {
+        debug_assert!(!l.contains('\n'), "one line: {l}");
+        out.push_str(t);
+        out.push_str(" stderr F ");
+        out.push_str(l);
+        out.push('\n');
+    }
+    out
+}
+
+impl Testbed {
+    /// Have kwok serve these pods' logs in `ns` (the pods are on kwok's nodes): CRI-format files under the
+    /// testbed's directory and one kwok `Logs` object per pod naming them. Returns the bytes written once the
+    /// API server serves the last pod's log (kwok's informer sees the objects in the order they were made).
+    pub fn serve_pod_logs(&self, ns: &str, logs: &[PodLog]) -> u64 {
+        let dir = self.dir.join("pod-logs").join(ns);
+        std::fs::create_dir_all(&dir).expect("pod log dir");
+        let mut yaml = String::new();
+        let mut bytes = 0u64;
+        for l in logs {
+            let current = dir.join(format!("{}.{}.log", l.pod, l.container));
+            let text = cri_log(&l.current);
+            bytes += text.len() as u64;
+            std::fs::write(&current, text).expect("write pod log");
+            let previous = match &l.previous {
+                Some(lines) => {
+                    let p = dir.join(format!("{}.{}.previous.log", l.pod, l.container));
+                    let text = cri_log(lines);
+                    bytes += text.len() as u64;
+                    std::fs::write(&p, text).expect("write previous pod log");
+                    format!("\n    previousLogsFile: {}", p.display())
+                }
+                None => String::new(),
+            };
+            yaml.push_str(&format!(
+                "apiVersion: kwok.x-k8s.io/v1alpha1\nkind: Logs\nmetadata: {{name: {pod}, namespace: {ns}}}\nspec:\n  logs:\n  - containers: [{c}]\n    logsFile: {f}{previous}\n---\n",
+                pod = l.pod,
+                c = l.container,
+                f = current.display(),
+            ));
+        }
+        self.apply(&yaml);
+        if let Some(last) = logs.last() {
+            let path = format!(
+                "/api/v1/namespaces/{ns}/pods/{}/log?container={}&tailLines=1",
+                last.pod, last.container
+            );
+            let deadline = Instant::now() + Duration::from_secs(120);
+            loop {
+                let out = self.kubectl_as(User::Admin, &["get", "--raw", &path], None);
+                if out.status.success() {
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "kwok does not serve {ns}/{}'s log: {}",
+                    last.pod,
+                    String::from_utf8_lossy(&out.stderr)
+                );
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        }
+        bytes
+    }
+}
+
 impl Drop for Testbed {
     fn drop(&mut self) {
         let Some(mut child) = self.child.lock().unwrap_or_else(|e| e.into_inner()).take() else {

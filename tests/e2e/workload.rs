@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::mcp::{self, Launcher};
-use crate::testbed::{FakeNode, Testbed, User, skipped, unique};
+use crate::testbed::{FakeNode, LogLine, PodLog, Testbed, User, skipped, unique};
 
 struct Setup {
     tb: &'static Testbed,
@@ -22,6 +22,12 @@ struct Setup {
 
 /// `scenarios.len()` kwok GPU nodes, a probe namespace and a workload namespace.
 fn setup(tag: &str, scenarios: &[&str]) -> Setup {
+    let nodes: Vec<(&str, u32)> = scenarios.iter().map(|s| (*s, 8)).collect();
+    setup_with(tag, &nodes)
+}
+
+/// [`setup`] with each node's GPU count (a node's `nvidia.com/gpu` capacity matches its scenario's GPUs).
+fn setup_with(tag: &str, scenarios: &[(&str, u32)]) -> Setup {
     let tb = Testbed::shared();
     let ns = unique(&format!("e2e-{tag}"));
     tb.probe_namespace(&ns, User::Reader);
@@ -33,7 +39,10 @@ fn setup(tag: &str, scenarios: &[&str]) -> Setup {
     let fake: Vec<FakeNode> = scenarios
         .iter()
         .enumerate()
-        .map(|(i, s)| FakeNode::gpu(&unique(&format!("{tag}-{i}")), s))
+        .map(|(i, (s, gpus))| FakeNode {
+            gpus: *gpus,
+            ..FakeNode::gpu(&unique(&format!("{tag}-{i}")), s)
+        })
         .collect();
     let nodes = fake.iter().map(|n| n.name.clone()).collect();
     tb.add_nodes(&fake);
@@ -70,6 +79,18 @@ impl Setup {
         node: Option<&str>,
         gpus: u32,
     ) {
+        self.tb
+            .apply(&self.pod_yaml(name, owner, labels, node, gpus));
+    }
+
+    fn pod_yaml(
+        &self,
+        name: &str,
+        owner: (&str, &str, &str, &str),
+        labels: &[(&str, String)],
+        node: Option<&str>,
+        gpus: u32,
+    ) -> String {
         let (api, kind, oname, uid) = owner;
         let labels: Vec<String> = labels
             .iter()
@@ -78,7 +99,7 @@ impl Setup {
         let node = node
             .map(|n| format!("  nodeName: {n}\n"))
             .unwrap_or_default();
-        self.tb.apply(&format!(
+        format!(
             r#"apiVersion: v1
 kind: Pod
 metadata:
@@ -93,14 +114,21 @@ spec:
     image: registry.invalid/train:1
     resources:
       limits: {{nvidia.com/gpu: "{gpus}"}}
+---
 "#,
             wl = self.wl,
             labels = labels.join(", ")
-        ));
+        )
     }
 
     /// A batch Job with one pod per node (indexed, 8 GPUs each), as the Job controller would create them.
     fn job(&self, name: &str) {
+        let placement: Vec<(&str, u32)> = self.nodes.iter().map(|n| (n.as_str(), 8)).collect();
+        self.job_placed(name, &placement);
+    }
+
+    /// A batch Job whose pod `i` (completion index `i`) runs on `placement[i].0` holding `placement[i].1` GPUs.
+    fn job_placed(&self, name: &str, placement: &[(&str, u32)]) {
         self.tb.apply(&format!(
             r#"apiVersion: batch/v1
 kind: Job
@@ -117,11 +145,13 @@ spec:
         image: registry.invalid/train:1
 "#,
             wl = self.wl,
-            n = self.nodes.len()
+            n = placement.len()
         ));
         let uid = self.uid("job", name);
-        for (i, node) in self.nodes.iter().enumerate() {
-            self.pod(
+        // One apply for all the pods: a Job of dozens of pods in one API round of kubectl.
+        let mut yaml = String::new();
+        for (i, (node, gpus)) in placement.iter().enumerate() {
+            yaml += &self.pod_yaml(
                 &format!("{name}-{i}"),
                 ("batch/v1", "Job", name, &uid),
                 &[
@@ -129,9 +159,73 @@ spec:
                     ("batch.kubernetes.io/job-completion-index", i.to_string()),
                 ],
                 Some(node),
-                8,
+                *gpus,
             );
         }
+        self.tb.apply(&yaml);
+    }
+
+    /// A PyTorchJob object (its CRD installed as the Kubeflow Training Operator installs it; no operator runs).
+    fn pytorchjob_object(&self, name: &str) {
+        self.tb.apply(
+            r#"apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: pytorchjobs.kubeflow.org}
+spec:
+  group: kubeflow.org
+  names: {kind: PyTorchJob, plural: pytorchjobs, singular: pytorchjob, listKind: PyTorchJobList}
+  scope: Namespaced
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}
+"#,
+        );
+        self.tb.kubectl(&[
+            "wait",
+            "--for=condition=established",
+            "--timeout=180s",
+            "crd/pytorchjobs.kubeflow.org",
+        ]);
+        self.tb.apply(&format!(
+            "apiVersion: kubeflow.org/v1\nkind: PyTorchJob\nmetadata: {{name: {name}, namespace: {}}}\nspec: {{}}\n",
+            self.wl
+        ));
+    }
+
+    /// A PyTorchJob of `placement.len()` ranks as the Training Operator makes its pods: global rank 0 is
+    /// `NAME-master-0`, rank `k` is `NAME-worker-{k-1}`, on `placement[k].0` holding `placement[k].1` GPUs.
+    /// Its pods keep running (kwok completes only a batch Job's pods), as a hung job's do. Returns the pod
+    /// names by rank.
+    fn pytorchjob_placed(&self, name: &str, placement: &[(&str, u32)]) -> Vec<String> {
+        self.pytorchjob_object(name);
+        let uid = self.uid("pytorchjob", name);
+        let owner = ("kubeflow.org/v1", "PyTorchJob", name, uid.as_str());
+        let mut yaml = String::new();
+        let mut pods = Vec::new();
+        for (k, (node, gpus)) in placement.iter().enumerate() {
+            let (t, idx) = if k == 0 {
+                ("master", 0)
+            } else {
+                ("worker", k - 1)
+            };
+            let pod = format!("{name}-{t}-{idx}");
+            yaml += &self.pod_yaml(
+                &pod,
+                owner,
+                &[
+                    ("training.kubeflow.org/job-name", name.to_string()),
+                    ("training.kubeflow.org/replica-type", t.to_string()),
+                    ("training.kubeflow.org/replica-index", idx.to_string()),
+                ],
+                Some(node),
+                *gpus,
+            );
+            pods.push(pod);
+        }
+        self.tb.apply(&yaml);
+        pods
     }
 
     fn assert_no_pods(&self) {
@@ -205,31 +299,7 @@ async fn a_pytorchjob_with_a_straggler_and_a_pending_pod() {
             "dgx-h100-healthy",
         ],
     );
-    s.tb.apply(
-        r#"apiVersion: apiextensions.k8s.io/v1
-kind: CustomResourceDefinition
-metadata: {name: pytorchjobs.kubeflow.org}
-spec:
-  group: kubeflow.org
-  names: {kind: PyTorchJob, plural: pytorchjobs, singular: pytorchjob, listKind: PyTorchJobList}
-  scope: Namespaced
-  versions:
-  - name: v1
-    served: true
-    storage: true
-    schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}
-"#,
-    );
-    s.tb.kubectl(&[
-        "wait",
-        "--for=condition=established",
-        "--timeout=180s",
-        "crd/pytorchjobs.kubeflow.org",
-    ]);
-    s.tb.apply(&format!(
-        "apiVersion: kubeflow.org/v1\nkind: PyTorchJob\nmetadata: {{name: llm, namespace: {}}}\nspec: {{}}\n",
-        s.wl
-    ));
+    s.pytorchjob_object("llm");
     let uid = s.uid("pytorchjob", "llm");
     let owner = ("kubeflow.org/v1", "PyTorchJob", "llm", uid.as_str());
     let labels = |t: &str, i: usize| {
@@ -343,8 +413,8 @@ async fn healthy_and_flapping_fabric_jobs_by_selector_and_missing_kinds() {
         .await;
     assert_eq!(v["diagnosis"]["cause_found"], false, "{v}");
     let verdict = v["diagnosis"]["verdict"].as_str().unwrap();
-    // kwok serves no pod logs here (no Logs resource): the ranks' own output was not examined, and the
-    // verdict says so instead of a clean bill of health.
+    // kwok serves no log for these pods (no kwok `Logs` object names them): the ranks' own output was not
+    // examined, and the verdict says so instead of a clean bill of health.
     assert!(
         verdict.contains("diagnosis incomplete") && verdict.contains("3 of 3 pod log(s) not read"),
         "{verdict}"
@@ -399,6 +469,556 @@ async fn healthy_and_flapping_fabric_jobs_by_selector_and_missing_kinds() {
         )
         .await;
     assert!(err.contains("exactly one"), "{err}");
+    l.stop().await;
+    s.assert_no_pods();
+}
+
+// ---- The ranks' own logs, served by kwok (`Logs` objects naming CRI-format files) ----
+//
+// The lines are written here from the public formats: PyTorch's ProcessGroupNCCL watchdog
+// (torch/csrc/distributed/c10d/ProcessGroupNCCL.cpp), NCCL's `NCCL_DEBUG=INFO` init lines and `NCCL WARN`
+// lines, and the CUDA runtime's error strings as PyTorch raises them.
+
+/// Milliseconds after midnight of `day` as the RFC 3339 time a kubelet writes before each log line.
+fn at(day: &str, ms: u64) -> String {
+    let s = ms / 1000;
+    format!(
+        "{day}T{:02}:{:02}:{:02}.{:03}000000Z",
+        s / 3600,
+        s / 60 % 60,
+        s % 60,
+        ms % 1000
+    )
+}
+
+/// A built-in scenario's GPUs: (UUID, NCCL's `busId` for its PCI address, e.g. `ab000` for 0000:ab:00.0).
+fn scenario_gpus(name: &str) -> Vec<(String, String)> {
+    let path = crate::testbed::repo_root().join(format!("src/scenarios/{name}.json"));
+    let v: Value = serde_json::from_str(&std::fs::read_to_string(&path).expect("scenario file"))
+        .expect("scenario JSON");
+    v["gpus"]
+        .as_array()
+        .expect("gpus")
+        .iter()
+        .map(|g| {
+            let bus = g["pci_bus_id"].as_str().expect("pci_bus_id");
+            let b = bus.split(':').nth(1).expect("bus number").to_lowercase();
+            (
+                g["uuid"].as_str().expect("uuid").to_string(),
+                format!("{b}000"),
+            )
+        })
+        .collect()
+}
+
+/// One rank of a job, one GPU in its pod (the container sees only that GPU: cudaDev and nvmlDev 0).
+struct RankLog<'a> {
+    pod: &'a str,
+    rank: u32,
+    nranks: u32,
+    bus: &'a str,
+    ip: &'a str,
+    day: &'a str,
+}
+
+impl RankLog<'_> {
+    fn line(&self, ms: u64, text: String) -> LogLine {
+        (at(self.day, ms), text)
+    }
+
+    fn pid(&self) -> u32 {
+        1000 + self.rank * 13 % 977
+    }
+
+    /// NCCL_DEBUG=INFO's lines naming the network and, at the end of init, the rank's device.
+    fn nccl_init(&self, ms: u64) -> Vec<LogLine> {
+        let (h, p) = (self.pod, self.pid());
+        vec![
+            self.line(ms, format!("{h}:{p}:{p} [0] NCCL INFO Bootstrap : Using eth0:{}<0>", self.ip)),
+            self.line(ms + 40, format!("{h}:{p}:{p} [0] NCCL INFO NCCL version 2.21.5+cuda12.4")),
+            self.line(
+                ms + 180,
+                format!(
+                    "{h}:{p}:{p} [0] NCCL INFO NET/IB : Using [0]mlx5_0:1/IB [1]mlx5_1:1/IB [2]mlx5_2:1/IB \
+                     [3]mlx5_3:1/IB [RO]; OOB eth0:{}<0>",
+                    self.ip
+                ),
+            ),
+            self.line(ms + 181, format!("{h}:{p}:{p} [0] NCCL INFO Using network IB")),
+            self.line(
+                ms + 2400,
+                format!(
+                    "{h}:{p}:{} [0] NCCL INFO comm 0x{:x} rank {} nranks {} cudaDev 0 nvmlDev 0 busId {} \
+                     commId 0x3f6a91c0d25e7b14 - Init COMPLETE",
+                    p + 41,
+                    0x55d0_0000_u64 + u64::from(self.rank) * 0x1000,
+                    self.rank,
+                    self.nranks,
+                    self.bus
+                ),
+            ),
+        ]
+    }
+
+    /// The training loop's own progress lines (no failure signature): the bulk of a real log.
+    fn steps(&self, from_ms: u64, count: u64, every_ms: u64) -> Vec<LogLine> {
+        (0..count)
+            .map(|i| {
+                let loss = 2.0 + ((i * 7919 + u64::from(self.rank)) % 1000) as f64 / 2000.0;
+                self.line(
+                    from_ms + i * every_ms,
+                    format!(
+                        "[rank{}] step {:>6} | loss {loss:.4} | lr 2.50e-04 | grad_norm {:.3} | {} ms/step",
+                        self.rank,
+                        41000 + i,
+                        0.8 + (i % 13) as f64 / 50.0,
+                        every_ms - 3 + i % 7
+                    ),
+                )
+            })
+            .collect()
+    }
+
+    /// PyTorch's watchdog giving up on collective `seq`, and the process going down.
+    fn watchdog_timeout(&self, ms: u64, seq: u64, op: &str) -> Vec<LogLine> {
+        let r = self.rank;
+        let pre = |ms: u64, line: u32| {
+            let s = ms / 1000;
+            format!(
+                "[rank{r}]:[E1122 {:02}:{:02}:{:02}.{:03}{:03} {} torch/csrc/distributed/c10d/ProcessGroupNCCL.cpp:{line}] \
+                 [PG ID 0 PG GUID 0(default_pg) Rank {r}]",
+                s / 3600,
+                s / 60 % 60,
+                s % 60,
+                ms % 1000,
+                r % 1000,
+                self.pid() + 57
+            )
+        };
+        vec![
+            self.line(
+                ms,
+                format!(
+                    "{} Watchdog caught collective operation timeout: WorkNCCL(SeqNum={seq}, OpType={op}, \
+                     NumelIn=262144, NumelOut=262144, Timeout(ms)=600000) ran for {} milliseconds before timing out.",
+                    pre(ms, 616),
+                    600_000 + u64::from(r) % 90
+                ),
+            ),
+            self.line(
+                ms + 1,
+                format!(
+                    "{} Exception (either an error or timeout) detected by watchdog at work: {seq}, last enqueued \
+                     NCCL work: {seq}, last completed NCCL work: {}.",
+                    pre(ms + 1, 1785),
+                    seq - 1
+                ),
+            ),
+            self.line(
+                ms + 2,
+                format!(
+                    "{} Some NCCL operations have failed or timed out. Due to the asynchronous nature of CUDA \
+                     kernels, subsequent GPU operations might run on corrupted/incomplete data.",
+                    pre(ms + 2, 1831)
+                ),
+            ),
+            self.line(
+                ms + 3,
+                format!(
+                    "{} To avoid data inconsistency, we are taking the entire process down.",
+                    pre(ms + 3, 1837)
+                ),
+            ),
+        ]
+    }
+}
+
+impl Setup {
+    /// Wait until kwok runs every pod of the workload (a pod's log is read once its container has started).
+    fn wait_running(&self) {
+        self.tb.kubectl(&[
+            "-n",
+            &self.wl,
+            "wait",
+            "--for=condition=Ready",
+            "pod",
+            "--all",
+            "--timeout=300s",
+        ]);
+    }
+
+    /// Each pod's IP, as kwok gave it (NCCL names a peer by its address).
+    fn pod_ips(&self) -> std::collections::BTreeMap<String, String> {
+        self.tb
+            .kubectl(&[
+                "-n",
+                &self.wl,
+                "get",
+                "pods",
+                "-o",
+                "jsonpath={range .items[*]}{.metadata.name} {.status.podIP}{\"\\n\"}{end}",
+            ])
+            .lines()
+            .filter_map(|l| l.split_once(' '))
+            .map(|(p, ip)| (p.to_string(), ip.to_string()))
+            .collect()
+    }
+}
+
+/// The launcher's peak resident set so far (VmHWM, kB): the launcher under test is a fresh process per test.
+fn peak_rss_kib(pid: u32) -> Option<u64> {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// The figures of a diagnose call at scale, for the notes.
+fn print_figures(
+    case: &str,
+    wall: Duration,
+    written: u64,
+    text: &str,
+    v: &Value,
+    rss: Option<u64>,
+) {
+    eprintln!(
+        "figures [{case}]: diagnose_workload {} ms wall (total_millis {}, log_millis {}); logs: {} pod(s) read, \
+         {} bytes through the API ({} bytes of CRI log files on kwok's side, {}); answer: text {} bytes, \
+         structured {} bytes; launcher peak RSS (VmHWM) {} kB",
+        wall.as_millis(),
+        v["total_millis"],
+        v["log_millis"],
+        v["diagnosis"]["logs_read"],
+        v["diagnosis"]["log_bytes"],
+        written,
+        v["logs"].as_str().unwrap_or_default(),
+        text.len(),
+        v.to_string().len(),
+        rss.map_or("unknown".to_string(), |k| k.to_string())
+    );
+}
+
+const DAY_HANG: &str = "2026-11-22";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_64_rank_job_where_one_rank_hangs_names_the_rank_the_others_wait_for() {
+    if skipped() {
+        return;
+    }
+    // 8 DGX nodes with 8 one-GPU ranks each: the job holds every GPU, and which one a rank has is what its
+    // NCCL init line says (busId).
+    const NODES: usize = 8;
+    const HUNG: usize = 37;
+    const SEQ: u64 = 48_213;
+    let s = setup("wlhang", &["dgx-h100-healthy"; NODES]);
+    let placement: Vec<(&str, u32)> = (0..64).map(|i| (s.nodes[i / 8].as_str(), 1)).collect();
+    let pods = s.pytorchjob_placed("llm", &placement);
+    s.wait_running();
+    let ips = s.pod_ips();
+    let gpus = scenario_gpus("dgx-h100-healthy");
+    let t0 = (9 * 3600 + 40 * 60) * 1000;
+    let logs: Vec<PodLog> = (0..64)
+        .map(|i| {
+            let pod = pods[i].clone();
+            let r = RankLog {
+                pod: &pod,
+                rank: i as u32,
+                nranks: 64,
+                bus: &gpus[i % 8].1,
+                ip: &ips[&pod],
+                day: DAY_HANG,
+            };
+            let mut lines = r.nccl_init(t0);
+            // 10 minutes of training, then rank 37 stops answering: every other rank's watchdog gives up
+            // on the all-reduce it never joined, 10 minutes later; rank 37 itself says nothing more.
+            lines.extend(r.steps(t0 + 5_000, 1_200, 500));
+            if i != HUNG {
+                lines.extend(r.watchdog_timeout(t0 + 1_205_000 + i as u64 * 3, SEQ, "ALLREDUCE"));
+            }
+            PodLog {
+                pod: pod.clone(),
+                container: "train".into(),
+                current: lines,
+                previous: None,
+            }
+        })
+        .collect();
+    let written = s.tb.serve_pod_logs(&s.wl, &logs);
+    let l = s.launcher().await;
+    let t = std::time::Instant::now();
+    let r = l
+        .call(
+            "diagnose_workload",
+            json!({"namespace": s.wl, "pytorchjob": "llm"}),
+        )
+        .await;
+    let wall = t.elapsed();
+    let rss = peak_rss_kib(l.pid);
+    let text = mcp::text(&r);
+    assert_eq!(r.is_error, Some(false), "{text}");
+    let v = r.structured_content.clone().expect("structured");
+    print_figures("64 ranks, one hung", wall, written, &text, &v, rss);
+    eprintln!("{text}");
+    let d = &v["diagnosis"];
+    assert_eq!(v["nodes_probed"], NODES, "{text}");
+    assert_eq!(v["nodes_failed"], 0, "{text}");
+    assert_eq!(d["pods"], 64, "{text}");
+    assert_eq!(d["pods_by_phase"]["Running"], 64, "{text}");
+    assert_eq!(d["logs_read"], 64, "{text}");
+    assert!(
+        d["not_examined"].is_null(),
+        "everything was examined: {text}"
+    );
+    let hung = &pods[HUNG];
+    let first = &suspects(&v)[0];
+    assert_eq!(first["code"], "collective.lagging_rank", "{text}");
+    assert_eq!(first["kind"], "rank", "{text}");
+    assert_eq!(first["pods"], json!([hung]), "{first:#}");
+    assert_eq!(first["node"], s.nodes[HUNG / 8].as_str(), "{first:#}");
+    assert_eq!(first["gpu"], HUNG % 8, "{first:#}");
+    assert_eq!(first["gpu_uuid"], gpus[HUNG % 8].0.as_str(), "{first:#}");
+    let ranks = first["ranks"].to_string();
+    // The operator's replica label and NCCL's global rank.
+    assert!(
+        ranks.contains("worker 36") && ranks.contains("rank 37"),
+        "{ranks}"
+    );
+    assert!(
+        first["summary"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("63 pod(s) timed out in ALLREDUCE SeqNum={SEQ}")),
+        "{first:#}"
+    );
+    // One suspect: the 63 ranks that timed out are consequences, not suspects.
+    assert_eq!(suspects(&v).len(), 1, "{text}");
+    assert!(
+        d["consequences"][0]
+            .as_str()
+            .is_some_and(|c| c.starts_with(&format!(
+                "63 of 64 pod(s) timed out waiting in ALLREDUCE SeqNum={SEQ}"
+            ))),
+        "{text}"
+    );
+    let verdict = d["verdict"].as_str().unwrap();
+    assert!(
+        verdict.contains(hung.as_str())
+            && verdict.contains(&format!("{} GPU {}", s.nodes[HUNG / 8], HUNG % 8)),
+        "{verdict}"
+    );
+    assert!(text.len() <= 12 * 1024, "{} bytes:\n{text}", text.len());
+    assert!(
+        v.to_string().len() <= 48 * 1024,
+        "{} bytes",
+        v.to_string().len()
+    );
+    l.stop().await;
+    s.assert_no_pods();
+}
+
+/// The day of the Xid 48 in the `h100-xid48-dbe` scenario (its kernel log, from the scenario's boot time).
+const DAY_ECC: &str = "2026-11-25";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ranks_cuda_ecc_error_and_the_xid_48_on_its_gpu_are_one_suspect_at_64_ranks() {
+    if skipped() {
+        return;
+    }
+    // 64 one-GPU ranks: 62 on eight healthy DGX nodes, the last two on the 2-GPU node whose GPU 1 had an
+    // Xid 48 (double-bit ECC error) at 09:21:40.881 (the only scenario with an Xid 48; it is on GPU 1).
+    const BAD: usize = 63;
+    const SEQ: u64 = 2_915;
+    let mut scenarios = vec![("dgx-h100-healthy", 8); 8];
+    scenarios.push(("h100-xid48-dbe", 2));
+    let s = setup_with("wlecc", &scenarios);
+    let xid_node = s.nodes[8].clone();
+    let placement: Vec<(&str, u32)> = (0..64)
+        .map(|i| {
+            let node = if i < 62 { &s.nodes[i / 8] } else { &xid_node };
+            (node.as_str(), 1)
+        })
+        .collect();
+    let pods = s.pytorchjob_placed("llm", &placement);
+    s.wait_running();
+    let ips = s.pod_ips();
+    let dgx = scenario_gpus("dgx-h100-healthy");
+    let h100 = scenario_gpus("h100-xid48-dbe");
+    let bus_of = |i: usize| {
+        if i < 62 {
+            dgx[i % 8].1.clone()
+        } else {
+            h100[i - 62].1.clone()
+        }
+    };
+    // The rank's container died on the error (exit 1) and was restarted: the error is in its previous
+    // log only, as the kubelet reports it (restartCount 1, last state terminated).
+    let bad = pods[BAD].clone();
+    s.tb.kubectl(&[
+        "-n",
+        &s.wl,
+        "patch",
+        "pod",
+        &bad,
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        r#"{"status":{"containerStatuses":[{"name":"train","image":"registry.invalid/train:1","imageID":"","ready":true,"started":true,"restartCount":1,"state":{"running":{"startedAt":"2026-11-25T09:21:52Z"}},"lastState":{"terminated":{"exitCode":1,"reason":"Error","startedAt":"2026-11-25T09:11:20Z","finishedAt":"2026-11-25T09:21:42Z"}}}]}}"#,
+    ]);
+    let t0: u64 = (9 * 3600 + 11 * 60 + 30) * 1000;
+    let fail_at: u64 = (9 * 3600 + 21 * 60 + 41) * 1000 + 200;
+    let logs: Vec<PodLog> = (0..64)
+        .map(|i| {
+            let pod = pods[i].clone();
+            let bus = bus_of(i);
+            let r = RankLog {
+                pod: &pod,
+                rank: i as u32,
+                nranks: 64,
+                bus: &bus,
+                ip: &ips[&pod],
+                day: DAY_ECC,
+            };
+            let mut lines = r.nccl_init(t0);
+            lines.extend(r.steps(t0 + 5_000, 1_210, 500));
+            if i == BAD {
+                let p = |ms: u64, l: &str| (at(DAY_ECC, ms), format!("[rank{i}]: {l}"));
+                let mut previous = lines;
+                previous.extend([
+                    p(fail_at, "Traceback (most recent call last):"),
+                    p(fail_at, "  File \"/workspace/train.py\", line 188, in <module>"),
+                    p(fail_at, "    loss.backward()"),
+                    p(fail_at + 1, "RuntimeError: CUDA error: uncorrectable ECC error encountered"),
+                    p(
+                        fail_at + 1,
+                        "CUDA kernel errors might be asynchronously reported at some other API call, so the \
+                         stacktrace below might be incorrect.",
+                    ),
+                    p(fail_at + 1, "For debugging consider passing CUDA_LAUNCH_BLOCKING=1"),
+                ]);
+                // The new run joins NCCL again, then waits for peers that are stuck in the old collective.
+                let current = r.nccl_init(fail_at + 12_000);
+                return PodLog {
+                    pod,
+                    container: "train".into(),
+                    current,
+                    previous: Some(previous),
+                };
+            }
+            if i == 0 {
+                // Its ring peer on the network went away.
+                lines.push(r.line(
+                    fail_at + 300,
+                    format!(
+                        "{pod}:{p}:{t} [0] NCCL WARN Net : Connection closed by remote peer {}<45170>",
+                        ips[&pods[BAD]],
+                        p = r.pid(),
+                        t = r.pid() + 44
+                    ),
+                ));
+            }
+            lines.extend(r.watchdog_timeout(fail_at + 600_000 + i as u64 * 3, SEQ, "ALLREDUCE"));
+            PodLog {
+                pod,
+                container: "train".into(),
+                current: lines,
+                previous: None,
+            }
+        })
+        .collect();
+    let written = s.tb.serve_pod_logs(&s.wl, &logs);
+    let l = s.launcher().await;
+    let t = std::time::Instant::now();
+    let r = l
+        .call(
+            "diagnose_workload",
+            json!({"namespace": s.wl, "pytorchjob": "llm"}),
+        )
+        .await;
+    let wall = t.elapsed();
+    let rss = peak_rss_kib(l.pid);
+    let text = mcp::text(&r);
+    assert_eq!(r.is_error, Some(false), "{text}");
+    let v = r.structured_content.clone().expect("structured");
+    print_figures(
+        "64 ranks, CUDA ECC error + Xid 48",
+        wall,
+        written,
+        &text,
+        &v,
+        rss,
+    );
+    eprintln!("{text}");
+    let d = &v["diagnosis"];
+    assert_eq!(v["nodes_probed"], 9, "{text}");
+    assert_eq!(v["nodes_failed"], 0, "{text}");
+    assert_eq!(d["pods"], 64, "{text}");
+    assert_eq!(d["logs_read"], 64, "{text}");
+    assert!(
+        d["not_examined"].is_null(),
+        "everything was examined: {text}"
+    );
+    let first = &suspects(&v)[0];
+    assert_eq!(first["node"], xid_node.as_str(), "{first:#}");
+    assert_eq!(first["gpu"], 1, "{first:#}");
+    assert_eq!(first["gpu_uuid"], h100[1].0.as_str(), "{first:#}");
+    // The node's pods request both its GPUs; the rank's NCCL init line (busId ca000) says it is this one,
+    // not its neighbour on GPU 0.
+    assert_eq!(first["pods"], json!([bad]), "{first:#}");
+    assert_eq!(first["ranks"], json!(["worker 62", "rank 63"]), "{first:#}");
+    let codes: Vec<&str> = std::iter::once(&first["code"])
+        .chain(first["also"].as_array().into_iter().flatten())
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(codes.contains(&"cuda.ecc_uncorrectable"), "{codes:?}");
+    assert!(codes.iter().any(|c| c.starts_with("xid.48")), "{codes:?}");
+    let ev = first["evidence"].to_string();
+    assert!(
+        ev.contains("[previous] log:") && ev.contains("uncorrectable ECC error encountered"),
+        "the rank's own line, from its previous run: {ev}"
+    );
+    // One suspect for that GPU, and none for the rank's pod apart from it.
+    let about = |pred: &dyn Fn(&Value) -> bool| suspects(&v).iter().filter(|x| pred(x)).count();
+    assert_eq!(
+        about(&|x| x["node"] == xid_node.as_str() && x["gpu"] == 1),
+        1,
+        "{text}"
+    );
+    assert_eq!(
+        about(&|x| x["pods"]
+            .as_array()
+            .is_some_and(|p| p.contains(&json!(bad)))),
+        1,
+        "{text}"
+    );
+    assert!(
+        d["consequences"][0]
+            .as_str()
+            .is_some_and(|c| c.starts_with(&format!(
+                "63 of 64 pod(s) timed out waiting in ALLREDUCE SeqNum={SEQ}"
+            ))),
+        "{text}"
+    );
+    let verdict = d["verdict"].as_str().unwrap();
+    assert!(
+        verdict.contains(&format!("{xid_node} GPU 1 (pod {bad})")),
+        "{verdict}"
+    );
+    // The text names both sources of that one suspect (their lines are in the structured evidence).
+    assert!(
+        text.contains("xid.48") && text.contains("cuda.ecc_uncorrectable"),
+        "{text}"
+    );
+    assert!(text.len() <= 12 * 1024, "{} bytes:\n{text}", text.len());
+    assert!(
+        v.to_string().len() <= 48 * 1024,
+        "{} bytes",
+        v.to_string().len()
+    );
     l.stop().await;
     s.assert_no_pods();
 }

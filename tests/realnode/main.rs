@@ -23,7 +23,6 @@ mod fake_nvml;
 mod evidence;
 mod node;
 mod trust;
-mod workload;
 use evidence::{
     collect_evidence_cuts_a_hung_bug_report_at_its_limit_with_all_it_started,
     collect_evidence_runs_the_nodes_bug_report_and_leaves_nothing,
@@ -33,7 +32,6 @@ use trust::{
     a_re_pointed_trusted_tag_does_not_run_other_content,
     default_delivery_never_runs_an_untrusted_image_named_like_a_base,
 };
-use workload::diagnose_workload_reads_the_ranks_logs_and_a_restarted_rank_previous_run;
 
 use std::future::Future;
 use std::path::Path;
@@ -335,6 +333,7 @@ fn real_node_suite() {
         case!(xid_lines_written_to_the_real_kmsg_are_found),
         case!(previous_boots_are_read_from_the_node_journal),
         case!(allocation_is_exact_from_the_kubelet_and_processes_are_named),
+        case!(diagnose_workload_reads_the_ranks_logs_and_a_restarted_containers_previous_log),
         case!(ephemeral_container_in_a_real_pod),
         case!(cordoned_node_with_no_execute_taint_is_probed),
         case!(node_under_disk_pressure_admits_the_critical_probe_pod),
@@ -347,7 +346,6 @@ fn real_node_suite() {
         case!(collect_evidence_runs_the_nodes_bug_report_and_leaves_nothing),
         case!(collect_evidence_cuts_a_hung_bug_report_at_its_limit_with_all_it_started),
         case!(reset_gpu_keeps_the_evidence_first_and_the_audit_names_it),
-        case!(diagnose_workload_reads_the_ranks_logs_and_a_restarted_rank_previous_run),
     ];
     // `REALNODE_ONLY=ephemeral`: only the cases whose name holds it (a quick rerun of one case).
     let only = std::env::var("REALNODE_ONLY").unwrap_or_default();
@@ -707,6 +705,233 @@ async fn allocation_is_exact_from_the_kubelet_and_processes_are_named(c: &Ctx) {
     );
     l.stop().await;
     c.delete_workload("trainer");
+    c.assert_no_probe_pods();
+}
+
+/// A rank of a small training job on the real node: a container that prints what a PyTorch/NCCL rank
+/// prints (written here from the public formats: NCCL's `NCCL_DEBUG=INFO` init lines, PyTorch's
+/// ProcessGroupNCCL watchdog, the CUDA runtime's error string as PyTorch raises it). Its NCCL busId is
+/// that of the GPU the kubelet gave it (the device plugin's NVIDIA_VISIBLE_DEVICES, the fake NVML's PCI
+/// buses). No `$$` or `$(`: the kubelet expands `$(VAR)` in a container's command and turns `$$` into `$`.
+/// `crash`: its first run dies on a CUDA ECC error (exit 1) and the restarted run prints nothing
+/// of use, so the error is only in the previous log.
+fn rank_script(pod: &str, rank: u32, crash: bool) -> String {
+    let mut s = format!(
+        r#"case "$NVIDIA_VISIBLE_DEVICES" in *0) bus=1b000 ;; *1) bus=43000 ;; *2) bus=52000 ;; *) bus=c3000 ;; esac
+if [ -e /state/ran ]; then
+  echo "[rank{rank}] train.py started again (attempt 2); waiting for the other ranks"
+  exec sleep 3600
+fi
+touch /state/ran
+echo "{pod}:4{rank}17:4{rank}17 [0] NCCL INFO Bootstrap : Using eth0:10.4.0.1{rank}<0>"
+echo "{pod}:4{rank}17:4{rank}17 [0] NCCL INFO NET/IB : Using [0]mlx5_0:1/IB [1]mlx5_1:1/IB ; OOB eth0:10.4.0.1{rank}<0>"
+echo "{pod}:4{rank}17:4{rank}17 [0] NCCL INFO Using network IB"
+echo "{pod}:4{rank}17:4{rank}58 [0] NCCL INFO comm 0x5581e3c0{rank}000 rank {rank} nranks 3 cudaDev 0 nvmlDev 0 busId $bus commId 0x9c1e22d04b7a3f15 - Init COMPLETE"
+for i in 1 2 3 4 5; do echo "[rank{rank}] step 730$i | loss 2.41$i | lr 2.50e-04 | 512 ms/step"; done
+"#
+    );
+    if crash {
+        s.push_str(&format!(
+            r#"echo "[rank{rank}]: Traceback (most recent call last):" >&2
+echo "[rank{rank}]:   File \"/workspace/train.py\", line 188, in <module>" >&2
+echo "[rank{rank}]:     loss.backward()" >&2
+echo "[rank{rank}]: RuntimeError: CUDA error: uncorrectable ECC error encountered" >&2
+echo "[rank{rank}]: CUDA kernel errors might be asynchronously reported at some other API call, so the stacktrace below might be incorrect." >&2
+exit 1
+"#
+        ));
+    } else {
+        let pre = format!(
+            "[rank{rank}]:[E1123 00:52:11.40{rank}113 {} torch/csrc/distributed/c10d/ProcessGroupNCCL.cpp:616] [PG ID 0 PG GUID 0(default_pg) Rank {rank}]",
+            4100 + rank
+        );
+        s.push_str(&format!(
+            r#"echo "{pre} Watchdog caught collective operation timeout: WorkNCCL(SeqNum=733, OpType=ALLREDUCE, NumelIn=4096, NumelOut=4096, Timeout(ms)=600000) ran for 60001{rank} milliseconds before timing out." >&2
+echo "{pre} Exception (either an error or timeout) detected by watchdog at work: 733, last enqueued NCCL work: 733, last completed NCCL work: 732." >&2
+exec sleep 3600
+"#
+        ));
+    }
+    s
+}
+
+/// Ranks whose containers print real-format NCCL, PyTorch and CUDA lines, read end to end through the API
+/// server from the kubelet's container logs; rank 1 died on a CUDA ECC error and was restarted, so its
+/// error is only in its previous log.
+async fn diagnose_workload_reads_the_ranks_logs_and_a_restarted_containers_previous_log(c: &Ctx) {
+    let run = unique("rnlog");
+    let pods: Vec<String> = (0..3).map(|r| format!("rn-rank-{r}")).collect();
+    let mut yaml = String::new();
+    for (r, pod) in pods.iter().enumerate() {
+        // The script as a JSON string (a valid YAML scalar): no quoting of its own to get right.
+        let script = serde_json::to_string(&rank_script(pod, r as u32, r == 1)).unwrap();
+        yaml += &format!(
+            r#"apiVersion: v1
+kind: Pod
+metadata:
+  name: {pod}
+  namespace: {wl}
+  labels: {{run: {run}, batch.kubernetes.io/job-completion-index: "{r}"}}
+spec:
+  nodeName: {node}
+  hostNetwork: true
+  automountServiceAccountToken: false
+  terminationGracePeriodSeconds: 0
+  restartPolicy: Always
+  containers:
+  - name: main
+    image: {image}
+    imagePullPolicy: Never
+    command: [sh, -c, {script}]
+    resources: {{limits: {{nvidia.com/gpu: 1}}}}
+    volumeMounts: [{{name: state, mountPath: /state}}]
+  volumes: [{{name: state, emptyDir: {{}}}}]
+---
+"#,
+            wl = c.wl,
+            node = c.name(),
+            image = node::BASE_IMAGE,
+        );
+    }
+    c.tb.apply(&yaml);
+    // Rank 1 has run, failed and runs again (restartCount >= 1, running); ranks 0 and 2 have logged their
+    // timeouts. The kubelet's back-off decides when the restart comes: a generous deadline, no fixed wait.
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        let state = c.tb.kubectl(&[
+            "-n",
+            &c.wl,
+            "get",
+            "pod",
+            &pods[1],
+            "-o",
+            "jsonpath={.status.containerStatuses[0].restartCount} {.status.containerStatuses[0].state.running.startedAt}",
+        ]);
+        let mut f = state.split_whitespace();
+        let restarted = f.next().and_then(|n| n.parse::<u32>().ok()).unwrap_or(0) >= 1;
+        let running = f.next().is_some();
+        let logged = [&pods[0], &pods[2]].iter().all(|p| {
+            c.tb.kubectl_as(User::Admin, &["-n", &c.wl, "logs", p], None)
+                .stdout
+                .windows(b"Watchdog caught".len())
+                .any(|w| w == b"Watchdog caught")
+        });
+        if restarted && running && logged {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "rank 1 not restarted and running ({state}), or the others' timeouts not logged: {}",
+            c.tb.kubectl(&["-n", &c.wl, "get", "pods", "-o", "wide"])
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let l = c.image_launcher().await;
+    let r = l
+        .call(
+            "diagnose_workload",
+            json!({"namespace": c.wl, "label_selector": format!("run={run}")}),
+        )
+        .await;
+    let text = mcp::text(&r);
+    assert_ne!(r.is_error, Some(true), "{text}");
+    let v = r.structured_content.clone().expect("structured");
+    eprintln!("{text}");
+    let d = &v["diagnosis"];
+    assert_eq!(d["pods"], 3, "{text}");
+    assert_eq!(d["logs_read"], 3, "{text}");
+    assert!(
+        d["not_examined"].is_null(),
+        "everything was examined: {text}"
+    );
+    // Rank 1's own evidence is one suspect (its pod, or the GPU it sits on when the probe finds that GPU
+    // faulty): its error from the previous run's log, the collective it left the others waiting in, its
+    // restart. Node-wide findings (the fake NVML's missing GPU) name every pod of the node besides.
+    let all = d["suspects"].as_array().expect("suspects");
+    let codes_of = |s: &Value| -> Vec<String> {
+        std::iter::once(&s["code"])
+            .chain(s["also"].as_array().into_iter().flatten())
+            .filter_map(|c| c.as_str().map(String::from))
+            .collect()
+    };
+    let holding: Vec<&Value> = all
+        .iter()
+        .filter(|s| codes_of(s).iter().any(|c| c == "cuda.ecc_uncorrectable"))
+        .collect();
+    assert_eq!(holding.len(), 1, "{text}");
+    let s = holding[0];
+    assert_eq!(s["node"], c.name(), "{s:#}");
+    let ranks = s["ranks"].to_string();
+    assert!(
+        ranks.contains("index 1") && ranks.contains("rank 1"),
+        "{s:#}"
+    );
+    assert!(
+        s["pods"]
+            .as_array()
+            .is_some_and(|p| p.contains(&json!(pods[1]))),
+        "{s:#}"
+    );
+    let codes = codes_of(s);
+    for c in ["collective.lagging_rank", "pod.restarting"] {
+        assert!(codes.iter().any(|x| x == c), "{c} not in {codes:?}");
+        assert_eq!(
+            all.iter()
+                .filter(|x| codes_of(x).iter().any(|y| y == c))
+                .count(),
+            1,
+            "{c} in more than one suspect: {text}"
+        );
+    }
+    assert!(
+        s["evidence"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e.as_str().is_some_and(|e| e.contains("[previous] log:")
+                && e.contains("RuntimeError: CUDA error: uncorrectable ECC error encountered"))),
+        "the previous run's error is not quoted: {s:#}"
+    );
+    // Its GPU is the one the kubelet gave it (the device plugin's NVIDIA_VISIBLE_DEVICES names the fake
+    // NVML's UUID, which ends in the index), except GPU 2, whose handle the fake NVML refuses: no probe can
+    // say which GPU that is.
+    let visible = c.tb.kubectl(&[
+        "-n",
+        &c.wl,
+        "exec",
+        &pods[1],
+        "--",
+        "printenv",
+        "NVIDIA_VISIBLE_DEVICES",
+    ]);
+    let index = visible
+        .trim()
+        .chars()
+        .last()
+        .and_then(|d| d.to_digit(10))
+        .unwrap_or_else(|| panic!("NVIDIA_VISIBLE_DEVICES={visible}"));
+    eprintln!("rank 1 holds {} (GPU {index})", visible.trim());
+    if index != 2 {
+        assert_eq!(s["gpu"], index, "{s:#}");
+    }
+    // The ranks that waited are consequences, not suspects.
+    assert!(
+        d["consequences"][0].as_str().is_some_and(
+            |c| c.starts_with("2 of 3 pod(s) timed out waiting in ALLREDUCE SeqNum=733")
+        ),
+        "{text}"
+    );
+    for p in [&pods[0], &pods[2]] {
+        assert!(
+            all.iter()
+                .all(|s| s["kind"] != "rank" || !s["pods"].to_string().contains(p.as_str())),
+            "{p} is no rank suspect: {text}"
+        );
+    }
+    l.stop().await;
+    for p in &pods {
+        c.delete_workload(p);
+    }
     c.assert_no_probe_pods();
 }
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # A real Kubernetes control plane on loopback for the end-to-end tests and benchmarks:
 # etcd + kube-apiserver (RBAC, Pod Security admission, token auth) + kwok (fake nodes whose kubelet exec runs
-# the command on this host). Fresh PKI, tokens and random free ports per run, everything under one directory.
+# the command on this host, and serves the pod logs that kwok `Logs` objects name: CRI-format files on this
+# host). Fresh PKI, tokens and random free ports per run, everything under one directory.
 #
 #   testbed.sh up DIR     start, write DIR/env, print "testbed ready DIR" on stdout, then block until stdin
 #                         reaches EOF (the owner exited or closed it) or SIGTERM/SIGINT, then stop everything
@@ -199,8 +200,35 @@ EOF
   write_kubeconfig "$DIR/operator.kubeconfig" launcher-operator "$OPERATOR_TOKEN"
   write_kubeconfig "$DIR/nobody.kubeconfig" launcher-nobody "$NOBODY_TOKEN"
 
+  # kwok's `Logs` kind (kwok.x-k8s.io/v1alpha1, one object per pod naming its containers' log files in the
+  # CRI format): kwok watches it with --enable-crds but does not install it (kwokctl does). The schema is
+  # kwok's to check; this testbed only needs the API server to store and serve the objects.
+  cat >"$DIR/kwok-logs-crd.yaml" <<EOF
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: logs.kwok.x-k8s.io}
+spec:
+  group: kwok.x-k8s.io
+  names: {kind: Logs, listKind: LogsList, plural: logs, singular: logs}
+  scope: Namespaced
+  versions:
+  - name: v1alpha1
+    served: true
+    storage: true
+    subresources: {status: {}}
+    schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}
+EOF
+  curl -fsS --cacert "$PKI/ca.crt" -H "Authorization: Bearer $ADMIN_TOKEN" -H 'Content-Type: application/yaml' \
+    -X POST --data-binary @"$DIR/kwok-logs-crd.yaml" \
+    "https://127.0.0.1:$KAS_PORT/apis/apiextensions.k8s.io/v1/customresourcedefinitions" >/dev/null ||
+    die "cannot create the kwok Logs CRD"
+  # Served once established: kwok's informer would otherwise start against a missing resource.
+  wait_for 60 kwok-logs-crd curl -fsS --cacert "$PKI/ca.crt" -H "Authorization: Bearer $ADMIN_TOKEN" \
+    "https://127.0.0.1:$KAS_PORT/apis/kwok.x-k8s.io/v1alpha1/logs" || die "the kwok Logs CRD is not served"
+
   # kwok: every pod of a node it manages execs locally, with the node -> scenario map node-probe reads in
-  # simulation mode (`--node-name` picks the entry).
+  # simulation mode (`--node-name` picks the entry). Its kubelet server (--server-address, the port the
+  # nodes publish as their kubelet endpoint) also serves the container logs that `Logs` objects name.
   echo '{}' >"$DIR/scenario-map.json"
   cat >"$DIR/kwok-exec.yaml" <<EOF
 apiVersion: kwok.x-k8s.io/v1alpha1
@@ -221,6 +249,7 @@ EOF
     --kubeconfig="$DIR/admin.kubeconfig" \
     --config="$SHARE/kwok-stages.yaml" --config="$DIR/kwok-exec.yaml" \
     --manage-all-nodes=false --manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake \
+    --enable-crds=Logs \
     --node-ip=127.0.0.1 --node-port="$KWOK_PORT" --server-address="127.0.0.1:$KWOK_PORT" \
     --tls-cert-file="$PKI/serving.crt" --tls-private-key-file="$PKI/serving.key" \
     --node-lease-duration-seconds=40 \
