@@ -137,20 +137,7 @@ fn short_root() -> HostRoot {
 }
 
 /// What these tests' nodes hold besides files.
-trait Node {
-    fn process(&self, pid: u32, comm: &str, state: char, cgroup: &str) -> &Self;
-    fn container_logs(
-        &self,
-        ns: &str,
-        pod: &str,
-        uid: &str,
-        container: &str,
-        cid: &str,
-        started_unix: f64,
-    ) -> &Self;
-}
-
-impl Node for HostRoot {
+impl HostRoot {
     /// `/proc/<pid>` of a running (or zombie) process with this cgroup file.
     fn process(&self, pid: u32, comm: &str, state: char, cgroup: &str) -> &Self {
         self.file(&format!("proc/{pid}/comm"), format!("{comm}\n"))

@@ -17,22 +17,8 @@ mod host_root;
 use host_root::HostRoot;
 
 /// What these tests' nodes hold besides files.
-trait Node {
+impl HostRoot {
     /// A process: comm, cmdline, and a stat line with state, ppid and kernel flags.
-    fn process(
-        &self,
-        pid: u32,
-        comm: &str,
-        cmdline: &[&str],
-        state: &str,
-        ppid: u32,
-        flags: u64,
-    ) -> &Self;
-    /// The driver's information file of a GPU: its device minor.
-    fn minor(&self, bdf: &str, minor: u32) -> &Self;
-}
-
-impl Node for HostRoot {
     fn process(
         &self,
         pid: u32,
@@ -55,6 +41,7 @@ impl Node for HostRoot {
             )
             .file(&format!("proc/{pid}/cgroup"), "0::/system.slice\n")
     }
+    /// The driver's information file of a GPU: its device minor.
     fn minor(&self, bdf: &str, minor: u32) -> &Self {
         self.file(
             &format!("proc/driver/nvidia/gpus/{bdf}/information"),
