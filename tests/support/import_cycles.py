@@ -28,6 +28,12 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 ALLOW = os.path.join(HERE, "import_cycles.allow")
 FIXTURES = os.path.join(HERE, "import_cycles")
+REPO = os.path.dirname(os.path.dirname(HERE))
+
+
+def crate_key(root):
+    """A crate directory as the allow-list names it: relative to the repository root."""
+    return os.path.relpath(os.path.abspath(root), REPO)
 
 # ------------------------------------------------------------------------------------------ tokens
 
@@ -231,8 +237,9 @@ class File:
                 i += 1
                 continue
             if k == "id" and v == "use" and not (i > 0 and toks[i - 1][1] in ("$", ".")):
-                is_pub = i > 0 and (toks[i - 1][1] == "pub" or (toks[i - 1][1] == ")" and "pub" in
-                                                                [t[1] for t in toks[max(0, i - 5):i]]))
+                before = [t[1] for t in toks[max(0, i - 5):i]]
+                # `pub use`, `pub(crate) use`, `pub(in a::b) use`
+                is_pub = bool(before) and (before[-1] == "pub" or (before[-1] == ")" and "pub" in before))
                 leaves = []
                 j = use_tree(toks, i + 1, [], leaves)
                 for p, alias, ln in leaves:
@@ -256,8 +263,11 @@ class File:
                 self.defines.add(toks[i + 2][1])
                 if [t[1] for t in toks[max(0, i - 4):i]] == ["#", "[", "macro_export", "]"]:
                     self.exported_macros.add(toks[i + 2][1])
-            if (k == "id" and not v.startswith("$")) or (k == "::" and i + 1 < len(toks) and toks[i + 1][0] == "id"
-                                                         and not (i > 0 and toks[i - 1][0] == "id")):
+            starts_path = k == "id" and not v.startswith("$")
+            # `::std::x` (a leading `::`), not the `::` inside a path
+            starts_path |= k == "::" and i + 1 < len(toks) and toks[i + 1][0] == "id" and not (
+                i > 0 and toks[i - 1][0] == "id")
+            if starts_path:
                 if i > 0 and toks[i - 1][0] == "::":  # the middle of a path already read
                     i += 1
                     continue
@@ -438,7 +448,8 @@ def circles(root):
 
 
 def read_allow(path):
-    """{(crate dir, frozenset of members)} from the allow-list: `DIR: a <-> b <-> c` lines, # comments."""
+    """{(crate dir, frozenset of members)} from the allow-list: `DIR: a <-> b <-> c` lines (DIR relative to the
+    repository root), # comments."""
     out = set()
     if not os.path.exists(path):
         return out
@@ -455,7 +466,7 @@ def check(roots, allow_path):
     allow = read_allow(allow_path)
     seen, bad = set(), False
     for root in roots:
-        key = root.rstrip("/")
+        key = crate_key(root)
         for members, why in circles(root):
             entry = (key, frozenset(members))
             listed = entry in allow
@@ -466,7 +477,7 @@ def check(roots, allow_path):
             for w in why:
                 print(f"    {w}")
     for d, members in sorted(allow - seen, key=lambda e: (e[0], sorted(e[1]))):
-        if d in [r.rstrip("/") for r in roots]:
+        if d in [crate_key(r) for r in roots]:
             bad = True
             print(f"{d}: allow-listed circle is gone, delete its line from {os.path.relpath(allow_path)}: "
                   f"{' <-> '.join(sorted(members))}")
