@@ -3,7 +3,7 @@
 #![allow(dead_code)]
 
 #[path = "../support/mcp.rs"]
-mod harness;
+pub mod harness;
 #[path = "../support/tools.rs"]
 pub mod tools;
 

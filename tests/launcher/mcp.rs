@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use common::mcp::{call, local_serve, plain_client, text_of};
+use common::mcp::{call, local_serve, plain_client, text_of, tool_names};
 use common::*;
 use rmcp::handler::client::progress::ProgressDispatcher;
 use rmcp::model::{
@@ -181,13 +181,7 @@ async fn tools_list_is_the_read_only_surface_with_schemas_and_annotations() {
 async fn operator_mode_adds_no_stubs() {
     // The operator router is plugged in only with --mode operator; until its tools exist it adds none.
     let client = connect(&["--mode", "operator"]).await;
-    let names: Vec<String> = client
-        .list_all_tools()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|t| t.name.to_string())
-        .collect();
+    let names = tool_names(&client).await;
     for t in tools::read_only_tools(LAUNCHER) {
         assert!(names.contains(&t), "{t} missing in operator mode");
     }

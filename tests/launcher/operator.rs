@@ -10,7 +10,7 @@ use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use common::mcp::{connect, local_serve, request, structured, text_of};
+use common::mcp::{connect, local_serve, request, structured, text_of, tool_names};
 use common::*;
 use rmcp::model::{
     CallToolRequestParams, CallToolResult, ClientConfig, ElicitRequestParams, ElicitResult,
@@ -125,14 +125,7 @@ fn approver(approve: bool) -> Approver {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn operator_tools_absent_in_read_only_mode_present_in_operator_mode() {
     let s = start((), &[]).await;
-    let names: Vec<String> = s
-        .client
-        .list_all_tools()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|t| t.name.to_string())
-        .collect();
+    let names = tool_names(&s.client).await;
     for &t in OPERATOR_TOOLS {
         assert!(
             !names.contains(&t.to_string()),

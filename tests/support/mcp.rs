@@ -61,6 +61,17 @@ pub async fn plain_client(cmd: Command) -> RunningService<RoleClient, ()> {
         .client
 }
 
+/// The names `tools/list` answers, in its order.
+pub async fn tool_names(client: &RunningService<RoleClient, impl ClientHandler>) -> Vec<String> {
+    client
+        .list_all_tools()
+        .await
+        .expect("tools/list")
+        .into_iter()
+        .map(|t| t.name.to_string())
+        .collect()
+}
+
 /// A `tools/call` request; `args` must be a JSON object.
 pub fn request(tool: &str, args: Value) -> CallToolRequestParams {
     let Value::Object(args) = args else {
