@@ -7,8 +7,8 @@ An edge is any path from one file's non-test code to an item of another file's m
 writes one: `crate::a::b`, `self::a`, `super::a` (repeated), `$crate::a` in a macro, a bare child path
 (`a::b` where `a` is a child module of the file's module), a name brought in by a `use` (`use crate::a;`
 then `a::b::f()`), inside grouped uses (`use a::{b, c::{d}}`), expressions, types, attributes and macro
-bodies (`format!`, `json!`, a crate's own macros): paths are read from the tokens of the code, with
-comments and string literals left out. A `#[macro_export]` macro (named at the crate root) is an edge
+bodies (`format!`, `json!`, a crate's own macros) and attributes' strings (`#[serde(with = "crate::a::b")]`):
+paths are read from the tokens of the code, with comments and other string literals left out. A `#[macro_export]` macro (named at the crate root) is an edge
 to the file that defines it. A name re-exported by a module (`pub use child::Item;`, or a glob
 of a child) resolves to the file that defines it. A parent's `mod x;` and its re-exports of its own
 descendants are not edges: they are how the parent presents its children. `#[cfg(test)]` items are left
@@ -38,11 +38,13 @@ def crate_key(root):
 # ------------------------------------------------------------------------------------------ tokens
 
 IDENT = re.compile(r"(?:r#)?[A-Za-z_][A-Za-z0-9_]*")
+# A path written in an attribute's string: `#[serde(with = "crate::a::b")]`, `#[schemars(with = "...")]`.
+PATH_IN_STRING = re.compile(r"(?:::)?[A-Za-z_][A-Za-z0-9_]*(?:::[A-Za-z_][A-Za-z0-9_]*)+")
 
 
 def tokens(text):
-    """(kind, value, line) of the code: identifiers ('id'), `::`, and single punctuation ('p').
-    Comments, string/char/byte literals and numbers are dropped; lifetimes are dropped."""
+    """(kind, value, line) of the code: identifiers ('id'), `::`, single punctuation ('p') and plain string
+    literals ('str', with their quotes). Comments, raw/byte/char literals, numbers and lifetimes are dropped."""
     out = []
     i, n, line = 0, len(text), 1
     while i < n:
@@ -75,6 +77,8 @@ def tokens(text):
             j = i + (1 if c == '"' else 2)
             while j < n and text[j] != '"':
                 j += 2 if text[j] == "\\" else 1
+            if c == '"':  # kept, quoted, for the paths attributes name in strings (`with = "crate::a::f"`)
+                out.append(("str", text[i:j + 1], line))
             line += text.count("\n", i, j)
             i = j + 1
         elif c == "'" or (c == "b" and text.startswith("'", i + 1)):
@@ -221,8 +225,29 @@ class File:
         self.exported_macros = set()  # `#[macro_export]`: named at the crate root, defined here
         self.scan()
 
+    def attribute_tokens(self):
+        """Indices of the tokens inside attributes (`#[...]`, `#![...]`)."""
+        toks, inside, i = self.toks, set(), 0
+        while i < len(toks):
+            j = i + 1 + (i + 1 < len(toks) and toks[i + 1][1] == "!")
+            if toks[i][1] == "#" and j < len(toks) and toks[j][1] == "[":
+                depth, k = 0, j
+                while k < len(toks):
+                    if toks[k][0] == "p" and toks[k][1] == "[":
+                        depth += 1
+                    elif toks[k][0] == "p" and toks[k][1] == "]":
+                        depth -= 1
+                        if depth == 0:
+                            break
+                    inside.add(k)
+                    k += 1
+                i = k
+            i += 1
+        return inside
+
     def scan(self):
         toks, i = self.toks, 0
+        in_attribute = self.attribute_tokens()
         scope = list(self.mod)
         stack = []  # braces: inline module name or None
         while i < len(toks):
@@ -263,6 +288,8 @@ class File:
                 self.defines.add(toks[i + 2][1])
                 if [t[1] for t in toks[max(0, i - 4):i]] == ["#", "[", "macro_export", "]"]:
                     self.exported_macros.add(toks[i + 2][1])
+            if k == "str" and i in in_attribute and PATH_IN_STRING.fullmatch(v[1:-1]):
+                self.paths.append((tuple(scope), v[1:-1].lstrip(":").split("::"), line))
             starts_path = k == "id" and not v.startswith("$")
             # `::std::x` (a leading `::`), not the `::` inside a path
             starts_path |= k == "::" and i + 1 < len(toks) and toks[i + 1][0] == "id" and not (
