@@ -3,8 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::AnalysisOptions;
 use crate::facts::NodeFacts;
+use crate::options::AnalysisOptions;
 use crate::xid::report::XidReport;
 
 use super::ecc::EccReport;

@@ -4,12 +4,12 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::AnalysisOptions;
 use crate::facts::{
     EccLocationFacts, EccModeFacts, FieldError, FieldErrorKind, GpuFacts, NodeFacts, Reading,
     RemappedRowsFacts, RetiredPagesFacts, RowRemapHistogram,
 };
 use crate::finding::{ActionKind, Finding, Severity};
+use crate::options::AnalysisOptions;
 
 use super::{GpuRef, finding, gpu_label, show};
 

@@ -5,9 +5,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::AnalysisOptions;
 use crate::facts::{FieldErrorKind, GpuFacts, NodeFacts, Reading};
 use crate::finding::{Action, ActionKind, Finding, Severity, Verdict};
+use crate::options::AnalysisOptions;
 
 use super::{GpuRef, finding, gpu_label};
 

@@ -3,8 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::AnalysisOptions;
 use crate::facts::{FieldError, MigModeFacts, NodeFacts, Reading};
+use crate::options::AnalysisOptions;
 
 use super::canonical_bus_id;
 

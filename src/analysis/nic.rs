@@ -876,7 +876,8 @@ mod tests {
         let facts =
             crate::scenarios::parse(crate::scenarios::find("dgx-h100-ib-flapping").unwrap().json)
                 .unwrap();
-        let new = super::super::topology::analyze(&facts, &crate::AnalysisOptions::default());
+        let new =
+            super::super::topology::analyze(&facts, &crate::options::AnalysisOptions::default());
         assert!(new.nics.is_some());
         let text = serde_json::to_string(&new).unwrap();
         let read: OldTopology = serde_json::from_str(&text).unwrap();

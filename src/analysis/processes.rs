@@ -7,9 +7,9 @@ use std::sync::OnceLock;
 use regex::Regex;
 use serde::{Deserialize, Serialize};
 
-use crate::AnalysisOptions;
 use crate::facts::{FieldError, FieldErrorKind, GpuFacts, HostProcessFacts, NodeFacts, Reading};
 use crate::finding::{ActionKind, Finding, Severity};
+use crate::options::AnalysisOptions;
 
 use super::{GpuRef, finding, gpu_label, mib, show};
 

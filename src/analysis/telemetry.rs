@@ -4,9 +4,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::AnalysisOptions;
 use crate::facts::{GpuFacts, NodeFacts, Reading, UtilizationFacts};
 use crate::finding::{ActionKind, Finding, Severity};
+use crate::options::AnalysisOptions;
 
 use super::{GpuRef, finding, gpu_label, show};
 

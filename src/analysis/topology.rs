@@ -7,9 +7,9 @@ use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
-use crate::AnalysisOptions;
 use crate::facts::{AerFacts, FabricFacts, GpuFacts, NodeFacts, P2pFacts, Reading};
 use crate::finding::{ActionKind, Finding, Severity};
+use crate::options::AnalysisOptions;
 
 use super::{GpuRef, canonical_bus_id, cpu_list, finding, gpu_label, show};
 

@@ -14,13 +14,13 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use crate::AnalysisOptions;
 use crate::analysis::{GpuRef, error_name, gpu_label, mib};
 use crate::facts::{
     ContainerDevicesFacts, FieldError, FieldErrorKind, GpuFacts, GpuProcessFacts, HostProcessFacts,
     NodeFacts, Reading,
 };
 use crate::finding::{Action, ActionKind, Finding, Severity};
+use crate::options::AnalysisOptions;
 use cgroup::CgroupAttribution;
 use device::{DeviceIdForm, MigRef, ResourceKind};
 

@@ -3,7 +3,7 @@
 
 mod util;
 
-use util::{COMMANDS, TestCommand};
+use util::{TestCommand, commands};
 
 #[test]
 fn every_command_on_every_scenario() {
@@ -14,7 +14,7 @@ fn every_command_on_every_scenario() {
     settings.set_prepend_module_to_snapshot(false);
     settings.bind(|| {
         for scenario in &scenarios {
-            for cmd in COMMANDS {
+            for cmd in commands() {
                 let out = TestCommand::new()
                     .env("NODE_PROBE_PRETTY", "1")
                     .args([cmd, "--simulate", scenario.as_str()])

@@ -1,9 +1,9 @@
 //! Properties of the grammar and classification: every catalog code in every line form parses and
 //! carries the catalog's actions; arbitrary, truncated and huge input never panics.
 
-use gpu_diag::AnalysisOptions;
 use gpu_diag::facts::{KernelLogFacts, NodeFacts, Reading};
 use gpu_diag::finding::{ActionKind, Severity};
+use gpu_diag::options::AnalysisOptions;
 use gpu_diag::xid::catalog;
 use gpu_diag::xid::grammar;
 use gpu_diag::xid::report::{EventKind, XidReport, analyze};

@@ -1,7 +1,7 @@
 //! `describe_gpu_node`: everything about one node in one probe run (`node-probe describe`), beside what the
 //! API server says about the node and the pods holding its GPUs.
 
-use gpu_diag::Command;
+use gpu_diag::command::Command;
 use std::fmt::Write;
 
 use gpu_diag::analysis::describe::DescribeReport;
@@ -76,7 +76,7 @@ accounting, conditions, taints and the pods holding GPUs. Use it for a full pict
     async fn run(cx: &Cx, a: Self::Args) -> Result<Self::Output, ToolError> {
         let t = a.target;
         cx.check_target(&t)?;
-        let probe = cx.probe_report(Self::NAME, &t, vec![Command::Describe.arg().into()], pick!(Describe));
+        let probe = cx.probe_report(Self::NAME, &t, Command::Describe, pick!(Describe));
         // The API-server half runs alongside the probe; it is cheap and independent.
         let kube = async {
             match &cx.env.cluster {

@@ -1,7 +1,7 @@
 //! `get_gpu_processes`: `node-probe processes` on one node, each process's pod named from one list of the
 //! node's pods from the API server.
 
-use gpu_diag::Command;
+use gpu_diag::command::Command;
 use std::fmt::Write;
 
 use gpu_diag::analysis::processes::ProcessesReport;
@@ -65,7 +65,7 @@ stuck or leaking process, or before resetting a GPU.";
     async fn run(cx: &Cx, a: Self::Args) -> Result<Self::Output, ToolError> {
         let t = a.target;
         cx.check_target(&t)?;
-        let probe = cx.probe_report(Self::NAME, &t, vec![Command::Processes.arg().into()], pick!(Processes));
+        let probe = cx.probe_report(Self::NAME, &t, Command::Processes, pick!(Processes));
         // One list of the node's pods, beside the probe; never one request per process.
         let names = async {
             match &cx.env.cluster {

@@ -1,7 +1,7 @@
 //! `list_gpu_nodes`: the GPU nodes from the API server, or in local mode the single node `local` found by an
 //! inventory probe.
 
-use gpu_diag::Command;
+use gpu_diag::command::Command;
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
@@ -147,7 +147,7 @@ found by an inventory probe.";
             context: None,
         };
         let res = cx
-            .probe(Self::NAME, &local, vec![Command::Inventory.arg().into()])
+            .probe(Self::NAME, &local, Command::Inventory)
             .await?;
         let gpus = match &res.report {
             Report::Inventory(inv) => text::gpu_count(inv),

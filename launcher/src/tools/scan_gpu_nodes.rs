@@ -2,7 +2,7 @@
 //! nodes that need attention. The ranking orders nodes by the severities the probe reported; it does not
 //! judge facts itself.
 
-use gpu_diag::Command;
+use gpu_diag::command::Command;
 use std::time::Instant;
 
 use gpu_diag::finding::{Finding, Severity, Verdict};
@@ -242,10 +242,10 @@ with show_healthy=true). Use it to find the bad nodes in a fleet, e.g. after a f
         nodes.sort();
         nodes.dedup();
         let total = nodes.len();
-        let command: Vec<String> = match a.check {
-            ScanCheck::Health => vec![Command::Health.arg().into()],
-            ScanCheck::Xid => vec![Command::Xid.arg().into()],
-            ScanCheck::Ecc => vec![Command::Ecc.arg().into()],
+        let command = match a.check {
+            ScanCheck::Health => Command::Health,
+            ScanCheck::Xid => Command::Xid,
+            ScanCheck::Ecc => Command::Ecc,
         };
         let mut results = Vec::with_capacity(total);
         for o in probe_nodes(
@@ -253,7 +253,7 @@ with show_healthy=true). Use it to find the bad nodes in a fleet, e.g. after a f
             Self::NAME,
             &nodes,
             a.context.clone(),
-            command,
+            command.into(),
             concurrency as usize,
         )
         .await
