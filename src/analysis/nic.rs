@@ -92,7 +92,7 @@ pub struct NicAffinityRow {
 }
 
 /// Closeness order of the relations, nearest first.
-const RELATIONS: [&str; 6] = ["PIX", "PXB", "PHB", "NODE", "SYS", "?"];
+const RELATIONS: &[&str] = &["PIX", "PXB", "PHB", "NODE", "SYS", "?"];
 
 fn rank(rel: &str) -> usize {
     RELATIONS
@@ -303,7 +303,7 @@ const GPU_FAR: Rule = Rule {
     detail: "check which PCIe slots the NICs sit in against the GPUs, and that the job pins each rank to its nearest NIC (NCCL picks by topology)",
 };
 
-const RULES: [&Rule; 8] = [
+const RULES: &[&Rule] = &[
     &PORT_DOWN,
     &FLAPPING,
     &INTEGRITY,
