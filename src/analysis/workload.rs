@@ -25,7 +25,7 @@ use super::joblog::{CudaErrorKind, LogEvent, NcclProblem, PodLogScan, Signature,
 use super::telemetry::ReasonClass;
 use crate::attribution::AllocationReport;
 use crate::facts::NodeFacts;
-use crate::finding::{Finding, Severity};
+use crate::finding::{Finding, Judged, Severity, Verdict, distinct};
 use crate::options::AnalysisOptions;
 
 /// What `node-probe workload` reports for one node: everything `describe` reports, plus the kubelet's
@@ -34,6 +34,20 @@ use crate::options::AnalysisOptions;
 pub struct WorkloadNodeReport {
     pub describe: DescribeReport,
     pub allocation: AllocationReport,
+}
+
+impl Judged for WorkloadNodeReport {
+    fn verdict(&self) -> Option<Verdict> {
+        self.describe.verdict()
+    }
+    fn findings(&self) -> Vec<&Finding> {
+        distinct(
+            self.allocation
+                .findings()
+                .into_iter()
+                .chain(self.describe.findings()),
+        )
+    }
 }
 
 /// `node-probe workload`'s analysis: `describe` and `allocation` of the same facts.
@@ -285,13 +299,12 @@ pub fn diagnose(input: &WorkloadInput) -> WorkloadDiagnosis {
         });
         let first_xid = first_xid_times(&report.describe);
         let d = &report.describe;
-        let findings = d
+        for f in d
             .health
-            .gpus
-            .iter()
-            .flat_map(|g| g.findings.iter())
-            .chain(d.health.node_findings.iter());
-        for f in findings.filter(|f| f.severity >= Severity::Warning) {
+            .findings()
+            .into_iter()
+            .filter(|f| f.severity >= Severity::Warning)
+        {
             let is_nic = f.code.starts_with("nic.");
             let on_held = match f.gpu {
                 Some(g) => held_set.contains_key(&g) || source == HeldSource::RequestsOnly,

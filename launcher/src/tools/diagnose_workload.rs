@@ -4,11 +4,11 @@
 //! within a time budget; scanned by `gpu_diag::analysis::joblog` as it streams in), and one cross-node verdict
 //! with one suspect per thing at fault (`gpu_diag::analysis::workload`).
 
-use gpu_diag::command::Command;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
 use std::time::Instant;
 
+use gpu_diag::command::Command;
 use gpu_diag::analysis::workload::{
     HeldSource, Suspect, WorkloadDiagnosis, WorkloadInput, WorkloadNode, diagnose,
 };

@@ -1,10 +1,10 @@
 //! `get_pod_gpu_allocation`: which pod holds which GPU on one node. The API server's request view and
 //! `node-probe allocation` (the kubelet's exact assignment) run concurrently and are joined pod by pod.
 
-use gpu_diag::command::Command;
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
+use gpu_diag::command::Command;
 use gpu_diag::attribution::join::{ApiContainer, ApiPod, PodAssignment, SeenBy};
 use gpu_diag::attribution::{AllocatedDevice, AllocationReport, AttributedProcess};
 use gpu_diag::facts::Reading;

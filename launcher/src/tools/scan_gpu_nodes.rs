@@ -2,17 +2,17 @@
 //! nodes that need attention. The ranking orders nodes by the severities the probe reported; it does not
 //! judge facts itself.
 
-use gpu_diag::command::Command;
 use std::time::Instant;
 
-use gpu_diag::finding::{Finding, Severity, Verdict};
+use gpu_diag::command::Command;
+use gpu_diag::finding::{Finding, Judged, Severity, Verdict};
 use std::fmt::Write;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::tool::fanout::probe_nodes;
-use crate::tool::text::{findings_in, sev_label, verdict_in};
+use crate::tool::text::sev_label;
 use crate::tool::{Cx, Hints, Tool, ToolError};
 
 pub struct ScanGpuNodes;
@@ -424,8 +424,7 @@ const MARKED_SHOWN: usize = 10;
 const FINDINGS_SHOWN: usize = 3;
 
 fn node_result(node: String, report: gpu_diag::contract::Report, millis: u64) -> NodeScanResult {
-    let value = serde_json::to_value(&report).unwrap_or_default();
-    let mut findings = findings_in(&value);
+    let mut findings: Vec<Finding> = report.findings().into_iter().cloned().collect();
     let mut counts = SeverityCounts::default();
     for f in &findings {
         match f.severity {
@@ -440,7 +439,12 @@ fn node_result(node: String, report: gpu_diag::contract::Report, millis: u64) ->
     NodeScanResult {
         node,
         status: ScanStatus::Ok,
-        verdict: verdict_in(&value),
+        // The health check's verdict only: the scan has never answered the XID check's (its JSON reader
+        // looked one level too shallow), and changing the answer is for review, not this reshaping.
+        verdict: match &report {
+            gpu_diag::contract::Report::Health(h) => h.verdict(),
+            _ => None,
+        },
         worst_severity,
         counts,
         findings: findings.into_iter().map(brief).collect(),
@@ -478,7 +482,7 @@ fn class(r: &NodeScanResult) -> Option<u8> {
     }
 }
 
-const CLASS_NAMES: [&str; 3] = ["critical", "failed", "warning"];
+const CLASS_NAMES: &[&str] = &["critical", "failed", "warning"];
 
 /// What a ranked node is grouped by: its top finding's code, or its probe error's first line.
 fn cause(r: &NodeScanResult) -> String {
