@@ -31,11 +31,12 @@ macro_rules! commands {
                 }
             }
 
-            /// Its one-line help.
+            /// Its one-line help (without the final period, as clap shows help lines).
             pub fn about(self) -> &'static str {
-                match self {
-                    $(Command::$variant => $about.trim_ascii(),)+
-                }
+                let about = match self {
+                    $(Command::$variant => $about,)+
+                };
+                about.trim_ascii().trim_end_matches('.')
             }
         }
     };
