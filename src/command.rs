@@ -31,6 +31,11 @@ macro_rules! commands {
                 }
             }
 
+            /// The command whose subcommand is `name`.
+            pub fn named(name: &str) -> Option<Command> {
+                Command::ALL.iter().copied().find(|c| c.name() == name)
+            }
+
             /// Its one-line help (without the final period, as clap shows help lines).
             pub fn about(self) -> &'static str {
                 let about = match self {
@@ -326,6 +331,42 @@ mod tests {
         assert_eq!("30m".parse::<Since>().unwrap().seconds(), 1800);
         assert_eq!("2h".parse::<Since>().unwrap().seconds(), 7200);
         assert_eq!("1d".parse::<Since>().unwrap().seconds(), 86_400);
+    }
+
+    /// `findings()` answers every finding a report holds, in the order of its fields' names (the order
+    /// answers have always listed equally severe findings in): a finding field a report gains without
+    /// answering it fails here, on every scenario.
+    #[test]
+    fn every_report_answers_every_finding_it_holds() {
+        use serde_json::Value;
+
+        use crate::finding::{Finding, Judged};
+
+        fn walk(v: &Value, out: &mut Vec<Finding>) {
+            match v {
+                Value::Object(m) => {
+                    if let Ok(f) = serde_json::from_value::<Finding>(v.clone()) {
+                        if !out.contains(&f) {
+                            out.push(f);
+                        }
+                        return;
+                    }
+                    m.values().for_each(|x| walk(x, out));
+                }
+                Value::Array(a) => a.iter().for_each(|x| walk(x, out)),
+                _ => {}
+            }
+        }
+        for s in crate::scenarios::BUILTIN {
+            let facts = crate::scenarios::parse(s.json).unwrap();
+            for &c in Command::ALL {
+                let report = c.analyze(&facts, &AnalysisOptions::default());
+                let mut held = Vec::new();
+                walk(&serde_json::to_value(&report).unwrap(), &mut held);
+                let answered: Vec<Finding> = report.findings().into_iter().cloned().collect();
+                assert_eq!(answered, held, "{} on {}", c.name(), s.name);
+            }
+        }
     }
 
     #[test]

@@ -70,11 +70,7 @@ impl FromArgMatches for Analysis {
         let (name, sub) = m
             .subcommand()
             .ok_or_else(|| clap::Error::new(clap::error::ErrorKind::MissingSubcommand))?;
-        let command = Command::ALL
-            .iter()
-            .copied()
-            .find(|c| c.name() == name)
-            .ok_or_else(|| clap::Error::new(clap::error::ErrorKind::InvalidSubcommand))?;
+        let command = Command::named(name).ok_or_else(|| clap::Error::new(clap::error::ErrorKind::InvalidSubcommand))?;
         let xid = match command {
             Command::Xid => XidArgs::from_arg_matches(sub)?,
             _ => XidArgs::default(),
@@ -104,7 +100,7 @@ impl Subcommand for Analysis {
     }
 
     fn has_subcommand(name: &str) -> bool {
-        Command::ALL.iter().any(|c| c.name() == name)
+        Command::named(name).is_some()
     }
 }
 
