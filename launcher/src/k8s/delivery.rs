@@ -442,7 +442,7 @@ impl ProbeBinaries {
             path: self.dir.display().to_string(),
             reason: format!("reading task failed: {e}"),
         })??;
-        tracing::info!(arch, path = %built.path.display(), bytes = built.binary_len, gzip_bytes = built.gzip.len(), sha256 = %built.sha256, "node-probe build ready for copy delivery");
+        tracing::info!(arch, path = %built.path.display(), bytes = built.binary_len, tar_bytes = built.archive.len(), gzip_bytes = built.gzip.len(), sha256 = %built.sha256, "node-probe build ready for copy delivery");
         Ok(Arc::new(built))
     }
 }
