@@ -245,6 +245,35 @@ pub struct Config {
     pub trust: std::sync::Arc<crate::k8s::trust::TrustPolicy>,
 }
 
+impl Config {
+    /// The Kubernetes settings from the CLI flags.
+    pub fn k8s_config(&self) -> crate::k8s::K8sConfig {
+        let c = &self.cluster;
+        crate::k8s::K8sConfig {
+            // Empty values mean "not set": bundle hosts fill `--context=${user_config.context}` with "".
+            kubeconfig: c.kubeconfig.clone().filter(|p| !p.as_os_str().is_empty()),
+            context: c.context.clone().filter(|c| !c.is_empty()),
+            namespace: c.namespace.clone(),
+            probe_image: c.probe_image.clone(),
+            probe_mode: c.probe_mode.parse().unwrap_or_default(),
+            runtime_class: c.probe_runtime_class.clone(),
+            active_deadline: std::time::Duration::from_secs(if c.probe_deadline == 0 {
+                120
+            } else {
+                c.probe_deadline
+            }),
+            operator_mode: self.mode == Mode::Operator,
+            target_pod: c.target_pod.clone(),
+            probe_delivery: c.probe_delivery.parse().unwrap_or_default(),
+            probe_bin_dir: c.probe_bin_dir.clone(),
+            image_pull_secrets: c.image_pull_secret.clone(),
+            priority_class: Some(c.probe_priority_class.clone()),
+            trust: self.trust.clone(),
+            ..Default::default()
+        }
+    }
+}
+
 /// `--evidence-dir`, else the user's state directory (XDG base directories), else the temp dir.
 pub fn default_evidence_dir() -> PathBuf {
     let state = std::env::var_os("XDG_STATE_HOME")

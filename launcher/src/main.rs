@@ -127,7 +127,7 @@ async fn backends(cfg: &Config) -> Result<Backends, String> {
 
 /// The Kubernetes runner and cluster backend (`crate::k8s`).
 async fn cluster_backends(cfg: &Config) -> Result<Backends, String> {
-    let (runner, cluster) = k8s::connect(&k8s_config(cfg))
+    let (runner, cluster) = k8s::connect(&cfg.k8s_config())
         .await
         .map_err(|e| e.to_string())?;
     Ok(Backends {
@@ -136,36 +136,9 @@ async fn cluster_backends(cfg: &Config) -> Result<Backends, String> {
     })
 }
 
-/// The Kubernetes settings from the CLI flags.
-pub(crate) fn k8s_config(cfg: &Config) -> k8s::K8sConfig {
-    let c = &cfg.cluster;
-    k8s::K8sConfig {
-        // Empty values mean "not set": bundle hosts fill `--context=${user_config.context}` with "".
-        kubeconfig: c.kubeconfig.clone().filter(|p| !p.as_os_str().is_empty()),
-        context: c.context.clone().filter(|c| !c.is_empty()),
-        namespace: c.namespace.clone(),
-        probe_image: c.probe_image.clone(),
-        probe_mode: c.probe_mode.parse().unwrap_or_default(),
-        runtime_class: c.probe_runtime_class.clone(),
-        active_deadline: std::time::Duration::from_secs(if c.probe_deadline == 0 {
-            120
-        } else {
-            c.probe_deadline
-        }),
-        operator_mode: cfg.mode == cli::Mode::Operator,
-        target_pod: c.target_pod.clone(),
-        probe_delivery: c.probe_delivery.parse().unwrap_or_default(),
-        probe_bin_dir: c.probe_bin_dir.clone(),
-        image_pull_secrets: c.image_pull_secret.clone(),
-        priority_class: Some(c.probe_priority_class.clone()),
-        trust: cfg.trust.clone(),
-        ..Default::default()
-    }
-}
-
 /// `k8s-gpu-mcp gc`: the sweep on demand; the report (JSON) on stdout.
 async fn gc(cfg: &Config, all: bool) -> ExitCode {
-    match k8s::gc(&k8s_config(cfg), all).await {
+    match k8s::gc(&cfg.k8s_config(), all).await {
         Ok(report) => {
             println!(
                 "{}",
@@ -187,7 +160,7 @@ async fn gc(cfg: &Config, all: bool) -> ExitCode {
 /// `k8s-gpu-mcp check`: the checklist (text or JSON) on stdout; exit 1 when a check failed.
 async fn check(cfg: &Config, a: &cli::CheckArgs) -> ExitCode {
     let opts = check::CheckOptions {
-        k8s: k8s_config(cfg),
+        k8s: cfg.k8s_config(),
         mode: cfg.mode,
         selector: a.selector.clone(),
     };

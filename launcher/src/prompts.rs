@@ -60,11 +60,13 @@ impl Launcher {
             .unwrap_or_default();
         GetPromptResult::new(user(format!(
             "Triage the GPUs of node `{node}`.{symptom}\n\
-             1. Call get_gpu_health with node_name `{node}`. Report the node verdict and every critical or \
-             warning finding with its evidence and recommended action.\n\
+             1. Call get_gpu_health with node_name `{node}` (list_gpu_nodes names the nodes when this one is \
+             not found). Report the node verdict and every critical or warning finding with its evidence and \
+             recommended action.\n\
              2. Follow the findings: XID findings -> analyze_xid_errors; ECC or row-remapping findings -> \
              snapshot_ecc; thermal, power or clock findings -> get_gpu_telemetry; NVLink, fabric or P2P \
-             findings -> inspect_topology; a missing GPU -> get_gpu_inventory.\n\
+             findings -> inspect_topology; a missing GPU -> get_gpu_inventory; everything at once -> \
+             describe_gpu_node.\n\
              3. Before recommending a GPU reset, drain or reboot, call get_gpu_processes and \
              get_pod_gpu_allocation to name the workloads that would be interrupted (exact device ids when \
              the probe reaches the kubelet).\n\
@@ -104,7 +106,9 @@ impl Launcher {
              uncorrectable counts. Bus/link XIDs (79, 74, SXid, NVLink): call inspect_topology. Thermal or \
              power hints: call get_gpu_telemetry.\n\
              4. Call get_gpu_processes to see which workloads were on the affected GPUs.\n\
-             5. Conclude: hardware fault vs application/driver problem, which GPU, and the required action \
+             5. Before a GPU reset, a drain or an RMA, call collect_evidence on the node: it keeps the node's \
+             nvidia-bug-report, XID history and kernel log, which a reset loses.\n\
+             6. Conclude: hardware fault vs application/driver problem, which GPU, and the required action \
              (restart app, reset GPU, drain and reboot, RMA), quoting the evidence.",
             node = a.node_name
         )))

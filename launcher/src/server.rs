@@ -30,15 +30,23 @@ pub struct Launcher {
     prompt_router: PromptRouter<Launcher>,
 }
 
-const INSTRUCTIONS: &str = "GPU node diagnostics for Kubernetes (or one local host). Start with \
-list_gpu_nodes to find node names, then get_gpu_health for a verdict with explained findings. Use \
-analyze_xid_errors when a GPU driver error (XID) or a crashed CUDA job is suspected, get_gpu_telemetry for \
-throttling/temperature/power, inspect_topology for NCCL/NVLink/PCIe problems, snapshot_ecc for memory \
-errors, get_gpu_processes and get_pod_gpu_allocation to see who uses the GPUs, describe_gpu_node for \
-everything at once, scan_gpu_nodes to find the bad nodes in a fleet, check_cluster when probes fail \
-with permission, namespace or admission errors. Every node tool starts a \
-short-lived probe on the node; results carry evidence and a recommended action. The resource template \
-xid://catalog/{code} explains any XID code.";
+/// What a model reads first: where to start, then when to use each read-only tool, in the registry's order
+/// and with its words (`crate::tools::GUIDE`), so a new tool is introduced here by its registry line.
+pub fn instructions() -> String {
+    let guide = crate::tools::GUIDE;
+    let when = |(name, when): &(&str, &str)| format!("{name} {when}");
+    let [first, second, rest @ ..] = guide else {
+        unreachable!("the registry lists more than two read-only tools")
+    };
+    format!(
+        "GPU node diagnostics for Kubernetes (or one local host). Start with {}, then {}. Use {}. Every node \
+         tool starts a short-lived probe on the node; results carry evidence and a recommended action. The \
+         resource template xid://catalog/{{code}} explains any XID code.",
+        when(first),
+        when(second),
+        rest.iter().map(when).collect::<Vec<_>>().join(", ")
+    )
+}
 
 impl Launcher {
     pub fn new(cfg: Config, backends: Backends) -> Self {
@@ -101,7 +109,7 @@ impl ServerHandler for Launcher {
             Implementation::new(env!("CARGO_PKG_NAME"), env!("CARGO_PKG_VERSION"))
                 .with_title("Kubernetes GPU diagnostics"),
         )
-        .with_instructions(INSTRUCTIONS)
+        .with_instructions(instructions())
     }
 
     async fn list_resources(

@@ -127,27 +127,17 @@ fn devices(resource: &str, ids: &[&str]) -> api::ContainerDevices {
 
 // ------------------------------------------------------------------------------------ host root
 
-struct Host(tempfile::TempDir);
+#[path = "../support/host_root.rs"]
+mod host_root;
+use host_root::HostRoot;
 
-impl Host {
-    fn new() -> Self {
-        // Short paths: a unix socket path must fit in 108 bytes.
-        Host(
-            tempfile::Builder::new()
-                .prefix("al")
-                .tempdir_in("/tmp")
-                .unwrap(),
-        )
-    }
-    fn path(&self) -> &Path {
-        self.0.path()
-    }
-    fn file(&self, rel: &str, contents: impl AsRef<[u8]>) -> &Self {
-        let p = self.path().join(rel);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, contents).unwrap();
-        self
-    }
+/// A short root under /tmp: the PodResources socket inside must fit in a unix socket path.
+fn short_root() -> HostRoot {
+    HostRoot::short("al")
+}
+
+/// What these tests' nodes hold besides files.
+impl HostRoot {
     /// `/proc/<pid>` of a running (or zombie) process with this cgroup file.
     fn process(&self, pid: u32, comm: &str, state: char, cgroup: &str) -> &Self {
         self.file(&format!("proc/{pid}/comm"), format!("{comm}\n"))
@@ -198,7 +188,7 @@ fn probe(args: &[&str]) -> (i32, Value) {
     (out.status.code().unwrap(), doc)
 }
 
-fn allocation(scenario: &str, host: &Host) -> Value {
+fn allocation(scenario: &str, host: &HostRoot) -> Value {
     let root = host.path().to_str().unwrap();
     let (code, doc) = probe(&["--simulate", scenario, "--host-root", root, "allocation"]);
     assert_eq!(code, 0, "{doc}");
@@ -329,7 +319,7 @@ fn each_cgroup_layout_attributes_processes_to_pods() {
         ),
     ];
     for (layout, train_cg, bob_cg) in layouts {
-        let host = Host::new();
+        let host = short_root();
         host.process(51022, "python3", 'R', &train_cg)
             .process(48213, "jupyter", 'S', &bob_cg)
             .file("proc/uptime", "200000.00 1.00\n")
@@ -391,7 +381,7 @@ fn misuse_findings_end_to_end() {
     let f = scenario("h100-zombie-process");
     let [g0, g1] = [&uuids(&f)[0], &uuids(&f)[1]];
     let gone_uid = "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d";
-    let host = Host::new();
+    let host = short_root();
     host.process(
         48213,
         "sshd-job",
@@ -454,7 +444,7 @@ fn misuse_findings_end_to_end() {
     );
 
     // Same pod, but the process's container is not one the kubelet runs: an exited container.
-    let host = Host::new();
+    let host = short_root();
     host.process(
         51022,
         "python3",
@@ -501,7 +491,7 @@ fn misuse_findings_end_to_end() {
 /// attributed through their cgroups.
 #[test]
 fn unreachable_kubelet_is_inline() {
-    let host = Host::new();
+    let host = short_root();
     host.process(
         51022,
         "python3",
@@ -604,7 +594,7 @@ fn device_id_forms() {
         ("malformed", "nvidia.com/gpu", "gpu#7".into()),
     ];
     for (name, resource, id) in forms {
-        let host = Host::new();
+        let host = short_root();
         let _k = serve(
             host.path(),
             Kubelet {

@@ -2,6 +2,8 @@
 
 #![allow(dead_code)]
 
+#[path = "../support/mcp.rs"]
+pub mod harness;
 #[path = "../support/tools.rs"]
 pub mod tools;
 
@@ -10,15 +12,14 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use rmcp::handler::client::progress::ProgressDispatcher;
-use rmcp::model::{
-    CallToolRequestParams, CallToolResult, ClientRequest, ProgressNotificationParam, Request,
-};
+use rmcp::model::{CallToolResult, ClientRequest, ProgressNotificationParam, Request};
 use rmcp::service::{NotificationContext, PeerRequestOptions, RequestHandle, RunningService};
-use rmcp::transport::{ConfigureCommandExt, TokioChildProcess};
-use rmcp::{ClientHandler, RoleClient, ServiceExt};
+use rmcp::transport::ConfigureCommandExt;
+use rmcp::{ClientHandler, RoleClient};
 use serde_json::Value;
 
 use crate::testbed::{Testbed, User, unique};
+use harness::Connected;
 
 pub const LAUNCHER: &str = env!("CARGO_BIN_EXE_k8s-gpu-mcp");
 
@@ -116,24 +117,18 @@ pub async fn start_exact(
             .env("RUST_LOG", "info,k8s_gpu_mcp=debug")
             .envs(envs.iter().map(|(k, v)| (k.as_str(), v.as_str())));
     });
-    let (transport, _) = TokioChildProcess::builder(cmd)
-        .stderr(Stdio::from(
-            std::fs::File::create(&log).expect("launcher log"),
-        ))
-        .spawn()
-        .expect("spawn k8s-gpu-mcp serve");
-    let pid = transport.id().expect("launcher pid");
-    let client = ProgressClient {
+    let stderr = Stdio::from(std::fs::File::create(&log).expect("launcher log"));
+    let handler = ProgressClient {
         progress: ProgressDispatcher::new(),
-    }
-    .serve(transport)
-    .await
-    .unwrap_or_else(|e| {
-        panic!(
-            "MCP handshake with the launcher failed: {e}\nlauncher stderr:\n{}",
-            std::fs::read_to_string(&log).unwrap_or_default()
-        )
-    });
+    };
+    let Connected { client, pid, .. } = harness::connect(handler, cmd, stderr)
+        .await
+        .unwrap_or_else(|e| {
+            panic!(
+                "MCP handshake with the launcher failed: {e}\nlauncher stderr:\n{}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            )
+        });
     Launcher {
         client,
         pid,
@@ -148,8 +143,7 @@ impl Launcher {
     }
 
     pub async fn call(&self, tool: &str, args: Value) -> CallToolResult {
-        let params = CallToolRequestParams::new(tool.to_string())
-            .with_arguments(args.as_object().cloned().unwrap_or_default());
+        let params = harness::request(tool, args.clone());
         match tokio::time::timeout(Duration::from_secs(120), self.client.call_tool(params)).await {
             Ok(Ok(r)) => r,
             Ok(Err(e)) => panic!(
@@ -192,8 +186,7 @@ impl Launcher {
 
     /// Start a call that can be cancelled.
     pub async fn start_call(&self, tool: &str, args: Value) -> RequestHandle<RoleClient> {
-        let params = CallToolRequestParams::new(tool.to_string())
-            .with_arguments(args.as_object().cloned().unwrap_or_default());
+        let params = harness::request(tool, args);
         self.client
             .send_cancellable_request(
                 ClientRequest::CallToolRequest(Request::new(params)),
@@ -217,13 +210,7 @@ impl Launcher {
 }
 
 /// Every text block of a result, joined.
-pub fn text(r: &CallToolResult) -> String {
-    r.content
-        .iter()
-        .filter_map(|c| c.as_text().map(|t| t.text.clone()))
-        .collect::<Vec<_>>()
-        .join("\n")
-}
+pub use harness::text_of as text;
 
 /// Whether any string in `v` contains `needle`.
 pub fn has_str(v: &Value, needle: &str) -> bool {

@@ -140,6 +140,45 @@ fn call_list_names_the_tools() {
     assert!(names.contains(&"check_cluster".to_string()));
 }
 
+/// The tool names written in backticks (`get_gpu_health`) in `text`, sorted, each once.
+fn backticked_tool_names(text: &str) -> Vec<String> {
+    let re = regex::Regex::new(r"`([a-z][a-z0-9]*(?:_[a-z0-9]+)+)`").unwrap();
+    let mut n: Vec<String> = re.captures_iter(text).map(|c| c[1].to_string()).collect();
+    n.sort();
+    n.dedup();
+    n
+}
+
+/// The README's two tool lists are written by hand: they must name exactly the registered tools
+/// (launcher/src/tools/mod.rs), read-only and operator.
+#[test]
+fn readme_lists_exactly_the_registered_tools() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
+    let between = |start: &str, end: &str| -> String {
+        let i = readme
+            .find(start)
+            .unwrap_or_else(|| panic!("README.md has no {start:?}"))
+            + start.len();
+        let j = readme[i..]
+            .find(end)
+            .unwrap_or_else(|| panic!("README.md has no {end:?} after {start:?}"));
+        readme[i..i + j].to_string()
+    };
+    const RO: &str = "Tools (all read-only):";
+    const OP: &str = "Operator tools (only with `--mode operator`):";
+    assert_eq!(
+        backticked_tool_names(&between(RO, OP)),
+        tools::read_only_tools(LAUNCHER),
+        "README.md's read-only tool list (after {RO:?})"
+    );
+    assert_eq!(
+        backticked_tool_names(&between(OP, ";")),
+        tools::operator_only_tools(LAUNCHER),
+        "README.md's operator tool list (after {OP:?}, up to the `;`)"
+    );
+}
+
 #[test]
 fn missing_probe_binary_is_a_clear_startup_error() {
     let out = Command::new(LAUNCHER)

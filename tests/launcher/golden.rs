@@ -7,13 +7,11 @@ mod common;
 
 use std::process::Stdio;
 
+use common::mcp::{connect, local_serve, request};
 use common::*;
-use rmcp::model::CallToolRequestParams;
+use rmcp::RoleClient;
 use rmcp::service::RunningService;
-use rmcp::transport::{ConfigureCommandExt, TokioChildProcess};
-use rmcp::{RoleClient, ServiceExt};
 use serde_json::{Value, json};
-use tokio::process::Command;
 
 /// The operator fixture has processes and GPUs the operator tools can be aimed at; the read-only tools run
 /// against it too, so one server answers everything.
@@ -26,23 +24,16 @@ fn fixture() -> String {
 }
 
 async fn start(extra: &[&str]) -> RunningService<RoleClient, ()> {
-    let probe = node_probe();
-    let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
-    let cmd = Command::new(LAUNCHER).configure(|c| {
-        c.args(["serve", "--local", "--simulate", &fixture(), "--probe-bin"])
-            .arg(&probe)
-            .arg("--evidence-dir")
-            .arg(evidence_dir())
-            .args(&extra)
-            // The audit user of operator results is `local:$USER`.
-            .env("USER", "golden")
-            .env("RUST_LOG", "warn");
-    });
-    let (transport, _) = TokioChildProcess::builder(cmd)
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn k8s-gpu-mcp serve");
-    ().serve(transport).await.expect("handshake")
+    let mut cmd = local_serve(LAUNCHER, &fixture(), &node_probe());
+    cmd.arg("--evidence-dir")
+        .arg(evidence_dir())
+        .args(extra)
+        // The audit user of operator results is `local:$USER`.
+        .env("USER", "golden");
+    connect((), cmd, Stdio::null())
+        .await
+        .expect("handshake")
+        .client
 }
 
 /// Zero what differs from run to run (wall-clock durations, collection timestamps), everywhere.
@@ -120,6 +111,13 @@ async fn tools_list_and_instructions() {
         .and_then(|i| i.instructions.clone())
         .unwrap_or_default();
     ro.cancel().await.unwrap();
+    // Written from the registry (launcher/src/tools/mod.rs): every read-only tool is introduced.
+    for t in tools::read_only_tools(LAUNCHER) {
+        assert!(
+            instructions.contains(&t),
+            "the instructions omit {t}: {instructions}"
+        );
+    }
     let op = start(&["--mode", "operator"]).await;
     let op_tools = tools_list(&op).await;
     op.cancel().await.unwrap();
@@ -184,6 +182,11 @@ async fn one_result_per_tool() {
             "mark_gpu_node",
             json!({"node_name": "local", "reason": "XidError79", "message": "XID 79 on GPU 3", "gpu": "3", "confirm": "local/gpu/3"}),
         ),
+        (
+            "clear_gpu_node_mark",
+            "clear_gpu_node_mark",
+            json!({"node_name": "local", "reason": "GPU 3 replaced", "confirm": "local"}),
+        ),
         // Errors are wire format too: a wrong node, a bad argument, a missing confirmation.
         (
             "error_wrong_node",
@@ -216,15 +219,22 @@ async fn one_result_per_tool() {
             json!({"node_name": "local", "pid": 4242}),
         ),
     ];
+    // The list above is kept by hand: it calls every registered tool and no other (diagnose_workload only as
+    // an error, since it needs a cluster).
+    let mut called: Vec<String> = calls.iter().map(|(_, tool, _)| tool.to_string()).collect();
+    called.sort();
+    called.dedup();
+    let mut registered = tools::read_only_tools(LAUNCHER);
+    registered.extend(tools::operator_only_tools(LAUNCHER));
+    registered.sort();
+    assert_eq!(
+        called, registered,
+        "the golden calls must name exactly the registered tools (launcher/src/tools/mod.rs)"
+    );
     let client = start(&["--mode", "operator"]).await;
     let mut results = Vec::new();
     for (name, tool, args) in calls {
-        let Value::Object(args) = args else {
-            unreachable!()
-        };
-        let r = client
-            .call_tool(CallToolRequestParams::new(tool.to_string()).with_arguments(args))
-            .await;
+        let r = client.call_tool(request(tool, args)).await;
         let mut v = match r {
             Ok(r) => serde_json::to_value(&r).unwrap(),
             Err(e) => json!({"jsonrpc_error": e.to_string()}),

@@ -12,14 +12,13 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
+use common::mcp::{connect, local_serve};
 use common::*;
+use rmcp::RoleClient;
 use rmcp::model::CallToolRequestParams;
 use rmcp::service::RunningService;
-use rmcp::transport::TokioChildProcess;
-use rmcp::{RoleClient, ServiceExt};
 use serde_json::{Value, json};
 use tokio::io::AsyncReadExt;
-use tokio::process::Command;
 
 /// Budgets every answer stays within (tests/launcher/render.rs asserts them per tool and scenario):
 /// text and structured content, twice as much for describe_gpu_node (everything at once).
@@ -137,31 +136,20 @@ async fn serve(
     RunningService<RoleClient, ()>,
     tokio::task::JoinHandle<String>,
 ) {
-    let mut cmd = Command::new(LAUNCHER);
-    cmd.args([
-        "serve",
-        "--local",
-        "--simulate",
-        &main_scenario(),
-        "--probe-bin",
-    ])
-    .arg(probe)
-    .env("RUST_LOG", "warn");
+    let mut cmd = local_serve(LAUNCHER, &main_scenario(), probe);
     if operator {
         cmd.args(["--mode", "operator"]);
     }
-    let (transport, stderr) = TokioChildProcess::builder(cmd)
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn the launcher");
-    let mut stderr = stderr.expect("stderr is piped");
+    let launcher = connect((), cmd, Stdio::piped())
+        .await
+        .expect("initialize handshake");
+    let mut stderr = launcher.stderr.expect("stderr is piped");
     let err_task = tokio::spawn(async move {
         let mut s = String::new();
         let _ = stderr.read_to_string(&mut s).await;
         s
     });
-    let client = ().serve(transport).await.expect("initialize handshake");
-    (client, err_task)
+    (launcher.client, err_task)
 }
 
 struct Outcome {

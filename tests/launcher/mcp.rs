@@ -8,63 +8,30 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use common::mcp::{call, local_serve, plain_client, text_of, tool_names};
 use common::*;
 use rmcp::handler::client::progress::ProgressDispatcher;
 use rmcp::model::{
-    CallToolRequestParams, CallToolResult, ClientRequest, GetPromptRequestParams,
-    ProgressNotificationParam, ProtocolVersion, ReadResourceRequestParams, Request, ServerResult,
-    Tool,
+    CallToolRequestParams, ClientRequest, GetPromptRequestParams, ProgressNotificationParam,
+    ProtocolVersion, ReadResourceRequestParams, Request, ServerResult, Tool,
 };
 use rmcp::service::{NotificationContext, PeerRequestOptions, RunningService};
 use rmcp::transport::{ConfigureCommandExt, TokioChildProcess};
-use rmcp::{ClientHandler, ClientLifecycleMode, ClientServiceExt, RoleClient, ServiceExt, object};
+use rmcp::{ClientHandler, ClientLifecycleMode, ClientServiceExt, RoleClient, object};
 use serde_json::{Value, json};
 use tokio::process::Command;
 
 fn serve_cmd(extra: &[&str]) -> Command {
-    let probe = node_probe();
-    let scenario = main_scenario();
-    let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
-    Command::new(LAUNCHER).configure(move |c| {
-        c.args(["serve", "--local", "--simulate", &scenario, "--probe-bin"])
-            .arg(&probe)
-            // collect_evidence writes here, not in the user's state dir.
-            .arg("--evidence-dir")
-            .arg(
-                std::env::temp_dir()
-                    .join(format!("k8s-gpu-mcp-test-evidence-{}", std::process::id())),
-            )
-            .args(&extra)
-            .env("RUST_LOG", "warn");
-    })
+    let mut cmd = local_serve(LAUNCHER, &main_scenario(), &node_probe());
+    // collect_evidence writes here, not in the user's state dir.
+    cmd.arg("--evidence-dir")
+        .arg(std::env::temp_dir().join(format!("k8s-gpu-mcp-test-evidence-{}", std::process::id())))
+        .args(extra);
+    cmd
 }
 
 async fn connect(extra: &[&str]) -> RunningService<RoleClient, ()> {
-    ().serve(TokioChildProcess::new(serve_cmd(extra)).unwrap())
-        .await
-        .expect("initialize handshake")
-}
-
-async fn call(
-    client: &RunningService<RoleClient, impl ClientHandler>,
-    tool: &str,
-    args: Value,
-) -> CallToolResult {
-    let Value::Object(args) = args else {
-        panic!("args must be an object")
-    };
-    client
-        .call_tool(CallToolRequestParams::new(tool.to_string()).with_arguments(args))
-        .await
-        .unwrap_or_else(|e| panic!("{tool}: JSON-RPC error {e}"))
-}
-
-fn text_of(r: &CallToolResult) -> String {
-    r.content
-        .iter()
-        .filter_map(|c| c.as_text().map(|t| t.text.clone()))
-        .collect::<Vec<_>>()
-        .join("\n")
+    plain_client(serve_cmd(extra)).await
 }
 
 fn assert_schema_valid(tool: &Tool, value: &Value) {
@@ -214,13 +181,7 @@ async fn tools_list_is_the_read_only_surface_with_schemas_and_annotations() {
 async fn operator_mode_adds_no_stubs() {
     // The operator router is plugged in only with --mode operator; until its tools exist it adds none.
     let client = connect(&["--mode", "operator"]).await;
-    let names: Vec<String> = client
-        .list_all_tools()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|t| t.name.to_string())
-        .collect();
+    let names = tool_names(&client).await;
     for t in tools::read_only_tools(LAUNCHER) {
         assert!(names.contains(&t), "{t} missing in operator mode");
     }
@@ -357,15 +318,7 @@ async fn every_tool_answers_in_local_mode_and_matches_its_output_schema() {
 
 /// `serve --local` against one built-in scenario (or any probe binary).
 async fn connect_to(scenario: &str, probe: &std::path::Path) -> RunningService<RoleClient, ()> {
-    let (scenario, probe) = (scenario.to_string(), probe.to_path_buf());
-    let cmd = Command::new(LAUNCHER).configure(move |c| {
-        c.args(["serve", "--local", "--simulate", &scenario, "--probe-bin"])
-            .arg(&probe)
-            .env("RUST_LOG", "warn");
-    });
-    ().serve(TokioChildProcess::new(cmd).unwrap())
-        .await
-        .expect("initialize handshake")
+    plain_client(local_serve(LAUNCHER, scenario, probe)).await
 }
 
 /// A successful call whose structuredContent matches the tool's advertised outputSchema.
@@ -674,11 +627,10 @@ async fn progress_is_sent_in_order_with_a_token() {
         progress: ProgressDispatcher::new(),
         ..Default::default()
     };
-    let client = rec
-        .clone()
-        .serve(TokioChildProcess::new(serve_cmd(&[])).unwrap())
+    let client = common::mcp::connect(rec.clone(), serve_cmd(&[]), std::process::Stdio::inherit())
         .await
-        .unwrap();
+        .unwrap()
+        .client;
 
     // With a token (the cancellable request API attaches one).
     let handle = client
@@ -770,7 +722,7 @@ fn hang_cmd(probe: &std::path::Path, extra: &[&str]) -> Command {
 async fn cancellation_kills_the_probe_before_the_server_moves_on() {
     let dir = tempfile::tempdir().unwrap();
     let probe = hanging_probe(dir.path());
-    let client = ().serve(TokioChildProcess::new(hang_cmd(&probe, &[])).unwrap()).await.unwrap();
+    let client = plain_client(hang_cmd(&probe, &[])).await;
     let handle = client
         .send_cancellable_request(
             ClientRequest::CallToolRequest(Request::new(
@@ -795,10 +747,7 @@ async fn cancellation_kills_the_probe_before_the_server_moves_on() {
 async fn a_hung_probe_times_out_with_an_explained_error() {
     let dir = tempfile::tempdir().unwrap();
     let probe = hanging_probe(dir.path());
-    let client =
-        ().serve(TokioChildProcess::new(hang_cmd(&probe, &["--probe-timeout", "1"])).unwrap())
-            .await
-            .unwrap();
+    let client = plain_client(hang_cmd(&probe, &["--probe-timeout", "1"])).await;
     let started = std::time::Instant::now();
     let r = call(&client, "get_gpu_telemetry", json!({"node_name": "local"})).await;
     assert!(started.elapsed() < Duration::from_secs(10));
@@ -829,7 +778,7 @@ async fn garbage_and_failing_probes_are_reported_not_crashed_on() {
         "garbage",
         "echo 'Segmentation fault' >&2; echo not-json; exit 139",
     );
-    let client = ().serve(TokioChildProcess::new(hang_cmd(&garbage, &[])).unwrap()).await.unwrap();
+    let client = plain_client(hang_cmd(&garbage, &[])).await;
     let r = call(&client, "snapshot_ecc", json!({"node_name": "local"})).await;
     assert_eq!(r.is_error, Some(true));
     let t = text_of(&r);
@@ -840,14 +789,14 @@ async fn garbage_and_failing_probes_are_reported_not_crashed_on() {
     client.cancel().await.unwrap();
 
     // A probe-side failure document: its message and hint reach the caller.
-    let client = ().serve(TokioChildProcess::new(serve_cmd(&[])).unwrap()).await.unwrap();
+    let client = plain_client(serve_cmd(&[])).await;
     drop(client);
     let failing = fake_probe(
         dir.path(),
         "failing",
         r#"echo '{"schema_version":1,"error":{"kind":"nvml_unavailable","message":"libnvidia-ml.so.1 not found","hint":"install the driver"}}'; exit 3"#,
     );
-    let client = ().serve(TokioChildProcess::new(hang_cmd(&failing, &[])).unwrap()).await.unwrap();
+    let client = plain_client(hang_cmd(&failing, &[])).await;
     let r = call(&client, "get_gpu_inventory", json!({"node_name": "local"})).await;
     assert_eq!(r.is_error, Some(true));
     let t = text_of(&r);
@@ -978,6 +927,86 @@ async fn prompts_steer_to_the_tools() {
         "{t}"
     );
     client.cancel().await.unwrap();
+}
+
+/// Every string in a JSON value.
+fn strings(v: &Value, out: &mut Vec<String>) {
+    match v {
+        Value::String(s) => out.push(s.clone()),
+        Value::Array(a) => a.iter().for_each(|x| strings(x, out)),
+        Value::Object(o) => o.values().for_each(|x| strings(x, out)),
+        _ => {}
+    }
+}
+
+/// The prompts are written by hand: every tool-shaped name in them (snake_case, not an argument name, not
+/// part of a dotted finding code like `xid.*` or `collective.lagging_rank`) must be a registered tool, and
+/// together they must name every read-only tool.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prompts_name_only_registered_tools_and_every_read_only_one() {
+    use std::collections::BTreeSet;
+    let listed = tools::listed(LAUNCHER, true);
+    let registered: BTreeSet<String> = listed
+        .iter()
+        .filter_map(|t| t["name"].as_str().map(String::from))
+        .collect();
+    let mut not_tools: BTreeSet<String> = listed
+        .iter()
+        .filter_map(|t| t["inputSchema"]["properties"].as_object())
+        .flat_map(|p| p.keys().cloned())
+        .collect();
+    let client = connect(&[]).await;
+    let prompts = client.list_all_prompts().await.unwrap();
+    let mut texts = Vec::new();
+    for p in &prompts {
+        let args = p.arguments.clone().unwrap_or_default();
+        not_tools.insert(p.name.clone());
+        not_tools.extend(args.iter().map(|a| a.name.clone()));
+        // Once with every argument, once with the required ones only: the texts differ.
+        for all in [true, false] {
+            let given: serde_json::Map<String, Value> = args
+                .iter()
+                .filter(|a| all || a.required == Some(true))
+                .map(|a| (a.name.clone(), json!("x")))
+                .collect();
+            let r = client
+                .get_prompt(GetPromptRequestParams::new(p.name.clone()).with_arguments(given))
+                .await
+                .unwrap_or_else(|e| panic!("get_prompt {}: {e}", p.name));
+            strings(&serde_json::to_value(&r.messages).unwrap(), &mut texts);
+        }
+    }
+    client.cancel().await.unwrap();
+    let word = regex::Regex::new(r"[a-z][a-z0-9]*(?:_[a-z0-9]+)+").unwrap();
+    let mut named = BTreeSet::new();
+    for t in &texts {
+        for m in word.find_iter(t) {
+            let before = t[..m.start()].chars().next_back();
+            let after = t[m.end()..].chars().next();
+            let dotted = before == Some('.')
+                || (after == Some('.')
+                    && t[m.end() + 1..]
+                        .starts_with(|c: char| c.is_ascii_alphanumeric() || c == '*'));
+            let inside_word = before.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
+                || after.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_');
+            if !dotted && !inside_word && !not_tools.contains(m.as_str()) {
+                named.insert(m.as_str().to_string());
+            }
+        }
+    }
+    let unknown: Vec<&String> = named.difference(&registered).collect();
+    assert!(
+        unknown.is_empty(),
+        "the prompts name tools that are not registered: {unknown:?}"
+    );
+    let missing: Vec<String> = tools::read_only_tools(LAUNCHER)
+        .into_iter()
+        .filter(|t| !named.contains(t))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "no prompt names these read-only tools: {missing:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

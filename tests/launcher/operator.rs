@@ -10,18 +10,19 @@ use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use common::mcp::{connect, local_serve, request, structured, text_of, tool_names};
 use common::*;
 use rmcp::model::{
     CallToolRequestParams, CallToolResult, ClientConfig, ElicitRequestParams, ElicitResult,
     ElicitationAction, ElicitationCapability,
 };
 use rmcp::service::{RequestContext, RunningService};
-use rmcp::transport::{ConfigureCommandExt, TokioChildProcess};
-use rmcp::{ClientHandler, ErrorData, RoleClient, ServiceExt};
+use rmcp::{ClientHandler, ErrorData, RoleClient};
 use serde_json::{Value, json};
-use tokio::process::Command;
 
-const OPERATOR_TOOLS: [&str; 5] = [
+/// The operator tools, written out: the tests below check that the registry puts exactly these (and only
+/// these) behind `--mode operator`.
+const OPERATOR_TOOLS: &[&str] = &[
     "kill_gpu_process",
     "reset_gpu",
     "cordon_gpu_node",
@@ -56,11 +57,8 @@ impl<H: ClientHandler> Server<H> {
             .collect()
     }
     async fn call(&self, tool: &str, args: Value) -> CallToolResult {
-        let Value::Object(args) = args else {
-            panic!("args must be an object")
-        };
         self.client
-            .call_tool(CallToolRequestParams::new(tool.to_string()).with_arguments(args))
+            .call_tool(request(tool, args))
             .await
             .unwrap_or_else(|e| panic!("{tool}: JSON-RPC error {e}\n{}", self.stderr()))
     }
@@ -69,39 +67,20 @@ impl<H: ClientHandler> Server<H> {
 async fn start<H: ClientHandler>(handler: H, extra: &[&str]) -> Server<H> {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("launcher.log");
-    let probe = node_probe();
-    let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
-    let cmd = Command::new(LAUNCHER).configure(|c| {
-        c.args(["serve", "--local", "--simulate", &fixture(), "--probe-bin"])
-            .arg(&probe)
-            .arg("--evidence-dir")
-            .arg(dir.path().join("evidence"))
-            .args(&extra)
-            .env("RUST_LOG", "warn");
-    });
-    let (transport, _) = TokioChildProcess::builder(cmd)
-        .stderr(Stdio::from(std::fs::File::create(&log).unwrap()))
-        .spawn()
-        .expect("spawn k8s-gpu-mcp serve");
-    let client = handler.serve(transport).await.expect("handshake");
+    let mut cmd = local_serve(LAUNCHER, &fixture(), &node_probe());
+    cmd.arg("--evidence-dir")
+        .arg(dir.path().join("evidence"))
+        .args(extra);
+    let stderr = Stdio::from(std::fs::File::create(&log).unwrap());
+    let client = connect(handler, cmd, stderr)
+        .await
+        .expect("handshake")
+        .client;
     Server {
         client,
         log,
         _dir: dir,
     }
-}
-
-fn text_of(r: &CallToolResult) -> String {
-    r.content
-        .iter()
-        .filter_map(|c| c.as_text().map(|t| t.text.clone()))
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
-fn structured(r: &CallToolResult) -> Value {
-    assert_ne!(r.is_error, Some(true), "{}", text_of(r));
-    r.structured_content.clone().expect("structuredContent")
 }
 
 /// A client that declares elicitation and answers every request with `approve`, counting them.
@@ -146,15 +125,8 @@ fn approver(approve: bool) -> Approver {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn operator_tools_absent_in_read_only_mode_present_in_operator_mode() {
     let s = start((), &[]).await;
-    let names: Vec<String> = s
-        .client
-        .list_all_tools()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|t| t.name.to_string())
-        .collect();
-    for t in OPERATOR_TOOLS {
+    let names = tool_names(&s.client).await;
+    for &t in OPERATOR_TOOLS {
         assert!(
             !names.contains(&t.to_string()),
             "{t} listed in read-only mode"
@@ -181,7 +153,14 @@ async fn operator_tools_absent_in_read_only_mode_present_in_operator_mode() {
 
     let s = start((), &["--mode", "operator"]).await;
     let tools = s.client.list_all_tools().await.unwrap();
-    for t in OPERATOR_TOOLS {
+    let mut expected: Vec<String> = OPERATOR_TOOLS.iter().map(|t| t.to_string()).collect();
+    expected.sort();
+    assert_eq!(
+        tools::operator_only_tools(LAUNCHER),
+        expected,
+        "the tools only --mode operator lists (launcher/src/tools/mod.rs)"
+    );
+    for &t in OPERATOR_TOOLS {
         let tool = tools
             .iter()
             .find(|x| x.name == t)

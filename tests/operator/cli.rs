@@ -12,22 +12,12 @@ fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../tests/operator/fixtures/{name}.json"))
 }
 
-/// A fake host root (ripgrep's `Dir` idea).
-struct Dir(tempfile::TempDir);
+#[path = "../support/host_root.rs"]
+mod host_root;
+use host_root::HostRoot;
 
-impl Dir {
-    fn new() -> Self {
-        Dir(tempfile::tempdir().expect("tempdir"))
-    }
-    fn path(&self) -> &Path {
-        self.0.path()
-    }
-    fn file(&self, rel: &str, contents: impl AsRef<[u8]>) -> &Self {
-        let p = self.path().join(rel);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, contents).unwrap();
-        self
-    }
+/// What these tests' nodes hold besides files.
+impl HostRoot {
     /// A process: comm, cmdline, and a stat line with state, ppid and kernel flags.
     fn process(
         &self,
@@ -51,15 +41,7 @@ impl Dir {
             )
             .file(&format!("proc/{pid}/cgroup"), "0::/system.slice\n")
     }
-    /// Open file descriptors of `pid`, as symlinks to device paths.
-    fn fds(&self, pid: u32, targets: &[&str]) -> &Self {
-        let dir = self.path().join(format!("proc/{pid}/fd"));
-        std::fs::create_dir_all(&dir).unwrap();
-        for (i, t) in targets.iter().enumerate() {
-            std::os::unix::fs::symlink(t, dir.join((i + 3).to_string())).unwrap();
-        }
-        self
-    }
+    /// The driver's information file of a GPU: its device minor.
     fn minor(&self, bdf: &str, minor: u32) -> &Self {
         self.file(
             &format!("proc/driver/nvidia/gpus/{bdf}/information"),
@@ -71,8 +53,8 @@ impl Dir {
 /// gpu-node-5 as its /proc shows it: init, a kernel worker, a shell, the training job on GPU 0 (pid 4242)
 /// and its zombie child 5151, the device plugin on the control node. `dcgm` adds DCGM's host engine
 /// holding GPU 1's node.
-fn h100_root(dcgm: bool) -> Dir {
-    let d = Dir::new();
+fn h100_root(dcgm: bool) -> HostRoot {
+    let d = HostRoot::new();
     d.file("proc/uptime", "5000.0 9000.0\n")
         .process(1, "systemd", &["/sbin/init"], "S", 0, 0x400100)
         .process(57, "kworker/3:1-events", &[], "I", 2, 0x208040)
@@ -114,8 +96,8 @@ fn h100_root(dcgm: bool) -> Dir {
 }
 
 /// gpu-node-7 (A100 HGX): nothing holds a GPU; Fabric Manager runs only when `fm`.
-fn a100_root(fm: bool) -> Dir {
-    let d = Dir::new();
+fn a100_root(fm: bool) -> HostRoot {
+    let d = HostRoot::new();
     d.file("proc/uptime", "5000.0 9000.0\n")
         .process(1, "systemd", &["/sbin/init"], "S", 0, 0x400100)
         .minor("0000:07:00.0", 0)
@@ -156,7 +138,7 @@ fn probe(args: &[&str], env: &[(&str, &str)]) -> Run {
 }
 
 /// A simulated run: fixture facts, and the fake host root's /proc when given.
-fn sim(fixture_name: &str, root: Option<&Dir>, args: &[&str]) -> Value {
+fn sim(fixture_name: &str, root: Option<&HostRoot>, args: &[&str]) -> Value {
     let fx = fixture(fixture_name);
     let mut all: Vec<&str> = vec![
         "--fixture",
@@ -454,9 +436,9 @@ fn simulated_holder_scan_without_host_root_blocks() {
 
 // ---- NVML source (fake libnvidia-ml) ------------------------------------------------------------
 
-#[path = "../fake-nvml/compile.rs"]
-mod fake_nvml_build;
-use fake_nvml_build::fake_lib;
+#[path = "../support/fake_nvml.rs"]
+mod fake_nvml;
+use fake_nvml::fake_lib;
 
 #[test]
 fn nvml_kill_refusals_never_signal() {

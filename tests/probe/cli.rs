@@ -3,7 +3,8 @@
 
 mod util;
 
-use util::{COMMANDS, Dir, TestCommand};
+use util::host_root::HostRoot;
+use util::{COMMANDS, TestCommand};
 
 #[test]
 fn unknown_flag_is_usage_error_exit_2() {
@@ -57,13 +58,13 @@ fn unknown_scenario_names_the_known_ones() {
 
 #[test]
 fn bad_fixture_files_are_invalid_scenarios() {
-    let dir = Dir::new();
-    let not_json = dir.create("broken.json", "{\"gpus\": [");
-    let wrong_shape = dir.create(
+    let dir = HostRoot::new();
+    let not_json = dir.write("broken.json", "{\"gpus\": [");
+    let wrong_shape = dir.write(
         "wrong.json",
         "{\"gpus\": [{\"index\": 0, \"temprature\": 41}]}",
     );
-    let wrong_type = dir.create("type.json", "{\"gpus\": [{\"index\": \"zero\"}]}");
+    let wrong_type = dir.write("type.json", "{\"gpus\": [{\"index\": \"zero\"}]}");
     let missing = dir.path().join("nope.json");
     for path in [&not_json, &wrong_shape, &wrong_type, &missing] {
         let out = TestCommand::new()
@@ -83,11 +84,11 @@ fn bad_fixture_files_are_invalid_scenarios() {
 
 #[test]
 fn fixture_in_the_builtin_format_runs() {
-    let dir = Dir::new();
+    let dir = HostRoot::new();
     let t4 = include_str!("../../src/scenarios/t4-single.json");
     let hot = t4.replace("\"gpu_temp_c\": 31", "\"gpu_temp_c\": 97");
     assert_ne!(t4, hot, "fixture edit applied");
-    let path = dir.create("hot-t4.json", &hot);
+    let path = dir.write("hot-t4.json", &hot);
     let doc = TestCommand::new()
         .args(["health", "--fixture"])
         .arg_path(&path)
@@ -190,8 +191,8 @@ fn expect_gpus_reports_missing_gpus() {
 
 #[test]
 fn node_name_is_reported_and_picks_from_a_scenario_map() {
-    let dir = Dir::new();
-    let map = dir.create(
+    let dir = HostRoot::new();
+    let map = dir.write(
         "map.json",
         r#"{"gpu-node-5": "h100-xid48-dbe", "gpu-node-6": "t4-single"}"#,
     );

@@ -11,12 +11,13 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use base64::Engine;
-use util::{Dir, TestCommand};
+use util::TestCommand;
+use util::host_root::HostRoot;
 
 const SCENARIO: &str = "dgx-h100-healthy";
 
-fn script(dir: &Dir, name: &str, body: &str) -> PathBuf {
-    let p = dir.create(name, &format!("#!/bin/sh\n{body}"));
+fn script(dir: &HostRoot, name: &str, body: &str) -> PathBuf {
+    let p = dir.write(name, format!("#!/bin/sh\n{body}"));
     std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
     p
 }
@@ -56,7 +57,7 @@ fn empty(dir: &Path) -> bool {
 /// A script of NVIDIA's interface that writes `fixture` as its output: as `NAME.gz` with `gzip`, else as
 /// `NAME` (the real script appends `.gz` itself when it can compress; an earlier probe passed a name
 /// ending in `.gz` and never found the output of the real script).
-fn writing_script(dir: &Dir, fixture: &Path, gzip: bool) -> PathBuf {
+fn writing_script(dir: &HostRoot, fixture: &Path, gzip: bool) -> PathBuf {
     let suffix = if gzip { ".gz" } else { "" };
     script(
         dir,
@@ -77,8 +78,8 @@ fn a_written_bug_report_arrives_intact_with_the_probes_own_view_and_nothing_left
         (true, "nvidia-bug-report.log.gz"),
         (false, "nvidia-bug-report.log"),
     ] {
-        let dir = Dir::new();
-        let tmp = Dir::new();
+        let dir = HostRoot::new();
+        let tmp = HostRoot::new();
         // Not text: any byte must survive the trip.
         let known: Vec<u8> = (0..=255u8).cycle().take(70_000).collect();
         let fixture = dir.path().join("known");
@@ -125,8 +126,8 @@ fn a_written_bug_report_arrives_intact_with_the_probes_own_view_and_nothing_left
 
 #[test]
 fn a_hung_bug_report_is_cut_at_its_limit_with_its_children() {
-    let dir = Dir::new();
-    let tmp = Dir::new();
+    let dir = HostRoot::new();
+    let tmp = HostRoot::new();
     let pidfile = dir.path().join("child.pid");
     let s = script(
         &dir,
@@ -175,8 +176,8 @@ fn a_hung_bug_report_is_cut_at_its_limit_with_its_children() {
 
 #[test]
 fn a_node_without_the_script_gets_the_rest_and_is_told() {
-    let host = Dir::new();
-    let tmp = Dir::new();
+    let host = HostRoot::new();
+    let tmp = HostRoot::new();
     // A real (not simulated) run on a bare host root: no NVML, no kmsg, no script; still an archive.
     let out = TestCommand::new()
         .env("TMPDIR", tmp.path())
@@ -210,7 +211,7 @@ fn a_node_without_the_script_gets_the_rest_and_is_told() {
 
 #[test]
 fn a_simulated_node_does_not_run_the_launchers_own_script() {
-    let tmp = Dir::new();
+    let tmp = HostRoot::new();
     let r = evidence(tmp.path(), &[]);
     let bug = &r["index"]["bug_report"];
     assert_eq!(bug["status"], "absent");

@@ -5,8 +5,8 @@
 //! child's own `ru_maxrss` from `wait4`), and prints its figures. Time is printed, never asserted: only
 //! memory and sizes are bounds a loaded machine cannot break at random.
 
-#[path = "../fake-nvml/compile.rs"]
-mod fake_nvml_build;
+#[path = "../support/fake_nvml.rs"]
+mod fake_nvml;
 #[path = "../xid/host_history.rs"]
 mod host_history;
 
@@ -465,7 +465,7 @@ fn hostile_root(dir: &Path) {
 
 #[test]
 fn hostile_proc_and_sysfs_files_are_read_bounded() {
-    let Some(lib) = fake_nvml_build::fake_lib() else {
+    let Some(lib) = fake_nvml::fake_lib() else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();

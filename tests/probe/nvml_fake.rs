@@ -7,31 +7,17 @@ use std::process::Command;
 
 use serde_json::Value;
 
-#[path = "../fake-nvml/compile.rs"]
-mod fake_nvml_build;
-use fake_nvml_build::fake_lib;
+#[path = "../support/fake_nvml.rs"]
+mod fake_nvml;
+use fake_nvml::fake_lib;
 
-/// A fake host root (ripgrep's `Dir` idea).
-struct Dir(tempfile::TempDir);
-
-impl Dir {
-    fn new() -> Self {
-        Dir(tempfile::tempdir().expect("tempdir"))
-    }
-    fn path(&self) -> &Path {
-        self.0.path()
-    }
-    fn file(&self, rel: &str, contents: impl AsRef<[u8]>) -> &Self {
-        let p = self.path().join(rel);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, contents).unwrap();
-        self
-    }
-}
+#[path = "../support/host_root.rs"]
+mod host_root;
+use host_root::HostRoot;
 
 /// The node the fake GPUs live in: GPU 0 (bus 1b) runs pid 4242; fabric manager and persistenced run.
-fn host_root() -> Dir {
-    let d = Dir::new();
+fn host_root() -> HostRoot {
+    let d = HostRoot::new();
     d.file("etc/hostname", "gpu-node-5\n")
         .file(
             "proc/sys/kernel/random/boot_id",
@@ -101,12 +87,12 @@ fn probe(args: &[&str], env: &[(&str, &Path)]) -> Run {
     }
 }
 
-fn run_fake(lib: &Path, root: &Dir, cmd: &str) -> Run {
+fn run_fake(lib: &Path, root: &HostRoot, cmd: &str) -> Run {
     run_fake_with(lib, root, &[cmd], &[])
 }
 
 /// node-probe on the fake library and host root, with more arguments and environment.
-fn run_fake_with(lib: &Path, root: &Dir, args: &[&str], env: &[(&str, &Path)]) -> Run {
+fn run_fake_with(lib: &Path, root: &HostRoot, args: &[&str], env: &[(&str, &Path)]) -> Run {
     let mut all = vec![
         "--nvml-lib",
         lib.to_str().unwrap(),
@@ -408,7 +394,7 @@ fn every_command_runs_on_the_fake_library() {
 }
 
 /// Lines `function gpu` the fake logged while node-probe ran `cmd`.
-fn calls(lib: &Path, root: &Dir, cmd: &str) -> Vec<String> {
+fn calls(lib: &Path, root: &HostRoot, cmd: &str) -> Vec<String> {
     let log = root.path().join(format!("nvml-{cmd}.log"));
     let r = run_fake_with(lib, root, &[cmd], &[("FAKE_NVML_LOG", &log)]);
     assert_eq!(r.code, 0, "{cmd}: {}", r.doc);
@@ -631,7 +617,7 @@ fn hung_nvml_is_reported_with_the_kernel_log_not_waited_for() {
 }
 
 /// An InfiniBand device on the PCI function `path` (below sys/devices), one port, as sysfs links it.
-fn add_ib(root: &Dir, name: &str, path: &str, numa: i32, up: bool, link_downed: u64) {
+fn add_ib(root: &HostRoot, name: &str, path: &str, numa: i32, up: bool, link_downed: u64) {
     let dev = format!("sys/devices/{path}/infiniband/{name}");
     root.file(
         &format!("sys/devices/{path}/numa_node"),

@@ -3,35 +3,12 @@
 
 #![allow(dead_code)]
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
-/// A temporary directory that test files are written into; removed on drop.
-pub struct Dir {
-    tmp: tempfile::TempDir,
-}
-
-impl Dir {
-    pub fn new() -> Dir {
-        Dir {
-            tmp: tempfile::tempdir().expect("create temp dir"),
-        }
-    }
-
-    pub fn path(&self) -> &Path {
-        self.tmp.path()
-    }
-
-    /// Write `contents` to `name` (parents created) and return its path.
-    pub fn create(&self, name: &str, contents: &str) -> PathBuf {
-        let p = self.tmp.path().join(name);
-        if let Some(parent) = p.parent() {
-            std::fs::create_dir_all(parent).expect("create parents");
-        }
-        std::fs::write(&p, contents).expect("write test file");
-        p
-    }
-}
+/// The fake host root, also the scratch directory for fixtures and scripts.
+#[path = "../support/host_root.rs"]
+pub mod host_root;
 
 /// One invocation of `node-probe`.
 pub struct TestCommand {

@@ -17,7 +17,7 @@ mod testbed;
 #[path = "../e2e/mcp.rs"]
 mod mcp;
 
-#[path = "../fake-nvml/compile.rs"]
+#[path = "../support/fake_nvml.rs"]
 mod fake_nvml;
 
 mod evidence;

@@ -5,7 +5,7 @@
 #![allow(dead_code)]
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 
 pub const JOURNAL_REMOTE: &str = "/lib/systemd/systemd-journal-remote";
@@ -66,24 +66,36 @@ fn syslog_line(ts: f64, msg: &str) -> String {
     format!("{} gpu-node-5 kernel: {msg}", stamp.trim_end())
 }
 
+#[path = "../support/host_root.rs"]
+mod host_root;
+use host_root::HostRoot;
+
+/// A host root (`path`, `write`, … through `Deref`) with a boot time and this boot's kernel log.
 pub struct Host {
-    dir: tempfile::TempDir,
+    root: HostRoot,
     boot_time: f64,
+}
+
+impl std::ops::Deref for Host {
+    type Target = HostRoot;
+    fn deref(&self) -> &HostRoot {
+        &self.root
+    }
 }
 
 impl Host {
     /// A host root booted an hour ago, whose `/dev/kmsg` holds this boot's messages.
     pub fn new() -> Host {
-        let dir = tempfile::tempdir().unwrap();
+        let root = HostRoot::new();
         let boot_time = (now() - 3600.0).floor();
-        let h = Host { dir, boot_time };
+        let h = Host { root, boot_time };
         h.write(
             "proc/sys/kernel/random/boot_id",
-            &format!("{CURRENT_BOOT}\n"),
+            format!("{CURRENT_BOOT}\n"),
         );
         h.write(
             "proc/stat",
-            &format!("cpu  1 2 3 4\nbtime {}\nprocesses 9\n", boot_time as i64),
+            format!("cpu  1 2 3 4\nbtime {}\nprocesses 9\n", boot_time as i64),
         );
         h.write(
             "dev/kmsg",
@@ -92,17 +104,6 @@ impl Host {
              4,3,600000000,-;NVRM: Xid (PCI:0000:3b:00): 31, pid=777, name=python3, Ch 00000010, intr 00000000. MMU Fault: ENGINE GRAPHICS GPCCLIENT_T1_0 faulted @ 0x7f_00000000. Fault is of type FAULT_PDE ACCESS_TYPE_VIRT_READ\n",
         );
         h
-    }
-
-    pub fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
-    pub fn write(&self, rel: &str, text: &str) -> PathBuf {
-        let p = self.path().join(rel);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(&p, text).unwrap();
-        p
     }
 
     pub fn gzip(&self, rel: &str, text: &str) {
@@ -185,7 +186,7 @@ impl Host {
         );
         self.write(
             "var/log/kern.log.1",
-            &format!("{}\n", syslog_line(b - 700.0, "[172000.000000] NVRM: Xid (PCI:0000:9a:00): 79, pid=4321, name=python3, GPU has fallen off the bus.")),
+            format!("{}\n", syslog_line(b - 700.0, "[172000.000000] NVRM: Xid (PCI:0000:9a:00): 79, pid=4321, name=python3, GPU has fallen off the bus.")),
         );
         self.write("var/log/kern.log", "");
         self.write("var/log/syslog", "");

@@ -394,7 +394,6 @@ impl<R> NodeReport<R> {
 }
 
 /// `pick!(Health)`: the report of that kind, or `None`.
-#[macro_export]
 macro_rules! pick {
     ($variant:ident) => {
         |r: gpu_diag::contract::Report| match r {
@@ -403,3 +402,4 @@ macro_rules! pick {
         }
     };
 }
+pub(crate) use pick;

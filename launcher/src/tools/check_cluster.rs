@@ -39,7 +39,7 @@ every failure comes with the command that fixes it (for a cluster admin to run).
         if cx.is_local() {
             return Ok(local_report(cfg));
         }
-        let mut k8s = crate::k8s_config(cfg);
+        let mut k8s = cfg.k8s_config();
         if a.context.is_some() {
             k8s.context = a.context;
         }

@@ -10,12 +10,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::cluster::{GpuNode, PodGpuUse};
-use crate::pick;
 use crate::tool::text::{
     header, render_findings, render_value, report_body_with, take_nics, verdict_label,
 };
 use crate::tool::topology_text::{self, alike};
-use crate::tool::{Cx, Detail, Hints, Node, ProbeRun, Tool, ToolError};
+use crate::tool::{Cx, Detail, Hints, Node, ProbeRun, Tool, ToolError, pick};
 
 pub struct DescribeGpuNode;
 

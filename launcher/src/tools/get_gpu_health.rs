@@ -5,8 +5,7 @@ use gpu_diag::analysis::health::HealthReport;
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use crate::pick;
-use crate::tool::{Cx, Hints, Node, NodeReport, Tool, ToolError, text};
+use crate::tool::{Cx, Hints, Node, NodeReport, Tool, ToolError, text, pick};
 
 pub struct GpuHealth;
 

@@ -11,9 +11,8 @@ use schemars::JsonSchema;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::pick;
 use crate::tool::text::{header, report_body_with};
-use crate::tool::{Cx, Hints, Node, ProbeRun, Tool, ToolError, target::NoArgs};
+use crate::tool::{Cx, Hints, Node, ProbeRun, Tool, ToolError, target::NoArgs, pick};
 
 pub struct GetGpuProcesses;
 

@@ -13,9 +13,8 @@ use schemars::JsonSchema;
 use serde::Serialize;
 
 use crate::cluster::PodGpuUse;
-use crate::pick;
 use crate::tool::text::render_findings;
-use crate::tool::{Cx, Hints, Node, ProbeRun, Tool, ToolError, target::NoArgs};
+use crate::tool::{Cx, Hints, Node, ProbeRun, Tool, ToolError, target::NoArgs, pick};
 
 pub struct GetPodGpuAllocation;
 

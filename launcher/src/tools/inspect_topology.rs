@@ -5,8 +5,7 @@ use gpu_diag::analysis::topology::{TopologyReport, summarize};
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use crate::pick;
-use crate::tool::{Cx, Detail, Hints, Node, NodeReport, Tool, ToolError, text, topology_text};
+use crate::tool::{Cx, Detail, Hints, Node, NodeReport, Tool, ToolError, text, topology_text, pick};
 
 pub struct InspectTopology;
 

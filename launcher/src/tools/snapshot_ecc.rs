@@ -3,8 +3,7 @@
 use gpu_diag::Command;
 use gpu_diag::analysis::ecc::EccReport;
 
-use crate::pick;
-use crate::tool::{Cx, Hints, Node, NodeReport, Tool, ToolError, target::NoArgs, text};
+use crate::tool::{Cx, Hints, Node, NodeReport, Tool, ToolError, target::NoArgs, text, pick};
 
 pub struct SnapshotEcc;
 

@@ -1,6 +1,8 @@
 //! Shared helpers for the launcher's integration tests: the real binaries, scenarios, fake probes.
 #![allow(dead_code)]
 
+#[path = "../../support/mcp.rs"]
+pub mod mcp;
 #[path = "../../support/tools.rs"]
 pub mod tools;
 

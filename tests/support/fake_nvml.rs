@@ -1,5 +1,5 @@
 //! Builds tests/fake-nvml/fake_nvml.c into a `libnvidia-ml.so.1` once per test binary, under cargo's
-//! scratch directory (nothing left in /tmp). Shared by the probe and operator tests with `#[path]`.
+//! scratch directory (nothing left in /tmp). Shared by the probe, operator and real-node tests with `#[path]`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

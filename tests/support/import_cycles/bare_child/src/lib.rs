@@ -1,0 +1,5 @@
+mod analysis;
+pub struct Options;
+pub fn dispatch(o: &Options) {
+    analysis::run(o)
+}

@@ -1,0 +1,2 @@
+use crate::b::Thing;
+pub fn f(_: Thing) {}

@@ -1,0 +1,3 @@
+pub fn f() -> crate::a::X {
+    crate::a::X
+}

@@ -1,0 +1,4 @@
+use crate::pick;
+pub fn f() -> u8 {
+    pick!()
+}

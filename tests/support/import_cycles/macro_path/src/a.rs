@@ -1,0 +1,4 @@
+pub const NAME: &str = "a";
+pub fn f() -> String {
+    format!("{}", crate::b::NAME)
+}

@@ -1,0 +1,1 @@
+pub struct Gamma(pub crate::b::Beta);

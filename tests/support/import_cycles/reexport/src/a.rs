@@ -1,0 +1,2 @@
+pub fn x() {}
+pub fn y(_: crate::m::Item) {}

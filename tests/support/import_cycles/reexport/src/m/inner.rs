@@ -1,0 +1,4 @@
+pub struct Item;
+pub fn f() {
+    crate::a::x();
+}

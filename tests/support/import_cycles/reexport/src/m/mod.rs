@@ -1,0 +1,4 @@
+mod inner;
+mod more;
+pub use inner::Item;
+pub use more::*;

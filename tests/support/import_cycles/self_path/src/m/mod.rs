@@ -1,0 +1,5 @@
+mod a;
+pub struct Options;
+pub fn run() {
+    self::a::f(&Options);
+}

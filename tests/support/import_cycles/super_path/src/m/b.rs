@@ -1,0 +1,4 @@
+pub fn g() {}
+pub fn h() {
+    super::super::m::a::f();
+}

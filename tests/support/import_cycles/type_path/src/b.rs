@@ -1,0 +1,3 @@
+pub struct T {
+    pub u: Box<dyn Fn() -> crate::a::U>,
+}

@@ -1,0 +1,4 @@
+use crate::m;
+pub fn g() {
+    m::inner::f();
+}

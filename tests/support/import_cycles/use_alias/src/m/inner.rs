@@ -1,0 +1,4 @@
+pub fn f() {}
+pub fn h() {
+    crate::a::g();
+}

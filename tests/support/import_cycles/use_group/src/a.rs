@@ -1,0 +1,2 @@
+use crate::{b::{self as bee, c::{Deep}}, other::X};
+pub struct Top(Deep);

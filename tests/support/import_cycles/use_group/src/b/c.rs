@@ -1,0 +1,3 @@
+use super::super::{a::Top};
+pub struct Deep;
+pub fn f(_: Top) {}
