@@ -74,19 +74,28 @@ fn payload_checksum_is_the_binarys_and_argv_carries_it() {
         p.interpreter.as_deref(),
         Some("/lib64/ld-linux-x86-64.so.2")
     );
-    let argv = p.argv(["health".to_string(), "--node-name".into(), "n1".into()]);
+    // Before the background compression: no gzip offered (0), the plain archive for every image.
+    let args = || ["health".to_string(), "--node-name".into(), "n1".into()];
+    assert_eq!(p.argv(args())[5], "0");
+    assert_eq!(p.stdin_for(delivery::Format::Gzip), p.archive.as_slice());
+    p.compress().unwrap();
+    let argv = p.argv(args());
     assert_eq!(&argv[..2], ["sh", "-c"]);
     assert_eq!(argv[2], SCRIPT);
     assert_eq!(argv[3], "sh");
     assert_eq!(argv[4], p.archive.len().to_string());
-    assert_eq!(argv[5], p.gzip.len().to_string());
+    let gz = p.gzip().unwrap();
+    assert_eq!(argv[5], gz.len().to_string());
+    assert!(gz.len() < p.archive.len());
+    assert_eq!(p.stdin_for(delivery::Format::Gzip), gz.as_slice());
+    assert_eq!(p.stdin_for(delivery::Format::Tar), p.archive.as_slice());
     assert_eq!(argv[6], p.sha256);
     assert_eq!(argv[7], "/lib64/ld-linux-x86-64.so.2");
     assert_eq!(&argv[8..], ["health", "--node-name", "n1"]);
     // The compressed archive is the plain one, gzip'ed.
     let mut unzipped = Vec::new();
     std::io::Read::read_to_end(
-        &mut flate2::read::GzDecoder::new(p.gzip.as_slice()),
+        &mut flate2::read::GzDecoder::new(gz.as_slice()),
         &mut unzipped,
     )
     .unwrap();
@@ -319,7 +328,8 @@ fn run_script(
     if let Some(p) = path {
         cmd.env("PATH", p);
     }
-    let data = if has_gzip(path) {
+    // An empty gz: none offered (GZSIZE 0), as before the launcher's background compression finished.
+    let data = if has_gzip(path) && !a.gz.is_empty() {
         a.gz.clone()
     } else {
         a.tar.clone()
@@ -383,12 +393,21 @@ fn left_in(dir: &Path) -> Vec<String> {
 fn script_extracts_checks_runs_and_cleans_up() {
     assert!(has_gzip(None), "this host has gzip (CI installs it)");
     let a = archives(tar_single_file("node-probe", FAKE_PROBE, 0o755).unwrap());
-    // This host's PATH (gzip: the compressed archive), then an image without gzip (the plain one).
+    // This host's PATH (gzip: the compressed archive), an image without gzip (the plain one), and gzip
+    // present but no compressed archive offered yet (the plain one).
     let no_gzip = path_with(&["head", "tar", "sha256sum", "mktemp", "rm"]);
-    for (path, format) in [(None, "gzip"), (no_gzip.path().to_str(), "tar")] {
+    let not_offered = Archives {
+        tar: a.tar.clone(),
+        gz: Vec::new(),
+    };
+    for (a, path, format) in [
+        (&a, None, "gzip"),
+        (&a, no_gzip.path().to_str(), "tar"),
+        (&not_offered, None, "tar"),
+    ] {
         let tmp = tempfile::tempdir().unwrap();
         let r = run_script(
-            &a,
+            a,
             &sha256_hex(FAKE_PROBE),
             "/bin/sh",
             &["health", "--node-name", "n 1"],

@@ -234,9 +234,10 @@ pub struct Payload {
     /// The archive sent on stdin to an image without gzip: one entry `node-probe`, mode 0755 (shared by
     /// every call).
     pub archive: Arc<Vec<u8>>,
-    /// The same archive gzip-compressed: what an image with gzip gets (about a third of the bytes; the
-    /// container decompresses while it receives).
-    pub gzip: Arc<Vec<u8>>,
+    /// The same archive gzip-compressed, once [`Payload::compress`] has run (in the background: no call
+    /// waits for it; until then every image gets the plain archive): what an image with gzip gets (about
+    /// a third of the bytes; the container decompresses while it receives).
+    gzip: std::sync::OnceLock<Arc<Vec<u8>>>,
     /// Hex SHA-256 of the binary (not of the archive): what `sha256sum -c` checks after extraction.
     pub sha256: String,
     pub binary_len: usize,
@@ -287,23 +288,36 @@ impl Payload {
         let data = &corrupt_for_tests(data);
         let archive =
             tar_single_file(ENTRY, data, 0o755).map_err(|e| bad(format!("cannot archive: {e}")))?;
-        let gzip = gzip(&archive).map_err(|e| bad(format!("cannot compress: {e}")))?;
         Ok(Payload {
             arch: arch.into(),
             path: path.into(),
             archive: Arc::new(archive),
-            gzip: Arc::new(gzip),
+            gzip: std::sync::OnceLock::new(),
             sha256,
             binary_len: data.len(),
             interpreter: info.interpreter,
         })
     }
 
-    /// What to send once the script said it is ready for `format` (`gzip` or `tar`).
-    pub fn stdin_for(&self, format: Format) -> &Arc<Vec<u8>> {
-        match format {
-            Format::Gzip => &self.gzip,
-            Format::Tar => &self.archive,
+    /// Compress the archive (blocking; a few hundred milliseconds for a release build, once).
+    pub fn compress(&self) -> std::io::Result<()> {
+        if self.gzip.get().is_none() {
+            let _ = self.gzip.set(Arc::new(gzip(&self.archive)?));
+        }
+        Ok(())
+    }
+
+    /// The compressed archive, once made.
+    pub fn gzip(&self) -> Option<&Arc<Vec<u8>>> {
+        self.gzip.get()
+    }
+
+    /// What to send once the script said it is ready for `format` (`gzip` is only offered, in
+    /// [`Payload::argv`], once the compressed archive exists).
+    pub fn stdin_for(&self, format: Format) -> &[u8] {
+        match (format, self.gzip()) {
+            (Format::Gzip, Some(gz)) => gz,
+            _ => &self.archive,
         }
     }
 
@@ -315,7 +329,8 @@ impl Payload {
             SCRIPT.into(),
             "sh".into(),
             self.archive.len().to_string(),
-            self.gzip.len().to_string(),
+            // 0: not compressed yet, the script takes the plain archive.
+            self.gzip().map_or(0, |g| g.len()).to_string(),
             self.sha256.clone(),
             self.interpreter.clone().unwrap_or_default(),
         ];
@@ -442,16 +457,35 @@ impl ProbeBinaries {
             path: self.dir.display().to_string(),
             reason: format!("reading task failed: {e}"),
         })??;
-        tracing::info!(arch, path = %built.path.display(), bytes = built.binary_len, tar_bytes = built.archive.len(), gzip_bytes = built.gzip.len(), sha256 = %built.sha256, "node-probe build ready for copy delivery");
-        Ok(Arc::new(built))
+        tracing::info!(arch, path = %built.path.display(), bytes = built.binary_len, sha256 = %built.sha256, "node-probe build ready for copy delivery");
+        let p = Arc::new(built);
+        let bg = p.clone();
+        let arch = arch.to_string();
+        // Compressed in the background: a call never waits for it (the plain archive until then).
+        tokio::task::spawn_blocking(move || {
+            let t = std::time::Instant::now();
+            match bg.compress() {
+                Ok(()) => tracing::info!(
+                    arch,
+                    tar_bytes = bg.archive.len(),
+                    gzip_bytes = bg.gzip().map_or(0, |g| g.len()),
+                    ms = t.elapsed().as_millis() as u64,
+                    "node-probe build compressed for copy delivery"
+                ),
+                Err(e) => {
+                    tracing::warn!(arch, error = %e, "cannot compress node-probe; sending it plain")
+                }
+            }
+        });
+        Ok(p)
     }
 }
 
 /// The in-container side of copy delivery, run as `sh -c SCRIPT sh SIZE GZSIZE SHA256 INTERP ARGS...`.
 ///
 /// Checks its tools and the ELF interpreter (glibc's loader) first, before reading anything, then says on
-/// stderr which archive it takes: `k8s-gpu-mcp-delivery: ready gzip` where the image has `gzip` (GZSIZE
-/// bytes, decompressed as they arrive), else `k8s-gpu-mcp-delivery: ready tar` (SIZE bytes); the launcher
+/// stderr which archive it takes: `k8s-gpu-mcp-delivery: ready gzip` where one is offered (GZSIZE not 0) and
+/// the image has `gzip` (GZSIZE bytes, decompressed as they arrive), else `k8s-gpu-mcp-delivery: ready tar` (SIZE bytes); the launcher
 /// sends that one only after the line. Then reads exactly that many bytes of stdin (never waits for EOF),
 /// extracts them into a private directory under `$NODE_PROBE_DIR` (/tmp where unset) on which, with
 /// `NODE_PROBE_TMPFS` set (privileged probe pods), it first mounts a tmpfs of the container's own (in memory;
@@ -472,7 +506,7 @@ t=
 if [ -n "${NODE_PROBE_TMPFS:-}" ] && mount -t tmpfs -o mode=0700,size=256m node-probe "$d" 2>/dev/null; then t=1; fi
 trap '[ -z "$t" ] || umount "$d" 2>/dev/null; rm -rf "$d"' EXIT
 trap 'exit 143' HUP INT TERM
-if command -v gzip >/dev/null 2>&1; then
+if [ "$zsize" != 0 ] && command -v gzip >/dev/null 2>&1; then
   size=$zsize
   m ready gzip
   head -c "$size" | gzip -dc 2>/dev/null | tar -xmf - -C "$d" 2>/dev/null
@@ -550,7 +584,7 @@ impl Failure {
                 "copy delivery: tar in the probe image {image} did not extract node-probe from the \
                  {} byte archive ({} bytes gzip-compressed; stream cut short?); {alt}",
                 payload.archive.len(),
-                payload.gzip.len()
+                payload.gzip().map_or(0, |g| g.len())
             ),
             Failure::ChecksumMismatch(got) => format!(
                 "copy delivery: checksum mismatch: node-probe arrived in {image} with SHA-256 {got}, expected \

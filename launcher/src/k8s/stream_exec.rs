@@ -58,12 +58,12 @@ pub async fn exec_with_stdin(
         .await
         .map_err(|e| connect_error(namespace, pod, e))?;
     let v5 = conn.supports_stream_close();
-    let choices = READY.map(|(line, format)| (line, payload.stdin_for(format).as_slice()));
+    let choices = READY.map(|(line, format)| (line, payload.stdin_for(format)));
     tracing::debug!(
         pod,
         v5,
         tar = payload.archive.len(),
-        gzip = payload.gzip.len(),
+        gzip = payload.gzip().map_or(0, |g| g.len()),
         "exec session with stdin"
     );
     run_session_gated(
