@@ -138,7 +138,11 @@ spec:
   terminationGracePeriodSeconds: 0
   containers:
   - {name: main, image: testbed.invalid/gpu-workload:1, imagePullPolicy: Never, command: [sleep, "3600"],
-     resources: {limits: {nvidia.com/gpu: 1}}}
+     resources: {limits: {nvidia.com/gpu: 1}},
+     volumeMounts: [{name: nvml, mountPath: /usr/lib/x86_64-linux-gnu/libnvidia-ml.so.1, readOnly: true}]}
+  # The driver's library as the NVIDIA container toolkit injects it (the node's file, bound read-only): the
+  # only libnvidia-ml an ephemeral probe loads from a workload (SECURITY.md).
+  volumes: [{name: nvml, hostPath: {path: /run/nvidia/driver/usr/lib/x86_64-linux-gnu/libnvidia-ml.so.1, type: File}}]
 EOF
 "${KA[@]}" -n "$NS" wait --for=condition=Ready pod/gpu-target --timeout=60s >/dev/null
 # kubectl debug grants node access with the cluster-scoped nodes/... it reads; the reader role has get nodes.
@@ -284,4 +288,11 @@ print(f"\nfloor, the kubelet's runtime operations per probe pod (mean ms over th
       f"run sandbox {floor['run_podsandbox']:.0f} + create container {floor['create_container']:.0f} + "
       f"start container {floor['start_container']:.0f} = {sum(floor.values()):.0f}")
 print(f"pods left in the API after the run: {left}")
+log = open(f"{work}/launcher-default.log").read()
+mb = re.search(r"bytes\W+(\d+)\W+sha256", log)
+mz = re.search(r"tar_bytes\W+(\d+)\W+gzip_bytes\W+(\d+)\W+ms\W+(\d+)", log)
+if mb and mz:
+    b, (t, g, ms) = int(mb.group(1)), (int(x) for x in mz.groups())
+    print(f"node-probe: {b:,} bytes; sent per call in copy delivery: {g:,} bytes gzip-compressed (the image has "
+          f"gzip, as Debian's has), else the {t:,}-byte tar; compressed once in {ms} ms at the launcher's start")
 EOF
