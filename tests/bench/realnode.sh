@@ -138,7 +138,11 @@ spec:
   terminationGracePeriodSeconds: 0
   containers:
   - {name: main, image: testbed.invalid/gpu-workload:1, imagePullPolicy: Never, command: [sleep, "3600"],
-     resources: {limits: {nvidia.com/gpu: 1}}}
+     resources: {limits: {nvidia.com/gpu: 1}},
+     volumeMounts: [{name: nvml, mountPath: /usr/lib/x86_64-linux-gnu/libnvidia-ml.so.1, readOnly: true}]}
+  # The driver's library as the NVIDIA container toolkit injects it (read-only, from the node): ephemeral
+  # node-probe loads NVML only from such a mount, never the copy the workload's image ships.
+  volumes: [{name: nvml, hostPath: {path: /run/nvidia/driver/usr/lib/x86_64-linux-gnu/libnvidia-ml.so.1, type: File}}]
 EOF
 "${KA[@]}" -n "$NS" wait --for=condition=Ready pod/gpu-target --timeout=60s >/dev/null
 # kubectl debug grants node access with the cluster-scoped nodes/... it reads; the reader role has get nodes.
