@@ -183,6 +183,9 @@ async fn a_later_call_reuses_the_running_container_of_an_earlier_one() {
         p
     };
     let names = added.clone();
+    let exec = FakeExec::ok_stdout(&version_document(), 0);
+    // As a kubelet: a container added runs (the exec finds it).
+    let runs = exec.running.clone();
     let (client, log) = mock_client(move |r| match (r.method.as_str(), r.path.as_str()) {
         ("GET", POD) => {
             let last = names.lock().unwrap().last().cloned();
@@ -198,6 +201,7 @@ async fn a_later_call_reuses_the_running_container_of_an_earlier_one() {
                 .unwrap()
                 .to_string();
             names.lock().unwrap().push(name.clone());
+            runs.store(true, std::sync::atomic::Ordering::SeqCst);
             (
                 200,
                 with_uid(target("Running", Some((&name, "ContainerCreating")))).to_string(),
@@ -212,7 +216,6 @@ async fn a_later_call_reuses_the_running_container_of_an_earlier_one() {
         }
         _ => (404, status(404, "NotFound", "unexpected")),
     });
-    let exec = FakeExec::ok_stdout(&version_document(), 0);
     let r = EphemeralRunner {
         clients: Arc::new(Clients::from_client(client)),
         target: "ml/train-0".parse().unwrap(),
