@@ -220,6 +220,7 @@ pub fn build(
                 probe_command: cfg.probe_command.clone(),
                 exec,
                 max_stdout: cfg.max_stdout_bytes,
+                live: Default::default(),
             })
         }
     };
