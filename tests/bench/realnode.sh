@@ -152,17 +152,18 @@ metrics() { # the kubelet's runtime operation sums and counts
     grep -E '^kubelet_runtime_operations_duration_seconds_(sum|count)\{operation_type="(run_podsandbox|create_container|start_container)"' || true
 }
 
-launcher_flow() { # NAME ARGS... : CALLS+1 calls in one server session
-  local name=$1
+launcher_flow() { # NAME ARGS... : CALLS+1 calls in one server session (PAUSE_MS between them, N calls)
+  local name=$1 n=${N:-$CALLS} pause=${PAUSE_MS:-0}
   shift
   local server
   server=$(python3 -c 'import json,sys;print(json.dumps(sys.argv[1:]))' "$LAUNCHER" serve \
     --kubeconfig "$TESTBED_READER_KUBECONFIG" --namespace "$NS" "$@")
   cat >"$WORK/plan-$name.json" <<EOF
 {"server": $server, "stderr": "$WORK/launcher-$name.log", "timeout": 120,
- "calls": [{"tool": "get_gpu_health", "arguments": {"node_name": "$NODE"}, "repeat": $((CALLS + 1))}]}
+ "calls": [{"tool": "get_gpu_health", "arguments": {"node_name": "$NODE"}, "repeat": $((n + 1)),
+            "pause_ms": $pause}]}
 EOF
-  log "launcher ($name): $CALLS x get_gpu_health"
+  log "launcher ($name): $n x get_gpu_health, ${pause} ms apart"
   python3 tests/bench/mcp_call.py "$WORK/plan-$name.json" >"$WORK/$name.json"
 }
 
@@ -173,6 +174,9 @@ metrics >"$WORK/metrics-after"
 launcher_flow copy --probe-delivery copy --probe-image docker.io/library/debian:bookworm \
   --probe-bin-dir "$WORK/probes"
 launcher_flow ephemeral --probe-mode ephemeral --target-pod "$NS/gpu-target" \
+  --probe-image testbed.invalid/node-probe:bench
+# Calls further apart than the reuse window: each adds a new ephemeral container (the kubelet's floor).
+N=8 PAUSE_MS=5000 launcher_flow ephemeral-new --probe-mode ephemeral --target-pod "$NS/gpu-target" \
   --probe-image testbed.invalid/node-probe:bench
 
 POD=$(cat <<EOF
@@ -242,13 +246,16 @@ def pct(xs, p):
     return xs[f] + (xs[c] - xs[f]) * (k - f)
 
 rows, phases = {}, {}
-for name in ["default", "image", "copy", "ephemeral"]:
+labels = {"default": "launcher, default delivery", "image": "launcher, image delivery",
+          "copy": "launcher, copy delivery", "ephemeral": "launcher, ephemeral container (back to back: reused)",
+          "ephemeral-new": "launcher, ephemeral container (8 calls 5 s apart: a new one each)"}
+for name in labels:
     d = json.load(open(f"{work}/{name}.json"))
     res = d["results"][1:]  # the first call warms up (and hashes/archives the build for copy delivery)
     bad = [r for r in res if r["is_error"]]
     if bad:
         sys.exit(f"{name}: {len(bad)} calls failed: {bad[0]['text'][:500]}")
-    rows[f"launcher, {name} delivery" if name != "ephemeral" else "launcher, ephemeral container"] = [r["ms"] for r in res]
+    rows[labels[name]] = [r["ms"] for r in res]
     acc = {}
     for r in res:
         for t in r["structured"]["run"]["timings"]:
