@@ -2,7 +2,8 @@
 """Minimal MCP stdio client for the benchmarks: starts `k8s-gpu-mcp serve ARGS...`, runs tool calls from a
 JSON plan on argv[1], and prints one JSON object with each call's wall time, result and the server's peak RSS.
 
-plan: {"server": [argv...], "calls": [{"tool": "...", "arguments": {...}, "repeat": N}], "timeout": S}
+plan: {"server": [argv...], "calls": [{"tool": "...", "arguments": {...}, "repeat": N, "pause_ms": MS}],
+"timeout": S}
 """
 import json
 import os
@@ -65,6 +66,8 @@ def main():
     results = []
     for call in plan["calls"]:
         for _ in range(call.get("repeat", 1)):
+            # pause_ms: time between calls (e.g. to let an ephemeral container's reuse window pass)
+            time.sleep(call.get("pause_ms", 0) / 1000)
             t = time.monotonic()
             r = request("tools/call", {"name": call["tool"], "arguments": call.get("arguments", {})})
             ms = (time.monotonic() - t) * 1000

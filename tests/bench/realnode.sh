@@ -138,7 +138,11 @@ spec:
   terminationGracePeriodSeconds: 0
   containers:
   - {name: main, image: testbed.invalid/gpu-workload:1, imagePullPolicy: Never, command: [sleep, "3600"],
-     resources: {limits: {nvidia.com/gpu: 1}}}
+     resources: {limits: {nvidia.com/gpu: 1}},
+     volumeMounts: [{name: nvml, mountPath: /usr/lib/x86_64-linux-gnu/libnvidia-ml.so.1, readOnly: true}]}
+  # The driver's library as the NVIDIA container toolkit injects it (the node's file, bound read-only): the
+  # only libnvidia-ml an ephemeral probe loads from a workload (SECURITY.md).
+  volumes: [{name: nvml, hostPath: {path: /run/nvidia/driver/usr/lib/x86_64-linux-gnu/libnvidia-ml.so.1, type: File}}]
 EOF
 "${KA[@]}" -n "$NS" wait --for=condition=Ready pod/gpu-target --timeout=60s >/dev/null
 # kubectl debug grants node access with the cluster-scoped nodes/... it reads; the reader role has get nodes.
@@ -148,17 +152,18 @@ metrics() { # the kubelet's runtime operation sums and counts
     grep -E '^kubelet_runtime_operations_duration_seconds_(sum|count)\{operation_type="(run_podsandbox|create_container|start_container)"' || true
 }
 
-launcher_flow() { # NAME ARGS... : CALLS+1 calls in one server session
-  local name=$1
+launcher_flow() { # NAME ARGS... : CALLS+1 calls in one server session (PAUSE_MS between them, N calls)
+  local name=$1 n=${N:-$CALLS} pause=${PAUSE_MS:-0}
   shift
   local server
   server=$(python3 -c 'import json,sys;print(json.dumps(sys.argv[1:]))' "$LAUNCHER" serve \
     --kubeconfig "$TESTBED_READER_KUBECONFIG" --namespace "$NS" "$@")
   cat >"$WORK/plan-$name.json" <<EOF
 {"server": $server, "stderr": "$WORK/launcher-$name.log", "timeout": 120,
- "calls": [{"tool": "get_gpu_health", "arguments": {"node_name": "$NODE"}, "repeat": $((CALLS + 1))}]}
+ "calls": [{"tool": "get_gpu_health", "arguments": {"node_name": "$NODE"}, "repeat": $((n + 1)),
+            "pause_ms": $pause}]}
 EOF
-  log "launcher ($name): $CALLS x get_gpu_health"
+  log "launcher ($name): $n x get_gpu_health, ${pause} ms apart"
   python3 tests/bench/mcp_call.py "$WORK/plan-$name.json" >"$WORK/$name.json"
 }
 
@@ -169,6 +174,9 @@ metrics >"$WORK/metrics-after"
 launcher_flow copy --probe-delivery copy --probe-image docker.io/library/debian:bookworm \
   --probe-bin-dir "$WORK/probes"
 launcher_flow ephemeral --probe-mode ephemeral --target-pod "$NS/gpu-target" \
+  --probe-image testbed.invalid/node-probe:bench
+# Calls further apart than the reuse window: each adds a new ephemeral container (the kubelet's floor).
+N=8 PAUSE_MS=5000 launcher_flow ephemeral-new --probe-mode ephemeral --target-pod "$NS/gpu-target" \
   --probe-image testbed.invalid/node-probe:bench
 
 POD=$(cat <<EOF
@@ -238,13 +246,16 @@ def pct(xs, p):
     return xs[f] + (xs[c] - xs[f]) * (k - f)
 
 rows, phases = {}, {}
-for name in ["default", "image", "copy", "ephemeral"]:
+labels = {"default": "launcher, default delivery", "image": "launcher, image delivery",
+          "copy": "launcher, copy delivery", "ephemeral": "launcher, ephemeral container (back to back: reused)",
+          "ephemeral-new": "launcher, ephemeral container (8 calls 5 s apart: a new one each)"}
+for name in labels:
     d = json.load(open(f"{work}/{name}.json"))
     res = d["results"][1:]  # the first call warms up (and hashes/archives the build for copy delivery)
     bad = [r for r in res if r["is_error"]]
     if bad:
         sys.exit(f"{name}: {len(bad)} calls failed: {bad[0]['text'][:500]}")
-    rows[f"launcher, {name} delivery" if name != "ephemeral" else "launcher, ephemeral container"] = [r["ms"] for r in res]
+    rows[labels[name]] = [r["ms"] for r in res]
     acc = {}
     for r in res:
         for t in r["structured"]["run"]["timings"]:
@@ -284,4 +295,11 @@ print(f"\nfloor, the kubelet's runtime operations per probe pod (mean ms over th
       f"run sandbox {floor['run_podsandbox']:.0f} + create container {floor['create_container']:.0f} + "
       f"start container {floor['start_container']:.0f} = {sum(floor.values()):.0f}")
 print(f"pods left in the API after the run: {left}")
+log = open(f"{work}/launcher-default.log").read()
+mb = re.search(r"bytes\W+(\d+)\W+sha256", log)
+mz = re.search(r"tar_bytes\W+(\d+)\W+gzip_bytes\W+(\d+)\W+ms\W+(\d+)", log)
+if mb and mz:
+    b, (t, g, ms) = int(mb.group(1)), (int(x) for x in mz.groups())
+    print(f"node-probe: {b:,} bytes; sent per call in copy delivery: {g:,} bytes gzip-compressed (the image has "
+          f"gzip, as Debian's has), else the {t:,}-byte tar; compressed once in {ms} ms at the launcher's start")
 EOF

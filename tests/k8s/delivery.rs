@@ -74,14 +74,32 @@ fn payload_checksum_is_the_binarys_and_argv_carries_it() {
         p.interpreter.as_deref(),
         Some("/lib64/ld-linux-x86-64.so.2")
     );
-    let argv = p.argv(["health".to_string(), "--node-name".into(), "n1".into()]);
+    // Before the background compression: no gzip offered (0), the plain archive for every image.
+    let args = || ["health".to_string(), "--node-name".into(), "n1".into()];
+    assert_eq!(p.argv(args())[5], "0");
+    assert_eq!(p.stdin_for(delivery::Format::Gzip), p.archive.as_slice());
+    p.compress().unwrap();
+    let argv = p.argv(args());
     assert_eq!(&argv[..2], ["sh", "-c"]);
     assert_eq!(argv[2], SCRIPT);
     assert_eq!(argv[3], "sh");
     assert_eq!(argv[4], p.archive.len().to_string());
-    assert_eq!(argv[5], p.sha256);
-    assert_eq!(argv[6], "/lib64/ld-linux-x86-64.so.2");
-    assert_eq!(&argv[7..], ["health", "--node-name", "n1"]);
+    let gz = p.gzip().unwrap();
+    assert_eq!(argv[5], gz.len().to_string());
+    assert!(gz.len() < p.archive.len());
+    assert_eq!(p.stdin_for(delivery::Format::Gzip), gz.as_slice());
+    assert_eq!(p.stdin_for(delivery::Format::Tar), p.archive.as_slice());
+    assert_eq!(argv[6], p.sha256);
+    assert_eq!(argv[7], "/lib64/ld-linux-x86-64.so.2");
+    assert_eq!(&argv[8..], ["health", "--node-name", "n1"]);
+    // The compressed archive is the plain one, gzip'ed.
+    let mut unzipped = Vec::new();
+    std::io::Read::read_to_end(
+        &mut flate2::read::GzDecoder::new(gz.as_slice()),
+        &mut unzipped,
+    )
+    .unwrap();
+    assert_eq!(&unzipped, p.archive.as_ref());
 }
 
 #[test]
@@ -179,7 +197,10 @@ async fn payloads_are_built_once_per_architecture() {
     let path = dir.path().join("node-probe-linux-arm64");
     std::fs::write(&path, fake_elf(0xb7, Some("/lib/ld-linux-aarch64.so.1"))).unwrap();
     let bins = ProbeBinaries::new(dir.path().into());
-    let a = bins.payload("n1", "arm64").await.unwrap();
+    // Concurrent first uses (the startup prewarm and a first call) share one build.
+    let (a, a2) = tokio::join!(bins.payload("n1", "arm64"), bins.payload("n0", "arm64"));
+    let a = a.unwrap();
+    assert!(std::sync::Arc::ptr_eq(&a, &a2.unwrap()));
     // Changing the file afterwards changes nothing: hashed and archived once, in memory.
     std::fs::write(&path, b"changed").unwrap();
     let b = bins.payload("n2", "arm64").await.unwrap();
@@ -256,11 +277,32 @@ struct ScriptRun {
     stderr: String,
 }
 
-/// Run SCRIPT with `payload` on stdin (stdin then stays open: the script must not wait for EOF), the
-/// archive length and checksum as given, in `tmp` as NODE_PROBE_DIR, with an optional PATH.
+/// The two archives the launcher has for one binary: plain tar and gzip-compressed.
+struct Archives {
+    tar: Vec<u8>,
+    gz: Vec<u8>,
+}
+
+fn archives(tar: Vec<u8>) -> Archives {
+    let gz = delivery::gzip(&tar).unwrap();
+    Archives { tar, gz }
+}
+
+/// Whether `gzip` is found on `path` (None: this host's PATH), as the script's `command -v` sees it.
+fn has_gzip(path: Option<&str>) -> bool {
+    let mut c = Command::new("/bin/sh");
+    c.args(["-c", "command -v gzip"]);
+    if let Some(p) = path {
+        c.env("PATH", p);
+    }
+    c.output().unwrap().status.success()
+}
+
+/// Run SCRIPT with the archive it will ask for on stdin (gzip where `gzip` is on its PATH; stdin then stays
+/// open: the script must not wait for EOF), both archive lengths and the checksum as given, in `tmp` as
+/// NODE_PROBE_DIR, with an optional PATH.
 fn run_script(
-    archive: &[u8],
-    size: usize,
+    a: &Archives,
     sum: &str,
     interp: &str,
     args: &[&str],
@@ -269,18 +311,31 @@ fn run_script(
 ) -> ScriptRun {
     // An absolute path: with PATH overridden, std looks the program up on the child's PATH.
     let mut cmd = Command::new("/bin/sh");
-    cmd.args(["-c", SCRIPT, "sh", &size.to_string(), sum, interp])
-        .args(args)
-        .env("NODE_PROBE_DIR", tmp)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    cmd.args([
+        "-c",
+        SCRIPT,
+        "sh",
+        &a.tar.len().to_string(),
+        &a.gz.len().to_string(),
+        sum,
+        interp,
+    ])
+    .args(args)
+    .env("NODE_PROBE_DIR", tmp)
+    .stdin(Stdio::piped())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
     if let Some(p) = path {
         cmd.env("PATH", p);
     }
+    // An empty gz: none offered (GZSIZE 0), as before the launcher's background compression finished.
+    let data = if has_gzip(path) && !a.gz.is_empty() {
+        a.gz.clone()
+    } else {
+        a.tar.clone()
+    };
     let mut child = cmd.spawn().unwrap();
     let mut stdin = child.stdin.take().unwrap();
-    let data = archive.to_vec();
     // Keep stdin open until the script has finished: no EOF, as over kwok and v4. The writer closes it
     // when told to, or after a minute (so a script that waits for EOF ends, and fails the check below).
     let (done, wait_done) = std::sync::mpsc::channel::<()>();
@@ -306,6 +361,23 @@ fn run_script(
     }
 }
 
+/// A directory of links to this host's `tools` (found on PATH), to stand for an image that has only those.
+fn path_with(tools: &[&str]) -> tempfile::TempDir {
+    let bin = tempfile::tempdir().unwrap();
+    for t in tools {
+        let found = String::from_utf8(
+            Command::new("sh")
+                .args(["-c", &format!("command -v {t}")])
+                .output()
+                .unwrap()
+                .stdout,
+        )
+        .unwrap();
+        std::os::unix::fs::symlink(found.trim(), bin.path().join(t)).unwrap();
+    }
+    bin
+}
+
 /// A stand-in for node-probe: prints its arguments as JSON-ish text, a line on stderr, exits 3.
 const FAKE_PROBE: &[u8] =
     b"#!/bin/sh\nprintf '{\"args\":\"%s\"}\\n' \"$*\"\necho probe-stderr >&2\nexit 3\n";
@@ -319,33 +391,50 @@ fn left_in(dir: &Path) -> Vec<String> {
 
 #[test]
 fn script_extracts_checks_runs_and_cleans_up() {
-    let tmp = tempfile::tempdir().unwrap();
-    let a = tar_single_file("node-probe", FAKE_PROBE, 0o755).unwrap();
-    let r = run_script(
-        &a,
-        a.len(),
-        &sha256_hex(FAKE_PROBE),
-        "/bin/sh",
-        &["health", "--node-name", "n 1"],
-        tmp.path(),
-        None,
-    );
-    assert_eq!(
-        r.code, 3,
-        "node-probe's exit code passes through: {}",
-        r.stderr
-    );
-    assert_eq!(
-        r.stdout, "{\"args\":\"health --node-name n 1\"}\n",
-        "stdout untouched"
-    );
-    // The ready line (the launcher sends the archive only after it), then node-probe's own stderr.
-    assert_eq!(r.stderr.trim(), "k8s-gpu-mcp-delivery: ready\nprobe-stderr");
-    assert!(
-        left_in(tmp.path()).is_empty(),
-        "private dir removed: {:?}",
-        left_in(tmp.path())
-    );
+    assert!(has_gzip(None), "this host has gzip (CI installs it)");
+    let a = archives(tar_single_file("node-probe", FAKE_PROBE, 0o755).unwrap());
+    // This host's PATH (gzip: the compressed archive), an image without gzip (the plain one), and gzip
+    // present but no compressed archive offered yet (the plain one).
+    let no_gzip = path_with(&["head", "tar", "sha256sum", "mktemp", "rm"]);
+    let not_offered = Archives {
+        tar: a.tar.clone(),
+        gz: Vec::new(),
+    };
+    for (a, path, format) in [
+        (&a, None, "gzip"),
+        (&a, no_gzip.path().to_str(), "tar"),
+        (&not_offered, None, "tar"),
+    ] {
+        let tmp = tempfile::tempdir().unwrap();
+        let r = run_script(
+            a,
+            &sha256_hex(FAKE_PROBE),
+            "/bin/sh",
+            &["health", "--node-name", "n 1"],
+            tmp.path(),
+            path,
+        );
+        assert_eq!(
+            r.code, 3,
+            "node-probe's exit code passes through ({format}): {}",
+            r.stderr
+        );
+        assert_eq!(
+            r.stdout, "{\"args\":\"health --node-name n 1\"}\n",
+            "stdout untouched"
+        );
+        // The ready line naming the archive it takes (the launcher sends that one only after it), then
+        // node-probe's own stderr.
+        assert_eq!(
+            r.stderr.trim(),
+            format!("k8s-gpu-mcp-delivery: ready {format}\nprobe-stderr")
+        );
+        assert!(
+            left_in(tmp.path()).is_empty(),
+            "private dir removed: {:?}",
+            left_in(tmp.path())
+        );
+    }
 }
 
 #[test]
@@ -353,9 +442,9 @@ fn script_refuses_a_corrupted_binary_and_runs_nothing() {
     let tmp = tempfile::tempdir().unwrap();
     let mut a = tar_single_file("node-probe", FAKE_PROBE, 0o755).unwrap();
     a[512 + 12] ^= 1; // inside the file's data; the tar header stays valid
+    let a = archives(a);
     let r = run_script(
         &a,
-        a.len(),
         &sha256_hex(FAKE_PROBE),
         "",
         &["health"],
@@ -376,24 +465,12 @@ fn script_refuses_a_corrupted_binary_and_runs_nothing() {
 #[test]
 fn script_reports_missing_tar_and_missing_loader() {
     let tmp = tempfile::tempdir().unwrap();
-    let a = tar_single_file("node-probe", FAKE_PROBE, 0o755).unwrap();
+    let a = archives(tar_single_file("node-probe", FAKE_PROBE, 0o755).unwrap());
     let sum = sha256_hex(FAKE_PROBE);
     // A PATH with every tool but tar.
-    let bin = tempfile::tempdir().unwrap();
-    for t in ["head", "sha256sum", "mktemp", "rm"] {
-        let found = String::from_utf8(
-            Command::new("sh")
-                .args(["-c", &format!("command -v {t}")])
-                .output()
-                .unwrap()
-                .stdout,
-        )
-        .unwrap();
-        std::os::unix::fs::symlink(found.trim(), bin.path().join(t)).unwrap();
-    }
+    let bin = path_with(&["head", "sha256sum", "mktemp", "rm", "gzip"]);
     let r = run_script(
         &a,
-        a.len(),
         &sum,
         "",
         &[],
@@ -408,7 +485,6 @@ fn script_reports_missing_tar_and_missing_loader() {
     // No glibc loader at the binary's interpreter path: refused before reading anything.
     let r = run_script(
         &a,
-        a.len(),
         &sum,
         "/nonexistent/ld-linux-x86-64.so.2",
         &[],
@@ -427,8 +503,8 @@ fn script_reports_a_binary_that_cannot_execute() {
     let tmp = tempfile::tempdir().unwrap();
     // An executable whose interpreter does not exist: the shell says 126/127, as for a missing libc.
     let bad = b"#!/nonexistent/interpreter\n";
-    let a = tar_single_file("node-probe", bad, 0o755).unwrap();
-    let r = run_script(&a, a.len(), &sha256_hex(bad), "", &[], tmp.path(), None);
+    let a = archives(tar_single_file("node-probe", bad, 0o755).unwrap());
+    let r = run_script(&a, &sha256_hex(bad), "", &[], tmp.path(), None);
     assert!(
         matches!(
             Failure::from_exit(r.code, &r.stderr),
@@ -438,22 +514,21 @@ fn script_reports_a_binary_that_cannot_execute() {
         r.code,
         r.stderr
     );
-    // A short stream: nothing extracted (tar sees a cut archive).
-    let a = tar_single_file("node-probe", FAKE_PROBE, 0o755).unwrap();
-    let r = run_script(
-        &a[..100],
-        100,
-        &sha256_hex(FAKE_PROBE),
-        "",
-        &[],
-        tmp.path(),
-        None,
-    );
-    assert_eq!(
-        Failure::from_exit(r.code, &r.stderr),
-        Some(Failure::ExtractFailed),
-        "{}",
-        r.stderr
-    );
+    // A short stream: nothing extracted (gzip and tar see a cut archive), with gzip and without.
+    let a = archives(tar_single_file("node-probe", FAKE_PROBE, 0o755).unwrap());
+    let cut = Archives {
+        tar: a.tar[..100].to_vec(),
+        gz: a.gz[..a.gz.len() / 2].to_vec(),
+    };
+    let no_gzip = path_with(&["head", "tar", "sha256sum", "mktemp", "rm"]);
+    for path in [None, no_gzip.path().to_str()] {
+        let r = run_script(&cut, &sha256_hex(FAKE_PROBE), "", &[], tmp.path(), path);
+        assert_eq!(
+            Failure::from_exit(r.code, &r.stderr),
+            Some(Failure::ExtractFailed),
+            "{}",
+            r.stderr
+        );
+    }
     assert!(left_in(tmp.path()).is_empty());
 }

@@ -70,6 +70,7 @@ fn runner(
         probe_command: vec!["node-probe".into()],
         exec,
         max_stdout: 1 << 20,
+        live: Default::default(),
     };
     (r, log)
 }
@@ -170,4 +171,104 @@ fn target_pod_parses() {
     assert_eq!(t.container.as_deref(), Some("trainer"));
     assert!("train-0".parse::<TargetPod>().is_err());
     assert!("ml//x".parse::<TargetPod>().is_err());
+}
+
+/// A second call while the first call's container still runs execs in it: no second container is added to
+/// the pod (the kubelet would start it only after its next relist). A container that is gone is replaced.
+#[tokio::test]
+async fn a_later_call_reuses_the_running_container_of_an_earlier_one() {
+    let added: Arc<Mutex<Vec<String>>> = Arc::default();
+    let with_uid = |mut p: Value| {
+        p["metadata"]["uid"] = json!("uid-1");
+        p
+    };
+    let names = added.clone();
+    let exec = FakeExec::ok_stdout(&version_document(), 0);
+    // As a kubelet: a container added runs (the exec finds it).
+    let runs = exec.running.clone();
+    let (client, log) = mock_client(move |r| match (r.method.as_str(), r.path.as_str()) {
+        ("GET", POD) => {
+            let last = names.lock().unwrap().last().cloned();
+            (
+                200,
+                with_uid(target("Running", last.as_deref().map(|n| (n, "running")))).to_string(),
+            )
+        }
+        ("PATCH", p) if p == format!("{POD}/ephemeralcontainers") => {
+            let body: Value = serde_json::from_str(&r.body).unwrap();
+            let name = body["spec"]["ephemeralContainers"][0]["name"]
+                .as_str()
+                .unwrap()
+                .to_string();
+            names.lock().unwrap().push(name.clone());
+            runs.store(true, std::sync::atomic::Ordering::SeqCst);
+            (
+                200,
+                with_uid(target("Running", Some((&name, "ContainerCreating")))).to_string(),
+            )
+        }
+        ("GET", "/api/v1/namespaces/ml/pods") => {
+            let name = names.lock().unwrap().last().cloned().unwrap();
+            (
+                200,
+                watch_events(&[with_uid(target("Running", Some((&name, "running"))))]),
+            )
+        }
+        _ => (404, status(404, "NotFound", "unexpected")),
+    });
+    let r = EphemeralRunner {
+        clients: Arc::new(Clients::from_client(client)),
+        target: "ml/train-0".parse().unwrap(),
+        opts: ProbePodOptions::default(),
+        probe_command: vec!["node-probe".into()],
+        exec: exec.clone(),
+        max_stdout: 1 << 20,
+        live: Default::default(),
+    };
+    let call = || {
+        r.run(
+            req("gpu-node-5"),
+            Arc::new(|_| {}),
+            CancellationToken::new(),
+        )
+    };
+    let first = call().await.expect("first call runs");
+    *exec.reply.lock().unwrap() = Some(Ok(version_output()));
+    let second = call().await.expect("second call runs");
+    let patches = log
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|r| r.method == "PATCH")
+        .count();
+    assert_eq!(patches, 1, "the second call added no container");
+    let calls = exec.calls.lock().unwrap().clone();
+    assert_eq!(calls.len(), 2);
+    assert_eq!(calls[0].1, calls[1].1, "both ran in the same container");
+    assert!(
+        second.ran_in.contains("added by an earlier call"),
+        "{}",
+        second.ran_in
+    );
+    assert!(!first.ran_in.contains("earlier call"), "{}", first.ran_in);
+
+    // The container is gone (the kubelet says not found): the call adds a new one.
+    exec.running
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    let flip = exec.running.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        flip.store(true, std::sync::atomic::Ordering::SeqCst);
+    });
+    *exec.reply.lock().unwrap() = Some(Ok(version_output()));
+    let third = call().await.expect("third call runs");
+    assert_eq!(added.lock().unwrap().len(), 2, "a new container was added");
+    assert!(!third.ran_in.contains("earlier call"), "{}", third.ran_in);
+}
+
+fn version_output() -> crate::k8s::exec::ExecOutput {
+    crate::k8s::exec::ExecOutput {
+        stdout: version_document().into_bytes(),
+        ..Default::default()
+    }
 }

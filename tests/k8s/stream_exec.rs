@@ -10,8 +10,9 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::Role;
 
+use crate::k8s::delivery::{Format, READY};
 use crate::k8s::exec::ExecError;
-use crate::k8s::stream_exec::{READY_MARKER, run_session, run_session_gated};
+use crate::k8s::stream_exec::{run_session, run_session_gated};
 
 async fn pair(buf: usize) -> (WebSocketStream<DuplexStream>, WebSocketStream<DuplexStream>) {
     let (c, s) = tokio::io::duplex(buf);
@@ -191,37 +192,61 @@ async fn stream_closed_without_status_is_an_error_and_stdout_is_capped() {
     assert_eq!(res.exit_code, 0);
 }
 
-/// Gated: no stdin before the ready line (split across two stderr frames), all of it after.
+/// The script's two ready lines, each with its own archive.
+fn choices<'a>(gzip: &'a [u8], tar: &'a [u8]) -> [(&'static [u8], &'a [u8]); 2] {
+    READY.map(|(line, f)| {
+        (
+            line,
+            match f {
+                Format::Gzip => gzip,
+                Format::Tar => tar,
+            },
+        )
+    })
+}
+
+/// Gated: no stdin before the ready line (split across stderr frames, `ready` before its format), then all
+/// of the archive that line asks for, and none of the other.
 #[tokio::test]
-async fn gated_session_sends_stdin_only_after_the_ready_line() {
-    let (client, mut server) = pair(64 * 1024).await;
-    let data = payload(200_000);
-    let peer = async {
-        // Nothing may arrive while the script has not said it is ready.
-        let early = tokio::time::timeout(Duration::from_millis(200), server.next()).await;
-        assert!(
-            early.is_err(),
-            "stdin sent before the ready line: {early:?}"
-        );
-        server.send(frame(2, b"k8s-gpu-mcp-deliv")).await.unwrap();
-        server.send(frame(2, b"ery: ready\n")).await.unwrap();
-        let got = read_stdin(&mut server, data.len()).await;
-        let next = server.next().await.unwrap().unwrap();
-        assert_eq!(next, Message::binary(vec![255u8, 0]));
-        server.send(frame(3, &status_exit(0))).await.unwrap();
-        got
-    };
-    let (res, got) = tokio::time::timeout(
-        Duration::from_secs(10),
-        futures::future::join(
-            run_session_gated(client, true, &data, Some(READY_MARKER), 1 << 20, 8192),
-            peer,
-        ),
-    )
-    .await
-    .expect("no hang");
-    assert_eq!(got, data);
-    assert_eq!(res.unwrap().exit_code, 0);
+async fn gated_session_sends_the_archive_the_ready_line_asks_for_only_after_it() {
+    for (word, want_gzip) in [("gzip", true), ("tar", false)] {
+        let (client, mut server) = pair(64 * 1024).await;
+        let gz = payload(70_000);
+        let tar = payload(200_000);
+        let want = if want_gzip { gz.clone() } else { tar.clone() };
+        let peer = async {
+            // Nothing may arrive while the script has not said it is ready.
+            let early = tokio::time::timeout(Duration::from_millis(200), server.next()).await;
+            assert!(
+                early.is_err(),
+                "stdin sent before the ready line: {early:?}"
+            );
+            server.send(frame(2, b"k8s-gpu-mcp-deliv")).await.unwrap();
+            server.send(frame(2, b"ery: ready")).await.unwrap();
+            let early = tokio::time::timeout(Duration::from_millis(100), server.next()).await;
+            assert!(early.is_err(), "stdin sent before the format: {early:?}");
+            server
+                .send(frame(2, format!(" {word}\n").as_bytes()))
+                .await
+                .unwrap();
+            let got = read_stdin(&mut server, want.len()).await;
+            let next = server.next().await.unwrap().unwrap();
+            assert_eq!(next, Message::binary(vec![255u8, 0]), "{word}");
+            server.send(frame(3, &status_exit(0))).await.unwrap();
+            got
+        };
+        let (res, got) = tokio::time::timeout(
+            Duration::from_secs(10),
+            futures::future::join(
+                run_session_gated(client, true, &choices(&gz, &tar), 1 << 20, 8192),
+                peer,
+            ),
+        )
+        .await
+        .expect("no hang");
+        assert_eq!(got, want, "{word}");
+        assert_eq!(res.unwrap().exit_code, 0);
+    }
 }
 
 /// Gated: a command that fails its checks never says ready; its status ends the session and no stdin was
@@ -249,7 +274,7 @@ async fn gated_session_ends_at_the_status_when_the_command_never_gets_ready() {
     let (res, ()) = tokio::time::timeout(
         Duration::from_secs(10),
         futures::future::join(
-            run_session_gated(client, true, &data, Some(READY_MARKER), 1 << 20, 8192),
+            run_session_gated(client, true, &choices(&data, &data), 1 << 20, 8192),
             peer,
         ),
     )

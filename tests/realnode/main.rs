@@ -985,9 +985,23 @@ async fn ephemeral_container_in_a_real_pod(c: &Ctx) {
     // the probe image has no libnvidia-ml and an ephemeral container has no host root.
     assert_eq!(v["run"]["probe"]["source"], "nvml", "{v:#}");
     assert!(has_str(&v, &gpu_uuid(0)), "{v:#}");
-    // Privileged, it still reads the kernel log.
-    l.ok("analyze_xid_errors", json!({"node_name": c.name()}))
+    // Privileged, it still reads the kernel log. The first call's container still runs: this call execs in
+    // it instead of adding another (the kubelet would start that only after its next relist).
+    let x = l
+        .ok("analyze_xid_errors", json!({"node_name": c.name()}))
         .await;
+    let first = v["run"]["ran_in"].as_str().unwrap_or_default();
+    let name = first
+        .split("ephemeral container ")
+        .nth(1)
+        .unwrap_or_default()
+        .trim_end_matches(')');
+    assert!(
+        x["run"]["ran_in"]
+            .as_str()
+            .is_some_and(|s| s.contains(&format!("{name}, added by an earlier call"))),
+        "{x:#}"
+    );
     l.stop().await;
     c.delete_workload("target");
 

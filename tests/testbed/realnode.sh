@@ -16,7 +16,8 @@
 # import), REALNODE_PAUSE_IMAGE (the sandbox image's reference, imported among REALNODE_IMAGES),
 # REALNODE_FAKE_NVML (a built fake libnvidia-ml.so.1), REALNODE_DISK_PRESSURE=1 (the node reports DiskPressure),
 # REALNODE_PRIVATE_ROOT=1 (leave the node's `/` a private
-# mount, as on hosts without systemd), REALNODE_KEEP=1 (keep NODE_DIR).
+# mount, as on hosts without systemd), REALNODE_KEEP=1 (keep NODE_DIR), REALNODE_KUBELET_ARGS (more kubelet
+# flags, after the others: e.g. --v=4 to see its pod workers and PLEG in NODE_DIR/logs/kubelet.log).
 # Needs root (mount namespaces, cgroups, runc). Installs containerd, runc and the CNI plugins from Debian's
 # packages when they are missing.
 set -euo pipefail
@@ -416,10 +417,12 @@ shutdownGracePeriodCriticalPods: 0s
 serializeImagePulls: false
 registerNode: true
 EOF
+  local KUBELET_EXTRA=()
+  read -r -a KUBELET_EXTRA <<<"${REALNODE_KUBELET_ARGS:-}"
   start_in_ns "$DIR/logs/kubelet.log" "$BIN/kubelet" --config="$DIR/kubelet.yaml" --kubeconfig="$KC" \
     --root-dir=/var/lib/kubelet --hostname-override="$NODE" --node-ip=127.0.0.1 \
     --node-labels="nvidia.com/gpu.present=true,nvidia.com/gpu.product=Testbed-Fake-GPU,nvidia.com/gpu.count=4,testbed.k8s-gpu-mcp.io/real-node=true" \
-    --v=1
+    --v=1 "${KUBELET_EXTRA[@]}"
   local deadline=$((SECONDS + 60))
   until kubectl --kubeconfig "$ADMIN_KC" get node "$NODE" >/dev/null 2>&1; do
     [ "$SECONDS" -lt "$deadline" ] || die "the kubelet did not register $NODE (see $DIR/logs/kubelet.log)"

@@ -225,13 +225,19 @@ pub fn elf_info(data: &[u8]) -> Result<ElfInfo, String> {
     })
 }
 
-/// One node-probe build, ready to stream: the tar archive, and what the container checks.
+/// One node-probe build, ready to stream: the tar archive (plain and gzip-compressed), and what the
+/// container checks.
 #[derive(Debug)]
 pub struct Payload {
     pub arch: String,
     pub path: PathBuf,
-    /// The archive sent on stdin: one entry `node-probe`, mode 0755 (shared by every call).
+    /// The archive sent on stdin to an image without gzip: one entry `node-probe`, mode 0755 (shared by
+    /// every call).
     pub archive: Arc<Vec<u8>>,
+    /// The same archive gzip-compressed, once [`Payload::compress`] has run (in the background: no call
+    /// waits for it; until then every image gets the plain archive): what an image with gzip gets (about
+    /// a third of the bytes; the container decompresses while it receives).
+    gzip: std::sync::OnceLock<Arc<Vec<u8>>>,
     /// Hex SHA-256 of the binary (not of the archive): what `sha256sum -c` checks after extraction.
     pub sha256: String,
     pub binary_len: usize,
@@ -277,16 +283,42 @@ impl Payload {
             };
             return Err(bad(format!("built for {is}, not for the node's {arch}")));
         }
+        let sha256 = sha256_hex(data);
+        #[cfg(debug_assertions)]
+        let data = &corrupt_for_tests(data);
         let archive =
             tar_single_file(ENTRY, data, 0o755).map_err(|e| bad(format!("cannot archive: {e}")))?;
         Ok(Payload {
             arch: arch.into(),
             path: path.into(),
             archive: Arc::new(archive),
-            sha256: sha256_hex(data),
+            gzip: std::sync::OnceLock::new(),
+            sha256,
             binary_len: data.len(),
             interpreter: info.interpreter,
         })
+    }
+
+    /// Compress the archive (blocking; a few hundred milliseconds for a release build, once).
+    pub fn compress(&self) -> std::io::Result<()> {
+        if self.gzip.get().is_none() {
+            let _ = self.gzip.set(Arc::new(gzip(&self.archive)?));
+        }
+        Ok(())
+    }
+
+    /// The compressed archive, once made.
+    pub fn gzip(&self) -> Option<&Arc<Vec<u8>>> {
+        self.gzip.get()
+    }
+
+    /// What to send once the script said it is ready for `format` (`gzip` is only offered, in
+    /// [`Payload::argv`], once the compressed archive exists).
+    pub fn stdin_for(&self, format: Format) -> &[u8] {
+        match (format, self.gzip()) {
+            (Format::Gzip, Some(gz)) => gz,
+            _ => &self.archive,
+        }
     }
 
     /// The exec argv: the script, then its positional parameters, then node-probe's arguments.
@@ -297,24 +329,55 @@ impl Payload {
             SCRIPT.into(),
             "sh".into(),
             self.archive.len().to_string(),
+            // 0: not compressed yet, the script takes the plain archive.
+            self.gzip().map_or(0, |g| g.len()).to_string(),
             self.sha256.clone(),
             self.interpreter.clone().unwrap_or_default(),
         ];
         argv.extend(probe_args);
         argv
     }
+}
 
-    /// Test-only (debug builds): corrupt the payload after hashing, so the container's checksum check fails.
-    #[cfg(debug_assertions)]
-    fn corrupt_for_tests(&mut self) {
-        if std::env::var_os("K8S_GPU_MCP_TEST_CORRUPT_PROBE_PAYLOAD").is_some() {
-            // The first data byte follows the 512-byte header: the archive stays valid, the binary does not.
-            if let Some(b) = Arc::get_mut(&mut self.archive).and_then(|a| a.get_mut(512)) {
-                *b ^= 0xff;
-            }
+/// Test-only (debug builds): with `K8S_GPU_MCP_TEST_CORRUPT_PROBE_PAYLOAD` set, the bytes archived differ from
+/// the bytes hashed (one flipped), so the container's checksum check fails whichever archive it gets.
+#[cfg(debug_assertions)]
+fn corrupt_for_tests(data: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    match std::env::var_os("K8S_GPU_MCP_TEST_CORRUPT_PROBE_PAYLOAD") {
+        Some(_) if !data.is_empty() => {
+            let mut v = data.to_vec();
+            v[0] ^= 0xff;
+            std::borrow::Cow::Owned(v)
         }
+        _ => std::borrow::Cow::Borrowed(data),
     }
 }
+
+/// gzip at the default level: for an 8 MB node-probe about 40 ms once per launcher process (zlib-rs),
+/// against tens of milliseconds saved on every call.
+pub fn gzip(data: &[u8]) -> std::io::Result<Vec<u8>> {
+    use std::io::Write;
+    let mut e = flate2::write::GzEncoder::new(
+        Vec::with_capacity(data.len() / 2),
+        flate2::Compression::default(),
+    );
+    e.write_all(data)?;
+    e.finish()
+}
+
+/// The archive format the container asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Gzip,
+    Tar,
+}
+
+/// The script's ready lines on stderr (with their newline, so `ready` alone never matches `ready gzip` cut
+/// across frames), each with the archive it asks for.
+pub const READY: [(&[u8], Format); 2] = [
+    (b"k8s-gpu-mcp-delivery: ready gzip\n", Format::Gzip),
+    (b"k8s-gpu-mcp-delivery: ready tar\n", Format::Tar),
+];
 
 /// The node-probe builds of one launcher process: looked up, hashed and archived once per architecture.
 #[derive(Debug)]
@@ -322,7 +385,8 @@ pub struct ProbeBinaries {
     /// `--probe-bin-dir`, else the launcher executable's directory.
     pub dir: PathBuf,
     pub launcher_arch: String,
-    cache: Mutex<HashMap<String, Arc<Payload>>>,
+    /// Per architecture, built once: concurrent first uses (the prewarm and a first call) wait for one build.
+    cache: Mutex<HashMap<String, Arc<tokio::sync::OnceCell<Arc<Payload>>>>>,
 }
 
 impl ProbeBinaries {
@@ -345,16 +409,40 @@ impl ProbeBinaries {
         ProbeBinaries::new(dir)
     }
 
+    /// Read, hash and compress the build for the launcher's own architecture in the background, so the first
+    /// call does not wait for it (a no-op outside a tokio runtime or without such a build; a node of another
+    /// architecture gets its build on first use).
+    pub fn prewarm(self: &Arc<Self>) {
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let arch = self.launcher_arch.clone();
+        if find_binary(&self.dir, "", &arch, &arch).is_err() {
+            return;
+        }
+        let bins = self.clone();
+        rt.spawn(async move {
+            if let Err(e) = bins.payload("", &arch).await {
+                tracing::debug!(error = %e, "prewarming the node-probe build");
+            }
+        });
+    }
+
     /// The payload for a node of `arch` (read, checked, hashed and archived on first use).
     pub async fn payload(&self, node: &str, arch: &str) -> Result<Arc<Payload>, DeliveryError> {
-        if let Some(p) = self
+        let cell = self
             .cache
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .get(arch)
-        {
-            return Ok(p.clone());
-        }
+            .entry(arch.to_string())
+            .or_default()
+            .clone();
+        cell.get_or_try_init(|| self.build(node, arch))
+            .await
+            .cloned()
+    }
+
+    async fn build(&self, node: &str, arch: &str) -> Result<Arc<Payload>, DeliveryError> {
         let path = find_binary(&self.dir, node, arch, &self.launcher_arch)?;
         let arch_owned = arch.to_string();
         let built = tokio::task::spawn_blocking(move || {
@@ -362,11 +450,7 @@ impl ProbeBinaries {
                 path: path.display().to_string(),
                 reason: e.to_string(),
             })?;
-            #[allow(unused_mut)]
-            let mut p = Payload::build(&arch_owned, &path, &data)?;
-            #[cfg(debug_assertions)]
-            p.corrupt_for_tests();
-            Ok::<_, DeliveryError>(p)
+            Payload::build(&arch_owned, &path, &data)
         })
         .await
         .map_err(|e| DeliveryError::BadBinary {
@@ -375,29 +459,43 @@ impl ProbeBinaries {
         })??;
         tracing::info!(arch, path = %built.path.display(), bytes = built.binary_len, sha256 = %built.sha256, "node-probe build ready for copy delivery");
         let p = Arc::new(built);
-        // Two first calls may race: either result is the same file's.
-        self.cache
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(arch.into(), p.clone());
+        let bg = p.clone();
+        let arch = arch.to_string();
+        // Compressed in the background: a call never waits for it (the plain archive until then).
+        tokio::task::spawn_blocking(move || {
+            let t = std::time::Instant::now();
+            match bg.compress() {
+                Ok(()) => tracing::info!(
+                    arch,
+                    tar_bytes = bg.archive.len(),
+                    gzip_bytes = bg.gzip().map_or(0, |g| g.len()),
+                    ms = t.elapsed().as_millis() as u64,
+                    "node-probe build compressed for copy delivery"
+                ),
+                Err(e) => {
+                    tracing::warn!(arch, error = %e, "cannot compress node-probe; sending it plain")
+                }
+            }
+        });
         Ok(p)
     }
 }
 
-/// The in-container side of copy delivery, run as `sh -c SCRIPT sh SIZE SHA256 INTERP ARGS...`.
+/// The in-container side of copy delivery, run as `sh -c SCRIPT sh SIZE GZSIZE SHA256 INTERP ARGS...`.
 ///
-/// Checks its tools and the ELF interpreter (glibc's loader) first, before reading anything, then says
-/// `k8s-gpu-mcp-delivery: ready` on stderr (the launcher sends the archive only after it). Then reads
-/// exactly SIZE bytes of stdin (never waits for EOF), extracts them into a private directory under
-/// `$NODE_PROBE_DIR` (/tmp where unset) on which, with `NODE_PROBE_TMPFS` set (privileged probe pods), it
-/// first mounts a tmpfs of the container's own (in memory; where `mount` is missing or refused, the directory
-/// stays on the container's writable layer, removed with it), checks the SHA-256, runs node-probe with ARGS
-/// (stdin from /dev/null, stdout untouched), removes the
-/// directory and exits with node-probe's code. A delivery failure prints one `k8s-gpu-mcp-delivery: <what>`
-/// line on stderr and exits with its own code (see [`Failure`]).
+/// Checks its tools and the ELF interpreter (glibc's loader) first, before reading anything, then says on
+/// stderr which archive it takes: `k8s-gpu-mcp-delivery: ready gzip` where one is offered (GZSIZE not 0) and
+/// the image has `gzip` (GZSIZE bytes, decompressed as they arrive), else `k8s-gpu-mcp-delivery: ready tar` (SIZE bytes); the launcher
+/// sends that one only after the line. Then reads exactly that many bytes of stdin (never waits for EOF),
+/// extracts them into a private directory under `$NODE_PROBE_DIR` (/tmp where unset) on which, with
+/// `NODE_PROBE_TMPFS` set (privileged probe pods), it first mounts a tmpfs of the container's own (in memory;
+/// where `mount` is missing or refused, the directory stays on the container's writable layer, removed with
+/// it), checks the SHA-256 of the extracted binary, runs node-probe with ARGS (stdin from /dev/null, stdout
+/// untouched), removes the directory and exits with node-probe's code. A delivery failure prints one
+/// `k8s-gpu-mcp-delivery: <what>` line on stderr and exits with its own code (see [`Failure`]).
 pub const SCRIPT: &str = r#"m() { echo "k8s-gpu-mcp-delivery: $*" >&2; }
-size=$1 sum=$2 interp=$3
-shift 3
+size=$1 zsize=$2 sum=$3 interp=$4
+shift 4
 for t in head tar sha256sum mktemp rm; do
   command -v "$t" >/dev/null 2>&1 || { m missing-tool "$t"; exit 120; }
 done
@@ -408,8 +506,14 @@ t=
 if [ -n "${NODE_PROBE_TMPFS:-}" ] && mount -t tmpfs -o mode=0700,size=256m node-probe "$d" 2>/dev/null; then t=1; fi
 trap '[ -z "$t" ] || umount "$d" 2>/dev/null; rm -rf "$d"' EXIT
 trap 'exit 143' HUP INT TERM
-m ready
-head -c "$size" | tar -xmf - -C "$d" 2>/dev/null
+if [ "$zsize" != 0 ] && command -v gzip >/dev/null 2>&1; then
+  size=$zsize
+  m ready gzip
+  head -c "$size" | gzip -dc 2>/dev/null | tar -xmf - -C "$d" 2>/dev/null
+else
+  m ready tar
+  head -c "$size" | tar -xmf - -C "$d" 2>/dev/null
+fi
 f=$d/node-probe
 [ -f "$f" ] || { m extract-failed "$size"; exit 122; }
 actual=$(sha256sum "$f")
@@ -478,8 +582,9 @@ impl Failure {
             ),
             Failure::ExtractFailed => format!(
                 "copy delivery: tar in the probe image {image} did not extract node-probe from the \
-                 {} byte archive (stream cut short?); {alt}",
-                payload.archive.len()
+                 {} byte archive ({} bytes gzip-compressed; stream cut short?); {alt}",
+                payload.archive.len(),
+                payload.gzip().map_or(0, |g| g.len())
             ),
             Failure::ChecksumMismatch(got) => format!(
                 "copy delivery: checksum mismatch: node-probe arrived in {image} with SHA-256 {got}, expected \

@@ -11,9 +11,18 @@
 //! - processes only of the target container's PID namespace (`targetContainerName`), no hostPID;
 //! - it can never be removed: the container ends when its bounded `sleep` ends, but stays listed in the
 //!   pod's spec (hence the unique name per call and `patch pods/ephemeralcontainers` being operator-only).
+//!
+//! Reuse: a call that finds the container an earlier call of this runner added to the same pod (same UID)
+//! still running, with more of its bounded `sleep` left than the call's timeout (plus a margin), execs in it
+//! instead of adding another. Nothing lives longer than before (the sleep is still the first call's timeout
+//! plus 5 s), the pod's spec grows by one container instead of one per call, and the call skips the kubelet:
+//! the kubelet's pod worker starts a new ephemeral container only after a PLEG relist that began after the
+//! pod's previous sync (`GetNewerThan` in pkg/kubelet/pod_workers.go, v1.35.4), and every container started
+//! makes the pod sync again on the next relist, so a call right after another waited 1 to 2 relists (1 s
+//! each) where an idle pod starts it in about 150 ms (README, performance).
 
-use std::sync::Arc;
-use std::time::Instant;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, Patch, PatchParams};
@@ -67,6 +76,51 @@ pub struct EphemeralRunner {
     pub(crate) probe_command: Vec<String>,
     pub(crate) exec: Arc<dyn ProbeExec>,
     pub(crate) max_stdout: usize,
+    /// The container the last call added, while it may still serve another (see the module's note).
+    pub(crate) live: LiveContainer,
+}
+
+/// The ephemeral container this runner added last: in which pod (UID), its name, and when its `sleep` ends
+/// at the latest (counted from before the patch, so never later than it really ends).
+#[derive(Default)]
+pub struct LiveContainer(Mutex<Option<Live>>);
+
+#[derive(Clone)]
+struct Live {
+    pod_uid: String,
+    name: String,
+    ends: Instant,
+}
+
+/// A reused container must outlive the call's timeout by this much.
+const REUSE_MARGIN: Duration = Duration::from_secs(1);
+
+impl LiveContainer {
+    fn get(&self) -> Option<Live> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+    fn set(&self, live: Option<Live>) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = live;
+    }
+}
+
+/// The container to reuse for a call with `timeout`: the last one added to this very pod (an exec already
+/// ran in it), if its `sleep` outlasts the call and the pod's status does not say it ended. The status is not
+/// asked to say Running: the kubelet reports that only on its next relist, up to a second after the start.
+fn reusable(live: Option<Live>, target: &Pod, timeout: Duration) -> Option<String> {
+    let live = live?;
+    let uid = target.metadata.uid.as_deref()?;
+    if uid != live.pod_uid || live.ends < Instant::now() + timeout + REUSE_MARGIN {
+        return None;
+    }
+    let ended = target
+        .status
+        .as_ref()
+        .and_then(|s| s.ephemeral_container_statuses.as_ref())
+        .and_then(|v| v.iter().find(|c| c.name == live.name))
+        .and_then(|c| c.state.as_ref())
+        .is_some_and(|s| s.terminated.is_some());
+    (!ended).then_some(live.name)
 }
 
 impl EphemeralRunner {
@@ -118,12 +172,48 @@ impl EphemeralRunner {
             spec.and_then(|s| s.containers.first())
                 .map(|c| c.name.clone())
         });
+        let mut argv = self.probe_command.clone();
+        argv.extend(req.args.iter().cloned());
+        argv.extend(["--node-name".to_string(), node.clone()]);
+        if let Some(name) = reusable(self.live.get(), &target, req.timeout) {
+            let looked_up = timing(Phase::StartingProbe, t);
+            progress(Phase::Probing);
+            let t = Instant::now();
+            let exec = self
+                .exec
+                .exec(client.clone(), &tp.namespace, &tp.name, &name, argv.clone());
+            match tokio::time::timeout_at(t_all, exec).await {
+                Err(_) => return Err(RunError::Timeout { node, secs }),
+                Ok(Ok(out)) => {
+                    timings.push(looked_up);
+                    timings.push(timing(Phase::Probing, t));
+                    return finish(
+                        &node,
+                        out,
+                        self.max_stdout,
+                        timings,
+                        format!(
+                            "{}/{} (ephemeral container {name}, added by an earlier call)",
+                            tp.namespace, tp.name
+                        ),
+                    );
+                }
+                // Gone after all (killed, or the pod restarted it away): add a new one, as without reuse.
+                Ok(Err(ExecError::NotRunning(m))) => {
+                    tracing::debug!(container = %name, "ephemeral container not reusable: {m}");
+                    self.live.set(None);
+                }
+                Ok(Err(ExecError::Forbidden(m))) => return Err(RunError::Forbidden(m)),
+                Ok(Err(ExecError::Failed(m))) => return Err(RunError::Exec(m)),
+            }
+        }
         let call = ProbeCall::new(&tp.namespace, &node, &req.tool);
         let probe = pod::probe_pod(&call, &self.opts);
         let sleep = u32::try_from(secs.saturating_add(5)).unwrap_or(u32::MAX);
         let ec = pod::to_ephemeral_container(&probe, target_container.as_deref(), sleep);
         let ec_name = ec.name.clone();
         let patch = serde_json::json!({ "spec": { "ephemeralContainers": [ec] } });
+        let ends = Instant::now() + Duration::from_secs(u64::from(sleep));
         let patched = tokio::time::timeout_at(
             t_all,
             pods.patch_ephemeral_containers(
@@ -145,6 +235,11 @@ impl EphemeralRunner {
             )
         })?;
         timings.push(timing(Phase::StartingProbe, t));
+        let added = patched.metadata.uid.clone().map(|pod_uid| Live {
+            pod_uid,
+            name: ec_name.clone(),
+            ends,
+        });
 
         progress(Phase::WaitingForProbe);
         let t = Instant::now();
@@ -158,9 +253,6 @@ impl EphemeralRunner {
         };
         // Exec as soon as the container takes it (early_exec.rs), watching the pod meanwhile.
         let watch = wait_until(&pods, &tp.name, Some(patched), classify, &mut last);
-        let mut argv = self.probe_command.clone();
-        argv.extend(req.args.iter().cloned());
-        argv.extend(["--node-name".to_string(), node.clone()]);
         let attempt = || {
             self.exec.exec(
                 client.clone(),
@@ -180,6 +272,8 @@ impl EphemeralRunner {
                 });
                 progress(Phase::Probing);
                 timings.push(timing(Phase::Probing, started));
+                // It runs: the next call may use it.
+                self.live.set(added);
                 e.output
             }
             Ok(Err(EarlyError::Wait(WaitError::NotStarted(reason)))) => {
@@ -226,7 +320,7 @@ impl Runner for EphemeralRunner {
     ) -> RunFuture<'a> {
         Box::pin(async move {
             // Nothing to delete: an ephemeral container cannot be removed; its sleep is bounded by the
-            // call's timeout, so it ends on its own.
+            // timeout of the call that added it, so it ends on its own.
             let result = tokio::select! {
                 biased;
                 _ = cancel.cancelled() => Err(RunError::Cancelled),

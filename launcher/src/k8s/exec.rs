@@ -24,7 +24,8 @@ pub trait ProbeExec: Send + Sync {
         argv: Vec<String>,
     ) -> ExecFuture<'a>;
 
-    /// Run `argv` with `stdin` as its standard input (copy delivery). Transports that cannot say so.
+    /// Run the copy-delivery script `argv` and send it the archive of `payload` it asks for. Transports that
+    /// cannot say so.
     fn exec_stdin<'a>(
         &'a self,
         _client: Client,
@@ -32,7 +33,7 @@ pub trait ProbeExec: Send + Sync {
         _pod: &'a str,
         _container: &'a str,
         _argv: Vec<String>,
-        _stdin: std::sync::Arc<Vec<u8>>,
+        _payload: std::sync::Arc<super::delivery::Payload>,
     ) -> ExecFuture<'a> {
         Box::pin(async {
             Err(ExecError::Failed(
@@ -113,7 +114,7 @@ impl ProbeExec for WebsocketExec {
         pod: &'a str,
         container: &'a str,
         argv: Vec<String>,
-        stdin: std::sync::Arc<Vec<u8>>,
+        payload: std::sync::Arc<super::delivery::Payload>,
     ) -> ExecFuture<'a> {
         Box::pin(async move {
             super::stream_exec::exec_with_stdin(
@@ -122,7 +123,7 @@ impl ProbeExec for WebsocketExec {
                 pod,
                 container,
                 argv,
-                &stdin,
+                &payload,
                 self.max_stdout,
                 self.stderr_tail_bytes,
             )

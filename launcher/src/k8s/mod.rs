@@ -185,7 +185,9 @@ pub fn build(
                 } else {
                     tracing::info!(dir = %bins.dir.display(), image = %r.opts.image, "probe delivery: copy");
                 }
-                r.copy = Some(Arc::new(bins));
+                let bins = Arc::new(bins);
+                bins.prewarm();
+                r.copy = Some(bins);
             }
             if cfg.startup_sweep {
                 startup_sweep(&r);
@@ -218,6 +220,7 @@ pub fn build(
                 probe_command: cfg.probe_command.clone(),
                 exec,
                 max_stdout: cfg.max_stdout_bytes,
+                live: Default::default(),
             })
         }
     };

@@ -290,7 +290,7 @@ impl PodRunner {
                 &probe.name,
                 PROBE_CONTAINER,
                 p.argv(self.probe_args(req)),
-                p.archive.clone(),
+                p.clone(),
             ),
         };
         let early = timeout_at(deadline, exec_when_startable(watch, attempt)).await;

@@ -16,6 +16,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 
+use super::delivery::{Payload, READY};
 use super::exec_result::{ExecError, ExecOutput, TailBuf, connect_error, output_from_status};
 
 pub const STDIN: u8 = 0;
@@ -27,12 +28,9 @@ pub const CLOSE: u8 = 255;
 /// Bytes of stdin per websocket frame.
 const CHUNK: usize = 256 * 1024;
 
-/// The line the copy-delivery script prints on stderr once its checks passed and it is about to read stdin
-/// (delivery.rs's SCRIPT). stdin is sent only after it: a command that exits without reading its input leaves
+/// Run the copy-delivery script (delivery.rs) in `namespace/pod/container` and send it the archive its ready
+/// line asks for. stdin is sent only after that line: a command that exits without reading its input leaves
 /// containerd's stdin copy blocked, and the exit status then never arrives (seen with containerd 1.6).
-pub const READY_MARKER: &[u8] = b"k8s-gpu-mcp-delivery: ready";
-
-/// Run `argv` in `namespace/pod/container` with `stdin` as its standard input.
 #[allow(clippy::too_many_arguments)]
 pub async fn exec_with_stdin(
     client: &Client,
@@ -40,7 +38,7 @@ pub async fn exec_with_stdin(
     pod: &str,
     container: &str,
     argv: Vec<String>,
-    stdin: &[u8],
+    payload: &Payload,
     max_stdout: usize,
     stderr_tail_bytes: usize,
 ) -> Result<ExecOutput, ExecError> {
@@ -60,12 +58,18 @@ pub async fn exec_with_stdin(
         .await
         .map_err(|e| connect_error(namespace, pod, e))?;
     let v5 = conn.supports_stream_close();
-    tracing::debug!(pod, v5, bytes = stdin.len(), "exec session with stdin");
+    let choices = READY.map(|(line, format)| (line, payload.stdin_for(format)));
+    tracing::debug!(
+        pod,
+        v5,
+        tar = payload.archive.len(),
+        gzip = payload.gzip().map_or(0, |g| g.len()),
+        "exec session with stdin"
+    );
     run_session_gated(
         conn.into_stream(),
         v5,
-        stdin,
-        Some(READY_MARKER),
+        &choices,
         max_stdout,
         stderr_tail_bytes,
     )
@@ -85,15 +89,15 @@ pub async fn run_session<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    run_session_gated(ws, v5, stdin, None, max_stdout, stderr_tail_bytes).await
+    run_session_gated(ws, v5, &[(b"", stdin)], max_stdout, stderr_tail_bytes).await
 }
 
-/// [`run_session`] that sends stdin only once `gate` has appeared on stderr (None: at once).
+/// [`run_session`] whose stdin is chosen by the command: each choice is a line to wait for on stderr and
+/// what to send once it appears (the first whose line appears; an empty line: at once, without waiting).
 pub async fn run_session_gated<S>(
     ws: WebSocketStream<S>,
     v5: bool,
-    stdin: &[u8],
-    gate: Option<&[u8]>,
+    choices: &[(&[u8], &[u8])],
     max_stdout: usize,
     stderr_tail_bytes: usize,
 ) -> Result<ExecOutput, ExecError>
@@ -102,10 +106,16 @@ where
 {
     let (mut sink, mut stream) = ws.split();
     let ready = tokio::sync::Notify::new();
-    // The end of stderr seen so far, long enough to find the gate split across frames.
+    // Which choice was made (usize::MAX: none yet); an atomic, as the future must stay Send.
+    let chosen = std::sync::atomic::AtomicUsize::new(usize::MAX);
+    // The end of stderr seen so far, long enough to find a line split across frames.
     let mut window: Vec<u8> = Vec::new();
-    if gate.is_none() {
+    let longest = choices.iter().map(|(l, _)| l.len()).max().unwrap_or(0);
+    let mut waiting = true;
+    if let Some(i) = choices.iter().position(|(l, _)| l.is_empty()) {
+        chosen.store(i, std::sync::atomic::Ordering::Relaxed);
         ready.notify_one();
+        waiting = false;
     }
     let mut stdout: Vec<u8> = Vec::new();
     let mut truncated = false;
@@ -114,6 +124,9 @@ where
     let status: Option<Status> = {
         let send = async {
             ready.notified().await;
+            let stdin = choices
+                .get(chosen.load(std::sync::atomic::Ordering::Relaxed))
+                .map_or(&[][..], |c| c.1);
             for chunk in stdin.chunks(CHUNK) {
                 let mut frame = Vec::with_capacity(chunk.len() + 1);
                 frame.push(STDIN);
@@ -148,15 +161,18 @@ where
                     }
                     STDERR => {
                         stderr.push(data);
-                        if let Some(g) = gate
-                            && !g.is_empty()
-                        {
+                        if waiting {
                             window.extend_from_slice(data);
-                            if window.windows(g.len()).any(|w| w == g) {
+                            if let Some(i) = choices
+                                .iter()
+                                .position(|(l, _)| window.windows(l.len()).any(|w| w == *l))
+                            {
+                                chosen.store(i, std::sync::atomic::Ordering::Relaxed);
                                 ready.notify_one();
-                                window.clear();
+                                waiting = false;
+                                window = Vec::new();
                             } else {
-                                let keep = window.len().min(g.len() - 1);
+                                let keep = window.len().min(longest.saturating_sub(1));
                                 window.drain(..window.len() - keep);
                             }
                         }
