@@ -70,7 +70,8 @@ impl FromArgMatches for Analysis {
         let (name, sub) = m
             .subcommand()
             .ok_or_else(|| clap::Error::new(clap::error::ErrorKind::MissingSubcommand))?;
-        let command = Command::named(name).ok_or_else(|| clap::Error::new(clap::error::ErrorKind::InvalidSubcommand))?;
+        let command = Command::named(name)
+            .ok_or_else(|| clap::Error::new(clap::error::ErrorKind::InvalidSubcommand))?;
         let xid = match command {
             Command::Xid => XidArgs::from_arg_matches(sub)?,
             _ => XidArgs::default(),
