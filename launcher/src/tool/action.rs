@@ -10,7 +10,7 @@
 //! Audit: every action, allowed or refused, is a JSON line on stderr and (cluster mode) a Kubernetes Event
 //! on the Node with the action, the target, the kubeconfig user (SelfSubjectReview) and the result.
 
-use gpu_diag::command::Request as ProbeRequest;
+use gpu_diag::command;
 use gpu_diag::contract::Report;
 use gpu_diag::operator::{ActionResult, CheckStatus};
 use rmcp::model::{
@@ -265,7 +265,7 @@ pub struct ProbeAction<'a, R> {
     /// What is acted on, as `confirm` must repeat it.
     pub target: String,
     /// What node-probe is asked to do (its preflight is the same request, `preflight()`).
-    pub request: ProbeRequest,
+    pub request: command::Request,
     pub dry_run: bool,
     pub confirm: Option<String>,
     /// Act without collecting the evidence archive first (`skip_evidence`).
