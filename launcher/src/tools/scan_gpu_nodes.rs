@@ -439,12 +439,9 @@ fn node_result(node: String, report: gpu_diag::contract::Report, millis: u64) ->
     NodeScanResult {
         node,
         status: ScanStatus::Ok,
-        // The health check's verdict only: the scan has never answered the XID check's (its JSON reader
-        // looked one level too shallow), and changing the answer is for review, not this reshaping.
-        verdict: match &report {
-            gpu_diag::contract::Report::Health(h) => h.verdict(),
-            _ => None,
-        },
+        // Whatever the check's report judged (the XID check's verdict was lost while reports were read as
+        // JSON by field name).
+        verdict: report.verdict(),
         worst_severity,
         counts,
         findings: findings.into_iter().map(brief).collect(),
