@@ -7,8 +7,8 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use gpu_diag::AnalysisOptions;
 use gpu_diag::facts::{KernelLogFacts, NodeFacts, Reading};
+use gpu_diag::options::AnalysisOptions;
 use gpu_diag::xid::{grammar, report};
 
 const LINES: usize = 100_000;

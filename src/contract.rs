@@ -11,6 +11,7 @@ use crate::analysis::{
     describe::DescribeReport, ecc::EccReport, health::HealthReport, inventory::InventoryReport,
     processes::ProcessesReport, telemetry::TelemetryReport, topology::TopologyReport,
 };
+use crate::finding::{Finding, Judged, Verdict};
 use crate::xid::report::XidReport;
 
 /// Bumped on any incompatible change of the documents below. The launcher refuses documents whose
@@ -119,6 +120,40 @@ pub enum Report {
     Reset(Box<crate::operator::reset::ResetReport>),
     /// `node-probe evidence`: the evidence archive (nvidia-bug-report.sh and the probe's own view).
     Evidence(Box<crate::evidence::EvidenceReport>),
+}
+
+impl Judged for Report {
+    fn verdict(&self) -> Option<Verdict> {
+        self.judged().and_then(Judged::verdict)
+    }
+    fn findings(&self) -> Vec<&Finding> {
+        self.judged().map(Judged::findings).unwrap_or_default()
+    }
+}
+
+impl Report {
+    /// The report as a judgement; `None` for those that judge nothing (lists, versions, raw facts, the
+    /// operator commands and the evidence archive, which report outcomes).
+    fn judged(&self) -> Option<&dyn Judged> {
+        Some(match self {
+            Report::Inventory(r) => r,
+            Report::Telemetry(r) => r,
+            Report::Topology(r) => r,
+            Report::Ecc(r) => r,
+            Report::Processes(r) => r,
+            Report::Health(r) => r,
+            Report::Describe(r) => &**r,
+            Report::Xid(r) => &**r,
+            Report::Allocation(r) => r,
+            Report::Workload(r) => &**r,
+            Report::Scenarios(_)
+            | Report::Version(_)
+            | Report::Facts(_)
+            | Report::Kill(_)
+            | Report::Reset(_)
+            | Report::Evidence(_) => return None,
+        })
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]

@@ -169,7 +169,7 @@ pub struct NodeFacts {
 
 /// Port counters read a second time, `sample_interval_ms` after the first sample, to tell what is
 /// increasing now from lifetime totals: the error counters and the two that congestion is judged from.
-pub const RESAMPLED_PORT_COUNTERS: [&str; 10] = [
+pub const RESAMPLED_PORT_COUNTERS: &[&str] = &[
     "symbol_error",
     "link_error_recovery",
     "link_downed",

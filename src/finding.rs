@@ -105,6 +105,29 @@ pub struct Action {
     pub detail: String,
 }
 
+/// What every report answers, whatever its shape: the node's verdict where it judges one, and every
+/// finding it holds. Renderings, the scan and the workload ranking read reports through this, so a renamed
+/// field fails to compile instead of silently dropping out of an answer.
+pub trait Judged {
+    /// The node's verdict, for the reports that make one.
+    fn verdict(&self) -> Option<Verdict> {
+        None
+    }
+    /// Every finding the report holds, each once (a section's findings reappear in health's merge).
+    fn findings(&self) -> Vec<&Finding>;
+}
+
+/// `findings` without repeats, in their first order.
+pub fn distinct<'a>(findings: impl IntoIterator<Item = &'a Finding>) -> Vec<&'a Finding> {
+    let mut out: Vec<&Finding> = Vec::new();
+    for f in findings {
+        if !out.contains(&f) {
+            out.push(f);
+        }
+    }
+    out
+}
+
 /// One observation with its evidence and the action it calls for.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Finding {

@@ -2,7 +2,7 @@
 //! report (never a panic) whose events and details stay in step.
 #![no_main]
 
-use gpu_diag::AnalysisOptions;
+use gpu_diag::options::AnalysisOptions;
 use gpu_diag::facts::{KernelLogFacts, NodeFacts, Reading};
 use gpu_diag::xid::{grammar, report};
 use libfuzzer_sys::fuzz_target;

@@ -3,12 +3,13 @@
 use std::ffi::OsString;
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{ArgMatches, Args, FromArgMatches, Parser, Subcommand};
+use gpu_diag::command::Command;
 use gpu_diag::contract::{
     ErrorKind, ProbeDocument, ProbeError, Report, ScenarioList, ScenarioSummary, VersionReport,
 };
 use gpu_diag::facts::Sections;
-use gpu_diag::{AnalysisOptions, Command};
+use gpu_diag::options::AnalysisOptions;
 
 use crate::options::{GlobalArgs, XidArgs};
 use crate::source::{self, SourceSpec};
@@ -28,30 +29,12 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand, Clone)]
 pub enum Cmd {
-    /// GPUs, identities, PCI ids, firmware, memory, MIG/persistence/compute modes, driver versions.
-    Inventory,
-    /// Temperatures vs thresholds, power, utilization, clocks and decoded throttle reasons.
-    Telemetry,
-    /// GPU x GPU matrix, P2P, NVLink state/remotes/counters, NUMA affinity, fabric state.
-    Topology,
-    /// ECC counters, retired pages, remapped rows and what they require.
-    Ecc,
-    /// Processes on each GPU with their host names and GPU memory.
-    Processes,
-    /// Per-GPU and node verdict made of explained findings.
-    Health,
-    /// Everything above plus the kernel log, in one run.
-    Describe,
-    /// XID/SXid events from the kernel log, decoded against NVIDIA's catalog and correlated.
-    Xid(XidArgs),
+    /// The read-only commands, one subcommand each, from `gpu_diag::command::Command`.
+    #[command(flatten)]
+    Analysis(Analysis),
     /// Raw facts as collected, uninterpreted: the node in the scenario format (save `.facts` of the
     /// output as a file to replay it with --fixture).
     Facts(FactsArgs),
-    /// Which pod holds which GPU (kubelet PodResources API) and whose processes use it (cgroups): exact
-    /// when the kubelet answers, cgroup-only otherwise.
-    Allocation,
-    /// `describe` and `allocation` in one run: what the launcher's workload diagnosis needs of a node.
-    Workload,
     /// Operator: end one GPU process (SIGTERM, grace period, SIGKILL) after a preflight.
     Kill(crate::operator::KillArgs),
     /// Operator: reset one GPU with the host's nvidia-smi after a preflight, then verify it.
@@ -63,6 +46,63 @@ pub enum Cmd {
     Scenarios,
     /// Probe version and contract version.
     Version,
+}
+
+/// A read-only command with its arguments (only `xid` has any of its own).
+#[derive(Debug, Clone)]
+pub struct Analysis {
+    pub command: Command,
+    pub xid: XidArgs,
+}
+
+impl From<Command> for Analysis {
+    fn from(command: Command) -> Self {
+        Analysis {
+            command,
+            xid: XidArgs::default(),
+        }
+    }
+}
+
+// By hand rather than derived: the subcommands come from gpu-diag's list, which knows no clap.
+impl FromArgMatches for Analysis {
+    fn from_arg_matches(m: &ArgMatches) -> Result<Self, clap::Error> {
+        let (name, sub) = m
+            .subcommand()
+            .ok_or_else(|| clap::Error::new(clap::error::ErrorKind::MissingSubcommand))?;
+        let command = Command::named(name)
+            .ok_or_else(|| clap::Error::new(clap::error::ErrorKind::InvalidSubcommand))?;
+        let xid = match command {
+            Command::Xid => XidArgs::from_arg_matches(sub)?,
+            _ => XidArgs::default(),
+        };
+        Ok(Analysis { command, xid })
+    }
+
+    fn update_from_arg_matches(&mut self, m: &ArgMatches) -> Result<(), clap::Error> {
+        *self = Self::from_arg_matches(m)?;
+        Ok(())
+    }
+}
+
+impl Subcommand for Analysis {
+    fn augment_subcommands(cmd: clap::Command) -> clap::Command {
+        Command::ALL.iter().fold(cmd, |cmd, c| {
+            let sub = clap::Command::new(c.name()).about(c.about());
+            cmd.subcommand(match c {
+                Command::Xid => XidArgs::augment_args(sub),
+                _ => sub,
+            })
+        })
+    }
+
+    fn augment_subcommands_for_update(cmd: clap::Command) -> clap::Command {
+        Self::augment_subcommands(cmd)
+    }
+
+    fn has_subcommand(name: &str) -> bool {
+        Command::named(name).is_some()
+    }
 }
 
 #[derive(Debug, Args, Clone, Default)]
@@ -132,13 +172,16 @@ impl Invocation {
             Cmd::Evidence(a) => {
                 let global = &self.global;
                 return crate::evidence::run(global, a, &|v| {
-                    let command = match v {
-                        crate::evidence::View::Describe => Cmd::Describe,
-                        crate::evidence::View::XidHistory => Cmd::Xid(XidArgs {
-                            history: true,
-                            ..XidArgs::default()
-                        }),
-                    };
+                    let command = Cmd::Analysis(match v {
+                        crate::evidence::View::Describe => Command::Describe.into(),
+                        crate::evidence::View::XidHistory => Analysis {
+                            command: Command::Xid,
+                            xid: XidArgs {
+                                history: true,
+                                ..XidArgs::default()
+                            },
+                        },
+                    });
                     Invocation {
                         global: global.clone(),
                         command,
@@ -162,21 +205,10 @@ impl Invocation {
                     Report::Facts(Box::new(facts)),
                 ));
             }
-            other => match analysis_command(other) {
-                Some(c) => c,
-                None => {
-                    return Err(ProbeError::new(
-                        ErrorKind::Internal,
-                        "a subcommand without an analysis reached the analysis".to_string(),
-                    ));
-                }
-            },
+            Cmd::Analysis(a) => a,
         };
         let spec = SourceSpec::from_args(&self.global)?;
-        let mut xid_args = match &self.command {
-            Cmd::Xid(a) => a.clone(),
-            _ => XidArgs::default(),
-        };
+        let (command, mut xid_args) = (command.command, command.xid.clone());
         // `xid` streams a real log (file or kmsg); a scenario's log is already in its facts.
         let stream = match (&spec, &xid_args.log_file) {
             _ if command != Command::Xid => None,
@@ -205,37 +237,13 @@ impl Invocation {
             Some(input) => Report::Xid(Box::new(crate::kmsg::analyze_xid(
                 input, &facts, &opts, history,
             )?)),
-            None => gpu_diag::analyze(command, &facts, &opts),
+            None => command.analyze(&facts, &opts),
         };
         Ok(ProbeDocument::success(
             Some(source::meta(&facts, &self.global)),
             report,
         ))
     }
-}
-
-/// The analysis command a subcommand runs (`None` for scenarios, version, facts and the operator ones).
-fn analysis_command(c: &Cmd) -> Option<Command> {
-    Some(match c {
-        Cmd::Inventory => Command::Inventory,
-        Cmd::Telemetry => Command::Telemetry,
-        Cmd::Topology => Command::Topology,
-        Cmd::Ecc => Command::Ecc,
-        Cmd::Processes => Command::Processes,
-        Cmd::Health => Command::Health,
-        Cmd::Describe => Command::Describe,
-        Cmd::Xid(_) => Command::Xid,
-        Cmd::Allocation => Command::Allocation,
-        Cmd::Workload => Command::Workload,
-        Cmd::Scenarios
-        | Cmd::Version
-        | Cmd::Facts(_)
-        | Cmd::Kill(_)
-        | Cmd::Reset(_)
-        | Cmd::Evidence(_) => {
-            return None;
-        }
-    })
 }
 
 fn scenario_list() -> ScenarioList {
@@ -254,26 +262,73 @@ fn scenario_list() -> ScenarioList {
 mod tests {
     use super::*;
 
-    /// The launcher builds argv from `gpu_diag::Command::arg()` and the operator `COMMAND`s: each must be
-    /// the subcommand that runs that command here.
-    #[test]
-    fn the_shared_command_names_are_these_subcommands() {
-        for c in Command::ALL {
-            let Ok(Parsed::Run(inv)) = parse(["node-probe", c.arg()].map(OsString::from)) else {
-                panic!("`{}` is not a node-probe subcommand", c.arg());
-            };
-            assert_eq!(analysis_command(&inv.command), Some(c), "{}", c.arg());
+    use gpu_diag::command::{Request, Since};
+
+    fn run(argv: Vec<String>) -> Cmd {
+        let args = std::iter::once("node-probe".to_string()).chain(argv.clone());
+        match parse(args.map(OsString::from)) {
+            Ok(Parsed::Run(inv)) => inv.command,
+            _ => panic!("{argv:?} is not a node-probe command line"),
         }
-        for (name, args) in [
-            (gpu_diag::operator::kill::COMMAND, vec!["--pid", "1234"]),
-            (gpu_diag::operator::reset::COMMAND, vec!["--gpu", "0"]),
-            (gpu_diag::evidence::COMMAND, vec!["--time-limit", "5"]),
-        ] {
-            let argv = ["node-probe", name]
-                .into_iter()
-                .chain(args)
-                .map(OsString::from);
-            assert!(matches!(parse(argv), Ok(Parsed::Run(_))), "{name}");
+    }
+
+    /// Every command of gpu-diag's list is the subcommand that runs it here.
+    #[test]
+    fn every_command_is_its_subcommand() {
+        for &c in Command::ALL {
+            match run(Request::from(c).argv()) {
+                Cmd::Analysis(a) => assert_eq!(a.command, c, "{}", c.name()),
+                other => panic!("`{}` parsed as {other:?}", c.name()),
+            }
+        }
+    }
+
+    /// What the launcher asks is what node-probe reads: each request's argv parses back to its values.
+    #[test]
+    fn every_request_parses_back() {
+        let since: Since = "7d".parse().unwrap();
+        match run(Request::Xid { since: Some(since) }.argv()) {
+            Cmd::Analysis(a) => {
+                assert_eq!(a.command, Command::Xid);
+                assert_eq!(a.xid.since.as_deref(), Some("7d"));
+            }
+            other => panic!("{other:?}"),
+        }
+        let args = std::iter::once("node-probe".to_string()).chain(
+            Request::Health {
+                expect_gpus: Some(8),
+            }
+            .argv(),
+        );
+        let Ok(Parsed::Run(inv)) = parse(args.map(OsString::from)) else {
+            panic!("health --expect-gpus");
+        };
+        assert_eq!(inv.global.expect_gpus, Some(8));
+        assert!(matches!(inv.command, Cmd::Analysis(a) if a.command == Command::Health));
+        let kill = Request::Kill {
+            pid: 1234,
+            grace_seconds: 7,
+            dry_run: false,
+        };
+        match run(kill.clone().preflight().argv()) {
+            Cmd::Kill(k) => assert_eq!((k.pid, k.grace_seconds, k.dry_run), (1234, 7, true)),
+            other => panic!("{other:?}"),
+        }
+        match run(kill.argv()) {
+            Cmd::Kill(k) => assert!(!k.dry_run),
+            other => panic!("{other:?}"),
+        }
+        let reset = Request::Reset {
+            gpu: "GPU-1".into(),
+            dry_run: true,
+        };
+        match run(reset.argv()) {
+            Cmd::Reset(r) => assert_eq!((r.gpu.as_str(), r.dry_run), ("GPU-1", true)),
+            other => panic!("{other:?}"),
+        }
+        match run(Request::Evidence { time_limit_secs: 5 }.argv()) {
+            Cmd::Evidence(e) => assert_eq!(e.time_limit, 5),
+            other => panic!("{other:?}"),
         }
     }
 }

@@ -41,7 +41,7 @@ pub struct Script {
     pub program: PathBuf,
 }
 
-const SCRIPT_PATHS: [&str; 4] = [
+const SCRIPT_PATHS: &[&str] = &[
     "usr/bin/nvidia-bug-report.sh",
     "usr/sbin/nvidia-bug-report.sh",
     "usr/local/bin/nvidia-bug-report.sh",

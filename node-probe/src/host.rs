@@ -11,7 +11,7 @@ use gpu_diag::facts::{
 };
 
 /// GPU services and the process name (`/proc/<pid>/comm`, at most 15 bytes) each runs as.
-pub const SERVICES: [(&str, &str); 4] = [
+pub const SERVICES: &[(&str, &str)] = &[
     ("nvidia-fabricmanager", "nv-fabricmanager"),
     ("nvidia-persistenced", "nvidia-persistenced"),
     ("nv-hostengine", "nv-hostengine"),

@@ -4,9 +4,9 @@
 
 use std::path::Path;
 
-use gpu_diag::AnalysisOptions;
 use gpu_diag::contract::{ErrorKind, ProbeError};
 use gpu_diag::facts::{FieldError, FieldErrorKind, KernelLogFacts, NodeFacts, Reading};
+use gpu_diag::options::AnalysisOptions;
 use gpu_diag::xid::report::{LogEnd, XidAnalyzer, XidReport};
 use rustix::fs::{Mode, OFlags};
 use rustix::io::Errno;

@@ -64,7 +64,7 @@ pub fn resample(root: &Path, rdma: &mut RdmaFacts) {
         let dir = class.join(&d.name);
         for p in &mut d.ports {
             let pdir = dir.join("ports").join(p.port.to_string());
-            for name in RESAMPLED_PORT_COUNTERS {
+            for &name in RESAMPLED_PORT_COUNTERS {
                 let sub = if p.counters.ok().is_some_and(|c| c.contains_key(name)) {
                     "counters"
                 } else if p.hw_counters.ok().is_some_and(|c| c.contains_key(name)) {

@@ -3,8 +3,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::AnalysisOptions;
 use crate::facts::NodeFacts;
+use crate::finding::{Finding, Judged, Verdict, distinct};
+use crate::options::AnalysisOptions;
 use crate::xid::report::XidReport;
 
 use super::ecc::EccReport;
@@ -23,6 +24,25 @@ pub struct DescribeReport {
     pub ecc: EccReport,
     pub processes: ProcessesReport,
     pub xid: XidReport,
+}
+
+impl Judged for DescribeReport {
+    fn verdict(&self) -> Option<Verdict> {
+        self.health.verdict()
+    }
+    /// The sections in name order, the order answers have always listed equally severe findings in.
+    fn findings(&self) -> Vec<&Finding> {
+        let sections = [
+            self.ecc.findings(),
+            self.health.findings(),
+            self.inventory.findings(),
+            self.processes.findings(),
+            self.telemetry.findings(),
+            self.topology.findings(),
+            self.xid.findings(),
+        ];
+        distinct(sections.into_iter().flatten())
+    }
 }
 
 pub fn analyze(facts: &NodeFacts, opts: &AnalysisOptions) -> DescribeReport {

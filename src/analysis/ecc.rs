@@ -4,12 +4,12 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::AnalysisOptions;
 use crate::facts::{
     EccLocationFacts, EccModeFacts, FieldError, FieldErrorKind, GpuFacts, NodeFacts, Reading,
     RemappedRowsFacts, RetiredPagesFacts, RowRemapHistogram,
 };
-use crate::finding::{ActionKind, Finding, Severity};
+use crate::finding::{ActionKind, Finding, Judged, Severity, distinct};
+use crate::options::AnalysisOptions;
 
 use super::{GpuRef, finding, gpu_label, show};
 
@@ -28,6 +28,12 @@ pub struct EccReport {
     pub persistence_caveat: String,
     pub gpus: Vec<GpuEcc>,
     pub findings: Vec<Finding>,
+}
+
+impl Judged for EccReport {
+    fn findings(&self) -> Vec<&Finding> {
+        distinct(&self.findings)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]

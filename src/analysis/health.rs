@@ -5,9 +5,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::AnalysisOptions;
 use crate::facts::{FieldErrorKind, GpuFacts, NodeFacts, Reading};
-use crate::finding::{Action, ActionKind, Finding, Severity, Verdict};
+use crate::finding::{Action, ActionKind, Finding, Judged, Severity, Verdict, distinct};
+use crate::options::AnalysisOptions;
 
 use super::{GpuRef, finding, gpu_label};
 
@@ -31,6 +31,16 @@ pub struct HealthReport {
     /// Facts that could not be read (permission, timeout, lost GPU), which keep a verdict from being
     /// stated as healthy. `not_supported` and `not_collected` are not listed.
     pub unreadable: Vec<String>,
+}
+
+impl Judged for HealthReport {
+    fn verdict(&self) -> Option<Verdict> {
+        Some(self.verdict)
+    }
+    fn findings(&self) -> Vec<&Finding> {
+        let per_gpu = self.gpus.iter().flat_map(|g| &g.findings);
+        distinct(per_gpu.chain(&self.node_findings))
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]

@@ -3,8 +3,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::AnalysisOptions;
 use crate::facts::{FieldError, MigModeFacts, NodeFacts, Reading};
+use crate::finding::{Finding, Judged};
+use crate::options::AnalysisOptions;
 
 use super::canonical_bus_id;
 
@@ -15,6 +16,13 @@ pub struct InventoryReport {
     /// What NVML enumerated. More than `gpus` answered means some handles failed.
     pub device_count: Reading<u32>,
     pub gpus: Vec<GpuInventory>,
+}
+
+/// Inventory judges nothing: no verdict, no findings.
+impl Judged for InventoryReport {
+    fn findings(&self) -> Vec<&Finding> {
+        Vec::new()
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]

@@ -285,7 +285,7 @@ pub fn cuda_error(s: &str) -> Option<Signature> {
 
 /// Hang notices: PyTorch's heartbeat monitor, the elastic rendezvous and store timeouts, NCCL's own.
 pub fn hang_notice(s: &str) -> Option<Signature> {
-    const NOTICES: [&str; 6] = [
+    const NOTICES: &[&str] = &[
         "Heartbeat monitor timed out",
         "RendezvousTimeoutError",
         "Socket Timeout",

@@ -92,7 +92,7 @@ pub struct NicAffinityRow {
 }
 
 /// Closeness order of the relations, nearest first.
-const RELATIONS: [&str; 6] = ["PIX", "PXB", "PHB", "NODE", "SYS", "?"];
+const RELATIONS: &[&str] = &["PIX", "PXB", "PHB", "NODE", "SYS", "?"];
 
 fn rank(rel: &str) -> usize {
     RELATIONS
@@ -303,7 +303,7 @@ const GPU_FAR: Rule = Rule {
     detail: "check which PCIe slots the NICs sit in against the GPUs, and that the job pins each rank to its nearest NIC (NCCL picks by topology)",
 };
 
-const RULES: [&Rule; 8] = [
+const RULES: &[&Rule] = &[
     &PORT_DOWN,
     &FLAPPING,
     &INTEGRITY,
@@ -876,7 +876,8 @@ mod tests {
         let facts =
             crate::scenarios::parse(crate::scenarios::find("dgx-h100-ib-flapping").unwrap().json)
                 .unwrap();
-        let new = super::super::topology::analyze(&facts, &crate::AnalysisOptions::default());
+        let new =
+            super::super::topology::analyze(&facts, &crate::options::AnalysisOptions::default());
         assert!(new.nics.is_some());
         let text = serde_json::to_string(&new).unwrap();
         let read: OldTopology = serde_json::from_str(&text).unwrap();

@@ -7,9 +7,9 @@ use std::sync::OnceLock;
 use regex::Regex;
 use serde::{Deserialize, Serialize};
 
-use crate::AnalysisOptions;
 use crate::facts::{FieldError, FieldErrorKind, GpuFacts, HostProcessFacts, NodeFacts, Reading};
-use crate::finding::{ActionKind, Finding, Severity};
+use crate::finding::{ActionKind, Finding, Judged, Severity, distinct};
+use crate::options::AnalysisOptions;
 
 use super::{GpuRef, finding, gpu_label, mib, show};
 
@@ -17,6 +17,12 @@ use super::{GpuRef, finding, gpu_label, mib, show};
 pub struct ProcessesReport {
     pub gpus: Vec<GpuProcesses>,
     pub findings: Vec<Finding>,
+}
+
+impl Judged for ProcessesReport {
+    fn findings(&self) -> Vec<&Finding> {
+        distinct(&self.findings)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]

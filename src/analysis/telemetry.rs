@@ -4,9 +4,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::AnalysisOptions;
 use crate::facts::{GpuFacts, NodeFacts, Reading, UtilizationFacts};
-use crate::finding::{ActionKind, Finding, Severity};
+use crate::finding::{ActionKind, Finding, Judged, Severity, distinct};
+use crate::options::AnalysisOptions;
 
 use super::{GpuRef, finding, gpu_label, show};
 
@@ -14,6 +14,12 @@ use super::{GpuRef, finding, gpu_label, show};
 pub struct TelemetryReport {
     pub gpus: Vec<GpuTelemetry>,
     pub findings: Vec<Finding>,
+}
+
+impl Judged for TelemetryReport {
+    fn findings(&self) -> Vec<&Finding> {
+        distinct(&self.findings)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -136,7 +142,7 @@ const HEAVY_LOAD_PCT: u32 = 50;
 /// Decode a clocks-event mask. `utilization` decides whether SwPowerCap is benign (busy GPU) or
 /// informational (capped while mostly idle: a lowered power limit).
 pub fn decode_reasons(mask: u64, utilization: Option<u32>) -> ClocksEvents {
-    let table: [(u64, &str, ReasonClass, &str); 9] = [
+    let table: &[(u64, &str, ReasonClass, &str)] = &[
         (
             GPU_IDLE,
             "GpuIdle",

@@ -7,9 +7,9 @@ use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
-use crate::AnalysisOptions;
 use crate::facts::{AerFacts, FabricFacts, GpuFacts, NodeFacts, P2pFacts, Reading};
-use crate::finding::{ActionKind, Finding, Severity};
+use crate::finding::{ActionKind, Finding, Judged, Severity, distinct};
+use crate::options::AnalysisOptions;
 
 use super::{GpuRef, canonical_bus_id, cpu_list, finding, gpu_label, show};
 
@@ -26,6 +26,12 @@ pub struct TopologyReport {
     /// What a summarised report leaves out, and how to get it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub omitted: Option<String>,
+}
+
+impl Judged for TopologyReport {
+    fn findings(&self) -> Vec<&Finding> {
+        distinct(&self.findings)
+    }
 }
 
 /// The `nvidia-smi topo -m` view: one row per GPU, `X` on the diagonal.

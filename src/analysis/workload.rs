@@ -24,7 +24,9 @@ use super::describe::DescribeReport;
 use super::joblog::{CudaErrorKind, LogEvent, NcclProblem, PodLogScan, Signature, Transport};
 use super::telemetry::ReasonClass;
 use crate::attribution::AllocationReport;
-use crate::finding::{Finding, Severity};
+use crate::facts::NodeFacts;
+use crate::finding::{Finding, Judged, Severity, Verdict, distinct};
+use crate::options::AnalysisOptions;
 
 /// What `node-probe workload` reports for one node: everything `describe` reports, plus the kubelet's
 /// assignment of GPUs to pods, from one probe run.
@@ -32,6 +34,28 @@ use crate::finding::{Finding, Severity};
 pub struct WorkloadNodeReport {
     pub describe: DescribeReport,
     pub allocation: AllocationReport,
+}
+
+impl Judged for WorkloadNodeReport {
+    fn verdict(&self) -> Option<Verdict> {
+        self.describe.verdict()
+    }
+    fn findings(&self) -> Vec<&Finding> {
+        distinct(
+            self.allocation
+                .findings()
+                .into_iter()
+                .chain(self.describe.findings()),
+        )
+    }
+}
+
+/// `node-probe workload`'s analysis: `describe` and `allocation` of the same facts.
+pub fn analyze_node(facts: &NodeFacts, opts: &AnalysisOptions) -> WorkloadNodeReport {
+    WorkloadNodeReport {
+        describe: super::describe::analyze(facts, opts),
+        allocation: crate::attribution::analyze(facts, opts),
+    }
 }
 
 /// One pod of the workload, as the API server reports it.
@@ -275,13 +299,12 @@ pub fn diagnose(input: &WorkloadInput) -> WorkloadDiagnosis {
         });
         let first_xid = first_xid_times(&report.describe);
         let d = &report.describe;
-        let findings = d
+        for f in d
             .health
-            .gpus
-            .iter()
-            .flat_map(|g| g.findings.iter())
-            .chain(d.health.node_findings.iter());
-        for f in findings.filter(|f| f.severity >= Severity::Warning) {
+            .findings()
+            .into_iter()
+            .filter(|f| f.severity >= Severity::Warning)
+        {
             let is_nic = f.code.starts_with("nic.");
             let on_held = match f.gpu {
                 Some(g) => held_set.contains_key(&g) || source == HeldSource::RequestsOnly,
@@ -1619,16 +1642,12 @@ fn stragglers(all: &[GpuSample], out: &mut Vec<(u32, Option<String>, Suspect)>) 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::contract::Report;
-    use crate::{AnalysisOptions, Command};
+    use crate::options::AnalysisOptions;
 
     fn node_report(scenario: &str) -> Box<WorkloadNodeReport> {
         let s = crate::scenarios::find(scenario).expect("built-in scenario");
         let facts = crate::scenarios::parse(s.json).expect("scenario parses");
-        match crate::analyze(Command::Workload, &facts, &AnalysisOptions::default()) {
-            Report::Workload(r) => r,
-            other => panic!("not a workload report: {other:?}"),
-        }
+        Box::new(analyze_node(&facts, &AnalysisOptions::default()))
     }
 
     /// One 8-GPU pod per node (rank = its index), nodes named `n0..`, each node simulated by `scenario`.

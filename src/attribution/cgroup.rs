@@ -176,7 +176,7 @@ pub fn pod_uid_like(s: &str) -> bool {
 /// `cri-containerd-<id>.scope`, `crio-<id>.scope`, `crio-<id>`, `docker-<id>.scope`, `<id>` → (id, runtime).
 fn container_component(part: &str) -> Option<(String, Option<String>)> {
     let stem = part.strip_suffix(".scope").unwrap_or(part);
-    const PREFIXES: [(&str, &str); 5] = [
+    const PREFIXES: &[(&str, &str)] = &[
         ("cri-containerd-", "containerd"),
         ("crio-conmon-", "crio-conmon"),
         ("crio-", "crio"),

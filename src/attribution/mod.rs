@@ -14,13 +14,13 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use crate::AnalysisOptions;
 use crate::analysis::{GpuRef, error_name, gpu_label, mib};
 use crate::facts::{
     ContainerDevicesFacts, FieldError, FieldErrorKind, GpuFacts, GpuProcessFacts, HostProcessFacts,
     NodeFacts, Reading,
 };
-use crate::finding::{Action, ActionKind, Finding, Severity};
+use crate::finding::{Action, ActionKind, Finding, Judged, Severity, distinct};
+use crate::options::AnalysisOptions;
 use cgroup::CgroupAttribution;
 use device::{DeviceIdForm, MigRef, ResourceKind};
 
@@ -44,6 +44,12 @@ pub struct AllocationReport {
     /// Pods holding at least one NVIDIA device, as the kubelet listed them.
     pub pods: Vec<PodAllocation>,
     pub findings: Vec<Finding>,
+}
+
+impl Judged for AllocationReport {
+    fn findings(&self) -> Vec<&Finding> {
+        distinct(&self.findings)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]

@@ -125,7 +125,7 @@ fn is_gpu_node(dev: &str) -> Option<u32> {
 /// What a holder of NVIDIA device nodes usually is, and how to stop it.
 pub fn holder_hint(name: &str) -> Option<&'static str> {
     let n = name.to_ascii_lowercase();
-    let table: [(&str, &str); 8] = [
+    let table: &[(&str, &str)] = &[
         (
             "nv-hostengine",
             "DCGM host engine: stop the DCGM service or daemonset",
@@ -277,7 +277,7 @@ fn lost(g: &GpuFacts) -> Option<String> {
     if let Some(e) = &g.handle_error {
         return Some(error_name(e.error).to_string());
     }
-    let fields: [(&str, Option<FieldErrorKind>); 4] = [
+    let fields: &[(&str, Option<FieldErrorKind>)] = &[
         ("uuid", g.uuid.err().map(|e| e.error)),
         ("memory", g.memory.err().map(|e| e.error)),
         ("processes", g.processes.err().map(|e| e.error)),

@@ -119,7 +119,6 @@ mod tests {
 
     #[test]
     fn every_builtin_parses_and_is_raw_facts() {
-        assert_eq!(BUILTIN.len(), 18);
         for s in BUILTIN {
             let facts = parse(s.json).unwrap_or_else(|e| panic!("{}: {e}", s.name));
             assert!(!facts.gpus.is_empty(), "{}", s.name);
@@ -148,5 +147,41 @@ mod tests {
         assert_eq!(names.len(), BUILTIN.len());
         assert!(find(DEFAULT).is_some());
         assert!(find("nope").is_none());
+    }
+
+    /// The `scenario!` list, the JSON files beside it and the generator's `SCENARIOS` table name the same
+    /// scenarios: a file or a generator entry without its line here fails.
+    #[test]
+    fn the_list_is_every_file_and_every_generated_scenario() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/scenarios");
+        let mut files: Vec<String> = std::fs::read_dir(&dir)
+            .expect("scenario folder")
+            .filter_map(|e| {
+                let name = e.ok()?.file_name().into_string().ok()?;
+                name.strip_suffix(".json").map(String::from)
+            })
+            .collect();
+        files.sort();
+        let generator = std::fs::read_to_string(dir.join("generate.py")).expect("generate.py");
+        let table = generator
+            .split("SCENARIOS = {")
+            .nth(1)
+            .and_then(|t| t.split('}').next())
+            .expect("SCENARIOS table");
+        let mut generated: Vec<String> = table
+            .lines()
+            .filter_map(|l| {
+                l.trim()
+                    .strip_prefix('"')?
+                    .split('"')
+                    .next()
+                    .map(String::from)
+            })
+            .collect();
+        generated.sort();
+        let mut listed: Vec<String> = BUILTIN.iter().map(|s| s.name.to_string()).collect();
+        listed.sort();
+        assert_eq!(listed, files, "src/scenarios/*.json");
+        assert_eq!(listed, generated, "generate.py's SCENARIOS");
     }
 }

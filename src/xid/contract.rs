@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::facts::FieldError;
-use crate::finding::{Action, ActionKind, Finding, Severity, Verdict};
+use crate::finding::{Action, ActionKind, Finding, Judged, Severity, Verdict, distinct};
 
 /// What an event is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
@@ -230,6 +230,15 @@ pub struct XidReport {
     /// boot or history was asked for. Absent otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub history: Option<XidHistory>,
+}
+
+impl Judged for XidReport {
+    fn verdict(&self) -> Option<Verdict> {
+        Some(self.node.verdict)
+    }
+    fn findings(&self) -> Vec<&Finding> {
+        distinct(&self.findings)
+    }
 }
 
 /// What the host kept of earlier boots. Events of earlier boots are summarised here, per boot; the

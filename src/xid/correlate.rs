@@ -17,7 +17,7 @@ pub const BURST_GAP_SECS: f64 = 180.0;
 /// A sticky code keeps its burst open this long.
 pub const STICKY_GAP_SECS: f64 = 3.0 * 3600.0;
 /// Codes whose effects persist (NVSentinel's analyzer: 74, 79, 95, 109, 119).
-pub const STICKY_CODES: [u32; 5] = [74, 79, 95, 109, 119];
+pub const STICKY_CODES: &[u32] = &[74, 79, 95, 109, 119];
 
 /// A classification: how bad, what to do, and why (one sentence).
 #[derive(Debug, Clone, PartialEq)]

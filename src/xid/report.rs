@@ -11,9 +11,9 @@ use super::event::{Decoded, Pending};
 use super::extract::{self, Extractor};
 use super::grammar::{Clock, Envelope, Record, RecordSplitter};
 use super::history::{History, Route};
-use crate::AnalysisOptions;
 use crate::facts::{FieldError, NodeFacts, Reading};
 use crate::finding::{Action, ActionKind, Finding, Severity, Verdict};
+use crate::options::AnalysisOptions;
 use crate::pci::normalize_bus_id;
 
 use super::contract::HistorySource;

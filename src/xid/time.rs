@@ -41,7 +41,7 @@ pub fn year_of(unix: f64) -> i64 {
 
 /// `1 -> Jan`, as syslog prints months.
 pub fn month_from_abbrev(s: &str) -> Option<u32> {
-    const M: [&str; 12] = [
+    const M: &[&str] = &[
         "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
     ];
     M.iter().position(|m| *m == s).map(|i| i as u32 + 1)

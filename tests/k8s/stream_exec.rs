@@ -193,16 +193,19 @@ async fn stream_closed_without_status_is_an_error_and_stdout_is_capped() {
 }
 
 /// The script's two ready lines, each with its own archive.
-fn choices<'a>(gzip: &'a [u8], tar: &'a [u8]) -> [(&'static [u8], &'a [u8]); 2] {
-    READY.map(|(line, f)| {
-        (
-            line,
-            match f {
-                Format::Gzip => gzip,
-                Format::Tar => tar,
-            },
-        )
-    })
+fn choices<'a>(gzip: &'a [u8], tar: &'a [u8]) -> Vec<(&'static [u8], &'a [u8])> {
+    READY
+        .iter()
+        .map(|&(line, f)| {
+            (
+                line,
+                match f {
+                    Format::Gzip => gzip,
+                    Format::Tar => tar,
+                },
+            )
+        })
+        .collect()
 }
 
 /// Gated: no stdin before the ready line (split across stderr frames, `ready` before its format), then all

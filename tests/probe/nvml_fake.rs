@@ -367,15 +367,7 @@ fn facts_from_the_fake_library() {
 fn every_command_runs_on_the_fake_library() {
     let Some(lib) = fake_lib() else { return };
     let root = host_root();
-    for cmd in [
-        "inventory",
-        "telemetry",
-        "topology",
-        "ecc",
-        "processes",
-        "health",
-        "describe",
-    ] {
+    for cmd in gpu_diag::command::Command::ALL.iter().map(|c| c.name()) {
         let r = run_fake(lib, &root, cmd);
         assert_eq!(r.code, 0, "{cmd}: {}\n{}", r.doc, r.stderr);
         assert!(

@@ -106,16 +106,16 @@ impl Output {
     }
 }
 
-/// The commands that interpret facts (run on a node or a scenario).
-pub const COMMANDS: &[&str] = &[
-    "inventory",
-    "telemetry",
-    "topology",
-    "ecc",
-    "processes",
-    "health",
-    "describe",
-];
+/// The commands whose reports are snapshotted per scenario, from gpu-diag's list: `xid`, `allocation` and
+/// `workload` have their own suites (xid, alloc, the launcher's workload diagnosis).
+pub fn commands() -> Vec<&'static str> {
+    use gpu_diag::command::Command;
+    Command::ALL
+        .iter()
+        .filter(|c| !matches!(c, Command::Xid | Command::Allocation | Command::Workload))
+        .map(|c| c.name())
+        .collect()
+}
 
 /// Names of the built-in scenarios, as the binary lists them.
 pub fn scenarios() -> Vec<String> {

@@ -4,9 +4,9 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use gpu_diag::AnalysisOptions;
 use gpu_diag::facts::{KernelLogFacts, NodeFacts, Reading};
 use gpu_diag::finding::{ActionKind, Severity, Verdict};
+use gpu_diag::options::AnalysisOptions;
 use gpu_diag::xid::report::{EventKind, XidReport, analyze};
 
 const EVENT_FIELDS: [&str; 14] = [

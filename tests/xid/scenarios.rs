@@ -2,7 +2,7 @@
 
 use std::collections::BTreeSet;
 
-use gpu_diag::AnalysisOptions;
+use gpu_diag::options::AnalysisOptions;
 use gpu_diag::scenarios::{self, BUILTIN};
 use gpu_diag::xid::report::analyze;
 

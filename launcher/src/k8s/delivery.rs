@@ -374,7 +374,7 @@ pub enum Format {
 
 /// The script's ready lines on stderr (with their newline, so `ready` alone never matches `ready gzip` cut
 /// across frames), each with the archive it asks for.
-pub const READY: [(&[u8], Format); 2] = [
+pub const READY: &[(&[u8], Format)] = &[
     (b"k8s-gpu-mcp-delivery: ready gzip\n", Format::Gzip),
     (b"k8s-gpu-mcp-delivery: ready tar\n", Format::Tar),
 ];

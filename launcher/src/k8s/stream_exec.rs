@@ -58,7 +58,10 @@ pub async fn exec_with_stdin(
         .await
         .map_err(|e| connect_error(namespace, pod, e))?;
     let v5 = conn.supports_stream_close();
-    let choices = READY.map(|(line, format)| (line, payload.stdin_for(format)));
+    let choices: Vec<_> = READY
+        .iter()
+        .map(|&(line, format)| (line, payload.stdin_for(format)))
+        .collect();
     tracing::debug!(
         pod,
         v5,

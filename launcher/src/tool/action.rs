@@ -10,6 +10,7 @@
 //! Audit: every action, allowed or refused, is a JSON line on stderr and (cluster mode) a Kubernetes Event
 //! on the Node with the action, the target, the kubeconfig user (SelfSubjectReview) and the result.
 
+use gpu_diag::command;
 use gpu_diag::contract::Report;
 use gpu_diag::operator::{ActionResult, CheckStatus};
 use rmcp::model::{
@@ -263,8 +264,8 @@ pub struct ProbeAction<'a, R> {
     pub node: NodeTarget,
     /// What is acted on, as `confirm` must repeat it.
     pub target: String,
-    /// The node-probe command line (without `--dry-run`).
-    pub args: Vec<String>,
+    /// What node-probe is asked to do (its preflight is the same request, `preflight()`).
+    pub request: command::Request,
     pub dry_run: bool,
     pub confirm: Option<String>,
     /// Act without collecting the evidence archive first (`skip_evidence`).
@@ -280,7 +281,7 @@ impl<R: Serialize> ProbeAction<'_, R> {
             action,
             node: t,
             target,
-            args,
+            request,
             dry_run,
             confirm: confirm_arg,
             skip_evidence,
@@ -291,23 +292,24 @@ impl<R: Serialize> ProbeAction<'_, R> {
         cx.check_target(&t)?;
         let ctx_ref = t.context.as_deref();
         let node = t.node_name.as_str();
-        let run = |extra: Option<&str>| {
-            let mut a = args.clone();
-            if let Some(x) = extra {
-                a.push(x.to_string());
-            }
-            cx.probe_report(action, &t, a, pick)
+        let run = |preflight: bool| {
+            let r = if preflight {
+                request.clone().preflight()
+            } else {
+                request.clone()
+            };
+            cx.probe_report(action, &t, r, pick)
         };
         let confirmed_by;
         let mut evidence = None;
         let outcome = if dry_run {
             confirmed_by = "not_needed";
-            run(Some("--dry-run")).await
+            run(true).await
         } else {
             // With elicitation the user sees the preflight before approving; a refusal needs no approval.
             let wrong_confirm = confirm_arg.as_deref().is_some_and(|c| c != target);
             let summary = if can_elicit(&cx.peer) && !wrong_confirm {
-                let pre = match run(Some("--dry-run")).await {
+                let pre = match run(true).await {
                     Ok(p) => p,
                     Err(e) => {
                         audit(cx, ctx_ref, node, action, &target, "error", &e.to_string()).await;
@@ -349,7 +351,7 @@ impl<R: Serialize> ProbeAction<'_, R> {
                                     }
                                 }
                             }
-                            run(None).await
+                            run(false).await
                         }
                         Confirmed::No(why) => {
                             return Err(refuse_early(cx, ctx_ref, node, action, &target, why).await);

@@ -7,6 +7,7 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use base64::Engine;
+use gpu_diag::command::Request;
 use gpu_diag::contract::Report;
 use gpu_diag::evidence::{self as ev, BugReport, EvidenceReport, Member};
 use schemars::JsonSchema;
@@ -55,13 +56,11 @@ pub async fn collect(
         Some(l) => l,
         None => ev::DEFAULT_TIME_LIMIT_SECS.min(room),
     };
-    let args = vec![
-        ev::COMMAND.to_string(),
-        "--time-limit".into(),
-        limit.to_string(),
-    ];
+    let request = Request::Evidence {
+        time_limit_secs: limit,
+    };
     let (report, run) = cx
-        .probe_report(TOOL, t, args, |r| match r {
+        .probe_report(TOOL, t, request, |r| match r {
             Report::Evidence(x) => Some(*x),
             _ => None,
         })

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use gpu_diag::command::Request;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
@@ -18,13 +19,13 @@ pub struct NodeOutcome {
     pub millis: u64,
 }
 
-/// Run `args` on every node, `concurrency` at a time. Outcomes come in completion order.
+/// Run `request` on every node, `concurrency` at a time. Outcomes come in completion order.
 pub async fn probe_nodes(
     cx: &Cx,
     tool: &'static str,
     nodes: &[String],
     context: Option<String>,
-    args: Vec<String>,
+    request: Request,
     concurrency: usize,
 ) -> Vec<NodeOutcome> {
     let total = nodes.len();
@@ -43,12 +44,12 @@ pub async fn probe_nodes(
         let env = cx.env.clone();
         let sem = sem.clone();
         let cancel = cx.cancel.child_token();
-        let args = args.clone();
+        let request = request.clone();
         let context = context.clone();
         set.spawn(async move {
             let _permit = sem.acquire_owned().await;
             let t = Instant::now();
-            let run = env.probe(tool, &node, context, args, null_sink(), cancel.clone());
+            let run = env.probe(tool, &node, context, &request, null_sink(), cancel.clone());
             let result = match tokio::time::timeout(hard_limit, run).await {
                 Ok(r) => r.map_err(|e| e.to_string()),
                 Err(_) => {

@@ -19,6 +19,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Instant;
 
+use gpu_diag::command::Request;
 use gpu_diag::contract::{ProbeDocument, ProbeMeta, Report};
 use rmcp::handler::server::common::FromContextPart;
 use rmcp::handler::server::router::tool::ToolRoute;
@@ -248,14 +249,14 @@ impl Cx {
         &self,
         tool: &str,
         t: &NodeTarget,
-        args: Vec<String>,
+        request: impl Into<Request>,
     ) -> Result<ProbeResult, ToolError> {
         self.env
             .probe(
                 tool,
                 &t.node_name,
                 t.context.clone(),
-                args,
+                &request.into(),
                 self.progress.phase_sink(&t.node_name),
                 self.cancel.clone(),
             )
@@ -267,10 +268,10 @@ impl Cx {
         &self,
         tool: &str,
         t: &NodeTarget,
-        args: Vec<String>,
+        request: impl Into<Request>,
         pick: impl FnOnce(Report) -> Option<R>,
     ) -> Result<(R, ProbeRun), ToolError> {
-        let res = self.probe(tool, t, args).await?;
+        let res = self.probe(tool, t, request).await?;
         match pick(res.report) {
             Some(r) => Ok((r, res.run)),
             None => Err(ToolError::WrongReport {
@@ -288,14 +289,14 @@ impl Env {
         tool: &str,
         node: &str,
         context: Option<String>,
-        args: Vec<String>,
+        request: &Request,
         progress: ProgressSink,
         cancel: CancellationToken,
     ) -> Result<ProbeResult, ToolError> {
         let started = Instant::now();
         let req = ProbeRequest {
             node: node.to_string(),
-            args,
+            args: request.argv(),
             tool: tool.to_string(),
             context,
             timeout: self.cfg.probe_timeout,
@@ -379,11 +380,11 @@ impl<R> NodeReport<R> {
         cx: &Cx,
         tool: &str,
         t: NodeTarget,
-        args: Vec<String>,
+        request: impl Into<Request>,
         pick: impl FnOnce(Report) -> Option<R>,
     ) -> Result<Self, ToolError> {
         cx.check_target(&t)?;
-        let (report, run) = cx.probe_report(tool, &t, args, pick).await?;
+        let (report, run) = cx.probe_report(tool, &t, request, pick).await?;
         Ok(NodeReport {
             node: t.node_name,
             context: t.context,

@@ -1,14 +1,15 @@
 //! Building blocks of the text renderings of tool results (each tool's own rendering is in its file): what a person or a model reads first. They show the probe's verdict and
 //! findings (most severe first, with evidence and action), then the rest of the report compactly.
 //!
-//! Report shapes grow as the probe learns more, so the body is rendered from the serialized report
-//! generically: new fields appear without a change here, and nothing is re-interpreted. No timings or
+//! The verdict and findings come from the report itself ([`Judged`]); the rest of its shape grows as the
+//! probe learns more, so the details are rendered from the serialized report generically: new fields
+//! appear without a change here, and nothing is re-interpreted. No timings or
 //! clock values are printed, so renderings are stable for the same facts.
 
 use std::fmt::Write;
 
-use gpu_diag::analysis::inventory::InventoryReport;
-use gpu_diag::finding::{Finding, Severity, Verdict};
+use gpu_diag::analysis::nic::NicReport;
+use gpu_diag::finding::{Finding, Judged, Severity, Verdict};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -20,10 +21,10 @@ const LINE: usize = 110;
 
 // --- building blocks -------------------------------------------------------------------------------
 
-pub fn node_report<R: Serialize>(title: &str, r: &NodeReport<R>) -> String {
-    let report = serde_json::to_value(&r.report).unwrap_or(Value::Null);
+pub fn node_report<R: Serialize + Judged>(title: &str, r: &NodeReport<R>) -> String {
+    let details = serde_json::to_value(&r.report).unwrap_or(Value::Null);
     let mut out = header(title, &r.node, r.context.as_deref(), &r.run);
-    report_body(&report, &mut out);
+    report_body(&r.report, &details, &mut out);
     out
 }
 
@@ -42,21 +43,28 @@ pub fn header(title: &str, node: &str, context: Option<&str>, run: &ProbeRun) ->
     out
 }
 
-/// Verdict, findings, then everything else in the report.
-pub fn report_body(report: &Value, out: &mut String) {
-    report_body_with(report, &[], "", out);
+/// Verdict, findings, then everything else in the report (`details`, the report serialized).
+pub fn report_body(report: &impl Judged, details: &Value, out: &mut String) {
+    report_body_with(report, details, &[], "", out);
 }
 
 /// [`report_body`] with findings from outside the report (a join's) and a section between the findings
 /// and the details.
-pub fn report_body_with(report: &Value, extra: &[Finding], middle: &str, out: &mut String) {
-    if let Some(v) = verdict_in(report) {
+pub fn report_body_with(
+    report: &impl Judged,
+    details: &Value,
+    extra: &[Finding],
+    middle: &str,
+    out: &mut String,
+) {
+    if let Some(v) = report.verdict() {
         let _ = writeln!(out, "verdict: {}", verdict_label(v));
     }
-    render_findings(findings_in(report), extra, out);
+    let findings = report.findings().into_iter().cloned().collect();
+    render_findings(findings, extra, out);
     out.push_str(middle);
     let mut body = String::new();
-    render_value(&strip(report), 0, &mut body);
+    render_value(&strip(details), 0, &mut body);
     if !body.trim().is_empty() {
         out.push_str("details:\n");
         for line in body.lines() {
@@ -121,64 +129,6 @@ pub fn verdict_label(v: Verdict) -> &'static str {
         Verdict::Degraded => "DEGRADED",
         Verdict::Unhealthy => "UNHEALTHY",
     }
-}
-
-/// Every finding anywhere in a serialized report (reports nest them per GPU or per section), deduplicated.
-pub fn findings_in(v: &Value) -> Vec<Finding> {
-    let mut out: Vec<Finding> = Vec::new();
-    collect_findings(v, &mut out);
-    out
-}
-
-fn collect_findings(v: &Value, out: &mut Vec<Finding>) {
-    match v {
-        Value::Object(m) => {
-            if m.contains_key("code")
-                && m.contains_key("severity")
-                && m.contains_key("action")
-                && let Ok(f) = serde_json::from_value::<Finding>(v.clone())
-            {
-                if !out.contains(&f) {
-                    out.push(f);
-                }
-                return;
-            }
-            for x in m.values() {
-                collect_findings(x, out);
-            }
-        }
-        Value::Array(a) => a.iter().for_each(|x| collect_findings(x, out)),
-        _ => {}
-    }
-}
-
-/// The node verdict of a report: a top-level `verdict` (or `node_verdict`), or one level down
-/// (`{"node": {"verdict": ..}}`, `{"health": {"verdict": ..}}`).
-pub fn verdict_in(v: &Value) -> Option<Verdict> {
-    let direct = |o: &serde_json::Map<String, Value>| {
-        ["verdict", "node_verdict"]
-            .iter()
-            .find_map(|k| o.get(*k))
-            .and_then(|x| serde_json::from_value::<Verdict>(x.clone()).ok())
-    };
-    let o = v.as_object()?;
-    direct(o).or_else(|| {
-        ["node", "health", "summary"]
-            .iter()
-            .find_map(|k| o.get(*k).and_then(|x| x.as_object()).and_then(direct))
-    })
-}
-
-/// Number of GPUs in an inventory report (the length of its GPU list), when it has one.
-pub fn gpu_count(inv: &InventoryReport) -> Option<u64> {
-    let v = serde_json::to_value(inv).ok()?;
-    let o = v.as_object()?;
-    if let Some(a) = o.get("gpus").and_then(|g| g.as_array()) {
-        return Some(a.len() as u64);
-    }
-    ["gpu_count", "device_count"]
-        .iter()
-        .find_map(|k| o.get(*k).and_then(|x| x.as_u64()))
 }
 
 /// The report without what the header already showed (findings, the top-level verdict).
@@ -300,31 +250,13 @@ pub fn render_value(v: &Value, indent: usize, out: &mut String) {
     }
 }
 
-/// The NIC section out of a topology report (top level or under `topology`), rendered compactly: it
-/// then stays out of the generic details.
-pub fn take_nics(report: &mut Value) -> String {
-    let holder = if report.get("nics").is_some() {
-        Some(report)
-    } else {
-        report.get_mut("topology")
-    };
-    let Some(obj) = holder.and_then(Value::as_object_mut) else {
-        return String::new();
-    };
-    let Some(n) = obj.remove("nics") else {
-        return String::new();
-    };
-    match serde_json::from_value::<gpu_diag::analysis::nic::NicReport>(n.clone()) {
-        Ok(nics) => {
-            let mut out = String::new();
-            super::nic_text::render(&nics, &mut out);
-            out
-        }
-        Err(_) => {
-            obj.insert("nics".into(), n);
-            String::new()
-        }
+/// The NIC section of a topology report, rendered compactly (the caller leaves it out of the details).
+pub fn nics_text(nics: Option<&NicReport>) -> String {
+    let mut out = String::new();
+    if let Some(n) = nics {
+        super::nic_text::render(n, &mut out);
     }
+    out
 }
 
 #[cfg(test)]
@@ -347,17 +279,16 @@ mod tests {
     }
 
     #[test]
-    fn findings_are_found_anywhere_and_deduplicated() {
-        let f = json!({"code": "xid.79", "severity": "critical", "gpu": 3, "summary": "GPU fell off the bus",
-                       "evidence": ["xid = 79"], "action": {"kind": "reboot_node", "detail": "drain and reboot"}});
-        let v =
-            json!({"gpus": [{"findings": [f.clone()]}], "findings": [f], "verdict": "unhealthy"});
-        let found = findings_in(&v);
-        assert_eq!(found.len(), 1);
-        assert_eq!(found[0].code, "xid.79");
-        assert_eq!(verdict_in(&v), Some(Verdict::Unhealthy));
+    fn verdict_and_findings_come_first_most_severe_first() {
+        let s = gpu_diag::scenarios::find("dgx-h100-xid79").unwrap();
+        let facts = gpu_diag::scenarios::parse(s.json).unwrap();
+        let health = gpu_diag::analysis::health::analyze(&facts, &Default::default());
+        let details = serde_json::to_value(&health).unwrap();
         let mut out = String::new();
-        report_body(&v, &mut out);
-        assert!(out.starts_with("verdict: UNHEALTHY\nfindings (1):\n- [CRITICAL] GPU 3 xid.79: GPU fell off the bus\n    evidence: xid = 79\n    action (reboot_node): drain and reboot\n"), "{out}");
+        report_body(&health, &details, &mut out);
+        assert!(out.starts_with("verdict: UNHEALTHY\nfindings ("), "{out}");
+        assert!(out.contains("- [CRITICAL] GPU 4 xid.79"), "{out}");
+        // What the header showed is not repeated in the details.
+        assert!(!out.contains("  findings:"), "{out}");
     }
 }

@@ -1,17 +1,18 @@
 //! `describe_gpu_node`: everything about one node in one probe run (`node-probe describe`), beside what the
 //! API server says about the node and the pods holding its GPUs.
 
-use gpu_diag::Command;
 use std::fmt::Write;
 
+use gpu_diag::command::Command;
 use gpu_diag::analysis::describe::DescribeReport;
+use gpu_diag::finding::Judged;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::cluster::{GpuNode, PodGpuUse};
 use crate::tool::text::{
-    header, render_findings, render_value, report_body_with, take_nics, verdict_label,
+    header, render_findings, render_value, nics_text, report_body_with, verdict_label,
 };
 use crate::tool::topology_text::{self, alike};
 use crate::tool::{Cx, Detail, Hints, Node, ProbeRun, Tool, ToolError, pick};
@@ -76,7 +77,7 @@ accounting, conditions, taints and the pods holding GPUs. Use it for a full pict
     async fn run(cx: &Cx, a: Self::Args) -> Result<Self::Output, ToolError> {
         let t = a.target;
         cx.check_target(&t)?;
-        let probe = cx.probe_report(Self::NAME, &t, vec![Command::Describe.arg().into()], pick!(Describe));
+        let probe = cx.probe_report(Self::NAME, &t, Command::Describe, pick!(Describe));
         // The API-server half runs alongside the probe; it is cheap and independent.
         let kube = async {
             match &cx.env.cluster {
@@ -115,9 +116,11 @@ accounting, conditions, taints and the pods holding GPUs. Use it for a full pict
     fn render(d: &Self::Output) -> String {
         let mut out = header("Node description", &d.node, d.context.as_deref(), &d.run);
         if d.detail == Detail::Full {
-            let mut report = serde_json::to_value(&d.report).unwrap_or(Value::Null);
-            let nics = take_nics(&mut report);
-            report_body_with(&report, &[], &nics, &mut out);
+            // The NICs are rendered compactly between the findings and the details, not twice.
+            let mut shown = d.report.clone();
+            let nics = nics_text(shown.topology.nics.take().as_ref());
+            let details = serde_json::to_value(&shown).unwrap_or(Value::Null);
+            report_body_with(&d.report, &details, &[], &nics, &mut out);
         } else {
             summary_text(&d.report, &mut out);
         }
@@ -184,13 +187,7 @@ fn show<T: std::fmt::Display>(r: &gpu_diag::facts::Reading<T>) -> String {
 fn summary_text(r: &DescribeReport, out: &mut String) {
     let h = &r.health;
     let _ = writeln!(out, "verdict: {} - {}", verdict_label(h.verdict), h.summary);
-    let findings: Vec<gpu_diag::finding::Finding> = h
-        .gpus
-        .iter()
-        .flat_map(|g| g.findings.iter().cloned())
-        .chain(h.node_findings.iter().cloned())
-        .collect();
-    render_findings(findings, &[], out);
+    render_findings(h.findings().into_iter().cloned().collect(), &[], out);
 
     let inv = &r.inventory;
     let _ = writeln!(

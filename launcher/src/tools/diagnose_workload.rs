@@ -4,11 +4,11 @@
 //! within a time budget; scanned by `gpu_diag::analysis::joblog` as it streams in), and one cross-node verdict
 //! with one suspect per thing at fault (`gpu_diag::analysis::workload`).
 
-use gpu_diag::Command;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
 use std::time::Instant;
 
+use gpu_diag::command::Command;
 use gpu_diag::analysis::workload::{
     HeldSource, Suspect, WorkloadDiagnosis, WorkloadInput, WorkloadNode, diagnose,
 };
@@ -253,7 +253,7 @@ consequences; says what could not be examined (nodes not probed, logs not read) 
             Self::NAME,
             &node_names,
             a.context.clone(),
-            vec![Command::Workload.arg().into()],
+            Command::Workload.into(),
             concurrency as usize,
         );
         let (outcomes, (logs, log_millis)) = tokio::join!(probes_run, read_logs);

@@ -1,6 +1,6 @@
 //! `get_gpu_health`: `node-probe health` on one node, the verdict with explained findings.
 
-use gpu_diag::Command;
+use gpu_diag::command::Request;
 use gpu_diag::analysis::health::HealthReport;
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -30,17 +30,16 @@ asked whether a node's GPUs are OK or why work on a node fails.";
     const HINTS: Hints = Hints::READ_LIVE;
 
     async fn run(cx: &Cx, a: Self::Args) -> Result<Self::Output, ToolError> {
-        let mut args = vec![Command::Health.arg().to_string()];
-        if let Some(n) = a.args.expect_gpus {
-            if !(1..=1024).contains(&n) {
-                return Err(ToolError::Invalid(format!(
-                    "`expect_gpus` must be between 1 and 1024 (got {n}); omit it to skip the check"
-                )));
-            }
-            args.push("--expect-gpus".into());
-            args.push(n.to_string());
+        let expect_gpus = a.args.expect_gpus;
+        if let Some(n) = expect_gpus
+            && !(1..=1024).contains(&n)
+        {
+            return Err(ToolError::Invalid(format!(
+                "`expect_gpus` must be between 1 and 1024 (got {n}); omit it to skip the check"
+            )));
         }
-        NodeReport::probe(cx, Self::NAME, a.target, args, pick!(Health)).await
+        let request = Request::Health { expect_gpus };
+        NodeReport::probe(cx, Self::NAME, a.target, request, pick!(Health)).await
     }
 
     fn render(out: &Self::Output) -> String {

@@ -1,6 +1,6 @@
 //! `get_gpu_inventory`: `node-probe inventory` on one node.
 
-use gpu_diag::Command;
+use gpu_diag::command::Command;
 use gpu_diag::analysis::inventory::InventoryReport;
 
 use crate::tool::{Cx, Hints, Node, NodeReport, Tool, ToolError, target::NoArgs, text, pick};
@@ -22,7 +22,7 @@ this node have', to check that a node sees all its GPUs, or before comparing fir
             cx,
             Self::NAME,
             a.target,
-            vec![Command::Inventory.arg().into()],
+            Command::Inventory,
             pick!(Inventory),
         )
         .await

@@ -1,9 +1,9 @@
 //! `get_gpu_processes`: `node-probe processes` on one node, each process's pod named from one list of the
 //! node's pods from the API server.
 
-use gpu_diag::Command;
 use std::fmt::Write;
 
+use gpu_diag::command::Command;
 use gpu_diag::analysis::processes::ProcessesReport;
 use gpu_diag::attribution::join::{ApiPod, ProcessOwner, ProcessOwnerKind};
 use gpu_diag::finding::Finding;
@@ -65,7 +65,7 @@ stuck or leaking process, or before resetting a GPU.";
     async fn run(cx: &Cx, a: Self::Args) -> Result<Self::Output, ToolError> {
         let t = a.target;
         cx.check_target(&t)?;
-        let probe = cx.probe_report(Self::NAME, &t, vec![Command::Processes.arg().into()], pick!(Processes));
+        let probe = cx.probe_report(Self::NAME, &t, Command::Processes, pick!(Processes));
         // One list of the node's pods, beside the probe; never one request per process.
         let names = async {
             match &cx.env.cluster {
@@ -101,7 +101,7 @@ stuck or leaking process, or before resetting a GPU.";
     }
 
     fn render(p: &Self::Output) -> String {
-        let report = serde_json::to_value(&p.report).unwrap_or(Value::Null);
+        let details = serde_json::to_value(&p.report).unwrap_or(Value::Null);
         let mut out = header("GPU processes", &p.node, p.context.as_deref(), &p.run);
         let mut owners = String::new();
         if !p.owners.is_empty() {
@@ -122,7 +122,7 @@ stuck or leaking process, or before resetting a GPU.";
                 owners.push_str(&owner_line(o));
             }
         }
-        report_body_with(&report, &p.join_findings, &owners, &mut out);
+        report_body_with(&p.report, &details, &p.join_findings, &owners, &mut out);
         out
     }
 }

@@ -1,6 +1,6 @@
 //! `get_gpu_telemetry`: `node-probe telemetry` on one node.
 
-use gpu_diag::Command;
+use gpu_diag::command::Command;
 use gpu_diag::analysis::telemetry::TelemetryReport;
 
 use crate::tool::{Cx, Hints, Node, NodeReport, Tool, ToolError, target::NoArgs, text, pick};
@@ -22,7 +22,7 @@ reasons. Use it when jobs are slower than expected, to tell thermal or power thr
             cx,
             Self::NAME,
             a.target,
-            vec![Command::Telemetry.arg().into()],
+            Command::Telemetry,
             pick!(Telemetry),
         )
         .await

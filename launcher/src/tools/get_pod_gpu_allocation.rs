@@ -1,10 +1,10 @@
 //! `get_pod_gpu_allocation`: which pod holds which GPU on one node. The API server's request view and
 //! `node-probe allocation` (the kubelet's exact assignment) run concurrently and are joined pod by pod.
 
-use gpu_diag::Command;
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
+use gpu_diag::command::Command;
 use gpu_diag::attribution::join::{ApiContainer, ApiPod, PodAssignment, SeenBy};
 use gpu_diag::attribution::{AllocatedDevice, AllocationReport, AttributedProcess};
 use gpu_diag::facts::Reading;
@@ -92,7 +92,7 @@ only the kubelet's view is shown.";
                     .map(Some),
             }
         };
-        let probe = cx.probe_report(Self::NAME, &t, vec![Command::Allocation.arg().into()], pick!(Allocation));
+        let probe = cx.probe_report(Self::NAME, &t, Command::Allocation, pick!(Allocation));
         let (api, probe) = tokio::select! {
             r = async { tokio::join!(api, probe) } => r,
             // The probe also sees the token and deletes its pod; the API requests are simply dropped.
@@ -399,7 +399,7 @@ mod tests {
         let sc = gpu_diag::scenarios::find("h100-zombie-process").expect("scenario");
         let facts = gpu_diag::scenarios::parse(sc.json).unwrap();
         let Report::Allocation(report) =
-            gpu_diag::analyze(gpu_diag::Command::Allocation, &facts, &Default::default())
+            Command::Allocation.analyze(&facts, &Default::default())
         else {
             panic!("not an allocation report")
         };

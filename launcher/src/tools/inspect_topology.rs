@@ -1,6 +1,6 @@
 //! `inspect_topology`: `node-probe topology` on one node, summarised unless `detail` is `full`.
 
-use gpu_diag::Command;
+use gpu_diag::command::Command;
 use gpu_diag::analysis::topology::{TopologyReport, summarize};
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -31,7 +31,7 @@ GPUs talk over NVLink instead of PCIe.";
 
     async fn run(cx: &Cx, a: Self::Args) -> Result<Self::Output, ToolError> {
         let mut r =
-            NodeReport::probe(cx, Self::NAME, a.target, vec![Command::Topology.arg().into()], pick!(Topology)).await?;
+            NodeReport::probe(cx, Self::NAME, a.target, Command::Topology, pick!(Topology)).await?;
         if a.args.detail == Detail::Summary {
             summarize(&mut r.report);
         }

@@ -79,13 +79,11 @@ audit names it and its SHA-256); skip_evidence=true acts without it, and a faile
             action: Self::NAME,
             target: format!("{}/pid/{}", node.node_name, a.pid),
             node,
-            args: vec![
-                gpu_diag::operator::kill::COMMAND.into(),
-                "--pid".into(),
-                a.pid.to_string(),
-                "--grace-seconds".into(),
-                grace.to_string(),
-            ],
+            request: gpu_diag::command::Request::Kill {
+                pid: a.pid,
+                grace_seconds: grace,
+                dry_run: false,
+            },
             dry_run: a.dry_run.unwrap_or(false),
             confirm: a.confirm,
             skip_evidence: a.skip_evidence.unwrap_or(false),

@@ -1,16 +1,16 @@
 //! `list_gpu_nodes`: the GPU nodes from the API server, or in local mode the single node `local` found by an
 //! inventory probe.
 
-use gpu_diag::Command;
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
+use gpu_diag::command::Command;
 use gpu_diag::contract::Report;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::cluster::GpuNode;
-use crate::tool::{Cx, Hints, NodeTarget, ProbeRun, Tool, ToolError, text};
+use crate::tool::{Cx, Hints, NodeTarget, ProbeRun, Tool, ToolError};
 
 pub struct ListGpuNodes;
 
@@ -147,10 +147,10 @@ found by an inventory probe.";
             context: None,
         };
         let res = cx
-            .probe(Self::NAME, &local, vec![Command::Inventory.arg().into()])
+            .probe(Self::NAME, &local, Command::Inventory)
             .await?;
         let gpus = match &res.report {
-            Report::Inventory(inv) => text::gpu_count(inv),
+            Report::Inventory(inv) => Some(inv.gpus.len() as u64),
             _ => None,
         }
         .unwrap_or(0);

@@ -77,7 +77,10 @@ audit names it and its SHA-256); skip_evidence=true acts without it, and a faile
             action: Self::NAME,
             target: format!("{}/gpu/{}", node.node_name, a.gpu),
             node,
-            args: vec![gpu_diag::operator::reset::COMMAND.into(), "--gpu".into(), a.gpu],
+            request: gpu_diag::command::Request::Reset {
+                gpu: a.gpu,
+                dry_run: false,
+            },
             dry_run: a.dry_run.unwrap_or(false),
             confirm: a.confirm,
             skip_evidence: a.skip_evidence.unwrap_or(false),

@@ -2,17 +2,17 @@
 //! nodes that need attention. The ranking orders nodes by the severities the probe reported; it does not
 //! judge facts itself.
 
-use gpu_diag::Command;
 use std::time::Instant;
 
-use gpu_diag::finding::{Finding, Severity, Verdict};
+use gpu_diag::command::Command;
+use gpu_diag::finding::{Finding, Judged, Severity, Verdict};
 use std::fmt::Write;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::tool::fanout::probe_nodes;
-use crate::tool::text::{findings_in, sev_label, verdict_in};
+use crate::tool::text::sev_label;
 use crate::tool::{Cx, Hints, Tool, ToolError};
 
 pub struct ScanGpuNodes;
@@ -242,10 +242,10 @@ with show_healthy=true). Use it to find the bad nodes in a fleet, e.g. after a f
         nodes.sort();
         nodes.dedup();
         let total = nodes.len();
-        let command: Vec<String> = match a.check {
-            ScanCheck::Health => vec![Command::Health.arg().into()],
-            ScanCheck::Xid => vec![Command::Xid.arg().into()],
-            ScanCheck::Ecc => vec![Command::Ecc.arg().into()],
+        let command = match a.check {
+            ScanCheck::Health => Command::Health,
+            ScanCheck::Xid => Command::Xid,
+            ScanCheck::Ecc => Command::Ecc,
         };
         let mut results = Vec::with_capacity(total);
         for o in probe_nodes(
@@ -253,7 +253,7 @@ with show_healthy=true). Use it to find the bad nodes in a fleet, e.g. after a f
             Self::NAME,
             &nodes,
             a.context.clone(),
-            command,
+            command.into(),
             concurrency as usize,
         )
         .await
@@ -424,8 +424,7 @@ const MARKED_SHOWN: usize = 10;
 const FINDINGS_SHOWN: usize = 3;
 
 fn node_result(node: String, report: gpu_diag::contract::Report, millis: u64) -> NodeScanResult {
-    let value = serde_json::to_value(&report).unwrap_or_default();
-    let mut findings = findings_in(&value);
+    let mut findings: Vec<Finding> = report.findings().into_iter().cloned().collect();
     let mut counts = SeverityCounts::default();
     for f in &findings {
         match f.severity {
@@ -440,7 +439,9 @@ fn node_result(node: String, report: gpu_diag::contract::Report, millis: u64) ->
     NodeScanResult {
         node,
         status: ScanStatus::Ok,
-        verdict: verdict_in(&value),
+        // Whatever the check's report judged (the XID check's verdict was lost while reports were read as
+        // JSON by field name).
+        verdict: report.verdict(),
         worst_severity,
         counts,
         findings: findings.into_iter().map(brief).collect(),
@@ -478,7 +479,7 @@ fn class(r: &NodeScanResult) -> Option<u8> {
     }
 }
 
-const CLASS_NAMES: [&str; 3] = ["critical", "failed", "warning"];
+const CLASS_NAMES: &[&str] = &["critical", "failed", "warning"];
 
 /// What a ranked node is grouped by: its top finding's code, or its probe error's first line.
 fn cause(r: &NodeScanResult) -> String {

@@ -1,6 +1,6 @@
 //! `snapshot_ecc`: `node-probe ecc` on one node.
 
-use gpu_diag::Command;
+use gpu_diag::command::Command;
 use gpu_diag::analysis::ecc::EccReport;
 
 use crate::tool::{Cx, Hints, Node, NodeReport, Tool, ToolError, target::NoArgs, text, pick};
@@ -19,7 +19,7 @@ must be replaced.";
     const HINTS: Hints = Hints::READ_LIVE;
 
     async fn run(cx: &Cx, a: Self::Args) -> Result<Self::Output, ToolError> {
-        NodeReport::probe(cx, Self::NAME, a.target, vec![Command::Ecc.arg().into()], pick!(Ecc)).await
+        NodeReport::probe(cx, Self::NAME, a.target, Command::Ecc, pick!(Ecc)).await
     }
 
     fn render(out: &Self::Output) -> String {

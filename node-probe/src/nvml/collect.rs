@@ -389,7 +389,7 @@ fn remapped_from_fields(
 
 /// Locations whose four counters are all not_supported are left out: most GPUs support only a few.
 fn ecc_locations(g: &Gpu<'_>) -> Vec<EccLocationFacts> {
-    const LOCATIONS: [(MemoryLocation, &str); 8] = [
+    const LOCATIONS: &[(MemoryLocation, &str)] = &[
         (MemoryLocation::L1Cache, "l1"),
         (MemoryLocation::L2Cache, "l2"),
         (MemoryLocation::Device, "dram"),
@@ -400,7 +400,7 @@ fn ecc_locations(g: &Gpu<'_>) -> Vec<EccLocationFacts> {
         (MemoryLocation::SRAM, "sram"),
     ];
     let mut out = Vec::new();
-    for (loc, name) in LOCATIONS {
+    for &(loc, name) in LOCATIONS {
         let c = |t: MemoryError, k: EccCounter| g.q(|d| d.memory_error_counter(t, k, loc));
         let l = EccLocationFacts {
             location: name.to_string(),

@@ -7,11 +7,11 @@ use std::path::{Path, PathBuf};
 /// (runtimeClassName: nvidia) or when running directly on the host.
 pub const LOADER_NAME: &str = "libnvidia-ml.so.1";
 
-const FILE_NAMES: [&str; 2] = ["libnvidia-ml.so.1", "libnvidia-ml.so"];
+const FILE_NAMES: &[&str] = &["libnvidia-ml.so.1", "libnvidia-ml.so"];
 
 /// Driver roots under the host root: the GPU Operator mounts its driver container's root at
 /// `/run/nvidia/driver`; a host-installed driver lives in the host's own root.
-const DRIVER_ROOTS: [&str; 2] = ["run/nvidia/driver", ""];
+const DRIVER_ROOTS: &[&str] = &["run/nvidia/driver", ""];
 
 /// Library directories relative to a driver root, the running architecture's first. Foreign-architecture
 /// directories come last: loading one fails with a clear "wrong ELF class" error rather than silence.

@@ -1,0 +1,380 @@
+//! The probe's commands, each written once: its subcommand, help line, the facts it collects and the
+//! analysis that makes its report (`Command`), and what the launcher asks for with its arguments
+//! (`Request`, which writes node-probe's command line). node-probe builds its subcommands from
+//! [`Command::ALL`], so a command added here is a subcommand there.
+
+use std::fmt;
+use std::str::FromStr;
+
+use crate::contract::Report;
+use crate::facts::{NodeFacts, Sections};
+use crate::options::AnalysisOptions;
+use crate::{analysis, attribution, evidence, operator, xid};
+
+/// One line per command: its doc line is its help in node-probe and `name` its subcommand.
+macro_rules! commands {
+    ($( #[doc = $about:literal] $variant:ident = $name:literal, )+) => {
+        /// The read-only commands that turn node facts into a report.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum Command {
+            $( #[doc = $about] $variant, )+
+        }
+
+        impl Command {
+            /// Every command, in the order node-probe's help lists them.
+            pub const ALL: &[Command] = &[$(Command::$variant),+];
+
+            /// Its `node-probe` subcommand.
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(Command::$variant => $name,)+
+                }
+            }
+
+            /// The command whose subcommand is `name`.
+            pub fn named(name: &str) -> Option<Command> {
+                Command::ALL.iter().copied().find(|c| c.name() == name)
+            }
+
+            /// Its one-line help (without the final period, as clap shows help lines).
+            pub fn about(self) -> &'static str {
+                let about = match self {
+                    $(Command::$variant => $about,)+
+                };
+                about.trim_ascii().trim_end_matches('.')
+            }
+        }
+    };
+}
+
+commands! {
+    /// GPUs, identities, PCI ids, firmware, memory, MIG/persistence/compute modes, driver versions.
+    Inventory = "inventory",
+    /// Temperatures vs thresholds, power, utilization, clocks and decoded throttle reasons.
+    Telemetry = "telemetry",
+    /// GPU x GPU matrix, P2P, NVLink state/remotes/counters, NUMA affinity, fabric state.
+    Topology = "topology",
+    /// ECC counters, retired pages, remapped rows and what they require.
+    Ecc = "ecc",
+    /// Processes on each GPU with their host names and GPU memory.
+    Processes = "processes",
+    /// Per-GPU and node verdict made of explained findings.
+    Health = "health",
+    /// Everything above plus the kernel log, in one run.
+    Describe = "describe",
+    /// XID/SXid events from the kernel log, decoded against NVIDIA's catalog and correlated.
+    Xid = "xid",
+    /// Which pod holds which GPU (kubelet PodResources API) and whose processes use it (cgroups): exact when the kubelet answers, cgroup-only otherwise.
+    Allocation = "allocation",
+    /// `describe` and `allocation` in one run: what the launcher's workload diagnosis needs of a node.
+    Workload = "workload",
+}
+
+impl Command {
+    /// What the collector must gather for this command.
+    pub fn sections(self) -> Sections {
+        let none = Sections::default();
+        match self {
+            Command::Inventory => Sections {
+                identity: true,
+                ..none
+            },
+            Command::Telemetry => Sections {
+                identity: true,
+                telemetry: true,
+                ..none
+            },
+            Command::Topology => Sections {
+                identity: true,
+                topology: true,
+                nics: true,
+                ..none
+            },
+            Command::Ecc => Sections {
+                identity: true,
+                ecc: true,
+                ..none
+            },
+            Command::Processes | Command::Allocation => Sections {
+                identity: true,
+                processes: true,
+                ..none
+            },
+            Command::Xid => Sections {
+                identity: true,
+                kernel_log: true,
+                ..none
+            },
+            Command::Health | Command::Describe | Command::Workload => Sections::ALL,
+        }
+    }
+
+    /// Interpret the facts: the report this command answers.
+    pub fn analyze(self, facts: &NodeFacts, opts: &AnalysisOptions) -> Report {
+        match self {
+            Command::Inventory => Report::Inventory(analysis::inventory::analyze(facts, opts)),
+            Command::Telemetry => Report::Telemetry(analysis::telemetry::analyze(facts, opts)),
+            Command::Topology => Report::Topology(analysis::topology::analyze(facts, opts)),
+            Command::Ecc => Report::Ecc(analysis::ecc::analyze(facts, opts)),
+            Command::Processes => Report::Processes(analysis::processes::analyze(facts, opts)),
+            Command::Health => Report::Health(analysis::health::analyze(facts, opts)),
+            Command::Describe => {
+                Report::Describe(Box::new(analysis::describe::analyze(facts, opts)))
+            }
+            Command::Xid => Report::Xid(Box::new(xid::report::analyze(facts, opts))),
+            Command::Allocation => Report::Allocation(attribution::analyze(facts, opts)),
+            Command::Workload => {
+                Report::Workload(Box::new(analysis::workload::analyze_node(facts, opts)))
+            }
+        }
+    }
+}
+
+/// What the launcher asks node-probe to run, typed: [`Request::argv`] writes the command line, so no
+/// caller spells a subcommand or a flag (node-probe's tests parse every form back).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Request {
+    /// A read-only command with no arguments of its own.
+    Plain(Command),
+    /// `health`, with the GPU count the node should have.
+    Health { expect_gpus: Option<u32> },
+    /// `xid`, only the events in a window before now.
+    Xid { since: Option<Since> },
+    /// Operator: end one GPU process, SIGKILL after the grace period.
+    Kill {
+        pid: u32,
+        grace_seconds: u32,
+        dry_run: bool,
+    },
+    /// Operator: reset one GPU (index or UUID).
+    Reset { gpu: String, dry_run: bool },
+    /// The evidence archive, the node's bug report limited to this many seconds.
+    Evidence { time_limit_secs: u64 },
+}
+
+impl From<Command> for Request {
+    fn from(c: Command) -> Self {
+        Request::Plain(c)
+    }
+}
+
+impl Request {
+    /// The same request as a preflight only, where the command has one (the operator commands).
+    pub fn preflight(mut self) -> Self {
+        if let Request::Kill { dry_run, .. } | Request::Reset { dry_run, .. } = &mut self {
+            *dry_run = true;
+        }
+        self
+    }
+
+    /// node-probe's arguments for this request (without the source and `--node-name`, the runner's).
+    pub fn argv(&self) -> Vec<String> {
+        fn flag(argv: &mut Vec<String>, name: &str, value: Option<impl ToString>) {
+            if let Some(v) = value {
+                argv.extend([name.to_string(), v.to_string()]);
+            }
+        }
+        let mut argv = Vec::new();
+        let mut dry = false;
+        match self {
+            Request::Plain(c) => argv.push(c.name().to_string()),
+            Request::Health { expect_gpus } => {
+                argv.push(Command::Health.name().into());
+                flag(&mut argv, "--expect-gpus", *expect_gpus);
+            }
+            Request::Xid { since } => {
+                argv.push(Command::Xid.name().into());
+                flag(&mut argv, "--since", *since);
+            }
+            Request::Kill {
+                pid,
+                grace_seconds,
+                dry_run,
+            } => {
+                argv.push(operator::kill::COMMAND.into());
+                flag(&mut argv, "--pid", Some(pid));
+                flag(&mut argv, "--grace-seconds", Some(grace_seconds));
+                dry = *dry_run;
+            }
+            Request::Reset { gpu, dry_run } => {
+                argv.push(operator::reset::COMMAND.into());
+                flag(&mut argv, "--gpu", Some(gpu));
+                dry = *dry_run;
+            }
+            Request::Evidence { time_limit_secs } => {
+                argv.push(evidence::COMMAND.into());
+                flag(&mut argv, "--time-limit", Some(time_limit_secs));
+            }
+        }
+        if dry {
+            argv.push("--dry-run".into());
+        }
+        argv
+    }
+}
+
+/// A window before now: a number of 1 to 6 digits without a leading zero and a unit s, m, h or d
+/// (`30m`, `2h`, `7d`). The one grammar of the tool argument, its schema ([`Since::PATTERN`]) and
+/// node-probe's `--since`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Since {
+    count: u32,
+    unit: Unit,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Unit {
+    S,
+    M,
+    H,
+    D,
+}
+
+impl Since {
+    /// The grammar as a JSON Schema pattern (what the tool's input schema advertises).
+    pub const PATTERN: &str = r"^[1-9][0-9]{0,5}[smhd]$";
+
+    pub fn seconds(self) -> u64 {
+        let per = match self.unit {
+            Unit::S => 1,
+            Unit::M => 60,
+            Unit::H => 3600,
+            Unit::D => 86_400,
+        };
+        u64::from(self.count) * per
+    }
+}
+
+/// Why a text is no [`Since`]; callers put the argument's name before it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("must be a number and a unit s, m, h or d, like `30m`, `2h` or `7d` (got `{0}`)")]
+pub struct InvalidSince(pub String);
+
+impl FromStr for Since {
+    type Err = InvalidSince;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || InvalidSince(s.to_string());
+        if !s.is_ascii() {
+            return Err(bad());
+        }
+        let (digits, unit) = s.split_at(s.len().saturating_sub(1));
+        let unit = match unit {
+            "s" => Unit::S,
+            "m" => Unit::M,
+            "h" => Unit::H,
+            "d" => Unit::D,
+            _ => return Err(bad()),
+        };
+        if !(1..=6).contains(&digits.len())
+            || digits.starts_with('0')
+            || !digits.bytes().all(|b| b.is_ascii_digit())
+        {
+            return Err(bad());
+        }
+        let count = digits.parse().map_err(|_| bad())?;
+        Ok(Since { count, unit })
+    }
+}
+
+impl fmt::Display for Since {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let unit = match self.unit {
+            Unit::S => 's',
+            Unit::M => 'm',
+            Unit::H => 'h',
+            Unit::D => 'd',
+        };
+        write!(f, "{}{unit}", self.count)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn since_parses_exactly_its_pattern() {
+        let pattern = regex::Regex::new(Since::PATTERN).unwrap();
+        for s in [
+            "90s",
+            "30m",
+            "2h",
+            "1d",
+            "7d",
+            "999999s",
+            "",
+            "h",
+            "10",
+            "10x",
+            "-5m",
+            "0s",
+            "0h",
+            "2w",
+            "1.5h",
+            "yesterday",
+            "1234567s",
+            "030m",
+            " 2h",
+            "2h ",
+            "+2h",
+            "٣h",
+            "2٣",
+        ] {
+            let parsed = s.parse::<Since>();
+            assert_eq!(parsed.is_ok(), pattern.is_match(s), "{s:?}");
+            if let Ok(since) = parsed {
+                assert_eq!(since.to_string(), s);
+            }
+        }
+        assert_eq!("90s".parse::<Since>().unwrap().seconds(), 90);
+        assert_eq!("30m".parse::<Since>().unwrap().seconds(), 1800);
+        assert_eq!("2h".parse::<Since>().unwrap().seconds(), 7200);
+        assert_eq!("1d".parse::<Since>().unwrap().seconds(), 86_400);
+    }
+
+    /// `findings()` answers every finding a report holds, in the order of its fields' names (the order
+    /// answers have always listed equally severe findings in): a finding field a report gains without
+    /// answering it fails here, on every scenario.
+    #[test]
+    fn every_report_answers_every_finding_it_holds() {
+        use serde_json::Value;
+
+        use crate::finding::{Finding, Judged};
+
+        fn walk(v: &Value, out: &mut Vec<Finding>) {
+            match v {
+                Value::Object(m) => {
+                    if let Ok(f) = serde_json::from_value::<Finding>(v.clone()) {
+                        if !out.contains(&f) {
+                            out.push(f);
+                        }
+                        return;
+                    }
+                    m.values().for_each(|x| walk(x, out));
+                }
+                Value::Array(a) => a.iter().for_each(|x| walk(x, out)),
+                _ => {}
+            }
+        }
+        for s in crate::scenarios::BUILTIN {
+            let facts = crate::scenarios::parse(s.json).unwrap();
+            for &c in Command::ALL {
+                let report = c.analyze(&facts, &AnalysisOptions::default());
+                let mut held = Vec::new();
+                walk(&serde_json::to_value(&report).unwrap(), &mut held);
+                let answered: Vec<Finding> = report.findings().into_iter().cloned().collect();
+                assert_eq!(answered, held, "{} on {}", c.name(), s.name);
+            }
+        }
+    }
+
+    #[test]
+    fn every_command_has_a_distinct_name_and_help() {
+        let mut names: Vec<&str> = Command::ALL.iter().map(|c| c.name()).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), Command::ALL.len());
+        assert!(Command::ALL.iter().all(|c| !c.about().is_empty()));
+    }
+}
