@@ -103,16 +103,23 @@ async fn copy_mode_answers_like_image_mode_for_every_node_tool() {
     s.tb.add_nodes(&fake);
     let bins = amd64_only_bin_dir(s.tb).to_str().unwrap().to_string();
     let image = s.launcher(&[]).await;
-    let copy = s
-        .launcher(&[
+    // Compressed although the API server is on this machine: the first calls take the plain archive, the
+    // ones after the background compression the gzip one; every answer must be image mode's.
+    let copy = mcp::start_with_env(
+        s.tb,
+        User::Reader,
+        &s.ns,
+        &[
             "--probe-delivery",
             "copy",
             "--probe-bin-dir",
             &bins,
             "--probe-image",
             BASE_IMAGE,
-        ])
-        .await;
+        ],
+        &[("K8S_GPU_MCP_PROBE_GZIP", "always")],
+    )
+    .await;
     for (node, scenario) in &nodes {
         for tool in &mcp::tools::node_tools(mcp::LAUNCHER) {
             let args = json!({"node_name": node});
@@ -133,6 +140,10 @@ async fn copy_mode_answers_like_image_mode_for_every_node_tool() {
     }
     let log = copy.stderr();
     assert!(log.contains("probe delivery: copy"), "{log}");
+    assert!(
+        log.contains("node-probe build compressed for copy delivery"),
+        "{log}"
+    );
     // Hashed and archived once for all 14 calls.
     assert_eq!(
         log.matches("node-probe build ready for copy delivery")

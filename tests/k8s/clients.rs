@@ -57,3 +57,28 @@ async fn contexts_are_checked_and_clients_cached() {
             .is_err()
     );
 }
+
+#[test]
+fn loopback_api_servers_are_recognised() {
+    use crate::k8s::clients::is_loopback_url;
+    for u in [
+        "https://127.0.0.1:6443",
+        "https://127.0.0.2",
+        "https://[::1]:6443/",
+        "https://localhost:6443",
+        "https://LOCALHOST",
+        "https://user@127.0.0.1:6443/path",
+    ] {
+        assert!(is_loopback_url(u), "{u}");
+    }
+    for u in [
+        "https://10.0.0.1:6443",
+        "https://api.prod.example.com",
+        "https://localhost.example.com:6443",
+        "https://[2001:db8::1]:6443",
+        "https://127.0.0.1.nip.io",
+        "",
+    ] {
+        assert!(!is_loopback_url(u), "{u}");
+    }
+}

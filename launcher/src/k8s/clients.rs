@@ -19,6 +19,8 @@ pub struct Clients {
     /// The context `default` was built for (None: in-cluster config or a test client).
     default_context: Option<String>,
     kubeconfig: Option<Kubeconfig>,
+    /// The API server of the default context (`server` in the kubeconfig; None: in-cluster or a test).
+    default_server: Option<String>,
     cache: Mutex<HashMap<String, Client>>,
 }
 
@@ -29,6 +31,7 @@ impl Clients {
             default: client,
             default_context: None,
             kubeconfig: None,
+            default_server: None,
             cache: Mutex::new(HashMap::new()),
         }
     }
@@ -72,10 +75,18 @@ impl Clients {
         let default = build(&kc, ctx.as_deref())
             .await
             .map_err(|e| e.to_string())?;
+        let default_server = ctx
+            .as_deref()
+            .and_then(|c| kc.contexts.iter().find(|n| n.name == c))
+            .and_then(|n| n.context.as_ref())
+            .and_then(|c| kc.clusters.iter().find(|k| k.name == c.cluster))
+            .and_then(|k| k.cluster.as_ref())
+            .and_then(|c| c.server.clone());
         Ok(Clients {
             default,
             default_context: ctx,
             kubeconfig: Some(kc),
+            default_server,
             cache: Mutex::new(HashMap::new()),
         })
     }
@@ -90,6 +101,11 @@ impl Clients {
 
     pub fn default_context(&self) -> Option<&str> {
         self.default_context.as_deref()
+    }
+
+    /// Whether the default context's API server is on this machine (a loopback address).
+    pub fn api_server_is_local(&self) -> bool {
+        self.default_server.as_deref().is_some_and(is_loopback_url)
     }
 
     /// The client for `context` (None or the default context: the default client).
@@ -220,4 +236,19 @@ pub fn client_from_config(cfg: Config) -> kube::Result<Client> {
         .map_err(tower::BoxError::from)
         .service(hyper);
     Ok(Client::new(service, cfg.default_namespace))
+}
+
+/// `https://127.0.0.1:6443`, `https://[::1]:6443`, `https://localhost:6443` and the like.
+pub fn is_loopback_url(url: &str) -> bool {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let authority = rest.split(['/', '?']).next().unwrap_or_default();
+    let authority = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => authority.split(':').next().unwrap_or_default(),
+    };
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }

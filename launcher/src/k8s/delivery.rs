@@ -385,6 +385,9 @@ pub struct ProbeBinaries {
     /// `--probe-bin-dir`, else the launcher executable's directory.
     pub dir: PathBuf,
     pub launcher_arch: String,
+    /// Whether to make the gzip archive at all (not when the API server is on this machine: there the
+    /// transfer is cheap and decompressing in the container costs more than the bytes saved, measured).
+    pub compress: bool,
     /// Per architecture, built once: concurrent first uses (the prewarm and a first call) wait for one build.
     cache: Mutex<HashMap<String, Arc<tokio::sync::OnceCell<Arc<Payload>>>>>,
 }
@@ -394,6 +397,7 @@ impl ProbeBinaries {
         ProbeBinaries {
             dir,
             launcher_arch: launcher_arch().into(),
+            compress: true,
             cache: Mutex::new(HashMap::new()),
         }
     }
@@ -459,6 +463,9 @@ impl ProbeBinaries {
         })??;
         tracing::info!(arch, path = %built.path.display(), bytes = built.binary_len, sha256 = %built.sha256, "node-probe build ready for copy delivery");
         let p = Arc::new(built);
+        if !self.compress {
+            return Ok(p);
+        }
         let bg = p.clone();
         let arch = arch.to_string();
         // Compressed in the background: a call never waits for it (the plain archive until then).

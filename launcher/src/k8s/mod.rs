@@ -173,11 +173,26 @@ pub fn build(
         == delivery::Delivery::Copy;
     let runner: Arc<dyn Runner> = match cfg.probe_mode {
         ProbeMode::Pod => {
+            let api_server_local = clients.api_server_is_local();
             let mut r = PodRunner::new(clients, cfg.namespace.clone(), cfg.pod_options(), exec);
             r.probe_command = cfg.probe_command.clone();
             r.max_stdout = cfg.max_stdout_bytes;
             if copy {
-                let bins = delivery::ProbeBinaries::from_flag(cfg.probe_bin_dir.as_deref());
+                let mut bins = delivery::ProbeBinaries::from_flag(cfg.probe_bin_dir.as_deref());
+                // Beside its API server, the launcher sends node-probe plain: there the transfer is
+                // cheaper than decompressing in the container (README, Performance).
+                // K8S_GPU_MCP_PROBE_GZIP=always|never overrides it (an API server reached through a local
+                // tunnel is far away though its address is loopback).
+                bins.compress = match std::env::var("K8S_GPU_MCP_PROBE_GZIP").as_deref() {
+                    Ok("always") => true,
+                    Ok("never") => false,
+                    _ => !api_server_local,
+                };
+                if !bins.compress {
+                    tracing::info!(
+                        "copy delivery: the API server is on this machine; node-probe is sent uncompressed"
+                    );
+                }
                 if cfg.probe_image.is_none() {
                     // Nothing to publish: copy into an image each node already has.
                     tracing::info!(dir = %bins.dir.display(), "probe delivery: copy into an image from the node");
