@@ -193,7 +193,7 @@ pub struct ClusterArgs {
     pub probe_deadline: u64,
     /// How node-probe gets into the probe container. `copy`: the launcher streams the node-probe build for
     /// the node's architecture in over exec (SHA-256 checked) and runs it, in --probe-image or, without it,
-    /// in an image the node already has (any glibc image with sh, sleep, head, tar, sha256sum). `image`:
+    /// in an image the node already has (any glibc image with sh and coreutils). `image`:
     /// --probe-image has node-probe on its PATH (default ghcr.io/k8s-gpu-mcp/node-probe:v<version>).
     /// `auto` (default): `image` when only --probe-image is given, else `copy`.
     #[arg(long, global = true, value_name = "HOW", default_value = "auto",

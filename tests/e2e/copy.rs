@@ -1,6 +1,6 @@
 //! Copy delivery end to end (`--probe-delivery copy`): the probe pod runs a plain base image and the
 //! launcher streams node-probe in over the exec websocket. kwok's exec runs the streamed script on this host,
-//! so the whole path (tar on stdin through the real apiserver, extraction, checksum, run, cleanup) is
+//! so the whole path (node-probe on stdin through the real apiserver, length and checksum, run, cleanup) is
 //! exercised; only the image itself is not real (kwok runs no containers).
 
 use std::path::{Path, PathBuf};
@@ -169,11 +169,11 @@ async fn copy_mode_failures_are_clear_and_leave_no_pod() {
     }
     let s = setup("copy-fail");
     let arm = unique("copy-arm64");
-    let notar = unique("copy-notar");
+    let notee = unique("copy-notee");
     let ok = unique("copy-ok");
     s.tb.add_nodes(&[
         FakeNode::gpu(&arm, "dgx-h100-healthy").arch("arm64"),
-        FakeNode::without_tar(&notar, "dgx-h100-healthy"),
+        FakeNode::without_tee(&notee, "dgx-h100-healthy"),
         FakeNode::gpu(&ok, "dgx-h100-healthy"),
     ]);
     let bins = amd64_only_bin_dir(s.tb).to_str().unwrap().to_string();
@@ -192,9 +192,9 @@ async fn copy_mode_failures_are_clear_and_leave_no_pod() {
     assert!(e.contains("--probe-delivery image"), "{e}");
     s.assert_no_pods();
 
-    // An image without tar.
-    let e = l.err("get_gpu_health", json!({"node_name": notar})).await;
-    assert!(e.contains("has no `tar`"), "{e}");
+    // An image without tee.
+    let e = l.err("get_gpu_health", json!({"node_name": notee})).await;
+    assert!(e.contains("has no `tee`"), "{e}");
     assert!(e.contains(BASE_IMAGE), "{e}");
     s.assert_no_pods();
 
@@ -221,7 +221,7 @@ async fn copy_mode_failures_are_clear_and_leave_no_pod() {
 }
 
 /// The default delivery (no --probe-image): node-probe copied into an image the node already lists in
-/// status.images, the best-ranked one; the notar node's image lacks tar, so the next one is tried and that
+/// status.images, the best-ranked one; the notee node's image lacks tee, so the next one is tried and that
 /// choice is remembered. A node whose images are all unusable is refused before any pod exists, naming them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn default_delivery_copies_into_an_image_the_node_already_has() {
@@ -230,7 +230,7 @@ async fn default_delivery_copies_into_an_image_the_node_already_has() {
     }
     let s = setup("copy-default");
     let plain = unique("default-plain");
-    let notar = unique("default-notar");
+    let notee = unique("default-notee");
     let none = unique("default-none");
     let untrusted = unique("default-untrusted");
     let tagonly = unique("default-tagonly");
@@ -250,8 +250,8 @@ async fn default_delivery_copies_into_an_image_the_node_already_has() {
     ];
     s.tb.add_nodes(&[
         FakeNode::gpu(&plain, "dgx-h100-healthy").images(&[&pause, &cuda, &debian, &planted[0]]),
-        // kwok's notar kubelet runs every command without tar: whichever image is chosen lacks it.
-        FakeNode::without_tar(&notar, "dgx-h100-healthy").images(&[&ubuntu, &driver]),
+        // kwok's notee kubelet runs every command without tee: whichever image is chosen lacks it.
+        FakeNode::without_tee(&notee, "dgx-h100-healthy").images(&[&ubuntu, &driver]),
         FakeNode::gpu(&none, "dgx-h100-healthy").images(&[
             "gcr.io/distroless/static-debian12:nonroot",
             "docker.io/library/alpine:3.20",
@@ -285,8 +285,8 @@ async fn default_delivery_copies_into_an_image_the_node_already_has() {
     assert!(!log.contains("image=registry.example.com"), "{log}");
     s.assert_no_pods();
 
-    // Both images lack tar here: each is tried once (a pod each), then the error says what was tried.
-    let e = l.err("get_gpu_health", json!({"node_name": notar})).await;
+    // Both images lack tee here: each is tried once (a pod each), then the error says what was tried.
+    let e = l.err("get_gpu_health", json!({"node_name": notee})).await;
     assert!(e.contains("tried: docker.io/library/ubuntu:24.04"), "{e}");
     assert!(
         e.contains("nvcr.io/nvidia/driver:550.54.15-ubuntu22.04"),
@@ -295,7 +295,7 @@ async fn default_delivery_copies_into_an_image_the_node_already_has() {
     assert!(e.contains("--probe-image"), "{e}");
     s.assert_no_pods();
     // Remembered: the next call fails at once, without a pod.
-    let e = l.err("get_gpu_health", json!({"node_name": notar})).await;
+    let e = l.err("get_gpu_health", json!({"node_name": notee})).await;
     assert!(
         e.contains("has no image node-probe can be copied into"),
         "{e}"

@@ -137,8 +137,8 @@ pub enum Kubelet {
     Kwok,
     /// A second kwok whose `node-probe` prints garbage.
     Garbage,
-    /// A third kwok whose exec'd commands find no `tar` (copy delivery into an image without tar).
-    NoTar,
+    /// A third kwok whose exec'd commands find no `tee` (copy delivery into an image without tee).
+    NoTee,
     /// Nobody: the node keeps the status it was created with, so pods there never start (`ready: true`)
     /// or it is NotReady (`ready: false`).
     None,
@@ -194,10 +194,10 @@ impl FakeNode {
         self.arch = arch.into();
         self
     }
-    /// A node whose kubelet (the third kwok) runs exec'd commands without `tar` on PATH.
-    pub fn without_tar(name: &str, scenario: &str) -> Self {
+    /// A node whose kubelet (the third kwok) runs exec'd commands without `tee` on PATH.
+    pub fn without_tee(name: &str, scenario: &str) -> Self {
         FakeNode {
-            kubelet: Kubelet::NoTar,
+            kubelet: Kubelet::NoTee,
             ..FakeNode::gpu(name, scenario)
         }
     }
@@ -396,7 +396,7 @@ impl Testbed {
                     match node.kubelet {
                         Kubelet::Kwok => "fake",
                         Kubelet::Garbage => "garbage",
-                        Kubelet::NoTar => "notar",
+                        Kubelet::NoTee => "notee",
                         Kubelet::None => "none",
                     }
                 ))

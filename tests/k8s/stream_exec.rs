@@ -134,7 +134,7 @@ async fn early_exit_without_reading_stdin_does_not_hang() {
     let data = payload(4_000_000);
     let peer = async {
         server
-            .send(frame(2, b"k8s-gpu-mcp-delivery: missing-tool tar\n"))
+            .send(frame(2, b"k8s-gpu-mcp-delivery: missing-tool tee\n"))
             .await
             .unwrap();
         server.send(frame(3, &status_exit(120))).await.unwrap();
@@ -152,7 +152,7 @@ async fn early_exit_without_reading_stdin_does_not_hang() {
     .expect("no hang")
     .unwrap();
     assert_eq!(res.exit_code, 120);
-    assert_eq!(res.stderr_tail, "k8s-gpu-mcp-delivery: missing-tool tar");
+    assert_eq!(res.stderr_tail, "k8s-gpu-mcp-delivery: missing-tool tee");
 }
 
 #[tokio::test]
@@ -192,8 +192,8 @@ async fn stream_closed_without_status_is_an_error_and_stdout_is_capped() {
     assert_eq!(res.exit_code, 0);
 }
 
-/// The script's two ready lines, each with its own archive.
-fn choices<'a>(gzip: &'a [u8], tar: &'a [u8]) -> Vec<(&'static [u8], &'a [u8])> {
+/// The script's two ready lines, each with its own form of the binary.
+fn choices<'a>(gzip: &'a [u8], plain: &'a [u8]) -> Vec<(&'static [u8], &'a [u8])> {
     READY
         .iter()
         .map(|&(line, f)| {
@@ -201,7 +201,7 @@ fn choices<'a>(gzip: &'a [u8], tar: &'a [u8]) -> Vec<(&'static [u8], &'a [u8])> 
                 line,
                 match f {
                     Format::Gzip => gzip,
-                    Format::Tar => tar,
+                    Format::Plain => plain,
                 },
             )
         })
@@ -209,14 +209,14 @@ fn choices<'a>(gzip: &'a [u8], tar: &'a [u8]) -> Vec<(&'static [u8], &'a [u8])> 
 }
 
 /// Gated: no stdin before the ready line (split across stderr frames, `ready` before its format), then all
-/// of the archive that line asks for, and none of the other.
+/// of the form that line asks for, and none of the other.
 #[tokio::test]
-async fn gated_session_sends_the_archive_the_ready_line_asks_for_only_after_it() {
-    for (word, want_gzip) in [("gzip", true), ("tar", false)] {
+async fn gated_session_sends_the_form_the_ready_line_asks_for_only_after_it() {
+    for (word, want_gzip) in [("gzip", true), ("plain", false)] {
         let (client, mut server) = pair(64 * 1024).await;
         let gz = payload(70_000);
-        let tar = payload(200_000);
-        let want = if want_gzip { gz.clone() } else { tar.clone() };
+        let plain = payload(200_000);
+        let want = if want_gzip { gz.clone() } else { plain.clone() };
         let peer = async {
             // Nothing may arrive while the script has not said it is ready.
             let early = tokio::time::timeout(Duration::from_millis(200), server.next()).await;
@@ -241,7 +241,7 @@ async fn gated_session_sends_the_archive_the_ready_line_asks_for_only_after_it()
         let (res, got) = tokio::time::timeout(
             Duration::from_secs(10),
             futures::future::join(
-                run_session_gated(client, true, &choices(&gz, &tar), 1 << 20, 8192),
+                run_session_gated(client, true, &choices(&gz, &plain), 1 << 20, 8192),
                 peer,
             ),
         )

@@ -12,7 +12,7 @@ use crate::testbed::{Testbed, probe_dir, repo_root, testbed_bin};
 
 /// The probe image, built by deploy/probe-image/build.sh from this tree's node-probe.
 pub const PROBE_IMAGE: &str = "testbed.invalid/node-probe:test";
-/// A plain Debian base, as a node has from other workloads (sh, tar, sleep..., no node-probe).
+/// A plain Debian base, as a node has from other workloads (sh, coreutils, sleep..., no node-probe).
 pub const BASE_IMAGE: &str = "docker.io/library/debian:bookworm";
 /// A tenant's image named like the Debian base, from another registry; its tools leave [`PLANTED_MARK`].
 pub const PLANTED_IMAGE: &str = "registry.example.com/library/debian:bookworm";

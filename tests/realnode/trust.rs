@@ -2,7 +2,7 @@
 //! image from a trusted source, run by the digest the node lists, whatever else a tenant has put on the node.
 //!
 //! The node has, from its start, [`node::PLANTED_IMAGE`]: named like the Debian base but from another
-//! registry, smaller than it, with its own digest name, and with `sh`/`sleep`/`tar`/... that write under
+//! registry, smaller than it, with its own digest name, and with `sh`/`sleep`/`tee`/... that write under
 //! [`node::PLANTED_MARK`] on the node before doing their job.
 
 use std::path::PathBuf;
@@ -85,7 +85,7 @@ async fn the_planted_image_marks_the_host_when_it_does_run(c: &Ctx) {
     c.assert_no_probe_pods();
     let ran = std::fs::read_to_string(mark(c).join("ran")).unwrap_or_default();
     assert!(
-        ran.contains("sleep") && ran.contains("tar"),
+        ran.contains("sleep") && ran.contains("tee"),
         "the planted image ran but left no mark: {ran:?}"
     );
     clear_mark(c);

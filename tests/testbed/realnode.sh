@@ -79,7 +79,7 @@ cmd_images() {
   fi
 
   # A plain Debian base (debootstrap minbase, cached by release): what a node has cached from other
-  # workloads. It has sh, head, tar, sha256sum, mktemp, rm and sleep, but no node-probe.
+  # workloads. It has sh and coreutils (head, tee, sha256sum, wc, chmod, mktemp, rm, sleep), but no node-probe.
   local rootfs=$cache/bookworm
   if [ ! -f "$rootfs/.complete" ]; then
     command -v debootstrap >/dev/null || {
@@ -101,14 +101,14 @@ cmd_images() {
     $mk --tag testbed.invalid/nosleep:1 --out "$out/nosleep.tar" --rootfs "$rootfs" "${ex[@]}" \
       --exclude usr/bin/sleep
   # A tenant's image named like a trusted base but from another registry: the default delivery must never run
-  # it. Its sh, sleep, tar, head, mktemp and sha256sum leave a mark on the host before doing their job: in a
+  # it. Its sh, sleep, tee, head, mktemp and sha256sum leave a mark on the host before doing their job: in a
   # hostPID probe pod /proc/1/root is the node's root, whose /var/lib/kubelet is this node's own directory (so
   # nodes of other test runs never see the mark). Smaller than the genuine base (no /usr/share), so a
   # ranking by name and size alone would pick it.
   if [ ! -f "$out/planted.tar" ]; then
     local w=$out/planted-wrappers t pl=()
     mkdir -p "$w"
-    for t in sh sleep tar head mktemp sha256sum; do
+    for t in sh sleep tee head mktemp sha256sum; do
       local real=/usr/bin/$t.real
       [ "$t" = sh ] && real=/usr/bin/dash
       printf '#!/usr/bin/dash\nmkdir -p /proc/1/root/var/lib/kubelet/k8s-gpu-mcp-planted 2>/dev/null && echo "%s $*" >>/proc/1/root/var/lib/kubelet/k8s-gpu-mcp-planted/ran 2>/dev/null\nexec %s "$@"\n' "$t" "$real" >"$w/$t"
@@ -135,7 +135,7 @@ cmd_images() {
       DEBIAN_FRONTEND=noninteractive apt-get install -y -qq busybox-static musl >&2
     fi
     local bb=() t
-    for t in sh head tar sha256sum mktemp rm sleep cat ls; do bb+=(--symlink "bin/$t:busybox"); done
+    for t in sh head tee sha256sum wc chmod mktemp rm sleep cat ls; do bb+=(--symlink "bin/$t:busybox"); done
     $mk --tag testbed.invalid/musl:1 --out "$out/musl.tar" --file /bin/busybox:/bin/busybox:0755 \
       --file "$(readlink -f /lib/ld-musl-x86_64.so.1):/lib/ld-musl-x86_64.so.1:0755" "${bb[@]}"
   fi

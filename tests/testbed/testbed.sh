@@ -15,7 +15,7 @@
 #                         managed=garbage: a kwok whose node-probe prints garbage; label=KEY=VALUE adds a label.
 #                         images=A,B: status.images (what the node has cached; default delivery picks from it);
 #                         A+A2 gives one image two names (a tag and its digest name, as a pull records).
-#                         managed=notar: a kwok whose PATH has sh, head, sha256sum, mktemp, rm but no tar (copy
+#                         managed=notee: a kwok whose PATH has sh, head, sha256sum, wc, chmod, mktemp, rm but no tee (copy
 #                         delivery's missing-tool path); arch=amd64|arm64 sets kubernetes.io/arch and
 #                         status.nodeInfo.architecture (kwok keeps it).
 #   testbed.sh nodes PREFIX COUNT SCENARIO [key=value...]   the same for PREFIX-1..PREFIX-COUNT.
@@ -101,7 +101,7 @@ cmd_up() {
   for b in etcd kube-apiserver kwok; do [ -x "$BIN/$b" ] || die "$BIN/$b missing: run tests/testbed/build.sh"; done
   [ -f "$SHARE/kwok-stages.yaml" ] || die "$SHARE/kwok-stages.yaml missing: run tests/testbed/build.sh"
 
-  read -r ETCD_PORT ETCD_PEER_PORT KAS_PORT KWOK_PORT KWOK_GARBAGE_PORT KWOK_NOTAR_PORT < <(free_ports 6)
+  read -r ETCD_PORT ETCD_PEER_PORT KAS_PORT KWOK_PORT KWOK_GARBAGE_PORT KWOK_NOTEE_PORT < <(free_ports 6)
 
   # PKI: one CA that signs the apiserver's serving certificate (and kwok's, for its kubelet port), an EC key
   # pair for service-account tokens. EC keys: generated in milliseconds, unlike RSA.
@@ -276,22 +276,22 @@ EOF
   wait_for 30 kwok-garbage curl -fsSk "https://127.0.0.1:$KWOK_GARBAGE_PORT/healthz" ||
     die "second kwok not serving (see $DIR/kwok-garbage.log)"
 
-  # A third kwok for nodes annotated kwok.x-k8s.io/node=notar: its exec'd commands see a PATH with the tools
-  # copy delivery's script needs except tar (an image without tar).
-  mkdir -p "$DIR/notar-bin"
+  # A third kwok for nodes annotated kwok.x-k8s.io/node=notee: its exec'd commands see a PATH with the tools
+  # copy delivery's script needs except tee (an image without tee).
+  mkdir -p "$DIR/notee-bin"
   local t
-  for t in sh head sha256sum mktemp rm; do ln -s "$(command -v "$t")" "$DIR/notar-bin/$t"; done
-  PATH=$DIR/notar-bin "$BIN/kwok" \
+  for t in sh head sha256sum wc chmod mktemp rm; do ln -s "$(command -v "$t")" "$DIR/notee-bin/$t"; done
+  PATH=$DIR/notee-bin "$BIN/kwok" \
     --kubeconfig="$DIR/admin.kubeconfig" \
     --config="$SHARE/kwok-stages.yaml" --config="$DIR/kwok-exec.yaml" \
-    --manage-all-nodes=false --manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=notar \
-    --node-ip=127.0.0.1 --node-port="$KWOK_NOTAR_PORT" --server-address="127.0.0.1:$KWOK_NOTAR_PORT" \
+    --manage-all-nodes=false --manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=notee \
+    --node-ip=127.0.0.1 --node-port="$KWOK_NOTEE_PORT" --server-address="127.0.0.1:$KWOK_NOTEE_PORT" \
     --tls-cert-file="$PKI/serving.crt" --tls-private-key-file="$PKI/serving.key" \
     --node-lease-duration-seconds=40 \
-    >"$DIR/kwok-notar.log" 2>&1 &
+    >"$DIR/kwok-notee.log" 2>&1 &
   PIDS+=($!)
-  wait_for 30 kwok-notar curl -fsSk "https://127.0.0.1:$KWOK_NOTAR_PORT/healthz" ||
-    die "third kwok not serving (see $DIR/kwok-notar.log)"
+  wait_for 30 kwok-notee curl -fsSk "https://127.0.0.1:$KWOK_NOTEE_PORT/healthz" ||
+    die "third kwok not serving (see $DIR/kwok-notee.log)"
 
   cat >"$DIR/env" <<EOF
 TESTBED_DIR='$DIR'
@@ -308,7 +308,7 @@ TESTBED_NOBODY_TOKEN='$NOBODY_TOKEN'
 TESTBED_SCENARIO_MAP='$DIR/scenario-map.json'
 TESTBED_KWOK_PORT='$KWOK_PORT'
 TESTBED_KWOK_GARBAGE_PORT='$KWOK_GARBAGE_PORT'
-TESTBED_KWOK_NOTAR_PORT='$KWOK_NOTAR_PORT'
+TESTBED_KWOK_NOTEE_PORT='$KWOK_NOTEE_PORT'
 TESTBED_ETCD_PORT='$ETCD_PORT'
 TESTBED_KAS_PORT='$KAS_PORT'
 TESTBED_PIDS='${PIDS[*]}'

@@ -2,15 +2,15 @@
 //!
 //! - `image`: the probe image has `node-probe` on its PATH (deploy/probe-image).
 //! - `copy`: the probe pod runs a plain glibc base image the node already has (`--probe-image`); the
-//!   launcher carries the node-probe build for the node's architecture, streams it as an in-memory tar
-//!   archive over the exec connection's stdin into a private directory, checks its SHA-256 there and runs
-//!   it (as `kubectl cp` does, in one exec). Nothing is written on the launcher host.
+//!   launcher carries the node-probe build for the node's architecture, streams its bytes (gzip-compressed
+//!   where that pays) over the exec connection's stdin into a private directory, checks its length and
+//!   SHA-256 there and runs it, in one exec. Nothing is written on the launcher host.
 //!
 //! `auto` (the default) is `copy` when `--probe-bin-dir` is given and `image` otherwise: existing setups keep
 //! the probe image, and asking for a directory of probe binaries is asking for them to be used.
 //!
 //! The in-container side is [`SCRIPT`], one POSIX sh script per call. It never waits for stdin's EOF (it reads
-//! exactly the archive's length), so it works over the v4 exec protocol, which cannot close stdin alone, and
+//! exactly the payload's length), so it works over the v4 exec protocol, which cannot close stdin alone, and
 //! over kwok 0.8, which never delivers stdin's EOF to the command.
 
 use std::collections::HashMap;
@@ -225,41 +225,23 @@ pub fn elf_info(data: &[u8]) -> Result<ElfInfo, String> {
     })
 }
 
-/// One node-probe build, ready to stream: the tar archive (plain and gzip-compressed), and what the
-/// container checks.
+/// One node-probe build, ready to stream: its bytes (plain and gzip-compressed), and what the container
+/// checks.
 #[derive(Debug)]
 pub struct Payload {
     pub arch: String,
     pub path: PathBuf,
-    /// The archive sent on stdin to an image without gzip: one entry `node-probe`, mode 0755 (shared by
-    /// every call).
-    pub archive: Arc<Vec<u8>>,
-    /// The same archive gzip-compressed, once [`Payload::compress`] has run (in the background: no call
-    /// waits for it; until then every image gets the plain archive): what an image with gzip gets (about
-    /// a third of the bytes; the container decompresses while it receives).
+    /// The binary as sent on stdin to an image without gzip, or before the compressed form exists (shared by
+    /// every call). No archive format: the script writes the bytes to one file, so it needs no `tar`.
+    pub plain: Arc<Vec<u8>>,
+    /// The binary gzip-compressed, once [`Payload::compress`] has run (in the background: no call waits for
+    /// it; until then every image gets the plain bytes): what an image with gzip gets where compression is on
+    /// (about a third of the bytes; the container decompresses while it receives).
     gzip: std::sync::OnceLock<Arc<Vec<u8>>>,
-    /// Hex SHA-256 of the binary (not of the archive): what `sha256sum -c` checks after extraction.
+    /// Hex SHA-256 of the binary: what the container compares with the `sha256sum` of what it received.
     pub sha256: String,
-    pub binary_len: usize,
     /// PT_INTERP of the binary, checked to exist in the container (glibc's loader).
     pub interpreter: Option<String>,
-}
-
-/// Name of the single archive entry.
-pub const ENTRY: &str = "node-probe";
-
-/// The in-memory tar of one file (GNU header, mtime 0 so it is deterministic; extracted with `-m`).
-pub fn tar_single_file(name: &str, data: &[u8], mode: u32) -> std::io::Result<Vec<u8>> {
-    let mut b = tar::Builder::new(Vec::with_capacity(data.len() + 2048));
-    let mut h = tar::Header::new_gnu();
-    h.set_size(data.len() as u64);
-    h.set_mode(mode);
-    h.set_mtime(0);
-    h.set_uid(0);
-    h.set_gid(0);
-    h.set_entry_type(tar::EntryType::Regular);
-    b.append_data(&mut h, name, data)?;
-    b.into_inner()
 }
 
 pub fn sha256_hex(data: &[u8]) -> String {
@@ -267,7 +249,7 @@ pub fn sha256_hex(data: &[u8]) -> String {
 }
 
 impl Payload {
-    /// Check the binary is an ELF for `arch`, hash it and archive it.
+    /// Check the binary is an ELF for `arch` and hash it.
     pub fn build(arch: &str, path: &Path, data: &[u8]) -> Result<Payload, DeliveryError> {
         let bad = |reason: String| DeliveryError::BadBinary {
             path: path.display().to_string(),
@@ -286,38 +268,35 @@ impl Payload {
         let sha256 = sha256_hex(data);
         #[cfg(debug_assertions)]
         let data = &corrupt_for_tests(data);
-        let archive =
-            tar_single_file(ENTRY, data, 0o755).map_err(|e| bad(format!("cannot archive: {e}")))?;
         Ok(Payload {
             arch: arch.into(),
             path: path.into(),
-            archive: Arc::new(archive),
+            plain: Arc::new(data.to_vec()),
             gzip: std::sync::OnceLock::new(),
             sha256,
-            binary_len: data.len(),
             interpreter: info.interpreter,
         })
     }
 
-    /// Compress the archive (blocking; a few hundred milliseconds for a release build, once).
+    /// Compress the binary (blocking; a few hundred milliseconds for a release build, once).
     pub fn compress(&self) -> std::io::Result<()> {
         if self.gzip.get().is_none() {
-            let _ = self.gzip.set(Arc::new(gzip(&self.archive)?));
+            let _ = self.gzip.set(Arc::new(gzip(&self.plain)?));
         }
         Ok(())
     }
 
-    /// The compressed archive, once made.
+    /// The compressed binary, once made.
     pub fn gzip(&self) -> Option<&Arc<Vec<u8>>> {
         self.gzip.get()
     }
 
     /// What to send once the script said it is ready for `format` (`gzip` is only offered, in
-    /// [`Payload::argv`], once the compressed archive exists).
+    /// [`Payload::argv`], once the compressed form exists).
     pub fn stdin_for(&self, format: Format) -> &[u8] {
         match (format, self.gzip()) {
             (Format::Gzip, Some(gz)) => gz,
-            _ => &self.archive,
+            _ => &self.plain,
         }
     }
 
@@ -328,8 +307,8 @@ impl Payload {
             "-c".into(),
             SCRIPT.into(),
             "sh".into(),
-            self.archive.len().to_string(),
-            // 0: not compressed yet, the script takes the plain archive.
+            self.plain.len().to_string(),
+            // 0: not compressed yet, the script takes the plain bytes.
             self.gzip().map_or(0, |g| g.len()).to_string(),
             self.sha256.clone(),
             self.interpreter.clone().unwrap_or_default(),
@@ -339,8 +318,8 @@ impl Payload {
     }
 }
 
-/// Test-only (debug builds): with `K8S_GPU_MCP_TEST_CORRUPT_PROBE_PAYLOAD` set, the bytes archived differ from
-/// the bytes hashed (one flipped), so the container's checksum check fails whichever archive it gets.
+/// Test-only (debug builds): with `K8S_GPU_MCP_TEST_CORRUPT_PROBE_PAYLOAD` set, the bytes sent differ from the
+/// bytes hashed (one flipped), so the container's checksum check fails whichever form it gets.
 #[cfg(debug_assertions)]
 fn corrupt_for_tests(data: &[u8]) -> std::borrow::Cow<'_, [u8]> {
     match std::env::var_os("K8S_GPU_MCP_TEST_CORRUPT_PROBE_PAYLOAD") {
@@ -365,27 +344,27 @@ pub fn gzip(data: &[u8]) -> std::io::Result<Vec<u8>> {
     e.finish()
 }
 
-/// The archive format the container asked for.
+/// The form of the binary the container asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
     Gzip,
-    Tar,
+    Plain,
 }
 
 /// The script's ready lines on stderr (with their newline, so `ready` alone never matches `ready gzip` cut
-/// across frames), each with the archive it asks for.
+/// across frames), each with the form it asks for.
 pub const READY: &[(&[u8], Format)] = &[
     (b"k8s-gpu-mcp-delivery: ready gzip\n", Format::Gzip),
-    (b"k8s-gpu-mcp-delivery: ready tar\n", Format::Tar),
+    (b"k8s-gpu-mcp-delivery: ready plain\n", Format::Plain),
 ];
 
-/// The node-probe builds of one launcher process: looked up, hashed and archived once per architecture.
+/// The node-probe builds of one launcher process: looked up, checked and hashed once per architecture.
 #[derive(Debug)]
 pub struct ProbeBinaries {
     /// `--probe-bin-dir`, else the launcher executable's directory.
     pub dir: PathBuf,
     pub launcher_arch: String,
-    /// Whether to make the gzip archive at all (not when the API server is on this machine: there the
+    /// Whether to make the gzip form at all (not when the API server is on this machine: there the
     /// transfer is cheap and decompressing in the container costs more than the bytes saved, measured).
     pub compress: bool,
     /// Per architecture, built once: concurrent first uses (the prewarm and a first call) wait for one build.
@@ -432,7 +411,7 @@ impl ProbeBinaries {
         });
     }
 
-    /// The payload for a node of `arch` (read, checked, hashed and archived on first use).
+    /// The payload for a node of `arch` (read, checked and hashed on first use).
     pub async fn payload(&self, node: &str, arch: &str) -> Result<Arc<Payload>, DeliveryError> {
         let cell = self
             .cache
@@ -461,20 +440,20 @@ impl ProbeBinaries {
             path: self.dir.display().to_string(),
             reason: format!("reading task failed: {e}"),
         })??;
-        tracing::info!(arch, path = %built.path.display(), bytes = built.binary_len, sha256 = %built.sha256, "node-probe build ready for copy delivery");
+        tracing::info!(arch, path = %built.path.display(), bytes = built.plain.len(), sha256 = %built.sha256, "node-probe build ready for copy delivery");
         let p = Arc::new(built);
         if !self.compress {
             return Ok(p);
         }
         let bg = p.clone();
         let arch = arch.to_string();
-        // Compressed in the background: a call never waits for it (the plain archive until then).
+        // Compressed in the background: a call never waits for it (the plain bytes until then).
         tokio::task::spawn_blocking(move || {
             let t = std::time::Instant::now();
             match bg.compress() {
                 Ok(()) => tracing::info!(
                     arch,
-                    tar_bytes = bg.archive.len(),
+                    bytes = bg.plain.len(),
                     gzip_bytes = bg.gzip().map_or(0, |g| g.len()),
                     ms = t.elapsed().as_millis() as u64,
                     "node-probe build compressed for copy delivery"
@@ -491,19 +470,21 @@ impl ProbeBinaries {
 /// The in-container side of copy delivery, run as `sh -c SCRIPT sh SIZE GZSIZE SHA256 INTERP ARGS...`.
 ///
 /// Checks its tools and the ELF interpreter (glibc's loader) first, before reading anything, then says on
-/// stderr which archive it takes: `k8s-gpu-mcp-delivery: ready gzip` where one is offered (GZSIZE not 0) and
-/// the image has `gzip` (GZSIZE bytes, decompressed as they arrive), else `k8s-gpu-mcp-delivery: ready tar` (SIZE bytes); the launcher
-/// sends that one only after the line. Then reads exactly that many bytes of stdin (never waits for EOF),
-/// extracts them into a private directory under `$NODE_PROBE_DIR` (/tmp where unset) on which, with
-/// `NODE_PROBE_TMPFS` set (privileged probe pods), it first mounts a tmpfs of the container's own (in memory;
-/// where `mount` is missing or refused, the directory stays on the container's writable layer, removed with
-/// it), checks the SHA-256 of the extracted binary, runs node-probe with ARGS (stdin from /dev/null, stdout
-/// untouched), removes the directory and exits with node-probe's code. A delivery failure prints one
-/// `k8s-gpu-mcp-delivery: <what>` line on stderr and exits with its own code (see [`Failure`]).
+/// stderr which form it takes: `k8s-gpu-mcp-delivery: ready gzip` where one is offered (GZSIZE not 0) and
+/// the image has `gzip` (GZSIZE bytes, decompressed as they arrive), else `k8s-gpu-mcp-delivery: ready plain`
+/// (SIZE bytes); the launcher sends that one only after the line. Then reads exactly that many bytes of stdin
+/// (never waits for EOF) into one file in a private directory under `$NODE_PROBE_DIR` (/tmp where unset) on
+/// which, with `NODE_PROBE_TMPFS` set (privileged probe pods), it first mounts a tmpfs of the container's own
+/// (in memory; where `mount` is missing or refused, the directory stays on the container's writable layer,
+/// removed with it). `tee` hashes the bytes while they arrive, so the SHA-256 is ready with the last byte
+/// (hashing the file afterwards cost 25-35 ms here, after the transfer). Only when the file has SIZE bytes and
+/// that hash is SHA256 does it make the file executable and run node-probe with ARGS (stdin from /dev/null,
+/// stdout untouched); it removes the directory and exits with node-probe's code. A delivery failure prints
+/// one `k8s-gpu-mcp-delivery: <what>` line on stderr and exits with its own code (see [`Failure`]).
 pub const SCRIPT: &str = r#"m() { echo "k8s-gpu-mcp-delivery: $*" >&2; }
 size=$1 zsize=$2 sum=$3 interp=$4
 shift 4
-for t in head tar sha256sum mktemp rm; do
+for t in head tee sha256sum wc chmod mktemp rm; do
   command -v "$t" >/dev/null 2>&1 || { m missing-tool "$t"; exit 120; }
 done
 if [ -n "$interp" ] && [ ! -e "$interp" ]; then m no-glibc "$interp"; exit 124; fi
@@ -513,18 +494,18 @@ t=
 if [ -n "${NODE_PROBE_TMPFS:-}" ] && mount -t tmpfs -o mode=0700,size=256m node-probe "$d" 2>/dev/null; then t=1; fi
 trap '[ -z "$t" ] || umount "$d" 2>/dev/null; rm -rf "$d"' EXIT
 trap 'exit 143' HUP INT TERM
-if [ "$zsize" != 0 ] && command -v gzip >/dev/null 2>&1; then
-  size=$zsize
-  m ready gzip
-  head -c "$size" | gzip -dc 2>/dev/null | tar -xmf - -C "$d" 2>/dev/null
-else
-  m ready tar
-  head -c "$size" | tar -xmf - -C "$d" 2>/dev/null
-fi
 f=$d/node-probe
-[ -f "$f" ] || { m extract-failed "$size"; exit 122; }
-actual=$(sha256sum "$f")
+if [ "$zsize" != 0 ] && command -v gzip >/dev/null 2>&1; then
+  m ready gzip
+  actual=$(head -c "$zsize" | gzip -dc 2>/dev/null | tee "$f" | sha256sum)
+else
+  m ready plain
+  actual=$(head -c "$size" | tee "$f" | sha256sum)
+fi
+got=$(wc -c <"$f" 2>/dev/null)
+[ "$got" = "$size" ] || { m incomplete "${got:-0}"; exit 122; }
 [ "${actual%% *}" = "$sum" ] || { m checksum-mismatch "${actual%% *}"; exit 123; }
+chmod 0700 "$f" || { m cannot-execute chmod; exit 125; }
 "$f" "$@" </dev/null
 rc=$?
 case $rc in 126|127) m cannot-execute "$rc"; exit 125;; esac
@@ -536,7 +517,8 @@ exit $rc
 pub enum Failure {
     MissingTool(String),
     NoPrivateDir(String),
-    ExtractFailed,
+    /// Fewer (or more) bytes than the binary's length arrived: the bytes written, as the script counted them.
+    Incomplete(String),
     ChecksumMismatch(String),
     NoGlibc(String),
     CannotExecute(String),
@@ -547,7 +529,7 @@ impl Failure {
         match self {
             Failure::MissingTool(_) => 120,
             Failure::NoPrivateDir(_) => 121,
-            Failure::ExtractFailed => 122,
+            Failure::Incomplete(_) => 122,
             Failure::ChecksumMismatch(_) => 123,
             Failure::NoGlibc(_) => 124,
             Failure::CannotExecute(_) => 125,
@@ -566,7 +548,7 @@ impl Failure {
         let f = match what {
             "missing-tool" => Failure::MissingTool(arg),
             "no-private-dir" => Failure::NoPrivateDir(arg),
-            "extract-failed" => Failure::ExtractFailed,
+            "incomplete" => Failure::Incomplete(arg),
             "checksum-mismatch" => Failure::ChecksumMismatch(arg),
             "no-glibc" => Failure::NoGlibc(arg),
             "cannot-execute" => Failure::CannotExecute(arg),
@@ -580,17 +562,18 @@ impl Failure {
         let alt = "pick another --probe-image, or use --probe-delivery image";
         match self {
             Failure::MissingTool(t) => format!(
-                "copy delivery: the probe image {image} has no `{t}` (copy delivery needs sh, head, tar, \
-                 sha256sum, mktemp and rm in the image, e.g. a Debian/Ubuntu-based image; distroless images have \
+                "copy delivery: the probe image {image} has no `{t}` (copy delivery needs sh, head, tee, \
+                 sha256sum, wc, chmod, mktemp and rm in the image, e.g. a Debian/Ubuntu-based image; distroless images have \
                  none); {alt}"
             ),
             Failure::NoPrivateDir(d) => format!(
                 "copy delivery: cannot create a private directory under {d} in the probe image {image}; {alt}"
             ),
-            Failure::ExtractFailed => format!(
-                "copy delivery: tar in the probe image {image} did not extract node-probe from the \
-                 {} byte archive ({} bytes gzip-compressed; stream cut short?); {alt}",
-                payload.archive.len(),
+            Failure::Incomplete(got) => format!(
+                "copy delivery: node-probe arrived incomplete in the probe image {image}: {got} of {} bytes \
+                 ({} bytes gzip-compressed; stream cut short, or no room in the private directory?); \
+                 nothing was run; {alt}",
+                payload.plain.len(),
                 payload.gzip().map_or(0, |g| g.len())
             ),
             Failure::ChecksumMismatch(got) => format!(

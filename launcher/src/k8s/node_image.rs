@@ -1,6 +1,6 @@
 //! The default delivery's base image: one the node already has (its `status.images`), so nothing is
 //! published or pulled. node-probe is then copied in over exec (copy delivery), which needs a glibc image with
-//! `sh`, `sleep`, `head`, `tar`, `sha256sum`, `mktemp` and `rm`.
+//! `sh`, `sleep`, `head`, `tee`, `sha256sum`, `wc`, `chmod`, `mktemp` and `rm`.
 //!
 //! Two questions, in this order, for every image the node lists:
 //! 1. May it run as root here? Only from a trusted source ([`super::trust`]) and listed by digest; the pod
@@ -289,7 +289,7 @@ impl NodeImages {
         let has = listed(node, 12);
         Err(format!(
             "node {node_name} has no image node-probe can be copied into (a glibc base with sh, sleep, head, \
-             tar, sha256sum, mktemp and rm, such as debian, ubuntu, ubi, nvidia/cuda or nvidia/driver, from a \
+             tee, sha256sum, wc, chmod, mktemp and rm, such as debian, ubuntu, ubi, nvidia/cuda or nvidia/driver, from a \
              trusted source and listed by digest){}{}; it has: {}. Pass --probe-image IMAGE@sha256:DIGEST: the \
              probe image (deploy/probe-image/build.sh, pushed where the node can pull it), or with \
              --probe-delivery copy any such base the node can pull; or, for a base from your own registry, \
@@ -545,7 +545,7 @@ mod tests {
         let ni = NodeImages::default();
         let c = ni.choose("n1", &n).unwrap();
         assert_eq!(c.image, dd);
-        ni.failed("n1", &c, "no `tar`");
+        ni.failed("n1", &c, "no `tee`");
         let c = ni.choose("n1", &n).unwrap();
         assert_eq!(c.image, ud);
         ni.worked("n1", &c);
@@ -555,7 +555,7 @@ mod tests {
         ni.failed("n1", &c, "no glibc");
         let err = ni.choose("n1", &n).unwrap_err();
         assert!(
-            err.contains(&format!("tried: {debian} (no `tar`)")),
+            err.contains(&format!("tried: {debian} (no `tee`)")),
             "{err}"
         );
         assert!(err.contains("gcr.io/distroless/static:nonroot"), "{err}");

@@ -401,7 +401,7 @@ fn short_reason(e: &RunError) -> String {
 fn not_started(reason: &str, image: &str, copy: bool) -> String {
     if reason.contains("\"sleep\": executable file not found") {
         let needs = if copy {
-            "a copy-delivery base image needs sh, sleep, head, tar, sha256sum, mktemp, rm and glibc"
+            "a copy-delivery base image needs sh, sleep, head, tee, sha256sum, wc, chmod, mktemp, rm and glibc"
         } else {
             "the probe image needs node-probe and sleep (deploy/probe-image)"
         };

@@ -65,7 +65,7 @@ pub async fn exec_with_stdin(
     tracing::debug!(
         pod,
         v5,
-        tar = payload.archive.len(),
+        plain = payload.plain.len(),
         gzip = payload.gzip().map_or(0, |g| g.len()),
         "exec session with stdin"
     );

@@ -8,8 +8,8 @@
 //! - the node lists it by digest (`repo@sha256:…`, which the kubelet records when it pulls), and the pod runs
 //!   it by that digest, never by a tag (a tag can be re-pointed on the node; a digest names the content).
 //!
-//! The base image is then part of the trusted computing base: its `sh`, `tar`, `sha256sum` and glibc loader
-//! run as root with node-probe. The SHA-256 check of node-probe inside it guards the transfer (a cut or
+//! The base image is then part of the trusted computing base: its `sh`, coreutils (`head`, `tee`,
+//! `sha256sum`, …) and glibc loader run as root with node-probe. The SHA-256 check of node-probe inside it guards the transfer (a cut or
 //! altered stream), not against the image: a hostile image could lie about it. See SECURITY.md.
 
 use std::fmt;
