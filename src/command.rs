@@ -358,7 +358,7 @@ mod tests {
             }
         }
         for s in crate::scenarios::BUILTIN {
-            let facts = crate::scenarios::parse(s.json).unwrap();
+            let facts = crate::scenarios::parse(&s.json()).unwrap();
             for &c in Command::ALL {
                 let report = c.analyze(&facts, &AnalysisOptions::default());
                 let mut held = Vec::new();

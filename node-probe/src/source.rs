@@ -71,7 +71,7 @@ fn load_builtin(name: &str, host_root: PathBuf) -> Result<SourceSpec, ProbeError
         )
         .hint(format!("known scenarios: {}", names.join(", ")))
     })?;
-    let mut facts = gpu_diag::scenarios::parse(sc.json).map_err(|e| {
+    let mut facts = gpu_diag::scenarios::parse(&sc.json()).map_err(|e| {
         ProbeError::new(
             ErrorKind::Internal,
             format!("built-in scenario `{name}` is invalid: {e}"),

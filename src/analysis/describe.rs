@@ -80,7 +80,7 @@ mod tests {
     #[test]
     fn describe_health_equals_health() {
         for s in crate::scenarios::BUILTIN {
-            let facts = crate::scenarios::parse(s.json).unwrap();
+            let facts = crate::scenarios::parse(&s.json()).unwrap();
             let opts = AnalysisOptions::default();
             assert_eq!(
                 analyze(&facts, &opts).health,

@@ -873,9 +873,12 @@ mod tests {
         struct OldTopology {
             findings: Vec<Finding>,
         }
-        let facts =
-            crate::scenarios::parse(crate::scenarios::find("dgx-h100-ib-flapping").unwrap().json)
-                .unwrap();
+        let facts = crate::scenarios::parse(
+            &crate::scenarios::find("dgx-h100-ib-flapping")
+                .unwrap()
+                .json(),
+        )
+        .unwrap();
         let new =
             super::super::topology::analyze(&facts, &crate::options::AnalysisOptions::default());
         assert!(new.nics.is_some());

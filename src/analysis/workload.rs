@@ -1646,7 +1646,7 @@ mod tests {
 
     fn node_report(scenario: &str) -> Box<WorkloadNodeReport> {
         let s = crate::scenarios::find(scenario).expect("built-in scenario");
-        let facts = crate::scenarios::parse(s.json).expect("scenario parses");
+        let facts = crate::scenarios::parse(&s.json()).expect("scenario parses");
         Box::new(analyze_node(&facts, &AnalysisOptions::default()))
     }
 

@@ -196,7 +196,7 @@ fn allocation(scenario: &str, host: &HostRoot) -> Value {
 }
 
 fn scenario(name: &str) -> NodeFacts {
-    gpu_diag::scenarios::parse(gpu_diag::scenarios::find(name).unwrap().json).unwrap()
+    gpu_diag::scenarios::parse(&gpu_diag::scenarios::find(name).unwrap().json()).unwrap()
 }
 
 fn uuids(f: &NodeFacts) -> Vec<String> {

@@ -13,7 +13,7 @@ fn every_builtin_scenario() {
     settings.set_snapshot_path(concat!(env!("CARGO_MANIFEST_DIR"), "/snapshots/xid"));
     settings.set_prepend_module_to_snapshot(false);
     for sc in BUILTIN {
-        let facts = scenarios::parse(sc.json).unwrap_or_else(|e| panic!("{}: {e}", sc.name));
+        let facts = scenarios::parse(&sc.json()).unwrap_or_else(|e| panic!("{}: {e}", sc.name));
         let r = analyze(&facts, &AnalysisOptions::default());
         assert_eq!(r.events.len(), r.event_details.len());
         let v = serde_json::to_value(&r).unwrap();

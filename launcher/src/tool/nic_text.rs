@@ -76,7 +76,8 @@ mod tests {
 
     fn report(scenario: &str) -> NicReport {
         let facts =
-            gpu_diag::scenarios::parse(gpu_diag::scenarios::find(scenario).unwrap().json).unwrap();
+            gpu_diag::scenarios::parse(&gpu_diag::scenarios::find(scenario).unwrap().json())
+                .unwrap();
         gpu_diag::analysis::nic::analyze(&facts).0.unwrap()
     }
 

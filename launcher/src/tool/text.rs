@@ -281,7 +281,7 @@ mod tests {
     #[test]
     fn verdict_and_findings_come_first_most_severe_first() {
         let s = gpu_diag::scenarios::find("dgx-h100-xid79").unwrap();
-        let facts = gpu_diag::scenarios::parse(s.json).unwrap();
+        let facts = gpu_diag::scenarios::parse(&s.json()).unwrap();
         let health = gpu_diag::analysis::health::analyze(&facts, &Default::default());
         let details = serde_json::to_value(&health).unwrap();
         let mut out = String::new();

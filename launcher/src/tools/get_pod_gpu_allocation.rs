@@ -397,7 +397,7 @@ mod tests {
         use gpu_diag::attribution::join::{ApiContainer, ApiPod, join_allocation};
         use gpu_diag::contract::Report;
         let sc = gpu_diag::scenarios::find("h100-zombie-process").expect("scenario");
-        let facts = gpu_diag::scenarios::parse(sc.json).unwrap();
+        let facts = gpu_diag::scenarios::parse(&sc.json()).unwrap();
         let Report::Allocation(report) =
             Command::Allocation.analyze(&facts, &Default::default())
         else {
