@@ -150,7 +150,7 @@ fn backticked_tool_names(text: &str) -> Vec<String> {
 }
 
 /// The README's two tool lists are written by hand: they must name exactly the registered tools
-/// (launcher/src/tools/mod.rs), read-only and operator.
+/// (launcher/src/mcp/tools/mod.rs), read-only and operator.
 #[test]
 fn readme_lists_exactly_the_registered_tools() {
     let readme =
