@@ -93,11 +93,6 @@ impl PodRunner {
         call: &mut CallState,
     ) -> Result<ProbeOutput, RunError> {
         let deadline = tokio::time::Instant::now() + req.timeout;
-        let secs = req.timeout.as_secs();
-        let timeout = || RunError::Timeout {
-            node: req.node.clone(),
-            secs,
-        };
         let client = self
             .clients
             .get(req.context.as_deref())
@@ -106,36 +101,36 @@ impl PodRunner {
         let pods: Api<Pod> = Api::namespaced(client.clone(), &self.namespace);
         progress(Phase::StartingProbe);
         let t = Instant::now();
-        // Node first: a missing or NotReady node would otherwise look like a pod stuck in Pending.
-        let node = timeout_at(deadline, ready_node(&client, &req.node))
-            .await
-            .map_err(|_| timeout())??;
-        // Copy delivery: the build for the node's architecture, before any pod exists (no build, no pod).
-        let payload: Option<Arc<Payload>> = match &self.copy {
-            None => None,
-            Some(bins) => {
-                let arch = node
-                    .status
-                    .as_ref()
-                    .and_then(|s| s.node_info.as_ref())
-                    .map(|i| i.architecture.as_str())
-                    .unwrap_or_default();
-                let p = timeout_at(deadline, bins.payload(&req.node, arch))
-                    .await
-                    .map_err(|_| timeout())?
-                    .map_err(|e| RunError::Other(e.to_string()))?;
-                Some(p)
-            }
+        let mut cx = Attempts {
+            req,
+            progress,
+            client,
+            pods,
+            payload: None,
+            deadline,
         };
+        // Node first: a missing or NotReady node would otherwise look like a pod stuck in Pending.
+        let node = timeout_at(deadline, ready_node(&cx.client, &req.node))
+            .await
+            .map_err(|_| cx.timeout())??;
+        // Copy delivery: the build for the node's architecture, before any pod exists (no build, no pod).
+        if let Some(bins) = &self.copy {
+            let arch = node
+                .status
+                .as_ref()
+                .and_then(|s| s.node_info.as_ref())
+                .map(|i| i.architecture.as_str())
+                .unwrap_or_default();
+            let p = timeout_at(deadline, bins.payload(&req.node, arch))
+                .await
+                .map_err(|_| cx.timeout())?
+                .map_err(|e| RunError::Other(e.to_string()))?;
+            cx.payload = Some(p);
+        }
         // Default delivery: a base image the node already has; an image that turns out unusable is
         // remembered and the next one is tried (a fresh pod each), within the call's deadline.
         let Some(images) = &self.node_images else {
-            let image = self.opts.image.clone();
-            return self
-                .attempt(
-                    req, progress, call, &client, &pods, payload, &image, deadline, t,
-                )
-                .await;
+            return self.attempt(&cx, call, &self.opts.image, t).await;
         };
         let mut tries = 0;
         let mut started = t;
@@ -143,20 +138,7 @@ impl PodRunner {
             let c = images.choose(&req.node, &node).map_err(RunError::Other)?;
             tries += 1;
             tracing::info!(node = %req.node, image = %c.image, name = %c.label, "default delivery: trusted base image from the node, by digest");
-            let r = self
-                .attempt(
-                    req,
-                    progress,
-                    call,
-                    &client,
-                    &pods,
-                    payload.clone(),
-                    &c.image,
-                    deadline,
-                    started,
-                )
-                .await;
-            match r {
+            match self.attempt(&cx, call, &c.image, started).await {
                 Ok(out) => {
                     images.worked(&req.node, &c);
                     return Ok(out);
@@ -180,26 +162,42 @@ impl PodRunner {
     }
 
     /// One probe pod with `image`: create, exec node-probe as soon as the container takes it, parse.
-    #[allow(clippy::too_many_arguments)]
+    /// `started`: when this attempt's starting phase began.
     async fn attempt(
         &self,
-        req: &ProbeRequest,
-        progress: &ProgressSink,
+        cx: &Attempts<'_>,
         call: &mut CallState,
-        client: &kube::Client,
-        pods: &Api<Pod>,
-        payload: Option<Arc<Payload>>,
         image: &str,
-        deadline: tokio::time::Instant,
         started: Instant,
     ) -> Result<ProbeOutput, RunError> {
-        let secs = req.timeout.as_secs();
-        let timeout = || RunError::Timeout {
-            node: req.node.clone(),
-            secs,
-        };
-        let mut timings: Vec<PhaseTiming> = Vec::new();
-        let t = started;
+        let probe = ProbeCall::new(&self.namespace, &cx.req.node, &cx.req.tool);
+        let spec = self.pod_spec(&probe, image, cx.payload.is_some());
+        call.guard = Some(DeleteGuard::new(
+            cx.pods.clone(),
+            probe.name.clone(),
+            self.tracker.clone(),
+            self.delete_timeout,
+        ));
+        tracing::info!(pod = %probe.name, node = %cx.req.node, tool = %cx.req.tool, "creating probe pod");
+        let created = self.create(cx, spec).await?;
+        let mut timings = vec![timing(Phase::StartingProbe, started)];
+        let out = self
+            .exec_when_started(cx, call, &probe.name, created, image, &mut timings)
+            .await?;
+        if let Some(p) = &cx.payload {
+            delivery_failure(&out, image, p)?;
+        }
+        finish(
+            &cx.req.node,
+            out,
+            self.max_stdout,
+            timings,
+            format!("{}/{}", self.namespace, probe.name),
+        )
+    }
+
+    /// The probe pod's spec with `image`; `copy`: node-probe is streamed in (copy delivery).
+    fn pod_spec(&self, probe: &ProbeCall, image: &str, copy: bool) -> Pod {
         let mut opts = self.opts.clone();
         image.clone_into(&mut opts.image);
         if self.node_images.is_some() {
@@ -207,24 +205,21 @@ impl PodRunner {
             // what the node does not have, which is not what was judged).
             opts.image_pull_policy = "Never".into();
         }
-        let probe = ProbeCall::new(&self.namespace, &req.node, &req.tool);
-        let mut spec = pod::probe_pod(&probe, &opts);
-        if payload.is_some() {
+        let mut spec = pod::probe_pod(probe, &opts);
+        if copy {
             pod::apply_copy_delivery(&mut spec);
         }
-        call.guard = Some(DeleteGuard::new(
-            pods.clone(),
-            probe.name.clone(),
-            self.tracker.clone(),
-            self.delete_timeout,
-        ));
-        tracing::info!(pod = %probe.name, node = %req.node, tool = %req.tool, "creating probe pod");
+        spec
+    }
+
+    /// Create the probe pod. None: it was created by a request the client retried (the pod is ours).
+    async fn create(&self, cx: &Attempts<'_>, mut spec: Pod) -> Result<Option<Pod>, RunError> {
         if self.no_priority.load(std::sync::atomic::Ordering::Relaxed) {
             pod::without_priority(&mut spec);
         }
-        let mut result = timeout_at(deadline, pods.create(&PostParams::default(), &spec))
+        let mut result = timeout_at(cx.deadline, cx.pods.create(&PostParams::default(), &spec))
             .await
-            .map_err(|_| timeout())?;
+            .map_err(|_| cx.timeout())?;
         // A cluster that restricts the critical priority class (a ResourceQuota scoped to it, or an admission
         // policy) refuses the pod: create it once more without, and remember for later calls. It then runs,
         // but the kubelet's eviction admission may refuse it on a node under disk or memory pressure.
@@ -240,61 +235,65 @@ impl PodRunner {
             self.no_priority
                 .store(true, std::sync::atomic::Ordering::Relaxed);
             pod::without_priority(&mut spec);
-            result = timeout_at(deadline, pods.create(&PostParams::default(), &spec))
+            result = timeout_at(cx.deadline, cx.pods.create(&PostParams::default(), &spec))
                 .await
-                .map_err(|_| timeout())?;
+                .map_err(|_| cx.timeout())?;
         }
-        let created = match result {
-            Ok(p) => Some(p),
+        match result {
+            Ok(p) => Ok(Some(p)),
             // The name is unique to this call: AlreadyExists means the client retried a create that had
             // reached the server (429/503/504 retries), so the pod is ours.
-            Err(kube::Error::Api(s)) if s.is_already_exists() => None,
-            Err(kube::Error::Api(s)) if s.is_not_found() => {
-                return Err(RunError::Other(format!(
-                    "create probe pod: namespace {} not found (apply deploy/00-namespace.yaml or pass --namespace)",
-                    self.namespace
-                )));
-            }
-            Err(e) => {
-                return Err(api_error_in(
-                    &format!("create probe pod in namespace {}", self.namespace),
-                    Some(&self.namespace),
-                    e,
-                ));
-            }
-        };
-        timings.push(timing(Phase::StartingProbe, t));
+            Err(kube::Error::Api(s)) if s.is_already_exists() => Ok(None),
+            Err(kube::Error::Api(s)) if s.is_not_found() => Err(RunError::Other(format!(
+                "create probe pod: namespace {} not found (apply deploy/00-namespace.yaml or pass --namespace)",
+                self.namespace
+            ))),
+            Err(e) => Err(api_error_in(
+                &format!("create probe pod in namespace {}", self.namespace),
+                Some(&self.namespace),
+                e,
+            )),
+        }
+    }
 
-        // Exec as soon as the container takes it (early_exec.rs), watching the pod meanwhile for reasons
-        // it never will run.
-        progress(Phase::WaitingForProbe);
+    /// Exec node-probe as soon as the container takes it (early_exec.rs), watching the pod meanwhile for
+    /// reasons it never will run. The waiting and probing phases' timings are added to `timings`.
+    async fn exec_when_started(
+        &self,
+        cx: &Attempts<'_>,
+        call: &mut CallState,
+        pod_name: &str,
+        created: Option<Pod>,
+        image: &str,
+        timings: &mut Vec<PhaseTiming>,
+    ) -> Result<ExecOutput, RunError> {
+        (cx.progress)(Phase::WaitingForProbe);
         let t = Instant::now();
         let watch = wait_until(
-            pods,
-            &probe.name,
+            &cx.pods,
+            pod_name,
             created,
             |p| classify_pod(p, PROBE_CONTAINER),
             &mut call.last_state,
         );
-        let attempt = || match &payload {
+        let attempt = || match &cx.payload {
             None => self.exec.exec(
-                client.clone(),
+                cx.client.clone(),
                 &self.namespace,
-                &probe.name,
+                pod_name,
                 PROBE_CONTAINER,
-                self.argv(req),
+                self.argv(cx.req),
             ),
             Some(p) => self.exec.exec_stdin(
-                client.clone(),
+                cx.client.clone(),
                 &self.namespace,
-                &probe.name,
+                pod_name,
                 PROBE_CONTAINER,
-                p.argv(self.probe_args(req)),
+                p.argv(self.probe_args(cx.req)),
                 p.clone(),
             ),
         };
-        let early = timeout_at(deadline, exec_when_startable(watch, attempt)).await;
-        let out = match early {
+        match timeout_at(cx.deadline, exec_when_startable(watch, attempt)).await {
             Ok(Ok(e)) => {
                 // Waiting: until the attempt that worked began; probing: that attempt.
                 let waited = e.attempt_started.into_std().saturating_duration_since(t);
@@ -302,72 +301,86 @@ impl PodRunner {
                     phase: Phase::WaitingForProbe,
                     millis: u64::try_from(waited.as_millis()).unwrap_or(u64::MAX),
                 });
-                progress(Phase::Probing);
+                (cx.progress)(Phase::Probing);
                 tracing::debug!(
                     attempts = e.attempts,
                     "exec attempts until the container took it"
                 );
-                let t = e.attempt_started.into_std();
-                timings.push(timing(Phase::Probing, t));
-                e.output
+                timings.push(timing(Phase::Probing, e.attempt_started.into_std()));
+                Ok(e.output)
             }
-            Ok(Err(EarlyError::Wait(WaitError::NotStarted(reason)))) => {
-                return Err(RunError::ProbeNotStarted {
-                    node: req.node.clone(),
-                    reason: not_started(&reason, image, payload.is_some()),
-                });
-            }
-            Ok(Err(EarlyError::Wait(WaitError::Api(e)))) => {
-                return Err(api_error("watch probe pod", e));
-            }
-            Ok(Err(EarlyError::Exec(ExecError::Forbidden(m)))) => {
-                return Err(RunError::Forbidden(m));
-            }
-            Ok(Err(EarlyError::Exec(ExecError::Failed(m) | ExecError::NotRunning(m)))) => {
-                // The runtime's "executable file not found": node-probe (image) or sh (copy) is not there.
-                let missing = m.contains("executable file not found");
-                return Err(RunError::Exec(match &payload {
-                    Some(p) if missing => {
-                        format!(
-                            "{} ({m})",
-                            Failure::MissingTool("sh".into()).explain(image, p)
-                        )
-                    }
-                    None if missing => format!(
-                        "{m} (the probe image {} has no node-probe: check --probe-image, or use \
-                         --probe-delivery copy to stream node-probe into it)",
-                        image
-                    ),
-                    _ => m,
-                }));
-            }
-            Err(_) => {
-                // The node may have gone away while we waited: that is the better answer.
-                if let Ok(Err(e)) =
-                    tokio::time::timeout(Duration::from_secs(3), check_node(client, &req.node))
-                        .await
-                {
-                    return Err(e);
-                }
-                if call.last_state.is_empty() || call.last_state == "Running" {
-                    return Err(timeout());
-                }
-                return Err(RunError::ProbeNotStarted {
-                    node: req.node.clone(),
-                    reason: format!("still {} after {secs} s", call.last_state),
-                });
-            }
-        };
-        if let Some(p) = &payload {
-            delivery_failure(&out, image, p)?;
+            Ok(Err(e)) => Err(never_ran(cx, e, image)),
+            Err(_) => Err(timed_out(cx, &call.last_state).await),
         }
-        finish(
-            &req.node,
-            out,
-            self.max_stdout,
-            timings,
-            format!("{}/{}", self.namespace, probe.name),
-        )
+    }
+}
+
+/// What one call's attempts share: the request, the cluster it runs in, what copy delivery streams in, and
+/// the call's deadline.
+struct Attempts<'a> {
+    req: &'a ProbeRequest,
+    progress: &'a ProgressSink,
+    client: kube::Client,
+    pods: Api<Pod>,
+    /// Copy delivery: the node-probe build for the node's architecture.
+    payload: Option<Arc<Payload>>,
+    deadline: tokio::time::Instant,
+}
+
+impl Attempts<'_> {
+    fn timeout(&self) -> RunError {
+        RunError::Timeout {
+            node: self.req.node.clone(),
+            secs: self.req.timeout.as_secs(),
+        }
+    }
+}
+
+/// Why node-probe never ran in the pod with `image`: the pod failed to start, the API refused, or the exec
+/// failed (naming what the image lacks where the runtime says an executable is missing).
+fn never_ran(cx: &Attempts<'_>, e: EarlyError, image: &str) -> RunError {
+    match e {
+        EarlyError::Wait(WaitError::NotStarted(reason)) => RunError::ProbeNotStarted {
+            node: cx.req.node.clone(),
+            reason: not_started(&reason, image, cx.payload.is_some()),
+        },
+        EarlyError::Wait(WaitError::Api(e)) => api_error("watch probe pod", e),
+        EarlyError::Exec(ExecError::Forbidden(m)) => RunError::Forbidden(m),
+        EarlyError::Exec(ExecError::Failed(m) | ExecError::NotRunning(m)) => {
+            // The runtime's "executable file not found": node-probe (image) or sh (copy) is not there.
+            let missing = m.contains("executable file not found");
+            RunError::Exec(match &cx.payload {
+                Some(p) if missing => {
+                    format!(
+                        "{} ({m})",
+                        Failure::MissingTool("sh".into()).explain(image, p)
+                    )
+                }
+                None if missing => format!(
+                    "{m} (the probe image {} has no node-probe: check --probe-image, or use \
+                     --probe-delivery copy to stream node-probe into it)",
+                    image
+                ),
+                _ => m,
+            })
+        }
+    }
+}
+
+/// The deadline passed while waiting for the pod or probing: the node gone away meanwhile is the better
+/// answer, then the pod's last state if it never ran.
+async fn timed_out(cx: &Attempts<'_>, last_state: &str) -> RunError {
+    if let Ok(Err(e)) =
+        tokio::time::timeout(Duration::from_secs(3), check_node(&cx.client, &cx.req.node)).await
+    {
+        return e;
+    }
+    if last_state.is_empty() || last_state == "Running" {
+        return cx.timeout();
+    }
+    RunError::ProbeNotStarted {
+        node: cx.req.node.clone(),
+        reason: format!("still {last_state} after {} s", cx.req.timeout.as_secs()),
     }
 }
 
