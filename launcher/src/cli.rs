@@ -1,4 +1,4 @@
-//! Command line: `serve`, `call`, `version`, and the flags they share.
+//! Command line: the subcommands, the flags they share, and the launcher's [`Config`] read from them.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -154,7 +154,7 @@ pub struct GlobalArgs {
     pub cluster: ClusterArgs,
 }
 
-/// Where and how probe pods run. Consumed by the Kubernetes runner (`crate::k8s`).
+/// Where and how probe pods run. Consumed by the Kubernetes runner (`crate::probe::kube`).
 #[derive(Debug, Args, Clone, Default)]
 pub struct ClusterArgs {
     /// Kubeconfig file (default: $KUBECONFIG, then ~/.kube/config). AI hosts pass a minimal environment,
@@ -241,15 +241,15 @@ pub struct Config {
     pub probe_timeout: Duration,
     pub evidence_dir: PathBuf,
     pub cluster: ClusterArgs,
-    /// Built-in trusted sources plus --trust-image / --trust-images-file (checked in `main`).
-    pub trust: std::sync::Arc<crate::k8s::trust::TrustPolicy>,
+    /// Built-in trusted sources plus --trust-image / --trust-images-file (read by [`Config::from_args`]).
+    pub trust: std::sync::Arc<crate::probe::trust::TrustPolicy>,
 }
 
 impl Config {
     /// The Kubernetes settings from the CLI flags.
-    pub fn k8s_config(&self) -> crate::k8s::K8sConfig {
+    pub fn k8s_config(&self) -> crate::probe::kube::K8sConfig {
         let c = &self.cluster;
-        crate::k8s::K8sConfig {
+        crate::probe::kube::K8sConfig {
             // Empty values mean "not set": bundle hosts fill `--context=${user_config.context}` with "".
             kubeconfig: c.kubeconfig.clone().filter(|p| !p.as_os_str().is_empty()),
             context: c.context.clone().filter(|c| !c.is_empty()),
@@ -289,9 +289,15 @@ pub fn default_evidence_dir() -> PathBuf {
     state.join("k8s-gpu-mcp/evidence")
 }
 
-impl From<&GlobalArgs> for Config {
-    fn from(g: &GlobalArgs) -> Self {
-        Config {
+impl Config {
+    /// The configuration from the flags. What may run as root on a node (the built-in trusted sources plus
+    /// `--trust-image` and `--trust-images-file`) is settled here, before anything connects.
+    pub fn from_args(g: &GlobalArgs) -> Result<Config, String> {
+        let trust = crate::probe::trust::TrustPolicy::with(
+            &g.cluster.trust_image,
+            g.cluster.trust_images_file.as_deref(),
+        )?;
+        Ok(Config {
             local: g.local,
             simulate: g.simulate.clone(),
             probe_bin: g.probe_bin.clone(),
@@ -299,7 +305,7 @@ impl From<&GlobalArgs> for Config {
             probe_timeout: Duration::from_secs(g.probe_timeout),
             evidence_dir: g.evidence_dir.clone().unwrap_or_else(default_evidence_dir),
             cluster: g.cluster.clone(),
-            trust: Default::default(),
-        }
+            trust: std::sync::Arc::new(trust),
+        })
     }
 }

@@ -1,63 +1,37 @@
 //! `k8s-gpu-mcp`: the MCP server (stdio) that answers GPU node questions by running node-probe on the node,
 //! in a short-lived probe pod or (local mode) as a child process. stdout carries only MCP (or, for `call`,
 //! the one result); logs go to stderr.
+//!
+//! This file only wires: the CLI (`cli`), logging, and the dispatch to the MCP server (`mcp`) or another
+//! subcommand (`commands`). Below them: how node-probe runs (`probe`) and the API server's reads and writes
+//! (`cluster`).
 
-mod call;
-mod check;
 mod cli;
-#[allow(dead_code)]
 mod cluster;
-#[allow(dead_code)]
-mod k8s;
-mod local;
-mod progress;
-mod prompts;
-mod resources;
-#[allow(dead_code)]
-mod runner;
-mod server;
-mod setup;
-mod tool;
-mod tools;
+mod commands;
+mod mcp;
+mod probe;
 
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use clap::Parser;
-use rmcp::ServiceExt;
 
 use crate::cli::{Cli, Cmd, Config, LogFormat};
-use crate::local::{LocalRunner, find_probe_bin};
-use crate::server::{Backends, Launcher};
+use crate::mcp::server::Launcher;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.global.log_format);
     match &cli.command {
-        Cmd::Version => {
-            println!("{} {}", env!("CARGO_PKG_NAME"), env!("CARGO_PKG_VERSION"));
-            return ExitCode::SUCCESS;
-        }
-        Cmd::Completions { shell } => {
-            let mut cmd = <Cli as clap::CommandFactory>::command();
-            clap_complete::generate(*shell, &mut cmd, "k8s-gpu-mcp", &mut std::io::stdout());
-            return ExitCode::SUCCESS;
-        }
-        Cmd::Man => return man_page(),
+        Cmd::Version => return commands::info::version(),
+        Cmd::Completions { shell } => return commands::info::completions(*shell),
+        Cmd::Man => return commands::info::man_page(),
         _ => {}
     }
-    let mut cfg = Config::from(&cli.global);
-    // What may run as root on a node is settled before anything connects.
-    match k8s::trust::TrustPolicy::with(
-        &cfg.cluster.trust_image,
-        cfg.cluster.trust_images_file.as_deref(),
-    ) {
-        Ok(p) => cfg.trust = Arc::new(p),
-        Err(e) => {
-            eprintln!("k8s-gpu-mcp: {e}");
-            return ExitCode::from(2);
-        }
-    }
+    let cfg = match Config::from_args(&cli.global) {
+        Ok(cfg) => cfg,
+        Err(e) => return fail(&e),
+    };
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -69,140 +43,31 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    rt.block_on(async move {
-        match &cli.command {
-            Cmd::Gc(a) => return gc(&cfg, a.all).await,
-            Cmd::Check(a) => return check(&cfg, a).await,
-            Cmd::Setup(a) => return setup(&cfg, a).await,
-            _ => {}
-        }
-        let backends = match backends(&cfg).await {
-            Ok(b) => b,
-            Err(e) => {
-                eprintln!("k8s-gpu-mcp: {e}");
-                return ExitCode::from(2);
-            }
-        };
-        let launcher = Launcher::new(cfg, backends);
-        match cli.command {
-            Cmd::Serve => serve(launcher).await,
-            Cmd::Call(a) => {
-                // Progress lines are for a person watching; scripts reading stderr get none.
-                let show_progress = std::io::IsTerminal::is_terminal(&std::io::stderr());
-                call::run(launcher, a, show_progress).await
-            }
-            _ => ExitCode::SUCCESS,
-        }
-    })
+    rt.block_on(dispatch(cli.command, cfg))
 }
 
-async fn serve(launcher: Launcher) -> ExitCode {
-    let runner = launcher.runner().clone();
-    let service = match launcher.serve(rmcp::transport::stdio()).await {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::error!(error = %e, "MCP session did not start");
-            runner.shutdown().await;
-            return ExitCode::from(1);
-        }
-    };
-    let reason = service.waiting().await;
-    tracing::info!(?reason, "MCP session ended; cleaning up");
-    // Cleanups that outlived their calls (e.g. a probe pod delete after cancellation) finish before exit.
-    runner.shutdown().await;
-    ExitCode::SUCCESS
-}
-
-/// Local mode gets a child-process runner and no cluster; otherwise the Kubernetes runner and backend.
-async fn backends(cfg: &Config) -> Result<Backends, String> {
-    if cfg.local || cfg.simulate.is_some() {
-        let bin = find_probe_bin(cfg.probe_bin.as_deref())?;
-        return Ok(Backends {
-            runner: Arc::new(LocalRunner::new(bin, cfg.simulate.clone())),
-            cluster: None,
-        });
-    }
-    cluster_backends(cfg).await
-}
-
-/// The Kubernetes runner and cluster backend (`crate::k8s`).
-async fn cluster_backends(cfg: &Config) -> Result<Backends, String> {
-    let (runner, cluster) = k8s::connect(&cfg.k8s_config())
-        .await
-        .map_err(|e| e.to_string())?;
-    Ok(Backends {
-        runner,
-        cluster: Some(cluster),
-    })
-}
-
-/// `k8s-gpu-mcp gc`: the sweep on demand; the report (JSON) on stdout.
-async fn gc(cfg: &Config, all: bool) -> ExitCode {
-    match k8s::gc(&cfg.k8s_config(), all).await {
-        Ok(report) => {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&report).unwrap_or_default()
-            );
-            if report.failed.is_empty() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(1)
-            }
-        }
-        Err(e) => {
-            eprintln!("k8s-gpu-mcp gc: {e}");
-            ExitCode::from(2)
-        }
+async fn dispatch(command: Cmd, cfg: Config) -> ExitCode {
+    match command {
+        Cmd::Gc(a) => commands::gc::command(&cfg, a.all).await,
+        Cmd::Check(a) => commands::check::command(&cfg, &a).await,
+        Cmd::Setup(a) => commands::setup::command(&cfg, &a).await,
+        Cmd::Serve => match Launcher::connect(cfg).await {
+            Ok(launcher) => mcp::server::serve_stdio(launcher).await,
+            Err(e) => fail(&e),
+        },
+        Cmd::Call(a) => match Launcher::connect(cfg).await {
+            Ok(launcher) => commands::call::command(launcher, a).await,
+            Err(e) => fail(&e),
+        },
+        // Answered before the runtime started.
+        Cmd::Version | Cmd::Completions { .. } | Cmd::Man => ExitCode::SUCCESS,
     }
 }
 
-/// `k8s-gpu-mcp check`: the checklist (text or JSON) on stdout; exit 1 when a check failed.
-async fn check(cfg: &Config, a: &cli::CheckArgs) -> ExitCode {
-    let opts = check::CheckOptions {
-        k8s: cfg.k8s_config(),
-        mode: cfg.mode,
-        selector: a.selector.clone(),
-    };
-    let report = check::run(&opts).await;
-    match a.output {
-        cli::OutputFormat::Json => println!(
-            "{}",
-            serde_json::to_string_pretty(&report).unwrap_or_default()
-        ),
-        cli::OutputFormat::Text => print!("{}", check::render_text(&report)),
-    }
-    if report.ok {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    }
-}
-
-/// `k8s-gpu-mcp setup`.
-async fn setup(cfg: &Config, a: &cli::SetupArgs) -> ExitCode {
-    match setup::run(cfg, a).await {
-        Ok(text) => {
-            print!("{text}");
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("k8s-gpu-mcp setup: {e}");
-            ExitCode::from(2)
-        }
-    }
-}
-
-/// `k8s-gpu-mcp man`: the man page generated from the clap definition.
-fn man_page() -> ExitCode {
-    let man = clap_mangen::Man::new(<Cli as clap::CommandFactory>::command());
-    match man.render(&mut std::io::stdout()) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("k8s-gpu-mcp man: {e}");
-            ExitCode::from(1)
-        }
-    }
+/// The launcher cannot start (bad flags, no cluster): said on stderr, exit 2.
+fn fail(e: &str) -> ExitCode {
+    eprintln!("k8s-gpu-mcp: {e}");
+    ExitCode::from(2)
 }
 
 fn init_logging(format: LogFormat) {
@@ -217,3 +82,10 @@ fn init_logging(format: LogFormat) {
         LogFormat::Text => builder.init(),
     }
 }
+
+// Unit tests of the Kubernetes runners, backend and pod builder live beside the other test areas
+// (tests/k8s/); they need crate internals, so they are compiled as a module of the binary rather than as an
+// integration test.
+#[cfg(test)]
+#[path = "../../tests/k8s/mod.rs"]
+mod k8s_tests;

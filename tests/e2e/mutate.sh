@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Shows that the end-to-end suite catches a broken probe pod spec: applies one deliberate break at a time to
-# launcher/src/k8s/pod.rs, runs an e2e test that goes through the real API server, expects it to FAIL, and
+# launcher/src/probe/pod.rs, runs an e2e test that goes through the real API server, expects it to FAIL, and
 # restores the file. Prints one line per mutation; exits non-zero if a mutation survived (the suite passed
 # with a broken spec) or the unmutated baseline failed.
 # Not part of tests/run-all.sh: every mutation rebuilds the launcher (minutes on a small machine).
@@ -8,7 +8,7 @@
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$ROOT"
-POD=launcher/src/k8s/pod.rs
+POD=launcher/src/probe/pod.rs
 TEST=${MUTATE_TEST:-launcher::every_node_tool_answers_for_each_node}
 TESTBED_BIN=${TESTBED_BIN:-$(bash tests/testbed/build.sh)}
 export TESTBED_BIN

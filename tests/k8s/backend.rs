@@ -6,8 +6,9 @@ use std::sync::Arc;
 use serde_json::{Value, json};
 
 use super::mock::{mock_client, status};
+use crate::cluster::backend::KubeBackend;
+use crate::cluster::clients::Clients;
 use crate::cluster::{ClusterBackend, ClusterError};
-use crate::k8s::{Clients, KubeBackend};
 
 fn nodes() -> Value {
     json!({"apiVersion": "v1", "kind": "NodeList", "metadata": {"resourceVersion": "10"}, "items": [
@@ -204,7 +205,7 @@ async fn unknown_context_lists_the_known_ones() {
 
 #[test]
 fn quantities_and_effective_requests() {
-    use crate::k8s::gpu_resources::{count, pod_request};
+    use crate::cluster::gpu_resources::{count, pod_request};
     use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
     assert_eq!(count(&Quantity("8".into())), 8);
     assert_eq!(count(&Quantity("2k".into())), 2000);
@@ -246,7 +247,7 @@ async fn pods_on_node_is_one_list_of_every_pod_there() {
 
 #[test]
 fn api_pod_takes_container_ids_and_the_static_pod_uid() {
-    use crate::k8s::backend::api_pod;
+    use crate::cluster::backend::api_pod;
     let cid = "3f2a8c1b9d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8";
     let p: k8s_openapi::api::core::v1::Pod = serde_json::from_value(json!({
         "metadata": {"namespace": "kube-system", "name": "dcgm-gpu-b", "uid": "mirror-uid",

@@ -1,7 +1,7 @@
 //! Contexts: read from the kubeconfig (a file or a KUBECONFIG-style list), checked, one client each.
 
 use crate::cluster::ClusterError;
-use crate::k8s::Clients;
+use crate::cluster::clients::Clients;
 
 const KUBECONFIG: &str = r#"
 apiVersion: v1
@@ -60,7 +60,7 @@ async fn contexts_are_checked_and_clients_cached() {
 
 #[test]
 fn loopback_api_servers_are_recognised() {
-    use crate::k8s::clients::is_loopback_url;
+    use crate::cluster::clients::is_loopback_url;
     for u in [
         "https://127.0.0.1:6443",
         "https://127.0.0.2",

@@ -5,7 +5,7 @@ use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use crate::k8s::delivery::{
+use crate::probe::delivery::{
     self, DeliveryChoice, DeliveryError, Failure, Payload, ProbeBinaries, SCRIPT, candidates,
     elf_info, find_binary, sha256_hex,
 };

@@ -7,9 +7,10 @@ use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
 use super::mock::{FakeExec, mock_client, status, version_document, watch_events};
-use crate::k8s::ephemeral::{EphemeralRunner, TargetPod};
-use crate::k8s::{Clients, ProbePodOptions};
-use crate::runner::{ProbeRequest, RunError, Runner};
+use crate::cluster::clients::Clients;
+use crate::probe::ephemeral::{EphemeralRunner, TargetPod};
+use crate::probe::pod::ProbePodOptions;
+use crate::probe::runner::{ProbeRequest, RunError, Runner};
 
 const POD: &str = "/api/v1/namespaces/ml/pods/train-0";
 
@@ -266,8 +267,8 @@ async fn a_later_call_reuses_the_running_container_of_an_earlier_one() {
     assert!(!third.ran_in.contains("earlier call"), "{}", third.ran_in);
 }
 
-fn version_output() -> crate::k8s::exec::ExecOutput {
-    crate::k8s::exec::ExecOutput {
+fn version_output() -> crate::probe::exec::ExecOutput {
+    crate::probe::exec::ExecOutput {
         stdout: version_document().into_bytes(),
         ..Default::default()
     }

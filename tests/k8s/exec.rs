@@ -3,7 +3,7 @@
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Status;
 use serde_json::json;
 
-use crate::k8s::exec_result::{exit_code, read_capped, read_tail};
+use crate::probe::exec_result::{exit_code, read_capped, read_tail};
 
 fn st(v: serde_json::Value) -> Status {
     serde_json::from_value(v).unwrap()

@@ -11,8 +11,9 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams};
 use tokio_util::sync::CancellationToken;
 
-use crate::k8s::{K8sConfig, connect, pod::probe_selector};
-use crate::runner::{ProbeRequest, RunError};
+use crate::probe::kube::{K8sConfig, connect};
+use crate::probe::pod::probe_selector;
+use crate::probe::runner::{ProbeRequest, RunError};
 
 fn env(k: &str) -> Option<String> {
     std::env::var(k).ok().filter(|v| !v.is_empty())
@@ -27,7 +28,7 @@ fn cfg() -> K8sConfig {
 }
 
 async fn left_pods(cfg: &K8sConfig) -> Vec<String> {
-    let clients = crate::k8s::Clients::connect(cfg.kubeconfig.as_deref(), None)
+    let clients = crate::cluster::clients::Clients::connect(cfg.kubeconfig.as_deref(), None)
         .await
         .unwrap();
     let pods: Api<Pod> = Api::namespaced(clients.get(None).await.unwrap(), &cfg.namespace);

@@ -8,7 +8,7 @@ use kube::Client;
 use kube::client::Body;
 use serde_json::{Value, json};
 
-use crate::k8s::exec::{ExecError, ExecFuture, ExecOutput, ProbeExec};
+use crate::probe::exec::{ExecError, ExecFuture, ExecOutput, ProbeExec};
 
 /// One request the mocked API server received.
 #[derive(Debug, Clone)]

@@ -1,5 +1,5 @@
 //! Tests of the Kubernetes runner, backend and pod builder (compiled into the launcher binary's test
-//! target through `#[path]` in `launcher/src/k8s/mod.rs`).
+//! target through `#[path]` in `launcher/src/main.rs`).
 
 mod backend;
 mod clients;

@@ -10,9 +10,11 @@ use super::mock::{
     FakeExec, Log, Recorded, mock_client, node_json, probe_pod_json, status, version_document,
     watch_events,
 };
-use crate::k8s::exec::{ExecError, ExecOutput};
-use crate::k8s::{Clients, PodRunner, ProbePodOptions};
-use crate::runner::{Phase, ProbeRequest, ProgressSink, RunError, Runner};
+use crate::cluster::clients::Clients;
+use crate::probe::exec::{ExecError, ExecOutput};
+use crate::probe::pod::ProbePodOptions;
+use crate::probe::pod_runner::PodRunner;
+use crate::probe::runner::{Phase, ProbeRequest, ProgressSink, RunError, Runner};
 
 const PODS: &str = "/api/v1/namespaces/gpu-diagnostics/pods";
 
@@ -181,7 +183,10 @@ fn created_and_deleted(log: &Log) -> (String, usize) {
 async fn run(
     r: &PodRunner,
     timeout: Duration,
-) -> (Result<crate::runner::ProbeOutput, RunError>, Vec<Phase>) {
+) -> (
+    Result<crate::probe::runner::ProbeOutput, RunError>,
+    Vec<Phase>,
+) {
     let (sink, seen) = phases();
     let res = r
         .run(request(timeout), sink, CancellationToken::new())
@@ -201,7 +206,6 @@ async fn success_parses_document_times_phases_and_deletes() {
         gpu_diag::contract::ProbeDocument::Success { .. }
     ));
     assert_eq!(out.exit_code, 0);
-    assert_eq!(out.stderr_tail, "probe log line");
     let timed: Vec<Phase> = out.timings.iter().map(|t| t.phase).collect();
     assert_eq!(
         timed,
@@ -353,7 +357,7 @@ async fn copy_delivery_without_a_build_creates_no_pod() {
     let exec = FakeExec::ok_stdout(&version_document(), 0);
     let (mut r, log) = runner(Api::default(), exec);
     let dir = tempfile::tempdir().unwrap();
-    r.copy = Some(Arc::new(crate::k8s::delivery::ProbeBinaries::new(
+    r.copy = Some(Arc::new(crate::probe::delivery::ProbeBinaries::new(
         dir.path().into(),
     )));
     let (res, _) = run(&r, Duration::from_secs(10)).await;

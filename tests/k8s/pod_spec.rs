@@ -1,6 +1,6 @@
 //! The rendered probe pod for every applier combination, as reviewed YAML snapshots.
 
-use crate::k8s::pod::{self, AccessMode, DriverMode, ProbeCall, ProbePodOptions};
+use crate::probe::pod::{self, AccessMode, DriverMode, ProbeCall, ProbePodOptions};
 
 fn call() -> ProbeCall {
     ProbeCall {
@@ -195,7 +195,10 @@ fn generated_names_are_valid_and_unique() {
     assert!(a.name.starts_with("gpu-probe-gpu-node-5-example-com-"));
     let long = ProbeCall::new("ns", &"x".repeat(253), "t");
     assert!(long.name.len() <= 63);
-    assert_eq!(pod::label_value("__weird tool!"), "weird_tool");
+    assert_eq!(
+        crate::cluster::labels::label_value("__weird tool!"),
+        "weird_tool"
+    );
     assert!(pod::default_image().ends_with(concat!(":v", env!("CARGO_PKG_VERSION"))));
 }
 

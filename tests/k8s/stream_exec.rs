@@ -10,9 +10,24 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::Role;
 
-use crate::k8s::delivery::{Format, READY};
-use crate::k8s::exec::ExecError;
-use crate::k8s::stream_exec::{run_session, run_session_gated};
+use crate::probe::delivery::{Format, READY};
+use crate::probe::exec::ExecError;
+use crate::probe::exec::ExecOutput;
+use crate::probe::stream_exec::run_session_gated;
+
+/// A session whose whole stdin is sent at once (no line to wait for).
+async fn run_session<S>(
+    ws: WebSocketStream<S>,
+    v5: bool,
+    stdin: &[u8],
+    max_stdout: usize,
+    stderr_tail_bytes: usize,
+) -> Result<ExecOutput, ExecError>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    run_session_gated(ws, v5, &[(b"", stdin)], max_stdout, stderr_tail_bytes).await
+}
 
 async fn pair(buf: usize) -> (WebSocketStream<DuplexStream>, WebSocketStream<DuplexStream>) {
     let (c, s) = tokio::io::duplex(buf);

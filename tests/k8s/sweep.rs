@@ -3,8 +3,8 @@
 use serde_json::{Value, json};
 
 use super::mock::{mock_client, status};
-use crate::k8s::pod::probe_selector;
-use crate::k8s::sweep::{leftover_reason, sweep};
+use crate::probe::pod::probe_selector;
+use crate::probe::sweep::{leftover_reason, sweep};
 
 fn probe(name: &str, created: &str, phase: &str) -> Value {
     json!({"metadata": {"name": name, "namespace": "gpu-diagnostics", "creationTimestamp": created,

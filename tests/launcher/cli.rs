@@ -150,7 +150,7 @@ fn backticked_tool_names(text: &str) -> Vec<String> {
 }
 
 /// The README's two tool lists are written by hand: they must name exactly the registered tools
-/// (launcher/src/tools/mod.rs), read-only and operator.
+/// (launcher/src/mcp/tools/mod.rs), read-only and operator.
 #[test]
 fn readme_lists_exactly_the_registered_tools() {
     let readme =
@@ -329,4 +329,123 @@ fn setup_prints_manifests_and_host_snippets_without_a_cluster() {
         hosts.contains("claude mcp add --scope user k8s-gpu -- "),
         "{hosts}"
     );
+}
+
+/// The repository's files and folders (relative, `/`-separated), without build output and VCS data.
+fn repo_paths(root: &std::path::Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for e in std::fs::read_dir(&dir).unwrap().flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if matches!(name.as_str(), ".git" | "target" | "node_modules") {
+                continue;
+            }
+            let path = e.path();
+            let rel = path
+                .strip_prefix(root)
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
+            // Links are listed (launcher/deploy) but not followed.
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                stack.push(path);
+                out.push(format!("{rel}/"));
+            } else {
+                out.push(rel);
+            }
+        }
+    }
+    out
+}
+
+/// The paths `doc` names that do not exist, and how many it names (`rooted_only`: only those written from
+/// the repository root): a backticked name that is a path from
+/// the repository root (`launcher/src/probe/pod.rs`, `tests/xid/`) must be there, and one written relative
+/// to the section's folder (`probe/pod.rs`, `mcp/framework/`, `trust.rs`) must be the end of a path that
+/// is. `::item` suffixes are ignored; a `<placeholder>` file name needs only its folder.
+fn missing_paths(
+    root: &std::path::Path,
+    paths: &[String],
+    doc: &str,
+    rooted_only: bool,
+) -> (Vec<String>, usize) {
+    let doc = std::fs::read_to_string(root.join(doc)).unwrap();
+    const ROOTS: [&str; 9] = [
+        "launcher/",
+        "src/",
+        "node-probe/",
+        "tests/",
+        "deploy/",
+        "packaging/",
+        "snapshots/",
+        "benches/",
+        "fuzz/",
+    ];
+    let mut checked = 0;
+    let mut missing = Vec::new();
+    for (i, span) in doc.split('`').enumerate() {
+        // Odd pieces are inside backticks; names with spaces or URL schemes are not paths.
+        if i % 2 == 0 || span.contains([' ', '{']) || span.contains("://") {
+            continue;
+        }
+        let name = span.split("::").next().unwrap();
+        let rooted = ROOTS.iter().any(|r| name.starts_with(r));
+        // Flags (`--host-root=/`) and image sources (`docker.io/library/`) are not files here.
+        let host = name.contains('/') && name.split('/').next().unwrap().contains('.');
+        let generated = name.contains("node_modules");
+        if !(rooted || !rooted_only && (name.ends_with(".rs") || name.ends_with('/')))
+            || name.contains('=')
+            || host
+            || generated
+        {
+            continue;
+        }
+        // `launcher/src/mcp/tools/<name>.rs`: the folder it goes in.
+        let name = match name.find('<') {
+            Some(at) => &name[..=name[..at].rfind('/').unwrap_or(0)],
+            None => name,
+        };
+        // `src/scenarios/*.json`: the folder.
+        let name = match name.find('*') {
+            Some(at) => &name[..=name[..at].rfind('/').unwrap_or(0)],
+            None => name,
+        };
+        checked += 1;
+        let found = if rooted {
+            paths
+                .iter()
+                .any(|p| p == name || p.trim_end_matches('/') == name)
+        } else {
+            paths
+                .iter()
+                .any(|p| p == name || p.ends_with(&format!("/{name}")))
+        };
+        if !found {
+            missing.push(span.to_string());
+        }
+    }
+    (missing, checked)
+}
+
+/// Every path ARCHITECTURE.md (its code map and its "where things go" recipes), SECURITY.md and the README
+/// name exists, so the docs cannot drift from the folders.
+#[test]
+fn docs_name_only_paths_that_exist() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let paths = repo_paths(&root);
+    // The README also names folders a run makes (`target/soak/`) and placeholders: its paths from the
+    // repository root only.
+    for (doc, rooted_only) in [
+        ("ARCHITECTURE.md", false),
+        ("SECURITY.md", false),
+        ("README.md", true),
+    ] {
+        let (missing, checked) = missing_paths(&root, &paths, doc, rooted_only);
+        assert!(checked > 10, "{doc} names paths; read {checked}");
+        assert!(
+            missing.is_empty(),
+            "{doc} names paths that do not exist (moved or renamed?): {missing:?}"
+        );
+    }
 }

@@ -111,7 +111,7 @@ async fn tools_list_and_instructions() {
         .and_then(|i| i.instructions.clone())
         .unwrap_or_default();
     ro.cancel().await.unwrap();
-    // Written from the registry (launcher/src/tools/mod.rs): every read-only tool is introduced.
+    // Written from the registry (launcher/src/mcp/tools/mod.rs): every read-only tool is introduced.
     for t in tools::read_only_tools(LAUNCHER) {
         assert!(
             instructions.contains(&t),
@@ -229,7 +229,7 @@ async fn one_result_per_tool() {
     registered.sort();
     assert_eq!(
         called, registered,
-        "the golden calls must name exactly the registered tools (launcher/src/tools/mod.rs)"
+        "the golden calls must name exactly the registered tools (launcher/src/mcp/tools/mod.rs)"
     );
     let client = start(&["--mode", "operator"]).await;
     let mut results = Vec::new();

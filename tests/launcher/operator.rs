@@ -158,7 +158,7 @@ async fn operator_tools_absent_in_read_only_mode_present_in_operator_mode() {
     assert_eq!(
         tools::operator_only_tools(LAUNCHER),
         expected,
-        "the tools only --mode operator lists (launcher/src/tools/mod.rs)"
+        "the tools only --mode operator lists (launcher/src/mcp/tools/mod.rs)"
     );
     for &t in OPERATOR_TOOLS {
         let tool = tools

@@ -44,7 +44,7 @@ function argsFor(tool) {
   return args;
 }
 
-// The registry's read-only tools, as `call list` prints them (launcher/src/tools/mod.rs), not a list of our own.
+// The registry's read-only tools, as `call list` prints them (launcher/src/mcp/tools/mod.rs), not a list of our own.
 const READ_ONLY_TOOLS = JSON.parse(
   execFileSync(launcher, ["--local", "--simulate", "dgx-h100-xid79", "call", "list", "--output", "json"]),
 )

@@ -7,9 +7,10 @@ use std::sync::Arc;
 use serde_json::{Value, json};
 
 use super::mock::{mock_client, node_json, status};
+use crate::cluster::backend::KubeBackend;
+use crate::cluster::clients::Clients;
+use crate::cluster::operator::{audit_event, cordon_patch};
 use crate::cluster::{AuditEvent, ClusterBackend, ClusterError};
-use crate::k8s::operator::{audit_event, cordon_patch};
-use crate::k8s::{Clients, KubeBackend};
 
 fn backend(client: kube::Client) -> KubeBackend {
     KubeBackend::new(Arc::new(Clients::from_client(client)))

@@ -1,5 +1,5 @@
 //! The tools the launcher registers, as the tests need them. Read from `k8s-gpu-mcp call list --output json`
-//! (what `tools/list` answers, built from the registry in launcher/src/tools/mod.rs), so no test keeps a list
+//! (what `tools/list` answers, built from the registry in launcher/src/mcp/tools/mod.rs), so no test keeps a list
 //! of its own and a new tool is covered by every test that walks them.
 #![allow(dead_code)] // each test binary uses some of these
 

@@ -1,0 +1,434 @@
+//! [`ClusterBackend`] over kube: nodes with their GPU accounting, and the GPU pods of a node. Answered from
+//! the API server alone (no probe). GPU allocation is computed from the pods bound to each node.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use k8s_openapi::api::core::v1::{Node, Pod};
+use kube::api::{Api, ListParams};
+
+use gpu_diag::attribution::join::{ApiContainer, ApiPod, strip_runtime_scheme};
+
+use super::clients::Clients;
+use crate::cluster::{BoxFut, ClusterBackend, ClusterError, GpuNode, PodGpuUse, WorkloadRef};
+
+pub use super::gpu_resources::{GPU_RESOURCE, pod_request};
+use super::gpu_resources::{NVIDIA_PREFIX, container_use, nvidia_resources};
+/// Pods that hold no resources any more.
+const ACTIVE_PODS: &str = "status.phase!=Succeeded,status.phase!=Failed";
+
+pub struct KubeBackend {
+    clients: Arc<Clients>,
+}
+
+impl KubeBackend {
+    pub fn new(clients: Arc<Clients>) -> Self {
+        KubeBackend { clients }
+    }
+}
+
+fn api_err(action: &str, e: kube::Error) -> ClusterError {
+    match e {
+        kube::Error::Api(s) if s.is_forbidden() => {
+            ClusterError::Forbidden(format!("{action}: {}", s.message))
+        }
+        e => ClusterError::Api(format!("{action}: {e}")),
+    }
+}
+
+/// The pods on `node` that are its workload: every launcher's own probe pods are left out server-side, so a
+/// probe running during the call is never counted, listed or joined as the node's workload.
+fn node_workload_pods(node: &str) -> ListParams {
+    ListParams::default()
+        .fields(&format!("spec.nodeName={node}"))
+        .labels(&format!(
+            "{}!={}",
+            super::labels::LABEL_MANAGED_BY,
+            super::labels::MANAGED_BY
+        ))
+}
+
+fn is_active(p: &Pod) -> bool {
+    !matches!(
+        p.status.as_ref().and_then(|s| s.phase.as_deref()),
+        Some("Succeeded" | "Failed")
+    )
+}
+
+fn has_gpu_resources(p: &Pod) -> bool {
+    all_containers(p).any(|c| {
+        let u = container_use(c);
+        !u.requests.is_empty() || !u.limits.is_empty()
+    })
+}
+
+/// Init containers, then the app containers, of a pod.
+fn all_containers(p: &Pod) -> impl Iterator<Item = &k8s_openapi::api::core::v1::Container> {
+    p.spec.iter().flat_map(|s| {
+        s.init_containers
+            .iter()
+            .flatten()
+            .chain(s.containers.iter())
+    })
+}
+
+pub fn pod_gpu_use(p: &Pod) -> PodGpuUse {
+    PodGpuUse {
+        namespace: p.metadata.namespace.clone().unwrap_or_default(),
+        name: p.metadata.name.clone().unwrap_or_default(),
+        uid: p.metadata.uid.clone().unwrap_or_default(),
+        phase: p
+            .status
+            .as_ref()
+            .and_then(|s| s.phase.clone())
+            .unwrap_or_else(|| "Unknown".into()),
+        containers: all_containers(p)
+            .map(container_use)
+            .filter(|u| !u.requests.is_empty() || !u.limits.is_empty())
+            .collect(),
+    }
+}
+
+/// A pod reduced to what the joins need: names, UIDs (its own and, for a static pod's mirror, the
+/// kubelet's), phase, and per container its runtime id and GPU requests.
+pub fn api_pod(p: &Pod) -> ApiPod {
+    let status = p.status.as_ref();
+    let ids: BTreeMap<&str, String> = status
+        .into_iter()
+        .flat_map(|s| {
+            s.container_statuses
+                .iter()
+                .flatten()
+                .chain(s.init_container_statuses.iter().flatten())
+                .chain(s.ephemeral_container_statuses.iter().flatten())
+        })
+        .filter_map(|c| {
+            c.container_id
+                .as_deref()
+                .filter(|id| !id.is_empty())
+                .map(|id| (c.name.as_str(), strip_runtime_scheme(id)))
+        })
+        .collect();
+    ApiPod {
+        namespace: p.metadata.namespace.clone().unwrap_or_default(),
+        name: p.metadata.name.clone().unwrap_or_default(),
+        uid: p.metadata.uid.clone().unwrap_or_default(),
+        mirror_uid: p
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get("kubernetes.io/config.mirror"))
+            .cloned(),
+        phase: status.and_then(|s| s.phase.clone()),
+        containers: all_containers(p)
+            .map(|c| ApiContainer {
+                name: c.name.clone(),
+                container_id: ids.get(c.name.as_str()).cloned(),
+                gpu_requests: container_use(c).requests,
+            })
+            .collect(),
+    }
+}
+
+/// A node with its GPU accounting; `pods` are the pods bound to it (any phase; terminated ones don't count).
+pub fn gpu_node(n: &Node, pods: &[&Pod]) -> GpuNode {
+    let status = n.status.as_ref();
+    let capacity = nvidia_resources(status.and_then(|s| s.capacity.as_ref()));
+    let allocatable = nvidia_resources(status.and_then(|s| s.allocatable.as_ref()));
+    let mig_resources = capacity
+        .iter()
+        .filter(|(k, _)| k.as_str() != GPU_RESOURCE)
+        .map(|(k, v)| (k.clone(), *v))
+        .collect();
+    let gpu_labels = n
+        .metadata
+        .labels
+        .iter()
+        .flatten()
+        .filter(|(k, _)| k.starts_with(NVIDIA_PREFIX))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let mut problem_conditions = Vec::new();
+    let mut ready = false;
+    for c in status
+        .and_then(|s| s.conditions.as_ref())
+        .into_iter()
+        .flatten()
+    {
+        // Our own mark is shown as `mark`, not as a problem condition a second time.
+        if c.type_ == super::operator::MARK_CONDITION {
+            continue;
+        }
+        let healthy = if c.type_ == "Ready" {
+            ready = c.status == "True";
+            ready
+        } else {
+            // MemoryPressure, DiskPressure, PIDPressure, NetworkUnavailable and node-problem-detector
+            // conditions (KernelDeadlock, ...) are problems when True.
+            c.status != "True"
+        };
+        if !healthy {
+            problem_conditions.push(format!(
+                "{}={}{}",
+                c.type_,
+                c.status,
+                c.reason
+                    .as_deref()
+                    .map(|r| format!(" ({r})"))
+                    .unwrap_or_default()
+            ));
+        }
+    }
+    let taints = n
+        .spec
+        .as_ref()
+        .and_then(|s| s.taints.as_ref())
+        .into_iter()
+        .flatten()
+        .map(|t| match &t.value {
+            Some(v) if !v.is_empty() => format!("{}={}:{}", t.key, v, t.effect),
+            _ => format!("{}:{}", t.key, t.effect),
+        })
+        .collect();
+    let info = status.and_then(|s| s.node_info.as_ref());
+    GpuNode {
+        name: n.metadata.name.clone().unwrap_or_default(),
+        gpu_capacity: capacity.get(GPU_RESOURCE).copied().unwrap_or(0),
+        gpu_allocatable: allocatable.get(GPU_RESOURCE).copied().unwrap_or(0),
+        gpu_allocated: pods
+            .iter()
+            .filter(|p| is_active(p))
+            .map(|p| pod_request(p, GPU_RESOURCE))
+            .sum(),
+        mig_resources,
+        gpu_labels,
+        ready,
+        problem_conditions,
+        taints,
+        unschedulable: n
+            .spec
+            .as_ref()
+            .and_then(|s| s.unschedulable)
+            .unwrap_or(false),
+        mark: super::operator::node_mark(n),
+        architecture: info.map(|i| i.architecture.clone()),
+        kubelet_version: info.map(|i| i.kubelet_version.clone()),
+    }
+}
+
+/// Carries GPUs: `nvidia.com/*` capacity > 0, or GFD says `nvidia.com/gpu.present=true`.
+pub fn is_gpu_node(n: &Node) -> bool {
+    let cap = nvidia_resources(n.status.as_ref().and_then(|s| s.capacity.as_ref()));
+    cap.values().any(|v| *v > 0)
+        || n.metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get("nvidia.com/gpu.present"))
+            .is_some_and(|v| v == "true")
+}
+
+impl KubeBackend {
+    /// Every active pod of the cluster: one list for all nodes.
+    async fn active_pods(&self, client: kube::Client) -> Result<Vec<Pod>, ClusterError> {
+        let pods: Api<Pod> = Api::all(client);
+        Ok(pods
+            .list(&ListParams::default().fields(ACTIVE_PODS))
+            .await
+            .map_err(|e| api_err("list pods", e))?
+            .items)
+    }
+}
+
+impl ClusterBackend for KubeBackend {
+    fn list_gpu_nodes<'a>(
+        &'a self,
+        context: Option<&'a str>,
+        selector: Option<&'a str>,
+    ) -> BoxFut<'a, Vec<GpuNode>> {
+        Box::pin(async move {
+            let client = self.clients.get(context).await?;
+            let nodes: Api<Node> = Api::all(client.clone());
+            let mut lp = ListParams::default();
+            if let Some(sel) = selector.filter(|s| !s.trim().is_empty()) {
+                lp = lp.labels(sel);
+            }
+            let nodes = match nodes.list(&lp).await {
+                Ok(l) => l.items,
+                Err(kube::Error::Api(s)) if s.code == 400 => {
+                    return Err(ClusterError::BadSelector(format!(
+                        "{}: {}",
+                        selector.unwrap_or_default(),
+                        s.message
+                    )));
+                }
+                Err(e) => return Err(api_err("list nodes", e)),
+            };
+            let gpu_nodes: Vec<&Node> = nodes.iter().filter(|n| is_gpu_node(n)).collect();
+            if gpu_nodes.is_empty() {
+                return Ok(Vec::new());
+            }
+            // One list of all active pods instead of one per node.
+            let pods = self.active_pods(client).await?;
+            let mut by_node: BTreeMap<&str, Vec<&Pod>> = BTreeMap::new();
+            for p in &pods {
+                if let Some(n) = p.spec.as_ref().and_then(|s| s.node_name.as_deref()) {
+                    by_node.entry(n).or_default().push(p);
+                }
+            }
+            let mut out: Vec<GpuNode> = gpu_nodes
+                .iter()
+                .map(|n| {
+                    let name = n.metadata.name.as_deref().unwrap_or_default();
+                    gpu_node(n, by_node.get(name).map(Vec::as_slice).unwrap_or(&[]))
+                })
+                .collect();
+            out.sort_by(|a, b| a.name.cmp(&b.name));
+            Ok(out)
+        })
+    }
+
+    fn get_node<'a>(&'a self, context: Option<&'a str>, node: &'a str) -> BoxFut<'a, GpuNode> {
+        Box::pin(async move { Ok(self.node_and_gpu_pods(context, node).await?.0) })
+    }
+
+    fn node_and_gpu_pods<'a>(
+        &'a self,
+        context: Option<&'a str>,
+        node: &'a str,
+    ) -> BoxFut<'a, (GpuNode, Vec<PodGpuUse>)> {
+        Box::pin(async move {
+            let client = self.clients.get(context).await?;
+            let nodes: Api<Node> = Api::all(client.clone());
+            let n = nodes
+                .get_opt(node)
+                .await
+                .map_err(|e| api_err(&format!("get node {node}"), e))?
+                .ok_or_else(|| ClusterError::NodeNotFound(node.to_string()))?;
+            // One list of every phase serves both: the allocation counts only active pods (as list_gpu_nodes'
+            // field selector does), the GPU pod list keeps finished ones as evidence.
+            let pods: Api<Pod> = Api::all(client);
+            let list = pods
+                .list(&node_workload_pods(node))
+                .await
+                .map_err(|e| api_err("list pods", e))?;
+            let active: Vec<&Pod> = list.items.iter().filter(|p| is_active(p)).collect();
+            let mut gpu_pods: Vec<PodGpuUse> = list
+                .items
+                .iter()
+                .filter(|p| has_gpu_resources(p))
+                .map(pod_gpu_use)
+                .collect();
+            gpu_pods.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+            Ok((gpu_node(&n, &active), gpu_pods))
+        })
+    }
+
+    fn pods_with_gpus<'a>(
+        &'a self,
+        context: Option<&'a str>,
+        node: &'a str,
+    ) -> BoxFut<'a, Vec<PodGpuUse>> {
+        Box::pin(async move { Ok(self.node_and_gpu_pods(context, node).await?.1) })
+    }
+
+    fn workload_pods<'a>(
+        &'a self,
+        context: Option<&'a str>,
+        namespace: &'a str,
+        workload: &'a WorkloadRef,
+    ) -> BoxFut<'a, Vec<gpu_diag::analysis::workload::WorkloadPod>> {
+        Box::pin(async move {
+            let client = self.clients.get(context).await?;
+            super::workload::pods(client, namespace, workload).await
+        })
+    }
+
+    fn workload_logs<'a>(
+        &'a self,
+        context: Option<&'a str>,
+        namespace: &'a str,
+        pods: &'a [gpu_diag::analysis::workload::WorkloadPod],
+        limits: &'a crate::cluster::LogLimits,
+    ) -> BoxFut<'a, crate::cluster::PodLogs> {
+        Box::pin(async move {
+            let client = self.clients.get(context).await?;
+            Ok(super::workload::read_logs(client, namespace, pods, limits).await)
+        })
+    }
+
+    fn contexts(&self) -> Vec<String> {
+        self.clients.contexts()
+    }
+
+    fn pods_on_node<'a>(
+        &'a self,
+        context: Option<&'a str>,
+        node: &'a str,
+    ) -> BoxFut<'a, Vec<ApiPod>> {
+        Box::pin(async move {
+            let client = self.clients.get(context).await?;
+            // Every phase: a process of a Succeeded pod still on a GPU is exactly what the join must name.
+            let pods: Api<Pod> = Api::all(client);
+            let list = pods
+                .list(&node_workload_pods(node))
+                .await
+                .map_err(|e| api_err("list pods", e))?;
+            Ok(list.items.iter().map(api_pod).collect())
+        })
+    }
+
+    fn cordon<'a>(
+        &'a self,
+        context: Option<&'a str>,
+        node: &'a str,
+        reason: &'a str,
+        on: bool,
+    ) -> BoxFut<'a, crate::cluster::CordonResult> {
+        Box::pin(async move {
+            let client = self.clients.get(context).await?;
+            super::operator::cordon(client, node, reason, on).await
+        })
+    }
+
+    fn mark_node<'a>(
+        &'a self,
+        context: Option<&'a str>,
+        req: &'a crate::cluster::MarkRequest,
+    ) -> BoxFut<'a, crate::cluster::MarkResult> {
+        Box::pin(async move {
+            let client = self.clients.get(context).await?;
+            super::operator::mark(client, req).await
+        })
+    }
+
+    fn clear_node_mark<'a>(
+        &'a self,
+        context: Option<&'a str>,
+        node: &'a str,
+        note: &'a str,
+        dry_run: bool,
+    ) -> BoxFut<'a, crate::cluster::MarkResult> {
+        Box::pin(async move {
+            let client = self.clients.get(context).await?;
+            super::operator::clear(client, node, note, dry_run).await
+        })
+    }
+
+    fn record_event<'a>(
+        &'a self,
+        context: Option<&'a str>,
+        event: &'a crate::cluster::AuditEvent,
+    ) -> BoxFut<'a, String> {
+        Box::pin(async move {
+            let client = self.clients.get(context).await?;
+            super::operator::record_event(client, event).await
+        })
+    }
+
+    fn whoami<'a>(&'a self, context: Option<&'a str>) -> BoxFut<'a, String> {
+        Box::pin(async move {
+            let client = self.clients.get(context).await?;
+            super::operator::whoami(client).await
+        })
+    }
+}

@@ -1,0 +1,85 @@
+//! One probe command on many nodes: a bounded number at a time, each under the probe deadline, progress per
+//! node, and every probe awaited (also after a cancellation) so none outlives the call.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use gpu_diag::command::Request;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+
+use super::{Cx, ProbeResult};
+use crate::mcp::progress::null_sink;
+
+/// How one node's probe ended.
+pub struct NodeOutcome {
+    pub node: String,
+    /// The report, or the error text (with its hint) when there is none.
+    pub result: Result<ProbeResult, String>,
+    pub millis: u64,
+}
+
+/// Run `request` on every node, `concurrency` at a time. Outcomes come in completion order.
+pub async fn probe_nodes(
+    cx: &Cx,
+    tool: &'static str,
+    nodes: &[String],
+    context: Option<String>,
+    request: Request,
+    concurrency: usize,
+) -> Vec<NodeOutcome> {
+    let total = nodes.len();
+    if total > 0 {
+        cx.progress.report(
+            0.5,
+            Some(total as f64),
+            format!("probing {total} node(s), {concurrency} at a time"),
+        );
+    }
+    let sem = Arc::new(Semaphore::new(concurrency.max(1)));
+    // The runner enforces the probe deadline; this outer bound only guards against a runner that does not.
+    let hard_limit = cx.env.cfg.probe_timeout + Duration::from_secs(10);
+    let mut set = JoinSet::new();
+    for node in nodes.iter().cloned() {
+        let env = cx.env.clone();
+        let sem = sem.clone();
+        let cancel = cx.cancel.child_token();
+        let request = request.clone();
+        let context = context.clone();
+        set.spawn(async move {
+            let _permit = sem.acquire_owned().await;
+            let t = Instant::now();
+            let run = env.probe(tool, &node, context, &request, null_sink(), cancel.clone());
+            let result = match tokio::time::timeout(hard_limit, run).await {
+                Ok(r) => r.map_err(|e| e.to_string()),
+                Err(_) => {
+                    cancel.cancel();
+                    Err(format!(
+                        "probe of `{node}` did not finish within {} s",
+                        hard_limit.as_secs()
+                    ))
+                }
+            };
+            NodeOutcome {
+                node,
+                result,
+                millis: t.elapsed().as_millis() as u64,
+            }
+        });
+    }
+    let mut out = Vec::with_capacity(total);
+    while let Some(joined) = set.join_next().await {
+        match joined {
+            Ok(o) => {
+                cx.progress.report(
+                    (out.len() + 1) as f64,
+                    Some(total as f64),
+                    format!("{} done ({} of {total})", o.node, out.len() + 1),
+                );
+                out.push(o);
+            }
+            Err(e) => tracing::error!(error = %e, "probe task failed"),
+        }
+    }
+    out
+}

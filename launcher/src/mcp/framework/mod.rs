@@ -1,0 +1,403 @@
+//! The tool framework. It knows no tool by name: a tool is a type implementing [`Tool`] (name, title,
+//! description, hints, argument and output types, `run`, `render`), and [`route`] turns it into the MCP
+//! route with everything tools share done once: argument parsing, progress, cancellation, the
+//! structured result beside its text, and errors with their hint. The tools themselves live in
+//! `crate::mcp::tools`, one file each, listed by its registry.
+
+pub mod action;
+pub mod error;
+pub mod evidence;
+pub mod fanout;
+pub mod reports;
+pub mod schema;
+pub mod target;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Instant;
+
+use gpu_diag::command::Request;
+use gpu_diag::contract::{ProbeDocument, ProbeMeta, Report};
+use rmcp::handler::server::common::FromContextPart;
+use rmcp::handler::server::router::tool::ToolRoute;
+use rmcp::handler::server::tool::ToolCallContext;
+use rmcp::model::{CallToolResult, ContentBlock, RequestMetaObject, ToolAnnotations};
+use rmcp::{Peer, RoleServer};
+use schemars::JsonSchema;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio_util::sync::CancellationToken;
+
+use crate::cli::Config;
+use crate::cluster::ClusterBackend;
+use crate::mcp::progress::Progress;
+use crate::probe::runner::{PhaseTiming, ProbeRequest, ProgressSink, Runner};
+
+pub use error::ToolError;
+pub use target::{Node, NodeTarget};
+
+/// What tools run with: the configuration, the probe runner and the cluster (none in local mode).
+pub struct Env {
+    pub cfg: Config,
+    pub runner: Arc<dyn Runner>,
+    pub cluster: Option<Arc<dyn ClusterBackend>>,
+    /// Every probe's full report of this session, offered as resources.
+    pub reports: reports::ReportStore,
+}
+
+/// The server a route belongs to: anything that can hand tools their [`Env`].
+pub trait Host: Send + Sync + 'static {
+    fn env(&self) -> &Arc<Env>;
+}
+
+/// The behaviour hints every tool advertises (MCP tool annotations).
+#[derive(Debug, Clone, Copy)]
+pub struct Hints {
+    pub read_only: bool,
+    pub destructive: bool,
+    pub idempotent: bool,
+    pub open_world: bool,
+}
+
+impl Hints {
+    /// Reads, and the same call gives the same answer (inventory, topology, ...).
+    pub const READ_IDEMPOTENT: Hints = Hints {
+        read_only: true,
+        destructive: false,
+        idempotent: true,
+        open_world: true,
+    };
+    /// Reads live values that change between calls (telemetry, health, ...).
+    pub const READ_LIVE: Hints = Hints {
+        idempotent: false,
+        ..Hints::READ_IDEMPOTENT
+    };
+    /// Changes a GPU, a process or a node.
+    pub const DESTRUCTIVE: Hints = Hints {
+        read_only: false,
+        destructive: true,
+        idempotent: false,
+        open_world: true,
+    };
+
+    fn annotations(self) -> ToolAnnotations {
+        ToolAnnotations::from_raw(
+            None,
+            Some(self.read_only),
+            Some(self.destructive),
+            Some(self.idempotent),
+            Some(self.open_world),
+        )
+    }
+}
+
+/// How much of a large report an answer carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+#[schemars(inline)]
+pub enum Detail {
+    /// Everything that deviates in full, what is alike summarised (the default).
+    #[default]
+    Summary,
+    /// The probe's whole report.
+    Full,
+}
+
+/// One MCP tool.
+pub trait Tool: Send + Sync + 'static {
+    type Args: DeserializeOwned + JsonSchema + Send + 'static;
+    type Output: Serialize + JsonSchema + Send + 'static;
+    const NAME: &'static str;
+    const TITLE: &'static str;
+    const DESCRIPTION: &'static str;
+    const HINTS: Hints;
+    fn run(
+        cx: &Cx,
+        args: Self::Args,
+    ) -> impl Future<Output = Result<Self::Output, ToolError>> + Send;
+    /// The text beside the structured result: what a person or a model reads first.
+    fn render(out: &Self::Output) -> String;
+}
+
+/// The MCP route of tool `T` on server `S`.
+pub fn route<T: Tool, S: Host>() -> ToolRoute<S> {
+    let input = schema::input_schema::<T::Args>();
+    let attr = rmcp::model::Tool::new(T::NAME, T::DESCRIPTION, input.clone())
+        .with_title(T::TITLE)
+        .with_raw_output_schema(schema::output_schema::<T::Output>())
+        .with_annotations(T::HINTS.annotations());
+    ToolRoute::new_dyn(attr, move |mut tc: ToolCallContext<'_, S>| {
+        let input = input.clone();
+        Box::pin(async move {
+            // Arguments may come from prompt-injected text: the limits the schema advertises are
+            // enforced here, before the tool sees them, and an error never echoes a long value.
+            let raw = rmcp::model::JsonObject::from_context_part(&mut tc)?;
+            if let Err(m) = schema::check_args(&input, &raw) {
+                return Ok(error_result(m).into());
+            }
+            let args: T::Args = match serde_json::from_value(serde_json::Value::Object(raw)) {
+                Ok(a) => a,
+                Err(e) => {
+                    return Ok(
+                        error_result(format!("failed to deserialize parameters: {e}")).into(),
+                    );
+                }
+            };
+            let meta = RequestMetaObject::from_context_part(&mut tc)?;
+            let peer = Peer::<RoleServer>::from_context_part(&mut tc)?;
+            let cancel = CancellationToken::from_context_part(&mut tc)?;
+            let cx = Cx {
+                env: tc.service.env().clone(),
+                progress: Progress::new(&meta, &peer),
+                peer,
+                cancel,
+            };
+            let result = match T::run(&cx, args).await {
+                Ok(out) => structured_result(&out, T::render(&out)),
+                Err(e) => error_result(e.to_string()),
+            };
+            cx.progress.finish().await;
+            Ok(result.into())
+        })
+    })
+}
+
+/// A successful tool result: the rendering for people and models, plus the structured value.
+fn structured_result<T: Serialize>(value: &T, text: String) -> CallToolResult {
+    match serde_json::to_value(value) {
+        Ok(v) => {
+            let mut r = CallToolResult::success(vec![ContentBlock::text(text)]);
+            r.structured_content = Some(v);
+            r
+        }
+        Err(e) => error_result(format!("internal error: cannot serialize the result: {e}")),
+    }
+}
+
+fn error_result(msg: String) -> CallToolResult {
+    CallToolResult::error(vec![ContentBlock::text(schema::bounded_message(&msg))])
+}
+
+/// One call's context: the environment, progress, cancellation and the client (for confirmations).
+pub struct Cx {
+    pub env: Arc<Env>,
+    pub progress: Progress,
+    pub cancel: CancellationToken,
+    pub peer: Peer<RoleServer>,
+}
+
+impl Cx {
+    pub fn is_local(&self) -> bool {
+        self.env.cluster.is_none()
+    }
+
+    /// Check a node target the same way for every node tool.
+    pub fn check_target(&self, t: &NodeTarget) -> Result<(), ToolError> {
+        target::check_node_name(&t.node_name)?;
+        if self.is_local() {
+            if t.node_name != "local" {
+                return Err(ToolError::Invalid(format!(
+                    "this server runs in local mode, where the only node is `local`; call again with \
+                     node_name \"local\" (got `{}`)",
+                    t.node_name
+                )));
+            }
+            if t.context.is_some() {
+                return Err(ToolError::Invalid(
+                    "`context` selects a kubeconfig context, which local mode does not use; call \
+                     again without `context`"
+                        .into(),
+                ));
+            }
+        }
+        self.check_context(t.context.as_deref())
+    }
+
+    /// The cluster an API-only operator tool acts on; in local mode a clear error naming the tool and
+    /// what it would have done (`to cordon`, ...).
+    pub fn cluster_for(
+        &self,
+        tool: &str,
+        what: &str,
+    ) -> Result<Arc<dyn ClusterBackend>, ToolError> {
+        self.env.cluster.clone().ok_or_else(|| {
+            ToolError::Invalid(format!(
+                "{tool} needs a cluster: this server runs in local mode, where there is no node {what}"
+            ))
+        })
+    }
+
+    pub fn check_context(&self, context: Option<&str>) -> Result<(), ToolError> {
+        let (Some(ctx), Some(cluster)) = (context, &self.env.cluster) else {
+            return Ok(());
+        };
+        let known = cluster.contexts();
+        if !known.iter().any(|k| k == ctx) {
+            return Err(ToolError::Invalid(format!(
+                "unknown kubeconfig context `{ctx}`; use one of: {} (or omit `context` for the default)",
+                known.join(", ")
+            )));
+        }
+        Ok(())
+    }
+
+    /// Run node-probe once on the target, reporting phases as progress.
+    pub async fn probe(
+        &self,
+        tool: &str,
+        t: &NodeTarget,
+        request: impl Into<Request>,
+    ) -> Result<ProbeResult, ToolError> {
+        self.env
+            .probe(
+                tool,
+                &t.node_name,
+                t.context.clone(),
+                &request.into(),
+                self.progress.phase_sink(&t.node_name),
+                self.cancel.clone(),
+            )
+            .await
+    }
+
+    /// Run node-probe once and take the report of the expected kind (`pick`).
+    pub async fn probe_report<R>(
+        &self,
+        tool: &str,
+        t: &NodeTarget,
+        request: impl Into<Request>,
+        pick: impl FnOnce(Report) -> Option<R>,
+    ) -> Result<(R, ProbeRun), ToolError> {
+        let res = self.probe(tool, t, request).await?;
+        match pick(res.report) {
+            Some(r) => Ok((r, res.run)),
+            None => Err(ToolError::WrongReport {
+                node: t.node_name.clone(),
+                tool: tool.to_string(),
+            }),
+        }
+    }
+}
+
+impl Env {
+    /// Run node-probe once; a probe-side failure document becomes an error.
+    pub async fn probe(
+        &self,
+        tool: &str,
+        node: &str,
+        context: Option<String>,
+        request: &Request,
+        progress: ProgressSink,
+        cancel: CancellationToken,
+    ) -> Result<ProbeResult, ToolError> {
+        let started = Instant::now();
+        let req = ProbeRequest {
+            node: node.to_string(),
+            args: request.argv(),
+            tool: tool.to_string(),
+            context,
+            timeout: self.cfg.probe_timeout,
+        };
+        let out = self
+            .runner
+            .run(req, progress, cancel)
+            .await
+            .map_err(|err| ToolError::Run {
+                node: node.to_string(),
+                err,
+            })?;
+        match out.document {
+            ProbeDocument::Failure { error, .. } => Err(ToolError::ProbeFailed {
+                node: node.to_string(),
+                error,
+            }),
+            ProbeDocument::Success { probe, report, .. } => {
+                // An evidence archive is no report to keep in memory: its tool stores the index instead.
+                let report_uri = (!matches!(report, Report::Evidence(_)))
+                    .then(|| serde_json::to_string(&report).ok())
+                    .flatten()
+                    .and_then(|json| self.reports.put(node, tool, json));
+                Ok(ProbeResult {
+                    report,
+                    run: ProbeRun {
+                        ran_in: out.ran_in,
+                        exit_code: out.exit_code,
+                        probe,
+                        timings: out.timings,
+                        total_millis: started.elapsed().as_millis() as u64,
+                        report_uri,
+                    },
+                })
+            }
+        }
+    }
+}
+
+/// A report with the run that produced it.
+pub struct ProbeResult {
+    pub report: Report,
+    pub run: ProbeRun,
+}
+
+/// How a probe run went: where it ran, what it reported about itself, how long each phase took.
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+pub struct ProbeRun {
+    /// `local`, or the probe pod's namespace/name.
+    pub ran_in: String,
+    /// node-probe's exit status.
+    pub exit_code: i32,
+    /// The probe's own metadata (version, GPU source, host, boot id, collection time).
+    pub probe: Option<ProbeMeta>,
+    pub timings: Vec<PhaseTiming>,
+    /// Wall time of the whole run as the launcher saw it.
+    pub total_millis: u64,
+    /// The probe's whole report, kept for this session as an MCP resource (read it with
+    /// resources/read when the answer's summary is not enough).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub report_uri: Option<String>,
+}
+
+/// One node's probe report with the run that produced it: the output of the plain node tools.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct NodeReport<R> {
+    /// The node that was probed.
+    pub node: String,
+    /// Kubeconfig context used (absent: the default, or local mode).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub context: Option<String>,
+    /// How the probe ran.
+    pub run: ProbeRun,
+    /// The probe's report, as node-probe produced it.
+    pub report: R,
+}
+
+impl<R> NodeReport<R> {
+    /// The usual node tool: check the target, run one probe command, keep its report.
+    pub async fn probe(
+        cx: &Cx,
+        tool: &str,
+        t: NodeTarget,
+        request: impl Into<Request>,
+        pick: impl FnOnce(Report) -> Option<R>,
+    ) -> Result<Self, ToolError> {
+        cx.check_target(&t)?;
+        let (report, run) = cx.probe_report(tool, &t, request, pick).await?;
+        Ok(NodeReport {
+            node: t.node_name,
+            context: t.context,
+            run,
+            report,
+        })
+    }
+}
+
+/// `pick!(Health)`: the report of that kind, or `None`.
+macro_rules! pick {
+    ($variant:ident) => {
+        |r: gpu_diag::contract::Report| match r {
+            gpu_diag::contract::Report::$variant(x) => Some(x),
+            _ => None,
+        }
+    };
+}
+pub(crate) use pick;

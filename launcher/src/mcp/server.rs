@@ -1,0 +1,190 @@
+//! The MCP server: the tool routes from the registry (`crate::mcp::tools`), prompts, resources and server
+//! info, and `serve` over stdio. What tools share is in the framework (`crate::mcp::framework`).
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use rmcp::handler::server::router::prompt::PromptRouter;
+use rmcp::handler::server::router::tool::ToolRouter;
+use rmcp::model::{
+    Implementation, ListResourceTemplatesResult, ListResourcesResult, PaginatedRequestParams,
+    ReadResourceRequestParams, ReadResourceResponse, ServerCapabilities, ServerConfig,
+};
+use rmcp::service::RequestContext;
+use rmcp::{ErrorData, RoleServer, ServerHandler, ServiceExt, prompt_handler, tool_handler};
+
+use crate::cli::{Config, Mode};
+use crate::cluster::ClusterBackend;
+use crate::mcp::framework::{Env, Host};
+use crate::probe::local::{LocalRunner, find_probe_bin};
+use crate::probe::runner::Runner;
+
+/// What the server runs probes with, and the cluster it asks about nodes (none in local mode).
+pub struct Backends {
+    pub runner: Arc<dyn Runner>,
+    pub cluster: Option<Arc<dyn ClusterBackend>>,
+}
+
+impl Backends {
+    /// Local mode gets a child-process runner and no cluster; otherwise the Kubernetes runner and backend.
+    pub async fn connect(cfg: &Config) -> Result<Backends, String> {
+        if cfg.local || cfg.simulate.is_some() {
+            let bin = find_probe_bin(cfg.probe_bin.as_deref())?;
+            return Ok(Backends {
+                runner: Arc::new(LocalRunner::new(bin, cfg.simulate.clone())),
+                cluster: None,
+            });
+        }
+        let (runner, cluster) = crate::probe::kube::connect(&cfg.k8s_config())
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(Backends {
+            runner,
+            cluster: Some(cluster),
+        })
+    }
+}
+
+#[derive(Clone)]
+pub struct Launcher {
+    pub env: Arc<Env>,
+    tool_router: ToolRouter<Launcher>,
+    prompt_router: PromptRouter<Launcher>,
+}
+
+/// What a model reads first: where to start, then when to use each read-only tool, in the registry's order
+/// and with its words (`crate::mcp::tools::GUIDE`), so a new tool is introduced here by its registry line.
+pub fn instructions() -> String {
+    let guide = crate::mcp::tools::GUIDE;
+    let when = |(name, when): &(&str, &str)| format!("{name} {when}");
+    let [first, second, rest @ ..] = guide else {
+        unreachable!("the registry lists more than two read-only tools")
+    };
+    format!(
+        "GPU node diagnostics for Kubernetes (or one local host). Start with {}, then {}. Use {}. Every node \
+         tool starts a short-lived probe on the node; results carry evidence and a recommended action. The \
+         resource template xid://catalog/{{code}} explains any XID code.",
+        when(first),
+        when(second),
+        rest.iter().map(when).collect::<Vec<_>>().join(", ")
+    )
+}
+
+/// `k8s-gpu-mcp serve`: MCP over stdio until the client ends the session.
+pub async fn serve_stdio(launcher: Launcher) -> ExitCode {
+    let runner = launcher.runner().clone();
+    let service = match launcher.serve(rmcp::transport::stdio()).await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "MCP session did not start");
+            runner.shutdown().await;
+            return ExitCode::from(1);
+        }
+    };
+    let reason = service.waiting().await;
+    tracing::info!(?reason, "MCP session ended; cleaning up");
+    // Cleanups that outlived their calls (e.g. a probe pod delete after cancellation) finish before exit.
+    runner.shutdown().await;
+    ExitCode::SUCCESS
+}
+
+impl Launcher {
+    /// The server for `cfg`, its backends connected (`serve` and `call`).
+    pub async fn connect(cfg: Config) -> Result<Launcher, String> {
+        let backends = Backends::connect(&cfg).await?;
+        Ok(Launcher::new(cfg, backends))
+    }
+
+    pub fn new(cfg: Config, backends: Backends) -> Self {
+        let mut entries = crate::mcp::tools::read_only::<Launcher>();
+        if cfg.mode == Mode::Operator {
+            entries.extend(crate::mcp::tools::operator::<Launcher>());
+        }
+        let mut tool_router = ToolRouter::new();
+        for e in &entries {
+            tool_router.add_route((e.route)());
+        }
+        Launcher {
+            env: Arc::new(Env {
+                cfg,
+                runner: backends.runner,
+                cluster: backends.cluster,
+                reports: Default::default(),
+            }),
+            tool_router,
+            prompt_router: Self::prompt_router(),
+        }
+    }
+
+    pub fn runner(&self) -> &Arc<dyn Runner> {
+        &self.env.runner
+    }
+
+    /// The tools this server lists, for `call` help and tests.
+    pub fn tool_names(&self) -> Vec<String> {
+        self.tools()
+            .into_iter()
+            .map(|t| t.name.to_string())
+            .collect()
+    }
+
+    /// The tools as `tools/list` describes them.
+    pub fn tools(&self) -> Vec<rmcp::model::Tool> {
+        self.tool_router.list_all()
+    }
+}
+
+impl Host for Launcher {
+    fn env(&self) -> &Arc<Env> {
+        &self.env
+    }
+}
+
+#[tool_handler(router = self.tool_router)]
+#[prompt_handler(router = self.prompt_router)]
+impl ServerHandler for Launcher {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(
+            ServerCapabilities::builder()
+                .enable_tools()
+                .enable_prompts()
+                .enable_resources()
+                .build(),
+        )
+        .with_server_info(
+            Implementation::new(env!("CARGO_PKG_NAME"), env!("CARGO_PKG_VERSION"))
+                .with_title("Kubernetes GPU diagnostics"),
+        )
+        .with_instructions(instructions())
+    }
+
+    async fn list_resources(
+        &self,
+        _r: Option<PaginatedRequestParams>,
+        _c: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, ErrorData> {
+        Ok(ListResourcesResult {
+            resources: crate::mcp::resources::list(&self.env.reports),
+            ..Default::default()
+        })
+    }
+
+    async fn list_resource_templates(
+        &self,
+        _r: Option<PaginatedRequestParams>,
+        _c: RequestContext<RoleServer>,
+    ) -> Result<ListResourceTemplatesResult, ErrorData> {
+        Ok(ListResourceTemplatesResult {
+            resource_templates: crate::mcp::resources::templates(),
+            ..Default::default()
+        })
+    }
+
+    async fn read_resource(
+        &self,
+        r: ReadResourceRequestParams,
+        _c: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, ErrorData> {
+        crate::mcp::resources::read(&self.env.reports, &r.uri).map(Into::into)
+    }
+}

@@ -1,0 +1,123 @@
+//! `cordon_gpu_node` (operator mode): cordon or uncordon a node through the API server, after the caller's
+//! confirmation; audited with an Event on the Node.
+
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+use crate::cluster::{ClusterError, CordonResult};
+use crate::mcp::framework::action::{Confirmed, OperatorOutput, audit, confirm, headline, refuse_early};
+use crate::mcp::framework::target::check_node_name;
+use crate::mcp::framework::{Cx, Hints, Node, Tool, ToolError};
+
+pub struct CordonGpuNode;
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CordonArgs {
+    /// Why (recorded on the node and in the audit Event), e.g. `XID 79 on GPU 3`.
+    #[schemars(length(min = 1, max = 256))]
+    pub reason: String,
+    /// True to uncordon (make the node schedulable again) instead.
+    #[serde(default)]
+    #[schemars(with = "bool")]
+    pub uncordon: Option<bool>,
+    /// Confirmation: the node name repeated exactly. Required unless the client supports elicitation.
+    #[serde(default)]
+    #[schemars(with = "String", length(min = 1, max = 300))]
+    pub confirm: Option<String>,
+}
+
+impl Tool for CordonGpuNode {
+    type Args = Node<CordonArgs>;
+    type Output = OperatorOutput<CordonResult>;
+    const NAME: &'static str = "cordon_gpu_node";
+    const TITLE: &'static str = "Cordon or uncordon a GPU node";
+    const DESCRIPTION: &'static str = "OPERATOR ACTION. Cordon a node (no new pods are scheduled on it; running pods stay) \
+with a recorded reason, or uncordon it with uncordon=true. Answered by the API server (needs `patch` on \
+nodes: the k8s-gpu-mcp-operator ClusterRole). Needs confirmation: elicitation, or `confirm` = \
+`<node_name>`. Audited with a Kubernetes Event on the Node.";
+    const HINTS: Hints = Hints {
+        idempotent: true,
+        ..Hints::DESTRUCTIVE
+    };
+
+    async fn run(
+        cx: &Cx,
+        Node { target: t, args: a }: Self::Args,
+    ) -> Result<Self::Output, ToolError> {
+        let cluster = cx.cluster_for(Self::NAME, "to cordon")?;
+        check_node_name(&t.node_name)?;
+        cx.check_context(t.context.as_deref())?;
+        let on = !a.uncordon.unwrap_or(false);
+        let action = if on {
+            "cordon_gpu_node"
+        } else {
+            "uncordon_gpu_node"
+        };
+        let node = t.node_name.clone();
+        let target = node.clone();
+        let ctx = t.context.as_deref();
+        let summary = format!(
+            "{} node {node}: {}",
+            if on { "cordon" } else { "uncordon" },
+            a.reason
+        );
+        let confirmed_by = match confirm(
+            &cx.peer,
+            Self::NAME,
+            &target,
+            a.confirm.as_deref(),
+            &summary,
+        )
+        .await
+        {
+            Confirmed::Yes(how) => how,
+            Confirmed::No(why) => {
+                return Err(refuse_early(cx, ctx, &node, action, &target, why).await);
+            }
+        };
+        match cluster.cordon(ctx, &node, &a.reason, on).await {
+            Ok(res) => {
+                let audit = audit(cx, ctx, &node, action, &target, "done", &a.reason).await;
+                Ok(OperatorOutput {
+                    node: node.clone(),
+                    context: t.context.clone(),
+                    action: action.to_string(),
+                    target,
+                    result: "done".into(),
+                    confirmed_by: confirmed_by.to_string(),
+                    audit,
+                    evidence: None,
+                    evidence_skipped: false,
+                    run: None,
+                    report: res,
+                })
+            }
+            Err(e) => {
+                let result = if matches!(e, ClusterError::Forbidden(_)) {
+                    "refused"
+                } else {
+                    "failed"
+                };
+                audit(cx, ctx, &node, action, &target, result, &e.to_string()).await;
+                Err(ToolError::ClusterWrite(e))
+            }
+        }
+    }
+
+    fn render(o: &Self::Output) -> String {
+        let r = &o.report;
+        let mut s = headline(o, false);
+        s.push_str(&format!(
+            "node {}: unschedulable {} -> {}{}\n",
+            r.node,
+            r.unschedulable_before,
+            r.unschedulable,
+            r.reason
+                .as_deref()
+                .map(|x| format!(" (reason: {x})"))
+                .unwrap_or_default()
+        ));
+        s
+    }
+}

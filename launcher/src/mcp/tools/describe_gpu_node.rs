@@ -1,0 +1,331 @@
+//! `describe_gpu_node`: everything about one node in one probe run (`node-probe describe`), beside what the
+//! API server says about the node and the pods holding its GPUs.
+
+use std::fmt::Write;
+
+use gpu_diag::command::Command;
+use gpu_diag::analysis::describe::DescribeReport;
+use gpu_diag::finding::Judged;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::cluster::{GpuNode, PodGpuUse};
+use crate::mcp::render::text::{
+    header, render_findings, render_value, nics_text, report_body_with, verdict_label,
+};
+use crate::mcp::render::topology::{self, alike};
+use crate::mcp::framework::{Cx, Detail, Hints, Node, ProbeRun, Tool, ToolError, pick};
+
+pub struct DescribeGpuNode;
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DescribeArgs {
+    /// `summary` (default): every finding with its evidence, then each part of the node in a few lines
+    /// (alike GPUs in one line; the topology without its healthy NVLinks; XID counts, not each event).
+    /// `full`: the probe's whole report.
+    #[serde(default)]
+    pub detail: Detail,
+    /// Only this GPU (index as `get_gpu_inventory` reports it): its entries and findings, plus the node's.
+    #[serde(default)]
+    #[schemars(with = "u32", range(max = 1023))]
+    pub gpu: Option<u32>,
+}
+
+/// XID events a summarised description still lists one by one (all are counted per GPU and code).
+const XID_EVENTS_LISTED: usize = 20;
+/// Processes listed in the text.
+const PROCESSES_SHOWN: usize = 16;
+
+/// The Kubernetes side of a node: its GPU accounting and the pods using GPUs there.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct KubeNodeView {
+    pub node: GpuNode,
+    pub pods: Vec<PodGpuUse>,
+}
+
+/// `describe_gpu_node` result: the probe's full report plus what Kubernetes says about the node.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct DescribeOutput {
+    pub node: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub context: Option<String>,
+    pub run: ProbeRun,
+    pub report: DescribeReport,
+    /// `summary` or `full`, as asked.
+    pub detail: Detail,
+    /// What the API server says (absent in local mode or when it could not be read).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kubernetes: Option<KubeNodeView>,
+    /// Why `kubernetes` is missing, when it should be there.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kubernetes_error: Option<String>,
+}
+
+impl Tool for DescribeGpuNode {
+    type Args = Node<DescribeArgs>;
+    type Output = DescribeOutput;
+    const NAME: &'static str = "describe_gpu_node";
+    const TITLE: &'static str = "Describe a GPU node (everything)";
+    const DESCRIPTION: &'static str = "Everything about one node in one probe run: inventory, telemetry, topology, ECC, \
+processes, kernel-log XIDs and the health verdict, plus (in cluster mode) the node's Kubernetes GPU \
+accounting, conditions, taints and the pods holding GPUs. Use it for a full picture before a decision \
+(drain, reset, RMA) or when unsure which narrower tool fits; it is slower and larger than the others.";
+    const HINTS: Hints = Hints::READ_LIVE;
+
+    async fn run(cx: &Cx, a: Self::Args) -> Result<Self::Output, ToolError> {
+        let t = a.target;
+        cx.check_target(&t)?;
+        let probe = cx.probe_report(Self::NAME, &t, Command::Describe, pick!(Describe));
+        // The API-server half runs alongside the probe; it is cheap and independent.
+        let kube = async {
+            match &cx.env.cluster {
+                None => None,
+                Some(c) => Some(
+                    c.node_and_gpu_pods(t.context.as_deref(), &t.node_name)
+                        .await
+                        .map(|(n, pods)| KubeNodeView { node: n, pods }),
+                ),
+            }
+        };
+        let (res, kube) = tokio::join!(probe, kube);
+        let (mut report, run) = res?;
+        if let Some(g) = a.args.gpu {
+            only_gpu(&mut report, g).map_err(ToolError::Invalid)?;
+        }
+        if a.args.detail == Detail::Summary {
+            summarize(&mut report);
+        }
+        let (kubernetes, kubernetes_error) = match kube {
+            None => (None, None),
+            Some(Ok(v)) => (Some(v), None),
+            Some(Err(e)) => (None, Some(ToolError::Cluster(e).to_string())),
+        };
+        Ok(DescribeOutput {
+            node: t.node_name,
+            context: t.context,
+            run,
+            report: *report,
+            detail: a.args.detail,
+            kubernetes,
+            kubernetes_error,
+        })
+    }
+
+    fn render(d: &Self::Output) -> String {
+        let mut out = header("Node description", &d.node, d.context.as_deref(), &d.run);
+        if d.detail == Detail::Full {
+            // The NICs are rendered compactly between the findings and the details, not twice.
+            let mut shown = d.report.clone();
+            let nics = nics_text(shown.topology.nics.take().as_ref());
+            let details = serde_json::to_value(&shown).unwrap_or(Value::Null);
+            report_body_with(&d.report, &details, &[], &nics, &mut out);
+        } else {
+            summary_text(&d.report, &mut out);
+        }
+        match (&d.kubernetes, &d.kubernetes_error) {
+            (Some(k), _) => {
+                out.push_str("\nKubernetes:\n");
+                let v = serde_json::to_value(k).unwrap_or(Value::Null);
+                render_value(&v, 1, &mut out);
+            }
+            (None, Some(e)) => {
+                let _ = writeln!(out, "\nKubernetes: could not read the node: {e}");
+            }
+            (None, None) => {}
+        }
+        out
+    }
+}
+
+/// Leave out what is alike or repeated: the topology's healthy NVLinks and fully supported GPU pairs, and
+/// XID events beyond the first few (every event stays counted per GPU and code).
+fn summarize(r: &mut DescribeReport) {
+    gpu_diag::analysis::topology::summarize(&mut r.topology);
+    let extra = r.xid.events.len().saturating_sub(XID_EVENTS_LISTED);
+    if extra > 0 {
+        r.xid.events.truncate(XID_EVENTS_LISTED);
+        r.xid.log.events_not_listed += extra;
+    }
+}
+
+/// Narrow the report to GPU `g`: each part's per-GPU entries and the findings about another GPU go; the
+/// node's own findings (fabric, NICs, driver) stay.
+fn only_gpu(r: &mut DescribeReport, g: u32) -> Result<(), String> {
+    if !r.inventory.gpus.iter().any(|x| x.index == g) {
+        let known: Vec<String> = r.inventory.gpus.iter().map(|x| x.index.to_string()).collect();
+        return Err(format!(
+            "this node has no GPU {g}; its GPUs are {} (omit `gpu` for all of them)",
+            known.join(", ")
+        ));
+    }
+    let keep = |f: &gpu_diag::finding::Finding| f.gpu.is_none_or(|i| i == g);
+    r.inventory.gpus.retain(|x| x.index == g);
+    r.health.gpus.retain(|x| x.gpu.index == g);
+    r.health.node_findings.retain(keep);
+    r.telemetry.gpus.retain(|x| x.gpu.index == g);
+    r.telemetry.findings.retain(keep);
+    r.topology.gpus.retain(|x| x.gpu.index == g);
+    r.topology.pairs.retain(|p| p.a == g || p.b == g);
+    let row = format!("GPU{g}");
+    r.topology.matrix.rows.retain(|x| x.gpu == row);
+    r.topology.findings.retain(keep);
+    r.ecc.gpus.retain(|x| x.gpu.index == g);
+    r.ecc.findings.retain(keep);
+    r.processes.gpus.retain(|x| x.gpu.index == g);
+    r.processes.findings.retain(keep);
+    r.xid.gpus.retain(|x| x.index.is_none_or(|i| i == g));
+    r.xid.findings.retain(keep);
+    Ok(())
+}
+
+fn show<T: std::fmt::Display>(r: &gpu_diag::facts::Reading<T>) -> String {
+    r.ok().map_or("?".to_string(), |v| v.to_string())
+}
+
+fn summary_text(r: &DescribeReport, out: &mut String) {
+    let h = &r.health;
+    let _ = writeln!(out, "verdict: {} - {}", verdict_label(h.verdict), h.summary);
+    render_findings(h.findings().into_iter().cloned().collect(), &[], out);
+
+    let inv = &r.inventory;
+    let _ = writeln!(
+        out,
+        "GPUs: {} enumerated; driver {}, CUDA {}",
+        show(&inv.device_count),
+        show(&inv.driver.driver_version),
+        show(&inv.driver.cuda_driver_version)
+    );
+    alike(
+        inv.gpus
+            .iter()
+            .map(|g| {
+                (
+                    g.index,
+                    format!(
+                        "{}, {} MiB, VBIOS {}, persistence {}, MIG {}",
+                        show(&g.name),
+                        show(&g.memory_total_mib),
+                        show(&g.vbios_version),
+                        g.persistence_mode
+                            .get()
+                            .map_or("?", |p| if p { "on" } else { "off" }),
+                        g.mig_mode
+                            .ok()
+                            .map_or("?", |m| if m.current { "on" } else { "off" })
+                    ),
+                )
+            })
+            .collect(),
+        out,
+    );
+
+    out.push_str("Telemetry:\n");
+    for t in &r.telemetry.gpus {
+        let mem = t
+            .memory
+            .ok()
+            .map_or("?".into(), |m| format!("{}/{} MiB", m.used_mib, m.total_mib));
+        let util = t
+            .utilization
+            .ok()
+            .map_or("?".into(), |u| format!("{}%", u.gpu_pct));
+        let draw = t.power.draw_w.get().map_or("?".into(), |w| format!("{w:.0}"));
+        let limit = t.power.limit_w.get().map_or("?".into(), |w| format!("{w:.0}"));
+        let _ = writeln!(
+            out,
+            "  GPU {}: {} C, {draw}/{limit} W, SM {}/{} MHz, util {util}, mem {mem}; {}",
+            t.gpu.index,
+            show(&t.temperature.gpu_c),
+            show(&t.clocks.sm_mhz),
+            show(&t.clocks.sm_max_mhz),
+            t.verdict
+        );
+    }
+
+    out.push_str("Topology:\n");
+    topology::render(&r.topology, out);
+
+    out.push_str("ECC:\n");
+    alike(
+        r.ecc.gpus.iter().map(|g| (g.gpu.index, g.verdict.clone())).collect(),
+        out,
+    );
+
+    let procs: Vec<String> = r
+        .processes
+        .gpus
+        .iter()
+        .flat_map(|g| {
+            let idx = g.gpu.index;
+            g.processes
+                .ok()
+                .into_iter()
+                .flatten()
+                .map(move |p| {
+                    format!(
+                        "GPU {idx}: pid {} {} ({}){}{}",
+                        p.pid,
+                        p.name.ok().map(String::as_str).unwrap_or("?"),
+                        p.kind,
+                        p.used_memory_mib
+                            .map(|m| format!(", {m} MiB"))
+                            .unwrap_or_default(),
+                        p.pod_uid
+                            .as_deref()
+                            .map(|u| format!(", pod uid {u}"))
+                            .unwrap_or_default()
+                    )
+                })
+        })
+        .collect();
+    let _ = writeln!(out, "Processes: {}", procs.len());
+    for p in procs.iter().take(PROCESSES_SHOWN) {
+        let _ = writeln!(out, "  {p}");
+    }
+    if procs.len() > PROCESSES_SHOWN {
+        let _ = writeln!(
+            out,
+            "  (+{} more: get_gpu_processes lists them)",
+            procs.len() - PROCESSES_SHOWN
+        );
+    }
+
+    let x = &r.xid;
+    let events = x.events.len() + x.log.events_not_listed;
+    let _ = writeln!(out, "XID: {events} event(s) in the kernel log window");
+    for g in &x.gpus {
+        let codes: Vec<String> = g
+            .xids
+            .iter()
+            .map(|c| {
+                format!(
+                    "Xid {} x{}{}",
+                    c.code,
+                    c.count,
+                    c.first
+                        .as_deref()
+                        .map(|f| format!(" (first {f})"))
+                        .unwrap_or_default()
+                )
+            })
+            .collect();
+        if codes.is_empty() {
+            continue;
+        }
+        let who = g
+            .index
+            .map(|i| format!("GPU {i}"))
+            .or_else(|| g.pci_bus_id.clone())
+            .unwrap_or_else(|| "unattributed".into());
+        let _ = writeln!(out, "  {who}: {}", codes.join(", "));
+    }
+    if events > 0 {
+        out.push_str("  (analyze_xid_errors lists each event with its decoding)\n");
+    }
+    out.push_str(
+        "More: the narrower tools (get_gpu_telemetry, inspect_topology, snapshot_ecc, get_gpu_processes, \
+         analyze_xid_errors) or detail=\"full\" for the whole report.\n",
+    );
+}

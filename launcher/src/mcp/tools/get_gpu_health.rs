@@ -1,0 +1,49 @@
+//! `get_gpu_health`: `node-probe health` on one node, the verdict with explained findings.
+
+use gpu_diag::command::Request;
+use gpu_diag::analysis::health::HealthReport;
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+use crate::mcp::framework::{Cx, Hints, Node, NodeReport, Tool, ToolError, pick};
+use crate::mcp::render::text;
+
+pub struct GpuHealth;
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HealthArgs {
+    /// GPUs the node should have (e.g. 8); fewer answering GPUs becomes a "GPU missing" finding.
+    #[serde(default)]
+    #[schemars(with = "u32", range(min = 1, max = 1024))]
+    pub expect_gpus: Option<u32>,
+}
+
+impl Tool for GpuHealth {
+    type Args = Node<HealthArgs>;
+    type Output = NodeReport<HealthReport>;
+    const NAME: &'static str = "get_gpu_health";
+    const TITLE: &'static str = "GPU health verdict of a node";
+    const DESCRIPTION: &'static str = "A per-GPU and node verdict (healthy, degraded, unhealthy, unknown) made of explained \
+findings: each names the GPU, the evidence (counter = value) and the recommended action. Covers \
+thermals, power, ECC and row remapping, NVLink, fabric, XID events and missing GPUs. Use it first when \
+asked whether a node's GPUs are OK or why work on a node fails.";
+    const HINTS: Hints = Hints::READ_LIVE;
+
+    async fn run(cx: &Cx, a: Self::Args) -> Result<Self::Output, ToolError> {
+        let expect_gpus = a.args.expect_gpus;
+        if let Some(n) = expect_gpus
+            && !(1..=1024).contains(&n)
+        {
+            return Err(ToolError::Invalid(format!(
+                "`expect_gpus` must be between 1 and 1024 (got {n}); omit it to skip the check"
+            )));
+        }
+        let request = Request::Health { expect_gpus };
+        NodeReport::probe(cx, Self::NAME, a.target, request, pick!(Health)).await
+    }
+
+    fn render(out: &Self::Output) -> String {
+        text::node_report("GPU health", out)
+    }
+}

@@ -1,0 +1,35 @@
+//! `get_gpu_inventory`: `node-probe inventory` on one node.
+
+use gpu_diag::command::Command;
+use gpu_diag::analysis::inventory::InventoryReport;
+
+use crate::mcp::framework::{Cx, Hints, Node, NodeReport, Tool, ToolError, target::NoArgs, pick};
+use crate::mcp::render::text;
+
+pub struct GpuInventory;
+
+impl Tool for GpuInventory {
+    type Args = Node<NoArgs>;
+    type Output = NodeReport<InventoryReport>;
+    const NAME: &'static str = "get_gpu_inventory";
+    const TITLE: &'static str = "GPU inventory of a node";
+    const DESCRIPTION: &'static str = "Identify every GPU on one node: model, UUID, serial, PCI bus id, VBIOS/firmware, \
+memory size, MIG/persistence/compute modes, driver and CUDA versions. Use it to answer 'what GPUs does \
+this node have', to check that a node sees all its GPUs, or before comparing firmware across nodes.";
+    const HINTS: Hints = Hints::READ_IDEMPOTENT;
+
+    async fn run(cx: &Cx, a: Self::Args) -> Result<Self::Output, ToolError> {
+        NodeReport::probe(
+            cx,
+            Self::NAME,
+            a.target,
+            Command::Inventory,
+            pick!(Inventory),
+        )
+        .await
+    }
+
+    fn render(out: &Self::Output) -> String {
+        text::node_report("GPU inventory", out)
+    }
+}

@@ -1,0 +1,161 @@
+//! `kill_gpu_process` (operator mode): end one process that uses a GPU, after the probe's preflight and
+//! the caller's confirmation; audited.
+
+use gpu_diag::contract::Report;
+use gpu_diag::operator::kill::KillReport;
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+use crate::mcp::framework::action::{OperatorOutput, ProbeAction, headline, render_checks_and_plan, summary};
+use crate::mcp::framework::{Cx, Hints, Node, Tool, ToolError};
+
+pub struct KillGpuProcess;
+
+/// Longest grace period a kill may ask for (the probe refuses more).
+const MAX_GRACE: u32 = gpu_diag::operator::kill::MAX_GRACE_SECONDS;
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct KillArgs {
+    /// Host pid of the GPU process, as `get_gpu_processes` reports it.
+    #[schemars(range(min = 2, max = 4194304))]
+    pub pid: u32,
+    /// Seconds between SIGTERM and SIGKILL (default 10, at most 300).
+    #[serde(default)]
+    #[schemars(with = "u32", range(min = 0, max = 300))]
+    pub grace_seconds: Option<u32>,
+    /// Run the preflight only: nothing is signalled and no confirmation is needed.
+    #[serde(default)]
+    #[schemars(with = "bool")]
+    pub dry_run: Option<bool>,
+    /// Confirmation: the target repeated exactly, `<node_name>/pid/<pid>` (e.g. `gpu-node-5/pid/12345`).
+    /// Required unless the client supports elicitation, in which case the user is asked instead.
+    #[serde(default)]
+    #[schemars(with = "String", length(min = 1, max = 300))]
+    pub confirm: Option<String>,
+    /// Act without first collecting the evidence archive (`collect_evidence`) that is otherwise kept
+    /// before the action; the audit record says it was skipped.
+    #[serde(default)]
+    #[schemars(with = "bool")]
+    pub skip_evidence: Option<bool>,
+}
+
+impl Tool for KillGpuProcess {
+    type Args = Node<KillArgs>;
+    type Output = OperatorOutput<KillReport>;
+    const NAME: &'static str = "kill_gpu_process";
+    const TITLE: &'static str = "Kill a GPU process on a node";
+    const DESCRIPTION: &'static str = "OPERATOR ACTION. End one process that uses a GPU on the node: the probe checks that \
+NVML lists the pid on a GPU of that node, that it is not pid 1, the probe, a kernel thread or a zombie, \
+then sends SIGTERM, waits grace_seconds, sends SIGKILL if needed, and reports GPU memory before and \
+after. Anything else is refused with the reason. Needs confirmation: elicitation when the client supports \
+it, otherwise `confirm` = `<node_name>/pid/<pid>`. dry_run=true returns the preflight only. Every call is \
+audited (Kubernetes Event on the Node + JSON log line). Before acting it keeps the node's evidence archive (as collect_evidence; the \
+audit names it and its SHA-256); skip_evidence=true acts without it, and a failed collection stops the action.";
+    const HINTS: Hints = Hints::DESTRUCTIVE;
+
+    async fn run(
+        cx: &Cx,
+        Node {
+            target: node,
+            args: a,
+        }: Self::Args,
+    ) -> Result<Self::Output, ToolError> {
+        let grace = a.grace_seconds.unwrap_or(10);
+        let deadline = cx.env.cfg.probe_timeout.as_secs();
+        if grace > MAX_GRACE {
+            return Err(ToolError::Invalid(format!(
+                "grace_seconds {grace} is more than {MAX_GRACE}; nothing was done"
+            )));
+        }
+        if u64::from(grace) + 30 > deadline {
+            return Err(ToolError::Invalid(format!(
+                "grace_seconds {grace} does not fit in the probe deadline ({deadline} s, --probe-timeout): use \
+                 at most {} or restart the launcher with a longer --probe-timeout; nothing was done",
+                deadline.saturating_sub(30)
+            )));
+        }
+        ProbeAction {
+            action: Self::NAME,
+            target: format!("{}/pid/{}", node.node_name, a.pid),
+            node,
+            request: gpu_diag::command::Request::Kill {
+                pid: a.pid,
+                grace_seconds: grace,
+                dry_run: false,
+            },
+            dry_run: a.dry_run.unwrap_or(false),
+            confirm: a.confirm,
+            skip_evidence: a.skip_evidence.unwrap_or(false),
+            pick: |r| match r {
+                Report::Kill(k) => Some(*k),
+                _ => None,
+            },
+            result_of: |k| k.result,
+            summary_of: kill_summary,
+        }
+        .run(cx)
+        .await
+    }
+
+    fn render(o: &Self::Output) -> String {
+        let r = &o.report;
+        let mut s = headline(o, r.simulated);
+        if let Some(name) = &r.process_name {
+            s.push_str(&format!(
+                "process: pid {} {name} `{}` on GPU(s) {:?}\n",
+                r.pid,
+                r.cmdline.as_deref().unwrap_or(""),
+                r.gpus
+            ));
+        }
+        render_checks_and_plan(&mut s, &r.checks, r.result, &r.plan);
+        if let Some(oc) = &r.outcome {
+            s.push_str(&format!(
+                "outcome: SIGTERM sent {}, exited after SIGTERM {}, SIGKILL sent {}, exited {}, waited {} ms, \
+                 still on a GPU {}\n",
+                oc.sigterm_sent,
+                oc.exited_after_sigterm,
+                oc.sigkill_sent,
+                oc.exited,
+                oc.waited_ms,
+                oc.still_on_gpu
+            ));
+            for (b, a) in oc.memory_before.iter().zip(&oc.memory_after) {
+                let mib =
+                    |v: Option<u64>| v.map_or("?".to_string(), |b| format!("{} MiB", gpu_diag::analysis::mib(b)));
+                s.push_str(&format!(
+                    "  GPU {}: used {} -> {}\n",
+                    b.gpu,
+                    mib(b.used_bytes),
+                    mib(a.used_bytes)
+                ));
+            }
+            if let Some(e) = &oc.error {
+                s.push_str(&format!("error: {e}\n"));
+            }
+        }
+        s
+    }
+}
+
+fn kill_summary(r: &KillReport) -> String {
+    let mut s = summary(r.result, &r.reasons, &r.checks);
+    if let Some(o) = &r.outcome {
+        let how = if o.exited_after_sigterm {
+            "exited after SIGTERM".to_string()
+        } else if o.sigkill_sent && o.exited {
+            "killed with SIGKILL".to_string()
+        } else {
+            "still running".to_string()
+        };
+        if !s.is_empty() {
+            s.push_str("; ");
+        }
+        s.push_str(&how);
+        if let Some(e) = &o.error {
+            s.push_str(&format!("; error: {e}"));
+        }
+    }
+    s
+}

@@ -1,0 +1,363 @@
+//! `list_gpu_nodes`: the GPU nodes from the API server, or in local mode the single node `local` found by an
+//! inventory probe.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+use gpu_diag::command::Command;
+use gpu_diag::contract::Report;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::cluster::GpuNode;
+use crate::mcp::framework::{Cx, Hints, NodeTarget, ProbeRun, Tool, ToolError};
+
+pub struct ListGpuNodes;
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ListNodesArgs {
+    /// Kubeconfig context of the cluster. Omit for the launcher's default context.
+    #[serde(default)]
+    #[schemars(with = "String", length(min = 1, max = 253))]
+    pub context: Option<String>,
+    /// Kubernetes label selector to narrow the nodes, e.g. `nvidia.com/gpu.product=NVIDIA-H100-80GB-HBM3`.
+    #[serde(default)]
+    #[schemars(with = "String", length(min = 1, max = 1024))]
+    pub label_selector: Option<String>,
+    /// How many nodes to list (default 50): nodes with problems first, then the others by name.
+    #[serde(default)]
+    #[schemars(with = "u32", range(min = 1, max = 500))]
+    pub limit: Option<u32>,
+    /// Start the list at this position, to page through a large cluster.
+    #[serde(default)]
+    #[schemars(with = "u32")]
+    pub offset: Option<u32>,
+}
+
+pub const DEFAULT_LIMIT: u32 = 50;
+
+/// GPU Feature Discovery labels kept in the listing (the rest are one `kubectl get node` away).
+const LISTED_LABELS: &[&str] = &[
+    "nvidia.com/gpu.product",
+    "nvidia.com/gpu.memory",
+    "nvidia.com/gpu.count",
+    "nvidia.com/cuda.driver-version.full",
+    "nvidia.com/mig.strategy",
+];
+
+/// Nodes alike in what matters for placing work: GPU model and count, MIG resources and taints.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct NodeGroup {
+    /// `nvidia.com/gpu.product`, when GPU Feature Discovery labels the nodes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub product: Option<String>,
+    pub gpu_capacity: u64,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub taints: Vec<String>,
+    pub nodes_count: usize,
+    /// Ready, schedulable, no problem condition and every GPU allocatable.
+    pub nodes_healthy: usize,
+    pub gpus_allocatable: u64,
+    pub gpus_allocated: u64,
+}
+
+/// `list_gpu_nodes` result.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct NodeList {
+    /// `local` (one host, no cluster) or `cluster`.
+    pub mode: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub context: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub label_selector: Option<String>,
+    /// Every matching node (the list below may be one page of them).
+    pub count: usize,
+    /// Nodes NotReady, cordoned, with a problem condition or fewer allocatable GPUs than capacity.
+    pub problems: usize,
+    /// Every matching node, grouped.
+    pub groups: Vec<NodeGroup>,
+    /// Positions `offset`.. of the list (problem nodes first, then by name), at most `limit` of them.
+    pub nodes: Vec<GpuNode>,
+    pub offset: usize,
+    /// Call again with this `offset` for the next page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_offset: Option<usize>,
+    /// In local mode: the inventory probe run that found the local GPUs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub local_probe: Option<ProbeRun>,
+}
+
+impl Tool for ListGpuNodes {
+    type Args = ListNodesArgs;
+    type Output = NodeList;
+    const NAME: &'static str = "list_gpu_nodes";
+    const TITLE: &'static str = "List GPU nodes";
+    const DESCRIPTION: &'static str = "List the nodes that carry NVIDIA GPUs, with GPU capacity/allocatable/allocated \
+counts, MIG resources, readiness, problem conditions, taints and cordon state. Use it first to find node \
+names for the other tools, or to spot nodes that are NotReady, cordoned or have fewer allocatable GPUs \
+than capacity. Nodes with problems come first; a large cluster is summarised by groups (GPU model, count, \
+taints) and listed a page at a time (`limit`, `offset`). In local mode it returns the single node `local` \
+found by an inventory probe.";
+    const HINTS: Hints = Hints::READ_IDEMPOTENT;
+
+    async fn run(cx: &Cx, a: Self::Args) -> Result<Self::Output, ToolError> {
+        let limit = a.limit.unwrap_or(DEFAULT_LIMIT);
+        if !(1..=500).contains(&limit) {
+            return Err(ToolError::Invalid(format!(
+                "`limit` must be between 1 and 500 (got {limit}); omit it for the default of {DEFAULT_LIMIT}"
+            )));
+        }
+        let offset = a.offset.unwrap_or(0) as usize;
+        if let Some(cluster) = &cx.env.cluster {
+            cx.check_context(a.context.as_deref())?;
+            cx.progress
+                .report(1.0, Some(2.0), "listing nodes from the API server");
+            let nodes = tokio::select! {
+                r = cluster.list_gpu_nodes(a.context.as_deref(), a.label_selector.as_deref()) => r?,
+                _ = cx.cancel.cancelled() => return Err(ToolError::Cancelled),
+            };
+            cx.progress.report(2.0, Some(2.0), "done");
+            return Ok(NodeList::paged(
+                "cluster",
+                a.context,
+                a.label_selector,
+                nodes,
+                offset,
+                limit as usize,
+                None,
+            ));
+        }
+        if a.context.is_some() {
+            return Err(ToolError::Invalid(
+                "`context` selects a kubeconfig context, which local mode does not use; call again \
+                 without `context`"
+                    .into(),
+            ));
+        }
+        if a.label_selector.is_some() {
+            return Err(ToolError::Invalid(
+                "`label_selector` filters cluster nodes; local mode has the single node `local`. Call \
+                 again without `label_selector`"
+                    .into(),
+            ));
+        }
+        let local = NodeTarget {
+            node_name: "local".into(),
+            context: None,
+        };
+        let res = cx
+            .probe(Self::NAME, &local, Command::Inventory)
+            .await?;
+        let gpus = match &res.report {
+            Report::Inventory(inv) => Some(inv.gpus.len() as u64),
+            _ => None,
+        }
+        .unwrap_or(0);
+        let node = GpuNode {
+            name: "local".into(),
+            gpu_capacity: gpus,
+            gpu_allocatable: gpus,
+            gpu_allocated: 0,
+            mig_resources: BTreeMap::new(),
+            gpu_labels: BTreeMap::new(),
+            ready: true,
+            problem_conditions: vec![],
+            taints: vec![],
+            unschedulable: false,
+            mark: None,
+            architecture: Some(std::env::consts::ARCH.to_string()),
+            kubelet_version: None,
+        };
+        Ok(NodeList::paged(
+            "local",
+            None,
+            None,
+            vec![node],
+            offset,
+            limit as usize,
+            Some(res.run),
+        ))
+    }
+
+    fn render(l: &Self::Output) -> String {
+        let mut out = String::new();
+        let scope = match (&l.context, &l.label_selector) {
+            (Some(c), Some(s)) => format!(" (context {c}, selector {s})"),
+            (Some(c), None) => format!(" (context {c})"),
+            (None, Some(s)) => format!(" (selector {s})"),
+            (None, None) => String::new(),
+        };
+        let _ = writeln!(
+            out,
+            "{} GPU node(s){scope}, {} mode; {} with problems",
+            l.count,
+            if l.mode == "local" {
+                "local"
+            } else {
+                "cluster"
+            },
+            l.problems
+        );
+        // Groups say what the cluster is made of when the list is long; for a few nodes the list says it.
+        if l.count > l.nodes.len() || l.groups.len() > 1 {
+            for g in &l.groups {
+                let _ = write!(
+                    out,
+                    "  {} x {} GPU(s) {}: {} healthy; GPUs allocatable {}, allocated {}",
+                    g.nodes_count,
+                    g.gpu_capacity,
+                    g.product.as_deref().unwrap_or("(no product label)"),
+                    g.nodes_healthy,
+                    g.gpus_allocatable,
+                    g.gpus_allocated
+                );
+                if !g.taints.is_empty() {
+                    let _ = write!(out, "; taints {}", g.taints.join(", "));
+                }
+                out.push('\n');
+            }
+        }
+        if let Some(run) = &l.local_probe
+            && let Some(p) = &run.probe
+        {
+            let _ = writeln!(out, "source: {}", p.source);
+        }
+        for n in &l.nodes {
+            let mut flags = Vec::new();
+            if !n.ready {
+                flags.push("NotReady".to_string());
+            }
+            if n.unschedulable {
+                flags.push("cordoned".to_string());
+            }
+            if let Some(m) = &n.mark {
+                flags.push(mark_flag(m));
+            }
+            flags.extend(n.problem_conditions.iter().cloned());
+            let _ = write!(
+                out,
+                "- {}: GPUs capacity {} / allocatable {} / allocated {}",
+                n.name, n.gpu_capacity, n.gpu_allocatable, n.gpu_allocated
+            );
+            if let Some(p) = n.gpu_labels.get("nvidia.com/gpu.product") {
+                let _ = write!(out, ", {p}");
+            }
+            if !n.mig_resources.is_empty() {
+                let mig: Vec<String> = n
+                    .mig_resources
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect();
+                let _ = write!(out, ", MIG {}", mig.join(" "));
+            }
+            if !flags.is_empty() {
+                let _ = write!(out, " [{}]", flags.join(", "));
+            }
+            if !n.taints.is_empty() {
+                let _ = write!(out, " taints: {}", n.taints.join(", "));
+            }
+            out.push('\n');
+        }
+        if let Some(n) = l.next_offset {
+            let _ = writeln!(
+                out,
+                "Listed {}-{} of {}; call again with offset={n} for more.",
+                l.offset + 1,
+                l.offset + l.nodes.len(),
+                l.count
+            );
+        }
+        out
+    }
+}
+
+/// `marked XidError79 since 2026-05-01T10:00:00Z` (the mark of `mark_gpu_node`), compactly.
+pub fn mark_flag(m: &crate::cluster::NodeMark) -> String {
+    format!(
+        "marked {}{}",
+        m.reason,
+        m.since
+            .as_deref()
+            .map(|t| format!(" since {t}"))
+            .unwrap_or_default()
+    )
+}
+
+fn has_problem(n: &GpuNode) -> bool {
+    !n.ready
+        || n.unschedulable
+        || n.mark.is_some()
+        || !n.problem_conditions.is_empty()
+        || n.gpu_allocatable < n.gpu_capacity
+}
+
+impl NodeList {
+    /// Group every node, then keep one page: problem nodes first, the rest by name.
+    fn paged(
+        mode: &str,
+        context: Option<String>,
+        label_selector: Option<String>,
+        mut nodes: Vec<GpuNode>,
+        offset: usize,
+        limit: usize,
+        local_probe: Option<ProbeRun>,
+    ) -> NodeList {
+        let mut groups: Vec<NodeGroup> = Vec::new();
+        for n in &nodes {
+            let product = n.gpu_labels.get("nvidia.com/gpu.product").cloned();
+            let g = match groups.iter_mut().find(|g| {
+                g.product == product && g.gpu_capacity == n.gpu_capacity && g.taints == n.taints
+            }) {
+                Some(g) => g,
+                None => {
+                    groups.push(NodeGroup {
+                        product,
+                        gpu_capacity: n.gpu_capacity,
+                        taints: n.taints.clone(),
+                        nodes_count: 0,
+                        nodes_healthy: 0,
+                        gpus_allocatable: 0,
+                        gpus_allocated: 0,
+                    });
+                    groups.last_mut().expect("just pushed")
+                }
+            };
+            g.nodes_count += 1;
+            g.nodes_healthy += usize::from(!has_problem(n));
+            g.gpus_allocatable += n.gpu_allocatable;
+            g.gpus_allocated += n.gpu_allocated;
+        }
+        groups.sort_by_key(|g| std::cmp::Reverse(g.nodes_count));
+        let count = nodes.len();
+        let problems = nodes.iter().filter(|n| has_problem(n)).count();
+        nodes.sort_by(|a, b| {
+            has_problem(b)
+                .cmp(&has_problem(a))
+                .then_with(|| a.name.cmp(&b.name))
+        });
+        let next = offset.saturating_add(limit);
+        let nodes = nodes
+            .into_iter()
+            .skip(offset)
+            .take(limit)
+            .map(|mut n| {
+                n.gpu_labels
+                    .retain(|k, _| LISTED_LABELS.contains(&k.as_str()));
+                n
+            })
+            .collect();
+        NodeList {
+            mode: mode.into(),
+            context,
+            label_selector,
+            count,
+            problems,
+            groups,
+            nodes,
+            offset,
+            next_offset: (next < count).then_some(next),
+            local_probe,
+        }
+    }
+}

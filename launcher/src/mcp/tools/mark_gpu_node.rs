@@ -1,0 +1,322 @@
+//! `mark_gpu_node` (operator mode): the scheduler signal of a verdict. A NoSchedule taint (NoExecute only
+//! on request) and/or a label, both `gpu-diag.k8s-gpu-mcp.io/unhealthy=<reason>`, and the node condition
+//! `GpuDiagUnhealthy=True` with the verdict, the GPU and the evidence digest, written through `nodes/status`
+//! by a strategic merge patch (conditions merge by type: the kubelet's are untouched). Dry run first or
+//! confirmation; audited with an Event on the Node. `clear_gpu_node_mark` undoes exactly this.
+
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+use crate::cluster::{ClusterError, MarkRequest, MarkResult};
+use crate::mcp::framework::action::{Confirmed, OperatorOutput, audit, confirm, headline, refuse_early};
+use crate::mcp::framework::target::check_node_name;
+use crate::mcp::framework::{Cx, Hints, Node, Tool, ToolError};
+
+pub struct MarkGpuNode;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+pub enum TaintEffect {
+    /// No new pods without a toleration; running pods stay (the default).
+    NoSchedule,
+    /// Also evicts running pods that do not tolerate it: only on explicit request.
+    NoExecute,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MarkArgs {
+    /// Reason code, CamelCase letters and digits (e.g. `XidError79`, `EccUncorrectable`): the condition's
+    /// reason and the taint's and label's value.
+    #[schemars(length(min = 1, max = 63), regex(pattern = r"^[A-Z][A-Za-z0-9]{0,62}$"))]
+    pub reason: String,
+    /// The verdict in one line (e.g. `GPU 3 fell off the bus, XID 79`), recorded in the condition.
+    #[schemars(length(min = 1, max = 512))]
+    pub message: String,
+    /// The GPU the verdict is about (index or UUID), recorded in the mark; the node is what is marked.
+    #[serde(default)]
+    #[schemars(with = "String", length(min = 1, max = 64))]
+    pub gpu: Option<String>,
+    /// Digest of the evidence archive (`sha256:<64 hex>`), recorded in the condition.
+    #[serde(default)]
+    #[schemars(with = "String", length(min = 64, max = 71))]
+    pub evidence_sha256: Option<String>,
+    /// Taint the node (default true). Effect NoSchedule unless `taint_effect` says NoExecute.
+    #[serde(default)]
+    #[schemars(with = "bool")]
+    pub taint: Option<bool>,
+    #[serde(default)]
+    #[schemars(with = "TaintEffect")]
+    pub taint_effect: Option<TaintEffect>,
+    /// Label the node (default true), for selectors and node affinity.
+    #[serde(default)]
+    #[schemars(with = "bool")]
+    pub label: Option<bool>,
+    /// Only check (a server-side dry run: permissions and admission), store nothing. Needs no confirmation.
+    #[serde(default)]
+    #[schemars(with = "bool")]
+    pub dry_run: Option<bool>,
+    /// Confirmation: the target repeated exactly (`<node_name>`, or `<node_name>/gpu/<gpu>` with `gpu`).
+    /// Required unless the client supports elicitation or this is a dry run.
+    #[serde(default)]
+    #[schemars(with = "String", length(min = 1, max = 330))]
+    pub confirm: Option<String>,
+}
+
+/// The reason code: a CamelCase condition reason that is also a valid label value.
+pub fn check_reason(s: &str) -> Result<(), ToolError> {
+    let ok = (1..=63).contains(&s.len())
+        && s.starts_with(|c: char| c.is_ascii_uppercase())
+        && s.bytes().all(|b| b.is_ascii_alphanumeric());
+    if ok {
+        Ok(())
+    } else {
+        Err(ToolError::Invalid(format!(
+            "`reason` must be a CamelCase code of 1-63 letters and digits starting with a capital \
+             (e.g. XidError79), got `{}`",
+            s.chars().take(80).collect::<String>()
+        )))
+    }
+}
+
+/// Free text stored on the node: bounded, one line, no control characters.
+pub fn check_text(name: &str, s: &str, max: usize) -> Result<(), ToolError> {
+    if s.trim().is_empty() || s.chars().count() > max || s.chars().any(char::is_control) {
+        return Err(ToolError::Invalid(format!(
+            "`{name}` must be one line of 1-{max} characters without control characters"
+        )));
+    }
+    Ok(())
+}
+
+/// A GPU index (0-999) or a GPU/MIG UUID.
+fn check_gpu(s: &str) -> Result<(), ToolError> {
+    let index = !s.is_empty() && s.len() <= 3 && s.bytes().all(|b| b.is_ascii_digit());
+    let uuid = ["GPU-", "MIG-"].iter().any(|p| {
+        s.strip_prefix(p).is_some_and(|r| {
+            (8..=60).contains(&r.len()) && r.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-')
+        })
+    });
+    if index || uuid {
+        Ok(())
+    } else {
+        Err(ToolError::Invalid(
+            "`gpu` must be a GPU index (0-999) or a GPU/MIG UUID as nvidia-smi -L prints it".into(),
+        ))
+    }
+}
+
+/// `sha256:<64 lowercase hex>` (the prefix may be omitted); returned in that form.
+fn check_digest(s: &str) -> Result<String, ToolError> {
+    let hex = s.strip_prefix("sha256:").unwrap_or(s);
+    if hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        Ok(format!("sha256:{}", hex.to_ascii_lowercase()))
+    } else {
+        Err(ToolError::Invalid(
+            "`evidence_sha256` must be a SHA-256 digest: `sha256:` and 64 hex digits".into(),
+        ))
+    }
+}
+
+/// The condition's message: the verdict, then the GPU and evidence when given.
+pub fn condition_message(message: &str, gpu: Option<&str>, evidence: Option<&str>) -> String {
+    let mut m = message.trim().to_string();
+    if let Some(g) = gpu {
+        m.push_str(&format!("; gpu {g}"));
+    }
+    if let Some(e) = evidence {
+        m.push_str(&format!("; evidence {e}"));
+    }
+    m.push_str("; set by k8s-gpu-mcp");
+    m
+}
+
+impl Tool for MarkGpuNode {
+    type Args = Node<MarkArgs>;
+    type Output = OperatorOutput<MarkResult>;
+    const NAME: &'static str = "mark_gpu_node";
+    const TITLE: &'static str = "Mark a GPU node unhealthy for the scheduler";
+    const DESCRIPTION: &'static str = "OPERATOR ACTION. Tell the scheduler a verdict: taint the node \
+`gpu-diag.k8s-gpu-mcp.io/unhealthy=<reason>:NoSchedule` (NoExecute only with taint_effect=NoExecute), \
+label it with the same key, and set the node condition GpuDiagUnhealthy=True with the verdict, the GPU \
+(`gpu`) and the evidence digest. Running pods stay (unless NoExecute); other taints, labels and conditions \
+are untouched. Undo with clear_gpu_node_mark. Needs `patch` on nodes and nodes/status (the \
+k8s-gpu-mcp-operator ClusterRole). dry_run=true checks it server-side first; otherwise confirmation: \
+elicitation, or `confirm` = `<node_name>` (`<node_name>/gpu/<gpu>` with gpu). Audited with an Event on the Node.";
+    const HINTS: Hints = Hints {
+        idempotent: true,
+        ..Hints::DESTRUCTIVE
+    };
+
+    async fn run(
+        cx: &Cx,
+        Node { target: t, args: a }: Self::Args,
+    ) -> Result<Self::Output, ToolError> {
+        let cluster = cx.cluster_for(Self::NAME, "to mark")?;
+        check_node_name(&t.node_name)?;
+        cx.check_context(t.context.as_deref())?;
+        check_reason(&a.reason)?;
+        check_text("message", &a.message, 512)?;
+        if let Some(g) = &a.gpu {
+            check_gpu(g)?;
+        }
+        let evidence = a.evidence_sha256.as_deref().map(check_digest).transpose()?;
+        let taint = a.taint.unwrap_or(true);
+        let label = a.label.unwrap_or(true);
+        if a.taint_effect.is_some() && !taint {
+            return Err(ToolError::Invalid(
+                "`taint_effect` was given with taint=false; drop one of them".into(),
+            ));
+        }
+        let effect = match a.taint_effect.unwrap_or(TaintEffect::NoSchedule) {
+            TaintEffect::NoSchedule => "NoSchedule",
+            TaintEffect::NoExecute => "NoExecute",
+        };
+        let dry_run = a.dry_run.unwrap_or(false);
+        let node = t.node_name.clone();
+        let target = match &a.gpu {
+            Some(g) => format!("{node}/gpu/{g}"),
+            None => node.clone(),
+        };
+        let ctx = t.context.as_deref();
+        let action = Self::NAME;
+        let req = MarkRequest {
+            node: node.clone(),
+            reason: a.reason.clone(),
+            message: condition_message(&a.message, a.gpu.as_deref(), evidence.as_deref()),
+            taint_effect: taint.then(|| effect.to_string()),
+            label,
+            dry_run,
+        };
+        let summary = format!(
+            "mark node {node} {}: {}{}condition GpuDiagUnhealthy=True ({})",
+            a.reason,
+            if taint {
+                format!("taint {effect}, ")
+            } else {
+                String::new()
+            },
+            if label { "label, " } else { "" },
+            req.message
+        );
+        let confirmed_by = if dry_run {
+            "not_needed"
+        } else {
+            match confirm(&cx.peer, Self::NAME, &target, a.confirm.as_deref(), &summary).await {
+                Confirmed::Yes(how) => how,
+                Confirmed::No(why) => {
+                    return Err(refuse_early(cx, ctx, &node, action, &target, why).await);
+                }
+            }
+        };
+        finish(cx, ctx, &t, action, target, confirmed_by, &req.message, cluster.mark_node(ctx, &req).await).await
+    }
+
+    fn render(o: &Self::Output) -> String {
+        render_mark(o)
+    }
+}
+
+/// Audit the outcome and build the answer (shared with `clear_gpu_node_mark`).
+#[allow(clippy::too_many_arguments)]
+pub async fn finish(
+    cx: &Cx,
+    ctx: Option<&str>,
+    t: &crate::mcp::framework::NodeTarget,
+    action: &str,
+    target: String,
+    confirmed_by: &str,
+    message: &str,
+    outcome: Result<MarkResult, ClusterError>,
+) -> Result<OperatorOutput<MarkResult>, ToolError> {
+    let node = t.node_name.as_str();
+    match outcome {
+        Ok(res) => {
+            let result = if res.dry_run { "dry_run" } else { "done" };
+            let detail = if res.changed.is_empty() {
+                format!("{message} (nothing to change)")
+            } else {
+                format!("{message} ({})", res.changed.join(", "))
+            };
+            let audit = audit(cx, ctx, node, action, &target, result, &detail).await;
+            Ok(OperatorOutput {
+                node: node.to_string(),
+                context: t.context.clone(),
+                action: action.to_string(),
+                target,
+                result: result.into(),
+                confirmed_by: confirmed_by.to_string(),
+                audit,
+                // A mark removes nothing from the node; evidence is kept before destructive actions only.
+                evidence: None,
+                evidence_skipped: false,
+                run: None,
+                report: res,
+            })
+        }
+        Err(e) => {
+            let result = if matches!(e, ClusterError::Forbidden(_)) {
+                "refused"
+            } else {
+                "failed"
+            };
+            audit(cx, ctx, node, action, &target, result, &e.to_string()).await;
+            Err(ToolError::ClusterWrite(e))
+        }
+    }
+}
+
+pub fn render_mark(o: &OperatorOutput<MarkResult>) -> String {
+    let r = &o.report;
+    let mut s = headline(o, false);
+    let or_none = |x: &Option<String>| x.clone().unwrap_or_else(|| "none".into());
+    s.push_str(&format!(
+        "node {}{}: {}\n  taint {}; label {}; condition {}{}\n",
+        r.node,
+        if r.dry_run { " (dry run)" } else { "" },
+        if r.changed.is_empty() {
+            "nothing to change".to_string()
+        } else {
+            r.changed.join(", ")
+        },
+        or_none(&r.taint),
+        or_none(&r.label),
+        or_none(&r.condition),
+        r.since
+            .as_deref()
+            .map(|t| format!(" since {t}"))
+            .unwrap_or_default()
+    ));
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hostile_arguments_are_refused() {
+        assert!(check_reason("XidError79").is_ok());
+        for bad in ["", "xid", "Xid 79", "Xid-79", "Xid\n", &"A".repeat(64), "Ünhealthy"] {
+            assert!(check_reason(bad).is_err(), "{bad:?}");
+        }
+        assert!(check_text("message", "GPU 3 fell off the bus", 512).is_ok());
+        for bad in ["", "  ", "a\nb", "a\u{1b}[31m", &"x".repeat(513)] {
+            assert!(check_text("message", bad, 512).is_err(), "{bad:?}");
+        }
+        assert!(check_gpu("3").is_ok());
+        assert!(check_gpu("GPU-8f2c1d3e-0b1a-4c5d-9e8f-123456789abc").is_ok());
+        for bad in ["", "1000", "-1", "GPU-", "GPU-zzzzzzzz", "gpu 3"] {
+            assert!(check_gpu(bad).is_err(), "{bad:?}");
+        }
+        let d = "A".repeat(64);
+        assert_eq!(check_digest(&d).unwrap(), format!("sha256:{}", "a".repeat(64)));
+        assert!(check_digest(&format!("sha256:{}", "g".repeat(64))).is_err());
+        assert!(check_digest("sha256:abc").is_err());
+    }
+
+    #[test]
+    fn condition_message_carries_gpu_and_evidence() {
+        let m = condition_message("XID 79", Some("3"), Some("sha256:ab"));
+        assert_eq!(m, "XID 79; gpu 3; evidence sha256:ab; set by k8s-gpu-mcp");
+    }
+}

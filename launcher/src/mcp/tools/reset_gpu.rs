@@ -1,0 +1,145 @@
+//! `reset_gpu` (operator mode): reset one GPU with the host's `nvidia-smi -r` after the probe's preflight
+//! and the caller's confirmation; audited.
+
+use gpu_diag::contract::Report;
+use gpu_diag::operator::reset::ResetReport;
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+use crate::mcp::framework::action::{
+    OperatorOutput, ProbeAction, headline, render_checks, render_checks_and_plan, summary,
+};
+use crate::mcp::framework::{Cx, Hints, Node, Tool, ToolError};
+
+pub struct ResetGpu;
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ResetArgs {
+    /// GPU index (`3`) or UUID (`GPU-...`), as `get_gpu_inventory` reports it.
+    #[serde(deserialize_with = "string_or_index")]
+    #[schemars(
+        length(min = 1, max = 100),
+        regex(pattern = r"^([0-9]{1,4}|[Gg][Pp][Uu]-[0-9A-Za-z-]{1,96})$")
+    )]
+    pub gpu: String,
+    /// Run the preflight only (who holds the GPU, MIG, Fabric Manager, ...): no reset, no confirmation.
+    #[serde(default)]
+    #[schemars(with = "bool")]
+    pub dry_run: Option<bool>,
+    /// Confirmation: the target repeated exactly, `<node_name>/gpu/<gpu>` (e.g. `gpu-node-5/gpu/3`).
+    /// Required unless the client supports elicitation, in which case the user is asked instead.
+    #[serde(default)]
+    #[schemars(with = "String", length(min = 1, max = 300))]
+    pub confirm: Option<String>,
+    /// Act without first collecting the evidence archive (`collect_evidence`) that is otherwise kept
+    /// before the action; the audit record says it was skipped.
+    #[serde(default)]
+    #[schemars(with = "bool")]
+    pub skip_evidence: Option<bool>,
+}
+
+fn string_or_index<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Gpu {
+        S(String),
+        N(u32),
+    }
+    Ok(match Gpu::deserialize(d)? {
+        Gpu::S(s) => s,
+        Gpu::N(n) => n.to_string(),
+    })
+}
+
+impl Tool for ResetGpu {
+    type Args = Node<ResetArgs>;
+    type Output = OperatorOutput<ResetReport>;
+    const NAME: &'static str = "reset_gpu";
+    const TITLE: &'static str = "Reset a GPU on a node";
+    const DESCRIPTION: &'static str = "OPERATOR ACTION. Reset one GPU with the host's `nvidia-smi -r` after a preflight: no \
+process on the GPU and no holder of its /dev/nvidia* node (device plugin, DCGM, dcgm-exporter, GFD, \
+persistenced), the GPU still on the bus (a lost GPU needs a reboot), Fabric Manager running on Ampere \
+NVSwitch systems (Hopper+ do not need it), pre-Ampere NVLink GPUs refused; MIG, persistence and pending \
+row remaps are reported. Then verifies the GPU answers with recovery action none. dry_run=true returns \
+the preflight only. Needs confirmation: elicitation, or `confirm` = `<node_name>/gpu/<gpu>`. Audited. Before acting it keeps the node's evidence archive (as collect_evidence; the \
+audit names it and its SHA-256); skip_evidence=true acts without it, and a failed collection stops the action.";
+    const HINTS: Hints = Hints::DESTRUCTIVE;
+
+    async fn run(
+        cx: &Cx,
+        Node {
+            target: node,
+            args: a,
+        }: Self::Args,
+    ) -> Result<Self::Output, ToolError> {
+        ProbeAction {
+            action: Self::NAME,
+            target: format!("{}/gpu/{}", node.node_name, a.gpu),
+            node,
+            request: gpu_diag::command::Request::Reset {
+                gpu: a.gpu,
+                dry_run: false,
+            },
+            dry_run: a.dry_run.unwrap_or(false),
+            confirm: a.confirm,
+            skip_evidence: a.skip_evidence.unwrap_or(false),
+            pick: |r| match r {
+                Report::Reset(x) => Some(*x),
+                _ => None,
+            },
+            result_of: |x| x.result,
+            summary_of: reset_summary,
+        }
+        .run(cx)
+        .await
+    }
+
+    fn render(o: &Self::Output) -> String {
+        let r = &o.report;
+        let mut s = headline(o, r.simulated);
+        if let Some(t) = &r.target {
+            s.push_str(&format!(
+                "GPU {} {} {} {}\n",
+                t.index,
+                t.name.as_deref().unwrap_or(""),
+                t.uuid.as_deref().unwrap_or(""),
+                t.pci_bus_id.as_deref().unwrap_or("")
+            ));
+        }
+        render_checks_and_plan(&mut s, &r.checks, r.result, &r.plan);
+        if let Some(oc) = &r.outcome {
+            for c in &oc.commands {
+                s.push_str(&format!(
+                    "ran `{}`: exit {:?}\n",
+                    c.argv.join(" "),
+                    c.exit_code
+                ));
+            }
+            s.push_str(&format!("verified: {}\n", oc.verified));
+            render_checks(&mut s, &oc.verification);
+            if let Some(e) = &oc.error {
+                s.push_str(&format!("error: {e}\n"));
+            }
+        }
+        s
+    }
+}
+
+fn reset_summary(r: &ResetReport) -> String {
+    let mut s = summary(r.result, &r.reasons, &r.checks);
+    if let Some(o) = &r.outcome {
+        if !s.is_empty() {
+            s.push_str("; ");
+        }
+        s.push_str(if o.verified {
+            "reset and verified"
+        } else {
+            "reset not verified"
+        });
+        if let Some(e) = &o.error {
+            s.push_str(&format!("; error: {e}"));
+        }
+    }
+    s
+}

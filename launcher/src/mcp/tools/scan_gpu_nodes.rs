@@ -1,0 +1,645 @@
+//! `scan_gpu_nodes`: one check on many nodes, bounded concurrency, per-node timeout, and a ranking of the
+//! nodes that need attention. The ranking orders nodes by the severities the probe reported; it does not
+//! judge facts itself.
+
+use std::time::Instant;
+
+use gpu_diag::command::Command;
+use gpu_diag::finding::{Finding, Judged, Severity, Verdict};
+use std::fmt::Write;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::mcp::framework::fanout::probe_nodes;
+use crate::mcp::render::text::sev_label;
+use crate::mcp::framework::{Cx, Hints, Tool, ToolError};
+
+pub struct ScanGpuNodes;
+
+/// What `scan_gpu_nodes` checks on each node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+#[schemars(inline)]
+pub enum ScanCheck {
+    /// Full health verdict (thermal, power, ECC, NVLink, XID, ...).
+    #[default]
+    Health,
+    /// XID/SXid events in the kernel log.
+    Xid,
+    /// ECC counters and row remapping.
+    Ecc,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ScanArgs {
+    /// What to check on every node: `health` (default), `xid` or `ecc`.
+    #[serde(default)]
+    pub check: ScanCheck,
+    /// Kubernetes label selector choosing the nodes (default: every GPU node).
+    #[serde(default)]
+    #[schemars(with = "String", length(min = 1, max = 1024))]
+    pub label_selector: Option<String>,
+    /// How many nodes to probe at once (default 16).
+    #[serde(default)]
+    #[schemars(with = "u32", range(min = 1, max = 128))]
+    pub concurrency: Option<u32>,
+    /// How many of the ranked nodes to detail (default 25): the answer stays small on any fleet.
+    #[serde(default)]
+    #[schemars(with = "u32", range(min = 1, max = 200))]
+    pub limit: Option<u32>,
+    /// Start the ranked list at this position (0 = the most urgent), to page through a long list.
+    #[serde(default)]
+    #[schemars(with = "u32")]
+    pub offset: Option<u32>,
+    /// Also name the healthy nodes (by default they are only counted).
+    #[serde(default)]
+    #[schemars(with = "bool")]
+    pub show_healthy: Option<bool>,
+    /// Kubeconfig context of the cluster. Omit for the launcher's default context.
+    #[serde(default)]
+    #[schemars(with = "String", length(min = 1, max = 253))]
+    pub context: Option<String>,
+}
+
+pub const DEFAULT_CONCURRENCY: u32 = 16;
+pub const DEFAULT_LIMIT: u32 = 25;
+/// Nodes named per shared cause; the rest of them are in the ranked list.
+const GROUP_NAMES: usize = 5;
+
+/// How one node's probe ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ScanStatus {
+    /// The probe answered with a report.
+    Ok,
+    /// No report: the probe failed, timed out or could not start.
+    Failed,
+}
+
+#[derive(Debug, Clone, Default, Serialize, JsonSchema)]
+pub struct SeverityCounts {
+    pub critical: usize,
+    pub warning: usize,
+    pub info: usize,
+}
+
+/// A finding as the scan lists it: what and where. Its evidence and action are one node tool away
+/// (`get_gpu_health`, `analyze_xid_errors` or `snapshot_ecc` on the node).
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct ScanFinding {
+    pub code: String,
+    pub severity: Severity,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gpu: Option<u32>,
+    pub summary: String,
+}
+
+/// One node's outcome.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct NodeScanResult {
+    pub node: String,
+    pub status: ScanStatus,
+    /// The node verdict the probe reported, when its report has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verdict: Option<Verdict>,
+    /// The most severe finding's severity.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub worst_severity: Option<Severity>,
+    pub counts: SeverityCounts,
+    /// Warning and critical findings as the probe reported them, most severe first.
+    pub findings: Vec<ScanFinding>,
+    /// Why there is no report (status `failed`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    pub millis: u64,
+}
+
+/// A node that needs attention, in rank order, with its findings.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct AttentionEntry {
+    /// 1 = look at this node first.
+    pub rank: usize,
+    /// Why: the top finding, or the probe error.
+    pub reason: String,
+    #[serde(flatten)]
+    pub result: NodeScanResult,
+}
+
+/// A cause several nodes share (the same top finding code, or the same probe error).
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct ScanGroup {
+    /// `critical`, `failed` or `warning`.
+    pub class: String,
+    /// The finding code, or the probe error's first line.
+    pub cause: String,
+    pub nodes_count: usize,
+    /// The first few nodes in rank order.
+    pub nodes: Vec<String>,
+}
+
+/// `scan_gpu_nodes` result.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct ScanOutput {
+    pub check: ScanCheck,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub context: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub label_selector: Option<String>,
+    pub concurrency: u32,
+    pub nodes_total: usize,
+    pub nodes_ok: usize,
+    pub nodes_failed: usize,
+    /// Nodes that answered with no warning or critical finding.
+    pub nodes_healthy: usize,
+    /// Nodes that need attention, all of them (the ranked list below may be one page of it).
+    pub needs_attention_total: usize,
+    /// Causes shared by two or more nodes that need attention, most urgent first.
+    pub groups: Vec<ScanGroup>,
+    /// Nodes to look at, most urgent first (critical findings, then failed probes, then warnings):
+    /// positions `offset`.. of the ranking, at most `limit` of them.
+    pub needs_attention: Vec<AttentionEntry>,
+    pub offset: usize,
+    pub limit: usize,
+    /// Call again with this `offset` for the next page of the ranking.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_offset: Option<usize>,
+    /// The healthy nodes by name (only with `show_healthy`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub healthy_nodes: Option<Vec<String>>,
+    /// Nodes carrying the scheduler mark of `mark_gpu_node` (the API server's view, whatever the probes
+    /// found), with its reason and since when.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub marked: Vec<MarkedNode>,
+    pub total_millis: u64,
+}
+
+/// A node with the mark of `mark_gpu_node`.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct MarkedNode {
+    pub node: String,
+    pub mark: crate::cluster::NodeMark,
+}
+
+impl Tool for ScanGpuNodes {
+    type Args = ScanArgs;
+    type Output = ScanOutput;
+    const NAME: &'static str = "scan_gpu_nodes";
+    const TITLE: &'static str = "Scan many GPU nodes";
+    const DESCRIPTION: &'static str = "Run one check (`health`, `xid` or `ecc`) on every GPU node (or those matching \
+label_selector), several at a time, and rank the nodes that need attention (critical findings first, \
+then nodes whose probe failed, then warnings). Returns the ranked nodes with their findings or probe errors \
+(a page of `limit` from `offset`), causes shared by several nodes, and the count of healthy nodes (named \
+with show_healthy=true). Use it to find the bad nodes in a fleet, e.g. after a failed multi-node training job.";
+    const HINTS: Hints = Hints::READ_LIVE;
+
+    async fn run(cx: &Cx, a: Self::Args) -> Result<Self::Output, ToolError> {
+        let started = Instant::now();
+        let concurrency = a.concurrency.unwrap_or(DEFAULT_CONCURRENCY);
+        if !(1..=128).contains(&concurrency) {
+            return Err(ToolError::Invalid(format!(
+                "`concurrency` must be between 1 and 128 (got {concurrency}); omit it for the default of {DEFAULT_CONCURRENCY}"
+            )));
+        }
+        let limit = a.limit.unwrap_or(DEFAULT_LIMIT);
+        if !(1..=200).contains(&limit) {
+            return Err(ToolError::Invalid(format!(
+                "`limit` must be between 1 and 200 (got {limit}); omit it for the default of {DEFAULT_LIMIT}"
+            )));
+        }
+        let mut marked = Vec::new();
+        let mut nodes: Vec<String> = match &cx.env.cluster {
+            Some(cluster) => {
+                cx.check_context(a.context.as_deref())?;
+                let listed = tokio::select! {
+                    r = cluster.list_gpu_nodes(a.context.as_deref(), a.label_selector.as_deref()) => r,
+                    _ = cx.cancel.cancelled() => return Err(ToolError::Cancelled),
+                };
+                let listed = listed?;
+                marked = listed
+                    .iter()
+                    .filter_map(|n| {
+                        n.mark.clone().map(|mark| MarkedNode {
+                            node: n.name.clone(),
+                            mark,
+                        })
+                    })
+                    .collect();
+                listed.into_iter().map(|n| n.name).collect()
+            }
+            None => {
+                if a.context.is_some() || a.label_selector.is_some() {
+                    return Err(ToolError::Invalid(
+                        "local mode scans the single node `local`; call again without `context` and \
+                         `label_selector`"
+                            .into(),
+                    ));
+                }
+                vec!["local".into()]
+            }
+        };
+        nodes.sort();
+        nodes.dedup();
+        let total = nodes.len();
+        let command = match a.check {
+            ScanCheck::Health => Command::Health,
+            ScanCheck::Xid => Command::Xid,
+            ScanCheck::Ecc => Command::Ecc,
+        };
+        let mut results = Vec::with_capacity(total);
+        for o in probe_nodes(
+            cx,
+            Self::NAME,
+            &nodes,
+            a.context.clone(),
+            command.into(),
+            concurrency as usize,
+        )
+        .await
+        {
+            results.push(match o.result {
+                Ok(pr) => node_result(o.node, pr.report, o.millis),
+                Err(error) => NodeScanResult {
+                    node: o.node,
+                    status: ScanStatus::Failed,
+                    verdict: None,
+                    worst_severity: None,
+                    counts: SeverityCounts::default(),
+                    findings: vec![],
+                    error: Some(error),
+                    millis: o.millis,
+                },
+            });
+        }
+        if cx.cancel.is_cancelled() {
+            return Err(ToolError::Invalid(
+                "the call was cancelled; every started probe was stopped".into(),
+            ));
+        }
+        results.sort_by(|x, y| x.node.cmp(&y.node));
+        let ranked = rank(results.to_vec());
+        let healthy: Vec<String> = results
+            .iter()
+            .filter(|r| !ranked.iter().any(|a| a.result.node == r.node))
+            .map(|r| r.node.clone())
+            .collect();
+        let offset = a.offset.unwrap_or(0) as usize;
+        let limit = limit as usize;
+        let next = offset.saturating_add(limit);
+        Ok(ScanOutput {
+            check: a.check,
+            context: a.context,
+            label_selector: a.label_selector,
+            concurrency,
+            nodes_total: total,
+            nodes_ok: results
+                .iter()
+                .filter(|r| r.status == ScanStatus::Ok)
+                .count(),
+            nodes_failed: results
+                .iter()
+                .filter(|r| r.status == ScanStatus::Failed)
+                .count(),
+            nodes_healthy: healthy.len(),
+            needs_attention_total: ranked.len(),
+            groups: groups(&ranked),
+            next_offset: (next < ranked.len()).then_some(next),
+            needs_attention: ranked.into_iter().skip(offset).take(limit).collect(),
+            offset,
+            limit,
+            healthy_nodes: a.show_healthy.unwrap_or(false).then_some(healthy),
+            marked: {
+                marked.sort_by(|x: &MarkedNode, y| x.node.cmp(&y.node));
+                marked
+            },
+            total_millis: started.elapsed().as_millis() as u64,
+        })
+    }
+
+    fn render(s: &Self::Output) -> String {
+        let mut out = String::new();
+        let check = serde_json::to_value(s.check)
+            .ok()
+            .and_then(|v| v.as_str().map(String::from))
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "Scan ({check}) of {} node(s): {} answered, {} failed; {} need attention, {} healthy",
+            s.nodes_total, s.nodes_ok, s.nodes_failed, s.needs_attention_total, s.nodes_healthy
+        );
+        if !s.groups.is_empty() {
+            out.push_str("Shared causes:\n");
+            for g in &s.groups {
+                let more = g.nodes_count - g.nodes.len();
+                let _ = writeln!(
+                    out,
+                    "  {} [{}] on {} nodes: {}{}",
+                    g.cause,
+                    g.class.to_uppercase(),
+                    g.nodes_count,
+                    g.nodes.join(", "),
+                    if more > 0 {
+                        format!(" (+{more} more)")
+                    } else {
+                        String::new()
+                    }
+                );
+            }
+        }
+        if !s.needs_attention.is_empty() {
+            let first = s.needs_attention[0].rank;
+            let last = s.needs_attention[s.needs_attention.len() - 1].rank;
+            if first > 1 || last < s.needs_attention_total {
+                let _ = writeln!(out, "Ranked {first}-{last} of {}:", s.needs_attention_total);
+            }
+        }
+        for a in &s.needs_attention {
+            let r = &a.result;
+            let sev = match r.status {
+                ScanStatus::Failed => "FAILED",
+                ScanStatus::Ok => r.worst_severity.map(sev_label).unwrap_or("FAILED"),
+            };
+            let _ = writeln!(out, "{}. {} [{}] {}", a.rank, r.node, sev, a.reason);
+            // The top finding is the reason; the others follow, a few per node.
+            for f in r.findings.iter().skip(1).take(FINDINGS_SHOWN) {
+                let gpu = gpu_note(f).map(|g| format!("{g} ")).unwrap_or_default();
+                let _ = writeln!(
+                    out,
+                    "   - {} {gpu}{}: {}",
+                    sev_label(f.severity),
+                    f.code,
+                    f.summary
+                );
+            }
+            let hidden = r.findings.len().saturating_sub(1 + FINDINGS_SHOWN);
+            if hidden > 0 {
+                let _ = writeln!(out, "   - (+{hidden} more findings)");
+            }
+        }
+        if let Some(n) = s.next_offset {
+            let _ = writeln!(out, "More: call again with offset={n}.");
+        }
+        if !s.marked.is_empty() {
+            let shown: Vec<String> = s
+                .marked
+                .iter()
+                .take(MARKED_SHOWN)
+                .map(|m| format!("{} {}", m.node, super::list_gpu_nodes::mark_flag(&m.mark)))
+                .collect();
+            let more = s.marked.len().saturating_sub(MARKED_SHOWN);
+            let _ = writeln!(
+                out,
+                "Marked for the scheduler ({}): {}{}",
+                s.marked.len(),
+                shown.join("; "),
+                if more > 0 {
+                    format!(" (+{more} more in `marked`)")
+                } else {
+                    String::new()
+                }
+            );
+        }
+        match &s.healthy_nodes {
+            Some(names) if !names.is_empty() => {
+                let _ = writeln!(out, "Healthy: {}", names.join(", "));
+            }
+            None if s.nodes_healthy > 0 => {
+                let _ = writeln!(
+                    out,
+                    "{} healthy node(s) not named (show_healthy=true names them).",
+                    s.nodes_healthy
+                );
+            }
+            _ => {}
+        }
+        out
+    }
+}
+
+/// Marked nodes named in the text (the structured result has them all).
+const MARKED_SHOWN: usize = 10;
+
+/// Findings shown per ranked node in the text, besides its reason (the structured result has them all).
+const FINDINGS_SHOWN: usize = 3;
+
+fn node_result(node: String, report: gpu_diag::contract::Report, millis: u64) -> NodeScanResult {
+    let mut findings: Vec<Finding> = report.findings().into_iter().cloned().collect();
+    let mut counts = SeverityCounts::default();
+    for f in &findings {
+        match f.severity {
+            Severity::Critical => counts.critical += 1,
+            Severity::Warning => counts.warning += 1,
+            Severity::Info => counts.info += 1,
+        }
+    }
+    let worst_severity = findings.iter().map(|f| f.severity).max();
+    findings.retain(|f| f.severity >= Severity::Warning);
+    findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
+    NodeScanResult {
+        node,
+        status: ScanStatus::Ok,
+        // Whatever the check's report judged (the XID check's verdict was lost while reports were read as
+        // JSON by field name).
+        verdict: report.verdict(),
+        worst_severity,
+        counts,
+        findings: findings.into_iter().map(brief).collect(),
+        error: None,
+        millis,
+    }
+}
+
+/// `GPU n` for a finding whose summary does not already name its GPU.
+fn gpu_note(f: &ScanFinding) -> Option<String> {
+    let g = format!("GPU {}", f.gpu?);
+    (!f.summary.contains(&g)).then_some(g)
+}
+
+fn brief(f: Finding) -> ScanFinding {
+    ScanFinding {
+        code: f.code,
+        severity: f.severity,
+        gpu: f.gpu,
+        summary: f.summary,
+    }
+}
+
+/// Urgency class: 0 critical, 1 failed probe, 2 warning; `None` for a healthy node.
+fn class(r: &NodeScanResult) -> Option<u8> {
+    match (r.status, r.worst_severity) {
+        (ScanStatus::Failed, _) => Some(1),
+        (_, Some(Severity::Critical)) => Some(0),
+        (_, Some(Severity::Warning)) => Some(2),
+        _ => match r.verdict {
+            Some(Verdict::Unhealthy) => Some(0),
+            Some(Verdict::Degraded) => Some(2),
+            _ => None,
+        },
+    }
+}
+
+const CLASS_NAMES: &[&str] = &["critical", "failed", "warning"];
+
+/// What a ranked node is grouped by: its top finding's code, or its probe error's first line.
+fn cause(r: &NodeScanResult) -> String {
+    match (&r.error, r.findings.first()) {
+        (Some(e), _) => {
+            // The node's own name is in the message; without it, one cause on many nodes reads alike.
+            let line = e.lines().next().unwrap_or(e);
+            let line = line
+                .strip_prefix(&format!("probe of `{}` failed: ", r.node))
+                .unwrap_or(line);
+            format!("probe failed: {}", line.replace(&r.node, "<node>"))
+        }
+        (None, Some(f)) => f.code.clone(),
+        (None, None) => format!("verdict {:?}", r.verdict.unwrap_or(Verdict::Unknown)),
+    }
+}
+
+/// Critical first, then failed probes, then warnings; more findings first within a class; then by name.
+pub fn rank(results: Vec<NodeScanResult>) -> Vec<AttentionEntry> {
+    let mut picked: Vec<(u8, NodeScanResult)> = results
+        .into_iter()
+        .filter_map(|r| class(&r).map(|c| (c, r)))
+        .collect();
+    picked.sort_by(|(ca, a), (cb, b)| {
+        ca.cmp(cb)
+            .then((b.counts.critical, b.counts.warning).cmp(&(a.counts.critical, a.counts.warning)))
+            .then(a.node.cmp(&b.node))
+    });
+    picked
+        .into_iter()
+        .enumerate()
+        .map(|(i, (_, r))| AttentionEntry {
+            rank: i + 1,
+            reason: match (&r.error, r.findings.first()) {
+                (Some(_), _) => cause(&r),
+                (None, Some(f)) => {
+                    let more = r.findings.len() - 1;
+                    let gpu = gpu_note(f).map(|g| format!(" ({g})")).unwrap_or_default();
+                    if more > 0 {
+                        format!("{}{gpu}: {} (+{more} more)", f.code, f.summary)
+                    } else {
+                        format!("{}{gpu}: {}", f.code, f.summary)
+                    }
+                }
+                (None, None) => cause(&r),
+            },
+            result: r,
+        })
+        .collect()
+}
+
+/// Causes shared by two or more ranked nodes, in the order their first node ranks.
+fn groups(ranked: &[AttentionEntry]) -> Vec<ScanGroup> {
+    let mut out: Vec<ScanGroup> = Vec::new();
+    for a in ranked {
+        let class = class(&a.result).map_or("warning", |c| CLASS_NAMES[c as usize]);
+        let cause = cause(&a.result);
+        match out
+            .iter_mut()
+            .find(|g| g.class == class && g.cause == cause)
+        {
+            Some(g) => {
+                g.nodes_count += 1;
+                if g.nodes.len() < GROUP_NAMES {
+                    g.nodes.push(a.result.node.clone());
+                }
+            }
+            None => out.push(ScanGroup {
+                class: class.to_string(),
+                cause,
+                nodes_count: 1,
+                nodes: vec![a.result.node.clone()],
+            }),
+        }
+    }
+    out.retain(|g| g.nodes_count > 1);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn finding(code: &str, sev: Severity) -> ScanFinding {
+        ScanFinding {
+            code: code.into(),
+            severity: sev,
+            gpu: Some(0),
+            summary: format!("{code} seen"),
+        }
+    }
+
+    fn ok(node: &str, f: Vec<ScanFinding>) -> NodeScanResult {
+        let mut counts = SeverityCounts::default();
+        for x in &f {
+            match x.severity {
+                Severity::Critical => counts.critical += 1,
+                Severity::Warning => counts.warning += 1,
+                Severity::Info => counts.info += 1,
+            }
+        }
+        NodeScanResult {
+            node: node.into(),
+            status: ScanStatus::Ok,
+            verdict: None,
+            worst_severity: f.iter().map(|x| x.severity).max(),
+            counts,
+            findings: f,
+            error: None,
+            millis: 1,
+        }
+    }
+
+    #[test]
+    fn ranks_critical_then_failed_then_warning_and_skips_healthy() {
+        let failed = NodeScanResult {
+            status: ScanStatus::Failed,
+            error: Some("probe of `n3` failed: timeout".into()),
+            ..ok("n3", vec![])
+        };
+        let results = vec![
+            ok("n1", vec![finding("thermal.slowdown", Severity::Warning)]),
+            ok("n2", vec![]),
+            failed,
+            ok("n4", vec![finding("xid.79", Severity::Critical)]),
+            ok(
+                "n5",
+                vec![
+                    finding("xid.79", Severity::Critical),
+                    finding("ecc.remap_pending", Severity::Critical),
+                ],
+            ),
+        ];
+        let r = rank(results);
+        let order: Vec<&str> = r.iter().map(|e| e.result.node.as_str()).collect();
+        assert_eq!(order, ["n5", "n4", "n3", "n1"]);
+        assert_eq!(r[0].rank, 1);
+        assert!(r[0].reason.contains("+1 more"), "{}", r[0].reason);
+        assert!(r[2].reason.starts_with("probe failed"), "{}", r[2].reason);
+        // n4 and n5 share their top finding; the one-node causes are not groups.
+        let g = groups(&r);
+        assert_eq!(g.len(), 1, "{g:?}");
+        assert_eq!((g[0].cause.as_str(), g[0].nodes_count), ("xid.79", 2));
+        assert_eq!(g[0].nodes, ["n5", "n4"]);
+    }
+
+    #[test]
+    fn one_probe_error_on_many_nodes_is_one_cause() {
+        let failed = |n: &str| NodeScanResult {
+            status: ScanStatus::Failed,
+            error: Some(format!(
+                "probe of `{n}` failed: pods is forbidden on {n}\nhint: bind the RBAC rules"
+            )),
+            ..ok(n, vec![])
+        };
+        let r = rank((0..40).map(|i| failed(&format!("gpu-{i:02}"))).collect());
+        let g = groups(&r);
+        assert_eq!(g.len(), 1, "{g:?}");
+        assert_eq!(g[0].cause, "probe failed: pods is forbidden on <node>");
+        assert_eq!(g[0].nodes_count, 40);
+        assert_eq!(g[0].nodes.len(), GROUP_NAMES);
+    }
+}

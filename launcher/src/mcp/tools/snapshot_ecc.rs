@@ -1,0 +1,29 @@
+//! `snapshot_ecc`: `node-probe ecc` on one node.
+
+use gpu_diag::command::Command;
+use gpu_diag::analysis::ecc::EccReport;
+
+use crate::mcp::framework::{Cx, Hints, Node, NodeReport, Tool, ToolError, target::NoArgs, pick};
+use crate::mcp::render::text;
+
+pub struct SnapshotEcc;
+
+impl Tool for SnapshotEcc {
+    type Args = Node<NoArgs>;
+    type Output = NodeReport<EccReport>;
+    const NAME: &'static str = "snapshot_ecc";
+    const TITLE: &'static str = "ECC and memory-error snapshot of a node";
+    const DESCRIPTION: &'static str = "ECC mode and error counters (volatile and aggregate, corrected and uncorrected, by \
+location), retired pages and remapped rows of every GPU on one node, with what they require (reset, \
+drain, RMA). Use it after XID 48/63/64/94/95, on memory errors in jobs, or before deciding whether a GPU \
+must be replaced.";
+    const HINTS: Hints = Hints::READ_LIVE;
+
+    async fn run(cx: &Cx, a: Self::Args) -> Result<Self::Output, ToolError> {
+        NodeReport::probe(cx, Self::NAME, a.target, Command::Ecc, pick!(Ecc)).await
+    }
+
+    fn render(out: &Self::Output) -> String {
+        text::node_report("ECC snapshot", out)
+    }
+}

@@ -1,0 +1,595 @@
+//! The default delivery's base image: one the node already has (its `status.images`), so nothing is
+//! published or pulled. node-probe is then copied in over exec (copy delivery), which needs a glibc image with
+//! `sh`, `sleep`, `head`, `tee`, `sha256sum`, `wc`, `chmod`, `mktemp` and `rm`.
+//!
+//! Two questions, in this order, for every image the node lists:
+//! 1. May it run as root here? Only from a trusted source ([`super::trust`]) and listed by digest; the pod
+//!    then runs that digest (`repo@sha256:…`, pull policy Never), never the tag.
+//! 2. Will it work? Ranked by repository name: plain distribution bases first (small, and their tools are
+//!    known), then NVIDIA's CUDA and driver images and the common framework images (Ubuntu or UBI based, and
+//!    on GPU nodes anyway). Names known not to work are never tried: distroless, busybox/Alpine (musl), UBI
+//!    micro/minimal, pause and the operators' own component images. A ranked image can still lack a tool:
+//!    the copy then fails with a clear reason, the runner tries the next one, and the node remembers what
+//!    worked.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+
+use k8s_openapi::api::core::v1::Node;
+
+use super::trust::{ImageRef, TrustPolicy};
+
+/// A base image to try, best first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Candidate {
+    /// The digest reference exactly as the node lists it (`repo@sha256:…`): what the pod runs.
+    pub image: String,
+    /// A tagged name of the same image, for messages (the digest alone says little to a reader).
+    pub label: String,
+    pub rank: u8,
+}
+
+/// Why an image the node lists is not used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// Its repository is not from a trusted source (built-in or `--trust-image`).
+    Untrusted,
+    /// From a trusted source, but the node lists no digest for it: a tag alone can be re-pointed.
+    NoDigest,
+    /// Known not to work (no shell or no glibc).
+    KnownNotToWork,
+    /// Not a name this delivery knows as a base (a guess costs a pod start, so it is not tried).
+    NotABase,
+    /// A name outside the image reference grammar.
+    Malformed,
+}
+
+impl Refusal {
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Refusal::Untrusted => "untrusted source",
+            Refusal::NoDigest => "no digest listed",
+            Refusal::KnownNotToWork => "known not to work (no shell or no glibc)",
+            Refusal::NotABase => "not a known base image",
+            Refusal::Malformed => "malformed name",
+        }
+    }
+}
+
+/// One image of the node, judged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Assessed {
+    /// The name shown to people (a tag where the node lists one).
+    pub label: String,
+    pub size: i64,
+    pub verdict: Result<Candidate, Refusal>,
+}
+
+/// Repository patterns (matched against the last path elements of the repository, without tag or digest) and
+/// their rank; lower is better. Order matters: the first match decides.
+const KNOWN: &[(&str, u8)] = &[
+    // Never: no shell or no glibc.
+    ("distroless", u8::MAX),
+    ("busybox", u8::MAX),
+    ("alpine", u8::MAX),
+    ("ubi-micro", u8::MAX),
+    ("ubi8-micro", u8::MAX),
+    ("ubi9-micro", u8::MAX),
+    ("ubi-minimal", u8::MAX),
+    ("ubi8-minimal", u8::MAX),
+    ("ubi9-minimal", u8::MAX),
+    ("pause", u8::MAX),
+    // Plain distribution bases.
+    ("library/debian", 10),
+    ("library/ubuntu", 10),
+    ("debian", 11),
+    ("ubuntu", 11),
+    ("ubi8/ubi", 20),
+    ("ubi9/ubi", 20),
+    ("ubi10/ubi", 20),
+    ("ubi8", 21),
+    ("ubi9", 21),
+    ("rockylinux", 22),
+    ("almalinux", 22),
+    ("fedora", 22),
+    ("amazonlinux", 22),
+    ("centos", 23),
+    // NVIDIA's CUDA images (Ubuntu or UBI), then the GPU Operator's driver image (Ubuntu or RHEL).
+    ("nvidia/cuda", 30),
+    ("nvidia/driver", 40),
+    // Framework images on GPU nodes (Ubuntu based).
+    ("nvidia/pytorch", 50),
+    ("pytorch/pytorch", 50),
+    ("nvidia/tensorflow", 50),
+    ("tensorflow/tensorflow", 50),
+    ("nvidia/tritonserver", 55),
+    ("nvidia/nemo", 55),
+];
+
+/// The rank of one repository (normalised); None: unknown (not tried, since a wrong guess costs a pod start).
+fn rank_of(repo: &str) -> Option<u8> {
+    for (pattern, rank) in KNOWN {
+        // Match whole path elements from the end: `docker.io/library/debian` ends with `library/debian` and
+        // `debian`; `myorg/debian-tools` matches neither.
+        if repo == *pattern || repo.ends_with(&format!("/{pattern}")) {
+            return Some(*rank);
+        }
+        // UBI micro/minimal and distroless/busybox/alpine variants are rejected on any path element.
+        if *rank == u8::MAX && repo.split('/').any(|e| e.starts_with(pattern)) {
+            return Some(*rank);
+        }
+    }
+    None
+}
+
+/// Judge every image the node lists (`status.images`), in the node's order.
+pub fn assess(node: &Node, policy: &TrustPolicy) -> Vec<Assessed> {
+    let images = node
+        .status
+        .as_ref()
+        .and_then(|s| s.images.as_ref())
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    images
+        .iter()
+        .filter_map(|img| {
+            let names = img.names.as_deref().unwrap_or_default();
+            let label = display_name(names)?;
+            let parsed: Vec<(&String, ImageRef)> = names
+                .iter()
+                .filter_map(|n| Some((n, ImageRef::parse(n).ok()?)))
+                .collect();
+            let size = img.size_bytes.unwrap_or(i64::MAX);
+            let verdict = judge(&parsed, policy).map(|(image, rank)| Candidate {
+                image,
+                label: label.clone(),
+                rank,
+            });
+            Some(Assessed {
+                label: clip(&label),
+                size,
+                verdict,
+            })
+        })
+        .collect()
+}
+
+/// A trusted digest name of one image and its rank, or why there is none.
+fn judge(names: &[(&String, ImageRef)], policy: &TrustPolicy) -> Result<(String, u8), Refusal> {
+    if names.is_empty() {
+        return Err(Refusal::Malformed);
+    }
+    // What it is (by any of its names): an image known not to work is refused whoever publishes it.
+    let ranks: Vec<u8> = names
+        .iter()
+        .filter_map(|(_, r)| rank_of(&r.repository))
+        .collect();
+    if ranks.contains(&u8::MAX) {
+        return Err(Refusal::KnownNotToWork);
+    }
+    if ranks.is_empty() {
+        return Err(Refusal::NotABase);
+    }
+    // Who vouches for it: a trusted repository, by digest; ranked on that repository's own name.
+    let trusted = names
+        .iter()
+        .filter(|(_, r)| policy.source_of(r).is_some())
+        .collect::<Vec<_>>();
+    if trusted.is_empty() {
+        return Err(Refusal::Untrusted);
+    }
+    trusted
+        .iter()
+        .filter(|(_, r)| r.digest.is_some())
+        .filter_map(|(n, r)| Some(((*n).clone(), rank_of(&r.repository)?)))
+        .min_by(|a, b| (a.1, &a.0).cmp(&(b.1, &b.0)))
+        .ok_or(Refusal::NoDigest)
+}
+
+/// A tagged name reads better in messages; a digest-only image is named by its digest.
+fn display_name(names: &[String]) -> Option<String> {
+    names
+        .iter()
+        .find(|n| !n.contains('@'))
+        .or_else(|| names.first())
+        .cloned()
+}
+
+/// Names from the node go into messages: bounded, and only the reference grammar's characters.
+fn clip(s: &str) -> String {
+    let mut out: String = s
+        .chars()
+        .take(160)
+        .map(|c| if c.is_ascii_graphic() { c } else { '?' })
+        .collect();
+    if s.chars().count() > 160 {
+        out.push('…');
+    }
+    out
+}
+
+/// The node's usable images for copy delivery, best first; `skip` are images already found unusable there.
+pub fn rank(node: &Node, skip: &BTreeSet<String>, policy: &TrustPolicy) -> Vec<Candidate> {
+    let mut out: Vec<(Candidate, i64)> = assess(node, policy)
+        .into_iter()
+        .filter_map(|a| Some((a.verdict.ok()?, a.size)))
+        .filter(|(c, _)| !skip.contains(&c.image))
+        .collect();
+    // Smaller images first within a rank: a plain base rather than a big one built on it.
+    out.sort_by(|a, b| (a.0.rank, a.1, &a.0.image).cmp(&(b.0.rank, b.1, &b.0.image)));
+    out.dedup_by(|a, b| a.0.image == b.0.image);
+    out.into_iter().map(|(c, _)| c).collect()
+}
+
+/// The images refused for the default delivery that would have been tried by name (refusals other than
+/// "not a known base"), for the messages of `check` and of a node with no usable image; `max` at most.
+pub fn refused(node: &Node, policy: &TrustPolicy, max: usize) -> Vec<String> {
+    assess(node, policy)
+        .into_iter()
+        .filter_map(|a| match a.verdict {
+            Err(Refusal::NotABase) | Ok(_) => None,
+            Err(r) => Some(format!("{} ({})", a.label, r.reason())),
+        })
+        .take(max)
+        .collect()
+}
+
+/// Whether the node lists `image` under any of its names ([`ImageRef::same_image`]).
+pub fn lists(node: &Node, image: &str) -> bool {
+    node.status
+        .as_ref()
+        .and_then(|s| s.images.as_ref())
+        .into_iter()
+        .flatten()
+        .flat_map(|i| i.names.iter().flatten())
+        .any(|n| ImageRef::same_image(n, image))
+}
+
+/// Every image name the node lists, for the error that says what it has (at most `max`).
+pub fn listed(node: &Node, max: usize) -> Vec<String> {
+    node.status
+        .as_ref()
+        .and_then(|s| s.images.as_ref())
+        .map(|v| {
+            v.iter()
+                .filter_map(|i| display_name(i.names.as_deref().unwrap_or_default()))
+                .map(|n| clip(&n))
+                .take(max)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// What this launcher learned per node: the image that worked, and the ones that did not (with why).
+#[derive(Default)]
+pub struct NodeImages {
+    policy: Arc<TrustPolicy>,
+    worked: Mutex<HashMap<String, String>>,
+    failed: Mutex<HashMap<String, Vec<(String, String)>>>,
+}
+
+impl NodeImages {
+    pub fn new(policy: Arc<TrustPolicy>) -> Self {
+        NodeImages {
+            policy,
+            ..Default::default()
+        }
+    }
+
+    /// The image to use on `node`: the one that worked before if the node still has it, else the best
+    /// ranked one not yet found unusable. Err: why there is none.
+    pub fn choose(&self, node_name: &str, node: &Node) -> Result<Candidate, String> {
+        let failed: BTreeSet<String> = self
+            .failed
+            .lock()
+            .unwrap()
+            .get(node_name)
+            .map(|v| v.iter().map(|(i, _)| i.clone()).collect())
+            .unwrap_or_default();
+        let ranked = rank(node, &failed, &self.policy);
+        if let Some(w) = self.worked.lock().unwrap().get(node_name)
+            && let Some(c) = ranked.iter().find(|c| &c.image == w)
+        {
+            return Ok(c.clone());
+        }
+        if let Some(c) = ranked.first() {
+            return Ok(c.clone());
+        }
+        let tried = self.tried(node_name);
+        let refused = refused(node, &self.policy, 8);
+        let has = listed(node, 12);
+        Err(format!(
+            "node {node_name} has no image node-probe can be copied into (a glibc base with sh, sleep, head, \
+             tee, sha256sum, wc, chmod, mktemp and rm, such as debian, ubuntu, ubi, nvidia/cuda or nvidia/driver, from a \
+             trusted source and listed by digest){}{}; it has: {}. Pass --probe-image IMAGE@sha256:DIGEST: the \
+             probe image (deploy/probe-image/build.sh, pushed where the node can pull it), or with \
+             --probe-delivery copy any such base the node can pull; or, for a base from your own registry, \
+             --trust-image REGISTRY/NAMESPACE/",
+            if tried.is_empty() {
+                String::new()
+            } else {
+                format!("; tried: {tried}")
+            },
+            if refused.is_empty() {
+                String::new()
+            } else {
+                format!("; refused: {}", refused.join(", "))
+            },
+            if has.is_empty() {
+                "no images".to_string()
+            } else {
+                has.join(", ")
+            }
+        ))
+    }
+
+    pub fn worked(&self, node: &str, c: &Candidate) {
+        self.worked
+            .lock()
+            .unwrap()
+            .insert(node.to_string(), c.image.clone());
+    }
+
+    pub fn failed(&self, node: &str, c: &Candidate, why: &str) {
+        let mut w = self.worked.lock().unwrap();
+        if w.get(node).is_some_and(|i| *i == c.image) {
+            w.remove(node);
+        }
+        self.failed
+            .lock()
+            .unwrap()
+            .entry(node.to_string())
+            .or_default()
+            .push((c.image.clone(), format!("{} ({why})", c.label)));
+    }
+
+    fn tried(&self, node: &str) -> String {
+        self.failed
+            .lock()
+            .unwrap()
+            .get(node)
+            .map(|v| {
+                v.iter()
+                    .map(|(_, said)| said.as_str())
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            })
+            .unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::core::v1::{ContainerImage, NodeStatus};
+
+    fn node(images: &[(&[&str], i64)]) -> Node {
+        Node {
+            status: Some(NodeStatus {
+                images: Some(
+                    images
+                        .iter()
+                        .map(|(names, size)| ContainerImage {
+                            names: Some(names.iter().map(|s| s.to_string()).collect()),
+                            size_bytes: Some(*size),
+                        })
+                        .collect(),
+                ),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    /// The digest name a pull records beside the tag (a stand-in digest derived from the name).
+    fn digest_of(tagged: &str) -> String {
+        let repo = ImageRef::parse(tagged).unwrap().repository;
+        let raw = tagged.rsplit_once(':').map_or(tagged, |(r, _)| r);
+        let raw = if raw.contains('/') { raw } else { &repo };
+        format!(
+            "{raw}@sha256:{}",
+            super::super::delivery::sha256_hex(tagged.as_bytes())
+        )
+    }
+
+    fn ranked(n: &Node) -> Vec<String> {
+        rank(n, &BTreeSet::new(), &TrustPolicy::default())
+            .into_iter()
+            .map(|c| c.label)
+            .collect()
+    }
+
+    #[test]
+    fn trusted_bases_by_digest_first_then_nvidia_then_frameworks_and_never_the_broken_kinds() {
+        let pulled = |t: &str| vec![digest_of(t), t.to_string()];
+        let imgs: Vec<(Vec<String>, i64)> = vec![
+            (
+                pulled("nvcr.io/nvidia/driver:550.54.15-ubuntu22.04"),
+                900_000_000,
+            ),
+            (pulled("registry.k8s.io/pause:3.10"), 300_000),
+            (pulled("gcr.io/distroless/base-debian12:latest"), 20_000_000),
+            (pulled("docker.io/library/alpine:3.20"), 7_000_000),
+            (pulled("nvcr.io/nvidia/pytorch:24.05-py3"), 9_000_000_000),
+            (
+                pulled("nvcr.io/nvidia/cuda:12.4.1-base-ubuntu22.04"),
+                90_000_000,
+            ),
+            (pulled("docker.io/library/ubuntu:22.04"), 30_000_000),
+            (
+                pulled("registry.access.redhat.com/ubi9/ubi-minimal:9.4"),
+                40_000_000,
+            ),
+            (
+                pulled("nvcr.io/nvidia/k8s-device-plugin:v0.16.1"),
+                50_000_000,
+            ),
+            (pulled("myorg/debian-tools:1"), 10_000_000),
+            (pulled("docker.io/library/debian:bookworm-slim"), 28_000_000),
+            // Framework images of a publisher not on the built-in list: refused, not ranked.
+            (
+                pulled("docker.io/pytorch/pytorch:2.3.0-cuda12.1-cudnn8-runtime"),
+                5_000_000_000,
+            ),
+        ];
+        let refs: Vec<(Vec<&str>, i64)> = imgs
+            .iter()
+            .map(|(n, s)| (n.iter().map(String::as_str).collect(), *s))
+            .collect();
+        let slices: Vec<(&[&str], i64)> = refs.iter().map(|(n, s)| (n.as_slice(), *s)).collect();
+        let n = node(&slices);
+        assert_eq!(
+            ranked(&n),
+            [
+                "docker.io/library/debian:bookworm-slim",
+                "docker.io/library/ubuntu:22.04",
+                "nvcr.io/nvidia/cuda:12.4.1-base-ubuntu22.04",
+                "nvcr.io/nvidia/driver:550.54.15-ubuntu22.04",
+                "nvcr.io/nvidia/pytorch:24.05-py3",
+            ]
+        );
+        // The pod runs the digest, never the tag.
+        let first = &rank(&n, &BTreeSet::new(), &TrustPolicy::default())[0];
+        assert_eq!(
+            first.image,
+            digest_of("docker.io/library/debian:bookworm-slim")
+        );
+        let refused = refused(&n, &TrustPolicy::default(), 20);
+        assert!(
+            refused.contains(
+                &"docker.io/pytorch/pytorch:2.3.0-cuda12.1-cudnn8-runtime (untrusted source)"
+                    .to_string()
+            ),
+            "{refused:?}"
+        );
+        assert!(
+            refused.contains(
+                &"docker.io/library/alpine:3.20 (known not to work (no shell or no glibc))"
+                    .to_string()
+            ),
+            "{refused:?}"
+        );
+    }
+
+    /// A tenant's image named like a trusted base, from another registry or namespace, is never chosen,
+    /// whatever its size or rank; the refusal says why.
+    #[test]
+    fn an_image_named_like_a_base_from_an_untrusted_source_is_refused() {
+        let genuine = "docker.io/library/debian:bookworm";
+        let planted = [
+            "registry.example.com/library/debian:bookworm",
+            "registry.example.com/team/debian:bookworm",
+            "docker.io/team/debian:bookworm",
+        ];
+        let mut imgs: Vec<Vec<String>> = planted
+            .iter()
+            .map(|p| vec![digest_of(p), p.to_string()])
+            .collect();
+        let only_planted = imgs.clone();
+        imgs.push(vec![digest_of(genuine), genuine.to_string()]);
+        let build = |v: &[Vec<String>], sizes: &[i64]| {
+            let refs: Vec<Vec<&str>> = v
+                .iter()
+                .map(|n| n.iter().map(String::as_str).collect())
+                .collect();
+            let slices: Vec<(&[&str], i64)> = refs
+                .iter()
+                .zip(sizes)
+                .map(|(n, s)| (n.as_slice(), *s))
+                .collect();
+            node(&slices)
+        };
+        // The planted images are smaller (they would have won the size tie-break).
+        let n = build(&imgs, &[1, 2, 3, 100_000_000]);
+        let c = NodeImages::default().choose("n1", &n).unwrap();
+        assert_eq!(c.image, digest_of(genuine));
+        let n = build(&only_planted, &[1, 2, 3]);
+        let e = NodeImages::default().choose("n1", &n).unwrap_err();
+        for p in planted {
+            assert!(e.contains(&format!("{p} (untrusted source)")), "{e}");
+        }
+        assert!(e.contains("--trust-image"), "{e}");
+        // The owner can vouch for its own registry.
+        let owner = TrustPolicy::with(&["registry.example.com/library/".into()], None).unwrap();
+        let c = NodeImages::new(Arc::new(owner)).choose("n1", &n).unwrap();
+        assert_eq!(c.label, "registry.example.com/library/debian:bookworm");
+    }
+
+    /// A trusted name without a digest is refused: the tag may have been re-pointed on the node. With the
+    /// tag moved to other content, the genuine image is still chosen by its digest.
+    #[test]
+    fn a_trusted_tag_without_a_digest_is_refused_and_a_re_pointed_tag_does_not_matter() {
+        let tag = "docker.io/library/debian:bookworm";
+        let n = node(&[(&[tag], 100)]);
+        let e = NodeImages::default().choose("n1", &n).unwrap_err();
+        assert!(e.contains(&format!("{tag} (no digest listed)")), "{e}");
+        // The tag now names the other image; the genuine one keeps only its digest name.
+        let genuine = digest_of(tag);
+        let n = node(&[(&[tag], 5), (&[&genuine], 100)]);
+        let c = NodeImages::default().choose("n1", &n).unwrap();
+        assert_eq!(c.image, genuine);
+    }
+
+    #[test]
+    fn hostile_names_in_node_status_are_skipped_and_clipped_in_messages() {
+        let long = format!("registry.example.com/{}/debian:1", "a".repeat(5000));
+        let n = node(&[
+            (&["docker.io/library/debian:bookworm;touch /tmp/x"], 1),
+            (&[&long], 1),
+            (&["\u{1b}[2Jdebian"], 1),
+        ]);
+        let e = NodeImages::default().choose("n1", &n).unwrap_err();
+        assert!(e.len() < 4000, "{} bytes", e.len());
+        assert!(!e.contains('\u{1b}'), "{e}");
+    }
+
+    #[test]
+    fn remembers_what_worked_and_skips_what_failed_then_says_what_it_tried() {
+        let debian = "docker.io/library/debian:bookworm";
+        let ubuntu = "docker.io/library/ubuntu:24.04";
+        let (dd, ud) = (digest_of(debian), digest_of(ubuntu));
+        let n = node(&[
+            (&[&dd, debian], 100),
+            (&[&ud, ubuntu], 200),
+            (&["gcr.io/distroless/static:nonroot"], 5),
+        ]);
+        let ni = NodeImages::default();
+        let c = ni.choose("n1", &n).unwrap();
+        assert_eq!(c.image, dd);
+        ni.failed("n1", &c, "no `tee`");
+        let c = ni.choose("n1", &n).unwrap();
+        assert_eq!(c.image, ud);
+        ni.worked("n1", &c);
+        assert_eq!(ni.choose("n1", &n).unwrap().image, ud);
+        // Another node is judged on its own.
+        assert_eq!(ni.choose("n2", &n).unwrap().image, dd);
+        ni.failed("n1", &c, "no glibc");
+        let err = ni.choose("n1", &n).unwrap_err();
+        assert!(
+            err.contains(&format!("tried: {debian} (no `tee`)")),
+            "{err}"
+        );
+        assert!(err.contains("gcr.io/distroless/static:nonroot"), "{err}");
+        assert!(err.contains("--probe-image"), "{err}");
+    }
+
+    #[test]
+    fn the_node_lists_an_image_under_any_of_its_names() {
+        let n = node(&[(
+            &["docker.io/library/busybox:1.36", "nvcr.io/nvidia/cuda:12.4"],
+            1,
+        )]);
+        assert!(lists(&n, "busybox:1.36"));
+        assert!(lists(&n, "index.docker.io/library/busybox:1.36"));
+        assert!(!lists(&n, "busybox"), "no tag is latest");
+        assert!(!lists(&n, "nvidia/cuda:12.4"), "another registry");
+    }
+
+    #[test]
+    fn a_node_without_images_says_so() {
+        let err = NodeImages::default()
+            .choose("bare", &Node::default())
+            .unwrap_err();
+        assert!(err.contains("it has: no images"), "{err}");
+    }
+}

@@ -1,0 +1,495 @@
+//! The probe-pod runner: create → wait Running (watch) → exec node-probe → parse → delete, with the delete
+//! on every path (see [`super::lifecycle::DeleteGuard`]).
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, PostParams};
+use tokio::time::timeout_at;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::delivery::{Failure, Payload, ProbeBinaries};
+use super::early_exec::{EarlyError, exec_when_startable};
+use super::exec::{ExecError, ExecOutput, ProbeExec};
+use super::lifecycle::{
+    DeleteGuard, WaitError, api_error, api_error_in, check_node, classify_pod, finish, ready_node,
+    timing, wait_until,
+};
+use super::node_image::NodeImages;
+use super::pod::{self, PROBE_CONTAINER, ProbeCall, ProbePodOptions};
+use super::runner::{
+    Phase, PhaseTiming, ProbeOutput, ProbeRequest, ProgressSink, RunError, RunFuture, Runner,
+};
+use crate::cluster::clients::Clients;
+
+pub struct PodRunner {
+    pub(crate) clients: Arc<Clients>,
+    pub(crate) namespace: String,
+    pub(crate) opts: ProbePodOptions,
+    /// argv[0..] of node-probe inside the image (default `["node-probe"]`, found on PATH).
+    pub(crate) probe_command: Vec<String>,
+    pub(crate) exec: Arc<dyn ProbeExec>,
+    pub(crate) max_stdout: usize,
+    pub(crate) tracker: TaskTracker,
+    pub(crate) delete_timeout: Duration,
+    /// Copy delivery (`--probe-delivery copy`): the node-probe builds to stream in; None: the image has it.
+    pub(crate) copy: Option<Arc<ProbeBinaries>>,
+    /// Default delivery (no --probe-image): copy into a base image chosen from the node's own images.
+    pub(crate) node_images: Option<Arc<NodeImages>>,
+    /// The cluster refused the probe's priority class once: create probe pods without it.
+    pub(crate) no_priority: std::sync::atomic::AtomicBool,
+}
+
+/// What survives the call's work future: the armed delete and the last seen pod state.
+#[derive(Default)]
+struct CallState {
+    guard: Option<DeleteGuard>,
+    last_state: String,
+}
+
+impl PodRunner {
+    pub fn new(
+        clients: Arc<Clients>,
+        namespace: String,
+        opts: ProbePodOptions,
+        exec: Arc<dyn ProbeExec>,
+    ) -> Self {
+        PodRunner {
+            clients,
+            namespace,
+            opts,
+            probe_command: vec!["node-probe".into()],
+            exec,
+            max_stdout: 16 * 1024 * 1024,
+            tracker: TaskTracker::new(),
+            delete_timeout: Duration::from_secs(10),
+            copy: None,
+            node_images: None,
+            no_priority: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    fn argv(&self, req: &ProbeRequest) -> Vec<String> {
+        let mut argv = self.probe_command.clone();
+        argv.extend(self.probe_args(req));
+        argv
+    }
+
+    /// node-probe's arguments (after its argv[0]).
+    fn probe_args(&self, req: &ProbeRequest) -> Vec<String> {
+        let mut args = req.args.clone();
+        args.push("--node-name".into());
+        args.push(req.node.clone());
+        args
+    }
+
+    async fn work(
+        &self,
+        req: &ProbeRequest,
+        progress: &ProgressSink,
+        call: &mut CallState,
+    ) -> Result<ProbeOutput, RunError> {
+        let deadline = tokio::time::Instant::now() + req.timeout;
+        let client = self
+            .clients
+            .get(req.context.as_deref())
+            .await
+            .map_err(|e| RunError::Other(e.to_string()))?;
+        let pods: Api<Pod> = Api::namespaced(client.clone(), &self.namespace);
+        progress(Phase::StartingProbe);
+        let t = Instant::now();
+        let mut cx = Attempts {
+            req,
+            progress,
+            client,
+            pods,
+            payload: None,
+            deadline,
+        };
+        // Node first: a missing or NotReady node would otherwise look like a pod stuck in Pending.
+        let node = timeout_at(deadline, ready_node(&cx.client, &req.node))
+            .await
+            .map_err(|_| cx.timeout())??;
+        // Copy delivery: the build for the node's architecture, before any pod exists (no build, no pod).
+        if let Some(bins) = &self.copy {
+            let arch = node
+                .status
+                .as_ref()
+                .and_then(|s| s.node_info.as_ref())
+                .map(|i| i.architecture.as_str())
+                .unwrap_or_default();
+            let p = timeout_at(deadline, bins.payload(&req.node, arch))
+                .await
+                .map_err(|_| cx.timeout())?
+                .map_err(|e| RunError::Other(e.to_string()))?;
+            cx.payload = Some(p);
+        }
+        // Default delivery: a base image the node already has; an image that turns out unusable is
+        // remembered and the next one is tried (a fresh pod each), within the call's deadline.
+        let Some(images) = &self.node_images else {
+            return self.attempt(&cx, call, &self.opts.image, t).await;
+        };
+        let mut tries = 0;
+        let mut started = t;
+        loop {
+            let c = images.choose(&req.node, &node).map_err(RunError::Other)?;
+            tries += 1;
+            tracing::info!(node = %req.node, image = %c.image, name = %c.label, "default delivery: trusted base image from the node, by digest");
+            match self.attempt(&cx, call, &c.image, started).await {
+                Ok(out) => {
+                    images.worked(&req.node, &c);
+                    return Ok(out);
+                }
+                Err(e) if tries < 3 && image_unusable(&e, &c.image) => {
+                    tracing::info!(node = %req.node, image = %c.image, error = %e, "base image unusable; trying the next");
+                    images.failed(&req.node, &c, &short_reason(&e));
+                    if let Some(g) = call.guard.take() {
+                        g.delete().await;
+                    }
+                    started = Instant::now();
+                }
+                Err(e) => {
+                    if image_unusable(&e, &c.image) {
+                        images.failed(&req.node, &c, &short_reason(&e));
+                    }
+                    return Err(e);
+                }
+            }
+        }
+    }
+
+    /// One probe pod with `image`: create, exec node-probe as soon as the container takes it, parse.
+    /// `started`: when this attempt's starting phase began.
+    async fn attempt(
+        &self,
+        cx: &Attempts<'_>,
+        call: &mut CallState,
+        image: &str,
+        started: Instant,
+    ) -> Result<ProbeOutput, RunError> {
+        let probe = ProbeCall::new(&self.namespace, &cx.req.node, &cx.req.tool);
+        let spec = self.pod_spec(&probe, image, cx.payload.is_some());
+        call.guard = Some(DeleteGuard::new(
+            cx.pods.clone(),
+            probe.name.clone(),
+            self.tracker.clone(),
+            self.delete_timeout,
+        ));
+        tracing::info!(pod = %probe.name, node = %cx.req.node, tool = %cx.req.tool, "creating probe pod");
+        let created = self.create(cx, spec).await?;
+        let mut timings = vec![timing(Phase::StartingProbe, started)];
+        let out = self
+            .exec_when_started(cx, call, &probe.name, created, image, &mut timings)
+            .await?;
+        if let Some(p) = &cx.payload {
+            delivery_failure(&out, image, p)?;
+        }
+        finish(
+            &cx.req.node,
+            out,
+            self.max_stdout,
+            timings,
+            format!("{}/{}", self.namespace, probe.name),
+        )
+    }
+
+    /// The probe pod's spec with `image`; `copy`: node-probe is streamed in (copy delivery).
+    fn pod_spec(&self, probe: &ProbeCall, image: &str, copy: bool) -> Pod {
+        let mut opts = self.opts.clone();
+        image.clone_into(&mut opts.image);
+        if self.node_images.is_some() {
+            // A base the node already has, by the digest it lists: never pulled (a pull could only fetch
+            // what the node does not have, which is not what was judged).
+            opts.image_pull_policy = "Never".into();
+        }
+        let mut spec = pod::probe_pod(probe, &opts);
+        if copy {
+            pod::apply_copy_delivery(&mut spec);
+        }
+        spec
+    }
+
+    /// Create the probe pod. None: it was created by a request the client retried (the pod is ours).
+    async fn create(&self, cx: &Attempts<'_>, mut spec: Pod) -> Result<Option<Pod>, RunError> {
+        if self.no_priority.load(std::sync::atomic::Ordering::Relaxed) {
+            pod::without_priority(&mut spec);
+        }
+        let mut result = timeout_at(cx.deadline, cx.pods.create(&PostParams::default(), &spec))
+            .await
+            .map_err(|_| cx.timeout())?;
+        // A cluster that restricts the critical priority class (a ResourceQuota scoped to it, or an admission
+        // policy) refuses the pod: create it once more without, and remember for later calls. It then runs,
+        // but the kubelet's eviction admission may refuse it on a node under disk or memory pressure.
+        if let Err(kube::Error::Api(st)) = &result
+            && spec
+                .spec
+                .as_ref()
+                .is_some_and(|s| s.priority_class_name.is_some())
+            && (st.code == 403 || st.code == 422)
+            && (st.message.contains("priority") || st.message.contains("quota"))
+        {
+            tracing::warn!(error = %st.message, "the cluster refuses the probe pod's priority class; creating it without");
+            self.no_priority
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+            pod::without_priority(&mut spec);
+            result = timeout_at(cx.deadline, cx.pods.create(&PostParams::default(), &spec))
+                .await
+                .map_err(|_| cx.timeout())?;
+        }
+        match result {
+            Ok(p) => Ok(Some(p)),
+            // The name is unique to this call: AlreadyExists means the client retried a create that had
+            // reached the server (429/503/504 retries), so the pod is ours.
+            Err(kube::Error::Api(s)) if s.is_already_exists() => Ok(None),
+            Err(kube::Error::Api(s)) if s.is_not_found() => Err(RunError::Other(format!(
+                "create probe pod: namespace {} not found (apply deploy/00-namespace.yaml or pass --namespace)",
+                self.namespace
+            ))),
+            Err(e) => Err(api_error_in(
+                &format!("create probe pod in namespace {}", self.namespace),
+                Some(&self.namespace),
+                e,
+            )),
+        }
+    }
+
+    /// Exec node-probe as soon as the container takes it (early_exec.rs), watching the pod meanwhile for
+    /// reasons it never will run. The waiting and probing phases' timings are added to `timings`.
+    async fn exec_when_started(
+        &self,
+        cx: &Attempts<'_>,
+        call: &mut CallState,
+        pod_name: &str,
+        created: Option<Pod>,
+        image: &str,
+        timings: &mut Vec<PhaseTiming>,
+    ) -> Result<ExecOutput, RunError> {
+        (cx.progress)(Phase::WaitingForProbe);
+        let t = Instant::now();
+        let watch = wait_until(
+            &cx.pods,
+            pod_name,
+            created,
+            |p| classify_pod(p, PROBE_CONTAINER),
+            &mut call.last_state,
+        );
+        let attempt = || match &cx.payload {
+            None => self.exec.exec(
+                cx.client.clone(),
+                &self.namespace,
+                pod_name,
+                PROBE_CONTAINER,
+                self.argv(cx.req),
+            ),
+            Some(p) => self.exec.exec_stdin(
+                cx.client.clone(),
+                &self.namespace,
+                pod_name,
+                PROBE_CONTAINER,
+                p.argv(self.probe_args(cx.req)),
+                p.clone(),
+            ),
+        };
+        match timeout_at(cx.deadline, exec_when_startable(watch, attempt)).await {
+            Ok(Ok(e)) => {
+                // Waiting: until the attempt that worked began; probing: that attempt.
+                let waited = e.attempt_started.into_std().saturating_duration_since(t);
+                timings.push(PhaseTiming {
+                    phase: Phase::WaitingForProbe,
+                    millis: u64::try_from(waited.as_millis()).unwrap_or(u64::MAX),
+                });
+                (cx.progress)(Phase::Probing);
+                tracing::debug!(
+                    attempts = e.attempts,
+                    "exec attempts until the container took it"
+                );
+                timings.push(timing(Phase::Probing, e.attempt_started.into_std()));
+                Ok(e.output)
+            }
+            Ok(Err(e)) => Err(never_ran(cx, e, image)),
+            Err(_) => Err(timed_out(cx, &call.last_state).await),
+        }
+    }
+}
+
+/// What one call's attempts share: the request, the cluster it runs in, what copy delivery streams in, and
+/// the call's deadline.
+struct Attempts<'a> {
+    req: &'a ProbeRequest,
+    progress: &'a ProgressSink,
+    client: kube::Client,
+    pods: Api<Pod>,
+    /// Copy delivery: the node-probe build for the node's architecture.
+    payload: Option<Arc<Payload>>,
+    deadline: tokio::time::Instant,
+}
+
+impl Attempts<'_> {
+    fn timeout(&self) -> RunError {
+        RunError::Timeout {
+            node: self.req.node.clone(),
+            secs: self.req.timeout.as_secs(),
+        }
+    }
+}
+
+/// Why node-probe never ran in the pod with `image`: the pod failed to start, the API refused, or the exec
+/// failed (naming what the image lacks where the runtime says an executable is missing).
+fn never_ran(cx: &Attempts<'_>, e: EarlyError, image: &str) -> RunError {
+    match e {
+        EarlyError::Wait(WaitError::NotStarted(reason)) => RunError::ProbeNotStarted {
+            node: cx.req.node.clone(),
+            reason: not_started(&reason, image, cx.payload.is_some()),
+        },
+        EarlyError::Wait(WaitError::Api(e)) => api_error("watch probe pod", e),
+        EarlyError::Exec(ExecError::Forbidden(m)) => RunError::Forbidden(m),
+        EarlyError::Exec(ExecError::Failed(m) | ExecError::NotRunning(m)) => {
+            // The runtime's "executable file not found": node-probe (image) or sh (copy) is not there.
+            let missing = m.contains("executable file not found");
+            RunError::Exec(match &cx.payload {
+                Some(p) if missing => {
+                    format!(
+                        "{} ({m})",
+                        Failure::MissingTool("sh".into()).explain(image, p)
+                    )
+                }
+                None if missing => format!(
+                    "{m} (the probe image {} has no node-probe: check --probe-image, or use \
+                     --probe-delivery copy to stream node-probe into it)",
+                    image
+                ),
+                _ => m,
+            })
+        }
+    }
+}
+
+/// The deadline passed while waiting for the pod or probing: the node gone away meanwhile is the better
+/// answer, then the pod's last state if it never ran.
+async fn timed_out(cx: &Attempts<'_>, last_state: &str) -> RunError {
+    if let Ok(Err(e)) =
+        tokio::time::timeout(Duration::from_secs(3), check_node(&cx.client, &cx.req.node)).await
+    {
+        return e;
+    }
+    if last_state.is_empty() || last_state == "Running" {
+        return cx.timeout();
+    }
+    RunError::ProbeNotStarted {
+        node: cx.req.node.clone(),
+        reason: format!("still {last_state} after {} s", cx.req.timeout.as_secs()),
+    }
+}
+
+/// Whether a failed attempt says the base image cannot host node-probe (a missing tool, no glibc, no
+/// `sleep`, or the image no longer on the node), so that another of the node's images may work.
+fn image_unusable(e: &RunError, image: &str) -> bool {
+    match e {
+        RunError::Exec(m) => m.contains(image) && m.contains("copy delivery"),
+        RunError::ProbeNotStarted { reason, .. } => {
+            !reason.starts_with("still ")
+                && (reason.contains("executable file not found")
+                    || reason.contains("ErrImageNeverPull")
+                    || reason.contains("ErrImagePull")
+                    || reason.contains("ImagePullBackOff")
+                    || reason.contains("CreateContainerError")
+                    || reason.contains("StartError"))
+        }
+        _ => false,
+    }
+}
+
+/// The first clause of an error, for the list of images tried.
+fn short_reason(e: &RunError) -> String {
+    let s = e.to_string();
+    let s = s.split(" (").next().unwrap_or(&s);
+    s.chars().take(160).collect()
+}
+
+/// Why the probe container did not start, naming the image (the runtime's message often does not) and, when
+/// the image lacks the `sleep` the container idles with, what an image needs.
+fn not_started(reason: &str, image: &str, copy: bool) -> String {
+    if reason.contains("\"sleep\": executable file not found") {
+        let needs = if copy {
+            "a copy-delivery base image needs sh, sleep, head, tee, sha256sum, wc, chmod, mktemp, rm and glibc"
+        } else {
+            "the probe image needs node-probe and sleep (deploy/probe-image)"
+        };
+        return format!(
+            "{reason}; the image {image} has no `sleep`, which the probe container idles with: {needs}"
+        );
+    }
+    if reason.contains(image) {
+        reason.to_string()
+    } else {
+        format!("{reason} (image {image})")
+    }
+}
+
+/// A copy-delivery failure the in-container script reported, as a clear error.
+fn delivery_failure(out: &ExecOutput, image: &str, payload: &Payload) -> Result<(), RunError> {
+    // The script always prints (node-probe its document, the script its failure marker). Nothing at all with
+    // status Success means the script never ran: containerd 1.6 reports an exec whose `sh` is missing as
+    // Success when stdin is streaming (seen on the real-node testbed), instead of "executable file not found".
+    if out.exit_code == 0 && out.stdout.is_empty() && out.stderr_tail.trim().is_empty() {
+        return Err(RunError::Exec(format!(
+            "{} (the exec reported success but nothing ran)",
+            Failure::MissingTool("sh".into()).explain(image, payload)
+        )));
+    }
+    match Failure::from_exit(out.exit_code, &out.stderr_tail) {
+        None => Ok(()),
+        Some(f) => Err(RunError::Exec(f.explain(image, payload))),
+    }
+}
+
+impl Runner for PodRunner {
+    fn run<'a>(
+        &'a self,
+        req: ProbeRequest,
+        progress: ProgressSink,
+        cancel: CancellationToken,
+    ) -> RunFuture<'a> {
+        Box::pin(async move {
+            let mut call = CallState::default();
+            let result = {
+                let work = self.work(&req, &progress, &mut call);
+                tokio::select! {
+                    biased;
+                    _ = cancel.cancelled() => Err(RunError::Cancelled),
+                    r = work => r,
+                }
+            };
+            progress(Phase::CleaningUp);
+            let t = Instant::now();
+            let deleted = match call.guard.take() {
+                Some(g) => g.delete().await,
+                None => true,
+            };
+            let cleanup = timing(Phase::CleaningUp, t);
+            progress(Phase::Done);
+            if let Err(e) = &result {
+                tracing::info!(node = %req.node, tool = %req.tool, error = %e, deleted, "probe call failed");
+            }
+            result.map(|mut out| {
+                out.timings.push(cleanup);
+                out
+            })
+        })
+    }
+
+    fn shutdown<'a>(&'a self) -> Pin<Box<dyn std::future::Future<Output = ()> + Send + 'a>> {
+        Box::pin(async move {
+            self.tracker.close();
+            if tokio::time::timeout(Duration::from_secs(30), self.tracker.wait())
+                .await
+                .is_err()
+            {
+                tracing::warn!("some probe pod deletes did not finish within 30 s");
+            }
+        })
+    }
+}

@@ -1,0 +1,117 @@
+//! The runner abstraction: "run `node-probe <argv>` on node X and give me its JSON".
+//!
+//! Tools never know which runner they use. The local runner starts node-probe as a child process; the
+//! Kubernetes runner (`crate::probe::kube`) starts a probe pod on the node and execs node-probe in it.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use gpu_diag::contract::{ContractError, ProbeDocument};
+use serde::Serialize;
+use tokio_util::sync::CancellationToken;
+
+/// One probe run.
+#[derive(Debug, Clone)]
+pub struct ProbeRequest {
+    /// Target node name (`local` in local mode).
+    pub node: String,
+    /// Arguments after the `node-probe` program name, e.g. `["health"]`. The runner adds
+    /// `--node-name <node>` and whatever its environment needs (`--simulate` in local mode).
+    pub args: Vec<String>,
+    /// The MCP tool that asked, for labels, logs and audit.
+    pub tool: String,
+    /// Kubeconfig context to use (None: the launcher's default).
+    pub context: Option<String>,
+    /// Deadline for the whole run, start to cleanup.
+    pub timeout: Duration,
+}
+
+/// The phases a run reports through [`ProgressSink`] and in its timings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    /// Creating the probe (pod create, or child spawn).
+    StartingProbe,
+    /// Waiting for the probe pod to run.
+    WaitingForProbe,
+    /// node-probe is running.
+    Probing,
+    /// Removing the probe.
+    CleaningUp,
+    Done,
+}
+
+/// How long one phase took.
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
+pub struct PhaseTiming {
+    pub phase: Phase,
+    pub millis: u64,
+}
+
+/// A successful run: the parsed contract document (which may itself be a probe-side failure document).
+#[derive(Debug, Clone)]
+pub struct ProbeOutput {
+    pub document: ProbeDocument,
+    /// Exit status of node-probe.
+    pub exit_code: i32,
+    pub timings: Vec<PhaseTiming>,
+    /// Where it ran: `local`, or the probe pod's namespace/name.
+    pub ran_in: String,
+}
+
+/// Why no document came back. Every variant says what happened in words an SRE can act on.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("node `{0}` does not exist in the cluster")]
+    NodeNotFound(String),
+    #[error("node `{node}` is not ready ({reason}); a probe cannot run there")]
+    NodeNotReady { node: String, reason: String },
+    #[error("probe pod on `{node}` never started: {reason}")]
+    ProbeNotStarted { node: String, reason: String },
+    #[error("could not run node-probe: {0}")]
+    Exec(String),
+    #[error("node-probe on `{node}` did not finish within {secs} s")]
+    Timeout { node: String, secs: u64 },
+    #[error("the call was cancelled")]
+    Cancelled,
+    #[error(
+        "node-probe on `{node}` exited with status {exit_code} and unusable output ({error}); stderr: {stderr_tail}"
+    )]
+    BadOutput {
+        node: String,
+        exit_code: i32,
+        error: ContractError,
+        stderr_tail: String,
+    },
+    #[error("not allowed: {0}")]
+    Forbidden(String),
+    /// Admission (Pod Security) refused the probe; the message names the namespace and the fix.
+    #[error("refused by admission: {0}")]
+    PolicyDenied(String),
+    #[error("{0}")]
+    Other(String),
+}
+
+/// Receives phase changes of a run (to turn into MCP progress notifications).
+pub type ProgressSink = Arc<dyn Fn(Phase) + Send + Sync>;
+
+pub type RunFuture<'a> = Pin<Box<dyn Future<Output = Result<ProbeOutput, RunError>> + Send + 'a>>;
+
+/// Runs node-probe somewhere. Implementations must clean up (kill the child, delete the pod) on every
+/// path, including when `cancel` fires, before their future completes.
+pub trait Runner: Send + Sync {
+    fn run<'a>(
+        &'a self,
+        req: ProbeRequest,
+        progress: ProgressSink,
+        cancel: CancellationToken,
+    ) -> RunFuture<'a>;
+
+    /// Wait for cleanups that outlived their calls (e.g. a pod delete after cancellation) to finish.
+    /// Called before the process exits.
+    fn shutdown<'a>(&'a self) -> Pin<Box<dyn Future<Output = ()> + Send + 'a>> {
+        Box::pin(async {})
+    }
+}
