@@ -53,6 +53,8 @@ pub struct KillReport {
     pub outcome: Option<KillOutcome>,
 }
 
+super::action_report!(KillReport);
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct KillOutcome {
     pub sigterm_sent: bool,
@@ -88,16 +90,7 @@ pub fn preflight(facts: &NodeFacts, req: &KillRequest) -> Preflight {
 /// The whole report before execution: preflight, plan, and the result it leads to.
 pub fn plan(facts: &NodeFacts, req: &KillRequest, dry_run: bool, simulated: bool) -> KillReport {
     let pf = preflight(facts, req);
-    let result = if !pf.allowed {
-        ActionResult::Refused
-    } else if dry_run {
-        ActionResult::DryRun
-    } else if simulated {
-        ActionResult::Simulated
-    } else {
-        // Until the probe records what happened: it replaces this with Done or Failed.
-        ActionResult::Failed
-    };
+    let result = pf.result(dry_run, simulated);
     let proc_facts = host_process(facts, req.pid);
     KillReport {
         pid: req.pid,

@@ -77,6 +77,20 @@ impl Preflight {
     pub fn get(&self, check: &str) -> Option<&Check> {
         self.checks.iter().find(|c| c.check == check)
     }
+
+    /// The result the action's plan leads to before it runs. `dry_run`/`simulated` only shape it.
+    pub fn result(&self, dry_run: bool, simulated: bool) -> ActionResult {
+        if !self.allowed {
+            ActionResult::Refused
+        } else if dry_run {
+            ActionResult::DryRun
+        } else if simulated {
+            ActionResult::Simulated
+        } else {
+            // Until the probe records what happened: it replaces this with Done or Failed.
+            ActionResult::Failed
+        }
+    }
 }
 
 /// One step of what an allowed action does, in order.
@@ -111,6 +125,48 @@ pub enum ActionResult {
     /// Executed, but a step or the verification failed.
     Failed,
 }
+
+/// What every operator report carries besides its own facts (its preflight's answer, its plan, how it
+/// ended): what the launcher audits and renders the same way for each action.
+pub trait ActionReport {
+    fn result(&self) -> ActionResult;
+    /// True when the facts come from a simulated scenario: nothing is ever done.
+    fn simulated(&self) -> bool;
+    /// Why it was refused (the blocking checks), empty when allowed.
+    fn reasons(&self) -> &[String];
+    fn checks(&self) -> &[Check];
+    fn plan(&self) -> &[PlanStep];
+    /// The step or re-collection that failed while the plan ran, verbatim.
+    fn error(&self) -> Option<&str>;
+}
+
+/// [`ActionReport`] for an operator report: every one has the same fields for it (`result`, `simulated`,
+/// `reasons`, `checks`, `plan`, and an `outcome` with its `error`).
+macro_rules! action_report {
+    ($report:ty) => {
+        impl $crate::operator::ActionReport for $report {
+            fn result(&self) -> $crate::operator::ActionResult {
+                self.result
+            }
+            fn simulated(&self) -> bool {
+                self.simulated
+            }
+            fn reasons(&self) -> &[String] {
+                &self.reasons
+            }
+            fn checks(&self) -> &[$crate::operator::Check] {
+                &self.checks
+            }
+            fn plan(&self) -> &[$crate::operator::PlanStep] {
+                &self.plan
+            }
+            fn error(&self) -> Option<&str> {
+                self.outcome.as_ref().and_then(|o| o.error.as_deref())
+            }
+        }
+    };
+}
+pub(crate) use action_report;
 
 /// GPU memory in use, per GPU, before or after an action.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]

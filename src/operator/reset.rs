@@ -95,6 +95,8 @@ pub struct ResetReport {
     pub outcome: Option<ResetOutcome>,
 }
 
+super::action_report!(ResetReport);
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ResetOutcome {
     /// Every command run, in order.
@@ -214,15 +216,7 @@ pub fn preflight(facts: &NodeFacts, req: &ResetRequest) -> Preflight {
 pub fn plan(facts: &NodeFacts, req: &ResetRequest, dry_run: bool, simulated: bool) -> ResetReport {
     let pf = preflight(facts, req);
     let g = req.gpu.find(facts);
-    let result = if !pf.allowed {
-        ActionResult::Refused
-    } else if dry_run {
-        ActionResult::DryRun
-    } else if simulated {
-        ActionResult::Simulated
-    } else {
-        ActionResult::Failed
-    };
+    let result = pf.result(dry_run, simulated);
     ResetReport {
         gpu: req.gpu.to_string(),
         target: g.map(|g| ResetTarget {

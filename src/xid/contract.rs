@@ -83,41 +83,94 @@ pub struct EventDetail {
     pub reason: Option<String>,
 }
 
+// Structured facts the grammar pulled from an Xid's (or SXid's) free text: the event model carries them
+// through correlation as they are, and the report prints them. Registers are numbers here and `0x%08x`
+// strings on the wire. (Plain comments: doc comments would enter the published JSON schema.)
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum DecodedDetail {
+    // Xid 13: `(GPC g, TPC t, SM s)`.
     GraphicsException {
         gpc: u32,
         tpc: u32,
         sm: Option<u32>,
     },
+    // Xid 74: `NVLink: fatal error detected on link N(0x…, … ×7)`.
     NvLinkRegisters {
         link: u32,
-        registers: Vec<String>,
+        #[serde(with = "hex32_list")]
+        #[schemars(with = "Vec<String>")]
+        registers: Vec<u32>,
     },
+    // Xid 94/95: `Contained|Uncontained: … RST: Yes|No, D-RST: Yes|No`.
     Containment {
         contained: Option<bool>,
         reset_required: Option<bool>,
         drain_and_reset_required: Option<bool>,
     },
+    // Xid 154: `GPU recovery action changed from 0xA (…) to 0xB (…)`.
     RecoveryAction {
         from: u32,
         from_name: String,
         to: u32,
         to_name: String,
     },
+    // Xid 144–150: `<unit> <Fatal|Nonfatal> <XCn> <iN> Link <n> (<intrInfo> <errorStatus> …)`.
     NvLink5 {
         unit: String,
         fatal: bool,
         link: i32,
-        intr_info: String,
-        error_status: String,
+        #[serde(with = "hex32")]
+        #[schemars(with = "String")]
+        intr_info: u32,
+        #[serde(with = "hex32")]
+        #[schemars(with = "String")]
+        error_status: u32,
     },
     Sxid {
         device: Option<String>,
         fatal: Option<bool>,
         link: Option<u32>,
     },
+}
+
+/// A register as the report prints it: `0x` and eight lowercase hex digits.
+mod hex32 {
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+
+    pub fn text(v: u32) -> String {
+        format!("0x{v:08x}")
+    }
+
+    pub fn parse<E: Error>(s: &str) -> Result<u32, E> {
+        s.strip_prefix("0x")
+            .and_then(|h| u32::from_str_radix(h, 16).ok())
+            .ok_or_else(|| E::custom(format!("`{s}` is not a 0x-prefixed 32-bit hex register")))
+    }
+
+    pub fn serialize<S: Serializer>(v: &u32, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&text(*v))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+        parse(&String::deserialize(d)?)
+    }
+}
+
+/// A list of registers, each as [`hex32`] prints it.
+mod hex32_list {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &[u32], s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(v.iter().map(|r| super::hex32::text(*r)))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u32>, D::Error> {
+        Vec::<String>::deserialize(d)?
+            .iter()
+            .map(|s| super::hex32::parse(s))
+            .collect()
+    }
 }
 
 /// A group of Xids on one GPU with no more than three minutes of silence between them (three hours

@@ -6,8 +6,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::rc::Rc;
 
 use super::catalog::{self, CatalogEntry};
-use super::contract::{Burst, EventKind};
-use super::event::{Decoded, Pending};
+use super::contract::{Burst, DecodedDetail, EventKind};
+use super::event::Pending;
 use super::time::rfc3339;
 use crate::finding::{ActionKind, Severity};
 
@@ -166,7 +166,7 @@ impl GpuHistory {
             b.end = rfc3339(t);
             self.last_ts = Some(t);
         }
-        if let Decoded::GraphicsException { gpc, tpc, .. } = p.decoded {
+        if let Some(DecodedDetail::GraphicsException { gpc, tpc, .. }) = p.detail.decoded {
             *self.gpc_tpc.entry((gpc, tpc)).or_default() += 1;
         }
         Placement {
@@ -228,8 +228,8 @@ impl GpuHistory {
                     .collect()
             })
             .unwrap_or_default();
-        let same_gpc_tpc = match p.decoded {
-            Decoded::GraphicsException { gpc, tpc, .. } => {
+        let same_gpc_tpc = match p.detail.decoded {
+            Some(DecodedDetail::GraphicsException { gpc, tpc, .. }) => {
                 self.gpc_tpc.get(&(gpc, tpc)).copied().unwrap_or(0)
             }
             _ => 0,
@@ -269,7 +269,9 @@ pub(crate) fn needs(p: &Pending) -> Needs {
     match p.event.code {
         Some(45 | 48 | 171 | 172) => Needs::Burst,
         Some(13 | 31) => Needs::History,
-        Some(154) if matches!(p.decoded, Decoded::RecoveryAction { .. }) => Needs::History,
+        Some(154) if matches!(p.detail.decoded, Some(DecodedDetail::RecoveryAction { .. })) => {
+            Needs::History
+        }
         _ => Needs::Event,
     }
 }
@@ -347,10 +349,10 @@ pub(crate) fn classify_xid(p: &Pending, ctx: &EventCtx) -> Class {
         31 => xid31(ctx),
         45 => xid45(p, ctx),
         48 => xid48(ctx),
-        74 => xid74(&p.decoded),
-        94 | 95 => xid94_95(code, &p.decoded, entry),
-        144..=150 => nvlink5(&p.decoded),
-        154 => xid154(&p.decoded, ctx),
+        74 => xid74(p.detail.decoded.as_ref()),
+        94 | 95 => xid94_95(code, p.detail.decoded.as_ref(), entry),
+        144..=150 => nvlink5(p.detail.decoded.as_ref()),
+        154 => xid154(p.detail.decoded.as_ref(), ctx),
         162..=172 => blank_policy(code, ctx),
         _ => bucket(entry),
     }
@@ -538,8 +540,8 @@ fn bits(v: u32, set: &[u32]) -> bool {
 }
 
 /// Xid 74: the WORKFLOW_NVLINK_ERR register table (registers 0, 2, 3, 4 are the meaningful ones).
-fn xid74(d: &Decoded) -> Class {
-    let Decoded::NvLink { link, registers } = d else {
+fn xid74(d: Option<&DecodedDetail>) -> Class {
+    let Some(DecodedDetail::NvLinkRegisters { link, registers }) = d else {
         return class(
             Severity::Critical,
             ActionKind::ResetGpu,
@@ -623,13 +625,13 @@ fn xid74(d: &Decoded) -> Class {
     )
 }
 
-fn xid94_95(code: u32, d: &Decoded, entry: &CatalogEntry) -> Class {
+fn xid94_95(code: u32, d: Option<&DecodedDetail>, entry: &CatalogEntry) -> Class {
     let (reset, drain) = match d {
-        Decoded::Containment {
+        Some(DecodedDetail::Containment {
             reset_required,
             drain_and_reset_required,
             ..
-        } => (*reset_required, *drain_and_reset_required),
+        }) => (*reset_required, *drain_and_reset_required),
         _ => (None, None),
     };
     match (reset, drain) {
@@ -665,21 +667,21 @@ fn xid94_95(code: u32, d: &Decoded, entry: &CatalogEntry) -> Class {
     }
 }
 
-fn nvlink5(d: &Decoded) -> Class {
+fn nvlink5(d: Option<&DecodedDetail>) -> Class {
     match d {
-        Decoded::NvLink5 {
+        Some(DecodedDetail::NvLink5 {
             unit,
             fatal: true,
             link,
             ..
-        } => class(
+        }) => class(
             Severity::Critical,
             ActionKind::ResetGpu,
             format!(
                 "fatal NVLink5 error in {unit} on link {link} (WORKFLOW_NVLINK5_ERR): reset the GPU (follow the accompanying Xid 154)"
             ),
         ),
-        Decoded::NvLink5 { unit, link, .. } => class(
+        Some(DecodedDetail::NvLink5 { unit, link, .. }) => class(
             Severity::Warning,
             ActionKind::Monitor,
             format!(
@@ -747,8 +749,8 @@ pub fn recovery_class(v: u32) -> Option<Class> {
     })
 }
 
-fn xid154(d: &Decoded, ctx: &EventCtx) -> Class {
-    let Decoded::RecoveryAction { to, to_name, .. } = d else {
+fn xid154(d: Option<&DecodedDetail>, ctx: &EventCtx) -> Class {
+    let Some(DecodedDetail::RecoveryAction { to, to_name, .. }) = d else {
         return class(
             Severity::Warning,
             ActionKind::Investigate,

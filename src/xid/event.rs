@@ -1,48 +1,17 @@
 //! The event model between the grammar and the report: what one recognised kernel-log line (or NVML
-//! event) carries while it is attributed and classified. The grammar produces `Decoded`; extraction
-//! turns lines into `Pending`; correlation classifies them; none of those three imports another.
+//! event) carries while it is attributed and classified. The grammar decodes into the contract's
+//! `DecodedDetail`; extraction turns lines into `Pending`; correlation classifies them; none of those three
+//! imports another.
 
 use super::contract::{CatalogStatus, EventDetail, EventKind, XidEvent};
-
-/// Structured facts pulled from an Xid's free text.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub enum Decoded {
-    #[default]
-    None,
-    /// Xid 13: `(GPC g, TPC t, SM s)`.
-    GraphicsException { gpc: u32, tpc: u32, sm: Option<u32> },
-    /// Xid 74: `NVLink: fatal error detected on link N(0x…, … ×7)`.
-    NvLink { link: u32, registers: Vec<u32> },
-    /// Xid 94/95: `Contained|Uncontained: … RST: Yes|No, D-RST: Yes|No`.
-    Containment {
-        contained: Option<bool>,
-        reset_required: Option<bool>,
-        drain_and_reset_required: Option<bool>,
-    },
-    /// Xid 154: `GPU recovery action changed from 0xA (…) to 0xB (…)`.
-    RecoveryAction {
-        from: u32,
-        from_name: String,
-        to: u32,
-        to_name: String,
-    },
-    /// Xid 144–150: `<unit> <Fatal|Nonfatal> <XCn> <iN> Link <n> (<intrInfo> <errorStatus> …)`.
-    NvLink5 {
-        unit: String,
-        fatal: bool,
-        link: i32,
-        intr_info: u32,
-        error_status: u32,
-    },
-}
 
 /// An event before the report is assembled: the public event plus what correlation needs.
 #[derive(Debug, Clone)]
 pub(crate) struct Pending {
     pub event: XidEvent,
+    /// Carries what the grammar decoded (`detail.decoded`), which correlation reads too.
     pub detail: EventDetail,
     pub ts: Option<f64>,
-    pub decoded: Decoded,
     pub sxid_fatal: Option<bool>,
     /// Key of the GPU summary the event belongs to (normalised PCI), if any.
     pub gpu_key: Option<String>,
@@ -86,7 +55,6 @@ pub(crate) fn blank_event(
             reason: None,
         },
         ts,
-        decoded: Decoded::None,
         sxid_fatal: None,
         gpu_key: None,
     }

@@ -3,7 +3,7 @@
 
 use super::catalog;
 use super::contract::{CatalogStatus, DecodedDetail, EventKind};
-use super::event::{Decoded, Pending, blank_event};
+use super::event::{Pending, blank_event};
 use super::grammar::{self, Line, Record};
 use crate::pci::normalize_bus_id;
 
@@ -94,8 +94,7 @@ impl Extractor {
                 p.event.investigatory_action = inv;
                 p.detail.catalog_status = status;
                 p.detail.caused_by_xid = x.caused_by_xid;
-                p.detail.decoded = decoded_detail(&x.decoded);
-                p.decoded = x.decoded;
+                p.detail.decoded = x.decoded;
                 Some(p)
             }
             Line::Sxid(s) => {
@@ -162,54 +161,6 @@ fn fallen(r: &Record, pci: Option<String>, message: String) -> Pending {
         p.event.investigatory_action = e.investigatory_action.clone();
     }
     p
-}
-
-fn decoded_detail(d: &Decoded) -> Option<DecodedDetail> {
-    Some(match d {
-        Decoded::None => return None,
-        Decoded::GraphicsException { gpc, tpc, sm } => DecodedDetail::GraphicsException {
-            gpc: *gpc,
-            tpc: *tpc,
-            sm: *sm,
-        },
-        Decoded::NvLink { link, registers } => DecodedDetail::NvLinkRegisters {
-            link: *link,
-            registers: registers.iter().map(|r| format!("0x{r:08x}")).collect(),
-        },
-        Decoded::Containment {
-            contained,
-            reset_required,
-            drain_and_reset_required,
-        } => DecodedDetail::Containment {
-            contained: *contained,
-            reset_required: *reset_required,
-            drain_and_reset_required: *drain_and_reset_required,
-        },
-        Decoded::RecoveryAction {
-            from,
-            from_name,
-            to,
-            to_name,
-        } => DecodedDetail::RecoveryAction {
-            from: *from,
-            from_name: from_name.clone(),
-            to: *to,
-            to_name: to_name.clone(),
-        },
-        Decoded::NvLink5 {
-            unit,
-            fatal,
-            link,
-            intr_info,
-            error_status,
-        } => DecodedDetail::NvLink5 {
-            unit: unit.clone(),
-            fatal: *fatal,
-            link: *link,
-            intr_info: format!("0x{intr_info:08x}"),
-            error_status: format!("0x{error_status:08x}"),
-        },
-    })
 }
 
 pub(crate) fn nvml_event(e: &crate::facts::NvmlXidEventFacts) -> Pending {

@@ -8,7 +8,7 @@ use std::sync::LazyLock;
 
 use regex::Regex;
 
-use super::event::Decoded;
+use super::contract::DecodedDetail;
 use super::time;
 use crate::pci::normalize_bus_id;
 
@@ -431,7 +431,7 @@ pub struct XidLine {
     /// The Xid-specific free text after `pid=…, name=…,`.
     pub message: String,
     pub caused_by_xid: Option<u32>,
-    pub decoded: Decoded,
+    pub decoded: Option<DecodedDetail>,
 }
 
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -620,28 +620,26 @@ fn hex_u32(s: &str) -> Option<u32> {
     u32::from_str_radix(s.trim_start_matches("0x").trim_start_matches("0X"), 16).ok()
 }
 
-fn decode(code: Option<u32>, msg: &str) -> Decoded {
+fn decode(code: Option<u32>, msg: &str) -> Option<DecodedDetail> {
     match code {
-        Some(13) => GPC_RE.captures(msg).map_or(Decoded::None, |c| {
-            match (parse_u32(&c[1]), parse_u32(&c[2])) {
-                (Some(gpc), Some(tpc)) => Decoded::GraphicsException {
+        Some(13) => GPC_RE
+            .captures(msg)
+            .and_then(|c| match (parse_u32(&c[1]), parse_u32(&c[2])) {
+                (Some(gpc), Some(tpc)) => Some(DecodedDetail::GraphicsException {
                     gpc,
                     tpc,
                     sm: c.get(3).and_then(|m| parse_u32(m.as_str())),
-                },
-                _ => Decoded::None,
-            }
-        }),
-        Some(74) => NVLINK_RE.captures(msg).map_or(Decoded::None, |c| {
+                }),
+                _ => None,
+            }),
+        Some(74) => NVLINK_RE.captures(msg).and_then(|c| {
             let registers: Vec<u32> = c[2]
                 .split(|ch: char| ch == ',' || ch.is_whitespace())
                 .filter(|t| !t.is_empty())
                 .filter_map(hex_u32)
                 .collect();
-            match parse_u32(&c[1]) {
-                Some(link) => Decoded::NvLink { link, registers },
-                None => Decoded::None,
-            }
+            let link = parse_u32(&c[1])?;
+            Some(DecodedDetail::NvLinkRegisters { link, registers })
         }),
         Some(94 | 95) => {
             let mut reset = None;
@@ -661,37 +659,39 @@ fn decode(code: Option<u32>, msg: &str) -> Decoded {
             } else {
                 None
             };
-            Decoded::Containment {
+            Some(DecodedDetail::Containment {
                 contained,
                 reset_required: reset,
                 drain_and_reset_required: drain,
-            }
+            })
         }
-        Some(154) => RECOVERY_RE.captures(msg).map_or(Decoded::None, |c| {
-            match (hex_u32(&c[1]), hex_u32(&c[3])) {
-                (Some(from), Some(to)) => Decoded::RecoveryAction {
-                    from,
-                    from_name: clip_to(c[2].trim(), MAX_FIELD_CHARS),
-                    to,
-                    to_name: clip_to(c[4].trim(), MAX_FIELD_CHARS),
-                },
-                _ => Decoded::None,
-            }
-        }),
-        Some(144..=150) => NVL5_RE.captures(msg).map_or(Decoded::None, |c| {
+        Some(154) => {
+            RECOVERY_RE
+                .captures(msg)
+                .and_then(|c| match (hex_u32(&c[1]), hex_u32(&c[3])) {
+                    (Some(from), Some(to)) => Some(DecodedDetail::RecoveryAction {
+                        from,
+                        from_name: clip_to(c[2].trim(), MAX_FIELD_CHARS),
+                        to,
+                        to_name: clip_to(c[4].trim(), MAX_FIELD_CHARS),
+                    }),
+                    _ => None,
+                })
+        }
+        Some(144..=150) => NVL5_RE.captures(msg).and_then(|c| {
             let link = c[5].parse::<i32>().ok();
             match (link, hex_u32(&c[6]), hex_u32(&c[7])) {
-                (Some(link), Some(intr_info), Some(error_status)) => Decoded::NvLink5 {
+                (Some(link), Some(intr_info), Some(error_status)) => Some(DecodedDetail::NvLink5 {
                     unit: c[1].to_string(),
                     fatal: c[2].eq_ignore_ascii_case("fatal"),
                     link,
                     intr_info,
                     error_status,
-                },
-                _ => Decoded::None,
+                }),
+                _ => None,
             }
         }),
-        _ => Decoded::None,
+        _ => None,
     }
 }
 
@@ -877,11 +877,11 @@ mod tests {
         assert_eq!(x.process_name.as_deref(), Some("python3"));
         assert_eq!(
             x.decoded,
-            Decoded::GraphicsException {
+            Some(DecodedDetail::GraphicsException {
                 gpc: 1,
                 tpc: 3,
                 sm: Some(0)
-            }
+            })
         );
 
         let x = parse_xid("NVRM: Xid (PCI:0000:3b:00): 79, pid='<unknown>', name=<unknown>, GPU has fallen off the bus.").unwrap();
@@ -903,37 +903,37 @@ mod tests {
         let x = parse_xid("NVRM: Xid (PCI:0000:01:00): 95, pid=7062, Uncontained: LTC TAG (0x2, 0x1). RST: Yes, D-RST: No").unwrap();
         assert_eq!(
             x.decoded,
-            Decoded::Containment {
+            Some(DecodedDetail::Containment {
                 contained: Some(false),
                 reset_required: Some(true),
                 drain_and_reset_required: Some(false)
-            }
+            })
         );
 
         let x = parse_xid("NVRM: Xid (PCI:0008:01:00): 154, GPU recovery action changed from 0x0 (None) to 0x1 (GPU Reset Required)").unwrap();
         assert!(matches!(
             x.decoded,
-            Decoded::RecoveryAction { from: 0, to: 1, .. }
+            Some(DecodedDetail::RecoveryAction { from: 0, to: 1, .. })
         ));
 
         let x = parse_xid("NVRM: Xid (PCI:0018:01:00): 149, NETIR_LINK_EVT  Fatal   XC0 i0 Link 09 (0x025525c6 0x00000000 0x0 0x0 0x0 0x0)").unwrap();
         assert!(matches!(
             x.decoded,
-            Decoded::NvLink5 {
+            Some(DecodedDetail::NvLink5 {
                 fatal: true,
                 link: 9,
                 intr_info: 0x025525c6,
                 ..
-            }
+            })
         ));
 
         let x = parse_xid("NVRM: Xid (PCI:0000:06:00): 74, pid=1, name=x, NVLink: fatal error detected on link 14(0x0, 0x0, 0x10000, 0x0, 0x0, 0x0, 0x0)").unwrap();
         assert_eq!(
             x.decoded,
-            Decoded::NvLink {
+            Some(DecodedDetail::NvLinkRegisters {
                 link: 14,
                 registers: vec![0, 0, 0x10000, 0, 0, 0, 0]
-            }
+            })
         );
 
         let x = parse_xid("NVRM: Xid (0000:03:00): 14, Channel 00000001").unwrap();

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use super::catalog;
 use super::correlate::{self, BurstCodes, Class, GpuHistory, Needs};
-use super::event::{Decoded, Pending};
+use super::event::Pending;
 use super::extract::{self, Extractor};
 use super::grammar::{Clock, Envelope, Record, RecordSplitter};
 use super::history::{History, Route};
@@ -402,7 +402,7 @@ impl XidAnalyzer {
                 c.count += 1;
                 c.last = p.event.timestamp.clone();
             }
-            if let Decoded::RecoveryAction { to, to_name, .. } = &p.decoded {
+            if let Some(DecodedDetail::RecoveryAction { to, to_name, .. }) = &p.detail.decoded {
                 st.last_transition = Some(RecoveryAction {
                     value: *to,
                     name: to_name.clone(),

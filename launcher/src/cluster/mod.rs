@@ -22,6 +22,11 @@ use serde::{Deserialize, Serialize};
 
 pub type BoxFut<'a, T> = Pin<Box<dyn Future<Output = Result<T, ClusterError>> + Send + 'a>>;
 
+/// What a backend answers for a call it does not implement (the trait's defaults): `message` says which.
+fn unsupported<'a, T: 'a>(message: &'static str) -> BoxFut<'a, T> {
+    Box::pin(async move { Err(ClusterError::Api(message.into())) })
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ClusterError {
     #[error("node `{0}` not found")]
@@ -183,11 +188,7 @@ pub trait ClusterBackend: Send + Sync {
         _context: Option<&'a str>,
         _node: &'a str,
     ) -> BoxFut<'a, Vec<gpu_diag::attribution::join::ApiPod>> {
-        Box::pin(async {
-            Err(ClusterError::Api(
-                "listing a node's pods is not supported by this backend".into(),
-            ))
-        })
+        unsupported("listing a node's pods is not supported by this backend")
     }
 
     /// Every pod of a workload (any phase), with what a diagnosis needs of each.
@@ -197,11 +198,7 @@ pub trait ClusterBackend: Send + Sync {
         _namespace: &'a str,
         _workload: &'a WorkloadRef,
     ) -> BoxFut<'a, Vec<gpu_diag::analysis::workload::WorkloadPod>> {
-        Box::pin(async {
-            Err(ClusterError::Api(
-                "workloads are not supported by this backend".into(),
-            ))
-        })
+        unsupported("workloads are not supported by this backend")
     }
 
     /// Each pod's log (current and, for restarted containers, previous), scanned as it streams in, within
@@ -213,11 +210,7 @@ pub trait ClusterBackend: Send + Sync {
         _pods: &'a [gpu_diag::analysis::workload::WorkloadPod],
         _limits: &'a LogLimits,
     ) -> BoxFut<'a, PodLogs> {
-        Box::pin(async {
-            Err(ClusterError::Api(
-                "reading pod logs is not supported by this backend".into(),
-            ))
-        })
+        unsupported("reading pod logs is not supported by this backend")
     }
 
     /// Operator mode: cordon (`on`) or uncordon a node; `reason` is recorded on the node.
@@ -228,11 +221,7 @@ pub trait ClusterBackend: Send + Sync {
         _reason: &'a str,
         _on: bool,
     ) -> BoxFut<'a, CordonResult> {
-        Box::pin(async {
-            Err(ClusterError::Api(
-                "cordon is not supported by this backend".into(),
-            ))
-        })
+        unsupported("cordon is not supported by this backend")
     }
 
     /// Operator mode: set the scheduler signal of `mark_gpu_node` (taint, label, condition).
@@ -241,11 +230,7 @@ pub trait ClusterBackend: Send + Sync {
         _context: Option<&'a str>,
         _req: &'a MarkRequest,
     ) -> BoxFut<'a, MarkResult> {
-        Box::pin(async {
-            Err(ClusterError::Api(
-                "marking nodes is not supported by this backend".into(),
-            ))
-        })
+        unsupported("marking nodes is not supported by this backend")
     }
 
     /// Operator mode: remove what `mark_node` set (and nothing else); `note` goes into the cleared condition.
@@ -256,11 +241,7 @@ pub trait ClusterBackend: Send + Sync {
         _note: &'a str,
         _dry_run: bool,
     ) -> BoxFut<'a, MarkResult> {
-        Box::pin(async {
-            Err(ClusterError::Api(
-                "clearing node marks is not supported by this backend".into(),
-            ))
-        })
+        unsupported("clearing node marks is not supported by this backend")
     }
 
     /// Operator mode audit trail: an Event on the Node. Returns the Event's name.
@@ -269,20 +250,12 @@ pub trait ClusterBackend: Send + Sync {
         _context: Option<&'a str>,
         _event: &'a AuditEvent,
     ) -> BoxFut<'a, String> {
-        Box::pin(async {
-            Err(ClusterError::Api(
-                "events are not supported by this backend".into(),
-            ))
-        })
+        unsupported("events are not supported by this backend")
     }
 
     /// Who the API server says the kubeconfig user is (SelfSubjectReview), for the audit trail.
     fn whoami<'a>(&'a self, _context: Option<&'a str>) -> BoxFut<'a, String> {
-        Box::pin(async {
-            Err(ClusterError::Api(
-                "whoami is not supported by this backend".into(),
-            ))
-        })
+        unsupported("whoami is not supported by this backend")
     }
 }
 

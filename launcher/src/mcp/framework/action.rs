@@ -10,9 +10,11 @@
 //! Audit: every action, allowed or refused, is a JSON line on stderr and (cluster mode) a Kubernetes Event
 //! on the Node with the action, the target, the kubeconfig user (SelfSubjectReview) and the result.
 
+use std::sync::Arc;
+
 use gpu_diag::command;
 use gpu_diag::contract::Report;
-use gpu_diag::operator::{ActionResult, CheckStatus};
+use gpu_diag::operator::{ActionReport, ActionResult, CheckStatus};
 use rmcp::model::{
     ClientResult, ElicitRequestParams, ElicitationAction, ElicitationSchema, ProtocolVersion,
     Request, ServerRequest,
@@ -21,8 +23,9 @@ use rmcp::{Peer, RoleServer};
 use schemars::JsonSchema;
 use serde::Serialize;
 
+use super::target::check_node_name;
 use super::{Cx, NodeTarget, ProbeRun, ToolError};
-use crate::cluster::AuditEvent;
+use crate::cluster::{AuditEvent, ClusterBackend, ClusterError};
 
 /// The result of an operator tool: what was done, how it was confirmed, and its audit trail.
 #[derive(Debug, Serialize, JsonSchema)]
@@ -257,6 +260,15 @@ pub async fn confirm(
     }
 }
 
+/// What every destructive probe-run action's description says of the evidence kept before it acts.
+macro_rules! evidence_first_doc {
+    () => {
+        " Before acting it keeps the node's evidence archive (as collect_evidence; the audit names it and \
+its SHA-256); skip_evidence=true acts without it, and a failed collection stops the action."
+    };
+}
+pub(crate) use evidence_first_doc;
+
 /// One probe-run operator action (kill or reset): preflight, confirmation, action, audit.
 pub struct ProbeAction<'a, R> {
     /// The tool name, which is also the audited action.
@@ -271,11 +283,11 @@ pub struct ProbeAction<'a, R> {
     /// Act without collecting the evidence archive first (`skip_evidence`).
     pub skip_evidence: bool,
     pub pick: fn(Report) -> Option<R>,
-    pub result_of: fn(&R) -> ActionResult,
-    pub summary_of: fn(&R) -> String,
+    /// How the plan ended, in words for the audit, when it ran (`killed with SIGKILL`, ...).
+    pub outcome_of: fn(&R) -> Option<String>,
 }
 
-impl<R: Serialize> ProbeAction<'_, R> {
+impl<R: Serialize + ActionReport> ProbeAction<'_, R> {
     pub async fn run(self, cx: &Cx) -> Result<OperatorOutput<R>, ToolError> {
         let ProbeAction {
             action,
@@ -286,9 +298,9 @@ impl<R: Serialize> ProbeAction<'_, R> {
             confirm: confirm_arg,
             skip_evidence,
             pick,
-            result_of,
-            summary_of,
+            outcome_of,
         } = self;
+        let summary_of = |r: &R| summary(r, outcome_of(r));
         cx.check_target(&t)?;
         let ctx_ref = t.context.as_deref();
         let node = t.node_name.as_str();
@@ -316,7 +328,7 @@ impl<R: Serialize> ProbeAction<'_, R> {
                         return Err(e);
                     }
                 };
-                if result_of(&pre.0) == ActionResult::Refused {
+                if pre.0.result() == ActionResult::Refused {
                     Err(pre)
                 } else {
                     Ok(summary_of(&pre.0))
@@ -367,7 +379,7 @@ impl<R: Serialize> ProbeAction<'_, R> {
                 return Err(e);
             }
         };
-        let result = result_name(result_of(&report));
+        let result = result_name(report.result());
         let mut message = summary_of(&report);
         if let Some(n) = evidence_note(evidence.as_ref(), skip_evidence && !dry_run) {
             if !message.is_empty() {
@@ -392,6 +404,107 @@ impl<R: Serialize> ProbeAction<'_, R> {
     }
 }
 
+/// One operator action answered by the API server (cordon, mark, clear): the checks each makes first,
+/// confirmation unless it is a dry run, and the audit of what the API server answered.
+pub struct ClusterAction<'a> {
+    cx: &'a Cx,
+    pub cluster: Arc<dyn ClusterBackend>,
+    tool: &'static str,
+    node: NodeTarget,
+}
+
+impl<'a> ClusterAction<'a> {
+    /// A cluster to act on (`what` says what local mode lacks: `to cordon`), a valid node name and a
+    /// known context, checked in that order.
+    pub fn start(
+        cx: &'a Cx,
+        tool: &'static str,
+        what: &str,
+        node: NodeTarget,
+    ) -> Result<Self, ToolError> {
+        let cluster = cx.cluster_for(tool, what)?;
+        check_node_name(&node.node_name)?;
+        cx.check_context(node.context.as_deref())?;
+        Ok(Self {
+            cx,
+            cluster,
+            tool,
+            node,
+        })
+    }
+
+    pub fn node(&self) -> &str {
+        &self.node.node_name
+    }
+
+    pub fn context(&self) -> Option<&str> {
+        self.node.context.as_deref()
+    }
+
+    /// How `action` on `target` was confirmed (`not_needed` for a dry run), or the audited refusal.
+    pub async fn confirm(
+        &self,
+        action: &str,
+        target: &str,
+        dry_run: bool,
+        confirm_arg: Option<&str>,
+        summary: &str,
+    ) -> Result<&'static str, ToolError> {
+        if dry_run {
+            return Ok("not_needed");
+        }
+        match confirm(&self.cx.peer, self.tool, target, confirm_arg, summary).await {
+            Confirmed::Yes(how) => Ok(how),
+            Confirmed::No(why) => {
+                Err(refuse_early(self.cx, self.context(), self.node(), action, target, why).await)
+            }
+        }
+    }
+
+    /// Audit what the API server answered and build the answer; `judge` gives a success's result
+    /// (`done`, `dry_run`) and audit message. A refusal by RBAC is audited `refused`, any other error
+    /// `failed`.
+    pub async fn finish<R>(
+        self,
+        action: &str,
+        target: String,
+        confirmed_by: &str,
+        outcome: Result<R, ClusterError>,
+        judge: impl FnOnce(&R) -> (&'static str, String),
+    ) -> Result<OperatorOutput<R>, ToolError> {
+        let (cx, ctx, node) = (self.cx, self.context(), self.node());
+        match outcome {
+            Ok(report) => {
+                let (result, message) = judge(&report);
+                let audit = audit(cx, ctx, node, action, &target, result, &message).await;
+                Ok(OperatorOutput {
+                    node: node.to_string(),
+                    context: self.node.context.clone(),
+                    action: action.to_string(),
+                    target,
+                    result: result.into(),
+                    confirmed_by: confirmed_by.to_string(),
+                    audit,
+                    // Evidence is kept before the probe-run (destructive) actions only.
+                    evidence: None,
+                    evidence_skipped: false,
+                    run: None,
+                    report,
+                })
+            }
+            Err(e) => {
+                let result = if matches!(e, ClusterError::Forbidden(_)) {
+                    "refused"
+                } else {
+                    "failed"
+                };
+                audit(cx, ctx, node, action, &target, result, &e.to_string()).await;
+                Err(ToolError::ClusterWrite(e))
+            }
+        }
+    }
+}
+
 /// The audit record's words on the evidence: the archive and its digest, or that it was skipped.
 pub fn evidence_note(e: Option<&super::evidence::Evidence>, skipped: bool) -> Option<String> {
     match (e, skipped) {
@@ -404,24 +517,30 @@ pub fn evidence_note(e: Option<&super::evidence::Evidence>, skipped: bool) -> Op
     }
 }
 
-/// One line per blocking or warning check, then the outcome.
-pub fn summary(
-    result: ActionResult,
-    reasons: &[String],
-    checks: &[gpu_diag::operator::Check],
-) -> String {
+/// One line per blocking or warning check, then the outcome (`outcome`, and its error).
+pub fn summary(r: &impl ActionReport, outcome: Option<String>) -> String {
     let mut parts: Vec<String> = Vec::new();
-    if result == ActionResult::Refused {
-        parts.extend(reasons.iter().cloned());
+    if r.result() == ActionResult::Refused {
+        parts.extend(r.reasons().iter().cloned());
     } else {
         parts.extend(
-            checks
+            r.checks()
                 .iter()
                 .filter(|c| c.status == CheckStatus::Warn)
                 .map(|c| format!("warn {}: {}", c.check, c.evidence)),
         );
     }
-    parts.join("; ")
+    let mut s = parts.join("; ");
+    if let Some(how) = outcome {
+        if !s.is_empty() {
+            s.push_str("; ");
+        }
+        s.push_str(&how);
+        if let Some(e) = r.error() {
+            s.push_str(&format!("; error: {e}"));
+        }
+    }
+    s
 }
 
 pub fn render_checks(out: &mut String, checks: &[gpu_diag::operator::Check]) {
@@ -435,21 +554,29 @@ pub fn render_checks(out: &mut String, checks: &[gpu_diag::operator::Check]) {
     }
 }
 
-/// The preflight checks, then the plan unless the action was refused.
-pub fn render_checks_and_plan(
-    out: &mut String,
-    checks: &[gpu_diag::operator::Check],
-    result: ActionResult,
-    plan: &[gpu_diag::operator::PlanStep],
-) {
+/// The text of a probe-run action's answer: the headline, what it acts on (`subject`), the preflight
+/// checks, the plan unless it was refused, what happened (`outcome` writes it) and the error.
+pub fn render_action<R: ActionReport>(
+    o: &OperatorOutput<R>,
+    subject: Option<String>,
+    outcome: impl FnOnce(&mut String),
+) -> String {
+    let r = &o.report;
+    let mut out = headline(o, r.simulated());
+    out.push_str(subject.as_deref().unwrap_or_default());
     out.push_str("checks:\n");
-    render_checks(out, checks);
-    if result != ActionResult::Refused {
+    render_checks(&mut out, r.checks());
+    if r.result() != ActionResult::Refused {
         out.push_str("plan:\n");
-        for p in plan {
+        for p in r.plan() {
             out.push_str(&format!("  {}: {}\n", p.action, p.detail));
         }
     }
+    outcome(&mut out);
+    if let Some(e) = r.error() {
+        out.push_str(&format!("error: {e}\n"));
+    }
+    out
 }
 
 pub fn headline<R>(o: &OperatorOutput<R>, simulated: bool) -> String {

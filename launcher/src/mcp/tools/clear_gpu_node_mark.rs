@@ -7,11 +7,10 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 
 use crate::cluster::MarkResult;
-use crate::mcp::framework::action::{Confirmed, OperatorOutput, confirm, refuse_early};
-use crate::mcp::framework::target::check_node_name;
+use crate::mcp::framework::action::{ClusterAction, OperatorOutput};
 use crate::mcp::framework::{Cx, Hints, Node, Tool, ToolError};
 
-use super::mark_gpu_node::{check_text, finish, render_mark};
+use super::mark_gpu_node::{check_text, judge_mark, render_mark};
 
 pub struct ClearGpuNodeMark;
 
@@ -52,29 +51,18 @@ the Node.";
         cx: &Cx,
         Node { target: t, args: a }: Self::Args,
     ) -> Result<Self::Output, ToolError> {
-        let cluster = cx.cluster_for(Self::NAME, "mark")?;
-        check_node_name(&t.node_name)?;
-        cx.check_context(t.context.as_deref())?;
+        let op = ClusterAction::start(cx, Self::NAME, "mark", t)?;
         check_text("reason", &a.reason, 256)?;
         let dry_run = a.dry_run.unwrap_or(false);
-        let node = t.node_name.clone();
-        let target = node.clone();
-        let ctx = t.context.as_deref();
-        let action = Self::NAME;
+        let target = op.node().to_string();
         let note = format!("cleared by k8s-gpu-mcp: {}", a.reason.trim());
-        let confirmed_by = if dry_run {
-            "not_needed"
-        } else {
-            let summary = format!("clear the mark of node {node}: {}", a.reason);
-            match confirm(&cx.peer, Self::NAME, &target, a.confirm.as_deref(), &summary).await {
-                Confirmed::Yes(how) => how,
-                Confirmed::No(why) => {
-                    return Err(refuse_early(cx, ctx, &node, action, &target, why).await);
-                }
-            }
-        };
-        let outcome = cluster.clear_node_mark(ctx, &node, &note, dry_run).await;
-        finish(cx, ctx, &t, action, target, confirmed_by, &note, outcome).await
+        let summary = format!("clear the mark of node {target}: {}", a.reason);
+        let confirmed_by = op
+            .confirm(Self::NAME, &target, dry_run, a.confirm.as_deref(), &summary)
+            .await?;
+        let outcome = op.cluster.clear_node_mark(op.context(), &target, &note, dry_run).await;
+        op.finish(Self::NAME, target, confirmed_by, outcome, judge_mark(&note))
+            .await
     }
 
     fn render(o: &Self::Output) -> String {

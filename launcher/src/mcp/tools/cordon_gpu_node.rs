@@ -4,9 +4,8 @@
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use crate::cluster::{ClusterError, CordonResult};
-use crate::mcp::framework::action::{Confirmed, OperatorOutput, audit, confirm, headline, refuse_early};
-use crate::mcp::framework::target::check_node_name;
+use crate::cluster::CordonResult;
+use crate::mcp::framework::action::{ClusterAction, OperatorOutput, headline};
 use crate::mcp::framework::{Cx, Hints, Node, Tool, ToolError};
 
 pub struct CordonGpuNode;
@@ -45,64 +44,25 @@ nodes: the k8s-gpu-mcp-operator ClusterRole). Needs confirmation: elicitation, o
         cx: &Cx,
         Node { target: t, args: a }: Self::Args,
     ) -> Result<Self::Output, ToolError> {
-        let cluster = cx.cluster_for(Self::NAME, "to cordon")?;
-        check_node_name(&t.node_name)?;
-        cx.check_context(t.context.as_deref())?;
+        let op = ClusterAction::start(cx, Self::NAME, "to cordon", t)?;
         let on = !a.uncordon.unwrap_or(false);
         let action = if on {
             "cordon_gpu_node"
         } else {
             "uncordon_gpu_node"
         };
-        let node = t.node_name.clone();
-        let target = node.clone();
-        let ctx = t.context.as_deref();
+        let target = op.node().to_string();
         let summary = format!(
-            "{} node {node}: {}",
+            "{} node {target}: {}",
             if on { "cordon" } else { "uncordon" },
             a.reason
         );
-        let confirmed_by = match confirm(
-            &cx.peer,
-            Self::NAME,
-            &target,
-            a.confirm.as_deref(),
-            &summary,
-        )
-        .await
-        {
-            Confirmed::Yes(how) => how,
-            Confirmed::No(why) => {
-                return Err(refuse_early(cx, ctx, &node, action, &target, why).await);
-            }
-        };
-        match cluster.cordon(ctx, &node, &a.reason, on).await {
-            Ok(res) => {
-                let audit = audit(cx, ctx, &node, action, &target, "done", &a.reason).await;
-                Ok(OperatorOutput {
-                    node: node.clone(),
-                    context: t.context.clone(),
-                    action: action.to_string(),
-                    target,
-                    result: "done".into(),
-                    confirmed_by: confirmed_by.to_string(),
-                    audit,
-                    evidence: None,
-                    evidence_skipped: false,
-                    run: None,
-                    report: res,
-                })
-            }
-            Err(e) => {
-                let result = if matches!(e, ClusterError::Forbidden(_)) {
-                    "refused"
-                } else {
-                    "failed"
-                };
-                audit(cx, ctx, &node, action, &target, result, &e.to_string()).await;
-                Err(ToolError::ClusterWrite(e))
-            }
-        }
+        let confirmed_by = op
+            .confirm(action, &target, false, a.confirm.as_deref(), &summary)
+            .await?;
+        let outcome = op.cluster.cordon(op.context(), &target, &a.reason, on).await;
+        op.finish(action, target, confirmed_by, outcome, |_| ("done", a.reason.clone()))
+            .await
     }
 
     fn render(o: &Self::Output) -> String {

@@ -6,7 +6,7 @@ use gpu_diag::operator::kill::KillReport;
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use crate::mcp::framework::action::{OperatorOutput, ProbeAction, headline, render_checks_and_plan, summary};
+use crate::mcp::framework::action::{OperatorOutput, ProbeAction, evidence_first_doc, render_action};
 use crate::mcp::framework::{Cx, Hints, Node, Tool, ToolError};
 
 pub struct KillGpuProcess;
@@ -45,13 +45,15 @@ impl Tool for KillGpuProcess {
     type Output = OperatorOutput<KillReport>;
     const NAME: &'static str = "kill_gpu_process";
     const TITLE: &'static str = "Kill a GPU process on a node";
-    const DESCRIPTION: &'static str = "OPERATOR ACTION. End one process that uses a GPU on the node: the probe checks that \
+    const DESCRIPTION: &'static str = concat!(
+        "OPERATOR ACTION. End one process that uses a GPU on the node: the probe checks that \
 NVML lists the pid on a GPU of that node, that it is not pid 1, the probe, a kernel thread or a zombie, \
 then sends SIGTERM, waits grace_seconds, sends SIGKILL if needed, and reports GPU memory before and \
 after. Anything else is refused with the reason. Needs confirmation: elicitation when the client supports \
 it, otherwise `confirm` = `<node_name>/pid/<pid>`. dry_run=true returns the preflight only. Every call is \
-audited (Kubernetes Event on the Node + JSON log line). Before acting it keeps the node's evidence archive (as collect_evidence; the \
-audit names it and its SHA-256); skip_evidence=true acts without it, and a failed collection stops the action.";
+audited (Kubernetes Event on the Node + JSON log line).",
+        evidence_first_doc!()
+    );
     const HINTS: Hints = Hints::DESTRUCTIVE;
 
     async fn run(
@@ -91,8 +93,7 @@ audit names it and its SHA-256); skip_evidence=true acts without it, and a faile
                 Report::Kill(k) => Some(*k),
                 _ => None,
             },
-            result_of: |k| k.result,
-            summary_of: kill_summary,
+            outcome_of: kill_outcome,
         }
         .run(cx)
         .await
@@ -100,17 +101,18 @@ audit names it and its SHA-256); skip_evidence=true acts without it, and a faile
 
     fn render(o: &Self::Output) -> String {
         let r = &o.report;
-        let mut s = headline(o, r.simulated);
-        if let Some(name) = &r.process_name {
-            s.push_str(&format!(
+        let process = r.process_name.as_ref().map(|name| {
+            format!(
                 "process: pid {} {name} `{}` on GPU(s) {:?}\n",
                 r.pid,
                 r.cmdline.as_deref().unwrap_or(""),
                 r.gpus
-            ));
-        }
-        render_checks_and_plan(&mut s, &r.checks, r.result, &r.plan);
-        if let Some(oc) = &r.outcome {
+            )
+        });
+        render_action(o, process, |s| {
+            let Some(oc) = &r.outcome else {
+                return;
+            };
             s.push_str(&format!(
                 "outcome: SIGTERM sent {}, exited after SIGTERM {}, SIGKILL sent {}, exited {}, waited {} ms, \
                  still on a GPU {}\n",
@@ -131,31 +133,21 @@ audit names it and its SHA-256); skip_evidence=true acts without it, and a faile
                     mib(a.used_bytes)
                 ));
             }
-            if let Some(e) = &oc.error {
-                s.push_str(&format!("error: {e}\n"));
-            }
-        }
-        s
+        })
     }
 }
 
-fn kill_summary(r: &KillReport) -> String {
-    let mut s = summary(r.result, &r.reasons, &r.checks);
-    if let Some(o) = &r.outcome {
-        let how = if o.exited_after_sigterm {
-            "exited after SIGTERM".to_string()
+/// How the kill ended, for the audit.
+fn kill_outcome(r: &KillReport) -> Option<String> {
+    let o = r.outcome.as_ref()?;
+    Some(
+        if o.exited_after_sigterm {
+            "exited after SIGTERM"
         } else if o.sigkill_sent && o.exited {
-            "killed with SIGKILL".to_string()
+            "killed with SIGKILL"
         } else {
-            "still running".to_string()
-        };
-        if !s.is_empty() {
-            s.push_str("; ");
+            "still running"
         }
-        s.push_str(&how);
-        if let Some(e) = &o.error {
-            s.push_str(&format!("; error: {e}"));
-        }
-    }
-    s
+        .to_string(),
+    )
 }

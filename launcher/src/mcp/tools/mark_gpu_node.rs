@@ -7,9 +7,8 @@
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use crate::cluster::{ClusterError, MarkRequest, MarkResult};
-use crate::mcp::framework::action::{Confirmed, OperatorOutput, audit, confirm, headline, refuse_early};
-use crate::mcp::framework::target::check_node_name;
+use crate::cluster::{MarkRequest, MarkResult};
+use crate::mcp::framework::action::{ClusterAction, OperatorOutput, headline};
 use crate::mcp::framework::{Cx, Hints, Node, Tool, ToolError};
 
 pub struct MarkGpuNode;
@@ -151,9 +150,7 @@ elicitation, or `confirm` = `<node_name>` (`<node_name>/gpu/<gpu>` with gpu). Au
         cx: &Cx,
         Node { target: t, args: a }: Self::Args,
     ) -> Result<Self::Output, ToolError> {
-        let cluster = cx.cluster_for(Self::NAME, "to mark")?;
-        check_node_name(&t.node_name)?;
-        cx.check_context(t.context.as_deref())?;
+        let op = ClusterAction::start(cx, Self::NAME, "to mark", t)?;
         check_reason(&a.reason)?;
         check_text("message", &a.message, 512)?;
         if let Some(g) = &a.gpu {
@@ -172,13 +169,11 @@ elicitation, or `confirm` = `<node_name>` (`<node_name>/gpu/<gpu>` with gpu). Au
             TaintEffect::NoExecute => "NoExecute",
         };
         let dry_run = a.dry_run.unwrap_or(false);
-        let node = t.node_name.clone();
+        let node = op.node().to_string();
         let target = match &a.gpu {
             Some(g) => format!("{node}/gpu/{g}"),
             None => node.clone(),
         };
-        let ctx = t.context.as_deref();
-        let action = Self::NAME;
         let req = MarkRequest {
             node: node.clone(),
             reason: a.reason.clone(),
@@ -198,17 +193,12 @@ elicitation, or `confirm` = `<node_name>` (`<node_name>/gpu/<gpu>` with gpu). Au
             if label { "label, " } else { "" },
             req.message
         );
-        let confirmed_by = if dry_run {
-            "not_needed"
-        } else {
-            match confirm(&cx.peer, Self::NAME, &target, a.confirm.as_deref(), &summary).await {
-                Confirmed::Yes(how) => how,
-                Confirmed::No(why) => {
-                    return Err(refuse_early(cx, ctx, &node, action, &target, why).await);
-                }
-            }
-        };
-        finish(cx, ctx, &t, action, target, confirmed_by, &req.message, cluster.mark_node(ctx, &req).await).await
+        let confirmed_by = op
+            .confirm(Self::NAME, &target, dry_run, a.confirm.as_deref(), &summary)
+            .await?;
+        let outcome = op.cluster.mark_node(op.context(), &req).await;
+        op.finish(Self::NAME, target, confirmed_by, outcome, judge_mark(&req.message))
+            .await
     }
 
     fn render(o: &Self::Output) -> String {
@@ -216,52 +206,17 @@ elicitation, or `confirm` = `<node_name>` (`<node_name>/gpu/<gpu>` with gpu). Au
     }
 }
 
-/// Audit the outcome and build the answer (shared with `clear_gpu_node_mark`).
-#[allow(clippy::too_many_arguments)]
-pub async fn finish(
-    cx: &Cx,
-    ctx: Option<&str>,
-    t: &crate::mcp::framework::NodeTarget,
-    action: &str,
-    target: String,
-    confirmed_by: &str,
-    message: &str,
-    outcome: Result<MarkResult, ClusterError>,
-) -> Result<OperatorOutput<MarkResult>, ToolError> {
-    let node = t.node_name.as_str();
-    match outcome {
-        Ok(res) => {
-            let result = if res.dry_run { "dry_run" } else { "done" };
-            let detail = if res.changed.is_empty() {
-                format!("{message} (nothing to change)")
-            } else {
-                format!("{message} ({})", res.changed.join(", "))
-            };
-            let audit = audit(cx, ctx, node, action, &target, result, &detail).await;
-            Ok(OperatorOutput {
-                node: node.to_string(),
-                context: t.context.clone(),
-                action: action.to_string(),
-                target,
-                result: result.into(),
-                confirmed_by: confirmed_by.to_string(),
-                audit,
-                // A mark removes nothing from the node; evidence is kept before destructive actions only.
-                evidence: None,
-                evidence_skipped: false,
-                run: None,
-                report: res,
-            })
-        }
-        Err(e) => {
-            let result = if matches!(e, ClusterError::Forbidden(_)) {
-                "refused"
-            } else {
-                "failed"
-            };
-            audit(cx, ctx, node, action, &target, result, &e.to_string()).await;
-            Err(ToolError::ClusterWrite(e))
-        }
+/// A stored (or dry-run) mark's result and audit message: `message` and what changed (shared with
+/// `clear_gpu_node_mark`).
+pub fn judge_mark(message: &str) -> impl FnOnce(&MarkResult) -> (&'static str, String) + '_ {
+    move |res| {
+        let result = if res.dry_run { "dry_run" } else { "done" };
+        let detail = if res.changed.is_empty() {
+            format!("{message} (nothing to change)")
+        } else {
+            format!("{message} ({})", res.changed.join(", "))
+        };
+        (result, detail)
     }
 }
 

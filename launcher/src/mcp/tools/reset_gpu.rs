@@ -7,7 +7,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 
 use crate::mcp::framework::action::{
-    OperatorOutput, ProbeAction, headline, render_checks, render_checks_and_plan, summary,
+    OperatorOutput, ProbeAction, evidence_first_doc, render_action, render_checks,
 };
 use crate::mcp::framework::{Cx, Hints, Node, Tool, ToolError};
 
@@ -57,13 +57,15 @@ impl Tool for ResetGpu {
     type Output = OperatorOutput<ResetReport>;
     const NAME: &'static str = "reset_gpu";
     const TITLE: &'static str = "Reset a GPU on a node";
-    const DESCRIPTION: &'static str = "OPERATOR ACTION. Reset one GPU with the host's `nvidia-smi -r` after a preflight: no \
+    const DESCRIPTION: &'static str = concat!(
+        "OPERATOR ACTION. Reset one GPU with the host's `nvidia-smi -r` after a preflight: no \
 process on the GPU and no holder of its /dev/nvidia* node (device plugin, DCGM, dcgm-exporter, GFD, \
 persistenced), the GPU still on the bus (a lost GPU needs a reboot), Fabric Manager running on Ampere \
 NVSwitch systems (Hopper+ do not need it), pre-Ampere NVLink GPUs refused; MIG, persistence and pending \
 row remaps are reported. Then verifies the GPU answers with recovery action none. dry_run=true returns \
-the preflight only. Needs confirmation: elicitation, or `confirm` = `<node_name>/gpu/<gpu>`. Audited. Before acting it keeps the node's evidence archive (as collect_evidence; the \
-audit names it and its SHA-256); skip_evidence=true acts without it, and a failed collection stops the action.";
+the preflight only. Needs confirmation: elicitation, or `confirm` = `<node_name>/gpu/<gpu>`. Audited.",
+        evidence_first_doc!()
+    );
     const HINTS: Hints = Hints::DESTRUCTIVE;
 
     async fn run(
@@ -88,8 +90,10 @@ audit names it and its SHA-256); skip_evidence=true acts without it, and a faile
                 Report::Reset(x) => Some(*x),
                 _ => None,
             },
-            result_of: |x| x.result,
-            summary_of: reset_summary,
+            outcome_of: |x| {
+                let o = x.outcome.as_ref()?;
+                Some(if o.verified { "reset and verified" } else { "reset not verified" }.into())
+            },
         }
         .run(cx)
         .await
@@ -97,18 +101,19 @@ audit names it and its SHA-256); skip_evidence=true acts without it, and a faile
 
     fn render(o: &Self::Output) -> String {
         let r = &o.report;
-        let mut s = headline(o, r.simulated);
-        if let Some(t) = &r.target {
-            s.push_str(&format!(
+        let gpu = r.target.as_ref().map(|t| {
+            format!(
                 "GPU {} {} {} {}\n",
                 t.index,
                 t.name.as_deref().unwrap_or(""),
                 t.uuid.as_deref().unwrap_or(""),
                 t.pci_bus_id.as_deref().unwrap_or("")
-            ));
-        }
-        render_checks_and_plan(&mut s, &r.checks, r.result, &r.plan);
-        if let Some(oc) = &r.outcome {
+            )
+        });
+        render_action(o, gpu, |s| {
+            let Some(oc) = &r.outcome else {
+                return;
+            };
             for c in &oc.commands {
                 s.push_str(&format!(
                     "ran `{}`: exit {:?}\n",
@@ -117,29 +122,7 @@ audit names it and its SHA-256); skip_evidence=true acts without it, and a faile
                 ));
             }
             s.push_str(&format!("verified: {}\n", oc.verified));
-            render_checks(&mut s, &oc.verification);
-            if let Some(e) = &oc.error {
-                s.push_str(&format!("error: {e}\n"));
-            }
-        }
-        s
+            render_checks(s, &oc.verification);
+        })
     }
-}
-
-fn reset_summary(r: &ResetReport) -> String {
-    let mut s = summary(r.result, &r.reasons, &r.checks);
-    if let Some(o) = &r.outcome {
-        if !s.is_empty() {
-            s.push_str("; ");
-        }
-        s.push_str(if o.verified {
-            "reset and verified"
-        } else {
-            "reset not verified"
-        });
-        if let Some(e) = &o.error {
-            s.push_str(&format!("; error: {e}"));
-        }
-    }
-    s
 }
