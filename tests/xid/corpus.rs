@@ -9,7 +9,7 @@ use gpu_diag::finding::{ActionKind, Severity, Verdict};
 use gpu_diag::options::AnalysisOptions;
 use gpu_diag::xid::report::{EventKind, XidReport, analyze};
 
-const EVENT_FIELDS: [&str; 14] = [
+const EVENT_FIELDS: &[&str] = &[
     "kind",
     "code",
     "pci_bus_id",
@@ -72,7 +72,7 @@ fn assert_event_shape(r: &XidReport) {
     let v = serde_json::to_value(r).unwrap();
     for e in v["events"].as_array().unwrap() {
         let keys: BTreeSet<&str> = e.as_object().unwrap().keys().map(String::as_str).collect();
-        assert_eq!(keys, EVENT_FIELDS.into_iter().collect(), "{e}");
+        assert_eq!(keys, EVENT_FIELDS.iter().copied().collect(), "{e}");
     }
     assert_eq!(r.events.len(), r.event_details.len());
 }
