@@ -481,6 +481,7 @@ fn setup_prints_manifests_the_apiserver_accepts_and_host_snippets() {
     assert_eq!(
         args,
         [
+            "serve",
             "--kubeconfig",
             kubeconfig.to_str().unwrap(),
             "--context",

@@ -9,6 +9,7 @@ mod attribution;
 mod check;
 mod copy;
 mod hostile;
+mod hosts;
 mod launcher;
 mod mcp;
 mod operator;

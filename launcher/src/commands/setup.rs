@@ -108,8 +108,9 @@ pub async fn apply(clients: &Clients, yaml: &str) -> Result<Vec<String>, String>
     Ok(applied)
 }
 
-/// The launcher's command line for a host: absolute paths, the context and namespace spelled out, so the
-/// host's own (minimal) environment does not matter.
+/// The launcher's command line for a host: `serve` first (a host starts the MCP server, and the launcher
+/// has no default subcommand), then absolute paths, the context and namespace spelled out, so the host's own
+/// (minimal) environment does not matter.
 pub fn host_args(cfg: &Config) -> (String, Vec<String>) {
     let exe = std::env::current_exe()
         .and_then(std::fs::canonicalize)
@@ -117,7 +118,7 @@ pub fn host_args(cfg: &Config) -> (String, Vec<String>) {
         .unwrap_or_else(|_| "k8s-gpu-mcp".into());
     let c = &cfg.cluster;
     let source = KubeconfigSource::resolve(c.kubeconfig.as_deref());
-    let mut args = Vec::new();
+    let mut args = vec!["serve".to_string()];
     let kubeconfig = source.effective();
     if let Some(k) = &kubeconfig {
         args.extend(["--kubeconfig".to_string(), k.display().to_string()]);
