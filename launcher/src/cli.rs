@@ -183,8 +183,9 @@ pub struct ClusterArgs {
     #[arg(long, global = true, value_name = "MODE", default_value = "pod",
           value_parser = ["pod", "ephemeral"])]
     pub probe_mode: String,
-    /// RuntimeClass of probe pods (`nvidia` on GPU Operator / container-toolkit clusters); unset: node-probe
-    /// loads the host's libnvidia-ml under /host.
+    /// RuntimeClass of probe pods. Rarely needed: unset, node-probe loads the node's own libnvidia-ml from
+    /// the host's root (read through /proc/1/root; host installs, the GPU Operator's /run/nvidia/driver,
+    /// GKE's /home/kubernetes/bin/nvidia, ...). `nvidia` makes the container toolkit inject it instead.
     #[arg(long, global = true, value_name = "NAME")]
     pub probe_runtime_class: Option<String>,
     /// activeDeadlineSeconds of probe pods: the kubelet ends a probe pod after this even if the launcher dies.

@@ -371,7 +371,8 @@ fn missing_paths(
     rooted_only: bool,
 ) -> (Vec<String>, usize) {
     let doc = std::fs::read_to_string(root.join(doc)).unwrap();
-    const ROOTS: [&str; 9] = [
+    const ROOTS: [&str; 10] = [
+        "docs/",
         "launcher/",
         "src/",
         "node-probe/",
@@ -442,10 +443,261 @@ fn docs_name_only_paths_that_exist() {
         ("README.md", true),
     ] {
         let (missing, checked) = missing_paths(&root, &paths, doc, rooted_only);
-        assert!(checked > 10, "{doc} names paths; read {checked}");
+        // The README is short and points into docs/, which holds most of its paths now.
+        let least = if doc == "README.md" { 0 } else { 10 };
+        assert!(checked > least, "{doc} names paths; read {checked}");
         assert!(
             missing.is_empty(),
             "{doc} names paths that do not exist (moved or renamed?): {missing:?}"
         );
     }
+    // docs/: what moved out of the README (testbed, performance, delivery, ...), paths from the root.
+    let mut read = 0;
+    for e in std::fs::read_dir(root.join("docs")).unwrap().flatten() {
+        let doc = format!("docs/{}", e.file_name().to_string_lossy());
+        let (missing, checked) = missing_paths(&root, &paths, &doc, true);
+        read += checked;
+        assert!(
+            missing.is_empty(),
+            "{doc} names paths that do not exist (moved or renamed?): {missing:?}"
+        );
+    }
+    assert!(read > 10, "docs/ names paths; read {read}");
+}
+
+/// The markdown files a user reads: the README, the docs, and every README under deploy/ and packaging/.
+fn user_docs(root: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut docs: Vec<_> = ["README.md", "ARCHITECTURE.md", "SECURITY.md"]
+        .iter()
+        .map(|d| root.join(d))
+        .filter(|d| d.is_file())
+        .collect();
+    let mut dirs = vec![
+        root.join("docs"),
+        root.join("deploy"),
+        root.join("packaging"),
+    ];
+    while let Some(dir) = dirs.pop() {
+        for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() && !p.ends_with("node_modules") {
+                dirs.push(p);
+            } else if p.extension().is_some_and(|x| x == "md") {
+                docs.push(p);
+            }
+        }
+    }
+    docs.sort();
+    docs
+}
+
+/// Splits a shell command line into words as sh would for the plain cases the docs use (single and double
+/// quotes, backslash-newline already joined), stopping at the first operator or comment.
+fn shell_words(line: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut cur = String::new();
+    let mut in_word = false;
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\'' => {
+                in_word = true;
+                for q in chars.by_ref() {
+                    if q == '\'' {
+                        break;
+                    }
+                    cur.push(q);
+                }
+            }
+            '"' => {
+                in_word = true;
+                while let Some(q) = chars.next() {
+                    match q {
+                        '"' => break,
+                        '\\' => cur.extend(chars.next()),
+                        _ => cur.push(q),
+                    }
+                }
+            }
+            ' ' | '\t' => {
+                if in_word {
+                    words.push(std::mem::take(&mut cur));
+                    in_word = false;
+                }
+            }
+            '|' | '>' | '<' | ';' | '&' | '#' if !in_word || c != '#' => break,
+            _ => {
+                in_word = true;
+                cur.push(c);
+            }
+        }
+    }
+    if in_word {
+        words.push(cur);
+    }
+    words
+}
+
+/// The command lines of `k8s-gpu-mcp` and `node-probe` a doc shows, in code blocks and in inline code: each
+/// as (binary, its arguments, where). Lines with placeholders (`<command>`, `…`) are not commands.
+fn doc_command_lines(root: &std::path::Path) -> Vec<(String, Vec<String>, String)> {
+    let mut found = Vec::new();
+    for doc in user_docs(root) {
+        let text = std::fs::read_to_string(&doc).unwrap();
+        let rel = doc.strip_prefix(root).unwrap().display().to_string();
+        let mut in_block = false;
+        let mut candidates: Vec<(usize, String)> = Vec::new();
+        let mut pending = String::new();
+        for (i, line) in text.lines().enumerate() {
+            if line.trim_start().starts_with("```") {
+                in_block = !in_block;
+                continue;
+            }
+            if in_block {
+                // A continued line (`\` at the end) is one command.
+                if let Some(head) = line.strip_suffix('\\') {
+                    pending.push_str(head);
+                    continue;
+                }
+                pending.push_str(line);
+                candidates.push((i + 1, std::mem::take(&mut pending)));
+            } else {
+                for (k, span) in line.split('`').enumerate() {
+                    if k % 2 == 1 {
+                        candidates.push((i + 1, span.to_string()));
+                    }
+                }
+            }
+        }
+        for (line_no, line) in candidates {
+            if ["<", "…", "...", "[", "{"].iter().any(|p| line.contains(p)) {
+                continue;
+            }
+            // The command may follow `&&`, `-- ` (claude mcp add, cargo run) or a path.
+            for segment in line.split("&& ") {
+                let words = shell_words(segment);
+                let Some(at) = words.iter().position(|w| {
+                    let base = w.rsplit('/').next().unwrap_or(w);
+                    base == "k8s-gpu-mcp" || base == "node-probe"
+                }) else {
+                    continue;
+                };
+                // The binary must be what runs: first (after `VAR=value`, `exec`, `sudo`) or after `--`;
+                // not an argument of `rm`, `install`, `cargo install --path node-probe`, ...
+                let runs = words[..at]
+                    .iter()
+                    .all(|w| w.contains('=') || w == "exec" || w == "sudo")
+                    || words[at - 1] == "--";
+                let cargo = words[..at].iter().any(|w| w == "cargo");
+                if !runs && !cargo {
+                    continue;
+                }
+                // `cargo run -p node-probe -- ARGS` and `claude mcp add … -- CMD ARGS`.
+                let (bin, args) = if words[..at].iter().any(|w| w == "cargo") {
+                    match words.iter().position(|w| w == "--") {
+                        Some(dd) => ("node-probe".to_string(), words[dd + 1..].to_vec()),
+                        None => continue,
+                    }
+                } else {
+                    let base = words[at].rsplit('/').next().unwrap().to_string();
+                    (base, words[at + 1..].to_vec())
+                };
+                if args.is_empty() {
+                    continue;
+                }
+                found.push((bin, args, format!("{rel}:{line_no}")));
+            }
+        }
+    }
+    found
+}
+
+/// Every `k8s-gpu-mcp …` and `node-probe …` command line the docs show parses with the real command line:
+/// each is run with `--help` appended, which clap answers only after every subcommand, flag and value before
+/// it was accepted (an unknown flag, a bad value or a wrong subcommand fails first). What `--help` does not
+/// check: a required argument left out.
+#[test]
+fn every_command_line_in_the_docs_parses() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let lines = doc_command_lines(&root);
+    let probe = node_probe();
+    let mut failed = Vec::new();
+    for (bin, args, at) in &lines {
+        let exe = if bin == "node-probe" {
+            probe.clone()
+        } else {
+            std::path::PathBuf::from(LAUNCHER)
+        };
+        let out = Command::new(&exe)
+            .args(args)
+            .arg("--help")
+            .env("RUST_LOG", "off")
+            .output()
+            .unwrap();
+        if !out.status.success() {
+            failed.push(format!(
+                "{at}: {bin} {}\n  {}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
+        }
+    }
+    let launcher_lines = lines.iter().filter(|l| l.0 == "k8s-gpu-mcp").count();
+    let probe_lines = lines.len() - launcher_lines;
+    assert!(
+        launcher_lines >= 15 && probe_lines >= 2,
+        "found too few command lines in the docs ({launcher_lines} launcher, {probe_lines} node-probe): {lines:?}"
+    );
+    assert!(
+        failed.is_empty(),
+        "command lines in the docs the real CLI rejects:\n{}",
+        failed.join("\n")
+    );
+}
+
+/// The splitter and the extractor themselves: a bad flag in a doc line would be found.
+#[test]
+fn doc_command_line_extraction_finds_what_a_user_would_paste() {
+    assert_eq!(
+        shell_words("k8s-gpu-mcp --context 'a b' call x --json '{\"k\":1}' | jq . # c"),
+        [
+            "k8s-gpu-mcp",
+            "--context",
+            "a b",
+            "call",
+            "x",
+            "--json",
+            "{\"k\":1}"
+        ]
+    );
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("README.md"),
+        "```bash\ncargo build && target/debug/k8s-gpu-mcp --local \\\n  call list\n```\n\
+         Run `node-probe xid --since 2h` or `node-probe <command>`.\n\
+         ```\nclaude mcp add k -- /x/k8s-gpu-mcp serve --no-such-flag\n\
+         rm ~/.cargo/bin/k8s-gpu-mcp ~/.cargo/bin/node-probe\n```\n",
+    )
+    .unwrap();
+    let lines = doc_command_lines(dir.path());
+    let shown: Vec<String> = lines
+        .iter()
+        .map(|(b, a, _)| format!("{b} {}", a.join(" ")))
+        .collect();
+    assert_eq!(
+        shown,
+        [
+            "k8s-gpu-mcp --local call list",
+            "node-probe xid --since 2h",
+            "k8s-gpu-mcp serve --no-such-flag"
+        ]
+    );
+    let out = Command::new(LAUNCHER)
+        .args(["serve", "--no-such-flag", "--help"])
+        .output()
+        .unwrap();
+    assert!(
+        !out.status.success(),
+        "an unknown flag before --help must fail"
+    );
 }

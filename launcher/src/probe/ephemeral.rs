@@ -19,7 +19,7 @@
 //! the kubelet's pod worker starts a new ephemeral container only after a PLEG relist that began after the
 //! pod's previous sync (`GetNewerThan` in pkg/kubelet/pod_workers.go, v1.35.4), and every container started
 //! makes the pod sync again on the next relist, so a call right after another waited 1 to 2 relists (1 s
-//! each) where an idle pod starts it in about 150 ms (README, performance).
+//! each) where an idle pod starts it in about 150 ms (docs/performance.md).
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};

@@ -160,7 +160,7 @@ pub fn build(
             if copy {
                 let mut bins = delivery::ProbeBinaries::from_flag(cfg.probe_bin_dir.as_deref());
                 // Beside its API server, the launcher sends node-probe plain: there the transfer is
-                // cheaper than decompressing in the container (README, Performance).
+                // cheaper than decompressing in the container (docs/performance.md).
                 // K8S_GPU_MCP_PROBE_GZIP=always|never overrides it (an API server reached through a local
                 // tunnel is far away though its address is loopback).
                 bins.compress = match std::env::var("K8S_GPU_MCP_PROBE_GZIP").as_deref() {
