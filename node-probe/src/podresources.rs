@@ -204,7 +204,7 @@ pub fn trusted(host_root: &Path, pid: u32) -> bool {
     let me = pid.to_string();
     let same_ns = ["pid", "mnt"]
         .iter()
-        .all(|k| ns(&me, *k).is_some() && ns(&me, *k) == ns("1", *k));
+        .all(|k| ns(&me, k).is_some() && ns(&me, k) == ns("1", k));
     let uid0 = read_bounded(&proc_dir.join(&me).join("status"), 1 << 16)
         .ok()
         .and_then(|s| {
