@@ -111,7 +111,7 @@ const TABLE: &[Static] = &[
     },
     // Bottlerocket NVIDIA variants (aws-k8s-*-nvidia): libraries in /usr/lib/nvidia/tesla with soname links,
     // nvidia-smi in /usr/bin, formerly /usr/libexec/nvidia/tesla/bin (kmod-6.1-nvidia.spec,
-    // https://github.com/bottlerocket-os/bottlerocket-kernel-kit/blob/develop/packages/kmod-6.1-nvidia/kmod-6.1-nvidia.spec;
+    // https://github.com/bottlerocket-os/bottlerocket-kernel-kit/blob/b217ebe8a65a969ad30495f01bcac38a1bfc007a/packages/kmod-6.1-nvidia/kmod-6.1-nvidia.spec;
     // https://github.com/bottlerocket-os/bottlerocket-kernel-kit/issues/365,
     // https://github.com/bottlerocket-os/bottlerocket-kernel-kit/issues/85). No nvidia-bug-report.sh ships.
     Static {
@@ -123,7 +123,7 @@ const TABLE: &[Static] = &[
     },
     // Talos NVIDIA extensions: the driver is installed under the glibc prefix /usr/local/glibc/usr
     // (libraries in lib64, tools in bin: nvidia-driver/userspace pkg.yaml,
-    // https://github.com/siderolabs/extensions/blob/main/nvidia-gpu/nvidia-driver/userspace/production/pkg.yaml);
+    // https://github.com/siderolabs/extensions/blob/415eb95293f9782adf2e0cbe9e6dfbac731d3e1c/nvidia-gpu/nvidia-driver/userspace/production/pkg.yaml);
     // releases before that: /usr/local/glibc/usr/lib (https://github.com/siderolabs/extensions/issues/940),
     // /usr/local/glibc/lib with nvidia-smi in /usr/local/bin (https://github.com/NVIDIA/gpu-operator/pull/1050),
     // /usr/local/lib (https://github.com/siderolabs/extensions/issues/385).

@@ -119,6 +119,17 @@ fn from_processes(host_root: &Path) -> Option<(u32, PathBuf, Option<PathBuf>)> {
         .collect();
     pids.sort_unstable();
     for pid in pids {
+        // `comm` first: reading a `cmdline` takes the process's memory lock, which a process stuck in the
+        // driver may hold; `comm` does not. Only a kubelet-running program's command line is read.
+        let comm =
+            read_bounded(&proc_dir.join(pid.to_string()).join("comm"), 64).unwrap_or_default();
+        let comm = String::from_utf8_lossy(&comm);
+        if !KUBELET_PROGRAMS
+            .iter()
+            .any(|p| comm.trim_end().starts_with(p))
+        {
+            continue;
+        }
         let Ok(raw) = read_bounded(&proc_dir.join(pid.to_string()).join("cmdline"), 1 << 16) else {
             continue;
         };
@@ -472,4 +483,60 @@ pub fn fill(facts: &mut NodeFacts, spec: &SourceSpec, host_root_given: bool) {
     let kubelet = kubelet_root(host_root);
     facts.pod_resources = collect(host_root, &kubelet);
     facts.kubelet_logs = read_kubelet_logs(host_root, &pod_logs_dir(host_root, &kubelet));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(a: &[&str]) -> Vec<String> {
+        a.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn root_dir_in_each_spelling_last_one_wins() {
+        let r = |a: &[&str]| root_dir_arg(&args(a));
+        assert_eq!(r(&["kubelet", "--root-dir", "/a"]), Some("/a".into()));
+        assert_eq!(
+            r(&["kubelet", "--root-dir=/a", "--root-dir=/b"]),
+            Some("/b".into())
+        );
+        assert_eq!(
+            r(&["k0s", "worker", "--kubelet-root-dir=/k"]),
+            Some("/k".into())
+        );
+        assert_eq!(
+            r(&["k3s", "agent", "--kubelet-arg=root-dir=/s"]),
+            Some("/s".into())
+        );
+        assert_eq!(r(&["k3s", "agent", "--kubelet-arg", "v=2"]), None);
+        // Relative, or a flag without its value: nothing.
+        assert_eq!(r(&["kubelet", "--root-dir=data"]), None);
+        assert_eq!(r(&["kubelet", "--root-dir"]), None);
+    }
+
+    #[test]
+    fn pod_logs_dir_from_the_kubelet_config() {
+        let d = tempfile::tempdir().unwrap();
+        let mut k = KubeletRoot {
+            dir: "var/lib/kubelet".into(),
+            from: String::new(),
+            config: None,
+            looked: vec![],
+        };
+        assert_eq!(pod_logs_dir(d.path(), &k), Path::new("var/log/pods"));
+        k.config = Some("var/lib/kubelet/config.yaml".into());
+        // Missing file: the default.
+        assert_eq!(pod_logs_dir(d.path(), &k), Path::new("var/log/pods"));
+        std::fs::create_dir_all(d.path().join("var/lib/kubelet")).unwrap();
+        let cfg = d.path().join("var/lib/kubelet/config.yaml");
+        std::fs::write(
+            &cfg,
+            "kind: KubeletConfiguration\npodLogsDir: \"/data/pod-logs\"\n",
+        )
+        .unwrap();
+        assert_eq!(pod_logs_dir(d.path(), &k), Path::new("data/pod-logs"));
+        std::fs::write(&cfg, "podLogsDir: /var/log/../../etc\n").unwrap();
+        assert_eq!(pod_logs_dir(d.path(), &k), Path::new("var/log/pods"));
+    }
 }

@@ -159,7 +159,9 @@ impl HostRoot {
     /// `/proc/<pid>` of a process with this command line, uid, cgroup and namespaces.
     fn cmdline_process(&self, pid: u32, argv: &[&str], uid: u32, cgroup: &str, mnt: &str) -> &Self {
         let cmdline: String = argv.iter().map(|a| format!("{a}\0")).collect();
+        let comm = argv[0].rsplit('/').next().unwrap();
         self.file(&format!("proc/{pid}/cmdline"), cmdline)
+            .file(&format!("proc/{pid}/comm"), format!("{comm}\n"))
             .file(
                 &format!("proc/{pid}/status"),
                 format!("Name:\tkubelet\nUid:\t{uid}\t{uid}\t{uid}\t{uid}\n"),
