@@ -328,30 +328,32 @@ impl Search {
             .rows(arch)
             .iter()
             .map(|r| {
-                let root = self.host_root.join(&r.root);
                 let dirs = if libs { &r.libs } else { &r.bins };
-                format!(
-                    "{}: {}/{{{}}}",
-                    r.platform,
-                    root.display().to_string().trim_end_matches('/'),
-                    dirs.join(",")
-                )
+                let root = if r.root.is_empty() {
+                    String::new()
+                } else {
+                    format!("/{}", r.root)
+                };
+                format!("{} {root}/{{{}}}", r.platform, dirs.join(","))
             })
             .collect();
         if libs && self.host_files {
             for c in LOADER_CACHES {
-                let p = self.host_root.join(c);
-                let outcome = match crate::ldcache::read(&p) {
+                let outcome = match crate::ldcache::read(&self.host_root.join(c)) {
                     Ok(e) if crate::ldcache::lookup(&e, what, arch).is_empty() => {
                         format!("no {what}")
                     }
                     Ok(_) => "names it, but not as a file under the host root".to_string(),
                     Err(e) => e.rsplit(": ").next().unwrap_or(&e).to_string(),
                 };
-                parts.push(format!("loader cache {}: {outcome}", p.display()));
+                parts.push(format!("loader cache /{c}: {outcome}"));
             }
         }
-        format!("{what} under {}", parts.join("; "))
+        format!(
+            "{what} under host root {}: {}",
+            self.host_root.display(),
+            parts.join("; ")
+        )
     }
 }
 
@@ -672,10 +674,11 @@ mod tests {
         let h = host.path();
         let s = Search::new(h, Some(Path::new("/opt/drv")));
         let said = s.described("nvidia-smi", "x86_64", false);
-        assert!(
-            said.starts_with("nvidia-smi under --driver-root /opt/drv: "),
-            "{said}"
+        let head = format!(
+            "nvidia-smi under host root {}: --driver-root /opt/drv /opt/drv/{{usr/bin,",
+            h.display()
         );
+        assert!(said.starts_with(&head), "{said}");
         assert!(said.contains("home/kubernetes/bin/nvidia/bin"), "{said}");
         write(h, "opt/drv/usr/bin/nvidia-smi");
         write(h, "usr/bin/nvidia-smi");

@@ -105,6 +105,6 @@ fn load(search: &Search, explicit: Option<&Path>) -> Result<(Nvml, String), Prob
         }
     }
     // Keep the order the search used: loader first, then the host root.
-    attempts.sort_by_key(|a| !a.path.starts_with(discover::LOADER_NAME));
+    attempts.sort_by_key(|a| a.path != discover::LOADER_NAME);
     Err(errors::library_not_found(&attempts))
 }
