@@ -116,7 +116,8 @@ pub struct FactsArgs {
 }
 
 pub enum Parsed {
-    Run(Invocation),
+    /// Boxed: the parsed options are far larger than a help text.
+    Run(Box<Invocation>),
     Help(String),
 }
 
@@ -127,10 +128,10 @@ pub struct Invocation {
 
 pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed, ProbeError> {
     match Cli::try_parse_from(args) {
-        Ok(cli) => Ok(Parsed::Run(Invocation {
+        Ok(cli) => Ok(Parsed::Run(Box::new(Invocation {
             global: cli.global,
             command: cli.command,
-        })),
+        }))),
         Err(e) => match e.kind() {
             clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
                 Ok(Parsed::Help(e.render().to_string()))

@@ -39,28 +39,22 @@ pub struct Script {
     pub chroot: Option<PathBuf>,
     /// The program path inside the chroot (or as is, without one).
     pub program: PathBuf,
+    /// `LD_LIBRARY_PATH` inside the chroot: the driver root's library directories, so the `nvidia-smi`
+    /// the script runs finds its NVML where the loader's path does not reach (GKE, Talos).
+    pub ld_library_path: Option<String>,
 }
 
-const SCRIPT_PATHS: &[&str] = &[
-    "usr/bin/nvidia-bug-report.sh",
-    "usr/sbin/nvidia-bug-report.sh",
-    "usr/local/bin/nvidia-bug-report.sh",
-    "bin/nvidia-bug-report.sh",
-];
+const SCRIPT: &str = "nvidia-bug-report.sh";
 
-/// Find the script under the host root, then under the GPU Operator driver root.
-pub fn find_script(root: &Path) -> Option<Script> {
-    for dir in [root.to_path_buf(), root.join("run/nvidia/driver")] {
-        for p in SCRIPT_PATHS {
-            if dir.join(p).is_file() {
-                return Some(Script {
-                    chroot: (dir.as_path() != Path::new("/")).then(|| dir.clone()),
-                    program: Path::new("/").join(p),
-                });
-            }
-        }
-    }
-    None
+/// Find the script through the driver roots table (`crate::driver_roots`), as `nvidia-smi` is found.
+pub fn find_script(root: &Path, driver_root: Option<&Path>) -> Option<Script> {
+    crate::driver_roots::Search::new(root, driver_root)
+        .program(SCRIPT, std::env::consts::ARCH)
+        .map(|p| Script {
+            chroot: p.chroot,
+            program: p.program,
+            ld_library_path: p.ld_library_path,
+        })
 }
 
 impl Script {
@@ -167,9 +161,10 @@ pub fn run(
             chroot: None,
             // It runs in its private directory: a relative path must not change meaning.
             program: std::path::absolute(p).unwrap_or_else(|_| p.clone()),
+            ld_library_path: None,
         })
     } else {
-        find_script(&root)
+        find_script(&root, g.driver_root.as_deref())
     };
     let budget = ev::MAX_ARCHIVE_BYTES.saturating_sub(members.iter().map(|m| m.1.len()).sum());
     let (bug, out) = match &script {
@@ -192,10 +187,11 @@ pub fn run(
                         .into()
                 } else {
                     format!(
-                        "no nvidia-bug-report.sh on this node (looked under {} and {}: \
-                         usr/bin, usr/sbin, usr/local/bin, bin); the archive holds the probe's own view only",
-                        root.display(),
-                        root.join("run/nvidia/driver").display()
+                        "no {} (a driver root elsewhere is named with {} DIR); the archive holds the \
+                         probe's own view only",
+                        crate::driver_roots::Search::new(&root, g.driver_root.as_deref())
+                            .described(SCRIPT, std::env::consts::ARCH, false),
+                        crate::driver_roots::DRIVER_ROOT_FLAG
                     )
                 },
             },
@@ -370,6 +366,7 @@ fn run_in(
             dir
         })
         .stdin(Stdio::null())
+        .envs(s.ld_library_path.iter().map(|l| ("LD_LIBRARY_PATH", l)))
         .stdout(log.try_clone().map(Stdio::from).unwrap_or(Stdio::null()))
         .stderr(Stdio::from(log))
         // Its own process group: the cut kills everything it started (nvidia-smi, lspci, ...).
@@ -484,25 +481,26 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_script_is_found_on_the_host_then_under_the_driver_root() {
+    fn the_script_is_found_under_the_driver_root_then_on_the_host() {
         let d = tempfile::tempdir().unwrap();
-        assert_eq!(find_script(d.path()), None);
+        assert_eq!(find_script(d.path(), None), None);
+        let host = d.path().join("usr/bin");
+        std::fs::create_dir_all(&host).unwrap();
+        std::fs::write(host.join("nvidia-bug-report.sh"), "#!/bin/sh\n").unwrap();
+        assert_eq!(
+            find_script(d.path(), None).unwrap().chroot,
+            Some(d.path().to_path_buf())
+        );
         let drv = d.path().join("run/nvidia/driver/usr/bin");
         std::fs::create_dir_all(&drv).unwrap();
         std::fs::write(drv.join("nvidia-bug-report.sh"), "#!/bin/sh\n").unwrap();
         assert_eq!(
-            find_script(d.path()),
+            find_script(d.path(), None),
             Some(Script {
                 chroot: Some(d.path().join("run/nvidia/driver")),
                 program: "/usr/bin/nvidia-bug-report.sh".into(),
+                ld_library_path: None,
             })
-        );
-        let host = d.path().join("usr/sbin");
-        std::fs::create_dir_all(&host).unwrap();
-        std::fs::write(host.join("nvidia-bug-report.sh"), "#!/bin/sh\n").unwrap();
-        assert_eq!(
-            find_script(d.path()).unwrap().chroot,
-            Some(d.path().to_path_buf())
         );
     }
 }

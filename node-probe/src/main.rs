@@ -3,11 +3,13 @@
 //! unavailable, 4 permission denied, 1 other.
 
 mod cli;
+mod driver_roots;
 mod evidence;
 mod history;
 mod host;
 mod hostexec;
 mod kmsg;
+mod ldcache;
 mod lines;
 mod nic;
 mod nvml;

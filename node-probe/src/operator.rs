@@ -3,8 +3,9 @@
 //! `allowed: false`. With a simulated source nothing is ever signalled or run: the report says what would
 //! be done (`simulated: true`).
 //!
-//! Reset runs the host's own `nvidia-smi`, chrooted into the host root (or the GPU Operator's driver root
-//! `{host-root}/run/nvidia/driver`): the host's binary is linked against the host's libc and loads the
+//! Reset runs the host's own `nvidia-smi`, found through the driver roots table (`crate::driver_roots`:
+//! the GPU Operator's driver root, the host's distribution, GKE's, Bottlerocket's, Talos's directories)
+//! and chrooted into that row's root, with its library directories on `LD_LIBRARY_PATH`: the host's binary is linked against the host's libc and loads the
 //! host's `libnvidia-ml`, which must match the kernel module; running it with the probe image's loader
 //! would mix libraries. The chroot is done in the child with `chroot(2)` (privileged pods have
 //! CAP_SYS_CHROOT), so the probe image needs no `chroot` binary. `--nvidia-smi PATH` runs a given binary
@@ -249,7 +250,13 @@ pub fn run_reset(global: &GlobalArgs, args: &ResetArgs) -> Result<ProbeDocument,
         crate::host::fill_processes(&mut facts, &root, None);
         fill_reset_facts(&mut facts, &root, self_pid);
     }
-    let tool = (!simulated).then(|| find_nvidia_smi(&root, args.nvidia_smi.as_deref()));
+    let tool = (!simulated).then(|| {
+        find_nvidia_smi(
+            &root,
+            global.driver_root.as_deref(),
+            args.nvidia_smi.as_deref(),
+        )
+    });
     let req = ResetRequest {
         gpu: gpu.clone(),
         self_pid,
@@ -293,6 +300,8 @@ pub struct Tool {
     /// Directory to chroot into first, if any.
     chroot: Option<PathBuf>,
     program: PathBuf,
+    /// `LD_LIBRARY_PATH` inside the chroot (GKE's and Talos's driver directories are not on the loader's).
+    ld_library_path: Option<String>,
 }
 
 impl Tool {
@@ -314,6 +323,9 @@ impl Tool {
                 "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
             )
             .stdin(std::process::Stdio::null());
+        if let Some(l) = &self.ld_library_path {
+            cmd.env("LD_LIBRARY_PATH", l);
+        }
         if let Some(dir) = self.chroot.clone() {
             crate::hostexec::chroot(&mut cmd, dir);
         }
@@ -343,42 +355,38 @@ fn cap(bytes: &[u8]) -> String {
     }
 }
 
-/// `--nvidia-smi` as given; on the host itself (root `/`) its own binary; else the host root's or the GPU
-/// Operator driver root's binary, chrooted.
-pub fn find_nvidia_smi(root: &Path, explicit: Option<&Path>) -> Result<Tool, String> {
+/// `--nvidia-smi` as given; else the first driver root of the table that has one (on the host itself,
+/// root `/`, run as is; else chrooted into that root).
+pub fn find_nvidia_smi(
+    root: &Path,
+    driver_root: Option<&Path>,
+    explicit: Option<&Path>,
+) -> Result<Tool, String> {
     if let Some(p) = explicit {
         return if p.is_file() {
             Ok(Tool {
                 chroot: None,
                 program: p.to_path_buf(),
+                ld_library_path: None,
             })
         } else {
             Err(format!("--nvidia-smi {} is not a file", p.display()))
         };
     }
-    let bins = [
-        "usr/bin/nvidia-smi",
-        "usr/sbin/nvidia-smi",
-        "usr/local/bin/nvidia-smi",
-    ];
-    let driver_roots = [root.to_path_buf(), root.join("run/nvidia/driver")];
-    for dir in &driver_roots {
-        for bin in bins {
-            if dir.join(bin).is_file() {
-                let chroot = (dir.as_path() != Path::new("/")).then(|| dir.clone());
-                return Ok(Tool {
-                    chroot,
-                    program: Path::new("/").join(bin),
-                });
-            }
-        }
+    let search = crate::driver_roots::Search::new(root, driver_root);
+    let arch = std::env::consts::ARCH;
+    match search.program("nvidia-smi", arch) {
+        Some(p) => Ok(Tool {
+            chroot: p.chroot,
+            program: p.program,
+            ld_library_path: p.ld_library_path,
+        }),
+        None => Err(format!(
+            "no {}: name the driver root with {} DIR or the binary with --nvidia-smi PATH",
+            search.described("nvidia-smi", arch, false),
+            crate::driver_roots::DRIVER_ROOT_FLAG
+        )),
     }
-    Err(format!(
-        "no nvidia-smi under {} or {}/run/nvidia/driver (usr/bin, usr/sbin, usr/local/bin): give \
-         --nvidia-smi PATH",
-        root.display(),
-        root.display()
-    ))
 }
 
 fn execute_reset(

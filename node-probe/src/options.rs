@@ -10,6 +10,16 @@ pub struct GlobalArgs {
     /// Host filesystem root (default: /host when it exists, else /).
     #[arg(long, global = true, value_name = "DIR", env = "NODE_PROBE_HOST_ROOT")]
     pub host_root: Option<PathBuf>,
+    /// A driver root on the host the built-in table does not know (a GPU Operator
+    /// `hostPaths.driverInstallDir` other than /run/nvidia/driver, a vendor's own directory): searched
+    /// first for libnvidia-ml, nvidia-smi and nvidia-bug-report.sh, under the host root.
+    #[arg(
+        long,
+        global = true,
+        value_name = "DIR",
+        env = "NODE_PROBE_DRIVER_ROOT"
+    )]
+    pub driver_root: Option<PathBuf>,
     /// Path of libnvidia-ml.so.1, overriding the search.
     #[arg(long, global = true, value_name = "PATH")]
     pub nvml_lib: Option<PathBuf>,

@@ -1,9 +1,15 @@
 //! The kubelet PodResources client (`List`, `GetAllocatableResources` over
-//! `{host-root}/var/lib/kubelet/pod-resources/kubelet.sock`) and the kubelet log layout reader. Both
-//! only gather raw facts; `gpu_diag::attribution` interprets them. Any failure is an inline reading error,
-//! never a failed document: without the kubelet the report is simply not exact.
+//! `{kubelet root}/pod-resources/kubelet.sock`) and the kubelet log layout reader. Both only gather raw
+//! facts; `gpu_diag::attribution` interprets them. Any failure is an inline reading error, never a failed
+//! document: without the kubelet the report is simply not exact.
+//!
+//! The kubelet's root directory is the one its own command line names (`--root-dir`, and the wrappers'
+//! spellings of it), read from the host's process list, else the first of the distributions' defaults
+//! whose socket exists. Only a process that is the host's own counts (see [`trusted`]): a tenant's
+//! process named `kubelet` must not point the probe at a socket the tenant serves.
 
-use std::path::Path;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use gpu_diag::facts::{
@@ -22,8 +28,236 @@ pub mod api {
 
 use api::pod_resources_lister_client::PodResourcesListerClient;
 
-/// The socket, relative to the host root.
-pub const SOCKET: &str = "var/lib/kubelet/pod-resources/kubelet.sock";
+/// The socket, relative to the kubelet's root directory.
+pub const SOCKET: &str = "pod-resources/kubelet.sock";
+
+/// Kubelet root directories, relative to the host root, in the order they are tried when no host kubelet
+/// process names one. Upstream default, also kubeadm, EKS, GKE, AKS, k3s and RKE2
+/// (https://kubernetes.io/docs/reference/node/kubelet-files/, from
+/// https://github.com/kubernetes/website/pull/47425; k3s agents' /var/lib/kubelet/device-plugins:
+/// https://github.com/k3s-io/k3s/issues/451); microk8s, a snap
+/// (https://github.com/metal-stack/csi-driver-lvm/pull/34); k0s
+/// (https://github.com/k0sproject/k0s/issues/6259, https://github.com/openebs/rawfile-localpv/issues/233).
+pub const KUBELET_ROOTS: &[(&str, &str)] = &[
+    (
+        "var/lib/kubelet",
+        "default (kubeadm, EKS, GKE, AKS, k3s, RKE2)",
+    ),
+    ("var/snap/microk8s/common/var/lib/kubelet", "microk8s"),
+    ("var/lib/k0s/kubelet", "k0s"),
+];
+
+/// Program names that run a kubelet, whose command line may name its root directory: the kubelet, k0s
+/// (`k0s worker --kubelet-root-dir`, https://github.com/k0sproject/k0sctl/issues/892), k3s and RKE2
+/// (`--kubelet-arg=root-dir=...`, the kubelet runs inside them), microk8s's `kubelite`.
+const KUBELET_PROGRAMS: &[&str] = &["kubelet", "k0s", "k3s", "rke2", "kubelite"];
+
+/// A process list is a few thousand entries; a huge one is cut.
+const MAX_PROCESSES: usize = 65536;
+
+/// Where the kubelet keeps its files, and how that was decided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KubeletRoot {
+    /// Relative to the host root.
+    pub dir: PathBuf,
+    pub from: String,
+    /// The kubelet's `--config` file (relative to the host root), when its process named one.
+    pub config: Option<PathBuf>,
+    /// Every place looked at, for a "not found" message.
+    pub looked: Vec<String>,
+}
+
+/// The kubelet root: a trusted host kubelet process's `--root-dir`, else the first default whose
+/// PodResources socket exists, else the upstream default.
+pub fn kubelet_root(host_root: &Path) -> KubeletRoot {
+    let mut looked = Vec::new();
+    if let Some((pid, dir, config)) = from_processes(host_root) {
+        looked.push(format!("/{} (--root-dir of host pid {pid})", dir.display()));
+        return KubeletRoot {
+            dir,
+            from: format!("the command line of host pid {pid}"),
+            config,
+            looked,
+        };
+    }
+    looked.push("no host kubelet process naming --root-dir".into());
+    for (dir, what) in KUBELET_ROOTS {
+        looked.push(format!("/{dir} ({what})"));
+        if socket_ok(host_root, &Path::new(dir).join(SOCKET)) {
+            return KubeletRoot {
+                dir: PathBuf::from(dir),
+                from: format!("the {what} location"),
+                config: None,
+                looked,
+            };
+        }
+    }
+    KubeletRoot {
+        dir: PathBuf::from(KUBELET_ROOTS[0].0),
+        from: "the default location".into(),
+        config: None,
+        looked,
+    }
+}
+
+/// A socket that is there and owned by the host root directory's owner (root on a node): a socket a
+/// tenant bound through a hostPath volume they were given would be theirs.
+fn socket_ok(host_root: &Path, rel: &Path) -> bool {
+    let owner = std::fs::metadata(host_root).map(|m| m.uid()).ok();
+    std::fs::symlink_metadata(host_root.join(rel))
+        .is_ok_and(|m| m.file_type().is_socket() && Some(m.uid()) == owner)
+}
+
+/// The lowest trusted kubelet-running process whose command line names a root directory that exists.
+fn from_processes(host_root: &Path) -> Option<(u32, PathBuf, Option<PathBuf>)> {
+    let proc_dir = host_root.join("proc");
+    let mut pids: Vec<u32> = std::fs::read_dir(&proc_dir)
+        .ok()?
+        .take(MAX_PROCESSES)
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .collect();
+    pids.sort_unstable();
+    for pid in pids {
+        // `comm` first: reading a `cmdline` takes the process's memory lock, which a process stuck in the
+        // driver may hold; `comm` does not. Only a kubelet-running program's command line is read.
+        let comm =
+            read_bounded(&proc_dir.join(pid.to_string()).join("comm"), 64).unwrap_or_default();
+        let comm = String::from_utf8_lossy(&comm);
+        if !KUBELET_PROGRAMS
+            .iter()
+            .any(|p| comm.trim_end().starts_with(p))
+        {
+            continue;
+        }
+        let Ok(raw) = read_bounded(&proc_dir.join(pid.to_string()).join("cmdline"), 1 << 16) else {
+            continue;
+        };
+        let args: Vec<String> = raw
+            .split(|&b| b == 0)
+            .filter(|a| !a.is_empty())
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect();
+        let Some(program) = args.first().and_then(|a| a.rsplit('/').next()) else {
+            continue;
+        };
+        if !KUBELET_PROGRAMS.contains(&program) {
+            continue;
+        }
+        let Some(dir) = root_dir_arg(&args) else {
+            continue;
+        };
+        if !trusted(host_root, pid) {
+            continue;
+        }
+        let rel = PathBuf::from(dir.trim_start_matches('/'));
+        if rel.as_os_str().is_empty()
+            || rel
+                .components()
+                .any(|c| c == std::path::Component::ParentDir)
+        {
+            continue;
+        }
+        if !host_root.join(&rel).is_dir() {
+            continue;
+        }
+        let config = flag(&args, "--config").map(|c| PathBuf::from(c.trim_start_matches('/')));
+        return Some((pid, rel, config));
+    }
+    None
+}
+
+/// `--root-dir X` / `--root-dir=X` (kubelet), `--kubelet-root-dir` (k0s), `--kubelet-arg root-dir=X`
+/// (k3s, RKE2); the last one given wins, as in the kubelet's own flag parsing.
+fn root_dir_arg(args: &[String]) -> Option<String> {
+    let mut found = None;
+    let mut i = 1;
+    while i < args.len() {
+        let a = &args[i];
+        let (name, inline) = match a.split_once('=') {
+            Some((n, v)) if n.starts_with("--") => (n, Some(v.to_string())),
+            _ => (a.as_str(), None),
+        };
+        let value = || inline.clone().or_else(|| args.get(i + 1).cloned());
+        match name {
+            "--root-dir" | "--kubelet-root-dir" => found = value(),
+            "--kubelet-arg" => {
+                if let Some(v) =
+                    value().and_then(|v| v.strip_prefix("root-dir=").map(str::to_string))
+                {
+                    found = Some(v);
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    found.filter(|v| v.starts_with('/'))
+}
+
+fn flag(args: &[String], name: &str) -> Option<String> {
+    let mut out = None;
+    for (i, a) in args.iter().enumerate() {
+        if let Some(v) = a.strip_prefix(name).and_then(|r| r.strip_prefix('=')) {
+            out = Some(v.to_string());
+        } else if a == name {
+            out = args.get(i + 1).cloned();
+        }
+    }
+    out
+}
+
+/// Whether `pid` is a host process and not a tenant's: it runs as uid 0, in pid 1's pid and mount
+/// namespaces (a container has its own mount namespace even with hostPID), and outside any pod's cgroup.
+pub fn trusted(host_root: &Path, pid: u32) -> bool {
+    let proc_dir = host_root.join("proc");
+    let ns = |p: &str, kind: &str| std::fs::read_link(proc_dir.join(p).join("ns").join(kind)).ok();
+    let me = pid.to_string();
+    let same_ns = ["pid", "mnt"]
+        .iter()
+        .all(|k| ns(&me, k).is_some() && ns(&me, k) == ns("1", k));
+    let uid0 = read_bounded(&proc_dir.join(&me).join("status"), 1 << 16)
+        .ok()
+        .and_then(|s| {
+            String::from_utf8_lossy(&s).lines().find_map(|l| {
+                l.strip_prefix("Uid:")
+                    .map(|r| r.split_whitespace().all(|u| u == "0"))
+            })
+        })
+        .unwrap_or(false);
+    let in_pod = read_bounded(&proc_dir.join(&me).join("cgroup"), 1 << 16)
+        .map(|c| String::from_utf8_lossy(&c).contains("kubepods"))
+        .unwrap_or(true);
+    same_ns && uid0 && !in_pod
+}
+
+fn read_bounded(path: &Path, limit: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    std::fs::File::open(path)?
+        .take(limit)
+        .read_to_end(&mut out)?;
+    Ok(out)
+}
+
+/// The kubelet's `podLogsDir` from its config file (KubeletConfiguration, default /var/log/pods), relative
+/// to the host root. Read line by line: only a top-level `podLogsDir:` key counts.
+pub fn pod_logs_dir(host_root: &Path, kubelet: &KubeletRoot) -> PathBuf {
+    let default = PathBuf::from("var/log/pods");
+    let Some(config) = &kubelet.config else {
+        return default;
+    };
+    let Ok(text) = read_bounded(&host_root.join(config), 1 << 20) else {
+        return default;
+    };
+    String::from_utf8_lossy(&text)
+        .lines()
+        .find_map(|l| l.strip_prefix("podLogsDir:"))
+        .map(|v| v.trim().trim_matches('"').trim_matches('\''))
+        .filter(|v| v.starts_with('/') && !v.contains(".."))
+        .map(|v| PathBuf::from(v.trim_start_matches('/')))
+        .unwrap_or(default)
+}
 
 /// A busy kubelet answers in milliseconds; this bounds a hung one.
 const TIMEOUT: Duration = Duration::from_secs(10);
@@ -32,12 +266,21 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const MAX_MESSAGE: usize = 16 * 1024 * 1024;
 
 /// Ask the kubelet. Runs a current-thread runtime just for this call: the rest of the probe is synchronous.
-pub fn collect(host_root: &Path) -> Reading<PodResourcesFacts> {
-    let path = host_root.join(SOCKET);
+pub fn collect(host_root: &Path, kubelet: &KubeletRoot) -> Reading<PodResourcesFacts> {
+    let rel = kubelet.dir.join(SOCKET);
+    let path = host_root.join(&rel);
     match std::fs::metadata(&path) {
         Ok(_) => {}
         Err(e) => {
-            return Reading::Err(io_field_error(&e, &format!("{}: {e}", path.display())));
+            return Reading::Err(io_field_error(
+                &e,
+                &format!(
+                    "{}: {e} (kubelet root from {}; looked at {})",
+                    path.display(),
+                    kubelet.from,
+                    kubelet.looked.join(", ")
+                ),
+            ));
         }
     }
     let runtime = match tokio::runtime::Builder::new_current_thread()
@@ -53,10 +296,10 @@ pub fn collect(host_root: &Path) -> Reading<PodResourcesFacts> {
             ));
         }
     };
-    runtime.block_on(query(path))
+    runtime.block_on(query(path, rel.display().to_string()))
 }
 
-async fn query(path: std::path::PathBuf) -> Reading<PodResourcesFacts> {
+async fn query(path: PathBuf, socket: String) -> Reading<PodResourcesFacts> {
     let shown = path.display().to_string();
     // The URI is required by the API and ignored by the connector.
     let endpoint = match tonic::transport::Endpoint::try_from("http://[::]:50051") {
@@ -99,7 +342,7 @@ async fn query(path: std::path::PathBuf) -> Reading<PodResourcesFacts> {
         Err(s) => Reading::Err(status_error(&s, "GetAllocatableResources")),
     };
     Reading::Ok(PodResourcesFacts {
-        socket: SOCKET.to_string(),
+        socket,
         pods: list
             .pod_resources
             .into_iter()
@@ -170,10 +413,10 @@ fn status_error(s: &tonic::Status, call: &str) -> FieldError {
     FieldError::with_message(kind, message)
 }
 
-/// The kubelet's log layout under `{host-root}/var/log`: pod directories (with their container
-/// directories' modification times) and container log file names.
-pub fn read_kubelet_logs(host_root: &Path) -> Reading<KubeletLogFacts> {
-    let pods_dir = host_root.join("var/log/pods");
+/// The kubelet's log layout under `{host-root}/var/log` (or its configured `podLogsDir`): pod directories
+/// (with their container directories' modification times) and container log file names.
+pub fn read_kubelet_logs(host_root: &Path, pod_logs: &Path) -> Reading<KubeletLogFacts> {
+    let pods_dir = host_root.join(pod_logs);
     let entries = match std::fs::read_dir(&pods_dir) {
         Ok(rd) => rd,
         Err(e) => {
@@ -237,6 +480,63 @@ pub fn fill(facts: &mut NodeFacts, spec: &SourceSpec, host_root_given: bool) {
             host_root
         }
     };
-    facts.pod_resources = collect(host_root);
-    facts.kubelet_logs = read_kubelet_logs(host_root);
+    let kubelet = kubelet_root(host_root);
+    facts.pod_resources = collect(host_root, &kubelet);
+    facts.kubelet_logs = read_kubelet_logs(host_root, &pod_logs_dir(host_root, &kubelet));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(a: &[&str]) -> Vec<String> {
+        a.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn root_dir_in_each_spelling_last_one_wins() {
+        let r = |a: &[&str]| root_dir_arg(&args(a));
+        assert_eq!(r(&["kubelet", "--root-dir", "/a"]), Some("/a".into()));
+        assert_eq!(
+            r(&["kubelet", "--root-dir=/a", "--root-dir=/b"]),
+            Some("/b".into())
+        );
+        assert_eq!(
+            r(&["k0s", "worker", "--kubelet-root-dir=/k"]),
+            Some("/k".into())
+        );
+        assert_eq!(
+            r(&["k3s", "agent", "--kubelet-arg=root-dir=/s"]),
+            Some("/s".into())
+        );
+        assert_eq!(r(&["k3s", "agent", "--kubelet-arg", "v=2"]), None);
+        // Relative, or a flag without its value: nothing.
+        assert_eq!(r(&["kubelet", "--root-dir=data"]), None);
+        assert_eq!(r(&["kubelet", "--root-dir"]), None);
+    }
+
+    #[test]
+    fn pod_logs_dir_from_the_kubelet_config() {
+        let d = tempfile::tempdir().unwrap();
+        let mut k = KubeletRoot {
+            dir: "var/lib/kubelet".into(),
+            from: String::new(),
+            config: None,
+            looked: vec![],
+        };
+        assert_eq!(pod_logs_dir(d.path(), &k), Path::new("var/log/pods"));
+        k.config = Some("var/lib/kubelet/config.yaml".into());
+        // Missing file: the default.
+        assert_eq!(pod_logs_dir(d.path(), &k), Path::new("var/log/pods"));
+        std::fs::create_dir_all(d.path().join("var/lib/kubelet")).unwrap();
+        let cfg = d.path().join("var/lib/kubelet/config.yaml");
+        std::fs::write(
+            &cfg,
+            "kind: KubeletConfiguration\npodLogsDir: \"/data/pod-logs\"\n",
+        )
+        .unwrap();
+        assert_eq!(pod_logs_dir(d.path(), &k), Path::new("data/pod-logs"));
+        std::fs::write(&cfg, "podLogsDir: /var/log/../../etc\n").unwrap();
+        assert_eq!(pod_logs_dir(d.path(), &k), Path::new("var/log/pods"));
+    }
 }

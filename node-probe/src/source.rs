@@ -17,6 +17,8 @@ pub const SCENARIO_MAP_ENV: &str = "NODE_PROBE_SCENARIO_MAP";
 pub enum SourceSpec {
     Nvml {
         host_root: PathBuf,
+        /// `--driver-root`: a host path searched before the table.
+        driver_root: Option<PathBuf>,
         nvml_lib: Option<PathBuf>,
         /// How long NVML collection may take before the probe reports it hung and goes on without it.
         nvml_timeout: Duration,
@@ -52,6 +54,7 @@ impl SourceSpec {
         }
         Ok(SourceSpec::Nvml {
             host_root,
+            driver_root: g.driver_root.clone(),
             nvml_lib: g.nvml_lib.clone(),
             nvml_timeout: Duration::from_secs(g.nvml_timeout),
             nic_interval: Duration::from_millis(g.nic_interval_ms),
@@ -167,14 +170,16 @@ pub fn collect(
         }
         SourceSpec::Nvml {
             host_root,
+            driver_root,
             nvml_lib,
             nvml_timeout,
             nic_interval,
         } => {
+            let search = crate::driver_roots::Search::new(host_root, driver_root.as_deref());
             // `--watch` listens for that long on purpose.
             let limit = *nvml_timeout + Duration::from_secs(u64::from(xid.watch.unwrap_or(0)));
             let mut facts =
-                match collect_nvml_bounded(host_root, nvml_lib.as_deref(), sections, xid, limit) {
+                match collect_nvml_bounded(search, nvml_lib.as_deref(), sections, xid, limit) {
                     Ok(f) => f,
                     // `xid` is about the kernel log: without NVML it still answers, only the PCI -> GPU
                     // index mapping is lost (identity lines in the log still give UUIDs).
@@ -206,23 +211,19 @@ pub fn collect(
 /// NVML collection on its own thread, abandoned after `limit`: calls into a hung GPU or driver can block
 /// for minutes (or forever, in the kernel). The thread is left behind; the process exits after printing.
 fn collect_nvml_bounded(
-    host_root: &Path,
+    search: crate::driver_roots::Search,
     lib: Option<&Path>,
     sections: Sections,
     xid: &XidArgs,
     limit: Duration,
 ) -> Result<NodeFacts, ProbeError> {
     let (tx, rx) = std::sync::mpsc::sync_channel(1);
-    let (host_root, lib, xid) = (
-        host_root.to_path_buf(),
-        lib.map(Path::to_path_buf),
-        xid.clone(),
-    );
+    let (lib, xid) = (lib.map(Path::to_path_buf), xid.clone());
     let spawned = std::thread::Builder::new()
         .name("nvml".into())
         .spawn(move || {
             let _ = tx.send(crate::nvml::collect(
-                &host_root,
+                &search,
                 lib.as_deref(),
                 sections,
                 &xid,

@@ -70,7 +70,10 @@ fn socket_path(root: &Path) -> PathBuf {
 }
 
 fn serve(root: &Path, kubelet: Kubelet) -> Served {
-    let sock = socket_path(root);
+    serve_at(socket_path(root), kubelet)
+}
+
+fn serve_at(sock: PathBuf, kubelet: Kubelet) -> Served {
     std::fs::create_dir_all(sock.parent().unwrap()).unwrap();
     // Bound before the probe starts, so there is no race with its connect.
     let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
@@ -147,6 +150,35 @@ impl HostRoot {
                 &format!("proc/{pid}/stat"),
                 format!("{pid} ({comm}) {state} 1 {pid} {pid} 0 -1 0 0 0 0 0 0 0 0 0 20 0 8 0 100000 0 0\n"),
             )
+    }
+    /// Host pid 1's namespaces, which a host process shares.
+    fn init(&self) -> &Self {
+        self.symlink("proc/1/ns/pid", "pid:[4026531836]")
+            .symlink("proc/1/ns/mnt", "mnt:[4026531841]")
+    }
+    /// `/proc/<pid>` of a process with this command line, uid, cgroup and namespaces.
+    fn cmdline_process(&self, pid: u32, argv: &[&str], uid: u32, cgroup: &str, mnt: &str) -> &Self {
+        let cmdline: String = argv.iter().map(|a| format!("{a}\0")).collect();
+        let comm = argv[0].rsplit('/').next().unwrap();
+        self.file(&format!("proc/{pid}/cmdline"), cmdline)
+            .file(&format!("proc/{pid}/comm"), format!("{comm}\n"))
+            .file(
+                &format!("proc/{pid}/status"),
+                format!("Name:\tkubelet\nUid:\t{uid}\t{uid}\t{uid}\t{uid}\n"),
+            )
+            .file(&format!("proc/{pid}/cgroup"), cgroup)
+            .symlink(&format!("proc/{pid}/ns/pid"), "pid:[4026531836]")
+            .symlink(&format!("proc/{pid}/ns/mnt"), mnt)
+    }
+    /// A host kubelet: pid 1's namespaces, uid 0, its systemd unit's cgroup.
+    fn host_kubelet(&self, pid: u32, argv: &[&str]) -> &Self {
+        self.init().cmdline_process(
+            pid,
+            argv,
+            0,
+            "0::/system.slice/kubelet.service\n",
+            "mnt:[4026531841]",
+        )
     }
     /// The kubelet's log layout for one container, its directory dated `started_unix`.
     fn container_logs(
@@ -619,5 +651,165 @@ fn device_id_forms() {
         let found = codes(&r).contains(&"alloc.device_not_found".to_string());
         assert_eq!(found, !located, "{name}");
         settings().bind(|| insta::assert_json_snapshot!(format!("device_id_{name}"), d));
+    }
+}
+
+// ------------------------------------------------------------------------------------ kubelet roots
+
+/// One GPU pod, named so the report shows which kubelet answered.
+fn kubelet_with(pod_name: &str) -> Kubelet {
+    let f = scenario("h100-zombie-process");
+    let id = uuids(&f)[0].clone();
+    Kubelet {
+        pods: vec![pod(
+            "ml",
+            pod_name,
+            &[("main", "nvidia.com/gpu", &[id.as_str()])],
+        )],
+        allocatable: Some(vec![devices("nvidia.com/gpu", &[id.as_str()])]),
+    }
+}
+
+/// The PodResources socket under each distribution's kubelet root: the defaults (found by their socket)
+/// and roots named on a host kubelet's command line in each wrapper's spelling. Sources beside
+/// `KUBELET_ROOTS` in node-probe/src/podresources.rs.
+#[test]
+fn the_kubelet_root_of_each_layout() {
+    let layouts: &[(&str, &str, &[&str])] = &[
+        ("kubeadm, EKS, GKE, AKS, k3s, RKE2", "var/lib/kubelet", &[]),
+        ("microk8s", "var/snap/microk8s/common/var/lib/kubelet", &[]),
+        ("k0s", "var/lib/k0s/kubelet", &[]),
+        (
+            "kubelet --root-dir",
+            "data/kubelet",
+            &[
+                "/usr/bin/kubelet",
+                "--config=/var/lib/kubelet/config.yaml",
+                "--root-dir",
+                "/data/kubelet",
+            ],
+        ),
+        (
+            "kubelet --root-dir=",
+            "data/k8s",
+            &["/usr/bin/kubelet", "--root-dir=/data/k8s", "--v=2"],
+        ),
+        (
+            "k0s worker --kubelet-root-dir",
+            "mnt/k0s",
+            &[
+                "/usr/local/bin/k0s",
+                "worker",
+                "--kubelet-root-dir=/mnt/k0s",
+            ],
+        ),
+        (
+            "k3s agent --kubelet-arg root-dir=",
+            "srv/kubelet",
+            &[
+                "/usr/local/bin/k3s",
+                "agent",
+                "--kubelet-arg",
+                "root-dir=/srv/kubelet",
+            ],
+        ),
+    ];
+    for (layout, dir, argv) in layouts {
+        let host = short_root();
+        if !argv.is_empty() {
+            host.host_kubelet(700, argv);
+            std::fs::create_dir_all(host.path().join(dir)).unwrap();
+        }
+        let sock = host.path().join(dir).join("pod-resources/kubelet.sock");
+        let _k = serve_at(sock, kubelet_with("job-0"));
+        let r = allocation("h100-zombie-process", &host);
+        assert_eq!(r["exact"], true, "{layout}: {r}");
+        assert_eq!(
+            r["kubelet_socket"],
+            format!("{dir}/pod-resources/kubelet.sock"),
+            "{layout}"
+        );
+        assert!(r["pods"].to_string().contains("job-0"), "{layout}: {r}");
+    }
+}
+
+/// Without a kubelet anywhere, the inline error names every place looked at.
+#[test]
+fn no_kubelet_says_where_it_looked() {
+    let host = short_root();
+    let r = allocation("h100-zombie-process", &host);
+    assert_eq!(r["exact"], false);
+    let why = r["why"].as_str().unwrap();
+    for place in [
+        "/var/lib/kubelet",
+        "/var/snap/microk8s/common/var/lib/kubelet",
+        "/var/lib/k0s/kubelet",
+    ] {
+        assert!(why.contains(place), "lacks {place}: {why}");
+    }
+}
+
+/// A tenant's process named `kubelet` with `--root-dir` pointing at a socket the tenant serves must not
+/// move the probe off the host kubelet: it is in a container (its own mount namespace, a pod cgroup), or
+/// not root; or it names a path that climbs out.
+#[test]
+fn a_tenant_kubelet_process_does_not_redirect_the_probe() {
+    let tenant_dir = "var/lib/kubelet/pods/abc/volumes/kubernetes.io~empty-dir/x";
+    let variants: &[(&str, u32, &str, &str, &str)] = &[
+        (
+            "own mount namespace",
+            0,
+            "0::/system.slice/x.service\n",
+            "mnt:[4026532999]",
+            "/",
+        ),
+        (
+            "in a pod's cgroup",
+            0,
+            "0::/kubepods.slice/kubepods-pod1.slice/cri-containerd-1.scope\n",
+            "mnt:[4026531841]",
+            "/",
+        ),
+        (
+            "not root",
+            1000,
+            "0::/user.slice\n",
+            "mnt:[4026531841]",
+            "/",
+        ),
+        (
+            "a root dir that climbs",
+            0,
+            "0::/system.slice/kubelet.service\n",
+            "mnt:[4026531841]",
+            "/var/lib/kubelet/../../../",
+        ),
+    ];
+    for (what, uid, cgroup, mnt, prefix) in variants {
+        let host = short_root();
+        host.init();
+        let _real = serve(host.path(), kubelet_with("real-job"));
+        let root_dir = format!("{prefix}{tenant_dir}");
+        host.cmdline_process(
+            4242,
+            &["/usr/bin/kubelet", &format!("--root-dir={root_dir}")],
+            *uid,
+            cgroup,
+            mnt,
+        );
+        std::fs::create_dir_all(host.path().join(tenant_dir)).unwrap();
+        let _fake = serve_at(
+            host.path()
+                .join(tenant_dir)
+                .join("pod-resources/kubelet.sock"),
+            kubelet_with("tenant-job"),
+        );
+        let r = allocation("h100-zombie-process", &host);
+        assert_eq!(
+            r["kubelet_socket"], "var/lib/kubelet/pod-resources/kubelet.sock",
+            "{what}: {r}"
+        );
+        assert!(!r.to_string().contains("tenant-job"), "{what}: {r}");
+        assert!(r["pods"].to_string().contains("real-job"), "{what}");
     }
 }

@@ -17,7 +17,14 @@ pub fn fake_lib() -> Option<&'static Path> {
         let out = dir.join("libnvidia-ml.so.1");
         let cc = std::env::var("CC").unwrap_or_else(|_| "cc".to_string());
         match Command::new(&cc)
-            .args(["-shared", "-fPIC", "-Wall", "-o"])
+            // The driver's soname, so `ldconfig` files it under libnvidia-ml.so.1 as it does the real one.
+            .args([
+                "-shared",
+                "-fPIC",
+                "-Wall",
+                "-Wl,-soname,libnvidia-ml.so.1",
+                "-o",
+            ])
             .arg(&out)
             .arg(&src)
             .status()

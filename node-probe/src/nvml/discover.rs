@@ -1,61 +1,20 @@
-//! Where the driver's NVML library can be: the loader's search path first, then the usual places under the
-//! host root (the GPU Operator's containerized driver root, then the distribution's library directories).
+//! Where the driver's NVML library can be: the loader's search path first, then the driver roots'
+//! table under the host root (`crate::driver_roots`: platform layouts, a `--driver-root`, the toolkit's
+//! configured root, the host's loader cache), then, in an ephemeral container, the roots of the
+//! processes it can see.
 
 use std::path::{Path, PathBuf};
+
+use crate::driver_roots::Search;
 
 /// What the dynamic loader is asked for first: found when the container toolkit injected the driver
 /// (runtimeClassName: nvidia) or when running directly on the host.
 pub const LOADER_NAME: &str = "libnvidia-ml.so.1";
 
-const FILE_NAMES: &[&str] = &["libnvidia-ml.so.1", "libnvidia-ml.so"];
-
-/// Driver roots under the host root: the GPU Operator mounts its driver container's root at
-/// `/run/nvidia/driver`; a host-installed driver lives in the host's own root.
-const DRIVER_ROOTS: &[&str] = &["run/nvidia/driver", ""];
-
-/// Library directories relative to a driver root, the running architecture's first. Foreign-architecture
-/// directories come last: loading one fails with a clear "wrong ELF class" error rather than silence.
-pub fn lib_dirs(arch: &str) -> Vec<String> {
-    let (own, other) = match arch {
-        "aarch64" => ("aarch64-linux-gnu", "x86_64-linux-gnu"),
-        _ => ("x86_64-linux-gnu", "aarch64-linux-gnu"),
-    };
-    vec![
-        format!("usr/lib/{own}"),
-        "usr/lib64".to_string(),
-        format!("lib/{own}"),
-        "lib64".to_string(),
-        "usr/lib".to_string(),
-        format!("usr/lib/{other}"),
-    ]
-}
-
-/// Every candidate path relative to the host root, in search order.
-pub fn candidates(arch: &str) -> Vec<PathBuf> {
-    let dirs = lib_dirs(arch);
-    let mut out = Vec::new();
-    for root in DRIVER_ROOTS {
-        for dir in &dirs {
-            for name in FILE_NAMES {
-                out.push(Path::new(root).join(dir).join(name));
-            }
-        }
-    }
-    out
-}
-
-/// The candidates that exist under `host_root`, as paths the probe can open. Symlinks are followed
-/// inside the host root: an absolute link target (`/usr/lib/...`) means the host's path, not ours.
-pub fn existing(host_root: &Path, arch: &str) -> Vec<PathBuf> {
-    let mut out: Vec<PathBuf> = Vec::new();
-    for rel in candidates(arch) {
-        if let Some(p) = resolve_in_root(host_root, &rel)
-            && !out.contains(&p)
-        {
-            out.push(p);
-        }
-    }
-    out
+/// The candidates that exist under the search's host root, as paths the probe can open, each with the
+/// row (platform) or loader cache that named it.
+pub fn existing(search: &Search, arch: &str) -> Vec<(PathBuf, String)> {
+    search.libraries(LOADER_NAME, arch)
 }
 
 /// Set (to anything) in an ephemeral probe container: also look in the root filesystems of the processes the
@@ -86,7 +45,10 @@ pub fn in_process_roots(proc_dir: &Path, own_pid: u32, arch: &str) -> Vec<PathBu
     let mut out: Vec<PathBuf> = Vec::new();
     for pid in pids.into_iter().take(MAX_PROCESS_ROOTS) {
         let root = proc_dir.join(pid.to_string()).join("root");
-        let found = existing(&root, arch);
+        let found: Vec<PathBuf> = existing(&Search::container(&root), arch)
+            .into_iter()
+            .map(|f| f.0)
+            .collect();
         if found.is_empty() {
             continue;
         }
@@ -131,60 +93,9 @@ pub fn runtime_mounted(mounts: &str, file: &Path) -> bool {
     })
 }
 
-/// A human summary of where the search looked, for the error hint.
-pub fn searched_description(host_root: &Path, arch: &str) -> String {
-    let dirs = lib_dirs(arch).join(",");
-    let roots: Vec<String> = DRIVER_ROOTS
-        .iter()
-        .map(|r| host_root.join(r).display().to_string())
-        .collect();
-    format!("{{{}}}/{{{dirs}}}/libnvidia-ml.so{{.1,}}", roots.join(","))
-}
-
-/// Resolve `rel` under `root`, following up to 16 symlinks and re-rooting absolute targets.
-pub fn resolve_in_root(root: &Path, rel: &Path) -> Option<PathBuf> {
-    let mut p = root.join(rel);
-    for _ in 0..16 {
-        let meta = std::fs::symlink_metadata(&p).ok()?;
-        if !meta.file_type().is_symlink() {
-            return meta.is_file().then_some(p);
-        }
-        let target = std::fs::read_link(&p).ok()?;
-        p = if let Ok(abs) = target.strip_prefix("/") {
-            root.join(abs)
-        } else {
-            p.parent()?.join(target)
-        };
-    }
-    None
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn operator_root_first_and_own_arch_first() {
-        let c = candidates("x86_64");
-        assert_eq!(
-            c[0],
-            Path::new("run/nvidia/driver/usr/lib/x86_64-linux-gnu/libnvidia-ml.so.1")
-        );
-        assert_eq!(
-            c[2],
-            Path::new("run/nvidia/driver/usr/lib64/libnvidia-ml.so.1")
-        );
-        let first_host = c.iter().position(|p| !p.starts_with("run")).unwrap();
-        assert_eq!(
-            c[first_host],
-            Path::new("usr/lib/x86_64-linux-gnu/libnvidia-ml.so.1")
-        );
-        let a = candidates("aarch64");
-        assert_eq!(
-            a[0],
-            Path::new("run/nvidia/driver/usr/lib/aarch64-linux-gnu/libnvidia-ml.so.1")
-        );
-    }
 
     #[test]
     fn process_roots_are_searched_lowest_pid_first_without_our_own() {
@@ -265,24 +176,5 @@ mod tests {
             in_process_roots(proc_dir.path(), 99, "x86_64"),
             vec![root.join("usr/lib/x86_64-linux-gnu/libnvidia-ml.so.1")]
         );
-    }
-
-    #[test]
-    fn absolute_symlinks_resolve_inside_the_host_root() {
-        let root = tempfile::tempdir().unwrap();
-        let dir = root.path().join("usr/lib64");
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("libnvidia-ml.so.550.54.15"), b"x").unwrap();
-        // As installed by the RPM: an absolute link, which must not be followed into our own root.
-        std::os::unix::fs::symlink(
-            "/usr/lib64/libnvidia-ml.so.550.54.15",
-            dir.join("libnvidia-ml.so.1"),
-        )
-        .unwrap();
-        let found = existing(root.path(), "x86_64");
-        assert_eq!(found, vec![dir.join("libnvidia-ml.so.550.54.15")]);
-        // A dangling link is not a candidate.
-        std::fs::remove_file(dir.join("libnvidia-ml.so.550.54.15")).unwrap();
-        assert!(existing(root.path(), "x86_64").is_empty());
     }
 }

@@ -62,9 +62,10 @@ pub fn library_not_found(attempts: &[LoadAttempt]) -> ProbeError {
     )
     .hint(
         "run on a node with the NVIDIA driver installed: in a pod use runtimeClassName: nvidia (the \
-         container toolkit injects the library) or mount the host root at /host (GPU Operator driver \
-         root run/nvidia/driver or the distribution's lib dir), or pass --nvml-lib PATH; use \
-         --simulate NAME for a simulated node",
+         container toolkit injects the library) or mount the host root at /host; a driver root the \
+         list above lacks is named with --driver-root DIR (a host path, e.g. the GPU Operator's \
+         hostPaths.driverInstallDir), a single library with --nvml-lib PATH; use --simulate NAME for a \
+         simulated node",
     )
 }
 

@@ -16,16 +16,17 @@ use gpu_diag::facts::{NodeFacts, Sections};
 use nvml_wrapper::Nvml;
 use nvml_wrapper::error::NvmlError;
 
+use crate::driver_roots::Search;
 use crate::options::XidArgs;
 use errors::LoadAttempt;
 
 pub fn collect(
-    host_root: &Path,
+    search: &Search,
     lib: Option<&Path>,
     sections: Sections,
     xid: &XidArgs,
 ) -> Result<NodeFacts, ProbeError> {
-    let (nvml, path) = load(host_root, lib)?;
+    let (nvml, path) = load(search, lib)?;
     let mut facts = collect::node(&nvml, sections);
     if let Some(secs) = xid.watch {
         facts.nvml_xid_events = crate::xid_watch::watch(&nvml, secs);
@@ -65,28 +66,26 @@ fn init(path: &OsStr) -> Result<Nvml, InitFailure> {
     }
 }
 
-/// `--nvml-lib` alone when given; else the loader's search path, then the host-root candidates.
-fn load(host_root: &Path, explicit: Option<&Path>) -> Result<(Nvml, String), ProbeError> {
+/// `--nvml-lib` alone when given; else the loader's search path, then the driver roots under the host root.
+fn load(search: &Search, explicit: Option<&Path>) -> Result<(Nvml, String), ProbeError> {
+    let arch = std::env::consts::ARCH;
     let mut attempts = Vec::new();
     let mut tries: Vec<PathBuf> = Vec::new();
     match explicit {
         Some(p) => tries.push(p.to_path_buf()),
         None => {
             tries.push(PathBuf::from(discover::LOADER_NAME));
-            let found = discover::existing(host_root, std::env::consts::ARCH);
+            let found = discover::existing(search, arch);
             if found.is_empty() {
                 attempts.push(LoadAttempt {
-                    path: discover::searched_description(host_root, std::env::consts::ARCH),
+                    path: search.described(discover::LOADER_NAME, arch, true),
                     error: "no such file".to_string(),
                 });
             }
-            tries.extend(found);
+            tries.extend(found.into_iter().map(|f| f.0));
             if std::env::var_os(discover::IN_CONTAINERS_ENV).is_some() {
-                let roots = discover::in_process_roots(
-                    Path::new("/proc"),
-                    std::process::id(),
-                    std::env::consts::ARCH,
-                );
+                let roots =
+                    discover::in_process_roots(Path::new("/proc"), std::process::id(), arch);
                 if roots.is_empty() {
                     attempts.push(LoadAttempt {
                         path: "/proc/*/root/{the same directories}".to_string(),
@@ -106,6 +105,6 @@ fn load(host_root: &Path, explicit: Option<&Path>) -> Result<(Nvml, String), Pro
         }
     }
     // Keep the order the search used: loader first, then the host root.
-    attempts.sort_by_key(|a| !a.path.starts_with(discover::LOADER_NAME));
+    attempts.sort_by_key(|a| a.path != discover::LOADER_NAME);
     Err(errors::library_not_found(&attempts))
 }
