@@ -58,12 +58,17 @@ pub fn find_probe_bin(explicit: Option<&Path>) -> Result<PathBuf, String> {
             p.display()
         ));
     }
-    if let Ok(exe) = std::env::current_exe()
-        && let Some(dir) = exe.parent()
-    {
-        let candidate = dir.join("node-probe");
-        if candidate.is_file() {
-            return Ok(candidate);
+    if let Some(dir) = super::delivery::exe_dir() {
+        // `cargo install` puts node-probe beside the launcher; a release archive has this machine's Linux
+        // build under probes/ (packaging/release.sh).
+        let own = format!("node-probe-linux-{}", super::delivery::launcher_arch());
+        for candidate in [
+            dir.join("node-probe"),
+            dir.join(super::delivery::PROBES_DIR).join(own),
+        ] {
+            if candidate.is_file() {
+                return Ok(candidate);
+            }
         }
     }
     if let Some(path) = std::env::var_os("PATH") {
@@ -75,7 +80,7 @@ pub fn find_probe_bin(explicit: Option<&Path>) -> Result<PathBuf, String> {
         }
     }
     Err(
-        "node-probe not found next to k8s-gpu-mcp or on PATH; install it or pass --probe-bin PATH"
+        "node-probe not found next to k8s-gpu-mcp, in probes/ beside it, or on PATH; install it or pass --probe-bin PATH"
             .into(),
     )
 }

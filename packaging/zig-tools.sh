@@ -1,0 +1,33 @@
+# Sourced by packaging/build-probes.sh and packaging/release.sh: the Linux cross-build tools, installed when
+# missing, and the glibc baseline of every Linux build.
+
+# RHEL 8 / UBI 8 (the oldest glibc among the images GPU nodes run node-probe in; Ubuntu 20.04 has 2.31).
+GLIBC_BASELINE=2.28
+# Versions known to build this tree; a newer one already installed is used as it is.
+ZIGLANG_VERSION=0.17.1
+CARGO_ZIGBUILD_VERSION=0.24.0
+
+rust_triple() {
+  case "$1" in
+    amd64) echo x86_64-unknown-linux-gnu ;;
+    arm64) echo aarch64-unknown-linux-gnu ;;
+    *) echo "unknown architecture $1" >&2; return 1 ;;
+  esac
+}
+
+zig_tools() {
+  command -v cargo >/dev/null && command -v rustup >/dev/null ||
+    { echo "packaging: cargo and rustup are required (https://rustup.rs)" >&2; return 1; }
+  rustup target add x86_64-unknown-linux-gnu aarch64-unknown-linux-gnu >&2 ||
+    { echo "packaging: rustup target add failed" >&2; return 1; }
+  if ! python3 -c 'import ziglang' 2>/dev/null || ! command -v cargo-zigbuild >/dev/null; then
+    echo "packaging: installing ziglang $ZIGLANG_VERSION and cargo-zigbuild $CARGO_ZIGBUILD_VERSION (pip)" >&2
+    python3 -m pip install -q "ziglang==$ZIGLANG_VERSION" "cargo-zigbuild==$CARGO_ZIGBUILD_VERSION" >&2 ||
+      { echo "packaging: pip install of ziglang/cargo-zigbuild failed" >&2; return 1; }
+    # pip's scripts directory may not be on PATH (a user install).
+    PATH=$PATH:$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))')
+    command -v cargo-zigbuild >/dev/null ||
+      { echo "packaging: cargo-zigbuild installed but not on PATH" >&2; return 1; }
+  fi
+  python3 -m ziglang version >/dev/null || { echo "packaging: zig does not run" >&2; return 1; }
+}
