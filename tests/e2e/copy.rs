@@ -248,8 +248,7 @@ async fn release_layout_copies_the_probe_found_beside_the_launcher() {
     assert!(probe.is_file(), "{} missing", probe.display());
     let node = unique("release-node");
     let debian = pulled("docker.io/library/debian:bookworm-slim");
-    s.tb
-        .add_nodes(&[FakeNode::gpu(&node, "dgx-h100-xid79").images(&[&debian])]);
+    s.tb.add_nodes(&[FakeNode::gpu(&node, "dgx-h100-xid79").images(&[&debian])]);
     let path = dir.to_str().unwrap().to_string();
     let l = mcp::start_exact(
         s.tb,

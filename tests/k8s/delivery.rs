@@ -173,9 +173,17 @@ fn release_layout_probes_beside_the_launcher() {
     // A release archive: k8s-gpu-mcp with probes/node-probe-linux-{amd64,arm64} beside it.
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    assert_eq!(delivery::default_dir(d), d, "no probes/: the launcher's own directory");
+    assert_eq!(
+        delivery::default_dir(d),
+        d,
+        "no probes/: the launcher's own directory"
+    );
     std::fs::write(d.join("probes"), b"not a directory").unwrap();
-    assert_eq!(delivery::default_dir(d), d, "a file named probes is not the layout");
+    assert_eq!(
+        delivery::default_dir(d),
+        d,
+        "a file named probes is not the layout"
+    );
     std::fs::remove_file(d.join("probes")).unwrap();
     std::fs::create_dir(d.join("probes")).unwrap();
     std::fs::write(d.join("probes/node-probe-linux-arm64"), b"x").unwrap();
@@ -187,7 +195,10 @@ fn release_layout_probes_beside_the_launcher() {
     );
     // --probe-bin-dir still wins over the layout.
     let other = tempfile::tempdir().unwrap();
-    assert_eq!(ProbeBinaries::from_flag(Some(other.path())).dir, other.path());
+    assert_eq!(
+        ProbeBinaries::from_flag(Some(other.path())).dir,
+        other.path()
+    );
 }
 
 #[tokio::test]
