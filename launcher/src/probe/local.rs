@@ -47,7 +47,8 @@ impl LocalRunner {
     }
 }
 
-/// Resolve the node-probe binary: an explicit path, else `node-probe` next to this executable, else PATH.
+/// Resolve the node-probe binary: an explicit path, else `node-probe` next to this executable, else this
+/// machine's build in `probes/` beside it, else PATH.
 pub fn find_probe_bin(explicit: Option<&Path>) -> Result<PathBuf, String> {
     if let Some(p) = explicit {
         if p.is_file() {
