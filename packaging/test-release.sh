@@ -36,8 +36,9 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   apt-get update -qq && apt-get install -y -qq "${need_apt[@]}" >/dev/null ||
     fail "apt-get install ${need_apt[*]} (run as root, or install them)"
 fi
-python3 -c 'import jsonschema, yaml' 2>/dev/null ||
-  python3 -m pip install -q jsonschema pyyaml || fail "pip install jsonschema pyyaml"
+# shellcheck source=packaging/zig-tools.sh
+. packaging/zig-tools.sh
+python3 -c 'import jsonschema, yaml' 2>/dev/null || pip_install jsonschema pyyaml || fail "pip install jsonschema pyyaml"
 
 export CARGO_TARGET_DIR=$repo/target/release-test
 if [ "${TEST_RELEASE_FULL:-0}" != 1 ]; then

@@ -15,6 +15,15 @@ rust_triple() {
   esac
 }
 
+# pip install, also where the system's Python is marked externally managed (PEP 668: Debian's python3),
+# and with pip itself installed first where it is missing.
+pip_install() {
+  python3 -m pip --version >/dev/null 2>&1 ||
+    { apt-get update -qq && apt-get install -y -qq python3-pip >/dev/null; } ||
+    { echo "packaging: python3 has no pip" >&2; return 1; }
+  python3 -m pip install -q "$@" >&2 2>/dev/null || python3 -m pip install -q --break-system-packages "$@" >&2
+}
+
 zig_tools() {
   command -v cargo >/dev/null && command -v rustup >/dev/null ||
     { echo "packaging: cargo and rustup are required (https://rustup.rs)" >&2; return 1; }
@@ -22,7 +31,7 @@ zig_tools() {
     { echo "packaging: rustup target add failed" >&2; return 1; }
   if ! python3 -c 'import ziglang' 2>/dev/null || ! command -v cargo-zigbuild >/dev/null; then
     echo "packaging: installing ziglang $ZIGLANG_VERSION and cargo-zigbuild $CARGO_ZIGBUILD_VERSION (pip)" >&2
-    python3 -m pip install -q "ziglang==$ZIGLANG_VERSION" "cargo-zigbuild==$CARGO_ZIGBUILD_VERSION" >&2 ||
+    pip_install "ziglang==$ZIGLANG_VERSION" "cargo-zigbuild==$CARGO_ZIGBUILD_VERSION" ||
       { echo "packaging: pip install of ziglang/cargo-zigbuild failed" >&2; return 1; }
     # pip's scripts directory may not be on PATH (a user install).
     PATH=$PATH:$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))')
