@@ -4,6 +4,9 @@
 # (server.json) that points at it.
 # Usage: bash packaging/build-mcpb.sh [--debug] [OUT_DIR]     (default OUT_DIR: target/dist; --debug packs the
 #        debug build, which the test suite uses to save a release build)
+#        PROBES_DIR=DIR packs DIR's node-probe-linux-amd64 and -arm64 (packaging/build-probes.sh) under
+#        server/probes/; without it, this machine's own build only. The release's bundles, with both, come from
+#        packaging/ecosystem.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 profile=release
@@ -24,14 +27,24 @@ mcpb=packaging/mcpb/node_modules/.bin/mcpb
 
 stage=$(mktemp -d)
 trap 'rm -rf "$stage"' EXIT
-mkdir -p "$stage/server"
-# node-probe next to the launcher: local mode and copy delivery find it there.
-cp "$target_dir/$profile/k8s-gpu-mcp" "$target_dir/$profile/node-probe" "$stage/server/"
+mkdir -p "$stage/server/probes"
+# node-probe under probes/ beside the launcher (the release archives' layout): local mode and copy delivery
+# find it there.
+arch=$(uname -m | sed 's/x86_64/amd64/; s/aarch64/arm64/')
+cp "$target_dir/$profile/k8s-gpu-mcp" "$stage/server/"
+if [ -n "${PROBES_DIR:-}" ]; then
+  cp "$PROBES_DIR/node-probe-linux-amd64" "$PROBES_DIR/node-probe-linux-arm64" "$stage/server/probes/"
+else
+  cp "$target_dir/$profile/node-probe" "$stage/server/probes/node-probe-linux-$arch"
+fi
 # The release profile strips already; a debug build would make a bundle of 100 MB.
-if [ "$profile" = debug ] && command -v strip >/dev/null; then strip "$stage"/server/*; fi
+if [ "$profile" = debug ] && command -v strip >/dev/null; then
+  strip "$stage/server/k8s-gpu-mcp"
+  [ -n "${PROBES_DIR:-}" ] || strip "$stage/server/probes/node-probe-linux-$arch"
+fi
 cp LICENSE README.md "$stage/"
-python3 packaging/fill.py manifest "$version" "$stage/server/k8s-gpu-mcp" "$stage/server/node-probe" \
-  >"$stage/manifest.json"
+python3 packaging/fill.py manifest "$version" "$stage/server/k8s-gpu-mcp" \
+  "$stage/server/probes/node-probe-linux-$arch" >"$stage/manifest.json"
 "$mcpb" validate "$stage/manifest.json"
 
 bundle="$out/k8s-gpu-mcp-$version-$(uname -s | tr A-Z a-z)-$(uname -m).mcpb"

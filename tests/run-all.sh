@@ -2,7 +2,7 @@
 # Runs every test of the project: formatting, lints, unit/integration/snapshot tests of all crates, the
 # end-to-end suite against a real etcd + kube-apiserver + kwok (built once and cached outside the repo), and
 # the official MCP TypeScript SDK client against the launcher (npm installs it into tests/mcp-sdk), and the
-# packaging: crates publishable, the README's install commands, the Claude Desktop bundle.
+# packaging: crates publishable, the README's install commands, the Claude Desktop bundle, the release.
 # Usage: bash tests/run-all.sh          (SKIP_E2E=1 skips building the control plane and the e2e suite)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -81,4 +81,9 @@ step "the README's install commands, from a clean clone (release builds cached i
 bash packaging/test-install.sh
 step "Claude Desktop bundle, validated by the official bundle CLI (debug build)"
 bash packaging/build-mcpb.sh --debug >/dev/null
+# The release: Linux archives cross-built for glibc 2.28 (amd64, arm64), their glibc ceiling, the arm64
+# node-probe under qemu-user against the amd64 one, the amd64 archive used from an empty directory (quick start,
+# copy delivery against the testbed), the krew manifest, server.json and bundles checked against the digests.
+step "the release archives, built and used (packaging/test-release.sh; builds cached in target/release-test)"
+bash packaging/test-release.sh
 step "all tests passed"

@@ -128,7 +128,8 @@ pub struct GlobalArgs {
     /// this scenario file when the value is a path ending in `.json`.
     #[arg(long, global = true, value_name = "SCENARIO")]
     pub simulate: Option<String>,
-    /// node-probe binary for local mode (default: next to this executable, then PATH).
+    /// node-probe binary for local mode (default: next to this executable, then this machine's build in
+    /// probes/ beside it (a release archive), then PATH).
     #[arg(long, global = true, value_name = "PATH")]
     pub probe_bin: Option<PathBuf>,
     /// `operator` also lists the tools that act on GPUs and nodes.
@@ -201,8 +202,9 @@ pub struct ClusterArgs {
           value_parser = ["auto", "image", "copy"])]
     pub probe_delivery: String,
     /// Copy delivery: directory with node-probe builds named node-probe-linux-amd64 / node-probe-linux-arm64
-    /// (or amd64/node-probe, arm64/node-probe); default: next to this executable, where a plain `node-probe`
-    /// also serves nodes of the launcher's own architecture.
+    /// (or amd64/node-probe, arm64/node-probe); default: probes/ beside this executable when it exists (a
+    /// release archive), else next to it, where a plain `node-probe` also serves nodes of the launcher's own
+    /// architecture.
     #[arg(long, global = true, value_name = "DIR")]
     pub probe_bin_dir: Option<PathBuf>,
     /// priorityClassName of probe pods (default system-node-critical: the kubelet admits them on a node under

@@ -220,6 +220,64 @@ async fn copy_mode_failures_are_clear_and_leave_no_pod() {
     s.assert_no_pods();
 }
 
+/// A release archive's layout (packaging/release.sh): the launcher with `probes/node-probe-linux-*` beside
+/// it, and no flag naming them. `K8S_GPU_MCP_RELEASE_DIR` names an unpacked archive (packaging/test-release.sh
+/// sets it); without it the layout is made here from this tree's builds, so the e2e suite always checks it.
+/// The launcher runs with PATH holding only its own directory.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn release_layout_copies_the_probe_found_beside_the_launcher() {
+    if skipped() {
+        return;
+    }
+    let s = setup("copy-release");
+    let dir = match std::env::var_os("K8S_GPU_MCP_RELEASE_DIR") {
+        Some(d) => PathBuf::from(d),
+        None => {
+            let dir = s.tb.dir.join(unique("release-layout"));
+            std::fs::create_dir_all(dir.join("probes")).unwrap();
+            std::fs::copy(mcp::LAUNCHER, dir.join("k8s-gpu-mcp")).unwrap();
+            std::fs::copy(
+                amd64_only_bin_dir(s.tb).join("node-probe-linux-amd64"),
+                dir.join("probes/node-probe-linux-amd64"),
+            )
+            .unwrap();
+            dir
+        }
+    };
+    let probe = dir.join("probes/node-probe-linux-amd64");
+    assert!(probe.is_file(), "{} missing", probe.display());
+    let node = unique("release-node");
+    let debian = pulled("docker.io/library/debian:bookworm-slim");
+    s.tb.add_nodes(&[FakeNode::gpu(&node, "dgx-h100-xid79").images(&[&debian])]);
+    let path = dir.to_str().unwrap().to_string();
+    let l = mcp::start_exact(
+        s.tb,
+        User::Reader,
+        &s.ns,
+        &dir.join("k8s-gpu-mcp"),
+        &[],
+        &[("PATH", &path)],
+    )
+    .await;
+    let v = l.ok("get_gpu_health", json!({"node_name": node})).await;
+    assert_eq!(v["run"]["probe"]["node_name"], node.as_str());
+    assert_eq!(v["run"]["probe"]["source"], "simulated:dgx-h100-xid79");
+    let log = l.stderr();
+    assert!(
+        log.contains("probe delivery: copy into an image from the node"),
+        "{log}"
+    );
+    // The build streamed is the one under probes/, found without --probe-bin-dir.
+    let found = std::fs::canonicalize(&probe).unwrap();
+    assert!(
+        log.contains(&format!("path={}", found.display())),
+        "expected node-probe from {}: {log}",
+        found.display()
+    );
+    l.stop().await;
+    s.assert_no_pods();
+}
+
 /// The default delivery (no --probe-image): node-probe copied into an image the node already lists in
 /// status.images, the best-ranked one; the notee node's image lacks tee, so the next one is tried and that
 /// choice is remembered. A node whose images are all unusable is refused before any pod exists, naming them.

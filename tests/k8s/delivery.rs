@@ -168,6 +168,39 @@ fn architecture_selection() {
     );
 }
 
+#[test]
+fn release_layout_probes_beside_the_launcher() {
+    // A release archive: k8s-gpu-mcp with probes/node-probe-linux-{amd64,arm64} beside it.
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    assert_eq!(
+        delivery::default_dir(d),
+        d,
+        "no probes/: the launcher's own directory"
+    );
+    std::fs::write(d.join("probes"), b"not a directory").unwrap();
+    assert_eq!(
+        delivery::default_dir(d),
+        d,
+        "a file named probes is not the layout"
+    );
+    std::fs::remove_file(d.join("probes")).unwrap();
+    std::fs::create_dir(d.join("probes")).unwrap();
+    std::fs::write(d.join("probes/node-probe-linux-arm64"), b"x").unwrap();
+    let probes = delivery::default_dir(d);
+    assert_eq!(probes, d.join("probes"));
+    assert_eq!(
+        find_binary(&probes, "n1", "arm64", "amd64").unwrap(),
+        d.join("probes/node-probe-linux-arm64")
+    );
+    // --probe-bin-dir still wins over the layout.
+    let other = tempfile::tempdir().unwrap();
+    assert_eq!(
+        ProbeBinaries::from_flag(Some(other.path())).dir,
+        other.path()
+    );
+}
+
 #[tokio::test]
 async fn payloads_are_built_once_per_architecture() {
     let dir = tempfile::tempdir().unwrap();

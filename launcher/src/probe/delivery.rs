@@ -86,6 +86,28 @@ fn elf_machine(arch: &str) -> Option<u16> {
     }
 }
 
+/// The release archives' directory of node-probe builds, beside the launcher (packaging/release.sh).
+pub const PROBES_DIR: &str = "probes";
+
+/// The directory of the launcher's executable, links resolved: krew starts the launcher through a link
+/// (`kubectl-gpu_mcp`) in its bin directory, and `current_exe` may return the link's path (macOS).
+pub fn exe_dir() -> Option<PathBuf> {
+    let exe = std::env::current_exe().ok()?;
+    let exe = std::fs::canonicalize(&exe).unwrap_or(exe);
+    exe.parent().map(Path::to_path_buf)
+}
+
+/// Where copy delivery looks without `--probe-bin-dir`: `probes/` beside the launcher when it is there (a
+/// release archive), else the launcher's own directory (`cargo install` puts `node-probe` there).
+pub fn default_dir(exe_dir: &Path) -> PathBuf {
+    let probes = exe_dir.join(PROBES_DIR);
+    if probes.is_dir() {
+        probes
+    } else {
+        exe_dir.to_path_buf()
+    }
+}
+
 /// File names looked for in a directory, in order, for a node of `arch`. A plain `node-probe` only stands for
 /// the launcher's own architecture (it is what `cargo build` produces next to the launcher).
 pub fn candidates(dir: &Path, arch: &str, launcher_arch: &str) -> Vec<PathBuf> {
@@ -380,13 +402,11 @@ impl ProbeBinaries {
         }
     }
 
-    /// `--probe-bin-dir`, else next to the launcher executable.
+    /// `--probe-bin-dir`, else [`default_dir`] of the launcher executable's directory.
     pub fn from_flag(bin_dir: Option<&Path>) -> Self {
         let dir = bin_dir.map(Path::to_path_buf).unwrap_or_else(|| {
-            std::env::current_exe()
-                .ok()
-                .and_then(|p| p.parent().map(Path::to_path_buf))
-                .unwrap_or_else(|| PathBuf::from("."))
+            let exe_dir = exe_dir().unwrap_or_else(|| PathBuf::from("."));
+            default_dir(&exe_dir)
         });
         ProbeBinaries::new(dir)
     }

@@ -47,7 +47,8 @@ impl LocalRunner {
     }
 }
 
-/// Resolve the node-probe binary: an explicit path, else `node-probe` next to this executable, else PATH.
+/// Resolve the node-probe binary: an explicit path, else `node-probe` next to this executable, else this
+/// machine's build in `probes/` beside it, else PATH.
 pub fn find_probe_bin(explicit: Option<&Path>) -> Result<PathBuf, String> {
     if let Some(p) = explicit {
         if p.is_file() {
@@ -58,12 +59,17 @@ pub fn find_probe_bin(explicit: Option<&Path>) -> Result<PathBuf, String> {
             p.display()
         ));
     }
-    if let Ok(exe) = std::env::current_exe()
-        && let Some(dir) = exe.parent()
-    {
-        let candidate = dir.join("node-probe");
-        if candidate.is_file() {
-            return Ok(candidate);
+    if let Some(dir) = super::delivery::exe_dir() {
+        // `cargo install` puts node-probe beside the launcher; a release archive has this machine's Linux
+        // build under probes/ (packaging/release.sh).
+        let own = format!("node-probe-linux-{}", super::delivery::launcher_arch());
+        for candidate in [
+            dir.join("node-probe"),
+            dir.join(super::delivery::PROBES_DIR).join(own),
+        ] {
+            if candidate.is_file() {
+                return Ok(candidate);
+            }
         }
     }
     if let Some(path) = std::env::var_os("PATH") {
@@ -75,7 +81,7 @@ pub fn find_probe_bin(explicit: Option<&Path>) -> Result<PathBuf, String> {
         }
     }
     Err(
-        "node-probe not found next to k8s-gpu-mcp or on PATH; install it or pass --probe-bin PATH"
+        "node-probe not found next to k8s-gpu-mcp, in probes/ beside it, or on PATH; install it or pass --probe-bin PATH"
             .into(),
     )
 }
