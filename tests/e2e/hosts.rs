@@ -174,3 +174,96 @@ async fn every_host_configuration_setup_prints_starts_and_answers() {
         client.cancel().await.ok();
     }
 }
+
+/// The Claude Desktop bundle's manifest (packaging/mcpb/manifest.json, which server.json's packages point at):
+/// its `mcp_config` command started as the host starts it, `${__dirname}` the unpacked bundle and each
+/// `${user_config.*}` what the user entered or its default (an empty context: the kubeconfig's current one).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bundle_manifests_command_starts_and_answers() {
+    if skipped() {
+        return;
+    }
+    let tb = Testbed::shared();
+    tb.bind_reader(User::Reader);
+    let ns = unique("e2e-mcpb");
+    tb.probe_namespace(&ns, User::Reader);
+    let group = unique("mcpb");
+    let node = unique("gpu-mcpb");
+    tb.add_nodes(&[FakeNode::gpu(&node, "dgx-h100-healthy").label("e2e-group", &group)]);
+
+    let manifest: Value = json(
+        &std::fs::read_to_string(crate::testbed::repo_root().join("packaging/mcpb/manifest.json"))
+            .unwrap(),
+    );
+    let bundle = tempfile::tempdir().unwrap();
+    std::fs::create_dir(bundle.path().join("server")).unwrap();
+    std::fs::copy(
+        LAUNCHER,
+        bundle
+            .path()
+            .join(manifest["server"]["entry_point"].as_str().unwrap()),
+    )
+    .unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let kubeconfig = tb.kubeconfig(User::Reader);
+    let user_config = |key: &str| -> String {
+        match key {
+            "kubeconfig" => kubeconfig.display().to_string(),
+            "namespace" => ns.clone(),
+            // What the user leaves as it is: the manifest's default.
+            other => manifest["user_config"][other]["default"]
+                .as_str()
+                .unwrap_or_else(|| panic!("user_config.{other} has no default"))
+                .to_string(),
+        }
+    };
+    let fill = |s: &str| -> String {
+        let mut s = s.replace("${__dirname}", &bundle.path().display().to_string());
+        while let Some(at) = s.find("${user_config.") {
+            let end = at + s[at..].find('}').unwrap();
+            let key = s[at + "${user_config.".len()..end].to_string();
+            s.replace_range(at..=end, &user_config(&key));
+        }
+        assert!(!s.contains("${"), "unfilled placeholder in {s}");
+        s
+    };
+    let config = &manifest["server"]["mcp_config"];
+    let command = fill(config["command"].as_str().unwrap());
+    let args: Vec<String> = config["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| fill(a.as_str().unwrap()))
+        .collect();
+    let log = home.path().join("server.log");
+    let cmd = tokio::process::Command::new(&command).configure(|c| {
+        c.args(&args);
+        host_env(c, home.path());
+    });
+    let Connected { client, .. } =
+        harness::connect((), cmd, Stdio::from(std::fs::File::create(&log).unwrap()))
+            .await
+            .unwrap_or_else(|e| {
+                panic!(
+                    "the bundle's server did not start: {e}\n{command} {args:?}\n{}",
+                    std::fs::read_to_string(&log).unwrap_or_default()
+                )
+            });
+    assert!(
+        harness::tool_names(&client)
+            .await
+            .iter()
+            .any(|t| t == "list_gpu_nodes")
+    );
+    let result = client
+        .call_tool(harness::request(
+            "list_gpu_nodes",
+            json!({"label_selector": format!("e2e-group={group}")}),
+        ))
+        .await
+        .expect("tools/call");
+    assert_ne!(result.is_error, Some(true), "{result:?}");
+    let v = harness::structured(&result);
+    assert_eq!(v["nodes"][0]["name"], node.as_str(), "{v}");
+    client.cancel().await.ok();
+}
