@@ -12,6 +12,7 @@ mod hostile;
 mod launcher;
 mod mcp;
 mod operator;
+mod platforms;
 mod workload;
 
 use std::time::Duration;
