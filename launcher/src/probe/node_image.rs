@@ -395,6 +395,7 @@ impl NodeImages {
 
     /// The image to use on `node`: the one that worked before if the node still has it, else the best
     /// ranked one not yet found unusable. Err: why there is none.
+    #[cfg(test)]
     pub fn choose(&self, node_name: &str, node: &Node) -> Result<Candidate, String> {
         self.choose_for(node_name, node, None)
     }
