@@ -460,19 +460,28 @@ fn setup_grants_the_probe_service_account_the_privileged_scc() {
         binding["subjects"],
         json!([{"kind": "ServiceAccount", "name": "default", "namespace": ns}])
     );
-    // The service account may now `use` the SCC (the API server's own authorizer says so).
-    let can = tb.kubectl_as(
+    // The service account may now `use` the SCC: the API server's own authorizer says so.
+    let review = json!({
+        "apiVersion": "authorization.k8s.io/v1",
+        "kind": "SubjectAccessReview",
+        "spec": {
+            "user": format!("system:serviceaccount:{ns}:default"),
+            "groups": ["system:serviceaccounts", format!("system:serviceaccounts:{ns}")],
+            "resourceAttributes": {
+                "group": "security.openshift.io",
+                "resource": "securitycontextconstraints",
+                "name": "privileged",
+                "verb": "use",
+                "namespace": ns,
+            },
+        },
+    });
+    let out = tb.kubectl_as(
         User::Admin,
-        &[
-            "auth",
-            "can-i",
-            "use",
-            "securitycontextconstraints.security.openshift.io/privileged",
-            "-n",
-            &ns,
-            &format!("--as=system:serviceaccount:{ns}:default"),
-        ],
-        None,
+        &["create", "-o", "json", "-f", "-"],
+        Some(&review.to_string()),
     );
-    assert_eq!(String::from_utf8_lossy(&can.stdout).trim(), "yes");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let answer = json(&String::from_utf8_lossy(&out.stdout));
+    assert_eq!(answer["status"]["allowed"], true, "{answer:#}");
 }
