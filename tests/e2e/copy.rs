@@ -19,7 +19,7 @@ const BASE_IMAGE: &str = "docker.io/library/debian:bookworm-slim";
 /// A directory holding only `node-probe-linux-amd64`: this tree's node-probe, stripped (the debug build is
 /// ~95 MB with debug info; stripped it streams in a fraction of the time). Inside the testbed's directory,
 /// removed with it.
-fn amd64_only_bin_dir(tb: &Testbed) -> &'static Path {
+pub(crate) fn amd64_only_bin_dir(tb: &Testbed) -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
         let dir = tb.dir.join("probe-bins-amd64");

@@ -13,6 +13,7 @@ mod hosts;
 mod launcher;
 mod mcp;
 mod operator;
+mod platforms;
 mod workload;
 
 use std::time::Duration;

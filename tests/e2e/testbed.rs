@@ -448,6 +448,42 @@ impl Testbed {
         }
     }
 
+    /// Create a node from a whole Node object (a platform fixture, tests/fixtures/nodes/) managed by kwok
+    /// and answering with `scenario`: its labels, taints, images and nodeInfo as given; the name, kwok's
+    /// annotation and loopback addresses (so the API server reaches kwok's kubelet) are set here. Waits
+    /// until kwok has made it Ready.
+    pub fn add_node_object(&self, mut node: serde_json::Value, scenario: &str) {
+        let name = node["metadata"]["name"]
+            .as_str()
+            .expect("node has a name")
+            .to_string();
+        node["metadata"]["annotations"]["kwok.x-k8s.io/node"] = "fake".into();
+        node["metadata"]["annotations"]["node.alpha.kubernetes.io/ttl"] = "0".into();
+        node["metadata"]["labels"]["kubernetes.io/hostname"] = name.clone().into();
+        node["status"]["addresses"] = serde_json::json!([
+            {"type": "InternalIP", "address": "127.0.0.1"},
+            {"type": "Hostname", "address": name},
+        ]);
+        {
+            let _guard = self.map_lock.lock().unwrap_or_else(|e| e.into_inner());
+            let path = PathBuf::from(self.var("TESTBED_SCENARIO_MAP"));
+            let mut map: BTreeMap<String, String> =
+                serde_json::from_str(&std::fs::read_to_string(&path).expect("scenario map"))
+                    .expect("scenario map is JSON");
+            map.insert(name.clone(), scenario.to_string());
+            let tmp = path.with_extension(format!("tmp{}", SEQ.fetch_add(1, Ordering::Relaxed)));
+            std::fs::write(&tmp, serde_json::to_string_pretty(&map).unwrap()).expect("write map");
+            std::fs::rename(&tmp, &path).expect("rename map");
+        }
+        self.apply(&node.to_string());
+        self.kubectl(&[
+            "wait",
+            "--for=condition=Ready",
+            "--timeout=180s",
+            &format!("node/{name}"),
+        ]);
+    }
+
     /// Create a probe namespace the way deploy/ does (Pod Security `privileged`), with the `default`
     /// ServiceAccount the absent controller-manager would create, and bind deploy/'s `k8s-gpu-mcp-probe` role
     /// to `user` there (as deploy/bindings-example.yaml does for gpu-diagnostics).

@@ -335,7 +335,7 @@ fn real_node_suite() {
         case!(allocation_is_exact_from_the_kubelet_and_processes_are_named),
         case!(diagnose_workload_reads_the_ranks_logs_and_a_restarted_containers_previous_log),
         case!(ephemeral_container_in_a_real_pod),
-        case!(cordoned_node_with_no_execute_taint_is_probed),
+        case!(tainted_gpu_node_is_probed),
         case!(node_under_disk_pressure_admits_the_critical_probe_pod),
         case!(copy_delivery_into_broken_images_fails_clearly),
         case!(pod_security_denial_names_the_namespace_and_the_fix),
@@ -1031,16 +1031,43 @@ async fn ephemeral_container_in_a_real_pod(c: &Ctx) {
     c.delete_workload("planted");
 }
 
-async fn cordoned_node_with_no_execute_taint_is_probed(c: &Ctx) {
+/// A cordoned GPU node tainted as GPU nodes are (`nvidia.com/gpu:NoSchedule`, then GKE's
+/// `nvidia.com/gpu=present:NoSchedule`) and with a custom `NoExecute` taint, which the real kubelet enforces
+/// at admission (a pod that does not tolerate it is rejected): probe pods of both deliveries run there.
+async fn tainted_gpu_node_is_probed(c: &Ctx) {
     let n = c.name();
     c.tb.kubectl(&["cordon", n]);
-    c.tb.kubectl(&["taint", "node", n, "testbed/broken=yes:NoExecute"]);
-    let l = c.image_launcher().await;
-    let r = l.call("get_gpu_health", json!({"node_name": n})).await;
-    c.tb.kubectl(&["taint", "node", n, "testbed/broken=yes:NoExecute-"]);
+    let taints = [
+        "testbed/broken=yes:NoExecute",
+        "nvidia.com/gpu:NoSchedule",
+        "nvidia.com/gpu=present:NoSchedule",
+    ];
+    c.tb.kubectl(&["taint", "node", n, taints[0], taints[1]]);
+    let image = c.image_launcher().await;
+    let copy = c.copy_launcher(node::BASE_IMAGE).await;
+    let mut results = Vec::new();
+    for round in 0..2 {
+        if round == 1 {
+            // GKE's form of the GPU taint (same key and effect: it replaces the first).
+            c.tb.kubectl(&["taint", "node", n, taints[2], "--overwrite"]);
+        }
+        for l in [&image, &copy] {
+            results.push(l.call("get_gpu_health", json!({"node_name": n})).await);
+        }
+    }
+    let spec =
+        c.tb.kubectl(&["get", "node", n, "-o", "jsonpath={.spec.taints}"]);
+    c.tb.kubectl(&["taint", "node", n, "testbed/broken-", "nvidia.com/gpu-"]);
     c.tb.kubectl(&["uncordon", n]);
-    assert_ne!(r.is_error, Some(true), "{}", mcp::text(&r));
-    l.stop().await;
+    assert!(
+        spec.contains("NoExecute") && spec.contains("\"value\":\"present\""),
+        "{spec}"
+    );
+    for r in &results {
+        assert_ne!(r.is_error, Some(true), "{}", mcp::text(r));
+    }
+    image.stop().await;
+    copy.stop().await;
     c.assert_no_probe_pods();
 }
 

@@ -23,7 +23,7 @@ use serde_json::Value;
 use crate::cli::{CheckArgs, Config, Mode, OutputFormat};
 use crate::cluster::backend::{gpu_node, is_gpu_node};
 use crate::cluster::clients::Clients;
-use crate::probe::delivery::Delivery;
+use crate::probe::delivery::{self, Delivery, DeliveryError, ProbeBinaries};
 use crate::probe::kube::K8sConfig;
 use crate::probe::node_image;
 use crate::probe::pod;
@@ -218,9 +218,11 @@ async fn checks_with_client(client: Client, opts: &CheckOptions, report: &mut Ch
         )),
     }
     let nodes = node_checks(&client, opts, report).await;
-    report
-        .checks
-        .push(admission_check(&client, opts, nodes.first()).await);
+    report.checks.extend(probe_checks(&client, opts).await);
+    let admission = admission_check(&client, opts, nodes.first()).await;
+    let openshift = openshift_check(&client, opts, &admission).await;
+    report.checks.push(admission);
+    report.checks.extend(openshift);
 }
 
 fn finish(mut report: CheckReport) -> CheckReport {
@@ -829,6 +831,239 @@ async fn admission_check(
         }
         Err(e) => Check::fail(name, format!("dry-run create: {e}"), "kubectl cluster-info"),
     }
+}
+
+/// The GPU nodes of the selection (for the checks that need the Node objects; None: the list failed, which
+/// `node_checks` already reported).
+async fn gpu_nodes(client: &Client, opts: &CheckOptions) -> Option<Vec<Node>> {
+    let mut lp = ListParams::default();
+    if let Some(s) = &opts.selector {
+        lp = lp.labels(s);
+    }
+    let api: Api<Node> = Api::all(client.clone());
+    let nodes = api.list(&lp).await.ok()?.items;
+    Some(nodes.into_iter().filter(is_gpu_node).collect())
+}
+
+/// A node-probe build as copy delivery would send it: where it is and the oldest glibc it runs on.
+#[derive(Debug, Clone)]
+pub struct ProbeBuild {
+    pub path: PathBuf,
+    pub glibc: Option<(u32, u32)>,
+}
+
+/// Look up and read the build for `arch` as the launcher would ([`ProbeBinaries`]'s directory and names).
+pub fn probe_build(bins: &ProbeBinaries, node: &str, arch: &str) -> Result<ProbeBuild, String> {
+    let no_build = |looked: String| {
+        format!("no node-probe for linux/{arch} (node {node}): looked for {looked}")
+    };
+    let path = match delivery::find_binary(&bins.dir, node, arch, &bins.launcher_arch) {
+        Ok(p) => p,
+        Err(DeliveryError::NoBinary { looked, .. }) => return Err(no_build(looked)),
+        Err(e) => return Err(e.to_string()),
+    };
+    let data =
+        std::fs::read(&path).map_err(|e| format!("node-probe build {}: {e}", path.display()))?;
+    let payload = delivery::Payload::build(arch, &path, &data).map_err(|e| e.to_string())?;
+    Ok(ProbeBuild {
+        path,
+        glibc: payload.glibc,
+    })
+}
+
+/// Copy delivery (the default): for each GPU node, the node-probe build for its architecture
+/// (`status.nodeInfo.architecture`) and whether the base image node-probe goes into can run it: its glibc
+/// as far as the image's name tells ([`node_image::glibc_of`]). A base known to be older is not tried by the
+/// delivery; the row says which image is used instead, or that none is left. One row per node
+/// (`probe/<node>`); none with image delivery (node-probe is in the probe image).
+async fn probe_checks(client: &Client, opts: &CheckOptions) -> Vec<Check> {
+    if delivery(&opts.k8s) != Delivery::Copy {
+        return Vec::new();
+    }
+    let Some(nodes) = gpu_nodes(client, opts).await else {
+        return Vec::new();
+    };
+    let bins = ProbeBinaries::from_flag(opts.k8s.probe_bin_dir.as_deref());
+    let mut builds: std::collections::HashMap<String, Result<ProbeBuild, String>> =
+        Default::default();
+    nodes
+        .iter()
+        .map(|n| {
+            let name = n.metadata.name.clone().unwrap_or_default();
+            let arch = n
+                .status
+                .as_ref()
+                .and_then(|s| s.node_info.as_ref())
+                .map(|i| i.architecture.clone())
+                .unwrap_or_default();
+            let build = builds
+                .entry(arch.clone())
+                .or_insert_with(|| probe_build(&bins, &name, &arch));
+            probe_check(
+                n,
+                &arch,
+                build,
+                &bins.dir,
+                opts.k8s.probe_image.as_deref(),
+                &opts.k8s.trust,
+            )
+        })
+        .collect()
+}
+
+/// One node's `probe/<node>` row (see [`probe_checks`]).
+pub fn probe_check(
+    node: &Node,
+    arch: &str,
+    build: &Result<ProbeBuild, String>,
+    dir: &Path,
+    configured: Option<&str>,
+    policy: &TrustPolicy,
+) -> Check {
+    let node_name = node.metadata.name.clone().unwrap_or_default();
+    let name = format!("probe/{node_name}");
+    let release =
+        "the release archive's probes/ (built for glibc 2.28 by packaging/build-probes.sh)";
+    let b = match build {
+        Ok(b) => b,
+        Err(e) => {
+            // The cached error names the first node of this architecture; name this one.
+            let e = match e.split_once("): ") {
+                Some((head, rest)) if head.starts_with("no node-probe for linux/") => {
+                    format!("no node-probe for linux/{arch} (node {node_name}): {rest}")
+                }
+                _ => e.clone(),
+            };
+            let fix = if arch.is_empty() {
+                "the node reports no status.nodeInfo.architecture; use --probe-image with the probe image (deploy/probe-image)".to_string()
+            } else {
+                format!(
+                    "put node-probe-linux-{arch} in {} (or name its directory with --probe-bin-dir DIR), or download the release archive, which holds the amd64 and arm64 builds",
+                    dir.display()
+                )
+            };
+            return Check::fail(name, e, fix);
+        }
+    };
+    let Some(need) = b.glibc else {
+        return Check::ok(
+            name,
+            format!(
+                "node-probe {} for linux/{arch} (no glibc version needed)",
+                b.path.display()
+            ),
+        );
+    };
+    let needs = format!("needs glibc {}.{} or newer", need.0, need.1);
+    let build_text = format!("node-probe {} for linux/{arch} {needs}", b.path.display());
+    let fix_old =
+        format!("use a node-probe built for an older glibc: {release}, with --probe-bin-dir DIR");
+    let judge = |image: &str, extra: String| match node_image::glibc_of(image) {
+        Some((has, why)) if has < need => Check::fail(
+            name.clone(),
+            format!(
+                "{build_text}; {image} has glibc {}.{} ({why}){extra}",
+                has.0, has.1
+            ),
+            fix_old.clone(),
+        ),
+        Some((has, why)) => Check::ok(
+            name.clone(),
+            format!(
+                "{build_text}; {image} has glibc {}.{} ({why}){extra}",
+                has.0, has.1
+            ),
+        ),
+        None => Check::warn(
+            name.clone(),
+            format!("{build_text}; the glibc of {image} cannot be told from its name{extra}"),
+            format!(
+                "if a call fails with `GLIBC_{}.{}' not found`, {fix_old}",
+                need.0, need.1
+            ),
+        ),
+    };
+    if let Some(image) = configured {
+        return judge(image, String::new());
+    }
+    let (usable, too_old) = node_image::rank_for(node, &BTreeSet::new(), policy, Some(need));
+    let skipped = if too_old.is_empty() {
+        String::new()
+    } else {
+        format!("; not tried, too old: {}", too_old.join(", "))
+    };
+    match usable.first() {
+        Some(c) => judge(&c.label, skipped),
+        None if !too_old.is_empty() => Check::fail(
+            name,
+            format!("{build_text}; every trusted base the node lists is older{skipped}"),
+            fix_old,
+        ),
+        // No base at all: the image/ row says so and how to fix it.
+        None => Check::ok(name, build_text),
+    }
+}
+
+/// OpenShift's API group: Security Context Constraints admit pods there
+/// (https://docs.openshift.com/container-platform/4.16/authentication/managing-security-context-constraints.html).
+pub const OPENSHIFT_SCC_GROUP: &str = "security.openshift.io";
+/// The label OpenShift's machine-config daemon sets on RHCOS nodes (`node.openshift.io/os_id=rhcos`).
+pub const OPENSHIFT_NODE_LABEL: &str = "node.openshift.io/os_id";
+
+/// OpenShift: recognised by its SCC API group or its nodes' label. There the probe pod must be allowed a
+/// privileged SCC, for the user who creates it or the namespace's `default` service account; `setup` prints
+/// the Role and RoleBinding that give the service account `use` of the `privileged` SCC. The admission dry
+/// run goes through SCC admission, so its verdict decides this row. None: not OpenShift.
+async fn openshift_check(client: &Client, opts: &CheckOptions, admission: &Check) -> Option<Check> {
+    let groups = client.list_api_groups().await.ok();
+    let by_group = groups
+        .iter()
+        .flat_map(|g| g.groups.iter())
+        .any(|g| g.name == OPENSHIFT_SCC_GROUP);
+    let by_label = if by_group {
+        None
+    } else {
+        gpu_nodes(client, opts).await.and_then(|nodes| {
+            nodes.into_iter().find_map(|n| {
+                let v = n
+                    .metadata
+                    .labels
+                    .as_ref()?
+                    .get(OPENSHIFT_NODE_LABEL)?
+                    .clone();
+                Some(format!(
+                    "node {} has {OPENSHIFT_NODE_LABEL}={}",
+                    n.metadata.name.unwrap_or_default(),
+                    crate::cluster::labels::label_value(&v)
+                ))
+            })
+        })
+    };
+    let why = match (by_group, by_label) {
+        (true, _) => format!("the API server serves {OPENSHIFT_SCC_GROUP}"),
+        (false, Some(l)) => l,
+        (false, None) => return None,
+    };
+    let ns = &opts.k8s.namespace;
+    Some(if admission.status == Status::Ok {
+        Check::ok(
+            "openshift",
+            format!(
+                "OpenShift ({why}): the probe pod was admitted, so a privileged SCC is allowed for it in {ns}"
+            ),
+        )
+    } else {
+        // A warning: the admission row above already fails; this names the likely cause on OpenShift.
+        Check::warn(
+            "openshift",
+            format!(
+                "OpenShift ({why}): probe pods need the privileged SCC, and the admission dry run was refused"
+            ),
+            format!(
+                "k8s-gpu-mcp setup --namespace {ns} --apply   # applies the Role k8s-gpu-mcp-probe-scc (use of SCC privileged) bound to {ns}'s default service account; or: oc adm policy add-scc-to-user privileged -z default -n {ns}"
+            ),
+        )
+    })
 }
 
 /// The checklist as text: one line per check, the fix indented below failures and warnings.

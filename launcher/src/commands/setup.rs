@@ -21,6 +21,23 @@ use crate::probe::kube::DEFAULT_NAMESPACE;
 /// The field manager of `setup --apply`.
 const FIELD_MANAGER: &str = "k8s-gpu-mcp-setup";
 
+/// OpenShift only (inert elsewhere: RBAC accepts a rule for an API group the server does not serve): SCC
+/// admission lets a pod in only under an SCC that its creator or its service account may `use`, and the probe
+/// pod (privileged, host PID and network) fits only `privileged`. This Role grants the probe namespace's
+/// `default` service account (what probe pods run as) `use` of it, as Red Hat documents role-based access to
+/// SCCs (https://docs.redhat.com/en/documentation/openshift_container_platform/4.16/html/authentication_and_authorization/managing-pod-security-policies,
+/// "Role-based access to security context constraints"); the same as
+/// `oc adm policy add-scc-to-user privileged -z default -n NS`.
+pub fn openshift_scc(ns: &str) -> String {
+    format!(
+        "# OpenShift: probe pods run as {ns}'s default service account, which must be allowed the privileged SCC.\n\
+         apiVersion: rbac.authorization.k8s.io/v1\nkind: Role\nmetadata:\n  name: k8s-gpu-mcp-probe-scc\n  namespace: {ns}\n  labels:\n    app.kubernetes.io/name: k8s-gpu-mcp\n\
+         rules:\n  - apiGroups: [security.openshift.io]\n    resources: [securitycontextconstraints]\n    resourceNames: [privileged]\n    verbs: [use]\n\
+         ---\napiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata:\n  name: k8s-gpu-mcp-probe-scc\n  namespace: {ns}\n  labels:\n    app.kubernetes.io/name: k8s-gpu-mcp\n\
+         roleRef:\n  apiGroup: rbac.authorization.k8s.io\n  kind: Role\n  name: k8s-gpu-mcp-probe-scc\nsubjects:\n  - kind: ServiceAccount\n    name: default\n    namespace: {ns}\n"
+    )
+}
+
 /// The manifests for namespace `ns`: deploy/00-namespace.yaml (renamed), deploy/rbac.yaml, and bindings
 /// of the roles `mode` needs for each user and group given. The text is what `--apply` applies.
 pub fn manifests(ns: &str, mode: Mode, users: &[String], groups: &[String]) -> String {
@@ -35,6 +52,11 @@ pub fn manifests(ns: &str, mode: Mode, users: &[String], groups: &[String]) -> S
     }
     out.push_str("---\n");
     out.push_str(RBAC_YAML);
+    if !out.ends_with('\n') {
+        out.push('\n');
+    }
+    out.push_str("---\n");
+    out.push_str(&openshift_scc(ns));
     let subjects: Vec<(&str, &String)> = users
         .iter()
         .map(|u| ("User", u))

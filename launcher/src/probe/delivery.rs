@@ -248,6 +248,62 @@ pub fn elf_info(data: &[u8]) -> Result<ElfInfo, String> {
     })
 }
 
+/// The newest glibc symbol version an ELF64 little-endian binary asks for (`GLIBC_2.34` -> (2, 34)), from its
+/// version-needs section (`SHT_GNU_verneed`, kept by `strip`): the oldest glibc it runs on. None: no such
+/// section or no glibc version named (a static build, or not an ELF).
+pub fn glibc_needed(data: &[u8]) -> Option<(u32, u32)> {
+    let u16_at = |o: usize| Some(u16::from_le_bytes(data.get(o..o + 2)?.try_into().ok()?));
+    let u32_at = |o: usize| Some(u32::from_le_bytes(data.get(o..o + 4)?.try_into().ok()?));
+    let u64_at =
+        |o: usize| usize::try_from(u64::from_le_bytes(data.get(o..o + 8)?.try_into().ok()?)).ok();
+    if data.get(..4) != Some(b"\x7fELF") || data.get(4) != Some(&2) || data.get(5) != Some(&1) {
+        return None;
+    }
+    let shoff = u64_at(0x28)?;
+    let shentsize = usize::from(u16_at(0x3a)?);
+    let shnum = usize::from(u16_at(0x3c)?);
+    const SHT_GNU_VERNEED: u32 = 0x6fff_fffe;
+    let section = |i: usize| shoff.checked_add(i.checked_mul(shentsize)?);
+    let mut best: Option<(u32, u32)> = None;
+    for i in 0..shnum.min(4096) {
+        let sh = section(i)?;
+        if u32_at(sh + 4)? != SHT_GNU_VERNEED {
+            continue;
+        }
+        let (off, count) = (u64_at(sh + 24)?, u32_at(sh + 44)? as usize);
+        let strtab = u64_at(section(u32_at(sh + 40)? as usize)? + 24)?;
+        let name = |o: u32| -> Option<&str> {
+            let start = strtab.checked_add(o as usize)?;
+            let bytes = data.get(start..)?;
+            let end = bytes.iter().position(|b| *b == 0)?;
+            std::str::from_utf8(&bytes[..end]).ok()
+        };
+        let mut vn = off;
+        for _ in 0..count.min(1024) {
+            let (cnt, aux, next) = (u16_at(vn + 2)?, u32_at(vn + 8)?, u32_at(vn + 12)?);
+            let mut a = vn.checked_add(aux as usize)?;
+            for _ in 0..cnt {
+                if let Some(v) = name(u32_at(a + 8)?).and_then(|n| n.strip_prefix("GLIBC_")) {
+                    let mut parts = v.split('.').map(|p| p.parse::<u32>().ok());
+                    if let (Some(Some(major)), Some(Some(minor))) = (parts.next(), parts.next()) {
+                        best = best.max(Some((major, minor)));
+                    }
+                }
+                let next_aux = u32_at(a + 12)?;
+                if next_aux == 0 {
+                    break;
+                }
+                a = a.checked_add(next_aux as usize)?;
+            }
+            if next == 0 {
+                break;
+            }
+            vn = vn.checked_add(next as usize)?;
+        }
+    }
+    best
+}
+
 /// One node-probe build, ready to stream: its bytes (plain and gzip-compressed), and what the container
 /// checks.
 #[derive(Debug)]
@@ -264,6 +320,8 @@ pub struct Payload {
     pub sha256: String,
     /// PT_INTERP of the binary, checked to exist in the container (glibc's loader).
     pub interpreter: Option<String>,
+    /// The oldest glibc it runs on ([`glibc_needed`]): base images known to be older are not tried.
+    pub glibc: Option<(u32, u32)>,
 }
 
 pub fn sha256_hex(data: &[u8]) -> String {
@@ -288,6 +346,7 @@ impl Payload {
             return Err(bad(format!("built for {is}, not for the node's {arch}")));
         }
         let sha256 = sha256_hex(data);
+        let glibc = glibc_needed(data);
         #[cfg(debug_assertions)]
         let data = &corrupt_for_tests(data);
         Ok(Payload {
@@ -296,6 +355,7 @@ impl Payload {
             gzip: std::sync::OnceLock::new(),
             sha256,
             interpreter: info.interpreter,
+            glibc,
         })
     }
 
@@ -611,5 +671,51 @@ impl Failure {
                  {rc}: missing shared libraries or a noexec directory; see stderr); {alt}"
             ),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The newest GLIBC_ version the test binary itself asks for (a glibc executable built here), as
+    /// binutils' objdump reads it.
+    #[test]
+    fn glibc_needed_reads_the_version_needs_as_objdump_does() {
+        let exe = std::env::current_exe().unwrap();
+        let data = std::fs::read(&exe).unwrap();
+        let ours = glibc_needed(&data).expect("a glibc executable names glibc versions");
+        let out = std::process::Command::new("objdump")
+            .arg("-T")
+            .arg(&exe)
+            .output()
+            .expect("objdump (binutils)");
+        let theirs = String::from_utf8_lossy(&out.stdout)
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '.'))
+            .filter_map(|w| w.strip_prefix("GLIBC_"))
+            .filter_map(|v| {
+                let mut p = v.split('.').map(|x| x.parse::<u32>().ok());
+                Some((p.next()??, p.next()??))
+            })
+            .max()
+            .unwrap();
+        assert_eq!(ours, theirs);
+    }
+
+    #[test]
+    fn glibc_needed_of_garbage_or_a_bare_header_is_none() {
+        assert_eq!(glibc_needed(b""), None);
+        assert_eq!(glibc_needed(b"#!/bin/sh\n"), None);
+        let mut elf = vec![0u8; 64];
+        elf[..6].copy_from_slice(b"\x7fELF\x02\x01");
+        assert_eq!(glibc_needed(&elf), None);
+        // Section headers pointing past the end: no panic, no answer.
+        elf[0x28] = 0xff;
+        elf[0x3a] = 64;
+        elf[0x3c] = 3;
+        assert_eq!(glibc_needed(&elf), None);
+        let mut cut = std::fs::read(std::env::current_exe().unwrap()).unwrap();
+        cut.truncate(cut.len() / 2);
+        let _ = glibc_needed(&cut);
     }
 }

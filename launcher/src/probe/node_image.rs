@@ -122,6 +122,93 @@ fn rank_of(repo: &str) -> Option<u8> {
     None
 }
 
+/// The glibc of a base image as far as its name tells (distribution and release in the repository or the tag),
+/// with what told it; None: the name does not say (a digest alone, an unknown repository). Versions are the
+/// distributions' own packages: Ubuntu 18.04/20.04/22.04/24.04 glibc 2.27/2.31/2.35/2.39
+/// (https://packages.ubuntu.com/search?keywords=libc6), Debian 10/11/12/13 2.28/2.31/2.36/2.41
+/// (https://packages.debian.org/search?keywords=libc6), RHEL/UBI/Rocky/Alma 8/9/10 2.28/2.34/2.39
+/// (https://access.redhat.com/solutions/38634 and the UBI images' glibc package), CentOS 7 2.17, Amazon Linux
+/// 2/2023 2.26/2.34 (https://docs.aws.amazon.com/linux/al2023/ug/compare-with-al2.html). NVIDIA's CUDA, driver,
+/// DCGM and toolkit images name their base in the tag (`550.54.15-ubuntu22.04`, `12.4.1-base-ubi8`).
+pub fn glibc_of(name: &str) -> Option<((u32, u32), String)> {
+    let r = ImageRef::parse(name).ok()?;
+    let tag = r.tag.as_deref().unwrap_or_default();
+    let last = r.repository.rsplit('/').next().unwrap_or_default();
+    // Base named in the tag (NVIDIA's images) or in the repository path (ubi8/ubi, rhel9/...).
+    const IN_NAME: &[(&str, (u32, u32))] = &[
+        ("ubuntu18.04", (2, 27)),
+        ("ubuntu20.04", (2, 31)),
+        ("ubuntu22.04", (2, 35)),
+        ("ubuntu24.04", (2, 39)),
+        ("ubi8", (2, 28)),
+        ("rhel8", (2, 28)),
+        ("rockylinux8", (2, 28)),
+        ("centos8", (2, 28)),
+        ("ubi9", (2, 34)),
+        ("rhel9", (2, 34)),
+        ("rockylinux9", (2, 34)),
+        ("ubi10", (2, 39)),
+        ("rhel10", (2, 39)),
+        ("centos7", (2, 17)),
+        ("debian10", (2, 28)),
+        ("debian11", (2, 31)),
+        ("debian12", (2, 36)),
+    ];
+    let path = r.repository.split('/').skip(1).collect::<Vec<_>>();
+    for (key, v) in IN_NAME {
+        // A whole tag element (`-ubuntu22.04`, `ubi8-`) or a whole path element (`ubi8/ubi`).
+        let in_tag = tag.split(['-', '_']).any(|e| {
+            e == *key
+                || e.strip_prefix(*key)
+                    .is_some_and(|rest| rest.starts_with('.'))
+        });
+        if in_tag || path.iter().any(|e| e == key) {
+            return Some((*v, format!("{key} in its name")));
+        }
+    }
+    // The distributions' own images: the release is the tag's first element.
+    let release = tag.split(['-', '_']).next().unwrap_or_default();
+    let by_release: &[(&str, (u32, u32))] = match last {
+        "ubuntu" => &[
+            ("18.04", (2, 27)),
+            ("bionic", (2, 27)),
+            ("20.04", (2, 31)),
+            ("focal", (2, 31)),
+            ("22.04", (2, 35)),
+            ("jammy", (2, 35)),
+            ("24.04", (2, 39)),
+            ("noble", (2, 39)),
+        ],
+        "debian" => &[
+            ("10", (2, 28)),
+            ("buster", (2, 28)),
+            ("11", (2, 31)),
+            ("bullseye", (2, 31)),
+            ("12", (2, 36)),
+            ("bookworm", (2, 36)),
+            ("13", (2, 41)),
+            ("trixie", (2, 41)),
+        ],
+        "rockylinux" | "almalinux" | "centos" => &[
+            ("7", (2, 17)),
+            ("8", (2, 28)),
+            ("9", (2, 34)),
+            ("10", (2, 39)),
+        ],
+        "amazonlinux" => &[("2", (2, 26)), ("2023", (2, 34))],
+        _ => &[],
+    };
+    by_release
+        .iter()
+        .find(|(rel, _)| {
+            release == *rel
+                || release
+                    .strip_prefix(*rel)
+                    .is_some_and(|r| r.starts_with('.'))
+        })
+        .map(|(rel, v)| (*v, format!("{last} {rel}")))
+}
+
 /// Judge every image the node lists (`status.images`), in the node's order.
 pub fn assess(node: &Node, policy: &TrustPolicy) -> Vec<Assessed> {
     let images = node
@@ -221,6 +308,36 @@ pub fn rank(node: &Node, skip: &BTreeSet<String>, policy: &TrustPolicy) -> Vec<C
     out.into_iter().map(|(c, _)| c).collect()
 }
 
+/// [`rank`], less the images whose glibc (as their name tells, [`glibc_of`]) is older than `needs`, the
+/// oldest glibc the node-probe build runs on: those could only fail. Returns the usable ones and, for
+/// messages, the ones left out with why.
+pub fn rank_for(
+    node: &Node,
+    skip: &BTreeSet<String>,
+    policy: &TrustPolicy,
+    needs: Option<(u32, u32)>,
+) -> (Vec<Candidate>, Vec<String>) {
+    let mut too_old = Vec::new();
+    let usable = rank(node, skip, policy)
+        .into_iter()
+        .filter(|c| match (needs, glibc_of(&c.label)) {
+            (Some(need), Some((has, why))) if has < need => {
+                too_old.push(format!(
+                    "{} (glibc {}.{} from {why}; node-probe needs {}.{})",
+                    clip(&c.label),
+                    has.0,
+                    has.1,
+                    need.0,
+                    need.1
+                ));
+                false
+            }
+            _ => true,
+        })
+        .collect();
+    (usable, too_old)
+}
+
 /// The images refused for the default delivery that would have been tried by name (refusals other than
 /// "not a known base"), for the messages of `check` and of a node with no usable image; `max` at most.
 pub fn refused(node: &Node, policy: &TrustPolicy, max: usize) -> Vec<String> {
@@ -278,7 +395,19 @@ impl NodeImages {
 
     /// The image to use on `node`: the one that worked before if the node still has it, else the best
     /// ranked one not yet found unusable. Err: why there is none.
+    #[cfg(test)]
     pub fn choose(&self, node_name: &str, node: &Node) -> Result<Candidate, String> {
+        self.choose_for(node_name, node, None)
+    }
+
+    /// [`NodeImages::choose`] for a node-probe build that needs glibc `needs` or newer: a base known to be
+    /// older is not tried (it would cost a pod start and fail).
+    pub fn choose_for(
+        &self,
+        node_name: &str,
+        node: &Node,
+        needs: Option<(u32, u32)>,
+    ) -> Result<Candidate, String> {
         let failed: BTreeSet<String> = self
             .failed
             .lock()
@@ -286,7 +415,7 @@ impl NodeImages {
             .get(node_name)
             .map(|v| v.iter().map(|(i, _)| i.clone()).collect())
             .unwrap_or_default();
-        let ranked = rank(node, &failed, &self.policy);
+        let (ranked, too_old) = rank_for(node, &failed, &self.policy, needs);
         if let Some(w) = self.worked.lock().unwrap().get(node_name)
             && let Some(c) = ranked.iter().find(|c| &c.image == w)
         {
@@ -296,7 +425,8 @@ impl NodeImages {
             return Ok(c.clone());
         }
         let tried = self.tried(node_name);
-        let refused = refused(node, &self.policy, 8);
+        let mut refused = refused(node, &self.policy, 8);
+        refused.extend(too_old.into_iter().take(4));
         let has = listed(node, 12);
         Err(format!(
             "node {node_name} has no image node-probe can be copied into (a glibc base with sh, sleep, head, \
@@ -583,6 +713,69 @@ mod tests {
         assert!(lists(&n, "index.docker.io/library/busybox:1.36"));
         assert!(!lists(&n, "busybox"), "no tag is latest");
         assert!(!lists(&n, "nvidia/cuda:12.4"), "another registry");
+    }
+
+    #[test]
+    fn glibc_is_told_from_the_names_that_say_it_and_only_those() {
+        let g = |n: &str| glibc_of(n).map(|(v, _)| v);
+        for (name, want) in [
+            ("nvcr.io/nvidia/driver:525.60.13-ubuntu20.04", Some((2, 31))),
+            ("nvcr.io/nvidia/driver:550.90.07-rhel8.9", Some((2, 28))),
+            ("nvcr.io/nvidia/cuda:12.4.1-base-ubi8", Some((2, 28))),
+            ("nvcr.io/nvidia/cuda:12.4.1-base-ubuntu22.04", Some((2, 35))),
+            (
+                "nvcr.io/nvidia/k8s/dcgm-exporter:3.3.9-3.6.1-ubuntu22.04",
+                Some((2, 35)),
+            ),
+            ("registry.access.redhat.com/ubi9/ubi:9.4", Some((2, 34))),
+            ("docker.io/library/debian:bookworm-slim", Some((2, 36))),
+            ("debian:11", Some((2, 31))),
+            ("ubuntu:24.04", Some((2, 39))),
+            ("docker.io/library/ubuntu:focal-20240123", Some((2, 31))),
+            ("rockylinux:8.9", Some((2, 28))),
+            ("amazonlinux:2023", Some((2, 34))),
+            ("amazonlinux:2", Some((2, 26))),
+            // The name does not say: a digest alone, or a tag that names no release.
+            (
+                "nvcr.io/nvidia/driver@sha256:0ee0c585fa720f177734b3295a073f402d75986c1fe018ae68bd73fe9c21b8d8",
+                None,
+            ),
+            ("docker.io/library/debian:latest", None),
+            ("nvcr.io/nvidia/pytorch:24.05-py3", None),
+            // Lookalikes of a release are not one.
+            ("nvcr.io/nvidia/cuda:12.4.1-base-ubuntu20.041", None),
+            ("docker.io/library/debian:120", None),
+        ] {
+            assert_eq!(g(name), want, "{name}");
+        }
+    }
+
+    /// A base known to be older than the build's glibc is never tried: the next one is, and with none left
+    /// the error names it with both versions.
+    #[test]
+    fn a_base_with_an_older_glibc_than_node_probe_needs_is_not_tried() {
+        let old = "nvcr.io/nvidia/driver:525.60.13-ubuntu20.04";
+        let new = "nvcr.io/nvidia/cuda:12.4.1-base-ubuntu22.04";
+        let (od, nd) = (digest_of(old), digest_of(new));
+        let n = node(&[(&[od.as_str(), old], 10), (&[nd.as_str(), new], 20)]);
+        let ni = NodeImages::default();
+        // Without a requirement the driver image ranks after CUDA anyway; make it the only candidate left.
+        let c = ni.choose_for("n1", &n, Some((2, 34))).unwrap();
+        assert_eq!(c.image, nd);
+        ni.failed("n1", &c, "no `tee`");
+        let e = ni.choose_for("n1", &n, Some((2, 34))).unwrap_err();
+        assert!(
+            e.contains(&format!(
+                "{old} (glibc 2.31 from ubuntu20.04 in its name; node-probe needs 2.34)"
+            )),
+            "{e}"
+        );
+        // A build for glibc 2.28 runs there.
+        assert_eq!(ni.choose_for("n1", &n, Some((2, 28))).unwrap().image, od);
+        let (usable, too_old) =
+            rank_for(&n, &BTreeSet::new(), &TrustPolicy::default(), Some((2, 36)));
+        assert!(usable.is_empty(), "{usable:?}");
+        assert_eq!(too_old.len(), 2, "{too_old:?}");
     }
 
     #[test]

@@ -135,7 +135,10 @@ impl PodRunner {
         let mut tries = 0;
         let mut started = t;
         loop {
-            let c = images.choose(&req.node, &node).map_err(RunError::Other)?;
+            let needs = cx.payload.as_ref().and_then(|p| p.glibc);
+            let c = images
+                .choose_for(&req.node, &node, needs)
+                .map_err(RunError::Other)?;
             tries += 1;
             tracing::info!(node = %req.node, image = %c.image, name = %c.label, "default delivery: trusted base image from the node, by digest");
             match self.attempt(&cx, call, &c.image, started).await {
