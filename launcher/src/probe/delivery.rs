@@ -129,9 +129,9 @@ pub enum DeliveryError {
     )]
     NoArch { node: String },
     #[error(
-        "no node-probe build for architecture `{arch}` (node `{node}`): looked for {looked}. Build it with \
-         `cargo build --release -p node-probe --target {triple}` and put it there as node-probe-linux-{arch}, \
-         or use --probe-delivery image"
+        "no node-probe build for architecture `{arch}` (node `{node}`): looked for {looked}. The release \
+         archive carries it in probes/ beside the launcher; or build it (`bash packaging/build-probes.sh DIR`, \
+         target {triple}) and name DIR with --probe-bin-dir"
     )]
     NoBinary {
         node: String,
