@@ -315,6 +315,7 @@ fn lost_words(g: &GpuFacts) -> String {
         known.push(format!("serial {s}"));
     }
     if let Some(b) = g.pci_bus_id.ok() {
+        let b = crate::pci::normalize_bus_id(b).unwrap_or_else(|| b.clone());
         known.push(format!("PCI {b}"));
     }
     let link = match (

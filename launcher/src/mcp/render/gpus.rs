@@ -199,10 +199,7 @@ pub fn processes(gpus: &[GpuProcesses], lost: &BTreeSet<u32>, out: &mut String) 
             [] => String::new(),
             [p] => format!("pid {p} "),
             _ if idx.len() > 1 && mine.len() == idx.len() => {
-                format!(
-                    "1 process each (pids {}): ",
-                    span(mine.iter().map(|p| Some(u64::from(*p))))
-                )
+                format!("1 process each (pids {}): ", pid_list(&mine))
             }
             _ if mine.len() <= 4 => format!(
                 "pids {} ",
@@ -214,6 +211,16 @@ pub fn processes(gpus: &[GpuProcesses], lost: &BTreeSet<u32>, out: &mut String) 
             _ => format!("{} processes: ", mine.len()),
         };
         let _ = writeln!(out, "  {}: {who}{d}", gpu_set(&idx));
+    }
+}
+
+/// PIDs as written, the first few and the last when many (they are not a range).
+fn pid_list(pids: &[u32]) -> String {
+    let all: Vec<String> = pids.iter().map(u32::to_string).collect();
+    if all.len() <= 8 {
+        all.join(", ")
+    } else {
+        format!("{}, {}, ... {}", all[0], all[1], all[all.len() - 1])
     }
 }
 
