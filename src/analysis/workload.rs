@@ -1092,21 +1092,6 @@ fn log_suspects(
         out.push((weight, f.time.clone(), sus));
     }
 
-    if !aborted_after_timeout.is_empty() {
-        consequences.push(format!(
-            "{} torch elastic root cause(s) are a rank's own abort after its watchdog timed out (PyTorch takes \
-             the process down, SIGABRT): {}{}",
-            aborted_after_timeout.len(),
-            aborted_after_timeout
-                .iter()
-                .take(3)
-                .cloned()
-                .collect::<Vec<_>>()
-                .join(", "),
-            if aborted_after_timeout.len() > 3 { ", ..." } else { "" }
-        ));
-    }
-
     // 2. The rank everyone waits for.
     let timed_out: Vec<(&WorkloadPod, &PodLogScan, u64)> = read
         .iter()
@@ -1292,6 +1277,20 @@ fn log_suspects(
     if hangs > 0 {
         consequences.push(format!(
             "{hangs} pod(s) print a hang notice (heartbeat monitor, rendezvous or store timeout)"
+        ));
+    }
+    if !aborted_after_timeout.is_empty() {
+        consequences.push(format!(
+            "{} torch elastic root cause(s) are a rank's own abort after its watchdog timed out (PyTorch takes \
+             the process down, SIGABRT): {}{}",
+            aborted_after_timeout.len(),
+            aborted_after_timeout
+                .iter()
+                .take(3)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", "),
+            if aborted_after_timeout.len() > 3 { ", ..." } else { "" }
         ));
     }
 }
