@@ -511,7 +511,7 @@ fn restarts_after_the_cause(
                     "pod.restarting" | "pod.failed" | "elastic.root_cause"
                 )
             })
-            && s.pods.iter().all(|p| waited(p))
+            && s.pods.iter().all(&waited)
     });
     if !after.is_empty() {
         let pods: Vec<&str> = after
