@@ -206,16 +206,20 @@ fn judge_gpu(g: &GpuFacts) -> Vec<Finding> {
         .map(|(p, _)| p)
         .collect();
     if !lost.is_empty() {
-        let mut ev = vec![format!("{} field(s) returned gpu_is_lost", lost.len())];
-        ev.extend(lost.iter().take(6).map(|p| format!("{p} = gpu_is_lost")));
-        if let Some(name) = g.serial.ok() {
-            ev.push(format!("serial = {name}"));
+        // Said once, in words: every reading of a lost GPU fails alike, so the fields are not listed; what
+        // was still read (its identity, the host's PCIe AER counters) and the kernel's Xid are.
+        let mut ev = vec![lost_words(g)];
+        if let Some(aer) = g.pcie.aer.ok() {
+            ev.push(format!(
+                "PCIe AER counters (sysfs, still readable): {} fatal, {} non-fatal, {} correctable",
+                aer.fatal, aer.nonfatal, aer.correctable
+            ));
         }
         out.push(finding(
             "gpu.lost",
             Severity::Critical,
             Some(g),
-            format!("{who} stopped answering NVML mid-collection (GPU_IS_LOST): it has fallen off the bus and every job on it is dead."),
+            format!("{who} is lost: it stopped answering NVML (GPU_IS_LOST), the driver's sign that it has fallen off the bus; every job on it is dead."),
             ev,
             ActionKind::RebootNode,
             format!(
@@ -298,6 +302,65 @@ fn judge_gpu(g: &GpuFacts) -> Vec<Finding> {
     out
 }
 
+/// A lost GPU in one line: what still answered and that nothing else does.
+fn lost_words(g: &GpuFacts) -> String {
+    let mut known: Vec<String> = Vec::new();
+    if let Some(n) = g.name.ok() {
+        known.push(n.clone());
+    }
+    if let Some(u) = g.uuid.ok() {
+        known.push(u.clone());
+    }
+    if let Some(s) = g.serial.ok() {
+        known.push(format!("serial {s}"));
+    }
+    if let Some(b) = g.pci_bus_id.ok() {
+        let b = crate::pci::normalize_bus_id(b).unwrap_or_else(|| b.clone());
+        known.push(format!("PCI {b}"));
+    }
+    let link = match (
+        g.pcie.current_link_gen.get(),
+        g.pcie.current_link_width.get(),
+    ) {
+        (Some(gen_), Some(w)) => format!("PCIe link Gen{gen_} x{w}"),
+        _ => "PCIe link state unreadable".to_string(),
+    };
+    format!(
+        "NVML answers GPU_IS_LOST for every reading of it (telemetry, clocks, ECC, NVLinks, processes); \
+         still read: {}; {link}",
+        if known.is_empty() {
+            "nothing".to_string()
+        } else {
+            known.join(", ")
+        }
+    )
+}
+
+/// A lost GPU's findings gain what the kernel log says about it (the Xid that took it off the bus).
+fn lost_with_xids(findings: &mut [Finding]) {
+    let xids: Vec<(Option<u32>, String)> = findings
+        .iter()
+        .filter(|f| f.code.starts_with("xid."))
+        .map(|f| {
+            let head = f.summary.split(" on GPU").next().unwrap_or(&f.summary);
+            (f.gpu, head.to_string())
+        })
+        .collect();
+    for f in findings.iter_mut().filter(|f| f.code == "gpu.lost") {
+        let mine: Vec<&str> = xids
+            .iter()
+            .filter(|(g, _)| *g == f.gpu)
+            .map(|(_, h)| h.as_str())
+            .collect();
+        if !mine.is_empty() {
+            f.evidence.insert(
+                1.min(f.evidence.len()),
+                format!("kernel log: {}", mine.join("; ")),
+            );
+        }
+    }
+}
+
 fn on_off(b: bool) -> &'static str {
     if b { "enabled" } else { "disabled" }
 }
@@ -327,16 +390,32 @@ pub fn assemble(
     // `gpu.recovery_action`): one finding per code and GPU, the first kept.
     let mut seen = std::collections::BTreeSet::new();
     findings.retain(|f| seen.insert((f.code.clone(), f.gpu)));
+    lost_with_xids(&mut findings);
     // Worst first; stable so each analysis keeps its own order within a severity.
     findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
     let mut unreadable = Vec::new();
     let mut gpus = Vec::new();
     for g in &facts.gpus {
-        let errs: Vec<String> = field_errors(g)
+        let all = field_errors(g);
+        let lost = all
+            .iter()
+            .filter(|(_, k)| *k == FieldErrorKind::GpuIsLost)
+            .count();
+        let mut errs: Vec<String> = all
             .into_iter()
-            .filter(|(_, k)| is_unreadable(*k))
+            .filter(|(_, k)| is_unreadable(*k) && *k != FieldErrorKind::GpuIsLost)
             .map(|(p, k)| format!("gpu[{}].{p} = {}", g.index, super::error_name(k)))
             .collect();
+        if lost > 0 {
+            // One entry for a lost GPU, not one per field it could not answer.
+            errs.insert(
+                0,
+                format!(
+                    "gpu[{}]: lost (gpu_is_lost): every reading but its identity",
+                    g.index
+                ),
+            );
+        }
         let complete = errs.is_empty() && g.handle_error.is_none();
         unreadable.extend(errs);
         let mine: Vec<Finding> = findings
@@ -480,16 +559,18 @@ mod tests {
         assert_eq!(r.gpus[0].verdict, Verdict::Healthy);
         assert_eq!(r.gpus[1].verdict, Verdict::Unhealthy);
         assert_eq!(r.gpus[1].findings[0].code, "gpu.lost");
+        // Said in words, never field by field.
+        let ev = &r.gpus[1].findings[0].evidence;
         assert!(
-            r.gpus[1].findings[0]
-                .evidence
-                .iter()
-                .any(|e| e == "thermal.gpu_temp_c = gpu_is_lost")
+            ev[0].starts_with("NVML answers GPU_IS_LOST for every reading")
+                && ev[0].contains("NVIDIA H100 80GB HBM3")
+                && ev[0].contains("PCIe link state unreadable"),
+            "{ev:?}"
         );
-        assert!(
-            r.unreadable
-                .iter()
-                .any(|u| u.starts_with("gpu[4].thermal.gpu_temp_c"))
+        assert!(!ev.iter().any(|e| e.contains("gpu_temp_c")), "{ev:?}");
+        assert_eq!(
+            r.unreadable,
+            ["gpu[4]: lost (gpu_is_lost): every reading but its identity"]
         );
     }
 

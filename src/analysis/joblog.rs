@@ -252,9 +252,13 @@ pub fn nccl_transport(s: &str) -> Option<Signature> {
     })
 }
 
-/// `NCCL INFO … comm 0x… rank R nranks N cudaDev C nvmlDev D busId B … Init COMPLETE`.
+/// `NCCL INFO … comm 0x… rank R nranks N cudaDev C nvmlDev D busId B … Init COMPLETE`, and the same fields
+/// on the `… - Init START` line NCCL prints when a communicator begins (NVIDIA/nccl `src/init.cc`: `"%s comm
+/// %p rank %d nranks %d cudaDev %d nvmlDev %d busId %lx commId 0x%llx - Init START"`), so a rank that died
+/// during init still names its GPU. Older NCCL prints no `nvmlDev` (`comm %p rank %d nranks %d cudaDev %d
+/// busId %lx … - Init COMPLETE`).
 pub fn nccl_rank_device(s: &str) -> Option<Signature> {
-    if !s.contains("NCCL INFO") || !s.contains("Init COMPLETE") {
+    if !s.contains("NCCL INFO") || !(s.contains("Init COMPLETE") || s.contains("Init START")) {
         return None;
     }
     Some(Signature::NcclRankDevice {
@@ -451,6 +455,10 @@ pub struct PodLogScan {
     /// The first of this pod's own faults (see [`LogEvent::is_own_fault`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub first_fault: Option<LogEvent>,
+    /// PyTorch's watchdog said it takes the process down (`To avoid data inconsistency, we are taking the
+    /// entire process down.`, ProcessGroupNCCL.cpp): the SIGABRT that follows is its own doing.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub watchdog_abort: bool,
     #[serde(skip)]
     elastic: ElasticBlock,
 }
@@ -461,6 +469,9 @@ impl PodLogScan {
         self.lines += 1;
         self.bytes += raw.len() as u64 + 1;
         let (time, s) = split_timestamp(bounded(raw));
+        if s.contains("taking the entire process down") {
+            self.watchdog_abort = true;
+        }
         let sig = self.elastic.feed(s).or_else(|| classify(s));
         if let Some(r) = line_rank(s) {
             self.add_rank(r);
@@ -534,6 +545,11 @@ impl PodLogScan {
         if self.ranks.len() < 16 && !self.ranks.contains(&r) {
             self.ranks.push(r);
         }
+    }
+
+    /// This pod's ranks timed out waiting in a collective (or their watchdog took the process down).
+    pub fn waited(&self) -> bool {
+        self.timed_out_seq.is_some() || self.watchdog_abort
     }
 
     /// The device of the rank that faulted (the elastic root cause's rank, or the pod's only rank).
@@ -696,6 +712,29 @@ mod tests {
         );
         assert_eq!(
             nccl_rank_device("NCCL INFO comm 0x1 rank 2 nranks 4 - Init START"),
+            Some(Signature::NcclRankDevice {
+                rank: 2,
+                nranks: Some(4),
+                nvml_dev: None,
+                bus_id: None
+            })
+        );
+        // The line a communicator starts with names the device too (NVIDIA/nccl src/init.cc), so a rank
+        // that never completed init still names its GPU.
+        assert_eq!(
+            nccl_rank_device(
+                "train-4:41:41 [0] NCCL INFO ncclCommInitRank comm 0x55d04000 rank 4 nranks 8 cudaDev 0 nvmlDev 0 \
+                 busId 9a000 commId 0x3f6a91c0d25e7b14 - Init START"
+            ),
+            Some(Signature::NcclRankDevice {
+                rank: 4,
+                nranks: Some(8),
+                nvml_dev: Some(0),
+                bus_id: Some("9a000".into())
+            })
+        );
+        assert_eq!(
+            nccl_rank_device("h:1:2 [0] NCCL INFO Channel 00/02 :    0   1   2   3"),
             None
         );
     }
@@ -801,6 +840,13 @@ mod tests {
         assert_eq!(f.source.as_deref(), Some("previous"));
         assert_eq!(s.events.len(), 3);
         assert_eq!(s.lines, 5);
+        assert!(s.waited() && !s.watchdog_abort);
+        s.feed(
+            "[rank9]:[E1122 10:12:01.000000 ProcessGroupNCCL.cpp:1837] [PG ID 0 PG GUID 0(default_pg) Rank 9] To \
+             avoid data inconsistency, we are taking the entire process down.",
+            None,
+        );
+        assert!(s.watchdog_abort);
     }
 
     #[test]

@@ -60,7 +60,15 @@ fn xid79_is_unhealthy_with_reboot() {
     let all = findings(&h);
     let lost = find(&all, "gpu.lost");
     assert_eq!(lost["gpu"], 4);
-    assert!(has_evidence(lost, "gpu_is_lost"));
+    // In words, once, with what was still read and the kernel's Xid; never one line per field.
+    assert!(has_evidence(lost, "GPU_IS_LOST for every reading"));
+    assert!(has_evidence(lost, "kernel log: "));
+    assert!(has_evidence(
+        lost,
+        "Xid 79 ROBUST_CHANNEL_GPU_HAS_FALLEN_OFF_THE_BUS"
+    ));
+    assert!(!has_evidence(lost, "field(s)"));
+    assert!(lost["evidence"].as_array().unwrap().len() <= 3, "{lost}");
     for i in [0, 1, 2, 3, 5, 6, 7] {
         assert_eq!(h["gpus"][i]["verdict"], "healthy", "GPU {i}");
     }

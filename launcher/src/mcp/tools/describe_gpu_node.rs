@@ -14,6 +14,7 @@ use crate::cluster::{GpuNode, PodGpuUse};
 use crate::mcp::render::text::{
     header, render_findings, render_value, nics_text, report_body_with, verdict_label,
 };
+use crate::mcp::render::gpus;
 use crate::mcp::render::topology::{self, alike};
 use crate::mcp::framework::{Cx, Detail, Hints, Node, ProbeRun, Tool, ToolError, pick};
 
@@ -35,8 +36,6 @@ pub struct DescribeArgs {
 
 /// XID events a summarised description still lists one by one (all are counted per GPU and code).
 const XID_EVENTS_LISTED: usize = 20;
-/// Processes listed in the text.
-const PROCESSES_SHOWN: usize = 16;
 
 /// The Kubernetes side of a node: its GPU accounting and the pods using GPUs there.
 #[derive(Debug, Serialize, JsonSchema)]
@@ -188,6 +187,9 @@ fn summary_text(r: &DescribeReport, out: &mut String) {
     let h = &r.health;
     let _ = writeln!(out, "verdict: {} - {}", verdict_label(h.verdict), h.summary);
     render_findings(h.findings().into_iter().cloned().collect(), &[], out);
+    // A lost GPU is said once, in the inventory; the sections below list the GPUs that answer.
+    let lost = gpus::lost(&r.health);
+    let answering = |i: &u32| !lost.contains(i);
 
     let inv = &r.inventory;
     let _ = writeln!(
@@ -201,6 +203,16 @@ fn summary_text(r: &DescribeReport, out: &mut String) {
         inv.gpus
             .iter()
             .map(|g| {
+                if lost.contains(&g.index) {
+                    return (
+                        g.index,
+                        format!(
+                            "{}, lost: NVML answers GPU_IS_LOST, so its telemetry, links, ECC and processes \
+                             cannot be read (see the findings)",
+                            show(&g.name)
+                        ),
+                    );
+                }
                 (
                     g.index,
                     format!(
@@ -222,75 +234,50 @@ fn summary_text(r: &DescribeReport, out: &mut String) {
     );
 
     out.push_str("Telemetry:\n");
-    for t in &r.telemetry.gpus {
-        let mem = t
-            .memory
-            .ok()
-            .map_or("?".into(), |m| format!("{}/{} MiB", m.used_mib, m.total_mib));
-        let util = t
-            .utilization
-            .ok()
-            .map_or("?".into(), |u| format!("{}%", u.gpu_pct));
-        let draw = t.power.draw_w.get().map_or("?".into(), |w| format!("{w:.0}"));
-        let limit = t.power.limit_w.get().map_or("?".into(), |w| format!("{w:.0}"));
-        let _ = writeln!(
-            out,
-            "  GPU {}: {} C, {draw}/{limit} W, SM {}/{} MHz, util {util}, mem {mem}; {}",
-            t.gpu.index,
-            show(&t.temperature.gpu_c),
-            show(&t.clocks.sm_mhz),
-            show(&t.clocks.sm_max_mhz),
-            t.verdict
-        );
-    }
+    let tel: Vec<_> = r
+        .telemetry
+        .gpus
+        .iter()
+        .filter(|t| answering(&t.gpu.index))
+        .cloned()
+        .collect();
+    gpus::telemetry(&tel, &lost, out);
 
     out.push_str("Topology:\n");
-    topology::render(&r.topology, out);
+    if lost.is_empty() {
+        topology::render(&r.topology, out);
+    } else {
+        let mut t = r.topology.clone();
+        t.gpus.retain(|g| answering(&g.gpu.index));
+        topology::render(&t, out);
+    }
 
     out.push_str("ECC:\n");
     alike(
-        r.ecc.gpus.iter().map(|g| (g.gpu.index, g.verdict.clone())).collect(),
+        r.ecc
+            .gpus
+            .iter()
+            .filter(|g| answering(&g.gpu.index))
+            .map(|g| (g.gpu.index, g.verdict.clone()))
+            .collect(),
         out,
     );
 
-    let procs: Vec<String> = r
+    let procs: usize = r
         .processes
         .gpus
         .iter()
-        .flat_map(|g| {
-            let idx = g.gpu.index;
-            g.processes
-                .ok()
-                .into_iter()
-                .flatten()
-                .map(move |p| {
-                    format!(
-                        "GPU {idx}: pid {} {} ({}){}{}",
-                        p.pid,
-                        p.name.ok().map(String::as_str).unwrap_or("?"),
-                        p.kind,
-                        p.used_memory_mib
-                            .map(|m| format!(", {m} MiB"))
-                            .unwrap_or_default(),
-                        p.pod_uid
-                            .as_deref()
-                            .map(|u| format!(", pod uid {u}"))
-                            .unwrap_or_default()
-                    )
-                })
-        })
+        .map(|g| g.processes.ok().map_or(0, Vec::len))
+        .sum();
+    let _ = writeln!(out, "Processes: {procs}");
+    let procs_of: Vec<_> = r
+        .processes
+        .gpus
+        .iter()
+        .filter(|g| answering(&g.gpu.index))
+        .cloned()
         .collect();
-    let _ = writeln!(out, "Processes: {}", procs.len());
-    for p in procs.iter().take(PROCESSES_SHOWN) {
-        let _ = writeln!(out, "  {p}");
-    }
-    if procs.len() > PROCESSES_SHOWN {
-        let _ = writeln!(
-            out,
-            "  (+{} more: get_gpu_processes lists them)",
-            procs.len() - PROCESSES_SHOWN
-        );
-    }
+    gpus::processes(&procs_of, &lost, out);
 
     let x = &r.xid;
     let events = x.events.len() + x.log.events_not_listed;

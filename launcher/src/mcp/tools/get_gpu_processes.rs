@@ -118,9 +118,7 @@ stuck or leaking process, or before resetting a GPU.";
                 }
                 (None, None) => owners.push_str("owners:\n"),
             }
-            for o in &p.owners {
-                owners.push_str(&owner_line(o));
-            }
+            owner_lines(&p.owners, &mut owners);
         }
         report_body_with(&p.report, &details, &p.join_findings, &owners, &mut out);
         out
@@ -165,8 +163,47 @@ fn pods_named(pods: &[ApiPod]) -> Vec<String> {
     named
 }
 
-fn owner_line(o: &ProcessOwner) -> String {
-    let mut who = format!("- GPU {} PID {}", o.gpu, o.pid);
+/// One line per kind of process and owner, naming the GPUs that run it (alike GPUs in one line, as the
+/// topology and ECC are): a job's one process per GPU is one line, not one per GPU.
+fn owner_lines(all: &[ProcessOwner], out: &mut String) {
+    let mut groups: Vec<(String, Vec<(u32, u32)>)> = Vec::new();
+    for o in all {
+        let rest = owner_rest(o);
+        match groups.iter_mut().find(|(r, _)| *r == rest) {
+            Some((_, m)) => m.push((o.gpu, o.pid)),
+            None => groups.push((rest, vec![(o.gpu, o.pid)])),
+        }
+    }
+    for (rest, members) in groups {
+        let mut gpus: Vec<u32> = members.iter().map(|m| m.0).collect();
+        gpus.sort_unstable();
+        gpus.dedup();
+        let pids: Vec<String> = members.iter().map(|m| m.1.to_string()).collect();
+        let pids = if pids.len() <= 4 {
+            pids.join(", ")
+        } else {
+            format!("{}, {} ... {}", pids[0], pids[1], pids[pids.len() - 1])
+        };
+        let _ = match members.as_slice() {
+            [(g, pid)] => writeln!(out, "- GPU {g} PID {pid}{rest}"),
+            _ if gpus.len() == members.len() => writeln!(
+                out,
+                "- {}, 1 process each (PIDs {pids}){rest}",
+                crate::mcp::render::topology::gpu_set(&gpus)
+            ),
+            _ => writeln!(
+                out,
+                "- {}, {} processes (PIDs {pids}){rest}",
+                crate::mcp::render::topology::gpu_set(&gpus),
+                members.len()
+            ),
+        };
+    }
+}
+
+/// A process's line after its GPU and PID: name, memory and owner.
+fn owner_rest(o: &ProcessOwner) -> String {
+    let mut who = String::new();
     if let Some(n) = &o.process_name {
         let _ = write!(who, " ({n})");
     }
@@ -199,7 +236,7 @@ fn owner_line(o: &ProcessOwner) -> String {
         ProcessOwnerKind::OutsidePod => "outside any pod".into(),
         ProcessOwnerKind::Unknown => "unknown (no /proc entry)".into(),
     };
-    format!("{who} -> {owner}\n")
+    format!("{who} -> {owner}")
 }
 
 #[cfg(test)]

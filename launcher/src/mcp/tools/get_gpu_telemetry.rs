@@ -4,7 +4,11 @@ use gpu_diag::command::Command;
 use gpu_diag::analysis::telemetry::TelemetryReport;
 
 use crate::mcp::framework::{Cx, Hints, Node, NodeReport, Tool, ToolError, target::NoArgs, pick};
-use crate::mcp::render::text;
+use std::fmt::Write;
+
+use gpu_diag::finding::Judged;
+
+use crate::mcp::render::{gpus, text};
 
 pub struct GpuTelemetry;
 
@@ -29,7 +33,21 @@ reasons. Use it when jobs are slower than expected, to tell thermal or power thr
         .await
     }
 
+    /// Verdict and findings, then one line per group of alike GPUs (the readings as ranges); thresholds,
+    /// memory clocks and clock-event times per GPU stay in the structured result and the full report.
     fn render(out: &Self::Output) -> String {
-        text::node_report("GPU telemetry", out)
+        let r = &out.report;
+        let mut s = text::header("GPU telemetry", &out.node, out.context.as_deref(), &out.run);
+        if let Some(v) = r.verdict() {
+            let _ = writeln!(s, "verdict: {}", text::verdict_label(v));
+        }
+        text::render_findings(r.findings().into_iter().cloned().collect(), &[], &mut s);
+        let _ = writeln!(s, "GPUs ({}):", r.gpus.len());
+        gpus::telemetry(&r.gpus, &gpus::lost_in_telemetry(&r.gpus), &mut s);
+        s.push_str(
+            "per GPU in the structured result: temperature thresholds and headroom, memory clocks, clock-event \
+             reasons and times\n",
+        );
+        s
     }
 }

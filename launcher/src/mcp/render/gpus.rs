@@ -1,0 +1,241 @@
+//! Per-GPU readings as text, grouped for alike GPUs as the topology and ECC are: telemetry (one line for
+//! the GPUs whose clocks verdict is the same, each reading as a range over them) and processes (one line
+//! for the GPUs that run the same kind of process for the same pod). A GPU that deviates gets its own
+//! line; a lost GPU is said once, in words.
+
+use std::collections::BTreeSet;
+use std::fmt::Write;
+
+use gpu_diag::analysis::health::HealthReport;
+use gpu_diag::analysis::processes::GpuProcesses;
+use gpu_diag::analysis::telemetry::GpuTelemetry;
+use gpu_diag::facts::{FieldErrorKind, Reading};
+
+use super::topology::gpu_set;
+
+/// Kinds of process named per GPU line (a GPU may run hundreds of processes: they are counted).
+const KINDS_SHOWN: usize = 4;
+
+/// The GPUs health found lost or without an NVML handle: their readings all fail alike.
+pub fn lost(h: &HealthReport) -> BTreeSet<u32> {
+    h.gpus
+        .iter()
+        .filter(|g| {
+            g.findings
+                .iter()
+                .any(|f| f.code == "gpu.lost" || f.code == "gpu.handle_failed")
+        })
+        .map(|g| g.gpu.index)
+        .collect()
+}
+
+/// The GPUs whose telemetry NVML answered with GPU_IS_LOST (for a report without a health verdict).
+pub fn lost_in_telemetry(gpus: &[GpuTelemetry]) -> BTreeSet<u32> {
+    let is_lost = |e: Option<&gpu_diag::facts::FieldError>| {
+        e.is_some_and(|e| e.error == FieldErrorKind::GpuIsLost)
+    };
+    gpus.iter()
+        .filter(|t| is_lost(t.utilization.err()) || is_lost(t.clocks.sm_mhz.err()))
+        .map(|t| t.gpu.index)
+        .collect()
+}
+
+/// `a` or `a-b` over the values read; `?` when none was.
+fn span(values: impl Iterator<Item = Option<u64>>) -> String {
+    let read: Vec<u64> = values.flatten().collect();
+    match (read.iter().min(), read.iter().max()) {
+        (Some(a), Some(b)) if a == b => a.to_string(),
+        (Some(a), Some(b)) => format!("{a}-{b}"),
+        _ => "?".to_string(),
+    }
+}
+
+fn int<T: Copy + Into<u64>>(r: &Reading<T>) -> Option<u64> {
+    r.get().map(Into::into)
+}
+
+/// The part of a clocks verdict before its figures (`Clocks unrestricted (healthy)`).
+fn verdict_class(v: &str) -> &str {
+    v.split_once(": ").map_or(v, |(c, _)| c)
+}
+
+/// Telemetry, one line per group of GPUs with the same clocks verdict and model limits; `lost` GPUs (NVML
+/// answers GPU_IS_LOST or has no handle) in one line of words.
+pub fn telemetry(gpus: &[GpuTelemetry], lost: &BTreeSet<u32>, out: &mut String) {
+    let mut groups: Vec<(String, Vec<&GpuTelemetry>)> = Vec::new();
+    for t in gpus.iter().filter(|t| !lost.contains(&t.gpu.index)) {
+        let key = format!(
+            "{}|{:?}|{:?}|{:?}",
+            verdict_class(&t.verdict),
+            t.clocks.sm_max_mhz.get(),
+            t.power.limit_w.get().map(|w| w.round() as u64),
+            t.memory.ok().map(|m| m.total_mib)
+        );
+        match groups.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, v)) => v.push(t),
+            None => groups.push((key, vec![t])),
+        }
+    }
+    for (_, g) in &groups {
+        let idx: Vec<u32> = g.iter().map(|t| t.gpu.index).collect();
+        let first = g[0];
+        let draw = span(
+            g.iter()
+                .map(|t| t.power.draw_w.get().map(|w| w.round() as u64)),
+        );
+        let limit = span(
+            g.iter()
+                .map(|t| t.power.limit_w.get().map(|w| w.round() as u64)),
+        );
+        let mem = match first.memory.ok() {
+            Some(m) => format!(
+                "mem {}/{} MiB",
+                span(g.iter().map(|t| t.memory.ok().map(|m| m.used_mib))),
+                m.total_mib
+            ),
+            None => "mem ?".to_string(),
+        };
+        let verdict = if g.len() == 1 {
+            first.verdict.clone()
+        } else {
+            verdict_class(&first.verdict).to_string()
+        };
+        let _ = writeln!(
+            out,
+            "  {}: {} C, {draw}/{limit} W, SM {}/{} MHz, util {}%, {mem}; {verdict}",
+            gpu_set(&idx),
+            span(g.iter().map(|t| int(&t.temperature.gpu_c))),
+            span(g.iter().map(|t| int(&t.clocks.sm_mhz))),
+            span(g.iter().map(|t| int(&t.clocks.sm_max_mhz))),
+            span(
+                g.iter()
+                    .map(|t| t.utilization.ok().map(|u| u64::from(u.gpu_pct)))
+            ),
+        );
+    }
+    let gone: Vec<u32> = gpus
+        .iter()
+        .map(|t| t.gpu.index)
+        .filter(|i| lost.contains(i))
+        .collect();
+    if !gone.is_empty() {
+        let _ = writeln!(
+            out,
+            "  {}: lost (NVML answers GPU_IS_LOST): no readings",
+            gpu_set(&gone)
+        );
+    }
+}
+
+/// Processes, one line per group of GPUs whose processes are alike (name, kind, memory, pod), with their
+/// PIDs counted; a GPU whose processes could not be read says why.
+pub fn processes(gpus: &[GpuProcesses], lost: &BTreeSet<u32>, out: &mut String) {
+    let mut items: Vec<(u32, String)> = Vec::new();
+    let mut pids: Vec<(u32, Vec<u32>)> = Vec::new();
+    for g in gpus {
+        let i = g.gpu.index;
+        let d = match g.processes.ok() {
+            _ if lost.contains(&i) => {
+                "lost (NVML answers GPU_IS_LOST): processes unreadable".to_string()
+            }
+            None => "processes unreadable".to_string(),
+            Some(ps) if ps.is_empty() => continue,
+            Some(ps) => {
+                pids.push((i, ps.iter().map(|p| p.pid).collect()));
+                let mut kinds: Vec<String> = ps
+                    .iter()
+                    .map(|p| {
+                        format!(
+                            "{} ({}){}{}",
+                            p.name.ok().map(String::as_str).unwrap_or("?"),
+                            p.kind,
+                            p.used_memory_mib
+                                .map(|m| format!(", {m} MiB"))
+                                .unwrap_or_default(),
+                            p.pod_uid
+                                .as_deref()
+                                .map(|u| format!(", pod uid {u}"))
+                                .unwrap_or_default()
+                        )
+                    })
+                    .collect();
+                kinds.sort();
+                let mut counted: Vec<(String, usize)> = Vec::new();
+                for k in kinds {
+                    match counted.last_mut() {
+                        Some((last, n)) if *last == k => *n += 1,
+                        _ => counted.push((k, 1)),
+                    }
+                }
+                let more = counted.len().saturating_sub(KINDS_SHOWN);
+                let mut line = counted
+                    .into_iter()
+                    .take(KINDS_SHOWN)
+                    .map(|(k, n)| if n > 1 { format!("{n}x {k}") } else { k })
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                if more > 0 {
+                    let _ = write!(line, "; (+{more} more kinds: get_gpu_processes lists them)");
+                }
+                line
+            }
+        };
+        items.push((i, d));
+    }
+    let mut groups: Vec<(Vec<u32>, String)> = Vec::new();
+    for (i, d) in items {
+        match groups.iter_mut().find(|(_, x)| *x == d) {
+            Some((v, _)) => v.push(i),
+            None => groups.push((vec![i], d)),
+        }
+    }
+    for (idx, d) in groups {
+        let mine: Vec<u32> = pids
+            .iter()
+            .filter(|(i, _)| idx.contains(i))
+            .flat_map(|(_, p)| p.iter().copied())
+            .collect();
+        let who = match mine.as_slice() {
+            [] => String::new(),
+            [p] => format!("pid {p} "),
+            _ if idx.len() > 1 && mine.len() == idx.len() => {
+                format!("1 process each (pids {}): ", pid_list(&mine))
+            }
+            _ if mine.len() <= 4 => format!(
+                "pids {} ",
+                mine.iter()
+                    .map(u32::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            _ => format!("{} processes: ", mine.len()),
+        };
+        let _ = writeln!(out, "  {}: {who}{d}", gpu_set(&idx));
+    }
+}
+
+/// PIDs as written, the first few and the last when many (they are not a range).
+fn pid_list(pids: &[u32]) -> String {
+    let all: Vec<String> = pids.iter().map(u32::to_string).collect();
+    if all.len() <= 8 {
+        all.join(", ")
+    } else {
+        format!("{}, {}, ... {}", all[0], all[1], all[all.len() - 1])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spans_read_values_only() {
+        assert_eq!(span([Some(58), Some(60), None].into_iter()), "58-60");
+        assert_eq!(span([Some(7), Some(7)].into_iter()), "7");
+        assert_eq!(span([None, None].into_iter()), "?");
+        assert_eq!(
+            verdict_class("Clocks unrestricted (healthy): SM 1980 of 1980 MHz"),
+            "Clocks unrestricted (healthy)"
+        );
+    }
+}
