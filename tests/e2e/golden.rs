@@ -8,7 +8,7 @@
 use serde_json::{Value, json};
 
 #[path = "../support/golden.rs"]
-mod golden;
+mod wire;
 
 use crate::mcp;
 use crate::operator::bind_operator;
@@ -203,7 +203,7 @@ spec:
 
     let l = mcp::start(tb, User::Operator, &ns, &["--mode", "operator"]).await;
     let tools = l.client.list_all_tools().await.expect("tools/list");
-    let volatile = golden::Volatile {
+    let volatile = wire::Volatile {
         literals: vec![
             (sick.clone(), "<node-b>"),
             (idle.clone(), "<node-c>"),
@@ -255,14 +255,14 @@ spec:
             );
         }
         let mut v = serde_json::to_value(&r).unwrap();
-        golden::redact(&mut v, &volatile);
+        wire::redact(&mut v, &volatile);
         results.push((name, v));
     }
     l.stop().await;
     if let Err(left) = tb.wait_no_pods(&ns, std::time::Duration::from_secs(120)) {
         panic!("probe pods left in {ns}: {left:?}");
     }
-    golden::settings().bind(|| {
+    wire::settings().bind(|| {
         for (name, v) in results {
             insta::assert_json_snapshot!(format!("testbed__{name}"), v);
         }
