@@ -12,7 +12,7 @@ use crate::mcp;
 use crate::testbed::{FakeNode, Testbed, User, skipped, unique};
 
 /// deploy/rbac.yaml's operator ClusterRole bound to `user` (as bindings-example.yaml does).
-fn bind_operator(tb: &Testbed, user: User) {
+pub fn bind_operator(tb: &Testbed, user: User) {
     let name = user.name();
     tb.apply(&format!(
         r#"apiVersion: rbac.authorization.k8s.io/v1

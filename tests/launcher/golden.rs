@@ -4,11 +4,14 @@
 //! leave every one of these snapshots unchanged; a deliberate change of what clients see shows up here.
 
 mod common;
+#[path = "../support/golden.rs"]
+mod golden;
 
 use std::process::Stdio;
 
-use common::mcp::{connect, local_serve, request};
+use common::mcp::{check_output_schema, connect, local_serve, request};
 use common::*;
+use golden::{Volatile, redact};
 use rmcp::RoleClient;
 use rmcp::service::RunningService;
 use serde_json::{Value, json};
@@ -24,7 +27,12 @@ fn fixture() -> String {
 }
 
 async fn start(extra: &[&str]) -> RunningService<RoleClient, ()> {
-    let mut cmd = local_serve(LAUNCHER, &fixture(), &node_probe());
+    start_on(&fixture(), extra).await
+}
+
+/// A server in local simulated mode on `scenario` (a fact file or a built-in scenario's name).
+async fn start_on(scenario: &str, extra: &[&str]) -> RunningService<RoleClient, ()> {
+    let mut cmd = local_serve(LAUNCHER, scenario, &node_probe());
     cmd.arg("--evidence-dir")
         .arg(evidence_dir())
         .args(extra)
@@ -36,30 +44,6 @@ async fn start(extra: &[&str]) -> RunningService<RoleClient, ()> {
         .client
 }
 
-/// Zero what differs from run to run (wall-clock durations, collection timestamps), everywhere.
-fn redact(v: &mut Value) {
-    match v {
-        Value::Object(o) => {
-            for (k, x) in o.iter_mut() {
-                let timing = k.ends_with("millis") || k.ends_with("_ms") || k == "millis";
-                let stamp = k == "collected_at" || k == "ts" || k == "started_at";
-                // The evidence archive holds its collection time: its size and digest vary.
-                let varies = k == "bytes";
-                if (timing || varies) && x.is_number() {
-                    *x = json!(0);
-                } else if stamp && x.is_string() {
-                    *x = json!("<time>");
-                } else {
-                    redact(x);
-                }
-            }
-        }
-        Value::Array(a) => a.iter_mut().for_each(redact),
-        Value::String(s) => *s = redact_text(s),
-        _ => {}
-    }
-}
-
 /// Where the golden calls' evidence archives go (one per test process, removed with the temp dir).
 fn evidence_dir() -> std::path::PathBuf {
     static DIR: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
@@ -68,33 +52,20 @@ fn evidence_dir() -> std::path::PathBuf {
         .join("evidence")
 }
 
-/// Durations in renderings (`1.2 s`, `35 ms`), RFC 3339 times of the collection, and the fixture's path
-/// (it depends on where the repository is checked out).
-fn redact_text(s: &str) -> String {
-    let s = s.replace(&fixture(), "<fixture>");
-    let s = s.replace(&evidence_dir().display().to_string(), "<evidence-dir>");
-    static RE: std::sync::OnceLock<[regex::Regex; 5]> = std::sync::OnceLock::new();
-    let [dur, ts, file, digest, bytes] = RE.get_or_init(|| {
-        [
-            regex::Regex::new(r"\b\d+(\.\d+)? ?(ms|s)\b").unwrap(),
-            regex::Regex::new(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z").unwrap(),
-            regex::Regex::new(r"evidence-local-\d{8}T\d{6}Z-[0-9a-f]{12}\.tar\.gz").unwrap(),
-            regex::Regex::new(r"\b[0-9a-f]{64}\b").unwrap(),
-            regex::Regex::new(r"\b\d+ bytes\b").unwrap(),
-        ]
-    });
-    let s = dur.replace_all(&s, "<dur>");
-    let s = file.replace_all(&s, "<evidence-file>");
-    let s = digest.replace_all(&s, "<sha256>");
-    let s = bytes.replace_all(&s, "<n> bytes");
-    ts.replace_all(&s, "<time>").into_owned()
+/// The fixture's path and the evidence directory depend on where the repository is checked out.
+fn volatile() -> Volatile<'static> {
+    Volatile {
+        literals: vec![
+            (fixture(), "<fixture>"),
+            (evidence_dir().display().to_string(), "<evidence-dir>"),
+        ],
+        object_uids: false,
+        patterns: Vec::new(),
+    }
 }
 
 fn snapshot_settings() -> insta::Settings {
-    let mut s = insta::Settings::clone_current();
-    s.set_snapshot_path(concat!(env!("CARGO_MANIFEST_DIR"), "/../snapshots/golden"));
-    s.set_prepend_module_to_snapshot(false);
-    s
+    golden::settings()
 }
 
 async fn tools_list(client: &RunningService<RoleClient, ()>) -> Value {
@@ -232,20 +203,70 @@ async fn one_result_per_tool() {
         "the golden calls must name exactly the registered tools (launcher/src/mcp/tools/mod.rs)"
     );
     let client = start(&["--mode", "operator"]).await;
+    let tools = client.list_all_tools().await.expect("tools/list");
     let mut results = Vec::new();
     for (name, tool, args) in calls {
         let r = client.call_tool(request(tool, args)).await;
         let mut v = match r {
-            Ok(r) => serde_json::to_value(&r).unwrap(),
+            Ok(r) => {
+                // What a host's SDK does with it: a successful answer must fit the declared outputSchema.
+                check_output_schema(&tools, tool, &r);
+                serde_json::to_value(&r).unwrap()
+            }
             Err(e) => json!({"jsonrpc_error": e.to_string()}),
         };
-        redact(&mut v);
+        redact(&mut v, &volatile());
         results.push((name, v));
     }
     client.cancel().await.unwrap();
     snapshot_settings().bind(|| {
         for (name, v) in results {
             insta::assert_json_snapshot!(format!("call__{name}"), v);
+        }
+    });
+}
+
+/// The built-in scenario the full-node goldens read: every section of an 8-GPU H100 node collected, with
+/// NVLink errors on it (the operator fixture above carries only what the operator tools need).
+const FULL_SCENARIO: &str = "dgx-h100-nvlink-errors";
+
+/// Telemetry, describe, topology and ECC on a node whose every section was collected: the answers a
+/// real node gives, not the "not collected" of a sparse fixture.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_node_results() {
+    let node = json!({"node_name": "local"});
+    let calls = [
+        "get_gpu_telemetry",
+        "describe_gpu_node",
+        "inspect_topology",
+        "snapshot_ecc",
+    ];
+    let client = start_on(FULL_SCENARIO, &[]).await;
+    let tools = client.list_all_tools().await.expect("tools/list");
+    let mut results = Vec::new();
+    for tool in calls {
+        let r = client
+            .call_tool(request(tool, node.clone()))
+            .await
+            .unwrap_or_else(|e| panic!("{tool}: JSON-RPC error {e}"));
+        assert!(
+            check_output_schema(&tools, tool, &r),
+            "{tool} failed on {FULL_SCENARIO}: {r:?}"
+        );
+        let sc = r.structured_content.as_ref().unwrap().to_string();
+        // A full scenario: no section of these answers is missing.
+        assert!(
+            !sc.contains("not_collected") && !sc.contains("not collected"),
+            "{tool} on {FULL_SCENARIO} left something uncollected: {sc}"
+        );
+        let mut v = serde_json::to_value(&r).unwrap();
+        redact(&mut v, &volatile());
+        results.push((tool, v));
+    }
+    client.cancel().await.unwrap();
+    snapshot_settings().bind(|| {
+        for (tool, v) in results {
+            insta::assert_json_snapshot!(format!("full__{tool}"), v);
         }
     });
 }

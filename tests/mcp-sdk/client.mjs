@@ -76,9 +76,9 @@ for (const tool of tools) {
   const text = result.content.map((c) => c.text ?? "").join("\n");
   assert.notEqual(result.isError, true, `${tool.name} failed: ${text}`);
   assert.ok(text.length > 0, `${tool.name}: text content for hosts without structured output`);
-  if (tool.outputSchema) {
-    assert.ok(result.structuredContent, `${tool.name}: structuredContent (it declares an outputSchema)`);
-  }
+  // Every tool declares an outputSchema (else the SDK has nothing to validate and this loop checks nothing).
+  assert.ok(tool.outputSchema, `${tool.name}: declares an outputSchema`);
+  assert.ok(result.structuredContent, `${tool.name}: structuredContent (it declares an outputSchema)`);
   console.log(`ok ${tool.name}: ${text.split("\n")[0]}`);
 }
 assert.ok(progressEvents > 0, "node tools report progress when the client asks for it");

@@ -560,28 +560,49 @@ fn nvml_reset_runs_nvidia_smi_and_verifies() {
             .any(|c| c["check"] == "gpu_back" && c["status"] == "pass"),
         "{rep}"
     );
-    assert_eq!(
-        rep["result"],
-        if outcome["verified"] == true {
-            "done"
-        } else {
-            "failed"
-        }
-    );
+    // The fake GPU comes back after its reset, so the action is verified and done (an expected value of
+    // its own, not read back from the answer's `verified`).
+    assert_eq!(outcome["verified"], true, "{rep}");
+    assert_eq!(rep["result"], "done", "{rep}");
 }
 
 /// A real kill, of a child this test spawns itself and nothing else: the fake NVML reports the child's
-/// pid on GPU 0 (FAKE_NVML_PID), the host root is `/` (this machine's /proc, same pid namespace).
+/// pid on GPU 0 (FAKE_NVML_PID), the host root is `/` (this machine's /proc, same pid namespace). The test
+/// sends the child nothing before it has looked: the child must already be dead of SIGKILL when the probe
+/// returns: `try_wait` (waitpid with WNOHANG, which sends nothing) reaps the zombie, or says it still runs.
 #[test]
 fn nvml_real_kill_of_our_own_child() {
+    use std::io::BufRead;
+    use std::os::unix::process::ExitStatusExt;
+
+    /// Kills and reaps the child only if the test ends without having reaped it (a failed assertion), so
+    /// no stray process outlives the test.
+    struct Reap(std::process::Child);
+    impl Drop for Reap {
+        fn drop(&mut self) {
+            if let Ok(None) = self.0.try_wait() {
+                let _ = self.0.kill();
+                let _ = self.0.wait();
+            }
+        }
+    }
+
     let Some(lib) = fake_lib() else { return };
-    // A child that ignores SIGTERM, so the grace period and SIGKILL are exercised.
-    let mut child = Command::new("sh")
-        .args(["-c", "trap '' TERM; while :; do sleep 1; done"])
-        .spawn()
-        .expect("spawn sh");
-    let pid = child.id().to_string();
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    // A child that ignores SIGTERM, so the grace period and SIGKILL are exercised. It says "ready" once the
+    // trap is set: a SIGTERM before that would end it early and prove nothing about SIGKILL.
+    let mut child = Reap(
+        Command::new("sh")
+            .args(["-c", "trap '' TERM; echo ready; while :; do sleep 1; done"])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn sh"),
+    );
+    let mut ready = String::new();
+    std::io::BufReader::new(child.0.stdout.take().unwrap())
+        .read_line(&mut ready)
+        .expect("read the child's ready line");
+    assert_eq!(ready, "ready\n");
+    let pid = child.0.id().to_string();
     let run = probe(
         &[
             "--nvml-lib",
@@ -596,11 +617,26 @@ fn nvml_real_kill_of_our_own_child() {
         ],
         &[("FAKE_NVML_PID", pid.as_str())],
     );
-    // Reap it whatever happened, so no stray process outlives the test.
-    let _ = child.kill();
-    let status = child.wait().expect("wait");
+    // Before anything here signals it: the child has ended, and of SIGKILL (it ignores SIGTERM).
+    let status = child
+        .0
+        .try_wait()
+        .expect("waitpid on the child")
+        .unwrap_or_else(|| {
+            panic!(
+                "the child {pid} still runs after the probe's kill: {}",
+                run.doc
+            )
+        });
+    assert_eq!(
+        status.signal(),
+        Some(9),
+        "the child did not die of SIGKILL ({status}): {}",
+        run.doc
+    );
     let k = &run.doc["kill"];
     assert_eq!(k["allowed"], true, "{k}");
+    assert_eq!(k["result"], "done", "{k}");
     let o = &k["outcome"];
     assert_eq!(o["sigterm_sent"], true, "{k}");
     assert_eq!(o["exited_after_sigterm"], false, "{k}");
@@ -614,11 +650,6 @@ fn nvml_real_kill_of_our_own_child() {
         "{k}"
     );
     assert!(!o["memory_after"].as_array().unwrap().is_empty());
-    assert_eq!(
-        std::os::unix::process::ExitStatusExt::signal(&status),
-        Some(9),
-        "the child died of SIGKILL"
-    );
 }
 
 #[test]

@@ -6,7 +6,7 @@
 use std::path::Path;
 use std::process::Stdio;
 
-use rmcp::model::{CallToolRequestParams, CallToolResult};
+use rmcp::model::{CallToolRequestParams, CallToolResult, Tool};
 use rmcp::service::RunningService;
 use rmcp::transport::{ConfigureCommandExt, TokioChildProcess};
 use rmcp::{ClientHandler, RoleClient, ServiceExt};
@@ -105,4 +105,49 @@ pub fn text_of(r: &CallToolResult) -> String {
 pub fn structured(r: &CallToolResult) -> Value {
     assert_ne!(r.is_error, Some(true), "{}", text_of(r));
     r.structured_content.clone().expect("structuredContent")
+}
+
+/// `value` (a result's structuredContent) is valid against `tool`'s declared outputSchema, as a host's SDK
+/// checks it.
+pub fn assert_schema_valid(tool: &Tool, value: &Value) {
+    let schema = Value::Object(
+        tool.output_schema
+            .as_ref()
+            .unwrap_or_else(|| panic!("{} has no outputSchema", tool.name))
+            .as_ref()
+            .clone(),
+    );
+    let validator = jsonschema::validator_for(&schema).unwrap_or_else(|e| {
+        panic!(
+            "{}: outputSchema is not a valid JSON Schema: {e}",
+            tool.name
+        )
+    });
+    let errors: Vec<String> = validator
+        .iter_errors(value)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "{}: structuredContent violates outputSchema: {errors:#?}\n{value:#}",
+        tool.name
+    );
+}
+
+/// A successful result's structuredContent checked against its tool's outputSchema (from `tools`, the
+/// server's own tools/list); an error result (isError) carries none to check. Returns whether it checked.
+pub fn check_output_schema(tools: &[Tool], name: &str, r: &CallToolResult) -> bool {
+    if r.is_error == Some(true) {
+        return false;
+    }
+    let tool = tools
+        .iter()
+        .find(|t| t.name == name)
+        .unwrap_or_else(|| panic!("{name} is not in tools/list"));
+    let sc = r
+        .structured_content
+        .as_ref()
+        .unwrap_or_else(|| panic!("{name}: a successful result without structuredContent"));
+    assert_schema_valid(tool, sc);
+    true
 }

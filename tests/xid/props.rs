@@ -9,6 +9,9 @@ use gpu_diag::xid::grammar;
 use gpu_diag::xid::report::{EventKind, XidReport, analyze};
 use proptest::prelude::*;
 
+#[path = "../../fuzz/fuzz_targets/xid_lines_body.rs"]
+mod fuzz_body;
+
 const BOOT: f64 = 1_795_247_940.0;
 const NOW: f64 = 1_795_262_400.0;
 
@@ -228,6 +231,12 @@ proptest! {
         prop_assert_eq!(r.events[0].pci_bus_id.clone(), Some(format!("{domain:04x}:{bus:02x}:{dev:02x}.0")));
     }
 
+    /// The fuzz target's own body on random bytes (any encoding, any line breaks).
+    #[test]
+    fn fuzz_target_body_on_random_bytes(data in prop::collection::vec(any::<u8>(), 0..2048)) {
+        fuzz_body::check(&data);
+    }
+
     #[test]
     fn arbitrary_text_never_panics(lines in prop::collection::vec(".{0,300}", 0..20)) {
         let r = report(lines);
@@ -242,6 +251,55 @@ proptest! {
         let r = report(vec![format!("{prefix}{tail}")]);
         prop_assert_eq!(r.events.len(), r.event_details.len());
     }
+}
+
+/// The fuzz target's body replays the kernel-log corpus, and a local `cargo fuzz` corpus where one exists
+/// (fuzz/corpus/xid_lines, not committed): whole files, and every file cut at every line.
+#[test]
+fn fuzz_target_body_replays_the_corpus() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut inputs: Vec<(std::path::PathBuf, Vec<u8>)> = Vec::new();
+    for (dir, required) in [
+        (root.join("tests/xid/corpus"), true),
+        (root.join("fuzz/corpus/xid_lines"), false),
+    ] {
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if !required => {
+                eprintln!("{}: {e} (no local fuzz corpus)", dir.display());
+                continue;
+            }
+            Err(e) => panic!("{}: {e}", dir.display()),
+        };
+        for entry in entries {
+            let p = entry.unwrap().path();
+            if p.is_file() && (!required || p.extension().is_some_and(|e| e == "log")) {
+                inputs.push((p.clone(), std::fs::read(&p).unwrap()));
+            }
+        }
+    }
+    let logs = inputs
+        .iter()
+        .filter(|(p, _)| p.starts_with(root.join("tests/xid/corpus")))
+        .count();
+    assert!(
+        logs >= 5,
+        "the kernel-log corpus went missing: {logs} files"
+    );
+    let mut events = 0;
+    for (p, data) in &inputs {
+        let r = fuzz_body::check(data);
+        events += r.events.len();
+        for (i, _) in data.iter().enumerate().filter(|(_, b)| **b == b'\n') {
+            fuzz_body::check(&data[..i]);
+        }
+        eprintln!("{}: {} events", p.display(), r.events.len());
+    }
+    // The replay reaches the analysis: the corpus's XID lines come out as events.
+    assert!(
+        events > 0,
+        "no input gave an event: the body no longer analyses"
+    );
 }
 
 /// A stable-toolchain stand-in for the fuzzer: every truncation of every corpus line, random bytes

@@ -50,16 +50,17 @@ pub fn scenarios() -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// A scenario to run tools against: `dgx-h100-xid79` when node-probe has it, else an empty fact file
-/// (every tool still runs end to end).
+/// The scenario the tools run against: `dgx-h100-xid79`, built into node-probe. It must be there: a silent
+/// fallback to an empty fact file would let every assertion about its GPUs and XIDs go untested.
 pub fn main_scenario() -> String {
     static S: OnceLock<String> = OnceLock::new();
     S.get_or_init(|| {
-        if scenarios().iter().any(|s| s == "dgx-h100-xid79") {
-            "dgx-h100-xid79".into()
-        } else {
-            write_shared_file("empty.json", "{}").display().to_string()
-        }
+        let known = scenarios();
+        assert!(
+            known.iter().any(|s| s == "dgx-h100-xid79"),
+            "node-probe lacks the built-in scenario dgx-h100-xid79: {known:?}"
+        );
+        "dgx-h100-xid79".into()
     })
     .clone()
 }
