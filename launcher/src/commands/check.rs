@@ -62,7 +62,7 @@ pub struct Check {
 }
 
 impl Check {
-    fn new(name: impl Into<String>, status: Status, detail: impl Into<String>) -> Self {
+    pub(crate) fn new(name: impl Into<String>, status: Status, detail: impl Into<String>) -> Self {
         Check {
             name: name.into(),
             status,
@@ -70,13 +70,21 @@ impl Check {
             fix: None,
         }
     }
-    fn ok(name: impl Into<String>, detail: impl Into<String>) -> Self {
+    pub(crate) fn ok(name: impl Into<String>, detail: impl Into<String>) -> Self {
         Self::new(name, Status::Ok, detail)
     }
-    fn fail(name: impl Into<String>, detail: impl Into<String>, fix: impl Into<String>) -> Self {
+    pub(crate) fn fail(
+        name: impl Into<String>,
+        detail: impl Into<String>,
+        fix: impl Into<String>,
+    ) -> Self {
         Self::new(name, Status::Fail, detail).with_fix(fix)
     }
-    fn warn(name: impl Into<String>, detail: impl Into<String>, fix: impl Into<String>) -> Self {
+    pub(crate) fn warn(
+        name: impl Into<String>,
+        detail: impl Into<String>,
+        fix: impl Into<String>,
+    ) -> Self {
         Self::new(name, Status::Warn, detail).with_fix(fix)
     }
     fn with_fix(mut self, fix: impl Into<String>) -> Self {
@@ -206,9 +214,11 @@ async fn checks_with_client(client: Client, opts: &CheckOptions, report: &mut Ch
     match required_permissions(ns, opts.mode) {
         Ok(roles) => {
             for role in &roles {
-                report
-                    .checks
-                    .push(permission_check(&client, role, subject).await);
+                let mut c = permission_check(&client, role, subject).await;
+                if role.role == crate::commands::setup::LOG_READER_ROLE {
+                    c = crate::commands::policies::log_reader_scope(c);
+                }
+                report.checks.push(c);
             }
         }
         Err(e) => report.checks.push(Check::fail(
@@ -221,6 +231,14 @@ async fn checks_with_client(client: Client, opts: &CheckOptions, report: &mut Ch
     report
         .checks
         .push(admission_check(&client, opts, nodes.first()).await);
+    report.checks.push(
+        crate::commands::policies::check(
+            &client,
+            &opts.k8s,
+            nodes.first().map(|(n, _)| n.as_str()),
+        )
+        .await,
+    );
 }
 
 fn finish(mut report: CheckReport) -> CheckReport {
