@@ -147,9 +147,16 @@ fn check_passes_on_a_prepared_cluster() {
         &format!("node/{n}"),
         &format!("image/{n}"),
         "admission",
+        "permissions/k8s-gpu-mcp-log-reader",
+        "policies",
     ] {
         item(&report, name);
     }
+    // The policies hold for the reader (the testbed applies them as `setup` writes them).
+    assert!(
+        text(&item(&report, "policies")["detail"]).starts_with("in force for you"),
+        "{report:#}"
+    );
     assert_eq!(report["user"], User::Reader.name());
     assert!(
         text(&item(&report, "api-server")["detail"]).contains("v1.35."),
@@ -240,7 +247,13 @@ fn check_names_a_missing_namespace_and_setup_apply_fixes_it() {
         "{fix}"
     );
     // The fix as printed (the launcher's own setup, server-side apply as admin), then the check passes.
-    let out = launcher(tb, User::Admin, &["--namespace", &ns, "setup", "--apply"]);
+    // --no-policies: the cluster's admission policies are the testbed's (a cluster has one set, and this
+    // setup's would not trust the suite's images).
+    let out = launcher(
+        tb,
+        User::Admin,
+        &["--namespace", &ns, "setup", "--apply", "--no-policies"],
+    );
     assert!(out.status.success(), "{}", stderr(&out));
     let applied = String::from_utf8_lossy(&out.stdout);
     assert!(

@@ -444,3 +444,101 @@ fn ephemeral_containers_and_workload_execs_of_another_shape_are_refused() {
         "--wait=false",
     ]);
 }
+
+/// `check` proves the policies for the user it runs as: in force for the launcher's reader; for a user bound to
+/// roles without the marker (deploy/rbac.yaml before the policies) it says in one line what is not enforced,
+/// and the permission line names the missing marker.
+#[test]
+fn check_says_whether_the_policies_hold_for_its_user() {
+    if skipped() {
+        return;
+    }
+    let (tb, ns, node) = setup("check");
+    let check = |user: User, ns: &str| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_k8s-gpu-mcp"))
+            .arg("--kubeconfig")
+            .arg(tb.kubeconfig(user))
+            .args([
+                "--namespace",
+                ns,
+                "--probe-image",
+                crate::mcp::E2E_PROBE_IMAGE,
+            ])
+            .args([
+                "check",
+                "--selector",
+                &format!("kubernetes.io/hostname={node}"),
+                "--output",
+                "json",
+            ])
+            .env_remove("KUBECONFIG")
+            .env("RUST_LOG", "warn")
+            .output()
+            .expect("run k8s-gpu-mcp check");
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("check output ({e}): {}", stderr(&out)));
+        let item = |name: &str| {
+            report["checks"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|c| c["name"] == name)
+                .cloned()
+                .unwrap_or_else(|| panic!("no {name} in {report:#}"))
+        };
+        (
+            item("policies"),
+            item("permissions/k8s-gpu-mcp-probe"),
+            report.clone(),
+        )
+    };
+    let (p, _, report) = check(User::Reader, &ns);
+    assert_eq!(p["status"], "ok", "{report:#}");
+    assert!(
+        p["detail"]
+            .as_str()
+            .unwrap()
+            .contains("k8s-gpu-mcp-probe-exec"),
+        "{p}"
+    );
+
+    // The probe role as it was before the marker, bound to another user in a namespace of its own.
+    let old = unique("e2e-pol-old");
+    let nobody = User::Nobody.name();
+    let rbac =
+        std::fs::read_to_string(crate::testbed::repo_root().join("deploy/rbac.yaml")).unwrap();
+    let docs: Vec<serde_json::Value> = serde_saphyr::from_multiple(&rbac).unwrap();
+    let mut role = docs
+        .into_iter()
+        .find(|d| d["metadata"]["name"] == "k8s-gpu-mcp-probe")
+        .unwrap();
+    role["metadata"]["name"] = format!("{old}-probe").into();
+    let rules: Vec<serde_json::Value> = role["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["apiGroups"][0] != "k8s-gpu-mcp.io")
+        .cloned()
+        .collect();
+    role["rules"] = rules.into();
+    tb.apply(&serde_json::to_string(&role).unwrap());
+    tb.probe_namespace(&old, User::Admin);
+    tb.apply(&format!(
+        "apiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata: {{name: old-probe, namespace: {old}}}\nroleRef: {{apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: {old}-probe}}\nsubjects: [{{apiGroup: rbac.authorization.k8s.io, kind: User, name: {nobody}}}]\n"
+    ));
+    let (p, perm, report) = check(User::Nobody, &old);
+    assert_eq!(p["status"], "warn", "{report:#}");
+    let detail = p["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("not in force for you") && detail.contains("root shell on every GPU node"),
+        "{p}"
+    );
+    assert!(
+        perm["detail"]
+            .as_str()
+            .unwrap()
+            .contains("hold probe-role.k8s-gpu-mcp.io"),
+        "{perm}"
+    );
+    eprintln!("check without the marker: {detail}");
+}

@@ -228,6 +228,9 @@ pub struct Testbed {
 
 static SEQ: AtomicUsize = AtomicUsize::new(0);
 
+/// Whether this test binary's testbed applies the launcher's admission policies (deploy/policies.yaml).
+const UNDER_POLICIES: bool = !matches!(env!("CARGO_CRATE_NAME").as_bytes(), b"realnode");
+
 impl Testbed {
     /// The testbed shared by every test of this binary, started on first use.
     pub fn shared() -> &'static Testbed {
@@ -288,9 +291,17 @@ impl Testbed {
             startup: started.elapsed(),
         };
         // The namespace, roles and admission policies under test are deploy/'s own, as the launcher's `setup`
-        // writes them: the launcher's users get nothing else, and every test runs under the policies. The
-        // `default` ServiceAccount is what the absent controller-manager would create.
-        tb.apply(&tb.policies_manifests());
+        // writes them: the launcher's users get nothing else, and every e2e test runs under the policies. The
+        // real-node suite names its images by tag (imported into containerd by tag; the policies need digests),
+        // so it gets the namespace and roles only. The `default` ServiceAccount is what the absent
+        // controller-manager would create.
+        if UNDER_POLICIES {
+            tb.apply(&tb.policies_manifests());
+        } else {
+            for f in ["deploy/00-namespace.yaml", "deploy/rbac.yaml"] {
+                tb.apply(&std::fs::read_to_string(repo_root().join(f)).expect(f));
+            }
+        }
         tb.apply(
             "apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: default, namespace: gpu-diagnostics}\n",
         );

@@ -152,7 +152,9 @@ pub async fn check(client: &Client, k8s: &K8sConfig, node: Option<&str>) -> Chec
     if may_delete_policy_bindings(client).await {
         return Check::ok(
             name,
-            "you may delete admission policy bindings, so the launcher's policies exempt you (they hold the launcher's other users); run check as such a user to see them enforced",
+            format!(
+                "you may delete admission policy bindings, so the launcher's policies ({PROBE_POD_POLICY}, {EXEC_POLICY}, {EPHEMERAL_POLICY}) exempt you; they hold the launcher's other users: run check as one to see them enforced"
+            ),
         );
     }
     // A probe pod in every way but its command.

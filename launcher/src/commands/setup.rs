@@ -25,15 +25,11 @@ pub const LOG_READER_ROLE: &str = "k8s-gpu-mcp-log-reader";
 /// The field manager of `setup --apply`.
 const FIELD_MANAGER: &str = "k8s-gpu-mcp-setup";
 
-/// The manifests for namespace `ns`: deploy/00-namespace.yaml (renamed), deploy/rbac.yaml, and bindings
-/// of the roles `mode` needs for each user and group given. The text is what `--apply` applies.
-pub fn manifests(ns: &str, mode: Mode, users: &[String], groups: &[String]) -> String {
-    manifests_with(ns, mode, users, groups, &[], None)
-}
-
-/// [`manifests`], with the log reader bound in `log_namespaces` only (empty: cluster-wide) and the admission
-/// policies filled with `policies` (None: left out).
-pub fn manifests_with(
+/// The manifests for namespace `ns`: deploy/00-namespace.yaml (renamed), deploy/rbac.yaml, the admission
+/// policies filled with `policies` (None: left out), and bindings of the roles `mode` needs for each user and
+/// group given, the log reader in `log_namespaces` only where any are listed (else cluster-wide). The text is
+/// what `--apply` applies.
+pub fn manifests(
     ns: &str,
     mode: Mode,
     users: &[String],
@@ -262,7 +258,7 @@ pub async fn command(cfg: &Config, a: &SetupArgs) -> ExitCode {
 pub async fn run(cfg: &Config, a: &SetupArgs) -> Result<String, String> {
     let ns = &cfg.cluster.namespace;
     let policies = (!a.no_policies).then(|| PolicyValues::from_config(cfg));
-    let yaml = manifests_with(
+    let yaml = manifests(
         ns,
         cfg.mode,
         &a.user,
