@@ -4,14 +4,13 @@
 //! exercised; only the image itself is not real (kwok runs no containers).
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
 use crate::mcp::{self, Launcher};
-use crate::testbed::{FakeNode, Testbed, User, probe_dir, pulled, skipped, unique};
+use crate::testbed::{FakeNode, Testbed, User, pulled, skipped, unique};
 
 /// A base image as copy delivery expects one (kwok pulls nothing; the name only shows up in errors).
 /// By digest: the admission policies refuse a probe image named by tag.
