@@ -197,7 +197,8 @@ fn check_passes_on_a_prepared_cluster() {
     );
     assert!(ok, "{report:#}");
     assert_eq!(item(&report, &format!("image/{n}"))["status"], "ok");
-    // By tag: it works, and check warns that a tag can be re-pointed.
+    // By tag: check warns that a tag can be re-pointed, and the admission policies refuse it (their
+    // dry run names the policy and the fix).
     let (ok, report) = check(
         tb,
         User::Reader,
@@ -205,7 +206,14 @@ fn check_passes_on_a_prepared_cluster() {
         &group,
         &["--probe-delivery", "copy", "--probe-image", DEBIAN],
     );
-    assert!(ok, "{report:#}");
+    assert!(!ok, "{report:#}");
+    assert_eq!(failed(&report), ["admission"], "{report:#}");
+    let adm = item(&report, "admission");
+    assert!(
+        text(&adm["detail"]).contains("ValidatingAdmissionPolicy 'k8s-gpu-mcp-probe-pod'"),
+        "{adm}"
+    );
+    assert!(text(&adm["fix"]).contains("by digest"), "{adm}");
     let c = item(&report, &format!("image/{n}"));
     assert_eq!(c["status"], "warn", "{c}");
     assert!(
@@ -338,7 +346,7 @@ fn check_names_missing_permissions_with_the_binding_to_create() {
     let reader = item(&report, "permissions/k8s-gpu-mcp-reader");
     assert_eq!(reader["status"], "fail");
     assert!(
-        text(&reader["detail"]).starts_with("19 of 19 permissions missing cluster-wide: get nodes"),
+        text(&reader["detail"]).starts_with("18 of 18 permissions missing cluster-wide: get nodes"),
         "{reader}"
     );
     assert!(
@@ -410,13 +418,19 @@ fn check_names_a_not_ready_gpu_node_and_a_missing_image() {
         &["--probe-delivery", "copy", "--probe-image", "debian:12"],
     );
     assert!(!ok);
-    assert_eq!(failed(&report), [format!("image/{n}")], "{report:#}");
+    // The admission policies refuse the tag too.
+    assert_eq!(
+        failed(&report),
+        [format!("image/{n}"), "admission".into()],
+        "{report:#}"
+    );
     let c = item(&report, &format!("image/{n}"));
     assert!(
         text(&c["fix"]).contains(&format!("kubectl get node {n} -o jsonpath=")),
         "{c}"
     );
-    // Image delivery with an image the node does not list yet: a warning (the first probe pulls it).
+    // Image delivery with an image the node does not list yet: a warning (the first probe pulls it); by tag
+    // the admission policies refuse it.
     let (ok, report) = check(
         tb,
         User::Reader,
@@ -424,7 +438,8 @@ fn check_names_a_not_ready_gpu_node_and_a_missing_image() {
         &group,
         &["--probe-image", "debian:12"],
     );
-    assert!(ok, "{report:#}");
+    assert!(!ok, "{report:#}");
+    assert_eq!(failed(&report), ["admission"], "{report:#}");
     assert_eq!(item(&report, &format!("image/{n}"))["status"], "warn");
 }
 
@@ -669,7 +684,7 @@ async fn check_cluster_tool_answers_over_mcp() {
     }
     let (tb, ns, group) = prepared("mcp");
     let n = node(tb, &group, true, &[IMAGE_LISTED]);
-    let l = crate::mcp::start(tb, User::Reader, &ns, &["--probe-image", IMAGE]).await;
+    let l = crate::mcp::start(tb, User::Reader, &ns, &["--probe-image", IMAGE_DIGEST]).await;
     let sc = l
         .ok(
             "check_cluster",

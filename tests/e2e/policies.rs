@@ -271,10 +271,10 @@ fn probe_pods_and_execs_of_another_shape_are_refused_by_the_policies() {
     tb.wait_no_pods(&ns, Duration::from_secs(120))
         .expect("probe pod left");
 
-    // The same user elsewhere (their own namespace, plain `edit`): untouched.
+    // The same user elsewhere (a namespace where a role of their own lets them create pods): untouched.
     let own = unique("e2e-pol-own");
     tb.apply(&format!(
-        "apiVersion: v1\nkind: Namespace\nmetadata: {{name: {own}}}\n---\napiVersion: v1\nkind: ServiceAccount\nmetadata: {{name: default, namespace: {own}}}\n---\napiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata: {{name: edit, namespace: {own}}}\nroleRef: {{apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: edit}}\nsubjects: [{{apiGroup: rbac.authorization.k8s.io, kind: User, name: {}}}]\n",
+        "apiVersion: v1\nkind: Namespace\nmetadata: {{name: {own}}}\n---\napiVersion: v1\nkind: ServiceAccount\nmetadata: {{name: default, namespace: {own}}}\n---\napiVersion: rbac.authorization.k8s.io/v1\nkind: Role\nmetadata: {{name: pods, namespace: {own}}}\nrules: [{{apiGroups: [''], resources: [pods], verbs: [create, get, delete]}}]\n---\napiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata: {{name: pods, namespace: {own}}}\nroleRef: {{apiGroup: rbac.authorization.k8s.io, kind: Role, name: pods}}\nsubjects: [{{apiGroup: rbac.authorization.k8s.io, kind: User, name: {}}}]\n",
         User::Reader.name()
     ));
     let plain = format!(

@@ -829,7 +829,12 @@ async fn admission_check(
             ),
         ),
         Err(kube::Error::Api(s)) => {
-            let fix = if s.message.contains("PodSecurity") {
+            let fix = if s
+                .message
+                .contains("ValidatingAdmissionPolicy 'k8s-gpu-mcp-")
+            {
+                "the launcher's admission policies refuse this probe pod: name --probe-image by digest (IMAGE@sha256:DIGEST) from a trusted source, or have a cluster admin run k8s-gpu-mcp setup --apply with this launcher's --trust-image/--probe-image flags".into()
+            } else if s.message.contains("PodSecurity") {
                 format!("kubectl label namespace {ns} {PSA_ENFORCE}=privileged --overwrite")
             } else if s.is_forbidden() {
                 "see the permissions lines above (k8s-gpu-mcp setup --apply, then bind the roles)"
