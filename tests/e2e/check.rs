@@ -9,9 +9,8 @@ use crate::testbed::{FakeNode, Testbed, User, skipped, unique};
 use crate::{json, stderr};
 
 const LAUNCHER: &str = env!("CARGO_BIN_EXE_k8s-gpu-mcp");
-/// An image reference only the nodes of these tests list (so "on the node" is decided by the test).
-const IMAGE: &str = "registry.invalid/node-probe:check-e2e";
-/// The same image by its digest (what `--probe-image` should name).
+/// An image reference only the nodes of these tests list (so "on the node" is decided by the test), by its
+/// digest (what `--probe-image` should name, and what the admission policies admit).
 const IMAGE_DIGEST: &str = "registry.invalid/node-probe@sha256:cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc";
 /// How a node lists it once pulled: the tag and the digest name (`+` joins one image's names in `node`).
 const IMAGE_LISTED: &str = "registry.invalid/node-probe:check-e2e+registry.invalid/node-probe@sha256:cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc";
@@ -210,10 +209,19 @@ fn check_passes_on_a_prepared_cluster() {
     assert_eq!(failed(&report), ["admission"], "{report:#}");
     let adm = item(&report, "admission");
     assert!(
-        text(&adm["detail"]).contains("ValidatingAdmissionPolicy 'k8s-gpu-mcp-probe-pod'"),
+        adm["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("ValidatingAdmissionPolicy 'k8s-gpu-mcp-probe-pod'"),
         "{adm}"
     );
-    assert!(text(&adm["fix"]).contains("by digest"), "{adm}");
+    assert!(
+        adm["fix"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("by digest"),
+        "{adm}"
+    );
     let c = item(&report, &format!("image/{n}"));
     assert_eq!(c["status"], "warn", "{c}");
     assert!(
