@@ -4,8 +4,7 @@
 use serde_json::json;
 
 use super::mock::{mock_client, status};
-use crate::commands::check::Status;
-use crate::commands::policies::{NOT_ENFORCED, check};
+use crate::commands::policies::{Line, NOT_ENFORCED, check};
 use crate::probe::kube::K8sConfig;
 
 #[tokio::test]
@@ -24,10 +23,12 @@ async fn an_api_server_without_the_policy_api_is_named_with_what_is_not_enforced
     ] {
         let (client, log) = mock_client(move |_| answer.clone());
         let c = check(&client, &K8sConfig::default(), Some("gpu-1")).await;
-        assert_eq!(c.status, Status::Warn, "{c:?}");
-        assert!(c.detail.contains("has no ValidatingAdmissionPolicy"), "{c:?}");
-        assert!(c.detail.ends_with(NOT_ENFORCED), "{c:?}");
-        assert!(!c.detail.contains('\n'), "one line: {c:?}");
+        let Line::Warn(detail, _) = &c else {
+            panic!("{c:?}")
+        };
+        assert!(detail.contains("has no ValidatingAdmissionPolicy"), "{c:?}");
+        assert!(detail.ends_with(NOT_ENFORCED), "{c:?}");
+        assert!(!detail.contains('\n'), "one line: {c:?}");
         // Nothing but the discovery was asked.
         assert_eq!(log.lock().unwrap().len(), 1);
     }
@@ -54,8 +55,10 @@ async fn a_user_who_may_delete_the_bindings_is_told_they_are_exempt() {
     }
     });
     let c = check(&client, &K8sConfig::default(), None).await;
-    assert_eq!(c.status, Status::Ok, "{c:?}");
-    assert!(c.detail.contains("exempt"), "{c:?}");
+    let Line::Ok(detail) = &c else {
+        panic!("{c:?}")
+    };
+    assert!(detail.contains("exempt"), "{c:?}");
     let log = log.lock().unwrap();
     assert!(
         log[1].body.contains("validatingadmissionpolicybindings"),

@@ -39,6 +39,8 @@ pub const BINDINGS_YAML: &str = include_str!("../../deploy/bindings-example.yaml
 pub const PSA_ENFORCE: &str = "pod-security.kubernetes.io/enforce";
 /// The ClusterRole only operator mode needs; every other role of rbac.yaml is needed by both modes.
 pub const OPERATOR_ROLE: &str = "k8s-gpu-mcp-operator";
+/// The ClusterRole `setup --namespaces` binds per namespace.
+pub const LOG_READER_ROLE: &str = "k8s-gpu-mcp-log-reader";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
@@ -215,8 +217,8 @@ async fn checks_with_client(client: Client, opts: &CheckOptions, report: &mut Ch
         Ok(roles) => {
             for role in &roles {
                 let mut c = permission_check(&client, role, subject).await;
-                if role.role == crate::commands::setup::LOG_READER_ROLE {
-                    c = crate::commands::policies::log_reader_scope(c);
+                if role.role == LOG_READER_ROLE {
+                    c = log_reader_scope(c);
                 }
                 report.checks.push(c);
             }
@@ -231,14 +233,40 @@ async fn checks_with_client(client: Client, opts: &CheckOptions, report: &mut Ch
     report
         .checks
         .push(admission_check(&client, opts, nodes.first()).await);
-    report.checks.push(
+    report.checks.push(policy_line(
         crate::commands::policies::check(
             &client,
             &opts.k8s,
             nodes.first().map(|(n, _)| n.as_str()),
         )
         .await,
-    );
+    ));
+}
+
+/// The policies' line of the checklist.
+fn policy_line(l: crate::commands::policies::Line) -> Check {
+    use crate::commands::policies::{Line, NAME};
+    match l {
+        Line::Ok(d) => Check::ok(NAME, d),
+        Line::Warn(d, fix) => Check::warn(NAME, d, fix),
+        Line::Fail(d, fix) => Check::fail(NAME, d, fix),
+    }
+}
+
+/// The log reader's line: granted per namespace only (`setup --namespaces`) is a choice, not a failure;
+/// diagnose_workload then reads logs only there.
+fn log_reader_scope(c: Check) -> Check {
+    if c.status != Status::Fail {
+        return c;
+    }
+    Check::warn(
+        c.name,
+        format!(
+            "{}; diagnose_workload reads pod logs only in the namespaces where the role is bound (setup --namespaces binds it per namespace)",
+            c.detail
+        ),
+        c.fix.unwrap_or_default(),
+    )
 }
 
 fn finish(mut report: CheckReport) -> CheckReport {

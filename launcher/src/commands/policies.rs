@@ -25,7 +25,17 @@ use crate::probe::kube::K8sConfig;
 use crate::probe::pod;
 use crate::probe::trust::{ImageRef, TrustPolicy};
 
-use super::check::Check;
+/// `check`'s line about the policies (check.rs turns it into a checklist line).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Line {
+    Ok(String),
+    /// Detail and fix.
+    Warn(String, String),
+    Fail(String, String),
+}
+
+/// The checklist line's name.
+pub const NAME: &str = "policies";
 
 /// deploy/policies.yaml as shipped (the built-in trusted sources, no node-probe build listed).
 pub const POLICIES_YAML: &str = include_str!("../../deploy/policies.yaml");
@@ -127,8 +137,7 @@ pub fn render(values: &PolicyValues) -> String {
 /// are refused by the policies (a server-side dry run, and an exec of a pod that does not exist: the API
 /// server admits a CONNECT before it looks the pod up, so nothing runs either way); with copy delivery, whether
 /// this launcher's node-probe build is among those the exec policy lists.
-pub async fn check(client: &Client, k8s: &K8sConfig, node: Option<&str>) -> Check {
-    let name = "policies";
+pub async fn check(client: &Client, k8s: &K8sConfig, node: Option<&str>) -> Line {
     let ns = k8s.namespace.as_str();
     let fix = "k8s-gpu-mcp setup --apply   # as a cluster admin: applies deploy/policies.yaml with this launcher's trust list and node-probe builds";
     match client
@@ -140,22 +149,18 @@ pub async fn check(client: &Client, k8s: &K8sConfig, node: Option<&str>) -> Chec
                 .iter()
                 .any(|r| r.name == "validatingadmissionpolicies") => {}
         _ => {
-            return Check::warn(
-                name,
+            return Line::Warn(
                 format!(
                     "this API server has no ValidatingAdmissionPolicy (admissionregistration.k8s.io/v1, Kubernetes 1.30+): {NOT_ENFORCED}"
                 ),
-                "upgrade to Kubernetes 1.30 or later, then k8s-gpu-mcp setup --apply; until then bind the roles only to people who may be root on the GPU nodes",
+                "upgrade to Kubernetes 1.30 or later, then k8s-gpu-mcp setup --apply; until then bind the roles only to people who may be root on the GPU nodes".into(),
             );
         }
     }
     if may_delete_policy_bindings(client).await {
-        return Check::ok(
-            name,
-            format!(
-                "you may delete admission policy bindings, so the launcher's policies ({PROBE_POD_POLICY}, {EXEC_POLICY}, {EPHEMERAL_POLICY}) exempt you; they hold the launcher's other users: run check as one to see them enforced"
-            ),
-        );
+        return Line::Ok(format!(
+            "you may delete admission policy bindings, so the launcher's policies ({PROBE_POD_POLICY}, {EXEC_POLICY}, {EPHEMERAL_POLICY}) exempt you; they hold the launcher's other users: run check as one to see them enforced"
+        ));
     }
     // A probe pod in every way but its command.
     let call = pod::ProbeCall::new(ns, node.unwrap_or("no-gpu-node"), "check");
@@ -173,10 +178,9 @@ pub async fn check(client: &Client, k8s: &K8sConfig, node: Option<&str>) -> Chec
         Ok(_) => false,
         // Refused for another reason (no permission, no namespace): the lines above say which.
         Err(e) => {
-            return Check::warn(
-                name,
+            return Line::Warn(
                 format!("cannot tell: a dry-run pod was refused before the policies: {e}"),
-                "fix the lines above, then run check again",
+                "fix the lines above, then run check again".into(),
             );
         }
     };
@@ -189,13 +193,12 @@ pub async fn check(client: &Client, k8s: &K8sConfig, node: Option<&str>) -> Chec
             .filter(|(refused, _)| !refused)
             .map(|(_, p)| *p)
             .collect();
-        return Check::warn(
-            name,
+        return Line::Warn(
             format!(
                 "{} not in force for you: {NOT_ENFORCED}",
                 missing.join(", ")
             ),
-            fix,
+            fix.into(),
         );
     }
     let delivery = k8s
@@ -210,40 +213,20 @@ pub async fn check(client: &Client, k8s: &K8sConfig, node: Option<&str>) -> Chec
             if let Err(m) = exec_admission(client, ns, &argv).await
                 && m.contains(EXEC_POLICY)
             {
-                return Check::fail(
-                    name,
+                return Line::Fail(
                     format!(
                         "{EXEC_POLICY} refuses this launcher's node-probe build ({}, SHA-256 {}): copy delivery cannot run",
                         p.path.display(),
                         p.sha256
                     ),
-                    fix,
+                    fix.into(),
                 );
             }
         }
     }
-    Check::ok(
-        name,
-        format!(
-            "in force for you: a probe pod of another command ({PROBE_POD_POLICY}) and an exec of `sh` ({EXEC_POLICY}) are refused (dry run, nothing ran)"
-        ),
-    )
-}
-
-/// The log reader's line: granted per namespace only (`setup --namespaces`) is a choice, not a failure;
-/// diagnose_workload then reads logs only there.
-pub fn log_reader_scope(c: Check) -> Check {
-    if c.status != super::check::Status::Fail {
-        return c;
-    }
-    Check::warn(
-        c.name,
-        format!(
-            "{}; diagnose_workload reads pod logs only in the namespaces where the role is bound (setup --namespaces binds it per namespace)",
-            c.detail
-        ),
-        c.fix.unwrap_or_default(),
-    )
+    Line::Ok(format!(
+        "in force for you: a probe pod of another command ({PROBE_POD_POLICY}) and an exec of `sh` ({EXEC_POLICY}) are refused (dry run, nothing ran)"
+    ))
 }
 
 /// Whether the user may delete admission policy bindings (and so is exempt from the policies).

@@ -14,13 +14,11 @@ use serde_json::{Value, json};
 use crate::cli::{Config, Mode, SetupArgs, SetupPart};
 use crate::cluster::clients::Clients;
 use crate::commands::check::{
-    BINDINGS_YAML, KubeconfigSource, NAMESPACE_YAML, OPERATOR_ROLE, RBAC_YAML, documents,
+    BINDINGS_YAML, KubeconfigSource, LOG_READER_ROLE, NAMESPACE_YAML, OPERATOR_ROLE, RBAC_YAML,
+    documents,
 };
 use crate::commands::policies::{PolicyValues, render};
 use crate::probe::kube::DEFAULT_NAMESPACE;
-
-/// The ClusterRole `--namespaces` binds per namespace.
-pub const LOG_READER_ROLE: &str = "k8s-gpu-mcp-log-reader";
 
 /// The field manager of `setup --apply`.
 const FIELD_MANAGER: &str = "k8s-gpu-mcp-setup";
