@@ -925,12 +925,20 @@ mod tests {
         let ro = required_permissions("probe-ns", Mode::ReadOnly).unwrap();
         let op = required_permissions("probe-ns", Mode::Operator).unwrap();
         let names = |v: &[RequiredRole]| v.iter().map(|r| r.role.clone()).collect::<Vec<_>>();
-        assert_eq!(names(&ro), ["k8s-gpu-mcp-reader", "k8s-gpu-mcp-probe"]);
+        assert_eq!(
+            names(&ro),
+            ["k8s-gpu-mcp-reader", LOG_READER_ROLE, "k8s-gpu-mcp-probe"]
+        );
         assert_eq!(
             names(&op),
-            ["k8s-gpu-mcp-reader", "k8s-gpu-mcp-probe", OPERATOR_ROLE]
+            [
+                "k8s-gpu-mcp-reader",
+                LOG_READER_ROLE,
+                "k8s-gpu-mcp-probe",
+                OPERATOR_ROLE
+            ]
         );
-        let probe = &ro[1];
+        let probe = &ro[2];
         assert_eq!(probe.namespace.as_deref(), Some("probe-ns"));
         assert!(ro[0].namespace.is_none());
         let exec = Permission {
@@ -951,9 +959,9 @@ mod tests {
             namespace: None,
         };
         assert!(
-            op[2].permissions.contains(&status),
+            op[3].permissions.contains(&status),
             "{:?}",
-            op[2].permissions
+            op[3].permissions
         );
         assert!(
             ro.iter().all(|r| r
