@@ -66,6 +66,14 @@ pub struct SetupArgs {
     /// Print only the manifests or only the host configuration.
     #[arg(long, value_enum, conflicts_with = "apply")]
     pub only: Option<SetupPart>,
+    /// Leave out the admission policies (deploy/policies.yaml) that hold the launcher's users to the probe's
+    /// shape; `check` then says what is not enforced.
+    #[arg(long)]
+    pub no_policies: bool,
+    /// Bind the pod log reader (diagnose_workload) in these namespaces only, instead of cluster-wide
+    /// (comma-separated, repeatable).
+    #[arg(long, value_name = "NS,...", value_delimiter = ',')]
+    pub namespaces: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

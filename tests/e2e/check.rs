@@ -9,9 +9,8 @@ use crate::testbed::{FakeNode, Testbed, User, skipped, unique};
 use crate::{json, stderr};
 
 const LAUNCHER: &str = env!("CARGO_BIN_EXE_k8s-gpu-mcp");
-/// An image reference only the nodes of these tests list (so "on the node" is decided by the test).
-const IMAGE: &str = "registry.invalid/node-probe:check-e2e";
-/// The same image by its digest (what `--probe-image` should name).
+/// An image reference only the nodes of these tests list (so "on the node" is decided by the test), by its
+/// digest (what `--probe-image` should name, and what the admission policies admit).
 const IMAGE_DIGEST: &str = "registry.invalid/node-probe@sha256:cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc";
 /// How a node lists it once pulled: the tag and the digest name (`+` joins one image's names in `node`).
 const IMAGE_LISTED: &str = "registry.invalid/node-probe:check-e2e+registry.invalid/node-probe@sha256:cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc";
@@ -147,9 +146,16 @@ fn check_passes_on_a_prepared_cluster() {
         &format!("node/{n}"),
         &format!("image/{n}"),
         "admission",
+        "permissions/k8s-gpu-mcp-log-reader",
+        "policies",
     ] {
         item(&report, name);
     }
+    // The policies hold for the reader (the testbed applies them as `setup` writes them).
+    assert!(
+        text(&item(&report, "policies")["detail"]).starts_with("in force for you"),
+        "{report:#}"
+    );
     assert_eq!(report["user"], User::Reader.name());
     assert!(
         text(&item(&report, "api-server")["detail"]).contains("v1.35."),
@@ -190,7 +196,8 @@ fn check_passes_on_a_prepared_cluster() {
     );
     assert!(ok, "{report:#}");
     assert_eq!(item(&report, &format!("image/{n}"))["status"], "ok");
-    // By tag: it works, and check warns that a tag can be re-pointed.
+    // By tag: check warns that a tag can be re-pointed, and the admission policies refuse it (their
+    // dry run names the policy and the fix).
     let (ok, report) = check(
         tb,
         User::Reader,
@@ -198,7 +205,23 @@ fn check_passes_on_a_prepared_cluster() {
         &group,
         &["--probe-delivery", "copy", "--probe-image", DEBIAN],
     );
-    assert!(ok, "{report:#}");
+    assert!(!ok, "{report:#}");
+    assert_eq!(failed(&report), ["admission"], "{report:#}");
+    let adm = item(&report, "admission");
+    assert!(
+        adm["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("ValidatingAdmissionPolicy 'k8s-gpu-mcp-probe-pod'"),
+        "{adm}"
+    );
+    assert!(
+        adm["fix"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("by digest"),
+        "{adm}"
+    );
     let c = item(&report, &format!("image/{n}"));
     assert_eq!(c["status"], "warn", "{c}");
     assert!(
@@ -240,7 +263,13 @@ fn check_names_a_missing_namespace_and_setup_apply_fixes_it() {
         "{fix}"
     );
     // The fix as printed (the launcher's own setup, server-side apply as admin), then the check passes.
-    let out = launcher(tb, User::Admin, &["--namespace", &ns, "setup", "--apply"]);
+    // --no-policies: the cluster's admission policies are the testbed's (a cluster has one set, and this
+    // setup's would not trust the suite's images).
+    let out = launcher(
+        tb,
+        User::Admin,
+        &["--namespace", &ns, "setup", "--apply", "--no-policies"],
+    );
     assert!(out.status.success(), "{}", stderr(&out));
     let applied = String::from_utf8_lossy(&out.stdout);
     assert!(
@@ -325,7 +354,7 @@ fn check_names_missing_permissions_with_the_binding_to_create() {
     let reader = item(&report, "permissions/k8s-gpu-mcp-reader");
     assert_eq!(reader["status"], "fail");
     assert!(
-        text(&reader["detail"]).starts_with("19 of 19 permissions missing cluster-wide: get nodes"),
+        text(&reader["detail"]).starts_with("18 of 18 permissions missing cluster-wide: get nodes"),
         "{reader}"
     );
     assert!(
@@ -397,13 +426,19 @@ fn check_names_a_not_ready_gpu_node_and_a_missing_image() {
         &["--probe-delivery", "copy", "--probe-image", "debian:12"],
     );
     assert!(!ok);
-    assert_eq!(failed(&report), [format!("image/{n}")], "{report:#}");
+    // The admission policies refuse the tag too.
+    assert_eq!(
+        failed(&report),
+        [format!("image/{n}"), "admission".into()],
+        "{report:#}"
+    );
     let c = item(&report, &format!("image/{n}"));
     assert!(
         text(&c["fix"]).contains(&format!("kubectl get node {n} -o jsonpath=")),
         "{c}"
     );
-    // Image delivery with an image the node does not list yet: a warning (the first probe pulls it).
+    // Image delivery with an image the node does not list yet: a warning (the first probe pulls it); by tag
+    // the admission policies refuse it.
     let (ok, report) = check(
         tb,
         User::Reader,
@@ -411,7 +446,8 @@ fn check_names_a_not_ready_gpu_node_and_a_missing_image() {
         &group,
         &["--probe-image", "debian:12"],
     );
-    assert!(ok, "{report:#}");
+    assert!(!ok, "{report:#}");
+    assert_eq!(failed(&report), ["admission"], "{report:#}");
     assert_eq!(item(&report, &format!("image/{n}"))["status"], "warn");
 }
 
@@ -657,7 +693,7 @@ async fn check_cluster_tool_answers_over_mcp() {
     }
     let (tb, ns, group) = prepared("mcp");
     let n = node(tb, &group, true, &[IMAGE_LISTED]);
-    let l = crate::mcp::start(tb, User::Reader, &ns, &["--probe-image", IMAGE]).await;
+    let l = crate::mcp::start(tb, User::Reader, &ns, &["--probe-image", IMAGE_DIGEST]).await;
     let sc = l
         .ok(
             "check_cluster",

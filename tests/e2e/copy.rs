@@ -4,42 +4,24 @@
 //! exercised; only the image itself is not real (kwok runs no containers).
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
 use crate::mcp::{self, Launcher};
-use crate::testbed::{FakeNode, Testbed, User, probe_dir, pulled, skipped, unique};
+use crate::testbed::{FakeNode, Testbed, User, pulled, skipped, unique};
 
 /// A base image as copy delivery expects one (kwok pulls nothing; the name only shows up in errors).
-const BASE_IMAGE: &str = "docker.io/library/debian:bookworm-slim";
+/// By digest: the admission policies refuse a probe image named by tag.
+const BASE_IMAGE: &str = "docker.io/library/debian@sha256:b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0";
 
 /// A directory holding only `node-probe-linux-amd64`: this tree's node-probe, stripped (the debug build is
-/// ~95 MB with debug info; stripped it streams in a fraction of the time). Inside the testbed's directory,
-/// removed with it.
+/// ~95 MB with debug info; stripped it streams in a fraction of the time; the testbed's policies list its
+/// SHA-256). Inside the testbed's directory, removed with it.
 pub(crate) fn amd64_only_bin_dir(tb: &Testbed) -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let dir = tb.dir.join("probe-bins-amd64");
-        std::fs::create_dir_all(&dir).unwrap();
-        let out = dir.join("node-probe-linux-amd64");
-        let t = Instant::now();
-        let st = Command::new("strip")
-            .arg("-o")
-            .arg(&out)
-            .arg(probe_dir().join("node-probe"))
-            .status()
-            .expect("run strip (binutils)");
-        assert!(st.success(), "strip node-probe failed");
-        eprintln!(
-            "stripped node-probe to {} bytes in {:?}",
-            std::fs::metadata(&out).unwrap().len(),
-            t.elapsed()
-        );
-        dir
-    })
+    DIR.get_or_init(|| tb.stripped_probe_dir())
 }
 
 /// Everything of a result that must not depend on how node-probe got there: all but the pod's name and

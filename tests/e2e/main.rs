@@ -15,6 +15,7 @@ mod launcher;
 mod mcp;
 mod operator;
 mod platforms;
+mod policies;
 mod workload;
 
 use std::time::Duration;
@@ -22,8 +23,9 @@ use std::time::Duration;
 use serde_json::Value;
 use testbed::{FakeNode, Testbed, User, skipped, unique};
 
-/// The probe pod the syringe creates, in the shape of `kubectl debug node/N --profile=sysadmin`
-/// (the pod kubectl creates for it) plus the probe's own settings: privileged, host PID, host `/` read-only at `/host`.
+/// The probe pod the syringe creates, in the shape of `kubectl debug node/N --profile=sysadmin` (the pod kubectl
+/// creates for it) plus the probe's own settings: privileged, host PID, no volume, by digest; the shape the
+/// admission policies (deploy/policies.yaml) admit from the launcher's users.
 pub fn probe_pod_yaml(name: &str, ns: &str, node: &str) -> String {
     format!(
         r#"apiVersion: v1
@@ -31,11 +33,11 @@ kind: Pod
 metadata:
   name: {name}
   namespace: {ns}
-  labels: {{app.kubernetes.io/managed-by: k8s-gpu-mcp-e2e}}
+  labels: {{app.kubernetes.io/managed-by: k8s-gpu-mcp, app.kubernetes.io/name: node-probe, app.kubernetes.io/component: probe}}
 spec:
   nodeName: {node}
   restartPolicy: Never
-  activeDeadlineSeconds: 120
+  activeDeadlineSeconds: 300
   terminationGracePeriodSeconds: 0
   automountServiceAccountToken: false
   enableServiceLinks: false
@@ -43,16 +45,15 @@ spec:
   tolerations: [{{operator: Exists}}]
   containers:
   - name: probe
-    image: registry.invalid/node-probe:e2e
+    image: {image}
     imagePullPolicy: IfNotPresent
     command: [sleep, "300"]
     securityContext: {{privileged: true}}
     resources:
       requests: {{cpu: 10m, memory: 32Mi}}
       limits: {{cpu: 500m, memory: 256Mi}}
-    volumeMounts: [{{name: host, mountPath: /host, readOnly: true}}]
-  volumes: [{{name: host, hostPath: {{path: /}}}}]
-"#
+"#,
+        image = crate::mcp::E2E_PROBE_IMAGE
     )
 }
 

@@ -23,8 +23,9 @@ use harness::Connected;
 
 pub const LAUNCHER: &str = env!("CARGO_BIN_EXE_k8s-gpu-mcp");
 
-/// The probe image the kwok tests name (kwok pulls nothing; exec finds node-probe on its PATH).
-pub const E2E_PROBE_IMAGE: &str = "registry.invalid/k8s-gpu-mcp/node-probe:e2e";
+/// The probe image the kwok tests name (kwok pulls nothing; exec finds node-probe on its PATH). By digest, from a
+/// source the testbed's admission policies trust (`registry.invalid/`), as the policies require.
+pub const E2E_PROBE_IMAGE: &str = "registry.invalid/k8s-gpu-mcp/node-probe@sha256:e2e0e2e0e2e0e2e0e2e0e2e0e2e0e2e0e2e0e2e0e2e0e2e0e2e0e2e0e2e0e2e0";
 
 pub struct ProgressClient {
     pub progress: ProgressDispatcher,

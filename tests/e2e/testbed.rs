@@ -235,6 +235,9 @@ pub struct Testbed {
 
 static SEQ: AtomicUsize = AtomicUsize::new(0);
 
+/// Whether this test binary's testbed applies the launcher's admission policies (deploy/policies.yaml).
+const UNDER_POLICIES: bool = !matches!(env!("CARGO_CRATE_NAME").as_bytes(), b"realnode");
+
 impl Testbed {
     /// The testbed shared by every test of this binary, started on first use.
     pub fn shared() -> &'static Testbed {
@@ -294,15 +297,93 @@ impl Testbed {
             bound: Mutex::new(Vec::new()),
             startup: started.elapsed(),
         };
-        // The namespace and roles under test are deploy/'s own: the launcher's users get nothing else. The
-        // `default` ServiceAccount is what the absent controller-manager would create.
-        for f in ["deploy/00-namespace.yaml", "deploy/rbac.yaml"] {
-            tb.apply(&std::fs::read_to_string(repo_root().join(f)).expect(f));
+        // The namespace, roles and admission policies under test are deploy/'s own, as the launcher's `setup`
+        // writes them: the launcher's users get nothing else, and every e2e test runs under the policies. The
+        // real-node suite names its images by tag (imported into containerd by tag; the policies need digests),
+        // so it gets the namespace and roles only. The `default` ServiceAccount is what the absent
+        // controller-manager would create.
+        if UNDER_POLICIES {
+            tb.apply(&tb.policies_manifests());
+        } else {
+            for f in ["deploy/00-namespace.yaml", "deploy/rbac.yaml"] {
+                tb.apply(&std::fs::read_to_string(repo_root().join(f)).expect(f));
+            }
         }
         tb.apply(
             "apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: default, namespace: gpu-diagnostics}\n",
         );
         tb
+    }
+
+    /// `k8s-gpu-mcp setup --only manifests` as the suite's cluster owner runs it: the images the tests name
+    /// (`registry.invalid/`, where nothing is pulled: kwok runs no containers) are trusted, and both node-probe
+    /// builds the tests stream in (this tree's, and the stripped copy of [`Testbed::stripped_probe_dir`]) are
+    /// listed. Tests that run `setup --apply` themselves pass `--no-policies`: a cluster has one set.
+    pub fn policies_manifests(&self) -> String {
+        let out = Command::new(env!("CARGO_BIN_EXE_k8s-gpu-mcp"))
+            .args(["--kubeconfig", "/nonexistent/kubeconfig"])
+            .args(["--trust-image", "registry.invalid/"])
+            .arg("--probe-bin-dir")
+            .arg(probe_dir())
+            .args(["setup", "--only", "manifests"])
+            .env_remove("KUBECONFIG")
+            .output()
+            .expect("run k8s-gpu-mcp setup");
+        assert!(
+            out.status.success(),
+            "setup --only manifests: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let yaml = String::from_utf8(out.stdout).expect("UTF-8 manifests");
+        let stripped = self.stripped_probe_dir().join("node-probe-linux-amd64");
+        let sum = sha256_file(&stripped);
+        let mut patched = String::new();
+        let mut next = false;
+        for line in yaml.lines() {
+            if next && line.trim_start().starts_with("expression: \"[") {
+                next = false;
+                let line =
+                    line.replacen("expression: \"[", &format!("expression: \"['{sum}', "), 1);
+                patched.push_str(&line.replace(", ]", "]"));
+                patched.push('\n');
+                continue;
+            }
+            next = line.trim() == "- name: probeBuilds";
+            patched.push_str(line);
+            patched.push('\n');
+        }
+        assert!(
+            patched.contains(&sum),
+            "no probeBuilds variable in:\n{yaml}"
+        );
+        patched
+    }
+
+    /// A directory holding only `node-probe-linux-amd64`: this tree's node-probe, stripped (the debug build is
+    /// ~95 MB with debug info; stripped it streams in a fraction of the time). Inside the testbed's directory,
+    /// removed with it.
+    pub fn stripped_probe_dir(&self) -> PathBuf {
+        let dir = self.dir.join("probe-bins-amd64");
+        let out = dir.join("node-probe-linux-amd64");
+        if !out.is_file() {
+            std::fs::create_dir_all(&dir).unwrap();
+            let t = Instant::now();
+            let tmp = dir.join(".node-probe.tmp");
+            let st = Command::new("strip")
+                .arg("-o")
+                .arg(&tmp)
+                .arg(probe_dir().join("node-probe"))
+                .status()
+                .expect("run strip (binutils)");
+            assert!(st.success(), "strip node-probe failed");
+            std::fs::rename(&tmp, &out).unwrap();
+            eprintln!(
+                "stripped node-probe to {} bytes in {:?}",
+                std::fs::metadata(&out).unwrap().len(),
+                t.elapsed()
+            );
+        }
+        dir
     }
 
     pub fn startup_time(&self) -> Duration {
@@ -533,6 +614,12 @@ kind: ClusterRoleBinding
 metadata: {{name: k8s-gpu-mcp-reader-{name}}}
 roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: k8s-gpu-mcp-reader}}
 subjects: [{{apiGroup: rbac.authorization.k8s.io, kind: User, name: {name}}}]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {{name: k8s-gpu-mcp-log-reader-{name}}}
+roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: k8s-gpu-mcp-log-reader}}
+subjects: [{{apiGroup: rbac.authorization.k8s.io, kind: User, name: {name}}}]
 "#
         ));
     }
@@ -592,6 +679,20 @@ subjects: [{{apiGroup: rbac.authorization.k8s.io, kind: User, name: {name}}}]
         }
         counts
     }
+}
+
+/// Hex SHA-256 of a file (sha256sum, as the delivery script computes it).
+pub fn sha256_file(path: &Path) -> String {
+    let out = Command::new("sha256sum")
+        .arg(path)
+        .output()
+        .expect("run sha256sum");
+    assert!(out.status.success(), "sha256sum {}", path.display());
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_string()
 }
 
 /// One line of a container's log: its RFC 3339 time and its text (one line, no newline).

@@ -12,5 +12,6 @@ mod mock;
 mod operator;
 mod pod_runner;
 mod pod_spec;
+mod policies;
 mod stream_exec;
 mod sweep;

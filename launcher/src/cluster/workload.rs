@@ -331,8 +331,8 @@ async fn scan_container(
     };
     let stream = api.log_stream(pod, &lp).await.map_err(|e| match e {
         kube::Error::Api(s) if s.is_forbidden() => format!(
-            "forbidden: the launcher's identity may not get pods/log (the reader role grants it; run `k8s-gpu-mcp \
-             check`): {}",
+            "forbidden: the launcher's identity may not get pods/log in this namespace (the log-reader role \
+             grants it, cluster-wide or per namespace: `k8s-gpu-mcp setup --namespaces`): {}",
             s.message
         ),
         kube::Error::Api(s) => format!("{}: {}", s.code, s.message),

@@ -39,6 +39,8 @@ pub const BINDINGS_YAML: &str = include_str!("../../deploy/bindings-example.yaml
 pub const PSA_ENFORCE: &str = "pod-security.kubernetes.io/enforce";
 /// The ClusterRole only operator mode needs; every other role of rbac.yaml is needed by both modes.
 pub const OPERATOR_ROLE: &str = "k8s-gpu-mcp-operator";
+/// The ClusterRole `setup --namespaces` binds per namespace.
+pub const LOG_READER_ROLE: &str = "k8s-gpu-mcp-log-reader";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
@@ -62,7 +64,7 @@ pub struct Check {
 }
 
 impl Check {
-    fn new(name: impl Into<String>, status: Status, detail: impl Into<String>) -> Self {
+    pub(crate) fn new(name: impl Into<String>, status: Status, detail: impl Into<String>) -> Self {
         Check {
             name: name.into(),
             status,
@@ -70,13 +72,21 @@ impl Check {
             fix: None,
         }
     }
-    fn ok(name: impl Into<String>, detail: impl Into<String>) -> Self {
+    pub(crate) fn ok(name: impl Into<String>, detail: impl Into<String>) -> Self {
         Self::new(name, Status::Ok, detail)
     }
-    fn fail(name: impl Into<String>, detail: impl Into<String>, fix: impl Into<String>) -> Self {
+    pub(crate) fn fail(
+        name: impl Into<String>,
+        detail: impl Into<String>,
+        fix: impl Into<String>,
+    ) -> Self {
         Self::new(name, Status::Fail, detail).with_fix(fix)
     }
-    fn warn(name: impl Into<String>, detail: impl Into<String>, fix: impl Into<String>) -> Self {
+    pub(crate) fn warn(
+        name: impl Into<String>,
+        detail: impl Into<String>,
+        fix: impl Into<String>,
+    ) -> Self {
         Self::new(name, Status::Warn, detail).with_fix(fix)
     }
     fn with_fix(mut self, fix: impl Into<String>) -> Self {
@@ -206,9 +216,11 @@ async fn checks_with_client(client: Client, opts: &CheckOptions, report: &mut Ch
     match required_permissions(ns, opts.mode) {
         Ok(roles) => {
             for role in &roles {
-                report
-                    .checks
-                    .push(permission_check(&client, role, subject).await);
+                let mut c = permission_check(&client, role, subject).await;
+                if role.role == LOG_READER_ROLE {
+                    c = log_reader_scope(c);
+                }
+                report.checks.push(c);
             }
         }
         Err(e) => report.checks.push(Check::fail(
@@ -223,6 +235,40 @@ async fn checks_with_client(client: Client, opts: &CheckOptions, report: &mut Ch
     let openshift = openshift_check(&client, opts, &admission).await;
     report.checks.push(admission);
     report.checks.extend(openshift);
+    report.checks.push(policy_line(
+        crate::commands::policies::check(
+            &client,
+            &opts.k8s,
+            nodes.first().map(|(n, _)| n.as_str()),
+        )
+        .await,
+    ));
+}
+
+/// The policies' line of the checklist.
+fn policy_line(l: crate::commands::policies::Line) -> Check {
+    use crate::commands::policies::{Line, NAME};
+    match l {
+        Line::Ok(d) => Check::ok(NAME, d),
+        Line::Warn(d, fix) => Check::warn(NAME, d, fix),
+        Line::Fail(d, fix) => Check::fail(NAME, d, fix),
+    }
+}
+
+/// The log reader's line: granted per namespace only (`setup --namespaces`) is a choice, not a failure;
+/// diagnose_workload then reads logs only there.
+fn log_reader_scope(c: Check) -> Check {
+    if c.status != Status::Fail {
+        return c;
+    }
+    Check::warn(
+        c.name,
+        format!(
+            "{}; diagnose_workload reads pod logs only in the namespaces where the role is bound (setup --namespaces binds it per namespace)",
+            c.detail
+        ),
+        c.fix.unwrap_or_default(),
+    )
 }
 
 fn finish(mut report: CheckReport) -> CheckReport {
@@ -813,7 +859,12 @@ async fn admission_check(
             ),
         ),
         Err(kube::Error::Api(s)) => {
-            let fix = if s.message.contains("PodSecurity") {
+            let fix = if s
+                .message
+                .contains("ValidatingAdmissionPolicy 'k8s-gpu-mcp-")
+            {
+                "the launcher's admission policies refuse this probe pod: name --probe-image by digest (IMAGE@sha256:DIGEST) from a trusted source, or have a cluster admin run k8s-gpu-mcp setup --apply with this launcher's --trust-image/--probe-image flags".into()
+            } else if s.message.contains("PodSecurity") {
                 format!("kubectl label namespace {ns} {PSA_ENFORCE}=privileged --overwrite")
             } else if s.is_forbidden() {
                 "see the permissions lines above (k8s-gpu-mcp setup --apply, then bind the roles)"
@@ -1109,12 +1160,20 @@ mod tests {
         let ro = required_permissions("probe-ns", Mode::ReadOnly).unwrap();
         let op = required_permissions("probe-ns", Mode::Operator).unwrap();
         let names = |v: &[RequiredRole]| v.iter().map(|r| r.role.clone()).collect::<Vec<_>>();
-        assert_eq!(names(&ro), ["k8s-gpu-mcp-reader", "k8s-gpu-mcp-probe"]);
+        assert_eq!(
+            names(&ro),
+            ["k8s-gpu-mcp-reader", LOG_READER_ROLE, "k8s-gpu-mcp-probe"]
+        );
         assert_eq!(
             names(&op),
-            ["k8s-gpu-mcp-reader", "k8s-gpu-mcp-probe", OPERATOR_ROLE]
+            [
+                "k8s-gpu-mcp-reader",
+                LOG_READER_ROLE,
+                "k8s-gpu-mcp-probe",
+                OPERATOR_ROLE
+            ]
         );
-        let probe = &ro[1];
+        let probe = &ro[2];
         assert_eq!(probe.namespace.as_deref(), Some("probe-ns"));
         assert!(ro[0].namespace.is_none());
         let exec = Permission {
@@ -1135,9 +1194,9 @@ mod tests {
             namespace: None,
         };
         assert!(
-            op[2].permissions.contains(&status),
+            op[3].permissions.contains(&status),
             "{:?}",
-            op[2].permissions
+            op[3].permissions
         );
         assert!(
             ro.iter().all(|r| r

@@ -6,4 +6,5 @@ pub mod call;
 pub mod check;
 pub mod gc;
 pub mod info;
+pub mod policies;
 pub mod setup;

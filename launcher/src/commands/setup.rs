@@ -14,8 +14,10 @@ use serde_json::{Value, json};
 use crate::cli::{Config, Mode, SetupArgs, SetupPart};
 use crate::cluster::clients::Clients;
 use crate::commands::check::{
-    BINDINGS_YAML, KubeconfigSource, NAMESPACE_YAML, OPERATOR_ROLE, RBAC_YAML, documents,
+    BINDINGS_YAML, KubeconfigSource, LOG_READER_ROLE, NAMESPACE_YAML, OPERATOR_ROLE, RBAC_YAML,
+    documents,
 };
+use crate::commands::policies::{PolicyValues, render};
 use crate::probe::kube::DEFAULT_NAMESPACE;
 
 /// The field manager of `setup --apply`.
@@ -38,9 +40,18 @@ pub fn openshift_scc(ns: &str) -> String {
     )
 }
 
-/// The manifests for namespace `ns`: deploy/00-namespace.yaml (renamed), deploy/rbac.yaml, and bindings
-/// of the roles `mode` needs for each user and group given. The text is what `--apply` applies.
-pub fn manifests(ns: &str, mode: Mode, users: &[String], groups: &[String]) -> String {
+/// The manifests for namespace `ns`: deploy/00-namespace.yaml (renamed), deploy/rbac.yaml, the admission
+/// policies filled with `policies` (None: left out), and bindings of the roles `mode` needs for each user and
+/// group given, the log reader in `log_namespaces` only where any are listed (else cluster-wide). The text is
+/// what `--apply` applies.
+pub fn manifests(
+    ns: &str,
+    mode: Mode,
+    users: &[String],
+    groups: &[String],
+    log_namespaces: &[String],
+    policies: Option<&PolicyValues>,
+) -> String {
     let mut out = String::new();
     if ns == DEFAULT_NAMESPACE {
         out.push_str(NAMESPACE_YAML);
@@ -57,6 +68,10 @@ pub fn manifests(ns: &str, mode: Mode, users: &[String], groups: &[String]) -> S
     }
     out.push_str("---\n");
     out.push_str(&openshift_scc(ns));
+    if let Some(v) = policies {
+        out.push_str("---\n");
+        out.push_str(&render(v));
+    }
     let subjects: Vec<(&str, &String)> = users
         .iter()
         .map(|u| ("User", u))
@@ -75,22 +90,34 @@ pub fn manifests(ns: &str, mode: Mode, users: &[String], groups: &[String]) -> S
             continue;
         }
         let kind = b["kind"].as_str().unwrap_or_default();
-        for (skind, sname) in &subjects {
-            let name = format!(
-                "{role}-{}-{}",
-                skind.to_lowercase(),
-                crate::cluster::labels::label_value(sname).to_lowercase()
-            );
-            let namespace = if kind == "RoleBinding" {
-                format!("\n  namespace: {ns}")
+        // The log reader per namespace where the owner lists them: a RoleBinding in each.
+        let places: Vec<(&str, Option<&str>)> =
+            if role == LOG_READER_ROLE && !log_namespaces.is_empty() {
+                log_namespaces
+                    .iter()
+                    .map(|n| ("RoleBinding", Some(n.as_str())))
+                    .collect()
+            } else if kind == "RoleBinding" {
+                vec![(kind, Some(ns))]
             } else {
-                String::new()
+                vec![(kind, None)]
             };
-            let _ = write!(
-                out,
-                "---\napiVersion: rbac.authorization.k8s.io/v1\nkind: {kind}\nmetadata:\n  name: {name}{namespace}\n  labels:\n    app.kubernetes.io/name: k8s-gpu-mcp\nroleRef:\n  apiGroup: rbac.authorization.k8s.io\n  kind: ClusterRole\n  name: {role}\nsubjects:\n  - kind: {skind}\n    apiGroup: rbac.authorization.k8s.io\n    name: {}\n",
-                json!(sname)
-            );
+        for (kind, bind_ns) in places {
+            for (skind, sname) in &subjects {
+                let name = format!(
+                    "{role}-{}-{}",
+                    skind.to_lowercase(),
+                    crate::cluster::labels::label_value(sname).to_lowercase()
+                );
+                let namespace = bind_ns
+                    .map(|n| format!("\n  namespace: {n}"))
+                    .unwrap_or_default();
+                let _ = write!(
+                    out,
+                    "---\napiVersion: rbac.authorization.k8s.io/v1\nkind: {kind}\nmetadata:\n  name: {name}{namespace}\n  labels:\n    app.kubernetes.io/name: k8s-gpu-mcp\nroleRef:\n  apiGroup: rbac.authorization.k8s.io\n  kind: ClusterRole\n  name: {role}\nsubjects:\n  - kind: {skind}\n    apiGroup: rbac.authorization.k8s.io\n    name: {}\n",
+                    json!(sname)
+                );
+            }
         }
     }
     out
@@ -251,7 +278,15 @@ pub async fn command(cfg: &Config, a: &SetupArgs) -> ExitCode {
 /// snippets are YAML comments so the output still pipes into `kubectl apply -f -`.
 pub async fn run(cfg: &Config, a: &SetupArgs) -> Result<String, String> {
     let ns = &cfg.cluster.namespace;
-    let yaml = manifests(ns, cfg.mode, &a.user, &a.group);
+    let policies = (!a.no_policies).then(|| PolicyValues::from_config(cfg));
+    let yaml = manifests(
+        ns,
+        cfg.mode,
+        &a.user,
+        &a.group,
+        &a.namespaces,
+        policies.as_ref(),
+    );
     let (exe, args) = host_args(cfg);
     let snippets = host_snippets(&exe, &args);
     if a.apply {

@@ -327,6 +327,20 @@ impl TrustPolicy {
         Ok(p)
     }
 
+    /// Each source as a prefix of the `repo@sha256:…` references it vouches for (what the admission policies
+    /// of deploy/policies.yaml compare a pod's image with): `registry/namespace/`, `registry/…/repo@` or the
+    /// whole `registry/…/repo@sha256:…`.
+    pub fn reference_prefixes(&self) -> Vec<String> {
+        self.sources
+            .iter()
+            .map(|s| match &s.digest {
+                Some(d) => format!("{}@{d}", s.prefix),
+                None if s.prefix.ends_with('/') => s.prefix.clone(),
+                None => format!("{}@", s.prefix),
+            })
+            .collect()
+    }
+
     /// The source that vouches for `r`, if any.
     pub fn source_of(&self, r: &ImageRef) -> Option<&Source> {
         self.sources.iter().find(|s| s.matches(r))

@@ -1,0 +1,544 @@
+//! The launcher's admission policies (deploy/policies.yaml, applied by the testbed as `setup` writes them) on the
+//! real kube-apiserver, as the launcher's users (token users bound to deploy/rbac.yaml's roles): each way the
+//! roles could be a root shell on a node is refused by the API server with a message naming the policy, the
+//! launcher's own shapes are admitted, and the same users acting elsewhere are untouched. kwok's exec runs the
+//! command on this host, so an exec that were admitted would really run.
+
+use std::time::Duration;
+
+use crate::testbed::{FakeNode, Testbed, User, skipped, unique};
+use crate::{probe_pod_yaml, stderr};
+
+const EVIL_IMAGE: &str = "registry.example.com/evil/shell@sha256:6666666666666666666666666666666666666666666666666666666666666666";
+
+fn bind(tb: &Testbed, yaml: &str) {
+    tb.apply(yaml);
+}
+
+/// A probe namespace for the reader and the operator, the operator role for the operator, a kwok GPU node.
+fn setup(tag: &str) -> (&'static Testbed, String, String) {
+    let tb = Testbed::shared();
+    let ns = unique(&format!("e2e-pol-{tag}"));
+    for u in [User::Reader, User::Operator] {
+        tb.probe_namespace(&ns, u);
+        tb.bind_reader(u);
+    }
+    let op = User::Operator.name();
+    bind(
+        tb,
+        &format!(
+            "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRoleBinding\nmetadata: {{name: k8s-gpu-mcp-operator-{op}}}\nroleRef: {{apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: k8s-gpu-mcp-operator}}\nsubjects: [{{apiGroup: rbac.authorization.k8s.io, kind: User, name: {op}}}]\n"
+        ),
+    );
+    let node = unique("pol-node");
+    tb.add_nodes(&[FakeNode::gpu(&node, "dgx-h100-healthy")]);
+    (tb, ns, node)
+}
+
+/// Assert `out` failed with the API server naming `policy` as the one that denied it.
+fn refused_by(out: &std::process::Output, policy: &str, what: &str) -> String {
+    let err = stderr(out);
+    assert!(!out.status.success(), "{what}: admitted\n{err}");
+    assert!(
+        err.contains(&format!("ValidatingAdmissionPolicy '{policy}'"))
+            && err.contains("denied request"),
+        "{what}: not refused by {policy}: {err}"
+    );
+    eprintln!("{what}: {}", err.trim());
+    err
+}
+
+fn wait_ready(tb: &Testbed, ns: &str, pod: &str) {
+    tb.kubectl(&[
+        "-n",
+        ns,
+        "wait",
+        "--for=condition=Ready",
+        &format!("pod/{pod}"),
+        "--timeout=180s",
+    ]);
+}
+
+/// The delivery script as the launcher sends it (the exec policy compares it word for word; a unit test of
+/// launcher/src/commands/policies.rs proves deploy/policies.yaml holds delivery.rs's).
+fn delivery_script() -> String {
+    let text =
+        std::fs::read_to_string(crate::testbed::repo_root().join("deploy/policies.yaml")).unwrap();
+    let docs: Vec<serde_json::Value> = serde_saphyr::from_multiple(&text).unwrap();
+    let exec = docs
+        .iter()
+        .find(|d| {
+            d["metadata"]["name"] == "k8s-gpu-mcp-probe-exec"
+                && d["kind"] == "ValidatingAdmissionPolicy"
+        })
+        .unwrap();
+    let expr = exec["spec"]["variables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == "deliveryScript")
+        .unwrap()["expression"]
+        .as_str()
+        .unwrap();
+    expr.strip_prefix("r'''")
+        .and_then(|s| s.strip_suffix("'''"))
+        .unwrap()
+        .to_string()
+}
+
+#[test]
+fn probe_pods_and_execs_of_another_shape_are_refused_by_the_policies() {
+    if skipped() {
+        return;
+    }
+    let (tb, ns, node) = setup("pod");
+    let base = probe_pod_yaml("PODNAME", &ns, &node);
+    let create = |user: User, yaml: &str| tb.kubectl_as(user, &["apply", "-f", "-"], Some(yaml));
+
+    // A privileged pod of another image, and of another command, as the launcher's reader.
+    let evil = base
+        .replace("PODNAME", &unique("evil-image"))
+        .replace(crate::mcp::E2E_PROBE_IMAGE, EVIL_IMAGE);
+    refused_by(
+        &create(User::Reader, &evil),
+        "k8s-gpu-mcp-probe-pod",
+        "pod of another image",
+    );
+    let by_tag = base.replace("PODNAME", &unique("by-tag")).replace(
+        crate::mcp::E2E_PROBE_IMAGE,
+        "registry.invalid/k8s-gpu-mcp/node-probe:e2e",
+    );
+    refused_by(
+        &create(User::Reader, &by_tag),
+        "k8s-gpu-mcp-probe-pod",
+        "pod by tag",
+    );
+    let shell = base.replace("PODNAME", &unique("evil-cmd")).replace(
+        "command: [sleep, \"300\"]",
+        "command: [sh, -c, \"id; sleep 300\"]",
+    );
+    refused_by(
+        &create(User::Reader, &shell),
+        "k8s-gpu-mcp-probe-pod",
+        "pod of another command",
+    );
+    let host = base.replace("PODNAME", &unique("evil-vol")).replace(
+        "    resources:",
+        "    volumeMounts: [{name: host, mountPath: /host}]\n    resources:",
+    ) + "  volumes: [{name: host, hostPath: {path: /}}]\n";
+    refused_by(
+        &create(User::Reader, &host),
+        "k8s-gpu-mcp-probe-pod",
+        "pod with the host's / mounted",
+    );
+    let preload = base.replace("PODNAME", &unique("evil-env")).replace(
+        "    resources:",
+        "    env: [{name: LD_PRELOAD, value: /proc/1/root/tmp/x.so}]\n    resources:",
+    );
+    refused_by(
+        &create(User::Reader, &preload),
+        "k8s-gpu-mcp-probe-pod",
+        "pod with LD_PRELOAD",
+    );
+    let unpinned = base
+        .replace("PODNAME", &unique("unpinned"))
+        .replace(&format!("  nodeName: {node}\n"), "");
+    refused_by(
+        &create(User::Reader, &unpinned),
+        "k8s-gpu-mcp-probe-pod",
+        "pod not pinned to a node",
+    );
+
+    // The probe's own shape is admitted; execs into it only in the launcher's argv.
+    let pod = unique("probe");
+    let out = create(User::Reader, &base.replace("PODNAME", &pod));
+    assert!(out.status.success(), "the probe's shape: {}", stderr(&out));
+    wait_ready(tb, &ns, &pod);
+    let exec = |user: User, container: &str, argv: &[&str]| {
+        let mut args = vec![
+            "-n",
+            ns.as_str(),
+            "exec",
+            pod.as_str(),
+            "-c",
+            container,
+            "--",
+        ];
+        args.extend(argv);
+        tb.kubectl_as(user, &args, None)
+    };
+    let marker = tb.dir.join(unique("policy-marker"));
+    let m = marker.display().to_string();
+    let touch = format!("touch {m}");
+    refused_by(
+        &exec(User::Reader, "probe", &["sh", "-c", &touch]),
+        "k8s-gpu-mcp-probe-exec",
+        "exec of sh",
+    );
+    refused_by(
+        &exec(
+            User::Reader,
+            "probe",
+            &[
+                "node-probe",
+                "--nvml-lib",
+                &m,
+                "health",
+                "--node-name",
+                &node,
+            ],
+        ),
+        "k8s-gpu-mcp-probe-exec",
+        "node-probe with --nvml-lib",
+    );
+    refused_by(
+        &exec(
+            User::Reader,
+            "probe",
+            &[
+                "node-probe",
+                "evidence",
+                "--bug-report",
+                &m,
+                "--node-name",
+                &node,
+            ],
+        ),
+        "k8s-gpu-mcp-probe-exec",
+        "node-probe evidence with --bug-report",
+    );
+    refused_by(
+        &exec(
+            User::Reader,
+            "probe",
+            &[
+                "node-probe",
+                "kill",
+                "--pid",
+                "1",
+                "--grace-seconds",
+                "1",
+                "--node-name",
+                &node,
+            ],
+        ),
+        "k8s-gpu-mcp-probe-exec",
+        "kill without the operator role",
+    );
+    // The delivery script, word for word, with a binary the owner did not list: it would run any bytes.
+    let script = delivery_script();
+    let zeros = "0".repeat(64);
+    refused_by(
+        &exec(
+            User::Reader,
+            "probe",
+            &[
+                "sh",
+                "-c",
+                &script,
+                "sh",
+                "10",
+                "0",
+                &zeros,
+                "",
+                "health",
+                "--node-name",
+                &node,
+            ],
+        ),
+        "k8s-gpu-mcp-probe-exec",
+        "delivery script with an unlisted build",
+    );
+    assert!(!marker.exists(), "a refused exec ran");
+    // The launcher's own argv is admitted and answers.
+    let out = exec(
+        User::Reader,
+        "probe",
+        &["node-probe", "health", "--node-name", &node],
+    );
+    assert!(out.status.success(), "node-probe health: {}", stderr(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("\"schema_version\""));
+    // Whoever may delete the policies (the testbed's admin) is exempt.
+    let out = tb.kubectl_as(
+        User::Admin,
+        &[
+            "-n", &ns, "exec", &pod, "-c", "probe", "--", "sh", "-c", "true",
+        ],
+        None,
+    );
+    assert!(out.status.success(), "admin exec: {}", stderr(&out));
+    tb.kubectl(&["-n", &ns, "delete", "pod", &pod, "--grace-period=0"]);
+    tb.wait_no_pods(&ns, Duration::from_secs(120))
+        .expect("probe pod left");
+
+    // The same user elsewhere (a namespace where a role of their own lets them create pods): untouched.
+    let own = unique("e2e-pol-own");
+    tb.apply(&format!(
+        "apiVersion: v1\nkind: Namespace\nmetadata: {{name: {own}}}\n---\napiVersion: v1\nkind: ServiceAccount\nmetadata: {{name: default, namespace: {own}}}\n---\napiVersion: rbac.authorization.k8s.io/v1\nkind: Role\nmetadata: {{name: pods, namespace: {own}}}\nrules: [{{apiGroups: [''], resources: [pods], verbs: [create, get, delete]}}]\n---\napiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata: {{name: pods, namespace: {own}}}\nroleRef: {{apiGroup: rbac.authorization.k8s.io, kind: Role, name: pods}}\nsubjects: [{{apiGroup: rbac.authorization.k8s.io, kind: User, name: {}}}]\n",
+        User::Reader.name()
+    ));
+    let plain = format!(
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: mine, namespace: {own}}}\nspec:\n  nodeName: {node}\n  containers: [{{name: app, image: 'registry.example.com/app:latest', command: [sh, -c, 'sleep 60']}}]\n"
+    );
+    let out = create(User::Reader, &plain);
+    assert!(out.status.success(), "own pod elsewhere: {}", stderr(&out));
+    tb.kubectl(&[
+        "-n",
+        &own,
+        "delete",
+        "pod",
+        "mine",
+        "--grace-period=0",
+        "--wait=false",
+    ]);
+}
+
+#[test]
+fn ephemeral_containers_and_workload_execs_of_another_shape_are_refused() {
+    if skipped() {
+        return;
+    }
+    let (tb, _ns, node) = setup("eph");
+    let work = unique("e2e-pol-work");
+    tb.apply(&format!(
+        "apiVersion: v1\nkind: Namespace\nmetadata: {{name: {work}, labels: {{pod-security.kubernetes.io/enforce: privileged}}}}\n---\napiVersion: v1\nkind: ServiceAccount\nmetadata: {{name: default, namespace: {work}}}\n"
+    ));
+    let workload = |ns: &str| {
+        format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: trainer, namespace: {ns}}}\nspec:\n  nodeName: {node}\n  tolerations: [{{operator: Exists}}]\n  containers: [{{name: main, image: 'registry.example.com/train@sha256:{}', command: [sleep, '600']}}]\n",
+            "7".repeat(64)
+        )
+    };
+    tb.apply(&workload(&work));
+    wait_ready(tb, &work, "trainer");
+    // Privileged as the probe is, except in kube-system, whose Pod Security level (baseline) would refuse it
+    // before the policies are asked.
+    let patch = |ns: &str, name: &str, image: &str, command: &str| {
+        let privileged = if ns == "kube-system" { "false" } else { "true" };
+        let body = format!(
+            r#"{{"spec":{{"ephemeralContainers":[{{"name":"{name}","image":"{image}","command":{command},"targetContainerName":"main","securityContext":{{"privileged":{privileged}}}}}]}}}}"#
+        );
+        tb.kubectl_as(
+            User::Operator,
+            &[
+                "-n",
+                ns,
+                "patch",
+                "pod",
+                "trainer",
+                "--subresource",
+                "ephemeralcontainers",
+                "--type",
+                "strategic",
+                "-p",
+                &body,
+            ],
+            None,
+        )
+    };
+    let probe = crate::mcp::E2E_PROBE_IMAGE;
+    refused_by(
+        &patch(
+            &work,
+            &unique("node-probe"),
+            EVIL_IMAGE,
+            r#"["sleep","60"]"#,
+        ),
+        "k8s-gpu-mcp-ephemeral-container",
+        "ephemeral container of another image",
+    );
+    refused_by(
+        &patch(&work, &unique("node-probe"), probe, r#"["sh","-c","id"]"#),
+        "k8s-gpu-mcp-ephemeral-container",
+        "ephemeral container of another command",
+    );
+    refused_by(
+        &patch(&work, "debugger", probe, r#"["sleep","60"]"#),
+        "k8s-gpu-mcp-ephemeral-container",
+        "ephemeral container not named node-probe-",
+    );
+    // The launcher's shape is admitted.
+    let added = unique("node-probe");
+    let out = patch(&work, &added, probe, r#"["sleep","60"]"#);
+    assert!(
+        out.status.success(),
+        "probe-shaped ephemeral container: {}",
+        stderr(&out)
+    );
+
+    // Exec into a workload container the launcher did not add, even with node-probe's argv.
+    let exec = |ns: &str, container: &str| {
+        tb.kubectl_as(
+            User::Operator,
+            &[
+                "-n",
+                ns,
+                "exec",
+                "trainer",
+                "-c",
+                container,
+                "--",
+                "node-probe",
+                "health",
+                "--node-name",
+                &node,
+            ],
+            None,
+        )
+    };
+    refused_by(
+        &exec(&work, "main"),
+        "k8s-gpu-mcp-probe-exec",
+        "exec into the workload's own container",
+    );
+    let out = tb.kubectl_as(
+        User::Operator,
+        &[
+            "-n", &work, "exec", "trainer", "-c", &added, "--", "sh", "-c", "id",
+        ],
+        None,
+    );
+    refused_by(
+        &out,
+        "k8s-gpu-mcp-probe-exec",
+        "exec of sh into the launcher's ephemeral container",
+    );
+
+    // The same in kube-system: refused whatever the shape.
+    tb.apply(
+        "apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: default, namespace: kube-system}\n",
+    );
+    tb.apply(&workload("kube-system"));
+    wait_ready(tb, "kube-system", "trainer");
+    refused_by(
+        &patch(
+            "kube-system",
+            &unique("node-probe"),
+            probe,
+            r#"["sleep","60"]"#,
+        ),
+        "k8s-gpu-mcp-ephemeral-container",
+        "probe-shaped ephemeral container in kube-system",
+    );
+    refused_by(
+        &exec("kube-system", "main"),
+        "k8s-gpu-mcp-probe-exec",
+        "exec in kube-system",
+    );
+    tb.kubectl(&[
+        "-n",
+        "kube-system",
+        "delete",
+        "pod",
+        "trainer",
+        "--grace-period=0",
+        "--wait=false",
+    ]);
+    tb.kubectl(&[
+        "-n",
+        &work,
+        "delete",
+        "pod",
+        "trainer",
+        "--grace-period=0",
+        "--wait=false",
+    ]);
+}
+
+/// `check` proves the policies for the user it runs as: in force for the launcher's reader; for a user bound to
+/// roles without the marker (deploy/rbac.yaml before the policies) it says in one line what is not enforced,
+/// and the permission line names the missing marker.
+#[test]
+fn check_says_whether_the_policies_hold_for_its_user() {
+    if skipped() {
+        return;
+    }
+    let (tb, ns, node) = setup("check");
+    let check = |user: User, ns: &str| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_k8s-gpu-mcp"))
+            .arg("--kubeconfig")
+            .arg(tb.kubeconfig(user))
+            .args([
+                "--namespace",
+                ns,
+                "--probe-image",
+                crate::mcp::E2E_PROBE_IMAGE,
+            ])
+            .args([
+                "check",
+                "--selector",
+                &format!("kubernetes.io/hostname={node}"),
+                "--output",
+                "json",
+            ])
+            .env_remove("KUBECONFIG")
+            .env("RUST_LOG", "warn")
+            .output()
+            .expect("run k8s-gpu-mcp check");
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("check output ({e}): {}", stderr(&out)));
+        let item = |name: &str| {
+            report["checks"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|c| c["name"] == name)
+                .cloned()
+                .unwrap_or_else(|| panic!("no {name} in {report:#}"))
+        };
+        (
+            item("policies"),
+            item("permissions/k8s-gpu-mcp-probe"),
+            report.clone(),
+        )
+    };
+    let (p, _, report) = check(User::Reader, &ns);
+    assert_eq!(p["status"], "ok", "{report:#}");
+    assert!(
+        p["detail"]
+            .as_str()
+            .unwrap()
+            .contains("k8s-gpu-mcp-probe-exec"),
+        "{p}"
+    );
+
+    // The probe role as it was before the marker, bound to another user in a namespace of its own.
+    let old = unique("e2e-pol-old");
+    let nobody = User::Nobody.name();
+    let rbac =
+        std::fs::read_to_string(crate::testbed::repo_root().join("deploy/rbac.yaml")).unwrap();
+    let docs: Vec<serde_json::Value> = serde_saphyr::from_multiple(&rbac).unwrap();
+    let mut role = docs
+        .into_iter()
+        .find(|d| d["metadata"]["name"] == "k8s-gpu-mcp-probe")
+        .unwrap();
+    role["metadata"]["name"] = format!("{old}-probe").into();
+    let rules: Vec<serde_json::Value> = role["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["apiGroups"][0] != "k8s-gpu-mcp.io")
+        .cloned()
+        .collect();
+    role["rules"] = rules.into();
+    tb.apply(&serde_json::to_string(&role).unwrap());
+    tb.probe_namespace(&old, User::Admin);
+    tb.apply(&format!(
+        "apiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata: {{name: old-probe, namespace: {old}}}\nroleRef: {{apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: {old}-probe}}\nsubjects: [{{apiGroup: rbac.authorization.k8s.io, kind: User, name: {nobody}}}]\n"
+    ));
+    let (p, perm, report) = check(User::Nobody, &old);
+    assert_eq!(p["status"], "warn", "{report:#}");
+    let detail = p["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("not in force for you") && detail.contains("root shell on every GPU node"),
+        "{p}"
+    );
+    assert!(
+        perm["detail"]
+            .as_str()
+            .unwrap()
+            .contains("hold probe-role.k8s-gpu-mcp.io"),
+        "{perm}"
+    );
+    eprintln!("check without the marker: {detail}");
+}
