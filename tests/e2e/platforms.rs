@@ -410,10 +410,19 @@ fn setup_grants_the_probe_service_account_the_privileged_scc() {
     }
     let tb = Testbed::shared();
     let ns = unique("e2e-scc");
+    // --no-policies: the suite's cluster has one set of admission policies, the testbed's (its trust list
+    // names the tests' images); applying the default set here would refuse every other test's probe.
     let out = Command::new(LAUNCHER)
         .arg("--kubeconfig")
         .arg(tb.kubeconfig(User::Admin))
-        .args(["--namespace", &ns, "setup", "--only", "manifests"])
+        .args([
+            "--namespace",
+            &ns,
+            "setup",
+            "--only",
+            "manifests",
+            "--no-policies",
+        ])
         .env_remove("KUBECONFIG")
         .output()
         .unwrap();
@@ -422,7 +431,7 @@ fn setup_grants_the_probe_service_account_the_privileged_scc() {
     let out = Command::new(LAUNCHER)
         .arg("--kubeconfig")
         .arg(tb.kubeconfig(User::Admin))
-        .args(["--namespace", &ns, "setup", "--apply"])
+        .args(["--namespace", &ns, "setup", "--apply", "--no-policies"])
         .env_remove("KUBECONFIG")
         .output()
         .unwrap();

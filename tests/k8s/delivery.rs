@@ -129,7 +129,8 @@ fn architecture_selection() {
     // Not the plain node-probe: that one is the launcher's own (amd64) build.
     assert_eq!(looked.matches(", ").count(), 1, "{looked}");
     assert!(
-        e.to_string().contains("--target aarch64-unknown-linux-gnu"),
+        e.to_string().contains("target aarch64-unknown-linux-gnu")
+            && e.to_string().contains("packaging/build-probes.sh"),
         "{e}"
     );
     // A plain node-probe serves only the launcher's own architecture.

@@ -546,11 +546,22 @@ fn doc_command_lines(root: &std::path::Path) -> Vec<(String, Vec<String>, String
         let text = std::fs::read_to_string(&doc).unwrap();
         let rel = doc.strip_prefix(root).unwrap().display().to_string();
         let mut in_block = false;
+        let mut skipping = false;
         let mut candidates: Vec<(usize, String)> = Vec::new();
         let mut pending = String::new();
         for (i, line) in text.lines().enumerate() {
-            if line.trim_start().starts_with("```") {
-                in_block = !in_block;
+            if let Some(info) = line.trim_start().strip_prefix("```") {
+                // A block of another language (`text`: a file listing, `json`, `yaml`) holds no command.
+                if in_block || skipping {
+                    (in_block, skipping) = (false, false);
+                } else if ["", "bash", "sh", "shell", "console"].contains(&info.trim()) {
+                    in_block = true;
+                } else {
+                    skipping = true;
+                }
+                continue;
+            }
+            if skipping {
                 continue;
             }
             if in_block {
@@ -676,7 +687,8 @@ fn doc_command_line_extraction_finds_what_a_user_would_paste() {
         "```bash\ncargo build && target/debug/k8s-gpu-mcp --local \\\n  call list\n```\n\
          Run `node-probe xid --since 2h` or `node-probe <command>`.\n\
          ```\nclaude mcp add k -- /x/k8s-gpu-mcp serve --no-such-flag\n\
-         rm ~/.cargo/bin/k8s-gpu-mcp ~/.cargo/bin/node-probe\n```\n",
+         rm ~/.cargo/bin/k8s-gpu-mcp ~/.cargo/bin/node-probe\n```\n\
+         ```text\nk8s-gpu-mcp    the launcher\n```\n",
     )
     .unwrap();
     let lines = doc_command_lines(dir.path());

@@ -131,7 +131,7 @@ pub enum DeliveryError {
     #[error(
         "no node-probe build for architecture `{arch}` (node `{node}`): looked for {looked}. The release \
          archive carries it in probes/ beside the launcher; or build it (`bash packaging/build-probes.sh DIR`, \
-         target {triple}) and name DIR with --probe-bin-dir"
+         target {triple}) and name DIR with --probe-bin-dir; or use a probe image (--probe-delivery image)"
     )]
     NoBinary {
         node: String,
