@@ -15,7 +15,9 @@ use crate::{json, stderr};
 
 const LAUNCHER: &str = env!("CARGO_BIN_EXE_k8s-gpu-mcp");
 /// The probe image (deploy/probe-image) as an owner pins it; kwok pulls nothing, so only the reference matters.
-const PROBE_IMAGE: &str = "registry.example.com/k8s-gpu-mcp/node-probe@sha256:abababababababababababababababababababababababababababababababab";
+/// In `registry.invalid/`, which the testbed's admission policies trust (as an owner's `setup --trust-image`
+/// or `--probe-image` would have them).
+const PROBE_IMAGE: &str = "registry.invalid/k8s-gpu-mcp/node-probe@sha256:abababababababababababababababababababababababababababababababab";
 
 /// One platform's node in a namespace and node group of its own.
 struct Platform {

@@ -836,6 +836,15 @@ async fn admission_check(
     let name = "admission";
     let ns = &opts.k8s.namespace;
     let node_name = node.map(|(n, _)| n.as_str()).unwrap_or("no-gpu-node");
+    // The default delivery found no base on the node (its `image/` line fails with the fix): a dry run of
+    // some other image would only say something about that image, so it waits for that fix.
+    if opts.k8s.probe_image.is_none() && matches!(node, Some((_, None))) {
+        return Check::warn(
+            name,
+            format!("not tried: no probe image for {node_name} yet (see image/{node_name})"),
+            format!("fix image/{node_name} first, then run check again"),
+        );
+    }
     let call = pod::ProbeCall::new(ns, node_name, "check");
     let mut pod_opts = opts.k8s.pod_options();
     if let Some((_, Some(image))) = node {
