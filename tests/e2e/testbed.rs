@@ -337,13 +337,23 @@ impl Testbed {
         let yaml = String::from_utf8(out.stdout).expect("UTF-8 manifests");
         let stripped = self.stripped_probe_dir().join("node-probe-linux-amd64");
         let sum = sha256_file(&stripped);
+        // packaging/test-release.sh runs the copy test on an unpacked release archive: its builds are the
+        // release's, which its owner's `setup` would list.
+        let mut listed = format!("'{sum}', ");
+        if let Some(dir) = std::env::var_os("K8S_GPU_MCP_RELEASE_DIR") {
+            for arch in ["amd64", "arm64"] {
+                let build = PathBuf::from(&dir).join(format!("probes/node-probe-linux-{arch}"));
+                if build.is_file() {
+                    listed.push_str(&format!("'{}', ", sha256_file(&build)));
+                }
+            }
+        }
         let mut patched = String::new();
         let mut next = false;
         for line in yaml.lines() {
             if next && line.trim_start().starts_with("expression: \"[") {
                 next = false;
-                let line =
-                    line.replacen("expression: \"[", &format!("expression: \"['{sum}', "), 1);
+                let line = line.replacen("expression: \"[", &format!("expression: \"[{listed}"), 1);
                 patched.push_str(&line.replace(", ]", "]"));
                 patched.push('\n');
                 continue;
