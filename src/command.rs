@@ -1,7 +1,9 @@
-//! The probe's commands, each written once: its subcommand, help line, the facts it collects and the
-//! analysis that makes its report (`Command`), and what the launcher asks for with its arguments
-//! (`Request`, which writes node-probe's command line). node-probe builds its subcommands from
-//! [`Command::ALL`], so a command added here is a subcommand there.
+//! The probe's commands, each written once as one row of the `commands!` table: its subcommand, help
+//! line, the arguments it takes of its own, the facts it collects, how it reads the kernel log and the
+//! analysis that makes its report (`Command`); and what the launcher asks for with its arguments
+//! (`Request`, which writes node-probe's command line). node-probe builds its subcommands, their
+//! arguments, its collection and its dispatch from [`Command::ALL`] and these rows, so a row added here
+//! is a working subcommand there.
 
 use std::fmt;
 use std::str::FromStr;
@@ -11,9 +13,52 @@ use crate::facts::{NodeFacts, Sections};
 use crate::options::AnalysisOptions;
 use crate::{analysis, attribution, evidence, operator, xid};
 
-/// One line per command: its doc line is its help in node-probe and `name` its subcommand.
+/// The arguments a command takes of its own, beside the flags every command shares (the source,
+/// `--node-name`, `--expect-gpus`): node-probe gives each group its flags (`node-probe/src/options.rs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ArgumentGroup {
+    /// Only the shared flags.
+    None,
+    /// Which kernel log to read and the window: `--log-file`, `--since`, `--watch`, `--history`.
+    KernelLog,
+}
+
+/// How a command's analysis reads the kernel log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KernelLogInput {
+    /// From the facts: the newest records, gathered when its sections ask for `kernel_log`.
+    Facts,
+    /// The whole log, which node-probe streams line by line into the XID analysis
+    /// (`xid::report::XidAnalyzer`), so a log of any size takes bounded memory. A simulated node's log
+    /// is already in its facts: the row's analysis reads it there.
+    Streamed,
+}
+
+/// `Sections` with these flags set and the others not.
+macro_rules! sections {
+    ($($section:ident),+) => {
+        Sections {
+            $($section: true,)+
+            ..Sections::default()
+        }
+    };
+}
+
+/// The table: one row per command. A row's doc line is its help in node-probe and its string its
+/// subcommand; `arguments` (default: none) and `kernel_log` (default: from the facts) are optional;
+/// `analysis` names the report variant and the pure function that makes it.
 macro_rules! commands {
-    ($( #[doc = $about:literal] $variant:ident = $name:literal, )+) => {
+    (@or $default:expr) => { $default };
+    (@or $default:expr, $given:expr) => { $given };
+    ($(
+        #[doc = $about:literal]
+        $variant:ident = $name:literal {
+            $(arguments: $arguments:ident,)?
+            $(kernel_log: $kernel_log:ident,)?
+            sections: $sections:expr,
+            analysis: $report:ident($analyze:path),
+        }
+    )+) => {
         /// The read-only commands that turn node facts into a report.
         #[derive(Debug, Clone, Copy, PartialEq, Eq)]
         pub enum Command {
@@ -43,90 +88,95 @@ macro_rules! commands {
                 };
                 about.trim_ascii().trim_end_matches('.')
             }
+
+            /// The arguments it takes of its own.
+            pub fn arguments(self) -> ArgumentGroup {
+                match self {
+                    $(Command::$variant => {
+                        commands!(@or ArgumentGroup::None $(, ArgumentGroup::$arguments)?)
+                    })+
+                }
+            }
+
+            /// How its analysis reads the kernel log.
+            pub fn kernel_log(self) -> KernelLogInput {
+                match self {
+                    $(Command::$variant => {
+                        commands!(@or KernelLogInput::Facts $(, KernelLogInput::$kernel_log)?)
+                    })+
+                }
+            }
+
+            /// What the collector must gather for this command.
+            pub fn sections(self) -> Sections {
+                match self {
+                    $(Command::$variant => $sections,)+
+                }
+            }
+
+            /// Interpret the facts: the report this command answers.
+            pub fn analyze(self, facts: &NodeFacts, opts: &AnalysisOptions) -> Report {
+                match self {
+                    // `into`: some reports are boxed in `Report`.
+                    $(Command::$variant => Report::$report($analyze(facts, opts).into()),)+
+                }
+            }
         }
     };
 }
 
 commands! {
     /// GPUs, identities, PCI ids, firmware, memory, MIG/persistence/compute modes, driver versions.
-    Inventory = "inventory",
-    /// Temperatures vs thresholds, power, utilization, clocks and decoded throttle reasons.
-    Telemetry = "telemetry",
-    /// GPU x GPU matrix, P2P, NVLink state/remotes/counters, NUMA affinity, fabric state.
-    Topology = "topology",
-    /// ECC counters, retired pages, remapped rows and what they require.
-    Ecc = "ecc",
-    /// Processes on each GPU with their host names and GPU memory.
-    Processes = "processes",
-    /// Per-GPU and node verdict made of explained findings.
-    Health = "health",
-    /// Everything above plus the kernel log, in one run.
-    Describe = "describe",
-    /// XID/SXid events from the kernel log, decoded against NVIDIA's catalog and correlated.
-    Xid = "xid",
-    /// Which pod holds which GPU (kubelet PodResources API) and whose processes use it (cgroups): exact when the kubelet answers, cgroup-only otherwise.
-    Allocation = "allocation",
-    /// `describe` and `allocation` in one run: what the launcher's workload diagnosis needs of a node.
-    Workload = "workload",
-}
-
-impl Command {
-    /// What the collector must gather for this command.
-    pub fn sections(self) -> Sections {
-        let none = Sections::default();
-        match self {
-            Command::Inventory => Sections {
-                identity: true,
-                ..none
-            },
-            Command::Telemetry => Sections {
-                identity: true,
-                telemetry: true,
-                ..none
-            },
-            Command::Topology => Sections {
-                identity: true,
-                topology: true,
-                nics: true,
-                ..none
-            },
-            Command::Ecc => Sections {
-                identity: true,
-                ecc: true,
-                ..none
-            },
-            Command::Processes | Command::Allocation => Sections {
-                identity: true,
-                processes: true,
-                ..none
-            },
-            Command::Xid => Sections {
-                identity: true,
-                kernel_log: true,
-                ..none
-            },
-            Command::Health | Command::Describe | Command::Workload => Sections::ALL,
-        }
+    Inventory = "inventory" {
+        sections: sections![identity],
+        analysis: Inventory(analysis::inventory::analyze),
     }
-
-    /// Interpret the facts: the report this command answers.
-    pub fn analyze(self, facts: &NodeFacts, opts: &AnalysisOptions) -> Report {
-        match self {
-            Command::Inventory => Report::Inventory(analysis::inventory::analyze(facts, opts)),
-            Command::Telemetry => Report::Telemetry(analysis::telemetry::analyze(facts, opts)),
-            Command::Topology => Report::Topology(analysis::topology::analyze(facts, opts)),
-            Command::Ecc => Report::Ecc(analysis::ecc::analyze(facts, opts)),
-            Command::Processes => Report::Processes(analysis::processes::analyze(facts, opts)),
-            Command::Health => Report::Health(analysis::health::analyze(facts, opts)),
-            Command::Describe => {
-                Report::Describe(Box::new(analysis::describe::analyze(facts, opts)))
-            }
-            Command::Xid => Report::Xid(Box::new(xid::report::analyze(facts, opts))),
-            Command::Allocation => Report::Allocation(attribution::analyze(facts, opts)),
-            Command::Workload => {
-                Report::Workload(Box::new(analysis::workload::analyze_node(facts, opts)))
-            }
-        }
+    /// Temperatures vs thresholds, power, utilization, clocks and decoded throttle reasons.
+    Telemetry = "telemetry" {
+        sections: sections![identity, telemetry],
+        analysis: Telemetry(analysis::telemetry::analyze),
+    }
+    /// GPU x GPU matrix, P2P, NVLink state/remotes/counters, NUMA affinity, fabric state.
+    Topology = "topology" {
+        sections: sections![identity, topology, nics],
+        analysis: Topology(analysis::topology::analyze),
+    }
+    /// ECC counters, retired pages, remapped rows and what they require.
+    Ecc = "ecc" {
+        sections: sections![identity, ecc],
+        analysis: Ecc(analysis::ecc::analyze),
+    }
+    /// Processes on each GPU with their host names and GPU memory.
+    Processes = "processes" {
+        sections: sections![identity, processes],
+        analysis: Processes(analysis::processes::analyze),
+    }
+    /// Per-GPU and node verdict made of explained findings.
+    Health = "health" {
+        sections: Sections::GPUS_AND_HOST,
+        analysis: Health(analysis::health::analyze),
+    }
+    /// Everything above plus the kernel log, in one run.
+    Describe = "describe" {
+        sections: Sections::GPUS_AND_HOST,
+        analysis: Describe(analysis::describe::analyze),
+    }
+    /// XID/SXid events from the kernel log, decoded against NVIDIA's catalog and correlated.
+    Xid = "xid" {
+        arguments: KernelLog,
+        kernel_log: Streamed,
+        sections: sections![identity, kernel_log],
+        analysis: Xid(xid::report::analyze),
+    }
+    /// Which pod holds which GPU (kubelet PodResources API) and whose processes use it (cgroups): exact when the kubelet answers, cgroup-only otherwise.
+    Allocation = "allocation" {
+        sections: sections![identity, processes, kubelet],
+        analysis: Allocation(attribution::analyze),
+    }
+    /// `describe` and `allocation` in one run: what the launcher's workload diagnosis needs of a node.
+    Workload = "workload" {
+        sections: Sections::ALL,
+        analysis: Workload(analysis::workload::analyze_node),
     }
 }
 
@@ -376,5 +426,74 @@ mod tests {
         names.dedup();
         assert_eq!(names.len(), Command::ALL.len());
         assert!(Command::ALL.iter().all(|c| !c.about().is_empty()));
+    }
+
+    /// Every row of the table is whole: a subcommand that names it back, sections that at least
+    /// identify the GPUs, and an analysis whose report is keyed by the command's own name (the row
+    /// names the right `Report` variant).
+    #[test]
+    fn every_row_has_its_subcommand_sections_and_analysis() {
+        let facts = crate::scenarios::parse(&crate::scenarios::BUILTIN[0].json()).unwrap();
+        for &c in Command::ALL {
+            assert_eq!(Command::named(c.name()), Some(c));
+            assert!(c.sections().identity, "{}", c.name());
+            let report =
+                serde_json::to_value(c.analyze(&facts, &AnalysisOptions::default())).unwrap();
+            let keys: Vec<&String> = report.as_object().unwrap().keys().collect();
+            assert_eq!(keys, [c.name()], "the report of `{}`", c.name());
+            // Only a command that takes the kernel-log arguments can stream the log they name.
+            if c.kernel_log() == KernelLogInput::Streamed {
+                assert_eq!(c.arguments(), ArgumentGroup::KernelLog, "{}", c.name());
+                assert!(c.sections().kernel_log, "{}", c.name());
+            }
+        }
+    }
+
+    /// A table with one more command: the macro gives it everything node-probe reads (name, help,
+    /// arguments, kernel-log input, sections, analysis); node-probe's CLI test adds such a row too.
+    mod fixture {
+        use super::*;
+
+        commands! {
+            /// Per-GPU and node verdict made of explained findings.
+            Health = "health" {
+                sections: Sections::GPUS_AND_HOST,
+                analysis: Health(analysis::health::analyze),
+            }
+            /// A fixture command: the kernel-log arguments over the ECC analysis.
+            Recheck = "recheck" {
+                arguments: KernelLog,
+                kernel_log: Streamed,
+                sections: sections![identity, ecc],
+                analysis: Ecc(analysis::ecc::analyze),
+            }
+        }
+
+        #[test]
+        fn a_new_row_is_a_whole_command() {
+            assert_eq!(Command::ALL, [Command::Health, Command::Recheck]);
+            let c = Command::named("recheck").unwrap();
+            assert_eq!(
+                c.about(),
+                "A fixture command: the kernel-log arguments over the ECC analysis"
+            );
+            assert_eq!(c.arguments(), ArgumentGroup::KernelLog);
+            assert_eq!(c.kernel_log(), KernelLogInput::Streamed);
+            assert_eq!(
+                c.sections(),
+                Sections {
+                    identity: true,
+                    ecc: true,
+                    ..Sections::default()
+                }
+            );
+            assert_eq!(Command::Health.arguments(), ArgumentGroup::None);
+            assert_eq!(Command::Health.kernel_log(), KernelLogInput::Facts);
+            let facts = crate::scenarios::parse(&crate::scenarios::BUILTIN[0].json()).unwrap();
+            assert!(matches!(
+                c.analyze(&facts, &AnalysisOptions::default()),
+                Report::Ecc(_)
+            ));
+        }
     }
 }

@@ -936,10 +936,20 @@ pub struct Sections {
     pub kernel_log: bool,
     /// RDMA devices, their counters (two samples) and the GPUs' PCI paths.
     pub nics: bool,
+    /// The kubelet's answers: its PodResources device assignment and its pod log directories
+    /// (`pod_resources`, `kubelet_logs`).
+    pub kubelet: bool,
 }
 
 impl Sections {
+    /// Every section.
     pub const ALL: Sections = Sections {
+        kubelet: true,
+        ..Sections::GPUS_AND_HOST
+    };
+
+    /// Every fact of the GPUs and the host: all sections but the kubelet's.
+    pub const GPUS_AND_HOST: Sections = Sections {
         identity: true,
         telemetry: true,
         topology: true,
@@ -947,6 +957,7 @@ impl Sections {
         processes: true,
         kernel_log: true,
         nics: true,
+        kubelet: false,
     };
 }
 
