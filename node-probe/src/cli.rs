@@ -4,14 +4,14 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 
 use clap::{ArgMatches, Args, FromArgMatches, Parser, Subcommand};
-use gpu_diag::command::Command;
+use gpu_diag::command::{ArgumentGroup, Command, KernelLogInput};
 use gpu_diag::contract::{
     ErrorKind, ProbeDocument, ProbeError, Report, ScenarioList, ScenarioSummary, VersionReport,
 };
 use gpu_diag::facts::Sections;
 use gpu_diag::options::AnalysisOptions;
 
-use crate::options::{GlobalArgs, XidArgs};
+use crate::options::{CommandArgs, GlobalArgs, KernelLogArgs};
 use crate::source::{self, SourceSpec};
 
 #[derive(Debug, Parser)]
@@ -48,23 +48,14 @@ pub enum Cmd {
     Version,
 }
 
-/// A read-only command with its arguments (only `xid` has any of its own).
+/// A read-only command of gpu-diag's table with the values of its argument group.
 #[derive(Debug, Clone)]
 pub struct Analysis {
     pub command: Command,
-    pub xid: XidArgs,
+    pub args: CommandArgs,
 }
 
-impl From<Command> for Analysis {
-    fn from(command: Command) -> Self {
-        Analysis {
-            command,
-            xid: XidArgs::default(),
-        }
-    }
-}
-
-// By hand rather than derived: the subcommands come from gpu-diag's list, which knows no clap.
+// By hand rather than derived: the subcommands come from gpu-diag's table, which knows no clap.
 impl FromArgMatches for Analysis {
     fn from_arg_matches(m: &ArgMatches) -> Result<Self, clap::Error> {
         let (name, sub) = m
@@ -72,11 +63,10 @@ impl FromArgMatches for Analysis {
             .ok_or_else(|| clap::Error::new(clap::error::ErrorKind::MissingSubcommand))?;
         let command = Command::named(name)
             .ok_or_else(|| clap::Error::new(clap::error::ErrorKind::InvalidSubcommand))?;
-        let xid = match command {
-            Command::Xid => XidArgs::from_arg_matches(sub)?,
-            _ => XidArgs::default(),
-        };
-        Ok(Analysis { command, xid })
+        Ok(Analysis {
+            command,
+            args: command_args(command.arguments(), sub)?,
+        })
     }
 
     fn update_from_arg_matches(&mut self, m: &ArgMatches) -> Result<(), clap::Error> {
@@ -88,11 +78,7 @@ impl FromArgMatches for Analysis {
 impl Subcommand for Analysis {
     fn augment_subcommands(cmd: clap::Command) -> clap::Command {
         Command::ALL.iter().fold(cmd, |cmd, c| {
-            let sub = clap::Command::new(c.name()).about(c.about());
-            cmd.subcommand(match c {
-                Command::Xid => XidArgs::augment_args(sub),
-                _ => sub,
-            })
+            cmd.subcommand(subcommand(c.name(), c.about(), c.arguments()))
         })
     }
 
@@ -103,6 +89,28 @@ impl Subcommand for Analysis {
     fn has_subcommand(name: &str) -> bool {
         Command::named(name).is_some()
     }
+}
+
+/// One row of the table as a subcommand: its name, its help and the flags of its argument group.
+fn subcommand(name: &'static str, about: &'static str, group: ArgumentGroup) -> clap::Command {
+    let sub = clap::Command::new(name);
+    let sub = match group {
+        ArgumentGroup::None => sub,
+        ArgumentGroup::KernelLog => KernelLogArgs::augment_args(sub),
+    };
+    // After the group's flags: a group must not set the subcommand's help.
+    sub.about(about)
+}
+
+/// The values of `group`'s flags in a subcommand's matches; the groups it does not take keep their
+/// defaults.
+fn command_args(group: ArgumentGroup, m: &ArgMatches) -> Result<CommandArgs, clap::Error> {
+    let mut args = CommandArgs::default();
+    match group {
+        ArgumentGroup::None => {}
+        ArgumentGroup::KernelLog => args.kernel_log = KernelLogArgs::from_arg_matches(m)?,
+    }
+    Ok(args)
 }
 
 #[derive(Debug, Args, Clone, Default)]
@@ -151,8 +159,24 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed, ProbeEr
 }
 
 impl Invocation {
+    /// `argv`, a subcommand and its arguments, parsed as node-probe's and run with `global`'s shared
+    /// flags (what the evidence archive holds of the probe's own reports).
+    fn of(global: &GlobalArgs, argv: &[&str]) -> Result<Invocation, ProbeError> {
+        let cli = Cli::try_parse_from(std::iter::once("node-probe").chain(argv.iter().copied()))
+            .map_err(|e| {
+                ProbeError::new(
+                    ErrorKind::Internal,
+                    format!("`node-probe {}`: {e}", argv.join(" ")),
+                )
+            })?;
+        Ok(Invocation {
+            global: global.clone(),
+            command: cli.command,
+        })
+    }
+
     pub fn run(self) -> Result<ProbeDocument, ProbeError> {
-        let command = match &self.command {
+        let analysis = match &self.command {
             Cmd::Scenarios => {
                 return Ok(ProbeDocument::success(
                     None,
@@ -172,35 +196,22 @@ impl Invocation {
             Cmd::Reset(a) => return crate::operator::run_reset(&self.global, a),
             Cmd::Evidence(a) => {
                 let global = &self.global;
-                return crate::evidence::run(global, a, &|v| {
-                    let command = Cmd::Analysis(match v {
-                        crate::evidence::View::Describe => Command::Describe.into(),
-                        crate::evidence::View::XidHistory => Analysis {
-                            command: Command::Xid,
-                            xid: XidArgs {
-                                history: true,
-                                ..XidArgs::default()
-                            },
-                        },
-                    });
-                    Invocation {
-                        global: global.clone(),
-                        command,
-                    }
-                    .run()
-                    .unwrap_or_else(ProbeDocument::failure)
+                return crate::evidence::run(global, a, &|argv| {
+                    Invocation::of(global, argv)
+                        .and_then(Invocation::run)
+                        .unwrap_or_else(ProbeDocument::failure)
                 });
             }
             Cmd::Facts(a) => {
                 let spec = SourceSpec::from_args(&self.global)?;
-                let xid = XidArgs {
+                let log = KernelLogArgs {
                     log_file: a.log_file.clone(),
                     watch: a.watch,
                     since: None,
                     history: false,
                     stream_log: false,
                 };
-                let facts = source::collect(&spec, Sections::ALL, &xid)?;
+                let facts = source::collect(&spec, Sections::GPUS_AND_HOST, &log)?;
                 return Ok(ProbeDocument::success(
                     Some(source::meta(&facts, &self.global)),
                     Report::Facts(Box::new(facts)),
@@ -209,35 +220,38 @@ impl Invocation {
             Cmd::Analysis(a) => a,
         };
         let spec = SourceSpec::from_args(&self.global)?;
-        let (command, mut xid_args) = (command.command, command.xid.clone());
-        // `xid` streams a real log (file or kmsg); a scenario's log is already in its facts.
-        let stream = match (&spec, &xid_args.log_file) {
-            _ if command != Command::Xid => None,
-            (_, Some(path)) => Some(crate::kmsg::LogInput::File(path.clone())),
-            (SourceSpec::Nvml { host_root, .. }, None) => {
+        let command = analysis.command;
+        let mut log = analysis.args.kernel_log.clone();
+        // A command that streams the kernel log streams a real one (file or kmsg); a scenario's log is
+        // already in its facts.
+        let stream = match (command.kernel_log(), &spec, &log.log_file) {
+            (KernelLogInput::Facts, ..) => None,
+            (KernelLogInput::Streamed, _, Some(path)) => {
+                Some(crate::kmsg::LogInput::File(path.clone()))
+            }
+            (KernelLogInput::Streamed, SourceSpec::Nvml { host_root, .. }, None) => {
                 Some(crate::kmsg::LogInput::Kmsg(host_root.clone()))
             }
-            _ => None,
+            (KernelLogInput::Streamed, SourceSpec::Simulated { .. }, None) => None,
         };
-        xid_args.stream_log = stream.is_some();
-        let mut facts = source::collect(&spec, command.sections(), &xid_args)?;
-        if matches!(command, Command::Allocation | Command::Workload) {
+        log.stream_log = stream.is_some();
+        let sections = command.sections();
+        let mut facts = source::collect(&spec, sections, &log)?;
+        if sections.kubelet {
             crate::podresources::fill(&mut facts, &spec, self.global.host_root.is_some());
         }
         let opts = AnalysisOptions {
             expect_gpus: self.global.expect_gpus,
-            since_unix: source::since_unix(&xid_args, &facts)?,
+            since_unix: source::since_unix(&log, &facts)?,
         };
         // History when asked, or when the window starts before this boot did.
-        let history = xid_args.history
+        let history = log.history
             || match (opts.since_unix, facts.host.boot_time_unix.get()) {
                 (Some(s), Some(b)) => s < b,
                 _ => false,
             };
         let report = match &stream {
-            Some(input) => Report::Xid(Box::new(crate::kmsg::analyze_xid(
-                input, &facts, &opts, history,
-            )?)),
+            Some(input) => crate::kmsg::analyze_streamed(input, &facts, &opts, history)?,
             None => command.analyze(&facts, &opts),
         };
         Ok(ProbeDocument::success(
@@ -284,6 +298,110 @@ mod tests {
         }
     }
 
+    fn parse_argv(argv: &[&str]) -> Result<Cmd, ProbeError> {
+        let args = std::iter::once("node-probe").chain(argv.iter().copied());
+        match parse(args.map(OsString::from))? {
+            Parsed::Run(inv) => Ok(inv.command),
+            Parsed::Help(_) => panic!("{argv:?} asked for help"),
+        }
+    }
+
+    /// The flags of the kernel-log argument group, as a command that takes them is given them.
+    const KERNEL_LOG_FLAGS: [&str; 7] = [
+        "--since",
+        "2h",
+        "--history",
+        "--log-file",
+        "/tmp/kern.log",
+        "--watch",
+        "5",
+    ];
+
+    /// Each command of the table parses with the flags of its argument group and with no others: an
+    /// argument of `xid` given to `health` is refused.
+    #[test]
+    fn every_command_takes_its_arguments_and_only_those() {
+        for &c in Command::ALL {
+            let mut argv = vec![c.name()];
+            argv.extend(KERNEL_LOG_FLAGS);
+            let parsed = parse_argv(&argv);
+            match c.arguments() {
+                ArgumentGroup::KernelLog => match parsed {
+                    Ok(Cmd::Analysis(a)) => {
+                        assert_eq!(a.command, c);
+                        let log = &a.args.kernel_log;
+                        assert_eq!(log.since.as_deref(), Some("2h"), "{}", c.name());
+                        assert!(log.history);
+                        assert_eq!(log.watch, Some(5));
+                        assert_eq!(log.log_file, Some(PathBuf::from("/tmp/kern.log")));
+                    }
+                    other => panic!("`{}`: {other:?}", c.name()),
+                },
+                ArgumentGroup::None => {
+                    let e = parsed.expect_err(c.name());
+                    assert_eq!(e.kind, ErrorKind::Usage, "{}", c.name());
+                    assert!(e.message.contains("--since"), "{}: {}", c.name(), e.message);
+                    match parse_argv(&[c.name()]) {
+                        Ok(Cmd::Analysis(a)) => assert_eq!(a.args.kernel_log.since, None),
+                        other => panic!("`{}`: {other:?}", c.name()),
+                    }
+                }
+            }
+        }
+    }
+
+    /// A row added to the table is a subcommand with its help and its group's flags: the CLI is built
+    /// from the rows, with nothing per command (here a fixture row beside the real ones).
+    #[test]
+    fn a_new_row_is_a_subcommand_with_its_arguments() {
+        use clap::CommandFactory;
+
+        let cli = Cli::command().subcommand(subcommand(
+            "recheck",
+            "A fixture command",
+            ArgumentGroup::KernelLog,
+        ));
+        let mut argv = vec!["node-probe", "recheck"];
+        argv.extend(KERNEL_LOG_FLAGS);
+        let m = cli.clone().try_get_matches_from(argv).unwrap();
+        let (name, sub) = m.subcommand().unwrap();
+        assert_eq!(name, "recheck");
+        let args = command_args(ArgumentGroup::KernelLog, sub).unwrap();
+        assert_eq!(args.kernel_log.since.as_deref(), Some("2h"));
+        assert!(args.kernel_log.history);
+        let help = cli
+            .clone()
+            .try_get_matches_from(["node-probe", "--help"])
+            .unwrap_err()
+            .render()
+            .to_string();
+        assert!(
+            help.contains("recheck") && help.contains("A fixture command"),
+            "{help}"
+        );
+        let plain =
+            Cli::command().subcommand(subcommand("quiet", "A fixture", ArgumentGroup::None));
+        assert!(
+            plain
+                .try_get_matches_from(["node-probe", "quiet", "--since", "2h"])
+                .is_err()
+        );
+    }
+
+    /// The evidence archive's own reports are command lines this CLI runs.
+    #[test]
+    fn the_evidence_views_are_command_lines() {
+        let global = GlobalArgs::default();
+        let inv = Invocation::of(&global, &["xid", "--history"]).unwrap();
+        match inv.command {
+            Cmd::Analysis(a) => {
+                assert_eq!(a.command, Command::Xid);
+                assert!(a.args.kernel_log.history);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
     /// What the launcher asks is what node-probe reads: each request's argv parses back to its values.
     #[test]
     fn every_request_parses_back() {
@@ -291,7 +409,7 @@ mod tests {
         match run(Request::Xid { since: Some(since) }.argv()) {
             Cmd::Analysis(a) => {
                 assert_eq!(a.command, Command::Xid);
-                assert_eq!(a.xid.since.as_deref(), Some("7d"));
+                assert_eq!(a.args.kernel_log.since.as_deref(), Some("7d"));
             }
             other => panic!("{other:?}"),
         }

@@ -66,19 +66,35 @@ impl Script {
     }
 }
 
-/// The probe's own reports that go into the archive; `cli` runs them (this module stays below it).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum View {
-    /// `node-probe describe`.
-    Describe,
-    /// `node-probe xid --history`.
-    XidHistory,
+/// The probe's own reports that go into the archive, each a command line (a subcommand and its
+/// arguments) that `cli` parses and runs with this run's shared flags (this module stays below it).
+pub type RunView<'a> = &'a dyn Fn(&[&str]) -> ProbeDocument;
+
+/// One of the probe's own reports in the archive: its member, the command line that makes it and what
+/// it holds.
+struct ViewMember {
+    name: &'static str,
+    argv: &'static [&'static str],
+    what: &'static str,
 }
+
+const VIEWS: [ViewMember; 2] = [
+    ViewMember {
+        name: "describe.json",
+        argv: &["describe"],
+        what: "node-probe describe: every GPU fact, finding and the kernel-log window",
+    },
+    ViewMember {
+        name: "xid-history.json",
+        argv: &["xid", "--history"],
+        what: "node-probe xid --history: XID/SXid events of this boot and earlier boots (journal, kernel text logs)",
+    },
+];
 
 pub fn run(
     g: &GlobalArgs,
     a: &EvidenceArgs,
-    view: &dyn Fn(View) -> ProbeDocument,
+    view: RunView<'_>,
 ) -> Result<ProbeDocument, ProbeError> {
     let started = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -93,19 +109,8 @@ pub fn run(
 
     // The probe's own view first: it is quick and survives a script that hangs.
     let mut meta = None;
-    for (name, v, what) in [
-        (
-            "describe.json",
-            View::Describe,
-            "node-probe describe: every GPU fact, finding and the kernel-log window",
-        ),
-        (
-            "xid-history.json",
-            View::XidHistory,
-            "node-probe xid --history: XID/SXid events of this boot and earlier boots (journal, kernel text logs)",
-        ),
-    ] {
-        let doc = view(v);
+    for ViewMember { name, argv, what } in VIEWS {
+        let doc = view(argv);
         if let ProbeDocument::Success { probe, .. } = &doc
             && meta.is_none()
         {

@@ -4,10 +4,10 @@
 
 use std::path::Path;
 
-use gpu_diag::contract::{ErrorKind, ProbeError};
+use gpu_diag::contract::{ErrorKind, ProbeError, Report};
 use gpu_diag::facts::{FieldError, FieldErrorKind, KernelLogFacts, NodeFacts, Reading};
 use gpu_diag::options::AnalysisOptions;
-use gpu_diag::xid::report::{LogEnd, XidAnalyzer, XidReport};
+use gpu_diag::xid::report::{LogEnd, XidAnalyzer};
 use rustix::fs::{Mode, OFlags};
 use rustix::io::Errno;
 
@@ -152,16 +152,17 @@ pub enum LogInput {
     Kmsg(std::path::PathBuf),
 }
 
-/// The `xid` analysis over a log of any size: lines go straight into the analysis, one at a time, so
-/// memory stays bounded however long the log is (`facts` supplies the GPUs, NVML events and clock).
-/// With `history`, the host's journal and kernel text logs of earlier boots come first (oldest first),
-/// then `/dev/kmsg`, which has the current boot's messages from its oldest record on.
-pub fn analyze_xid(
+/// The analysis of a command whose kernel log streams (`KernelLogInput::Streamed`): the XID analysis
+/// over a log of any size. Lines go straight into the analysis, one at a time, so memory stays bounded
+/// however long the log is (`facts` supplies the GPUs, NVML events and clock). With `history`, the
+/// host's journal and kernel text logs of earlier boots come first (oldest first), then `/dev/kmsg`,
+/// which has the current boot's messages from its oldest record on.
+pub fn analyze_streamed(
     input: &LogInput,
     facts: &NodeFacts,
     opts: &AnalysisOptions,
     history: bool,
-) -> Result<XidReport, ProbeError> {
+) -> Result<Report, ProbeError> {
     let mut a = XidAnalyzer::new(facts, opts);
     let end = match input {
         LogInput::File(path) => {
@@ -209,7 +210,7 @@ pub fn analyze_xid(
             }
         }
     };
-    Ok(a.finish(end))
+    Ok(Report::Xid(Box::new(a.finish(end))))
 }
 
 fn errno_error(e: Errno, path: &Path) -> FieldError {

@@ -21,7 +21,7 @@ use gpu_diag::operator::kill::{self, KillOutcome, KillRequest};
 use gpu_diag::operator::reset::{self, CommandRun, GpuSelector, ResetOutcome, ResetRequest};
 use gpu_diag::operator::{ActionResult, CheckStatus, memory_use};
 
-use crate::options::{GlobalArgs, XidArgs};
+use crate::options::{GlobalArgs, KernelLogArgs};
 use crate::source::{self, SourceSpec};
 
 #[derive(Debug, Args, Clone)]
@@ -58,6 +58,7 @@ const KILL_SECTIONS: Sections = Sections {
     ecc: false,
     kernel_log: false,
     nics: false,
+    kubelet: false,
 };
 
 const RESET_SECTIONS: Sections = Sections {
@@ -68,6 +69,7 @@ const RESET_SECTIONS: Sections = Sections {
     telemetry: false,
     kernel_log: false,
     nics: false,
+    kubelet: false,
 };
 
 fn host_root_of(spec: &SourceSpec) -> &Path {
@@ -102,7 +104,7 @@ pub fn run_kill(global: &GlobalArgs, args: &KillArgs) -> Result<ProbeDocument, P
     let spec = SourceSpec::from_args(global)?;
     let simulated = matches!(spec, SourceSpec::Simulated { .. });
     let root = host_root_of(&spec).to_path_buf();
-    let mut facts = source::collect(&spec, KILL_SECTIONS, &XidArgs::default())?;
+    let mut facts = source::collect(&spec, KILL_SECTIONS, &KernelLogArgs::default())?;
     // Simulated: the scenario's own /proc facts, unless a fake host root was given to read them from.
     if !simulated || global.host_root.is_some() {
         crate::host::fill_processes(&mut facts, &root, Some(args.pid));
@@ -220,7 +222,7 @@ fn execute_kill(spec: &SourceSpec, before: &NodeFacts, args: &KillArgs) -> KillO
     }
     out.waited_ms = started.elapsed().as_millis() as u64;
     // The driver frees the context as the process exits; NVML shows the memory shortly after.
-    match source::collect(spec, KILL_SECTIONS, &XidArgs::default()) {
+    match source::collect(spec, KILL_SECTIONS, &KernelLogArgs::default()) {
         Ok(after) => {
             out.memory_after = memory_use(&after, Some(pid));
             out.still_on_gpu = !kill::gpus_of(&after, pid).is_empty();
@@ -244,7 +246,7 @@ pub fn run_reset(global: &GlobalArgs, args: &ResetArgs) -> Result<ProbeDocument,
     let simulated = matches!(spec, SourceSpec::Simulated { .. });
     let root = host_root_of(&spec).to_path_buf();
     // NVML is shut down inside collect, so the probe holds no device node when holders are scanned.
-    let mut facts = source::collect(&spec, RESET_SECTIONS, &XidArgs::default())?;
+    let mut facts = source::collect(&spec, RESET_SECTIONS, &KernelLogArgs::default())?;
     let self_pid = (!simulated).then(std::process::id);
     if !simulated || global.host_root.is_some() {
         crate::host::fill_processes(&mut facts, &root, None);
@@ -424,7 +426,7 @@ fn execute_reset(
         }
         commands.push(r);
     }
-    let verification = match source::collect(spec, RESET_SECTIONS, &XidArgs::default()) {
+    let verification = match source::collect(spec, RESET_SECTIONS, &KernelLogArgs::default()) {
         Ok(mut after) => {
             fill_reset_facts(&mut after, root, self_pid);
             reset::verify(before, &after)

@@ -56,8 +56,17 @@ pub const DEFAULT_NVML_TIMEOUT_SECS: u64 = 30;
 /// launcher's probe deadline.
 pub const DEFAULT_NIC_INTERVAL_MS: u64 = 1000;
 
+/// The values of every argument group a command of gpu-diag's table may take
+/// (`gpu_diag::command::ArgumentGroup`): the groups a command does not take keep their defaults.
+#[derive(Debug, Clone, Default)]
+pub struct CommandArgs {
+    pub kernel_log: KernelLogArgs,
+}
+
+// `ArgumentGroup::KernelLog`: which kernel log to read and the window (`xid`). A line comment, not a
+// doc comment: clap's derive would make a doc comment the help of every subcommand that takes the group.
 #[derive(Debug, Args, Clone, Default)]
-pub struct XidArgs {
+pub struct KernelLogArgs {
     /// Read this file (kmsg records, dmesg or syslog lines) instead of {host-root}/dev/kmsg.
     #[arg(long, value_name = "PATH")]
     pub log_file: Option<PathBuf>,
@@ -71,8 +80,9 @@ pub struct XidArgs {
     /// reaches before this boot).
     #[arg(long)]
     pub history: bool,
-    /// Set by the `xid` command itself: the kernel log streams into the analysis after collection
-    /// rather than being gathered into the facts (a log of any size in bounded memory).
+    /// Set by node-probe for a command whose kernel log streams (`KernelLogInput::Streamed`): the log
+    /// streams into the analysis after collection rather than being gathered into the facts (a log of
+    /// any size in bounded memory).
     #[arg(skip)]
     pub stream_log: bool,
 }

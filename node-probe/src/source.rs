@@ -6,14 +6,12 @@ use std::time::Duration;
 use gpu_diag::contract::{ErrorKind, ProbeError, ProbeMeta};
 use gpu_diag::facts::{FieldError, FieldErrorKind, NodeFacts, Reading, Sections};
 
-use crate::options::{GlobalArgs, XidArgs};
+use crate::options::{GlobalArgs, KernelLogArgs};
 
 /// Environment variable naming a JSON file `{"node-name": "scenario-or-fixture-path", ...}`: lets a
 /// test cluster's fake kubelets (kwok exec runs node-probe locally) answer per node.
 pub const SCENARIO_MAP_ENV: &str = "NODE_PROBE_SCENARIO_MAP";
 
-// The simulated source keeps its name and host root for the operator commands and host readers to come.
-#[allow(dead_code)]
 pub enum SourceSpec {
     Nvml {
         host_root: PathBuf,
@@ -26,8 +24,8 @@ pub enum SourceSpec {
         nic_interval: Duration,
     },
     Simulated {
-        name: String,
         facts: Box<NodeFacts>,
+        /// Read only where `--host-root` was given: a fake host root around the simulated GPUs.
         host_root: PathBuf,
     },
 }
@@ -82,7 +80,6 @@ fn load_builtin(name: &str, host_root: PathBuf) -> Result<SourceSpec, ProbeError
     })?;
     facts.source = format!("simulated:{name}");
     Ok(SourceSpec::Simulated {
-        name: name.to_string(),
         facts: Box::new(facts),
         host_root,
     })
@@ -114,7 +111,6 @@ fn load_fixture(path: &Path, host_root: PathBuf) -> Result<SourceSpec, ProbeErro
         .unwrap_or_else(|| "fixture".into());
     facts.source = format!("simulated:{name}");
     Ok(SourceSpec::Simulated {
-        name,
         facts: Box::new(facts),
         host_root,
     })
@@ -157,12 +153,12 @@ fn from_map(map: &Path, node: Option<&str>, host_root: PathBuf) -> Result<Source
 pub fn collect(
     spec: &SourceSpec,
     sections: Sections,
-    xid: &XidArgs,
+    log: &KernelLogArgs,
 ) -> Result<NodeFacts, ProbeError> {
     match spec {
         SourceSpec::Simulated { facts, .. } => {
             let mut facts = (**facts).clone();
-            if let (true, false, Some(path)) = (sections.kernel_log, xid.stream_log, &xid.log_file)
+            if let (true, false, Some(path)) = (sections.kernel_log, log.stream_log, &log.log_file)
             {
                 facts.kernel_log = crate::kmsg::read_log_file(path)?;
             }
@@ -177,13 +173,13 @@ pub fn collect(
         } => {
             let search = crate::driver_roots::Search::new(host_root, driver_root.as_deref());
             // `--watch` listens for that long on purpose.
-            let limit = *nvml_timeout + Duration::from_secs(u64::from(xid.watch.unwrap_or(0)));
+            let limit = *nvml_timeout + Duration::from_secs(u64::from(log.watch.unwrap_or(0)));
             let mut facts =
-                match collect_nvml_bounded(search, nvml_lib.as_deref(), sections, xid, limit) {
+                match collect_nvml_bounded(search, nvml_lib.as_deref(), sections, log, limit) {
                     Ok(f) => f,
-                    // `xid` is about the kernel log: without NVML it still answers, only the PCI -> GPU
-                    // index mapping is lost (identity lines in the log still give UUIDs).
-                    Err(e) if xid_only(sections) => NodeFacts {
+                    // A command about the kernel log alone (`xid`) still answers without NVML, only the
+                    // PCI -> GPU index mapping is lost (identity lines in the log still give UUIDs).
+                    Err(e) if kernel_log_only(sections) => NodeFacts {
                         source: "kernel-log".into(),
                         device_count: Reading::Err(FieldError::with_message(
                             FieldErrorKind::Unknown,
@@ -197,8 +193,8 @@ pub fn collect(
             if sections.nics {
                 crate::nic::fill(&mut facts, host_root, *nic_interval);
             }
-            if sections.kernel_log && !xid.stream_log {
-                facts.kernel_log = match &xid.log_file {
+            if sections.kernel_log && !log.stream_log {
+                facts.kernel_log = match &log.log_file {
                     Some(path) => crate::kmsg::read_log_file(path)?,
                     None => crate::kmsg::read_kmsg(host_root),
                 };
@@ -214,11 +210,11 @@ fn collect_nvml_bounded(
     search: crate::driver_roots::Search,
     lib: Option<&Path>,
     sections: Sections,
-    xid: &XidArgs,
+    log: &KernelLogArgs,
     limit: Duration,
 ) -> Result<NodeFacts, ProbeError> {
     let (tx, rx) = std::sync::mpsc::sync_channel(1);
-    let (lib, xid) = (lib.map(Path::to_path_buf), xid.clone());
+    let (lib, log) = (lib.map(Path::to_path_buf), log.clone());
     let spawned = std::thread::Builder::new()
         .name("nvml".into())
         .spawn(move || {
@@ -226,7 +222,7 @@ fn collect_nvml_bounded(
                 &search,
                 lib.as_deref(),
                 sections,
-                &xid,
+                &log,
             ));
         });
     if let Err(e) = spawned {
@@ -267,13 +263,13 @@ pub fn nvml_hung(limit: Duration) -> NodeFacts {
     }
 }
 
-fn xid_only(s: Sections) -> bool {
+fn kernel_log_only(s: Sections) -> bool {
     s.kernel_log && !s.telemetry && !s.topology && !s.ecc && !s.processes
 }
 
 /// `--since DURATION` as an absolute unix time, relative to the facts' clock.
-pub fn since_unix(xid: &XidArgs, facts: &NodeFacts) -> Result<Option<f64>, ProbeError> {
-    let Some(text) = &xid.since else {
+pub fn since_unix(log: &KernelLogArgs, facts: &NodeFacts) -> Result<Option<f64>, ProbeError> {
+    let Some(text) = &log.since else {
         return Ok(None);
     };
     let since: gpu_diag::command::Since = text.parse().map_err(|_| {

@@ -17,22 +17,22 @@ use nvml_wrapper::Nvml;
 use nvml_wrapper::error::NvmlError;
 
 use crate::driver_roots::Search;
-use crate::options::XidArgs;
+use crate::options::KernelLogArgs;
 use errors::LoadAttempt;
 
 pub fn collect(
     search: &Search,
     lib: Option<&Path>,
     sections: Sections,
-    xid: &XidArgs,
+    log: &KernelLogArgs,
 ) -> Result<NodeFacts, ProbeError> {
     let (nvml, path) = load(search, lib)?;
     let mut facts = collect::node(&nvml, sections);
-    if let Some(secs) = xid.watch {
+    if let Some(secs) = log.watch {
         facts.nvml_xid_events = crate::xid_watch::watch(&nvml, secs);
     }
     facts.driver.nvml_library = Some(path);
-    if let Some(seconds) = xid.watch {
+    if let Some(seconds) = log.watch {
         facts.nvml_events = Some(events::watch(&nvml, seconds));
     }
     shutdown(nvml);
