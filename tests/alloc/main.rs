@@ -3,7 +3,6 @@
 //! layout and the kubelet's log layout. GPU facts come from the built-in scenarios (`--simulate`).
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use gpu_diag::facts::NodeFacts;
@@ -130,6 +129,10 @@ fn devices(resource: &str, ids: &[&str]) -> api::ContainerDevices {
 
 // ------------------------------------------------------------------------------------ host root
 
+#[path = "../support/node_probe.rs"]
+mod node_probe;
+use node_probe::NodeProbe;
+
 #[path = "../support/host_root.rs"]
 mod host_root;
 use host_root::HostRoot;
@@ -207,17 +210,10 @@ impl HostRoot {
 // ------------------------------------------------------------------------------------ running it
 
 fn probe(args: &[&str]) -> (i32, Value) {
-    let out = Command::new(env!("CARGO_BIN_EXE_node-probe"))
-        .args(args)
-        .env_remove("NODE_PROBE_SCENARIO_MAP")
-        .output()
-        .unwrap();
-    let text = String::from_utf8(out.stdout).unwrap();
-    assert_eq!(text.lines().count(), 1, "one JSON document: {text}");
-    let doc: Value = serde_json::from_str(&text).unwrap();
+    let run = NodeProbe::new().args(args).document();
     // What the launcher does with it: the shared contract must read it back.
-    gpu_diag::contract::parse_document(text.as_bytes()).unwrap();
-    (out.status.code().unwrap(), doc)
+    gpu_diag::contract::parse_document(run.doc.to_string().as_bytes()).unwrap();
+    (run.code, run.doc)
 }
 
 fn allocation(scenario: &str, host: &HostRoot) -> Value {

@@ -8,7 +8,6 @@ mod ephemeral;
 mod exec;
 mod live;
 mod mock;
-#[path = "../operator/k8s.rs"]
 mod operator;
 mod pod_runner;
 mod pod_spec;

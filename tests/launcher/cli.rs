@@ -1,7 +1,7 @@
 //! The `k8s-gpu-mcp` command line: `version`, `call` (same code path as MCP), and clear startup failures.
 
 mod common;
-#[path = "../xid/host_history.rs"]
+#[path = "../support/host_history.rs"]
 mod host_history;
 
 use std::process::Command;

@@ -12,6 +12,10 @@ fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../tests/operator/fixtures/{name}.json"))
 }
 
+#[path = "../support/node_probe.rs"]
+mod node_probe;
+use node_probe::{Document as Run, NodeProbe};
+
 #[path = "../support/host_root.rs"]
 mod host_root;
 use host_root::HostRoot;
@@ -115,26 +119,11 @@ fn a100_root(fm: bool) -> HostRoot {
     d
 }
 
-struct Run {
-    code: i32,
-    doc: Value,
-}
-
 fn probe(args: &[&str], env: &[(&str, &str)]) -> Run {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_node-probe"));
-    cmd.args(args).env_remove("NODE_PROBE_SCENARIO_MAP");
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let out = cmd.output().expect("run node-probe");
-    let text = String::from_utf8(out.stdout).expect("utf-8 stdout");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(text.lines().count(), 1, "one document: {text}\n{stderr}");
-    assert!(!stderr.contains("panicked"), "{stderr}");
-    Run {
-        code: out.status.code().expect("exit code"),
-        doc: serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}")),
-    }
+    NodeProbe::new()
+        .args(args)
+        .envs(env.iter().copied())
+        .document()
 }
 
 /// A simulated run: fixture facts, and the fake host root's /proc when given.

@@ -1,14 +1,17 @@
 //! node-probe's command line, run as a real binary: bad flags and inputs give one JSON error document with
 //! the documented exit status; every command prints exactly one JSON document.
 
-mod util;
+#[path = "../support/host_root.rs"]
+mod host_root;
+#[path = "../support/node_probe.rs"]
+mod node_probe;
 
-use util::TestCommand;
-use util::host_root::HostRoot;
+use host_root::HostRoot;
+use node_probe::NodeProbe;
 
 #[test]
 fn unknown_flag_is_usage_error_exit_2() {
-    let out = TestCommand::new().args(["--bogus", "health"]).run();
+    let out = NodeProbe::new().args(["--bogus", "health"]).run();
     let err = out.failure(2, "usage");
     assert!(
         err["message"].as_str().unwrap().contains("--bogus"),
@@ -19,11 +22,11 @@ fn unknown_flag_is_usage_error_exit_2() {
 
 #[test]
 fn unknown_command_and_missing_command_are_usage_errors() {
-    TestCommand::new()
+    NodeProbe::new()
         .args(["frobnicate"])
         .run()
         .failure(2, "usage");
-    TestCommand::new().run().failure(2, "usage");
+    NodeProbe::new().run().failure(2, "usage");
 }
 
 #[test]
@@ -34,13 +37,13 @@ fn invalid_flag_values_are_usage_errors() {
         vec!["xid", "--simulate", "t4-single", "--since", "yesterday"],
         vec!["health", "--simulate", "t4-single", "--fixture", "x.json"],
     ] {
-        TestCommand::new().args(&args).run().failure(2, "usage");
+        NodeProbe::new().args(&args).run().failure(2, "usage");
     }
 }
 
 #[test]
 fn unknown_scenario_names_the_known_ones() {
-    let out = TestCommand::new()
+    let out = NodeProbe::new()
         .args(["health", "--simulate", "dgx-h200-on-fire"])
         .run();
     let err = out.failure(2, "invalid_scenario");
@@ -51,7 +54,7 @@ fn unknown_scenario_names_the_known_ones() {
             .contains("dgx-h200-on-fire")
     );
     let hint = err["hint"].as_str().unwrap();
-    for name in util::scenarios() {
+    for name in node_probe::scenarios() {
         assert!(hint.contains(&name), "hint lacks {name}: {hint}");
     }
 }
@@ -67,9 +70,9 @@ fn bad_fixture_files_are_invalid_scenarios() {
     let wrong_type = dir.write("type.json", "{\"gpus\": [{\"index\": \"zero\"}]}");
     let missing = dir.path().join("nope.json");
     for path in [&not_json, &wrong_shape, &wrong_type, &missing] {
-        let out = TestCommand::new()
+        let out = NodeProbe::new()
             .args(["health", "--fixture"])
-            .arg_path(path)
+            .arg(path)
             .run();
         let err = out.failure(2, "invalid_scenario");
         assert!(
@@ -89,9 +92,9 @@ fn fixture_in_the_builtin_format_runs() {
     let hot = t4.replace("\"gpu_temp_c\": 31", "\"gpu_temp_c\": 97");
     assert_ne!(t4, hot, "fixture edit applied");
     let path = dir.write("hot-t4.json", &hot);
-    let doc = TestCommand::new()
+    let doc = NodeProbe::new()
         .args(["health", "--fixture"])
-        .arg_path(&path)
+        .arg(&path)
         .run()
         .success();
     assert_eq!(doc["probe"]["source"], "simulated:hot-t4");
@@ -104,7 +107,7 @@ fn fixture_in_the_builtin_format_runs() {
 
 #[test]
 fn missing_nvml_library_is_exit_3() {
-    let out = TestCommand::new()
+    let out = NodeProbe::new()
         .args(["health", "--nvml-lib", "/nonexistent/libnvidia-ml.so.1"])
         .run();
     let err = out.failure(3, "nvml_unavailable");
@@ -118,9 +121,7 @@ fn missing_nvml_library_is_exit_3() {
 fn every_command_prints_exactly_one_document() {
     let analyses = gpu_diag::command::Command::ALL.iter().map(|c| c.name());
     for cmd in analyses.chain(["scenarios", "version"]) {
-        let out = TestCommand::new()
-            .args([cmd, "--simulate", "a100-mig"])
-            .run();
+        let out = NodeProbe::new().args([cmd, "--simulate", "a100-mig"]).run();
         let doc = out.success();
         assert_eq!(doc["schema_version"], 1, "{cmd}");
         assert_eq!(out.stdout.lines().count(), 1, "{cmd}: compact, one line");
@@ -134,7 +135,7 @@ fn every_command_prints_exactly_one_document() {
 
 #[test]
 fn scenarios_lists_the_required_ones() {
-    let doc = TestCommand::new().args(["scenarios"]).run().success();
+    let doc = NodeProbe::new().args(["scenarios"]).run().success();
     let list = doc["scenarios"]["scenarios"].as_array().unwrap();
     let names: Vec<&str> = list.iter().map(|s| s["name"].as_str().unwrap()).collect();
     for want in [
@@ -165,7 +166,7 @@ fn scenarios_lists_the_required_ones() {
 
 #[test]
 fn expect_gpus_reports_missing_gpus() {
-    let doc = TestCommand::new()
+    let doc = NodeProbe::new()
         .args([
             "health",
             "--simulate",
@@ -194,14 +195,14 @@ fn node_name_is_reported_and_picks_from_a_scenario_map() {
         "map.json",
         r#"{"gpu-node-5": "h100-xid48-dbe", "gpu-node-6": "t4-single"}"#,
     );
-    let doc = TestCommand::new()
+    let doc = NodeProbe::new()
         .env("NODE_PROBE_SCENARIO_MAP", &map)
         .args(["health", "--node-name", "gpu-node-5"])
         .run()
         .success();
     assert_eq!(doc["probe"]["source"], "simulated:h100-xid48-dbe");
     assert_eq!(doc["probe"]["node_name"], "gpu-node-5");
-    TestCommand::new()
+    NodeProbe::new()
         .env("NODE_PROBE_SCENARIO_MAP", &map)
         .args(["health", "--node-name", "gpu-node-99"])
         .run()
@@ -210,10 +211,10 @@ fn node_name_is_reported_and_picks_from_a_scenario_map() {
 
 #[test]
 fn output_is_deterministic() {
-    let a = TestCommand::new()
+    let a = NodeProbe::new()
         .args(["describe", "--simulate", "dgx-h100-xid79"])
         .run();
-    let b = TestCommand::new()
+    let b = NodeProbe::new()
         .args(["describe", "--simulate", "dgx-h100-xid79"])
         .run();
     assert_eq!(a.stdout, b.stdout);

@@ -15,6 +15,10 @@ use serde_json::Value;
 mod fake_nvml;
 use fake_nvml::fake_lib;
 
+#[path = "../support/node_probe.rs"]
+mod node_probe;
+use node_probe::NodeProbe;
+
 #[path = "../support/host_root.rs"]
 mod host_root;
 use host_root::HostRoot;
@@ -37,21 +41,11 @@ fn loader_has_nvml() -> bool {
 }
 
 fn probe(args: &[&str], env: &[(&str, &str)]) -> (i32, Value) {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_node-probe"));
-    cmd.args(args)
-        .env_remove("NODE_PROBE_SCENARIO_MAP")
-        .env_remove("NODE_PROBE_DRIVER_ROOT")
-        .env_remove("NODE_PROBE_NVML_IN_CONTAINERS");
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let out = cmd.output().expect("run node-probe");
-    let text = String::from_utf8(out.stdout).expect("utf-8 stdout");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!stderr.contains("panicked"), "{stderr}");
-    assert_eq!(text.lines().count(), 1, "one document: {text}\n{stderr}");
-    let doc = serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"));
-    (out.status.code().expect("exit code"), doc)
+    let run = NodeProbe::new()
+        .args(args)
+        .envs(env.iter().copied())
+        .document();
+    (run.code, run.doc)
 }
 
 /// Install the fake as `dir/VERSIONED` with `dir/libnvidia-ml.so.1` linking to it: by absolute path (as

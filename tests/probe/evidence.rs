@@ -3,7 +3,10 @@
 //! does): one that writes a known archive, one that hangs, none at all. The real binary
 //! runs; the archive is decoded and unpacked as the launcher would.
 
-mod util;
+#[path = "../support/host_root.rs"]
+mod host_root;
+#[path = "../support/node_probe.rs"]
+mod node_probe;
 
 use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
@@ -11,8 +14,8 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use base64::Engine;
-use util::TestCommand;
-use util::host_root::HostRoot;
+use host_root::HostRoot;
+use node_probe::NodeProbe;
 
 const SCENARIO: &str = "dgx-h100-healthy";
 
@@ -42,7 +45,7 @@ fn unpack(report: &serde_json::Value) -> Vec<(String, Vec<u8>)> {
 }
 
 fn evidence(tmp: &Path, args: &[&str]) -> serde_json::Value {
-    let out = TestCommand::new()
+    let out = NodeProbe::new()
         .env("TMPDIR", tmp)
         .args(["--simulate", SCENARIO, "evidence"])
         .args(args)
@@ -179,7 +182,7 @@ fn a_node_without_the_script_gets_the_rest_and_is_told() {
     let host = HostRoot::new();
     let tmp = HostRoot::new();
     // A real (not simulated) run on a bare host root: no NVML, no kmsg, no script; still an archive.
-    let out = TestCommand::new()
+    let out = NodeProbe::new()
         .env("TMPDIR", tmp.path())
         .args([
             "--host-root",
@@ -223,7 +226,7 @@ fn a_simulated_node_does_not_run_the_launchers_own_script() {
 
 #[test]
 fn a_missing_explicit_script_and_a_bad_limit_are_usage_errors() {
-    TestCommand::new()
+    NodeProbe::new()
         .args([
             "--simulate",
             SCENARIO,
@@ -234,7 +237,7 @@ fn a_missing_explicit_script_and_a_bad_limit_are_usage_errors() {
         .run()
         .failure(2, "usage");
     for bad in ["0", "601", "soon"] {
-        TestCommand::new()
+        NodeProbe::new()
             .args(["--simulate", SCENARIO, "evidence", "--time-limit", bad])
             .run()
             .failure(2, "usage");

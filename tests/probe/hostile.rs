@@ -7,8 +7,11 @@
 
 #[path = "../support/fake_nvml.rs"]
 mod fake_nvml;
-#[path = "../xid/host_history.rs"]
+#[path = "../support/host_history.rs"]
 mod host_history;
+#[path = "../support/node_probe.rs"]
+mod node_probe;
+use node_probe::NodeProbe;
 
 use std::io::{Read, Write};
 use std::path::Path;
@@ -27,13 +30,10 @@ struct Measured {
     wall: Duration,
 }
 
-/// Run `cmd` to its end, reaping it with `wait4` for its own resource usage.
-fn measured(mut cmd: Command) -> Measured {
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .env_remove("NODE_PROBE_SCENARIO_MAP")
-        .env_remove("NODE_PROBE_PRETTY");
+/// Run node-probe to its end, reaping it with `wait4` for its own resource usage.
+fn measured(probe: &mut NodeProbe) -> Measured {
+    let mut cmd = std::mem::take(probe).command();
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
     let started = Instant::now();
     // Reaped below with wait4 (for its rusage), not with `Child::wait`.
     #[allow(clippy::zombie_processes)]
@@ -246,9 +246,7 @@ fn a_million_hostile_nvidia_lines_in_bounded_memory() {
     drop(w);
     let size = std::fs::metadata(&path).unwrap().len();
 
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_node-probe"));
-    cmd.args(["xid", "--log-file"]).arg(&path);
-    let m = measured(cmd);
+    let m = measured(NodeProbe::new().args(["xid", "--log-file"]).arg(&path));
     eprintln!("log: {LINES} lines + one of 16 MiB, {} MiB", size >> 20);
     // Measured: ~40 MiB peak; the file is over 100 MiB, so holding it or per-line state would show.
     let doc = document(&m, "xid --log-file (1M hostile lines)", 256.0, 4 << 20);
@@ -370,11 +368,11 @@ fn a_journal_with_giant_and_binary_fields_is_bounded() {
     );
     let journal_mib = std::fs::metadata(&file).unwrap().len() >> 20;
 
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_node-probe"));
-    cmd.arg("--host-root")
-        .arg(h.path())
-        .args(["xid", "--since", "7d"]);
-    let m = measured(cmd);
+    let m = measured(
+        NodeProbe::new()
+            .host_root(h.path())
+            .args(["xid", "--since", "7d"]),
+    );
     eprintln!("journal: {journal_mib} MiB");
     let doc = document(&m, "xid --since 7d (hostile journal)", 256.0, 4 << 20);
     assert_eq!(m.code, 0, "{}", m.stderr);
@@ -471,13 +469,13 @@ fn hostile_proc_and_sysfs_files_are_read_bounded() {
     let dir = tempfile::tempdir().unwrap();
     hostile_root(dir.path());
     for command in ["facts", "health", "topology", "processes"] {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_node-probe"));
-        cmd.arg("--nvml-lib")
-            .arg(lib)
-            .arg("--host-root")
-            .arg(dir.path())
-            .args(["--nic-interval-ms", "0", command]);
-        let m = measured(cmd);
+        let m = measured(
+            NodeProbe::new()
+                .arg("--nvml-lib")
+                .arg(lib)
+                .host_root(dir.path())
+                .args(["--nic-interval-ms", "0", command]),
+        );
         let doc = document(
             &m,
             &format!("{command} (hostile host root)"),

@@ -15,6 +15,10 @@ use fake_nvml::fake_lib;
 mod host_root;
 use host_root::HostRoot;
 
+#[path = "../support/node_probe.rs"]
+mod node_probe;
+use node_probe::{Document as Run, NodeProbe};
+
 /// The node the fake GPUs live in: GPU 0 (bus 1b) runs pid 4242; fabric manager and persistenced run.
 fn host_root() -> HostRoot {
     let d = HostRoot::new();
@@ -58,33 +62,11 @@ fn host_root() -> HostRoot {
     d
 }
 
-struct Run {
-    code: i32,
-    doc: Value,
-    stderr: String,
-}
-
 fn probe(args: &[&str], env: &[(&str, &Path)]) -> Run {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_node-probe"));
-    cmd.args(args).env_remove("NODE_PROBE_SCENARIO_MAP");
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let out = cmd.output().expect("run node-probe");
-    let text = String::from_utf8(out.stdout).expect("utf-8 stdout");
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert_eq!(
-        text.lines().count(),
-        1,
-        "exactly one document: {text}\n{stderr}"
-    );
-    let doc = serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"));
-    assert!(!stderr.contains("panicked"), "{stderr}");
-    Run {
-        code: out.status.code().expect("exit code"),
-        doc,
-        stderr,
-    }
+    NodeProbe::new()
+        .args(args)
+        .envs(env.iter().copied())
+        .document()
 }
 
 fn run_fake(lib: &Path, root: &HostRoot, cmd: &str) -> Run {

@@ -6,16 +6,13 @@ use std::process::Command;
 
 #[path = "../support/gate.rs"]
 mod gate;
+#[path = "../support/node_probe.rs"]
+mod node_probe;
+use node_probe::NodeProbe;
 
 fn probe(args: &[&str]) -> (i32, serde_json::Value) {
-    let out = Command::new(env!("CARGO_BIN_EXE_node-probe"))
-        .args(args)
-        .output()
-        .expect("run node-probe");
-    let text = String::from_utf8(out.stdout).expect("utf-8 stdout");
-    assert_eq!(text.lines().count(), 1, "exactly one document: {text}");
-    let doc = serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"));
-    (out.status.code().expect("exit code"), doc)
+    let run = NodeProbe::new().args(args).document();
+    (run.code, run.doc)
 }
 
 /// Whether this machine's loader finds a real NVML (a GPU host): then "no library" cannot be staged.

@@ -1,13 +1,14 @@
 //! Every command on every built-in scenario, run through the real binary, as a reviewed snapshot under
 //! `snapshots/probe/` (`<command>__<scenario>.snap`). The output is deterministic: scenarios fix the clock.
 
-mod util;
+#[path = "../support/node_probe.rs"]
+mod node_probe;
 
-use util::{TestCommand, commands};
+use node_probe::NodeProbe;
 
 #[test]
 fn every_command_on_every_scenario() {
-    let scenarios = util::scenarios();
+    let scenarios = node_probe::scenarios();
     let builtin: Vec<&str> = gpu_diag::scenarios::BUILTIN
         .iter()
         .map(|s| s.name)
@@ -22,7 +23,7 @@ fn every_command_on_every_scenario() {
     settings.bind(|| {
         for scenario in &scenarios {
             for cmd in commands() {
-                let out = TestCommand::new()
+                let out = NodeProbe::new()
                     .env("NODE_PROBE_PRETTY", "1")
                     .args([cmd, "--simulate", scenario.as_str()])
                     .run();
@@ -31,4 +32,15 @@ fn every_command_on_every_scenario() {
             }
         }
     });
+}
+
+/// The commands whose reports are snapshotted per scenario, from gpu-diag's list: `xid`, `allocation` and
+/// `workload` have their own suites (xid, alloc, the launcher's workload diagnosis).
+fn commands() -> Vec<&'static str> {
+    use gpu_diag::command::Command;
+    Command::ALL
+        .iter()
+        .filter(|c| !matches!(c, Command::Xid | Command::Allocation | Command::Workload))
+        .map(|c| c.name())
+        .collect()
 }

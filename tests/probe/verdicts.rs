@@ -2,13 +2,14 @@
 //! facts-to-verdict promises the snapshots also show, kept as explicit checks so a blindly re-accepted
 //! snapshot cannot hide a wrong verdict.
 
-mod util;
+#[path = "../support/node_probe.rs"]
+mod node_probe;
 
+use node_probe::NodeProbe;
 use serde_json::Value;
-use util::TestCommand;
 
 fn health(scenario: &str) -> Value {
-    TestCommand::new()
+    NodeProbe::new()
         .args(["health", "--simulate", scenario])
         .run()
         .success()["health"]
@@ -76,7 +77,7 @@ fn xid79_is_unhealthy_with_reboot() {
 
 #[test]
 fn thermal_slowdown_is_named_harmful() {
-    let doc = TestCommand::new()
+    let doc = NodeProbe::new()
         .args(["telemetry", "--simulate", "h100-thermal-slowdown"])
         .run()
         .success();
@@ -158,7 +159,7 @@ fn other_scenarios() {
     assert_eq!(find(&findings(&h), "process.zombie")["gpu"], 0);
     let h = health("a100-mig");
     assert_eq!(find(&findings(&h), "mig.mode_pending")["gpu"], 1);
-    let ecc = TestCommand::new()
+    let ecc = NodeProbe::new()
         .args(["ecc", "--simulate", "a100-mig"])
         .run()
         .success();
@@ -184,7 +185,7 @@ fn healthy_fabric_has_no_nic_finding_and_one_line() {
             .iter()
             .all(|f| !f["code"].as_str().unwrap().starts_with("nic."))
     );
-    let topo = TestCommand::new()
+    let topo = NodeProbe::new()
         .args(["topology", "--simulate", "dgx-h100-healthy"])
         .run()
         .success();
@@ -287,7 +288,7 @@ fn roce_carrier_flaps_and_far_gpu() {
 
 #[test]
 fn scenarios_without_nics_have_no_nic_section() {
-    let topo = TestCommand::new()
+    let topo = NodeProbe::new()
         .args(["topology", "--simulate", "dgx-h100-xid79"])
         .run()
         .success();

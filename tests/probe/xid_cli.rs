@@ -1,8 +1,12 @@
 //! `node-probe xid --log-file` end to end: the binary, the corpus files, the JSON document on stdout.
 
+#[path = "../support/node_probe.rs"]
+mod node_probe;
+
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::process::Command;
+
+use node_probe::NodeProbe;
 
 fn corpus(name: &str) -> String {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -13,20 +17,12 @@ fn corpus(name: &str) -> String {
 }
 
 fn run(args: &[&str]) -> (i32, serde_json::Value) {
-    let out = Command::new(env!("CARGO_BIN_EXE_node-probe"))
+    let run = NodeProbe::new()
         // No NVML on a build machine: point the search at nothing so the result does not depend on it.
-        .args(["--host-root", "/nonexistent-host-root"])
+        .host_root(Path::new("/nonexistent-host-root"))
         .args(args)
-        .output()
-        .expect("run node-probe");
-    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "stdout is not one JSON document ({e}): {}\nstderr: {}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        )
-    });
-    (out.status.code().unwrap_or(-1), doc)
+        .document();
+    (run.code, run.doc)
 }
 
 #[test]

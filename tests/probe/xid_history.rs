@@ -5,31 +5,23 @@
 //! Needs `journalctl` (systemd) and `/lib/systemd/systemd-journal-remote` (Debian's
 //! systemd-journal-remote); `.ci/run` installs them.
 
-#[path = "host_history.rs"]
+#[path = "../support/host_history.rs"]
 mod host_history;
-
-use std::process::Command;
+#[path = "../support/node_probe.rs"]
+mod node_probe;
 
 use host_history::*;
+use node_probe::NodeProbe;
 use serde_json::Value;
 
 fn xid(h: &Host, args: &[&str]) -> Value {
-    let out = Command::new(env!("CARGO_BIN_EXE_node-probe"))
-        .arg("--host-root")
-        .arg(h.path())
+    let run = NodeProbe::new()
+        .host_root(h.path())
         .arg("xid")
         .args(args)
-        .output()
-        .expect("run node-probe");
-    let doc: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "stdout is not one JSON document ({e}): {}\nstderr: {}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        )
-    });
-    assert!(out.status.success(), "{doc}");
-    doc["xid"].clone()
+        .document();
+    assert_eq!(run.code, 0, "{}", run.doc);
+    run.doc["xid"].clone()
 }
 
 fn source<'a>(h: &'a Value, path: &str) -> &'a Value {

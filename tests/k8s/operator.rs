@@ -1,6 +1,6 @@
 //! Operator-mode API calls against a mocked API server: cordon/uncordon patches, the audit Event on the
-//! Node, whoami, and RBAC refusals with a clear message. (Compiled into the launcher's unit tests through
-//! tests/k8s/mod.rs, to reuse its mock.)
+//! Node, whoami, and RBAC refusals with a clear message. (Compiled into the launcher's unit tests with the rest
+//! of tests/k8s/, to reuse its mock.)
 
 use std::sync::Arc;
 

@@ -66,7 +66,7 @@ fn syslog_line(ts: f64, msg: &str) -> String {
     format!("{} gpu-node-5 kernel: {msg}", stamp.trim_end())
 }
 
-#[path = "../support/host_root.rs"]
+#[path = "host_root.rs"]
 mod host_root;
 use host_root::HostRoot;
 
