@@ -21,10 +21,10 @@
 //! said, and then no verdict reads as a clean bill of health. Faults on GPUs the workload does not hold are
 //! listed apart, never as suspects.
 //!
-//! The steps, one file each: [`kubernetes`] (pod and node states), [`node_findings`] (each node's probe
-//! findings, on the GPUs [`holders`] says the pods hold), [`stragglers`], [`ranks`] (the ranks' logs), then
-//! [`merge`] (one suspect per subject, ordered), [`consequences`] (restarts that followed the cause) and
-//! [`verdict`].
+//! The steps, one file each: `kubernetes.rs` (pod and node states), `node_findings.rs` (each node's probe
+//! findings, on the GPUs `holders.rs` says the pods hold), `stragglers.rs`, `ranks.rs` (the ranks' logs),
+//! each giving candidates to `merge.rs` (one suspect per subject, ordered), then `consequences.rs` (restarts
+//! that followed the cause) and `verdict.rs`.
 
 use std::collections::BTreeMap;
 
