@@ -4,7 +4,8 @@
 //! controllers would; kwok runs the ones bound to its nodes. The scheduler's verdict on a Pending pod is
 //! written to its status the way kube-scheduler writes it.
 
-use std::time::Duration;
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
@@ -194,38 +195,140 @@ spec:
         ));
     }
 
-    /// A PyTorchJob of `placement.len()` ranks as the Training Operator makes its pods: global rank 0 is
-    /// `NAME-master-0`, rank `k` is `NAME-worker-{k-1}`, on `placement[k].0` holding `placement[k].1` GPUs.
-    /// Its pods keep running (kwok completes only a batch Job's pods), as a hung job's do. Returns the pod
-    /// names by rank.
+    /// PyTorchJob `job`'s pod for global rank `k`, as the Training Operator names it: rank 0 is
+    /// `JOB-master-0`, rank `k` is `JOB-worker-{k-1}`.
+    fn pytorchjob_pod_name(job: &str, k: usize) -> String {
+        match k {
+            0 => format!("{job}-master-0"),
+            _ => format!("{job}-worker-{}", k - 1),
+        }
+    }
+
+    /// That pod as the Training Operator makes it: owned by the PyTorchJob (`uid`), labelled with its
+    /// replica type and index, on `node` (Pending and unscheduled when `None`), holding `gpus`.
+    fn pytorchjob_pod_yaml(
+        &self,
+        job: &str,
+        uid: &str,
+        k: usize,
+        node: Option<&str>,
+        gpus: u32,
+    ) -> String {
+        let (t, idx) = if k == 0 {
+            ("master", 0)
+        } else {
+            ("worker", k - 1)
+        };
+        self.pod_yaml(
+            &Self::pytorchjob_pod_name(job, k),
+            ("kubeflow.org/v1", "PyTorchJob", job, uid),
+            &[
+                ("training.kubeflow.org/job-name", job.to_string()),
+                ("training.kubeflow.org/replica-type", t.to_string()),
+                ("training.kubeflow.org/replica-index", idx.to_string()),
+            ],
+            node,
+            gpus,
+        )
+    }
+
+    /// A PyTorchJob of `placement.len()` ranks as the Training Operator makes its pods: rank `k` on
+    /// `placement[k].0` holding `placement[k].1` GPUs. Its pods keep running (kwok completes only a batch
+    /// Job's pods), as a hung job's do. Returns the pod names by rank.
     fn pytorchjob_placed(&self, name: &str, placement: &[(&str, u32)]) -> Vec<String> {
         self.pytorchjob_object(name);
         let uid = self.uid("pytorchjob", name);
-        let owner = ("kubeflow.org/v1", "PyTorchJob", name, uid.as_str());
-        let mut yaml = String::new();
-        let mut pods = Vec::new();
-        for (k, (node, gpus)) in placement.iter().enumerate() {
-            let (t, idx) = if k == 0 {
-                ("master", 0)
-            } else {
-                ("worker", k - 1)
-            };
-            let pod = format!("{name}-{t}-{idx}");
-            yaml += &self.pod_yaml(
-                &pod,
-                owner,
-                &[
-                    ("training.kubeflow.org/job-name", name.to_string()),
-                    ("training.kubeflow.org/replica-type", t.to_string()),
-                    ("training.kubeflow.org/replica-index", idx.to_string()),
-                ],
-                Some(node),
-                *gpus,
-            );
-            pods.push(pod);
-        }
+        let yaml: String = placement
+            .iter()
+            .enumerate()
+            .map(|(k, (node, gpus))| self.pytorchjob_pod_yaml(name, &uid, k, Some(node), *gpus))
+            .collect();
         self.tb.apply(&yaml);
-        pods
+        (0..placement.len())
+            .map(|k| Self::pytorchjob_pod_name(name, k))
+            .collect()
+    }
+
+    /// `ranks` one-GPU ranks, eight to a node in the nodes' order.
+    fn one_gpu_ranks(&self, ranks: usize) -> Vec<(&str, u32)> {
+        (0..ranks)
+            .map(|i| (self.nodes[i / 8].as_str(), 1))
+            .collect()
+    }
+
+    /// [`Self::pytorchjob_placed`], once kwok runs every pod, with their IPs.
+    fn pytorchjob_running(&self, name: &str, placement: &[(&str, u32)]) -> RunningJob {
+        let pods = self.pytorchjob_placed(name, placement);
+        self.wait_running();
+        RunningJob {
+            pods,
+            ips: self.pod_ips(),
+        }
+    }
+
+    /// Merge `patch` (`{"status": ...}`) into pod `pod`'s status, as the kubelet or the scheduler writes it.
+    fn patch_status(&self, pod: &str, patch: &str) {
+        self.tb.kubectl(&[
+            "-n",
+            &self.wl,
+            "patch",
+            "pod",
+            pod,
+            "--subresource=status",
+            "--type=merge",
+            "-p",
+            patch,
+        ]);
+    }
+
+    /// Wait until kwok runs every pod of the workload (a pod's log is read once its container has started).
+    fn wait_running(&self) {
+        self.tb.kubectl(&[
+            "-n",
+            &self.wl,
+            "wait",
+            "--for=condition=Ready",
+            "pod",
+            "--all",
+            "--timeout=300s",
+        ]);
+    }
+
+    /// Each pod's IP, as kwok gave it (NCCL names a peer by its address).
+    fn pod_ips(&self) -> BTreeMap<String, String> {
+        self.tb
+            .kubectl(&[
+                "-n",
+                &self.wl,
+                "get",
+                "pods",
+                "-o",
+                "jsonpath={range .items[*]}{.metadata.name} {.status.podIP}{\"\\n\"}{end}",
+            ])
+            .lines()
+            .filter_map(|l| l.split_once(' '))
+            .map(|(p, ip)| (p.to_string(), ip.to_string()))
+            .collect()
+    }
+
+    /// `diagnose_workload` of the workload named `name` by `selector` (`job`, `pytorchjob`,
+    /// `label_selector`, ...); the answer must not be an error.
+    async fn diagnose(&self, l: &Launcher, selector: &str, name: &str) -> Answer {
+        let mut args = json!({"namespace": self.wl});
+        args[selector] = json!(name);
+        let t = Instant::now();
+        let r = l.call("diagnose_workload", args).await;
+        let wall = t.elapsed();
+        let text = mcp::text(&r);
+        assert_eq!(r.is_error, Some(false), "{text}");
+        let v = r.structured_content.clone().expect("structured");
+        Answer { text, v, wall }
+    }
+
+    /// The end of a case: the launcher stops, and no probe pod is left behind.
+    async fn finish(&self, l: Launcher) {
+        l.stop().await;
+        self.assert_no_pods();
     }
 
     fn assert_no_pods(&self) {
@@ -235,8 +338,64 @@ spec:
     }
 }
 
-fn suspects(v: &Value) -> &Vec<Value> {
-    v["diagnosis"]["suspects"].as_array().expect("suspects")
+/// A PyTorchJob whose pods kwok runs.
+struct RunningJob {
+    /// By rank.
+    pods: Vec<String>,
+    /// Each pod's IP.
+    ips: BTreeMap<String, String>,
+}
+
+/// One `diagnose_workload` answer.
+struct Answer {
+    text: String,
+    /// The structured content.
+    v: Value,
+    wall: Duration,
+}
+
+impl Answer {
+    fn diagnosis(&self) -> &Value {
+        &self.v["diagnosis"]
+    }
+
+    fn suspects(&self) -> &Vec<Value> {
+        self.diagnosis()["suspects"].as_array().expect("suspects")
+    }
+
+    fn first(&self) -> &Value {
+        &self.suspects()[0]
+    }
+
+    fn verdict(&self) -> &str {
+        self.diagnosis()["verdict"].as_str().expect("verdict")
+    }
+
+    /// An answer stays small at any scale: 12 KiB of text, 48 KiB of structured content.
+    fn assert_small(&self) {
+        let text = &self.text;
+        assert!(text.len() <= 12 * 1024, "{} bytes:\n{text}", text.len());
+        let json = self.v.to_string().len();
+        assert!(json <= 48 * 1024, "{json} bytes");
+    }
+
+    /// The answer's sizes and its text, for the notes.
+    fn print_sizes(&self, case: &str) {
+        eprintln!(
+            "figures [{case}]: text {} bytes, structured {} bytes\n{}",
+            self.text.len(),
+            self.v.to_string().len(),
+            self.text
+        );
+    }
+}
+
+/// A suspect's code and the codes merged into it.
+fn codes(suspect: &Value) -> Vec<&str> {
+    std::iter::once(&suspect["code"])
+        .chain(suspect["also"].as_array().into_iter().flatten())
+        .filter_map(Value::as_str)
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -249,20 +408,13 @@ async fn a_16_node_job_with_a_gpu_off_the_bus_names_it_first() {
     let s = setup("wl16", &scenarios);
     s.job("train");
     let l = s.launcher().await;
-    let r = l
-        .call(
-            "diagnose_workload",
-            json!({"namespace": s.wl, "job": "train"}),
-        )
-        .await;
-    let text = mcp::text(&r);
-    assert_eq!(r.is_error, Some(false), "{text}");
-    let v = r.structured_content.clone().expect("structured");
+    let a = s.diagnose(&l, "job", "train").await;
+    let (text, v) = (&a.text, &a.v);
     assert_eq!(v["nodes_probed"], 16, "{text}");
     assert_eq!(v["nodes_failed"], 0, "{text}");
     assert_eq!(v["diagnosis"]["pods"], 16, "{text}");
     assert_eq!(v["diagnosis"]["gpus_held"], 128, "{text}");
-    let first = &suspects(&v)[0];
+    let first = a.first();
     assert_eq!(first["kind"], "hardware", "{text}");
     assert_eq!(first["node"], s.nodes[9].as_str(), "{text}");
     assert_eq!(first["gpu"], 4, "{text}");
@@ -275,14 +427,8 @@ async fn a_16_node_job_with_a_gpu_off_the_bus_names_it_first() {
     assert_eq!(first["pods"], json!(["train-9"]), "{first}");
     assert_eq!(first["ranks"], json!(["index 9"]), "{first}");
     assert!(text.contains(&format!("{} GPU 4", s.nodes[9])), "{text}");
-    assert!(text.len() <= 12 * 1024, "{} bytes:\n{text}", text.len());
-    assert!(
-        v.to_string().len() <= 48 * 1024,
-        "{} bytes",
-        v.to_string().len()
-    );
-    l.stop().await;
-    s.assert_no_pods();
+    a.assert_small();
+    s.finish(l).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -299,57 +445,21 @@ async fn a_pytorchjob_with_a_straggler_and_a_pending_pod() {
             "dgx-h100-healthy",
         ],
     );
-    s.pytorchjob_object("llm");
-    let uid = s.uid("pytorchjob", "llm");
-    let owner = ("kubeflow.org/v1", "PyTorchJob", "llm", uid.as_str());
-    let labels = |t: &str, i: usize| {
-        vec![
-            ("training.kubeflow.org/job-name", "llm".to_string()),
-            ("training.kubeflow.org/replica-type", t.to_string()),
-            ("training.kubeflow.org/replica-index", i.to_string()),
-        ]
-    };
-    for (i, node) in s.nodes.iter().enumerate() {
-        let (t, idx) = if i == 0 {
-            ("master", 0)
-        } else {
-            ("worker", i - 1)
-        };
-        s.pod(
-            &format!("llm-{t}-{idx}"),
-            owner,
-            &labels(t, idx),
-            Some(node),
-            8,
-        );
-    }
+    let placement: Vec<(&str, u32)> = s.nodes.iter().map(|n| (n.as_str(), 8)).collect();
+    s.pytorchjob_placed("llm", &placement);
     // A fifth rank the scheduler could not place.
-    s.pod("llm-worker-3", owner, &labels("worker", 3), None, 8);
-    s.tb.kubectl(&[
-        "-n",
-        &s.wl,
-        "patch",
-        "pod",
+    let uid = s.uid("pytorchjob", "llm");
+    s.tb.apply(&s.pytorchjob_pod_yaml("llm", &uid, 4, None, 8));
+    s.patch_status(
         "llm-worker-3",
-        "--subresource=status",
-        "--type=merge",
-        "-p",
         r#"{"status":{"phase":"Pending","conditions":[{"type":"PodScheduled","status":"False","reason":"Unschedulable","message":"0/20 nodes are available: 20 Insufficient nvidia.com/gpu."}]}}"#,
-    ]);
+    );
     let l = s.launcher().await;
-    let r = l
-        .call(
-            "diagnose_workload",
-            json!({"namespace": s.wl, "pytorchjob": "llm"}),
-        )
-        .await;
-    let text = mcp::text(&r);
-    assert_eq!(r.is_error, Some(false), "{text}");
-    let v = r.structured_content.clone().expect("structured");
+    let a = s.diagnose(&l, "pytorchjob", "llm").await;
+    let (text, v) = (&a.text, &a.v);
     assert_eq!(v["diagnosis"]["pods"], 5, "{text}");
     assert_eq!(v["diagnosis"]["pods_by_phase"]["Pending"], 1, "{text}");
-    let all = suspects(&v);
-    let pending = &all[0];
+    let pending = a.first();
     assert_eq!(pending["code"], "pod.pending", "{text}");
     assert!(
         pending["summary"]
@@ -359,7 +469,8 @@ async fn a_pytorchjob_with_a_straggler_and_a_pending_pod() {
         "{text}"
     );
     assert_eq!(pending["ranks"], json!(["worker 3"]), "{text}");
-    let straggler = all
+    let straggler = a
+        .suspects()
         .iter()
         .find(|x| x["kind"] == "straggler")
         .unwrap_or_else(|| panic!("no straggler:\n{text}"));
@@ -369,8 +480,7 @@ async fn a_pytorchjob_with_a_straggler_and_a_pending_pod() {
     let ev = straggler["evidence"].to_string();
     assert!(ev.contains("peers") && ev.contains("SM clock"), "{ev}");
     assert!(text.contains("straggler"), "{text}");
-    l.stop().await;
-    s.assert_no_pods();
+    s.finish(l).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -405,14 +515,10 @@ async fn healthy_and_flapping_fabric_jobs_by_selector_and_missing_kinds() {
         );
     }
     let l = s.launcher().await;
-    let v = l
-        .ok(
-            "diagnose_workload",
-            json!({"namespace": s.wl, "label_selector": "run=a"}),
-        )
-        .await;
+    let a = s.diagnose(&l, "label_selector", "run=a").await;
+    let v = &a.v;
     assert_eq!(v["diagnosis"]["cause_found"], false, "{v}");
-    let verdict = v["diagnosis"]["verdict"].as_str().unwrap();
+    let verdict = a.verdict();
     // kwok serves no log for these pods (no kwok `Logs` object names them): the ranks' own output was not
     // examined, and the verdict says so instead of a clean bill of health.
     assert!(
@@ -427,15 +533,9 @@ async fn healthy_and_flapping_fabric_jobs_by_selector_and_missing_kinds() {
         "{v}"
     );
 
-    let r = l
-        .call(
-            "diagnose_workload",
-            json!({"namespace": s.wl, "label_selector": "run in (a,b)"}),
-        )
-        .await;
-    let text = mcp::text(&r);
-    let v = r.structured_content.clone().expect("structured");
-    let first = &suspects(&v)[0];
+    let a = s.diagnose(&l, "label_selector", "run in (a,b)").await;
+    let text = &a.text;
+    let first = a.first();
     assert_eq!(first["kind"], "fabric", "{text}");
     assert_eq!(first["node"], s.nodes[3].as_str(), "{text}");
     assert!(
@@ -443,34 +543,19 @@ async fn healthy_and_flapping_fabric_jobs_by_selector_and_missing_kinds() {
         "{text}"
     );
     assert!(
-        suspects(&v).iter().all(|x| x["kind"] != "hardware"),
+        a.suspects().iter().all(|x| x["kind"] != "hardware"),
         "{text}"
     );
 
     // A kind the cluster does not serve, a workload that does not exist, two names at once.
-    let err = l
-        .err(
-            "diagnose_workload",
-            json!({"namespace": s.wl, "rayjob": "tune"}),
-        )
-        .await;
-    assert!(err.contains("RayJob") && err.contains("KubeRay"), "{err}");
-    let err = l
-        .err(
-            "diagnose_workload",
-            json!({"namespace": s.wl, "job": "absent"}),
-        )
-        .await;
-    assert!(err.contains("absent") && err.contains("hint:"), "{err}");
-    let err = l
-        .err(
-            "diagnose_workload",
-            json!({"namespace": s.wl, "job": "a", "pod": "b"}),
-        )
-        .await;
-    assert!(err.contains("exactly one"), "{err}");
-    l.stop().await;
-    s.assert_no_pods();
+    let err = |args: Value| l.err("diagnose_workload", args);
+    let e = err(json!({"namespace": s.wl, "rayjob": "tune"})).await;
+    assert!(e.contains("RayJob") && e.contains("KubeRay"), "{e}");
+    let e = err(json!({"namespace": s.wl, "job": "absent"})).await;
+    assert!(e.contains("absent") && e.contains("hint:"), "{e}");
+    let e = err(json!({"namespace": s.wl, "job": "a", "pod": "b"})).await;
+    assert!(e.contains("exactly one"), "{e}");
+    s.finish(l).await;
 }
 
 // ---- The ranks' own logs, served by kwok (`Logs` objects naming CRI-format files) ----
@@ -633,396 +718,6 @@ impl RankLog<'_> {
     }
 }
 
-impl Setup {
-    /// Wait until kwok runs every pod of the workload (a pod's log is read once its container has started).
-    fn wait_running(&self) {
-        self.tb.kubectl(&[
-            "-n",
-            &self.wl,
-            "wait",
-            "--for=condition=Ready",
-            "pod",
-            "--all",
-            "--timeout=300s",
-        ]);
-    }
-
-    /// Each pod's IP, as kwok gave it (NCCL names a peer by its address).
-    fn pod_ips(&self) -> std::collections::BTreeMap<String, String> {
-        self.tb
-            .kubectl(&[
-                "-n",
-                &self.wl,
-                "get",
-                "pods",
-                "-o",
-                "jsonpath={range .items[*]}{.metadata.name} {.status.podIP}{\"\\n\"}{end}",
-            ])
-            .lines()
-            .filter_map(|l| l.split_once(' '))
-            .map(|(p, ip)| (p.to_string(), ip.to_string()))
-            .collect()
-    }
-}
-
-/// The launcher's peak resident set so far (VmHWM, kB): the launcher under test is a fresh process per test.
-fn peak_rss_kib(pid: u32) -> Option<u64> {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()?
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))?
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()
-}
-
-/// The figures of a diagnose call at scale, for the notes.
-fn print_figures(
-    case: &str,
-    wall: Duration,
-    written: u64,
-    text: &str,
-    v: &Value,
-    rss: Option<u64>,
-) {
-    eprintln!(
-        "figures [{case}]: diagnose_workload {} ms wall (total_millis {}, log_millis {}); logs: {} pod(s) read, \
-         {} bytes through the API ({} bytes of CRI log files on kwok's side, {}); answer: text {} bytes, \
-         structured {} bytes; launcher peak RSS (VmHWM) {} kB",
-        wall.as_millis(),
-        v["total_millis"],
-        v["log_millis"],
-        v["diagnosis"]["logs_read"],
-        v["diagnosis"]["log_bytes"],
-        written,
-        v["logs"].as_str().unwrap_or_default(),
-        text.len(),
-        v.to_string().len(),
-        rss.map_or("unknown".to_string(), |k| k.to_string())
-    );
-}
-
-const DAY_HANG: &str = "2026-11-22";
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_64_rank_job_where_one_rank_hangs_names_the_rank_the_others_wait_for() {
-    if skipped() {
-        return;
-    }
-    // 8 DGX nodes with 8 one-GPU ranks each: the job holds every GPU, and which one a rank has is what its
-    // NCCL init line says (busId).
-    const NODES: usize = 8;
-    const HUNG: usize = 37;
-    const SEQ: u64 = 48_213;
-    let s = setup("wlhang", &["dgx-h100-healthy"; NODES]);
-    let placement: Vec<(&str, u32)> = (0..64).map(|i| (s.nodes[i / 8].as_str(), 1)).collect();
-    let pods = s.pytorchjob_placed("llm", &placement);
-    s.wait_running();
-    let ips = s.pod_ips();
-    let gpus = scenario_gpus("dgx-h100-healthy");
-    let t0 = (9 * 3600 + 40 * 60) * 1000;
-    let logs: Vec<PodLog> = (0..64)
-        .map(|i| {
-            let pod = pods[i].clone();
-            let r = RankLog {
-                pod: &pod,
-                rank: i as u32,
-                nranks: 64,
-                bus: &gpus[i % 8].1,
-                ip: &ips[&pod],
-                day: DAY_HANG,
-            };
-            let mut lines = r.nccl_init(t0);
-            // 10 minutes of training, then rank 37 stops answering: every other rank's watchdog gives up
-            // on the all-reduce it never joined, 10 minutes later; rank 37 itself says nothing more.
-            lines.extend(r.steps(t0 + 5_000, 1_200, 500));
-            if i != HUNG {
-                lines.extend(r.watchdog_timeout(t0 + 1_205_000 + i as u64 * 3, SEQ, "ALLREDUCE"));
-            }
-            PodLog {
-                pod: pod.clone(),
-                container: "train".into(),
-                current: lines,
-                previous: None,
-            }
-        })
-        .collect();
-    let written = s.tb.serve_pod_logs(&s.wl, &logs);
-    let l = s.launcher().await;
-    let t = std::time::Instant::now();
-    let r = l
-        .call(
-            "diagnose_workload",
-            json!({"namespace": s.wl, "pytorchjob": "llm"}),
-        )
-        .await;
-    let wall = t.elapsed();
-    let rss = peak_rss_kib(l.pid);
-    let text = mcp::text(&r);
-    assert_eq!(r.is_error, Some(false), "{text}");
-    let v = r.structured_content.clone().expect("structured");
-    print_figures("64 ranks, one hung", wall, written, &text, &v, rss);
-    eprintln!("{text}");
-    let d = &v["diagnosis"];
-    assert_eq!(v["nodes_probed"], NODES, "{text}");
-    assert_eq!(v["nodes_failed"], 0, "{text}");
-    assert_eq!(d["pods"], 64, "{text}");
-    assert_eq!(d["pods_by_phase"]["Running"], 64, "{text}");
-    assert_eq!(d["logs_read"], 64, "{text}");
-    assert!(
-        d["not_examined"].is_null(),
-        "everything was examined: {text}"
-    );
-    let hung = &pods[HUNG];
-    let first = &suspects(&v)[0];
-    assert_eq!(first["code"], "collective.lagging_rank", "{text}");
-    assert_eq!(first["kind"], "rank", "{text}");
-    assert_eq!(first["pods"], json!([hung]), "{first:#}");
-    assert_eq!(first["node"], s.nodes[HUNG / 8].as_str(), "{first:#}");
-    assert_eq!(first["gpu"], HUNG % 8, "{first:#}");
-    assert_eq!(first["gpu_uuid"], gpus[HUNG % 8].0.as_str(), "{first:#}");
-    let ranks = first["ranks"].to_string();
-    // The operator's replica label and NCCL's global rank.
-    assert!(
-        ranks.contains("worker 36") && ranks.contains("rank 37"),
-        "{ranks}"
-    );
-    assert!(
-        first["summary"]
-            .as_str()
-            .unwrap()
-            .contains(&format!("63 pod(s) timed out in ALLREDUCE SeqNum={SEQ}")),
-        "{first:#}"
-    );
-    // One suspect: the 63 ranks that timed out are consequences, not suspects.
-    assert_eq!(suspects(&v).len(), 1, "{text}");
-    assert!(
-        d["consequences"][0]
-            .as_str()
-            .is_some_and(|c| c.starts_with(&format!(
-                "63 of 64 pod(s) timed out waiting in ALLREDUCE SeqNum={SEQ}"
-            ))),
-        "{text}"
-    );
-    let verdict = d["verdict"].as_str().unwrap();
-    assert!(
-        verdict.contains(hung.as_str())
-            && verdict.contains(&format!("{} GPU {}", s.nodes[HUNG / 8], HUNG % 8)),
-        "{verdict}"
-    );
-    assert!(text.len() <= 12 * 1024, "{} bytes:\n{text}", text.len());
-    assert!(
-        v.to_string().len() <= 48 * 1024,
-        "{} bytes",
-        v.to_string().len()
-    );
-    l.stop().await;
-    s.assert_no_pods();
-}
-
-/// The day of the Xid 48 in the `h100-xid48-dbe` scenario (its kernel log, from the scenario's boot time).
-const DAY_ECC: &str = "2026-11-25";
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_ranks_cuda_ecc_error_and_the_xid_48_on_its_gpu_are_one_suspect_at_64_ranks() {
-    if skipped() {
-        return;
-    }
-    // 64 one-GPU ranks: 62 on eight healthy DGX nodes, the last two on the 2-GPU node whose GPU 1 had an
-    // Xid 48 (double-bit ECC error) at 09:21:40.881 (the only scenario with an Xid 48; it is on GPU 1).
-    const BAD: usize = 63;
-    const SEQ: u64 = 2_915;
-    let mut scenarios = vec![("dgx-h100-healthy", 8); 8];
-    scenarios.push(("h100-xid48-dbe", 2));
-    let s = setup_with("wlecc", &scenarios);
-    let xid_node = s.nodes[8].clone();
-    let placement: Vec<(&str, u32)> = (0..64)
-        .map(|i| {
-            let node = if i < 62 { &s.nodes[i / 8] } else { &xid_node };
-            (node.as_str(), 1)
-        })
-        .collect();
-    let pods = s.pytorchjob_placed("llm", &placement);
-    s.wait_running();
-    let ips = s.pod_ips();
-    let dgx = scenario_gpus("dgx-h100-healthy");
-    let h100 = scenario_gpus("h100-xid48-dbe");
-    let bus_of = |i: usize| {
-        if i < 62 {
-            dgx[i % 8].1.clone()
-        } else {
-            h100[i - 62].1.clone()
-        }
-    };
-    // The rank's container died on the error (exit 1) and was restarted: the error is in its previous
-    // log only, as the kubelet reports it (restartCount 1, last state terminated).
-    let bad = pods[BAD].clone();
-    s.tb.kubectl(&[
-        "-n",
-        &s.wl,
-        "patch",
-        "pod",
-        &bad,
-        "--subresource=status",
-        "--type=merge",
-        "-p",
-        r#"{"status":{"containerStatuses":[{"name":"train","image":"registry.invalid/train:1","imageID":"","ready":true,"started":true,"restartCount":1,"state":{"running":{"startedAt":"2026-11-25T09:21:52Z"}},"lastState":{"terminated":{"exitCode":1,"reason":"Error","startedAt":"2026-11-25T09:11:20Z","finishedAt":"2026-11-25T09:21:42Z"}}}]}}"#,
-    ]);
-    let t0: u64 = (9 * 3600 + 11 * 60 + 30) * 1000;
-    let fail_at: u64 = (9 * 3600 + 21 * 60 + 41) * 1000 + 200;
-    let logs: Vec<PodLog> = (0..64)
-        .map(|i| {
-            let pod = pods[i].clone();
-            let bus = bus_of(i);
-            let r = RankLog {
-                pod: &pod,
-                rank: i as u32,
-                nranks: 64,
-                bus: &bus,
-                ip: &ips[&pod],
-                day: DAY_ECC,
-            };
-            let mut lines = r.nccl_init(t0);
-            lines.extend(r.steps(t0 + 5_000, 1_210, 500));
-            if i == BAD {
-                let p = |ms: u64, l: &str| (at(DAY_ECC, ms), format!("[rank{i}]: {l}"));
-                let mut previous = lines;
-                previous.extend([
-                    p(fail_at, "Traceback (most recent call last):"),
-                    p(fail_at, "  File \"/workspace/train.py\", line 188, in <module>"),
-                    p(fail_at, "    loss.backward()"),
-                    p(fail_at + 1, "RuntimeError: CUDA error: uncorrectable ECC error encountered"),
-                    p(
-                        fail_at + 1,
-                        "CUDA kernel errors might be asynchronously reported at some other API call, so the \
-                         stacktrace below might be incorrect.",
-                    ),
-                    p(fail_at + 1, "For debugging consider passing CUDA_LAUNCH_BLOCKING=1"),
-                ]);
-                // The new run joins NCCL again, then waits for peers that are stuck in the old collective.
-                let current = r.nccl_init(fail_at + 12_000);
-                return PodLog {
-                    pod,
-                    container: "train".into(),
-                    current,
-                    previous: Some(previous),
-                };
-            }
-            if i == 0 {
-                // Its ring peer on the network went away.
-                lines.push(r.line(
-                    fail_at + 300,
-                    format!(
-                        "{pod}:{p}:{t} [0] NCCL WARN Net : Connection closed by remote peer {}<45170>",
-                        ips[&pods[BAD]],
-                        p = r.pid(),
-                        t = r.pid() + 44
-                    ),
-                ));
-            }
-            lines.extend(r.watchdog_timeout(fail_at + 600_000 + i as u64 * 3, SEQ, "ALLREDUCE"));
-            PodLog {
-                pod,
-                container: "train".into(),
-                current: lines,
-                previous: None,
-            }
-        })
-        .collect();
-    let written = s.tb.serve_pod_logs(&s.wl, &logs);
-    let l = s.launcher().await;
-    let t = std::time::Instant::now();
-    let r = l
-        .call(
-            "diagnose_workload",
-            json!({"namespace": s.wl, "pytorchjob": "llm"}),
-        )
-        .await;
-    let wall = t.elapsed();
-    let rss = peak_rss_kib(l.pid);
-    let text = mcp::text(&r);
-    assert_eq!(r.is_error, Some(false), "{text}");
-    let v = r.structured_content.clone().expect("structured");
-    print_figures(
-        "64 ranks, CUDA ECC error + Xid 48",
-        wall,
-        written,
-        &text,
-        &v,
-        rss,
-    );
-    eprintln!("{text}");
-    let d = &v["diagnosis"];
-    assert_eq!(v["nodes_probed"], 9, "{text}");
-    assert_eq!(v["nodes_failed"], 0, "{text}");
-    assert_eq!(d["pods"], 64, "{text}");
-    assert_eq!(d["logs_read"], 64, "{text}");
-    assert!(
-        d["not_examined"].is_null(),
-        "everything was examined: {text}"
-    );
-    let first = &suspects(&v)[0];
-    assert_eq!(first["node"], xid_node.as_str(), "{first:#}");
-    assert_eq!(first["gpu"], 1, "{first:#}");
-    assert_eq!(first["gpu_uuid"], h100[1].0.as_str(), "{first:#}");
-    // The node's pods request both its GPUs; the rank's NCCL init line (busId ca000) says it is this one,
-    // not its neighbour on GPU 0.
-    assert_eq!(first["pods"], json!([bad]), "{first:#}");
-    assert_eq!(first["ranks"], json!(["worker 62", "rank 63"]), "{first:#}");
-    let codes: Vec<&str> = std::iter::once(&first["code"])
-        .chain(first["also"].as_array().into_iter().flatten())
-        .filter_map(Value::as_str)
-        .collect();
-    assert!(codes.contains(&"cuda.ecc_uncorrectable"), "{codes:?}");
-    assert!(codes.iter().any(|c| c.starts_with("xid.48")), "{codes:?}");
-    let ev = first["evidence"].to_string();
-    assert!(
-        ev.contains("[previous] log:") && ev.contains("uncorrectable ECC error encountered"),
-        "the rank's own line, from its previous run: {ev}"
-    );
-    // One suspect for that GPU, and none for the rank's pod apart from it.
-    let about = |pred: &dyn Fn(&Value) -> bool| suspects(&v).iter().filter(|x| pred(x)).count();
-    assert_eq!(
-        about(&|x| x["node"] == xid_node.as_str() && x["gpu"] == 1),
-        1,
-        "{text}"
-    );
-    assert_eq!(
-        about(&|x| x["pods"]
-            .as_array()
-            .is_some_and(|p| p.contains(&json!(bad)))),
-        1,
-        "{text}"
-    );
-    assert!(
-        d["consequences"][0]
-            .as_str()
-            .is_some_and(|c| c.starts_with(&format!(
-                "63 of 64 pod(s) timed out waiting in ALLREDUCE SeqNum={SEQ}"
-            ))),
-        "{text}"
-    );
-    let verdict = d["verdict"].as_str().unwrap();
-    assert!(
-        verdict.contains(&format!("{xid_node} GPU 1 (pod {bad})")),
-        "{verdict}"
-    );
-    // The text names both sources of that one suspect (their lines are in the structured evidence).
-    assert!(
-        text.contains("xid.48") && text.contains("cuda.ecc_uncorrectable"),
-        "{text}"
-    );
-    assert!(text.len() <= 12 * 1024, "{} bytes:\n{text}", text.len());
-    assert!(
-        v.to_string().len() <= 48 * 1024,
-        "{} bytes",
-        v.to_string().len()
-    );
-    l.stop().await;
-    s.assert_no_pods();
-}
-
 // ---- Cases built like the judged ones (issue 36): the answer leads with the cause ----
 
 impl RankLog<'_> {
@@ -1078,6 +773,316 @@ impl RankLog<'_> {
     }
 }
 
+/// What a rank's container logged: its current run and, for a restarted container, its previous one.
+struct ContainerLog {
+    current: Vec<LogLine>,
+    previous: Option<Vec<LogLine>>,
+}
+
+impl From<Vec<LogLine>> for ContainerLog {
+    fn from(current: Vec<LogLine>) -> Self {
+        ContainerLog {
+            current,
+            previous: None,
+        }
+    }
+}
+
+impl RunningJob {
+    /// One log per rank (its pod's `train` container, the job's rank count as NCCL's `nranks`): rank `i` on
+    /// the GPU whose NCCL `busId` is `bus(i)`, on `day`, saying what `write` gives it.
+    fn logs(
+        &self,
+        day: &str,
+        bus: impl Fn(usize) -> String,
+        write: impl Fn(usize, &RankLog) -> ContainerLog,
+    ) -> Vec<PodLog> {
+        self.pods
+            .iter()
+            .enumerate()
+            .map(|(i, pod)| {
+                let bus = bus(i);
+                let r = RankLog {
+                    pod,
+                    rank: i as u32,
+                    nranks: self.pods.len() as u32,
+                    bus: &bus,
+                    ip: &self.ips[pod],
+                    day,
+                };
+                let log = write(i, &r);
+                PodLog {
+                    pod: pod.clone(),
+                    container: "train".into(),
+                    current: log.current,
+                    previous: log.previous,
+                }
+            })
+            .collect()
+    }
+}
+
+/// The launcher's peak resident set so far (VmHWM, kB): the launcher under test is a fresh process per test.
+fn peak_rss_kib(pid: u32) -> Option<u64> {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// The figures of a diagnose call at scale, for the notes, and its text.
+fn print_figures(case: &str, a: &Answer, written: u64, rss: Option<u64>) {
+    let v = &a.v;
+    eprintln!(
+        "figures [{case}]: diagnose_workload {} ms wall (total_millis {}, log_millis {}); logs: {} pod(s) read, \
+         {} bytes through the API ({} bytes of CRI log files on kwok's side, {}); answer: text {} bytes, \
+         structured {} bytes; launcher peak RSS (VmHWM) {} kB",
+        a.wall.as_millis(),
+        v["total_millis"],
+        v["log_millis"],
+        v["diagnosis"]["logs_read"],
+        v["diagnosis"]["log_bytes"],
+        written,
+        v["logs"].as_str().unwrap_or_default(),
+        a.text.len(),
+        v.to_string().len(),
+        rss.map_or("unknown".to_string(), |k| k.to_string())
+    );
+    eprintln!("{}", a.text);
+}
+
+/// A 64-rank answer: every node probed, every pod's log read, and "63 of 64 pod(s) timed out waiting in
+/// ALLREDUCE SeqNum=`seq`" first among the consequences.
+fn assert_64_ranks_examined_and_63_waited(a: &Answer, nodes: usize, seq: u64) {
+    let (text, d) = (&a.text, a.diagnosis());
+    assert_eq!(a.v["nodes_probed"], nodes, "{text}");
+    assert_eq!(a.v["nodes_failed"], 0, "{text}");
+    assert_eq!(d["pods"], 64, "{text}");
+    assert_eq!(d["logs_read"], 64, "{text}");
+    assert!(
+        d["not_examined"].is_null(),
+        "everything was examined: {text}"
+    );
+    assert!(
+        d["consequences"][0]
+            .as_str()
+            .is_some_and(|c| c.starts_with(&format!(
+                "63 of 64 pod(s) timed out waiting in ALLREDUCE SeqNum={seq}"
+            ))),
+        "{text}"
+    );
+}
+
+const DAY_HANG: &str = "2026-11-22";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_64_rank_job_where_one_rank_hangs_names_the_rank_the_others_wait_for() {
+    if skipped() {
+        return;
+    }
+    // 8 DGX nodes with 8 one-GPU ranks each: the job holds every GPU, and which one a rank has is what its
+    // NCCL init line says (busId).
+    const NODES: usize = 8;
+    const HUNG: usize = 37;
+    const SEQ: u64 = 48_213;
+    let s = setup("wlhang", &["dgx-h100-healthy"; NODES]);
+    let job = s.pytorchjob_running("llm", &s.one_gpu_ranks(64));
+    let gpus = scenario_gpus("dgx-h100-healthy");
+    let t0 = (9 * 3600 + 40 * 60) * 1000;
+    let logs = job.logs(
+        DAY_HANG,
+        |i| gpus[i % 8].1.clone(),
+        |i, r| {
+            let mut lines = r.nccl_init(t0);
+            // 10 minutes of training, then rank 37 stops answering: every other rank's watchdog gives up
+            // on the all-reduce it never joined, 10 minutes later; rank 37 itself says nothing more.
+            lines.extend(r.steps(t0 + 5_000, 1_200, 500));
+            if i != HUNG {
+                lines.extend(r.watchdog_timeout(t0 + 1_205_000 + i as u64 * 3, SEQ, "ALLREDUCE"));
+            }
+            lines.into()
+        },
+    );
+    let written = s.tb.serve_pod_logs(&s.wl, &logs);
+    let l = s.launcher().await;
+    let a = s.diagnose(&l, "pytorchjob", "llm").await;
+    print_figures("64 ranks, one hung", &a, written, peak_rss_kib(l.pid));
+    assert_64_ranks_examined_and_63_waited(&a, NODES, SEQ);
+    let text = &a.text;
+    assert_eq!(a.diagnosis()["pods_by_phase"]["Running"], 64, "{text}");
+    let hung = &job.pods[HUNG];
+    let first = a.first();
+    assert_eq!(first["code"], "collective.lagging_rank", "{text}");
+    assert_eq!(first["kind"], "rank", "{text}");
+    assert_eq!(first["pods"], json!([hung]), "{first:#}");
+    assert_eq!(first["node"], s.nodes[HUNG / 8].as_str(), "{first:#}");
+    assert_eq!(first["gpu"], HUNG % 8, "{first:#}");
+    assert_eq!(first["gpu_uuid"], gpus[HUNG % 8].0.as_str(), "{first:#}");
+    let ranks = first["ranks"].to_string();
+    // The operator's replica label and NCCL's global rank.
+    assert!(
+        ranks.contains("worker 36") && ranks.contains("rank 37"),
+        "{ranks}"
+    );
+    assert!(
+        first["summary"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("63 pod(s) timed out in ALLREDUCE SeqNum={SEQ}")),
+        "{first:#}"
+    );
+    // One suspect: the 63 ranks that timed out are consequences, not suspects.
+    assert_eq!(a.suspects().len(), 1, "{text}");
+    let verdict = a.verdict();
+    assert!(
+        verdict.contains(hung.as_str())
+            && verdict.contains(&format!("{} GPU {}", s.nodes[HUNG / 8], HUNG % 8)),
+        "{verdict}"
+    );
+    a.assert_small();
+    s.finish(l).await;
+}
+
+/// The day of the Xid 48 in the `h100-xid48-dbe` scenario (its kernel log, from the scenario's boot time).
+const DAY_ECC: &str = "2026-11-25";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ranks_cuda_ecc_error_and_the_xid_48_on_its_gpu_are_one_suspect_at_64_ranks() {
+    if skipped() {
+        return;
+    }
+    // 64 one-GPU ranks: 62 on eight healthy DGX nodes, the last two on the 2-GPU node whose GPU 1 had an
+    // Xid 48 (double-bit ECC error) at 09:21:40.881 (the only scenario with an Xid 48; it is on GPU 1).
+    const BAD: usize = 63;
+    const SEQ: u64 = 2_915;
+    let mut scenarios = vec![("dgx-h100-healthy", 8); 8];
+    scenarios.push(("h100-xid48-dbe", 2));
+    let s = setup_with("wlecc", &scenarios);
+    let xid_node = s.nodes[8].clone();
+    let mut placement = s.one_gpu_ranks(62);
+    placement.extend([(xid_node.as_str(), 1); 2]);
+    let job = s.pytorchjob_running("llm", &placement);
+    let dgx = scenario_gpus("dgx-h100-healthy");
+    let h100 = scenario_gpus("h100-xid48-dbe");
+    // The rank's container died on the error (exit 1) and was restarted: the error is in its previous
+    // log only, as the kubelet reports it (restartCount 1, last state terminated).
+    let bad = job.pods[BAD].clone();
+    s.patch_status(
+        &bad,
+        r#"{"status":{"containerStatuses":[{"name":"train","image":"registry.invalid/train:1","imageID":"","ready":true,"started":true,"restartCount":1,"state":{"running":{"startedAt":"2026-11-25T09:21:52Z"}},"lastState":{"terminated":{"exitCode":1,"reason":"Error","startedAt":"2026-11-25T09:11:20Z","finishedAt":"2026-11-25T09:21:42Z"}}}]}}"#,
+    );
+    let t0: u64 = (9 * 3600 + 11 * 60 + 30) * 1000;
+    let fail_at: u64 = (9 * 3600 + 21 * 60 + 41) * 1000 + 200;
+    let logs = job.logs(
+        DAY_ECC,
+        |i| {
+            if i < 62 {
+                dgx[i % 8].1.clone()
+            } else {
+                h100[i - 62].1.clone()
+            }
+        },
+        |i, r| {
+            let mut lines = r.nccl_init(t0);
+            lines.extend(r.steps(t0 + 5_000, 1_210, 500));
+            if i == BAD {
+                let p = |ms: u64, l: &str| (at(DAY_ECC, ms), format!("[rank{i}]: {l}"));
+                let mut previous = lines;
+                previous.extend([
+                    p(fail_at, "Traceback (most recent call last):"),
+                    p(fail_at, "  File \"/workspace/train.py\", line 188, in <module>"),
+                    p(fail_at, "    loss.backward()"),
+                    p(fail_at + 1, "RuntimeError: CUDA error: uncorrectable ECC error encountered"),
+                    p(
+                        fail_at + 1,
+                        "CUDA kernel errors might be asynchronously reported at some other API call, so the \
+                         stacktrace below might be incorrect.",
+                    ),
+                    p(fail_at + 1, "For debugging consider passing CUDA_LAUNCH_BLOCKING=1"),
+                ]);
+                // The new run joins NCCL again, then waits for peers that are stuck in the old collective.
+                return ContainerLog {
+                    current: r.nccl_init(fail_at + 12_000),
+                    previous: Some(previous),
+                };
+            }
+            if i == 0 {
+                // Its ring peer on the network went away.
+                lines.push(r.line(
+                    fail_at + 300,
+                    format!(
+                        "{}:{p}:{t} [0] NCCL WARN Net : Connection closed by remote peer {}<45170>",
+                        r.pod,
+                        job.ips[&bad],
+                        p = r.pid(),
+                        t = r.pid() + 44
+                    ),
+                ));
+            }
+            lines.extend(r.watchdog_timeout(fail_at + 600_000 + i as u64 * 3, SEQ, "ALLREDUCE"));
+            lines.into()
+        },
+    );
+    let written = s.tb.serve_pod_logs(&s.wl, &logs);
+    let l = s.launcher().await;
+    let a = s.diagnose(&l, "pytorchjob", "llm").await;
+    print_figures(
+        "64 ranks, CUDA ECC error + Xid 48",
+        &a,
+        written,
+        peak_rss_kib(l.pid),
+    );
+    assert_64_ranks_examined_and_63_waited(&a, 9, SEQ);
+    let text = &a.text;
+    let first = a.first();
+    assert_eq!(first["node"], xid_node.as_str(), "{first:#}");
+    assert_eq!(first["gpu"], 1, "{first:#}");
+    assert_eq!(first["gpu_uuid"], h100[1].0.as_str(), "{first:#}");
+    // The node's pods request both its GPUs; the rank's NCCL init line (busId ca000) says it is this one,
+    // not its neighbour on GPU 0.
+    assert_eq!(first["pods"], json!([bad]), "{first:#}");
+    assert_eq!(first["ranks"], json!(["worker 62", "rank 63"]), "{first:#}");
+    let codes = codes(first);
+    assert!(codes.contains(&"cuda.ecc_uncorrectable"), "{codes:?}");
+    assert!(codes.iter().any(|c| c.starts_with("xid.48")), "{codes:?}");
+    let ev = first["evidence"].to_string();
+    assert!(
+        ev.contains("[previous] log:") && ev.contains("uncorrectable ECC error encountered"),
+        "the rank's own line, from its previous run: {ev}"
+    );
+    // One suspect for that GPU, and none for the rank's pod apart from it.
+    let about = |pred: &dyn Fn(&Value) -> bool| a.suspects().iter().filter(|x| pred(x)).count();
+    assert_eq!(
+        about(&|x| x["node"] == xid_node.as_str() && x["gpu"] == 1),
+        1,
+        "{text}"
+    );
+    assert_eq!(
+        about(&|x| x["pods"]
+            .as_array()
+            .is_some_and(|p| p.contains(&json!(bad)))),
+        1,
+        "{text}"
+    );
+    assert!(
+        a.verdict()
+            .contains(&format!("{xid_node} GPU 1 (pod {bad})")),
+        "{}",
+        a.verdict()
+    );
+    // The text names both sources of that one suspect (their lines are in the structured evidence).
+    assert!(
+        text.contains("xid.48") && text.contains("cuda.ecc_uncorrectable"),
+        "{text}"
+    );
+    a.assert_small();
+    s.finish(l).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_16_rank_job_where_one_rank_ran_out_of_memory_leads_with_the_oom() {
     if skipped() {
@@ -1089,23 +1094,13 @@ async fn a_16_rank_job_where_one_rank_ran_out_of_memory_leads_with_the_oom() {
     const OOM: usize = 11;
     const SEQ: u64 = 9_120;
     let s = setup("wloom", &["dgx-h100-healthy"; 2]);
-    let placement: Vec<(&str, u32)> = (0..16).map(|i| (s.nodes[i / 8].as_str(), 1)).collect();
-    let pods = s.pytorchjob_placed("llm", &placement);
-    s.wait_running();
-    let ips = s.pod_ips();
+    let job = s.pytorchjob_running("llm", &s.one_gpu_ranks(16));
     let gpus = scenario_gpus("dgx-h100-healthy");
     let t0 = (10 * 3600 + 20 * 60) * 1000;
-    let logs: Vec<PodLog> = (0..16)
-        .map(|i| {
-            let pod = pods[i].clone();
-            let r = RankLog {
-                pod: &pod,
-                rank: i as u32,
-                nranks: 16,
-                bus: &gpus[i % 8].1,
-                ip: &ips[&pod],
-                day: DAY_HANG,
-            };
+    let logs = job.logs(
+        DAY_HANG,
+        |i| gpus[i % 8].1.clone(),
+        |i, r| {
             let mut lines = r.nccl_init(t0);
             lines.extend(r.steps(t0 + 5_000, 600, 500));
             if i == OOM {
@@ -1116,37 +1111,20 @@ async fn a_16_rank_job_where_one_rank_ran_out_of_memory_leads_with_the_oom() {
                     lines.extend(r.elastic_root_cause(t0 + 907_000, -6, Some("SIGABRT")));
                 }
             }
-            PodLog {
-                pod: pod.clone(),
-                container: "train".into(),
-                current: lines,
-                previous: None,
-            }
-        })
-        .collect();
+            lines.into()
+        },
+    );
     s.tb.serve_pod_logs(&s.wl, &logs);
     let l = s.launcher().await;
-    let r = l
-        .call(
-            "diagnose_workload",
-            json!({"namespace": s.wl, "pytorchjob": "llm"}),
-        )
-        .await;
-    let text = mcp::text(&r);
-    assert_eq!(r.is_error, Some(false), "{text}");
-    let v = r.structured_content.clone().expect("structured");
-    eprintln!(
-        "figures [16 ranks, one OOM]: text {} bytes, structured {} bytes\n{text}",
-        text.len(),
-        v.to_string().len()
-    );
-    let d = &v["diagnosis"];
+    let a = s.diagnose(&l, "pytorchjob", "llm").await;
+    a.print_sizes("16 ranks, one OOM");
+    let (text, d) = (&a.text, a.diagnosis());
     assert_eq!(d["logs_read"], 16, "{text}");
     // One suspect: the rank that ran out of memory, its error named first.
-    assert_eq!(suspects(&v).len(), 1, "{text}");
-    let first = &suspects(&v)[0];
+    assert_eq!(a.suspects().len(), 1, "{text}");
+    let first = a.first();
     assert_eq!(first["code"], "cuda.out_of_memory", "{text}");
-    assert_eq!(first["pods"], json!([pods[OOM]]), "{text}");
+    assert_eq!(first["pods"], json!([job.pods[OOM]]), "{text}");
     assert_eq!(first["gpu"], OOM % 8, "{text}");
     assert!(
         first["evidence"][0]
@@ -1154,7 +1132,7 @@ async fn a_16_rank_job_where_one_rank_ran_out_of_memory_leads_with_the_oom() {
             .is_some_and(|e| e.contains("torch.OutOfMemoryError: CUDA out of memory")),
         "{first:#}"
     );
-    let verdict = d["verdict"].as_str().unwrap();
+    let verdict = a.verdict();
     assert!(
         verdict.contains("first: cuda.out_of_memory")
             && verdict.contains("ran out of GPU memory")
@@ -1171,8 +1149,7 @@ async fn a_16_rank_job_where_one_rank_ran_out_of_memory_leads_with_the_oom() {
     );
     assert!(!text.contains("elastic.root_cause"), "{text}");
     assert!(text.len() <= 12 * 1024, "{} bytes:\n{text}", text.len());
-    l.stop().await;
-    s.assert_no_pods();
+    s.finish(l).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1183,56 +1160,30 @@ async fn a_lost_gpu_among_eight_one_gpu_pods_names_the_pod_from_its_nccl_bus_id(
     // One DGX node whose GPU 4 (0000:9a:00.0) fell off the bus (Xid 79), running the 8 one-GPU pods of a
     // PyTorchJob. The pods request all 8 GPUs; the ranks' NCCL init lines say which pod has which.
     let s = setup("wlx79", &["dgx-h100-xid79"]);
-    let placement: Vec<(&str, u32)> = (0..8).map(|_| (s.nodes[0].as_str(), 1)).collect();
-    let pods = s.pytorchjob_placed("llm", &placement);
-    s.wait_running();
-    let ips = s.pod_ips();
+    let job = s.pytorchjob_running("llm", &s.one_gpu_ranks(8));
     let gpus = scenario_gpus("dgx-h100-xid79");
     let t0 = (8 * 3600) * 1000;
-    let logs: Vec<PodLog> = (0..8)
-        .map(|i| {
-            let pod = pods[i].clone();
-            let r = RankLog {
-                pod: &pod,
-                rank: i as u32,
-                nranks: 8,
-                bus: &gpus[i].1,
-                ip: &ips[&pod],
-                day: "2026-11-25",
-            };
+    let logs = job.logs(
+        "2026-11-25",
+        |i| gpus[i].1.clone(),
+        |i, r| {
             let mut lines = r.nccl_init(t0);
             lines.extend(r.steps(t0 + 5_000, 300, 500));
             if i != 4 {
                 lines.extend(r.watchdog_timeout(t0 + 1_600_000 + i as u64, 3_301, "ALLREDUCE"));
             }
-            PodLog {
-                pod: pod.clone(),
-                container: "train".into(),
-                current: lines,
-                previous: None,
-            }
-        })
-        .collect();
+            lines.into()
+        },
+    );
     s.tb.serve_pod_logs(&s.wl, &logs);
     let l = s.launcher().await;
-    let r = l
-        .call(
-            "diagnose_workload",
-            json!({"namespace": s.wl, "pytorchjob": "llm"}),
-        )
-        .await;
-    let text = mcp::text(&r);
-    assert_eq!(r.is_error, Some(false), "{text}");
-    let v = r.structured_content.clone().expect("structured");
-    eprintln!(
-        "figures [8 one-GPU pods, Xid 79]: text {} bytes, structured {} bytes\n{text}",
-        text.len(),
-        v.to_string().len()
-    );
-    let first = &suspects(&v)[0];
+    let a = s.diagnose(&l, "pytorchjob", "llm").await;
+    a.print_sizes("8 one-GPU pods, Xid 79");
+    let text = &a.text;
+    let first = a.first();
     assert_eq!(first["kind"], "hardware", "{text}");
     assert_eq!(first["gpu"], 4, "{text}");
-    let held = &pods[4];
+    let held = &job.pods[4];
     assert_eq!(first["pods"], json!([held]), "{text}");
     let ev = first["evidence"].to_string();
     assert!(
@@ -1244,14 +1195,13 @@ async fn a_lost_gpu_among_eight_one_gpu_pods_names_the_pod_from_its_nccl_bus_id(
         "{ev}"
     );
     assert!(!text.contains("field(s) returned"), "{text}");
-    let verdict = v["diagnosis"]["verdict"].as_str().unwrap();
+    let verdict = a.verdict();
     assert!(
         verdict.contains(&format!("{} GPU 4 (pod {held})", s.nodes[0])),
         "{verdict}"
     );
-    assert_eq!(suspects(&v).len(), 1, "{text}");
-    l.stop().await;
-    s.assert_no_pods();
+    assert_eq!(a.suspects().len(), 1, "{text}");
+    s.finish(l).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1260,58 +1210,30 @@ async fn a_healthy_job_with_its_logs_read_reads_healthy() {
         return;
     }
     let s = setup("wlok", &["dgx-h100-healthy"; 2]);
-    let placement: Vec<(&str, u32)> = (0..16).map(|i| (s.nodes[i / 8].as_str(), 1)).collect();
-    let pods = s.pytorchjob_placed("llm", &placement);
-    s.wait_running();
-    let ips = s.pod_ips();
+    let job = s.pytorchjob_running("llm", &s.one_gpu_ranks(16));
     let gpus = scenario_gpus("dgx-h100-healthy");
     let t0 = (9 * 3600) * 1000;
-    let logs: Vec<PodLog> = (0..16)
-        .map(|i| {
-            let pod = pods[i].clone();
-            let r = RankLog {
-                pod: &pod,
-                rank: i as u32,
-                nranks: 16,
-                bus: &gpus[i % 8].1,
-                ip: &ips[&pod],
-                day: DAY_HANG,
-            };
+    let logs = job.logs(
+        DAY_HANG,
+        |i| gpus[i % 8].1.clone(),
+        |_, r| {
             let mut lines = r.nccl_init(t0);
             lines.extend(r.steps(t0 + 5_000, 400, 500));
-            PodLog {
-                pod: pod.clone(),
-                container: "train".into(),
-                current: lines,
-                previous: None,
-            }
-        })
-        .collect();
+            lines.into()
+        },
+    );
     s.tb.serve_pod_logs(&s.wl, &logs);
     let l = s.launcher().await;
-    let r = l
-        .call(
-            "diagnose_workload",
-            json!({"namespace": s.wl, "pytorchjob": "llm"}),
-        )
-        .await;
-    let text = mcp::text(&r);
-    assert_eq!(r.is_error, Some(false), "{text}");
-    let v = r.structured_content.clone().expect("structured");
-    eprintln!(
-        "figures [16 ranks, healthy]: text {} bytes, structured {} bytes\n{text}",
-        text.len(),
-        v.to_string().len()
-    );
-    let d = &v["diagnosis"];
+    let a = s.diagnose(&l, "pytorchjob", "llm").await;
+    a.print_sizes("16 ranks, healthy");
+    let (text, d) = (&a.text, a.diagnosis());
     assert_eq!(d["cause_found"], false, "{text}");
     assert_eq!(d["logs_read"], 16, "{text}");
-    let verdict = d["verdict"].as_str().unwrap();
+    let verdict = a.verdict();
     assert!(
         verdict.contains("nothing wrong found: 16 pod(s) (16 Running) on 2 node(s)"),
         "{verdict}"
     );
     assert!(!verdict.contains("look at"), "{verdict}");
-    l.stop().await;
-    s.assert_no_pods();
+    s.finish(l).await;
 }
