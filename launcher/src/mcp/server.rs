@@ -13,8 +13,8 @@ use rmcp::model::{
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler, ServiceExt, prompt_handler, tool_handler};
 
-use crate::cli::{Config, Mode};
 use crate::cluster::ClusterBackend;
+use crate::config::{Config, Mode};
 use crate::mcp::framework::{Env, Host};
 use crate::probe::local::{LocalRunner, find_probe_bin};
 use crate::probe::runner::Runner;

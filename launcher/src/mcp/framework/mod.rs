@@ -28,8 +28,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio_util::sync::CancellationToken;
 
-use crate::cli::Config;
 use crate::cluster::ClusterBackend;
+use crate::config::Config;
 use crate::mcp::progress::Progress;
 use crate::probe::runner::{PhaseTiming, ProbeRequest, ProgressSink, Runner};
 
