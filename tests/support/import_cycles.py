@@ -18,7 +18,14 @@ Known circles being removed are listed, with why, in tests/support/import_cycles
 and do not fail the run, a circle not listed does, and so does a listed one that is gone (delete its line:
 the list only shrinks).
 
+Layers: tests/support/import_layers declares, per crate, the order of its top-level modules (folders and
+files of its src/), top first, `>` between levels and `|` between peers on one level. A file may use its
+own layer and the layers below it; a use of a layer above it, or of a peer on its own level, fails the run
+with the file:line of the use, and so does a top-level module the crate's line does not name (a new folder
+says where it stands). The crate root (main.rs, lib.rs) wires every layer and is in none.
+
 Usage: python3 tests/support/import_cycles.py CRATE_SRC_DIR...   (tests/run-all.sh checks the three crates)
+       (circles, then the layers of the crates import_layers names)
        python3 tests/support/import_cycles.py --self-test        (the fixtures in tests/support/import_cycles/)
 """
 import os
@@ -27,6 +34,7 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ALLOW = os.path.join(HERE, "import_cycles.allow")
+LAYERS = os.path.join(HERE, "import_layers")
 FIXTURES = os.path.join(HERE, "import_cycles")
 REPO = os.path.dirname(os.path.dirname(HERE))
 
@@ -489,6 +497,67 @@ def read_allow(path):
     return out
 
 
+def read_layers(path, base):
+    """{crate dir (absolute): [[layer, ...] per level, top first]} from a layers file: `DIR: a | b > c > d`
+    lines (DIR relative to `base`), # comments."""
+    out = {}
+    if not os.path.exists(path):
+        return out
+    for raw in open(path, encoding="utf-8"):
+        s = raw.split("#", 1)[0].strip()
+        if not s:
+            continue
+        d, spec = s.split(":", 1)
+        levels = [[m.strip() for m in level.split("|")] for level in spec.split(">")]
+        out[os.path.abspath(os.path.join(base, d.strip()))] = levels
+    return out
+
+
+def layer_breaches(root, levels, crate=None):
+    """(top-level modules in no layer, [(from, to, where, why)]) of one crate: every use of a layer above
+    the user's, or of a peer on its level."""
+    crate = crate or Crate(root)
+    level_of = {m: i for i, level in enumerate(levels) for m in level}
+    unplaced = sorted({m[0] for m in crate.files if m and m[0] not in level_of})
+    breaches = []
+    for a, targets in sorted(crate.edges().items()):
+        if not a or a[0] not in level_of:
+            continue  # the crate root wires every layer; an unplaced module is reported as such
+        for b, line in sorted(targets.items()):
+            la, lb = a[0], (b[0] if b else None)
+            if la == lb or (lb is not None and lb not in level_of):
+                continue
+            if lb is None:
+                why = f"{la} uses the crate root, which wires the layers"
+            elif level_of[lb] < level_of[la]:
+                why = f"{la} uses {lb}, a layer above it"
+            elif level_of[lb] == level_of[la]:
+                why = f"{la} uses {lb}, its peer"
+            else:
+                continue
+            where = f"{os.path.relpath(crate.files[a].path)}:{line}"
+            breaches.append((name(a), name(b), where, why))
+    return unplaced, breaches
+
+
+def check_layers(roots, layers_path):
+    layers = read_layers(layers_path, REPO)
+    ok = True
+    for root in roots:
+        levels = layers.get(os.path.abspath(root))
+        if levels is None:
+            continue
+        key = crate_key(root)
+        unplaced, breaches = layer_breaches(root, levels)
+        for m in unplaced:
+            ok = False
+            print(f"{key}: {m} is in no layer: name it in {os.path.relpath(layers_path)}")
+        for a, b, where, why in breaches:
+            ok = False
+            print(f"{key}: layer breach: {where} -> {b} ({why})")
+    return ok
+
+
 def check(roots, allow_path):
     allow = read_allow(allow_path)
     seen, bad = set(), False
@@ -512,22 +581,37 @@ def check(roots, allow_path):
 
 
 def self_test():
-    """Each fixture crate under tests/support/import_cycles/ holds one circle written in one path form
-    (its `expect` file: `a <-> b` per circle, nothing for none); the checker must find exactly those."""
+    """Each fixture crate under tests/support/import_cycles/ holds one circle written in one path form, or
+    (with a `layers` file, the format of import_layers for its `src`) layer breaches. Its `expect` file:
+    `a <-> b` per circle, `a -> b` per breach (the using file and the used one), `no layer: m` per module
+    in no layer, nothing for none; the checker must find exactly those."""
     ok = True
     for case in sorted(os.listdir(FIXTURES)):
         root = os.path.join(FIXTURES, case)
+        src = os.path.join(root, "src")
         want = set()
         for raw in open(os.path.join(root, "expect"), encoding="utf-8"):
             s = raw.split("#", 1)[0].strip()
-            if s:
+            if s.startswith("no layer:"):
+                want.add(("no layer", s.split(":", 1)[1].strip()))
+            elif "<->" in s:
                 want.add(frozenset(m.strip() for m in s.split("<->")))
-        got = {frozenset(m) for m, _ in circles(os.path.join(root, "src"))}
+            elif "->" in s:
+                a, b = s.split("->")
+                want.add((a.strip(), b.strip()))
+        got = {frozenset(m) for m, _ in circles(src)}
+        levels = read_layers(os.path.join(root, "layers"), root).get(os.path.abspath(src))
+        if levels is not None:
+            unplaced, breaches = layer_breaches(src, levels)
+            got |= {("no layer", m) for m in unplaced}
+            got |= {(a, b) for a, b, _, _ in breaches}
+        show = lambda found: sorted(" <-> ".join(sorted(f)) if isinstance(f, frozenset) else " -> ".join(f)
+                                    for f in found)
         if got != want:
             ok = False
-            print(f"self-test {case}: want {sorted(map(sorted, want))}, found {sorted(map(sorted, got))}")
+            print(f"self-test {case}: want {show(want)}, found {show(got)}")
         else:
-            print(f"self-test {case}: ok ({len(want)} circle{'s' if len(want) != 1 else ''})")
+            print(f"self-test {case}: ok ({len(want)} finding{'s' if len(want) != 1 else ''})")
     return ok
 
 
@@ -538,7 +622,9 @@ def main():
     if not args or any(a.startswith("-") for a in args):
         print(__doc__, file=sys.stderr)
         sys.exit(2)
-    sys.exit(0 if check(args, ALLOW) else 1)
+    circles_ok = check(args, ALLOW)
+    layers_ok = check_layers(args, LAYERS)
+    sys.exit(0 if circles_ok and layers_ok else 1)
 
 
 if __name__ == "__main__":

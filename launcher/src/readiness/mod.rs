@@ -6,7 +6,8 @@
 //! The permissions checked are derived from deploy/ (the ClusterRoles of `rbac.yaml`, bound as
 //! `bindings-example.yaml` binds them, `manifests.rs`), so the check and the manifests cannot drift apart.
 //! One file per kind of check, in the order a person fixes them: `kubeconfig.rs`, `namespace.rs`,
-//! `access.rs`, `nodes.rs`, `probe_builds.rs`, `admission.rs`, `policies.rs`; `render.rs` writes the text.
+//! `access.rs`, `nodes.rs`, `probe_builds.rs`, `admission.rs`, `policies.rs`; `report.rs` holds the rows and
+//! the report, `render.rs` writes them as text.
 
 pub mod access;
 pub mod admission;
@@ -17,13 +18,12 @@ pub mod nodes;
 pub mod policies;
 pub mod probe_builds;
 pub mod render;
+pub mod report;
 
 use kube::Client;
-use serde::Serialize;
 
 use crate::cluster::clients::Clients;
 use crate::config::Mode;
-use crate::probe::kube::K8sConfig;
 use access::{permission_check, whoami};
 use admission::{admission_check, openshift_check};
 use kubeconfig::credential_plugin_check;
@@ -34,84 +34,7 @@ use probe_builds::probe_checks;
 
 pub use kubeconfig::KubeconfigSource;
 pub use render::render_text;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum Status {
-    Ok,
-    Warn,
-    Fail,
-}
-
-/// One line of the checklist.
-// Named `Check` in the tool's output schema, as it was before the readiness checks had their own layer.
-#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
-#[schemars(rename = "Check")]
-pub struct ReadinessCheck {
-    /// What was checked: `kubeconfig`, `credentials` (exec plugins only), `api-server`, `namespace`, `permissions/<role>`, `node/<name>`,
-    /// `image/<name>`, `admission`.
-    pub name: String,
-    pub status: Status,
-    pub detail: String,
-    /// The command (or step) that fixes a failure or warning.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub fix: Option<String>,
-}
-
-impl ReadinessCheck {
-    pub(crate) fn new(name: impl Into<String>, status: Status, detail: impl Into<String>) -> Self {
-        ReadinessCheck {
-            name: name.into(),
-            status,
-            detail: detail.into(),
-            fix: None,
-        }
-    }
-    pub(crate) fn ok(name: impl Into<String>, detail: impl Into<String>) -> Self {
-        Self::new(name, Status::Ok, detail)
-    }
-    pub(crate) fn fail(
-        name: impl Into<String>,
-        detail: impl Into<String>,
-        fix: impl Into<String>,
-    ) -> Self {
-        Self::new(name, Status::Fail, detail).with_fix(fix)
-    }
-    pub(crate) fn warn(
-        name: impl Into<String>,
-        detail: impl Into<String>,
-        fix: impl Into<String>,
-    ) -> Self {
-        Self::new(name, Status::Warn, detail).with_fix(fix)
-    }
-    fn with_fix(mut self, fix: impl Into<String>) -> Self {
-        self.fix = Some(fix.into());
-        self
-    }
-}
-
-/// The whole checklist.
-#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
-pub struct CheckReport {
-    /// True when no check failed (warnings allowed).
-    pub ok: bool,
-    pub context: Option<String>,
-    pub namespace: String,
-    /// `read-only` or `operator`: which permissions were required.
-    pub mode: String,
-    /// The user the API server sees (SelfSubjectReview), when it says.
-    pub user: Option<String>,
-    pub checks: Vec<ReadinessCheck>,
-}
-
-/// What to check: the launcher's Kubernetes settings plus the mode and an optional node selector.
-#[derive(Debug, Clone)]
-pub struct CheckOptions {
-    pub k8s: K8sConfig,
-    pub mode: Mode,
-    /// Label selector limiting the GPU nodes checked (all GPU nodes when None).
-    pub selector: Option<String>,
-}
+pub use report::{CheckOptions, CheckReport, ReadinessCheck, Status};
 
 /// Run every check against the cluster of `opts.k8s` (kubeconfig, context).
 pub async fn run(opts: &CheckOptions) -> CheckReport {
