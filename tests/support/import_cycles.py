@@ -19,10 +19,11 @@ and do not fail the run, a circle not listed does, and so does a listed one that
 the list only shrinks).
 
 Layers: tests/support/import_layers declares, per crate, the order of its top-level modules (folders and
-files of its src/), top first, `>` between levels and `|` between peers on one level. A file may use its
-own layer and the layers below it; a use of a layer above it, or of a peer on its own level, fails the run
-with the file:line of the use, and so does a top-level module the crate's line does not name (a new folder
-says where it stands). The crate root (main.rs, lib.rs) wires every layer and is in none.
+files of its src/), top first, `>` between levels and `|` between peers on one level, and may do the same
+for a folder inside (`*`: all its modules are peers). A file may use its own layer and the layers below it;
+a use of a layer above it, or of a peer on its own level, fails the run with the file:line of the use, and
+so does a module the line does not name (a new folder says where it stands). The crate root (main.rs,
+lib.rs), or the folder's mod.rs, wires every layer and is in none.
 
 Usage: python3 tests/support/import_cycles.py CRATE_SRC_DIR...   (tests/run-all.sh checks the three crates)
        (circles, then the layers of the crates import_layers names)
@@ -498,8 +499,9 @@ def read_allow(path):
 
 
 def read_layers(path, base):
-    """{crate dir (absolute): [[layer, ...] per level, top first]} from a layers file: `DIR: a | b > c > d`
-    lines (DIR relative to `base`), # comments."""
+    """{folder (absolute): [[layer, ...] per level, top first]} from a layers file: `DIR: a | b > c > d`
+    lines (DIR relative to `base`: a crate's src/ or a folder in it; `DIR: *` makes every module of the
+    folder a peer of the others), # comments."""
     out = {}
     if not os.path.exists(path):
         return out
@@ -513,30 +515,44 @@ def read_layers(path, base):
     return out
 
 
-def layer_breaches(root, levels, crate=None):
-    """(top-level modules in no layer, [(from, to, where, why)]) of one crate: every use of a layer above
-    the user's, or of a peer on its level."""
+def layer_breaches(root, layers, crate=None):
+    """(modules in no layer, [(from, to, where, why)]) of one crate, for every folder of it that `layers`
+    names: each use, between two modules of that folder, of a layer above the user's or of a peer on its
+    level. The folder's own file (the crate root, a mod.rs) wires its layers and is in none."""
     crate = crate or Crate(root)
-    level_of = {m: i for i, level in enumerate(levels) for m in level}
-    unplaced = sorted({m[0] for m in crate.files if m and m[0] not in level_of})
-    breaches = []
-    for a, targets in sorted(crate.edges().items()):
-        if not a or a[0] not in level_of:
-            continue  # the crate root wires every layer; an unplaced module is reported as such
-        for b, line in sorted(targets.items()):
-            la, lb = a[0], (b[0] if b else None)
-            if la == lb or (lb is not None and lb not in level_of):
-                continue
-            if lb is None:
-                why = f"{la} uses the crate root, which wires the layers"
-            elif level_of[lb] < level_of[la]:
-                why = f"{la} uses {lb}, a layer above it"
-            elif level_of[lb] == level_of[la]:
-                why = f"{la} uses {lb}, its peer"
-            else:
-                continue
-            where = f"{os.path.relpath(crate.files[a].path)}:{line}"
-            breaches.append((name(a), name(b), where, why))
+    graph = crate.edges()
+    unplaced, breaches = [], []
+    base = os.path.abspath(root)
+    for folder, levels in sorted(layers.items()):
+        if folder != base and not folder.startswith(base + os.sep):
+            continue
+        prefix = tuple(os.path.relpath(folder, base).split(os.sep)) if folder != base else ()
+        n = len(prefix)
+        everyone_a_peer = levels == [["*"]]
+        level_of = {m: i for i, level in enumerate(levels) for m in level}
+        inside = lambda m: m[:n] == prefix and len(m) > n
+        place = lambda layer: 0 if everyone_a_peer else level_of.get(layer)
+        where_named = "/".join(prefix) + "/" if prefix else ""
+        unplaced += sorted({where_named + m[n] for m in crate.files if inside(m) and place(m[n]) is None})
+        for a, targets in sorted(graph.items()):
+            if not inside(a) or place(a[n]) is None:
+                continue  # the folder's own file wires its layers; an unplaced module is reported as such
+            for b, line in sorted(targets.items()):
+                if b[:n] != prefix:
+                    continue  # outside the folder: its parent's layers judge it
+                la, lb = a[n], (b[n] if len(b) > n else None)
+                if la == lb or (lb is not None and place(lb) is None):
+                    continue
+                if lb is None:
+                    why = f"{la} uses {name(prefix)}, which wires the layers"
+                elif place(lb) < place(la):
+                    why = f"{la} uses {lb}, a layer above it"
+                elif place(lb) == place(la):
+                    why = f"{la} uses {lb}, its peer"
+                else:
+                    continue
+                where = f"{os.path.relpath(crate.files[a].path)}:{line}"
+                breaches.append((name(a), name(b), where, why))
     return unplaced, breaches
 
 
@@ -544,11 +560,8 @@ def check_layers(roots, layers_path):
     layers = read_layers(layers_path, REPO)
     ok = True
     for root in roots:
-        levels = layers.get(os.path.abspath(root))
-        if levels is None:
-            continue
         key = crate_key(root)
-        unplaced, breaches = layer_breaches(root, levels)
+        unplaced, breaches = layer_breaches(root, layers)
         for m in unplaced:
             ok = False
             print(f"{key}: {m} is in no layer: name it in {os.path.relpath(layers_path)}")
@@ -600,11 +613,9 @@ def self_test():
                 a, b = s.split("->")
                 want.add((a.strip(), b.strip()))
         got = {frozenset(m) for m, _ in circles(src)}
-        levels = read_layers(os.path.join(root, "layers"), root).get(os.path.abspath(src))
-        if levels is not None:
-            unplaced, breaches = layer_breaches(src, levels)
-            got |= {("no layer", m) for m in unplaced}
-            got |= {(a, b) for a, b, _, _ in breaches}
+        unplaced, breaches = layer_breaches(src, read_layers(os.path.join(root, "layers"), root))
+        got |= {("no layer", m) for m in unplaced}
+        got |= {(a, b) for a, b, _, _ in breaches}
         show = lambda found: sorted(" <-> ".join(sorted(f)) if isinstance(f, frozenset) else " -> ".join(f)
                                     for f in found)
         if got != want:
