@@ -1,9 +1,13 @@
-//! Command line: the subcommands, the flags they share, and the launcher's [`Config`] read from them.
+//! Command line: the clap definition of the subcommands and the flags they share, converted into the
+//! launcher's [`Config`] (`crate::config`), which is what everything below the CLI reads.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::config::{ClusterSettings, Config, Mode, default_evidence_dir};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -111,13 +115,23 @@ pub enum OutputFormat {
     Json,
 }
 
+/// `--mode`, the clap face of [`Mode`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
-pub enum Mode {
+pub enum ModeArg {
     /// Only tools that read (the default).
     #[default]
     ReadOnly,
     /// Also the operator tools that change GPUs or nodes.
     Operator,
+}
+
+impl From<ModeArg> for Mode {
+    fn from(m: ModeArg) -> Mode {
+        match m {
+            ModeArg::ReadOnly => Mode::ReadOnly,
+            ModeArg::Operator => Mode::Operator,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
@@ -141,8 +155,8 @@ pub struct GlobalArgs {
     #[arg(long, global = true, value_name = "PATH")]
     pub probe_bin: Option<PathBuf>,
     /// `operator` also lists the tools that act on GPUs and nodes.
-    #[arg(long, global = true, value_enum, default_value_t = Mode::ReadOnly)]
-    pub mode: Mode,
+    #[arg(long, global = true, value_enum, default_value_t = ModeArg::ReadOnly)]
+    pub mode: ModeArg,
     /// Log format on stderr (stdout carries only the protocol).
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -242,81 +256,45 @@ pub struct ClusterArgs {
     pub target_pod: Option<String>,
 }
 
-/// The launcher's configuration, shared by `serve` and `call`.
-#[derive(Debug, Clone)]
-pub struct Config {
-    pub local: bool,
-    pub simulate: Option<String>,
-    pub probe_bin: Option<PathBuf>,
-    pub mode: Mode,
-    pub probe_timeout: Duration,
-    pub evidence_dir: PathBuf,
-    pub cluster: ClusterArgs,
-    /// Built-in trusted sources plus --trust-image / --trust-images-file (read by [`Config::from_args`]).
-    pub trust: std::sync::Arc<crate::probe::trust::TrustPolicy>,
-}
-
-impl Config {
-    /// The Kubernetes settings from the CLI flags.
-    pub fn k8s_config(&self) -> crate::probe::kube::K8sConfig {
-        let c = &self.cluster;
-        crate::probe::kube::K8sConfig {
-            // Empty values mean "not set": bundle hosts fill `--context=${user_config.context}` with "".
-            kubeconfig: c.kubeconfig.clone().filter(|p| !p.as_os_str().is_empty()),
-            context: c.context.clone().filter(|c| !c.is_empty()),
+impl From<&ClusterArgs> for ClusterSettings {
+    fn from(c: &ClusterArgs) -> ClusterSettings {
+        ClusterSettings {
+            kubeconfig: c.kubeconfig.clone(),
+            context: c.context.clone(),
             namespace: c.namespace.clone(),
             probe_image: c.probe_image.clone(),
-            probe_mode: c.probe_mode.parse().unwrap_or_default(),
-            runtime_class: c.probe_runtime_class.clone(),
-            active_deadline: std::time::Duration::from_secs(if c.probe_deadline == 0 {
-                120
-            } else {
-                c.probe_deadline
-            }),
-            operator_mode: self.mode == Mode::Operator,
-            target_pod: c.target_pod.clone(),
-            probe_delivery: c.probe_delivery.parse().unwrap_or_default(),
+            probe_mode: c.probe_mode.clone(),
+            probe_runtime_class: c.probe_runtime_class.clone(),
+            probe_deadline: c.probe_deadline,
+            probe_delivery: c.probe_delivery.clone(),
             probe_bin_dir: c.probe_bin_dir.clone(),
-            image_pull_secrets: c.image_pull_secret.clone(),
-            priority_class: Some(c.probe_priority_class.clone()),
-            trust: self.trust.clone(),
-            ..Default::default()
+            probe_priority_class: c.probe_priority_class.clone(),
+            image_pull_secret: c.image_pull_secret.clone(),
+            trust_image: c.trust_image.clone(),
+            trust_images_file: c.trust_images_file.clone(),
+            target_pod: c.target_pod.clone(),
         }
     }
 }
 
-/// `--evidence-dir`, else the user's state directory (XDG base directories), else the temp dir.
-pub fn default_evidence_dir() -> PathBuf {
-    let state = std::env::var_os("XDG_STATE_HOME")
-        .map(PathBuf::from)
-        .filter(|p| p.is_absolute())
-        .or_else(|| {
-            std::env::var_os("HOME")
-                .map(PathBuf::from)
-                .filter(|p| p.is_absolute())
-                .map(|h| h.join(".local/state"))
-        })
-        .unwrap_or_else(std::env::temp_dir);
-    state.join("k8s-gpu-mcp/evidence")
-}
-
-impl Config {
+impl GlobalArgs {
     /// The configuration from the flags. What may run as root on a node (the built-in trusted sources plus
     /// `--trust-image` and `--trust-images-file`) is settled here, before anything connects.
-    pub fn from_args(g: &GlobalArgs) -> Result<Config, String> {
-        let trust = crate::probe::trust::TrustPolicy::with(
-            &g.cluster.trust_image,
-            g.cluster.trust_images_file.as_deref(),
-        )?;
+    pub fn config(&self) -> Result<Config, String> {
+        let cluster = ClusterSettings::from(&self.cluster);
+        let trust = cluster.trust_policy()?;
         Ok(Config {
-            local: g.local,
-            simulate: g.simulate.clone(),
-            probe_bin: g.probe_bin.clone(),
-            mode: g.mode,
-            probe_timeout: Duration::from_secs(g.probe_timeout),
-            evidence_dir: g.evidence_dir.clone().unwrap_or_else(default_evidence_dir),
-            cluster: g.cluster.clone(),
-            trust: std::sync::Arc::new(trust),
+            local: self.local,
+            simulate: self.simulate.clone(),
+            probe_bin: self.probe_bin.clone(),
+            mode: self.mode.into(),
+            probe_timeout: Duration::from_secs(self.probe_timeout),
+            evidence_dir: self
+                .evidence_dir
+                .clone()
+                .unwrap_or_else(default_evidence_dir),
+            cluster,
+            trust: Arc::new(trust),
         })
     }
 }

@@ -2,21 +2,24 @@
 //! in a short-lived probe pod or (local mode) as a child process. stdout carries only MCP (or, for `call`,
 //! the one result); logs go to stderr.
 //!
-//! This file only wires: the CLI (`cli`), logging, and the dispatch to the MCP server (`mcp`) or another
-//! subcommand (`commands`). Below them: how node-probe runs (`probe`) and the API server's reads and writes
-//! (`cluster`).
+//! This file only wires: the CLI (`cli`, converted into the settings of `config`), logging, and the dispatch
+//! to the MCP server (`mcp`) or another subcommand (`commands`). Below them: the readiness checks
+//! (`readiness`), how node-probe runs (`probe`) and the API server's reads and writes (`cluster`).
 
 mod cli;
 mod cluster;
 mod commands;
+mod config;
 mod mcp;
 mod probe;
+mod readiness;
 
 use std::process::ExitCode;
 
 use clap::Parser;
 
-use crate::cli::{Cli, Cmd, Config, LogFormat};
+use crate::cli::{Cli, Cmd, LogFormat};
+use crate::config::Config;
 use crate::mcp::server::Launcher;
 
 fn main() -> ExitCode {
@@ -28,7 +31,7 @@ fn main() -> ExitCode {
         Cmd::Man => return commands::info::man_page(),
         _ => {}
     }
-    let cfg = match Config::from_args(&cli.global) {
+    let cfg = match cli.global.config() {
         Ok(cfg) => cfg,
         Err(e) => return fail(&e),
     };

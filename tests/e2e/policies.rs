@@ -60,7 +60,7 @@ fn wait_ready(tb: &Testbed, ns: &str, pod: &str) {
 }
 
 /// The delivery script as the launcher sends it (the exec policy compares it word for word; a unit test of
-/// launcher/src/commands/policies.rs proves deploy/policies.yaml holds delivery.rs's).
+/// launcher/src/readiness/policies.rs proves deploy/policies.yaml holds delivery.rs's).
 fn delivery_script() -> String {
     let text =
         std::fs::read_to_string(crate::testbed::repo_root().join("deploy/policies.yaml")).unwrap();

@@ -4,8 +4,9 @@
 use serde_json::json;
 
 use super::mock::{mock_client, status};
-use crate::commands::policies::{Line, NOT_ENFORCED, check};
 use crate::probe::kube::K8sConfig;
+use crate::readiness::Status;
+use crate::readiness::policies::{NAME, NOT_ENFORCED, check};
 
 #[tokio::test]
 async fn an_api_server_without_the_policy_api_is_named_with_what_is_not_enforced() {
@@ -23,9 +24,8 @@ async fn an_api_server_without_the_policy_api_is_named_with_what_is_not_enforced
     ] {
         let (client, log) = mock_client(move |_| answer.clone());
         let c = check(&client, &K8sConfig::default(), Some("gpu-1")).await;
-        let Line::Warn(detail, _) = &c else {
-            panic!("{c:?}")
-        };
+        assert_eq!((c.name.as_str(), c.status), (NAME, Status::Warn), "{c:?}");
+        let detail = &c.detail;
         assert!(detail.contains("has no ValidatingAdmissionPolicy"), "{c:?}");
         assert!(detail.ends_with(NOT_ENFORCED), "{c:?}");
         assert!(!detail.contains('\n'), "one line: {c:?}");
@@ -55,9 +55,8 @@ async fn a_user_who_may_delete_the_bindings_is_told_they_are_exempt() {
     }
     });
     let c = check(&client, &K8sConfig::default(), None).await;
-    let Line::Ok(detail) = &c else {
-        panic!("{c:?}")
-    };
+    assert_eq!((c.name.as_str(), c.status), (NAME, Status::Ok), "{c:?}");
+    let detail = &c.detail;
     assert!(detail.contains("exempt"), "{c:?}");
     let log = log.lock().unwrap();
     assert!(

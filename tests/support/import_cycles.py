@@ -18,7 +18,15 @@ Known circles being removed are listed, with why, in tests/support/import_cycles
 and do not fail the run, a circle not listed does, and so does a listed one that is gone (delete its line:
 the list only shrinks).
 
+Layers: tests/support/import_layers declares, per crate, the order of its top-level modules (folders and
+files of its src/), top first, `>` between levels and `|` between peers on one level, and may do the same
+for a folder inside (`*`: all its modules are peers). A file may use its own layer and the layers below it;
+a use of a layer above it, or of a peer on its own level, fails the run with the file:line of the use, and
+so does a module the line does not name (a new folder says where it stands). The crate root (main.rs,
+lib.rs), or the folder's mod.rs, wires every layer and is in none.
+
 Usage: python3 tests/support/import_cycles.py CRATE_SRC_DIR...   (tests/run-all.sh checks the three crates)
+       (circles, then the layers of the crates import_layers names)
        python3 tests/support/import_cycles.py --self-test        (the fixtures in tests/support/import_cycles/)
 """
 import os
@@ -27,6 +35,7 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ALLOW = os.path.join(HERE, "import_cycles.allow")
+LAYERS = os.path.join(HERE, "import_layers")
 FIXTURES = os.path.join(HERE, "import_cycles")
 REPO = os.path.dirname(os.path.dirname(HERE))
 
@@ -489,6 +498,79 @@ def read_allow(path):
     return out
 
 
+def read_layers(path, base):
+    """{folder (absolute): [[layer, ...] per level, top first]} from a layers file: `DIR: a | b > c > d`
+    lines (DIR relative to `base`: a crate's src/ or a folder in it; `DIR: *` makes every module of the
+    folder a peer of the others), # comments."""
+    out = {}
+    if not os.path.exists(path):
+        return out
+    for raw in open(path, encoding="utf-8"):
+        s = raw.split("#", 1)[0].strip()
+        if not s:
+            continue
+        d, spec = s.split(":", 1)
+        levels = [[m.strip() for m in level.split("|")] for level in spec.split(">")]
+        out[os.path.abspath(os.path.join(base, d.strip()))] = levels
+    return out
+
+
+def layer_breaches(root, layers, crate=None):
+    """(modules in no layer, [(from, to, where, why)]) of one crate, for every folder of it that `layers`
+    names: each use, between two modules of that folder, of a layer above the user's or of a peer on its
+    level. The folder's own file (the crate root, a mod.rs) wires its layers and is in none."""
+    crate = crate or Crate(root)
+    graph = crate.edges()
+    unplaced, breaches = [], []
+    base = os.path.abspath(root)
+    for folder, levels in sorted(layers.items()):
+        if folder != base and not folder.startswith(base + os.sep):
+            continue
+        prefix = tuple(os.path.relpath(folder, base).split(os.sep)) if folder != base else ()
+        n = len(prefix)
+        everyone_a_peer = levels == [["*"]]
+        level_of = {m: i for i, level in enumerate(levels) for m in level}
+        inside = lambda m: m[:n] == prefix and len(m) > n
+        place = lambda layer: 0 if everyone_a_peer else level_of.get(layer)
+        where_named = "/".join(prefix) + "/" if prefix else ""
+        unplaced += sorted({where_named + m[n] for m in crate.files if inside(m) and place(m[n]) is None})
+        for a, targets in sorted(graph.items()):
+            if not inside(a) or place(a[n]) is None:
+                continue  # the folder's own file wires its layers; an unplaced module is reported as such
+            for b, line in sorted(targets.items()):
+                if b[:n] != prefix:
+                    continue  # outside the folder: its parent's layers judge it
+                la, lb = a[n], (b[n] if len(b) > n else None)
+                if la == lb or (lb is not None and place(lb) is None):
+                    continue
+                if lb is None:
+                    why = f"{la} uses {name(prefix)}, which wires the layers"
+                elif place(lb) < place(la):
+                    why = f"{la} uses {lb}, a layer above it"
+                elif place(lb) == place(la):
+                    why = f"{la} uses {lb}, its peer"
+                else:
+                    continue
+                where = f"{os.path.relpath(crate.files[a].path)}:{line}"
+                breaches.append((name(a), name(b), where, why))
+    return unplaced, breaches
+
+
+def check_layers(roots, layers_path):
+    layers = read_layers(layers_path, REPO)
+    ok = True
+    for root in roots:
+        key = crate_key(root)
+        unplaced, breaches = layer_breaches(root, layers)
+        for m in unplaced:
+            ok = False
+            print(f"{key}: {m} is in no layer: name it in {os.path.relpath(layers_path)}")
+        for a, b, where, why in breaches:
+            ok = False
+            print(f"{key}: layer breach: {where} -> {b} ({why})")
+    return ok
+
+
 def check(roots, allow_path):
     allow = read_allow(allow_path)
     seen, bad = set(), False
@@ -512,22 +594,35 @@ def check(roots, allow_path):
 
 
 def self_test():
-    """Each fixture crate under tests/support/import_cycles/ holds one circle written in one path form
-    (its `expect` file: `a <-> b` per circle, nothing for none); the checker must find exactly those."""
+    """Each fixture crate under tests/support/import_cycles/ holds one circle written in one path form, or
+    (with a `layers` file, the format of import_layers for its `src`) layer breaches. Its `expect` file:
+    `a <-> b` per circle, `a -> b` per breach (the using file and the used one), `no layer: m` per module
+    in no layer, nothing for none; the checker must find exactly those."""
     ok = True
     for case in sorted(os.listdir(FIXTURES)):
         root = os.path.join(FIXTURES, case)
+        src = os.path.join(root, "src")
         want = set()
         for raw in open(os.path.join(root, "expect"), encoding="utf-8"):
             s = raw.split("#", 1)[0].strip()
-            if s:
+            if s.startswith("no layer:"):
+                want.add(("no layer", s.split(":", 1)[1].strip()))
+            elif "<->" in s:
                 want.add(frozenset(m.strip() for m in s.split("<->")))
-        got = {frozenset(m) for m, _ in circles(os.path.join(root, "src"))}
+            elif "->" in s:
+                a, b = s.split("->")
+                want.add((a.strip(), b.strip()))
+        got = {frozenset(m) for m, _ in circles(src)}
+        unplaced, breaches = layer_breaches(src, read_layers(os.path.join(root, "layers"), root))
+        got |= {("no layer", m) for m in unplaced}
+        got |= {(a, b) for a, b, _, _ in breaches}
+        show = lambda found: sorted(" <-> ".join(sorted(f)) if isinstance(f, frozenset) else " -> ".join(f)
+                                    for f in found)
         if got != want:
             ok = False
-            print(f"self-test {case}: want {sorted(map(sorted, want))}, found {sorted(map(sorted, got))}")
+            print(f"self-test {case}: want {show(want)}, found {show(got)}")
         else:
-            print(f"self-test {case}: ok ({len(want)} circle{'s' if len(want) != 1 else ''})")
+            print(f"self-test {case}: ok ({len(want)} finding{'s' if len(want) != 1 else ''})")
     return ok
 
 
@@ -538,7 +633,9 @@ def main():
     if not args or any(a.startswith("-") for a in args):
         print(__doc__, file=sys.stderr)
         sys.exit(2)
-    sys.exit(0 if check(args, ALLOW) else 1)
+    circles_ok = check(args, ALLOW)
+    layers_ok = check_layers(args, LAYERS)
+    sys.exit(0 if circles_ok and layers_ok else 1)
 
 
 if __name__ == "__main__":

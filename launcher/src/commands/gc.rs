@@ -5,8 +5,8 @@ use std::process::ExitCode;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::Api;
 
-use crate::cli::Config;
 use crate::cluster::clients::Clients;
+use crate::config::Config;
 use crate::probe::kube::{Error, K8sConfig};
 use crate::probe::sweep::{self, SweepReport};
 

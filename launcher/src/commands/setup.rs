@@ -11,14 +11,15 @@ use kube::core::GroupVersionKind;
 use kube::discovery::{Scope, pinned_kind};
 use serde_json::{Value, json};
 
-use crate::cli::{Config, Mode, SetupArgs, SetupPart};
+use crate::cli::{SetupArgs, SetupPart};
 use crate::cluster::clients::Clients;
-use crate::commands::check::{
-    BINDINGS_YAML, KubeconfigSource, LOG_READER_ROLE, NAMESPACE_YAML, OPERATOR_ROLE, RBAC_YAML,
-    documents,
-};
-use crate::commands::policies::{PolicyValues, render};
+use crate::config::{Config, Mode};
 use crate::probe::kube::DEFAULT_NAMESPACE;
+use crate::readiness::KubeconfigSource;
+use crate::readiness::manifests::{
+    BINDINGS_YAML, LOG_READER_ROLE, NAMESPACE_YAML, OPERATOR_ROLE, RBAC_YAML, documents,
+};
+use crate::readiness::policies::{PolicyValues, render};
 
 /// The field manager of `setup --apply`.
 const FIELD_MANAGER: &str = "k8s-gpu-mcp-setup";

@@ -13,9 +13,9 @@ use rmcp::model::{
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler, ServiceExt, prompt_handler, tool_handler};
 
-use crate::cli::{Config, Mode};
 use crate::cluster::ClusterBackend;
-use crate::mcp::framework::{Env, Host};
+use crate::config::{Config, Mode};
+use crate::mcp::framework::{Env, ToolServer};
 use crate::probe::local::{LocalRunner, find_probe_bin};
 use crate::probe::runner::Runner;
 
@@ -134,7 +134,7 @@ impl Launcher {
     }
 }
 
-impl Host for Launcher {
+impl ToolServer for Launcher {
     fn env(&self) -> &Arc<Env> {
         &self.env
     }

@@ -8,6 +8,7 @@ pub mod action;
 pub mod error;
 pub mod evidence;
 pub mod fanout;
+pub mod node_mark;
 pub mod reports;
 pub mod schema;
 pub mod target;
@@ -28,8 +29,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio_util::sync::CancellationToken;
 
-use crate::cli::Config;
 use crate::cluster::ClusterBackend;
+use crate::config::Config;
 use crate::mcp::progress::Progress;
 use crate::probe::runner::{PhaseTiming, ProbeRequest, ProgressSink, Runner};
 
@@ -45,8 +46,9 @@ pub struct Env {
     pub reports: reports::ReportStore,
 }
 
-/// The server a route belongs to: anything that can hand tools their [`Env`].
-pub trait Host: Send + Sync + 'static {
+/// The MCP server the tool routes belong to (`crate::mcp::server::Launcher`): it hands
+/// each call the tools' [`Env`].
+pub trait ToolServer: Send + Sync + 'static {
     fn env(&self) -> &Arc<Env>;
 }
 
@@ -120,7 +122,7 @@ pub trait Tool: Send + Sync + 'static {
 }
 
 /// The MCP route of tool `T` on server `S`.
-pub fn route<T: Tool, S: Host>() -> ToolRoute<S> {
+pub fn route<T: Tool, S: ToolServer>() -> ToolRoute<S> {
     let input = schema::input_schema::<T::Args>();
     let attr = rmcp::model::Tool::new(T::NAME, T::DESCRIPTION, input.clone())
         .with_title(T::TITLE)

@@ -99,6 +99,16 @@ pub fn check_args(
     Ok(())
 }
 
+/// What the schema cannot say of a free-text argument the launcher stores on a node (a mark's verdict, why
+/// it was cleared): that it holds a word. Its length and control characters are [`check_args`]'s, done on
+/// every call before the tool runs.
+pub fn check_not_blank(name: &str, s: &str) -> Result<(), String> {
+    if s.trim().is_empty() {
+        return Err(format!("`{name}` is blank; say it in words, on one line"));
+    }
+    Ok(())
+}
+
 /// A label selector holds label keys and values (`[A-Za-z0-9._/-]`), the operators `=`, `==`, `!=`,
 /// `in`, `notin`, `!`, commas, parentheses and spaces: nothing else can be part of a valid one, so
 /// anything else (quotes, `;`, `$`, `&`, `?`, `#`, `%`) is refused here with a clear error.

@@ -1,11 +1,12 @@
 //! `check_cluster`: `k8s-gpu-mcp check` for an AI host, so "is this cluster ready?" has an answer before
-//! the first probe fails. Read-only, like the command (crate::commands::check).
+//! the first probe fails. Read-only: the readiness checks of `crate::readiness`, as the command runs them.
 
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use crate::commands::check::{Check, CheckOptions, CheckReport, Status, render_text};
+use crate::config::Config;
 use crate::mcp::framework::{Cx, Hints, Tool, ToolError};
+use crate::readiness::{self, CheckOptions, CheckReport, ReadinessCheck, Status, render_text};
 
 pub struct CheckCluster;
 
@@ -43,7 +44,7 @@ every failure comes with the command that fixes it (for a cluster admin to run).
         if a.context.is_some() {
             k8s.context = a.context;
         }
-        Ok(crate::commands::check::run(&CheckOptions {
+        Ok(readiness::run(&CheckOptions {
             k8s,
             mode: cfg.mode,
             selector: a.label_selector,
@@ -57,7 +58,7 @@ every failure comes with the command that fixes it (for a cluster admin to run).
 }
 
 /// Local mode has no cluster to check: one line saying where node-probe runs.
-fn local_report(cfg: &crate::cli::Config) -> CheckReport {
+fn local_report(cfg: &Config) -> CheckReport {
     let detail = match &cfg.simulate {
         Some(s) => format!("local mode: node-probe runs here, simulating {s}; no cluster is used"),
         None => "local mode: node-probe runs on this machine; no cluster is used".into(),
@@ -68,7 +69,7 @@ fn local_report(cfg: &crate::cli::Config) -> CheckReport {
         namespace: cfg.cluster.namespace.clone(),
         mode: "local".into(),
         user: None,
-        checks: vec![Check {
+        checks: vec![ReadinessCheck {
             name: "local".into(),
             status: Status::Ok,
             detail,

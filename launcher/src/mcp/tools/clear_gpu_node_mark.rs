@@ -8,9 +8,9 @@ use serde::Deserialize;
 
 use crate::cluster::MarkResult;
 use crate::mcp::framework::action::{ClusterAction, OperatorOutput};
+use crate::mcp::framework::node_mark::{judge_mark, render_mark};
+use crate::mcp::framework::schema::check_not_blank;
 use crate::mcp::framework::{Cx, Hints, Node, Tool, ToolError};
-
-use super::mark_gpu_node::{check_text, judge_mark, render_mark};
 
 pub struct ClearGpuNodeMark;
 
@@ -52,7 +52,8 @@ the Node.";
         Node { target: t, args: a }: Self::Args,
     ) -> Result<Self::Output, ToolError> {
         let op = ClusterAction::start(cx, Self::NAME, "mark", t)?;
-        check_text("reason", &a.reason, 256)?;
+        // Length and control characters: the schema's limits, checked before `run`.
+        check_not_blank("reason", &a.reason).map_err(ToolError::Invalid)?;
         let dry_run = a.dry_run.unwrap_or(false);
         let target = op.node().to_string();
         let note = format!("cleared by k8s-gpu-mcp: {}", a.reason.trim());

@@ -10,6 +10,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::cluster::GpuNode;
+use crate::mcp::framework::node_mark::mark_flag;
 use crate::mcp::framework::{Cx, Hints, NodeTarget, ProbeRun, Tool, ToolError};
 
 pub struct ListGpuNodes;
@@ -270,18 +271,6 @@ found by an inventory probe.";
         }
         out
     }
-}
-
-/// `marked XidError79 since 2026-05-01T10:00:00Z` (the mark of `mark_gpu_node`), compactly.
-pub fn mark_flag(m: &crate::cluster::NodeMark) -> String {
-    format!(
-        "marked {}{}",
-        m.reason,
-        m.since
-            .as_deref()
-            .map(|t| format!(" since {t}"))
-            .unwrap_or_default()
-    )
 }
 
 fn has_problem(n: &GpuNode) -> bool {

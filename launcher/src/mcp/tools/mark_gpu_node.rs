@@ -8,7 +8,9 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 
 use crate::cluster::{MarkRequest, MarkResult};
-use crate::mcp::framework::action::{ClusterAction, OperatorOutput, headline};
+use crate::mcp::framework::action::{ClusterAction, OperatorOutput};
+use crate::mcp::framework::node_mark::{judge_mark, render_mark};
+use crate::mcp::framework::schema::check_not_blank;
 use crate::mcp::framework::{Cx, Hints, Node, Tool, ToolError};
 
 pub struct MarkGpuNode;
@@ -77,16 +79,6 @@ pub fn check_reason(s: &str) -> Result<(), ToolError> {
     }
 }
 
-/// Free text stored on the node: bounded, one line, no control characters.
-pub fn check_text(name: &str, s: &str, max: usize) -> Result<(), ToolError> {
-    if s.trim().is_empty() || s.chars().count() > max || s.chars().any(char::is_control) {
-        return Err(ToolError::Invalid(format!(
-            "`{name}` must be one line of 1-{max} characters without control characters"
-        )));
-    }
-    Ok(())
-}
-
 /// A GPU index (0-999) or a GPU/MIG UUID.
 fn check_gpu(s: &str) -> Result<(), ToolError> {
     let index = !s.is_empty() && s.len() <= 3 && s.bytes().all(|b| b.is_ascii_digit());
@@ -152,7 +144,8 @@ elicitation, or `confirm` = `<node_name>` (`<node_name>/gpu/<gpu>` with gpu). Au
     ) -> Result<Self::Output, ToolError> {
         let op = ClusterAction::start(cx, Self::NAME, "to mark", t)?;
         check_reason(&a.reason)?;
-        check_text("message", &a.message, 512)?;
+        // Length and control characters: the schema's limits, checked before `run`.
+        check_not_blank("message", &a.message).map_err(ToolError::Invalid)?;
         if let Some(g) = &a.gpu {
             check_gpu(g)?;
         }
@@ -206,44 +199,6 @@ elicitation, or `confirm` = `<node_name>` (`<node_name>/gpu/<gpu>` with gpu). Au
     }
 }
 
-/// A stored (or dry-run) mark's result and audit message: `message` and what changed (shared with
-/// `clear_gpu_node_mark`).
-pub fn judge_mark(message: &str) -> impl FnOnce(&MarkResult) -> (&'static str, String) + '_ {
-    move |res| {
-        let result = if res.dry_run { "dry_run" } else { "done" };
-        let detail = if res.changed.is_empty() {
-            format!("{message} (nothing to change)")
-        } else {
-            format!("{message} ({})", res.changed.join(", "))
-        };
-        (result, detail)
-    }
-}
-
-pub fn render_mark(o: &OperatorOutput<MarkResult>) -> String {
-    let r = &o.report;
-    let mut s = headline(o, false);
-    let or_none = |x: &Option<String>| x.clone().unwrap_or_else(|| "none".into());
-    s.push_str(&format!(
-        "node {}{}: {}\n  taint {}; label {}; condition {}{}\n",
-        r.node,
-        if r.dry_run { " (dry run)" } else { "" },
-        if r.changed.is_empty() {
-            "nothing to change".to_string()
-        } else {
-            r.changed.join(", ")
-        },
-        or_none(&r.taint),
-        or_none(&r.label),
-        or_none(&r.condition),
-        r.since
-            .as_deref()
-            .map(|t| format!(" since {t}"))
-            .unwrap_or_default()
-    ));
-    s
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -254,10 +209,6 @@ mod tests {
         for bad in ["", "xid", "Xid 79", "Xid-79", "Xid\n", &"A".repeat(64), "Ünhealthy"] {
             assert!(check_reason(bad).is_err(), "{bad:?}");
         }
-        assert!(check_text("message", "GPU 3 fell off the bus", 512).is_ok());
-        for bad in ["", "  ", "a\nb", "a\u{1b}[31m", &"x".repeat(513)] {
-            assert!(check_text("message", bad, 512).is_err(), "{bad:?}");
-        }
         assert!(check_gpu("3").is_ok());
         assert!(check_gpu("GPU-8f2c1d3e-0b1a-4c5d-9e8f-123456789abc").is_ok());
         for bad in ["", "1000", "-1", "GPU-", "GPU-zzzzzzzz", "gpu 3"] {
@@ -267,6 +218,32 @@ mod tests {
         assert_eq!(check_digest(&d).unwrap(), format!("sha256:{}", "a".repeat(64)));
         assert!(check_digest(&format!("sha256:{}", "g".repeat(64))).is_err());
         assert!(check_digest("sha256:abc").is_err());
+    }
+
+    /// The message's limits are the schema's (checked by the route before `run`) plus the blank check:
+    /// every value the tool's own text check refused is still refused, the blank one with its own words.
+    #[test]
+    fn the_message_is_one_bounded_line_with_a_word() {
+        use crate::mcp::framework::schema::{check_args, input_schema};
+        let schema = input_schema::<Node<MarkArgs>>();
+        let call = |message: &str| {
+            let serde_json::Value::Object(args) = serde_json::json!({
+                "node_name": "gpu-node-5", "reason": "XidError79", "message": message
+            }) else {
+                unreachable!()
+            };
+            check_args(&schema, &args)
+        };
+        assert!(call("GPU 3 fell off the bus").is_ok());
+        assert!(call(&"x".repeat(512)).is_ok());
+        for bad in ["", "a\nb", "a\u{1b}[31m", &"x".repeat(513)] {
+            assert!(call(bad).is_err(), "{bad:?}");
+        }
+        assert!(check_not_blank("message", "GPU 3 fell off the bus").is_ok());
+        for blank in ["  ", "\u{a0}"] {
+            assert!(call(blank).is_ok(), "the schema lets {blank:?} through");
+            assert!(check_not_blank("message", blank).is_err(), "{blank:?}");
+        }
     }
 
     #[test]

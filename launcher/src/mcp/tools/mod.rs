@@ -4,7 +4,7 @@
 
 use rmcp::handler::server::router::tool::ToolRoute;
 
-use crate::mcp::framework::{Host, Tool, route};
+use crate::mcp::framework::{Tool, ToolServer, route};
 
 /// A registered tool: how to build its route.
 pub struct Entry<S> {
@@ -26,12 +26,12 @@ macro_rules! registry {
         pub const GUIDE: &[(&str, &str)] = &[$((<$r::$rt as Tool>::NAME, $when)),*];
 
         /// The tools every server lists.
-        pub fn read_only<S: Host>() -> Vec<Entry<S>> {
+        pub fn read_only<S: ToolServer>() -> Vec<Entry<S>> {
             vec![$(Entry { route: route::<$r::$rt, S> }),*]
         }
 
         /// The tools that act on GPUs and nodes, listed only with `--mode operator`.
-        pub fn operator<S: Host>() -> Vec<Entry<S>> {
+        pub fn operator<S: ToolServer>() -> Vec<Entry<S>> {
             vec![$(Entry { route: route::<$o::$ot, S> }),*]
         }
     };

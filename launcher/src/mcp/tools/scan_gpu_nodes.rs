@@ -12,6 +12,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::mcp::framework::fanout::probe_nodes;
+use crate::mcp::framework::node_mark::mark_flag;
 use crate::mcp::render::text::sev_label;
 use crate::mcp::framework::{Cx, Hints, Tool, ToolError};
 
@@ -385,7 +386,7 @@ with show_healthy=true). Use it to find the bad nodes in a fleet, e.g. after a f
                 .marked
                 .iter()
                 .take(MARKED_SHOWN)
-                .map(|m| format!("{} {}", m.node, super::list_gpu_nodes::mark_flag(&m.mark)))
+                .map(|m| format!("{} {}", m.node, mark_flag(&m.mark)))
                 .collect();
             let more = s.marked.len().saturating_sub(MARKED_SHOWN);
             let _ = writeln!(

@@ -1,5 +1,6 @@
 //! The launcher's admission policies (deploy/policies.yaml): what `setup` prints and applies with the roles,
-//! filled with the owner's values, and how `check` sees whether they hold for the user it runs as.
+//! filled with the owner's values, and how `check` sees whether they hold for the user it runs as (the
+//! `policies` row).
 //!
 //! The policies are ValidatingAdmissionPolicies (admissionregistration.k8s.io/v1, GA in Kubernetes 1.30,
 //! <https://kubernetes.io/docs/reference/access-authn-authz/validating-admission-policy/>): CEL run by the API
@@ -19,20 +20,12 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::Client;
 use kube::api::{Api, PostParams};
 
-use crate::cli::Config;
+use super::ReadinessCheck;
+use crate::config::Config;
 use crate::probe::delivery::{self, Delivery, ProbeBinaries};
 use crate::probe::kube::K8sConfig;
 use crate::probe::pod;
 use crate::probe::trust::{ImageRef, TrustPolicy};
-
-/// `check`'s line about the policies (check.rs turns it into a checklist line).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Line {
-    Ok(String),
-    /// Detail and fix.
-    Warn(String, String),
-    Fail(String, String),
-}
 
 /// The checklist line's name.
 pub const NAME: &str = "policies";
@@ -137,7 +130,7 @@ pub fn render(values: &PolicyValues) -> String {
 /// are refused by the policies (a server-side dry run, and an exec of a pod that does not exist: the API
 /// server admits a CONNECT before it looks the pod up, so nothing runs either way); with copy delivery, whether
 /// this launcher's node-probe build is among those the exec policy lists.
-pub async fn check(client: &Client, k8s: &K8sConfig, node: Option<&str>) -> Line {
+pub async fn check(client: &Client, k8s: &K8sConfig, node: Option<&str>) -> ReadinessCheck {
     let ns = k8s.namespace.as_str();
     let fix = "k8s-gpu-mcp setup --apply   # as a cluster admin: applies deploy/policies.yaml with this launcher's trust list and node-probe builds";
     match client
@@ -149,18 +142,22 @@ pub async fn check(client: &Client, k8s: &K8sConfig, node: Option<&str>) -> Line
                 .iter()
                 .any(|r| r.name == "validatingadmissionpolicies") => {}
         _ => {
-            return Line::Warn(
+            return ReadinessCheck::warn(
+                NAME,
                 format!(
                     "this API server has no ValidatingAdmissionPolicy (admissionregistration.k8s.io/v1, Kubernetes 1.30+): {NOT_ENFORCED}"
                 ),
-                "upgrade to Kubernetes 1.30 or later, then k8s-gpu-mcp setup --apply; until then bind the roles only to people who may be root on the GPU nodes".into(),
+                "upgrade to Kubernetes 1.30 or later, then k8s-gpu-mcp setup --apply; until then bind the roles only to people who may be root on the GPU nodes",
             );
         }
     }
     if may_delete_policy_bindings(client).await {
-        return Line::Ok(format!(
-            "you may delete admission policy bindings, so the launcher's policies ({PROBE_POD_POLICY}, {EXEC_POLICY}, {EPHEMERAL_POLICY}) exempt you; they hold the launcher's other users: run check as one to see them enforced"
-        ));
+        return ReadinessCheck::ok(
+            NAME,
+            format!(
+                "you may delete admission policy bindings, so the launcher's policies ({PROBE_POD_POLICY}, {EXEC_POLICY}, {EPHEMERAL_POLICY}) exempt you; they hold the launcher's other users: run check as one to see them enforced"
+            ),
+        );
     }
     // A probe pod in every way but its command.
     let call = pod::ProbeCall::new(ns, node.unwrap_or("no-gpu-node"), "check");
@@ -178,9 +175,10 @@ pub async fn check(client: &Client, k8s: &K8sConfig, node: Option<&str>) -> Line
         Ok(_) => false,
         // Refused for another reason (no permission, no namespace): the lines above say which.
         Err(e) => {
-            return Line::Warn(
+            return ReadinessCheck::warn(
+                NAME,
                 format!("cannot tell: a dry-run pod was refused before the policies: {e}"),
-                "fix the lines above, then run check again".into(),
+                "fix the lines above, then run check again",
             );
         }
     };
@@ -193,12 +191,13 @@ pub async fn check(client: &Client, k8s: &K8sConfig, node: Option<&str>) -> Line
             .filter(|(refused, _)| !refused)
             .map(|(_, p)| *p)
             .collect();
-        return Line::Warn(
+        return ReadinessCheck::warn(
+            NAME,
             format!(
                 "{} not in force for you: {NOT_ENFORCED}",
                 missing.join(", ")
             ),
-            fix.into(),
+            fix,
         );
     }
     let delivery = k8s
@@ -213,20 +212,24 @@ pub async fn check(client: &Client, k8s: &K8sConfig, node: Option<&str>) -> Line
             if let Err(m) = exec_admission(client, ns, &argv).await
                 && m.contains(EXEC_POLICY)
             {
-                return Line::Fail(
+                return ReadinessCheck::fail(
+                    NAME,
                     format!(
                         "{EXEC_POLICY} refuses this launcher's node-probe build ({}, SHA-256 {}): copy delivery cannot run",
                         p.path.display(),
                         p.sha256
                     ),
-                    fix.into(),
+                    fix,
                 );
             }
         }
     }
-    Line::Ok(format!(
-        "in force for you: a probe pod of another command ({PROBE_POD_POLICY}) and an exec of `sh` ({EXEC_POLICY}) are refused (dry run, nothing ran)"
-    ))
+    ReadinessCheck::ok(
+        NAME,
+        format!(
+            "in force for you: a probe pod of another command ({PROBE_POD_POLICY}) and an exec of `sh` ({EXEC_POLICY}) are refused (dry run, nothing ran)"
+        ),
+    )
 }
 
 /// Whether the user may delete admission policy bindings (and so is exempt from the policies).
@@ -279,7 +282,7 @@ async fn exec_admission(client: &Client, ns: &str, argv: &[String]) -> Result<()
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::commands::check::documents;
+    use crate::readiness::manifests::documents;
 
     fn variable(doc: &serde_json::Value, name: &str) -> String {
         doc["spec"]["variables"]

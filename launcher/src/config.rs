@@ -1,0 +1,108 @@
+//! The launcher's resolved settings ([`Config`]), which the MCP server, the subcommands and the readiness
+//! checks read: the command line (`crate::cli`) converts into it, so nothing below the CLI knows clap.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::probe::kube::K8sConfig;
+use crate::probe::trust::TrustPolicy;
+
+/// Which tools the server lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Mode {
+    /// Only tools that read (the default).
+    #[default]
+    ReadOnly,
+    /// Also the operator tools that change GPUs or nodes.
+    Operator,
+}
+
+/// Where and how probe pods run, as given (`--kubeconfig`, `--namespace`, `--probe-*`, ...); the
+/// Kubernetes runner's settings are derived from it by [`Config::k8s_config`], and `setup` writes it back
+/// into the host configuration.
+#[derive(Debug, Clone, Default)]
+pub struct ClusterSettings {
+    pub kubeconfig: Option<PathBuf>,
+    pub context: Option<String>,
+    pub namespace: String,
+    pub probe_image: Option<String>,
+    /// `pod` or `ephemeral`.
+    pub probe_mode: String,
+    pub probe_runtime_class: Option<String>,
+    /// activeDeadlineSeconds of probe pods.
+    pub probe_deadline: u64,
+    /// `auto`, `image` or `copy`.
+    pub probe_delivery: String,
+    pub probe_bin_dir: Option<PathBuf>,
+    pub probe_priority_class: String,
+    pub image_pull_secret: Vec<String>,
+    pub trust_image: Vec<String>,
+    pub trust_images_file: Option<PathBuf>,
+    pub target_pod: Option<String>,
+}
+
+impl ClusterSettings {
+    /// The built-in trusted sources plus `--trust-image` and `--trust-images-file` (read here).
+    pub fn trust_policy(&self) -> Result<TrustPolicy, String> {
+        TrustPolicy::with(&self.trust_image, self.trust_images_file.as_deref())
+    }
+}
+
+/// The launcher's configuration, shared by every subcommand.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub local: bool,
+    pub simulate: Option<String>,
+    pub probe_bin: Option<PathBuf>,
+    pub mode: Mode,
+    pub probe_timeout: Duration,
+    pub evidence_dir: PathBuf,
+    pub cluster: ClusterSettings,
+    /// Built-in trusted sources plus --trust-image / --trust-images-file ([`ClusterSettings::trust_policy`]).
+    pub trust: Arc<TrustPolicy>,
+}
+
+impl Config {
+    /// The Kubernetes settings from the CLI flags.
+    pub fn k8s_config(&self) -> K8sConfig {
+        let c = &self.cluster;
+        K8sConfig {
+            // Empty values mean "not set": bundle hosts fill `--context=${user_config.context}` with "".
+            kubeconfig: c.kubeconfig.clone().filter(|p| !p.as_os_str().is_empty()),
+            context: c.context.clone().filter(|c| !c.is_empty()),
+            namespace: c.namespace.clone(),
+            probe_image: c.probe_image.clone(),
+            probe_mode: c.probe_mode.parse().unwrap_or_default(),
+            runtime_class: c.probe_runtime_class.clone(),
+            active_deadline: Duration::from_secs(if c.probe_deadline == 0 {
+                120
+            } else {
+                c.probe_deadline
+            }),
+            operator_mode: self.mode == Mode::Operator,
+            target_pod: c.target_pod.clone(),
+            probe_delivery: c.probe_delivery.parse().unwrap_or_default(),
+            probe_bin_dir: c.probe_bin_dir.clone(),
+            image_pull_secrets: c.image_pull_secret.clone(),
+            priority_class: Some(c.probe_priority_class.clone()),
+            trust: self.trust.clone(),
+            ..Default::default()
+        }
+    }
+}
+
+/// `--evidence-dir`, else the user's state directory (XDG base directories), else the temp dir.
+pub fn default_evidence_dir() -> PathBuf {
+    let state = std::env::var_os("XDG_STATE_HOME")
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+        .or_else(|| {
+            std::env::var_os("HOME")
+                .map(PathBuf::from)
+                .filter(|p| p.is_absolute())
+                .map(|h| h.join(".local/state"))
+        })
+        .unwrap_or_else(std::env::temp_dir);
+    state.join("k8s-gpu-mcp/evidence")
+}

@@ -1,0 +1,3 @@
+pub struct Report {
+    pub ok: bool,
+}

@@ -1,0 +1,3 @@
+pub fn headline() -> String {
+    String::new()
+}

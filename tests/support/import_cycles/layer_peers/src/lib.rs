@@ -1,0 +1,2 @@
+mod framework;
+mod tools;

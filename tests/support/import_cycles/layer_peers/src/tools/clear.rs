@@ -1,0 +1,5 @@
+use super::mark::render_mark;
+
+pub fn render() -> String {
+    render_mark()
+}

@@ -1,0 +1,7 @@
+pub fn render() -> String {
+    crate::framework::headline()
+}
+
+pub fn render_mark() -> String {
+    render()
+}

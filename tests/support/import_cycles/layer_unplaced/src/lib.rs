@@ -1,0 +1,2 @@
+mod extra;
+mod mcp;

@@ -1,0 +1,3 @@
+pub fn serve() {
+    crate::extra::help();
+}

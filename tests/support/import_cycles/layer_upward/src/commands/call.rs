@@ -1,0 +1,3 @@
+pub fn run(cfg: crate::cli::Config) {
+    let _ = crate::mcp::server::Launcher(cfg);
+}

@@ -1,0 +1,4 @@
+pub fn run() -> bool {
+    crate::probe::run(&crate::cluster::Node);
+    true
+}

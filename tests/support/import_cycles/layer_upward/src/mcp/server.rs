@@ -1,0 +1,3 @@
+use crate::cli::Config;
+
+pub struct Launcher(pub Config);

@@ -1,0 +1,5 @@
+use crate::commands::check;
+
+pub fn check_cluster() -> bool {
+    check::run()
+}
