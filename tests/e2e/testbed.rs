@@ -831,10 +831,12 @@ fn sweep_stale_runs() {
     }
 }
 
-/// A name no other test uses (tests share one testbed).
+/// A name no other test uses (tests share one testbed). The sequence is zero-padded so names sort in the
+/// order they were made: the API server lists by name as text, and a test that makes a good node and then a
+/// bad one may rely on the first (`check` dry-runs the probe pod on the first Ready node it lists).
 pub fn unique(prefix: &str) -> String {
     format!(
-        "{prefix}-{}-{}",
+        "{prefix}-{}-{:05}",
         std::process::id() % 10000,
         SEQ.fetch_add(1, Ordering::Relaxed)
     )
