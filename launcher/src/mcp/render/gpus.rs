@@ -7,11 +7,13 @@ use std::collections::BTreeSet;
 use std::fmt::Write;
 
 use gpu_diag::analysis::health::HealthReport;
+use gpu_diag::analysis::inventory::InventoryReport;
 use gpu_diag::analysis::processes::GpuProcesses;
 use gpu_diag::analysis::telemetry::GpuTelemetry;
 use gpu_diag::facts::{FieldErrorKind, Reading};
 
-use super::topology::gpu_set;
+use super::reading::{on_off, value_or_unknown as show};
+use super::topology::{alike, gpu_set};
 
 /// Kinds of process named per GPU line (a GPU may run hundreds of processes: they are counted).
 const KINDS_SHOWN: usize = 4;
@@ -38,6 +40,38 @@ pub fn lost_in_telemetry(gpus: &[GpuTelemetry]) -> BTreeSet<u32> {
         .filter(|t| is_lost(t.utilization.err()) || is_lost(t.clocks.sm_mhz.err()))
         .map(|t| t.gpu.index)
         .collect()
+}
+
+/// The inventory: the GPU count and driver in one line, then one line per group of alike GPUs (model,
+/// memory, VBIOS, persistence and MIG mode); a `lost` GPU says so in words.
+pub fn inventory(inv: &InventoryReport, lost: &BTreeSet<u32>, out: &mut String) {
+    let _ = writeln!(
+        out,
+        "GPUs: {} enumerated; driver {}, CUDA {}",
+        show(&inv.device_count),
+        show(&inv.driver.driver_version),
+        show(&inv.driver.cuda_driver_version)
+    );
+    let lines = inv.gpus.iter().map(|g| {
+        let line = if lost.contains(&g.index) {
+            format!(
+                "{}, lost: NVML answers GPU_IS_LOST, so its telemetry, links, ECC and processes \
+                 cannot be read (see the findings)",
+                show(&g.name)
+            )
+        } else {
+            format!(
+                "{}, {} MiB, VBIOS {}, persistence {}, MIG {}",
+                show(&g.name),
+                show(&g.memory_total_mib),
+                show(&g.vbios_version),
+                on_off(g.persistence_mode.get()),
+                on_off(g.mig_mode.ok().map(|m| m.current))
+            )
+        };
+        (g.index, line)
+    });
+    alike(lines.collect(), out);
 }
 
 /// `a` or `a-b` over the values read; `?` when none was.

@@ -4,5 +4,6 @@
 
 pub mod gpus;
 pub mod nic;
+pub mod reading;
 pub mod text;
 pub mod topology;

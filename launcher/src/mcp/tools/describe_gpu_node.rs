@@ -16,6 +16,7 @@ use crate::mcp::render::text::{
 };
 use crate::mcp::render::gpus;
 use crate::mcp::render::topology::{self, alike};
+use crate::mcp::framework::target::MAX_GPU_INDEX;
 use crate::mcp::framework::{Cx, Detail, Hints, Node, ProbeRun, Tool, ToolError, pick};
 
 pub struct DescribeGpuNode;
@@ -30,7 +31,7 @@ pub struct DescribeArgs {
     pub detail: Detail,
     /// Only this GPU (index as `get_gpu_inventory` reports it): its entries and findings, plus the node's.
     #[serde(default)]
-    #[schemars(with = "u32", range(max = 1023))]
+    #[schemars(with = "u32", range(max = MAX_GPU_INDEX))]
     pub gpu: Option<u32>,
 }
 
@@ -179,10 +180,6 @@ fn only_gpu(r: &mut DescribeReport, g: u32) -> Result<(), String> {
     Ok(())
 }
 
-fn show<T: std::fmt::Display>(r: &gpu_diag::facts::Reading<T>) -> String {
-    r.ok().map_or("?".to_string(), |v| v.to_string())
-}
-
 fn summary_text(r: &DescribeReport, out: &mut String) {
     let h = &r.health;
     let _ = writeln!(out, "verdict: {} - {}", verdict_label(h.verdict), h.summary);
@@ -191,47 +188,7 @@ fn summary_text(r: &DescribeReport, out: &mut String) {
     let lost = gpus::lost(&r.health);
     let answering = |i: &u32| !lost.contains(i);
 
-    let inv = &r.inventory;
-    let _ = writeln!(
-        out,
-        "GPUs: {} enumerated; driver {}, CUDA {}",
-        show(&inv.device_count),
-        show(&inv.driver.driver_version),
-        show(&inv.driver.cuda_driver_version)
-    );
-    alike(
-        inv.gpus
-            .iter()
-            .map(|g| {
-                if lost.contains(&g.index) {
-                    return (
-                        g.index,
-                        format!(
-                            "{}, lost: NVML answers GPU_IS_LOST, so its telemetry, links, ECC and processes \
-                             cannot be read (see the findings)",
-                            show(&g.name)
-                        ),
-                    );
-                }
-                (
-                    g.index,
-                    format!(
-                        "{}, {} MiB, VBIOS {}, persistence {}, MIG {}",
-                        show(&g.name),
-                        show(&g.memory_total_mib),
-                        show(&g.vbios_version),
-                        g.persistence_mode
-                            .get()
-                            .map_or("?", |p| if p { "on" } else { "off" }),
-                        g.mig_mode
-                            .ok()
-                            .map_or("?", |m| if m.current { "on" } else { "off" })
-                    ),
-                )
-            })
-            .collect(),
-        out,
-    );
+    gpus::inventory(&r.inventory, &lost, out);
 
     out.push_str("Telemetry:\n");
     let tel: Vec<_> = r

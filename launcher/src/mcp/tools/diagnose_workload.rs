@@ -20,6 +20,8 @@ use crate::cluster::WorkloadRef;
 use crate::cluster::LogLimits;
 use crate::mcp::framework::fanout::probe_nodes;
 use crate::mcp::render::text::sev_label;
+use crate::mcp::framework::schema::MAX_LABEL_SELECTOR_LEN;
+use crate::mcp::framework::target::{MAX_CONTEXT_LEN, MAX_LABEL_LEN, MAX_OBJECT_NAME_LEN};
 use crate::mcp::framework::{Cx, Hints, Tool, ToolError};
 
 pub struct DiagnoseWorkload;
@@ -28,35 +30,35 @@ pub struct DiagnoseWorkload;
 #[serde(deny_unknown_fields)]
 pub struct DiagnoseArgs {
     /// Namespace of the workload.
-    #[schemars(length(min = 1, max = 63))]
+    #[schemars(length(min = 1, max = MAX_LABEL_LEN))]
     pub namespace: String,
     /// A single pod's name. Give exactly one of pod, job, jobset, pytorchjob, mpijob, rayjob, label_selector.
     #[serde(default)]
-    #[schemars(with = "String", length(min = 1, max = 253))]
+    #[schemars(with = "String", length(min = 1, max = MAX_OBJECT_NAME_LEN))]
     pub pod: Option<String>,
     /// A batch/v1 Job's name.
     #[serde(default)]
-    #[schemars(with = "String", length(min = 1, max = 253))]
+    #[schemars(with = "String", length(min = 1, max = MAX_OBJECT_NAME_LEN))]
     pub job: Option<String>,
     /// A JobSet's name (jobset.x-k8s.io).
     #[serde(default)]
-    #[schemars(with = "String", length(min = 1, max = 253))]
+    #[schemars(with = "String", length(min = 1, max = MAX_OBJECT_NAME_LEN))]
     pub jobset: Option<String>,
     /// A PyTorchJob's name (kubeflow.org, Kubeflow Training Operator).
     #[serde(default)]
-    #[schemars(with = "String", length(min = 1, max = 253))]
+    #[schemars(with = "String", length(min = 1, max = MAX_OBJECT_NAME_LEN))]
     pub pytorchjob: Option<String>,
     /// An MPIJob's name (kubeflow.org, MPI Operator).
     #[serde(default)]
-    #[schemars(with = "String", length(min = 1, max = 253))]
+    #[schemars(with = "String", length(min = 1, max = MAX_OBJECT_NAME_LEN))]
     pub mpijob: Option<String>,
     /// A RayJob's name (ray.io, KubeRay).
     #[serde(default)]
-    #[schemars(with = "String", length(min = 1, max = 253))]
+    #[schemars(with = "String", length(min = 1, max = MAX_OBJECT_NAME_LEN))]
     pub rayjob: Option<String>,
     /// Pods matching this label selector, e.g. `app=trainer,run=42`.
     #[serde(default)]
-    #[schemars(with = "String", length(min = 1, max = 1024))]
+    #[schemars(with = "String", length(min = 1, max = MAX_LABEL_SELECTOR_LEN))]
     pub label_selector: Option<String>,
     /// How many nodes to probe at once (default 64: a job's nodes in one round).
     #[serde(default)]
@@ -69,7 +71,7 @@ pub struct DiagnoseArgs {
     pub log_tail_lines: Option<u32>,
     /// Kubeconfig context of the cluster. Omit for the launcher's default context.
     #[serde(default)]
-    #[schemars(with = "String", length(min = 1, max = 253))]
+    #[schemars(with = "String", length(min = 1, max = MAX_CONTEXT_LEN))]
     pub context: Option<String>,
 }
 

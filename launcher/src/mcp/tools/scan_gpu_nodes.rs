@@ -13,6 +13,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::mcp::framework::fanout::probe_nodes;
 use crate::mcp::render::text::sev_label;
+use crate::mcp::framework::schema::MAX_LABEL_SELECTOR_LEN;
+use crate::mcp::framework::target::MAX_CONTEXT_LEN;
 use crate::mcp::framework::{Cx, Hints, Tool, ToolError};
 
 pub struct ScanGpuNodes;
@@ -39,7 +41,7 @@ pub struct ScanArgs {
     pub check: ScanCheck,
     /// Kubernetes label selector choosing the nodes (default: every GPU node).
     #[serde(default)]
-    #[schemars(with = "String", length(min = 1, max = 1024))]
+    #[schemars(with = "String", length(min = 1, max = MAX_LABEL_SELECTOR_LEN))]
     pub label_selector: Option<String>,
     /// How many nodes to probe at once (default 16).
     #[serde(default)]
@@ -59,7 +61,7 @@ pub struct ScanArgs {
     pub show_healthy: Option<bool>,
     /// Kubeconfig context of the cluster. Omit for the launcher's default context.
     #[serde(default)]
-    #[schemars(with = "String", length(min = 1, max = 253))]
+    #[schemars(with = "String", length(min = 1, max = MAX_CONTEXT_LEN))]
     pub context: Option<String>,
 }
 
