@@ -6,12 +6,14 @@
 use std::collections::BTreeSet;
 use std::fmt::Write;
 
+use gpu_diag::analysis::GpuRef;
 use gpu_diag::analysis::health::HealthReport;
-use gpu_diag::analysis::inventory::InventoryReport;
-use gpu_diag::analysis::processes::GpuProcesses;
+use gpu_diag::analysis::inventory::{GpuInventory, InventoryReport, MigDeviceInventory};
+use gpu_diag::analysis::processes::{GpuProcesses, ProcessReport, ProcessesReport};
 use gpu_diag::analysis::telemetry::GpuTelemetry;
 use gpu_diag::facts::{FieldErrorKind, Reading};
 
+use super::details::{Entry, Fields, failed};
 use super::reading::{on_off, value_or_unknown as show};
 use super::topology::{alike, gpu_set};
 
@@ -72,6 +74,112 @@ pub fn inventory(inv: &InventoryReport, lost: &BTreeSet<u32>, out: &mut String) 
         (g.index, line)
     });
     alike(lines.collect(), out);
+}
+
+/// The inventory's details: every identity, version, mode and link capability of every GPU.
+pub fn inventory_details(inv: &InventoryReport) -> Entry {
+    let mut node = Fields::default();
+    node.reading("hostname", &inv.node.hostname)
+        .reading("boot_id", &inv.node.boot_id)
+        .reading("kernel_release", &inv.node.kernel_release);
+    let mut driver = Fields::default();
+    driver
+        .reading("driver_version", &inv.driver.driver_version)
+        .reading("cuda_driver_version", &inv.driver.cuda_driver_version)
+        .reading("nvml_version", &inv.driver.nvml_version);
+    let mut f = Fields::default();
+    f.nested("node", node)
+        .nested("driver", driver)
+        .reading("device_count", &inv.device_count)
+        .list("gpus", inv.gpus.iter().map(gpu_inventory));
+    Entry::Fields(f)
+}
+
+fn gpu_inventory(g: &GpuInventory) -> Fields {
+    let mut pcie = Fields::default();
+    pcie.reading("max_link_gen", &g.pcie.max_link_gen)
+        .reading("gpu_max_link_gen", &g.pcie.gpu_max_link_gen)
+        .reading("max_link_width", &g.pcie.max_link_width);
+    let mig_mode = Entry::of_reading(&g.mig_mode, |m| {
+        let mut f = Fields::default();
+        f.text("current", m.current).text("pending", m.pending);
+        Entry::Fields(f)
+    });
+    let mut f = Fields::default();
+    f.text("index", g.index)
+        .optional("handle_error", g.handle_error.as_ref().map(failed))
+        .reading("name", &g.name)
+        .reading("uuid", &g.uuid)
+        .reading("serial", &g.serial)
+        .reading("board_part_number", &g.board_part_number)
+        .reading("pci_bus_id", &g.pci_bus_id)
+        .reading("pci_device_id", &g.pci_device_id)
+        .reading("vbios_version", &g.vbios_version)
+        .reading("architecture", &g.architecture)
+        .reading("cuda_compute_capability", &g.cuda_compute_capability)
+        .reading("memory_total_mib", &g.memory_total_mib)
+        .entry("mig_mode", mig_mode)
+        .list("mig_devices", g.mig_devices.iter().map(mig_device))
+        .reading("persistence_mode", &g.persistence_mode)
+        .reading("compute_mode", &g.compute_mode)
+        .nested("pcie", pcie)
+        .text("nvlink_count", g.nvlink_count)
+        .text("nvlink_active", g.nvlink_active);
+    f
+}
+
+fn mig_device(m: &MigDeviceInventory) -> Fields {
+    let mut f = Fields::default();
+    f.text("index", m.index)
+        .reading("uuid", &m.uuid)
+        .reading("gpu_instance_id", &m.gpu_instance_id)
+        .reading("compute_instance_id", &m.compute_instance_id)
+        .reading("profile", &m.profile)
+        .reading("memory_total_mib", &m.memory_total_mib);
+    f
+}
+
+/// Which GPU an entry is about, as every part of the details names it.
+fn gpu_ref(f: &mut Fields, g: &GpuRef) {
+    f.text("index", g.index)
+        .reading("uuid", &g.uuid)
+        .reading("pci_bus_id", &g.pci_bus_id);
+}
+
+/// The processes' details: every process of every GPU with its command line, state, memory, MIG device
+/// and the pod and container its cgroup names.
+pub fn processes_details(r: &ProcessesReport) -> Entry {
+    let gpus = r.gpus.iter().map(|g| {
+        let mut f = Fields::default();
+        gpu_ref(&mut f, &g.gpu);
+        f.reading("memory_used_mib", &g.memory_used_mib).entry(
+            "processes",
+            Entry::of_reading(&g.processes, |ps| {
+                Entry::List(ps.iter().map(|p| Entry::Fields(process(p))).collect())
+            }),
+        );
+        f
+    });
+    let mut f = Fields::default();
+    f.list("gpus", gpus);
+    Entry::Fields(f)
+}
+
+fn process(p: &ProcessReport) -> Fields {
+    let mut f = Fields::default();
+    f.text("pid", p.pid)
+        .text("kind", &p.kind)
+        .reading("name", &p.name)
+        .reading("cmdline", &p.cmdline)
+        .reading("state", &p.state)
+        .optional("used_memory_mib", p.used_memory_mib)
+        .optional("gpu_instance_id", p.gpu_instance_id)
+        .optional("compute_instance_id", p.compute_instance_id)
+        .optional("mig_device_uuid", p.mig_device_uuid.as_ref())
+        .optional("pod_uid", p.pod_uid.as_ref())
+        .optional("container_id", p.container_id.as_ref())
+        .reading("age_seconds", &p.age_seconds);
+    f
 }
 
 /// `a` or `a-b` over the values read; `?` when none was.
@@ -261,6 +369,70 @@ fn pid_list(pids: &[u32]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::mcp::render::details::write_entry;
+    use crate::mcp::render::text::serialized_details;
+    use gpu_diag::facts::{FieldError, FieldErrorKind};
+
+    fn written(e: &Entry) -> String {
+        let mut out = String::new();
+        write_entry(e, 0, &mut out);
+        out
+    }
+
+    fn facts(s: &gpu_diag::scenarios::Scenario) -> gpu_diag::facts::NodeFacts {
+        gpu_diag::scenarios::parse(&s.json()).unwrap()
+    }
+
+    /// The typed details say what the serialized report says, in the same layout, on every built-in
+    /// scenario, and where every reading failed.
+    #[test]
+    fn typed_details_match_the_serialized_report() {
+        let opts = Default::default();
+        for s in gpu_diag::scenarios::BUILTIN {
+            let inv = gpu_diag::analysis::inventory::analyze(&facts(s), &opts);
+            assert_eq!(
+                written(&inventory_details(&inv)),
+                written(&serialized_details(&inv)),
+                "{}",
+                s.name
+            );
+            let procs = gpu_diag::analysis::processes::analyze(&facts(s), &opts);
+            assert_eq!(
+                written(&processes_details(&procs)),
+                written(&serialized_details(&procs)),
+                "{}",
+                s.name
+            );
+        }
+        let s = gpu_diag::scenarios::find("a100-mig").unwrap();
+        let mut inv = gpu_diag::analysis::inventory::analyze(&facts(s), &opts);
+        let failed = FieldError::with_message(FieldErrorKind::Unknown, "boom");
+        inv.device_count = Reading::Err(failed.clone());
+        inv.node = Default::default();
+        let g = &mut inv.gpus[0];
+        g.handle_error = Some(FieldError::new(FieldErrorKind::GpuIsLost));
+        g.name = Reading::Err(failed.clone());
+        g.mig_mode = Reading::Err(FieldError::new(FieldErrorKind::NotSupported));
+        g.pcie.max_link_gen = Reading::Err(failed.clone());
+        g.mig_devices[0].profile = Reading::Err(failed.clone());
+        let text = written(&inventory_details(&inv));
+        assert!(text.contains("mig_mode=<not_supported>"), "{text}");
+        assert_eq!(text, written(&serialized_details(&inv)));
+        let mut procs = gpu_diag::analysis::processes::analyze(&facts(s), &opts);
+        let mut p = procs.gpus[0]
+            .processes
+            .ok()
+            .expect("a100-mig runs processes")
+            .clone();
+        p[0].used_memory_mib = None;
+        p[0].name = Reading::Err(failed.clone());
+        procs.gpus[0].processes = Reading::Ok(p);
+        procs.gpus[1].processes = Reading::Err(failed);
+        assert_eq!(
+            written(&processes_details(&procs)),
+            written(&serialized_details(&procs))
+        );
+    }
 
     #[test]
     fn spans_read_values_only() {

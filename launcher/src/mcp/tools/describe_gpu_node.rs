@@ -8,11 +8,11 @@ use gpu_diag::analysis::describe::DescribeReport;
 use gpu_diag::finding::Judged;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 use crate::cluster::{GpuNode, PodGpuUse};
+use crate::mcp::render::details::{self, Entry, Fields};
 use crate::mcp::render::text::{
-    header, render_findings, render_value, nics_text, report_body_with, verdict_label,
+    header, nics_text, render_findings, report_body_with, serialized_details, verdict_label,
 };
 use crate::mcp::render::gpus;
 use crate::mcp::render::topology::{self, alike};
@@ -117,18 +117,15 @@ accounting, conditions, taints and the pods holding GPUs. Use it for a full pict
         let mut out = header("Node description", &d.node, d.context.as_deref(), &d.run);
         if d.detail == Detail::Full {
             // The NICs are rendered compactly between the findings and the details, not twice.
-            let mut shown = d.report.clone();
-            let nics = nics_text(shown.topology.nics.take().as_ref());
-            let details = serde_json::to_value(&shown).unwrap_or(Value::Null);
-            report_body_with(&d.report, &details, &[], &nics, &mut out);
+            let nics = nics_text(d.report.topology.nics.as_ref());
+            report_body_with(&d.report, &full_details(&d.report), &[], &nics, &mut out);
         } else {
             summary_text(&d.report, &mut out);
         }
         match (&d.kubernetes, &d.kubernetes_error) {
             (Some(k), _) => {
                 out.push_str("\nKubernetes:\n");
-                let v = serde_json::to_value(k).unwrap_or(Value::Null);
-                render_value(&v, 1, &mut out);
+                details::write_entry(&serialized_details(k), 1, &mut out);
             }
             (None, Some(e)) => {
                 let _ = writeln!(out, "\nKubernetes: could not read the node: {e}");
@@ -137,6 +134,22 @@ accounting, conditions, taints and the pods holding GPUs. Use it for a full pict
         }
         out
     }
+}
+
+/// The whole report, section by section: inventory and processes by their typed renderers (as their own
+/// tools show them), the other sections serialized; the topology without its NICs (shown above).
+fn full_details(r: &DescribeReport) -> Entry {
+    let mut topology = r.topology.clone();
+    topology.nics = None;
+    let mut f = Fields::default();
+    f.entry("ecc", serialized_details(&r.ecc))
+        .entry("health", serialized_details(&r.health))
+        .entry("inventory", gpus::inventory_details(&r.inventory))
+        .entry("processes", gpus::processes_details(&r.processes))
+        .entry("telemetry", serialized_details(&r.telemetry))
+        .entry("topology", serialized_details(&topology))
+        .entry("xid", serialized_details(&r.xid));
+    Entry::Fields(f)
 }
 
 /// Leave out what is alike or repeated: the topology's healthy NVLinks and fully supported GPU pairs, and
@@ -272,4 +285,25 @@ fn summary_text(r: &DescribeReport, out: &mut String) {
         "More: the narrower tools (get_gpu_telemetry, inspect_topology, snapshot_ecc, get_gpu_processes, \
          analyze_xid_errors) or detail=\"full\" for the whole report.\n",
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The full description's details, section by section, are the whole report's as serialized
+    /// (a section added to the report and not here fails this).
+    #[test]
+    fn full_details_hold_every_section() {
+        for s in gpu_diag::scenarios::BUILTIN {
+            let facts = gpu_diag::scenarios::parse(&s.json()).unwrap();
+            let mut r = gpu_diag::analysis::describe::analyze(&facts, &Default::default());
+            let mut typed = String::new();
+            details::write_entry(&full_details(&r), 0, &mut typed);
+            r.topology.nics = None;
+            let mut serialized = String::new();
+            details::write_entry(&serialized_details(&r), 0, &mut serialized);
+            assert_eq!(typed, serialized, "{}", s.name);
+        }
+    }
 }

@@ -9,8 +9,8 @@ use gpu_diag::attribution::join::{ApiPod, ProcessOwner, ProcessOwnerKind};
 use gpu_diag::finding::Finding;
 use schemars::JsonSchema;
 use serde::Serialize;
-use serde_json::Value;
 
+use crate::mcp::render::gpus;
 use crate::mcp::render::text::{header, report_body_with};
 use crate::mcp::framework::{Cx, Hints, Node, ProbeRun, Tool, ToolError, target::NoArgs, pick};
 
@@ -101,7 +101,6 @@ stuck or leaking process, or before resetting a GPU.";
     }
 
     fn render(p: &Self::Output) -> String {
-        let details = serde_json::to_value(&p.report).unwrap_or(Value::Null);
         let mut out = header("GPU processes", &p.node, p.context.as_deref(), &p.run);
         let mut owners = String::new();
         if !p.owners.is_empty() {
@@ -120,6 +119,7 @@ stuck or leaking process, or before resetting a GPU.";
             }
             owner_lines(&p.owners, &mut owners);
         }
+        let details = gpus::processes_details(&p.report);
         report_body_with(&p.report, &details, &p.join_findings, &owners, &mut out);
         out
     }
