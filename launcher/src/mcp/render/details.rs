@@ -76,6 +76,27 @@ impl Fields {
         self.entry(name, Entry::of_reading(r, |v| Entry::Text(v.to_string())))
     }
 
+    /// A reading of a fraction, written as its JSON number is (`88.0`, not `88`).
+    pub fn decimal(&mut self, name: &str, r: &Reading<f64>) -> &mut Self {
+        let e = Entry::of_reading(r, |v| {
+            // JSON has no NaN or infinity: serde writes them as null, which is left out.
+            serde_json::Number::from_f64(*v).map_or(Entry::Nothing, |n| Entry::Text(n.to_string()))
+        });
+        self.entry(name, e)
+    }
+
+    /// A reading of several plain values, on one line: `[a, b]` (left out when there are none).
+    pub fn values<T: Display>(&mut self, name: &str, r: &Reading<Vec<T>>) -> &mut Self {
+        let e = Entry::of_reading(r, |vs| {
+            if vs.is_empty() {
+                Entry::List(Vec::new())
+            } else {
+                Entry::Text(plain_list(vs.iter().map(T::to_string), vs.len()))
+            }
+        });
+        self.entry(name, e)
+    }
+
     pub fn nested(&mut self, name: &str, f: Fields) -> &mut Self {
         self.entry(name, Entry::Fields(f))
     }
@@ -90,12 +111,26 @@ impl Fields {
 
 /// A field that failed to read: `<not_supported>`, `<unknown: message>`.
 pub fn failed(e: &FieldError) -> String {
-    // The kind as the contract spells it (`gpu_is_lost`), which serde knows.
-    let kind = serde_json::to_value(e.error)
+    failed_text(&serde_name(&e.error), e.message.as_deref())
+}
+
+/// A unit enum's name as the contract spells it (`gpu_is_lost`, `reset_gpu`): serde knows it.
+pub fn serde_name(v: &impl serde::Serialize) -> String {
+    serde_json::to_value(v)
         .ok()
         .and_then(|v| v.as_str().map(String::from))
-        .unwrap_or_default();
-    failed_text(&kind, e.message.as_deref())
+        .unwrap_or_default()
+}
+
+/// The first [`MAX_SCALARS`] of `total` plain values, `[a, b, … n more]`.
+fn plain_list(values: impl Iterator<Item = String>, total: usize) -> String {
+    let items: Vec<String> = values.take(MAX_SCALARS).collect();
+    let more = if total > MAX_SCALARS {
+        format!(", … {} more", total - MAX_SCALARS)
+    } else {
+        String::new()
+    };
+    format!("[{}{more}]", items.join(", "))
 }
 
 fn failed_text(kind: &str, message: Option<&str>) -> String {
@@ -188,13 +223,7 @@ fn scalar(v: &Value) -> Option<String> {
         Value::Number(n) => Some(n.to_string()),
         Value::Bool(b) => Some(b.to_string()),
         Value::Array(a) if a.iter().all(|x| scalar(x).is_some()) && !a.is_empty() => {
-            let items: Vec<String> = a.iter().take(MAX_SCALARS).filter_map(scalar).collect();
-            let more = if a.len() > MAX_SCALARS {
-                format!(", … {} more", a.len() - MAX_SCALARS)
-            } else {
-                String::new()
-            };
-            Some(format!("[{}{more}]", items.join(", ")))
+            Some(plain_list(a.iter().filter_map(scalar), a.len()))
         }
         Value::Object(o) => {
             // Read leniently: a newer probe's error kind is still shown.

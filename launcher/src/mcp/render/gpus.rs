@@ -10,10 +10,10 @@ use gpu_diag::analysis::GpuRef;
 use gpu_diag::analysis::health::HealthReport;
 use gpu_diag::analysis::inventory::{GpuInventory, InventoryReport, MigDeviceInventory};
 use gpu_diag::analysis::processes::{GpuProcesses, ProcessReport, ProcessesReport};
-use gpu_diag::analysis::telemetry::GpuTelemetry;
+use gpu_diag::analysis::telemetry::{ClocksEvents, GpuTelemetry, TelemetryReport};
 use gpu_diag::facts::{FieldErrorKind, Reading};
 
-use super::details::{Entry, Fields, failed};
+use super::details::{Entry, Fields, failed, serde_name};
 use super::reading::{on_off, value_or_unknown as show};
 use super::topology::{alike, gpu_set};
 
@@ -180,6 +180,97 @@ fn process(p: &ProcessReport) -> Fields {
         .optional("container_id", p.container_id.as_ref())
         .reading("age_seconds", &p.age_seconds);
     f
+}
+
+/// The telemetry's details: every reading of every GPU, thresholds and clock-event times included.
+pub fn telemetry_details(r: &TelemetryReport) -> Entry {
+    let mut f = Fields::default();
+    f.list("gpus", r.gpus.iter().map(gpu_telemetry));
+    Entry::Fields(f)
+}
+
+fn gpu_telemetry(t: &GpuTelemetry) -> Fields {
+    let c = &t.temperature;
+    let mut temperature = Fields::default();
+    temperature
+        .reading("gpu_c", &c.gpu_c)
+        .reading("memory_c", &c.memory_c)
+        .reading("slowdown_c", &c.slowdown_c)
+        .reading("shutdown_c", &c.shutdown_c)
+        .reading("gpu_max_operating_c", &c.gpu_max_operating_c)
+        .reading("memory_max_operating_c", &c.memory_max_operating_c)
+        .reading("headroom_to_slowdown_c", &c.headroom_to_slowdown_c);
+    let p = &t.power;
+    let mut power = Fields::default();
+    power
+        .decimal("draw_w", &p.draw_w)
+        .decimal("limit_w", &p.limit_w)
+        .decimal("default_limit_w", &p.default_limit_w)
+        .decimal("max_limit_w", &p.max_limit_w);
+    let utilization = Entry::of_reading(&t.utilization, |u| {
+        let mut f = Fields::default();
+        f.text("gpu_pct", u.gpu_pct)
+            .text("memory_pct", u.memory_pct);
+        Entry::Fields(f)
+    });
+    let memory = Entry::of_reading(&t.memory, |m| {
+        let mut f = Fields::default();
+        f.text("total_mib", m.total_mib)
+            .text("used_mib", m.used_mib)
+            .text("free_mib", m.free_mib)
+            .text("used_pct", m.used_pct);
+        Entry::Fields(f)
+    });
+    let k = &t.clocks;
+    let mut clocks = Fields::default();
+    clocks
+        .reading("sm_mhz", &k.sm_mhz)
+        .reading("sm_max_mhz", &k.sm_max_mhz)
+        .reading("sm_pct_of_max", &k.sm_pct_of_max)
+        .reading("graphics_mhz", &k.graphics_mhz)
+        .reading("graphics_max_mhz", &k.graphics_max_mhz)
+        .reading("memory_mhz", &k.memory_mhz)
+        .reading("memory_max_mhz", &k.memory_max_mhz);
+    let e = &t.clocks_event_time_s;
+    let mut event_time = Fields::default();
+    event_time
+        .decimal("sw_power_cap", &e.sw_power_cap)
+        .decimal("sw_thermal_slowdown", &e.sw_thermal_slowdown)
+        .decimal("hw_thermal_slowdown", &e.hw_thermal_slowdown)
+        .decimal("hw_power_brake_slowdown", &e.hw_power_brake_slowdown)
+        .decimal("sync_boost", &e.sync_boost);
+    // The verdict is left out, as the header's verdict is: the summary line shows it.
+    let mut f = Fields::default();
+    gpu_ref(&mut f, &t.gpu);
+    f.nested("temperature", temperature)
+        .values("fan_speed_pct", &t.fan_speed_pct)
+        .nested("power", power)
+        .entry("utilization", utilization)
+        .entry("memory", memory)
+        .nested("clocks", clocks)
+        .reading("performance_state", &t.performance_state)
+        .entry(
+            "clocks_event_reasons",
+            Entry::of_reading(&t.clocks_event_reasons, clocks_events),
+        )
+        .nested("clocks_event_time_s", event_time);
+    f
+}
+
+fn clocks_events(c: &ClocksEvents) -> Entry {
+    let reasons = c.reasons.iter().map(|r| {
+        let mut f = Fields::default();
+        f.text("name", &r.name)
+            .text("bit", &r.bit)
+            .text("class", serde_name(&r.class))
+            .text("meaning", &r.meaning);
+        f
+    });
+    let mut f = Fields::default();
+    f.text("mask", &c.mask)
+        .list("reasons", reasons)
+        .optional("worst", c.worst.as_ref().map(serde_name));
+    Entry::Fields(f)
 }
 
 /// `a` or `a-b` over the values read; `?` when none was.
@@ -396,6 +487,13 @@ mod tests {
                 "{}",
                 s.name
             );
+            let tel = gpu_diag::analysis::telemetry::analyze(&facts(s), &opts);
+            assert_eq!(
+                written(&telemetry_details(&tel)),
+                written(&serialized_details(&tel)),
+                "{}",
+                s.name
+            );
             let procs = gpu_diag::analysis::processes::analyze(&facts(s), &opts);
             assert_eq!(
                 written(&processes_details(&procs)),
@@ -418,6 +516,18 @@ mod tests {
         let text = written(&inventory_details(&inv));
         assert!(text.contains("mig_mode=<not_supported>"), "{text}");
         assert_eq!(text, written(&serialized_details(&inv)));
+        let mut tel = gpu_diag::analysis::telemetry::analyze(&facts(s), &opts);
+        let t = &mut tel.gpus[0];
+        t.power.draw_w = Reading::Err(failed.clone());
+        t.power.limit_w = Reading::Ok(f64::NAN);
+        t.power.max_limit_w = Reading::Ok(300.0);
+        t.utilization = Reading::Err(FieldError::new(FieldErrorKind::NotSupported));
+        t.clocks_event_reasons = Reading::Err(failed.clone());
+        t.fan_speed_pct = Reading::Ok((0..40).collect());
+        tel.gpus[1].fan_speed_pct = Reading::Ok(Vec::new());
+        let text = written(&telemetry_details(&tel));
+        assert!(text.contains("max_limit_w=300.0"), "{text}");
+        assert_eq!(text, written(&serialized_details(&tel)));
         let mut procs = gpu_diag::analysis::processes::analyze(&facts(s), &opts);
         let mut p = procs.gpus[0]
             .processes

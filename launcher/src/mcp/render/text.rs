@@ -111,10 +111,7 @@ fn render_finding(f: &Finding, out: &mut String) {
     if !f.evidence.is_empty() {
         let _ = writeln!(out, "    evidence: {}", f.evidence.join("; "));
     }
-    let kind = serde_json::to_value(f.action.kind)
-        .ok()
-        .and_then(|v| v.as_str().map(String::from))
-        .unwrap_or_default();
+    let kind = details::serde_name(&f.action.kind);
     let _ = writeln!(out, "    action ({kind}): {}", f.action.detail);
 }
 

@@ -136,8 +136,8 @@ accounting, conditions, taints and the pods holding GPUs. Use it for a full pict
     }
 }
 
-/// The whole report, section by section: inventory and processes by their typed renderers (as their own
-/// tools show them), the other sections serialized; the topology without its NICs (shown above).
+/// The whole report, section by section: inventory, telemetry and processes by their typed renderers,
+/// the other sections serialized; the topology without its NICs (shown above).
 fn full_details(r: &DescribeReport) -> Entry {
     let mut topology = r.topology.clone();
     topology.nics = None;
@@ -146,7 +146,7 @@ fn full_details(r: &DescribeReport) -> Entry {
         .entry("health", serialized_details(&r.health))
         .entry("inventory", gpus::inventory_details(&r.inventory))
         .entry("processes", gpus::processes_details(&r.processes))
-        .entry("telemetry", serialized_details(&r.telemetry))
+        .entry("telemetry", gpus::telemetry_details(&r.telemetry))
         .entry("topology", serialized_details(&topology))
         .entry("xid", serialized_details(&r.xid));
     Entry::Fields(f)
