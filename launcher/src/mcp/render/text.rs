@@ -8,12 +8,12 @@
 
 use std::fmt::Write;
 
-use gpu_diag::analysis::nic::NicReport;
 use gpu_diag::finding::{Finding, Judged, Severity, Verdict};
 use serde::Serialize;
 use serde_json::Value;
 
 use super::details::{self, Entry};
+use crate::cluster::NodeMark;
 use crate::mcp::framework::{NodeReport, ProbeRun};
 
 // --- building blocks -------------------------------------------------------------------------------
@@ -150,13 +150,16 @@ fn strip(v: &Value) -> Value {
     }
 }
 
-/// The NIC section of a topology report, rendered compactly (the caller leaves it out of the details).
-pub fn nics_text(nics: Option<&NicReport>) -> String {
-    let mut out = String::new();
-    if let Some(n) = nics {
-        super::nic::render(n, &mut out);
-    }
-    out
+/// `marked XidError79 since 2026-05-01T10:00:00Z` (the mark of `mark_gpu_node`), compactly.
+pub fn mark_flag(m: &NodeMark) -> String {
+    format!(
+        "marked {}{}",
+        m.reason,
+        m.since
+            .as_deref()
+            .map(|t| format!(" since {t}"))
+            .unwrap_or_default()
+    )
 }
 
 #[cfg(test)]

@@ -12,9 +12,9 @@ use serde::{Deserialize, Serialize};
 use crate::cluster::{GpuNode, PodGpuUse};
 use crate::mcp::render::details::{self, Entry, Fields};
 use crate::mcp::render::text::{
-    header, nics_text, render_findings, report_body_with, serialized_details, verdict_label,
+    header, render_findings, report_body_with, serialized_details, verdict_label,
 };
-use crate::mcp::render::gpus;
+use crate::mcp::render::{gpus, nic};
 use crate::mcp::render::topology::{self, alike};
 use crate::mcp::framework::target::MAX_GPU_INDEX;
 use crate::mcp::framework::{Cx, Detail, Hints, Node, ProbeRun, Tool, ToolError, pick};
@@ -117,7 +117,10 @@ accounting, conditions, taints and the pods holding GPUs. Use it for a full pict
         let mut out = header("Node description", &d.node, d.context.as_deref(), &d.run);
         if d.detail == Detail::Full {
             // The NICs are rendered compactly between the findings and the details, not twice.
-            let nics = nics_text(d.report.topology.nics.as_ref());
+            let mut nics = String::new();
+            if let Some(n) = &d.report.topology.nics {
+                nic::render(n, &mut nics);
+            }
             report_body_with(&d.report, &full_details(&d.report), &[], &nics, &mut out);
         } else {
             summary_text(&d.report, &mut out);
@@ -144,9 +147,9 @@ fn full_details(r: &DescribeReport) -> Entry {
     let mut f = Fields::default();
     f.entry("ecc", serialized_details(&r.ecc))
         .entry("health", serialized_details(&r.health))
-        .entry("inventory", gpus::inventory_details(&r.inventory))
-        .entry("processes", gpus::processes_details(&r.processes))
-        .entry("telemetry", gpus::telemetry_details(&r.telemetry))
+        .entry("inventory", gpus::inventory::details(&r.inventory))
+        .entry("processes", gpus::processes::details(&r.processes))
+        .entry("telemetry", gpus::telemetry::details(&r.telemetry))
         .entry("topology", serialized_details(&topology))
         .entry("xid", serialized_details(&r.xid));
     Entry::Fields(f)
@@ -201,7 +204,7 @@ fn summary_text(r: &DescribeReport, out: &mut String) {
     let lost = gpus::lost(&r.health);
     let answering = |i: &u32| !lost.contains(i);
 
-    gpus::inventory(&r.inventory, &lost, out);
+    gpus::inventory::summary(&r.inventory, &lost, out);
 
     out.push_str("Telemetry:\n");
     let tel: Vec<_> = r
@@ -211,7 +214,7 @@ fn summary_text(r: &DescribeReport, out: &mut String) {
         .filter(|t| answering(&t.gpu.index))
         .cloned()
         .collect();
-    gpus::telemetry(&tel, &lost, out);
+    gpus::telemetry::summary(&tel, &lost, out);
 
     out.push_str("Topology:\n");
     if lost.is_empty() {
@@ -247,7 +250,7 @@ fn summary_text(r: &DescribeReport, out: &mut String) {
         .filter(|g| answering(&g.gpu.index))
         .cloned()
         .collect();
-    gpus::processes(&procs_of, &lost, out);
+    gpus::processes::summary(&procs_of, &lost, out);
 
     let x = &r.xid;
     let events = x.events.len() + x.log.events_not_listed;

@@ -31,7 +31,7 @@ this node have', to check that a node sees all its GPUs, or before comparing fir
 
     fn render(out: &Self::Output) -> String {
         let mut s = text::header("GPU inventory", &out.node, out.context.as_deref(), &out.run);
-        text::report_body(&out.report, &gpus::inventory_details(&out.report), &mut s);
+        text::report_body(&out.report, &gpus::inventory::details(&out.report), &mut s);
         s
     }
 }

@@ -119,7 +119,7 @@ stuck or leaking process, or before resetting a GPU.";
             }
             owner_lines(&p.owners, &mut owners);
         }
-        let details = gpus::processes_details(&p.report);
+        let details = gpus::processes::details(&p.report);
         report_body_with(&p.report, &details, &p.join_findings, &owners, &mut out);
         out
     }

@@ -13,6 +13,7 @@ use crate::cluster::GpuNode;
 use crate::mcp::framework::schema::MAX_LABEL_SELECTOR_LEN;
 use crate::mcp::framework::target::MAX_CONTEXT_LEN;
 use crate::mcp::framework::{Cx, Hints, NodeTarget, ProbeRun, Tool, ToolError};
+use crate::mcp::render::text;
 
 pub struct ListGpuNodes;
 
@@ -234,7 +235,7 @@ found by an inventory probe.";
                 flags.push("cordoned".to_string());
             }
             if let Some(m) = &n.mark {
-                flags.push(mark_flag(m));
+                flags.push(text::mark_flag(m));
             }
             flags.extend(n.problem_conditions.iter().cloned());
             let _ = write!(
@@ -272,18 +273,6 @@ found by an inventory probe.";
         }
         out
     }
-}
-
-/// `marked XidError79 since 2026-05-01T10:00:00Z` (the mark of `mark_gpu_node`), compactly.
-pub fn mark_flag(m: &crate::cluster::NodeMark) -> String {
-    format!(
-        "marked {}{}",
-        m.reason,
-        m.since
-            .as_deref()
-            .map(|t| format!(" since {t}"))
-            .unwrap_or_default()
-    )
 }
 
 fn has_problem(n: &GpuNode) -> bool {
