@@ -16,7 +16,7 @@ use gpu_diag::contract::Report;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::cluster::WorkloadRef;
+use crate::cluster::{WorkloadRef, workload};
 use crate::cluster::LogLimits;
 use crate::mcp::framework::fanout::probe_nodes;
 use crate::mcp::render::text::sev_label;
@@ -188,7 +188,7 @@ consequences; says what could not be examined (nodes not probed, logs not read) 
         }
         let ctx = a.context.as_deref();
         cx.progress
-            .report(0.1, None, format!("reading {} from the API server", label(&target)));
+            .report(0.1, None, format!("reading {} from the API server", workload::label(&target)));
         let pods = tokio::select! {
             r = cluster.workload_pods(ctx, &a.namespace, &target) => r?,
             _ = cx.cancel.cancelled() => return Err(ToolError::Cancelled),
@@ -283,7 +283,7 @@ consequences; says what could not be examined (nodes not probed, logs not read) 
             limits.describe()
         };
         let input = WorkloadInput {
-            workload: label(&target),
+            workload: workload::label(&target),
             pods,
             nodes: nodes.into_values().collect(),
             probes,
@@ -384,10 +384,6 @@ consequences; says what could not be examined (nodes not probed, logs not read) 
         }
         out
     }
-}
-
-fn label(r: &WorkloadRef) -> String {
-    crate::cluster::workload::label(r)
 }
 
 fn workload_node(n: &crate::cluster::GpuNode) -> WorkloadNode {
