@@ -109,6 +109,10 @@ pub fn check_not_blank(name: &str, s: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Longest label selector an argument takes, in characters: a few terms of the longest keys (253 + 63
+/// characters) and values (63).
+pub const MAX_LABEL_SELECTOR_LEN: usize = 1024;
+
 /// A label selector holds label keys and values (`[A-Za-z0-9._/-]`), the operators `=`, `==`, `!=`,
 /// `in`, `notin`, `!`, commas, parentheses and spaces: nothing else can be part of a valid one, so
 /// anything else (quotes, `;`, `$`, `&`, `?`, `#`, `%`) is refused here with a clear error.

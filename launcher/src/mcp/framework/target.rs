@@ -14,6 +14,19 @@ use serde_json::{Map, Value};
 
 use super::ToolError;
 
+/// Longest RFC 1123 subdomain: node names and most object names (pods, jobs), in characters.
+pub const MAX_OBJECT_NAME_LEN: usize = 253;
+/// Longest RFC 1123 label (namespaces, and each dot-separated part of a subdomain), in characters.
+pub const MAX_LABEL_LEN: usize = 63;
+/// Longest kubeconfig context name taken (kubeconfig sets no limit; contexts are usually named after
+/// their cluster, an object name).
+pub const MAX_CONTEXT_LEN: usize = MAX_OBJECT_NAME_LEN;
+/// Most GPUs a node can have, for every argument that counts or indexes them: far above any node built
+/// (8 or 16 today), so only a wrong value is refused before a probe runs.
+pub const MAX_GPUS_PER_NODE: u32 = 1024;
+/// Highest GPU index an argument may name (indexes count from 0).
+pub const MAX_GPU_INDEX: u32 = MAX_GPUS_PER_NODE - 1;
+
 /// The pattern advertised in input schemas (same rule as [`check_node_name`]).
 pub const NODE_NAME_PATTERN: &str =
     r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$";
@@ -24,11 +37,11 @@ pub const NODE_NAME_PATTERN: &str =
 #[serde(deny_unknown_fields)]
 pub struct NodeTarget {
     /// Kubernetes node name as `list_gpu_nodes` or `kubectl get nodes` prints it; `local` in local mode.
-    #[schemars(length(min = 1, max = 253), regex(pattern = NODE_NAME_PATTERN))]
+    #[schemars(length(min = 1, max = MAX_OBJECT_NAME_LEN), regex(pattern = NODE_NAME_PATTERN))]
     pub node_name: String,
     /// Kubeconfig context of the cluster the node is in. Omit for the launcher's default context.
     #[serde(default)]
-    #[schemars(with = "String", length(min = 1, max = 253))]
+    #[schemars(with = "String", length(min = 1, max = MAX_CONTEXT_LEN))]
     pub context: Option<String>,
 }
 
@@ -137,18 +150,21 @@ impl<'de> Deserializer<'de> for FieldNames<'_> {
 
 /// RFC 1123 subdomain (what Kubernetes allows as a node name); `local` passes too.
 pub fn check_node_name(s: &str) -> Result<(), ToolError> {
-    let fix = "use the node name exactly as `list_gpu_nodes` or `kubectl get nodes` prints it \
-               (lowercase letters, digits, '-' and '.', at most 253 characters), or `local` in local mode";
+    let fix = format!(
+        "use the node name exactly as `list_gpu_nodes` or `kubectl get nodes` prints it \
+         (lowercase letters, digits, '-' and '.', at most {MAX_OBJECT_NAME_LEN} characters), or `local` \
+         in local mode"
+    );
     let bad = |m: String| Err(ToolError::Invalid(m));
     if s.is_empty() {
         return bad(format!("`node_name` is empty; {fix}"));
     }
-    if s.len() > 253 {
+    if s.len() > MAX_OBJECT_NAME_LEN {
         return bad(format!("`node_name` is {} characters long; {fix}", s.len()));
     }
     for label in s.split('.') {
         let ok = !label.is_empty()
-            && label.len() <= 63
+            && label.len() <= MAX_LABEL_LEN
             && label
                 .bytes()
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
@@ -161,10 +177,10 @@ pub fn check_node_name(s: &str) -> Result<(), ToolError> {
     Ok(())
 }
 
-/// An RFC 1123 label (namespaces): lowercase letters, digits and '-', at most 63 characters.
+/// An RFC 1123 label (namespaces): lowercase letters, digits and '-', at most [`MAX_LABEL_LEN`] characters.
 pub fn check_dns_label(field: &str, s: &str) -> Result<(), String> {
     let ok = !s.is_empty()
-        && s.len() <= 63
+        && s.len() <= MAX_LABEL_LEN
         && s.bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !s.starts_with('-')
@@ -174,22 +190,23 @@ pub fn check_dns_label(field: &str, s: &str) -> Result<(), String> {
     } else {
         Err(format!(
             "`{field}` `{s}` is not a valid Kubernetes name: lowercase letters, digits and '-', at most \
-             63 characters, as `kubectl get namespaces` prints it"
+             {MAX_LABEL_LEN} characters, as `kubectl get namespaces` prints it"
         ))
     }
 }
 
 /// An RFC 1123 subdomain (pods, jobs and most objects): labels of [`check_dns_label`] joined by '.',
-/// at most 253 characters.
+/// at most [`MAX_OBJECT_NAME_LEN`] characters.
 pub fn check_object_name(field: &str, s: &str) -> Result<(), String> {
-    let ok =
-        !s.is_empty() && s.len() <= 253 && s.split('.').all(|l| check_dns_label(field, l).is_ok());
+    let ok = !s.is_empty()
+        && s.len() <= MAX_OBJECT_NAME_LEN
+        && s.split('.').all(|l| check_dns_label(field, l).is_ok());
     if ok {
         Ok(())
     } else {
         Err(format!(
             "`{field}` `{s}` is not a valid Kubernetes object name: lowercase letters, digits, '-' and \
-             '.', at most 253 characters, as `kubectl get` prints it"
+             '.', at most {MAX_OBJECT_NAME_LEN} characters, as `kubectl get` prints it"
         ))
     }
 }
@@ -238,7 +255,14 @@ mod tests {
     #[test]
     fn node_names_follow_rfc_1123() {
         assert!(check_node_name("gpu-node-5.example").is_ok());
-        for bad in ["", "GPU", "-a", "a-", "a..b", &"x".repeat(254)] {
+        for bad in [
+            "",
+            "GPU",
+            "-a",
+            "a-",
+            "a..b",
+            &"x".repeat(MAX_OBJECT_NAME_LEN + 1),
+        ] {
             assert!(check_node_name(bad).is_err(), "{bad}");
         }
     }

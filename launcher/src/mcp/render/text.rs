@@ -1,31 +1,34 @@
 //! Building blocks of the text renderings of tool results (each tool's own rendering is in its file): what a person or a model reads first. They show the probe's verdict and
 //! findings (most severe first, with evidence and action), then the rest of the report compactly.
 //!
-//! The verdict and findings come from the report itself ([`Judged`]); the rest of its shape grows as the
-//! probe learns more, so the details are rendered from the serialized report generically: new fields
-//! appear without a change here, and nothing is re-interpreted. No timings or
-//! clock values are printed, so renderings are stable for the same facts.
+//! The verdict and findings come from the report itself ([`Judged`]); the details below them come from a
+//! typed renderer where the report has one, else from the serialized report ([`serialized_details`]), so
+//! nothing is re-interpreted. No timings or clock values are printed, so renderings are stable for the
+//! same facts.
 
 use std::fmt::Write;
 
-use gpu_diag::analysis::nic::NicReport;
 use gpu_diag::finding::{Finding, Judged, Severity, Verdict};
 use serde::Serialize;
 use serde_json::Value;
 
+use super::details::{self, Entry};
 use crate::mcp::framework::{NodeReport, ProbeRun};
-
-const MAX_ITEMS: usize = 64;
-const MAX_SCALARS: usize = 32;
-const LINE: usize = 110;
 
 // --- building blocks -------------------------------------------------------------------------------
 
+/// A node report without a typed renderer: header, verdict, findings, then its serialized details.
 pub fn node_report<R: Serialize + Judged>(title: &str, r: &NodeReport<R>) -> String {
-    let details = serde_json::to_value(&r.report).unwrap_or(Value::Null);
     let mut out = header(title, &r.node, r.context.as_deref(), &r.run);
-    report_body(&r.report, &details, &mut out);
+    report_body(&r.report, &serialized_details(&r.report), &mut out);
     out
+}
+
+/// The details of a report without a typed renderer: the report serialized, without what the header
+/// showed.
+pub fn serialized_details(report: &impl Serialize) -> Entry {
+    let v = serde_json::to_value(report).unwrap_or(Value::Null);
+    details::from_json(&strip(&v))
 }
 
 pub fn header(title: &str, node: &str, context: Option<&str>, run: &ProbeRun) -> String {
@@ -43,8 +46,8 @@ pub fn header(title: &str, node: &str, context: Option<&str>, run: &ProbeRun) ->
     out
 }
 
-/// Verdict, findings, then everything else in the report (`details`, the report serialized).
-pub fn report_body(report: &impl Judged, details: &Value, out: &mut String) {
+/// Verdict, findings, then everything else in the report (`details`).
+pub fn report_body(report: &impl Judged, details: &Entry, out: &mut String) {
     report_body_with(report, details, &[], "", out);
 }
 
@@ -52,7 +55,7 @@ pub fn report_body(report: &impl Judged, details: &Value, out: &mut String) {
 /// and the details.
 pub fn report_body_with(
     report: &impl Judged,
-    details: &Value,
+    details: &Entry,
     extra: &[Finding],
     middle: &str,
     out: &mut String,
@@ -64,7 +67,7 @@ pub fn report_body_with(
     render_findings(findings, extra, out);
     out.push_str(middle);
     let mut body = String::new();
-    render_value(&strip(details), 0, &mut body);
+    details::write_entry(details, 0, &mut body);
     if !body.trim().is_empty() {
         out.push_str("details:\n");
         for line in body.lines() {
@@ -107,10 +110,7 @@ fn render_finding(f: &Finding, out: &mut String) {
     if !f.evidence.is_empty() {
         let _ = writeln!(out, "    evidence: {}", f.evidence.join("; "));
     }
-    let kind = serde_json::to_value(f.action.kind)
-        .ok()
-        .and_then(|v| v.as_str().map(String::from))
-        .unwrap_or_default();
+    let kind = details::serde_name(&f.action.kind);
     let _ = writeln!(out, "    action ({kind}): {}", f.action.detail);
 }
 
@@ -149,143 +149,17 @@ fn strip(v: &Value) -> Value {
     }
 }
 
-fn is_empty(v: &Value) -> bool {
-    match v {
-        Value::Null => true,
-        Value::Array(a) => a.is_empty(),
-        Value::Object(o) => o.is_empty() || o.values().all(is_empty),
-        _ => false,
-    }
-}
-
-/// A field that failed to read: `{"error": "not_supported"}` → `<not_supported>`.
-fn reading_error(v: &Value) -> Option<String> {
-    let o = v.as_object()?;
-    let kind = o.get("error")?.as_str()?;
-    if o.keys().all(|k| k == "error" || k == "message") {
-        Some(match o.get("message").and_then(|m| m.as_str()) {
-            Some(m) => format!("<{kind}: {m}>"),
-            None => format!("<{kind}>"),
-        })
-    } else {
-        None
-    }
-}
-
-fn scalar(v: &Value) -> Option<String> {
-    match v {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        Value::Bool(b) => Some(b.to_string()),
-        Value::Array(a) if a.iter().all(|x| scalar(x).is_some()) && !a.is_empty() => {
-            let items: Vec<String> = a.iter().take(MAX_SCALARS).filter_map(scalar).collect();
-            let more = if a.len() > MAX_SCALARS {
-                format!(", … {} more", a.len() - MAX_SCALARS)
-            } else {
-                String::new()
-            };
-            Some(format!("[{}{more}]", items.join(", ")))
-        }
-        other => reading_error(other),
-    }
-}
-
-/// Compact generic rendering: an object's scalar fields on wrapped `key=value` lines, then its nested
-/// objects and lists, indented.
-pub fn render_value(v: &Value, indent: usize, out: &mut String) {
-    let pad = "  ".repeat(indent);
-    match v {
-        Value::Object(m) => {
-            let mut line = String::new();
-            for (k, x) in m {
-                if is_empty(x) {
-                    continue;
-                }
-                if let Some(s) = scalar(x) {
-                    let item = format!("{k}={s}");
-                    if !line.is_empty() && pad.len() + line.len() + item.len() + 2 > LINE {
-                        let _ = writeln!(out, "{pad}{line}");
-                        line.clear();
-                    }
-                    if !line.is_empty() {
-                        line.push_str(", ");
-                    }
-                    line.push_str(&item);
-                }
-            }
-            if !line.is_empty() {
-                let _ = writeln!(out, "{pad}{line}");
-            }
-            for (k, x) in m {
-                if is_empty(x) || scalar(x).is_some() {
-                    continue;
-                }
-                let _ = writeln!(out, "{pad}{k}:");
-                render_value(x, indent + 1, out);
-            }
-        }
-        Value::Array(a) => {
-            for x in a.iter().take(MAX_ITEMS) {
-                if let Some(s) = scalar(x) {
-                    let _ = writeln!(out, "{pad}- {s}");
-                    continue;
-                }
-                let mut inner = String::new();
-                render_value(x, indent + 1, &mut inner);
-                // Put the first line of each element on its bullet.
-                let trimmed = inner.trim_start_matches(' ');
-                if !trimmed.is_empty() {
-                    let _ = write!(out, "{pad}- {trimmed}");
-                }
-            }
-            if a.len() > MAX_ITEMS {
-                let _ = writeln!(out, "{pad}… {} more", a.len() - MAX_ITEMS);
-            }
-        }
-        other => {
-            if let Some(s) = scalar(other) {
-                let _ = writeln!(out, "{pad}{s}");
-            }
-        }
-    }
-}
-
-/// The NIC section of a topology report, rendered compactly (the caller leaves it out of the details).
-pub fn nics_text(nics: Option<&NicReport>) -> String {
-    let mut out = String::new();
-    if let Some(n) = nics {
-        super::nic::render(n, &mut out);
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn generic_body_is_compact_and_shows_reading_errors() {
-        let v = json!({"gpus": [
-            {"index": 0, "name": "H100", "temperature_c": 41, "ecc": {"error": "not_supported"}},
-            {"index": 1, "name": "H100", "temperature_c": {"error": "gpu_is_lost"}, "nvlink": [{"link": 0, "state": "up"}]}
-        ], "empty": [], "none": null});
-        let mut out = String::new();
-        render_value(&v, 0, &mut out);
-        assert_eq!(
-            out,
-            "gpus:\n  - ecc=<not_supported>, index=0, name=H100, temperature_c=41\n  - index=1, name=H100, temperature_c=<gpu_is_lost>\n    nvlink:\n      - link=0, state=up\n"
-        );
-    }
 
     #[test]
     fn verdict_and_findings_come_first_most_severe_first() {
         let s = gpu_diag::scenarios::find("dgx-h100-xid79").unwrap();
         let facts = gpu_diag::scenarios::parse(&s.json()).unwrap();
         let health = gpu_diag::analysis::health::analyze(&facts, &Default::default());
-        let details = serde_json::to_value(&health).unwrap();
         let mut out = String::new();
-        report_body(&health, &details, &mut out);
+        report_body(&health, &serialized_details(&health), &mut out);
         assert!(out.starts_with("verdict: UNHEALTHY\nfindings ("), "{out}");
         assert!(out.contains("- [CRITICAL] GPU 4 xid.79"), "{out}");
         // What the header showed is not repeated in the details.

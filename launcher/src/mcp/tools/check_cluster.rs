@@ -5,6 +5,8 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 
 use crate::config::Config;
+use crate::mcp::framework::schema::MAX_LABEL_SELECTOR_LEN;
+use crate::mcp::framework::target::MAX_CONTEXT_LEN;
 use crate::mcp::framework::{Cx, Hints, Tool, ToolError};
 use crate::readiness::{self, CheckOptions, CheckReport, ReadinessCheck, Status, render_text};
 
@@ -15,11 +17,11 @@ pub struct CheckCluster;
 pub struct CheckClusterArgs {
     /// Kubeconfig context of the cluster. Omit for the launcher's default context.
     #[serde(default)]
-    #[schemars(with = "String", length(min = 1, max = 253))]
+    #[schemars(with = "String", length(min = 1, max = MAX_CONTEXT_LEN))]
     pub context: Option<String>,
     /// Check only the GPU nodes matching this label selector (default: every GPU node).
     #[serde(default)]
-    #[schemars(with = "String", length(min = 1, max = 1024))]
+    #[schemars(with = "String", length(min = 1, max = MAX_LABEL_SELECTOR_LEN))]
     pub label_selector: Option<String>,
 }
 

@@ -8,14 +8,15 @@ use gpu_diag::analysis::describe::DescribeReport;
 use gpu_diag::finding::Judged;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 use crate::cluster::{GpuNode, PodGpuUse};
+use crate::mcp::render::details::{self, Entry, Fields};
 use crate::mcp::render::text::{
-    header, render_findings, render_value, nics_text, report_body_with, verdict_label,
+    header, render_findings, report_body_with, serialized_details, verdict_label,
 };
-use crate::mcp::render::gpus;
+use crate::mcp::render::{gpus, nic};
 use crate::mcp::render::topology::{self, alike};
+use crate::mcp::framework::target::MAX_GPU_INDEX;
 use crate::mcp::framework::{Cx, Detail, Hints, Node, ProbeRun, Tool, ToolError, pick};
 
 pub struct DescribeGpuNode;
@@ -30,7 +31,7 @@ pub struct DescribeArgs {
     pub detail: Detail,
     /// Only this GPU (index as `get_gpu_inventory` reports it): its entries and findings, plus the node's.
     #[serde(default)]
-    #[schemars(with = "u32", range(max = 1023))]
+    #[schemars(with = "u32", range(max = MAX_GPU_INDEX))]
     pub gpu: Option<u32>,
 }
 
@@ -116,18 +117,18 @@ accounting, conditions, taints and the pods holding GPUs. Use it for a full pict
         let mut out = header("Node description", &d.node, d.context.as_deref(), &d.run);
         if d.detail == Detail::Full {
             // The NICs are rendered compactly between the findings and the details, not twice.
-            let mut shown = d.report.clone();
-            let nics = nics_text(shown.topology.nics.take().as_ref());
-            let details = serde_json::to_value(&shown).unwrap_or(Value::Null);
-            report_body_with(&d.report, &details, &[], &nics, &mut out);
+            let mut nics = String::new();
+            if let Some(n) = &d.report.topology.nics {
+                nic::render(n, &mut nics);
+            }
+            report_body_with(&d.report, &full_details(&d.report), &[], &nics, &mut out);
         } else {
             summary_text(&d.report, &mut out);
         }
         match (&d.kubernetes, &d.kubernetes_error) {
             (Some(k), _) => {
                 out.push_str("\nKubernetes:\n");
-                let v = serde_json::to_value(k).unwrap_or(Value::Null);
-                render_value(&v, 1, &mut out);
+                details::write_entry(&serialized_details(k), 1, &mut out);
             }
             (None, Some(e)) => {
                 let _ = writeln!(out, "\nKubernetes: could not read the node: {e}");
@@ -136,6 +137,22 @@ accounting, conditions, taints and the pods holding GPUs. Use it for a full pict
         }
         out
     }
+}
+
+/// The whole report, section by section: inventory, telemetry and processes by their typed renderers,
+/// the other sections serialized; the topology without its NICs (shown above).
+fn full_details(r: &DescribeReport) -> Entry {
+    let mut topology = r.topology.clone();
+    topology.nics = None;
+    let mut f = Fields::default();
+    f.entry("ecc", serialized_details(&r.ecc))
+        .entry("health", serialized_details(&r.health))
+        .entry("inventory", gpus::inventory::details(&r.inventory))
+        .entry("processes", gpus::processes::details(&r.processes))
+        .entry("telemetry", gpus::telemetry::details(&r.telemetry))
+        .entry("topology", serialized_details(&topology))
+        .entry("xid", serialized_details(&r.xid));
+    Entry::Fields(f)
 }
 
 /// Leave out what is alike or repeated: the topology's healthy NVLinks and fully supported GPU pairs, and
@@ -179,10 +196,6 @@ fn only_gpu(r: &mut DescribeReport, g: u32) -> Result<(), String> {
     Ok(())
 }
 
-fn show<T: std::fmt::Display>(r: &gpu_diag::facts::Reading<T>) -> String {
-    r.ok().map_or("?".to_string(), |v| v.to_string())
-}
-
 fn summary_text(r: &DescribeReport, out: &mut String) {
     let h = &r.health;
     let _ = writeln!(out, "verdict: {} - {}", verdict_label(h.verdict), h.summary);
@@ -191,47 +204,7 @@ fn summary_text(r: &DescribeReport, out: &mut String) {
     let lost = gpus::lost(&r.health);
     let answering = |i: &u32| !lost.contains(i);
 
-    let inv = &r.inventory;
-    let _ = writeln!(
-        out,
-        "GPUs: {} enumerated; driver {}, CUDA {}",
-        show(&inv.device_count),
-        show(&inv.driver.driver_version),
-        show(&inv.driver.cuda_driver_version)
-    );
-    alike(
-        inv.gpus
-            .iter()
-            .map(|g| {
-                if lost.contains(&g.index) {
-                    return (
-                        g.index,
-                        format!(
-                            "{}, lost: NVML answers GPU_IS_LOST, so its telemetry, links, ECC and processes \
-                             cannot be read (see the findings)",
-                            show(&g.name)
-                        ),
-                    );
-                }
-                (
-                    g.index,
-                    format!(
-                        "{}, {} MiB, VBIOS {}, persistence {}, MIG {}",
-                        show(&g.name),
-                        show(&g.memory_total_mib),
-                        show(&g.vbios_version),
-                        g.persistence_mode
-                            .get()
-                            .map_or("?", |p| if p { "on" } else { "off" }),
-                        g.mig_mode
-                            .ok()
-                            .map_or("?", |m| if m.current { "on" } else { "off" })
-                    ),
-                )
-            })
-            .collect(),
-        out,
-    );
+    gpus::inventory::summary(&r.inventory, &lost, out);
 
     out.push_str("Telemetry:\n");
     let tel: Vec<_> = r
@@ -241,7 +214,7 @@ fn summary_text(r: &DescribeReport, out: &mut String) {
         .filter(|t| answering(&t.gpu.index))
         .cloned()
         .collect();
-    gpus::telemetry(&tel, &lost, out);
+    gpus::telemetry::summary(&tel, &lost, out);
 
     out.push_str("Topology:\n");
     if lost.is_empty() {
@@ -277,7 +250,7 @@ fn summary_text(r: &DescribeReport, out: &mut String) {
         .filter(|g| answering(&g.gpu.index))
         .cloned()
         .collect();
-    gpus::processes(&procs_of, &lost, out);
+    gpus::processes::summary(&procs_of, &lost, out);
 
     let x = &r.xid;
     let events = x.events.len() + x.log.events_not_listed;
@@ -315,4 +288,25 @@ fn summary_text(r: &DescribeReport, out: &mut String) {
         "More: the narrower tools (get_gpu_telemetry, inspect_topology, snapshot_ecc, get_gpu_processes, \
          analyze_xid_errors) or detail=\"full\" for the whole report.\n",
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The full description's details, section by section, are the whole report's as serialized
+    /// (a section added to the report and not here fails this).
+    #[test]
+    fn full_details_hold_every_section() {
+        for s in gpu_diag::scenarios::BUILTIN {
+            let facts = gpu_diag::scenarios::parse(&s.json()).unwrap();
+            let mut r = gpu_diag::analysis::describe::analyze(&facts, &Default::default());
+            let mut typed = String::new();
+            details::write_entry(&full_details(&r), 0, &mut typed);
+            r.topology.nics = None;
+            let mut serialized = String::new();
+            details::write_entry(&serialized_details(&r), 0, &mut serialized);
+            assert_eq!(typed, serialized, "{}", s.name);
+        }
+    }
 }

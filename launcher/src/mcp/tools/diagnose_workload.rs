@@ -16,10 +16,12 @@ use gpu_diag::contract::Report;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::cluster::WorkloadRef;
+use crate::cluster::{WorkloadRef, workload};
 use crate::cluster::LogLimits;
 use crate::mcp::framework::fanout::probe_nodes;
 use crate::mcp::render::text::sev_label;
+use crate::mcp::framework::schema::MAX_LABEL_SELECTOR_LEN;
+use crate::mcp::framework::target::{MAX_CONTEXT_LEN, MAX_LABEL_LEN, MAX_OBJECT_NAME_LEN};
 use crate::mcp::framework::{Cx, Hints, Tool, ToolError};
 
 pub struct DiagnoseWorkload;
@@ -28,35 +30,35 @@ pub struct DiagnoseWorkload;
 #[serde(deny_unknown_fields)]
 pub struct DiagnoseArgs {
     /// Namespace of the workload.
-    #[schemars(length(min = 1, max = 63))]
+    #[schemars(length(min = 1, max = MAX_LABEL_LEN))]
     pub namespace: String,
     /// A single pod's name. Give exactly one of pod, job, jobset, pytorchjob, mpijob, rayjob, label_selector.
     #[serde(default)]
-    #[schemars(with = "String", length(min = 1, max = 253))]
+    #[schemars(with = "String", length(min = 1, max = MAX_OBJECT_NAME_LEN))]
     pub pod: Option<String>,
     /// A batch/v1 Job's name.
     #[serde(default)]
-    #[schemars(with = "String", length(min = 1, max = 253))]
+    #[schemars(with = "String", length(min = 1, max = MAX_OBJECT_NAME_LEN))]
     pub job: Option<String>,
     /// A JobSet's name (jobset.x-k8s.io).
     #[serde(default)]
-    #[schemars(with = "String", length(min = 1, max = 253))]
+    #[schemars(with = "String", length(min = 1, max = MAX_OBJECT_NAME_LEN))]
     pub jobset: Option<String>,
     /// A PyTorchJob's name (kubeflow.org, Kubeflow Training Operator).
     #[serde(default)]
-    #[schemars(with = "String", length(min = 1, max = 253))]
+    #[schemars(with = "String", length(min = 1, max = MAX_OBJECT_NAME_LEN))]
     pub pytorchjob: Option<String>,
     /// An MPIJob's name (kubeflow.org, MPI Operator).
     #[serde(default)]
-    #[schemars(with = "String", length(min = 1, max = 253))]
+    #[schemars(with = "String", length(min = 1, max = MAX_OBJECT_NAME_LEN))]
     pub mpijob: Option<String>,
     /// A RayJob's name (ray.io, KubeRay).
     #[serde(default)]
-    #[schemars(with = "String", length(min = 1, max = 253))]
+    #[schemars(with = "String", length(min = 1, max = MAX_OBJECT_NAME_LEN))]
     pub rayjob: Option<String>,
     /// Pods matching this label selector, e.g. `app=trainer,run=42`.
     #[serde(default)]
-    #[schemars(with = "String", length(min = 1, max = 1024))]
+    #[schemars(with = "String", length(min = 1, max = MAX_LABEL_SELECTOR_LEN))]
     pub label_selector: Option<String>,
     /// How many nodes to probe at once (default 64: a job's nodes in one round).
     #[serde(default)]
@@ -69,7 +71,7 @@ pub struct DiagnoseArgs {
     pub log_tail_lines: Option<u32>,
     /// Kubeconfig context of the cluster. Omit for the launcher's default context.
     #[serde(default)]
-    #[schemars(with = "String", length(min = 1, max = 253))]
+    #[schemars(with = "String", length(min = 1, max = MAX_CONTEXT_LEN))]
     pub context: Option<String>,
 }
 
@@ -186,7 +188,7 @@ consequences; says what could not be examined (nodes not probed, logs not read) 
         }
         let ctx = a.context.as_deref();
         cx.progress
-            .report(0.1, None, format!("reading {} from the API server", label(&target)));
+            .report(0.1, None, format!("reading {} from the API server", workload::label(&target)));
         let pods = tokio::select! {
             r = cluster.workload_pods(ctx, &a.namespace, &target) => r?,
             _ = cx.cancel.cancelled() => return Err(ToolError::Cancelled),
@@ -281,7 +283,7 @@ consequences; says what could not be examined (nodes not probed, logs not read) 
             limits.describe()
         };
         let input = WorkloadInput {
-            workload: label(&target),
+            workload: workload::label(&target),
             pods,
             nodes: nodes.into_values().collect(),
             probes,
@@ -382,10 +384,6 @@ consequences; says what could not be examined (nodes not probed, logs not read) 
         }
         out
     }
-}
-
-fn label(r: &WorkloadRef) -> String {
-    crate::cluster::workload::label(r)
 }
 
 fn workload_node(n: &crate::cluster::GpuNode) -> WorkloadNode {

@@ -5,6 +5,7 @@ use gpu_diag::analysis::health::HealthReport;
 use schemars::JsonSchema;
 use serde::Deserialize;
 
+use crate::mcp::framework::target::MAX_GPUS_PER_NODE;
 use crate::mcp::framework::{Cx, Hints, Node, NodeReport, Tool, ToolError, pick};
 use crate::mcp::render::text;
 
@@ -15,7 +16,7 @@ pub struct GpuHealth;
 pub struct HealthArgs {
     /// GPUs the node should have (e.g. 8); fewer answering GPUs becomes a "GPU missing" finding.
     #[serde(default)]
-    #[schemars(with = "u32", range(min = 1, max = 1024))]
+    #[schemars(with = "u32", range(min = 1, max = MAX_GPUS_PER_NODE))]
     pub expect_gpus: Option<u32>,
 }
 
@@ -33,10 +34,11 @@ asked whether a node's GPUs are OK or why work on a node fails.";
     async fn run(cx: &Cx, a: Self::Args) -> Result<Self::Output, ToolError> {
         let expect_gpus = a.args.expect_gpus;
         if let Some(n) = expect_gpus
-            && !(1..=1024).contains(&n)
+            && !(1..=MAX_GPUS_PER_NODE).contains(&n)
         {
             return Err(ToolError::Invalid(format!(
-                "`expect_gpus` must be between 1 and 1024 (got {n}); omit it to skip the check"
+                "`expect_gpus` must be between 1 and {MAX_GPUS_PER_NODE} (got {n}); omit it to skip the \
+                 check"
             )));
         }
         let request = Request::Health { expect_gpus };

@@ -4,7 +4,7 @@ use gpu_diag::command::Command;
 use gpu_diag::analysis::inventory::InventoryReport;
 
 use crate::mcp::framework::{Cx, Hints, Node, NodeReport, Tool, ToolError, target::NoArgs, pick};
-use crate::mcp::render::text;
+use crate::mcp::render::{gpus, text};
 
 pub struct GpuInventory;
 
@@ -30,6 +30,8 @@ this node have', to check that a node sees all its GPUs, or before comparing fir
     }
 
     fn render(out: &Self::Output) -> String {
-        text::node_report("GPU inventory", out)
+        let mut s = text::header("GPU inventory", &out.node, out.context.as_deref(), &out.run);
+        text::report_body(&out.report, &gpus::inventory::details(&out.report), &mut s);
+        s
     }
 }

@@ -9,8 +9,9 @@ use gpu_diag::attribution::join::{ApiPod, ProcessOwner, ProcessOwnerKind};
 use gpu_diag::finding::Finding;
 use schemars::JsonSchema;
 use serde::Serialize;
-use serde_json::Value;
 
+use crate::mcp::render::gpus;
+use crate::mcp::render::topology::gpu_set;
 use crate::mcp::render::text::{header, report_body_with};
 use crate::mcp::framework::{Cx, Hints, Node, ProbeRun, Tool, ToolError, target::NoArgs, pick};
 
@@ -101,7 +102,6 @@ stuck or leaking process, or before resetting a GPU.";
     }
 
     fn render(p: &Self::Output) -> String {
-        let details = serde_json::to_value(&p.report).unwrap_or(Value::Null);
         let mut out = header("GPU processes", &p.node, p.context.as_deref(), &p.run);
         let mut owners = String::new();
         if !p.owners.is_empty() {
@@ -120,6 +120,7 @@ stuck or leaking process, or before resetting a GPU.";
             }
             owner_lines(&p.owners, &mut owners);
         }
+        let details = gpus::processes::details(&p.report);
         report_body_with(&p.report, &details, &p.join_findings, &owners, &mut out);
         out
     }
@@ -166,35 +167,44 @@ fn pods_named(pods: &[ApiPod]) -> Vec<String> {
 /// One line per kind of process and owner, naming the GPUs that run it (alike GPUs in one line, as the
 /// topology and ECC are): a job's one process per GPU is one line, not one per GPU.
 fn owner_lines(all: &[ProcessOwner], out: &mut String) {
-    let mut groups: Vec<(String, Vec<(u32, u32)>)> = Vec::new();
+    /// One process of a group, where it runs.
+    struct Member {
+        gpu: u32,
+        pid: u32,
+    }
+    let mut groups: Vec<(String, Vec<Member>)> = Vec::new();
     for o in all {
         let rest = owner_rest(o);
+        let m = Member {
+            gpu: o.gpu,
+            pid: o.pid,
+        };
         match groups.iter_mut().find(|(r, _)| *r == rest) {
-            Some((_, m)) => m.push((o.gpu, o.pid)),
-            None => groups.push((rest, vec![(o.gpu, o.pid)])),
+            Some((_, members)) => members.push(m),
+            None => groups.push((rest, vec![m])),
         }
     }
     for (rest, members) in groups {
-        let mut gpus: Vec<u32> = members.iter().map(|m| m.0).collect();
+        let mut gpus: Vec<u32> = members.iter().map(|m| m.gpu).collect();
         gpus.sort_unstable();
         gpus.dedup();
-        let pids: Vec<String> = members.iter().map(|m| m.1.to_string()).collect();
+        let pids: Vec<String> = members.iter().map(|m| m.pid.to_string()).collect();
         let pids = if pids.len() <= 4 {
             pids.join(", ")
         } else {
             format!("{}, {} ... {}", pids[0], pids[1], pids[pids.len() - 1])
         };
         let _ = match members.as_slice() {
-            [(g, pid)] => writeln!(out, "- GPU {g} PID {pid}{rest}"),
+            [Member { gpu, pid }] => writeln!(out, "- GPU {gpu} PID {pid}{rest}"),
             _ if gpus.len() == members.len() => writeln!(
                 out,
                 "- {}, 1 process each (PIDs {pids}){rest}",
-                crate::mcp::render::topology::gpu_set(&gpus)
+                gpu_set(&gpus)
             ),
             _ => writeln!(
                 out,
                 "- {}, {} processes (PIDs {pids}){rest}",
-                crate::mcp::render::topology::gpu_set(&gpus),
+                gpu_set(&gpus),
                 members.len()
             ),
         };

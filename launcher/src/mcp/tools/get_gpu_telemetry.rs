@@ -43,7 +43,7 @@ reasons. Use it when jobs are slower than expected, to tell thermal or power thr
         }
         text::render_findings(r.findings().into_iter().cloned().collect(), &[], &mut s);
         let _ = writeln!(s, "GPUs ({}):", r.gpus.len());
-        gpus::telemetry(&r.gpus, &gpus::lost_in_telemetry(&r.gpus), &mut s);
+        gpus::telemetry::summary(&r.gpus, &gpus::telemetry::lost(&r.gpus), &mut s);
         s.push_str(
             "per GPU in the structured result: temperature thresholds and headroom, memory clocks, clock-event \
              reasons and times\n",

@@ -11,6 +11,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::cluster::GpuNode;
 use crate::mcp::framework::node_mark::mark_flag;
+use crate::mcp::framework::schema::MAX_LABEL_SELECTOR_LEN;
+use crate::mcp::framework::target::MAX_CONTEXT_LEN;
 use crate::mcp::framework::{Cx, Hints, NodeTarget, ProbeRun, Tool, ToolError};
 
 pub struct ListGpuNodes;
@@ -20,11 +22,11 @@ pub struct ListGpuNodes;
 pub struct ListNodesArgs {
     /// Kubeconfig context of the cluster. Omit for the launcher's default context.
     #[serde(default)]
-    #[schemars(with = "String", length(min = 1, max = 253))]
+    #[schemars(with = "String", length(min = 1, max = MAX_CONTEXT_LEN))]
     pub context: Option<String>,
     /// Kubernetes label selector to narrow the nodes, e.g. `nvidia.com/gpu.product=NVIDIA-H100-80GB-HBM3`.
     #[serde(default)]
-    #[schemars(with = "String", length(min = 1, max = 1024))]
+    #[schemars(with = "String", length(min = 1, max = MAX_LABEL_SELECTOR_LEN))]
     pub label_selector: Option<String>,
     /// How many nodes to list (default 50): nodes with problems first, then the others by name.
     #[serde(default)]

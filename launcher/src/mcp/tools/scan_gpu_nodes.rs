@@ -14,6 +14,8 @@ use serde::{Deserialize, Serialize};
 use crate::mcp::framework::fanout::probe_nodes;
 use crate::mcp::framework::node_mark::mark_flag;
 use crate::mcp::render::text::sev_label;
+use crate::mcp::framework::schema::MAX_LABEL_SELECTOR_LEN;
+use crate::mcp::framework::target::MAX_CONTEXT_LEN;
 use crate::mcp::framework::{Cx, Hints, Tool, ToolError};
 
 pub struct ScanGpuNodes;
@@ -40,7 +42,7 @@ pub struct ScanArgs {
     pub check: ScanCheck,
     /// Kubernetes label selector choosing the nodes (default: every GPU node).
     #[serde(default)]
-    #[schemars(with = "String", length(min = 1, max = 1024))]
+    #[schemars(with = "String", length(min = 1, max = MAX_LABEL_SELECTOR_LEN))]
     pub label_selector: Option<String>,
     /// How many nodes to probe at once (default 16).
     #[serde(default)]
@@ -60,7 +62,7 @@ pub struct ScanArgs {
     pub show_healthy: Option<bool>,
     /// Kubeconfig context of the cluster. Omit for the launcher's default context.
     #[serde(default)]
-    #[schemars(with = "String", length(min = 1, max = 253))]
+    #[schemars(with = "String", length(min = 1, max = MAX_CONTEXT_LEN))]
     pub context: Option<String>,
 }
 
@@ -466,21 +468,39 @@ fn brief(f: Finding) -> ScanFinding {
     }
 }
 
-/// Urgency class: 0 critical, 1 failed probe, 2 warning; `None` for a healthy node.
-fn class(r: &NodeScanResult) -> Option<u8> {
+/// How urgently a ranked node needs attention, most urgent first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Urgency {
+    Critical,
+    /// The probe failed: nothing is known, which is worse than a warning.
+    Failed,
+    Warning,
+}
+
+impl Urgency {
+    /// As a group's `class` names it.
+    fn name(self) -> &'static str {
+        match self {
+            Urgency::Critical => "critical",
+            Urgency::Failed => "failed",
+            Urgency::Warning => "warning",
+        }
+    }
+}
+
+/// A node's urgency; `None` for a healthy node.
+fn urgency(r: &NodeScanResult) -> Option<Urgency> {
     match (r.status, r.worst_severity) {
-        (ScanStatus::Failed, _) => Some(1),
-        (_, Some(Severity::Critical)) => Some(0),
-        (_, Some(Severity::Warning)) => Some(2),
+        (ScanStatus::Failed, _) => Some(Urgency::Failed),
+        (_, Some(Severity::Critical)) => Some(Urgency::Critical),
+        (_, Some(Severity::Warning)) => Some(Urgency::Warning),
         _ => match r.verdict {
-            Some(Verdict::Unhealthy) => Some(0),
-            Some(Verdict::Degraded) => Some(2),
+            Some(Verdict::Unhealthy) => Some(Urgency::Critical),
+            Some(Verdict::Degraded) => Some(Urgency::Warning),
             _ => None,
         },
     }
 }
-
-const CLASS_NAMES: &[&str] = &["critical", "failed", "warning"];
 
 /// What a ranked node is grouped by: its top finding's code, or its probe error's first line.
 fn cause(r: &NodeScanResult) -> String {
@@ -500,9 +520,9 @@ fn cause(r: &NodeScanResult) -> String {
 
 /// Critical first, then failed probes, then warnings; more findings first within a class; then by name.
 pub fn rank(results: Vec<NodeScanResult>) -> Vec<AttentionEntry> {
-    let mut picked: Vec<(u8, NodeScanResult)> = results
+    let mut picked: Vec<(Urgency, NodeScanResult)> = results
         .into_iter()
-        .filter_map(|r| class(&r).map(|c| (c, r)))
+        .filter_map(|r| urgency(&r).map(|u| (u, r)))
         .collect();
     picked.sort_by(|(ca, a), (cb, b)| {
         ca.cmp(cb)
@@ -536,7 +556,7 @@ pub fn rank(results: Vec<NodeScanResult>) -> Vec<AttentionEntry> {
 fn groups(ranked: &[AttentionEntry]) -> Vec<ScanGroup> {
     let mut out: Vec<ScanGroup> = Vec::new();
     for a in ranked {
-        let class = class(&a.result).map_or("warning", |c| CLASS_NAMES[c as usize]);
+        let class = urgency(&a.result).unwrap_or(Urgency::Warning).name();
         let cause = cause(&a.result);
         match out
             .iter_mut()
