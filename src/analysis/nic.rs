@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::facts::{GpuFacts, NetdevFacts, NodeFacts, RdmaDeviceFacts, RdmaPortFacts, Reading};
 use crate::finding::{ActionKind, Finding, Severity};
 
+use super::topology::PciRelation;
 use super::{canonical_bus_id, finding, show};
 
 /// An IBTA-compliant link runs at a bit error rate of 10^-12 or better, which allows about 120 symbol
@@ -89,53 +90,6 @@ pub struct NicAffinityRow {
     pub nearest: String,
     /// The NICs at that relation.
     pub nearest_nics: Vec<String>,
-}
-
-/// Closeness order of the relations, nearest first.
-const RELATIONS: &[&str] = &["PIX", "PXB", "PHB", "NODE", "SYS", "?"];
-
-fn rank(rel: &str) -> usize {
-    RELATIONS
-        .iter()
-        .position(|r| *r == rel)
-        .unwrap_or(RELATIONS.len())
-}
-
-/// How two PCI functions connect, from their sysfs paths (root complex first, the function last) and
-/// NUMA nodes: SYS across NUMA nodes; NODE between host bridges of one node; PHB through the host bridge;
-/// PIX when each sits at most one port below their common bridge (one PCIe switch); PXB otherwise.
-pub fn pci_relation(
-    a: &[String],
-    a_numa: Option<i32>,
-    b: &[String],
-    b_numa: Option<i32>,
-) -> &'static str {
-    if let (Some(x), Some(y)) = (a_numa, b_numa)
-        && x >= 0
-        && y >= 0
-        && x != y
-    {
-        return "SYS";
-    }
-    if a.len() < 2 || b.len() < 2 {
-        return "?";
-    }
-    if a[0] != b[0] {
-        // -1 on both: a machine without NUMA, so one node.
-        return match (a_numa, b_numa) {
-            (Some(x), Some(y)) if x == y || (x < 0 && y < 0) => "NODE",
-            _ => "?",
-        };
-    }
-    let (ba, bb) = (&a[1..a.len() - 1], &b[1..b.len() - 1]);
-    let common = ba.iter().zip(bb).take_while(|(x, y)| x == y).count();
-    if common == 0 {
-        "PHB"
-    } else if ba.len() - common <= 1 && bb.len() - common <= 1 {
-        "PIX"
-    } else {
-        "PXB"
-    }
 }
 
 /// `400 Gb/sec (4X NDR)` -> 400.
@@ -564,32 +518,36 @@ fn affinity(gpus: &[GpuFacts], devices: &[RdmaDeviceFacts]) -> NicAffinity {
             .and_then(|p| p.ok())
             .map_or(&[], Vec::as_slice);
         let gnuma = g.numa_node.get();
-        let cells: Vec<String> = devices
+        let relations: Vec<PciRelation> = devices
             .iter()
             .map(|d| {
                 let dpath: &[String] = d.pci_path.ok().map_or(&[], Vec::as_slice);
-                pci_relation(gpath, gnuma, dpath, d.numa_node.get()).to_string()
+                PciRelation::from_paths(gpath, gnuma, dpath, d.numa_node.get())
             })
             .collect();
-        let best = cells.iter().map(|c| rank(c)).min().unwrap_or(rank("?"));
+        let best = relations
+            .iter()
+            .copied()
+            .min()
+            .unwrap_or(PciRelation::Unknown);
         // An unknown relation could be closer than anything known, short of PIX.
-        let unknown = cells.iter().any(|c| c == "?");
-        let best = if unknown && best > rank("PIX") {
-            rank("?")
+        let nearest = if relations.contains(&PciRelation::Unknown) && best > PciRelation::Pix {
+            PciRelation::Unknown
         } else {
             best
         };
-        let nearest = RELATIONS.get(best).copied().unwrap_or("?").to_string();
-        let nearest_nics = if nearest == "?" {
+        let nearest_nics = if nearest == PciRelation::Unknown {
             Vec::new()
         } else {
             devices
                 .iter()
-                .zip(&cells)
-                .filter(|(_, c)| **c == nearest)
+                .zip(&relations)
+                .filter(|(_, r)| **r == nearest)
                 .map(|(d, _)| d.name.clone())
                 .collect()
         };
+        let cells = relations.iter().map(|r| r.as_str().to_string()).collect();
+        let nearest = nearest.as_str().to_string();
         out.rows.push(NicAffinityRow {
             gpu: g.index,
             cells,
@@ -747,7 +705,11 @@ pub fn analyze(facts: &NodeFacts) -> (Option<NicReport>, Vec<Finding>) {
             rule.detail.to_string(),
         ));
     }
-    let far: Vec<&NicAffinityRow> = aff.rows.iter().filter(|r| r.nearest == "SYS").collect();
+    let far: Vec<&NicAffinityRow> = aff
+        .rows
+        .iter()
+        .filter(|r| PciRelation::parse(&r.nearest) == Some(PciRelation::Sys))
+        .collect();
     if !far.is_empty() {
         let names: Vec<String> = far.iter().map(|r| format!("GPU {}", r.gpu)).collect();
         findings.push(finding(
@@ -869,7 +831,6 @@ mod tests {
         // ... and a reader without it ignores the section: reports do not deny unknown fields, and NIC
         // findings use action kinds older readers know.
         #[derive(Deserialize)]
-        #[allow(dead_code)]
         struct OldTopology {
             findings: Vec<Finding>,
         }
@@ -885,29 +846,6 @@ mod tests {
         let text = serde_json::to_string(&new).unwrap();
         let read: OldTopology = serde_json::from_str(&text).unwrap();
         assert!(read.findings.iter().any(|f| f.code == "nic.link_flapping"));
-    }
-
-    #[test]
-    fn relations_follow_topo_m() {
-        let gpu = path("pci0000:17/0000:17:01.0/0000:18:00.0/0000:19:00.0/0000:1b:00.0");
-        let same_switch = path("pci0000:17/0000:17:01.0/0000:18:00.0/0000:19:04.0/0000:1c:00.0");
-        let deeper = path(
-            "pci0000:17/0000:17:01.0/0000:18:00.0/0000:19:08.0/0000:20:00.0/0000:21:00.0/0000:22:00.0",
-        );
-        let other_port = path("pci0000:17/0000:17:03.0/0000:30:00.0");
-        let other_root = path("pci0000:5d/0000:5d:01.0/0000:5e:00.0");
-        assert_eq!(pci_relation(&gpu, Some(0), &same_switch, Some(0)), "PIX");
-        assert_eq!(pci_relation(&gpu, Some(0), &deeper, Some(0)), "PXB");
-        assert_eq!(pci_relation(&gpu, Some(0), &other_port, Some(0)), "PHB");
-        assert_eq!(pci_relation(&gpu, Some(0), &other_root, Some(0)), "NODE");
-        assert_eq!(pci_relation(&gpu, Some(0), &other_root, Some(1)), "SYS");
-        assert_eq!(pci_relation(&gpu, Some(-1), &other_root, Some(-1)), "NODE");
-        assert_eq!(pci_relation(&gpu, None, &other_root, Some(1)), "?");
-        assert_eq!(pci_relation(&[], Some(0), &other_root, Some(1)), "SYS");
-        assert_eq!(pci_relation(&[], Some(0), &other_root, Some(0)), "?");
-        // Two functions of one dual-port adapter.
-        let f1 = path("pci0000:17/0000:17:01.0/0000:18:00.0/0000:19:04.0/0000:1c:00.1");
-        assert_eq!(pci_relation(&same_switch, Some(0), &f1, Some(0)), "PIX");
     }
 
     #[test]
