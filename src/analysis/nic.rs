@@ -174,8 +174,8 @@ fn netdev_counter(n: &NetdevFacts, name: &str) -> Option<Counter> {
     })
 }
 
-/// What one rule concluded about one port.
-struct Hit {
+/// What one rule concluded about one port, as the node-level finding lists it.
+struct PortFinding {
     severity: Severity,
     /// The port with its PCI address and GPUs, for the summary.
     port: String,
@@ -305,14 +305,21 @@ fn never_carried_traffic(p: &RdmaPortFacts, netdev: Option<&NetdevFacts>) -> boo
     ib && eth
 }
 
-/// The judgements of one port: (rule, severity, evidence) for each rule it trips.
+/// A rule a port trips, how badly, and why.
+struct RuleTripped {
+    rule: &'static Rule,
+    severity: Severity,
+    evidence: Vec<String>,
+}
+
+/// The judgements of one port: each rule it trips.
 fn judge_port(
     p: &RdmaPortFacts,
     netdev: Option<&NetdevFacts>,
     peers_up: bool,
     window_s: Option<f64>,
     uptime_s: Option<f64>,
-) -> Vec<(&'static Rule, Severity, Vec<String>)> {
+) -> Vec<RuleTripped> {
     let mut out = Vec::new();
     let c = |name: &str| port_counter(p, name);
     let ev = |cs: &[&Counter]| cs.iter().map(|c| c.evidence(window_s)).collect::<Vec<_>>();
@@ -345,7 +352,11 @@ fn judge_port(
         } else {
             Severity::Warning
         };
-        out.push((&PORT_DOWN, sev, e));
+        out.push(RuleTripped {
+            rule: &PORT_DOWN,
+            severity: sev,
+            evidence: e,
+        });
         // A down port's rate and error counters say nothing more.
         return out;
     }
@@ -375,7 +386,11 @@ fn judge_port(
         flap_ev.push(k.evidence(window_s));
     }
     if let Some(s) = flap {
-        out.push((&FLAPPING, s, flap_ev));
+        out.push(RuleTripped {
+            rule: &FLAPPING,
+            severity: s,
+            evidence: flap_ev,
+        });
     }
 
     for (rule, name) in [
@@ -390,7 +405,11 @@ fn judge_port(
             } else {
                 Severity::Warning
             };
-            out.push((rule, sev, ev(&[&k])));
+            out.push(RuleTripped {
+                rule,
+                severity: sev,
+                evidence: ev(&[&k]),
+            });
         }
     }
 
@@ -407,7 +426,11 @@ fn judge_port(
             if let Some(a) = avg {
                 e.push(format!("{a:.0}/h averaged since boot"));
             }
-            out.push((&SYMBOL, Severity::Warning, e));
+            out.push(RuleTripped {
+                rule: &SYMBOL,
+                severity: Severity::Warning,
+                evidence: e,
+            });
         }
     }
 
@@ -432,7 +455,11 @@ fn judge_port(
             .filter(|k| k.total > 0)
             .map(|k| k.evidence(window_s))
             .collect();
-        out.push((&RECEIVE, Severity::Warning, e));
+        out.push(RuleTripped {
+            rule: &RECEIVE,
+            severity: Severity::Warning,
+            evidence: e,
+        });
     }
 
     if let (Some(wait), Some(data)) = (c("port_xmit_wait"), c("port_xmit_data")) {
@@ -443,7 +470,11 @@ fn judge_port(
             if let Some(k) = discards {
                 e.push(k.evidence(window_s));
             }
-            out.push((&CONGESTION, Severity::Warning, e));
+            out.push(RuleTripped {
+                rule: &CONGESTION,
+                severity: Severity::Warning,
+                evidence: e,
+            });
         }
     }
     out
@@ -558,6 +589,13 @@ fn affinity(gpus: &[GpuFacts], devices: &[RdmaDeviceFacts]) -> NicAffinity {
     out
 }
 
+/// Ports compared with each other: the same adapter model and link layer.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct PeerGroup {
+    model: String,
+    link_layer: String,
+}
+
 /// The NIC section and its findings; `None` when the facts hold no NIC collection.
 pub fn analyze(facts: &NodeFacts) -> (Option<NicReport>, Vec<Finding>) {
     let Some(rdma) = &facts.rdma else {
@@ -602,9 +640,12 @@ pub fn analyze(facts: &NodeFacts) -> (Option<NicReport>, Vec<Finding>) {
     };
 
     // Peers: ports of the same model and link layer.
-    let key = |d: &RdmaDeviceFacts, p: &RdmaPortFacts| (model(d), show(&p.link_layer));
-    let mut best_rate: BTreeMap<(String, String), f64> = BTreeMap::new();
-    let mut up_count: BTreeMap<(String, String), usize> = BTreeMap::new();
+    let key = |d: &RdmaDeviceFacts, p: &RdmaPortFacts| PeerGroup {
+        model: model(d),
+        link_layer: show(&p.link_layer),
+    };
+    let mut best_rate: BTreeMap<PeerGroup, f64> = BTreeMap::new();
+    let mut up_count: BTreeMap<PeerGroup, usize> = BTreeMap::new();
     for d in &rdma.devices {
         for p in &d.ports {
             let nd = d.netdevs.first();
@@ -619,7 +660,7 @@ pub fn analyze(facts: &NodeFacts) -> (Option<NicReport>, Vec<Finding>) {
     }
 
     let mut ports = Vec::new();
-    let mut hits: BTreeMap<&'static str, Vec<Hit>> = BTreeMap::new();
+    let mut hits: BTreeMap<&'static str, Vec<PortFinding>> = BTreeMap::new();
     for d in &rdma.devices {
         let nd = d.netdevs.first();
         let gpus = serves(&d.name);
@@ -634,20 +675,28 @@ pub fn analyze(facts: &NodeFacts) -> (Option<NicReport>, Vec<Finding>) {
                 && let (Some(r), Some(best)) = (rate, best_rate.get(&k))
                 && r < *best
             {
-                judged.push((
-                    &RATE,
-                    Severity::Warning,
-                    vec![
+                judged.push(RuleTripped {
+                    rule: &RATE,
+                    severity: Severity::Warning,
+                    evidence: vec![
                         format!("rate = {}", show(&p.rate)),
-                        format!("other {} {} ports run at {best} Gb/s", k.0, k.1),
+                        format!(
+                            "other {} {} ports run at {best} Gb/s",
+                            k.model, k.link_layer
+                        ),
                     ],
-                ));
+                });
             }
             let who = describe_port(&label, d, &gpus);
             let mut judgement: Vec<String> = Vec::new();
-            for (rule, severity, evidence) in judged {
+            for RuleTripped {
+                rule,
+                severity,
+                evidence,
+            } in judged
+            {
                 judgement.push(rule.word.to_string());
-                hits.entry(rule.code).or_default().push(Hit {
+                hits.entry(rule.code).or_default().push(PortFinding {
                     severity,
                     port: who.clone(),
                     label: label.clone(),
@@ -743,7 +792,7 @@ pub fn analyze(facts: &NodeFacts) -> (Option<NicReport>, Vec<Finding>) {
 
 /// The evidence of every port a finding names (prefixed by the port when there are several), then the
 /// thresholds once.
-fn evidence_of(list: &[Hit], code: &str) -> Vec<String> {
+fn evidence_of(list: &[PortFinding], code: &str) -> Vec<String> {
     let mut out: Vec<String> = list
         .iter()
         .flat_map(|h| {

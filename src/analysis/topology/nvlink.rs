@@ -187,17 +187,24 @@ fn is_active(l: &NvLinkState) -> bool {
     l.state.ok().is_some_and(|s| s == "active")
 }
 
+impl NvLinkState {
+    /// The replay, recovery, CRC flit and CRC data error counters.
+    fn error_counters(&self) -> [&Reading<u64>; 4] {
+        [
+            &self.replay_errors,
+            &self.recovery_errors,
+            &self.crc_flit_errors,
+            &self.crc_data_errors,
+        ]
+    }
+}
+
 /// Replay, recovery and CRC errors of a link, over the counters that could be read.
 fn error_count(l: &NvLinkState) -> u64 {
-    [
-        l.replay_errors.get(),
-        l.recovery_errors.get(),
-        l.crc_flit_errors.get(),
-        l.crc_data_errors.get(),
-    ]
-    .into_iter()
-    .flatten()
-    .sum::<u64>()
+    l.error_counters()
+        .into_iter()
+        .filter_map(Reading::get)
+        .sum::<u64>()
 }
 
 /// A GPU's links counted (None for a GPU without NVLinks), for a summarised report.
@@ -219,16 +226,7 @@ pub(super) fn summary(links: &[NvLinkState]) -> Option<NvLinkSummary> {
         errors: links.iter().map(error_count).sum(),
         counters_unreadable: links
             .iter()
-            .filter(|l| {
-                [
-                    &l.replay_errors,
-                    &l.recovery_errors,
-                    &l.crc_flit_errors,
-                    &l.crc_data_errors,
-                ]
-                .iter()
-                .any(|c| c.get().is_none())
-            })
+            .filter(|l| l.error_counters().iter().any(|c| c.get().is_none()))
             .count() as u32,
     })
 }
