@@ -74,12 +74,11 @@ pub(crate) fn finding(
     }
 }
 
-/// `GPU 3 (0000:5d:00.0)`: how findings name a GPU in prose.
+/// `GPU 3 (0000:5d:00.0)`: how findings name a GPU of the inventory in prose (the one label of
+/// [`crate::xid::report::gpu_label`], with the canonical PCI id when it is readable).
 pub(crate) fn gpu_label(g: &GpuFacts) -> String {
-    match canonical_bus_id(&g.pci_bus_id) {
-        Reading::Ok(b) => format!("GPU {} ({b})", g.index),
-        Reading::Err(_) => format!("GPU {}", g.index),
-    }
+    let bus = canonical_bus_id(&g.pci_bus_id);
+    crate::xid::report::gpu_label(Some(g.index), bus.ok().map(String::as_str))
 }
 
 /// A reading for evidence lines: the value, or `<error kind>`.
@@ -111,28 +110,31 @@ pub fn mib(bytes: u64) -> u64 {
     bytes / MIB + u64::from(!bytes.is_multiple_of(MIB))
 }
 
-/// A CPU list in the kernel's range form (`0-55,112-167`).
-pub fn cpu_list(cpus: &[u32]) -> String {
-    let mut sorted = cpus.to_vec();
-    sorted.sort_unstable();
-    sorted.dedup();
-    let mut out: Vec<String> = Vec::new();
+/// Indices with runs of consecutive values collapsed, in the order given and joined by `separator`:
+/// `[0, 1, 2, 3, 8, 10, 11]` is `0-3,8,10-11` with `","` (the kernel's CPU list form) and `0-3, 8, 10-11`
+/// with `", "` (GPU sets in answers). It neither sorts nor removes repeats: callers that need a set sort it.
+pub fn index_ranges(indices: &[u32], separator: &str) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
     let mut i = 0;
-    while i < sorted.len() {
-        let start = sorted[i];
+    while i < indices.len() {
+        let start = indices[i];
         let mut end = start;
-        while i + 1 < sorted.len() && sorted[i + 1] == end + 1 {
+        while i + 1 < indices.len() && end.checked_add(1) == Some(indices[i + 1]) {
             i += 1;
-            end = sorted[i];
+            end = indices[i];
         }
-        out.push(if start == end {
-            start.to_string()
+        if !out.is_empty() {
+            out.push_str(separator);
+        }
+        let _ = if start == end {
+            write!(out, "{start}")
         } else {
-            format!("{start}-{end}")
-        });
+            write!(out, "{start}-{end}")
+        };
         i += 1;
     }
-    out.join(",")
+    out
 }
 
 /// Seconds since boot from the collected clock, when both ends are known. Counters that reset at driver
@@ -167,11 +169,19 @@ mod tests {
     }
 
     #[test]
-    fn cpu_lists_collapse_to_ranges() {
-        assert_eq!(cpu_list(&[]), "");
-        assert_eq!(cpu_list(&[3]), "3");
-        assert_eq!(cpu_list(&[0, 1, 2, 3, 8, 10, 11]), "0-3,8,10-11");
-        assert_eq!(cpu_list(&[5, 4, 4, 6]), "4-6");
+    fn index_ranges_collapse_runs_in_the_order_given() {
+        assert_eq!(index_ranges(&[], ","), "");
+        assert_eq!(index_ranges(&[3], ","), "3");
+        assert_eq!(index_ranges(&[0, 1, 2, 3, 8, 10, 11], ","), "0-3,8,10-11");
+        assert_eq!(index_ranges(&[0, 1, 2, 4, 5, 6, 7], ", "), "0-2, 4-7");
+        // Unsorted input and repeats stay as given: the CPU list sorts first (`topology::cpu_ranges`
+        // gives `4-6` here), a GPU set of an answer lists its GPUs in its own order.
+        assert_eq!(index_ranges(&[5, 4, 4, 6], ","), "5,4,4,6");
+        assert_eq!(index_ranges(&[2, 3, 0, 1], ", "), "2-3, 0-1");
+        assert_eq!(
+            index_ranges(&[u32::MAX - 1, u32::MAX, 0], ","),
+            "4294967294-4294967295,0"
+        );
     }
 
     #[test]

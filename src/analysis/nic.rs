@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::facts::{GpuFacts, NetdevFacts, NodeFacts, RdmaDeviceFacts, RdmaPortFacts, Reading};
 use crate::finding::{ActionKind, Finding, Severity};
 
+use super::topology::PciRelation;
 use super::{canonical_bus_id, finding, show};
 
 /// An IBTA-compliant link runs at a bit error rate of 10^-12 or better, which allows about 120 symbol
@@ -89,53 +90,6 @@ pub struct NicAffinityRow {
     pub nearest: String,
     /// The NICs at that relation.
     pub nearest_nics: Vec<String>,
-}
-
-/// Closeness order of the relations, nearest first.
-const RELATIONS: &[&str] = &["PIX", "PXB", "PHB", "NODE", "SYS", "?"];
-
-fn rank(rel: &str) -> usize {
-    RELATIONS
-        .iter()
-        .position(|r| *r == rel)
-        .unwrap_or(RELATIONS.len())
-}
-
-/// How two PCI functions connect, from their sysfs paths (root complex first, the function last) and
-/// NUMA nodes: SYS across NUMA nodes; NODE between host bridges of one node; PHB through the host bridge;
-/// PIX when each sits at most one port below their common bridge (one PCIe switch); PXB otherwise.
-pub fn pci_relation(
-    a: &[String],
-    a_numa: Option<i32>,
-    b: &[String],
-    b_numa: Option<i32>,
-) -> &'static str {
-    if let (Some(x), Some(y)) = (a_numa, b_numa)
-        && x >= 0
-        && y >= 0
-        && x != y
-    {
-        return "SYS";
-    }
-    if a.len() < 2 || b.len() < 2 {
-        return "?";
-    }
-    if a[0] != b[0] {
-        // -1 on both: a machine without NUMA, so one node.
-        return match (a_numa, b_numa) {
-            (Some(x), Some(y)) if x == y || (x < 0 && y < 0) => "NODE",
-            _ => "?",
-        };
-    }
-    let (ba, bb) = (&a[1..a.len() - 1], &b[1..b.len() - 1]);
-    let common = ba.iter().zip(bb).take_while(|(x, y)| x == y).count();
-    if common == 0 {
-        "PHB"
-    } else if ba.len() - common <= 1 && bb.len() - common <= 1 {
-        "PIX"
-    } else {
-        "PXB"
-    }
 }
 
 /// `400 Gb/sec (4X NDR)` -> 400.
@@ -220,8 +174,8 @@ fn netdev_counter(n: &NetdevFacts, name: &str) -> Option<Counter> {
     })
 }
 
-/// What one rule concluded about one port.
-struct Hit {
+/// What one rule concluded about one port, as the node-level finding lists it.
+struct PortFinding {
     severity: Severity,
     /// The port with its PCI address and GPUs, for the summary.
     port: String,
@@ -351,14 +305,21 @@ fn never_carried_traffic(p: &RdmaPortFacts, netdev: Option<&NetdevFacts>) -> boo
     ib && eth
 }
 
-/// The judgements of one port: (rule, severity, evidence) for each rule it trips.
+/// A rule a port trips, how badly, and why.
+struct RuleTripped {
+    rule: &'static Rule,
+    severity: Severity,
+    evidence: Vec<String>,
+}
+
+/// The judgements of one port: each rule it trips.
 fn judge_port(
     p: &RdmaPortFacts,
     netdev: Option<&NetdevFacts>,
     peers_up: bool,
     window_s: Option<f64>,
     uptime_s: Option<f64>,
-) -> Vec<(&'static Rule, Severity, Vec<String>)> {
+) -> Vec<RuleTripped> {
     let mut out = Vec::new();
     let c = |name: &str| port_counter(p, name);
     let ev = |cs: &[&Counter]| cs.iter().map(|c| c.evidence(window_s)).collect::<Vec<_>>();
@@ -391,7 +352,11 @@ fn judge_port(
         } else {
             Severity::Warning
         };
-        out.push((&PORT_DOWN, sev, e));
+        out.push(RuleTripped {
+            rule: &PORT_DOWN,
+            severity: sev,
+            evidence: e,
+        });
         // A down port's rate and error counters say nothing more.
         return out;
     }
@@ -421,7 +386,11 @@ fn judge_port(
         flap_ev.push(k.evidence(window_s));
     }
     if let Some(s) = flap {
-        out.push((&FLAPPING, s, flap_ev));
+        out.push(RuleTripped {
+            rule: &FLAPPING,
+            severity: s,
+            evidence: flap_ev,
+        });
     }
 
     for (rule, name) in [
@@ -436,7 +405,11 @@ fn judge_port(
             } else {
                 Severity::Warning
             };
-            out.push((rule, sev, ev(&[&k])));
+            out.push(RuleTripped {
+                rule,
+                severity: sev,
+                evidence: ev(&[&k]),
+            });
         }
     }
 
@@ -453,7 +426,11 @@ fn judge_port(
             if let Some(a) = avg {
                 e.push(format!("{a:.0}/h averaged since boot"));
             }
-            out.push((&SYMBOL, Severity::Warning, e));
+            out.push(RuleTripped {
+                rule: &SYMBOL,
+                severity: Severity::Warning,
+                evidence: e,
+            });
         }
     }
 
@@ -478,7 +455,11 @@ fn judge_port(
             .filter(|k| k.total > 0)
             .map(|k| k.evidence(window_s))
             .collect();
-        out.push((&RECEIVE, Severity::Warning, e));
+        out.push(RuleTripped {
+            rule: &RECEIVE,
+            severity: Severity::Warning,
+            evidence: e,
+        });
     }
 
     if let (Some(wait), Some(data)) = (c("port_xmit_wait"), c("port_xmit_data")) {
@@ -489,7 +470,11 @@ fn judge_port(
             if let Some(k) = discards {
                 e.push(k.evidence(window_s));
             }
-            out.push((&CONGESTION, Severity::Warning, e));
+            out.push(RuleTripped {
+                rule: &CONGESTION,
+                severity: Severity::Warning,
+                evidence: e,
+            });
         }
     }
     out
@@ -564,32 +549,36 @@ fn affinity(gpus: &[GpuFacts], devices: &[RdmaDeviceFacts]) -> NicAffinity {
             .and_then(|p| p.ok())
             .map_or(&[], Vec::as_slice);
         let gnuma = g.numa_node.get();
-        let cells: Vec<String> = devices
+        let relations: Vec<PciRelation> = devices
             .iter()
             .map(|d| {
                 let dpath: &[String] = d.pci_path.ok().map_or(&[], Vec::as_slice);
-                pci_relation(gpath, gnuma, dpath, d.numa_node.get()).to_string()
+                PciRelation::from_paths(gpath, gnuma, dpath, d.numa_node.get())
             })
             .collect();
-        let best = cells.iter().map(|c| rank(c)).min().unwrap_or(rank("?"));
+        let best = relations
+            .iter()
+            .copied()
+            .min()
+            .unwrap_or(PciRelation::Unknown);
         // An unknown relation could be closer than anything known, short of PIX.
-        let unknown = cells.iter().any(|c| c == "?");
-        let best = if unknown && best > rank("PIX") {
-            rank("?")
+        let nearest = if relations.contains(&PciRelation::Unknown) && best > PciRelation::Pix {
+            PciRelation::Unknown
         } else {
             best
         };
-        let nearest = RELATIONS.get(best).copied().unwrap_or("?").to_string();
-        let nearest_nics = if nearest == "?" {
+        let nearest_nics = if nearest == PciRelation::Unknown {
             Vec::new()
         } else {
             devices
                 .iter()
-                .zip(&cells)
-                .filter(|(_, c)| **c == nearest)
+                .zip(&relations)
+                .filter(|(_, r)| **r == nearest)
                 .map(|(d, _)| d.name.clone())
                 .collect()
         };
+        let cells = relations.iter().map(|r| r.as_str().to_string()).collect();
+        let nearest = nearest.as_str().to_string();
         out.rows.push(NicAffinityRow {
             gpu: g.index,
             cells,
@@ -598,6 +587,13 @@ fn affinity(gpus: &[GpuFacts], devices: &[RdmaDeviceFacts]) -> NicAffinity {
         });
     }
     out
+}
+
+/// Ports compared with each other: the same adapter model and link layer.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct PeerGroup {
+    model: String,
+    link_layer: String,
 }
 
 /// The NIC section and its findings; `None` when the facts hold no NIC collection.
@@ -644,9 +640,12 @@ pub fn analyze(facts: &NodeFacts) -> (Option<NicReport>, Vec<Finding>) {
     };
 
     // Peers: ports of the same model and link layer.
-    let key = |d: &RdmaDeviceFacts, p: &RdmaPortFacts| (model(d), show(&p.link_layer));
-    let mut best_rate: BTreeMap<(String, String), f64> = BTreeMap::new();
-    let mut up_count: BTreeMap<(String, String), usize> = BTreeMap::new();
+    let key = |d: &RdmaDeviceFacts, p: &RdmaPortFacts| PeerGroup {
+        model: model(d),
+        link_layer: show(&p.link_layer),
+    };
+    let mut best_rate: BTreeMap<PeerGroup, f64> = BTreeMap::new();
+    let mut up_count: BTreeMap<PeerGroup, usize> = BTreeMap::new();
     for d in &rdma.devices {
         for p in &d.ports {
             let nd = d.netdevs.first();
@@ -661,7 +660,7 @@ pub fn analyze(facts: &NodeFacts) -> (Option<NicReport>, Vec<Finding>) {
     }
 
     let mut ports = Vec::new();
-    let mut hits: BTreeMap<&'static str, Vec<Hit>> = BTreeMap::new();
+    let mut hits: BTreeMap<&'static str, Vec<PortFinding>> = BTreeMap::new();
     for d in &rdma.devices {
         let nd = d.netdevs.first();
         let gpus = serves(&d.name);
@@ -676,20 +675,28 @@ pub fn analyze(facts: &NodeFacts) -> (Option<NicReport>, Vec<Finding>) {
                 && let (Some(r), Some(best)) = (rate, best_rate.get(&k))
                 && r < *best
             {
-                judged.push((
-                    &RATE,
-                    Severity::Warning,
-                    vec![
+                judged.push(RuleTripped {
+                    rule: &RATE,
+                    severity: Severity::Warning,
+                    evidence: vec![
                         format!("rate = {}", show(&p.rate)),
-                        format!("other {} {} ports run at {best} Gb/s", k.0, k.1),
+                        format!(
+                            "other {} {} ports run at {best} Gb/s",
+                            k.model, k.link_layer
+                        ),
                     ],
-                ));
+                });
             }
             let who = describe_port(&label, d, &gpus);
             let mut judgement: Vec<String> = Vec::new();
-            for (rule, severity, evidence) in judged {
+            for RuleTripped {
+                rule,
+                severity,
+                evidence,
+            } in judged
+            {
                 judgement.push(rule.word.to_string());
-                hits.entry(rule.code).or_default().push(Hit {
+                hits.entry(rule.code).or_default().push(PortFinding {
                     severity,
                     port: who.clone(),
                     label: label.clone(),
@@ -747,7 +754,11 @@ pub fn analyze(facts: &NodeFacts) -> (Option<NicReport>, Vec<Finding>) {
             rule.detail.to_string(),
         ));
     }
-    let far: Vec<&NicAffinityRow> = aff.rows.iter().filter(|r| r.nearest == "SYS").collect();
+    let far: Vec<&NicAffinityRow> = aff
+        .rows
+        .iter()
+        .filter(|r| PciRelation::parse(&r.nearest) == Some(PciRelation::Sys))
+        .collect();
     if !far.is_empty() {
         let names: Vec<String> = far.iter().map(|r| format!("GPU {}", r.gpu)).collect();
         findings.push(finding(
@@ -781,7 +792,7 @@ pub fn analyze(facts: &NodeFacts) -> (Option<NicReport>, Vec<Finding>) {
 
 /// The evidence of every port a finding names (prefixed by the port when there are several), then the
 /// thresholds once.
-fn evidence_of(list: &[Hit], code: &str) -> Vec<String> {
+fn evidence_of(list: &[PortFinding], code: &str) -> Vec<String> {
     let mut out: Vec<String> = list
         .iter()
         .flat_map(|h| {
@@ -869,7 +880,6 @@ mod tests {
         // ... and a reader without it ignores the section: reports do not deny unknown fields, and NIC
         // findings use action kinds older readers know.
         #[derive(Deserialize)]
-        #[allow(dead_code)]
         struct OldTopology {
             findings: Vec<Finding>,
         }
@@ -885,29 +895,6 @@ mod tests {
         let text = serde_json::to_string(&new).unwrap();
         let read: OldTopology = serde_json::from_str(&text).unwrap();
         assert!(read.findings.iter().any(|f| f.code == "nic.link_flapping"));
-    }
-
-    #[test]
-    fn relations_follow_topo_m() {
-        let gpu = path("pci0000:17/0000:17:01.0/0000:18:00.0/0000:19:00.0/0000:1b:00.0");
-        let same_switch = path("pci0000:17/0000:17:01.0/0000:18:00.0/0000:19:04.0/0000:1c:00.0");
-        let deeper = path(
-            "pci0000:17/0000:17:01.0/0000:18:00.0/0000:19:08.0/0000:20:00.0/0000:21:00.0/0000:22:00.0",
-        );
-        let other_port = path("pci0000:17/0000:17:03.0/0000:30:00.0");
-        let other_root = path("pci0000:5d/0000:5d:01.0/0000:5e:00.0");
-        assert_eq!(pci_relation(&gpu, Some(0), &same_switch, Some(0)), "PIX");
-        assert_eq!(pci_relation(&gpu, Some(0), &deeper, Some(0)), "PXB");
-        assert_eq!(pci_relation(&gpu, Some(0), &other_port, Some(0)), "PHB");
-        assert_eq!(pci_relation(&gpu, Some(0), &other_root, Some(0)), "NODE");
-        assert_eq!(pci_relation(&gpu, Some(0), &other_root, Some(1)), "SYS");
-        assert_eq!(pci_relation(&gpu, Some(-1), &other_root, Some(-1)), "NODE");
-        assert_eq!(pci_relation(&gpu, None, &other_root, Some(1)), "?");
-        assert_eq!(pci_relation(&[], Some(0), &other_root, Some(1)), "SYS");
-        assert_eq!(pci_relation(&[], Some(0), &other_root, Some(0)), "?");
-        // Two functions of one dual-port adapter.
-        let f1 = path("pci0000:17/0000:17:01.0/0000:18:00.0/0000:19:04.0/0000:1c:00.1");
-        assert_eq!(pci_relation(&same_switch, Some(0), &f1, Some(0)), "PIX");
     }
 
     #[test]

@@ -905,8 +905,5 @@ pub fn action_detail(kind: ActionKind, index: Option<u32>, pci: Option<&str>) ->
         ActionKind::RebootNode => "cordon and drain the node, then reboot it".into(),
         ActionKind::Rma => "cordon the node and start the RMA process for the GPU".into(),
         ActionKind::ContactSupport => "collect `nvidia-bug-report.sh` and contact NVIDIA support".into(),
-        // Variants other helpers may add later keep a generic text instead of breaking the build.
-        #[allow(unreachable_patterns)]
-        _ => "see the finding's summary".into(),
     }
 }

@@ -284,7 +284,7 @@ fn civil_time(mon: &str, day: &str, hms: &str, year: i64) -> Option<f64> {
     let month = time::month_from_abbrev(mon)?;
     let day: u32 = day.parse().ok().filter(|d| (1..=31).contains(d))?;
     let (h, m, s, frac) = parse_hms(hms)?;
-    Some(time::unix_from_civil(year, month, day, h, m, s) as f64 + frac)
+    Some(time::unix_from_civil(year, month, day, h, m, s)? as f64 + frac)
 }
 
 fn parse_hms(hms: &str) -> Option<(u32, u32, u32, f64)> {
@@ -321,7 +321,7 @@ fn syslog_envelope(line: &str, clock: Clock) -> Option<(Option<f64>, &str, &str)
         let (day, rest) = rest.split_once(' ')?;
         let (hms, rest) = rest.split_once(' ')?;
         let ts = clock.now_unix.and_then(|now| {
-            let year = time::year_of(now);
+            let year = time::year_of(now)?;
             let t = civil_time(mon, day, hms, year)?;
             // Syslog has no year: a date after "now" belongs to the previous year.
             if t > now + 86_400.0 {
@@ -381,7 +381,7 @@ fn parse_iso(s: &str) -> Option<f64> {
         (h, sign * (oh * 3600 + om * 60))
     };
     let (h, m, sec, frac) = parse_hms(hms)?;
-    Some((time::unix_from_civil(year, month, day, h, m, sec) - offset) as f64 + frac)
+    Some((time::unix_from_civil(year, month, day, h, m, sec)? - offset) as f64 + frac)
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -793,7 +793,7 @@ mod tests {
         assert_eq!(r.text, "NVRM: y");
         assert_eq!(
             r.ts,
-            Some(time::unix_from_civil(2026, 11, 21, 10, 0, 0) as f64)
+            Some(time::unix_from_civil(2026, 11, 21, 10, 0, 0).unwrap() as f64)
         );
         assert!(r.kernel);
 
@@ -801,7 +801,7 @@ mod tests {
         let r = parse_envelope("Dec 31 23:00:00 h kernel: NVRM: y", 3, clock());
         assert_eq!(
             r.ts,
-            Some(time::unix_from_civil(2025, 12, 31, 23, 0, 0) as f64)
+            Some(time::unix_from_civil(2025, 12, 31, 23, 0, 0).unwrap() as f64)
         );
 
         let r = parse_envelope(
@@ -815,13 +815,13 @@ mod tests {
         let r = parse_envelope("2026-11-21T10:00:00.5+01:00 h kernel: NVRM: z", 5, clock());
         assert_eq!(
             r.ts,
-            Some(time::unix_from_civil(2026, 11, 21, 9, 0, 0) as f64 + 0.5)
+            Some(time::unix_from_civil(2026, 11, 21, 9, 0, 0).unwrap() as f64 + 0.5)
         );
 
         let r = parse_envelope("[Sat Nov 21 10:00:00 2026] NVRM: t", 6, clock());
         assert_eq!(
             r.ts,
-            Some(time::unix_from_civil(2026, 11, 21, 10, 0, 0) as f64)
+            Some(time::unix_from_civil(2026, 11, 21, 10, 0, 0).unwrap() as f64)
         );
 
         let r = parse_envelope("<4>[   12.500000] NVRM: x", 8, clock());
@@ -837,6 +837,13 @@ mod tests {
         let r = parse_envelope("NVRM: plain", 7, clock());
         assert_eq!(r.envelope, Envelope::Plain);
         assert_eq!(r.ts, None);
+
+        // A date that names no day is no syslog envelope (the civil arithmetic before jiff rolled it over
+        // into the next month); one with no year that exists only in leap years has no time this year.
+        let r = parse_envelope("Nov 31 10:00:00 h kernel: NVRM: y", 10, clock());
+        assert_eq!(r.envelope, Envelope::Plain);
+        let r = parse_envelope("Feb 29 10:00:00 h kernel: NVRM: y", 11, clock());
+        assert_eq!((r.envelope, r.ts), (Envelope::Syslog, None));
     }
 
     #[test]

@@ -1,45 +1,52 @@
-//! Civil-date arithmetic for kernel-log timestamps (proleptic Gregorian, UTC). The library reads no
-//! clock: "now" and the boot time come from the facts.
+//! Calendar conversions for kernel-log timestamps, in UTC, done by `jiff` (the launcher's date library):
+//! a civil date and time to unix seconds, the year of a unix time, and RFC 3339 for the report. The
+//! library reads no clock: "now" and the boot time come from the facts. Only syslog's month names are
+//! read here (jiff reads them only through a format string, which would cost the line loop a parse).
 
-/// Days since 1970-01-01 for a civil date (Howard Hinnant's algorithm).
-pub fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let m = month as i64;
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + day as i64 - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
+use jiff::SignedDuration;
+use jiff::civil::{self, DateTime};
+
+/// Unix time zero as a civil time in UTC. Arithmetic is on civil times (years -9999..=9999) rather than
+/// `jiff::Timestamp`, whose range stops a day short of 9999-12-31 to leave room for any offset.
+const UNIX_EPOCH: DateTime = civil::datetime(1970, 1, 1, 0, 0, 0, 0);
+
+/// Unix seconds for a UTC civil date and time. None for a date that does not exist (`Nov 31`, `Feb 29`
+/// of a common year) or a year outside -9999..=9999. A leap second (`:60`) is the next minute's first
+/// second, as POSIX time counts it.
+pub fn unix_from_civil(year: i64, month: u32, day: u32, h: u32, m: u32, s: u32) -> Option<i64> {
+    let leap = s == 60;
+    let s = if leap { 59 } else { s };
+    let narrow = |v: u32| i8::try_from(v).ok();
+    let dt = DateTime::new(
+        i16::try_from(year).ok()?,
+        narrow(month)?,
+        narrow(day)?,
+        narrow(h)?,
+        narrow(m)?,
+        narrow(s)?,
+        0,
+    )
+    .ok()?;
+    Some(dt.duration_since(UNIX_EPOCH).as_secs() + i64::from(leap))
 }
 
-/// The civil date of a day count since 1970-01-01.
-pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
+/// The UTC civil time of a unix time in microseconds; None outside years -9999..=9999.
+fn civil_from_micros(micros: i64) -> Option<DateTime> {
+    UNIX_EPOCH
+        .checked_add(SignedDuration::from_micros(micros))
+        .ok()
 }
 
-/// Unix seconds for a UTC civil date and time.
-pub fn unix_from_civil(year: i64, month: u32, day: u32, h: u32, m: u32, s: u32) -> i64 {
-    days_from_civil(year, month, day) * 86_400
-        + i64::from(h) * 3600
-        + i64::from(m) * 60
-        + i64::from(s)
+/// The year (UTC) of a unix time; None outside years -9999..=9999.
+pub fn year_of(unix: f64) -> Option<i64> {
+    if !unix.is_finite() || unix.abs() > 1e15 {
+        return None;
+    }
+    let t = civil_from_micros((unix.floor() as i64).checked_mul(1_000_000)?)?;
+    Some(i64::from(t.year()))
 }
 
-/// The year (UTC) of a unix time.
-pub fn year_of(unix: f64) -> i64 {
-    civil_from_days((unix.floor() as i64).div_euclid(86_400)).0
-}
-
-/// `1 -> Jan`, as syslog prints months.
+/// `Jan -> 1`, as syslog prints months.
 pub fn month_from_abbrev(s: &str) -> Option<u32> {
     const M: &[&str] = &[
         "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
@@ -54,11 +61,10 @@ pub fn rfc3339(unix: f64) -> Option<String> {
         return None;
     }
     let micros = (unix * 1e6).round() as i64;
-    let secs = micros.div_euclid(1_000_000);
     let frac = micros.rem_euclid(1_000_000);
-    let (y, mo, d) = civil_from_days(secs.div_euclid(86_400));
-    let sod = secs.rem_euclid(86_400);
-    let (h, mi, s) = (sod / 3600, (sod % 3600) / 60, sod % 60);
+    let t = civil_from_micros(micros)?;
+    let (y, mo, d) = (t.year(), t.month(), t.day());
+    let (h, mi, s) = (t.hour(), t.minute(), t.second());
     Some(if frac == 0 {
         format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}Z")
     } else {
@@ -71,16 +77,33 @@ mod tests {
     use super::*;
 
     #[test]
-    fn round_trips_and_known_dates() {
-        assert_eq!(days_from_civil(1970, 1, 1), 0);
-        assert_eq!(days_from_civil(2000, 3, 1), 11_017);
-        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
-        for d in (-800_000..800_000).step_by(997) {
-            let (y, m, dd) = civil_from_days(d);
-            assert_eq!(days_from_civil(y, m, dd), d);
-        }
-        assert_eq!(unix_from_civil(2026, 11, 21, 11, 19, 17), 1_795_259_957);
-        assert_eq!(year_of(1_795_259_957.0), 2026);
+    fn known_dates() {
+        assert_eq!(unix_from_civil(1970, 1, 1, 0, 0, 0), Some(0));
+        assert_eq!(unix_from_civil(2000, 3, 1, 0, 0, 0), Some(11_017 * 86_400));
+        assert_eq!(unix_from_civil(2000, 2, 29, 0, 0, 0), Some(11_016 * 86_400));
+        assert_eq!(
+            unix_from_civil(2026, 11, 21, 11, 19, 17),
+            Some(1_795_259_957)
+        );
+        assert_eq!(year_of(1_795_259_957.0), Some(2026));
+        assert_eq!(year_of(-0.5), Some(1969));
+        assert_eq!(year_of(f64::NAN), None);
+        assert_eq!(year_of(1e300), None);
+    }
+
+    /// Where the hand-rolled civil arithmetic this replaced (Howard Hinnant's days-from-civil) answered
+    /// differently: it rolled impossible dates over (`Nov 31` was Dec 1) and took any year; a timestamp
+    /// that names no real time is now no timestamp. A leap second still counts as before.
+    #[test]
+    fn impossible_dates_are_no_time() {
+        assert_eq!(unix_from_civil(2026, 11, 31, 0, 0, 0), None);
+        assert_eq!(unix_from_civil(2026, 2, 29, 0, 0, 0), None);
+        assert_eq!(unix_from_civil(99_999, 1, 1, 0, 0, 0), None);
+        assert_eq!(unix_from_civil(2026, 13, 1, 0, 0, 0), None);
+        assert_eq!(
+            unix_from_civil(2026, 12, 31, 23, 59, 60),
+            unix_from_civil(2027, 1, 1, 0, 0, 0)
+        );
     }
 
     #[test]
@@ -91,6 +114,14 @@ mod tests {
             "2026-11-21T11:19:17.250000Z"
         );
         assert_eq!(rfc3339(-1.0).unwrap(), "1969-12-31T23:59:59Z");
+        assert_eq!(rfc3339(-0.5).unwrap(), "1969-12-31T23:59:59.500000Z");
+        assert_eq!(rfc3339(-62_167_219_200.0).unwrap(), "0000-01-01T00:00:00Z");
+        assert_eq!(rfc3339(253_402_300_799.0).unwrap(), "9999-12-31T23:59:59Z");
+        // The journal's microseconds, as node-probe divides them.
+        assert_eq!(
+            rfc3339(1_795_259_957_123_456.0 / 1e6).unwrap(),
+            "2026-11-21T11:19:17.123456Z"
+        );
         assert!(rfc3339(f64::NAN).is_none());
         assert!(rfc3339(1e300).is_none());
     }

@@ -4,6 +4,7 @@
 
 use std::fmt::Write;
 
+use gpu_diag::analysis::index_ranges;
 use gpu_diag::analysis::topology::{GpuTopology, NvLinkState, TopologyReport};
 
 use super::nic;
@@ -94,23 +95,10 @@ fn matrix(t: &TopologyReport, out: &mut String) {
     }
 }
 
-/// `GPU 0-7`, `GPU 0-2, 4-7`: indices with their runs collapsed.
+/// `GPU 0-7`, `GPU 0-2, 4-7`: indices with their runs collapsed, in the order given (callers list GPUs in
+/// index order already; a CPU list, by contrast, is sorted first).
 pub fn gpu_set(idx: &[u32]) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    let mut i = 0;
-    while i < idx.len() {
-        let mut j = i;
-        while j + 1 < idx.len() && idx[j + 1] == idx[j] + 1 {
-            j += 1;
-        }
-        parts.push(if j > i {
-            format!("{}-{}", idx[i], idx[j])
-        } else {
-            idx[i].to_string()
-        });
-        i = j + 1;
-    }
-    format!("GPU {}", parts.join(", "))
+    format!("GPU {}", index_ranges(idx, ", "))
 }
 
 /// One line per description, naming the GPUs that share it: `  GPU 0-2, 4-7: ...`.
@@ -192,7 +180,7 @@ fn nvlinks(gpus: &[GpuTopology], out: &mut String) {
     for g in listed {
         let lines: Vec<(u32, String)> = g.nvlinks.iter().map(|l| (l.link, link_line(l))).collect();
         for (links, d) in grouped(lines) {
-            let set = gpu_set(&links).replacen("GPU ", "", 1);
+            let set = index_ranges(&links, ", ");
             let noun = if links.len() > 1 { "links" } else { "link" };
             let _ = writeln!(out, "  GPU {} {noun} {set}: {d}", g.gpu.index);
         }
@@ -284,5 +272,7 @@ mod tests {
         assert_eq!(gpu_set(&[0, 2, 3]), "GPU 0, 2-3");
         assert_eq!(gpu_set(&[0, 1, 2, 4, 5, 6, 7]), "GPU 0-2, 4-7");
         assert_eq!(gpu_set(&[5]), "GPU 5");
+        // In the order given, unlike the kernel's CPU list (`0-3`): a group lists its GPUs as they came.
+        assert_eq!(gpu_set(&[2, 3, 0, 1]), "GPU 2-3, 0-1");
     }
 }
