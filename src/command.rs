@@ -11,7 +11,7 @@ use std::str::FromStr;
 use crate::contract::Report;
 use crate::facts::{NodeFacts, Sections};
 use crate::options::AnalysisOptions;
-use crate::{analysis, attribution, evidence, operator, xid};
+use crate::{analysis, attribution, evidence, operator, workload, xid};
 
 /// The arguments a command takes of its own, beside the flags every command shares (the source,
 /// `--node-name`, `--expect-gpus`): node-probe gives each group its flags (`node-probe/src/options.rs`).
@@ -176,7 +176,7 @@ commands! {
     /// `describe` and `allocation` in one run: what the launcher's workload diagnosis needs of a node.
     Workload = "workload" {
         sections: Sections::ALL,
-        analysis: Workload(analysis::workload::analyze_node),
+        analysis: Workload(workload::analyze_node),
     }
 }
 

@@ -113,7 +113,7 @@ pub enum Report {
     /// GPU ↔ pod ↔ process attribution (`node-probe allocation`).
     Allocation(crate::attribution::AllocationReport),
     /// `node-probe workload`: `describe` and `allocation` of one node, for a workload diagnosis.
-    Workload(Box<crate::analysis::workload::WorkloadNodeReport>),
+    Workload(Box<crate::workload::WorkloadNodeReport>),
     /// `node-probe kill`: preflight, plan and (when run) outcome of ending one GPU process.
     Kill(Box<crate::operator::kill::KillReport>),
     /// `node-probe reset`: preflight, plan and (when run) outcome and verification of a GPU reset.

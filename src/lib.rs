@@ -16,4 +16,5 @@ pub mod operator;
 pub mod options;
 pub mod pci;
 pub mod scenarios;
+pub mod workload;
 pub mod xid;

@@ -1,4 +1,7 @@
-//! Pure interpretation of [`crate::facts::NodeFacts`]: one module per probe command. No I/O.
+//! Pure interpretation of [`crate::facts::NodeFacts`]: the analyses of most probe commands, one module each.
+//! Each command's analysis function is named in its row of the `commands!` table ([`crate::command`]);
+//! `xid`'s lives in [`crate::xid`], `allocation`'s in [`crate::attribution`] and `workload`'s in
+//! [`crate::workload`]. No I/O.
 //!
 //! Every report keeps per-field failures inline (a [`Reading`] error stays an error in the report), and
 //! every judgement is a [`Finding`] with a stable code, the evidence that drove it and an action, so
@@ -8,12 +11,10 @@ pub mod describe;
 pub mod ecc;
 pub mod health;
 pub mod inventory;
-pub mod joblog;
 pub mod nic;
 pub mod processes;
 pub mod telemetry;
 pub mod topology;
-pub mod workload;
 
 use serde::{Deserialize, Serialize};
 

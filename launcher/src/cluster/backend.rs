@@ -336,7 +336,7 @@ impl ClusterBackend for KubeBackend {
         context: Option<&'a str>,
         namespace: &'a str,
         workload: &'a WorkloadRef,
-    ) -> BoxFut<'a, Vec<gpu_diag::analysis::workload::WorkloadPod>> {
+    ) -> BoxFut<'a, Vec<gpu_diag::workload::WorkloadPod>> {
         Box::pin(async move {
             let client = self.clients.get(context).await?;
             super::workload::pods(client, namespace, workload).await
@@ -347,7 +347,7 @@ impl ClusterBackend for KubeBackend {
         &'a self,
         context: Option<&'a str>,
         namespace: &'a str,
-        pods: &'a [gpu_diag::analysis::workload::WorkloadPod],
+        pods: &'a [gpu_diag::workload::WorkloadPod],
         limits: &'a crate::cluster::LogLimits,
     ) -> BoxFut<'a, crate::cluster::PodLogs> {
         Box::pin(async move {

@@ -16,7 +16,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
-use gpu_diag::analysis::joblog::PodLogScan;
+use gpu_diag::workload::joblog::PodLogScan;
 
 use serde::{Deserialize, Serialize};
 
@@ -197,7 +197,7 @@ pub trait ClusterBackend: Send + Sync {
         _context: Option<&'a str>,
         _namespace: &'a str,
         _workload: &'a WorkloadRef,
-    ) -> BoxFut<'a, Vec<gpu_diag::analysis::workload::WorkloadPod>> {
+    ) -> BoxFut<'a, Vec<gpu_diag::workload::WorkloadPod>> {
         unsupported("workloads are not supported by this backend")
     }
 
@@ -207,7 +207,7 @@ pub trait ClusterBackend: Send + Sync {
         &'a self,
         _context: Option<&'a str>,
         _namespace: &'a str,
-        _pods: &'a [gpu_diag::analysis::workload::WorkloadPod],
+        _pods: &'a [gpu_diag::workload::WorkloadPod],
         _limits: &'a LogLimits,
     ) -> BoxFut<'a, PodLogs> {
         unsupported("reading pod logs is not supported by this backend")

@@ -10,8 +10,8 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use futures::{AsyncBufReadExt, TryStreamExt};
-use gpu_diag::analysis::joblog::PodLogScan;
-use gpu_diag::analysis::workload::PodContainer;
+use gpu_diag::workload::joblog::PodLogScan;
+use gpu_diag::workload::PodContainer;
 use kube::api::LogParams;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
@@ -21,7 +21,7 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, DynamicObject, ListParams};
 use kube::discovery::ApiResource;
 
-use gpu_diag::analysis::workload::WorkloadPod;
+use gpu_diag::workload::WorkloadPod;
 
 use super::gpu_resources::{GPU_RESOURCE, pod_request};
 use crate::cluster::{ClusterError, LogLimits, PodLogs, WorkloadRef};

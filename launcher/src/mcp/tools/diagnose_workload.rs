@@ -1,15 +1,15 @@
 //! `diagnose_workload`: "why is the training job stuck?" for a whole workload: its pods (any phase) from the
 //! API server, one `node-probe workload` per node it runs on (in parallel, bounded, under the probe
 //! deadline), each pod's log read through the API at the same time (a bounded tail, a few pods at a time,
-//! within a time budget; scanned by `gpu_diag::analysis::joblog` as it streams in), and one cross-node verdict
-//! with one suspect per thing at fault (`gpu_diag::analysis::workload`).
+//! within a time budget; scanned by `gpu_diag::workload::joblog` as it streams in), and one cross-node verdict
+//! with one suspect per thing at fault (`gpu_diag::workload`).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
 use std::time::Instant;
 
 use gpu_diag::command::Command;
-use gpu_diag::analysis::workload::{
+use gpu_diag::workload::{
     HeldSource, Suspect, WorkloadDiagnosis, WorkloadInput, WorkloadNode, diagnose,
 };
 use gpu_diag::contract::Report;

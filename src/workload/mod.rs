@@ -6,7 +6,7 @@
 //! configuration) with all of its evidence: the probe's findings (XID, ECC, fallen off the bus, NVLink, PCIe),
 //! Kubernetes states (pods failed, restarting, OOMKilled or Pending; nodes NotReady, cordoned), straggler
 //! comparisons (a GPU slower than its peers of the same model) and the ranks' own log lines
-//! ([`super::joblog`]: CUDA errors, NCCL errors, torch elastic's root cause). A rank's pod maps to its node
+//! ([`joblog`], the ranks' log grammar: CUDA errors, NCCL errors, torch elastic's root cause). A rank's pod maps to its node
 //! and GPUs through the allocation (or NCCL's PCI address for its device, where the pods request every GPU
 //! and the kubelet's assignment is not known), so a rank's CUDA ECC error and an Xid 48 on its GPU are one
 //! suspect.
@@ -24,11 +24,13 @@
 //! The steps, one file each: `kubernetes.rs` (pod and node states), `node_findings.rs` (each node's probe
 //! findings, on the GPUs `holders.rs` says the pods hold), `stragglers.rs`, `ranks.rs` (the ranks' logs),
 //! each giving candidates to `merge.rs` (one suspect per subject, ordered), then `consequences.rs` (restarts
-//! that followed the cause) and `verdict.rs`.
+//! that followed the cause) and `verdict.rs`. `node_report.rs` is the `workload` probe command's per-node
+//! report the launcher gathers for it.
 
 use std::collections::BTreeMap;
 
 mod answer;
+pub mod joblog;
 mod consequences;
 mod holders;
 mod input;

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::node_report::WorkloadNodeReport;
-use crate::analysis::joblog::PodLogScan;
+use crate::workload::joblog::PodLogScan;
 
 /// One pod of the workload, as the API server reports it.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]

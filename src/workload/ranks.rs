@@ -8,7 +8,7 @@ use super::holders::{HeldGpus, gpu_of_pod};
 use super::input::{WorkloadInput, WorkloadPod};
 use super::merge::Candidate;
 use super::time::{cmp_times, earliest};
-use crate::analysis::joblog::{
+use crate::workload::joblog::{
     CudaErrorKind, LogEvent, NcclProblem, PodLogScan, Signature, Transport,
 };
 use crate::finding::Severity;

@@ -149,7 +149,7 @@ mod tests {
 
     use super::super::test_support::*;
     use super::super::*;
-    use crate::analysis::joblog::PodLogScan;
+    use crate::workload::joblog::PodLogScan;
 
     #[test]
     fn a_healthy_job_with_clean_logs_reads_healthy() {

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use super::*;
-use crate::analysis::joblog::PodLogScan;
+use crate::workload::joblog::PodLogScan;
 use crate::options::AnalysisOptions;
 
 pub(super) fn node_report(scenario: &str) -> Box<WorkloadNodeReport> {

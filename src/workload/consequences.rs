@@ -4,7 +4,7 @@
 use super::answer::Suspect;
 use super::input::WorkloadInput;
 use super::merge::is_symptom;
-use crate::analysis::joblog::{NcclProblem, Signature};
+use crate::workload::joblog::{NcclProblem, Signature};
 use crate::finding::Severity;
 
 /// Pods that restarted or failed only because their rank waited for another (its watchdog timed out, or

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::answer::HeldSource;
 use super::input::{WorkloadInput, WorkloadNode, WorkloadPod};
 use super::node_report::WorkloadNodeReport;
-use crate::analysis::joblog::PodLogScan;
+use crate::workload::joblog::PodLogScan;
 
 /// The GPUs the workload's pods hold on one node, and how that is known.
 #[derive(Debug, Clone)]
