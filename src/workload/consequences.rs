@@ -4,8 +4,8 @@
 use super::answer::Suspect;
 use super::input::WorkloadInput;
 use super::merge::is_symptom;
-use crate::workload::joblog::{NcclProblem, Signature};
 use crate::finding::Severity;
+use crate::workload::joblog::{NcclProblem, Signature};
 
 /// Pods that restarted or failed only because their rank waited for another (its watchdog timed out, or
 /// NCCL lost the peer) are not suspects once a cause is named: they are counted as consequences.

@@ -30,10 +30,10 @@
 use std::collections::BTreeMap;
 
 mod answer;
-pub mod joblog;
 mod consequences;
 mod holders;
 mod input;
+pub mod joblog;
 mod kubernetes;
 mod merge;
 mod node_findings;

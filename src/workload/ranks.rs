@@ -8,10 +8,10 @@ use super::holders::{HeldGpus, gpu_of_pod};
 use super::input::{WorkloadInput, WorkloadPod};
 use super::merge::Candidate;
 use super::time::{cmp_times, earliest};
+use crate::finding::Severity;
 use crate::workload::joblog::{
     CudaErrorKind, LogEvent, NcclProblem, PodLogScan, Signature, Transport,
 };
-use crate::finding::Severity;
 
 /// What the ranks' logs give the diagnosis.
 #[derive(Debug, Default)]

@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 
 use super::*;
-use crate::workload::joblog::PodLogScan;
 use crate::options::AnalysisOptions;
+use crate::workload::joblog::PodLogScan;
 
 pub(super) fn node_report(scenario: &str) -> Box<WorkloadNodeReport> {
     let s = crate::scenarios::find(scenario).expect("built-in scenario");

@@ -10,8 +10,8 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use futures::{AsyncBufReadExt, TryStreamExt};
-use gpu_diag::workload::joblog::PodLogScan;
 use gpu_diag::workload::PodContainer;
+use gpu_diag::workload::joblog::PodLogScan;
 use kube::api::LogParams;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
