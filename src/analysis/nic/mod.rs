@@ -6,7 +6,6 @@
 //! A faulty port stalls every rank of a multi-node job without any Xid, so each finding names the port,
 //! its counters and the GPUs that port serves. Findings are node-level (the GPUs themselves are fine) and
 //! one per code, listing every port it applies to.
-
 //!
 //! This file assembles the section; each part has its own file: `contract.rs` (the types), `port_rules.rs`
 //! (a port's state, rate and counters judged, with `counters.rs` and `thresholds.rs`), `peers.rs` (ports
@@ -25,7 +24,7 @@ mod thresholds;
 use std::collections::BTreeMap;
 
 use crate::facts::{NodeFacts, Reading};
-use crate::finding::{Finding, Severity};
+use crate::finding::Finding;
 
 use super::{canonical_bus_id, show};
 
@@ -33,7 +32,7 @@ use affinity::{affinity, far_gpus_finding};
 use counters::error_lines;
 use findings::{PortFinding, describe_port, rule_findings};
 use peers::{PeerGroup, PeerRates, model};
-use port_rules::{RATE, RuleTripped, is_up, judge_port, rate_gbps, state_word};
+use port_rules::{RuleTripped, is_up, judge_port, rate_gbps, state_word};
 use summary::summarize;
 
 pub use contract::{NicAffinity, NicAffinityRow, NicPort, NicReport};
@@ -100,22 +99,7 @@ pub fn analyze(facts: &NodeFacts) -> (Option<NicReport>, Vec<Finding>) {
             let peers_up = peers.others_up(&k, up);
             let mut judged = judge_port(p, nd, peers_up, window_s, uptime);
             let rate = rate_gbps(p, nd);
-            if up
-                && let (Some(r), Some(best)) = (rate, peers.best_rate.get(&k))
-                && r < *best
-            {
-                judged.push(RuleTripped {
-                    rule: &RATE,
-                    severity: Severity::Warning,
-                    evidence: vec![
-                        format!("rate = {}", show(&p.rate)),
-                        format!(
-                            "other {} {} ports run at {best} Gb/s",
-                            k.model, k.link_layer
-                        ),
-                    ],
-                });
-            }
+            judged.extend(peers.rate_degraded(&k, p, rate, up));
             let who = describe_port(&label, d, &gpus);
             let mut judgement: Vec<String> = Vec::new();
             for RuleTripped {
@@ -180,6 +164,7 @@ pub fn analyze(facts: &NodeFacts) -> (Option<NicReport>, Vec<Finding>) {
 mod tests {
     use super::*;
     use crate::facts::{GpuFacts, NetdevFacts, RdmaDeviceFacts, RdmaFacts, RdmaPortFacts};
+    use crate::finding::Severity;
 
     fn path(s: &str) -> Vec<String> {
         s.split('/').map(str::to_string).collect()

@@ -5,9 +5,11 @@ use std::collections::BTreeMap;
 
 use crate::analysis::show;
 use crate::facts::{RdmaDeviceFacts, RdmaPortFacts};
+use crate::finding::Severity;
 
-use super::port_rules::{is_up, rate_gbps};
+use super::port_rules::{RATE, RuleTripped, is_up, rate_gbps};
 
+/// The adapter model: `hca_type` (`MT4129`), else the board id.
 pub(super) fn model(d: &RdmaDeviceFacts) -> String {
     d.hca_type
         .ok()
@@ -19,8 +21,8 @@ pub(super) fn model(d: &RdmaDeviceFacts) -> String {
 /// Ports compared with each other: the same adapter model and link layer.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub(super) struct PeerGroup {
-    pub(super) model: String,
-    pub(super) link_layer: String,
+    model: String,
+    link_layer: String,
 }
 
 impl PeerGroup {
@@ -34,7 +36,7 @@ impl PeerGroup {
 
 /// Per peer group, the ports up and the fastest rate among them.
 pub(super) struct PeerRates {
-    pub(super) best_rate: BTreeMap<PeerGroup, f64>,
+    best_rate: BTreeMap<PeerGroup, f64>,
     up_count: BTreeMap<PeerGroup, usize>,
 }
 
@@ -63,5 +65,32 @@ impl PeerRates {
     /// Whether ports of the group other than this one (`up` or not) are up.
     pub(super) fn others_up(&self, group: &PeerGroup, up: bool) -> bool {
         self.up_count.get(group).copied().unwrap_or(0) > usize::from(up)
+    }
+
+    /// `rate_degraded`: an up port trained below the fastest up port of its group.
+    pub(super) fn rate_degraded(
+        &self,
+        group: &PeerGroup,
+        p: &RdmaPortFacts,
+        rate: Option<f64>,
+        up: bool,
+    ) -> Option<RuleTripped> {
+        if up
+            && let (Some(r), Some(best)) = (rate, self.best_rate.get(group))
+            && r < *best
+        {
+            return Some(RuleTripped {
+                rule: &RATE,
+                severity: Severity::Warning,
+                evidence: vec![
+                    format!("rate = {}", show(&p.rate)),
+                    format!(
+                        "other {} {} ports run at {best} Gb/s",
+                        group.model, group.link_layer
+                    ),
+                ],
+            });
+        }
+        None
     }
 }
