@@ -121,14 +121,14 @@ pub fn parse_line(text: &str) -> Option<Line> {
     }
     let nvrm = text.find("NVRM:")?;
     let body = &text[nvrm..];
-    if let Some(rest) = body.strip_prefix("NVRM: GPU at ") {
-        if let Some(c) = UUID_RE.captures(rest) {
-            let pci = first_pci(rest);
-            return Some(Line::Identity {
-                pci,
-                uuid: normalize_gpu_uuid(&c[1]),
-            });
-        }
+    if let Some(rest) = body.strip_prefix("NVRM: GPU at ")
+        && let Some(c) = UUID_RE.captures(rest)
+    {
+        let pci = first_pci(rest);
+        return Some(Line::Identity {
+            pci,
+            uuid: normalize_gpu_uuid(&c[1]),
+        });
     }
     if body.contains("fallen off the bus") {
         if let Some(pos) = body.find("The NVIDIA GPU ") {
