@@ -6,6 +6,7 @@ use crate::pci::normalize_bus_id;
 use crate::xid::contract::EventKind;
 use crate::xid::correlate::GpuView;
 use crate::xid::event::Pending;
+use crate::xid::grammar::normalize_gpu_uuid;
 
 /// `GPU 3 (0000:5d:00.0)`: how findings name a GPU in prose, from what is known of it (the log can name a
 /// GPU the inventory lacks, and the inventory can hold a GPU whose PCI id is unreadable).
@@ -66,10 +67,7 @@ impl GpuTable {
             .map(|g| GpuIdentity {
                 pci: g.pci_bus_id.ok().and_then(|p| normalize_bus_id(p)),
                 index: Some(g.index),
-                uuid: g
-                    .uuid
-                    .ok()
-                    .map(|u| u.to_ascii_lowercase().replacen("gpu-", "GPU-", 1)),
+                uuid: g.uuid.ok().map(|u| normalize_gpu_uuid(u)),
                 uuid_source: g.uuid.is_ok().then_some("nvml"),
                 recovery_action: g.recovery_action.get(),
                 sram_threshold_exceeded: g.ecc.sram_threshold_exceeded.get(),
