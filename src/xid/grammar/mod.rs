@@ -26,13 +26,7 @@ pub fn is_boot_start(text: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn clock() -> Clock {
-        Clock {
-            boot_time_unix: Some(1_795_250_000.0),
-            now_unix: Some(1_795_259_957.0),
-        }
-    }
+    use envelope::tests::clock;
 
     #[test]
     fn kmsg_escapes_and_continuations() {
