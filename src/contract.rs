@@ -129,6 +129,9 @@ impl Judged for Report {
     fn findings(&self) -> Vec<&Finding> {
         self.judged().map(Judged::findings).unwrap_or_default()
     }
+    fn incidents(&self) -> Option<&crate::finding::Incidents> {
+        self.judged().and_then(Judged::incidents)
+    }
 }
 
 impl Report {

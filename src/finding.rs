@@ -115,6 +115,10 @@ pub trait Judged {
     }
     /// Every finding the report holds, each once (a section's findings reappear in health's merge).
     fn findings(&self) -> Vec<&Finding>;
+    /// The node's faults, each once with its findings as signals, for the reports that judge a node.
+    fn incidents(&self) -> Option<&Incidents> {
+        None
+    }
 }
 
 /// `findings` without repeats, in their first order.
@@ -144,4 +148,51 @@ pub struct Finding {
     /// The facts that drove the finding, as `name = value` statements.
     pub evidence: Vec<String>,
     pub action: Action,
+    /// The components it is about besides its GPU, as `kind:id` keys that incidents join on:
+    /// `nic:mlx5_5/1` (an RDMA port), `nvswitch:0000:06:00.0`, `nvlink:3/7` (GPU 3's link 7).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub about: Vec<String>,
+    /// When the first event behind it happened (RFC 3339, UTC), where a log dates it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_seen: Option<String>,
+}
+
+/// One fault of one component, with the findings that show it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct Incident {
+    /// The fault (`gpu.memory_uncorrectable`, `nvlink.fault`, ...), or the code of a lone finding.
+    pub code: String,
+    pub severity: Severity,
+    /// The GPU it is about; absent for a port, a switch or the node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpu: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpu_uuid: Option<String>,
+    /// The component in words: `GPU 1 (0000:ca:00.0)`, `RDMA port mlx5_5/1`, `node`.
+    pub component: String,
+    /// One sentence: the component, the fault and how many signals show it.
+    pub summary: String,
+    /// The strongest action its signals call for.
+    pub action: Action,
+    /// The earliest time any signal is dated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_seen: Option<String>,
+    /// Why the signals are one fault, and the public source (absent for a lone finding).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule: Option<IncidentRule>,
+    /// The findings that show it, in causal order: what happened, then what the driver concluded.
+    pub signals: Vec<Finding>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct IncidentRule {
+    pub reason: String,
+    pub source: String,
+}
+
+/// A node's findings as incidents (worst first) and history (informational findings, oldest first).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct Incidents {
+    pub incidents: Vec<Incident>,
+    pub history: Vec<Finding>,
 }

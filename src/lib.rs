@@ -12,6 +12,7 @@ pub mod contract;
 pub mod evidence;
 pub mod facts;
 pub mod finding;
+pub mod incident;
 pub mod operator;
 pub mod options;
 pub mod pci;

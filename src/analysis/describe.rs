@@ -30,6 +30,9 @@ impl Judged for DescribeReport {
     fn verdict(&self) -> Option<Verdict> {
         self.health.verdict()
     }
+    fn incidents(&self) -> Option<&crate::finding::Incidents> {
+        self.health.incidents()
+    }
     /// The sections in name order, the order answers have always listed equally severe findings in.
     fn findings(&self) -> Vec<&Finding> {
         let sections = [

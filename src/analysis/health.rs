@@ -6,7 +6,9 @@
 use serde::{Deserialize, Serialize};
 
 use crate::facts::{FieldErrorKind, GpuFacts, NodeFacts, Reading};
-use crate::finding::{Action, ActionKind, Finding, Judged, Severity, Verdict, distinct};
+use crate::finding::{
+    Action, ActionKind, Finding, Incidents, Judged, Severity, Verdict, distinct,
+};
 use crate::options::AnalysisOptions;
 
 use super::{GpuRef, finding, gpu_label};
@@ -23,8 +25,12 @@ pub struct HealthReport {
     pub gpus_expected: Option<u32>,
     /// What NVML enumerated.
     pub gpus_enumerated: Reading<u32>,
-    /// GPUs whose handle opened.
+    /// GPUs whose handle opened and that are not lost.
     pub gpus_answering: u32,
+    /// The node's faults, each once, worst first, with every finding as a signal; and the history
+    /// (what is only informational or was cleared).
+    #[serde(flatten)]
+    pub incidents: Incidents,
     pub gpus: Vec<GpuHealth>,
     /// Findings about the node rather than one GPU (missing GPUs, services, unattributed log lines).
     pub node_findings: Vec<Finding>,
@@ -40,6 +46,9 @@ impl Judged for HealthReport {
     fn findings(&self) -> Vec<&Finding> {
         let per_gpu = self.gpus.iter().flat_map(|g| &g.findings);
         distinct(per_gpu.chain(&self.node_findings))
+    }
+    fn incidents(&self) -> Option<&Incidents> {
+        Some(&self.incidents)
     }
 }
 
@@ -361,6 +370,12 @@ fn lost_with_xids(findings: &mut [Finding]) {
     }
 }
 
+fn is_lost(g: &GpuFacts) -> bool {
+    field_errors(g)
+        .iter()
+        .any(|(_, k)| *k == FieldErrorKind::GpuIsLost)
+}
+
 fn on_off(b: bool) -> &'static str {
     if b { "enabled" } else { "disabled" }
 }
@@ -448,15 +463,15 @@ pub fn assemble(
         unreadable.push(format!("... and {} more", total_unreadable - 24));
     }
     let verdict = Verdict::from_findings(&findings, total_unreadable == 0);
-    let worst = findings.iter().map(|f| f.severity).max();
-    let lead = findings
+    let by_gpu: std::collections::BTreeMap<u32, String> = facts
+        .gpus
         .iter()
-        .filter(|f| Some(f.severity) == worst && f.severity > Severity::Info)
-        // The first of the most disruptive: findings are ordered, and ties keep that order.
-        .fold(None::<&Finding>, |best, f| match best {
-            Some(b) if b.action.kind >= f.action.kind => Some(b),
-            _ => Some(f),
-        });
+        .map(|g| (g.index, gpu_label(g)))
+        .collect();
+    let name = |i: u32| by_gpu.get(&i).cloned().unwrap_or_else(|| format!("GPU {i}"));
+    let incidents = crate::incident::group(&findings, &name);
+    // The incidents are ordered worst first, then by the most disruptive action.
+    let lead = incidents.incidents.first();
     let action = match (lead, verdict) {
         (Some(f), _) => f.action.clone(),
         (None, Verdict::Unknown) => Action {
@@ -468,7 +483,7 @@ pub fn assemble(
             detail: "nothing to do".into(),
         },
     };
-    let count = |s: Severity| findings.iter().filter(|f| f.severity == s).count();
+    let count = |s: Severity| incidents.incidents.iter().filter(|f| f.severity == s).count();
     let affected = gpus
         .iter()
         .filter(|g| matches!(g.verdict, Verdict::Degraded | Verdict::Unhealthy))
@@ -479,11 +494,12 @@ pub fn assemble(
         Verdict::Degraded => "Degraded",
         Verdict::Unhealthy => "Unhealthy",
     };
+    let n = incidents.incidents.len();
     let mut summary = format!(
-        "{word}: {} critical, {} warning, {} info finding(s); {affected} of {} GPU(s) affected",
+        "{word}: {n} incident{} ({} critical, {} warning); {affected} of {} GPU(s) affected",
+        if n == 1 { "" } else { "s" },
         count(Severity::Critical),
         count(Severity::Warning),
-        count(Severity::Info),
         facts.gpus.len()
     );
     if let Some(f) = lead {
@@ -499,11 +515,13 @@ pub fn assemble(
         action,
         gpus_expected: opts.expect_gpus,
         gpus_enumerated: facts.device_count.clone(),
+        // A lost GPU opened its handle but answers nothing: it is not answering.
         gpus_answering: facts
             .gpus
             .iter()
-            .filter(|g| g.handle_error.is_none())
+            .filter(|g| g.handle_error.is_none() && !is_lost(g))
             .count() as u32,
+        incidents,
         gpus,
         node_findings: findings
             .iter()
@@ -697,6 +715,10 @@ mod tests {
         let r = analyze(&node(vec![a, b, c]), &AnalysisOptions::default());
         assert_eq!(r.action.kind, ActionKind::RebootNode);
         assert_eq!(r.gpus[2].verdict, Verdict::Degraded);
-        assert!(r.summary.starts_with("Unhealthy: 2 critical, 1 warning"));
+        assert!(
+            r.summary.starts_with("Unhealthy: 3 incidents (2 critical, 1 warning)"),
+            "{}",
+            r.summary
+        );
     }
 }

@@ -72,6 +72,8 @@ pub(crate) fn finding(
         summary,
         evidence,
         action: Action { kind, detail },
+        about: Vec::new(),
+        first_seen: None,
     }
 }
 

@@ -250,6 +250,8 @@ fn process_finding(
                 o.pid
             ),
         },
+        about: Vec::new(),
+        first_seen: None,
     })
 }
 
@@ -451,6 +453,8 @@ fn api_only_note(a: &ApiPod, findings: &mut Vec<Finding>) -> String {
                     kind: ActionKind::Investigate,
                     detail: "check the device plugin's logs and the kubelet's device-manager checkpoint; recreate the pod if it runs without its GPUs".into(),
                 },
+                about: Vec::new(),
+                first_seen: None,
             });
             format!("the pod is {phase} but the kubelet assigned it no GPU device")
         }
@@ -503,6 +507,8 @@ fn kubelet_only_note(
             kind: ActionKind::Investigate,
             detail: "check the kubelet's log for the pod's teardown; if it is stuck, restart the kubelet or remove the static pod manifest".into(),
         },
+        about: Vec::new(),
+        first_seen: None,
     });
     note.to_string()
 }

@@ -384,6 +384,8 @@ pub fn analyze(facts: &NodeFacts, _opts: &AnalysisOptions) -> AllocationReport {
                         kind: ActionKind::Investigate,
                         detail: "compare `nvidia-smi -L` with the device plugin's devices; restart the device plugin if its list is stale".into(),
                     },
+                    about: Vec::new(),
+                    first_seen: None,
                 });
             }
         }
@@ -634,6 +636,8 @@ fn process_finding(g: &GpuFacts, p: &AttributedProcess, out: &mut Vec<Finding>) 
         summary,
         evidence: process_evidence(p),
         action: Action { kind, detail },
+        about: Vec::new(),
+        first_seen: None,
     });
 }
 
@@ -705,6 +709,8 @@ fn idle_findings(
                             p.namespace, p.name
                         ),
                     },
+                    about: Vec::new(),
+                    first_seen: None,
                 });
             }
         }

@@ -338,7 +338,9 @@ mod tests {
         assert_eq!((s.node.as_deref(), s.gpu), (Some("n0"), Some(4)), "{d:#?}");
         assert_eq!(s.kind, SuspectKind::Hardware);
         assert_eq!(s.pods, ["train-4"], "{s:#?}");
-        assert!(s.summary.contains("is lost"), "{}", s.summary);
+        // The incident speaks for its signals (Xid 79, the lost GPU, the recovery action).
+        assert!(s.summary.contains("fell off the bus"), "{}", s.summary);
+        assert!(s.also.iter().any(|c| c == "gpu.lost"), "{:?}", s.also);
         assert!(
             s.evidence
                 .iter()

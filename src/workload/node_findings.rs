@@ -12,7 +12,7 @@ use super::node_report::WorkloadNodeReport;
 use super::stragglers::{GpuSample, samples};
 use super::time::{cmp_times, earliest};
 use crate::analysis::describe::DescribeReport;
-use crate::finding::{Finding, Judged, Severity};
+use crate::finding::{Finding, Severity};
 
 /// What the nodes' probe reports say, for the later steps.
 pub(super) struct NodeExamination {
@@ -103,14 +103,32 @@ pub(super) fn examine_nodes(input: &WorkloadInput) -> NodeExamination {
 fn finding_suspects(n: &ProbedNode, multi_node: bool, out: &mut NodeExamination) {
     let first_xid = first_xid_times(&n.report.describe);
     let source = n.held.source;
-    for f in n
+    // One suspect per incident: its leading signal (the first in causal order of the incident's
+    // severity) speaks for it, with the incident's summary, and its other signals are `also`.
+    let leads: Vec<(Finding, Vec<String>)> = n
         .report
         .describe
         .health
-        .findings()
-        .into_iter()
-        .filter(|f| f.severity >= Severity::Warning)
-    {
+        .incidents
+        .incidents
+        .iter()
+        .filter(|i| i.severity >= Severity::Warning)
+        .filter_map(|i| {
+            let lead = i.signals.iter().find(|s| s.severity == i.severity)?;
+            let mut f = lead.clone();
+            if i.signals.len() > 1 {
+                f.summary = i.summary.clone();
+            }
+            let also = i
+                .signals
+                .iter()
+                .filter(|s| s.code != lead.code)
+                .map(|s| s.code.clone())
+                .collect();
+            Some((f, also))
+        })
+        .collect();
+    for (f, also) in &leads {
         let is_nic = f.code.starts_with("nic.");
         let on_held = match f.gpu {
             Some(g) => n.held.gpus.contains_key(&g) || source == HeldSource::RequestsOnly,
@@ -132,6 +150,7 @@ fn finding_suspects(n: &ProbedNode, multi_node: bool, out: &mut NodeExamination)
             (SuspectKind::Hardware, 60)
         };
         let mut s = suspect_of(n, f, kind);
+        s.also = also.clone();
         if source == HeldSource::RequestsOnly && f.gpu.is_some() {
             s.evidence.push(format!(
                 "which GPUs the pods hold is unknown (the kubelet could not be asked): they request {} of the \

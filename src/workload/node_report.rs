@@ -29,6 +29,9 @@ impl Judged for WorkloadNodeReport {
                 .chain(self.describe.findings()),
         )
     }
+    fn incidents(&self) -> Option<&crate::finding::Incidents> {
+        self.describe.incidents()
+    }
 }
 
 /// `node-probe workload`'s analysis: `describe` and `allocation` of the same facts.

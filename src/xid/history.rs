@@ -313,6 +313,8 @@ impl History {
                     kind: ActionKind::Investigate,
                     detail: "check whether the GPU is healthy in this boot; if the same error returns, treat the GPU as faulty".into(),
                 },
+                about: Vec::new(),
+                first_seen: None,
             });
         }
 
@@ -349,6 +351,8 @@ impl History {
                     kind: ActionKind::Rma,
                     detail: "cordon the node, run field diagnostics on the GPU and start the RMA process if they fail".into(),
                 },
+                about: Vec::new(),
+                first_seen: None,
             });
         }
 

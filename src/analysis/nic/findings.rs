@@ -69,7 +69,7 @@ pub(super) fn rule_findings(hits: &BTreeMap<&'static str, Vec<PortFinding>>) -> 
             .unwrap_or(Severity::Warning);
         let names: Vec<&str> = list.iter().map(|h| h.port.as_str()).collect();
         let one = if list.len() == 1 { "port" } else { "ports" };
-        findings.push(finding(
+        let mut f = finding(
             rule.code,
             severity,
             None,
@@ -77,7 +77,10 @@ pub(super) fn rule_findings(hits: &BTreeMap<&'static str, Vec<PortFinding>>) -> 
             evidence_of(list, rule.code),
             rule.kind,
             rule.detail.to_string(),
-        ));
+        );
+        // Each port by name, so that the findings of one port make one incident.
+        f.about = list.iter().map(|h| format!("nic:{}", h.label)).collect();
+        findings.push(f);
     }
     findings
 }

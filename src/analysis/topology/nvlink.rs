@@ -271,7 +271,22 @@ pub fn nvlink_findings(
             .collect();
         ev.push(format!("active_links = {active} of {}", g.nvlinks.len()));
         let links: Vec<String> = down.iter().map(|l| l.link.to_string()).collect();
-        out.push(finding(
+        // The links and the switches they end on: an NVSwitch's SXid joins this GPU's NVLink incident.
+        let mut about: Vec<String> = down
+            .iter()
+            .map(|l| format!("nvlink:{}/{}", g.index, l.link))
+            .collect();
+        for l in &down {
+            if let Some(sw) = canonical(&l.remote_pci_bus_id)
+                && l.remote_device_type.ok().is_some_and(|t| t.contains("switch"))
+            {
+                let key = format!("nvswitch:{sw}");
+                if !about.contains(&key) {
+                    about.push(key);
+                }
+            }
+        }
+        let mut f = finding(
             "nvlink.link_down",
             Severity::Critical,
             Some(g),
@@ -287,7 +302,9 @@ pub fn nvlink_findings(
                 "drain the GPU, then reset it (nvidia-smi -r -i {}) to retrain the link; if the link stays down, check/reseat the NVLink connection and run field diagnostics",
                 g.index
             ),
-        ));
+        );
+        f.about = about;
+        out.push(f);
     }
     let mut ev = Vec::new();
     let mut crc_fail = false;

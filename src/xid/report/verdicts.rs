@@ -64,6 +64,8 @@ pub(super) fn summarize_gpu(row: &GpuIdentity, mut st: GpuEventState) -> GpuVerd
                 kind: class.action,
                 detail: correlate::action_detail(class.action, row.index, row.pci.as_deref()),
             },
+            about: Vec::new(),
+            first_seen: first.ts.and_then(crate::xid::time::rfc3339),
         });
     }
 
@@ -88,6 +90,8 @@ pub(super) fn summarize_gpu(row: &GpuIdentity, mut st: GpuEventState) -> GpuVerd
                 kind: class.action,
                 detail: correlate::action_detail(class.action, row.index, row.pci.as_deref()),
             },
+            about: Vec::new(),
+            first_seen: None,
         });
     }
 
@@ -202,6 +206,15 @@ pub(super) fn node_level_findings(mut st: GpuEventState) -> Vec<Finding> {
                     kind: class.action,
                     detail: correlate::action_detail(class.action, None, None),
                 },
+                // An NVSwitch's SXid joins the NVLink incident of a GPU whose link ends on that switch.
+                about: match (&first.event.kind, &first.event.pci_bus_id) {
+                    (EventKind::Sxid, Some(pci)) => vec![format!(
+                        "nvswitch:{}",
+                        crate::pci::normalize_bus_id(pci).unwrap_or_else(|| pci.clone())
+                    )],
+                    _ => Vec::new(),
+                },
+                first_seen: first.ts.and_then(crate::xid::time::rfc3339),
             })
         })
         .collect()

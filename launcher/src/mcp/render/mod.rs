@@ -1,10 +1,12 @@
 //! The text renderings tools share: verdict and findings first ([`text`]), the `details:` part laid out
 //! from typed fields or a report's JSON ([`details`]), one reading in a compact line ([`reading`]), the GPU
-//! topology ([`topology`]) and the RDMA NICs beside it ([`nic`]), and the per-GPU sections: inventory,
+//! topology ([`topology`]) and the RDMA NICs beside it ([`nic`]), a node's faults as incidents
+//! ([`incidents`]), and the per-GPU sections: inventory,
 //! telemetry and processes grouped for alike GPUs, and their typed details ([`gpus`]).
 
 pub mod details;
 pub mod gpus;
+pub mod incidents;
 pub mod nic;
 pub mod reading;
 pub mod text;

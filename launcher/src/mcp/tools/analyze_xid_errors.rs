@@ -1,5 +1,7 @@
 //! `analyze_xid_errors`: `node-probe xid` on one node, kernel-log XID/SXid events decoded and correlated.
 
+use std::fmt::Write;
+
 use gpu_diag::command::{Request, Since};
 use gpu_diag::contract::Report;
 use gpu_diag::xid::report::XidReport;
@@ -7,7 +9,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 
 use crate::mcp::framework::{Cx, Hints, Node, NodeReport, Tool, ToolError};
-use crate::mcp::render::text;
+use crate::mcp::render::{details, incidents, text};
 
 pub struct AnalyzeXidErrors;
 
@@ -43,7 +45,24 @@ NVRM. Returns decoded events per GPU and findings with the recommended action.";
     }
 
     fn render(out: &Self::Output) -> String {
-        text::node_report("XID analysis", out)
+        let mut t = text::header("XID analysis", &out.node, out.context.as_deref(), &out.run);
+        let r = &out.report;
+        let _ = writeln!(t, "verdict: {}", text::verdict_label(r.node.verdict));
+        // Each code's finding under the incident it belongs to: one fault once.
+        let name = |i: u32| {
+            let pci = r.gpus.iter().find(|g| g.index == Some(i)).and_then(|g| g.pci_bus_id.as_deref());
+            gpu_diag::xid::report::gpu_label(Some(i), pci)
+        };
+        incidents::render(&gpu_diag::incident::group(&r.findings, &name), &mut t);
+        let mut body = String::new();
+        details::write_entry(&text::serialized_details(r), 0, &mut body);
+        if !body.trim().is_empty() {
+            t.push_str("details:\n");
+            for line in body.lines() {
+                let _ = writeln!(t, "  {line}");
+            }
+        }
+        t
     }
 }
 

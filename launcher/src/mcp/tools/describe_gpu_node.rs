@@ -5,16 +5,13 @@ use std::fmt::Write;
 
 use gpu_diag::command::Command;
 use gpu_diag::analysis::describe::DescribeReport;
-use gpu_diag::finding::Judged;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::cluster::{GpuNode, PodGpuUse};
 use crate::mcp::render::details::{self, Entry, Fields};
-use crate::mcp::render::text::{
-    header, render_findings, report_body_with, serialized_details, verdict_label,
-};
-use crate::mcp::render::{gpus, nic};
+use crate::mcp::render::text::{header, serialized_details};
+use crate::mcp::render::{gpus, incidents, nic};
 use crate::mcp::render::topology::{self, alike};
 use crate::mcp::framework::target::MAX_GPU_INDEX;
 use crate::mcp::framework::{Cx, Detail, Hints, Node, ProbeRun, Tool, ToolError, pick};
@@ -121,7 +118,14 @@ accounting, conditions, taints and the pods holding GPUs. Use it for a full pict
             if let Some(n) = &d.report.topology.nics {
                 nic::render(n, &mut nics);
             }
-            report_body_with(&d.report, &full_details(&d.report), &[], &nics, &mut out);
+            incidents::verdict_and_incidents(&d.report.health, &mut out);
+            out.push_str(&nics);
+            let mut body = String::new();
+            details::write_entry(&full_details(&d.report), 0, &mut body);
+            out.push_str("details:\n");
+            for line in body.lines() {
+                let _ = writeln!(out, "  {line}");
+            }
         } else {
             summary_text(&d.report, &mut out);
         }
@@ -146,7 +150,12 @@ fn full_details(r: &DescribeReport) -> Entry {
     topology.nics = None;
     let mut f = Fields::default();
     f.entry("ecc", serialized_details(&r.ecc))
-        .entry("health", serialized_details(&r.health))
+        .entry("health", {
+            // Its incidents are rendered above, and its findings are their signals.
+            let mut h = r.health.clone();
+            h.incidents = Default::default();
+            serialized_details(&h)
+        })
         .entry("inventory", gpus::inventory::details(&r.inventory))
         .entry("processes", gpus::processes::details(&r.processes))
         .entry("telemetry", gpus::telemetry::details(&r.telemetry))
@@ -197,9 +206,7 @@ fn only_gpu(r: &mut DescribeReport, g: u32) -> Result<(), String> {
 }
 
 fn summary_text(r: &DescribeReport, out: &mut String) {
-    let h = &r.health;
-    let _ = writeln!(out, "verdict: {} - {}", verdict_label(h.verdict), h.summary);
-    render_findings(h.findings().into_iter().cloned().collect(), &[], out);
+    incidents::verdict_and_incidents(&r.health, out);
     // A lost GPU is said once, in the inventory; the sections below list the GPUs that answer.
     let lost = gpus::lost(&r.health);
     let answering = |i: &u32| !lost.contains(i);

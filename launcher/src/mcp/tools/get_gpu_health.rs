@@ -7,7 +7,7 @@ use serde::Deserialize;
 
 use crate::mcp::framework::target::MAX_GPUS_PER_NODE;
 use crate::mcp::framework::{Cx, Hints, Node, NodeReport, Tool, ToolError, pick};
-use crate::mcp::render::text;
+use crate::mcp::render::{incidents, text};
 
 pub struct GpuHealth;
 
@@ -46,6 +46,8 @@ asked whether a node's GPUs are OK or why work on a node fails.";
     }
 
     fn render(out: &Self::Output) -> String {
-        text::node_report("GPU health", out)
+        let mut text = text::header("GPU health", &out.node, out.context.as_deref(), &out.run);
+        incidents::health_body(&out.report, &mut text);
+        text
     }
 }

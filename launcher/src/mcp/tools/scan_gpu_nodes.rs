@@ -427,7 +427,27 @@ const MARKED_SHOWN: usize = 10;
 const FINDINGS_SHOWN: usize = 3;
 
 fn node_result(node: String, report: gpu_diag::contract::Report, millis: u64) -> NodeScanResult {
-    let mut findings: Vec<Finding> = report.findings().into_iter().cloned().collect();
+    // A node that judges incidents is counted and ranked by them: one fault once, however many signals
+    // show it; its history (informational, cleared) counts as info.
+    let mut findings: Vec<Finding> = match report.incidents() {
+        Some(inc) => inc
+            .incidents
+            .iter()
+            .map(|i| Finding {
+                code: i.code.clone(),
+                severity: i.severity,
+                gpu: i.gpu,
+                gpu_uuid: i.gpu_uuid.clone(),
+                summary: i.summary.clone(),
+                evidence: Vec::new(),
+                action: i.action.clone(),
+                about: Vec::new(),
+                first_seen: i.first_seen.clone(),
+            })
+            .chain(inc.history.iter().cloned())
+            .collect(),
+        None => report.findings().into_iter().cloned().collect(),
+    };
     let mut counts = SeverityCounts::default();
     for f in &findings {
         match f.severity {

@@ -1,0 +1,264 @@
+//! Which findings are one fault: each rule names the component it is about, the signals of that fault in
+//! causal order (what happened first, what the driver concluded last), the signals that must be present
+//! for the fault to be stated, and why they are one fault with the public source that says so.
+
+/// What one incident is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// One GPU: the signals carry its index. Node-level signals join when they share an `about` key
+    /// with one of its signals (an NVSwitch SXid with the GPU link that ends on that switch).
+    Gpu,
+    /// One RDMA port (`nic:` keys): node-level signals that name the same port.
+    Port,
+}
+
+pub struct Rule {
+    /// The incident's code.
+    pub code: &'static str,
+    /// What an SRE calls the fault, in a few words.
+    pub title: &'static str,
+    pub scope: Scope,
+    /// Finding codes of this fault, in causal order. A code ending in `*` matches its prefix.
+    pub signals: &'static [&'static str],
+    /// At least one of these must be present: a rule is never stated from the driver's conclusion alone.
+    pub anchors: &'static [&'static str],
+    /// Why these signals are one fault.
+    pub reason: &'static str,
+    /// The public source of that reason.
+    pub source: &'static str,
+}
+
+/// The driver's conclusion about a GPU: it follows whatever fault it concluded from, so it joins the
+/// first fault stated on that GPU (rules are tried in this table's order).
+const DRIVER_VERDICT: [&str; 2] = ["xid.154", "gpu.recovery_action"];
+
+/// Rules in the order they claim signals: the fault that takes a GPU away first, then memory, links,
+/// and the slower faults.
+pub const RULES: &[Rule] = &[
+    Rule {
+        code: "gpu.off_bus",
+        title: "GPU fell off the bus",
+        scope: Scope::Gpu,
+        signals: &[
+            "pcie.aer_fatal",
+            "xid.79",
+            "gpu.fallen_off_bus",
+            "gpu.lost",
+            "gpu.handle_failed",
+            "driver.crash_dump",
+            DRIVER_VERDICT[0],
+            DRIVER_VERDICT[1],
+        ],
+        anchors: &["xid.79", "gpu.fallen_off_bus", "gpu.lost"],
+        reason: "Xid 79 is the driver saying the GPU fell off the bus; NVML then answers GPU_IS_LOST for every \
+                 reading of it, the recovery action turns to node reboot (Xid 154), and the driver writes a crash \
+                 dump: one event seen four ways",
+        source: "NVIDIA Xid catalog (Xid 79, Xid 154: RESTART_BM / node reboot); NVML nvmlReturn_t \
+                 NVML_ERROR_GPU_IS_LOST",
+    },
+    Rule {
+        code: "gpu.memory_uncorrectable",
+        title: "uncorrectable memory error",
+        scope: Scope::Gpu,
+        signals: &[
+            "xid.48",
+            "ecc.volatile_uncorrected",
+            "ecc.aggregate_uncorrected",
+            "ecc.retired_pages_dbe",
+            "xid.63",
+            "xid.64",
+            "ecc.remap_pending",
+            "ecc.remap_failure",
+            "ecc.remap_bank_exhausted",
+            "ecc.remap_uncorrectable_limit",
+            "ecc.retired_pages_pending",
+            "ecc.retired_pages_limit",
+            "ecc.sram_threshold_exceeded",
+            "xid.92",
+            "xid.94",
+            "xid.95",
+            "xid.45",
+            DRIVER_VERDICT[0],
+            DRIVER_VERDICT[1],
+        ],
+        anchors: &[
+            "xid.48",
+            "ecc.volatile_uncorrected",
+            "ecc.retired_pages_dbe",
+            "xid.63",
+            "xid.64",
+            "ecc.remap_pending",
+            "ecc.remap_failure",
+            "ecc.remap_bank_exhausted",
+            "ecc.remap_uncorrectable_limit",
+            "ecc.retired_pages_pending",
+            "ecc.sram_threshold_exceeded",
+            "xid.94",
+            "xid.95",
+        ],
+        reason: "a double-bit error (Xid 48) is counted as volatile uncorrected ECC, makes the row remapper mark \
+                 the row (Xid 63, or Xid 64 when it has no spare row: the remap failed), is contained or not \
+                 (Xid 94/95) and sets the recovery action (drain and reset, Xid 154): one memory error",
+        source: "NVIDIA Xid catalog (WORKFLOW_XID_48, Xid 63, 64, 94, 95, 154); NVIDIA GPU Memory Error \
+                 Management (row remapping, A100 and later)",
+    },
+    Rule {
+        code: "nvlink.fault",
+        title: "NVLink fault",
+        scope: Scope::Gpu,
+        signals: &[
+            "xid.74",
+            "xid.144",
+            "xid.145",
+            "xid.146",
+            "xid.147",
+            "xid.148",
+            "xid.149",
+            "xid.150",
+            "sxid.*",
+            "nvlink.link_down",
+            "nvlink.errors",
+            "fabric.degraded_bandwidth",
+            "xid.45",
+            DRIVER_VERDICT[0],
+            DRIVER_VERDICT[1],
+        ],
+        anchors: &[
+            "xid.74",
+            "xid.144",
+            "xid.145",
+            "xid.146",
+            "xid.147",
+            "xid.148",
+            "xid.149",
+            "xid.150",
+            "nvlink.link_down",
+            "nvlink.errors",
+        ],
+        reason: "an NVLink error (Xid 74, or the NVLink5 Xids 144-150) takes the link down or makes it retrain \
+                 (link state, replay/recovery/CRC counters), the switch at its far end logs an SXid, the fabric \
+                 reports degraded bandwidth and the driver asks for a reset: one link's fault",
+        source: "NVIDIA Xid catalog (WORKFLOW_NVLINK_ERR, WORKFLOW_NVLINK5_ERR); NVIDIA Fabric Manager user \
+                 guide (SXid); DCGM NVLink health watch",
+    },
+    Rule {
+        code: "nic.link_fault",
+        title: "RDMA link fault",
+        scope: Scope::Port,
+        signals: &[
+            "nic.port_down",
+            "nic.link_flapping",
+            "nic.link_integrity",
+            "nic.symbol_errors",
+            "nic.receive_errors",
+            "nic.rate_degraded",
+            "nic.buffer_overrun",
+        ],
+        anchors: &[
+            "nic.port_down",
+            "nic.link_flapping",
+            "nic.link_integrity",
+            "nic.symbol_errors",
+            "nic.receive_errors",
+            "nic.rate_degraded",
+        ],
+        reason: "a marginal cable, transceiver or switch port shows as symbol and receive errors on the port and, \
+                 when it gets worse, as link downs and recoveries (flaps) or a lower rate: one physical link",
+        source: "InfiniBand Architecture Specification (PortCounters: SymbolErrorCounter, LinkDownedCounter, \
+                 LinkErrorRecoveryCounter, PortRcvErrors); NVIDIA UFM/ibdiagnet link health guidance",
+    },
+    Rule {
+        code: "gpu.thermal",
+        title: "overheating",
+        scope: Scope::Gpu,
+        signals: &[
+            "thermal.at_shutdown",
+            "thermal.above_slowdown",
+            "thermal.memory_hot",
+            "thermal.hw_slowdown",
+            "thermal.sw_slowdown",
+            "clocks.hw_slowdown",
+        ],
+        anchors: &[
+            "thermal.at_shutdown",
+            "thermal.above_slowdown",
+            "thermal.memory_hot",
+            "thermal.hw_slowdown",
+            "thermal.sw_slowdown",
+        ],
+        reason: "a GPU past its slowdown temperature is throttled by the hardware or driver: the temperature and \
+                 the throttle reasons are one cooling fault",
+        source: "NVML nvmlClocksEventReasons (HW thermal / SW thermal slowdown); DCGM thermal health watch",
+    },
+    Rule {
+        code: "gpu.power_brake",
+        title: "power brake",
+        scope: Scope::Gpu,
+        signals: &["power.hw_brake", "clocks.hw_slowdown"],
+        anchors: &["power.hw_brake"],
+        reason: "an asserted external power brake (HW_POWER_BRAKE_SLOWDOWN) is itself a hardware slowdown",
+        source: "NVML nvmlClocksEventReasonHwPowerBrakeSlowdown",
+    },
+    Rule {
+        code: "pcie.link_fault",
+        title: "PCIe link fault",
+        scope: Scope::Gpu,
+        signals: &[
+            "pcie.gen_degraded",
+            "pcie.width_degraded",
+            "pcie.replay_rate",
+            "pcie.aer_nonfatal",
+        ],
+        anchors: &[
+            "pcie.gen_degraded",
+            "pcie.width_degraded",
+            "pcie.replay_rate",
+            "pcie.aer_nonfatal",
+        ],
+        reason: "a link trained below its capability and the replays and AER errors on it are one PCIe link",
+        source: "PCI Express Base Specification (link training, AER); DCGM PCIe health watch (replay rate)",
+    },
+    Rule {
+        code: "gpu.recovery",
+        title: "driver asks for recovery",
+        scope: Scope::Gpu,
+        signals: &DRIVER_VERDICT,
+        anchors: &DRIVER_VERDICT,
+        reason: "Xid 154 logs the change of the recovery action that NVML reports now: one conclusion",
+        source: "NVIDIA Xid catalog (Xid 154); NVML field 230 (NVML_FI_DEV_GET_GPU_RECOVERY_ACTION)",
+    },
+];
+
+/// Node-level signals that join the GPU incident of the same burst (dated within the XID engine's burst
+/// gap after its first signal), when no `about` key ties them to a component.
+pub const BURST_SIGNALS: &[&str] = &["driver.crash_dump"];
+
+pub const BURST_S: f64 = crate::xid::correlate::BURST_GAP_SECS;
+
+pub(super) fn matches(pattern: &str, code: &str) -> bool {
+    match pattern.strip_suffix('*') {
+        Some(prefix) => code.starts_with(prefix),
+        None => pattern == code,
+    }
+}
+
+impl Rule {
+    pub(super) fn has_signal(&self, code: &str) -> bool {
+        self.signals.iter().any(|p| matches(p, code))
+    }
+    pub(super) fn is_anchor(&self, code: &str) -> bool {
+        self.anchors.iter().any(|p| matches(p, code))
+    }
+    /// Where a signal stands in the causal order.
+    pub(super) fn rank(&self, code: &str) -> usize {
+        self.signals
+            .iter()
+            .position(|p| matches(p, code))
+            .unwrap_or(usize::MAX)
+    }
+}
+
+/// The rule of an incident code.
+pub fn find(code: &str) -> Option<&'static Rule> {
+    RULES.iter().find(|r| r.code == code)
+}
