@@ -170,6 +170,8 @@ pub struct Incident {
     pub gpu_uuid: Option<String>,
     /// The component in words: `GPU 1 (0000:ca:00.0)`, `RDMA port mlx5_5/1`, `node`.
     pub component: String,
+    /// The fault in a few words (`uncorrectable memory error`); a lone finding's code.
+    pub title: String,
     /// One sentence: the component, the fault and how many signals show it.
     pub summary: String,
     /// The strongest action its signals call for.

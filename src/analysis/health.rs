@@ -495,13 +495,17 @@ pub fn assemble(
         Verdict::Unhealthy => "Unhealthy",
     };
     let n = incidents.incidents.len();
-    let mut summary = format!(
-        "{word}: {n} incident{} ({} critical, {} warning); {affected} of {} GPU(s) affected",
-        if n == 1 { "" } else { "s" },
-        count(Severity::Critical),
-        count(Severity::Warning),
-        facts.gpus.len()
-    );
+    let mut summary = if n == 0 {
+        format!("{word}: no incidents on {} GPU(s)", facts.gpus.len())
+    } else {
+        format!(
+            "{word}: {n} incident{} ({} critical, {} warning); {affected} of {} GPU(s) affected",
+            if n == 1 { "" } else { "s" },
+            count(Severity::Critical),
+            count(Severity::Warning),
+            facts.gpus.len()
+        )
+    };
     if let Some(f) = lead {
         summary.push_str(&format!(". Most urgent: {}", f.summary));
     } else if verdict == Verdict::Unknown {

@@ -51,6 +51,17 @@ pub fn group(findings: &[Finding], gpu_name: &dyn Fn(u32) -> String) -> Incident
                     out.push(build(rule, &members, findings, gpu_name));
                 }
             }
+            Scope::Node => {
+                let members: Vec<usize> = (0..findings.len())
+                    .filter(|&i| !claimed[i] && rule.has_signal(&findings[i].code))
+                    .collect();
+                if members.iter().any(|&i| rule.is_anchor(&findings[i].code)) {
+                    for &i in &members {
+                        claimed[i] = true;
+                    }
+                    out.push(build(rule, &members, findings, gpu_name));
+                }
+            }
             Scope::Port => {
                 // Ports joined by the findings that name them together.
                 let mut pending: Vec<usize> = (0..findings.len())
@@ -111,6 +122,8 @@ pub fn group(findings: &[Finding], gpu_name: &dyn Fn(u32) -> String) -> Incident
             let rule = rules::find(&inc.code).expect("checked above");
             inc.signals.push(f.clone());
             inc.signals.sort_by_key(|s| rule.rank(&s.code));
+            let joined = assemble(inc.code.clone(), inc.component.clone(), inc.signals.clone(), inc.gpu);
+            *inc = describe(rule, joined);
         }
     }
     for (i, f) in findings.iter().enumerate() {
@@ -137,9 +150,16 @@ pub fn group(findings: &[Finding], gpu_name: &dyn Fn(u32) -> String) -> Incident
 fn build(rule: &Rule, members: &[usize], findings: &[Finding], gpu_name: &dyn Fn(u32) -> String) -> Incident {
     let mut signals: Vec<Finding> = members.iter().map(|&i| findings[i].clone()).collect();
     signals.sort_by_key(|s| rule.rank(&s.code));
-    let gpu = signals.iter().find_map(|s| s.gpu);
+    let mut gpus: Vec<u32> = signals.iter().filter_map(|s| s.gpu).collect();
+    gpus.sort_unstable();
+    gpus.dedup();
+    let gpu = (gpus.len() == 1).then(|| gpus[0]);
     let component = match (rule.scope, gpu) {
-        (Scope::Gpu, Some(g)) => gpu_name(g),
+        (Scope::Gpu, Some(g)) | (Scope::Node, Some(g)) => gpu_name(g),
+        (Scope::Node, None) => {
+            let list: Vec<String> = gpus.iter().map(u32::to_string).collect();
+            format!("the node (GPU {})", list.join(", "))
+        }
         _ => {
             let mut ports: Vec<&str> = signals
                 .iter()
@@ -155,10 +175,16 @@ fn build(rule: &Rule, members: &[usize], findings: &[Finding], gpu_name: &dyn Fn
             )
         }
     };
-    let mut inc = assemble(rule.code.to_string(), component.clone(), signals, gpu);
+    describe(rule, assemble(rule.code.to_string(), component, signals, gpu))
+}
+
+/// The rule's words on an assembled incident.
+fn describe(rule: &Rule, mut inc: Incident) -> Incident {
     let codes: Vec<&str> = inc.signals.iter().map(|s| s.code.as_str()).collect();
+    inc.title = rule.title.to_string();
     inc.summary = format!(
-        "{component}: {} (one fault seen as {} signal{}: {})",
+        "{}: {}, seen as {} signal{}: {}",
+        inc.component,
         rule.title,
         codes.len(),
         if codes.len() == 1 { "" } else { "s" },
@@ -178,6 +204,7 @@ fn lone(f: &Finding, gpu_name: &dyn Fn(u32) -> String) -> Incident {
         (None, None) => "node".to_string(),
     };
     let mut inc = assemble(f.code.clone(), component, vec![f.clone()], f.gpu);
+    inc.title = f.code.clone();
     inc.summary = f.summary.clone();
     inc
 }
@@ -204,6 +231,7 @@ fn assemble(code: String, component: String, signals: Vec<Finding>, gpu: Option<
         gpu,
         gpu_uuid: signals.iter().find_map(|s| s.gpu_uuid.clone()),
         component,
+        title: String::new(),
         summary: String::new(),
         action,
         first_seen,

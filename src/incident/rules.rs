@@ -10,6 +10,9 @@ pub enum Scope {
     Gpu,
     /// One RDMA port (`nic:` keys): node-level signals that name the same port.
     Port,
+    /// The node: a fault the platform asserts on every GPU it touches (a power brake) is one incident,
+    /// whichever GPUs show it.
+    Node,
 }
 
 pub struct Rule {
@@ -191,12 +194,13 @@ pub const RULES: &[Rule] = &[
         source: "NVML nvmlClocksEventReasons (HW thermal / SW thermal slowdown); DCGM thermal health watch",
     },
     Rule {
-        code: "gpu.power_brake",
-        title: "power brake",
-        scope: Scope::Gpu,
+        code: "node.power_brake",
+        title: "power brake asserted by the platform",
+        scope: Scope::Node,
         signals: &["power.hw_brake", "clocks.hw_slowdown"],
         anchors: &["power.hw_brake"],
-        reason: "an asserted external power brake (HW_POWER_BRAKE_SLOWDOWN) is itself a hardware slowdown",
+        reason: "the power brake is an external signal the platform (PSU, BMC) asserts: the brake and the hardware \
+                 slowdown it causes, on every GPU it holds, are one fault of the node's power",
         source: "NVML nvmlClocksEventReasonHwPowerBrakeSlowdown",
     },
     Rule {

@@ -57,6 +57,17 @@ fn a_gpu_off_the_bus_carries_its_xids_and_the_crash_dump_of_its_burst() {
         codes(i),
         ["xid.79", "gpu.lost", "driver.crash_dump", "xid.154"]
     );
+    assert!(i.summary.contains("4 signals"), "{}", i.summary);
+}
+
+#[test]
+fn a_power_brake_on_every_gpu_is_one_fault_of_the_node() {
+    let r = incidents_of("h100-power-brake");
+    assert_eq!(r.incidents.len(), 1, "{:#?}", r.incidents);
+    let i = &r.incidents[0];
+    assert_eq!((i.code.as_str(), i.gpu), ("node.power_brake", None));
+    assert_eq!(i.component, "the node (GPU 0, 1)");
+    assert_eq!(i.signals.len(), 2);
 }
 
 #[test]

@@ -30,14 +30,18 @@ fn incident(n: usize, i: &Incident, out: &mut String) {
         .as_deref()
         .map_or(String::new(), |t| format!(" · since {t}"));
     let kind = details::serde_name(&i.action.kind);
-    if i.rule.is_none() {
-        // A lone finding: said as the finding it is.
+    if i.signals.len() == 1 {
+        // One signal: said as the finding it is, under the incident's code.
         let f = &i.signals[0];
+        let code = if i.code == f.code {
+            f.code.clone()
+        } else {
+            format!("{} ({})", i.code, f.code)
+        };
         let _ = writeln!(
             out,
-            "{n}. [{}] {}: {}{since}",
+            "{n}. [{}] {code}: {}{since}",
             sev_label(i.severity),
-            f.code,
             f.summary
         );
         if !f.evidence.is_empty() {
@@ -48,10 +52,12 @@ fn incident(n: usize, i: &Incident, out: &mut String) {
     }
     let _ = writeln!(
         out,
-        "{n}. [{}] {} ({}){since}",
+        "{n}. [{}] {}: {}: {}, one fault seen as {} signals{since}",
         sev_label(i.severity),
-        i.summary,
-        i.code
+        i.code,
+        i.component,
+        i.title,
+        i.signals.len()
     );
     let _ = writeln!(out, "   action ({kind}): {}", i.action.detail);
     let _ = writeln!(out, "   signals, in causal order:");
@@ -93,16 +99,18 @@ pub fn gpus_line(h: &HealthReport, out: &mut String) {
     if let Some(want) = h.gpus_expected {
         let _ = write!(out, ", {want} expected");
     }
-    let mut by: Vec<(Verdict, Vec<u32>)> = Vec::new();
+    // Alike GPUs in one entry: the same model and verdict.
+    let mut by: Vec<(Verdict, String, Vec<u32>)> = Vec::new();
     for g in &h.gpus {
-        match by.iter_mut().find(|(v, _)| *v == g.verdict) {
-            Some((_, list)) => list.push(g.gpu.index),
-            None => by.push((g.verdict, vec![g.gpu.index])),
+        let name = g.name.ok().cloned().unwrap_or_else(|| "?".into());
+        match by.iter_mut().find(|(v, n, _)| *v == g.verdict && *n == name) {
+            Some((_, _, list)) => list.push(g.gpu.index),
+            None => by.push((g.verdict, name, vec![g.gpu.index])),
         }
     }
-    by.sort_by_key(|(v, _)| std::cmp::Reverse(*v));
-    for (v, list) in by {
-        let _ = write!(out, "; {}: {}", gpu_set(&list), verdict_label(v));
+    by.sort_by_key(|(v, _, _)| std::cmp::Reverse(*v));
+    for (v, name, list) in by {
+        let _ = write!(out, "; {} {name}: {}", gpu_set(&list), verdict_label(v));
     }
     out.push('\n');
     if !h.unreadable.is_empty() {
