@@ -180,14 +180,19 @@ fn build(rule: &Rule, members: &[usize], findings: &[Finding], gpu_name: &dyn Fn
 
 /// The rule's words on an assembled incident.
 fn describe(rule: &Rule, mut inc: Incident) -> Incident {
-    let codes: Vec<&str> = inc.signals.iter().map(|s| s.code.as_str()).collect();
+    let mut codes: Vec<&str> = Vec::new();
+    for s in &inc.signals {
+        if !codes.contains(&s.code.as_str()) {
+            codes.push(&s.code);
+        }
+    }
     inc.title = rule.title.to_string();
     inc.summary = format!(
         "{}: {}, seen as {} signal{}: {}",
         inc.component,
         rule.title,
-        codes.len(),
-        if codes.len() == 1 { "" } else { "s" },
+        inc.signals.len(),
+        if inc.signals.len() == 1 { "" } else { "s" },
         codes.join(", ")
     );
     inc.rule = Some(IncidentRule {
@@ -229,7 +234,12 @@ fn assemble(code: String, component: String, signals: Vec<Finding>, gpu: Option<
         code,
         severity,
         gpu,
-        gpu_uuid: signals.iter().find_map(|s| s.gpu_uuid.clone()),
+        gpu_uuid: gpu.and_then(|g| {
+            signals
+                .iter()
+                .find(|s| s.gpu == Some(g))
+                .and_then(|s| s.gpu_uuid.clone())
+        }),
         component,
         title: String::new(),
         summary: String::new(),

@@ -118,6 +118,13 @@ fn finding_suspects(n: &ProbedNode, multi_node: bool, out: &mut NodeExamination)
             let mut f = lead.clone();
             if i.signals.len() > 1 {
                 f.summary = i.summary.clone();
+                // The other signals in causal order, each in its own words.
+                f.evidence.extend(
+                    i.signals
+                        .iter()
+                        .filter(|s| s.code != lead.code)
+                        .map(|s| format!("{}: {}", s.code, s.summary)),
+                );
             }
             let also = i
                 .signals

@@ -5,7 +5,7 @@
 use std::time::Instant;
 
 use gpu_diag::command::Command;
-use gpu_diag::finding::{Finding, Judged, Severity, Verdict};
+use gpu_diag::finding::{ActionKind, Finding, Judged, Severity, Verdict};
 use std::fmt::Write;
 
 use schemars::JsonSchema;
@@ -97,6 +97,8 @@ pub struct ScanFinding {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub gpu: Option<u32>,
     pub summary: String,
+    /// What it calls for (how disruptive: equally critical nodes rank by it).
+    pub action: ActionKind,
 }
 
 /// One node's outcome.
@@ -458,7 +460,7 @@ fn node_result(node: String, report: gpu_diag::contract::Report, millis: u64) ->
     }
     let worst_severity = findings.iter().map(|f| f.severity).max();
     findings.retain(|f| f.severity >= Severity::Warning);
-    findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
+    findings.sort_by_key(|f| std::cmp::Reverse((f.severity, f.action.kind)));
     NodeScanResult {
         node,
         status: ScanStatus::Ok,
@@ -485,6 +487,7 @@ fn brief(f: Finding) -> ScanFinding {
         severity: f.severity,
         gpu: f.gpu,
         summary: f.summary,
+        action: f.action.kind,
     }
 }
 
@@ -544,9 +547,13 @@ pub fn rank(results: Vec<NodeScanResult>) -> Vec<AttentionEntry> {
         .into_iter()
         .filter_map(|r| urgency(&r).map(|u| (u, r)))
         .collect();
+    // Within a class: more faults first, then the more disruptive first action (a GPU off the bus before a
+    // flapping port), then by name.
+    let top = |r: &NodeScanResult| r.findings.first().map(|f| f.action);
     picked.sort_by(|(ca, a), (cb, b)| {
         ca.cmp(cb)
             .then((b.counts.critical, b.counts.warning).cmp(&(a.counts.critical, a.counts.warning)))
+            .then(top(b).cmp(&top(a)))
             .then(a.node.cmp(&b.node))
     });
     picked
@@ -610,6 +617,7 @@ mod tests {
             severity: sev,
             gpu: Some(0),
             summary: format!("{code} seen"),
+            action: ActionKind::Investigate,
         }
     }
 
