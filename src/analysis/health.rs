@@ -6,9 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::facts::{FieldErrorKind, GpuFacts, NodeFacts, Reading};
-use crate::finding::{
-    Action, ActionKind, Finding, Incidents, Judged, Severity, Verdict, distinct,
-};
+use crate::finding::{Action, ActionKind, Finding, Incidents, Judged, Severity, Verdict, distinct};
 use crate::options::AnalysisOptions;
 
 use super::{GpuRef, finding, gpu_label};
@@ -463,12 +461,14 @@ pub fn assemble(
         unreadable.push(format!("... and {} more", total_unreadable - 24));
     }
     let verdict = Verdict::from_findings(&findings, total_unreadable == 0);
-    let by_gpu: std::collections::BTreeMap<u32, String> = facts
-        .gpus
-        .iter()
-        .map(|g| (g.index, gpu_label(g)))
-        .collect();
-    let name = |i: u32| by_gpu.get(&i).cloned().unwrap_or_else(|| format!("GPU {i}"));
+    let by_gpu: std::collections::BTreeMap<u32, String> =
+        facts.gpus.iter().map(|g| (g.index, gpu_label(g))).collect();
+    let name = |i: u32| {
+        by_gpu
+            .get(&i)
+            .cloned()
+            .unwrap_or_else(|| format!("GPU {i}"))
+    };
     let incidents = crate::incident::group(&findings, &name);
     // The incidents are ordered worst first, then by the most disruptive action.
     let lead = incidents.incidents.first();
@@ -483,7 +483,13 @@ pub fn assemble(
             detail: "nothing to do".into(),
         },
     };
-    let count = |s: Severity| incidents.incidents.iter().filter(|f| f.severity == s).count();
+    let count = |s: Severity| {
+        incidents
+            .incidents
+            .iter()
+            .filter(|f| f.severity == s)
+            .count()
+    };
     let affected = gpus
         .iter()
         .filter(|g| matches!(g.verdict, Verdict::Degraded | Verdict::Unhealthy))
@@ -581,6 +587,14 @@ mod tests {
         assert_eq!(r.gpus[0].verdict, Verdict::Healthy);
         assert_eq!(r.gpus[1].verdict, Verdict::Unhealthy);
         assert_eq!(r.gpus[1].findings[0].code, "gpu.lost");
+        // A lost GPU is not answering, and its one fault is one incident.
+        assert_eq!(r.gpus_answering, 1);
+        assert_eq!(r.incidents.incidents.len(), 1);
+        assert!(
+            r.summary.starts_with("Unhealthy: 1 incident"),
+            "{}",
+            r.summary
+        );
         // Said in words, never field by field.
         let ev = &r.gpus[1].findings[0].evidence;
         assert!(
@@ -720,7 +734,8 @@ mod tests {
         assert_eq!(r.action.kind, ActionKind::RebootNode);
         assert_eq!(r.gpus[2].verdict, Verdict::Degraded);
         assert!(
-            r.summary.starts_with("Unhealthy: 3 incidents (2 critical, 1 warning)"),
+            r.summary
+                .starts_with("Unhealthy: 3 incidents (2 critical, 1 warning)"),
             "{}",
             r.summary
         );

@@ -199,3 +199,6 @@ mod tests {
         assert_eq!(canonical_bus_id(&lost), lost);
     }
 }
+
+#[cfg(test)]
+mod incident_tests;

@@ -3,7 +3,8 @@
 //! count, a row remap and the driver's recovery action. [`group`] joins the findings of one fault into
 //! one [`Incident`] by the data of [`rules`], with its signals in causal order, one severity, one action
 //! and the earliest time. A finding that fits no rule is an incident of its own; what is only
-//! informational (the catalog's IGNORE codes, a recovery action the driver set back to none) is history.
+//! informational (the catalog's IGNORE codes, a recovery action the driver set back to none) is history,
+//! and so is a fault the driver has since cleared (its last Xid 154 back to none, nothing live left).
 //! Nothing is dropped: every finding is a signal of one incident or an entry of the history.
 
 pub mod rules;
@@ -66,7 +67,9 @@ pub fn group(findings: &[Finding], gpu_name: &dyn Fn(u32) -> String) -> Incident
                 // Ports joined by the findings that name them together.
                 let mut pending: Vec<usize> = (0..findings.len())
                     .filter(|&i| {
-                        !claimed[i] && findings[i].gpu.is_none() && rule.has_signal(&findings[i].code)
+                        !claimed[i]
+                            && findings[i].gpu.is_none()
+                            && rule.has_signal(&findings[i].code)
                     })
                     .collect();
                 while let Some(first) = pending.first().copied() {
@@ -108,8 +111,7 @@ pub fn group(findings: &[Finding], gpu_name: &dyn Fn(u32) -> String) -> Incident
         let owner = out
             .iter_mut()
             .filter(|inc| {
-                inc.gpu.is_some()
-                    && rules::find(&inc.code).is_some_and(|r| r.has_signal(&f.code))
+                inc.gpu.is_some() && rules::find(&inc.code).is_some_and(|r| r.has_signal(&f.code))
             })
             .filter_map(|inc| {
                 let start = inc.first_seen.as_deref().and_then(unix)?;
@@ -122,7 +124,12 @@ pub fn group(findings: &[Finding], gpu_name: &dyn Fn(u32) -> String) -> Incident
             let rule = rules::find(&inc.code).expect("checked above");
             inc.signals.push(f.clone());
             inc.signals.sort_by_key(|s| rule.rank(&s.code));
-            let joined = assemble(inc.code.clone(), inc.component.clone(), inc.signals.clone(), inc.gpu);
+            let joined = assemble(
+                inc.code.clone(),
+                inc.component.clone(),
+                inc.signals.clone(),
+                inc.gpu,
+            );
             *inc = describe(rule, joined);
         }
     }
@@ -131,8 +138,9 @@ pub fn group(findings: &[Finding], gpu_name: &dyn Fn(u32) -> String) -> Incident
             out.push(lone(f, gpu_name));
         }
     }
-    let (mut incidents, past): (Vec<Incident>, Vec<Incident>) =
-        out.into_iter().partition(|i| i.severity > Severity::Info);
+    let (mut incidents, past): (Vec<Incident>, Vec<Incident>) = out
+        .into_iter()
+        .partition(|i| i.severity > Severity::Info && !cleared(i));
     // Worst first, then the most disruptive action, then by GPU; stable for equal ones.
     incidents.sort_by(|a, b| {
         b.severity
@@ -147,7 +155,12 @@ pub fn group(findings: &[Finding], gpu_name: &dyn Fn(u32) -> String) -> Incident
     Incidents { incidents, history }
 }
 
-fn build(rule: &Rule, members: &[usize], findings: &[Finding], gpu_name: &dyn Fn(u32) -> String) -> Incident {
+fn build(
+    rule: &Rule,
+    members: &[usize],
+    findings: &[Finding],
+    gpu_name: &dyn Fn(u32) -> String,
+) -> Incident {
     let mut signals: Vec<Finding> = members.iter().map(|&i| findings[i].clone()).collect();
     signals.sort_by_key(|s| rule.rank(&s.code));
     let mut gpus: Vec<u32> = signals.iter().filter_map(|s| s.gpu).collect();
@@ -175,7 +188,10 @@ fn build(rule: &Rule, members: &[usize], findings: &[Finding], gpu_name: &dyn Fn
             )
         }
     };
-    describe(rule, assemble(rule.code.to_string(), component, signals, gpu))
+    describe(
+        rule,
+        assemble(rule.code.to_string(), component, signals, gpu),
+    )
 }
 
 /// The rule's words on an assembled incident.
@@ -215,7 +231,11 @@ fn lone(f: &Finding, gpu_name: &dyn Fn(u32) -> String) -> Incident {
 }
 
 fn assemble(code: String, component: String, signals: Vec<Finding>, gpu: Option<u32>) -> Incident {
-    let severity = signals.iter().map(|s| s.severity).max().unwrap_or(Severity::Info);
+    let severity = signals
+        .iter()
+        .map(|s| s.severity)
+        .max()
+        .unwrap_or(Severity::Info);
     // The most disruptive action among the signals of the incident's severity; the first of equals.
     let action = signals
         .iter()
@@ -248,6 +268,19 @@ fn assemble(code: String, component: String, signals: Vec<Finding>, gpu: Option<
         rule: None,
         signals,
     }
+}
+
+/// A fault the driver has since cleared: every signal is the kernel log's (nothing live from NVML says it
+/// now) and the driver's last recovery action (Xid 154) is informational, i.e. back to none or superseded
+/// by what NVML reports, with no recovery action NVML still asks for.
+fn cleared(i: &Incident) -> bool {
+    let from_log =
+        |c: &str| c.starts_with("xid.") || c.starts_with("sxid.") || c == "driver.crash_dump";
+    i.rule.is_some()
+        && i.signals
+            .iter()
+            .any(|s| s.code == "xid.154" && s.severity == Severity::Info)
+        && i.signals.iter().all(|s| from_log(&s.code))
 }
 
 /// Seconds since the epoch of an RFC 3339 time.

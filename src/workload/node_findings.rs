@@ -116,6 +116,8 @@ fn finding_suspects(n: &ProbedNode, multi_node: bool, out: &mut NodeExamination)
         .filter_map(|i| {
             let lead = i.signals.iter().find(|s| s.severity == i.severity)?;
             let mut f = lead.clone();
+            // What happened (the log line, the reading) before the catalog's classification of it.
+            f.evidence.sort_by_key(|e| e.starts_with("catalog "));
             if i.signals.len() > 1 {
                 f.summary = i.summary.clone();
                 // The other signals in causal order, each in its own words.

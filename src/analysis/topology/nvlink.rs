@@ -278,7 +278,9 @@ pub fn nvlink_findings(
             .collect();
         for l in &down {
             if let Some(sw) = canonical(&l.remote_pci_bus_id)
-                && l.remote_device_type.ok().is_some_and(|t| t.contains("switch"))
+                && l.remote_device_type
+                    .ok()
+                    .is_some_and(|t| t.contains("switch"))
             {
                 let key = format!("nvswitch:{sw}");
                 if !about.contains(&key) {

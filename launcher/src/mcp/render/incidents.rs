@@ -62,7 +62,13 @@ fn incident(n: usize, i: &Incident, out: &mut String) {
     let _ = writeln!(out, "   action ({kind}): {}", i.action.detail);
     let _ = writeln!(out, "   signals, in causal order:");
     for (k, s) in i.signals.iter().enumerate() {
-        let _ = writeln!(out, "   - [{}] {}: {}", sev_label(s.severity), s.code, s.summary);
+        let _ = writeln!(
+            out,
+            "   - [{}] {}: {}",
+            sev_label(s.severity),
+            s.code,
+            s.summary
+        );
         // The first signal is what happened: its evidence is the incident's.
         if k == 0 && !s.evidence.is_empty() {
             let _ = writeln!(out, "     evidence: {}", s.evidence.join("; "));
@@ -103,7 +109,10 @@ pub fn gpus_line(h: &HealthReport, out: &mut String) {
     let mut by: Vec<(Verdict, String, Vec<u32>)> = Vec::new();
     for g in &h.gpus {
         let name = g.name.ok().cloned().unwrap_or_else(|| "?".into());
-        match by.iter_mut().find(|(v, n, _)| *v == g.verdict && *n == name) {
+        match by
+            .iter_mut()
+            .find(|(v, n, _)| *v == g.verdict && *n == name)
+        {
             Some((_, _, list)) => list.push(g.gpu.index),
             None => by.push((g.verdict, name, vec![g.gpu.index])),
         }
@@ -127,7 +136,11 @@ pub fn health_body(h: &HealthReport, out: &mut String) {
 /// The verdict with its counts, the node's first action where several incidents compete, the incidents.
 pub fn verdict_and_incidents(h: &HealthReport, out: &mut String) {
     // The summary's counts; its "most urgent" part is the first incident, listed below.
-    let counts = h.summary.split(". Most urgent: ").next().unwrap_or(&h.summary);
+    let counts = h
+        .summary
+        .split(". Most urgent: ")
+        .next()
+        .unwrap_or(&h.summary);
     let _ = writeln!(out, "verdict: {} - {counts}", verdict_label(h.verdict));
     // With one incident its action is the node's; with several, the node's comes first.
     if h.action.kind != gpu_diag::finding::ActionKind::None && h.incidents.incidents.len() != 1 {
