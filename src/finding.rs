@@ -149,7 +149,8 @@ pub struct Finding {
     pub evidence: Vec<String>,
     pub action: Action,
     /// The components it is about besides its GPU, as `kind:id` keys that incidents join on:
-    /// `nic:mlx5_5/1` (an RDMA port), `nvswitch:0000:06:00.0`, `nvlink:3/7` (GPU 3's link 7).
+    /// `nic:mlx5_5/1` (an RDMA port), `nvswitch:0000:06:00.0`, `nvlink:3/7` (GPU 3's link 7), `gpu:4` (a
+    /// node-level finding about GPU 4, such as a GPU NVML cannot open).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub about: Vec<String>,
     /// When the first event behind it happened (RFC 3339, UTC), where a log dates it.
@@ -160,7 +161,7 @@ pub struct Finding {
 /// One fault of one component, with the findings that show it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Incident {
-    /// The fault (`gpu.memory_uncorrectable`, `nvlink.fault`, ...), or the code of a lone finding.
+    /// The fault (`gpu.memory`, `nvlink.fault`, ...), or the code of a lone finding.
     pub code: String,
     pub severity: Severity,
     /// The GPU it is about; absent for a port, a switch or the node.

@@ -166,7 +166,7 @@ pub fn judge(facts: &NodeFacts, opts: &AnalysisOptions) -> Vec<Finding> {
         } else {
             "the driver did not bring them up (failed init, or fell off the bus before the driver loaded)"
         };
-        out.push(finding(
+        let mut f = finding(
             "gpu.missing",
             Severity::Critical,
             None,
@@ -174,7 +174,15 @@ pub fn judge(facts: &NodeFacts, opts: &AnalysisOptions) -> Vec<Finding> {
             ev,
             ActionKind::RebootNode,
             "drain the node, look in the kernel log for `RmInitAdapter failed`, `fallen off the bus` or Xid 79, and reboot; if a GPU stays missing, reseat it or open an RMA".into(),
-        ));
+        );
+        // The GPUs NVML lists but cannot open: a fault on one of them (off the bus) is this one.
+        f.about = facts
+            .gpus
+            .iter()
+            .filter(|g| g.handle_error.is_some())
+            .map(|g| format!("gpu:{}", g.index))
+            .collect();
+        out.push(f);
     }
     out
 }

@@ -20,7 +20,7 @@ fn one_memory_error_is_one_incident_with_its_signals_in_causal_order() {
     let r = incidents_of("h100-xid48-dbe");
     assert_eq!(r.incidents.len(), 1, "{:#?}", r.incidents);
     let i = &r.incidents[0];
-    assert_eq!(i.code, "gpu.memory_uncorrectable");
+    assert_eq!(i.code, "gpu.memory");
     assert_eq!((i.gpu, i.severity), (Some(1), Severity::Critical));
     assert_eq!(i.action.kind, ActionKind::DrainAndResetGpu);
     // What happened first, the driver's conclusion last.
@@ -44,11 +44,12 @@ fn a_failed_row_remap_is_one_incident_that_asks_for_rma() {
     let r = incidents_of("dgx-a100-row-remap-failure");
     assert_eq!(r.incidents.len(), 1, "{:#?}", r.incidents);
     let i = &r.incidents[0];
-    assert_eq!(
-        (i.code.as_str(), i.gpu),
-        ("gpu.memory_uncorrectable", Some(5))
-    );
+    assert_eq!((i.code.as_str(), i.gpu), ("gpu.memory", Some(5)));
     assert_eq!(i.action.kind, ActionKind::Rma);
+    assert_eq!(
+        i.title,
+        "row remap failed: the GPU can no longer repair its memory"
+    );
     assert!(codes(i).contains(&"ecc.remap_failure") && codes(i).contains(&"xid.64"));
 }
 

@@ -35,8 +35,10 @@ pub fn group(findings: &[Finding], gpu_name: &dyn Fn(u32) -> String) -> Incident
                     }
                     let mut members = mine;
                     // Node-level signals about a component one of these signals names (an NVSwitch).
-                    let keys: Vec<&String> =
+                    let own = format!("gpu:{g}");
+                    let mut keys: Vec<&String> =
                         members.iter().flat_map(|&i| &findings[i].about).collect();
+                    keys.push(&own);
                     for (i, f) in findings.iter().enumerate() {
                         if !claimed[i]
                             && f.gpu.is_none()
@@ -202,11 +204,17 @@ fn describe(rule: &Rule, mut inc: Incident) -> Incident {
             codes.push(&s.code);
         }
     }
-    inc.title = rule.title.to_string();
+    // The first title whose code is among the signals says what this instance of the fault is.
+    inc.title = rule
+        .titles
+        .iter()
+        .find(|(code, _)| inc.signals.iter().any(|s| s.code == *code))
+        .map_or(rule.title, |(_, t)| t)
+        .to_string();
     inc.summary = format!(
         "{}: {}, seen as {} signal{}: {}",
         inc.component,
-        rule.title,
+        inc.title,
         inc.signals.len(),
         if inc.signals.len() == 1 { "" } else { "s" },
         codes.join(", ")

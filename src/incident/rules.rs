@@ -20,6 +20,8 @@ pub struct Rule {
     pub code: &'static str,
     /// What an SRE calls the fault, in a few words.
     pub title: &'static str,
+    /// Titles for what some signals make of it, the first whose code is present winning over `title`.
+    pub titles: &'static [(&'static str, &'static str)],
     pub scope: Scope,
     /// Finding codes of this fault, in causal order. A code ending in `*` matches its prefix.
     pub signals: &'static [&'static str],
@@ -40,7 +42,12 @@ const DRIVER_VERDICT: [&str; 2] = ["xid.154", "gpu.recovery_action"];
 pub const RULES: &[Rule] = &[
     Rule {
         code: "gpu.off_bus",
-        title: "GPU fell off the bus",
+        title: "GPU not answering",
+        titles: &[
+            ("xid.79", "GPU fell off the bus"),
+            ("gpu.fallen_off_bus", "GPU fell off the bus"),
+            ("gpu.lost", "GPU fell off the bus"),
+        ],
         scope: Scope::Gpu,
         signals: &[
             "pcie.aer_fatal",
@@ -48,20 +55,46 @@ pub const RULES: &[Rule] = &[
             "gpu.fallen_off_bus",
             "gpu.lost",
             "gpu.handle_failed",
+            "gpu.missing",
             "driver.crash_dump",
             DRIVER_VERDICT[0],
             DRIVER_VERDICT[1],
         ],
-        anchors: &["xid.79", "gpu.fallen_off_bus", "gpu.lost"],
+        anchors: &[
+            "xid.79",
+            "gpu.fallen_off_bus",
+            "gpu.lost",
+            "gpu.handle_failed",
+        ],
         reason: "Xid 79 is the driver saying the GPU fell off the bus; NVML then answers GPU_IS_LOST for every \
-                 reading of it, the recovery action turns to node reboot (Xid 154), and the driver writes a crash \
-                 dump: one event seen four ways",
+                 reading of it (or cannot open it, and the node counts it missing), the recovery action turns to \
+                 node reboot (Xid 154), and the driver writes a crash dump: one event seen five ways",
         source: "NVIDIA Xid catalog (Xid 79, Xid 154: RESTART_BM / node reboot); NVML nvmlReturn_t \
                  NVML_ERROR_GPU_IS_LOST",
     },
     Rule {
-        code: "gpu.memory_uncorrectable",
-        title: "uncorrectable memory error",
+        code: "gpu.memory",
+        title: "memory row remap pending",
+        titles: &[
+            (
+                "ecc.remap_failure",
+                "row remap failed: the GPU can no longer repair its memory",
+            ),
+            (
+                "xid.64",
+                "row remap failed: the GPU can no longer repair its memory",
+            ),
+            ("ecc.remap_bank_exhausted", "memory bank out of spare rows"),
+            ("xid.48", "uncorrectable memory error"),
+            ("ecc.volatile_uncorrected", "uncorrectable memory error"),
+            ("ecc.retired_pages_dbe", "uncorrectable memory error"),
+            ("xid.94", "uncorrectable memory error"),
+            ("xid.95", "uncorrectable memory error"),
+            (
+                "ecc.sram_threshold_exceeded",
+                "SRAM errors over NVIDIA's threshold",
+            ),
+        ],
         scope: Scope::Gpu,
         signals: &[
             "xid.48",
@@ -108,6 +141,7 @@ pub const RULES: &[Rule] = &[
     Rule {
         code: "nvlink.fault",
         title: "NVLink fault",
+        titles: &[],
         scope: Scope::Gpu,
         signals: &[
             "xid.74",
@@ -147,6 +181,7 @@ pub const RULES: &[Rule] = &[
     Rule {
         code: "nic.link_fault",
         title: "RDMA link fault",
+        titles: &[],
         scope: Scope::Port,
         signals: &[
             "nic.port_down",
@@ -173,6 +208,7 @@ pub const RULES: &[Rule] = &[
     Rule {
         code: "gpu.thermal",
         title: "overheating",
+        titles: &[],
         scope: Scope::Gpu,
         signals: &[
             "thermal.at_shutdown",
@@ -196,6 +232,7 @@ pub const RULES: &[Rule] = &[
     Rule {
         code: "node.power_brake",
         title: "power brake asserted by the platform",
+        titles: &[],
         scope: Scope::Node,
         signals: &["power.hw_brake", "clocks.hw_slowdown"],
         anchors: &["power.hw_brake"],
@@ -206,6 +243,7 @@ pub const RULES: &[Rule] = &[
     Rule {
         code: "pcie.link_fault",
         title: "PCIe link fault",
+        titles: &[],
         scope: Scope::Gpu,
         signals: &[
             "pcie.gen_degraded",
@@ -225,6 +263,7 @@ pub const RULES: &[Rule] = &[
     Rule {
         code: "gpu.recovery",
         title: "driver asks for recovery",
+        titles: &[],
         scope: Scope::Gpu,
         signals: &DRIVER_VERDICT,
         anchors: &DRIVER_VERDICT,

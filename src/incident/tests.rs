@@ -58,8 +58,8 @@ fn faults_of_two_gpus_stay_two_incidents_and_a_verdict_alone_is_its_own() {
     assert_eq!(
         got,
         [
-            ("gpu.memory_uncorrectable", Some(0), 1),
-            ("gpu.memory_uncorrectable", Some(1), 2),
+            ("gpu.memory", Some(0), 1),
+            ("gpu.memory", Some(1), 2),
             ("gpu.recovery", Some(2), 2),
         ]
     );
@@ -148,4 +148,30 @@ fn a_fault_the_driver_cleared_is_history_unless_nvml_still_shows_it() {
     );
     let r = group(&[dbe, back, asks], &name);
     assert_eq!(r.incidents.len(), 1);
+}
+
+#[test]
+fn a_gpu_nvml_cannot_open_and_the_missing_count_are_one_fault() {
+    let name = |i: u32| format!("GPU {i}");
+    let failed = f(
+        "gpu.handle_failed",
+        Severity::Critical,
+        Some(4),
+        ActionKind::RebootNode,
+    );
+    let mut missing = f(
+        "gpu.missing",
+        Severity::Critical,
+        None,
+        ActionKind::RebootNode,
+    );
+    missing.about = vec!["gpu:4".into()];
+    let r = group(&[failed.clone(), missing.clone()], &name);
+    assert_eq!(r.incidents.len(), 1, "{:#?}", r.incidents);
+    assert_eq!(r.incidents[0].code, "gpu.off_bus");
+    assert_eq!(r.incidents[0].title, "GPU not answering");
+    // A GPU missing without a GPU to tie it to stays its own incident.
+    missing.about.clear();
+    let r = group(&[failed, missing], &name);
+    assert_eq!(r.incidents.len(), 2);
 }
