@@ -25,8 +25,9 @@ pub struct Rule {
     pub scope: Scope,
     /// Finding codes of this fault, in causal order. A code ending in `*` matches its prefix.
     pub signals: &'static [&'static str],
-    /// At least one of these must be present: a rule is never stated from the driver's conclusion alone.
-    pub anchors: &'static [&'static str],
+    /// Signals that join the fault but never state it alone (the driver's conclusion, a consequence): at
+    /// least one of the other signals must be present.
+    pub followers: &'static [&'static str],
     /// Why these signals are one fault.
     pub reason: &'static str,
     /// The public source of that reason.
@@ -60,11 +61,12 @@ pub const RULES: &[Rule] = &[
             DRIVER_VERDICT[0],
             DRIVER_VERDICT[1],
         ],
-        anchors: &[
-            "xid.79",
-            "gpu.fallen_off_bus",
-            "gpu.lost",
-            "gpu.handle_failed",
+        followers: &[
+            "pcie.aer_fatal",
+            "gpu.missing",
+            "driver.crash_dump",
+            DRIVER_VERDICT[0],
+            DRIVER_VERDICT[1],
         ],
         reason: "Xid 79 is the driver saying the GPU fell off the bus; NVML then answers GPU_IS_LOST for every \
                  reading of it (or cannot open it, and the node counts it missing), the recovery action turns to \
@@ -117,20 +119,13 @@ pub const RULES: &[Rule] = &[
             DRIVER_VERDICT[0],
             DRIVER_VERDICT[1],
         ],
-        anchors: &[
-            "xid.48",
-            "ecc.volatile_uncorrected",
-            "ecc.retired_pages_dbe",
-            "xid.63",
-            "xid.64",
-            "ecc.remap_pending",
-            "ecc.remap_failure",
-            "ecc.remap_bank_exhausted",
-            "ecc.remap_uncorrectable_limit",
-            "ecc.retired_pages_pending",
-            "ecc.sram_threshold_exceeded",
-            "xid.94",
-            "xid.95",
+        followers: &[
+            "ecc.aggregate_uncorrected",
+            "ecc.retired_pages_limit",
+            "xid.92",
+            "xid.45",
+            DRIVER_VERDICT[0],
+            DRIVER_VERDICT[1],
         ],
         reason: "a double-bit error (Xid 48) is counted as volatile uncorrected ECC, makes the row remapper mark \
                  the row (Xid 63, or Xid 64 when it has no spare row: the remap failed), is contained or not \
@@ -160,17 +155,12 @@ pub const RULES: &[Rule] = &[
             DRIVER_VERDICT[0],
             DRIVER_VERDICT[1],
         ],
-        anchors: &[
-            "xid.74",
-            "xid.144",
-            "xid.145",
-            "xid.146",
-            "xid.147",
-            "xid.148",
-            "xid.149",
-            "xid.150",
-            "nvlink.link_down",
-            "nvlink.errors",
+        followers: &[
+            "sxid.*",
+            "fabric.degraded_bandwidth",
+            "xid.45",
+            DRIVER_VERDICT[0],
+            DRIVER_VERDICT[1],
         ],
         reason: "an NVLink error (Xid 74, or the NVLink5 Xids 144-150) takes the link down or makes it retrain \
                  (link state, replay/recovery/CRC counters), the switch at its far end logs an SXid, the fabric \
@@ -192,14 +182,7 @@ pub const RULES: &[Rule] = &[
             "nic.rate_degraded",
             "nic.buffer_overrun",
         ],
-        anchors: &[
-            "nic.port_down",
-            "nic.link_flapping",
-            "nic.link_integrity",
-            "nic.symbol_errors",
-            "nic.receive_errors",
-            "nic.rate_degraded",
-        ],
+        followers: &["nic.buffer_overrun"],
         reason: "a marginal cable, transceiver or switch port shows as symbol and receive errors on the port and, \
                  when it gets worse, as link downs and recoveries (flaps) or a lower rate: one physical link",
         source: "InfiniBand Architecture Specification (PortCounters: SymbolErrorCounter, LinkDownedCounter, \
@@ -218,13 +201,7 @@ pub const RULES: &[Rule] = &[
             "thermal.sw_slowdown",
             "clocks.hw_slowdown",
         ],
-        anchors: &[
-            "thermal.at_shutdown",
-            "thermal.above_slowdown",
-            "thermal.memory_hot",
-            "thermal.hw_slowdown",
-            "thermal.sw_slowdown",
-        ],
+        followers: &["clocks.hw_slowdown"],
         reason: "a GPU past its slowdown temperature is throttled by the hardware or driver: the temperature and \
                  the throttle reasons are one cooling fault",
         source: "NVML nvmlClocksEventReasons (HW thermal / SW thermal slowdown); DCGM thermal health watch",
@@ -235,7 +212,7 @@ pub const RULES: &[Rule] = &[
         titles: &[],
         scope: Scope::Node,
         signals: &["power.hw_brake", "clocks.hw_slowdown"],
-        anchors: &["power.hw_brake"],
+        followers: &["clocks.hw_slowdown"],
         reason: "the power brake is an external signal the platform (PSU, BMC) asserts: the brake and the hardware \
                  slowdown it causes, on every GPU it holds, are one fault of the node's power",
         source: "NVML nvmlClocksEventReasonHwPowerBrakeSlowdown",
@@ -251,12 +228,7 @@ pub const RULES: &[Rule] = &[
             "pcie.replay_rate",
             "pcie.aer_nonfatal",
         ],
-        anchors: &[
-            "pcie.gen_degraded",
-            "pcie.width_degraded",
-            "pcie.replay_rate",
-            "pcie.aer_nonfatal",
-        ],
+        followers: &[],
         reason: "a link trained below its capability and the replays and AER errors on it are one PCIe link",
         source: "PCI Express Base Specification (link training, AER); DCGM PCIe health watch (replay rate)",
     },
@@ -266,7 +238,7 @@ pub const RULES: &[Rule] = &[
         titles: &[],
         scope: Scope::Gpu,
         signals: &DRIVER_VERDICT,
-        anchors: &DRIVER_VERDICT,
+        followers: &[],
         reason: "Xid 154 logs the change of the recovery action that NVML reports now: one conclusion",
         source: "NVIDIA Xid catalog (Xid 154); NVML field 230 (NVML_FI_DEV_GET_GPU_RECOVERY_ACTION)",
     },
@@ -290,7 +262,7 @@ impl Rule {
         self.signals.iter().any(|p| matches(p, code))
     }
     pub(super) fn is_anchor(&self, code: &str) -> bool {
-        self.anchors.iter().any(|p| matches(p, code))
+        self.has_signal(code) && !self.followers.iter().any(|p| matches(p, code))
     }
     /// Where a signal stands in the causal order.
     pub(super) fn rank(&self, code: &str) -> usize {

@@ -101,16 +101,18 @@ fn informational_and_cleared_findings_are_history_oldest_first() {
 }
 
 #[test]
-fn every_rule_is_anchored_by_its_own_signals_and_explained() {
+fn every_rule_is_stated_by_its_own_signals_and_explained() {
     for r in rules::RULES {
         assert!(!r.reason.is_empty() && !r.source.is_empty(), "{}", r.code);
-        for a in r.anchors {
+        for a in r.followers {
             assert!(
                 r.signals.contains(a),
-                "{}: anchor {a} is not a signal",
+                "{}: follower {a} is not a signal",
                 r.code
             );
         }
+        // A rule is never stated from its followers alone.
+        assert!(r.signals.iter().any(|s| r.is_anchor(s)), "{}", r.code);
     }
 }
 
