@@ -54,6 +54,9 @@ pub struct CheckArgs {
     /// `text`: the checklist; `json`: the same as one JSON document.
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,
+    /// Print the call's progress on stderr even when stderr is not a terminal.
+    #[arg(long)]
+    pub progress: bool,
 }
 
 #[derive(Debug, Args)]
@@ -107,6 +110,9 @@ pub struct CallArgs {
     /// `text`: the rendering an AI sees; `json`: the structured result.
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,
+    /// Print the call's progress on stderr even when stderr is not a terminal.
+    #[arg(long)]
+    pub progress: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -52,6 +52,38 @@ fn call_prints_the_structured_result_as_json() {
     assert!(v.get("report").is_some());
 }
 
+/// `call --progress` prints every step of the probe run once, in order, before the answer is printed
+/// (issue 43: they came out of order and two were missing). Ten runs, since the order was a race.
+#[test]
+fn call_prints_every_progress_step_in_order() {
+    for _ in 0..10 {
+        let out = launcher(&[
+            "call",
+            "get_gpu_health",
+            "--arg",
+            "node_name=local",
+            "--progress",
+        ]);
+        assert!(out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        let steps: Vec<&str> = err.lines().filter(|l| l.starts_with('[')).collect();
+        assert_eq!(
+            steps,
+            [
+                "[1/5] starting probe for node local",
+                "[2/5] waiting for the probe on local to start",
+                "[3/5] probing local",
+                "[4/5] cleaning up the probe on local",
+                "[5/5] done: local",
+            ],
+            "{err}"
+        );
+        // Without the flag and with stderr not a terminal: no progress lines.
+        let quiet = launcher(&["call", "get_gpu_health", "--arg", "node_name=local"]);
+        assert!(!String::from_utf8_lossy(&quiet.stderr).contains("[1/5]"));
+    }
+}
+
 /// A tool error with `--output json`: exit 1, the error on stderr, and one JSON document on stdout (scripts
 /// that parse stdout never get an empty one).
 #[test]

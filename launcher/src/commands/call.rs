@@ -3,6 +3,7 @@
 //! does (argument checks, progress, rendering).
 
 use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
 
 use rmcp::model::{
     CallToolRequestParams, JsonObject, NumberOrString, ProgressNotificationParam, ProgressToken,
@@ -15,17 +16,94 @@ use serde_json::Value;
 use crate::cli::{CallArgs, OutputFormat};
 use crate::mcp::server::Launcher;
 
-/// Prints progress notifications on stderr.
-struct StderrProgress;
+/// Prints progress notifications on stderr, every one and in order. rmcp hands each notification to its
+/// own task, so they can arrive here out of order and after the result: they are put back in the order of
+/// their progress values (which the server sends rising by one step) and the rest is flushed at the end.
+#[derive(Clone, Default)]
+struct StderrProgress {
+    /// rmcp's client puts a progress token on every request, so the server always reports: print only
+    /// for a person watching (or `--progress`).
+    print: bool,
+    printer: Arc<Mutex<ProgressPrinter>>,
+    finished: Arc<tokio::sync::Notify>,
+}
+
+/// Reorders progress updates: an update is printed once every smaller one has been (the next whole step
+/// after the last printed), the others wait; [`ProgressPrinter::flush`] prints what waits, in order.
+#[derive(Default)]
+pub struct ProgressPrinter {
+    last: f64,
+    waiting: Vec<(f64, Option<f64>, String)>,
+    pub done: bool,
+}
+
+impl ProgressPrinter {
+    /// Takes one update; returns the lines now ready to print.
+    pub fn take(&mut self, progress: f64, total: Option<f64>, message: String) -> Vec<String> {
+        self.waiting.push((progress, total, message));
+        self.waiting.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let mut out = Vec::new();
+        while let Some(first) = self.waiting.first() {
+            if first.0 > self.last + 1.0 {
+                break;
+            }
+            let (p, t, m) = self.waiting.remove(0);
+            out.push(self.line(p, t, &m));
+        }
+        out
+    }
+
+    /// Everything still waiting, in order.
+    pub fn flush(&mut self) -> Vec<String> {
+        let rest = std::mem::take(&mut self.waiting);
+        rest.into_iter()
+            .map(|(p, t, m)| self.line(p, t, &m))
+            .collect()
+    }
+
+    fn line(&mut self, p: f64, t: Option<f64>, m: &str) -> String {
+        self.last = self.last.max(p);
+        if t.is_some_and(|t| p >= t) {
+            self.done = true;
+        }
+        let total = t.map(|t| format!("/{t}")).unwrap_or_default();
+        format!("[{p}{total}] {m}")
+    }
+}
 
 impl ClientHandler for StderrProgress {
     async fn on_progress(&self, p: ProgressNotificationParam, _c: NotificationContext<RoleClient>) {
-        let total = p.total.map(|t| format!("/{t}")).unwrap_or_default();
-        eprintln!(
-            "[{}{total}] {}",
-            p.progress,
-            p.message.as_deref().unwrap_or("")
-        );
+        if !self.print {
+            return;
+        }
+        let (lines, done) = {
+            let mut printer = self.printer.lock().expect("progress printer");
+            let lines = printer.take(p.progress, p.total, p.message.unwrap_or_default());
+            (lines, printer.done)
+        };
+        for l in lines {
+            eprintln!("{l}");
+        }
+        if done {
+            self.finished.notify_one();
+        }
+    }
+}
+
+impl StderrProgress {
+    /// After the result: wait briefly for the last step's notification task, then print what waits.
+    async fn finish(&self) {
+        let done = self.printer.lock().expect("progress printer").done;
+        if !done {
+            let _ = tokio::time::timeout(
+                std::time::Duration::from_millis(200),
+                self.finished.notified(),
+            )
+            .await;
+        }
+        for l in self.printer.lock().expect("progress printer").flush() {
+            eprintln!("{l}");
+        }
     }
 }
 
@@ -63,7 +141,7 @@ pub fn build_arguments(a: &CallArgs) -> Result<JsonObject, String> {
 
 /// `k8s-gpu-mcp call`: progress lines are for a person watching; scripts reading stderr get none.
 pub async fn command(launcher: Launcher, a: CallArgs) -> ExitCode {
-    let show_progress = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let show_progress = a.progress || std::io::IsTerminal::is_terminal(&std::io::stderr());
     run(launcher, a, show_progress).await
 }
 
@@ -111,7 +189,11 @@ pub async fn run(launcher: Launcher, a: CallArgs, verbose_progress: bool) -> Exi
             Err(e) => tracing::error!(error = %e, "in-process server failed to start"),
         }
     });
-    let client = match StderrProgress.serve(client_io).await {
+    let progress = StderrProgress {
+        print: verbose_progress,
+        ..Default::default()
+    };
+    let client = match progress.clone().serve(client_io).await {
         Ok(c) => c,
         Err(e) => {
             eprintln!("k8s-gpu-mcp call: cannot start the in-process client: {e}");
@@ -125,6 +207,9 @@ pub async fn run(launcher: Launcher, a: CallArgs, verbose_progress: bool) -> Exi
         )));
     }
     let res = client.call_tool(params).await;
+    if verbose_progress {
+        progress.finish().await;
+    }
     let _ = client.cancel().await;
     let _ = server.await;
     runner.shutdown().await;
@@ -170,4 +255,25 @@ pub async fn run(launcher: Launcher, a: CallArgs, verbose_progress: bool) -> Exi
         }
     }
     ExitCode::SUCCESS
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ProgressPrinter;
+
+    #[test]
+    fn progress_out_of_order_is_printed_in_order_and_none_is_lost() {
+        let mut p = ProgressPrinter::default();
+        let mut out = Vec::new();
+        for step in [3.0, 1.0, 5.0, 2.0] {
+            out.extend(p.take(step, Some(5.0), format!("step {step}")));
+        }
+        // 4 never came: 5 waits for it until the flush.
+        assert_eq!(out, ["[1/5] step 1", "[2/5] step 2", "[3/5] step 3"]);
+        assert!(!p.done);
+        out.extend(p.flush());
+        assert_eq!(out.last().unwrap(), "[5/5] step 5");
+        assert!(p.done);
+        assert!(p.flush().is_empty());
+    }
 }

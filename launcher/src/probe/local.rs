@@ -156,6 +156,8 @@ impl Runner for LocalRunner {
                 phase: Phase::StartingProbe,
                 millis: started.elapsed().as_millis() as u64,
             });
+            // The child runs: what the pod runner waits for (a container to start) is already done here.
+            progress(Phase::WaitingForProbe);
             progress(Phase::Probing);
             let probing = Instant::now();
             let stdout = child.stdout.take().expect("stdout is piped");
@@ -188,6 +190,8 @@ impl Runner for LocalRunner {
                     return Err(e);
                 }
             };
+            // The child has exited: reaped, its pipes drained below.
+            progress(Phase::CleaningUp);
             let (stdout, overflow) = out_task.await.unwrap_or_default();
             let stderr_tail =
                 String::from_utf8_lossy(&err_task.await.unwrap_or_default()).into_owned();
