@@ -63,6 +63,9 @@ pub struct WorkloadNode {
     pub problem_conditions: Vec<String>,
     pub gpu_capacity: u64,
     pub gpu_allocatable: u64,
+    /// `status.addresses` (InternalIP, ExternalIP, Hostname): where a rank's NCCL peer address may point
+    /// (host-network pods share their node's address).
+    pub addresses: Vec<String>,
 }
 
 /// Everything the diagnosis looks at.

@@ -61,6 +61,10 @@ pub enum NcclProblem {
         peer: Option<String>,
         status: Option<u32>,
         vendor_err: Option<u32>,
+        /// The rank's own HCA, which NCCL names at the end of the line (` hca mlx5_3`, NCCL 2.19 and
+        /// later: `net_ib.cc`), to join with the port the probe read on that rank's node.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        hca: Option<String>,
     },
     /// Any other `NCCL WARN`.
     Other,
@@ -205,6 +209,7 @@ pub fn nccl_problem(s: &str) -> Option<Signature> {
             peer: word_after(rest, "from peer").map(String::from),
             status: digits_after(rest, "status=").or_else(|| digits_after(rest, "with error ")),
             vendor_err: digits_after(rest, "vendor err"),
+            hca: word_after(rest, " hca ").map(String::from),
         }
     } else if let Some(i) = body.find("Connection closed by remote peer") {
         NcclProblem::ConnectionClosed {
@@ -632,7 +637,21 @@ mod tests {
             NcclProblem::IbCompletion {
                 peer: Some("10.4.0.17<50113>".into()),
                 status: Some(12),
-                vendor_err: Some(129)
+                vendor_err: Some(129),
+                hca: None,
+            }
+        );
+        // NCCL 2.19 and later end the line with the rank's own HCA.
+        assert_eq!(
+            p(
+                "gpu-7:211:305 [2] NCCL WARN NET/IB : Got completion from peer 10.4.0.17<50113> with status=12 \
+               opcode=0 len=0 vendor err 129 (Recv) localGid ::ffff:10.4.0.9 remoteGid ::ffff:10.4.0.17 hca mlx5_3"
+            ),
+            NcclProblem::IbCompletion {
+                peer: Some("10.4.0.17<50113>".into()),
+                status: Some(12),
+                vendor_err: Some(129),
+                hca: Some("mlx5_3".into()),
             }
         );
         assert_eq!(
@@ -643,7 +662,8 @@ mod tests {
             NcclProblem::IbCompletion {
                 peer: Some("10.4.0.17<50113>".into()),
                 status: Some(5),
-                vendor_err: Some(249)
+                vendor_err: Some(249),
+                hca: None,
             }
         );
         assert_eq!(

@@ -34,6 +34,7 @@ pub(super) fn kubernetes_suspects(input: &WorkloadInput) -> Vec<Candidate> {
                 also: vec![],
                 first_seen: None,
             },
+            peer_node: None,
         }
     };
     for p in &input.pods {

@@ -19,6 +19,8 @@ pub(super) struct Candidate {
     pub weight: u32,
     pub first: Option<String>,
     pub suspect: Suspect,
+    /// For a rank's fabric error: the node of the peer its NCCL error names (the other end of the link).
+    pub peer_node: Option<String>,
 }
 
 /// What a suspect is about: evidence about the same subject becomes one suspect.
@@ -61,6 +63,8 @@ struct MergedSuspect {
     s: Suspect,
     /// The pods whose rank's own evidence (its log) is in this suspect.
     rank_pods: BTreeSet<String>,
+    /// The node at the other end of a rank's fabric error.
+    peer_node: Option<String>,
 }
 
 impl MergedSuspect {
@@ -76,6 +80,7 @@ impl MergedSuspect {
             first: c.first,
             s: c.suspect,
             rank_pods,
+            peer_node: c.peer_node,
         }
     }
 
@@ -236,13 +241,15 @@ fn folds_into(
     };
     match k {
         SuspectSubject::Pod(pod) => {
-            // A rank's fabric error joins its node's faulty NIC ports: one cause, seen twice.
-            if p.s.kind == SuspectKind::Fabric
-                && let Some(n) = &p.s.node
-            {
-                let t = SuspectSubject::Fabric(n.clone());
-                if subjects.contains_key(&t) {
-                    return Some(t);
+            // A rank's fabric error joins its node's faulty NIC ports: one cause, seen twice. Where its own
+            // node's ports are healthy and the peer's are not, it is the other end of that fault: it joins
+            // the peer's (a healthy node never leads for a fault both ends report).
+            if p.s.kind == SuspectKind::Fabric {
+                for n in [&p.s.node, &p.peer_node].into_iter().flatten() {
+                    let t = SuspectSubject::Fabric(n.clone());
+                    if subjects.contains_key(&t) {
+                        return Some(t);
+                    }
                 }
             }
             if let (Some(n), Some(g)) = (&p.s.node, p.s.gpu) {
@@ -515,5 +522,97 @@ mod tests {
                 == 1,
             "{d:#?}"
         );
+    }
+
+    /// A job of four nodes whose ranks on `reporters` (index, peer index) each report an InfiniBand
+    /// completion error naming their own HCA and the peer; the others time out. Host-network pods: the
+    /// peer address is the node's own.
+    fn both_ends(scenarios: &[&str], reporters: &[(usize, usize)]) -> WorkloadDiagnosis {
+        let mut input = job(scenarios);
+        for (i, n) in input.nodes.iter_mut().enumerate() {
+            n.addresses = vec![format!("10.4.0.{i}"), format!("n{i}")];
+        }
+        let mut logs = BTreeMap::new();
+        for (i, p) in input.pods.iter().enumerate() {
+            let r = i as u32 * 8;
+            let mut lines = vec![init_line(r, 32, 0)];
+            match reporters.iter().find(|(a, _)| *a == i) {
+                Some((_, peer)) => lines.push(format!(
+                    "2026-11-22T10:00:0{i}.000000000Z train-{i}:211:305 [0] NCCL WARN NET/IB : Got completion \
+                     from peer 10.4.0.{peer}<50113> with status=12 opcode=0 len=0 vendor err 129 (Recv) \
+                     localGid ::ffff:10.4.0.{i} remoteGid ::ffff:10.4.0.{peer} hca mlx5_5"
+                )),
+                None => lines.push(timeout_line(r, 55, "2026-11-22T10:10:05.000000000Z")),
+            }
+            logs.insert(p.name.clone(), Ok(scan_of(&lines)));
+        }
+        input.logs = Some(logs);
+        diagnose(&input)
+    }
+
+    const FLAPPING_N2: [&str; 4] = [
+        "dgx-h100-healthy",
+        "dgx-h100-healthy",
+        "dgx-h100-ib-flapping",
+        "dgx-h100-healthy",
+    ];
+
+    #[test]
+    fn a_nic_fault_both_ends_report_leads_with_the_failing_end() {
+        // n2's mlx5_5/1 flaps; its rank and n3's rank both report the link, each from its own side. The
+        // healthy end (n3) reported first.
+        for reporters in [[(3, 2), (2, 3)], [(2, 3), (3, 2)]] {
+            let d = both_ends(&FLAPPING_N2, &reporters);
+            let s = &d.suspects[0];
+            assert_eq!(s.kind, SuspectKind::Fabric, "{d:#?}");
+            assert_eq!(s.node.as_deref(), Some("n2"), "{d:#?}");
+            assert!(s.code.starts_with("nic."), "{s:#?}");
+            // The other end's error is its consequence, in this suspect: no suspect of its own on n3.
+            assert!(s.pods.contains(&"train-3".to_string()), "{s:#?}");
+            assert!(
+                !d.suspects.iter().any(|x| x.node.as_deref() == Some("n3")),
+                "{d:#?}"
+            );
+            let ev = s.evidence.join("\n");
+            assert!(
+                ev.contains("this end: HCA mlx5_5 on n2, which the probe found failing (nic.link_flapping on mlx5_5/1"),
+                "{ev}"
+            );
+            assert!(
+                ev.contains("other end: 10.4.0.2<50113> on n2, where the probe found"),
+                "{ev}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_nic_fault_reported_only_from_the_healthy_end_still_names_the_failing_end() {
+        let d = both_ends(&FLAPPING_N2, &[(3, 2)]);
+        let s = &d.suspects[0];
+        assert_eq!(
+            (s.kind, s.node.as_deref()),
+            (SuspectKind::Fabric, Some("n2")),
+            "{d:#?}"
+        );
+        assert!(s.pods.contains(&"train-3".to_string()), "{s:#?}");
+    }
+
+    #[test]
+    fn a_link_both_ends_report_with_no_port_faulty_names_both_ports_healthy() {
+        let d = both_ends(&["dgx-h100-healthy"; 4], &[(3, 2), (2, 3)]);
+        let fabric: Vec<&Suspect> = d
+            .suspects
+            .iter()
+            .filter(|x| x.code == "nccl.ib_completion_error")
+            .collect();
+        assert_eq!(fabric.len(), 2, "{d:#?}");
+        for s in fabric {
+            let ev = s.evidence.join("\n");
+            assert!(ev.contains("which the probe found healthy"), "{ev}");
+            assert!(
+                ev.contains("whose RDMA ports the probe found healthy"),
+                "{ev}"
+            );
+        }
     }
 }

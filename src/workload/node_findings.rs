@@ -196,6 +196,7 @@ fn finding_suspects(n: &ProbedNode, multi_node: bool, out: &mut NodeExamination)
                 weight,
                 first: first.filter(|_| !is_nic),
                 suspect: s,
+                peer_node: None,
             });
         }
     }

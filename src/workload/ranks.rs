@@ -8,7 +8,7 @@ use super::holders::{HeldGpus, gpu_of_pod};
 use super::input::{WorkloadInput, WorkloadPod};
 use super::merge::Candidate;
 use super::time::{cmp_times, earliest};
-use crate::finding::Severity;
+use crate::finding::{Judged, Severity};
 use crate::workload::joblog::{
     CudaErrorKind, LogEvent, NcclProblem, PodLogScan, Signature, Transport,
 };
@@ -167,10 +167,24 @@ impl RankLogs<'_> {
                 sus.gpu = None;
                 sus.gpu_uuid = None;
             }
+            let mut peer_node = None;
+            if let Signature::Nccl {
+                problem: NcclProblem::IbCompletion { peer, hca, .. },
+            } = &f.signature
+            {
+                // Both ends before the log line: a suspect merged into another keeps its first lines.
+                let ends = link_ends(self.input, named.pod, peer.as_deref(), hca.as_deref());
+                sus.evidence.splice(0..0, ends);
+                peer_node = peer
+                    .as_deref()
+                    .and_then(|a| node_of_addr(self.input, a))
+                    .filter(|n| Some(n) != named.pod.node.as_ref());
+            }
             out.push(Candidate {
                 weight: fault.weight,
                 first: f.time.clone(),
                 suspect: sus,
+                peer_node,
             });
         }
         aborted_after_timeout
@@ -267,6 +281,7 @@ impl RankLogs<'_> {
                 weight: 95,
                 first: None,
                 suspect: sus,
+                peer_node: None,
             });
         }
     }
@@ -328,6 +343,7 @@ impl RankLogs<'_> {
                 weight: 89,
                 first: peer.first.map(String::from),
                 suspect: sus,
+                peer_node: None,
             });
         }
         if remote_exited > 0 {
@@ -386,6 +402,7 @@ impl RankLogs<'_> {
                 weight: 72,
                 first: None,
                 suspect: sus,
+                peer_node: None,
             });
         }
     }
@@ -460,6 +477,7 @@ fn own_fault(signature: &Signature) -> OwnFault {
                     peer,
                     status,
                     vendor_err,
+                    ..
                 },
         } => (
             "nccl.ib_completion_error".into(),
@@ -498,6 +516,88 @@ fn pod_of_ip<'a>(input: &'a WorkloadInput, peer: &str) -> Option<&'a WorkloadPod
         .next()?
         .trim_matches(|c| c == '[' || c == ']');
     input.pods.iter().find(|p| p.ip.as_deref() == Some(addr))
+}
+
+/// The node behind a peer address NCCL names: a pod's IP, else a node's own address (host-network pods).
+fn node_of_addr(input: &WorkloadInput, peer: &str) -> Option<String> {
+    if let Some(p) = pod_of_ip(input, peer) {
+        return p.node.clone();
+    }
+    let addr = peer
+        .split('<')
+        .next()?
+        .trim_matches(|c| c == '[' || c == ']');
+    input
+        .nodes
+        .iter()
+        .find(|n| n.addresses.iter().any(|a| a == addr))
+        .map(|n| n.name.clone())
+}
+
+/// The two ends of a rank's InfiniBand error, each joined to what the probe read there: its own HCA's port
+/// on its node, and the peer's pod and node with that node's faulty ports.
+fn link_ends(
+    input: &WorkloadInput,
+    pod: &WorkloadPod,
+    peer: Option<&str>,
+    hca: Option<&str>,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    let node = pod.node.as_deref().unwrap_or("?");
+    if let Some(h) = hca {
+        let faulty = faulty_ports(input, node, Some(h));
+        out.push(if faulty.is_empty() {
+            format!("this end: HCA {h} on {node}, which the probe found healthy")
+        } else {
+            format!(
+                "this end: HCA {h} on {node}, which the probe found failing ({})",
+                faulty.join("; ")
+            )
+        });
+    }
+    if let Some(peer) = peer {
+        let who = pod_of_ip(input, peer).map(|p| format!("pod {}", p.name));
+        match node_of_addr(input, peer) {
+            Some(n) => {
+                let faulty = faulty_ports(input, &n, None);
+                out.push(format!(
+                    "other end: {peer}{} on {n}{}",
+                    who.map(|w| format!(" ({w})")).unwrap_or_default(),
+                    if faulty.is_empty() {
+                        ", whose RDMA ports the probe found healthy".to_string()
+                    } else {
+                        format!(", where the probe found {}", faulty.join("; "))
+                    }
+                ));
+            }
+            None => out.push(format!(
+                "other end: {peer}, not an address of the workload's pods or nodes"
+            )),
+        }
+    }
+    out
+}
+
+/// `code on port` for each NIC finding of `node`'s probe (on HCA `hca` only, when given).
+fn faulty_ports(input: &WorkloadInput, node: &str, hca: Option<&str>) -> Vec<String> {
+    let Some(Ok(r)) = input.probes.get(node) else {
+        return Vec::new();
+    };
+    r.describe
+        .health
+        .findings()
+        .into_iter()
+        .filter(|f| f.code.starts_with("nic.") && f.severity >= Severity::Warning)
+        .filter_map(|f| {
+            let ports: Vec<&str> = f
+                .about
+                .iter()
+                .filter_map(|k| k.strip_prefix("nic:"))
+                .filter(|p| hca.is_none_or(|h| p.split('/').next() == Some(h)))
+                .collect();
+            (!ports.is_empty()).then(|| format!("{} on {}", f.code, ports.join(", ")))
+        })
+        .collect()
 }
 
 fn describe_event(e: &LogEvent) -> String {

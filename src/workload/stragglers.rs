@@ -229,6 +229,7 @@ pub(super) fn stragglers(all: &[GpuSample]) -> Vec<Candidate> {
                     also: vec![],
                     first_seen: None,
                 },
+                peer_node: None,
             });
         }
     }

@@ -213,6 +213,12 @@ pub fn gpu_node(n: &Node, pods: &[&Pod]) -> GpuNode {
         mark: super::operator::node_mark(n),
         architecture: info.map(|i| i.architecture.clone()),
         kubelet_version: info.map(|i| i.kubelet_version.clone()),
+        addresses: status
+            .and_then(|s| s.addresses.as_ref())
+            .into_iter()
+            .flatten()
+            .map(|a| a.address.clone())
+            .collect(),
     }
 }
 

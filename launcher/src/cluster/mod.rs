@@ -128,6 +128,11 @@ pub struct GpuNode {
     pub mark: Option<NodeMark>,
     pub architecture: Option<String>,
     pub kubelet_version: Option<String>,
+    /// `status.addresses`: what a rank's NCCL peer address is matched against (host-network pods). Not
+    /// part of the answers.
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub addresses: Vec<String>,
 }
 
 /// A pod on a node with its GPU requests.

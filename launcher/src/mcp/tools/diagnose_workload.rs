@@ -395,6 +395,7 @@ fn workload_node(n: &crate::cluster::GpuNode) -> WorkloadNode {
         problem_conditions: n.problem_conditions.clone(),
         gpu_capacity: n.gpu_capacity,
         gpu_allocatable: n.gpu_allocatable,
+        addresses: n.addresses.clone(),
     }
 }
 

@@ -171,6 +171,7 @@ found by an inventory probe.";
             mark: None,
             architecture: Some(std::env::consts::ARCH.to_string()),
             kubelet_version: None,
+            addresses: vec![],
         };
         Ok(NodeList::paged(
             "local",
