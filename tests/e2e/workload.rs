@@ -1153,6 +1153,79 @@ async fn a_16_rank_job_where_one_rank_ran_out_of_memory_leads_with_the_oom() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nic_fault_both_ends_report_leads_with_the_end_the_probe_finds_failing() {
+    if skipped() {
+        return;
+    }
+    // Two DGX nodes, 16 one-GPU ranks. The second node's mlx5_5/1 (serving GPU 5) flaps. Rank 13 (GPU 5 on
+    // that node) and its ring peer rank 5 (GPU 5 on the healthy node) each log NCCL's InfiniBand completion
+    // error from their own side, naming their own HCA and the other's address (NCCL 2.19+ `net_ib.cc`
+    // format); the healthy end's error comes first. The others time out.
+    const SEQ: u64 = 4_410;
+    let s = setup("wlibends", &["dgx-h100-healthy", "dgx-h100-ib-flapping"]);
+    let job = s.pytorchjob_running("ends", &s.one_gpu_ranks(16));
+    let gpus = scenario_gpus("dgx-h100-healthy");
+    let t0 = (11 * 3600) * 1000;
+    let (healthy_end, failing_end) = (5usize, 13usize);
+    let ip = |i: usize| job.ips[&job.pods[i]].clone();
+    let logs = job.logs(
+        DAY_HANG,
+        |i| gpus[i % 8].1.clone(),
+        |i, r| {
+            let mut lines = r.nccl_init(t0);
+            lines.extend(r.steps(t0 + 5_000, 600, 500));
+            let peer = match i {
+                _ if i == healthy_end => Some((ip(failing_end), 100)),
+                _ if i == failing_end => Some((ip(healthy_end), 900)),
+                _ => None,
+            };
+            match peer {
+                Some((peer, ms)) => lines.push(r.line(
+                    t0 + 300_000 + ms,
+                    format!(
+                        "{}:{p}:{t} [0] NCCL WARN NET/IB : Got completion from peer {peer}<50113> with status=12 \
+                         opcode=0 len=0 vendor err 129 (Recv) localGid ::ffff:{me} remoteGid ::ffff:{peer} hca mlx5_5",
+                        r.pod,
+                        p = r.pid(),
+                        t = r.pid() + 7,
+                        me = ip(i),
+                    ),
+                )),
+                None => lines.extend(r.watchdog_timeout(t0 + 906_000 + i as u64 * 3, SEQ, "ALLREDUCE")),
+            }
+            lines.into()
+        },
+    );
+    s.tb.serve_pod_logs(&s.wl, &logs);
+    let l = s.launcher().await;
+    let a = s.diagnose(&l, "pytorchjob", "ends").await;
+    let text = &a.text;
+    let first = a.first();
+    assert_eq!(first["kind"], "fabric", "{text}");
+    assert_eq!(first["node"], s.nodes[1].as_str(), "{text}");
+    assert!(
+        first["code"].as_str().unwrap().starts_with("nic."),
+        "{text}"
+    );
+    // The healthy end's error is the failing end's consequence: in that suspect, never a suspect leading.
+    let pods = first["pods"].to_string();
+    assert!(pods.contains(&job.pods[healthy_end]), "{text}");
+    assert!(
+        !a.suspects()
+            .iter()
+            .any(|x| x["node"] == s.nodes[0].as_str() && x["kind"] == "fabric"),
+        "{text}"
+    );
+    let ev = first["evidence"].to_string();
+    assert!(
+        ev.contains("which the probe found failing (nic.link_flapping on mlx5_5/1"),
+        "{first:#}"
+    );
+    assert!(text.len() <= 12 * 1024, "{} bytes:\n{text}", text.len());
+    s.finish(l).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lost_gpu_among_eight_one_gpu_pods_names_the_pod_from_its_nccl_bus_id() {
     if skipped() {
         return;
