@@ -159,14 +159,10 @@ pub fn gpu_node(n: &Node, pods: &[&Pod]) -> GpuNode {
         if c.type_ == super::operator::MARK_CONDITION {
             continue;
         }
-        let healthy = if c.type_ == "Ready" {
+        if c.type_ == "Ready" {
             ready = c.status == "True";
-            ready
-        } else {
-            // MemoryPressure, DiskPressure, PIDPressure, NetworkUnavailable and node-problem-detector
-            // conditions (KernelDeadlock, ...) are problems when True.
-            c.status != "True"
-        };
+        }
+        let healthy = condition_healthy(&c.type_, &c.status);
         if !healthy {
             problem_conditions.push(format!(
                 "{}={}{}",
@@ -223,6 +219,20 @@ pub fn gpu_node(n: &Node, pods: &[&Pod]) -> GpuNode {
 }
 
 /// Carries GPUs: `nvidia.com/*` capacity > 0, or GFD says `nvidia.com/gpu.present=true`.
+/// Whether a node condition is in its healthy state. `Ready` and the conditions named like it are healthy
+/// when True: EKS's node monitoring agent sets `AcceleratedHardwareReady`, `KernelReady`,
+/// `NetworkingReady`, `StorageReady` and `ContainerRuntimeReady` True on a healthy node
+/// (docs.aws.amazon.com/eks/latest/userguide/node-health.html). The others (MemoryPressure, DiskPressure,
+/// PIDPressure, NetworkUnavailable, node-problem-detector's KernelDeadlock, AKS's GPUMissing or XIDErrors)
+/// are problems when True.
+pub fn condition_healthy(kind: &str, status: &str) -> bool {
+    if kind.ends_with("Ready") {
+        status == "True"
+    } else {
+        status != "True"
+    }
+}
+
 pub fn is_gpu_node(n: &Node) -> bool {
     let cap = nvidia_resources(n.status.as_ref().and_then(|s| s.capacity.as_ref()));
     cap.values().any(|v| *v > 0)
@@ -436,5 +446,27 @@ impl ClusterBackend for KubeBackend {
             let client = self.clients.get(context).await?;
             super::operator::whoami(client).await
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::condition_healthy;
+
+    #[test]
+    fn ready_like_conditions_are_healthy_when_true_and_the_others_when_not() {
+        for (kind, status, healthy) in [
+            ("Ready", "True", true),
+            ("Ready", "Unknown", false),
+            ("AcceleratedHardwareReady", "True", true),
+            ("AcceleratedHardwareReady", "False", false),
+            ("NetworkingReady", "False", false),
+            ("MemoryPressure", "False", true),
+            ("MemoryPressure", "True", false),
+            ("XIDErrors", "True", false),
+            ("GPUMissing", "False", true),
+        ] {
+            assert_eq!(condition_healthy(kind, status), healthy, "{kind}={status}");
+        }
     }
 }
