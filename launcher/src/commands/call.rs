@@ -34,12 +34,24 @@ struct StderrProgress {
 pub struct ProgressPrinter {
     last: f64,
     waiting: Vec<(f64, Option<f64>, String)>,
+    /// The last step (progress = total) is printed.
     pub done: bool,
+    /// The call's total, once an update said it.
+    total: Option<f64>,
+    /// When the last update came.
+    updated: Option<std::time::Instant>,
+    /// Flushed: a straggler after that would print out of order, so it is dropped.
+    closed: bool,
 }
 
 impl ProgressPrinter {
     /// Takes one update; returns the lines now ready to print.
     pub fn take(&mut self, progress: f64, total: Option<f64>, message: String) -> Vec<String> {
+        if self.closed {
+            return Vec::new();
+        }
+        self.updated = Some(std::time::Instant::now());
+        self.total = self.total.or(total);
         self.waiting.push((progress, total, message));
         self.waiting.sort_by(|a, b| a.0.total_cmp(&b.0));
         let mut out = Vec::new();
@@ -53,8 +65,9 @@ impl ProgressPrinter {
         out
     }
 
-    /// Everything still waiting, in order.
+    /// Everything still waiting, in order; later updates are dropped.
     pub fn flush(&mut self) -> Vec<String> {
+        self.closed = true;
         let rest = std::mem::take(&mut self.waiting);
         rest.into_iter()
             .map(|(p, t, m)| self.line(p, t, &m))
@@ -91,15 +104,31 @@ impl ClientHandler for StderrProgress {
 }
 
 impl StderrProgress {
-    /// After the result: wait briefly for the last step's notification task, then print what waits.
-    async fn finish(&self) {
-        let done = self.printer.lock().expect("progress printer").done;
-        if !done {
-            let _ = tokio::time::timeout(
-                std::time::Duration::from_millis(200),
-                self.finished.notified(),
-            )
-            .await;
+    /// After the result: the server sent every update before it, but their tasks may not have run yet (on a
+    /// loaded machine, hundreds of milliseconds later). A call that succeeded with a known total waits for
+    /// its last step (at most 5 s); otherwise until no update came for 300 ms (at most 2 s). Then what
+    /// waits is printed in order.
+    async fn finish(&self, succeeded: bool) {
+        use std::time::{Duration, Instant};
+        let started = Instant::now();
+        let limit = Duration::from_secs(if succeeded { 5 } else { 2 });
+        loop {
+            let (done, total_known, idle) = {
+                let p = self.printer.lock().expect("progress printer");
+                let idle = p
+                    .updated
+                    .unwrap_or(started)
+                    .elapsed()
+                    .min(started.elapsed());
+                (p.done, p.total.is_some(), idle)
+            };
+            if done
+                || started.elapsed() >= limit
+                || (!(succeeded && total_known) && idle >= Duration::from_millis(300))
+            {
+                break;
+            }
+            let _ = tokio::time::timeout(Duration::from_millis(20), self.finished.notified()).await;
         }
         for l in self.printer.lock().expect("progress printer").flush() {
             eprintln!("{l}");
@@ -208,7 +237,8 @@ pub async fn run(launcher: Launcher, a: CallArgs, verbose_progress: bool) -> Exi
     }
     let res = client.call_tool(params).await;
     if verbose_progress {
-        progress.finish().await;
+        let succeeded = res.as_ref().is_ok_and(|r| r.is_error != Some(true));
+        progress.finish(succeeded).await;
     }
     let _ = client.cancel().await;
     let _ = server.await;
@@ -275,5 +305,7 @@ mod tests {
         assert_eq!(out.last().unwrap(), "[5/5] step 5");
         assert!(p.done);
         assert!(p.flush().is_empty());
+        // A straggler after the flush would print out of order: dropped.
+        assert!(p.take(4.0, Some(5.0), "late".into()).is_empty());
     }
 }
