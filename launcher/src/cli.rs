@@ -257,6 +257,12 @@ pub struct ClusterArgs {
     /// Default delivery: trusted sources as --trust-image, one a line (`#` comments).
     #[arg(long, global = true, value_name = "FILE")]
     pub trust_images_file: Option<PathBuf>,
+    /// Default delivery: never pull. Without it, a node that lists no trusted glibc base (EKS, GKE and AKS
+    /// GPU nodes list only their platform's own images) pulls one official base once, by digest
+    /// (debian:bookworm-slim from the registry its platform reaches best); with it, such a node is an error
+    /// naming --probe-image and --trust-image.
+    #[arg(long, global = true)]
+    pub no_pull: bool,
     /// Ephemeral mode: the pod to add the probe container to, `namespace/pod[/container]`.
     #[arg(long, global = true, value_name = "NS/POD[/CONTAINER]")]
     pub target_pod: Option<String>,
@@ -279,6 +285,7 @@ impl From<&ClusterArgs> for ClusterSettings {
             trust_image: c.trust_image.clone(),
             trust_images_file: c.trust_images_file.clone(),
             target_pod: c.target_pod.clone(),
+            no_pull: c.no_pull,
         }
     }
 }

@@ -40,6 +40,8 @@ pub struct ClusterSettings {
     pub trust_image: Vec<String>,
     pub trust_images_file: Option<PathBuf>,
     pub target_pod: Option<String>,
+    /// `--no-pull`: the default delivery never pulls its fallback base.
+    pub no_pull: bool,
 }
 
 impl ClusterSettings {
@@ -87,6 +89,7 @@ impl Config {
             image_pull_secrets: c.image_pull_secret.clone(),
             priority_class: Some(c.probe_priority_class.clone()),
             trust: self.trust.clone(),
+            pull_fallback: !c.no_pull,
             ..Default::default()
         }
     }

@@ -147,13 +147,57 @@ fn probe_glibc() -> (u32, u32) {
         .expect("node-probe names glibc versions")
 }
 
-/// A platform whose node lists no trusted glibc base (only the platform's system images, distroless or
-/// imported by tag): `check` fails on `image/<node>` alone and names the probe image as the fix; the same
-/// flag makes `check` pass and the call work (image delivery: the node pulls the probe image).
-async fn no_base_then_probe_image(p: &Platform, images: usize, refused: &str) {
-    let (ok, report) = p.check(&[]);
-    assert!(!ok, "{report:#}");
+/// The fallback base as the launcher names it (launcher/src/probe/fallback_base.rs), from `repository`.
+/// Written out here, not imported: the test holds the digest the docs cite
+/// (docker-library/repo-info, repos/debian/remote/bookworm-20260918-slim.md).
+fn fallback(repository: &str) -> String {
+    format!("{repository}@sha256:3783cc01769c7b2b1b83a5c5ad96c815348e28ed7da68e2e3687004faa906251")
+}
+
+/// A managed platform's node lists no trusted glibc base (only the platform's system images, distroless or
+/// imported by tag). With no flags, `check` passes and says what the first call pulls and from where; the
+/// call runs in that base, pulled by digest (kwok pulls nothing: what is asserted is the pod's image and
+/// pull policy, and that the admission policies of deploy/ admit it). `--no-pull` keeps the error that
+/// names the flags, and `--probe-image` still works.
+async fn pulls_the_fallback_base(
+    p: &Platform,
+    images: usize,
+    refused: &str,
+    base: &str,
+    registry: &str,
+) {
     let image_row = format!("image/{}", p.node);
+    let (ok, report) = p.check(&[]);
+    assert!(ok, "{report:#}");
+    let c = row(&report, &image_row);
+    assert_eq!(c["status"], "ok", "{c}");
+    assert_eq!(
+        text(&c["detail"]),
+        format!(
+            "none of the node's {images} images is a trusted glibc base listed by digest{refused}; the first call pulls one: debian:bookworm-20260918-slim ({base}, about 28 MB) is pulled once from {registry} (--no-pull: never pull)"
+        ),
+        "{c}"
+    );
+    let probe = row(&report, &format!("probe/{}", p.node));
+    assert_eq!(probe["status"], "ok", "{probe}");
+    assert!(
+        text(&probe["detail"]).contains("debian:bookworm-20260918-slim has glibc 2.36"),
+        "{probe}"
+    );
+    // The admission dry run (deploy/'s policies, applied in this testbed) ran with the fallback base.
+    assert_eq!(row(&report, "admission")["status"], "ok", "{report:#}");
+    // The call: copied into the fallback base, which the pod names by digest and may pull.
+    let l = p.launcher(&[]).await;
+    let v = l.ok("get_gpu_health", json!({"node_name": p.node})).await;
+    assert_eq!(v["run"]["probe"]["node_name"], p.node.as_str(), "{v}");
+    let log = l.stderr();
+    assert!(log.contains("pulling the fallback base by digest"), "{log}");
+    assert!(log.contains(&format!("image={base}")), "{log}");
+    l.stop().await;
+    p.assert_no_pods();
+    // --no-pull: the error of a node with no base, naming the flags, before any pod.
+    let (ok, report) = p.check(&["--no-pull"]);
+    assert!(!ok, "{report:#}");
     assert_eq!(
         failed(&report),
         std::slice::from_ref(&image_row),
@@ -167,14 +211,12 @@ async fn no_base_then_probe_image(p: &Platform, images: usize, refused: &str) {
         ),
         "{c}"
     );
+    assert!(text(&c["fix"]).starts_with("leave out --no-pull"), "{c}");
     assert!(
         text(&c["fix"]).contains("--probe-image IMAGE@sha256:DIGEST"),
         "{c}"
     );
-    // The node row: Ready and its GPU, tainted or not (probe pods tolerate every taint).
-    assert_eq!(row(&report, &format!("node/{}", p.node))["status"], "ok");
-    // The default delivery refuses the call before any pod, naming what the node has and the flag.
-    let l = p.launcher(&[]).await;
+    let l = p.launcher(&["--no-pull"]).await;
     let e = l.err("get_gpu_health", json!({"node_name": p.node})).await;
     assert!(
         e.contains(&format!(
@@ -184,20 +226,19 @@ async fn no_base_then_probe_image(p: &Platform, images: usize, refused: &str) {
         "{e}"
     );
     assert!(e.contains("Pass --probe-image IMAGE@sha256:DIGEST"), "{e}");
+    assert!(
+        e.contains("--no-pull is set: without it the node pulls debian:bookworm-20260918-slim"),
+        "{e}"
+    );
     l.stop().await;
     p.assert_no_pods();
-    // The one flag: the probe image by digest. Not on the node yet: a warning (the first probe pulls it).
+    // The probe image by digest still works as it did (image delivery: the node pulls it).
     let (ok, report) = p.check(&["--probe-image", PROBE_IMAGE]);
     assert!(ok, "{report:#}");
     assert_eq!(row(&report, &image_row)["status"], "warn", "{report:#}");
-    assert!(
-        !has_row(&report, &format!("probe/{}", p.node)),
-        "{report:#}"
-    );
     let l = p.launcher(&["--probe-image", PROBE_IMAGE]).await;
     let v = l.ok("get_gpu_health", json!({"node_name": p.node})).await;
     assert_eq!(v["run"]["probe"]["node_name"], p.node.as_str(), "{v}");
-    // Image delivery: nothing copied.
     assert!(
         !l.stderr().contains("probe delivery: copy"),
         "{}",
@@ -207,49 +248,60 @@ async fn no_base_then_probe_image(p: &Platform, images: usize, refused: &str) {
     p.assert_no_pods();
 }
 
+const DOCKER_HUB: &str = "Docker Hub (docker.io)";
+const GKE_MIRROR: &str =
+    "Google's Docker Hub mirror (mirror.gcr.io, which GKE nodes try first), else Docker Hub";
+const ECR_PUBLIC: &str = "ECR Public (public.ecr.aws, AWS's copy of the Docker Official Images)";
+
 /// GKE on COS: Google's system images (distroless, by digest) and the driver installer preloaded by tag.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn gke_cos_node_needs_the_probe_image() {
+async fn gke_cos_node_pulls_the_fallback_base_with_no_flags() {
     if skipped() {
         return;
     }
     let p = load("gke-cos.yaml");
-    no_base_then_probe_image(&p, 5, "").await;
+    let base = fallback("docker.io/library/debian");
+    pulls_the_fallback_base(&p, 5, "", &base, GKE_MIRROR).await;
 }
 
 /// EKS, AL2023 NVIDIA AMI: AWS's add-on images (minimal, from AWS's ECR account) and the device plugin.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn eks_al2023_node_needs_the_probe_image() {
+async fn eks_al2023_node_pulls_the_fallback_base_with_no_flags() {
     if skipped() {
         return;
     }
     let p = load("eks-al2023.yaml");
-    no_base_then_probe_image(&p, 4, "").await;
+    let base = fallback("public.ecr.aws/docker/library/debian");
+    pulls_the_fallback_base(&p, 4, "", &base, ECR_PUBLIC).await;
 }
 
 /// EKS, Bottlerocket NVIDIA variant: the OS's own pause image is named and refused as unusable.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn eks_bottlerocket_node_needs_the_probe_image() {
+async fn eks_bottlerocket_node_pulls_the_fallback_base_with_no_flags() {
     if skipped() {
         return;
     }
     let p = load("eks-bottlerocket.yaml");
-    no_base_then_probe_image(
+    let base = fallback("public.ecr.aws/docker/library/debian");
+    pulls_the_fallback_base(
         &p,
         3,
         "; refused: localhost/kubernetes/pause:0.1.0 (known not to work (no shell or no glibc))",
+        &base,
+        ECR_PUBLIC,
     )
     .await;
 }
 
 /// AKS, Ubuntu GPU pool tainted sku=gpu:NoSchedule: Microsoft's system images only.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn aks_ubuntu_node_needs_the_probe_image() {
+async fn aks_ubuntu_node_pulls_the_fallback_base_with_no_flags() {
     if skipped() {
         return;
     }
     let p = load("aks-ubuntu.yaml");
-    no_base_then_probe_image(&p, 3, "").await;
+    let base = fallback("docker.io/library/debian");
+    pulls_the_fallback_base(&p, 3, "", &base, DOCKER_HUB).await;
 }
 
 /// OpenShift with the GPU Operator: OLM pulls NVIDIA's driver image by digest only. It is trusted and

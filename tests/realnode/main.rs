@@ -308,6 +308,7 @@ fn real_node_suite() {
         case!(tainted_gpu_node_is_probed),
         case!(node_under_disk_pressure_admits_the_critical_probe_pod),
         case!(copy_delivery_into_broken_images_fails_clearly),
+        case!(a_fallback_pull_that_fails_is_a_clear_error_within_seconds),
         case!(pod_security_denial_names_the_namespace_and_the_fix),
         case!(launcher_killed_mid_call_leaves_a_pod_the_kubelet_ends_and_gc_removes),
         case!(check_passes_and_finds_the_probe_image_on_the_real_node),
@@ -1122,6 +1123,76 @@ async fn node_under_disk_pressure_admits_the_critical_probe_pod(c: &Ctx) {
         .await;
     let err = l.err("get_gpu_health", json!({"node_name": n.name})).await;
     assert!(err.contains("DiskPressure"), "{err}");
+    l.stop().await;
+    c.assert_no_probe_pods();
+    tokio::task::block_in_place(|| n.stop());
+    let left = n.leftovers();
+    assert!(left.is_empty(), "teardown left {left:?}");
+}
+
+/// A node that lists no trusted base (only the pause image and the untrusted probe image), as a managed
+/// platform's GPU node does: with no flags the launcher pulls the fallback base by digest, and this machine
+/// reaches no registry, so the real kubelet's pull fails. The call must end within seconds with the image,
+/// the registry and the flags named, not at its timeout, and leave no pod. `--no-pull` never tries.
+async fn a_fallback_pull_that_fails_is_a_clear_error_within_seconds(c: &Ctx) {
+    let tb = c.tb;
+    let bare = Images {
+        archives: c
+            .images
+            .archives
+            .iter()
+            .filter(|p| {
+                let f = p.file_name().unwrap().to_string_lossy();
+                f == "pause.tar" || f == "probe-image.tar"
+            })
+            .cloned()
+            .collect(),
+        bin_dir: c.images.bin_dir.clone(),
+    };
+    assert_eq!(bare.archives.len(), 2, "{:?}", c.images.archives);
+    let n = tokio::task::block_in_place(|| RealNode::start_with(tb, &bare, false));
+    let bins = c.images.bin_dir.to_str().unwrap().to_string();
+    let l = mcp::start_exact(
+        c.tb,
+        User::Reader,
+        &c.ns,
+        Path::new(mcp::LAUNCHER),
+        &["--probe-bin-dir", &bins, "--probe-timeout", "90"],
+        &[],
+    )
+    .await;
+    let t = Instant::now();
+    let err = l.err("get_gpu_health", json!({"node_name": n.name})).await;
+    let took = t.elapsed();
+    eprintln!("fallback pull failed after {} ms: {err}", took.as_millis());
+    for want in [
+        "pulling the fallback base debian:bookworm-20260918-slim (docker.io/library/debian@sha256:3783cc01769c7b2b1b83a5c5ad96c815348e28ed7da68e2e3687004faa906251) from Docker Hub (docker.io) failed",
+        "ErrImagePull",
+        "--probe-image IMAGE@sha256:DIGEST",
+        "--no-pull",
+    ] {
+        assert!(err.contains(want), "no `{want}` in: {err}");
+    }
+    // Seconds, not the 90 s timeout: the kubelet's first failed pull ends the call.
+    assert!(took < Duration::from_secs(45), "took {took:?}: {err}");
+    l.stop().await;
+    c.assert_no_probe_pods();
+    let l = mcp::start_exact(
+        c.tb,
+        User::Reader,
+        &c.ns,
+        Path::new(mcp::LAUNCHER),
+        &["--probe-bin-dir", &bins, "--no-pull"],
+        &[],
+    )
+    .await;
+    let err = l.err("get_gpu_health", json!({"node_name": n.name})).await;
+    assert!(
+        err.contains("has no image node-probe can be copied into"),
+        "{err}"
+    );
+    assert!(err.contains("--no-pull is set"), "{err}");
+    assert!(!l.stderr().contains("creating probe pod"), "{}", l.stderr());
     l.stop().await;
     c.assert_no_probe_pods();
     tokio::task::block_in_place(|| n.stop());

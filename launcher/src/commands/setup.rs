@@ -217,6 +217,9 @@ pub fn host_args(cfg: &Config) -> (String, Vec<String>) {
                 .to_string()
         }),
     );
+    if c.no_pull {
+        args.push("--no-pull".into());
+    }
     (exe, args)
 }
 

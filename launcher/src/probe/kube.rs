@@ -83,6 +83,8 @@ pub struct K8sConfig {
     pub priority_class: Option<String>,
     /// The sources whose images may run as the default delivery's base (built-in + `--trust-image`).
     pub trust: Arc<trust::TrustPolicy>,
+    /// Default delivery: pull the fallback base on a node that lists no usable base (`--no-pull`: never).
+    pub pull_fallback: bool,
 }
 
 impl Default for K8sConfig {
@@ -105,6 +107,7 @@ impl Default for K8sConfig {
             image_pull_secrets: Vec::new(),
             priority_class: Some(pod::DEFAULT_PRIORITY_CLASS.into()),
             trust: Arc::default(),
+            pull_fallback: true,
         }
     }
 }
@@ -176,7 +179,12 @@ pub fn build(
                 if cfg.probe_image.is_none() {
                     // Nothing to publish: copy into an image each node already has.
                     tracing::info!(dir = %bins.dir.display(), "probe delivery: copy into an image from the node");
-                    r.node_images = Some(Arc::new(node_image::NodeImages::new(cfg.trust.clone())));
+                    let images = node_image::NodeImages::new(cfg.trust.clone());
+                    r.node_images = Some(Arc::new(if cfg.pull_fallback {
+                        images
+                    } else {
+                        images.without_pull()
+                    }));
                 } else {
                     tracing::info!(dir = %bins.dir.display(), image = %r.opts.image, "probe delivery: copy");
                 }

@@ -3,7 +3,7 @@
 //! [`pod_runner`] create, wait, exec, delete, [`early_exec`] exec as soon as the container takes it,
 //! [`lifecycle`] the waits and the delete guard) or an ephemeral container ([`ephemeral`]); the exec
 //! transports ([`exec`], [`stream_exec`] with stdin, [`exec_result`] what both give back); how node-probe
-//! reaches the node ([`delivery`], into a base image the node has: [`node_image`], [`trust`]); the sweep of
+//! reaches the node ([`delivery`], into a base image the node has: [`node_image`], [`trust`], or pulls once: [`fallback_base`]); the sweep of
 //! leftover probe pods ([`sweep`]); and the settings and wiring of the Kubernetes runner ([`kube`]).
 
 pub mod delivery;
@@ -11,6 +11,7 @@ pub mod early_exec;
 pub mod ephemeral;
 pub mod exec;
 pub mod exec_result;
+pub mod fallback_base;
 pub mod kube;
 pub mod lifecycle;
 pub mod local;

@@ -27,6 +27,8 @@ pub struct Candidate {
     /// A tagged name of the same image, for messages (the digest alone says little to a reader).
     pub label: String,
     pub rank: u8,
+    /// Not on the node: the fallback base ([`super::fallback_base`]), pulled by digest (IfNotPresent).
+    pub pull: bool,
 }
 
 /// Why an image the node lists is not used.
@@ -231,6 +233,7 @@ pub fn assess(node: &Node, policy: &TrustPolicy) -> Vec<Assessed> {
                 image,
                 label: label.clone(),
                 rank,
+                pull: false,
             });
             Some(Assessed {
                 label: clip(&label),
@@ -377,10 +380,28 @@ pub fn listed(node: &Node, max: usize) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// The fallback base for `node` as a candidate; None where the build needs a newer glibc than it has.
+pub fn fallback(node: &Node, needs: Option<(u32, u32)>) -> Option<Candidate> {
+    let f = super::fallback_base::for_node(node);
+    if let (Some(need), Some((has, _))) = (needs, glibc_of(&f.label))
+        && has < need
+    {
+        return None;
+    }
+    Some(Candidate {
+        image: f.image,
+        label: f.label,
+        rank: u8::MAX - 1,
+        pull: true,
+    })
+}
+
 /// What this launcher learned per node: the image that worked, and the ones that did not (with why).
 #[derive(Default)]
 pub struct NodeImages {
     policy: Arc<TrustPolicy>,
+    /// Pull the fallback base where the node lists no usable base (off with `--no-pull`).
+    pull: bool,
     worked: Mutex<HashMap<String, String>>,
     failed: Mutex<HashMap<String, Vec<(String, String)>>>,
 }
@@ -389,8 +410,15 @@ impl NodeImages {
     pub fn new(policy: Arc<TrustPolicy>) -> Self {
         NodeImages {
             policy,
+            pull: true,
             ..Default::default()
         }
+    }
+
+    /// `--no-pull`: never pull the fallback base; a node without a usable base is an error naming the flags.
+    pub fn without_pull(mut self) -> Self {
+        self.pull = false;
+        self
     }
 
     /// The image to use on `node`: the one that worked before if the node still has it, else the best
@@ -424,6 +452,14 @@ impl NodeImages {
         if let Some(c) = ranked.first() {
             return Ok(c.clone());
         }
+        // Nothing usable listed: the fallback base, pulled once by digest, unless it failed here already or
+        // the build needs a newer glibc than it has.
+        if self.pull
+            && let Some(c) = fallback(node, needs)
+            && !failed.contains(&c.image)
+        {
+            return Ok(c);
+        }
         let tried = self.tried(node_name);
         let mut refused = refused(node, &self.policy, 8);
         refused.extend(too_old.into_iter().take(4));
@@ -434,7 +470,7 @@ impl NodeImages {
              trusted source and listed by digest){}{}; it has: {}. Pass --probe-image IMAGE@sha256:DIGEST: the \
              probe image (deploy/probe-image/build.sh, pushed where the node can pull it), or with \
              --probe-delivery copy any such base the node can pull; or, for a base from your own registry, \
-             --trust-image REGISTRY/NAMESPACE/",
+             --trust-image REGISTRY/NAMESPACE/{}",
             if tried.is_empty() {
                 String::new()
             } else {
@@ -449,6 +485,14 @@ impl NodeImages {
                 "no images".to_string()
             } else {
                 has.join(", ")
+            },
+            if self.pull {
+                String::new()
+            } else {
+                format!(
+                    ". --no-pull is set: without it the node pulls {} once",
+                    super::fallback_base::for_node(node).describe()
+                )
             }
         ))
     }

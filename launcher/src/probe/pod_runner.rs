@@ -130,7 +130,13 @@ impl PodRunner {
         // Default delivery: a base image the node already has; an image that turns out unusable is
         // remembered and the next one is tried (a fresh pod each), within the call's deadline.
         let Some(images) = &self.node_images else {
-            return self.attempt(&cx, call, &self.opts.image, t).await;
+            let configured = super::node_image::Candidate {
+                image: self.opts.image.clone(),
+                label: self.opts.image.clone(),
+                rank: 0,
+                pull: false,
+            };
+            return self.attempt(&cx, call, &configured, t).await;
         };
         let mut tries = 0;
         let mut started = t;
@@ -140,11 +146,21 @@ impl PodRunner {
                 .choose_for(&req.node, &node, needs)
                 .map_err(RunError::Other)?;
             tries += 1;
-            tracing::info!(node = %req.node, image = %c.image, name = %c.label, "default delivery: trusted base image from the node, by digest");
-            match self.attempt(&cx, call, &c.image, started).await {
+            if c.pull {
+                tracing::info!(node = %req.node, image = %c.image, name = %c.label, "default delivery: the node lists no usable base; pulling the fallback base by digest");
+            } else {
+                tracing::info!(node = %req.node, image = %c.image, name = %c.label, "default delivery: trusted base image from the node, by digest");
+            }
+            match self.attempt(&cx, call, &c, started).await {
                 Ok(out) => {
                     images.worked(&req.node, &c);
                     return Ok(out);
+                }
+                // A pull that fails (no route to the registry, an air gap) is the answer at once: the
+                // node has nothing else to try, and waiting would only end in the call's timeout.
+                Err(e) if c.pull && pull_failed(&e) => {
+                    images.failed(&req.node, &c, &short_reason(&e));
+                    return Err(fallback_pull_failed(&req.node, &node, &e));
                 }
                 Err(e) if tries < 3 && image_unusable(&e, &c.image) => {
                     tracing::info!(node = %req.node, image = %c.image, error = %e, "base image unusable; trying the next");
@@ -170,11 +186,12 @@ impl PodRunner {
         &self,
         cx: &Attempts<'_>,
         call: &mut CallState,
-        image: &str,
+        base: &super::node_image::Candidate,
         started: Instant,
     ) -> Result<ProbeOutput, RunError> {
+        let image = base.image.as_str();
         let probe = ProbeCall::new(&self.namespace, &cx.req.node, &cx.req.tool);
-        let spec = self.pod_spec(&probe, image, cx.payload.is_some());
+        let spec = self.pod_spec(&probe, image, cx.payload.is_some(), base.pull);
         call.guard = Some(DeleteGuard::new(
             cx.pods.clone(),
             probe.name.clone(),
@@ -199,14 +216,16 @@ impl PodRunner {
         )
     }
 
-    /// The probe pod's spec with `image`; `copy`: node-probe is streamed in (copy delivery).
-    fn pod_spec(&self, probe: &ProbeCall, image: &str, copy: bool) -> Pod {
+    /// The probe pod's spec with `image`; `copy`: node-probe is streamed in (copy delivery); `pull`: the
+    /// default delivery's fallback base, which the node may pull.
+    fn pod_spec(&self, probe: &ProbeCall, image: &str, copy: bool, pull: bool) -> Pod {
         let mut opts = self.opts.clone();
         image.clone_into(&mut opts.image);
         if self.node_images.is_some() {
             // A base the node already has, by the digest it lists: never pulled (a pull could only fetch
-            // what the node does not have, which is not what was judged).
-            opts.image_pull_policy = "Never".into();
+            // what the node does not have, which is not what was judged). The fallback base is pulled by
+            // its digest, which names its content wherever it comes from.
+            opts.image_pull_policy = if pull { "IfNotPresent" } else { "Never" }.into();
         }
         let mut spec = pod::probe_pod(probe, &opts);
         if copy {
@@ -402,6 +421,36 @@ fn image_unusable(e: &RunError, image: &str) -> bool {
                     || reason.contains("StartError"))
         }
         _ => false,
+    }
+}
+
+/// Whether the pod never started because its image could not be pulled.
+fn pull_failed(e: &RunError) -> bool {
+    matches!(e, RunError::ProbeNotStarted { reason, .. }
+        if reason.contains("ErrImagePull") || reason.contains("ImagePullBackOff"))
+}
+
+/// The fallback base could not be pulled: say what was pulled from where, why it failed, and the flags.
+fn fallback_pull_failed(
+    node_name: &str,
+    node: &k8s_openapi::api::core::v1::Node,
+    e: &RunError,
+) -> RunError {
+    let f = super::fallback_base::for_node(node);
+    let why = match e {
+        RunError::ProbeNotStarted { reason, .. } => reason.chars().take(400).collect::<String>(),
+        e => e.to_string(),
+    };
+    RunError::ProbeNotStarted {
+        node: node_name.to_string(),
+        reason: format!(
+            "the node lists no trusted base image node-probe can be copied into, and pulling the fallback base \
+             {} ({}) from {} failed: {why}. The node cannot reach that registry (an air gap, a proxy, or the \
+             registry is down). Pass --probe-image IMAGE@sha256:DIGEST (the probe image or a glibc base in a \
+             registry the node reaches; with --trust-image REGISTRY/NAMESPACE/ for your own bases), or pre-pull \
+             a trusted base on the node; --no-pull never pulls",
+            f.label, f.image, f.registry
+        ),
     }
 }
 

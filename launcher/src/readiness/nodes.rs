@@ -11,8 +11,8 @@ use super::{CheckOptions, CheckReport, ReadinessCheck, Status};
 use crate::cluster::backend::{gpu_node, is_gpu_node};
 use crate::probe::delivery::Delivery;
 use crate::probe::kube::K8sConfig;
-use crate::probe::node_image;
 use crate::probe::trust::{ImageRef, TrustPolicy};
+use crate::probe::{fallback_base, node_image};
 
 /// A GPU node and the image a probe would use there (None: the delivery has none for it yet).
 #[derive(Debug, Clone)]
@@ -96,7 +96,13 @@ pub(super) async fn node_checks(
             check.detail.push_str(", cordoned (probes still run there)");
         }
         report.checks.push(check);
-        let ImageChoice { check, image } = image_check(n, delivery, configured, &opts.k8s.trust);
+        let ImageChoice { check, image } = image_check(
+            n,
+            delivery,
+            configured,
+            &opts.k8s.trust,
+            opts.k8s.pull_fallback,
+        );
         report.checks.push(check);
         let found = GpuNodeImage {
             node: g.name,
@@ -128,6 +134,7 @@ pub fn image_check(
     delivery: Delivery,
     configured: Option<&str>,
     policy: &TrustPolicy,
+    pull: bool,
 ) -> ImageChoice {
     let node_name = node.metadata.name.clone().unwrap_or_default();
     let name = format!("image/{node_name}");
@@ -160,6 +167,20 @@ pub fn image_check(
                 ),
                 image: Some(c.image),
             },
+            // Nothing usable listed: the first call pulls the fallback base once, by digest.
+            None if pull => {
+                let f = fallback_base::for_node(node);
+                ImageChoice {
+                    check: ReadinessCheck::ok(
+                        name,
+                        format!(
+                            "none of the node's {image_count} images is a trusted glibc base listed by digest{refused_text}; the first call pulls one: {} (--no-pull: never pull)",
+                            f.describe()
+                        ),
+                    ),
+                    image: Some(f.image),
+                }
+            }
             None => ImageChoice {
                 check: ReadinessCheck::fail(
                     name,
@@ -167,7 +188,7 @@ pub fn image_check(
                         "none of the node's {image_count} images is a glibc base with sh and tar from a trusted source, listed by digest{refused_text}"
                     ),
                     format!(
-                        "pre-pull a trusted base (e.g. docker.io/library/debian:bookworm-slim) on the node, or trust your own registry's bases with --trust-image REGISTRY/NAMESPACE/, or name an image with --probe-image IMAGE@sha256:DIGEST (--probe-delivery copy, or the probe image of deploy/probe-image) (list the node's images: {listing})"
+                        "leave out --no-pull (the node then pulls a trusted base once), pre-pull a trusted base (e.g. docker.io/library/debian:bookworm-slim) on the node, or trust your own registry's bases with --trust-image REGISTRY/NAMESPACE/, or name an image with --probe-image IMAGE@sha256:DIGEST (--probe-delivery copy, or the probe image of deploy/probe-image) (list the node's images: {listing})"
                     ),
                 ),
                 image: None,

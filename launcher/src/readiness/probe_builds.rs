@@ -74,6 +74,7 @@ pub(super) async fn probe_checks(client: &Client, opts: &CheckOptions) -> Vec<Re
                 &bins.dir,
                 opts.k8s.probe_image.as_deref(),
                 &opts.k8s.trust,
+                opts.k8s.pull_fallback,
             )
         })
         .collect()
@@ -87,6 +88,7 @@ pub fn probe_check(
     dir: &Path,
     configured: Option<&str>,
     policy: &TrustPolicy,
+    pull: bool,
 ) -> ReadinessCheck {
     let node_name = node.metadata.name.clone().unwrap_or_default();
     let name = format!("probe/{node_name}");
@@ -160,14 +162,21 @@ pub fn probe_check(
     } else {
         format!("; not tried, too old: {}", too_old.join(", "))
     };
-    match usable.first() {
-        Some(c) => judge(&c.label, skipped),
-        None if !too_old.is_empty() => ReadinessCheck::fail(
+    let fallback = pull
+        .then(|| node_image::fallback(node, Some(need)))
+        .flatten();
+    match (usable.first(), fallback) {
+        (Some(c), _) => judge(&c.label, skipped),
+        (None, Some(f)) => judge(
+            &f.label,
+            format!("{skipped}; the fallback base, pulled once (see image/{node_name})"),
+        ),
+        (None, None) if !too_old.is_empty() => ReadinessCheck::fail(
             name,
             format!("{build_text}; every trusted base the node lists is older{skipped}"),
             fix_old,
         ),
         // No base at all: the image/ row says so and how to fix it.
-        None => ReadinessCheck::ok(name, build_text),
+        (None, None) => ReadinessCheck::ok(name, build_text),
     }
 }
