@@ -69,6 +69,28 @@ pub struct Assessed {
 
 /// Repository patterns (matched against the last path elements of the repository, without tag or digest) and
 /// their rank; lower is better. Order matters: the first match decides.
+///
+/// NVIDIA's component images on GPU nodes, judged from their public Dockerfiles (the runtime stage):
+/// - `nvidia/k8s/dcgm-exporter`: ranked (45, beside the driver image). Its `-ubuntu22.04`/`-ubi9` images are
+///   the full CUDA base (NVIDIA/dcgm-exporter `docker/Dockerfile.ubuntu22.04` and `Dockerfile.ubi9` at
+///   3.3.9-3.6.1: `FROM nvcr.io/nvidia/cuda:12.6.2-base-ubuntu22.04`; `docker/Dockerfile.ubuntu`/`.ubi` at
+///   4.2.3-4.1.3: `nvcr.io/nvidia/cuda:12.8.1-base-ubuntu22.04`), and the tag names that base, so
+///   [`glibc_of`] knows its glibc. Since 4.4.2-4.7.0 there is also a `-distroless` tag (`docker/Dockerfile`,
+///   target `runtime-distroless`: `nvcr.io/nvidia/distroless/cc` with only `sh`, `bash`, `env` copied in, no
+///   coreutils); the repository name cannot tell it apart, so such an image would be tried and fail on its
+///   missing `head`/`tee` with a clear reason, and the next one is tried.
+/// - Not listed (not tried, "not a known base"), because their base changed between versions and neither the
+///   repository nor, from some version on, the tag tells which: `k8s-device-plugin` (also GPU feature
+///   discovery since v0.15) is the CUDA UBI 8 base up to v0.16.x (`deployments/container/Dockerfile.ubi8`),
+///   the CUDA UBI 9 base stripped to UBI 9 minimal's packages in v0.17.x (`deployments/container/Dockerfile`
+///   and `cleanup/cleanup.sh`, which this table refuses as `ubi9-minimal`), and distroless from v0.18.0
+///   (`FROM nvcr.io/nvidia/distroless/go:v3.1.13-dev`); `k8s/container-toolkit` is the CUDA Ubuntu 20.04 or
+///   UBI 8 base up to v1.17.x (tags `-ubuntu20.04`/`-ubi8`, NVIDIA/nvidia-container-toolkit
+///   `deployments/container/Dockerfile.ubuntu`) and distroless from v1.18.0 (`nvcr.io/nvidia/distroless/go`,
+///   untagged base); `cloud-native/gpu-operator-validator` is the CUDA UBI base up to v25.3.x
+///   (NVIDIA/gpu-operator `validator/Dockerfile` at v22.9.1 and v24.9.2: `cuda:…-base-ubi8`/`-ubi9`) and
+///   distroless from v25.10.0 (`docker/Dockerfile`: `nvcr.io/nvidia/distroless/cc:v3.1.13-dev`). A wrong guess
+///   costs a pod start, so these are left out rather than marked known-broken (most versions in use work).
 const KNOWN: &[(&str, u8)] = &[
     // Never: no shell or no glibc.
     ("distroless", u8::MAX),
@@ -99,6 +121,8 @@ const KNOWN: &[(&str, u8)] = &[
     // NVIDIA's CUDA images (Ubuntu or UBI), then the GPU Operator's driver image (Ubuntu or RHEL).
     ("nvidia/cuda", 30),
     ("nvidia/driver", 40),
+    // NVIDIA's DCGM exporter (CUDA base Ubuntu 22.04 or UBI 9, named in the tag; see above).
+    ("nvidia/k8s/dcgm-exporter", 45),
     // Framework images on GPU nodes (Ubuntu based).
     ("nvidia/pytorch", 50),
     ("pytorch/pytorch", 50),
@@ -820,6 +844,104 @@ mod tests {
             rank_for(&n, &BTreeSet::new(), &TrustPolicy::default(), Some((2, 36)));
         assert!(usable.is_empty(), "{usable:?}");
         assert_eq!(too_old.len(), 2, "{too_old:?}");
+    }
+
+    /// A GPU Operator node's own images: the CUDA base and the driver image first, then the DCGM exporter
+    /// (CUDA base, named in its tag), then the frameworks; the components whose base changed between versions
+    /// (device plugin, toolkit, validator) are not tried and not listed as refused; distroless is refused.
+    #[test]
+    fn gpu_operator_components_rank_after_cuda_and_the_driver_and_the_changing_ones_are_not_tried()
+    {
+        let pulled = |t: &str| vec![digest_of(t), t.to_string()];
+        let imgs: Vec<(Vec<String>, i64)> = vec![
+            (
+                pulled("nvcr.io/nvidia/k8s-device-plugin:v0.17.0"),
+                187_560_257,
+            ),
+            (
+                pulled("nvcr.io/nvidia/cloud-native/gpu-operator-validator:v24.9.2"),
+                183_351_646,
+            ),
+            (
+                pulled("nvcr.io/nvidia/k8s/container-toolkit:v1.17.4-ubuntu20.04"),
+                132_859_723,
+            ),
+            (
+                pulled("nvcr.io/nvidia/k8s/dcgm-exporter:3.3.9-3.6.1-ubuntu22.04"),
+                127_723_011,
+            ),
+            (
+                pulled("nvcr.io/nvidia/cloud-native/k8s-driver-manager:v0.7.0"),
+                225_657_726,
+            ),
+            (pulled("nvcr.io/nvidia/pytorch:24.05-py3"), 9_000_000_000),
+            (
+                pulled("nvcr.io/nvidia/driver:550.144.03-ubuntu22.04"),
+                1_200_000_000,
+            ),
+            (pulled("nvcr.io/nvidia/cuda:12.6.3-base-ubi9"), 250_000_000),
+            (
+                pulled("nvcr.io/nvidia/distroless/go:v3.1.13-dev"),
+                30_000_000,
+            ),
+        ];
+        let refs: Vec<(Vec<&str>, i64)> = imgs
+            .iter()
+            .map(|(n, s)| (n.iter().map(String::as_str).collect(), *s))
+            .collect();
+        let slices: Vec<(&[&str], i64)> = refs.iter().map(|(n, s)| (n.as_slice(), *s)).collect();
+        let n = node(&slices);
+        assert_eq!(
+            ranked(&n),
+            [
+                "nvcr.io/nvidia/cuda:12.6.3-base-ubi9",
+                "nvcr.io/nvidia/driver:550.144.03-ubuntu22.04",
+                "nvcr.io/nvidia/k8s/dcgm-exporter:3.3.9-3.6.1-ubuntu22.04",
+                "nvcr.io/nvidia/pytorch:24.05-py3",
+            ]
+        );
+        let refused = refused(&n, &TrustPolicy::default(), 20);
+        assert_eq!(
+            refused,
+            ["nvcr.io/nvidia/distroless/go:v3.1.13-dev (known not to work (no shell or no glibc))"],
+            "{refused:?}"
+        );
+        // The exporter's glibc is told by its tag: an Ubuntu 20.04 one is never tried for a newer build.
+        let old = "nvcr.io/nvidia/k8s/dcgm-exporter:3.1.3-3.1.2-ubuntu20.04";
+        let od = digest_of(old);
+        let n = node(&[(&[od.as_str(), old], 10)]);
+        let (usable, too_old) =
+            rank_for(&n, &BTreeSet::new(), &TrustPolicy::default(), Some((2, 34)));
+        assert!(usable.is_empty(), "{usable:?}");
+        assert_eq!(
+            too_old,
+            [format!(
+                "{old} (glibc 2.31 from ubuntu20.04 in its name; node-probe needs 2.34)"
+            )]
+        );
+        assert_eq!(
+            rank_for(&n, &BTreeSet::new(), &TrustPolicy::default(), Some((2, 28)))
+                .0
+                .len(),
+            1
+        );
+    }
+
+    /// The exporter is used only as any base is: by digest, from NVIDIA's registry.
+    #[test]
+    fn the_dcgm_exporter_needs_a_digest_and_a_trusted_source() {
+        let tag_only = "nvcr.io/nvidia/k8s/dcgm-exporter:3.1.3-3.1.2-ubuntu20.04";
+        let copy = "registry.example.com/nvidia/k8s/dcgm-exporter:3.3.9-3.6.1-ubuntu22.04";
+        let cd = digest_of(copy);
+        let n = node(&[(&[tag_only], 10), (&[cd.as_str(), copy], 10)]);
+        assert!(ranked(&n).is_empty());
+        assert_eq!(
+            refused(&n, &TrustPolicy::default(), 8),
+            [
+                format!("{tag_only} (no digest listed)"),
+                format!("{copy} (untrusted source)"),
+            ]
+        );
     }
 
     #[test]
