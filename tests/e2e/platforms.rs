@@ -261,7 +261,7 @@ async fn gke_cos_node_pulls_the_fallback_base_with_no_flags() {
     }
     let p = load("gke-cos.yaml");
     let base = fallback("docker.io/library/debian");
-    pulls_the_fallback_base(&p, 5, "", &base, GKE_MIRROR).await;
+    pulls_the_fallback_base(&p, 6, "", &base, GKE_MIRROR).await;
 }
 
 /// EKS, AL2023 NVIDIA AMI: AWS's add-on images (minimal, from AWS's ECR account) and the device plugin.
@@ -304,16 +304,17 @@ async fn aks_ubuntu_node_pulls_the_fallback_base_with_no_flags() {
     pulls_the_fallback_base(&p, 3, "", &base, DOCKER_HUB).await;
 }
 
-/// OpenShift with the GPU Operator: OLM pulls NVIDIA's driver image by digest only. It is trusted and
-/// picked (the smaller of the two), its glibc cannot be told from a digest (a warning), OpenShift is
-/// recognised from the node's label, and the call runs in that image.
+/// OpenShift with the GPU Operator: OLM pulls the operator's images by digest only. NVIDIA's CUDA base
+/// (the DCGM exporter's init container there) ranks before the driver images and is picked, its glibc
+/// cannot be told from a digest (a warning), OpenShift is recognised from the node's label, and the call
+/// runs in that image.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn openshift_node_copies_into_the_operators_driver_image_by_digest() {
+async fn openshift_node_copies_into_the_operators_cuda_image_by_digest() {
     if skipped() {
         return;
     }
     let p = load("openshift-gpu-operator.yaml");
-    let driver = "nvcr.io/nvidia/driver@sha256:6fe74322562c726c8fade184d8c45ebae3da7b1ea0a21f0ff9dc42c66c65e692";
+    let driver = "nvcr.io/nvidia/cuda@sha256:b3b340847db9abd0c39703278f5638d3e65e1369e9a526a19b3138d5a6563527";
     let (ok, report) = p.check(&[]);
     assert!(ok, "{report:#}");
     assert_eq!(
@@ -349,9 +350,11 @@ async fn openshift_node_copies_into_the_operators_driver_image_by_digest() {
     p.assert_no_pods();
 }
 
-/// A DGX kubeadm node with the GPU Operator: the only trusted base is the operator's driver image on Ubuntu
-/// 20.04 (glibc 2.31). A node-probe build that needs a newer glibc is never tried there: `check` fails on
-/// `probe/<node>` with the release build (glibc 2.28) as the fix, and the call is refused before any pod.
+/// A DGX kubeadm node with the GPU Operator: the only trusted base it lists by digest is the operator's
+/// driver image on Ubuntu 20.04 (glibc 2.31). A node-probe build that needs a newer glibc is never tried
+/// there: the fallback base (glibc 2.36) is pulled instead, and `check` says so. With `--no-pull`, `check`
+/// fails on `probe/<node>` with the release build (glibc 2.28) as the fix, and the call is refused before
+/// any pod.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dgx_gpu_operator_node_with_an_ubuntu_20_04_driver_image() {
     if skipped() {
@@ -360,41 +363,66 @@ async fn dgx_gpu_operator_node_with_an_ubuntu_20_04_driver_image() {
     let p = load("dgx-kubeadm-gpu-operator.yaml");
     let driver = "nvcr.io/nvidia/driver:525.60.13-ubuntu20.04";
     let need = probe_glibc();
-    let (ok, report) = p.check(&[]);
-    let probe = row(&report, &format!("probe/{}", p.node));
-    assert!(!has_row(&report, "openshift"), "{report:#}");
+    assert!(
+        need <= (2, 36),
+        "this tree's node-probe needs glibc {need:?}"
+    );
+    let probe_row = format!("probe/{}", p.node);
     let bins = amd64_only_bin_dir(p.tb).to_str().unwrap().to_string();
+    let (ok, report) = p.check(&["--probe-bin-dir", &bins]);
+    assert!(!has_row(&report, "openshift"), "{report:#}");
+    assert!(ok, "{report:#}");
+    let probe = row(&report, &probe_row);
+    assert_eq!(probe["status"], "ok", "{probe}");
     let l = p.launcher(&["--probe-bin-dir", &bins]).await;
-    if need > (2, 31) {
-        assert!(!ok, "{report:#}");
-        assert_eq!(failed(&report), [format!("probe/{}", p.node)], "{report:#}");
-        assert!(
-            text(&probe["detail"]).ends_with(&format!(
-                "every trusted base the node lists is older; not tried, too old: {driver} (glibc 2.31 from ubuntu20.04 in its name; node-probe needs {}.{})",
-                need.0, need.1
-            )),
-            "{probe}"
-        );
-        assert!(
-            text(&probe["fix"]).contains("glibc 2.28")
-                && text(&probe["fix"]).contains("--probe-bin-dir DIR"),
-            "{probe}"
-        );
-        let e = l.err("get_gpu_health", json!({"node_name": p.node})).await;
-        assert!(
-            e.contains(&format!(
-                "{driver} (glibc 2.31 from ubuntu20.04 in its name; node-probe needs {}.{})",
-                need.0, need.1
-            )),
-            "{e}"
-        );
-    } else {
+    let v = l.ok("get_gpu_health", json!({"node_name": p.node})).await;
+    assert_eq!(v["run"]["probe"]["node_name"], p.node.as_str(), "{v}");
+    let log = l.stderr();
+    l.stop().await;
+    p.assert_no_pods();
+    if need <= (2, 31) {
         // A build for an old glibc (the release build): the driver image is used.
-        assert!(ok, "{report:#}");
-        assert_eq!(probe["status"], "ok", "{probe}");
-        let v = l.ok("get_gpu_health", json!({"node_name": p.node})).await;
-        assert_eq!(v["run"]["probe"]["node_name"], p.node.as_str(), "{v}");
+        assert!(log.contains("image=nvcr.io/nvidia/driver@sha256:"), "{log}");
+        return;
     }
+    let too_old = format!(
+        "{driver} (glibc 2.31 from ubuntu20.04 in its name; node-probe needs {}.{})",
+        need.0, need.1
+    );
+    assert!(
+        text(&probe["detail"]).ends_with(&format!(
+            "debian:bookworm-20260918-slim has glibc 2.36 (debian bookworm); not tried, too old: {too_old}; the fallback base, pulled once (see image/{})",
+            p.node
+        )),
+        "{probe}"
+    );
+    assert!(
+        log.contains(&format!("image={}", fallback("docker.io/library/debian"))),
+        "{log}"
+    );
+    // --no-pull: the build is the fix.
+    let (ok, report) = p.check(&["--probe-bin-dir", &bins, "--no-pull"]);
+    assert!(!ok, "{report:#}");
+    assert_eq!(
+        failed(&report),
+        std::slice::from_ref(&probe_row),
+        "{report:#}"
+    );
+    let probe = row(&report, &probe_row);
+    assert!(
+        text(&probe["detail"]).ends_with(&format!(
+            "every trusted base the node lists is older; not tried, too old: {too_old}"
+        )),
+        "{probe}"
+    );
+    assert!(
+        text(&probe["fix"]).contains("glibc 2.28")
+            && text(&probe["fix"]).contains("--probe-bin-dir DIR"),
+        "{probe}"
+    );
+    let l = p.launcher(&["--probe-bin-dir", &bins, "--no-pull"]).await;
+    let e = l.err("get_gpu_health", json!({"node_name": p.node})).await;
+    assert!(e.contains(&too_old), "{e}");
     l.stop().await;
     p.assert_no_pods();
 }
