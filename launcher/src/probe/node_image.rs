@@ -1,5 +1,5 @@
 //! The default delivery's base image: one the node already has (its `status.images`), so nothing is
-//! published or pulled. node-probe is then copied in over exec (copy delivery), which needs a glibc image with
+//! published; where it has none, the fallback base pulled once by digest ([`super::fallback_base`]). node-probe is then copied in over exec (copy delivery), which needs a glibc image with
 //! `sh`, `sleep`, `head`, `tee`, `sha256sum`, `wc`, `chmod`, `mktemp` and `rm`.
 //!
 //! Two questions, in this order, for every image the node lists:
@@ -8,7 +8,8 @@
 //! 2. Will it work? Ranked by repository name: plain distribution bases first (small, and their tools are
 //!    known), then NVIDIA's CUDA and driver images and the common framework images (Ubuntu or UBI based, and
 //!    on GPU nodes anyway). Names known not to work are never tried: distroless, busybox/Alpine (musl), UBI
-//!    micro/minimal, pause and the operators' own component images. A ranked image can still lack a tool:
+//!    micro/minimal, pause; NVIDIA's component images only where their Dockerfiles say (see [`KNOWN`]).
+//!    A ranked image can still lack a tool:
 //!    the copy then fails with a clear reason, the runner tries the next one, and the node remembers what
 //!    worked.
 

@@ -438,17 +438,18 @@ fn fallback_pull_failed(
 ) -> RunError {
     let f = super::fallback_base::for_node(node);
     let why = match e {
-        RunError::ProbeNotStarted { reason, .. } => reason.chars().take(400).collect::<String>(),
+        RunError::ProbeNotStarted { reason, .. } => reason.chars().take(300).collect::<String>(),
         e => e.to_string(),
     };
+    // The fix before the kubelet's words: messages are cut at a bound, and the registry's error is long.
     RunError::ProbeNotStarted {
         node: node_name.to_string(),
         reason: format!(
             "the node lists no trusted base image node-probe can be copied into, and pulling the fallback base \
-             {} ({}) from {} failed: {why}. The node cannot reach that registry (an air gap, a proxy, or the \
-             registry is down). Pass --probe-image IMAGE@sha256:DIGEST (the probe image or a glibc base in a \
-             registry the node reaches; with --trust-image REGISTRY/NAMESPACE/ for your own bases), or pre-pull \
-             a trusted base on the node; --no-pull never pulls",
+             {} ({}) from {} failed: the node cannot reach that registry (an air gap, a proxy, or an outage). \
+             Pass --probe-image IMAGE@sha256:DIGEST (the probe image or a glibc base in a registry the node \
+             reaches; --trust-image REGISTRY/NAMESPACE/ for your own bases), or pre-pull a trusted base on the \
+             node; --no-pull never pulls. The kubelet said: {why}",
             f.label, f.image, f.registry
         ),
     }
