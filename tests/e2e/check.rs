@@ -647,7 +647,16 @@ fn check_default_delivery_needs_a_base_image_on_each_node() {
             "docker.io/library/ubuntu:24.04",
         ],
     );
+    // With no flags the bare node pulls the fallback base: check says what, from where, and passes.
     let (ok, report) = check_exact(tb, User::Reader, &ns, &group, &[]);
+    assert!(ok, "{report:#}");
+    let c = item(&report, &format!("image/{bare}"));
+    assert!(
+        text(&c["detail"]).ends_with("the first call pulls one: debian:bookworm-20260918-slim (docker.io/library/debian@sha256:3783cc01769c7b2b1b83a5c5ad96c815348e28ed7da68e2e3687004faa906251, about 28 MB) is pulled once from Docker Hub (docker.io) (--no-pull: never pull)"),
+        "{c}"
+    );
+    // --no-pull: the node has nothing to use, and check says what to do.
+    let (ok, report) = check_exact(tb, User::Reader, &ns, &group, &["--no-pull"]);
     assert!(!ok);
     assert_eq!(failed(&report), [format!("image/{bare}")], "{report:#}");
     let c = item(&report, &format!("image/{bare}"));

@@ -262,7 +262,9 @@ async fn release_layout_copies_the_probe_found_beside_the_launcher() {
 
 /// The default delivery (no --probe-image): node-probe copied into an image the node already lists in
 /// status.images, the best-ranked one; the notee node's image lacks tee, so the next one is tried and that
-/// choice is remembered. A node whose images are all unusable is refused before any pod exists, naming them.
+/// choice is remembered. With `--no-pull`, a node whose images are all unusable is refused before any pod
+/// exists, naming them; without it, such a node pulls the fallback base by digest, and never an untrusted
+/// image named like a base.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn default_delivery_copies_into_an_image_the_node_already_has() {
     if skipped() {
@@ -307,7 +309,7 @@ async fn default_delivery_copies_into_an_image_the_node_already_has() {
             .images(&["docker.io/library/debian:bookworm-slim"]),
     ]);
     let bins = amd64_only_bin_dir(s.tb).to_str().unwrap().to_string();
-    let l = s.launcher(&["--probe-bin-dir", &bins]).await;
+    let l = s.launcher(&["--probe-bin-dir", &bins, "--no-pull"]).await;
 
     let v = l.ok("get_gpu_health", json!({"node_name": plain})).await;
     assert_eq!(v["run"]["probe"]["node_name"], plain.as_str());
@@ -373,6 +375,31 @@ async fn default_delivery_copies_into_an_image_the_node_already_has() {
     s.assert_no_pods();
     let log = l.stderr();
     l.stop().await;
+    for p in ["image=registry.example.com", "image=docker.io/someone"] {
+        assert!(
+            !log.contains(p),
+            "a probe pod was made with an untrusted image: {log}"
+        );
+    }
+    // Without --no-pull: the nodes with nothing usable pull the fallback base (kwok pulls nothing; the pod
+    // names it by digest), and the untrusted images stay unused.
+    let l = s.launcher(&["--probe-bin-dir", &bins]).await;
+    for node in [&none, &untrusted] {
+        let v = l.ok("get_gpu_health", json!({"node_name": node})).await;
+        assert_eq!(v["run"]["probe"]["node_name"], node.as_str(), "{v}");
+    }
+    s.assert_no_pods();
+    let log = l.stderr();
+    l.stop().await;
+    assert_eq!(
+        log.matches("pulling the fallback base by digest").count(),
+        2,
+        "{log}"
+    );
+    assert!(
+        log.contains("image=docker.io/library/debian@sha256:3783cc01769c7b2b1b83a5c5ad96c815348e28ed7da68e2e3687004faa906251"),
+        "{log}"
+    );
     for p in ["image=registry.example.com", "image=docker.io/someone"] {
         assert!(
             !log.contains(p),
