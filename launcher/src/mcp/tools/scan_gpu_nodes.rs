@@ -5,7 +5,10 @@
 use std::time::Instant;
 
 use gpu_diag::command::Command;
-use gpu_diag::finding::{ActionKind, Finding, Judged, Severity, Verdict};
+use std::collections::BTreeMap;
+
+use gpu_diag::finding::{ActionKind, Finding, Incident, Judged, Severity, Verdict};
+use gpu_diag::incident::platform::{self, PlatformMark};
 use std::fmt::Write;
 
 use schemars::JsonSchema;
@@ -214,6 +217,7 @@ with show_healthy=true). Use it to find the bad nodes in a fleet, e.g. after a f
             )));
         }
         let mut marked = Vec::new();
+        let mut platform: BTreeMap<String, Vec<PlatformMark>> = BTreeMap::new();
         let mut nodes: Vec<String> = match &cx.env.cluster {
             Some(cluster) => {
                 cx.check_context(a.context.as_deref())?;
@@ -230,6 +234,11 @@ with show_healthy=true). Use it to find the bad nodes in a fleet, e.g. after a f
                             mark,
                         })
                     })
+                    .collect();
+                platform = listed
+                    .iter()
+                    .filter(|n| !n.platform.is_empty())
+                    .map(|n| (n.name.clone(), n.platform.clone()))
                     .collect();
                 listed.into_iter().map(|n| n.name).collect()
             }
@@ -263,17 +272,15 @@ with show_healthy=true). Use it to find the bad nodes in a fleet, e.g. after a f
         )
         .await
         {
+            let marks = platform.get(&o.node).map(Vec::as_slice).unwrap_or_default();
             results.push(match o.result {
-                Ok(pr) => node_result(o.node, pr.report, o.millis),
+                Ok(pr) => node_result(o.node, pr.report, o.millis, marks),
+                // The platform's marks stand without the probe.
                 Err(error) => NodeScanResult {
-                    node: o.node,
+                    error: Some(error),
                     status: ScanStatus::Failed,
                     verdict: None,
-                    worst_severity: None,
-                    counts: SeverityCounts::default(),
-                    findings: vec![],
-                    error: Some(error),
-                    millis: o.millis,
+                    ..counted(o.node, own_incidents(marks), o.millis)
                 },
             });
         }
@@ -428,28 +435,62 @@ const MARKED_SHOWN: usize = 10;
 /// Findings shown per ranked node in the text, besides its reason (the structured result has them all).
 const FINDINGS_SHOWN: usize = 3;
 
-fn node_result(node: String, report: gpu_diag::contract::Report, millis: u64) -> NodeScanResult {
+/// An incident as the scan counts it: one finding.
+fn incident_finding(i: &Incident) -> Finding {
+    Finding {
+        code: i.code.clone(),
+        severity: i.severity,
+        gpu: i.gpu,
+        gpu_uuid: i.gpu_uuid.clone(),
+        summary: i.summary.clone(),
+        evidence: Vec::new(),
+        action: i.action.clone(),
+        about: Vec::new(),
+        first_seen: i.first_seen.clone(),
+    }
+}
+
+/// The platform's marks alone, each its own incident.
+fn own_incidents(marks: &[PlatformMark]) -> Vec<Finding> {
+    marks.iter().map(|m| incident_finding(&m.incident())).collect()
+}
+
+fn node_result(
+    node: String,
+    report: gpu_diag::contract::Report,
+    millis: u64,
+    marks: &[PlatformMark],
+) -> NodeScanResult {
     // A node that judges incidents is counted and ranked by them: one fault once, however many signals
-    // show it; its history (informational, cleared) counts as info.
-    let mut findings: Vec<Finding> = match report.incidents() {
-        Some(inc) => inc
-            .incidents
-            .iter()
-            .map(|i| Finding {
-                code: i.code.clone(),
-                severity: i.severity,
-                gpu: i.gpu,
-                gpu_uuid: i.gpu_uuid.clone(),
-                summary: i.summary.clone(),
-                evidence: Vec::new(),
-                action: i.action.clone(),
-                about: Vec::new(),
-                first_seen: i.first_seen.clone(),
-            })
-            .chain(inc.history.iter().cloned())
+    // show it (the platform's mark of the same fault among them); its history (informational, cleared)
+    // counts as info.
+    let findings: Vec<Finding> = match report.incidents() {
+        Some(inc) => {
+            let mut inc = inc.clone();
+            platform::join(&mut inc, marks);
+            inc.incidents
+                .iter()
+                .map(incident_finding)
+                .chain(inc.history)
+                .collect()
+        }
+        None => report
+            .findings()
+            .into_iter()
+            .cloned()
+            .chain(own_incidents(marks))
             .collect(),
-        None => report.findings().into_iter().cloned().collect(),
     };
+    NodeScanResult {
+        // Whatever the check's report judged (the XID check's verdict was lost while reports were read as
+        // JSON by field name).
+        verdict: report.verdict(),
+        ..counted(node, findings, millis)
+    }
+}
+
+/// A node that answered, counted by its findings' severities.
+fn counted(node: String, mut findings: Vec<Finding>, millis: u64) -> NodeScanResult {
     let mut counts = SeverityCounts::default();
     for f in &findings {
         match f.severity {
@@ -464,9 +505,7 @@ fn node_result(node: String, report: gpu_diag::contract::Report, millis: u64) ->
     NodeScanResult {
         node,
         status: ScanStatus::Ok,
-        // Whatever the check's report judged (the XID check's verdict was lost while reports were read as
-        // JSON by field name).
-        verdict: report.verdict(),
+        verdict: None,
         worst_severity,
         counts,
         findings: findings.into_iter().map(brief).collect(),
@@ -514,8 +553,9 @@ impl Urgency {
 /// A node's urgency; `None` for a healthy node.
 fn urgency(r: &NodeScanResult) -> Option<Urgency> {
     match (r.status, r.worst_severity) {
-        (ScanStatus::Failed, _) => Some(Urgency::Failed),
+        // A node its platform marks critical is critical, whether or not the probe answered.
         (_, Some(Severity::Critical)) => Some(Urgency::Critical),
+        (ScanStatus::Failed, _) => Some(Urgency::Failed),
         (_, Some(Severity::Warning)) => Some(Urgency::Warning),
         _ => match r.verdict {
             Some(Verdict::Unhealthy) => Some(Urgency::Critical),
@@ -562,7 +602,8 @@ pub fn rank(results: Vec<NodeScanResult>) -> Vec<AttentionEntry> {
         .map(|(i, (_, r))| AttentionEntry {
             rank: i + 1,
             reason: match (&r.error, r.findings.first()) {
-                (Some(_), _) => cause(&r),
+                (Some(_), Some(f)) => format!("{}: {}; {}", f.code, f.summary, cause(&r)),
+                (Some(_), None) => cause(&r),
                 (None, Some(f)) => {
                     let more = r.findings.len() - 1;
                     let gpu = gpu_note(f).map(|g| format!(" ({g})")).unwrap_or_default();
@@ -690,5 +731,40 @@ mod tests {
         assert_eq!(g[0].cause, "probe failed: pods is forbidden on <node>");
         assert_eq!(g[0].nodes_count, 40);
         assert_eq!(g[0].nodes.len(), GROUP_NAMES);
+    }
+
+    #[test]
+    fn a_node_its_platform_marks_critical_ranks_critical_even_when_its_probe_failed() {
+        let mark = platform::classify(&platform::NodeCondition {
+            kind: "GPUMissing",
+            status: "True",
+            reason: Some("GPUMissing"),
+            message: None,
+            since: Some("2026-11-20T10:00:00Z"),
+        })
+        .expect("AKS GPUMissing");
+        let failed = NodeScanResult {
+            error: Some("probe of `n2` failed: timeout".into()),
+            status: ScanStatus::Failed,
+            ..counted("n2".into(), own_incidents(&[mark]), 1)
+        };
+        let plain_failure = NodeScanResult {
+            status: ScanStatus::Failed,
+            error: Some("probe of `n3` failed: timeout".into()),
+            ..ok("n3", vec![])
+        };
+        let r = rank(vec![
+            plain_failure,
+            ok("n1", vec![finding("thermal.slowdown", Severity::Warning)]),
+            failed,
+        ]);
+        let order: Vec<&str> = r.iter().map(|e| e.result.node.as_str()).collect();
+        assert_eq!(order, ["n2", "n3", "n1"]);
+        assert!(
+            r[0].reason.starts_with("platform.gpu_missing: AKS node problem detector: GPUMissing=True (GPUMissing) since 2026-11-20T10:00:00Z"),
+            "{}",
+            r[0].reason
+        );
+        assert!(r[0].reason.ends_with("probe failed: timeout"), "{}", r[0].reason);
     }
 }
