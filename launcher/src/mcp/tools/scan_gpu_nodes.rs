@@ -368,9 +368,11 @@ with show_healthy=true). Use it to find the bad nodes in a fleet, e.g. after a f
         }
         for a in &s.needs_attention {
             let r = &a.result;
-            let sev = match r.status {
-                ScanStatus::Failed => "FAILED",
-                ScanStatus::Ok => r.worst_severity.map(sev_label).unwrap_or("FAILED"),
+            let sev = match (r.status, r.worst_severity) {
+                // The platform's critical mark of a node its probe could not read.
+                (ScanStatus::Failed, Some(Severity::Critical)) => "CRITICAL",
+                (ScanStatus::Failed, _) => "FAILED",
+                (ScanStatus::Ok, w) => w.map(sev_label).unwrap_or("FAILED"),
             };
             let _ = writeln!(out, "{}. {} [{}] {}", a.rank, r.node, sev, a.reason);
             // The top finding is the reason; the others follow, a few per node.
