@@ -41,6 +41,7 @@ pub struct NodeCondition<'a> {
 pub enum PlatformSource {
     EksNodeMonitoringAgent,
     AksNodeProblemDetector,
+    #[serde(rename = "nvsentinel")]
     NvSentinel,
     NodeProblemDetector,
 }
@@ -80,6 +81,7 @@ pub enum PlatformFault {
     },
     /// An uncorrectable (double-bit) ECC error or the memory faults that follow it.
     UncorrectableMemory,
+    #[serde(rename = "nvlink")]
     NvLink,
     /// Fewer GPUs than the node should have.
     GpuMissing,
@@ -199,7 +201,7 @@ pub struct PlatformMark {
     pub condition: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
-    /// Bounded to [`MAX_MESSAGE`] characters, control characters removed.
+    /// The agent's message, at most 200 characters, control characters removed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
     /// `lastTransitionTime`: since when the platform says so.
@@ -630,6 +632,10 @@ pub struct GfdFacts {
 }
 
 impl GfdFacts {
+    pub fn is_empty(&self) -> bool {
+        *self == GfdFacts::default()
+    }
+
     pub fn from_labels<'a>(labels: impl IntoIterator<Item = (&'a str, &'a str)>) -> GfdFacts {
         let labels: std::collections::BTreeMap<&str, &str> = labels.into_iter().collect();
         let get = |k: &str| {

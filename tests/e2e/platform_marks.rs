@@ -134,7 +134,7 @@ async fn platform_marks_are_listed_scanned_and_joined_with_the_probes_incident()
         n["platform"][0]["source"], "aks_node_problem_detector",
         "{n}"
     );
-    assert_eq!(n["platform"][0]["fault"]["kind"], "nv_link", "{n}");
+    assert_eq!(n["platform"][0]["fault"]["kind"], "nvlink", "{n}");
     assert_eq!(n["platform"][0]["since"], SINCE, "{n}");
     // The message is the agent's, stripped of the control characters a node could write.
     assert_eq!(
