@@ -367,3 +367,72 @@ impl NodeList {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gpu_diag::incident::platform::{self, GfdFacts, NodeCondition};
+
+    fn node(name: &str) -> GpuNode {
+        GpuNode {
+            name: name.into(),
+            gpu_capacity: 8,
+            gpu_allocatable: 8,
+            gpu_allocated: 0,
+            mig_resources: BTreeMap::new(),
+            gpu_labels: [(
+                "nvidia.com/gpu.product".to_string(),
+                "NVIDIA-H100-80GB-HBM3".to_string(),
+            )]
+            .into(),
+            ready: true,
+            problem_conditions: vec![],
+            platform: vec![],
+            gfd: GfdFacts::from_labels([("nvidia.com/cuda.driver-version.full", "550.54.15")]),
+            taints: vec![],
+            unschedulable: false,
+            mark: None,
+            architecture: Some("amd64".into()),
+            kubelet_version: None,
+            addresses: vec![],
+        }
+    }
+
+    /// A node its platform marks says so in one line each, with source and time, first; healthy nodes stay
+    /// one line.
+    #[test]
+    fn platform_marks_render_one_line_each() {
+        let mut sick = node("gpu-b");
+        sick.platform.extend(platform::classify(&NodeCondition {
+            kind: "AcceleratedHardwareReady",
+            status: "False",
+            reason: Some("NvidiaXID79Error"),
+            message: Some("detected XID-79 on the instance"),
+            since: Some("2026-11-20T10:00:00Z"),
+        }));
+        sick.platform.extend(platform::classify(&NodeCondition {
+            kind: "KernelDeadlock",
+            status: "True",
+            reason: Some("DockerHung"),
+            message: None,
+            since: Some("2026-11-20T09:58:00Z"),
+        }));
+        let list = NodeList::paged(
+            "cluster",
+            None,
+            None,
+            vec![node("gpu-a"), sick, node("gpu-c")],
+            0,
+            50,
+            None,
+        );
+        assert_eq!(list.problems, 1);
+        let text = ListGpuNodes::render(&list);
+        insta::with_settings!({
+            snapshot_path => concat!(env!("CARGO_MANIFEST_DIR"), "/../snapshots/launcher"),
+            prepend_module_to_snapshot => false,
+        }, {
+            insta::assert_snapshot!("list_gpu_nodes_platform_marks", text);
+        });
+    }
+}
