@@ -212,7 +212,12 @@ pub struct PlatformMark {
 impl PlatformMark {
     /// One line: `EKS node monitoring agent: AcceleratedHardwareReady=False (NvidiaXID79Error) since T`.
     pub fn line(&self) -> String {
-        let mut s = format!("{}: {}", self.source.name(), self.condition);
+        format!("{}: {}", self.source.name(), self.detail())
+    }
+
+    /// `AcceleratedHardwareReady=False (NvidiaXID79Error) since T`.
+    fn detail(&self) -> String {
+        let mut s = self.condition.clone();
         if let Some(r) = &self.reason {
             s.push_str(&format!(" ({r})"));
         }
@@ -269,7 +274,12 @@ impl PlatformMark {
             gpu_uuid: None,
             component: "node".into(),
             title: self.fault.title(),
-            summary: format!("{} ({})", self.line(), self.fault.title()),
+            summary: format!(
+                "{} reports {}: {}",
+                self.source.name(),
+                self.fault.title(),
+                self.detail()
+            ),
             action: f.action.clone(),
             first_seen: self.since.clone(),
             rule: Some(IncidentRule {

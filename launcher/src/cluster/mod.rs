@@ -127,7 +127,10 @@ pub struct GpuNode {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub platform: Vec<gpu_diag::incident::platform::PlatformMark>,
     /// GPU Feature Discovery's facts (product, driver, NVLink clique), from its labels.
-    #[serde(default, skip_serializing_if = "gpu_diag::incident::platform::GfdFacts::is_empty")]
+    #[serde(
+        default,
+        skip_serializing_if = "gpu_diag::incident::platform::GfdFacts::is_empty"
+    )]
     pub gfd: gpu_diag::incident::platform::GfdFacts,
     pub taints: Vec<String>,
     /// `spec.unschedulable` (cordoned).

@@ -763,10 +763,106 @@ mod tests {
         let order: Vec<&str> = r.iter().map(|e| e.result.node.as_str()).collect();
         assert_eq!(order, ["n2", "n3", "n1"]);
         assert!(
-            r[0].reason.starts_with("platform.gpu_missing: AKS node problem detector: GPUMissing=True (GPUMissing) since 2026-11-20T10:00:00Z"),
+            r[0].reason.starts_with("platform.gpu_missing: AKS node problem detector reports GPU missing: GPUMissing=True (GPUMissing) since 2026-11-20T10:00:00Z"),
             "{}",
             r[0].reason
         );
         assert!(r[0].reason.ends_with("probe failed: timeout"), "{}", r[0].reason);
+    }
+
+    /// The scan's text when a platform mark joins the probe's incident, stands alone, or outlives a failed
+    /// probe.
+    #[test]
+    fn platform_marks_in_the_scan_text() {
+        use gpu_diag::finding::{Action, Incidents};
+        let mark = |kind, status, reason| {
+            platform::classify(&platform::NodeCondition {
+                kind,
+                status,
+                reason: Some(reason),
+                message: None,
+                since: Some("2026-11-20T10:00:00Z"),
+            })
+            .expect("recognised")
+        };
+        let lost = Finding {
+            code: "xid.79".into(),
+            severity: Severity::Critical,
+            gpu: Some(3),
+            gpu_uuid: None,
+            summary: "Xid 79".into(),
+            evidence: vec![],
+            action: Action {
+                kind: ActionKind::RebootNode,
+                detail: "reboot".into(),
+            },
+            about: vec![],
+            first_seen: None,
+        };
+        let mut inc = Incidents {
+            incidents: vec![Incident {
+                code: "gpu.off_bus".into(),
+                severity: Severity::Critical,
+                gpu: Some(3),
+                gpu_uuid: None,
+                component: "GPU 3 (0000:9d:00.0)".into(),
+                title: "GPU fell off the bus".into(),
+                summary: "GPU 3 (0000:9d:00.0): GPU fell off the bus (Xid 79).".into(),
+                action: lost.action.clone(),
+                first_seen: None,
+                rule: None,
+                signals: vec![lost],
+            }],
+            history: vec![],
+        };
+        platform::join(
+            &mut inc,
+            &[mark("AcceleratedHardwareReady", "False", "NvidiaXID79Error")],
+        );
+        let joined = counted(
+            "gpu-a".into(),
+            inc.incidents.iter().map(incident_finding).collect(),
+            1,
+        );
+        let alone = counted(
+            "gpu-b".into(),
+            own_incidents(&[mark("NVLinkStatusInactive", "True", "NVLinkStatusInactive")]),
+            1,
+        );
+        let failed = NodeScanResult {
+            error: Some("probe of `gpu-c` failed: timeout".into()),
+            status: ScanStatus::Failed,
+            ..counted(
+                "gpu-c".into(),
+                own_incidents(&[mark("AcceleratedHardwareReady", "False", "NvidiaDoubleBitError")]),
+                1,
+            )
+        };
+        let ranked = rank(vec![joined, alone, failed]);
+        let out = ScanOutput {
+            check: ScanCheck::Health,
+            context: None,
+            label_selector: None,
+            concurrency: 16,
+            nodes_total: 4,
+            nodes_ok: 2,
+            nodes_failed: 1,
+            nodes_healthy: 1,
+            needs_attention_total: ranked.len(),
+            groups: groups(&ranked),
+            needs_attention: ranked,
+            offset: 0,
+            limit: 25,
+            next_offset: None,
+            healthy_nodes: None,
+            marked: vec![],
+            total_millis: 1,
+        };
+        insta::with_settings!({
+            snapshot_path => concat!(env!("CARGO_MANIFEST_DIR"), "/../snapshots/launcher"),
+            prepend_module_to_snapshot => false,
+        }, {
+            insta::assert_snapshot!("scan_gpu_nodes_platform_marks", ScanGpuNodes::render(&out));
+        });
     }
 }
