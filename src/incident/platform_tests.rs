@@ -13,131 +13,62 @@ fn cond<'a>(kind: &'a str, status: &'a str, reason: Option<&'a str>) -> NodeCond
 
 #[test]
 fn each_source_is_recognised_in_its_fault_state_only() {
-    // (type, status, reason, source, fault) for a fault; the healthy state of each gives no mark.
-    let cases: &[(
-        &str,
-        &str,
-        &str,
-        Option<&str>,
-        PlatformSource,
-        PlatformFault,
-    )] = &[
+    // (type, reason, source, fault). The Ready-like conditions are faults when False, the others when
+    // True; the other state, and Unknown, give no mark.
+    let cases = [
         (
             "AcceleratedHardwareReady",
-            "False",
-            "True",
             Some("NvidiaXID79Error"),
             Eks,
             F::Xid { code: Some(79) },
         ),
         (
             "AcceleratedHardwareReady",
-            "False",
-            "True",
             Some("NvidiaDoubleBitError"),
             Eks,
             F::UncorrectableMemory,
         ),
         (
             "AcceleratedHardwareReady",
-            "False",
-            "True",
             Some("NvidiaNVLinkError"),
             Eks,
             F::NvLink,
         ),
         (
             "AcceleratedHardwareReady",
-            "False",
-            "True",
             Some("NvidiaDeviceCountMismatch"),
             Eks,
             F::GpuMissing,
         ),
         (
             "AcceleratedHardwareReady",
-            "False",
-            "True",
             Some("DCGMDiagnosticFailure"),
             Eks,
             F::GpuUnhealthy,
         ),
-        (
-            "AcceleratedHardwareReady",
-            "False",
-            "True",
-            None,
-            Eks,
-            F::GpuUnhealthy,
-        ),
-        (
-            "KernelReady",
-            "False",
-            "True",
-            Some("SoftLockup"),
-            Eks,
-            F::Node,
-        ),
-        ("GPUMissing", "True", "False", None, Aks, F::GpuMissing),
-        (
-            "NVLinkStatusInactive",
-            "True",
-            "False",
-            None,
-            Aks,
-            F::NvLink,
-        ),
-        (
-            "XIDErrors",
-            "True",
-            "False",
-            None,
-            Aks,
-            F::Xid { code: None },
-        ),
-        (
-            "IBLinkFlapping",
-            "True",
-            "False",
-            None,
-            Aks,
-            F::IbLinkFlapping,
-        ),
+        ("AcceleratedHardwareReady", None, Eks, F::GpuUnhealthy),
+        ("KernelReady", Some("SoftLockup"), Eks, F::Node),
+        ("GPUMissing", None, Aks, F::GpuMissing),
+        ("NVLinkStatusInactive", None, Aks, F::NvLink),
+        ("XIDErrors", None, Aks, F::Xid { code: None }),
+        ("IBLinkFlapping", None, Aks, F::IbLinkFlapping),
         (
             "GpuNvlinkWatch",
-            "True",
-            "False",
             Some("GpuNvlinkWatchIsNotHealthy"),
             Nvs,
             F::NvLink,
         ),
-        (
-            "GpuMemWatch",
-            "True",
-            "False",
-            None,
-            Nvs,
-            F::UncorrectableMemory,
-        ),
-        (
-            "SysLogsGPUFallenOff",
-            "True",
-            "False",
-            None,
-            Nvs,
-            F::Xid { code: Some(79) },
-        ),
-        (
-            "KernelDeadlock",
-            "True",
-            "False",
-            Some("DockerHung"),
-            Npd,
-            F::Node,
-        ),
-        ("ReadonlyFilesystem", "True", "False", None, Npd, F::Node),
+        ("GpuMemWatch", None, Nvs, F::UncorrectableMemory),
+        ("SysLogsGPUFallenOff", None, Nvs, F::Xid { code: Some(79) }),
+        ("KernelDeadlock", Some("DockerHung"), Npd, F::Node),
+        ("ReadonlyFilesystem", None, Npd, F::Node),
     ];
-    for &(kind, bad, good, reason, source, fault) in cases {
+    for (kind, reason, source, fault) in cases {
+        let (bad, good) = if kind.ends_with("Ready") {
+            ("False", "True")
+        } else {
+            ("True", "False")
+        };
         let m = classify(&cond(kind, bad, reason)).unwrap_or_else(|| panic!("{kind}={bad}"));
         assert_eq!(
             (m.source, m.fault),
@@ -149,7 +80,6 @@ fn each_source_is_recognised_in_its_fault_state_only() {
             classify(&cond(kind, good, reason)).is_none(),
             "{kind}={good}"
         );
-        // Unknown is no mark: the caller lists it generically.
         assert!(
             classify(&cond(kind, "Unknown", reason)).is_none(),
             "{kind}=Unknown"
