@@ -189,7 +189,11 @@ pub fn gpu_node(n: &Node, pods: &[&Pod]) -> GpuNode {
                 .as_deref(),
         });
         if let Some(mark) = known {
-            platform.push(mark);
+            // One mark per condition type, so a node object listing a type many times stays as small as
+            // the table of known types.
+            if !platform.iter().any(|m| m.condition == mark.condition) {
+                platform.push(mark);
+            }
         } else if !condition_healthy(&c.type_, &c.status) {
             problem_conditions.push(format!(
                 "{}={}{}",
@@ -494,6 +498,7 @@ mod tests {
                 {"type": "Ready", "status": "True"},
                 {"type": "AcceleratedHardwareReady", "status": "False", "reason": "NvidiaXID79Error",
                  "message": "detected XID-79 on the instance", "lastTransitionTime": "2026-11-20T10:00:00Z"},
+                {"type": "AcceleratedHardwareReady", "status": "False", "reason": "NvidiaXID79Error"},
                 {"type": "KernelReady", "status": "True"},
                 {"type": "VendorThing", "status": "True", "reason": "Odd"}
             ]}
