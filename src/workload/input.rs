@@ -61,6 +61,9 @@ pub struct WorkloadNode {
     pub taints: Vec<String>,
     /// Conditions not in their healthy state (`MemoryPressure=True`, ...).
     pub problem_conditions: Vec<String>,
+    /// What the platform's health agents say about the node (recognised conditions in their fault state).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub platform: Vec<crate::incident::platform::PlatformMark>,
     pub gpu_capacity: u64,
     pub gpu_allocatable: u64,
     /// `status.addresses` (InternalIP, ExternalIP, Hostname): where a rank's NCCL peer address may point

@@ -149,6 +149,35 @@ pub(super) fn kubernetes_suspects(input: &WorkloadInput) -> Vec<Candidate> {
             names(&mut s.suspect);
             out.push(s);
         }
+        // The platform's own health agent already says the node is faulty: a critical GPU fault is a fault
+        // of the node (it folds into the node's one faulty GPU where the probe found it), a warning is
+        // weighed as a node condition.
+        for m in &n.platform {
+            let mut s = k8s(
+                if m.severity == Severity::Critical {
+                    86
+                } else {
+                    50
+                },
+                m.severity,
+                &m.code(),
+                Some(&n.name),
+                None,
+                format!(
+                    "node {}: {} reports {}",
+                    n.name,
+                    m.source.name(),
+                    m.fault.title()
+                ),
+                std::iter::once(m.line())
+                    .chain(m.message.iter().map(|t| format!("message = {t}")))
+                    .collect(),
+            );
+            s.first = m.since.clone();
+            s.suspect.first_seen = m.since.clone();
+            names(&mut s.suspect);
+            out.push(s);
+        }
         // Health monitors cordon and taint a node they find faulty; the scheduler's own taints for
         // NotReady/unreachable say the same as the condition above.
         let monitor: Vec<&String> = n
@@ -226,5 +255,50 @@ mod tests {
             "{first:?}"
         );
         assert_eq!(d.pods_by_phase.get("Pending"), Some(&1));
+    }
+
+    fn eks_xid79() -> crate::incident::platform::PlatformMark {
+        crate::incident::platform::classify(&crate::incident::platform::NodeCondition {
+            kind: "AcceleratedHardwareReady",
+            status: "False",
+            reason: Some("NvidiaXID79Error"),
+            message: Some("detected XID-79 on the instance"),
+            since: Some("2026-11-20T10:00:00Z"),
+        })
+        .expect("recognised")
+    }
+
+    #[test]
+    fn a_platform_mark_is_a_suspect_even_where_the_probe_sees_nothing() {
+        let mut input = job(&["dgx-h100-healthy"; 2]);
+        input.nodes[1].platform.push(eks_xid79());
+        let d = diagnose(&input);
+        let first = &d.suspects[0];
+        assert_eq!(first.code, "platform.xid.79", "{d:#?}");
+        assert_eq!(first.node.as_deref(), Some(input.nodes[1].name.as_str()));
+        assert!(
+            first.evidence.iter().any(|e| e
+                == "EKS node monitoring agent: AcceleratedHardwareReady=False (NvidiaXID79Error) since 2026-11-20T10:00:00Z"),
+            "{first:?}"
+        );
+    }
+
+    #[test]
+    fn a_platform_mark_of_the_probes_fault_is_part_of_its_suspect() {
+        let mut input = job(&["dgx-h100-xid79", "dgx-h100-healthy"]);
+        input.nodes[0].platform.push(eks_xid79());
+        let d = diagnose(&input);
+        let on_node: Vec<&Suspect> = d
+            .suspects
+            .iter()
+            .filter(|s| s.node.as_deref() == Some(input.nodes[0].name.as_str()))
+            .collect();
+        assert_eq!(on_node.len(), 1, "{d:#?}");
+        assert!(on_node[0].gpu.is_some(), "{:?}", on_node[0]);
+        assert!(
+            on_node[0].also.iter().any(|c| c == "platform.xid.79"),
+            "{:?}",
+            on_node[0]
+        );
     }
 }

@@ -14,6 +14,7 @@ mod hosts;
 mod launcher;
 mod mcp;
 mod operator;
+mod platform_marks;
 mod platforms;
 mod policies;
 mod workload;

@@ -116,7 +116,17 @@ async fn list_gpu_nodes_accounts_gpus_from_pods() {
         (8, 7, 6)
     );
     assert!(b_.ready && b_.unschedulable);
-    assert_eq!(b_.problem_conditions, ["KernelDeadlock=True (DockerHung)"]);
+    // node-problem-detector's condition is the platform's mark, not listed a second time.
+    assert!(
+        b_.problem_conditions.is_empty(),
+        "{:?}",
+        b_.problem_conditions
+    );
+    let marks: Vec<String> = b_.platform.iter().map(|m| m.line()).collect();
+    assert_eq!(
+        marks,
+        ["node-problem-detector: KernelDeadlock=True (DockerHung)"]
+    );
     assert_eq!(
         b_.taints,
         [

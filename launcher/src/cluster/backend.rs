@@ -8,6 +8,7 @@ use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::api::{Api, ListParams};
 
 use gpu_diag::attribution::join::{ApiContainer, ApiPod, strip_runtime_scheme};
+use gpu_diag::incident::platform::{self, GfdFacts, NodeCondition, PlatformMark};
 
 use super::clients::Clients;
 use crate::cluster::{BoxFut, ClusterBackend, ClusterError, GpuNode, PodGpuUse, WorkloadRef};
@@ -148,7 +149,21 @@ pub fn gpu_node(n: &Node, pods: &[&Pod]) -> GpuNode {
         .filter(|(k, _)| k.starts_with(NVIDIA_PREFIX))
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
+    let gfd = GfdFacts::from_labels(
+        n.metadata
+            .labels
+            .iter()
+            .flatten()
+            .map(|(k, v)| (k.as_str(), v.as_str())),
+    );
     let mut problem_conditions = Vec::new();
+    let mut platform: Vec<PlatformMark> = n
+        .metadata
+        .annotations
+        .iter()
+        .flatten()
+        .filter_map(|(k, v)| platform::classify_annotation(k, v))
+        .collect();
     let mut ready = false;
     for c in status
         .and_then(|s| s.conditions.as_ref())
@@ -162,8 +177,24 @@ pub fn gpu_node(n: &Node, pods: &[&Pod]) -> GpuNode {
         if c.type_ == "Ready" {
             ready = c.status == "True";
         }
-        let healthy = condition_healthy(&c.type_, &c.status);
-        if !healthy {
+        let known = platform::classify(&NodeCondition {
+            kind: &c.type_,
+            status: &c.status,
+            reason: c.reason.as_deref(),
+            message: c.message.as_deref(),
+            since: c
+                .last_transition_time
+                .as_ref()
+                .map(|t| t.0.to_string())
+                .as_deref(),
+        });
+        if let Some(mark) = known {
+            // One mark per condition type, so a node object listing a type many times stays as small as
+            // the table of known types.
+            if !platform.iter().any(|m| m.condition == mark.condition) {
+                platform.push(mark);
+            }
+        } else if !condition_healthy(&c.type_, &c.status) {
             problem_conditions.push(format!(
                 "{}={}{}",
                 c.type_,
@@ -200,6 +231,8 @@ pub fn gpu_node(n: &Node, pods: &[&Pod]) -> GpuNode {
         gpu_labels,
         ready,
         problem_conditions,
+        platform,
+        gfd,
         taints,
         unschedulable: n
             .spec
@@ -451,7 +484,42 @@ impl ClusterBackend for KubeBackend {
 
 #[cfg(test)]
 mod tests {
-    use super::condition_healthy;
+    use super::{condition_healthy, gpu_node};
+    use gpu_diag::incident::platform::{PlatformFault, PlatformSource};
+
+    #[test]
+    fn recognised_conditions_are_platform_marks_and_the_others_stay_problem_conditions() {
+        let node: k8s_openapi::api::core::v1::Node = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "n", "labels": {
+                "nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3",
+                "nvidia.com/cuda.driver-version.full": "550.54.15"
+            }, "annotations": {"quarantineHealthEventIsCordoned": "True"}},
+            "status": {"conditions": [
+                {"type": "Ready", "status": "True"},
+                {"type": "AcceleratedHardwareReady", "status": "False", "reason": "NvidiaXID79Error",
+                 "message": "detected XID-79 on the instance", "lastTransitionTime": "2026-11-20T10:00:00Z"},
+                {"type": "AcceleratedHardwareReady", "status": "False", "reason": "NvidiaXID79Error"},
+                {"type": "KernelReady", "status": "True"},
+                {"type": "VendorThing", "status": "True", "reason": "Odd"}
+            ]}
+        }))
+        .unwrap();
+        let g = gpu_node(&node, &[]);
+        assert_eq!(g.problem_conditions, ["VendorThing=True (Odd)"]);
+        let marks: Vec<_> = g.platform.iter().map(|m| (m.source, m.fault)).collect();
+        assert_eq!(
+            marks,
+            [
+                (PlatformSource::NvSentinel, PlatformFault::Quarantined),
+                (
+                    PlatformSource::EksNodeMonitoringAgent,
+                    PlatformFault::Xid { code: Some(79) }
+                ),
+            ]
+        );
+        assert_eq!(g.platform[1].since.as_deref(), Some("2026-11-20T10:00:00Z"));
+        assert_eq!(g.gfd.driver.as_deref(), Some("550.54.15"));
+    }
 
     #[test]
     fn ready_like_conditions_are_healthy_when_true_and_the_others_when_not() {

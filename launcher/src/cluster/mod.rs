@@ -118,8 +118,20 @@ pub struct GpuNode {
     /// GPU Feature Discovery labels (`nvidia.com/*`), hints that may be stale.
     pub gpu_labels: std::collections::BTreeMap<String, String>,
     pub ready: bool,
-    /// Conditions that are not in their healthy state (`Ready=False`, `MemoryPressure=True`, ...).
+    /// Conditions that are not in their healthy state (`Ready=False`, `MemoryPressure=True`, ...) and that
+    /// no platform agent of `platform` is known to set.
     pub problem_conditions: Vec<String>,
+    /// What the platform's health agents already say about the node (EKS node monitoring agent, AKS node
+    /// problem detector, NVSentinel, node-problem-detector): each recognised condition in its fault state,
+    /// with its source and since when (`gpu_diag::incident::platform`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub platform: Vec<gpu_diag::incident::platform::PlatformMark>,
+    /// GPU Feature Discovery's facts (product, driver, NVLink clique), from its labels.
+    #[serde(
+        default,
+        skip_serializing_if = "gpu_diag::incident::platform::GfdFacts::is_empty"
+    )]
+    pub gfd: gpu_diag::incident::platform::GfdFacts,
     pub taints: Vec<String>,
     /// `spec.unschedulable` (cordoned).
     pub unschedulable: bool,

@@ -393,6 +393,7 @@ fn workload_node(n: &crate::cluster::GpuNode) -> WorkloadNode {
         unschedulable: n.unschedulable,
         taints: n.taints.clone(),
         problem_conditions: n.problem_conditions.clone(),
+        platform: n.platform.clone(),
         gpu_capacity: n.gpu_capacity,
         gpu_allocatable: n.gpu_allocatable,
         addresses: n.addresses.clone(),

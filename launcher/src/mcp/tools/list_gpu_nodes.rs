@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::cluster::GpuNode;
 use crate::mcp::framework::node_mark::mark_flag;
+use crate::mcp::render::text::sev_label;
 use crate::mcp::framework::schema::MAX_LABEL_SELECTOR_LEN;
 use crate::mcp::framework::target::MAX_CONTEXT_LEN;
 use crate::mcp::framework::{Cx, Hints, NodeTarget, ProbeRun, Tool, ToolError};
@@ -76,7 +77,8 @@ pub struct NodeList {
     pub label_selector: Option<String>,
     /// Every matching node (the list below may be one page of them).
     pub count: usize,
-    /// Nodes NotReady, cordoned, with a problem condition or fewer allocatable GPUs than capacity.
+    /// Nodes NotReady, cordoned, marked by their platform's health agent, with a problem condition or fewer
+    /// allocatable GPUs than capacity.
     pub problems: usize,
     /// Every matching node, grouped.
     pub groups: Vec<NodeGroup>,
@@ -97,7 +99,8 @@ impl Tool for ListGpuNodes {
     const NAME: &'static str = "list_gpu_nodes";
     const TITLE: &'static str = "List GPU nodes";
     const DESCRIPTION: &'static str = "List the nodes that carry NVIDIA GPUs, with GPU capacity/allocatable/allocated \
-counts, MIG resources, readiness, problem conditions, taints and cordon state. Use it first to find node \
+counts, GPU model, driver and NVLink clique, MIG resources, readiness, problem conditions, taints and cordon \
+state, and what the platform's health agents (EKS, AKS, NVSentinel, node-problem-detector) already report. Use it first to find node \
 names for the other tools, or to spot nodes that are NotReady, cordoned or have fewer allocatable GPUs \
 than capacity. Nodes with problems come first; a large cluster is summarised by groups (GPU model, count, \
 taints) and listed a page at a time (`limit`, `offset`). In local mode it returns the single node `local` \
@@ -166,6 +169,8 @@ found by an inventory probe.";
             gpu_labels: BTreeMap::new(),
             ready: true,
             problem_conditions: vec![],
+            platform: vec![],
+            gfd: Default::default(),
             taints: vec![],
             unschedulable: false,
             mark: None,
@@ -247,6 +252,10 @@ found by an inventory probe.";
             if let Some(p) = n.gpu_labels.get("nvidia.com/gpu.product") {
                 let _ = write!(out, ", {p}");
             }
+            let gfd = n.gfd.brief();
+            if !gfd.is_empty() {
+                let _ = write!(out, ", {gfd}");
+            }
             if !n.mig_resources.is_empty() {
                 let mig: Vec<String> = n
                     .mig_resources
@@ -262,6 +271,10 @@ found by an inventory probe.";
                 let _ = write!(out, " taints: {}", n.taints.join(", "));
             }
             out.push('\n');
+            // What the platform's own agents already say, before any probe: one line each.
+            for m in &n.platform {
+                let _ = writeln!(out, "  {} {}", sev_label(m.severity), m.line());
+            }
         }
         if let Some(n) = l.next_offset {
             let _ = writeln!(
@@ -281,6 +294,7 @@ fn has_problem(n: &GpuNode) -> bool {
         || n.unschedulable
         || n.mark.is_some()
         || !n.problem_conditions.is_empty()
+        || !n.platform.is_empty()
         || n.gpu_allocatable < n.gpu_capacity
 }
 
@@ -351,5 +365,74 @@ impl NodeList {
             next_offset: (next < count).then_some(next),
             local_probe,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gpu_diag::incident::platform::{self, GfdFacts, NodeCondition};
+
+    fn node(name: &str) -> GpuNode {
+        GpuNode {
+            name: name.into(),
+            gpu_capacity: 8,
+            gpu_allocatable: 8,
+            gpu_allocated: 0,
+            mig_resources: BTreeMap::new(),
+            gpu_labels: [(
+                "nvidia.com/gpu.product".to_string(),
+                "NVIDIA-H100-80GB-HBM3".to_string(),
+            )]
+            .into(),
+            ready: true,
+            problem_conditions: vec![],
+            platform: vec![],
+            gfd: GfdFacts::from_labels([("nvidia.com/cuda.driver-version.full", "550.54.15")]),
+            taints: vec![],
+            unschedulable: false,
+            mark: None,
+            architecture: Some("amd64".into()),
+            kubelet_version: None,
+            addresses: vec![],
+        }
+    }
+
+    /// A node its platform marks says so in one line each, with source and time, first; healthy nodes stay
+    /// one line.
+    #[test]
+    fn platform_marks_render_one_line_each() {
+        let mut sick = node("gpu-b");
+        sick.platform.extend(platform::classify(&NodeCondition {
+            kind: "AcceleratedHardwareReady",
+            status: "False",
+            reason: Some("NvidiaXID79Error"),
+            message: Some("detected XID-79 on the instance"),
+            since: Some("2026-11-20T10:00:00Z"),
+        }));
+        sick.platform.extend(platform::classify(&NodeCondition {
+            kind: "KernelDeadlock",
+            status: "True",
+            reason: Some("DockerHung"),
+            message: None,
+            since: Some("2026-11-20T09:58:00Z"),
+        }));
+        let list = NodeList::paged(
+            "cluster",
+            None,
+            None,
+            vec![node("gpu-a"), sick, node("gpu-c")],
+            0,
+            50,
+            None,
+        );
+        assert_eq!(list.problems, 1);
+        let text = ListGpuNodes::render(&list);
+        insta::with_settings!({
+            snapshot_path => concat!(env!("CARGO_MANIFEST_DIR"), "/../snapshots/launcher"),
+            prepend_module_to_snapshot => false,
+        }, {
+            insta::assert_snapshot!("list_gpu_nodes_platform_marks", text);
+        });
     }
 }

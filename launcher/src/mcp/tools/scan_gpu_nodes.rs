@@ -5,7 +5,10 @@
 use std::time::Instant;
 
 use gpu_diag::command::Command;
-use gpu_diag::finding::{ActionKind, Finding, Judged, Severity, Verdict};
+use std::collections::BTreeMap;
+
+use gpu_diag::finding::{ActionKind, Finding, Incident, Judged, Severity, Verdict};
+use gpu_diag::incident::platform::{self, PlatformMark};
 use std::fmt::Write;
 
 use schemars::JsonSchema;
@@ -214,6 +217,7 @@ with show_healthy=true). Use it to find the bad nodes in a fleet, e.g. after a f
             )));
         }
         let mut marked = Vec::new();
+        let mut platform: BTreeMap<String, Vec<PlatformMark>> = BTreeMap::new();
         let mut nodes: Vec<String> = match &cx.env.cluster {
             Some(cluster) => {
                 cx.check_context(a.context.as_deref())?;
@@ -230,6 +234,11 @@ with show_healthy=true). Use it to find the bad nodes in a fleet, e.g. after a f
                             mark,
                         })
                     })
+                    .collect();
+                platform = listed
+                    .iter()
+                    .filter(|n| !n.platform.is_empty())
+                    .map(|n| (n.name.clone(), n.platform.clone()))
                     .collect();
                 listed.into_iter().map(|n| n.name).collect()
             }
@@ -263,17 +272,15 @@ with show_healthy=true). Use it to find the bad nodes in a fleet, e.g. after a f
         )
         .await
         {
+            let marks = platform.get(&o.node).map(Vec::as_slice).unwrap_or_default();
             results.push(match o.result {
-                Ok(pr) => node_result(o.node, pr.report, o.millis),
+                Ok(pr) => node_result(o.node, pr.report, o.millis, marks),
+                // The platform's marks stand without the probe.
                 Err(error) => NodeScanResult {
-                    node: o.node,
+                    error: Some(error),
                     status: ScanStatus::Failed,
                     verdict: None,
-                    worst_severity: None,
-                    counts: SeverityCounts::default(),
-                    findings: vec![],
-                    error: Some(error),
-                    millis: o.millis,
+                    ..counted(o.node, own_incidents(marks), o.millis)
                 },
             });
         }
@@ -361,9 +368,11 @@ with show_healthy=true). Use it to find the bad nodes in a fleet, e.g. after a f
         }
         for a in &s.needs_attention {
             let r = &a.result;
-            let sev = match r.status {
-                ScanStatus::Failed => "FAILED",
-                ScanStatus::Ok => r.worst_severity.map(sev_label).unwrap_or("FAILED"),
+            let sev = match (r.status, r.worst_severity) {
+                // The platform's critical mark of a node its probe could not read.
+                (ScanStatus::Failed, Some(Severity::Critical)) => "CRITICAL",
+                (ScanStatus::Failed, _) => "FAILED",
+                (ScanStatus::Ok, w) => w.map(sev_label).unwrap_or("FAILED"),
             };
             let _ = writeln!(out, "{}. {} [{}] {}", a.rank, r.node, sev, a.reason);
             // The top finding is the reason; the others follow, a few per node.
@@ -428,28 +437,62 @@ const MARKED_SHOWN: usize = 10;
 /// Findings shown per ranked node in the text, besides its reason (the structured result has them all).
 const FINDINGS_SHOWN: usize = 3;
 
-fn node_result(node: String, report: gpu_diag::contract::Report, millis: u64) -> NodeScanResult {
+/// An incident as the scan counts it: one finding.
+fn incident_finding(i: &Incident) -> Finding {
+    Finding {
+        code: i.code.clone(),
+        severity: i.severity,
+        gpu: i.gpu,
+        gpu_uuid: i.gpu_uuid.clone(),
+        summary: i.summary.clone(),
+        evidence: Vec::new(),
+        action: i.action.clone(),
+        about: Vec::new(),
+        first_seen: i.first_seen.clone(),
+    }
+}
+
+/// The platform's marks alone, each its own incident.
+fn own_incidents(marks: &[PlatformMark]) -> Vec<Finding> {
+    marks.iter().map(|m| incident_finding(&m.incident())).collect()
+}
+
+fn node_result(
+    node: String,
+    report: gpu_diag::contract::Report,
+    millis: u64,
+    marks: &[PlatformMark],
+) -> NodeScanResult {
     // A node that judges incidents is counted and ranked by them: one fault once, however many signals
-    // show it; its history (informational, cleared) counts as info.
-    let mut findings: Vec<Finding> = match report.incidents() {
-        Some(inc) => inc
-            .incidents
-            .iter()
-            .map(|i| Finding {
-                code: i.code.clone(),
-                severity: i.severity,
-                gpu: i.gpu,
-                gpu_uuid: i.gpu_uuid.clone(),
-                summary: i.summary.clone(),
-                evidence: Vec::new(),
-                action: i.action.clone(),
-                about: Vec::new(),
-                first_seen: i.first_seen.clone(),
-            })
-            .chain(inc.history.iter().cloned())
+    // show it (the platform's mark of the same fault among them); its history (informational, cleared)
+    // counts as info.
+    let findings: Vec<Finding> = match report.incidents() {
+        Some(inc) => {
+            let mut inc = inc.clone();
+            platform::join(&mut inc, marks);
+            inc.incidents
+                .iter()
+                .map(incident_finding)
+                .chain(inc.history)
+                .collect()
+        }
+        None => report
+            .findings()
+            .into_iter()
+            .cloned()
+            .chain(own_incidents(marks))
             .collect(),
-        None => report.findings().into_iter().cloned().collect(),
     };
+    NodeScanResult {
+        // Whatever the check's report judged (the XID check's verdict was lost while reports were read as
+        // JSON by field name).
+        verdict: report.verdict(),
+        ..counted(node, findings, millis)
+    }
+}
+
+/// A node that answered, counted by its findings' severities.
+fn counted(node: String, mut findings: Vec<Finding>, millis: u64) -> NodeScanResult {
     let mut counts = SeverityCounts::default();
     for f in &findings {
         match f.severity {
@@ -464,9 +507,7 @@ fn node_result(node: String, report: gpu_diag::contract::Report, millis: u64) ->
     NodeScanResult {
         node,
         status: ScanStatus::Ok,
-        // Whatever the check's report judged (the XID check's verdict was lost while reports were read as
-        // JSON by field name).
-        verdict: report.verdict(),
+        verdict: None,
         worst_severity,
         counts,
         findings: findings.into_iter().map(brief).collect(),
@@ -514,8 +555,9 @@ impl Urgency {
 /// A node's urgency; `None` for a healthy node.
 fn urgency(r: &NodeScanResult) -> Option<Urgency> {
     match (r.status, r.worst_severity) {
-        (ScanStatus::Failed, _) => Some(Urgency::Failed),
+        // A node its platform marks critical is critical, whether or not the probe answered.
         (_, Some(Severity::Critical)) => Some(Urgency::Critical),
+        (ScanStatus::Failed, _) => Some(Urgency::Failed),
         (_, Some(Severity::Warning)) => Some(Urgency::Warning),
         _ => match r.verdict {
             Some(Verdict::Unhealthy) => Some(Urgency::Critical),
@@ -562,7 +604,8 @@ pub fn rank(results: Vec<NodeScanResult>) -> Vec<AttentionEntry> {
         .map(|(i, (_, r))| AttentionEntry {
             rank: i + 1,
             reason: match (&r.error, r.findings.first()) {
-                (Some(_), _) => cause(&r),
+                (Some(_), Some(f)) => format!("{}: {}; {}", f.code, f.summary, cause(&r)),
+                (Some(_), None) => cause(&r),
                 (None, Some(f)) => {
                     let more = r.findings.len() - 1;
                     let gpu = gpu_note(f).map(|g| format!(" ({g})")).unwrap_or_default();
@@ -690,5 +733,136 @@ mod tests {
         assert_eq!(g[0].cause, "probe failed: pods is forbidden on <node>");
         assert_eq!(g[0].nodes_count, 40);
         assert_eq!(g[0].nodes.len(), GROUP_NAMES);
+    }
+
+    #[test]
+    fn a_node_its_platform_marks_critical_ranks_critical_even_when_its_probe_failed() {
+        let mark = platform::classify(&platform::NodeCondition {
+            kind: "GPUMissing",
+            status: "True",
+            reason: Some("GPUMissing"),
+            message: None,
+            since: Some("2026-11-20T10:00:00Z"),
+        })
+        .expect("AKS GPUMissing");
+        let failed = NodeScanResult {
+            error: Some("probe of `n2` failed: timeout".into()),
+            status: ScanStatus::Failed,
+            ..counted("n2".into(), own_incidents(&[mark]), 1)
+        };
+        let plain_failure = NodeScanResult {
+            status: ScanStatus::Failed,
+            error: Some("probe of `n3` failed: timeout".into()),
+            ..ok("n3", vec![])
+        };
+        let r = rank(vec![
+            plain_failure,
+            ok("n1", vec![finding("thermal.slowdown", Severity::Warning)]),
+            failed,
+        ]);
+        let order: Vec<&str> = r.iter().map(|e| e.result.node.as_str()).collect();
+        assert_eq!(order, ["n2", "n3", "n1"]);
+        assert!(
+            r[0].reason.starts_with("platform.gpu_missing: AKS node problem detector reports GPU missing: GPUMissing=True (GPUMissing) since 2026-11-20T10:00:00Z"),
+            "{}",
+            r[0].reason
+        );
+        assert!(r[0].reason.ends_with("probe failed: timeout"), "{}", r[0].reason);
+    }
+
+    /// The scan's text when a platform mark joins the probe's incident, stands alone, or outlives a failed
+    /// probe.
+    #[test]
+    fn platform_marks_in_the_scan_text() {
+        use gpu_diag::finding::{Action, Incidents};
+        let mark = |kind, status, reason| {
+            platform::classify(&platform::NodeCondition {
+                kind,
+                status,
+                reason: Some(reason),
+                message: None,
+                since: Some("2026-11-20T10:00:00Z"),
+            })
+            .expect("recognised")
+        };
+        let lost = Finding {
+            code: "xid.79".into(),
+            severity: Severity::Critical,
+            gpu: Some(3),
+            gpu_uuid: None,
+            summary: "Xid 79".into(),
+            evidence: vec![],
+            action: Action {
+                kind: ActionKind::RebootNode,
+                detail: "reboot".into(),
+            },
+            about: vec![],
+            first_seen: None,
+        };
+        let mut inc = Incidents {
+            incidents: vec![Incident {
+                code: "gpu.off_bus".into(),
+                severity: Severity::Critical,
+                gpu: Some(3),
+                gpu_uuid: None,
+                component: "GPU 3 (0000:9d:00.0)".into(),
+                title: "GPU fell off the bus".into(),
+                summary: "GPU 3 (0000:9d:00.0): GPU fell off the bus (Xid 79).".into(),
+                action: lost.action.clone(),
+                first_seen: None,
+                rule: None,
+                signals: vec![lost],
+            }],
+            history: vec![],
+        };
+        platform::join(
+            &mut inc,
+            &[mark("AcceleratedHardwareReady", "False", "NvidiaXID79Error")],
+        );
+        let joined = counted(
+            "gpu-a".into(),
+            inc.incidents.iter().map(incident_finding).collect(),
+            1,
+        );
+        let alone = counted(
+            "gpu-b".into(),
+            own_incidents(&[mark("NVLinkStatusInactive", "True", "NVLinkStatusInactive")]),
+            1,
+        );
+        let failed = NodeScanResult {
+            error: Some("probe of `gpu-c` failed: timeout".into()),
+            status: ScanStatus::Failed,
+            ..counted(
+                "gpu-c".into(),
+                own_incidents(&[mark("AcceleratedHardwareReady", "False", "NvidiaDoubleBitError")]),
+                1,
+            )
+        };
+        let ranked = rank(vec![joined, alone, failed]);
+        let out = ScanOutput {
+            check: ScanCheck::Health,
+            context: None,
+            label_selector: None,
+            concurrency: 16,
+            nodes_total: 4,
+            nodes_ok: 2,
+            nodes_failed: 1,
+            nodes_healthy: 1,
+            needs_attention_total: ranked.len(),
+            groups: groups(&ranked),
+            needs_attention: ranked,
+            offset: 0,
+            limit: 25,
+            next_offset: None,
+            healthy_nodes: None,
+            marked: vec![],
+            total_millis: 1,
+        };
+        insta::with_settings!({
+            snapshot_path => concat!(env!("CARGO_MANIFEST_DIR"), "/../snapshots/launcher"),
+            prepend_module_to_snapshot => false,
+        }, {
+            insta::assert_snapshot!("scan_gpu_nodes_platform_marks", ScanGpuNodes::render(&out));
+        });
     }
 }

@@ -1,0 +1,694 @@
+//! What the platform already says about a node's GPUs, read from the Node object at no probe cost: the
+//! conditions that managed platforms' health agents set (EKS's node monitoring agent, AKS's Node Problem
+//! Detector, NVIDIA NVSentinel, upstream node-problem-detector), NVSentinel's quarantine annotation, and
+//! GPU Feature Discovery's labels. [`classify`] turns a condition into a [`PlatformMark`] by the table
+//! [`CONDITIONS`]; [`join`] makes a mark and the probe's incident about the same fault one incident.
+//!
+//! Node objects are written by agents holding node credentials, and on a shared cluster a tenant's node
+//! can write its own: every text taken from them is untrusted. Names are bounded to
+//! [`MAX_NAME`] characters and messages to [`MAX_MESSAGE`], with control and bidirectional formatting
+//! characters removed ([`clean`]).
+//!
+//! GKE: Google documents no GPU health node condition (its node auto-repair reads the kubelet's `Ready`;
+//! the taint `nvidia.com/gpu=present:NoSchedule` only keeps non-GPU pods off GPU nodes,
+//! cloud.google.com/kubernetes-engine/docs/how-to/gpus); GKE's node-problem-detector conditions are the
+//! upstream rows below.
+
+use serde::{Deserialize, Serialize};
+
+use crate::finding::{Action, ActionKind, Finding, Incident, IncidentRule, Incidents, Severity};
+
+/// Longest condition type, reason or label value kept (Kubernetes' own names are at most 63 characters in
+/// a segment; a longer one is cut, never trusted whole).
+pub const MAX_NAME: usize = 80;
+/// Longest message kept: enough for an agent's sentence, bounded whatever a hostile node writes.
+pub const MAX_MESSAGE: usize = 200;
+
+/// One node condition as the API server has it (plain data: the launcher fills it from the Node object).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NodeCondition<'a> {
+    pub kind: &'a str,
+    pub status: &'a str,
+    pub reason: Option<&'a str>,
+    pub message: Option<&'a str>,
+    /// `lastTransitionTime`.
+    pub since: Option<&'a str>,
+}
+
+/// Who set the mark.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PlatformSource {
+    EksNodeMonitoringAgent,
+    AksNodeProblemDetector,
+    #[serde(rename = "nvsentinel")]
+    NvSentinel,
+    NodeProblemDetector,
+}
+
+impl PlatformSource {
+    pub fn name(self) -> &'static str {
+        match self {
+            PlatformSource::EksNodeMonitoringAgent => "EKS node monitoring agent",
+            PlatformSource::AksNodeProblemDetector => "AKS node problem detector",
+            PlatformSource::NvSentinel => "NVSentinel",
+            PlatformSource::NodeProblemDetector => "node-problem-detector",
+        }
+    }
+
+    /// The public page that names its conditions.
+    pub fn doc(self) -> &'static str {
+        match self {
+            PlatformSource::EksNodeMonitoringAgent => {
+                "docs.aws.amazon.com/eks/latest/userguide/node-health.html; github.com/aws/eks-node-monitoring-agent"
+            }
+            PlatformSource::AksNodeProblemDetector => {
+                "learn.microsoft.com/azure/aks/gpu-health-monitoring; learn.microsoft.com/azure/aks/node-problem-detector"
+            }
+            PlatformSource::NvSentinel => "github.com/NVIDIA/NVSentinel",
+            PlatformSource::NodeProblemDetector => "github.com/kubernetes/node-problem-detector",
+        }
+    }
+}
+
+/// The fault a mark names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum PlatformFault {
+    /// An Xid; `code` when the agent names it.
+    Xid {
+        code: Option<u32>,
+    },
+    /// An uncorrectable (double-bit) ECC error or the memory faults that follow it.
+    UncorrectableMemory,
+    #[serde(rename = "nvlink")]
+    NvLink,
+    /// Fewer GPUs than the node should have.
+    GpuMissing,
+    IbLinkFlapping,
+    Pcie,
+    /// Thermal or clock throttling.
+    Throttling,
+    /// A GPU fault the agent does not name further.
+    GpuUnhealthy,
+    /// Not about the GPUs (kernel, storage, network, runtime).
+    Node,
+    /// NVSentinel quarantined (cordoned) the node for a fault it found.
+    Quarantined,
+}
+
+impl PlatformFault {
+    pub fn title(self) -> String {
+        match self {
+            PlatformFault::Xid { code: Some(c) } => format!("Xid {c}"),
+            PlatformFault::Xid { code: None } => "Xid errors".into(),
+            PlatformFault::UncorrectableMemory => {
+                "uncorrectable memory error (double-bit ECC)".into()
+            }
+            PlatformFault::NvLink => "NVLink fault".into(),
+            PlatformFault::GpuMissing => "GPU missing".into(),
+            PlatformFault::IbLinkFlapping => "InfiniBand link flapping".into(),
+            PlatformFault::Pcie => "PCIe errors".into(),
+            PlatformFault::Throttling => "GPU throttling".into(),
+            PlatformFault::GpuUnhealthy => "GPU unhealthy".into(),
+            PlatformFault::Node => "node problem".into(),
+            PlatformFault::Quarantined => "node quarantined".into(),
+        }
+    }
+
+    fn code(self) -> String {
+        match self {
+            PlatformFault::Xid { code: Some(c) } => format!("platform.xid.{c}"),
+            PlatformFault::Xid { code: None } => "platform.xid".into(),
+            PlatformFault::UncorrectableMemory => "platform.memory".into(),
+            PlatformFault::NvLink => "platform.nvlink".into(),
+            PlatformFault::GpuMissing => "platform.gpu_missing".into(),
+            PlatformFault::IbLinkFlapping => "platform.ib_link".into(),
+            PlatformFault::Pcie => "platform.pcie".into(),
+            PlatformFault::Throttling => "platform.throttling".into(),
+            PlatformFault::GpuUnhealthy => "platform.gpu".into(),
+            PlatformFault::Node => "platform.node".into(),
+            PlatformFault::Quarantined => "platform.quarantined".into(),
+        }
+    }
+
+    /// The incidents of the probe (`incident::rules` codes) that are this fault.
+    fn incident_codes(self) -> &'static [&'static str] {
+        match self {
+            PlatformFault::UncorrectableMemory => &["gpu.memory"],
+            PlatformFault::NvLink => &["nvlink.fault"],
+            PlatformFault::GpuMissing => &["gpu.off_bus", "gpu.missing"],
+            PlatformFault::IbLinkFlapping => &["nic.link_fault"],
+            PlatformFault::Pcie => &["pcie.link_fault"],
+            PlatformFault::Throttling => &["gpu.thermal", "node.power_brake"],
+            _ => &[],
+        }
+    }
+
+    fn action(self) -> Action {
+        let (kind, detail) = match self {
+            PlatformFault::Xid { .. } | PlatformFault::GpuUnhealthy => (
+                ActionKind::Investigate,
+                "probe the node (get_gpu_health) for the GPU and the fault behind the platform's mark",
+            ),
+            PlatformFault::UncorrectableMemory => (
+                ActionKind::DrainAndResetGpu,
+                "drain the node and reset the GPU; probe it (get_gpu_health) for which GPU",
+            ),
+            PlatformFault::NvLink => (
+                ActionKind::Investigate,
+                "inspect the NVLinks (inspect_topology) for the failing link",
+            ),
+            PlatformFault::GpuMissing => (
+                ActionKind::RebootNode,
+                "drain and reboot the node; if the GPU stays missing, replace it",
+            ),
+            PlatformFault::IbLinkFlapping => (
+                ActionKind::CheckMechanicals,
+                "check the InfiniBand cable and transceiver of the flapping port",
+            ),
+            PlatformFault::Pcie => (
+                ActionKind::Investigate,
+                "inspect the PCIe link (inspect_topology)",
+            ),
+            PlatformFault::Throttling => (
+                ActionKind::CheckCooling,
+                "check cooling and power (get_gpu_telemetry)",
+            ),
+            PlatformFault::Node => (
+                ActionKind::Investigate,
+                "see the condition's message on the node",
+            ),
+            PlatformFault::Quarantined => (
+                ActionKind::Investigate,
+                "see the NVSentinel health event that quarantined the node",
+            ),
+        };
+        Action {
+            kind,
+            detail: detail.into(),
+        }
+    }
+}
+
+/// What the platform says about the node: one recognised condition (or annotation) in its unhealthy state.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct PlatformMark {
+    pub source: PlatformSource,
+    pub fault: PlatformFault,
+    pub severity: Severity,
+    /// `type=status`, e.g. `AcceleratedHardwareReady=False` (or the annotation's key).
+    pub condition: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The agent's message, at most 200 characters, control characters removed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// `lastTransitionTime`: since when the platform says so.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<String>,
+}
+
+impl PlatformMark {
+    /// One line: `EKS node monitoring agent: AcceleratedHardwareReady=False (NvidiaXID79Error) since T`.
+    pub fn line(&self) -> String {
+        format!("{}: {}", self.source.name(), self.detail())
+    }
+
+    /// `AcceleratedHardwareReady=False (NvidiaXID79Error) since T`.
+    fn detail(&self) -> String {
+        let mut s = self.condition.clone();
+        if let Some(r) = &self.reason {
+            s.push_str(&format!(" ({r})"));
+        }
+        if let Some(t) = &self.since {
+            s.push_str(&format!(" since {t}"));
+        }
+        s
+    }
+
+    pub fn code(&self) -> String {
+        self.fault.code()
+    }
+
+    /// Is `inc` (a probe incident) the fault this mark names?
+    pub fn is_about(&self, inc: &Incident) -> bool {
+        if let PlatformFault::Xid { code } = self.fault {
+            let xid = |c: &str| match code {
+                Some(n) => c == format!("xid.{n}"),
+                None => c.starts_with("xid."),
+            };
+            return xid(&inc.code) || inc.signals.iter().any(|s| xid(&s.code));
+        }
+        let codes = self.fault.incident_codes();
+        codes.contains(&inc.code.as_str())
+            || inc.signals.iter().any(|s| codes.contains(&s.code.as_str()))
+    }
+
+    /// As a finding: a signal of the probe's incident, or the one signal of its own.
+    pub fn finding(&self) -> Finding {
+        let mut evidence = vec![self.line()];
+        if let Some(m) = &self.message {
+            evidence.push(format!("message = {m}"));
+        }
+        Finding {
+            code: self.code(),
+            severity: self.severity,
+            gpu: None,
+            gpu_uuid: None,
+            summary: format!("{} reports {}", self.source.name(), self.fault.title()),
+            evidence,
+            action: self.fault.action(),
+            about: vec![],
+            first_seen: self.since.clone(),
+        }
+    }
+
+    /// The incident of a mark no probe finding is about.
+    pub fn incident(&self) -> Incident {
+        let f = self.finding();
+        Incident {
+            code: self.code(),
+            severity: self.severity,
+            gpu: None,
+            gpu_uuid: None,
+            component: "node".into(),
+            title: self.fault.title(),
+            summary: format!(
+                "{} reports {}: {}",
+                self.source.name(),
+                self.fault.title(),
+                self.detail()
+            ),
+            action: f.action.clone(),
+            first_seen: self.since.clone(),
+            rule: Some(IncidentRule {
+                reason: "the platform's health agent set this node condition; the probe has not shown the fault"
+                    .into(),
+                source: self.source.doc().into(),
+            }),
+            signals: vec![f],
+        }
+    }
+}
+
+/// How a row names the fault.
+#[derive(Debug, Clone, Copy)]
+enum Fault {
+    Fixed(PlatformFault),
+    /// EKS's `AcceleratedHardwareReady` reasons (`NvidiaXID79Error`, `NvidiaDoubleBitError`, ...).
+    EksReason,
+    /// An Xid whose code the message may carry (`ErrorCode:79`, `XID 79`).
+    XidInMessage,
+}
+
+/// One recognised condition type.
+struct Row {
+    kind: &'static str,
+    /// The status that means a fault (`False` for the Ready-like ones, `True` for the problem-named ones).
+    fault_status: &'static str,
+    source: PlatformSource,
+    fault: Fault,
+    severity: Severity,
+}
+
+const fn row(
+    kind: &'static str,
+    fault_status: &'static str,
+    source: PlatformSource,
+    fault: Fault,
+    severity: Severity,
+) -> Row {
+    Row {
+        kind,
+        fault_status,
+        source,
+        fault,
+        severity,
+    }
+}
+
+use Fault::{EksReason, Fixed, XidInMessage};
+use PlatformFault as F;
+use PlatformSource::{
+    AksNodeProblemDetector as Aks, EksNodeMonitoringAgent as Eks, NodeProblemDetector as Npd,
+    NvSentinel as Nvs,
+};
+use Severity::{Critical, Warning};
+
+/// The conditions recognised, by type.
+const CONDITIONS: &[Row] = &[
+    // EKS node monitoring agent: one condition per category, True when healthy; a GPU fault sets
+    // AcceleratedHardwareReady=False with the reason naming it (NvidiaXID<n>Error for the well-known Xids,
+    // NvidiaDoubleBitError, NvidiaNVLinkError, NvidiaDeviceCountMismatch, ...; the warnings are Events,
+    // not conditions). docs.aws.amazon.com/eks/latest/userguide/node-health.html,
+    // github.com/aws/eks-node-monitoring-agent (reasons).
+    row(
+        "AcceleratedHardwareReady",
+        "False",
+        Eks,
+        EksReason,
+        Critical,
+    ),
+    row("KernelReady", "False", Eks, Fixed(F::Node), Warning),
+    row("NetworkingReady", "False", Eks, Fixed(F::Node), Warning),
+    row("StorageReady", "False", Eks, Fixed(F::Node), Warning),
+    row(
+        "ContainerRuntimeReady",
+        "False",
+        Eks,
+        Fixed(F::Node),
+        Warning,
+    ),
+    // AKS Node Problem Detector's GPU checks, True when the problem is present
+    // (learn.microsoft.com/azure/aks/gpu-health-monitoring).
+    row("GPUMissing", "True", Aks, Fixed(F::GpuMissing), Critical),
+    row(
+        "NVLinkStatusInactive",
+        "True",
+        Aks,
+        Fixed(F::NvLink),
+        Critical,
+    ),
+    row("XIDErrors", "True", Aks, XidInMessage, Warning),
+    row(
+        "IBLinkFlapping",
+        "True",
+        Aks,
+        Fixed(F::IbLinkFlapping),
+        Warning,
+    ),
+    row(
+        "GPUClockThrottling",
+        "True",
+        Aks,
+        Fixed(F::Throttling),
+        Warning,
+    ),
+    row(
+        "UnhealthyNvidiaDevicePlugin",
+        "True",
+        Aks,
+        Fixed(F::GpuUnhealthy),
+        Warning,
+    ),
+    // NVSentinel: a condition per health check, named after the check, True when unhealthy (reason
+    // `<check>IsNotHealthy`, the error code in the message): the syslog monitor's checks and the DCGM
+    // health watches of its GPU health monitor (github.com/NVIDIA/NVSentinel).
+    row("SysLogsXIDError", "True", Nvs, XidInMessage, Critical),
+    row("SysLogsSXIDError", "True", Nvs, Fixed(F::NvLink), Critical),
+    row(
+        "SysLogsGPUFallenOff",
+        "True",
+        Nvs,
+        Fixed(F::Xid { code: Some(79) }),
+        Critical,
+    ),
+    row("GpuXidError", "True", Nvs, XidInMessage, Critical),
+    row("GpuNvlinkWatch", "True", Nvs, Fixed(F::NvLink), Critical),
+    row(
+        "GpuMemWatch",
+        "True",
+        Nvs,
+        Fixed(F::UncorrectableMemory),
+        Critical,
+    ),
+    row("GpuPcieWatch", "True", Nvs, Fixed(F::Pcie), Warning),
+    row(
+        "GpuThermalWatch",
+        "True",
+        Nvs,
+        Fixed(F::Throttling),
+        Warning,
+    ),
+    row("GpuPowerWatch", "True", Nvs, Fixed(F::Throttling), Warning),
+    row(
+        "GpuInforomWatch",
+        "True",
+        Nvs,
+        Fixed(F::GpuUnhealthy),
+        Warning,
+    ),
+    row(
+        "GpuDriverWatch",
+        "True",
+        Nvs,
+        Fixed(F::GpuUnhealthy),
+        Critical,
+    ),
+    // Upstream node-problem-detector's default monitors (config/kernel-monitor.json,
+    // config/docker-monitor.json, config/systemd-monitor-counter.json).
+    row("KernelDeadlock", "True", Npd, Fixed(F::Node), Warning),
+    row("ReadonlyFilesystem", "True", Npd, Fixed(F::Node), Warning),
+    row(
+        "FrequentKubeletRestart",
+        "True",
+        Npd,
+        Fixed(F::Node),
+        Warning,
+    ),
+    row(
+        "FrequentContainerdRestart",
+        "True",
+        Npd,
+        Fixed(F::Node),
+        Warning,
+    ),
+    row(
+        "FrequentDockerRestart",
+        "True",
+        Npd,
+        Fixed(F::Node),
+        Warning,
+    ),
+    row(
+        "CorruptDockerOverlay2",
+        "True",
+        Npd,
+        Fixed(F::Node),
+        Warning,
+    ),
+];
+
+/// NVSentinel's fault-quarantine module records the health event that made it cordon a node in these
+/// annotations (github.com/NVIDIA/NVSentinel, `QuarantineHealthEventIsCordonedAnnotationKey`).
+pub const NVSENTINEL_CORDONED: &str = "quarantineHealthEventIsCordoned";
+
+/// The mark a recognised condition in its fault state makes; `None` for an unrecognised condition or one
+/// that is healthy (or `Unknown`: the caller reports that generically).
+pub fn classify(c: &NodeCondition) -> Option<PlatformMark> {
+    let row = CONDITIONS.iter().find(|r| r.kind == c.kind)?;
+    if c.status != row.fault_status {
+        return None;
+    }
+    let reason = c
+        .reason
+        .map(|r| clean(r, MAX_NAME))
+        .filter(|r| !r.is_empty());
+    let message = c
+        .message
+        .map(|m| clean(m, MAX_MESSAGE))
+        .filter(|m| !m.is_empty());
+    let fault = match row.fault {
+        Fixed(f) => f,
+        EksReason => eks_reason(reason.as_deref().unwrap_or("")),
+        XidInMessage => F::Xid {
+            code: message.as_deref().and_then(xid_in),
+        },
+    };
+    Some(PlatformMark {
+        source: row.source,
+        fault,
+        severity: row.severity,
+        condition: format!("{}={}", row.kind, row.fault_status),
+        reason,
+        message,
+        since: c.since.map(|t| clean(t, MAX_NAME)),
+    })
+}
+
+/// The mark of NVSentinel's quarantine annotation (`value` `True` when it cordoned the node).
+pub fn classify_annotation(key: &str, value: &str) -> Option<PlatformMark> {
+    (key == NVSENTINEL_CORDONED && value.eq_ignore_ascii_case("true")).then(|| PlatformMark {
+        source: PlatformSource::NvSentinel,
+        fault: F::Quarantined,
+        severity: Warning,
+        condition: format!("{NVSENTINEL_CORDONED}=True"),
+        reason: None,
+        message: None,
+        since: None,
+    })
+}
+
+fn eks_reason(reason: &str) -> PlatformFault {
+    if let Some(n) = reason
+        .strip_prefix("NvidiaXID")
+        .and_then(|r| r.strip_suffix("Error"))
+        .and_then(|n| n.parse().ok())
+    {
+        return F::Xid { code: Some(n) };
+    }
+    match reason {
+        "NvidiaDoubleBitError" => F::UncorrectableMemory,
+        "NvidiaNVLinkError" => F::NvLink,
+        "NvidiaDeviceCountMismatch" => F::GpuMissing,
+        "NvidiaPCIeError" => F::Pcie,
+        "NvidiaThermalError" | "NvidiaPowerError" => F::Throttling,
+        _ => F::GpuUnhealthy,
+    }
+}
+
+/// The Xid code a message names: `ErrorCode:79` (NVSentinel), `Xid 79`, `XID-79`, `XID 79`.
+fn xid_in(message: &str) -> Option<u32> {
+    let lower = message.to_ascii_lowercase();
+    for key in ["errorcode:", "xid-", "xid ", "xid:", "xid_"] {
+        if let Some(i) = lower.find(key) {
+            let digits: String = lower[i + key.len()..]
+                .trim_start()
+                .chars()
+                .take_while(char::is_ascii_digit)
+                .take(5)
+                .collect();
+            // Xid codes have at most four digits; a longer number is no Xid.
+            if digits.len() <= 4
+                && let Ok(n) = digits.parse()
+            {
+                return Some(n);
+            }
+        }
+    }
+    None
+}
+
+/// `text` as one bounded line: control and bidirectional formatting characters dropped, runs of
+/// whitespace one space, at most `max` characters (cut with `…`).
+pub fn clean(text: &str, max: usize) -> String {
+    let mut out = String::new();
+    let mut n = 0;
+    let mut space = false;
+    for ch in text.chars() {
+        if ch.is_whitespace() {
+            space = !out.is_empty();
+            continue;
+        }
+        if ch.is_control()
+            || matches!(ch, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{FEFF}')
+        {
+            continue;
+        }
+        if space {
+            if n + 1 >= max {
+                out.push('…');
+                return out;
+            }
+            out.push(' ');
+            n += 1;
+            space = false;
+        }
+        if n + 1 >= max {
+            out.push('…');
+            return out;
+        }
+        out.push(ch);
+        n += 1;
+    }
+    out
+}
+
+/// Join the platform's marks to the probe's incidents: a mark about the fault of an incident becomes one
+/// of its signals (its summary says who else reports it and since when), never a second incident; a mark
+/// no incident is about is an incident of its own. Incidents stay worst first.
+pub fn join(incidents: &mut Incidents, marks: &[PlatformMark]) {
+    let mut own = Vec::new();
+    for m in marks {
+        match incidents.incidents.iter_mut().find(|i| m.is_about(i)) {
+            Some(inc) => {
+                inc.summary = format!("{} Also reported by {}.", inc.summary.trim_end(), m.line());
+                inc.signals.push(m.finding());
+            }
+            None => own.push(m.incident()),
+        }
+    }
+    incidents.incidents.extend(own);
+    incidents.incidents.sort_by(|a, b| {
+        b.severity
+            .cmp(&a.severity)
+            .then(b.action.kind.cmp(&a.action.kind))
+    });
+}
+
+/// GPU Feature Discovery's facts about the node's GPUs, from its labels (hints that may be stale:
+/// github.com/NVIDIA/k8s-device-plugin, docs/gpu-feature-discovery).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct GfdFacts {
+    /// `nvidia.com/gpu.product`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub product: Option<String>,
+    /// `nvidia.com/gpu.count`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<String>,
+    /// `nvidia.com/gpu.memory` (MiB).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_mib: Option<String>,
+    /// `nvidia.com/cuda.driver-version.full`, else `nvidia.com/cuda.driver.major.minor.rev` (older GFD).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub driver: Option<String>,
+    /// `nvidia.com/gpu.clique`: the NVLink domain (cluster UUID.clique id) on multi-node NVLink systems.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clique: Option<String>,
+    /// `nvidia.com/mig.strategy`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mig_strategy: Option<String>,
+}
+
+impl GfdFacts {
+    pub fn is_empty(&self) -> bool {
+        *self == GfdFacts::default()
+    }
+
+    pub fn from_labels<'a>(labels: impl IntoIterator<Item = (&'a str, &'a str)>) -> GfdFacts {
+        let labels: std::collections::BTreeMap<&str, &str> = labels.into_iter().collect();
+        let get = |k: &str| {
+            labels
+                .get(k)
+                .map(|v| clean(v, MAX_NAME))
+                .filter(|v| !v.is_empty())
+        };
+        let old_driver = match (
+            get("nvidia.com/cuda.driver.major"),
+            get("nvidia.com/cuda.driver.minor"),
+            get("nvidia.com/cuda.driver.rev"),
+        ) {
+            (Some(a), Some(b), Some(c)) if !c.is_empty() => Some(format!("{a}.{b}.{c}")),
+            (Some(a), Some(b), _) => Some(format!("{a}.{b}")),
+            _ => None,
+        };
+        GfdFacts {
+            product: get("nvidia.com/gpu.product"),
+            count: get("nvidia.com/gpu.count"),
+            memory_mib: get("nvidia.com/gpu.memory"),
+            driver: get("nvidia.com/cuda.driver-version.full").or(old_driver),
+            clique: get("nvidia.com/gpu.clique"),
+            mig_strategy: get("nvidia.com/mig.strategy"),
+        }
+    }
+
+    /// `driver 550.54.15, clique <id>` (what the node line does not already say), empty when unknown.
+    pub fn brief(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some(d) = &self.driver {
+            parts.push(format!("driver {d}"));
+        }
+        if let Some(c) = &self.clique {
+            parts.push(format!("clique {c}"));
+        }
+        if let Some(m) = self.mig_strategy.as_deref().filter(|m| *m != "none") {
+            parts.push(format!("MIG {m}"));
+        }
+        parts.join(", ")
+    }
+}
+
+#[cfg(test)]
+#[path = "platform_tests.rs"]
+mod tests;
