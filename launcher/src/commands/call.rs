@@ -89,14 +89,15 @@ impl ClientHandler for StderrProgress {
         if !self.print {
             return;
         }
-        let (lines, done) = {
+        // Printed under the lock: two notification tasks that each took their lines in order could
+        // otherwise print them in the other order (seen under load: step 3 before step 2).
+        let done = {
             let mut printer = self.printer.lock().expect("progress printer");
-            let lines = printer.take(p.progress, p.total, p.message.unwrap_or_default());
-            (lines, printer.done)
+            for l in printer.take(p.progress, p.total, p.message.unwrap_or_default()) {
+                eprintln!("{l}");
+            }
+            printer.done
         };
-        for l in lines {
-            eprintln!("{l}");
-        }
         if done {
             self.finished.notify_one();
         }
@@ -130,7 +131,8 @@ impl StderrProgress {
             }
             let _ = tokio::time::timeout(Duration::from_millis(20), self.finished.notified()).await;
         }
-        for l in self.printer.lock().expect("progress printer").flush() {
+        let mut printer = self.printer.lock().expect("progress printer");
+        for l in printer.flush() {
             eprintln!("{l}");
         }
     }
