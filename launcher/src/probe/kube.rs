@@ -83,6 +83,9 @@ pub struct K8sConfig {
     pub priority_class: Option<String>,
     /// The sources whose images may run as the default delivery's base (built-in + `--trust-image`).
     pub trust: Arc<trust::TrustPolicy>,
+    /// `--driver-root`: the runs' argv carries it already (`Config::probe_args_suffix`); `check` asks
+    /// admission about an argv with it.
+    pub driver_root: Option<gpu_diag::command::DriverRoot>,
 }
 
 impl Default for K8sConfig {
@@ -105,6 +108,7 @@ impl Default for K8sConfig {
             image_pull_secrets: Vec::new(),
             priority_class: Some(pod::DEFAULT_PRIORITY_CLASS.into()),
             trust: Arc::default(),
+            driver_root: None,
         }
     }
 }
