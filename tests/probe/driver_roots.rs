@@ -152,7 +152,10 @@ fn a_relative_climbing_or_pseudo_filesystem_driver_root_is_refused() {
         ("/", "host's own root"),
     ] {
         for (args, env) in [
-            (vec!["--host-root", host, "--driver-root", bad, "facts"], vec![]),
+            (
+                vec!["--host-root", host, "--driver-root", bad, "facts"],
+                vec![],
+            ),
             (
                 vec!["--host-root", host, "facts"],
                 vec![("NODE_PROBE_DRIVER_ROOT", bad)],
@@ -162,7 +165,10 @@ fn a_relative_climbing_or_pseudo_filesystem_driver_root_is_refused() {
             let msg = doc["error"]["message"].as_str().unwrap_or_default();
             assert_eq!(doc["error"]["kind"], "usage", "{bad}: {doc}");
             assert_ne!(code, 0, "{bad}: {doc}");
-            assert!(msg.contains("--driver-root") && msg.contains(why), "{bad}: {msg}");
+            assert!(
+                msg.contains("--driver-root") && msg.contains(why),
+                "{bad}: {msg}"
+            );
         }
     }
 }
