@@ -217,7 +217,8 @@ impl Request {
         self
     }
 
-    /// node-probe's arguments for this request (without the source and `--node-name`, the runner's).
+    /// node-probe's arguments for this request (without the source and `--node-name`, the runner's, and
+    /// the launcher's `--driver-root`, which goes after these).
     pub fn argv(&self) -> Vec<String> {
         fn flag(argv: &mut Vec<String>, name: &str, value: Option<impl ToString>) {
             if let Some(v) = value {
