@@ -582,6 +582,39 @@ fn ephemeral_containers_and_workload_execs_of_another_shape_are_refused() {
         "k8s-gpu-mcp-probe-exec",
         "exec of sh into the launcher's ephemeral container",
     );
+    // The launcher's --driver-root in the ephemeral container: admitted in its form, refused climbing.
+    let probe_exec = |root: &str| {
+        tb.kubectl_as(
+            User::Operator,
+            &[
+                "-n",
+                &work,
+                "exec",
+                "trainer",
+                "-c",
+                &added,
+                "--",
+                "node-probe",
+                "health",
+                "--driver-root",
+                root,
+                "--node-name",
+                &node,
+            ],
+            None,
+        )
+    };
+    refused_by(
+        &probe_exec("/opt/../proc/1/root"),
+        "k8s-gpu-mcp-probe-exec",
+        "a climbing driver root in the launcher's ephemeral container",
+    );
+    let out = probe_exec("/opt/nvidia");
+    assert!(
+        !stderr(&out).contains("ValidatingAdmissionPolicy"),
+        "the launcher's driver root refused in its ephemeral container: {}",
+        stderr(&out)
+    );
 
     // The same in kube-system: refused whatever the shape.
     tb.apply(
