@@ -217,7 +217,8 @@ impl Request {
         self
     }
 
-    /// node-probe's arguments for this request (without the source and `--node-name`, the runner's).
+    /// node-probe's arguments for this request (without the source and `--node-name`, the runner's, and
+    /// the launcher's `--driver-root`, which goes after these).
     pub fn argv(&self) -> Vec<String> {
         fn flag(argv: &mut Vec<String>, name: &str, value: Option<impl ToString>) {
             if let Some(v) = value {
@@ -339,9 +340,154 @@ impl fmt::Display for Since {
     }
 }
 
+/// A driver root on the host that the driver roots table does not know (`--driver-root`, e.g.
+/// `/opt/nvidia`): the one grammar of the launcher's flag, node-probe's flag and the exec admission
+/// policy's `driverRoot` (deploy/policies.yaml), which must agree or a valid flag is refused late.
+///
+/// It names a directory as seen on the host, which node-probe resolves under the host root it reads
+/// (`/proc/1/root` in a probe pod): absolute, normalized (no empty or `.` components, no trailing `/`),
+/// no `..` (it would climb out of the host root), only `[A-Za-z0-9._+-]` in each component (no control
+/// character, space or shell syntax), at most [`DriverRoot::MAX_LEN`] bytes, and not under `/proc`,
+/// `/sys` or `/dev`: there `/proc/<pid>/root` leads into a container's files, which its tenant writes,
+/// and node-probe loads and runs the driver's code from this root as root.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DriverRoot(String);
+
+impl DriverRoot {
+    pub const FLAG: &str = "--driver-root";
+    pub const MAX_LEN: usize = 1024;
+    /// The normalized form as a regular expression (the policy adds the length, `..`/`.` and prefix rules).
+    pub const PATTERN: &str = r"^(/[A-Za-z0-9._+-]+)+$";
+    /// Pseudo-filesystems no driver lives in, refused with what is under them.
+    pub const REFUSED_TOP: &[&str] = &["proc", "sys", "dev"];
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Why a text is no [`DriverRoot`]; callers put the argument's name before it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{why} (got `{shown}`)")]
+pub struct InvalidDriverRoot {
+    pub why: String,
+    /// The value as given, escaped and cut to 120 characters.
+    pub shown: String,
+}
+
+impl FromStr for DriverRoot {
+    type Err = InvalidDriverRoot;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = |why: &str| {
+            let mut shown: String = s.escape_debug().take(120).collect();
+            if s.escape_debug().nth(120).is_some() {
+                shown.push('…');
+            }
+            InvalidDriverRoot {
+                why: why.to_string(),
+                shown,
+            }
+        };
+        if s.chars().any(char::is_control) {
+            return Err(bad("must not hold a control character (newline, NUL, ...)"));
+        }
+        if s.len() > Self::MAX_LEN {
+            return Err(bad(&format!("is longer than {} bytes", Self::MAX_LEN)));
+        }
+        if !s.starts_with('/') {
+            return Err(bad(
+                "must be an absolute path as seen on the host, like /opt/nvidia (node-probe reads it under the host root)",
+            ));
+        }
+        let parts: Vec<&str> = s
+            .split('/')
+            .filter(|c| !c.is_empty() && *c != ".")
+            .collect();
+        if parts.contains(&"..") {
+            return Err(bad(
+                "must not hold `..`: the driver root is a path inside the host root, named without climbing",
+            ));
+        }
+        let allowed = |b: u8| b.is_ascii_alphanumeric() || b"._+-".contains(&b);
+        if parts.iter().any(|c| !c.bytes().all(allowed)) {
+            return Err(bad(
+                "may only hold letters, digits and `.`, `_`, `+`, `-` between its slashes",
+            ));
+        }
+        let Some(top) = parts.first() else {
+            return Err(bad(
+                "names the host's own root, which is searched already; name the directory that holds the driver's usr/ or lib64/, like /opt/nvidia",
+            ));
+        };
+        if Self::REFUSED_TOP.contains(top) {
+            return Err(bad(&format!(
+                "is under /{top}, a pseudo-filesystem outside the host's own files (/proc/PID/root is a container's root, written by its tenant); name a directory of the host's filesystem"
+            )));
+        }
+        Ok(DriverRoot(format!("/{}", parts.join("/"))))
+    }
+}
+
+impl fmt::Display for DriverRoot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn driver_root_is_an_absolute_normalized_host_path() {
+        let ok = |s: &str| s.parse::<DriverRoot>().map(|d| d.to_string());
+        assert_eq!(ok("/opt/nvidia/lib64").unwrap(), "/opt/nvidia/lib64");
+        assert_eq!(ok("//opt/./nvidia//").unwrap(), "/opt/nvidia");
+        assert_eq!(
+            ok("/run/nvidia/driver-v2.1+x_y").unwrap(),
+            "/run/nvidia/driver-v2.1+x_y"
+        );
+        assert_eq!(ok("/process/x").unwrap(), "/process/x");
+        assert_eq!(ok("/device").unwrap(), "/device");
+        let pattern = regex::Regex::new(DriverRoot::PATTERN).unwrap();
+        for (bad, why) in [
+            ("", "absolute"),
+            ("opt/nvidia", "absolute"),
+            ("./opt", "absolute"),
+            ("../../etc", "absolute"),
+            ("/opt/../etc", "`..`"),
+            ("/..", "`..`"),
+            ("/opt/nvidia/..", "`..`"),
+            ("/", "host's own root"),
+            ("/./", "host's own root"),
+            ("/proc/1/root/usr/lib64", "/proc"),
+            ("/proc", "/proc"),
+            ("//sys/./class", "/sys"),
+            ("/dev/shm", "/dev"),
+            ("/opt/nvidia\n--nvml-lib", "control"),
+            ("/opt/\0x", "control"),
+            ("/opt/my driver", "letters, digits"),
+            ("/opt/$(id)", "letters, digits"),
+            ("/opt/é", "letters, digits"),
+        ] {
+            let e = bad.parse::<DriverRoot>().unwrap_err();
+            assert!(e.to_string().contains(why), "{bad:?}: {e}");
+            // Whatever the launcher refuses, the policy's pattern (or its extra rules) refuses too.
+            assert!(
+                !pattern.is_match(bad)
+                    || bad.contains("/..")
+                    || bad.starts_with("/proc")
+                    || bad.starts_with("/dev"),
+                "{bad:?}"
+            );
+        }
+        let long = format!("/{}", "a".repeat(DriverRoot::MAX_LEN));
+        let e = long.parse::<DriverRoot>().unwrap_err().to_string();
+        assert!(e.contains("longer than 1024") && e.len() < 300, "{e}");
+        let max = format!("/{}", "a".repeat(DriverRoot::MAX_LEN - 1));
+        assert!(pattern.is_match(ok(&max).unwrap().as_str()));
+    }
 
     #[test]
     fn since_parses_exactly_its_pattern() {

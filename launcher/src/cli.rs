@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use gpu_diag::command::DriverRoot;
 
 use crate::config::{ClusterSettings, Config, Mode, default_evidence_dir};
 
@@ -179,8 +180,19 @@ pub struct GlobalArgs {
         env = "K8S_GPU_MCP_EVIDENCE_DIR"
     )]
     pub evidence_dir: Option<PathBuf>,
+    /// A directory on the node holding the NVIDIA driver's files where node-probe's built-in table does not
+    /// look (a GPU Operator `driverInstallDir` other than /run/nvidia/driver, a vendor's own directory):
+    /// passed to every node-probe run as its --driver-root and searched first. An absolute path as seen on
+    /// the host (e.g. /opt/nvidia), read under the host root; no `..`, not under /proc, /sys or /dev.
+    #[arg(long, global = true, value_name = "PATH", value_parser = driver_root)]
+    pub driver_root: Option<DriverRoot>,
     #[command(flatten)]
     pub cluster: ClusterArgs,
+}
+
+/// `--driver-root`, checked before anything connects or any pod exists: clap's error names the flag.
+fn driver_root(s: &str) -> Result<DriverRoot, String> {
+    s.parse::<DriverRoot>().map_err(|e| e.to_string())
 }
 
 /// Where and how probe pods run. Consumed by the Kubernetes runner (`crate::probe::kube`).
@@ -306,8 +318,56 @@ impl GlobalArgs {
                 .evidence_dir
                 .clone()
                 .unwrap_or_else(default_evidence_dir),
+            driver_root: self.driver_root.clone(),
             cluster,
             trust: Arc::new(trust),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Config, String> {
+        let cli = Cli::try_parse_from(["k8s-gpu-mcp"].iter().chain(args).chain(&["serve"]))
+            .map_err(|e| e.to_string())?;
+        cli.global.config()
+    }
+
+    #[test]
+    fn driver_root_is_checked_before_anything_runs_and_reaches_every_probe_argv() {
+        let cfg = parse(&["--driver-root", "/opt//nvidia/./lib64/"]).unwrap();
+        assert_eq!(
+            cfg.probe_args_suffix(),
+            ["--driver-root", "/opt/nvidia/lib64"]
+        );
+        assert_eq!(
+            cfg.k8s_config().driver_root.map(|d| d.to_string()),
+            Some("/opt/nvidia/lib64".into())
+        );
+        assert!(parse(&[]).unwrap().probe_args_suffix().is_empty());
+        for (bad, why) in [
+            ("opt/nvidia", "absolute path"),
+            ("/opt/../../etc", "`..`"),
+            ("/proc/1/root/opt", "/proc"),
+            ("/", "host's own root"),
+            ("/opt/nvidia\n--nvml-lib=/tmp/x.so", "control character"),
+            ("/opt/a b", "letters, digits"),
+        ] {
+            let e = parse(&["--driver-root", bad]).unwrap_err();
+            assert!(
+                e.contains("--driver-root") && e.contains(why),
+                "{bad:?}: {e}"
+            );
+        }
+        let long = format!("/{}", "x".repeat(5000));
+        let e = parse(&["--driver-root", &long]).unwrap_err();
+        assert!(
+            e.contains("--driver-root") && e.contains("longer than 1024"),
+            "{e}"
+        );
     }
 }

@@ -5,6 +5,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use gpu_diag::command::DriverRoot;
+
 use crate::probe::kube::K8sConfig;
 use crate::probe::trust::TrustPolicy;
 
@@ -60,12 +62,21 @@ pub struct Config {
     pub mode: Mode,
     pub probe_timeout: Duration,
     pub evidence_dir: PathBuf,
+    /// `--driver-root`: node-probe's `--driver-root` in every run, whichever runner (pod, copy or image
+    /// delivery, ephemeral, local); added where the request is made (`mcp::framework::Env::probe`).
+    pub driver_root: Option<DriverRoot>,
     pub cluster: ClusterSettings,
     /// Built-in trusted sources plus --trust-image / --trust-images-file ([`ClusterSettings::trust_policy`]).
     pub trust: Arc<TrustPolicy>,
 }
 
 impl Config {
+    /// What every node-probe run gets after its command's own arguments: `--driver-root PATH` when given.
+    /// The exec admission policy admits it there, just before `--node-name` (deploy/policies.yaml).
+    pub fn probe_args_suffix(&self) -> Vec<String> {
+        driver_root_args(self.driver_root.as_ref())
+    }
+
     /// The Kubernetes settings from the CLI flags.
     pub fn k8s_config(&self) -> K8sConfig {
         let c = &self.cluster;
@@ -90,6 +101,7 @@ impl Config {
             priority_class: Some(c.probe_priority_class.clone()),
             trust: self.trust.clone(),
             pull_fallback: !c.no_pull,
+            driver_root: self.driver_root.clone(),
             ..Default::default()
         }
     }
@@ -108,4 +120,10 @@ pub fn default_evidence_dir() -> PathBuf {
         })
         .unwrap_or_else(std::env::temp_dir);
     state.join("k8s-gpu-mcp/evidence")
+}
+
+/// `--driver-root PATH`, or nothing.
+pub fn driver_root_args(root: Option<&DriverRoot>) -> Vec<String> {
+    root.map(|d| vec![DriverRoot::FLAG.to_string(), d.to_string()])
+        .unwrap_or_default()
 }

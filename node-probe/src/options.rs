@@ -12,12 +12,14 @@ pub struct GlobalArgs {
     pub host_root: Option<PathBuf>,
     /// A driver root on the host the built-in table does not know (a GPU Operator
     /// `hostPaths.driverInstallDir` other than /run/nvidia/driver, a vendor's own directory): searched
-    /// first for libnvidia-ml, nvidia-smi and nvidia-bug-report.sh, under the host root.
+    /// first for libnvidia-ml, nvidia-smi and nvidia-bug-report.sh, under the host root. An absolute
+    /// path as seen on the host (e.g. /opt/nvidia), without `..`, not under /proc, /sys or /dev.
     #[arg(
         long,
         global = true,
         value_name = "DIR",
-        env = "NODE_PROBE_DRIVER_ROOT"
+        env = "NODE_PROBE_DRIVER_ROOT",
+        value_parser = driver_root
     )]
     pub driver_root: Option<PathBuf>,
     /// Path of libnvidia-ml.so.1, overriding the search.
@@ -46,6 +48,15 @@ pub struct GlobalArgs {
     #[arg(long, global = true, value_name = "MS", default_value_t = DEFAULT_NIC_INTERVAL_MS,
           value_parser = clap::value_parser!(u64).range(0..=crate::nic::MAX_INTERVAL_MS))]
     pub nic_interval_ms: u64,
+}
+
+/// `--driver-root`: the launcher checks the same grammar (`gpu_diag::command::DriverRoot`), but a person
+/// runs node-probe too, and this root's code runs as root: a relative path or `..` would not mean what it
+/// says (both used to be dropped silently, `/a/../b` searched as `/a/b`).
+fn driver_root(s: &str) -> Result<PathBuf, String> {
+    s.parse::<gpu_diag::command::DriverRoot>()
+        .map(|d| PathBuf::from(d.as_str()))
+        .map_err(|e| e.to_string())
 }
 
 /// Healthy NVML answers a full collection in well under a second; a GSP RPC timeout (Xid 119) takes 6 s

@@ -196,6 +196,23 @@ fn check_passes_on_a_prepared_cluster() {
     );
     assert!(ok, "{report:#}");
     assert_eq!(item(&report, &format!("image/{n}"))["status"], "ok");
+    // With --driver-root: the exec policy admits the copy argv carrying it (check asks about that argv).
+    let (ok, report) = check(
+        tb,
+        User::Reader,
+        &ns,
+        &group,
+        &[
+            "--probe-delivery",
+            "copy",
+            "--probe-image",
+            DEBIAN_DIGEST,
+            "--driver-root",
+            "/opt/nvidia",
+        ],
+    );
+    assert!(ok, "{report:#}");
+    assert_eq!(item(&report, "policies")["status"], "ok", "{report:#}");
     // By tag: check warns that a tag can be re-pointed, and the admission policies refuse it (their
     // dry run names the policy and the fix).
     let (ok, report) = check(

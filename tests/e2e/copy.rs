@@ -144,6 +144,65 @@ async fn copy_mode_answers_like_image_mode_for_every_node_tool() {
     assert_eq!(delivery_dirs(), Vec::<String>::new());
 }
 
+/// The launcher's `--driver-root` reaches node-probe's argv, through the exec admission policy, in image and in
+/// copy delivery. Observed through node-probe itself: `collect_evidence` runs `node-probe evidence`, which kwok
+/// runs on this host (no nvidia-bug-report.sh here; the scenario map does not stop the script search), and
+/// whose answer names every place it looked for the script, the given driver root first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn driver_root_reaches_node_probe_in_image_and_copy_delivery() {
+    if skipped() {
+        return;
+    }
+    let s = setup("drv-root");
+    let node = unique("drv-node");
+    s.tb.add_nodes(&[FakeNode::gpu(&node, "dgx-h100-healthy")]);
+    let bins = amd64_only_bin_dir(s.tb).to_str().unwrap().to_string();
+    let root = format!("/opt/{}", unique("e2e-driver"));
+    let bug_report = |v: &Value| {
+        v["evidence"]["bug_report"]["detail"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no bug report detail: {v:#}"))
+            .to_string()
+    };
+    let copy = [
+        "--probe-delivery",
+        "copy",
+        "--probe-bin-dir",
+        bins.as_str(),
+        "--probe-image",
+        BASE_IMAGE,
+    ];
+    for (how, delivery) in [("image", &[][..]), ("copy", &copy[..])] {
+        let mut args = delivery.to_vec();
+        // Given unnormalized: node-probe gets the normalized form.
+        let given = format!("{root}//./");
+        args.extend(["--driver-root", given.as_str()]);
+        let l = s.launcher(&args).await;
+        let v = l.ok("collect_evidence", json!({"node_name": node})).await;
+        let detail = bug_report(&v);
+        assert!(
+            detail.contains(&format!("--driver-root {root} {root}/{{usr/bin")),
+            "{how}: {detail}"
+        );
+        let h = l.ok("get_gpu_health", json!({"node_name": node})).await;
+        assert_eq!(h["run"]["probe"]["node_name"], node.as_str(), "{how}");
+        let log = l.stderr();
+        assert!(
+            log.contains(&format!("probe delivery: {how}")) || how == "image",
+            "{log}"
+        );
+        l.stop().await;
+        s.assert_no_pods();
+    }
+    // Without the flag node-probe names no such root (so the assertion above can fail).
+    let l = s.launcher(&[]).await;
+    let v = l.ok("collect_evidence", json!({"node_name": node})).await;
+    let detail = bug_report(&v);
+    assert!(!detail.contains(&root), "{detail}");
+    l.stop().await;
+    s.assert_no_pods();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn copy_mode_failures_are_clear_and_leave_no_pod() {
     if skipped() {

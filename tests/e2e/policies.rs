@@ -293,6 +293,185 @@ fn probe_pods_and_execs_of_another_shape_are_refused_by_the_policies() {
     ]);
 }
 
+/// The launcher's `--driver-root` (issue 44): admitted only as the launcher passes it (`--driver-root DIR` just
+/// before `--node-name`, DIR an absolute host path without `.`/`..`, not under /proc, /sys or /dev), so it
+/// cannot climb out of the host root, reach a container's root through /proc, or carry another flag.
+#[test]
+fn driver_root_is_admitted_only_in_the_launchers_shape() {
+    if skipped() {
+        return;
+    }
+    let (tb, ns, node) = setup("drv");
+    let pod = unique("probe");
+    let yaml = probe_pod_yaml(&pod, &ns, &node);
+    let out = tb.kubectl_as(User::Reader, &["apply", "-f", "-"], Some(&yaml));
+    assert!(out.status.success(), "the probe's shape: {}", stderr(&out));
+    wait_ready(tb, &ns, &pod);
+    let exec = |argv: &[&str]| {
+        let mut args = vec!["-n", ns.as_str(), "exec", pod.as_str(), "-c", "probe", "--"];
+        args.extend(argv);
+        tb.kubectl_as(User::Reader, &args, None)
+    };
+    let marker = tb.dir.join(unique("driver-root-marker"));
+    let m = marker.display().to_string();
+    let policy = "k8s-gpu-mcp-probe-exec";
+    let with_root = |root: &str| -> Vec<String> {
+        [
+            "node-probe",
+            "health",
+            "--driver-root",
+            root,
+            "--node-name",
+            &node,
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    };
+    let long = format!("/opt/{}", "a".repeat(1100));
+    for (root, what) in [
+        ("opt/nvidia", "a relative driver root"),
+        ("/opt/../../etc", "a driver root with .."),
+        ("/opt/nvidia/..", "a driver root ending in .."),
+        ("/opt/./nvidia", "a driver root with a . component"),
+        (
+            "/proc/1/root/usr/lib64",
+            "a driver root outside the host root (/proc/1/root)",
+        ),
+        ("/sys/fs/x", "a driver root under /sys"),
+        ("/", "the host root itself"),
+        ("//opt", "a driver root with an empty component"),
+        (long.as_str(), "a driver root over 1024 bytes"),
+        (
+            &format!("/opt --nvml-lib={m}"),
+            "a driver root with a space and a flag",
+        ),
+        (
+            &format!("/opt\n--nvml-lib={m}"),
+            "a driver root with a newline",
+        ),
+    ] {
+        let argv = with_root(root);
+        let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+        let err = refused_by(&exec(&argv), policy, what);
+        assert!(
+            err.contains("--driver-root names a directory on the host"),
+            "{what}: refused by another rule: {err}"
+        );
+    }
+    // Smuggled: another flag after the root, a second root, the root elsewhere in the argv, a flag as DIR.
+    for (argv, what) in [
+        (
+            vec![
+                "node-probe",
+                "health",
+                "--driver-root",
+                "/opt/nvidia",
+                "--nvml-lib",
+                &m,
+                "--node-name",
+                &node,
+            ],
+            "an extra flag after --driver-root",
+        ),
+        (
+            vec![
+                "node-probe",
+                "health",
+                "--driver-root",
+                "/opt/nvidia",
+                &m,
+                "--node-name",
+                &node,
+            ],
+            "an extra argument after --driver-root",
+        ),
+        (
+            vec![
+                "node-probe",
+                "health",
+                "--driver-root",
+                "/opt/a",
+                "--driver-root",
+                "/opt/b",
+                "--node-name",
+                &node,
+            ],
+            "two driver roots",
+        ),
+        (
+            vec![
+                "node-probe",
+                "--driver-root",
+                "/opt/nvidia",
+                "health",
+                "--node-name",
+                &node,
+            ],
+            "--driver-root before the command",
+        ),
+        (
+            vec![
+                "node-probe",
+                "health",
+                "--driver-root",
+                "--nvml-lib",
+                &m,
+                "--node-name",
+                &node,
+            ],
+            "a flag as the driver root",
+        ),
+        (
+            vec![
+                "node-probe",
+                "kill",
+                "--pid",
+                "1",
+                "--grace-seconds",
+                "1",
+                "--driver-root",
+                "/opt/nvidia",
+                "--node-name",
+                &node,
+            ],
+            "kill without the operator role, with a driver root",
+        ),
+    ] {
+        refused_by(&exec(&argv), policy, what);
+    }
+    assert!(!marker.exists(), "a refused exec ran");
+    // The launcher's own form is admitted and node-probe answers with it, for a plain command and one with
+    // its own flag.
+    for argv in [
+        vec![
+            "node-probe",
+            "health",
+            "--driver-root",
+            "/opt/nvidia/lib64",
+            "--node-name",
+            &node,
+        ],
+        vec![
+            "node-probe",
+            "xid",
+            "--since",
+            "2h",
+            "--driver-root",
+            "/run/nvidia-v2_1+x",
+            "--node-name",
+            &node,
+        ],
+    ] {
+        let out = exec(&argv);
+        assert!(out.status.success(), "{argv:?}: {}", stderr(&out));
+        assert!(String::from_utf8_lossy(&out.stdout).contains("\"schema_version\""));
+    }
+    tb.kubectl(&["-n", &ns, "delete", "pod", &pod, "--grace-period=0"]);
+    tb.wait_no_pods(&ns, Duration::from_secs(120))
+        .expect("probe pod left");
+}
+
 #[test]
 fn ephemeral_containers_and_workload_execs_of_another_shape_are_refused() {
     if skipped() {
@@ -402,6 +581,39 @@ fn ephemeral_containers_and_workload_execs_of_another_shape_are_refused() {
         &out,
         "k8s-gpu-mcp-probe-exec",
         "exec of sh into the launcher's ephemeral container",
+    );
+    // The launcher's --driver-root in the ephemeral container: admitted in its form, refused climbing.
+    let probe_exec = |root: &str| {
+        tb.kubectl_as(
+            User::Operator,
+            &[
+                "-n",
+                &work,
+                "exec",
+                "trainer",
+                "-c",
+                &added,
+                "--",
+                "node-probe",
+                "health",
+                "--driver-root",
+                root,
+                "--node-name",
+                &node,
+            ],
+            None,
+        )
+    };
+    refused_by(
+        &probe_exec("/opt/../proc/1/root"),
+        "k8s-gpu-mcp-probe-exec",
+        "a climbing driver root in the launcher's ephemeral container",
+    );
+    let out = probe_exec("/opt/nvidia");
+    assert!(
+        !stderr(&out).contains("ValidatingAdmissionPolicy"),
+        "the launcher's driver root refused in its ephemeral container: {}",
+        stderr(&out)
     );
 
     // The same in kube-system: refused whatever the shape.

@@ -54,6 +54,61 @@ fn call_prints_the_structured_result_as_json() {
 
 /// `call --progress` prints every step of the probe run once, in order, before the answer is printed
 /// (issue 43: they came out of order and two were missing). Ten runs, since the order was a race.
+/// `--driver-root` reaches node-probe's argv as its `--driver-root`, normalized (a wrapper records the argv);
+/// a bad one is refused naming the flag before node-probe ever runs.
+#[test]
+fn driver_root_reaches_node_probe_and_a_bad_one_never_starts_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("argv.log");
+    let probe = fake_probe(
+        dir.path(),
+        "recording-probe",
+        &format!(
+            "printf '%s\\n' \"$@\" >> '{}'\nexec '{}' \"$@\"",
+            log.display(),
+            node_probe().display()
+        ),
+    );
+    let run = |root: &str| {
+        Command::new(LAUNCHER)
+            .args(["--local", "--simulate", &main_scenario(), "--probe-bin"])
+            .arg(&probe)
+            .args(["--driver-root", root])
+            .args(["call", "get_gpu_health", "--arg", "node_name=local"])
+            .env("RUST_LOG", "warn")
+            .output()
+            .expect("run k8s-gpu-mcp")
+    };
+    let out = run("/opt//nvidia/./lib64/");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let argv = std::fs::read_to_string(&log).unwrap();
+    let argv: Vec<&str> = argv.lines().collect();
+    assert!(
+        argv.windows(2)
+            .any(|w| w == ["--driver-root", "/opt/nvidia/lib64"]),
+        "{argv:?}"
+    );
+    for (bad, why) in [
+        ("lib64", "absolute path"),
+        ("/opt/../../etc", "`..`"),
+        ("/proc/1/root/usr/lib64", "/proc"),
+    ] {
+        std::fs::remove_file(&log).unwrap_or(());
+        let out = run(bad);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{bad}: {err}");
+        assert!(
+            err.contains("--driver-root") && err.contains(why),
+            "{bad}: {err}"
+        );
+        assert!(!log.exists(), "{bad}: node-probe ran");
+    }
+}
+
 #[test]
 fn call_prints_every_progress_step_in_order() {
     for _ in 0..10 {

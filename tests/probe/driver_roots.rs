@@ -139,6 +139,40 @@ fn the_operator_root_wins_over_a_stale_host_library() {
     assert_found(&root, &[], &[], &real);
 }
 
+/// node-probe refuses a driver root that would not mean what it says, by flag or environment, as a usage error
+/// naming the flag (it used to drop `..` and a relative path's missing `/` silently: `/a/../b` searched `/a/b`).
+#[test]
+fn a_relative_climbing_or_pseudo_filesystem_driver_root_is_refused() {
+    let root = HostRoot::new();
+    let host = root.path().to_str().unwrap();
+    for (bad, why) in [
+        ("opt/nvidia/driver", "absolute path"),
+        ("/opt/../../etc", "`..`"),
+        ("/proc/1/root/usr/lib64", "under /proc"),
+        ("/", "host's own root"),
+    ] {
+        for (args, env) in [
+            (
+                vec!["--host-root", host, "--driver-root", bad, "facts"],
+                vec![],
+            ),
+            (
+                vec!["--host-root", host, "facts"],
+                vec![("NODE_PROBE_DRIVER_ROOT", bad)],
+            ),
+        ] {
+            let (code, doc) = probe(&args, &env);
+            let msg = doc["error"]["message"].as_str().unwrap_or_default();
+            assert_eq!(doc["error"]["kind"], "usage", "{bad}: {doc}");
+            assert_ne!(code, 0, "{bad}: {doc}");
+            assert!(
+                msg.contains("--driver-root") && msg.contains(why),
+                "{bad}: {msg}"
+            );
+        }
+    }
+}
+
 #[test]
 fn a_driver_root_named_by_flag_env_or_the_toolkit_config() {
     if fake_lib().is_none() || loader_has_nvml() {

@@ -189,6 +189,10 @@ pub fn host_args(cfg: &Config) -> (String, Vec<String>) {
             args.extend([flag.to_string(), v]);
         }
     };
+    opt(
+        gpu_diag::command::DriverRoot::FLAG,
+        cfg.driver_root.as_ref().map(|d| d.to_string()),
+    );
     opt("--probe-image", c.probe_image.clone());
     opt("--probe-runtime-class", c.probe_runtime_class.clone());
     opt(

@@ -85,6 +85,9 @@ pub struct K8sConfig {
     pub trust: Arc<trust::TrustPolicy>,
     /// Default delivery: pull the fallback base on a node that lists no usable base (`--no-pull`: never).
     pub pull_fallback: bool,
+    /// `--driver-root`: the runs' argv carries it already (`Config::probe_args_suffix`); `check` asks
+    /// admission about an argv with it.
+    pub driver_root: Option<gpu_diag::command::DriverRoot>,
 }
 
 impl Default for K8sConfig {
@@ -108,6 +111,7 @@ impl Default for K8sConfig {
             priority_class: Some(pod::DEFAULT_PRIORITY_CLASS.into()),
             trust: Arc::default(),
             pull_fallback: true,
+            driver_root: None,
         }
     }
 }

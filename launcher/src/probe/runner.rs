@@ -17,7 +17,8 @@ use tokio_util::sync::CancellationToken;
 pub struct ProbeRequest {
     /// Target node name (`local` in local mode).
     pub node: String,
-    /// Arguments after the `node-probe` program name, e.g. `["health"]`. The runner adds
+    /// Arguments after the `node-probe` program name, e.g. `["health"]`, ending with the launcher's
+    /// `--driver-root DIR` when it has one (`Config::probe_args_suffix`). The runner adds
     /// `--node-name <node>` and whatever its environment needs (`--simulate` in local mode).
     pub args: Vec<String>,
     /// The MCP tool that asked, for labels, logs and audit.

@@ -208,7 +208,11 @@ pub async fn check(client: &Client, k8s: &K8sConfig, node: Option<&str>) -> Read
         bins.compress = false;
         let arch = bins.launcher_arch.clone();
         if let Ok(p) = bins.payload("", &arch).await {
-            let argv = p.argv(["health".to_string(), "--node-name".into(), "check".into()]);
+            // As the launcher's runs will send it, `--driver-root` included.
+            let mut args = vec!["health".to_string()];
+            args.extend(crate::config::driver_root_args(k8s.driver_root.as_ref()));
+            args.extend(["--node-name".to_string(), "check".into()]);
+            let argv = p.argv(args);
             if let Err(m) = exec_admission(client, ns, &argv).await
                 && m.contains(EXEC_POLICY)
             {
@@ -335,6 +339,17 @@ mod tests {
             assert_eq!(variable(policy(&docs, p), "trusted"), builtin, "{p}");
         }
         assert_eq!(variable(exec, "probeBuilds"), "[]");
+        // The launcher's --driver-root grammar (gpu_diag::command::DriverRoot), as the policy spells it.
+        let rules = serde_json::to_string(&exec["spec"]["validations"]).unwrap();
+        let d = gpu_diag::command::DriverRoot::PATTERN;
+        assert!(
+            rules.contains(&format!("driverRootPath.matches('{d}')")),
+            "{rules}"
+        );
+        let max = gpu_diag::command::DriverRoot::MAX_LEN;
+        assert!(rules.contains(&format!("size(variables.driverRootPath) <= {max}")));
+        let top = gpu_diag::command::DriverRoot::REFUSED_TOP.join("|");
+        assert!(rules.contains(&format!("matches('^/({top})/')")), "{rules}");
     }
 
     #[test]

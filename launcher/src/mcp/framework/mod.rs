@@ -295,7 +295,11 @@ impl Env {
         let started = Instant::now();
         let req = ProbeRequest {
             node: node.to_string(),
-            args: request.argv(),
+            args: {
+                let mut a = request.argv();
+                a.extend(self.cfg.probe_args_suffix());
+                a
+            },
             tool: tool.to_string(),
             context,
             timeout: self.cfg.probe_timeout,
