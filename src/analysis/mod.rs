@@ -12,6 +12,7 @@ pub mod ecc;
 pub mod health;
 pub mod inventory;
 pub mod nic;
+pub mod pci_relation;
 pub mod processes;
 pub mod telemetry;
 pub mod topology;

@@ -14,6 +14,15 @@ of a child) resolves to the file that defines it. A parent's `mod x;` and its re
 descendants are not edges: they are how the parent presents its children. `#[cfg(test)]` items are left
 out: test modules may use anything of their parent; only the code that ships counts.
 
+Circles are looked for twice: between files, and between the modules of each folder with each of its
+folders counted whole (every file in it, at any depth; named with a trailing `/`, `analysis/nic/`). The
+second finds two folders that use each other while no file circle closes: `topology/mod.rs` ->
+`nic/mod.rs` -> `nic/affinity.rs` -> `topology/pci_relation.rs`, which uses nothing. The folder's own
+file (its mod.rs, the crate root) is in none of its folder's modules; the file circles judge it.
+`#[path = "..."]` names a file, not a module path: its string is no edge, and since modules are read from
+the file tree, a non-test `#[path]` module fails the run (it would be misnamed; under `#[cfg(test)]` it is
+left out with the tests).
+
 Known circles being removed are listed, with why, in tests/support/import_cycles.allow; they are printed
 and do not fail the run, a circle not listed does, and so does a listed one that is gone (delete its line:
 the list only shrinks).
@@ -232,6 +241,7 @@ class File:
         self.defines = set()  # item names defined at the top of the file (for glob re-exports)
         self.inline = set()  # inline (non-test) modules: `mod x { ... }`
         self.exported_macros = set()  # `#[macro_export]`: named at the crate root, defined here
+        self.path_attributes = []  # lines of `#[path = "..."]` (non-test): a module this check cannot place
         self.scan()
 
     def attribute_tokens(self):
@@ -297,6 +307,8 @@ class File:
                 self.defines.add(toks[i + 2][1])
                 if [t[1] for t in toks[max(0, i - 4):i]] == ["#", "[", "macro_export", "]"]:
                     self.exported_macros.add(toks[i + 2][1])
+            if [t[1] for t in toks[i:i + 4]] == ["#", "[", "path", "="]:
+                self.path_attributes.append(line)
             if k == "str" and i in in_attribute and PATH_IN_STRING.fullmatch(v[1:-1]):
                 self.paths.append((tuple(scope), v[1:-1].lstrip(":").split("::"), line))
             starts_path = k == "id" and not v.startswith("$")
@@ -467,8 +479,37 @@ def name(mod):
     return "/".join(mod) or "<root>"
 
 
+def folder_circles(crate, graph):
+    """[(sorted names, [edge lines])]: circles between the modules of one folder when each of its folders
+    counts whole (every file in it, at any depth), as `nic/` and `topology/` of one parent, neither of whose
+    files makes a circle with the other's (`topology/mod.rs` -> `nic/mod.rs` -> `nic/affinity.rs` ->
+    `topology/pci_relation.rs`, which uses nothing). The folder's own file (mod.rs, the crate root) is in
+    none of them: the file circles judge it. A circle of plain files only is a file circle, named there."""
+    out = []
+    for p in sorted({m[:k] for m in crate.files for k in range(len(m))}):
+        n = len(p)
+        inside = [m for m in sorted(crate.files) if m[:n] == p and len(m) > n]
+        folders = {m[n] for m in inside if len(m) > n + 1}
+        g, uses = {}, {}
+        for a in inside:
+            for b, line in sorted(graph[a].items()):
+                if b[:n] == p and len(b) > n and b[n] != a[n]:
+                    g.setdefault(a[n], set()).add(b[n])
+                    uses.setdefault((a[n], b[n]), []).append((a, b, line))
+        for comp in cycles(g):
+            if not folders & set(comp):
+                continue
+            label = lambda c: name(p + (c,)) + ("/" if c in folders else "")
+            why = [f"{os.path.relpath(crate.files[a].path)}:{line} -> {name(b)}"
+                   for a, line, b in sorted((a, line, b) for x in comp for y in comp
+                                            for a, b, line in uses.get((x, y), []))]
+            out.append((sorted(label(c) for c in comp), why))
+    return out
+
+
 def circles(root):
-    """[(sorted names, [edge lines])] of one crate."""
+    """[(sorted names, [edge lines])] of one crate: the circles of files, then those of folders (a folder's
+    name ends with `/`)."""
     crate = Crate(root)
     graph = crate.edges()
     out = []
@@ -480,7 +521,7 @@ def circles(root):
                 if b in members:
                     why.append(f"{os.path.relpath(crate.files[a].path)}:{line} -> {name(b)}")
         out.append((sorted(name(c) for c in comp), why))
-    return out
+    return out + folder_circles(crate, graph)
 
 
 def read_allow(path):
@@ -556,12 +597,24 @@ def layer_breaches(root, layers, crate=None):
     return unplaced, breaches
 
 
+def path_attributes(crate):
+    """[(module, file:line)] of each non-test `#[path = "..."]`: modules are read from the file tree, so a
+    module moved elsewhere by `#[path]` would be misnamed and its uses missed; it fails the run instead."""
+    return [(name(m), f"{os.path.relpath(f.path)}:{line}")
+            for m, f in sorted(crate.files.items()) for line in f.path_attributes]
+
+
 def check_layers(roots, layers_path):
     layers = read_layers(layers_path, REPO)
     ok = True
     for root in roots:
         key = crate_key(root)
-        unplaced, breaches = layer_breaches(root, layers)
+        crate = Crate(root)
+        for _, where in path_attributes(crate):
+            ok = False
+            print(f"{key}: {where}: #[path] outside #[cfg(test)]: the check reads modules from the file tree "
+                  f"and cannot place this one")
+        unplaced, breaches = layer_breaches(root, layers, crate)
         for m in unplaced:
             ok = False
             print(f"{key}: {m} is in no layer: name it in {os.path.relpath(layers_path)}")
@@ -596,8 +649,9 @@ def check(roots, allow_path):
 def self_test():
     """Each fixture crate under tests/support/import_cycles/ holds one circle written in one path form, or
     (with a `layers` file, the format of import_layers for its `src`) layer breaches. Its `expect` file:
-    `a <-> b` per circle, `a -> b` per breach (the using file and the used one), `no layer: m` per module
-    in no layer, nothing for none; the checker must find exactly those."""
+    `a <-> b` per circle (a folder counted whole ends with `/`: `a <-> m/`), `a -> b` per breach (the using
+    file and the used one), `no layer: m` per module in no layer, `path attribute: m` per file with a
+    non-test `#[path]`, nothing for none; the checker must find exactly those."""
     ok = True
     for case in sorted(os.listdir(FIXTURES)):
         root = os.path.join(FIXTURES, case)
@@ -607,13 +661,17 @@ def self_test():
             s = raw.split("#", 1)[0].strip()
             if s.startswith("no layer:"):
                 want.add(("no layer", s.split(":", 1)[1].strip()))
+            elif s.startswith("path attribute:"):
+                want.add(("path attribute", s.split(":", 1)[1].strip()))
             elif "<->" in s:
                 want.add(frozenset(m.strip() for m in s.split("<->")))
             elif "->" in s:
                 a, b = s.split("->")
                 want.add((a.strip(), b.strip()))
         got = {frozenset(m) for m, _ in circles(src)}
-        unplaced, breaches = layer_breaches(src, read_layers(os.path.join(root, "layers"), root))
+        crate = Crate(src)
+        unplaced, breaches = layer_breaches(src, read_layers(os.path.join(root, "layers"), root), crate)
+        got |= {("path attribute", m) for m, _ in path_attributes(crate)}
         got |= {("no layer", m) for m in unplaced}
         got |= {(a, b) for a, b, _, _ in breaches}
         show = lambda found: sorted(" <-> ".join(sorted(f)) if isinstance(f, frozenset) else " -> ".join(f)

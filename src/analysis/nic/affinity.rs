@@ -2,7 +2,7 @@
 //! nearest NICs, and the finding for GPUs that reach every NIC only across sockets.
 
 use crate::analysis::finding;
-use crate::analysis::topology::PciRelation;
+use crate::analysis::pci_relation::PciRelation;
 use crate::facts::{GpuFacts, RdmaDeviceFacts};
 use crate::finding::{Finding, Severity};
 

@@ -4,12 +4,12 @@
 //! affinity, and the NVSwitch fabric registration where the GPU has one.
 //!
 //! This file assembles the report (per GPU, then the GPU pairs and the matrix); each part is judged in its
-//! own file: `pcie.rs` (the PCIe link), `nvlink.rs`, `fabric.rs` (NVSwitch fabric registration), and
-//! `pci_relation.rs` (PIX ... SYS, shared with the NIC affinity of `analysis::nic`).
+//! own file: `pcie.rs` (the PCIe link), `nvlink.rs` and `fabric.rs` (NVSwitch fabric registration). The
+//! relation of a GPU pair (PIX ... SYS) is `analysis::pci_relation`'s, which the NIC affinity of
+//! `analysis::nic` reads too; the NIC section (`analysis::nic`) is judged there and only placed here.
 
 mod fabric;
 mod nvlink;
-mod pci_relation;
 mod pcie;
 
 use serde::{Deserialize, Serialize};
@@ -18,11 +18,11 @@ use crate::facts::{GpuFacts, NodeFacts, P2pFacts, Reading};
 use crate::finding::{ActionKind, Finding, Judged, Severity, distinct};
 use crate::options::AnalysisOptions;
 
+use super::pci_relation::PciRelation;
 use super::{GpuRef, finding, index_ranges};
 
 pub use fabric::Fabric;
 pub use nvlink::{LinksBetween, NvLinkState, NvLinkSummary, nvlink_findings, nvlinks_between};
-pub use pci_relation::PciRelation;
 pub use pcie::{PcieLink, pcie_link, replay_budget_per_min};
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]

@@ -1,0 +1,2 @@
+pub mod nic;
+pub mod topology;

@@ -1,0 +1,3 @@
+pub fn near() -> bool {
+    crate::analysis::topology::Relation::Near != crate::analysis::topology::Relation::Far
+}

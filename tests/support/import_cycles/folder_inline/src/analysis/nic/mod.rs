@@ -1,0 +1,7 @@
+mod affinity;
+
+pub struct NicReport(pub bool);
+
+pub fn analyze() -> NicReport {
+    NicReport(affinity::near())
+}

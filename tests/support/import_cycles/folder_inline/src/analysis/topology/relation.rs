@@ -1,0 +1,5 @@
+#[derive(PartialEq)]
+pub enum Relation {
+    Near,
+    Far,
+}

@@ -1,0 +1,4 @@
+pub struct Loud;
+pub fn g() -> &'static str {
+    crate::shout!()
+}

@@ -1,0 +1,9 @@
+#[macro_export]
+macro_rules! shout {
+    () => {
+        "HEY"
+    };
+}
+pub fn f() -> crate::a::Loud {
+    crate::a::Loud
+}

@@ -1,0 +1,4 @@
+pub fn f() {}
+pub fn g() -> crate::c::C {
+    crate::b::real()
+}

@@ -1,0 +1,5 @@
+#[path = "elsewhere.rs"]
+mod a;
+#[cfg(test)]
+#[path = "../tests.rs"]
+mod tests;

@@ -1,0 +1,2 @@
+pub use crate::b::Thing;
+pub fn f() {}
