@@ -68,6 +68,15 @@ pub fn launcher_arch() -> &'static str {
     kube_arch(std::env::consts::ARCH)
 }
 
+/// The node's `status.nodeInfo.architecture` (GOARCH: `amd64`, `arm64`); "" where it reports none.
+pub fn node_arch(node: &k8s_openapi::api::core::v1::Node) -> &str {
+    node.status
+        .as_ref()
+        .and_then(|s| s.node_info.as_ref())
+        .map(|i| i.architecture.as_str())
+        .unwrap_or_default()
+}
+
 /// Rust's `std::env::consts::ARCH` -> GOARCH (what nodes report); other names pass through.
 pub fn kube_arch(rust_arch: &str) -> &str {
     match rust_arch {

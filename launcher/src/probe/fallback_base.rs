@@ -75,13 +75,7 @@ pub struct FallbackBase {
 ///   which a `mirror.gcr.io/` name would not fall back from.
 /// - AKS and elsewhere: Docker Hub (one anonymous pull per node, far below its limits).
 pub fn for_node(node: &Node) -> FallbackBase {
-    let arch = node
-        .status
-        .as_ref()
-        .and_then(|s| s.node_info.as_ref())
-        .map(|i| i.architecture.as_str())
-        .unwrap_or_default();
-    let size = match arch {
+    let size = match super::delivery::node_arch(node) {
         "amd64" => Some(28_238_443),
         "arm64" => Some(28_123_680),
         _ => None,

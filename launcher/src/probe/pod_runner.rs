@@ -115,12 +115,7 @@ impl PodRunner {
             .map_err(|_| cx.timeout())??;
         // Copy delivery: the build for the node's architecture, before any pod exists (no build, no pod).
         if let Some(bins) = &self.copy {
-            let arch = node
-                .status
-                .as_ref()
-                .and_then(|s| s.node_info.as_ref())
-                .map(|i| i.architecture.as_str())
-                .unwrap_or_default();
+            let arch = super::delivery::node_arch(&node);
             let p = timeout_at(deadline, bins.payload(&req.node, arch))
                 .await
                 .map_err(|_| cx.timeout())?

@@ -58,12 +58,7 @@ pub(super) async fn probe_checks(client: &Client, opts: &CheckOptions) -> Vec<Re
         .iter()
         .map(|n| {
             let name = n.metadata.name.clone().unwrap_or_default();
-            let arch = n
-                .status
-                .as_ref()
-                .and_then(|s| s.node_info.as_ref())
-                .map(|i| i.architecture.clone())
-                .unwrap_or_default();
+            let arch = crate::probe::delivery::node_arch(n).to_string();
             let build = builds
                 .entry(arch.clone())
                 .or_insert_with(|| probe_build(&bins, &name, &arch));
