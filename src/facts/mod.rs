@@ -1,0 +1,50 @@
+//! The raw-fact model: what NVML, sysfs, `/proc` and the kernel log returned on one node, and nothing else.
+//!
+//! A simulated scenario is a serialized [`NodeFacts`]; the NVML collector in `node-probe` fills the same type.
+//! Facts never carry verdicts: every judgement is made by the analysis modules from these values, so a
+//! simulated node and a real one go through exactly the same interpretation.
+//!
+//! One subject per file, all named here as `crate::facts::X`: `reading.rs` ([`Reading`], a value or its
+//! inline [`FieldError`]), `node.rs` ([`NodeFacts`], the envelope), `host.rs` (the host, driver and
+//! services), `gpu.rs` (a GPU's identity, inventory and MIG, holding the rest), `telemetry.rs`
+//! (temperatures, power, utilization, clocks), `ecc.rs` (memory errors), `interconnect.rs` (PCIe, NVLink,
+//! fabric, GPU pairs), `rdma.rs` (NICs), `processes.rs` (GPU and host processes, device holders),
+//! `events.rs` (the kernel log and NVML events), `kubelet.rs` (PodResources and pod log directories) and
+//! `sections.rs` (what a command collects).
+
+mod ecc;
+mod events;
+mod gpu;
+mod host;
+mod interconnect;
+mod kubelet;
+mod node;
+mod processes;
+mod rdma;
+mod reading;
+mod sections;
+mod telemetry;
+
+pub use ecc::{
+    EccFacts, EccLocationFacts, EccModeFacts, RemappedRowsFacts, RetiredPagesFacts,
+    RowRemapHistogram,
+};
+pub use events::{
+    KernelLogFacts, NvmlEventFacts, NvmlEventRegistration, NvmlEventsFacts, NvmlXidEventFacts,
+};
+pub use gpu::{GpuFacts, MemoryFacts, MigDeviceFacts, MigModeFacts};
+pub use host::{DriverFacts, HostFacts, ServiceFacts};
+pub use interconnect::{AerFacts, FabricFacts, GpuPairFacts, NvLinkFacts, P2pFacts, PcieFacts};
+pub use kubelet::{
+    ContainerDevicesFacts, ContainerLogDirFacts, KubeletLogFacts, PodLogDirFacts,
+    PodResourcesContainerFacts, PodResourcesFacts, PodResourcesPodFacts,
+};
+pub use node::NodeFacts;
+pub use processes::{DeviceHolderFacts, DeviceHoldersFacts, GpuProcessFacts, HostProcessFacts};
+pub use rdma::{
+    NetdevFacts, RESAMPLED_NETDEV_COUNTERS, RESAMPLED_PORT_COUNTERS, RdmaDeviceFacts, RdmaFacts,
+    RdmaPortFacts,
+};
+pub use reading::{FieldError, FieldErrorKind, Reading};
+pub use sections::Sections;
+pub use telemetry::{ClockEventDurations, ClockFacts, PowerFacts, ThermalFacts, UtilizationFacts};
