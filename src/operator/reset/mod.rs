@@ -1,0 +1,34 @@
+//! `reset`: reset one GPU with the host's `nvidia-smi -r -i <index>`. Preflight from nvidia-smi's manual (`-r`)
+//! and NVIDIA's GPU reset documentation: nothing may use the GPU (NVML processes, and every
+//! holder of its `/dev/nvidia<minor>`: device plugin, DCGM, exporters, GFD, persistenced), the GPU must be
+//! on the bus (a lost GPU needs a reboot), Ampere NVSwitch systems need Fabric Manager (Hopper+ do not),
+//! pre-Ampere NVLink GPUs reset only together with their peers. MIG, persistence and pending repairs
+//! change what the reset does and are reported. After the reset, [`verify()`] judges the re-read GPU.
+//!
+//! One file per step: `request.rs` (which GPU is asked for), the preflight's checks (`gpu_state.rs`, the
+//! GPU's own state; `in_use.rs`, what uses it; `nvlink.rs`, whether it resets without its NVLink peers),
+//! `plan.rs` (the preflight in order, the report before execution and its steps), `verify.rs` (the GPU as
+//! re-read after the reset) and `report.rs` (the report's types).
+
+/// Its `node-probe` subcommand.
+pub const COMMAND: &str = "reset";
+
+mod gpu_state;
+mod in_use;
+mod nvlink;
+mod plan;
+mod report;
+mod request;
+#[cfg(test)]
+mod test_support;
+mod verify;
+
+pub use gpu_state::{
+    check_mig, check_on_bus, check_pending_repairs, check_persistence, check_recovery_action,
+};
+pub use in_use::{check_device_holders, check_processes, holder_hint};
+pub use nvlink::check_nvswitch_fabric_manager;
+pub use plan::{persistence_was_on, plan, preflight, steps};
+pub use report::{CommandRun, ResetOutcome, ResetReport, ResetTarget};
+pub use request::{GpuSelector, ResetRequest};
+pub use verify::verify;

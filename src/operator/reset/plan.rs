@@ -1,0 +1,165 @@
+//! The preflight (every check in order) and the report before execution, with its steps.
+
+use super::gpu_state::{
+    check_mig, check_on_bus, check_pending_repairs, check_persistence, check_recovery_action,
+};
+use super::in_use::{check_device_holders, check_processes};
+use super::nvlink::check_nvswitch_fabric_manager;
+use super::report::{ResetReport, ResetTarget};
+use super::request::ResetRequest;
+use crate::facts::{GpuFacts, NodeFacts};
+use crate::operator::{Check, PlanStep, Preflight, gpu_name};
+
+/// Judge a reset request against the facts.
+pub fn preflight(facts: &NodeFacts, req: &ResetRequest) -> Preflight {
+    let Some(g) = req.gpu.find(facts) else {
+        let known: Vec<String> = facts
+            .gpus
+            .iter()
+            .map(|g| match g.uuid.ok() {
+                Some(u) => format!("{} ({u})", g.index),
+                None => g.index.to_string(),
+            })
+            .collect();
+        return Preflight::from_checks(vec![Check::block(
+            "gpu_found",
+            format!(
+                "no GPU {} on this node; GPUs: {}",
+                req.gpu,
+                if known.is_empty() {
+                    "none".to_string()
+                } else {
+                    known.join(", ")
+                }
+            ),
+        )]);
+    };
+    let mut checks = vec![Check::pass("gpu_found", gpu_name(g))];
+    checks.push(check_on_bus(g));
+    if g.handle_error.is_some() {
+        // Without a handle nothing else about the GPU is known: further checks would only be noise.
+        return Preflight::from_checks(checks);
+    }
+    checks.push(check_recovery_action(g));
+    checks.push(check_processes(facts, g));
+    checks.extend(check_device_holders(facts, g, req.self_pid));
+    checks.push(check_nvswitch_fabric_manager(facts, g));
+    checks.push(check_mig(g));
+    checks.push(check_persistence(g));
+    checks.push(check_pending_repairs(g));
+    if let Some(tool) = &req.tool {
+        checks.push(match tool {
+            Ok(t) => Check::pass("reset_tool", format!("will run `{t}`")),
+            Err(why) => Check::block("reset_tool", why.clone()),
+        });
+    }
+    Preflight::from_checks(checks)
+}
+
+/// The whole report before execution.
+pub fn plan(facts: &NodeFacts, req: &ResetRequest, dry_run: bool, simulated: bool) -> ResetReport {
+    let pf = preflight(facts, req);
+    let g = req.gpu.find(facts);
+    let result = pf.result(dry_run, simulated);
+    ResetReport {
+        gpu: req.gpu.to_string(),
+        target: g.map(|g| ResetTarget {
+            index: g.index,
+            uuid: g.uuid.ok().cloned(),
+            pci_bus_id: g.pci_bus_id.ok().cloned(),
+            name: g.name.ok().cloned(),
+        }),
+        dry_run,
+        simulated,
+        result,
+        allowed: pf.allowed,
+        reasons: pf.reasons,
+        checks: pf.checks,
+        plan: g.map(steps).unwrap_or_default(),
+        outcome: None,
+    }
+}
+
+/// Persistence mode is turned off around the reset when it is on (NVIDIA's documented sequence).
+pub fn persistence_was_on(g: &GpuFacts) -> bool {
+    g.persistence_mode.get() == Some(true)
+}
+
+pub fn steps(g: &GpuFacts) -> Vec<PlanStep> {
+    let i = g.index;
+    let mut out = Vec::new();
+    if persistence_was_on(g) {
+        out.push(PlanStep::new(
+            "persistence_off",
+            format!("nvidia-smi -i {i} -pm 0"),
+        ));
+    }
+    out.push(PlanStep::new(
+        "reset",
+        format!("nvidia-smi -r -i {i} (function-level reset of this GPU only)"),
+    ));
+    out.push(PlanStep::new(
+        "verify",
+        "re-read the GPU from NVML: it answers, recovery action none, no pending MIG change or remap",
+    ));
+    if persistence_was_on(g) {
+        out.push(PlanStep::new(
+            "persistence_on",
+            format!("nvidia-smi -i {i} -pm 1"),
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::operator::ActionResult;
+    use crate::operator::reset::request::GpuSelector;
+    use crate::operator::reset::test_support::{gpu, holder, node, req};
+
+    #[test]
+    fn an_idle_gpu_is_allowed() {
+        let f = node(
+            vec![gpu(0, "Hopper"), gpu(1, "Hopper")],
+            // The probe itself and a holder of another GPU's node only.
+            vec![
+                holder(4000, "node-probe", &["/dev/nvidia1", "/dev/nvidiactl"]),
+                holder(12, "python3", &["/dev/nvidia0", "/dev/nvidiactl"]),
+            ],
+        );
+        let pf = preflight(&f, &req(GpuSelector::Index(1)));
+        assert!(pf.allowed, "{:#?}", pf);
+        let r = plan(&f, &req(GpuSelector::Index(1)), false, true);
+        assert_eq!(r.result, ActionResult::Simulated);
+        assert_eq!(r.target.unwrap().uuid.as_deref(), Some("GPU-0001"));
+        assert_eq!(
+            r.plan.iter().map(|s| s.action.as_str()).collect::<Vec<_>>(),
+            ["reset", "verify"]
+        );
+    }
+
+    #[test]
+    fn unknown_gpu_is_refused_with_the_known_ones() {
+        let f = node(vec![gpu(0, "Hopper")], vec![]);
+        let pf = preflight(&f, &req(GpuSelector::Index(7)));
+        assert!(!pf.allowed);
+        assert!(pf.reasons[0].contains("no GPU 7"), "{:?}", pf.reasons);
+        assert!(pf.reasons[0].contains("0 (GPU-0000)"));
+        assert!(
+            plan(&f, &req(GpuSelector::Index(7)), true, false)
+                .plan
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn tool_missing_blocks() {
+        let f = node(vec![gpu(0, "Hopper")], vec![]);
+        let mut r = req(GpuSelector::Index(0));
+        r.tool = Some(Err("no nvidia-smi under /host".into()));
+        let pf = preflight(&f, &r);
+        assert!(!pf.allowed);
+        assert_eq!(pf.reasons, ["reset_tool: no nvidia-smi under /host"]);
+    }
+}
