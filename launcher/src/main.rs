@@ -46,7 +46,12 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    rt.block_on(dispatch(cli.command, cfg))
+    let code = rt.block_on(dispatch(cli.command, cfg));
+    // Every cleanup (probe pod deletes) was awaited inside. What may still run is the stdin reader of
+    // `serve`, a blocking read that ends only when the host closes stdin: after a signal, waiting for it
+    // would keep the process alive.
+    rt.shutdown_background();
+    code
 }
 
 async fn dispatch(command: Cmd, cfg: Config) -> ExitCode {

@@ -497,6 +497,103 @@ async fn cancellation_mid_call_deletes_the_pod() {
     c.assert_no_pods();
 }
 
+/// Whether process `pid` has exited (gone, or a zombie its parent has not reaped yet).
+fn exited(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => stat
+            .rsplit_once(") ")
+            .is_some_and(|(_, rest)| rest.starts_with('Z') || rest.starts_with('X')),
+    }
+}
+
+fn signal(sig: &str, pid: u32) {
+    let ok = std::process::Command::new("kill")
+        .args([&format!("-{sig}"), &pid.to_string()])
+        .status()
+        .expect("run kill")
+        .success();
+    assert!(ok, "kill -{sig} {pid}");
+}
+
+/// A host stopping a slow server (SIGTERM) or a person's Ctrl-C (SIGINT) mid-call: `serve` cancels the call,
+/// deletes its probe pod and exits within seconds; `call` does the same and exits 128 + the signal's number.
+/// Before, `serve` exited at once on SIGTERM and left its pods until their deadline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signal_mid_call_deletes_the_probe_pod_before_exit() {
+    if skipped() {
+        return;
+    }
+    let c = cluster("signal");
+    let stuck = c.add(FakeNode::without_kubelet(&unique("gpu-stuck"), true));
+    for sig in ["TERM", "INT"] {
+        let l = c.launcher(User::Reader, &["--probe-timeout", "120"]).await;
+        let _call = l
+            .start_call("get_gpu_health", json!({"node_name": stuck}))
+            .await;
+        let pod = wait_for_pod(c.tb, &c.ns);
+        let t = Instant::now();
+        signal(sig, l.pid);
+        while !exited(l.pid) {
+            assert!(
+                t.elapsed() < Duration::from_secs(20),
+                "serve still running {:?} after SIG{sig}\n{}",
+                t.elapsed(),
+                l.stderr()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let took = t.elapsed();
+        let left = c.tb.pods(&c.ns);
+        assert!(
+            left.is_empty() || c.tb.wait_no_pods(&c.ns, Duration::from_secs(5)).is_ok(),
+            "serve exited on SIG{sig} leaving {left:?}\n{}",
+            l.stderr()
+        );
+        assert!(
+            l.stderr().contains("stopping: no new probes"),
+            "{}",
+            l.stderr()
+        );
+        eprintln!("serve: SIG{sig} -> pod {pod} deleted and exit in {took:?}");
+    }
+    // `call` from a shell: the same, with the exit status a shell reports for the signal.
+    for (sig, code) in [("INT", 130), ("TERM", 143)] {
+        let mut child = tokio::process::Command::new(mcp::LAUNCHER)
+            .arg("--kubeconfig")
+            .arg(c.tb.kubeconfig(User::Reader))
+            .args(["--namespace", &c.ns, "--probe-image", mcp::E2E_PROBE_IMAGE])
+            .args(["--probe-timeout", "120", "call", "get_gpu_health"])
+            .args(["--arg", &format!("node_name={stuck}")])
+            .env_remove("KUBECONFIG")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("start k8s-gpu-mcp call");
+        let pod = wait_for_pod(c.tb, &c.ns);
+        let t = Instant::now();
+        signal(sig, child.id().unwrap());
+        let out = tokio::time::timeout(Duration::from_secs(20), child.wait_with_output())
+            .await
+            .unwrap_or_else(|_| panic!("call still running 20 s after SIG{sig}"))
+            .unwrap();
+        let took = t.elapsed();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(code), "{err}");
+        assert!(
+            err.contains(&format!("SIG{sig}: stopping the probes")),
+            "{err}"
+        );
+        let left = c.tb.pods(&c.ns);
+        assert!(
+            left.is_empty() || c.tb.wait_no_pods(&c.ns, Duration::from_secs(5)).is_ok(),
+            "call exited on SIG{sig} leaving {left:?}\n{err}"
+        );
+        eprintln!("call: SIG{sig} -> pod {pod} deleted and exit {code} in {took:?}");
+    }
+    c.assert_no_pods();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkilled_launcher_leftover_is_swept_on_restart() {
     if skipped() {

@@ -212,9 +212,13 @@ pub async fn run(launcher: Launcher, a: CallArgs, verbose_progress: bool) -> Exi
     }
     let runner = launcher.runner().clone();
     let (server_io, client_io) = tokio::io::duplex(1 << 20);
+    // The server's token, so that a signal cancels its requests at once (a closed transport alone lets
+    // rmcp wait up to 5 s for handlers still running).
+    let (token_tx, mut server_token) = tokio::sync::oneshot::channel();
     let server = tokio::spawn(async move {
         match launcher.serve(server_io).await {
             Ok(s) => {
+                let _ = token_tx.send(s.cancellation_token());
                 let _ = s.waiting().await;
             }
             Err(e) => tracing::error!(error = %e, "in-process server failed to start"),
@@ -237,7 +241,25 @@ pub async fn run(launcher: Launcher, a: CallArgs, verbose_progress: bool) -> Exi
             NumberOrString::String("call".into()),
         )));
     }
-    let res = client.call_tool(params).await;
+    // Ctrl-C or SIGTERM mid-call: close the session (its requests are cancelled, each running probe deletes
+    // its pod) and wait for those deletes before exiting.
+    let res = tokio::select! {
+        r = client.call_tool(params) => r,
+        name = crate::mcp::server::stop_signal() => {
+            eprintln!("k8s-gpu-mcp call: {name}: stopping the probes and deleting their pods");
+            // The server first: its cancelled requests delete their pods; then the client's end.
+            if let Ok(t) = server_token.try_recv() {
+                t.cancel();
+                let _ = server.await;
+                let _ = client.cancel().await;
+            } else {
+                let _ = client.cancel().await;
+                let _ = server.await;
+            }
+            runner.shutdown().await;
+            return ExitCode::from(if name == "SIGINT" { 130 } else { 143 });
+        }
+    };
     if verbose_progress {
         let succeeded = res.as_ref().is_ok_and(|r| r.is_error != Some(true));
         progress.finish(succeeded).await;

@@ -70,7 +70,24 @@ pub fn instructions() -> String {
     )
 }
 
-/// `k8s-gpu-mcp serve`: MCP over stdio until the client ends the session.
+/// The first SIGINT or SIGTERM, by name. Hosts send SIGTERM to a server that is slow to exit, and a person
+/// presses Ctrl-C; either way the running probes must be stopped and their pods deleted before exit.
+pub async fn stop_signal() -> &'static str {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) {
+        (Ok(mut int), Ok(mut term)) => tokio::select! {
+            _ = int.recv() => "SIGINT",
+            _ = term.recv() => "SIGTERM",
+        },
+        // No handler could be installed: never resolves (the default action stays).
+        _ => std::future::pending().await,
+    }
+}
+
+/// `k8s-gpu-mcp serve`: MCP over stdio until the client ends the session, or SIGINT/SIGTERM.
 pub async fn serve_stdio(launcher: Launcher) -> ExitCode {
     let runner = launcher.runner().clone();
     let service = match launcher.serve(rmcp::transport::stdio()).await {
@@ -81,10 +98,30 @@ pub async fn serve_stdio(launcher: Launcher) -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    // A signal ends the session as a closed stdin does: the service's token cancels every request in
+    // flight, and each running probe call deletes its pod (its delete guard) before `shutdown` returns.
+    let token = service.cancellation_token();
+    let signalled = tokio::spawn(async move {
+        let name = stop_signal().await;
+        tracing::info!(
+            signal = name,
+            "stopping: no new probes; running probe pods are being deleted"
+        );
+        token.cancel();
+        name
+    });
     let reason = service.waiting().await;
     tracing::info!(?reason, "MCP session ended; cleaning up");
     // Cleanups that outlived their calls (e.g. a probe pod delete after cancellation) finish before exit.
     runner.shutdown().await;
+    if signalled.is_finished() {
+        // 128 + the signal's number, as a shell reports a process ended by it.
+        return match signalled.await {
+            Ok("SIGINT") => ExitCode::from(130),
+            _ => ExitCode::from(143),
+        };
+    }
+    signalled.abort();
     ExitCode::SUCCESS
 }
 
