@@ -559,7 +559,7 @@ async fn a_signal_mid_call_deletes_the_probe_pod_before_exit() {
     }
     // `call` from a shell: the same, with the exit status a shell reports for the signal.
     for (sig, code) in [("INT", 130), ("TERM", 143)] {
-        let mut child = tokio::process::Command::new(mcp::LAUNCHER)
+        let child = tokio::process::Command::new(mcp::LAUNCHER)
             .arg("--kubeconfig")
             .arg(c.tb.kubeconfig(User::Reader))
             .args(["--namespace", &c.ns, "--probe-image", mcp::E2E_PROBE_IMAGE])
