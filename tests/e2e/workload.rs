@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::mcp::{self, Launcher};
+use crate::mcp::{self, Launcher, has_str};
 use crate::testbed::{FakeNode, LogLine, PodLog, Testbed, User, skipped, unique};
 
 struct Setup {
@@ -427,6 +427,45 @@ async fn a_16_node_job_with_a_gpu_off_the_bus_names_it_first() {
     assert_eq!(first["pods"], json!(["train-9"]), "{first}");
     assert_eq!(first["ranks"], json!(["index 9"]), "{first}");
     assert!(text.contains(&format!("{} GPU 4", s.nodes[9])), "{text}");
+    a.assert_small();
+    s.finish(l).await;
+}
+
+/// A job on four healthy-looking nodes, one of which AKS's node problem detector marks with inactive
+/// NVLinks (a condition the agent sets on the Node, learn.microsoft.com/azure/aks/gpu-health-monitoring):
+/// the probes find nothing, and the platform's mark names that node as the job's first suspect, with its
+/// source.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_its_platform_marks_is_a_suspect_of_the_job() {
+    if skipped() {
+        return;
+    }
+    let s = setup("wlmark", &["dgx-h100-healthy"; 4]);
+    s.job("train");
+    let marked = &s.nodes[2];
+    let patch = json!({"status": {"conditions": [{
+        "type": "NVLinkStatusInactive", "status": "True", "reason": "NVLinkStatusInactive",
+        "message": "NVLink is inactive on GPU 3",
+        "lastHeartbeatTime": "2026-11-20T10:00:00Z", "lastTransitionTime": "2026-11-20T10:00:00Z",
+    }]}});
+    s.tb.kubectl(&[
+        "patch",
+        "node",
+        marked,
+        "--subresource=status",
+        "--type=strategic",
+        "-p",
+        &patch.to_string(),
+    ]);
+    let l = s.launcher().await;
+    let a = s.diagnose(&l, "job", "train").await;
+    let first = a.first();
+    assert_eq!(first["node"], marked.as_str(), "{}", a.text);
+    assert!(
+        has_str(first, "AKS node problem detector") && has_str(first, "NVLinkStatusInactive"),
+        "{first:#}"
+    );
+    assert!(a.text.contains(marked.as_str()), "{}", a.text);
     a.assert_small();
     s.finish(l).await;
 }
