@@ -86,7 +86,7 @@ pub(super) fn rank_of(repo: &str) -> Option<u8> {
 mod tests {
     use std::collections::BTreeSet;
 
-    use crate::probe::node_image::test_support::{digest_of, node, ranked};
+    use crate::probe::node_image::test_support::{digest_of, node, node_of, ranked};
     use crate::probe::node_image::{rank, rank_for, refused};
     use crate::probe::trust::TrustPolicy;
 
@@ -123,12 +123,7 @@ mod tests {
                 5_000_000_000,
             ),
         ];
-        let refs: Vec<(Vec<&str>, i64)> = imgs
-            .iter()
-            .map(|(n, s)| (n.iter().map(String::as_str).collect(), *s))
-            .collect();
-        let slices: Vec<(&[&str], i64)> = refs.iter().map(|(n, s)| (n.as_slice(), *s)).collect();
-        let n = node(&slices);
+        let n = node_of(&imgs);
         assert_eq!(
             ranked(&n),
             [
@@ -201,12 +196,7 @@ mod tests {
                 30_000_000,
             ),
         ];
-        let refs: Vec<(Vec<&str>, i64)> = imgs
-            .iter()
-            .map(|(n, s)| (n.iter().map(String::as_str).collect(), *s))
-            .collect();
-        let slices: Vec<(&[&str], i64)> = refs.iter().map(|(n, s)| (n.as_slice(), *s)).collect();
-        let n = node(&slices);
+        let n = node_of(&imgs);
         assert_eq!(
             ranked(&n),
             [

@@ -26,6 +26,20 @@ pub(super) fn node(images: &[(&[&str], i64)]) -> Node {
     }
 }
 
+/// [`node`] for images named by owned strings (a test's tag and digest names) with their sizes.
+pub(super) fn node_of(images: &[(Vec<String>, i64)]) -> Node {
+    let names: Vec<Vec<&str>> = images
+        .iter()
+        .map(|(n, _)| n.iter().map(String::as_str).collect())
+        .collect();
+    let slices: Vec<(&[&str], i64)> = names
+        .iter()
+        .zip(images)
+        .map(|(n, (_, size))| (n.as_slice(), *size))
+        .collect();
+    node(&slices)
+}
+
 /// The digest name a pull records beside the tag (a stand-in digest derived from the name).
 pub(super) fn digest_of(tagged: &str) -> String {
     let repo = ImageRef::parse(tagged).unwrap().repository;
