@@ -287,11 +287,11 @@ pub fn run_reset(global: &GlobalArgs, args: &ResetArgs) -> Result<ProbeDocument,
 }
 
 fn fill_reset_facts(facts: &mut NodeFacts, root: &Path, self_pid: Option<u32>) {
-    for g in &mut facts.gpus {
-        if let (None, Some(bus)) = (&g.minor_number, g.pci_bus_id.ok()) {
-            g.minor_number = Some(crate::host::read_minor_number(root, bus));
-        }
-    }
+    crate::host::fill_minor_numbers(facts, root);
+    // Which pods the kubelet (device plugin or DRA claim) gave the GPU: a reset must not hit a job that holds it.
+    let kubelet = crate::podresources::kubelet_root(root);
+    facts.pod_resources = crate::podresources::collect(root, &kubelet);
+    facts.dra = crate::dra::read(root, &kubelet.dir);
     facts.device_holders = Some(crate::host::read_device_holders(root, self_pid));
     facts.services = crate::host::read_services(root);
 }

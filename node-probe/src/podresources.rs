@@ -13,9 +13,9 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use gpu_diag::facts::{
-    ContainerDevicesFacts, ContainerLogDirFacts, FieldError, FieldErrorKind, KubeletLogFacts,
-    NodeFacts, PodLogDirFacts, PodResourcesContainerFacts, PodResourcesFacts, PodResourcesPodFacts,
-    Reading,
+    ClaimDeviceFacts, ClaimFacts, ContainerDevicesFacts, ContainerLogDirFacts, FieldError,
+    FieldErrorKind, KubeletLogFacts, NodeFacts, PodLogDirFacts, PodResourcesContainerFacts,
+    PodResourcesFacts, PodResourcesPodFacts, Reading,
 };
 
 use crate::source::SourceSpec;
@@ -355,6 +355,7 @@ async fn query(path: PathBuf, socket: String) -> Reading<PodResourcesFacts> {
                     .map(|c| PodResourcesContainerFacts {
                         name: c.name,
                         devices: c.devices.into_iter().map(devices).collect(),
+                        claims: c.dynamic_resources.into_iter().map(claim).collect(),
                     })
                     .collect(),
             })
@@ -371,6 +372,23 @@ fn devices(d: api::ContainerDevices) -> ContainerDevicesFacts {
             .topology
             .map(|t| t.nodes.into_iter().map(|n| n.id).collect())
             .unwrap_or_default(),
+    }
+}
+
+fn claim(r: api::DynamicResource) -> ClaimFacts {
+    ClaimFacts {
+        name: r.claim_name,
+        namespace: r.claim_namespace,
+        devices: r
+            .claim_resources
+            .into_iter()
+            .map(|d| ClaimDeviceFacts {
+                driver: d.driver_name,
+                pool: d.pool_name,
+                device: d.device_name,
+                cdi_ids: d.cdi_devices.into_iter().map(|c| c.name).collect(),
+            })
+            .collect(),
     }
 }
 
@@ -483,6 +501,8 @@ pub fn fill(facts: &mut NodeFacts, spec: &SourceSpec, host_root_given: bool) {
     let kubelet = kubelet_root(host_root);
     facts.pod_resources = collect(host_root, &kubelet);
     facts.kubelet_logs = read_kubelet_logs(host_root, &pod_logs_dir(host_root, &kubelet));
+    facts.dra = crate::dra::read(host_root, &kubelet.dir);
+    crate::host::fill_minor_numbers(facts, host_root);
 }
 
 #[cfg(test)]

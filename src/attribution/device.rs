@@ -22,6 +22,8 @@ pub enum DeviceIdForm {
     MigLegacy,
     Gke,
     Index,
+    /// A DRA driver's device name (`gpu-<minor>`, `gpu-<minor>-mig-...`).
+    DraName,
 }
 
 /// What a device id names, before looking at the node.
@@ -200,6 +202,8 @@ pub enum ResourceKind {
     Mig { profile: String },
     /// `nvidia.com/gpu.shared` and other `nvidia.com/gpu.*` renames (time-slicing, MPS).
     Shared,
+    /// A device allocated through a DRA ResourceClaim (the resource name is the driver's).
+    Claim,
 }
 
 /// Classify a resource name; `None` for resources that are not NVIDIA GPUs (CPUs, NICs, ...).

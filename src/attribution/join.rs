@@ -667,6 +667,7 @@ mod tests {
             gpu_index: Some(gpu),
             gpu_uuid: Some(id.into()),
             mig: None,
+            claim: None,
             error: None,
         }
     }
@@ -690,6 +691,7 @@ mod tests {
             why: (!exact).then(|| "not queried".into()),
             kubelet_socket: None,
             allocatable: Reading::default(),
+            dra: None,
             gpus: vec![],
             pods,
             findings: vec![],

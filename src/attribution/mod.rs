@@ -7,6 +7,7 @@
 
 pub mod cgroup;
 pub mod device;
+pub mod dra;
 pub mod join;
 pub mod kubelet;
 
@@ -40,6 +41,9 @@ pub struct AllocationReport {
     pub kubelet_socket: Option<String>,
     /// Whether `GetAllocatableResources` answered (kubelets before 1.21 do not implement it).
     pub allocatable: Reading<bool>,
+    /// GPUs allocated through DRA ResourceClaims; absent where the node shows no DRA driver or claim.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dra: Option<dra::DraAllocation>,
     pub gpus: Vec<GpuAllocation>,
     /// Pods holding at least one NVIDIA device, as the kubelet listed them.
     pub pods: Vec<PodAllocation>,
@@ -59,8 +63,12 @@ pub struct GpuAllocation {
     /// Whether the kubelet can assign this GPU (or any of its MIG devices); absent when unknown.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub allocatable: Option<bool>,
-    /// Containers the kubelet assigned this GPU (or one of its MIG devices / replicas) to.
+    /// Containers the kubelet assigned this GPU (or one of its MIG devices / replicas) to, through the
+    /// device plugin or a DRA claim.
     pub allocated_to: Vec<Holder>,
+    /// UIDs of claims prepared for this GPU that the kubelet did not report (their pods are not named).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unreported_claims: Vec<String>,
     pub processes: Reading<Vec<AttributedProcess>>,
 }
 
@@ -75,6 +83,9 @@ pub struct Holder {
     pub mig: Option<MigRef>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replica: Option<u32>,
+    /// `namespace/name` of the DRA claim it holds the GPU through.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claim: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -113,6 +124,9 @@ pub struct AllocatedDevice {
     pub gpu_uuid: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mig: Option<MigRef>,
+    /// The DRA claim this device was allocated through (`resource_name` is then the driver).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claim: Option<dra::ClaimRef>,
     /// Why the id matches no GPU here.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -225,6 +239,7 @@ fn allocated_device(
         gpu_index: None,
         gpu_uuid: None,
         mig: None,
+        claim: None,
         error: None,
     };
     match device::parse_device_id(id) {
@@ -297,7 +312,13 @@ pub fn analyze(facts: &NodeFacts, _opts: &AnalysisOptions) -> AllocationReport {
                     .started
                     .get(&(p.namespace.clone(), p.name.clone(), c.name.clone()))
                     .copied(),
-                devices: gpu_devices(&c.devices, &facts.gpus).collect(),
+                devices: gpu_devices(&c.devices, &facts.gpus)
+                    .chain(c.claims.iter().flat_map(|cl| {
+                        cl.devices
+                            .iter()
+                            .filter_map(|d| dra::claim_device(cl, d, &facts.gpus))
+                    }))
+                    .collect(),
             })
             .filter(|c| !c.devices.is_empty())
             .collect();
@@ -325,6 +346,14 @@ pub fn analyze(facts: &NodeFacts, _opts: &AnalysisOptions) -> AllocationReport {
             .collect()
     });
 
+    let dra = dra::summarize(facts, &pods);
+    // A GPU a DRA driver manages is not in the device plugins' allocatable list: unknown, not "no".
+    let dra_gpu_driver = dra.as_ref().is_some_and(|d| {
+        d.registered
+            .iter()
+            .any(|r| dra::GPU_DRIVERS.contains(&r.as_str()))
+            || d.claims_reported > 0
+    });
     let mut findings = Vec::new();
     let mut gpus = Vec::new();
     for g in &facts.gpus {
@@ -340,6 +369,10 @@ pub fn analyze(facts: &NodeFacts, _opts: &AnalysisOptions) -> AllocationReport {
                         device_id: d.device_id.clone(),
                         mig: d.mig.clone(),
                         replica: d.replica,
+                        claim: d
+                            .claim
+                            .as_ref()
+                            .map(|c| format!("{}/{}", c.namespace, c.name)),
                     });
                 }
             }
@@ -358,7 +391,15 @@ pub fn analyze(facts: &NodeFacts, _opts: &AnalysisOptions) -> AllocationReport {
         idle_findings(g, &processes, &pods, &names, facts, &mut findings);
         gpus.push(GpuAllocation {
             gpu: GpuRef::of(g),
-            allocatable: allocatable_gpus.as_ref().map(|s| s.contains(&g.index)),
+            allocatable: allocatable_gpus.as_ref().and_then(|s| {
+                (s.contains(&g.index) || !dra_gpu_driver).then(|| s.contains(&g.index))
+            }),
+            unreported_claims: dra
+                .iter()
+                .flat_map(|d| &d.unreported_claims)
+                .filter(|c| c.devices.iter().any(|d| d.gpu_index == Some(g.index)))
+                .map(|c| c.claim_uid.clone())
+                .collect(),
             allocated_to,
             processes,
         });
@@ -366,13 +407,17 @@ pub fn analyze(facts: &NodeFacts, _opts: &AnalysisOptions) -> AllocationReport {
     for p in &pods {
         for c in &p.containers {
             for d in c.devices.iter().filter(|d| d.error.is_some()) {
+                let through = match &d.claim {
+                    Some(cl) => format!(" through claim {}/{}", cl.namespace, cl.name),
+                    None => String::new(),
+                };
                 findings.push(Finding {
                     code: "alloc.device_not_found".into(),
                     severity: Severity::Warning,
                     gpu: None,
                     gpu_uuid: None,
                     summary: format!(
-                        "The kubelet assigned {} device `{}` to {}/{} (container {}), but no GPU on this node answers to it: the GPU may have fallen off the bus or the device plugin reports stale ids.",
+                        "The kubelet assigned {} device `{}` to {}/{} (container {}){through}, but no GPU on this node answers to it: the GPU may have fallen off the bus or the device plugin or DRA driver reports stale devices.",
                         d.resource_name, d.device_id, p.namespace, p.name, c.name
                     ),
                     evidence: vec![
@@ -391,14 +436,105 @@ pub fn analyze(facts: &NodeFacts, _opts: &AnalysisOptions) -> AllocationReport {
         }
     }
 
+    if let Some(d) = &dra {
+        dra_findings(d, &gpus, &mut findings);
+    }
     AllocationReport {
         exact,
         why,
         kubelet_socket: socket,
         allocatable: allocatable.map(|_| true),
+        dra,
         gpus,
         pods,
         findings,
+    }
+}
+
+/// Claims the kubelet did not report, and GPUs handed out twice (device plugin and DRA both).
+fn dra_findings(d: &dra::DraAllocation, gpus: &[GpuAllocation], out: &mut Vec<Finding>) {
+    if let Some(partial) = &d.partial {
+        out.push(Finding {
+            code: "alloc.dra_claims_unreported".into(),
+            severity: Severity::Warning,
+            gpu: None,
+            gpu_uuid: None,
+            summary: format!("{partial}."),
+            evidence: d
+                .unreported_claims
+                .iter()
+                .map(|c| {
+                    format!(
+                        "claim {} ({}): {}",
+                        c.claim_uid,
+                        c.file,
+                        c.devices
+                            .iter()
+                            .map(|d| match d.gpu_index {
+                                Some(i) => format!("{} = GPU {i}", d.device_id),
+                                None => d.device_id.clone(),
+                            })
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
+                })
+                .collect(),
+            action: Action {
+                kind: ActionKind::Investigate,
+                detail: "run the kubelet with KubeletPodResourcesDynamicResources on (1.34+ default) to name the pods; until then treat these GPUs as in use".into(),
+            },
+            about: Vec::new(),
+            first_seen: None,
+        });
+    }
+    for g in gpus {
+        let plugin: BTreeSet<(&str, &str)> = g
+            .allocated_to
+            .iter()
+            .filter(|h| h.claim.is_none())
+            .map(|h| (h.namespace.as_str(), h.pod.as_str()))
+            .collect();
+        let claimed: BTreeSet<(&str, &str)> = g
+            .allocated_to
+            .iter()
+            .filter(|h| h.claim.is_some())
+            .map(|h| (h.namespace.as_str(), h.pod.as_str()))
+            .collect();
+        if plugin.is_empty() || claimed.is_empty() || plugin == claimed {
+            continue;
+        }
+        let names = |s: &BTreeSet<(&str, &str)>| {
+            s.iter()
+                .map(|(ns, p)| format!("{ns}/{p}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        out.push(Finding {
+            code: "alloc.gpu_allocated_twice".into(),
+            severity: Severity::Critical,
+            gpu: Some(g.gpu.index),
+            gpu_uuid: g.gpu.uuid.ok().cloned(),
+            summary: format!(
+                "GPU {} is handed out twice: by the device plugin to {} and through a DRA claim to {}. Both jobs share one GPU's memory and compute.",
+                g.gpu.index,
+                names(&plugin),
+                names(&claimed)
+            ),
+            evidence: g
+                .allocated_to
+                .iter()
+                .map(|h| match &h.claim {
+                    Some(c) => format!("{}/{} claim {c} device {}", h.namespace, h.pod, h.device_id),
+                    None => format!("{}/{} {} {}", h.namespace, h.pod, h.resource_name, h.device_id),
+                })
+                .collect(),
+            action: Action {
+                kind: ActionKind::Investigate,
+                detail: "let one manager own the node's GPUs: disable the device plugin where the DRA driver runs (NVIDIA's DRA driver expects the GPU Operator's devicePlugin.enabled=false), then restart one of the jobs".into(),
+            },
+            about: Vec::new(),
+            first_seen: None,
+        });
     }
 }
 

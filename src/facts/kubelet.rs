@@ -34,6 +34,60 @@ pub struct PodResourcesContainerFacts {
     pub name: String,
     #[serde(default)]
     pub devices: Vec<ContainerDevicesFacts>,
+    /// Devices allocated through DRA ResourceClaims (`dynamic_resources`); empty where the kubelet does not
+    /// report them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub claims: Vec<ClaimFacts>,
+}
+
+/// One ResourceClaim a container uses, as the kubelet reports it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ClaimFacts {
+    pub name: String,
+    pub namespace: String,
+    #[serde(default)]
+    pub devices: Vec<ClaimDeviceFacts>,
+}
+
+/// One allocated device: `<driver>/<pool>/<device>` names it in the driver's ResourceSlices.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ClaimDeviceFacts {
+    pub driver: String,
+    pub pool: String,
+    pub device: String,
+    /// The CDI device names the driver prepared (`k8s.gpu.nvidia.com/claim=<claim uid>-gpu-0`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cdi_ids: Vec<String>,
+}
+
+/// What the node shows of DRA drivers without asking the kubelet: which drivers registered with it, and
+/// the claims a driver prepared (its per-claim CDI spec files). A claim prepared here that the kubelet's
+/// answer does not list is a GPU in use that attribution would otherwise miss.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DraHostFacts {
+    /// Driver names from the kubelet's plugin registry (`plugins_registry/<driver>[-<uid>]-reg.sock`).
+    #[serde(default)]
+    pub registered: Vec<String>,
+    /// Per-claim CDI spec files of GPU drivers.
+    #[serde(default)]
+    pub claim_specs: Vec<CdiClaimSpecFacts>,
+}
+
+/// A per-claim CDI spec file (`/var/run/cdi/k8s.gpu.nvidia.com-claim_<claim uid>.yaml`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CdiClaimSpecFacts {
+    /// The file, relative to the host root.
+    pub file: String,
+    /// The CDI `kind` (`k8s.gpu.nvidia.com/claim`).
+    pub kind: String,
+    pub claim_uid: String,
+    /// Device names in the spec (`<claim uid>-gpu-0`).
+    #[serde(default)]
+    pub devices: Vec<String>,
 }
 
 /// One resource's device ids (`nvidia.com/gpu`: `GPU-<uuid>`, `MIG-<uuid>`, `nvidia0/gi1`, `<id>::2`, ...).

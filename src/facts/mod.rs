@@ -36,8 +36,9 @@ pub use gpu::{GpuFacts, MemoryFacts, MigDeviceFacts, MigModeFacts};
 pub use host::{DriverFacts, HostFacts, ServiceFacts};
 pub use interconnect::{AerFacts, FabricFacts, GpuPairFacts, NvLinkFacts, P2pFacts, PcieFacts};
 pub use kubelet::{
-    ContainerDevicesFacts, ContainerLogDirFacts, KubeletLogFacts, PodLogDirFacts,
-    PodResourcesContainerFacts, PodResourcesFacts, PodResourcesPodFacts,
+    CdiClaimSpecFacts, ClaimDeviceFacts, ClaimFacts, ContainerDevicesFacts, ContainerLogDirFacts,
+    DraHostFacts, KubeletLogFacts, PodLogDirFacts, PodResourcesContainerFacts, PodResourcesFacts,
+    PodResourcesPodFacts,
 };
 pub use node::NodeFacts;
 pub use processes::{DeviceHolderFacts, DeviceHoldersFacts, GpuProcessFacts, HostProcessFacts};

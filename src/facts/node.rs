@@ -7,7 +7,7 @@ use super::events::{KernelLogFacts, NvmlEventsFacts, NvmlXidEventFacts};
 use super::gpu::GpuFacts;
 use super::host::{DriverFacts, HostFacts, ServiceFacts};
 use super::interconnect::GpuPairFacts;
-use super::kubelet::{KubeletLogFacts, PodResourcesFacts};
+use super::kubelet::{DraHostFacts, KubeletLogFacts, PodResourcesFacts};
 use super::processes::{DeviceHoldersFacts, HostProcessFacts};
 use super::rdma::RdmaFacts;
 use super::reading::Reading;
@@ -51,6 +51,10 @@ pub struct NodeFacts {
     /// and container ids that cgroups carry (`allocation` only; absent when not collected).
     #[serde(default, skip_serializing_if = "Reading::is_not_collected")]
     pub kubelet_logs: Reading<KubeletLogFacts>,
+    /// DRA drivers registered with the kubelet and the GPU claims they prepared (`allocation` and
+    /// `reset`; absent when not collected).
+    #[serde(default, skip_serializing_if = "Reading::is_not_collected")]
+    pub dra: Reading<DraHostFacts>,
     /// NVML events received while the probe waited for them (`--watch SECONDS`); absent otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nvml_events: Option<NvmlEventsFacts>,

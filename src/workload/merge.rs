@@ -347,6 +347,7 @@ mod tests {
                             gpu_index: Some(g),
                             gpu_uuid: None,
                             mig: None,
+                            claim: None,
                             error: None,
                         }],
                     }],

@@ -329,6 +329,7 @@ mod tests {
                             gpu_index: Some(i),
                             gpu_uuid: None,
                             mig: None,
+                            claim: None,
                             error: None,
                         })
                         .collect(),

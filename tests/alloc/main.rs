@@ -112,6 +112,7 @@ fn pod(ns: &str, name: &str, containers: &[(&str, &str, &[&str])]) -> api::PodRe
             .map(|(c, resource, ids)| api::ContainerResources {
                 name: (*c).into(),
                 devices: vec![devices(resource, ids)],
+                dynamic_resources: vec![],
             })
             .collect(),
     }

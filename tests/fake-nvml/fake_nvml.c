@@ -190,6 +190,12 @@ nvmlReturn_t nvmlDeviceGetUUID(nvmlDevice_t d, char *uuid, unsigned int len) {
     return copy_str(uuid, len, buf);
 }
 
+nvmlReturn_t nvmlDeviceGetMinorNumber(nvmlDevice_t d, unsigned int *minor) {
+    CHECK(d);
+    *minor = d->index;
+    return NVML_SUCCESS;
+}
+
 nvmlReturn_t nvmlDeviceGetSerial(nvmlDevice_t d, char *serial, unsigned int len) {
     CHECK(d);
     char buf[32];

@@ -4,7 +4,7 @@
 use std::io::ErrorKind as IoKind;
 use std::path::Path;
 
-use gpu_diag::facts::{FieldError, FieldErrorKind, Reading};
+use gpu_diag::facts::{FieldError, FieldErrorKind, NodeFacts, Reading};
 
 use super::capped::{io_error, read_line, read_text};
 
@@ -58,6 +58,17 @@ pub fn read_device_holders(
         });
     }
     Reading::Ok(out)
+}
+
+/// Each GPU's minor where NVML did not give it, from the driver's files.
+pub fn fill_minor_numbers(facts: &mut NodeFacts, root: &Path) {
+    for g in &mut facts.gpus {
+        if g.minor_number.as_ref().is_none_or(|m| m.ok().is_none())
+            && let Some(bus) = g.pci_bus_id.ok()
+        {
+            g.minor_number = Some(read_minor_number(root, bus));
+        }
+    }
 }
 
 /// The GPU's device-node minor from the driver's `proc/driver/nvidia/gpus/<bdf>/information`

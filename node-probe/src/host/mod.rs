@@ -23,7 +23,7 @@ mod test_support;
 mod tests;
 
 pub(crate) use capped::{MAX_ATTR, io_error, read_line, read_text, read_text_max, shown};
-pub use device_nodes::{read_device_holders, read_minor_number};
+pub use device_nodes::{fill_minor_numbers, read_device_holders};
 use identity::read_host;
 use pci::{read_aer, read_numa_node};
 pub use processes::{fill_processes, read_process};

@@ -156,6 +156,8 @@ fn collect_gpu(g: &Gpu<'_>, index: u32, s: Sections) -> GpuFacts {
 fn identity(g: &Gpu<'_>, f: &mut GpuFacts) {
     f.name = g.q(|d| d.name());
     f.uuid = g.q(|d| d.uuid());
+    // DRA drivers name GPUs by it (NVIDIA's `gpu-<minor>`), and the reset preflight finds `/dev/nvidia<minor>`.
+    f.minor_number = Some(g.q(|d| d.minor_number()));
     f.serial = g.q(|d| d.serial());
     f.board_part_number = g.q(|d| d.board_part_number());
     let pci = g.q(|d| d.pci_info());

@@ -6,13 +6,14 @@
 //! change what the reset does and are reported. After the reset, [`verify()`] judges the re-read GPU.
 //!
 //! One file per step: `request.rs` (which GPU is asked for), the preflight's checks (`gpu_state.rs`, the
-//! GPU's own state; `in_use.rs`, what uses it; `nvlink.rs`, whether it resets without its NVLink peers),
+//! GPU's own state; `in_use.rs`, what uses it; `assigned.rs`, which pod the kubelet gave it to; `nvlink.rs`, whether it resets without its NVLink peers),
 //! `plan.rs` (the preflight in order, the report before execution and its steps), `verify.rs` (the GPU as
 //! re-read after the reset) and `report.rs` (the report's types).
 
 /// Its `node-probe` subcommand.
 pub const COMMAND: &str = "reset";
 
+mod assigned;
 mod gpu_state;
 mod in_use;
 mod nvlink;
@@ -23,6 +24,7 @@ mod request;
 mod test_support;
 mod verify;
 
+pub use assigned::check_assignment;
 pub use gpu_state::{
     check_mig, check_on_bus, check_pending_repairs, check_persistence, check_recovery_action,
 };

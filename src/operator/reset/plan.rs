@@ -1,5 +1,6 @@
 //! The preflight (every check in order) and the report before execution, with its steps.
 
+use super::assigned::check_assignment;
 use super::gpu_state::{
     check_mig, check_on_bus, check_pending_repairs, check_persistence, check_recovery_action,
 };
@@ -43,6 +44,7 @@ pub fn preflight(facts: &NodeFacts, req: &ResetRequest) -> Preflight {
     checks.push(check_recovery_action(g));
     checks.push(check_processes(facts, g));
     checks.extend(check_device_holders(facts, g, req.self_pid));
+    checks.extend(check_assignment(facts, g.index));
     checks.push(check_nvswitch_fabric_manager(facts, g));
     checks.push(check_mig(g));
     checks.push(check_persistence(g));

@@ -1,0 +1,252 @@
+//! GPUs allocated through DRA (Dynamic Resource Allocation): the kubelet's `dynamic_resources` per
+//! container, joined to this node's GPUs by the GPU driver's device names, and the claims a driver
+//! prepared here that the kubelet did not report (its per-claim CDI specs).
+//!
+//! NVIDIA's GPU driver (`gpu.nvidia.com`, NVIDIA/k8s-dra-driver-gpu `cmd/gpu-kubelet-plugin`) names a
+//! whole GPU `gpu-<minor>` (`deviceinfo.go`, `CanonicalName`: the minor of `/dev/nvidia<minor>`, not the
+//! NVML index), a MIG device `gpu-<parent minor>-mig-<profile>-<profile id>-<placement start>`
+//! (`mig.go`, `ToCanonicalName`) and a passthrough GPU `gpu-vfio-<index>` (not visible to NVML).
+
+use std::collections::BTreeSet;
+
+use serde::{Deserialize, Serialize};
+
+use super::device::{DeviceIdForm, MigRef, ResourceKind};
+use super::{AllocatedDevice, PodAllocation};
+use crate::facts::{ClaimFacts, DraHostFacts, GpuFacts, NodeFacts, Reading};
+
+/// DRA drivers whose devices are GPUs, named as above.
+pub const GPU_DRIVERS: &[&str] = &["gpu.nvidia.com"];
+
+/// The CDI kind of NVIDIA's per-claim specs: ids are `k8s.gpu.nvidia.com/claim=<claim uid>-<device>`.
+const NVIDIA_CLAIM_CDI_KIND: &str = "k8s.gpu.nvidia.com/claim";
+
+/// The claim a DRA device was allocated through.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct ClaimRef {
+    pub namespace: String,
+    pub name: String,
+    /// The driver's pool (NVIDIA's: the node name).
+    pub pool: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cdi_ids: Vec<String>,
+}
+
+/// DRA as this node shows it; absent from the report where no DRA driver or claim is seen.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct DraAllocation {
+    /// DRA drivers registered with the kubelet.
+    pub registered: Vec<String>,
+    /// GPU claims the kubelet reported in use by containers.
+    pub claims_reported: usize,
+    /// Claims a GPU driver prepared here (its CDI spec) that the kubelet did not report.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unreported_claims: Vec<UnreportedClaim>,
+    /// Why the kubelet's answer leaves GPUs held through DRA unnamed; absent when it names them all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partial: Option<String>,
+}
+
+/// A prepared claim known only from its driver's CDI spec: its GPUs are held, by a pod not named.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct UnreportedClaim {
+    pub claim_uid: String,
+    /// The CDI spec file, relative to the host root.
+    pub file: String,
+    pub devices: Vec<AllocatedDevice>,
+}
+
+/// Where an NVIDIA DRA device name points.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NvidiaDevice {
+    pub minor: u32,
+    /// A MIG device of that GPU.
+    pub mig: bool,
+}
+
+/// Parse `gpu-<minor>` or `gpu-<minor>-mig-...`; an error says why the name points to no NVML GPU.
+pub fn parse_nvidia_device(name: &str) -> Result<NvidiaDevice, String> {
+    let rest = name
+        .strip_prefix("gpu-")
+        .ok_or_else(|| format!("`{name}` is not a GPU device name of gpu.nvidia.com"))?;
+    if rest.starts_with("vfio-") {
+        return Err(format!(
+            "`{name}` is a GPU passed through to a VM (vfio): NVML on this node does not see it"
+        ));
+    }
+    let (minor, tail) = match rest.split_once('-') {
+        Some((m, t)) => (m, Some(t)),
+        None => (rest, None),
+    };
+    let minor: u32 = minor
+        .parse()
+        .map_err(|_| format!("`{name}`: no GPU minor number after `gpu-`"))?;
+    match tail {
+        None => Ok(NvidiaDevice { minor, mig: false }),
+        Some(t) if t.starts_with("mig-") => Ok(NvidiaDevice { minor, mig: true }),
+        Some(_) => Err(format!(
+            "`{name}` is not a GPU device name of gpu.nvidia.com"
+        )),
+    }
+}
+
+/// One DRA device of a container's claim, located on this node; `None` for drivers that are not GPUs.
+pub fn claim_device(
+    claim: &ClaimFacts,
+    d: &crate::facts::ClaimDeviceFacts,
+    gpus: &[GpuFacts],
+) -> Option<AllocatedDevice> {
+    if !GPU_DRIVERS.contains(&d.driver.as_str()) {
+        return None;
+    }
+    let mut out = located(&d.driver, &d.device, gpus);
+    out.claim = Some(ClaimRef {
+        namespace: claim.namespace.clone(),
+        name: claim.name.clone(),
+        pool: d.pool.clone(),
+        cdi_ids: d.cdi_ids.clone(),
+    });
+    Some(out)
+}
+
+/// A GPU driver's device name, located by the GPUs' minor numbers.
+fn located(driver: &str, device: &str, gpus: &[GpuFacts]) -> AllocatedDevice {
+    let mut out = AllocatedDevice {
+        resource_name: driver.to_string(),
+        resource: ResourceKind::Claim,
+        device_id: device.to_string(),
+        form: None,
+        replica: None,
+        gpu_index: None,
+        gpu_uuid: None,
+        mig: None,
+        claim: None,
+        error: None,
+    };
+    match parse_nvidia_device(device) {
+        Ok(n) => {
+            out.form = Some(DeviceIdForm::DraName);
+            let minor_of = |g: &GpuFacts| g.minor_number.as_ref().and_then(Reading::get);
+            match gpus.iter().find(|g| minor_of(g) == Some(n.minor)) {
+                Some(g) => {
+                    out.gpu_index = Some(g.index);
+                    out.gpu_uuid = g.uuid.ok().cloned();
+                    // The name gives the profile and placement, not the GPU instance: any instance counts.
+                    out.mig = n.mig.then(MigRef::default);
+                }
+                None if gpus.iter().any(|g| minor_of(g).is_some()) => {
+                    out.error = Some(format!("no GPU on this node has minor number {}", n.minor));
+                }
+                None => {
+                    out.error = Some(format!(
+                        "the GPUs' minor numbers are unknown here: cannot tell which GPU `{device}` is"
+                    ));
+                }
+            }
+        }
+        Err(e) => out.error = Some(e),
+    }
+    out
+}
+
+/// The claim UID in an NVIDIA claim CDI id (`k8s.gpu.nvidia.com/claim=<uid>-gpu-0`).
+fn claim_uid_of_cdi(id: &str) -> Option<&str> {
+    let rest = id.strip_prefix(NVIDIA_CLAIM_CDI_KIND)?.strip_prefix('=')?;
+    rest.get(..36)
+        .filter(|u| u.bytes().filter(|&b| b == b'-').count() == 4)
+}
+
+/// The DRA part of the report, or `None` where the node shows no DRA driver or claim.
+pub fn summarize(facts: &NodeFacts, pods: &[PodAllocation]) -> Option<DraAllocation> {
+    let host: Option<&DraHostFacts> = facts.dra.ok();
+    let reported: Vec<&AllocatedDevice> = pods
+        .iter()
+        .flat_map(|p| &p.containers)
+        .flat_map(|c| &c.devices)
+        .filter(|d| d.claim.is_some())
+        .collect();
+    let reported_uids: BTreeSet<&str> = reported
+        .iter()
+        .flat_map(|d| d.claim.iter().flat_map(|c| &c.cdi_ids))
+        .filter_map(|id| claim_uid_of_cdi(id))
+        .collect();
+    let claims_reported: BTreeSet<(&str, &str)> = reported
+        .iter()
+        .filter_map(|d| d.claim.as_ref())
+        .map(|c| (c.namespace.as_str(), c.name.as_str()))
+        .collect();
+    let unreported_claims: Vec<UnreportedClaim> = host
+        .map(|h| h.claim_specs.as_slice())
+        .unwrap_or_default()
+        .iter()
+        .filter(|s| !reported_uids.contains(s.claim_uid.as_str()))
+        .map(|s| UnreportedClaim {
+            claim_uid: s.claim_uid.clone(),
+            file: s.file.clone(),
+            devices: s
+                .devices
+                .iter()
+                .map(|d| located(GPU_DRIVERS[0], d, &facts.gpus))
+                .collect(),
+        })
+        .collect();
+    let registered = host.map(|h| h.registered.clone()).unwrap_or_default();
+    if registered.is_empty() && claims_reported.is_empty() && unreported_claims.is_empty() {
+        return None;
+    }
+    let partial = (!unreported_claims.is_empty()).then(|| {
+        format!(
+            "{} GPU claim(s) prepared on this node are missing from the kubelet's answer: its PodResources API \
+             does not report DRA devices (feature KubeletPodResourcesDynamicResources: on by default since \
+             1.34, alpha before) or the pods are terminating. Their GPUs count as held; the pods are not named",
+            unreported_claims.len()
+        )
+    });
+    Some(DraAllocation {
+        registered,
+        claims_reported: claims_reported.len(),
+        unreported_claims,
+        partial,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nvidia_device_names() {
+        assert_eq!(
+            parse_nvidia_device("gpu-3"),
+            Ok(NvidiaDevice {
+                minor: 3,
+                mig: false
+            })
+        );
+        assert_eq!(
+            parse_nvidia_device("gpu-0-mig-1g10gb-19-4"),
+            Ok(NvidiaDevice {
+                minor: 0,
+                mig: true
+            })
+        );
+        assert!(
+            parse_nvidia_device("gpu-vfio-1")
+                .unwrap_err()
+                .contains("vfio")
+        );
+        assert!(parse_nvidia_device("gpu-x").is_err());
+        assert!(parse_nvidia_device("channel-0").is_err());
+        assert!(parse_nvidia_device("gpu-1-foo").is_err());
+    }
+
+    #[test]
+    fn claim_uid_from_cdi_ids() {
+        assert_eq!(
+            claim_uid_of_cdi("k8s.gpu.nvidia.com/claim=dab5ab50-d59a-42a6-af16-cfd4628c0f7a-gpu-0"),
+            Some("dab5ab50-d59a-42a6-af16-cfd4628c0f7a")
+        );
+        assert_eq!(claim_uid_of_cdi("k8s.gpu.nvidia.com/gpu=all"), None);
+        assert_eq!(claim_uid_of_cdi("k8s.gpu.nvidia.com/claim=short"), None);
+    }
+}
