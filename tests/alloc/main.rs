@@ -810,3 +810,188 @@ fn a_tenant_kubelet_process_does_not_redirect_the_probe() {
         assert!(r["pods"].to_string().contains("real-job"), "{what}");
     }
 }
+
+// ------------------------------------------------------------------------------------ DRA
+
+const CLAIM_REPORTED: &str = "dab5ab50-d59a-42a6-af16-cfd4628c0f7a";
+const CLAIM_UNREPORTED: &str = "0c1d2e3f-4a5b-4c6d-8e7f-8091a2b3c4d5";
+
+/// A container's DRA claim as the kubelet reports it, NVIDIA-style CDI ids and all.
+fn claimed(container: &str, claim: &str, uid: &str, devices: &[&str]) -> api::ContainerResources {
+    api::ContainerResources {
+        name: container.into(),
+        devices: vec![],
+        dynamic_resources: vec![api::DynamicResource {
+            claim_name: claim.into(),
+            claim_namespace: "ml".into(),
+            claim_resources: devices
+                .iter()
+                .map(|d| api::ClaimResource {
+                    cdi_devices: vec![api::CdiDevice {
+                        name: format!("k8s.gpu.nvidia.com/claim={uid}-{d}"),
+                    }],
+                    driver_name: "gpu.nvidia.com".into(),
+                    pool_name: "gb-node-7".into(),
+                    device_name: (*d).into(),
+                })
+                .collect(),
+        }],
+    }
+}
+
+/// A DRA node: NVIDIA's driver registered with the kubelet, device minors that are not the NVML indices
+/// (as the driver's `/proc/driver/nvidia/gpus/<bdf>/information` says), one claim the kubelet reports, one
+/// prepared claim it does not, and a device-plugin pod given a GPU a claim also holds.
+fn dra_node(f: &NodeFacts) -> HostRoot {
+    let host = short_root();
+    for g in &f.gpus {
+        let bdf = gpu_diag::pci::normalize_bus_id(g.pci_bus_id.ok().unwrap()).unwrap();
+        host.file(
+            &format!("proc/driver/nvidia/gpus/{bdf}/information"),
+            format!(
+                "Model: \t\t NVIDIA H100 80GB HBM3\nDevice Minor: \t {}\n",
+                7 - g.index
+            ),
+        );
+    }
+    let reg = host.path().join("var/lib/kubelet/plugins_registry");
+    std::fs::create_dir_all(&reg).unwrap();
+    std::mem::forget(
+        std::os::unix::net::UnixListener::bind(reg.join("gpu.nvidia.com-reg.sock")).unwrap(),
+    );
+    for (dir, uid, dev) in [
+        ("etc/cdi", CLAIM_REPORTED, "gpu-7"),
+        ("var/run/cdi", CLAIM_UNREPORTED, "gpu-2"),
+    ] {
+        host.file(
+            &format!("{dir}/k8s.gpu.nvidia.com-claim_{uid}.yaml"),
+            format!("cdiVersion: 0.5.0\nkind: k8s.gpu.nvidia.com/claim\ndevices:\n- name: {uid}-{dev}\n  containerEdits:\n    deviceNodes:\n    - path: /dev/nvidia{}\n", &dev[4..]),
+        );
+    }
+    host
+}
+
+/// GPUs given through DRA claims are held: the report names the pod, the claim and the GPU (joined by
+/// minor, not index), says which claims the kubelet left out, flags a GPU handed out twice, and a reset
+/// of any held GPU is refused while a free one passes that check.
+#[test]
+fn dra_claims_hold_their_gpus() {
+    let f = scenario("dgx-h100-healthy");
+    let gpu = uuids(&f);
+    let host = dra_node(&f);
+    let _k = serve(
+        host.path(),
+        Kubelet {
+            pods: vec![
+                api::PodResources {
+                    name: "train-0".into(),
+                    namespace: "ml".into(),
+                    containers: vec![claimed(
+                        "main",
+                        "train-gpus",
+                        CLAIM_REPORTED,
+                        &["gpu-7", "gpu-6"],
+                    )],
+                },
+                pod(
+                    "legacy",
+                    "old-job",
+                    &[("main", "nvidia.com/gpu", &[gpu[1].as_str()])],
+                ),
+            ],
+            allocatable: Some(vec![devices("nvidia.com/gpu", &[gpu[1].as_str()])]),
+        },
+    );
+    let r = allocation("dgx-h100-healthy", &host);
+    assert_eq!(r["exact"], true, "{r}");
+    let d = &r["pods"][0]["containers"][0]["devices"];
+    assert_eq!(r["pods"][0]["name"], "train-0", "{r}");
+    // gpu-7 is minor 7, which is NVML GPU 0 here.
+    assert_eq!(
+        (d[0]["device_id"].as_str(), d[0]["gpu_index"].as_u64()),
+        (Some("gpu-7"), Some(0)),
+        "{d}"
+    );
+    assert_eq!(d[0]["gpu_uuid"], gpu[0].as_str());
+    assert_eq!(d[0]["resource"]["kind"], "claim");
+    assert_eq!(d[0]["claim"]["name"], "train-gpus");
+    assert_eq!(d[1]["gpu_index"], 1);
+    let holders = |i: usize| r["gpus"][i]["allocated_to"].as_array().unwrap().clone();
+    assert_eq!(holders(0)[0]["claim"], "ml/train-gpus");
+    assert_eq!(
+        holders(1).len(),
+        2,
+        "device plugin and claim: {}",
+        r["gpus"][1]
+    );
+    assert!(holders(2).is_empty());
+    assert_eq!(
+        r["gpus"][5]["unreported_claims"][0], CLAIM_UNREPORTED,
+        "{}",
+        r["gpus"][5]
+    );
+    assert_eq!(r["dra"]["registered"][0], "gpu.nvidia.com");
+    assert_eq!(r["dra"]["claims_reported"], 1);
+    assert!(
+        r["dra"]["partial"]
+            .as_str()
+            .unwrap()
+            .contains("missing from the kubelet's answer")
+    );
+    // The device plugin lists only GPU 1: the others are the DRA driver's, not "unallocatable".
+    assert_eq!(r["gpus"][1]["allocatable"], true);
+    assert!(
+        r["gpus"][3].get("allocatable").is_none(),
+        "{}",
+        r["gpus"][3]
+    );
+    let c = codes(&r);
+    assert!(c.contains(&"alloc.dra_claims_unreported".into()), "{c:?}");
+    assert!(c.contains(&"alloc.gpu_allocated_twice".into()), "{c:?}");
+    assert!(!c.contains(&"alloc.device_not_found".into()), "{c:?}");
+
+    let reset = |g: &str| {
+        let root = host.path().to_str().unwrap();
+        let (_, doc) = probe(&[
+            "--simulate",
+            "dgx-h100-healthy",
+            "--host-root",
+            root,
+            "reset",
+            "--gpu",
+            g,
+            "--dry-run",
+        ]);
+        let check = doc["reset"]["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["check"] == "not_assigned_to_a_pod")
+            .cloned()
+            .unwrap_or_else(|| panic!("{doc}"));
+        (doc["reset"]["allowed"].clone(), check)
+    };
+    let (allowed, check) = reset("0");
+    assert_eq!(
+        (allowed, check["status"].as_str()),
+        (Value::Bool(false), Some("block"))
+    );
+    assert!(
+        check["evidence"]
+            .as_str()
+            .unwrap()
+            .contains("ml/train-0 (container main) holds it through DRA claim ml/train-gpus"),
+        "{check}"
+    );
+    let (_, check) = reset("5");
+    assert_eq!(check["status"], "block");
+    assert!(
+        check["evidence"]
+            .as_str()
+            .unwrap()
+            .contains(CLAIM_UNREPORTED),
+        "{check}"
+    );
+    let (_, check) = reset("3");
+    assert_eq!(check["status"], "pass", "{check}");
+}

@@ -146,7 +146,10 @@ mod tests {
         gpus[0].minor_number = Some(Reading::Ok(1));
         gpus[1].minor_number = Some(Reading::Ok(0));
         for g in &mut gpus {
-            g.uuid = Reading::Ok(format!("GPU-5f1c1a5e-0000-4000-8000-00000000000{}", g.index));
+            g.uuid = Reading::Ok(format!(
+                "GPU-5f1c1a5e-0000-4000-8000-00000000000{}",
+                g.index
+            ));
         }
         node(gpus, vec![])
     }
