@@ -112,10 +112,35 @@ fn claim_uid_of_spec(name: &str) -> Option<String> {
     is_uuid(uid).then(|| uid.to_string())
 }
 
-/// The spec's `kind` and the device names that belong to the claim (`<uid>-gpu-0` → `gpu-0`). Read line by
-/// line (YAML or JSON): only `kind:` and `name:` values are needed, and a value that is not
-/// `<uid>-<device>` is not one of the claim's devices.
+/// The spec's `kind` and the device names that belong to the claim (`<uid>-gpu-0` → `gpu-0`). JSON is parsed;
+/// YAML (what NVIDIA's driver writes) is read line by line: only `kind:` and `name:` values are needed, and a
+/// value that is not `<uid>-<device>` is not one of the claim's devices.
 fn parse_claim_spec(file: &str, uid: String, text: &str) -> CdiClaimSpecFacts {
+    let prefix = format!("{uid}-");
+    let mut kind = String::new();
+    let mut devices: Vec<String> = Vec::new();
+    let mut add = |name: &str| {
+        if let Some(device) = name.strip_prefix(&prefix)
+            && device_name_ok(device)
+            && devices.len() < MAX_DEVICES
+            && !devices.iter().any(|d| d == device)
+        {
+            devices.push(device.to_string());
+        }
+    };
+    if text.trim_start().starts_with('{') {
+        let v: serde_json::Value = serde_json::from_str(text).unwrap_or_default();
+        kind = v["kind"].as_str().unwrap_or_default().to_string();
+        for d in v["devices"].as_array().into_iter().flatten() {
+            add(d["name"].as_str().unwrap_or_default());
+        }
+        return CdiClaimSpecFacts {
+            file: file.to_string(),
+            kind,
+            claim_uid: uid,
+            devices,
+        };
+    }
     let value = |line: &str, key: &str| -> Option<String> {
         let l = line.trim().trim_start_matches('-').trim_start();
         let rest = l
@@ -129,20 +154,13 @@ fn parse_claim_spec(file: &str, uid: String, text: &str) -> CdiClaimSpecFacts {
                 .to_string(),
         )
     };
-    let mut kind = String::new();
-    let mut devices = Vec::new();
     for line in text.lines() {
         if kind.is_empty()
             && let Some(k) = value(line, "kind")
         {
             kind = k;
-        } else if let Some(n) = value(line, "name")
-            && let Some(device) = n.strip_prefix(&format!("{uid}-"))
-            && device_name_ok(device)
-            && devices.len() < MAX_DEVICES
-            && !devices.iter().any(|d| d == device)
-        {
-            devices.push(device.to_string());
+        } else if let Some(n) = value(line, "name") {
+            add(&n);
         }
     }
     CdiClaimSpecFacts {
@@ -200,7 +218,6 @@ mod tests {
             r#"{{"cdiVersion":"0.5.0","kind":"k8s.gpu.nvidia.com/claim","devices":[
   {{"name": "{UID}-gpu-3", "containerEdits": {{}}}}]}}"#
         );
-        // One line of JSON holds kind and the first name; the spec writer puts each device on its own line.
         let s = parse_claim_spec("var/run/cdi/x.json", UID.into(), &json);
         assert_eq!(s.devices, vec!["gpu-3"]);
     }

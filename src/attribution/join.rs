@@ -39,6 +39,9 @@ pub struct ApiContainer {
     /// GPU resources (`nvidia.com/*`) requested, the scheduler's view (a limit counts as the request).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub gpu_requests: BTreeMap<String, u64>,
+    /// ResourceClaims (object names) the container uses: DRA devices, GPUs or not.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub claims: Vec<String>,
 }
 
 impl ApiPod {
@@ -46,6 +49,9 @@ impl ApiPod {
         self.containers
             .iter()
             .any(|c| c.gpu_requests.values().any(|v| *v > 0))
+    }
+    fn uses_claims(&self) -> bool {
+        self.containers.iter().any(|c| !c.claims.is_empty())
     }
     fn finished(&self) -> bool {
         matches!(self.phase.as_deref(), Some("Succeeded" | "Failed"))
@@ -292,6 +298,9 @@ pub struct ContainerAssignment {
     /// GPU resources the container requests (API server).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub requests: BTreeMap<String, u64>,
+    /// ResourceClaims it uses (API server), by object name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub claims: Vec<String>,
     /// Devices the kubelet assigned it, each located on the node's GPUs.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub devices: Vec<AllocatedDevice>,
@@ -337,6 +346,7 @@ pub fn join_allocation(report: &AllocationReport, pods: &[ApiPod]) -> Allocation
             containers.push(ContainerAssignment {
                 name: c.name.clone(),
                 requests: c.gpu_requests.clone(),
+                claims: c.claims.clone(),
                 devices: Vec::new(),
             });
         }
@@ -346,12 +356,14 @@ pub fn join_allocation(report: &AllocationReport, pods: &[ApiPod]) -> Allocation
                 None => containers.push(ContainerAssignment {
                     name: kc.name.clone(),
                     requests: BTreeMap::new(),
+                    claims: Vec::new(),
                     devices: kc.devices.clone(),
                 }),
             }
         }
         let (ns, name) = key;
-        let a_gpu = a.filter(|a| a.requests_gpus());
+        // A pod that gets its GPUs through claims requests none: the kubelet's claim devices are its GPUs.
+        let a_gpu = a.filter(|a| a.requests_gpus() || (k.is_some() && a.uses_claims()));
         let seen_by = match (a_gpu, k) {
             (Some(_), Some(_)) => SeenBy::Both,
             (Some(_), None) => SeenBy::ApiOnly,
@@ -392,7 +404,8 @@ fn count_mismatch(containers: &[ContainerAssignment]) -> Option<String> {
     let mut diffs = Vec::new();
     for c in containers {
         let mut assigned: BTreeMap<&str, u64> = BTreeMap::new();
-        for d in &c.devices {
+        // A claim's device count is the claim's business (its requests live in the ResourceClaim).
+        for d in c.devices.iter().filter(|d| d.claim.is_none()) {
             *assigned.entry(d.resource_name.as_str()).or_insert(0) += 1;
         }
         let names: BTreeSet<&str> = c

@@ -14,7 +14,7 @@ use super::clients::Clients;
 use crate::cluster::{BoxFut, ClusterBackend, ClusterError, GpuNode, PodGpuUse, WorkloadRef};
 
 pub use super::gpu_resources::{GPU_RESOURCE, pod_request};
-use super::gpu_resources::{NVIDIA_PREFIX, container_use, nvidia_resources};
+use super::gpu_resources::{NVIDIA_PREFIX, container_claims, container_use, nvidia_resources};
 /// Pods that hold no resources any more.
 const ACTIVE_PODS: &str = "status.phase!=Succeeded,status.phase!=Failed";
 
@@ -56,10 +56,11 @@ fn is_active(p: &Pod) -> bool {
     )
 }
 
+/// Requests `nvidia.com/*` or uses a ResourceClaim (which may hold GPUs through DRA).
 fn has_gpu_resources(p: &Pod) -> bool {
     all_containers(p).any(|c| {
         let u = container_use(c);
-        !u.requests.is_empty() || !u.limits.is_empty()
+        !u.requests.is_empty() || !u.limits.is_empty() || !container_claims(p, c).is_empty()
     })
 }
 
@@ -84,8 +85,11 @@ pub fn pod_gpu_use(p: &Pod) -> PodGpuUse {
             .and_then(|s| s.phase.clone())
             .unwrap_or_else(|| "Unknown".into()),
         containers: all_containers(p)
-            .map(container_use)
-            .filter(|u| !u.requests.is_empty() || !u.limits.is_empty())
+            .map(|c| crate::cluster::ContainerGpuUse {
+                claims: container_claims(p, c),
+                ..container_use(c)
+            })
+            .filter(|u| !u.requests.is_empty() || !u.limits.is_empty() || !u.claims.is_empty())
             .collect(),
     }
 }
@@ -126,6 +130,7 @@ pub fn api_pod(p: &Pod) -> ApiPod {
                 name: c.name.clone(),
                 container_id: ids.get(c.name.as_str()).cloned(),
                 gpu_requests: container_use(c).requests,
+                claims: container_claims(p, c),
             })
             .collect(),
     }
@@ -251,7 +256,6 @@ pub fn gpu_node(n: &Node, pods: &[&Pod]) -> GpuNode {
     }
 }
 
-/// Carries GPUs: `nvidia.com/*` capacity > 0, or GFD says `nvidia.com/gpu.present=true`.
 /// Whether a node condition is in its healthy state. `Ready` and the conditions named like it are healthy
 /// when True: EKS's node monitoring agent sets `AcceleratedHardwareReady`, `KernelReady`,
 /// `NetworkingReady`, `StorageReady` and `ContainerRuntimeReady` True on a healthy node
@@ -266,14 +270,25 @@ pub fn condition_healthy(kind: &str, status: &str) -> bool {
     }
 }
 
+/// Labels that say a node has NVIDIA GPUs. GFD's; and Node Feature Discovery's PCI labels (vendor 10de, class
+/// 0302 3D controller or 0300 VGA), which is all a node has where NVIDIA's DRA driver replaced the device
+/// plugin without GFD: the driver's Helm chart selects nodes by exactly these (NVIDIA/k8s-dra-driver-gpu,
+/// deployments/helm/dra-driver-nvidia-gpu/values.yaml).
+const GPU_PRESENT_LABELS: &[&str] = &[
+    "nvidia.com/gpu.present",
+    "feature.node.kubernetes.io/pci-10de.present",
+    "feature.node.kubernetes.io/pci-0302_10de.present",
+    "feature.node.kubernetes.io/pci-0300_10de.present",
+];
+
+/// Carries GPUs: `nvidia.com/*` capacity > 0 (device plugin), or a label says NVIDIA GPUs are present.
 pub fn is_gpu_node(n: &Node) -> bool {
     let cap = nvidia_resources(n.status.as_ref().and_then(|s| s.capacity.as_ref()));
+    let labels = n.metadata.labels.as_ref();
     cap.values().any(|v| *v > 0)
-        || n.metadata
-            .labels
-            .as_ref()
-            .and_then(|l| l.get("nvidia.com/gpu.present"))
-            .is_some_and(|v| v == "true")
+        || GPU_PRESENT_LABELS
+            .iter()
+            .any(|k| labels.and_then(|l| l.get(*k)).is_some_and(|v| v == "true"))
 }
 
 impl KubeBackend {

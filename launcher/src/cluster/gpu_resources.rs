@@ -51,7 +51,42 @@ pub fn container_use(c: &Container) -> ContainerGpuUse {
         name: c.name.clone(),
         requests,
         limits,
+        claims: Vec::new(),
     }
+}
+
+/// The ResourceClaims (object names) a container uses: its `resources.claims` name entries of
+/// `spec.resourceClaims`, each a claim named directly or generated from a template (then named in
+/// `status.resourceClaimStatuses`; absent until the controller created it).
+pub fn container_claims(p: &Pod, c: &Container) -> Vec<String> {
+    let Some(spec) = p.spec.as_ref() else {
+        return Vec::new();
+    };
+    let generated = |name: &str| {
+        p.status
+            .as_ref()
+            .and_then(|s| s.resource_claim_statuses.as_ref())
+            .into_iter()
+            .flatten()
+            .find(|s| s.name == name)
+            .and_then(|s| s.resource_claim_name.clone())
+    };
+    c.resources
+        .as_ref()
+        .and_then(|r| r.claims.as_ref())
+        .into_iter()
+        .flatten()
+        .filter_map(|rc| {
+            let pc = spec
+                .resource_claims
+                .as_ref()?
+                .iter()
+                .find(|pc| pc.name == rc.name)?;
+            pc.resource_claim_name
+                .clone()
+                .or_else(|| generated(&pc.name))
+        })
+        .collect()
 }
 
 /// The pod's effective request of `resource` as the scheduler counts it: the larger of the app containers

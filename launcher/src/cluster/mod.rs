@@ -163,6 +163,9 @@ pub struct ContainerGpuUse {
     /// Resource name (`nvidia.com/gpu`, `nvidia.com/mig-3g.40gb`) -> requested count.
     pub requests: std::collections::BTreeMap<String, u64>,
     pub limits: std::collections::BTreeMap<String, u64>,
+    /// ResourceClaims (object names) it uses: GPUs allocated through DRA request no `nvidia.com/*`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub claims: Vec<String>,
 }
 
 /// The cluster-facing half of the tools.

@@ -2,6 +2,7 @@
 //! GPU but runs nothing on it at this moment (between steps, loading data) has no process and no open
 //! device node, yet a reset under it breaks the job: the assignment blocks too.
 
+use crate::analysis::error_name;
 use crate::attribution::{self, AllocationReport};
 use crate::facts::{NodeFacts, Reading};
 use crate::operator::Check;
@@ -16,16 +17,17 @@ pub fn check_assignment(facts: &NodeFacts, gpu: u32) -> Option<Check> {
     {
         return None;
     }
-    let report = attribution::analyze(facts, &AnalysisOptions::default());
-    if !report.exact {
+    if let Reading::Err(e) = &facts.pod_resources {
+        // The kind only: the full error names host paths, and the allocation tool says more.
         return Some(Check::warn(
             NAME,
             format!(
-                "cannot ask the kubelet which pods hold the GPU ({}): a pod that holds it without running on it now is not seen",
-                report.why.as_deref().unwrap_or("no answer")
+                "cannot ask the kubelet which pods hold the GPU (PodResources: {}): a pod that holds it without running on it now is not seen",
+                error_name(e.error)
             ),
         ));
     }
+    let report = attribution::analyze(facts, &AnalysisOptions::default());
     let mut blocks = Vec::new();
     if let Some(g) = report.gpus.iter().find(|g| g.gpu.index == gpu) {
         for h in &g.allocated_to {

@@ -234,11 +234,17 @@ only the kubelet's view is shown.";
                 for c in &a.containers {
                     let req: Vec<String> =
                         c.requests.iter().map(|(k, v)| format!("{k}={v}")).collect();
-                    let req = if req.is_empty() {
+                    let mut req = if req.is_empty() {
                         "no GPU request".to_string()
                     } else {
                         format!("requests {}", req.join(", "))
                     };
+                    if !c.claims.is_empty() {
+                        let _ = write!(req, "; claims {}", c.claims.join(", "));
+                        if c.requests.is_empty() {
+                            req = format!("claims {}", c.claims.join(", "));
+                        }
+                    }
                     let _ = writeln!(out, "    {}: {req}", c.name);
                     for d in &c.devices {
                         let _ = writeln!(out, "      {}", device_line(d));
@@ -256,11 +262,23 @@ only the kubelet's view is shown.";
             for pod in &p.pods {
                 let _ = writeln!(out, "- {}/{} ({})", pod.namespace, pod.name, pod.phase);
                 for c in &pod.containers {
-                    let req: Vec<String> =
-                        c.requests.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                    let req: Vec<String> = c
+                        .requests
+                        .iter()
+                        .map(|(k, v)| format!("{k}={v}"))
+                        .chain(c.claims.iter().map(|n| format!("claim {n}")))
+                        .collect();
                     let _ = writeln!(out, "    {}: {}", c.name, req.join(", "));
                 }
             }
+        }
+        if let Some(partial) = p
+            .report
+            .as_ref()
+            .and_then(|r| r.dra.as_ref())
+            .and_then(|d| d.partial.as_ref())
+        {
+            let _ = writeln!(out, "DRA: {partial}");
         }
         if let Some(r) = &p.report
             && !r.gpus.is_empty()
@@ -270,7 +288,15 @@ only the kubelet's view is shown.";
                 let holders: Vec<String> = g
                     .allocated_to
                     .iter()
-                    .map(|h| format!("{}/{} ({})", h.namespace, h.pod, h.container))
+                    .map(|h| match &h.claim {
+                        Some(c) => format!("{}/{} ({}, claim {c})", h.namespace, h.pod, h.container),
+                        None => format!("{}/{} ({})", h.namespace, h.pod, h.container),
+                    })
+                    .chain(
+                        g.unreported_claims
+                            .iter()
+                            .map(|u| format!("DRA claim {u} (pod not reported by the kubelet)")),
+                    )
                     .collect();
                 let held = if !p.exact {
                     String::new()
@@ -318,6 +344,7 @@ fn api_pod_of(p: &PodGpuUse) -> ApiPod {
                 name: c.name.clone(),
                 container_id: None,
                 gpu_requests: c.requests.clone(),
+                claims: c.claims.clone(),
             })
             .collect(),
     }
@@ -350,6 +377,9 @@ fn device_line(d: &AllocatedDevice) -> String {
             }
             if let Some(r) = d.replica {
                 let _ = write!(s, ", shared replica {r}");
+            }
+            if let Some(c) = &d.claim {
+                let _ = write!(s, " (claim {}/{})", c.namespace, c.name);
             }
         }
         (None, Some(e)) => {
