@@ -593,8 +593,37 @@ mod tests {
                 } else {
                     BTreeMap::new()
                 },
+                claims: vec![],
             }],
         }
+    }
+
+    /// A pod that gets its GPU through a DRA claim requests no `nvidia.com/*`: the kubelet's claim devices are
+    /// its GPUs (seen by both, no count mismatch, no "assigned but not in the API" warning); a pod whose claims
+    /// the kubelet lists no GPU for (a NIC claim, say) is not a GPU pod.
+    #[test]
+    fn a_dra_pod_is_seen_by_both_sides() {
+        let mut dev = device("gpu-3", 3);
+        dev.resource_name = "gpu.nvidia.com".into();
+        dev.resource = ResourceKind::Claim;
+        dev.form = Some(DeviceIdForm::DraName);
+        dev.claim = Some(crate::attribution::dra::ClaimRef {
+            namespace: "ml".into(),
+            name: "train-gpus".into(),
+            pool: "node-a".into(),
+            cdi_ids: vec![],
+        });
+        let r = alloc(true, vec![kubelet_pod("ml", "train-0", vec![dev])]);
+        let mut train = api_pod("ml", "train-0", UID_A, "Running", 0);
+        train.containers[0].claims = vec!["train-gpus".into()];
+        let mut nic = api_pod("ml", "nic-user", UID_GONE, "Running", 0);
+        nic.containers[0].claims = vec!["rdma".into()];
+        let j = join_allocation(&r, &[train, nic]);
+        assert_eq!(j.pods.len(), 1, "{:?}", j.pods);
+        assert_eq!(j.pods[0].seen_by, SeenBy::Both);
+        assert_eq!(j.pods[0].note, None);
+        assert_eq!(j.pods[0].containers[0].claims, vec!["train-gpus"]);
+        assert!(j.findings.is_empty(), "{:?}", j.findings);
     }
 
     #[test]
