@@ -164,11 +164,16 @@ func main() {
 	for _, d := range devs {
 		p.devices[d.Name] = true
 	}
+	// The helper listens in the plugin's data directory but does not create it.
+	dataDir := filepath.Join(*pluginsDir, driverName)
+	if err := os.MkdirAll(dataDir, 0o750); err != nil {
+		klog.Fatalf("%s: %v", dataDir, err)
+	}
 	helper, err := kubeletplugin.Start(ctx, p,
 		kubeletplugin.DriverName(driverName),
 		kubeletplugin.KubeClient(client),
 		kubeletplugin.NodeName(*node),
-		kubeletplugin.PluginDataDirectoryPath(filepath.Join(*pluginsDir, driverName)),
+		kubeletplugin.PluginDataDirectoryPath(dataDir),
 		kubeletplugin.RegistrarDirectoryPath(*registryDir),
 	)
 	if err != nil {
