@@ -429,7 +429,7 @@ shutdownGracePeriodCriticalPods: 0s
 serializeImagePulls: false
 registerNode: true
 # The device plugin's GPUs reach the node's allocatable at the kubelet's next status update after the node
-# turned Ready: 10 s by default, which `up` (waiting for them) would spend idle. It reports only changes (and
+# turned Ready: 10 s by default, which bring-up (waiting for them) would spend idle. It reports only changes (and
 # every nodeStatusReportFrequency) to the API server.
 nodeStatusUpdateFrequency: 1s
 EOF
