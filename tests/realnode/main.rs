@@ -50,6 +50,25 @@ fn gpu_uuid(i: usize) -> String {
     format!("GPU-5f1c1a5e-0000-4000-8000-00000000000{i}")
 }
 
+/// The DRA driver of the testbed's DRA plugin (tests/testbed/dra-plugin), NVIDIA's name; also the name of
+/// its device class. Its pool is the node's name, its devices `gpu-<minor>` (minor N = the fake NVML's GPU N).
+const DRA_DRIVER: &str = "gpu.nvidia.com";
+
+/// A workload pod of [`Ctx::dra_workload_pod`].
+pub struct DraPod {
+    pub uid: String,
+    /// Its ResourceClaim, in the workload namespace.
+    pub claim: String,
+    pub claim_uid: String,
+}
+
+impl DraPod {
+    /// The CDI device id the DRA plugin gives `device` of this claim: NVIDIA's claim-scoped form.
+    fn cdi_device(&self, device: &str) -> String {
+        format!("k8s.gpu.nvidia.com/claim={}-{device}", self.claim_uid)
+    }
+}
+
 pub struct Ctx {
     pub tb: &'static Testbed,
     pub node: RealNode,
@@ -119,6 +138,11 @@ spec:
             wl = self.wl,
             node = self.name(),
         ));
+        self.wait_workload_running(name)
+    }
+
+    /// Waits until the workload pod `name` is Running and returns its uid.
+    fn wait_workload_running(&self, name: &str) -> String {
         let deadline = Instant::now() + Duration::from_secs(180);
         loop {
             let phase = self.tb.kubectl(&[
@@ -165,7 +189,7 @@ spec:
             "-n",
             &self.wl,
             "delete",
-            "pods",
+            "pods,resourceclaims",
             "--all",
             "--grace-period=0",
             "--force",
@@ -195,6 +219,119 @@ spec:
             );
             std::thread::sleep(Duration::from_millis(250));
         }
+    }
+
+    /// A workload pod whose GPUs come through DRA: `devices` are the node's `gpu-N` (the DRA plugin's pool
+    /// is the node), held by the ResourceClaim `<name>-gpus` (one request `gpu` of the device class
+    /// gpu.nvidia.com). The testbed has no scheduler, so this does what it would, in its order: the claim
+    /// and the pod (no node yet) are created, the claim's status gets the allocation and the pod's
+    /// reservation, and only then is the pod bound to the node. A pod created on the node before its
+    /// claim is reserved fails FailedPrepareDynamicResources and the kubelet retries only at its next pod
+    /// sync (about a minute later). Running when this returns; [`Self::delete_dra_workload`] removes it.
+    fn dra_workload_pod(&self, name: &str, devices: &[u32], image: &str) -> DraPod {
+        let claim = format!("{name}-gpus");
+        let wl = &self.wl;
+        self.tb.apply(&format!(
+            r#"apiVersion: resource.k8s.io/v1
+kind: ResourceClaim
+metadata: {{name: {claim}, namespace: {wl}}}
+spec:
+  devices:
+    requests:
+    - name: gpu
+      exactly: {{deviceClassName: {DRA_DRIVER}, allocationMode: ExactCount, count: {count}}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: {name}, namespace: {wl}}}
+spec:
+  hostNetwork: true
+  automountServiceAccountToken: false
+  terminationGracePeriodSeconds: 0
+  resourceClaims: [{{name: gpus, resourceClaimName: {claim}}}]
+  containers:
+  - name: main
+    image: {image}
+    imagePullPolicy: Never
+    command: [sleep, "3600"]
+    resources: {{claims: [{{name: gpus}}]}}
+"#,
+            count = devices.len(),
+        ));
+        let uids = self.tb.kubectl(&[
+            "-n",
+            wl,
+            "get",
+            &format!("pod/{name}"),
+            &format!("resourceclaim/{claim}"),
+            "-o",
+            "jsonpath={.items[*].metadata.uid}",
+        ]);
+        let (pod_uid, claim_uid) = uids
+            .split_once(' ')
+            .unwrap_or_else(|| panic!("uids of pod {name} and claim {claim}: {uids:?}"));
+        let node = self.name();
+        let results: Vec<Value> = devices
+            .iter()
+            .map(|n| json!({"request": "gpu", "driver": DRA_DRIVER, "pool": node, "device": format!("gpu-{n}")}))
+            .collect();
+        let status = json!({"status": {
+            "allocation": {
+                "devices": {"results": results},
+                "nodeSelector": {"nodeSelectorTerms": [{"matchFields": [
+                    {"key": "metadata.name", "operator": "In", "values": [node]}]}]},
+            },
+            "reservedFor": [{"resource": "pods", "name": name, "uid": pod_uid}],
+        }});
+        self.tb.kubectl(&[
+            "-n",
+            wl,
+            "patch",
+            "resourceclaim",
+            &claim,
+            "--subresource=status",
+            "--type=merge",
+            "-p",
+            &status.to_string(),
+        ]);
+        let binding = json!({"apiVersion": "v1", "kind": "Binding", "metadata": {"name": name},
+            "target": {"apiVersion": "v1", "kind": "Node", "name": node}});
+        let out = self.tb.kubectl_as(
+            User::Admin,
+            &[
+                "create",
+                "--raw",
+                &format!("/api/v1/namespaces/{wl}/pods/{name}/binding"),
+                "-f",
+                "-",
+            ],
+            Some(&binding.to_string()),
+        );
+        assert!(
+            out.status.success(),
+            "binding {name} to {node}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let uid = self.wait_workload_running(name);
+        assert_eq!(uid, pod_uid, "pod {name} was replaced");
+        DraPod {
+            uid,
+            claim,
+            claim_uid: claim_uid.trim().to_string(),
+        }
+    }
+
+    /// Deletes a [`Self::dra_workload_pod`]: the pod, then its claim.
+    fn delete_dra_workload(&self, name: &str) {
+        self.delete_workload(name);
+        self.tb.kubectl(&[
+            "-n",
+            &self.wl,
+            "delete",
+            "resourceclaim",
+            &format!("{name}-gpus"),
+            "--wait=true",
+        ]);
     }
 
     fn delete_workload(&self, name: &str) {
@@ -317,6 +454,7 @@ fn real_node_suite() {
         case!(collect_evidence_runs_the_nodes_bug_report_and_leaves_nothing),
         case!(collect_evidence_cuts_a_hung_bug_report_at_its_limit_with_all_it_started),
         case!(reset_gpu_keeps_the_evidence_first_and_the_audit_names_it),
+        case!(a_dra_claimed_gpu_runs_and_the_kubelet_reports_it),
     ];
     // `REALNODE_ONLY=ephemeral`: only the cases whose name holds it (a quick rerun of one case).
     // A filter that selects nothing is a mistake, not a pass (checked before any node starts); under CI
@@ -723,6 +861,57 @@ async fn allocation_is_exact_from_the_kubelet_and_processes_are_named(c: &Ctx) {
     l.stop().await;
     c.delete_workload("trainer");
     c.assert_no_probe_pods();
+}
+
+/// A GPU allocated through DRA (the testbed's plugin, driver gpu.nvidia.com) to a real pod: the container
+/// starts (the node's containerd 1.6 ignores the CDI id), and the kubelet's PodResources API, read on the
+/// node without node-probe, reports the claim with its driver, pool, device and CDI id, and nothing from
+/// the device plugin for that pod. After the pod's deletion the kubelet no longer reports it.
+async fn a_dra_claimed_gpu_runs_and_the_kubelet_reports_it(c: &Ctx) {
+    let pod = c.dra_workload_pod("dra-trainer", &[2], node::BASE_IMAGE);
+    let expected = json!([{
+        "claim_name": pod.claim,
+        "claim_namespace": c.wl,
+        "claim_resources": [{
+            "cdi_devices": [{"name": pod.cdi_device("gpu-2")}],
+            "driver_name": DRA_DRIVER,
+            "pool_name": c.name(),
+            "device_name": "gpu-2",
+        }],
+    }]);
+    let list = c.node.pod_resources(None);
+    let entry = list["pod_resources"]
+        .as_array()
+        .and_then(|a| {
+            a.iter()
+                .find(|p| p["name"] == "dra-trainer" && p["namespace"] == c.wl.as_str())
+        })
+        .unwrap_or_else(|| panic!("dra-trainer not in the kubelet's List: {list:#}"));
+    assert_eq!(
+        entry["containers"],
+        json!([{"name": "main", "dynamic_resources": expected}]),
+        "List: {entry:#}"
+    );
+    // Get (the kubelet's per-pod call) says the same.
+    let get = c.node.pod_resources(Some((&c.wl, "dra-trainer")));
+    assert_eq!(get["pod_resources"], *entry, "Get: {get:#}");
+
+    c.delete_dra_workload("dra-trainer");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let list = c.node.pod_resources(None);
+        let listed = list["pod_resources"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|p| p["name"] == "dra-trainer"));
+        if !listed {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the kubelet still lists the deleted dra-trainer: {list:#}"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
 }
 
 /// A rank of a small training job on the real node: a container that prints what a PyTorch/NCCL rank

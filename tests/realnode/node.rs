@@ -8,7 +8,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use crate::fake_nvml;
-use crate::testbed::{Testbed, probe_dir, repo_root, testbed_bin};
+use crate::testbed::{Testbed, probe_dir, repo_root, sha256_file, testbed_bin};
 
 /// The probe image, built by deploy/probe-image/build.sh from this tree's node-probe.
 pub const PROBE_IMAGE: &str = "testbed.invalid/node-probe:test";
@@ -220,6 +220,31 @@ impl RealNode {
             .args(args)
             .output()
             .expect("run nsenter")
+    }
+
+    /// The kubelet's PodResources answer, read on the node by tests/testbed/podresources-list (as JSON
+    /// with the proto's field names): List, or Get of `(namespace, pod)`.
+    pub fn pod_resources(&self, pod: Option<(&str, &str)>) -> serde_json::Value {
+        // build.sh names the tool by its source's digest (realnode.sh's `up` built it).
+        let src = repo_root().join("tests/testbed/podresources-list/main.go");
+        let bin = testbed_bin().join(format!("podresources-list-{}", &sha256_file(&src)[..16]));
+        let bin = bin.to_string_lossy();
+        let mut argv = vec![bin.as_ref()];
+        if let Some((ns, name)) = pod {
+            argv.extend(["-namespace", ns, "-pod", name]);
+        }
+        let out = self.in_ns(&argv);
+        assert!(
+            out.status.success(),
+            "podresources-list {argv:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "podresources-list printed no JSON ({e}): {}",
+                String::from_utf8_lossy(&out.stdout)
+            )
+        })
     }
 
     pub fn ctr(&self, args: &[&str]) -> String {

@@ -67,20 +67,29 @@ failed=0
 for p in "${pids[@]}"; do wait "$p" || failed=1; done
 [ "$failed" = 0 ] || { log "a control-plane build failed (see above)"; exit 1; }
 
-# The testbed's small device plugin, built against the kubelet API of the same module (go.mod above).
-DP_SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/device-plugin" && pwd)
-DP_SUM=$(sha256sum "$DP_SRC/main.go" | cut -c1-16)
-if [ ! -x "$BIN/fake-device-plugin-$DP_SUM" ]; then
-  log "building the testbed's device plugin"
-  (
-    mkdir -p "$TB/src/kas/testbed-device-plugin"
-    cp "$DP_SRC/main.go" "$TB/src/kas/testbed-device-plugin/main.go"
-    cd "$TB/src/kas"
-    go build -trimpath -ldflags "-s -w" -o "$BIN/fake-device-plugin.tmp" ./testbed-device-plugin >&2
-    mv "$BIN/fake-device-plugin.tmp" "$BIN/fake-device-plugin-$DP_SUM"
-    ln -sf "fake-device-plugin-$DP_SUM" "$BIN/fake-device-plugin"
-  )
-fi
+# The testbed's small Go tools, built against the kubelet API of the same module (go.mod above): the device
+# plugin, the DRA kubelet plugin and a PodResources client. Each binary's name holds its source's digest (a
+# changed source is rebuilt; a node that still runs the old one keeps it), and realnode.sh and the tests run the
+# binary of their own tree's source by that name; the plain name links to the last one asked for.
+build_tool() { # build_tool NAME SOURCE_DIR
+  local name=$1 src sum pkg
+  src=$(cd "$(dirname "${BASH_SOURCE[0]}")/$2" && pwd)
+  sum=$(sha256sum "$src/main.go" | cut -c1-16)
+  if [ -x "$BIN/$name-$sum" ]; then
+    ln -sfn "$name-$sum" "$BIN/$name"
+    return
+  fi
+  log "building the testbed's $name"
+  pkg=testbed-$2
+  mkdir -p "$TB/src/kas/$pkg"
+  cp "$src/main.go" "$TB/src/kas/$pkg/main.go"
+  (cd "$TB/src/kas" && go build -trimpath -ldflags "-s -w" -o "$BIN/$name.tmp.$$" "./$pkg") >&2
+  mv "$BIN/$name.tmp.$$" "$BIN/$name-$sum"
+  ln -sfn "$name-$sum" "$BIN/$name"
+}
+build_tool fake-device-plugin device-plugin
+build_tool fake-dra-plugin dra-plugin
+build_tool podresources-list podresources-list
 # kwok's stage definitions (the bare kwok binary has none built in) come from the same module version.
 SHARE=$TB/share
 if [ ! -f "$SHARE/kwok-stages.yaml" ]; then

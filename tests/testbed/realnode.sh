@@ -1,18 +1,20 @@
 #!/usr/bin/env bash
 # A real Kubernetes node for the testbed: kubelet + containerd + runc on this machine, joined to a running
 # testbed (tests/testbed/testbed.sh), with a device plugin advertising nvidia.com/gpu devices whose ids are
-# the fake NVML's GPU UUIDs and the fake NVML under the node's GPU Operator driver root. Everything runs in a
+# the fake NVML's GPU UUIDs, a DRA kubelet plugin (driver gpu.nvidia.com, one ResourceSlice: gpu-0..gpu-3, the
+# same GPUs) and the fake NVML under the node's GPU Operator driver root. Everything runs in a
 # private mount namespace held by one process, so nothing of the node is visible to the rest of the machine;
 # its files live under one directory. Each setting says why it exists where it is made.
 #
 #   realnode.sh up NODE_DIR     start the node, write NODE_DIR/env, print "realnode ready NODE_DIR" on stdout,
 #                               then block until stdin reaches EOF (or SIGTERM/SIGINT) and tear it all down.
 #   realnode.sh images DIR      build the image archives the node imports (pause, a Debian base, the probe
-#                               image, and broken images for failure tests) into DIR (cached by content).
+#                               image, and broken images for failure tests) under DIR (cached by content) and
+#                               print the directory that holds them.
 #   realnode.sh ctr NODE_DIR ARGS...   run ctr against the node's containerd (inside its mount namespace).
 #
 # Inputs (env) for `up`: TESTBED_DIR (the running testbed: its env and CA), TESTBED_BIN (kubelet,
-# fake-device-plugin), REALNODE_NAME (default real-<random>), REALNODE_IMAGES (space-separated archives to
+# fake-device-plugin-*, fake-dra-plugin-*), REALNODE_NAME (default real-<random>), REALNODE_IMAGES (space-separated archives to
 # import), REALNODE_PAUSE_IMAGE (the sandbox image's reference, imported among REALNODE_IMAGES),
 # REALNODE_FAKE_NVML (a built fake libnvidia-ml.so.1), REALNODE_DISK_PRESSURE=1 (the node reports DiskPressure),
 # REALNODE_PRIVATE_ROOT=1 (leave the node's `/` a private
@@ -54,17 +56,14 @@ EOF
 }
 
 # ---------------------------------------------------------------------------------------------- images
-# The archives are rebuilt when this script or mkimage.py changes (a stamp holds their digest).
+# The archives go to DIR/<digest of this function and mkimage.py>/ (printed): rebuilt when either changes,
+# never when the rest of this script does, and never removed under a run of another tree's version.
 cmd_images() {
   local out=$1
-  mkdir -p "$out"
-  out=$(cd "$out" && pwd)
   local stamp
-  stamp=$(cat "$0" "$ROOT/deploy/probe-image/mkimage.py" | sha256sum | cut -c1-16)
-  if [ "$(cat "$out/.stamp" 2>/dev/null)" != "$stamp" ]; then
-    rm -f "$out"/*.tar
-    echo "$stamp" >"$out/.stamp"
-  fi
+  stamp=$( (declare -f cmd_images && cat "$ROOT/deploy/probe-image/mkimage.py") | sha256sum | cut -c1-16)
+  mkdir -p "$out/$stamp"
+  out=$(cd "$out/$stamp" && pwd)
   local cache=${TESTBED_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/k8s-gpu-mcp-testbed}/rootfs
   mkdir -p "$cache"
   local mk="python3 $ROOT/deploy/probe-image/mkimage.py"
@@ -234,6 +233,9 @@ teardown() {
   fi
   if [ -n "${ADMIN_KC:-}" ]; then
     kubectl --kubeconfig "$ADMIN_KC" --request-timeout=5s delete node "$NODE" --wait=false >/dev/null 2>&1
+    # No garbage collector removes the DRA plugin's slice with its Node (its owner).
+    kubectl --kubeconfig "$ADMIN_KC" --request-timeout=5s delete resourceslices --field-selector "spec.nodeName=$NODE" \
+      --wait=false >/dev/null 2>&1
     kubectl --kubeconfig "$ADMIN_KC" --request-timeout=5s delete clusterrolebinding "testbed-node-$NODE" >/dev/null 2>&1
   fi
   if [ "${REALNODE_KEEP:-0}" != 1 ] && [ -n "${DIR:-}" ]; then rm -rf "$DIR"; fi
@@ -248,7 +250,17 @@ cmd_up() {
   . "$TESTBED_DIR/env"
   local BIN=${TESTBED_BIN:-}
   [ -n "$BIN" ] || BIN=$(bash "$HERE/build.sh")
-  for b in kubelet fake-device-plugin; do [ -x "$BIN/$b" ] || die "$BIN/$b missing: run tests/testbed/build.sh"; done
+  # build.sh names the testbed's Go tools by their source's digest: run the ones of this tree (built here
+  # when TESTBED_BIN is build.sh's directory but predates them).
+  local DEVICE_PLUGIN DRA_PLUGIN b
+  DEVICE_PLUGIN=$BIN/fake-device-plugin-$(sha256sum "$HERE/device-plugin/main.go" | cut -c1-16)
+  DRA_PLUGIN=$BIN/fake-dra-plugin-$(sha256sum "$HERE/dra-plugin/main.go" | cut -c1-16)
+  if [ ! -x "$DEVICE_PLUGIN" ] || [ ! -x "$DRA_PLUGIN" ]; then
+    [ "$(bash "$HERE/build.sh")" = "$BIN" ] || die "$BIN is not tests/testbed/build.sh's directory"
+  fi
+  for b in "$BIN/kubelet" "$DEVICE_PLUGIN" "$DRA_PLUGIN"; do
+    [ -x "$b" ] || die "$b missing: run tests/testbed/build.sh"
+  done
   need_packages
   NODE=${REALNODE_NAME:-real-$(openssl rand -hex 3)}
   ADMIN_KC=$TESTBED_ADMIN_KUBECONFIG
@@ -416,6 +428,10 @@ shutdownGracePeriod: 0s
 shutdownGracePeriodCriticalPods: 0s
 serializeImagePulls: false
 registerNode: true
+# The device plugin's GPUs reach the node's allocatable at the kubelet's next status update after the node
+# turned Ready: 10 s by default, which bring-up (waiting for them) would spend idle. It reports only changes (and
+# every nodeStatusReportFrequency) to the API server.
+nodeStatusUpdateFrequency: 1s
 EOF
   local KUBELET_EXTRA=()
   read -r -a KUBELET_EXTRA <<<"${REALNODE_KUBELET_ARGS:-}"
@@ -438,11 +454,30 @@ EOF
   kubectl --kubeconfig "$ADMIN_KC" taint node "$NODE" node.kubernetes.io/not-ready:NoSchedule- >/dev/null 2>&1 || true
 
   local ids=GPU-5f1c1a5e-0000-4000-8000-000000000000,GPU-5f1c1a5e-0000-4000-8000-000000000001,GPU-5f1c1a5e-0000-4000-8000-000000000002,GPU-5f1c1a5e-0000-4000-8000-000000000003
-  start_in_ns "$DIR/logs/device-plugin.log" "$BIN/fake-device-plugin" -ids "$ids"
+  start_in_ns "$DIR/logs/device-plugin.log" "$DEVICE_PLUGIN" -ids "$ids"
+  # The same GPUs through DRA (minor N = the N-th UUID), beside the device plugin as on a node that mixes
+  # both. The admin's credentials: the kubelet's system:node role may not write ResourceSlices.
+  start_in_ns "$DIR/logs/dra-plugin.log" "$DRA_PLUGIN" -node "$NODE" -kubeconfig "$ADMIN_KC" -uuids "$ids"
   deadline=$((SECONDS + 60))
   until [ "$(kubectl --kubeconfig "$ADMIN_KC" get node "$NODE" -o 'jsonpath={.status.conditions[?(@.type=="Ready")].status}/{.status.allocatable.nvidia\.com/gpu}' 2>/dev/null)" = True/4 ]; do
     [ "$SECONDS" -lt "$deadline" ] ||
       die "$NODE not Ready with 4 GPUs: $(kubectl --kubeconfig "$ADMIN_KC" get node "$NODE" -o 'jsonpath={.status.conditions[?(@.type=="Ready")].message} gpus={.status.allocatable.nvidia\.com/gpu}') (see $DIR/logs)"
+    sleep 0.2
+  done
+  # The DRA driver's device class, as its Helm chart installs it (NVIDIA's deviceclass-gpu.yaml, without
+  # extendedResourceName: nvidia.com/gpu here comes from the device plugin), for the tests' claims.
+  kubectl --kubeconfig "$ADMIN_KC" apply -f - >/dev/null <<EOF
+apiVersion: resource.k8s.io/v1
+kind: DeviceClass
+metadata: {name: gpu.nvidia.com}
+spec:
+  selectors:
+  - cel: {expression: "device.driver == 'gpu.nvidia.com' && device.attributes['gpu.nvidia.com'].type == 'gpu'"}
+EOF
+  # The DRA driver is usable once its slice is published (it registers with the kubelet before that).
+  until [ -n "$(kubectl --kubeconfig "$ADMIN_KC" get resourceslices --field-selector "spec.nodeName=$NODE" -o name 2>/dev/null)" ]; do
+    [ "$SECONDS" -lt "$deadline" ] || die "no ResourceSlice for $NODE (see $DIR/logs/dra-plugin.log)"
+    kill -0 "${PIDS[-1]}" 2>/dev/null || die "the DRA plugin exited: $(tail -n 5 "$DIR/logs/dra-plugin.log")"
     sleep 0.2
   done
 
