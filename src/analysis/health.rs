@@ -35,6 +35,9 @@ pub struct HealthReport {
     /// Facts that could not be read (permission, timeout, lost GPU), which keep a verdict from being
     /// stated as healthy. `not_supported` and `not_collected` are not listed.
     pub unreadable: Vec<String>,
+    /// The multi-node NVLink domain (an NVL72 rack) the GPUs registered in, `<cluster uuid>.<clique>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nvlink_domain: Option<String>,
 }
 
 impl Judged for HealthReport {
@@ -547,6 +550,7 @@ pub fn assemble(
             .cloned()
             .collect(),
         unreadable,
+        nvlink_domain: super::topology::nvlink_domain(facts),
     }
 }
 

@@ -8,6 +8,7 @@
 //! Nothing is dropped: every finding is a signal of one incident or an entry of the history.
 
 pub mod platform;
+pub mod rack;
 pub mod rules;
 
 use crate::finding::{Action, ActionKind, Finding, Incident, IncidentRule, Incidents, Severity};

@@ -169,6 +169,24 @@ pub const RULES: &[Rule] = &[
                  guide (SXid); DCGM NVLink health watch",
     },
     Rule {
+        code: "fabric.degraded",
+        title: "NVLink fabric degraded",
+        titles: &[("fabric.route_unhealthy", "NVLink fabric route unhealthy")],
+        scope: Scope::Node,
+        signals: &[
+            "fabric.route_unhealthy",
+            "fabric.degraded_bandwidth",
+            "fabric.route_recovery_in_progress",
+            "fabric.access_timeout_recovery",
+        ],
+        followers: &[],
+        reason: "the fabric health flags are set by the NVLink fabric, not by the GPU: a lost NVSwitch (a switch \
+                 tray of an NVL72 rack) or a route it cannot use degrades every GPU whose paths cross it, so the \
+                 flags on several GPUs without a link fault of their own are one fault of the fabric",
+        source: "NVML nvmlGpuFabricInfo_v2 health mask (NVML_GPU_FABRIC_HEALTH_MASK_DEGRADED_BW, \
+                 ROUTE_RECOVERY, ROUTE_UNHEALTHY, ACCESS_TIMEOUT_RECOVERY); NVIDIA Fabric Manager user guide",
+    },
+    Rule {
         code: "nic.link_fault",
         title: "RDMA link fault",
         titles: &[],

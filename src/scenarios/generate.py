@@ -83,6 +83,15 @@ SKU = {
         pcie_gen=4, thr=dict(shutdown=98, slowdown=95, gpu_max=90, mem_max=None), fan=False,
         remap_banks=None, retired=False, nvlink_version=None,
     ),
+    # GB200 (Blackwell on a Grace superchip, NVL72 compute tray): NVML's product name "NVIDIA GB200"; about 186 GB
+    # of HBM3e per GPU (NVIDIA's GB200 NVL72 datasheet: 13.4 TB for 72 GPUs), up to 1200 W, 18 NVLink5 links
+    # per GPU to the rack's switch trays.
+    "gb200": dict(
+        name="NVIDIA GB200", arch="Blackwell", cc=[10, 0], devid=0x294110DE, part="699-2G548-0200-000",
+        vbios="97.00.82.00.10", mem_mib=189471, power_w=1200, sm_max=2062, mem_max=3996,
+        pcie_gen=5, thr=dict(shutdown=95, slowdown=92, gpu_max=90, mem_max=95), fan=False,
+        remap_banks=2560, retired=False, nvlink_version=5,
+    ),
     "t4": dict(
         name="Tesla T4", arch="Turing", cc=[7, 5], devid=0x1EB810DE, part="900-2G183-0000-001",
         vbios="90.04.96.00.02", mem_mib=15360, power_w=70, sm_max=1590, mem_max=5001,
@@ -116,7 +125,7 @@ def gpu(scn, index, sku, bdf, serial, *, temp=38, mem_temp=None, util=0, mem_uti
         "architecture": s["arch"],
         "cuda_compute_capability": s["cc"],
         "memory": {"total_bytes": total, "used_bytes": used, "free_bytes": total - used},
-        "mig_mode": {"current": False, "pending": False} if sku.startswith(("a100", "h100")) else NS_,
+        "mig_mode": {"current": False, "pending": False} if sku.startswith(("a100", "h100", "gb200")) else NS_,
         "persistence_mode": persistence,
         "compute_mode": "default",
         "pcie": {
@@ -173,7 +182,7 @@ def gpu(scn, index, sku, bdf, serial, *, temp=38, mem_temp=None, util=0, mem_uti
             if s["remap_banks"] or sku == "l40s" else NS_,
             "row_remapper_histogram": {"max": s["remap_banks"], "high": 0, "partial": 0, "low": 0, "none": 0}
             if s["remap_banks"] else NS_,
-            "sram_threshold_exceeded": False if sku.startswith(("a100", "h100")) else NS_,
+            "sram_threshold_exceeded": False if sku.startswith(("a100", "h100", "gb200")) else NS_,
         },
         "recovery_action": recovery_action,
         "fabric": fabric if fabric is not None else NS_,
@@ -898,6 +907,95 @@ def scn_h100_zombie_process():
     return facts
 
 
+# ------------------------------------------------------------------------------ GB200 NVL72 tray
+
+# A compute tray's four GPUs as nvidia-smi lists them on a GB200 NVL72 node (PCI domains 8, 9, 0x18, 0x19:
+# two Grace superchips, two GPUs each, attached over NVLink-C2C).
+GB200_BUS = ["0008:01:00.0", "0009:01:00.0", "0018:01:00.0", "0019:01:00.0"]
+GB200_SWITCH = "0000:00:00.0"  # NVLink5 links end on switch trays outside the node: no local PCI function
+# One NVL72 rack is one NVLink domain: every tray's GPUs carry its cluster UUID and clique.
+GB200_CLUSTER = "6e3b1f0a-9c2d-4e8f-a1b7-3c5d2e9f0a14"
+GB200_CLIQUE = 1
+# The fabric health mask's 2-bit fields (NVML_GPU_FABRIC_HEALTH_MASK_*): degraded bandwidth TRUE (1) when a
+# switch tray of the rack is lost, the others FALSE (2); incorrect configuration NONE (1).
+GB200_DEGRADED_BW = 1 | (2 << 2) | (2 << 4) | (2 << 6) | (1 << 8)
+# GB200 trays run NVIDIA's arm64 64k-page kernel (Ubuntu's linux-nvidia-64k).
+GB200_KERNEL = "6.8.0-1021-nvidia-64k"
+DRA_CLAIM = "7d2c9e41-5b3a-4f6e-8d1c-0a9b8c7d6e5f"
+
+
+def gb200_tray(scn, hostname, *, health=H100_FABRIC_HEALTHY, busy_gpus=(0, 1, 2, 3), kernel_log=None):
+    gpus, hprocs = [], []
+    pod = "5e4d3c2b-1a09-4f8e-9d7c-6b5a4c3d2e1f"
+    for i, bdf in enumerate(GB200_BUS):
+        util = 97 if i in busy_gpus else 0
+        pid = 61200 + i * 11
+        used = 171208 if util else 612
+        procs = [proc(pid, used - 612)] if util else []
+        if procs:
+            hprocs.append(host_proc(pid, "python3",
+                                    f"/usr/bin/python3 -u /workspace/pretrain.py --local-rank {i}",
+                                    pod, container_id(f"{scn}/trainer"), age=5400))
+        g = gpu(scn, i, "gb200", bdf, f"17812250{i:05d}", temp=52 + i, util=util, mem_util=min(util, 64),
+                used_mib=used, power_w=1010 if util else 160, numa=0 if i < 2 else 1,
+                affinity=cpu_ranges((0, 71)) if i < 2 else cpu_ranges((72, 143)),
+                nvlinks=[link(n, GB200_SWITCH, version=5) for n in range(18)],
+                fabric={"state": 3, "status": 0, "clique_id": GB200_CLIQUE, "cluster_uuid": GB200_CLUSTER,
+                        "health_mask": health},
+                processes=procs)
+        g["minor_number"] = i
+        g["pcie"]["current_link_gen"] = 5
+        gpus.append(g)
+    numa = lambda a, b: 40 if (a < 2) == (b < 2) else 50  # noqa: E731
+    p2p = lambda a, b: {"read": 0, "write": 0, "nvlink": 0, "atomics": 0}  # noqa: E731
+    log = boot_lines("570.148.08", "Fri Jun 20 01:33:15 UTC 2025") + DISTRACTORS
+    return {
+        "host": host(hostname, 5 * 86400 + 3120, 144, kernel=GB200_KERNEL),
+        "driver": driver("570.148.08", 12080),
+        "device_count": 4,
+        "gpus": gpus,
+        "topology": pairs(4, numa, p2p),
+        "kernel_log": kernel_log if kernel_log is not None else dmesg(log),
+        "host_processes": hprocs,
+        # Multi-node NVLink on GB200 runs IMEX, not a node-local Fabric Manager.
+        "services": services(fm=False),
+    }
+
+
+def scn_gb200_tray_dra():
+    """A GB200 tray whose GPUs are allocated through NVIDIA's DRA driver: a training rank holds all four
+    through one ResourceClaim; the kubelet reports it (PodResources dynamic resources), the driver's per-claim
+    CDI spec is on the node."""
+    scn = "gb200-tray-dra"
+    facts = gb200_tray(scn, "gb-rack1-tray03")
+    pod_uid = "5e4d3c2b-1a09-4f8e-9d7c-6b5a4c3d2e1f"
+    devices = [f"gpu-{i}" for i in range(4)]
+    facts["pod_resources"] = {
+        "socket": "var/lib/kubelet/pod-resources/kubelet.sock",
+        "pods": [{"name": "pretrain-rank-3", "namespace": "ml", "containers": [{
+            "name": "trainer", "devices": [],
+            "claims": [{"name": "pretrain-rank-3-gpus-x7k2p", "namespace": "ml", "devices": [
+                {"driver": "gpu.nvidia.com", "pool": "gb-rack1-tray03", "device": d,
+                 "cdi_ids": [f"k8s.gpu.nvidia.com/claim={DRA_CLAIM}-{d}"]} for d in devices]}]}]}],
+        # The device plugin is off where the DRA driver runs: nothing to allocate through it.
+        "allocatable": [],
+    }
+    facts["kubelet_logs"] = kubelet_logs(
+        [("ml", "pretrain-rank-3", pod_uid, [("trainer", container_id(f"{scn}/trainer"), 5400)])])
+    facts["dra"] = {
+        "registered": ["compute-domain.nvidia.com", "gpu.nvidia.com"],
+        "claim_specs": [{"file": f"var/run/cdi/k8s.gpu.nvidia.com-claim_{DRA_CLAIM}.yaml",
+                         "kind": "k8s.gpu.nvidia.com/claim", "claim_uid": DRA_CLAIM, "devices": devices}],
+    }
+    return facts
+
+
+def scn_gb200_tray_fabric_degraded():
+    """A GB200 tray of a rack that lost a switch tray: every GPU's fabric health says degraded bandwidth. The
+    same shows on every tray of the rack: one fault of the rack, not of this node."""
+    return gb200_tray("gb200-tray-fabric-degraded", "gb-rack1-tray07", health=GB200_DEGRADED_BW)
+
+
 # --------------------------------------------------------------------------------------- L40S
 
 def scn_l40s_pcie_degraded():
@@ -1063,6 +1161,8 @@ SCENARIOS = {
     "h100-roce-carrier-flaps": scn_h100_roce_carrier_flaps,
     "dgx-h100-straggler-brake": scn_dgx_h100_straggler_brake,
     "dgx-h100-pcie-downtrained": scn_dgx_h100_pcie_downtrained,
+    "gb200-tray-dra": scn_gb200_tray_dra,
+    "gb200-tray-fabric-degraded": scn_gb200_tray_fabric_degraded,
 }
 
 

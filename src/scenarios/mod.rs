@@ -112,6 +112,14 @@ pub static BUILTIN: &[Scenario] = &[
         "DGX H100 under a training load whose GPU 5 is held at 1095 MHz by the HW power brake while its seven peers run at 1980 MHz; no XID"
     ),
     scenario!(
+        "gb200-tray-dra",
+        "GB200 NVL72 compute tray (arm64 Grace, 4 GPUs, NVLink domain registered) whose GPUs a training rank holds through NVIDIA's DRA driver (one ResourceClaim, no device plugin)"
+    ),
+    scenario!(
+        "gb200-tray-fabric-degraded",
+        "GB200 NVL72 compute tray of a rack that lost a switch tray: every GPU's NVLink fabric health reports degraded bandwidth"
+    ),
+    scenario!(
         "dgx-h100-pcie-downtrained",
         "DGX H100 under a training load whose GPU 2's PCIe link trained down to Gen3 x8 (max Gen5 x16) while its peers run Gen5 x16; no XID"
     ),

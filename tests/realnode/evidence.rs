@@ -595,7 +595,7 @@ pub async fn collect_evidence_cuts_a_hung_bug_report_at_its_limit_with_all_it_st
 }
 
 /// The operator's role (deploy/rbac.yaml) and a probe namespace binding, as the e2e operator tests bind them.
-fn bind_operator(c: &Ctx) {
+pub fn bind_operator(c: &Ctx) {
     let name = User::Operator.name();
     c.tb.apply(&format!(
         r#"apiVersion: rbac.authorization.k8s.io/v1

@@ -22,6 +22,20 @@ pub struct Fabric {
     pub health: Vec<String>,
 }
 
+/// The multi-node NVLink domain a node's GPUs registered in: NVML's cluster UUID and clique, written
+/// `<cluster uuid>.<clique id>` as GPU Feature Discovery's `nvidia.com/gpu.clique` label writes it. `None`
+/// where no GPU completed registration with a cluster UUID: a single-node NVSwitch system reports the nil
+/// UUID, and GPUs without a fabric report nothing.
+pub fn nvlink_domain(facts: &NodeFacts) -> Option<String> {
+    facts.gpus.iter().find_map(|g| {
+        let f = g.fabric.ok()?;
+        let uuid = f.cluster_uuid.as_deref()?;
+        let nil = uuid.chars().all(|c| c == '0' || c == '-');
+        (f.state == 3 && f.status == Some(0) && !nil && !uuid.is_empty())
+            .then(|| format!("{uuid}.{}", f.clique_id.unwrap_or(0)))
+    })
+}
+
 fn fabric_state(state: u32) -> String {
     match state {
         0 => "not_supported".into(),

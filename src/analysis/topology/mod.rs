@@ -21,7 +21,7 @@ use crate::options::AnalysisOptions;
 use super::pci_relation::PciRelation;
 use super::{GpuRef, finding, index_ranges};
 
-pub use fabric::Fabric;
+pub use fabric::{Fabric, nvlink_domain};
 pub use nvlink::{LinksBetween, NvLinkState, NvLinkSummary, nvlink_findings, nvlinks_between};
 pub use pcie::{PcieLink, pcie_link, replay_budget_per_min};
 

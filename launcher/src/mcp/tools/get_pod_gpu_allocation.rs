@@ -166,9 +166,28 @@ only the kubelet's view is shown.";
         if let Some(c) = &p.context {
             let _ = write!(out, " (context {c})");
         }
+        // The node's `nvidia.com/gpu` counts are the device plugin's; GPUs held through DRA claims are
+        // the kubelet's to tell.
+        let claimed: std::collections::BTreeSet<u32> = p
+            .report
+            .iter()
+            .flat_map(|r| &r.pods)
+            .flat_map(|pod| &pod.containers)
+            .flat_map(|c| &c.devices)
+            .filter(|d| d.claim.is_some())
+            .filter_map(|d| d.gpu_index)
+            .collect();
+        let dra = if claimed.is_empty() {
+            String::new()
+        } else {
+            format!(" (device plugin); {} through DRA claims", claimed.len())
+        };
         match (p.gpu_capacity, p.gpu_allocatable, p.gpu_allocated) {
             (Some(c), Some(a), Some(u)) => {
-                let _ = writeln!(out, ": capacity {c}, allocatable {a}, allocated {u}");
+                let _ = writeln!(out, ": capacity {c}, allocatable {a}, allocated {u}{dra}");
+            }
+            _ if !dra.is_empty() => {
+                let _ = writeln!(out, ": {} GPU(s) through DRA claims", claimed.len());
             }
             _ => out.push('\n'),
         }
