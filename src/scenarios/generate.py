@@ -339,8 +339,10 @@ def h100_links(link_overrides=None):
 
 
 def h100_fabric(health=H100_FABRIC_HEALTHY):
-    return {"state": 3, "status": 0, "clique_id": 32766,
-            "cluster_uuid": "a5d1c4e0-7b1f-4e38-9c2a-3f0b8d6e1a42", "health_mask": health}
+    # A single-node NVSwitch system is in no multi-node NVLink domain: the nil cluster UUID, which go-nvlib's
+    # IsFabricAttached (what GFD's nvidia.com/gpu.clique label rests on) reads as no domain.
+    return {"state": 3, "status": 0, "clique_id": 0,
+            "cluster_uuid": "00000000-0000-0000-0000-000000000000", "health_mask": health}
 
 
 def dgx_h100(scn, hostname, *, loads, overrides=None, kernel_log=None, uptime=3 * 86400 + 7211,

@@ -24,8 +24,8 @@ pub struct Fabric {
 
 /// The multi-node NVLink domain a node's GPUs registered in: NVML's cluster UUID and clique, written
 /// `<cluster uuid>.<clique id>` as GPU Feature Discovery's `nvidia.com/gpu.clique` label writes it. `None`
-/// where no GPU completed registration with a cluster UUID: a single-node NVSwitch system reports the nil
-/// UUID, and GPUs without a fabric report nothing.
+/// where no GPU completed registration successfully with a cluster UUID other than nil: the rule of
+/// NVIDIA/go-nvlib's `IsFabricAttached` (pkg/nvlib/device/device.go), on which GFD's clique label rests.
 pub fn nvlink_domain(facts: &NodeFacts) -> Option<String> {
     facts.gpus.iter().find_map(|g| {
         let f = g.fabric.ok()?;
