@@ -135,6 +135,16 @@ impl Judged for Report {
 }
 
 impl Report {
+    /// The multi-node NVLink domain the node's GPUs registered in, for the reports that judge health.
+    pub fn nvlink_domain(&self) -> Option<&str> {
+        match self {
+            Report::Health(h) => h.nvlink_domain.as_deref(),
+            Report::Describe(d) => d.health.nvlink_domain.as_deref(),
+            Report::Workload(w) => w.describe.health.nvlink_domain.as_deref(),
+            _ => None,
+        }
+    }
+
     /// The report as a judgement; `None` for those that judge nothing (lists, versions, raw facts, the
     /// operator commands and the evidence archive, which report outcomes).
     fn judged(&self) -> Option<&dyn Judged> {

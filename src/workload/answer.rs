@@ -83,6 +83,9 @@ pub struct NodeSummary {
     /// Why the node has no probe report.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub probe_error: Option<String>,
+    /// The multi-node NVLink domain (an NVL72 rack) of its GPUs: the probe's, else GFD's clique label.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nvlink_domain: Option<String>,
 }
 
 /// The diagnosis.
@@ -107,6 +110,10 @@ pub struct WorkloadDiagnosis {
     /// Faults on GPUs of the workload's nodes that the workload does not hold: not suspects.
     pub not_held: Vec<Suspect>,
     pub nodes: Vec<NodeSummary>,
+    /// Where the job's nodes sit in multi-node NVLink domains, when they do not all share one: NVLink
+    /// between nodes works only within a domain.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nvlink_span: Option<String>,
 }
 
 /// Evidence lines kept per suspect.

@@ -69,6 +69,9 @@ pub struct WorkloadNode {
     /// `status.addresses` (InternalIP, ExternalIP, Hostname): where a rank's NCCL peer address may point
     /// (host-network pods share their node's address).
     pub addresses: Vec<String>,
+    /// GFD's `nvidia.com/gpu.clique`: the multi-node NVLink domain, when the node is in one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clique: Option<String>,
 }
 
 /// Everything the diagnosis looks at.

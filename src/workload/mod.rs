@@ -97,16 +97,75 @@ pub fn diagnose(input: &WorkloadInput) -> WorkloadDiagnosis {
         logs_read,
         log_bytes,
         not_held,
+        nvlink_span: nvlink_span(&nodes),
         nodes,
     };
     d.verdict = verdict::verdict_line(input, &d);
     d
 }
 
+/// A job whose nodes sit in more than one multi-node NVLink domain, or partly outside any: said in one line.
+/// Jobs on nodes without a domain (most of the world) or within one are not remarked on.
+fn nvlink_span(nodes: &[answer::NodeSummary]) -> Option<String> {
+    let mut domains: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut outside = 0;
+    for n in nodes {
+        match n.nvlink_domain.as_deref() {
+            Some(d) => *domains.entry(d).or_default() += 1,
+            None => outside += 1,
+        }
+    }
+    if domains.is_empty() || (domains.len() == 1 && outside == 0) {
+        return None;
+    }
+    let mut parts: Vec<String> = domains.iter().map(|(d, n)| format!("{n} in {d}")).collect();
+    if outside > 0 {
+        parts.push(format!("{outside} in none"));
+    }
+    Some(format!(
+        "the job's {} nodes span {} NVLink domain(s) ({}): NVLink between nodes works only within a domain, so ranks in \
+         different domains talk over the network (keep a job in one with a nodeAffinity or topology constraint on \
+         nvidia.com/gpu.clique, or a ComputeDomain)",
+        nodes.len(),
+        domains.len(),
+        parts.join(", ")
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::test_support::*;
     use super::*;
+
+    #[test]
+    fn a_job_across_two_nvlink_domains_is_said_once() {
+        let node = |n: &str, d: Option<&str>| answer::NodeSummary {
+            node: n.into(),
+            pods: 1,
+            gpus_held: vec![0],
+            held_source: answer::HeldSource::Kubelet,
+            probe_error: None,
+            nvlink_domain: d.map(String::from),
+        };
+        let (a, b) = ("aaaa.1", "bbbb.1");
+        assert_eq!(
+            nvlink_span(&[node("n1", Some(a)), node("n2", Some(a))]),
+            None
+        );
+        assert_eq!(nvlink_span(&[node("n1", None), node("n2", None)]), None);
+        let s = nvlink_span(&[
+            node("n1", Some(a)),
+            node("n2", Some(b)),
+            node("n3", Some(b)),
+        ])
+        .unwrap();
+        assert!(
+            s.starts_with("the job's 3 nodes span 2 NVLink domain(s) (1 in aaaa.1, 2 in bbbb.1)"),
+            "{s}"
+        );
+        let s = nvlink_span(&[node("n1", Some(a)), node("n2", None)]).unwrap();
+        assert!(s.contains("(1 in aaaa.1, 1 in none)"), "{s}");
+    }
 
     #[test]
     fn a_512_rank_answer_stays_small() {

@@ -71,6 +71,7 @@ pub(super) fn examine_nodes(input: &WorkloadInput) -> NodeExamination {
                     gpus_held: vec![],
                     held_source: HeldSource::NotProbed,
                     probe_error: Some(err),
+                    nvlink_domain: clique_of(input, node),
                 });
                 continue;
             }
@@ -83,6 +84,12 @@ pub(super) fn examine_nodes(input: &WorkloadInput) -> NodeExamination {
             gpus_held: held.gpus.keys().copied().collect(),
             held_source: held.source,
             probe_error: None,
+            nvlink_domain: report
+                .describe
+                .health
+                .nvlink_domain
+                .clone()
+                .or_else(|| clique_of(input, node)),
         });
         let probed = ProbedNode {
             name: node,
@@ -247,6 +254,15 @@ fn first_xid_times(d: &DescribeReport) -> BTreeMap<u32, String> {
         out.insert(i, first.to_string());
     }
     out
+}
+
+/// GFD's clique label of `node`, as the API server lists it.
+fn clique_of(input: &WorkloadInput, node: &str) -> Option<String> {
+    input
+        .nodes
+        .iter()
+        .find(|n| n.name == node)
+        .and_then(|n| n.clique.clone())
 }
 
 #[cfg(test)]

@@ -17,6 +17,7 @@ mod operator;
 mod platform_marks;
 mod platforms;
 mod policies;
+mod racks;
 mod workload;
 
 use std::time::Duration;

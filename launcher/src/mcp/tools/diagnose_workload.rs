@@ -357,6 +357,9 @@ consequences; says what could not be examined (nodes not probed, logs not read) 
                 let _ = writeln!(out, "  - {c}");
             }
         }
+        if let Some(span) = &d.nvlink_span {
+            let _ = writeln!(out, "NVLink: {span}");
+        }
         if !d.not_held.is_empty() {
             let codes: Vec<String> = d
                 .not_held
@@ -397,6 +400,7 @@ fn workload_node(n: &crate::cluster::GpuNode) -> WorkloadNode {
         gpu_capacity: n.gpu_capacity,
         gpu_allocatable: n.gpu_allocatable,
         addresses: n.addresses.clone(),
+        clique: n.gfd.clique.clone(),
     }
 }
 

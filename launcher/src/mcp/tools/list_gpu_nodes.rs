@@ -82,6 +82,10 @@ pub struct NodeList {
     pub problems: usize,
     /// Every matching node, grouped.
     pub groups: Vec<NodeGroup>,
+    /// Nodes per multi-node NVLink domain (an NVL72 rack), from GFD's `nvidia.com/gpu.clique`: a job that
+    /// needs NVLink across nodes must stay within one.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub nvlink_domains: BTreeMap<String, usize>,
     /// Positions `offset`.. of the list (problem nodes first, then by name), at most `limit` of them.
     pub nodes: Vec<GpuNode>,
     pub offset: usize,
@@ -227,6 +231,14 @@ found by an inventory probe.";
                 out.push('\n');
             }
         }
+        if !l.nvlink_domains.is_empty() {
+            let list: Vec<String> = l
+                .nvlink_domains
+                .iter()
+                .map(|(d, n)| format!("{d} ({n} nodes)"))
+                .collect();
+            let _ = writeln!(out, "NVLink domains (GFD clique): {}", list.join(", "));
+        }
         if let Some(run) = &l.local_probe
             && let Some(p) = &run.probe
         {
@@ -309,6 +321,10 @@ impl NodeList {
         limit: usize,
         local_probe: Option<ProbeRun>,
     ) -> NodeList {
+        let mut nvlink_domains: BTreeMap<String, usize> = BTreeMap::new();
+        for c in nodes.iter().filter_map(|n| n.gfd.clique.clone()) {
+            *nvlink_domains.entry(c).or_default() += 1;
+        }
         let mut groups: Vec<NodeGroup> = Vec::new();
         for n in &nodes {
             let product = n.gpu_labels.get("nvidia.com/gpu.product").cloned();
@@ -360,6 +376,7 @@ impl NodeList {
             count,
             problems,
             groups,
+            nvlink_domains,
             nodes,
             offset,
             next_offset: (next < count).then_some(next),

@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 
 use gpu_diag::finding::{ActionKind, Finding, Incident, Judged, Severity, Verdict};
 use gpu_diag::incident::platform::{self, PlatformMark};
+use gpu_diag::incident::rack::{NodeInDomain, RackIncident, rack_incidents};
 use std::fmt::Write;
 
 use schemars::JsonSchema;
@@ -121,6 +122,9 @@ pub struct NodeScanResult {
     /// Why there is no report (status `failed`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The multi-node NVLink domain (an NVL72 rack) of its GPUs, from the probe or else GFD's clique label.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nvlink_domain: Option<String>,
     pub millis: u64,
 }
 
@@ -163,6 +167,12 @@ pub struct ScanOutput {
     pub nodes_healthy: usize,
     /// Nodes that need attention, all of them (the ranked list below may be one page of it).
     pub needs_attention_total: usize,
+    /// One fabric fault of a multi-node NVLink domain (an NVL72 rack) seen on several of its nodes.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub racks: Vec<RackIncident>,
+    /// Nodes per multi-node NVLink domain, where the nodes are in one.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub nvlink_domains: BTreeMap<String, usize>,
     /// Causes shared by two or more nodes that need attention, most urgent first.
     pub groups: Vec<ScanGroup>,
     /// Nodes to look at, most urgent first (critical findings, then failed probes, then warnings):
@@ -218,6 +228,7 @@ with show_healthy=true). Use it to find the bad nodes in a fleet, e.g. after a f
         }
         let mut marked = Vec::new();
         let mut platform: BTreeMap<String, Vec<PlatformMark>> = BTreeMap::new();
+        let mut cliques: BTreeMap<String, String> = BTreeMap::new();
         let mut nodes: Vec<String> = match &cx.env.cluster {
             Some(cluster) => {
                 cx.check_context(a.context.as_deref())?;
@@ -239,6 +250,10 @@ with show_healthy=true). Use it to find the bad nodes in a fleet, e.g. after a f
                     .iter()
                     .filter(|n| !n.platform.is_empty())
                     .map(|n| (n.name.clone(), n.platform.clone()))
+                    .collect();
+                cliques = listed
+                    .iter()
+                    .filter_map(|n| Some((n.name.clone(), n.gfd.clique.clone()?)))
                     .collect();
                 listed.into_iter().map(|n| n.name).collect()
             }
@@ -290,6 +305,16 @@ with show_healthy=true). Use it to find the bad nodes in a fleet, e.g. after a f
             ));
         }
         results.sort_by(|x, y| x.node.cmp(&y.node));
+        for r in &mut results {
+            if r.nvlink_domain.is_none() {
+                r.nvlink_domain = cliques.get(&r.node).cloned();
+            }
+        }
+        let racks = racks(&results);
+        let mut nvlink_domains: BTreeMap<String, usize> = BTreeMap::new();
+        for d in results.iter().filter_map(|r| r.nvlink_domain.clone()) {
+            *nvlink_domains.entry(d).or_default() += 1;
+        }
         let ranked = rank(results.to_vec());
         let healthy: Vec<String> = results
             .iter()
@@ -315,6 +340,8 @@ with show_healthy=true). Use it to find the bad nodes in a fleet, e.g. after a f
                 .count(),
             nodes_healthy: healthy.len(),
             needs_attention_total: ranked.len(),
+            racks,
+            nvlink_domains,
             groups: groups(&ranked),
             next_offset: (next < ranked.len()).then_some(next),
             needs_attention: ranked.into_iter().skip(offset).take(limit).collect(),
@@ -340,6 +367,25 @@ with show_healthy=true). Use it to find the bad nodes in a fleet, e.g. after a f
             "Scan ({check}) of {} node(s): {} answered, {} failed; {} need attention, {} healthy",
             s.nodes_total, s.nodes_ok, s.nodes_failed, s.needs_attention_total, s.nodes_healthy
         );
+        for r in &s.racks {
+            let _ = writeln!(
+                out,
+                "RACK [{}] {}: {}. Nodes: {}. Next: {}",
+                sev_label(r.severity),
+                r.code,
+                r.summary,
+                r.nodes.join(", "),
+                r.action.detail
+            );
+        }
+        if !s.nvlink_domains.is_empty() {
+            let list: Vec<String> = s
+                .nvlink_domains
+                .iter()
+                .map(|(d, n)| format!("{d} ({n} nodes)"))
+                .collect();
+            let _ = writeln!(out, "NVLink domains: {}", list.join(", "));
+        }
         if !s.groups.is_empty() {
             out.push_str("Shared causes:\n");
             for g in &s.groups {
@@ -487,8 +533,26 @@ fn node_result(
         // Whatever the check's report judged (the XID check's verdict was lost while reports were read as
         // JSON by field name).
         verdict: report.verdict(),
+        nvlink_domain: report.nvlink_domain().map(String::from),
         ..counted(node, findings, millis)
     }
+}
+
+/// The fabric faults several nodes of one NVLink domain share: one incident of the rack each.
+fn racks(results: &[NodeScanResult]) -> Vec<RackIncident> {
+    let nodes: Vec<NodeInDomain> = results
+        .iter()
+        .map(|r| NodeInDomain {
+            node: &r.node,
+            domain: r.nvlink_domain.as_deref(),
+            incidents: r
+                .findings
+                .iter()
+                .map(|f| (f.code.as_str(), f.severity))
+                .collect(),
+        })
+        .collect();
+    rack_incidents(&nodes)
 }
 
 /// A node that answered, counted by its findings' severities.
@@ -512,6 +576,7 @@ fn counted(node: String, mut findings: Vec<Finding>, millis: u64) -> NodeScanRes
         counts,
         findings: findings.into_iter().map(brief).collect(),
         error: None,
+        nvlink_domain: None,
         millis,
     }
 }
@@ -681,8 +746,39 @@ mod tests {
             counts,
             findings: f,
             error: None,
+            nvlink_domain: None,
             millis: 1,
         }
+    }
+
+    /// Four trays of one NVL72 rack (two with the fabric degraded), and a tray of another rack with the same
+    /// fault: one rack incident, named with its two nodes, first in the text; the other rack's single node
+    /// stays a node's fault.
+    #[test]
+    fn a_fabric_fault_on_several_trays_of_a_rack_is_one_rack_incident() {
+        let rack = "6e3b1f0a-9c2d-4e8f-a1b7-3c5d2e9f0a14.1";
+        let tray = |n: &str, d: &str, bad: bool| NodeScanResult {
+            nvlink_domain: Some(d.into()),
+            ..ok(
+                n,
+                if bad {
+                    vec![finding("fabric.degraded", Severity::Warning)]
+                } else {
+                    vec![]
+                },
+            )
+        };
+        let results = vec![
+            tray("tray01", rack, false),
+            tray("tray02", rack, true),
+            tray("tray03", rack, true),
+            tray("tray04", rack, false),
+            tray("other-tray", "0e3b1f0a-9c2d-4e8f-a1b7-3c5d2e9f0a15.1", true),
+        ];
+        let r = racks(&results);
+        assert_eq!(r.len(), 1, "{r:?}");
+        assert_eq!((r[0].domain.as_str(), r[0].nodes.clone()), (rack, vec!["tray02".to_string(), "tray03".into()]));
+        assert_eq!(r[0].domain_nodes, 4);
     }
 
     #[test]
@@ -849,6 +945,8 @@ mod tests {
             nodes_failed: 1,
             nodes_healthy: 1,
             needs_attention_total: ranked.len(),
+            racks: vec![],
+            nvlink_domains: BTreeMap::new(),
             groups: groups(&ranked),
             needs_attention: ranked,
             offset: 0,

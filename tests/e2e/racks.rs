@@ -1,0 +1,135 @@
+//! A GB200 NVL72 rack on the real API server: 18 kwok compute trays (arm64, 4 GPUs) in one NVLink domain
+//! (GFD's `nvidia.com/gpu.clique`, and the cluster UUID and clique their probes read from NVML), four of them
+//! behind a lost switch tray (fabric health: degraded bandwidth on every GPU). `list_gpu_nodes` groups the
+//! trays by domain, `scan_gpu_nodes` names one rack incident with the four trays instead of four node
+//! faults of their own, and a tray that NVIDIA's DRA driver serves, labelled only by Node Feature Discovery
+//! (no `nvidia.com/gpu` capacity, no GFD), is still a GPU node.
+
+use serde_json::json;
+
+use crate::mcp;
+use crate::testbed::{FakeNode, Testbed, User, skipped, unique};
+
+/// The cluster UUID and clique of the built-in GB200 scenarios (src/scenarios/generate.py).
+const DOMAIN: &str = "6e3b1f0a-9c2d-4e8f-a1b7-3c5d2e9f0a14.1";
+const DEGRADED: [usize; 4] = [3, 7, 8, 15];
+
+fn tray(name: &str, scenario: &str, group: &str) -> FakeNode {
+    let mut n = FakeNode::gpu(name, scenario)
+        .product("NVIDIA-GB200")
+        .arch("arm64")
+        .label("e2e-group", group)
+        .label("nvidia.com/gpu.clique", DOMAIN);
+    n.gpus = 4;
+    n
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_switch_tray_fault_on_a_rack_is_one_rack_incident() {
+    if skipped() {
+        return;
+    }
+    let tb = Testbed::shared();
+    let ns = unique("e2e-racks");
+    tb.probe_namespace(&ns, User::Reader);
+    tb.bind_reader(User::Reader);
+    let group = unique("rack");
+    let names: Vec<String> = (1..=18).map(|i| unique(&format!("tray{i:02}"))).collect();
+    let nodes: Vec<FakeNode> = names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| {
+            let scenario = if DEGRADED.contains(&i) {
+                "gb200-tray-fabric-degraded"
+            } else {
+                "gb200-tray-dra"
+            };
+            tray(n, scenario, &group)
+        })
+        .collect();
+    tb.add_nodes(&nodes);
+    // One tray as NVIDIA's DRA driver leaves it without the GPU Operator's device plugin and GFD: Node
+    // Feature Discovery's PCI label only, no nvidia.com/gpu capacity.
+    let dra_only = &names[0];
+    tb.kubectl(&[
+        "label",
+        "node",
+        dra_only,
+        "nvidia.com/gpu.present-",
+        "feature.node.kubernetes.io/pci-10de.present=true",
+    ]);
+    tb.kubectl(&[
+        "patch",
+        "node",
+        dra_only,
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        r#"{"status":{"capacity":{"nvidia.com/gpu":null},"allocatable":{"nvidia.com/gpu":null}}}"#,
+    ]);
+
+    let l = mcp::start(tb, User::Reader, &ns, &[]).await;
+    let selector = format!("e2e-group={group}");
+    let r = l
+        .call(
+            "list_gpu_nodes",
+            json!({"label_selector": selector, "limit": 50}),
+        )
+        .await;
+    let (t, v) = (mcp::text(&r), r.structured_content.clone().unwrap());
+    assert_eq!(v["count"], 18, "the NFD-only tray is a GPU node too: {t}");
+    assert_eq!(v["nvlink_domains"][DOMAIN], 18, "{t}");
+    assert!(
+        t.contains(&format!("NVLink domains (GFD clique): {DOMAIN} (18 nodes)")),
+        "{t}"
+    );
+
+    let r = l
+        .call(
+            "scan_gpu_nodes",
+            json!({"label_selector": selector, "concurrency": 6}),
+        )
+        .await;
+    let (t, v) = (mcp::text(&r), r.structured_content.clone().unwrap());
+    assert_eq!(
+        (v["nodes_total"].as_u64(), v["nodes_failed"].as_u64()),
+        (Some(18), Some(0)),
+        "{t}"
+    );
+    let racks = v["racks"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no racks: {t}"));
+    assert_eq!(racks.len(), 1, "{t}");
+    let rack = &racks[0];
+    assert_eq!(rack["domain"], DOMAIN);
+    assert_eq!(rack["code"], "fabric.degraded");
+    let mut degraded: Vec<String> = DEGRADED.iter().map(|&i| names[i].clone()).collect();
+    degraded.sort();
+    assert_eq!(rack["nodes"], json!(degraded), "{rack:#}");
+    assert_eq!(rack["domain_nodes"], 18, "{rack:#}");
+    // The rack comes first in the text, with the trays it is seen on; each tray's own entry is one incident
+    // (the fabric on its four GPUs), not four.
+    let first = t.lines().nth(1).unwrap_or_default();
+    assert!(
+        first.starts_with(
+            "RACK [WARNING] fabric.degraded: NVLink fabric degraded on 4 of 18 node(s)"
+        ),
+        "{t}"
+    );
+    for n in &degraded {
+        let e = v["needs_attention"]
+            .as_array()
+            .and_then(|a| a.iter().find(|e| e["node"] == n.as_str()))
+            .unwrap_or_else(|| panic!("{n} not ranked: {t}"));
+        assert_eq!(e["counts"]["warning"], 1, "{e:#}");
+        assert_eq!(e["nvlink_domain"], DOMAIN, "{e:#}");
+    }
+    assert_eq!(v["needs_attention_total"], 4, "{t}");
+    assert_eq!(v["nvlink_domains"][DOMAIN], 18, "{t}");
+    l.stop().await;
+    assert!(
+        tb.pods(&ns).is_empty(),
+        "probe pods left: {:?}",
+        tb.pods(&ns)
+    );
+}
