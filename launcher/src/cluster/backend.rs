@@ -499,7 +499,54 @@ impl ClusterBackend for KubeBackend {
 
 #[cfg(test)]
 mod tests {
-    use super::{condition_healthy, gpu_node};
+    use super::{api_pod, condition_healthy, gpu_node, is_gpu_node};
+
+    /// A DRA node has no `nvidia.com/gpu` capacity and, without GFD, only Node Feature Discovery's PCI
+    /// labels; a CPU node with an NVIDIA NIC's vendor only (Mellanox, 15b3) is not a GPU node.
+    #[test]
+    fn nodes_labelled_by_nfd_alone_are_gpu_nodes() {
+        let node = |labels: serde_json::Value| -> k8s_openapi::api::core::v1::Node {
+            serde_json::from_value(serde_json::json!({"metadata": {"name": "n", "labels": labels}}))
+                .unwrap()
+        };
+        assert!(is_gpu_node(&node(
+            serde_json::json!({"feature.node.kubernetes.io/pci-10de.present": "true"})
+        )));
+        assert!(is_gpu_node(&node(
+            serde_json::json!({"feature.node.kubernetes.io/pci-0302_10de.present": "true"})
+        )));
+        assert!(!is_gpu_node(&node(
+            serde_json::json!({"feature.node.kubernetes.io/pci-15b3.present": "true"})
+        )));
+        assert!(!is_gpu_node(&node(
+            serde_json::json!({"feature.node.kubernetes.io/pci-10de.present": "false"})
+        )));
+    }
+
+    /// A container's claims by object name: named directly, or generated from a template (named in the
+    /// pod's status, absent until then); a claim the container does not use is not its.
+    #[test]
+    fn containers_name_the_resource_claims_they_use() {
+        let pod: k8s_openapi::api::core::v1::Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "p", "namespace": "ml", "uid": "u"},
+            "spec": {
+                "resourceClaims": [
+                    {"name": "gpus", "resourceClaimName": "train-gpus"},
+                    {"name": "imex", "resourceClaimTemplateName": "cd-channel"},
+                    {"name": "nic", "resourceClaimTemplateName": "rdma"}
+                ],
+                "containers": [
+                    {"name": "main", "resources": {"claims": [{"name": "gpus"}, {"name": "imex"}, {"name": "nic"}]}},
+                    {"name": "sidecar"}
+                ]
+            },
+            "status": {"resourceClaimStatuses": [{"name": "imex", "resourceClaimName": "p-imex-x7k2p"}]}
+        }))
+        .unwrap();
+        let a = api_pod(&pod);
+        assert_eq!(a.containers[0].claims, ["train-gpus", "p-imex-x7k2p"]);
+        assert!(a.containers[1].claims.is_empty());
+    }
     use gpu_diag::incident::platform::{PlatformFault, PlatformSource};
 
     #[test]
