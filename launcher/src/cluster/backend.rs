@@ -238,6 +238,7 @@ pub fn gpu_node(n: &Node, pods: &[&Pod]) -> GpuNode {
         problem_conditions,
         platform,
         gfd,
+        imex: Vec::new(),
         taints,
         unschedulable: n
             .spec
@@ -332,7 +333,7 @@ impl ClusterBackend for KubeBackend {
                 return Ok(Vec::new());
             }
             // One list of all active pods instead of one per node.
-            let pods = self.active_pods(client).await?;
+            let pods = self.active_pods(client.clone()).await?;
             let mut by_node: BTreeMap<&str, Vec<&Pod>> = BTreeMap::new();
             for p in &pods {
                 if let Some(n) = p.spec.as_ref().and_then(|s| s.node_name.as_deref()) {
@@ -347,6 +348,10 @@ impl ClusterBackend for KubeBackend {
                 })
                 .collect();
             out.sort_by(|a, b| a.name.cmp(&b.name));
+            let domains = super::compute_domains::list(client).await;
+            for n in &mut out {
+                n.imex = gpu_diag::incident::imex::memberships(&domains, &n.name);
+            }
             Ok(out)
         })
     }

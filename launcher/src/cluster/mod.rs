@@ -6,6 +6,7 @@
 
 pub mod backend;
 pub mod clients;
+pub mod compute_domains;
 pub mod gpu_resources;
 pub mod labels;
 pub mod operator;
@@ -132,6 +133,9 @@ pub struct GpuNode {
         skip_serializing_if = "gpu_diag::incident::platform::GfdFacts::is_empty"
     )]
     pub gfd: gpu_diag::incident::platform::GfdFacts,
+    /// The ComputeDomains (NVIDIA's DRA driver) that run an IMEX daemon here, with its status.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub imex: Vec<gpu_diag::incident::imex::ImexMembership>,
     pub taints: Vec<String>,
     /// `spec.unschedulable` (cordoned).
     pub unschedulable: bool,

@@ -175,6 +175,7 @@ found by an inventory probe.";
             problem_conditions: vec![],
             platform: vec![],
             gfd: Default::default(),
+            imex: vec![],
             taints: vec![],
             unschedulable: false,
             mark: None,
@@ -287,6 +288,9 @@ found by an inventory probe.";
             for m in &n.platform {
                 let _ = writeln!(out, "  {} {}", sev_label(m.severity), m.line());
             }
+            for f in gpu_diag::incident::imex::findings(&n.imex) {
+                let _ = writeln!(out, "  {} {}: {}", sev_label(f.severity), f.code, f.summary);
+            }
         }
         if let Some(n) = l.next_offset {
             let _ = writeln!(
@@ -308,6 +312,7 @@ fn has_problem(n: &GpuNode) -> bool {
         || !n.problem_conditions.is_empty()
         || !n.platform.is_empty()
         || n.gpu_allocatable < n.gpu_capacity
+        || !gpu_diag::incident::imex::findings(&n.imex).is_empty()
 }
 
 impl NodeList {
@@ -405,6 +410,7 @@ mod tests {
             ready: true,
             problem_conditions: vec![],
             platform: vec![],
+            imex: vec![],
             gfd: GfdFacts::from_labels([("nvidia.com/cuda.driver-version.full", "550.54.15")]),
             taints: vec![],
             unschedulable: false,

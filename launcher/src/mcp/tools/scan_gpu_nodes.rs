@@ -229,6 +229,8 @@ with show_healthy=true). Use it to find the bad nodes in a fleet, e.g. after a f
         let mut marked = Vec::new();
         let mut platform: BTreeMap<String, Vec<PlatformMark>> = BTreeMap::new();
         let mut cliques: BTreeMap<String, String> = BTreeMap::new();
+        // IMEX daemons their ComputeDomain reports not ready: only nodes a ComputeDomain runs on.
+        let mut imex: BTreeMap<String, Vec<Finding>> = BTreeMap::new();
         let mut nodes: Vec<String> = match &cx.env.cluster {
             Some(cluster) => {
                 cx.check_context(a.context.as_deref())?;
@@ -254,6 +256,11 @@ with show_healthy=true). Use it to find the bad nodes in a fleet, e.g. after a f
                 cliques = listed
                     .iter()
                     .filter_map(|n| Some((n.name.clone(), n.gfd.clique.clone()?)))
+                    .collect();
+                imex = listed
+                    .iter()
+                    .map(|n| (n.name.clone(), gpu_diag::incident::imex::findings(&n.imex)))
+                    .filter(|(_, f)| !f.is_empty())
                     .collect();
                 listed.into_iter().map(|n| n.name).collect()
             }
@@ -308,6 +315,9 @@ with show_healthy=true). Use it to find the bad nodes in a fleet, e.g. after a f
         for r in &mut results {
             if r.nvlink_domain.is_none() {
                 r.nvlink_domain = cliques.get(&r.node).cloned();
+            }
+            if let Some(f) = imex.remove(&r.node) {
+                add_findings(r, f);
             }
         }
         let racks = racks(&results);
@@ -536,6 +546,26 @@ fn node_result(
         nvlink_domain: report.nvlink_domain().map(String::from),
         ..counted(node, findings, millis)
     }
+}
+
+/// Findings the API server's objects say about a node (its ComputeDomain's IMEX daemon), beside the probe's.
+fn add_findings(r: &mut NodeScanResult, extra: Vec<Finding>) {
+    for f in &extra {
+        match f.severity {
+            Severity::Critical => r.counts.critical += 1,
+            Severity::Warning => r.counts.warning += 1,
+            Severity::Info => r.counts.info += 1,
+        }
+    }
+    r.worst_severity = r.worst_severity.max(extra.iter().map(|f| f.severity).max());
+    r.findings.extend(
+        extra
+            .into_iter()
+            .filter(|f| f.severity >= Severity::Warning)
+            .map(brief),
+    );
+    r.findings
+        .sort_by_key(|f| std::cmp::Reverse((f.severity, f.action)));
 }
 
 /// The fabric faults several nodes of one NVLink domain share: one incident of the rack each.
