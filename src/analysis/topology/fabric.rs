@@ -157,14 +157,35 @@ pub(super) fn fabric_findings(g: &GpuFacts) -> Vec<Finding> {
             } else {
                 Severity::Warning
             };
+            // Degraded bandwidth is what a lost switch (an NVL72 switch tray) leaves on every GPU it served: the
+            // fabric is at fault, and a GPU reset does not bring the switch back.
+            let (kind, detail) = if name == "degraded_bandwidth" {
+                (
+                    ActionKind::Investigate,
+                    "check the NVLink fabric: this GPU's links (inspect_topology), nvidia-fabricmanager, and on a \
+                     multi-node NVLink rack its switch trays (the same on other trays of the domain is the switch's \
+                     fault); reset the GPU only when its own links are faulty",
+                )
+            } else {
+                (
+                    ActionKind::ResetGpuWhenDrained,
+                    "check its NVLinks (topology) and nvidia-fabricmanager; reset the GPU when drained if it persists",
+                )
+            };
             out.push(finding(
                 &format!("fabric.{name}"),
                 severity,
                 Some(g),
-                format!("{who} fabric health reports {} (health mask {mask:#x}).", name.replace('_', " ")),
-                vec![format!("fabric.health_mask = {mask:#x}"), format!("{name} = true")],
-                ActionKind::ResetGpuWhenDrained,
-                "check its NVLinks (topology) and nvidia-fabricmanager; reset the GPU when drained if it persists".into(),
+                format!(
+                    "{who} fabric health reports {} (health mask {mask:#x}).",
+                    name.replace('_', " ")
+                ),
+                vec![
+                    format!("fabric.health_mask = {mask:#x}"),
+                    format!("{name} = true"),
+                ],
+                kind,
+                detail.into(),
             ));
         }
         if let Some(c) = fabric_config(mask)
