@@ -149,6 +149,7 @@ fn request(timeout: Duration) -> ProbeRequest {
         tool: "get_gpu_health".into(),
         context: None,
         timeout,
+        batch: Default::default(),
     }
 }
 

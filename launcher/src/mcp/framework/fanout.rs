@@ -1,14 +1,16 @@
-//! One probe command on many nodes: a bounded number at a time, each under the probe deadline, progress per
-//! node, and every probe awaited (also after a cancellation) so none outlives the call.
+//! One probe command on many nodes: a bounded number at a time, fewer while the API server answers 429
+//! ([`AdaptiveLimit`]), each under the probe deadline, progress per node, the runs sharing what the runner
+//! lets them ([`crate::probe::runner::Runner::batch`]: one watch, one node list), and every probe awaited
+//! (also after a cancellation) so none outlives the call.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use gpu_diag::command::Request;
-use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use super::{Cx, ProbeResult};
+use crate::cluster::pressure::AdaptiveLimit;
 use crate::mcp::progress::null_sink;
 
 /// How one node's probe ended.
@@ -19,7 +21,8 @@ pub struct NodeOutcome {
     pub millis: u64,
 }
 
-/// Run `request` on every node, `concurrency` at a time. Outcomes come in completion order.
+/// Run `request` on every node, at most `concurrency` at a time. Outcomes come in completion order. A node's
+/// deadline starts when its probe does: waiting for a slot, throttled or not, never fails it.
 pub async fn probe_nodes(
     cx: &Cx,
     tool: &'static str,
@@ -36,20 +39,37 @@ pub async fn probe_nodes(
             format!("probing {total} node(s), {concurrency} at a time"),
         );
     }
-    let sem = Arc::new(Semaphore::new(concurrency.max(1)));
+    let batch = cx.env.runner.batch(context.as_deref(), nodes);
+    let limit = Arc::new(AdaptiveLimit::new(concurrency, batch.pressure()));
     // The runner enforces the probe deadline; this outer bound only guards against a runner that does not.
     let hard_limit = cx.env.cfg.probe_timeout + Duration::from_secs(10);
     let mut set = JoinSet::new();
     for node in nodes.iter().cloned() {
         let env = cx.env.clone();
-        let sem = sem.clone();
+        let limit = limit.clone();
         let cancel = cx.cancel.child_token();
         let request = request.clone();
         let context = context.clone();
+        let batch = batch.clone();
         set.spawn(async move {
-            let _permit = sem.acquire_owned().await;
+            let _permit = tokio::select! {
+                p = limit.acquire() => p,
+                _ = cancel.cancelled() => return NodeOutcome {
+                    node,
+                    result: Err("the call was cancelled".into()),
+                    millis: 0,
+                },
+            };
             let t = Instant::now();
-            let run = env.probe(tool, &node, context, &request, null_sink(), cancel.clone());
+            let run = env.probe(
+                tool,
+                &node,
+                context,
+                &request,
+                null_sink(),
+                cancel.clone(),
+                batch,
+            );
             let result = match tokio::time::timeout(hard_limit, run).await {
                 Ok(r) => r.map_err(|e| e.to_string()),
                 Err(_) => {
@@ -80,6 +100,14 @@ pub async fn probe_nodes(
             }
             Err(e) => tracing::error!(error = %e, "probe task failed"),
         }
+    }
+    if limit.lowest() < concurrency {
+        tracing::info!(
+            nodes = total,
+            concurrency,
+            lowest = limit.lowest(),
+            "the API server pushed back (429); probes ran fewer at a time meanwhile"
+        );
     }
     out
 }
