@@ -126,7 +126,7 @@ async fn start_kubeconfig(
     let cmd = tokio::process::Command::new(launcher).configure(|c| {
         c.arg("serve")
             .arg("--kubeconfig")
-            .arg(&kubeconfig)
+            .arg(kubeconfig)
             .args(["--namespace", &ns])
             .args(&extra)
             .env_remove("KUBECONFIG")
