@@ -21,16 +21,18 @@ pub struct NodeOutcome {
     pub millis: u64,
 }
 
-/// Run `request` on every node, at most `concurrency` at a time. Outcomes come in completion order. A node's
+/// Run `request` on every node, at most `concurrency` at a time, and give each outcome to `summarize` as it
+/// comes (a fleet's whole reports are never held at once). Summaries come in completion order. A node's
 /// deadline starts when its probe does: waiting for a slot, throttled or not, never fails it.
-pub async fn probe_nodes(
+pub async fn probe_nodes<T>(
     cx: &Cx,
     tool: &'static str,
     nodes: &[String],
     context: Option<String>,
     request: Request,
     concurrency: usize,
-) -> Vec<NodeOutcome> {
+    mut summarize: impl FnMut(NodeOutcome) -> T,
+) -> Vec<T> {
     let total = nodes.len();
     if total > 0 {
         cx.progress.report(
@@ -96,7 +98,7 @@ pub async fn probe_nodes(
                     Some(total as f64),
                     format!("{} done ({} of {total})", o.node, out.len() + 1),
                 );
-                out.push(o);
+                out.push(summarize(o));
             }
             Err(e) => tracing::error!(error = %e, "probe task failed"),
         }
