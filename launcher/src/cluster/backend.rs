@@ -288,6 +288,9 @@ impl KubeBackend {
     }
 }
 
+/// Nodes per list page (`list_gpu_nodes`).
+const NODE_PAGE: u32 = 500;
+
 impl ClusterBackend for KubeBackend {
     fn list_gpu_nodes<'a>(
         &'a self,
@@ -296,23 +299,39 @@ impl ClusterBackend for KubeBackend {
     ) -> BoxFut<'a, Vec<GpuNode>> {
         Box::pin(async move {
             let client = self.clients.get(context).await?;
-            let nodes: Api<Node> = Api::all(client.clone());
-            let mut lp = ListParams::default();
+            let api: Api<Node> = Api::all(client.clone());
+            // Page by page, keeping only GPU nodes without their managed fields and images: a 10,000-node
+            // fleet's whole list would be tens of megabytes of JSON and more once parsed.
+            let mut lp = ListParams::default().limit(NODE_PAGE);
             if let Some(sel) = selector.filter(|s| !s.trim().is_empty()) {
                 lp = lp.labels(sel);
             }
-            let nodes = match nodes.list(&lp).await {
-                Ok(l) => l.items,
-                Err(kube::Error::Api(s)) if s.code == 400 => {
-                    return Err(ClusterError::BadSelector(format!(
-                        "{}: {}",
-                        selector.unwrap_or_default(),
-                        s.message
-                    )));
+            let mut nodes: Vec<Node> = Vec::new();
+            loop {
+                let page = match api.list(&lp).await {
+                    Ok(l) => l,
+                    Err(kube::Error::Api(s)) if s.code == 400 => {
+                        return Err(ClusterError::BadSelector(format!(
+                            "{}: {}",
+                            selector.unwrap_or_default(),
+                            s.message
+                        )));
+                    }
+                    Err(e) => return Err(api_err("list nodes", e)),
+                };
+                nodes.extend(page.items.into_iter().filter(is_gpu_node).map(|mut n| {
+                    n.metadata.managed_fields = None;
+                    if let Some(st) = n.status.as_mut() {
+                        st.images = None;
+                    }
+                    n
+                }));
+                match page.metadata.continue_ {
+                    Some(c) if !c.is_empty() => lp = lp.continue_token(&c),
+                    _ => break,
                 }
-                Err(e) => return Err(api_err("list nodes", e)),
-            };
-            let gpu_nodes: Vec<&Node> = nodes.iter().filter(|n| is_gpu_node(n)).collect();
+            }
+            let gpu_nodes: Vec<&Node> = nodes.iter().collect();
             if gpu_nodes.is_empty() {
                 return Ok(Vec::new());
             }

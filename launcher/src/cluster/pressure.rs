@@ -104,8 +104,9 @@ impl AdaptiveLimit {
         }
     }
 
-    /// Wait for a slot: below the current limit and past the server's Retry-After.
-    pub async fn acquire(&self) -> LimitPermit<'_> {
+    /// Wait for a slot: below the current limit and past the server's Retry-After. Meant for one waiter at
+    /// a time (the fan-out's loop): a freed slot wakes every waiter.
+    pub async fn acquire_owned(self: &std::sync::Arc<Self>) -> LimitPermit {
         loop {
             let wait = {
                 let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
@@ -118,7 +119,9 @@ impl AdaptiveLimit {
                 match hold {
                     None if st.in_flight < st.limit => {
                         st.in_flight += 1;
-                        return LimitPermit { limit: self };
+                        return LimitPermit {
+                            limit: self.clone(),
+                        };
                     }
                     Some(h) => h.min(Instant::now() + RECHECK),
                     None => Instant::now() + RECHECK,
@@ -168,11 +171,11 @@ impl AdaptiveLimit {
 }
 
 /// One started probe; dropping it frees the slot.
-pub struct LimitPermit<'a> {
-    limit: &'a AdaptiveLimit,
+pub struct LimitPermit {
+    limit: std::sync::Arc<AdaptiveLimit>,
 }
 
-impl Drop for LimitPermit<'_> {
+impl Drop for LimitPermit {
     fn drop(&mut self) {
         let mut st = self.limit.state.lock().unwrap_or_else(|e| e.into_inner());
         st.in_flight = st.in_flight.saturating_sub(1);
@@ -189,24 +192,24 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_fixed_limit_without_pressure() {
-        let l = AdaptiveLimit::new(2, None);
-        let a = l.acquire().await;
-        let _b = l.acquire().await;
-        let third = tokio::time::timeout(Duration::from_secs(10), l.acquire()).await;
+        let l = Arc::new(AdaptiveLimit::new(2, None));
+        let a = l.acquire_owned().await;
+        let _b = l.acquire_owned().await;
+        let third = tokio::time::timeout(Duration::from_secs(10), l.acquire_owned()).await;
         assert!(third.is_err(), "a third slot under a limit of 2");
         drop(a);
-        let _c = l.acquire().await;
+        let _c = l.acquire_owned().await;
     }
 
     #[tokio::test(start_paused = true)]
     async fn throttling_halves_the_limit_and_calm_brings_it_back() {
         let p = Arc::new(Pressure::default());
-        let l = AdaptiveLimit::new(8, Some(p.clone()));
-        let first = l.acquire().await;
+        let l = Arc::new(AdaptiveLimit::new(8, Some(p.clone())));
+        let first = l.acquire_owned().await;
         p.record(Duration::from_millis(500));
         // The hold: nothing starts before the server's Retry-After.
         let t = Instant::now();
-        let second = l.acquire().await;
+        let second = l.acquire_owned().await;
         assert!(
             t.elapsed() >= Duration::from_millis(500),
             "{:?}",
@@ -214,9 +217,9 @@ mod tests {
         );
         assert_eq!(l.lowest(), 4);
         // Four in flight fill the halved limit.
-        let _more = [l.acquire().await, l.acquire().await];
+        let _more = [l.acquire_owned().await, l.acquire_owned().await];
         assert!(
-            tokio::time::timeout(Duration::from_millis(50), l.acquire())
+            tokio::time::timeout(Duration::from_millis(50), l.acquire_owned())
                 .await
                 .is_err(),
             "a fifth slot under a limit of 4"
@@ -235,13 +238,13 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn the_limit_never_goes_below_one() {
         let p = Arc::new(Pressure::default());
-        let l = AdaptiveLimit::new(2, Some(p.clone()));
+        let l = Arc::new(AdaptiveLimit::new(2, Some(p.clone())));
         for _ in 0..5 {
             p.record(Duration::ZERO);
-            drop(l.acquire().await);
+            drop(l.acquire_owned().await);
             tokio::time::sleep(CUT_EVERY).await;
         }
         assert_eq!(l.lowest(), 1);
-        let _one = l.acquire().await;
+        let _one = l.acquire_owned().await;
     }
 }

@@ -46,22 +46,45 @@ pub async fn probe_nodes<T>(
     // The runner enforces the probe deadline; this outer bound only guards against a runner that does not.
     let hard_limit = cx.env.cfg.probe_timeout + Duration::from_secs(10);
     let mut set = JoinSet::new();
-    for node in nodes.iter().cloned() {
+    let mut out = Vec::with_capacity(total);
+    let mut done =
+        |joined: Result<NodeOutcome, tokio::task::JoinError>, out: &mut Vec<T>| match joined {
+            Ok(o) => {
+                cx.progress.report(
+                    (out.len() + 1) as f64,
+                    Some(total as f64),
+                    format!("{} done ({} of {total})", o.node, out.len() + 1),
+                );
+                out.push(summarize(o));
+            }
+            Err(e) => tracing::error!(error = %e, "probe task failed"),
+        };
+    // A task per node only once it has its slot: a fleet of 10,000 is never 10,000 waiting tasks.
+    for (i, node) in nodes.iter().enumerate() {
+        let permit = tokio::select! {
+            p = limit.acquire_owned() => p,
+            _ = cx.cancel.cancelled() => {
+                for node in &nodes[i..] {
+                    done(Ok(NodeOutcome {
+                        node: node.clone(),
+                        result: Err("the call was cancelled".into()),
+                        millis: 0,
+                    }), &mut out);
+                }
+                break;
+            }
+        };
+        while let Some(joined) = set.try_join_next() {
+            done(joined, &mut out);
+        }
         let env = cx.env.clone();
-        let limit = limit.clone();
         let cancel = cx.cancel.child_token();
         let request = request.clone();
         let context = context.clone();
         let batch = batch.clone();
+        let node = node.clone();
         set.spawn(async move {
-            let _permit = tokio::select! {
-                p = limit.acquire() => p,
-                _ = cancel.cancelled() => return NodeOutcome {
-                    node,
-                    result: Err("the call was cancelled".into()),
-                    millis: 0,
-                },
-            };
+            let _permit = permit;
             let t = Instant::now();
             let run = env.probe(
                 tool,
@@ -89,19 +112,8 @@ pub async fn probe_nodes<T>(
             }
         });
     }
-    let mut out = Vec::with_capacity(total);
     while let Some(joined) = set.join_next().await {
-        match joined {
-            Ok(o) => {
-                cx.progress.report(
-                    (out.len() + 1) as f64,
-                    Some(total as f64),
-                    format!("{} done ({} of {total})", o.node, out.len() + 1),
-                );
-                out.push(summarize(o));
-            }
-            Err(e) => tracing::error!(error = %e, "probe task failed"),
-        }
+        done(joined, &mut out);
     }
     if limit.lowest() < concurrency {
         tracing::info!(
