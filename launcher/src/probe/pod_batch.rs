@@ -22,17 +22,21 @@ pub struct PodBatch {
     pub id: String,
     namespace: String,
     wanted: HashSet<String>,
+    /// Keep each node's images, labels and node info (copy and default delivery read them); else only
+    /// whether it is Ready.
+    details: bool,
     watch: OnceLock<PodWatch>,
     /// The wanted nodes as one list read them (None: the list failed; each node is then read alone).
     nodes: tokio::sync::OnceCell<Option<HashMap<String, Node>>>,
 }
 
 impl PodBatch {
-    pub fn new(namespace: &str, nodes: &[String]) -> Self {
+    pub fn new(namespace: &str, nodes: &[String], details: bool) -> Self {
         PodBatch {
             id: random_id(),
             namespace: namespace.to_string(),
             wanted: nodes.iter().cloned().collect(),
+            details,
             watch: OnceLock::new(),
             nodes: tokio::sync::OnceCell::new(),
         }
@@ -52,7 +56,7 @@ impl PodBatch {
     pub async fn ready_node(&self, client: &Client, name: &str) -> Result<Node, RunError> {
         let listed = self
             .nodes
-            .get_or_init(|| list_nodes(client, &self.wanted))
+            .get_or_init(|| list_nodes(client, &self.wanted, self.details))
             .await;
         let Some(listed) = listed else {
             return ready_node(client, name).await;
@@ -71,7 +75,11 @@ impl PodBatch {
 }
 
 /// Every node of `wanted`, page by page, each kept with only what a probe run reads.
-async fn list_nodes(client: &Client, wanted: &HashSet<String>) -> Option<HashMap<String, Node>> {
+async fn list_nodes(
+    client: &Client,
+    wanted: &HashSet<String>,
+    details: bool,
+) -> Option<HashMap<String, Node>> {
     let api: Api<Node> = Api::all(client.clone());
     let mut out = HashMap::with_capacity(wanted.len());
     let mut lp = ListParams::default().limit(NODE_PAGE);
@@ -87,7 +95,7 @@ async fn list_nodes(client: &Client, wanted: &HashSet<String>) -> Option<HashMap
             if let Some(name) = n.metadata.name.as_deref()
                 && wanted.contains(name)
             {
-                out.insert(name.to_string(), slim(n));
+                out.insert(name.to_string(), slim(n, details));
             }
         }
         match page.metadata.continue_ {
@@ -97,10 +105,27 @@ async fn list_nodes(client: &Client, wanted: &HashSet<String>) -> Option<HashMap
     }
 }
 
-/// What a probe run reads of a node: its name, labels and provider (the platform), Ready condition, images
-/// (the default delivery's base) and node info (the architecture). A 10,000-node fleet stays small in memory.
-fn slim(n: Node) -> Node {
+/// What a probe run reads of a node: its name and Ready condition, and with `details` its labels and provider
+/// (the platform), images (the default delivery's base) and node info (the architecture). A 10,000-node fleet
+/// stays small in memory.
+fn slim(n: Node, details: bool) -> Node {
     let status = n.status.unwrap_or_default();
+    let ready = status
+        .conditions
+        .map(|cs| cs.into_iter().filter(|c| c.type_ == "Ready").collect());
+    if !details {
+        return Node {
+            metadata: ObjectMeta {
+                name: n.metadata.name,
+                ..Default::default()
+            },
+            spec: None,
+            status: Some(NodeStatus {
+                conditions: ready,
+                ..Default::default()
+            }),
+        };
+    }
     Node {
         metadata: ObjectMeta {
             name: n.metadata.name,
@@ -112,9 +137,7 @@ fn slim(n: Node) -> Node {
             ..Default::default()
         }),
         status: Some(NodeStatus {
-            conditions: status
-                .conditions
-                .map(|cs| cs.into_iter().filter(|c| c.type_ == "Ready").collect()),
+            conditions: ready,
             images: status.images,
             node_info: status.node_info,
             ..Default::default()
@@ -170,7 +193,10 @@ mod tests {
                 ..Default::default()
             }),
         };
-        let s = slim(n);
+        let lean = slim(n.clone(), false);
+        assert_eq!(node_not_ready(&lean), None);
+        assert!(lean.metadata.labels.is_none() && lean.spec.is_none());
+        let s = slim(n, true);
         assert!(s.metadata.annotations.is_none());
         assert_eq!(
             s.spec.as_ref().unwrap().provider_id.as_deref(),

@@ -528,7 +528,11 @@ fn delivery_failure(out: &ExecOutput, image: &str, payload: &Payload) -> Result<
 impl Runner for PodRunner {
     fn batch(&self, context: Option<&str>, nodes: &[String]) -> Batch {
         Batch::new(
-            Arc::new(PodBatch::new(&self.namespace, nodes)),
+            Arc::new(PodBatch::new(
+                &self.namespace,
+                nodes,
+                self.copy.is_some() || self.node_images.is_some(),
+            )),
             Some(self.clients.pressure(context)),
         )
     }
