@@ -4,14 +4,18 @@
 #   1. p50/p95 of one get_gpu_health call through the launcher (a running `serve`, over MCP stdio) vs the same
 #      steps scripted with kubectl (create -> wait Ready -> exec node-probe -> delete), same user, same node;
 #      plus the same calls with copy delivery (node-probe streamed into a plain base image) and the difference;
-#   2. scan_gpu_nodes over 100 and 1000 kwok nodes: wall time, launcher peak RSS, API requests per node (from
-#      the apiserver's audit log of the launcher's user), pods left behind;
+#   2. scan_gpu_nodes over 100 and 1000 kwok nodes (BENCH_SCALES="100 1000 10000" adds the 10,000-node fleet of
+#      issue 47; creating it takes minutes): wall time, launcher peak RSS and CPU, API requests per node (from
+#      the apiserver's audit log of the launcher's user), the CPU the apiserver, etcd and kwok spent meanwhile,
+#      pods left behind; then a cancelled scan of the largest fleet (SIGINT to `k8s-gpu-mcp call` once
+#      BENCH_CANCEL_AFTER probe pods exist, default 50; 0 skips it): signal to exit, probe pods left;
 #   3. the launcher's per-phase timings (from the results' run.timings);
 #   4. diagnose_workload on a Job of BENCH_WORKLOAD_NODES nodes (default 64; 0 skips it), one 8-GPU pod per
 #      node and one node with a GPU off the bus: wall time against one get_gpu_health (one probe round),
 #      answer size, pods left.
-# Usage: bash tests/bench/k8s.sh   (env: BENCH_CALLS=20, BENCH_SCALES="100 1000", BENCH_CONCURRENCY=64,
-#        BENCH_PROFILE=release, TESTBED_BIN)
+# Usage: bash tests/bench/k8s.sh   (env: BENCH_CALLS=20 (0 skips 1 and 3), BENCH_SCALES="100 1000",
+#        BENCH_CONCURRENCY=64, BENCH_CANCEL_AFTER=50, BENCH_WORKLOAD_NODES=64, BENCH_PROFILE=release,
+#        BENCH_NODE_LEASE_SECONDS=40 (kwok's node leases; 0: none, see docs/performance.md), TESTBED_BIN)
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$ROOT"
@@ -35,7 +39,7 @@ export TESTBED_BIN
 
 WORK=$(mktemp -d /tmp/k8s-gpu-mcp-bench.XXXXXX)
 mkfifo "$WORK/hold"
-TESTBED_AUDIT=1 TESTBED_PROBE_DIR=$BINDIR bash tests/testbed/testbed.sh up "$WORK/tb" <"$WORK/hold" \
+TESTBED_NODE_LEASE_SECONDS=${BENCH_NODE_LEASE_SECONDS:-40} TESTBED_AUDIT=1 TESTBED_PROBE_DIR=$BINDIR bash tests/testbed/testbed.sh up "$WORK/tb" <"$WORK/hold" \
   >"$WORK/tb.out" 2>"$WORK/tb.err" &
 TB_PID=$!
 exec 9>"$WORK/hold" # the testbed runs while this descriptor is open
@@ -89,6 +93,12 @@ audit_count() { # lines of the launcher user's audit log so far
   [ -f "$TESTBED_DIR/audit.log" ] && wc -l <"$TESTBED_DIR/audit.log" || echo 0
 }
 
+cpu_ms() { # user + system CPU time of pid $1 and its reaped children (kwok's node-probe runs) so far, in ms
+  awk -v hz="$(getconf CLK_TCK)" '{sub(/.*\) /, ""); print int(($12 + $13 + $14 + $15) * 1000 / hz)}' "/proc/$1/stat" 2>/dev/null || echo 0
+}
+read -r ETCD_PID KAS_PID KWOK_PID _ <<<"$TESTBED_PIDS"
+
+if [ "$CALLS" -gt 0 ]; then
 # 1a. launcher: one warm-up call, then CALLS timed calls in one server session.
 log "launcher: $CALLS x get_gpu_health"
 cat >"$WORK/plan-health.json" <<EOF
@@ -147,6 +157,7 @@ cat >"$WORK/plan-health-copy.json" <<EOF
 EOF
 python3 tests/bench/mcp_call.py "$WORK/plan-health-copy.json" >"$WORK/health-copy.json"
 stat -c %s "$WORK/probes/node-probe-linux-amd64" >"$WORK/probe-bytes"
+fi
 
 # 2. scans.
 : >"$WORK/scans.txt"
@@ -165,8 +176,10 @@ for S in $SCALES; do
   fi
   S_ALL=$((S - SICK + 2 * ((SICK + 1) / 2)))
   # kubectl's client-side rate limit (5 requests/s) makes one `create -f` of 1000 nodes take minutes:
-  # split the list and create the parts in parallel, one kubectl each.
-  python3 - "$WORK/nodes-$S.yaml" 16 <<'PY'
+  # split the list and create the parts in parallel, one kubectl each (about 60 nodes each).
+  PARTS=$(((S + 59) / 60))
+  [ "$PARTS" -le 160 ] || PARTS=160
+  python3 - "$WORK/nodes-$S.yaml" "$PARTS" <<'PY'
 import sys
 path, parts = sys.argv[1], int(sys.argv[2])
 docs = [d for d in open(path).read().split("\n---\n") if d.strip()]
@@ -179,6 +192,11 @@ PY
     [ -s "$part" ] || continue
     "${KA[@]}" create -f "$part" >/dev/null &
     pids+=($!)
+    # At most 16 kubectl at once: each is a Go process of its own on a small machine.
+    if [ "${#pids[@]}" -ge 16 ]; then
+      wait "${pids[0]}"
+      pids=("${pids[@]:1}")
+    fi
   done
   for p in "${pids[@]}"; do wait "$p"; done
   # Polled, not `kubectl wait`: that waits node by node under kubectl's 5 requests/s limit (minutes for 1000).
@@ -186,23 +204,53 @@ PY
     ready=$("${KA[@]}" get nodes -l "bench-scale=$S" \
       -o jsonpath='{range .items[*]}{.status.conditions[?(@.type=="Ready")].status}{"\n"}{end}' | grep -c True || true)
     [ "$ready" -ge "$S_ALL" ] && break
-    sleep 1
+    sleep 2
   done
   [ "$ready" -ge "$S_ALL" ] || { log "only $ready of $S_ALL nodes Ready after 600 s"; exit 1; }
   log "scan: $S nodes Ready after $(($(date +%s) - t0)) s; scanning (concurrency $CONC)"
+  sleep 5 # let the apiserver and kwok settle after the nodes' creation
   before=$(audit_count)
+  cpu0="$(cpu_ms "$KAS_PID") $(cpu_ms "$ETCD_PID") $(cpu_ms "$KWOK_PID")"
   cat >"$WORK/plan-scan-$S.json" <<EOF
-{"server": $SERVER_JSON, "stderr": "$WORK/launcher-scan-$S.log", "timeout": 120,
+{"server": $SERVER_JSON, "stderr": "$WORK/launcher-scan-$S.log", "timeout": 600,
  "calls": [{"tool": "scan_gpu_nodes",
             "arguments": {"check": "health", "label_selector": "bench-scale=$S", "concurrency": $CONC}},
            {"tool": "list_gpu_nodes", "arguments": {"label_selector": "bench-scale=$S"}}]}
 EOF
   python3 tests/bench/mcp_call.py "$WORK/plan-scan-$S.json" >"$WORK/scan-$S.json"
+  cpu1="$(cpu_ms "$KAS_PID") $(cpu_ms "$ETCD_PID") $(cpu_ms "$KWOK_PID")"
+  echo "$cpu0 $cpu1" >"$WORK/cpu-$S"
   after=$(audit_count)
   left=$("${KA[@]}" -n "$NS" get pods -o name | wc -l)
   tail -n +"$((before + 1))" "$TESTBED_DIR/audit.log" | head -n "$((after - before))" >"$WORK/audit-$S.log"
   echo "$S $left" >>"$WORK/scans.txt"
 done
+
+# 2c. A cancelled scan of the largest fleet: SIGINT to `k8s-gpu-mcp call` once probe pods run, then the probe
+# pods left once it exited (the launcher deletes its pods before it exits: docs/performance.md).
+CANCEL_AFTER=${BENCH_CANCEL_AFTER:-50}
+LAST=$(echo "$SCALES" | tr ' ' '\n' | grep . | tail -n 1 || true)
+if [ -n "$LAST" ] && [ "$CANCEL_AFTER" -gt 0 ]; then
+  log "cancel: scan of $LAST nodes, SIGINT once $CANCEL_AFTER probe pods exist"
+  "$LAUNCHER" call scan_gpu_nodes --kubeconfig "$TESTBED_READER_KUBECONFIG" --namespace "$NS" \
+    --probe-image registry.invalid/node-probe:bench --arg "label_selector=bench-scale=$LAST" \
+    --arg "concurrency=$CONC" >"$WORK/cancel.out" 2>"$WORK/cancel.err" &
+  CALL_PID=$!
+  seen=0
+  for _ in $(seq 1200); do
+    seen=$("${KA[@]}" -n "$NS" get pods -o name 2>/dev/null | wc -l)
+    [ "$seen" -ge "$CANCEL_AFTER" ] && break
+    kill -0 "$CALL_PID" 2>/dev/null || break
+    sleep 0.05
+  done
+  t0=$(date +%s%N)
+  kill -INT "$CALL_PID" 2>/dev/null || true
+  rc=0
+  wait "$CALL_PID" || rc=$?
+  t1=$(date +%s%N)
+  left=$("${KA[@]}" -n "$NS" get pods -o name | wc -l)
+  echo "$LAST $seen $(((t1 - t0) / 1000000)) $rc $left" >"$WORK/cancel.txt"
+fi
 
 # 4. A training job across many nodes.
 WL_NODES=${BENCH_WORKLOAD_NODES:-64}
@@ -263,40 +311,42 @@ def pct(xs, p):
     k = max(0, min(len(xs) - 1, round(p / 100 * (len(xs) - 1))))
     return xs[k]
 
-h = json.load(open(f"{work}/health.json"))
-res = h["results"][1:]  # first call warms up the client and connection
-errs = [r for r in res if r["is_error"]]
-if errs:
-    sys.exit(f"launcher get_gpu_health failed: {errs[0]['text']}")
-lm = [r["ms"] for r in res]
-km = [float(x) for x in open(f"{work}/kubectl-ms").read().split()]
-print("## 1. One get_gpu_health call on gpu-node-1 (ms)\n")
-print("| flow | n | p50 | p95 |")
-print("|---|---|---|---|")
-print(f"| launcher (serve, MCP stdio) | {len(lm)} | {pct(lm,50):.0f} | {pct(lm,95):.0f} |")
-print(f"| kubectl create → wait → exec → delete | {len(km)} | {pct(km,50):.0f} | {pct(km,95):.0f} |")
-print(f"| **ratio kubectl / launcher** | | **{pct(km,50)/pct(lm,50):.1f}×** | **{pct(km,95)/pct(lm,95):.1f}×** |")
-hc = json.load(open(f"{work}/health-copy.json"))
-cres = hc["results"][1:]
-cerrs = [r for r in cres if r["is_error"]]
-if cerrs:
-    sys.exit(f"launcher get_gpu_health (copy delivery) failed: {cerrs[0]['text']}")
-cm = [r["ms"] for r in cres]
-pb = int(open(f"{work}/probe-bytes").read())
-print(f"| launcher, copy delivery ({pb/1e6:.1f} MB node-probe streamed per call) | {len(cm)} | {pct(cm,50):.0f} | {pct(cm,95):.0f} |")
-print(f"| **copy delivery − image** | | **{pct(cm,50)-pct(lm,50):+.0f}** | **{pct(cm,95)-pct(lm,95):+.0f}** |")
-print(f"\ncopy delivery's first call (also reads, checks, hashes and archives node-probe): {hc['results'][0]['ms']:.0f} ms")
+h = None
+if os.path.exists(f"{work}/health.json"):
+    h = json.load(open(f"{work}/health.json"))
+    res = h["results"][1:]  # first call warms up the client and connection
+    errs = [r for r in res if r["is_error"]]
+    if errs:
+        sys.exit(f"launcher get_gpu_health failed: {errs[0]['text']}")
+    lm = [r["ms"] for r in res]
+    km = [float(x) for x in open(f"{work}/kubectl-ms").read().split()]
+    print("## 1. One get_gpu_health call on gpu-node-1 (ms)\n")
+    print("| flow | n | p50 | p95 |")
+    print("|---|---|---|---|")
+    print(f"| launcher (serve, MCP stdio) | {len(lm)} | {pct(lm,50):.0f} | {pct(lm,95):.0f} |")
+    print(f"| kubectl create → wait → exec → delete | {len(km)} | {pct(km,50):.0f} | {pct(km,95):.0f} |")
+    print(f"| **ratio kubectl / launcher** | | **{pct(km,50)/pct(lm,50):.1f}×** | **{pct(km,95)/pct(lm,95):.1f}×** |")
+    hc = json.load(open(f"{work}/health-copy.json"))
+    cres = hc["results"][1:]
+    cerrs = [r for r in cres if r["is_error"]]
+    if cerrs:
+        sys.exit(f"launcher get_gpu_health (copy delivery) failed: {cerrs[0]['text']}")
+    cm = [r["ms"] for r in cres]
+    pb = int(open(f"{work}/probe-bytes").read())
+    print(f"| launcher, copy delivery ({pb/1e6:.1f} MB node-probe streamed per call) | {len(cm)} | {pct(cm,50):.0f} | {pct(cm,95):.0f} |")
+    print(f"| **copy delivery − image** | | **{pct(cm,50)-pct(lm,50):+.0f}** | **{pct(cm,95)-pct(lm,95):+.0f}** |")
+    print(f"\ncopy delivery's first call (also reads, checks, hashes and archives node-probe): {hc['results'][0]['ms']:.0f} ms")
 
 print("\n## 2. scan_gpu_nodes (check health, concurrency %s)\n" % conc)
-print("| nodes | ok | failed | wall s | launcher peak RSS MB | API requests / node | pods left |")
-print("|---|---|---|---|---|---|---|")
+print("| nodes | ok | failed | wall s | launcher peak RSS MB | launcher CPU s | apiserver / etcd / kwok (with its node-probe runs) CPU s | API requests / node | pods left |")
+print("|---|---|---|---|---|---|---|---|---|")
 breakdowns = {}
 for line in open(f"{work}/scans.txt"):
     s, left = line.split()
     d = json.load(open(f"{work}/scan-{s}.json"))
     r = d["results"][0]
     if r["is_error"]:
-        print(f"| {s} | scan failed: {r['text'][:200]} | | | | | {left} |")
+        print(f"| {s} | scan failed: {r['text'][:200]} | | | | | | | {left} |")
         continue
     st = r["structured"]
     reqs = Counter()
@@ -309,8 +359,12 @@ for line in open(f"{work}/scans.txt"):
         reqs[f"{e['verb']} {o.get('resource','')}{'/' + o['subresource'] if o.get('subresource') else ''}"] += 1
     breakdowns[s] = reqs
     total = sum(reqs.values())
-    print(f"| {s} | {st.get('nodes_ok')} | {st.get('nodes_failed')} | {r['ms']/1000:.1f} | "
-          f"{d['peak_rss_kib']/1024:.0f} | {total/int(s):.2f} | {left} |")
+    nodes = st.get("nodes_total") or int(s)
+    c = [int(x) for x in open(f"{work}/cpu-{s}").read().split()]
+    server = " / ".join(f"{(c[i + 3] - c[i]) / 1000:.1f}" for i in range(3))
+    cpu = f"{r['cpu_ms'] / 1000:.1f}" if r.get("cpu_ms") is not None else "?"
+    print(f"| {nodes} | {st.get('nodes_ok')} | {st.get('nodes_failed')} | {r['ms']/1000:.1f} | "
+          f"{d['peak_rss_kib']/1024:.0f} | {cpu} | {server} | {total/nodes:.2f} | {left} |")
 print("\n## 2b. Answer sizes on the same nodes (bytes; tokens ≈ bytes/4, stated as such, no tokenizer)\n")
 print("| nodes | tool | text bytes | ≈ text tokens | structured bytes | needs attention / problems | listed |")
 print("|---|---|---|---|---|---|---|")
@@ -329,22 +383,28 @@ for line in open(f"{work}/scans.txt"):
             flagged, listed = st.get("problems"), len(st.get("nodes", []))
         print(f"| {s} | {tool} | {tb} | {tb // 4} | {sb} | {flagged} | {listed} |")
 for s, reqs in breakdowns.items():
-    print(f"\nAPI requests of the launcher's user during the {s}-node scan: " +
+    print(f"\nAPI requests of the launcher's user during the {s}-node scan and list: " +
           ", ".join(f"{k}: {v}" for k, v in sorted(reqs.items())))
+if os.path.exists(f"{work}/cancel.txt"):
+    n, seen, ms, rc, left = open(f"{work}/cancel.txt").read().split()
+    print(f"\n## 2c. Cancelled scan of {n} nodes\n")
+    print(f"SIGINT to `k8s-gpu-mcp call scan_gpu_nodes` with {seen} probe pods in the namespace: exited "
+          f"{ms} ms later (status {rc}); probe pods left after it exited: **{left}**")
 
-print("\n## 3. Launcher per-phase timings of get_gpu_health (ms, mean / p95 over %d calls)\n" % len(res))
-phases = {}
-for r in res:
-    for t in (r["structured"] or {}).get("run", {}).get("timings", []):
-        phases.setdefault(t["phase"], []).append(t["millis"])
-print("| phase | mean | p95 |")
-print("|---|---|---|")
-for p, xs in phases.items():
-    print(f"| {p} | {statistics.mean(xs):.1f} | {pct(xs,95)} |")
-tot = [r["structured"]["run"].get("total_millis") for r in res if r["structured"]]
-if tot and tot[0] is not None:
-    print(f"| total (launcher's view) | {statistics.mean(tot):.1f} | {pct(tot,95)} |")
-print(f"\nlauncher MCP initialize: {h['init_ms']:.0f} ms; peak RSS during the health calls: {h['peak_rss_kib']/1024:.0f} MB")
+if h is not None:
+    print("\n## 3. Launcher per-phase timings of get_gpu_health (ms, mean / p95 over %d calls)\n" % len(res))
+    phases = {}
+    for r in res:
+        for t in (r["structured"] or {}).get("run", {}).get("timings", []):
+            phases.setdefault(t["phase"], []).append(t["millis"])
+    print("| phase | mean | p95 |")
+    print("|---|---|---|")
+    for p, xs in phases.items():
+        print(f"| {p} | {statistics.mean(xs):.1f} | {pct(xs,95)} |")
+    tot = [r["structured"]["run"].get("total_millis") for r in res if r["structured"]]
+    if tot and tot[0] is not None:
+        print(f"| total (launcher's view) | {statistics.mean(tot):.1f} | {pct(tot,95)} |")
+    print(f"\nlauncher MCP initialize: {h['init_ms']:.0f} ms; peak RSS during the health calls: {h['peak_rss_kib']/1024:.0f} MB")
 
 if os.path.exists(f"{work}/wl.json"):
     w = json.load(open(f"{work}/wl.json"))

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Minimal MCP stdio client for the benchmarks: starts `k8s-gpu-mcp serve ARGS...`, runs tool calls from a
-JSON plan on argv[1], and prints one JSON object with each call's wall time, result and the server's peak RSS.
+JSON plan on argv[1], and prints one JSON object with each call's wall time, result and CPU time and the server's peak RSS.
 
 plan: {"server": [argv...], "calls": [{"tool": "...", "arguments": {...}, "repeat": N, "pause_ms": MS}],
 "timeout": S}
@@ -22,6 +22,16 @@ def peak_rss_kib(pid):
     except OSError:
         pass
     return None
+
+
+def cpu_ms(pid):
+    """User + system CPU time of pid so far (ms)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) * 1000 / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return None
 
 
 def main():
@@ -69,9 +79,12 @@ def main():
             # pause_ms: time between calls (e.g. to let an ephemeral container's reuse window pass)
             time.sleep(call.get("pause_ms", 0) / 1000)
             t = time.monotonic()
+            c0 = cpu_ms(proc.pid)
             r = request("tools/call", {"name": call["tool"], "arguments": call.get("arguments", {})})
             ms = (time.monotonic() - t) * 1000
+            c1 = cpu_ms(proc.pid)
             results.append({"tool": call["tool"], "ms": ms, "is_error": bool(r.get("isError")),
+                            "cpu_ms": c1 - c0 if c0 is not None and c1 is not None else None,
                             "structured": r.get("structuredContent"),
                             "text": "\n".join(c.get("text", "") for c in r.get("content", []))[:2000]})
     peak[0] = max(peak[0], peak_rss_kib(proc.pid) or 0)

@@ -95,8 +95,28 @@ pub async fn start_exact(
     extra: &[&str],
     envs: &[(&str, &str)],
 ) -> Launcher {
+    start_kubeconfig(&tb.kubeconfig(user), ns, launcher, extra, envs).await
+}
+
+/// [`start`] with a kubeconfig of the test's own (another identity than the testbed's users).
+pub async fn start_with_kubeconfig(
+    kubeconfig: &std::path::Path,
+    ns: &str,
+    extra: &[&str],
+) -> Launcher {
+    let mut extra: Vec<&str> = extra.to_vec();
+    extra.extend(["--probe-image", E2E_PROBE_IMAGE]);
+    start_kubeconfig(kubeconfig, ns, std::path::Path::new(LAUNCHER), &extra, &[]).await
+}
+
+async fn start_kubeconfig(
+    kubeconfig: &std::path::Path,
+    ns: &str,
+    launcher: &std::path::Path,
+    extra: &[&str],
+    envs: &[(&str, &str)],
+) -> Launcher {
     let log = std::env::temp_dir().join(format!("{}.log", unique("k8s-gpu-mcp-e2e-launcher")));
-    let kubeconfig = tb.kubeconfig(user);
     let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
     let ns = ns.to_string();
     let envs: Vec<(String, String)> = envs
@@ -106,7 +126,7 @@ pub async fn start_exact(
     let cmd = tokio::process::Command::new(launcher).configure(|c| {
         c.arg("serve")
             .arg("--kubeconfig")
-            .arg(&kubeconfig)
+            .arg(kubeconfig)
             .args(["--namespace", &ns])
             .args(&extra)
             .env_remove("KUBECONFIG")

@@ -83,6 +83,7 @@ fn req(node: &str) -> ProbeRequest {
         tool: "get_gpu_processes".into(),
         context: None,
         timeout: Duration::from_secs(5),
+        batch: Default::default(),
     }
 }
 

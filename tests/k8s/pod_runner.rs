@@ -149,6 +149,7 @@ fn request(timeout: Duration) -> ProbeRequest {
         tool: "get_gpu_health".into(),
         context: None,
         timeout,
+        batch: Default::default(),
     }
 }
 
@@ -552,4 +553,151 @@ async fn unknown_context_is_rejected() {
         matches!(&res, Err(RunError::Other(m)) if m.contains("unknown kubeconfig context `nope`")),
         "{res:?}"
     );
+}
+
+/// Exec that works in a pod once the mocked watch has shown it running, and answers with a version document.
+struct ShownExec {
+    shown: Arc<Mutex<std::collections::HashSet<String>>>,
+}
+
+impl crate::probe::exec::ProbeExec for ShownExec {
+    fn exec<'a>(
+        &'a self,
+        _client: kube::Client,
+        _namespace: &'a str,
+        pod: &'a str,
+        _container: &'a str,
+        _argv: Vec<String>,
+    ) -> crate::probe::exec::ExecFuture<'a> {
+        let shown = self.shown.lock().unwrap().contains(pod);
+        Box::pin(async move {
+            if !shown {
+                return Err(ExecError::NotRunning("container not found".into()));
+            }
+            Ok(ExecOutput {
+                stdout: version_document().into_bytes(),
+                ..Default::default()
+            })
+        })
+    }
+}
+
+/// The runs of one batch share one list of their nodes and a watch of their pods by the batch's label: per
+/// node only the create and the delete reach the API server (the exec, here a fake, is the third request),
+/// never a get of the node or a watch of one pod.
+#[tokio::test]
+async fn a_batch_lists_its_nodes_once_and_watches_its_pods_by_label() {
+    let created: Arc<Mutex<Vec<String>>> = Arc::default();
+    let shown: Arc<Mutex<std::collections::HashSet<String>>> = Arc::default();
+    let (c, s) = (created.clone(), shown.clone());
+    let (client, log) =
+        mock_client(
+            move |r: &Recorded| match (r.method.as_str(), r.path.as_str()) {
+                ("GET", "/api/v1/nodes") => {
+                    let items: Vec<Value> = (1..=3)
+                        .map(|i| node_json(&format!("gpu-node-{i}"), "True"))
+                        .collect();
+                    let list = serde_json::json!({"apiVersion": "v1", "kind": "NodeList",
+                    "metadata": {"resourceVersion": "5"}, "items": items});
+                    (200, list.to_string())
+                }
+                ("POST", PODS) => {
+                    let pod: Value = serde_json::from_str(&r.body).unwrap();
+                    let name = pod["metadata"]["name"].as_str().unwrap().to_string();
+                    c.lock().unwrap().push(name.clone());
+                    (201, probe_pod_json(&name, "1", "pending").to_string())
+                }
+                ("GET", PODS) if r.query.contains("watch=true") => {
+                    let names = c.lock().unwrap().clone();
+                    s.lock().unwrap().extend(names.iter().cloned());
+                    let events: Vec<Value> = names
+                        .iter()
+                        .map(|n| probe_pod_json(n, "2", "running"))
+                        .collect();
+                    (200, watch_events(&events))
+                }
+                ("DELETE", p) if p.starts_with(PODS) => {
+                    let name = p.rsplit('/').next().unwrap_or_default();
+                    (200, probe_pod_json(name, "9", "running").to_string())
+                }
+                _ => (
+                    404,
+                    status(
+                        404,
+                        "NotFound",
+                        &format!("unexpected {} {}", r.method, r.path),
+                    ),
+                ),
+            },
+        );
+    let r = PodRunner::new(
+        Arc::new(Clients::from_client(client)),
+        "gpu-diagnostics".into(),
+        ProbePodOptions {
+            image: "ghcr.io/k8s-gpu-mcp/node-probe:v0.1.0".into(),
+            ..Default::default()
+        },
+        Arc::new(ShownExec { shown }),
+    );
+    let nodes: Vec<String> = (1..=3).map(|i| format!("gpu-node-{i}")).collect();
+    let batch = r.batch(None, &nodes);
+    let runs = nodes.iter().map(|n| {
+        r.run(
+            ProbeRequest {
+                node: n.clone(),
+                args: vec!["version".into()],
+                tool: "scan_gpu_nodes".into(),
+                context: None,
+                timeout: Duration::from_secs(10),
+                batch: batch.clone(),
+            },
+            Arc::new(|_| {}),
+            CancellationToken::new(),
+        )
+    });
+    for out in futures::future::join_all(runs).await {
+        out.expect("every node of the batch answers");
+    }
+    drop(batch);
+    let log = log.lock().unwrap();
+    let count = |m: &str, p: &str| log.iter().filter(|r| r.method == m && r.path == p).count();
+    assert_eq!(count("GET", "/api/v1/nodes"), 1, "one list of the nodes");
+    assert!(
+        !log.iter().any(|r| r.path.starts_with("/api/v1/nodes/")),
+        "no get of a node: {log:?}"
+    );
+    assert_eq!(count("POST", PODS), 3);
+    assert_eq!(
+        log.iter().filter(|r| r.method == "DELETE").count(),
+        3,
+        "each pod deleted once"
+    );
+    let posts: Vec<Value> = log
+        .iter()
+        .filter(|r| r.method == "POST")
+        .map(|r| serde_json::from_str(&r.body).unwrap())
+        .collect();
+    let batch_label = posts[0]["metadata"]["labels"]["k8s-gpu-mcp.io/batch"]
+        .as_str()
+        .expect("the pod carries the batch label")
+        .to_string();
+    assert!(
+        posts
+            .iter()
+            .all(|p| p["metadata"]["labels"]["k8s-gpu-mcp.io/batch"] == batch_label.as_str())
+    );
+    let watches: Vec<&Recorded> = log
+        .iter()
+        .filter(|r| r.query.contains("watch=true"))
+        .collect();
+    assert!(!watches.is_empty(), "the pods were watched");
+    for w in watches {
+        assert!(
+            w.query.contains(&format!(
+                "labelSelector=k8s-gpu-mcp.io%2Fbatch%3D{batch_label}"
+            )) && !w.query.contains("fieldSelector"),
+            "a watch of one pod, or not by the batch's label: {}",
+            w.query
+        );
+    }
 }

@@ -21,7 +21,8 @@
 #   testbed.sh nodes PREFIX COUNT SCENARIO [key=value...]   the same for PREFIX-1..PREFIX-COUNT.
 # Inputs (env): TESTBED_BIN (etcd, kube-apiserver, kwok; default: run build.sh), TESTBED_PROBE_DIR (a directory
 # holding the node-probe binary, put first on kwok's PATH so kwok exec finds it), TESTBED_KWOK_EXTRA_PATH,
-# TESTBED_AUDIT=1 (DIR/audit.log: the launcher users' requests), TESTBED_KEEP=1 (keep DIR).
+# TESTBED_AUDIT=1 (DIR/audit.log: the launcher users' requests), TESTBED_KEEP=1 (keep DIR),
+# TESTBED_NODE_LEASE_SECONDS (kwok's node leases, default 40; 0: none, for benchmarks of 10,000 nodes).
 # DIR/env holds shell assignments: TESTBED_SERVER, TESTBED_CA, TESTBED_ADMIN_KUBECONFIG, tokens, ports, pids.
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -252,7 +253,7 @@ EOF
     --enable-crds=Logs \
     --node-ip=127.0.0.1 --node-port="$KWOK_PORT" --server-address="127.0.0.1:$KWOK_PORT" \
     --tls-cert-file="$PKI/serving.crt" --tls-private-key-file="$PKI/serving.key" \
-    --node-lease-duration-seconds=40 \
+    --node-lease-duration-seconds="${TESTBED_NODE_LEASE_SECONDS:-40}" \
     >"$DIR/kwok.log" 2>&1 &
   PIDS+=($!)
   wait_for 30 kwok curl -fsSk "https://127.0.0.1:$KWOK_PORT/healthz" ||
@@ -270,7 +271,7 @@ EOF
     --manage-all-nodes=false --manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=garbage \
     --node-ip=127.0.0.1 --node-port="$KWOK_GARBAGE_PORT" --server-address="127.0.0.1:$KWOK_GARBAGE_PORT" \
     --tls-cert-file="$PKI/serving.crt" --tls-private-key-file="$PKI/serving.key" \
-    --node-lease-duration-seconds=40 \
+    --node-lease-duration-seconds="${TESTBED_NODE_LEASE_SECONDS:-40}" \
     >"$DIR/kwok-garbage.log" 2>&1 &
   PIDS+=($!)
   wait_for 30 kwok-garbage curl -fsSk "https://127.0.0.1:$KWOK_GARBAGE_PORT/healthz" ||
@@ -287,7 +288,7 @@ EOF
     --manage-all-nodes=false --manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=notee \
     --node-ip=127.0.0.1 --node-port="$KWOK_NOTEE_PORT" --server-address="127.0.0.1:$KWOK_NOTEE_PORT" \
     --tls-cert-file="$PKI/serving.crt" --tls-private-key-file="$PKI/serving.key" \
-    --node-lease-duration-seconds=40 \
+    --node-lease-duration-seconds="${TESTBED_NODE_LEASE_SECONDS:-40}" \
     >"$DIR/kwok-notee.log" 2>&1 &
   PIDS+=($!)
   wait_for 30 kwok-notee curl -fsSk "https://127.0.0.1:$KWOK_NOTEE_PORT/healthz" ||

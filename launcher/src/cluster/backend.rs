@@ -304,6 +304,12 @@ impl KubeBackend {
     }
 }
 
+/// Nodes per list page (`list_gpu_nodes`).
+const NODE_PAGE: u32 = 500;
+
+/// Node name -> indices of its pods in the list of active pods.
+type PodsByNode = BTreeMap<String, Vec<usize>>;
+
 impl ClusterBackend for KubeBackend {
     fn list_gpu_nodes<'a>(
         &'a self,
@@ -312,43 +318,64 @@ impl ClusterBackend for KubeBackend {
     ) -> BoxFut<'a, Vec<GpuNode>> {
         Box::pin(async move {
             let client = self.clients.get(context).await?;
-            let nodes: Api<Node> = Api::all(client.clone());
-            let mut lp = ListParams::default();
+            let api: Api<Node> = Api::all(client.clone());
+            // Page by page, each page's GPU nodes summarised at once: a 10,000-node fleet's whole list would
+            // be tens of megabytes of JSON and more once parsed.
+            let mut lp = ListParams::default().limit(NODE_PAGE);
             if let Some(sel) = selector.filter(|s| !s.trim().is_empty()) {
                 lp = lp.labels(sel);
             }
-            let nodes = match nodes.list(&lp).await {
-                Ok(l) => l.items,
-                Err(kube::Error::Api(s)) if s.code == 400 => {
-                    return Err(ClusterError::BadSelector(format!(
-                        "{}: {}",
-                        selector.unwrap_or_default(),
-                        s.message
-                    )));
+            // One list of all active pods instead of one per node, once the first GPU node is seen.
+            let mut pods: Option<(Vec<Pod>, PodsByNode)> = None;
+            let mut out: Vec<GpuNode> = Vec::new();
+            loop {
+                let page = match api.list(&lp).await {
+                    Ok(l) => l,
+                    Err(kube::Error::Api(s)) if s.code == 400 => {
+                        return Err(ClusterError::BadSelector(format!(
+                            "{}: {}",
+                            selector.unwrap_or_default(),
+                            s.message
+                        )));
+                    }
+                    Err(e) => return Err(api_err("list nodes", e)),
+                };
+                let gpu: Vec<&Node> = page.items.iter().filter(|n| is_gpu_node(n)).collect();
+                if !gpu.is_empty() {
+                    if pods.is_none() {
+                        let all = self.active_pods(client.clone()).await?;
+                        let mut by_node: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+                        for (i, p) in all.iter().enumerate() {
+                            if let Some(n) = p.spec.as_ref().and_then(|s| s.node_name.as_deref()) {
+                                by_node.entry(n.to_string()).or_default().push(i);
+                            }
+                        }
+                        pods = Some((all, by_node));
+                    }
+                    let (all, by_node) = pods.as_ref().expect("pods listed above");
+                    out.extend(gpu.iter().map(|n| {
+                        let name = n.metadata.name.as_deref().unwrap_or_default();
+                        let on: Vec<&Pod> = by_node
+                            .get(name)
+                            .into_iter()
+                            .flatten()
+                            .map(|&i| &all[i])
+                            .collect();
+                        gpu_node(n, &on)
+                    }));
                 }
-                Err(e) => return Err(api_err("list nodes", e)),
-            };
-            let gpu_nodes: Vec<&Node> = nodes.iter().filter(|n| is_gpu_node(n)).collect();
-            if gpu_nodes.is_empty() {
-                return Ok(Vec::new());
-            }
-            // One list of all active pods instead of one per node.
-            let pods = self.active_pods(client.clone()).await?;
-            let mut by_node: BTreeMap<&str, Vec<&Pod>> = BTreeMap::new();
-            for p in &pods {
-                if let Some(n) = p.spec.as_ref().and_then(|s| s.node_name.as_deref()) {
-                    by_node.entry(n).or_default().push(p);
+                match page.metadata.continue_ {
+                    Some(c) if !c.is_empty() => lp = lp.continue_token(&c),
+                    _ => break,
                 }
             }
-            let mut out: Vec<GpuNode> = gpu_nodes
-                .iter()
-                .map(|n| {
-                    let name = n.metadata.name.as_deref().unwrap_or_default();
-                    gpu_node(n, by_node.get(name).map(Vec::as_slice).unwrap_or(&[]))
-                })
-                .collect();
             out.sort_by(|a, b| a.name.cmp(&b.name));
-            let domains = super::compute_domains::list(client).await;
+            // One list for the call, and none where no GPU node matched.
+            let domains = if out.is_empty() {
+                Vec::new()
+            } else {
+                super::compute_domains::list(client).await
+            };
             for n in &mut out {
                 n.imex = gpu_diag::incident::imex::memberships(&domains, &n.name);
             }

@@ -3,36 +3,49 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
 
 use crate::cluster::ClusterError;
+use crate::cluster::pressure::Pressure;
 
 /// Bounded connect so a dead API server fails a call instead of hanging it (kube's default is 30 s).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub struct Clients {
     default: Client,
+    /// What the API server of `default` pushed back (429s), read by fan-outs.
+    default_pressure: Arc<Pressure>,
     /// The context `default` was built for (None: in-cluster config or a test client).
     default_context: Option<String>,
     kubeconfig: Option<Kubeconfig>,
     /// The API server of the default context (`server` in the kubeconfig; None: in-cluster or a test).
     default_server: Option<String>,
     cache: Mutex<HashMap<String, Client>>,
+    /// The push-back of each other context's client, made before the client when a fan-out asks first.
+    pressures: Mutex<HashMap<String, Arc<Pressure>>>,
 }
 
 impl Clients {
-    /// A fixed client and no kubeconfig (tests, in-cluster): only the default context exists.
+    /// A fixed client and no kubeconfig (tests): only the default context exists.
+    #[cfg(test)]
     pub fn from_client(client: Client) -> Self {
+        Self::from_client_with(client, Arc::default())
+    }
+
+    /// A fixed client (in-cluster) with the pressure its retry layer records into.
+    fn from_client_with(client: Client, pressure: Arc<Pressure>) -> Self {
         Clients {
             default: client,
+            default_pressure: pressure,
             default_context: None,
             kubeconfig: None,
             default_server: None,
             cache: Mutex::new(HashMap::new()),
+            pressures: Mutex::new(HashMap::new()),
         }
     }
 
@@ -62,8 +75,9 @@ impl Clients {
                 format!("no kubeconfig found ($KUBECONFIG, ~/.kube/config) and not running in a cluster: {e}")
             })?;
             cfg.connect_timeout = Some(CONNECT_TIMEOUT);
-            let client = client_from_config(cfg).map_err(|e| e.to_string())?;
-            return Ok(Self::from_client(client));
+            let pressure = Arc::<Pressure>::default();
+            let client = client_from_config(cfg, pressure.clone()).map_err(|e| e.to_string())?;
+            return Ok(Self::from_client_with(client, pressure));
         };
         let ctx = match context {
             Some(c) => Some(c.to_string()),
@@ -72,7 +86,8 @@ impl Clients {
         if let Some(c) = &ctx {
             check_known(&kc, c).map_err(|e| e.to_string())?;
         }
-        let default = build(&kc, ctx.as_deref())
+        let default_pressure = Arc::<Pressure>::default();
+        let default = build(&kc, ctx.as_deref(), default_pressure.clone())
             .await
             .map_err(|e| e.to_string())?;
         let default_server = ctx
@@ -84,10 +99,12 @@ impl Clients {
             .and_then(|c| c.server.clone());
         Ok(Clients {
             default,
+            default_pressure,
             default_context: ctx,
             kubeconfig: Some(kc),
             default_server,
             cache: Mutex::new(HashMap::new()),
+            pressures: Mutex::new(HashMap::new()),
         })
     }
 
@@ -128,12 +145,28 @@ impl Clients {
         }
         // Built outside the lock: building may run an exec credential plugin. Two racing first calls
         // build twice and one wins, which is harmless.
-        let client = build(kc, Some(ctx)).await?;
-        self.cache
+        let client = build(kc, Some(ctx), self.pressure(Some(ctx))).await?;
+        Ok(self
+            .cache
             .lock()
             .expect("client cache")
-            .insert(ctx.to_string(), client.clone());
-        Ok(client)
+            .entry(ctx.to_string())
+            .or_insert(client)
+            .clone())
+    }
+
+    /// The push-back seen by the client of `context` (429s of its API server).
+    pub fn pressure(&self, context: Option<&str>) -> Arc<Pressure> {
+        match context {
+            Some(c) if Some(c) != self.default_context.as_deref() => self
+                .pressures
+                .lock()
+                .expect("pressure map")
+                .entry(c.to_string())
+                .or_default()
+                .clone(),
+            _ => self.default_pressure.clone(),
+        }
     }
 }
 
@@ -187,7 +220,11 @@ fn check_known(kc: &Kubeconfig, ctx: &str) -> Result<(), ClusterError> {
     }
 }
 
-async fn build(kc: &Kubeconfig, ctx: Option<&str>) -> Result<Client, ClusterError> {
+async fn build(
+    kc: &Kubeconfig,
+    ctx: Option<&str>,
+    pressure: Arc<Pressure>,
+) -> Result<Client, ClusterError> {
     let opts = KubeConfigOptions {
         context: ctx.map(str::to_string),
         ..Default::default()
@@ -196,20 +233,21 @@ async fn build(kc: &Kubeconfig, ctx: Option<&str>) -> Result<Client, ClusterErro
         .await
         .map_err(|e| ClusterError::Api(format!("kubeconfig context {ctx:?}: {e}")))?;
     cfg.connect_timeout = Some(CONNECT_TIMEOUT);
-    client_from_config(cfg).map_err(|e| ClusterError::Api(format!("client for {ctx:?}: {e}")))
+    client_from_config(cfg, pressure)
+        .map_err(|e| ClusterError::Api(format!("client for {ctx:?}: {e}")))
 }
 
 /// kube's `Client::try_from(Config)` with one difference: TCP_NODELAY on. kube's builder keeps hyper's
 /// default (Nagle on); rustls then writes a request as two small segments and the second one waits for
 /// the API server's delayed ACK, about 40 ms on every delete and exec (measured on the testbed: a probe
-/// call went from 130 to 70 ms). Same layers otherwise: base URI, retry on 429/503/504, auth (incl. exec
-/// plugins and token refresh), extra headers, connect/read/write timeouts. With a proxy configured, kube's
-/// own builder handles the proxy protocols.
-pub fn client_from_config(cfg: Config) -> kube::Result<Client> {
+/// call went from 130 to 70 ms). Same layers otherwise: base URI, retry on 429/503/504 (ours, `retry.rs`,
+/// which records the push-back into `pressure`), auth (incl. exec plugins and token refresh), extra headers,
+/// connect/read/write timeouts. With a proxy configured, kube's own builder handles the proxy protocols (and
+/// its own retry: fan-outs then keep their concurrency under 429s, each request still retried).
+pub fn client_from_config(cfg: Config, pressure: Arc<Pressure>) -> kube::Result<Client> {
     use hyper_util::client::legacy::connect::HttpConnector;
     use hyper_util::rt::TokioExecutor;
     use kube::client::ConfigExt;
-    use kube::client::retry::RetryPolicy;
     use tower::ServiceBuilder;
     use tower::retry::RetryLayer;
 
@@ -229,7 +267,7 @@ pub fn client_from_config(cfg: Config) -> kube::Result<Client> {
         .layer(cfg.base_uri_layer())
         .option_layer(
             cfg.default_retry
-                .then(|| RetryLayer::new(RetryPolicy::server_retry())),
+                .then(|| RetryLayer::new(super::retry::ThrottleRetry::new(pressure))),
         )
         .option_layer(cfg.auth_layer()?)
         .layer(cfg.extra_headers_layer()?)

@@ -2,7 +2,8 @@
 //! API, behind a trait ([`ClusterBackend`]) so tools don't depend on kube directly and local mode (no
 //! cluster) is simply "no backend". Implemented for kube by [`backend::KubeBackend`] over one client per
 //! context ([`clients`]), with the GPU resources of pods ([`gpu_resources`]), the workloads of
-//! `diagnose_workload` ([`workload`]) and the operator tools' node writes and audit events ([`operator`]).
+//! `diagnose_workload` ([`workload`]) and the operator tools' node writes and audit events ([`operator`]); each client retries what the API
+//! server pushed back ([`retry`]) and tells fan-outs about it ([`pressure`]).
 
 pub mod backend;
 pub mod clients;
@@ -10,6 +11,8 @@ pub mod compute_domains;
 pub mod gpu_resources;
 pub mod labels;
 pub mod operator;
+pub mod pressure;
+pub mod retry;
 pub mod workload;
 
 use std::collections::BTreeMap;

@@ -27,6 +27,8 @@ pub const LABEL_NAME: &str = "app.kubernetes.io/name";
 pub const LABEL_COMPONENT: &str = "app.kubernetes.io/component";
 pub const LABEL_CALL_ID: &str = "k8s-gpu-mcp.io/call-id";
 pub const LABEL_TOOL: &str = "k8s-gpu-mcp.io/tool";
+/// The many-node call a probe pod belongs to: that call's one watch selects it (`pod_batch.rs`).
+pub const LABEL_BATCH: &str = "k8s-gpu-mcp.io/batch";
 pub const ANN_NODE: &str = "k8s-gpu-mcp.io/node";
 pub const ANN_TOOL: &str = "k8s-gpu-mcp.io/tool";
 pub const ANN_LAUNCHER_VERSION: &str = "k8s-gpu-mcp.io/launcher-version";
@@ -350,6 +352,14 @@ pub fn apply_copy_delivery(pod: &mut Pod) {
         limits.insert("memory".into(), Quantity("384Mi".into()));
     }
     set_annotation(pod, ANN_DELIVERY, "copy");
+}
+
+/// Batch applier: the pod belongs to a many-node call, whose one watch selects it by this label.
+pub fn apply_batch(pod: &mut Pod, batch: &str) {
+    pod.metadata
+        .labels
+        .get_or_insert_with(BTreeMap::new)
+        .insert(LABEL_BATCH.into(), label_value(batch));
 }
 
 /// The probe pod for a call: base + driver applier + access applier.

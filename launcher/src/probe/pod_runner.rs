@@ -20,8 +20,10 @@ use super::lifecycle::{
 };
 use super::node_image::NodeImages;
 use super::pod::{self, PROBE_CONTAINER, ProbeCall, ProbePodOptions};
+use super::pod_batch::{self, PodBatch};
+use super::pod_watch::Subscription;
 use super::runner::{
-    Phase, PhaseTiming, ProbeOutput, ProbeRequest, ProgressSink, RunError, RunFuture, Runner,
+    Batch, Phase, PhaseTiming, ProbeOutput, ProbeRequest, ProgressSink, RunError, RunFuture, Runner,
 };
 use crate::cluster::clients::Clients;
 
@@ -108,11 +110,18 @@ impl PodRunner {
             pods,
             payload: None,
             deadline,
+            batch: pod_batch::of(&req.batch),
         };
-        // Node first: a missing or NotReady node would otherwise look like a pod stuck in Pending.
-        let node = timeout_at(deadline, ready_node(&cx.client, &req.node))
-            .await
-            .map_err(|_| cx.timeout())??;
+        // Node first: a missing or NotReady node would otherwise look like a pod stuck in Pending. A batch
+        // reads all of its nodes with one list.
+        let node = timeout_at(deadline, async {
+            match cx.batch {
+                Some(b) => b.ready_node(&cx.client, &req.node).await,
+                None => ready_node(&cx.client, &req.node).await,
+            }
+        })
+        .await
+        .map_err(|_| cx.timeout())??;
         // Copy delivery: the build for the node's architecture, before any pod exists (no build, no pod).
         if let Some(bins) = &self.copy {
             let arch = super::delivery::node_arch(&node);
@@ -186,7 +195,12 @@ impl PodRunner {
     ) -> Result<ProbeOutput, RunError> {
         let image = base.image.as_str();
         let probe = ProbeCall::new(&self.namespace, &cx.req.node, &cx.req.tool);
-        let spec = self.pod_spec(&probe, image, cx.payload.is_some(), base.pull);
+        let mut spec = self.pod_spec(&probe, image, cx.payload.is_some(), base.pull);
+        // In a batch, the pod's waiter subscribes to the batch's watch before the create is sent.
+        let sub = cx.batch.map(|b| {
+            pod::apply_batch(&mut spec, &b.id);
+            b.watch(&cx.client).subscribe(&probe.name)
+        });
         call.guard = Some(DeleteGuard::new(
             cx.pods.clone(),
             probe.name.clone(),
@@ -197,7 +211,7 @@ impl PodRunner {
         let created = self.create(cx, spec).await?;
         let mut timings = vec![timing(Phase::StartingProbe, started)];
         let out = self
-            .exec_when_started(cx, call, &probe.name, created, image, &mut timings)
+            .exec_when_started(cx, call, &probe.name, (created, sub), image, &mut timings)
             .await?;
         if let Some(p) = &cx.payload {
             delivery_failure(&out, image, p)?;
@@ -274,25 +288,40 @@ impl PodRunner {
     }
 
     /// Exec node-probe as soon as the container takes it (early_exec.rs), watching the pod meanwhile for
-    /// reasons it never will run. The waiting and probing phases' timings are added to `timings`.
+    /// reasons it never will run: with a watch of its own, or through the batch's (`sub`). The waiting and
+    /// probing phases' timings are added to `timings`.
     async fn exec_when_started(
         &self,
         cx: &Attempts<'_>,
         call: &mut CallState,
         pod_name: &str,
-        created: Option<Pod>,
+        (created, sub): (Option<Pod>, Option<Subscription>),
         image: &str,
         timings: &mut Vec<PhaseTiming>,
     ) -> Result<ExecOutput, RunError> {
         (cx.progress)(Phase::WaitingForProbe);
         let t = Instant::now();
-        let watch = wait_until(
-            &cx.pods,
-            pod_name,
-            created,
-            |p| classify_pod(p, PROBE_CONTAINER),
-            &mut call.last_state,
-        );
+        let last = &mut call.last_state;
+        let watch = async move {
+            match sub {
+                Some(mut sub) => {
+                    if let Some(p) = &created {
+                        sub.created(p);
+                    }
+                    sub.running(last).await
+                }
+                None => {
+                    wait_until(
+                        &cx.pods,
+                        pod_name,
+                        created,
+                        |p| classify_pod(p, PROBE_CONTAINER),
+                        last,
+                    )
+                    .await
+                }
+            }
+        };
         let attempt = || match &cx.payload {
             None => self.exec.exec(
                 cx.client.clone(),
@@ -342,6 +371,8 @@ struct Attempts<'a> {
     /// Copy delivery: the node-probe build for the node's architecture.
     payload: Option<Arc<Payload>>,
     deadline: tokio::time::Instant,
+    /// The many-node call this run is part of (one watch, one node list).
+    batch: Option<&'a PodBatch>,
 }
 
 impl Attempts<'_> {
@@ -495,6 +526,17 @@ fn delivery_failure(out: &ExecOutput, image: &str, payload: &Payload) -> Result<
 }
 
 impl Runner for PodRunner {
+    fn batch(&self, context: Option<&str>, nodes: &[String]) -> Batch {
+        Batch::new(
+            Arc::new(PodBatch::new(
+                &self.namespace,
+                nodes,
+                self.copy.is_some() || self.node_images.is_some(),
+            )),
+            Some(self.clients.pressure(context)),
+        )
+    }
+
     fn run<'a>(
         &'a self,
         req: ProbeRequest,

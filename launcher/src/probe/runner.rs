@@ -3,6 +3,7 @@
 //! Tools never know which runner they use. The local runner starts node-probe as a child process; the
 //! Kubernetes runner (`crate::probe::kube`) starts a probe pod on the node and execs node-probe in it.
 
+use std::any::Any;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -11,6 +12,8 @@ use std::time::Duration;
 use gpu_diag::contract::{ContractError, ProbeDocument};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
+
+use crate::cluster::pressure::Pressure;
 
 /// One probe run.
 #[derive(Debug, Clone)]
@@ -27,6 +30,45 @@ pub struct ProbeRequest {
     pub context: Option<String>,
     /// Deadline for the whole run, start to cleanup.
     pub timeout: Duration,
+    /// The many-node call this run belongs to ([`Runner::batch`]); default: none.
+    pub batch: Batch,
+}
+
+/// The runs of one call on many nodes, sharing what they can: the pod runner watches all of their pods with
+/// one watch and reads their nodes with one list. Opaque to tools; the default shares nothing.
+#[derive(Clone, Default)]
+pub struct Batch {
+    shared: Option<Arc<dyn Any + Send + Sync>>,
+    pressure: Option<Arc<Pressure>>,
+}
+
+impl Batch {
+    pub fn new(shared: Arc<dyn Any + Send + Sync>, pressure: Option<Arc<Pressure>>) -> Self {
+        Batch {
+            shared: Some(shared),
+            pressure,
+        }
+    }
+
+    /// The runner's own shared state, when this batch is that runner's.
+    pub fn shared<T: Any>(&self) -> Option<&T> {
+        self.shared.as_deref()?.downcast_ref()
+    }
+
+    /// The push-back of the API server the batch talks to: a fan-out starts fewer runs while it lasts.
+    pub fn pressure(&self) -> Option<Arc<Pressure>> {
+        self.pressure.clone()
+    }
+}
+
+impl std::fmt::Debug for Batch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.shared.is_some() {
+            "Batch(shared)"
+        } else {
+            "Batch(none)"
+        })
+    }
 }
 
 /// The phases a run reports through [`ProgressSink`] and in its timings.
@@ -109,6 +151,12 @@ pub trait Runner: Send + Sync {
         progress: ProgressSink,
         cancel: CancellationToken,
     ) -> RunFuture<'a>;
+
+    /// What the runs of one call on `nodes` (in `context`) may share; pass it in each [`ProbeRequest`] and
+    /// drop it when the call ends. Default: nothing.
+    fn batch(&self, _context: Option<&str>, _nodes: &[String]) -> Batch {
+        Batch::default()
+    }
 
     /// Wait for cleanups that outlived their calls (e.g. a pod delete after cancellation) to finish.
     /// Called before the process exits.

@@ -1,14 +1,16 @@
-//! One probe command on many nodes: a bounded number at a time, each under the probe deadline, progress per
-//! node, and every probe awaited (also after a cancellation) so none outlives the call.
+//! One probe command on many nodes: a bounded number at a time, fewer while the API server answers 429
+//! ([`AdaptiveLimit`]), each under the probe deadline, progress per node, the runs sharing what the runner
+//! lets them ([`crate::probe::runner::Runner::batch`]: one watch, one node list), and every probe awaited
+//! (also after a cancellation) so none outlives the call.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use gpu_diag::command::Request;
-use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use super::{Cx, ProbeResult};
+use crate::cluster::pressure::AdaptiveLimit;
 use crate::mcp::progress::null_sink;
 
 /// How one node's probe ended.
@@ -19,15 +21,18 @@ pub struct NodeOutcome {
     pub millis: u64,
 }
 
-/// Run `request` on every node, `concurrency` at a time. Outcomes come in completion order.
-pub async fn probe_nodes(
+/// Run `request` on every node, at most `concurrency` at a time, and give each outcome to `summarize` as it
+/// comes (a fleet's whole reports are never held at once). Summaries come in completion order. A node's
+/// deadline starts when its probe does: waiting for a slot, throttled or not, never fails it.
+pub async fn probe_nodes<T>(
     cx: &Cx,
     tool: &'static str,
     nodes: &[String],
     context: Option<String>,
     request: Request,
     concurrency: usize,
-) -> Vec<NodeOutcome> {
+    mut summarize: impl FnMut(NodeOutcome) -> T,
+) -> Vec<T> {
     let total = nodes.len();
     if total > 0 {
         cx.progress.report(
@@ -36,20 +41,60 @@ pub async fn probe_nodes(
             format!("probing {total} node(s), {concurrency} at a time"),
         );
     }
-    let sem = Arc::new(Semaphore::new(concurrency.max(1)));
+    let batch = cx.env.runner.batch(context.as_deref(), nodes);
+    let limit = Arc::new(AdaptiveLimit::new(concurrency, batch.pressure()));
     // The runner enforces the probe deadline; this outer bound only guards against a runner that does not.
     let hard_limit = cx.env.cfg.probe_timeout + Duration::from_secs(10);
     let mut set = JoinSet::new();
-    for node in nodes.iter().cloned() {
+    let mut out = Vec::with_capacity(total);
+    let mut done =
+        |joined: Result<NodeOutcome, tokio::task::JoinError>, out: &mut Vec<T>| match joined {
+            Ok(o) => {
+                cx.progress.report(
+                    (out.len() + 1) as f64,
+                    Some(total as f64),
+                    format!("{} done ({} of {total})", o.node, out.len() + 1),
+                );
+                out.push(summarize(o));
+            }
+            Err(e) => tracing::error!(error = %e, "probe task failed"),
+        };
+    // A task per node only once it has its slot: a fleet of 10,000 is never 10,000 waiting tasks.
+    for (i, node) in nodes.iter().enumerate() {
+        let permit = tokio::select! {
+            p = limit.acquire_owned() => p,
+            _ = cx.cancel.cancelled() => {
+                for node in &nodes[i..] {
+                    done(Ok(NodeOutcome {
+                        node: node.clone(),
+                        result: Err("the call was cancelled".into()),
+                        millis: 0,
+                    }), &mut out);
+                }
+                break;
+            }
+        };
+        while let Some(joined) = set.try_join_next() {
+            done(joined, &mut out);
+        }
         let env = cx.env.clone();
-        let sem = sem.clone();
         let cancel = cx.cancel.child_token();
         let request = request.clone();
         let context = context.clone();
+        let batch = batch.clone();
+        let node = node.clone();
         set.spawn(async move {
-            let _permit = sem.acquire_owned().await;
+            let _permit = permit;
             let t = Instant::now();
-            let run = env.probe(tool, &node, context, &request, null_sink(), cancel.clone());
+            let run = env.probe(
+                tool,
+                &node,
+                context,
+                &request,
+                null_sink(),
+                cancel.clone(),
+                batch,
+            );
             let result = match tokio::time::timeout(hard_limit, run).await {
                 Ok(r) => r.map_err(|e| e.to_string()),
                 Err(_) => {
@@ -67,19 +112,16 @@ pub async fn probe_nodes(
             }
         });
     }
-    let mut out = Vec::with_capacity(total);
     while let Some(joined) = set.join_next().await {
-        match joined {
-            Ok(o) => {
-                cx.progress.report(
-                    (out.len() + 1) as f64,
-                    Some(total as f64),
-                    format!("{} done ({} of {total})", o.node, out.len() + 1),
-                );
-                out.push(o);
-            }
-            Err(e) => tracing::error!(error = %e, "probe task failed"),
-        }
+        done(joined, &mut out);
+    }
+    if limit.lowest() < concurrency {
+        tracing::info!(
+            nodes = total,
+            concurrency,
+            lowest = limit.lowest(),
+            "the API server pushed back (429); probes ran fewer at a time meanwhile"
+        );
     }
     out
 }

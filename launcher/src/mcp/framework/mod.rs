@@ -32,7 +32,7 @@ use tokio_util::sync::CancellationToken;
 use crate::cluster::ClusterBackend;
 use crate::config::Config;
 use crate::mcp::progress::Progress;
-use crate::probe::runner::{PhaseTiming, ProbeRequest, ProgressSink, Runner};
+use crate::probe::runner::{Batch, PhaseTiming, ProbeRequest, ProgressSink, Runner};
 
 pub use error::ToolError;
 pub use target::{Node, NodeTarget};
@@ -258,6 +258,7 @@ impl Cx {
                 &request.into(),
                 self.progress.phase_sink(&t.node_name),
                 self.cancel.clone(),
+                Batch::default(),
             )
             .await
     }
@@ -282,7 +283,9 @@ impl Cx {
 }
 
 impl Env {
-    /// Run node-probe once; a probe-side failure document becomes an error.
+    /// Run node-probe once (as part of `batch`, a many-node call, or alone with `Batch::default()`); a
+    /// probe-side failure document becomes an error.
+    #[allow(clippy::too_many_arguments)]
     pub async fn probe(
         &self,
         tool: &str,
@@ -291,6 +294,7 @@ impl Env {
         request: &Request,
         progress: ProgressSink,
         cancel: CancellationToken,
+        batch: Batch,
     ) -> Result<ProbeResult, ToolError> {
         let started = Instant::now();
         let req = ProbeRequest {
@@ -303,6 +307,7 @@ impl Env {
             tool: tool.to_string(),
             context,
             timeout: self.cfg.probe_timeout,
+            batch,
         };
         let out = self
             .runner

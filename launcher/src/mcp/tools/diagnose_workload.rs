@@ -257,6 +257,7 @@ consequences; says what could not be examined (nodes not probed, logs not read) 
             a.context.clone(),
             Command::Workload.into(),
             concurrency as usize,
+            |o| o,
         );
         let (outcomes, (logs, log_millis)) = tokio::join!(probes_run, read_logs);
         if cx.cancel.is_cancelled() {

@@ -283,29 +283,28 @@ with show_healthy=true). Use it to find the bad nodes in a fleet, e.g. after a f
             ScanCheck::Xid => Command::Xid,
             ScanCheck::Ecc => Command::Ecc,
         };
-        let mut results = Vec::with_capacity(total);
-        for o in probe_nodes(
+        let mut results = probe_nodes(
             cx,
             Self::NAME,
             &nodes,
             a.context.clone(),
             command.into(),
             concurrency as usize,
+            |o| {
+                let marks = platform.get(&o.node).map(Vec::as_slice).unwrap_or_default();
+                match o.result {
+                    Ok(pr) => node_result(o.node, pr.report, o.millis, marks),
+                    // The platform's marks stand without the probe.
+                    Err(error) => NodeScanResult {
+                        error: Some(error),
+                        status: ScanStatus::Failed,
+                        verdict: None,
+                        ..counted(o.node, own_incidents(marks), o.millis)
+                    },
+                }
+            },
         )
-        .await
-        {
-            let marks = platform.get(&o.node).map(Vec::as_slice).unwrap_or_default();
-            results.push(match o.result {
-                Ok(pr) => node_result(o.node, pr.report, o.millis, marks),
-                // The platform's marks stand without the probe.
-                Err(error) => NodeScanResult {
-                    error: Some(error),
-                    status: ScanStatus::Failed,
-                    verdict: None,
-                    ..counted(o.node, own_incidents(marks), o.millis)
-                },
-            });
-        }
+        .await;
         if cx.cancel.is_cancelled() {
             return Err(ToolError::Invalid(
                 "the call was cancelled; every started probe was stopped".into(),
