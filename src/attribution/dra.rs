@@ -11,8 +11,8 @@ use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
+use super::assigned::{AllocatedDevice, ClaimRef, PodAllocation};
 use super::device::{DeviceIdForm, MigRef, ResourceKind};
-use super::{AllocatedDevice, PodAllocation};
 use crate::facts::{ClaimFacts, DraHostFacts, GpuFacts, NodeFacts, Reading};
 
 /// DRA drivers whose devices are GPUs, named as above.
@@ -20,17 +20,6 @@ pub const GPU_DRIVERS: &[&str] = &["gpu.nvidia.com"];
 
 /// The CDI kind of NVIDIA's per-claim specs: ids are `k8s.gpu.nvidia.com/claim=<claim uid>-<device>`.
 const NVIDIA_CLAIM_CDI_KIND: &str = "k8s.gpu.nvidia.com/claim";
-
-/// The claim a DRA device was allocated through.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
-pub struct ClaimRef {
-    pub namespace: String,
-    pub name: String,
-    /// The driver's pool (NVIDIA's: the node name).
-    pub pool: String,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub cdi_ids: Vec<String>,
-}
 
 /// DRA as this node shows it; absent from the report where no DRA driver or claim is seen.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]

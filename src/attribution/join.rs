@@ -607,7 +607,7 @@ mod tests {
         dev.resource_name = "gpu.nvidia.com".into();
         dev.resource = ResourceKind::Claim;
         dev.form = Some(DeviceIdForm::DraName);
-        dev.claim = Some(crate::attribution::dra::ClaimRef {
+        dev.claim = Some(crate::attribution::ClaimRef {
             namespace: "ml".into(),
             name: "train-gpus".into(),
             pool: "node-a".into(),

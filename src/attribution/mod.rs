@@ -5,6 +5,7 @@
 //! Pure: every input is a raw fact in [`NodeFacts`]. When the kubelet could not be asked, the report says
 //! so (`exact: false` with why) and still attributes processes to pods through their cgroups.
 
+pub mod assigned;
 pub mod cgroup;
 pub mod device;
 pub mod dra;
@@ -22,8 +23,9 @@ use crate::facts::{
 };
 use crate::finding::{Action, ActionKind, Finding, Judged, Severity, distinct};
 use crate::options::AnalysisOptions;
+pub use assigned::{AllocatedDevice, ClaimRef, ContainerAllocation, PodAllocation};
 use cgroup::CgroupAttribution;
-use device::{DeviceIdForm, MigRef, ResourceKind};
+use device::{MigRef, ResourceKind};
 
 /// An allocated GPU with no process for this long is reported as idle.
 pub const IDLE_ALLOCATION_SECS: f64 = 3600.0;
@@ -86,50 +88,6 @@ pub struct Holder {
     /// `namespace/name` of the DRA claim it holds the GPU through.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub claim: Option<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
-pub struct PodAllocation {
-    pub namespace: String,
-    pub name: String,
-    /// From the kubelet's pod log directory, where present.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub uid: Option<String>,
-    pub containers: Vec<ContainerAllocation>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
-pub struct ContainerAllocation {
-    pub name: String,
-    /// When the current container (re)started, from its log directory (unix seconds).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub started_unix: Option<f64>,
-    pub devices: Vec<AllocatedDevice>,
-}
-
-/// One device id the kubelet assigned, read and located on this node.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
-pub struct AllocatedDevice {
-    pub resource_name: String,
-    pub resource: ResourceKind,
-    pub device_id: String,
-    /// Absent when the id is not a known form (`error` says why).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub form: Option<DeviceIdForm>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub replica: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub gpu_index: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub gpu_uuid: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub mig: Option<MigRef>,
-    /// The DRA claim this device was allocated through (`resource_name` is then the driver).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub claim: Option<dra::ClaimRef>,
-    /// Why the id matches no GPU here.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
 }
 
 /// Where a GPU process belongs, from the most to the least alarming.
