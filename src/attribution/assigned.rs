@@ -59,3 +59,21 @@ pub struct ClaimRef {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub cdi_ids: Vec<String>,
 }
+
+impl AllocatedDevice {
+    /// A device as the kubelet named it, not yet located on this node's GPUs.
+    pub fn unlocated(resource_name: &str, resource: ResourceKind, device_id: &str) -> Self {
+        AllocatedDevice {
+            resource_name: resource_name.to_string(),
+            resource,
+            device_id: device_id.to_string(),
+            form: None,
+            replica: None,
+            gpu_index: None,
+            gpu_uuid: None,
+            mig: None,
+            claim: None,
+            error: None,
+        }
+    }
+}

@@ -100,18 +100,7 @@ pub fn claim_device(
 
 /// A GPU driver's device name, located by the GPUs' minor numbers.
 fn located(driver: &str, device: &str, gpus: &[GpuFacts]) -> AllocatedDevice {
-    let mut out = AllocatedDevice {
-        resource_name: driver.to_string(),
-        resource: ResourceKind::Claim,
-        device_id: device.to_string(),
-        form: None,
-        replica: None,
-        gpu_index: None,
-        gpu_uuid: None,
-        mig: None,
-        claim: None,
-        error: None,
-    };
+    let mut out = AllocatedDevice::unlocated(driver, ResourceKind::Claim, device);
     match parse_nvidia_device(device) {
         Ok(n) => {
             out.form = Some(DeviceIdForm::DraName);

@@ -188,18 +188,7 @@ fn allocated_device(
     id: &str,
     gpus: &[GpuFacts],
 ) -> AllocatedDevice {
-    let mut d = AllocatedDevice {
-        resource_name: resource_name.to_string(),
-        resource: kind,
-        device_id: id.to_string(),
-        form: None,
-        replica: None,
-        gpu_index: None,
-        gpu_uuid: None,
-        mig: None,
-        claim: None,
-        error: None,
-    };
+    let mut d = AllocatedDevice::unlocated(resource_name, kind, id);
     match device::parse_device_id(id) {
         Ok(p) => {
             d.form = Some(p.form);
