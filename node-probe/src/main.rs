@@ -9,6 +9,7 @@ mod evidence;
 mod history;
 mod host;
 mod hostexec;
+mod imex;
 mod kmsg;
 mod ldcache;
 mod lines;

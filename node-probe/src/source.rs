@@ -193,6 +193,10 @@ pub fn collect(
             if sections.nics {
                 crate::nic::fill(&mut facts, host_root, *nic_interval);
             }
+            if sections.topology {
+                let search = crate::driver_roots::Search::new(host_root, driver_root.as_deref());
+                facts.imex = crate::imex::read(host_root, &search);
+            }
             if sections.kernel_log && !log.stream_log {
                 facts.kernel_log = match &log.log_file {
                     Some(path) => crate::kmsg::read_log_file(path)?,

@@ -38,6 +38,9 @@ pub struct HealthReport {
     /// The multi-node NVLink domain (an NVL72 rack) the GPUs registered in, `<cluster uuid>.<clique>`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nvlink_domain: Option<String>,
+    /// The node's IMEX daemon and its domain, where one runs (a ComputeDomain's, or the host's service).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub imex: Option<crate::facts::ImexFacts>,
 }
 
 impl Judged for HealthReport {
@@ -60,7 +63,7 @@ pub struct GpuHealth {
     pub name: Reading<String>,
     pub verdict: Verdict,
     /// NVML's GPU recovery action (field 230): `none`, `gpu_reset`, `node_reboot`, `drain_p2p`,
-    /// `drain_and_reset`.
+    /// `drain_and_reset`, `recover_imex_domain`.
     pub recovery_action: Reading<String>,
     pub findings: Vec<Finding>,
 }
@@ -72,6 +75,7 @@ pub fn recovery_action_name(v: u32) -> String {
         2 => "node_reboot".into(),
         3 => "drain_p2p".into(),
         4 => "drain_and_reset".into(),
+        5 => "recover_imex_domain".into(),
         n => format!("unknown_{n}"),
     }
 }
@@ -187,6 +191,7 @@ pub fn judge(facts: &NodeFacts, opts: &AnalysisOptions) -> Vec<Finding> {
             .collect();
         out.push(f);
     }
+    out.extend(crate::incident::imex::node_findings(facts.imex.as_ref()));
     out
 }
 
@@ -283,6 +288,12 @@ fn judge_gpu(g: &GpuFacts) -> Vec<Finding> {
                     "schedule no new work on GPU {i}, let running work finish, then reset it (nvidia-smi -r -i {i}) to regain capacity"
                 ),
             ),
+            5 => (
+                Severity::Warning,
+                ActionKind::Investigate,
+                "asks to recover the IMEX domain",
+                "read the node's IMEX daemon and domain (get_gpu_health: imex; list_gpu_nodes: its ComputeDomain) and bring back the members that are not ready".to_string(),
+            ),
             _ => (
                 Severity::Warning,
                 ActionKind::Investigate,
@@ -290,7 +301,7 @@ fn judge_gpu(g: &GpuFacts) -> Vec<Finding> {
                 "check nvidia-smi -q for the GPU recovery action".to_string(),
             ),
         };
-        out.push(finding(
+        let mut f = finding(
             "gpu.recovery_action",
             sev,
             Some(g),
@@ -298,7 +309,12 @@ fn judge_gpu(g: &GpuFacts) -> Vec<Finding> {
             ev,
             kind,
             detail,
-        ));
+        );
+        if v == 5 {
+            // It is about the node's IMEX daemon: it joins that incident (`imex.domain`).
+            f.about = vec![crate::incident::imex::IMEX_KEY.into()];
+        }
+        out.push(f);
     }
     if let Some(m) = g.mig_mode.ok()
         && m.current != m.pending
@@ -551,6 +567,7 @@ pub fn assemble(
             .collect(),
         unreadable,
         nvlink_domain: super::topology::nvlink_domain(facts),
+        imex: facts.imex.clone(),
     }
 }
 

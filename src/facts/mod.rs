@@ -8,7 +8,7 @@
 //! inline [`FieldError`]), `node.rs` ([`NodeFacts`], the envelope), `host.rs` (the host, driver and
 //! services), `gpu.rs` (a GPU's identity, inventory and MIG, holding the rest), `telemetry.rs`
 //! (temperatures, power, utilization, clocks), `ecc.rs` (memory errors), `interconnect.rs` (PCIe, NVLink,
-//! fabric, GPU pairs), `rdma.rs` (NICs), `processes.rs` (GPU and host processes, device holders),
+//! fabric, GPU pairs), `rdma.rs` (NICs), `imex.rs` (the IMEX daemon), `processes.rs` (GPU and host processes, device holders),
 //! `events.rs` (the kernel log and NVML events), `kubelet.rs` (PodResources and pod log directories) and
 //! `sections.rs` (what a command collects).
 
@@ -16,6 +16,7 @@ mod ecc;
 mod events;
 mod gpu;
 mod host;
+mod imex;
 mod interconnect;
 mod kubelet;
 mod node;
@@ -34,6 +35,7 @@ pub use events::{
 };
 pub use gpu::{GpuFacts, MemoryFacts, MigDeviceFacts, MigModeFacts};
 pub use host::{DriverFacts, HostFacts, ServiceFacts};
+pub use imex::{ImexDomainFacts, ImexFacts, ImexPeerFacts, daemon_state_from_ctl};
 pub use interconnect::{AerFacts, FabricFacts, GpuPairFacts, NvLinkFacts, P2pFacts, PcieFacts};
 pub use kubelet::{
     CdiClaimSpecFacts, ClaimDeviceFacts, ClaimFacts, ContainerDevicesFacts, ContainerLogDirFacts,

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use super::events::{KernelLogFacts, NvmlEventsFacts, NvmlXidEventFacts};
 use super::gpu::GpuFacts;
 use super::host::{DriverFacts, HostFacts, ServiceFacts};
+use super::imex::ImexFacts;
 use super::interconnect::GpuPairFacts;
 use super::kubelet::{DraHostFacts, KubeletLogFacts, PodResourcesFacts};
 use super::processes::{DeviceHoldersFacts, HostProcessFacts};
@@ -66,4 +67,8 @@ pub struct NodeFacts {
     /// when the node has none; absent when not collected (older probes, scenarios without NICs).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rdma: Option<Reading<RdmaFacts>>,
+    /// The node's IMEX daemon and its domain as its command service answered; absent when no IMEX daemon
+    /// runs on the node (most nodes: IMEX runs only for a multi-node NVLink job) or it was not collected.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub imex: Option<ImexFacts>,
 }

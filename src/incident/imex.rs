@@ -7,6 +7,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::facts::{FieldErrorKind, ImexFacts, Reading};
 use crate::finding::{Action, ActionKind, Finding, Severity};
 
 /// The driver's status words (`ComputeDomainStatusReady`, `ComputeDomainStatusNotReady`).
@@ -136,6 +137,174 @@ pub fn findings(memberships: &[ImexMembership]) -> Vec<Finding> {
         .collect()
 }
 
+/// The `about` key of what concerns the node's IMEX daemon (the driver's request to recover the domain).
+pub const IMEX_KEY: &str = "imex";
+
+/// The daemon state that lets the GPUs share memory (`nvidia-imex-ctl -q`).
+const DAEMON_READY: &str = "READY";
+/// How many members or links an answer names before it counts the rest.
+const SHOWN: usize = 6;
+
+fn imex_finding(code: &str, severity: Severity, summary: String, evidence: Vec<String>) -> Finding {
+    Finding {
+        code: code.into(),
+        severity,
+        gpu: None,
+        gpu_uuid: None,
+        summary,
+        evidence,
+        action: Action {
+            kind: ActionKind::Investigate,
+            detail: "the daemons must reach each other on the IMEX port (50000) of every member: check the \
+                     members named here (their IMEX daemon pod or service, its log, the node network); a \
+                     ComputeDomain's daemons restart with their pods"
+                .into(),
+        },
+        about: vec![IMEX_KEY.into()],
+        first_seen: None,
+    }
+}
+
+fn listed(items: &[String]) -> String {
+    let mut s = items
+        .iter()
+        .take(SHOWN)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(", ");
+    if items.len() > SHOWN {
+        s.push_str(&format!(" and {} more", items.len() - SHOWN));
+    }
+    s
+}
+
+/// What the node's own IMEX daemon says (`facts.imex`, present only where one runs): its state and its
+/// domain's. A daemon whose state could not be asked (no `nvidia-imex-ctl` on the host, the command
+/// service off) is no finding; one that does not answer is.
+pub fn node_findings(imex: Option<&ImexFacts>) -> Vec<Finding> {
+    let Some(f) = imex else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    let at = format!(
+        "command service {} (config {})",
+        f.command_service, f.config
+    );
+    match &f.daemon {
+        Reading::Ok(state) if state != DAEMON_READY => out.push(imex_finding(
+            "imex.daemon_not_ready",
+            Severity::Warning,
+            format!(
+                "This node's IMEX daemon is {state}, not READY: its GPUs cannot import their peers' memory \
+                 over NVLink, and a multi-node job waits or fails."
+            ),
+            vec![format!("nvidia-imex-ctl -q = {state}"), at.clone()],
+        )),
+        Reading::Err(e) if e.error == FieldErrorKind::Timeout => out.push(imex_finding(
+            "imex.daemon_unresponsive",
+            Severity::Warning,
+            "This node's IMEX daemon does not answer its command service: it hangs or is restarting."
+                .into(),
+            vec![
+                format!("nvidia-imex-ctl -q: {}", e.message.as_deref().unwrap_or("timeout")),
+                at.clone(),
+            ],
+        )),
+        _ => {}
+    }
+    if let Reading::Ok(d) = &f.domain
+        && d.status != "UP"
+    {
+        let not_ready: Vec<String> = d
+            .nodes
+            .iter()
+            .filter(|n| n.status != DAEMON_READY)
+            .map(|n| {
+                format!(
+                    "{} {}",
+                    peer_name(n),
+                    if n.status.is_empty() { "?" } else { &n.status }
+                )
+            })
+            .collect();
+        // Each broken link is reported from both ends; the member in most of them is the one to look at.
+        let name_of = |host: &str| {
+            d.nodes
+                .iter()
+                .find(|n| n.host == host)
+                .map_or_else(|| host.to_string(), peer_name)
+        };
+        let mut per_member: std::collections::BTreeMap<String, usize> = Default::default();
+        let mut broken = 0;
+        for n in &d.nodes {
+            for c in &n.not_connected {
+                broken += 1;
+                *per_member.entry(peer_name(n)).or_default() += 1;
+                let host = c.split(' ').next().unwrap_or_default();
+                *per_member.entry(name_of(host)).or_default() += 1;
+            }
+        }
+        let mut ranked: Vec<(String, usize)> = per_member.into_iter().collect();
+        ranked.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        // The members in at least half as many broken links as the worst: the far ends of one bad
+        // member's links are not named each.
+        let worst = ranked.first().map_or(0, |r| r.1);
+        let links: Vec<String> = ranked
+            .iter()
+            .filter(|(_, k)| k * 2 >= worst)
+            .map(|(name, k)| format!("{name} in {k}"))
+            .collect();
+        let mut evidence = vec![format!(
+            "nvidia-imex-ctl -N = {} ({} member(s))",
+            d.status,
+            d.nodes.len()
+        )];
+        if !not_ready.is_empty() {
+            evidence.push(format!("members not READY: {}", listed(&not_ready)));
+        }
+        if broken > 0 {
+            evidence.push(format!(
+                "links not CONNECTED: {broken}, by member: {}",
+                listed(&links)
+            ));
+        }
+        evidence.push(at);
+        let (code, severity, what) = if d.status == "DOWN" {
+            (
+                "imex.domain_down",
+                Severity::Critical,
+                "no GPU of the domain can import memory from another node: multi-node NVLink jobs fail at start or hang",
+            )
+        } else {
+            (
+                "imex.domain_degraded",
+                Severity::Warning,
+                "members that are not ready or not connected cannot share GPU memory with the rest",
+            )
+        };
+        out.push(imex_finding(
+            code,
+            severity,
+            format!(
+                "The IMEX domain of this node is {} ({} of {} member(s) not READY): {what}.",
+                d.status,
+                not_ready.len(),
+                d.nodes.len()
+            ),
+            evidence,
+        ));
+    }
+    out
+}
+
+fn peer_name(n: &crate::facts::ImexPeerFacts) -> String {
+    if n.host_name.is_empty() {
+        n.host.clone()
+    } else {
+        format!("{} ({})", n.host_name, n.host)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -172,5 +341,110 @@ mod tests {
         let m = memberships(&d, "tray03[31m");
         assert_eq!(m.len(), 1);
         assert!(findings(&m).is_empty());
+    }
+
+    fn daemon(state: Reading<String>, domain: Reading<crate::facts::ImexDomainFacts>) -> ImexFacts {
+        ImexFacts {
+            command_service: "10.0.3.5:50005".into(),
+            config: "/imexd/imexd.cfg".into(),
+            daemon: state,
+            domain,
+        }
+    }
+
+    fn domain_of(status: &str, members: &[(&str, &str, &[&str])]) -> crate::facts::ImexDomainFacts {
+        crate::facts::ImexDomainFacts {
+            status: status.into(),
+            nodes: members
+                .iter()
+                .enumerate()
+                .map(|(i, (host, st, bad))| crate::facts::ImexPeerFacts {
+                    index: i.to_string(),
+                    host: (*host).into(),
+                    status: (*st).into(),
+                    not_connected: bad.iter().map(|b| format!("{b} DISCONNECTED")).collect(),
+                    ..Default::default()
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn a_node_without_an_imex_daemon_or_whose_daemon_cannot_be_asked_says_nothing() {
+        assert!(node_findings(None).is_empty());
+        let not_found =
+            crate::facts::FieldError::with_message(FieldErrorKind::NotFound, "no nvidia-imex-ctl");
+        let f = daemon(Reading::Err(not_found.clone()), Reading::Err(not_found));
+        assert!(node_findings(Some(&f)).is_empty());
+        let up = daemon(
+            Reading::Ok("READY".into()),
+            Reading::Ok(domain_of("UP", &[("10.0.3.1", "READY", &[])])),
+        );
+        assert!(node_findings(Some(&up)).is_empty());
+    }
+
+    #[test]
+    fn a_domain_down_is_critical_and_names_the_member_in_most_broken_links() {
+        let f = daemon(
+            Reading::Ok("WAITING_FOR_PEERS".into()),
+            Reading::Ok(domain_of(
+                "DOWN",
+                &[
+                    ("10.0.3.1", "READY", &["10.0.3.2"]),
+                    ("10.0.3.2", "WAITING_FOR_PEERS", &["10.0.3.1", "10.0.3.3"]),
+                    ("10.0.3.3", "READY", &["10.0.3.2"]),
+                ],
+            )),
+        );
+        let out = node_findings(Some(&f));
+        let codes: Vec<&str> = out.iter().map(|f| f.code.as_str()).collect();
+        assert_eq!(codes, ["imex.daemon_not_ready", "imex.domain_down"]);
+        assert_eq!(out[1].severity, Severity::Critical);
+        assert!(
+            out[1].evidence[2].starts_with("links not CONNECTED: 4, by member: 10.0.3.2 in 4,"),
+            "{:?}",
+            out[1].evidence
+        );
+        // One fault of the node: the incident holds both, and the driver's IMEX recovery request.
+        let mut all = out.clone();
+        all.push(Finding {
+            code: "xid.154".into(),
+            severity: Severity::Warning,
+            gpu: Some(2),
+            about: vec![IMEX_KEY.into()],
+            ..out[0].clone()
+        });
+        // A recovery request that is not about IMEX stays the GPU's.
+        all.push(Finding {
+            code: "gpu.recovery_action".into(),
+            severity: Severity::Critical,
+            gpu: Some(1),
+            about: Vec::new(),
+            ..out[0].clone()
+        });
+        let inc = crate::incident::group(&all, &|g| format!("GPU {g}"));
+        assert_eq!(inc.incidents.len(), 2, "{:#?}", inc.incidents);
+        let imex = inc
+            .incidents
+            .iter()
+            .find(|i| i.code == "imex.domain")
+            .unwrap();
+        assert_eq!(imex.component, "the node's IMEX domain");
+        assert_eq!(imex.severity, Severity::Critical);
+        assert_eq!(imex.signals.len(), 3);
+        assert!(
+            inc.incidents
+                .iter()
+                .any(|i| i.code == "gpu.recovery" && i.gpu == Some(1))
+        );
+    }
+
+    #[test]
+    fn a_daemon_that_does_not_answer_is_a_finding() {
+        let t = crate::facts::FieldError::with_message(FieldErrorKind::Timeout, "no answer in 5 s");
+        let f = daemon(Reading::Err(t.clone()), Reading::Err(t));
+        let out = node_findings(Some(&f));
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].code, "imex.daemon_unresponsive");
     }
 }

@@ -59,7 +59,7 @@ pub fn group(findings: &[Finding], gpu_name: &dyn Fn(u32) -> String) -> Incident
             }
             Scope::Node => {
                 let members: Vec<usize> = (0..findings.len())
-                    .filter(|&i| !claimed[i] && rule.has_signal(&findings[i].code))
+                    .filter(|&i| !claimed[i] && rule.admits(&findings[i]))
                     .collect();
                 if members.iter().any(|&i| rule.is_anchor(&findings[i].code)) {
                     for &i in &members {
@@ -171,8 +171,10 @@ fn build(
     let mut gpus: Vec<u32> = signals.iter().filter_map(|s| s.gpu).collect();
     gpus.sort_unstable();
     gpus.dedup();
-    let gpu = (gpus.len() == 1).then(|| gpus[0]);
+    // The IMEX domain is the node's even when the driver named one GPU with it.
+    let gpu = (gpus.len() == 1 && rule.code != rules::IMEX_RULE).then(|| gpus[0]);
     let component = match (rule.scope, gpu) {
+        (Scope::Node, _) if rule.code == rules::IMEX_RULE => "the node's IMEX domain".to_string(),
         (Scope::Gpu, Some(g)) | (Scope::Node, Some(g)) => gpu_name(g),
         (Scope::Node, None) => {
             let list: Vec<String> = gpus.iter().map(u32::to_string).collect();

@@ -38,6 +38,11 @@ pub struct Rule {
 /// first fault stated on that GPU (rules are tried in this table's order).
 const DRIVER_VERDICT: [&str; 2] = ["xid.154", "gpu.recovery_action"];
 
+/// The driver's conclusion when it is a request to recover the IMEX domain (`@imex`: only a signal about
+/// the IMEX daemon, [`Rule::admits`]): it joins the node's IMEX incident, not a GPU's.
+pub const IMEX_RULE: &str = "imex.domain";
+const IMEX_VERDICT: [&str; 2] = ["xid.154@imex", "gpu.recovery_action@imex"];
+
 /// Rules in the order they claim signals: the fault that takes a GPU away first, then memory, links,
 /// and the slower faults.
 pub const RULES: &[Rule] = &[
@@ -187,6 +192,31 @@ pub const RULES: &[Rule] = &[
                  ROUTE_RECOVERY, ROUTE_UNHEALTHY, ACCESS_TIMEOUT_RECOVERY); NVIDIA Fabric Manager user guide",
     },
     Rule {
+        code: IMEX_RULE,
+        title: "IMEX domain not ready",
+        titles: &[
+            ("imex.domain_down", "IMEX domain down"),
+            ("imex.domain_degraded", "IMEX domain degraded"),
+        ],
+        scope: Scope::Node,
+        signals: &[
+            "imex.daemon_unresponsive",
+            "imex.daemon_not_ready",
+            "imex.domain_degraded",
+            "imex.domain_down",
+            IMEX_VERDICT[0],
+            IMEX_VERDICT[1],
+        ],
+        followers: &IMEX_VERDICT,
+        reason: "the IMEX daemons of a multi-node NVLink domain must all be ready and connected for its GPUs to \
+                 import each other's memory: a daemon not ready, the links between daemons down and the domain \
+                 state the daemons agree on are one fault, and the driver's request to recover the IMEX domain \
+                 (recovery action 5, Xid 154) is its conclusion",
+        source: "NVIDIA IMEX guide (nvidia-imex-ctl -q, -N: daemon and domain status); DCGM IMEX_UNHEALTHY \
+                 (DCGM_FI_IMEX_DOMAIN_STATUS, DCGM_FI_IMEX_DAEMON_STATUS); NVIDIA Xid catalog (Xid 154, \
+                 Recover IMEX Domain)",
+    },
+    Rule {
         code: "nic.link_fault",
         title: "RDMA link fault",
         titles: &[],
@@ -276,6 +306,14 @@ pub(super) fn matches(pattern: &str, code: &str) -> bool {
 }
 
 impl Rule {
+    /// Whether `f` is a signal of this rule: by its code, and for a pattern `code@key` only when the
+    /// finding is about `key`.
+    pub(super) fn admits(&self, f: &crate::finding::Finding) -> bool {
+        self.signals.iter().any(|p| match p.split_once('@') {
+            Some((code, key)) => matches(code, &f.code) && f.about.iter().any(|k| k == key),
+            None => matches(p, &f.code),
+        })
+    }
     pub(super) fn has_signal(&self, code: &str) -> bool {
         self.signals.iter().any(|p| matches(p, code))
     }
@@ -286,7 +324,7 @@ impl Rule {
     pub(super) fn rank(&self, code: &str) -> usize {
         self.signals
             .iter()
-            .position(|p| matches(p, code))
+            .position(|p| matches(p.split('@').next().unwrap_or(p), code))
             .unwrap_or(usize::MAX)
     }
 }

@@ -992,6 +992,43 @@ def scn_gb200_tray_dra():
     return facts
 
 
+def scn_gb200_tray_imex_degraded():
+    """A GB200 tray whose host IMEX service (the driver's nvidia-imex package, IMEX_CMD_ENABLED=1) sees its
+    domain DEGRADED: tray 09's daemon waits for its peers and its links to two trays are down. The driver asks
+    to recover the IMEX domain (recovery action 5, Xid 154) on GPU 0. One fault: the IMEX domain.
+    Shapes: NVIDIA IMEX guide (nvidia-imex-ctl -q, -N -j); DCGM dcgm_fields.h (DCGM_FI_IMEX_DOMAIN_STATUS
+    UP/DOWN/DEGRADED, DCGM_FI_IMEX_DAEMON_STATUS READY/WAITING_FOR_PEERS/...)."""
+    scn = "gb200-tray-imex-degraded"
+    bdf = GB200_BUS[0]
+    x = xid_bus(bdf)
+    log = boot_lines("570.148.08", "Fri Jun 20 01:33:15 UTC 2025") + DISTRACTORS + [
+        (301204.118210, 4, f"NVRM: GPU at PCI:{x}: {uid(scn + '/0')}"),
+        (301204.118232, 4, f"NVRM: Xid (PCI:{x}): 154, GPU recovery action changed from 0x0 (None) to 0x5 (Recover IMEX Domain)"),
+    ]
+    facts = gb200_tray(scn, "gb-rack1-tray05", kernel_log=dmesg(log))
+    facts["gpus"][0]["recovery_action"] = 5
+    trays = [(i, f"10.0.3.{i}", f"gb-rack1-tray{i:02d}") for i in range(1, 19)]
+    down = {"10.0.3.9"}
+
+    def member(i, host, name):
+        conns = {str(j): {"host": h, "status": "DISCONNECTED" if (host in down) != (h in down) else "CONNECTED"}
+                 for j, h, _n in trays}
+        bad = sorted(f"{c['host']} {c['status']}" for c in conns.values() if c["status"] != "CONNECTED")
+        m = {"index": str(i - 1), "host": host, "host_name": name,
+             "status": "WAITING_FOR_PEERS" if host in down else "READY", "version": "570.148.08"}
+        if bad:
+            m["not_connected"] = bad
+        return m
+
+    facts["imex"] = {
+        "command_service": "10.0.3.5:50005",
+        "config": "/etc/nvidia-imex/config.cfg",
+        "daemon": "READY",
+        "domain": {"status": "DEGRADED", "nodes": [member(*t) for t in trays]},
+    }
+    return facts
+
+
 def scn_gb200_tray_fabric_degraded():
     """A GB200 tray of a rack that lost a switch tray: every GPU's fabric health says degraded bandwidth. The
     same shows on every tray of the rack: one fault of the rack, not of this node."""
@@ -1165,6 +1202,7 @@ SCENARIOS = {
     "dgx-h100-pcie-downtrained": scn_dgx_h100_pcie_downtrained,
     "gb200-tray-dra": scn_gb200_tray_dra,
     "gb200-tray-fabric-degraded": scn_gb200_tray_fabric_degraded,
+    "gb200-tray-imex-degraded": scn_gb200_tray_imex_degraded,
 }
 
 

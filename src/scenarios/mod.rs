@@ -120,6 +120,10 @@ pub static BUILTIN: &[Scenario] = &[
         "GB200 NVL72 compute tray of a rack that lost a switch tray: every GPU's NVLink fabric health reports degraded bandwidth"
     ),
     scenario!(
+        "gb200-tray-imex-degraded",
+        "GB200 NVL72 compute tray whose IMEX domain is DEGRADED (tray 09's daemon waits for its peers, its links down); the driver asks to recover the IMEX domain (Xid 154, recovery action 5)"
+    ),
+    scenario!(
         "dgx-h100-pcie-downtrained",
         "DGX H100 under a training load whose GPU 2's PCIe link trained down to Gen3 x8 (max Gen5 x16) while its peers run Gen5 x16; no XID"
     ),

@@ -21,6 +21,11 @@ pub(super) struct GpuVerdict {
     pub findings: Vec<Finding>,
 }
 
+/// NVML's recovery action 5 and its name in an Xid 154 line (`Recover IMEX Domain`).
+const RECOVER_IMEX_DOMAIN: u32 = 5;
+const IMEX_RECOVERY: &str = "now Recover IMEX Domain";
+use crate::incident::imex::IMEX_KEY;
+
 /// Per-GPU summary and findings from what the analysis kept for it.
 pub(super) fn summarize_gpu(row: &GpuIdentity, mut st: GpuEventState) -> GpuVerdict {
     let label = gpu_label(row.index, row.pci.as_deref());
@@ -64,7 +69,13 @@ pub(super) fn summarize_gpu(row: &GpuIdentity, mut st: GpuEventState) -> GpuVerd
                 kind: class.action,
                 detail: correlate::action_detail(class.action, row.index, row.pci.as_deref()),
             },
-            about: Vec::new(),
+            // The driver asking to recover the IMEX domain is about the node's IMEX daemon: it joins
+            // that incident (`crate::incident::rules`, `imex.domain`).
+            about: if code == "xid.154" && class.detail.contains(IMEX_RECOVERY) {
+                vec![IMEX_KEY.into()]
+            } else {
+                Vec::new()
+            },
             first_seen: first.ts.and_then(crate::xid::time::rfc3339),
         });
     }
@@ -90,7 +101,11 @@ pub(super) fn summarize_gpu(row: &GpuIdentity, mut st: GpuEventState) -> GpuVerd
                 kind: class.action,
                 detail: correlate::action_detail(class.action, row.index, row.pci.as_deref()),
             },
-            about: Vec::new(),
+            about: if v == RECOVER_IMEX_DOMAIN {
+                vec![IMEX_KEY.into()]
+            } else {
+                Vec::new()
+            },
             first_seen: None,
         });
     }

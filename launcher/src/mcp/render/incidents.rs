@@ -122,6 +122,9 @@ pub fn gpus_line(h: &HealthReport, out: &mut String) {
         let _ = write!(out, "; {} {name}: {}", gpu_set(&list), verdict_label(v));
     }
     out.push('\n');
+    if let Some(imex) = &h.imex {
+        imex_line(imex, out);
+    }
     if !h.unreadable.is_empty() {
         let _ = writeln!(out, "unreadable: {}", h.unreadable.join("; "));
     }
@@ -152,4 +155,39 @@ pub fn verdict_and_incidents(h: &HealthReport, out: &mut String) {
         );
     }
     render(&h.incidents, out);
+}
+
+/// The node's IMEX daemon in one line (only where one runs): its state and its domain's, or why they
+/// could not be asked.
+fn imex_line(imex: &gpu_diag::facts::ImexFacts, out: &mut String) {
+    use gpu_diag::facts::Reading;
+    let shown = |r: Result<String, &gpu_diag::facts::FieldError>| match r {
+        Ok(s) => s,
+        Err(e) => format!(
+            "not read ({})",
+            e.message
+                .clone()
+                .unwrap_or_else(|| details::serde_name(&e.error))
+        ),
+    };
+    let daemon = shown(match &imex.daemon {
+        Reading::Ok(s) => Ok(s.clone()),
+        Reading::Err(e) => Err(e),
+    });
+    let domain = shown(match &imex.domain {
+        Reading::Ok(d) => {
+            let ready = d.nodes.iter().filter(|n| n.status == "READY").count();
+            Ok(format!(
+                "{}, {ready} of {} member(s) READY",
+                d.status,
+                d.nodes.len()
+            ))
+        }
+        Reading::Err(e) => Err(e),
+    });
+    let _ = writeln!(
+        out,
+        "IMEX: daemon {daemon}; domain {domain} (command service {})",
+        imex.command_service
+    );
 }
