@@ -253,6 +253,10 @@ async fn a_cancelled_task_deletes_its_probe_pods_and_starts_no_more() {
     let (done, seen) = settle(&l, &task.task_id, Duration::from_secs(30)).await;
     let settled = t0.elapsed();
     assert_eq!(done.task.status(), TaskStatus::Cancelled, "{seen:?}");
+    assert!(
+        seen.last().is_some_and(|m| m.starts_with("cancelling")),
+        "the stopped nodes were counted as answered: {seen:?}"
+    );
     // No new probe after the cancel.
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(

@@ -58,11 +58,14 @@ pub async fn probe_nodes<T>(
                     Ok(_) => {}
                     Err(_) => failed += 1,
                 }
-                cx.progress.report(
-                    (out.len() + 1) as f64,
-                    Some(total as f64),
-                    progress_message(out.len() + 1, total, with_findings, failed, &o.node),
-                );
+                // After a cancellation the nodes that end are stopped, not answered: the count stays.
+                if !cx.cancel.is_cancelled() {
+                    cx.progress.report(
+                        (out.len() + 1) as f64,
+                        Some(total as f64),
+                        progress_message(out.len() + 1, total, with_findings, failed, &o.node),
+                    );
+                }
                 out.push(summarize(o));
             }
             Err(e) => tracing::error!(error = %e, "probe task failed"),
