@@ -211,19 +211,26 @@ async fn a_cancelled_task_deletes_its_probe_pods_and_starts_no_more() {
     if skipped() {
         return;
     }
-    const NODES: usize = 200;
-    const CONCURRENCY: usize = 64;
-    let (tb, ns, selector) = fleet("task-cancel", 0, &[], NODES);
+    // E2E_TASK_CANCEL_NODES / _CONCURRENCY measure larger fleets (at most 128 at once, the tool's bound).
+    let env = |k: &str, d: usize| {
+        std::env::var(k)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(d)
+    };
+    let nodes = env("E2E_TASK_CANCEL_NODES", 200);
+    let concurrency = env("E2E_TASK_CANCEL_CONCURRENCY", 64).min(nodes);
+    let (tb, ns, selector) = fleet("task-cancel", 0, &[], nodes);
     let l = mcp::start_with_tasks(tb, User::Reader, &ns, &["--probe-timeout", "120"]).await;
     let task = start_task(
         &l,
         "scan_gpu_nodes",
-        json!({"label_selector": selector, "concurrency": CONCURRENCY}),
+        json!({"label_selector": selector, "concurrency": concurrency}),
     )
     .await;
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut running = 0;
-    while running < CONCURRENCY {
+    while running < concurrency {
         assert!(
             Instant::now() < deadline,
             "only {running} probe pods after 60 s\n{}",
@@ -265,7 +272,7 @@ async fn a_cancelled_task_deletes_its_probe_pods_and_starts_no_more() {
         "a probe started after the cancel"
     );
     eprintln!(
-        "tasks/cancel with {running} probe pods running ({NODES} nodes): acked in {acked:?}, 0 pods after \
+        "tasks/cancel with {running} probe pods running ({nodes} nodes): acked in {acked:?}, 0 pods after \
          {:?}, task cancelled after {settled:?}",
         acked + gone
     );
