@@ -19,6 +19,7 @@ mod platform_marks;
 mod platforms;
 mod policies;
 mod racks;
+mod tasks;
 mod workload;
 
 use std::time::Duration;

@@ -12,7 +12,10 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use rmcp::handler::client::progress::ProgressDispatcher;
-use rmcp::model::{CallToolResult, ClientRequest, ProgressNotificationParam, Request};
+use rmcp::model::{
+    CallToolResult, ClientCapabilities, ClientConfig, ClientRequest, ProgressNotificationParam,
+    Request,
+};
 use rmcp::service::{NotificationContext, PeerRequestOptions, RequestHandle, RunningService};
 use rmcp::transport::ConfigureCommandExt;
 use rmcp::{ClientHandler, RoleClient};
@@ -29,9 +32,19 @@ pub const E2E_PROBE_IMAGE: &str = "registry.invalid/k8s-gpu-mcp/node-probe@sha25
 
 pub struct ProgressClient {
     pub progress: ProgressDispatcher,
+    /// Declares the MCP tasks extension (`io.modelcontextprotocol/tasks`): long tools answer with a task.
+    pub tasks: bool,
 }
 
 impl ClientHandler for ProgressClient {
+    fn get_info(&self) -> ClientConfig {
+        let mut config = ClientConfig::default();
+        if self.tasks {
+            config.capabilities = ClientCapabilities::builder().enable_tasks().build();
+        }
+        config
+    }
+
     async fn on_progress(
         &self,
         params: ProgressNotificationParam,
@@ -86,6 +99,14 @@ pub async fn start_with_env(
     start_exact(tb, user, ns, std::path::Path::new(LAUNCHER), &extra, envs).await
 }
 
+/// [`start`] as a client that declares the tasks extension.
+pub async fn start_with_tasks(tb: &Testbed, user: User, ns: &str, extra: &[&str]) -> Launcher {
+    let mut extra: Vec<&str> = extra.to_vec();
+    extra.extend(["--probe-image", E2E_PROBE_IMAGE]);
+    let launcher = std::path::Path::new(LAUNCHER);
+    start_client(&tb.kubeconfig(user), ns, launcher, &extra, &[], true).await
+}
+
 /// `launcher serve` with exactly these flags (no delivery chosen for the test).
 pub async fn start_exact(
     tb: &Testbed,
@@ -116,6 +137,17 @@ async fn start_kubeconfig(
     extra: &[&str],
     envs: &[(&str, &str)],
 ) -> Launcher {
+    start_client(kubeconfig, ns, launcher, extra, envs, false).await
+}
+
+async fn start_client(
+    kubeconfig: &std::path::Path,
+    ns: &str,
+    launcher: &std::path::Path,
+    extra: &[&str],
+    envs: &[(&str, &str)],
+    tasks: bool,
+) -> Launcher {
     let log = std::env::temp_dir().join(format!("{}.log", unique("k8s-gpu-mcp-e2e-launcher")));
     let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
     let ns = ns.to_string();
@@ -141,6 +173,7 @@ async fn start_kubeconfig(
     let stderr = Stdio::from(std::fs::File::create(&log).expect("launcher log"));
     let handler = ProgressClient {
         progress: ProgressDispatcher::new(),
+        tasks,
     };
     let Connected { client, pid, .. } = harness::connect(handler, cmd, stderr)
         .await

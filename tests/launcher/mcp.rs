@@ -12,12 +12,13 @@ use common::mcp::{assert_schema_valid, call, local_serve, plain_client, text_of,
 use common::*;
 use rmcp::handler::client::progress::ProgressDispatcher;
 use rmcp::model::{
-    CallToolRequestParams, ClientRequest, GetPromptRequestParams, ProgressNotificationParam,
-    ProtocolVersion, ReadResourceRequestParams, Request, ServerResult, Tool,
+    CallToolRequestParams, CallToolResponse, CancelTaskParams, ClientRequest,
+    GetPromptRequestParams, GetTaskParams, ProgressNotificationParam, ProtocolVersion,
+    ReadResourceRequestParams, Request, ServerResult, TaskPayload, TaskStatus, Tool,
 };
 use rmcp::service::{NotificationContext, PeerRequestOptions, RunningService};
 use rmcp::transport::{ConfigureCommandExt, TokioChildProcess};
-use rmcp::{ClientHandler, ClientLifecycleMode, ClientServiceExt, RoleClient, object};
+use rmcp::{ClientHandler, ClientLifecycleMode, ClientServiceExt, RoleClient, ServiceExt, object};
 use serde_json::{Value, json};
 use tokio::process::Command;
 
@@ -1127,5 +1128,145 @@ async fn describe_narrows_to_one_gpu() {
     .await;
     assert_eq!(r.is_error, Some(true));
     assert!(text_of(&r).contains("no GPU 9"), "{}", text_of(&r));
+    client.cancel().await.unwrap();
+}
+
+/// A client that declares the tasks extension (`io.modelcontextprotocol/tasks`, SEP-2663).
+fn tasks_client() -> rmcp::model::ClientConfig {
+    rmcp::model::ClientConfig::new(
+        rmcp::model::ClientCapabilities::builder()
+            .enable_tasks()
+            .build(),
+        rmcp::model::Implementation::new("tasks-test", "0"),
+    )
+}
+
+/// Start `tool` as a task: its id.
+async fn start_task<H: ClientHandler>(
+    client: &RunningService<RoleClient, H>,
+    tool: &str,
+    args: Value,
+) -> String {
+    match client
+        .call_tool_once(common::mcp::request(tool, args))
+        .await
+        .unwrap()
+    {
+        CallToolResponse::Task(t) => t.task.task_id,
+        other => panic!("{tool}: expected a task, got {other:?}"),
+    }
+}
+
+/// Poll `tasks/get` until the task settles.
+async fn settled<H: ClientHandler>(
+    client: &RunningService<RoleClient, H>,
+    id: &str,
+) -> rmcp::model::DetailedTask {
+    for _ in 0..600 {
+        let t = client.get_task(GetTaskParams::new(id)).await.unwrap().task;
+        if t.status().is_terminal() {
+            return t;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("task {id} did not settle in 30 s");
+}
+
+/// The long tools answer a client with the tasks extension with a task, on 2025-11-25 (extension declared at
+/// initialize) and 2026-07-28 (declared in each request's _meta); the result is read with tasks/get. Short
+/// tools stay plain calls.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn long_tools_run_as_tasks_on_both_protocol_versions() {
+    for version in [ProtocolVersion::V_2025_11_25, ProtocolVersion::V_2026_07_28] {
+        let transport = TokioChildProcess::new(serve_cmd(&[])).unwrap();
+        let client = if version == ProtocolVersion::V_2026_07_28 {
+            tasks_client()
+                .serve_with_lifecycle(
+                    transport,
+                    ClientLifecycleMode::Discover {
+                        preferred_versions: vec![version.clone()],
+                    },
+                )
+                .await
+                .unwrap()
+        } else {
+            tasks_client().serve(transport).await.unwrap()
+        };
+        assert_eq!(client.peer_info().unwrap().protocol_version, version);
+        assert!(
+            client.peer_info().unwrap().capabilities.supports_tasks(),
+            "{version}: the server does not declare the tasks extension"
+        );
+        match client
+            .call_tool_once(common::mcp::request(
+                "get_gpu_health",
+                json!({"node_name": "local"}),
+            ))
+            .await
+            .unwrap()
+        {
+            CallToolResponse::Complete(r) => assert_eq!(r.is_error, Some(false)),
+            other => panic!("{version}: a short tool became {other:?}"),
+        }
+        for (tool, args, key) in [
+            ("scan_gpu_nodes", json!({}), "nodes_total"),
+            (
+                "collect_evidence",
+                json!({"node_name": "local", "time_limit_secs": 5}),
+                "evidence",
+            ),
+        ] {
+            let id = start_task(&client, tool, args).await;
+            let t = settled(&client, &id).await;
+            let TaskPayload::Completed { result } = &t.payload else {
+                panic!("{version} {tool}: {t:?}")
+            };
+            assert!(
+                result["structuredContent"].get(key).is_some(),
+                "{version} {tool}: {result:?}"
+            );
+            if tool == "scan_gpu_nodes" {
+                assert_eq!(
+                    t.task.status_message.as_deref(),
+                    Some(
+                        format!(
+                            "1 of 1 nodes answered; {} with findings (last: local)",
+                            result["structuredContent"]["needs_attention_total"]
+                        )
+                        .as_str()
+                    )
+                );
+            }
+        }
+        // An unknown task id is a protocol error (-32602), not someone else's result.
+        let err = client
+            .get_task(GetTaskParams::new("00000000-0000-4000-8000-000000000000"))
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("unknown task"), "{err}");
+        client.cancel().await.unwrap();
+    }
+}
+
+/// tasks/cancel stops the task's probe (the process, in local mode) and the task settles `cancelled`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_task_stops_its_probe() {
+    let dir = tempfile::tempdir().unwrap();
+    let probe = hanging_probe(dir.path());
+    let client = tasks_client()
+        .serve(TokioChildProcess::new(hang_cmd(&probe, &[])).unwrap())
+        .await
+        .unwrap();
+    let id = start_task(&client, "scan_gpu_nodes", json!({})).await;
+    let pid = wait_pid(&dir.path().join("pid"), 10);
+    assert!(alive(pid));
+    let t = client.get_task(GetTaskParams::new(&id)).await.unwrap().task;
+    assert_eq!(t.status(), TaskStatus::Working);
+    client
+        .cancel_task(CancelTaskParams::new(id.clone()))
+        .await
+        .unwrap();
+    assert!(wait_dead(pid, 5), "probe {pid} survived tasks/cancel");
+    assert_eq!(settled(&client, &id).await.status(), TaskStatus::Cancelled);
     client.cancel().await.unwrap();
 }

@@ -88,6 +88,21 @@ const health = await client.callTool({ name: "get_gpu_health", arguments: { node
 assert.equal(health.structuredContent.report.verdict, "unhealthy");
 assert.match(health.content[0].text, /xid\.79/);
 
+// The SDK's tasks are the 2025-11-25 experimental ones (SEP-1686), which the launcher does not offer (it offers
+// the io.modelcontextprotocol/tasks extension, docs/tools.md "Tasks"): a host calling a long tool through the
+// SDK's task stream gets the plain result, as from callTool.
+assert.equal(client.getServerCapabilities().tasks, undefined, "no 2025-11-25 tasks capability is claimed");
+const streamed = [];
+for await (const m of client.experimental.tasks.callToolStream({ name: "scan_gpu_nodes", arguments: {} })) {
+  streamed.push(m);
+}
+assert.deepEqual(
+  streamed.map((m) => m.type),
+  ["result"],
+  `scan_gpu_nodes through callToolStream: ${JSON.stringify(streamed).slice(0, 400)}`,
+);
+assert.equal(streamed[0].result.structuredContent.nodes_total, 1);
+
 // Bad input is a tool error with a reason, not a protocol failure or a crash.
 const bad = await client.callTool({ name: "get_gpu_health", arguments: { node_name: "not-this-node" } });
 assert.equal(bad.isError, true);

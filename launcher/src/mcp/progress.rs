@@ -2,11 +2,13 @@
 //!
 //! Runners report phases synchronously ([`ProgressSink`]); notifications are async, so they go through a
 //! channel to one forwarding task, which keeps them in order. [`Progress::finish`] flushes the channel
-//! before the tool replies, so every notification precedes the result.
+//! before the tool replies, so every notification precedes the result. A call that runs as a task
+//! (`crate::mcp::framework::tasks`) reports to the task's status message instead, which `tasks/get` shows.
 
 use std::sync::{Arc, Mutex};
 
 use rmcp::model::{ProgressNotificationParam, ProgressToken, RequestMetaObject};
+use rmcp::task_manager::TaskContext;
 use rmcp::{Peer, RoleServer};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -21,6 +23,9 @@ struct Update {
 
 pub struct Progress {
     tx: Option<mpsc::UnboundedSender<Update>>,
+    /// The task the call runs as: updates become its status message (no notifications: the request that
+    /// carried a progress token was answered with the task).
+    status: Option<TaskContext>,
     task: Option<JoinHandle<()>>,
     /// Progress values must increase; this is the last one sent.
     last: Arc<Mutex<f64>>,
@@ -59,6 +64,7 @@ impl Progress {
         let Some(token) = token else {
             return Progress {
                 tx: None,
+                status: None,
                 task: None,
                 last,
             };
@@ -78,24 +84,44 @@ impl Progress {
         });
         Progress {
             tx: Some(tx),
+            status: None,
             task: Some(task),
             last,
         }
     }
 
+    /// A reporter for a call that runs as a task: each update becomes the task's status message.
+    pub fn for_task(task: TaskContext) -> Self {
+        Progress {
+            tx: None,
+            status: Some(task),
+            task: None,
+            last: Arc::new(Mutex::new(0.0)),
+        }
+    }
+
     /// Report `progress` of `total`; values that do not increase are dropped.
     pub fn report(&self, progress: f64, total: Option<f64>, message: impl Into<String>) {
-        send(&self.tx, &self.last, progress, total, message.into());
+        send(
+            &self.tx,
+            &self.status,
+            &self.last,
+            progress,
+            total,
+            message.into(),
+        );
     }
 
     /// A sink that turns a single probe run's phases into progress `n of 5`.
     pub fn phase_sink(&self, node: &str) -> ProgressSink {
         let tx = self.tx.clone();
+        let status = self.status.clone();
         let last = self.last.clone();
         let node = node.to_string();
         Arc::new(move |phase| {
             send(
                 &tx,
+                &status,
                 &last,
                 phase_step(phase),
                 Some(PHASES_TOTAL),
@@ -115,17 +141,25 @@ impl Progress {
 
 fn send(
     tx: &Option<mpsc::UnboundedSender<Update>>,
+    status: &Option<TaskContext>,
     last: &Mutex<f64>,
     progress: f64,
     total: Option<f64>,
     message: String,
 ) {
-    let Some(tx) = tx else { return };
+    if tx.is_none() && status.is_none() {
+        return;
+    }
     let mut last = last.lock().unwrap_or_else(|e| e.into_inner());
     if progress <= *last {
         return;
     }
     *last = progress;
+    if let Some(task) = status {
+        task.set_status_message(message);
+        return;
+    }
+    let Some(tx) = tx else { return };
     let _ = tx.send(Update {
         progress,
         total,

@@ -6,15 +6,19 @@ use std::sync::Arc;
 
 use rmcp::handler::server::router::prompt::PromptRouter;
 use rmcp::handler::server::router::tool::ToolRouter;
+use rmcp::handler::server::tool::ToolCallContext;
 use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, CancelTaskParams, GetTaskParams, GetTaskResult,
     Implementation, ListResourceTemplatesResult, ListResourcesResult, PaginatedRequestParams,
     ReadResourceRequestParams, ReadResourceResponse, ServerCapabilities, ServerConfig,
+    UpdateTaskParams,
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler, ServiceExt, prompt_handler, tool_handler};
 
 use crate::cluster::ClusterBackend;
 use crate::config::{Config, Mode};
+use crate::mcp::framework::tasks::Tasks;
 use crate::mcp::framework::{Env, ToolServer};
 use crate::probe::local::{LocalRunner, find_probe_bin};
 use crate::probe::runner::Runner;
@@ -48,6 +52,8 @@ impl Backends {
 #[derive(Clone)]
 pub struct Launcher {
     pub env: Arc<Env>,
+    /// The long tools' calls running as MCP tasks, this session's.
+    pub tasks: Arc<Tasks>,
     tool_router: ToolRouter<Launcher>,
     prompt_router: PromptRouter<Launcher>,
 }
@@ -90,6 +96,7 @@ pub async fn stop_signal() -> &'static str {
 /// `k8s-gpu-mcp serve`: MCP over stdio until the client ends the session, or SIGINT/SIGTERM.
 pub async fn serve_stdio(launcher: Launcher) -> ExitCode {
     let runner = launcher.runner().clone();
+    let tasks = launcher.tasks.clone();
     let service = match launcher.serve(rmcp::transport::stdio()).await {
         Ok(s) => s,
         Err(e) => {
@@ -112,6 +119,9 @@ pub async fn serve_stdio(launcher: Launcher) -> ExitCode {
     });
     let reason = service.waiting().await;
     tracing::info!(?reason, "MCP session ended; cleaning up");
+    // Tasks outlive the requests that started them: they are cancelled and awaited here (their probe pods
+    // deleted) before the runner's own shutdown.
+    tasks.end_session().await;
     // Cleanups that outlived their calls (e.g. a probe pod delete after cancellation) finish before exit.
     runner.shutdown().await;
     if signalled.is_finished() {
@@ -138,10 +148,16 @@ impl Launcher {
             entries.extend(crate::mcp::tools::operator::<Launcher>());
         }
         let mut tool_router = ToolRouter::new();
+        let mut task_tools = Vec::new();
         for e in &entries {
-            tool_router.add_route((e.route)());
+            let route = (e.route)();
+            if e.task {
+                task_tools.push(route.attr.name.to_string());
+            }
+            tool_router.add_route(route);
         }
         Launcher {
+            tasks: Arc::new(Tasks::new(task_tools)),
             env: Arc::new(Env {
                 cfg,
                 runner: backends.runner,
@@ -186,6 +202,7 @@ impl ServerHandler for Launcher {
                 .enable_tools()
                 .enable_prompts()
                 .enable_resources()
+                .enable_tasks()
                 .build(),
         )
         .with_server_info(
@@ -193,6 +210,49 @@ impl ServerHandler for Launcher {
                 .with_title("Kubernetes GPU diagnostics"),
         )
         .with_instructions(instructions())
+    }
+
+    /// A long tool's call runs as a task where the client declared the tasks extension; the rest as always.
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        if self.tasks.wants(&request.name, &context) {
+            let this = self.clone();
+            let task = self.tasks.spawn(context, move |context| async move {
+                let call = ToolCallContext::new(&this, request, context);
+                this.tool_router.call(call).await
+            })?;
+            return Ok(CallToolResponse::Task(task));
+        }
+        self.tool_router
+            .call(ToolCallContext::new(self, request, context))
+            .await
+    }
+
+    async fn get_task(
+        &self,
+        r: GetTaskParams,
+        _c: RequestContext<RoleServer>,
+    ) -> Result<GetTaskResult, ErrorData> {
+        self.tasks.get(&r.task_id).map(GetTaskResult::new)
+    }
+
+    async fn update_task(
+        &self,
+        r: UpdateTaskParams,
+        _c: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        self.tasks.update(&r.task_id, r.input_responses)
+    }
+
+    async fn cancel_task(
+        &self,
+        r: CancelTaskParams,
+        _c: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        self.tasks.cancel(&r.task_id)
     }
 
     async fn list_resources(

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use gpu_diag::command::Request;
+use gpu_diag::finding::{Judged, Severity};
 use tokio::task::JoinSet;
 
 use super::{Cx, ProbeResult};
@@ -47,14 +48,24 @@ pub async fn probe_nodes<T>(
     let hard_limit = cx.env.cfg.probe_timeout + Duration::from_secs(10);
     let mut set = JoinSet::new();
     let mut out = Vec::with_capacity(total);
+    // What was found so far, for the progress message (a task's status message).
+    let (mut with_findings, mut failed) = (0usize, 0usize);
     let mut done =
         |joined: Result<NodeOutcome, tokio::task::JoinError>, out: &mut Vec<T>| match joined {
             Ok(o) => {
-                cx.progress.report(
-                    (out.len() + 1) as f64,
-                    Some(total as f64),
-                    format!("{} done ({} of {total})", o.node, out.len() + 1),
-                );
+                match &o.result {
+                    Ok(r) if has_findings(r) => with_findings += 1,
+                    Ok(_) => {}
+                    Err(_) => failed += 1,
+                }
+                // After a cancellation the nodes that end are stopped, not answered: the count stays.
+                if !cx.cancel.is_cancelled() {
+                    cx.progress.report(
+                        (out.len() + 1) as f64,
+                        Some(total as f64),
+                        progress_message(out.len() + 1, total, with_findings, failed, &o.node),
+                    );
+                }
                 out.push(summarize(o));
             }
             Err(e) => tracing::error!(error = %e, "probe task failed"),
@@ -124,4 +135,45 @@ pub async fn probe_nodes<T>(
         );
     }
     out
+}
+
+/// A report with a warning or critical finding.
+fn has_findings(r: &ProbeResult) -> bool {
+    r.report
+        .findings()
+        .iter()
+        .any(|f| f.severity >= Severity::Warning)
+}
+
+/// `37 of 200 nodes answered; 3 with findings, 1 failed (last: gpu-7)`.
+fn progress_message(
+    answered: usize,
+    total: usize,
+    with_findings: usize,
+    failed: usize,
+    last: &str,
+) -> String {
+    let mut s = format!("{answered} of {total} nodes answered; {with_findings} with findings");
+    if failed > 0 {
+        s.push_str(&format!(", {failed} failed"));
+    }
+    s.push_str(&format!(" (last: {last})"));
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::progress_message;
+
+    #[test]
+    fn the_progress_message_counts_answers_findings_and_failures() {
+        assert_eq!(
+            progress_message(37, 200, 3, 0, "gpu-7"),
+            "37 of 200 nodes answered; 3 with findings (last: gpu-7)"
+        );
+        assert_eq!(
+            progress_message(1, 1, 0, 1, "local"),
+            "1 of 1 nodes answered; 0 with findings, 1 failed (last: local)"
+        );
+    }
 }

@@ -12,6 +12,7 @@ pub mod node_mark;
 pub mod reports;
 pub mod schema;
 pub mod target;
+pub mod tasks;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -113,6 +114,9 @@ pub trait Tool: Send + Sync + 'static {
     const TITLE: &'static str;
     const DESCRIPTION: &'static str;
     const HINTS: Hints;
+    /// Long work (many nodes, minutes): runs as an MCP task for clients that declared the tasks extension
+    /// ([`tasks`]), a plain call for the others.
+    const TASK: bool = false;
     fn run(
         cx: &Cx,
         args: Self::Args,
@@ -148,9 +152,14 @@ pub fn route<T: Tool, S: ToolServer>() -> ToolRoute<S> {
             let meta = RequestMetaObject::from_context_part(&mut tc)?;
             let peer = Peer::<RoleServer>::from_context_part(&mut tc)?;
             let cancel = CancellationToken::from_context_part(&mut tc)?;
+            // A call that runs as a task reports to the task's status message (`tasks::Tasks::spawn`).
+            let progress = match tc.request_context.extensions.get::<tasks::TaskProgress>() {
+                Some(task) => Progress::for_task(task.0.clone()),
+                None => Progress::new(&meta, &peer),
+            };
             let cx = Cx {
                 env: tc.service.env().clone(),
-                progress: Progress::new(&meta, &peer),
+                progress,
                 peer,
                 cancel,
             };

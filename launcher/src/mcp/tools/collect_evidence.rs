@@ -42,6 +42,8 @@ describe report, the XID history of this and earlier boots and the raw kernel ri
 written on the launcher's machine (--evidence-dir). Answers the file's name, size and SHA-256 and a \
 resource with its index. Nothing is left on the node. Takes tens of seconds.";
     const HINTS: Hints = Hints::READ_LIVE;
+    // nvidia-bug-report.sh runs for up to minutes: a task where the client can take one.
+    const TASK: bool = true;
 
     async fn run(cx: &Cx, a: Self::Args) -> Result<Self::Output, ToolError> {
         cx.check_target(&a.target)?;

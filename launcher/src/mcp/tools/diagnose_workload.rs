@@ -167,6 +167,8 @@ wait for (lagging collective sequence number) is named even when it logged nothi
 (GPU, rank's pod, node, fabric) with all its evidence, the first to fail leading, the other ranks' errors as \
 consequences; says what could not be examined (nodes not probed, logs not read) and how to fix it.";
     const HINTS: Hints = Hints::READ_LIVE;
+    // A large job's nodes take seconds per hundred: a task where the client can take one.
+    const TASK: bool = true;
 
     async fn run(cx: &Cx, a: Self::Args) -> Result<Self::Output, ToolError> {
         let started = Instant::now();

@@ -9,6 +9,8 @@ use crate::mcp::framework::{Tool, ToolServer, route};
 /// A registered tool: how to build its route.
 pub struct Entry<S> {
     pub route: fn() -> ToolRoute<S>,
+    /// Runs as an MCP task where the client can take one ([`Tool::TASK`]).
+    pub task: bool,
 }
 
 /// `module::Type` per tool: declares the module and lists the tool, read-only ones first (each with when to use
@@ -27,12 +29,12 @@ macro_rules! registry {
 
         /// The tools every server lists.
         pub fn read_only<S: ToolServer>() -> Vec<Entry<S>> {
-            vec![$(Entry { route: route::<$r::$rt, S> }),*]
+            vec![$(Entry { route: route::<$r::$rt, S>, task: <$r::$rt as Tool>::TASK }),*]
         }
 
         /// The tools that act on GPUs and nodes, listed only with `--mode operator`.
         pub fn operator<S: ToolServer>() -> Vec<Entry<S>> {
-            vec![$(Entry { route: route::<$o::$ot, S> }),*]
+            vec![$(Entry { route: route::<$o::$ot, S>, task: <$o::$ot as Tool>::TASK }),*]
         }
     };
 }

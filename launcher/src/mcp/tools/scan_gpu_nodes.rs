@@ -211,6 +211,8 @@ then nodes whose probe failed, then warnings). Returns the ranked nodes with the
 (a page of `limit` from `offset`), causes shared by several nodes, and the count of healthy nodes (named \
 with show_healthy=true). Use it to find the bad nodes in a fleet, e.g. after a failed multi-node training job.";
     const HINTS: Hints = Hints::READ_LIVE;
+    // A fleet takes seconds to minutes: a task where the client can take one.
+    const TASK: bool = true;
 
     async fn run(cx: &Cx, a: Self::Args) -> Result<Self::Output, ToolError> {
         let started = Instant::now();

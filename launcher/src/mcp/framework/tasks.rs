@@ -1,0 +1,302 @@
+//! Long tools as MCP tasks: the `io.modelcontextprotocol/tasks` extension (SEP-2663, protocol 2026-07-28)
+//! through rmcp's [`TaskManager`].
+//!
+//! A tool that declares [`super::Tool::TASK`] answers a client that declared the extension (in `initialize`
+//! or in the request's `_meta`) with a task instead of its result: the work runs on, the client polls
+//! `tasks/get` (status message: nodes answered of total, with findings, failed), reads the result there,
+//! or `tasks/cancel`s it. Any other call, and any client without the extension, gets the plain call with
+//! progress notifications as before.
+//!
+//! Cancellation reaches the probes through the call's own token: the fan-out starts no new probe and
+//! every running probe deletes its pod (its delete guard) before the task settles as `cancelled`. The
+//! session's end (stdin closed, SIGINT/SIGTERM) cancels every task the same way and
+//! [`Tasks::end_session`] waits for them, so no probe pod outlives the session.
+
+use std::collections::HashSet;
+use std::future::Future;
+use std::time::Duration;
+
+use rmcp::model::{CallToolResponse, CallToolResult, CreateTaskResult, DetailedTask};
+use rmcp::service::RequestContext;
+use rmcp::task_manager::{TaskContext, TaskExit, TaskManager, TaskOptions};
+use rmcp::{ErrorData, RoleServer};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// How long a task and then its result are kept (rmcp counts the ttl from creation for a running task, and
+/// keeps a finished one for another ttl): longer than any call runs (a 10,000-node scan, an evidence archive
+/// of minutes), short enough that a forgotten result does not stay for the whole session. The protocol
+/// (SEP-2663) lets the server choose; a client cannot ask for another.
+pub const TASK_TTL: Duration = Duration::from_secs(3600);
+
+/// How often a client should poll `tasks/get`: nodes answer in tens of milliseconds each.
+pub const POLL_INTERVAL: Duration = Duration::from_millis(500);
+
+/// Tasks running at once per session. Each can hold a fan-out of probes: more is refused, not queued.
+pub const MAX_RUNNING: usize = 8;
+
+/// How long the session's end waits for cancelled tasks to delete their probe pods.
+const END_WAIT: Duration = Duration::from_secs(30);
+
+/// Where a call that runs as a task reports its progress: the task's status message. Put in the request's
+/// extensions, so the tool framework ([`super::route`]) reports there instead of in notifications.
+#[derive(Clone)]
+pub struct TaskProgress(pub TaskContext);
+
+/// The tasks of one session (one `serve` process: stdio carries one session).
+pub struct Tasks {
+    manager: TaskManager,
+    /// Cancelled when the session ends; each task's token is its child.
+    session: CancellationToken,
+    /// The task operations still running, awaited at the session's end.
+    running: TaskTracker,
+    /// The tools that run as tasks.
+    tools: HashSet<String>,
+}
+
+impl Tasks {
+    pub fn new(tools: impl IntoIterator<Item = String>) -> Self {
+        Tasks {
+            manager: TaskManager::new(),
+            session: CancellationToken::new(),
+            running: TaskTracker::new(),
+            tools: tools.into_iter().collect(),
+        }
+    }
+
+    /// Whether the call of `tool` in `context` runs as a task: a long tool, and a client that declared the
+    /// tasks extension (rmcp refuses a task handle to any other, as SEP-2663 requires).
+    pub fn wants(&self, tool: &str, context: &RequestContext<RoleServer>) -> bool {
+        self.tools.contains(tool)
+            && context
+                .client_capabilities()
+                .is_some_and(|c| c.supports_tasks())
+    }
+
+    /// Start `call` (the tool call, given its request context) as a task and answer its handle. The call's
+    /// token is the task's own (the request's ends with this answer), cancelled by `tasks/cancel` or the
+    /// session's end; its progress goes to the task's status message.
+    pub fn spawn<F, Fut>(
+        &self,
+        mut context: RequestContext<RoleServer>,
+        call: F,
+    ) -> Result<CreateTaskResult, ErrorData>
+    where
+        F: FnOnce(RequestContext<RoleServer>) -> Fut,
+        Fut: Future<Output = Result<CallToolResponse, ErrorData>> + Send + 'static,
+    {
+        if self.session.is_cancelled() {
+            return Err(ErrorData::invalid_request(
+                "the session is ending; no new task starts",
+                None,
+            ));
+        }
+        let running = self.manager.running_task_count();
+        if running >= MAX_RUNNING {
+            return Err(ErrorData::invalid_request(
+                format!(
+                    "{running} tasks are running in this session (at most {MAX_RUNNING}); wait for one \
+                     to finish or cancel one with tasks/cancel"
+                ),
+                None,
+            ));
+        }
+        let cancel = self.session.child_token();
+        context.ct = cancel.clone();
+        let options = TaskOptions::new()
+            .with_ttl_ms(TASK_TTL.as_millis() as u64)
+            .with_poll_interval_ms(POLL_INTERVAL.as_millis() as u64)
+            .with_status_message("starting");
+        let running = self.running.clone();
+        let task = self.manager.spawn(options, move |tc| {
+            context.extensions.insert(TaskProgress(tc.clone()));
+            let call = call(context);
+            Box::pin(running.track_future(operation(tc, cancel, call)))
+        });
+        tracing::info!(task = %task.task_id, "tool call runs as a task");
+        Ok(CreateTaskResult::new(task))
+    }
+
+    pub fn get(&self, task_id: &str) -> Result<DetailedTask, ErrorData> {
+        self.manager.get_task(task_id)
+    }
+
+    /// `tasks/cancel`: acknowledged at once; the task settles as `cancelled` once its probes' pods are
+    /// deleted (poll `tasks/get`).
+    pub fn cancel(&self, task_id: &str) -> Result<(), ErrorData> {
+        self.manager.cancel_task(task_id)?;
+        tracing::info!(task = %task_id, "task cancel requested: no new probes; running probe pods are being deleted");
+        Ok(())
+    }
+
+    /// `tasks/update`: these tasks ask the client nothing, so every response is ignored (SEP-2663 says
+    /// unknown keys are), but an unknown task is an error.
+    pub fn update(
+        &self,
+        task_id: &str,
+        responses: impl IntoIterator<Item = (String, serde_json::Value)>,
+    ) -> Result<(), ErrorData> {
+        self.manager.update_task(task_id, responses)
+    }
+
+    /// The session ended: cancel every task, wait (bounded) until their probes are stopped and their pods
+    /// deleted, then drop the task state. Call before the runner's own shutdown.
+    pub async fn end_session(&self) {
+        self.session.cancel();
+        self.running.close();
+        if !self.running.is_empty() {
+            tracing::info!(
+                tasks = self.running.len(),
+                "session ended: cancelling the running tasks and deleting their probe pods"
+            );
+        }
+        if tokio::time::timeout(END_WAIT, self.running.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "some tasks did not stop within {} s; their probe pods are deleted as they are dropped",
+                END_WAIT.as_secs()
+            );
+        }
+        // Aborts what is left: each probe's delete guard then deletes its pod on the runner's tracker.
+        self.manager.shutdown();
+    }
+}
+
+/// The task's work: the call, cancelled through `cancel` when the client cancels the task, and always
+/// awaited to its end so that its probes are stopped and their pods deleted before the task settles.
+async fn operation(
+    tc: TaskContext,
+    cancel: CancellationToken,
+    call: impl Future<Output = Result<CallToolResponse, ErrorData>>,
+) -> Result<CallToolResult, TaskExit> {
+    let mut call = std::pin::pin!(call);
+    let response = tokio::select! {
+        r = &mut call => r,
+        _ = tc.cancelled() => {
+            cancel.cancel();
+            tc.set_status_message("cancelling: no new probes; deleting the running probe pods");
+            call.await
+        }
+    };
+    settle(response, cancel.is_cancelled())
+}
+
+/// The task's end from the call's answer: a call stopped by a cancellation settles `cancelled` (its result
+/// only says so); one that finished anyway keeps its result (SEP-2663 allows either).
+fn settle(
+    response: Result<CallToolResponse, ErrorData>,
+    cancelled: bool,
+) -> Result<CallToolResult, TaskExit> {
+    match response {
+        Ok(CallToolResponse::Complete(r)) if !(cancelled && r.is_error == Some(true)) => Ok(r),
+        _ if cancelled => Err(TaskExit::Cancelled),
+        Ok(CallToolResponse::Complete(r)) => Ok(r),
+        Ok(_) => Err(TaskExit::Error(ErrorData::internal_error(
+            "the tool answered with something other than a result",
+            None,
+        ))),
+        Err(e) => Err(TaskExit::Error(e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rmcp::model::{ContentBlock, TaskStatus};
+
+    fn ok() -> CallToolResult {
+        CallToolResult::success(vec![ContentBlock::text("done")])
+    }
+    fn tool_error() -> CallToolResult {
+        CallToolResult::error(vec![ContentBlock::text("the call was cancelled")])
+    }
+
+    #[test]
+    fn a_cancelled_call_settles_cancelled_unless_it_finished() {
+        assert!(matches!(
+            settle(Ok(tool_error().into()), true),
+            Err(TaskExit::Cancelled)
+        ));
+        assert!(matches!(
+            settle(Err(ErrorData::internal_error("x", None)), true),
+            Err(TaskExit::Cancelled)
+        ));
+        assert!(settle(Ok(ok().into()), true).is_ok());
+        // Not cancelled: a tool error is the call's result, a JSON-RPC error fails the task.
+        let r = settle(Ok(tool_error().into()), false).expect("a tool error is a result");
+        assert_eq!(r.is_error, Some(true));
+        assert!(matches!(
+            settle(Err(ErrorData::internal_error("x", None)), false),
+            Err(TaskExit::Error(_))
+        ));
+    }
+
+    async fn settled(manager: &TaskManager, id: &str) -> DetailedTask {
+        for _ in 0..500 {
+            let t = manager.get_task(id).expect("task");
+            if t.status().is_terminal() {
+                return t;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("task {id} never settled");
+    }
+
+    /// tasks/cancel reaches the call's token, and the task settles only after the call has ended (its
+    /// cleanup, here a flag, done).
+    #[tokio::test]
+    async fn cancel_reaches_the_call_and_waits_for_its_end() {
+        let tasks = Tasks::new(["long".to_string()]);
+        let cleaned = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = cleaned.clone();
+        let (ctx_tx, ctx_rx) = tokio::sync::oneshot::channel();
+        let cancel = tasks.session.child_token();
+        let inner = cancel.clone();
+        let running = tasks.running.clone();
+        let task = tasks.manager.spawn(TaskOptions::new(), move |tc| {
+            let _ = ctx_tx.send(tc.clone());
+            let call = async move {
+                inner.cancelled().await;
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                flag.store(true, std::sync::atomic::Ordering::SeqCst);
+                Ok(tool_error().into())
+            };
+            Box::pin(running.track_future(operation(tc, cancel, call)))
+        });
+        let _tc = ctx_rx.await.expect("task context");
+        assert_eq!(
+            tasks.get(&task.task_id).unwrap().status(),
+            TaskStatus::Working
+        );
+        tasks.cancel(&task.task_id).unwrap();
+        let t = settled(&tasks.manager, &task.task_id).await;
+        assert_eq!(t.status(), TaskStatus::Cancelled);
+        assert!(cleaned.load(std::sync::atomic::Ordering::SeqCst));
+    }
+
+    /// The session's end cancels a running task and waits for it.
+    #[tokio::test]
+    async fn the_session_end_cancels_and_awaits_running_tasks() {
+        let tasks = Tasks::new(Vec::new());
+        let cleaned = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = cleaned.clone();
+        let cancel = tasks.session.child_token();
+        let inner = cancel.clone();
+        tasks.manager.spawn(TaskOptions::new(), |tc| {
+            let call = async move {
+                inner.cancelled().await;
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                flag.store(true, std::sync::atomic::Ordering::SeqCst);
+                Ok(tool_error().into())
+            };
+            Box::pin(tasks.running.track_future(operation(tc, cancel, call)))
+        });
+        tokio::time::timeout(Duration::from_secs(5), tasks.end_session())
+            .await
+            .expect("end_session returns");
+        assert!(cleaned.load(std::sync::atomic::Ordering::SeqCst));
+        assert_eq!(tasks.manager.running_task_count(), 0);
+    }
+}
