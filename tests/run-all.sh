@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Runs every test of the project: formatting, lints, unit/integration/snapshot tests of all crates, the
-# end-to-end suite against a real etcd + kube-apiserver + kwok (built once and cached outside the repo), and
-# the official MCP TypeScript SDK clients (v1, and v2 on protocol 2026-07-28) against the launcher (npm installs
-# them into tests/mcp-sdk), and the
-# packaging: crates publishable, the README's install commands, the Claude Desktop bundle, the release.
+# end-to-end suite against a real etcd + kube-apiserver + kwok (built once and cached outside the repo), the
+# official MCP TypeScript SDK clients (v1, and v2 on protocol 2026-07-28) against the launcher (npm installs them
+# into tests/mcp-sdk), and the packaging: crates publishable, the README's install commands, the Claude Desktop
+# bundle, the release.
 # Usage: bash tests/run-all.sh          (SKIP_E2E=1 skips building the control plane and the e2e suite)
 set -euo pipefail
 cd "$(dirname "$0")/.."
