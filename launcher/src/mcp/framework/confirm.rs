@@ -78,7 +78,38 @@ impl CallConfirm {
     /// SHA-256 of the arguments with object keys sorted, so the same arguments digest the same however
     /// a client orders them.
     pub fn digest(args: &JsonObject) -> [u8; 32] {
-        digest_args(args)
+        fn canon(v: &Value, out: &mut String) {
+            match v {
+                Value::Object(m) => {
+                    let mut pairs: Vec<(&String, &Value)> = m.iter().collect();
+                    pairs.sort_by_key(|(k, _)| *k);
+                    out.push('{');
+                    for (i, (k, v)) in pairs.into_iter().enumerate() {
+                        if i > 0 {
+                            out.push(',');
+                        }
+                        out.push_str(&Value::String(k.clone()).to_string());
+                        out.push(':');
+                        canon(v, out);
+                    }
+                    out.push('}');
+                }
+                Value::Array(a) => {
+                    out.push('[');
+                    for (i, x) in a.iter().enumerate() {
+                        if i > 0 {
+                            out.push(',');
+                        }
+                        canon(x, out);
+                    }
+                    out.push(']');
+                }
+                other => out.push_str(&other.to_string()),
+            }
+        }
+        let mut s = String::new();
+        canon(&Value::Object(args.clone()), &mut s);
+        sha2::Sha256::digest(s.as_bytes()).into()
     }
 
     /// True when this call answers an earlier input request (it carries `requestState` or
@@ -86,41 +117,6 @@ impl CallConfirm {
     pub fn is_retry(&self) -> bool {
         self.request_state.is_some() || self.input_responses.is_some()
     }
-}
-
-fn digest_args(args: &JsonObject) -> [u8; 32] {
-    fn canon(v: &Value, out: &mut String) {
-        match v {
-            Value::Object(m) => {
-                let mut keys: Vec<&String> = m.keys().collect();
-                keys.sort();
-                out.push('{');
-                for (i, k) in keys.into_iter().enumerate() {
-                    if i > 0 {
-                        out.push(',');
-                    }
-                    out.push_str(&Value::String(k.clone()).to_string());
-                    out.push(':');
-                    canon(&m[k], out);
-                }
-                out.push('}');
-            }
-            Value::Array(a) => {
-                out.push('[');
-                for (i, x) in a.iter().enumerate() {
-                    if i > 0 {
-                        out.push(',');
-                    }
-                    canon(x, out);
-                }
-                out.push(']');
-            }
-            other => out.push_str(&other.to_string()),
-        }
-    }
-    let mut s = String::new();
-    canon(&Value::Object(args.clone()), &mut s);
-    sha2::Sha256::digest(s.as_bytes()).into()
 }
 
 /// How a confirmation went.
@@ -408,7 +404,7 @@ mod tests {
         let a = json!({"node_name": "n", "pid": 5, "x": {"b": 1, "a": 2}});
         let b = json!({"x": {"a": 2, "b": 1}, "pid": 5, "node_name": "n"});
         let c = json!({"node_name": "n", "pid": 6, "x": {"b": 1, "a": 2}});
-        let d = |v: &Value| digest_args(v.as_object().unwrap());
+        let d = |v: &Value| CallConfirm::digest(v.as_object().unwrap());
         assert_eq!(d(&a), d(&b));
         assert_ne!(d(&a), d(&c));
     }
