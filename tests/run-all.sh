@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs every test of the project: formatting, lints, unit/integration/snapshot tests of all crates, the
-# end-to-end suite against a real etcd + kube-apiserver + kwok (built once and cached outside the repo), and
-# the official MCP TypeScript SDK client against the launcher (npm installs it into tests/mcp-sdk), and the
-# packaging: crates publishable, the README's install commands, the Claude Desktop bundle, the release.
+# end-to-end suite against a real etcd + kube-apiserver + kwok (built once and cached outside the repo), the
+# official MCP TypeScript SDK clients (v1, and v2 on protocol 2026-07-28) against the launcher (npm installs them
+# into tests/mcp-sdk), and the packaging: crates publishable, the README's install commands, the Claude Desktop
+# bundle, the release.
 # Usage: bash tests/run-all.sh          (SKIP_E2E=1 skips building the control plane and the e2e suite)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -67,6 +68,8 @@ command -v node >/dev/null && command -v npm >/dev/null ||
 npm ci --prefix tests/mcp-sdk --no-audit --no-fund --loglevel=error
 TARGET_DIR=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
 node tests/mcp-sdk/client.mjs "$TARGET_DIR/debug/k8s-gpu-mcp"
+# The SDK v2 client on protocol 2026-07-28: operator confirmation through the multi-round-trip input request.
+node tests/mcp-sdk/client-v2.mjs "$TARGET_DIR/debug/k8s-gpu-mcp"
 # Packaging: what a user installs from.
 step "cargo publish --workspace --dry-run (the three crates, packaged and verified together)"
 # The dry run verifies each crate against the others through a temporary registry. Cargo takes a registry

@@ -11,14 +11,19 @@ use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
+use std::sync::{Arc, Mutex};
+
 use rmcp::handler::client::progress::ProgressDispatcher;
 use rmcp::model::{
-    CallToolResult, ClientCapabilities, ClientConfig, ClientRequest, ProgressNotificationParam,
-    Request,
+    CallToolResult, ClientCapabilities, ClientConfig, ClientRequest, ElicitRequestParams,
+    ElicitResult, ElicitationAction, ElicitationCapability, ProgressNotificationParam,
+    ProtocolVersion, Request,
 };
-use rmcp::service::{NotificationContext, PeerRequestOptions, RequestHandle, RunningService};
-use rmcp::transport::ConfigureCommandExt;
-use rmcp::{ClientHandler, RoleClient};
+use rmcp::service::{
+    NotificationContext, PeerRequestOptions, RequestContext, RequestHandle, RunningService,
+};
+use rmcp::transport::{ConfigureCommandExt, TokioChildProcess};
+use rmcp::{ClientHandler, ClientLifecycleMode, ClientServiceExt, ErrorData, RoleClient};
 use serde_json::Value;
 
 use crate::testbed::{Testbed, User, unique};
@@ -34,15 +39,55 @@ pub struct ProgressClient {
     pub progress: ProgressDispatcher,
     /// Declares the MCP tasks extension (`io.modelcontextprotocol/tasks`): long tools answer with a task.
     pub tasks: bool,
+    /// A user who answers confirmations (the client then declares elicitation); none: it declares none.
+    pub user: Option<Confirmer>,
+}
+
+/// A person at the host: approves or declines every confirmation, and keeps what each asked.
+#[derive(Clone, Default)]
+pub struct Confirmer {
+    pub approve: bool,
+    pub asked: Arc<Mutex<Vec<String>>>,
+}
+
+impl Confirmer {
+    pub fn asked(&self) -> Vec<String> {
+        self.asked.lock().unwrap().clone()
+    }
 }
 
 impl ClientHandler for ProgressClient {
     fn get_info(&self) -> ClientConfig {
-        let mut config = ClientConfig::default();
+        let mut info = ClientConfig::default();
         if self.tasks {
-            config.capabilities = ClientCapabilities::builder().enable_tasks().build();
+            info.capabilities = ClientCapabilities::builder().enable_tasks().build();
         }
-        config
+        if self.user.is_some() {
+            info.capabilities.elicitation = Some(ElicitationCapability::new());
+        }
+        info
+    }
+
+    async fn create_elicitation(
+        &self,
+        request: ElicitRequestParams,
+        _context: RequestContext<RoleClient>,
+    ) -> Result<ElicitResult, ErrorData> {
+        let Some(user) = &self.user else {
+            return Err(ErrorData::invalid_request(
+                "this client declared no elicitation",
+                None,
+            ));
+        };
+        if let ElicitRequestParams::FormElicitationParams { message, .. } = &request {
+            user.asked.lock().unwrap().push(message.clone());
+        }
+        Ok(if user.approve {
+            ElicitResult::new(ElicitationAction::Accept)
+                .with_content(serde_json::json!({"approve": true}))
+        } else {
+            ElicitResult::new(ElicitationAction::Decline)
+        })
     }
 
     async fn on_progress(
@@ -119,6 +164,40 @@ pub async fn start_exact(
     start_kubeconfig(&tb.kubeconfig(user), ns, launcher, extra, envs).await
 }
 
+/// [`start`] with a person at the host who answers confirmations (`user`), the client on protocol 2026-07-28
+/// (`server/discover`; the launcher asks through an input request) when `modern`, else on 2025-11-25
+/// (`initialize`; through elicitation).
+pub async fn start_confirming(
+    tb: &Testbed,
+    user: User,
+    ns: &str,
+    extra: &[&str],
+    person: Confirmer,
+    modern: bool,
+) -> Launcher {
+    let mut extra: Vec<&str> = extra.to_vec();
+    extra.extend(["--probe-image", E2E_PROBE_IMAGE]);
+    let handler = ProgressClient {
+        progress: ProgressDispatcher::new(),
+        tasks: false,
+        user: Some(person),
+    };
+    let lifecycle = modern.then(|| ClientLifecycleMode::Discover {
+        preferred_versions: vec![ProtocolVersion::V_2026_07_28],
+    });
+    let launcher = std::path::Path::new(LAUNCHER);
+    start_as(
+        &tb.kubeconfig(user),
+        ns,
+        launcher,
+        &extra,
+        &[],
+        handler,
+        lifecycle,
+    )
+    .await
+}
+
 /// [`start`] with a kubeconfig of the test's own (another identity than the testbed's users).
 pub async fn start_with_kubeconfig(
     kubeconfig: &std::path::Path,
@@ -140,6 +219,7 @@ async fn start_kubeconfig(
     start_client(kubeconfig, ns, launcher, extra, envs, false).await
 }
 
+/// The launcher with a client that declares the tasks extension or not.
 async fn start_client(
     kubeconfig: &std::path::Path,
     ns: &str,
@@ -147,6 +227,24 @@ async fn start_client(
     extra: &[&str],
     envs: &[(&str, &str)],
     tasks: bool,
+) -> Launcher {
+    let handler = ProgressClient {
+        progress: ProgressDispatcher::new(),
+        tasks,
+        user: None,
+    };
+    start_as(kubeconfig, ns, launcher, extra, envs, handler, None).await
+}
+
+/// The launcher with `handler` as its client, by `initialize` unless `lifecycle` says otherwise.
+async fn start_as(
+    kubeconfig: &std::path::Path,
+    ns: &str,
+    launcher: &std::path::Path,
+    extra: &[&str],
+    envs: &[(&str, &str)],
+    handler: ProgressClient,
+    lifecycle: Option<ClientLifecycleMode>,
 ) -> Launcher {
     let log = std::env::temp_dir().join(format!("{}.log", unique("k8s-gpu-mcp-e2e-launcher")));
     let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
@@ -171,18 +269,32 @@ async fn start_client(
             .envs(envs.iter().map(|(k, v)| (k.as_str(), v.as_str())));
     });
     let stderr = Stdio::from(std::fs::File::create(&log).expect("launcher log"));
-    let handler = ProgressClient {
-        progress: ProgressDispatcher::new(),
-        tasks,
+    let failed = |e: &dyn std::fmt::Display| -> ! {
+        panic!(
+            "MCP handshake with the launcher failed: {e}\nlauncher stderr:\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        )
     };
-    let Connected { client, pid, .. } = harness::connect(handler, cmd, stderr)
-        .await
-        .unwrap_or_else(|e| {
-            panic!(
-                "MCP handshake with the launcher failed: {e}\nlauncher stderr:\n{}",
-                std::fs::read_to_string(&log).unwrap_or_default()
-            )
-        });
+    let (client, pid) = match lifecycle {
+        None => {
+            let Connected { client, pid, .. } = harness::connect(handler, cmd, stderr)
+                .await
+                .unwrap_or_else(|e| failed(&e));
+            (client, pid)
+        }
+        Some(lifecycle) => {
+            let (transport, _) = TokioChildProcess::builder(cmd)
+                .stderr(stderr)
+                .spawn()
+                .expect("spawn k8s-gpu-mcp serve");
+            let pid = transport.id().expect("the launcher's pid");
+            let client = handler
+                .serve_with_lifecycle(transport, lifecycle)
+                .await
+                .unwrap_or_else(|e| failed(&e));
+            (client, pid)
+        }
+    };
     Launcher {
         client,
         pid,

@@ -176,6 +176,126 @@ async fn cordon_with_event_reader_refused_operator_allowed() {
     l.stop().await;
 }
 
+/// A person confirms on each protocol version: through elicitation on 2025-11-25 and through the input
+/// request on 2026-07-28, having seen the node and the reason; a decline changes nothing; a client that can
+/// ask no one acts on `confirm`, and the Event says no person was asked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn confirmation_asked_of_the_user_on_each_protocol_version() {
+    if skipped() {
+        return;
+    }
+    let (tb, ns, node) = setup("confirm");
+    let unschedulable = |tb: &Testbed| {
+        json_of(&tb.kubectl(&["get", "node", &node, "-o", "json"]))["spec"]["unschedulable"] == true
+    };
+    for (modern, how, note) in [
+        (false, "elicitation", "confirmed by a person (elicitation)"),
+        (
+            true,
+            "input_request",
+            "confirmed by a person (input request)",
+        ),
+    ] {
+        // Declined: nothing changes, refused.
+        let no = mcp::Confirmer::default();
+        let l = mcp::start_confirming(
+            tb,
+            User::Operator,
+            &ns,
+            &["--mode", "operator"],
+            no.clone(),
+            modern,
+        )
+        .await;
+        let err = l
+            .err(
+                "cordon_gpu_node",
+                json!({"node_name": node, "reason": "e2e decline"}),
+            )
+            .await;
+        assert!(err.contains("declined"), "{how}: {err}");
+        assert_eq!(no.asked().len(), 1, "{how}");
+        assert!(!unschedulable(tb), "{how}: a declined cordon cordoned");
+        l.stop().await;
+        // Approved: cordoned, by a person who saw the node and the reason.
+        let yes = mcp::Confirmer {
+            approve: true,
+            ..Default::default()
+        };
+        let l = mcp::start_confirming(
+            tb,
+            User::Operator,
+            &ns,
+            &["--mode", "operator"],
+            yes.clone(),
+            modern,
+        )
+        .await;
+        let reason = format!("XID 79 ({how})");
+        let v = l
+            .ok(
+                "cordon_gpu_node",
+                json!({"node_name": node, "reason": reason}),
+            )
+            .await;
+        assert_eq!(v["result"], "done", "{v}");
+        assert_eq!(v["confirmed_by"], how, "{v}");
+        assert_eq!(v["human_confirmed"], true, "{v}");
+        let asked = yes.asked();
+        assert_eq!(asked.len(), 1, "{how}: {asked:?}");
+        assert!(
+            asked[0].contains(&node) && asked[0].contains(&reason),
+            "{asked:?}"
+        );
+        assert!(unschedulable(tb), "{how}");
+        let evs = events(tb, &node);
+        assert!(
+            evs.iter().any(|e| {
+                let m = e["message"].as_str().unwrap_or("");
+                m.contains("result=done") && m.contains(&reason) && m.contains(note)
+            }),
+            "{how}: {evs:#?}"
+        );
+        let v = l
+            .ok(
+                "cordon_gpu_node",
+                json!({"node_name": node, "reason": "fixed", "uncordon": true}),
+            )
+            .await;
+        assert_eq!(v["report"]["unschedulable"], false, "{v}");
+        assert_eq!(yes.asked().len(), 2, "{how}");
+        l.stop().await;
+    }
+    // No way to ask: `confirm` decides, and the answer and the Event say no person was asked.
+    let l = mcp::start(tb, User::Operator, &ns, &["--mode", "operator"]).await;
+    let v = l
+        .ok(
+            "cordon_gpu_node",
+            json!({"node_name": node, "reason": "XID 79 (confirm)", "confirm": node}),
+        )
+        .await;
+    assert_eq!(v["confirmed_by"], "confirm_argument", "{v}");
+    assert_eq!(v["human_confirmed"], false, "{v}");
+    let evs = events(tb, &node);
+    assert!(
+        evs.iter().any(|e| e["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("XID 79 (confirm); confirmed by the confirm argument only")
+            && e["message"]
+                .as_str()
+                .unwrap_or("")
+                .contains("no person was asked")),
+        "{evs:#?}"
+    );
+    l.ok(
+        "cordon_gpu_node",
+        json!({"node_name": node, "reason": "fixed", "uncordon": true, "confirm": node}),
+    )
+    .await;
+    l.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_and_reset_preflight_through_a_probe_pod() {
     if skipped() {

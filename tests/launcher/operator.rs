@@ -1,8 +1,10 @@
 //! Operator mode through the real `k8s-gpu-mcp serve` binary and the rmcp client, in local simulated
 //! mode (node-probe replays tests/operator/fixtures/h100-hgx.json: nothing real is signalled or reset):
 //! the tools are absent in read-only mode and present with `--mode operator` with destructiveHint; the
-//! `confirm` argument must repeat the target; elicitation confirms when the client supports it; every
-//! action is a JSON audit line on stderr; cordon needs a cluster.
+//! `confirm` argument must repeat the target; a person confirms where the client allows it (elicitation on
+//! 2025-11-25, an input request on 2026-07-28, forged or replayed requestState refused), and where it does
+//! not, the answer and the audit say no person was asked; every action is a JSON audit line on stderr;
+//! cordon needs a cluster.
 
 mod common;
 
@@ -13,11 +15,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use common::mcp::{connect, local_serve, request, structured, text_of, tool_names};
 use common::*;
 use rmcp::model::{
-    CallToolRequestParams, CallToolResult, ClientConfig, ElicitRequestParams, ElicitResult,
-    ElicitationAction, ElicitationCapability,
+    CallToolRequestParams, CallToolResponse, CallToolResult, ClientConfig, ElicitRequestParams,
+    ElicitResult, ElicitationAction, ElicitationCapability, InputRequest, InputRequiredResult,
+    InputResponses, ProtocolVersion,
 };
 use rmcp::service::{RequestContext, RunningService};
-use rmcp::{ClientHandler, ErrorData, RoleClient};
+use rmcp::transport::TokioChildProcess;
+use rmcp::{ClientHandler, ClientLifecycleMode, ClientServiceExt, ErrorData, RoleClient};
 use serde_json::{Value, json};
 
 /// The operator tools, written out: the tests below check that the registry puts exactly these (and only
@@ -65,6 +69,12 @@ impl<H: ClientHandler> Server<H> {
 }
 
 async fn start<H: ClientHandler>(handler: H, extra: &[&str]) -> Server<H> {
+    start_on(handler, extra, false).await
+}
+
+/// `start`, the client on protocol 2026-07-28 (`server/discover`, capabilities sent in every request's
+/// `_meta`) when `modern`, else on 2025-11-25 (`initialize`).
+async fn start_on<H: ClientHandler>(handler: H, extra: &[&str], modern: bool) -> Server<H> {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("launcher.log");
     let mut cmd = local_serve(LAUNCHER, &fixture(), &node_probe());
@@ -72,10 +82,35 @@ async fn start<H: ClientHandler>(handler: H, extra: &[&str]) -> Server<H> {
         .arg(dir.path().join("evidence"))
         .args(extra);
     let stderr = Stdio::from(std::fs::File::create(&log).unwrap());
-    let client = connect(handler, cmd, stderr)
-        .await
-        .expect("handshake")
-        .client;
+    let client = if modern {
+        let (transport, _) = TokioChildProcess::builder(cmd)
+            .stderr(stderr)
+            .spawn()
+            .expect("spawn k8s-gpu-mcp serve");
+        handler
+            .serve_with_lifecycle(
+                transport,
+                ClientLifecycleMode::Discover {
+                    preferred_versions: vec![ProtocolVersion::V_2026_07_28],
+                },
+            )
+            .await
+            .expect("server/discover")
+    } else {
+        connect(handler, cmd, stderr)
+            .await
+            .expect("handshake")
+            .client
+    };
+    let want = if modern {
+        ProtocolVersion::V_2026_07_28
+    } else {
+        ProtocolVersion::V_2025_11_25
+    };
+    assert_eq!(
+        client.peer_info().expect("server info").protocol_version,
+        want
+    );
     Server {
         client,
         log,
@@ -225,6 +260,7 @@ async fn confirmed_actions_run_the_probe_simulated() {
     );
     assert_eq!(v["result"], "simulated", "{v}");
     assert_eq!(v["confirmed_by"], "confirm_argument");
+    assert_eq!(v["human_confirmed"], false);
     assert_eq!(v["report"]["simulated"], true);
     assert_eq!(v["report"]["gpus"], json!([0]));
     // pid 1: the probe's preflight refuses; a refusal is a result, not a tool error.
@@ -348,7 +384,11 @@ async fn elicitation_asks_the_user() {
     );
     assert_eq!(v["result"], "simulated", "{v}");
     assert_eq!(v["confirmed_by"], "elicitation");
+    assert_eq!(v["human_confirmed"], true);
     assert_eq!(a.asked.load(Ordering::SeqCst), 1);
+    let audit = s.audit_lines();
+    assert_eq!(audit[0]["confirmed_by"], "elicitation", "{audit:?}");
+    assert_eq!(audit[0]["human_confirmed"], true);
     assert!(a.last_message.lock().unwrap().contains("local/pid/4242"));
     // A refused preflight is answered without asking.
     let v = structured(
@@ -394,4 +434,335 @@ async fn cordon_needs_a_cluster() {
     assert_eq!(r.is_error, Some(true));
     assert!(text_of(&r).contains("needs a cluster"), "{}", text_of(&r));
     s.client.cancel().await.unwrap();
+}
+
+/// The arguments of a tool call, as a JSON object.
+fn args_of(v: Value) -> rmcp::model::JsonObject {
+    v.as_object().cloned().expect("a JSON object")
+}
+
+/// The input request of a first round: its requestState, after checking it carries one elicitation.
+fn state_of(r: &InputRequiredResult) -> String {
+    let reqs = r.input_requests.as_ref().expect("inputRequests");
+    assert_eq!(reqs.len(), 1, "{reqs:?}");
+    assert!(
+        reqs.values()
+            .all(|q| matches!(q, InputRequest::Elicitation(_))),
+        "{reqs:?}"
+    );
+    r.request_state.clone().expect("requestState")
+}
+
+/// A retry answering `key` with `answer`.
+fn retry(tool: &str, args: Value, state: &str, key: &str, answer: Value) -> CallToolRequestParams {
+    let mut responses = InputResponses::new();
+    responses.insert(key.to_string(), answer);
+    CallToolRequestParams::new(tool.to_string())
+        .with_arguments(args_of(args))
+        .with_request_state(state)
+        .with_input_responses(responses)
+}
+
+async fn once<H: ClientHandler>(s: &Server<H>, p: CallToolRequestParams) -> CallToolResponse {
+    s.client
+        .call_tool_once(p)
+        .await
+        .unwrap_or_else(|e| panic!("JSON-RPC error {e}\n{}", s.stderr()))
+}
+
+fn complete(r: CallToolResponse) -> CallToolResult {
+    match r {
+        CallToolResponse::Complete(r) => r,
+        other => panic!("expected a final result, got {other:?}"),
+    }
+}
+
+fn input_required(r: CallToolResponse) -> InputRequiredResult {
+    match r {
+        CallToolResponse::InputRequired(r) => r,
+        other => panic!("expected an input request, got {other:?}"),
+    }
+}
+
+/// Protocol 2026-07-28: the client declares elicitation in each request's `_meta`; the launcher answers
+/// with an input request showing the preflight, and the client's retry carries the user's answer. rmcp's
+/// `call_tool` drives the rounds through the handler, as a host does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn input_request_asks_the_user_on_2026_07_28() {
+    let a = approver(true);
+    let s = start_on(a.clone(), &["--mode", "operator"], true).await;
+    // Approved: acted, confirmed by the input request, the user saw the preflight's warnings.
+    let v = structured(
+        &s.call("reset_gpu", json!({"node_name": "local", "gpu": "1"}))
+            .await,
+    );
+    assert_eq!(v["result"], "simulated", "{v}");
+    assert_eq!(v["confirmed_by"], "input_request");
+    assert_eq!(v["human_confirmed"], true);
+    assert_eq!(a.asked.load(Ordering::SeqCst), 1);
+    let asked = a.last_message.lock().unwrap().clone();
+    assert!(
+        asked.contains("local/gpu/1") && asked.contains("persistence_mode"),
+        "the user sees the target and the preflight: {asked}"
+    );
+    // `confirm` filled in by the model does not replace the person.
+    let v = structured(
+        &s.call(
+            "kill_gpu_process",
+            json!({"node_name": "local", "pid": 4242, "confirm": "local/pid/4242"}),
+        )
+        .await,
+    );
+    assert_eq!(v["confirmed_by"], "input_request", "{v}");
+    assert_eq!(a.asked.load(Ordering::SeqCst), 2);
+    // A refused preflight and a wrong `confirm` are answered without asking.
+    let v = structured(
+        &s.call("kill_gpu_process", json!({"node_name": "local", "pid": 1}))
+            .await,
+    );
+    assert_eq!(v["result"], "refused");
+    let r = s
+        .call(
+            "kill_gpu_process",
+            json!({"node_name": "local", "pid": 4242, "confirm": "local/pid/9"}),
+        )
+        .await;
+    assert_eq!(r.is_error, Some(true));
+    assert!(
+        text_of(&r).contains("confirmation mismatch"),
+        "{}",
+        text_of(&r)
+    );
+    assert_eq!(a.asked.load(Ordering::SeqCst), 2);
+    // A dry run needs no confirmation.
+    let v = structured(
+        &s.call(
+            "reset_gpu",
+            json!({"node_name": "local", "gpu": "1", "dry_run": true}),
+        )
+        .await,
+    );
+    assert_eq!(v["confirmed_by"], "not_needed", "{v}");
+    assert_eq!(a.asked.load(Ordering::SeqCst), 2);
+    let audit = s.audit_lines();
+    assert_eq!(audit[0]["confirmed_by"], "input_request", "{audit:?}");
+    assert_eq!(audit[0]["human_confirmed"], true);
+    assert!(
+        audit[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("confirmed by a person (input request)"),
+        "{}",
+        audit[0]
+    );
+    s.client.cancel().await.unwrap();
+
+    // Declined: nothing is done, audited as refused.
+    let d = approver(false);
+    let s = start_on(d.clone(), &["--mode", "operator"], true).await;
+    let r = s
+        .call(
+            "kill_gpu_process",
+            json!({"node_name": "local", "pid": 4242}),
+        )
+        .await;
+    assert_eq!(r.is_error, Some(true));
+    assert!(text_of(&r).contains("declined"), "{}", text_of(&r));
+    assert_eq!(d.asked.load(Ordering::SeqCst), 1);
+    let audit = s.audit_lines();
+    assert_eq!(audit.len(), 1, "{audit:?}");
+    assert_eq!(audit[0]["result"], "refused");
+    assert!(audit[0]["message"].as_str().unwrap().contains("declined"));
+    s.client.cancel().await.unwrap();
+}
+
+/// requestState comes back from the client and may be forged: only a nonce this launcher issued, unused,
+/// for the same tool, target and arguments, with the user's explicit approval, lets the action run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_or_replayed_request_state_is_refused() {
+    let s = start_on(approver(true), &["--mode", "operator"], true).await;
+    let args = json!({"node_name": "local", "pid": 4242, "skip_evidence": true});
+    let first = input_required(once(&s, request("kill_gpu_process", args.clone())).await);
+    let state = state_of(&first);
+    let key = first
+        .input_requests
+        .as_ref()
+        .and_then(|r| r.keys().next().cloned())
+        .unwrap();
+    let yes = json!({"action": "accept", "content": {"approve": true}});
+    let refused = |r: CallToolResult, words: &str| {
+        assert_eq!(r.is_error, Some(true), "{r:?}");
+        let t = text_of(&r);
+        assert!(
+            t.contains(words) && t.contains("Nothing was done"),
+            "{words}: {t}"
+        );
+    };
+    // Forged state: refused, and the genuine one still stands.
+    let r = complete(
+        once(
+            &s,
+            retry(
+                "kill_gpu_process",
+                args.clone(),
+                "forged",
+                &key,
+                yes.clone(),
+            ),
+        )
+        .await,
+    );
+    refused(r, "unknown, already used or expired");
+    // The genuine state for other arguments (a longer grace) or another tool: refused (and used up).
+    let other =
+        json!({"node_name": "local", "pid": 4242, "skip_evidence": true, "grace_seconds": 60});
+    let r = complete(
+        once(
+            &s,
+            retry("kill_gpu_process", other, &state, &key, yes.clone()),
+        )
+        .await,
+    );
+    refused(r, "other arguments");
+    let r = complete(
+        once(
+            &s,
+            retry("kill_gpu_process", args.clone(), &state, &key, yes.clone()),
+        )
+        .await,
+    );
+    refused(r, "unknown, already used or expired");
+    // A fresh state, answered with accept but not approve: refused.
+    let state = state_of(&input_required(
+        once(&s, request("kill_gpu_process", args.clone())).await,
+    ));
+    let r = complete(
+        once(
+            &s,
+            retry(
+                "kill_gpu_process",
+                args.clone(),
+                &state,
+                &key,
+                json!({"action": "accept", "content": {"approve": false}}),
+            ),
+        )
+        .await,
+    );
+    refused(r, "did not approve");
+    // A fresh state approved: acts once; the same retry replayed is refused.
+    let state = state_of(&input_required(
+        once(&s, request("kill_gpu_process", args.clone())).await,
+    ));
+    let ok = retry("kill_gpu_process", args.clone(), &state, &key, yes.clone());
+    let v = structured(&complete(once(&s, ok.clone()).await));
+    assert_eq!(v["result"], "simulated", "{v}");
+    assert_eq!(v["confirmed_by"], "input_request");
+    refused(
+        complete(once(&s, ok).await),
+        "unknown, already used or expired",
+    );
+    // A state issued for kill_gpu_process does not confirm reset_gpu.
+    let state = state_of(&input_required(
+        once(&s, request("kill_gpu_process", args.clone())).await,
+    ));
+    let r = complete(
+        once(
+            &s,
+            retry(
+                "reset_gpu",
+                json!({"node_name": "local", "gpu": "1", "skip_evidence": true}),
+                &state,
+                &key,
+                yes,
+            ),
+        )
+        .await,
+    );
+    refused(r, "issued for kill_gpu_process");
+    // Only the approved retry acted.
+    let results: Vec<String> = s
+        .audit_lines()
+        .iter()
+        .map(|a| a["result"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        results,
+        [
+            "refused",
+            "refused",
+            "refused",
+            "refused",
+            "simulated",
+            "refused",
+            "refused"
+        ]
+    );
+    s.client.cancel().await.unwrap();
+}
+
+/// A client that declares neither elicitation nor input requests (on either protocol) must send `confirm`,
+/// and the answer and the audit record say that no person was asked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_way_to_ask_confirm_decides_and_says_no_person_was_asked() {
+    for modern in [false, true] {
+        let s = start_on((), &["--mode", "operator"], modern).await;
+        let r = s
+            .call(
+                "kill_gpu_process",
+                json!({"node_name": "local", "pid": 4242}),
+            )
+            .await;
+        assert_eq!(r.is_error, Some(true));
+        assert!(
+            text_of(&r).contains("declares neither elicitation nor input requests")
+                && text_of(&r).contains("confirm=\"local/pid/4242\""),
+            "{}",
+            text_of(&r)
+        );
+        let r = s
+            .call(
+                "kill_gpu_process",
+                json!({"node_name": "local", "pid": 4242, "confirm": "local/pid/4242"}),
+            )
+            .await;
+        let v = structured(&r);
+        assert_eq!(v["result"], "simulated", "{v}");
+        assert_eq!(v["confirmed_by"], "confirm_argument");
+        assert_eq!(v["human_confirmed"], false);
+        assert!(
+            text_of(&r).contains("NO PERSON WAS ASKED"),
+            "{}",
+            text_of(&r)
+        );
+        let audit = s.audit_lines();
+        assert_eq!(audit.len(), 2, "{audit:?}");
+        assert_eq!(audit[0]["result"], "refused");
+        assert_eq!(audit[1]["confirmed_by"], "confirm_argument");
+        assert_eq!(audit[1]["human_confirmed"], false);
+        assert!(
+            audit[1]["message"]
+                .as_str()
+                .unwrap()
+                .contains("no person was asked"),
+            "{}",
+            audit[1]
+        );
+        // A requestState this launcher never issued does not stand in for `confirm`.
+        let r = complete(
+            once(
+                &s,
+                retry(
+                    "kill_gpu_process",
+                    json!({"node_name": "local", "pid": 4242}),
+                    "forged",
+                    "confirm",
+                    json!({"action": "accept", "content": {"approve": true}}),
+                ),
+            )
+            .await,
+        );
+        assert_eq!(r.is_error, Some(true), "modern={modern}: {r:?}");
+        s.client.cancel().await.unwrap();
+    }
 }

@@ -1,11 +1,14 @@
 // Drives `k8s-gpu-mcp serve --local` with the official MCP TypeScript SDK client, as Claude Desktop, Cursor and
 // VS Code do, and fails on anything such a host would reject. The SDK validates every tool result's
-// structuredContent against the tool's outputSchema, so a schema drift fails here.
+// structuredContent against the tool's outputSchema, so a schema drift fails here. In operator mode it confirms an
+// action as a host does, asking the user through its elicitation handler (protocol 2025-11-25), and checks that a
+// client without elicitation must send `confirm` and is told that no person was asked.
 // Usage: node tests/mcp-sdk/client.mjs <path to k8s-gpu-mcp>   (tests/run-all.sh runs it)
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
+import { ElicitRequestSchema } from "@modelcontextprotocol/sdk/types.js";
 
 // The SDK's validator warns about schema keywords it does not know (e.g. schemars' `format: "uint64"`); hosts
 // print those warnings, so any is a failure.
@@ -22,13 +25,18 @@ if (!launcher) {
   process.exit(2);
 }
 
-async function connect(extraArgs) {
+// `elicit`, when given, answers the launcher's elicitation requests as the user would (and declares the capability).
+async function connect(extraArgs, elicit) {
   const transport = new StdioClientTransport({
     command: launcher,
     args: ["serve", "--local", "--simulate", "dgx-h100-xid79", ...extraArgs],
     stderr: "pipe", // logs are the server's business; only MCP is on stdout
   });
-  const client = new Client({ name: "k8s-gpu-mcp-sdk-test", version: "1.0.0" });
+  const client = new Client(
+    { name: "k8s-gpu-mcp-sdk-test", version: "1.0.0" },
+    elicit ? { capabilities: { elicitation: { form: {} } } } : {},
+  );
+  if (elicit) client.setRequestHandler(ElicitRequestSchema, elicit);
   await client.connect(transport);
   return client;
 }
@@ -127,7 +135,44 @@ assert.ok(acting.length >= 3, `operator tools listed: ${acting.map((t) => t.name
 for (const t of acting) {
   assert.equal(t.annotations?.destructiveHint, true, `${t.name}: destructive hint`);
 }
+// This client declares no elicitation: `confirm` decides, and the answer says that no person was asked.
+const kill = { node_name: "local", pid: 40110, skip_evidence: true };
+const unconfirmed = await operator.callTool({ name: "kill_gpu_process", arguments: kill });
+assert.equal(unconfirmed.isError, true);
+assert.match(unconfirmed.content[0].text, /confirm="local\/pid\/40110"/);
+const byArgument = await operator.callTool({
+  name: "kill_gpu_process",
+  arguments: { ...kill, confirm: "local/pid/40110" },
+});
+assert.equal(byArgument.structuredContent.confirmed_by, "confirm_argument");
+assert.equal(byArgument.structuredContent.human_confirmed, false);
+assert.match(byArgument.content[0].text, /NO PERSON WAS ASKED/);
 await operator.close();
+
+// A host with elicitation: the user is asked, sees the target, and decides.
+const asked = [];
+let answer = "accept";
+const confirming = await connect(["--mode", "operator"], async (request) => {
+  asked.push(request.params.message);
+  return answer === "accept" ? { action: "accept", content: { approve: true } } : { action: answer };
+});
+const approved = await confirming.callTool({ name: "kill_gpu_process", arguments: kill });
+assert.notEqual(approved.isError, true, approved.content[0].text);
+assert.equal(approved.structuredContent.result, "simulated");
+assert.equal(approved.structuredContent.confirmed_by, "elicitation");
+assert.equal(approved.structuredContent.human_confirmed, true);
+assert.equal(asked.length, 1);
+assert.match(asked[0], /local\/pid\/40110/);
+answer = "decline";
+const declined = await confirming.callTool({
+  name: "kill_gpu_process",
+  arguments: { node_name: "local", pid: 40117, skip_evidence: true },
+});
+assert.equal(declined.isError, true);
+assert.match(declined.content[0].text, /declined/);
+assert.equal(asked.length, 2);
+await confirming.close();
+console.log("ok operator confirmation: elicitation asked the user (approve, decline); confirm alone says no person was asked");
 assert.deepEqual(schemaWarnings, [], "published schemas use only keywords and formats JSON Schema knows");
 
 console.log(`MCP TypeScript SDK client: ${tools.length} tools called, ${progressEvents} progress notifications, prompts, resources and operator listing ok`);

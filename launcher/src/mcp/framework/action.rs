@@ -1,28 +1,25 @@
-//! What the operator tools share: confirmation (MCP elicitation, or a `confirm` argument repeating the
-//! target), the audit trail, and the preflight-confirm-act sequence of the probe-run actions.
+//! What the operator tools share: confirmation (see `confirm`), the audit trail, and the
+//! preflight-confirm-act sequence of the probe-run actions.
 //!
-//! Before acting each operator tool asks for confirmation: through MCP elicitation when the client
-//! declared it (a person answers in the host's UI), otherwise the call must carry `confirm` repeating the
-//! target exactly (`gpu-node-5/pid/12345`, `gpu-node-5/gpu/3`, `gpu-node-5`). Protocol 2026-07-28 forbids
-//! server-to-client requests, so there `confirm` is the only way. The preflight itself is the probe's
-//! (`node-probe kill|reset`), judged by `gpu_diag::operator`.
+//! Before acting each operator tool asks a person: through an input request on 2026-07-28 clients,
+//! through elicitation on older ones, where the client declares it; otherwise the call must carry
+//! `confirm` repeating the target exactly (`gpu-node-5/pid/12345`, `gpu-node-5/gpu/3`, `gpu-node-5`), and
+//! the answer and the audit record say that no person was asked. The preflight itself is the probe's
+//! (`node-probe kill|reset`), judged by `gpu_diag::operator`; a person sees it before approving.
 //!
 //! Audit: every action, allowed or refused, is a JSON line on stderr and (cluster mode) a Kubernetes Event
-//! on the Node with the action, the target, the kubeconfig user (SelfSubjectReview) and the result.
+//! on the Node with the action, the target, the kubeconfig user (SelfSubjectReview), how it was confirmed
+//! and the result.
 
 use std::sync::Arc;
 
 use gpu_diag::command;
 use gpu_diag::contract::Report;
 use gpu_diag::operator::{ActionReport, ActionResult, CheckStatus};
-use rmcp::model::{
-    ClientResult, ElicitRequestParams, ElicitationAction, ElicitationSchema, ProtocolVersion,
-    Request, ServerRequest,
-};
-use rmcp::{Peer, RoleServer};
 use schemars::JsonSchema;
 use serde::Serialize;
 
+use super::confirm::{Confirmed, confirm, human_confirmed};
 use super::target::check_node_name;
 use super::{Cx, NodeTarget, ProbeRun, ToolError};
 use crate::cluster::{AuditEvent, ClusterBackend, ClusterError};
@@ -39,8 +36,13 @@ pub struct OperatorOutput<R> {
     pub target: String,
     /// `done`, `refused`, `dry_run`, `simulated`, `failed`.
     pub result: String,
-    /// How the action was confirmed: `elicitation`, `confirm_argument`, or `not_needed` (dry run).
+    /// How the action was confirmed: `input_request` (2026-07-28) or `elicitation` (older protocols),
+    /// where a person approved; `confirm_argument`, where the client can ask no one; `not_needed` (a dry
+    /// run, or a preflight that refused).
     pub confirmed_by: String,
+    /// True when a person approved the action (`input_request`, `elicitation`); false when only the
+    /// `confirm` argument did, which the model may have filled itself.
+    pub human_confirmed: bool,
     pub audit: AuditRecord,
     /// The evidence archive collected before acting (destructive actions, unless skipped).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -77,84 +79,6 @@ pub fn result_name(r: ActionResult) -> &'static str {
     }
 }
 
-/// How a confirmation went.
-pub enum Confirmed {
-    Yes(&'static str),
-    /// Refused: the message for the caller.
-    No(String),
-}
-
-/// Whether this client can be asked through elicitation (declared the capability on a protocol that still
-/// allows server-to-client requests).
-pub fn can_elicit(peer: &Peer<RoleServer>) -> bool {
-    let Some(info) = peer.peer_info() else {
-        return false;
-    };
-    info.protocol_version < ProtocolVersion::V_2026_07_28
-        && info
-            .capabilities
-            .elicitation
-            .as_ref()
-            .is_some_and(|e| e.form.is_some() || e.url.is_none())
-}
-
-/// Ask the user through elicitation to approve `target`.
-async fn elicit(peer: &Peer<RoleServer>, target: &str, summary: &str) -> Confirmed {
-    let schema = match ElicitationSchema::builder()
-        .required_bool("approve")
-        .description("Set approve to true to perform the action.")
-        .build()
-    {
-        Ok(s) => s,
-        Err(e) => return Confirmed::No(format!("cannot build the confirmation form: {e}")),
-    };
-    let req =
-        ServerRequest::ElicitRequest(Request::new(ElicitRequestParams::FormElicitationParams {
-            meta: None,
-            message: format!("Approve this operator action on {target}?\n{summary}"),
-            requested_schema: schema,
-        }));
-    match peer.send_request(req).await {
-        Ok(ClientResult::ElicitResult(r)) => match r.action {
-            ElicitationAction::Accept
-                if r.content
-                    .as_ref()
-                    .and_then(|c| c.get("approve"))
-                    .and_then(|v| v.as_bool())
-                    == Some(true) =>
-            {
-                Confirmed::Yes("elicitation")
-            }
-            ElicitationAction::Accept => {
-                Confirmed::No(format!("the user did not approve the action on `{target}`"))
-            }
-            ElicitationAction::Decline => {
-                Confirmed::No(format!("the user declined the action on `{target}`"))
-            }
-            _ => Confirmed::No(format!("the user cancelled the action on `{target}`")),
-        },
-        Ok(other) => Confirmed::No(format!(
-            "the client answered the confirmation request with {other:?}"
-        )),
-        Err(e) => Confirmed::No(format!("the confirmation request failed: {e}")),
-    }
-}
-
-/// The `confirm` argument check: given and equal to the target, else why not.
-fn check_confirm(tool: &str, target: &str, confirm: Option<&str>) -> Result<(), String> {
-    match confirm {
-        Some(c) if c == target => Ok(()),
-        Some(c) => Err(format!(
-            "confirmation mismatch: `confirm` must repeat the target exactly, expected `{target}`, got \
-             `{c}`. Nothing was done."
-        )),
-        None => Err(format!(
-            "{tool} acts on `{target}` and needs confirmation: this client does not support elicitation, \
-             so call again with confirm=\"{target}\" once the user has approved it. Nothing was done."
-        )),
-    }
-}
-
 /// Who acts, for the audit trail.
 async fn audit_user(cx: &Cx, context: Option<&str>) -> String {
     match &cx.env.cluster {
@@ -172,7 +96,22 @@ async fn audit_user(cx: &Cx, context: Option<&str>) -> String {
     }
 }
 
+/// The audit's words on how an action was confirmed; "no person was asked" where only `confirm` did.
+pub fn confirmation_note(confirmed_by: &str) -> Option<&'static str> {
+    match confirmed_by {
+        "input_request" => Some("confirmed by a person (input request)"),
+        "elicitation" => Some("confirmed by a person (elicitation)"),
+        "confirm_argument" => Some(
+            "confirmed by the confirm argument only: the client declares neither elicitation nor input \
+             requests, so no person was asked",
+        ),
+        _ => None,
+    }
+}
+
 /// Record one operator action: a JSON line on stderr, and an Event on the Node in cluster mode.
+/// `confirmed_by` is how it was confirmed, once it was (`None` for a refusal before that).
+#[allow(clippy::too_many_arguments)]
 pub async fn audit(
     cx: &Cx,
     context: Option<&str>,
@@ -181,15 +120,24 @@ pub async fn audit(
     target: &str,
     result: &str,
     message: &str,
+    confirmed_by: Option<&str>,
 ) -> AuditRecord {
     let user = audit_user(cx, context).await;
+    // The Event has no fields of its own for it: the confirmation is said in its message too.
+    let mut message = message.to_string();
+    if let Some(note) = confirmed_by.and_then(confirmation_note) {
+        if !message.is_empty() {
+            message.push_str("; ");
+        }
+        message.push_str(note);
+    }
     let ev = AuditEvent {
         node: node.to_string(),
         action: action.to_string(),
         target: target.to_string(),
         user: user.clone(),
         result: result.to_string(),
-        message: message.to_string(),
+        message: message.clone(),
     };
     let (event, event_error) = match &cx.env.cluster {
         Some(c) => match c.record_event(context, &ev).await {
@@ -207,6 +155,8 @@ pub async fn audit(
             "user": user,
             "result": result,
             "message": message,
+            "confirmed_by": confirmed_by,
+            "human_confirmed": confirmed_by.map(human_confirmed),
             "context": context,
             "event": event,
             "event_error": event_error,
@@ -230,34 +180,8 @@ pub async fn refuse_early(
     target: &str,
     why: String,
 ) -> ToolError {
-    audit(cx, context, node, action, target, "refused", &why).await;
+    audit(cx, context, node, action, target, "refused", &why, None).await;
     ToolError::Invalid(why)
-}
-
-/// Confirmation: elicitation when the client can, else the `confirm` argument.
-pub async fn confirm(
-    peer: &Peer<RoleServer>,
-    tool: &str,
-    target: &str,
-    confirm: Option<&str>,
-    summary: &str,
-) -> Confirmed {
-    // A wrong `confirm` is refused even when elicitation is possible: it names another target.
-    if let Some(c) = confirm
-        && c != target
-    {
-        return match check_confirm(tool, target, Some(c)) {
-            Err(e) => Confirmed::No(e),
-            Ok(()) => Confirmed::Yes("confirm_argument"),
-        };
-    }
-    if can_elicit(peer) {
-        return elicit(peer, target, summary).await;
-    }
-    match check_confirm(tool, target, confirm) {
-        Ok(()) => Confirmed::Yes("confirm_argument"),
-        Err(e) => Confirmed::No(e),
-    }
 }
 
 /// What every destructive probe-run action's description says of the evidence kept before it acts.
@@ -318,24 +242,36 @@ impl<R: Serialize + ActionReport> ProbeAction<'_, R> {
             confirmed_by = "not_needed";
             run(true).await
         } else {
-            // With elicitation the user sees the preflight before approving; a refusal needs no approval.
+            // Where a person is asked, they see the preflight before approving; a refusal needs no
+            // approval. A retry answering an input request saw it in the first round.
             let wrong_confirm = confirm_arg.as_deref().is_some_and(|c| c != target);
-            let summary = if can_elicit(&cx.peer) && !wrong_confirm {
-                let pre = match run(true).await {
-                    Ok(p) => p,
-                    Err(e) => {
-                        audit(cx, ctx_ref, node, action, &target, "error", &e.to_string()).await;
-                        return Err(e);
+            let summary =
+                if cx.confirm.channel.asks_a_person() && !cx.confirm.is_retry() && !wrong_confirm {
+                    let pre = match run(true).await {
+                        Ok(p) => p,
+                        Err(e) => {
+                            audit(
+                                cx,
+                                ctx_ref,
+                                node,
+                                action,
+                                &target,
+                                "error",
+                                &e.to_string(),
+                                None,
+                            )
+                            .await;
+                            return Err(e);
+                        }
+                    };
+                    if pre.0.result() == ActionResult::Refused {
+                        Err(pre)
+                    } else {
+                        Ok(summary_of(&pre.0))
                     }
-                };
-                if pre.0.result() == ActionResult::Refused {
-                    Err(pre)
                 } else {
-                    Ok(summary_of(&pre.0))
-                }
-            } else {
-                Ok(String::new())
-            };
+                    Ok(String::new())
+                };
             match summary {
                 // Refused by the preflight: that is the answer, and it needs no approval.
                 Err(pre) => {
@@ -343,8 +279,16 @@ impl<R: Serialize + ActionReport> ProbeAction<'_, R> {
                     Ok(pre)
                 }
                 Ok(summary) => {
-                    match confirm(&cx.peer, action, &target, confirm_arg.as_deref(), &summary).await
-                    {
+                    let asked = confirm(
+                        &cx.peer,
+                        &cx.confirm,
+                        action,
+                        &target,
+                        confirm_arg.as_deref(),
+                        &summary,
+                    )
+                    .await;
+                    match asked {
                         Confirmed::Yes(how) => {
                             confirmed_by = how;
                             // Evidence first: the action may destroy the state support asks for. A
@@ -357,8 +301,17 @@ impl<R: Serialize + ActionReport> ProbeAction<'_, R> {
                                             "evidence collection failed, so nothing was done: {e}\n\
                                              (call again with skip_evidence=true to act without it)"
                                         );
-                                        audit(cx, ctx_ref, node, action, &target, "refused", &why)
-                                            .await;
+                                        audit(
+                                            cx,
+                                            ctx_ref,
+                                            node,
+                                            action,
+                                            &target,
+                                            "refused",
+                                            &why,
+                                            Some(how),
+                                        )
+                                        .await;
                                         return Err(ToolError::Invalid(why));
                                     }
                                 }
@@ -368,6 +321,7 @@ impl<R: Serialize + ActionReport> ProbeAction<'_, R> {
                         Confirmed::No(why) => {
                             return Err(refuse_early(cx, ctx_ref, node, action, &target, why).await);
                         }
+                        Confirmed::Ask(ask) => return Err(ToolError::InputRequired(ask)),
                     }
                 }
             }
@@ -375,7 +329,18 @@ impl<R: Serialize + ActionReport> ProbeAction<'_, R> {
         let (report, run) = match outcome {
             Ok(x) => x,
             Err(e) => {
-                audit(cx, ctx_ref, node, action, &target, "error", &e.to_string()).await;
+                let e_text = e.to_string();
+                audit(
+                    cx,
+                    ctx_ref,
+                    node,
+                    action,
+                    &target,
+                    "error",
+                    &e_text,
+                    Some(confirmed_by),
+                )
+                .await;
                 return Err(e);
             }
         };
@@ -387,7 +352,17 @@ impl<R: Serialize + ActionReport> ProbeAction<'_, R> {
             }
             message.push_str(&n);
         }
-        let audit = audit(cx, ctx_ref, node, action, &target, result, &message).await;
+        let audit = audit(
+            cx,
+            ctx_ref,
+            node,
+            action,
+            &target,
+            result,
+            &message,
+            Some(confirmed_by),
+        )
+        .await;
         Ok(OperatorOutput {
             node: t.node_name.clone(),
             context: t.context.clone(),
@@ -395,6 +370,7 @@ impl<R: Serialize + ActionReport> ProbeAction<'_, R> {
             target,
             result: result.to_string(),
             confirmed_by: confirmed_by.to_string(),
+            human_confirmed: human_confirmed(confirmed_by),
             audit,
             evidence,
             evidence_skipped: skip_evidence && !dry_run,
@@ -453,11 +429,22 @@ impl<'a> ClusterAction<'a> {
         if dry_run {
             return Ok("not_needed");
         }
-        match confirm(&self.cx.peer, self.tool, target, confirm_arg, summary).await {
+        let cx = self.cx;
+        match confirm(
+            &cx.peer,
+            &cx.confirm,
+            self.tool,
+            target,
+            confirm_arg,
+            summary,
+        )
+        .await
+        {
             Confirmed::Yes(how) => Ok(how),
             Confirmed::No(why) => {
-                Err(refuse_early(self.cx, self.context(), self.node(), action, target, why).await)
+                Err(refuse_early(cx, self.context(), self.node(), action, target, why).await)
             }
+            Confirmed::Ask(ask) => Err(ToolError::InputRequired(ask)),
         }
     }
 
@@ -476,7 +463,17 @@ impl<'a> ClusterAction<'a> {
         match outcome {
             Ok(report) => {
                 let (result, message) = judge(&report);
-                let audit = audit(cx, ctx, node, action, &target, result, &message).await;
+                let audit = audit(
+                    cx,
+                    ctx,
+                    node,
+                    action,
+                    &target,
+                    result,
+                    &message,
+                    Some(confirmed_by),
+                )
+                .await;
                 Ok(OperatorOutput {
                     node: node.to_string(),
                     context: self.node.context.clone(),
@@ -484,6 +481,7 @@ impl<'a> ClusterAction<'a> {
                     target,
                     result: result.into(),
                     confirmed_by: confirmed_by.to_string(),
+                    human_confirmed: human_confirmed(confirmed_by),
                     audit,
                     // Evidence is kept before the probe-run (destructive) actions only.
                     evidence: None,
@@ -498,7 +496,18 @@ impl<'a> ClusterAction<'a> {
                 } else {
                     "failed"
                 };
-                audit(cx, ctx, node, action, &target, result, &e.to_string()).await;
+                let e_text = e.to_string();
+                audit(
+                    cx,
+                    ctx,
+                    node,
+                    action,
+                    &target,
+                    result,
+                    &e_text,
+                    Some(confirmed_by),
+                )
+                .await;
                 Err(ToolError::ClusterWrite(e))
             }
         }
@@ -595,8 +604,15 @@ pub fn headline<R>(o: &OperatorOutput<R>, simulated: bool) -> String {
         (None, true) => "evidence: skipped (skip_evidence=true)\n".into(),
         (None, false) => String::new(),
     };
+    // Where no person was asked, say so plainly: the model may have filled `confirm` itself.
+    let nobody = if o.confirmed_by == "confirm_argument" {
+        "NO PERSON WAS ASKED: this client declares neither elicitation nor input requests, so only the \
+         `confirm` argument (which the model may fill itself) approved this action\n"
+    } else {
+        ""
+    };
     format!(
-        "{} {}: {what}{}\nconfirmed by: {}; audit: user {}{}\n{evidence}",
+        "{} {}: {what}{}\nconfirmed by: {}; audit: user {}{}\n{nobody}{evidence}",
         o.action,
         o.target,
         if simulated { " [simulated]" } else { "" },
@@ -608,18 +624,4 @@ pub fn headline<R>(o: &OperatorOutput<R>, simulated: bool) -> String {
             (None, None) => ", stderr log only (local mode)".into(),
         }
     )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn confirm_must_repeat_the_target() {
-        assert!(check_confirm("kill_gpu_process", "n/pid/5", Some("n/pid/5")).is_ok());
-        let e = check_confirm("kill_gpu_process", "n/pid/5", Some("n/pid/6")).unwrap_err();
-        assert!(e.contains("expected `n/pid/5`, got `n/pid/6`"), "{e}");
-        let e = check_confirm("reset_gpu", "n/gpu/3", None).unwrap_err();
-        assert!(e.contains("confirm=\"n/gpu/3\""), "{e}");
-    }
 }

@@ -25,6 +25,9 @@ pub enum ToolError {
     ClusterWrite(ClusterError),
     /// A file on the launcher's own machine could not be written (the evidence directory).
     Local(String),
+    /// Not an error: the client is to ask the user and call again (a 2026-07-28 input request). The
+    /// route answers it as an `InputRequiredResult`.
+    InputRequired(Box<rmcp::model::InputRequiredResult>),
 }
 
 impl From<ClusterError> for ToolError {
@@ -38,7 +41,10 @@ impl ToolError {
     fn hint(&self) -> Option<String> {
         use ClusterError as C;
         let h = match self {
-            ToolError::Invalid(_) | ToolError::Cancelled | ToolError::WrongReport { .. } => {
+            ToolError::Invalid(_)
+            | ToolError::Cancelled
+            | ToolError::WrongReport { .. }
+            | ToolError::InputRequired(_) => {
                 return None;
             }
             ToolError::Local(_) => {
@@ -104,6 +110,9 @@ impl std::fmt::Display for ToolError {
             ToolError::Cluster(e) => write!(f, "{e}")?,
             ToolError::ClusterWrite(e) => write!(f, "{e}. Nothing was changed.")?,
             ToolError::Local(m) => f.write_str(m)?,
+            ToolError::InputRequired(_) => {
+                f.write_str("the user is being asked to confirm; nothing was done yet")?
+            }
         }
         if let Some(h) = self.hint() {
             write!(f, "\nhint: {h}")?;

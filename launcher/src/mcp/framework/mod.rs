@@ -5,6 +5,7 @@
 //! `crate::mcp::tools`, one file each, listed by its registry.
 
 pub mod action;
+pub mod confirm;
 pub mod error;
 pub mod evidence;
 pub mod fanout;
@@ -23,7 +24,9 @@ use gpu_diag::contract::{ProbeDocument, ProbeMeta, Report};
 use rmcp::handler::server::common::FromContextPart;
 use rmcp::handler::server::router::tool::ToolRoute;
 use rmcp::handler::server::tool::ToolCallContext;
-use rmcp::model::{CallToolResult, ContentBlock, RequestMetaObject, ToolAnnotations};
+use rmcp::model::{
+    CallToolResponse, CallToolResult, ContentBlock, RequestMetaObject, ToolAnnotations,
+};
 use rmcp::{Peer, RoleServer};
 use schemars::JsonSchema;
 use serde::Serialize;
@@ -138,9 +141,13 @@ pub fn route<T: Tool, S: ToolServer>() -> ToolRoute<S> {
             // Arguments may come from prompt-injected text: the limits the schema advertises are
             // enforced here, before the tool sees them, and an error never echoes a long value.
             let raw = rmcp::model::JsonObject::from_context_part(&mut tc)?;
+            // Answers to an earlier input request (2026-07-28), checked by the confirmation.
+            let (input_responses, request_state) =
+                (tc.input_responses.take(), tc.request_state.take());
             if let Err(m) = schema::check_args(&input, &raw) {
                 return Ok(error_result(m).into());
             }
+            let args_digest = confirm::CallConfirm::digest(&raw);
             let args: T::Args = match serde_json::from_value(serde_json::Value::Object(raw)) {
                 Ok(a) => a,
                 Err(e) => {
@@ -160,15 +167,22 @@ pub fn route<T: Tool, S: ToolServer>() -> ToolRoute<S> {
             let cx = Cx {
                 env: tc.service.env().clone(),
                 progress,
+                confirm: confirm::CallConfirm {
+                    channel: confirm::Channel::of(&meta, &peer),
+                    args_digest,
+                    input_responses,
+                    request_state,
+                },
                 peer,
                 cancel,
             };
-            let result = match T::run(&cx, args).await {
-                Ok(out) => structured_result(&out, T::render(&out)),
-                Err(e) => error_result(e.to_string()),
+            let result: CallToolResponse = match T::run(&cx, args).await {
+                Ok(out) => structured_result(&out, T::render(&out)).into(),
+                Err(ToolError::InputRequired(ask)) => CallToolResponse::InputRequired(*ask),
+                Err(e) => error_result(e.to_string()).into(),
             };
             cx.progress.finish().await;
-            Ok(result.into())
+            Ok(result)
         })
     })
 }
@@ -195,6 +209,8 @@ pub struct Cx {
     pub progress: Progress,
     pub cancel: CancellationToken,
     pub peer: Peer<RoleServer>,
+    /// How this call can ask a person to confirm, and its answers to an earlier input request.
+    pub confirm: confirm::CallConfirm,
 }
 
 impl Cx {

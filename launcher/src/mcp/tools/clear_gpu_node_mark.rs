@@ -24,8 +24,9 @@ pub struct ClearArgs {
     #[serde(default)]
     #[schemars(with = "bool")]
     pub dry_run: Option<bool>,
-    /// Confirmation: the node name repeated exactly. Required unless the client supports elicitation or
-    /// this is a dry run.
+    /// Confirmation: the node name repeated exactly. Not needed for a dry run, nor where the client can ask
+    /// the user (input request on 2026-07-28, elicitation before); otherwise required, and the answer then
+    /// says no person was asked.
     #[serde(default)]
     #[schemars(with = "String", length(min = 1, max = 300))]
     pub confirm: Option<String>,
@@ -40,8 +41,9 @@ impl Tool for ClearGpuNodeMark {
 `gpu-diag.k8s-gpu-mcp.io/unhealthy` taint and label and set the GpuDiagUnhealthy condition False (reason \
 GpuDiagMarkCleared). Nothing else is touched (a cordon stays: uncordon with cordon_gpu_node). Needs \
 `patch` on nodes and nodes/status (the k8s-gpu-mcp-operator ClusterRole). dry_run=true checks it \
-server-side; otherwise confirmation: elicitation, or `confirm` = `<node_name>`. Audited with an Event on \
-the Node.";
+server-side; otherwise a person confirms (input request on 2026-07-28, elicitation before), or, where the \
+client can ask no one, `confirm` = `<node_name>` (the answer then says no person was asked). Audited with \
+an Event on the Node.";
     const HINTS: Hints = Hints {
         idempotent: true,
         ..Hints::DESTRUCTIVE

@@ -20,7 +20,8 @@ pub struct CordonArgs {
     #[serde(default)]
     #[schemars(with = "bool")]
     pub uncordon: Option<bool>,
-    /// Confirmation: the node name repeated exactly. Required unless the client supports elicitation.
+    /// Confirmation: the node name repeated exactly. Required only where the client can ask the user
+    /// neither by input request (2026-07-28) nor by elicitation; the answer then says no person was asked.
     #[serde(default)]
     #[schemars(with = "String", length(min = 1, max = 300))]
     pub confirm: Option<String>,
@@ -33,8 +34,9 @@ impl Tool for CordonGpuNode {
     const TITLE: &'static str = "Cordon or uncordon a GPU node";
     const DESCRIPTION: &'static str = "OPERATOR ACTION. Cordon a node (no new pods are scheduled on it; running pods stay) \
 with a recorded reason, or uncordon it with uncordon=true. Answered by the API server (needs `patch` on \
-nodes: the k8s-gpu-mcp-operator ClusterRole). Needs confirmation: elicitation, or `confirm` = \
-`<node_name>`. Audited with a Kubernetes Event on the Node.";
+nodes: the k8s-gpu-mcp-operator ClusterRole). Needs confirmation by a person: input request \
+(2026-07-28) or elicitation; where the client can ask no one, `confirm` = `<node_name>` (the answer then \
+says no person was asked). Audited with a Kubernetes Event on the Node.";
     const HINTS: Hints = Hints {
         idempotent: true,
         ..Hints::DESTRUCTIVE

@@ -29,7 +29,8 @@ pub struct KillArgs {
     #[schemars(with = "bool")]
     pub dry_run: Option<bool>,
     /// Confirmation: the target repeated exactly, `<node_name>/pid/<pid>` (e.g. `gpu-node-5/pid/12345`).
-    /// Required unless the client supports elicitation, in which case the user is asked instead.
+    /// Required only where the client can ask the user neither by input request (2026-07-28) nor by
+    /// elicitation; the answer then says no person was asked.
     #[serde(default)]
     #[schemars(with = "String", length(min = 1, max = 300))]
     pub confirm: Option<String>,
@@ -49,8 +50,9 @@ impl Tool for KillGpuProcess {
         "OPERATOR ACTION. End one process that uses a GPU on the node: the probe checks that \
 NVML lists the pid on a GPU of that node, that it is not pid 1, the probe, a kernel thread or a zombie, \
 then sends SIGTERM, waits grace_seconds, sends SIGKILL if needed, and reports GPU memory before and \
-after. Anything else is refused with the reason. Needs confirmation: elicitation when the client supports \
-it, otherwise `confirm` = `<node_name>/pid/<pid>`. dry_run=true returns the preflight only. Every call is \
+after. Anything else is refused with the reason. Needs confirmation by a person: input request \
+(2026-07-28) or elicitation, after seeing the preflight; where the client can ask no one, `confirm` = \
+`<node_name>/pid/<pid>` (the answer then says no person was asked). dry_run=true returns the preflight only. Every call is \
 audited (Kubernetes Event on the Node + JSON log line).",
         evidence_first_doc!()
     );

@@ -57,7 +57,8 @@ pub struct MarkArgs {
     #[schemars(with = "bool")]
     pub dry_run: Option<bool>,
     /// Confirmation: the target repeated exactly (`<node_name>`, or `<node_name>/gpu/<gpu>` with `gpu`).
-    /// Required unless the client supports elicitation or this is a dry run.
+    /// Not needed for a dry run, nor where the client can ask the user (input request on 2026-07-28,
+    /// elicitation before); otherwise required, and the answer then says no person was asked.
     #[serde(default)]
     #[schemars(with = "String", length(min = 1, max = 330))]
     pub confirm: Option<String>,
@@ -131,8 +132,9 @@ impl Tool for MarkGpuNode {
 label it with the same key, and set the node condition GpuDiagUnhealthy=True with the verdict, the GPU \
 (`gpu`) and the evidence digest. Running pods stay (unless NoExecute); other taints, labels and conditions \
 are untouched. Undo with clear_gpu_node_mark. Needs `patch` on nodes and nodes/status (the \
-k8s-gpu-mcp-operator ClusterRole). dry_run=true checks it server-side first; otherwise confirmation: \
-elicitation, or `confirm` = `<node_name>` (`<node_name>/gpu/<gpu>` with gpu). Audited with an Event on the Node.";
+k8s-gpu-mcp-operator ClusterRole). dry_run=true checks it server-side first; otherwise a person confirms \
+(input request on 2026-07-28, elicitation before), or, where the client can ask no one, `confirm` = \
+`<node_name>` (`<node_name>/gpu/<gpu>` with gpu; the answer then says no person was asked). Audited with an Event on the Node.";
     const HINTS: Hints = Hints {
         idempotent: true,
         ..Hints::DESTRUCTIVE

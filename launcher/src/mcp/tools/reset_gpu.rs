@@ -28,7 +28,8 @@ pub struct ResetArgs {
     #[schemars(with = "bool")]
     pub dry_run: Option<bool>,
     /// Confirmation: the target repeated exactly, `<node_name>/gpu/<gpu>` (e.g. `gpu-node-5/gpu/3`).
-    /// Required unless the client supports elicitation, in which case the user is asked instead.
+    /// Required only where the client can ask the user neither by input request (2026-07-28) nor by
+    /// elicitation; the answer then says no person was asked.
     #[serde(default)]
     #[schemars(with = "String", length(min = 1, max = 300))]
     pub confirm: Option<String>,
@@ -63,7 +64,9 @@ process on the GPU and no holder of its /dev/nvidia* node (device plugin, DCGM, 
 persistenced), the GPU still on the bus (a lost GPU needs a reboot), Fabric Manager running on Ampere \
 NVSwitch systems (Hopper+ do not need it), pre-Ampere NVLink GPUs refused; MIG, persistence and pending \
 row remaps are reported. Then verifies the GPU answers with recovery action none. dry_run=true returns \
-the preflight only. Needs confirmation: elicitation, or `confirm` = `<node_name>/gpu/<gpu>`. Audited.",
+the preflight only. Needs confirmation by a person: input request (2026-07-28) or \
+elicitation, after seeing the preflight; where the client can ask no one, `confirm` = `<node_name>/gpu/<gpu>` \
+(the answer then says no person was asked). Audited.",
         evidence_first_doc!()
     );
     const HINTS: Hints = Hints::DESTRUCTIVE;
