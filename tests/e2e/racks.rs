@@ -13,6 +13,8 @@ use crate::testbed::{FakeNode, Testbed, User, skipped, unique};
 /// The cluster UUID and clique of the built-in GB200 scenarios (src/scenarios/generate.py).
 const DOMAIN: &str = "6e3b1f0a-9c2d-4e8f-a1b7-3c5d2e9f0a14.1";
 const DEGRADED: [usize; 4] = [3, 7, 8, 15];
+/// A tray whose own IMEX daemon answers the probe: its domain is DEGRADED (`gb200-tray-imex-degraded`).
+const IMEX_TRAY: usize = 4;
 
 fn tray(name: &str, scenario: &str, group: &str) -> FakeNode {
     let mut n = FakeNode::gpu(name, scenario)
@@ -41,6 +43,8 @@ async fn a_switch_tray_fault_on_a_rack_is_one_rack_incident() {
         .map(|(i, n)| {
             let scenario = if DEGRADED.contains(&i) {
                 "gb200-tray-fabric-degraded"
+            } else if i == IMEX_TRAY {
+                "gb200-tray-imex-degraded"
             } else {
                 "gb200-tray-dra"
             };
@@ -68,7 +72,8 @@ async fn a_switch_tray_fault_on_a_rack_is_one_rack_incident() {
         r#"{"status":{"capacity":{"nvidia.com/gpu":null},"allocatable":{"nvidia.com/gpu":null}}}"#,
     ]);
 
-    // A ComputeDomain (NVIDIA's DRA driver) across trays 2 and 3, whose IMEX daemon on tray 2 is not ready.
+    // A ComputeDomain (NVIDIA's DRA driver) across trays 2, 3 and 5, whose IMEX daemons on trays 2 and 5 are
+    // not ready; tray 5's own daemon also answers its probe (domain DEGRADED).
     install_compute_domain_crd(tb);
     let cd = unique("train-cd");
     tb.apply(&format!(
@@ -81,9 +86,11 @@ status:
   nodes:
   - {{name: {n2}, ipAddress: 10.0.0.2, cliqueID: "{DOMAIN}", index: 0, status: NotReady}}
   - {{name: {n3}, ipAddress: 10.0.0.3, cliqueID: "{DOMAIN}", index: 1, status: Ready}}
+  - {{name: {n5}, ipAddress: 10.0.0.5, cliqueID: "{DOMAIN}", index: 2, status: NotReady}}
 "#,
         n2 = names[1],
         n3 = names[2],
+        n5 = names[IMEX_TRAY],
     ));
 
     let l = mcp::start(tb, User::Reader, &ns, &[]).await;
@@ -101,16 +108,16 @@ status:
         t.contains(&format!("NVLink domains (GFD clique): {DOMAIN} (18 nodes)")),
         "{t}"
     );
-    // IMEX only where a ComputeDomain runs: tray 2's daemon is not ready (a problem, one line); tray 3's is
-    // ready, and the 16 trays without a ComputeDomain say nothing of IMEX.
-    assert_eq!(v["problems"], 1, "{t}");
+    // IMEX only where a ComputeDomain runs: the daemons of trays 2 and 5 are not ready (a problem, one line
+    // each); tray 3's is ready, and the 15 trays without a ComputeDomain say nothing of IMEX.
+    assert_eq!(v["problems"], 2, "{t}");
     assert!(
         t.contains(&format!(
             "  WARNING imex.daemon_not_ready: The IMEX daemon of ComputeDomain default/{cd} on this node is NotReady"
         )),
         "{t}"
     );
-    assert_eq!(t.matches("imex.").count(), 1, "{t}");
+    assert_eq!(t.matches("imex.").count(), 2, "{t}");
 
     let r = l
         .call(
@@ -160,7 +167,16 @@ status:
         .filter_map(|e| e["node"].as_str())
         .collect();
     assert_eq!(imex, [names[1].as_str()], "{t}");
-    assert_eq!(v["needs_attention_total"], 5, "{t}");
+    // Tray 5's daemon answered its probe: one IMEX incident from the node's own view (the domain, the member
+    // in most broken links, the driver's recovery request joined), not the ComputeDomain's line beside it.
+    let e = v["needs_attention"]
+        .as_array()
+        .and_then(|a| a.iter().find(|e| e["node"] == names[IMEX_TRAY].as_str()))
+        .unwrap_or_else(|| panic!("the IMEX tray not ranked: {t}"));
+    assert!(has_code(e, "imex.domain"), "{e:#}");
+    assert!(!has_code(e, "imex.daemon_not_ready"), "{e:#}");
+    assert_eq!(e["counts"]["warning"], 1, "{e:#}");
+    assert_eq!(v["needs_attention_total"], 6, "{t}");
     assert_eq!(v["nvlink_domains"][DOMAIN], 18, "{t}");
     l.stop().await;
     assert!(

@@ -317,7 +317,11 @@ with show_healthy=true). Use it to find the bad nodes in a fleet, e.g. after a f
             if r.nvlink_domain.is_none() {
                 r.nvlink_domain = cliques.get(&r.node).cloned();
             }
-            if let Some(f) = imex.remove(&r.node) {
+            // The ComputeDomain's word on the node's IMEX daemon, unless the node's own daemon already
+            // answered the probe with an IMEX incident (`imex.domain`): one fault, said once.
+            if let Some(f) = imex.remove(&r.node)
+                && !r.findings.iter().any(|x| x.code.starts_with("imex."))
+            {
                 add_findings(r, f);
             }
         }
