@@ -312,7 +312,7 @@ fn judge_gpu(g: &GpuFacts) -> Vec<Finding> {
         );
         if v == 5 {
             // It is about the node's IMEX daemon: it joins that incident (`imex.domain`).
-            f.about = vec![crate::incident::imex::IMEX_KEY.into()];
+            f.about = vec![crate::finding::IMEX_KEY.into()];
         }
         out.push(f);
     }

@@ -137,8 +137,7 @@ pub fn findings(memberships: &[ImexMembership]) -> Vec<Finding> {
         .collect()
 }
 
-/// The `about` key of what concerns the node's IMEX daemon (the driver's request to recover the domain).
-pub const IMEX_KEY: &str = "imex";
+pub use crate::finding::IMEX_KEY;
 
 /// The daemon state that lets the GPUs share memory (`nvidia-imex-ctl -q`).
 const DAEMON_READY: &str = "READY";

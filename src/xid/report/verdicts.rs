@@ -24,7 +24,7 @@ pub(super) struct GpuVerdict {
 /// NVML's recovery action 5 and its name in an Xid 154 line (`Recover IMEX Domain`).
 const RECOVER_IMEX_DOMAIN: u32 = 5;
 const IMEX_RECOVERY: &str = "now Recover IMEX Domain";
-use crate::incident::imex::IMEX_KEY;
+use crate::finding::IMEX_KEY;
 
 /// Per-GPU summary and findings from what the analysis kept for it.
 pub(super) fn summarize_gpu(row: &GpuIdentity, mut st: GpuEventState) -> GpuVerdict {
