@@ -154,7 +154,7 @@ pub struct Finding {
     pub action: Action,
     /// The components it is about besides its GPU, as `kind:id` keys that incidents join on:
     /// `nic:mlx5_5/1` (an RDMA port), `nvswitch:0000:06:00.0`, `nvlink:3/7` (GPU 3's link 7), `gpu:4` (a
-    /// node-level finding about GPU 4, such as a GPU NVML cannot open), [`IMEX_KEY`] (the node's IMEX daemon).
+    /// node-level finding about GPU 4, such as a GPU NVML cannot open), `imex` (the node's IMEX daemon).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub about: Vec<String>,
     /// When the first event behind it happened (RFC 3339, UTC), where a log dates it.
