@@ -159,7 +159,7 @@ pub fn verdict_and_incidents(h: &HealthReport, out: &mut String) {
 
 /// The node's IMEX daemon in one line (only where one runs): its state and its domain's, or why they
 /// could not be asked.
-fn imex_line(imex: &gpu_diag::facts::ImexFacts, out: &mut String) {
+pub fn imex_line(imex: &gpu_diag::facts::ImexFacts, out: &mut String) {
     use gpu_diag::facts::Reading;
     let shown = |r: Result<String, &gpu_diag::facts::FieldError>| match r {
         Ok(s) => s,

@@ -207,6 +207,9 @@ fn only_gpu(r: &mut DescribeReport, g: u32) -> Result<(), String> {
 
 fn summary_text(r: &DescribeReport, out: &mut String) {
     incidents::verdict_and_incidents(&r.health, out);
+    if let Some(imex) = &r.health.imex {
+        incidents::imex_line(imex, out);
+    }
     // A lost GPU is said once, in the inventory; the sections below list the GPUs that answer.
     let lost = gpus::lost(&r.health);
     let answering = |i: &u32| !lost.contains(i);
