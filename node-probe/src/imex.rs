@@ -86,7 +86,7 @@ pub fn read(root: &Path, search: &Search) -> Option<ImexFacts> {
                 .map_err(|m| FieldError::with_message(FieldErrorKind::Unknown, m))
         })
         .into();
-    facts.domain = if daemon_root_is_host(&proc_dir) {
+    facts.domain = if is_host_service(root, &proc_dir, &config) {
         run(&ctl, &["-c", &config, "-N", "-j"])
             .and_then(|out| {
                 ImexDomainFacts::from_ctl_json(&out)
@@ -181,10 +181,18 @@ fn command_service(config: &str) -> Result<(IpAddr, u16), FieldError> {
     Ok((ip, port))
 }
 
-/// Whether the daemon's root is the host's (`proc/<pid>/root` links to `/`): the host's service, whose
-/// config the driver's tool can read in the host root.
-fn daemon_root_is_host(proc_dir: &Path) -> bool {
-    std::fs::read_link(proc_dir.join("root")).is_ok_and(|p| p == Path::new("/"))
+/// Whether the daemon is the host's own service: it shares the mount namespace of the host's init
+/// (`proc/1`, the probe runs with the host's pids) and its config is a root-owned file of the host. Only
+/// then is its config handed to the driver's tool (`-c`): the tool reads the files a config names and may
+/// echo them in its errors, and a process in a pod (whose `proc/<pid>/root` also reads `/`) is a tenant's
+/// to name.
+fn is_host_service(root: &Path, proc_dir: &Path, config: &str) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let mnt = |dir: &Path| std::fs::read_link(dir.join("ns/mnt")).ok();
+    let shared = matches!((mnt(proc_dir), mnt(&root.join("proc/1"))), (Some(a), Some(b)) if a == b);
+    shared
+        && std::fs::symlink_metadata(root.join(config.trim_start_matches('/')))
+            .is_ok_and(|m| m.is_file() && m.uid() == 0)
 }
 
 /// Run the driver's tool with `args`, bounded in time and output; its stdout, or what went wrong.
@@ -314,6 +322,38 @@ mod tests {
         assert_eq!(config_path(&p), DEFAULT_CONFIG);
         write(&p, "cmdline", "nvidia-imex\0-c\0imexd.cfg\0");
         assert_eq!(config_path(&p), DEFAULT_CONFIG);
+    }
+
+    #[test]
+    fn only_a_daemon_in_the_hosts_mount_namespace_with_a_root_owned_config_is_the_hosts() {
+        use std::os::unix::fs::symlink;
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path();
+        std::fs::create_dir_all(root.join("proc/1/ns")).unwrap();
+        std::fs::create_dir_all(root.join("proc/7/ns")).unwrap();
+        std::fs::create_dir_all(root.join("proc/8/ns")).unwrap();
+        symlink("mnt:[4026531841]", root.join("proc/1/ns/mnt")).unwrap();
+        symlink("mnt:[4026531841]", root.join("proc/7/ns/mnt")).unwrap();
+        symlink("mnt:[4026532999]", root.join("proc/8/ns/mnt")).unwrap();
+        write(root, "etc/nvidia-imex/config.cfg", "IMEX_CMD_ENABLED=1\n");
+        let cfg = "/etc/nvidia-imex/config.cfg";
+        let owned_by_root = std::fs::metadata(root.join(&cfg[1..]))
+            .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
+            .unwrap();
+        assert_eq!(
+            is_host_service(root, &root.join("proc/7"), cfg),
+            owned_by_root
+        );
+        // A pod's process (another mount namespace) naming a host file is never the host's service.
+        assert!(!is_host_service(root, &root.join("proc/8"), cfg));
+        assert!(!is_host_service(root, &root.join("proc/8"), "/etc/shadow"));
+        // No such file, or no namespace link to compare: not the host's.
+        assert!(!is_host_service(
+            root,
+            &root.join("proc/7"),
+            "/etc/nvidia-imex/none.cfg"
+        ));
+        assert!(!is_host_service(root, &root.join("proc/9"), cfg));
     }
 
     /// The whole path on a host root whose driver has a stand-in `nvidia-imex-ctl` (a script answering as
