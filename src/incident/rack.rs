@@ -39,7 +39,8 @@ pub enum RackSource {
     /// A ComputeDomain of NVIDIA's DRA driver that lists the node (`status.nodes[]`): its `cliqueID` where
     /// it names one, else the ComputeDomain itself (one IMEX domain spans one NVLink domain).
     ComputeDomain,
-    /// The platform's topology label ([`TOPOLOGY_LABELS`]).
+    /// The platform's topology label: NVIDIA Topograph's `network.topology.nvidia.com/accelerator`, GKE's
+    /// `cloud.google.com/gce-topology-subblock`, or EKS's nearest `topology.k8s.aws/network-node-layer-N`.
     TopologyLabel,
 }
 
