@@ -21,6 +21,9 @@ pub const EVIDENCE_LINES: usize = 3;
 pub const EVIDENCE_CHARS: usize = 200;
 /// Ranked nodes of a page whose incidents keep their signals and evidence; the others keep what and where.
 pub const DETAILED_NODES: usize = 10;
+/// Characters of signals and evidence a page keeps in all: the structured result stays far below its
+/// 48 KiB however many incidents the detailed nodes have.
+pub const DETAIL_BUDGET: usize = 16_000;
 
 /// How one node's probe ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -265,13 +268,27 @@ fn brief(c: Counted) -> ScanFinding {
     }
 }
 
-/// Keeps the signals and evidence of the first [`DETAILED_NODES`] entries of a page (the most urgent) and
-/// leaves them out of the others, counting in each finding's `cut` what was left out; returns how many
-/// findings lost their detail.
+/// Keeps the signals and evidence of the page's most urgent findings: those of its first
+/// [`DETAILED_NODES`] entries, in rank order, while they fit in [`DETAIL_BUDGET`] characters; the others keep
+/// what and where, counting in their `cut` what was left out. Returns how many findings lost their detail.
 pub fn bound_details(page: &mut [AttentionEntry]) -> usize {
+    let mut budget = DETAIL_BUDGET;
     let mut stripped = 0;
-    for e in page.iter_mut().skip(DETAILED_NODES) {
+    for (i, e) in page.iter_mut().enumerate() {
         for f in &mut e.result.findings {
+            let size = f.evidence.iter().map(String::len).sum::<usize>()
+                + f.signals
+                    .iter()
+                    .map(|s| {
+                        s.code.len()
+                            + s.summary.len()
+                            + s.evidence.iter().map(String::len).sum::<usize>()
+                    })
+                    .sum::<usize>();
+            if i < DETAILED_NODES && size <= budget {
+                budget -= size;
+                continue;
+            }
             let n = f.evidence.len()
                 + f.signals
                     .iter()

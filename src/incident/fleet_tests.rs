@@ -466,3 +466,37 @@ fn a_weak_name_shared_with_two_racks_joins_neither() {
         (Some(RackSource::ComputeDomain), Some("ComputeDomain ns/cd"))
     );
 }
+
+/// However much detail the most urgent nodes carry, the page keeps at most DETAIL_BUDGET characters of it.
+#[test]
+fn the_detail_of_a_page_fits_its_budget() {
+    let long = "e".repeat(EVIDENCE_CHARS * 2);
+    let sigs: Vec<Finding> = (0..SIGNALS_KEPT)
+        .map(|i| {
+            signal(
+                &format!("xid.{i}"),
+                Severity::Critical,
+                &[&long, &long, &long],
+            )
+        })
+        .collect();
+    let results: Vec<NodeScanResult> = (0..DETAILED_NODES)
+        .map(|i| {
+            let incs = (0..8)
+                .map(|_| incident_entry(&incident(sigs.clone())))
+                .collect();
+            counted(format!("n{i:02}"), incs, 1)
+        })
+        .collect();
+    let mut page = rank(results);
+    let stripped = bound_details(&mut page);
+    let json = serde_json::to_string(&page).unwrap();
+    assert!(stripped > 0);
+    assert!(json.len() < DETAIL_BUDGET + 40_000, "{} bytes", json.len());
+    assert!(
+        !page[0].result.findings[0].signals.is_empty(),
+        "the most urgent keep theirs"
+    );
+    let last = page.last().unwrap().result.findings.last().unwrap();
+    assert!(last.signals.is_empty() && last.cut > 0);
+}
