@@ -13,6 +13,10 @@ use crate::finding::{Action, ActionKind, Severity};
 pub const RACK_CODES: &[(&str, &str)] = &[
     ("fabric.degraded", "NVLink fabric degraded"),
     (
+        "fabric.registration",
+        "GPUs not registered with the NVLink fabric",
+    ),
+    (
         "fabric.not_registered",
         "GPUs not registered with the NVLink fabric",
     ),

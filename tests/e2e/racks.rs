@@ -261,7 +261,7 @@ async fn a_rack_whose_fabric_never_registered_is_one_rack_incident_by_what_names
     assert_eq!(racks.len(), 2, "{t}");
     let rack = &racks[0];
     assert_eq!(rack["domain"], CLIQUE, "{rack:#}");
-    assert_eq!(rack["code"], "fabric.not_registered", "{rack:#}");
+    assert_eq!(rack["code"], "fabric.registration", "{rack:#}");
     assert_eq!(rack["severity"], "critical", "{rack:#}");
     let mut sorted = names.clone();
     sorted.sort();
@@ -286,7 +286,7 @@ async fn a_rack_whose_fabric_never_registered_is_one_rack_incident_by_what_names
     let first = t.lines().nth(1).unwrap_or_default();
     assert!(
         first.starts_with(&format!(
-            "RACK [CRITICAL] fabric.not_registered: GPUs not registered with the NVLink fabric on 18 of 18 \
+            "RACK [CRITICAL] fabric.registration: GPUs not registered with the NVLink fabric on 18 of 18 \
              node(s) of NVLink domain {CLIQUE} (grouped by GFD's clique label: the GPUs name no cluster UUID"
         )),
         "{t}"
@@ -308,9 +308,16 @@ async fn a_rack_whose_fabric_never_registered_is_one_rack_incident_by_what_names
         .and_then(|a| a.iter().find(|e| e["node"] == h100.as_str()));
     assert!(h.is_none(), "the healthy H100 needs no attention: {t}");
     let ranked = v["needs_attention"].as_array().unwrap();
-    let detailed = &ranked[0]["findings"][0];
+    // One incident per tray (its four GPUs unregistered), each GPU a signal with its evidence.
+    let detailed = &ranked[0]["findings"];
+    assert_eq!(detailed.as_array().map(Vec::len), Some(1), "{detailed:#}");
     assert_eq!(
-        detailed["evidence"][0], "fabric.state = in_progress, status = none",
+        detailed[0]["signals"].as_array().map(Vec::len),
+        Some(4),
+        "{detailed:#}"
+    );
+    assert_eq!(
+        detailed[0]["signals"][3]["evidence"][0], "fabric.state = in_progress, status = none",
         "{detailed:#}"
     );
     assert!(
