@@ -1,6 +1,7 @@
 //! `scan_gpu_nodes`: one check on many nodes, bounded concurrency, per-node timeout, and a ranking of the
-//! nodes that need attention. The ranking orders nodes by the severities the probe reported; it does not
-//! judge facts itself.
+//! nodes that need attention. This file fetches (the nodes, their platform marks and rack hints), fans the
+//! probes out and renders; counting, ranking, urgency, shared causes and racks are the library's
+//! (`gpu_diag::incident::fleet`), which judges no facts of its own: it orders what the probes reported.
 
 use std::time::Instant;
 
