@@ -7,6 +7,7 @@
 //! and so is a fault the driver has since cleared (its last Xid 154 back to none, nothing live left).
 //! Nothing is dropped: every finding is a signal of one incident or an entry of the history.
 
+pub mod fleet;
 pub mod imex;
 pub mod platform;
 pub mod rack;

@@ -192,6 +192,23 @@ pub const RULES: &[Rule] = &[
                  ROUTE_RECOVERY, ROUTE_UNHEALTHY, ACCESS_TIMEOUT_RECOVERY); NVIDIA Fabric Manager user guide",
     },
     Rule {
+        code: "fabric.registration",
+        title: "GPUs not registered with the NVLink fabric",
+        titles: &[(
+            "fabric.registration_failed",
+            "NVLink fabric registration failed",
+        )],
+        scope: Scope::Node,
+        signals: &["fabric.registration_failed", "fabric.not_registered"],
+        followers: &[],
+        reason: "a GPU registers with the NVLink fabric through the fabric's management (nvidia-fabricmanager \
+                 on an NVSwitch system, the NVLink switch trays' NMX on an NVL72 rack): when that is down or \
+                 cannot reach the switches, every GPU of the node stays unregistered at once, one fault of \
+                 the fabric's management, not one per GPU",
+        source: "NVML nvmlDeviceGetGpuFabricInfo (state NOT_STARTED / IN_PROGRESS / COMPLETED, status); \
+                 NVIDIA Fabric Manager user guide (GPU registration)",
+    },
+    Rule {
         code: IMEX_RULE,
         title: "IMEX domain not ready",
         titles: &[

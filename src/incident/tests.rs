@@ -177,3 +177,34 @@ fn a_gpu_nvml_cannot_open_and_the_missing_count_are_one_fault() {
     let r = group(&[failed, missing], &name);
     assert_eq!(r.incidents.len(), 2);
 }
+
+/// Every GPU of a tray unregistered from the fabric (its management down) is one fault of the node, not
+/// four; a rack of such trays is then one rack incident of that code (`rack::RACK_CODES`).
+#[test]
+fn gpus_unregistered_from_the_fabric_are_one_fault_of_the_node() {
+    let name = |i: u32| format!("GPU {i}");
+    let findings: Vec<Finding> = (0..4)
+        .map(|g| {
+            f(
+                "fabric.not_registered",
+                Severity::Critical,
+                Some(g),
+                ActionKind::RestartFabricManager,
+            )
+        })
+        .collect();
+    let r = group(&findings, &name);
+    assert_eq!(r.incidents.len(), 1, "{r:?}");
+    let i = &r.incidents[0];
+    assert_eq!(
+        (i.code.as_str(), i.title.as_str(), i.gpu, i.signals.len()),
+        (
+            "fabric.registration",
+            "GPUs not registered with the NVLink fabric",
+            None,
+            4
+        )
+    );
+    assert_eq!(i.component, "the node (GPU 0, 1, 2, 3)");
+    assert!(rack::RACK_CODES.iter().any(|(c, _)| *c == i.code));
+}

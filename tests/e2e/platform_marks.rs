@@ -165,7 +165,19 @@ async fn platform_marks_are_listed_scanned_and_joined_with_the_probes_incident()
         )),
         "{sick:#}"
     );
-    assert!(!has_str(&sick["findings"], "platform.xid.79"), "{sick:#}");
+    // The mark is a signal of the probe's incident (kept in the scan's result), not a finding of its own.
+    assert!(
+        sick["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|f| f["code"] != "platform.xid.79"),
+        "{sick:#}"
+    );
+    assert!(
+        has_str(&off_bus[0]["signals"], "platform.xid.79"),
+        "{sick:#}"
+    );
     // The AKS mark with no probe counterpart is its own incident, critical for NVLinks.
     let nv = node(&v, "needs_attention", &nvlink);
     assert_eq!(nv["status"], "ok", "{nv:#}");

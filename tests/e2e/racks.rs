@@ -126,6 +126,7 @@ status:
         )
         .await;
     let (t, v) = (mcp::text(&r), r.structured_content.clone().unwrap());
+    sizes("switch-tray rack", &t, &v);
     assert_eq!(
         (v["nodes_total"].as_u64(), v["nodes_failed"].as_u64()),
         (Some(18), Some(0)),
@@ -183,6 +184,183 @@ status:
         tb.pods(&ns).is_empty(),
         "probe pods left: {:?}",
         tb.pods(&ns)
+    );
+}
+
+/// A rack whose trays never registered with the NVLink fabric (a switch tray or the fabric's management down
+/// before registration: every GPU's fabric state `in_progress`, so NVML names no cluster UUID and no clique;
+/// tests/e2e/fixtures/gb200-tray-fabric-unregistered.json is `gb200-tray-fabric-degraded` with that fabric
+/// state). Its 18 trays still carry GFD's clique label from before the failure: one rack incident, grouped by
+/// that label, and saying so. Three trays of a second rack have no GFD label, only GKE's sub-block label: one
+/// rack incident grouped by the topology label; a healthy H100 node of the same sub-block (no NVLink fabric)
+/// is not counted in it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rack_whose_fabric_never_registered_is_one_rack_incident_by_what_names_it() {
+    if skipped() {
+        return;
+    }
+    const CLIQUE: &str = "2b7d4e6f-1a3c-4b5d-8e9f-0a1b2c3d4e5f.3";
+    let tb = Testbed::shared();
+    let ns = unique("e2e-racks-unreg");
+    tb.probe_namespace(&ns, User::Reader);
+    tb.bind_reader(User::Reader);
+    let group = unique("rack-unreg");
+    let sub_block = unique("sb");
+    let fixture =
+        crate::testbed::repo_root().join("tests/e2e/fixtures/gb200-tray-fabric-unregistered.json");
+    let fixture = fixture.to_str().unwrap();
+    let names: Vec<String> = (1..=18).map(|i| unique(&format!("utray{i:02}"))).collect();
+    let mut nodes: Vec<FakeNode> = names
+        .iter()
+        .map(|n| {
+            let mut t = FakeNode::gpu(n, fixture)
+                .product("NVIDIA-GB200")
+                .arch("arm64")
+                .label("e2e-group", &group)
+                .label("nvidia.com/gpu.clique", CLIQUE);
+            t.gpus = 4;
+            t
+        })
+        .collect();
+    let other: Vec<String> = (1..=3).map(|i| unique(&format!("gtray{i}"))).collect();
+    for n in &other {
+        let mut t = FakeNode::gpu(n, fixture)
+            .product("NVIDIA-GB200")
+            .arch("arm64")
+            .label("e2e-group", &group)
+            .label("cloud.google.com/gce-topology-subblock", &sub_block)
+            .label("cloud.google.com/gce-topology-block", "block-a")
+            .label("topology.kubernetes.io/zone", "us-central1-a");
+        t.gpus = 4;
+        nodes.push(t);
+    }
+    let h100 = unique("h100-sb");
+    nodes.push(
+        FakeNode::gpu(&h100, "dgx-h100-healthy")
+            .label("e2e-group", &group)
+            .label("cloud.google.com/gce-topology-subblock", &sub_block),
+    );
+    tb.add_nodes(&nodes);
+    let l = mcp::start(tb, User::Reader, &ns, &[]).await;
+    let r = l
+        .call(
+            "scan_gpu_nodes",
+            json!({"label_selector": format!("e2e-group={group}"), "concurrency": 8}),
+        )
+        .await;
+    let (t, v) = (mcp::text(&r), r.structured_content.clone().unwrap());
+    sizes("unregistered racks", &t, &v);
+    assert_eq!(
+        (v["nodes_total"].as_u64(), v["nodes_failed"].as_u64()),
+        (Some(22), Some(0)),
+        "{t}"
+    );
+    let racks = v["racks"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no racks: {t}"));
+    assert_eq!(racks.len(), 2, "{t}");
+    let rack = &racks[0];
+    assert_eq!(rack["domain"], CLIQUE, "{rack:#}");
+    assert_eq!(rack["code"], "fabric.registration", "{rack:#}");
+    assert_eq!(rack["severity"], "critical", "{rack:#}");
+    let mut sorted = names.clone();
+    sorted.sort();
+    assert_eq!(rack["nodes"], json!(sorted), "{rack:#}");
+    assert_eq!(rack["domain_nodes"], 18, "{rack:#}");
+    assert_eq!(rack["grouped_by"], json!(["gfd_clique"]), "{rack:#}");
+    let gke = &racks[1];
+    assert_eq!(
+        gke["domain"],
+        format!("cloud.google.com/gce-topology-subblock={sub_block}"),
+        "{gke:#}"
+    );
+    assert_eq!(gke["grouped_by"], json!(["topology_label"]), "{gke:#}");
+    let mut other_sorted = other.clone();
+    other_sorted.sort();
+    assert_eq!(gke["nodes"], json!(other_sorted), "{gke:#}");
+    assert_eq!(
+        gke["domain_nodes"], 3,
+        "the healthy H100 of the sub-block is no tray: {gke:#}"
+    );
+    // The text: the rack first, saying which source grouped it.
+    let first = t.lines().nth(1).unwrap_or_default();
+    assert!(
+        first.starts_with(&format!(
+            "RACK [CRITICAL] fabric.registration: GPUs not registered with the NVLink fabric on 18 of 18 \
+             node(s) of NVLink domain {CLIQUE} (grouped by GFD's clique label: the GPUs name no cluster UUID"
+        )),
+        "{t}"
+    );
+    assert!(
+        t.contains("(grouped by the platform's topology label: the GPUs name no cluster UUID"),
+        "{t}"
+    );
+    // Each tray: one entry per GPU incident, with the node's rack and what named it; the signals and
+    // evidence of each incident are in the structured result (the most urgent nodes of the page).
+    let e = v["needs_attention"]
+        .as_array()
+        .and_then(|a| a.iter().find(|e| e["node"] == names[0].as_str()))
+        .unwrap_or_else(|| panic!("tray 1 not ranked: {t}"));
+    assert_eq!(e["nvlink_domain"], CLIQUE, "{e:#}");
+    assert_eq!(e["rack_source"], "gfd_clique", "{e:#}");
+    let h = v["needs_attention"]
+        .as_array()
+        .and_then(|a| a.iter().find(|e| e["node"] == h100.as_str()));
+    assert!(h.is_none(), "the healthy H100 needs no attention: {t}");
+    let ranked = v["needs_attention"].as_array().unwrap();
+    // One incident per tray (its four GPUs unregistered), each GPU a signal with its evidence.
+    let detailed = &ranked[0]["findings"];
+    assert_eq!(detailed.as_array().map(Vec::len), Some(1), "{detailed:#}");
+    assert_eq!(
+        detailed[0]["signals"].as_array().map(Vec::len),
+        Some(4),
+        "{detailed:#}"
+    );
+    assert_eq!(
+        detailed[0]["signals"][3]["evidence"][0], "fabric.state = in_progress, status = none",
+        "{detailed:#}"
+    );
+    assert!(
+        ranked.iter().skip(10).all(|e| e["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|f| f["evidence"].is_null() && f["cut"].as_u64() > Some(0))),
+        "past the 10 most urgent nodes evidence is cut and counted: {v:#}"
+    );
+    assert!(v["details_cut"].as_u64() > Some(0), "{t}");
+    l.stop().await;
+}
+
+/// The answer's sizes, for the record (`--nocapture`): the text, the structured result, and the structured
+/// result without what issue 54 added to it (signals, evidence, rack sources).
+fn sizes(what: &str, text: &str, v: &serde_json::Value) {
+    fn strip(v: &mut serde_json::Value) {
+        match v {
+            serde_json::Value::Object(m) => {
+                for k in [
+                    "evidence",
+                    "signals",
+                    "cut",
+                    "rack_source",
+                    "grouped_by",
+                    "details_cut",
+                ] {
+                    m.remove(k);
+                }
+                m.values_mut().for_each(strip);
+            }
+            serde_json::Value::Array(a) => a.iter_mut().for_each(strip),
+            _ => {}
+        }
+    }
+    let mut old = v.clone();
+    strip(&mut old);
+    eprintln!(
+        "scan of the {what}: text {} bytes, structured {} bytes ({} without signals and evidence)",
+        text.len(),
+        v.to_string().len(),
+        old.to_string().len()
     );
 }
 

@@ -154,6 +154,13 @@ pub fn gpu_node(n: &Node, pods: &[&Pod]) -> GpuNode {
         .filter(|(k, _)| k.starts_with(NVIDIA_PREFIX))
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
+    let rack_hints = gpu_diag::incident::rack::RackHints::from_labels(
+        n.metadata
+            .labels
+            .iter()
+            .flatten()
+            .map(|(k, v)| (k.as_str(), v.as_str())),
+    );
     let gfd = GfdFacts::from_labels(
         n.metadata
             .labels
@@ -254,6 +261,7 @@ pub fn gpu_node(n: &Node, pods: &[&Pod]) -> GpuNode {
             .flatten()
             .map(|a| a.address.clone())
             .collect(),
+        rack_hints,
     }
 }
 
@@ -378,6 +386,13 @@ impl ClusterBackend for KubeBackend {
             };
             for n in &mut out {
                 n.imex = gpu_diag::incident::imex::memberships(&domains, &n.name);
+                n.rack_hints.compute_domains = domains
+                    .iter()
+                    .filter_map(|d| {
+                        let m = d.nodes.iter().find(|m| m.name == n.name)?;
+                        Some((format!("{}/{}", d.namespace, d.name), m.clique.clone()))
+                    })
+                    .collect();
             }
             Ok(out)
         })

@@ -152,6 +152,12 @@ pub struct GpuNode {
     #[serde(skip)]
     #[schemars(skip)]
     pub addresses: Vec<String>,
+    /// What names the node's rack besides its GPUs (GFD's clique, its ComputeDomains, the platform's
+    /// topology label): `scan_gpu_nodes` groups trays whose fabric never registered by it. Not part of the
+    /// answers.
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub rack_hints: gpu_diag::incident::rack::RackHints,
 }
 
 /// A pod on a node with its GPU requests.

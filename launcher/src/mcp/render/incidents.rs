@@ -6,6 +6,7 @@ use std::fmt::Write;
 
 use gpu_diag::analysis::health::HealthReport;
 use gpu_diag::finding::{Finding, Incident, Incidents, Verdict};
+use gpu_diag::incident::platform::clean;
 
 use super::details;
 use super::text::{sev_label, verdict_label};
@@ -44,9 +45,7 @@ fn incident(n: usize, i: &Incident, out: &mut String) {
             sev_label(i.severity),
             f.summary
         );
-        if !f.evidence.is_empty() {
-            let _ = writeln!(out, "   evidence: {}", f.evidence.join("; "));
-        }
+        evidence("   ", &f.evidence, FIRST_EVIDENCE_CHARS, out);
         let _ = writeln!(out, "   action ({kind}): {}", i.action.detail);
         return;
     }
@@ -61,6 +60,13 @@ fn incident(n: usize, i: &Incident, out: &mut String) {
     );
     let _ = writeln!(out, "   action ({kind}): {}", i.action.detail);
     let _ = writeln!(out, "   signals, in causal order:");
+    let later = i
+        .signals
+        .iter()
+        .skip(1)
+        .filter(|s| !s.evidence.is_empty())
+        .count();
+    let share = (LATER_EVIDENCE_CHARS / later.max(1)).clamp(LATER_MIN, LATER_MAX);
     for (k, s) in i.signals.iter().enumerate() {
         let _ = writeln!(
             out,
@@ -69,11 +75,52 @@ fn incident(n: usize, i: &Incident, out: &mut String) {
             s.code,
             s.summary
         );
-        // The first signal is what happened: its evidence is the incident's.
-        if k == 0 && !s.evidence.is_empty() {
-            let _ = writeln!(out, "     evidence: {}", s.evidence.join("; "));
-        }
+        // Every signal's evidence: a later one (the remap failure after the Xid) says what the first does not.
+        let max = if k == 0 { FIRST_EVIDENCE_CHARS } else { share };
+        evidence("     ", &s.evidence, max, out);
     }
+}
+
+/// Characters of evidence shown for an incident's first signal (what happened), or its only one.
+const FIRST_EVIDENCE_CHARS: usize = 1200;
+/// Characters of evidence shared by an incident's later signals, each getting an equal part of at least
+/// [`LATER_MIN`] and at most [`LATER_MAX`]: `get_gpu_health` stays within its 3 KiB on an incident of eight
+/// signals. The structured report has every item whole.
+const LATER_EVIDENCE_CHARS: usize = 480;
+const LATER_MIN: usize = 60;
+const LATER_MAX: usize = 240;
+/// Characters of one evidence item (node text).
+const ITEM_CHARS: usize = 300;
+
+/// One signal's evidence on one line within `max` characters: whole items while they fit (control and
+/// bidirectional characters removed, each cut at [`ITEM_CHARS`]), the first one cut to fit where none
+/// does, and how many items were left out.
+fn evidence(indent: &str, ev: &[String], max: usize, out: &mut String) {
+    if ev.is_empty() {
+        return;
+    }
+    let mut line = String::new();
+    let mut shown = 0;
+    for item in ev {
+        let item = clean(item, ITEM_CHARS);
+        let sep = if shown == 0 { "" } else { "; " };
+        let have = line.chars().count();
+        if have + sep.len() + item.chars().count() > max {
+            if shown == 0 {
+                line = clean(&item, max);
+                shown = 1;
+            }
+            break;
+        }
+        line.push_str(sep);
+        line.push_str(&item);
+        shown += 1;
+    }
+    let _ = write!(out, "{indent}evidence: {line}");
+    if ev.len() > shown {
+        let _ = write!(out, " (+{} more)", ev.len() - shown);
+    }
+    out.push('\n');
 }
 
 fn history(h: &[Finding], out: &mut String) {
@@ -190,4 +237,72 @@ pub fn imex_line(imex: &gpu_diag::facts::ImexFacts, out: &mut String) {
         "IMEX: daemon {daemon}; domain {domain} (command service {})",
         imex.command_service
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gpu_diag::finding::{Action, ActionKind, Severity};
+
+    fn signal(code: &str, evidence: Vec<String>) -> Finding {
+        Finding {
+            code: code.into(),
+            severity: Severity::Critical,
+            gpu: Some(5),
+            gpu_uuid: None,
+            summary: format!("{code} on GPU 5"),
+            evidence,
+            action: Action {
+                kind: ActionKind::Rma,
+                detail: "rma".into(),
+            },
+            about: vec![],
+            first_seen: None,
+        }
+    }
+
+    /// Every signal's evidence is in the text, the later one's too; a hostile node's evidence (escape and
+    /// bidi characters, long, many items) is one clean line, cut, and says how many items were left out.
+    #[test]
+    fn every_signal_says_its_evidence_bounded_and_clean() {
+        let hostile: Vec<String> = std::iter::once("remapped_rows = failure true".to_string())
+            .chain((0..50).map(|i| format!("\u{1b}[2J\u{202E}row {i} {}", "x".repeat(400))))
+            .collect();
+        let inc = Incidents {
+            incidents: vec![Incident {
+                code: "gpu.memory".into(),
+                severity: Severity::Critical,
+                gpu: Some(5),
+                gpu_uuid: None,
+                component: "GPU 5".into(),
+                title: "row remap failed".into(),
+                summary: String::new(),
+                action: Action {
+                    kind: ActionKind::Rma,
+                    detail: "rma".into(),
+                },
+                first_seen: None,
+                rule: None,
+                signals: vec![
+                    signal("xid.48", vec!["line 15: DBE".into()]),
+                    signal("ecc.remap_failure", hostile),
+                ],
+            }],
+            history: vec![],
+        };
+        let mut out = String::new();
+        render(&inc, &mut out);
+        assert!(out.contains("     evidence: line 15: DBE\n"), "{out}");
+        let line = out
+            .lines()
+            .find(|l| l.contains("remapped_rows"))
+            .unwrap_or_else(|| panic!("the later signal's evidence is gone: {out}"));
+        assert!(line.ends_with(" (+50 more)"), "{line}");
+        assert!(
+            !line.contains('\u{1b}') && !line.contains('\u{202E}'),
+            "{line}"
+        );
+        assert!(line.chars().count() <= 5 + 10 + LATER_MAX + 12, "{line}");
+        assert!(out.len() < 1024, "{} bytes: {out}", out.len());
+    }
 }

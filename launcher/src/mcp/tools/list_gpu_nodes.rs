@@ -182,6 +182,7 @@ found by an inventory probe.";
             architecture: Some(std::env::consts::ARCH.to_string()),
             kubelet_version: None,
             addresses: vec![],
+            rack_hints: Default::default(),
         };
         Ok(NodeList::paged(
             "local",
@@ -418,6 +419,7 @@ mod tests {
             architecture: Some("amd64".into()),
             kubelet_version: None,
             addresses: vec![],
+            rack_hints: Default::default(),
         }
     }
 

@@ -1,15 +1,20 @@
 //! `scan_gpu_nodes`: one check on many nodes, bounded concurrency, per-node timeout, and a ranking of the
-//! nodes that need attention. The ranking orders nodes by the severities the probe reported; it does not
-//! judge facts itself.
+//! nodes that need attention. This file fetches (the nodes, their platform marks and rack hints), fans the
+//! probes out and renders; counting, ranking, urgency, shared causes and racks are the library's
+//! (`gpu_diag::incident::fleet`), which judges no facts of its own: it orders what the probes reported.
 
 use std::time::Instant;
 
 use gpu_diag::command::Command;
 use std::collections::BTreeMap;
 
-use gpu_diag::finding::{ActionKind, Finding, Incident, Judged, Severity, Verdict};
+use gpu_diag::finding::{Finding, Judged, Severity};
+use gpu_diag::incident::fleet::{
+    self, AttentionEntry, Counted, NodeScanResult, ScanGroup, ScanStatus, add_findings, counted,
+    gpu_note, groups, incident_entry, own_incidents, rank, racks,
+};
 use gpu_diag::incident::platform::{self, PlatformMark};
-use gpu_diag::incident::rack::{NodeInDomain, RackIncident, rack_incidents};
+use gpu_diag::incident::rack::{RackHints, RackIncident};
 use std::fmt::Write;
 
 use schemars::JsonSchema;
@@ -72,85 +77,6 @@ pub struct ScanArgs {
 
 pub const DEFAULT_CONCURRENCY: u32 = 16;
 pub const DEFAULT_LIMIT: u32 = 25;
-/// Nodes named per shared cause; the rest of them are in the ranked list.
-const GROUP_NAMES: usize = 5;
-
-/// How one node's probe ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum ScanStatus {
-    /// The probe answered with a report.
-    Ok,
-    /// No report: the probe failed, timed out or could not start.
-    Failed,
-}
-
-#[derive(Debug, Clone, Default, Serialize, JsonSchema)]
-pub struct SeverityCounts {
-    pub critical: usize,
-    pub warning: usize,
-    pub info: usize,
-}
-
-/// A finding as the scan lists it: what and where. Its evidence and action are one node tool away
-/// (`get_gpu_health`, `analyze_xid_errors` or `snapshot_ecc` on the node).
-#[derive(Debug, Clone, Serialize, JsonSchema)]
-pub struct ScanFinding {
-    pub code: String,
-    pub severity: Severity,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub gpu: Option<u32>,
-    pub summary: String,
-    /// What it calls for (how disruptive: equally critical nodes rank by it).
-    pub action: ActionKind,
-}
-
-/// One node's outcome.
-#[derive(Debug, Clone, Serialize, JsonSchema)]
-pub struct NodeScanResult {
-    pub node: String,
-    pub status: ScanStatus,
-    /// The node verdict the probe reported, when its report has one.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub verdict: Option<Verdict>,
-    /// The most severe finding's severity.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub worst_severity: Option<Severity>,
-    pub counts: SeverityCounts,
-    /// Warning and critical findings as the probe reported them, most severe first.
-    pub findings: Vec<ScanFinding>,
-    /// Why there is no report (status `failed`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-    /// The multi-node NVLink domain (an NVL72 rack) of its GPUs, from the probe or else GFD's clique label.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub nvlink_domain: Option<String>,
-    pub millis: u64,
-}
-
-/// A node that needs attention, in rank order, with its findings.
-#[derive(Debug, Clone, Serialize, JsonSchema)]
-pub struct AttentionEntry {
-    /// 1 = look at this node first.
-    pub rank: usize,
-    /// Why: the top finding, or the probe error.
-    pub reason: String,
-    #[serde(flatten)]
-    pub result: NodeScanResult,
-}
-
-/// A cause several nodes share (the same top finding code, or the same probe error).
-#[derive(Debug, Clone, Serialize, JsonSchema)]
-pub struct ScanGroup {
-    /// `critical`, `failed` or `warning`.
-    pub class: String,
-    /// The finding code, or the probe error's first line.
-    pub cause: String,
-    pub nodes_count: usize,
-    /// The first few nodes in rank order.
-    pub nodes: Vec<String>,
-}
-
 /// `scan_gpu_nodes` result.
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct ScanOutput {
@@ -178,6 +104,10 @@ pub struct ScanOutput {
     /// Nodes to look at, most urgent first (critical findings, then failed probes, then warnings):
     /// positions `offset`.. of the ranking, at most `limit` of them.
     pub needs_attention: Vec<AttentionEntry>,
+    /// Findings of the page, past its 10 most urgent nodes, whose signals and evidence were left out to keep
+    /// the answer bounded (each counts them in its `cut`; `get_gpu_health` on the node has them).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub details_cut: usize,
     pub offset: usize,
     pub limit: usize,
     /// Call again with this `offset` for the next page of the ranking.
@@ -191,6 +121,10 @@ pub struct ScanOutput {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub marked: Vec<MarkedNode>,
     pub total_millis: u64,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 /// A node with the mark of `mark_gpu_node`.
@@ -230,7 +164,8 @@ with show_healthy=true). Use it to find the bad nodes in a fleet, e.g. after a f
         }
         let mut marked = Vec::new();
         let mut platform: BTreeMap<String, Vec<PlatformMark>> = BTreeMap::new();
-        let mut cliques: BTreeMap<String, String> = BTreeMap::new();
+        // What names each node's rack besides its GPUs, for trays whose fabric never registered.
+        let mut rack_hints: BTreeMap<String, RackHints> = BTreeMap::new();
         // IMEX daemons their ComputeDomain reports not ready: only nodes a ComputeDomain runs on.
         let mut imex: BTreeMap<String, Vec<Finding>> = BTreeMap::new();
         let mut nodes: Vec<String> = match &cx.env.cluster {
@@ -255,9 +190,9 @@ with show_healthy=true). Use it to find the bad nodes in a fleet, e.g. after a f
                     .filter(|n| !n.platform.is_empty())
                     .map(|n| (n.name.clone(), n.platform.clone()))
                     .collect();
-                cliques = listed
+                rack_hints = listed
                     .iter()
-                    .filter_map(|n| Some((n.name.clone(), n.gfd.clique.clone()?)))
+                    .map(|n| (n.name.clone(), n.rack_hints.clone()))
                     .collect();
                 imex = listed
                     .iter()
@@ -313,10 +248,8 @@ with show_healthy=true). Use it to find the bad nodes in a fleet, e.g. after a f
             ));
         }
         results.sort_by(|x, y| x.node.cmp(&y.node));
+        fleet::place_in_racks(&mut results, &rack_hints);
         for r in &mut results {
-            if r.nvlink_domain.is_none() {
-                r.nvlink_domain = cliques.get(&r.node).cloned();
-            }
             // The ComputeDomain's word on the node's IMEX daemon, unless the node's own daemon already
             // answered the probe with an IMEX incident (`imex.domain`): one fault, said once.
             if let Some(f) = imex.remove(&r.node)
@@ -339,6 +272,11 @@ with show_healthy=true). Use it to find the bad nodes in a fleet, e.g. after a f
         let offset = a.offset.unwrap_or(0) as usize;
         let limit = limit as usize;
         let next = offset.saturating_add(limit);
+        let groups = groups(&ranked);
+        let next_offset = (next < ranked.len()).then_some(next);
+        let needs_attention_total = ranked.len();
+        let mut page: Vec<AttentionEntry> = ranked.into_iter().skip(offset).take(limit).collect();
+        let details_cut = fleet::bound_details(&mut page);
         Ok(ScanOutput {
             check: a.check,
             context: a.context,
@@ -354,12 +292,13 @@ with show_healthy=true). Use it to find the bad nodes in a fleet, e.g. after a f
                 .filter(|r| r.status == ScanStatus::Failed)
                 .count(),
             nodes_healthy: healthy.len(),
-            needs_attention_total: ranked.len(),
+            needs_attention_total,
             racks,
             nvlink_domains,
-            groups: groups(&ranked),
-            next_offset: (next < ranked.len()).then_some(next),
-            needs_attention: ranked.into_iter().skip(offset).take(limit).collect(),
+            groups,
+            next_offset,
+            needs_attention: page,
+            details_cut,
             offset,
             limit,
             healthy_nodes: a.show_healthy.unwrap_or(false).then_some(healthy),
@@ -498,26 +437,6 @@ const MARKED_SHOWN: usize = 10;
 /// Findings shown per ranked node in the text, besides its reason (the structured result has them all).
 const FINDINGS_SHOWN: usize = 3;
 
-/// An incident as the scan counts it: one finding.
-fn incident_finding(i: &Incident) -> Finding {
-    Finding {
-        code: i.code.clone(),
-        severity: i.severity,
-        gpu: i.gpu,
-        gpu_uuid: i.gpu_uuid.clone(),
-        summary: i.summary.clone(),
-        evidence: Vec::new(),
-        action: i.action.clone(),
-        about: Vec::new(),
-        first_seen: i.first_seen.clone(),
-    }
-}
-
-/// The platform's marks alone, each its own incident.
-fn own_incidents(marks: &[PlatformMark]) -> Vec<Finding> {
-    marks.iter().map(|m| incident_finding(&m.incident())).collect()
-}
-
 fn node_result(
     node: String,
     report: gpu_diag::contract::Report,
@@ -527,20 +446,21 @@ fn node_result(
     // A node that judges incidents is counted and ranked by them: one fault once, however many signals
     // show it (the platform's mark of the same fault among them); its history (informational, cleared)
     // counts as info.
-    let findings: Vec<Finding> = match report.incidents() {
+    let findings: Vec<Counted> = match report.incidents() {
         Some(inc) => {
             let mut inc = inc.clone();
             platform::join(&mut inc, marks);
             inc.incidents
                 .iter()
-                .map(incident_finding)
-                .chain(inc.history)
+                .map(incident_entry)
+                .chain(inc.history.into_iter().map(Counted::from))
                 .collect()
         }
         None => report
             .findings()
             .into_iter()
             .cloned()
+            .map(Counted::from)
             .chain(own_incidents(marks))
             .collect(),
     };
@@ -553,353 +473,10 @@ fn node_result(
     }
 }
 
-/// Findings the API server's objects say about a node (its ComputeDomain's IMEX daemon), beside the probe's.
-fn add_findings(r: &mut NodeScanResult, extra: Vec<Finding>) {
-    for f in &extra {
-        match f.severity {
-            Severity::Critical => r.counts.critical += 1,
-            Severity::Warning => r.counts.warning += 1,
-            Severity::Info => r.counts.info += 1,
-        }
-    }
-    r.worst_severity = r.worst_severity.max(extra.iter().map(|f| f.severity).max());
-    r.findings.extend(
-        extra
-            .into_iter()
-            .filter(|f| f.severity >= Severity::Warning)
-            .map(brief),
-    );
-    r.findings
-        .sort_by_key(|f| std::cmp::Reverse((f.severity, f.action)));
-}
-
-/// The fabric faults several nodes of one NVLink domain share: one incident of the rack each.
-fn racks(results: &[NodeScanResult]) -> Vec<RackIncident> {
-    let nodes: Vec<NodeInDomain> = results
-        .iter()
-        .map(|r| NodeInDomain {
-            node: &r.node,
-            domain: r.nvlink_domain.as_deref(),
-            incidents: r
-                .findings
-                .iter()
-                .map(|f| (f.code.as_str(), f.severity))
-                .collect(),
-        })
-        .collect();
-    rack_incidents(&nodes)
-}
-
-/// A node that answered, counted by its findings' severities.
-fn counted(node: String, mut findings: Vec<Finding>, millis: u64) -> NodeScanResult {
-    let mut counts = SeverityCounts::default();
-    for f in &findings {
-        match f.severity {
-            Severity::Critical => counts.critical += 1,
-            Severity::Warning => counts.warning += 1,
-            Severity::Info => counts.info += 1,
-        }
-    }
-    let worst_severity = findings.iter().map(|f| f.severity).max();
-    findings.retain(|f| f.severity >= Severity::Warning);
-    findings.sort_by_key(|f| std::cmp::Reverse((f.severity, f.action.kind)));
-    NodeScanResult {
-        node,
-        status: ScanStatus::Ok,
-        verdict: None,
-        worst_severity,
-        counts,
-        findings: findings.into_iter().map(brief).collect(),
-        error: None,
-        nvlink_domain: None,
-        millis,
-    }
-}
-
-/// `GPU n` for a finding whose summary does not already name its GPU.
-fn gpu_note(f: &ScanFinding) -> Option<String> {
-    let g = format!("GPU {}", f.gpu?);
-    (!f.summary.contains(&g)).then_some(g)
-}
-
-fn brief(f: Finding) -> ScanFinding {
-    ScanFinding {
-        code: f.code,
-        severity: f.severity,
-        gpu: f.gpu,
-        summary: f.summary,
-        action: f.action.kind,
-    }
-}
-
-/// How urgently a ranked node needs attention, most urgent first.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-enum Urgency {
-    Critical,
-    /// The probe failed: nothing is known, which is worse than a warning.
-    Failed,
-    Warning,
-}
-
-impl Urgency {
-    /// As a group's `class` names it.
-    fn name(self) -> &'static str {
-        match self {
-            Urgency::Critical => "critical",
-            Urgency::Failed => "failed",
-            Urgency::Warning => "warning",
-        }
-    }
-}
-
-/// A node's urgency; `None` for a healthy node.
-fn urgency(r: &NodeScanResult) -> Option<Urgency> {
-    match (r.status, r.worst_severity) {
-        // A node its platform marks critical is critical, whether or not the probe answered.
-        (_, Some(Severity::Critical)) => Some(Urgency::Critical),
-        (ScanStatus::Failed, _) => Some(Urgency::Failed),
-        (_, Some(Severity::Warning)) => Some(Urgency::Warning),
-        _ => match r.verdict {
-            Some(Verdict::Unhealthy) => Some(Urgency::Critical),
-            Some(Verdict::Degraded) => Some(Urgency::Warning),
-            _ => None,
-        },
-    }
-}
-
-/// What a ranked node is grouped by: its top finding's code, or its probe error's first line.
-fn cause(r: &NodeScanResult) -> String {
-    match (&r.error, r.findings.first()) {
-        (Some(e), _) => {
-            // The node's own name is in the message; without it, one cause on many nodes reads alike.
-            let line = e.lines().next().unwrap_or(e);
-            let line = line
-                .strip_prefix(&format!("probe of `{}` failed: ", r.node))
-                .unwrap_or(line);
-            format!("probe failed: {}", line.replace(&r.node, "<node>"))
-        }
-        (None, Some(f)) => f.code.clone(),
-        (None, None) => format!("verdict {:?}", r.verdict.unwrap_or(Verdict::Unknown)),
-    }
-}
-
-/// Critical first, then failed probes, then warnings; more findings first within a class; then by name.
-pub fn rank(results: Vec<NodeScanResult>) -> Vec<AttentionEntry> {
-    let mut picked: Vec<(Urgency, NodeScanResult)> = results
-        .into_iter()
-        .filter_map(|r| urgency(&r).map(|u| (u, r)))
-        .collect();
-    // Within a class: more faults first, then the more disruptive first action (a GPU off the bus before a
-    // flapping port), then by name.
-    let top = |r: &NodeScanResult| r.findings.first().map(|f| f.action);
-    picked.sort_by(|(ca, a), (cb, b)| {
-        ca.cmp(cb)
-            .then((b.counts.critical, b.counts.warning).cmp(&(a.counts.critical, a.counts.warning)))
-            .then(top(b).cmp(&top(a)))
-            .then(a.node.cmp(&b.node))
-    });
-    picked
-        .into_iter()
-        .enumerate()
-        .map(|(i, (_, r))| AttentionEntry {
-            rank: i + 1,
-            reason: match (&r.error, r.findings.first()) {
-                (Some(_), Some(f)) => format!("{}: {}; {}", f.code, f.summary, cause(&r)),
-                (Some(_), None) => cause(&r),
-                (None, Some(f)) => {
-                    let more = r.findings.len() - 1;
-                    let gpu = gpu_note(f).map(|g| format!(" ({g})")).unwrap_or_default();
-                    if more > 0 {
-                        format!("{}{gpu}: {} (+{more} more)", f.code, f.summary)
-                    } else {
-                        format!("{}{gpu}: {}", f.code, f.summary)
-                    }
-                }
-                (None, None) => cause(&r),
-            },
-            result: r,
-        })
-        .collect()
-}
-
-/// Causes shared by two or more ranked nodes, in the order their first node ranks.
-fn groups(ranked: &[AttentionEntry]) -> Vec<ScanGroup> {
-    let mut out: Vec<ScanGroup> = Vec::new();
-    for a in ranked {
-        let class = urgency(&a.result).unwrap_or(Urgency::Warning).name();
-        let cause = cause(&a.result);
-        match out
-            .iter_mut()
-            .find(|g| g.class == class && g.cause == cause)
-        {
-            Some(g) => {
-                g.nodes_count += 1;
-                if g.nodes.len() < GROUP_NAMES {
-                    g.nodes.push(a.result.node.clone());
-                }
-            }
-            None => out.push(ScanGroup {
-                class: class.to_string(),
-                cause,
-                nodes_count: 1,
-                nodes: vec![a.result.node.clone()],
-            }),
-        }
-    }
-    out.retain(|g| g.nodes_count > 1);
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn finding(code: &str, sev: Severity) -> ScanFinding {
-        ScanFinding {
-            code: code.into(),
-            severity: sev,
-            gpu: Some(0),
-            summary: format!("{code} seen"),
-            action: ActionKind::Investigate,
-        }
-    }
-
-    fn ok(node: &str, f: Vec<ScanFinding>) -> NodeScanResult {
-        let mut counts = SeverityCounts::default();
-        for x in &f {
-            match x.severity {
-                Severity::Critical => counts.critical += 1,
-                Severity::Warning => counts.warning += 1,
-                Severity::Info => counts.info += 1,
-            }
-        }
-        NodeScanResult {
-            node: node.into(),
-            status: ScanStatus::Ok,
-            verdict: None,
-            worst_severity: f.iter().map(|x| x.severity).max(),
-            counts,
-            findings: f,
-            error: None,
-            nvlink_domain: None,
-            millis: 1,
-        }
-    }
-
-    /// Four trays of one NVL72 rack (two with the fabric degraded), and a tray of another rack with the same
-    /// fault: one rack incident, named with its two nodes, first in the text; the other rack's single node
-    /// stays a node's fault.
-    #[test]
-    fn a_fabric_fault_on_several_trays_of_a_rack_is_one_rack_incident() {
-        let rack = "6e3b1f0a-9c2d-4e8f-a1b7-3c5d2e9f0a14.1";
-        let tray = |n: &str, d: &str, bad: bool| NodeScanResult {
-            nvlink_domain: Some(d.into()),
-            ..ok(
-                n,
-                if bad {
-                    vec![finding("fabric.degraded", Severity::Warning)]
-                } else {
-                    vec![]
-                },
-            )
-        };
-        let results = vec![
-            tray("tray01", rack, false),
-            tray("tray02", rack, true),
-            tray("tray03", rack, true),
-            tray("tray04", rack, false),
-            tray("other-tray", "0e3b1f0a-9c2d-4e8f-a1b7-3c5d2e9f0a15.1", true),
-        ];
-        let r = racks(&results);
-        assert_eq!(r.len(), 1, "{r:?}");
-        assert_eq!((r[0].domain.as_str(), r[0].nodes.clone()), (rack, vec!["tray02".to_string(), "tray03".into()]));
-        assert_eq!(r[0].domain_nodes, 4);
-    }
-
-    #[test]
-    fn ranks_critical_then_failed_then_warning_and_skips_healthy() {
-        let failed = NodeScanResult {
-            status: ScanStatus::Failed,
-            error: Some("probe of `n3` failed: timeout".into()),
-            ..ok("n3", vec![])
-        };
-        let results = vec![
-            ok("n1", vec![finding("thermal.slowdown", Severity::Warning)]),
-            ok("n2", vec![]),
-            failed,
-            ok("n4", vec![finding("xid.79", Severity::Critical)]),
-            ok(
-                "n5",
-                vec![
-                    finding("xid.79", Severity::Critical),
-                    finding("ecc.remap_pending", Severity::Critical),
-                ],
-            ),
-        ];
-        let r = rank(results);
-        let order: Vec<&str> = r.iter().map(|e| e.result.node.as_str()).collect();
-        assert_eq!(order, ["n5", "n4", "n3", "n1"]);
-        assert_eq!(r[0].rank, 1);
-        assert!(r[0].reason.contains("+1 more"), "{}", r[0].reason);
-        assert!(r[2].reason.starts_with("probe failed"), "{}", r[2].reason);
-        // n4 and n5 share their top finding; the one-node causes are not groups.
-        let g = groups(&r);
-        assert_eq!(g.len(), 1, "{g:?}");
-        assert_eq!((g[0].cause.as_str(), g[0].nodes_count), ("xid.79", 2));
-        assert_eq!(g[0].nodes, ["n5", "n4"]);
-    }
-
-    #[test]
-    fn one_probe_error_on_many_nodes_is_one_cause() {
-        let failed = |n: &str| NodeScanResult {
-            status: ScanStatus::Failed,
-            error: Some(format!(
-                "probe of `{n}` failed: pods is forbidden on {n}\nhint: bind the RBAC rules"
-            )),
-            ..ok(n, vec![])
-        };
-        let r = rank((0..40).map(|i| failed(&format!("gpu-{i:02}"))).collect());
-        let g = groups(&r);
-        assert_eq!(g.len(), 1, "{g:?}");
-        assert_eq!(g[0].cause, "probe failed: pods is forbidden on <node>");
-        assert_eq!(g[0].nodes_count, 40);
-        assert_eq!(g[0].nodes.len(), GROUP_NAMES);
-    }
-
-    #[test]
-    fn a_node_its_platform_marks_critical_ranks_critical_even_when_its_probe_failed() {
-        let mark = platform::classify(&platform::NodeCondition {
-            kind: "GPUMissing",
-            status: "True",
-            reason: Some("GPUMissing"),
-            message: None,
-            since: Some("2026-11-20T10:00:00Z"),
-        })
-        .expect("AKS GPUMissing");
-        let failed = NodeScanResult {
-            error: Some("probe of `n2` failed: timeout".into()),
-            status: ScanStatus::Failed,
-            ..counted("n2".into(), own_incidents(&[mark]), 1)
-        };
-        let plain_failure = NodeScanResult {
-            status: ScanStatus::Failed,
-            error: Some("probe of `n3` failed: timeout".into()),
-            ..ok("n3", vec![])
-        };
-        let r = rank(vec![
-            plain_failure,
-            ok("n1", vec![finding("thermal.slowdown", Severity::Warning)]),
-            failed,
-        ]);
-        let order: Vec<&str> = r.iter().map(|e| e.result.node.as_str()).collect();
-        assert_eq!(order, ["n2", "n3", "n1"]);
-        assert!(
-            r[0].reason.starts_with("platform.gpu_missing: AKS node problem detector reports GPU missing: GPUMissing=True (GPUMissing) since 2026-11-20T10:00:00Z"),
-            "{}",
-            r[0].reason
-        );
-        assert!(r[0].reason.ends_with("probe failed: timeout"), "{}", r[0].reason);
-    }
+    use gpu_diag::finding::{ActionKind, Incident};
 
     /// The scan's text when a platform mark joins the probe's incident, stands alone, or outlives a failed
     /// probe.
@@ -952,7 +529,7 @@ mod tests {
         );
         let joined = counted(
             "gpu-a".into(),
-            inc.incidents.iter().map(incident_finding).collect(),
+            inc.incidents.iter().map(incident_entry).collect(),
             1,
         );
         let alone = counted(
@@ -984,6 +561,7 @@ mod tests {
             nvlink_domains: BTreeMap::new(),
             groups: groups(&ranked),
             needs_attention: ranked,
+            details_cut: 0,
             offset: 0,
             limit: 25,
             next_offset: None,
