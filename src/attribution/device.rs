@@ -24,6 +24,9 @@ pub enum DeviceIdForm {
     Index,
     /// A DRA driver's device name (`gpu-<minor>`, `gpu-<minor>-mig-...`).
     DraName,
+    /// A GPU a DRA driver passes through to a VM (`gpu-vfio-<index>`): bound to vfio-pci, so not one of
+    /// the GPUs NVML sees here, and its claim holds none of them.
+    DraPassthrough,
 }
 
 /// What a device id names, before looking at the node.

@@ -21,6 +21,10 @@ pub const GPU_DRIVERS: &[&str] = &["gpu.nvidia.com"];
 /// The CDI kind of NVIDIA's per-claim specs: ids are `k8s.gpu.nvidia.com/claim=<claim uid>-<device>`.
 const NVIDIA_CLAIM_CDI_KIND: &str = "k8s.gpu.nvidia.com/claim";
 
+/// The CDI kind of the base spec NVIDIA's driver wrote up to v25.8 (`k8s.gpu.nvidia.com-device_base.yaml`):
+/// ids are `k8s.gpu.nvidia.com/device=<device>` (`cmd/gpu-kubelet-plugin/cdi.go`).
+const NVIDIA_DEVICE_CDI_KIND: &str = "k8s.gpu.nvidia.com/device";
+
 /// DRA as this node shows it; absent from the report where no DRA driver or claim is seen.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct DraAllocation {
@@ -34,7 +38,17 @@ pub struct DraAllocation {
     /// Why the kubelet's answer leaves GPUs held through DRA unnamed; absent when it names them all.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub partial: Option<String>,
+    /// Why no source on the node names the claims a registered GPU driver may hold: any GPU may be
+    /// claimed, so no process is judged against the assignment and no GPU reads free. Absent when a source
+    /// names them (the kubelet reports DRA claims, or the driver's per-claim CDI specs are there).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unnamed: Option<String>,
 }
+
+/// The fix for [`DraAllocation::unnamed`], said wherever it blocks.
+pub const UNNAMED_FIX: &str = "turn on the kubelet's KubeletPodResourcesDynamicResources (beta and on by \
+default since 1.34; alpha before) so it names the pods' DRA claims, or check `kubectl get resourceclaims -A` \
+for claims allocated on this node and drain their pods";
 
 /// A prepared claim known only from its driver's CDI spec: its GPUs are held, by a pod not named.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -85,10 +99,17 @@ pub fn claim_device(
     d: &crate::facts::ClaimDeviceFacts,
     gpus: &[GpuFacts],
 ) -> Option<AllocatedDevice> {
-    if !GPU_DRIVERS.contains(&d.driver.as_str()) {
+    // Kubelets 1.27-1.30 report a claim's devices by their CDI ids alone (`ClaimResource.cdi_devices`; the
+    // driver, pool and device fields came in 1.31): the id names the driver's device.
+    let (driver, device) = if d.driver.is_empty() && d.device.is_empty() {
+        device_of_cdi_ids(&d.cdi_ids)?
+    } else {
+        (d.driver.clone(), d.device.clone())
+    };
+    if !GPU_DRIVERS.contains(&driver.as_str()) {
         return None;
     }
-    let mut out = located(&d.driver, &d.device, gpus);
+    let mut out = located(&driver, &device, gpus);
     out.claim = Some(ClaimRef {
         namespace: claim.namespace.clone(),
         name: claim.name.clone(),
@@ -101,6 +122,10 @@ pub fn claim_device(
 /// A GPU driver's device name, located by the GPUs' minor numbers.
 fn located(driver: &str, device: &str, gpus: &[GpuFacts]) -> AllocatedDevice {
     let mut out = AllocatedDevice::unlocated(driver, ResourceKind::Claim, device);
+    if is_passthrough(device) {
+        out.form = Some(DeviceIdForm::DraPassthrough);
+        return out;
+    }
     match parse_nvidia_device(device) {
         Ok(n) => {
             out.form = Some(DeviceIdForm::DraName);
@@ -125,6 +150,37 @@ fn located(driver: &str, device: &str, gpus: &[GpuFacts]) -> AllocatedDevice {
         Err(e) => out.error = Some(e),
     }
     out
+}
+
+/// A passthrough GPU's DRA name (`gpu-vfio-<index>`, NVIDIA's driver v25.12+ with PassthroughSupport).
+pub fn is_passthrough(device: &str) -> bool {
+    device
+        .strip_prefix("gpu-vfio-")
+        .is_some_and(|i| !i.is_empty() && i.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// The GPU driver's device that a claim's CDI ids name, for kubelets that give only those (1.27-1.30):
+/// `k8s.gpu.nvidia.com/device=gpu-0` (base spec, up to v25.8) or `k8s.gpu.nvidia.com/claim=<uid>-gpu-0`
+/// (per-claim spec). An NVIDIA id of another shape is kept, unlocated, so it still counts as a GPU held;
+/// other vendors' ids are not GPUs of this driver.
+fn device_of_cdi_ids(ids: &[String]) -> Option<(String, String)> {
+    let driver = GPU_DRIVERS[0].to_string();
+    for id in ids {
+        if let Some(dev) = id
+            .strip_prefix(NVIDIA_DEVICE_CDI_KIND)
+            .and_then(|r| r.strip_prefix('='))
+        {
+            return Some((driver, dev.to_string()));
+        }
+        if let Some(uid) = claim_uid_of_cdi(id)
+            && let Some(dev) = id.split_once('=').and_then(|(_, r)| r.get(uid.len() + 1..))
+        {
+            return Some((driver, dev.to_string()));
+        }
+    }
+    ids.iter()
+        .find(|id| id.starts_with("k8s.gpu.nvidia.com/"))
+        .map(|id| (driver, id.clone()))
 }
 
 /// The claim UID in an NVIDIA claim CDI id (`k8s.gpu.nvidia.com/claim=<uid>-gpu-0`).
@@ -172,6 +228,28 @@ pub fn summarize(facts: &NodeFacts, pods: &[PodAllocation]) -> Option<DraAllocat
     if registered.is_empty() && claims_reported.is_empty() && unreported_claims.is_empty() {
         return None;
     }
+    let gpu_driver = registered
+        .iter()
+        .find(|r| GPU_DRIVERS.contains(&r.as_str()));
+    // An empty DRA answer from the kubelet means "no claim" or "not reported" (the gate off: 1.27-1.33
+    // by default), and NVIDIA's driver up to v25.8 writes no per-claim CDI spec for a plain GPU claim
+    // (`cmd/gpu-kubelet-plugin/cdi.go`): with the driver registered and neither naming a claim, a claimed
+    // GPU would read free. The API server's ResourceClaims name them; the node alone cannot.
+    let host_specs = host.is_some_and(|h| !h.claim_specs.is_empty());
+    let unnamed = gpu_driver
+        .filter(|_| claims_reported.is_empty() && !host_specs)
+        .map(|d| match &facts.pod_resources {
+            Reading::Ok(_) => format!(
+                "the DRA driver {d} is registered here, but the kubelet reports no DRA claim (its PodResources \
+                 API leaves them out unless KubeletPodResourcesDynamicResources is on) and the driver wrote no \
+                 per-claim CDI spec (NVIDIA's driver before v25.12 writes none for a plain GPU claim): which \
+                 GPUs are claimed is not known on the node"
+            ),
+            Reading::Err(_) => format!(
+                "the DRA driver {d} is registered here, the kubelet's PodResources API did not answer and the \
+                 driver wrote no per-claim CDI spec: which GPUs are claimed is not known on the node"
+            ),
+        });
     let partial = (!unreported_claims.is_empty()).then(|| {
         format!(
             "{} GPU claim(s) prepared on this node are missing from the kubelet's answer: its PodResources API \
@@ -185,6 +263,7 @@ pub fn summarize(facts: &NodeFacts, pods: &[PodAllocation]) -> Option<DraAllocat
         claims_reported: claims_reported.len(),
         unreported_claims,
         partial,
+        unnamed,
     })
 }
 

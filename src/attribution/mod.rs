@@ -294,6 +294,12 @@ pub fn analyze(facts: &NodeFacts, _opts: &AnalysisOptions) -> AllocationReport {
     });
 
     let dra = dra::summarize(facts, &pods);
+    // A claim nothing names may hold any GPU: the assignment is not exact, so no process is judged against
+    // it (a job's own process on its claimed GPU is not a bypass).
+    let (exact, why) = match dra.as_ref().and_then(|d| d.unnamed.as_ref()) {
+        Some(u) if exact => (false, Some(u.clone())),
+        _ => (exact, why),
+    };
     // A GPU a DRA driver manages is not in the device plugins' allocatable list: unknown, not "no".
     let dra_gpu_driver = dra.as_ref().is_some_and(|d| {
         d.registered
@@ -400,6 +406,29 @@ pub fn analyze(facts: &NodeFacts, _opts: &AnalysisOptions) -> AllocationReport {
 
 /// Claims the kubelet did not report, and GPUs handed out twice (device plugin and DRA both).
 fn dra_findings(d: &dra::DraAllocation, gpus: &[GpuAllocation], out: &mut Vec<Finding>) {
+    if let Some(unnamed) = &d.unnamed {
+        out.push(Finding {
+            code: "alloc.dra_claims_unnamed".into(),
+            severity: Severity::Warning,
+            gpu: None,
+            gpu_uuid: None,
+            summary: format!(
+                "Attribution is incomplete: {unnamed}. Every GPU counts as possibly claimed: no process is judged \
+                 against the assignment, and resets and kills are refused."
+            ),
+            evidence: vec![
+                format!("dra_drivers_registered = {}", d.registered.join(", ")),
+                format!("dra_claims_reported_by_kubelet = {}", d.claims_reported),
+                "cdi_claim_specs = 0".into(),
+            ],
+            action: Action {
+                kind: ActionKind::Investigate,
+                detail: dra::UNNAMED_FIX.into(),
+            },
+            about: Vec::new(),
+            first_seen: None,
+        });
+    }
     if let Some(partial) = &d.partial {
         out.push(Finding {
             code: "alloc.dra_claims_unreported".into(),

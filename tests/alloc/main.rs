@@ -995,3 +995,88 @@ fn dra_claims_hold_their_gpus() {
     let (_, check) = reset("3");
     assert_eq!(check["status"], "pass", "{check}");
 }
+
+/// The safety case of a DRA node whose kubelet reports no claims (KubeletPodResourcesDynamicResources off)
+/// and whose driver wrote no per-claim CDI spec (NVIDIA's before v25.12 for a plain GPU claim): the job's own
+/// process on its claimed GPU is not accused of a bypass, the answer says attribution is incomplete and why,
+/// and a reset of any GPU, busy or idle, is refused with the fix.
+#[test]
+fn a_claim_nothing_names_makes_attribution_incomplete_and_blocks_every_reset() {
+    let f = scenario("h100-zombie-process");
+    let host = short_root();
+    let reg = host.path().join("var/lib/kubelet/plugins_registry");
+    std::fs::create_dir_all(&reg).unwrap();
+    std::mem::forget(
+        std::os::unix::net::UnixListener::bind(reg.join("gpu.nvidia.com-reg.sock")).unwrap(),
+    );
+    host.process(
+        51022,
+        "python3",
+        'R',
+        &format!("0::/kubepods/burstable/pod{UID_TRAIN}/{CID_TRAIN}\n"),
+    )
+    .file("proc/uptime", "200000.00 1.00\n")
+    .container_logs(
+        "ml",
+        "train-0",
+        UID_TRAIN,
+        "trainer",
+        CID_TRAIN,
+        NOW - 7200.0,
+    );
+    // The kubelet lists the pod (it has no device-plugin GPU) and no DRA claim.
+    let _k = serve(
+        host.path(),
+        Kubelet {
+            pods: vec![pod(
+                "ml",
+                "train-0",
+                &[("trainer", "example.com/none", &[])],
+            )],
+            allocatable: Some(vec![]),
+        },
+    );
+    let r = allocation("h100-zombie-process", &host);
+    assert_eq!(r["exact"], false, "{r}");
+    assert!(
+        r["why"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("KubeletPodResourcesDynamicResources"),
+        "{r}"
+    );
+    // train-0's process runs on a GPU no source assigned to it: unverified, not a bypass.
+    assert_eq!(process(&r, 51022)["status"], "unverified", "{r}");
+    let c = codes(&r);
+    assert!(c.contains(&"alloc.dra_claims_unnamed".into()), "{c:?}");
+    assert!(!c.contains(&"alloc.process_not_allocated".into()), "{c:?}");
+    let root = host.path().to_str().unwrap();
+    for g in ["0", "1"] {
+        let (_, doc) = probe(&[
+            "--simulate",
+            "h100-zombie-process",
+            "--host-root",
+            root,
+            "reset",
+            "--gpu",
+            g,
+            "--dry-run",
+        ]);
+        let check = doc["reset"]["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["check"] == "not_assigned_to_a_pod")
+            .cloned()
+            .unwrap_or_else(|| panic!("{doc}"));
+        assert_eq!(doc["reset"]["allowed"], false, "{doc}");
+        assert_eq!(check["status"], "block", "{check}");
+        assert!(
+            check["evidence"]
+                .as_str()
+                .unwrap()
+                .contains("Fix: turn on the kubelet's"),
+            "{check}"
+        );
+    }
+}

@@ -17,6 +17,18 @@ pub fn check_assignment(facts: &NodeFacts, gpu: u32) -> Option<Check> {
     {
         return None;
     }
+    let report = attribution::analyze(facts, &AnalysisOptions::default());
+    // A registered GPU DRA driver whose claims nothing names may hold this GPU, idle or not: blocked, with
+    // the kubelet's silence as the reason (also when the kubelet did not answer at all).
+    if let Some(u) = report.dra.as_ref().and_then(|d| d.unnamed.as_ref()) {
+        return Some(Check::block(
+            NAME,
+            format!(
+                "a DRA claim may hold this GPU and nothing on the node says which: {u}. Fix: {}",
+                crate::attribution::dra::UNNAMED_FIX
+            ),
+        ));
+    }
     if let Reading::Err(e) = &facts.pod_resources {
         // The kind only: the full error names host paths, and the allocation tool says more.
         return Some(Check::warn(
@@ -27,7 +39,6 @@ pub fn check_assignment(facts: &NodeFacts, gpu: u32) -> Option<Check> {
             ),
         ));
     }
-    let report = attribution::analyze(facts, &AnalysisOptions::default());
     let mut blocks = Vec::new();
     if let Some(g) = report.gpus.iter().find(|g| g.gpu.index == gpu) {
         for h in &g.allocated_to {
@@ -64,6 +75,11 @@ pub fn check_assignment(facts: &NodeFacts, gpu: u32) -> Option<Check> {
     ))
 }
 
+/// A GPU passed through to a VM is bound to vfio-pci: none of the GPUs NVML sees, so its claim holds none of them.
+fn passthrough(d: &crate::attribution::AllocatedDevice) -> bool {
+    d.form == Some(crate::attribution::device::DeviceIdForm::DraPassthrough)
+}
+
 /// DRA devices of a GPU driver that could not be tied to a GPU: any of them may be this one.
 fn unlocated_claims(report: &AllocationReport, gpu: u32) -> Vec<String> {
     let claimed = report
@@ -71,7 +87,7 @@ fn unlocated_claims(report: &AllocationReport, gpu: u32) -> Vec<String> {
         .iter()
         .flat_map(|p| p.containers.iter().map(move |c| (p, c)))
         .flat_map(|(p, c)| c.devices.iter().map(move |d| (p, c, d)))
-        .filter(|(_, _, d)| d.claim.is_some() && d.gpu_index.is_none())
+        .filter(|(_, _, d)| d.claim.is_some() && d.gpu_index.is_none() && !passthrough(d))
         .map(|(p, c, d)| {
             format!(
                 "{}/{} (container {}) holds {} device {} through a DRA claim, which could not be tied to a GPU ({}): it may be GPU {gpu}",
@@ -88,7 +104,7 @@ fn unlocated_claims(report: &AllocationReport, gpu: u32) -> Vec<String> {
         .iter()
         .flat_map(|d| &d.unreported_claims)
         .flat_map(|c| c.devices.iter().map(move |d| (c, d)))
-        .filter(|(_, d)| d.gpu_index.is_none())
+        .filter(|(_, d)| d.gpu_index.is_none() && !passthrough(d))
         .map(|(c, d)| {
             format!(
                 "DRA claim {} holds device {}, which could not be tied to a GPU ({}): it may be GPU {gpu}",
@@ -236,5 +252,90 @@ mod tests {
             "no socket",
         ));
         assert_eq!(check_assignment(&f, 0).unwrap().status, CheckStatus::Warn);
+    }
+    fn registered_only() -> Reading<DraHostFacts> {
+        Reading::Ok(DraHostFacts {
+            registered: vec!["gpu.nvidia.com".into()],
+            claim_specs: vec![],
+        })
+    }
+
+    #[test]
+    fn a_gpu_driver_whose_claims_nothing_names_blocks_every_reset_with_the_fix() {
+        // The kubelet answers with no DRA claim (gate off) and the driver wrote no per-claim spec.
+        let mut f = facts();
+        f.pod_resources = kubelet(vec![]);
+        f.dra = registered_only();
+        for i in 0..2 {
+            let c = check_assignment(&f, i).unwrap();
+            assert_eq!(c.status, CheckStatus::Block, "{c:?}");
+            assert!(
+                c.evidence.contains("gpu.nvidia.com is registered"),
+                "{}",
+                c.evidence
+            );
+            assert!(
+                c.evidence.contains("KubeletPodResourcesDynamicResources"),
+                "{}",
+                c.evidence
+            );
+        }
+        // A kubelet that does not answer does not hide the registered driver: still blocked.
+        f.pod_resources = Reading::Err(FieldError::with_message(FieldErrorKind::Timeout, "slow"));
+        let c = check_assignment(&f, 0).unwrap();
+        assert_eq!(c.status, CheckStatus::Block, "{c:?}");
+        assert!(c.evidence.contains("did not answer"), "{}", c.evidence);
+        // Once the kubelet names a claim, only that claim's GPU is held.
+        f.pod_resources = kubelet(vec![claimed("gpu-0")]);
+        assert_eq!(check_assignment(&f, 1).unwrap().status, CheckStatus::Block);
+        assert_eq!(check_assignment(&f, 0).unwrap().status, CheckStatus::Pass);
+    }
+
+    #[test]
+    fn a_passthrough_claim_holds_no_gpu_nvml_sees() {
+        let mut f = facts();
+        f.pod_resources = kubelet(vec![claimed("gpu-vfio-0")]);
+        f.dra = registered_only();
+        for i in 0..2 {
+            let c = check_assignment(&f, i).unwrap();
+            assert_eq!(c.status, CheckStatus::Pass, "{c:?}");
+        }
+    }
+
+    #[test]
+    fn a_kubelet_of_1_27_to_1_30_names_claim_devices_by_cdi_id_only() {
+        let mut f = facts();
+        let mut c = claimed("gpu-0");
+        for (ids, held) in [
+            (vec!["k8s.gpu.nvidia.com/device=gpu-0".to_string()], Some(1)),
+            (
+                vec![format!("k8s.gpu.nvidia.com/claim={UID}-gpu-1")],
+                Some(0),
+            ),
+            // An NVIDIA id of no known shape still holds a GPU: which one is not known.
+            (vec!["k8s.gpu.nvidia.com/other=x".to_string()], None),
+        ] {
+            let d = &mut c.claims[0].devices[0];
+            (d.driver, d.pool, d.device, d.cdi_ids) =
+                (String::new(), String::new(), String::new(), ids);
+            f.pod_resources = kubelet(vec![c.clone()]);
+            for i in 0..2 {
+                let want = if held.is_none_or(|h| h == i) {
+                    CheckStatus::Block
+                } else {
+                    CheckStatus::Pass
+                };
+                assert_eq!(
+                    check_assignment(&f, i).unwrap().status,
+                    want,
+                    "GPU {i} {:?}",
+                    c.claims
+                );
+            }
+        }
+        // Another vendor's CDI id is not a GPU of this driver.
+        c.claims[0].devices[0].cdi_ids = vec!["vendor.example/nic=port0".into()];
+        f.pod_resources = kubelet(vec![c]);
+        assert_eq!(check_assignment(&f, 0).unwrap().status, CheckStatus::Pass);
     }
 }
