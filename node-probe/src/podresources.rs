@@ -341,6 +341,21 @@ async fn query(path: PathBuf, socket: String) -> Reading<PodResourcesFacts> {
         Ok(r) => Reading::Ok(r.into_inner().devices.into_iter().map(devices).collect()),
         Err(s) => Reading::Err(status_error(&s, "GetAllocatableResources")),
     };
+    // A name no pod can have (uppercase is not a DNS label): the kubelet answers "not found" where Get is
+    // served (pkg/kubelet/apis/podresources/server_v1.go), "PodResources API Get method disabled" where not.
+    let get_served = match client
+        .get(api::GetPodResourcesRequest {
+            pod_name: "NODE-PROBE-GATE-CHECK".into(),
+            pod_namespace: "NODE-PROBE-GATE-CHECK".into(),
+        })
+        .await
+    {
+        Ok(_) => Some(true),
+        Err(s) if s.message().contains("Get method disabled") => Some(false),
+        Err(s) if s.message().contains("not found") => Some(true),
+        Err(s) if s.code() == tonic::Code::Unimplemented => Some(false),
+        Err(_) => None,
+    };
     Reading::Ok(PodResourcesFacts {
         socket,
         pods: list
@@ -361,6 +376,7 @@ async fn query(path: PathBuf, socket: String) -> Reading<PodResourcesFacts> {
             })
             .collect(),
         allocatable,
+        get_served,
     })
 }
 

@@ -236,12 +236,16 @@ pub fn summarize(facts: &NodeFacts, pods: &[PodAllocation]) -> Option<DraAllocat
     // (`cmd/gpu-kubelet-plugin/cdi.go`): with the driver registered and neither naming a claim, a claimed
     // GPU would read free. The API server's ResourceClaims name them; the node alone cannot.
     let host_specs = host.is_some_and(|h| !h.claim_specs.is_empty());
+    // A kubelet that serves Get has the 1.34+ defaults, where it reports DRA claims: its empty answer is
+    // "no claim".
+    let reports_claims = facts.pod_resources.ok().and_then(|p| p.get_served) == Some(true);
     let unnamed = gpu_driver
-        .filter(|_| claims_reported.is_empty() && !host_specs)
+        .filter(|_| claims_reported.is_empty() && !host_specs && !reports_claims)
         .map(|d| match &facts.pod_resources {
             Reading::Ok(_) => format!(
-                "the DRA driver {d} is registered here, but the kubelet reports no DRA claim (its PodResources \
-                 API leaves them out unless KubeletPodResourcesDynamicResources is on) and the driver wrote no \
+                "the DRA driver {d} is registered here, but the kubelet reports no DRA claim and has the gates \
+                 of a kubelet before 1.34 (its PodResources Get is not served; it leaves claims out unless \
+                 KubeletPodResourcesDynamicResources is on) and the driver wrote no \
                  per-claim CDI spec (NVIDIA's driver before v25.12 writes none for a plain GPU claim): which \
                  GPUs are claimed is not known on the node"
             ),

@@ -17,6 +17,13 @@ pub struct PodResourcesFacts {
     /// unimplemented (not_supported).
     #[serde(default)]
     pub allocatable: Reading<Vec<ContainerDevicesFacts>>,
+    /// Whether the kubelet serves `Get` (gate KubeletPodResourcesGet), from its answer for a pod that does
+    /// not exist: "not found" is served, "Get method disabled" is not; absent when neither was said.
+    /// Kubernetes turned it on by default in 1.34 together with KubeletPodResourcesDynamicResources (both
+    /// alpha and off in 1.27-1.33, kubernetes/website feature-gates pages), so it tells a kubelet whose
+    /// empty DRA answer means "no claim" from one whose empty answer means "not reported".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub get_served: Option<bool>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]

@@ -34,6 +34,17 @@ impl PodResourcesLister for Kubelet {
             pod_resources: self.pods.clone(),
         }))
     }
+    async fn get(
+        &self,
+        r: tonic::Request<api::GetPodResourcesRequest>,
+    ) -> Result<tonic::Response<api::GetPodResourcesResponse>, tonic::Status> {
+        // As the kubelet of 1.27-1.33 with its default gates (KubeletPodResourcesGet off).
+        let _ = r;
+        Err(tonic::Status::unknown(
+            "PodResources API Get method disabled",
+        ))
+    }
+
     async fn get_allocatable_resources(
         &self,
         _: tonic::Request<api::AllocatableResourcesRequest>,

@@ -138,6 +138,7 @@ mod tests {
                 containers,
             }],
             allocatable: Reading::Ok(vec![]),
+            get_served: None,
         })
     }
 
@@ -285,6 +286,13 @@ mod tests {
         let c = check_assignment(&f, 0).unwrap();
         assert_eq!(c.status, CheckStatus::Block, "{c:?}");
         assert!(c.evidence.contains("did not answer"), "{}", c.evidence);
+        // A kubelet with the 1.34+ gates (Get served) reports claims: its empty answer is "none".
+        let mut k = kubelet(vec![]);
+        if let Reading::Ok(p) = &mut k {
+            p.get_served = Some(true);
+        }
+        f.pod_resources = k;
+        assert_eq!(check_assignment(&f, 0).unwrap().status, CheckStatus::Pass);
         // Once the kubelet names a claim, only that claim's GPU is held.
         f.pod_resources = kubelet(vec![claimed("gpu-0")]);
         assert_eq!(check_assignment(&f, 1).unwrap().status, CheckStatus::Block);
