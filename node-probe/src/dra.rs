@@ -40,7 +40,8 @@ pub fn read(host_root: &Path, kubelet_dir: &Path) -> Reading<DraHostFacts> {
             ));
         }
     };
-    let registry = host_root.join(kubelet_dir).join("plugins_registry");
+    // Resolved as the host would: `/var/lib/kubelet` may be a link to a data disk, `/var/run` one to `/run`.
+    let registry = crate::host::root::path(host_root, kubelet_dir.join("plugins_registry"));
     let mut registered: Vec<String> = entries(&registry)
         .filter(|(_, m)| m.file_type().is_socket() && m.uid() == owner)
         .filter_map(|(name, _)| driver_of_socket(&name))
@@ -49,14 +50,15 @@ pub fn read(host_root: &Path, kubelet_dir: &Path) -> Reading<DraHostFacts> {
     registered.dedup();
     let mut claim_specs = Vec::new();
     for dir in CDI_DIRS {
-        for (name, meta) in entries(&host_root.join(dir)) {
+        let at = crate::host::root::path(host_root, dir);
+        for (name, meta) in entries(&at) {
             if !meta.is_file() || meta.uid() != owner || meta.len() > MAX_SPEC_BYTES {
                 continue;
             }
             let Some(uid) = claim_uid_of_spec(&name) else {
                 continue;
             };
-            let Ok(text) = std::fs::read_to_string(host_root.join(dir).join(&name)) else {
+            let Ok(text) = std::fs::read_to_string(at.join(&name)) else {
                 continue;
             };
             claim_specs.push(parse_claim_spec(&format!("{dir}/{name}"), uid, &text));

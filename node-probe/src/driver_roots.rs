@@ -6,7 +6,8 @@
 //! Every path is relative to the host root and resolved inside it: an absolute symlink (`/usr/lib64/...`)
 //! means the host's path, and no link (absolute or `..`) leads out of the host root.
 
-use std::ffi::OsString;
+/// The one host-path resolution (`host::root`), for regular files.
+use crate::host::root::resolve_file as resolve_in_root;
 use std::path::{Component, Path, PathBuf};
 
 /// One platform's layout. `root` is where its tools are chrooted to run (relative to the host root, `""`
@@ -420,56 +421,6 @@ pub fn toolkit_root(host_root: &Path) -> Option<(String, PathBuf)> {
         }
     }
     None
-}
-
-/// Resolve `rel` under `root` one component at a time, following up to 40 symlinks: an absolute target
-/// restarts at `root`, and `..` never climbs above it (as if `root` were `/`, the way the host's own
-/// loader would see it). Returns the path when it names a regular file.
-pub fn resolve_in_root(root: &Path, rel: &Path) -> Option<PathBuf> {
-    let mut todo: Vec<OsString> = Vec::new();
-    push_components(&mut todo, rel);
-    let mut done: Vec<OsString> = Vec::new();
-    let mut links = 0;
-    while let Some(c) = todo.pop() {
-        if c == ".." {
-            done.pop();
-            continue;
-        }
-        let mut p = root.to_path_buf();
-        p.extend(&done);
-        p.push(&c);
-        let meta = std::fs::symlink_metadata(&p).ok()?;
-        if meta.file_type().is_symlink() {
-            links += 1;
-            if links > 40 {
-                return None;
-            }
-            let target = std::fs::read_link(&p).ok()?;
-            if target.has_root() {
-                done.clear();
-            }
-            push_components(&mut todo, &target);
-        } else {
-            done.push(c);
-        }
-    }
-    let mut p = root.to_path_buf();
-    p.extend(&done);
-    std::fs::symlink_metadata(&p)
-        .ok()
-        .filter(|m| m.is_file())
-        .map(|_| p)
-}
-
-/// Push `p`'s components onto the stack `todo` so they pop in order (`.` and the root dropped).
-fn push_components(todo: &mut Vec<OsString>, p: &Path) {
-    for c in p.components().rev() {
-        match c {
-            Component::Normal(n) => todo.push(n.to_os_string()),
-            Component::ParentDir => todo.push(OsString::from("..")),
-            _ => {}
-        }
-    }
 }
 
 #[cfg(test)]

@@ -104,7 +104,8 @@ impl Journal {
         rel: &str,
         since: Option<f64>,
     ) -> Vec<Result<Journal, Box<HistorySource>>> {
-        let dir = host_root.join(rel);
+        // Resolved as the host would (`/var/log` may be a link to a data disk).
+        let dir = crate::host::root::path(host_root, rel);
         let path = format!("/{rel}");
         let unread = |st, m: String| Box::new(unread_source(kind, &path, st, m));
         let files = match journal_files(&dir) {
@@ -338,7 +339,7 @@ fn parse_entry(line: &str) -> Option<Entry> {
 
 /// Kernel text logs, one family (the first of kern.log, messages, syslog present), oldest file first.
 fn read_text_logs(host_root: &Path, a: &mut XidAnalyzer, until: Option<f64>, deadline: Instant) {
-    let dir = host_root.join("var/log");
+    let dir = crate::host::root::path(host_root, "var/log");
     let names: Vec<String> = match std::fs::read_dir(&dir) {
         Ok(rd) => rd
             .filter_map(|e| e.ok()?.file_name().into_string().ok())
@@ -377,7 +378,7 @@ fn read_text_logs(host_root: &Path, a: &mut XidAnalyzer, until: Option<f64>, dea
         // Oldest first: the highest rotation number, the live file (0) last.
         files.sort_by_key(|f| std::cmp::Reverse(f.0));
         for (_, n) in files {
-            let path = dir.join(n);
+            let path = crate::host::root::path(host_root, Path::new("var/log").join(n));
             let shown = format!("/var/log/{n}");
             if Instant::now() > deadline {
                 a.add_history_source(unread_source(

@@ -42,7 +42,7 @@ pub fn read(root: &Path, search: &Search) -> Option<ImexFacts> {
     // The config is read through the daemon's own root (`proc/<pid>/root`): the host's for the service,
     // its pod's for a ComputeDomain daemon. Only three keys of it are used, each validated.
     let cmd = match read_text_max(
-        &proc_dir.join("root").join(config.trim_start_matches('/')),
+        &crate::host::root::path(&proc_dir.join("root"), &config),
         64 * 1024,
     ) {
         Ok(text) => command_service(&text),
@@ -191,7 +191,7 @@ fn is_host_service(root: &Path, proc_dir: &Path, config: &str) -> bool {
     let mnt = |dir: &Path| std::fs::read_link(dir.join("ns/mnt")).ok();
     let shared = matches!((mnt(proc_dir), mnt(&root.join("proc/1"))), (Some(a), Some(b)) if a == b);
     shared
-        && std::fs::symlink_metadata(root.join(config.trim_start_matches('/')))
+        && std::fs::symlink_metadata(crate::host::root::path(root, config))
             .is_ok_and(|m| m.is_file() && m.uid() == 0)
 }
 

@@ -104,7 +104,7 @@ pub fn kubelet_root(host_root: &Path) -> KubeletRoot {
 /// tenant bound through a hostPath volume they were given would be theirs.
 fn socket_ok(host_root: &Path, rel: &Path) -> bool {
     let owner = std::fs::metadata(host_root).map(|m| m.uid()).ok();
-    std::fs::symlink_metadata(host_root.join(rel))
+    std::fs::symlink_metadata(crate::host::root::path(host_root, rel))
         .is_ok_and(|m| m.file_type().is_socket() && Some(m.uid()) == owner)
 }
 
@@ -158,7 +158,7 @@ fn from_processes(host_root: &Path) -> Option<(u32, PathBuf, Option<PathBuf>)> {
         {
             continue;
         }
-        if !host_root.join(&rel).is_dir() {
+        if !crate::host::root::path(host_root, &rel).is_dir() {
             continue;
         }
         let config = flag(&args, "--config").map(|c| PathBuf::from(c.trim_start_matches('/')));
@@ -247,7 +247,7 @@ pub fn pod_logs_dir(host_root: &Path, kubelet: &KubeletRoot) -> PathBuf {
     let Some(config) = &kubelet.config else {
         return default;
     };
-    let Ok(text) = read_bounded(&host_root.join(config), 1 << 20) else {
+    let Ok(text) = read_bounded(&crate::host::root::path(host_root, config), 1 << 20) else {
         return default;
     };
     String::from_utf8_lossy(&text)
@@ -268,7 +268,8 @@ const MAX_MESSAGE: usize = 16 * 1024 * 1024;
 /// Ask the kubelet. Runs a current-thread runtime just for this call: the rest of the probe is synchronous.
 pub fn collect(host_root: &Path, kubelet: &KubeletRoot) -> Reading<PodResourcesFacts> {
     let rel = kubelet.dir.join(SOCKET);
-    let path = host_root.join(&rel);
+    // Resolved as the host would: a kubelet root moved by a link (`/var/lib/kubelet -> /data/kubelet`).
+    let path = crate::host::root::path(host_root, &rel);
     match std::fs::metadata(&path) {
         Ok(_) => {}
         Err(e) => {
@@ -450,7 +451,7 @@ fn status_error(s: &tonic::Status, call: &str) -> FieldError {
 /// The kubelet's log layout under `{host-root}/var/log` (or its configured `podLogsDir`): pod directories
 /// (with their container directories' modification times) and container log file names.
 pub fn read_kubelet_logs(host_root: &Path, pod_logs: &Path) -> Reading<KubeletLogFacts> {
-    let pods_dir = host_root.join(pod_logs);
+    let pods_dir = crate::host::root::path(host_root, pod_logs);
     let entries = match std::fs::read_dir(&pods_dir) {
         Ok(rd) => rd,
         Err(e) => {
@@ -485,13 +486,14 @@ pub fn read_kubelet_logs(host_root: &Path, pod_logs: &Path) -> Reading<KubeletLo
         .collect();
     pods.sort_by(|a, b| a.name.cmp(&b.name));
     // Missing var/log/containers is unusual but not fatal: pods still resolve by UID.
-    let mut containers: Vec<String> = std::fs::read_dir(host_root.join("var/log/containers"))
-        .map(|rd| {
-            rd.filter_map(Result::ok)
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default();
+    let mut containers: Vec<String> =
+        std::fs::read_dir(crate::host::root::path(host_root, "var/log/containers"))
+            .map(|rd| {
+                rd.filter_map(Result::ok)
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
     containers.sort();
     Reading::Ok(KubeletLogFacts { pods, containers })
 }

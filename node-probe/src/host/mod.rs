@@ -16,6 +16,7 @@ mod device_nodes;
 mod identity;
 mod pci;
 mod processes;
+pub mod root;
 mod services;
 #[cfg(test)]
 mod test_support;
