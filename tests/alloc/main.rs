@@ -149,6 +149,11 @@ use node_probe::NodeProbe;
 mod host_root;
 use host_root::HostRoot;
 
+#[path = "../support/gate.rs"]
+mod gate;
+
+mod layouts;
+
 /// A short root under /tmp: the PodResources socket inside must fit in a unix socket path.
 fn short_root() -> HostRoot {
     HostRoot::short("al")
@@ -1013,7 +1018,7 @@ fn dra_claims_hold_their_gpus() {
 /// and a reset of any GPU, busy or idle, is refused with the fix.
 #[test]
 fn a_claim_nothing_names_makes_attribution_incomplete_and_blocks_every_reset() {
-    let f = scenario("h100-zombie-process");
+    let _ = scenario("h100-zombie-process");
     let host = short_root();
     let reg = host.path().join("var/lib/kubelet/plugins_registry");
     std::fs::create_dir_all(&reg).unwrap();
