@@ -69,15 +69,7 @@ pub struct GpuHealth {
 }
 
 pub fn recovery_action_name(v: u32) -> String {
-    match v {
-        0 => "none".into(),
-        1 => "gpu_reset".into(),
-        2 => "node_reboot".into(),
-        3 => "drain_p2p".into(),
-        4 => "drain_and_reset".into(),
-        5 => "recover_imex_domain".into(),
-        n => format!("unknown_{n}"),
-    }
+    crate::facts::recovery_action(v).map_or_else(|| format!("unknown_{v}"), |a| a.key.to_string())
 }
 
 /// Every inline field error of a GPU, as `(path, kind)`, found by walking its serialized facts (so a

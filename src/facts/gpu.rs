@@ -79,8 +79,7 @@ pub struct GpuFacts {
     pub clocks_event_durations_ns: ClockEventDurations,
     #[serde(default)]
     pub ecc: EccFacts,
-    /// NVML field 230 `NVML_FI_DEV_GET_GPU_RECOVERY_ACTION`: 0 none, 1 GPU reset, 2 node reboot,
-    /// 3 drain P2P, 4 drain and reset.
+    /// NVML field 230 `NVML_FI_DEV_GET_GPU_RECOVERY_ACTION`: see [`RECOVERY_ACTIONS`].
     #[serde(default)]
     pub recovery_action: Reading<u32>,
     #[serde(default)]
@@ -134,4 +133,71 @@ pub struct MigDeviceFacts {
     pub name: Reading<String>,
     #[serde(default)]
     pub memory: Reading<MemoryFacts>,
+}
+
+/// One of NVML's GPU recovery actions (field 230, `NVML_FI_DEV_GET_GPU_RECOVERY_ACTION`, and the target of
+/// Xid 154): the one table every reader names them from (health, the Xid engine, the reset preflight).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecoveryAction {
+    pub value: u32,
+    /// snake_case, as answers name it (`drain_and_reset`).
+    pub key: &'static str,
+    /// As NVIDIA's nvidia-smi and Xid catalog name it (`Drain and Reset`).
+    pub name: &'static str,
+    /// What it means for a GPU reset: `None` proceeds, `Some((blocks, why))` warns or blocks.
+    pub reset: Option<(bool, &'static str)>,
+}
+
+/// NVML's recovery actions (nvml.h `nvmlDeviceGpuRecoveryAction_t`: 0 none … 5 recover IMEX domain).
+pub const RECOVERY_ACTIONS: &[RecoveryAction] = &[
+    RecoveryAction {
+        value: 0,
+        key: "none",
+        name: "None",
+        reset: None,
+    },
+    RecoveryAction {
+        value: 1,
+        key: "gpu_reset",
+        name: "GPU Reset Required",
+        reset: None,
+    },
+    RecoveryAction {
+        value: 2,
+        key: "node_reboot",
+        name: "Node Reboot Required",
+        reset: Some((
+            true,
+            "the driver asks for a node reboot: a GPU reset will not recover it",
+        )),
+    },
+    RecoveryAction {
+        value: 3,
+        key: "drain_p2p",
+        name: "Drain P2P",
+        reset: Some((
+            false,
+            "the driver asks to drain peer-to-peer traffic; a reset is not what it asks for",
+        )),
+    },
+    RecoveryAction {
+        value: 4,
+        key: "drain_and_reset",
+        name: "Drain and Reset",
+        reset: None,
+    },
+    RecoveryAction {
+        value: 5,
+        key: "recover_imex_domain",
+        name: "Recover IMEX Domain",
+        reset: Some((
+            false,
+            "the driver asks to recover the node's IMEX domain (its daemon and peers): a GPU reset is not what it asks for",
+        )),
+    },
+];
+
+/// The table's row for `v`; `None` for a value this build does not know.
+pub fn recovery_action(v: u32) -> Option<&'static RecoveryAction> {
+    RECOVERY_ACTIONS.iter().find(|a| a.value == v)
 }

@@ -33,7 +33,10 @@ pub use ecc::{
 pub use events::{
     KernelLogFacts, NvmlEventFacts, NvmlEventRegistration, NvmlEventsFacts, NvmlXidEventFacts,
 };
-pub use gpu::{GpuFacts, MemoryFacts, MigDeviceFacts, MigModeFacts};
+pub use gpu::{
+    GpuFacts, MemoryFacts, MigDeviceFacts, MigModeFacts, RECOVERY_ACTIONS, RecoveryAction,
+    recovery_action,
+};
 pub use host::{DriverFacts, HostFacts, ServiceFacts};
 pub use imex::{ImexDomainFacts, ImexFacts, ImexPeerFacts, daemon_state_from_ctl};
 pub use interconnect::{AerFacts, FabricFacts, GpuPairFacts, NvLinkFacts, P2pFacts, PcieFacts};

@@ -48,18 +48,20 @@ pub fn check_on_bus(g: &GpuFacts) -> Check {
 pub fn check_recovery_action(g: &GpuFacts) -> Check {
     const NAME: &str = "recovery_action";
     match &g.recovery_action {
-        Reading::Ok(0) => Check::pass(NAME, "none: the driver does not ask for a reset"),
-        Reading::Ok(1) => Check::pass(NAME, "the driver asks for a GPU reset"),
-        Reading::Ok(2) => Check::block(
-            NAME,
-            "the driver asks for a node reboot (recovery action 2): a GPU reset will not recover it",
-        ),
-        Reading::Ok(3) => Check::warn(
-            NAME,
-            "the driver asks to drain peer-to-peer traffic (recovery action 3); a reset is not what it asks for",
-        ),
-        Reading::Ok(4) => Check::pass(NAME, "the driver asks to drain and reset the GPU"),
-        Reading::Ok(n) => Check::warn(NAME, format!("unknown recovery action {n}")),
+        Reading::Ok(v) => {
+            let Some(a) = crate::facts::recovery_action(*v) else {
+                return Check::warn(NAME, format!("unknown recovery action {v}"));
+            };
+            if *v == 0 {
+                return Check::pass(NAME, "none: the driver does not ask for a reset");
+            }
+            let said = format!("the driver asks: {} (recovery action {v})", a.name);
+            match a.reset {
+                None => Check::pass(NAME, said),
+                Some((true, why)) => Check::block(NAME, format!("{said}: {why}")),
+                Some((false, why)) => Check::warn(NAME, format!("{said}: {why}")),
+            }
+        }
         Reading::Err(e) => Check::pass(
             NAME,
             format!(
@@ -167,6 +169,17 @@ mod tests {
         assert_eq!(check_recovery_action(&g).status, CheckStatus::Block);
         g.recovery_action = Reading::Ok(3);
         assert_eq!(check_recovery_action(&g).status, CheckStatus::Warn);
+        // The IMEX recovery is named, not "unknown", and is not what a reset does.
+        g.recovery_action = Reading::Ok(5);
+        let c = check_recovery_action(&g);
+        assert_eq!(c.status, CheckStatus::Warn);
+        assert!(c.evidence.contains("Recover IMEX Domain"), "{}", c.evidence);
+        g.recovery_action = Reading::Ok(9);
+        assert!(
+            check_recovery_action(&g)
+                .evidence
+                .contains("unknown recovery action 9")
+        );
         g.recovery_action = Reading::not_supported();
         assert_eq!(check_recovery_action(&g).status, CheckStatus::Pass);
     }

@@ -280,15 +280,7 @@ pub(super) fn nvlink5(d: Option<&DecodedDetail>) -> Class {
 }
 
 pub fn recovery_action_name(v: u32) -> &'static str {
-    match v {
-        0 => "None",
-        1 => "GPU Reset Required",
-        2 => "Node Reboot Required",
-        3 => "Drain P2P",
-        4 => "Drain and Reset",
-        5 => "Recover IMEX Domain",
-        _ => "Unknown",
-    }
+    crate::facts::recovery_action(v).map_or("Unknown", |a| a.name)
 }
 
 /// The driver's recovery action (NVML field 230 or an Xid 154's target) as a classification.
