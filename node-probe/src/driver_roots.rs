@@ -307,7 +307,7 @@ impl Search {
                     std::iter::once(row).chain(rows.iter().filter(|r| r.root == row.root));
                 for dir in same_root.flat_map(|r| r.libs.iter()) {
                     let d = format!("/{dir}");
-                    let has = resolve_in_root(&root, &Path::new(dir).join("libnvidia-ml.so.1"));
+                    let has = resolve_in_root(&root, Path::new(dir).join("libnvidia-ml.so.1"));
                     if has.is_some() && !libs.contains(&d) {
                         libs.push(d);
                     }
