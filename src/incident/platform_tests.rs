@@ -476,7 +476,7 @@ fn a_taint_joins_its_own_gpus_incident_only() {
         )],
         history: vec![],
     };
-    join(&mut inc, &[x.clone()]);
+    join(&mut inc, std::slice::from_ref(&x));
     assert_eq!(inc.incidents.len(), 1);
     assert_eq!(inc.incidents[0].signals.len(), 2);
     assert!(
