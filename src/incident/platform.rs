@@ -44,6 +44,12 @@ pub enum PlatformSource {
     #[serde(rename = "nvsentinel")]
     NvSentinel,
     NodeProblemDetector,
+    /// A taint on a device of a ResourceSlice (KEP-5055, `resource.k8s.io` `spec.devices[].taints[]`), set
+    /// by the DRA driver that publishes the slice (NVIDIA's `gpu.nvidia.com` driver from v0.4.0).
+    DraDriverTaint,
+    /// The kubelet's view of a pod's device health (KEP-4680,
+    /// `status.containerStatuses[].allocatedResourcesStatus[]`), fed by the device plugin or DRA driver.
+    KubeletDeviceHealth,
 }
 
 impl PlatformSource {
@@ -53,6 +59,10 @@ impl PlatformSource {
             PlatformSource::AksNodeProblemDetector => "AKS node problem detector",
             PlatformSource::NvSentinel => "NVSentinel",
             PlatformSource::NodeProblemDetector => "node-problem-detector",
+            PlatformSource::DraDriverTaint => "NVIDIA DRA driver (ResourceSlice taint)",
+            PlatformSource::KubeletDeviceHealth => {
+                "kubelet device health (allocatedResourcesStatus)"
+            }
         }
     }
 
@@ -67,6 +77,12 @@ impl PlatformSource {
             }
             PlatformSource::NvSentinel => "github.com/NVIDIA/NVSentinel",
             PlatformSource::NodeProblemDetector => "github.com/kubernetes/node-problem-detector",
+            PlatformSource::DraDriverTaint => {
+                "KEP-5055 (kubernetes/enhancements keps/sig-scheduling/5055-dra-device-taints-and-tolerations); github.com/NVIDIA/k8s-dra-driver-gpu"
+            }
+            PlatformSource::KubeletDeviceHealth => {
+                "KEP-4680 (kubernetes/enhancements keps/sig-node/4680-add-resource-health-to-pod-status)"
+            }
         }
     }
 }
@@ -95,6 +111,8 @@ pub enum PlatformFault {
     Node,
     /// NVSentinel quarantined (cordoned) the node for a fault it found.
     Quarantined,
+    /// The DRA driver cannot watch this device's health (`gpu.nvidia.com/unmonitored`): informational.
+    Unmonitored,
 }
 
 impl PlatformFault {
@@ -113,6 +131,7 @@ impl PlatformFault {
             PlatformFault::GpuUnhealthy => "GPU unhealthy".into(),
             PlatformFault::Node => "node problem".into(),
             PlatformFault::Quarantined => "node quarantined".into(),
+            PlatformFault::Unmonitored => "device health not monitored".into(),
         }
     }
 
@@ -129,6 +148,7 @@ impl PlatformFault {
             PlatformFault::GpuUnhealthy => "platform.gpu".into(),
             PlatformFault::Node => "platform.node".into(),
             PlatformFault::Quarantined => "platform.quarantined".into(),
+            PlatformFault::Unmonitored => "platform.unmonitored".into(),
         }
     }
 
@@ -183,6 +203,10 @@ impl PlatformFault {
                 ActionKind::Investigate,
                 "see the NVSentinel health event that quarantined the node",
             ),
+            PlatformFault::Unmonitored => (
+                ActionKind::None,
+                "none: the driver cannot watch this device's health, so the probe's word is the only one",
+            ),
         };
         Action {
             kind,
@@ -204,9 +228,17 @@ pub struct PlatformMark {
     /// The agent's message, at most 200 characters, control characters removed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
-    /// `lastTransitionTime`: since when the platform says so.
+    /// `lastTransitionTime` (a taint's `timeAdded`): since when the platform says so.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub since: Option<String>,
+    /// The DRA device it is about, `<driver>/<pool>/<device>` (a kubelet resource's id); absent for a node
+    /// condition.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<String>,
+    /// The GPU's UUID where the source names it (the slice device's `uuid` attribute): the mark is about
+    /// that GPU and no other.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpu_uuid: Option<String>,
 }
 
 impl PlatformMark {
@@ -218,6 +250,12 @@ impl PlatformMark {
     /// `AcceleratedHardwareReady=False (NvidiaXID79Error) since T`.
     fn detail(&self) -> String {
         let mut s = self.condition.clone();
+        if let Some(d) = &self.device {
+            s.push_str(&format!(" on {d}"));
+        }
+        if let Some(u) = &self.gpu_uuid {
+            s.push_str(&format!(" ({u})"));
+        }
         if let Some(r) = &self.reason {
             s.push_str(&format!(" ({r})"));
         }
@@ -233,6 +271,21 @@ impl PlatformMark {
 
     /// Is `inc` (a probe incident) the fault this mark names?
     pub fn is_about(&self, inc: &Incident) -> bool {
+        // A mark naming one GPU is never about another GPU's incident, nor about a port's or the node's.
+        if let Some(u) = &self.gpu_uuid {
+            let theirs = inc
+                .gpu_uuid
+                .as_deref()
+                .or_else(|| inc.signals.iter().find_map(|s| s.gpu_uuid.as_deref()));
+            match theirs {
+                Some(t) if !t.eq_ignore_ascii_case(u) => return false,
+                None if inc.gpu.is_none() => return false,
+                // A device the source calls sick without naming the fault is the fault the probe
+                // found on that GPU.
+                Some(_) if self.fault == PlatformFault::GpuUnhealthy => return true,
+                _ => {}
+            }
+        }
         if let PlatformFault::Xid { code } = self.fault {
             let xid = |c: &str| match code {
                 Some(n) => c == format!("xid.{n}"),
@@ -255,7 +308,7 @@ impl PlatformMark {
             code: self.code(),
             severity: self.severity,
             gpu: None,
-            gpu_uuid: None,
+            gpu_uuid: self.gpu_uuid.clone(),
             summary: format!("{} reports {}", self.source.name(), self.fault.title()),
             evidence,
             action: self.fault.action(),
@@ -271,8 +324,12 @@ impl PlatformMark {
             code: self.code(),
             severity: self.severity,
             gpu: None,
-            gpu_uuid: None,
-            component: "node".into(),
+            gpu_uuid: self.gpu_uuid.clone(),
+            component: match (&self.device, &self.gpu_uuid) {
+                (Some(d), Some(u)) => format!("device {d} ({u})"),
+                (Some(d), None) => format!("device {d}"),
+                _ => "node".into(),
+            },
             title: self.fault.title(),
             summary: format!(
                 "{} reports {}: {}",
@@ -283,8 +340,12 @@ impl PlatformMark {
             action: f.action.clone(),
             first_seen: self.since.clone(),
             rule: Some(IncidentRule {
-                reason: "the platform's health agent set this node condition; the probe has not shown the fault"
-                    .into(),
+                reason: match self.source {
+                    PlatformSource::DraDriverTaint => "the DRA driver tainted this device in its ResourceSlice; the probe has not shown the fault",
+                    PlatformSource::KubeletDeviceHealth => "the kubelet reports this pod's device unhealthy; the probe has not shown the fault",
+                    _ => "the platform's health agent set this node condition; the probe has not shown the fault",
+                }
+                .into(),
                 source: self.source.doc().into(),
             }),
             signals: vec![f],
@@ -504,6 +565,8 @@ pub fn classify(c: &NodeCondition) -> Option<PlatformMark> {
         reason,
         message,
         since: c.since.map(|t| clean(t, MAX_NAME)),
+        device: None,
+        gpu_uuid: None,
     })
 }
 
@@ -517,6 +580,140 @@ pub fn classify_annotation(key: &str, value: &str) -> Option<PlatformMark> {
         reason: None,
         message: None,
         since: None,
+        device: None,
+        gpu_uuid: None,
+    })
+}
+
+/// One taint of one device in a ResourceSlice, as the API server has it (plain data: the launcher fills
+/// it from `spec.devices[].taints[]`, v1beta1 `spec.devices[].basic.taints[]`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DeviceTaint<'a> {
+    /// `spec.driver`, `spec.pool.name` and `spec.devices[].name`.
+    pub driver: &'a str,
+    pub pool: &'a str,
+    pub device: &'a str,
+    pub key: &'a str,
+    pub value: Option<&'a str>,
+    /// `NoSchedule`, `NoExecute`, `None` (1.35+); anything else is read as `None` (KEP-5055: unknown
+    /// effects are ignored by the scheduler).
+    pub effect: &'a str,
+    /// `timeAdded`.
+    pub time_added: Option<&'a str>,
+    /// The device's `uuid` attribute (`gpu.nvidia.com/uuid` or `uuid`), where the driver publishes it.
+    pub gpu_uuid: Option<&'a str>,
+}
+
+/// NVIDIA's DRA driver's taint keys (github.com/NVIDIA/k8s-dra-driver-gpu, v0.4.0 device health):
+/// `xid=<n>` with the Xid code (effect `None` for the Xids it ignores), the GPU lost, the device not
+/// watched.
+pub const TAINT_XID: &str = "gpu.nvidia.com/xid";
+pub const TAINT_GPU_LOST: &str = "gpu.nvidia.com/gpu-lost";
+pub const TAINT_UNMONITORED: &str = "gpu.nvidia.com/unmonitored";
+
+/// The mark a device taint makes. A `NoSchedule`/`NoExecute` taint is the driver taking the device out of
+/// service: critical. Effect `None` (or one this build does not know) keeps the device schedulable: the
+/// mark is informational, as is `unmonitored`.
+pub fn classify_taint(t: &DeviceTaint) -> PlatformMark {
+    let key = clean(t.key, MAX_NAME);
+    let value = t
+        .value
+        .map(|v| clean(v, MAX_NAME))
+        .filter(|v| !v.is_empty());
+    let effect = clean(t.effect, MAX_NAME);
+    let enforced = matches!(effect.as_str(), "NoSchedule" | "NoExecute");
+    let fault = match key.as_str() {
+        TAINT_XID => F::Xid {
+            code: value
+                .as_deref()
+                .filter(|v| v.len() <= 4)
+                .and_then(|v| v.parse().ok()),
+        },
+        TAINT_GPU_LOST => F::GpuMissing,
+        TAINT_UNMONITORED => F::Unmonitored,
+        _ => F::GpuUnhealthy,
+    };
+    let severity = if enforced && fault != F::Unmonitored {
+        Critical
+    } else {
+        Severity::Info
+    };
+    let shown_effect = if effect.is_empty() {
+        "None".to_string()
+    } else {
+        effect.clone()
+    };
+    let condition = match &value {
+        Some(v) => format!("{key}={v}:{shown_effect}"),
+        None => format!("{key}:{shown_effect}"),
+    };
+    PlatformMark {
+        source: PlatformSource::DraDriverTaint,
+        fault,
+        severity,
+        condition,
+        reason: (!enforced && !matches!(effect.as_str(), "None" | ""))
+            .then(|| format!("effect {effect} unknown, read as None")),
+        message: None,
+        since: t
+            .time_added
+            .map(|s| clean(s, MAX_NAME))
+            .filter(|s| !s.is_empty()),
+        device: Some(format!(
+            "{}/{}/{}",
+            clean(t.driver, MAX_NAME),
+            clean(t.pool, MAX_NAME),
+            clean(t.device, MAX_NAME)
+        )),
+        gpu_uuid: t
+            .gpu_uuid
+            .map(|u| clean(u, MAX_NAME))
+            .filter(|u| !u.is_empty()),
+    }
+}
+
+/// One resource of a container's `allocatedResourcesStatus` (KEP-4680).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ResourceHealth<'a> {
+    /// The pod, `namespace/name`, and the entry's `name` (`claim:<claim>/<request>` or a resource name).
+    pub pod: &'a str,
+    pub name: &'a str,
+    /// `resources[].resourceID`: `<driver>/<pool>/<device>` for DRA, the device plugin's id otherwise.
+    pub resource_id: &'a str,
+    /// `Healthy`, `Unhealthy` or `Unknown`.
+    pub health: &'a str,
+    pub message: Option<&'a str>,
+    /// The UUID of the GPU the resource is, where the caller knows it (a DRA device's slice attribute).
+    pub gpu_uuid: Option<&'a str>,
+}
+
+/// The mark of an `Unhealthy` resource (critical: the kubelet says the device a pod holds is sick);
+/// `None` for `Healthy` and `Unknown` (no word, not a fault).
+pub fn classify_resource_health(r: &ResourceHealth) -> Option<PlatformMark> {
+    if r.health != "Unhealthy" {
+        return None;
+    }
+    let id = clean(r.resource_id, MAX_NAME);
+    Some(PlatformMark {
+        source: PlatformSource::KubeletDeviceHealth,
+        fault: F::GpuUnhealthy,
+        severity: Critical,
+        condition: format!(
+            "{} {}=Unhealthy",
+            clean(r.pod, MAX_NAME),
+            clean(r.name, MAX_NAME)
+        ),
+        reason: None,
+        message: r
+            .message
+            .map(|m| clean(m, MAX_MESSAGE))
+            .filter(|m| !m.is_empty()),
+        since: None,
+        device: (!id.is_empty()).then_some(id),
+        gpu_uuid: r
+            .gpu_uuid
+            .map(|u| clean(u, MAX_NAME))
+            .filter(|u| !u.is_empty()),
     })
 }
 
@@ -604,7 +801,14 @@ pub fn join(incidents: &mut Incidents, marks: &[PlatformMark]) {
         match incidents.incidents.iter_mut().find(|i| m.is_about(i)) {
             Some(inc) => {
                 inc.summary = format!("{} Also reported by {}.", inc.summary.trim_end(), m.line());
-                inc.signals.push(m.finding());
+                let f = m.finding();
+                // One fault, one judgement: the platform's word counts as much as the probe's, so a
+                // critical mark makes the incident critical and the strongest action of all wins.
+                inc.severity = inc.severity.max(f.severity);
+                if f.action.kind > inc.action.kind {
+                    inc.action = f.action.clone();
+                }
+                inc.signals.push(f);
             }
             None => own.push(m.incident()),
         }

@@ -290,3 +290,235 @@ fn gfd_labels_old_and_new() {
     assert_eq!(old.brief(), "driver 535.104.12, MIG mixed");
     assert_eq!(GfdFacts::from_labels([]).brief(), "");
 }
+
+fn taint<'a>(key: &'a str, value: Option<&'a str>, effect: &'a str) -> DeviceTaint<'a> {
+    DeviceTaint {
+        driver: "gpu.nvidia.com",
+        pool: "node-a",
+        device: "gpu-3",
+        key,
+        value,
+        effect,
+        time_added: Some("2026-11-20T10:00:00Z"),
+        gpu_uuid: Some("GPU-3333"),
+    }
+}
+
+fn with_uuid(mut inc: Incident, uuid: &str) -> Incident {
+    inc.gpu_uuid = Some(uuid.into());
+    for s in &mut inc.signals {
+        s.gpu_uuid = Some(uuid.into());
+    }
+    inc
+}
+
+#[test]
+fn nvidia_dra_taints_of_every_shape() {
+    let x = classify_taint(&taint(TAINT_XID, Some("79"), "NoSchedule"));
+    assert_eq!(x.source, PlatformSource::DraDriverTaint);
+    assert_eq!(x.fault, PlatformFault::Xid { code: Some(79) });
+    assert_eq!(x.severity, Severity::Critical);
+    assert_eq!(x.device.as_deref(), Some("gpu.nvidia.com/node-a/gpu-3"));
+    assert_eq!(x.gpu_uuid.as_deref(), Some("GPU-3333"));
+    assert_eq!(
+        x.line(),
+        "NVIDIA DRA driver (ResourceSlice taint): gpu.nvidia.com/xid=79:NoSchedule on gpu.nvidia.com/node-a/gpu-3 (GPU-3333) since 2026-11-20T10:00:00Z"
+    );
+    // An ignored Xid is published with effect None: informational.
+    let ignored = classify_taint(&taint(TAINT_XID, Some("13"), "None"));
+    assert_eq!(ignored.severity, Severity::Info);
+    assert_eq!(ignored.fault, PlatformFault::Xid { code: Some(13) });
+    let lost = classify_taint(&taint(TAINT_GPU_LOST, None, "NoSchedule"));
+    assert_eq!(
+        (lost.fault, lost.severity, lost.condition.as_str()),
+        (
+            PlatformFault::GpuMissing,
+            Severity::Critical,
+            "gpu.nvidia.com/gpu-lost:NoSchedule"
+        )
+    );
+    let unmon = classify_taint(&taint(TAINT_UNMONITORED, None, "None"));
+    assert_eq!(
+        (unmon.fault, unmon.severity),
+        (PlatformFault::Unmonitored, Severity::Info)
+    );
+    assert_eq!(unmon.incident().action.kind, ActionKind::None);
+    // Unknown effects are read as None (KEP-5055), and the mark says so.
+    let odd = classify_taint(&taint(TAINT_XID, Some("79"), "PreferNoSchedule"));
+    assert_eq!(odd.severity, Severity::Info);
+    assert!(odd.reason.as_deref().unwrap().contains("read as None"));
+    // Another driver's key: a GPU fault not named further; NoExecute is enforced.
+    let other = classify_taint(&taint("example.com/broken", Some("yes"), "NoExecute"));
+    assert_eq!(
+        (other.fault, other.severity),
+        (PlatformFault::GpuUnhealthy, Severity::Critical)
+    );
+    // A non-numeric or over-long Xid value names no code.
+    let bad = classify_taint(&taint(TAINT_XID, Some("79999"), "NoSchedule"));
+    assert_eq!(bad.fault, PlatformFault::Xid { code: None });
+    // A lone taint is an incident of its own, on the device, with its source and time.
+    let inc = x.incident();
+    assert_eq!(
+        inc.component,
+        "device gpu.nvidia.com/node-a/gpu-3 (GPU-3333)"
+    );
+    assert_eq!(inc.gpu_uuid.as_deref(), Some("GPU-3333"));
+    assert_eq!(inc.first_seen.as_deref(), Some("2026-11-20T10:00:00Z"));
+    assert!(inc.rule.unwrap().reason.contains("ResourceSlice"));
+}
+
+#[test]
+fn hostile_taint_and_health_text_is_bounded() {
+    let long = "k".repeat(5000);
+    let evil = format!("gpu.nvidia.com/xid\u{202E}\u{0007}\n{long}");
+    let t = DeviceTaint {
+        driver: &evil,
+        pool: &evil,
+        device: &evil,
+        key: &evil,
+        value: Some(&evil),
+        effect: &evil,
+        time_added: Some(&evil),
+        gpu_uuid: Some(&evil),
+    };
+    let m = classify_taint(&t);
+    assert_eq!(
+        m.severity,
+        Severity::Info,
+        "an unknown effect is never enforced"
+    );
+    for text in [
+        m.condition.as_str(),
+        m.device.as_deref().unwrap(),
+        m.since.as_deref().unwrap(),
+        m.gpu_uuid.as_deref().unwrap(),
+        m.reason.as_deref().unwrap(),
+    ] {
+        assert!(text.chars().count() <= 3 * MAX_NAME + 40, "{}", text.len());
+        assert!(!text.chars().any(|c| c.is_control() || c == '\u{202E}'));
+    }
+    let h = classify_resource_health(&ResourceHealth {
+        pod: "ns/p",
+        name: "claim:c/gpu",
+        resource_id: &evil,
+        health: "Unhealthy",
+        message: Some(&format!("bad\u{202E}\u{0000}{long}")),
+        gpu_uuid: None,
+    })
+    .unwrap();
+    assert!(h.message.as_deref().unwrap().chars().count() <= MAX_MESSAGE);
+    assert!(!h.message.unwrap().chars().any(|c| c.is_control()));
+    assert!(h.device.unwrap().chars().count() <= MAX_NAME);
+}
+
+#[test]
+fn kubelet_device_health() {
+    let r = |health| ResourceHealth {
+        pod: "team-a/train-0",
+        name: "claim:gpu-claim/gpu",
+        resource_id: "gpu.nvidia.com/node-a/gpu-3",
+        health,
+        message: Some("Xid 79"),
+        gpu_uuid: Some("GPU-3333"),
+    };
+    assert!(classify_resource_health(&r("Healthy")).is_none());
+    assert!(classify_resource_health(&r("Unknown")).is_none());
+    let m = classify_resource_health(&r("Unhealthy")).unwrap();
+    assert_eq!(m.source, PlatformSource::KubeletDeviceHealth);
+    assert_eq!(m.severity, Severity::Critical);
+    assert_eq!(
+        m.line(),
+        "kubelet device health (allocatedResourcesStatus): team-a/train-0 claim:gpu-claim/gpu=Unhealthy on gpu.nvidia.com/node-a/gpu-3 (GPU-3333)"
+    );
+    // Unnamed fault on a known GPU: joins that GPU's incident, not another GPU's.
+    let mut inc = Incidents {
+        incidents: vec![
+            with_uuid(probe_incident("gpu.memory", &["ecc.dbe"]), "GPU-1111"),
+            with_uuid(probe_incident("gpu.off_bus", &["xid.79"]), "GPU-3333"),
+        ],
+        history: vec![],
+    };
+    join(&mut inc, &[m]);
+    assert_eq!(inc.incidents.len(), 2);
+    let off = inc
+        .incidents
+        .iter()
+        .find(|i| i.code == "gpu.off_bus")
+        .unwrap();
+    assert_eq!(off.signals.len(), 2);
+    let mem = inc
+        .incidents
+        .iter()
+        .find(|i| i.code == "gpu.memory")
+        .unwrap();
+    assert_eq!(mem.signals.len(), 1);
+}
+
+#[test]
+fn a_taint_joins_its_own_gpus_incident_only() {
+    let x = classify_taint(&taint(TAINT_XID, Some("79"), "NoSchedule"));
+    // The probe's Xid 79 on another GPU: the taint is its own incident.
+    let mut inc = Incidents {
+        incidents: vec![with_uuid(
+            probe_incident("gpu.off_bus", &["xid.79"]),
+            "GPU-1111",
+        )],
+        history: vec![],
+    };
+    join(&mut inc, std::slice::from_ref(&x));
+    assert_eq!(inc.incidents.len(), 2, "{inc:#?}");
+    assert!(inc.incidents.iter().all(|i| i.signals.len() == 1));
+    // On the same GPU (UUIDs compared without case): one fault, one incident.
+    let mut inc = Incidents {
+        incidents: vec![with_uuid(
+            probe_incident("gpu.off_bus", &["xid.79"]),
+            "gpu-3333",
+        )],
+        history: vec![],
+    };
+    join(&mut inc, std::slice::from_ref(&x));
+    assert_eq!(inc.incidents.len(), 1);
+    assert_eq!(inc.incidents[0].signals.len(), 2);
+    assert!(
+        inc.incidents[0]
+            .summary
+            .contains("gpu.nvidia.com/xid=79:NoSchedule")
+    );
+    // A port's incident is never a GPU's mark's.
+    let mut port = probe_incident("nic.link_fault", &["nic.down"]);
+    port.gpu = None;
+    assert!(!x.is_about(&port));
+}
+
+#[test]
+fn a_joined_mark_recomputes_severity_and_action() {
+    // A warning incident of the probe, and a critical mark about the same fault: the incident becomes
+    // critical, and the mark's stronger action wins.
+    let mut weak = probe_incident("gpu.memory", &["ecc.sbe"]);
+    weak.severity = Severity::Warning;
+    weak.action = Action {
+        kind: ActionKind::Monitor,
+        detail: "watch it".into(),
+    };
+    let mut inc = Incidents {
+        incidents: vec![weak],
+        history: vec![],
+    };
+    let dbe = classify(&cond("GpuMemWatch", "True", None)).unwrap();
+    assert_eq!(dbe.severity, Severity::Critical);
+    join(&mut inc, &[dbe]);
+    assert_eq!(inc.incidents.len(), 1);
+    let i = &inc.incidents[0];
+    assert_eq!(i.severity, Severity::Critical);
+    assert_eq!(i.action.kind, ActionKind::DrainAndResetGpu);
+    // A weaker mark never softens: the probe's RMA stays, critical stays.
+    let mut inc = Incidents {
+        incidents: vec![probe_incident("gpu.thermal", &["thermal.slowdown"])],
+        history: vec![],
+    };
+    let warm = classify(&cond("GpuThermalWatch", "True", None)).unwrap();
+    assert_eq!(warm.severity, Severity::Warning);
+    join(&mut inc, &[warm]);
+    assert_eq!(inc.incidents[0].severity, Severity::Critical);
+    assert_eq!(inc.incidents[0].action.kind, ActionKind::Rma);
+}

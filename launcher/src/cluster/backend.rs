@@ -218,6 +218,14 @@ pub fn gpu_node(n: &Node, pods: &[&Pod]) -> GpuNode {
             ));
         }
     }
+    for p in pods {
+        for m in pod_device_health(p) {
+            if platform.len() >= super::resource_slices::MAX_MARKS_PER_NODE * 2 {
+                break;
+            }
+            platform.push(m);
+        }
+    }
     let taints = n
         .spec
         .as_ref()
@@ -244,6 +252,7 @@ pub fn gpu_node(n: &Node, pods: &[&Pod]) -> GpuNode {
         ready,
         problem_conditions,
         platform,
+        device_taints_unreadable: None,
         gfd,
         imex: Vec::new(),
         taints,
@@ -263,6 +272,56 @@ pub fn gpu_node(n: &Node, pods: &[&Pod]) -> GpuNode {
             .collect(),
         rack_hints,
     }
+}
+
+/// The kubelet's unhealthy devices of a pod (KEP-4680 `status.containerStatuses[].allocatedResourcesStatus`),
+/// one mark each; the GPU's UUID is filled in from the ResourceSlices ([`super::resource_slices`]).
+pub fn pod_device_health(p: &Pod) -> Vec<PlatformMark> {
+    let pod = format!(
+        "{}/{}",
+        p.metadata.namespace.as_deref().unwrap_or_default(),
+        p.metadata.name.as_deref().unwrap_or_default()
+    );
+    let mut out: Vec<PlatformMark> = Vec::new();
+    let statuses = p.status.iter().flat_map(|s| {
+        s.container_statuses
+            .iter()
+            .flatten()
+            .chain(s.init_container_statuses.iter().flatten())
+    });
+    for c in statuses {
+        for r in c.allocated_resources_status.iter().flatten() {
+            for h in r.resources.iter().flatten() {
+                let Some(m) = platform::classify_resource_health(&platform::ResourceHealth {
+                    pod: &pod,
+                    name: &r.name,
+                    resource_id: &h.resource_id,
+                    health: h.health.as_deref().unwrap_or_default(),
+                    message: None,
+                    gpu_uuid: None,
+                }) else {
+                    continue;
+                };
+                // Containers sharing a claim report the same device: one mark for it.
+                if !out
+                    .iter()
+                    .any(|o| o.condition == m.condition && o.device == m.device)
+                {
+                    out.push(m);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Adds the slices' word to a node: its devices' taints, the UUIDs of its pods' unhealthy devices, or why
+/// the slices could not be read.
+fn add_device_word(n: &mut GpuNode, word: &super::resource_slices::DeviceWord) {
+    word.fill_uuids(&mut n.platform);
+    n.platform
+        .extend(word.marks.get(&n.name).into_iter().flatten().cloned());
+    n.device_taints_unreadable = word.unreadable.clone();
 }
 
 /// Whether a node condition is in its healthy state. `Ready` and the conditions named like it are healthy
@@ -379,12 +438,16 @@ impl ClusterBackend for KubeBackend {
             }
             out.sort_by(|a, b| a.name.cmp(&b.name));
             // One list for the call, and none where no GPU node matched.
-            let domains = if out.is_empty() {
-                Vec::new()
+            let (domains, word) = if out.is_empty() {
+                (Vec::new(), Default::default())
             } else {
-                super::compute_domains::list(client).await
+                tokio::join!(
+                    super::compute_domains::list(client.clone()),
+                    super::resource_slices::read(client, None)
+                )
             };
             for n in &mut out {
+                add_device_word(n, &word);
                 n.imex = gpu_diag::incident::imex::memberships(&domains, &n.name);
                 n.rack_hints.compute_domains = domains
                     .iter()
@@ -417,11 +480,13 @@ impl ClusterBackend for KubeBackend {
                 .ok_or_else(|| ClusterError::NodeNotFound(node.to_string()))?;
             // One list of every phase serves both: the allocation counts only active pods (as list_gpu_nodes'
             // field selector does), the GPU pod list keeps finished ones as evidence.
-            let pods: Api<Pod> = Api::all(client);
-            let list = pods
-                .list(&node_workload_pods(node))
-                .await
-                .map_err(|e| api_err("list pods", e))?;
+            let pods: Api<Pod> = Api::all(client.clone());
+            let lp = node_workload_pods(node);
+            let (list, word) = tokio::join!(
+                pods.list(&lp),
+                super::resource_slices::read(client, Some(node))
+            );
+            let list = list.map_err(|e| api_err("list pods", e))?;
             let active: Vec<&Pod> = list.items.iter().filter(|p| is_active(p)).collect();
             let mut gpu_pods: Vec<PodGpuUse> = list
                 .items
@@ -430,7 +495,9 @@ impl ClusterBackend for KubeBackend {
                 .map(pod_gpu_use)
                 .collect();
             gpu_pods.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
-            Ok((gpu_node(&n, &active), gpu_pods))
+            let mut n = gpu_node(&n, &active);
+            add_device_word(&mut n, &word);
+            Ok((n, gpu_pods))
         })
     }
 

@@ -12,6 +12,7 @@ pub mod gpu_resources;
 pub mod labels;
 pub mod operator;
 pub mod pressure;
+pub mod resource_slices;
 pub mod retry;
 pub mod workload;
 
@@ -127,9 +128,14 @@ pub struct GpuNode {
     pub problem_conditions: Vec<String>,
     /// What the platform's health agents already say about the node (EKS node monitoring agent, AKS node
     /// problem detector, NVSentinel, node-problem-detector): each recognised condition in its fault state,
-    /// with its source and since when (`gpu_diag::incident::platform`).
+    /// with its source and since when (`gpu_diag::incident::platform`); the DRA drivers' device taints
+    /// (ResourceSlices) and the kubelet's unhealthy devices of the node's pods (`allocatedResourcesStatus`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub platform: Vec<gpu_diag::incident::platform::PlatformMark>,
+    /// Why the DRA drivers' device taints (ResourceSlices) could not be read: then they are unknown, not
+    /// absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_taints_unreadable: Option<String>,
     /// GPU Feature Discovery's facts (product, driver, NVLink clique), from its labels.
     #[serde(
         default,

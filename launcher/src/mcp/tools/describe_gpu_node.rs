@@ -94,6 +94,9 @@ accounting, conditions, taints and the pods holding GPUs. Use it for a full pict
         if a.args.detail == Detail::Summary {
             summarize(&mut report);
         }
+        if let Some(Ok(k)) = &kube {
+            super::get_gpu_health::add_platform(&mut report.health, &k.node);
+        }
         let (kubernetes, kubernetes_error) = match kube {
             None => (None, None),
             Some(Ok(v)) => (Some(v), None),

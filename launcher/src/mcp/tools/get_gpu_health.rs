@@ -7,7 +7,10 @@ use serde::Deserialize;
 
 use crate::mcp::framework::target::MAX_GPUS_PER_NODE;
 use crate::mcp::framework::{Cx, Hints, Node, NodeReport, Tool, ToolError, pick};
+use crate::cluster::GpuNode;
 use crate::mcp::render::{incidents, text};
+use gpu_diag::finding::{Severity, Verdict};
+use gpu_diag::incident::platform;
 
 pub struct GpuHealth;
 
@@ -42,12 +45,88 @@ asked whether a node's GPUs are OK or why work on a node fails.";
             )));
         }
         let request = Request::Health { expect_gpus };
-        NodeReport::probe(cx, Self::NAME, a.target, request, pick!(Health)).await
+        // What the API server says about the node (its platform marks, the DRA drivers' device taints, the
+        // kubelet's device health) is read beside the probe and joined into its incidents.
+        let node = async {
+            match &cx.env.cluster {
+                Some(c) if cx.check_target(&a.target).is_ok() => Some(
+                    c.get_node(a.target.context.as_deref(), &a.target.node_name)
+                        .await,
+                ),
+                _ => None,
+            }
+        };
+        let (res, node) = tokio::join!(
+            NodeReport::probe(cx, Self::NAME, a.target.clone(), request, pick!(Health)),
+            node
+        );
+        let mut out = res?;
+        match node {
+            Some(Ok(n)) => add_platform(&mut out.report, &n),
+            Some(Err(e)) => out.report.unreadable.push(format!(
+                "the node's platform marks and device taints (API server): {e}"
+            )),
+            None => {}
+        }
+        Ok(out)
     }
 
     fn render(out: &Self::Output) -> String {
         let mut text = text::header("GPU health", &out.node, out.context.as_deref(), &out.run);
         incidents::health_body(&out.report, &mut text);
         text
+    }
+}
+
+/// Joins what the platform says about the node into the probe's health: each mark about an incident's
+/// fault becomes its signal (and may make it worse), the others incidents of their own; the verdict,
+/// the node's first action and the summary's counts follow. A mark never softens the probe's verdict.
+pub fn add_platform(h: &mut HealthReport, node: &GpuNode) {
+    if let Some(why) = &node.device_taints_unreadable {
+        h.unreadable.push(why.clone());
+    }
+    // Informational marks (a taint with effect None, an unmonitored device) are history, not incidents.
+    let (marks, info): (Vec<_>, Vec<_>) = node
+        .platform
+        .iter()
+        .cloned()
+        .partition(|m| m.severity > Severity::Info);
+    h.incidents
+        .history
+        .extend(info.iter().map(|m| m.finding()));
+    if marks.is_empty() {
+        return;
+    }
+    platform::join(&mut h.incidents, &marks);
+    let worst = h.incidents.incidents.iter().map(|i| i.severity).max();
+    let verdict = match worst {
+        Some(Severity::Critical) => Verdict::Unhealthy,
+        Some(Severity::Warning) => Verdict::Degraded,
+        _ => h.verdict,
+    };
+    h.verdict = h.verdict.max(verdict);
+    if let Some(first) = h.incidents.incidents.first()
+        && first.action.kind > h.action.kind
+    {
+        h.action = first.action.clone();
+    }
+    let count = |s| h.incidents.incidents.iter().filter(|i| i.severity == s).count();
+    let n = h.incidents.incidents.len();
+    let word = match h.verdict {
+        Verdict::Healthy => "Healthy",
+        Verdict::Unknown => "Unknown",
+        Verdict::Degraded => "Degraded",
+        Verdict::Unhealthy => "Unhealthy",
+    };
+    h.summary = format!(
+        "{word}: {n} incident{} ({} critical, {} warning), with {} platform mark{} joined",
+        if n == 1 { "" } else { "s" },
+        count(Severity::Critical),
+        count(Severity::Warning),
+        marks.len(),
+        if marks.len() == 1 { "" } else { "s" },
+    );
+    if let Some(first) = h.incidents.incidents.first() {
+        h.summary.push_str(&format!(". Most urgent: {}", first.summary));
     }
 }

@@ -174,6 +174,7 @@ found by an inventory probe.";
             ready: true,
             problem_conditions: vec![],
             platform: vec![],
+            device_taints_unreadable: None,
             gfd: Default::default(),
             imex: vec![],
             taints: vec![],
@@ -246,6 +247,10 @@ found by an inventory probe.";
         {
             let _ = writeln!(out, "source: {}", p.source);
         }
+        // The same reason for every node of the call: said once.
+        if let Some(why) = l.nodes.iter().find_map(|n| n.device_taints_unreadable.as_deref()) {
+            let _ = writeln!(out, "device taints: {why}");
+        }
         for n in &l.nodes {
             let mut flags = Vec::new();
             if !n.ready {
@@ -311,7 +316,10 @@ fn has_problem(n: &GpuNode) -> bool {
         || n.unschedulable
         || n.mark.is_some()
         || !n.problem_conditions.is_empty()
-        || !n.platform.is_empty()
+        || n
+            .platform
+            .iter()
+            .any(|m| m.severity > gpu_diag::finding::Severity::Info)
         || n.gpu_allocatable < n.gpu_capacity
         || !gpu_diag::incident::imex::findings(&n.imex).is_empty()
 }
@@ -411,6 +419,7 @@ mod tests {
             ready: true,
             problem_conditions: vec![],
             platform: vec![],
+            device_taints_unreadable: None,
             imex: vec![],
             gfd: GfdFacts::from_labels([("nvidia.com/cuda.driver-version.full", "550.54.15")]),
             taints: vec![],

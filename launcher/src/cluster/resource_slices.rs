@@ -1,0 +1,242 @@
+//! What the DRA drivers say about their devices: the taints of ResourceSlice devices (KEP-5055;
+//! `resource.k8s.io` v1 and v1beta2 `spec.devices[].taints[]`, v1beta1 `spec.devices[].basic.taints[]`) and
+//! the devices' GPU UUIDs (their `uuid` attribute), read in one paged list per call (one node's slices, or
+//! the fleet's). The version read is the newest the API server serves. A list refused (403) or not served
+//! (404) is "not readable" with the reason, never "no taints".
+//!
+//! Slices are written by the DRA driver's service account; tenants cannot write them, yet a compromised
+//! driver or node could: every text taken from them is bounded by `gpu_diag::incident::platform`.
+
+use std::collections::BTreeMap;
+
+use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, ListParams};
+use serde_json::Value;
+
+use gpu_diag::incident::platform::{self, DeviceTaint, PlatformMark};
+
+/// Served versions, newest first.
+const VERSIONS: &[&str] = &["v1", "v1beta2", "v1beta1"];
+/// Slices per list page.
+const PAGE: u32 = 500;
+/// Devices read per slice and taints per device (1.36 allows 64 devices in a tainted slice, 16 taints
+/// per device): a hostile slice costs bounded work.
+const MAX_DEVICES: usize = 1024;
+const MAX_TAINTS: usize = 16;
+/// Taint marks kept per node: more says nothing new and would crowd the answer.
+pub const MAX_MARKS_PER_NODE: usize = 32;
+
+/// The slices' word, by node.
+#[derive(Debug, Default, Clone)]
+pub struct DeviceWord {
+    /// Node -> a mark per device taint.
+    pub marks: BTreeMap<String, Vec<PlatformMark>>,
+    /// `<driver>/<pool>/<device>` -> the GPU's UUID, where the device publishes one.
+    pub uuids: BTreeMap<String, String>,
+    /// Why the slices could not be read (shown once); `None` when they were.
+    pub unreadable: Option<String>,
+}
+
+impl DeviceWord {
+    /// A kubelet health mark's GPU, from the slice device its resource id names.
+    pub fn fill_uuids(&self, marks: &mut [PlatformMark]) {
+        for m in marks.iter_mut().filter(|m| m.gpu_uuid.is_none()) {
+            if let Some(u) = m.device.as_ref().and_then(|d| self.uuids.get(d)) {
+                m.gpu_uuid = Some(u.clone());
+            }
+        }
+    }
+}
+
+/// The ResourceSlices of `node` (all nodes when `None`), read once.
+pub async fn read(client: kube::Client, node: Option<&str>) -> DeviceWord {
+    let mut word = DeviceWord::default();
+    let mut not_served = Vec::new();
+    for ver in VERSIONS {
+        let gvk = GroupVersionKind::gvk("resource.k8s.io", ver, "ResourceSlice");
+        let ar = ApiResource::from_gvk_with_plural(&gvk, "resourceslices");
+        let api: Api<DynamicObject> = Api::all_with(client.clone(), &ar);
+        let mut lp = ListParams::default().limit(PAGE);
+        if let Some(n) = node {
+            lp = lp.fields(&format!("spec.nodeName={n}"));
+        }
+        let mut first = true;
+        loop {
+            match api.list(&lp).await {
+                Ok(page) => {
+                    for o in &page.items {
+                        if let Ok(v) = serde_json::to_value(o) {
+                            add_slice(&v, &mut word);
+                        }
+                    }
+                    match page.metadata.continue_ {
+                        Some(c) if !c.is_empty() => lp = lp.continue_token(&c),
+                        _ => return word,
+                    }
+                }
+                Err(kube::Error::Api(s)) if s.code == 404 && first => {
+                    not_served.push(*ver);
+                    break;
+                }
+                Err(kube::Error::Api(s)) if s.code == 403 => {
+                    word.unreadable = Some(format!(
+                        "ResourceSlices ({ver}) not readable: forbidden by RBAC ({}); device taints unknown",
+                        platform::clean(&s.message, platform::MAX_MESSAGE)
+                    ));
+                    return word;
+                }
+                Err(e) => {
+                    word.unreadable = Some(format!(
+                        "ResourceSlices ({ver}) not readable: {}; device taints unknown",
+                        platform::clean(&e.to_string(), platform::MAX_MESSAGE)
+                    ));
+                    return word;
+                }
+            }
+            first = false;
+        }
+    }
+    word.unreadable = Some(format!(
+        "ResourceSlices not readable: resource.k8s.io {} not served by the API server (no DRA); device taints unknown",
+        not_served.join(", ")
+    ));
+    word
+}
+
+fn text<'a>(v: &'a Value, path: &[&str]) -> Option<&'a str> {
+    path.iter().try_fold(v, |v, k| v.get(k))?.as_str()
+}
+
+/// One slice's taint marks and device UUIDs (pure: the unit tests feed it JSON of each version).
+pub fn add_slice(v: &Value, word: &mut DeviceWord) {
+    let spec = match v.get("spec") {
+        Some(s) => s,
+        None => return,
+    };
+    let driver = text(spec, &["driver"]).unwrap_or_default();
+    let pool = text(spec, &["pool", "name"]).unwrap_or_default();
+    let Some(node) = text(spec, &["nodeName"])
+        .or(Some(pool))
+        .filter(|n| !n.is_empty())
+    else {
+        return;
+    };
+    let node = platform::clean(node, platform::MAX_NAME);
+    let devices = spec.get("devices").and_then(Value::as_array);
+    for d in devices.into_iter().flatten().take(MAX_DEVICES) {
+        let name = text(d, &["name"]).unwrap_or_default();
+        // v1beta1 nests a device's fields under `basic`.
+        let body = d.get("basic").unwrap_or(d);
+        let uuid = ["uuid", "gpu.nvidia.com/uuid"]
+            .iter()
+            .find_map(|k| text(body, &["attributes", k, "string"]));
+        let id = format!(
+            "{}/{}/{}",
+            platform::clean(driver, platform::MAX_NAME),
+            platform::clean(pool, platform::MAX_NAME),
+            platform::clean(name, platform::MAX_NAME)
+        );
+        if let Some(u) = uuid {
+            word.uuids
+                .insert(id, platform::clean(u, platform::MAX_NAME));
+        }
+        let taints = body.get("taints").and_then(Value::as_array);
+        for t in taints.into_iter().flatten().take(MAX_TAINTS) {
+            let Some(key) = text(t, &["key"]) else {
+                continue;
+            };
+            let marks = word.marks.entry(node.clone()).or_default();
+            if marks.len() >= MAX_MARKS_PER_NODE {
+                return;
+            }
+            marks.push(platform::classify_taint(&DeviceTaint {
+                driver,
+                pool,
+                device: name,
+                key,
+                value: text(t, &["value"]),
+                effect: text(t, &["effect"]).unwrap_or_default(),
+                time_added: text(t, &["timeAdded"]),
+                gpu_uuid: uuid,
+            }));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gpu_diag::finding::Severity;
+    use gpu_diag::incident::platform::{PlatformFault, PlatformSource};
+    use serde_json::json;
+
+    #[test]
+    fn v1_and_v1beta1_slices() {
+        let mut w = DeviceWord::default();
+        add_slice(
+            &json!({"spec": {"driver": "gpu.nvidia.com", "nodeName": "n1", "pool": {"name": "n1"},
+              "devices": [
+                {"name": "gpu-0", "attributes": {"uuid": {"string": "GPU-0000"}}},
+                {"name": "gpu-1", "attributes": {"uuid": {"string": "GPU-1111"}},
+                 "taints": [{"key": "gpu.nvidia.com/xid", "value": "79", "effect": "NoSchedule",
+                             "timeAdded": "2026-11-20T10:00:00Z"}]}]}}),
+            &mut w,
+        );
+        add_slice(
+            &json!({"spec": {"driver": "gpu.nvidia.com", "pool": {"name": "n2"},
+              "devices": [{"name": "gpu-3", "basic": {
+                 "attributes": {"gpu.nvidia.com/uuid": {"string": "GPU-3333"}},
+                 "taints": [{"key": "gpu.nvidia.com/gpu-lost", "effect": "NoSchedule"}]}}]}}),
+            &mut w,
+        );
+        let m = &w.marks["n1"];
+        assert_eq!(m.len(), 1);
+        assert_eq!(m[0].source, PlatformSource::DraDriverTaint);
+        assert_eq!(m[0].fault, PlatformFault::Xid { code: Some(79) });
+        assert_eq!(m[0].gpu_uuid.as_deref(), Some("GPU-1111"));
+        assert_eq!(m[0].device.as_deref(), Some("gpu.nvidia.com/n1/gpu-1"));
+        assert_eq!(m[0].since.as_deref(), Some("2026-11-20T10:00:00Z"));
+        let lost = &w.marks["n2"][0];
+        assert_eq!(
+            (lost.fault, lost.severity, lost.gpu_uuid.as_deref()),
+            (
+                PlatformFault::GpuMissing,
+                Severity::Critical,
+                Some("GPU-3333")
+            )
+        );
+        assert_eq!(w.uuids["gpu.nvidia.com/n1/gpu-0"], "GPU-0000");
+        let mut health = vec![
+            platform::classify_resource_health(&platform::ResourceHealth {
+                pod: "a/p",
+                name: "claim:c/gpu",
+                resource_id: "gpu.nvidia.com/n1/gpu-0",
+                health: "Unhealthy",
+                ..Default::default()
+            })
+            .unwrap(),
+        ];
+        w.fill_uuids(&mut health);
+        assert_eq!(health[0].gpu_uuid.as_deref(), Some("GPU-0000"));
+    }
+
+    #[test]
+    fn a_hostile_slice_costs_bounded_marks() {
+        let taints: Vec<Value> = (0..100)
+            .map(|i| json!({"key": format!("x{i}\u{202e}"), "effect": "NoExecute"}))
+            .collect();
+        let devices: Vec<Value> = (0..100)
+            .map(|i| json!({"name": format!("gpu-{i}"), "taints": taints}))
+            .collect();
+        let mut w = DeviceWord::default();
+        add_slice(
+            &json!({"spec": {"driver": "d", "nodeName": "n", "pool": {"name": "p"}, "devices": devices}}),
+            &mut w,
+        );
+        assert_eq!(w.marks["n"].len(), MAX_MARKS_PER_NODE);
+        assert!(!w.marks["n"][0].condition.contains('\u{202e}'));
+        // No spec, no node: nothing.
+        add_slice(&json!({"spec": {"devices": devices}}), &mut w);
+        add_slice(&json!({"kind": "x"}), &mut w);
+        assert_eq!(w.marks.len(), 1);
+    }
+}
