@@ -196,8 +196,16 @@ pub enum Request {
         grace_seconds: u32,
         dry_run: bool,
     },
-    /// Operator: reset one GPU (index or UUID).
-    Reset { gpu: String, dry_run: bool },
+    /// `allocation`, with the API server's claims on the node (`--api-claims`, see
+    /// [`crate::facts::api_claims_arg`]) where the launcher read them.
+    Allocation { api_claims: Option<String> },
+    /// Operator: reset one GPU (index or UUID), with the API server's claims on the node as for
+    /// `allocation` (the preflight's assignment check reads them).
+    Reset {
+        gpu: String,
+        dry_run: bool,
+        api_claims: Option<String>,
+    },
     /// The evidence archive, the node's bug report limited to this many seconds.
     Evidence { time_limit_secs: u64 },
 }
@@ -247,9 +255,18 @@ impl Request {
                 flag(&mut argv, "--grace-seconds", Some(grace_seconds));
                 dry = *dry_run;
             }
-            Request::Reset { gpu, dry_run } => {
+            Request::Allocation { api_claims } => {
+                argv.push(Command::Allocation.name().into());
+                flag(&mut argv, "--api-claims", api_claims.as_ref());
+            }
+            Request::Reset {
+                gpu,
+                dry_run,
+                api_claims,
+            } => {
                 argv.push(operator::reset::COMMAND.into());
                 flag(&mut argv, "--gpu", Some(gpu));
+                flag(&mut argv, "--api-claims", api_claims.as_ref());
                 dry = *dry_run;
             }
             Request::Evidence { time_limit_secs } => {

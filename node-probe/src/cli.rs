@@ -240,6 +240,7 @@ impl Invocation {
         if sections.kubelet {
             crate::podresources::fill(&mut facts, &spec, self.global.host_root.is_some());
         }
+        self.global.add_api_facts(&mut facts);
         let opts = AnalysisOptions {
             expect_gpus: self.global.expect_gpus,
             since_unix: source::since_unix(&log, &facts)?,
@@ -440,11 +441,33 @@ mod tests {
         let reset = Request::Reset {
             gpu: "GPU-1".into(),
             dry_run: true,
+            api_claims: None,
         };
         match run(reset.argv()) {
             Cmd::Reset(r) => assert_eq!((r.gpu.as_str(), r.dry_run), ("GPU-1", true)),
             other => panic!("{other:?}"),
         }
+        // The API server's claims travel as a global flag the command's run reads.
+        let with_claims = Request::Reset {
+            gpu: "0".into(),
+            dry_run: false,
+            api_claims: Some("ml/c=gpu.nvidia.com/gpu-1>p:u1".into()),
+        };
+        let args = std::iter::once("node-probe".to_string()).chain(with_claims.argv());
+        let Ok(Parsed::Run(inv)) = parse(args.map(OsString::from)) else {
+            panic!("{:?}", with_claims.argv())
+        };
+        assert_eq!(inv.global.api_claims.unwrap().0[0].pods[0].name, "p");
+        let alloc = Request::Allocation {
+            api_claims: Some("none".into()),
+        };
+        let args = std::iter::once("node-probe".to_string()).chain(alloc.argv());
+        let Ok(Parsed::Run(inv)) = parse(args.map(OsString::from)) else {
+            panic!("{:?}", alloc.argv())
+        };
+        assert!(matches!(inv.command, Cmd::Analysis(ref a) if a.command == Command::Allocation));
+        assert_eq!(inv.global.api_claims.unwrap().0, vec![]);
+        assert!(parse(["node-probe", "allocation", "--api-claims", "ML/x"].map(OsString::from)).is_err());
         match run(Request::Evidence { time_limit_secs: 5 }.argv()) {
             Cmd::Evidence(e) => assert_eq!(e.time_limit, 5),
             other => panic!("{other:?}"),

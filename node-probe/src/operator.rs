@@ -252,6 +252,7 @@ pub fn run_reset(global: &GlobalArgs, args: &ResetArgs) -> Result<ProbeDocument,
         crate::host::fill_processes(&mut facts, &root, None);
         fill_reset_facts(&mut facts, &root, self_pid);
     }
+    global.add_api_facts(&mut facts);
     let tool = (!simulated).then(|| {
         find_nvidia_smi(
             &root,

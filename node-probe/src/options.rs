@@ -48,6 +48,28 @@ pub struct GlobalArgs {
     #[arg(long, global = true, value_name = "MS", default_value_t = DEFAULT_NIC_INTERVAL_MS,
           value_parser = clap::value_parser!(u64).range(0..=crate::nic::MAX_INTERVAL_MS))]
     pub nic_interval_ms: u64,
+    /// The ResourceClaims the API server has allocated on this node (the launcher reads them):
+    /// `none`, or `<ns>/<claim>=<driver>/<device>[+...][><pod>:<uid>...]` joined by `,`. Where the kubelet
+    /// reports no DRA claim, they name which pods hold which GPUs (`allocation`, `reset`'s preflight).
+    #[arg(long, global = true, value_name = "CLAIMS", value_parser = api_claims)]
+    pub api_claims: Option<ApiClaims>,
+}
+
+/// `--api-claims`, decoded.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiClaims(pub Vec<gpu_diag::facts::ApiClaimFacts>);
+
+fn api_claims(s: &str) -> Result<ApiClaims, String> {
+    gpu_diag::facts::api_claims_arg::decode(s).map(ApiClaims)
+}
+
+impl GlobalArgs {
+    /// Put what the launcher read from the API server beside what the node says.
+    pub fn add_api_facts(&self, facts: &mut gpu_diag::facts::NodeFacts) {
+        if let Some(c) = &self.api_claims {
+            facts.api_claims = Some(c.0.clone());
+        }
+    }
 }
 
 /// `--driver-root`: the launcher checks the same grammar (`gpu_diag::command::DriverRoot`), but a person

@@ -17,6 +17,7 @@ pub struct PodAllocation {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ContainerAllocation {
+    /// Empty for a pod's claims only the API server names: any container of the pod.
     pub name: String,
     /// When the current container (re)started, from its log directory (unix seconds).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -58,6 +59,10 @@ pub struct ClaimRef {
     pub pool: String,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub cdi_ids: Vec<String>,
+    /// Named by the API server's ResourceClaim (allocated here, reserved for the pod), not by the kubelet:
+    /// which of the pod's containers uses it is not known.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub from_api_server: bool,
 }
 
 impl AllocatedDevice {

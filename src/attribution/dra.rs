@@ -11,9 +11,9 @@ use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
-use super::assigned::{AllocatedDevice, ClaimRef, PodAllocation};
+use super::assigned::{AllocatedDevice, ClaimRef, ContainerAllocation, PodAllocation};
 use super::device::{DeviceIdForm, MigRef, ResourceKind};
-use crate::facts::{ClaimFacts, DraHostFacts, GpuFacts, NodeFacts, Reading};
+use crate::facts::{ApiClaimFacts, ClaimFacts, DraHostFacts, GpuFacts, NodeFacts, Reading};
 
 /// DRA drivers whose devices are GPUs, named as above.
 pub const GPU_DRIVERS: &[&str] = &["gpu.nvidia.com"];
@@ -43,6 +43,10 @@ pub struct DraAllocation {
     /// names them (the kubelet reports DRA claims, or the driver's per-claim CDI specs are there).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unnamed: Option<String>,
+    /// Claims the API server has allocated on this node, used because the kubelet named none: they name
+    /// the holders (pods, not containers). Absent when the API server was not read or not needed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claims_from_api_server: Option<usize>,
 }
 
 /// The fix for [`DraAllocation::unnamed`], said wherever it blocks.
@@ -115,8 +119,73 @@ pub fn claim_device(
         name: claim.name.clone(),
         pool: d.pool.clone(),
         cdi_ids: d.cdi_ids.clone(),
+        from_api_server: false,
     });
     Some(out)
+}
+
+/// The API server's claims as holders, for a kubelet that names none: each reserved pod holds the
+/// claim's GPUs (in any of its containers); a claim reserved for no pod still holds them (returned, to be
+/// listed as unreported).
+pub fn add_api_claims(
+    claims: &[ApiClaimFacts],
+    gpus: &[GpuFacts],
+    pods: &mut Vec<PodAllocation>,
+) -> Vec<UnreportedClaim> {
+    let mut unreserved = Vec::new();
+    for c in claims {
+        let devices: Vec<AllocatedDevice> = c
+            .devices
+            .iter()
+            .filter_map(|d| d.split_once('/'))
+            .filter(|(driver, _)| GPU_DRIVERS.contains(driver))
+            .map(|(driver, dev)| {
+                let mut out = located(driver, dev, gpus);
+                out.claim = Some(ClaimRef {
+                    namespace: c.namespace.clone(),
+                    name: c.name.clone(),
+                    pool: String::new(),
+                    cdi_ids: Vec::new(),
+                    from_api_server: true,
+                });
+                out
+            })
+            .collect();
+        if devices.is_empty() {
+            continue;
+        }
+        if c.pods.is_empty() {
+            unreserved.push(UnreportedClaim {
+                claim_uid: format!("{}/{}", c.namespace, c.name),
+                file: "API server: allocated on this node, reserved for no pod".into(),
+                devices,
+            });
+            continue;
+        }
+        for p in &c.pods {
+            let at = match pods
+                .iter()
+                .position(|x| x.namespace == c.namespace && x.name == p.name)
+            {
+                Some(i) => i,
+                None => {
+                    pods.push(PodAllocation {
+                        namespace: c.namespace.clone(),
+                        name: p.name.clone(),
+                        uid: (!p.uid.is_empty()).then(|| p.uid.clone()),
+                        containers: Vec::new(),
+                    });
+                    pods.len() - 1
+                }
+            };
+            pods[at].containers.push(ContainerAllocation {
+                name: String::new(),
+                started_unix: None,
+                devices: devices.clone(),
+            });
+        }
+    }
+    unreserved
 }
 
 /// A GPU driver's device name, located by the GPUs' minor numbers.
@@ -191,14 +260,29 @@ fn claim_uid_of_cdi(id: &str) -> Option<&str> {
 }
 
 /// The DRA part of the report, or `None` where the node shows no DRA driver or claim.
-pub fn summarize(facts: &NodeFacts, pods: &[PodAllocation]) -> Option<DraAllocation> {
+pub fn summarize(
+    facts: &NodeFacts,
+    pods: &[PodAllocation],
+    api_unreserved: Vec<UnreportedClaim>,
+) -> Option<DraAllocation> {
     let host: Option<&DraHostFacts> = facts.dra.ok();
     let reported: Vec<&AllocatedDevice> = pods
         .iter()
         .flat_map(|p| &p.containers)
         .flat_map(|c| &c.devices)
-        .filter(|d| d.claim.is_some())
+        .filter(|d| d.claim.as_ref().is_some_and(|c| !c.from_api_server))
         .collect();
+    // The API server's claims count where the kubelet named none (they were added to `pods` then).
+    let from_api = pods
+        .iter()
+        .flat_map(|p| &p.containers)
+        .flat_map(|c| &c.devices)
+        .filter_map(|d| d.claim.as_ref().filter(|c| c.from_api_server))
+        .map(|c| (c.namespace.as_str(), c.name.as_str()))
+        .collect::<BTreeSet<_>>()
+        .len()
+        + api_unreserved.len();
+    let api_read = facts.api_claims.is_some() && reported.is_empty();
     let reported_uids: BTreeSet<&str> = reported
         .iter()
         .flat_map(|d| d.claim.iter().flat_map(|c| &c.cdi_ids))
@@ -223,9 +307,14 @@ pub fn summarize(facts: &NodeFacts, pods: &[PodAllocation]) -> Option<DraAllocat
                 .map(|d| located(GPU_DRIVERS[0], d, &facts.gpus))
                 .collect(),
         })
+        .chain(api_unreserved)
         .collect();
     let registered = host.map(|h| h.registered.clone()).unwrap_or_default();
-    if registered.is_empty() && claims_reported.is_empty() && unreported_claims.is_empty() {
+    if registered.is_empty()
+        && claims_reported.is_empty()
+        && unreported_claims.is_empty()
+        && from_api == 0
+    {
         return None;
     }
     let gpu_driver = registered
@@ -239,8 +328,9 @@ pub fn summarize(facts: &NodeFacts, pods: &[PodAllocation]) -> Option<DraAllocat
     // A kubelet that serves Get has the 1.34+ defaults, where it reports DRA claims: its empty answer is
     // "no claim".
     let reports_claims = facts.pod_resources.ok().and_then(|p| p.get_served) == Some(true);
+    // The API server's list names them all (the launcher passes it only when it read every claim).
     let unnamed = gpu_driver
-        .filter(|_| claims_reported.is_empty() && !host_specs && !reports_claims)
+        .filter(|_| claims_reported.is_empty() && !host_specs && !reports_claims && !api_read)
         .map(|d| match &facts.pod_resources {
             Reading::Ok(_) => format!(
                 "the DRA driver {d} is registered here, but the kubelet reports no DRA claim and has the gates \
@@ -268,6 +358,7 @@ pub fn summarize(facts: &NodeFacts, pods: &[PodAllocation]) -> Option<DraAllocat
         unreported_claims,
         partial,
         unnamed,
+        claims_from_api_server: api_read.then_some(from_api),
     })
 }
 

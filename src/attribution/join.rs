@@ -612,6 +612,7 @@ mod tests {
             name: "train-gpus".into(),
             pool: "node-a".into(),
             cdi_ids: vec![],
+            from_api_server: false,
         });
         let r = alloc(true, vec![kubelet_pod("ml", "train-0", vec![dev])]);
         let mut train = api_pod("ml", "train-0", UID_A, "Running", 0);

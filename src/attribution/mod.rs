@@ -293,7 +293,20 @@ pub fn analyze(facts: &NodeFacts, _opts: &AnalysisOptions) -> AllocationReport {
             .collect()
     });
 
-    let dra = dra::summarize(facts, &pods);
+    // The kubelet is the first authority on DRA claims; where it names none, the API server's claims
+    // allocated on this node (given by the launcher) name the holders.
+    let kubelet_named_claims = pods
+        .iter()
+        .flat_map(|p| &p.containers)
+        .flat_map(|c| &c.devices)
+        .any(|d| d.claim.is_some());
+    let api_unreserved = match &facts.api_claims {
+        Some(claims) if !kubelet_named_claims => {
+            dra::add_api_claims(claims, &facts.gpus, &mut pods)
+        }
+        _ => Vec::new(),
+    };
+    let dra = dra::summarize(facts, &pods, api_unreserved);
     // A claim nothing names may hold any GPU: the assignment is not exact, so no process is judged against
     // it (a job's own process on its claimed GPU is not a bypass).
     let (exact, why) = match dra.as_ref().and_then(|d| d.unnamed.as_ref()) {
@@ -584,7 +597,10 @@ fn attribute(
                         .iter()
                         .filter(|x| &x.namespace == ns && &x.name == pod)
                         .flat_map(|x| &x.containers)
-                        .filter(|c| container.is_none_or(|(_, _, name)| &c.name == name))
+                        // An unnamed container is the API server's claim: any of the pod's.
+                        .filter(|c| {
+                            c.name.is_empty() || container.is_none_or(|(_, _, name)| &c.name == name)
+                        })
                         .flat_map(|c| &c.devices)
                         .any(|d| covers(d, g.index, p.gpu_instance_id));
                     if held {

@@ -140,3 +140,196 @@ pub struct ContainerLogDirFacts {
     #[serde(default)]
     pub modified_unix: Option<f64>,
 }
+
+/// The ResourceClaims the API server has allocated on this node, as the launcher read them (one list per
+/// call) and gave them to node-probe (`--api-claims`): the second source of DRA claims after the kubelet,
+/// used where the kubelet names none (its PodResources API leaves DRA out before 1.34 or with the gate off).
+/// Only devices of GPU drivers are kept.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ApiClaimFacts {
+    pub namespace: String,
+    pub name: String,
+    /// `<driver>/<device>` of each device allocated on this node (`gpu.nvidia.com/gpu-0`).
+    pub devices: Vec<String>,
+    /// The pods `status.reservedFor` names (in the claim's namespace); empty when none is.
+    #[serde(default)]
+    pub pods: Vec<ApiClaimPodFacts>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ApiClaimPodFacts {
+    pub name: String,
+    #[serde(default)]
+    pub uid: String,
+}
+
+/// The command-line form of [`ApiClaimFacts`] (`--api-claims`): `none`, or claims joined by `,`, each
+/// `<namespace>/<name>=<driver>/<device>[+<driver>/<device>...][><pod>:<uid>...]`. Names are Kubernetes
+/// names (lower-case letters, digits, `-` and `.`), so the separators never occur inside them; the
+/// admission policy bounds the text's characters and length.
+pub mod api_claims_arg {
+    use super::{ApiClaimFacts, ApiClaimPodFacts};
+
+    /// Longest text accepted (and admitted by deploy/policies.yaml).
+    pub const MAX_LEN: usize = 16_384;
+    /// More claims on one node than this is not a node we know.
+    pub const MAX_CLAIMS: usize = 256;
+    const MAX_DEVICES: usize = 64;
+    const MAX_PODS: usize = 256;
+    /// The text's characters, as the admission policy checks them (beside `size(...) <= MAX_LEN`: RE2
+    /// repeats at most 1000 times).
+    pub const PATTERN: &str = r"^(none|[a-z0-9./=+>:,-]+)$";
+
+    pub fn encode(claims: &[ApiClaimFacts]) -> String {
+        if claims.is_empty() {
+            return "none".into();
+        }
+        claims
+            .iter()
+            .map(|c| {
+                let mut s = format!("{}/{}={}", c.namespace, c.name, c.devices.join("+"));
+                for p in &c.pods {
+                    s.push('>');
+                    s.push_str(&p.name);
+                    s.push(':');
+                    s.push_str(&p.uid);
+                }
+                s
+            })
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    fn name(s: &str, max: usize, what: &str) -> Result<String, String> {
+        let ok = !s.is_empty()
+            && s.len() <= max
+            && s.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+            && !s.starts_with(['-', '.'])
+            && !s.ends_with(['-', '.']);
+        if ok {
+            Ok(s.to_string())
+        } else {
+            Err(format!("`{s}` is not a {what}"))
+        }
+    }
+
+    pub fn decode(text: &str) -> Result<Vec<ApiClaimFacts>, String> {
+        if text.len() > MAX_LEN {
+            return Err(format!("longer than {MAX_LEN} bytes"));
+        }
+        if text == "none" {
+            return Ok(Vec::new());
+        }
+        let mut out = Vec::new();
+        for claim in text.split(',') {
+            if out.len() == MAX_CLAIMS {
+                return Err(format!("more than {MAX_CLAIMS} claims"));
+            }
+            let (id, rest) = claim
+                .split_once('=')
+                .ok_or_else(|| format!("`{claim}`: no `=` after the claim's name"))?;
+            let (ns, cname) = id
+                .split_once('/')
+                .ok_or_else(|| format!("`{id}`: not <namespace>/<name>"))?;
+            let mut parts = rest.split('>');
+            let devices = parts
+                .next()
+                .unwrap_or_default()
+                .split('+')
+                .map(|d| {
+                    let (driver, dev) = d
+                        .split_once('/')
+                        .ok_or_else(|| format!("`{d}`: not <driver>/<device>"))?;
+                    Ok(format!(
+                        "{}/{}",
+                        name(driver, 253, "DRA driver name")?,
+                        name(dev, 63, "DRA device name")?
+                    ))
+                })
+                .collect::<Result<Vec<_>, String>>()?;
+            if devices.len() > MAX_DEVICES {
+                return Err(format!("claim `{id}`: more than {MAX_DEVICES} devices"));
+            }
+            let pods = parts
+                .map(|p| {
+                    let (pod, uid) = p.split_once(':').unwrap_or((p, ""));
+                    Ok(ApiClaimPodFacts {
+                        name: name(pod, 253, "pod name")?,
+                        uid: if uid.is_empty() {
+                            String::new()
+                        } else {
+                            name(uid, 64, "pod UID")?
+                        },
+                    })
+                })
+                .collect::<Result<Vec<_>, String>>()?;
+            if pods.len() > MAX_PODS {
+                return Err(format!("claim `{id}`: more than {MAX_PODS} pods"));
+            }
+            out.push(ApiClaimFacts {
+                namespace: name(ns, 63, "namespace")?,
+                name: name(cname, 253, "claim name")?,
+                devices,
+                pods,
+            });
+        }
+        Ok(out)
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn round_trip_and_refusals() {
+            let claims = vec![
+                ApiClaimFacts {
+                    namespace: "ml".into(),
+                    name: "train-0-gpu-x7".into(),
+                    devices: vec!["gpu.nvidia.com/gpu-1".into(), "gpu.nvidia.com/gpu-3".into()],
+                    pods: vec![ApiClaimPodFacts {
+                        name: "train-0".into(),
+                        uid: "0d3c4b1e-1111-4222-8333-444455556666".into(),
+                    }],
+                },
+                ApiClaimFacts {
+                    namespace: "a".into(),
+                    name: "stale".into(),
+                    devices: vec!["gpu.nvidia.com/gpu-0-mig-1g10gb-19-0".into()],
+                    pods: vec![],
+                },
+            ];
+            let text = encode(&claims);
+            assert!(regex_lite_match(&text), "{text}");
+            assert_eq!(decode(&text).unwrap(), claims);
+            assert_eq!(decode("none").unwrap(), vec![]);
+            assert_eq!(encode(&[]), "none");
+            for bad in [
+                "",
+                "ml/c",
+                "ml=gpu.nvidia.com/gpu-0",
+                "ml/c=gpu-0",
+                "ML/c=gpu.nvidia.com/gpu-0",
+                "ml/c=gpu.nvidia.com/gpu-0>",
+                "ml/-c=gpu.nvidia.com/gpu-0",
+                "ml/c=gpu.nvidia.com/gpu_0",
+            ] {
+                assert!(decode(bad).is_err(), "{bad:?} accepted");
+            }
+            assert!(decode(&"a".repeat(MAX_LEN + 1)).is_err());
+        }
+
+        /// PATTERN's character class, checked without a regex engine.
+        fn regex_lite_match(s: &str) -> bool {
+            s == "none"
+                || (!s.is_empty()
+                    && s.len() <= MAX_LEN
+                    && s.bytes().all(|b| {
+                        b.is_ascii_lowercase() || b.is_ascii_digit() || b"./=+>:,-".contains(&b)
+                    }))
+        }
+    }
+}

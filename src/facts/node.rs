@@ -56,6 +56,10 @@ pub struct NodeFacts {
     /// `reset`; absent when not collected).
     #[serde(default, skip_serializing_if = "Reading::is_not_collected")]
     pub dra: Reading<DraHostFacts>,
+    /// The ResourceClaims the API server has allocated on this node, given by the launcher
+    /// (`--api-claims`); absent when not given (local mode, no DRA API, the list refused or too long).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_claims: Option<Vec<super::ApiClaimFacts>>,
     /// NVML events received while the probe waited for them (`--watch SECONDS`); absent otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nvml_events: Option<NvmlEventsFacts>,

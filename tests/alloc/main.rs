@@ -1096,3 +1096,107 @@ fn a_claim_nothing_names_makes_attribution_incomplete_and_blocks_every_reset() {
         );
     }
 }
+
+/// The kubelet names no DRA claim and the driver wrote no per-claim spec, but the launcher read the API
+/// server's ResourceClaims on the node (`--api-claims`): they name the holders. The job's own process on
+/// its claimed GPU is allocated (joined by minor, not index), a process of another pod on that GPU is a
+/// bypass again, the claimed GPU's reset is refused naming the pod, a free GPU's passes, and an empty list
+/// from the API server ("none") frees every GPU.
+#[test]
+fn the_api_servers_claims_name_what_the_kubelet_does_not() {
+    let f = scenario("h100-zombie-process");
+    let host = short_root();
+    for g in &f.gpus {
+        let bdf = gpu_diag::pci::normalize_bus_id(g.pci_bus_id.ok().unwrap()).unwrap();
+        host.file(
+            &format!("proc/driver/nvidia/gpus/{bdf}/information"),
+            format!("Model: \t\t NVIDIA H100 80GB HBM3\nDevice Minor: \t {}\n", 7 - g.index),
+        );
+    }
+    let reg = host.path().join("var/lib/kubelet/plugins_registry");
+    std::fs::create_dir_all(&reg).unwrap();
+    std::mem::forget(
+        std::os::unix::net::UnixListener::bind(reg.join("gpu.nvidia.com-reg.sock")).unwrap(),
+    );
+    host.process(
+        51022,
+        "python3",
+        'R',
+        &format!("0::/kubepods/burstable/pod{UID_TRAIN}/{CID_TRAIN}\n"),
+    )
+    .file("proc/uptime", "200000.00 1.00\n")
+    .container_logs("ml", "train-0", UID_TRAIN, "trainer", CID_TRAIN, NOW - 7200.0);
+    let _k = serve(
+        host.path(),
+        Kubelet {
+            pods: vec![pod("ml", "train-0", &[("trainer", "example.com/none", &[])])],
+            allocatable: Some(vec![]),
+        },
+    );
+    let root = host.path().to_str().unwrap();
+    let run = |claims: &str, cmd: &[&str]| {
+        let mut argv = vec!["--simulate", "h100-zombie-process", "--host-root", root];
+        argv.extend(cmd);
+        argv.extend(["--api-claims", claims]);
+        probe(&argv).1
+    };
+    // Where train-0's process runs, as NVML indexes it, and the GPU's minor.
+    let before = allocation("h100-zombie-process", &host);
+    let idx = before["gpus"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["processes"].as_array().unwrap().iter().any(|p| p["pid"] == 51022))
+        .map(|g| g["index"].as_u64().unwrap() as u32)
+        .unwrap_or_else(|| panic!("{before}"));
+    let other = f.gpus.iter().map(|g| g.index).find(|&i| i != idx).unwrap();
+    let claims = format!(
+        "ml/train-0-gpu-x1=gpu.nvidia.com/gpu-{}>train-0:{UID_TRAIN}",
+        7 - idx
+    );
+
+    let r = run(&claims, &["allocation"])["allocation"].clone();
+    assert_eq!(r["exact"], true, "{r}");
+    assert_eq!(r["dra"]["claims_from_api_server"], 1, "{r}");
+    assert!(r["dra"].get("unnamed").is_none(), "{r}");
+    assert_eq!(process(&r, 51022)["status"], "allocated", "{r}");
+    let holder = &r["gpus"][idx as usize]["allocated_to"][0];
+    assert_eq!(
+        (holder["pod"].as_str(), holder["claim"].as_str()),
+        (Some("train-0"), Some("ml/train-0-gpu-x1")),
+        "{r}"
+    );
+    assert!(!codes(&r).contains(&"alloc.dra_claims_unnamed".into()));
+
+    // The same claim on another GPU: train-0's process now uses a GPU it does not hold.
+    let elsewhere = format!(
+        "ml/train-0-gpu-x1=gpu.nvidia.com/gpu-{}>train-0:{UID_TRAIN}",
+        7 - other
+    );
+    let r = run(&elsewhere, &["allocation"])["allocation"].clone();
+    assert_eq!(process(&r, 51022)["status"], "not_allocated", "{r}");
+    assert!(codes(&r).contains(&"alloc.process_not_allocated".into()));
+
+    let check = |claims: &str, gpu: u32| {
+        let g = gpu.to_string();
+        let doc = run(claims, &["reset", "--gpu", &g, "--dry-run"]);
+        doc["reset"]["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["check"] == "not_assigned_to_a_pod")
+            .cloned()
+            .unwrap_or_else(|| panic!("{doc}"))
+    };
+    let held = check(&claims, idx);
+    assert_eq!(held["status"], "block", "{held}");
+    let ev = held["evidence"].as_str().unwrap();
+    assert!(ev.contains("ml/train-0") && ev.contains("named by the API server"), "{held}");
+    assert_eq!(check(&claims, other)["status"], "pass");
+    assert_eq!(check("none", idx)["status"], "pass");
+    // A claim the API server reserved for no pod still holds its GPU.
+    let stale = format!("ml/left-over=gpu.nvidia.com/gpu-{}", 7 - idx);
+    assert_eq!(check(&stale, idx)["status"], "block");
+    // A device whose minor no GPU has holds an unknown GPU: every reset is refused.
+    assert_eq!(check("ml/c=gpu.nvidia.com/gpu-99>p:u", other)["status"], "block");
+}

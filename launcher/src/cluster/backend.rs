@@ -501,6 +501,20 @@ impl ClusterBackend for KubeBackend {
         })
     }
 
+    fn dra_claims_on<'a>(
+        &'a self,
+        context: Option<&'a str>,
+        node: &'a str,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = super::dra_api::NodeClaims> + Send + 'a>>
+    {
+        Box::pin(async move {
+            match self.clients.get(context).await {
+                Ok(client) => super::dra_api::claims_on(client, node).await,
+                Err(e) => super::dra_api::NodeClaims::Unreadable(e.to_string()),
+            }
+        })
+    }
+
     fn pods_with_gpus<'a>(
         &'a self,
         context: Option<&'a str>,

@@ -8,6 +8,7 @@
 pub mod backend;
 pub mod clients;
 pub mod compute_domains;
+pub mod dra_api;
 pub mod gpu_resources;
 pub mod labels;
 pub mod operator;
@@ -216,6 +217,15 @@ pub trait ClusterBackend: Send + Sync {
             let pods = self.pods_with_gpus(context, node).await?;
             Ok((n, pods))
         })
+    }
+    /// The ResourceClaims the API server has allocated on `node` ([`dra_api::claims_on`]); never an
+    /// error: what could not be read says why.
+    fn dra_claims_on<'a>(
+        &'a self,
+        _context: Option<&'a str>,
+        _node: &'a str,
+    ) -> Pin<Box<dyn Future<Output = dra_api::NodeClaims> + Send + 'a>> {
+        Box::pin(async { dra_api::NodeClaims::NoDra("this backend reads no DRA claims".into()) })
     }
     /// Kubeconfig contexts this launcher can use (for validating a tool's `context` argument).
     fn contexts(&self) -> Vec<String>;

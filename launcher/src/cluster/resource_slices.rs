@@ -14,8 +14,6 @@ use serde_json::Value;
 
 use gpu_diag::incident::platform::{self, DeviceTaint, PlatformMark};
 
-/// Served versions, newest first.
-const VERSIONS: &[&str] = &["v1", "v1beta2", "v1beta1"];
 /// Slices per list page.
 const PAGE: u32 = 500;
 /// Devices read per slice and taints per device (1.36 allows 64 devices in a tainted slice, 16 taints
@@ -47,59 +45,53 @@ impl DeviceWord {
     }
 }
 
-/// The ResourceSlices of `node` (all nodes when `None`), read once.
+/// The ResourceSlices of `node` (all nodes when `None`), read once: one discovery request, then one
+/// paged list of the newest served version.
 pub async fn read(client: kube::Client, node: Option<&str>) -> DeviceWord {
     let mut word = DeviceWord::default();
-    let mut not_served = Vec::new();
-    for ver in VERSIONS {
-        let gvk = GroupVersionKind::gvk("resource.k8s.io", ver, "ResourceSlice");
-        let ar = ApiResource::from_gvk_with_plural(&gvk, "resourceslices");
-        let api: Api<DynamicObject> = Api::all_with(client.clone(), &ar);
-        let mut lp = ListParams::default().limit(PAGE);
-        if let Some(n) = node {
-            lp = lp.fields(&format!("spec.nodeName={n}"));
+    let ver = match super::dra_api::served_version(&client).await {
+        Ok(v) => v,
+        Err(why) => {
+            word.unreadable = Some(format!("ResourceSlices not readable: {why}; device taints unknown"));
+            return word;
         }
-        let mut first = true;
-        loop {
-            match api.list(&lp).await {
-                Ok(page) => {
-                    for o in &page.items {
-                        if let Ok(v) = serde_json::to_value(o) {
-                            add_slice(&v, &mut word);
-                        }
+    };
+    let gvk = GroupVersionKind::gvk("resource.k8s.io", ver, "ResourceSlice");
+    let ar = ApiResource::from_gvk_with_plural(&gvk, "resourceslices");
+    let api: Api<DynamicObject> = Api::all_with(client, &ar);
+    let mut lp = ListParams::default().limit(PAGE);
+    if let Some(n) = node {
+        lp = lp.fields(&format!("spec.nodeName={n}"));
+    }
+    loop {
+        match api.list(&lp).await {
+            Ok(page) => {
+                for o in &page.items {
+                    if let Ok(v) = serde_json::to_value(o) {
+                        add_slice(&v, &mut word);
                     }
-                    match page.metadata.continue_ {
-                        Some(c) if !c.is_empty() => lp = lp.continue_token(&c),
-                        _ => return word,
-                    }
                 }
-                Err(kube::Error::Api(s)) if s.code == 404 && first => {
-                    not_served.push(*ver);
-                    break;
-                }
-                Err(kube::Error::Api(s)) if s.code == 403 => {
-                    word.unreadable = Some(format!(
-                        "ResourceSlices ({ver}) not readable: forbidden by RBAC ({}); device taints unknown",
-                        platform::clean(&s.message, platform::MAX_MESSAGE)
-                    ));
-                    return word;
-                }
-                Err(e) => {
-                    word.unreadable = Some(format!(
-                        "ResourceSlices ({ver}) not readable: {}; device taints unknown",
-                        platform::clean(&e.to_string(), platform::MAX_MESSAGE)
-                    ));
-                    return word;
+                match page.metadata.continue_ {
+                    Some(c) if !c.is_empty() => lp = lp.continue_token(&c),
+                    _ => return word,
                 }
             }
-            first = false;
+            Err(kube::Error::Api(s)) if s.code == 403 => {
+                word.unreadable = Some(format!(
+                    "ResourceSlices ({ver}) not readable: forbidden by RBAC ({}); device taints unknown",
+                    platform::clean(&s.message, platform::MAX_MESSAGE)
+                ));
+                return word;
+            }
+            Err(e) => {
+                word.unreadable = Some(format!(
+                    "ResourceSlices ({ver}) not readable: {}; device taints unknown",
+                    platform::clean(&e.to_string(), platform::MAX_MESSAGE)
+                ));
+                return word;
+            }
         }
     }
-    word.unreadable = Some(format!(
-        "ResourceSlices not readable: resource.k8s.io {} not served by the API server (no DRA); device taints unknown",
-        not_served.join(", ")
-    ));
-    word
 }
 
 fn text<'a>(v: &'a Value, path: &[&str]) -> Option<&'a str> {

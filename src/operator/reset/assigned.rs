@@ -43,6 +43,11 @@ pub fn check_assignment(facts: &NodeFacts, gpu: u32) -> Option<Check> {
     if let Some(g) = report.gpus.iter().find(|g| g.gpu.index == gpu) {
         for h in &g.allocated_to {
             blocks.push(match &h.claim {
+                Some(c) if h.container.is_empty() => format!(
+                    "{}/{} holds it through DRA claim {c} ({} device {}; named by the API server, the kubelet \
+                     reports no DRA claims)",
+                    h.namespace, h.pod, h.resource_name, h.device_id
+                ),
                 Some(c) => format!(
                     "{}/{} (container {}) holds it through DRA claim {c} ({} device {})",
                     h.namespace, h.pod, h.container, h.resource_name, h.device_id

@@ -218,6 +218,15 @@ impl Cx {
         self.env.cluster.is_none()
     }
 
+    /// The ResourceClaims the API server has allocated on the node, for node-probe's `--api-claims`
+    /// (DRA's second source after the kubelet); local mode has none.
+    pub async fn dra_claims(&self, t: &NodeTarget) -> crate::cluster::dra_api::NodeClaims {
+        match &self.env.cluster {
+            Some(c) => c.dra_claims_on(t.context.as_deref(), &t.node_name).await,
+            None => crate::cluster::dra_api::NodeClaims::NoDra("local mode: no API server".into()),
+        }
+    }
+
     /// Check a node target the same way for every node tool.
     pub fn check_target(&self, t: &NodeTarget) -> Result<(), ToolError> {
         target::check_node_name(&t.node_name)?;

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
-use gpu_diag::command::Command;
+use gpu_diag::command::Request;
 use gpu_diag::attribution::join::{ApiContainer, ApiPod, PodAssignment, SeenBy};
 use gpu_diag::attribution::{AllocatedDevice, AllocationReport, AttributedProcess};
 use gpu_diag::facts::Reading;
@@ -48,6 +48,10 @@ pub struct PodAllocation {
     /// Why the API server's view is missing (local mode).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub api_why: Option<String>,
+    /// Why the API server's ResourceClaims on the node were not read (forbidden, failed, too many): where
+    /// the kubelet names no DRA claim, attribution then rests on the node's own evidence.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub claims_why: Option<String>,
     /// Both views joined per pod: requests beside the kubelet's device ids with their GPU index, UUID and
     /// MIG instance. Pods only one side knows are listed too (`seen_by`). Empty unless `exact` and in a
     /// cluster (in local mode `report.pods` holds the kubelet's assignment alone).
@@ -92,7 +96,13 @@ only the kubelet's view is shown.";
                     .map(Some),
             }
         };
-        let probe = cx.probe_report(Self::NAME, &t, Command::Allocation, pick!(Allocation));
+        // The API server's claims on the node go to the probe first: where the kubelet names no DRA claim
+        // they name the holders (two small requests before the probe pod starts).
+        let claims = cx.dra_claims(&t).await;
+        let request = Request::Allocation {
+            api_claims: claims.arg(),
+        };
+        let probe = cx.probe_report(Self::NAME, &t, request, pick!(Allocation));
         let (api, probe) = tokio::select! {
             r = async { tokio::join!(api, probe) } => r,
             // The probe also sees the token and deletes its pod; the API requests are simply dropped.
@@ -153,6 +163,7 @@ only the kubelet's view is shown.";
                  shown alone"
                     .to_string()
             }),
+            claims_why: claims.why_not().map(str::to_string),
             assignment,
             join_findings,
             run,
@@ -206,6 +217,21 @@ only the kubelet's view is shown.";
         if let Some(w) = &p.api_why {
             let _ = writeln!(out, "requests: {w}");
         }
+        if let Some(n) = p
+            .report
+            .as_ref()
+            .and_then(|r| r.dra.as_ref())
+            .and_then(|d| d.claims_from_api_server)
+        {
+            let _ = writeln!(
+                out,
+                "DRA claims: the kubelet reports none; the API server's {n} ResourceClaim(s) allocated on \
+                 this node name the pods (not their containers)"
+            );
+        }
+        if let Some(w) = &p.claims_why {
+            let _ = writeln!(out, "DRA claims: {w}");
+        }
         let probe_findings = p.report.as_ref().map_or(&[][..], |r| &r.findings[..]);
         render_findings(p.join_findings.clone(), probe_findings, &mut out);
         let kubelet_alone = p.exact && p.api_why.is_some();
@@ -223,7 +249,11 @@ only the kubelet's view is shown.";
             for pod in pods {
                 let _ = writeln!(out, "- {}/{}", pod.namespace, pod.name);
                 for c in &pod.containers {
-                    let _ = writeln!(out, "    {}:", c.name);
+                    if c.name.is_empty() {
+                        out.push_str("    (a container; the API server names the pod's claim):\n");
+                    } else {
+                        let _ = writeln!(out, "    {}:", c.name);
+                    }
                     for d in &c.devices {
                         let _ = writeln!(out, "      {}", device_line(d));
                     }
@@ -448,7 +478,7 @@ mod tests {
         let sc = gpu_diag::scenarios::find("h100-zombie-process").expect("scenario");
         let facts = gpu_diag::scenarios::parse(&sc.json()).unwrap();
         let Report::Allocation(report) =
-            Command::Allocation.analyze(&facts, &Default::default())
+            gpu_diag::command::Command::Allocation.analyze(&facts, &Default::default())
         else {
             panic!("not an allocation report")
         };
@@ -491,6 +521,7 @@ mod tests {
             requested_by_resource: gpu(3),
             pods: vec![],
             api_why: None,
+            claims_why: None,
             assignment: j.pods,
             join_findings: j.findings,
             run: None,

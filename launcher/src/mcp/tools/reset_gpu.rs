@@ -78,6 +78,9 @@ elicitation, after seeing the preflight; where the client can ask no one, `confi
             args: a,
         }: Self::Args,
     ) -> Result<Self::Output, ToolError> {
+        // Where the kubelet names no DRA claim, the API server's claims on the node tell the preflight
+        // which pods hold which GPUs; without them a registered GPU driver blocks every reset.
+        let claims = cx.dra_claims(&node).await;
         ProbeAction {
             action: Self::NAME,
             target: format!("{}/gpu/{}", node.node_name, a.gpu),
@@ -85,6 +88,7 @@ elicitation, after seeing the preflight; where the client can ask no one, `confi
             request: gpu_diag::command::Request::Reset {
                 gpu: a.gpu,
                 dry_run: false,
+                api_claims: claims.arg(),
             },
             dry_run: a.dry_run.unwrap_or(false),
             confirm: a.confirm,
