@@ -467,7 +467,10 @@ mod tests {
         };
         assert!(matches!(inv.command, Cmd::Analysis(ref a) if a.command == Command::Allocation));
         assert_eq!(inv.global.api_claims.unwrap().0, vec![]);
-        assert!(parse(["node-probe", "allocation", "--api-claims", "ML/x"].map(OsString::from)).is_err());
+        assert!(
+            parse(["node-probe", "allocation", "--api-claims", "ML/x"].map(OsString::from))
+                .is_err()
+        );
         match run(Request::Evidence { time_limit_secs: 5 }.argv()) {
             Cmd::Evidence(e) => assert_eq!(e.time_limit, 5),
             other => panic!("{other:?}"),

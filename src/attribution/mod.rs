@@ -599,7 +599,8 @@ fn attribute(
                         .flat_map(|x| &x.containers)
                         // An unnamed container is the API server's claim: any of the pod's.
                         .filter(|c| {
-                            c.name.is_empty() || container.is_none_or(|(_, _, name)| &c.name == name)
+                            c.name.is_empty()
+                                || container.is_none_or(|(_, _, name)| &c.name == name)
                         })
                         .flat_map(|c| &c.devices)
                         .any(|d| covers(d, g.index, p.gpu_instance_id));

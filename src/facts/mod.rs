@@ -41,10 +41,9 @@ pub use host::{DriverFacts, HostFacts, ServiceFacts};
 pub use imex::{ImexDomainFacts, ImexFacts, ImexPeerFacts, daemon_state_from_ctl};
 pub use interconnect::{AerFacts, FabricFacts, GpuPairFacts, NvLinkFacts, P2pFacts, PcieFacts};
 pub use kubelet::{
-    ApiClaimFacts, ApiClaimPodFacts, api_claims_arg,
-    CdiClaimSpecFacts, ClaimDeviceFacts, ClaimFacts, ContainerDevicesFacts, ContainerLogDirFacts,
-    DraHostFacts, KubeletLogFacts, PodLogDirFacts, PodResourcesContainerFacts, PodResourcesFacts,
-    PodResourcesPodFacts,
+    ApiClaimFacts, ApiClaimPodFacts, CdiClaimSpecFacts, ClaimDeviceFacts, ClaimFacts,
+    ContainerDevicesFacts, ContainerLogDirFacts, DraHostFacts, KubeletLogFacts, PodLogDirFacts,
+    PodResourcesContainerFacts, PodResourcesFacts, PodResourcesPodFacts, api_claims_arg,
 };
 pub use node::NodeFacts;
 pub use processes::{DeviceHolderFacts, DeviceHoldersFacts, GpuProcessFacts, HostProcessFacts};

@@ -1110,7 +1110,10 @@ fn the_api_servers_claims_name_what_the_kubelet_does_not() {
         let bdf = gpu_diag::pci::normalize_bus_id(g.pci_bus_id.ok().unwrap()).unwrap();
         host.file(
             &format!("proc/driver/nvidia/gpus/{bdf}/information"),
-            format!("Model: \t\t NVIDIA H100 80GB HBM3\nDevice Minor: \t {}\n", 7 - g.index),
+            format!(
+                "Model: \t\t NVIDIA H100 80GB HBM3\nDevice Minor: \t {}\n",
+                7 - g.index
+            ),
         );
     }
     let reg = host.path().join("var/lib/kubelet/plugins_registry");
@@ -1125,11 +1128,22 @@ fn the_api_servers_claims_name_what_the_kubelet_does_not() {
         &format!("0::/kubepods/burstable/pod{UID_TRAIN}/{CID_TRAIN}\n"),
     )
     .file("proc/uptime", "200000.00 1.00\n")
-    .container_logs("ml", "train-0", UID_TRAIN, "trainer", CID_TRAIN, NOW - 7200.0);
+    .container_logs(
+        "ml",
+        "train-0",
+        UID_TRAIN,
+        "trainer",
+        CID_TRAIN,
+        NOW - 7200.0,
+    );
     let _k = serve(
         host.path(),
         Kubelet {
-            pods: vec![pod("ml", "train-0", &[("trainer", "example.com/none", &[])])],
+            pods: vec![pod(
+                "ml",
+                "train-0",
+                &[("trainer", "example.com/none", &[])],
+            )],
             allocatable: Some(vec![]),
         },
     );
@@ -1146,7 +1160,13 @@ fn the_api_servers_claims_name_what_the_kubelet_does_not() {
         .as_array()
         .unwrap()
         .iter()
-        .find(|g| g["processes"].as_array().unwrap().iter().any(|p| p["pid"] == 51022))
+        .find(|g| {
+            g["processes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|p| p["pid"] == 51022)
+        })
         .map(|g| g["index"].as_u64().unwrap() as u32)
         .unwrap_or_else(|| panic!("{before}"));
     let other = f.gpus.iter().map(|g| g.index).find(|&i| i != idx).unwrap();
@@ -1191,12 +1211,18 @@ fn the_api_servers_claims_name_what_the_kubelet_does_not() {
     let held = check(&claims, idx);
     assert_eq!(held["status"], "block", "{held}");
     let ev = held["evidence"].as_str().unwrap();
-    assert!(ev.contains("ml/train-0") && ev.contains("named by the API server"), "{held}");
+    assert!(
+        ev.contains("ml/train-0") && ev.contains("named by the API server"),
+        "{held}"
+    );
     assert_eq!(check(&claims, other)["status"], "pass");
     assert_eq!(check("none", idx)["status"], "pass");
     // A claim the API server reserved for no pod still holds its GPU.
     let stale = format!("ml/left-over=gpu.nvidia.com/gpu-{}", 7 - idx);
     assert_eq!(check(&stale, idx)["status"], "block");
     // A device whose minor no GPU has holds an unknown GPU: every reset is refused.
-    assert_eq!(check("ml/c=gpu.nvidia.com/gpu-99>p:u", other)["status"], "block");
+    assert_eq!(
+        check("ml/c=gpu.nvidia.com/gpu-99>p:u", other)["status"],
+        "block"
+    );
 }

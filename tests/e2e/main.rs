@@ -8,6 +8,7 @@ mod testbed;
 mod attribution;
 mod check;
 mod copy;
+mod dra;
 mod fleet;
 mod golden;
 mod hostile;

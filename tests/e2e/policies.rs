@@ -253,45 +253,106 @@ fn probe_pods_and_execs_of_another_shape_are_refused_by_the_policies() {
     // grammar: no other characters, no other command, no extra flag after it.
     for (argv, what) in [
         (
-            vec!["node-probe", "allocation", "--api-claims", "ml/c=gpu.nvidia.com/gpu-0;id", "--node-name", &node],
+            vec![
+                "node-probe",
+                "allocation",
+                "--api-claims",
+                "ml/c=gpu.nvidia.com/gpu-0;id",
+                "--node-name",
+                &node,
+            ],
             "--api-claims with a character outside its grammar",
         ),
         (
-            vec!["node-probe", "allocation", "--api-claims", "ML/C=gpu.nvidia.com/gpu-0", "--node-name", &node],
+            vec![
+                "node-probe",
+                "allocation",
+                "--api-claims",
+                "ML/C=gpu.nvidia.com/gpu-0",
+                "--node-name",
+                &node,
+            ],
             "--api-claims in upper case",
         ),
         (
-            vec!["node-probe", "health", "--api-claims", "none", "--node-name", &node],
+            vec![
+                "node-probe",
+                "health",
+                "--api-claims",
+                "none",
+                "--node-name",
+                &node,
+            ],
             "--api-claims on another command",
         ),
         (
-            vec!["node-probe", "allocation", "--api-claims", "none", "--fixture", &m, "--node-name", &node],
+            vec![
+                "node-probe",
+                "allocation",
+                "--api-claims",
+                "none",
+                "--fixture",
+                &m,
+                "--node-name",
+                &node,
+            ],
             "--api-claims followed by another flag",
         ),
         (
-            vec!["node-probe", "reset", "--gpu", "0", "--api-claims", "none", "--node-name", &node],
+            vec![
+                "node-probe",
+                "reset",
+                "--gpu",
+                "0",
+                "--api-claims",
+                "none",
+                "--node-name",
+                &node,
+            ],
             "reset with --api-claims without the operator role",
         ),
     ] {
-        refused_by(&exec(User::Reader, "probe", &argv), "k8s-gpu-mcp-probe-exec", what);
+        refused_by(
+            &exec(User::Reader, "probe", &argv),
+            "k8s-gpu-mcp-probe-exec",
+            what,
+        );
     }
     let long = format!("ml/c=gpu.nvidia.com/gpu-0>{}", "p".repeat(16_400));
     refused_by(
-        &exec(User::Reader, "probe", &["node-probe", "allocation", "--api-claims", &long, "--node-name", &node]),
+        &exec(
+            User::Reader,
+            "probe",
+            &[
+                "node-probe",
+                "allocation",
+                "--api-claims",
+                &long,
+                "--node-name",
+                &node,
+            ],
+        ),
         "k8s-gpu-mcp-probe-exec",
         "--api-claims over 16384 bytes",
     );
     assert!(!marker.exists(), "a refused exec ran");
     // The launcher's allocation with the API server's claims is admitted.
     let claims = gpu_diag::command::Request::Allocation {
-        api_claims: Some("ml/train-0-gpu=gpu.nvidia.com/gpu-1>train-0:0d3c4b1e-1111-4222-8333-444455556666".into()),
+        api_claims: Some(
+            "ml/train-0-gpu=gpu.nvidia.com/gpu-1>train-0:0d3c4b1e-1111-4222-8333-444455556666"
+                .into(),
+        ),
     }
     .argv();
     let mut argv: Vec<&str> = vec!["node-probe"];
     argv.extend(claims.iter().map(String::as_str));
     argv.extend(["--node-name", node.as_str()]);
     let out = exec(User::Reader, "probe", &argv);
-    assert!(out.status.success(), "allocation --api-claims: {}", stderr(&out));
+    assert!(
+        out.status.success(),
+        "allocation --api-claims: {}",
+        stderr(&out)
+    );
     // The launcher's own argv is admitted and answers.
     let out = exec(
         User::Reader,

@@ -194,7 +194,10 @@ async fn node_and_gpu_pods_answers_both_in_two_requests() {
     // One node read, one pod list, one discovery of resource.k8s.io (404 here: no DRA, so no slice list).
     let paths: Vec<String> = log.lock().unwrap().iter().map(|r| r.path.clone()).collect();
     assert_eq!(paths.len(), 3, "{paths:?}");
-    assert!(paths.contains(&"/apis/resource.k8s.io".to_string()), "{paths:?}");
+    assert!(
+        paths.contains(&"/apis/resource.k8s.io".to_string()),
+        "{paths:?}"
+    );
     // The same answer as the two separate calls.
     let alone = b.get_node(None, "gpu-b").await.unwrap();
     assert_eq!(n.gpu_allocated, alone.gpu_allocated);

@@ -174,6 +174,8 @@ EOF
   PIDS+=($!)
   wait_for 30 etcd curl -fsS "http://127.0.0.1:$ETCD_PORT/health" || die "etcd not healthy (see $DIR/etcd.log)"
 
+  # DRADeviceTaints (alpha in 1.35) keeps ResourceSlice device taints, ResourceHealthStatus (alpha) the pods'
+  # allocatedResourcesStatus: both are dropped on write with their gate off.
   # No --kubelet-certificate-authority: the apiserver then skips verifying the kubelet's (kwok's) serving
   # certificate (pkg/kubelet/client/kubelet_client.go). InternalIP first: kwok nodes carry 127.0.0.1 there.
   "$BIN/kube-apiserver" \
@@ -187,6 +189,7 @@ EOF
     --service-account-key-file="$PKI/sa.pub" --service-account-signing-key-file="$PKI/sa.key" \
     --service-cluster-ip-range=10.0.0.0/24 \
     --allow-privileged=true \
+    --feature-gates=DRADeviceTaints=true,ResourceHealthStatus=true \
     --endpoint-reconciler-type=none \
     --kubelet-preferred-address-types=InternalIP,Hostname \
     --cert-dir="$DIR/kas-certs" \

@@ -118,9 +118,7 @@ pub async fn claims_on(client: kube::Client, node: &str) -> NodeClaims {
             }
         }
         match page.metadata.continue_ {
-            Some(c) if !c.is_empty() && scanned < MAX_CLAIMS_SCANNED => {
-                lp = lp.continue_token(&c)
-            }
+            Some(c) if !c.is_empty() && scanned < MAX_CLAIMS_SCANNED => lp = lp.continue_token(&c),
             Some(c) if !c.is_empty() => {
                 return NodeClaims::Unreadable(format!(
                     "more than {MAX_CLAIMS_SCANNED} ResourceClaims in the cluster: not all were read"
@@ -154,7 +152,12 @@ fn selects(sel: &Value, node: &str) -> bool {
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
-        .flat_map(|t| t.get("matchFields").and_then(Value::as_array).into_iter().flatten())
+        .flat_map(|t| {
+            t.get("matchFields")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+        })
         .any(|f| {
             text(f, &["key"]) == Some("metadata.name")
                 && text(f, &["operator"]) == Some("In")
@@ -189,7 +192,10 @@ pub fn claim_on(v: &Value, node: &str) -> Option<ApiClaimFacts> {
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
-        .filter(|r| text(r, &["resource"]) == Some("pods") && text(r, &["apiGroup"]).unwrap_or("").is_empty())
+        .filter(|r| {
+            text(r, &["resource"]) == Some("pods")
+                && text(r, &["apiGroup"]).unwrap_or("").is_empty()
+        })
         .filter_map(|r| {
             Some(ApiClaimPodFacts {
                 name: text(r, &["name"])?.to_string(),
@@ -234,7 +240,13 @@ mod tests {
         // Another node, another driver, no allocation: nothing.
         assert!(claim_on(&claim(Some("gpu-6"), "gpu-6", "gpu.nvidia.com"), "gpu-5").is_none());
         assert!(claim_on(&claim(Some("gpu-5"), "gpu-5", "nic.example.com"), "gpu-5").is_none());
-        assert!(claim_on(&json!({"metadata": {"namespace": "a", "name": "b"}, "status": {}}), "gpu-5").is_none());
+        assert!(
+            claim_on(
+                &json!({"metadata": {"namespace": "a", "name": "b"}, "status": {}}),
+                "gpu-5"
+            )
+            .is_none()
+        );
     }
 
     #[test]

@@ -52,7 +52,9 @@ pub async fn read(client: kube::Client, node: Option<&str>) -> DeviceWord {
     let ver = match super::dra_api::served_version(&client).await {
         Ok(v) => v,
         Err(why) => {
-            word.unreadable = Some(format!("ResourceSlices not readable: {why}; device taints unknown"));
+            word.unreadable = Some(format!(
+                "ResourceSlices not readable: {why}; device taints unknown"
+            ));
             return word;
         }
     };

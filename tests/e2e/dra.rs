@@ -1,0 +1,207 @@
+//! DRA through the real API server (1.35, DRADeviceTaints on as a cluster that uses device taints has it):
+//! the DRA driver's word on its devices (ResourceSlice taints in NVIDIA's driver's shape, v0.4.0:
+//! `gpu.nvidia.com/xid=<code>:NoSchedule`, `gpu.nvidia.com/gpu-lost:NoSchedule`, the GPU's `uuid` attribute)
+//! joined into the probe's incidents or standing as their own, and the ResourceClaims allocated on a node
+//! read by the launcher and given to the probe, which names the holders a kubelet without DRA reporting
+//! leaves out.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::mcp;
+use crate::testbed::{FakeNode, Testbed, User, skipped, unique};
+
+const SINCE: &str = "2026-11-24T08:30:00Z";
+
+fn uuids(scenario: &str) -> Vec<String> {
+    let f =
+        gpu_diag::scenarios::parse(&gpu_diag::scenarios::find(scenario).unwrap().json()).unwrap();
+    f.gpus
+        .iter()
+        .map(|g| g.uuid.ok().unwrap().clone())
+        .collect()
+}
+
+/// NVIDIA's GPU driver's slice for `node`: one device per GPU (`gpu-<minor>`, minor = 7 - index here, so
+/// names are not indices), each with its UUID; `taints` by device index.
+fn slice(node: &str, uuids: &[String], taints: &[(usize, Value)]) -> String {
+    let devices: Vec<Value> = uuids
+        .iter()
+        .enumerate()
+        .map(|(i, u)| {
+            let mut d = json!({"name": format!("gpu-{}", 7 - i),
+                               "attributes": {"uuid": {"string": u}, "type": {"string": "gpu"}}});
+            let t: Vec<&Value> = taints
+                .iter()
+                .filter(|(j, _)| *j == i)
+                .map(|(_, t)| t)
+                .collect();
+            if !t.is_empty() {
+                d["taints"] = json!(t);
+            }
+            d
+        })
+        .collect();
+    json!({"apiVersion": "resource.k8s.io/v1", "kind": "ResourceSlice",
+           "metadata": {"name": format!("{node}-gpu.nvidia.com")},
+           "spec": {"driver": "gpu.nvidia.com", "nodeName": node,
+                    "pool": {"name": node, "generation": 1, "resourceSliceCount": 1},
+                    "devices": devices}})
+    .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn device_taints_are_incidents_and_api_claims_name_their_pods() {
+    if skipped() {
+        return;
+    }
+    let tb = Testbed::shared();
+    let ns = unique("e2e-dra");
+    tb.probe_namespace(&ns, User::Reader);
+    tb.bind_reader(User::Reader);
+    let group = unique("dra");
+    // xid: the probe finds Xid 79 on GPU 4 and the driver tainted that GPU's device (one incident);
+    // lost: the probe finds nothing, the driver says GPU 2 is lost (its own incident, with source and time).
+    let [xid, lost] = ["xid", "lost"].map(|n| unique(&format!("dra-{n}")));
+    tb.add_nodes(&[
+        FakeNode::gpu(&xid, "dgx-h100-xid79").label("e2e-group", &group),
+        FakeNode::gpu(&lost, "dgx-h100-healthy").label("e2e-group", &group),
+    ]);
+    let xid_gpus = uuids("dgx-h100-xid79");
+    let lost_gpus = uuids("dgx-h100-healthy");
+    tb.apply(&slice(
+        &xid,
+        &xid_gpus,
+        &[(4, json!({"key": "gpu.nvidia.com/xid", "value": "79", "effect": "NoSchedule", "timeAdded": SINCE}))],
+    ));
+    tb.apply(&slice(
+        &lost,
+        &lost_gpus,
+        &[
+            (2, json!({"key": "gpu.nvidia.com/gpu-lost", "effect": "NoSchedule", "timeAdded": SINCE})),
+            // Xid 13 is in the driver's ignore list: effect None, informational.
+            (5, json!({"key": "gpu.nvidia.com/xid", "value": "13", "effect": "None", "timeAdded": SINCE})),
+        ],
+    ));
+    // The API server kept the taints (the gate is on).
+    let kept = tb.kubectl(&[
+        "get",
+        "resourceslice",
+        &format!("{lost}-gpu.nvidia.com"),
+        "-o",
+        "jsonpath={.spec.devices[2].taints[0].key}",
+    ]);
+    assert_eq!(kept.trim(), "gpu.nvidia.com/gpu-lost");
+
+    // A claim allocated on `lost`, reserved for a pod: gpu-4 is NVML GPU 3 there.
+    let claim_ns = unique("e2e-dra-ml");
+    tb.apply(&format!(
+        "apiVersion: v1\nkind: Namespace\nmetadata: {{name: {claim_ns}}}\n---\napiVersion: resource.k8s.io/v1\nkind: ResourceClaim\nmetadata: {{name: train-0-gpu, namespace: {claim_ns}}}\nspec:\n  devices:\n    requests: [{{name: gpu, exactly: {{deviceClassName: gpu.nvidia.com}}}}]\n"
+    ));
+    let status = json!({"status": {
+        "allocation": {
+            "devices": {"results": [{"request": "gpu", "driver": "gpu.nvidia.com", "pool": lost, "device": "gpu-4"}]},
+            "nodeSelector": {"nodeSelectorTerms": [{"matchFields": [
+                {"key": "metadata.name", "operator": "In", "values": [lost]}]}]}},
+        "reservedFor": [{"resource": "pods", "name": "train-0", "uid": "0d3c4b1e-1111-4222-8333-444455556666"}]}});
+    tb.kubectl(&[
+        "-n",
+        &claim_ns,
+        "patch",
+        "resourceclaim",
+        "train-0-gpu",
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        &status.to_string(),
+    ]);
+
+    let l = mcp::start(tb, User::Reader, &ns, &[]).await;
+    let selector = format!("e2e-group={group}");
+
+    // list_gpu_nodes: each node's enforced taint in a line with the driver, the device, its GPU and time.
+    let r = l
+        .call("list_gpu_nodes", json!({"label_selector": selector}))
+        .await;
+    let t = mcp::text(&r);
+    assert!(
+        t.contains(&format!(
+            "gpu.nvidia.com/xid=79:NoSchedule on gpu.nvidia.com/{xid}/gpu-3 ({})",
+            xid_gpus[4]
+        )),
+        "{t}"
+    );
+    assert!(
+        t.contains(&format!(
+            "gpu.nvidia.com/gpu-lost:NoSchedule on gpu.nvidia.com/{lost}/gpu-5"
+        )),
+        "{t}"
+    );
+    assert!(t.contains(&format!("since {SINCE}")), "{t}");
+
+    // get_gpu_health on `lost`: the probe sees nothing wrong, the driver's lost GPU is a critical incident
+    // of GPU 2 with its source; the informational Xid 13 taint is not an incident.
+    let r = l.call("get_gpu_health", json!({"node_name": lost})).await;
+    let (t, v) = (mcp::text(&r), r.structured_content.clone().unwrap());
+    assert!(t.contains("ResourceSlice taint"), "{t}");
+    let incidents = v["report"]["incidents"]
+        .as_array()
+        .or_else(|| v["incidents"].as_array())
+        .unwrap_or_else(|| panic!("{v:#}"));
+    let lost_inc: Vec<&Value> = incidents
+        .iter()
+        .filter(|i| i.to_string().contains("gpu-lost"))
+        .collect();
+    assert_eq!(lost_inc.len(), 1, "{v:#}");
+    assert_eq!(lost_inc[0]["severity"], "critical", "{v:#}");
+    assert!(
+        !incidents.iter().any(|i| i.to_string().contains("xid=13")),
+        "an informational taint is no incident: {v:#}"
+    );
+
+    // scan_gpu_nodes: on `xid` the taint is a signal of the probe's Xid 79 incident, not a second one.
+    let r = l
+        .call(
+            "scan_gpu_nodes",
+            json!({"label_selector": selector, "show_healthy": true}),
+        )
+        .await;
+    let v = r.structured_content.clone().unwrap();
+    let sick = v["needs_attention"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["node"] == xid.as_str() || n["name"] == xid.as_str())
+        .unwrap_or_else(|| panic!("{v:#}"));
+    let with_taint: Vec<&Value> = sick["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f.to_string().contains("gpu.nvidia.com/xid=79"))
+        .collect();
+    assert_eq!(with_taint.len(), 1, "one fault, one incident: {sick:#}");
+    assert_eq!(with_taint[0]["code"], "gpu.off_bus", "{sick:#}");
+
+    // get_pod_gpu_allocation on `lost`: the simulated kubelet says nothing of DRA; the API server's claim
+    // names the pod and its device (gpu-4) goes to the probe.
+    let r = l
+        .call("get_pod_gpu_allocation", json!({"node_name": lost}))
+        .await;
+    let (t, v) = (mcp::text(&r), r.structured_content.clone().unwrap());
+    assert_eq!(v["report"]["dra"]["claims_from_api_server"], 1, "{v:#}");
+    let pod = &v["report"]["pods"][0];
+    assert_eq!(
+        (pod["namespace"].as_str(), pod["name"].as_str()),
+        (Some(claim_ns.as_str()), Some("train-0")),
+        "{v:#}"
+    );
+    let dev = &pod["containers"][0]["devices"][0];
+    assert_eq!(dev["device_id"], "gpu-4", "{v:#}");
+    assert_eq!(dev["claim"]["from_api_server"], true, "{v:#}");
+    assert!(t.contains("the API server's 1 ResourceClaim(s)"), "{t}");
+    l.stop().await;
+    if let Err(left) = tb.wait_no_pods(&ns, Duration::from_secs(120)) {
+        panic!("probe pods left in {ns}: {left:?}");
+    }
+}
