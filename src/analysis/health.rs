@@ -6,6 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::facts::{FieldErrorKind, GpuFacts, NodeFacts, Reading};
+use crate::incident::platform::PlatformMark;
 use crate::finding::{Action, ActionKind, Finding, Incidents, Judged, Severity, Verdict, distinct};
 use crate::options::AnalysisOptions;
 
@@ -560,6 +561,62 @@ pub fn assemble(
         unreadable,
         nvlink_domain: super::topology::nvlink_domain(facts),
         imex: facts.imex.clone(),
+    }
+}
+
+/// Joins what the platform says about the node into the probe's health: each mark about an incident's
+/// fault becomes its signal (and may make it worse), the others incidents of their own; the verdict,
+/// the node's first action and the summary's counts follow. A mark never softens the probe's verdict.
+pub fn join_platform(
+    h: &mut HealthReport,
+    platform: &[PlatformMark],
+    unreadable: Option<&str>,
+) {
+    if let Some(why) = unreadable {
+        h.unreadable.push(why.to_string());
+    }
+    // Informational marks (a taint with effect None, an unmonitored device) are history, not incidents.
+    let (marks, info): (Vec<_>, Vec<_>) = platform
+        .iter()
+        .cloned()
+        .partition(|m| m.severity > Severity::Info);
+    h.incidents
+        .history
+        .extend(info.iter().map(|m| m.finding()));
+    if marks.is_empty() {
+        return;
+    }
+    crate::incident::platform::join(&mut h.incidents, &marks);
+    let worst = h.incidents.incidents.iter().map(|i| i.severity).max();
+    let verdict = match worst {
+        Some(Severity::Critical) => Verdict::Unhealthy,
+        Some(Severity::Warning) => Verdict::Degraded,
+        _ => h.verdict,
+    };
+    h.verdict = h.verdict.max(verdict);
+    if let Some(first) = h.incidents.incidents.first()
+        && first.action.kind > h.action.kind
+    {
+        h.action = first.action.clone();
+    }
+    let count = |s| h.incidents.incidents.iter().filter(|i| i.severity == s).count();
+    let n = h.incidents.incidents.len();
+    let word = match h.verdict {
+        Verdict::Healthy => "Healthy",
+        Verdict::Unknown => "Unknown",
+        Verdict::Degraded => "Degraded",
+        Verdict::Unhealthy => "Unhealthy",
+    };
+    h.summary = format!(
+        "{word}: {n} incident{} ({} critical, {} warning), with {} platform mark{} joined",
+        if n == 1 { "" } else { "s" },
+        count(Severity::Critical),
+        count(Severity::Warning),
+        marks.len(),
+        if marks.len() == 1 { "" } else { "s" },
+    );
+    if let Some(first) = h.incidents.incidents.first() {
+        h.summary.push_str(&format!(". Most urgent: {}", first.summary));
     }
 }
 

@@ -95,7 +95,11 @@ accounting, conditions, taints and the pods holding GPUs. Use it for a full pict
             summarize(&mut report);
         }
         if let Some(Ok(k)) = &kube {
-            super::get_gpu_health::add_platform(&mut report.health, &k.node);
+            gpu_diag::analysis::health::join_platform(
+                &mut report.health,
+                &k.node.platform,
+                k.node.device_taints_unreadable.as_deref(),
+            );
         }
         let (kubernetes, kubernetes_error) = match kube {
             None => (None, None),

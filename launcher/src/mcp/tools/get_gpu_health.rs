@@ -9,8 +9,6 @@ use crate::mcp::framework::target::MAX_GPUS_PER_NODE;
 use crate::mcp::framework::{Cx, Hints, Node, NodeReport, Tool, ToolError, pick};
 use crate::cluster::GpuNode;
 use crate::mcp::render::{incidents, text};
-use gpu_diag::finding::{Severity, Verdict};
-use gpu_diag::incident::platform;
 
 pub struct GpuHealth;
 
@@ -78,55 +76,12 @@ asked whether a node's GPUs are OK or why work on a node fails.";
     }
 }
 
-/// Joins what the platform says about the node into the probe's health: each mark about an incident's
-/// fault becomes its signal (and may make it worse), the others incidents of their own; the verdict,
-/// the node's first action and the summary's counts follow. A mark never softens the probe's verdict.
+/// What the API server says of the node joined into the probe's health (the library's
+/// [`gpu_diag::analysis::health::join_platform`]).
 pub fn add_platform(h: &mut HealthReport, node: &GpuNode) {
-    if let Some(why) = &node.device_taints_unreadable {
-        h.unreadable.push(why.clone());
-    }
-    // Informational marks (a taint with effect None, an unmonitored device) are history, not incidents.
-    let (marks, info): (Vec<_>, Vec<_>) = node
-        .platform
-        .iter()
-        .cloned()
-        .partition(|m| m.severity > Severity::Info);
-    h.incidents
-        .history
-        .extend(info.iter().map(|m| m.finding()));
-    if marks.is_empty() {
-        return;
-    }
-    platform::join(&mut h.incidents, &marks);
-    let worst = h.incidents.incidents.iter().map(|i| i.severity).max();
-    let verdict = match worst {
-        Some(Severity::Critical) => Verdict::Unhealthy,
-        Some(Severity::Warning) => Verdict::Degraded,
-        _ => h.verdict,
-    };
-    h.verdict = h.verdict.max(verdict);
-    if let Some(first) = h.incidents.incidents.first()
-        && first.action.kind > h.action.kind
-    {
-        h.action = first.action.clone();
-    }
-    let count = |s| h.incidents.incidents.iter().filter(|i| i.severity == s).count();
-    let n = h.incidents.incidents.len();
-    let word = match h.verdict {
-        Verdict::Healthy => "Healthy",
-        Verdict::Unknown => "Unknown",
-        Verdict::Degraded => "Degraded",
-        Verdict::Unhealthy => "Unhealthy",
-    };
-    h.summary = format!(
-        "{word}: {n} incident{} ({} critical, {} warning), with {} platform mark{} joined",
-        if n == 1 { "" } else { "s" },
-        count(Severity::Critical),
-        count(Severity::Warning),
-        marks.len(),
-        if marks.len() == 1 { "" } else { "s" },
+    gpu_diag::analysis::health::join_platform(
+        h,
+        &node.platform,
+        node.device_taints_unreadable.as_deref(),
     );
-    if let Some(first) = h.incidents.incidents.first() {
-        h.summary.push_str(&format!(". Most urgent: {}", first.summary));
-    }
 }
