@@ -6,8 +6,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::facts::{FieldErrorKind, GpuFacts, NodeFacts, Reading};
-use crate::incident::platform::PlatformMark;
 use crate::finding::{Action, ActionKind, Finding, Incidents, Judged, Severity, Verdict, distinct};
+use crate::incident::platform::PlatformMark;
 use crate::options::AnalysisOptions;
 
 use super::{GpuRef, finding, gpu_label};
@@ -567,11 +567,7 @@ pub fn assemble(
 /// Joins what the platform says about the node into the probe's health: each mark about an incident's
 /// fault becomes its signal (and may make it worse), the others incidents of their own; the verdict,
 /// the node's first action and the summary's counts follow. A mark never softens the probe's verdict.
-pub fn join_platform(
-    h: &mut HealthReport,
-    platform: &[PlatformMark],
-    unreadable: Option<&str>,
-) {
+pub fn join_platform(h: &mut HealthReport, platform: &[PlatformMark], unreadable: Option<&str>) {
     if let Some(why) = unreadable {
         h.unreadable.push(why.to_string());
     }
@@ -580,9 +576,7 @@ pub fn join_platform(
         .iter()
         .cloned()
         .partition(|m| m.severity > Severity::Info);
-    h.incidents
-        .history
-        .extend(info.iter().map(|m| m.finding()));
+    h.incidents.history.extend(info.iter().map(|m| m.finding()));
     if marks.is_empty() {
         return;
     }
@@ -599,7 +593,13 @@ pub fn join_platform(
     {
         h.action = first.action.clone();
     }
-    let count = |s| h.incidents.incidents.iter().filter(|i| i.severity == s).count();
+    let count = |s| {
+        h.incidents
+            .incidents
+            .iter()
+            .filter(|i| i.severity == s)
+            .count()
+    };
     let n = h.incidents.incidents.len();
     let word = match h.verdict {
         Verdict::Healthy => "Healthy",
@@ -616,7 +616,8 @@ pub fn join_platform(
         if marks.len() == 1 { "" } else { "s" },
     );
     if let Some(first) = h.incidents.incidents.first() {
-        h.summary.push_str(&format!(". Most urgent: {}", first.summary));
+        h.summary
+            .push_str(&format!(". Most urgent: {}", first.summary));
     }
 }
 

@@ -1012,14 +1012,21 @@ fn dra_claims_hold_their_gpus() {
     assert_eq!(check["status"], "pass", "{check}");
 }
 
-/// The safety case of a DRA node whose kubelet reports no claims (KubeletPodResourcesDynamicResources off)
-/// and whose driver wrote no per-claim CDI spec (NVIDIA's before v25.12 for a plain GPU claim): the job's own
-/// process on its claimed GPU is not accused of a bypass, the answer says attribution is incomplete and why,
-/// and a reset of any GPU, busy or idle, is refused with the fix.
-#[test]
-fn a_claim_nothing_names_makes_attribution_incomplete_and_blocks_every_reset() {
-    let _ = scenario("h100-zombie-process");
+/// A node of `h100-zombie-process` with NVIDIA's DRA driver registered, train-0's process (PID 51022) on
+/// its GPU, GPU minors 7 - index, and a kubelet that lists train-0 with no device and no DRA claim.
+fn dra_node_kubelet_silent() -> (HostRoot, Served) {
+    let f = scenario("h100-zombie-process");
     let host = short_root();
+    for g in &f.gpus {
+        let bdf = gpu_diag::pci::normalize_bus_id(g.pci_bus_id.ok().unwrap()).unwrap();
+        host.file(
+            &format!("proc/driver/nvidia/gpus/{bdf}/information"),
+            format!(
+                "Model: \t\t NVIDIA H100 80GB HBM3\nDevice Minor: \t {}\n",
+                7 - g.index
+            ),
+        );
+    }
     let reg = host.path().join("var/lib/kubelet/plugins_registry");
     std::fs::create_dir_all(&reg).unwrap();
     std::mem::forget(
@@ -1040,8 +1047,7 @@ fn a_claim_nothing_names_makes_attribution_incomplete_and_blocks_every_reset() {
         CID_TRAIN,
         NOW - 7200.0,
     );
-    // The kubelet lists the pod (it has no device-plugin GPU) and no DRA claim.
-    let _k = serve(
+    let k = serve(
         host.path(),
         Kubelet {
             pods: vec![pod(
@@ -1052,6 +1058,16 @@ fn a_claim_nothing_names_makes_attribution_incomplete_and_blocks_every_reset() {
             allocatable: Some(vec![]),
         },
     );
+    (host, k)
+}
+
+/// The safety case of a DRA node whose kubelet reports no claims (KubeletPodResourcesDynamicResources off)
+/// and whose driver wrote no per-claim CDI spec (NVIDIA's before v25.12 for a plain GPU claim): the job's own
+/// process on its claimed GPU is not accused of a bypass, the answer says attribution is incomplete and why,
+/// and a reset of any GPU, busy or idle, is refused with the fix.
+#[test]
+fn a_claim_nothing_names_makes_attribution_incomplete_and_blocks_every_reset() {
+    let (host, _k) = dra_node_kubelet_silent();
     let r = allocation("h100-zombie-process", &host);
     assert_eq!(r["exact"], false, "{r}");
     assert!(
@@ -1105,48 +1121,7 @@ fn a_claim_nothing_names_makes_attribution_incomplete_and_blocks_every_reset() {
 #[test]
 fn the_api_servers_claims_name_what_the_kubelet_does_not() {
     let f = scenario("h100-zombie-process");
-    let host = short_root();
-    for g in &f.gpus {
-        let bdf = gpu_diag::pci::normalize_bus_id(g.pci_bus_id.ok().unwrap()).unwrap();
-        host.file(
-            &format!("proc/driver/nvidia/gpus/{bdf}/information"),
-            format!(
-                "Model: \t\t NVIDIA H100 80GB HBM3\nDevice Minor: \t {}\n",
-                7 - g.index
-            ),
-        );
-    }
-    let reg = host.path().join("var/lib/kubelet/plugins_registry");
-    std::fs::create_dir_all(&reg).unwrap();
-    std::mem::forget(
-        std::os::unix::net::UnixListener::bind(reg.join("gpu.nvidia.com-reg.sock")).unwrap(),
-    );
-    host.process(
-        51022,
-        "python3",
-        'R',
-        &format!("0::/kubepods/burstable/pod{UID_TRAIN}/{CID_TRAIN}\n"),
-    )
-    .file("proc/uptime", "200000.00 1.00\n")
-    .container_logs(
-        "ml",
-        "train-0",
-        UID_TRAIN,
-        "trainer",
-        CID_TRAIN,
-        NOW - 7200.0,
-    );
-    let _k = serve(
-        host.path(),
-        Kubelet {
-            pods: vec![pod(
-                "ml",
-                "train-0",
-                &[("trainer", "example.com/none", &[])],
-            )],
-            allocatable: Some(vec![]),
-        },
-    );
+    let (host, _k) = dra_node_kubelet_silent();
     let root = host.path().to_str().unwrap();
     let run = |claims: &str, cmd: &[&str]| {
         let mut argv = vec!["--simulate", "h100-zombie-process", "--host-root", root];
