@@ -678,7 +678,7 @@ pub async fn reset_gpu_keeps_the_evidence_first_and_the_audit_names_it(c: &Ctx) 
     };
     assert_eq!(
         check(&report["checks"], "recovery_action")["evidence"],
-        "the driver asks for a GPU reset"
+        "the driver asks: GPU Reset Required (recovery action 1)"
     );
     let oc = &report["outcome"];
     assert_eq!(oc["verified"], true, "{report:#}");
