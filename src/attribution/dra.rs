@@ -293,6 +293,14 @@ pub fn summarize(
         .filter_map(|d| d.claim.as_ref())
         .map(|c| (c.namespace.as_str(), c.name.as_str()))
         .collect();
+    // The GPUs the API server's claims give to pods it names (used only where the kubelet named none).
+    let api_gpus: BTreeSet<u32> = pods
+        .iter()
+        .flat_map(|p| &p.containers)
+        .flat_map(|c| &c.devices)
+        .filter(|d| d.claim.as_ref().is_some_and(|c| c.from_api_server))
+        .filter_map(|d| d.gpu_index)
+        .collect();
     let unreported_claims: Vec<UnreportedClaim> = host
         .map(|h| h.claim_specs.as_slice())
         .unwrap_or_default()
@@ -306,6 +314,16 @@ pub fn summarize(
                 .iter()
                 .map(|d| located(GPU_DRIVERS[0], d, &facts.gpus))
                 .collect(),
+        })
+        // A spec whose every GPU an API server claim gives to a named pod is that claim as the node shows
+        // it: its pod is named, so it is not "unreported" (the spec carries the claim's UID, the API server's
+        // list its name and pod; the GPUs join them).
+        .filter(|u| {
+            !(api_read
+                && !u.devices.is_empty()
+                && u.devices
+                    .iter()
+                    .all(|d| d.gpu_index.is_some_and(|i| api_gpus.contains(&i))))
         })
         .chain(api_unreserved)
         .collect();

@@ -1201,3 +1201,54 @@ fn the_api_servers_claims_name_what_the_kubelet_does_not() {
         "block"
     );
 }
+
+/// A claim the node's CDI spec and the API server both show is one claim, not two: where the API server's
+/// claim gives every GPU of the spec to a pod it names, the spec is not "unreported" and no "pods are not
+/// named" note follows; a spec of a GPU no API claim names still is.
+#[test]
+fn a_cdi_spec_of_a_claim_the_api_server_names_is_that_claim() {
+    let (host, _k) = dra_node_kubelet_silent();
+    let spec = |uid: &str, dev: &str| {
+        format!(
+            "cdiVersion: 0.5.0\nkind: k8s.gpu.nvidia.com/claim\ndevices:\n- name: {uid}-{dev}\n  containerEdits:\n    deviceNodes:\n    - path: /dev/nvidia0\n"
+        )
+    };
+    let named = "1a2b3c4d-0000-4000-8000-00000000000a";
+    let alone = "1a2b3c4d-0000-4000-8000-00000000000b";
+    // GPU 0 has minor 7, GPU 1 minor 6 (dra_node_kubelet_silent).
+    host.file(
+        &format!("etc/cdi/k8s.gpu.nvidia.com-claim_{named}.yaml"),
+        spec(named, "gpu-7"),
+    );
+    host.file(
+        &format!("etc/cdi/k8s.gpu.nvidia.com-claim_{alone}.yaml"),
+        spec(alone, "gpu-6"),
+    );
+    let root = host.path().to_str().unwrap();
+    let claims = format!("ml/train-0-gpu=gpu.nvidia.com/gpu-7>train-0:{UID_TRAIN}");
+    let (code, doc) = probe(&[
+        "--simulate",
+        "h100-zombie-process",
+        "--host-root",
+        root,
+        "allocation",
+        "--api-claims",
+        &claims,
+    ]);
+    assert_eq!(code, 0, "{doc}");
+    let r = &doc["allocation"];
+    assert_eq!(r["dra"]["claims_from_api_server"], 1, "{r}");
+    let unreported: Vec<&str> = r["dra"]["unreported_claims"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{r}"))
+        .iter()
+        .filter_map(|u| u["claim_uid"].as_str())
+        .collect();
+    assert_eq!(unreported, vec![alone], "{r}");
+    assert!(
+        r["dra"]["partial"]
+            .as_str()
+            .is_some_and(|p| p.starts_with("1 GPU claim(s)")),
+        "{r}"
+    );
+}

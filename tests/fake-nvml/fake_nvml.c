@@ -14,7 +14,10 @@
  *          no events.
  * Events: the first two waits return XID 79 on GPU 0, then a recovery action (2, node reboot) on GPU 0
  * with MIG ids; the third times out at once (so tests do not sleep).
- * Settings (FAKE_NVML_PID, FAKE_NVML_HANG_SECS, FAKE_NVML_LOG, FAKE_NVML_RECOVERY_ACTION) come from the
+ * Minor numbers equal the indices unless FAKE_NVML_MINORS lists them by index ("1,0,3,2": GPU 0 is
+ * /dev/nvidia1), as on hosts whose driver numbered the GPUs in another order than NVML's PCI order.
+ * Settings (FAKE_NVML_PID, FAKE_NVML_HANG_SECS, FAKE_NVML_LOG, FAKE_NVML_RECOVERY_ACTION,
+ * FAKE_NVML_MINORS) come from the
  * environment or, where the process that loads the library has no such variable (node-probe in a real probe
  * pod), from a file of that name next to the library (the real-node testbed writes them there).
  * Build: cc -shared -fPIC -o libnvidia-ml.so.1 fake_nvml.c
@@ -193,6 +196,14 @@ nvmlReturn_t nvmlDeviceGetUUID(nvmlDevice_t d, char *uuid, unsigned int len) {
 nvmlReturn_t nvmlDeviceGetMinorNumber(nvmlDevice_t d, unsigned int *minor) {
     CHECK(d);
     *minor = d->index;
+    const char *list = setting("FAKE_NVML_MINORS");
+    for (int i = 0; list && *list; i++) {
+        char *end;
+        unsigned long m = strtoul(list, &end, 10);
+        if (end == list) break;
+        if (i == d->index) *minor = (unsigned int)m;
+        list = *end == ',' ? end + 1 : end;
+    }
     return NVML_SUCCESS;
 }
 

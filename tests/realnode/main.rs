@@ -20,9 +20,14 @@ mod mcp;
 #[path = "../support/fake_nvml.rs"]
 mod fake_nvml;
 
+mod dra;
 mod evidence;
 mod node;
 mod trust;
+use dra::{
+    a_kubelet_that_reports_no_dra_claims_still_holds_claimed_gpus,
+    a_tainted_dra_device_is_an_incident_of_its_gpu,
+};
 use evidence::{
     bind_operator, collect_evidence_cuts_a_hung_bug_report_at_its_limit_with_all_it_started,
     collect_evidence_runs_the_nodes_bug_report_and_leaves_nothing,
@@ -51,8 +56,14 @@ fn gpu_uuid(i: usize) -> String {
 }
 
 /// The DRA driver of the testbed's DRA plugin (tests/testbed/dra-plugin), NVIDIA's name; also the name of
-/// its device class. Its pool is the node's name, its devices `gpu-<minor>` (minor N = the fake NVML's GPU N).
+/// its device class. Its pool is the node's name, its devices `gpu-<minor>`; the node's minors are not NVML's
+/// indices (realnode.sh: GPU 0 has minor 1, 1 has 0, 2 has 3, 3 has 2), as [`dra_device`] says.
 const DRA_DRIVER: &str = "gpu.nvidia.com";
+
+/// The DRA device of NVML GPU `index` on the real node (realnode.sh's FAKE_NVML_MINORS `1,0,3,2`).
+pub fn dra_device(index: usize) -> String {
+    format!("gpu-{}", [1, 0, 3, 2][index])
+}
 
 /// A workload pod of [`Ctx::dra_workload_pod`].
 pub struct DraPod {
@@ -80,15 +91,15 @@ pub struct Ctx {
 }
 
 impl Ctx {
-    fn name(&self) -> &str {
+    pub fn name(&self) -> &str {
         &self.node.name
     }
 
-    async fn launcher(&self, extra: &[&str]) -> Launcher {
+    pub async fn launcher(&self, extra: &[&str]) -> Launcher {
         mcp::start(self.tb, User::Reader, &self.ns, extra).await
     }
 
-    async fn image_launcher(&self) -> Launcher {
+    pub async fn image_launcher(&self) -> Launcher {
         self.launcher(&["--probe-image", node::PROBE_IMAGE]).await
     }
 
@@ -105,7 +116,7 @@ impl Ctx {
         .await
     }
 
-    fn assert_no_probe_pods(&self) {
+    pub fn assert_no_probe_pods(&self) {
         if let Err(left) = self.tb.wait_no_pods(&self.ns, Duration::from_secs(120)) {
             panic!("probe pods left in {}: {left:?}", self.ns);
         }
@@ -228,7 +239,7 @@ spec:
     /// reservation, and only then is the pod bound to the node. A pod created on the node before its
     /// claim is reserved fails FailedPrepareDynamicResources and the kubelet retries only at its next pod
     /// sync (about a minute later). Running when this returns; [`Self::delete_dra_workload`] removes it.
-    fn dra_workload_pod(&self, name: &str, devices: &[u32], image: &str) -> DraPod {
+    pub fn dra_workload_pod(&self, name: &str, devices: &[u32], image: &str) -> DraPod {
         let claim = format!("{name}-gpus");
         let wl = &self.wl;
         self.tb.apply(&format!(
@@ -322,7 +333,7 @@ spec:
     }
 
     /// Deletes a [`Self::dra_workload_pod`]: the pod, then its claim.
-    fn delete_dra_workload(&self, name: &str) {
+    pub fn delete_dra_workload(&self, name: &str) {
         self.delete_workload(name);
         self.tb.kubectl(&[
             "-n",
@@ -456,6 +467,8 @@ fn real_node_suite() {
         case!(reset_gpu_keeps_the_evidence_first_and_the_audit_names_it),
         case!(a_dra_claimed_gpu_runs_and_the_kubelet_reports_it),
         case!(gpus_claimed_through_dra_are_held_in_every_answer),
+        case!(a_kubelet_that_reports_no_dra_claims_still_holds_claimed_gpus),
+        case!(a_tainted_dra_device_is_an_incident_of_its_gpu),
     ];
     // `REALNODE_ONLY=ephemeral`: only the cases whose name holds it (a quick rerun of one case).
     // A filter that selects nothing is a mistake, not a pass (checked before any node starts); under CI
@@ -1621,12 +1634,12 @@ fn node_probe_runs_in(uid: &str) -> bool {
     })
 }
 
-/// GPUs a pod holds through a DRA claim (GPU 0, where the fake NVML puts the pod's process, and GPU 3, idle)
-/// read as held through the launcher: the allocation names the claim on both sides, the process on GPU 0 is
+/// GPUs a pod holds through a DRA claim (GPU 0, where the fake NVML puts the pod's process, and GPU 3, idle;
+/// devices gpu-1 and gpu-2, since the node's minors are not NVML's indices) read as held through the launcher: the allocation names the claim on both sides, the process on GPU 0 is
 /// the pod's by its claim, `diagnose_workload` counts both GPUs from the kubelet, and `reset_gpu` (a dry run)
 /// refuses GPU 3, which nothing runs on, because the claim holds it. After the pod is gone the check passes.
 async fn gpus_claimed_through_dra_are_held_in_every_answer(c: &Ctx) {
-    let pod = c.dra_workload_pod("dra-job", &[0, 3], node::BASE_IMAGE);
+    let pod = c.dra_workload_pod("dra-job", &[1, 2], node::BASE_IMAGE);
     let l = c.image_launcher().await;
     let v = l
         .ok("get_pod_gpu_allocation", json!({"node_name": c.name()}))
@@ -1656,8 +1669,8 @@ async fn gpus_claimed_through_dra_are_held_in_every_answer(c: &Ctx) {
     assert_eq!(
         located,
         vec![
-            (json!("gpu-0"), json!(0), json!(pod.claim)),
-            (json!("gpu-3"), json!(3), json!(pod.claim)),
+            (json!("gpu-1"), json!(0), json!(pod.claim)),
+            (json!("gpu-2"), json!(3), json!(pod.claim)),
         ],
         "{job:#}"
     );
@@ -1669,7 +1682,7 @@ async fn gpus_claimed_through_dra_are_held_in_every_answer(c: &Ctx) {
     assert!(
         text.contains(&format!("main: claims {}", pod.claim))
             && text.contains(&format!(
-                "gpu.nvidia.com gpu-3 -> GPU 3 [{}] (claim {}/{})",
+                "gpu.nvidia.com gpu-2 -> GPU 3 [{}] (claim {}/{})",
                 gpu_uuid(3),
                 c.wl,
                 pod.claim
@@ -1740,10 +1753,19 @@ async fn gpus_claimed_through_dra_are_held_in_every_answer(c: &Ctx) {
     );
     assert_ne!(v["result"], "done", "{v:#}");
     c.delete_dra_workload("dra-job");
-    // The kubelet lists a deleted pod until its containers are gone.
+    // The kubelet lists a deleted pod until its containers are gone, and unprepares its claim after that:
+    // until the driver removed the claim's CDI spec, the claim still holds GPU 3 (and the reset says so).
+    let spec = c.node.host_path(&format!(
+        "/run/cdi/k8s.gpu.nvidia.com-claim_{}.yaml",
+        pod.claim_uid
+    ));
     let deadline = Instant::now() + Duration::from_secs(60);
-    while has_str(&c.node.pod_resources(None), "dra-job") {
-        assert!(Instant::now() < deadline, "the kubelet still lists dra-job");
+    while has_str(&c.node.pod_resources(None), "dra-job") || spec.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "the kubelet still lists dra-job or its claim is still prepared ({})",
+            spec.display()
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
     let v = op.ok("reset_gpu", args).await;

@@ -208,6 +208,30 @@ impl RealNode {
         }
     }
 
+    /// Restarts the node's kubelet with its flags and `flags` after them (none: as it started), returning once
+    /// it serves device-plugin registration again. Pods keep running; the device plugin registers again by
+    /// itself, the DRA plugin through the kubelet's plugin watcher.
+    pub fn restart_kubelet(&self, flags: &[&str]) {
+        let out = Command::new("bash")
+            .arg(repo_root().join("tests/testbed/realnode.sh"))
+            .arg("kubelet")
+            .arg(&self.dir)
+            .args(flags)
+            .output()
+            .expect("run realnode.sh kubelet");
+        assert!(
+            out.status.success(),
+            "restart the kubelet with {flags:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// The DRA plugin's device taints (tests/testbed/dra-plugin `-taints-file`): lines
+    /// `<device> <key>[=<value>]:<effect>`; empty: none. The plugin republishes its slice within a second.
+    pub fn set_dra_taints(&self, lines: &str) {
+        std::fs::write(self.dir.join("dra-taints"), lines).expect("write dra-taints");
+    }
+
     /// A path as the node sees it (its mount namespace, as `/proc/1/root` is for probe pods), from here.
     pub fn host_path(&self, path: &str) -> PathBuf {
         PathBuf::from(format!("/proc/{}/root", self.ns_pid)).join(path.trim_start_matches('/'))

@@ -12,6 +12,9 @@
 #                               image, and broken images for failure tests) under DIR (cached by content) and
 #                               print the directory that holds them.
 #   realnode.sh ctr NODE_DIR ARGS...   run ctr against the node's containerd (inside its mount namespace).
+#   realnode.sh kubelet NODE_DIR [FLAGS...]   restart the node's kubelet with its flags and FLAGS after them (none:
+#                               as it started), e.g. --feature-gates=KubeletPodResourcesDynamicResources=false;
+#                               returns once the new kubelet serves its device-plugin registration socket.
 #
 # Inputs (env) for `up`: TESTBED_DIR (the running testbed: its env and CA), TESTBED_BIN (kubelet,
 # fake-device-plugin-*, fake-dra-plugin-*), REALNODE_NAME (default real-<random>), REALNODE_IMAGES (space-separated archives to
@@ -144,7 +147,7 @@ cmd_images() {
 # ------------------------------------------------------------------------------------------------- up
 NS_PID=""
 PIDS=()
-NODE="" DIR="" BRIDGE="" CGROUP_ROOT="" SOCK="" ADMIN_KC=""
+NODE="" DIR="" BRIDGE="" CGROUP_ROOT="" SOCK="" ADMIN_KC="" KUBELET_AT=0
 in_ns() { nsenter -F -t "$NS_PID" -m -- "$@"; }
 UNSHARE_PID=""
 # start_in_ns LOG CMD...: a component in the node's mount and PID namespaces, in the background. nsenter forks
@@ -306,6 +309,8 @@ cmd_up() {
   if [ -n "${REALNODE_FAKE_NVML:-}" ]; then
     in_ns mkdir -p /run/nvidia/driver/usr/lib/x86_64-linux-gnu
     in_ns cp "$REALNODE_FAKE_NVML" /run/nvidia/driver/usr/lib/x86_64-linux-gnu/libnvidia-ml.so.1
+    # Minor numbers that are not the indices, as on hosts whose driver probed the GPUs in another order.
+    in_ns sh -c 'echo 1,0,3,2 >/run/nvidia/driver/usr/lib/x86_64-linux-gnu/FAKE_NVML_MINORS'
   fi
 
   # cgroups v1: the node's own root in every hierarchy, so two nodes (or a leftover) never share one.
@@ -435,10 +440,15 @@ nodeStatusUpdateFrequency: 1s
 EOF
   local KUBELET_EXTRA=()
   read -r -a KUBELET_EXTRA <<<"${REALNODE_KUBELET_ARGS:-}"
-  start_in_ns "$DIR/logs/kubelet.log" "$BIN/kubelet" --config="$DIR/kubelet.yaml" --kubeconfig="$KC" \
-    --root-dir=/var/lib/kubelet --hostname-override="$NODE" --node-ip=127.0.0.1 \
-    --node-labels="nvidia.com/gpu.present=true,nvidia.com/gpu.product=Testbed-Fake-GPU,nvidia.com/gpu.count=4,testbed.k8s-gpu-mcp.io/real-node=true" \
-    --v=1 "${KUBELET_EXTRA[@]}"
+  local KUBELET_ARGV=("$BIN/kubelet" --config="$DIR/kubelet.yaml" --kubeconfig="$KC"
+    --root-dir=/var/lib/kubelet --hostname-override="$NODE" --node-ip=127.0.0.1
+    --node-labels="nvidia.com/gpu.present=true,nvidia.com/gpu.product=Testbed-Fake-GPU,nvidia.com/gpu.count=4,testbed.k8s-gpu-mcp.io/real-node=true"
+    --v=1 "${KUBELET_EXTRA[@]}")
+  # `realnode.sh kubelet` restarts it with the same flags (and more): they and its PID are kept in DIR.
+  printf '%s\0' "${KUBELET_ARGV[@]}" >"$DIR/kubelet.argv"
+  start_in_ns "$DIR/logs/kubelet.log" "${KUBELET_ARGV[@]}"
+  KUBELET_AT=$((${#PIDS[@]} - 1))
+  echo "${PIDS[KUBELET_AT]}" >"$DIR/kubelet.pid"
   local deadline=$((SECONDS + 60))
   until kubectl --kubeconfig "$ADMIN_KC" get node "$NODE" >/dev/null 2>&1; do
     [ "$SECONDS" -lt "$deadline" ] || die "the kubelet did not register $NODE (see $DIR/logs/kubelet.log)"
@@ -453,11 +463,17 @@ EOF
   # No controller-manager removes the not-ready taint the node registered with.
   kubectl --kubeconfig "$ADMIN_KC" taint node "$NODE" node.kubernetes.io/not-ready:NoSchedule- >/dev/null 2>&1 || true
 
-  local ids=GPU-5f1c1a5e-0000-4000-8000-000000000000,GPU-5f1c1a5e-0000-4000-8000-000000000001,GPU-5f1c1a5e-0000-4000-8000-000000000002,GPU-5f1c1a5e-0000-4000-8000-000000000003
+  local u=GPU-5f1c1a5e-0000-4000-8000-00000000000
+  local ids=${u}0,${u}1,${u}2,${u}3
   start_in_ns "$DIR/logs/device-plugin.log" "$DEVICE_PLUGIN" -ids "$ids"
-  # The same GPUs through DRA (minor N = the N-th UUID), beside the device plugin as on a node that mixes
-  # both. The admin's credentials: the kubelet's system:node role may not write ResourceSlices.
-  start_in_ns "$DIR/logs/dra-plugin.log" "$DRA_PLUGIN" -node "$NODE" -kubeconfig "$ADMIN_KC" -uuids "$ids"
+  # The same GPUs through DRA, beside the device plugin as on a node that mixes both. Its devices are named by
+  # minor (gpu-<minor>), and the minors are not NVML's indices (FAKE_NVML_MINORS above: index 0 has minor 1,
+  # 1 has 0, 2 has 3, 3 has 2), so its UUIDs in minor order are those of indices 1, 0, 3, 2. It writes its
+  # claims' CDI specs to /var/run/cdi, which resolves to the node's /run/cdi (a tmpfs of its own), and takes
+  # device taints from DIR/dra-taints. The admin's credentials: the kubelet's system:node role may not write
+  # ResourceSlices.
+  start_in_ns "$DIR/logs/dra-plugin.log" "$DRA_PLUGIN" -node "$NODE" -kubeconfig "$ADMIN_KC" \
+    -uuids "${u}1,${u}0,${u}3,${u}2" -taints-file "$DIR/dra-taints"
   deadline=$((SECONDS + 60))
   until [ "$(kubectl --kubeconfig "$ADMIN_KC" get node "$NODE" -o 'jsonpath={.status.conditions[?(@.type=="Ready")].status}/{.status.allocatable.nvidia\.com/gpu}' 2>/dev/null)" = True/4 ]; do
     [ "$SECONDS" -lt "$deadline" ] ||
@@ -496,10 +512,46 @@ EOF
     rc=0
     read -r -t 2 _ || rc=$?
     if [ "$rc" -ne 0 ] && [ "$rc" -le 128 ]; then break; fi
+    # A kubelet restarted by `realnode.sh kubelet` has another PID.
+    PIDS[KUBELET_AT]=$(cat "$DIR/kubelet.pid" 2>/dev/null || echo "${PIDS[KUBELET_AT]}")
     for p in "${PIDS[@]}"; do
       kill -0 "$p" 2>/dev/null || log "component pid $p exited (see $DIR/logs)"
     done
   done
+}
+
+cmd_kubelet() {
+  local dir=$1 old wrapper child="" i ino
+  shift
+  # shellcheck disable=SC1091
+  . "$dir/env"
+  local reg=$dir/kubelet/device-plugins/kubelet.sock
+  # The socket's inode and change time: a new socket may reuse the old one's inode number.
+  ino=$(stat -c '%i %z' "$reg" 2>/dev/null || echo 0)
+  old=$(cat "$dir/kubelet.pid")
+  kill -TERM "$old" 2>/dev/null || true
+  for i in $(seq 100); do kill -0 "$old" 2>/dev/null || break; sleep 0.05; done
+  kill -KILL "$old" 2>/dev/null || true
+  local argv=()
+  mapfile -d '' argv <"$dir/kubelet.argv"
+  # Detached from this script's output: the caller waits for this script, not for the kubelet.
+  nsenter -t "$REALNODE_NS_PID" -m -p -- "${argv[@]}" "$@" </dev/null >>"$dir/logs/kubelet.log" 2>&1 &
+  wrapper=$!
+  for i in $(seq 100); do
+    child=$(pgrep -P "$wrapper" || true)
+    [ -n "$child" ] && break
+    sleep 0.02
+  done
+  [ -n "$child" ] || die "the kubelet did not start again (see $dir/logs/kubelet.log)"
+  echo "$child" >"$dir/kubelet.pid"
+  for i in $(seq 600); do
+    local now
+    now=$(stat -c '%i %z' "$reg" 2>/dev/null || echo 0)
+    [ "$now" != 0 ] && [ "$now" != "$ino" ] && return 0
+    kill -0 "$child" 2>/dev/null || die "the kubelet exited: $(tail -n 5 "$dir/logs/kubelet.log")"
+    sleep 0.1
+  done
+  die "the restarted kubelet made no registration socket in 60 s: $(tail -n 20 "$dir/logs/kubelet.log")"
 }
 
 cmd_ctr() {
@@ -514,5 +566,6 @@ case ${1:-} in
   up) [ $# -eq 2 ] || die "usage: realnode.sh up NODE_DIR"; cmd_up "$2" ;;
   images) [ $# -eq 2 ] || die "usage: realnode.sh images DIR"; cmd_images "$2" ;;
   ctr) [ $# -ge 3 ] || die "usage: realnode.sh ctr NODE_DIR ARGS..."; shift; cmd_ctr "$@" ;;
-  *) die "usage: realnode.sh up NODE_DIR | images DIR | ctr NODE_DIR ARGS..." ;;
+  kubelet) [ $# -ge 2 ] || die "usage: realnode.sh kubelet NODE_DIR [FLAGS...]"; shift; cmd_kubelet "$@" ;;
+  *) die "usage: realnode.sh up NODE_DIR | images DIR | ctr NODE_DIR ARGS... | kubelet NODE_DIR [FLAGS...]" ;;
 esac

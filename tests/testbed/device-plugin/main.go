@@ -9,6 +9,7 @@ package main
 import (
 	"context"
 	"flag"
+	"fmt"
 	"log"
 	"net"
 	"os"
@@ -60,6 +61,55 @@ func (p *plugin) PreStartContainer(context.Context, *pluginapi.PreStartContainer
 	return &pluginapi.PreStartContainerResponse{}, nil
 }
 
+// serve listens on sock and registers with the kubelet, retrying while its registration socket appears.
+func serve(sock, kubeletSock, resource string, ids []string) (*grpc.Server, error) {
+	_ = os.Remove(sock)
+	lis, err := net.Listen("unix", sock)
+	if err != nil {
+		return nil, fmt.Errorf("listen %s: %w", sock, err)
+	}
+	srv := grpc.NewServer()
+	pluginapi.RegisterDevicePluginServer(srv, &plugin{ids: ids})
+	go func() { _ = srv.Serve(lis) }()
+	conn, err := grpc.NewClient("unix://"+kubeletSock, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		srv.Stop()
+		return nil, fmt.Errorf("dial kubelet: %w", err)
+	}
+	defer conn.Close()
+	var regErr error
+	for i := 0; i < 100; i++ {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		_, regErr = pluginapi.NewRegistrationClient(conn).Register(ctx, &pluginapi.RegisterRequest{
+			Version:      pluginapi.Version,
+			Endpoint:     filepath.Base(sock),
+			ResourceName: resource,
+		})
+		cancel()
+		if regErr == nil {
+			return srv, nil
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	srv.Stop()
+	return nil, fmt.Errorf("register with the kubelet: %w", regErr)
+}
+
+// identity of the file at path (its inode and change time: a new socket may reuse a removed one's inode
+// number), the zero value when it is missing.
+type identity struct {
+	ino  uint64
+	ctim syscall.Timespec
+}
+
+func inode(path string) identity {
+	var st syscall.Stat_t
+	if syscall.Stat(path, &st) != nil {
+		return identity{}
+	}
+	return identity{st.Ino, st.Ctim}
+}
+
 func main() {
 	ids := flag.String("ids", "", "comma-separated device ids (the fake NVML's GPU UUIDs)")
 	resource := flag.String("resource", "nvidia.com/gpu", "extended resource name")
@@ -69,47 +119,39 @@ func main() {
 		log.Fatal("-ids is required")
 	}
 	sock := filepath.Join(*dir, "testbed-gpu.sock")
-	_ = os.Remove(sock)
-	lis, err := net.Listen("unix", sock)
+	kubeletSock := filepath.Join(*dir, "kubelet.sock")
+	list := strings.Split(*ids, ",")
+	// The kubelet's registration socket appears a moment after it starts.
+	for inode(kubeletSock) == (identity{}) {
+		time.Sleep(100 * time.Millisecond)
+	}
+	at := inode(kubeletSock)
+	srv, err := serve(sock, kubeletSock, *resource, list)
 	if err != nil {
-		log.Fatalf("listen %s: %v", sock, err)
+		log.Fatal(err)
 	}
-	srv := grpc.NewServer()
-	pluginapi.RegisterDevicePluginServer(srv, &plugin{ids: strings.Split(*ids, ",")})
-	go func() {
-		if err := srv.Serve(lis); err != nil {
-			log.Fatalf("serve: %v", err)
-		}
-	}()
-
-	conn, err := grpc.NewClient("unix://"+filepath.Join(*dir, "kubelet.sock"),
-		grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		log.Fatalf("dial kubelet: %v", err)
-	}
-	defer conn.Close()
-	// The kubelet's registration socket appears a moment after it starts: retry for a while.
-	var regErr error
-	for i := 0; i < 100; i++ {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		_, regErr = pluginapi.NewRegistrationClient(conn).Register(ctx, &pluginapi.RegisterRequest{
-			Version:      pluginapi.Version,
-			Endpoint:     filepath.Base(sock),
-			ResourceName: *resource,
-		})
-		cancel()
-		if regErr == nil {
-			break
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	if regErr != nil {
-		log.Fatalf("register with the kubelet: %v", regErr)
-	}
-	log.Printf("registered %s with %d devices", *resource, len(strings.Split(*ids, ",")))
+	log.Printf("registered %s with %d devices", *resource, len(list))
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
-	<-sig
-	srv.Stop()
-	_ = os.Remove(sock)
+	// A restarted kubelet makes a new kubelet.sock and removes every other socket of the directory: serve and
+	// register again, as device plugins do (NVIDIA's watches the socket's creation).
+	for {
+		select {
+		case <-sig:
+			srv.Stop()
+			_ = os.Remove(sock)
+			return
+		case <-time.After(300 * time.Millisecond):
+		}
+		now := inode(kubeletSock)
+		if now == (identity{}) || now == at {
+			continue
+		}
+		srv.Stop()
+		if srv, err = serve(sock, kubeletSock, *resource, list); err != nil {
+			log.Fatal(err)
+		}
+		at = now
+		log.Printf("registered %s again with the restarted kubelet", *resource)
+	}
 }

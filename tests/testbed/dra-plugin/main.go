@@ -2,15 +2,20 @@
 // (github.com/NVIDIA/k8s-dra-driver-gpu, which needs real GPUs) so pods can get the fake NVML's GPUs
 // through Dynamic Resource Allocation and the kubelet's PodResources API reports them in
 // dynamic_resources. It publishes one ResourceSlice for its node (pool = node name) and answers
-// NodePrepareResources with NVIDIA's claim-scoped CDI device ids. Nothing is written to disk: the
-// testbed's containerd (1.6) has no CDI support and ignores CDI ids. Test infrastructure only; never
+// NodePrepareResources with NVIDIA's claim-scoped CDI device ids, writing each prepared claim's CDI
+// spec where NVIDIA's driver (v25.12 and later) writes it: <cdi-root>/k8s.gpu.nvidia.com-claim_<uid>.yaml,
+// cdi-root /var/run/cdi (its chart's CDI_ROOT), removed on unprepare. The spec's edits are environment
+// variables only (no device nodes: there is no GPU); the testbed's containerd (1.6) has no CDI support
+// and ignores CDI ids, so the files are for what reads the node, as on a real one. Device taints, as
+// NVIDIA's driver (v0.4) sets them on an Xid, come from -taints-file. Test infrastructure only; never
 // part of the product.
 //
 // Usage: fake-dra-plugin -node NAME -kubeconfig FILE -uuids UUID,UUID,... [-product NAME]
 //
 //	[-plugins-dir /var/lib/kubelet/plugins] [-registry-dir /var/lib/kubelet/plugins_registry]
+//	[-cdi-root /var/run/cdi] [-taints-file FILE]
 //
-// The i-th UUID is the GPU of minor (and NVML index) i.
+// The i-th UUID is the GPU of minor i (not necessarily NVML index i).
 package main
 
 import (
@@ -27,6 +32,7 @@ import (
 
 	resourceapi "k8s.io/api/resource/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
@@ -86,8 +92,31 @@ func devices(uuids []string, product string) []resourceapi.Device {
 
 type plugin struct {
 	node    string
-	devices map[string]bool
+	devices map[string]string // device name -> GPU UUID
+	cdiRoot string
 	cancel  context.CancelCauseFunc
+}
+
+// specFile is NVIDIA's per-claim CDI spec name (CDI's GenerateTransientSpecName: <vendor>-<class>_<uid>).
+func (p *plugin) specFile(claim types.UID) string {
+	return filepath.Join(p.cdiRoot, fmt.Sprintf("k8s.%s-claim_%s.yaml", driverName, claim))
+}
+
+// writeSpec writes the claim's CDI spec atomically (a reader never sees half a file), root-owned 0644.
+func (p *plugin) writeSpec(claim types.UID, devices []string) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "---\ncdiVersion: 0.5.0\nkind: k8s.%s/claim\ndevices:\n", driverName)
+	for _, d := range devices {
+		fmt.Fprintf(&b, "- name: %s-%s\n  containerEdits:\n    env:\n    - NVIDIA_VISIBLE_DEVICES=%s\n", claim, d, p.devices[d])
+	}
+	if err := os.MkdirAll(p.cdiRoot, 0o755); err != nil {
+		return err
+	}
+	tmp := p.specFile(claim) + ".tmp"
+	if err := os.WriteFile(tmp, []byte(b.String()), 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, p.specFile(claim))
 }
 
 // PrepareResourceClaims returns, per allocated device of this driver, NVIDIA's CDI id. A device this
@@ -100,7 +129,7 @@ func (p *plugin) PrepareResourceClaims(ctx context.Context, claims []*resourceap
 			if d.Driver != driverName {
 				continue
 			}
-			if d.Pool != p.node || !p.devices[d.Device] {
+			if _, ok := p.devices[d.Device]; d.Pool != p.node || !ok {
 				r.Err = fmt.Errorf("device %s/%s is not on node %s", d.Pool, d.Device, p.node)
 				break
 			}
@@ -111,20 +140,93 @@ func (p *plugin) PrepareResourceClaims(ctx context.Context, claims []*resourceap
 				CDIDeviceIDs: []string{cdiID(c.UID, d.Device)},
 			})
 		}
+		if r.Err == nil && len(r.Devices) > 0 {
+			names := make([]string, 0, len(r.Devices))
+			for _, d := range r.Devices {
+				names = append(names, d.DeviceName)
+			}
+			r.Err = p.writeSpec(c.UID, names)
+		}
 		klog.FromContext(ctx).Info("prepared", "claim", klog.KObj(c), "uid", c.UID, "devices", len(r.Devices), "err", r.Err)
 		out[c.UID] = r
 	}
 	return out, nil
 }
 
-// UnprepareResourceClaims has nothing to undo: preparing wrote nothing.
+// UnprepareResourceClaims removes the claims' CDI specs.
 func (p *plugin) UnprepareResourceClaims(ctx context.Context, claims []kubeletplugin.NamespacedObject) (map[types.UID]error, error) {
 	out := make(map[types.UID]error, len(claims))
 	for _, c := range claims {
 		klog.FromContext(ctx).Info("unprepared", "claim", c.String())
+		if err := os.Remove(p.specFile(c.UID)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			out[c.UID] = err
+			continue
+		}
 		out[c.UID] = nil
 	}
 	return out, nil
+}
+
+// taintsFrom reads FILE's lines `<device> <key>[=<value>]:<effect>`; a missing file means no taints. A taint
+// keeps the time it was first seen, as a driver records when it tainted.
+func taintsFrom(file string, seen map[string]metav1.Time) (map[string][]resourceapi.DeviceTaint, error) {
+	text, err := os.ReadFile(file)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	} else if err != nil {
+		return nil, err
+	}
+	out := map[string][]resourceapi.DeviceTaint{}
+	for _, line := range strings.Split(string(text), "\n") {
+		f := strings.Fields(line)
+		if len(f) == 0 {
+			continue
+		}
+		kv, effect, ok := strings.Cut(f[len(f)-1], ":")
+		if len(f) != 2 || !ok {
+			return nil, fmt.Errorf("%s: want `<device> <key>[=<value>]:<effect>`, got %q", file, line)
+		}
+		key, value, _ := strings.Cut(kv, "=")
+		at, ok := seen[line]
+		if !ok {
+			at = metav1.Now()
+			seen[line] = at
+		}
+		out[f[0]] = append(out[f[0]], resourceapi.DeviceTaint{
+			Key: key, Value: value, Effect: resourceapi.DeviceTaintEffect(effect), TimeAdded: &at,
+		})
+	}
+	return out, nil
+}
+
+// watchTaints republishes the slice whenever FILE changes (polled: a test writes it from outside).
+func watchTaints(ctx context.Context, file string, devs []resourceapi.Device, publish func([]resourceapi.Device)) {
+	var last string
+	seen := map[string]metav1.Time{}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(300 * time.Millisecond):
+		}
+		text, _ := os.ReadFile(file)
+		if string(text) == last {
+			continue
+		}
+		taints, err := taintsFrom(file, seen)
+		if err != nil {
+			klog.Error(err)
+			continue
+		}
+		last = string(text)
+		out := make([]resourceapi.Device, len(devs))
+		for i, d := range devs {
+			d.Taints = taints[d.Name]
+			out[i] = d
+		}
+		klog.Infof("taints: %v", taints)
+		publish(out)
+	}
 }
 
 // HandleError: publishing errors are logged (the controller retries); anything fatal stops the plugin.
@@ -142,6 +244,8 @@ func main() {
 	product := flag.String("product", "NVIDIA H100 80GB HBM3", "productName attribute")
 	pluginsDir := flag.String("plugins-dir", kubeletplugin.KubeletPluginsDir, "the kubelet's plugins directory")
 	registryDir := flag.String("registry-dir", kubeletplugin.KubeletRegistryDir, "the kubelet's plugin registry directory")
+	cdiRoot := flag.String("cdi-root", "/var/run/cdi", "where prepared claims' CDI specs go (NVIDIA's CDI_ROOT)")
+	taintsFile := flag.String("taints-file", "", "device taints, `<device> <key>[=<value>]:<effect>` per line, polled")
 	flag.Parse()
 	if *node == "" || *kubeconfig == "" || *uuids == "" {
 		klog.Fatal("-node, -kubeconfig and -uuids are required")
@@ -160,9 +264,9 @@ func main() {
 	go func() { <-sig; cancel(errors.New("signal")) }()
 
 	devs := devices(strings.Split(*uuids, ","), *product)
-	p := &plugin{node: *node, devices: map[string]bool{}, cancel: cancel}
+	p := &plugin{node: *node, devices: map[string]string{}, cdiRoot: *cdiRoot, cancel: cancel}
 	for _, d := range devs {
-		p.devices[d.Name] = true
+		p.devices[d.Name] = *d.Attributes["uuid"].StringValue
 	}
 	// The helper listens in the plugin's data directory but does not create it.
 	dataDir := filepath.Join(*pluginsDir, driverName)
@@ -197,6 +301,13 @@ func main() {
 	})
 	if err != nil {
 		klog.Fatalf("publish: %v", err)
+	}
+	if *taintsFile != "" {
+		go watchTaints(ctx, *taintsFile, devs, func(d []resourceapi.Device) {
+			ctrl.Update(&resourceslice.DriverResources{Pools: map[string]resourceslice.Pool{
+				*node: {Slices: []resourceslice.Slice{{Devices: d}}},
+			}})
+		})
 	}
 	klog.Infof("%s serving %d devices on %s", driverName, len(devs), *node)
 	<-ctx.Done()
