@@ -11,7 +11,7 @@ use std::str::FromStr;
 use crate::contract::Report;
 use crate::facts::{NodeFacts, Sections};
 use crate::options::AnalysisOptions;
-use crate::{analysis, attribution, evidence, operator, workload, xid};
+use crate::{analysis, attribution, dcgm, evidence, operator, workload, xid};
 
 /// The arguments a command takes of its own, beside the flags every command shares (the source,
 /// `--node-name`, `--expect-gpus`): node-probe gives each group its flags (`node-probe/src/options.rs`).
@@ -208,6 +208,13 @@ pub enum Request {
     },
     /// The evidence archive, the node's bug report limited to this many seconds.
     Evidence { time_limit_secs: u64 },
+    /// A DCGM diagnostic (`dcgm-diag`) of a level or named tests on the GPUs named, with the API server's
+    /// claims on the node as for `allocation` (the idle-first selection reads them).
+    DcgmDiag {
+        run: crate::dcgm::request::DiagRun,
+        gpus: Vec<crate::dcgm::request::GpuSel>,
+        api_claims: Option<String>,
+    },
 }
 
 impl From<Command> for Request {
@@ -272,6 +279,20 @@ impl Request {
             Request::Evidence { time_limit_secs } => {
                 argv.push(evidence::COMMAND.into());
                 flag(&mut argv, "--time-limit", Some(time_limit_secs));
+            }
+            Request::DcgmDiag {
+                run,
+                gpus,
+                api_claims,
+            } => {
+                argv.push(dcgm::COMMAND.into());
+                match run {
+                    dcgm::request::DiagRun::Level(l) => flag(&mut argv, "--level", Some(l)),
+                    dcgm::request::DiagRun::Tests(_) => flag(&mut argv, "--tests", Some(run.arg())),
+                }
+                let gpus: Vec<String> = gpus.iter().map(ToString::to_string).collect();
+                flag(&mut argv, "--gpus", Some(gpus.join(",")));
+                flag(&mut argv, "--api-claims", api_claims.as_ref());
             }
         }
         if dry {

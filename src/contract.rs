@@ -120,6 +120,8 @@ pub enum Report {
     Reset(Box<crate::operator::reset::ResetReport>),
     /// `node-probe evidence`: the evidence archive (nvidia-bug-report.sh and the probe's own view).
     Evidence(Box<crate::evidence::EvidenceReport>),
+    /// `node-probe dcgm-diag`: a DCGM diagnostic on the idle GPUs of a request.
+    DcgmDiag(Box<crate::dcgm::DcgmDiagReport>),
 }
 
 impl Judged for Report {
@@ -159,6 +161,7 @@ impl Report {
             Report::Xid(r) => &**r,
             Report::Allocation(r) => r,
             Report::Workload(r) => &**r,
+            Report::DcgmDiag(r) => &**r,
             Report::Scenarios(_)
             | Report::Version(_)
             | Report::Facts(_)

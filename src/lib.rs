@@ -9,6 +9,7 @@ pub mod analysis;
 pub mod attribution;
 pub mod command;
 pub mod contract;
+pub mod dcgm;
 pub mod evidence;
 pub mod facts;
 pub mod finding;

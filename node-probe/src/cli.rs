@@ -42,6 +42,9 @@ pub enum Cmd {
     /// One evidence archive: the node's own nvidia-bug-report.sh (safe mode, time-limited) plus describe,
     /// the XID history and the kernel ring buffer (tar.gz, base64 in the JSON document).
     Evidence(crate::evidence::EvidenceArgs),
+    /// NVIDIA DCGM's diagnostic (dcgmi diag) on the idle GPUs named, with a deadline; held GPUs are left
+    /// out, and the GPUs' NVML state and Xids are read before and after.
+    DcgmDiag(crate::dcgm::DcgmDiagArgs),
     /// List the built-in simulated scenarios.
     Scenarios,
     /// Probe version and contract version.
@@ -194,6 +197,7 @@ impl Invocation {
             }
             Cmd::Kill(a) => return crate::operator::run_kill(&self.global, a),
             Cmd::Reset(a) => return crate::operator::run_reset(&self.global, a),
+            Cmd::DcgmDiag(a) => return crate::dcgm::run(&self.global, a),
             Cmd::Evidence(a) => {
                 let global = &self.global;
                 return crate::evidence::run(global, a, &|argv| {
@@ -475,5 +479,49 @@ mod tests {
             Cmd::Evidence(e) => assert_eq!(e.time_limit, 5),
             other => panic!("{other:?}"),
         }
+        use gpu_diag::dcgm::request::{DiagRun, GpuSel};
+        match run(Request::DcgmDiag {
+            run: DiagRun::Level(2),
+            gpus: vec![GpuSel::Index(0), GpuSel::Index(3)],
+            api_claims: None,
+        }
+        .argv())
+        {
+            Cmd::DcgmDiag(d) => {
+                assert_eq!((d.level.as_deref(), d.gpus.as_str()), (Some("2"), "0,3"));
+                assert_eq!((d.dcgmi, d.stop_grace_secs), (None, 30));
+            }
+            other => panic!("{other:?}"),
+        }
+        match run(Request::DcgmDiag {
+            run: DiagRun::Tests(vec!["pcie", "memory"]),
+            gpus: vec![GpuSel::Uuid(
+                "GPU-5cf8a2b4-9e1d-4c1a-8d0e-1f2a3b4c5d6e".into(),
+            )],
+            api_claims: None,
+        }
+        .argv())
+        {
+            Cmd::DcgmDiag(d) => assert_eq!(d.tests.as_deref(), Some("pcie,memory")),
+            other => panic!("{other:?}"),
+        }
+        // A level and tests at once, or neither, is refused.
+        assert!(parse(["node-probe", "dcgm-diag", "--gpus", "0"].map(OsString::from)).is_err());
+        assert!(
+            parse(
+                [
+                    "node-probe",
+                    "dcgm-diag",
+                    "--level",
+                    "1",
+                    "--tests",
+                    "pcie",
+                    "--gpus",
+                    "0"
+                ]
+                .map(OsString::from)
+            )
+            .is_err()
+        );
     }
 }

@@ -3,6 +3,7 @@
 //! unavailable, 4 permission denied, 1 other.
 
 mod cli;
+mod dcgm;
 mod dra;
 mod driver_roots;
 mod evidence;

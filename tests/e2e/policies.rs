@@ -311,6 +311,61 @@ fn probe_pods_and_execs_of_another_shape_are_refused_by_the_policies() {
             ],
             "reset with --api-claims without the operator role",
         ),
+        // dcgm-diag (issue 56): level 1 only for the reader, GPUs and tests in their grammar, no --dcgmi.
+        (
+            vec![
+                "node-probe",
+                "dcgm-diag",
+                "--level",
+                "2",
+                "--gpus",
+                "0",
+                "--node-name",
+                &node,
+            ],
+            "dcgm-diag level 2 without the operator role",
+        ),
+        (
+            vec![
+                "node-probe",
+                "dcgm-diag",
+                "--tests",
+                "software",
+                "--gpus",
+                "0",
+                "--node-name",
+                &node,
+            ],
+            "dcgm-diag named tests without the operator role",
+        ),
+        (
+            vec![
+                "node-probe",
+                "dcgm-diag",
+                "--level",
+                "1",
+                "--gpus",
+                "0;1",
+                "--node-name",
+                &node,
+            ],
+            "dcgm-diag --gpus outside its grammar",
+        ),
+        (
+            vec![
+                "node-probe",
+                "dcgm-diag",
+                "--level",
+                "1",
+                "--gpus",
+                "0",
+                "--dcgmi",
+                &m,
+                "--node-name",
+                &node,
+            ],
+            "dcgm-diag with --dcgmi",
+        ),
     ] {
         refused_by(
             &exec(User::Reader, "probe", &argv),

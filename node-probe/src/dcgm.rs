@@ -1,0 +1,456 @@
+//! `node-probe dcgm-diag`: NVIDIA's DCGM diagnostic (`dcgmi diag -r <level|tests> -j -i <gpus>`) on the
+//! idle GPUs of a request, with a deadline, and the GPUs' state read before and after.
+//!
+//! - **Idle first.** The holders are read before anything runs (the kubelet's PodResources with the DRA
+//!   facts, NVML's processes, as `allocation` and `reset` read them) and `gpu_diag::dcgm::select::select`
+//!   decides: a held GPU is never passed to dcgmi.
+//! - **dcgmi from this pod's image.** In the real design the probe pod's base is NVIDIA's DCGM image
+//!   (`nvcr.io/nvidia/cloud-native/dcgm`), which carries dcgmi, nvvs and the CUDA plugins; dcgmi without
+//!   `--host` starts an embedded host engine in its own process when nothing answers on localhost:5555
+//!   (NVIDIA/DCGM `dcgmi/Diag.cpp` v4.6.0). It is looked up on `PATH`, then `/usr/bin/dcgmi`;
+//!   `--dcgmi PATH` runs a given one (tests replay outputs with `tests/fake-dcgm/dcgmi`). No dcgmi is a
+//!   clear "not run", never a crash.
+//! - **The host driver's libraries, no NVIDIA runtime.** The probe pod is not started through the NVIDIA
+//!   container runtime, so the image has no `libnvidia-ml.so.1`/`libcuda.so.1`. The engine and nvvs dlopen
+//!   them: `LD_LIBRARY_PATH` names the directory where the host's driver keeps them, found under the host
+//!   root through the driver roots table (`crate::driver_roots`, the same search that finds NVML for the
+//!   probe itself). This is what the NVIDIA runtime does by bind-mounting those files; EKS's agent notes that
+//!   without them the engine starts but reports zero GPUs.
+//! - **Time and cancellation.** Each level has a deadline (`gpu_diag::dcgm::request::deadline_secs`,
+//!   `--timeout-secs` only shortens it). On the deadline, or when node-probe gets SIGTERM or SIGINT (a
+//!   cancelled task, a deleted pod), dcgmi gets SIGTERM, which it turns into `dcgmStopDiagnostic` (the
+//!   engine stops nvvs: SIGTERM up to 10 times 4 s apart, then SIGKILL; dcgmi waits up to 25 s). After
+//!   `--stop-grace-secs` (default 30 s, past dcgmi's 25 s) the whole process group is killed; it is
+//!   killed on every path once dcgmi has ended, so nothing keeps loading a GPU after the answer.
+
+use std::io::Read;
+use std::os::unix::fs::DirBuilderExt;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::time::{Duration, Instant};
+
+use clap::Args;
+use gpu_diag::contract::{ErrorKind, ProbeDocument, ProbeError, Report};
+use gpu_diag::dcgm::limits::MAX_OUTPUT_BYTES;
+use gpu_diag::dcgm::request;
+use gpu_diag::dcgm::{self, DiagInput, Execution, StopCause, select, state};
+use gpu_diag::facts::{NodeFacts, Sections};
+use gpu_diag::options::AnalysisOptions;
+
+use crate::options::{GlobalArgs, KernelLogArgs};
+use crate::source::{self, SourceSpec};
+
+#[derive(Debug, Args, Clone)]
+pub struct DcgmDiagArgs {
+    /// DCGM level: 1 (software checks, seconds), 2 (+ pcie, memory; minutes), 3 (+ stress; ~15 min).
+    #[arg(
+        long,
+        value_name = "1|2|3",
+        required_unless_present = "tests",
+        conflicts_with = "tests"
+    )]
+    pub level: Option<String>,
+    /// Named tests instead of a level, comma-separated (software, pcie, memory, diagnostic, ...).
+    #[arg(long, value_name = "TEST,...")]
+    pub tests: Option<String>,
+    /// The GPUs to test, comma-separated indices or GPU- UUIDs; held GPUs are left out.
+    #[arg(long, value_name = "INDEX|UUID,...")]
+    pub gpus: String,
+    /// Run this dcgmi instead of the one on PATH or /usr/bin/dcgmi.
+    #[arg(long, value_name = "PATH")]
+    pub dcgmi: Option<PathBuf>,
+    /// Stop the run after this many seconds (at most the level's deadline: 120, 900, 2700).
+    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=2700))]
+    pub timeout_secs: Option<u64>,
+    /// Seconds between dcgmi's SIGTERM (its orderly stop) and the kill of its process group.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(1..=60))]
+    pub stop_grace_secs: u64,
+}
+
+const BEFORE: Sections = Sections {
+    identity: true,
+    processes: true,
+    ecc: true,
+    topology: false,
+    telemetry: false,
+    kernel_log: false,
+    nics: false,
+    kubelet: false,
+};
+
+const AFTER: Sections = Sections {
+    identity: true,
+    processes: false,
+    ecc: true,
+    topology: false,
+    telemetry: false,
+    kernel_log: true,
+    nics: false,
+    kubelet: false,
+};
+
+/// The signal node-probe got (0: none), set by the handler.
+static GOT_SIGNAL: AtomicI32 = AtomicI32::new(0);
+
+extern "C" fn on_signal(sig: libc::c_int) {
+    GOT_SIGNAL.store(sig, Ordering::SeqCst);
+}
+
+/// SIGTERM and SIGINT set [`GOT_SIGNAL`] instead of ending node-probe, so the run is stopped in order.
+fn catch_stop_signals() {
+    for sig in [libc::SIGTERM, libc::SIGINT] {
+        // SAFETY: the handler only stores into an atomic, which is async-signal-safe; the sigaction
+        // struct is zeroed and then filled as sigaction(2) documents.
+        unsafe {
+            let mut sa: libc::sigaction = std::mem::zeroed();
+            sa.sa_sigaction = on_signal as *const () as libc::sighandler_t;
+            libc::sigemptyset(&mut sa.sa_mask);
+            sa.sa_flags = 0;
+            libc::sigaction(sig, &sa, std::ptr::null_mut());
+        }
+    }
+}
+
+fn usage(flag: &str, e: impl std::fmt::Display) -> ProbeError {
+    ProbeError::new(ErrorKind::Usage, format!("invalid {flag}: {e}"))
+        .hint("node-probe dcgm-diag --level 1|2|3 (or --tests pcie,memory) --gpus 0,1")
+}
+
+fn host_root_of(spec: &SourceSpec) -> &Path {
+    match spec {
+        SourceSpec::Nvml { host_root, .. } | SourceSpec::Simulated { host_root, .. } => host_root,
+    }
+}
+
+/// The kubelet's and the DRA driver's word on who holds which GPU (as `reset` reads it).
+fn fill_holders(facts: &mut NodeFacts, root: &Path) {
+    crate::host::fill_minor_numbers(facts, root);
+    let kubelet = crate::podresources::kubelet_root(root);
+    facts.pod_resources = crate::podresources::collect(root, &kubelet);
+    facts.dra = crate::dra::read(root, &kubelet.dir);
+}
+
+/// dcgmi: the given path, else on `PATH`, else `/usr/bin/dcgmi`.
+fn find_dcgmi(given: Option<&Path>) -> Option<PathBuf> {
+    if let Some(p) = given {
+        return p
+            .is_file()
+            .then(|| std::path::absolute(p).unwrap_or(p.to_path_buf()));
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .map(|d| d.join("dcgmi"))
+        .chain(std::iter::once(PathBuf::from("/usr/bin/dcgmi")))
+        .find(|p| p.is_file())
+}
+
+/// The directories of the host driver's `libcuda.so.1` and `libnvidia-ml.so.1`, as paths this process
+/// can open (under the host root).
+fn driver_library_path(root: &Path, driver_root: Option<&Path>) -> Option<String> {
+    let search = crate::driver_roots::Search::new(root, driver_root);
+    let mut dirs: Vec<String> = Vec::new();
+    for lib in ["libcuda.so.1", "libnvidia-ml.so.1"] {
+        if let Some((p, _)) = search.libraries(lib, std::env::consts::ARCH).first()
+            && let Some(d) = p.parent()
+        {
+            let d = d.display().to_string();
+            if !dirs.contains(&d) {
+                dirs.push(d);
+            }
+        }
+    }
+    (!dirs.is_empty()).then(|| dirs.join(":"))
+}
+
+fn now_unix() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+pub fn run(global: &GlobalArgs, args: &DcgmDiagArgs) -> Result<ProbeDocument, ProbeError> {
+    let run = match (&args.level, &args.tests) {
+        (Some(l), _) => request::parse_level(l).map_err(|e| usage("--level", e))?,
+        (None, Some(t)) => request::parse_tests(t).map_err(|e| usage("--tests", e))?,
+        (None, None) => return Err(usage("--level", "give --level or --tests")),
+    };
+    let requested = request::parse_gpus(&args.gpus).map_err(|e| usage("--gpus", e))?;
+    let deadline = request::deadline_secs(run.level());
+    let deadline = args.timeout_secs.map_or(deadline, |t| t.min(deadline));
+    let spec = SourceSpec::from_args(global)?;
+    let simulated = matches!(spec, SourceSpec::Simulated { .. });
+    let root = host_root_of(&spec).to_path_buf();
+
+    let mut before_facts = source::collect(&spec, BEFORE, &KernelLogArgs::default())?;
+    if !simulated || global.host_root.is_some() {
+        fill_holders(&mut before_facts, &root);
+    }
+    global.add_api_facts(&mut before_facts);
+    let selection = select::select(&before_facts, &requested);
+    let before = state::snapshot(&before_facts, &selection.to_test);
+
+    let dcgmi = find_dcgmi(args.dcgmi.as_deref());
+    let not_started = if selection.to_test.is_empty() {
+        Some(if selection.skipped.iter().any(|s| s.why == "held") {
+            "every requested GPU is held by a pod, a DRA claim or a process (see not_tested); a \
+             diagnostic never runs under a workload"
+                .to_string()
+        } else {
+            "no requested GPU can be tested (see not_tested)".to_string()
+        })
+    } else if simulated && args.dcgmi.is_none() {
+        Some(
+            "a simulated node has no DCGM to run; give --dcgmi PATH to replay a dcgmi (tests/fake-dcgm)"
+                .into(),
+        )
+    } else if dcgmi.is_none() {
+        Some(match &args.dcgmi {
+            Some(p) => format!("--dcgmi {} is not a file", p.display()),
+            None => "this pod's image has no dcgmi (not on PATH, no /usr/bin/dcgmi); use NVIDIA's DCGM \
+                     image (nvcr.io/nvidia/cloud-native/dcgm) as the probe's base, or set a mirror that \
+                     carries it where the node cannot pull"
+                .into(),
+        })
+    } else {
+        None
+    };
+
+    let started_unix = now_unix();
+    let execution = match (&not_started, &dcgmi) {
+        (None, Some(dcgmi)) => {
+            let ld = (!simulated)
+                .then(|| driver_library_path(&root, global.driver_root.as_deref()))
+                .flatten();
+            Some(execute(
+                dcgmi,
+                &request::dcgmi_args(&run, &selection.to_test),
+                ld.as_deref(),
+                Duration::from_secs(deadline),
+                Duration::from_secs(args.stop_grace_secs),
+            ))
+        }
+        _ => None,
+    };
+    let (after, xids, xids_not_listed, incidents_after) = if execution.is_some() {
+        match source::collect(&spec, AFTER, &KernelLogArgs::default()) {
+            Ok(f) => {
+                let (x, more) = state::xids_during(&f, started_unix, &selection.to_test);
+                let health = gpu_diag::analysis::health::analyze(&f, &AnalysisOptions::default());
+                (
+                    state::snapshot(&f, &selection.to_test),
+                    x,
+                    more,
+                    health.incidents,
+                )
+            }
+            // NVML gone after the run: every tested GPU reads as lost.
+            Err(_) => (vec![], vec![], 0, Default::default()),
+        }
+    } else {
+        (before.clone(), vec![], 0, Default::default())
+    };
+    let report = dcgm::analyze(
+        &before_facts,
+        &DiagInput {
+            run: &run,
+            requested: &requested,
+            selection: &selection,
+            execution: execution.as_ref(),
+            not_started,
+            before,
+            after,
+            xids,
+            xids_not_listed,
+            started_at: gpu_diag::xid::time::rfc3339(started_unix),
+            incidents_after,
+        },
+    );
+    Ok(ProbeDocument::success(
+        Some(source::meta(&before_facts, global)),
+        Report::DcgmDiag(Box::new(report)),
+    ))
+}
+
+/// A private working directory: dcgmi writes `dcgmi.log`, the embedded engine `nvvs.log`, and level 1
+/// checks that the working directory is writable.
+fn private_dir() -> std::io::Result<PathBuf> {
+    let dir = std::env::temp_dir().join(format!(
+        "k8s-gpu-mcp-dcgm.{}.{:x}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0)
+    ));
+    std::fs::DirBuilder::new().mode(0o700).create(&dir)?;
+    Ok(dir)
+}
+
+/// Read up to `cap` bytes of `r` and drain the rest (so the child never blocks on a full pipe).
+fn read_capped(mut r: impl Read, cap: usize) -> (Vec<u8>, bool) {
+    let mut kept = Vec::new();
+    let mut buf = [0u8; 16 << 10];
+    let mut cut = false;
+    loop {
+        match r.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                let room = cap.saturating_sub(kept.len());
+                if n > room {
+                    cut = true;
+                }
+                kept.extend_from_slice(&buf[..n.min(room)]);
+            }
+        }
+    }
+    (kept, cut)
+}
+
+fn signal_pid(pid: i32, sig: rustix::process::Signal) {
+    if let Some(p) = rustix::process::Pid::from_raw(pid) {
+        let _ = rustix::process::kill_process(p, sig);
+    }
+}
+
+fn kill_group(pgid: i32) {
+    if let Some(p) = rustix::process::Pid::from_raw(pgid) {
+        let _ = rustix::process::kill_process_group(p, rustix::process::Signal::KILL);
+    }
+}
+
+/// Run dcgmi in its own process group under `deadline`, forwarding a stop; the group is killed on every
+/// path once it ends.
+fn execute(
+    dcgmi: &Path,
+    argv: &[String],
+    ld_library_path: Option<&str>,
+    deadline: Duration,
+    grace: Duration,
+) -> Execution {
+    let mut ex = Execution {
+        dcgmi: dcgmi.display().to_string(),
+        argv: argv.to_vec(),
+        deadline_secs: deadline.as_secs(),
+        ..Execution::default()
+    };
+    catch_stop_signals();
+    let dir = match private_dir() {
+        Ok(d) => d,
+        Err(e) => {
+            ex.spawn_error = Some(format!("cannot make a private working directory: {e}"));
+            return ex;
+        }
+    };
+    let mut cmd = Command::new(dcgmi);
+    cmd.args(argv)
+        .current_dir(&dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        // Its own group: the kill reaches the embedded engine's nvvs and the plugins it started.
+        .process_group(0);
+    if let Some(ld) = ld_library_path {
+        let joined = match std::env::var("LD_LIBRARY_PATH") {
+            Ok(old) if !old.is_empty() => format!("{ld}:{old}"),
+            _ => ld.to_string(),
+        };
+        cmd.env("LD_LIBRARY_PATH", joined);
+    }
+    let started = Instant::now();
+    let mut child = match cmd.spawn() {
+        Ok(c) => c,
+        Err(e) => {
+            ex.spawn_error = Some(format!("cannot run {}: {e}", dcgmi.display()));
+            let _ = std::fs::remove_dir_all(&dir);
+            return ex;
+        }
+    };
+    let pid = child.id() as i32;
+    let out = child
+        .stdout
+        .take()
+        .map(|s| std::thread::spawn(move || read_capped(s, MAX_OUTPUT_BYTES)));
+    let err = child
+        .stderr
+        .take()
+        .map(|s| std::thread::spawn(move || read_capped(s, 64 << 10)));
+    let mut stop_sent: Option<Instant> = None;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(st)) => break Some(st),
+            Ok(None) => {}
+            Err(_) => break None,
+        }
+        if stop_sent.is_none() {
+            let cause = if GOT_SIGNAL.load(Ordering::SeqCst) != 0 {
+                Some(StopCause::Cancelled)
+            } else if started.elapsed() >= deadline {
+                Some(StopCause::Deadline)
+            } else {
+                None
+            };
+            if let Some(c) = cause {
+                ex.stopped_by = Some(c);
+                // dcgmi's own handler turns this into dcgmStopDiagnostic.
+                signal_pid(pid, rustix::process::Signal::TERM);
+                stop_sent = Some(Instant::now());
+            }
+        } else if stop_sent.is_some_and(|t| t.elapsed() >= grace) && !ex.killed {
+            ex.killed = true;
+            kill_group(pid);
+        } else if ex.killed
+            && stop_sent.is_some_and(|t| t.elapsed() >= grace + Duration::from_secs(5))
+        {
+            // Stuck in the kernel (a hung GPU): leave it, and say so through `killed` without a status.
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    // Whatever dcgmi left in its group (an nvvs, a plugin) goes too.
+    kill_group(pid);
+    ex.elapsed_ms = started.elapsed().as_millis() as u64;
+    if let Some(st) = status {
+        ex.exit_status = st.code().map(|c| c as u8);
+        ex.signal = st.signal();
+    }
+    if let Some(h) = out
+        && let Ok((bytes, cut)) = h.join()
+    {
+        ex.stdout = String::from_utf8_lossy(&bytes).into_owned();
+        ex.stdout_cut = cut;
+    }
+    if let Some(h) = err
+        && let Ok((bytes, _)) = h.join()
+    {
+        ex.stderr_tail = gpu_diag::evidence::tail(String::from_utf8_lossy(&bytes).trim_end(), 1000);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    ex
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn read_capped_keeps_the_head_and_drains_the_rest() {
+        let data = vec![b'x'; 100_000];
+        let (kept, cut) = read_capped(&data[..], 1000);
+        assert_eq!((kept.len(), cut), (1000, true));
+        let (kept, cut) = read_capped(&b"abc"[..], 1000);
+        assert_eq!((kept.as_slice(), cut), (&b"abc"[..], false));
+    }
+
+    #[test]
+    fn dcgmi_is_found_on_the_path_or_given() {
+        let d = tempfile::tempdir().unwrap();
+        let f = d.path().join("dcgmi");
+        std::fs::write(&f, "#!/bin/sh\n").unwrap();
+        assert_eq!(find_dcgmi(Some(&f)), Some(f.clone()));
+        assert_eq!(find_dcgmi(Some(&d.path().join("nope"))), None);
+    }
+}

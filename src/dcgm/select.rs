@@ -1,0 +1,135 @@
+//! Idle first: of the requested GPUs, which the run may load and which it must leave alone.
+//!
+//! DCGM does not refuse a busy GPU: level 1 only warns on graphics processes, and compute load shows up as
+//! stress or bandwidth failures (NVIDIA/DCGM `nvvs/src/Software.cpp` v4.6.0; ../shared/reference/dcgm.md
+//! section 5). Who holds a GPU is the caller's to establish, with the same rules as the reset preflight
+//! (`operator::reset`): a pod the kubelet assigned it to through the device plugin or a DRA claim (also a
+//! claim the kubelet does not name), and any process NVML lists on it. A GPU whose holders cannot be
+//! established (the kubelet unreachable, NVML unable to list processes) is not tested either: a diagnostic
+//! under a job breaks the job, and the job's load would read as a GPU failure.
+
+use serde::{Deserialize, Serialize};
+
+use super::request::GpuSel;
+use crate::facts::{GpuFacts, NodeFacts, Reading};
+use crate::operator::CheckStatus;
+use crate::operator::reset::{check_assignment, check_processes};
+
+/// A requested GPU the run leaves alone, and why.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct Skipped {
+    /// As requested (index or UUID).
+    pub requested: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub index: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uuid: Option<String>,
+    /// `held` (a pod, a claim or a process holds it), `unverified` (its holders could not be read),
+    /// `unknown_gpu` (the node has no such GPU), `unreadable` (NVML cannot open it).
+    pub why: String,
+    /// What holds it, or what could not be read, in words.
+    pub detail: String,
+}
+
+/// The requested GPUs split.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Selection {
+    /// Idle GPUs to test (NVML indices, in the order requested).
+    pub to_test: Vec<u32>,
+    pub skipped: Vec<Skipped>,
+}
+
+fn uuid_of(g: &GpuFacts) -> Option<String> {
+    g.uuid.ok().cloned()
+}
+
+/// Split `requested` into the GPUs to test and those left alone, from the node's facts (inventory,
+/// processes and the kubelet's PodResources answer with the DRA facts).
+pub fn select(facts: &NodeFacts, requested: &[GpuSel]) -> Selection {
+    let mut out = Selection::default();
+    for r in requested {
+        let gpu = facts.gpus.iter().find(|g| match r {
+            GpuSel::Index(i) => g.index == *i,
+            GpuSel::Uuid(u) => g.uuid.ok().is_some_and(|x| x.eq_ignore_ascii_case(u)),
+        });
+        let skip = |why: &str, detail: String, g: Option<&GpuFacts>| Skipped {
+            requested: r.to_string(),
+            index: g.map(|g| g.index),
+            uuid: g.and_then(uuid_of),
+            why: why.into(),
+            detail,
+        };
+        let Some(g) = gpu else {
+            out.skipped.push(skip(
+                "unknown_gpu",
+                format!(
+                    "the node has no GPU {r} (it has {})",
+                    match facts.gpus.len() {
+                        0 => "none NVML lists".to_string(),
+                        n => format!("indices 0-{}", n - 1),
+                    }
+                ),
+                None,
+            ));
+            continue;
+        };
+        if out.to_test.contains(&g.index) {
+            continue;
+        }
+        if let Some(e) = &g.handle_error {
+            out.skipped.push(skip(
+                "unreadable",
+                format!(
+                    "NVML cannot open the GPU ({}): its health answer says why; DCGM cannot test it either",
+                    crate::analysis::error_name(e.error)
+                ),
+                Some(g),
+            ));
+            continue;
+        }
+        let mut held = Vec::new();
+        let mut unverified = Vec::new();
+        if let Some(c) = check_assignment(facts, g.index) {
+            match c.status {
+                CheckStatus::Pass => {}
+                CheckStatus::Block => {
+                    // The reset preflight's fix is for a reset; the diagnostic's is the same in words.
+                    let detail = c
+                        .evidence
+                        .split(". Delete or drain")
+                        .next()
+                        .unwrap_or(&c.evidence);
+                    if detail.starts_with("a DRA claim may hold") {
+                        unverified.push(detail.to_string());
+                    } else {
+                        held.push(detail.to_string());
+                    }
+                }
+                CheckStatus::Warn => unverified.push(c.evidence),
+            }
+        }
+        match &g.processes {
+            Reading::Ok(ps) if ps.is_empty() => {}
+            Reading::Ok(_) => {
+                let c = check_processes(facts, g);
+                held.push(
+                    c.evidence
+                        .split(". Stop them first")
+                        .next()
+                        .unwrap_or(&c.evidence)
+                        .to_string(),
+                );
+            }
+            Reading::Err(_) => unverified.push(check_processes(facts, g).evidence),
+        }
+        if !held.is_empty() {
+            out.skipped.push(skip("held", held.join("; "), Some(g)));
+        } else if !unverified.is_empty() {
+            out.skipped
+                .push(skip("unverified", unverified.join("; "), Some(g)));
+        } else {
+            out.to_test.push(g.index);
+        }
+    }
+    out
+}

@@ -1,0 +1,349 @@
+//! The published DCGM outputs (tests/fixtures/dcgm, README there) through the whole interpretation, on the
+//! two-GPU H100 node of the operator tests, snapshot-tested.
+
+use super::report::{Execution, GpuOutcome, RunOutcome, StopCause};
+use super::request::{DiagRun, GpuSel, parse_gpus};
+use super::select::{Selection, select};
+use super::*;
+use crate::facts::{NodeFacts, Reading};
+use crate::finding::Incidents;
+
+macro_rules! fixture {
+    ($name:literal) => {
+        (
+            $name,
+            include_str!(concat!("../../tests/fixtures/dcgm/", $name)),
+        )
+    };
+}
+
+const FIXTURES: &[(&str, &str)] = &[
+    fixture!("v3-level2-pass.0.json"),
+    fixture!("v3-memory-fail.205.json"),
+    fixture!("v3-persistence-warn.0.json"),
+    fixture!("v3-runtime-error.226.json"),
+    fixture!("v4-level1-pass.0.json"),
+    fixture!("v4-level2-pass.0.json"),
+    fixture!("v4-memory-fail.205.json"),
+    fixture!("v4-pcie-fail.226.json"),
+    fixture!("v4-persistence-warn.226.json"),
+    fixture!("v4-in-use.222.json"),
+    fixture!("v4-already-running.217.json"),
+    fixture!("v4-timeout.245.json"),
+    fixture!("v4-killed.203.json"),
+    fixture!("v4-mig-refused.226.json"),
+    fixture!("v4-iterations-fail.205.json"),
+];
+
+/// The H100 node of tests/operator, with no process on its GPUs.
+fn idle_node() -> NodeFacts {
+    let mut f: NodeFacts =
+        serde_json::from_str(include_str!("../../tests/operator/fixtures/h100-hgx.json")).unwrap();
+    for g in &mut f.gpus {
+        g.processes = Reading::Ok(vec![]);
+    }
+    f
+}
+
+fn exit_of(name: &str) -> u8 {
+    name.trim_end_matches(".json")
+        .rsplit('.')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+fn execution(stdout: &str, status: Option<u8>) -> Execution {
+    Execution {
+        dcgmi: "/usr/bin/dcgmi".into(),
+        argv: vec![
+            "diag".into(),
+            "-r".into(),
+            "2".into(),
+            "-j".into(),
+            "-i".into(),
+            "0,1".into(),
+        ],
+        exit_status: status,
+        stdout: stdout.into(),
+        elapsed_ms: 95_000,
+        deadline_secs: 900,
+        ..Execution::default()
+    }
+}
+
+fn run(facts: &NodeFacts, sel: &Selection, ex: Option<&Execution>) -> DcgmDiagReport {
+    let requested = parse_gpus("0,1").unwrap();
+    let before = state::snapshot(facts, &sel.to_test);
+    analyze(
+        facts,
+        &DiagInput {
+            run: &DiagRun::Level(2),
+            requested: &requested,
+            selection: sel,
+            execution: ex,
+            not_started: Some("every requested GPU is held".into()),
+            after: before.clone(),
+            before,
+            xids: vec![],
+            xids_not_listed: 0,
+            started_at: Some("2026-11-25T10:41:00Z".into()),
+            incidents_after: Incidents::default(),
+        },
+    )
+}
+
+fn both() -> Selection {
+    Selection {
+        to_test: vec![0, 1],
+        skipped: vec![],
+    }
+}
+
+#[test]
+fn every_fixture_reads_as_its_name_says() {
+    let facts = idle_node();
+    for (name, text) in FIXTURES {
+        let r = run(&facts, &both(), Some(&execution(text, Some(exit_of(name)))));
+        let want = match *name {
+            n if n.contains("pass") => RunOutcome::Passed,
+            n if n.contains("fail") => RunOutcome::Failed,
+            n if n.contains("warn") => RunOutcome::Warnings,
+            n if n.contains("in-use") || n.contains("already") || n.contains("mig") => {
+                RunOutcome::NotRun
+            }
+            n if n.contains("timeout") => RunOutcome::TimedOut,
+            n if n.contains("killed") => RunOutcome::Stopped,
+            _ => RunOutcome::Error,
+        };
+        assert_eq!(r.outcome, want, "{name}: {}", r.summary);
+        // A refused, stopped or broken run never fails a GPU.
+        if want != RunOutcome::Failed {
+            assert!(
+                r.gpus.iter().all(|g| g.outcome != GpuOutcome::Failed),
+                "{name}"
+            );
+        }
+        insta::with_settings!({
+            snapshot_path => "../../snapshots/dcgm",
+            prepend_module_to_snapshot => false,
+        }, {
+            insta::assert_json_snapshot!(name.trim_end_matches(".json"), r);
+        });
+    }
+}
+
+#[test]
+fn the_failing_gpu_and_its_code() {
+    let facts = idle_node();
+    let (_, text) = FIXTURES
+        .iter()
+        .find(|f| f.0.starts_with("v4-memory"))
+        .unwrap();
+    let r = run(&facts, &both(), Some(&execution(text, Some(205))));
+    assert_eq!(r.gpus[0].outcome, GpuOutcome::Passed);
+    assert_eq!(r.gpus[1].outcome, GpuOutcome::Failed);
+    let m = &r.gpus[1]
+        .tests
+        .iter()
+        .find(|t| t.test == "memory")
+        .unwrap()
+        .messages[0];
+    assert_eq!(m.code.as_deref(), Some("DCGM_FR_FAULTY_MEMORY"));
+    assert_eq!(m.severity, codes::DcgmSeverity::Isolate);
+    // The failure is an incident of GPU 1's memory; GPU 0's pass is history.
+    assert_eq!(r.incidents.incidents.len(), 1);
+    assert_eq!(r.incidents.incidents[0].code, "gpu.memory");
+    assert_eq!(r.incidents.incidents[0].gpu, Some(1));
+    assert!(r.incidents.history.iter().any(|f| f.code == "dcgm.passed"
+        && f.summary == "GPU 0 passed DCGM level 2 at 2026-11-25T10:41:00Z"));
+}
+
+#[test]
+fn a_failure_joins_the_memory_incident_the_gpu_already_has() {
+    let facts = idle_node();
+    let (_, text) = FIXTURES
+        .iter()
+        .find(|f| f.0.starts_with("v4-memory"))
+        .unwrap();
+    let requested = parse_gpus("0,1").unwrap();
+    let sel = both();
+    let existing = crate::finding::Incident {
+        code: "gpu.memory".into(),
+        severity: crate::finding::Severity::Critical,
+        gpu: Some(1),
+        gpu_uuid: None,
+        component: "GPU 1".into(),
+        title: "uncorrectable memory error".into(),
+        summary: "GPU 1: uncorrectable memory error (Xid 48).".into(),
+        action: crate::finding::Action {
+            kind: crate::finding::ActionKind::ResetGpu,
+            detail: "reset".into(),
+        },
+        first_seen: None,
+        rule: None,
+        signals: vec![],
+    };
+    let r = analyze(
+        &facts,
+        &DiagInput {
+            run: &DiagRun::Level(2),
+            requested: &requested,
+            selection: &sel,
+            execution: Some(&execution(text, Some(205))),
+            not_started: None,
+            before: vec![],
+            after: vec![],
+            xids: vec![],
+            xids_not_listed: 0,
+            started_at: None,
+            incidents_after: Incidents {
+                incidents: vec![existing],
+                history: vec![],
+            },
+        },
+    );
+    assert_eq!(r.incidents.incidents.len(), 1, "{:#?}", r.incidents);
+    let inc = &r.incidents.incidents[0];
+    assert_eq!(inc.signals.len(), 1);
+    assert_eq!(inc.signals[0].code, "dcgm.memory");
+    assert!(
+        inc.summary
+            .contains("DCGM: GPU 1 failed DCGM's memory test")
+    );
+    assert_eq!(
+        inc.action.kind,
+        crate::finding::ActionKind::DrainAndResetGpu
+    );
+}
+
+#[test]
+fn stopped_by_the_deadline_or_a_cancel() {
+    let facts = idle_node();
+    let mut ex = execution("", Some(203));
+    ex.stopped_by = Some(StopCause::Deadline);
+    let r = run(&facts, &both(), Some(&ex));
+    assert_eq!(r.outcome, RunOutcome::TimedOut);
+    assert!(r.gpus.iter().all(|g| g.outcome == GpuOutcome::Incomplete));
+    ex.stopped_by = Some(StopCause::Cancelled);
+    assert_eq!(run(&facts, &both(), Some(&ex)).outcome, RunOutcome::Stopped);
+    // Killed after the grace period: no exit status, the signal.
+    let mut ex = execution("", None);
+    ex.signal = Some(9);
+    ex.killed = true;
+    ex.stopped_by = Some(StopCause::Cancelled);
+    assert_eq!(run(&facts, &both(), Some(&ex)).outcome, RunOutcome::Stopped);
+}
+
+#[test]
+fn broken_output_is_an_error_never_a_pass() {
+    let facts = idle_node();
+    for (out, status) in [
+        ("", Some(0)),
+        ("Segmentation fault", Some(139)),
+        ("{\"DCGM Diagnostic\": {", Some(226)),
+        ("", Some(254)),
+        ("{}", Some(0)),
+    ] {
+        let r = run(&facts, &both(), Some(&execution(out, status)));
+        assert_eq!(
+            r.outcome,
+            RunOutcome::Error,
+            "{out:?} {status:?}: {}",
+            r.summary
+        );
+        assert!(r.gpus.iter().all(|g| g.outcome != GpuOutcome::Failed));
+    }
+    // Exit 226 and only passes: dcgmi's word is not dropped.
+    let (_, text) = FIXTURES
+        .iter()
+        .find(|f| f.0.starts_with("v4-level2-pass"))
+        .unwrap();
+    assert_eq!(
+        run(&facts, &both(), Some(&execution(text, Some(226)))).outcome,
+        RunOutcome::Error
+    );
+}
+
+#[test]
+fn nothing_started_is_not_run() {
+    let facts = idle_node();
+    let r = run(&facts, &Selection::default(), None);
+    assert_eq!(r.outcome, RunOutcome::NotRun);
+    assert!(
+        r.summary.contains("every requested GPU is held"),
+        "{}",
+        r.summary
+    );
+    assert!(r.findings.is_empty());
+}
+
+#[test]
+fn busy_gpus_of_every_holder_kind_are_never_tested() {
+    use crate::facts::{FieldError, FieldErrorKind, PodResourcesFacts};
+    let mut facts = idle_node();
+    let all = parse_gpus("0,1").unwrap();
+    assert_eq!(select(&facts, &all).to_test, [0, 1]);
+
+    // A process on GPU 0.
+    facts.gpus[0].processes = Reading::Ok(vec![
+        serde_json::from_value(serde_json::json!({"pid": 4242, "kind": "compute"})).unwrap(),
+    ]);
+    let s = select(&facts, &all);
+    assert_eq!(s.to_test, [1]);
+    assert_eq!(s.skipped[0].why, "held");
+    assert!(
+        s.skipped[0].detail.contains("4242"),
+        "{}",
+        s.skipped[0].detail
+    );
+    facts.gpus[0].processes = Reading::Ok(vec![]);
+
+    // A device-plugin pod holding GPU 0 and a DRA claim holding GPU 1, as the kubelet names them.
+    let uuid0 = facts.gpus[0].uuid.ok().unwrap().clone();
+    let minor1 = facts.gpus[1].minor_number.as_ref().unwrap().get().unwrap();
+    let kubelet = serde_json::json!({
+        "socket": "var/lib/kubelet/pod-resources/kubelet.sock",
+        "pods": [
+            {"name": "train-0", "namespace": "ml", "containers": [
+                {"name": "main", "devices": [{"resource_name": "nvidia.com/gpu", "device_ids": [uuid0]}]}]},
+            {"name": "infer-0", "namespace": "serve", "containers": [
+                {"name": "main", "claims": [{"name": "gpu-claim", "namespace": "serve", "devices": [
+                    {"driver": "gpu.nvidia.com", "pool": "gpu-node-5", "device": format!("gpu-{minor1}")}]}]}]}
+        ],
+        "allocatable": []
+    });
+    facts.pod_resources =
+        Reading::Ok(serde_json::from_value::<PodResourcesFacts>(kubelet).unwrap());
+    let s = select(&facts, &all);
+    assert!(s.to_test.is_empty(), "{s:?}");
+    assert!(
+        s.skipped[0].detail.contains("ml/train-0"),
+        "{}",
+        s.skipped[0].detail
+    );
+    assert!(
+        s.skipped[1].detail.contains("DRA claim"),
+        "{}",
+        s.skipped[1].detail
+    );
+    assert!(s.skipped.iter().all(|k| k.why == "held"));
+
+    // The kubelet unreachable: nothing is tested on its silence.
+    facts.pod_resources = Reading::Err(FieldError::new(FieldErrorKind::NotFound));
+    let s = select(&facts, &all);
+    assert!(s.to_test.is_empty());
+    assert!(s.skipped.iter().all(|k| k.why == "unverified"), "{s:?}");
+
+    // NVML cannot list a GPU's processes.
+    facts.pod_resources = Reading::Err(FieldError::new(FieldErrorKind::NotCollected));
+    facts.gpus[1].processes = Reading::Err(FieldError::new(FieldErrorKind::Unknown));
+    let s = select(&facts, &all);
+    assert_eq!(s.to_test, [0]);
+    assert_eq!(s.skipped[0].why, "unverified");
+
+    // An unknown GPU.
+    let s = select(&facts, &[GpuSel::Index(7)]);
+    assert_eq!(s.skipped[0].why, "unknown_gpu");
+}
