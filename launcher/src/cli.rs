@@ -275,6 +275,11 @@ pub struct ClusterArgs {
     /// naming --probe-image and --trust-image.
     #[arg(long, global = true)]
     pub no_pull: bool,
+    /// `run_gpu_diagnostic`: NVIDIA's DCGM image by digest (nvcr.io/nvidia/cloud-native/dcgm@sha256:...,
+    /// or a mirror of it from a trusted source), pulled where a node does not list one; node-probe is
+    /// copied into it. Without it, only nodes that list NVIDIA's DCGM image by digest can run diagnostics.
+    #[arg(long, global = true, value_name = "IMAGE@sha256:DIGEST")]
+    pub dcgm_image: Option<String>,
     /// Ephemeral mode: the pod to add the probe container to, `namespace/pod[/container]`.
     #[arg(long, global = true, value_name = "NS/POD[/CONTAINER]")]
     pub target_pod: Option<String>,
@@ -298,6 +303,7 @@ impl From<&ClusterArgs> for ClusterSettings {
             trust_images_file: c.trust_images_file.clone(),
             target_pod: c.target_pod.clone(),
             no_pull: c.no_pull,
+            dcgm_image: c.dcgm_image.clone().filter(|s| !s.is_empty()),
         }
     }
 }

@@ -44,6 +44,8 @@ pub struct ClusterSettings {
     pub target_pod: Option<String>,
     /// `--no-pull`: the default delivery never pulls its fallback base.
     pub no_pull: bool,
+    /// `--dcgm-image`: NVIDIA's DCGM image (or a mirror) by digest, for `run_gpu_diagnostic`.
+    pub dcgm_image: Option<String>,
 }
 
 impl ClusterSettings {
@@ -102,6 +104,7 @@ impl Config {
             trust: self.trust.clone(),
             pull_fallback: !c.no_pull,
             driver_root: self.driver_root.clone(),
+            dcgm_image: c.dcgm_image.clone(),
             ..Default::default()
         }
     }

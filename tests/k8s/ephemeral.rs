@@ -84,6 +84,7 @@ fn req(node: &str) -> ProbeRequest {
         context: None,
         timeout: Duration::from_secs(5),
         batch: Default::default(),
+        image: Default::default(),
     }
 }
 

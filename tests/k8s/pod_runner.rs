@@ -150,6 +150,7 @@ fn request(timeout: Duration) -> ProbeRequest {
         context: None,
         timeout,
         batch: Default::default(),
+        image: Default::default(),
     }
 }
 
@@ -650,6 +651,7 @@ async fn a_batch_lists_its_nodes_once_and_watches_its_pods_by_label() {
                 context: None,
                 timeout: Duration::from_secs(10),
                 batch: batch.clone(),
+                image: Default::default(),
             },
             Arc::new(|_| {}),
             CancellationToken::new(),

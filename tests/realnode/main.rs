@@ -20,10 +20,15 @@ mod mcp;
 #[path = "../support/fake_nvml.rs"]
 mod fake_nvml;
 
+mod dcgm;
 mod dra;
 mod evidence;
 mod node;
 mod trust;
+use dcgm::{
+    a_cancelled_diagnostic_task_leaves_no_pod_and_no_process,
+    run_gpu_diagnostic_tests_only_idle_gpus_in_nvidias_dcgm_image,
+};
 use dra::{
     a_kubelet_that_reports_no_dra_claims_still_holds_claimed_gpus,
     a_tainted_dra_device_is_an_incident_of_its_gpu,
@@ -469,6 +474,8 @@ fn real_node_suite() {
         case!(gpus_claimed_through_dra_are_held_in_every_answer),
         case!(a_kubelet_that_reports_no_dra_claims_still_holds_claimed_gpus),
         case!(a_tainted_dra_device_is_an_incident_of_its_gpu),
+        case!(run_gpu_diagnostic_tests_only_idle_gpus_in_nvidias_dcgm_image),
+        case!(a_cancelled_diagnostic_task_leaves_no_pod_and_no_process),
     ];
     // `REALNODE_ONLY=ephemeral`: only the cases whose name holds it (a quick rerun of one case).
     // A filter that selects nothing is a mistake, not a pass (checked before any node starts); under CI

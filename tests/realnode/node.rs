@@ -25,6 +25,9 @@ pub const NOSLEEP_IMAGE: &str = "testbed.invalid/nosleep:1";
 const PAUSE_IMAGE: &str = "testbed.invalid/pause:1";
 /// glibc, sleep and the fake libnvidia-ml where the container toolkit injects the driver's.
 pub const GPU_WORKLOAD_IMAGE: &str = "testbed.invalid/gpu-workload:1";
+/// NVIDIA's DCGM image as the testbed has it (realnode.sh `images`): the Debian base with the fake dcgmi,
+/// whose settings come from the node's `/run/fake-dcgmi.env` ([`RealNode::set_fake_dcgmi`]).
+pub const DCGM_IMAGE: &str = "nvcr.io/nvidia/cloud-native/dcgm:4.6.0-1-testbed";
 
 /// The GPU Operator's driver root on the node (its own /run: nothing else on the machine sees it).
 pub const DRIVER_ROOT: &str = "/run/nvidia/driver";
@@ -118,7 +121,7 @@ impl Images {
             "mkimage gpu-workload",
         );
         let mut archives: Vec<PathBuf> =
-            ["pause", "debian", "planted", "noshell", "musl", "nosleep"]
+            ["pause", "debian", "planted", "noshell", "musl", "nosleep", "dcgm"]
                 .iter()
                 .map(|n| dir.join(format!("{n}.tar")))
                 .collect();
@@ -230,6 +233,12 @@ impl RealNode {
     /// `<device> <key>[=<value>]:<effect>`; empty: none. The plugin republishes its slice within a second.
     pub fn set_dra_taints(&self, lines: &str) {
         std::fs::write(self.dir.join("dra-taints"), lines).expect("write dra-taints");
+    }
+
+    /// The fake dcgmi's settings in the DCGM test image (`FAKE_DCGMI_*` lines of shell assignments, see
+    /// tests/fake-dcgm/dcgmi; fixtures are under /opt/fake-dcgmi in the image); empty: none.
+    pub fn set_fake_dcgmi(&self, lines: &str) {
+        std::fs::write(self.host_path("/run/fake-dcgmi.env"), lines).expect("write fake-dcgmi.env");
     }
 
     /// A path as the node sees it (its mount namespace, as `/proc/1/root` is for probe pods), from here.

@@ -64,7 +64,8 @@ EOF
 cmd_images() {
   local out=$1
   local stamp
-  stamp=$( (declare -f cmd_images && cat "$ROOT/deploy/probe-image/mkimage.py") | sha256sum | cut -c1-16)
+  stamp=$( (declare -f cmd_images && cat "$ROOT/deploy/probe-image/mkimage.py" "$ROOT/tests/fake-dcgm/dcgmi" \
+    "$ROOT"/tests/fixtures/dcgm/*.json) | sha256sum | cut -c1-16)
   mkdir -p "$out/$stamp"
   out=$(cd "$out/$stamp" && pwd)
   local cache=${TESTBED_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/k8s-gpu-mcp-testbed}/rootfs
@@ -120,6 +121,25 @@ cmd_images() {
     $mk --tag registry.example.com/library/debian:bookworm --out "$out/planted.tar" --rootfs "$rootfs" "${ex[@]}" \
       --exclude usr/share/ "${pl[@]}" --cmd bash
     rm -rf "$w"
+  fi
+  # NVIDIA's DCGM image as the testbed has it: the Debian base with the fake dcgmi (tests/fake-dcgm) as
+  # /usr/bin/dcgmi and the DCGM outputs of tests/fixtures/dcgm under /opt/fake-dcgmi. A probe pod's exec has
+  # no test environment: the wrapper reads the fake's settings from the node (/run/fake-dcgmi.env, through
+  # the host root a hostPID pod sees at /proc/1/root), where the suite writes them.
+  if [ ! -f "$out/dcgm.tar" ]; then
+    local d=$out/dcgm-files f fx=()
+    mkdir -p "$d"
+    printf '#!/bin/sh
+# The testbed dcgmi: settings from the node, then the fake (tests/fake-dcgm/dcgmi).
+if [ -r /proc/1/root/run/fake-dcgmi.env ]; then . /proc/1/root/run/fake-dcgmi.env; fi
+export FAKE_DCGMI_OUTPUT FAKE_DCGMI_EXIT FAKE_DCGMI_SLEEP FAKE_DCGMI_IGNORE_TERM FAKE_DCGMI_RECORD
+exec /usr/libexec/fake-dcgmi "$@"
+' >"$d/dcgmi"
+    for f in "$ROOT"/tests/fixtures/dcgm/*.json; do fx+=(--file "$f:/opt/fake-dcgmi/${f##*/}:0644"); done
+    $mk --tag nvcr.io/nvidia/cloud-native/dcgm:4.6.0-1-testbed --out "$out/dcgm.tar" --rootfs "$rootfs" "${ex[@]}" \
+      --exclude usr/share/ --file "$d/dcgmi:/usr/bin/dcgmi:0755" \
+      --file "$ROOT/tests/fake-dcgm/dcgmi:/usr/libexec/fake-dcgmi:0755" "${fx[@]}" --cmd bash
+    rm -rf "$d"
   fi
   # No shell: glibc and sleep only (distroless-like).
   if [ ! -f "$out/noshell.tar" ]; then

@@ -88,6 +88,8 @@ pub struct K8sConfig {
     /// `--driver-root`: the runs' argv carries it already (`Config::probe_args_suffix`); `check` asks
     /// admission about an argv with it.
     pub driver_root: Option<gpu_diag::command::DriverRoot>,
+    /// `--dcgm-image`: NVIDIA's DCGM image (or a mirror) by digest, for DCGM's diagnostic.
+    pub dcgm_image: Option<String>,
 }
 
 impl Default for K8sConfig {
@@ -112,6 +114,7 @@ impl Default for K8sConfig {
             trust: Arc::default(),
             pull_fallback: true,
             driver_root: None,
+            dcgm_image: None,
         }
     }
 }
@@ -164,6 +167,13 @@ pub fn build(
             let mut r = PodRunner::new(clients, cfg.namespace.clone(), cfg.pod_options(), exec);
             r.probe_command = cfg.probe_command.clone();
             r.max_stdout = cfg.max_stdout_bytes;
+            if let Some(img) = &cfg.dcgm_image {
+                node_image::dcgm::check_configured(img, &cfg.trust).map_err(Error::Config)?;
+            }
+            r.dcgm = Some(super::pod_runner::DcgmBase {
+                trust: cfg.trust.clone(),
+                image: cfg.dcgm_image.clone(),
+            });
             if copy {
                 let mut bins = delivery::ProbeBinaries::from_flag(cfg.probe_bin_dir.as_deref());
                 // Beside its API server, the launcher sends node-probe plain: there the transfer is

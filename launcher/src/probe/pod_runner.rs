@@ -23,8 +23,10 @@ use super::pod::{self, PROBE_CONTAINER, ProbeCall, ProbePodOptions};
 use super::pod_batch::{self, PodBatch};
 use super::pod_watch::Subscription;
 use super::runner::{
-    Batch, Phase, PhaseTiming, ProbeOutput, ProbeRequest, ProgressSink, RunError, RunFuture, Runner,
+    Batch, ImageNeed, Phase, PhaseTiming, ProbeOutput, ProbeRequest, ProgressSink, RunError, RunFuture,
+    Runner,
 };
+use super::trust::TrustPolicy;
 use crate::cluster::clients::Clients;
 
 pub struct PodRunner {
@@ -43,6 +45,16 @@ pub struct PodRunner {
     pub(crate) node_images: Option<Arc<NodeImages>>,
     /// The cluster refused the probe's priority class once: create probe pods without it.
     pub(crate) no_priority: std::sync::atomic::AtomicBool,
+    /// Runs that need NVIDIA's DCGM ([`ImageNeed::Dcgm`]): the trusted sources and `--dcgm-image`.
+    pub(crate) dcgm: Option<DcgmBase>,
+}
+
+/// Where a run that needs DCGM gets its image: [`super::node_image::dcgm::choose`].
+#[derive(Clone)]
+pub struct DcgmBase {
+    pub trust: Arc<TrustPolicy>,
+    /// `--dcgm-image`, a trusted digest reference (checked at start).
+    pub image: Option<String>,
 }
 
 /// What survives the call's work future: the armed delete and the last seen pod state.
@@ -71,6 +83,7 @@ impl PodRunner {
             copy: None,
             node_images: None,
             no_priority: std::sync::atomic::AtomicBool::new(false),
+            dcgm: None,
         }
     }
 
@@ -131,6 +144,23 @@ impl PodRunner {
                 .map_err(|e| RunError::Other(e.to_string()))?;
             cx.payload = Some(p);
         }
+        // DCGM's diagnostic: node-probe copied into NVIDIA's DCGM image, the node's own or the configured
+        // one pulled by digest; one try (there is no other image with dcgmi to fall back on).
+        if req.image == ImageNeed::Dcgm {
+            let c = self.dcgm_base(&req.node, &node, cx.payload.is_some())?;
+            tracing::info!(node = %req.node, image = %c.image, name = %c.label, pull = c.pull, "DCGM image for the diagnostic");
+            return match self.attempt(&cx, call, &c, t).await {
+                Err(e) if c.pull && pull_failed(&e) => Err(RunError::Other(format!(
+                    "node {} could not pull the DCGM image {} ({}): an air-gapped node needs a mirror of NVIDIA's \
+                     DCGM image it can reach, set with --dcgm-image REGISTRY/PATH/dcgm@sha256:DIGEST (and \
+                     --trust-image REGISTRY/PATH/)",
+                    req.node,
+                    c.image,
+                    short_reason(&e)
+                ))),
+                r => r,
+            };
+        }
         // Default delivery: a base image the node already has; an image that turns out unusable is
         // remembered and the next one is tried (a fresh pod each), within the call's deadline.
         let Some(images) = &self.node_images else {
@@ -184,6 +214,25 @@ impl PodRunner {
         }
     }
 
+    /// The image of a run that needs DCGM on `node`; `copy`: node-probe is copied in (it must be: no probe
+    /// image carries dcgmi).
+    fn dcgm_base(
+        &self,
+        node_name: &str,
+        node: &k8s_openapi::api::core::v1::Node,
+        copy: bool,
+    ) -> Result<super::node_image::Candidate, RunError> {
+        let Some(d) = self.dcgm.as_ref().filter(|_| copy) else {
+            return Err(RunError::Other(
+                "DCGM's diagnostic runs node-probe copied into NVIDIA's DCGM image: it needs copy delivery (the \
+                 default, or --probe-delivery copy without --probe-image); the probe image has no dcgmi"
+                    .into(),
+            ));
+        };
+        super::node_image::dcgm::choose(node_name, node, &d.trust, d.image.as_deref())
+            .map_err(RunError::Other)
+    }
+
     /// One probe pod with `image`: create, exec node-probe as soon as the container takes it, parse.
     /// `started`: when this attempt's starting phase began.
     async fn attempt(
@@ -196,6 +245,10 @@ impl PodRunner {
         let image = base.image.as_str();
         let probe = ProbeCall::new(&self.namespace, &cx.req.node, &cx.req.tool);
         let mut spec = self.pod_spec(&probe, image, cx.payload.is_some(), base.pull);
+        if cx.req.image == ImageNeed::Dcgm {
+            // A diagnostic runs for minutes: the kubelet ends its pod at the run's own deadline, not earlier.
+            pod::apply_dcgm(&mut spec, cx.req.timeout);
+        }
         // In a batch, the pod's waiter subscribes to the batch's watch before the create is sent.
         let sub = cx.batch.map(|b| {
             pod::apply_batch(&mut spec, &b.id);

@@ -32,6 +32,19 @@ pub struct ProbeRequest {
     pub timeout: Duration,
     /// The many-node call this run belongs to ([`Runner::batch`]); default: none.
     pub batch: Batch,
+    /// What the probe's image must carry besides node-probe.
+    pub image: ImageNeed,
+}
+
+/// What a run needs in the probe's image besides node-probe.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ImageNeed {
+    /// Any base node-probe runs in.
+    #[default]
+    Any,
+    /// NVIDIA's DCGM (`dcgmi`, nvvs and the diagnostic plugins): node-probe's `dcgm-diag`. The pod runner
+    /// copies node-probe into NVIDIA's DCGM image; the local runner finds `dcgmi` on the host.
+    Dcgm,
 }
 
 /// The runs of one call on many nodes, sharing what they can: the pod runner watches all of their pods with

@@ -17,7 +17,7 @@ pub mod tasks;
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use gpu_diag::command::Request;
 use gpu_diag::contract::{ProbeDocument, ProbeMeta, Report};
@@ -36,7 +36,7 @@ use tokio_util::sync::CancellationToken;
 use crate::cluster::ClusterBackend;
 use crate::config::Config;
 use crate::mcp::progress::Progress;
-use crate::probe::runner::{Batch, PhaseTiming, ProbeRequest, ProgressSink, Runner};
+use crate::probe::runner::{Batch, ImageNeed, PhaseTiming, ProbeRequest, ProgressSink, Runner};
 
 pub use error::ToolError;
 pub use target::{Node, NodeTarget};
@@ -331,6 +331,17 @@ impl Env {
         batch: Batch,
     ) -> Result<ProbeResult, ToolError> {
         let started = Instant::now();
+        // DCGM's diagnostic runs in NVIDIA's DCGM image for as long as its level may take (the run's own
+        // deadline, dcgmi's stop of up to 30 s, and the pod's start and the holders' read before it).
+        let (image, timeout) = match request {
+            Request::DcgmDiag { run, .. } => (
+                ImageNeed::Dcgm,
+                self.cfg.probe_timeout.max(Duration::from_secs(
+                    gpu_diag::dcgm::request::deadline_secs(run.level()) + 90,
+                )),
+            ),
+            _ => (ImageNeed::Any, self.cfg.probe_timeout),
+        };
         let req = ProbeRequest {
             node: node.to_string(),
             args: {
@@ -340,8 +351,9 @@ impl Env {
             },
             tool: tool.to_string(),
             context,
-            timeout: self.cfg.probe_timeout,
+            timeout,
             batch,
+            image,
         };
         let out = self
             .runner

@@ -17,9 +17,11 @@
 //! image is or is not in it), `glibc.rs` (an image's glibc as its name tells), `assess.rs` (each image the
 //! node lists judged: trusted, by digest, a known base, or why not; and the names the node lists), `rank.rs`
 //! (the usable ones best first for a node-probe build, and the fallback base as a candidate), and
-//! `memory.rs` ([`NodeImages`]: what worked and failed on each node, and the choice, or why there is none).
+//! `memory.rs` ([`NodeImages`]: what worked and failed on each node, and the choice, or why there is none);
+//! `dcgm.rs`, the base of a run that needs NVIDIA's DCGM (its own image, not a ranked base).
 
 mod assess;
+pub mod dcgm;
 mod glibc;
 mod known;
 mod memory;

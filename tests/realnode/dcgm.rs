@@ -1,0 +1,190 @@
+//! DCGM's diagnostic on the real node (issue 56): `run_gpu_diagnostic` runs node-probe copied into NVIDIA's
+//! DCGM image as the node lists it (the testbed's [`node::DCGM_IMAGE`]: the Debian base with the fake dcgmi,
+//! tests/fake-dcgm), by its digest, with nothing standing on the node; only idle GPUs are given to dcgmi,
+//! and a cancelled task ends the run and its pod within seconds.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use rmcp::model::{CallToolResponse, CancelTaskParams, GetTaskParams, TaskStatus};
+use serde_json::{Value, json};
+
+use crate::mcp::{self, harness};
+use crate::testbed::User;
+use crate::{Ctx, dra_device, node};
+
+/// What the fake dcgmi recorded of its last run (arguments, working directory, LD_LIBRARY_PATH, PID), on the
+/// node; the PID of its long-running child is beside it (`.child`).
+fn record(c: &Ctx) -> PathBuf {
+    c.node.host_path("/run/fake-dcgmi.record")
+}
+
+/// The fake dcgmi's settings for the cases below; they go when this drops, on every path.
+struct FakeDcgmi<'a>(&'a Ctx);
+
+impl<'a> FakeDcgmi<'a> {
+    fn set(c: &'a Ctx, settings: &str) -> Self {
+        let _ = std::fs::remove_file(record(c));
+        let _ = std::fs::remove_file(record(c).with_extension("record.child"));
+        c.node.set_fake_dcgmi(&format!(
+            "{settings}\nFAKE_DCGMI_RECORD=/proc/1/root/run/fake-dcgmi.record\n"
+        ));
+        FakeDcgmi(c)
+    }
+}
+
+impl Drop for FakeDcgmi<'_> {
+    fn drop(&mut self) {
+        self.0.node.set_fake_dcgmi("");
+    }
+}
+
+fn default_launcher_flags(c: &Ctx) -> Vec<String> {
+    vec![
+        "--probe-bin-dir".into(),
+        c.images.bin_dir.to_str().unwrap().into(),
+    ]
+}
+
+/// Level 1 on all four GPUs with no flag but the builds' directory: the probe pod runs NVIDIA's DCGM image by
+/// the digest the node lists; GPU 0 (a process on it, in the fake NVML) and GPUs 2 and 3 (a pod's DRA claim)
+/// are not tested and name their holders; only GPU 1 goes to dcgmi, which finds the host driver's libraries;
+/// it passes, nothing reads "fail", and no pod is left.
+pub async fn run_gpu_diagnostic_tests_only_idle_gpus_in_nvidias_dcgm_image(c: &Ctx) {
+    let _fake = FakeDcgmi::set(c, "FAKE_DCGMI_OUTPUT=/opt/fake-dcgmi/v4-level1-pass.0.json");
+    let held = [dra_device(2), dra_device(3)];
+    let devices: Vec<u32> = held
+        .iter()
+        .map(|d| d.trim_start_matches("gpu-").parse().unwrap())
+        .collect();
+    let _pod = c.dra_workload_pod("dcgm-busy", &devices, node::BASE_IMAGE);
+
+    let flags = default_launcher_flags(c);
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let l = c.launcher(&flags).await;
+    let r = l
+        .call(
+            "run_gpu_diagnostic",
+            json!({"node_name": c.name(), "gpus": "0,1,2,3", "level": 1}),
+        )
+        .await;
+    let log = l.stderr();
+    l.stop().await;
+    let text = mcp::text(&r);
+    assert_ne!(r.is_error, Some(true), "{text}\n{log}");
+    let v = r.structured_content.clone().expect("structured content");
+    let report = &v["report"];
+    let tested: Vec<(Value, Value)> = report["gpus"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|g| (g["index"].clone(), g["outcome"].clone()))
+        .collect();
+    assert_eq!(tested, vec![(json!(1), json!("passed"))], "{report:#}");
+    assert_eq!(report["outcome"], "passed", "{report:#}");
+    let not_tested = report["not_tested"].to_string();
+    for needle in ["dcgm-busy", "4242"] {
+        assert!(
+            not_tested.contains(needle),
+            "{needle} not named among the holders: {not_tested}"
+        );
+    }
+    assert!(
+        !text.to_lowercase().contains("fail"),
+        "a held or passing GPU reads as failed: {text}"
+    );
+    // The image: NVIDIA's DCGM repository, by the digest the node lists.
+    assert!(
+        log.contains("image=nvcr.io/nvidia/cloud-native/dcgm@sha256:"),
+        "not run in the node's DCGM image by digest: {log}"
+    );
+    // What dcgmi got: the idle GPU only, and the node's driver libraries through the host root.
+    let rec = std::fs::read_to_string(record(c)).expect("the fake dcgmi ran");
+    assert!(rec.contains("args=diag -r 1 -j -i 1\n"), "{rec}");
+    assert!(
+        rec.contains(&format!("/proc/1/root{}", node::DRIVER_ROOT)),
+        "dcgmi was not given the host driver's libraries: {rec}"
+    );
+    c.delete_dra_workload("dcgm-busy");
+    c.assert_no_probe_pods();
+}
+
+/// A level-1 run as an MCP task whose dcgmi runs on (the fake's long child, as nvvs is dcgmi's): `tasks/cancel`
+/// deletes the probe pod within seconds, the run's processes are gone from the node, and the task settles
+/// cancelled.
+pub async fn a_cancelled_diagnostic_task_leaves_no_pod_and_no_process(c: &Ctx) {
+    let _fake = FakeDcgmi::set(
+        c,
+        "FAKE_DCGMI_OUTPUT=/opt/fake-dcgmi/v4-level1-pass.0.json\nFAKE_DCGMI_SLEEP=600",
+    );
+    let flags = default_launcher_flags(c);
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let l = mcp::start_with_tasks(c.tb, User::Reader, &c.ns, &flags).await;
+    let args = json!({"node_name": c.name(), "gpus": "1", "level": 1});
+    let task = match l
+        .client
+        .call_tool_once(harness::request("run_gpu_diagnostic", args.clone()))
+        .await
+    {
+        Ok(CallToolResponse::Task(t)) => t.task,
+        other => panic!("expected a task, got {other:?}\n{}", l.stderr()),
+    };
+    // dcgmi is running once its child's PID is recorded.
+    let child_file = record(c).with_extension("record.child");
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let child: u32 = loop {
+        if let Some(pid) = std::fs::read_to_string(&child_file)
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+        {
+            break pid;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "dcgmi did not start in 90 s\n{}",
+            l.stderr()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let alive = |pid: u32| PathBuf::from(format!("/proc/{pid}")).exists();
+    assert!(alive(child), "the fake dcgmi's child {child} is not running");
+
+    let t0 = Instant::now();
+    l.client
+        .cancel_task(CancelTaskParams::new(task.task_id.clone()))
+        .await
+        .expect("tasks/cancel");
+    if let Err(left) = c.tb.wait_no_pods(&c.ns, Duration::from_secs(15)) {
+        panic!(
+            "probe pods 15 s after tasks/cancel: {left:?}\n{}",
+            l.stderr()
+        );
+    }
+    let pods_gone = t0.elapsed();
+    while alive(child) {
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "the diagnostic's process {child} still runs 20 s after tasks/cancel"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let procs_gone = t0.elapsed();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let t = l
+            .client
+            .get_task(GetTaskParams::new(task.task_id.clone()))
+            .await
+            .expect("tasks/get");
+        if t.task.status().is_terminal() {
+            assert_eq!(t.task.status(), TaskStatus::Cancelled);
+            break;
+        }
+        assert!(Instant::now() < deadline, "the task did not settle");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    eprintln!(
+        "run_gpu_diagnostic task cancelled: 0 probe pods after {pods_gone:?}, dcgmi's child gone after {procs_gone:?}"
+    );
+    l.stop().await;
+}
