@@ -95,7 +95,8 @@ pub async fn run_gpu_diagnostic_tests_only_idle_gpus_in_nvidias_dcgm_image(c: &C
     );
     // The image: NVIDIA's DCGM repository, by the digest the node lists.
     assert!(
-        log.contains("image=nvcr.io/nvidia/cloud-native/dcgm@sha256:"),
+        log.contains("image=nvcr.io/nvidia/cloud-native/dcgm@sha256:")
+            && log.contains(&format!("name={}", node::DCGM_IMAGE)),
         "not run in the node's DCGM image by digest: {log}"
     );
     // What dcgmi got: the idle GPU only, and the node's driver libraries through the host root.
@@ -147,7 +148,10 @@ pub async fn a_cancelled_diagnostic_task_leaves_no_pod_and_no_process(c: &Ctx) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     let alive = |pid: u32| PathBuf::from(format!("/proc/{pid}")).exists();
-    assert!(alive(child), "the fake dcgmi's child {child} is not running");
+    assert!(
+        alive(child),
+        "the fake dcgmi's child {child} is not running"
+    );
 
     let t0 = Instant::now();
     l.client

@@ -67,6 +67,18 @@ fn assigned_check(v: &Value) -> Value {
         .unwrap_or_else(|| panic!("no not_assigned_to_a_pod check: {v:#}"))
 }
 
+/// An operator's launcher (image delivery) for the reset preflight's dry runs.
+async fn operator(c: &Ctx) -> mcp::Launcher {
+    bind_operator(c);
+    mcp::start(
+        c.tb,
+        User::Operator,
+        &c.ns,
+        &["--mode", "operator", "--probe-image", node::PROBE_IMAGE],
+    )
+    .await
+}
+
 /// The pod `name` in a `get_pod_gpu_allocation` answer.
 fn allocated_pod<'v>(v: &'v Value, name: &str) -> &'v Value {
     v["report"]["pods"]
@@ -224,14 +236,7 @@ pub async fn a_kubelet_that_reports_no_dra_claims_still_holds_claimed_gpus(c: &C
     );
     l.stop().await;
 
-    bind_operator(c);
-    let op = mcp::start(
-        c.tb,
-        User::Operator,
-        &c.ns,
-        &["--mode", "operator", "--probe-image", node::PROBE_IMAGE],
-    )
-    .await;
+    let op = operator(c).await;
     let args = json!({"node_name": c.name(), "gpu": "3", "dry_run": true});
     let v = op.ok("reset_gpu", args.clone()).await;
     let check = assigned_check(&v);
@@ -378,5 +383,182 @@ pub async fn a_tainted_dra_device_is_an_incident_of_its_gpu(c: &Ctx) {
         tainted[0]
     );
     l.stop().await;
+    c.assert_no_probe_pods();
+}
+
+/// A GPU allocated through DRA (the testbed's plugin, driver gpu.nvidia.com) to a real pod: the container
+/// starts (the node's containerd 1.6 ignores the CDI id), and the kubelet's PodResources API, read on the
+/// node without node-probe, reports the claim with its driver, pool, device and CDI id, and nothing from
+/// the device plugin for that pod. After the pod's deletion the kubelet no longer reports it.
+pub async fn a_dra_claimed_gpu_runs_and_the_kubelet_reports_it(c: &Ctx) {
+    let pod = c.dra_workload_pod("dra-trainer", &[2], node::BASE_IMAGE);
+    let expected = json!([{
+        "claim_name": pod.claim,
+        "claim_namespace": c.wl,
+        "claim_resources": [{
+            "cdi_devices": [{"name": pod.cdi_device("gpu-2")}],
+            "driver_name": DRA_DRIVER,
+            "pool_name": c.name(),
+            "device_name": "gpu-2",
+        }],
+    }]);
+    let list = c.node.pod_resources(None);
+    let entry = list["pod_resources"]
+        .as_array()
+        .and_then(|a| {
+            a.iter()
+                .find(|p| p["name"] == "dra-trainer" && p["namespace"] == c.wl.as_str())
+        })
+        .unwrap_or_else(|| panic!("dra-trainer not in the kubelet's List: {list:#}"));
+    assert_eq!(
+        entry["containers"],
+        json!([{"name": "main", "dynamic_resources": expected}]),
+        "List: {entry:#}"
+    );
+    // Get (the kubelet's per-pod call) says the same.
+    let get = c.node.pod_resources(Some((&c.wl, "dra-trainer")));
+    assert_eq!(get["pod_resources"], *entry, "Get: {get:#}");
+
+    c.delete_dra_workload("dra-trainer");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let list = c.node.pod_resources(None);
+        let listed = list["pod_resources"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|p| p["name"] == "dra-trainer"));
+        if !listed {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the kubelet still lists the deleted dra-trainer: {list:#}"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+/// GPUs a pod holds through a DRA claim (GPU 0, where the fake NVML puts the pod's process, and GPU 3, idle;
+/// devices gpu-1 and gpu-2, since the node's minors are not NVML's indices) read as held through the launcher: the allocation names the claim on both sides, the process on GPU 0 is
+/// the pod's by its claim, `diagnose_workload` counts both GPUs from the kubelet, and `reset_gpu` (a dry run)
+/// refuses GPU 3, which nothing runs on, because the claim holds it. After the pod is gone the check passes.
+pub async fn gpus_claimed_through_dra_are_held_in_every_answer(c: &Ctx) {
+    let pod = c.dra_workload_pod("dra-job", &[1, 2], node::BASE_IMAGE);
+    let l = c.image_launcher().await;
+    let v = l
+        .ok("get_pod_gpu_allocation", json!({"node_name": c.name()}))
+        .await;
+    assert_eq!(v["exact"], true, "{v:#}");
+    let job = v["assignment"]
+        .as_array()
+        .and_then(|a| a.iter().find(|p| p["name"] == "dra-job"))
+        .unwrap_or_else(|| panic!("dra-job not in {v:#}"));
+    assert_eq!(job["seen_by"], "both", "{job:#}");
+    assert_eq!(job["uid"], pod.uid.as_str());
+    assert!(job.get("note").is_none(), "{job:#}");
+    let main = &job["containers"][0];
+    assert_eq!(main["claims"], json!([pod.claim]), "{job:#}");
+    let located: Vec<(Value, Value, Value)> = main["devices"]
+        .as_array()
+        .expect("devices")
+        .iter()
+        .map(|d| {
+            (
+                d["device_id"].clone(),
+                d["gpu_index"].clone(),
+                d["claim"]["name"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        located,
+        vec![
+            (json!("gpu-1"), json!(0), json!(pod.claim)),
+            (json!("gpu-2"), json!(3), json!(pod.claim)),
+        ],
+        "{job:#}"
+    );
+    assert_eq!(main["devices"][1]["gpu_uuid"], gpu_uuid(3));
+    let text = mcp::text(
+        &l.call("get_pod_gpu_allocation", json!({"node_name": c.name()}))
+            .await,
+    );
+    assert!(
+        text.contains(&format!("main: claims {}", pod.claim))
+            && text.contains(&format!(
+                "gpu.nvidia.com gpu-2 -> GPU 3 [{}] (claim {}/{})",
+                gpu_uuid(3),
+                c.wl,
+                pod.claim
+            ))
+            && text.contains("2 through DRA claims"),
+        "{text}"
+    );
+
+    let pid = c.node.container_pid(&c.wl, "dra-job");
+    c.node.set_fake_nvml("FAKE_NVML_PID", &pid.to_string());
+    let v = l
+        .ok("get_gpu_processes", json!({"node_name": c.name()}))
+        .await;
+    c.node.clear_fake_nvml("FAKE_NVML_PID");
+    let o = v["owners"]
+        .as_array()
+        .and_then(|a| a.iter().find(|o| o["pid"] == pid))
+        .unwrap_or_else(|| panic!("pid {pid} not among {v:#}"));
+    assert_eq!(
+        (o["pod"].as_str(), o["owner"].as_str()),
+        (Some("dra-job"), Some("pod")),
+        "{o:#}"
+    );
+    assert!(
+        !has_str(&v, "did not assign"),
+        "the claim's process reads as running on a GPU its pod was not given: {v:#}"
+    );
+
+    let v = l
+        .ok(
+            "diagnose_workload",
+            json!({"namespace": c.wl, "pod": "dra-job"}),
+        )
+        .await;
+    let d = &v["diagnosis"];
+    assert_eq!(d["nodes"][0]["held_source"], "kubelet", "{v:#}");
+    assert_eq!(d["gpus_held"], 2, "{v:#}");
+    l.stop().await;
+
+    let op = operator(c).await;
+    let args = json!({"node_name": c.name(), "gpu": "3", "dry_run": true});
+    let v = op.ok("reset_gpu", args.clone()).await;
+    let check = assigned_check(&v);
+    assert_eq!(check["status"], "block", "{v:#}");
+    assert!(
+        has_str(
+            &check["evidence"],
+            &format!(
+                "{}/dra-job (container main) holds it through DRA claim {}/{}",
+                c.wl, c.wl, pod.claim
+            )
+        ),
+        "{check:#}"
+    );
+    assert_ne!(v["result"], "done", "{v:#}");
+    c.delete_dra_workload("dra-job");
+    // The kubelet lists a deleted pod until its containers are gone, and unprepares its claim after that:
+    // until the driver removed the claim's CDI spec, the claim still holds GPU 3 (and the reset says so).
+    let spec = c.node.host_path(&format!(
+        "/run/cdi/k8s.gpu.nvidia.com-claim_{}.yaml",
+        pod.claim_uid
+    ));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while has_str(&c.node.pod_resources(None), "dra-job") || spec.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "the kubelet still lists dra-job or its claim is still prepared ({})",
+            spec.display()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let v = op.ok("reset_gpu", args).await;
+    assert_eq!(assigned_check(&v)["status"], "pass", "{v:#}");
+    op.stop().await;
     c.assert_no_probe_pods();
 }

@@ -120,11 +120,12 @@ impl Images {
                 )),
             "mkimage gpu-workload",
         );
-        let mut archives: Vec<PathBuf> =
-            ["pause", "debian", "planted", "noshell", "musl", "nosleep", "dcgm"]
-                .iter()
-                .map(|n| dir.join(format!("{n}.tar")))
-                .collect();
+        let mut archives: Vec<PathBuf> = [
+            "pause", "debian", "planted", "noshell", "musl", "nosleep", "dcgm",
+        ]
+        .iter()
+        .map(|n| dir.join(format!("{n}.tar")))
+        .collect();
         archives.push(probe_tar);
         archives.push(workload_tar);
         Images { archives, bin_dir }

@@ -343,7 +343,11 @@ pub fn apply_dcgm(pod: &mut Pod, run: std::time::Duration) {
     if longer {
         spec.active_deadline_seconds = Some(secs);
     }
-    for c in spec.containers.iter_mut().filter(|c| c.name == PROBE_CONTAINER) {
+    for c in spec
+        .containers
+        .iter_mut()
+        .filter(|c| c.name == PROBE_CONTAINER)
+    {
         if longer {
             c.command = Some(vec!["sleep".into(), secs.to_string()]);
         }

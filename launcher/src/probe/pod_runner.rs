@@ -23,8 +23,8 @@ use super::pod::{self, PROBE_CONTAINER, ProbeCall, ProbePodOptions};
 use super::pod_batch::{self, PodBatch};
 use super::pod_watch::Subscription;
 use super::runner::{
-    Batch, ImageNeed, Phase, PhaseTiming, ProbeOutput, ProbeRequest, ProgressSink, RunError, RunFuture,
-    Runner,
+    Batch, ImageNeed, Phase, PhaseTiming, ProbeOutput, ProbeRequest, ProgressSink, RunError,
+    RunFuture, Runner,
 };
 use super::trust::TrustPolicy;
 use crate::cluster::clients::Clients;

@@ -24,7 +24,10 @@ pub fn choose(
 ) -> Result<Candidate, String> {
     let mirror = configured.and_then(|c| ImageRef::parse(c).ok());
     let wanted = |r: &ImageRef| {
-        r.repository == REPOSITORY || mirror.as_ref().is_some_and(|m| m.repository == r.repository)
+        r.repository == REPOSITORY
+            || mirror
+                .as_ref()
+                .is_some_and(|m| m.repository == r.repository)
     };
     let images = node
         .status
@@ -118,7 +121,9 @@ mod tests {
     fn the_nodes_own_dcgm_image_by_digest_first() {
         let by_digest = format!("{REPOSITORY}@{DIGEST}");
         let n = node(&[
-            &["docker.io/library/debian@sha256:2222222222222222222222222222222222222222222222222222222222222222"],
+            &[
+                "docker.io/library/debian@sha256:2222222222222222222222222222222222222222222222222222222222222222",
+            ],
             &[&format!("{REPOSITORY}:4.6.0-1-ubuntu24.04"), &by_digest],
         ]);
         let c = choose("n", &n, &policy(&[]), None).unwrap();
