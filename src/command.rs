@@ -213,6 +213,8 @@ pub enum Request {
     DcgmDiag {
         run: crate::dcgm::request::DiagRun,
         gpus: Vec<crate::dcgm::request::GpuSel>,
+        /// A deadline shorter than the level's, where the launcher's own probe deadline is shorter.
+        timeout_secs: Option<u64>,
         api_claims: Option<String>,
     },
 }
@@ -283,6 +285,7 @@ impl Request {
             Request::DcgmDiag {
                 run,
                 gpus,
+                timeout_secs,
                 api_claims,
             } => {
                 argv.push(dcgm::COMMAND.into());
@@ -291,7 +294,13 @@ impl Request {
                     dcgm::request::DiagRun::Tests(_) => flag(&mut argv, "--tests", Some(run.arg())),
                 }
                 let gpus: Vec<String> = gpus.iter().map(ToString::to_string).collect();
-                flag(&mut argv, "--gpus", Some(gpus.join(",")));
+                let gpus = if gpus.is_empty() {
+                    dcgm::request::ALL.to_string()
+                } else {
+                    gpus.join(",")
+                };
+                flag(&mut argv, "--gpus", Some(gpus));
+                flag(&mut argv, "--timeout-secs", *timeout_secs);
                 flag(&mut argv, "--api-claims", api_claims.as_ref());
             }
         }

@@ -483,6 +483,7 @@ mod tests {
         match run(Request::DcgmDiag {
             run: DiagRun::Level(2),
             gpus: vec![GpuSel::Index(0), GpuSel::Index(3)],
+            timeout_secs: Some(90),
             api_claims: None,
         }
         .argv())
@@ -490,6 +491,7 @@ mod tests {
             Cmd::DcgmDiag(d) => {
                 assert_eq!((d.level.as_deref(), d.gpus.as_str()), (Some("2"), "0,3"));
                 assert_eq!((d.dcgmi, d.stop_grace_secs), (None, 30));
+                assert_eq!(d.timeout_secs, Some(90));
             }
             other => panic!("{other:?}"),
         }
@@ -498,6 +500,7 @@ mod tests {
             gpus: vec![GpuSel::Uuid(
                 "GPU-5cf8a2b4-9e1d-4c1a-8d0e-1f2a3b4c5d6e".into(),
             )],
+            timeout_secs: None,
             api_claims: None,
         }
         .argv())

@@ -55,7 +55,8 @@ pub struct DcgmDiagArgs {
     /// Named tests instead of a level, comma-separated (software, pcie, memory, diagnostic, ...).
     #[arg(long, value_name = "TEST,...")]
     pub tests: Option<String>,
-    /// The GPUs to test, comma-separated indices or GPU- UUIDs; held GPUs are left out.
+    /// The GPUs to test, comma-separated indices or GPU- UUIDs (`all`: every GPU, level 1 only); held GPUs
+    /// are left out.
     #[arg(long, value_name = "INDEX|UUID,...")]
     pub gpus: String,
     /// Run this dcgmi instead of the one on PATH or /usr/bin/dcgmi.
@@ -179,6 +180,7 @@ pub fn run(global: &GlobalArgs, args: &DcgmDiagArgs) -> Result<ProbeDocument, Pr
         (None, None) => return Err(usage("--level", "give --level or --tests")),
     };
     let requested = request::parse_gpus(&args.gpus).map_err(|e| usage("--gpus", e))?;
+    request::check_all(&run, &requested).map_err(|e| usage("--gpus", e))?;
     let deadline = request::deadline_secs(run.level());
     let deadline = args.timeout_secs.map_or(deadline, |t| t.min(deadline));
     let spec = SourceSpec::from_args(global)?;
@@ -196,8 +198,8 @@ pub fn run(global: &GlobalArgs, args: &DcgmDiagArgs) -> Result<ProbeDocument, Pr
     let dcgmi = find_dcgmi(args.dcgmi.as_deref());
     let not_started = if selection.to_test.is_empty() {
         Some(if selection.skipped.iter().any(|s| s.why == "held") {
-            "every requested GPU is held by a pod, a DRA claim or a process (see not_tested); a \
-             diagnostic never runs under a workload"
+            "no requested GPU is idle: a pod, a DRA claim or a process holds it, or its holders could \
+             not be read (see not_tested); a diagnostic never runs under a workload"
                 .to_string()
         } else {
             "no requested GPU can be tested (see not_tested)".to_string()
@@ -353,6 +355,24 @@ fn execute(
         .stderr(Stdio::piped())
         // Its own group: the kill reaches the embedded engine's nvvs and the plugins it started.
         .process_group(0);
+    // If node-probe itself dies without stopping it (SIGKILL from a runner), dcgmi still gets SIGTERM, its
+    // orderly stop: its own group would otherwise outlive the probe and keep loading the GPUs.
+    // SAFETY: prctl(PR_SET_PDEATHSIG) is async-signal-safe and touches only the child.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::prctl(
+                libc::PR_SET_PDEATHSIG,
+                libc::SIGTERM as libc::c_ulong,
+                0,
+                0,
+                0,
+            ) != 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
     if let Some(ld) = ld_library_path {
         let joined = match std::env::var("LD_LIBRARY_PATH") {
             Ok(old) if !old.is_empty() => format!("{ld}:{old}"),

@@ -320,7 +320,11 @@ pub fn assemble(facts: &NodeFacts, input: &DiagInput) -> DcgmDiagReport {
         not_run_reason: None,
         run: input.run.to_string(),
         level: input.run.level(),
-        requested_gpus: input.requested.iter().map(ToString::to_string).collect(),
+        requested_gpus: if input.requested.is_empty() {
+            vec![super::request::ALL.to_string()]
+        } else {
+            input.requested.iter().map(ToString::to_string).collect()
+        },
         started_at: input.started_at.clone(),
         dcgm: None,
         gpus: vec![],
@@ -558,12 +562,33 @@ fn summary(r: &DcgmDiagReport) -> String {
         ),
     };
     if !r.not_tested.is_empty() {
-        let held: Vec<String> = r
-            .not_tested
+        // One group per reason, GPUs as ranges: a bigger node makes no longer sentence.
+        let mut groups: Vec<(&str, Vec<u32>, Vec<&str>)> = Vec::new();
+        for n in &r.not_tested {
+            let i = match groups.iter().position(|g| g.0 == n.why) {
+                Some(i) => i,
+                None => {
+                    groups.push((n.why.as_str(), vec![], vec![]));
+                    groups.len() - 1
+                }
+            };
+            match n.index {
+                Some(x) => groups[i].1.push(x),
+                None => groups[i].2.push(n.requested.as_str()),
+            }
+        }
+        let parts: Vec<String> = groups
             .iter()
-            .map(|n| format!("GPU {} ({})", n.requested, n.why))
+            .map(|(why, idx, other)| {
+                let mut names = Vec::new();
+                if !idx.is_empty() {
+                    names.push(list(idx));
+                }
+                names.extend(other.iter().take(3).map(|o| o.to_string()));
+                format!("GPU {} {}", names.join(", "), why.replace('_', " "))
+            })
             .collect();
-        s.push_str(&format!("; not tested: {}", held.join(", ")));
+        s.push_str(&format!("; not tested: {}", parts.join("; ")));
     }
     let faults = r.changes.iter().filter(|c| c.fault).count() + r.xids.len();
     if faults > 0 {

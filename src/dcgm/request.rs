@@ -22,6 +22,19 @@ pub const TESTS: &[(&str, u8)] = &[
     ("nvbandwidth", 3),
 ];
 
+/// Every GPU of the node, for level 1 only: a run that loads GPUs names them.
+pub const ALL: &str = "all";
+
+/// `all` (the empty list) only with level 1.
+pub fn check_all(run: &DiagRun, gpus: &[GpuSel]) -> Result<(), InvalidRequest> {
+    if gpus.is_empty() && *run != DiagRun::Level(1) {
+        return Err(InvalidRequest(format!(
+            "{run} loads the GPUs for minutes: name them (indices or UUIDs); `all` is for level 1 only"
+        )));
+    }
+    Ok(())
+}
+
 /// At most this many GPUs in one run (the largest nodes have 8; MIG is refused by DCGM anyway).
 pub const MAX_GPUS: usize = 16;
 
@@ -132,8 +145,12 @@ fn is_uuid(s: &str) -> bool {
         && s[4..].chars().all(|c| c.is_ascii_hexdigit() || c == '-')
 }
 
-/// Comma-separated GPU indices (0–255) or `GPU-` UUIDs, 1 to [`MAX_GPUS`], no repeats.
+/// Comma-separated GPU indices (0–255) or `GPU-` UUIDs, 1 to [`MAX_GPUS`], no repeats; or `all` (every GPU
+/// NVML lists, allowed with level 1 only: [`check_all`]), which is the empty list.
 pub fn parse_gpus(s: &str) -> Result<Vec<GpuSel>, InvalidRequest> {
+    if s == ALL {
+        return Ok(Vec::new());
+    }
     let parts: Vec<&str> = s.split(',').collect();
     if s.is_empty() || parts.len() > MAX_GPUS {
         return Err(InvalidRequest(format!(
@@ -202,6 +219,10 @@ mod tests {
 
     #[test]
     fn levels_tests_and_gpus() {
+        assert_eq!(parse_gpus("all").unwrap(), []);
+        assert!(check_all(&DiagRun::Level(1), &[]).is_ok());
+        assert!(check_all(&DiagRun::Level(2), &[]).is_err());
+        assert!(check_all(&DiagRun::Level(2), &[GpuSel::Index(0)]).is_ok());
         assert_eq!(parse_level("2"), Ok(DiagRun::Level(2)));
         for bad in ["0", "4", "", "1;rm", "01"] {
             assert!(parse_level(bad).is_err(), "{bad}");
@@ -225,7 +246,8 @@ mod tests {
             "256",
             "07",
             "-1",
-            "all",
+            "ALL",
+            "all,0",
             "*",
             "0 1",
             "GPU-x",

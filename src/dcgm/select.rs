@@ -47,6 +47,14 @@ fn uuid_of(g: &GpuFacts) -> Option<String> {
 /// processes and the kubelet's PodResources answer with the DRA facts).
 pub fn select(facts: &NodeFacts, requested: &[GpuSel]) -> Selection {
     let mut out = Selection::default();
+    // `all`: every GPU NVML lists.
+    let every: Vec<GpuSel>;
+    let requested = if requested.is_empty() {
+        every = facts.gpus.iter().map(|g| GpuSel::Index(g.index)).collect();
+        &every[..]
+    } else {
+        requested
+    };
     for r in requested {
         let gpu = facts.gpus.iter().find(|g| match r {
             GpuSel::Index(i) => g.index == *i,

@@ -158,6 +158,12 @@ async fn one_result_per_tool() {
             "clear_gpu_node_mark",
             json!({"node_name": "local", "reason": "GPU 3 replaced", "confirm": "local"}),
         ),
+        // A simulated node has no DCGM: the answer says so (tests/probe/dcgm.rs replays real outputs).
+        (
+            "run_gpu_diagnostic",
+            "run_gpu_diagnostic",
+            json!({"node_name": "local", "gpus": "0,1"}),
+        ),
         // Errors are wire format too: a wrong node, a bad argument, a missing confirmation.
         (
             "error_wrong_node",
@@ -183,6 +189,11 @@ async fn one_result_per_tool() {
             "error_workload_in_local_mode",
             "diagnose_workload",
             json!({"namespace": "ml", "job": "train"}),
+        ),
+        (
+            "error_diagnostic_level_2_past_the_probe_deadline",
+            "run_gpu_diagnostic",
+            json!({"node_name": "local", "gpus": "0", "level": 2}),
         ),
         (
             "error_kill_unconfirmed",

@@ -422,6 +422,81 @@ async fn elicitation_asks_the_user() {
     s.client.cancel().await.unwrap();
 }
 
+/// run_gpu_diagnostic: level 1 reads and asks no one; levels 2-3 load the GPUs, so they need operator mode, a
+/// probe deadline that covers them, and a person's confirmation, audited with the run's outcome.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dcgm_levels_2_3_need_operator_mode_and_a_person() {
+    let level2 = json!({"node_name": "local", "gpus": "1", "level": 2});
+    // Read-only mode: refused, whatever the deadline.
+    let s = start((), &["--probe-timeout", "1000"]).await;
+    let r = s.call("run_gpu_diagnostic", level2.clone()).await;
+    assert_eq!(r.is_error, Some(true));
+    assert!(
+        text_of(&r).contains("only in operator mode"),
+        "{}",
+        text_of(&r)
+    );
+    // Level 1 runs without asking (the simulated node has no dcgmi: not run, said).
+    let v = structured(
+        &s.call("run_gpu_diagnostic", json!({"node_name": "local"}))
+            .await,
+    );
+    assert_eq!(v["report"]["outcome"], "not_run", "{v}");
+    assert!(v.get("confirmed_by").is_none());
+    s.client.cancel().await.unwrap();
+
+    // Operator mode, the launcher's default probe deadline: the answer says which flags to start with.
+    let s = start((), &["--mode", "operator"]).await;
+    let r = s.call("run_gpu_diagnostic", level2.clone()).await;
+    assert_eq!(r.is_error, Some(true));
+    assert!(text_of(&r).contains("--probe-timeout"), "{}", text_of(&r));
+    // Level 2 needs an explicit GPU list.
+    let r = s
+        .call(
+            "run_gpu_diagnostic",
+            json!({"node_name": "local", "level": 2}),
+        )
+        .await;
+    assert!(text_of(&r).contains("level 1 only"), "{}", text_of(&r));
+    s.client.cancel().await.unwrap();
+
+    // No way to ask a person: `confirm` must repeat the target.
+    let s = start((), &["--mode", "operator", "--probe-timeout", "1000"]).await;
+    let r = s.call("run_gpu_diagnostic", level2.clone()).await;
+    assert_eq!(r.is_error, Some(true));
+    assert!(
+        text_of(&r).contains("local/gpus/1/level-2"),
+        "{}",
+        text_of(&r)
+    );
+    let mut confirmed = level2.clone();
+    confirmed["confirm"] = json!("local/gpus/1/level-2");
+    let v = structured(&s.call("run_gpu_diagnostic", confirmed).await);
+    assert_eq!(v["confirmed_by"], "confirm_argument", "{v}");
+    s.client.cancel().await.unwrap();
+
+    // Elicitation: a person approves; the audit names the run's outcome.
+    let a = approver(true);
+    let s = start(
+        a.clone(),
+        &["--mode", "operator", "--probe-timeout", "1000"],
+    )
+    .await;
+    let v = structured(&s.call("run_gpu_diagnostic", level2.clone()).await);
+    assert_eq!(v["confirmed_by"], "elicitation", "{v}");
+    assert_eq!(a.asked.load(Ordering::SeqCst), 1);
+    assert!(
+        a.last_message
+            .lock()
+            .unwrap()
+            .contains("local/gpus/1/level-2")
+    );
+    let last = s.audit_lines().pop().unwrap();
+    assert_eq!(last["action"], "run_gpu_diagnostic");
+    assert_eq!(last["result"], "not_run", "{last}");
+    s.client.cancel().await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cordon_needs_a_cluster() {
     let s = start((), &["--mode", "operator"]).await;

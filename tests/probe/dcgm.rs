@@ -145,6 +145,27 @@ fn named_tests_and_uuids() {
 }
 
 #[test]
+fn all_gpus_at_level_1_only() {
+    let c = Case::idle();
+    let r = c.run("v4-level1-pass.0.json", &["--level", "1", "--gpus", "all"]);
+    assert_eq!(
+        r["dcgm"]["argv"],
+        json!(["diag", "-r", "1", "-j", "-i", "0,1"])
+    );
+    assert_eq!(r["requested_gpus"], json!(["all"]));
+    let d = c
+        .probe(None, &["--level", "2", "--gpus", "all"], &[])
+        .document();
+    assert_eq!(d.code, 2, "{}", d.doc);
+    assert!(
+        d.doc["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("level 1 only")
+    );
+}
+
+#[test]
 fn failures_and_warnings_of_both_versions() {
     let c = Case::idle();
     for (out, outcome, gpus) in [
@@ -333,6 +354,65 @@ fn sigterm_mid_run_stops_the_run_and_leaves_nothing() {
 }
 
 #[test]
+fn a_killed_probe_still_stops_dcgmi() {
+    let c = Case::idle();
+    let mut cmd = c
+        .probe(
+            Some("v4-level2-pass.0.json"),
+            &["--level", "2", "--gpus", "0,1"],
+            &[("FAKE_DCGMI_SLEEP", "60")],
+        )
+        .command();
+    cmd.stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let mut child = cmd.spawn().unwrap();
+    let waited = Instant::now();
+    while !Path::new(&format!("{}.child", c.record().display())).exists() {
+        assert!(
+            waited.elapsed() < Duration::from_secs(20),
+            "dcgmi never started"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // SIGKILL: node-probe gets no chance to stop dcgmi itself (a local runner's cancel).
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // dcgmi's parent-death signal is SIGTERM: it exits as its stop does. Its `sleep` child is its own
+    // group's; the fake (unlike nvvs under a real engine) leaves it, so only dcgmi itself is checked.
+    let rec = std::fs::read_to_string(c.record()).unwrap();
+    let pid: i32 = rec
+        .lines()
+        .find_map(|l| l.strip_prefix("pid="))
+        .unwrap()
+        .parse()
+        .unwrap();
+    let gone = Instant::now();
+    loop {
+        // SAFETY: signal 0 only checks that the pid exists.
+        let alive = unsafe { libc::kill(pid, 0) } == 0
+            && !std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .map(|s| s.contains(") Z "))
+                .unwrap_or(true);
+        if !alive {
+            break;
+        }
+        assert!(
+            gone.elapsed() < Duration::from_secs(10),
+            "dcgmi {pid} outlived node-probe"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // The fake's `sleep`, which this test's node-probe started: not left behind.
+    let sleep: i32 = std::fs::read_to_string(format!("{}.child", c.record().display()))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    // SAFETY: a signal to the `sleep` this test's fake dcgmi started.
+    unsafe { libc::kill(sleep, libc::SIGKILL) };
+}
+
+#[test]
 fn busy_gpus_of_every_holder_kind_are_not_run_and_never_fail() {
     // A process on GPU 0 (NVML lists it).
     let c = Case::new(|v| {
@@ -440,7 +520,7 @@ fn the_grammar_is_closed() {
         vec!["--level", "4", "--gpus", "0"],
         vec!["--level", "1;reboot", "--gpus", "0"],
         vec!["--tests", "memtest", "--gpus", "0"],
-        vec!["--level", "1", "--gpus", "all"],
+        vec!["--level", "2", "--gpus", "all"],
         vec!["--level", "1", "--gpus", "0,0"],
         vec!["--level", "1", "--gpus", "0", "--timeout-secs", "9999"],
     ] {

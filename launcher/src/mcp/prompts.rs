@@ -72,7 +72,10 @@ impl Launcher {
              the probe reaches the kubelet).\n\
              4. If a multi-node job on this node is stuck or slow, call diagnose_workload with its namespace \
              and name: it compares this node's GPUs and fabric ports with the job's other nodes.\n\
-             5. Answer with: verdict, root cause (with the evidence lines), impact on workloads, and the \
+             5. When the passive facts leave it open whether a GPU is bad (a job failed with no Xid), call \
+             run_gpu_diagnostic on its idle GPUs (level 1; levels 2-3 need operator mode): a busy GPU is \
+             not tested, a refused run is not a failure.\n\
+             6. Answer with: verdict, root cause (with the evidence lines), impact on workloads, and the \
              least disruptive action that fixes it. Say plainly when the facts are incomplete.",
             node = a.node_name
         )))

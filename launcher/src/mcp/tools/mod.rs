@@ -55,6 +55,7 @@ registry! {
         diagnose_workload::DiagnoseWorkload => "when a training job is stuck or slow (its pods, nodes, GPUs and ranks' logs)",
         check_cluster::CheckCluster => "when probes fail with permission, namespace or admission errors",
         collect_evidence::CollectEvidence => "to keep the node's nvidia-bug-report and kernel log as an archive before escalating",
+        run_gpu_diagnostic::RunGpuDiagnostic => "to test idle GPUs with NVIDIA DCGM's active diagnostic (is this GPU really bad?)",
     ],
     operator: [
         kill_gpu_process::KillGpuProcess,

@@ -1,0 +1,268 @@
+//! `run_gpu_diagnostic`: NVIDIA DCGM's active diagnostic (`node-probe dcgm-diag`) on named GPUs of one node,
+//! only those no pod, DRA claim or process holds. Level 1 (DCGM's software checks, seconds) in every mode;
+//! levels 2-3 and named tests (minutes of full load) only in operator mode, after a person's confirmation,
+//! audited. The whole report stays a resource (`run.report_uri`).
+
+use gpu_diag::contract::Report;
+use gpu_diag::dcgm::report::{DcgmDiagReport, GpuOutcome};
+use gpu_diag::dcgm::request::{self, DiagRun};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::config::Mode;
+use crate::mcp::framework::action::audit;
+use crate::mcp::framework::confirm::{Confirmed, confirm};
+use crate::mcp::framework::{Cx, Hints, Node, ProbeRun, Tool, ToolError};
+
+pub struct RunGpuDiagnostic;
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DiagArgs {
+    /// The GPUs to test, comma-separated indices or UUIDs as get_gpu_inventory reports them (`0,1`,
+    /// `GPU-...`), at most 16; required for levels 2-3 and named tests. Omitted at level 1: every GPU.
+    /// GPUs a pod, a DRA claim or a process holds are left out and listed.
+    #[serde(default)]
+    #[schemars(
+        with = "String",
+        length(min = 1, max = 700),
+        regex(
+            pattern = r"^((0|[1-9][0-9]{0,2})|GPU-[0-9a-fA-F-]{36})(,((0|[1-9][0-9]{0,2})|GPU-[0-9a-fA-F-]{36})){0,15}$"
+        )
+    )]
+    pub gpus: Option<String>,
+    /// DCGM level: 1 (software checks, seconds; the default), 2 (+ PCIe and memory, minutes), 3 (+ stress
+    /// and bandwidth, ~15 min). Levels 2-3 need operator mode and a person's confirmation.
+    #[serde(default)]
+    #[schemars(with = "u8", range(min = 1, max = 3))]
+    pub level: Option<u8>,
+    /// Named tests instead of a level, comma-separated (software, context_create, pcie, memory,
+    /// diagnostic, targeted_stress, targeted_power, memory_bandwidth, sm_stress, nvbandwidth); operator
+    /// mode and confirmation as levels 2-3.
+    #[serde(default)]
+    #[schemars(with = "String", length(min = 1, max = 200), regex(pattern = r"^[a-z_]{1,20}(,[a-z_]{1,20}){0,9}$"))]
+    pub tests: Option<String>,
+    /// Confirmation for levels 2-3: the target repeated exactly, `<node_name>/gpus/<gpus>/<run>` (e.g.
+    /// `gpu-node-5/gpus/0,1/level-2`). Required only where the client can ask the user neither by input
+    /// request nor by elicitation.
+    #[serde(default)]
+    #[schemars(with = "String", length(min = 1, max = 1000))]
+    pub confirm: Option<String>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct DiagOutput {
+    pub node: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub context: Option<String>,
+    /// How a run that loads the GPUs (levels 2-3, named tests) was confirmed; absent for level 1.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub confirmed_by: Option<String>,
+    pub run: ProbeRun,
+    pub report: DcgmDiagReport,
+}
+
+/// Seconds the launcher keeps for the probe's own work around dcgmi (collection before and after, the pod).
+const MARGIN_SECS: u64 = 30;
+
+impl Tool for RunGpuDiagnostic {
+    type Args = Node<DiagArgs>;
+    type Output = DiagOutput;
+    const NAME: &'static str = "run_gpu_diagnostic";
+    const TITLE: &'static str = "Run NVIDIA DCGM's diagnostic on idle GPUs";
+    const DESCRIPTION: &'static str = "Is this GPU really bad? Runs NVIDIA DCGM's active diagnostic \
+(dcgmi diag) on the named GPUs of one node, only those no pod (device plugin or DRA claim) or process \
+holds: a busy GPU is listed as not tested with its holder, never failed. Level 1 (software checks, \
+seconds) in every mode; levels 2-3 or named tests load the GPUs for minutes and need operator mode and a \
+person's confirmation (audited). Answers per GPU and test pass, warn, fail or skip with DCGM's DCGM_FR \
+code, severity and message (DCGM prints warnings as Fail: they are told apart by severity); a run DCGM \
+refuses (another diagnostic on its host engine, MIG) is not run, never fail. NVML state and Xids are read \
+before and after; a failure joins the GPU's incident, a pass is recorded. The probe pod needs NVIDIA's \
+DCGM image (nvcr.io/nvidia/cloud-native/dcgm) as its base: without dcgmi the answer says so.";
+    // Level 1 reads (DCGM's software checks); levels 2-3, which load the GPUs, refuse outside operator
+    // mode and ask a person: the read-only surface stays read-only.
+    const HINTS: Hints = Hints::READ_LIVE;
+    // Level 2 takes minutes: a task where the client can take one; cancelling it stops dcgmi.
+    const TASK: bool = true;
+
+    async fn run(cx: &Cx, Node { target, args: a }: Self::Args) -> Result<Self::Output, ToolError> {
+        cx.check_target(&target)?;
+        let run = match (&a.tests, a.level) {
+            (Some(_), Some(_)) => {
+                return Err(ToolError::Invalid("give `level` or `tests`, not both".into()));
+            }
+            (Some(t), None) => request::parse_tests(t)
+                .map_err(|e| ToolError::Invalid(format!("tests: {e}")))?,
+            (None, l) => request::parse_level(&l.unwrap_or(1).to_string())
+                .map_err(|e| ToolError::Invalid(format!("level: {e}")))?,
+        };
+        let gpus = match &a.gpus {
+            Some(g) => request::parse_gpus(g).map_err(|e| ToolError::Invalid(format!("gpus: {e}")))?,
+            None => Vec::new(),
+        };
+        request::check_all(&run, &gpus).map_err(|e| ToolError::Invalid(format!("gpus: {e}")))?;
+        let loads = !matches!(run, DiagRun::Level(1));
+        let probe_secs = cx.env.cfg.probe_timeout.as_secs();
+        let deadline = request::deadline_secs(run.level());
+        // Level 1: within the launcher's probe deadline. Longer runs need a launcher started for them.
+        let timeout_secs = if deadline + MARGIN_SECS <= probe_secs {
+            None
+        } else if !loads && probe_secs > MARGIN_SECS + 10 {
+            Some(probe_secs - MARGIN_SECS)
+        } else {
+            return Err(ToolError::Invalid(format!(
+                "DCGM {run} may take up to {deadline} s, longer than this launcher's probe deadline \
+                 ({probe_secs} s): start it with --probe-timeout {n} --probe-deadline {n}",
+                n = deadline + MARGIN_SECS + 30
+            )));
+        };
+        let shown: Vec<String> = if gpus.is_empty() {
+            vec![request::ALL.to_string()]
+        } else {
+            gpus.iter().map(ToString::to_string).collect()
+        };
+        let what = match &run {
+            DiagRun::Level(l) => format!("level-{l}"),
+            DiagRun::Tests(t) => t.join(","),
+        };
+        let target_text = format!("{}/gpus/{}/{what}", target.node_name, shown.join(","));
+        let mut confirmed_by = None;
+        if loads {
+            if cx.env.cfg.mode != Mode::Operator {
+                return Err(ToolError::Invalid(format!(
+                    "DCGM {run} loads the GPUs for minutes: only in operator mode (--mode operator); level 1 \
+                     runs in every mode"
+                )));
+            }
+            let summary = format!(
+                "DCGM {run} on GPU {} of {}: full load for up to {} min; GPUs a pod or process holds are left out",
+                shown.join(", "),
+                target.node_name,
+                deadline / 60
+            );
+            match confirm(&cx.peer, &cx.confirm, Self::NAME, &target_text, a.confirm.as_deref(), &summary)
+                .await
+            {
+                Confirmed::Yes(how) => confirmed_by = Some(how.to_string()),
+                Confirmed::No(why) => {
+                    audit(cx, target.context.as_deref(), &target.node_name, Self::NAME, &target_text, "refused", &why, None)
+                        .await;
+                    return Err(ToolError::Invalid(why));
+                }
+                Confirmed::Ask(ask) => return Err(ToolError::InputRequired(ask)),
+            }
+        }
+        let claims = cx.dra_claims(&target).await;
+        let req = gpu_diag::command::Request::DcgmDiag {
+            run: run.clone(),
+            gpus,
+            timeout_secs,
+            api_claims: claims.arg(),
+        };
+        let (report, probe_run) = cx
+            .probe_report(Self::NAME, &target, req, |r| match r {
+                Report::DcgmDiag(x) => Some(*x),
+                _ => None,
+            })
+            .await?;
+        if let Some(how) = confirmed_by.as_deref() {
+            audit(
+                cx,
+                target.context.as_deref(),
+                &target.node_name,
+                Self::NAME,
+                &target_text,
+                // The run's outcome as the report names it: passed, warnings, failed, not_run, ...
+                serde_json::to_value(report.outcome)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .as_deref()
+                    .unwrap_or("done"),
+                &report.summary,
+                Some(how),
+            )
+            .await;
+        }
+        Ok(DiagOutput {
+            node: target.node_name,
+            context: target.context,
+            confirmed_by,
+            run: probe_run,
+            report,
+        })
+    }
+
+    fn render(o: &Self::Output) -> String {
+        let r = &o.report;
+        let mut s = crate::mcp::render::text::header(
+            "DCGM diagnostic",
+            &o.node,
+            o.context.as_deref(),
+            &o.run,
+        );
+        s.push_str(&r.summary);
+        s.push('\n');
+        for g in &r.gpus {
+            let bad: Vec<String> = g
+                .tests
+                .iter()
+                .filter(|t| t.outcome >= gpu_diag::dcgm::interpret::Outcome::Warn)
+                .map(|t| {
+                    let m = t.messages.first();
+                    format!(
+                        "{} {} {}{}",
+                        t.test,
+                        t.outcome.word(),
+                        m.and_then(|m| m.code.as_deref()).unwrap_or(""),
+                        m.map(|m| format!(" ({}): {}", m.severity.name(), m.text)).unwrap_or_default()
+                    )
+                })
+                .collect();
+            let word = match g.outcome {
+                GpuOutcome::Passed => "passed",
+                GpuOutcome::Warnings => "warnings",
+                GpuOutcome::Failed => "FAILED",
+                GpuOutcome::Skipped => "skipped",
+                GpuOutcome::Incomplete => "incomplete",
+                GpuOutcome::NotRun => "not run",
+            };
+            s.push_str(&format!("GPU {}: {word}", g.index));
+            if !bad.is_empty() {
+                s.push_str(&format!(": {}", bad.join("; ")));
+            }
+            s.push('\n');
+        }
+        for n in &r.not_tested {
+            s.push_str(&format!("GPU {} not tested ({}): {}\n", n.requested, n.why, n.detail));
+        }
+        for c in &r.changes {
+            s.push_str(&format!(
+                "during the run: GPU {} {} {} -> {}\n",
+                c.gpu, c.what, c.before, c.after
+            ));
+        }
+        for x in &r.xids {
+            s.push_str(&format!("during the run: Xid {} {}\n", x.code, x.message));
+        }
+        if let Some(d) = &r.dcgm {
+            s.push_str(&format!(
+                "dcgmi {} (DCGM {}): exit {} in {:.1} s\n",
+                d.argv.join(" "),
+                d.dcgm_version.as_deref().unwrap_or("?"),
+                d.exit_status.map_or("-".into(), |x| x.to_string()),
+                d.elapsed_ms as f64 / 1000.0
+            ));
+        }
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_schemas_grammar_is_the_probes() {
+        let schema = serde_json::to_string(&schemars::schema_for!(super::DiagArgs)).unwrap();
+        assert!(schema.contains(&gpu_diag::dcgm::request::GPUS_PATTERN.replace('\\', "\\\\")));
+        assert!(schema.contains(&gpu_diag::dcgm::request::TESTS_PATTERN.replace('\\', "\\\\")));
+    }
+}
