@@ -47,12 +47,17 @@ fn default_launcher_flags(c: &Ctx) -> Vec<String> {
 }
 
 /// Level 1 on all four GPUs with no flag but the builds' directory: the probe pod runs NVIDIA's DCGM image by
-/// the digest the node lists; GPU 0 (a process on it, in the fake NVML) and GPUs 2 and 3 (a pod's DRA claim)
-/// are not tested and name their holders; only GPU 1 goes to dcgmi, which finds the host driver's libraries;
-/// it passes, nothing reads "fail", and no pod is left.
+/// the digest the node lists; GPU 0 (a pod's DRA claim and a process), GPU 1 (NVML cannot list its processes)
+/// and GPU 2 (NVML cannot open it) are not tested and say why, naming the holders; only GPU 3 goes to dcgmi,
+/// which finds the host driver's libraries; it passes, nothing reads "fail", and no pod is left.
 pub async fn run_gpu_diagnostic_tests_only_idle_gpus_in_nvidias_dcgm_image(c: &Ctx) {
-    let _fake = FakeDcgmi::set(c, "FAKE_DCGMI_OUTPUT=/opt/fake-dcgmi/v4-level1-pass.0.json");
-    let held = [dra_device(2), dra_device(3)];
+    let _fake = FakeDcgmi::set(
+        c,
+        "FAKE_DCGMI_OUTPUT=/opt/fake-dcgmi/v4-level1-pass-gpu3.0.json",
+    );
+    // GPU 0 through a DRA claim (it has a process too). In the fake NVML, GPU 1's processes cannot be listed
+    // and GPU 2 cannot be opened: GPU 3 is the one idle GPU.
+    let held = [dra_device(0)];
     let devices: Vec<u32> = held
         .iter()
         .map(|d| d.trim_start_matches("gpu-").parse().unwrap())
@@ -80,9 +85,24 @@ pub async fn run_gpu_diagnostic_tests_only_idle_gpus_in_nvidias_dcgm_image(c: &C
         .flatten()
         .map(|g| (g["index"].clone(), g["outcome"].clone()))
         .collect();
-    assert_eq!(tested, vec![(json!(1), json!("passed"))], "{report:#}");
+    assert_eq!(tested, vec![(json!(3), json!("passed"))], "{report:#}");
     assert_eq!(report["outcome"], "passed", "{report:#}");
-    let not_tested = report["not_tested"].to_string();
+    let why: Vec<(Value, Value)> = report["not_tested"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|g| (g["index"].clone(), g["why"].clone()))
+        .collect();
+    assert_eq!(
+        why,
+        vec![
+            (json!(0), json!("held")),
+            (json!(1), json!("unverified")),
+            (json!(2), json!("unreadable")),
+        ],
+        "{report:#}"
+    );
+    let not_tested = report["not_tested"][0].to_string();
     for needle in ["dcgm-busy", "4242"] {
         assert!(
             not_tested.contains(needle),
@@ -101,7 +121,7 @@ pub async fn run_gpu_diagnostic_tests_only_idle_gpus_in_nvidias_dcgm_image(c: &C
     );
     // What dcgmi got: the idle GPU only, and the node's driver libraries through the host root.
     let rec = std::fs::read_to_string(record(c)).expect("the fake dcgmi ran");
-    assert!(rec.contains("args=diag -r 1 -j -i 1\n"), "{rec}");
+    assert!(rec.contains("args=diag -r 1 -j -i 3\n"), "{rec}");
     assert!(
         rec.contains(&format!("/proc/1/root{}", node::DRIVER_ROOT)),
         "dcgmi was not given the host driver's libraries: {rec}"
@@ -121,7 +141,7 @@ pub async fn a_cancelled_diagnostic_task_leaves_no_pod_and_no_process(c: &Ctx) {
     let flags = default_launcher_flags(c);
     let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
     let l = mcp::start_with_tasks(c.tb, User::Reader, &c.ns, &flags).await;
-    let args = json!({"node_name": c.name(), "gpus": "1", "level": 1});
+    let args = json!({"node_name": c.name(), "gpus": "3", "level": 1});
     let task = match l
         .client
         .call_tool_once(harness::request("run_gpu_diagnostic", args.clone()))
@@ -140,6 +160,16 @@ pub async fn a_cancelled_diagnostic_task_leaves_no_pod_and_no_process(c: &Ctx) {
         {
             break pid;
         }
+        let t = l
+            .client
+            .get_task(GetTaskParams::new(task.task_id.clone()))
+            .await
+            .expect("tasks/get");
+        assert!(
+            !t.task.status().is_terminal(),
+            "the task ended before dcgmi ran: {t:?}\n{}",
+            l.stderr()
+        );
         assert!(
             Instant::now() < deadline,
             "dcgmi did not start in 90 s\n{}",
@@ -147,7 +177,8 @@ pub async fn a_cancelled_diagnostic_task_leaves_no_pod_and_no_process(c: &Ctx) {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
-    let alive = |pid: u32| PathBuf::from(format!("/proc/{pid}")).exists();
+    // The PID is the node's (its own PID namespace, which the hostPID pod shares): read its /proc.
+    let alive = |pid: u32| c.node.host_path(&format!("/proc/{pid}")).exists();
     assert!(
         alive(child),
         "the fake dcgmi's child {child} is not running"

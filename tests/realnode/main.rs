@@ -227,12 +227,22 @@ spec:
                 "jsonpath={range .items[*]}{.metadata.namespace}/{.metadata.name} {end}",
             ]);
             let tasks = self.node.tasks();
-            if pods.trim().is_empty() && tasks.is_empty() {
+            // A DRA claim stays prepared (its CDI spec on the node) until the kubelet unprepares it, after
+            // its pod is gone: until then it holds its GPUs.
+            let prepared: Vec<String> = std::fs::read_dir(self.node.host_path("/run/cdi"))
+                .into_iter()
+                .flatten()
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with("k8s.gpu.nvidia.com-claim_"))
+                .collect();
+            if pods.trim().is_empty() && tasks.is_empty() && prepared.is_empty() {
                 return;
             }
             assert!(
                 Instant::now() < deadline,
-                "the node still runs what earlier cases started: pods [{}], containerd tasks {tasks:?}",
+                "the node still runs what earlier cases started: pods [{}], containerd tasks {tasks:?}, \
+                 prepared claims {prepared:?}",
                 pods.trim()
             );
             std::thread::sleep(Duration::from_millis(250));

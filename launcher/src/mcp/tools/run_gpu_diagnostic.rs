@@ -62,9 +62,6 @@ pub struct DiagOutput {
     pub report: DcgmDiagReport,
 }
 
-/// Seconds the launcher keeps for the probe's own work around dcgmi (collection before and after, the pod).
-const MARGIN_SECS: u64 = 30;
-
 impl Tool for RunGpuDiagnostic {
     type Args = Node<DiagArgs>;
     type Output = DiagOutput;
@@ -102,20 +99,10 @@ DCGM image (nvcr.io/nvidia/cloud-native/dcgm) as its base: without dcgmi the ans
         };
         request::check_all(&run, &gpus).map_err(|e| ToolError::Invalid(format!("gpus: {e}")))?;
         let loads = !matches!(run, DiagRun::Level(1));
-        let probe_secs = cx.env.cfg.probe_timeout.as_secs();
         let deadline = request::deadline_secs(run.level());
-        // Level 1: within the launcher's probe deadline. Longer runs need a launcher started for them.
-        let timeout_secs = if deadline + MARGIN_SECS <= probe_secs {
-            None
-        } else if !loads && probe_secs > MARGIN_SECS + 10 {
-            Some(probe_secs - MARGIN_SECS)
-        } else {
-            return Err(ToolError::Invalid(format!(
-                "DCGM {run} may take up to {deadline} s, longer than this launcher's probe deadline \
-                 ({probe_secs} s): start it with --probe-timeout {n} --probe-deadline {n}",
-                n = deadline + MARGIN_SECS + 30
-            )));
-        };
+        // The run keeps its level's own deadline: the launcher gives a DCGM run that long and its pod lives
+        // as long (`Env::probe`, `probe::pod::apply_dcgm`), whatever --probe-timeout says for other tools.
+        let timeout_secs = None;
         let shown: Vec<String> = if gpus.is_empty() {
             vec![request::ALL.to_string()]
         } else {
