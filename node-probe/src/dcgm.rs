@@ -255,7 +255,7 @@ pub fn run(global: &GlobalArgs, args: &DcgmDiagArgs) -> Result<ProbeDocument, Pr
     } else {
         (before.clone(), vec![], 0, Default::default())
     };
-    let report = dcgm::analyze(
+    let mut report = dcgm::analyze(
         &before_facts,
         &DiagInput {
             run: &run,
@@ -271,6 +271,13 @@ pub fn run(global: &GlobalArgs, args: &DcgmDiagArgs) -> Result<ProbeDocument, Pr
             incidents_after,
         },
     );
+    // dcgmi's own words, for the whole-output resource (bounded; the parse above is the answer).
+    report.raw_output = execution
+        .as_ref()
+        .filter(|e| !e.stdout.is_empty())
+        .map(|e| {
+            gpu_diag::dcgm::limits::clip_bytes(&e.stdout, gpu_diag::dcgm::limits::MAX_RAW_BYTES)
+        });
     Ok(ProbeDocument::success(
         Some(source::meta(&before_facts, global)),
         Report::DcgmDiag(Box::new(report)),
