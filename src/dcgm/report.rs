@@ -466,6 +466,12 @@ pub fn assemble(facts: &NodeFacts, input: &DiagInput) -> DcgmDiagReport {
                 RunOutcome::Error
             } else if any(GpuOutcome::Failed) {
                 RunOutcome::Failed
+            } else if matches!(class, ExitClass::Findings { isolate: true }) {
+                // −51 means an ISOLATE finding: a result that does not show it was not read.
+                run.output_error.get_or_insert_with(|| {
+                    "dcgmi exited with an ISOLATE finding (-51) that no tested GPU's result shows".into()
+                });
+                RunOutcome::Error
             } else if any(GpuOutcome::Warnings) {
                 RunOutcome::Warnings
             } else if matches!(class, ExitClass::Findings { .. }) {
