@@ -221,7 +221,12 @@ pub fn run(global: &GlobalArgs, args: &DcgmDiagArgs) -> Result<ProbeDocument, Pr
         None
     };
 
-    let started_unix = now_unix();
+    // A simulated node keeps its own clock (its kernel log and collection time are the scenario's), so a
+    // replay answers the same every time; a real one, this host's.
+    let started_unix = match (simulated, before_facts.host.now_unix.get()) {
+        (true, Some(t)) => t,
+        _ => now_unix(),
+    };
     let execution = match (&not_started, &dcgmi) {
         (None, Some(dcgmi)) => {
             let ld = (!simulated)
