@@ -221,7 +221,12 @@ pub fn run(global: &GlobalArgs, args: &DcgmDiagArgs) -> Result<ProbeDocument, Pr
         None
     };
 
-    let started_unix = now_unix();
+    // A simulated node keeps its own clock (its kernel log and collection time are the scenario's), so a
+    // replay answers the same every time; a real one, this host's.
+    let started_unix = match (simulated, before_facts.host.now_unix.get()) {
+        (true, Some(t)) => t,
+        _ => now_unix(),
+    };
     let execution = match (&not_started, &dcgmi) {
         (None, Some(dcgmi)) => {
             let ld = (!simulated)
@@ -255,7 +260,7 @@ pub fn run(global: &GlobalArgs, args: &DcgmDiagArgs) -> Result<ProbeDocument, Pr
     } else {
         (before.clone(), vec![], 0, Default::default())
     };
-    let report = dcgm::analyze(
+    let mut report = dcgm::analyze(
         &before_facts,
         &DiagInput {
             run: &run,
@@ -271,6 +276,13 @@ pub fn run(global: &GlobalArgs, args: &DcgmDiagArgs) -> Result<ProbeDocument, Pr
             incidents_after,
         },
     );
+    // dcgmi's own words, for the whole-output resource (bounded; the parse above is the answer).
+    report.raw_output = execution
+        .as_ref()
+        .filter(|e| !e.stdout.is_empty())
+        .map(|e| {
+            gpu_diag::dcgm::limits::clip_bytes(&e.stdout, gpu_diag::dcgm::limits::MAX_RAW_BYTES)
+        });
     Ok(ProbeDocument::success(
         Some(source::meta(&before_facts, global)),
         Report::DcgmDiag(Box::new(report)),

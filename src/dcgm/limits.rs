@@ -16,6 +16,22 @@ pub const MAX_TEXT: usize = 400;
 /// Bytes of `dcgmi`'s stdout the probe reads (a level-3 run on 8 GPUs prints tens of kilobytes).
 pub const MAX_OUTPUT_BYTES: usize = 4 << 20;
 
+/// Bytes of dcgmi's stdout kept as printed in the report (the whole-output resource); a level-3 run on 8
+/// GPUs prints tens of kilobytes.
+pub const MAX_RAW_BYTES: usize = 256 << 10;
+
+/// At most `max` bytes of `s` (cut at a character boundary), with a note of what was left out.
+pub fn clip_bytes(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}\n[... {} more bytes not kept]", &s[..end], s.len() - end)
+}
+
 /// At most `max` characters of `s`, with `…` where it was cut.
 pub fn clip(s: &str, max: usize) -> String {
     match s.char_indices().nth(max) {

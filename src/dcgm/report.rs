@@ -204,6 +204,10 @@ pub struct DcgmDiagReport {
     /// What the bounds left out of DCGM's output (tests, results, messages, characters).
     #[serde(default, skip_serializing_if = "is_zero_u64")]
     pub left_out: u64,
+    /// dcgmi's stdout as printed, up to 256 KiB (`limits::MAX_RAW_BYTES`; node-probe fills it): the launcher
+    /// keeps it in the report resource and leaves it out of the answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub raw_output: Option<String>,
 }
 
 fn is_zero(n: &usize) -> bool {
@@ -335,6 +339,7 @@ pub fn assemble(facts: &NodeFacts, input: &DiagInput) -> DcgmDiagReport {
         findings: vec![],
         incidents: Incidents::default(),
         left_out: 0,
+        raw_output: None,
     };
     let Some(ex) = input.execution else {
         report.not_run_reason = Some(
@@ -461,6 +466,12 @@ pub fn assemble(facts: &NodeFacts, input: &DiagInput) -> DcgmDiagReport {
                 RunOutcome::Error
             } else if any(GpuOutcome::Failed) {
                 RunOutcome::Failed
+            } else if matches!(class, ExitClass::Findings { isolate: true }) {
+                // −51 means an ISOLATE finding: a result that does not show it was not read.
+                run.output_error.get_or_insert_with(|| {
+                    "dcgmi exited with an ISOLATE finding (-51) that no tested GPU's result shows".into()
+                });
+                RunOutcome::Error
             } else if any(GpuOutcome::Warnings) {
                 RunOutcome::Warnings
             } else if matches!(class, ExitClass::Findings { .. }) {

@@ -255,6 +255,15 @@ fn broken_output_is_an_error_never_a_pass() {
         );
         assert!(r.gpus.iter().all(|g| g.outcome != GpuOutcome::Failed));
     }
+    // Exit 205 (ISOLATE) with only a warning: not read as warnings.
+    let (_, text) = FIXTURES
+        .iter()
+        .find(|f| f.0.starts_with("v4-persistence"))
+        .unwrap();
+    assert_eq!(
+        run(&facts, &both(), Some(&execution(text, Some(205)))).outcome,
+        RunOutcome::Error
+    );
     // Exit 226 and only passes: dcgmi's word is not dropped.
     let (_, text) = FIXTURES
         .iter()

@@ -408,6 +408,50 @@ fn probe_pods_and_execs_of_another_shape_are_refused_by_the_policies() {
         "allocation --api-claims: {}",
         stderr(&out)
     );
+    // The launcher's dcgm-diag at level 1 (issue 56), with every optional flag, is admitted; node-probe
+    // answers one document (this host has no GPU: an NVML error, or not run).
+    let diag = gpu_diag::command::Request::DcgmDiag {
+        run: gpu_diag::dcgm::request::DiagRun::Level(1),
+        gpus: vec![],
+        timeout_secs: Some(90),
+        api_claims: Some("none".into()),
+    }
+    .argv();
+    let mut argv: Vec<&str> = vec!["node-probe"];
+    argv.extend(diag.iter().map(String::as_str));
+    argv.extend(["--node-name", node.as_str()]);
+    let out = exec(User::Reader, "probe", &argv);
+    assert!(
+        !stderr(&out).contains("denied request"),
+        "dcgm-diag level 1: {}",
+        stderr(&out)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("\"schema_version\""));
+    // Level 2 on named GPUs: the operator's.
+    let out = exec(
+        User::Operator,
+        "probe",
+        &[
+            "node-probe",
+            "dcgm-diag",
+            "--level",
+            "2",
+            "--gpus",
+            "0,1",
+            "--node-name",
+            &node,
+        ],
+    );
+    assert!(
+        !stderr(&out).contains("denied request"),
+        "dcgm-diag level 2 by the operator: {}",
+        stderr(&out)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("\"schema_version\""),
+        "dcgm-diag level 2 by the operator did not run: {}",
+        stderr(&out)
+    );
     // The launcher's own argv is admitted and answers.
     let out = exec(
         User::Reader,

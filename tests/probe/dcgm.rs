@@ -114,6 +114,13 @@ fn a_pass_runs_dcgmi_on_the_idle_gpus_with_the_levels_arguments() {
     let cwd = rec.lines().find_map(|l| l.strip_prefix("cwd=")).unwrap();
     assert!(cwd.contains("k8s-gpu-mcp-dcgm."), "{cwd}");
     assert!(!Path::new(cwd).exists());
+    // dcgmi's output as printed travels in the document, for the launcher's resource.
+    assert!(
+        r["raw_output"]
+            .as_str()
+            .unwrap()
+            .contains("\"DCGM Diagnostic\"")
+    );
     let passes: Vec<&str> = r["incidents"]["history"]
         .as_array()
         .unwrap()
@@ -569,7 +576,13 @@ fn hostile_output_is_bounded_or_a_clear_error() {
             .contains("more than"),
         "{r}"
     );
-    assert!(d.doc.to_string().len() < 64 << 10);
+    assert!(d.doc.to_string().len() < 400 << 10);
+    assert!(
+        r["raw_output"]
+            .as_str()
+            .unwrap()
+            .ends_with("more bytes not kept]")
+    );
     no_fail(r);
     // Malformed.
     let bad = c.dir.path().join("bad.226.json");

@@ -146,12 +146,14 @@ DCGM image (nvcr.io/nvidia/cloud-native/dcgm) as its base: without dcgmi the ans
             timeout_secs,
             api_claims: claims.arg(),
         };
-        let (report, probe_run) = cx
+        let (mut report, probe_run) = cx
             .probe_report(Self::NAME, &target, req, |r| match r {
                 Report::DcgmDiag(x) => Some(*x),
                 _ => None,
             })
             .await?;
+        // dcgmi's own output stays in the report resource (`run.report_uri`), out of the answer.
+        report.raw_output = None;
         if let Some(how) = confirmed_by.as_deref() {
             audit(
                 cx,
