@@ -212,9 +212,10 @@ pub fn run(global: &GlobalArgs, args: &DcgmDiagArgs) -> Result<ProbeDocument, Pr
     } else if dcgmi.is_none() {
         Some(match &args.dcgmi {
             Some(p) => format!("--dcgmi {} is not a file", p.display()),
-            None => "this pod's image has no dcgmi (not on PATH, no /usr/bin/dcgmi); use NVIDIA's DCGM \
-                     image (nvcr.io/nvidia/cloud-native/dcgm) as the probe's base, or set a mirror that \
-                     carries it where the node cannot pull"
+            None => "this pod's image has no dcgmi (not on PATH, no /usr/bin/dcgmi): the launcher runs the \
+                     diagnostic in NVIDIA's DCGM image (nvcr.io/nvidia/cloud-native/dcgm) where the node lists \
+                     it by digest, else the one its --dcgm-image names (by digest; for an air-gapped node a \
+                     mirror of it, with --trust-image), with copy delivery (not --probe-image alone)"
                 .into(),
         })
     } else {

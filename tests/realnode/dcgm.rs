@@ -49,7 +49,8 @@ fn default_launcher_flags(c: &Ctx) -> Vec<String> {
 /// Level 1 on all four GPUs with no flag but the builds' directory: the probe pod runs NVIDIA's DCGM image by
 /// the digest the node lists; GPU 0 (a pod's DRA claim and a process), GPU 1 (NVML cannot list its processes)
 /// and GPU 2 (NVML cannot open it) are not tested and say why, naming the holders; only GPU 3 goes to dcgmi,
-/// which finds the host driver's libraries; it passes, nothing reads "fail", and no pod is left.
+/// which finds the host driver's libraries; it passes, nothing reads "fail", and no pod is left. In the probe
+/// image (image delivery) nothing runs, and the answer names the flag to set.
 pub async fn run_gpu_diagnostic_tests_only_idle_gpus_in_nvidias_dcgm_image(c: &Ctx) {
     let _fake = FakeDcgmi::set(
         c,
@@ -127,6 +128,23 @@ pub async fn run_gpu_diagnostic_tests_only_idle_gpus_in_nvidias_dcgm_image(c: &C
         "dcgmi was not given the host driver's libraries: {rec}"
     );
     c.delete_dra_workload("dcgm-busy");
+
+    // The probe image (image delivery) has no dcgmi: not run, and the answer says what to set.
+    let l = c.image_launcher().await;
+    let v = l
+        .ok(
+            "run_gpu_diagnostic",
+            json!({"node_name": c.name(), "gpus": "3", "level": 1}),
+        )
+        .await;
+    l.stop().await;
+    assert_eq!(v["report"]["outcome"], "not_run", "{v:#}");
+    assert!(
+        v["report"]["not_run_reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("no dcgmi") && r.contains("--dcgm-image")),
+        "{v:#}"
+    );
     c.assert_no_probe_pods();
 }
 

@@ -319,13 +319,6 @@ impl Runner for EphemeralRunner {
         cancel: CancellationToken,
     ) -> RunFuture<'a> {
         Box::pin(async move {
-            if req.image == super::runner::ImageNeed::Dcgm {
-                return Err(RunError::Other(
-                    "DCGM's diagnostic runs node-probe copied into NVIDIA's DCGM image, in a probe pod: it \
-                     does not run in ephemeral mode (--probe-mode pod)"
-                        .into(),
-                ));
-            }
             // Nothing to delete: an ephemeral container cannot be removed; its sleep is bounded by the
             // timeout of the call that added it, so it ends on its own.
             let result = tokio::select! {

@@ -145,9 +145,12 @@ impl PodRunner {
             cx.payload = Some(p);
         }
         // DCGM's diagnostic: node-probe copied into NVIDIA's DCGM image, the node's own or the configured
-        // one pulled by digest; one try (there is no other image with dcgmi to fall back on).
-        if req.image == ImageNeed::Dcgm {
-            let c = self.dcgm_base(&req.node, &node, cx.payload.is_some())?;
+        // one pulled by digest; one try (there is no other image with dcgmi to fall back on). Where there is
+        // none (image delivery, a node without it and no --dcgm-image), it runs as any probe does and
+        // node-probe answers that its image has no dcgmi, naming what to set.
+        if req.image == ImageNeed::Dcgm
+            && let Some(c) = self.dcgm_base(&req.node, &node, cx.payload.is_some())
+        {
             tracing::info!(node = %req.node, image = %c.image, name = %c.label, pull = c.pull, "DCGM image for the diagnostic");
             return match self.attempt(&cx, call, &c, t).await {
                 Err(e) if c.pull && pull_failed(&e) => Err(RunError::Other(format!(
@@ -214,23 +217,22 @@ impl PodRunner {
         }
     }
 
-    /// The image of a run that needs DCGM on `node`; `copy`: node-probe is copied in (it must be: no probe
-    /// image carries dcgmi).
+    /// The DCGM image of a run that needs DCGM on `node`, where node-probe is copied in (`copy`: a probe
+    /// image has no dcgmi) and the node lists one or `--dcgm-image` names one; None: run as any probe.
     fn dcgm_base(
         &self,
         node_name: &str,
         node: &k8s_openapi::api::core::v1::Node,
         copy: bool,
-    ) -> Result<super::node_image::Candidate, RunError> {
-        let Some(d) = self.dcgm.as_ref().filter(|_| copy) else {
-            return Err(RunError::Other(
-                "DCGM's diagnostic runs node-probe copied into NVIDIA's DCGM image: it needs copy delivery (the \
-                 default, or --probe-delivery copy without --probe-image); the probe image has no dcgmi"
-                    .into(),
-            ));
-        };
-        super::node_image::dcgm::choose(node_name, node, &d.trust, d.image.as_deref())
-            .map_err(RunError::Other)
+    ) -> Option<super::node_image::Candidate> {
+        let d = self.dcgm.as_ref().filter(|_| copy)?;
+        match super::node_image::dcgm::choose(node_name, node, &d.trust, d.image.as_deref()) {
+            Ok(c) => Some(c),
+            Err(why) => {
+                tracing::info!(node = %node_name, "{why}");
+                None
+            }
+        }
     }
 
     /// One probe pod with `image`: create, exec node-probe as soon as the container takes it, parse.
