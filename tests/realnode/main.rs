@@ -386,7 +386,14 @@ fn comparable(mut v: Value) -> Value {
     }
     strip_keys(
         &mut v,
-        &["collected_at_unix", "duration_ms", "sample_interval_ms"],
+        // `started_at`/`elapsed_ms`: when and how long a DCGM diagnostic ran (run_gpu_diagnostic).
+        &[
+            "collected_at_unix",
+            "duration_ms",
+            "sample_interval_ms",
+            "started_at",
+            "elapsed_ms",
+        ],
     );
     strip_live_kernel_log(&mut v);
     v
