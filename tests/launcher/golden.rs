@@ -191,7 +191,7 @@ async fn one_result_per_tool() {
             json!({"namespace": "ml", "job": "train"}),
         ),
         (
-            "error_diagnostic_level_2_past_the_probe_deadline",
+            "error_diagnostic_level_2_unconfirmed",
             "run_gpu_diagnostic",
             json!({"node_name": "local", "gpus": "0", "level": 2}),
         ),

@@ -241,3 +241,67 @@ pub async fn a_cancelled_diagnostic_task_leaves_no_pod_and_no_process(c: &Ctx) {
     );
     l.stop().await;
 }
+
+/// Level 2 with `keep_pods_off`, confirmed by the `confirm` argument (the test's client can ask no one): the
+/// node is cordoned while dcgmi runs, with the run as the reason, and schedulable again once it answered.
+pub async fn keep_pods_off_cordons_the_node_for_the_run_only(c: &Ctx) {
+    let _fake = FakeDcgmi::set(
+        c,
+        "FAKE_DCGMI_OUTPUT=/opt/fake-dcgmi/v4-level1-pass-gpu3.0.json\nFAKE_DCGMI_SLEEP=4",
+    );
+    crate::evidence::bind_operator(c);
+    let bins = c.images.bin_dir.to_str().unwrap().to_string();
+    let l = mcp::start(
+        c.tb,
+        User::Operator,
+        &c.ns,
+        &["--mode", "operator", "--probe-bin-dir", &bins],
+    )
+    .await;
+    let args = json!({"node_name": c.name(), "gpus": "3", "level": 2, "keep_pods_off": true,
+        "confirm": format!("{}/gpus/3/level-2", c.name())});
+    let unschedulable = || {
+        c.tb.kubectl(&[
+            "get",
+            "node",
+            c.name(),
+            "-o",
+            "jsonpath={.spec.unschedulable}/{.metadata.annotations.k8s-gpu-mcp\\.io/cordon-reason}",
+        ])
+    };
+    let child_file = record(c).with_extension("record.child");
+    let during = async {
+        let deadline = Instant::now() + Duration::from_secs(90);
+        while !child_file.exists() {
+            assert!(Instant::now() < deadline, "dcgmi did not start in 90 s");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        tokio::task::block_in_place(unschedulable)
+    };
+    let (r, during) = tokio::join!(l.call("run_gpu_diagnostic", args), during);
+    let log = l.stderr();
+    l.stop().await;
+    let text = mcp::text(&r);
+    assert_ne!(r.is_error, Some(true), "{text}\n{log}");
+    assert_eq!(
+        during.trim(),
+        format!(
+            "true/k8s-gpu-mcp run_gpu_diagnostic {}/gpus/3/level-2",
+            c.name()
+        ),
+        "the node was not cordoned for the run"
+    );
+    let v = r.structured_content.clone().unwrap();
+    assert!(
+        v["kept_pods_off"]
+            .as_str()
+            .is_some_and(|k| k.contains("uncordoned after the run")),
+        "{v:#}"
+    );
+    assert_eq!(
+        unschedulable().trim(),
+        "/",
+        "the node stays cordoned after the run"
+    );
+    c.assert_no_probe_pods();
+}

@@ -27,6 +27,7 @@ mod node;
 mod trust;
 use dcgm::{
     a_cancelled_diagnostic_task_leaves_no_pod_and_no_process,
+    keep_pods_off_cordons_the_node_for_the_run_only,
     run_gpu_diagnostic_tests_only_idle_gpus_in_nvidias_dcgm_image,
 };
 use dra::{
@@ -495,6 +496,7 @@ fn real_node_suite() {
         case!(a_tainted_dra_device_is_an_incident_of_its_gpu),
         case!(run_gpu_diagnostic_tests_only_idle_gpus_in_nvidias_dcgm_image),
         case!(a_cancelled_diagnostic_task_leaves_no_pod_and_no_process),
+        case!(keep_pods_off_cordons_the_node_for_the_run_only),
     ];
     // `REALNODE_ONLY=ephemeral`: only the cases whose name holds it (a quick rerun of one case).
     // A filter that selects nothing is a mistake, not a pass (checked before any node starts); under CI

@@ -48,6 +48,65 @@ pub struct DiagArgs {
     #[serde(default)]
     #[schemars(with = "String", length(min = 1, max = 1000))]
     pub confirm: Option<String>,
+    /// Levels 2-3 and named tests: keep new pods off the node while its GPUs are loaded (the node is
+    /// cordoned for the run, with the run as its reason, and uncordoned after unless it was cordoned
+    /// before). Pods already running stay. Default false.
+    #[serde(default)]
+    pub keep_pods_off: Option<bool>,
+}
+
+/// The cordon of a run with `keep_pods_off`: undone when the run ends, whichever way (an answer, an error,
+/// a cancelled task whose future is dropped), unless the node was cordoned before the run.
+struct RunCordon {
+    cluster: std::sync::Arc<dyn crate::cluster::ClusterBackend>,
+    context: Option<String>,
+    node: String,
+    /// The node was schedulable before the run: uncordon it after.
+    undo: bool,
+}
+
+impl RunCordon {
+    async fn finish(mut self) -> Option<String> {
+        if !std::mem::take(&mut self.undo) {
+            return Some(format!(
+                "node {} was cordoned before the run and stays cordoned",
+                self.node
+            ));
+        }
+        match self
+            .cluster
+            .cordon(self.context.as_deref(), &self.node, "", false)
+            .await
+        {
+            Ok(_) => Some(format!("node {} uncordoned after the run", self.node)),
+            Err(e) => Some(format!(
+                "node {} could not be uncordoned after the run ({e}): uncordon it with cordon_gpu_node \
+                 uncordon=true",
+                self.node
+            )),
+        }
+    }
+}
+
+impl Drop for RunCordon {
+    fn drop(&mut self) {
+        if !self.undo {
+            return;
+        }
+        // The run's future was dropped (a cancelled task): uncordon in the background, once.
+        let (cluster, context, node) = (
+            self.cluster.clone(),
+            self.context.clone(),
+            self.node.clone(),
+        );
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                if let Err(e) = cluster.cordon(context.as_deref(), &node, "", false).await {
+                    tracing::warn!(%node, error = %e, "run_gpu_diagnostic: could not uncordon after a cancelled run");
+                }
+            });
+        }
+    }
 }
 
 #[derive(Debug, Serialize, JsonSchema)]
@@ -58,6 +117,9 @@ pub struct DiagOutput {
     /// How a run that loads the GPUs (levels 2-3, named tests) was confirmed; absent for level 1.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub confirmed_by: Option<String>,
+    /// With `keep_pods_off`: what became of the node's cordon after the run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kept_pods_off: Option<String>,
     pub run: ProbeRun,
     pub report: DcgmDiagReport,
 }
@@ -139,6 +201,28 @@ DCGM image (nvcr.io/nvidia/cloud-native/dcgm) as its base: without dcgmi the ans
                 Confirmed::Ask(ask) => return Err(ToolError::InputRequired(ask)),
             }
         }
+        let keep_off = a.keep_pods_off.unwrap_or(false);
+        if keep_off && !loads {
+            return Err(ToolError::Invalid(
+                "keep_pods_off is for levels 2-3 and named tests (level 1 loads no GPU)".into(),
+            ));
+        }
+        let cordon = if keep_off {
+            let cluster = cx.cluster_for(Self::NAME, "to cordon")?;
+            let reason = format!("k8s-gpu-mcp run_gpu_diagnostic {target_text}");
+            let r = cluster
+                .cordon(target.context.as_deref(), &target.node_name, &reason, true)
+                .await
+                .map_err(|e| ToolError::Invalid(format!("keep_pods_off: cordon failed: {e}")))?;
+            Some(RunCordon {
+                cluster,
+                context: target.context.clone(),
+                node: target.node_name.clone(),
+                undo: !r.unschedulable_before,
+            })
+        } else {
+            None
+        };
         let claims = cx.dra_claims(&target).await;
         let req = gpu_diag::command::Request::DcgmDiag {
             run: run.clone(),
@@ -146,12 +230,17 @@ DCGM image (nvcr.io/nvidia/cloud-native/dcgm) as its base: without dcgmi the ans
             timeout_secs,
             api_claims: claims.arg(),
         };
-        let (mut report, probe_run) = cx
+        let probed = cx
             .probe_report(Self::NAME, &target, req, |r| match r {
                 Report::DcgmDiag(x) => Some(*x),
                 _ => None,
             })
-            .await?;
+            .await;
+        let kept_off = match cordon {
+            Some(c) => c.finish().await,
+            None => None,
+        };
+        let (mut report, probe_run) = probed?;
         // dcgmi's own output stays in the report resource (`run.report_uri`), out of the answer.
         report.raw_output = None;
         if let Some(how) = confirmed_by.as_deref() {
@@ -176,6 +265,7 @@ DCGM image (nvcr.io/nvidia/cloud-native/dcgm) as its base: without dcgmi the ans
             node: target.node_name,
             context: target.context,
             confirmed_by,
+            kept_pods_off: kept_off,
             run: probe_run,
             report,
         })
@@ -191,6 +281,9 @@ DCGM image (nvcr.io/nvidia/cloud-native/dcgm) as its base: without dcgmi the ans
         );
         s.push_str(&r.summary);
         s.push('\n');
+        if let Some(k) = &o.kept_pods_off {
+            s.push_str(&format!("new pods kept off for the run: {k}\n"));
+        }
         for g in &r.gpus {
             let bad: Vec<String> = g
                 .tests
