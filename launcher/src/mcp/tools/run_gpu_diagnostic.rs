@@ -52,6 +52,7 @@ pub struct DiagArgs {
     /// cordoned for the run, with the run as its reason, and uncordoned after unless it was cordoned
     /// before). Pods already running stay. Default false.
     #[serde(default)]
+    #[schemars(with = "bool")]
     pub keep_pods_off: Option<bool>,
 }
 
