@@ -422,8 +422,8 @@ async fn elicitation_asks_the_user() {
     s.client.cancel().await.unwrap();
 }
 
-/// run_gpu_diagnostic: level 1 reads and asks no one; levels 2-3 load the GPUs, so they need operator mode, a
-/// probe deadline that covers them, and a person's confirmation, audited with the run's outcome.
+/// run_gpu_diagnostic: level 1 reads and asks no one; levels 2-3 load the GPUs, so they need operator mode and a
+/// person's confirmation, audited with the run's outcome; they keep their own deadline.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dcgm_levels_2_3_need_operator_mode_and_a_person() {
     let level2 = json!({"node_name": "local", "gpus": "1", "level": 2});
@@ -445,11 +445,16 @@ async fn dcgm_levels_2_3_need_operator_mode_and_a_person() {
     assert!(v.get("confirmed_by").is_none());
     s.client.cancel().await.unwrap();
 
-    // Operator mode, the launcher's default probe deadline: the answer says which flags to start with.
+    // Operator mode with the launcher's default probe deadline (120 s): level 2 keeps its own deadline, so
+    // it goes straight to the confirmation, not to a refusal naming flags.
     let s = start((), &["--mode", "operator"]).await;
     let r = s.call("run_gpu_diagnostic", level2.clone()).await;
     assert_eq!(r.is_error, Some(true));
-    assert!(text_of(&r).contains("--probe-timeout"), "{}", text_of(&r));
+    assert!(
+        text_of(&r).contains("needs confirmation") && !text_of(&r).contains("--probe-timeout"),
+        "{}",
+        text_of(&r)
+    );
     // Level 2 needs an explicit GPU list.
     let r = s
         .call(
