@@ -423,7 +423,8 @@ async fn elicitation_asks_the_user() {
 }
 
 /// run_gpu_diagnostic: level 1 reads and asks no one; levels 2-3 load the GPUs, so they need operator mode and a
-/// person's confirmation, audited with the run's outcome; they keep their own deadline.
+/// person's confirmation (the `confirm` argument where no one can be asked, elicitation on 2025-11-25, an input
+/// request on 2026-07-28), audited with the run's outcome; they keep their own deadline.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dcgm_levels_2_3_need_operator_mode_and_a_person() {
     let level2 = json!({"node_name": "local", "gpus": "1", "level": 2});
@@ -499,6 +500,33 @@ async fn dcgm_levels_2_3_need_operator_mode_and_a_person() {
     let last = s.audit_lines().pop().unwrap();
     assert_eq!(last["action"], "run_gpu_diagnostic");
     assert_eq!(last["result"], "not_run", "{last}");
+    s.client.cancel().await.unwrap();
+
+    // Protocol 2026-07-28: an input request; a `confirm` the model filled in does not replace the person,
+    // and a declined run does nothing and is audited as refused.
+    let a = approver(true);
+    let s = start_on(a.clone(), &["--mode", "operator"], true).await;
+    let mut with_confirm = level2.clone();
+    with_confirm["confirm"] = json!("local/gpus/1/level-2");
+    let v = structured(&s.call("run_gpu_diagnostic", with_confirm).await);
+    assert_eq!(v["confirmed_by"], "input_request", "{v}");
+    assert_eq!(a.asked.load(Ordering::SeqCst), 1);
+    assert!(
+        a.last_message
+            .lock()
+            .unwrap()
+            .contains("local/gpus/1/level-2")
+    );
+    s.client.cancel().await.unwrap();
+    let d = approver(false);
+    let s = start_on(d.clone(), &["--mode", "operator"], true).await;
+    let r = s.call("run_gpu_diagnostic", level2.clone()).await;
+    assert_eq!(r.is_error, Some(true));
+    assert!(text_of(&r).contains("declined"), "{}", text_of(&r));
+    assert_eq!(d.asked.load(Ordering::SeqCst), 1);
+    let audit = s.audit_lines();
+    assert_eq!(audit.len(), 1, "{audit:?}");
+    assert_eq!(audit[0]["result"], "refused", "{audit:?}");
     s.client.cancel().await.unwrap();
 }
 
