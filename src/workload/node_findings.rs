@@ -301,6 +301,27 @@ mod tests {
         assert_eq!(d.gpus_held, 128);
     }
 
+    /// The first Xid against the pods' start: the scenario's Xid is at 2026-11-25T08:16:40Z (its fixed clock).
+    #[test]
+    fn the_first_xid_is_placed_before_or_after_the_pods_started() {
+        let evidence_for = |started: &str| {
+            let mut input = job(&["dgx-h100-xid79"]);
+            input.pods[0].started = Some(started.into());
+            let d = diagnose(&input);
+            d.suspects[0].evidence.join("\n")
+        };
+        let e = evidence_for("2026-11-25T08:00:00Z");
+        assert!(
+            e.contains("after the workload's pods started (2026-11-25T08:00:00Z)"),
+            "{e}"
+        );
+        let e = evidence_for("2026-11-25T09:00:00Z");
+        assert!(
+            e.contains("before the workload's pods started (2026-11-25T09:00:00Z)"),
+            "{e}"
+        );
+    }
+
     #[test]
     fn a_flapping_port_leads_a_multi_node_job_but_not_a_single_node_one() {
         let mut scs = vec!["dgx-h100-healthy"; 4];

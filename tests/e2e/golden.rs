@@ -231,6 +231,13 @@ spec:
                 r"(<node-[abc]>)\.k8s-gpu-mcp\.[0-9a-z]{5}\b",
                 "$1.k8s-gpu-mcp.<suffix>",
             ),
+            // The simulated Xid is at the scenario's fixed time, the pods start at the wall clock's: which
+            // comes first depends on the day the test runs (the rule itself: workload::node_findings's
+            // `the_first_xid_is_placed_before_or_after_the_pods_started`).
+            (
+                r"\b(after|before) the workload's pods started",
+                "<after|before> the workload's pods started",
+            ),
         ],
     };
     let mut results = Vec::new();
