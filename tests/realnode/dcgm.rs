@@ -244,10 +244,11 @@ pub async fn a_cancelled_diagnostic_task_leaves_no_pod_and_no_process(c: &Ctx) {
 
 /// Level 2 with `keep_pods_off`, confirmed by the `confirm` argument (the test's client can ask no one): the
 /// node is cordoned while dcgmi runs, with the run as the reason, and schedulable again once it answered.
+/// The fake dcgmi runs 20 s: the node is read once it started, well inside that even on a loaded machine.
 pub async fn keep_pods_off_cordons_the_node_for_the_run_only(c: &Ctx) {
     let _fake = FakeDcgmi::set(
         c,
-        "FAKE_DCGMI_OUTPUT=/opt/fake-dcgmi/v4-level1-pass-gpu3.0.json\nFAKE_DCGMI_SLEEP=4",
+        "FAKE_DCGMI_OUTPUT=/opt/fake-dcgmi/v4-level1-pass-gpu3.0.json\nFAKE_DCGMI_SLEEP=20",
     );
     crate::evidence::bind_operator(c);
     let bins = c.images.bin_dir.to_str().unwrap().to_string();
