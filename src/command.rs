@@ -216,6 +216,8 @@ pub enum Request {
         /// A deadline shorter than the level's, where the launcher's own probe deadline is shorter.
         timeout_secs: Option<u64>,
         api_claims: Option<String>,
+        /// The node's own host engine to run on (the GPU Operator's), else one embedded in the probe.
+        engine: Option<crate::dcgm::request::Engine>,
     },
 }
 
@@ -287,6 +289,7 @@ impl Request {
                 gpus,
                 timeout_secs,
                 api_claims,
+                engine,
             } => {
                 argv.push(dcgm::COMMAND.into());
                 match run {
@@ -302,6 +305,7 @@ impl Request {
                 flag(&mut argv, "--gpus", Some(gpus));
                 flag(&mut argv, "--timeout-secs", *timeout_secs);
                 flag(&mut argv, "--api-claims", api_claims.as_ref());
+                flag(&mut argv, "--engine", engine.map(|e| e.arg()));
             }
         }
         if dry {

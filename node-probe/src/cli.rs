@@ -485,10 +485,14 @@ mod tests {
             gpus: vec![GpuSel::Index(0), GpuSel::Index(3)],
             timeout_secs: Some(90),
             api_claims: None,
+            engine: Some(
+                gpu_diag::dcgm::request::Engine::parse("10.244.1.7:5555,heartbeat").unwrap(),
+            ),
         }
         .argv())
         {
             Cmd::DcgmDiag(d) => {
+                assert_eq!(d.engine.as_deref(), Some("10.244.1.7:5555,heartbeat"));
                 assert_eq!((d.level.as_deref(), d.gpus.as_str()), (Some("2"), "0,3"));
                 assert_eq!((d.dcgmi, d.stop_grace_secs), (None, 30));
                 assert_eq!(d.timeout_secs, Some(90));
@@ -502,6 +506,7 @@ mod tests {
             )],
             timeout_secs: None,
             api_claims: None,
+            engine: None,
         }
         .argv())
         {

@@ -65,6 +65,10 @@ pub struct DcgmDiagArgs {
     /// Stop the run after this many seconds (at most the level's deadline: 120, 900, 2700).
     #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=2700))]
     pub timeout_secs: Option<u64>,
+    /// Run on the node's own host engine at ADDRESS:PORT (an IP address; `,heartbeat` for DCGM 4.5+, which
+    /// stops the run if this probe goes away) instead of an engine embedded in this process's dcgmi.
+    #[arg(long, value_name = "ADDRESS:PORT[,heartbeat]")]
+    pub engine: Option<String>,
     /// Seconds between dcgmi's SIGTERM (its orderly stop) and the kill of its process group.
     #[arg(long, value_name = "SECONDS", default_value_t = 30,
           value_parser = clap::value_parser!(u64).range(1..=60))]
@@ -181,6 +185,12 @@ pub fn run(global: &GlobalArgs, args: &DcgmDiagArgs) -> Result<ProbeDocument, Pr
     };
     let requested = request::parse_gpus(&args.gpus).map_err(|e| usage("--gpus", e))?;
     request::check_all(&run, &requested).map_err(|e| usage("--gpus", e))?;
+    let engine = args
+        .engine
+        .as_deref()
+        .map(request::Engine::parse)
+        .transpose()
+        .map_err(|e| usage("--engine", e))?;
     let deadline = request::deadline_secs(run.level());
     let deadline = args.timeout_secs.map_or(deadline, |t| t.min(deadline));
     let spec = SourceSpec::from_args(global)?;
@@ -235,7 +245,7 @@ pub fn run(global: &GlobalArgs, args: &DcgmDiagArgs) -> Result<ProbeDocument, Pr
                 .flatten();
             Some(execute(
                 dcgmi,
-                &request::dcgmi_args(&run, &selection.to_test),
+                &request::dcgmi_args(&run, &selection.to_test, engine.as_ref()),
                 ld.as_deref(),
                 Duration::from_secs(deadline),
                 Duration::from_secs(args.stop_grace_secs),
@@ -290,11 +300,38 @@ pub fn run(global: &GlobalArgs, args: &DcgmDiagArgs) -> Result<ProbeDocument, Pr
     ))
 }
 
+const PRIVATE_PREFIX: &str = "k8s-gpu-mcp-dcgm.";
+
+/// Remove the working directories of earlier runs whose node-probe is gone (one killed with SIGKILL could
+/// not remove its own). Only plain directories (never a link) named as [`private_dir`] names them, whose
+/// process no longer exists in this PID namespace.
+fn sweep_stale(tmp: &Path) {
+    let Ok(entries) = std::fs::read_dir(tmp) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(PRIVATE_PREFIX))
+            .and_then(|rest| rest.split('.').next())
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let is_dir = std::fs::symlink_metadata(e.path()).is_ok_and(|m| m.file_type().is_dir());
+        if is_dir && pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
+}
+
 /// A private working directory: dcgmi writes `dcgmi.log`, the embedded engine `nvvs.log`, and level 1
 /// checks that the working directory is writable.
 fn private_dir() -> std::io::Result<PathBuf> {
+    sweep_stale(&std::env::temp_dir());
     let dir = std::env::temp_dir().join(format!(
-        "k8s-gpu-mcp-dcgm.{}.{:x}",
+        "{PRIVATE_PREFIX}{}.{:x}",
         std::process::id(),
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -476,6 +513,28 @@ mod tests {
         assert_eq!((kept.len(), cut), (1000, true));
         let (kept, cut) = read_capped(&b"abc"[..], 1000);
         assert_eq!((kept.as_slice(), cut), (&b"abc"[..], false));
+    }
+
+    #[test]
+    fn a_killed_runs_directory_is_swept_and_nothing_else() {
+        let t = tempfile::tempdir().unwrap();
+        // pid 0x7fffffff is above any pid_max (4194304), so no such process exists.
+        let stale = t.path().join(format!("{PRIVATE_PREFIX}2147483647.1f"));
+        let mine = t
+            .path()
+            .join(format!("{PRIVATE_PREFIX}{}.2", std::process::id()));
+        let other = t.path().join("k8s-gpu-mcp-dcgm-not-ours");
+        for d in [&stale, &mine, &other] {
+            std::fs::create_dir(d).unwrap();
+        }
+        std::fs::write(stale.join("dcgmi.log"), "x").unwrap();
+        let target = t.path().join("kept");
+        std::fs::create_dir(&target).unwrap();
+        let link = t.path().join(format!("{PRIVATE_PREFIX}2147483646.3"));
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        sweep_stale(t.path());
+        assert!(!stale.exists());
+        assert!(mine.exists() && other.exists() && target.exists() && link.exists());
     }
 
     #[test]

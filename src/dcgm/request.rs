@@ -195,11 +195,57 @@ pub fn deadline_secs(level: u8) -> u64 {
     }
 }
 
-/// `dcgmi`'s arguments: `diag -r <level|tests> -j -i <indices>`. `-i` is the GPU list in 3.x and the
-/// entity list in 4.x: plain indices mean the same GPUs in both. No `-t`: 3.2 and older reject it (exit 254);
-/// the probe keeps the deadline itself.
-pub fn dcgmi_args(run: &DiagRun, indices: &[u32]) -> Vec<String> {
-    vec![
+/// A host engine that already runs on the node (the GPU Operator's standalone `nvidia-dcgm`, off by
+/// default), to run the diagnostic on instead of an engine embedded in the probe: its address, and whether
+/// it is DCGM 4.5 or later, where `--enable-heartbeat` makes the engine stop the run when this client goes
+/// away (without it a remote engine keeps nvvs running after a hard kill: ../shared/reference/dcgm.md
+/// sections 1 and 8).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Engine {
+    pub addr: std::net::SocketAddr,
+    pub heartbeat: bool,
+}
+
+/// `--engine`: an IPv4 or bracketed IPv6 address with a port, optionally `,heartbeat`. Addresses only,
+/// never names: the launcher resolves the engine from the API server, and a name in an argument could be
+/// made to point anywhere.
+pub const ENGINE_PATTERN: &str =
+    r"^([0-9]{1,3}(\.[0-9]{1,3}){3}|\[[0-9a-f:]{2,39}\]):[1-9][0-9]{0,4}(,heartbeat)?$";
+
+impl Engine {
+    /// `--engine`'s value.
+    pub fn arg(&self) -> String {
+        format!(
+            "{}{}",
+            self.addr,
+            if self.heartbeat { ",heartbeat" } else { "" }
+        )
+    }
+
+    pub fn parse(s: &str) -> Result<Engine, InvalidRequest> {
+        let (addr, heartbeat) = match s.strip_suffix(",heartbeat") {
+            Some(a) => (a, true),
+            None => (s, false),
+        };
+        let bad = || {
+            InvalidRequest(format!(
+                "`{}` is not ADDRESS:PORT[,heartbeat] with an IP address",
+                super::limits::clip(s, 64)
+            ))
+        };
+        let addr: std::net::SocketAddr = addr.parse().map_err(|_| bad())?;
+        if addr.port() == 0 || addr.ip().is_unspecified() || addr.ip().is_multicast() {
+            return Err(bad());
+        }
+        Ok(Engine { addr, heartbeat })
+    }
+}
+
+/// `dcgmi`'s arguments: `diag -r <level|tests> -j -i <indices>`, and `--host ADDR [--enable-heartbeat]` on
+/// a node's own engine. `-i` is the GPU list in 3.x and the entity list in 4.x: plain indices mean the same
+/// GPUs in both. No `-t`: 3.2 and older reject it (exit 254); the probe keeps the deadline itself.
+pub fn dcgmi_args(run: &DiagRun, indices: &[u32], engine: Option<&Engine>) -> Vec<String> {
+    let mut argv: Vec<String> = vec![
         "diag".into(),
         "-r".into(),
         run.arg(),
@@ -210,7 +256,14 @@ pub fn dcgmi_args(run: &DiagRun, indices: &[u32]) -> Vec<String> {
             .map(u32::to_string)
             .collect::<Vec<_>>()
             .join(","),
-    ]
+    ];
+    if let Some(e) = engine {
+        argv.extend(["--host".into(), e.addr.to_string()]);
+        if e.heartbeat {
+            argv.push("--enable-heartbeat".into());
+        }
+    }
+    argv
 }
 
 #[cfg(test)]
@@ -280,8 +333,59 @@ mod tests {
         assert_eq!(deadline_secs(2), 900);
         assert_eq!(deadline_secs(3), 2700);
         assert_eq!(
-            dcgmi_args(&DiagRun::Level(2), &[0, 3]),
+            dcgmi_args(&DiagRun::Level(2), &[0, 3], None),
             ["diag", "-r", "2", "-j", "-i", "0,3"]
         );
+        let e = Engine::parse("10.244.1.7:5555,heartbeat").unwrap();
+        assert_eq!(
+            dcgmi_args(&DiagRun::Level(1), &[3], Some(&e)),
+            [
+                "diag",
+                "-r",
+                "1",
+                "-j",
+                "-i",
+                "3",
+                "--host",
+                "10.244.1.7:5555",
+                "--enable-heartbeat"
+            ]
+        );
+    }
+
+    #[test]
+    fn an_engine_is_an_address_never_a_name() {
+        let re = regex::Regex::new(ENGINE_PATTERN).unwrap();
+        for ok in [
+            "10.244.1.7:5555",
+            "10.0.0.1:5555,heartbeat",
+            "[fd00::12]:5555",
+        ] {
+            let e = Engine::parse(ok).unwrap();
+            assert_eq!(e.arg(), ok);
+            assert!(re.is_match(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "nvidia-dcgm.gpu-operator.svc:5555",
+            "evil.example.com:5555",
+            "10.0.0.1",
+            "10.0.0.1:0",
+            "0.0.0.0:5555",
+            "10.0.0.1:5555,heartbeat,heartbeat",
+            "10.0.0.1:5555;rm",
+            "unix:///run/x.sock",
+            "10.0.0.1:99999",
+        ] {
+            assert!(Engine::parse(bad).is_err(), "{bad}");
+        }
+        for bad in [
+            "evil.example.com:5555",
+            "10.0.0.1",
+            "10.0.0.1:5555;rm",
+            "unix:///x",
+        ] {
+            assert!(!re.is_match(bad), "{bad}");
+        }
     }
 }

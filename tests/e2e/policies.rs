@@ -366,6 +366,40 @@ fn probe_pods_and_execs_of_another_shape_are_refused_by_the_policies() {
             ],
             "dcgm-diag with --dcgmi",
         ),
+        // --engine (the GPU Operator's host engine): an IP address and port, never a name that could be
+        // made to point anywhere, and only once.
+        (
+            vec![
+                "node-probe",
+                "dcgm-diag",
+                "--level",
+                "1",
+                "--gpus",
+                "0",
+                "--engine",
+                "evil.example.com:5555",
+                "--node-name",
+                &node,
+            ],
+            "dcgm-diag --engine with a name",
+        ),
+        (
+            vec![
+                "node-probe",
+                "dcgm-diag",
+                "--level",
+                "1",
+                "--gpus",
+                "0",
+                "--engine",
+                "10.0.0.1:5555",
+                "--nvml-lib",
+                "/tmp/x",
+                "--node-name",
+                &node,
+            ],
+            "dcgm-diag --engine followed by another flag",
+        ),
     ] {
         refused_by(
             &exec(User::Reader, "probe", &argv),
@@ -415,8 +449,10 @@ fn probe_pods_and_execs_of_another_shape_are_refused_by_the_policies() {
         gpus: vec![],
         timeout_secs: Some(90),
         api_claims: Some("none".into()),
+        engine: Some(gpu_diag::dcgm::request::Engine::parse("10.244.1.7:5555,heartbeat").unwrap()),
     }
     .argv();
+    assert!(diag.len() == 11, "every optional flag: {diag:?}");
     let mut argv: Vec<&str> = vec!["node-probe"];
     argv.extend(diag.iter().map(String::as_str));
     argv.extend(["--node-name", node.as_str()]);

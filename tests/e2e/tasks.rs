@@ -357,3 +357,68 @@ async fn the_session_end_deletes_a_running_tasks_probe_pods() {
         eprintln!("{how} with a task of {NODES} running probes: pods deleted and exit in {exit:?}");
     }
 }
+
+/// `run_gpu_diagnostic` as a task (issue 56) on a node whose probe never starts (no kubelet): the task's
+/// status says what runs where, `tasks/cancel` deletes the probe pod within seconds, and the task settles
+/// cancelled. (The real node cancels a running dcgmi: tests/realnode/dcgm.rs.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_diagnostic_task_deletes_its_probe_pod() {
+    if skipped() {
+        return;
+    }
+    let (tb, ns, selector) = fleet("task-diag", 0, &[], 1);
+    let node = tb
+        .kubectl(&[
+            "get",
+            "nodes",
+            "-l",
+            &selector,
+            "-o",
+            "jsonpath={.items[0].metadata.name}",
+        ])
+        .trim()
+        .to_string();
+    let l = mcp::start_with_tasks(tb, User::Reader, &ns, &[]).await;
+    let task = start_task(
+        &l,
+        "run_gpu_diagnostic",
+        json!({"node_name": node, "gpus": "3", "level": 1}),
+    )
+    .await;
+    assert_eq!(task.status, TaskStatus::Working);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while tb.pods(&ns).is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "no probe pod after 60 s\n{}",
+            l.stderr()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let status = get(&l, &task.task_id).await;
+    assert_eq!(status.task.status(), TaskStatus::Working);
+    l.client
+        .cancel_task(CancelTaskParams::new(task.task_id.clone()))
+        .await
+        .expect("tasks/cancel");
+    let gone = pods_gone_within(tb, &ns, Duration::from_secs(10)).unwrap_or_else(|left| {
+        panic!(
+            "probe pods still there 10 s after tasks/cancel: {left:?}\n{}",
+            l.stderr()
+        )
+    });
+    let (done, seen) = settle(&l, &task.task_id, Duration::from_secs(30)).await;
+    assert_eq!(done.task.status(), TaskStatus::Cancelled, "{seen:?}");
+    assert!(
+        seen.iter().any(|m| m.contains(&node)),
+        "the task's status never named the node: {seen:?}"
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        tb.pods(&ns),
+        Vec::<String>::new(),
+        "a probe started after the cancel"
+    );
+    eprintln!("run_gpu_diagnostic task cancelled: 0 probe pods after {gone:?} (status: {seen:?})");
+    l.stop().await;
+}

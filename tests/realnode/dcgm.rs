@@ -306,3 +306,134 @@ pub async fn keep_pods_off_cordons_the_node_for_the_run_only(c: &Ctx) {
     );
     c.assert_no_probe_pods();
 }
+
+/// Where the GPU Operator runs its standalone DCGM (DaemonSet `nvidia-dcgm` in `gpu-operator`, port 5555
+/// named `dcgm`, as NVIDIA/gpu-operator `assets/state-dcgm/0400_dcgm.yml` makes it), the run goes to that
+/// engine by its pod's IP address, with heartbeat (its image is DCGM 4.6). Look-alikes (a tenant's
+/// namespace, a bare pod, another owner) are `launcher::cluster::dcgm_engine`'s unit tests. The testbed has
+/// no DaemonSet controller, so the engine pod is made as the controller would make it: owned by the
+/// DaemonSet, on the node.
+pub async fn the_gpu_operators_dcgm_engine_runs_the_diagnostic(c: &Ctx) {
+    let _fake = FakeDcgmi::set(
+        c,
+        "FAKE_DCGMI_OUTPUT=/opt/fake-dcgmi/v4-level1-pass-gpu3.0.json",
+    );
+    let node_name = c.name().to_string();
+    let image = node::DCGM_IMAGE;
+    let engine_pod = |ns: &str, name: &str, uid: &str| {
+        let owner = format!(
+            "\n  ownerReferences: [{{apiVersion: apps/v1, kind: DaemonSet, name: nvidia-dcgm, uid: {uid}, controller: true}}]"
+        );
+        format!(
+            r#"apiVersion: v1
+kind: Pod
+metadata:
+  name: {name}
+  namespace: {ns}
+  labels: {{app: nvidia-dcgm}}{owner}
+spec:
+  nodeName: {node_name}
+  hostNetwork: true
+  automountServiceAccountToken: false
+  terminationGracePeriodSeconds: 0
+  containers:
+  - name: nvidia-dcgm-ctr
+    image: {image}
+    imagePullPolicy: Never
+    command: [sleep, "3600"]
+    ports: [{{name: dcgm, containerPort: 5555}}]
+"#
+        )
+    };
+    c.tb.apply(&format!(
+        r#"apiVersion: v1
+kind: Namespace
+metadata: {{name: gpu-operator}}
+---
+apiVersion: apps/v1
+kind: DaemonSet
+metadata: {{name: nvidia-dcgm, namespace: gpu-operator, labels: {{app: nvidia-dcgm}}}}
+spec:
+  selector: {{matchLabels: {{app: nvidia-dcgm}}}}
+  template:
+    metadata: {{labels: {{app: nvidia-dcgm}}}}
+    spec:
+      containers: [{{name: nvidia-dcgm-ctr, image: {image}, ports: [{{name: dcgm, containerPort: 5555}}]}}]
+"#
+    ));
+    let ds_uid = c.tb.kubectl(&[
+        "-n",
+        "gpu-operator",
+        "get",
+        "daemonset/nvidia-dcgm",
+        "-o",
+        "jsonpath={.metadata.uid}",
+    ]);
+    let ds_uid = ds_uid.trim().to_string();
+    c.tb.apply(&engine_pod("gpu-operator", "nvidia-dcgm-rn1", &ds_uid));
+    let ip = wait_ready_ip(c, "gpu-operator", "nvidia-dcgm-rn1");
+
+    let flags = default_launcher_flags(c);
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let l = c.launcher(&flags).await;
+    let r = l
+        .call(
+            "run_gpu_diagnostic",
+            json!({"node_name": c.name(), "gpus": "3", "level": 1}),
+        )
+        .await;
+    let log = l.stderr();
+    l.stop().await;
+    let text = mcp::text(&r);
+    // The pod and the DaemonSet go; the namespace stays (the testbed has no namespace controller to end it).
+    c.tb.kubectl(&[
+        "-n",
+        "gpu-operator",
+        "delete",
+        "pod/nvidia-dcgm-rn1",
+        "daemonset/nvidia-dcgm",
+        "--grace-period=0",
+        "--wait=false",
+    ]);
+    assert_ne!(r.is_error, Some(true), "{text}\n{log}");
+    let v = r.structured_content.clone().expect("structured content");
+    assert_eq!(v["report"]["outcome"], "passed", "{v:#}");
+    let engine = v["engine"].as_str().unwrap_or_default();
+    assert!(
+        engine.contains("gpu-operator/nvidia-dcgm-rn1") && engine.contains("with heartbeat"),
+        "{v:#}"
+    );
+    assert!(text.contains("GPU Operator's DCGM host engine"), "{text}");
+    let rec = std::fs::read_to_string(record(c)).expect("the fake dcgmi ran");
+    assert!(
+        rec.contains(&format!(
+            "args=diag -r 1 -j -i 3 --host {ip}:5555 --enable-heartbeat\n"
+        )),
+        "dcgmi was not sent to the operator's engine at {ip}: {rec}"
+    );
+    c.assert_no_probe_pods();
+}
+
+/// The pod's IP once it runs and is ready (the kubelet's word; 120 s at most).
+fn wait_ready_ip(c: &Ctx, ns: &str, pod: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let out = c.tb.kubectl(&[
+            "-n",
+            ns,
+            "get",
+            "pod",
+            pod,
+            "-o",
+            r#"jsonpath={.status.podIP} {.status.conditions[?(@.type=="Ready")].status}"#,
+        ]);
+        if let Some((ip, "True")) = out.trim().split_once(' ') {
+            return ip.to_string();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{ns}/{pod} not ready in 120 s: {out}"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}

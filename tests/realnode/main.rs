@@ -29,6 +29,7 @@ use dcgm::{
     a_cancelled_diagnostic_task_leaves_no_pod_and_no_process,
     keep_pods_off_cordons_the_node_for_the_run_only,
     run_gpu_diagnostic_tests_only_idle_gpus_in_nvidias_dcgm_image,
+    the_gpu_operators_dcgm_engine_runs_the_diagnostic,
 };
 use dra::{
     a_dra_claimed_gpu_runs_and_the_kubelet_reports_it,
@@ -497,6 +498,7 @@ fn real_node_suite() {
         case!(run_gpu_diagnostic_tests_only_idle_gpus_in_nvidias_dcgm_image),
         case!(a_cancelled_diagnostic_task_leaves_no_pod_and_no_process),
         case!(keep_pods_off_cordons_the_node_for_the_run_only),
+        case!(the_gpu_operators_dcgm_engine_runs_the_diagnostic),
     ];
     // `REALNODE_ONLY=ephemeral`: only the cases whose name holds it (a quick rerun of one case).
     // A filter that selects nothing is a mistake, not a pass (checked before any node starts); under CI

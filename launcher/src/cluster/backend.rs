@@ -523,6 +523,23 @@ impl ClusterBackend for KubeBackend {
         Box::pin(async move { Ok(self.node_and_gpu_pods(context, node).await?.1) })
     }
 
+    fn dcgm_engine_on<'a>(
+        &'a self,
+        context: Option<&'a str>,
+        node: &'a str,
+    ) -> std::pin::Pin<
+        Box<
+            dyn std::future::Future<Output = Result<Option<super::dcgm_engine::NodeEngine>, String>>
+                + Send
+                + 'a,
+        >,
+    > {
+        Box::pin(async move {
+            let client = self.clients.get(context).await.map_err(|e| e.to_string())?;
+            super::dcgm_engine::on_node(client, node).await
+        })
+    }
+
     fn workload_pods<'a>(
         &'a self,
         context: Option<&'a str>,

@@ -8,6 +8,7 @@
 pub mod backend;
 pub mod clients;
 pub mod compute_domains;
+pub mod dcgm_engine;
 pub mod dra_api;
 pub mod gpu_resources;
 pub mod labels;
@@ -226,6 +227,16 @@ pub trait ClusterBackend: Send + Sync {
         _node: &'a str,
     ) -> Pin<Box<dyn Future<Output = dra_api::NodeClaims> + Send + 'a>> {
         Box::pin(async { dra_api::NodeClaims::NoDra("this backend reads no DRA claims".into()) })
+    }
+    /// The GPU Operator's standalone DCGM host engine on `node` ([`dcgm_engine::on_node`]); Ok(None) where
+    /// none runs; Err where it could not be looked for.
+    fn dcgm_engine_on<'a>(
+        &'a self,
+        _context: Option<&'a str>,
+        _node: &'a str,
+    ) -> Pin<Box<dyn Future<Output = Result<Option<dcgm_engine::NodeEngine>, String>> + Send + 'a>>
+    {
+        Box::pin(async { Ok(None) })
     }
     /// Kubeconfig contexts this launcher can use (for validating a tool's `context` argument).
     fn contexts(&self) -> Vec<String>;

@@ -112,6 +112,12 @@ impl Progress {
         );
     }
 
+    /// The last progress value sent (0 before any): a long run's own ticks start only once its probe
+    /// reports [`Phase::Probing`].
+    pub fn current(&self) -> f64 {
+        *self.last.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// A sink that turns a single probe run's phases into progress `n of 5`.
     pub fn phase_sink(&self, node: &str) -> ProgressSink {
         let tx = self.tx.clone();

@@ -121,6 +121,10 @@ pub struct DiagOutput {
     /// With `keep_pods_off`: what became of the node's cordon after the run.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub kept_pods_off: Option<String>,
+    /// The host engine the run used where it was not one of its own in the probe pod (the GPU Operator's
+    /// standalone DCGM), or why that could not be looked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub engine: Option<String>,
     pub run: ProbeRun,
     pub report: DcgmDiagReport,
 }
@@ -225,18 +229,35 @@ DCGM image (nvcr.io/nvidia/cloud-native/dcgm) as its base: without dcgmi the ans
             None
         };
         let claims = cx.dra_claims(&target).await;
+        // The GPU Operator's own engine where it runs on the node: a second engine beside it would
+        // contend for the same GPUs, and the operator's is the one its users' tools see.
+        let (engine, engine_note) = match &cx.env.cluster {
+            Some(c) => match c.dcgm_engine_on(target.context.as_deref(), &target.node_name).await {
+                Ok(Some(e)) => (Some(e.engine), Some(format!("run on {}", e.describe()))),
+                Ok(None) => (None, None),
+                Err(e) => (
+                    None,
+                    Some(format!(
+                        "the GPU Operator's DCGM engine could not be looked for ({e}): the run used an \
+                         engine of its own in the probe"
+                    )),
+                ),
+            },
+            None => (None, None),
+        };
         let req = gpu_diag::command::Request::DcgmDiag {
             run: run.clone(),
             gpus,
             timeout_secs,
             api_claims: claims.arg(),
+            engine,
         };
-        let probed = cx
-            .probe_report(Self::NAME, &target, req, |r| match r {
-                Report::DcgmDiag(x) => Some(*x),
-                _ => None,
-            })
-            .await;
+        let probe = cx.probe_report(Self::NAME, &target, req, |r| match r {
+            Report::DcgmDiag(x) => Some(*x),
+            _ => None,
+        });
+        let running = running_message(&run, &shown, &target.node_name, engine_note.is_some());
+        let probed = with_ticks(cx, probe, deadline, &running).await;
         let kept_off = match cordon {
             Some(c) => c.finish().await,
             None => None,
@@ -267,6 +288,7 @@ DCGM image (nvcr.io/nvidia/cloud-native/dcgm) as its base: without dcgmi the ans
             context: target.context,
             confirmed_by,
             kept_pods_off: kept_off,
+            engine: engine_note,
             run: probe_run,
             report,
         })
@@ -284,6 +306,10 @@ DCGM image (nvcr.io/nvidia/cloud-native/dcgm) as its base: without dcgmi the ans
         s.push('\n');
         if let Some(k) = &o.kept_pods_off {
             s.push_str(&format!("new pods kept off for the run: {k}\n"));
+        }
+        if let Some(e) = &o.engine {
+            s.push_str(e);
+            s.push('\n');
         }
         for g in &r.gpus {
             let bad: Vec<String> = g
@@ -315,8 +341,34 @@ DCGM image (nvcr.io/nvidia/cloud-native/dcgm) as its base: without dcgmi the ans
             }
             s.push('\n');
         }
+        // GPUs left out for the same reason read as one line, with at most three distinct holders in
+        // words (eight busy GPUs of a training node are one line; the report resource keeps each).
+        let mut groups: Vec<(&str, Vec<&str>, Vec<&str>)> = Vec::new();
         for n in &r.not_tested {
-            s.push_str(&format!("GPU {} not tested ({}): {}\n", n.requested, n.why, n.detail));
+            let i = match groups.iter().position(|g| g.0 == n.why) {
+                Some(i) => i,
+                None => {
+                    groups.push((&n.why, vec![], vec![]));
+                    groups.len() - 1
+                }
+            };
+            groups[i].1.push(&n.requested);
+            if !groups[i].2.contains(&n.detail.as_str()) {
+                groups[i].2.push(&n.detail);
+            }
+        }
+        for (why, gpus, details) in groups {
+            let more = details.len().saturating_sub(3);
+            s.push_str(&format!(
+                "GPU {} not tested ({why}): {}{}\n",
+                gpus.join(", "),
+                details[..details.len().min(3)].join("; "),
+                if more > 0 {
+                    format!("; {more} more (the report resource lists each GPU)")
+                } else {
+                    String::new()
+                }
+            ));
         }
         for c in &r.changes {
             s.push_str(&format!(
@@ -337,6 +389,63 @@ DCGM image (nvcr.io/nvidia/cloud-native/dcgm) as its base: without dcgmi the ans
             ));
         }
         s
+    }
+}
+
+/// What DCGM runs at each level, in words (DCGM's level table, ../shared/reference/dcgm.md section 1).
+fn level_tests(run: &DiagRun) -> String {
+    match run {
+        DiagRun::Level(1) => "software checks".into(),
+        DiagRun::Level(2) => "software, PCIe and memory tests".into(),
+        DiagRun::Level(_) => "software, PCIe, memory, stress, power and bandwidth tests".into(),
+        DiagRun::Tests(t) => t.join(", "),
+    }
+}
+
+fn running_message(run: &DiagRun, gpus: &[String], node: &str, operator_engine: bool) -> String {
+    format!(
+        "DCGM {run} ({}) on GPU {} of {node}{}",
+        level_tests(run),
+        gpus.join(", "),
+        if operator_engine {
+            " on the GPU Operator's host engine"
+        } else {
+            ""
+        }
+    )
+}
+
+/// Progress while dcgmi runs: dcgmi -j prints nothing until the end, so the run says what it tests, on
+/// which GPUs, and how long it has run of its deadline, every 10 s once its probe runs (before that the
+/// probe's own phases report).
+async fn with_ticks<F: std::future::Future>(cx: &Cx, work: F, deadline: u64, what: &str) -> F::Output {
+    const STEP: std::time::Duration = std::time::Duration::from_secs(10);
+    let probing = crate::mcp::progress::phase_step(crate::probe::runner::Phase::Probing);
+    let ticks = async {
+        let mut since: Option<std::time::Instant> = None;
+        loop {
+            tokio::time::sleep(STEP).await;
+            let at = cx.progress.current();
+            if at < probing || at >= probing + 1.0 {
+                continue;
+            }
+            let t = since.get_or_insert_with(std::time::Instant::now).elapsed();
+            let frac = (t.as_secs_f64() / deadline as f64).min(0.95);
+            cx.progress.report(
+                probing + frac.max(0.001),
+                Some(crate::mcp::progress::PHASES_TOTAL),
+                format!(
+                    "{what}: running for {} s of at most {} min; the per-GPU results come at the end \
+                     (GPUs a pod or process holds are left out)",
+                    t.as_secs(),
+                    deadline / 60
+                ),
+            );
+        }
+    };
+    tokio::select! {
+        out = work => out,
+        never = ticks => match never {},
     }
 }
 
