@@ -348,7 +348,11 @@ spec:
     c.tb.apply(&format!(
         r#"apiVersion: v1
 kind: Namespace
-metadata: {{name: gpu-operator}}
+metadata: {{name: gpu-operator, labels: {{pod-security.kubernetes.io/enforce: privileged}}}}
+---
+apiVersion: v1
+kind: ServiceAccount
+metadata: {{name: default, namespace: gpu-operator}}
 ---
 apiVersion: apps/v1
 kind: DaemonSet

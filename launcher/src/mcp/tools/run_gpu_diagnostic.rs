@@ -341,9 +341,10 @@ DCGM image (nvcr.io/nvidia/cloud-native/dcgm) as its base: without dcgmi the ans
             }
             s.push('\n');
         }
-        // GPUs left out for the same reason read as one line, with at most three distinct holders in
-        // words (eight busy GPUs of a training node are one line; the report resource keeps each).
-        let mut groups: Vec<(&str, Vec<&str>, Vec<&str>)> = Vec::new();
+        // GPUs left out for the same reason read as one line: each distinct holder once with its GPUs, at
+        // most three (eight busy GPUs of a training node stay one line; the report resource keeps each).
+        type Group<'a> = (&'a str, Vec<&'a str>, Vec<(&'a str, Vec<&'a str>)>);
+        let mut groups: Vec<Group> = Vec::new();
         for n in &r.not_tested {
             let i = match groups.iter().position(|g| g.0 == n.why) {
                 Some(i) => i,
@@ -352,17 +353,27 @@ DCGM image (nvcr.io/nvidia/cloud-native/dcgm) as its base: without dcgmi the ans
                     groups.len() - 1
                 }
             };
-            groups[i].1.push(&n.requested);
-            if !groups[i].2.contains(&n.detail.as_str()) {
-                groups[i].2.push(&n.detail);
+            let g = &mut groups[i];
+            g.1.push(&n.requested);
+            match g.2.iter_mut().find(|(d, _)| *d == n.detail) {
+                Some((_, gpus)) => gpus.push(&n.requested),
+                None => g.2.push((&n.detail, vec![&n.requested])),
             }
         }
         for (why, gpus, details) in groups {
+            let shown: Vec<String> = details
+                .iter()
+                .take(3)
+                .map(|(d, g)| match details.len() {
+                    1 => d.to_string(),
+                    _ => format!("GPU {}: {d}", g.join(", ")),
+                })
+                .collect();
             let more = details.len().saturating_sub(3);
             s.push_str(&format!(
                 "GPU {} not tested ({why}): {}{}\n",
                 gpus.join(", "),
-                details[..details.len().min(3)].join("; "),
+                shown.join("; "),
                 if more > 0 {
                     format!("; {more} more (the report resource lists each GPU)")
                 } else {
