@@ -25,8 +25,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Cmd {
-    /// Serve MCP over stdio (what an AI host starts).
-    Serve,
+    /// Serve MCP over stdio (what an AI host starts), or with --http to many people over streamable HTTP.
+    Serve(ServeArgs),
     /// Call one tool and print its result (same code path as MCP); exits 1 when the tool reports an error.
     Call(CallArgs),
     /// Print the launcher version.
@@ -45,6 +45,17 @@ pub enum Cmd {
     },
     /// Print the man page (roff).
     Man,
+}
+
+#[derive(Debug, Args, Default)]
+pub struct ServeArgs {
+    /// Serve streamable HTTP on ADDRESS:PORT instead of stdio, for many people: each request needs an
+    /// access token from the issuer of --http-config and acts with that person's Kubernetes rights.
+    #[arg(long, value_name = "ADDRESS:PORT", requires = "http_config")]
+    pub http: Option<std::net::SocketAddr>,
+    /// The HTTP server's configuration (YAML: url, issuer, claims, TLS, limits; deploy/http/config.yaml).
+    #[arg(long, value_name = "FILE", requires = "http")]
+    pub http_config: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

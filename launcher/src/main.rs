@@ -10,6 +10,7 @@ mod cli;
 mod cluster;
 mod commands;
 mod config;
+mod http;
 mod mcp;
 mod probe;
 mod readiness;
@@ -59,9 +60,27 @@ async fn dispatch(command: Cmd, cfg: Config) -> ExitCode {
         Cmd::Gc(a) => commands::gc::command(&cfg, a.all).await,
         Cmd::Check(a) => commands::check::command(&cfg, &a).await,
         Cmd::Setup(a) => commands::setup::command(&cfg, &a).await,
-        Cmd::Serve => match Launcher::connect(cfg).await {
-            Ok(launcher) => mcp::server::serve_stdio(launcher).await,
-            Err(e) => fail(&e),
+        Cmd::Serve(a) => match (a.http, a.http_config) {
+            (Some(addr), Some(path)) => {
+                let http = match http::config::HttpConfig::read(&path) {
+                    Ok(h) => h,
+                    Err(e) => return fail(&e),
+                };
+                if cfg.local || cfg.simulate.is_some() {
+                    return fail("serve --http acts for each person in a cluster: not with --local or --simulate");
+                }
+                match Launcher::connect(cfg).await {
+                    Ok(launcher) => {
+                        let launcher = launcher.for_people(http.limits.tasks_per_person);
+                        http::serve(launcher, addr, http).await
+                    }
+                    Err(e) => fail(&e),
+                }
+            }
+            _ => match Launcher::connect(cfg).await {
+                Ok(launcher) => mcp::server::serve_stdio(launcher).await,
+                Err(e) => fail(&e),
+            },
         },
         Cmd::Call(a) => match Launcher::connect(cfg).await {
             Ok(launcher) => commands::call::command(launcher, a).await,

@@ -15,8 +15,26 @@ use crate::cluster::pressure::Pressure;
 /// Bounded connect so a dead API server fails a call instead of hanging it (kube's default is 30 s).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Whom every request of a set of clients acts for (`serve --http`: the caller of a call), through the API
+/// server's impersonation headers (`Impersonate-User`, `Impersonate-Group`). The kubeconfig's own identity
+/// needs the `impersonate` verb for these users and groups (deploy/http/rbac.yaml), and the API server then
+/// authorizes each request as the person: their RBAC, their name in its audit log.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Impersonate {
+    pub user: String,
+    pub groups: Vec<String>,
+}
+
+impl Impersonate {
+    fn apply(&self, cfg: &mut Config) {
+        cfg.auth_info.impersonate = Some(self.user.clone());
+        cfg.auth_info.impersonate_groups = Some(self.groups.clone());
+    }
+}
+
 pub struct Clients {
     default: Client,
+    impersonate: Option<Impersonate>,
     /// What the API server of `default` pushed back (429s), read by fan-outs.
     default_pressure: Arc<Pressure>,
     /// The context `default` was built for (None: in-cluster config or a test client).
@@ -40,6 +58,7 @@ impl Clients {
     fn from_client_with(client: Client, pressure: Arc<Pressure>) -> Self {
         Clients {
             default: client,
+            impersonate: None,
             default_pressure: pressure,
             default_context: None,
             kubeconfig: None,
@@ -53,6 +72,15 @@ impl Clients {
     /// `~/.kube/config`) and build the client of `context` (default: current-context). Without any
     /// kubeconfig, fall back to the in-cluster service account.
     pub async fn connect(path: Option<&Path>, context: Option<&str>) -> Result<Self, String> {
+        Self::connect_as(path, context, None).await
+    }
+
+    /// [`Self::connect`], every request acting for `imp` where given.
+    pub async fn connect_as(
+        path: Option<&Path>,
+        context: Option<&str>,
+        imp: Option<Impersonate>,
+    ) -> Result<Self, String> {
         let kubeconfig = match path {
             // A single file, or a KUBECONFIG-style list (the launcher's --kubeconfig defaults to $KUBECONFIG).
             Some(p) if p.exists() => Some(
@@ -75,9 +103,14 @@ impl Clients {
                 format!("no kubeconfig found ($KUBECONFIG, ~/.kube/config) and not running in a cluster: {e}")
             })?;
             cfg.connect_timeout = Some(CONNECT_TIMEOUT);
+            if let Some(i) = &imp {
+                i.apply(&mut cfg);
+            }
             let pressure = Arc::<Pressure>::default();
             let client = client_from_config(cfg, pressure.clone()).map_err(|e| e.to_string())?;
-            return Ok(Self::from_client_with(client, pressure));
+            let mut c = Self::from_client_with(client, pressure);
+            c.impersonate = imp;
+            return Ok(c);
         };
         let ctx = match context {
             Some(c) => Some(c.to_string()),
@@ -87,7 +120,7 @@ impl Clients {
             check_known(&kc, c).map_err(|e| e.to_string())?;
         }
         let default_pressure = Arc::<Pressure>::default();
-        let default = build(&kc, ctx.as_deref(), default_pressure.clone())
+        let default = build(&kc, ctx.as_deref(), default_pressure.clone(), imp.as_ref())
             .await
             .map_err(|e| e.to_string())?;
         let default_server = ctx
@@ -99,6 +132,7 @@ impl Clients {
             .and_then(|c| c.server.clone());
         Ok(Clients {
             default,
+            impersonate: imp,
             default_pressure,
             default_context: ctx,
             kubeconfig: Some(kc),
@@ -145,7 +179,13 @@ impl Clients {
         }
         // Built outside the lock: building may run an exec credential plugin. Two racing first calls
         // build twice and one wins, which is harmless.
-        let client = build(kc, Some(ctx), self.pressure(Some(ctx))).await?;
+        let client = build(
+            kc,
+            Some(ctx),
+            self.pressure(Some(ctx)),
+            self.impersonate.as_ref(),
+        )
+        .await?;
         Ok(self
             .cache
             .lock()
@@ -224,6 +264,7 @@ async fn build(
     kc: &Kubeconfig,
     ctx: Option<&str>,
     pressure: Arc<Pressure>,
+    imp: Option<&Impersonate>,
 ) -> Result<Client, ClusterError> {
     let opts = KubeConfigOptions {
         context: ctx.map(str::to_string),
@@ -233,6 +274,9 @@ async fn build(
         .await
         .map_err(|e| ClusterError::Api(format!("kubeconfig context {ctx:?}: {e}")))?;
     cfg.connect_timeout = Some(CONNECT_TIMEOUT);
+    if let Some(i) = imp {
+        i.apply(&mut cfg);
+    }
     client_from_config(cfg, pressure)
         .map_err(|e| ClusterError::Api(format!("client for {ctx:?}: {e}")))
 }

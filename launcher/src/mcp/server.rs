@@ -52,6 +52,8 @@ impl Backends {
 #[derive(Clone)]
 pub struct Launcher {
     pub env: Arc<Env>,
+    /// `serve --http`: each person's environment; None over stdio (one person, the kubeconfig's).
+    pub callers: Option<Arc<crate::http::callers::CallerEnvs>>,
     /// The long tools' calls running as MCP tasks, this session's.
     pub tasks: Arc<Tasks>,
     tool_router: ToolRouter<Launcher>,
@@ -157,6 +159,7 @@ impl Launcher {
             tool_router.add_route(route);
         }
         Launcher {
+            callers: None,
             tasks: Arc::new(Tasks::new(task_tools)),
             env: Arc::new(Env {
                 cfg,
@@ -171,6 +174,25 @@ impl Launcher {
 
     pub fn runner(&self) -> &Arc<dyn Runner> {
         &self.env.runner
+    }
+
+    /// Serve many people (`serve --http`): every call acts as its caller, tasks are each person's own.
+    pub fn for_people(mut self, tasks_per_person: usize) -> Self {
+        self.callers = Some(Arc::new(crate::http::callers::CallerEnvs::new(
+            self.env.cfg.clone(),
+        )));
+        self.tasks = Arc::new(Tasks::new(self.tasks.tools().cloned()).per_person(tasks_per_person));
+        self
+    }
+
+    /// The server stops: every task is cancelled and awaited, every person's probes cleaned up, then the
+    /// server's own runner.
+    pub async fn end_all(&self) {
+        self.tasks.end_session().await;
+        if let Some(c) = &self.callers {
+            c.shutdown().await;
+        }
+        self.env.runner.shutdown().await;
     }
 
     /// The tools this server lists, for `call` help and tests.
@@ -190,6 +212,13 @@ impl Launcher {
 impl ToolServer for Launcher {
     fn env(&self) -> &Arc<Env> {
         &self.env
+    }
+
+    async fn env_for(&self, ctx: &RequestContext<RoleServer>) -> Result<Arc<Env>, ErrorData> {
+        match &self.callers {
+            Some(c) => c.env_for(ctx).await,
+            None => Ok(self.env.clone()),
+        }
     }
 }
 
@@ -218,7 +247,7 @@ impl ServerHandler for Launcher {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
-        if self.tasks.wants(&request.name, &context) {
+        if self.tasks.wants(&request.name, &context) && self.tasks.has_room(&context) {
             let this = self.clone();
             let task = self.tasks.spawn(context, move |context| async move {
                 let call = ToolCallContext::new(&this, request, context);
@@ -234,34 +263,38 @@ impl ServerHandler for Launcher {
     async fn get_task(
         &self,
         r: GetTaskParams,
-        _c: RequestContext<RoleServer>,
+        c: RequestContext<RoleServer>,
     ) -> Result<GetTaskResult, ErrorData> {
+        self.tasks.owned(&r.task_id, &c)?;
         self.tasks.get(&r.task_id).map(GetTaskResult::new)
     }
 
     async fn update_task(
         &self,
         r: UpdateTaskParams,
-        _c: RequestContext<RoleServer>,
+        c: RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
+        self.tasks.owned(&r.task_id, &c)?;
         self.tasks.update(&r.task_id, r.input_responses)
     }
 
     async fn cancel_task(
         &self,
         r: CancelTaskParams,
-        _c: RequestContext<RoleServer>,
+        c: RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
+        self.tasks.owned(&r.task_id, &c)?;
         self.tasks.cancel(&r.task_id)
     }
 
     async fn list_resources(
         &self,
         _r: Option<PaginatedRequestParams>,
-        _c: RequestContext<RoleServer>,
+        c: RequestContext<RoleServer>,
     ) -> Result<ListResourcesResult, ErrorData> {
+        let env = self.env_for(&c).await?;
         Ok(ListResourcesResult {
-            resources: crate::mcp::resources::list(&self.env.reports),
+            resources: crate::mcp::resources::list(&env.reports),
             ..Default::default()
         })
     }
@@ -280,8 +313,9 @@ impl ServerHandler for Launcher {
     async fn read_resource(
         &self,
         r: ReadResourceRequestParams,
-        _c: RequestContext<RoleServer>,
+        c: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, ErrorData> {
-        crate::mcp::resources::read(&self.env.reports, &r.uri).map(Into::into)
+        let env = self.env_for(&c).await?;
+        crate::mcp::resources::read(&env.reports, &r.uri).map(Into::into)
     }
 }

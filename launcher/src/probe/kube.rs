@@ -90,6 +90,8 @@ pub struct K8sConfig {
     pub driver_root: Option<gpu_diag::command::DriverRoot>,
     /// `--dcgm-image`: NVIDIA's DCGM image (or a mirror) by digest, for DCGM's diagnostic.
     pub dcgm_image: Option<String>,
+    /// `serve --http`: every request acts for the call's caller.
+    pub impersonate: Option<crate::cluster::clients::Impersonate>,
 }
 
 impl Default for K8sConfig {
@@ -115,6 +117,7 @@ impl Default for K8sConfig {
             pull_fallback: true,
             driver_root: None,
             dcgm_image: None,
+            impersonate: None,
         }
     }
 }
@@ -247,9 +250,13 @@ pub fn build(
 /// Connect to the cluster: read the kubeconfig, check `--context`, build the runner and the backend, and
 /// start the background sweep of leftover probe pods.
 pub async fn connect(cfg: &K8sConfig) -> Result<Connected, Error> {
-    let clients = Clients::connect(cfg.kubeconfig.as_deref(), cfg.context.as_deref())
-        .await
-        .map_err(Error::Config)?;
+    let clients = Clients::connect_as(
+        cfg.kubeconfig.as_deref(),
+        cfg.context.as_deref(),
+        cfg.impersonate.clone(),
+    )
+    .await
+    .map_err(Error::Config)?;
     let exec = Arc::new(exec::WebsocketExec {
         max_stdout: cfg.max_stdout_bytes,
         ..Default::default()

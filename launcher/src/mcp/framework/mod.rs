@@ -54,6 +54,15 @@ pub struct Env {
 /// each call the tools' [`Env`].
 pub trait ToolServer: Send + Sync + 'static {
     fn env(&self) -> &Arc<Env>;
+    /// The environment of one request: over HTTP, its caller's (their Kubernetes identity, their
+    /// resources); over stdio, the one environment.
+    fn env_for(
+        &self,
+        _ctx: &rmcp::service::RequestContext<RoleServer>,
+    ) -> impl Future<Output = Result<Arc<Env>, rmcp::ErrorData>> + Send {
+        let env = self.env().clone();
+        async move { Ok(env) }
+    }
 }
 
 /// The behaviour hints every tool advertises (MCP tool annotations).
@@ -164,8 +173,9 @@ pub fn route<T: Tool, S: ToolServer>() -> ToolRoute<S> {
                 Some(task) => Progress::for_task(task.0.clone()),
                 None => Progress::new(&meta, &peer),
             };
+            let env = tc.service.env_for(&tc.request_context).await?;
             let cx = Cx {
-                env: tc.service.env().clone(),
+                env,
                 progress,
                 confirm: confirm::CallConfirm {
                     channel: confirm::Channel::of(&meta, &peer),

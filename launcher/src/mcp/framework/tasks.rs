@@ -12,7 +12,8 @@
 //! session's end (stdin closed, SIGINT/SIGTERM) cancels every task the same way and
 //! [`Tasks::end_session`] waits for them, so no probe pod outlives the session.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
 use std::future::Future;
 use std::time::Duration;
 
@@ -52,6 +53,11 @@ pub struct Tasks {
     running: TaskTracker,
     /// The tools that run as tasks.
     tools: HashSet<String>,
+    /// Over HTTP: each task's person (the user its caller's token names); only they may read, update or
+    /// cancel it. Empty over stdio (one person).
+    owners: Mutex<HashMap<String, String>>,
+    /// Over HTTP: tasks one person may have running at once.
+    per_person: Option<usize>,
 }
 
 impl Tasks {
@@ -61,6 +67,66 @@ impl Tasks {
             session: CancellationToken::new(),
             running: TaskTracker::new(),
             tools: tools.into_iter().collect(),
+            owners: Mutex::new(HashMap::new()),
+            per_person: None,
+        }
+    }
+
+    /// Each person at most `n` running tasks (`serve --http`).
+    pub fn per_person(mut self, n: usize) -> Self {
+        self.per_person = Some(n);
+        self
+    }
+
+    pub fn tools(&self) -> impl Iterator<Item = &String> {
+        self.tools.iter()
+    }
+
+    fn owners(&self) -> std::sync::MutexGuard<'_, HashMap<String, String>> {
+        self.owners.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether one more task may start for `context`'s person (and in all): where not, the long tool runs
+    /// as a plain call instead of being refused.
+    pub fn has_room(&self, context: &RequestContext<RoleServer>) -> bool {
+        if self.manager.running_task_count() >= MAX_RUNNING {
+            return false;
+        }
+        let (Some(limit), Some(caller)) = (self.per_person, crate::http::callers::caller_of(context))
+        else {
+            return true;
+        };
+        let mut owners = self.owners();
+        // Expired tasks are forgotten; settled ones stay their owner's until then but do not count.
+        owners.retain(|id, _| self.manager.get_task(id).is_ok());
+        let mine = owners
+            .iter()
+            .filter(|(id, u)| {
+                **u == caller.user
+                    && self
+                        .manager
+                        .get_task(id)
+                        .is_ok_and(|t| !t.status().is_terminal())
+            })
+            .count();
+        mine < limit
+    }
+
+    /// Over HTTP, a task is its person's alone: another person's id reads as unknown (its existence is not
+    /// told either).
+    pub fn owned(&self, task_id: &str, context: &RequestContext<RoleServer>) -> Result<(), ErrorData> {
+        let Some(caller) = crate::http::callers::caller_of(context) else {
+            return Ok(());
+        };
+        match self.owners().get(task_id) {
+            Some(owner) if *owner == caller.user => Ok(()),
+            _ => Err(ErrorData::invalid_params(
+                format!(
+                    "no task {} of yours",
+                    task_id.chars().take(64).collect::<String>()
+                ),
+                None,
+            )),
         }
     }
 
@@ -101,6 +167,7 @@ impl Tasks {
                 None,
             ));
         }
+        let owner = crate::http::callers::caller_of(&context).map(|c| c.user);
         let cancel = self.session.child_token();
         context.ct = cancel.clone();
         let options = TaskOptions::new()
@@ -113,6 +180,9 @@ impl Tasks {
             let call = call(context);
             Box::pin(running.track_future(operation(tc, cancel, call)))
         });
+        if let Some(o) = owner {
+            self.owners().insert(task.task_id.clone(), o);
+        }
         tracing::info!(task = %task.task_id, "tool call runs as a task");
         Ok(CreateTaskResult::new(task))
     }

@@ -1,0 +1,99 @@
+//! One environment per person (`serve --http`): the runner and the cluster backend whose every Kubernetes
+//! request (nodes, pods, probe pods, execs, events) carries the person's identity through impersonation, and
+//! the person's own report resources. Made on a person's first call and kept (bounded); the server's own
+//! environment (its kubeconfig identity) is never handed to a call.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use rmcp::service::RequestContext;
+use rmcp::{ErrorData, RoleServer};
+use tokio::sync::Mutex;
+
+use super::auth::Caller;
+use crate::config::Config;
+use crate::mcp::framework::Env;
+
+/// People whose environments are kept at once; past it the least recently used idle one goes.
+const MAX_PEOPLE: usize = 512;
+
+pub struct CallerEnvs {
+    cfg: Config,
+    envs: Mutex<HashMap<Caller, (Arc<Env>, std::time::Instant)>>,
+    /// Environments dropped from the map, whose runners still need their shutdown at exit.
+    retired: Mutex<Vec<Arc<Env>>>,
+}
+
+/// The caller of a request that came over HTTP (the gate put it in the request's extensions).
+pub fn caller_of(ctx: &RequestContext<RoleServer>) -> Option<Caller> {
+    ctx.extensions
+        .get::<axum::http::request::Parts>()?
+        .extensions
+        .get::<Caller>()
+        .cloned()
+}
+
+impl CallerEnvs {
+    pub fn new(cfg: Config) -> Self {
+        CallerEnvs {
+            cfg,
+            envs: Mutex::new(HashMap::new()),
+            retired: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// The environment of `ctx`'s caller. A request without one never gets the server's identity.
+    pub async fn env_for(&self, ctx: &RequestContext<RoleServer>) -> Result<Arc<Env>, ErrorData> {
+        let Some(caller) = caller_of(ctx) else {
+            return Err(ErrorData::invalid_request(
+                "this server acts only for an authenticated person, and this request names none",
+                None,
+            ));
+        };
+        let mut envs = self.envs.lock().await;
+        if let Some((env, used)) = envs.get_mut(&caller) {
+            *used = std::time::Instant::now();
+            return Ok(env.clone());
+        }
+        let mut k8s = self.cfg.k8s_config();
+        k8s.impersonate = Some(caller.impersonate());
+        // The server's own sweep of leftover probe pods runs once, as itself, not per person.
+        k8s.startup_sweep = false;
+        let (runner, cluster) = crate::probe::kube::connect(&k8s).await.map_err(|e| {
+            ErrorData::internal_error(format!("cannot reach the cluster for {}: {e}", caller.user), None)
+        })?;
+        let env = Arc::new(Env {
+            cfg: self.cfg.clone(),
+            runner,
+            cluster: Some(cluster),
+            reports: Default::default(),
+        });
+        if envs.len() >= MAX_PEOPLE
+            && let Some(oldest) = envs
+                .iter()
+                .min_by_key(|(_, (_, used))| *used)
+                .map(|(c, _)| c.clone())
+            && let Some((e, _)) = envs.remove(&oldest)
+        {
+            self.retired.lock().await.push(e);
+        }
+        tracing::info!(user = %caller.user, groups = ?caller.groups, "a person's first call: acting as them");
+        envs.insert(caller, (env.clone(), std::time::Instant::now()));
+        Ok(env)
+    }
+
+    /// The server stops: every person's runner cleans up (probe pods deleted) before exit.
+    pub async fn shutdown(&self) {
+        let mut all: Vec<Arc<Env>> = self
+            .envs
+            .lock()
+            .await
+            .drain()
+            .map(|(_, (e, _))| e)
+            .collect();
+        all.append(&mut *self.retired.lock().await);
+        for e in all {
+            e.runner.shutdown().await;
+        }
+    }
+}

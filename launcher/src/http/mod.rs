@@ -1,0 +1,286 @@
+//! `k8s-gpu-mcp serve --http ADDR`: the same MCP server for many people over streamable HTTP (rmcp's
+//! service, both protocol generations: 2026-07-28 stateless requests, 2025-11-25 sessions), each request
+//! checked for a bearer token ([`auth`]) and answered as the person it names: their Kubernetes rights
+//! (impersonation), their tasks, their confirmations, their limits. stdio stays the default and unchanged.
+//!
+//! In front of rmcp: `Host` and `Origin` checks (DNS rebinding), the token, a per-person bound on requests
+//! in flight; beside it, the protected resource metadata (RFC 9728) at the well-known paths and `/healthz`,
+//! which need no token.
+
+pub mod auth;
+pub mod callers;
+pub mod config;
+mod fetch;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+use rmcp::transport::{StreamableHttpServerConfig, StreamableHttpService};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+
+use crate::mcp::server::Launcher;
+use auth::{Caller, Verifier};
+use config::HttpConfig;
+
+struct Gate {
+    cfg: HttpConfig,
+    verifier: Arc<Verifier>,
+    /// Requests in flight per person.
+    inflight: Mutex<HashMap<String, Arc<Semaphore>>>,
+}
+
+impl Gate {
+    fn challenge(&self, error: Option<&str>) -> Response {
+        let mut v = format!("Bearer resource_metadata=\"{}\"", self.cfg.metadata_url());
+        if !self.cfg.scopes.is_empty() {
+            v.push_str(&format!(", scope=\"{}\"", self.cfg.scopes.join(" ")));
+        }
+        if let Some(e) = error {
+            // RFC 6750 section 3: quoted-string; the description is ours, never the token.
+            let e: String = e.chars().filter(|c| *c != '"' && *c != '\\').collect();
+            v.push_str(&format!(
+                ", error=\"invalid_token\", error_description=\"{e}\""
+            ));
+        }
+        let mut r = (
+            StatusCode::UNAUTHORIZED,
+            error.unwrap_or("a bearer token is required").to_string(),
+        )
+            .into_response();
+        if let Ok(h) = HeaderValue::from_str(&v) {
+            r.headers_mut().insert(header::WWW_AUTHENTICATE, h);
+        }
+        r
+    }
+
+    fn permits(&self, user: &str) -> Arc<Semaphore> {
+        let mut m = self.inflight.lock().unwrap_or_else(|e| e.into_inner());
+        // Bounded: people who are idle hold no permit, so their entries can go.
+        if m.len() > 4096 {
+            m.retain(|_, s| s.available_permits() < self.cfg.limits.calls_per_person);
+        }
+        m.entry(user.to_string())
+            .or_insert_with(|| Arc::new(Semaphore::new(self.cfg.limits.calls_per_person)))
+            .clone()
+    }
+}
+
+/// Every MCP request: a valid token (else 401 and nothing behind runs), a free slot of its person (else
+/// 429), the person in the request's extensions for the tools.
+async fn authorize(State(gate): State<Arc<Gate>>, mut req: Request, next: Next) -> Response {
+    if req.uri().query().is_some_and(|q| q.contains("access_token")) {
+        // RFC 6750 section 2.3 / MCP authorization: tokens never in the query string.
+        return (StatusCode::BAD_REQUEST, "a token in the URL is not accepted").into_response();
+    }
+    let token = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|h| h.to_str().ok())
+        .and_then(|h| {
+            let (scheme, rest) = h.split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
+        })
+        .filter(|t| !t.is_empty())
+        .map(str::to_string);
+    let Some(token) = token else {
+        return gate.challenge(None);
+    };
+    let caller: Caller = match gate.verifier.verify(&token).await {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::info!(why = %e.0, "request refused: bad access token");
+            return gate.challenge(Some(&e.0));
+        }
+    };
+    let Ok(permit) = gate.permits(&caller.user).try_acquire_owned() else {
+        let mut r = (
+            StatusCode::TOO_MANY_REQUESTS,
+            format!(
+                "{} requests of yours are in flight (at most {}); retry when one has finished",
+                gate.cfg.limits.calls_per_person, gate.cfg.limits.calls_per_person
+            ),
+        )
+            .into_response();
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        return r;
+    };
+    tracing::debug!(user = %caller.user, subject = %caller.subject, "request");
+    req.extensions_mut().insert(caller);
+    let resp = next.run(req).await;
+    drop(permit);
+    resp
+}
+
+/// RFC 9728 protected resource metadata: where the tokens come from.
+async fn metadata(State(gate): State<Arc<Gate>>) -> Response {
+    let c = &gate.cfg;
+    let mut doc = serde_json::json!({
+        "resource": c.url,
+        "authorization_servers": [c.issuer],
+        "bearer_methods_supported": ["header"],
+        "resource_name": "k8s-gpu-mcp",
+    });
+    if !c.scopes.is_empty() {
+        doc["scopes_supported"] = serde_json::json!(c.scopes);
+    }
+    axum::Json(doc).into_response()
+}
+
+/// The router: the MCP endpoint behind the gate, the metadata and health beside it.
+pub fn router(launcher: Launcher, cfg: HttpConfig, shutdown: CancellationToken) -> Result<axum::Router, String> {
+    let verifier = Verifier::new(&cfg)?;
+    let mut rc = StreamableHttpServerConfig::default()
+        .with_allowed_hosts(cfg.hosts())
+        .with_cancellation_token(shutdown);
+    rc = if cfg.allowed_origins.is_empty() {
+        // Browsers send Origin; no browser origin is allowed unless listed.
+        rc.with_allowed_origins(["https://no-browser-origin.invalid"])
+            .enforce_origin_validation()
+    } else {
+        rc.with_allowed_origins(cfg.allowed_origins.clone())
+            .enforce_origin_validation()
+    };
+    let factory = {
+        let l = launcher.clone();
+        move || Ok(l.clone())
+    };
+    let mcp = StreamableHttpService::new(factory, LocalSessionManager::default().into(), rc);
+    let path = cfg.endpoint_path();
+    let well_known = format!("/.well-known/oauth-protected-resource{path}");
+    let gate = Arc::new(Gate {
+        cfg,
+        verifier,
+        inflight: Mutex::new(HashMap::new()),
+    });
+    Ok(axum::Router::new()
+        .nest_service(&path, mcp)
+        .layer(axum::middleware::from_fn_with_state(gate.clone(), authorize))
+        .route(&well_known, axum::routing::get(metadata))
+        .route(
+            "/.well-known/oauth-protected-resource",
+            axum::routing::get(metadata),
+        )
+        .route("/healthz", axum::routing::get(|| async { "ok" }))
+        .with_state(gate))
+}
+
+/// `serve --http ADDR --http-config FILE`: until SIGINT/SIGTERM, then every person's tasks are cancelled
+/// and their probe pods deleted before exit.
+pub async fn serve(launcher: Launcher, addr: SocketAddr, cfg: HttpConfig) -> ExitCode {
+    let shutdown = CancellationToken::new();
+    let tls = cfg.tls.clone();
+    let app = match router(launcher.clone(), cfg.clone(), shutdown.clone()) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("k8s-gpu-mcp: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let listener = match tokio::net::TcpListener::bind(addr).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("k8s-gpu-mcp: cannot listen on {addr}: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let local = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
+    // The one line a supervisor or a test reads to know where it listens (stderr: stdout is unused here).
+    tracing::info!(listen = %local, url = %cfg.url, tls = tls.is_some(), "serving MCP over HTTP");
+    eprintln!("k8s-gpu-mcp: listening on {local}");
+    let stop = {
+        let shutdown = shutdown.clone();
+        async move {
+            let name = crate::mcp::server::stop_signal().await;
+            tracing::info!(signal = name, "stopping: no new requests; running probe pods are being deleted");
+            shutdown.cancel();
+        }
+    };
+    let served = match tls {
+        None => axum::serve(listener, app)
+            .with_graceful_shutdown(stop)
+            .await
+            .map_err(|e| e.to_string()),
+        Some(t) => tls::serve(listener, app, &t, stop).await,
+    };
+    launcher.end_all().await;
+    match served {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("k8s-gpu-mcp: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+mod tls {
+    //! HTTPS from PEM files: rustls in front of the same router.
+    use std::future::Future;
+    use std::sync::Arc;
+
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    use hyper_util::server::conn::auto;
+    use hyper_util::service::TowerToHyperService;
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+    use super::config::Tls;
+
+    fn acceptor(t: &Tls) -> Result<tokio_rustls::TlsAcceptor, String> {
+        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&t.cert_file)
+            .and_then(|i| i.collect())
+            .map_err(|e| format!("tls.cert_file {}: {e}", t.cert_file.display()))?;
+        let key = PrivateKeyDer::from_pem_file(&t.key_file)
+            .map_err(|e| format!("tls.key_file {}: {e}", t.key_file.display()))?;
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| e.to_string())?
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .map_err(|e| format!("tls: {e}"))?;
+        cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Ok(tokio_rustls::TlsAcceptor::from(Arc::new(cfg)))
+    }
+
+    pub async fn serve(
+        listener: tokio::net::TcpListener,
+        app: axum::Router,
+        t: &Tls,
+        stop: impl Future<Output = ()>,
+    ) -> Result<(), String> {
+        let acceptor = acceptor(t)?;
+        let mut stop = std::pin::pin!(stop);
+        loop {
+            let (tcp, _) = tokio::select! {
+                a = listener.accept() => match a {
+                    Ok(a) => a,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "accept failed");
+                        continue;
+                    }
+                },
+                _ = &mut stop => return Ok(()),
+            };
+            let acceptor = acceptor.clone();
+            let app = app.clone();
+            tokio::spawn(async move {
+                let Ok(stream) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let svc = TowerToHyperService::new(app);
+                let _ = auto::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(stream), svc)
+                    .await;
+            });
+        }
+    }
+}
