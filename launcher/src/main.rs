@@ -67,7 +67,9 @@ async fn dispatch(command: Cmd, cfg: Config) -> ExitCode {
                     Err(e) => return fail(&e),
                 };
                 if cfg.local || cfg.simulate.is_some() {
-                    return fail("serve --http acts for each person in a cluster: not with --local or --simulate");
+                    return fail(
+                        "serve --http acts for each person in a cluster: not with --local or --simulate",
+                    );
                 }
                 match Launcher::connect(cfg).await {
                     Ok(launcher) => {

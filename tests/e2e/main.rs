@@ -13,6 +13,7 @@ mod fleet;
 mod golden;
 mod hostile;
 mod hosts;
+mod http;
 mod launcher;
 mod mcp;
 mod operator;

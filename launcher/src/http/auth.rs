@@ -140,7 +140,9 @@ impl Verifier {
                     return Ok(j);
                 }
                 if fresh && k.fetched.elapsed() < REFETCH_AFTER {
-                    return Err(Refused("the token's key is not among the issuer's keys".into()));
+                    return Err(Refused(
+                        "the token's key is not among the issuer's keys".into(),
+                    ));
                 }
             }
         }
@@ -315,7 +317,9 @@ mod tests {
         }
         // With a prefix, a `system:` claim value is just a name under the prefix.
         assert_eq!(
-            v.caller(&serde_json::json!({"email": "system:admin"})).unwrap().user,
+            v.caller(&serde_json::json!({"email": "system:admin"}))
+                .unwrap()
+                .user,
             "oidc:system:admin"
         );
     }

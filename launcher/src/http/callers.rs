@@ -60,7 +60,10 @@ impl CallerEnvs {
         // The server's own sweep of leftover probe pods runs once, as itself, not per person.
         k8s.startup_sweep = false;
         let (runner, cluster) = crate::probe::kube::connect(&k8s).await.map_err(|e| {
-            ErrorData::internal_error(format!("cannot reach the cluster for {}: {e}", caller.user), None)
+            ErrorData::internal_error(
+                format!("cannot reach the cluster for {}: {e}", caller.user),
+                None,
+            )
         })?;
         let env = Arc::new(Env {
             cfg: self.cfg.clone(),

@@ -260,10 +260,7 @@ impl HttpConfig {
                 } else {
                     format!(":{}", u.port)
                 };
-                format!(
-                    "{}://{host}{port}",
-                    if u.https { "https" } else { "http" }
-                )
+                format!("{}://{host}{port}", if u.https { "https" } else { "http" })
             }
             None => String::new(),
         };
@@ -285,7 +282,8 @@ mod tests {
 
     #[test]
     fn a_sound_config_and_its_derived_values() {
-        let c = cfg("url: https://gpu-mcp.example.com/mcp\nissuer: https://dex.example.com/dex\n").unwrap();
+        let c = cfg("url: https://gpu-mcp.example.com/mcp\nissuer: https://dex.example.com/dex\n")
+            .unwrap();
         assert_eq!(c.audience(), "https://gpu-mcp.example.com/mcp");
         assert_eq!(c.hosts(), ["gpu-mcp.example.com"]);
         assert_eq!(c.endpoint_path(), "/mcp");
@@ -304,12 +302,30 @@ mod tests {
     #[test]
     fn configs_that_would_take_unchecked_tokens_are_refused() {
         for (yaml, why) in [
-            ("url: http://gpu-mcp.example.com/mcp\nissuer: https://i.example.com\n", "plain http"),
-            ("url: https://m.example.com/mcp\nissuer: http://i.example.com\n", "must be https"),
-            ("url: https://m.example.com/mcp\nissuer: https://i.example.com\naudience: ''\n", "audience is empty"),
-            ("url: https://m.example.com/mcp\nissuer: https://i.example.com\nuser_prefix: 'system:'\n", "system:"),
-            ("url: https://m.example.com/mcp\nissuer: https://i.example.com\ntoken_passthrough: true\n", "unknown field"),
-            ("url: https://m.example.com/mcp#x\nissuer: https://i.example.com\n", "fragment"),
+            (
+                "url: http://gpu-mcp.example.com/mcp\nissuer: https://i.example.com\n",
+                "plain http",
+            ),
+            (
+                "url: https://m.example.com/mcp\nissuer: http://i.example.com\n",
+                "must be https",
+            ),
+            (
+                "url: https://m.example.com/mcp\nissuer: https://i.example.com\naudience: ''\n",
+                "audience is empty",
+            ),
+            (
+                "url: https://m.example.com/mcp\nissuer: https://i.example.com\nuser_prefix: 'system:'\n",
+                "system:",
+            ),
+            (
+                "url: https://m.example.com/mcp\nissuer: https://i.example.com\ntoken_passthrough: true\n",
+                "unknown field",
+            ),
+            (
+                "url: https://m.example.com/mcp#x\nissuer: https://i.example.com\n",
+                "fragment",
+            ),
         ] {
             let e = cfg(yaml).unwrap_err();
             assert!(e.contains(why), "{yaml}: {e}");

@@ -70,11 +70,12 @@ impl Fetcher {
         if !resp.status().is_success() {
             return Err(format!("{url}: HTTP {}", resp.status()));
         }
-        let body = tokio::time::timeout(TIMEOUT, Limited::new(resp.into_body(), MAX_BYTES).collect())
-            .await
-            .map_err(|_| format!("{url}: body not read in {} s", TIMEOUT.as_secs()))?
-            .map_err(|e| format!("{url}: {e}"))?
-            .to_bytes();
+        let body =
+            tokio::time::timeout(TIMEOUT, Limited::new(resp.into_body(), MAX_BYTES).collect())
+                .await
+                .map_err(|_| format!("{url}: body not read in {} s", TIMEOUT.as_secs()))?
+                .map_err(|e| format!("{url}: {e}"))?
+                .to_bytes();
         serde_json::from_slice(&body).map_err(|e| format!("{url}: not JSON: {e}"))
     }
 }

@@ -76,9 +76,17 @@ impl Gate {
 /// Every MCP request: a valid token (else 401 and nothing behind runs), a free slot of its person (else
 /// 429), the person in the request's extensions for the tools.
 async fn authorize(State(gate): State<Arc<Gate>>, mut req: Request, next: Next) -> Response {
-    if req.uri().query().is_some_and(|q| q.contains("access_token")) {
+    if req
+        .uri()
+        .query()
+        .is_some_and(|q| q.contains("access_token"))
+    {
         // RFC 6750 section 2.3 / MCP authorization: tokens never in the query string.
-        return (StatusCode::BAD_REQUEST, "a token in the URL is not accepted").into_response();
+        return (
+            StatusCode::BAD_REQUEST,
+            "a token in the URL is not accepted",
+        )
+            .into_response();
     }
     let token = req
         .headers()
@@ -136,7 +144,11 @@ async fn metadata(State(gate): State<Arc<Gate>>) -> Response {
 }
 
 /// The router: the MCP endpoint behind the gate, the metadata and health beside it.
-pub fn router(launcher: Launcher, cfg: HttpConfig, shutdown: CancellationToken) -> Result<axum::Router, String> {
+pub fn router(
+    launcher: Launcher,
+    cfg: HttpConfig,
+    shutdown: CancellationToken,
+) -> Result<axum::Router, String> {
     let verifier = Verifier::new(&cfg)?;
     let mut rc = StreamableHttpServerConfig::default()
         .with_allowed_hosts(cfg.hosts())
@@ -163,7 +175,10 @@ pub fn router(launcher: Launcher, cfg: HttpConfig, shutdown: CancellationToken) 
     });
     Ok(axum::Router::new()
         .nest_service(&path, mcp)
-        .layer(axum::middleware::from_fn_with_state(gate.clone(), authorize))
+        .layer(axum::middleware::from_fn_with_state(
+            gate.clone(),
+            authorize,
+        ))
         .route(&well_known, axum::routing::get(metadata))
         .route(
             "/.well-known/oauth-protected-resource",
@@ -192,7 +207,10 @@ pub async fn serve(launcher: Launcher, addr: SocketAddr, cfg: HttpConfig) -> Exi
             return ExitCode::from(2);
         }
     };
-    let local = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
+    let local = listener
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
     // The one line a supervisor or a test reads to know where it listens (stderr: stdout is unused here).
     tracing::info!(listen = %local, url = %cfg.url, tls = tls.is_some(), "serving MCP over HTTP");
     eprintln!("k8s-gpu-mcp: listening on {local}");
@@ -200,7 +218,10 @@ pub async fn serve(launcher: Launcher, addr: SocketAddr, cfg: HttpConfig) -> Exi
         let shutdown = shutdown.clone();
         async move {
             let name = crate::mcp::server::stop_signal().await;
-            tracing::info!(signal = name, "stopping: no new requests; running probe pods are being deleted");
+            tracing::info!(
+                signal = name,
+                "stopping: no new requests; running probe pods are being deleted"
+            );
             shutdown.cancel();
         }
     };

@@ -149,6 +149,7 @@ impl K8sConfig {
             launcher_host: crate::cluster::labels::launcher_host(),
             image_pull_secrets: self.image_pull_secrets.clone(),
             priority_class: self.priority_class.clone().filter(|c| !c.is_empty()),
+            on_behalf_of: self.impersonate.as_ref().map(|i| i.user.clone()),
         }
     }
 }

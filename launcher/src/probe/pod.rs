@@ -33,6 +33,8 @@ pub const ANN_NODE: &str = "k8s-gpu-mcp.io/node";
 pub const ANN_TOOL: &str = "k8s-gpu-mcp.io/tool";
 pub const ANN_LAUNCHER_VERSION: &str = "k8s-gpu-mcp.io/launcher-version";
 pub const ANN_LAUNCHER_HOST: &str = "k8s-gpu-mcp.io/launcher-host";
+/// The person a shared server (`serve --http`) ran the probe for.
+pub const ANN_ON_BEHALF_OF: &str = "k8s-gpu-mcp.io/on-behalf-of";
 pub const ANN_DEADLINE: &str = "k8s-gpu-mcp.io/deadline-seconds";
 pub const ANN_ACCESS: &str = "k8s-gpu-mcp.io/access";
 pub const ANN_DRIVER: &str = "k8s-gpu-mcp.io/driver";
@@ -103,6 +105,8 @@ pub struct ProbePodOptions {
     /// `priorityClassName` (default `system-node-critical`): the kubelet admits critical pods on a node under
     /// disk or memory pressure, exactly when a diagnosis is needed. None: no priority class.
     pub priority_class: Option<String>,
+    /// `serve --http`: the person the probe runs for (the user the API server was asked to act as).
+    pub on_behalf_of: Option<String>,
 }
 
 impl Default for ProbePodOptions {
@@ -116,6 +120,7 @@ impl Default for ProbePodOptions {
             launcher_host: launcher_host(),
             image_pull_secrets: Vec::new(),
             priority_class: Some(DEFAULT_PRIORITY_CLASS.into()),
+            on_behalf_of: None,
         }
     }
 }
@@ -221,7 +226,7 @@ pub fn base_pod(call: &ProbeCall, opts: &ProbePodOptions) -> Pod {
         (LABEL_TOOL.to_string(), label_value(&call.tool)),
     ]);
     // Node names (253 chars) and host names don't fit label values: annotations carry them.
-    let annotations = BTreeMap::from([
+    let mut annotations = BTreeMap::from([
         (ANN_NODE.to_string(), call.node.clone()),
         (ANN_TOOL.to_string(), call.tool.clone()),
         (
@@ -234,6 +239,9 @@ pub fn base_pod(call: &ProbeCall, opts: &ProbePodOptions) -> Pod {
             opts.active_deadline_secs.to_string(),
         ),
     ]);
+    if let Some(p) = &opts.on_behalf_of {
+        annotations.insert(ANN_ON_BEHALF_OF.to_string(), p.clone());
+    }
     let container = Container {
         name: PROBE_CONTAINER.into(),
         image: Some(opts.image.clone()),

@@ -13,8 +13,8 @@
 //! [`Tasks::end_session`] waits for them, so no probe pod outlives the session.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Mutex;
 use std::future::Future;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use rmcp::model::{CallToolResponse, CallToolResult, CreateTaskResult, DetailedTask};
@@ -92,7 +92,8 @@ impl Tasks {
         if self.manager.running_task_count() >= MAX_RUNNING {
             return false;
         }
-        let (Some(limit), Some(caller)) = (self.per_person, crate::http::callers::caller_of(context))
+        let (Some(limit), Some(caller)) =
+            (self.per_person, crate::http::callers::caller_of(context))
         else {
             return true;
         };
@@ -114,7 +115,11 @@ impl Tasks {
 
     /// Over HTTP, a task is its person's alone: another person's id reads as unknown (its existence is not
     /// told either).
-    pub fn owned(&self, task_id: &str, context: &RequestContext<RoleServer>) -> Result<(), ErrorData> {
+    pub fn owned(
+        &self,
+        task_id: &str,
+        context: &RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
         let Some(caller) = crate::http::callers::caller_of(context) else {
             return Ok(());
         };

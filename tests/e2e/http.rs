@@ -1,0 +1,515 @@
+//! `serve --http` (issue 55) on the real API server: one launcher for many people. An OpenID issuer of the
+//! test's own (discovery document and keys on a loopback port, RS256 tokens) names two people: one bound to
+//! the reader role, one bound to nothing. The launcher's kubeconfig identity impersonates whoever calls, so
+//! the API server's RBAC answers per person. Hostile tokens (none, another audience, expired, another
+//! issuer, unsigned, an HMAC forged with the public key, a Kubernetes service-account token, a system name)
+//! get 401 and reach nothing; Host and Origin are checked; a task is its person's alone.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use jsonwebtoken::{Algorithm, EncodingKey, Header, encode, jwk::Jwk};
+use serde_json::{Value, json};
+
+use crate::mcp::LAUNCHER;
+use crate::testbed::{FakeNode, Testbed, User, skipped, unique};
+
+/// An RSA key made for this run (openssl), as the issuer's signing key and its JWK.
+struct Key {
+    enc: EncodingKey,
+    jwk: Jwk,
+}
+
+fn rsa_key(kid: &str) -> Key {
+    let out = Command::new("openssl")
+        .args([
+            "genpkey",
+            "-algorithm",
+            "RSA",
+            "-pkeyopt",
+            "rsa_keygen_bits:2048",
+        ])
+        .output()
+        .expect("openssl genpkey");
+    assert!(out.status.success(), "openssl: {out:?}");
+    let enc = EncodingKey::from_rsa_pem(&out.stdout).expect("RSA PEM");
+    let mut jwk = Jwk::from_encoding_key(&enc, Algorithm::RS256).expect("JWK");
+    jwk.common.key_id = Some(kid.into());
+    Key { enc, jwk }
+}
+
+/// The test's issuer: `/.well-known/openid-configuration` and `/jwks` on a loopback port.
+async fn issuer(keys: Vec<Jwk>) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let b = base.clone();
+    let app = axum::Router::new()
+        .route(
+            "/.well-known/openid-configuration",
+            axum::routing::get(move || {
+                let b = b.clone();
+                async move { axum::Json(json!({"issuer": b, "jwks_uri": format!("{b}/jwks")})) }
+            }),
+        )
+        .route(
+            "/jwks",
+            axum::routing::get(move || {
+                let keys = keys.clone();
+                async move { axum::Json(json!({ "keys": keys })) }
+            }),
+        );
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    base
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+fn token(key: &Key, claims: Value) -> String {
+    let mut h = Header::new(Algorithm::RS256);
+    h.kid = key.jwk.common.key_id.clone();
+    encode(&h, &claims, &key.enc).expect("sign")
+}
+
+/// The launcher serving HTTP; killed (SIGTERM) on drop.
+struct Server {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        // SIGTERM: the server cancels every person's tasks and deletes their probe pods before exit.
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+fn start(tb: &Testbed, ns: &str, config: &str, addr: &str) -> Server {
+    let dir = tb.dir.join(unique("http"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cfg = dir.join("http.yaml");
+    std::fs::write(&cfg, config).unwrap();
+    let mut child = Command::new(LAUNCHER)
+        .args([
+            "--kubeconfig",
+            tb.kubeconfig(User::Admin).to_str().unwrap(),
+            "--namespace",
+            ns,
+            "--probe-image",
+            crate::mcp::E2E_PROBE_IMAGE,
+            "serve",
+            "--http",
+            addr,
+            "--http-config",
+            cfg.to_str().unwrap(),
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("launcher");
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    let addr = loop {
+        line.clear();
+        if err.read_line(&mut line).unwrap_or(0) == 0 {
+            panic!("the launcher exited before listening");
+        }
+        if let Some(a) = line.trim().strip_prefix("k8s-gpu-mcp: listening on ") {
+            break a.to_string();
+        }
+    };
+    // Keep draining its logs so it never blocks on a full pipe.
+    std::thread::spawn(move || {
+        let mut l = String::new();
+        while err.read_line(&mut l).unwrap_or(0) > 0 {
+            eprint!("launcher: {l}");
+            l.clear();
+        }
+    });
+    Server {
+        child,
+        url: format!("http://{addr}/mcp"),
+    }
+}
+
+struct Answer {
+    status: u16,
+    headers: hyper::HeaderMap,
+    body: String,
+}
+
+impl Answer {
+    /// The JSON-RPC response in the body (plain JSON, or the `data:` of an SSE event).
+    fn json(&self) -> Value {
+        if let Ok(v) = serde_json::from_str::<Value>(&self.body) {
+            return v;
+        }
+        self.body
+            .lines()
+            .filter_map(|l| l.strip_prefix("data:"))
+            .filter_map(|d| serde_json::from_str::<Value>(d.trim()).ok())
+            .find(|v| v.get("id").is_some())
+            .unwrap_or_else(|| panic!("no JSON-RPC response in {}: {}", self.status, self.body))
+    }
+}
+
+async fn send(url: &str, headers: &[(&str, &str)], body: Option<Value>) -> Answer {
+    let client: Client<HttpConnector, Full<Bytes>> =
+        Client::builder(TokioExecutor::new()).build_http();
+    let mut req = hyper::Request::builder()
+        .method(if body.is_some() { "POST" } else { "GET" })
+        .uri(url)
+        .header("accept", "application/json, text/event-stream")
+        .header("content-type", "application/json");
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let body = body.map(|b| b.to_string()).unwrap_or_default();
+    let resp = tokio::time::timeout(
+        Duration::from_secs(60),
+        client.request(req.body(Full::new(Bytes::from(body))).unwrap()),
+    )
+    .await
+    .expect("no answer in 60 s")
+    .expect("request");
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    Answer {
+        status,
+        headers,
+        body: String::from_utf8_lossy(&body).into_owned(),
+    }
+}
+
+const V26: &str = "2026-07-28";
+
+/// A 2026-07-28 request (no session): the revision's headers and `_meta`, with the tasks extension
+/// declared when `tasks`.
+async fn rpc(
+    url: &str,
+    token: Option<&str>,
+    method: &str,
+    name: Option<&str>,
+    mut params: Value,
+    tasks: bool,
+) -> Answer {
+    let caps = if tasks {
+        json!({"extensions": {"io.modelcontextprotocol/tasks": {}}})
+    } else {
+        json!({})
+    };
+    params["_meta"] = json!({
+        "io.modelcontextprotocol/protocolVersion": V26,
+        "io.modelcontextprotocol/clientCapabilities": caps,
+        "io.modelcontextprotocol/clientInfo": {"name": "e2e-http", "version": "1"},
+    });
+    let auth = token.map(|t| format!("Bearer {t}"));
+    let mut h: Vec<(&str, &str)> = vec![("mcp-protocol-version", V26), ("mcp-method", method)];
+    if let Some(n) = name {
+        h.push(("mcp-name", n));
+    }
+    if let Some(a) = &auth {
+        h.push(("authorization", a));
+    }
+    send(
+        url,
+        &h,
+        Some(json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params})),
+    )
+    .await
+}
+
+async fn call(url: &str, token: &str, tool: &str, args: Value) -> Value {
+    let a = rpc(
+        url,
+        Some(token),
+        "tools/call",
+        Some(tool),
+        json!({"name": tool, "arguments": args}),
+        false,
+    )
+    .await;
+    assert_eq!(a.status, 200, "{tool}: {}", a.body);
+    a.json()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_person_calls_with_their_own_rights_and_bad_tokens_reach_nothing() {
+    if skipped() {
+        return;
+    }
+    let tb = Testbed::shared();
+    let ns = unique("e2e-http");
+    tb.probe_namespace(&ns, User::Reader);
+    tb.bind_reader(User::Reader);
+    let group = unique("http");
+    let node = unique("http-0");
+    tb.add_nodes(&[FakeNode::gpu(&node, "dgx-h100-healthy").label("e2e-group", &group)]);
+    let selector = format!("e2e-group={group}");
+
+    let key = rsa_key("k1");
+    let iss = issuer(vec![key.jwk.clone()]).await;
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let audience = format!("http://127.0.0.1:{port}/mcp");
+    let server = start(
+        tb,
+        &ns,
+        &format!(
+            "url: {audience}\nissuer: {iss}\nuser_claim: preferred_username\nscopes: [gpu-mcp]\nlimits: {{tasks_per_person: 1}}\n"
+        ),
+        &format!("127.0.0.1:{port}"),
+    );
+    let url = server.url.clone();
+    assert_eq!(url, audience);
+    let claims = |user: &str| {
+        json!({"iss": iss, "aud": audience, "sub": format!("sub-{user}"), "exp": now() + 600,
+               "iat": now(), "preferred_username": user})
+    };
+    let alice = token(&key, claims(User::Reader.name()));
+    let bob = token(&key, claims(User::Nobody.name()));
+
+    // The metadata needs no token; it names the issuer and this resource.
+    let md = send(
+        &url.replace("/mcp", "/.well-known/oauth-protected-resource/mcp"),
+        &[],
+        None,
+    )
+    .await;
+    assert_eq!(md.status, 200, "{}", md.body);
+    let md: Value = serde_json::from_str(&md.body).unwrap();
+    assert_eq!(md["resource"], audience.as_str());
+    assert_eq!(md["authorization_servers"][0], iss.as_str());
+
+    // Alice (the reader role) sees the nodes; Bob (no role) is refused by the API server itself.
+    let a = call(
+        &url,
+        &alice,
+        "list_gpu_nodes",
+        json!({"label_selector": selector}),
+    )
+    .await;
+    assert_ne!(a["result"]["isError"], true, "alice: {a}");
+    assert_eq!(
+        a["result"]["structuredContent"]["nodes"]
+            .as_array()
+            .map(Vec::len),
+        Some(1),
+        "alice: {a}"
+    );
+    let b = call(
+        &url,
+        &bob,
+        "list_gpu_nodes",
+        json!({"label_selector": selector}),
+    )
+    .await;
+    let text = b.to_string();
+    assert!(
+        b["result"]["isError"] == true
+            && text.contains("forbidden")
+            && text.contains(User::Nobody.name()),
+        "bob got an answer he has no right to: {b}"
+    );
+
+    // A node tool: Alice's probe pod is created, run and deleted as Alice; Bob may not create one.
+    let a = call(&url, &alice, "get_gpu_health", json!({"node_name": node})).await;
+    assert_ne!(a["result"]["isError"], true, "alice's probe: {a}");
+    let b = call(&url, &bob, "get_gpu_health", json!({"node_name": node})).await;
+    let text = b.to_string();
+    assert!(
+        b["result"]["isError"] == true && text.contains(User::Nobody.name()),
+        "bob's probe ran: {b}"
+    );
+    eprintln!("bob's node tool: {}", b["result"]["content"][0]["text"]);
+    assert_eq!(
+        tb.pods(&ns),
+        Vec::<String>::new(),
+        "a probe pod outlived its call"
+    );
+
+    // Hostile tokens: 401 with the challenge, nothing behind.
+    let other = rsa_key("k1");
+    let hs = {
+        // An HMAC token keyed with the public key's modulus: the algorithm-confusion forgery.
+        let n = match &key.jwk.algorithm {
+            jsonwebtoken::jwk::AlgorithmParameters::RSA(r) => r.n.clone(),
+            _ => unreachable!(),
+        };
+        let mut h = Header::new(Algorithm::HS256);
+        h.kid = Some("k1".into());
+        encode(
+            &h,
+            &claims("launcher-operator"),
+            &EncodingKey::from_secret(n.as_bytes()),
+        )
+        .unwrap()
+    };
+    let unsigned = {
+        use base64::Engine;
+        let b = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        format!(
+            "{}.{}.",
+            b.encode(r#"{"alg":"none","typ":"JWT"}"#),
+            b.encode(claims("launcher-operator").to_string())
+        )
+    };
+    let sa_token = tb
+        .kubectl(&["-n", &ns, "create", "token", "default"])
+        .trim()
+        .to_string();
+    let mut wrong_aud = claims("launcher-operator");
+    wrong_aud["aud"] = json!("kubernetes");
+    let mut expired = claims("launcher-operator");
+    expired["exp"] = json!(now() - 600);
+    let mut other_iss = claims("launcher-operator");
+    other_iss["iss"] = json!("http://127.0.0.1:1/other");
+    let mut system = claims("system:admin");
+    system["groups"] = json!(["system:masters"]);
+    for (t, what) in [
+        (None, "no token"),
+        (Some(token(&key, wrong_aud)), "another audience"),
+        (Some(token(&key, expired)), "expired"),
+        (Some(token(&key, other_iss)), "another issuer"),
+        (
+            Some(token(&other, claims("launcher-operator"))),
+            "another key with the same kid",
+        ),
+        (Some(unsigned), "unsigned"),
+        (Some(hs), "HMAC with the public key"),
+        (Some(sa_token), "a Kubernetes service-account token"),
+        (Some(token(&key, system)), "a system name"),
+        (Some("not-a-jwt".into()), "garbage"),
+    ] {
+        let a = rpc(
+            &url,
+            t.as_deref(),
+            "tools/call",
+            Some("list_gpu_nodes"),
+            json!({"name": "list_gpu_nodes", "arguments": {"label_selector": selector}}),
+            false,
+        )
+        .await;
+        assert_eq!(a.status, 401, "{what}: {} {}", a.status, a.body);
+        let challenge = a
+            .headers
+            .get("www-authenticate")
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or_default();
+        assert!(
+            challenge.starts_with("Bearer ")
+                && challenge.contains("resource_metadata=\"http://127.0.0.1:")
+                && challenge.contains("scope=\"gpu-mcp\""),
+            "{what}: {challenge}"
+        );
+        assert!(!a.body.contains("nodes"), "{what}: {}", a.body);
+    }
+    // A token in the URL is refused outright.
+    let q = send(&format!("{url}?access_token={alice}"), &[], Some(json!({}))).await;
+    assert_eq!(q.status, 400, "{}", q.body);
+    // DNS rebinding: another Host, a browser Origin not listed.
+    let auth = format!("Bearer {alice}");
+    for (h, v, what) in [
+        ("host", "evil.example.com", "Host"),
+        ("origin", "http://evil.example.com", "Origin"),
+    ] {
+        let a = send(
+            &url,
+            &[
+                ("authorization", &auth),
+                (h, v),
+                ("mcp-protocol-version", V26),
+            ],
+            Some(json!({"jsonrpc": "2.0", "id": 1, "method": "server/discover", "params": {}})),
+        )
+        .await;
+        assert_eq!(a.status, 403, "{what}: {}", a.body);
+    }
+
+    // A task is its person's: Bob cannot read or cancel Alice's, nor learn that it exists.
+    let started = rpc(
+        &url,
+        Some(&alice),
+        "tools/call",
+        Some("scan_gpu_nodes"),
+        json!({"name": "scan_gpu_nodes", "arguments": {"label_selector": selector}}),
+        true,
+    )
+    .await
+    .json();
+    let id = started["result"]["task"]["taskId"]
+        .as_str()
+        .or_else(|| started["result"]["taskId"].as_str())
+        .unwrap_or_else(|| panic!("no task: {started}"))
+        .to_string();
+    let get = |tok: String| {
+        let url = url.clone();
+        let id = id.clone();
+        async move {
+            rpc(
+                &url,
+                Some(&tok),
+                "tasks/get",
+                Some(&id),
+                json!({"taskId": id}),
+                true,
+            )
+            .await
+            .json()
+        }
+    };
+    let mine = get(alice.clone()).await;
+    assert!(mine.get("result").is_some(), "alice's own task: {mine}");
+    let theirs = get(bob.clone()).await;
+    assert!(
+        theirs.get("error").is_some() && theirs.to_string().contains("no task"),
+        "bob read alice's task: {theirs}"
+    );
+    let cancel = rpc(
+        &url,
+        Some(&bob),
+        "tasks/cancel",
+        Some(&id),
+        json!({"taskId": id}),
+        true,
+    )
+    .await
+    .json();
+    assert!(
+        cancel.get("error").is_some() && cancel.to_string().contains("no task"),
+        "bob cancelled alice's task: {cancel}"
+    );
+    // Alice's own cancel is taken.
+    let cancel = rpc(
+        &url,
+        Some(&alice),
+        "tasks/cancel",
+        Some(&id),
+        json!({"taskId": id}),
+        true,
+    )
+    .await
+    .json();
+    assert!(cancel.get("result").is_some(), "alice's cancel: {cancel}");
+    drop(server);
+    if let Err(left) = tb.wait_no_pods(&ns, Duration::from_secs(60)) {
+        panic!("probe pods left in {ns}: {left:?}");
+    }
+}
