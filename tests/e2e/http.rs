@@ -18,7 +18,7 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header, encode, jwk::Jwk};
 use serde_json::{Value, json};
 
 use crate::mcp::LAUNCHER;
-use crate::testbed::{FakeNode, Testbed, User, skipped, unique};
+use crate::testbed::{FakeNode, Testbed, User, skipped, testbed_bin, unique};
 
 /// An RSA key made for this run (openssl), as the issuer's signing key and its JWK.
 struct Key {
@@ -168,17 +168,22 @@ impl Answer {
 }
 
 async fn send(url: &str, headers: &[(&str, &str)], body: Option<Value>) -> Answer {
+    let mut h = vec![("content-type", "application/json")];
+    h.extend_from_slice(headers);
+    send_raw(url, &h, body.map(|b| b.to_string())).await
+}
+
+async fn send_raw(url: &str, headers: &[(&str, &str)], body: Option<String>) -> Answer {
     let client: Client<HttpConnector, Full<Bytes>> =
         Client::builder(TokioExecutor::new()).build_http();
     let mut req = hyper::Request::builder()
         .method(if body.is_some() { "POST" } else { "GET" })
         .uri(url)
-        .header("accept", "application/json, text/event-stream")
-        .header("content-type", "application/json");
+        .header("accept", "application/json, text/event-stream");
     for (k, v) in headers {
         req = req.header(*k, *v);
     }
-    let body = body.map(|b| b.to_string()).unwrap_or_default();
+    let body = body.unwrap_or_default();
     let resp = tokio::time::timeout(
         Duration::from_secs(60),
         client.request(req.body(Full::new(Bytes::from(body))).unwrap()),
@@ -512,4 +517,167 @@ async fn each_person_calls_with_their_own_rights_and_bad_tokens_reach_nothing() 
     if let Err(left) = tb.wait_no_pods(&ns, Duration::from_secs(60)) {
         panic!("probe pods left in {ns}: {left:?}");
     }
+}
+
+/// A free loopback port (bound and released: the process given it binds it next).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// dex, a real OpenID provider (built by tests/testbed/build.sh from the Go module proxy), killed on drop.
+struct Dex(Child);
+
+impl Drop for Dex {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The bcrypt hash of "password" (dex's own examples/config-dev.yaml).
+const PASSWORD_HASH: &str = "$2a$10$2b2cU8CPhOTaGrs1HRQuAueS7JTT5ZHsHSzYiFPm1leZck7Mc8T4W";
+
+/// An access token from dex's password grant for `email`, with `scope`.
+async fn dex_token(issuer: &str, email: &str, scope: &str) -> String {
+    use base64::Engine;
+    let basic = base64::engine::general_purpose::STANDARD.encode("mcp-host:mcp-host-secret");
+    let auth = format!("Basic {basic}");
+    let form = format!(
+        "grant_type=password&username={}&password=password&scope={}",
+        email.replace('@', "%40"),
+        scope.replace(' ', "%20").replace(':', "%3A")
+    );
+    let a = send_raw(
+        &format!("{issuer}/token"),
+        &[
+            ("authorization", auth.as_str()),
+            ("content-type", "application/x-www-form-urlencoded"),
+        ],
+        Some(form),
+    )
+    .await;
+    assert_eq!(a.status, 200, "dex token for {email}: {}", a.body);
+    let v: Value = serde_json::from_str(&a.body).unwrap();
+    v["access_token"]
+        .as_str()
+        .expect("access_token")
+        .to_string()
+}
+
+/// dex as the issuer: its JWT access tokens (password grant, as an MCP host would get them after a login)
+/// are taken when they name this server (dex puts a trusted peer's client ID in `aud`), refused when not,
+/// and the person's groups reach the API server: a person bound by a group only gets that group's rights.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_from_dex_act_as_the_person_and_their_groups() {
+    if skipped() {
+        return;
+    }
+    let tb = Testbed::shared();
+    let ns = unique("e2e-http-dex");
+    tb.probe_namespace(&ns, User::Reader);
+    let group = unique("http-dex");
+    tb.add_nodes(&[FakeNode::gpu(&unique("dex-0"), "dgx-h100-healthy").label("e2e-group", &group)]);
+    let selector = format!("e2e-group={group}");
+    // Carol has no binding of her own: only her group's.
+    let team = unique("gpu-team");
+    tb.apply(&format!(
+        "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRoleBinding\nmetadata: {{name: {team}}}\nroleRef: {{apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: k8s-gpu-mcp-reader}}\nsubjects: [{{apiGroup: rbac.authorization.k8s.io, kind: Group, name: 'dex:{team}'}}]\n"
+    ));
+
+    let dex_port = free_port();
+    let issuer = format!("http://127.0.0.1:{dex_port}/dex");
+    let dir = tb.dir.join(unique("dex"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let carol = format!("carol-{team}@example.com");
+    let dave = format!("dave-{team}@example.com");
+    std::fs::write(
+        dir.join("dex.yaml"),
+        format!(
+            r#"issuer: {issuer}
+storage: {{type: memory}}
+web: {{http: "127.0.0.1:{dex_port}"}}
+oauth2: {{passwordConnector: local, skipApprovalScreen: true}}
+enablePasswordDB: true
+staticClients:
+- {{id: mcp-host, secret: mcp-host-secret, name: host, redirectURIs: ["http://127.0.0.1:1/callback"]}}
+- {{id: k8s-gpu-mcp, secret: unused, name: server, redirectURIs: ["http://127.0.0.1:1/callback"], trustedPeers: [mcp-host]}}
+staticPasswords:
+- {{email: "{carol}", hash: "{PASSWORD_HASH}", username: carol, userID: "1111-carol", groups: ["{team}"]}}
+- {{email: "{dave}", hash: "{PASSWORD_HASH}", username: dave, userID: "2222-dave", groups: [elsewhere]}}
+"#
+        ),
+    )
+    .unwrap();
+    let _dex = Dex(Command::new(testbed_bin().join("dex"))
+        .args(["serve", dir.join("dex.yaml").to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("dex (tests/testbed/build.sh builds it)"));
+    // dex answers once it listens.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", dex_port)).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "dex did not start in 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let port = free_port();
+    let server = start(
+        tb,
+        &ns,
+        &format!(
+            "url: http://127.0.0.1:{port}/mcp\nissuer: {issuer}\naudience: k8s-gpu-mcp\nuser_prefix: 'dex:'\ngroups_prefix: 'dex:'\n"
+        ),
+        &format!("127.0.0.1:{port}"),
+    );
+    let url = server.url.clone();
+    let for_us = "openid email groups audience:server:client_id:k8s-gpu-mcp";
+    let carol_t = dex_token(&issuer, &carol, for_us).await;
+    let a = call(
+        &url,
+        &carol_t,
+        "list_gpu_nodes",
+        json!({"label_selector": selector}),
+    )
+    .await;
+    assert_ne!(a["result"]["isError"], true, "carol (by her group): {a}");
+    assert_eq!(
+        a["result"]["structuredContent"]["nodes"]
+            .as_array()
+            .map(Vec::len),
+        Some(1),
+        "carol: {a}"
+    );
+    let dave_t = dex_token(&issuer, &dave, for_us).await;
+    let d = call(
+        &url,
+        &dave_t,
+        "list_gpu_nodes",
+        json!({"label_selector": selector}),
+    )
+    .await;
+    assert!(
+        d["result"]["isError"] == true && d.to_string().contains(&format!("dex:{dave}")),
+        "dave (no binding) was answered: {d}"
+    );
+    // A token dex issued to the host for itself only (no audience scope): not for this server.
+    let own = dex_token(&issuer, &carol, "openid email groups").await;
+    let r = rpc(
+        &url,
+        Some(&own),
+        "tools/call",
+        Some("list_gpu_nodes"),
+        json!({"name": "list_gpu_nodes", "arguments": {"label_selector": selector}}),
+        false,
+    )
+    .await;
+    assert_eq!(r.status, 401, "a token for another audience: {}", r.body);
+    assert!(r.body.contains("audience"), "{}", r.body);
 }

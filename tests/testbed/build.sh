@@ -59,7 +59,24 @@ build_kas() {
   rmdir "$BIN/kas.tmp"
 }
 
+# dex, the OpenID provider of the `serve --http` tests (tests/e2e/http.rs): its module is
+# github.com/dexidp/dex without /v2, so release tags do not resolve through the module proxy; the pseudo-version
+# is the v2.45.1 commit (../shared/reference/mcp-auth.md section 5.1). Memory storage only: no cgo needed.
+DEX=${TESTBED_DEX:-v0.0.0-20260303133905-11d2eeb52b42}
+build_dex() {
+  [ -x "$BIN/dex" ] && return
+  log "building dex $DEX"
+  mkdir -p "$TB/src/dex"
+  cd "$TB/src/dex"
+  [ -f go.mod ] || go mod init testbed.invalid/dex >&2
+  printf '//go:build tools\n\npackage tools\n\nimport _ "github.com/dexidp/dex/cmd/dex"\n' > tools.go
+  go get "github.com/dexidp/dex@$DEX" >&2
+  go build -trimpath -ldflags "-s -w" -o "$BIN/dex.tmp" github.com/dexidp/dex/cmd/dex >&2
+  mv "$BIN/dex.tmp" "$BIN/dex"
+}
+
 pids=()
+(build_dex) & pids+=($!)
 (build_kwok) & pids+=($!)
 (build_etcd) & pids+=($!)
 (build_kas) & pids+=($!)
