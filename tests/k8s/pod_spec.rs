@@ -22,6 +22,7 @@ fn opts(driver: DriverMode, access: AccessMode) -> ProbePodOptions {
         launcher_host: "sre-laptop".into(),
         image_pull_secrets: Vec::new(),
         priority_class: Some(pod::DEFAULT_PRIORITY_CLASS.into()),
+        on_behalf_of: None,
     }
 }
 
@@ -219,4 +220,28 @@ fn image_pull_secrets_reach_the_pod_spec() {
         .map(|r| r.name)
         .collect();
     assert_eq!(names, ["regcred", "mirror"]);
+}
+
+/// A shared server (`serve --http`) names the person the probe runs for on its pod.
+#[test]
+fn a_shared_servers_probe_names_its_person() {
+    let mut o = opts(DriverMode::HostLibrary, AccessMode::ReadOnly);
+    o.on_behalf_of = Some("oidc:alice@example.com".into());
+    let p = pod::probe_pod(&call(), &o);
+    let ann = p.metadata.annotations.unwrap_or_default();
+    assert_eq!(
+        ann.get(pod::ANN_ON_BEHALF_OF).map(String::as_str),
+        Some("oidc:alice@example.com")
+    );
+    let plain = pod::probe_pod(
+        &call(),
+        &opts(DriverMode::HostLibrary, AccessMode::ReadOnly),
+    );
+    assert!(
+        !plain
+            .metadata
+            .annotations
+            .unwrap_or_default()
+            .contains_key(pod::ANN_ON_BEHALF_OF)
+    );
 }
