@@ -97,15 +97,49 @@ impl Drop for Server {
     }
 }
 
+/// A kubeconfig for the server's own identity as deploy/http/rbac.yaml makes it: the service account that
+/// may only impersonate (the testbed's API server and CA, the account's token).
+fn server_kubeconfig(tb: &Testbed) -> std::path::PathBuf {
+    let rbac =
+        std::fs::read_to_string(crate::testbed::repo_root().join("deploy/http/rbac.yaml")).unwrap();
+    tb.apply(&rbac);
+    let token = tb
+        .kubectl(&[
+            "-n",
+            "gpu-diagnostics",
+            "create",
+            "token",
+            "k8s-gpu-mcp-server",
+        ])
+        .trim()
+        .to_string();
+    let dir = tb.dir.join(unique("http-sa"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = tb.write_kubeconfig(User::Admin, &dir);
+    let kc = path.to_str().unwrap();
+    let cred = format!("--token={token}");
+    for args in [
+        ["config", "set-credentials", "http-server", cred.as_str()],
+        ["config", "set-context", "--current", "--user=http-server"],
+    ] {
+        let mut a = vec!["--kubeconfig", kc];
+        a.extend(args);
+        let out = Command::new("kubectl").args(&a).output().expect("kubectl");
+        assert!(out.status.success(), "kubectl {a:?}: {out:?}");
+    }
+    path
+}
+
 fn start(tb: &Testbed, ns: &str, config: &str, addr: &str) -> Server {
     let dir = tb.dir.join(unique("http"));
     std::fs::create_dir_all(&dir).unwrap();
+    let kubeconfig = server_kubeconfig(tb);
     let cfg = dir.join("http.yaml");
     std::fs::write(&cfg, config).unwrap();
     let mut child = Command::new(LAUNCHER)
         .args([
             "--kubeconfig",
-            tb.kubeconfig(User::Admin).to_str().unwrap(),
+            kubeconfig.to_str().unwrap(),
             "--namespace",
             ns,
             "--probe-image",
