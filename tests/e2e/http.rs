@@ -482,6 +482,69 @@ async fn each_person_calls_with_their_own_rights_and_bad_tokens_reach_nothing() 
         assert_eq!(a.status, 403, "{what}: {}", a.body);
     }
 
+    // 2025-11-25: a session, opened by Alice, is hers; Bob's valid token on it finds no session.
+    let v25 = "2025-11-25";
+    let alice_auth = format!("Bearer {alice}");
+    let init = send(
+        &url,
+        &[("authorization", alice_auth.as_str())],
+        Some(json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": v25, "capabilities": {}, "clientInfo": {"name": "e2e-http", "version": "1"}}})),
+    )
+    .await;
+    assert_eq!(init.status, 200, "initialize: {}", init.body);
+    assert_eq!(
+        init.json()["result"]["protocolVersion"],
+        v25,
+        "{}",
+        init.body
+    );
+    let sid = init
+        .headers
+        .get("mcp-session-id")
+        .and_then(|h| h.to_str().ok())
+        .expect("a session id")
+        .to_string();
+    let in_session = |tok: String, sid: String, body: Value| {
+        let url = url.clone();
+        async move {
+            let auth = format!("Bearer {tok}");
+            send(
+                &url,
+                &[
+                    ("authorization", auth.as_str()),
+                    ("mcp-session-id", sid.as_str()),
+                    ("mcp-protocol-version", "2025-11-25"),
+                ],
+                Some(body),
+            )
+            .await
+        }
+    };
+    let n = in_session(
+        alice.clone(),
+        sid.clone(),
+        json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
+    )
+    .await;
+    assert_eq!(n.status, 202, "{}", n.body);
+    let list = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+                      "params": {"name": "list_gpu_nodes", "arguments": {"label_selector": selector}}});
+    let a = in_session(alice.clone(), sid.clone(), list.clone()).await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    assert_eq!(
+        a.json()["result"]["structuredContent"]["nodes"]
+            .as_array()
+            .map(Vec::len),
+        Some(1),
+        "alice in her session: {}",
+        a.body
+    );
+    let b = in_session(bob.clone(), sid.clone(), list.clone()).await;
+    assert_eq!(b.status, 404, "bob on alice's session: {}", b.body);
+    let f = in_session(alice.clone(), "forged-session-id".into(), list).await;
+    assert_eq!(f.status, 404, "a session never opened: {}", f.body);
+
     // A task is its person's: Bob cannot read or cancel Alice's, nor learn that it exists.
     let started = rpc(
         &url,

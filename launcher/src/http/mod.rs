@@ -35,7 +35,15 @@ struct Gate {
     verifier: Arc<Verifier>,
     /// Requests in flight per person.
     inflight: Mutex<HashMap<String, Arc<Semaphore>>>,
+    /// 2025-11-25 sessions: the person each session was opened by. A session is not authentication (the
+    /// token of every request is), but its state (a pending confirmation, its stream) is its person's, so
+    /// another person's request on it reads as an unknown session.
+    sessions: Mutex<HashMap<String, String>>,
 }
+
+/// Sessions remembered at most; past it the map is cleared of all (their requests then get 404 and their
+/// clients open new sessions, as the 2025-11-25 transport says a client does).
+const MAX_SESSIONS: usize = 65_536;
 
 impl Gate {
     fn challenge(&self, error: Option<&str>) -> Response {
@@ -121,9 +129,47 @@ async fn authorize(State(gate): State<Arc<Gate>>, mut req: Request, next: Next) 
             .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         return r;
     };
+    let session = req
+        .headers()
+        .get("mcp-session-id")
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_string);
+    if let Some(id) = &session {
+        let owner = gate
+            .sessions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(id)
+            .cloned();
+        // Every session was opened through here; one not remembered (forgotten, or never ours) is
+        // unknown, as is another person's.
+        if owner.as_deref() != Some(caller.user.as_str()) {
+            tracing::info!(user = %caller.user, "request refused: a session this person did not open");
+            return (StatusCode::NOT_FOUND, "no such session").into_response();
+        }
+        if req.method() == axum::http::Method::DELETE {
+            gate.sessions
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(id);
+        }
+    }
     tracing::debug!(user = %caller.user, subject = %caller.subject, "request");
+    let user = caller.user.clone();
     req.extensions_mut().insert(caller);
     let resp = next.run(req).await;
+    if session.is_none()
+        && let Some(id) = resp
+            .headers()
+            .get("mcp-session-id")
+            .and_then(|h| h.to_str().ok())
+    {
+        let mut m = gate.sessions.lock().unwrap_or_else(|e| e.into_inner());
+        if m.len() >= MAX_SESSIONS {
+            m.clear();
+        }
+        m.insert(id.to_string(), user);
+    }
     drop(permit);
     resp
 }
@@ -172,6 +218,7 @@ pub fn router(
         cfg,
         verifier,
         inflight: Mutex::new(HashMap::new()),
+        sessions: Mutex::new(HashMap::new()),
     });
     Ok(axum::Router::new()
         .nest_service(&path, mcp)
