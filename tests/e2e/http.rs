@@ -764,6 +764,41 @@ staticPasswords:
         d["result"]["isError"] == true && d.to_string().contains(&format!("dex:{dave}")),
         "dave (no binding) was answered: {d}"
     );
+    // The official TypeScript SDK client, as a host: with the token, and without one (OAuth discovery).
+    let sdk = crate::testbed::repo_root().join("tests/mcp-sdk");
+    if !sdk.join("node_modules").exists() {
+        let out = Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
+            .current_dir(&sdk)
+            .output()
+            .expect("npm (the SDK client test needs node and npm)");
+        assert!(out.status.success(), "npm ci: {out:?}");
+    }
+    let out = tokio::task::spawn_blocking({
+        let (url, carol_t, selector, issuer) = (
+            url.clone(),
+            carol_t.clone(),
+            selector.clone(),
+            issuer.clone(),
+        );
+        move || {
+            Command::new("node")
+                .arg(sdk.join("http-client.mjs"))
+                .args([&url, &carol_t, &selector, &issuer])
+                .output()
+                .expect("node")
+        }
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "the SDK client over HTTP: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eprintln!("{}", String::from_utf8_lossy(&out.stdout).trim());
+
     // A token dex issued to the host for itself only (no audience scope): not for this server.
     let own = dex_token(&issuer, &carol, "openid email groups").await;
     let r = rpc(
