@@ -83,7 +83,7 @@ fn token(key: &Key, claims: Value) -> String {
 
 /// The launcher serving HTTP; killed (SIGTERM) on drop.
 struct Server {
-    child: Child,
+    pub child: Child,
     url: String,
 }
 
@@ -812,4 +812,129 @@ staticPasswords:
     .await;
     assert_eq!(r.status, 401, "a token for another audience: {}", r.body);
     assert!(r.body.contains("audience"), "{}", r.body);
+}
+
+/// The bounded load benchmark of a shared server (`bash tests/bench/http.sh`; not a timed test): `HTTP_BENCH_PEOPLE`
+/// people (default 50), each with their own token and identity (bound by a group to the reader role), send
+/// `HTTP_BENCH_CALLS` calls each (default 10) of list_gpu_nodes, all people at once, each person's calls one after
+/// another. Prints the wall time, calls per second, latency percentiles (first calls, which make the person's
+/// clients, apart), 429s and the server's peak RSS. kwok measures the control plane, not a GPU node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a benchmark: bash tests/bench/http.sh"]
+async fn http_load_benchmark() {
+    let env = |k: &str, d: usize| {
+        std::env::var(k)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(d)
+    };
+    let (people, calls) = (env("HTTP_BENCH_PEOPLE", 50), env("HTTP_BENCH_CALLS", 10));
+    let tb = Testbed::shared();
+    let ns = unique("e2e-http-load");
+    tb.probe_namespace(&ns, User::Reader);
+    let group = unique("http-load");
+    let nodes: Vec<FakeNode> = (0..8)
+        .map(|i| {
+            FakeNode::gpu(&unique(&format!("load-{i}")), "dgx-h100-healthy")
+                .label("e2e-group", &group)
+        })
+        .collect();
+    tb.add_nodes(&nodes);
+    let selector = format!("e2e-group={group}");
+    let team = unique("load-team");
+    tb.apply(&format!(
+        "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRoleBinding\nmetadata: {{name: {team}}}\nroleRef: {{apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: k8s-gpu-mcp-reader}}\nsubjects: [{{apiGroup: rbac.authorization.k8s.io, kind: Group, name: {team}}}]\n"
+    ));
+    let key = rsa_key("k1");
+    let iss = issuer(vec![key.jwk.clone()]).await;
+    let port = free_port();
+    let audience = format!("http://127.0.0.1:{port}/mcp");
+    let server = start(
+        tb,
+        &ns,
+        &format!("url: {audience}\nissuer: {iss}\nuser_claim: preferred_username\n"),
+        &format!("127.0.0.1:{port}"),
+    );
+    let url = server.url.clone();
+    let tokens: Vec<String> = (0..people)
+        .map(|i| {
+            token(
+                &key,
+                json!({"iss": iss, "aud": audience, "sub": format!("s{i}"), "exp": now() + 3600,
+                       "preferred_username": format!("load-user-{i}"), "groups": [team]}),
+            )
+        })
+        .collect();
+    let t0 = std::time::Instant::now();
+    let mut handles = Vec::new();
+    for t in tokens {
+        let (url, selector) = (url.clone(), selector.clone());
+        handles.push(tokio::spawn(async move {
+            let mut first = None;
+            let mut rest = Vec::new();
+            let mut refused = 0;
+            for c in 0..calls {
+                let s = std::time::Instant::now();
+                let a = rpc(
+                    &url,
+                    Some(&t),
+                    "tools/call",
+                    Some("list_gpu_nodes"),
+                    json!({"name": "list_gpu_nodes", "arguments": {"label_selector": selector}}),
+                    false,
+                )
+                .await;
+                let ms = s.elapsed().as_secs_f64() * 1000.0;
+                if a.status == 429 {
+                    refused += 1;
+                    continue;
+                }
+                assert_eq!(a.status, 200, "{}", a.body);
+                assert_eq!(
+                    a.json()["result"]["structuredContent"]["nodes"]
+                        .as_array()
+                        .map(Vec::len),
+                    Some(8)
+                );
+                if c == 0 {
+                    first = Some(ms);
+                } else {
+                    rest.push(ms);
+                }
+            }
+            (first, rest, refused)
+        }));
+    }
+    let (mut firsts, mut rest, mut refused) = (Vec::new(), Vec::new(), 0);
+    for h in handles {
+        let (f, r, x) = h.await.unwrap();
+        firsts.extend(f);
+        rest.extend(r);
+        refused += x;
+    }
+    let wall = t0.elapsed().as_secs_f64();
+    let pct = |v: &mut Vec<f64>, p: f64| {
+        v.sort_by(|a, b| a.total_cmp(b));
+        v.get(((v.len() as f64 - 1.0) * p).round() as usize)
+            .copied()
+            .unwrap_or(f64::NAN)
+    };
+    let rss = std::fs::read_to_string(format!("/proc/{}/status", server.child.id()))
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .map(|l| l.split_whitespace().nth(1).unwrap_or("?").to_string())
+        .unwrap_or_default();
+    println!(
+        "http load (kwok, 8 nodes): {people} people x {calls} calls of list_gpu_nodes at once: {:.1} s wall, {:.0} calls/s; \
+         first call per person p50 {:.0} ms p95 {:.0} ms; later calls p50 {:.0} ms p95 {:.0} ms p99 {:.0} ms; \
+         {refused} refused (429); server peak RSS {rss} kB",
+        wall,
+        (people * calls) as f64 / wall,
+        pct(&mut firsts, 0.5),
+        pct(&mut firsts, 0.95),
+        pct(&mut rest, 0.5),
+        pct(&mut rest, 0.95),
+        pct(&mut rest, 0.99),
+    );
 }
