@@ -69,6 +69,10 @@ pub struct CheckArgs {
     /// Print the call's progress on stderr even when stderr is not a terminal.
     #[arg(long)]
     pub progress: bool,
+    /// Check a shared server (`serve --http`) instead: this configuration, its issuer, its TLS files, and
+    /// that the kubeconfig's identity may impersonate people.
+    #[arg(long, value_name = "FILE")]
+    pub http_config: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

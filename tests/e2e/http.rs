@@ -85,6 +85,8 @@ fn token(key: &Key, claims: Value) -> String {
 struct Server {
     pub child: Child,
     url: String,
+    config: std::path::PathBuf,
+    kubeconfig: std::path::PathBuf,
 }
 
 impl Drop for Server {
@@ -177,6 +179,8 @@ fn start(tb: &Testbed, ns: &str, config: &str, addr: &str) -> Server {
     Server {
         child,
         url: format!("http://{addr}/mcp"),
+        config: cfg,
+        kubeconfig,
     }
 }
 
@@ -324,6 +328,53 @@ async fn each_person_calls_with_their_own_rights_and_bad_tokens_reach_nothing() 
     };
     let alice = token(&key, claims(User::Reader.name()));
     let bob = token(&key, claims(User::Nobody.name()));
+
+    // `check --http-config`: the server's configuration, its issuer, and its identity's right to act for
+    // people; a kubeconfig of someone who may not impersonate fails, naming the fix.
+    let check = |kc: std::path::PathBuf| {
+        Command::new(LAUNCHER)
+            .args([
+                "--kubeconfig",
+                kc.to_str().unwrap(),
+                "check",
+                "--output",
+                "json",
+                "--http-config",
+            ])
+            .arg(&server.config)
+            .output()
+            .expect("check")
+    };
+    let ok = check(server.kubeconfig.clone());
+    let report: Value = serde_json::from_slice(&ok.stdout).expect("check's JSON");
+    assert_eq!(report["ok"], true, "{report:#}");
+    let rows: Vec<&str> = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        rows,
+        ["http-config", "issuer", "permissions/impersonate"],
+        "{report:#}"
+    );
+    let no = check(tb.kubeconfig(User::Reader));
+    assert_eq!(
+        no.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&no.stdout)
+    );
+    let report: Value = serde_json::from_slice(&no.stdout).expect("check's JSON");
+    let imp = &report["checks"][2];
+    assert!(
+        imp["status"] == "fail"
+            && imp["fix"]
+                .as_str()
+                .is_some_and(|f| f.contains("deploy/http/rbac.yaml")),
+        "{report:#}"
+    );
 
     // The metadata needs no token; it names the issuer and this resource.
     let md = send(
@@ -544,6 +595,23 @@ async fn each_person_calls_with_their_own_rights_and_bad_tokens_reach_nothing() 
     assert_eq!(b.status, 404, "bob on alice's session: {}", b.body);
     let f = in_session(alice.clone(), "forged-session-id".into(), list).await;
     assert_eq!(f.status, 404, "a session never opened: {}", f.body);
+
+    // 2026-07-28: a task only where the request itself declares the tasks extension (its `_meta`), never
+    // from an earlier request's declaration.
+    let plain = rpc(
+        &url,
+        Some(&alice),
+        "tools/call",
+        Some("scan_gpu_nodes"),
+        json!({"name": "scan_gpu_nodes", "arguments": {"label_selector": selector}}),
+        false,
+    )
+    .await
+    .json();
+    assert!(
+        plain["result"]["structuredContent"]["nodes_total"] == 1,
+        "a request without the extension got a task: {plain}"
+    );
 
     // A task is its person's: Bob cannot read or cancel Alice's, nor learn that it exists.
     let started = rpc(

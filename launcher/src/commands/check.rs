@@ -14,7 +14,20 @@ pub async fn command(cfg: &Config, a: &CheckArgs) -> ExitCode {
         mode: cfg.mode,
         selector: a.selector.clone(),
     };
-    let report = readiness::run(&opts).await;
+    let report = match &a.http_config {
+        Some(path) => {
+            let checks = crate::http::check::run(path, &opts.k8s).await;
+            readiness::CheckReport {
+                ok: !checks.iter().any(|c| c.status == readiness::Status::Fail),
+                context: opts.k8s.context.clone(),
+                namespace: opts.k8s.namespace.clone(),
+                mode: "http server".into(),
+                user: None,
+                checks,
+            }
+        }
+        None => readiness::run(&opts).await,
+    };
     match a.output {
         OutputFormat::Json => println!(
             "{}",

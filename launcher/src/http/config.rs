@@ -300,6 +300,13 @@ mod tests {
     }
 
     #[test]
+    fn the_shipped_example_is_sound() {
+        let c = cfg(include_str!("../../../deploy/http/config.yaml")).unwrap();
+        assert_eq!(c.audience(), "k8s-gpu-mcp");
+        assert_eq!(c.hosts(), ["gpu-mcp.example.com"]);
+    }
+
+    #[test]
     fn configs_that_would_take_unchecked_tokens_are_refused() {
         for (yaml, why) in [
             (

@@ -9,6 +9,7 @@
 
 pub mod auth;
 pub mod callers;
+pub mod check;
 pub mod config;
 mod fetch;
 

@@ -125,10 +125,15 @@ impl Tasks {
         };
         match self.owners().get(task_id) {
             Some(owner) if *owner == caller.user => Ok(()),
+            // Tasks live in the memory of the server process that started them: behind a Service with
+            // several replicas, a task started on another one is not here, and the answer says so.
             _ => Err(ErrorData::invalid_params(
                 format!(
-                    "no task {} of yours",
-                    task_id.chars().take(64).collect::<String>()
+                    "no task {} of yours on this server ({}): a task lives in the server process that \
+                     started it; behind several replicas, ask the same one (session affinity) or start it \
+                     again",
+                    task_id.chars().take(64).collect::<String>(),
+                    crate::cluster::labels::launcher_host()
                 ),
                 None,
             )),
