@@ -678,10 +678,57 @@ async fn each_person_calls_with_their_own_rights_and_bad_tokens_reach_nothing() 
     .await
     .json();
     assert!(cancel.get("result").is_some(), "alice's cancel: {cancel}");
-    drop(server);
-    if let Err(left) = tb.wait_no_pods(&ns, Duration::from_secs(60)) {
-        panic!("probe pods left in {ns}: {left:?}");
+    // Her one task slot (tasks_per_person: 1) is free once the cancelled task has settled.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let t = get(alice.clone()).await;
+        let status = t["result"]["status"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        if ["cancelled", "completed", "failed"].contains(&status.as_str()) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the cancelled task never settled: {t}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
+
+    // The server stopped mid-task (a replica's SIGTERM): Alice's task on a node whose probe never starts is
+    // cancelled and its pod deleted before the process exits.
+    let stuck = unique("http-stuck");
+    let stuck_group = unique("http-stuck");
+    tb.add_nodes(&[FakeNode::without_kubelet(&stuck, true).label("e2e-group", &stuck_group)]);
+    let t = rpc(
+        &url,
+        Some(&alice),
+        "tools/call",
+        Some("scan_gpu_nodes"),
+        json!({"name": "scan_gpu_nodes", "arguments": {"label_selector": format!("e2e-group={stuck_group}")}}),
+        true,
+    )
+    .await
+    .json();
+    assert!(t["result"]["taskId"].is_string(), "{t}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while tb.pods(&ns).is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the task's probe pod never appeared"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let t0 = std::time::Instant::now();
+    drop(server);
+    let stopped = t0.elapsed();
+    assert_eq!(
+        tb.pods(&ns),
+        Vec::<String>::new(),
+        "the stopped server left its person's probe pod"
+    );
+    eprintln!("server stopped mid-task: exited with no probe pod left after {stopped:?}");
 }
 
 /// A free loopback port (bound and released: the process given it binds it next).
