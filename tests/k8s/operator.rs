@@ -165,3 +165,66 @@ async fn record_event_posts_a_node_event_and_whoami_reads_the_review() {
         "kill_gpu_process"
     );
 }
+
+/// A run's own cordon is lifted only while it is still the run's: a node someone cordoned again for another
+/// reason during the run stays cordoned, one already uncordoned is left, and a change between the read and the
+/// patch (409, the patch names the resourceVersion it read) is read again, not overwritten.
+#[tokio::test]
+async fn a_runs_cordon_is_lifted_only_while_it_is_still_the_runs() {
+    let node = |reason: Option<&str>, rv: &str| {
+        let mut n = node_json("gpu-node-5", "True");
+        n["spec"]["unschedulable"] = json!(reason.is_some());
+        n["metadata"]["resourceVersion"] = json!(rv);
+        if let Some(r) = reason {
+            n["metadata"]["annotations"] = json!({"k8s-gpu-mcp.io/cordon-reason": r});
+        }
+        n
+    };
+    // Someone else's cordon now: nothing patched.
+    let (client, log) = mock_client(move |r| match r.method.as_str() {
+        "GET" => (200, node(Some("draining for maintenance"), "7").to_string()),
+        _ => (500, status(500, "InternalError", "no patch expected")),
+    });
+    let b = backend(client);
+    let said = b
+        .uncordon_if_ours(None, "gpu-node-5", "run 1")
+        .await
+        .unwrap();
+    assert!(
+        said.contains("stays cordoned") && said.contains("draining for maintenance"),
+        "{said}"
+    );
+    assert!(log.lock().unwrap().iter().all(|r| r.method == "GET"));
+    // Still ours, but changed between the read and the patch: the first patch gets 409, the second goes.
+    let reads = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let r2 = reads.clone();
+    let (client, log) = mock_client(move |r| match r.method.as_str() {
+        "GET" => {
+            let n = r2.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            (200, node(Some("run 1"), &format!("{}", 10 + n)).to_string())
+        }
+        _ if r.body.contains("\"resourceVersion\":\"10\"") => {
+            (409, status(409, "Conflict", "the object has been modified"))
+        }
+        _ => (200, node(None, "12").to_string()),
+    });
+    let b = backend(client);
+    let said = b
+        .uncordon_if_ours(None, "gpu-node-5", "run 1")
+        .await
+        .unwrap();
+    assert_eq!(said, "node gpu-node-5 uncordoned after the run");
+    let log = log.lock().unwrap();
+    let patches: Vec<_> = log.iter().filter(|r| r.method == "PATCH").collect();
+    assert_eq!(patches.len(), 2, "{log:?}");
+    assert!(
+        patches[1].body.contains("\"unschedulable\":false") && patches[1].body.contains("\"11\"")
+    );
+    // Already uncordoned by someone: left.
+    let (client, _) = mock_client(move |_| (200, node(None, "3").to_string()));
+    let said = backend(client)
+        .uncordon_if_ours(None, "gpu-node-5", "run 1")
+        .await
+        .unwrap();
+    assert_eq!(said, "node gpu-node-5 was already uncordoned");
+}

@@ -599,6 +599,18 @@ impl ClusterBackend for KubeBackend {
         })
     }
 
+    fn uncordon_if_ours<'a>(
+        &'a self,
+        context: Option<&'a str>,
+        node: &'a str,
+        reason: &'a str,
+    ) -> BoxFut<'a, String> {
+        Box::pin(async move {
+            let client = self.clients.get(context).await?;
+            super::operator::uncordon_if_ours(client, node, reason).await
+        })
+    }
+
     fn mark_node<'a>(
         &'a self,
         context: Option<&'a str>,

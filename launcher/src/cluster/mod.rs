@@ -284,6 +284,17 @@ pub trait ClusterBackend: Send + Sync {
         unsupported("cordon is not supported by this backend")
     }
 
+    /// Undo a run's own cordon ([`operator::uncordon_if_ours`]): only while the node is still cordoned for
+    /// `reason`.
+    fn uncordon_if_ours<'a>(
+        &'a self,
+        _context: Option<&'a str>,
+        _node: &'a str,
+        _reason: &'a str,
+    ) -> BoxFut<'a, String> {
+        unsupported("uncordon is not supported by this backend")
+    }
+
     /// Operator mode: set the scheduler signal of `mark_gpu_node` (taint, label, condition).
     fn mark_node<'a>(
         &'a self,

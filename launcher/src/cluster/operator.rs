@@ -94,6 +94,58 @@ pub async fn cordon(
     })
 }
 
+/// Uncordon `node` only if it is still cordoned for `reason` (the annotation a run of this launcher wrote):
+/// a cordon someone set for another reason meanwhile, or a node someone already uncordoned, is left as it
+/// is. The patch carries the node's resourceVersion, so a change between the read and the patch is refused
+/// by the API server (409) and read again, never overwritten. Answers what became of the node, in words.
+pub async fn uncordon_if_ours(
+    client: Client,
+    node: &str,
+    reason: &str,
+) -> Result<String, ClusterError> {
+    let nodes: Api<Node> = Api::all(client);
+    for _ in 0..3 {
+        let n = nodes
+            .get_opt(node)
+            .await
+            .map_err(|e| api_err(&format!("get node {node}"), e))?
+            .ok_or_else(|| ClusterError::NodeNotFound(node.to_string()))?;
+        let cordoned = n
+            .spec
+            .as_ref()
+            .and_then(|s| s.unschedulable)
+            .unwrap_or(false);
+        let theirs = n
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(CORDON_REASON_ANNOTATION))
+            .cloned();
+        if !cordoned {
+            return Ok(format!("node {node} was already uncordoned"));
+        }
+        if theirs.as_deref() != Some(reason) {
+            return Ok(format!(
+                "node {node} stays cordoned: it was cordoned again during the run ({})",
+                theirs.as_deref().unwrap_or("no reason recorded")
+            ));
+        }
+        let mut patch = cordon_patch("", false);
+        patch["metadata"]["resourceVersion"] = serde_json::json!(n.metadata.resource_version);
+        match nodes
+            .patch(node, &PatchParams::default(), &Patch::Merge(patch))
+            .await
+        {
+            Ok(_) => return Ok(format!("node {node} uncordoned after the run")),
+            Err(kube::Error::Api(s)) if s.code == 409 => continue,
+            Err(e) => return Err(api_err(&format!("uncordon node {node}"), e)),
+        }
+    }
+    Err(ClusterError::Api(format!(
+        "node {node} kept changing while it was being uncordoned"
+    )))
+}
+
 /// The scheduler signal of `mark_gpu_node`: one key for the taint and the label (a domain of ours, so no
 /// other controller's taint or label is touched), and a custom node condition type.
 pub const MARK_KEY: &str = "gpu-diag.k8s-gpu-mcp.io/unhealthy";

@@ -57,11 +57,14 @@ pub struct DiagArgs {
 }
 
 /// The cordon of a run with `keep_pods_off`: undone when the run ends, whichever way (an answer, an error,
-/// a cancelled task whose future is dropped), unless the node was cordoned before the run.
+/// a cancelled task whose future is dropped), unless the node was cordoned before the run or someone
+/// cordoned it again for another reason during the run.
 struct RunCordon {
     cluster: std::sync::Arc<dyn crate::cluster::ClusterBackend>,
     context: Option<String>,
     node: String,
+    /// The reason the run's cordon recorded: the uncordon happens only while it is still the node's.
+    reason: String,
     /// The node was schedulable before the run: uncordon it after.
     undo: bool,
 }
@@ -76,10 +79,10 @@ impl RunCordon {
         }
         match self
             .cluster
-            .cordon(self.context.as_deref(), &self.node, "", false)
+            .uncordon_if_ours(self.context.as_deref(), &self.node, &self.reason)
             .await
         {
-            Ok(_) => Some(format!("node {} uncordoned after the run", self.node)),
+            Ok(what) => Some(what),
             Err(e) => Some(format!(
                 "node {} could not be uncordoned after the run ({e}): uncordon it with cordon_gpu_node \
                  uncordon=true",
@@ -95,14 +98,18 @@ impl Drop for RunCordon {
             return;
         }
         // The run's future was dropped (a cancelled task): uncordon in the background, once.
-        let (cluster, context, node) = (
+        let (cluster, context, node, reason) = (
             self.cluster.clone(),
             self.context.clone(),
             self.node.clone(),
+            self.reason.clone(),
         );
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
             rt.spawn(async move {
-                if let Err(e) = cluster.cordon(context.as_deref(), &node, "", false).await {
+                if let Err(e) = cluster
+                    .uncordon_if_ours(context.as_deref(), &node, &reason)
+                    .await
+                {
                     tracing::warn!(%node, error = %e, "run_gpu_diagnostic: could not uncordon after a cancelled run");
                 }
             });
@@ -223,6 +230,7 @@ DCGM image (nvcr.io/nvidia/cloud-native/dcgm) as its base: without dcgmi the ans
                 cluster,
                 context: target.context.clone(),
                 node: target.node_name.clone(),
+                reason,
                 undo: !r.unschedulable_before,
             })
         } else {
