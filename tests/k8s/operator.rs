@@ -214,12 +214,15 @@ async fn a_runs_cordon_is_lifted_only_while_it_is_still_the_runs() {
         .await
         .unwrap();
     assert_eq!(said, "node gpu-node-5 uncordoned after the run");
-    let log = log.lock().unwrap();
-    let patches: Vec<_> = log.iter().filter(|r| r.method == "PATCH").collect();
-    assert_eq!(patches.len(), 2, "{log:?}");
-    assert!(
-        patches[1].body.contains("\"unschedulable\":false") && patches[1].body.contains("\"11\"")
-    );
+    {
+        let log = log.lock().unwrap();
+        let patches: Vec<_> = log.iter().filter(|r| r.method == "PATCH").collect();
+        assert_eq!(patches.len(), 2, "{log:?}");
+        assert!(
+            patches[1].body.contains("\"unschedulable\":false")
+                && patches[1].body.contains("\"11\"")
+        );
+    }
     // Already uncordoned by someone: left.
     let (client, _) = mock_client(move |_| (200, node(None, "3").to_string()));
     let said = backend(client)
