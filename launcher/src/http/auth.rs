@@ -18,23 +18,7 @@ use tokio::sync::RwLock;
 use super::config::HttpConfig;
 use super::fetch::Fetcher;
 
-/// The person a request acts for: their Kubernetes user and groups (claims with the configured prefixes),
-/// and the token's subject for the logs.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Caller {
-    pub user: String,
-    pub groups: Vec<String>,
-    pub subject: String,
-}
-
-impl Caller {
-    pub fn impersonate(&self) -> crate::cluster::clients::Impersonate {
-        crate::cluster::clients::Impersonate {
-            user: self.user.clone(),
-            groups: self.groups.clone(),
-        }
-    }
-}
+pub use crate::mcp::framework::caller::Caller;
 
 /// Why a token was refused, in words for the `error_description` (never the token itself).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -8,7 +8,6 @@
 //! which need no token.
 
 pub mod auth;
-pub mod callers;
 pub mod check;
 pub mod config;
 mod fetch;

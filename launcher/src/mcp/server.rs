@@ -53,7 +53,7 @@ impl Backends {
 pub struct Launcher {
     pub env: Arc<Env>,
     /// `serve --http`: each person's environment; None over stdio (one person, the kubeconfig's).
-    pub callers: Option<Arc<crate::http::callers::CallerEnvs>>,
+    pub callers: Option<Arc<crate::mcp::framework::people::CallerEnvs>>,
     /// The long tools' calls running as MCP tasks, this session's.
     pub tasks: Arc<Tasks>,
     tool_router: ToolRouter<Launcher>,
@@ -178,7 +178,7 @@ impl Launcher {
 
     /// Serve many people (`serve --http`): every call acts as its caller, tasks are each person's own.
     pub fn for_people(mut self, tasks_per_person: usize) -> Self {
-        self.callers = Some(Arc::new(crate::http::callers::CallerEnvs::new(
+        self.callers = Some(Arc::new(crate::mcp::framework::people::CallerEnvs::new(
             self.env.cfg.clone(),
         )));
         self.tasks = Arc::new(Tasks::new(self.tasks.tools().cloned()).per_person(tasks_per_person));

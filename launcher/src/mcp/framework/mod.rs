@@ -5,11 +5,13 @@
 //! `crate::mcp::tools`, one file each, listed by its registry.
 
 pub mod action;
+pub mod caller;
 pub mod confirm;
 pub mod error;
 pub mod evidence;
 pub mod fanout;
 pub mod node_mark;
+pub mod people;
 pub mod reports;
 pub mod schema;
 pub mod target;

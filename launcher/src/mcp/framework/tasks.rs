@@ -92,9 +92,10 @@ impl Tasks {
         if self.manager.running_task_count() >= MAX_RUNNING {
             return false;
         }
-        let (Some(limit), Some(caller)) =
-            (self.per_person, crate::http::callers::caller_of(context))
-        else {
+        let (Some(limit), Some(caller)) = (
+            self.per_person,
+            crate::mcp::framework::caller::caller_of(context),
+        ) else {
             return true;
         };
         let mut owners = self.owners();
@@ -120,7 +121,7 @@ impl Tasks {
         task_id: &str,
         context: &RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
-        let Some(caller) = crate::http::callers::caller_of(context) else {
+        let Some(caller) = crate::mcp::framework::caller::caller_of(context) else {
             return Ok(());
         };
         match self.owners().get(task_id) {
@@ -177,7 +178,7 @@ impl Tasks {
                 None,
             ));
         }
-        let owner = crate::http::callers::caller_of(&context).map(|c| c.user);
+        let owner = crate::mcp::framework::caller::caller_of(&context).map(|c| c.user);
         let cancel = self.session.child_token();
         context.ct = cancel.clone();
         let options = TaskOptions::new()

@@ -1,7 +1,8 @@
-//! One environment per person (`serve --http`): the runner and the cluster backend whose every Kubernetes
-//! request (nodes, pods, probe pods, execs, events) carries the person's identity through impersonation, and
-//! the person's own report resources. Made on a person's first call and kept (bounded); the server's own
-//! environment (its kubeconfig identity) is never handed to a call.
+//! The people of a shared server (`serve --http`, crate::http): one environment per person:
+//! the runner and the cluster backend whose every Kubernetes request (nodes, pods, probe pods, execs, events)
+//! carries the person's identity through impersonation, and the person's own report resources. Made on a
+//! person's first call and kept (bounded); the server's own environment (its kubeconfig identity) is never
+//! handed to a call.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -10,9 +11,9 @@ use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer};
 use tokio::sync::Mutex;
 
-use super::auth::Caller;
+use super::Env;
+use super::caller::{Caller, caller_of};
 use crate::config::Config;
-use crate::mcp::framework::Env;
 
 /// People whose environments are kept at once; past it the least recently used idle one goes.
 const MAX_PEOPLE: usize = 512;
@@ -22,15 +23,6 @@ pub struct CallerEnvs {
     envs: Mutex<HashMap<Caller, (Arc<Env>, std::time::Instant)>>,
     /// Environments dropped from the map, whose runners still need their shutdown at exit.
     retired: Mutex<Vec<Arc<Env>>>,
-}
-
-/// The caller of a request that came over HTTP (the gate put it in the request's extensions).
-pub fn caller_of(ctx: &RequestContext<RoleServer>) -> Option<Caller> {
-    ctx.extensions
-        .get::<axum::http::request::Parts>()?
-        .extensions
-        .get::<Caller>()
-        .cloned()
 }
 
 impl CallerEnvs {
