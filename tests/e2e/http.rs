@@ -291,6 +291,24 @@ async fn call(url: &str, token: &str, tool: &str, args: Value) -> Value {
     a.json()
 }
 
+/// list_gpu_nodes of `selector` as the token's person: the JSON-RPC response.
+async fn list_nodes(url: &str, token: &str, selector: &str) -> Value {
+    call(
+        url,
+        token,
+        "list_gpu_nodes",
+        json!({"label_selector": selector}),
+    )
+    .await
+}
+
+/// How many nodes a list_gpu_nodes response names (None: not an answer with nodes).
+fn nodes_in(v: &Value) -> Option<usize> {
+    v["result"]["structuredContent"]["nodes"]
+        .as_array()
+        .map(Vec::len)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_person_calls_with_their_own_rights_and_bad_tokens_reach_nothing() {
     if skipped() {
@@ -389,28 +407,10 @@ async fn each_person_calls_with_their_own_rights_and_bad_tokens_reach_nothing() 
     assert_eq!(md["authorization_servers"][0], iss.as_str());
 
     // Alice (the reader role) sees the nodes; Bob (no role) is refused by the API server itself.
-    let a = call(
-        &url,
-        &alice,
-        "list_gpu_nodes",
-        json!({"label_selector": selector}),
-    )
-    .await;
+    let a = list_nodes(&url, &alice, &selector).await;
     assert_ne!(a["result"]["isError"], true, "alice: {a}");
-    assert_eq!(
-        a["result"]["structuredContent"]["nodes"]
-            .as_array()
-            .map(Vec::len),
-        Some(1),
-        "alice: {a}"
-    );
-    let b = call(
-        &url,
-        &bob,
-        "list_gpu_nodes",
-        json!({"label_selector": selector}),
-    )
-    .await;
+    assert_eq!(nodes_in(&a), Some(1), "alice: {a}");
+    let b = list_nodes(&url, &bob, &selector).await;
     let text = b.to_string();
     assert!(
         b["result"]["isError"] == true
@@ -584,9 +584,7 @@ async fn each_person_calls_with_their_own_rights_and_bad_tokens_reach_nothing() 
     let a = in_session(alice.clone(), sid.clone(), list.clone()).await;
     assert_eq!(a.status, 200, "{}", a.body);
     assert_eq!(
-        a.json()["result"]["structuredContent"]["nodes"]
-            .as_array()
-            .map(Vec::len),
+        nodes_in(&a.json()),
         Some(1),
         "alice in her session: {}",
         a.body
@@ -624,19 +622,19 @@ async fn each_person_calls_with_their_own_rights_and_bad_tokens_reach_nothing() 
     )
     .await
     .json();
-    let id = started["result"]["task"]["taskId"]
+    let id = started["result"]["taskId"]
         .as_str()
-        .or_else(|| started["result"]["taskId"].as_str())
         .unwrap_or_else(|| panic!("no task: {started}"))
         .to_string();
-    let get = |tok: String| {
+    // `method` (tasks/get, tasks/cancel) on the task, as the token's person.
+    let on_task = |method: &'static str, tok: String| {
         let url = url.clone();
         let id = id.clone();
         async move {
             rpc(
                 &url,
                 Some(&tok),
-                "tasks/get",
+                method,
                 Some(&id),
                 json!({"taskId": id}),
                 true,
@@ -645,6 +643,7 @@ async fn each_person_calls_with_their_own_rights_and_bad_tokens_reach_nothing() 
             .json()
         }
     };
+    let get = |tok: String| on_task("tasks/get", tok);
     let mine = get(alice.clone()).await;
     assert!(mine.get("result").is_some(), "alice's own task: {mine}");
     let theirs = get(bob.clone()).await;
@@ -652,31 +651,13 @@ async fn each_person_calls_with_their_own_rights_and_bad_tokens_reach_nothing() 
         theirs.get("error").is_some() && theirs.to_string().contains("no task"),
         "bob read alice's task: {theirs}"
     );
-    let cancel = rpc(
-        &url,
-        Some(&bob),
-        "tasks/cancel",
-        Some(&id),
-        json!({"taskId": id}),
-        true,
-    )
-    .await
-    .json();
+    let cancel = on_task("tasks/cancel", bob.clone()).await;
     assert!(
         cancel.get("error").is_some() && cancel.to_string().contains("no task"),
         "bob cancelled alice's task: {cancel}"
     );
     // Alice's own cancel is taken.
-    let cancel = rpc(
-        &url,
-        Some(&alice),
-        "tasks/cancel",
-        Some(&id),
-        json!({"taskId": id}),
-        true,
-    )
-    .await
-    .json();
+    let cancel = on_task("tasks/cancel", alice.clone()).await;
     assert!(cancel.get("result").is_some(), "alice's cancel: {cancel}");
     // Her one task slot (tasks_per_person: 1) is free once the cancelled task has settled.
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
@@ -852,29 +833,11 @@ staticPasswords:
     let url = server.url.clone();
     let for_us = "openid email groups audience:server:client_id:k8s-gpu-mcp";
     let carol_t = dex_token(&issuer, &carol, for_us).await;
-    let a = call(
-        &url,
-        &carol_t,
-        "list_gpu_nodes",
-        json!({"label_selector": selector}),
-    )
-    .await;
+    let a = list_nodes(&url, &carol_t, &selector).await;
     assert_ne!(a["result"]["isError"], true, "carol (by her group): {a}");
-    assert_eq!(
-        a["result"]["structuredContent"]["nodes"]
-            .as_array()
-            .map(Vec::len),
-        Some(1),
-        "carol: {a}"
-    );
+    assert_eq!(nodes_in(&a), Some(1), "carol: {a}");
     let dave_t = dex_token(&issuer, &dave, for_us).await;
-    let d = call(
-        &url,
-        &dave_t,
-        "list_gpu_nodes",
-        json!({"label_selector": selector}),
-    )
-    .await;
+    let d = list_nodes(&url, &dave_t, &selector).await;
     assert!(
         d["result"]["isError"] == true && d.to_string().contains(&format!("dex:{dave}")),
         "dave (no binding) was answered: {d}"
@@ -1005,12 +968,7 @@ async fn http_load_benchmark() {
                     continue;
                 }
                 assert_eq!(a.status, 200, "{}", a.body);
-                assert_eq!(
-                    a.json()["result"]["structuredContent"]["nodes"]
-                        .as_array()
-                        .map(Vec::len),
-                    Some(8)
-                );
+                assert_eq!(nodes_in(&a.json()), Some(8));
                 if c == 0 {
                     first = Some(ms);
                 } else {
