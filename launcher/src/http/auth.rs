@@ -48,7 +48,12 @@ pub struct Verifier {
     groups_prefix: String,
     fetch: Fetcher,
     keys: RwLock<Option<Keys>>,
+    /// When the last fetch of the keys failed: requests within [`RETRY_FAILED_AFTER`] are refused without
+    /// asking the issuer again (a flood of tokens while the issuer is down does not become a flood there).
+    failed: std::sync::Mutex<Option<Instant>>,
 }
+
+const RETRY_FAILED_AFTER: Duration = Duration::from_secs(5);
 
 /// Algorithms a token may be signed with: public-key ones only, so a key set's public key can never be
 /// used as an HMAC secret (the classic algorithm-confusion forgery), and never `none`.
@@ -76,6 +81,7 @@ impl Verifier {
             groups_prefix: cfg.groups_prefix.clone(),
             fetch: Fetcher::new(cfg.issuer_ca_file.as_deref())?,
             keys: RwLock::new(None),
+            failed: std::sync::Mutex::new(None),
         }))
     }
 
@@ -130,6 +136,14 @@ impl Verifier {
                 }
             }
         }
+        let recently_failed = self
+            .failed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some_and(|t| t.elapsed() < RETRY_FAILED_AFTER);
+        if recently_failed {
+            return Err(Refused("the issuer's keys could not be fetched".into()));
+        }
         let mut keys = self.keys.write().await;
         // Another request may have fetched meanwhile.
         if let Some(k) = keys.as_ref()
@@ -149,6 +163,7 @@ impl Verifier {
             }
             Err(e) => {
                 tracing::warn!(error = %e, "the issuer's keys could not be fetched");
+                *self.failed.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
                 Err(Refused("the issuer's keys could not be fetched".into()))
             }
         }
@@ -275,7 +290,31 @@ mod tests {
             groups_prefix: prefix.into(),
             fetch: Fetcher::new(None).unwrap(),
             keys: RwLock::new(None),
+            failed: std::sync::Mutex::new(None),
         }
+    }
+
+    /// An issuer that answers nothing usable is asked once, not once per request, within the retry window.
+    #[tokio::test]
+    async fn a_failing_issuer_is_not_asked_for_every_token() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let asked = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = asked.clone();
+        // Each connection is counted and closed at once: the fetch fails.
+        std::thread::spawn(move || {
+            for c in listener.incoming() {
+                counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                drop(c);
+            }
+        });
+        let mut v = verifier("");
+        v.jwks_uri = Some(format!("http://127.0.0.1:{port}/keys"));
+        let token = "eyJhbGciOiJSUzI1NiIsImtpZCI6ImsxIn0.eyJzdWIiOiJ4In0.c2ln";
+        for _ in 0..50 {
+            assert!(v.verify(token).await.is_err());
+        }
+        assert_eq!(asked.load(std::sync::atomic::Ordering::SeqCst), 1);
     }
 
     #[test]
