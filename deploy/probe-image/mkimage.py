@@ -8,7 +8,7 @@ an OCI image layout (oci-layout, index.json, blobs/sha256/..., what `skopeo copy
 The layer is deterministic: entries sorted, owner 0:0, mtime 0, so the same inputs give the same digest.
 
   mkimage.py --tag REF --out FILE.tar [--rootfs DIR] [--file SRC:DEST[:MODE]]... [--symlink DEST:TARGET]...
-             [--dir DEST]... [--exclude PREFIX]... [--cmd ARG]... [--label K=V]... [--arch amd64]
+             [--dir DEST]... [--exclude PREFIX]... [--entrypoint ARG]... [--cmd ARG]... [--label K=V]... [--arch amd64]
 
 --rootfs copies a directory tree (device nodes, sockets and fifos are skipped: the runtime makes /dev);
 --file adds one file (mode defaults to the source's); --dir an empty directory; --symlink a link;
@@ -114,6 +114,7 @@ def main():
     ap.add_argument("--dir", action="append", default=[])
     ap.add_argument("--symlink", action="append", default=[])
     ap.add_argument("--exclude", action="append", default=[])
+    ap.add_argument("--entrypoint", action="append", default=[])
     ap.add_argument("--cmd", action="append", default=[])
     ap.add_argument("--env", action="append", default=["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"])
     ap.add_argument("--label", action="append", default=[])
@@ -159,6 +160,8 @@ def main():
         "rootfs": {"type": "layers", "diff_ids": [f"sha256:{layer_digest}"]},
         "history": [{"created": "1970-01-01T00:00:00Z", "created_by": "deploy/probe-image/mkimage.py"}],
     }
+    if a.entrypoint:
+        config["config"]["Entrypoint"] = a.entrypoint
     config_bytes = json.dumps(config, sort_keys=True, separators=(",", ":")).encode()
     config_digest = hashlib.sha256(config_bytes).hexdigest()
     manifest = {

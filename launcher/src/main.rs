@@ -71,10 +71,17 @@ async fn dispatch(command: Cmd, cfg: Config) -> ExitCode {
                         "serve --http acts for each person in a cluster: not with --local or --simulate",
                     );
                 }
+                let replicas = match http::replicas_for(&http, &cfg).await {
+                    Ok(r) => r,
+                    Err(e) => return fail(&e),
+                };
                 match Launcher::connect(cfg).await {
                     Ok(launcher) => {
-                        let launcher = launcher.for_people(http.limits.tasks_per_person);
-                        http::serve(launcher, addr, http).await
+                        let launcher = launcher.for_people(
+                            http.limits.tasks_per_person,
+                            replicas.as_ref().map(|r| r.me().to_string()),
+                        );
+                        http::serve(launcher, addr, http, replicas).await
                     }
                     Err(e) => fail(&e),
                 }

@@ -21,12 +21,12 @@ use crate::mcp::LAUNCHER;
 use crate::testbed::{FakeNode, Testbed, User, skipped, testbed_bin, unique};
 
 /// An RSA key made for this run (openssl), as the issuer's signing key and its JWK.
-struct Key {
+pub(crate) struct Key {
     enc: EncodingKey,
-    jwk: Jwk,
+    pub(crate) jwk: Jwk,
 }
 
-fn rsa_key(kid: &str) -> Key {
+pub(crate) fn rsa_key(kid: &str) -> Key {
     let out = Command::new("openssl")
         .args([
             "genpkey",
@@ -45,7 +45,7 @@ fn rsa_key(kid: &str) -> Key {
 }
 
 /// The test's issuer: `/.well-known/openid-configuration` and `/jwks` on a loopback port.
-async fn issuer(keys: Vec<Jwk>) -> String {
+pub(crate) async fn issuer(keys: Vec<Jwk>) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let b = base.clone();
@@ -68,23 +68,23 @@ async fn issuer(keys: Vec<Jwk>) -> String {
     base
 }
 
-fn now() -> u64 {
+pub(crate) fn now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_secs()
 }
 
-fn token(key: &Key, claims: Value) -> String {
+pub(crate) fn token(key: &Key, claims: Value) -> String {
     let mut h = Header::new(Algorithm::RS256);
     h.kid = key.jwk.common.key_id.clone();
     encode(&h, &claims, &key.enc).expect("sign")
 }
 
 /// The launcher serving HTTP; killed (SIGTERM) on drop.
-struct Server {
+pub(crate) struct Server {
     pub child: Child,
-    url: String,
+    pub(crate) url: String,
     config: std::path::PathBuf,
     kubeconfig: std::path::PathBuf,
 }
@@ -132,7 +132,18 @@ fn server_kubeconfig(tb: &Testbed) -> std::path::PathBuf {
     path
 }
 
-fn start(tb: &Testbed, ns: &str, config: &str, addr: &str) -> Server {
+pub(crate) fn start(tb: &Testbed, ns: &str, config: &str, addr: &str) -> Server {
+    start_with(tb, ns, config, addr, &[])
+}
+
+/// [`start`] with these environment variables (a replica's `POD_NAME`).
+pub(crate) fn start_with(
+    tb: &Testbed,
+    ns: &str,
+    config: &str,
+    addr: &str,
+    env: &[(&str, &str)],
+) -> Server {
     let dir = tb.dir.join(unique("http"));
     std::fs::create_dir_all(&dir).unwrap();
     let kubeconfig = server_kubeconfig(tb);
@@ -152,6 +163,7 @@ fn start(tb: &Testbed, ns: &str, config: &str, addr: &str) -> Server {
             "--http-config",
             cfg.to_str().unwrap(),
         ])
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -184,15 +196,15 @@ fn start(tb: &Testbed, ns: &str, config: &str, addr: &str) -> Server {
     }
 }
 
-struct Answer {
-    status: u16,
-    headers: hyper::HeaderMap,
-    body: String,
+pub(crate) struct Answer {
+    pub(crate) status: u16,
+    pub(crate) headers: hyper::HeaderMap,
+    pub(crate) body: String,
 }
 
 impl Answer {
     /// The JSON-RPC response in the body (plain JSON, or the `data:` of an SSE event).
-    fn json(&self) -> Value {
+    pub(crate) fn json(&self) -> Value {
         if let Ok(v) = serde_json::from_str::<Value>(&self.body) {
             return v;
         }
@@ -205,13 +217,13 @@ impl Answer {
     }
 }
 
-async fn send(url: &str, headers: &[(&str, &str)], body: Option<Value>) -> Answer {
+pub(crate) async fn send(url: &str, headers: &[(&str, &str)], body: Option<Value>) -> Answer {
     let mut h = vec![("content-type", "application/json")];
     h.extend_from_slice(headers);
     send_raw(url, &h, body.map(|b| b.to_string())).await
 }
 
-async fn send_raw(url: &str, headers: &[(&str, &str)], body: Option<String>) -> Answer {
+pub(crate) async fn send_raw(url: &str, headers: &[(&str, &str)], body: Option<String>) -> Answer {
     let client: Client<HttpConnector, Full<Bytes>> =
         Client::builder(TokioExecutor::new()).build_http();
     let mut req = hyper::Request::builder()
@@ -239,12 +251,25 @@ async fn send_raw(url: &str, headers: &[(&str, &str)], body: Option<String>) -> 
     }
 }
 
-const V26: &str = "2026-07-28";
+pub(crate) const V26: &str = "2026-07-28";
 
 /// A 2026-07-28 request (no session): the revision's headers and `_meta`, with the tasks extension
 /// declared when `tasks`.
-async fn rpc(
+pub(crate) async fn rpc(
     url: &str,
+    token: Option<&str>,
+    method: &str,
+    name: Option<&str>,
+    params: Value,
+    tasks: bool,
+) -> Answer {
+    rpc_with(url, &[], token, method, name, params, tasks).await
+}
+
+/// [`rpc`] with more headers (a `Host` naming the Service in front of replicas).
+pub(crate) async fn rpc_with(
+    url: &str,
+    extra: &[(&str, &str)],
     token: Option<&str>,
     method: &str,
     name: Option<&str>,
@@ -269,6 +294,7 @@ async fn rpc(
     if let Some(a) = &auth {
         h.push(("authorization", a));
     }
+    h.extend_from_slice(extra);
     send(
         url,
         &h,
@@ -713,7 +739,7 @@ async fn each_person_calls_with_their_own_rights_and_bad_tokens_reach_nothing() 
 }
 
 /// A free loopback port (bound and released: the process given it binds it next).
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()

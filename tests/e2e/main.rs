@@ -21,6 +21,7 @@ mod platform_marks;
 mod platforms;
 mod policies;
 mod racks;
+mod replicas;
 mod tasks;
 mod workload;
 

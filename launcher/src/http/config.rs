@@ -47,6 +47,24 @@ pub struct HttpConfig {
     pub tls: Option<Tls>,
     #[serde(default)]
     pub limits: Limits,
+    /// Several replicas behind one Service: how each finds the others (`replicas.rs`).
+    #[serde(default)]
+    pub replicas: Option<ReplicasConfig>,
+}
+
+/// Replicas name themselves (their pod's name) in the ids of their tasks and sessions; a request that
+/// reaches another replica is forwarded to the one that holds them, found as a pod of these labels.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReplicasConfig {
+    /// The labels every replica's pod carries (the Deployment's selector): a pod without them is never asked.
+    pub selector: std::collections::BTreeMap<String, String>,
+    /// The port replicas listen on (their container port).
+    pub port: u16,
+    /// The namespace of the replicas' pods; default `POD_NAMESPACE` (the downward API), else the service
+    /// account's.
+    #[serde(default)]
+    pub namespace: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -213,6 +231,25 @@ impl HttpConfig {
         for o in &self.allowed_origins {
             url_parts(o).map_err(|e| format!("allowed_origins: {e}"))?;
         }
+        if let Some(r) = &self.replicas {
+            if r.selector.is_empty() {
+                return Err(
+                    "replicas.selector is empty: any pod of the namespace would be taken for a replica"
+                        .into(),
+                );
+            }
+            if r.port == 0 {
+                return Err("replicas.port is 0".into());
+            }
+            if self.tls.is_some() {
+                // Replicas forward to each other by pod IP, which no certificate names.
+                return Err(
+                    "replicas with tls: replicas forward requests to each other over plain HTTP on the pod \
+                     network; terminate TLS in front of them (Ingress, proxy) and leave tls out"
+                        .into(),
+                );
+            }
+        }
         Ok(())
     }
 
@@ -306,6 +343,26 @@ mod tests {
         assert_eq!(c.hosts(), ["gpu-mcp.example.com"]);
     }
 
+    /// deploy/http/server.yaml's ConfigMap holds a sound configuration with replicas.
+    #[test]
+    fn the_shipped_server_manifest_config_is_sound() {
+        let manifest = include_str!("../../../deploy/http/server.yaml");
+        let (_, rest) = manifest.split_once("  config.yaml: |\n").unwrap();
+        let yaml: String = rest
+            .lines()
+            .take_while(|l| l.starts_with("    ") || l.is_empty())
+            .map(|l| format!("{}\n", l.strip_prefix("    ").unwrap_or(l)))
+            .collect();
+        let c = cfg(&yaml).unwrap();
+        let r = c.replicas.expect("replicas");
+        assert_eq!(r.port, 8080);
+        // The Deployment's pods carry the labels the replicas look for.
+        for (k, v) in &r.selector {
+            assert!(manifest.contains(&format!("{k}: {v}")), "{k}: {v}");
+        }
+        assert!(manifest.contains("containerPort: 8080"));
+    }
+
     #[test]
     fn configs_that_would_take_unchecked_tokens_are_refused() {
         for (yaml, why) in [
@@ -332,6 +389,14 @@ mod tests {
             (
                 "url: https://m.example.com/mcp#x\nissuer: https://i.example.com\n",
                 "fragment",
+            ),
+            (
+                "url: https://m.example.com/mcp\nissuer: https://i.example.com\nreplicas: {selector: {}, port: 8080}\n",
+                "selector is empty",
+            ),
+            (
+                "url: https://m.example.com/mcp\nissuer: https://i.example.com\nreplicas: {selector: {a: b}, port: 8080}\ntls: {cert_file: c, key_file: k}\n",
+                "replicas with tls",
             ),
         ] {
             let e = cfg(yaml).unwrap_err();

@@ -11,6 +11,7 @@ pub mod auth;
 pub mod check;
 pub mod config;
 mod fetch;
+pub mod replicas;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -26,9 +27,11 @@ use rmcp::transport::{StreamableHttpServerConfig, StreamableHttpService};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
+use crate::mcp::framework::caller::{Elsewhere, split_replica};
 use crate::mcp::server::Launcher;
 use auth::{Caller, Verifier};
 use config::HttpConfig;
+use replicas::{Peer, Replicas};
 
 struct Gate {
     cfg: HttpConfig,
@@ -39,6 +42,8 @@ struct Gate {
     /// token of every request is), but its state (a pending confirmation, its stream) is its person's, so
     /// another person's request on it reads as an unknown session.
     sessions: Mutex<HashMap<String, String>>,
+    /// Several replicas behind one Service: this one's name and how to reach the others.
+    replicas: Option<Arc<Replicas>>,
 }
 
 /// Sessions remembered at most; past it the map is cleared of all (their requests then get 404 and their
@@ -129,11 +134,59 @@ async fn authorize(State(gate): State<Arc<Gate>>, mut req: Request, next: Next) 
             .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         return r;
     };
-    let session = req
+    let mut session = req
         .headers()
         .get("mcp-session-id")
         .and_then(|h| h.to_str().ok())
         .map(str::to_string);
+    if let Some(r) = &gate.replicas {
+        // The id this request is for: its session, else the task a 2026-07-28 tasks/* request names.
+        let named = session.clone().or_else(|| task_named(&req));
+        if let Some(other) = named.as_deref().and_then(|id| r.other(id)) {
+            let other = other.to_string();
+            // A request that was forwarded once is answered where it landed.
+            let peer = if req.headers().contains_key(replicas::FORWARDED_BY) {
+                Peer::Gone("was not asked (a forwarded request goes no further)".into())
+            } else {
+                r.locate(&other).await
+            };
+            match peer {
+                Peer::At(addr) => {
+                    tracing::debug!(user = %caller.user, replica = %other, "forwarded to the replica holding it");
+                    let resp = r.forward(req, addr, &other).await;
+                    drop(permit);
+                    return resp;
+                }
+                Peer::Gone(why) if session.is_some() => {
+                    // 2025-11-25: 404 tells the client to open a new session.
+                    return (
+                        StatusCode::NOT_FOUND,
+                        format!("no such session: it was opened on replica {other}, which {why}; open a new session"),
+                    )
+                        .into_response();
+                }
+                Peer::Gone(why) => {
+                    req.extensions_mut().insert(Elsewhere {
+                        replica: other,
+                        why,
+                    });
+                }
+            }
+        }
+        // This replica's own session: rmcp knows it by the id without the replica's name.
+        if let Some(id) = session.take() {
+            session = Some(match split_replica(&id) {
+                Some((rep, inner)) if rep == r.me() => {
+                    if let Ok(v) = HeaderValue::from_str(inner) {
+                        req.headers_mut().insert("mcp-session-id", v);
+                    }
+                    inner.to_string()
+                }
+                // Not this replica's (a forwarded request, or no replica's): unknown below.
+                _ => id,
+            });
+        }
+    }
     if let Some(id) = &session {
         let owner = gate
             .sessions
@@ -157,21 +210,57 @@ async fn authorize(State(gate): State<Arc<Gate>>, mut req: Request, next: Next) 
     tracing::debug!(user = %caller.user, subject = %caller.subject, "request");
     let user = caller.user.clone();
     req.extensions_mut().insert(caller);
-    let resp = next.run(req).await;
+    let mut resp = next.run(req).await;
     if session.is_none()
         && let Some(id) = resp
             .headers()
             .get("mcp-session-id")
             .and_then(|h| h.to_str().ok())
+            .map(str::to_string)
     {
-        let mut m = gate.sessions.lock().unwrap_or_else(|e| e.into_inner());
-        if m.len() >= MAX_SESSIONS {
-            m.clear();
+        {
+            let mut m = gate.sessions.lock().unwrap_or_else(|e| e.into_inner());
+            if m.len() >= MAX_SESSIONS {
+                m.clear();
+            }
+            m.insert(id.clone(), user);
         }
-        m.insert(id.to_string(), user);
+        // The client sees the session as this replica's, so another replica sends it here.
+        if let Some(r) = &gate.replicas
+            && let Ok(v) = HeaderValue::from_str(&r.outer(&id))
+        {
+            resp.headers_mut().insert("mcp-session-id", v);
+        }
     }
     drop(permit);
     resp
+}
+
+/// The task a 2026-07-28 `tasks/*` request names (its `Mcp-Name` header; the body says the same, and
+/// rmcp checks that it does).
+fn task_named(req: &Request) -> Option<String> {
+    let h = |n: &str| req.headers().get(n).and_then(|v| v.to_str().ok());
+    h("mcp-method")
+        .filter(|m| m.starts_with("tasks/"))
+        .and(h("mcp-name"))
+        .map(str::to_string)
+}
+
+/// The replicas' view of each other (`replicas` in the config): the server's own identity reads their pods.
+pub async fn replicas_for(
+    http: &HttpConfig,
+    cfg: &crate::config::Config,
+) -> Result<Option<Arc<Replicas>>, String> {
+    let Some(rc) = &http.replicas else {
+        return Ok(None);
+    };
+    let clients = crate::cluster::clients::Clients::connect(
+        cfg.cluster.kubeconfig.as_deref(),
+        cfg.cluster.context.as_deref(),
+    )
+    .await?;
+    let client = clients.get(None).await.map_err(|e| e.to_string())?;
+    Replicas::new(rc, client).map(|r| Some(Arc::new(r)))
 }
 
 /// RFC 9728 protected resource metadata: where the tokens come from.
@@ -194,6 +283,7 @@ pub fn router(
     launcher: Launcher,
     cfg: HttpConfig,
     shutdown: CancellationToken,
+    replicas: Option<Arc<Replicas>>,
 ) -> Result<axum::Router, String> {
     let verifier = Verifier::new(&cfg)?;
     let mut rc = StreamableHttpServerConfig::default()
@@ -219,6 +309,7 @@ pub fn router(
         verifier,
         inflight: Mutex::new(HashMap::new()),
         sessions: Mutex::new(HashMap::new()),
+        replicas,
     });
     Ok(axum::Router::new()
         .nest_service(&path, mcp)
@@ -237,10 +328,15 @@ pub fn router(
 
 /// `serve --http ADDR --http-config FILE`: until SIGINT/SIGTERM, then every person's tasks are cancelled
 /// and their probe pods deleted before exit.
-pub async fn serve(launcher: Launcher, addr: SocketAddr, cfg: HttpConfig) -> ExitCode {
+pub async fn serve(
+    launcher: Launcher,
+    addr: SocketAddr,
+    cfg: HttpConfig,
+    replicas: Option<Arc<Replicas>>,
+) -> ExitCode {
     let shutdown = CancellationToken::new();
     let tls = cfg.tls.clone();
-    let app = match router(launcher.clone(), cfg.clone(), shutdown.clone()) {
+    let app = match router(launcher.clone(), cfg.clone(), shutdown.clone(), replicas) {
         Ok(a) => a,
         Err(e) => {
             eprintln!("k8s-gpu-mcp: {e}");

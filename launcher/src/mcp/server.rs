@@ -177,11 +177,16 @@ impl Launcher {
     }
 
     /// Serve many people (`serve --http`): every call acts as its caller, tasks are each person's own.
-    pub fn for_people(mut self, tasks_per_person: usize) -> Self {
+    /// `replica`: this replica's name, in the ids of its tasks, where several serve behind one Service.
+    pub fn for_people(mut self, tasks_per_person: usize, replica: Option<String>) -> Self {
         self.callers = Some(Arc::new(crate::mcp::framework::people::CallerEnvs::new(
             self.env.cfg.clone(),
         )));
-        self.tasks = Arc::new(Tasks::new(self.tasks.tools().cloned()).per_person(tasks_per_person));
+        self.tasks = Arc::new(
+            Tasks::new(self.tasks.tools().cloned())
+                .per_person(tasks_per_person)
+                .replica(replica),
+        );
         self
     }
 

@@ -30,3 +30,32 @@ pub fn caller_of(ctx: &RequestContext<RoleServer>) -> Option<Caller> {
         .get::<Caller>()
         .cloned()
 }
+
+/// Over HTTP with several replicas: the request names a task of another replica that could not be asked
+/// (stopped, stopping, not ready); the gate says which and why, and the answer tells the person.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Elsewhere {
+    pub replica: String,
+    pub why: String,
+}
+
+pub fn elsewhere_of(ctx: &RequestContext<RoleServer>) -> Option<Elsewhere> {
+    ctx.extensions
+        .get::<axum::http::request::Parts>()?
+        .extensions
+        .get::<Elsewhere>()
+        .cloned()
+}
+
+/// The replica an id names (`{pod}.{id}`: a pod's name may hold dots, the id after the last one does not),
+/// and the id within it.
+pub fn split_replica(id: &str) -> Option<(&str, &str)> {
+    let (replica, inner) = id.rsplit_once('.')?;
+    let pod_name = !replica.is_empty()
+        && replica.len() <= 253
+        && replica
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+        && replica.as_bytes()[0].is_ascii_alphanumeric();
+    (pod_name && !inner.is_empty()).then_some((replica, inner))
+}

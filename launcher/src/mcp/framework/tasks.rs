@@ -58,6 +58,9 @@ pub struct Tasks {
     owners: Mutex<HashMap<String, String>>,
     /// Over HTTP: tasks one person may have running at once.
     per_person: Option<usize>,
+    /// Behind a Service with several replicas: this replica's name, put before each task id it hands out
+    /// (`{replica}.{id}`) so that another replica can send a request for it here.
+    replica: Option<String>,
 }
 
 impl Tasks {
@@ -69,7 +72,40 @@ impl Tasks {
             tools: tools.into_iter().collect(),
             owners: Mutex::new(HashMap::new()),
             per_person: None,
+            replica: None,
         }
+    }
+
+    /// Task ids name this replica (`serve --http` with `replicas`).
+    pub fn replica(mut self, name: Option<String>) -> Self {
+        self.replica = name;
+        self
+    }
+
+    /// The id a client sees for the manager's `id`.
+    fn outer(&self, id: &str) -> String {
+        match &self.replica {
+            Some(r) => format!("{r}.{id}"),
+            None => id.to_string(),
+        }
+    }
+
+    /// The manager's id for a client's `id` (one naming another replica is no id of this one's).
+    fn inner<'a>(&self, id: &'a str) -> Option<&'a str> {
+        match &self.replica {
+            None => Some(id),
+            Some(me) => match crate::mcp::framework::caller::split_replica(id) {
+                Some((r, inner)) if r == me => Some(inner),
+                _ => None,
+            },
+        }
+    }
+
+    fn unknown(id: &str) -> ErrorData {
+        ErrorData::invalid_params(
+            format!("no task {}", id.chars().take(128).collect::<String>()),
+            None,
+        )
     }
 
     /// Each person at most `n` running tasks (`serve --http`).
@@ -121,20 +157,33 @@ impl Tasks {
         task_id: &str,
         context: &RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
+        let shown = task_id.chars().take(128).collect::<String>();
+        if let Some(e) = crate::mcp::framework::caller::elsewhere_of(context) {
+            // The gate could not hand the request to the replica named in the id.
+            return Err(ErrorData::invalid_params(
+                format!(
+                    "task {shown} was started on replica {}, which {}: a replica's tasks end with it (on \
+                     its stop it cancels them and deletes their probe pods); start the call again",
+                    e.replica, e.why
+                ),
+                None,
+            ));
+        }
+        let inner = self.inner(task_id);
         let Some(caller) = crate::mcp::framework::caller::caller_of(context) else {
             return Ok(());
         };
-        match self.owners().get(task_id) {
-            Some(owner) if *owner == caller.user => Ok(()),
-            // Tasks live in the memory of the server process that started them: behind a Service with
-            // several replicas, a task started on another one is not here, and the answer says so.
+        match inner.and_then(|i| self.owners().get(i).cloned()) {
+            Some(owner) if owner == caller.user => Ok(()),
+            // Tasks live in the memory of the server process that started them; with `replicas`, a
+            // request for another replica's task is forwarded there before it reaches this.
             _ => Err(ErrorData::invalid_params(
                 format!(
-                    "no task {} of yours on this server ({}): a task lives in the server process that \
-                     started it; behind several replicas, ask the same one (session affinity) or start it \
-                     again",
-                    task_id.chars().take(64).collect::<String>(),
-                    crate::cluster::labels::launcher_host()
+                    "no task {shown} of yours on this server ({}): a task lives in the server process that \
+                     started it",
+                    self.replica
+                        .clone()
+                        .unwrap_or_else(crate::cluster::labels::launcher_host)
                 ),
                 None,
             )),
@@ -194,18 +243,24 @@ impl Tasks {
         if let Some(o) = owner {
             self.owners().insert(task.task_id.clone(), o);
         }
+        let mut task = task;
+        task.task_id = self.outer(&task.task_id);
         tracing::info!(task = %task.task_id, "tool call runs as a task");
         Ok(CreateTaskResult::new(task))
     }
 
     pub fn get(&self, task_id: &str) -> Result<DetailedTask, ErrorData> {
-        self.manager.get_task(task_id)
+        let inner = self.inner(task_id).ok_or_else(|| Self::unknown(task_id))?;
+        let mut t = self.manager.get_task(inner)?;
+        t.task.task_id = task_id.to_string();
+        Ok(t)
     }
 
     /// `tasks/cancel`: acknowledged at once; the task settles as `cancelled` once its probes' pods are
     /// deleted (poll `tasks/get`).
     pub fn cancel(&self, task_id: &str) -> Result<(), ErrorData> {
-        self.manager.cancel_task(task_id)?;
+        let inner = self.inner(task_id).ok_or_else(|| Self::unknown(task_id))?;
+        self.manager.cancel_task(inner)?;
         tracing::info!(task = %task_id, "task cancel requested: no new probes; running probe pods are being deleted");
         Ok(())
     }
@@ -217,7 +272,8 @@ impl Tasks {
         task_id: &str,
         responses: impl IntoIterator<Item = (String, serde_json::Value)>,
     ) -> Result<(), ErrorData> {
-        self.manager.update_task(task_id, responses)
+        let inner = self.inner(task_id).ok_or_else(|| Self::unknown(task_id))?;
+        self.manager.update_task(inner, responses)
     }
 
     /// The session ended: cancel every task, wait (bounded) until their probes are stopped and their pods
