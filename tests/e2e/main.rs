@@ -3,6 +3,8 @@
 //! Needs the control plane binaries: `TESTBED_BIN` (tests/run-all.sh sets it) or tests/testbed/build.sh
 //! runs (cached). `SKIP_E2E=1` skips the suite; anything else missing is a failure.
 
+#[path = "../support/oidc.rs"]
+mod oidc;
 mod testbed;
 
 mod attribution;

@@ -419,7 +419,7 @@ spec:
 }
 
 /// The pod's IP once it runs and is ready (the kubelet's word; 120 s at most).
-fn wait_ready_ip(c: &Ctx, ns: &str, pod: &str) -> String {
+pub(crate) fn wait_ready_ip(c: &Ctx, ns: &str, pod: &str) -> String {
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         let out = c.tb.kubectl(&[

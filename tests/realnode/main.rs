@@ -19,11 +19,15 @@ mod mcp;
 
 #[path = "../support/fake_nvml.rs"]
 mod fake_nvml;
+#[path = "../support/oidc.rs"]
+mod oidc;
 
 mod dcgm;
 mod dra;
 mod evidence;
 mod node;
+mod server;
+use server::the_team_servers_image_answers_a_persons_first_call;
 mod trust;
 use dcgm::{
     a_cancelled_diagnostic_task_leaves_no_pod_and_no_process,
@@ -499,6 +503,7 @@ fn real_node_suite() {
         case!(a_cancelled_diagnostic_task_leaves_no_pod_and_no_process),
         case!(keep_pods_off_cordons_the_node_for_the_run_only),
         case!(the_gpu_operators_dcgm_engine_runs_the_diagnostic),
+        case!(the_team_servers_image_answers_a_persons_first_call),
     ];
     // `REALNODE_ONLY=ephemeral`: only the cases whose name holds it (a quick rerun of one case).
     // A filter that selects nothing is a mistake, not a pass (checked before any node starts); under CI

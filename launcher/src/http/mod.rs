@@ -291,7 +291,7 @@ pub fn router(
         .with_cancellation_token(shutdown);
     rc = if cfg.allowed_origins.is_empty() {
         // Browsers send Origin; no browser origin is allowed unless listed.
-        rc.with_allowed_origins(["https://no-browser-origin.invalid"])
+        rc.with_allowed_origins(["https://no-browser-origin.invalid:443"])
             .enforce_origin_validation()
     } else {
         rc.with_allowed_origins(cfg.allowed_origins.clone())

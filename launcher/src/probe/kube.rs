@@ -284,6 +284,12 @@ fn startup_sweep(r: &PodRunner) {
                 tracing::info!(namespace = %ns, deleted = ?rep.deleted, failed = ?rep.failed, "startup sweep of leftover probe pods")
             }
             Ok(_) => tracing::debug!(namespace = %ns, "startup sweep: no leftover probe pods"),
+            // An identity that may not list probe pods (a team server's own, which acts only as its
+            // people): their leftovers end at their activeDeadlineSeconds, or by `gc` of someone who may.
+            Err(kube::Error::Api(s)) if s.code == 403 => tracing::info!(
+                namespace = %ns,
+                "startup sweep: this identity may not list probe pods here; leftovers end at their deadline"
+            ),
             Err(e) => tracing::warn!(namespace = %ns, error = %e, "startup sweep failed"),
         }
     });
