@@ -701,35 +701,116 @@ impl Drop for Dex {
 const PASSWORD_HASH: &str = "$2a$10$2b2cU8CPhOTaGrs1HRQuAueS7JTT5ZHsHSzYiFPm1leZck7Mc8T4W";
 
 /// An access token from dex's password grant for `email`, with `scope`.
-async fn dex_token(issuer: &str, email: &str, scope: &str) -> String {
-    use base64::Engine;
-    let basic = base64::engine::general_purpose::STANDARD.encode("mcp-host:mcp-host-secret");
-    let auth = format!("Basic {basic}");
-    let form = format!(
-        "grant_type=password&username={}&password=password&scope={}",
-        email.replace('@', "%40"),
-        scope.replace(' ', "%20").replace(':', "%3A")
-    );
-    let a = send_raw(
-        &format!("{issuer}/token"),
-        &[
-            ("authorization", auth.as_str()),
-            ("content-type", "application/x-www-form-urlencoded"),
-        ],
-        Some(form),
-    )
-    .await;
-    assert_eq!(a.status, 200, "dex token for {email}: {}", a.body);
-    let v: Value = serde_json::from_str(&a.body).unwrap();
+async fn dex_token(issuer: &str, ca: &str, email: &str, scope: &str) -> String {
+    let out = tokio::process::Command::new("curl")
+        .args([
+            "-sS",
+            "--max-time",
+            "30",
+            "--cacert",
+            ca,
+            "-u",
+            "mcp-host:mcp-host-secret",
+        ])
+        .args(["--data-urlencode", "grant_type=password"])
+        .args(["--data-urlencode", &format!("username={email}")])
+        .args(["--data-urlencode", "password=password"])
+        .args(["--data-urlencode", &format!("scope={scope}")])
+        .arg(format!("{issuer}/token"))
+        .output()
+        .await
+        .expect("curl");
+    let body = String::from_utf8_lossy(&out.stdout);
+    let v: Value = serde_json::from_str(&body)
+        .unwrap_or_else(|_| panic!("dex token for {email}: {body} {out:?}"));
     v["access_token"]
         .as_str()
-        .expect("access_token")
+        .unwrap_or_else(|| panic!("dex token for {email}: {v}"))
         .to_string()
 }
 
-/// dex as the issuer: its JWT access tokens (password grant, as an MCP host would get them after a login)
-/// are taken when they name this server (dex puts a trusted peer's client ID in `aud`), refused when not,
-/// and the person's groups reach the API server: a person bound by a group only gets that group's rights.
+/// A second kube-apiserver of the testbed (same etcd, RBAC and objects) that also trusts `issuer` through a
+/// structured authentication configuration (claims mapped as the server's config maps them); stopped on drop.
+struct TrustingApiServer {
+    child: Child,
+    url: String,
+}
+
+impl Drop for TrustingApiServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn trusting_apiserver(tb: &Testbed, issuer: &str, ca_pem: &str, prefix: &str) -> TrustingApiServer {
+    let dir = tb.dir.join(unique("kas-oidc"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let authn = dir.join("authentication.yaml");
+    let ca_block: String = ca_pem.lines().map(|l| format!("      {l}\n")).collect();
+    std::fs::write(
+        &authn,
+        format!(
+            "apiVersion: apiserver.config.k8s.io/v1\nkind: AuthenticationConfiguration\njwt:\n- issuer:\n    \
+             url: {issuer}\n    audiences: [kubernetes]\n    certificateAuthority: |\n{ca_block}  \
+             claimMappings:\n    username: {{claim: email, prefix: '{prefix}'}}\n    groups: {{claim: groups, \
+             prefix: '{prefix}'}}\n"
+        ),
+    )
+    .unwrap();
+    let port = free_port();
+    let log = std::fs::File::create(dir.join("kube-apiserver.log")).unwrap();
+    let child = Command::new("bash")
+        .arg(crate::testbed::repo_root().join("tests/testbed/testbed.sh"))
+        .args(["apiserver", tb.dir.to_str().unwrap(), &port.to_string()])
+        .arg(format!("--authentication-config={}", authn.display()))
+        .env("TESTBED_BIN", testbed_bin())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("testbed.sh apiserver");
+    TrustingApiServer {
+        child,
+        url: format!("https://127.0.0.1:{port}"),
+    }
+}
+
+/// `kubectl` against `server` with a bearer token: its output, or its error.
+fn kubectl_with_token(
+    tb: &Testbed,
+    server: &str,
+    token: &str,
+    args: &[&str],
+) -> Result<String, String> {
+    let out = Command::new("kubectl")
+        .args([
+            "--kubeconfig=/dev/null",
+            "--server",
+            server,
+            "--token",
+            token,
+        ])
+        .args(["--certificate-authority", tb.var("TESTBED_CA")])
+        .args(args)
+        .output()
+        .expect("kubectl");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    if out.status.success() {
+        Ok(stdout)
+    } else {
+        // `auth can-i` says "no" on stdout and exits 1.
+        Err(format!("{stdout}{}", String::from_utf8_lossy(&out.stderr)))
+    }
+}
+
+/// dex as the issuer (HTTPS, its certificate from the testbed's CA): its JWT access tokens (password grant,
+/// as an MCP host would get them after a login) are taken when they name this server (dex puts a trusted
+/// peer's client ID in `aud`), refused when not, and the person's groups reach the API server: a person bound
+/// by a group only gets that group's rights. A second API server of the testbed trusts the same dex
+/// (structured authentication configuration, the same claims and prefix): the person's own token for it names
+/// the same user and groups the server impersonates, so one RBAC binding holds either way, and a token for
+/// either one is refused by the other (no passthrough in either direction).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tokens_from_dex_act_as_the_person_and_their_groups() {
     if skipped() {
@@ -748,9 +829,22 @@ async fn tokens_from_dex_act_as_the_person_and_their_groups() {
     ));
 
     let dex_port = free_port();
-    let issuer = format!("http://127.0.0.1:{dex_port}/dex");
+    let issuer = format!("https://127.0.0.1:{dex_port}/dex");
     let dir = tb.dir.join(unique("dex"));
     std::fs::create_dir_all(&dir).unwrap();
+    // dex's serving certificate, signed by the testbed's CA.
+    let ca = tb.var("TESTBED_CA").to_string();
+    let ca_key = std::path::Path::new(&ca).with_file_name("ca.key");
+    let sh = format!(
+        "set -e; cd {d}; openssl ecparam -name prime256v1 -genkey -noout -out dex.key; \
+         openssl req -new -key dex.key -subj /CN=dex -out dex.csr; \
+         printf 'subjectAltName=IP:127.0.0.1\\nextendedKeyUsage=serverAuth\\n' > dex.ext; \
+         openssl x509 -req -in dex.csr -CA {ca} -CAkey {k} -CAcreateserial -days 1 -extfile dex.ext -out dex.crt",
+        d = dir.display(),
+        k = ca_key.display()
+    );
+    let out = Command::new("bash").args(["-c", &sh]).output().unwrap();
+    assert!(out.status.success(), "dex certificate: {out:?}");
     let carol = format!("carol-{team}@example.com");
     let dave = format!("dave-{team}@example.com");
     std::fs::write(
@@ -758,16 +852,18 @@ async fn tokens_from_dex_act_as_the_person_and_their_groups() {
         format!(
             r#"issuer: {issuer}
 storage: {{type: memory}}
-web: {{http: "127.0.0.1:{dex_port}"}}
+web: {{https: "127.0.0.1:{dex_port}", tlsCert: "{d}/dex.crt", tlsKey: "{d}/dex.key"}}
 oauth2: {{passwordConnector: local, skipApprovalScreen: true}}
 enablePasswordDB: true
 staticClients:
 - {{id: mcp-host, secret: mcp-host-secret, name: host, redirectURIs: ["http://127.0.0.1:1/callback"]}}
 - {{id: k8s-gpu-mcp, secret: unused, name: server, redirectURIs: ["http://127.0.0.1:1/callback"], trustedPeers: [mcp-host]}}
+- {{id: kubernetes, secret: unused, name: kubernetes, redirectURIs: ["http://127.0.0.1:1/callback"], trustedPeers: [mcp-host]}}
 staticPasswords:
 - {{email: "{carol}", hash: "{PASSWORD_HASH}", username: carol, userID: "1111-carol", groups: ["{team}"]}}
 - {{email: "{dave}", hash: "{PASSWORD_HASH}", username: dave, userID: "2222-dave", groups: [elsewhere]}}
-"#
+"#,
+            d = dir.display()
         ),
     )
     .unwrap();
@@ -792,17 +888,17 @@ staticPasswords:
         tb,
         &ns,
         &format!(
-            "url: http://127.0.0.1:{port}/mcp\nissuer: {issuer}\naudience: k8s-gpu-mcp\nuser_prefix: 'dex:'\ngroups_prefix: 'dex:'\n"
+            "url: http://127.0.0.1:{port}/mcp\nissuer: {issuer}\nissuer_ca_file: {ca}\naudience: k8s-gpu-mcp\nuser_prefix: 'dex:'\ngroups_prefix: 'dex:'\n"
         ),
         &format!("127.0.0.1:{port}"),
     );
     let url = server.url.clone();
     let for_us = "openid email groups audience:server:client_id:k8s-gpu-mcp";
-    let carol_t = dex_token(&issuer, &carol, for_us).await;
+    let carol_t = dex_token(&issuer, &ca, &carol, for_us).await;
     let a = list_nodes(&url, &carol_t, &selector).await;
     assert_ne!(a["result"]["isError"], true, "carol (by her group): {a}");
     assert_eq!(nodes_in(&a), Some(1), "carol: {a}");
-    let dave_t = dex_token(&issuer, &dave, for_us).await;
+    let dave_t = dex_token(&issuer, &ca, &dave, for_us).await;
     let d = list_nodes(&url, &dave_t, &selector).await;
     assert!(
         d["result"]["isError"] == true && d.to_string().contains(&format!("dex:{dave}")),
@@ -818,6 +914,7 @@ staticPasswords:
             .expect("npm (the SDK client test needs node and npm)");
         assert!(out.status.success(), "npm ci: {out:?}");
     }
+    let ca_for_node = ca.clone();
     let out = tokio::task::spawn_blocking({
         let (url, carol_t, selector, issuer) = (
             url.clone(),
@@ -829,6 +926,7 @@ staticPasswords:
             Command::new("node")
                 .arg(sdk.join("http-client.mjs"))
                 .args([&url, &carol_t, &selector, &issuer])
+                .env("NODE_EXTRA_CA_CERTS", &ca_for_node)
                 .output()
                 .expect("node")
         }
@@ -844,7 +942,7 @@ staticPasswords:
     eprintln!("{}", String::from_utf8_lossy(&out.stdout).trim());
 
     // A token dex issued to the host for itself only (no audience scope): not for this server.
-    let own = dex_token(&issuer, &carol, "openid email groups").await;
+    let own = dex_token(&issuer, &ca, &carol, "openid email groups").await;
     let r = rpc(
         &url,
         Some(&own),
@@ -856,6 +954,65 @@ staticPasswords:
     .await;
     assert_eq!(r.status, 401, "a token for another audience: {}", r.body);
     assert!(r.body.contains("audience"), "{}", r.body);
+
+    // The API server trusting the same dex: Carol's own token for it (audience `kubernetes`) names the user
+    // and groups the server impersonates her as, and her group's binding answers the same.
+    let kas = trusting_apiserver(tb, &issuer, &std::fs::read_to_string(&ca).unwrap(), "dex:");
+    let for_kas = "openid email groups audience:server:client_id:kubernetes";
+    let carol_k = dex_token(&issuer, &ca, &carol, for_kas).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    let who = loop {
+        // Until it serves and has read dex's keys.
+        match kubectl_with_token(tb, &kas.url, &carol_k, &["auth", "whoami", "-o", "json"]) {
+            Ok(w) => break serde_json::from_str::<Value>(&w).unwrap(),
+            Err(e) => {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "the API server never took dex's token: {e}"
+                );
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
+    };
+    let info = &who["status"]["userInfo"];
+    assert_eq!(info["username"], format!("dex:{carol}"), "{who}");
+    assert!(
+        info["groups"]
+            .as_array()
+            .unwrap()
+            .contains(&json!(format!("dex:{team}"))),
+        "{who}"
+    );
+    let can = |tok: &str| {
+        let (Ok(a) | Err(a)) =
+            kubectl_with_token(tb, &kas.url, tok, &["auth", "can-i", "list", "nodes"]);
+        a.lines().next().unwrap_or_default().trim().to_string()
+    };
+    assert_eq!(can(&carol_k), "yes", "carol by her group, as herself");
+    let dave_k = dex_token(&issuer, &ca, &dave, for_kas).await;
+    assert_eq!(can(&dave_k), "no", "dave, as himself");
+    // No passthrough either way: the token for this server is refused by the API server, and the API
+    // server's token by this server.
+    let e = kubectl_with_token(tb, &kas.url, &carol_t, &["get", "nodes"]).unwrap_err();
+    assert!(
+        e.contains("Unauthorized"),
+        "the MCP server's token at the API server: {e}"
+    );
+    let r = list_nodes_status(&url, &carol_k).await;
+    assert_eq!(r, 401, "the API server's token at the MCP server");
+}
+
+async fn list_nodes_status(url: &str, token: &str) -> u16 {
+    rpc(
+        url,
+        Some(token),
+        "tools/call",
+        Some("list_gpu_nodes"),
+        json!({"name": "list_gpu_nodes", "arguments": {}}),
+        false,
+    )
+    .await
+    .status
 }
 
 /// The bounded load benchmark of a shared server (`bash tests/bench/http.sh`; not a timed test): `HTTP_BENCH_PEOPLE`

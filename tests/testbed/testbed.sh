@@ -19,6 +19,8 @@
 #                         delivery's missing-tool path); arch=amd64|arm64 sets kubernetes.io/arch and
 #                         status.nodeInfo.architecture (kwok keeps it).
 #   testbed.sh nodes PREFIX COUNT SCENARIO [key=value...]   the same for PREFIX-1..PREFIX-COUNT.
+#   testbed.sh apiserver DIR PORT [FLAG...]   a second kube-apiserver of the running testbed DIR on PORT,
+#                         with FLAG... added (foreground).
 # Inputs (env): TESTBED_BIN (etcd, kube-apiserver, kwok; default: run build.sh), TESTBED_PROBE_DIR (a directory
 # holding the node-probe binary, put first on kwok's PATH so kwok exec finds it), TESTBED_KWOK_EXTRA_PATH,
 # TESTBED_AUDIT=1 (DIR/audit.log: the launcher users' requests), TESTBED_KEEP=1 (keep DIR),
@@ -87,6 +89,47 @@ stop_all() {
   done
   wait 2>/dev/null || true
   if [ "${TESTBED_KEEP:-0}" != 1 ] && [ -n "${DIR:-}" ]; then rm -rf "$DIR"; fi
+}
+
+# The kube-apiserver's flags into KAS_ARGS, for `up` and for `apiserver` (a second one on the same etcd):
+# DIR (its pki/ and admission.yaml), the etcd port, the secure port.
+kas_args() {
+  local DIR=$1 ETCD_PORT=$2 KAS_PORT=$3
+  local PKI=$DIR/pki
+  # DRADeviceTaints (alpha in 1.35) keeps ResourceSlice device taints, ResourceHealthStatus (alpha) the pods'
+  # allocatedResourcesStatus: both are dropped on write with their gate off.
+  # No --kubelet-certificate-authority: the apiserver then skips verifying the kubelet's (kwok's) serving
+  # certificate (pkg/kubelet/client/kubelet_client.go). InternalIP first: kwok nodes carry 127.0.0.1 there.
+  KAS_ARGS=(
+    --etcd-servers="http://127.0.0.1:$ETCD_PORT"
+    --bind-address=127.0.0.1 --advertise-address=127.0.0.1 --secure-port="$KAS_PORT"
+    --tls-cert-file="$PKI/serving.crt" --tls-private-key-file="$PKI/serving.key"
+    --client-ca-file="$PKI/ca.crt" --token-auth-file="$PKI/tokens.csv"
+    --authorization-mode=RBAC
+    --admission-control-config-file="$DIR/admission.yaml"
+    --service-account-issuer=https://kubernetes.default.svc.cluster.local
+    --service-account-key-file="$PKI/sa.pub" --service-account-signing-key-file="$PKI/sa.key"
+    --service-cluster-ip-range=10.0.0.0/24
+    --allow-privileged=true
+    --feature-gates=DRADeviceTaints=true,ResourceHealthStatus=true
+    --endpoint-reconciler-type=none
+    --kubelet-preferred-address-types=InternalIP,Hostname
+    --cert-dir="$DIR/kas-certs-$KAS_PORT"
+    --profiling=false
+  )
+}
+
+# A second kube-apiserver of the running testbed DIR (same etcd, PKI, tokens) on PORT with more flags, in the
+# foreground (tests/e2e/http.rs: one that also trusts an OpenID issuer through --authentication-config).
+cmd_apiserver() {
+  local DIR=$1 PORT=$2
+  shift 2
+  # shellcheck disable=SC1091
+  . "$DIR/env"
+  local BIN=${TESTBED_BIN:-}
+  [ -n "$BIN" ] || BIN=$(bash "$HERE/build.sh")
+  kas_args "$DIR" "$TESTBED_ETCD_PORT" "$PORT"
+  exec "$BIN/kube-apiserver" "${KAS_ARGS[@]}" "$@"
 }
 
 cmd_up() {
@@ -174,26 +217,8 @@ EOF
   PIDS+=($!)
   wait_for 30 etcd curl -fsS "http://127.0.0.1:$ETCD_PORT/health" || die "etcd not healthy (see $DIR/etcd.log)"
 
-  # DRADeviceTaints (alpha in 1.35) keeps ResourceSlice device taints, ResourceHealthStatus (alpha) the pods'
-  # allocatedResourcesStatus: both are dropped on write with their gate off.
-  # No --kubelet-certificate-authority: the apiserver then skips verifying the kubelet's (kwok's) serving
-  # certificate (pkg/kubelet/client/kubelet_client.go). InternalIP first: kwok nodes carry 127.0.0.1 there.
-  "$BIN/kube-apiserver" \
-    --etcd-servers="http://127.0.0.1:$ETCD_PORT" \
-    --bind-address=127.0.0.1 --advertise-address=127.0.0.1 --secure-port="$KAS_PORT" \
-    --tls-cert-file="$PKI/serving.crt" --tls-private-key-file="$PKI/serving.key" \
-    --client-ca-file="$PKI/ca.crt" --token-auth-file="$PKI/tokens.csv" \
-    --authorization-mode=RBAC \
-    --admission-control-config-file="$DIR/admission.yaml" \
-    --service-account-issuer=https://kubernetes.default.svc.cluster.local \
-    --service-account-key-file="$PKI/sa.pub" --service-account-signing-key-file="$PKI/sa.key" \
-    --service-cluster-ip-range=10.0.0.0/24 \
-    --allow-privileged=true \
-    --feature-gates=DRADeviceTaints=true,ResourceHealthStatus=true \
-    --endpoint-reconciler-type=none \
-    --kubelet-preferred-address-types=InternalIP,Hostname \
-    --cert-dir="$DIR/kas-certs" \
-    --profiling=false "${AUDIT_FLAGS[@]}" \
+  kas_args "$DIR" "$ETCD_PORT" "$KAS_PORT"
+  "$BIN/kube-apiserver" "${KAS_ARGS[@]}" "${AUDIT_FLAGS[@]}" \
     >"$DIR/kube-apiserver.log" 2>&1 &
   PIDS+=($!)
   wait_for 120 kube-apiserver curl -fsS --cacert "$PKI/ca.crt" -H "Authorization: Bearer $ADMIN_TOKEN" \
@@ -448,6 +473,11 @@ case ${1:-} in
     [ $# -ge 4 ] || die "usage: testbed.sh nodes PREFIX COUNT SCENARIO [key=value...]"
     shift
     cmd_nodes "$@"
+    ;;
+  apiserver)
+    [ $# -ge 3 ] || die "usage: testbed.sh apiserver DIR PORT [kube-apiserver flags...]"
+    shift
+    cmd_apiserver "$@"
     ;;
   *) die "usage: testbed.sh up DIR | node NAME [SCENARIO] [key=value...] | nodes PREFIX COUNT SCENARIO [key=value...]" ;;
 esac
