@@ -72,12 +72,10 @@ async fn complete(answer: Answer, resp: Response, long: &HashSet<String>) -> Res
         Some(json) => json,
         None => text
             .split_inclusive('\n')
-            .map(
-                |line| match line.strip_prefix("data:").and_then(|d| fix(d)) {
-                    Some(json) => format!("data: {json}\n"),
-                    None => line.to_string(),
-                },
-            )
+            .map(|line| match line.strip_prefix("data:").and_then(&fix) {
+                Some(json) => format!("data: {json}\n"),
+                None => line.to_string(),
+            })
             .collect(),
     };
     parts.headers.remove(header::CONTENT_LENGTH);
