@@ -246,7 +246,8 @@ impl ServerHandler for Launcher {
         .with_instructions(instructions())
     }
 
-    /// A long tool's call runs as a task where the client declared the tasks extension; the rest as always.
+    /// A long tool's call runs as a task where the request declares the tasks extension in its `_meta`; the rest
+    /// as always (2025-11-25's `params.task` arrives at `on_custom_request`).
     async fn call_tool(
         &self,
         request: CallToolRequestParams,
