@@ -678,6 +678,212 @@ async fn each_person_calls_with_their_own_rights_and_bad_tokens_reach_nothing() 
     eprintln!("server stopped mid-task: exited with no probe pod left after {stopped:?}");
 }
 
+/// A 2025-11-25 session over HTTP (`initialize`, `mcp-session-id`) as the token's person.
+struct Session25 {
+    url: String,
+    auth: String,
+    sid: String,
+}
+
+impl Session25 {
+    /// `initialize` and `notifications/initialized`; the initialize result beside the session.
+    async fn open(url: &str, token: &str) -> (Session25, Value) {
+        let auth = format!("Bearer {token}");
+        let init = send(
+            url,
+            &[("authorization", auth.as_str())],
+            Some(
+                json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+                "protocolVersion": "2025-11-25", "capabilities": {},
+                "clientInfo": {"name": "e2e-http-tasks", "version": "1"}}}),
+            ),
+        )
+        .await;
+        assert_eq!(init.status, 200, "initialize: {}", init.body);
+        let sid = init
+            .headers
+            .get("mcp-session-id")
+            .and_then(|h| h.to_str().ok())
+            .expect("a session id")
+            .to_string();
+        let s = Session25 {
+            url: url.to_string(),
+            auth,
+            sid,
+        };
+        let n = s
+            .send(json!({"jsonrpc": "2.0", "method": "notifications/initialized"}))
+            .await;
+        assert_eq!(n.status, 202, "{}", n.body);
+        (s, init.json()["result"].clone())
+    }
+
+    async fn send(&self, body: Value) -> Answer {
+        send(
+            &self.url,
+            &[
+                ("authorization", self.auth.as_str()),
+                ("mcp-session-id", self.sid.as_str()),
+                ("mcp-protocol-version", "2025-11-25"),
+            ],
+            Some(body),
+        )
+        .await
+    }
+
+    /// One request: its JSON-RPC response.
+    async fn rpc(&self, method: &str, params: Value) -> Value {
+        let a = self
+            .send(json!({"jsonrpc": "2.0", "id": 7, "method": method, "params": params}))
+            .await;
+        assert_eq!(a.status, 200, "{method}: {}", a.body);
+        a.json()
+    }
+}
+
+/// Protocol 2025-11-25's own tasks (SEP-1686) over HTTP: the session's `initialize` declares them and
+/// `tools/list` marks the long tools; a `tools/call` with `params.task` answers a task, `tasks/get` and
+/// `tasks/result` (the tool's result, naming its task) read it, as its person only; beyond the person's
+/// running-task limit a long tool runs as a plain call; `tasks/cancel` deletes the probe pod and answers
+/// the task cancelled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_2025_11_25_session_runs_tasks_of_its_person() {
+    if skipped() {
+        return;
+    }
+    let tb = Testbed::shared();
+    let ns = unique("e2e-http25");
+    tb.probe_namespace(&ns, User::Reader);
+    tb.bind_reader(User::Reader);
+    let group = unique("http25");
+    let stuck_group = unique("http25-stuck");
+    tb.add_nodes(&[
+        FakeNode::gpu(&unique("http25-0"), "dgx-h100-xid79").label("e2e-group", &group),
+        FakeNode::without_kubelet(&unique("http25-stuck"), true).label("e2e-group", &stuck_group),
+    ]);
+    let selector = format!("e2e-group={group}");
+
+    let key = rsa_key("k1");
+    let iss = issuer(vec![key.jwk.clone()]).await;
+    let port = free_port();
+    let audience = format!("http://127.0.0.1:{port}/mcp");
+    let server = start(
+        tb,
+        &ns,
+        &format!(
+            "url: {audience}\nissuer: {iss}\nuser_claim: preferred_username\nscopes: [gpu-mcp]\nlimits: {{tasks_per_person: 1}}\n"
+        ),
+        &format!("127.0.0.1:{port}"),
+    );
+    let url = server.url.clone();
+    let claims = |user: &str| {
+        json!({"iss": iss, "aud": audience, "sub": format!("sub-{user}"), "exp": now() + 600,
+               "iat": now(), "preferred_username": user})
+    };
+    let alice = token(&key, claims(User::Reader.name()));
+    let bob = token(&key, claims(User::Nobody.name()));
+
+    let (a, init) = Session25::open(&url, &alice).await;
+    assert_eq!(init["protocolVersion"], "2025-11-25", "{init}");
+    assert!(
+        init["capabilities"]["tasks"]["requests"]["tools"]["call"].is_object(),
+        "no capabilities.tasks: {init}"
+    );
+    let listed = a.rpc("tools/list", json!({})).await;
+    let support = |name: &str| {
+        listed["result"]["tools"]
+            .as_array()
+            .and_then(|ts| ts.iter().find(|t| t["name"] == name))
+            .map(|t| t["execution"]["taskSupport"].clone())
+            .unwrap_or_else(|| panic!("{name} not listed: {listed}"))
+    };
+    assert_eq!(support("scan_gpu_nodes"), "optional");
+    assert_eq!(support("list_gpu_nodes"), Value::Null);
+
+    let scan = |sel: &str, task: bool| {
+        let mut p = json!({"name": "scan_gpu_nodes", "arguments": {"label_selector": sel}});
+        if task {
+            p["task"] = json!({"ttl": 60000});
+        }
+        p
+    };
+    let created = a.rpc("tools/call", scan(&selector, true)).await;
+    let task = &created["result"]["task"];
+    let id = task["taskId"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no task: {created}"))
+        .to_string();
+    assert_eq!(task["status"], "working", "{created}");
+    assert!(task["ttl"].as_u64().is_some_and(|t| t > 0), "{created}");
+    assert!(task["pollInterval"].as_u64().is_some(), "{created}");
+    let got = a.rpc("tasks/get", json!({"taskId": id})).await;
+    assert_eq!(got["result"]["taskId"], id.as_str(), "{got}");
+    // Bob, in a session of his own, cannot read Alice's task nor learn that it exists.
+    let (b, _) = Session25::open(&url, &bob).await;
+    for method in ["tasks/get", "tasks/result", "tasks/cancel"] {
+        let theirs = b.rpc(method, json!({"taskId": id})).await;
+        assert!(
+            theirs.get("error").is_some() && theirs.to_string().contains("no task"),
+            "bob's {method} on alice's task: {theirs}"
+        );
+    }
+    let result = a.rpc("tasks/result", json!({"taskId": id})).await;
+    let r = &result["result"];
+    assert_eq!(r["structuredContent"]["nodes_total"], 1, "{result}");
+    assert_eq!(
+        r["structuredContent"]["needs_attention_total"], 1,
+        "{result}"
+    );
+    assert_eq!(
+        r["_meta"]["io.modelcontextprotocol/related-task"]["taskId"],
+        id.as_str(),
+        "{result}"
+    );
+    let done = a.rpc("tasks/get", json!({"taskId": id})).await;
+    assert_eq!(done["result"]["status"], "completed", "{done}");
+
+    // A task whose probe never starts holds Alice's one task slot: another long call runs plain.
+    let stuck = a
+        .rpc(
+            "tools/call",
+            scan(&format!("e2e-group={stuck_group}"), true),
+        )
+        .await;
+    let stuck_id = stuck["result"]["task"]["taskId"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no task: {stuck}"))
+        .to_string();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while tb.pods(&ns).is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the task's probe pod never appeared"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let plain = a.rpc("tools/call", scan(&selector, true)).await;
+    assert_eq!(
+        plain["result"]["structuredContent"]["nodes_total"], 1,
+        "beyond the limit, expected a plain result: {plain}"
+    );
+    assert!(plain["result"].get("task").is_none(), "{plain}");
+
+    let t0 = std::time::Instant::now();
+    let cancelled = a.rpc("tasks/cancel", json!({"taskId": stuck_id})).await;
+    let acked = t0.elapsed();
+    assert_eq!(cancelled["result"]["status"], "cancelled", "{cancelled}");
+    if let Err(left) = tb.wait_no_pods(&ns, Duration::from_secs(10)) {
+        panic!("probe pods left 10 s after tasks/cancel: {left:?}");
+    }
+    let gone = a.rpc("tasks/result", json!({"taskId": stuck_id})).await;
+    assert!(
+        gone.get("error").is_some() && gone.to_string().contains("cancelled"),
+        "{gone}"
+    );
+    eprintln!("2025-11-25 tasks/cancel over HTTP: cancelled, pod deleted, answered in {acked:?}");
+    drop(server);
+}
+
 /// A free loopback port (bound and released: the process given it binds it next).
 pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

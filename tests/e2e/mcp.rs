@@ -144,12 +144,30 @@ pub async fn start_with_env(
     start_exact(tb, user, ns, std::path::Path::new(LAUNCHER), &extra, envs).await
 }
 
-/// [`start`] as a client that declares the tasks extension.
+/// [`start`] as a client that declares the tasks extension: on protocol 2026-07-28, where each request
+/// declares it in its `_meta` (an extension task is answered only there).
 pub async fn start_with_tasks(tb: &Testbed, user: User, ns: &str, extra: &[&str]) -> Launcher {
     let mut extra: Vec<&str> = extra.to_vec();
     extra.extend(["--probe-image", E2E_PROBE_IMAGE]);
+    let handler = ProgressClient {
+        progress: ProgressDispatcher::new(),
+        tasks: true,
+        user: None,
+    };
+    let lifecycle = ClientLifecycleMode::Discover {
+        preferred_versions: vec![ProtocolVersion::V_2026_07_28],
+    };
     let launcher = std::path::Path::new(LAUNCHER);
-    start_client(&tb.kubeconfig(user), ns, launcher, &extra, &[], true).await
+    start_as(
+        &tb.kubeconfig(user),
+        ns,
+        launcher,
+        &extra,
+        &[],
+        handler,
+        Some(lifecycle),
+    )
+    .await
 }
 
 /// `launcher serve` with exactly these flags (no delivery chosen for the test).

@@ -1172,26 +1172,36 @@ async fn settled<H: ClientHandler>(
     panic!("task {id} did not settle in 30 s");
 }
 
-/// The long tools answer a client with the tasks extension with a task, on 2025-11-25 (extension declared at
-/// initialize) and 2026-07-28 (declared in each request's _meta); the result is read with tasks/get. Short
-/// tools stay plain calls.
+/// Connect as [`tasks_client`] on `version`: 2026-07-28 by `server/discover` (the extension declared in each
+/// request's `_meta`), older by `initialize` (declared there only).
+async fn tasks_session(
+    cmd: Command,
+    version: ProtocolVersion,
+) -> RunningService<RoleClient, rmcp::model::ClientConfig> {
+    let transport = TokioChildProcess::new(cmd).unwrap();
+    if version == ProtocolVersion::V_2026_07_28 {
+        tasks_client()
+            .serve_with_lifecycle(
+                transport,
+                ClientLifecycleMode::Discover {
+                    preferred_versions: vec![version],
+                },
+            )
+            .await
+            .unwrap()
+    } else {
+        tasks_client().serve(transport).await.unwrap()
+    }
+}
+
+/// The long tools answer with an extension task (SEP-2663) only a request that itself declares the tasks
+/// extension in its `_meta` (2026-07-28); the result is read with tasks/get. A 2025-11-25 client that
+/// declared the extension at initialize only gets plain results (that revision's own tasks are asked for
+/// with `params.task`: tests/mcp-sdk/client.mjs). Short tools stay plain calls.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn long_tools_run_as_tasks_on_both_protocol_versions() {
+async fn long_tools_run_as_tasks_only_where_the_request_declares_the_extension() {
     for version in [ProtocolVersion::V_2025_11_25, ProtocolVersion::V_2026_07_28] {
-        let transport = TokioChildProcess::new(serve_cmd(&[])).unwrap();
-        let client = if version == ProtocolVersion::V_2026_07_28 {
-            tasks_client()
-                .serve_with_lifecycle(
-                    transport,
-                    ClientLifecycleMode::Discover {
-                        preferred_versions: vec![version.clone()],
-                    },
-                )
-                .await
-                .unwrap()
-        } else {
-            tasks_client().serve(transport).await.unwrap()
-        };
+        let client = tasks_session(serve_cmd(&[]), version.clone()).await;
         assert_eq!(client.peer_info().unwrap().protocol_version, version);
         assert!(
             client.peer_info().unwrap().capabilities.supports_tasks(),
@@ -1207,6 +1217,20 @@ async fn long_tools_run_as_tasks_on_both_protocol_versions() {
         {
             CallToolResponse::Complete(r) => assert_eq!(r.is_error, Some(false)),
             other => panic!("{version}: a short tool became {other:?}"),
+        }
+        if version == ProtocolVersion::V_2025_11_25 {
+            match client
+                .call_tool_once(common::mcp::request("scan_gpu_nodes", json!({})))
+                .await
+                .unwrap()
+            {
+                CallToolResponse::Complete(r) => {
+                    assert!(r.structured_content.unwrap()["nodes_total"] == 1)
+                }
+                other => panic!("{version}: declared at initialize only, got {other:?}"),
+            }
+            client.cancel().await.unwrap();
+            continue;
         }
         for (tool, args, key) in [
             ("scan_gpu_nodes", json!({}), "nodes_total"),
@@ -1253,10 +1277,7 @@ async fn long_tools_run_as_tasks_on_both_protocol_versions() {
 async fn a_cancelled_task_stops_its_probe() {
     let dir = tempfile::tempdir().unwrap();
     let probe = hanging_probe(dir.path());
-    let client = tasks_client()
-        .serve(TokioChildProcess::new(hang_cmd(&probe, &[])).unwrap())
-        .await
-        .unwrap();
+    let client = tasks_session(hang_cmd(&probe, &[]), ProtocolVersion::V_2026_07_28).await;
     let id = start_task(&client, "scan_gpu_nodes", json!({})).await;
     let pid = wait_pid(&dir.path().join("pid"), 10);
     assert!(alive(pid));

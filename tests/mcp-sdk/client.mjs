@@ -2,13 +2,24 @@
 // VS Code do, and fails on anything such a host would reject. The SDK validates every tool result's
 // structuredContent against the tool's outputSchema, so a schema drift fails here. In operator mode it confirms an
 // action as a host does, asking the user through its elicitation handler (protocol 2025-11-25), and checks that a
-// client without elicitation must send `confirm` and is told that no person was asked.
+// client without elicitation must send `confirm` and is told that no person was asked. Protocol 2025-11-25's tasks
+// (SEP-1686) are asked for through the SDK's task stream and raw, and a running one is cancelled.
 // Usage: node tests/mcp-sdk/client.mjs <path to k8s-gpu-mcp>   (tests/run-all.sh runs it)
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
-import { ElicitRequestSchema } from "@modelcontextprotocol/sdk/types.js";
+import {
+  CallToolResultSchema,
+  CancelTaskResultSchema,
+  CreateTaskResultSchema,
+  ElicitRequestSchema,
+  GetTaskResultSchema,
+  RELATED_TASK_META_KEY,
+} from "@modelcontextprotocol/sdk/types.js";
 
 // The SDK's validator warns about schema keywords it does not know (e.g. schemars' `format: "uint64"`); hosts
 // print those warnings, so any is a failure.
@@ -96,20 +107,129 @@ const health = await client.callTool({ name: "get_gpu_health", arguments: { node
 assert.equal(health.structuredContent.report.verdict, "unhealthy");
 assert.match(health.content[0].text, /xid\.79/);
 
-// The SDK's tasks are the 2025-11-25 experimental ones (SEP-1686), which the launcher does not offer (it offers
-// the io.modelcontextprotocol/tasks extension, docs/tools.md "Tasks"): a host calling a long tool through the
-// SDK's task stream gets the plain result, as from callTool.
-assert.equal(client.getServerCapabilities().tasks, undefined, "no 2025-11-25 tasks capability is claimed");
+// Protocol 2025-11-25's own tasks (SEP-1686), which the SDK speaks (docs/tools.md "Tasks"): the server declares
+// them, lists the long tools as able to run as tasks, and the SDK's task stream, choosing by that alone, creates a
+// real task, polls it and reads its result.
+const taskCaps = client.getServerCapabilities().tasks;
+assert.deepEqual(taskCaps?.requests?.tools?.call, {}, `capabilities.tasks: ${JSON.stringify(taskCaps)}`);
+assert.ok(taskCaps.cancel, `tasks can be cancelled: ${JSON.stringify(taskCaps)}`);
+const longTools = tools.filter((t) => t.execution?.taskSupport === "optional").map((t) => t.name);
+assert.ok(longTools.includes("scan_gpu_nodes"), `long tools: ${longTools}`);
+assert.ok(!longTools.includes("get_gpu_health"), `a short tool is no task: ${longTools}`);
 const streamed = [];
 for await (const m of client.experimental.tasks.callToolStream({ name: "scan_gpu_nodes", arguments: {} })) {
   streamed.push(m);
 }
-assert.deepEqual(
-  streamed.map((m) => m.type),
-  ["result"],
-  `scan_gpu_nodes through callToolStream: ${JSON.stringify(streamed).slice(0, 400)}`,
+const seen = JSON.stringify(streamed).slice(0, 600);
+const types = streamed.map((m) => m.type);
+assert.equal(types[0], "taskCreated", `scan_gpu_nodes through callToolStream: ${seen}`);
+assert.equal(types.at(-1), "result", seen);
+assert.ok(types.slice(1, -1).length > 0 && types.slice(1, -1).every((t) => t === "taskStatus"), seen);
+const streamId = streamed[0].task.taskId;
+assert.ok(typeof streamId === "string" && streamId.length >= 32, `a real task id: ${streamId}`);
+assert.equal(streamed[0].task.status, "working", seen);
+assert.ok(streamed.slice(1, -1).every((m) => m.task.taskId === streamId), seen);
+assert.equal(streamed.at(-2).task.status, "completed", seen);
+const streamedResult = streamed.at(-1).result;
+assert.equal(streamedResult.structuredContent.nodes_total, 1, seen);
+assert.equal(streamedResult._meta?.[RELATED_TASK_META_KEY]?.taskId, streamId, seen);
+assert.ok(streamedResult.content[0].text.length > 0, "text for hosts without structured output");
+
+// The same requests raw, as the revision writes them.
+const created = await client.request(
+  { method: "tools/call", params: { name: "scan_gpu_nodes", arguments: {}, task: { ttl: 60000 } } },
+  CreateTaskResultSchema,
 );
-assert.equal(streamed[0].result.structuredContent.nodes_total, 1);
+const id = created.task.taskId;
+assert.notEqual(id, streamId, "a new task");
+assert.equal(created.task.status, "working");
+assert.ok(created.task.ttl > 0 && created.task.pollInterval > 0, JSON.stringify(created));
+assert.ok(!Number.isNaN(Date.parse(created.task.createdAt)), JSON.stringify(created));
+const polled = await client.request({ method: "tasks/get", params: { taskId: id } }, GetTaskResultSchema);
+assert.equal(polled.taskId, id);
+assert.ok(["working", "completed"].includes(polled.status), JSON.stringify(polled));
+// tasks/result waits for the end and answers the tool's own result, naming its task.
+const payload = await client.request({ method: "tasks/result", params: { taskId: id } }, CallToolResultSchema);
+assert.equal(payload.structuredContent.nodes_total, 1, JSON.stringify(payload).slice(0, 400));
+assert.equal(payload.structuredContent.needs_attention_total, 1, "the simulated node (XID 79) needs attention");
+assert.equal(payload._meta[RELATED_TASK_META_KEY].taskId, id);
+const done = await client.request({ method: "tasks/get", params: { taskId: id } }, GetTaskResultSchema);
+assert.equal(done.status, "completed");
+// A finished task cannot be cancelled; an unknown one is not found; a short tool is not a task.
+const rpcError = async (req, schema) => {
+  try {
+    const r = await client.request(req, schema);
+    return { result: r };
+  } catch (e) {
+    return { code: e.code, message: e.message };
+  }
+};
+const late = await rpcError({ method: "tasks/cancel", params: { taskId: id } }, CancelTaskResultSchema);
+assert.equal(late.code, -32602, JSON.stringify(late));
+const unknown = await rpcError({ method: "tasks/get", params: { taskId: `${id}x` } }, GetTaskResultSchema);
+assert.equal(unknown.code, -32602, JSON.stringify(unknown));
+const shortTask = await rpcError(
+  { method: "tools/call", params: { name: "get_gpu_health", arguments: { node_name: "local" }, task: {} } },
+  CreateTaskResultSchema,
+);
+assert.equal(shortTask.code, -32601, JSON.stringify(shortTask));
+console.log(`ok 2025-11-25 tasks: ${types.length} stream messages, raw create/get/result, errors`);
+
+// tasks/cancel on a running task: a probe that never answers (its pid written down) is stopped, and the cancel
+// answers the task `cancelled`; its result is then an error.
+const hangDir = mkdtempSync(join(tmpdir(), "k8s-gpu-mcp-sdk-"));
+const hangProbe = join(hangDir, "hang-probe");
+writeFileSync(hangProbe, `#!/bin/sh\necho $$ > ${hangDir}/pid\nexec sleep 60\n`, { mode: 0o755 });
+const hanging = new Client({ name: "k8s-gpu-mcp-sdk-test", version: "1.0.0" });
+await hanging.connect(
+  new StdioClientTransport({ command: launcher, args: ["serve", "--local", "--probe-bin", hangProbe], stderr: "pipe" }),
+);
+const running = await hanging.request(
+  { method: "tools/call", params: { name: "scan_gpu_nodes", arguments: {}, task: { ttl: 60000 } } },
+  CreateTaskResultSchema,
+);
+const alive = (pid) => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+const until = async (what, ok) => {
+  for (let i = 0; i < 100; i++) {
+    const v = ok();
+    if (v) return v;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`${what}: not within 10 s`);
+};
+const probePid = await until("the probe started", () => {
+  try {
+    return Number(readFileSync(join(hangDir, "pid"), "utf8"));
+  } catch {
+    return 0;
+  }
+});
+assert.ok(alive(probePid));
+const working = await hanging.request({ method: "tasks/get", params: { taskId: running.task.taskId } }, GetTaskResultSchema);
+assert.equal(working.status, "working");
+const cancelled = await hanging.request(
+  { method: "tasks/cancel", params: { taskId: running.task.taskId } },
+  CancelTaskResultSchema,
+);
+assert.equal(cancelled.taskId, running.task.taskId);
+assert.equal(cancelled.status, "cancelled", JSON.stringify(cancelled));
+await until("the probe stopped after tasks/cancel", () => !alive(probePid));
+const after = await hanging.request({ method: "tasks/get", params: { taskId: running.task.taskId } }, GetTaskResultSchema);
+assert.equal(after.status, "cancelled");
+await assert.rejects(
+  hanging.request({ method: "tasks/result", params: { taskId: running.task.taskId } }, CallToolResultSchema),
+  /cancelled/,
+);
+await hanging.close();
+rmSync(hangDir, { recursive: true, force: true });
+console.log("ok 2025-11-25 tasks/cancel: the running probe stopped, the task cancelled");
 
 // Bad input is a tool error with a reason, not a protocol failure or a crash.
 const bad = await client.callTool({ name: "get_gpu_health", arguments: { node_name: "not-this-node" } });

@@ -12,6 +12,7 @@ pub mod check;
 pub mod config;
 mod fetch;
 pub mod replicas;
+mod tasks_2025;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -297,6 +298,7 @@ pub fn router(
         rc.with_allowed_origins(cfg.allowed_origins.clone())
             .enforce_origin_validation()
     };
+    let long_tools: tasks_2025::LongTools = Arc::new(launcher.tasks.tools().cloned().collect());
     let factory = {
         let l = launcher.clone();
         move || Ok(l.clone())
@@ -313,6 +315,11 @@ pub fn router(
     });
     Ok(axum::Router::new()
         .nest_service(&path, mcp)
+        // Protocol 2025-11-25's tasks, which rmcp does not model (tasks_2025).
+        .layer(axum::middleware::from_fn_with_state(
+            long_tools,
+            tasks_2025::rewrite,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             gate.clone(),
             authorize,

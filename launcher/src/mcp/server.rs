@@ -8,10 +8,10 @@ use rmcp::handler::server::router::prompt::PromptRouter;
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::tool::ToolCallContext;
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CancelTaskParams, GetTaskParams, GetTaskResult,
-    Implementation, ListResourceTemplatesResult, ListResourcesResult, PaginatedRequestParams,
-    ReadResourceRequestParams, ReadResourceResponse, ServerCapabilities, ServerConfig,
-    UpdateTaskParams,
+    CallToolRequestParams, CallToolResponse, CancelTaskParams, CustomRequest, CustomResult,
+    GetTaskParams, GetTaskResult, Implementation, ListResourceTemplatesResult, ListResourcesResult,
+    PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse, ServerCapabilities,
+    ServerConfig, UpdateTaskParams,
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler, ServiceExt, prompt_handler, tool_handler};
@@ -99,7 +99,10 @@ pub async fn stop_signal() -> &'static str {
 pub async fn serve_stdio(launcher: Launcher) -> ExitCode {
     let runner = launcher.runner().clone();
     let tasks = launcher.tasks.clone();
-    let service = match launcher.serve(rmcp::transport::stdio()).await {
+    // Through the pumps that give protocol 2025-11-25's tasks what rmcp does not model (tasks_2025).
+    let (pipes, stdout_pump) =
+        crate::mcp::framework::tasks_2025::stdio(launcher.tasks.tools().cloned().collect());
+    let service = match launcher.serve(pipes).await {
         Ok(s) => s,
         Err(e) => {
             tracing::error!(error = %e, "MCP session did not start");
@@ -126,6 +129,8 @@ pub async fn serve_stdio(launcher: Launcher) -> ExitCode {
     tasks.end_session().await;
     // Cleanups that outlived their calls (e.g. a probe pod delete after cancellation) finish before exit.
     runner.shutdown().await;
+    // The session's last answers reach stdout (rmcp's end of the pipe is closed by now).
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), stdout_pump).await;
     if signalled.is_finished() {
         // 128 + the signal's number, as a shell reports a process ended by it.
         return match signalled.await {
@@ -246,7 +251,8 @@ impl ServerHandler for Launcher {
         .with_instructions(instructions())
     }
 
-    /// A long tool's call runs as a task where the client declared the tasks extension; the rest as always.
+    /// A long tool's call runs as a task where the request declares the tasks extension in its `_meta`; the rest
+    /// as always (2025-11-25's `params.task` arrives at `on_custom_request`).
     async fn call_tool(
         &self,
         request: CallToolRequestParams,
@@ -290,6 +296,28 @@ impl ServerHandler for Launcher {
     ) -> Result<(), ErrorData> {
         self.tasks.owned(&r.task_id, &c)?;
         self.tasks.cancel(&r.task_id)
+    }
+
+    /// Protocol 2025-11-25's tasks (SEP-1686), which rmcp does not model: the transports rename their
+    /// requests to reach here (`framework::tasks_2025`).
+    async fn on_custom_request(
+        &self,
+        request: CustomRequest,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CustomResult, ErrorData> {
+        if !crate::mcp::framework::tasks_2025::handles(&request.method) {
+            return Err(ErrorData::new(
+                rmcp::model::ErrorCode::METHOD_NOT_FOUND,
+                request.method,
+                None,
+            ));
+        }
+        let this = self.clone();
+        let call = move |request, context| async move {
+            let call = ToolCallContext::new(&this, request, context);
+            this.tool_router.call(call).await
+        };
+        crate::mcp::framework::tasks_2025::handle(&self.tasks, request, context, call).await
     }
 
     async fn list_resources(

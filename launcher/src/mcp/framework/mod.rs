@@ -16,6 +16,7 @@ pub mod reports;
 pub mod schema;
 pub mod target;
 pub mod tasks;
+pub mod tasks_2025;
 
 use std::future::Future;
 use std::sync::Arc;

@@ -1,11 +1,11 @@
 //! Long tools as MCP tasks: the `io.modelcontextprotocol/tasks` extension (SEP-2663, protocol 2026-07-28)
 //! through rmcp's [`TaskManager`].
 //!
-//! A tool that declares [`super::Tool::TASK`] answers a client that declared the extension (in `initialize`
-//! or in the request's `_meta`) with a task instead of its result: the work runs on, the client polls
-//! `tasks/get` (status message: nodes answered of total, with findings, failed), reads the result there,
-//! or `tasks/cancel`s it. Any other call, and any client without the extension, gets the plain call with
-//! progress notifications as before.
+//! A tool that declares [`super::Tool::TASK`] answers a request that declares the extension in its `_meta`
+//! with a task instead of its result: the work runs on, the client polls `tasks/get` (status message:
+//! nodes answered of total, with findings, failed), reads the result there, or `tasks/cancel`s it. Any
+//! other call gets the plain call with progress notifications as before. Protocol 2025-11-25's own tasks
+//! (SEP-1686) use this same store: [`super::tasks_2025`].
 //!
 //! Cancellation reaches the probes through the call's own token: the fan-out starts no new probe and
 //! every running probe deletes its pod (its delete guard) before the task settles as `cancelled`. The
@@ -190,11 +190,13 @@ impl Tasks {
         }
     }
 
-    /// Whether the call of `tool` in `context` runs as a task: a long tool, and a client that declared the
-    /// tasks extension (rmcp refuses a task handle to any other, as SEP-2663 requires).
+    /// Whether the call of `tool` in `context` runs as a task: a long tool, and a request that itself
+    /// declares the tasks extension in its `_meta` (SEP-2663's rule; a declaration at `initialize` does not
+    /// count, where rmcp's `client_capabilities` would fall back to it).
     pub fn wants(&self, tool: &str, context: &RequestContext<RoleServer>) -> bool {
         self.tools.contains(tool)
             && context
+                .meta
                 .client_capabilities()
                 .is_some_and(|c| c.supports_tasks())
     }
