@@ -73,15 +73,17 @@ fn server_kubeconfig(tb: &Testbed) -> std::path::PathBuf {
 }
 
 pub(crate) fn start(tb: &Testbed, ns: &str, config: &str, addr: &str) -> Server {
-    start_with(tb, ns, config, addr, &[])
+    start_with(tb, ns, config, addr, &[], &[])
 }
 
-/// [`start`] with these environment variables (a replica's `POD_NAME`).
+/// [`start`] with more launcher flags (`--mode operator`) and environment variables (a replica's
+/// `POD_NAME`).
 pub(crate) fn start_with(
     tb: &Testbed,
     ns: &str,
     config: &str,
     addr: &str,
+    flags: &[&str],
     env: &[(&str, &str)],
 ) -> Server {
     let dir = tb.dir.join(unique("http"));
@@ -97,6 +99,9 @@ pub(crate) fn start_with(
             ns,
             "--probe-image",
             crate::mcp::E2E_PROBE_IMAGE,
+        ])
+        .args(flags)
+        .args([
             "serve",
             "--http",
             addr,

@@ -80,12 +80,13 @@ async fn replicas_forward_what_the_other_holds_and_a_stopped_ones_task_says_so()
     }
     let tb = Testbed::shared();
     let ns = unique("e2e-replicas");
-    tb.probe_namespace(&ns, User::Reader);
-    tb.bind_reader(User::Reader);
+    // Alice is the operator (operator mode: confirmations), Bob has no rights.
+    tb.probe_namespace(&ns, User::Operator);
+    tb.bind_reader(User::Operator);
+    crate::operator::bind_operator(tb, User::Operator);
     let group = unique("replicas");
-    tb.add_nodes(&[
-        FakeNode::gpu(&unique("replicas-0"), "dgx-h100-healthy").label("e2e-group", &group)
-    ]);
+    let healthy = unique("replicas-0");
+    tb.add_nodes(&[FakeNode::gpu(&healthy, "dgx-h100-healthy").label("e2e-group", &group)]);
     let stuck_group = unique("replicas-stuck");
     tb.add_nodes(&[
         FakeNode::without_kubelet(&unique("replicas-stuck"), true).label("e2e-group", &stuck_group)
@@ -137,6 +138,7 @@ async fn replicas_forward_what_the_other_holds_and_a_stopped_ones_task_says_so()
         &ns,
         &config,
         &format!("127.0.0.2:{port}"),
+        &["--mode", "operator"],
         &[("POD_NAME", &pod_a)],
     );
     let b = start_with(
@@ -144,6 +146,7 @@ async fn replicas_forward_what_the_other_holds_and_a_stopped_ones_task_says_so()
         &ns,
         &config,
         &format!("127.0.0.3:{port}"),
+        &["--mode", "operator"],
         &[("POD_NAME", &pod_b)],
     );
     let (via_a, via_b) = (a.url.clone(), b.url.clone());
@@ -151,7 +154,7 @@ async fn replicas_forward_what_the_other_holds_and_a_stopped_ones_task_says_so()
         json!({"iss": iss, "aud": audience, "sub": format!("sub-{user}"), "exp": now() + 600,
                "iat": now(), "preferred_username": user})
     };
-    let alice = token(&key, claims(User::Reader.name()));
+    let alice = token(&key, claims(User::Operator.name()));
     let bob = token(&key, claims(User::Nobody.name()));
     let host = [("host", service.as_str())];
     let on_task = |url: String, tok: String, method: &'static str, id: String| async move {
@@ -282,6 +285,66 @@ async fn replicas_forward_what_the_other_holds_and_a_stopped_ones_task_says_so()
         stolen.status, 404,
         "bob on alice's session: {}",
         stolen.body
+    );
+
+    // An operator action's confirmation (2026-07-28 input request) asked by A, answered through B: the
+    // retry is forwarded to A, where the confirmation waits. Bob's retry with Alice's requestState is
+    // refused and leaves it hers.
+    let cordon = |url: String, tok: String, state: Option<String>| {
+        let node = healthy.clone();
+        async move {
+            let mut params = json!({"name": "cordon_gpu_node",
+                                    "arguments": {"node_name": node, "reason": "e2e replicas"}});
+            if let Some(s) = state {
+                params["requestState"] = json!(s);
+                params["inputResponses"] =
+                    json!({"confirm": {"action": "accept", "content": {"approve": true}}});
+            }
+            params["_meta"] = json!({
+                "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                "io.modelcontextprotocol/clientCapabilities": {"elicitation": {"form": {}}},
+                "io.modelcontextprotocol/clientInfo": {"name": "e2e-replicas", "version": "1"},
+            });
+            let auth = format!("Bearer {tok}");
+            send(
+                &url,
+                &[
+                    ("authorization", auth.as_str()),
+                    ("mcp-protocol-version", "2026-07-28"),
+                    ("mcp-method", "tools/call"),
+                    ("mcp-name", "cordon_gpu_node"),
+                    host[0],
+                ],
+                Some(json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": params})),
+            )
+            .await
+            .json()
+        }
+    };
+    let unschedulable = || {
+        let n: Value =
+            serde_json::from_str(&tb.kubectl(&["get", "node", &healthy, "-o", "json"])).unwrap();
+        n["spec"]["unschedulable"] == json!(true)
+    };
+    let asked = cordon(via_a.clone(), alice.clone(), None).await;
+    let state = asked["result"]["requestState"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no input request: {asked}"))
+        .to_string();
+    assert!(
+        state.starts_with(&format!("{pod_a}.")),
+        "requestState {state}"
+    );
+    let stolen = cordon(via_b.clone(), bob.clone(), Some(state.clone())).await;
+    assert!(
+        stolen.to_string().contains("requestState is unknown"),
+        "bob answered alice's confirmation: {stolen}"
+    );
+    assert!(!unschedulable(), "bob's retry cordoned the node");
+    let done = cordon(via_b.clone(), alice.clone(), Some(state.clone())).await;
+    assert!(
+        done["result"]["isError"] != json!(true) && unschedulable(),
+        "alice's confirmation through B: {done}"
     );
 
     // Replica A stops mid-task (SIGTERM): its task is cancelled and its probe pod deleted before it exits.

@@ -141,8 +141,18 @@ async fn authorize(State(gate): State<Arc<Gate>>, mut req: Request, next: Next) 
         .and_then(|h| h.to_str().ok())
         .map(str::to_string);
     if let Some(r) = &gate.replicas {
-        // The id this request is for: its session, else the task a 2026-07-28 tasks/* request names.
-        let named = session.clone().or_else(|| task_named(&req));
+        // The id this request is for: its session, else the task a 2026-07-28 tasks/* request names, else
+        // the confirmation a 2026-07-28 tool call's retry answers.
+        let mut named = session.clone().or_else(|| task_named(&req));
+        if named.is_none() {
+            match request_state_named(req).await {
+                Ok((back, state)) => {
+                    req = back;
+                    named = state;
+                }
+                Err(too_large) => return too_large,
+            }
+        }
         if let Some(other) = named.as_deref().and_then(|id| r.other(id)) {
             let other = other.to_string();
             // A request that was forwarded once is answered where it landed.
@@ -245,6 +255,29 @@ fn task_named(req: &Request) -> Option<String> {
         .filter(|m| m.starts_with("tasks/"))
         .and(h("mcp-name"))
         .map(str::to_string)
+}
+
+/// The `requestState` a 2026-07-28 `tools/call` retry carries (the confirmation it answers names the replica
+/// that asked), and the request, its body read and put back. Bounded as rmcp bounds a body.
+async fn request_state_named(req: Request) -> Result<(Request, Option<String>), Response> {
+    let is_call = req
+        .headers()
+        .get("mcp-method")
+        .is_some_and(|m| m.as_bytes() == b"tools/call");
+    if !is_call || req.method() != axum::http::Method::POST {
+        return Ok((req, None));
+    }
+    let (parts, body) = req.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, 4 * 1024 * 1024).await else {
+        return Err((StatusCode::PAYLOAD_TOO_LARGE, "request body too large").into_response());
+    };
+    let state = serde_json::from_slice::<serde_json::Value>(&bytes)
+        .ok()
+        .and_then(|v| v["params"]["requestState"].as_str().map(str::to_string));
+    Ok((
+        Request::from_parts(parts, axum::body::Body::from(bytes)),
+        state,
+    ))
 }
 
 /// The replicas' view of each other (`replicas` in the config): the server's own identity reads their pods.

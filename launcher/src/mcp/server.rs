@@ -187,6 +187,9 @@ impl Launcher {
         self.callers = Some(Arc::new(crate::mcp::framework::people::CallerEnvs::new(
             self.env.cfg.clone(),
         )));
+        if let Some(r) = &replica {
+            crate::mcp::framework::confirm::name_replica(r);
+        }
         self.tasks = Arc::new(
             Tasks::new(self.tasks.tools().cloned())
                 .per_person(tasks_per_person)

@@ -12,7 +12,7 @@
 //! the arguments and an expiry; a nonce is taken out of the table on its first use, whatever the outcome.
 
 use std::collections::HashMap;
-use std::sync::{LazyLock, Mutex};
+use std::sync::{LazyLock, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
@@ -72,6 +72,8 @@ pub struct CallConfirm {
     pub args_digest: [u8; 32],
     pub input_responses: Option<InputResponses>,
     pub request_state: Option<String>,
+    /// Over HTTP, the person who called (their confirmation is theirs alone); None over stdio.
+    pub person: Option<String>,
 }
 
 impl CallConfirm {
@@ -136,12 +138,15 @@ pub fn human_confirmed(confirmed_by: &str) -> bool {
 
 /// How long the user has to answer an input request.
 const PENDING_TTL: Duration = Duration::from_secs(300);
-/// At most this many confirmations wait at once (one stdio client; a flood evicts the oldest).
-const PENDING_MAX: usize = 64;
+/// At most this many confirmations wait at once for one person (a flood evicts that person's oldest), and
+/// in all (a shared server's people together; past it the oldest go).
+const PENDING_PER_PERSON: usize = 64;
+const PENDING_MAX: usize = 4096;
 /// The key of the one elicitation in an input request.
 const INPUT_KEY: &str = "confirm";
 
 struct Pending {
+    person: Option<String>,
     tool: String,
     target: String,
     args_digest: [u8; 32],
@@ -157,35 +162,60 @@ impl Table {
         let mut t = self.0.lock().unwrap_or_else(|e| e.into_inner());
         let now = Instant::now();
         t.retain(|_, p| p.expires > now);
-        while t.len() >= PENDING_MAX {
-            let Some(oldest) = t
-                .iter()
-                .min_by_key(|(_, p)| p.expires)
+        let oldest = |t: &HashMap<String, Pending>, person: Option<&Option<String>>| {
+            t.iter()
+                .filter(|(_, q)| person.is_none_or(|who| q.person == *who))
+                .min_by_key(|(_, q)| q.expires)
                 .map(|(k, _)| k.clone())
-            else {
+        };
+        while t.values().filter(|q| q.person == p.person).count() >= PENDING_PER_PERSON {
+            let Some(k) = oldest(&t, Some(&p.person)) else {
                 break;
             };
-            t.remove(&oldest);
+            t.remove(&k);
+        }
+        while t.len() >= PENDING_MAX {
+            let Some(k) = oldest(&t, None) else {
+                break;
+            };
+            t.remove(&k);
         }
         t.insert(nonce, p);
     }
 
-    /// Take `nonce` out of the table (single use), if it is there and unexpired.
-    fn take(&self, nonce: &str) -> Option<Pending> {
+    /// Take `nonce` out of the table (single use), if it is there, unexpired and `person`'s: another
+    /// person's nonce stays for its owner and reads as unknown.
+    fn take(&self, nonce: &str, person: &Option<String>) -> Option<Pending> {
         let mut t = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if t.get(nonce)?.person != *person {
+            return None;
+        }
         let p = t.remove(nonce)?;
         (p.expires > Instant::now()).then_some(p)
     }
 }
 
-/// The pending confirmations of this process. One process serves one stdio session, so the table is
-/// process-wide; each entry is bound to its tool, target and arguments, not only to the session.
+/// The pending confirmations of this process (one stdio session, or a shared server's people); each entry
+/// is bound to its person, tool, target and arguments, not only to the session.
 static PENDING: LazyLock<Table> = LazyLock::new(Table::default);
+
+/// Behind a Service with several replicas: this replica's name, put before each nonce (`{replica}.{nonce}`)
+/// so that a retry reaching another replica is forwarded here (crate::http::replicas).
+static REPLICA: OnceLock<String> = OnceLock::new();
+
+pub fn name_replica(name: &str) {
+    let _ = REPLICA.set(name.to_string());
+}
 
 fn new_nonce() -> Result<String, String> {
     let mut b = [0u8; 32];
     getrandom::fill(&mut b).map_err(|e| format!("no randomness for a confirmation nonce: {e}"))?;
-    Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b))
+    // URL-safe base64 has no dot, so the replica's name stays apart.
+    let n = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+    Ok(match REPLICA.get() {
+        Some(r) => format!("{r}.{n}"),
+        None => n,
+    })
 }
 
 /// The form a person answers: one required boolean.
@@ -262,6 +292,7 @@ fn ask(call: &CallConfirm, tool: &str, target: &str, summary: &str) -> Confirmed
     PENDING.remember(
         nonce.clone(),
         Pending {
+            person: call.person.clone(),
             tool: tool.to_string(),
             target: target.to_string(),
             args_digest: call.args_digest,
@@ -291,7 +322,7 @@ fn check_retry(call: &CallConfirm, tool: &str, target: &str) -> Confirmed {
     let Some(state) = call.request_state.as_deref() else {
         return refuse("inputResponses came without the requestState of the input request");
     };
-    let Some(p) = PENDING.take(state) else {
+    let Some(p) = PENDING.take(state, &call.person) else {
         return refuse("the requestState is unknown, already used or expired");
     };
     if p.tool != tool || p.target != target || p.args_digest != call.args_digest {
@@ -369,6 +400,7 @@ mod tests {
             args_digest: CallConfirm::digest(args.as_object().unwrap()),
             input_responses: answer.map(|a| [(INPUT_KEY.to_string(), a)].into_iter().collect()),
             request_state: state.map(str::to_string),
+            person: None,
         }
     }
 
@@ -494,23 +526,53 @@ mod tests {
         assert!(m.contains("without the requestState"), "{m}");
     }
 
-    #[test]
-    fn the_table_is_bounded_and_expires() {
-        let t = Table::default();
-        let p = |secs| Pending {
+    fn pending(person: Option<&str>, secs: u64) -> Pending {
+        Pending {
+            person: person.map(str::to_string),
             tool: "cordon_gpu_node".into(),
             target: "n".into(),
             args_digest: [0; 32],
             expires: Instant::now() + Duration::from_secs(secs),
-        };
-        for i in 0..(PENDING_MAX * 2) {
-            t.remember(format!("n{i}"), p(60 + i as u64));
+        }
+    }
+
+    /// One person's flood evicts only their own oldest; the table is bounded in all; entries expire.
+    #[test]
+    fn the_table_is_bounded_per_person_and_expires() {
+        let t = Table::default();
+        let alice = Some("alice".to_string());
+        t.remember("alice-0".into(), pending(Some("alice"), 600));
+        for i in 0..(PENDING_PER_PERSON * 2) {
+            t.remember(format!("m{i}"), pending(Some("mallory"), 60 + i as u64));
+        }
+        assert_eq!(t.0.lock().unwrap().len(), PENDING_PER_PERSON + 1);
+        // The newest stay, the oldest were evicted; Alice's one was not touched by Mallory's flood.
+        let mallory = Some("mallory".to_string());
+        assert!(
+            t.take(&format!("m{}", PENDING_PER_PERSON * 2 - 1), &mallory)
+                .is_some()
+        );
+        assert!(t.take("m0", &mallory).is_none());
+        assert!(t.take("alice-0", &alice).is_some());
+        for i in 0..(PENDING_MAX + 10) {
+            t.remember(
+                format!("p{i}"),
+                pending(Some(&format!("p{i}")), 60 + i as u64),
+            );
         }
         assert_eq!(t.0.lock().unwrap().len(), PENDING_MAX);
-        // The newest stay, the oldest were evicted.
-        assert!(t.take(&format!("n{}", PENDING_MAX * 2 - 1)).is_some());
-        assert!(t.take("n0").is_none());
-        t.remember("old".into(), p(0));
-        assert!(t.take("old").is_none(), "expired");
+        t.remember("old".into(), pending(None, 0));
+        assert!(t.take("old", &None).is_none(), "expired");
+    }
+
+    /// Another person's nonce reads as unknown and stays for its owner.
+    #[test]
+    fn a_nonce_is_its_persons_alone() {
+        let t = Table::default();
+        t.remember("n".into(), pending(Some("alice"), 60));
+        assert!(t.take("n", &Some("bob".into())).is_none());
+        assert!(t.take("n", &None).is_none());
+        assert!(t.take("n", &Some("alice".into())).is_some());
+        assert!(t.take("n", &Some("alice".into())).is_none(), "single use");
     }
 }

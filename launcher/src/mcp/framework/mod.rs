@@ -185,6 +185,7 @@ pub fn route<T: Tool, S: ToolServer>() -> ToolRoute<S> {
                     args_digest,
                     input_responses,
                     request_state,
+                    person: caller::caller_of(&tc.request_context).map(|c| c.user),
                 },
                 peer,
                 cancel,
