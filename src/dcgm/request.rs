@@ -70,6 +70,16 @@ impl DiagRun {
             DiagRun::Tests(t) => t.join(","),
         }
     }
+
+    /// What DCGM runs, in words (DCGM's level table, ../shared/reference/dcgm.md section 1).
+    pub fn tests_in_words(&self) -> String {
+        match self {
+            DiagRun::Level(1) => "software checks".into(),
+            DiagRun::Level(2) => "software, PCIe and memory tests".into(),
+            DiagRun::Level(_) => "software, PCIe, memory, stress, power and bandwidth tests".into(),
+            DiagRun::Tests(t) => t.join(", "),
+        }
+    }
 }
 
 impl fmt::Display for DiagRun {

@@ -329,6 +329,11 @@ pub fn is_loopback_url(url: &str) -> bool {
         Some(v6) => v6.split(']').next().unwrap_or_default(),
         None => authority.split(':').next().unwrap_or_default(),
     };
+    is_loopback_host(host)
+}
+
+/// `localhost` or a loopback address (a URL's host, brackets removed).
+pub fn is_loopback_host(host: &str) -> bool {
     host.eq_ignore_ascii_case("localhost")
         || host
             .parse::<std::net::IpAddr>()

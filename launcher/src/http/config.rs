@@ -157,12 +157,7 @@ pub fn url_parts(url: &str) -> Result<UrlParts, String> {
     })
 }
 
-pub fn is_loopback_host(host: &str) -> bool {
-    host == "localhost"
-        || host
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
-}
+use crate::cluster::clients::is_loopback_host;
 
 impl HttpConfig {
     pub fn read(path: &Path) -> Result<HttpConfig, String> {

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer};
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, OnceCell};
 
 use super::Env;
 use super::caller::{Caller, caller_of};
@@ -18,9 +18,17 @@ use crate::config::Config;
 /// People whose environments are kept at once; past it the least recently used idle one goes.
 const MAX_PEOPLE: usize = 512;
 
+/// One person's environment, made once by their first call (concurrent first calls share the making).
+struct Slot {
+    env: Arc<OnceCell<Arc<Env>>>,
+    used: std::time::Instant,
+}
+
 pub struct CallerEnvs {
     cfg: Config,
-    envs: Mutex<HashMap<Caller, (Arc<Env>, std::time::Instant)>>,
+    /// Held only to find or add a person's slot, never while their clients are made: one person's first
+    /// call does not hold up another person's calls.
+    envs: Mutex<HashMap<Caller, Slot>>,
     /// Environments dropped from the map, whose runners still need their shutdown at exit.
     retired: Mutex<Vec<Arc<Env>>>,
 }
@@ -42,11 +50,40 @@ impl CallerEnvs {
                 None,
             ));
         };
-        let mut envs = self.envs.lock().await;
-        if let Some((env, used)) = envs.get_mut(&caller) {
-            *used = std::time::Instant::now();
-            return Ok(env.clone());
-        }
+        let cell = {
+            let mut envs = self.envs.lock().await;
+            if let Some(slot) = envs.get_mut(&caller) {
+                slot.used = std::time::Instant::now();
+                slot.env.clone()
+            } else {
+                if envs.len() >= MAX_PEOPLE
+                    && let Some(oldest) = envs
+                        .iter()
+                        .min_by_key(|(_, s)| s.used)
+                        .map(|(c, _)| c.clone())
+                    && let Some(slot) = envs.remove(&oldest)
+                    && let Some(e) = slot.env.get()
+                {
+                    self.retired.lock().await.push(e.clone());
+                }
+                let cell = Arc::new(OnceCell::new());
+                envs.insert(
+                    caller.clone(),
+                    Slot {
+                        env: cell.clone(),
+                        used: std::time::Instant::now(),
+                    },
+                );
+                cell
+            }
+        };
+        cell.get_or_try_init(|| self.connect(&caller))
+            .await
+            .cloned()
+    }
+
+    /// A person's environment: every Kubernetes request as them.
+    async fn connect(&self, caller: &Caller) -> Result<Arc<Env>, ErrorData> {
         let mut k8s = self.cfg.k8s_config();
         k8s.impersonate = Some(caller.impersonate());
         // The server's own sweep of leftover probe pods runs once, as itself, not per person.
@@ -57,24 +94,13 @@ impl CallerEnvs {
                 None,
             )
         })?;
-        let env = Arc::new(Env {
+        tracing::info!(user = %caller.user, groups = ?caller.groups, "a person's first call: acting as them");
+        Ok(Arc::new(Env {
             cfg: self.cfg.clone(),
             runner,
             cluster: Some(cluster),
             reports: Default::default(),
-        });
-        if envs.len() >= MAX_PEOPLE
-            && let Some(oldest) = envs
-                .iter()
-                .min_by_key(|(_, (_, used))| *used)
-                .map(|(c, _)| c.clone())
-            && let Some((e, _)) = envs.remove(&oldest)
-        {
-            self.retired.lock().await.push(e);
-        }
-        tracing::info!(user = %caller.user, groups = ?caller.groups, "a person's first call: acting as them");
-        envs.insert(caller, (env.clone(), std::time::Instant::now()));
-        Ok(env)
+        }))
     }
 
     /// The server stops: every person's runner cleans up (probe pods deleted) before exit.
@@ -84,7 +110,7 @@ impl CallerEnvs {
             .lock()
             .await
             .drain()
-            .map(|(_, (e, _))| e)
+            .filter_map(|(_, s)| s.env.get().cloned())
             .collect();
         all.append(&mut *self.retired.lock().await);
         for e in all {

@@ -411,20 +411,10 @@ DCGM image (nvcr.io/nvidia/cloud-native/dcgm) as its base: without dcgmi the ans
     }
 }
 
-/// What DCGM runs at each level, in words (DCGM's level table, ../shared/reference/dcgm.md section 1).
-fn level_tests(run: &DiagRun) -> String {
-    match run {
-        DiagRun::Level(1) => "software checks".into(),
-        DiagRun::Level(2) => "software, PCIe and memory tests".into(),
-        DiagRun::Level(_) => "software, PCIe, memory, stress, power and bandwidth tests".into(),
-        DiagRun::Tests(t) => t.join(", "),
-    }
-}
-
 fn running_message(run: &DiagRun, gpus: &[String], node: &str, operator_engine: bool) -> String {
     format!(
         "DCGM {run} ({}) on GPU {} of {node}{}",
-        level_tests(run),
+        run.tests_in_words(),
         gpus.join(", "),
         if operator_engine {
             " on the GPU Operator's host engine"
