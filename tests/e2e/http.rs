@@ -45,14 +45,14 @@ fn server_kubeconfig(tb: &Testbed) -> std::path::PathBuf {
     let rbac =
         std::fs::read_to_string(crate::testbed::repo_root().join("deploy/http/rbac.yaml")).unwrap();
     tb.apply(&rbac);
+    account_kubeconfig(tb, "k8s-gpu-mcp-server", None)
+}
+
+/// A kubeconfig for service account `account` of gpu-diagnostics (its token), against `server` (default:
+/// the testbed's API server).
+fn account_kubeconfig(tb: &Testbed, account: &str, server: Option<&str>) -> std::path::PathBuf {
     let token = tb
-        .kubectl(&[
-            "-n",
-            "gpu-diagnostics",
-            "create",
-            "token",
-            "k8s-gpu-mcp-server",
-        ])
+        .kubectl(&["-n", "gpu-diagnostics", "create", "token", account])
         .trim()
         .to_string();
     let dir = tb.dir.join(unique("http-sa"));
@@ -60,10 +60,15 @@ fn server_kubeconfig(tb: &Testbed) -> std::path::PathBuf {
     let path = tb.write_kubeconfig(User::Admin, &dir);
     let kc = path.to_str().unwrap();
     let cred = format!("--token={token}");
-    for args in [
-        ["config", "set-credentials", "http-server", cred.as_str()],
-        ["config", "set-context", "--current", "--user=http-server"],
-    ] {
+    let mut steps = vec![
+        vec!["config", "set-credentials", "http-server", cred.as_str()],
+        vec!["config", "set-context", "--current", "--user=http-server"],
+    ];
+    let srv = server.map(|s| format!("--server={s}"));
+    if let Some(s) = &srv {
+        steps.push(vec!["config", "set-cluster", "testbed", s.as_str()]);
+    }
+    for args in steps {
         let mut a = vec!["--kubeconfig", kc];
         a.extend(args);
         let out = Command::new("kubectl").args(&a).output().expect("kubectl");
@@ -86,9 +91,21 @@ pub(crate) fn start_with(
     flags: &[&str],
     env: &[(&str, &str)],
 ) -> Server {
+    start_as(tb, server_kubeconfig(tb), ns, config, addr, flags, env)
+}
+
+/// [`start_with`] with this kubeconfig for the server's own identity.
+fn start_as(
+    tb: &Testbed,
+    kubeconfig: std::path::PathBuf,
+    ns: &str,
+    config: &str,
+    addr: &str,
+    flags: &[&str],
+    env: &[(&str, &str)],
+) -> Server {
     let dir = tb.dir.join(unique("http"));
     std::fs::create_dir_all(&dir).unwrap();
-    let kubeconfig = server_kubeconfig(tb);
     let cfg = dir.join("http.yaml");
     std::fs::write(&cfg, config).unwrap();
     let mut child = Command::new(LAUNCHER)
@@ -940,24 +957,44 @@ async fn dex_token(issuer: &str, ca: &str, email: &str, scope: &str) -> String {
         .to_string()
 }
 
-/// A second kube-apiserver of the testbed (same etcd, RBAC and objects) that also trusts `issuer` through a
-/// structured authentication configuration (claims mapped as the server's config maps them); stopped on drop.
-struct TrustingApiServer {
+/// A second kube-apiserver of the testbed (same etcd, RBAC and objects) with more flags; stopped on drop.
+struct ExtraApiServer {
     child: Child,
     url: String,
 }
 
-impl Drop for TrustingApiServer {
+impl Drop for ExtraApiServer {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
 }
 
-fn trusting_apiserver(tb: &Testbed, issuer: &str, ca_pem: &str, prefix: &str) -> TrustingApiServer {
-    let dir = tb.dir.join(unique("kas-oidc"));
+fn extra_apiserver(tb: &Testbed, flags: &[String]) -> ExtraApiServer {
+    let dir = tb.dir.join(unique("kas"));
     std::fs::create_dir_all(&dir).unwrap();
-    let authn = dir.join("authentication.yaml");
+    let port = free_port();
+    let log = std::fs::File::create(dir.join("kube-apiserver.log")).unwrap();
+    let child = Command::new("bash")
+        .arg(crate::testbed::repo_root().join("tests/testbed/testbed.sh"))
+        .args(["apiserver", tb.dir.to_str().unwrap(), &port.to_string()])
+        .args(flags)
+        .env("TESTBED_BIN", testbed_bin())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("testbed.sh apiserver");
+    ExtraApiServer {
+        child,
+        url: format!("https://127.0.0.1:{port}"),
+    }
+}
+
+/// [`extra_apiserver`] that also trusts `issuer` through a structured authentication configuration
+/// (claims mapped as the server's config maps them).
+fn trusting_apiserver(tb: &Testbed, issuer: &str, ca_pem: &str, prefix: &str) -> ExtraApiServer {
+    let authn = tb.dir.join(unique("authentication")).with_extension("yaml");
     let ca_block: String = ca_pem.lines().map(|l| format!("      {l}\n")).collect();
     std::fs::write(
         &authn,
@@ -969,22 +1006,10 @@ fn trusting_apiserver(tb: &Testbed, issuer: &str, ca_pem: &str, prefix: &str) ->
         ),
     )
     .unwrap();
-    let port = free_port();
-    let log = std::fs::File::create(dir.join("kube-apiserver.log")).unwrap();
-    let child = Command::new("bash")
-        .arg(crate::testbed::repo_root().join("tests/testbed/testbed.sh"))
-        .args(["apiserver", tb.dir.to_str().unwrap(), &port.to_string()])
-        .arg(format!("--authentication-config={}", authn.display()))
-        .env("TESTBED_BIN", testbed_bin())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("testbed.sh apiserver");
-    TrustingApiServer {
-        child,
-        url: format!("https://127.0.0.1:{port}"),
-    }
+    extra_apiserver(
+        tb,
+        &[format!("--authentication-config={}", authn.display())],
+    )
 }
 
 /// `kubectl` against `server` with a bearer token: its output, or its error.
@@ -1224,6 +1249,181 @@ async fn list_nodes_status(url: &str, token: &str) -> u16 {
     )
     .await
     .status
+}
+
+/// Constrained impersonation (deploy/http/rbac-constrained.yaml; Kubernetes 1.35's alpha gate on a second API
+/// server of the testbed, beta and on by default from 1.36): a server identity with only the constrained
+/// grant serves people as before (a list, a probe pod on a node, another person refused as himself), `check`
+/// names the bounded grant, and the same identity can neither act as a person beyond the tools' requests
+/// (secrets) nor as `system:masters`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn constrained_impersonation_bounds_the_server_to_the_tools_requests() {
+    if skipped() {
+        return;
+    }
+    let tb = Testbed::shared();
+    let ns = unique("e2e-http-cimp");
+    tb.probe_namespace(&ns, User::Reader);
+    tb.bind_reader(User::Reader);
+    let group = unique("http-cimp");
+    let node = unique("cimp-0");
+    tb.add_nodes(&[FakeNode::gpu(&node, "dgx-h100-healthy").label("e2e-group", &group)]);
+    // A service account of its own with only the constrained grant (the shipped role, bound to it).
+    let rbac =
+        std::fs::read_to_string(crate::testbed::repo_root().join("deploy/http/rbac.yaml")).unwrap();
+    tb.apply(&rbac);
+    let account = unique("cimp-server");
+    tb.kubectl(&[
+        "-n",
+        "gpu-diagnostics",
+        "create",
+        "serviceaccount",
+        &account,
+    ]);
+    let constrained = std::fs::read_to_string(
+        crate::testbed::repo_root().join("deploy/http/rbac-constrained.yaml"),
+    )
+    .unwrap()
+    .replace(
+        "name: k8s-gpu-mcp-server-impersonates-constrained",
+        &format!("name: {account}"),
+    )
+    .replace("name: k8s-gpu-mcp-server\n", &format!("name: {account}\n"));
+    tb.apply(&constrained);
+    let kas = extra_apiserver(
+        tb,
+        &["--feature-gates=ConstrainedImpersonation=true".into()],
+    );
+    let kubeconfig = account_kubeconfig(tb, &account, Some(&kas.url));
+    let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    while Command::new("kubectl")
+        .args([
+            "--kubeconfig",
+            kubeconfig.to_str().unwrap(),
+            "auth",
+            "whoami",
+        ])
+        .output()
+        .map_or(true, |o| !o.status.success())
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the second API server never served"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+
+    let key = rsa_key("k1");
+    let iss = issuer(vec![key.jwk.clone()]).await;
+    let port = free_port();
+    let audience = format!("http://127.0.0.1:{port}/mcp");
+    let config = format!("url: {audience}\nissuer: {iss}\nuser_claim: preferred_username\n");
+    // `check`: the grant is found, and named as the bounded one.
+    let dir = tb.dir.join(unique("cimp"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cfg_path = dir.join("http.yaml");
+    std::fs::write(&cfg_path, &config).unwrap();
+    let out = Command::new(LAUNCHER)
+        .args([
+            "--kubeconfig",
+            kubeconfig.to_str().unwrap(),
+            "check",
+            "--output",
+            "json",
+        ])
+        .args(["--http-config", cfg_path.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        report.contains("only with the tools' verbs (constrained impersonation)"),
+        "check: {report}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let server = start_as(
+        tb,
+        kubeconfig.clone(),
+        &ns,
+        &config,
+        &format!("127.0.0.1:{port}"),
+        &[],
+        &[],
+    );
+    let url = server.url.clone();
+    let claims = |user: &str| {
+        json!({"iss": iss, "aud": audience, "sub": format!("sub-{user}"), "exp": now() + 600,
+               "iat": now(), "preferred_username": user})
+    };
+    let alice = token(&key, claims(User::Reader.name()));
+    let bob = token(&key, claims(User::Nobody.name()));
+    let selector = format!("e2e-group={group}");
+    let a = list_nodes(&url, &alice, &selector).await;
+    assert_eq!(nodes_in(&a), Some(1), "alice: {a}");
+    let inv = call(
+        &url,
+        &alice,
+        "get_gpu_inventory",
+        json!({"node_name": node}),
+    )
+    .await;
+    assert!(
+        inv["result"]["isError"] != json!(true) && inv.to_string().contains("H100"),
+        "alice's probe through constrained impersonation: {inv}"
+    );
+    let b = list_nodes(&url, &bob, &selector).await;
+    assert!(
+        b["result"]["isError"] == json!(true) && b.to_string().contains(User::Nobody.name()),
+        "bob: {b}"
+    );
+    assert!(tb.pods(&ns).is_empty(), "a probe pod was left");
+    // The identity's own limits, asked directly: a request no tool makes, and system:masters.
+    let token_of = |kc: &std::path::Path| {
+        let out = Command::new("kubectl")
+            .args([
+                "--kubeconfig",
+                kc.to_str().unwrap(),
+                "config",
+                "view",
+                "--raw",
+                "-o",
+            ])
+            .arg("jsonpath={.users[0].user.token}")
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let sa = token_of(&kubeconfig);
+    let as_reader = ["--as", User::Reader.name()];
+    let e = kubectl_with_token(
+        tb,
+        &kas.url,
+        &sa,
+        &[&as_reader[..], &["get", "secrets", "-A"]].concat(),
+    )
+    .unwrap_err();
+    assert!(
+        e.contains("impersonate-on:user-info:list"),
+        "secrets as alice: {e}"
+    );
+    let e = kubectl_with_token(
+        tb,
+        &kas.url,
+        &sa,
+        &[
+            "--as",
+            "someone",
+            "--as-group",
+            "system:masters",
+            "get",
+            "nodes",
+        ],
+    )
+    .unwrap_err();
+    assert!(
+        e.contains("Forbidden") || e.contains("forbidden"),
+        "system:masters: {e}"
+    );
+    drop(server);
 }
 
 /// The bounded load benchmark of a shared server (`bash tests/bench/http.sh`; not a timed test): `HTTP_BENCH_PEOPLE`

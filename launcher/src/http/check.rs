@@ -121,23 +121,43 @@ async fn impersonation(k8s: &K8sConfig) -> Vec<ReadinessCheck> {
         }
     };
     let api: Api<SelfSubjectAccessReview> = Api::all(client);
-    let mut missing = Vec::new();
-    for resource in ["users", "groups"] {
+    let may = |group: &str, resource: &str, verb: &str| {
         let review = SelfSubjectAccessReview {
             spec: SelfSubjectAccessReviewSpec {
                 resource_attributes: Some(ResourceAttributes {
-                    group: Some(String::new()),
+                    group: Some(group.into()),
                     resource: Some(resource.into()),
-                    verb: Some("impersonate".into()),
+                    verb: Some(verb.into()),
                     ..Default::default()
                 }),
                 ..Default::default()
             },
             ..Default::default()
         };
-        match api.create(&PostParams::default(), &review).await {
-            Ok(r) if r.status.as_ref().is_some_and(|s| s.allowed) => {}
-            Ok(_) => missing.push(resource),
+        let api = api.clone();
+        async move {
+            api.create(&PostParams::default(), &review)
+                .await
+                .map(|r| r.status.is_some_and(|s| s.allowed))
+        }
+    };
+    // The legacy grant (`impersonate`, rbac.yaml) applies whenever it is there; the constrained one
+    // (`impersonate:user-info`, rbac-constrained.yaml, Kubernetes 1.36+) bounds the server only without it.
+    let (mut missing, mut legacy) = (Vec::new(), false);
+    for resource in ["users", "groups"] {
+        let grants = async {
+            if may("", resource, "impersonate").await? {
+                return Ok::<_, kube::Error>(Some(true));
+            }
+            Ok(
+                may("authentication.k8s.io", resource, "impersonate:user-info")
+                    .await?
+                    .then_some(false),
+            )
+        };
+        match grants.await {
+            Ok(Some(l)) => legacy |= l,
+            Ok(None) => missing.push(resource),
             Err(e) => {
                 return vec![ReadinessCheck::fail(
                     "permissions/impersonate",
@@ -147,21 +167,26 @@ async fn impersonation(k8s: &K8sConfig) -> Vec<ReadinessCheck> {
             }
         }
     }
-    if missing.is_empty() {
-        vec![ReadinessCheck::ok(
-            "permissions/impersonate",
-            "the server's identity may act for people (users and groups); every call is authorized as its person",
-        )]
-    } else {
-        vec![ReadinessCheck::fail(
+    if !missing.is_empty() {
+        return vec![ReadinessCheck::fail(
             "permissions/impersonate",
             format!(
                 "the server's identity may not impersonate {}: no call could act as its person",
                 missing.join(" or ")
             ),
             FIX_RBAC,
-        )]
+        )];
     }
+    vec![ReadinessCheck::ok(
+        "permissions/impersonate",
+        if legacy {
+            "the server's identity may act for people (users and groups) with any verb; every call is authorized \
+             as its person. On Kubernetes 1.36+, deploy/http/rbac-constrained.yaml bounds it to the tools' verbs"
+        } else {
+            "the server's identity may act for people only with the tools' verbs (constrained impersonation); \
+             every call is authorized as its person"
+        },
+    )]
 }
 
 /// The checklist of a shared server.
@@ -191,4 +216,68 @@ pub async fn run(path: &std::path::Path, k8s: &K8sConfig) -> Vec<ReadinessCheck>
     out.extend(tls(&cfg));
     out.extend(impersonation(k8s).await);
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    type Rule = (String, String, String);
+
+    /// (group, resource, verb) of every rule of the ClusterRoles in `yaml` (only `name`, where given).
+    fn rules(yaml: &str, name: Option<&str>) -> BTreeSet<Rule> {
+        let mut out = BTreeSet::new();
+        for doc in yaml.split("\n---\n") {
+            let v: serde_json::Value = serde_saphyr::from_str(doc).unwrap();
+            if v["kind"] != "ClusterRole" || name.is_some_and(|n| v["metadata"]["name"] != n) {
+                continue;
+            }
+            for r in v["rules"].as_array().unwrap() {
+                let list = |k: &str| -> Vec<String> {
+                    r[k].as_array()
+                        .map(|a| a.iter().map(|x| x.as_str().unwrap().to_string()).collect())
+                        .unwrap_or_default()
+                };
+                for g in list("apiGroups") {
+                    for res in list("resources") {
+                        for verb in list("verbs") {
+                            out.insert((g.clone(), res.clone(), verb));
+                        }
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// rbac-constrained.yaml lets the server act for people with exactly the requests deploy/rbac.yaml's
+    /// roles allow (their marker permissions aside, which no request uses): a rule added to one and not the
+    /// other fails here.
+    #[test]
+    fn the_constrained_grant_covers_the_tools_rules_and_no_more() {
+        let tools: BTreeSet<Rule> = rules(include_str!("../../../deploy/rbac.yaml"), None)
+            .into_iter()
+            .filter(|(g, _, _)| g != "k8s-gpu-mcp.io")
+            .map(|(g, r, v)| (g, r, format!("impersonate-on:user-info:{v}")))
+            .collect();
+        let granted: BTreeSet<Rule> = rules(
+            include_str!("../../../deploy/http/rbac-constrained.yaml"),
+            Some("k8s-gpu-mcp-impersonator-constrained"),
+        )
+        .into_iter()
+        // Whom, and the person's own access reviews: not requests of deploy/rbac.yaml's roles.
+        .filter(|(g, _, _)| g != "authentication.k8s.io" && g != "authorization.k8s.io")
+        .collect();
+        let missing: Vec<_> = tools.difference(&granted).collect();
+        let extra: Vec<_> = granted.difference(&tools).collect();
+        assert!(
+            missing.is_empty(),
+            "rbac.yaml allows, the constrained grant does not: {missing:?}"
+        );
+        assert!(
+            extra.is_empty(),
+            "the constrained grant allows beyond rbac.yaml: {extra:?}"
+        );
+        assert!(tools.len() > 20, "{tools:?}");
+    }
 }
