@@ -1346,7 +1346,7 @@ async fn constrained_impersonation_bounds_the_server_to_the_tools_requests() {
         &ns,
         &config,
         &format!("127.0.0.1:{port}"),
-        &[],
+        &["--mode", "operator"],
         &[],
     );
     let url = server.url.clone();
@@ -1375,6 +1375,23 @@ async fn constrained_impersonation_bounds_the_server_to_the_tools_requests() {
         b["result"]["isError"] == json!(true) && b.to_string().contains(User::Nobody.name()),
         "bob: {b}"
     );
+    // An operator action as the operator: the patch, the audit's user (who they are) and the Node's Event.
+    crate::operator::bind_operator(tb, User::Operator);
+    tb.bind_reader(User::Operator);
+    let op = token(&key, claims(User::Operator.name()));
+    let c = call(
+        &url,
+        &op,
+        "cordon_gpu_node",
+        json!({"node_name": node, "reason": "e2e constrained", "confirm": node}),
+    )
+    .await;
+    assert_eq!(
+        c["result"]["structuredContent"]["audit"]["user"],
+        User::Operator.name(),
+        "{c}"
+    );
+    assert_eq!(c["result"]["structuredContent"]["result"], "done", "{c}");
     assert!(tb.pods(&ns).is_empty(), "a probe pod was left");
     // The identity's own limits, asked directly: a request no tool makes, and system:masters.
     let token_of = |kc: &std::path::Path| {

@@ -42,7 +42,7 @@ fn json_of(text: &str) -> Value {
 }
 
 /// The audit Events the launcher created on `node`.
-fn events(tb: &Testbed, node: &str) -> Vec<Value> {
+pub fn events(tb: &Testbed, node: &str) -> Vec<Value> {
     let v = json_of(&tb.kubectl(&[
         "-n",
         "default",

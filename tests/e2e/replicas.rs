@@ -346,6 +346,24 @@ async fn replicas_forward_what_the_other_holds_and_a_stopped_ones_task_says_so()
         done["result"]["isError"] != json!(true) && unschedulable(),
         "alice's confirmation through B: {done}"
     );
+    // The audit names Alice, not the server: in the answer, and on the Node's Event (created as her).
+    let alice_name = User::Operator.name();
+    assert_eq!(
+        done["result"]["structuredContent"]["audit"]["user"], alice_name,
+        "{done}"
+    );
+    let evs = crate::operator::events(tb, &healthy);
+    let ev = evs
+        .iter()
+        .find(|e| e["action"] == "cordon_gpu_node")
+        .unwrap_or_else(|| panic!("no cordon Event: {evs:#?}"));
+    assert!(
+        ev["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains(&format!("user={alice_name}")),
+        "{ev}"
+    );
 
     // Replica A stops mid-task (SIGTERM): its task is cancelled and its probe pod deleted before it exits.
     let deadline = Instant::now() + Duration::from_secs(60);
