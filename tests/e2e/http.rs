@@ -18,7 +18,7 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
 use serde_json::{Value, json};
 
 use crate::mcp::LAUNCHER;
-pub(crate) use crate::oidc::{issuer, now, rsa_key, token};
+pub(crate) use crate::oidc::{Key, issuer, now, rsa_key, token};
 use crate::testbed::{FakeNode, Testbed, User, skipped, testbed_bin, unique};
 
 /// The launcher serving HTTP; killed (SIGTERM) on drop.
@@ -156,6 +156,79 @@ fn start_as(
         config: cfg,
         kubeconfig,
     }
+}
+
+/// A server of the test's own issuer (`config_extra` appended to its configuration) and tokens of that issuer
+/// for any person.
+pub(crate) struct Issued {
+    pub(crate) key: Key,
+    pub(crate) iss: String,
+    pub(crate) audience: String,
+    pub(crate) server: Server,
+}
+
+impl Issued {
+    pub(crate) async fn start(tb: &Testbed, ns: &str, config_extra: &str) -> Issued {
+        let key = rsa_key("k1");
+        let iss = issuer(vec![key.jwk.clone()]).await;
+        let port = free_port();
+        let audience = format!("http://127.0.0.1:{port}/mcp");
+        let server = start(
+            tb,
+            ns,
+            &format!(
+                "url: {audience}\nissuer: {iss}\nuser_claim: preferred_username\n{config_extra}"
+            ),
+            &format!("127.0.0.1:{port}"),
+        );
+        assert_eq!(server.url, audience);
+        Issued {
+            key,
+            iss,
+            audience,
+            server,
+        }
+    }
+
+    /// A valid token of `user` for this server.
+    pub(crate) fn token(&self, user: &str) -> String {
+        token(
+            &self.key,
+            json!({"iss": self.iss, "aud": self.audience, "sub": format!("sub-{user}"),
+                   "exp": now() + 600, "iat": now(), "preferred_username": user}),
+        )
+    }
+}
+
+/// `initialize` of a 2025-11-25 session at `url` as `token`'s person (more headers in `extra`): the session id
+/// and the result.
+pub(crate) async fn open_session(
+    url: &str,
+    token: &str,
+    extra: &[(&str, &str)],
+    client: &str,
+) -> (String, Value) {
+    let auth = format!("Bearer {token}");
+    let mut h = vec![("authorization", auth.as_str())];
+    h.extend_from_slice(extra);
+    let init = send(
+        url,
+        &h,
+        Some(
+            json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-11-25", "capabilities": {},
+            "clientInfo": {"name": client, "version": "1"}}}),
+        ),
+    )
+    .await;
+    assert_eq!(init.status, 200, "initialize: {}", init.body);
+    let sid = init
+        .headers
+        .get("mcp-session-id")
+        .and_then(|h| h.to_str().ok())
+        .expect("a session id")
+        .to_string();
+    (sid, init.json()["result"].clone())
 }
 
 pub(crate) struct Answer {
@@ -311,29 +384,20 @@ async fn each_person_calls_with_their_own_rights_and_bad_tokens_reach_nothing() 
     tb.add_nodes(&[FakeNode::gpu(&node, "dgx-h100-healthy").label("e2e-group", &group)]);
     let selector = format!("e2e-group={group}");
 
-    let key = rsa_key("k1");
-    let iss = issuer(vec![key.jwk.clone()]).await;
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
-    let audience = format!("http://127.0.0.1:{port}/mcp");
-    let server = start(
+    let people = Issued::start(
         tb,
         &ns,
-        &format!(
-            "url: {audience}\nissuer: {iss}\nuser_claim: preferred_username\nscopes: [gpu-mcp]\nlimits: {{tasks_per_person: 1}}\n"
-        ),
-        &format!("127.0.0.1:{port}"),
-    );
-    let url = server.url.clone();
-    assert_eq!(url, audience);
+        "scopes: [gpu-mcp]\nlimits: {tasks_per_person: 1}\n",
+    )
+    .await;
+    let (key, iss, audience) = (&people.key, people.iss.clone(), people.audience.clone());
+    let url = people.server.url.clone();
     let claims = |user: &str| {
         json!({"iss": iss, "aud": audience, "sub": format!("sub-{user}"), "exp": now() + 600,
                "iat": now(), "preferred_username": user})
     };
-    let alice = token(&key, claims(User::Reader.name()));
-    let bob = token(&key, claims(User::Nobody.name()));
+    let alice = people.token(User::Reader.name());
+    let bob = people.token(User::Nobody.name());
 
     // `check --http-config`: the server's configuration, its issuer, and its identity's right to act for
     // people; a kubeconfig of someone who may not impersonate fails, naming the fix.
@@ -347,11 +411,11 @@ async fn each_person_calls_with_their_own_rights_and_bad_tokens_reach_nothing() 
                 "json",
                 "--http-config",
             ])
-            .arg(&server.config)
+            .arg(&people.server.config)
             .output()
             .expect("check")
     };
-    let ok = check(server.kubeconfig.clone());
+    let ok = check(people.server.kubeconfig.clone());
     let report: Value = serde_json::from_slice(&ok.stdout).expect("check's JSON");
     assert_eq!(report["ok"], true, "{report:#}");
     let rows: Vec<&str> = report["checks"]
@@ -463,9 +527,9 @@ async fn each_person_calls_with_their_own_rights_and_bad_tokens_reach_nothing() 
     system["groups"] = json!(["system:masters"]);
     for (t, what) in [
         (None, "no token"),
-        (Some(token(&key, wrong_aud)), "another audience"),
-        (Some(token(&key, expired)), "expired"),
-        (Some(token(&key, other_iss)), "another issuer"),
+        (Some(token(key, wrong_aud)), "another audience"),
+        (Some(token(key, expired)), "expired"),
+        (Some(token(key, other_iss)), "another issuer"),
         (
             Some(token(&other, claims("launcher-operator"))),
             "another key with the same kid",
@@ -473,7 +537,7 @@ async fn each_person_calls_with_their_own_rights_and_bad_tokens_reach_nothing() 
         (Some(unsigned), "unsigned"),
         (Some(hs), "HMAC with the public key"),
         (Some(sa_token), "a Kubernetes service-account token"),
-        (Some(token(&key, system)), "a system name"),
+        (Some(token(key, system)), "a system name"),
         (Some("not-a-jwt".into()), "garbage"),
     ] {
         let a = rpc(
@@ -523,27 +587,8 @@ async fn each_person_calls_with_their_own_rights_and_bad_tokens_reach_nothing() 
 
     // 2025-11-25: a session, opened by Alice, is hers; Bob's valid token on it finds no session.
     let v25 = "2025-11-25";
-    let alice_auth = format!("Bearer {alice}");
-    let init = send(
-        &url,
-        &[("authorization", alice_auth.as_str())],
-        Some(json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-            "protocolVersion": v25, "capabilities": {}, "clientInfo": {"name": "e2e-http", "version": "1"}}})),
-    )
-    .await;
-    assert_eq!(init.status, 200, "initialize: {}", init.body);
-    assert_eq!(
-        init.json()["result"]["protocolVersion"],
-        v25,
-        "{}",
-        init.body
-    );
-    let sid = init
-        .headers
-        .get("mcp-session-id")
-        .and_then(|h| h.to_str().ok())
-        .expect("a session id")
-        .to_string();
+    let (sid, init) = open_session(&url, &alice, &[], "e2e-http").await;
+    assert_eq!(init["protocolVersion"], v25, "{init}");
     let in_session = |tok: String, sid: String, body: Value| {
         let url = url.clone();
         async move {
@@ -690,7 +735,7 @@ async fn each_person_calls_with_their_own_rights_and_bad_tokens_reach_nothing() 
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let t0 = std::time::Instant::now();
-    drop(server);
+    drop(people);
     let stopped = t0.elapsed();
     assert_eq!(
         tb.pods(&ns),
@@ -710,34 +755,17 @@ struct Session25 {
 impl Session25 {
     /// `initialize` and `notifications/initialized`; the initialize result beside the session.
     async fn open(url: &str, token: &str) -> (Session25, Value) {
-        let auth = format!("Bearer {token}");
-        let init = send(
-            url,
-            &[("authorization", auth.as_str())],
-            Some(
-                json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-                "protocolVersion": "2025-11-25", "capabilities": {},
-                "clientInfo": {"name": "e2e-http-tasks", "version": "1"}}}),
-            ),
-        )
-        .await;
-        assert_eq!(init.status, 200, "initialize: {}", init.body);
-        let sid = init
-            .headers
-            .get("mcp-session-id")
-            .and_then(|h| h.to_str().ok())
-            .expect("a session id")
-            .to_string();
+        let (sid, init) = open_session(url, token, &[], "e2e-http-tasks").await;
         let s = Session25 {
             url: url.to_string(),
-            auth,
+            auth: format!("Bearer {token}"),
             sid,
         };
         let n = s
             .send(json!({"jsonrpc": "2.0", "method": "notifications/initialized"}))
             .await;
         assert_eq!(n.status, 202, "{}", n.body);
-        (s, init.json()["result"].clone())
+        (s, init)
     }
 
     async fn send(&self, body: Value) -> Answer {
@@ -785,25 +813,15 @@ async fn a_2025_11_25_session_runs_tasks_of_its_person() {
     ]);
     let selector = format!("e2e-group={group}");
 
-    let key = rsa_key("k1");
-    let iss = issuer(vec![key.jwk.clone()]).await;
-    let port = free_port();
-    let audience = format!("http://127.0.0.1:{port}/mcp");
-    let server = start(
+    let people = Issued::start(
         tb,
         &ns,
-        &format!(
-            "url: {audience}\nissuer: {iss}\nuser_claim: preferred_username\nscopes: [gpu-mcp]\nlimits: {{tasks_per_person: 1}}\n"
-        ),
-        &format!("127.0.0.1:{port}"),
-    );
-    let url = server.url.clone();
-    let claims = |user: &str| {
-        json!({"iss": iss, "aud": audience, "sub": format!("sub-{user}"), "exp": now() + 600,
-               "iat": now(), "preferred_username": user})
-    };
-    let alice = token(&key, claims(User::Reader.name()));
-    let bob = token(&key, claims(User::Nobody.name()));
+        "scopes: [gpu-mcp]\nlimits: {tasks_per_person: 1}\n",
+    )
+    .await;
+    let url = people.server.url.clone();
+    let alice = people.token(User::Reader.name());
+    let bob = people.token(User::Nobody.name());
 
     let (a, init) = Session25::open(&url, &alice).await;
     assert_eq!(init["protocolVersion"], "2025-11-25", "{init}");
@@ -903,7 +921,7 @@ async fn a_2025_11_25_session_runs_tasks_of_its_person() {
         "{gone}"
     );
     eprintln!("2025-11-25 tasks/cancel over HTTP: cancelled, pod deleted, answered in {acked:?}");
-    drop(server);
+    drop(people);
 }
 
 /// A free loopback port (bound and released: the process given it binds it next).

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::http::{Answer, issuer, now, rpc_with, rsa_key, send, start_with, token};
+use crate::http::{Answer, issuer, now, open_session, rpc_with, rsa_key, send, start_with, token};
 use crate::testbed::{FakeNode, Testbed, User, skipped, unique};
 
 /// A replica's pod as the API server holds it once its kubelet reports it running and ready at `ip`.
@@ -227,23 +227,7 @@ async fn replicas_forward_what_the_other_holds_and_a_stopped_ones_task_says_so()
     // A 2025-11-25 session opened on A, used through B.
     let alice_auth = format!("Bearer {alice}");
     let bob_auth = format!("Bearer {bob}");
-    let init = send(
-        &via_a,
-        &[("authorization", alice_auth.as_str()), host[0]],
-        Some(
-            json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-            "protocolVersion": "2025-11-25", "capabilities": {},
-            "clientInfo": {"name": "e2e-replicas", "version": "1"}}}),
-        ),
-    )
-    .await;
-    assert_eq!(init.status, 200, "initialize: {}", init.body);
-    let sid = init
-        .headers
-        .get("mcp-session-id")
-        .and_then(|h| h.to_str().ok())
-        .expect("a session id")
-        .to_string();
+    let (sid, _) = open_session(&via_a, &alice, &host, "e2e-replicas").await;
     assert!(sid.starts_with(&format!("{pod_a}.")), "session id {sid}");
     let in_session = |url: String, auth: String, body: Value| {
         let sid = sid.clone();
