@@ -224,7 +224,9 @@ pub async fn the_team_servers_image_answers_a_persons_first_call(c: &Ctx) {
                "iat": now(), "preferred_username": user})
     };
     let alice = token(&key, claims(User::Reader.name()));
-    let bob = token(&key, claims(User::Nobody.name()));
+    // A person of the issuer with no binding at all (the suite's other cases bind its fixed users).
+    let stranger = unique("rn-stranger");
+    let bob = token(&key, claims(&stranger));
     let node = c.name().to_string();
     let t2 = Instant::now();
     let inv = rpc(
@@ -242,7 +244,7 @@ pub async fn the_team_servers_image_answers_a_persons_first_call(c: &Ctx) {
         inv["result"]["isError"] != json!(true) && text.contains(&crate::gpu_uuid(3)),
         "alice's first call: {inv}\n{log}"
     );
-    // Bob has no probe rights: the API server refuses his probe pod, as him.
+    // Bob has no rights: the API server refuses his call, as him.
     let refused = rpc(
         &url,
         &bob,
@@ -251,7 +253,7 @@ pub async fn the_team_servers_image_answers_a_persons_first_call(c: &Ctx) {
         json!({"name": "get_gpu_inventory", "arguments": {"node_name": node}}),
     );
     assert!(
-        refused.to_string().contains(User::Nobody.name())
+        refused.to_string().contains(&stranger)
             && !refused.to_string().contains(&crate::gpu_uuid(3)),
         "bob: {refused}"
     );
