@@ -975,7 +975,8 @@ async fn dex_token(issuer: &str, ca: &str, email: &str, scope: &str) -> String {
         .to_string()
 }
 
-/// A second kube-apiserver of the testbed (same etcd, RBAC and objects) with more flags; stopped on drop.
+/// A second kube-apiserver of the testbed (same etcd, RBAC and objects) with more flags. It stops when its
+/// stdin closes: on drop, and when this test process dies any other way (testbed.sh apiserver).
 struct ExtraApiServer {
     child: Child,
     url: String,
@@ -983,7 +984,7 @@ struct ExtraApiServer {
 
 impl Drop for ExtraApiServer {
     fn drop(&mut self) {
-        let _ = self.child.kill();
+        drop(self.child.stdin.take());
         let _ = self.child.wait();
     }
 }
@@ -998,7 +999,7 @@ fn extra_apiserver(tb: &Testbed, flags: &[String]) -> ExtraApiServer {
         .args(["apiserver", tb.dir.to_str().unwrap(), &port.to_string()])
         .args(flags)
         .env("TESTBED_BIN", testbed_bin())
-        .stdin(Stdio::null())
+        .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(log)
         .spawn()

@@ -20,7 +20,7 @@
 #                         status.nodeInfo.architecture (kwok keeps it).
 #   testbed.sh nodes PREFIX COUNT SCENARIO [key=value...]   the same for PREFIX-1..PREFIX-COUNT.
 #   testbed.sh apiserver DIR PORT [FLAG...]   a second kube-apiserver of the running testbed DIR on PORT,
-#                         with FLAG... added (foreground).
+#                         with FLAG... added, until stdin reaches EOF or SIGTERM/SIGINT.
 # Inputs (env): TESTBED_BIN (etcd, kube-apiserver, kwok; default: run build.sh), TESTBED_PROBE_DIR (a directory
 # holding the node-probe binary, put first on kwok's PATH so kwok exec finds it), TESTBED_KWOK_EXTRA_PATH,
 # TESTBED_AUDIT=1 (DIR/audit.log: the launcher users' requests), TESTBED_KEEP=1 (keep DIR),
@@ -119,8 +119,9 @@ kas_args() {
   )
 }
 
-# A second kube-apiserver of the running testbed DIR (same etcd, PKI, tokens) on PORT with more flags, in the
-# foreground (tests/e2e/http.rs: one that also trusts an OpenID issuer through --authentication-config).
+# A second kube-apiserver of the running testbed DIR (same etcd, PKI, tokens) on PORT with more flags
+# (tests/e2e/http.rs: one that trusts an OpenID issuer, one with a feature gate). Like `up`, it stops when its
+# owner goes away: stdin reaching EOF (also when the owner is SIGKILLed), SIGTERM or SIGINT.
 cmd_apiserver() {
   local DIR=$1 PORT=$2
   shift 2
@@ -129,7 +130,16 @@ cmd_apiserver() {
   local BIN=${TESTBED_BIN:-}
   [ -n "$BIN" ] || BIN=$(bash "$HERE/build.sh")
   kas_args "$DIR" "$TESTBED_ETCD_PORT" "$PORT"
-  exec "$BIN/kube-apiserver" "${KAS_ARGS[@]}" "$@"
+  "$BIN/kube-apiserver" "${KAS_ARGS[@]}" "$@" &
+  local pid=$! rc
+  trap 'kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; exit 0' TERM INT
+  while kill -0 "$pid" 2>/dev/null; do
+    rc=0
+    read -r -t 2 _ || rc=$?
+    if [ "$rc" -ne 0 ] && [ "$rc" -le 128 ]; then break; fi
+  done
+  kill "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
 }
 
 cmd_up() {
