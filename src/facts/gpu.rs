@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 #[cfg(doc)]
 use super::rdma::RdmaDeviceFacts;
 
+use super::amd::{AmdGpuFacts, GpuVendor};
 use super::ecc::EccFacts;
 use super::interconnect::{FabricFacts, NvLinkFacts, PcieFacts};
 use super::processes::GpuProcessFacts;
@@ -16,7 +17,12 @@ use super::telemetry::{
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GpuFacts {
+    /// The probe's index: NVML's for NVIDIA GPUs; for AMD GPUs their order by PCI address, after the
+    /// node's NVIDIA GPUs on a node with both.
     pub index: u32,
+    /// Absent means NVIDIA (every document before AMD support).
+    #[serde(default, skip_serializing_if = "GpuVendor::is_nvidia")]
+    pub vendor: GpuVendor,
     /// Set when `nvmlDeviceGetHandleByIndex` itself failed: nothing else about this GPU is known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub handle_error: Option<FieldError>,
@@ -99,6 +105,9 @@ pub struct GpuFacts {
     /// has RDMA devices: the GPU-NIC affinity is judged from it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pci_path: Option<Reading<Vec<String>>>,
+    /// What only an AMD GPU has (RAS blocks, bad pages, XGMI, partitions, KFD); absent on NVIDIA's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub amd: Option<AmdGpuFacts>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]

@@ -12,6 +12,7 @@
 //! `events.rs` (the kernel log and NVML events), `kubelet.rs` (PodResources and pod log directories) and
 //! `sections.rs` (what a command collects).
 
+mod amd;
 mod ecc;
 mod events;
 mod gpu;
@@ -26,6 +27,12 @@ mod reading;
 mod sections;
 mod telemetry;
 
+pub use amd::{
+    AmdBadPageFacts, AmdBadPagesFacts, AmdDriverFacts, AmdGpuFacts, AmdGpuMetricsFacts,
+    AmdPartitionFacts, AmdPciFunctionFacts, AmdRasBlockFacts, AmdRasEventStateFacts, AmdRasFacts,
+    AmdSmiLibraryFacts, AmdThrottleSampleFacts, AmdXcpFacts, AmdXgmiFacts, AmdXgmiLinkFacts,
+    GpuVendor, KfdNodeFacts,
+};
 pub use ecc::{
     EccFacts, EccLocationFacts, EccModeFacts, RemappedRowsFacts, RetiredPagesFacts,
     RowRemapHistogram,

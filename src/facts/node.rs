@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::amd::AmdDriverFacts;
 use super::events::{KernelLogFacts, NvmlEventsFacts, NvmlXidEventFacts};
 use super::gpu::GpuFacts;
 use super::host::{DriverFacts, HostFacts, ServiceFacts};
@@ -75,4 +76,8 @@ pub struct NodeFacts {
     /// runs on the node (most nodes: IMEX runs only for a multi-node NVLink job) or it was not collected.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub imex: Option<ImexFacts>,
+    /// The amdgpu driver and the node's AMD GPU PCI functions; absent on a node without amdgpu (or a
+    /// probe before AMD support).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub amd_driver: Option<AmdDriverFacts>,
 }
