@@ -10,6 +10,10 @@ K8S_MINOR=$(echo "$K8S" | cut -d. -f2)
 TB=${TESTBED_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/k8s-gpu-mcp-testbed}/k8s-$K8S-etcd-$ETCD-kwok-$KWOK
 BIN=$TB/bin
 mkdir -p "$BIN" "$TB/src"
+# One build at a time per cache: two runs started together (parallel test sessions) would share the
+# `*.tmp` outputs and one would fail moving the other's; the second waits and then finds it all built.
+exec 8>"$TB/.build.lock"
+flock 8
 export CGO_ENABLED=0 GOFLAGS=-mod=mod
 log() { echo "testbed-build: $*" >&2; }
 
