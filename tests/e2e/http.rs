@@ -584,6 +584,20 @@ async fn each_person_calls_with_their_own_rights_and_bad_tokens_reach_nothing() 
         .await;
         assert_eq!(a.status, 403, "{what}: {}", a.body);
     }
+    // The server's own origin is not a cross-origin request (the MCP conformance suite's DNS-rebinding
+    // scenario sends it and expects an answer).
+    let own = url.trim_end_matches("/mcp").to_string();
+    let a = send(
+        &url,
+        &[
+            ("authorization", &auth),
+            ("origin", &own),
+            ("mcp-protocol-version", V26),
+        ],
+        Some(json!({"jsonrpc": "2.0", "id": 1, "method": "server/discover", "params": {}})),
+    )
+    .await;
+    assert_eq!(a.status, 200, "own origin {own}: {}", a.body);
 
     // 2025-11-25: a session, opened by Alice, is hers; Bob's valid token on it finds no session.
     let v25 = "2025-11-25";
@@ -794,7 +808,7 @@ impl Session25 {
 /// Protocol 2025-11-25's own tasks (SEP-1686) over HTTP: the session's `initialize` declares them and
 /// `tools/list` marks the long tools; a `tools/call` with `params.task` answers a task, `tasks/get` and
 /// `tasks/result` (the tool's result, naming its task) read it, as its person only; beyond the person's
-/// running-task limit a long tool runs as a plain call; `tasks/cancel` deletes the probe pod and answers
+/// running-task limit a long tool is refused with the reason; `tasks/cancel` deletes the probe pod and answers
 /// the task cancelled.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_2025_11_25_session_runs_tasks_of_its_person() {
@@ -882,7 +896,8 @@ async fn a_2025_11_25_session_runs_tasks_of_its_person() {
     let done = a.rpc("tasks/get", json!({"taskId": id})).await;
     assert_eq!(done["result"]["status"], "completed", "{done}");
 
-    // A task whose probe never starts holds Alice's one task slot: another long call runs plain.
+    // A task whose probe never starts holds Alice's one task slot: another long call is refused, with the
+    // reason (run plain, it would escape the bound on her tasks).
     let stuck = a
         .rpc(
             "tools/call",
@@ -901,12 +916,15 @@ async fn a_2025_11_25_session_runs_tasks_of_its_person() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let plain = a.rpc("tools/call", scan(&selector, true)).await;
+    let refused = a.rpc("tools/call", scan(&selector, true)).await;
     assert_eq!(
-        plain["result"]["structuredContent"]["nodes_total"], 1,
-        "beyond the limit, expected a plain result: {plain}"
+        refused["error"]["code"],
+        gpu_mcp_too_many_tasks(),
+        "beyond the limit, expected a refusal: {refused}"
     );
-    assert!(plain["result"].get("task").is_none(), "{plain}");
+    let why = refused["error"]["message"].as_str().unwrap_or_default();
+    assert!(why.contains("at most 1 per person"), "{why}");
+    assert!(tb.pods(&ns).len() <= 1, "the refused call started a probe");
 
     let t0 = std::time::Instant::now();
     let cancelled = a.rpc("tasks/cancel", json!({"taskId": stuck_id})).await;
@@ -1580,4 +1598,115 @@ async fn http_load_benchmark() {
         pct(&mut rest, 0.95),
         pct(&mut rest, 0.99),
     );
+}
+
+/// One person's load: with `calls_per_person: 2`, two long calls whose probes never start hold both of
+/// the person's slots for as long as their responses stream (a call's SSE stream is the call in flight,
+/// not done when its headers leave), a third request gets 429 with Retry-After, another person is not
+/// held up, and the slots come back once the clients go.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_persons_streaming_calls_hold_their_slots() {
+    if skipped() {
+        return;
+    }
+    let tb = Testbed::shared();
+    let ns = unique("e2e-http-slots");
+    tb.probe_namespace(&ns, User::Reader);
+    tb.bind_reader(User::Reader);
+    tb.bind_reader(User::Operator);
+    let group = unique("slots");
+    let stuck_group = unique("slots-stuck");
+    tb.add_nodes(&[
+        FakeNode::gpu(&unique("slots-0"), "dgx-h100-healthy").label("e2e-group", &group),
+        FakeNode::without_kubelet(&unique("slots-stuck"), true).label("e2e-group", &stuck_group),
+    ]);
+    let people = Issued::start(
+        tb,
+        &ns,
+        "scopes: [gpu-mcp]\nlimits: {calls_per_person: 2, tasks_per_person: 1}\n",
+    )
+    .await;
+    let url = people.server.url.clone();
+    let alice = people.token(User::Reader.name());
+    let other = people.token(User::Operator.name());
+    let stuck = format!("e2e-group={stuck_group}");
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let (url, alice, stuck) = (url.clone(), alice.clone(), stuck.clone());
+        held.push(tokio::spawn(async move {
+            call(
+                &url,
+                &alice,
+                "scan_gpu_nodes",
+                json!({"label_selector": stuck}),
+            )
+            .await
+        }));
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while tb.pods(&ns).len() < 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the two calls' probe pods never appeared: {:?}",
+            tb.pods(&ns)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let selector = format!("e2e-group={group}");
+    let list = |tok: String| {
+        let (url, selector) = (url.clone(), selector.clone());
+        async move {
+            rpc(
+                &url,
+                Some(&tok),
+                "tools/call",
+                Some("list_gpu_nodes"),
+                json!({"name": "list_gpu_nodes", "arguments": {"label_selector": selector}}),
+                false,
+            )
+            .await
+        }
+    };
+    let third = list(alice.clone()).await;
+    assert_eq!(
+        third.status, 429,
+        "a third request while two stream: {}",
+        third.body
+    );
+    assert!(
+        third.headers.contains_key("retry-after"),
+        "{:?}",
+        third.headers
+    );
+    assert!(third.body.contains("at most 2"), "{}", third.body);
+    let theirs = list(other.clone()).await;
+    assert_eq!(
+        theirs.status, 200,
+        "another person is not held up: {}",
+        theirs.body
+    );
+    // The clients go: their streams end and the slots come back.
+    for h in held {
+        h.abort();
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let again = list(alice.clone()).await;
+        if again.status == 200 {
+            assert_eq!(nodes_in(&again.json()), Some(1), "{}", again.body);
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the slots never came back after the clients went: {} {}",
+            again.status,
+            again.body
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The JSON-RPC code of a call refused past the task limit (launcher/src/mcp/framework/tasks.rs).
+fn gpu_mcp_too_many_tasks() -> i64 {
+    -32029
 }

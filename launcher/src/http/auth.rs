@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use jsonwebtoken::jwk::{Jwk, JwkSet};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation, decode, decode_header};
 use serde_json::Value;
-use tokio::sync::RwLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::config::HttpConfig;
 use super::fetch::Fetcher;
@@ -28,6 +28,11 @@ pub struct Refused(pub String);
 const REFETCH_AFTER: Duration = Duration::from_secs(30);
 /// And in any case after this long.
 const MAX_AGE: Duration = Duration::from_secs(3600);
+/// Keys past [`MAX_AGE`] still verify for this long while the issuer cannot be reached (an issuer outage
+/// is not a server outage for people whose keys are known).
+const SERVE_STALE_FOR: Duration = Duration::from_secs(24 * 3600);
+/// At most this many tokens naming a key not in the cache wait for one fetch of the keys; more are refused.
+const MAX_WAITING_FOR_KEYS: usize = 64;
 /// A token's times may be off by this much (clock skew between the issuer and this server).
 const LEEWAY_SECS: u64 = 30;
 /// Tokens longer than this are not parsed.
@@ -47,7 +52,12 @@ pub struct Verifier {
     groups_claim: String,
     groups_prefix: String,
     fetch: Fetcher,
-    keys: RwLock<Option<Keys>>,
+    /// The issuer's keys as last fetched; the lock is never held across an await.
+    keys: std::sync::RwLock<Option<Arc<Keys>>>,
+    /// Held by the one fetch of the keys in flight.
+    refresh: tokio::sync::Mutex<()>,
+    /// Tokens naming an unknown key that wait for that fetch.
+    waiting: AtomicUsize,
     /// When the last fetch of the keys failed: requests within [`RETRY_FAILED_AFTER`] are refused without
     /// asking the issuer again (a flood of tokens while the issuer is down does not become a flood there).
     failed: std::sync::Mutex<Option<Instant>>,
@@ -80,7 +90,9 @@ impl Verifier {
             groups_claim: cfg.groups_claim.clone(),
             groups_prefix: cfg.groups_prefix.clone(),
             fetch: Fetcher::new(cfg.issuer_ca_file.as_deref())?,
-            keys: RwLock::new(None),
+            keys: std::sync::RwLock::new(None),
+            refresh: tokio::sync::Mutex::new(()),
+            waiting: AtomicUsize::new(0),
             failed: std::sync::Mutex::new(None),
         }))
     }
@@ -101,10 +113,12 @@ impl Verifier {
                         self.issuer
                     ));
                 }
-                doc.get("jwks_uri")
+                let jwks = doc
+                    .get("jwks_uri")
                     .and_then(Value::as_str)
-                    .ok_or_else(|| format!("{url}: no jwks_uri"))?
-                    .to_string()
+                    .ok_or_else(|| format!("{url}: no jwks_uri"))?;
+                check_key_url(jwks).map_err(|e| format!("{url}: {e}"))?;
+                jwks.to_string()
             }
         };
         let set: JwkSet = serde_json::from_value(self.fetch.json(&uri).await?)
@@ -113,6 +127,12 @@ impl Verifier {
     }
 
     /// The key for `kid`: from the cached set, fetched again when missing (rotation) or old.
+    ///
+    /// The cache is read under a lock never held across an await, so a fetch (up to the fetcher's timeouts)
+    /// never stalls a token whose key is known. Fetches are single-flight (`refresh`); a token naming an
+    /// unknown key waits for the fetch in flight, and at most [`MAX_WAITING_FOR_KEYS`] wait at once: random
+    /// key ids from anyone cannot pile up behind an issuer outage. Keys older than [`MAX_AGE`] are still
+    /// served while a fresh set is being fetched, and for up to [`SERVE_STALE_FOR`] while the issuer is down.
     async fn key(&self, kid: Option<&str>) -> Result<Jwk, Refused> {
         let pick = |set: &JwkSet| -> Option<Jwk> {
             match kid {
@@ -122,49 +142,96 @@ impl Verifier {
                 None => None,
             }
         };
-        {
-            let keys = self.keys.read().await;
-            if let Some(k) = keys.as_ref() {
-                let fresh = k.fetched.elapsed() < MAX_AGE;
-                if fresh && let Some(j) = pick(&k.set) {
-                    return Ok(j);
+        let not_ours = || Refused("the token's key is not among the issuer's keys".into());
+        let (cached, age) = match self.cached() {
+            Some(k) => (pick(&k.set), Some(k.fetched.elapsed())),
+            None => (None, None),
+        };
+        match (cached, age) {
+            (Some(j), Some(a)) if a < MAX_AGE => return Ok(j),
+            (Some(j), Some(a)) => {
+                // Old but known: one request refreshes, every other is served from the cache meanwhile.
+                if let Ok(_flight) = self.refresh.try_lock() {
+                    if self.recently_failed() {
+                        return if a < SERVE_STALE_FOR {
+                            Ok(j)
+                        } else {
+                            Err(self.unavailable())
+                        };
+                    }
+                    return match self.fetch_and_store().await {
+                        Ok(set) => pick(&set).ok_or_else(not_ours),
+                        Err(_) if a < SERVE_STALE_FOR => Ok(j),
+                        Err(_) => Err(self.unavailable()),
+                    };
                 }
-                if fresh && k.fetched.elapsed() < REFETCH_AFTER {
-                    return Err(Refused(
-                        "the token's key is not among the issuer's keys".into(),
-                    ));
-                }
+                return if a < SERVE_STALE_FOR {
+                    Ok(j)
+                } else {
+                    Err(self.unavailable())
+                };
             }
+            // An unknown key named again within the refetch interval: no new fetch (rotation is slower).
+            (None, Some(a)) if a < REFETCH_AFTER => return Err(not_ours()),
+            _ => {}
         }
-        let recently_failed = self
-            .failed
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .is_some_and(|t| t.elapsed() < RETRY_FAILED_AFTER);
-        if recently_failed {
-            return Err(Refused("the issuer's keys could not be fetched".into()));
+        if self.recently_failed() {
+            return Err(self.unavailable());
         }
-        let mut keys = self.keys.write().await;
-        // Another request may have fetched meanwhile.
-        if let Some(k) = keys.as_ref()
+        let waiting = self.waiting.fetch_add(1, Ordering::SeqCst);
+        let _unwait = scopeguard_waiting(&self.waiting);
+        if waiting >= MAX_WAITING_FOR_KEYS {
+            return Err(Refused(
+                "too many tokens wait for the issuer's keys; try again shortly".into(),
+            ));
+        }
+        let _flight = self.refresh.lock().await;
+        // The fetch this request waited for may have brought its key, or failed.
+        if let Some(k) = self.cached()
             && k.fetched.elapsed() < REFETCH_AFTER
         {
-            return pick(&k.set)
-                .ok_or_else(|| Refused("the token's key is not among the issuer's keys".into()));
+            return pick(&k.set).ok_or_else(not_ours);
         }
+        if self.recently_failed() {
+            return Err(self.unavailable());
+        }
+        let set = self
+            .fetch_and_store()
+            .await
+            .map_err(|_| self.unavailable())?;
+        pick(&set).ok_or_else(not_ours)
+    }
+
+    fn cached(&self) -> Option<Arc<Keys>> {
+        self.keys.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn recently_failed(&self) -> bool {
+        self.failed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some_and(|t| t.elapsed() < RETRY_FAILED_AFTER)
+    }
+
+    fn unavailable(&self) -> Refused {
+        Refused("the issuer's keys could not be fetched".into())
+    }
+
+    /// Fetch the key set (no lock held but the single-flight guard) and keep it.
+    async fn fetch_and_store(&self) -> Result<JwkSet, String> {
         match self.fetch_keys().await {
             Ok(set) => {
-                let j = pick(&set);
-                *keys = Some(Keys {
-                    set,
+                *self.keys.write().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(Keys {
+                    set: set.clone(),
                     fetched: Instant::now(),
-                });
-                j.ok_or_else(|| Refused("the token's key is not among the issuer's keys".into()))
+                }));
+                *self.failed.lock().unwrap_or_else(|e| e.into_inner()) = None;
+                Ok(set)
             }
             Err(e) => {
                 tracing::warn!(error = %e, "the issuer's keys could not be fetched");
                 *self.failed.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
-                Err(Refused("the issuer's keys could not be fetched".into()))
+                Err(e)
             }
         }
     }
@@ -225,8 +292,12 @@ impl Verifier {
                     self.user_claim
                 ))
             })?;
-        if self.user_claim == "email" && claims.get("email_verified") == Some(&Value::Bool(false)) {
-            return Err(Refused("the token's email is not verified".into()));
+        // Only JSON `true` vouches for an address: a string "false" (or "true"), a missing claim or any
+        // other value would let anyone who can type an unverified address act as its owner.
+        if self.user_claim == "email" && claims.get("email_verified") != Some(&Value::Bool(true)) {
+            return Err(Refused(
+                "the token's email is not verified (`email_verified` must be true)".into(),
+            ));
         }
         let user = format!("{}{name}", self.user_prefix);
         check_name(&user, "user")?;
@@ -260,6 +331,27 @@ impl Verifier {
     }
 }
 
+/// A key set's URL as discovery names it: https, plain http only on a loopback address (tests), as the
+/// configured `jwks_uri` must be: keys fetched in the clear could be swapped by anyone on the path.
+fn check_key_url(url: &str) -> Result<(), String> {
+    let u = super::config::url_parts(url).map_err(|e| format!("jwks_uri {e}"))?;
+    if !u.https && !crate::cluster::clients::is_loopback_host(&u.host) {
+        return Err(format!("jwks_uri {url} is not https"));
+    }
+    Ok(())
+}
+
+/// Counts a waiting request down when it leaves, whichever way.
+fn scopeguard_waiting(n: &AtomicUsize) -> impl Drop + '_ {
+    struct Unwait<'a>(&'a AtomicUsize);
+    impl Drop for Unwait<'_> {
+        fn drop(&mut self) {
+            self.0.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+    Unwait(n)
+}
+
 /// A name the API server will be asked to act for: not one of Kubernetes' own (`system:` users and groups,
 /// a service account, a node), bounded, printable.
 fn check_name(name: &str, what: &str) -> Result<(), Refused> {
@@ -289,7 +381,9 @@ mod tests {
             groups_claim: "groups".into(),
             groups_prefix: prefix.into(),
             fetch: Fetcher::new(None).unwrap(),
-            keys: RwLock::new(None),
+            keys: std::sync::RwLock::new(None),
+            refresh: tokio::sync::Mutex::new(()),
+            waiting: AtomicUsize::new(0),
             failed: std::sync::Mutex::new(None),
         }
     }
@@ -321,7 +415,7 @@ mod tests {
     fn the_claims_name_a_person_never_a_system_identity() {
         let v = verifier("oidc:");
         let c = v
-            .caller(&serde_json::json!({"sub": "1", "email": "alice@example.com", "groups": ["team-a"]}))
+            .caller(&serde_json::json!({"sub": "1", "email": "alice@example.com", "email_verified": true, "groups": ["team-a"]}))
             .unwrap();
         assert_eq!(c.user, "oidc:alice@example.com");
         assert_eq!(c.groups, ["oidc:team-a"]);
@@ -334,16 +428,156 @@ mod tests {
             serde_json::json!({"email": ""}),
             serde_json::json!({"name": "alice"}),
             serde_json::json!({"email": "a@example.com", "email_verified": false}),
-            serde_json::json!({"email": "a\nb@example.com"}),
+            // Only JSON true vouches: a string, a number or no claim at all does not.
+            serde_json::json!({"email": "a@example.com", "email_verified": "false"}),
+            serde_json::json!({"email": "a@example.com", "email_verified": "true"}),
+            serde_json::json!({"email": "a@example.com", "email_verified": 1}),
+            serde_json::json!({"email": "a@example.com"}),
+            serde_json::json!({"email": "a\nb@example.com", "email_verified": true}),
         ] {
             assert!(bare.caller(&claims).is_err(), "{claims}");
         }
         // With a prefix, a `system:` claim value is just a name under the prefix.
         assert_eq!(
-            v.caller(&serde_json::json!({"email": "system:admin"}))
+            v.caller(&serde_json::json!({"email": "system:admin", "email_verified": true}))
                 .unwrap()
                 .user,
             "oidc:system:admin"
         );
+    }
+
+    /// A loopback server that accepts connections and never answers (an issuer that hangs), counting them.
+    fn hanging_issuer() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let asked = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = asked.clone();
+        std::thread::spawn(move || {
+            let mut held = Vec::new();
+            for c in listener.incoming() {
+                counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                held.push(c);
+            }
+        });
+        (format!("http://127.0.0.1:{port}"), asked)
+    }
+
+    /// An RS256 key (openssl, as the e2e issuer makes its own) and its JWK named `kid`.
+    fn rsa_key(kid: &str) -> (jsonwebtoken::EncodingKey, Jwk) {
+        let out = std::process::Command::new("openssl")
+            .args([
+                "genpkey",
+                "-algorithm",
+                "RSA",
+                "-pkeyopt",
+                "rsa_keygen_bits:2048",
+            ])
+            .output()
+            .expect("openssl");
+        assert!(out.status.success(), "{out:?}");
+        let enc = jsonwebtoken::EncodingKey::from_rsa_pem(&out.stdout).unwrap();
+        let mut jwk = Jwk::from_encoding_key(&enc, Algorithm::RS256).unwrap();
+        jwk.common.key_id = Some(kid.into());
+        (enc, jwk)
+    }
+
+    fn signed(enc: &jsonwebtoken::EncodingKey, kid: &str, v: &Verifier) -> String {
+        let mut h = jsonwebtoken::Header::new(Algorithm::RS256);
+        h.kid = Some(kid.into());
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let claims = serde_json::json!({"iss": v.issuer, "aud": v.audience, "sub": "1",
+            "exp": now + 600, "email": "alice@example.com", "email_verified": true});
+        jsonwebtoken::encode(&h, &claims, enc).unwrap()
+    }
+
+    /// Random key ids while the issuer hangs: the tokens whose key is cached are answered at once (the fetch
+    /// holds no lock they need), the issuer is asked once, and the unknown ids beyond the bound are refused
+    /// without waiting.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn unknown_key_ids_with_a_hanging_issuer_do_not_stall_known_keys() {
+        let (base, asked) = hanging_issuer();
+        let (enc, jwk) = rsa_key("k1");
+        let mut v = verifier("");
+        v.jwks_uri = Some(format!("{base}/keys"));
+        // Known keys, fetched long enough ago that an unknown id may ask again.
+        *v.keys.write().unwrap() = Some(Arc::new(Keys {
+            set: JwkSet { keys: vec![jwk] },
+            fetched: Instant::now() - REFETCH_AFTER - Duration::from_secs(1),
+        }));
+        let v = Arc::new(v);
+        let good = signed(&enc, "k1", &v);
+        // Signed first: RSA signing in a debug build under load is slow, and the fetch's clock runs from
+        // the first unknown id.
+        let unknown: Vec<String> = (0..(MAX_WAITING_FOR_KEYS + 100))
+            .map(|i| signed(&enc, &format!("random-{i}"), &v))
+            .collect();
+        let mut flood = Vec::new();
+        for t in unknown {
+            let v = v.clone();
+            flood.push(tokio::spawn(async move { v.verify(&t).await }));
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        // The fetch hangs for the fetcher's timeout (tens of seconds); a known key must not wait for it.
+        let t0 = Instant::now();
+        for _ in 0..100 {
+            let c = tokio::time::timeout(Duration::from_secs(5), v.verify(&good))
+                .await
+                .expect("a known key waited for the issuer's fetch")
+                .expect("the known key verifies");
+            assert_eq!(c.user, "alice@example.com");
+        }
+        eprintln!(
+            "100 known-key verifications during the flood: {:?}",
+            t0.elapsed()
+        );
+        // Beyond the bound, unknown ids are refused at once instead of queueing.
+        let mut refused_at_once = 0;
+        for f in flood.iter_mut() {
+            // (Those that waited end when the fetch times out, which a slow machine may reach.)
+            if let Ok(Ok(Err(r))) = tokio::time::timeout(Duration::from_millis(1), f).await
+                && r.0.contains("too many")
+            {
+                refused_at_once += 1;
+            }
+        }
+        assert!(refused_at_once >= 100, "refused at once: {refused_at_once}");
+        assert_eq!(
+            asked.load(std::sync::atomic::Ordering::SeqCst),
+            1,
+            "one fetch in flight"
+        );
+        for f in flood {
+            f.abort();
+        }
+    }
+
+    /// A discovery document that names its keys at a plain-http address off loopback is refused before the
+    /// keys are asked for.
+    #[tokio::test]
+    async fn discovered_key_urls_must_be_https() {
+        assert!(check_key_url("https://i.example.com/keys").is_ok());
+        assert!(check_key_url("http://127.0.0.1:5556/keys").is_ok());
+        assert!(check_key_url("http://i.example.com/keys").is_err());
+        assert!(check_key_url("ftp://i.example.com/keys").is_err());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let b = base.clone();
+        let app = axum::Router::new().route(
+            "/.well-known/openid-configuration",
+            axum::routing::get(move || {
+                let b = b.clone();
+                async move {
+                    axum::Json(serde_json::json!({"issuer": b, "jwks_uri": "http://keys.example.com/jwks"}))
+                }
+            }),
+        );
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let mut v = verifier("");
+        v.issuer = base;
+        let e = v.fetch_keys().await.unwrap_err();
+        assert!(e.contains("not https"), "{e}");
     }
 }

@@ -35,8 +35,8 @@ pub struct HttpConfig {
     /// Scopes advertised and challenged (`WWW-Authenticate: Bearer scope=...`).
     #[serde(default)]
     pub scopes: Vec<String>,
-    /// Browser origins allowed to call (DNS rebinding): none by default, so a request with an `Origin`
-    /// header is refused unless listed.
+    /// Browser origins allowed to call (DNS rebinding) besides the server's own: none by default, so a
+    /// request with another `Origin` header is refused unless listed.
     #[serde(default)]
     pub allowed_origins: Vec<String>,
     /// `Host` values accepted; default: the host of `url` (and, for a loopback `url`, its loopback names).
@@ -80,7 +80,7 @@ pub struct Limits {
     /// Requests one person may have in flight at once; more get 429.
     #[serde(default = "default_calls")]
     pub calls_per_person: usize,
-    /// Tasks one person may have running at once; a long tool past it runs as a plain call.
+    /// Tasks one person may have running at once; a long tool past it is refused (`-32029`).
     #[serde(default = "default_tasks")]
     pub tasks_per_person: usize,
 }
@@ -266,6 +266,26 @@ impl HttpConfig {
         hosts
     }
 
+    /// The origins of this server itself (`scheme://host:port` for each host it answers as): a page the
+    /// server serves, or a client that names the server's own origin, is not a cross-origin request. The
+    /// DNS-rebinding defence is about other origins (MCP transports, "Security Warning").
+    pub fn own_origins(&self) -> Vec<String> {
+        let Ok(u) = url_parts(&self.url) else {
+            return Vec::new();
+        };
+        let scheme = if u.https { "https" } else { "http" };
+        self.hosts()
+            .iter()
+            .map(|h| {
+                if h.contains(':') && !h.starts_with('[') {
+                    format!("{scheme}://[{h}]:{}", u.port)
+                } else {
+                    format!("{scheme}://{h}:{}", u.port)
+                }
+            })
+            .collect()
+    }
+
     /// The path of the MCP endpoint (`/mcp`).
     pub fn endpoint_path(&self) -> String {
         url_parts(&self.url)
@@ -318,6 +338,17 @@ mod tests {
             .unwrap();
         assert_eq!(c.audience(), "https://gpu-mcp.example.com/mcp");
         assert_eq!(c.hosts(), ["gpu-mcp.example.com"]);
+        assert_eq!(c.own_origins(), ["https://gpu-mcp.example.com:443"]);
+        let local =
+            cfg("url: http://127.0.0.1:8080/mcp\nissuer: http://127.0.0.1:5556/dex\n").unwrap();
+        assert_eq!(
+            local.own_origins(),
+            [
+                "http://127.0.0.1:8080",
+                "http://[::1]:8080",
+                "http://localhost:8080"
+            ]
+        );
         assert_eq!(c.endpoint_path(), "/mcp");
         assert_eq!(
             c.metadata_url(),

@@ -18,6 +18,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
@@ -42,9 +43,66 @@ struct Gate {
     /// 2025-11-25 sessions: the person each session was opened by. A session is not authentication (the
     /// token of every request is), but its state (a pending confirmation, its stream) is its person's, so
     /// another person's request on it reads as an unknown session.
-    sessions: Mutex<HashMap<String, String>>,
+    sessions: Mutex<HashMap<String, SessionEntry>>,
+    /// rmcp's sessions, closed here once idle (rmcp ends an idle session's worker but keeps its entry).
+    session_manager: Arc<LocalSessionManager>,
     /// Several replicas behind one Service: this one's name and how to reach the others.
     replicas: Option<Arc<Replicas>>,
+}
+
+/// A 2025-11-25 session's person and when a request last used it.
+struct SessionEntry {
+    user: String,
+    used: Instant,
+}
+
+/// A session no request used for this long is forgotten and closed: rmcp's own worker ends after 5 idle
+/// minutes (`SessionConfig::DEFAULT_KEEP_ALIVE`), so by then it is dead but still remembered on both sides.
+const SESSION_IDLE: Duration = Duration::from_secs(600);
+/// How often idle sessions are looked for.
+const PRUNE_EVERY: Duration = Duration::from_secs(60);
+
+/// The ids of `sessions` unused since `idle` before `now`, removed from it.
+fn take_idle(
+    sessions: &mut HashMap<String, SessionEntry>,
+    now: Instant,
+    idle: Duration,
+) -> Vec<String> {
+    let gone: Vec<String> = sessions
+        .iter()
+        .filter(|(_, e)| now.saturating_duration_since(e.used) >= idle)
+        .map(|(id, _)| id.clone())
+        .collect();
+    for id in &gone {
+        sessions.remove(id);
+    }
+    gone
+}
+
+/// Every [`PRUNE_EVERY`], sessions idle for [`SESSION_IDLE`] are forgotten here and closed in rmcp, so a
+/// flood of sessions (or clients that never say goodbye) does not grow either map for ever.
+async fn prune_sessions(gate: Arc<Gate>, stop: CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(PRUNE_EVERY) => {}
+            _ = stop.cancelled() => return,
+        }
+        let idle = take_idle(
+            &mut gate.sessions.lock().unwrap_or_else(|e| e.into_inner()),
+            Instant::now(),
+            SESSION_IDLE,
+        );
+        if !idle.is_empty() {
+            tracing::debug!(sessions = idle.len(), "idle sessions closed");
+        }
+        for id in idle {
+            let _ = rmcp::transport::streamable_http_server::SessionManager::close_session(
+                gate.session_manager.as_ref(),
+                &id.into(),
+            )
+            .await;
+        }
+    }
 }
 
 /// Sessions remembered at most; past it the map is cleared of all (their requests then get 404 and their
@@ -165,8 +223,12 @@ async fn authorize(State(gate): State<Arc<Gate>>, mut req: Request, next: Next) 
                 Peer::At(addr) => {
                     tracing::debug!(user = %caller.user, replica = %other, "forwarded to the replica holding it");
                     let resp = r.forward(req, addr, &other).await;
-                    drop(permit);
-                    return resp;
+                    return resp.map(|body| {
+                        axum::body::Body::new(Held {
+                            body,
+                            _permit: permit,
+                        })
+                    });
                 }
                 Peer::Gone(why) if session.is_some() => {
                     // 2025-11-25: 404 tells the client to open a new session.
@@ -203,8 +265,11 @@ async fn authorize(State(gate): State<Arc<Gate>>, mut req: Request, next: Next) 
             .sessions
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .get(id)
-            .cloned();
+            .get_mut(id)
+            .map(|e| {
+                e.used = Instant::now();
+                e.user.clone()
+            });
         // Every session was opened through here; one not remembered (forgotten, or never ours) is
         // unknown, as is another person's.
         if owner.as_deref() != Some(caller.user.as_str()) {
@@ -234,7 +299,13 @@ async fn authorize(State(gate): State<Arc<Gate>>, mut req: Request, next: Next) 
             if m.len() >= MAX_SESSIONS {
                 m.clear();
             }
-            m.insert(id.clone(), user);
+            m.insert(
+                id.clone(),
+                SessionEntry {
+                    user,
+                    used: Instant::now(),
+                },
+            );
         }
         // The client sees the session as this replica's, so another replica sends it here.
         if let Some(r) = &gate.replicas
@@ -243,8 +314,40 @@ async fn authorize(State(gate): State<Arc<Gate>>, mut req: Request, next: Next) 
             resp.headers_mut().insert("mcp-session-id", v);
         }
     }
-    drop(permit);
-    resp
+    // The slot is held until the response's body ends or its client goes: an SSE stream (a long call's
+    // progress, its result) is the request still in flight, not done when its headers leave.
+    resp.map(|body| {
+        axum::body::Body::new(Held {
+            body,
+            _permit: permit,
+        })
+    })
+}
+
+/// A response body that holds its request's per-person slot for as long as it streams.
+struct Held {
+    body: axum::body::Body,
+    _permit: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl hyper::body::Body for Held {
+    type Data = axum::body::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        std::pin::Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.body.size_hint()
+    }
 }
 
 /// The task a 2026-07-28 `tasks/*` request names (its `Mcp-Name` header; the body says the same, and
@@ -320,23 +423,21 @@ pub fn router(
     replicas: Option<Arc<Replicas>>,
 ) -> Result<axum::Router, String> {
     let verifier = Verifier::new(&cfg)?;
+    let prune_stop = shutdown.clone();
     let mut rc = StreamableHttpServerConfig::default()
         .with_allowed_hosts(cfg.hosts())
         .with_cancellation_token(shutdown);
-    rc = if cfg.allowed_origins.is_empty() {
-        // Browsers send Origin; no browser origin is allowed unless listed.
-        rc.with_allowed_origins(["https://no-browser-origin.invalid:443"])
-            .enforce_origin_validation()
-    } else {
-        rc.with_allowed_origins(cfg.allowed_origins.clone())
-            .enforce_origin_validation()
-    };
+    // Browsers send Origin; no other browser origin than the server's own is allowed unless listed.
+    let mut origins = cfg.own_origins();
+    origins.extend(cfg.allowed_origins.iter().cloned());
+    rc = rc.with_allowed_origins(origins).enforce_origin_validation();
     let long_tools: tasks_2025::LongTools = Arc::new(launcher.tasks.tools().cloned().collect());
     let factory = {
         let l = launcher.clone();
         move || Ok(l.clone())
     };
-    let mcp = StreamableHttpService::new(factory, LocalSessionManager::default().into(), rc);
+    let session_manager = Arc::new(LocalSessionManager::default());
+    let mcp = StreamableHttpService::new(factory, session_manager.clone(), rc);
     let path = cfg.endpoint_path();
     let well_known = format!("/.well-known/oauth-protected-resource{path}");
     let gate = Arc::new(Gate {
@@ -344,8 +445,12 @@ pub fn router(
         verifier,
         inflight: Mutex::new(HashMap::new()),
         sessions: Mutex::new(HashMap::new()),
+        session_manager,
         replicas,
     });
+    if let Ok(rt) = tokio::runtime::Handle::try_current() {
+        rt.spawn(prune_sessions(gate.clone(), prune_stop));
+    }
     Ok(axum::Router::new()
         .nest_service(&path, mcp)
         // Protocol 2025-11-25's tasks, which rmcp does not model (tasks_2025).
@@ -430,13 +535,20 @@ mod tls {
     use std::future::Future;
     use std::sync::Arc;
 
-    use hyper_util::rt::{TokioExecutor, TokioIo};
+    use std::time::Duration;
+
+    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
     use hyper_util::server::conn::auto;
     use hyper_util::service::TowerToHyperService;
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
     use super::config::Tls;
+
+    /// The TLS handshake of a new connection must end within this.
+    pub(super) const HANDSHAKE: Duration = Duration::from_secs(10);
+    /// A request's headers must arrive within this (hyper's own bound, which needs a timer).
+    pub(super) const HEADERS: Duration = Duration::from_secs(10);
 
     fn acceptor(t: &Tls) -> Result<tokio_rustls::TlsAcceptor, String> {
         let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&t.cert_file)
@@ -477,14 +589,49 @@ mod tls {
             let acceptor = acceptor.clone();
             let app = app.clone();
             tokio::spawn(async move {
-                let Ok(stream) = acceptor.accept(tcp).await else {
+                // A client that opens a connection and never finishes its handshake, or never finishes
+                // its request's headers, must not hold a task and a socket for ever (slowloris).
+                let Ok(Ok(stream)) = tokio::time::timeout(HANDSHAKE, acceptor.accept(tcp)).await
+                else {
                     return;
                 };
                 let svc = TowerToHyperService::new(app);
-                let _ = auto::Builder::new(TokioExecutor::new())
-                    .serve_connection(TokioIo::new(stream), svc)
-                    .await;
+                let mut b = auto::Builder::new(TokioExecutor::new());
+                b.http1()
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(HEADERS);
+                let _ = b.serve_connection(TokioIo::new(stream), svc).await;
             });
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Sessions unused for the idle time go (and are returned to be closed); used ones stay.
+    #[test]
+    fn idle_sessions_are_taken_used_ones_stay() {
+        let t0 = Instant::now();
+        let now = t0 + Duration::from_secs(700);
+        let mut m: HashMap<String, SessionEntry> = [("old", 0), ("edge", 100), ("fresh", 650)]
+            .into_iter()
+            .map(|(id, at)| {
+                let used = t0 + Duration::from_secs(at);
+                (
+                    id.to_string(),
+                    SessionEntry {
+                        user: "alice".into(),
+                        used,
+                    },
+                )
+            })
+            .collect();
+        let mut gone = take_idle(&mut m, now, SESSION_IDLE);
+        gone.sort();
+        assert_eq!(gone, ["edge", "old"]);
+        assert_eq!(m.keys().collect::<Vec<_>>(), ["fresh"]);
+        assert!(take_idle(&mut m, now, SESSION_IDLE).is_empty());
     }
 }

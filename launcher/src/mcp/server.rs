@@ -261,7 +261,8 @@ impl ServerHandler for Launcher {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
-        if self.tasks.wants(&request.name, &context) && self.tasks.has_room(&context) {
+        if self.tasks.wants(&request.name, &context) {
+            self.tasks.room(&context)?;
             let this = self.clone();
             let task = self.tasks.spawn(context, move |context| async move {
                 let call = ToolCallContext::new(&this, request, context);

@@ -33,8 +33,12 @@ pub const TASK_TTL: Duration = Duration::from_secs(3600);
 /// How often a client should poll `tasks/get`: nodes answer in tens of milliseconds each.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(500);
 
+/// JSON-RPC error code of a call refused because its person's (or the server's) tasks are all running:
+/// in the implementation-defined server range, like a 429.
+pub const TOO_MANY_TASKS: i32 = -32029;
+
 /// Tasks running at once per session. Each can hold a fan-out of probes: more is refused, not queued.
-pub const MAX_RUNNING: usize = 8;
+const MAX_RUNNING: usize = 8;
 
 /// How long the session's end waits for cancelled tasks to delete their probe pods.
 const END_WAIT: Duration = Duration::from_secs(30);
@@ -122,17 +126,29 @@ impl Tasks {
         self.owners.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Whether one more task may start for `context`'s person (and in all): where not, the long tool runs
-    /// as a plain call instead of being refused.
-    pub fn has_room(&self, context: &RequestContext<RoleServer>) -> bool {
+    /// Whether one more task may start for `context`'s person (and in all). Where not, the call is refused
+    /// with the reason: run as a plain call instead, a long tool would escape the person's bound on tasks
+    /// (a plain call holds one of their few in-flight request slots for its whole response instead).
+    pub fn room(&self, context: &RequestContext<RoleServer>) -> Result<(), ErrorData> {
+        let busy = |what: String| {
+            ErrorData::new(
+                rmcp::model::ErrorCode(TOO_MANY_TASKS),
+                format!(
+                    "{what}; wait for one to finish (tasks/get) or cancel one (tasks/cancel), then call again"
+                ),
+                None,
+            )
+        };
         if self.manager.running_task_count() >= MAX_RUNNING {
-            return false;
+            return Err(busy(format!(
+                "{MAX_RUNNING} tasks are running already (the most at once)"
+            )));
         }
         let (Some(limit), Some(caller)) = (
             self.per_person,
             crate::mcp::framework::caller::caller_of(context),
         ) else {
-            return true;
+            return Ok(());
         };
         let mut owners = self.owners();
         // Expired tasks are forgotten; settled ones stay their owner's until then but do not count.
@@ -147,7 +163,13 @@ impl Tasks {
                         .is_ok_and(|t| !t.status().is_terminal())
             })
             .count();
-        mine < limit
+        if mine < limit {
+            Ok(())
+        } else {
+            Err(busy(format!(
+                "{mine} tasks of yours are running (at most {limit} per person)"
+            )))
+        }
     }
 
     /// Over HTTP, a task is its person's alone: another person's id reads as unknown (its existence is not

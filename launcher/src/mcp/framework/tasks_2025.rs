@@ -207,18 +207,7 @@ where
                     None,
                 ));
             }
-            if !tasks.has_room(&context) {
-                tracing::info!(tool = %params.name, "no room for another task: runs as a plain call");
-                return match call(params, context).await? {
-                    CallToolResponse::Complete(r) => serde_json::to_value(r)
-                        .map(CustomResult)
-                        .map_err(|e| ErrorData::internal_error(e.to_string(), None)),
-                    _ => Err(ErrorData::internal_error(
-                        "the tool answered with something other than a result",
-                        None,
-                    )),
-                };
-            }
+            tasks.room(&context)?;
             let created = tasks.spawn(context, move |ctx| call(params, ctx))?;
             Ok(CustomResult(json!({"task": wire(&created.task)})))
         }
