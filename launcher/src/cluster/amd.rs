@@ -16,7 +16,6 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::Node;
-use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use serde::{Deserialize, Serialize};
 
 use gpu_diag::attribution::device::amd_partition_profile;
@@ -108,15 +107,6 @@ pub fn is_gpu_resource(name: &str) -> bool {
     name == AMD_GPU_RESOURCE || amd_partition_profile(name).is_some()
 }
 
-/// The AMD GPU resources of a resource list, as integers.
-pub fn resources(map: Option<&BTreeMap<String, Quantity>>) -> BTreeMap<String, u64> {
-    map.into_iter()
-        .flatten()
-        .filter(|(k, _)| is_gpu_resource(k))
-        .map(|(k, v)| (k.clone(), super::gpu_resources::count(v)))
-        .collect()
-}
-
 fn label<'a>(n: &'a Node, key: &str) -> Option<&'a str> {
     n.metadata
         .labels
@@ -134,9 +124,9 @@ fn labeller(n: &Node, field: &str) -> Option<String> {
         .filter(|v| !v.is_empty())
 }
 
-/// Whether the node's labels or capacity say it has AMD GPUs.
-pub fn has_amd_gpus(n: &Node) -> bool {
-    let cap = resources(n.status.as_ref().and_then(|s| s.capacity.as_ref()));
+/// Whether the node's labels or its AMD GPU capacity (`cap`, from `gpu_resources::amd_resources`) say it
+/// has AMD GPUs.
+pub fn has_amd_gpus(n: &Node, cap: &BTreeMap<String, u64>) -> bool {
     cap.values().any(|v| *v > 0)
         || AMD_PRESENT_LABELS
             .iter()
@@ -148,11 +138,10 @@ pub fn has_amd_gpus(n: &Node) -> bool {
 }
 
 /// The node's AMD facts, or `None` where nothing on the Node object says it has AMD GPUs.
-pub fn node_facts(n: &Node) -> Option<AmdNodeFacts> {
-    if !has_amd_gpus(n) {
+pub fn node_facts(n: &Node, cap: &BTreeMap<String, u64>) -> Option<AmdNodeFacts> {
+    if !has_amd_gpus(n, cap) {
         return None;
     }
-    let cap = resources(n.status.as_ref().and_then(|s| s.capacity.as_ref()));
     Some(AmdNodeFacts {
         product: labeller(n, "product-name"),
         device_id: labeller(n, "device-id"),
@@ -162,8 +151,9 @@ pub fn node_facts(n: &Node) -> Option<AmdNodeFacts> {
             .map(|v| platform::clean(v, MAX_NAME))
             .filter(|v| !v.is_empty()),
         partition_resources: cap
-            .into_iter()
-            .filter(|(k, _)| k != AMD_GPU_RESOURCE)
+            .iter()
+            .filter(|(k, _)| *k != AMD_GPU_RESOURCE)
+            .map(|(k, v)| (k.clone(), *v))
             .collect(),
         dra_gpus: None,
         dra_partitions: None,
@@ -224,6 +214,20 @@ mod tests {
         serde_json::from_value(v).unwrap()
     }
 
+    /// The node's AMD GPU capacity as the backend reads it (whole counts here).
+    fn cap(n: &Node) -> BTreeMap<String, u64> {
+        n.status
+            .iter()
+            .flat_map(|s| s.capacity.iter().flatten())
+            .filter(|(k, _)| is_gpu_resource(k))
+            .map(|(k, v)| (k.clone(), v.0.parse().unwrap()))
+            .collect()
+    }
+
+    fn facts(n: &Node) -> Option<AmdNodeFacts> {
+        node_facts(n, &cap(n))
+    }
+
     /// An MI300X node as the labeller labels it (ROCm/k8s-device-plugin docs: `amd.com/gpu.cu-count=304`,
     /// `device-id=74a1`, `family=AI`, `product-name=AMD_Instinct_MI300X_OAM`, `simd-count=1216`,
     /// `vram=192G`) with the device plugin's capacity; a CPX/NPS4 node in `mixed` naming; a node with only
@@ -237,7 +241,7 @@ mod tests {
                 "amd.com/gpu.vram": "192G", "beta.amd.com/gpu.product-name": "ignored-legacy"}},
             "status": {"capacity": {"amd.com/gpu": "8", "cpu": "192"}}
         }));
-        let f = node_facts(&mi300x).unwrap();
+        let f = facts(&mi300x).unwrap();
         assert_eq!(f.product.as_deref(), Some("AMD_Instinct_MI300X_OAM"));
         assert_eq!(f.device_id.as_deref(), Some("74a1"));
         assert_eq!(f.vram.as_deref(), Some("192G"));
@@ -249,7 +253,7 @@ mod tests {
                 "amd.com/compute-memory-partition": "cpx_nps4"}},
             "status": {"capacity": {"amd.com/cpx_nps4": "64", "amd.com/nic": "8"}}
         }));
-        let f = node_facts(&cpx).unwrap();
+        let f = facts(&cpx).unwrap();
         assert_eq!(f.product.as_deref(), Some("AMD_Instinct_MI300X_OAM"));
         assert_eq!(f.partition.as_deref(), Some("cpx_nps4"));
         assert_eq!(
@@ -263,14 +267,14 @@ mod tests {
 
         let nfd = node(serde_json::json!({"metadata": {"name": "n", "labels": {
             "feature.node.kubernetes.io/amd-gpu": "true"}}}));
-        assert!(has_amd_gpus(&nfd));
+        assert!(has_amd_gpus(&nfd, &cap(&nfd)));
         for none in [
             serde_json::json!({"metadata": {"name": "nic"}, "status": {"capacity": {"amd.com/nic": "8"}}}),
             serde_json::json!({"metadata": {"name": "cpu", "labels": {
                 "feature.node.kubernetes.io/pci-1022.present": "true",
                 "feature.node.kubernetes.io/amd-gpu": "false"}}}),
         ] {
-            assert!(node_facts(&node(none)).is_none());
+            assert!(facts(&node(none)).is_none());
         }
     }
 
@@ -278,7 +282,7 @@ mod tests {
     fn hostile_label_values_are_bounded() {
         let n = node(serde_json::json!({"metadata": {"name": "n", "labels": {
             "amd.com/gpu.product-name": format!("MI300X\u{202e}{}", "x".repeat(500))}}}));
-        let p = node_facts(&n).unwrap().product.unwrap();
+        let p = facts(&n).unwrap().product.unwrap();
         assert!(!p.contains('\u{202e}'));
         assert!(p.chars().count() <= MAX_NAME);
     }

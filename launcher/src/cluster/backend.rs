@@ -15,7 +15,9 @@ use crate::cluster::{BoxFut, ClusterBackend, ClusterError, GpuNode, PodGpuUse, W
 
 use super::amd::AMD_GPU_RESOURCE;
 pub use super::gpu_resources::{GPU_RESOURCE, pod_request};
-use super::gpu_resources::{NVIDIA_PREFIX, container_claims, container_use, nvidia_resources};
+use super::gpu_resources::{
+    NVIDIA_PREFIX, amd_resources, container_claims, container_use, nvidia_resources,
+};
 use gpu_diag::facts::GpuVendor;
 /// Pods that hold no resources any more.
 const ACTIVE_PODS: &str = "status.phase!=Succeeded,status.phase!=Failed";
@@ -143,9 +145,9 @@ pub fn gpu_node(n: &Node, pods: &[&Pod]) -> GpuNode {
     let status = n.status.as_ref();
     let capacity = nvidia_resources(status.and_then(|s| s.capacity.as_ref()));
     let allocatable = nvidia_resources(status.and_then(|s| s.allocatable.as_ref()));
-    let amd_capacity = super::amd::resources(status.and_then(|s| s.capacity.as_ref()));
-    let amd_allocatable = super::amd::resources(status.and_then(|s| s.allocatable.as_ref()));
-    let amd = super::amd::node_facts(n);
+    let amd_capacity = amd_resources(status.and_then(|s| s.capacity.as_ref()));
+    let amd_allocatable = amd_resources(status.and_then(|s| s.allocatable.as_ref()));
+    let amd = super::amd::node_facts(n, &amd_capacity);
     let nvidia_seen = capacity.values().any(|v| *v > 0) || nvidia_labelled(n);
     let mig_resources = capacity
         .iter()
@@ -399,8 +401,10 @@ fn nvidia_labelled(n: &Node) -> bool {
 /// AMD's capacity or labels say AMD GPUs are ([`super::amd::has_amd_gpus`]). A node only AMD's DRA
 /// slices name is added by `list_gpu_nodes` from the slices.
 pub fn is_gpu_node(n: &Node) -> bool {
-    let cap = nvidia_resources(n.status.as_ref().and_then(|s| s.capacity.as_ref()));
-    cap.values().any(|v| *v > 0) || nvidia_labelled(n) || super::amd::has_amd_gpus(n)
+    let capacity = n.status.as_ref().and_then(|s| s.capacity.as_ref());
+    nvidia_resources(capacity).values().any(|v| *v > 0)
+        || nvidia_labelled(n)
+        || super::amd::has_amd_gpus(n, &amd_resources(capacity))
 }
 
 impl KubeBackend {

@@ -40,10 +40,19 @@ pub fn nvidia_resources(map: Option<&BTreeMap<String, Quantity>>) -> BTreeMap<St
         .collect()
 }
 
+/// AMD's GPU resources (`amd.com/gpu`, `amd.com/<cp>_<nps>`) of a resource list, as integers.
+pub fn amd_resources(map: Option<&BTreeMap<String, Quantity>>) -> BTreeMap<String, u64> {
+    map.into_iter()
+        .flatten()
+        .filter(|(k, _)| super::amd::is_gpu_resource(k))
+        .map(|(k, v)| (k.clone(), count(v)))
+        .collect()
+}
+
 /// The GPU resources of either vendor in a resource list.
 pub fn gpu_resources(map: Option<&BTreeMap<String, Quantity>>) -> BTreeMap<String, u64> {
     let mut out = nvidia_resources(map);
-    out.extend(super::amd::resources(map));
+    out.extend(amd_resources(map));
     out
 }
 
