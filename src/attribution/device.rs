@@ -8,6 +8,11 @@
 //!   time-sharing client);
 //! - `N` and `N:M`: the device plugin's `index` id strategy (GPU index, MIG device index);
 //! - any of the above with `::<n>`: a time-slicing replica (device plugin sharing; EKS MIG sharing).
+//!
+//! AMD's device plugin (ROCm/k8s-device-plugin, `internal/pkg/amdgpu/amdgpu.go`) names a whole GPU by its
+//! PCI address (`0000:19:00.0`) and a compute partition by its platform device (`amdgpu_xcp_<n>`), under
+//! `amd.com/gpu` (resource naming strategy `single`) or `amd.com/<compute>_<memory>` (`mixed`, e.g.
+//! `amd.com/cpx_nps4`).
 
 use serde::{Deserialize, Serialize};
 
@@ -27,6 +32,10 @@ pub enum DeviceIdForm {
     /// A GPU a DRA driver passes through to a VM (`gpu-vfio-<index>`): bound to vfio-pci, so not one of
     /// the GPUs NVML sees here, and its claim holds none of them.
     DraPassthrough,
+    /// A whole GPU by its PCI address (AMD's device plugin).
+    PciBusId,
+    /// An AMD compute partition by its platform device name (`amdgpu_xcp_<n>`).
+    AmdPartition,
 }
 
 /// What a device id names, before looking at the node.
@@ -49,6 +58,10 @@ pub enum DeviceTarget {
         gpu_index: u32,
         mig_index: Option<u32>,
     },
+    /// GPU by PCI address, canonical (`crate::pci::normalize_bus_id`).
+    PciBusId(String),
+    /// AMD compute partition `amdgpu_xcp_<n>`: the GPU whose partitions list it.
+    AmdPartition(String),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,6 +95,27 @@ pub fn parse_device_id(raw: &str) -> Result<DeviceId, String> {
         return Err(format!("`{id}`: nothing before the replica suffix"));
     }
     let bad = |why: &str| Err(format!("`{id}`: {why}"));
+    if let Some(n) = base.strip_prefix("amdgpu_xcp_") {
+        if number(n).is_none() {
+            return bad("AMD partition id is not amdgpu_xcp_<n>");
+        }
+        return Ok(DeviceId {
+            form: DeviceIdForm::AmdPartition,
+            target: DeviceTarget::AmdPartition(base.to_string()),
+            replica,
+        });
+    }
+    // A PCI address has a dot after two colons (`0000:19:00.0`); the index form has neither.
+    if base.contains('.') && base.matches(':').count() == 2 {
+        return match crate::pci::normalize_bus_id(base) {
+            Some(bdf) => Ok(DeviceId {
+                form: DeviceIdForm::PciBusId,
+                target: DeviceTarget::PciBusId(bdf),
+                replica,
+            }),
+            None => bad("malformed PCI address"),
+        };
+    }
     if let Some(rest) = base.strip_prefix("MIG-GPU-") {
         // Pre-R470: MIG-GPU-<gpu uuid>/<gi>/<ci>.
         let mut parts = rest.split('/');
@@ -175,7 +209,7 @@ pub fn parse_device_id(raw: &str) -> Result<DeviceId, String> {
             replica,
         });
     }
-    bad("not a GPU UUID, MIG UUID, GKE nvidia<N> id or GPU index")
+    bad("not a GPU UUID, MIG UUID, GKE nvidia<N> id, GPU index, PCI address or amdgpu_xcp_<n>")
 }
 
 /// A small decimal number (ASCII digits only: no sign, no spaces, no overflow).
@@ -207,10 +241,33 @@ pub enum ResourceKind {
     Shared,
     /// A device allocated through a DRA ResourceClaim (the resource name is the driver's).
     Claim,
+    /// `amd.com/<compute>_<memory>` (AMD's `mixed` naming): compute partitions of that profile, e.g.
+    /// `cpx_nps4`.
+    Partition { profile: String },
 }
 
-/// Classify a resource name; `None` for resources that are not NVIDIA GPUs (CPUs, NICs, ...).
+/// AMD's compute and memory partition modes (`current_compute_partition`, `current_memory_partition`).
+const AMD_COMPUTE_MODES: &[&str] = &["spx", "dpx", "tpx", "qpx", "cpx"];
+const AMD_MEMORY_MODES: &[&str] = &["nps1", "nps2", "nps3", "nps4", "nps6", "nps8"];
+
+/// The partition profile an `amd.com/<cp>_<nps>` resource names (`cpx_nps4`); `None` for other names
+/// (AMD's other operators advertise `amd.com/` resources that are not GPUs, such as NICs).
+pub fn amd_partition_profile(name: &str) -> Option<&str> {
+    let profile = name.strip_prefix("amd.com/")?;
+    let (cp, nps) = profile.split_once('_')?;
+    (AMD_COMPUTE_MODES.contains(&cp) && AMD_MEMORY_MODES.contains(&nps)).then_some(profile)
+}
+
+/// Classify a resource name; `None` for resources that are not GPUs (CPUs, NICs, ...).
 pub fn classify_resource(name: &str) -> Option<ResourceKind> {
+    if name == "amd.com/gpu" {
+        return Some(ResourceKind::Gpu);
+    }
+    if let Some(profile) = amd_partition_profile(name) {
+        return Some(ResourceKind::Partition {
+            profile: profile.to_string(),
+        });
+    }
     let rest = name.strip_prefix("nvidia.com/")?;
     if rest == "gpu" {
         Some(ResourceKind::Gpu)
@@ -348,6 +405,26 @@ pub fn locate(target: &DeviceTarget, gpus: &[GpuFacts]) -> Result<Located, Strin
             };
             Ok(at(g, mig))
         }
+        DeviceTarget::PciBusId(bdf) => gpus
+            .iter()
+            .find(|g| {
+                g.pci_bus_id
+                    .ok()
+                    .and_then(|b| crate::pci::normalize_bus_id(b))
+                    .is_some_and(|b| b == *bdf)
+            })
+            .map(|g| at(g, None))
+            .ok_or_else(|| format!("no GPU on this node is at PCI address {bdf}")),
+        DeviceTarget::AmdPartition(name) => gpus
+            .iter()
+            .find(|g| {
+                g.amd
+                    .as_ref()
+                    .and_then(|a| a.partition.ok())
+                    .is_some_and(|p| p.xcps.iter().any(|x| x.name == *name))
+            })
+            .map(|g| at(g, None))
+            .ok_or_else(|| format!("no AMD GPU on this node has the partition {name}")),
     }
 }
 
@@ -484,15 +561,92 @@ mod tests {
             classify_resource("nvidia.com/gpu.shared"),
             Some(ResourceKind::Shared)
         );
+        for other in ["nvidia.com/mig-", "cpu", "rdma/hca", "nvidia.com/", ""] {
+            assert_eq!(classify_resource(other), None, "{other}");
+        }
+    }
+
+    /// AMD's device plugin: `amd.com/gpu` (naming strategy `single`) and `amd.com/<cp>_<nps>` (`mixed`),
+    /// ROCm/k8s-device-plugin docs/user-guide/configuration.md; AMD's NIC resources are not GPUs.
+    #[test]
+    fn amd_resource_names() {
+        assert_eq!(classify_resource("amd.com/gpu"), Some(ResourceKind::Gpu));
+        assert_eq!(
+            classify_resource("amd.com/cpx_nps4"),
+            Some(ResourceKind::Partition {
+                profile: "cpx_nps4".into()
+            })
+        );
+        assert_eq!(
+            classify_resource("amd.com/spx_nps1"),
+            Some(ResourceKind::Partition {
+                profile: "spx_nps1".into()
+            })
+        );
         for other in [
-            "nvidia.com/mig-",
-            "cpu",
-            "rdma/hca",
-            "nvidia.com/",
-            "amd.com/gpu",
-            "",
+            "amd.com/nic",
+            "amd.com/cpx",
+            "amd.com/xpx_nps4",
+            "amd.com/cpx_nps5",
+            "amd.com/",
         ] {
             assert_eq!(classify_resource(other), None, "{other}");
+        }
+    }
+
+    /// The kubelet's ids for AMD devices (ROCm/k8s-device-plugin `internal/pkg/amdgpu/amdgpu.go`): the
+    /// GPU's PCI address, or `amdgpu_xcp_<n>` for a compute partition.
+    #[test]
+    fn amd_ids_land_on_gpus_by_pci_address_and_partition_name() {
+        use crate::facts::{AmdGpuFacts, AmdPartitionFacts, AmdXcpFacts, GpuVendor};
+        let amd = |index: u32, bdf: &str, xcps: &[&str]| GpuFacts {
+            index,
+            vendor: GpuVendor::Amd,
+            pci_bus_id: Reading::Ok(bdf.into()),
+            amd: Some(AmdGpuFacts {
+                partition: Reading::Ok(AmdPartitionFacts {
+                    compute: Reading::Ok(if xcps.is_empty() { "SPX" } else { "CPX" }.into()),
+                    xcps: xcps
+                        .iter()
+                        .map(|n| AmdXcpFacts {
+                            name: n.to_string(),
+                            ..Default::default()
+                        })
+                        .collect(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let gpus = vec![
+            amd(0, "0000:19:00.0", &[]),
+            amd(1, "0000:3B:00.0", &["amdgpu_xcp_0", "amdgpu_xcp_1"]),
+        ];
+        let at = |id: &str| locate(&parse_device_id(id).unwrap().target, &gpus);
+        let p = parse_device_id("0000:19:00.0").unwrap();
+        assert_eq!(
+            (p.form, p.target),
+            (
+                DeviceIdForm::PciBusId,
+                DeviceTarget::PciBusId("0000:19:00.0".into())
+            )
+        );
+        assert_eq!(at("0000:19:00.0").unwrap().gpu, 0);
+        // The kubelet's lowercase id and the facts' uppercase hex are one address.
+        assert_eq!(at("0000:3b:00.0").unwrap().gpu, 1);
+        let p = parse_device_id("amdgpu_xcp_1").unwrap();
+        assert_eq!(p.form, DeviceIdForm::AmdPartition);
+        assert_eq!(at("amdgpu_xcp_1").unwrap().gpu, 1);
+        assert!(at("0000:5d:00.0").unwrap_err().contains("0000:5d:00.0"));
+        assert!(at("amdgpu_xcp_7").unwrap_err().contains("amdgpu_xcp_7"));
+        for bad in [
+            "amdgpu_xcp_",
+            "amdgpu_xcp_x",
+            "0000:zz:00.0",
+            "0000:19:00.9",
+        ] {
+            assert!(parse_device_id(bad).is_err(), "{bad}");
         }
     }
 

@@ -6,6 +6,11 @@
 //! whole GPU `gpu-<minor>` (`deviceinfo.go`, `CanonicalName`: the minor of `/dev/nvidia<minor>`, not the
 //! NVML index), a MIG device `gpu-<parent minor>-mig-<profile>-<profile id>-<placement start>`
 //! (`mig.go`, `ToCanonicalName`) and a passthrough GPU `gpu-vfio-<index>` (not visible to NVML).
+//!
+//! AMD's GPU driver (`gpu.amd.com`, ROCm/k8s-gpu-dra-driver, `docs/`) names a whole GPU or a compute
+//! partition `gpu-<cardIndex>-<renderIndex>` (`card1`, `renderD128`: `gpu-1-128`), with the GPU's PCI
+//! address in its `pciAddr` attribute (a partition's parent in `parentPciAddr`); the render minor is
+//! unique on the node, so it alone names the GPU or partition.
 
 use std::collections::BTreeSet;
 
@@ -16,7 +21,10 @@ use super::device::{DeviceIdForm, MigRef, ResourceKind};
 use crate::facts::{ApiClaimFacts, ClaimFacts, DraHostFacts, GpuFacts, NodeFacts, Reading};
 
 /// DRA drivers whose devices are GPUs, named as above.
-pub const GPU_DRIVERS: &[&str] = &["gpu.nvidia.com"];
+pub const GPU_DRIVERS: &[&str] = &["gpu.nvidia.com", AMD_DRIVER];
+
+/// AMD's GPU DRA driver.
+pub const AMD_DRIVER: &str = "gpu.amd.com";
 
 /// The CDI kind of NVIDIA's per-claim specs: ids are `k8s.gpu.nvidia.com/claim=<claim uid>-<device>`.
 const NVIDIA_CLAIM_CDI_KIND: &str = "k8s.gpu.nvidia.com/claim";
@@ -188,9 +196,85 @@ pub fn add_api_claims(
     unreserved
 }
 
-/// A GPU driver's device name, located by the GPUs' minor numbers.
+/// Where an AMD DRA device name points: `gpu-<card>-<render minor>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AmdDevice {
+    pub card: u32,
+    pub render_minor: u32,
+}
+
+/// Parse `gpu-<cardIndex>-<renderIndex>`; an error says why the name points to no GPU here (the
+/// driver's auto-partition names, `gpu-<index>-<cp>-<nps>`, name a partition not yet made).
+pub fn parse_amd_device(name: &str) -> Result<AmdDevice, String> {
+    let not =
+        || format!("`{name}` is not a device name of {AMD_DRIVER} (gpu-<card>-<renderD minor>)");
+    let rest = name.strip_prefix("gpu-").ok_or_else(not)?;
+    let (card, render) = rest.split_once('-').ok_or_else(not)?;
+    let num = |s: &str| {
+        (!s.is_empty() && s.len() <= 9 && s.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| s.parse::<u32>().ok())
+            .flatten()
+    };
+    match (num(card), num(render)) {
+        (Some(card), Some(render_minor)) => Ok(AmdDevice { card, render_minor }),
+        (Some(_), None) if render.contains('-') => Err(format!(
+            "`{name}` is an auto-partition device of {AMD_DRIVER}: which partition it became is not in its name"
+        )),
+        _ => Err(not()),
+    }
+}
+
+/// An AMD DRA device located by render minor: the GPU's own render node, or one of its partitions'.
+fn locate_amd(out: &mut AllocatedDevice, device: &str, gpus: &[GpuFacts]) {
+    let d = match parse_amd_device(device) {
+        Ok(d) => d,
+        Err(e) => {
+            out.error = Some(e);
+            return;
+        }
+    };
+    out.form = Some(DeviceIdForm::DraName);
+    let minors = |g: &GpuFacts| -> Vec<u32> {
+        let Some(a) = g.amd.as_ref() else {
+            return Vec::new();
+        };
+        a.render_minor
+            .get()
+            .into_iter()
+            .chain(
+                a.partition
+                    .ok()
+                    .into_iter()
+                    .flat_map(|p| p.xcps.iter().filter_map(|x| x.render_minor)),
+            )
+            .collect()
+    };
+    match gpus.iter().find(|g| minors(g).contains(&d.render_minor)) {
+        Some(g) => {
+            out.gpu_index = Some(g.index);
+            out.gpu_uuid = g.uuid.ok().cloned();
+        }
+        None if gpus.iter().any(|g| !minors(g).is_empty()) => {
+            out.error = Some(format!(
+                "no AMD GPU or partition on this node has render node renderD{}",
+                d.render_minor
+            ));
+        }
+        None => {
+            out.error = Some(format!(
+                "the AMD GPUs' render nodes are unknown here: cannot tell which GPU `{device}` is"
+            ));
+        }
+    }
+}
+
+/// A GPU driver's device name, located by the GPUs' minor numbers (NVIDIA's) or render minors (AMD's).
 fn located(driver: &str, device: &str, gpus: &[GpuFacts]) -> AllocatedDevice {
     let mut out = AllocatedDevice::unlocated(driver, ResourceKind::Claim, device);
+    if driver == AMD_DRIVER {
+        locate_amd(&mut out, device, gpus);
+        return out;
+    }
     if is_passthrough(device) {
         out.form = Some(DeviceIdForm::DraPassthrough);
         return out;
@@ -408,6 +492,67 @@ mod tests {
         assert!(parse_nvidia_device("gpu-x").is_err());
         assert!(parse_nvidia_device("channel-0").is_err());
         assert!(parse_nvidia_device("gpu-1-foo").is_err());
+    }
+
+    /// ROCm/k8s-gpu-dra-driver docs: `gpu-<cardIndex>-<renderIndex>` (`gpu-0-128`), auto-partition
+    /// devices `gpu-<gpuIndex>-<computeMode>-<memoryMode>` (`gpu-0-cpx-nps4`).
+    #[test]
+    fn amd_device_names_land_on_gpus_and_partitions_by_render_minor() {
+        use crate::facts::{AmdGpuFacts, AmdPartitionFacts, AmdXcpFacts, GpuVendor};
+        assert_eq!(
+            parse_amd_device("gpu-1-128"),
+            Ok(AmdDevice {
+                card: 1,
+                render_minor: 128
+            })
+        );
+        assert!(
+            parse_amd_device("gpu-0-cpx-nps4")
+                .unwrap_err()
+                .contains("auto-partition")
+        );
+        for bad in ["gpu-1", "gpu-x-128", "card1-128", "gpu--128", "gpu-1-"] {
+            assert!(parse_amd_device(bad).is_err(), "{bad}");
+        }
+        let gpu = |index: u32, render: u32, xcps: &[(u32, &str)]| GpuFacts {
+            index,
+            vendor: GpuVendor::Amd,
+            amd: Some(AmdGpuFacts {
+                render_minor: Reading::Ok(render),
+                partition: Reading::Ok(AmdPartitionFacts {
+                    xcps: xcps
+                        .iter()
+                        .map(|(m, n)| AmdXcpFacts {
+                            name: n.to_string(),
+                            render_minor: Some(*m),
+                            ..Default::default()
+                        })
+                        .collect(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let gpus = vec![
+            gpu(0, 128, &[]),
+            gpu(1, 129, &[(136, "amdgpu_xcp_0"), (137, "amdgpu_xcp_1")]),
+        ];
+        let d = located(AMD_DRIVER, "gpu-2-129", &gpus);
+        assert_eq!(
+            (d.gpu_index, d.form),
+            (Some(1), Some(DeviceIdForm::DraName))
+        );
+        assert_eq!(located(AMD_DRIVER, "gpu-9-137", &gpus).gpu_index, Some(1));
+        assert_eq!(located(AMD_DRIVER, "gpu-1-128", &gpus).gpu_index, Some(0));
+        let missing = located(AMD_DRIVER, "gpu-3-140", &gpus);
+        assert!(missing.error.unwrap().contains("renderD140"));
+        // NVIDIA's names under NVIDIA's driver are unchanged by AMD's.
+        assert!(
+            located("gpu.nvidia.com", "gpu-1-128", &gpus)
+                .error
+                .is_some()
+        );
     }
 
     #[test]

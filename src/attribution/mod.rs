@@ -220,6 +220,11 @@ fn gpu_devices<'a>(
     })
 }
 
+/// An AMD device plugin resource (`amd.com/...`) or AMD's DRA driver.
+fn is_amd_resource(name: &str) -> bool {
+    name.starts_with("amd.com/") || name == dra::AMD_DRIVER
+}
+
 /// Does an assigned device cover a process on GPU `gpu` (in GPU instance `gi`, when MIG)?
 fn covers(d: &AllocatedDevice, gpu: u32, gi: Option<u32>) -> bool {
     d.gpu_index == Some(gpu)
@@ -393,7 +398,12 @@ pub fn analyze(facts: &NodeFacts, _opts: &AnalysisOptions) -> AllocationReport {
                     ],
                     action: Action {
                         kind: ActionKind::Investigate,
-                        detail: "compare `nvidia-smi -L` with the device plugin's devices; restart the device plugin if its list is stale".into(),
+                        detail: if is_amd_resource(&d.resource_name) {
+                            "compare `amd-smi list` with the device plugin's devices; restart the device plugin if its list is stale"
+                        } else {
+                            "compare `nvidia-smi -L` with the device plugin's devices; restart the device plugin if its list is stale"
+                        }
+                        .into(),
                     },
                     about: Vec::new(),
                     first_seen: None,
@@ -866,6 +876,99 @@ mod tests {
         assert_eq!(duration(3700.0), "1h 01m");
         assert_eq!(duration(90000.0), "1d 1h");
         assert_eq!(duration(-5.0), "0m");
+    }
+
+    /// An AMD node: one pod holds a whole GPU by its PCI address (`amd.com/gpu`, naming strategy
+    /// `single`), another a compute partition by its platform device (`amd.com/cpx_nps4`, `mixed`), as
+    /// ROCm/k8s-device-plugin reports them to the kubelet; an id no GPU answers to is a finding that names
+    /// AMD's tool.
+    #[test]
+    fn amd_devices_are_attributed_by_pci_address_and_partition() {
+        use crate::facts::{
+            AmdGpuFacts, AmdPartitionFacts, AmdXcpFacts, GpuVendor, PodResourcesContainerFacts,
+            PodResourcesFacts, PodResourcesPodFacts,
+        };
+        let gpu = |index: u32, bdf: &str, xcps: &[&str]| GpuFacts {
+            index,
+            vendor: GpuVendor::Amd,
+            pci_bus_id: Reading::Ok(bdf.into()),
+            amd: Some(AmdGpuFacts {
+                partition: Reading::Ok(AmdPartitionFacts {
+                    xcps: xcps
+                        .iter()
+                        .map(|n| AmdXcpFacts {
+                            name: n.to_string(),
+                            ..Default::default()
+                        })
+                        .collect(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let pod = |name: &str, resource: &str, ids: &[&str]| PodResourcesPodFacts {
+            name: name.into(),
+            namespace: "ml".into(),
+            containers: vec![PodResourcesContainerFacts {
+                name: "main".into(),
+                devices: vec![ContainerDevicesFacts {
+                    resource_name: resource.into(),
+                    device_ids: ids.iter().map(|s| s.to_string()).collect(),
+                    numa_nodes: vec![],
+                }],
+                ..Default::default()
+            }],
+        };
+        let facts = NodeFacts {
+            gpus: vec![
+                gpu(0, "0000:19:00.0", &[]),
+                gpu(1, "0000:3b:00.0", &["amdgpu_xcp_8", "amdgpu_xcp_9"]),
+            ],
+            pod_resources: Reading::Ok(PodResourcesFacts {
+                socket: "var/lib/kubelet/pod-resources/kubelet.sock".into(),
+                pods: vec![
+                    pod("train", "amd.com/gpu", &["0000:19:00.0"]),
+                    pod("infer", "amd.com/cpx_nps4", &["amdgpu_xcp_9"]),
+                    pod("stale", "amd.com/gpu", &["0000:5d:00.0"]),
+                ],
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let r = analyze(&facts, &AnalysisOptions::default());
+        let holders = |i: usize| -> Vec<(String, String)> {
+            r.gpus[i]
+                .allocated_to
+                .iter()
+                .map(|h| (h.pod.clone(), h.device_id.clone()))
+                .collect()
+        };
+        assert_eq!(
+            holders(0),
+            [("train".to_string(), "0000:19:00.0".to_string())]
+        );
+        assert_eq!(
+            holders(1),
+            [("infer".to_string(), "amdgpu_xcp_9".to_string())]
+        );
+        assert_eq!(
+            r.pods[1].containers[0].devices[0].resource,
+            ResourceKind::Partition {
+                profile: "cpx_nps4".into()
+            }
+        );
+        let stale = r
+            .findings
+            .iter()
+            .find(|f| f.code == "alloc.device_not_found")
+            .expect("the stale id is a finding");
+        assert!(stale.summary.contains("0000:5d:00.0"), "{}", stale.summary);
+        assert!(
+            stale.action.detail.contains("amd-smi"),
+            "{}",
+            stale.action.detail
+        );
     }
 
     #[test]

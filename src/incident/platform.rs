@@ -1,7 +1,8 @@
 //! What the platform already says about a node's GPUs, read from the Node object at no probe cost: the
 //! conditions that managed platforms' health agents set (EKS's node monitoring agent, AKS's Node Problem
-//! Detector, NVIDIA NVSentinel, upstream node-problem-detector), NVSentinel's quarantine annotation, and
-//! GPU Feature Discovery's labels. [`classify`] turns a condition into a [`PlatformMark`] by the table
+//! Detector, NVIDIA NVSentinel, upstream node-problem-detector and AMD's `amdgpuhealth` plugin for it),
+//! NVSentinel's quarantine annotation, the AMD GPU Operator's remediation taint ([`classify_node_taint`]),
+//! and GPU Feature Discovery's labels. [`classify`] turns a condition into a [`PlatformMark`] by the table
 //! [`CONDITIONS`]; [`join`] makes a mark and the probe's incident about the same fault one incident.
 //!
 //! Node objects are written by agents holding node credentials, and on a shared cluster a tenant's node
@@ -50,6 +51,11 @@ pub enum PlatformSource {
     /// The kubelet's view of a pod's device health (KEP-4680,
     /// `status.containerStatuses[].allocatedResourcesStatus[]`), fed by the device plugin or DRA driver.
     KubeletDeviceHealth,
+    /// node-problem-detector running AMD's `amdgpuhealth` custom plugin, which queries the AMD Device
+    /// Metrics Exporter (uncorrectable ECC counts per block, fatal CPER records) against thresholds.
+    AmdGpuHealth,
+    /// The AMD GPU Operator's auto node remediation, which taints the node it is remediating.
+    AmdGpuOperator,
 }
 
 impl PlatformSource {
@@ -63,6 +69,8 @@ impl PlatformSource {
             PlatformSource::KubeletDeviceHealth => {
                 "kubelet device health (allocatedResourcesStatus)"
             }
+            PlatformSource::AmdGpuHealth => "node-problem-detector (AMD amdgpuhealth)",
+            PlatformSource::AmdGpuOperator => "AMD GPU Operator (remediation taint)",
         }
     }
 
@@ -82,6 +90,12 @@ impl PlatformSource {
             }
             PlatformSource::KubeletDeviceHealth => {
                 "KEP-4680 (kubernetes/enhancements keps/sig-node/4680-add-resource-health-to-pod-status)"
+            }
+            PlatformSource::AmdGpuHealth => {
+                "github.com/ROCm/device-metrics-exporter (docs: node-problem-detector integration)"
+            }
+            PlatformSource::AmdGpuOperator => {
+                "github.com/ROCm/gpu-operator (docs: auto node remediation)"
             }
         }
     }
@@ -343,6 +357,7 @@ impl PlatformMark {
                 reason: match self.source {
                     PlatformSource::DraDriverTaint => "the DRA driver tainted this device in its ResourceSlice; the probe has not shown the fault",
                     PlatformSource::KubeletDeviceHealth => "the kubelet reports this pod's device unhealthy; the probe has not shown the fault",
+                    PlatformSource::AmdGpuOperator => "the AMD GPU Operator tainted this node to remediate it; the probe has not shown the fault",
                     _ => "the platform's health agent set this node condition; the probe has not shown the fault",
                 }
                 .into(),
@@ -392,8 +407,8 @@ const fn row(
 use Fault::{EksReason, Fixed, XidInMessage};
 use PlatformFault as F;
 use PlatformSource::{
-    AksNodeProblemDetector as Aks, EksNodeMonitoringAgent as Eks, NodeProblemDetector as Npd,
-    NvSentinel as Nvs,
+    AksNodeProblemDetector as Aks, AmdGpuHealth as AmdNpd, EksNodeMonitoringAgent as Eks,
+    NodeProblemDetector as Npd, NvSentinel as Nvs,
 };
 use Severity::{Critical, Warning};
 
@@ -529,7 +544,54 @@ const CONDITIONS: &[Row] = &[
         Fixed(F::Node),
         Warning,
     ),
+    // AMD's node-problem-detector plugin: `amdgpuhealth query ...` exits 1 when a GPU metric (an
+    // uncorrectable ECC count, a fatal CPER record) passes its threshold, and NPD sets the rule's condition
+    // True with the tool's output as message. AMD's documented rules use the condition `AMDGPUProblem`
+    // (reason `AMDGPUIsDown`), which the GPU Operator's auto remediation acts on
+    // (ROCm/device-metrics-exporter docs/integrations/npd; ROCm/gpu-operator docs/autoremediation).
+    row(
+        "AMDGPUProblem",
+        "True",
+        AmdNpd,
+        Fixed(F::GpuUnhealthy),
+        Critical,
+    ),
 ];
+
+/// The AMD GPU Operator's remediation taint: set on a node while its auto remediation workflow drains
+/// and repairs it (ROCm/gpu-operator docs, `amd-gpu-unhealthy:NoSchedule`).
+pub const AMD_UNHEALTHY_TAINT: &str = "amd-gpu-unhealthy";
+
+/// The mark a node taint makes, for the taints a GPU health agent sets; `None` for any other taint (a
+/// taint alone is scheduling policy, shown as such in the node's taints).
+pub fn classify_node_taint(
+    key: &str,
+    value: Option<&str>,
+    effect: &str,
+    time_added: Option<&str>,
+) -> Option<PlatformMark> {
+    if key != AMD_UNHEALTHY_TAINT {
+        return None;
+    }
+    let effect = clean(effect, MAX_NAME);
+    let condition = match value.map(|v| clean(v, MAX_NAME)).filter(|v| !v.is_empty()) {
+        Some(v) => format!("taint {key}={v}:{effect}"),
+        None => format!("taint {key}:{effect}"),
+    };
+    Some(PlatformMark {
+        source: PlatformSource::AmdGpuOperator,
+        fault: F::GpuUnhealthy,
+        severity: Critical,
+        condition,
+        reason: None,
+        message: None,
+        since: time_added
+            .map(|t| clean(t, MAX_NAME))
+            .filter(|t| !t.is_empty()),
+        device: None,
+        gpu_uuid: None,
+    })
+}
 
 /// NVSentinel's fault-quarantine module records the health event that made it cordon a node in these
 /// annotations (github.com/NVIDIA/NVSentinel, `QuarantineHealthEventIsCordonedAnnotationKey`).

@@ -522,3 +522,56 @@ fn a_joined_mark_recomputes_severity_and_action() {
     assert_eq!(inc.incidents[0].severity, Severity::Critical);
     assert_eq!(inc.incidents[0].action.kind, ActionKind::Rma);
 }
+
+/// AMD's signals: the condition AMD's documented node-problem-detector rules set with `amdgpuhealth`
+/// (`AMDGPUProblem`, reason `AMDGPUIsDown`: ROCm/device-metrics-exporter docs/integrations/npd) and the
+/// GPU Operator's remediation taint (`amd-gpu-unhealthy:NoSchedule`, ROCm/gpu-operator docs). Other
+/// taints make no mark; the marks are incidents of their own, named by source.
+#[test]
+fn amd_condition_and_remediation_taint() {
+    let npd = classify(&NodeCondition {
+        message: Some("GPU_ECC_UNCORRECT_UMC value 3 exceeds threshold 1"),
+        ..cond("AMDGPUProblem", "True", Some("AMDGPUIsDown"))
+    })
+    .unwrap();
+    assert_eq!(
+        (npd.source, npd.fault, npd.severity),
+        (
+            PlatformSource::AmdGpuHealth,
+            PlatformFault::GpuUnhealthy,
+            Severity::Critical
+        )
+    );
+    assert!(classify(&cond("AMDGPUProblem", "False", Some("AMDGPUIsUp"))).is_none());
+
+    let taint = classify_node_taint(
+        "amd-gpu-unhealthy",
+        None,
+        "NoSchedule",
+        Some("2026-11-20T10:05:00Z"),
+    )
+    .unwrap();
+    assert_eq!(
+        taint.line(),
+        "AMD GPU Operator (remediation taint): taint amd-gpu-unhealthy:NoSchedule since 2026-11-20T10:05:00Z"
+    );
+    assert!(classify_node_taint("nvidia.com/gpu", Some("present"), "NoSchedule", None).is_none());
+    assert!(classify_node_taint("amd.com/gpu", None, "NoSchedule", None).is_none());
+
+    let mut inc = Incidents {
+        incidents: vec![],
+        history: vec![],
+    };
+    join(&mut inc, &[npd, taint]);
+    assert_eq!(inc.incidents.len(), 2);
+    assert!(inc.incidents.iter().all(|i| i.code == "platform.gpu"));
+    let own = &inc.incidents[1];
+    assert!(
+        own.rule
+            .as_ref()
+            .unwrap()
+            .reason
+            .contains("AMD GPU Operator tainted this node"),
+        "{own:#?}"
+    );
+}

@@ -13,8 +13,12 @@ use gpu_diag::incident::platform::{self, GfdFacts, NodeCondition, PlatformMark};
 use super::clients::Clients;
 use crate::cluster::{BoxFut, ClusterBackend, ClusterError, GpuNode, PodGpuUse, WorkloadRef};
 
+use super::amd::AMD_GPU_RESOURCE;
 pub use super::gpu_resources::{GPU_RESOURCE, pod_request};
-use super::gpu_resources::{NVIDIA_PREFIX, container_claims, container_use, nvidia_resources};
+use super::gpu_resources::{
+    NVIDIA_PREFIX, amd_resources, container_claims, container_use, nvidia_resources,
+};
+use gpu_diag::facts::GpuVendor;
 /// Pods that hold no resources any more.
 const ACTIVE_PODS: &str = "status.phase!=Succeeded,status.phase!=Failed";
 
@@ -56,7 +60,7 @@ fn is_active(p: &Pod) -> bool {
     )
 }
 
-/// Requests `nvidia.com/*` or uses a ResourceClaim (which may hold GPUs through DRA).
+/// Requests `nvidia.com/*` or an AMD GPU resource, or uses a ResourceClaim (which may hold GPUs through DRA).
 fn has_gpu_resources(p: &Pod) -> bool {
     all_containers(p).any(|c| {
         let u = container_use(c);
@@ -141,6 +145,10 @@ pub fn gpu_node(n: &Node, pods: &[&Pod]) -> GpuNode {
     let status = n.status.as_ref();
     let capacity = nvidia_resources(status.and_then(|s| s.capacity.as_ref()));
     let allocatable = nvidia_resources(status.and_then(|s| s.allocatable.as_ref()));
+    let amd_capacity = amd_resources(status.and_then(|s| s.capacity.as_ref()));
+    let amd_allocatable = amd_resources(status.and_then(|s| s.allocatable.as_ref()));
+    let amd = super::amd::node_facts(n, &amd_capacity);
+    let nvidia_seen = capacity.values().any(|v| *v > 0) || nvidia_labelled(n);
     let mig_resources = capacity
         .iter()
         .filter(|(k, _)| k.as_str() != GPU_RESOURCE)
@@ -218,6 +226,22 @@ pub fn gpu_node(n: &Node, pods: &[&Pod]) -> GpuNode {
             ));
         }
     }
+    // The taints a GPU health agent sets (AMD's GPU Operator remediating the node).
+    for t in n
+        .spec
+        .as_ref()
+        .and_then(|s| s.taints.as_ref())
+        .into_iter()
+        .flatten()
+    {
+        let since = t.time_added.as_ref().map(|x| x.0.to_string());
+        if let Some(m) =
+            platform::classify_node_taint(&t.key, t.value.as_deref(), &t.effect, since.as_deref())
+            && !platform.iter().any(|o| o.condition == m.condition)
+        {
+            platform.push(m);
+        }
+    }
     for p in pods {
         for m in pod_device_health(p) {
             if platform.len() >= super::resource_slices::MAX_MARKS_PER_NODE * 2 {
@@ -240,13 +264,21 @@ pub fn gpu_node(n: &Node, pods: &[&Pod]) -> GpuNode {
     let info = status.and_then(|s| s.node_info.as_ref());
     GpuNode {
         name: n.metadata.name.clone().unwrap_or_default(),
-        gpu_capacity: capacity.get(GPU_RESOURCE).copied().unwrap_or(0),
-        gpu_allocatable: allocatable.get(GPU_RESOURCE).copied().unwrap_or(0),
+        gpu_capacity: capacity.get(GPU_RESOURCE).copied().unwrap_or(0)
+            + amd_capacity.get(AMD_GPU_RESOURCE).copied().unwrap_or(0),
+        gpu_allocatable: allocatable.get(GPU_RESOURCE).copied().unwrap_or(0)
+            + amd_allocatable.get(AMD_GPU_RESOURCE).copied().unwrap_or(0),
         gpu_allocated: pods
             .iter()
             .filter(|p| is_active(p))
-            .map(|p| pod_request(p, GPU_RESOURCE))
+            .map(|p| pod_request(p, GPU_RESOURCE) + pod_request(p, AMD_GPU_RESOURCE))
             .sum(),
+        vendor: if amd.is_some() && !nvidia_seen {
+            GpuVendor::Amd
+        } else {
+            GpuVendor::Nvidia
+        },
+        amd,
         mig_resources,
         gpu_labels,
         ready,
@@ -315,9 +347,17 @@ pub fn pod_device_health(p: &Pod) -> Vec<PlatformMark> {
     out
 }
 
-/// Adds the slices' word to a node: its devices' taints, the UUIDs of its pods' unhealthy devices, or why
-/// the slices could not be read.
+/// Adds the slices' word to a node: its devices' taints, the UUIDs of its pods' unhealthy devices, AMD's
+/// DRA devices, or why the slices could not be read.
 fn add_device_word(n: &mut GpuNode, word: &super::resource_slices::DeviceWord) {
+    if let Some(devices) = word.amd.get(&n.name) {
+        let facts = n.amd.get_or_insert_with(Default::default);
+        devices.fill(facts);
+        // A node AMD's driver publishes GPUs for, that nothing of NVIDIA's marks, is AMD's.
+        if n.gpu_capacity == 0 && n.gpu_labels.is_empty() && n.mig_resources.is_empty() {
+            n.vendor = GpuVendor::Amd;
+        }
+    }
     word.fill_uuids(&mut n.platform);
     n.platform
         .extend(word.marks.get(&n.name).into_iter().flatten().cloned());
@@ -349,14 +389,22 @@ const GPU_PRESENT_LABELS: &[&str] = &[
     "feature.node.kubernetes.io/pci-0300_10de.present",
 ];
 
-/// Carries GPUs: `nvidia.com/*` capacity > 0 (device plugin), or a label says NVIDIA GPUs are present.
-pub fn is_gpu_node(n: &Node) -> bool {
-    let cap = nvidia_resources(n.status.as_ref().and_then(|s| s.capacity.as_ref()));
+/// A label says NVIDIA GPUs are present.
+fn nvidia_labelled(n: &Node) -> bool {
     let labels = n.metadata.labels.as_ref();
-    cap.values().any(|v| *v > 0)
-        || GPU_PRESENT_LABELS
-            .iter()
-            .any(|k| labels.and_then(|l| l.get(*k)).is_some_and(|v| v == "true"))
+    GPU_PRESENT_LABELS
+        .iter()
+        .any(|k| labels.and_then(|l| l.get(*k)).is_some_and(|v| v == "true"))
+}
+
+/// Carries GPUs: `nvidia.com/*` capacity > 0 (device plugin), a label says NVIDIA GPUs are present, or
+/// AMD's capacity or labels say AMD GPUs are ([`super::amd::has_amd_gpus`]). A node only AMD's DRA
+/// slices name is added by `list_gpu_nodes` from the slices.
+pub fn is_gpu_node(n: &Node) -> bool {
+    let capacity = n.status.as_ref().and_then(|s| s.capacity.as_ref());
+    nvidia_resources(capacity).values().any(|v| *v > 0)
+        || nvidia_labelled(n)
+        || super::amd::has_amd_gpus(n, &amd_resources(capacity))
 }
 
 impl KubeBackend {
@@ -392,6 +440,9 @@ impl ClusterBackend for KubeBackend {
             if let Some(sel) = selector.filter(|s| !s.trim().is_empty()) {
                 lp = lp.labels(sel);
             }
+            // The fleet's ResourceSlices first: a node only AMD's DRA driver names (no device plugin capacity,
+            // no labeller) is a GPU node too.
+            let word = super::resource_slices::read(client.clone(), None).await;
             // One list of all active pods instead of one per node, once the first GPU node is seen.
             let mut pods: Option<(Vec<Pod>, PodsByNode)> = None;
             let mut out: Vec<GpuNode> = Vec::new();
@@ -407,7 +458,17 @@ impl ClusterBackend for KubeBackend {
                     }
                     Err(e) => return Err(api_err("list nodes", e)),
                 };
-                let gpu: Vec<&Node> = page.items.iter().filter(|n| is_gpu_node(n)).collect();
+                let gpu: Vec<&Node> = page
+                    .items
+                    .iter()
+                    .filter(|n| {
+                        is_gpu_node(n)
+                            || n.metadata
+                                .name
+                                .as_ref()
+                                .is_some_and(|name| word.amd.contains_key(name))
+                    })
+                    .collect();
                 if !gpu.is_empty() {
                     if pods.is_none() {
                         let all = self.active_pods(client.clone()).await?;
@@ -438,13 +499,10 @@ impl ClusterBackend for KubeBackend {
             }
             out.sort_by(|a, b| a.name.cmp(&b.name));
             // One list for the call, and none where no GPU node matched.
-            let (domains, word) = if out.is_empty() {
-                (Vec::new(), Default::default())
+            let domains = if out.is_empty() {
+                Vec::new()
             } else {
-                tokio::join!(
-                    super::compute_domains::list(client.clone()),
-                    super::resource_slices::read(client, None)
-                )
+                super::compute_domains::list(client.clone()).await
             };
             for n in &mut out {
                 add_device_word(n, &word);
@@ -738,6 +796,59 @@ mod tests {
         );
         assert_eq!(g.platform[1].since.as_deref(), Some("2026-11-20T10:00:00Z"));
         assert_eq!(g.gfd.driver.as_deref(), Some("550.54.15"));
+    }
+
+    /// AMD nodes (labels and capacity as ROCm/k8s-device-plugin documents them) are GPU nodes of vendor AMD
+    /// with their count, allocation and the GPU Operator's remediation taint as a platform mark; a node
+    /// with both vendors' GPUs counts both and stays NVIDIA's by vendor.
+    #[test]
+    fn amd_nodes_are_gpu_nodes_of_vendor_amd() {
+        use gpu_diag::facts::GpuVendor;
+        let node: k8s_openapi::api::core::v1::Node = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "mi300x-0", "labels": {
+                "amd.com/gpu.product-name": "AMD_Instinct_MI300X_OAM", "amd.com/gpu.device-id": "74a1"}},
+            "spec": {"taints": [{"key": "amd-gpu-unhealthy", "effect": "NoSchedule",
+                                 "timeAdded": "2026-11-20T10:05:00Z"}]},
+            "status": {"capacity": {"amd.com/gpu": "8"}, "allocatable": {"amd.com/gpu": "8"},
+                       "conditions": [{"type": "Ready", "status": "True"}]}
+        }))
+        .unwrap();
+        let pod: k8s_openapi::api::core::v1::Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "train", "namespace": "ml"},
+            "spec": {"nodeName": "mi300x-0", "containers": [
+                {"name": "main", "resources": {"limits": {"amd.com/gpu": "2", "amd.com/nic": "1"}}}]},
+            "status": {"phase": "Running"}
+        }))
+        .unwrap();
+        assert!(is_gpu_node(&node));
+        let g = gpu_node(&node, &[&pod]);
+        assert_eq!(g.vendor, GpuVendor::Amd);
+        assert_eq!(
+            (g.gpu_capacity, g.gpu_allocatable, g.gpu_allocated),
+            (8, 8, 2)
+        );
+        assert_eq!(
+            g.amd.as_ref().unwrap().product.as_deref(),
+            Some("AMD_Instinct_MI300X_OAM")
+        );
+        assert_eq!(g.platform.len(), 1);
+        assert_eq!(g.platform[0].source, PlatformSource::AmdGpuOperator);
+        assert_eq!(g.taints, ["amd-gpu-unhealthy:NoSchedule"]);
+        let u = super::pod_gpu_use(&pod);
+        assert_eq!(
+            u.containers[0].requests,
+            std::collections::BTreeMap::from([("amd.com/gpu".to_string(), 2)])
+        );
+
+        let both: k8s_openapi::api::core::v1::Node = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "both", "labels": {"nvidia.com/gpu.present": "true",
+                "amd.com/gpu.product-name": "AMD_Instinct_MI210"}},
+            "status": {"capacity": {"amd.com/gpu": "2", "nvidia.com/gpu": "4"}}
+        }))
+        .unwrap();
+        let g = gpu_node(&both, &[]);
+        assert_eq!((g.vendor, g.gpu_capacity), (GpuVendor::Nvidia, 6));
+        assert!(g.amd.is_some());
     }
 
     #[test]

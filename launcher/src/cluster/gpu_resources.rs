@@ -1,5 +1,6 @@
-//! GPU resources as pods request them and nodes offer them: `nvidia.com/*` quantities as integers, per
-//! container and per pod (the scheduler's effective request).
+//! GPU resources as pods request them and nodes offer them: `nvidia.com/*` and AMD's GPU resources
+//! (`amd.com/gpu`, `amd.com/<cp>_<nps>`: [`super::amd`]) as integers, per container and per pod (the
+//! scheduler's effective request).
 
 use std::collections::BTreeMap;
 
@@ -39,11 +40,27 @@ pub fn nvidia_resources(map: Option<&BTreeMap<String, Quantity>>) -> BTreeMap<St
         .collect()
 }
 
+/// AMD's GPU resources (`amd.com/gpu`, `amd.com/<cp>_<nps>`) of a resource list, as integers.
+pub fn amd_resources(map: Option<&BTreeMap<String, Quantity>>) -> BTreeMap<String, u64> {
+    map.into_iter()
+        .flatten()
+        .filter(|(k, _)| super::amd::is_gpu_resource(k))
+        .map(|(k, v)| (k.clone(), count(v)))
+        .collect()
+}
+
+/// The GPU resources of either vendor in a resource list.
+pub fn gpu_resources(map: Option<&BTreeMap<String, Quantity>>) -> BTreeMap<String, u64> {
+    let mut out = nvidia_resources(map);
+    out.extend(amd_resources(map));
+    out
+}
+
 /// Per-container GPU requests and limits (extended resources: a request defaults to the limit).
 pub fn container_use(c: &Container) -> ContainerGpuUse {
     let res = c.resources.as_ref();
-    let limits = nvidia_resources(res.and_then(|r| r.limits.as_ref()));
-    let mut requests = nvidia_resources(res.and_then(|r| r.requests.as_ref()));
+    let limits = gpu_resources(res.and_then(|r| r.limits.as_ref()));
+    let mut requests = gpu_resources(res.and_then(|r| r.requests.as_ref()));
     for (k, v) in &limits {
         requests.entry(k.clone()).or_insert(*v);
     }

@@ -5,6 +5,7 @@
 //! `diagnose_workload` ([`workload`]) and the operator tools' node writes and audit events ([`operator`]); each client retries what the API
 //! server pushed back ([`retry`]) and tells fan-outs about it ([`pressure`]).
 
+pub mod amd;
 pub mod backend;
 pub mod clients;
 pub mod compute_domains;
@@ -115,7 +116,8 @@ impl WorkloadRef {
 #[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct GpuNode {
     pub name: String,
-    /// `status.capacity["nvidia.com/gpu"]` (and `nvidia.com/mig-*` resources), as integers.
+    /// `status.capacity["nvidia.com/gpu"]` plus `["amd.com/gpu"]`, as integers (MIG and AMD partition
+    /// resources are counted apart).
     pub gpu_capacity: u64,
     pub gpu_allocatable: u64,
     /// Sum of GPU requests of non-terminated pods bound to the node.
@@ -138,6 +140,12 @@ pub struct GpuNode {
     /// absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub device_taints_unreadable: Option<String>,
+    /// Whose GPUs the node carries: `amd` where only AMD's signals are on it (left out for NVIDIA's).
+    #[serde(default, skip_serializing_if = "gpu_diag::facts::GpuVendor::is_nvidia")]
+    pub vendor: gpu_diag::facts::GpuVendor,
+    /// AMD's word on the node's GPUs (labeller, device plugin partitions, DRA driver), where it has any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub amd: Option<amd::AmdNodeFacts>,
     /// GPU Feature Discovery's facts (product, driver, NVLink clique), from its labels.
     #[serde(
         default,
@@ -191,8 +199,8 @@ pub struct ContainerGpuUse {
 
 /// The cluster-facing half of the tools.
 pub trait ClusterBackend: Send + Sync {
-    /// Nodes that carry GPUs (capacity `nvidia.com/gpu` > 0 or GFD `nvidia.com/gpu.present=true`),
-    /// optionally filtered by a label selector.
+    /// Nodes that carry GPUs of either vendor (capacity `nvidia.com/gpu` or `amd.com/gpu` > 0, GFD's or
+    /// AMD's labels, AMD's DRA slices), optionally filtered by a label selector.
     fn list_gpu_nodes<'a>(
         &'a self,
         context: Option<&'a str>,

@@ -32,6 +32,8 @@ pub struct DeviceWord {
     pub uuids: BTreeMap<String, String>,
     /// Why the slices could not be read (shown once); `None` when they were.
     pub unreadable: Option<String>,
+    /// Node -> the GPUs and partitions AMD's DRA driver (`gpu.amd.com`) publishes there.
+    pub amd: BTreeMap<String, super::amd::SliceDevices>,
 }
 
 impl DeviceWord {
@@ -120,6 +122,9 @@ pub fn add_slice(v: &Value, word: &mut DeviceWord) {
         let name = text(d, &["name"]).unwrap_or_default();
         // v1beta1 nests a device's fields under `basic`.
         let body = d.get("basic").unwrap_or(d);
+        if driver == super::amd::AMD_DRA_DRIVER {
+            word.amd.entry(node.clone()).or_default().add(body);
+        }
         let uuid = ["uuid", "gpu.nvidia.com/uuid"]
             .iter()
             .find_map(|k| text(body, &["attributes", k, "string"]));
@@ -211,6 +216,44 @@ mod tests {
         ];
         w.fill_uuids(&mut health);
         assert_eq!(health[0].gpu_uuid.as_deref(), Some("GPU-0000"));
+    }
+
+    /// AMD's DRA driver (ROCm/k8s-gpu-dra-driver docs): whole GPUs `type=amdgpu` and partitions
+    /// `type=amdgpu-partition`, named `gpu-<card>-<renderD>`, with `productName` and `partitionProfile`.
+    #[test]
+    fn amd_slices_count_gpus_and_partitions_per_node() {
+        let dev = |name: &str, kind: &str| {
+            json!({"name": name, "attributes": {
+                "type": {"string": kind}, "pciAddr": {"string": "0000:19:00.0"},
+                "cardIndex": {"int": 1}, "renderIndex": {"int": 128},
+                "productName": {"string": "AMD_Instinct_MI300X_OAM"},
+                "partitionProfile": {"string": "spx_nps1"}}})
+        };
+        let mut w = DeviceWord::default();
+        add_slice(
+            &json!({"spec": {"driver": "gpu.amd.com", "nodeName": "mi300x-dra", "pool": {"name": "mi300x-dra"},
+              "devices": [dev("gpu-1-128", "amdgpu"), dev("gpu-2-129", "amdgpu")]}}),
+            &mut w,
+        );
+        add_slice(
+            &json!({"spec": {"driver": "gpu.amd.com", "nodeName": "mi300x-cpx", "pool": {"name": "mi300x-cpx"},
+              "devices": [{"name": "gpu-9-136", "basic": {"attributes": {
+                  "type": {"string": "amdgpu-partition"}, "partitionProfile": {"string": "cpx_nps4"}}}}]}}),
+            &mut w,
+        );
+        // NVIDIA's slices are not AMD's.
+        add_slice(
+            &json!({"spec": {"driver": "gpu.nvidia.com", "nodeName": "h100", "pool": {"name": "h100"},
+              "devices": [{"name": "gpu-0"}]}}),
+            &mut w,
+        );
+        assert_eq!(w.amd.len(), 2);
+        let d = &w.amd["mi300x-dra"];
+        assert_eq!((d.gpus, d.partitions), (2, 0));
+        assert_eq!(d.product.as_deref(), Some("AMD_Instinct_MI300X_OAM"));
+        let c = &w.amd["mi300x-cpx"];
+        assert_eq!((c.gpus, c.partitions), (0, 1));
+        assert_eq!(c.partition_profile.as_deref(), Some("cpx_nps4"));
     }
 
     #[test]

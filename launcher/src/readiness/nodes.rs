@@ -61,10 +61,13 @@ pub(super) async fn node_checks(
         report.checks.push(ReadinessCheck::fail(
             "gpu-nodes",
             format!(
-                "no GPU nodes{within} among {} nodes (none has nvidia.com/* capacity or nvidia.com/gpu.present=true)",
+                "no GPU nodes{within} among {} nodes (none has nvidia.com/* or amd.com/gpu capacity, \
+                 nvidia.com/gpu.present=true, AMD's labeller labels or feature.node.kubernetes.io/amd-gpu=true)",
                 nodes.len()
             ),
-            "install the NVIDIA device plugin or GPU Operator; check with: kubectl get nodes -L nvidia.com/gpu.present",
+            "install the NVIDIA device plugin or GPU Operator, or for AMD GPUs AMD's device plugin and node labeller \
+             (ROCm/k8s-device-plugin) or AMD GPU Operator; check with: kubectl get nodes -L nvidia.com/gpu.present \
+             -L amd.com/gpu.product-name",
         ));
         return Vec::new();
     }

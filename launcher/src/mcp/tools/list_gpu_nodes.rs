@@ -10,6 +10,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::cluster::GpuNode;
+use gpu_diag::facts::GpuVendor;
 use crate::mcp::framework::node_mark::mark_flag;
 use crate::mcp::render::text::sev_label;
 use crate::mcp::framework::schema::MAX_LABEL_SELECTOR_LEN;
@@ -50,10 +51,14 @@ const LISTED_LABELS: &[&str] = &[
     "nvidia.com/mig.strategy",
 ];
 
-/// Nodes alike in what matters for placing work: GPU model and count, MIG resources and taints.
+/// Nodes alike in what matters for placing work: GPU vendor, model and count, MIG resources and taints.
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct NodeGroup {
-    /// `nvidia.com/gpu.product`, when GPU Feature Discovery labels the nodes.
+    /// `amd` for AMD's GPUs (left out for NVIDIA's).
+    #[serde(skip_serializing_if = "GpuVendor::is_nvidia")]
+    pub vendor: GpuVendor,
+    /// `nvidia.com/gpu.product` when GPU Feature Discovery labels the nodes; AMD's
+    /// `amd.com/gpu.product-name` (or its DRA devices' `productName`) for AMD's.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub product: Option<String>,
     pub gpu_capacity: u64,
@@ -102,9 +107,9 @@ impl Tool for ListGpuNodes {
     type Output = NodeList;
     const NAME: &'static str = "list_gpu_nodes";
     const TITLE: &'static str = "List GPU nodes";
-    const DESCRIPTION: &'static str = "List the nodes that carry NVIDIA GPUs, with GPU capacity/allocatable/allocated \
-counts, GPU model, driver and NVLink clique, MIG resources, readiness, problem conditions, taints and cordon \
-state, and what the platform's health agents (EKS, AKS, NVSentinel, node-problem-detector) already report. Use it first to find node \
+    const DESCRIPTION: &'static str = "List the nodes that carry NVIDIA or AMD GPUs, with GPU vendor and capacity/allocatable/allocated \
+counts, GPU model, driver and NVLink clique, MIG resources or AMD partition mode, readiness, problem conditions, taints and cordon \
+state, and what the platform's health agents (EKS, AKS, NVSentinel, node-problem-detector, AMD's GPU Operator) already report. Use it first to find node \
 names for the other tools, or to spot nodes that are NotReady, cordoned or have fewer allocatable GPUs \
 than capacity. Nodes with problems come first; a large cluster is summarised by groups (GPU model, count, \
 taints) and listed a page at a time (`limit`, `offset`). In local mode it returns the single node `local` \
@@ -159,11 +164,17 @@ found by an inventory probe.";
         let res = cx
             .probe(Self::NAME, &local, Command::Inventory)
             .await?;
-        let gpus = match &res.report {
-            Report::Inventory(inv) => Some(inv.gpus.len() as u64),
-            _ => None,
-        }
-        .unwrap_or(0);
+        let (gpus, amd_gpus) = match &res.report {
+            // AMD's GPUs are the ones of PCI vendor 1002 (`1002:74a1`).
+            Report::Inventory(inv) => (
+                inv.gpus.len() as u64,
+                inv.gpus
+                    .iter()
+                    .filter(|g| g.pci_device_id.ok().is_some_and(|d| d.starts_with("1002:")))
+                    .count() as u64,
+            ),
+            _ => (0, 0),
+        };
         let node = GpuNode {
             name: "local".into(),
             gpu_capacity: gpus,
@@ -176,6 +187,12 @@ found by an inventory probe.";
             platform: vec![],
             device_taints_unreadable: None,
             gfd: Default::default(),
+            vendor: if gpus > 0 && amd_gpus == gpus {
+                GpuVendor::Amd
+            } else {
+                GpuVendor::Nvidia
+            },
+            amd: None,
             imex: vec![],
             taints: vec![],
             unschedulable: false,
@@ -220,9 +237,10 @@ found by an inventory probe.";
             for g in &l.groups {
                 let _ = write!(
                     out,
-                    "  {} x {} GPU(s) {}: {} healthy; GPUs allocatable {}, allocated {}",
+                    "  {} x {} GPU(s) {}{}: {} healthy; GPUs allocatable {}, allocated {}",
                     g.nodes_count,
                     g.gpu_capacity,
+                    if g.vendor.is_nvidia() { "" } else { "AMD " },
                     g.product.as_deref().unwrap_or("(no product label)"),
                     g.nodes_healthy,
                     g.gpus_allocatable,
@@ -270,6 +288,9 @@ found by an inventory probe.";
             );
             if let Some(p) = n.gpu_labels.get("nvidia.com/gpu.product") {
                 let _ = write!(out, ", {p}");
+            }
+            if let Some(a) = &n.amd {
+                let _ = write!(out, ", {}", a.brief());
             }
             let gfd = n.gfd.brief();
             if !gfd.is_empty() {
@@ -341,13 +362,20 @@ impl NodeList {
         }
         let mut groups: Vec<NodeGroup> = Vec::new();
         for n in &nodes {
-            let product = n.gpu_labels.get("nvidia.com/gpu.product").cloned();
+            let product = match n.vendor {
+                GpuVendor::Amd => n.amd.as_ref().and_then(|a| a.product.clone()),
+                GpuVendor::Nvidia => n.gpu_labels.get("nvidia.com/gpu.product").cloned(),
+            };
             let g = match groups.iter_mut().find(|g| {
-                g.product == product && g.gpu_capacity == n.gpu_capacity && g.taints == n.taints
+                g.vendor == n.vendor
+                    && g.product == product
+                    && g.gpu_capacity == n.gpu_capacity
+                    && g.taints == n.taints
             }) {
                 Some(g) => g,
                 None => {
                     groups.push(NodeGroup {
+                        vendor: n.vendor,
                         product,
                         gpu_capacity: n.gpu_capacity,
                         taints: n.taints.clone(),
@@ -422,6 +450,8 @@ mod tests {
             device_taints_unreadable: None,
             imex: vec![],
             gfd: GfdFacts::from_labels([("nvidia.com/cuda.driver-version.full", "550.54.15")]),
+            vendor: GpuVendor::Nvidia,
+            amd: None,
             taints: vec![],
             unschedulable: false,
             mark: None,
@@ -468,5 +498,73 @@ mod tests {
         }, {
             insta::assert_snapshot!("list_gpu_nodes_platform_marks", text);
         });
+    }
+}
+
+#[cfg(test)]
+mod amd_tests {
+    use super::*;
+    use crate::cluster::amd::AmdNodeFacts;
+
+    /// A fleet of both vendors: AMD's nodes group apart from NVIDIA's under their own product, and each
+    /// AMD node line says vendor, product and partition mode.
+    #[test]
+    fn a_fleet_of_both_vendors_lists_both() {
+        let nvidia = serde_json::from_value::<GpuNode>(serde_json::json!({
+            "name": "h100-0", "gpu_capacity": 8, "gpu_allocatable": 8, "gpu_allocated": 0,
+            "mig_resources": {}, "gpu_labels": {"nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3"},
+            "ready": true, "problem_conditions": [], "taints": [], "unschedulable": false,
+            "architecture": "amd64", "kubelet_version": null
+        }))
+        .unwrap();
+        let amd = |name: &str, partition: Option<&str>| {
+            let mut n = nvidia.clone();
+            n.name = name.into();
+            n.gpu_labels.clear();
+            n.vendor = GpuVendor::Amd;
+            n.amd = Some(AmdNodeFacts {
+                product: Some("AMD_Instinct_MI300X_OAM".into()),
+                partition: partition.map(str::to_string),
+                ..Default::default()
+            });
+            n
+        };
+        let list = NodeList::paged(
+            "cluster",
+            None,
+            None,
+            vec![nvidia.clone(), amd("mi300x-0", None), amd("mi300x-1", Some("spx_nps1"))],
+            0,
+            50,
+            None,
+        );
+        let groups: Vec<(GpuVendor, Option<&str>, usize)> = list
+            .groups
+            .iter()
+            .map(|g| (g.vendor, g.product.as_deref(), g.nodes_count))
+            .collect();
+        assert_eq!(
+            groups,
+            [
+                (GpuVendor::Amd, Some("AMD_Instinct_MI300X_OAM"), 2),
+                (GpuVendor::Nvidia, Some("NVIDIA-H100-80GB-HBM3"), 1)
+            ]
+        );
+        let text = ListGpuNodes::render(&list);
+        assert!(
+            text.contains("2 x 8 GPU(s) AMD AMD_Instinct_MI300X_OAM: 2 healthy"),
+            "{text}"
+        );
+        assert!(
+            text.contains("- mi300x-1: GPUs capacity 8 / allocatable 8 / allocated 0, AMD AMD_Instinct_MI300X_OAM, partition spx_nps1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("- h100-0: GPUs capacity 8 / allocatable 8 / allocated 0, NVIDIA-H100-80GB-HBM3"),
+            "{text}"
+        );
+        let json = serde_json::to_value(&list).unwrap();
+        assert_eq!(json["nodes"][1]["vendor"], "amd");
+        assert!(json["nodes"][0].get("vendor").is_none());
     }
 }
