@@ -15,6 +15,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use gpu_diag::xid::contract::{HistorySource, SourceStatus};
+use gpu_diag::xid::grammar::{JournalEntry, journal_entry};
 use gpu_diag::xid::history::unread_source;
 use gpu_diag::xid::report::XidAnalyzer;
 use gpu_diag::xid::time::rfc3339;
@@ -86,14 +87,8 @@ struct Journal {
     path: String,
     child: Child,
     lines: BufReader<std::process::ChildStdout>,
-    peeked: Option<Entry>,
+    peeked: Option<JournalEntry>,
     how: String,
-}
-
-struct Entry {
-    ts: Option<f64>,
-    boot: Option<String>,
-    message: String,
 }
 
 impl Journal {
@@ -153,7 +148,9 @@ impl Journal {
         let unread = |st, m: String| Box::new(unread_source(kind, &path, st, m));
         let mut args: Vec<String> = vec![
             "--output=json".into(),
-            "--output-fields=MESSAGE,_BOOT_ID".into(),
+            // The writer's fields too: journald files a userspace write into /dev/kmsg under
+            // `_TRANSPORT=kernel` as well, with that program's identifier and facility.
+            "--output-fields=MESSAGE,_BOOT_ID,_TRANSPORT,SYSLOG_IDENTIFIER,SYSLOG_FACILITY".into(),
             "--no-pager".into(),
             "--quiet".into(),
         ];
@@ -189,7 +186,7 @@ impl Journal {
         })
     }
 
-    fn next(&mut self) -> Option<Entry> {
+    fn next(&mut self) -> Option<JournalEntry> {
         if let Some(e) = self.peeked.take() {
             return Some(e);
         }
@@ -200,7 +197,7 @@ impl Journal {
                 // A cut line is not a whole JSON object: skipped like any entry that does not parse.
                 Ok(Some(true)) => {}
                 Ok(Some(false)) => {
-                    if let Some(e) = std::str::from_utf8(&line).ok().and_then(parse_entry) {
+                    if let Some(e) = std::str::from_utf8(&line).ok().and_then(journal_entry) {
                         return Some(e);
                     }
                 }
@@ -221,6 +218,9 @@ impl Journal {
         a.begin_source(true);
         let mut stopped = false;
         while let Some(e) = self.next() {
+            if !e.kernel {
+                continue;
+            }
             a.set_boot(e.boot.as_deref());
             a.push_record(e.ts, &e.message);
             if Instant::now() > deadline {
@@ -306,35 +306,6 @@ fn journalctl(host_root: &Path, dir: &Path) -> (Command, String) {
     let mut c = Command::new("journalctl");
     c.arg(format!("--directory={}", dir.display()));
     (c, "journalctl --directory".into())
-}
-
-/// One line of `journalctl --output=json`. A field can be a string, an array of bytes (not UTF-8) or
-/// an array of values (repeated field).
-fn parse_entry(line: &str) -> Option<Entry> {
-    let v: serde_json::Value = serde_json::from_str(line).ok()?;
-    let text = |f: &serde_json::Value| -> Option<String> {
-        match f {
-            serde_json::Value::String(s) => Some(s.clone()),
-            serde_json::Value::Array(a) if a.iter().all(|x| x.is_u64()) => {
-                let bytes: Vec<u8> = a
-                    .iter()
-                    .filter_map(|x| x.as_u64())
-                    .map(|b| b as u8)
-                    .collect();
-                Some(String::from_utf8_lossy(&bytes).into_owned())
-            }
-            serde_json::Value::Array(a) => a.first().and_then(|x| x.as_str()).map(str::to_string),
-            _ => None,
-        }
-    };
-    let message = v.get("MESSAGE").and_then(text)?;
-    let ts = v
-        .get("__REALTIME_TIMESTAMP")
-        .and_then(|t| t.as_str())
-        .and_then(|t| t.parse::<u64>().ok())
-        .map(|us| us as f64 / 1e6);
-    let boot = v.get("_BOOT_ID").and_then(text);
-    Some(Entry { ts, boot, message })
 }
 
 /// Kernel text logs, one family (the first of kern.log, messages, syslog present), oldest file first.
@@ -502,16 +473,23 @@ mod tests {
 
     #[test]
     fn journal_json_entries() {
-        let e = parse_entry(
-            r#"{"__REALTIME_TIMESTAMP":"1795000100000000","MESSAGE":"NVRM: Xid","_BOOT_ID":"ab"}"#,
+        let e = journal_entry(
+            r#"{"__REALTIME_TIMESTAMP":"1795000100000000","MESSAGE":"NVRM: Xid","_BOOT_ID":"ab","_TRANSPORT":"kernel"}"#,
         )
         .unwrap();
         assert_eq!(e.ts, Some(1_795_000_100.0));
         assert_eq!(e.message, "NVRM: Xid");
         assert_eq!(e.boot.as_deref(), Some("ab"));
+        assert!(e.kernel);
         // Not UTF-8: the journal writes the bytes as an array.
-        let e = parse_entry(r#"{"MESSAGE":[78,86,255]}"#).unwrap();
+        let e = journal_entry(r#"{"MESSAGE":[78,86,255],"_TRANSPORT":"kernel"}"#).unwrap();
         assert_eq!(e.message, "NV\u{fffd}");
-        assert!(parse_entry("not json").is_none());
+        // A program's write into /dev/kmsg: kernel transport, the program's identifier and facility.
+        let e = journal_entry(
+            r#"{"MESSAGE":"NVRM: Xid (PCI:0000:04:00): 79, x","_TRANSPORT":"kernel","SYSLOG_IDENTIFIER":"inject","SYSLOG_FACILITY":"1"}"#,
+        )
+        .unwrap();
+        assert!(!e.kernel);
+        assert!(journal_entry("not json").is_none());
     }
 }

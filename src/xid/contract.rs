@@ -67,6 +67,10 @@ pub struct EventDetail {
     pub event: usize,
     /// `kernel_log` or `nvml_event`.
     pub source: String,
+    /// Seconds since the logging machine's boot, where the log gives the event no wall-clock time: a
+    /// log from another machine keeps its own uptimes, never placed on this machine's clock.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uptime_s: Option<f64>,
     pub gpu_index: Option<u32>,
     /// The MIG device the GPU-I/GPU-CI attribution names, where the inventory knows it.
     pub mig_device_uuid: Option<String>,

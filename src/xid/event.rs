@@ -17,6 +17,14 @@ pub(crate) struct Pending {
     pub gpu_key: Option<String>,
 }
 
+impl Pending {
+    /// The time bursts are measured on: the wall clock, else the log's own uptime (a log from another
+    /// machine), so events a minute apart stay a minute apart without a wall-clock time.
+    pub fn gap_clock(&self) -> Option<f64> {
+        self.ts.or(self.detail.uptime_s)
+    }
+}
+
 /// An event with every optional field empty, ready to be filled by extraction.
 pub(crate) fn blank_event(
     kind: EventKind,
@@ -44,6 +52,7 @@ pub(crate) fn blank_event(
         detail: EventDetail {
             event: 0,
             source: "kernel_log".into(),
+            uptime_s: None,
             gpu_index: None,
             mig_device_uuid: None,
             catalog_status: CatalogStatus::NotApplicable,

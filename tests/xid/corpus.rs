@@ -49,11 +49,21 @@ fn facts(name: &str, inventory: bool) -> NodeFacts {
         f
     };
     f.kernel_log = Reading::Ok(KernelLogFacts {
-        origin: format!("file:{name}"),
+        origin: origin(name),
         lines: read_lines(name),
         truncated: false,
     });
     f
+}
+
+/// The kmsg and dmesg files stand for the node's own ring buffer, read live (their uptimes take the
+/// node's boot time); the syslog files are log files (their dates are their own).
+fn origin(name: &str) -> String {
+    if name.starts_with("dmesg") || name.starts_with("kmsg") {
+        "kmsg".into()
+    } else {
+        format!("file:{name}")
+    }
 }
 
 fn run(name: &str) -> XidReport {
@@ -484,4 +494,101 @@ fn storm_is_counted_exactly_and_listed_in_samples() {
     assert_eq!(f13.action.kind, ActionKind::Investigate);
     let json = serde_json::to_vec(&r).unwrap();
     assert!(json.len() < 400 * 1024, "report of {} bytes", json.len());
+}
+
+fn public(name: &str) -> XidReport {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/xid/public");
+    let mut f = NodeFacts::default();
+    f.host.boot_time_unix = Reading::Ok(1_795_247_940.0);
+    f.host.now_unix = Reading::Ok(1_795_262_400.0);
+    f.kernel_log = Reading::Ok(KernelLogFacts {
+        origin: format!("file:{name}"),
+        lines: std::fs::read_to_string(dir.join(name))
+            .unwrap()
+            .lines()
+            .map(str::to_string)
+            .collect(),
+        truncated: false,
+    });
+    analyze(&f, &AnalysisOptions::default())
+}
+
+/// Kernel lines people posted with other programs' output around them (tests/xid/public/SOURCES.md):
+/// exactly the kernel's own lines are events; a Go log, a test's output, JSON logs, an exporter's log,
+/// another syslog tag and a fault injector's write into `/dev/kmsg` (facility `syslog`) are not.
+#[test]
+fn public_logs_other_programs_are_not_kernel_events() {
+    let r = public("other-programs.log");
+    assert_event_shape(&r);
+    assert_eq!(event_lines(&r), vec![4, 9, 10, 12, 13, 14, 17]);
+    let codes: Vec<Option<u32>> = r.events.iter().map(|e| e.code).collect();
+    assert_eq!(
+        codes,
+        vec![
+            Some(145),
+            Some(45),
+            Some(45),
+            Some(120),
+            Some(119),
+            None,
+            None
+        ]
+    );
+    // Nothing from the quoted Xid 119 of 0002:00:00 or the injected Xid 79 of 0000:04:00.
+    assert!(r.events.iter().all(|e| !matches!(
+        e.pci_bus_id.as_deref(),
+        Some("0002:00:00.0" | "0000:04:00.0")
+    )));
+    // `dmesg -T` times are that machine's wall clock, kept; a bare uptime of another machine is not
+    // placed on this one's clock (1843 s after this node's boot would be a made-up time).
+    assert_eq!(
+        r.events[3].timestamp.as_deref(),
+        Some("2022-07-25T16:46:04Z")
+    );
+    let fallen = &r.events[5];
+    assert_eq!(fallen.kind, EventKind::FallenOffBus);
+    assert_eq!(fallen.timestamp, None);
+    assert_eq!(r.event_details[5].uptime_s, Some(1843.308145));
+}
+
+/// `talosctl dmesg` (tests/xid/public/SOURCES.md): the kernel's line is an event at Talos's own time;
+/// the same text written into kmsg by a program (facility `user`) is not.
+#[test]
+fn public_logs_talos_dmesg_keeps_its_time() {
+    let r = public("talosctl-dmesg.log");
+    assert_eq!(event_lines(&r), vec![4]);
+    assert_eq!(r.events[0].code, Some(79));
+    assert!(
+        r.events[0]
+            .timestamp
+            .as_deref()
+            .is_some_and(|t| t.starts_with("2025-03-10T11:52:01.104")),
+        "{:?}",
+        r.events[0].timestamp
+    );
+}
+
+/// The same kernel logs read as files from another machine: the same events and bursts, but no uptime
+/// is placed with this machine's boot time; each event keeps its uptime instead.
+#[test]
+fn a_log_file_keeps_its_uptimes() {
+    for name in ["dmesg-r535.log", "kmsg-r570.log"] {
+        let live = run(name);
+        let mut f = facts(name, true);
+        if let Reading::Ok(k) = &mut f.kernel_log {
+            k.origin = format!("file:{name}");
+        }
+        let file = analyze(&f, &AnalysisOptions::default());
+        assert_eq!(event_lines(&live), event_lines(&file), "{name}");
+        let bursts =
+            |r: &XidReport| -> Vec<usize> { r.gpus.iter().map(|g| g.bursts.len()).collect() };
+        assert_eq!(bursts(&live), bursts(&file), "{name}");
+        for (e, d) in file.events.iter().zip(&file.event_details) {
+            if d.source == "kernel_log" {
+                assert_eq!(e.timestamp, None, "{name}: {e:?}");
+                assert!(d.uptime_s.is_some(), "{name}: {e:?}");
+            }
+        }
+        assert!(live.event_details.iter().all(|d| d.uptime_s.is_none()));
+    }
 }

@@ -68,7 +68,7 @@ impl GpuHistory {
         } else {
             BURST_GAP_SECS
         };
-        let new = match (&self.open, self.last_ts, p.ts) {
+        let new = match (&self.open, self.last_ts, p.gap_clock()) {
             (None, _, _) => true,
             (Some(_), Some(a), Some(b)) => (b - a).abs() > gap,
             _ => false,
@@ -118,6 +118,8 @@ impl GpuHistory {
                 b.start = rfc3339(t);
             }
             b.end = rfc3339(t);
+        }
+        if let Some(t) = p.gap_clock() {
             self.last_ts = Some(t);
         }
         if let Some(DecodedDetail::GraphicsException { gpc, tpc, .. }) = p.detail.decoded {

@@ -11,7 +11,8 @@ mod envelope;
 mod nvidia_lines;
 
 pub use envelope::{
-    Clock, Envelope, Record, RecordSplitter, parse_envelope, records, unescape_kmsg,
+    Clock, Envelope, JournalEntry, Record, RecordSplitter, journal_entry, parse_envelope, records,
+    unescape_kmsg,
 };
 pub use nvidia_lines::{
     Line, MAX_FIELD_CHARS, MAX_MESSAGE_CHARS, SxidLine, XidLine, clip, clip_to, may_be_nvidia,

@@ -102,10 +102,21 @@ static UUID_RE: LazyLock<Regex> = LazyLock::new(|| {
     .expect("static regex")
 });
 
-/// Cheap test that a record could be an NVIDIA line at all; everything else skips the regexes.
+/// Cheap test that a record could be an NVIDIA line at all; everything else skips the regexes. The
+/// driver's prefix starts the kernel's message (`NVRM: …`, `nvidia-nvswitch3: SXid …`): a line with
+/// other text before it quotes the driver, it is not the driver (a program's log, a JSON field).
 #[inline]
 pub fn may_be_nvidia(text: &str) -> bool {
-    text.contains("NVRM") || text.contains("SXid")
+    let t = without_switch_prefix(text);
+    t.starts_with("NVRM") || t.starts_with("SXid")
+}
+
+/// The text after an NVSwitch driver's `nvidia-nvswitchN: ` prefix, else all of it.
+fn without_switch_prefix(text: &str) -> &str {
+    match text.split_once(": ") {
+        Some((dev, rest)) if dev.starts_with("nvidia-") && !dev.contains(' ') => rest,
+        _ => text,
+    }
 }
 
 /// Classify one record's text. None: not an NVIDIA line this grammar reports.
@@ -119,8 +130,11 @@ pub fn parse_line(text: &str) -> Option<Line> {
     if let Some(s) = parse_sxid(text) {
         return Some(Line::Sxid(s));
     }
-    let nvrm = text.find("NVRM:")?;
-    let body = &text[nvrm..];
+    // The driver's prefix starts the message (see `may_be_nvidia`).
+    if !text.starts_with("NVRM:") {
+        return None;
+    }
+    let body = text;
     if let Some(rest) = body.strip_prefix("NVRM: GPU at ")
         && let Some(c) = UUID_RE.captures(rest)
     {
@@ -205,8 +219,7 @@ fn split_digits(s: &str) -> (&str, &str) {
 
 /// `NVRM: Xid (PCI:dddd:bb:dd[ GPU-I:nn[ GPU-CI:nn]]): N, [pid=…, name=…, ]msg`.
 pub fn parse_xid(text: &str) -> Option<XidLine> {
-    let start = text.find("NVRM: Xid (")?;
-    let rest = &text[start + "NVRM: Xid (".len()..];
+    let rest = text.strip_prefix("NVRM: Xid (")?;
     let close = rest.find(')')?;
     let inside = &rest[..close];
     let after = rest[close + 1..].strip_prefix(':')?.trim_start();
@@ -329,14 +342,13 @@ fn decode(code: Option<u32>, msg: &str) -> Option<DecodedDetail> {
 
 /// `nvidia-nvswitchN: SXid (PCI:dddd:bb:dd.f): NNNNN, [Fatal|Non-fatal, Link N ]msg`.
 pub fn parse_sxid(text: &str) -> Option<SxidLine> {
-    let start = text.find("SXid (")?;
-    let device = text[..start]
-        .trim_end()
-        .strip_suffix(':')
-        .and_then(|d| d.rsplit(|c: char| c.is_whitespace()).next())
-        .filter(|d| d.starts_with("nvidia-"))
+    let after_dev = without_switch_prefix(text);
+    let rest = after_dev.strip_prefix("SXid (")?;
+    let device = text
+        .strip_suffix(after_dev)
+        .and_then(|d| d.strip_suffix(": "))
+        .filter(|d| !d.is_empty())
         .map(str::to_string);
-    let rest = &text[start + "SXid (".len()..];
     let close = rest.find(')')?;
     let after = rest[close + 1..].strip_prefix(':')?.trim_start();
     let (digits, tail) = split_digits(after);

@@ -100,6 +100,9 @@ pub struct XidAnalyzer {
     history: History,
     /// The lines now arriving come from a history source (journal, text log).
     from_history: bool,
+    /// The log is this boot's live `/dev/kmsg` (or a simulated node's, which is consistent with its own
+    /// clock): only then do uptimes take this machine's boot time.
+    live: bool,
 }
 
 impl XidAnalyzer {
@@ -140,6 +143,7 @@ impl XidAnalyzer {
                 opts.since_unix,
             ),
             from_history: false,
+            live: true,
         }
     }
 
@@ -155,6 +159,8 @@ impl XidAnalyzer {
             self.record(r);
         }
         self.from_history = history;
+        // Earlier boots' text logs are no more this boot's than another machine's log is.
+        self.split.set_live(self.live && !history);
     }
 
     /// Report a history source (read or not) in the history section.
@@ -192,8 +198,9 @@ impl XidAnalyzer {
         let line = self.split.count_line();
         self.record(Record {
             line,
-            envelope: Envelope::Plain,
+            envelope: Envelope::Journal,
             ts,
+            uptime: None,
             text: text.to_string(),
             kernel: true,
         });
@@ -204,7 +211,10 @@ impl XidAnalyzer {
         if route == Route::Skip {
             return;
         }
-        if let Some(p) = self.extract.push(&r) {
+        if let Some(mut p) = self.extract.push(&r) {
+            if p.ts.is_none() {
+                p.detail.uptime_s = r.uptime;
+            }
             let group = EventGroup::of_line(&p);
             if !self.tracked.contains(&group) {
                 if self.tracked.len() >= MAX_EVENT_GROUPS {
@@ -224,6 +234,10 @@ impl XidAnalyzer {
     /// Where the lines come from: `kmsg`, `file:<path>`, `simulated`.
     pub fn set_origin(&mut self, origin: &str) {
         self.log.origin = Some(origin.to_string());
+        // A log file may come from any machine (a copied log, the launcher's local mode): its uptimes
+        // are not this boot's.
+        self.live = !origin.starts_with("file:");
+        self.split.set_live(self.live && !self.from_history);
     }
 
     /// Feed the next raw line of the kernel log.
