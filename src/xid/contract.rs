@@ -16,6 +16,8 @@ pub enum EventKind {
     GpuIdentity,
     InitFailure,
     CrashDump,
+    /// An amdgpu driver line (RAS, reset, ring timeout, VM fault, …): `mnemonic` says which.
+    Amdgpu,
 }
 
 /// One kernel-log (or NVML) event. Every field is always present (null where unknown), so consumers
@@ -136,6 +138,48 @@ pub enum DecodedDetail {
         fatal: Option<bool>,
         link: Option<u32>,
     },
+    // An amdgpu line: `event` is its id in the AMD catalog (`xid/amdgpu_catalog.rs`); the rest is what
+    // the line said, where it said it.
+    Amdgpu {
+        event: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        block: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        socket: Option<u32>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        die: Option<u32>,
+        // Errors on a RAS line, pages on a retirement or threshold line.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        count: Option<u64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        threshold: Option<u64>,
+        // The `{N}` RAS event number.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        event_id: Option<u64>,
+        // The ring, the reset method, the VM hub or the throttle reasons.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        what: Option<String>,
+        // A fault's or a bad page's address (hex).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        address: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        aca: Option<AcaBank>,
+    },
+}
+
+// An ACA bank as the driver dumped it, decoded (`amdgpu_aca.h`): registers as `0x%016x`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct AcaBank {
+    pub bank: u32,
+    pub status: String,
+    pub ipid: String,
+    // `umc`, `smu`, `pcs_xgmi`, or the raw hardware and MCA type ids.
+    pub unit: String,
+    pub uncorrectable: bool,
+    pub deferred: bool,
+    pub poison: bool,
+    pub socket: u32,
+    pub die: u32,
 }
 
 /// A register as the report prints it: `0x` and eight lowercase hex digits.
@@ -211,7 +255,7 @@ pub struct GpuXidSummary {
     /// NVML index; null for a GPU only the log knows (e.g. one that fell off the bus).
     pub index: Option<u32>,
     pub uuid: Option<String>,
-    /// `nvml` or `kernel_log` (identity line).
+    /// `nvml`, `amdgpu` (an AMD GPU's sysfs) or `kernel_log` (identity line).
     pub uuid_source: Option<String>,
     /// NVML field 230; null when not read.
     pub recovery_action: Option<RecoveryAction>,

@@ -1,6 +1,7 @@
 //! Extraction: kernel-log records (and NVML events) into `Pending` events, one record at a time.
 //! Depends on the grammar and the event model only.
 
+use super::amdgpu_extract::AmdExtractor;
 use super::catalog;
 use super::contract::{CatalogStatus, DecodedDetail, EventKind};
 use super::event::{Pending, blank_event};
@@ -48,13 +49,16 @@ fn flatten(text: &str) -> String {
 
 /// Records to events, streaming. Form 3 of fallen-off-the-bus arrives as three records in
 /// dmesg/syslog: its head waits here for the last line (at most two records later) and only then
-/// becomes one event, so a record yields at most one event.
+/// becomes one event, so a record yields at most one event from `push`. amdgpu lines go to
+/// `AmdExtractor`, whose multi-record events (VM faults, ring timeouts) can also complete when an
+/// unrelated record ends them: take those with `take_flushed` after each `push`, and `finish` at the end.
 #[derive(Debug, Default)]
 pub(crate) struct Extractor {
     /// NVRM/SXid lines that matched no known form.
     pub unrecognized: usize,
     head: Option<(Pending, usize)>,
     records: usize,
+    amd: AmdExtractor,
 }
 
 impl Extractor {
@@ -63,13 +67,30 @@ impl Extractor {
         self.records
     }
 
+    /// An amdgpu event the last record ended (it comes before that record's own event).
+    pub fn take_flushed(&mut self) -> Option<Pending> {
+        self.amd.take_flushed()
+    }
+
+    /// The input ended: an amdgpu event still waiting for its continuation lines.
+    pub fn finish(&mut self) -> Option<Pending> {
+        self.amd.finish()
+    }
+
     /// The event this record completes, if any (in log order).
     pub fn push(&mut self, r: &Record) -> Option<Pending> {
         let ri = self.records;
         self.records += 1;
-        if !r.kernel || !grammar::may_be_nvidia(&r.text) {
+        if !r.kernel {
             return None;
         }
+        if !grammar::may_be_nvidia(&r.text) {
+            if self.amd.waiting() || grammar::may_be_amdgpu(&r.text) {
+                return self.amd.push(r);
+            }
+            return None;
+        }
+        self.amd.flush();
         if let Some((_, at)) = &self.head
             && ri > at + 3
         {

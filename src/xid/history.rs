@@ -254,6 +254,7 @@ impl History {
             (EventKind::Xid, Some(c)) => format!("Xid {c}"),
             (EventKind::FallenOffBus, _) => "fallen off the bus".to_string(),
             (EventKind::InitFailure, _) => "initialisation failure".to_string(),
+            (EventKind::Amdgpu, _) => crate::xid::correlate::amdgpu_title(p),
             _ => "NVIDIA error".to_string(),
         };
         let line = format!(
@@ -421,6 +422,7 @@ fn is_serious(p: &Pending) -> bool {
                         | "WORKFLOW_XID_48"
                 )
             }),
+        EventKind::Amdgpu => crate::xid::correlate::amdgpu_is_serious(p),
         _ => false,
     }
 }

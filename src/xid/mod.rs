@@ -10,6 +10,8 @@
 //! Imports run one way: `contract` and `time` <- `event` <- `grammar`, `correlate` <- `extract` <-
 //! `report`. The grammar and the correlation never import each other.
 
+pub mod amdgpu_catalog;
+mod amdgpu_extract;
 pub mod catalog;
 pub mod contract;
 pub mod correlate;

@@ -1,14 +1,17 @@
 //! Correlation: bursts, the catalog's workflows (45, 48, 13, 31, 74, 94/95, 144–150, 154), the
-//! project's policy for blank-action, driver-only and unknown codes, and the action text.
+//! project's policy for blank-action, driver-only and unknown codes, and the action text; amdgpu events
+//! from the AMD catalog (`amdgpu.rs`).
 //!
 //! The steps, one file each: `class.rs` (what is handed on), `bursts.rs` (each GPU's history),
 //! `workflows.rs` (the catalog's workflows) and `policy.rs` (buckets, blank codes, finding codes, action text).
 
+mod amdgpu;
 mod bursts;
 mod class;
 mod policy;
 mod workflows;
 
+pub(crate) use amdgpu::{counts, is_serious as amdgpu_is_serious, title as amdgpu_title};
 pub use bursts::{
     BURST_GAP_SECS, LISTED_FIRST_BURSTS, LISTED_LAST_BURSTS, STICKY_CODES, STICKY_GAP_SECS,
 };
@@ -90,6 +93,7 @@ pub(crate) fn classify_event(p: &Pending, ctx: &EventCtx) -> Option<Class> {
                 "NVSwitch error without a stated severity (e.g. SOE halt/watchdog): check Fabric Manager logs and the switch state",
             ),
         },
+        EventKind::Amdgpu => amdgpu::classify(p),
         EventKind::GpuIdentity => return None,
     })
 }

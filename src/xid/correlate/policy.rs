@@ -166,6 +166,7 @@ pub(crate) fn finding_code(p: &Pending, gpu_has_79: bool) -> String {
             Some(false) => "sxid.non_fatal".into(),
             None => "sxid.unclassified".into(),
         },
+        EventKind::Amdgpu => super::amdgpu::finding_code(p),
         EventKind::GpuIdentity => "gpu.identity".into(),
     }
 }

@@ -1,14 +1,21 @@
 //! The kernel-log grammar: record envelopes (raw kmsg, dmesg, syslog/journal), then the NVIDIA lines
-//! inside them (Xid, SXid, identity, fallen-off-the-bus, init failure, crash dump).
+//! inside them (Xid, SXid, identity, fallen-off-the-bus, init failure, crash dump) and the amdgpu lines
+//! (`amdgpu_lines.rs`: RAS, resets, ring timeouts, VM faults, ACA banks, …).
 //!
 //! Every function here is total: any input (garbage, truncated, huge) yields "not an NVIDIA line"
 //! rather than a panic, and nothing is ever an event unless the driver's own wording is present.
 //!
-//! `envelope.rs` reads the envelopes and splits records; `nvidia_lines.rs` classifies a record's text.
-//! Neither uses the other: a record's text is all the line grammar sees.
+//! `envelope.rs` reads the envelopes and splits records; `nvidia_lines.rs` and `amdgpu_lines.rs` classify a
+//! record's text. The envelope and the line grammars do not use each other: a record's text is all a line
+//! grammar sees.
 
+mod amdgpu_lines;
 mod envelope;
 mod nvidia_lines;
+
+pub use amdgpu_lines::{
+    AcaDecode, AmdKind, AmdLine, RasClass, may_be_amdgpu, parse_amdgpu, ras_block,
+};
 
 pub use envelope::{
     Clock, Envelope, JournalEntry, Record, RecordSplitter, journal_entry, parse_envelope, records,

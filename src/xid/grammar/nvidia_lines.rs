@@ -12,6 +12,8 @@ use crate::xid::contract::DecodedDetail;
 pub const MAX_MESSAGE_CHARS: usize = 1024;
 
 /// What one record says, if it is an NVIDIA line this grammar knows.
+// `Xid` carries a `DecodedDetail`, which the amdgpu variant made larger; a `Line` lives for one record only.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum Line {
     Xid(XidLine),

@@ -39,12 +39,25 @@ pub enum LogEnd {
     Unreadable(FieldError),
 }
 
-/// The events the list samples together: one GPU (PCI id), kind and code.
+/// The events the list samples together: one GPU (PCI id), kind and code (for amdgpu events, which have
+/// no code, their catalog id and RAS block).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct EventGroup {
     pci: Option<String>,
     kind: EventKind,
     code: Option<u32>,
+    amd: Option<String>,
+}
+
+/// An amdgpu event's catalog id and block (bounded: both come from fixed lists, not from the line).
+fn amd_group(p: &Pending) -> Option<String> {
+    match &p.detail.decoded {
+        Some(DecodedDetail::Amdgpu { event, block, .. }) => Some(match block {
+            Some(b) => format!("{event}.{b}"),
+            None => event.clone(),
+        }),
+        _ => None,
+    }
 }
 
 impl EventGroup {
@@ -54,6 +67,7 @@ impl EventGroup {
             pci: p.gpu_key.clone(),
             kind: p.event.kind,
             code: p.event.code,
+            amd: amd_group(p),
         }
     }
 
@@ -63,6 +77,7 @@ impl EventGroup {
             pci: p.event.pci_bus_id.clone(),
             kind: p.event.kind,
             code: p.event.code,
+            amd: amd_group(p),
         }
     }
 }
@@ -103,6 +118,8 @@ pub struct XidAnalyzer {
     /// The log is this boot's live `/dev/kmsg` (or a simulated node's, which is consistent with its own
     /// clock): only then do uptimes take this machine's boot time.
     live: bool,
+    /// Where the last record went: an amdgpu event still waiting at the end goes there too.
+    last_route: Route,
 }
 
 impl XidAnalyzer {
@@ -144,6 +161,7 @@ impl XidAnalyzer {
             ),
             from_history: false,
             live: true,
+            last_route: Route::Current,
         }
     }
 
@@ -211,23 +229,34 @@ impl XidAnalyzer {
         if route == Route::Skip {
             return;
         }
-        if let Some(mut p) = self.extract.push(&r) {
+        self.last_route = route;
+        let event = self.extract.push(&r);
+        // An amdgpu event this record ended comes first: its lines came before.
+        if let Some(p) = self.extract.take_flushed() {
+            self.take(p, route);
+        }
+        if let Some(mut p) = event {
+            // A log file's uptime stays its own where no wall-clock time could be given.
             if p.ts.is_none() {
                 p.detail.uptime_s = r.uptime;
             }
-            let group = EventGroup::of_line(&p);
-            if !self.tracked.contains(&group) {
-                if self.tracked.len() >= MAX_EVENT_GROUPS {
-                    self.log.events_not_analyzed += 1;
-                    return;
-                }
-                self.tracked.insert(group);
+            self.take(p, route);
+        }
+    }
+
+    fn take(&mut self, p: Pending, route: Route) {
+        let group = EventGroup::of_line(&p);
+        if !self.tracked.contains(&group) {
+            if self.tracked.len() >= MAX_EVENT_GROUPS {
+                self.log.events_not_analyzed += 1;
+                return;
             }
-            let earlier = route == Route::Earlier;
-            self.history.event(&p, earlier);
-            if !earlier {
-                self.log_event(p);
-            }
+            self.tracked.insert(group);
+        }
+        let earlier = route == Route::Earlier;
+        self.history.event(&p, earlier);
+        if !earlier {
+            self.log_event(p);
         }
     }
 
@@ -308,7 +337,7 @@ impl XidAnalyzer {
         st.fallen |= p.event.kind == EventKind::FallenOffBus || p.event.code == Some(79);
 
         // The finding this event counts towards, and its classification (now or when known).
-        if p.event.kind != EventKind::GpuIdentity {
+        if p.event.kind != EventKind::GpuIdentity && correlate::counts(&p) {
             let mut finding = correlate::finding_code(&p, false);
             if node_level
                 && p.event.kind == EventKind::Sxid
@@ -421,6 +450,9 @@ impl XidAnalyzer {
         };
         if let Some(r) = self.split.finish() {
             self.record(r);
+        }
+        if let Some(p) = self.extract.finish() {
+            self.take(p, self.last_route);
         }
         self.log.lines = self.split.lines();
         self.log.records = self.extract.records();

@@ -33,7 +33,7 @@ pub(super) struct GpuIdentity {
     pub pci: Option<String>,
     pub index: Option<u32>,
     pub uuid: Option<String>,
-    /// `nvml` or `kernel_log`.
+    /// `nvml`, `amdgpu` (its sysfs) or `kernel_log`.
     pub uuid_source: Option<&'static str>,
     pub recovery_action: Option<u32>,
     pub sram_threshold_exceeded: Option<bool>,
@@ -68,7 +68,12 @@ impl GpuTable {
                 pci: g.pci_bus_id.ok().and_then(|p| normalize_bus_id(p)),
                 index: Some(g.index),
                 uuid: g.uuid.ok().map(|u| normalize_gpu_uuid(u)),
-                uuid_source: g.uuid.is_ok().then_some("nvml"),
+                // AMD GPUs' ids come from amdgpu's sysfs, not NVML.
+                uuid_source: g.uuid.is_ok().then_some(if g.vendor.is_nvidia() {
+                    "nvml"
+                } else {
+                    "amdgpu"
+                }),
                 recovery_action: g.recovery_action.get(),
                 sram_threshold_exceeded: g.ecc.sram_threshold_exceeded.get(),
                 mig: g

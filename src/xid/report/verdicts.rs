@@ -4,12 +4,12 @@
 use super::gpu_identity::{GpuIdentity, gpu_label};
 use super::gpu_state::GpuEventState;
 use crate::finding::{Action, ActionKind, Finding, Verdict};
-use crate::xid::catalog;
 use crate::xid::contract::{
     DecodedDetail, EventKind, GpuXidSummary, LogSummary, NodeXidVerdict, RecoveryAction,
 };
 use crate::xid::correlate;
 use crate::xid::event::Pending;
+use crate::xid::{amdgpu_catalog, catalog};
 
 fn recovery_name(v: u32) -> String {
     correlate::recovery_action_name(v).to_string()
@@ -56,6 +56,8 @@ pub(super) fn summarize_gpu(row: &GpuIdentity, mut st: GpuEventState) -> GpuVerd
         } else if first.event.kind == EventKind::Xid {
             evidence
                 .push(format!("catalog_status = {:?}", first.detail.catalog_status).to_lowercase());
+        } else if let Some(source) = amd_source(first) {
+            evidence.push(source);
         }
         evidence.extend(a.evidence());
         findings.push(Finding {
@@ -67,7 +69,7 @@ pub(super) fn summarize_gpu(row: &GpuIdentity, mut st: GpuEventState) -> GpuVerd
             evidence,
             action: Action {
                 kind: class.action,
-                detail: correlate::action_detail(class.action, row.index, row.pci.as_deref()),
+                detail: action_detail(first, class.action, row.index, row.pci.as_deref()),
             },
             // The driver asking to recover the IMEX domain is about the node's IMEX daemon: it joins
             // that incident (`crate::incident::rules`, `imex.domain`).
@@ -135,6 +137,24 @@ pub(super) fn summarize_gpu(row: &GpuIdentity, mut st: GpuEventState) -> GpuVerd
     GpuVerdict { summary, findings }
 }
 
+/// The step for an action, in the vocabulary of the event's vendor.
+fn action_detail(p: &Pending, kind: ActionKind, index: Option<u32>, pci: Option<&str>) -> String {
+    if p.event.kind == EventKind::Amdgpu {
+        amdgpu_catalog::action_detail(kind, index)
+    } else {
+        correlate::action_detail(kind, index, pci)
+    }
+}
+
+/// Where an amdgpu finding's meaning comes from, as an evidence line.
+fn amd_source(p: &Pending) -> Option<String> {
+    match &p.detail.decoded {
+        Some(DecodedDetail::Amdgpu { event, .. }) => amdgpu_catalog::lookup(event)
+            .map(|e| format!("amdgpu catalog {} (source: {})", e.mnemonic, e.source)),
+        _ => None,
+    }
+}
+
 fn describe(p: &Pending) -> String {
     match p.event.kind {
         EventKind::Xid => match (p.event.code, &p.event.mnemonic) {
@@ -156,6 +176,7 @@ fn describe(p: &Pending) -> String {
         EventKind::Sxid => "SXid".into(),
         EventKind::CrashDump => "GPU crash dump".into(),
         EventKind::GpuIdentity => "GPU identity".into(),
+        EventKind::Amdgpu => correlate::amdgpu_title(p),
     }
 }
 
@@ -219,7 +240,7 @@ pub(super) fn node_level_findings(mut st: GpuEventState) -> Vec<Finding> {
                 evidence: a.evidence(),
                 action: Action {
                     kind: class.action,
-                    detail: correlate::action_detail(class.action, None, None),
+                    detail: action_detail(first, class.action, None, None),
                 },
                 // An NVSwitch's SXid joins the NVLink incident of a GPU whose link ends on that switch.
                 about: match (&first.event.kind, &first.event.pci_bus_id) {

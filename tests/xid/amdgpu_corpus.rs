@@ -1,0 +1,488 @@
+//! amdgpu kernel logs people posted publicly (`tests/xid/amdgpu/`, sources in its `SOURCES.md`) through the
+//! whole `xid` analysis, on a node whose inventory holds AMD GPUs: the right GPU (by PCI address, through
+//! the same identity table NVIDIA events use), the right event and the right finding. Plus storms: bounded
+//! memory and a linear pass, whatever the log.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use gpu_diag::facts::{GpuFacts, GpuVendor, KernelLogFacts, NodeFacts, Reading};
+use gpu_diag::finding::{ActionKind, Finding, Severity, Verdict};
+use gpu_diag::options::AnalysisOptions;
+use gpu_diag::xid::grammar::parse_amdgpu;
+use gpu_diag::xid::report::{
+    DecodedDetail, EventKind, MAX_EVENT_GROUPS, MAX_LISTED_EVENTS, XidReport, analyze,
+};
+use proptest::prelude::*;
+
+const BOOT: f64 = 1_795_247_940.0;
+const NOW: f64 = 1_795_862_400.0;
+
+fn dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/xid/amdgpu")
+}
+
+/// A node with AMD GPUs at these PCI addresses, index in order.
+fn node(bdfs: &[&str], lines: Vec<String>) -> NodeFacts {
+    let mut f = NodeFacts::default();
+    f.host.boot_time_unix = Reading::Ok(BOOT);
+    f.host.now_unix = Reading::Ok(NOW);
+    f.gpus = bdfs
+        .iter()
+        .enumerate()
+        .map(|(i, b)| GpuFacts {
+            index: i as u32,
+            vendor: GpuVendor::Amd,
+            name: Reading::Ok("AMD Instinct MI300X".into()),
+            pci_bus_id: Reading::Ok((*b).to_string()),
+            ..GpuFacts::default()
+        })
+        .collect();
+    f.kernel_log = Reading::Ok(KernelLogFacts {
+        origin: "test".into(),
+        lines,
+        truncated: false,
+    });
+    f
+}
+
+fn run(name: &str, bdfs: &[&str]) -> XidReport {
+    let text = std::fs::read_to_string(dir().join(name)).unwrap();
+    let r = analyze(
+        &node(bdfs, text.lines().map(str::to_string).collect()),
+        &AnalysisOptions::default(),
+    );
+    assert_eq!(r.events.len(), r.event_details.len());
+    r
+}
+
+fn finding<'a>(r: &'a XidReport, code: &str, gpu: Option<u32>) -> &'a Finding {
+    r.findings
+        .iter()
+        .find(|f| f.code == code && f.gpu == gpu)
+        .unwrap_or_else(|| panic!("no finding {code} on {gpu:?}: {:#?}", r.findings))
+}
+
+fn mnemonics(r: &XidReport) -> Vec<&str> {
+    r.events
+        .iter()
+        .filter_map(|e| e.mnemonic.as_deref())
+        .collect()
+}
+
+#[test]
+fn every_fixture_has_its_source() {
+    let sources = std::fs::read_to_string(dir().join("SOURCES.md")).unwrap();
+    for e in std::fs::read_dir(dir()).unwrap() {
+        let name = e.unwrap().file_name().to_string_lossy().into_owned();
+        if name.ends_with(".log") {
+            assert!(
+                sources.contains(&format!("`{name}`")),
+                "{name} has no source"
+            );
+        }
+    }
+}
+
+#[test]
+fn mi300x_hive_fatal_with_aca_banks() {
+    let gpus = ["0000:1c:00.0", "0000:42:00.0", "0000:55:00.0"];
+    let r = run("mi300x-hive-fatal-aca.log", &gpus);
+    assert_eq!(
+        mnemonics(&r),
+        ["ERREVENT_ATHUB_INTERRUPT", "ACA_BANK", "ACA_BANK"]
+    );
+    assert!(r.events.iter().all(|e| e.kind == EventKind::Amdgpu));
+    let fatal = finding(&r, "amdgpu.fatal", Some(0));
+    assert_eq!(
+        (fatal.severity, fatal.action.kind),
+        (Severity::Critical, ActionKind::ResetGpu)
+    );
+    assert!(
+        fatal.action.detail.contains("amd-smi reset -G -g 0"),
+        "{}",
+        fatal.action.detail
+    );
+    // The ROCm 6.2 bank dump decodes to an SMU bank with poison, on the GPU that printed it.
+    let bank = finding(&r, "amdgpu.aca_bank", Some(2));
+    assert_eq!(bank.severity, Severity::Warning);
+    assert!(bank.summary.contains("smu"), "{}", bank.summary);
+    let d = &r.event_details[2];
+    assert_eq!(d.gpu_index, Some(2));
+    match &d.decoded {
+        Some(DecodedDetail::Amdgpu {
+            aca: Some(a),
+            event_id,
+            ..
+        }) => {
+            assert_eq!(
+                (a.unit.as_str(), a.poison, a.uncorrectable),
+                ("smu", true, false)
+            );
+            assert_eq!((a.socket, a.die), (3, 0));
+            assert_eq!(*event_id, Some(1));
+        }
+        other => panic!("{other:?}"),
+    }
+    // The event starts at the bank's first register line, with the dmesg time on the boot clock.
+    assert_eq!(r.events[1].line, Some(3));
+    assert_eq!(r.events[0].pci_bus_id.as_deref(), Some("0000:1c:00.0"));
+    assert_eq!(r.node.verdict, Verdict::Unhealthy);
+    settings().bind(|| insta::assert_json_snapshot!("amdgpu-mi300x-hive-fatal-aca", r));
+}
+
+fn settings() -> insta::Settings {
+    let mut s = insta::Settings::clone_current();
+    s.set_snapshot_path(concat!(env!("CARGO_MANIFEST_DIR"), "/snapshots/xid"));
+    s.set_prepend_module_to_snapshot(false);
+    s
+}
+
+#[test]
+fn mi300x_uncorrectable_banks() {
+    let r = run(
+        "mi300x-hive-fatal-uc-banks.log",
+        &["0000:4e:00.0", "0000:dd:00.0"],
+    );
+    assert_eq!(
+        mnemonics(&r),
+        ["ERREVENT_ATHUB_INTERRUPT", "ACA_BANK", "ACA_BANK"]
+    );
+    finding(&r, "amdgpu.fatal", Some(1));
+    let bank = finding(&r, "amdgpu.aca_bank", Some(0));
+    assert_eq!(
+        (bank.severity, bank.action.kind),
+        (Severity::Critical, ActionKind::ResetGpu)
+    );
+    assert!(bank.summary.contains("2×"), "{}", bank.summary);
+}
+
+#[test]
+fn mi50_fatal_without_event_number() {
+    let r = run("mi50-athub-reset.log", &["0000:e3:00.0"]);
+    // The UVD note that names the same interrupt and the powerplay lines are not events.
+    assert_eq!(mnemonics(&r), ["ERREVENT_ATHUB_INTERRUPT", "GPU_RESET"]);
+    finding(&r, "amdgpu.fatal", Some(0));
+    assert_eq!(
+        finding(&r, "amdgpu.reset", Some(0)).severity,
+        Severity::Warning
+    );
+}
+
+#[test]
+fn vm_faults_carry_process_and_address() {
+    for (name, bdf, process, pid, addr) in [
+        (
+            "vm-fault-noretry.log",
+            "0000:c6:00.0",
+            "pt_main_thread",
+            12924,
+            "0x0000ae8570611000",
+        ),
+        (
+            "vm-fault-inline-process.log",
+            "0000:88:00.0",
+            "ipython3",
+            846049,
+            "0x00007fe99dff7000",
+        ),
+    ] {
+        let r = run(name, &[bdf]);
+        // Two faults, each one event however many lines it spans; status lines are not events.
+        assert_eq!(mnemonics(&r), ["VM_FAULT", "VM_FAULT"], "{name}");
+        let e = &r.events[0];
+        assert_eq!(
+            (e.process_name.as_deref(), e.pid),
+            (Some(process), Some(pid)),
+            "{name}"
+        );
+        assert_eq!(e.line, Some(1));
+        match &r.event_details[0].decoded {
+            Some(DecodedDetail::Amdgpu { address, .. }) => {
+                assert_eq!(address.as_deref(), Some(addr), "{name}")
+            }
+            other => panic!("{other:?}"),
+        }
+        let f = finding(&r, "amdgpu.vm_fault", Some(0));
+        assert_eq!(
+            (f.severity, f.action.kind),
+            (Severity::Warning, ActionKind::RestartApplication)
+        );
+        assert_eq!(r.log.unrecognized_nvidia_lines, 0);
+    }
+}
+
+#[test]
+fn ring_timeouts_and_their_recovery() {
+    // A ring reset that succeeded is not a dead GPU: a warning to investigate, no reset asked.
+    let r = run("ring-timeout-ring-reset.log", &["0000:03:00.0"]);
+    assert_eq!(
+        mnemonics(&r),
+        ["RING_TIMEOUT", "RING_RESET_SUCCEEDED", "VM_FAULT"]
+    );
+    assert_eq!(r.events[0].process_name.as_deref(), Some("gst-plugin-scan"));
+    assert_eq!(r.events[0].pid, Some(4087));
+    let f = finding(&r, "amdgpu.ring_timeout", Some(0));
+    assert_eq!(
+        (f.severity, f.action.kind),
+        (Severity::Warning, ActionKind::Investigate)
+    );
+    assert!(f.summary.contains("1×"), "{}", f.summary);
+    // The page fault's head is the last line: it is taken as it is at the end of the log.
+    assert_eq!(r.events[2].line, Some(14));
+    assert!(r.findings.iter().all(|f| f.code != "amdgpu.reset_failed"));
+
+    // The DRM_ERROR form names no device: a node-level finding; the reset names the GPU.
+    let r = run("ring-timeout-gpu-reset.log", &["0000:08:00.0"]);
+    assert_eq!(
+        mnemonics(&r),
+        [
+            "RING_TIMEOUT",
+            "GPU_RESET",
+            "GPU_RESET_METHOD",
+            "GPU_RESET_SUCCEEDED",
+            "VRAM_LOST",
+            "GPU_RESET_SUCCEEDED"
+        ]
+    );
+    assert_eq!(r.events[0].process_name.as_deref(), Some("cosmic-comp"));
+    assert_eq!(r.events[0].pci_bus_id, None);
+    finding(&r, "amdgpu.ring_timeout", None);
+    let reset = finding(&r, "amdgpu.reset", Some(0));
+    assert!(reset.summary.contains("1×"), "{}", reset.summary);
+    // `[drm] VRAM is lost` has no device: it is the GPU being reset.
+    assert_eq!(r.events[4].pci_bus_id.as_deref(), Some("0000:08:00.0"));
+    assert_eq!(
+        r.events[0].timestamp.as_deref().map(|t| &t[5..19]),
+        Some("07-24T12:26:16")
+    );
+
+    let r = run("ring-reset-failed-baco.log", &["0000:28:00.0"]);
+    assert_eq!(
+        mnemonics(&r),
+        [
+            "RING_TIMEOUT",
+            "RING_RESET_FAILED",
+            "GPU_RESET",
+            "GPU_RESET_METHOD",
+            "GPU_RESET_SUCCEEDED",
+            "VRAM_LOST"
+        ]
+    );
+    assert_eq!(r.events[0].process_name.as_deref(), Some("cosmic-comp"));
+    finding(&r, "amdgpu.reset", Some(0));
+    assert_eq!(r.node.verdict, Verdict::Degraded);
+}
+
+#[test]
+fn a_failed_reset_needs_a_reboot() {
+    let r = run("reset-failed-psp.log", &["0000:0b:00.0"]);
+    let f = finding(&r, "amdgpu.reset_failed", Some(0));
+    assert_eq!(
+        (f.severity, f.action.kind),
+        (Severity::Critical, ActionKind::RebootNode)
+    );
+    // A VRAM-lost line with no reset in sight stays tied to no GPU.
+    let lost = r
+        .events
+        .iter()
+        .find(|e| e.mnemonic.as_deref() == Some("VRAM_LOST"))
+        .unwrap();
+    assert_eq!(lost.pci_bus_id, None);
+    assert_eq!(r.node.action.kind, ActionKind::RebootNode);
+}
+
+#[test]
+fn init_failures_name_each_gpu() {
+    let r = run("mi210-init-failed.log", &["0000:83:00.0", "0000:c3:00.0"]);
+    assert_eq!(mnemonics(&r), ["INIT_FAILED"; 4]);
+    for gpu in [0, 1] {
+        let f = finding(&r, "amdgpu.init_failed", Some(gpu));
+        assert_eq!(f.action.kind, ActionKind::RebootNode);
+        assert!(f.summary.contains("2×"), "{}", f.summary);
+    }
+}
+
+#[test]
+fn smu_not_responding() {
+    let r = run("smu-not-done.log", &["0000:03:00.0"]);
+    assert_eq!(mnemonics(&r), ["GPU_RESET", "SMU_HANG"]);
+    assert_eq!(
+        finding(&r, "amdgpu.smu_hang", Some(0)).severity,
+        Severity::Critical
+    );
+}
+
+#[test]
+fn mi300x_ras_formats() {
+    let gpus = [
+        "0000:05:00.0",
+        "0000:15:00.0",
+        "0000:25:00.0",
+        "0000:35:00.0",
+        "0000:45:00.0",
+        "0000:55:00.0",
+        "0000:65:00.0",
+        "0000:75:00.0",
+    ];
+    let r = run("mi300x-ras-formats.log", &gpus);
+    let at = |gpu: u32, code: &str| finding(&r, code, Some(gpu));
+    assert_eq!(at(7, "amdgpu.boot_fault").action.kind, ActionKind::Rma);
+    // CE: new line counted once; its total is a detail; the 0 total is nothing.
+    let ce = at(0, "amdgpu.ras_ce.umc");
+    assert_eq!(
+        (ce.severity, ce.action.kind),
+        (Severity::Info, ActionKind::Monitor)
+    );
+    assert!(ce.summary.contains("1×"), "{}", ce.summary);
+    at(0, "amdgpu.ras_ce.gfx");
+    // UE with poison consumption, page retirement and the reset after it: all on GPU 1.
+    let ue = at(1, "amdgpu.ras_ue.umc");
+    assert_eq!(
+        (ue.severity, ue.action.kind),
+        (Severity::Critical, ActionKind::ResetGpu)
+    );
+    assert!(ue.summary.contains("1×"), "{}", ue.summary);
+    at(1, "amdgpu.poison_consumed");
+    at(1, "amdgpu.page_retired");
+    at(1, "amdgpu.reset");
+    assert_eq!(at(2, "amdgpu.ras_de.umc").severity, Severity::Warning);
+    at(2, "amdgpu.poison_created");
+    let t = at(3, "amdgpu.bad_page_threshold");
+    assert_eq!(
+        (t.severity, t.action.kind),
+        (Severity::Critical, ActionKind::Rma)
+    );
+    assert_eq!(
+        at(4, "amdgpu.thermal_throttle").action.kind,
+        ActionKind::CheckCooling
+    );
+    // Only the power cap: expected under load.
+    assert_eq!(at(5, "amdgpu.thermal_throttle").severity, Severity::Info);
+    at(6, "amdgpu.xgmi_error");
+    at(6, "amdgpu.smu_hang");
+    // One fatal event for the hive, though three GPUs logged it.
+    let fatal: Vec<&Finding> = r
+        .findings
+        .iter()
+        .filter(|f| f.code == "amdgpu.fatal")
+        .collect();
+    assert_eq!(fatal.len(), 1);
+    assert_eq!(fatal[0].gpu, Some(0));
+    let f = at(0, "amdgpu.reset_failed");
+    assert_eq!(f.action.kind, ActionKind::RebootNode);
+    // Zero "in total" lines and informational lines are not events.
+    assert!(
+        r.events.iter().all(|e| !e.message.contains(" 0 ")),
+        "{:#?}",
+        r.events
+    );
+    assert_eq!(r.node.action.kind, ActionKind::Rma);
+    // The UE's event carries what the line said.
+    let i = r
+        .events
+        .iter()
+        .position(|e| e.mnemonic.as_deref() == Some("RAS_UE"))
+        .unwrap();
+    match &r.event_details[i].decoded {
+        Some(DecodedDetail::Amdgpu {
+            block,
+            socket,
+            die,
+            count,
+            event_id,
+            ..
+        }) => assert_eq!(
+            (block.as_deref(), *socket, *die, *count, *event_id),
+            (Some("umc"), Some(1), Some(0), Some(1), Some(2))
+        ),
+        other => panic!("{other:?}"),
+    }
+}
+
+/// A storm: hundreds of thousands of amdgpu lines (faults, RAS lines, bank dumps), and a hostile variant
+/// with random devices and blocks: the report stays within the analyzer's bounds and the pass is linear.
+#[test]
+fn storms_stay_bounded_and_linear() {
+    fn storm(n: usize, hostile: bool) -> Vec<String> {
+        let mut out = Vec::with_capacity(n * 4);
+        for i in 0..n {
+            let t = 100.0 + i as f64 * 0.001;
+            let dev = if hostile {
+                format!("{:04x}:{:02x}:{:02x}.0", i % 65_536, (i / 7) % 256, i % 32)
+            } else {
+                format!("0000:{:02x}:00.0", [0x05, 0x15][i % 2])
+            };
+            out.push(format!("[{t:>12.6}] amdgpu {dev}: amdgpu: [gfxhub0] no-retry page fault (src_id:0 ring:24 vmid:3 pasid:32769)"));
+            out.push(format!(
+                "[{t:>12.6}] amdgpu {dev}: amdgpu:  for process p{i} pid {i} thread p pid {i})"
+            ));
+            out.push(format!("[{t:>12.6}] amdgpu {dev}: amdgpu:   in page starting at address 0x{i:016x} from IH client 0x1b (UTCL2)"));
+            let block = if hostile {
+                format!("blk{i}")
+            } else {
+                "umc".into()
+            };
+            out.push(format!("[{t:>12.6}] amdgpu {dev}: {{{i}}}socket: 0, die: 0, 1 new correctable hardware errors detected in {block} block"));
+        }
+        out
+    }
+    let time = |lines: Vec<String>| {
+        let facts = node(&["0000:05:00.0", "0000:15:00.0"], lines);
+        let start = Instant::now();
+        let r = analyze(&facts, &AnalysisOptions::default());
+        (r, start.elapsed())
+    };
+    let (small, t1) = time(storm(25_000, false));
+    let (big, t4) = time(storm(100_000, false));
+    for r in [&small, &big] {
+        assert!(r.events.len() <= MAX_LISTED_EVENTS, "{}", r.events.len());
+        assert_eq!(r.findings.len(), 4, "{:#?}", r.findings);
+    }
+    assert!(
+        finding(&big, "amdgpu.vm_fault", Some(0))
+            .summary
+            .contains("50000×")
+    );
+    assert_eq!(big.log.events_not_listed + big.events.len(), 200_000);
+    eprintln!("amdgpu storm: 100k lines {t1:?}, 400k lines {t4:?}");
+    // Linear: four times the log takes about four times as long (generous for a shared machine).
+    assert!(t4 < t1 * 12, "{t1:?} -> {t4:?}");
+
+    let (hostile, _) = time(storm(20_000, true));
+    assert!(
+        hostile.events.len() <= MAX_LISTED_EVENTS,
+        "{}",
+        hostile.events.len()
+    );
+    assert!(
+        hostile.gpus.len() <= MAX_EVENT_GROUPS + 2,
+        "{}",
+        hostile.gpus.len()
+    );
+    assert!(
+        hostile.findings.len() <= MAX_EVENT_GROUPS,
+        "{}",
+        hostile.findings.len()
+    );
+    assert!(hostile.log.events_not_analyzed > 0);
+    // Unknown block names cannot mint finding codes.
+    assert!(hostile.findings.iter().all(|f| !f.code.contains("blk")));
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(400))]
+
+    /// Any text after an amdgpu prefix parses or not, never panics, and keeps a bounded message.
+    #[test]
+    fn any_amdgpu_line_is_total(body in ".{0,3000}", prefix in 0usize..4) {
+        let head = ["amdgpu 0000:1c:00.0: amdgpu: ", "amdgpu 0000:1c:00.0: {12}", "[drm:x [amdgpu]] *ERROR* ", "amdgpu: "][prefix];
+        if let Some(l) = parse_amdgpu(&format!("{head}{body}")) {
+            prop_assert!(l.text.chars().count() <= gpu_diag::xid::grammar::MAX_MESSAGE_CHARS + 1);
+        }
+        let r = analyze(&node(&["0000:1c:00.0"], vec![format!("{head}{body}"), format!("{head}[gfxhub] page fault (src_id:0 ring:1 vmid:1 pasid:1, for process {body} pid 1 thread x pid 1)")]), &AnalysisOptions::default());
+        for e in &r.events {
+            prop_assert!(e.process_name.as_ref().is_none_or(|n| n.chars().count() <= 65));
+        }
+    }
+}
