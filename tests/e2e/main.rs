@@ -24,6 +24,7 @@ mod platforms;
 mod policies;
 mod racks;
 mod replicas;
+mod run_marks;
 mod tasks;
 mod workload;
 

@@ -166,68 +166,228 @@ async fn record_event_posts_a_node_event_and_whoami_reads_the_review() {
     );
 }
 
-/// A run's own cordon is lifted only while it is still the run's: a node someone cordoned again for another
-/// reason during the run stays cordoned, one already uncordoned is left, and a change between the read and the
-/// patch (409, the patch names the resourceVersion it read) is read again, not overwritten.
-#[tokio::test]
-async fn a_runs_cordon_is_lifted_only_while_it_is_still_the_runs() {
-    let node = |reason: Option<&str>, rv: &str| {
-        let mut n = node_json("gpu-node-5", "True");
-        n["spec"]["unschedulable"] = json!(reason.is_some());
-        n["metadata"]["resourceVersion"] = json!(rv);
-        if let Some(r) = reason {
-            n["metadata"]["annotations"] = json!({"k8s-gpu-mcp.io/cordon-reason": r});
+/// JSON merge patch (RFC 7386): objects merge, null deletes, anything else replaces.
+fn merge(into: &mut Value, patch: &Value) {
+    match (into.as_object_mut(), patch.as_object()) {
+        (Some(o), Some(p)) => {
+            for (k, v) in p {
+                if v.is_null() {
+                    o.remove(k);
+                } else {
+                    merge(o.entry(k.clone()).or_insert(Value::Null), v);
+                }
+            }
         }
-        n
-    };
-    // Someone else's cordon now: nothing patched.
-    let (client, log) = mock_client(move |r| match r.method.as_str() {
-        "GET" => (200, node(Some("draining for maintenance"), "7").to_string()),
-        _ => (500, status(500, "InternalError", "no patch expected")),
+        _ => *into = patch.clone(),
+    }
+}
+
+/// An API server holding one node: GET reads it (and a list of it), a merge PATCH naming a stale
+/// resourceVersion is refused with 409 as the real one does; `meanwhile` runs once before the first
+/// PATCH is judged (someone else's change between the run's read and its patch).
+fn node_server(
+    node: Value,
+    meanwhile: impl FnOnce(&mut Value) + Send + 'static,
+) -> (
+    kube::Client,
+    super::mock::Log,
+    std::sync::Arc<std::sync::Mutex<Value>>,
+) {
+    let state = std::sync::Arc::new(std::sync::Mutex::new(node));
+    let s2 = state.clone();
+    let mut meanwhile = Some(meanwhile);
+    let (client, log) = mock_client(move |r| {
+        let mut n = s2.lock().unwrap();
+        match r.method.as_str() {
+            "GET" if r.path.ends_with("/nodes") => (
+                200,
+                json!({"apiVersion": "v1", "kind": "NodeList", "metadata": {}, "items": [*n]})
+                    .to_string(),
+            ),
+            "GET" => (200, n.to_string()),
+            "PATCH" => {
+                if let Some(f) = meanwhile.take() {
+                    f(&mut n);
+                }
+                let p: Value = serde_json::from_str(&r.body).unwrap();
+                let rv = n["metadata"]["resourceVersion"]
+                    .as_str()
+                    .unwrap()
+                    .to_string();
+                if p["metadata"]["resourceVersion"]
+                    .as_str()
+                    .is_some_and(|v| v != rv)
+                {
+                    return (409, status(409, "Conflict", "the object has been modified"));
+                }
+                merge(&mut n, &p);
+                let next = rv.parse::<u64>().unwrap() + 1;
+                n["metadata"]["resourceVersion"] = json!(next.to_string());
+                (200, n.to_string())
+            }
+            _ => (500, status(500, "InternalError", "unexpected")),
+        }
     });
+    (client, log, state)
+}
+
+fn taint_keys(n: &Value) -> Vec<String> {
+    n["spec"]["taints"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|t| t["key"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// A run's mark on a node someone cordoned, beside another run's mark: set beside them, lifted alone; the
+/// cordon (`spec.unschedulable` and its taint) and the other run's mark stay, and the answer says so.
+#[tokio::test]
+async fn a_runs_mark_touches_no_cordon_and_no_other_runs_mark() {
+    use crate::cluster::run_mark::RunMark;
+    let now = jiff::Timestamp::now();
+    let other = RunMark::new(now, 900).unwrap();
+    let ours = RunMark::new(now, 900).unwrap();
+    let mut n = node_json("gpu-node-5", "True");
+    n["spec"] = json!({"unschedulable": true, "taints": [
+        {"key": "node.kubernetes.io/unschedulable", "effect": "NoSchedule"},
+        serde_json::to_value(other.taint()).unwrap(),
+    ]});
+    let (client, log, state) = node_server(n, |_| {});
     let b = backend(client);
+    let set = b.set_run_mark(None, "gpu-node-5", &ours).await.unwrap();
+    assert!(set.cordoned_before);
+    assert_eq!(set.other_runs, vec![other.key()]);
+    assert_eq!(set.taint, ours.text());
+    {
+        let n = state.lock().unwrap();
+        assert_eq!(
+            taint_keys(&n),
+            vec![
+                "node.kubernetes.io/unschedulable".to_string(),
+                other.key(),
+                ours.key()
+            ]
+        );
+        assert_eq!(n["spec"]["unschedulable"], true);
+    }
+    // Set twice (a retried call): nothing patched the second time.
+    let patches = |log: &super::mock::Log| {
+        log.lock()
+            .unwrap()
+            .iter()
+            .filter(|r| r.method == "PATCH")
+            .count()
+    };
+    assert_eq!(patches(&log), 1);
+    b.set_run_mark(None, "gpu-node-5", &ours).await.unwrap();
+    assert_eq!(patches(&log), 1);
+    // Every patch names the taints only, with the resourceVersion it read: never spec.unschedulable.
+    assert!(
+        log.lock()
+            .unwrap()
+            .iter()
+            .filter(|r| r.method == "PATCH")
+            .all(|r| {
+                !r.body.contains("unschedulable\":") && r.body.contains("resourceVersion")
+            })
+    );
     let said = b
-        .uncordon_if_ours(None, "gpu-node-5", "run 1")
+        .lift_run_mark(None, "gpu-node-5", &ours.key())
         .await
         .unwrap();
     assert!(
-        said.contains("stays cordoned") && said.contains("draining for maintenance"),
+        said.contains("lifted") && said.contains("its cordon") && said.contains(&other.key()),
         "{said}"
     );
-    assert!(log.lock().unwrap().iter().all(|r| r.method == "GET"));
-    // Still ours, but changed between the read and the patch: the first patch gets 409, the second goes.
-    let reads = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let r2 = reads.clone();
-    let (client, log) = mock_client(move |r| match r.method.as_str() {
-        "GET" => {
-            let n = r2.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            (200, node(Some("run 1"), &format!("{}", 10 + n)).to_string())
-        }
-        _ if r.body.contains("\"resourceVersion\":\"10\"") => {
-            (409, status(409, "Conflict", "the object has been modified"))
-        }
-        _ => (200, node(None, "12").to_string()),
-    });
-    let b = backend(client);
-    let said = b
-        .uncordon_if_ours(None, "gpu-node-5", "run 1")
-        .await
-        .unwrap();
-    assert_eq!(said, "node gpu-node-5 uncordoned after the run");
     {
-        let log = log.lock().unwrap();
-        let patches: Vec<_> = log.iter().filter(|r| r.method == "PATCH").collect();
-        assert_eq!(patches.len(), 2, "{log:?}");
-        assert!(
-            patches[1].body.contains("\"unschedulable\":false")
-                && patches[1].body.contains("\"11\"")
+        let n = state.lock().unwrap();
+        assert_eq!(
+            taint_keys(&n),
+            vec!["node.kubernetes.io/unschedulable".to_string(), other.key()]
+        );
+        assert_eq!(
+            n["spec"]["unschedulable"], true,
+            "someone's cordon was undone"
         );
     }
-    // Already uncordoned by someone: left.
-    let (client, _) = mock_client(move |_| (200, node(None, "3").to_string()));
-    let said = backend(client)
-        .uncordon_if_ours(None, "gpu-node-5", "run 1")
+    let said = b
+        .lift_run_mark(None, "gpu-node-5", &ours.key())
         .await
         .unwrap();
-    assert_eq!(said, "node gpu-node-5 was already uncordoned");
+    assert!(said.contains("already gone"), "{said}");
+}
+
+/// Someone taints the node between the run's read and its patch: the patch carries the resourceVersion
+/// it read, the API server refuses it (409), and the run reads again: their taint and the run's both stay.
+/// The same for the lift.
+#[tokio::test]
+async fn a_change_meanwhile_is_read_again_not_overwritten() {
+    use crate::cluster::run_mark::RunMark;
+    let ours = RunMark::new(jiff::Timestamp::now(), 900).unwrap();
+    let someone = |n: &mut Value| {
+        let mut t = n["spec"]["taints"].as_array().cloned().unwrap_or_default();
+        t.push(json!({"key": format!("example.com/m{}", t.len()), "effect": "NoSchedule"}));
+        n["spec"]["taints"] = json!(t);
+        let rv = n["metadata"]["resourceVersion"]
+            .as_str()
+            .unwrap()
+            .parse::<u64>()
+            .unwrap();
+        n["metadata"]["resourceVersion"] = json!((rv + 1).to_string());
+    };
+    let (client, log, state) = node_server(node_json("gpu-node-5", "True"), someone);
+    let b = backend(client);
+    b.set_run_mark(None, "gpu-node-5", &ours).await.unwrap();
+    assert_eq!(
+        taint_keys(&state.lock().unwrap()),
+        vec!["example.com/m0".to_string(), ours.key()]
+    );
+    let statuses: Vec<_> = log
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|r| r.method.clone())
+        .collect();
+    assert_eq!(
+        statuses,
+        ["GET", "PATCH", "GET", "PATCH"],
+        "no read again after the 409"
+    );
+    let (client, _, state) = node_server(state.lock().unwrap().clone(), someone);
+    backend(client)
+        .lift_run_mark(None, "gpu-node-5", &ours.key())
+        .await
+        .unwrap();
+    assert_eq!(
+        taint_keys(&state.lock().unwrap()),
+        // Someone's second taint is named by the list's length then: m2.
+        vec!["example.com/m0".to_string(), "example.com/m2".to_string()]
+    );
+}
+
+/// The sweep lifts a gone run's mark (deadline passed, not live here) and keeps one within its deadline
+/// and one of a live run of this process even past it.
+#[tokio::test]
+async fn a_sweep_lifts_gone_runs_marks_only() {
+    use crate::cluster::run_mark::{Live, RunMark};
+    let long_ago = jiff::Timestamp::now() - jiff::SignedDuration::from_hours(2);
+    let gone = RunMark::new(long_ago, 60).unwrap();
+    let live_late = RunMark::new(long_ago, 60).unwrap();
+    let going = RunMark::new(jiff::Timestamp::now(), 900).unwrap();
+    let mut n = node_json("gpu-node-5", "True");
+    n["spec"] = json!({"taints": [gone.taint(), live_late.taint(), going.taint()]});
+    let (client, _, state) = node_server(n, |_| {});
+    let _held = Live::hold(&live_late.id);
+    let m = backend(client)
+        .sweep_run_marks(None, None, &crate::cluster::run_mark::live())
+        .await
+        .unwrap();
+    assert_eq!(m.lifted.len(), 1, "{m:?}");
+    assert!(m.lifted[0].contains(&gone.key()), "{m:?}");
+    assert_eq!(m.kept.len(), 2, "{m:?}");
+    assert_eq!(
+        taint_keys(&state.lock().unwrap()),
+        vec![live_late.key(), going.key()]
+    );
 }

@@ -245,3 +245,60 @@ fn a_shared_servers_probe_names_its_person() {
             .contains_key(pod::ANN_ON_BEHALF_OF)
     );
 }
+
+/// Kubernetes' toleration rule (kubernetes.io/docs/concepts/scheduling-eviction/taint-and-toleration): an
+/// empty key with `Exists` matches every key, an empty effect every effect; `Equal` (the default) also
+/// needs the value.
+fn tolerates(
+    t: &k8s_openapi::api::core::v1::Toleration,
+    taint: &k8s_openapi::api::core::v1::Taint,
+) -> bool {
+    let effect = t.effect.as_deref().unwrap_or("");
+    if !effect.is_empty() && effect != taint.effect {
+        return false;
+    }
+    let key = t.key.as_deref().unwrap_or("");
+    match t.operator.as_deref().unwrap_or("Equal") {
+        "Exists" => key.is_empty() || key == taint.key,
+        _ => {
+            key == taint.key
+                && t.value.as_deref().unwrap_or("") == taint.value.as_deref().unwrap_or("")
+        }
+    }
+}
+
+/// A run's own mark (`keep_pods_off`) keeps new pods off its node, never its own probe: the DCGM probe pod
+/// tolerates the run's NoSchedule taint, another run's, and a person's cordon taint.
+#[test]
+fn the_dcgm_probe_pod_tolerates_the_runs_mark() {
+    use crate::cluster::run_mark::RunMark;
+    let mut p = pod::probe_pod(
+        &call(),
+        &opts(DriverMode::HostLibrary, AccessMode::Operator),
+    );
+    pod::apply_dcgm(&mut p, std::time::Duration::from_secs(990));
+    let tol = p.spec.as_ref().unwrap().tolerations.clone().unwrap();
+    let now = jiff::Timestamp::now();
+    let cordon = k8s_openapi::api::core::v1::Taint {
+        key: "node.kubernetes.io/unschedulable".into(),
+        effect: "NoSchedule".into(),
+        ..Default::default()
+    };
+    for taint in [
+        RunMark::new(now, 990).unwrap().taint(),
+        RunMark::new(now, 60).unwrap().taint(),
+        cordon,
+    ] {
+        assert!(
+            tol.iter().any(|t| tolerates(t, &taint)),
+            "{tol:?} vs {taint:?}"
+        );
+    }
+    // The rule itself can refuse: a toleration of another key does not tolerate the mark.
+    let other = k8s_openapi::api::core::v1::Toleration {
+        key: Some("example.com/x".into()),
+        operator: Some("Exists".into()),
+        ..Default::default()
+    };
+    assert!(!tolerates(&other, &RunMark::new(now, 60).unwrap().taint()));
+}

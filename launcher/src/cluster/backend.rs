@@ -657,15 +657,39 @@ impl ClusterBackend for KubeBackend {
         })
     }
 
-    fn uncordon_if_ours<'a>(
+    fn set_run_mark<'a>(
         &'a self,
         context: Option<&'a str>,
         node: &'a str,
-        reason: &'a str,
+        mark: &'a crate::cluster::run_mark::RunMark,
+    ) -> BoxFut<'a, crate::cluster::run_mark::MarkSet> {
+        Box::pin(async move {
+            let client = self.clients.get(context).await?;
+            super::run_mark::set(client, node, mark).await
+        })
+    }
+
+    fn lift_run_mark<'a>(
+        &'a self,
+        context: Option<&'a str>,
+        node: &'a str,
+        key: &'a str,
     ) -> BoxFut<'a, String> {
         Box::pin(async move {
             let client = self.clients.get(context).await?;
-            super::operator::uncordon_if_ours(client, node, reason).await
+            super::run_mark::lift(client, node, key).await
+        })
+    }
+
+    fn sweep_run_marks<'a>(
+        &'a self,
+        context: Option<&'a str>,
+        node: Option<&'a str>,
+        live: &'a std::collections::BTreeSet<String>,
+    ) -> BoxFut<'a, crate::cluster::run_mark::MarkSweep> {
+        Box::pin(async move {
+            let client = self.clients.get(context).await?;
+            super::run_mark::sweep(client, node, live).await
         })
     }
 

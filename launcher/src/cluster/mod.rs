@@ -17,6 +17,7 @@ pub mod operator;
 pub mod pressure;
 pub mod resource_slices;
 pub mod retry;
+pub mod run_mark;
 pub mod workload;
 
 use std::collections::BTreeMap;
@@ -292,15 +293,37 @@ pub trait ClusterBackend: Send + Sync {
         unsupported("cordon is not supported by this backend")
     }
 
-    /// Undo a run's own cordon ([`operator::uncordon_if_ours`]): only while the node is still cordoned for
-    /// `reason`.
-    fn uncordon_if_ours<'a>(
+    /// Operator mode: put a run's own mark on `node` ([`run_mark::set`]): a NoSchedule taint that names
+    /// the run, beside every other taint.
+    fn set_run_mark<'a>(
         &'a self,
         _context: Option<&'a str>,
         _node: &'a str,
-        _reason: &'a str,
+        _mark: &'a RunMark,
+    ) -> BoxFut<'a, MarkSet> {
+        unsupported("run marks are not supported by this backend")
+    }
+
+    /// Lift the run mark `key` from `node` ([`run_mark::lift`]), touching nothing else; says what became
+    /// of it.
+    fn lift_run_mark<'a>(
+        &'a self,
+        _context: Option<&'a str>,
+        _node: &'a str,
+        _key: &'a str,
     ) -> BoxFut<'a, String> {
-        unsupported("uncordon is not supported by this backend")
+        unsupported("run marks are not supported by this backend")
+    }
+
+    /// Lift the marks of runs that are gone ([`run_mark::sweep`]), on `node` or on every node; `live`:
+    /// this process's runs, never lifted.
+    fn sweep_run_marks<'a>(
+        &'a self,
+        _context: Option<&'a str>,
+        _node: Option<&'a str>,
+        _live: &'a std::collections::BTreeSet<String>,
+    ) -> BoxFut<'a, MarkSweep> {
+        unsupported("run marks are not supported by this backend")
     }
 
     /// Operator mode: set the scheduler signal of `mark_gpu_node` (taint, label, condition).
@@ -336,6 +359,37 @@ pub trait ClusterBackend: Send + Sync {
     fn whoami<'a>(&'a self, _context: Option<&'a str>) -> BoxFut<'a, String> {
         unsupported("whoami is not supported by this backend")
     }
+}
+
+/// One run's mark (`keep_pods_off`, [`run_mark`]): its id and times.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunMark {
+    /// `run-` and 12 hex digits.
+    pub id: String,
+    pub set: jiff::Timestamp,
+    pub deadline: jiff::Timestamp,
+}
+
+/// What a run's mark did to its node when set.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MarkSet {
+    /// The taint, as `kubectl describe node` shows it.
+    pub taint: String,
+    /// Whether the node was cordoned already (someone's `spec.unschedulable`, left as it is).
+    pub cordoned_before: bool,
+    /// Other runs' marks on the node when this one was set.
+    pub other_runs: Vec<String>,
+}
+
+/// What a sweep of run marks did.
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct MarkSweep {
+    /// `node: key (why)` lifted.
+    pub lifted: Vec<String>,
+    /// `node: key (why)` left.
+    pub kept: Vec<String>,
+    /// `node: key (error)` that could not be lifted.
+    pub failed: Vec<String>,
 }
 
 /// What a cordon or uncordon did.

@@ -23,7 +23,7 @@ pub const EVENT_TARGET_ANNOTATION: &str = "k8s-gpu-mcp.io/target";
 pub const EVENT_NAMESPACE: &str = "default";
 pub const COMPONENT: &str = "k8s-gpu-mcp";
 
-fn api_err(action: &str, e: kube::Error) -> ClusterError {
+pub(crate) fn api_err(action: &str, e: kube::Error) -> ClusterError {
     match e {
         kube::Error::Api(s) if s.is_forbidden() => ClusterError::Forbidden(format!(
             "{action}: {} (operator actions need the k8s-gpu-mcp-operator ClusterRole, see deploy/rbac.yaml)",
@@ -92,58 +92,6 @@ pub async fn cordon(
             .and_then(|a| a.get(CORDON_REASON_ANNOTATION))
             .cloned(),
     })
-}
-
-/// Uncordon `node` only if it is still cordoned for `reason` (the annotation a run of this launcher wrote):
-/// a cordon someone set for another reason meanwhile, or a node someone already uncordoned, is left as it
-/// is. The patch carries the node's resourceVersion, so a change between the read and the patch is refused
-/// by the API server (409) and read again, never overwritten. Answers what became of the node, in words.
-pub async fn uncordon_if_ours(
-    client: Client,
-    node: &str,
-    reason: &str,
-) -> Result<String, ClusterError> {
-    let nodes: Api<Node> = Api::all(client);
-    for _ in 0..3 {
-        let n = nodes
-            .get_opt(node)
-            .await
-            .map_err(|e| api_err(&format!("get node {node}"), e))?
-            .ok_or_else(|| ClusterError::NodeNotFound(node.to_string()))?;
-        let cordoned = n
-            .spec
-            .as_ref()
-            .and_then(|s| s.unschedulable)
-            .unwrap_or(false);
-        let theirs = n
-            .metadata
-            .annotations
-            .as_ref()
-            .and_then(|a| a.get(CORDON_REASON_ANNOTATION))
-            .cloned();
-        if !cordoned {
-            return Ok(format!("node {node} was already uncordoned"));
-        }
-        if theirs.as_deref() != Some(reason) {
-            return Ok(format!(
-                "node {node} stays cordoned: it was cordoned again during the run ({})",
-                theirs.as_deref().unwrap_or("no reason recorded")
-            ));
-        }
-        let mut patch = cordon_patch("", false);
-        patch["metadata"]["resourceVersion"] = serde_json::json!(n.metadata.resource_version);
-        match nodes
-            .patch(node, &PatchParams::default(), &Patch::Merge(patch))
-            .await
-        {
-            Ok(_) => return Ok(format!("node {node} uncordoned after the run")),
-            Err(kube::Error::Api(s)) if s.code == 409 => continue,
-            Err(e) => return Err(api_err(&format!("uncordon node {node}"), e)),
-        }
-    }
-    Err(ClusterError::Api(format!(
-        "node {node} kept changing while it was being uncordoned"
-    )))
 }
 
 /// The scheduler signal of `mark_gpu_node`: one key for the taint and the label (a domain of ours, so no
@@ -298,7 +246,7 @@ fn condition_patch(
     }]}})
 }
 
-async fn get(nodes: &Api<Node>, node: &str) -> Result<Node, ClusterError> {
+pub(crate) async fn get(nodes: &Api<Node>, node: &str) -> Result<Node, ClusterError> {
     nodes
         .get_opt(node)
         .await
@@ -307,7 +255,7 @@ async fn get(nodes: &Api<Node>, node: &str) -> Result<Node, ClusterError> {
 }
 
 /// Patch the node's taints and label, retried on a conflict (someone else changed the node meanwhile).
-async fn patch_node(
+pub(crate) async fn patch_node(
     nodes: &Api<Node>,
     node: &str,
     dry_run: bool,

@@ -257,6 +257,7 @@ pub async fn run(launcher: Launcher, a: CallArgs, verbose_progress: bool) -> Exi
                 let _ = server.await;
             }
             runner.shutdown().await;
+            crate::cluster::run_mark::lifts_done().await;
             return ExitCode::from(if name == "SIGINT" { 130 } else { 143 });
         }
     };
@@ -267,6 +268,7 @@ pub async fn run(launcher: Launcher, a: CallArgs, verbose_progress: bool) -> Exi
     let _ = client.cancel().await;
     let _ = server.await;
     runner.shutdown().await;
+    crate::cluster::run_mark::lifts_done().await;
     let res = match res {
         Ok(r) => r,
         Err(e) => {

@@ -473,6 +473,44 @@ pub fn router(
 
 /// `serve --http ADDR --http-config FILE`: until SIGINT/SIGTERM, then every person's tasks are cancelled
 /// and their probe pods deleted before exit.
+/// How often the server sweeps the marks of gone runs (`keep_pods_off` taints past their deadline) after
+/// the startup sweep of its own runner.
+const MARK_SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// The periodic sweep of gone runs' marks, as the server's own identity, until the server stops. The
+/// runs of this server's people are live runs of this process and never lifted. An identity that may not
+/// list or patch nodes (deploy/http/rbac.yaml grants none) stops it: then each run sweeps its node first,
+/// as its person, and `k8s-gpu-mcp gc` of an operator sweeps every node.
+async fn sweep_run_marks_every(
+    cluster: Arc<dyn crate::cluster::ClusterBackend>,
+    stop: CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(MARK_SWEEP_EVERY) => {}
+            _ = stop.cancelled() => return,
+        }
+        match cluster
+            .sweep_run_marks(None, None, &crate::cluster::run_mark::live())
+            .await
+        {
+            Ok(m) if !m.lifted.is_empty() || !m.failed.is_empty() => tracing::info!(
+                lifted = ?m.lifted, failed = ?m.failed, "periodic sweep of gone runs' marks"
+            ),
+            Ok(_) => {}
+            Err(crate::cluster::ClusterError::Forbidden(e)) => {
+                tracing::info!(
+                    error = %e,
+                    "periodic sweep of gone runs' marks stopped: the server's identity may not list nodes; \
+                     each run sweeps its own node first"
+                );
+                return;
+            }
+            Err(e) => tracing::warn!(error = %e, "periodic sweep of gone runs' marks failed"),
+        }
+    }
+}
+
 pub async fn serve(
     launcher: Launcher,
     addr: SocketAddr,
@@ -499,6 +537,9 @@ pub async fn serve(
         .local_addr()
         .map(|a| a.to_string())
         .unwrap_or_default();
+    if let Some(cluster) = launcher.env.cluster.clone() {
+        tokio::spawn(sweep_run_marks_every(cluster, shutdown.clone()));
+    }
     // The one line a supervisor or a test reads to know where it listens (stderr: stdout is unused here).
     tracing::info!(listen = %local, url = %cfg.url, tls = tls.is_some(), "serving MCP over HTTP");
     eprintln!("k8s-gpu-mcp: listening on {local}");

@@ -129,6 +129,7 @@ pub async fn serve_stdio(launcher: Launcher) -> ExitCode {
     tasks.end_session().await;
     // Cleanups that outlived their calls (e.g. a probe pod delete after cancellation) finish before exit.
     runner.shutdown().await;
+    crate::cluster::run_mark::lifts_done().await;
     // The session's last answers reach stdout (rmcp's end of the pipe is closed by now).
     let _ = tokio::time::timeout(std::time::Duration::from_secs(5), stdout_pump).await;
     if signalled.is_finished() {
@@ -206,6 +207,7 @@ impl Launcher {
             c.shutdown().await;
         }
         self.env.runner.shutdown().await;
+        crate::cluster::run_mark::lifts_done().await;
     }
 
     /// The tools this server lists, for `call` help and tests.

@@ -278,7 +278,7 @@ fn startup_sweep(r: &PodRunner) {
                 return;
             }
         };
-        let pods: Api<Pod> = Api::namespaced(client, &ns);
+        let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
         match sweep::sweep(&pods, &ns, false).await {
             Ok(rep) if !rep.deleted.is_empty() || !rep.failed.is_empty() => {
                 tracing::info!(namespace = %ns, deleted = ?rep.deleted, failed = ?rep.failed, "startup sweep of leftover probe pods")
@@ -292,5 +292,20 @@ fn startup_sweep(r: &PodRunner) {
             ),
             Err(e) => tracing::warn!(namespace = %ns, error = %e, "startup sweep failed"),
         }
+        sweep_run_marks(client, "startup").await;
     });
+}
+
+/// Lift the marks (`keep_pods_off` taints) of runs that are gone: deadline passed, not a live run of this
+/// process. Failures only log: an identity that may not list or patch nodes leaves them to `gc` by one who
+/// may, or to the next run on the node, which sweeps it first.
+pub async fn sweep_run_marks(client: kube::Client, when: &str) {
+    use crate::cluster::run_mark;
+    match run_mark::sweep(client, None, &run_mark::live()).await {
+        Ok(m) if !m.lifted.is_empty() || !m.failed.is_empty() => tracing::info!(
+            lifted = ?m.lifted, failed = ?m.failed, kept = ?m.kept, "{when} sweep of gone runs' marks"
+        ),
+        Ok(m) => tracing::debug!(kept = ?m.kept, "{when} sweep: no gone runs' marks"),
+        Err(e) => tracing::info!(error = %e, "{when} sweep of gone runs' marks skipped"),
+    }
 }

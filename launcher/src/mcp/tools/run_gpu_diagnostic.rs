@@ -9,6 +9,7 @@ use gpu_diag::dcgm::request::{self, DiagRun};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::cluster::run_mark;
 use crate::config::Mode;
 use crate::mcp::framework::action::audit;
 use crate::mcp::framework::confirm::{Confirmed, confirm};
@@ -48,73 +49,83 @@ pub struct DiagArgs {
     #[serde(default)]
     #[schemars(with = "String", length(min = 1, max = 1000))]
     pub confirm: Option<String>,
-    /// Levels 2-3 and named tests: keep new pods off the node while its GPUs are loaded (the node is
-    /// cordoned for the run, with the run as its reason, and uncordoned after unless it was cordoned
-    /// before). Pods already running stay. Default false.
+    /// Levels 2-3 and named tests: keep new pods off the node while its GPUs are loaded, with a NoSchedule
+    /// taint of the run's own (`keep-pods-off.k8s-gpu-mcp.io/run-<id>`, valued with when it was set and
+    /// its deadline), lifted after the run; nothing else on the node is touched (a cordon, other taints,
+    /// other runs' marks). Pods already running stay. Default false.
     #[serde(default)]
     #[schemars(with = "bool")]
     pub keep_pods_off: Option<bool>,
 }
 
-/// The cordon of a run with `keep_pods_off`: undone when the run ends, whichever way (an answer, an error,
-/// a cancelled task whose future is dropped), unless the node was cordoned before the run or someone
-/// cordoned it again for another reason during the run.
-struct RunCordon {
+/// The mark of a run with `keep_pods_off`: lifted when the run ends, whichever way (an answer, an error,
+/// a cancelled task whose future is dropped); while it lives, this process's sweeps never lift it.
+struct RunMarkHold {
     cluster: std::sync::Arc<dyn crate::cluster::ClusterBackend>,
     context: Option<String>,
     node: String,
-    /// The reason the run's cordon recorded: the uncordon happens only while it is still the node's.
-    reason: String,
-    /// The node was schedulable before the run: uncordon it after.
-    undo: bool,
+    key: String,
+    /// Taken by `finish`, or by the lift a drop starts: the mark stays this process's until lifted.
+    live: Option<run_mark::Live>,
 }
 
-impl RunCordon {
-    async fn finish(mut self) -> Option<String> {
-        if !std::mem::take(&mut self.undo) {
-            return Some(format!(
-                "node {} was cordoned before the run and stays cordoned",
-                self.node
-            ));
-        }
-        match self
+impl RunMarkHold {
+    async fn finish(mut self) -> String {
+        let live = self.live.take();
+        let said = match self
             .cluster
-            .uncordon_if_ours(self.context.as_deref(), &self.node, &self.reason)
+            .lift_run_mark(self.context.as_deref(), &self.node, &self.key)
             .await
         {
-            Ok(what) => Some(what),
-            Err(e) => Some(format!(
-                "node {} could not be uncordoned after the run ({e}): uncordon it with cordon_gpu_node \
-                 uncordon=true",
-                self.node
-            )),
-        }
+            Ok(what) => what,
+            Err(e) => format!(
+                "taint {} left on node {}: it could not be lifted ({e}); any launcher's `gc` or start lifts \
+                 it once its deadline passed, or `kubectl taint node {} {}-`",
+                self.key, self.node, self.node, self.key
+            ),
+        };
+        drop(live);
+        said
     }
 }
 
-impl Drop for RunCordon {
+impl Drop for RunMarkHold {
     fn drop(&mut self) {
-        if !self.undo {
+        let Some(live) = self.live.take() else {
             return;
-        }
-        // The run's future was dropped (a cancelled task): uncordon in the background, once.
-        let (cluster, context, node, reason) = (
+        };
+        // The run's future was dropped (a cancelled task, a session's end): lift in the background, once;
+        // the launcher awaits it before it exits.
+        let (cluster, context, node, key) = (
             self.cluster.clone(),
             self.context.clone(),
             self.node.clone(),
-            self.reason.clone(),
+            self.key.clone(),
         );
-        if let Ok(rt) = tokio::runtime::Handle::try_current() {
-            rt.spawn(async move {
-                if let Err(e) = cluster
-                    .uncordon_if_ours(context.as_deref(), &node, &reason)
-                    .await
-                {
-                    tracing::warn!(%node, error = %e, "run_gpu_diagnostic: could not uncordon after a cancelled run");
-                }
-            });
-        }
+        run_mark::spawn_lift(async move {
+            match cluster.lift_run_mark(context.as_deref(), &node, &key).await {
+                Ok(what) => tracing::info!(%node, "run_gpu_diagnostic cancelled: {what}"),
+                Err(e) => tracing::warn!(%node, %key, error = %e, "run_gpu_diagnostic: could not lift the run's mark after a cancelled run"),
+            }
+            drop(live);
+        });
     }
+}
+
+/// What `keep_pods_off` set and lifted.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct KeptPodsOff {
+    /// The run's own taint, `key=value:NoSchedule`; the value is when it was set and its deadline (UTC).
+    pub taint: String,
+    /// What became of it after the run: lifted (and what was left as it is), or left and why.
+    pub after: String,
+    /// What was on the node already and left as it is: a cordon (`spec.unschedulable`), other runs' marks.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub left_alone: Vec<String>,
+    /// Marks of gone runs (deadline passed) on this node, lifted before this run's was set; or why the
+    /// node could not be swept.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub swept: Vec<String>,
 }
 
 #[derive(Debug, Serialize, JsonSchema)]
@@ -125,9 +136,9 @@ pub struct DiagOutput {
     /// How a run that loads the GPUs (levels 2-3, named tests) was confirmed; absent for level 1.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub confirmed_by: Option<String>,
-    /// With `keep_pods_off`: what became of the node's cordon after the run.
+    /// With `keep_pods_off`: the run's taint, and what became of it after the run.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub kept_pods_off: Option<String>,
+    pub kept_pods_off: Option<KeptPodsOff>,
     /// The host engine the run used where it was not one of its own in the probe pod (the GPU Operator's
     /// standalone DCGM), or why that could not be looked for.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -148,7 +159,9 @@ seconds) in every mode; levels 2-3 or named tests load the GPUs for minutes and 
 person's confirmation (audited). Answers per GPU and test pass, warn, fail or skip with DCGM's DCGM_FR \
 code, severity and message (DCGM prints warnings as Fail: they are told apart by severity); a run DCGM \
 refuses (another diagnostic on its host engine, MIG) is not run, never fail. NVML state and Xids are read \
-before and after; a failure joins the GPU's incident, a pass is recorded. The probe pod needs NVIDIA's \
+before and after; a failure joins the GPU's incident, a pass is recorded. keep_pods_off puts a NoSchedule \
+taint of the run's own on the node for the run and lifts only that one after (a cordon, other taints and \
+other runs' marks stay); the answer says what was set and lifted. The probe pod needs NVIDIA's \
 DCGM image (nvcr.io/nvidia/cloud-native/dcgm) as its base: without dcgmi the answer says so.";
     // Level 1 reads (DCGM's software checks); levels 2-3, which load the GPUs, refuse outside operator
     // mode and ask a person: the read-only surface stays read-only.
@@ -220,19 +233,37 @@ DCGM image (nvcr.io/nvidia/cloud-native/dcgm) as its base: without dcgmi the ans
                 "keep_pods_off is for levels 2-3 and named tests (level 1 loads no GPU)".into(),
             ));
         }
-        let cordon = if keep_off {
-            let cluster = cx.cluster_for(Self::NAME, "to cordon")?;
-            let reason = format!("k8s-gpu-mcp run_gpu_diagnostic {target_text}");
-            let r = cluster
-                .cordon(target.context.as_deref(), &target.node_name, &reason, true)
+        let mut kept = None;
+        let hold = if keep_off {
+            let cluster = cx.cluster_for(Self::NAME, "to keep pods off")?;
+            let ctx = target.context.as_deref();
+            let node = &target.node_name;
+            // Marks of runs that are gone (a crashed launcher's) go first, as the person setting this one.
+            let swept = match cluster.sweep_run_marks(ctx, Some(node), &run_mark::live()).await {
+                Ok(s) => s.lifted.into_iter().chain(s.failed).collect(),
+                Err(e) => vec![format!("the node's marks of gone runs could not be swept: {e}")],
+            };
+            let budget = cx.env.cfg.probe_timeout.as_secs().max(deadline + 90);
+            let mark = run_mark::RunMark::new(jiff::Timestamp::now(), budget)
+                .map_err(|e| ToolError::Invalid(format!("keep_pods_off: {e}")))?;
+            // Held before it is set: no sweep of this process lifts it from now on.
+            let live = run_mark::Live::hold(&mark.id);
+            let set = cluster
+                .set_run_mark(ctx, node, &mark)
                 .await
-                .map_err(|e| ToolError::Invalid(format!("keep_pods_off: cordon failed: {e}")))?;
-            Some(RunCordon {
+                .map_err(|e| ToolError::Invalid(format!("keep_pods_off: the run's taint could not be set: {e}")))?;
+            let mut left_alone = Vec::new();
+            if set.cordoned_before {
+                left_alone.push("the node's cordon (spec.unschedulable): not the run's, kept after it".into());
+            }
+            left_alone.extend(set.other_runs.iter().map(|k| format!("another run's mark {k}")));
+            kept = Some(KeptPodsOff { taint: set.taint, after: String::new(), left_alone, swept });
+            Some(RunMarkHold {
                 cluster,
                 context: target.context.clone(),
-                node: target.node_name.clone(),
-                reason,
-                undo: !r.unschedulable_before,
+                node: node.clone(),
+                key: mark.key(),
+                live: Some(live),
             })
         } else {
             None
@@ -267,10 +298,9 @@ DCGM image (nvcr.io/nvidia/cloud-native/dcgm) as its base: without dcgmi the ans
         });
         let running = running_message(&run, &shown, &target.node_name, engine_note.is_some());
         let probed = with_ticks(cx, probe, deadline, &running).await;
-        let kept_off = match cordon {
-            Some(c) => c.finish().await,
-            None => None,
-        };
+        if let (Some(h), Some(k)) = (hold, kept.as_mut()) {
+            k.after = h.finish().await;
+        }
         let (mut report, probe_run) = probed?;
         // dcgmi's own output stays in the report resource (`run.report_uri`), out of the answer.
         report.raw_output = None;
@@ -296,7 +326,7 @@ DCGM image (nvcr.io/nvidia/cloud-native/dcgm) as its base: without dcgmi the ans
             node: target.node_name,
             context: target.context,
             confirmed_by,
-            kept_pods_off: kept_off,
+            kept_pods_off: kept,
             engine: engine_note,
             run: probe_run,
             report,
@@ -314,7 +344,13 @@ DCGM image (nvcr.io/nvidia/cloud-native/dcgm) as its base: without dcgmi the ans
         s.push_str(&r.summary);
         s.push('\n');
         if let Some(k) = &o.kept_pods_off {
-            s.push_str(&format!("new pods kept off for the run: {k}\n"));
+            s.push_str(&format!("new pods kept off for the run by taint {}: {}\n", k.taint, k.after));
+            for l in &k.left_alone {
+                s.push_str(&format!("left as it is: {l}\n"));
+            }
+            for w in &k.swept {
+                s.push_str(&format!("swept before the run: {w}\n"));
+            }
         }
         if let Some(e) = &o.engine {
             s.push_str(e);
