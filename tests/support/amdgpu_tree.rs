@@ -13,6 +13,7 @@
 //!   `testdata/topo-mi300-cpx`: MI300X `device_id 29857`, `gfx_target_version 90402`, 152 SIMDs and one
 //!   XCC per CPX partition, `location_id` with the partition ORed in; `topo-mi210-xgmi-pcie`).
 //! - `gpu_metrics` tables at the offsets of Linux `include/kgd_pp_interface.h` (v1.3, v1.7, v1.8).
+//!
 //! The BDFs, serials and counts are invented.
 #![allow(dead_code)] // each suite uses some of these
 

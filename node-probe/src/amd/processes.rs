@@ -123,8 +123,7 @@ pub fn on_gpu(
     render_minors: &BTreeSet<u32>,
     gpu_ids: &BTreeSet<u32>,
 ) -> Vec<GpuProcessFacts> {
-    let mut per_pid: BTreeMap<u32, (bool, Option<u64>, BTreeMap<Option<u64>, u64>)> =
-        BTreeMap::new();
+    let mut per_pid: BTreeMap<u32, OnGpu> = BTreeMap::new();
     for u in uses {
         let mine = match (&u.bdf, u.gpu_id, u.render_minor) {
             (Some(b), _, _) => b == bdf,
@@ -136,26 +135,37 @@ pub fn on_gpu(
             continue;
         }
         let e = per_pid.entry(u.pid).or_default();
-        e.0 |= u.kfd;
+        e.kfd |= u.kfd;
         match (u.gpu_id, u.vram_bytes) {
-            (Some(_), Some(v)) => e.1 = Some(e.1.unwrap_or(0) + v),
+            (Some(_), Some(v)) => e.kfd_vram = Some(e.kfd_vram.unwrap_or(0) + v),
             (None, Some(v)) => {
-                e.2.insert(u.client_id, v);
+                e.clients.insert(u.client_id, v);
             }
             _ => {}
         }
     }
     per_pid
         .into_iter()
-        .map(|(pid, (kfd, kfd_vram, clients))| GpuProcessFacts {
+        .map(|(pid, e)| GpuProcessFacts {
             pid,
-            kind: if kfd { "compute" } else { "graphics" }.to_string(),
-            used_memory_bytes: kfd_vram
-                .or_else(|| (!clients.is_empty()).then(|| clients.values().sum())),
+            kind: if e.kfd { "compute" } else { "graphics" }.to_string(),
+            used_memory_bytes: e
+                .kfd_vram
+                .or_else(|| (!e.clients.is_empty()).then(|| e.clients.values().sum())),
             gpu_instance_id: None,
             compute_instance_id: None,
         })
         .collect()
+}
+
+/// One process's use of one GPU, summed.
+#[derive(Default)]
+struct OnGpu {
+    kfd: bool,
+    /// KFD's own count, where it has one.
+    kfd_vram: Option<u64>,
+    /// VRAM per DRM client id (one client open on several fds counts once).
+    clients: BTreeMap<Option<u64>, u64>,
 }
 
 #[cfg(test)]
