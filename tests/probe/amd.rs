@@ -6,6 +6,8 @@
 
 #[path = "../support/amdgpu_tree.rs"]
 mod amdgpu_tree;
+#[path = "../support/fake_nvml.rs"]
+mod fake_nvml;
 #[path = "../support/host_root.rs"]
 mod host_root;
 #[path = "../support/node_probe.rs"]
@@ -398,4 +400,35 @@ fn a_node_without_amd_gpus_answers_as_before() {
         .host_root(root.path())
         .run();
     out.failure(3, "nvml_unavailable");
+}
+
+#[test]
+fn a_node_with_both_vendors_lists_nvidia_then_amd() {
+    let Some(lib) = fake_nvml::fake_lib() else {
+        return;
+    };
+    let root = host(&Node::new(vec![Gpu::mi300x(0), Gpu::mi300x(1)]));
+    let run = NodeProbe::new()
+        .args(["--nvml-lib", lib.to_str().unwrap(), "facts"])
+        .host_root(root.path())
+        .document();
+    assert_eq!(run.code, 0, "{}\n{}", run.doc, run.stderr);
+    let f = &run.doc["facts"];
+    assert_eq!(f["source"], "nvml");
+    let gpus = f["gpus"].as_array().unwrap();
+    let nvidia = gpus.iter().filter(|g| g.get("vendor").is_none()).count();
+    assert!(nvidia > 0, "the fake NVML's GPUs: {f}");
+    assert_eq!(gpus.len(), nvidia + 2);
+    assert_eq!(f["device_count"], gpus.len());
+    for (i, g) in gpus.iter().enumerate() {
+        assert_eq!(g["index"], i, "one index space");
+        assert_eq!(
+            g.get("vendor").is_some(),
+            i >= nvidia,
+            "NVIDIA first, then AMD"
+        );
+    }
+    assert_eq!(gpus[nvidia]["pci_bus_id"], "0000:05:00.0");
+    assert_eq!(f["driver"]["driver_version"], "580.95.05");
+    assert!(f["amd_driver"]["pci_functions"].is_array());
 }
