@@ -2,6 +2,7 @@
 //! `gpu_diag::contract`); logs, if any, go to stderr. Exit status: 0 ok, 2 bad usage, 3 GPU library
 //! unavailable, 4 permission denied, 1 other.
 
+mod amd;
 mod cli;
 mod dcgm;
 mod dra;

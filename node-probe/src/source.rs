@@ -174,21 +174,42 @@ pub fn collect(
             let search = crate::driver_roots::Search::new(host_root, driver_root.as_deref());
             // `--watch` listens for that long on purpose.
             let limit = *nvml_timeout + Duration::from_secs(u64::from(log.watch.unwrap_or(0)));
-            let mut facts =
-                match collect_nvml_bounded(search, nvml_lib.as_deref(), sections, log, limit) {
-                    Ok(f) => f,
-                    // A command about the kernel log alone (`xid`) still answers without NVML, only the
-                    // PCI -> GPU index mapping is lost (identity lines in the log still give UUIDs).
-                    Err(e) if kernel_log_only(sections) => NodeFacts {
-                        source: "kernel-log".into(),
-                        device_count: Reading::Err(FieldError::with_message(
-                            FieldErrorKind::Unknown,
-                            e.message,
-                        )),
+            let nvml = collect_nvml_bounded(search, nvml_lib.as_deref(), sections, log, limit);
+            // AMD GPUs follow NVIDIA's in the probe's index (GpuFacts::index), under the same deadline.
+            let first_amd = nvml.as_ref().map_or(0, |f| f.gpus.len() as u32);
+            let amd = crate::amd::read(host_root, sections, first_amd, *nvml_timeout);
+            let mut facts = match (nvml, amd) {
+                (Ok(mut f), Some(amd)) => {
+                    add_amd(&mut f, amd);
+                    f
+                }
+                (Ok(f), None) => f,
+                // No NVIDIA driver (or one that does not start) beside amdgpu: an AMD node.
+                (Err(e), Some(amd)) => {
+                    let mut f = NodeFacts {
+                        source: "amdgpu".into(),
+                        device_count: Reading::Ok(0),
                         ..NodeFacts::default()
-                    },
-                    Err(e) => return Err(e),
-                };
+                    };
+                    f.driver.driver_version = Reading::Err(FieldError::with_message(
+                        FieldErrorKind::NotFound,
+                        format!("no NVIDIA driver: {}", e.message),
+                    ));
+                    add_amd(&mut f, amd);
+                    f
+                }
+                // A command about the kernel log alone (`xid`) still answers without NVML, only the
+                // PCI -> GPU index mapping is lost (identity lines in the log still give UUIDs).
+                (Err(e), None) if kernel_log_only(sections) => NodeFacts {
+                    source: "kernel-log".into(),
+                    device_count: Reading::Err(FieldError::with_message(
+                        FieldErrorKind::Unknown,
+                        e.message,
+                    )),
+                    ..NodeFacts::default()
+                },
+                (Err(e), None) => return Err(e),
+            };
             crate::host::fill(&mut facts, host_root, sections);
             if sections.nics {
                 crate::nic::fill(&mut facts, host_root, *nic_interval);
@@ -206,6 +227,15 @@ pub fn collect(
             Ok(facts)
         }
     }
+}
+
+/// The AMD GPUs after the NVIDIA ones; the count of enumerated GPUs covers both.
+fn add_amd(facts: &mut NodeFacts, amd: crate::amd::AmdNode) {
+    if let Reading::Ok(n) = &mut facts.device_count {
+        *n += amd.gpus.len() as u32;
+    }
+    facts.gpus.extend(amd.gpus);
+    facts.amd_driver = Some(amd.driver);
 }
 
 /// NVML collection on its own thread, abandoned after `limit`: calls into a hung GPU or driver can block

@@ -2,7 +2,7 @@
 //! nodes, KFD node, compute and memory partitions), its RAS counters per block, its retired bad pages and
 //! their threshold, its XGMI hive and links, and the `gpu_metrics` accumulators (throttle residencies, PCIe
 //! recoveries) that NVML has no equivalent for. What both vendors share (identity, PCI, memory,
-//! temperatures, power, utilization, clocks, processes) stays in [`GpuFacts`](crate::facts::GpuFacts)'s common fields.
+//! temperatures, power, utilization, clocks, processes) stays in [`GpuFacts`](super::GpuFacts)'s common fields.
 //!
 //! Formats: the amdgpu driver's sysfs (`drivers/gpu/drm/amd/amdgpu/amdgpu_ras.c`, `amdgpu_xgmi.c`,
 //! `amdgpu_gfx.c`, `amdgpu_gmc.c`), KFD (`amdkfd/kfd_topology.c`) and `include/kgd_pp_interface.h`
@@ -92,7 +92,7 @@ pub struct AmdSmiLibraryFacts {
     pub version: String,
 }
 
-/// One AMD GPU's vendor-only facts (beside [`GpuFacts`](crate::facts::GpuFacts)'s shared ones).
+/// One AMD GPU's vendor-only facts (beside [`GpuFacts`](super::GpuFacts)'s shared ones).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AmdGpuFacts {

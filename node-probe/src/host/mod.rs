@@ -13,6 +13,7 @@ use gpu_diag::facts::{FieldErrorKind, NodeFacts, Reading, Sections};
 
 mod capped;
 mod device_nodes;
+pub mod files;
 mod identity;
 mod pci;
 mod processes;
@@ -23,7 +24,7 @@ mod test_support;
 #[cfg(test)]
 mod tests;
 
-pub(crate) use capped::{MAX_ATTR, io_error, read_line, read_text, read_text_max, shown};
+pub(crate) use capped::{MAX_ATTR, MAX_TEXT, io_error, read_line, read_text, read_text_max, shown};
 pub use device_nodes::{fill_minor_numbers, read_device_holders};
 use identity::read_host;
 use pci::{read_aer, read_numa_node};

@@ -1,0 +1,440 @@
+//! node-probe on fake AMD Instinct hosts (`tests/support/amdgpu_tree.rs`): the real binary with
+//! `--host-root` on MI300X (SPX and CPX), MI325X, MI355X, MI250X and MI210 trees, no NVIDIA library
+//! (`--nvml-lib` names none), asserting the facts it reads: identity, partitions, RAS counts in both
+//! layouts, bad pages and their threshold, an XGMI link down, throttle residencies, a function bound to
+//! no driver, processes through `/dev/kfd`, and hostile files read as inline errors, never a panic.
+
+#[path = "../support/amdgpu_tree.rs"]
+mod amdgpu_tree;
+#[path = "../support/fake_nvml.rs"]
+mod fake_nvml;
+#[path = "../support/host_root.rs"]
+mod host_root;
+#[path = "../support/node_probe.rs"]
+mod node_probe;
+
+use amdgpu_tree::{Gpu, Metrics, Node};
+use host_root::HostRoot;
+use node_probe::NodeProbe;
+use serde_json::Value;
+
+const NO_NVML: &str = "/nonexistent/libnvidia-ml.so.1";
+
+fn run(root: &HostRoot, cmd: &str) -> Value {
+    let run = NodeProbe::new()
+        .args(["--nvml-lib", NO_NVML, cmd])
+        .host_root(root.path())
+        .document();
+    assert_eq!(run.code, 0, "{cmd}: {}\n{}", run.doc, run.stderr);
+    run.doc
+}
+
+fn facts(root: &HostRoot) -> Value {
+    let doc = run(root, "facts");
+    if std::env::var_os("AMD_DUMP").is_some() {
+        eprintln!("{doc:#}");
+    }
+    doc["facts"].clone()
+}
+
+fn host(node: &Node) -> HostRoot {
+    let root = HostRoot::new();
+    root.file("proc/uptime", "3600.0 7000.0\n")
+        .file("etc/hostname", "mi300x-node-1\n");
+    node.write(root.path());
+    root
+}
+
+fn block<'a>(g: &'a Value, name: &str) -> &'a Value {
+    g["amd"]["ras"]["blocks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["block"] == name)
+        .unwrap_or_else(|| panic!("no RAS block {name} in {}", g["amd"]["ras"]))
+}
+
+#[test]
+fn mi300x_spx_identity_kfd_and_telemetry() {
+    let root = host(&Node::new((0..8).map(Gpu::mi300x).collect()));
+    let f = facts(&root);
+    assert_eq!(f["source"], "amdgpu");
+    assert_eq!(f["device_count"], 8);
+    let gpus = f["gpus"].as_array().unwrap();
+    assert_eq!(gpus.len(), 8);
+    let g = &gpus[0];
+    assert_eq!(g["vendor"], "amd");
+    assert_eq!(g["index"], 0);
+    assert_eq!(g["pci_bus_id"], "0000:05:00.0");
+    assert_eq!(gpus[7]["pci_bus_id"], "0000:e5:00.0", "PCI address order");
+    assert_eq!(g["name"], "AMD Instinct MI300X OAM");
+    assert_eq!(g["serial"], "692335000000");
+    assert_eq!(g["pci_device_id"], (0x74a1u64 << 16) | 0x1002);
+    assert_eq!(g["architecture"], "CDNA3");
+    assert_eq!(g["amd"]["unique_id"], "e3aa140f9a5f9e31");
+    assert_eq!(g["amd"]["board_type"], "oam");
+    assert_eq!(g["amd"]["card"], "card1");
+    assert_eq!(g["amd"]["render_minor"], 128);
+    let kfd = g["amd"]["kfd_nodes"].as_array().unwrap();
+    assert_eq!(kfd.len(), 1, "{kfd:?}");
+    assert_eq!(kfd[0]["gfx_target_version"], 90402);
+    assert_eq!(kfd[0]["simd_count"], 1216);
+    assert_eq!(g["amd"]["partition"]["compute"], "SPX");
+    assert_eq!(g["amd"]["partition"]["memory"], "NPS1");
+    assert_eq!(g["amd"]["partition"]["xcps"], serde_json::json!([]));
+    // hwmon: junction is the GPU temperature; MI300-class has no edge sensor.
+    assert_eq!(g["thermal"]["gpu_temp_c"], 48);
+    assert_eq!(g["thermal"]["memory_temp_c"], 41);
+    assert_eq!(g["thermal"]["slowdown_threshold_c"], 110);
+    assert_eq!(g["amd"]["edge_temp_c"]["error"], "not_found");
+    assert_eq!(g["power"]["usage_mw"], 260_000);
+    assert_eq!(g["power"]["enforced_limit_mw"], 750_000);
+    assert_eq!(g["pcie"]["current_link_gen"], 5);
+    assert_eq!(g["pcie"]["current_link_width"], 16);
+    assert_eq!(g["memory"]["total_bytes"], 192u64 << 30);
+    assert_eq!(g["numa_node"], 0);
+    assert_eq!(gpus[4]["numa_node"], 1);
+    assert_eq!(g["amd"]["metrics"]["version"], "1.7");
+    assert_eq!(g["amd"]["xgmi"]["hive_id"], 0x1234_5678_9abc_def0u64);
+    assert_eq!(g["amd"]["xgmi"]["error_count"], 0);
+    // Seven links reported active, the eighth left unreported (0xFFFF) by the SMU.
+    let links = g["amd"]["xgmi"]["links"].as_array().unwrap();
+    assert_eq!(links.len(), 7, "{links:?}");
+    assert!(links.iter().all(|l| l["active"] == true));
+    assert_eq!(g["ecc"]["volatile_uncorrected"]["error"], "not_supported");
+    // ACA layout, all zero.
+    assert_eq!(block(g, "umc")["layout"], "aca");
+    assert_eq!(block(g, "umc")["ue"], 0);
+    assert_eq!(f["amd_driver"]["bad_page_threshold_param"], -1);
+    assert_eq!(
+        f["amd_driver"]["pci_functions"].as_array().unwrap().len(),
+        8
+    );
+    // The pipeline answers on it (interpretation is not this suite's subject).
+    for cmd in ["health", "inventory", "describe"] {
+        let doc = run(&root, cmd);
+        assert!(doc.get("error").is_none(), "{cmd}: {doc}");
+    }
+}
+
+#[test]
+fn mi300x_cpx_partitions_and_their_kfd_nodes() {
+    let root = host(&Node::mi300x_cpx());
+    let started = std::time::Instant::now();
+    let f = facts(&root);
+    // Printed, never asserted: a loaded machine is slow at random.
+    eprintln!(
+        "facts of 8 MI300X in CPX (64 KFD nodes): {} ms",
+        started.elapsed().as_millis()
+    );
+    let gpus = f["gpus"].as_array().unwrap();
+    assert_eq!(gpus.len(), 8, "partitions are not GPUs");
+    for (i, g) in gpus.iter().enumerate() {
+        assert_eq!(g["amd"]["partition"]["compute"], "CPX");
+        assert_eq!(g["amd"]["partition"]["memory"], "NPS4");
+        let kfd = g["amd"]["kfd_nodes"].as_array().unwrap();
+        assert_eq!(kfd.len(), 8, "GPU {i}: {kfd:?}");
+        assert!(
+            kfd.iter()
+                .all(|k| k["simd_count"] == 152 && k["num_xcc"] == 1)
+        );
+        let xcps = g["amd"]["partition"]["xcps"].as_array().unwrap();
+        assert_eq!(xcps.len(), 7, "GPU {i}: {xcps:?}");
+        assert_eq!(xcps[0]["name"], format!("amdgpu_xcp_{}", 7 * i));
+        assert!(xcps.iter().all(|x| x["gpu_id"].is_u64()));
+    }
+    // CPX partitions of 05:00.0 read location_id 1280..1287 (AMD's recorded topo-mi300-cpx).
+    let locs: Vec<u64> = gpus[0]["amd"]["kfd_nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["location_id"].as_u64().unwrap())
+        .collect();
+    assert_eq!(locs, (1280..1288).collect::<Vec<_>>());
+}
+
+#[test]
+fn mi325x_and_mi355x_identity_and_metrics_revisions() {
+    let root = host(&Node::new(vec![Gpu::mi325x(0), Gpu::mi355x(1)]));
+    let f = facts(&root);
+    let g = &f["gpus"];
+    assert_eq!(g[0]["pci_device_id"], (0x74a5u64 << 16) | 0x1002);
+    assert_eq!(g[0]["name"], "AMD Instinct MI325X OAM");
+    assert_eq!(g[0]["amd"]["metrics"]["version"], "1.7");
+    assert_eq!(g[1]["architecture"], "CDNA4");
+    assert_eq!(g[1]["amd"]["metrics"]["version"], "1.8");
+    assert_eq!(g[1]["amd"]["xgmi"]["links"].as_array().unwrap().len(), 7);
+}
+
+#[test]
+fn ras_counts_in_both_layouts_with_bad_pages_and_threshold() {
+    let mut mi300 = Gpu::mi300x(0);
+    mi300.ras[0] = ("umc", 2, 17, 1);
+    mi300.bad_pages = vec![(0x1, 'R'), (0x2, 'R'), (0x3, 'P'), (0x4, 'F')];
+    let mut mi355 = Gpu::mi355x(1);
+    mi355.bad_pages = (0..130).map(|p| (p, 'R')).collect();
+    let root = host(&Node::new(vec![mi300, mi355]));
+    // The driver's own threshold, where debugfs is readable, wins over the generation's default.
+    root.file("sys/kernel/debug/dri/2/ras/bad_page_cnt_threshold", "200\n");
+    let f = facts(&root);
+    let g0 = &f["gpus"][0];
+    let umc = block(g0, "umc");
+    assert_eq!(
+        (umc["ue"].as_u64(), umc["ce"].as_u64(), umc["de"].as_u64()),
+        (Some(2), Some(17), Some(1))
+    );
+    let bp = &g0["amd"]["bad_pages"];
+    assert_eq!(
+        (
+            bp["reserved"].as_u64(),
+            bp["pending"].as_u64(),
+            bp["unreservable"].as_u64()
+        ),
+        (Some(2), Some(1), Some(1))
+    );
+    assert_eq!(
+        bp["first_pages"][0],
+        serde_json::json!({"pfn": 1, "size": 4096, "flag": "R"})
+    );
+    assert_eq!(bp["threshold"], 128);
+    assert_eq!(bp["threshold_source"], "default_for_generation");
+    let bp1 = &f["gpus"][1]["amd"]["bad_pages"];
+    assert_eq!(bp1["reserved"], 130);
+    assert_eq!(bp1["first_pages"].as_array().unwrap().len(), 16, "bounded");
+    assert_eq!(bp1["threshold"], 200);
+    assert_eq!(bp1["threshold_source"], "debugfs");
+
+    // MI250X: `<block>_err_count`, gfx without `de`; a user threshold from the module parameter.
+    let mut mi250 = Gpu::mi250x(0);
+    mi250.ras[1] = ("gfx", 1, 4, 0);
+    let mut node = Node::new(vec![mi250, Gpu::mi210(1)]);
+    node.bad_page_threshold = 64;
+    let root = host(&node);
+    let f = facts(&root);
+    let g = &f["gpus"][0];
+    let gfx = block(g, "gfx");
+    assert_eq!(gfx["layout"], "legacy");
+    assert_eq!((gfx["ue"].as_u64(), gfx["ce"].as_u64()), (Some(1), Some(4)));
+    assert!(gfx["de"].is_null());
+    assert_eq!(block(g, "umc")["de"], 0);
+    assert_eq!(g["amd"]["bad_pages"]["threshold"], 64);
+    assert_eq!(g["amd"]["bad_pages"]["threshold_source"], "parameter");
+    assert_eq!(g["architecture"], "CDNA2");
+    assert_eq!(g["amd"]["partition"]["error"], "not_supported");
+    assert_eq!(g["amd"]["metrics"]["version"], "1.3");
+    assert_eq!(g["amd"]["edge_temp_c"], 39);
+    assert_eq!(g["pcie"]["current_link_gen"], 4);
+    // MI210: a PCIe card, no hive.
+    assert_eq!(f["gpus"][1]["amd"]["xgmi"]["error"], "not_supported");
+    assert_eq!(f["gpus"][1]["name"], "AMD Instinct MI210");
+}
+
+#[test]
+fn xgmi_link_down_throttle_residency_and_an_unbound_function() {
+    let mut hot = Gpu::mi300x(0);
+    hot.xgmi_links[3] = 0;
+    hot.xgmi_error = 5;
+    hot.residency = [1_000_000, 0, 400_000, 0, 0, 250_000];
+    hot.hotspot_c = 104;
+    hot.replays = 12;
+    let mut dead = Gpu::mi300x(1);
+    dead.driver = None;
+    let root = host(&Node::new(vec![hot, dead, Gpu::mi300x(2)]));
+    let f = facts(&root);
+    let gpus = f["gpus"].as_array().unwrap();
+    assert_eq!(gpus.len(), 2, "only amdgpu's GPUs are read");
+    let g = &gpus[0];
+    let link3 = &g["amd"]["xgmi"]["links"][3];
+    assert_eq!(link3["link"], 3);
+    assert_eq!(link3["active"], false);
+    assert_eq!(g["amd"]["xgmi"]["error_count"], 5);
+    let samples = g["amd"]["metrics"]["throttle_samples"].as_array().unwrap();
+    assert_eq!(samples.len(), 2, "read twice: {samples:?}");
+    assert_eq!(samples[0]["ppt"], 400_000);
+    assert_eq!(samples[0]["hbm_thermal"], 250_000);
+    assert_eq!(samples[0]["accumulation_counter"], 1_000_000);
+    assert_eq!(g["thermal"]["gpu_temp_c"], 104);
+    assert_eq!(g["pcie"]["replay_counter"], 12);
+    assert_eq!(g["amd"]["metrics"]["pcie_replay_count_acc"], 12);
+    // The function amdgpu did not take is listed, unbound; the next GPU is index 1.
+    let funcs = f["amd_driver"]["pci_functions"].as_array().unwrap();
+    let unbound: Vec<&Value> = funcs.iter().filter(|x| x["driver"].is_null()).collect();
+    assert_eq!(unbound.len(), 1, "{funcs:?}");
+    assert_eq!(unbound[0]["bdf"], "0000:26:00.0");
+    assert_eq!(unbound[0]["device_id"], "74a1");
+    assert_eq!(gpus[1]["index"], 1);
+    assert_eq!(gpus[1]["pci_bus_id"], "0000:46:00.0");
+}
+
+#[test]
+fn processes_through_kfd_render_nodes_and_fdinfo() {
+    let root = host(&Node::new(vec![Gpu::mi300x(0), Gpu::mi300x(1)]));
+    root.fds(4242, &["/dev/null", "/dev/kfd", "/dev/dri/renderD129", "/dev/dri/renderD129"])
+        .file("proc/4242/comm", "python3\n")
+        .file("proc/4242/fdinfo/5", "pos:\t0\ndrm-driver:\tamdgpu\ndrm-pdev:\t0000:26:00.0\ndrm-client-id:\t17\ndrm-memory-vram:\t2048 KiB\n")
+        .file("proc/4242/fdinfo/6", "drm-driver:\tamdgpu\ndrm-pdev:\t0000:26:00.0\ndrm-client-id:\t17\ndrm-memory-vram:\t2048 KiB\n")
+        // A graphics client on GPU 0 known only by its render node (no fdinfo).
+        .fds(77, &["/dev/dri/renderD128"])
+        .file("proc/77/comm", "Xorg\n");
+    let f = facts(&root);
+    let p1 = f["gpus"][1]["processes"].as_array().unwrap();
+    assert_eq!(p1.len(), 1, "{p1:?}");
+    assert_eq!(p1[0]["pid"], 4242);
+    assert_eq!(p1[0]["kind"], "compute");
+    assert_eq!(
+        p1[0]["used_memory_bytes"],
+        2 << 20,
+        "one client counted once"
+    );
+    let p0 = f["gpus"][0]["processes"].as_array().unwrap();
+    assert_eq!(p0.len(), 1, "{p0:?}");
+    assert_eq!(
+        (p0[0]["pid"].as_u64(), p0[0]["kind"].as_str()),
+        (Some(77), Some("graphics"))
+    );
+    let names: Vec<u64> = f["host_processes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["pid"].as_u64().unwrap())
+        .collect();
+    assert_eq!(names, vec![77, 4242]);
+}
+
+#[test]
+fn hostile_files_are_inline_errors() {
+    let mut garbage = Gpu::mi300x(1);
+    garbage.metrics = Metrics::None;
+    let root = host(&Node::new(vec![
+        Gpu::mi300x(0),
+        garbage,
+        Gpu::mi300x(2),
+        Gpu::mi300x(3),
+    ]));
+    let d0 = Gpu::mi300x(0).dir();
+    let d1 = Gpu::mi300x(1).dir();
+    let d2 = Gpu::mi300x(2).dir();
+    let d3 = Gpu::mi300x(3).dir();
+    // A secret outside the host root, and links that try to reach it.
+    let outside = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(outside.path(), "SECRET\n").unwrap();
+    std::fs::remove_file(root.path().join(format!("{d0}/serial_number"))).unwrap();
+    root.symlink(&format!("{d0}/serial_number"), outside.path());
+    std::fs::remove_file(root.path().join(format!("{d0}/product_name"))).unwrap();
+    root.symlink(
+        &format!("{d0}/product_name"),
+        format!("../../../../../../../../../..{}", outside.path().display()),
+    );
+    // A huge bad-page list, a truncated and a garbage gpu_metrics, non-UTF-8 and an unready RAS block.
+    root.file(&format!("{d0}/ras/gpu_vram_bad_pages"), vec![b'x'; 5 << 20]);
+    root.file(
+        &format!("{d1}/gpu_metrics"),
+        (0..4096u32)
+            .map(|i| (i * 7919 % 251) as u8)
+            .collect::<Vec<u8>>(),
+    );
+    let mut short = amdgpu_tree::gpu_metrics(&Gpu::mi300x(2));
+    short.truncate(300);
+    root.file(&format!("{d2}/gpu_metrics"), short);
+    root.file(&format!("{d3}/vbios_version"), b"\xff\xfe\x80bios\n");
+    root.file(
+        &format!("{d3}/ras/aca_umc"),
+        "Query currently inaccessible\n",
+    );
+    root.file(&format!("{d3}/current_link_speed"), "fast\n");
+    let f = facts(&root);
+    let text = f.to_string();
+    assert!(
+        !text.contains("SECRET"),
+        "read through a link out of the host root"
+    );
+    let g = &f["gpus"];
+    assert_eq!(g[0]["serial"]["error"], "not_found", "{}", g[0]["serial"]);
+    assert_eq!(
+        g[0]["name"], "AMD Instinct MI300X",
+        "the device id's name when the FRU has none"
+    );
+    assert!(
+        g[0]["amd"]["bad_pages"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("larger than")
+    );
+    assert!(
+        g[1]["amd"]["metrics"]["message"].as_str().is_some(),
+        "{}",
+        g[1]["amd"]["metrics"]
+    );
+    assert!(
+        g[2]["amd"]["metrics"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("truncated")
+    );
+    assert!(
+        g[3]["vbios_version"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("UTF-8")
+    );
+    assert!(
+        block(&g[3], "umc")["error"]
+            .as_str()
+            .unwrap()
+            .contains("inaccessible")
+    );
+    assert!(
+        g[3]["pcie"]["current_link_gen"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("fast")
+    );
+    // The GPUs still answer everything else.
+    assert_eq!(g[1]["thermal"]["gpu_temp_c"], 48);
+    assert_eq!(g[2]["amd"]["xgmi"]["hive_id"], 0x1234_5678_9abc_def0u64);
+}
+
+#[test]
+fn a_node_without_amd_gpus_answers_as_before() {
+    let root = HostRoot::new();
+    // An amdgpu module loaded for an APU's display, no AMD GPU function: still no GPU library, exit 3.
+    root.file("sys/module/amdgpu/parameters/ras_enable", "-1\n");
+    root.file("sys/bus/pci/devices/0000:00:02.0/vendor", "0x8086\n");
+    root.file("sys/bus/pci/devices/0000:00:02.0/class", "0x030000\n");
+    let out = NodeProbe::new()
+        .args(["--nvml-lib", NO_NVML, "inventory"])
+        .host_root(root.path())
+        .run();
+    out.failure(3, "nvml_unavailable");
+}
+
+#[test]
+fn a_node_with_both_vendors_lists_nvidia_then_amd() {
+    let Some(lib) = fake_nvml::fake_lib() else {
+        return;
+    };
+    let root = host(&Node::new(vec![Gpu::mi300x(0), Gpu::mi300x(1)]));
+    let run = NodeProbe::new()
+        .args(["--nvml-lib", lib.to_str().unwrap(), "facts"])
+        .host_root(root.path())
+        .document();
+    assert_eq!(run.code, 0, "{}\n{}", run.doc, run.stderr);
+    let f = &run.doc["facts"];
+    assert_eq!(f["source"], "nvml");
+    let gpus = f["gpus"].as_array().unwrap();
+    let nvidia = gpus.iter().filter(|g| g.get("vendor").is_none()).count();
+    assert!(nvidia > 0, "the fake NVML's GPUs: {f}");
+    assert_eq!(gpus.len(), nvidia + 2);
+    assert_eq!(f["device_count"], gpus.len());
+    for (i, g) in gpus.iter().enumerate() {
+        assert_eq!(g["index"], i, "one index space");
+        assert_eq!(
+            g.get("vendor").is_some(),
+            i >= nvidia,
+            "NVIDIA first, then AMD"
+        );
+    }
+    assert_eq!(gpus[nvidia]["pci_bus_id"], "0000:05:00.0");
+    assert_eq!(f["driver"]["driver_version"], "580.95.05");
+    assert!(f["amd_driver"]["pci_functions"].is_array());
+}

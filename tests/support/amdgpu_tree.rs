@@ -1,0 +1,513 @@
+//! Fake amdgpu hosts: the sysfs, KFD and `/proc` trees of AMD Instinct nodes, written under a host root
+//! for node-probe's `--host-root` (ripgrep's `Dir` idea). Included with
+//! `#[path = "…/support/amdgpu_tree.rs"] mod amdgpu_tree;` beside `host_root.rs`.
+//!
+//! The layouts follow the public sources the project's AMD reference names (no real node was recorded):
+//! - PCI and driver links as sysfs makes them (relative links: `bus/pci/devices/<bdf>` to
+//!   `devices/…/<bdf>`, `module/amdgpu/drivers/pci:amdgpu` to `bus/pci/drivers/amdgpu`), as ROCm's
+//!   device plugin enumerates them (ROCm/k8s-device-plugin `internal/pkg/amdgpu/amdgpu.go`).
+//! - Identity, memory, PCIe, hwmon, `ras/` and XGMI files in the formats of the amdgpu driver
+//!   (`amdgpu_device.c`, `amdgpu_ras.c`, `amdgpu_xgmi.c`, `pm/amdgpu_pm.c`) and the kernel's
+//!   `gpu/amdgpu/driver-misc.rst` and `ras.html`.
+//! - KFD `properties` with the keys and values of AMD's recorded topologies (k8s-device-plugin
+//!   `testdata/topo-mi300-cpx`: MI300X `device_id 29857`, `gfx_target_version 90402`, 152 SIMDs and one
+//!   XCC per CPX partition, `location_id` with the partition ORed in; `topo-mi210-xgmi-pcie`).
+//! - `gpu_metrics` tables at the offsets of Linux `include/kgd_pp_interface.h` (v1.3, v1.7, v1.8).
+//!
+//! The BDFs, serials and counts are invented.
+#![allow(dead_code)] // each suite uses some of these
+
+use std::path::Path;
+
+/// Which `gpu_metrics` revision a GPU writes.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Metrics {
+    V1_3,
+    V1_7,
+    V1_8,
+    /// Bytes written as given (hostile cases).
+    None,
+}
+
+/// RAS counters in one of the driver's two layouts.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum RasLayout {
+    /// `ras/aca_<block>` (MI300-class, ACA on).
+    Aca,
+    /// `ras/<block>_err_count` (MI200 and older).
+    Legacy,
+}
+
+#[derive(Clone, Debug)]
+pub struct Gpu {
+    pub bdf: String,
+    pub device_id: &'static str,
+    pub product_name: &'static str,
+    pub serial: String,
+    pub unique_id: u64,
+    pub card: u32,
+    pub render: u32,
+    pub numa: i32,
+    /// `None`: bound to no driver (it failed init).
+    pub driver: Option<&'static str>,
+    pub gfx_target_version: u32,
+    pub simd_per_xcc: u32,
+    pub xcc: u32,
+    pub vram_bytes: u64,
+    /// `SPX`…`CPX` and `NPS1`…; `None` before MI300.
+    pub partition: Option<(&'static str, &'static str)>,
+    pub hive_id: Option<u64>,
+    pub physical_id: u32,
+    pub xgmi_error: u64,
+    pub ras_layout: RasLayout,
+    /// (block, ue, ce, de).
+    pub ras: Vec<(&'static str, u64, u64, u64)>,
+    /// (pfn, flag).
+    pub bad_pages: Vec<(u64, char)>,
+    pub metrics: Metrics,
+    /// `xgmi_link_status[8]` (1 active, 0 down).
+    pub xgmi_links: [u16; 8],
+    /// `accumulation_counter`, then prochot, ppt, socket, vr, hbm residencies.
+    pub residency: [u32; 6],
+    pub hotspot_c: u16,
+    pub mem_c: u16,
+    pub power_w: u16,
+    /// `current_link_speed`, `current_link_width`.
+    pub link: (&'static str, u32),
+    pub replays: u64,
+}
+
+impl Gpu {
+    /// An MI300X in SPX/NPS1, its eight XGMI links up, no errors.
+    pub fn mi300x(i: u32) -> Gpu {
+        Gpu {
+            bdf: format!(
+                "0000:{:02x}:00.0",
+                [0x05, 0x26, 0x46, 0x65, 0x85, 0xa6, 0xc6, 0xe5][i as usize % 8]
+            ),
+            device_id: "74a1",
+            product_name: "AMD Instinct MI300X OAM",
+            serial: format!("692335000{i:03}"),
+            unique_id: 0xe3aa140f9a5f9e31 ^ u64::from(i),
+            card: i + 1,
+            render: 128 + i,
+            numa: (i / 4) as i32,
+            driver: Some("amdgpu"),
+            gfx_target_version: 90402,
+            simd_per_xcc: 152,
+            xcc: 8,
+            vram_bytes: 192 << 30,
+            partition: Some(("SPX", "NPS1")),
+            hive_id: Some(0x1234_5678_9abc_def0),
+            physical_id: i,
+            xgmi_error: 0,
+            ras_layout: RasLayout::Aca,
+            ras: [
+                "umc",
+                "gfx",
+                "sdma",
+                "mmhub",
+                "xgmi_wafl",
+                "pcie_bif",
+                "hdp",
+            ]
+            .iter()
+            .map(|b| (*b, 0, 0, 0))
+            .collect(),
+            bad_pages: Vec::new(),
+            metrics: Metrics::V1_7,
+            xgmi_links: [1, 1, 1, 1, 1, 1, 1, 0xFFFF],
+            residency: [1_000_000, 0, 0, 0, 0, 0],
+            hotspot_c: 48,
+            mem_c: 41,
+            power_w: 260,
+            link: ("32.0 GT/s PCIe", 16),
+            replays: 0,
+        }
+    }
+
+    pub fn mi325x(i: u32) -> Gpu {
+        Gpu {
+            device_id: "74a5",
+            product_name: "AMD Instinct MI325X OAM",
+            vram_bytes: 256 << 30,
+            ..Gpu::mi300x(i)
+        }
+    }
+
+    /// MI355X: gfx 9.5.0, written as gpu_metrics v1.8.
+    pub fn mi355x(i: u32) -> Gpu {
+        Gpu {
+            device_id: "75a3",
+            product_name: "AMD Instinct MI355X OAM",
+            gfx_target_version: 90500,
+            simd_per_xcc: 128,
+            vram_bytes: 288 << 30,
+            metrics: Metrics::V1_8,
+            ..Gpu::mi300x(i)
+        }
+    }
+
+    /// MI250X (one GCD): no partitions, legacy RAS files, gpu_metrics v1.3.
+    pub fn mi250x(i: u32) -> Gpu {
+        Gpu {
+            device_id: "740c",
+            product_name: "AMD Instinct MI250X",
+            gfx_target_version: 90010,
+            simd_per_xcc: 440,
+            xcc: 1,
+            vram_bytes: 64 << 30,
+            partition: None,
+            ras_layout: RasLayout::Legacy,
+            ras: ["umc", "gfx", "sdma", "mmhub", "xgmi_wafl", "pcie_bif"]
+                .iter()
+                .map(|b| (*b, 0, 0, 0))
+                .collect(),
+            metrics: Metrics::V1_3,
+            link: ("16.0 GT/s PCIe", 16),
+            ..Gpu::mi300x(i)
+        }
+    }
+
+    /// MI210: PCIe card, no hive.
+    pub fn mi210(i: u32) -> Gpu {
+        Gpu {
+            device_id: "740f",
+            product_name: "AMD Instinct MI210",
+            simd_per_xcc: 416,
+            hive_id: None,
+            ..Gpu::mi250x(i)
+        }
+    }
+
+    pub fn dir(&self) -> String {
+        format!("sys/devices/pci0000:00/{}", self.bdf)
+    }
+
+    fn bus(&self) -> u32 {
+        u32::from_str_radix(&self.bdf[5..7], 16).unwrap()
+    }
+}
+
+/// A whole node: its GPUs, the amdgpu module's parameters, and the CPU nodes KFD lists first.
+pub struct Node {
+    pub gpus: Vec<Gpu>,
+    pub bad_page_threshold: i64,
+    /// Compute partitions per GPU (1 = SPX, 8 = CPX).
+    pub partitions: u32,
+}
+
+impl Node {
+    pub fn new(gpus: Vec<Gpu>) -> Node {
+        Node {
+            gpus,
+            bad_page_threshold: -1,
+            partitions: 1,
+        }
+    }
+
+    /// Eight MI300X in CPX/NPS4: eight KFD nodes and seven `amdgpu_xcp_<n>` devices per GPU.
+    pub fn mi300x_cpx() -> Node {
+        let gpus = (0..8)
+            .map(|i| Gpu {
+                partition: Some(("CPX", "NPS4")),
+                xcc: 1,
+                ..Gpu::mi300x(i)
+            })
+            .collect();
+        Node {
+            partitions: 8,
+            ..Node::new(gpus)
+        }
+    }
+
+    /// Write the node under `root`.
+    pub fn write(&self, root: &Path) {
+        let w = |rel: &str, data: &[u8]| {
+            let p = root.join(rel);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, data).unwrap();
+        };
+        let ln = |rel: &str, target: &str| {
+            let p = root.join(rel);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::os::unix::fs::symlink(target, p).unwrap();
+        };
+        let p = "sys/module/amdgpu/parameters";
+        w(
+            &format!("{p}/bad_page_threshold"),
+            format!("{}\n", self.bad_page_threshold).as_bytes(),
+        );
+        w(&format!("{p}/ras_enable"), b"-1\n");
+        w(&format!("{p}/ras_mask"), b"4294967295\n");
+        std::fs::create_dir_all(root.join("sys/bus/pci/drivers/amdgpu")).unwrap();
+        ln(
+            "sys/module/amdgpu/drivers/pci:amdgpu",
+            "../../../bus/pci/drivers/amdgpu",
+        );
+        // Two CPU nodes first, as KFD lists them.
+        for n in 0..2 {
+            w(
+                &format!("sys/class/kfd/kfd/topology/nodes/{n}/gpu_id"),
+                b"0\n",
+            );
+            w(
+                &format!("sys/class/kfd/kfd/topology/nodes/{n}/properties"),
+                b"cpu_cores_count 96\nsimd_count 0\n",
+            );
+        }
+        let mut kfd_node = 2;
+        let mut xcp = 0;
+        let mut next_render = 128 + self.gpus.len() as u32;
+        let mut next_card = 1 + self.gpus.len() as u32;
+        for g in &self.gpus {
+            let d = g.dir();
+            ln(
+                &format!("sys/bus/pci/devices/{}", g.bdf),
+                &format!("../../../devices/pci0000:00/{}", g.bdf),
+            );
+            w(&format!("{d}/vendor"), b"0x1002\n");
+            w(
+                &format!("{d}/device"),
+                format!("0x{}\n", g.device_id).as_bytes(),
+            );
+            w(&format!("{d}/class"), b"0x120000\n");
+            w(
+                &format!("{d}/numa_node"),
+                format!("{}\n", g.numa).as_bytes(),
+            );
+            w(
+                &format!("{d}/local_cpulist"),
+                if g.numa == 0 { b"0-47\n" } else { b"48-95\n" },
+            );
+            if let Some(drv) = g.driver {
+                ln(
+                    &format!("{d}/driver"),
+                    &format!("../../../bus/pci/drivers/{drv}"),
+                );
+                if drv == "amdgpu" {
+                    ln(
+                        &format!("sys/bus/pci/drivers/amdgpu/{}", g.bdf),
+                        &format!("../../../../devices/pci0000:00/{}", g.bdf),
+                    );
+                }
+            } else {
+                // Unbound: the PCI core's files only.
+                continue;
+            }
+            std::fs::create_dir_all(root.join(format!("{d}/drm/card{}", g.card))).unwrap();
+            std::fs::create_dir_all(root.join(format!("{d}/drm/renderD{}", g.render))).unwrap();
+            ln(
+                &format!("sys/class/drm/card{}", g.card),
+                &format!("../../devices/pci0000:00/{}/drm/card{}", g.bdf, g.card),
+            );
+            w(
+                &format!("{d}/unique_id"),
+                format!("{:016x}\n", g.unique_id).as_bytes(),
+            );
+            w(
+                &format!("{d}/serial_number"),
+                format!("{}\n", g.serial).as_bytes(),
+            );
+            w(
+                &format!("{d}/product_name"),
+                format!("{}\n", g.product_name).as_bytes(),
+            );
+            w(&format!("{d}/product_number"), b"102-G30211-0C\n");
+            w(&format!("{d}/vbios_version"), b"113-M3000100-102\n");
+            w(&format!("{d}/board_info"), b"type : oam\n");
+            w(
+                &format!("{d}/mem_info_vram_total"),
+                format!("{}\n", g.vram_bytes).as_bytes(),
+            );
+            w(
+                &format!("{d}/mem_info_vram_used"),
+                format!("{}\n", 1u64 << 30).as_bytes(),
+            );
+            w(&format!("{d}/gpu_busy_percent"), b"3\n");
+            w(&format!("{d}/mem_busy_percent"), b"1\n");
+            w(
+                &format!("{d}/current_link_speed"),
+                format!("{}\n", g.link.0).as_bytes(),
+            );
+            w(
+                &format!("{d}/current_link_width"),
+                format!("{}\n", g.link.1).as_bytes(),
+            );
+            w(&format!("{d}/max_link_speed"), b"32.0 GT/s PCIe\n");
+            w(&format!("{d}/max_link_width"), b"16\n");
+            w(
+                &format!("{d}/pcie_replay_count"),
+                format!("{}\n", g.replays).as_bytes(),
+            );
+            let hw = format!("{d}/hwmon/hwmon{}", g.card);
+            let mi300 = g.gfx_target_version >= 90400;
+            if !mi300 {
+                w(&format!("{hw}/temp1_label"), b"edge\n");
+                w(&format!("{hw}/temp1_input"), b"39000\n");
+            }
+            w(&format!("{hw}/temp2_label"), b"junction\n");
+            w(
+                &format!("{hw}/temp2_input"),
+                format!("{}000\n", g.hotspot_c).as_bytes(),
+            );
+            w(&format!("{hw}/temp2_crit"), b"110000\n");
+            w(&format!("{hw}/temp2_emergency"), b"115000\n");
+            w(&format!("{hw}/temp3_label"), b"mem\n");
+            w(
+                &format!("{hw}/temp3_input"),
+                format!("{}000\n", g.mem_c).as_bytes(),
+            );
+            w(&format!("{hw}/temp3_crit"), b"95000\n");
+            w(
+                &format!("{hw}/power1_average"),
+                format!("{}000000\n", g.power_w).as_bytes(),
+            );
+            w(&format!("{hw}/power1_cap"), b"750000000\n");
+            w(&format!("{hw}/power1_cap_default"), b"750000000\n");
+            w(&format!("{hw}/power1_cap_max"), b"750000000\n");
+            w(&format!("{hw}/freq1_input"), b"2100000000\n");
+            w(&format!("{hw}/freq2_input"), b"1300000000\n");
+            if let Some((cp, mp)) = g.partition {
+                w(
+                    &format!("{d}/current_compute_partition"),
+                    format!("{cp}\n").as_bytes(),
+                );
+                w(
+                    &format!("{d}/current_memory_partition"),
+                    format!("{mp}\n").as_bytes(),
+                );
+            }
+            if let Some(h) = g.hive_id {
+                w(
+                    &format!("{d}/xgmi_hive_info/xgmi_hive_id"),
+                    format!("{h}\n").as_bytes(),
+                );
+                w(
+                    &format!("{d}/xgmi_device_id"),
+                    format!("{}\n", g.unique_id).as_bytes(),
+                );
+                w(
+                    &format!("{d}/xgmi_physical_id"),
+                    format!("{}\n", g.physical_id).as_bytes(),
+                );
+                w(
+                    &format!("{d}/xgmi_error"),
+                    format!("{}\n", g.xgmi_error).as_bytes(),
+                );
+            }
+            w(&format!("{d}/ras/features"), b"feature mask: 0x3fbfff\n");
+            for (block, ue, ce, de) in &g.ras {
+                match g.ras_layout {
+                    RasLayout::Aca => w(
+                        &format!("{d}/ras/aca_{block}"),
+                        format!("ue: {ue}\nce: {ce}\nde: {de}\n").as_bytes(),
+                    ),
+                    RasLayout::Legacy if *block == "umc" => w(
+                        &format!("{d}/ras/{block}_err_count"),
+                        format!("ue: {ue}\nce: {ce}\nde: {de}\n").as_bytes(),
+                    ),
+                    RasLayout::Legacy => w(
+                        &format!("{d}/ras/{block}_err_count"),
+                        format!("ue: {ue}\nce: {ce}\n").as_bytes(),
+                    ),
+                }
+            }
+            if self.bad_page_threshold != 0 {
+                let pages: String = g
+                    .bad_pages
+                    .iter()
+                    .map(|(pfn, flag)| format!("0x{pfn:08x} : 0x00001000 : {flag}\n"))
+                    .collect();
+                w(&format!("{d}/ras/gpu_vram_bad_pages"), pages.as_bytes());
+            }
+            if g.metrics != Metrics::None {
+                w(&format!("{d}/gpu_metrics"), &gpu_metrics(g));
+            }
+            // KFD: one node per compute partition; partitions after the first on xcp platform devices.
+            for part in 0..self.partitions {
+                let render = if part == 0 {
+                    g.render
+                } else {
+                    let r = next_render;
+                    next_render += 1;
+                    let x = format!("sys/devices/platform/amdgpu_xcp_{xcp}/drm");
+                    std::fs::create_dir_all(root.join(format!("{x}/card{next_card}"))).unwrap();
+                    std::fs::create_dir_all(root.join(format!("{x}/renderD{r}"))).unwrap();
+                    next_card += 1;
+                    xcp += 1;
+                    r
+                };
+                let loc = (g.bus() << 8) | part;
+                let props = format!(
+                    "cpu_cores_count 0\nsimd_count {simd}\nmem_banks_count 1\ncaches_count 0\n\
+                     io_links_count 1\np2p_links_count 7\ncpu_core_id_base 0\nsimd_id_base 2147487744\n\
+                     max_waves_per_simd 8\nlds_size_in_kb 64\ngds_size_in_kb 0\nnum_gws 64\n\
+                     wave_front_size 64\narray_count 4\nsimd_arrays_per_engine 1\ncu_per_simd_array 10\n\
+                     simd_per_cu 4\nmax_slots_scratch_cu 32\ngfx_target_version {gfx}\nvendor_id 4098\n\
+                     device_id {dev}\nlocation_id {loc}\ndomain 0\ndrm_render_minor {render}\nhive_id {hive}\n\
+                     num_sdma_engines 2\nnum_sdma_xgmi_engines 14\nnum_sdma_queues_per_engine 8\n\
+                     num_cp_queues 64\nmax_engine_clk_fcompute 2100\nlocal_mem_size 0\nfw_version 177\n\
+                     capability 746286208\ndebug_prop 1495\nsdma_fw_version 19\nunique_id {uid}\n\
+                     num_xcc {xcc}\nmax_engine_clk_ccompute 3700\n",
+                    simd = g.simd_per_xcc * g.xcc,
+                    gfx = g.gfx_target_version,
+                    dev = u32::from_str_radix(g.device_id, 16).unwrap(),
+                    hive = g.hive_id.unwrap_or(0),
+                    uid = g.unique_id,
+                    xcc = g.xcc,
+                );
+                let n = format!("sys/class/kfd/kfd/topology/nodes/{kfd_node}");
+                // A CRC in the driver; any distinct value per node and partition mode here.
+                w(
+                    &format!("{n}/gpu_id"),
+                    format!("{}\n", 10000 + kfd_node * 7 + self.partitions).as_bytes(),
+                );
+                w(&format!("{n}/properties"), props.as_bytes());
+                kfd_node += 1;
+            }
+        }
+    }
+}
+
+/// The `gpu_metrics` table of `g` at its revision's offsets (`kgd_pp_interface.h`), 0xFF elsewhere.
+pub fn gpu_metrics(g: &Gpu) -> Vec<u8> {
+    let (crev, size) = match g.metrics {
+        Metrics::V1_3 => (3u8, 120usize),
+        Metrics::V1_7 => (7, 2208),
+        Metrics::V1_8 => (8, 3360),
+        Metrics::None => return Vec::new(),
+    };
+    let mut b = vec![0xFF; size];
+    b[0..2].copy_from_slice(&(size as u16).to_le_bytes());
+    b[2] = 1;
+    b[3] = crev;
+    let put16 = |b: &mut Vec<u8>, o: usize, v: u16| b[o..o + 2].copy_from_slice(&v.to_le_bytes());
+    if g.metrics == Metrics::V1_3 {
+        put16(&mut b, 4, 39); // edge
+        put16(&mut b, 6, g.hotspot_c);
+        put16(&mut b, 8, g.mem_c);
+        put16(&mut b, 22, g.power_w);
+        put16(&mut b, 74, 16);
+        put16(&mut b, 76, 160);
+        return b;
+    }
+    put16(&mut b, 4, g.hotspot_c);
+    put16(&mut b, 6, g.mem_c);
+    put16(&mut b, 10, g.power_w);
+    for (k, v) in g.residency.iter().enumerate() {
+        b[40 + 4 * k..44 + 4 * k].copy_from_slice(&v.to_le_bytes());
+    }
+    put16(&mut b, 68, 16);
+    put16(&mut b, 70, 320);
+    put16(&mut b, 72, 16);
+    put16(&mut b, 74, 32);
+    b[112..120].copy_from_slice(&g.replays.to_le_bytes());
+    for (k, s) in g.xgmi_links.iter().enumerate() {
+        put16(&mut b, 264 + 2 * k, *s);
+        if *s != 0xFFFF {
+            b[136 + 8 * k..144 + 8 * k].copy_from_slice(&(1000u64 * (k as u64 + 1)).to_le_bytes());
+        }
+    }
+    b
+}
