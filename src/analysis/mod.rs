@@ -203,4 +203,6 @@ mod tests {
 }
 
 #[cfg(test)]
+mod amd_tests;
+#[cfg(test)]
 mod incident_tests;

@@ -2,7 +2,7 @@
 //! nodes, KFD node, compute and memory partitions), its RAS counters per block, its retired bad pages and
 //! their threshold, its XGMI hive and links, and the `gpu_metrics` accumulators (throttle residencies, PCIe
 //! recoveries) that NVML has no equivalent for. What both vendors share (identity, PCI, memory,
-//! temperatures, power, utilization, clocks, processes) stays in [`GpuFacts`]'s common fields.
+//! temperatures, power, utilization, clocks, processes) stays in `GpuFacts`'s common fields.
 //!
 //! Formats: the amdgpu driver's sysfs (`drivers/gpu/drm/amd/amdgpu/amdgpu_ras.c`, `amdgpu_xgmi.c`,
 //! `amdgpu_gfx.c`, `amdgpu_gmc.c`), KFD (`amdkfd/kfd_topology.c`) and `include/kgd_pp_interface.h`
@@ -10,8 +10,6 @@
 
 use serde::{Deserialize, Serialize};
 
-#[cfg(doc)]
-use super::gpu::GpuFacts;
 use super::reading::Reading;
 
 /// Who made a GPU. Facts without it are NVIDIA's (every scenario and probe document before AMD).
@@ -94,7 +92,7 @@ pub struct AmdSmiLibraryFacts {
     pub version: String,
 }
 
-/// One AMD GPU's vendor-only facts (beside [`GpuFacts`]'s shared ones).
+/// One AMD GPU's vendor-only facts (beside `GpuFacts`'s shared ones).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AmdGpuFacts {

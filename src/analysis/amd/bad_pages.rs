@@ -102,7 +102,7 @@ pub fn judge(g: &GpuFacts, amd: &AmdGpuFacts, facts: &NodeFacts) -> Vec<Finding>
             ActionKind::ResetGpuWhenDrained,
             format!(
                 "when GPU {i} is drained, reset it so the driver reserves them: {}",
-                super::reset_step(g, amd)
+                super::gpus::reset_step(g, amd)
             ),
         ));
     }
@@ -120,7 +120,7 @@ pub fn judge(g: &GpuFacts, amd: &AmdGpuFacts, facts: &NodeFacts) -> Vec<Finding>
             ActionKind::ResetGpuWhenDrained,
             format!(
                 "drain GPU {i} and reset it ({}), then check the list again; if pages stay unreservable, take it out of service",
-                super::reset_step(g, amd)
+                super::gpus::reset_step(g, amd)
             ),
         ));
     }

@@ -101,7 +101,7 @@ pub fn judge(g: &GpuFacts, amd: &AmdGpuFacts, uptime_s: Option<f64>) -> Vec<Find
                 ActionKind::ResetGpu,
                 format!(
                     "drain the hive and retrain the link with a reset: {}; if it stays down, reseat the GPU or have the baseboard serviced",
-                    super::reset_step(g, amd)
+                    super::gpus::reset_step(g, amd)
                 ),
             ));
         }

@@ -9,14 +9,16 @@
 //! `amdgpu_xgmi.c`, `smu_v13_0_6_ppt.c`, `kgd_pp_interface.h`).
 
 mod bad_pages;
+mod gpus;
 mod links;
 mod presence;
 mod ras;
 
-use crate::facts::{AmdGpuFacts, GpuFacts, NodeFacts};
+use crate::facts::{GpuFacts, NodeFacts};
 use crate::finding::Finding;
 
 pub use bad_pages::rma_threshold;
+pub use gpus::amd_gpus;
 
 /// Every AMD finding of the node: per AMD GPU, then the node's PCI functions.
 pub fn judge(facts: &NodeFacts) -> Vec<Finding> {
@@ -31,35 +33,77 @@ pub fn judge(facts: &NodeFacts) -> Vec<Finding> {
     out
 }
 
-/// The node's AMD GPUs with their AMD-only facts.
-pub fn amd_gpus(facts: &NodeFacts) -> impl Iterator<Item = (&GpuFacts, &AmdGpuFacts)> {
-    facts.gpus.iter().filter_map(|g| Some((g, g.amd.as_ref()?)))
-}
-
-/// The `amd-smi` selector of a GPU: its PCI address (amd-smi's `-g` takes an index, a BDF or a UUID, and
-/// its index need not be the probe's on a node with NVIDIA GPUs too).
-pub(crate) fn smi_target(g: &GpuFacts) -> String {
-    super::canonical_bus_id(&g.pci_bus_id)
+/// The one-line memory verdict of an AMD GPU (the ECC report's): RAS counts of the memory block and the
+/// retired pages against the threshold, where NVML's ECC fields mean nothing.
+pub fn memory_line(g: &GpuFacts, facts: &NodeFacts) -> Option<String> {
+    let amd = g.amd.as_ref()?;
+    let umc = amd
+        .ras
         .ok()
-        .cloned()
-        .unwrap_or_else(|| g.index.to_string())
+        .and_then(|r| r.blocks.iter().find(|b| b.block == "umc"));
+    let ras = umc.map_or_else(
+        || "UMC RAS counters unreadable".to_string(),
+        |b| {
+            let n = |v: Option<u64>| v.map_or("-".to_string(), |v| v.to_string());
+            format!(
+                "HBM (UMC) errors: {} uncorrectable, {} deferred, {} corrected",
+                n(b.ue),
+                n(b.de),
+                n(b.ce)
+            )
+        },
+    );
+    let pages = amd.bad_pages.ok().map_or_else(
+        || "bad pages unreadable".to_string(),
+        |bp| {
+            let limit = rma_threshold(amd, facts)
+                .map_or(String::new(), |(t, _)| format!(" of {t} allowed"));
+            format!(
+                "{} pages retired{limit}, {} pending",
+                bp.reserved, bp.pending
+            )
+        },
+    );
+    Some(format!(
+        "AMD RAS (NVML ECC does not apply): {ras}; {pages}."
+    ))
 }
 
-/// How a reset of this GPU reaches further: a reset covers the whole XGMI hive [K4][K5].
-pub(crate) fn reset_step(g: &GpuFacts, amd: &AmdGpuFacts) -> String {
-    let hive = amd
-        .xgmi
-        .ok()
-        .and_then(|x| x.hive_id)
-        .filter(|&h| h != 0)
-        .map_or(String::new(), |h| {
-            format!(" (a reset covers the whole XGMI hive 0x{h:x}: drain every GPU of it first)")
-        });
-    format!(
-        "`amd-smi reset -G -g {}` as root when no work runs on it{hive}",
-        smi_target(g)
-    )
+/// The one-line clock verdict of an AMD GPU (the telemetry report's): the throttles active now by the
+/// SMU's residencies, where NVML's clocks-event reasons mean nothing.
+pub fn clocks_line(g: &GpuFacts) -> Option<String> {
+    let amd = g.amd.as_ref()?;
+    let now: Vec<String> = links::judge(g, amd, None)
+        .into_iter()
+        .filter(|f| f.code.starts_with("amd.throttle."))
+        .map(|f| {
+            f.code
+                .trim_start_matches("amd.throttle.")
+                .to_ascii_uppercase()
+        })
+        .collect();
+    let clock = format!(
+        "gfx {} of {} MHz",
+        super::show(&g.clocks.graphics_mhz),
+        super::show(&g.clocks.graphics_max_mhz)
+    );
+    Some(match amd.metrics.ok() {
+        Some(m) if m.throttle_samples.len() >= 2 => {
+            if now.is_empty() {
+                format!("AMD: no throttling between the probe's two gpu_metrics reads; {clock}.")
+            } else {
+                format!(
+                    "AMD: throttled now by {} (gpu_metrics residencies); {clock}.",
+                    now.join(" and ")
+                )
+            }
+        }
+        Some(m) => format!(
+            "AMD: gpu_metrics {} has no two residency reads to tell throttling now (NVML's clocks-event reasons do not apply); {clock}.",
+            m.version
+        ),
+        None => format!(
+            "AMD: gpu_metrics unreadable (NVML's clocks-event reasons do not apply); {clock}."
+        ),
+    })
 }
-
-#[cfg(test)]
-mod tests;

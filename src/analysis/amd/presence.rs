@@ -12,7 +12,7 @@ pub fn judge(facts: &NodeFacts) -> Vec<Finding> {
     let Some(functions) = facts.amd_driver.as_ref().and_then(|d| d.pci_functions.ok()) else {
         return out;
     };
-    let known: Vec<String> = super::amd_gpus(facts)
+    let known: Vec<String> = super::gpus::amd_gpus(facts)
         .filter_map(|(g, _)| {
             crate::analysis::canonical_bus_id(&g.pci_bus_id)
                 .ok()
@@ -54,7 +54,7 @@ pub fn judge(facts: &NodeFacts) -> Vec<Finding> {
             "drain the node, read the kernel log for amdgpu init failures (`hw_init of IP block`, `Fatal error during GPU init`, RAS records past the threshold) and reboot; if a GPU stays missing, reseat it or open an RMA".into(),
         ));
     }
-    for (g, amd) in super::amd_gpus(facts) {
+    for (g, amd) in super::gpus::amd_gpus(facts) {
         if let Some(nodes) = amd.kfd_nodes.ok()
             && nodes.is_empty()
         {

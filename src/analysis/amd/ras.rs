@@ -39,7 +39,7 @@ pub fn judge(g: &GpuFacts, amd: &AmdGpuFacts, uptime_s: Option<f64>) -> Vec<Find
         return out;
     };
     let who = gpu_label(g);
-    let reset = super::reset_step(g, amd);
+    let reset = super::gpus::reset_step(g, amd);
     for b in &ras.blocks {
         let what = block_words(&b.block);
         let file = file_of(b);

@@ -1,9 +1,11 @@
 //! The AMD rules on the built-in AMD scenarios (the same facts the probe and launcher answer from), and on
 //! facts changed from them where a scenario does not hold the case.
 
-use super::*;
-use crate::analysis::health;
+use super::amd::*;
+use super::health;
+use crate::facts::NodeFacts;
 use crate::facts::{AmdBadPagesFacts, AmdPciFunctionFacts, Reading};
+use crate::finding::Finding;
 use crate::finding::{ActionKind, Severity, Verdict};
 use crate::options::AnalysisOptions;
 
@@ -275,5 +277,30 @@ fn a_function_no_driver_bound_or_missing_from_kfd_is_a_missing_gpu() {
         f[0].evidence,
         ["0000:ef:00.0 [1002:74a1]: bound to no driver"],
         "a function passed to a VM (vfio-pci) is not missing"
+    );
+}
+
+#[test]
+fn ecc_and_clock_verdicts_of_an_amd_gpu_speak_of_ras_and_residencies() {
+    let facts = scenario("mi300x-bad-pages-rma");
+    assert_eq!(
+        memory_line(&facts.gpus[5], &facts).unwrap(),
+        "AMD RAS (NVML ECC does not apply): HBM (UMC) errors: 2 uncorrectable, 131 deferred, 977 corrected; 131 pages retired of 128 allowed, 0 pending."
+    );
+    let hot = scenario("mi300x-thermal-throttle");
+    assert_eq!(
+        clocks_line(&hot.gpus[6]).unwrap(),
+        "AMD: throttled now by SOC and HBM (gpu_metrics residencies); gfx 1420 of 2100 MHz."
+    );
+    assert!(
+        clocks_line(&hot.gpus[0])
+            .unwrap()
+            .starts_with("AMD: no throttling")
+    );
+    let mixed = scenario("mixed-h100-mi210");
+    assert_eq!(
+        clocks_line(&mixed.gpus[0]),
+        None,
+        "NVIDIA's GPU keeps NVML's verdict"
     );
 }
