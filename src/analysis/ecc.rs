@@ -118,10 +118,18 @@ pub fn analyze(facts: &NodeFacts, _opts: &AnalysisOptions) -> EccReport {
             row_remapper_histogram: e.row_remapper_histogram.clone(),
             sram_threshold_exceeded: e.sram_threshold_exceeded.clone(),
             volatile_counters_reliable: volatile_reliable(g, persistenced),
-            verdict: verdict(g),
+            verdict: super::amd::memory_line(g, facts).unwrap_or_else(|| verdict(g)),
         });
         report.findings.append(&mut f);
     }
+    // AMD GPUs' memory findings (RAS, bad pages) are this report's too.
+    report
+        .findings
+        .extend(super::amd::judge(facts).into_iter().filter(|f| {
+            f.code.contains("umc")
+                || f.code.starts_with("amd.bad_pages")
+                || f.code.starts_with("amd.poison")
+        }));
     report
 }
 

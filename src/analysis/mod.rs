@@ -7,6 +7,7 @@
 //! every judgement is a [`Finding`] with a stable code, the evidence that drove it and an action, so
 //! `health` can collect them all and state a verdict that is explained rather than scored.
 
+pub mod amd;
 pub mod describe;
 pub mod ecc;
 pub mod health;
@@ -201,5 +202,7 @@ mod tests {
     }
 }
 
+#[cfg(test)]
+mod amd_tests;
 #[cfg(test)]
 mod incident_tests;

@@ -38,6 +38,10 @@ pub struct Rule {
 /// first fault stated on that GPU (rules are tried in this table's order).
 const DRIVER_VERDICT: [&str; 2] = ["xid.154", "gpu.recovery_action"];
 
+/// amdgpu's resets: the recovery from whatever fault preceded them on that GPU, so they join the first AMD
+/// fault stated on it and never state one alone.
+const AMD_RESET: [&str; 2] = ["amdgpu.reset", "amdgpu.reset_failed"];
+
 /// The driver's conclusion when it is a request to recover the IMEX domain (`@imex`: only a signal about
 /// the IMEX daemon, [`Rule::admits`]): it joins the node's IMEX incident, not a GPU's.
 pub const IMEX_RULE: &str = "imex.domain";
@@ -139,6 +143,77 @@ pub const RULES: &[Rule] = &[
                  Management (row remapping, A100 and later)",
     },
     Rule {
+        code: "gpu.memory",
+        title: "memory errors",
+        titles: &[
+            (
+                "amd.bad_pages.threshold",
+                "bad pages past the RMA threshold",
+            ),
+            (
+                "amdgpu.bad_page_threshold",
+                "bad pages past the RMA threshold",
+            ),
+            (
+                "amd.poison_consumed",
+                "uncorrectable memory error, poisoned data consumed",
+            ),
+            (
+                "amdgpu.poison_consumed",
+                "uncorrectable memory error, poisoned data consumed",
+            ),
+            ("amd.ras_ue.umc", "uncorrectable memory error"),
+            ("amdgpu.ras_ue.umc", "uncorrectable memory error"),
+            (
+                "amd.bad_pages.near_threshold",
+                "bad pages near the RMA threshold",
+            ),
+            (
+                "amd.bad_pages.unreservable",
+                "bad pages the driver could not reserve",
+            ),
+            ("amd.bad_pages.pending", "bad pages pending retirement"),
+            ("amd.ras_de.umc", "deferred (poisoned) memory errors"),
+            ("amdgpu.ras_de.umc", "deferred (poisoned) memory errors"),
+        ],
+        scope: Scope::Gpu,
+        signals: &[
+            "amd.ras_de.umc",
+            "amdgpu.ras_de.umc",
+            "amd.poison_created",
+            "amdgpu.poison_created",
+            "amd.ras_ue.umc",
+            "amdgpu.ras_ue.umc",
+            "amdgpu.aca_bank",
+            "amd.poison_consumed",
+            "amdgpu.poison_consumed",
+            "amdgpu.page_retired",
+            "amd.bad_pages.pending",
+            "amd.bad_pages.unreservable",
+            "amd.bad_pages.near_threshold",
+            "amd.bad_pages.threshold",
+            "amdgpu.bad_page_threshold",
+            "amd.ras_ce.umc",
+            "amdgpu.ras_ce.umc",
+            AMD_RESET[0],
+            AMD_RESET[1],
+        ],
+        followers: &[
+            "amdgpu.aca_bank",
+            "amd.ras_ce.umc",
+            "amdgpu.ras_ce.umc",
+            AMD_RESET[0],
+            AMD_RESET[1],
+        ],
+        reason: "on an AMD GPU an HBM error the UMC cannot correct is first deferred (the data poisoned), then \
+                 uncorrectable when a kernel consumes the poison: the driver counts it per block (ras/aca_umc, \
+                 event_state), logs it with its RAS event number, retires the page (gpu_vram_bad_pages, `Saved N \
+                 pages to EEPROM table`), resets the GPU, and past the bad-page threshold calls for an RMA: one \
+                 memory fault",
+        source: "Linux amdgpu driver amdgpu_ras.c, amdgpu_ras_eeprom.c, umc_v12_0.c, kfd_int_process_v9.c; \
+                 docs.kernel.org gpu/amdgpu/ras; AMD device-metrics-exporter GPU health (UE threshold 0)",
+    },
+    Rule {
         code: "nvlink.fault",
         title: "NVLink fault",
         titles: &[],
@@ -172,6 +247,90 @@ pub const RULES: &[Rule] = &[
                  reports degraded bandwidth and the driver asks for a reset: one link's fault",
         source: "NVIDIA Xid catalog (WORKFLOW_NVLINK_ERR, WORKFLOW_NVLINK5_ERR); NVIDIA Fabric Manager user \
                  guide (SXid); DCGM NVLink health watch",
+    },
+    Rule {
+        code: "xgmi.fault",
+        title: "XGMI link fault",
+        titles: &[("amd.xgmi.link_down", "XGMI link down")],
+        scope: Scope::Gpu,
+        signals: &[
+            "amdgpu.xgmi_error",
+            "amd.xgmi.link_down",
+            "amd.xgmi.errors",
+            "amd.ras_ue.xgmi_wafl",
+            "amdgpu.ras_ue.xgmi_wafl",
+            "amd.ras_de.xgmi_wafl",
+            "amdgpu.ras_de.xgmi_wafl",
+            "amd.ras_ce.xgmi_wafl",
+            "amdgpu.ras_ce.xgmi_wafl",
+            AMD_RESET[0],
+            AMD_RESET[1],
+        ],
+        followers: &[AMD_RESET[0], AMD_RESET[1]],
+        reason: "an XGMI link that fails training or takes CRC errors shows as the driver's PCS error lines, \
+                 the xgmi_wafl RAS counts and the link state in gpu_metrics (xgmi_link_status 0): one link's fault",
+        source: "Linux amdgpu driver amdgpu_xgmi.c (PCS error names, xgmi_error), kgd_pp_interface.h \
+                 (gpu_metrics xgmi_link_status), amdgpu_ras.c (xgmi_wafl block)",
+    },
+    Rule {
+        code: "gpu.hardware_error",
+        title: "uncorrectable hardware error",
+        titles: &[
+            ("amd.fatal", "fatal hardware error: the hive was reset"),
+            ("amdgpu.fatal", "fatal hardware error: the hive was reset"),
+        ],
+        scope: Scope::Gpu,
+        signals: &[
+            "amdgpu.fatal",
+            "amd.fatal",
+            "amd.ras_ue.*",
+            "amdgpu.ras_ue.*",
+            "amd.ras_de.*",
+            "amdgpu.ras_de.*",
+            "amdgpu.aca_bank",
+            AMD_RESET[0],
+            AMD_RESET[1],
+        ],
+        followers: &["amdgpu.aca_bank", AMD_RESET[0], AMD_RESET[1]],
+        reason: "a fatal error event (ERREVENT_ATHUB_INTERRUPT) or an uncorrectable error in a block other than \
+                 memory is counted in ras/event_state and the block's counter, dumped as ACA banks and answered \
+                 by a mode-1 reset of the hive: one hardware fault",
+        source: "Linux amdgpu driver amdgpu_ras.c (RAS_EVENT_LOG, event_state), amdgpu_aca.c (bank dump), \
+                 amdgpu_device.c (GPU reset)",
+    },
+    Rule {
+        code: "gpu.hang",
+        title: "GPU hang",
+        titles: &[
+            ("amdgpu.reset_failed", "GPU hang, reset failed"),
+            ("amdgpu.smu_hang", "GPU firmware (SMU) hang"),
+        ],
+        scope: Scope::Gpu,
+        signals: &[
+            "amdgpu.ring_timeout",
+            "amdgpu.smu_hang",
+            AMD_RESET[0],
+            AMD_RESET[1],
+        ],
+        followers: &[AMD_RESET[0], AMD_RESET[1]],
+        reason: "a ring that stops signalling its fences times out and the driver resets the GPU to recover it \
+                 (or its SMU firmware stops answering): the timeouts and the resets that follow, however often \
+                 they repeat, are one hang of that GPU",
+        source: "Linux amdgpu driver amdgpu_job.c (ring timeout), amdgpu_device.c (GPU reset begin, \
+                 succeeded, failed), pm/swsmu/smu_cmn.c",
+    },
+    Rule {
+        code: "gpu.init_failed",
+        title: "GPU failed to initialize",
+        titles: &[("amdgpu.boot_fault", "GPU hardware fault at boot")],
+        scope: Scope::Gpu,
+        signals: &["amdgpu.boot_fault", "amdgpu.init_failed", "gpu.missing"],
+        followers: &["gpu.missing"],
+        reason: "a GPU whose firmware reports a boot fault (memory training, link training, HBM test) or whose IP \
+                 blocks fail to initialize is left out of KFD: the init failure and the GPU missing from service \
+                 are one fault",
+        source: "Linux amdgpu driver amdgpu_ras.c (boot-time fw_status faults), amdgpu_device.c (hw_init failed, \
+                 Fatal error during GPU init), drivers/base/dd.c (probe failed)",
     },
     Rule {
         code: "fabric.degraded",
@@ -265,11 +424,18 @@ pub const RULES: &[Rule] = &[
             "thermal.hw_slowdown",
             "thermal.sw_slowdown",
             "clocks.hw_slowdown",
+            "amd.throttle.soc",
+            "amd.throttle.hbm",
+            "amd.throttle.vr",
+            "amd.throttle.prochot",
+            "amdgpu.thermal_throttle",
         ],
-        followers: &["clocks.hw_slowdown"],
+        followers: &["clocks.hw_slowdown", "amdgpu.thermal_throttle"],
         reason: "a GPU past its slowdown temperature is throttled by the hardware or driver: the temperature and \
-                 the throttle reasons are one cooling fault",
-        source: "NVML nvmlClocksEventReasons (HW thermal / SW thermal slowdown); DCGM thermal health watch",
+                 the throttle reasons (NVML's clocks-event reasons; on AMD the SMU's thermal residencies and the \
+                 driver's `GPU is throttled` line) are one cooling fault",
+        source: "NVML nvmlClocksEventReasons (HW thermal / SW thermal slowdown); DCGM thermal health watch; Linux \
+                 amdgpu smu_v13_0_6_ppt.c (throttle residencies, `GPU is throttled` warning)",
     },
     Rule {
         code: "node.power_brake",
@@ -292,6 +458,7 @@ pub const RULES: &[Rule] = &[
             "pcie.width_degraded",
             "pcie.replay_rate",
             "pcie.aer_nonfatal",
+            "amd.pcie.recoveries",
         ],
         followers: &[],
         reason: "a link trained below its capability and the replays and AER errors on it are one PCIe link",

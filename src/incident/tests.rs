@@ -208,3 +208,164 @@ fn gpus_unregistered_from_the_fabric_are_one_fault_of_the_node() {
     assert_eq!(i.component, "the node (GPU 0, 1, 2, 3)");
     assert!(rack::RACK_CODES.iter().any(|(c, _)| *c == i.code));
 }
+
+/// The kernel log's `amdgpu.*` findings (their grammar lands separately) and the probe's `amd.*` ones of
+/// one fault are one incident; the resets that follow join the fault before them and never state one.
+#[test]
+fn amd_signals_of_one_fault_are_one_incident() {
+    let name = |i: u32| format!("GPU {i}");
+    let at = |code: &str, sev: Severity, gpu: u32, kind: ActionKind, t: &str| {
+        let mut x = f(code, sev, Some(gpu), kind);
+        x.first_seen = Some(t.into());
+        x
+    };
+    let r = group(
+        &[
+            at(
+                "amdgpu.poison_consumed",
+                Severity::Critical,
+                3,
+                ActionKind::DrainAndResetGpu,
+                "2026-11-25T09:00:00Z",
+            ),
+            at(
+                "amdgpu.reset",
+                Severity::Warning,
+                3,
+                ActionKind::Monitor,
+                "2026-11-25T09:00:01Z",
+            ),
+            at(
+                "amdgpu.ras_ue.umc",
+                Severity::Critical,
+                3,
+                ActionKind::DrainAndResetGpu,
+                "2026-11-25T09:00:01Z",
+            ),
+            at(
+                "amdgpu.page_retired",
+                Severity::Warning,
+                3,
+                ActionKind::Monitor,
+                "2026-11-25T09:00:01Z",
+            ),
+            f(
+                "amd.ras_ue.umc",
+                Severity::Critical,
+                Some(3),
+                ActionKind::DrainAndResetGpu,
+            ),
+            f(
+                "amd.poison_consumed",
+                Severity::Critical,
+                Some(3),
+                ActionKind::DrainAndResetGpu,
+            ),
+            // Another GPU's hang loop: timeouts and resets, one fault.
+            at(
+                "amdgpu.ring_timeout",
+                Severity::Warning,
+                6,
+                ActionKind::Investigate,
+                "2026-11-25T08:00:00Z",
+            ),
+            at(
+                "amdgpu.reset",
+                Severity::Warning,
+                6,
+                ActionKind::Monitor,
+                "2026-11-25T08:00:01Z",
+            ),
+            at(
+                "amdgpu.reset_failed",
+                Severity::Critical,
+                6,
+                ActionKind::RebootNode,
+                "2026-11-25T08:10:01Z",
+            ),
+            // An XGMI link: the driver's PCS line with the link state.
+            f(
+                "amdgpu.xgmi_error",
+                Severity::Warning,
+                Some(4),
+                ActionKind::Monitor,
+            ),
+            f(
+                "amd.xgmi.link_down",
+                Severity::Critical,
+                Some(4),
+                ActionKind::ResetGpu,
+            ),
+            // A reset with nothing before it is no fault of a rule: a lone signal.
+            f(
+                "amdgpu.reset",
+                Severity::Warning,
+                Some(1),
+                ActionKind::Monitor,
+            ),
+            // NVIDIA's memory fault on an NVIDIA GPU keeps NVIDIA's rule.
+            f(
+                "xid.48",
+                Severity::Critical,
+                Some(0),
+                ActionKind::DrainAndResetGpu,
+            ),
+        ],
+        &name,
+    );
+    let got: Vec<(&str, Option<u32>, usize)> = r
+        .incidents
+        .iter()
+        .map(|i| (i.code.as_str(), i.gpu, i.signals.len()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("gpu.hang", Some(6), 3),
+            ("gpu.memory", Some(0), 1),
+            ("gpu.memory", Some(3), 6),
+            ("xgmi.fault", Some(4), 2),
+            ("amdgpu.reset", Some(1), 1),
+        ]
+    );
+    let mem = &r.incidents[2];
+    let order: Vec<&str> = mem.signals.iter().map(|s| s.code.as_str()).collect();
+    assert_eq!(
+        order,
+        [
+            "amd.ras_ue.umc",
+            "amdgpu.ras_ue.umc",
+            "amd.poison_consumed",
+            "amdgpu.poison_consumed",
+            "amdgpu.page_retired",
+            "amdgpu.reset"
+        ]
+    );
+    assert_eq!(
+        mem.title,
+        "uncorrectable memory error, poisoned data consumed"
+    );
+    assert!(mem.rule.as_ref().unwrap().source.contains("amdgpu_ras.c"));
+    assert!(r.incidents[1].rule.as_ref().unwrap().source.contains("Xid"));
+    assert_eq!(r.incidents[0].title, "GPU hang, reset failed");
+    assert_eq!(
+        r.incidents[0].first_seen.as_deref(),
+        Some("2026-11-25T08:00:00Z")
+    );
+}
+
+/// Two rules may state the same fault for two vendors (`gpu.memory`): a GPU is of one vendor, so their
+/// signals must never overlap, or one finding could be read by both.
+#[test]
+fn rules_sharing_a_code_share_no_signal() {
+    for (i, a) in rules::RULES.iter().enumerate() {
+        for b in &rules::RULES[i + 1..] {
+            if a.code != b.code {
+                continue;
+            }
+            for s in a.signals {
+                assert!(!b.has_signal(s), "{}: {s} in both", a.code);
+            }
+        }
+    }
+}

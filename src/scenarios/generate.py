@@ -1181,6 +1181,446 @@ def scn_t4_single():
     }
 
 
+# ------------------------------------------------------------------------------------ AMD Instinct
+
+# Facts as the amdgpu driver's sysfs and KFD print them (the project's AMD reference, sources [K1-K5][P1][P2]):
+# device ids from the GPU Operator's node-feature rule, `gfx_target_version` from kfd_device.c, VRAM and
+# power caps from AMD's product pages (MI300X 192 GB / 750 W, MI325X 256 GB / 1000 W, MI355X 288 GB / 1400 W,
+# MI250X 128 GB per OAM = 64 GB per GCD / 560 W, MI210 64 GB / 300 W). Temperature limits (hwmon
+# temp2_crit / temp2_emergency / temp3_crit) are not in the reference: the values below are the ones
+# `amd-smi static --limit` is commonly shown printing for MI300X, used as plausible placeholders.
+AMD_SKU = {
+    "mi300x": dict(name="AMD Instinct MI300X", devid="74a1", gfx=90402, arch="CDNA3", vram_gib=192, power_w=750,
+                   gfx_max=2100, mem_max=1300, simd=1216, xcc=8, metrics="1.7", ras="aca", threshold=128,
+                   crit=(100, 110, 105), vbios="113-M3000100-103", board="oam", edge=False, xgmi_links=7),
+    "mi325x": dict(name="AMD Instinct MI325X", devid="74a5", gfx=90402, arch="CDNA3", vram_gib=256, power_w=1000,
+                   gfx_max=2100, mem_max=1500, simd=1216, xcc=8, metrics="1.7", ras="aca", threshold=128,
+                   crit=(100, 110, 105), vbios="113-M3250101-100", board="oam", edge=False, xgmi_links=7),
+    # MI355X: GC 9.5.0, MP0 13.0.14 whose driver reserves 32 MiB for bad pages: threshold 256 [K1][K2].
+    "mi355x": dict(name="AMD Instinct MI355X", devid="75a3", gfx=90500, arch="CDNA4", vram_gib=288, power_w=1400,
+                   gfx_max=2400, mem_max=2000, simd=1024, xcc=8, metrics="1.7", ras="aca", threshold=256,
+                   crit=(100, 110, 105), vbios="113-M3550100-101", board="oam", edge=False, xgmi_links=7),
+    # MI250X: one OAM is two GCDs, each its own PCI function, KFD node and card; gpu_metrics v1.3 (no
+    # residency accumulators); RAS in the legacy `<block>_err_count` files; an edge sensor.
+    "mi250x": dict(name="AMD Instinct MI250X/MI250", devid="740c", gfx=90010, arch="CDNA2", vram_gib=64,
+                   power_w=560, gfx_max=1700, mem_max=1600, simd=440, xcc=1, metrics="1.3", ras="legacy",
+                   threshold=None, crit=(100, 105, 95), vbios="113-D65201-X2", board="oam", edge=True,
+                   xgmi_links=4),
+    "mi210": dict(name="AMD Instinct MI210", devid="740f", gfx=90010, arch="CDNA2", vram_gib=64, power_w=300,
+                  gfx_max=1700, mem_max=1600, simd=416, xcc=1, metrics="1.3", ras="legacy", threshold=None,
+                  crit=(100, 105, 95), vbios="113-D67301-063", board="cem", edge=True, xgmi_links=0),
+}
+ACA_BLOCKS = ["umc", "gfx", "sdma", "mmhub", "pcie_bif", "hdp", "xgmi_wafl"]
+LEGACY_BLOCKS = ["umc", "sdma", "gfx", "mmhub", "pcie_bif", "hdp", "xgmi_wafl"]
+# MI300X OAM platforms as amd-smi lists them (the reference's `0000:0c:00.0` example and its neighbours).
+MI300_BUS = ["0000:0c:00.0", "0000:22:00.0", "0000:38:00.0", "0000:5c:00.0",
+             "0000:9f:00.0", "0000:af:00.0", "0000:bf:00.0", "0000:df:00.0"]
+MI300_AFFINITY = [cpu_ranges((0, 47), (96, 143)), cpu_ranges((48, 95), (144, 191))]
+AMD_HIVE = 0x4b1f9c3e52d10a77
+AMD_KERNEL = "5.15.0-125-generic"
+AMD_DRIVER_VERSION = "6.12.12"
+
+
+def amd_unique_id(seed):
+    return hashlib.sha256(seed.encode()).hexdigest()[:16]
+
+
+def kfd_gpu_id(seed):
+    # A 16-bit CRC in the driver; any stable 16-bit value stands for it here.
+    return int(hashlib.sha256(seed.encode()).hexdigest()[:4], 16) or 1
+
+
+def ras_blocks(layout, overrides=None):
+    names = ACA_BLOCKS if layout == "aca" else LEGACY_BLOCKS
+    out = []
+    for b in names:
+        entry = {"block": b, "layout": layout, "ue": 0, "ce": 0}
+        # The ACA files always print `de`; of the legacy files only UMC's does [K1].
+        if layout == "aca" or b == "umc":
+            entry["de"] = 0
+        entry.update((overrides or {}).get(b, {}))
+        out.append(entry)
+    return out
+
+
+def throttle_sample(acc, **residencies):
+    s = {"accumulation_counter": acc, "prochot": 0, "ppt": 0, "socket_thermal": 0, "vr_thermal": 0,
+         "hbm_thermal": 0}
+    s.update(residencies)
+    return s
+
+
+def amd_gpu(scn, index, sku, bdf, serial, *, hotspot=52, mem_temp=None, util=0, mem_util=0, used_mib=None,
+            power_w=None, gfx=None, numa=0, affinity=(), processes=(), ras=None, event_state=None,
+            bad_pages=None, xgmi_down=(), xgmi_error=0, throttle=None, partition=("SPX", "NPS1"), xcps=(),
+            render_minor=None, card=None, pcie=None, hive=AMD_HIVE):
+    s = AMD_SKU[sku]
+    total = s["vram_gib"] * 1024 * MIB
+    used = (used_mib if used_mib is not None else 283) * MIB
+    if power_w is None:
+        power_w = 142 if util == 0 else int(s["power_w"] * 0.86)
+    if gfx is None:
+        gfx = 132 if util == 0 else s["gfx_max"]
+    uid_hex = amd_unique_id(f"{scn}/{index}")
+    render = render_minor if render_minor is not None else 128 + index
+    bus = int(bdf[5:7], 16)
+    crit, emergency, mem_crit = s["crit"]
+    mi300 = s["ras"] == "aca"
+    n_kfd = max(1, len(xcps))
+    kfd = []
+    for k in range(n_kfd):
+        kfd.append({"node": 2 + index * n_kfd + k, "gpu_id": kfd_gpu_id(f"{scn}/{index}/{k}"),
+                    "gfx_target_version": s["gfx"], "simd_count": s["simd"] // n_kfd,
+                    "drm_render_minor": render if k == 0 else xcps[k]["render_minor"],
+                    "location_id": (bus << 8) | k, "hive_id": hive if s["xgmi_links"] else 0,
+                    "num_xcc": s["xcc"] // n_kfd})
+    samples = throttle or [throttle_sample(918_441_200), throttle_sample(918_442_200)]
+    metrics = {"version": s["metrics"], "pcie_l0_to_recov_count_acc": 0, "pcie_replay_count_acc": 0,
+               "pcie_nak_sent_count_acc": 0, "pcie_nak_rcvd_count_acc": 0}
+    if s["metrics"] >= "1.4":
+        metrics["throttle_samples"] = samples
+    links = [{"link": n, "active": n not in xgmi_down,
+              "read_kb": 0 if util == 0 else 812_004_112 + n * 1_117, "write_kb": 0 if util == 0 else 809_112_640 + n * 977}
+             for n in range(s["xgmi_links"])]
+    xgmi = {"hive_id": hive, "device_id": int(uid_hex[:12], 16), "physical_id": index % 8, "links": links,
+            "link_width": 16, "link_speed_gbps": 32, "error_count": xgmi_error} if s["xgmi_links"] else NS_
+    bp = {"reserved": 0, "pending": 0, "unreservable": 0, "first_pages": [],
+          "threshold": s["threshold"] if s["threshold"] else 128,
+          "threshold_source": "default_for_generation"}
+    bp.update(bad_pages or {})
+    pcie_f = {"max_link_gen": 5 if mi300 else 4, "gpu_max_link_gen": 5 if mi300 else 4, "max_link_width": 16,
+              "current_link_gen": 5 if mi300 else 4, "current_link_width": 16, "replay_counter": 0,
+              "aer": {"correctable": 0, "nonfatal": 0, "fatal": 0}}
+    pcie_f.update(pcie or {})
+    amd = {
+        "card": card or f"card{index + 1}",
+        "render_minor": render,
+        "unique_id": uid_hex,
+        "board_type": s["board"],
+        "kfd_nodes": kfd,
+        "partition": {"compute": partition[0], "memory": partition[1], "xcps": list(xcps)} if mi300 else NS_,
+        "ras": {"features_mask": 0x3fff if mi300 else 0x1fff, "blocks": ras_blocks(s["ras"], ras)},
+        "bad_pages": bp,
+        "xgmi": xgmi,
+        "metrics": metrics,
+        "edge_temp_c": hotspot - 9 if s["edge"] else err("not_found", "MI300-class GPUs have no edge sensor"),
+    }
+    if mi300:
+        amd["ras"]["event_state"] = event_state or {"seqno": 0, "fatal": 0, "poison_creation": 0,
+                                                    "poison_consumption": 0}
+    ns_msg = lambda what: err("not_supported", f"{what}: NVIDIA only")  # noqa: E731
+    g = {
+        "index": index,
+        "vendor": "amd",
+        "name": s["name"],
+        "uuid": uid_hex,
+        "serial": serial,
+        "board_part_number": f"102-{s['devid'].upper()}-00",
+        "pci_bus_id": bdf,
+        "pci_device_id": (int(s["devid"], 16) << 16) | 0x1002,
+        "vbios_version": s["vbios"],
+        "architecture": s["arch"],
+        "cuda_compute_capability": NS_,
+        "memory": {"total_bytes": total, "used_bytes": used, "free_bytes": total - used},
+        "mig_mode": NS_,
+        "persistence_mode": NS_,
+        "compute_mode": NS_,
+        "pcie": pcie_f,
+        "nvlinks": [],
+        "thermal": {
+            "gpu_temp_c": hotspot,
+            "memory_temp_c": mem_temp if mem_temp is not None else hotspot - 6,
+            "shutdown_threshold_c": emergency,
+            "slowdown_threshold_c": crit,
+            "gpu_max_threshold_c": NS_,
+            "memory_max_threshold_c": mem_crit,
+        },
+        "fan_speed_pct": NS_,
+        "power": {"usage_mw": power_w * 1000, "enforced_limit_mw": s["power_w"] * 1000,
+                  "default_limit_mw": s["power_w"] * 1000, "max_limit_mw": s["power_w"] * 1000},
+        "utilization": {"gpu_pct": util, "memory_pct": mem_util},
+        "clocks": {"sm_mhz": gfx, "sm_max_mhz": s["gfx_max"], "graphics_mhz": gfx, "graphics_max_mhz": s["gfx_max"],
+                   "memory_mhz": s["mem_max"] if util else 900, "memory_max_mhz": s["mem_max"]},
+        "performance_state": NS_,
+        "clocks_event_reasons": NS_,
+        "clocks_event_durations_ns": {k: NS_ for k in ("sw_power_cap", "sw_thermal_slowdown", "hw_thermal_slowdown",
+                                                       "hw_power_brake_slowdown", "sync_boost")},
+        "ecc": {k: err("not_supported", "AMD: see amd.ras and amd.bad_pages") for k in (
+            "mode", "volatile_corrected", "volatile_uncorrected", "aggregate_corrected", "aggregate_uncorrected",
+            "retired_pages", "remapped_rows", "row_remapper_histogram", "sram_threshold_exceeded")},
+        "recovery_action": NS_,
+        "fabric": NS_,
+        "processes": list(processes),
+        "numa_node": numa,
+        "cpu_affinity": list(affinity),
+        "amd": amd,
+    }
+    g["ecc"]["by_location"] = []
+    return g
+
+
+def amd_driver(bus, devid, *, param=-1, unbound=()):
+    return {
+        "version": AMD_DRIVER_VERSION,
+        "ras_enable": -1,
+        "ras_mask": 0xFFFFFFFF,
+        "bad_page_threshold_param": param,
+        "pci_functions": [{"bdf": b, "device_id": devid, "driver": None if b in unbound else "amdgpu"} for b in bus],
+    }
+
+
+def amd_boot_lines(bus, devid, hive=AMD_HIVE, xgmi=True):
+    """What amdgpu prints at load for each GPU (formats: amdgpu_drv.c, kfd_device.c, amdgpu_xgmi.c, drm_drv.c)."""
+    out = [(4.118220, 6, "[drm] amdgpu kernel modesetting enabled."),
+           (4.118301, 6, "amdgpu: Virtual CRAT table created for CPU")]
+    t = 4.9
+    for i, b in enumerate(bus):
+        out.append((t, 6, f"[drm] initializing kernel modesetting (IP DISCOVERY 0x1002:0x{devid.upper()} 0x1002:0x{devid.upper()} 0x00)."))
+        if xgmi:
+            out.append((t + 0.52, 6, f"amdgpu {b}: amdgpu: XGMI: Add node {i}, hive 0x{hive:x}."))
+        out.append((t + 0.81, 6, f"kfd kfd: amdgpu: added device 1002:{devid}"))
+        out.append((t + 0.83, 6, f"[drm] Initialized amdgpu 3.61.0 20150101 for {b} on minor {i + 1}"))
+        t += 1.37
+    return out
+
+
+AMD_DISTRACTORS = [d for d in DISTRACTORS if "drm_fb_helper" not in d[2]]
+
+
+def amd_node(scn, hostname, gpus, *, kernel_log, uptime=4 * 86400 + 5120, host_processes=(), cpus=192,
+             driver_facts=None, pod_res=None, logs=None):
+    facts = {
+        "host": host(hostname, uptime, cpus, kernel=AMD_KERNEL),
+        # No NVIDIA driver on an AMD node: what node-probe reports when NVML does not load.
+        "driver": {"driver_version": err("not_found", "no NVIDIA driver: libnvidia-ml.so.1 not found"),
+                   "cuda_driver_version": err("not_found"), "nvml_version": err("not_found")},
+        "device_count": len(gpus),
+        "gpus": gpus,
+        "topology": [],
+        "kernel_log": kernel_log,
+        "host_processes": list(host_processes),
+        "services": [],
+        "amd_driver": driver_facts,
+    }
+    if pod_res:
+        facts["pod_resources"] = pod_res
+    if logs:
+        facts["kubelet_logs"] = logs
+    return facts
+
+
+AMD_POD = "a7d3c2e1-4f5b-4c6d-9e8f-0a1b2c3d4e5f"
+
+
+def mi_node(scn, hostname, sku="mi300x", *, busy=True, per_gpu=None, extra_log=(), uptime=4 * 86400 + 5120,
+            driver_facts=None, partition=("SPX", "NPS1"), xcps_per_gpu=0):
+    """Eight OAM GPUs of one XGMI hive on a UBB board (two sockets), each with its keyword overrides."""
+    gpus, hprocs = [], []
+    s = AMD_SKU[sku]
+    for i, bdf in enumerate(MI300_BUS):
+        kw = dict(temp_load(i, busy))
+        kw.update((per_gpu or {}).get(i, {}))
+        util = kw.pop("util", 100 if busy else 0)
+        procs = kw.pop("processes", None)
+        if procs is None:
+            procs = [proc(52110 + i * 9, int(s["vram_gib"] * 1024 * 0.84))] if util else []
+        for p in procs:
+            hprocs.append(host_proc(p["pid"], "python3",
+                                    f"/opt/conda/bin/python3 -u train.py --config llama3-405b.yaml --local-rank {i}",
+                                    AMD_POD, container_id(f"{scn}/trainer"), age=uptime - 7200))
+        xcps = []
+        if xcps_per_gpu:
+            for k in range(xcps_per_gpu):
+                n = i * xcps_per_gpu + k
+                xcps.append({"name": f"amdgpu_xcp_{n}", "render_minor": 136 + n,
+                             "gpu_id": kfd_gpu_id(f"{scn}/{i}/{k}")})
+        used = kw.pop("used_mib", int(s["vram_gib"] * 1024 * 0.85) if util else 283)
+        g = amd_gpu(scn, i, sku, bdf, f"692325{i:02d}{hashlib.sha256(scn.encode()).hexdigest()[:4].upper()}",
+                    util=util, mem_util=min(util, 71), used_mib=used, numa=0 if i < 4 else 1,
+                    affinity=MI300_AFFINITY[0 if i < 4 else 1], processes=procs, partition=partition,
+                    xcps=xcps, **kw)
+        gpus.append(g)
+    log = amd_boot_lines(MI300_BUS, s["devid"]) + AMD_DISTRACTORS + list(extra_log)
+    log.sort(key=lambda r: r[0])
+    return amd_node(scn, hostname, gpus, kernel_log=dmesg(log), uptime=uptime, host_processes=hprocs,
+                    driver_facts=driver_facts or amd_driver(MI300_BUS, s["devid"]))
+
+
+def temp_load(i, busy):
+    if not busy:
+        return dict(hotspot=41 + i % 3)
+    return dict(hotspot=71 + (i * 3) % 7)
+
+
+def scn_mi300x_healthy():
+    return mi_node("mi300x-healthy", "mi300x-01")
+
+
+def scn_mi325x_healthy():
+    return mi_node("mi325x-healthy", "mi325x-04", sku="mi325x")
+
+
+def scn_mi355x_healthy():
+    return mi_node("mi355x-healthy", "mi355x-02", sku="mi355x")
+
+
+def scn_mi300x_umc_ue_poison():
+    """GPU 3 hit an uncorrectable HBM error that a kernel then read (poison consumption): the driver
+    retired the page and mode-1 reset the hive; the job died with it. Formats: amdgpu_ras.c, umc_v12_0.c,
+    kfd_int_process_v9.c, amdgpu_device.c [K1][K2][K5]; `{N}` is the RAS event number [K1][K8]."""
+    b = MI300_BUS[3]
+    t = 301822.0
+    log = [
+        (t + 0.000112, 4, f"amdgpu {b}: {{1}}socket: 3, die: 1, 1 new deferred hardware errors detected in umc block"),
+        (t + 0.000140, 4, f"amdgpu {b}: amdgpu: Poison is created"),
+        (t + 0.118221, 3, f"amdgpu {b}: {{1}}poison is consumed by client 12, kick off gpu reset flow"),
+        (t + 0.118305, 3, f"amdgpu {b}: {{1}}GPU reset for SQ RAS poison consumption is issued!"),
+        (t + 0.121002, 4, f"amdgpu {b}: amdgpu: GPU reset begin!"),
+        (t + 0.402118, 3, f"amdgpu {b}: {{1}}socket: 3, die: 1, 1 new uncorrectable hardware errors detected in umc block"),
+        (t + 0.402133, 3, f"amdgpu {b}: {{1}}socket: 3, die: 1, 1 uncorrectable hardware errors detected in total in umc block"),
+        (t + 0.402190, 4, f"amdgpu {b}: amdgpu: Error Address(PA):0x3a81c3000  Row:0x1d40 Col:0x0  Bank:0xa Channel:0x5"),
+        (t + 0.402201, 4, f"amdgpu {b}: amdgpu: Uncorrectable error detected in UMC inst: 1, chan_idx: 5"),
+        (t + 0.518804, 6, f"amdgpu {b}: amdgpu: Saved 1 pages to EEPROM table."),
+        (t + 0.611210, 6, f"amdgpu {b}: amdgpu: MODE1 reset"),
+        (t + 0.611290, 6, f"amdgpu {b}: amdgpu: GPU mode1 reset"),
+        (t + 2.913110, 6, f"amdgpu {b}: amdgpu: GPU reset succeeded, trying to resume"),
+        (t + 4.101872, 6, f"amdgpu {b}: amdgpu: GPU reset(1) succeeded!"),
+        (t + 4.990113, 6, "python3[52137]: segfault at 0 ip 00007f3a11c2b0d0 sp 00007ffd2b1e8c10 error 4 in libamdhip64.so.6[7f3a11a00000+3c6000]"),
+    ]
+    bad = {
+        3: dict(ras={"umc": {"ue": 1, "de": 1}},
+                event_state={"seqno": 1, "fatal": 0, "poison_creation": 1, "poison_consumption": 1},
+                bad_pages={"reserved": 1, "first_pages": [{"pfn": 0x3a81c3, "size": 4096, "flag": "R"}]}),
+    }
+    # The reset took the whole hive: every rank of the job died, the GPUs are idle.
+    facts = mi_node("mi300x-umc-ue-poison", "mi300x-07", busy=False, per_gpu=bad, extra_log=log,
+                    uptime=301822 + 1800)
+    return facts
+
+
+def scn_mi300x_bad_pages_near():
+    """GPU 2 has retired 118 pages of its 128-page default threshold, three more pending: at the next
+    boot the driver warns `RAS records:%u exceeds 90%% of threshold:%d` [K2]; still in service."""
+    pages = [{"pfn": 0x1a2b000 + n * 0x1337, "size": 4096, "flag": "R"} for n in range(8)]
+    bad = {2: dict(ras={"umc": {"ce": 412, "de": 121}},
+                   bad_pages={"reserved": 118, "pending": 3, "first_pages": pages})}
+    b = MI300_BUS[2]
+    log = [(8.611020, 4, f"amdgpu {b}: amdgpu: RAS records:118 exceeds 90% of threshold:128")]
+    return mi_node("mi300x-bad-pages-near", "mi300x-12", per_gpu=bad, extra_log=log, uptime=9 * 86400)
+
+
+def scn_mi300x_bad_pages_rma():
+    """GPU 5 has retired 131 pages, past its 128-page default threshold: the driver logs that the records
+    exceed the threshold and points at AMD's Service Action Guide (an RMA) [K1][K2]. With the default
+    threshold (-1) it keeps running."""
+    pages = [{"pfn": 0x2f00000 + n * 0x2a1, "size": 4096, "flag": "R"} for n in range(8)]
+    bad = {5: dict(ras={"umc": {"ce": 977, "de": 131, "ue": 2}},
+                   bad_pages={"reserved": 131, "first_pages": pages})}
+    b = MI300_BUS[5]
+    log = [
+        (8.702114, 3, f"amdgpu {b}: amdgpu: RAS records:131 exceed threshold:128"),
+        (8.702121, 3, f"amdgpu {b}: amdgpu: Please consult AMD Service Action Guide (SAG) for appropriate service procedures"),
+    ]
+    return mi_node("mi300x-bad-pages-rma", "mi300x-15", per_gpu=bad, extra_log=log, uptime=2 * 86400 + 1400)
+
+
+def scn_mi300x_xgmi_link_down():
+    """GPU 4's XGMI link 2 is down (`gpu_metrics.xgmi_link_status[2] = 0`), with CRC errors on the WAFL/XGMI
+    block and the driver's PCS error lines [K5 amdgpu_xgmi.c]. The job still runs, slower across that link."""
+    b = MI300_BUS[4]
+    bad = {4: dict(xgmi_down=(2,), xgmi_error=14, ras={"xgmi_wafl": {"ce": 2210}})}
+    log = [
+        (152004.118002, 4, f"amdgpu {b}: amdgpu: XGMI PCS CRCErr detected"),
+        (152004.118119, 4, f"amdgpu {b}: amdgpu: XGMI PCS TrainingErr detected"),
+    ]
+    return mi_node("mi300x-xgmi-link-down", "mi300x-09", per_gpu=bad, extra_log=log, uptime=152004 + 3600)
+
+
+def scn_mi300x_ring_timeout():
+    """GPU 6's compute ring hangs again and again: a ring timeout, a mode-1 reset, the job restarts and hangs
+    the same ring (amdgpu_job.c [K4], amdgpu_device.c [K5]). The facts look healthy: only the kernel log shows it."""
+    b = MI300_BUS[6]
+    log = []
+    t = 64002.0
+    for n in range(1, 4):
+        log += [
+            (t, 3, f"amdgpu {b}: [drm] *ERROR* ring comp_1.2.0 timeout, signaled seq={1041 * n}, emitted seq={1041 * n + 3}"),
+            (t + 0.000041, 3, f"amdgpu {b}: [drm] *ERROR* Process information: process python3 pid {52164 + n} thread python3 pid {52170 + n}"),
+            (t + 0.002110, 4, f"amdgpu {b}: amdgpu: GPU reset begin!"),
+            (t + 0.310004, 6, f"amdgpu {b}: amdgpu: MODE1 reset"),
+            (t + 2.701995, 6, f"amdgpu {b}: amdgpu: GPU reset succeeded, trying to resume"),
+            (t + 3.880012, 6, f"amdgpu {b}: amdgpu: GPU reset({n}) succeeded!"),
+        ]
+        t += 611.2
+    return mi_node("mi300x-ring-timeout", "mi300x-21", extra_log=log, uptime=64002 + 2200,
+                   per_gpu={6: dict(util=100, processes=[proc(52168, 160_000)])})
+
+
+def scn_mi300x_thermal_throttle():
+    """GPU 6 at its 100 C hotspot limit under load: the SMU's socket-thermal and HBM-thermal residency
+    accumulators grow between the probe's two reads, the clock is held at 1420 of 2100 MHz and the driver
+    warns `GPU is throttled ... SOC and HBM.` [K5 smu_v13_0_6_ppt.c]."""
+    b = MI300_BUS[6]
+    samples = [throttle_sample(918_441_200, socket_thermal=41_200_118, hbm_thermal=11_020_400),
+               throttle_sample(918_442_200, socket_thermal=41_201_118, hbm_thermal=11_021_020)]
+    hot = {6: dict(hotspot=100, mem_temp=97, gfx=1420, power_w=611, throttle=samples)}
+    log = [(412200.331022, 4, f"amdgpu {b}: amdgpu: WARN: GPU is throttled, expect performance decrease. SOC and HBM.")]
+    return mi_node("mi300x-thermal-throttle", "mi300x-03", per_gpu=hot, extra_log=log, uptime=412200 + 900)
+
+
+def scn_mi300x_cpx():
+    """An MI300X node in CPX/NPS4: each GPU is eight compute partitions with their own KFD node and render
+    node (`amdgpu_xcp_<n>`), 64 in all, as the device plugin advertises them (`amd.com/gpu` per partition)."""
+    return mi_node("mi300x-cpx", "mi300x-cpx-02", busy=False, partition=("CPX", "NPS4"), xcps_per_gpu=8)
+
+
+def scn_mi250x_legacy_ras():
+    """An MI250X node (4 OAMs = 8 GCDs, each its own GPU) with the pre-ACA RAS files `<block>_err_count`:
+    GCD 3 has counted a few correctable HBM errors, nothing uncorrectable. gpu_metrics v1.3 has no
+    throttle residencies."""
+    scn = "mi250x-legacy-ras"
+    bus = ["0000:29:00.0", "0000:2c:00.0", "0000:2f:00.0", "0000:32:00.0",
+           "0000:a9:00.0", "0000:ac:00.0", "0000:af:00.0", "0000:b2:00.0"]
+    gpus, hp = [], []
+    for i, b in enumerate(bus):
+        pid = 33120 + i
+        gpus.append(amd_gpu(scn, i, "mi250x", b, f"PCB0471{i:02d}61", hotspot=64 + i % 4, util=96, mem_util=58,
+                            used_mib=58_112, power_w=498 if i % 2 == 0 else 0, numa=i // 4,
+                            affinity=cpu_ranges((0, 63)) if i < 4 else cpu_ranges((64, 127)),
+                            processes=[proc(pid, 57_800)], partition=None,
+                            ras={"umc": {"ce": 7}} if i == 3 else None, pcie={"current_link_gen": 4}))
+        hp.append(host_proc(pid, "python3", f"python3 train_gpt.py --local_rank {i}", AMD_POD,
+                            container_id(f"{scn}/gpt"), age=30000))
+    log = amd_boot_lines(bus, "740c") + AMD_DISTRACTORS
+    log.sort(key=lambda r: r[0])
+    return amd_node(scn, "mi250x-05", gpus, kernel_log=dmesg(log), host_processes=hp, cpus=128,
+                    driver_facts=amd_driver(bus, "740c"), uptime=31000)
+
+
+def scn_mixed_h100_mi210():
+    """A workstation-class node with one GPU of each vendor: an H100 PCIe (NVML's GPU 0) and an MI210 (the
+    probe's GPU 1, after the NVIDIA GPUs). Both idle, both healthy; each is read by its own vendor's rules."""
+    scn = "mixed-h100-mi210"
+    nv = gpu(scn, 0, "h100-pcie", "0000:17:00.0", "1651723009910", numa=0, affinity=cpu_ranges((0, 31)))
+    amd = amd_gpu(scn, 1, "mi210", "0000:ca:00.0", "PCB0530C711", hotspot=38, numa=0,
+                  affinity=cpu_ranges((0, 31)), partition=None, card="card1", render_minor=128,
+                  pcie={"max_link_gen": 4, "gpu_max_link_gen": 4, "current_link_gen": 1})
+    log = boot_lines("570.124.06", "Wed Feb 26 23:53:15 UTC 2025") + \
+        amd_boot_lines(["0000:ca:00.0"], "740f", xgmi=False) + DISTRACTORS[:3]
+    log.sort(key=lambda r: r[0])
+    return {
+        "host": host("ws-mixed-01", 2 * 86400, 64, kernel="6.8.0-48-generic"),
+        "driver": driver("570.124.06", 12080),
+        "device_count": 2,
+        "gpus": [nv, amd],
+        "topology": [],
+        "kernel_log": dmesg(log),
+        "host_processes": [],
+        "services": services(fm=False),
+        "amd_driver": amd_driver(["0000:ca:00.0"], "740f"),
+    }
+
+
 SCENARIOS = {
     "dgx-h100-healthy": scn_dgx_h100_healthy,
     "dgx-h100-xid79": scn_dgx_h100_xid79,
@@ -1203,6 +1643,18 @@ SCENARIOS = {
     "gb200-tray-dra": scn_gb200_tray_dra,
     "gb200-tray-fabric-degraded": scn_gb200_tray_fabric_degraded,
     "gb200-tray-imex-degraded": scn_gb200_tray_imex_degraded,
+    "mi300x-healthy": scn_mi300x_healthy,
+    "mi300x-umc-ue-poison": scn_mi300x_umc_ue_poison,
+    "mi300x-bad-pages-near": scn_mi300x_bad_pages_near,
+    "mi300x-bad-pages-rma": scn_mi300x_bad_pages_rma,
+    "mi300x-xgmi-link-down": scn_mi300x_xgmi_link_down,
+    "mi300x-ring-timeout": scn_mi300x_ring_timeout,
+    "mi300x-thermal-throttle": scn_mi300x_thermal_throttle,
+    "mi300x-cpx": scn_mi300x_cpx,
+    "mi325x-healthy": scn_mi325x_healthy,
+    "mi355x-healthy": scn_mi355x_healthy,
+    "mi250x-legacy-ras": scn_mi250x_legacy_ras,
+    "mixed-h100-mi210": scn_mixed_h100_mi210,
 }
 
 

@@ -127,6 +127,54 @@ pub static BUILTIN: &[Scenario] = &[
         "dgx-h100-pcie-downtrained",
         "DGX H100 under a training load whose GPU 2's PCIe link trained down to Gen3 x8 (max Gen5 x16) while its peers run Gen5 x16; no XID"
     ),
+    scenario!(
+        "mi300x-healthy",
+        "AMD MI300X node under a training load: 8 GPUs in SPX/NPS1, one XGMI hive, RAS counters clean, no bad pages"
+    ),
+    scenario!(
+        "mi300x-umc-ue-poison",
+        "AMD MI300X node whose GPU 3 hit an uncorrectable HBM (UMC) error a kernel then consumed (poison): page retired, mode-1 reset of the hive"
+    ),
+    scenario!(
+        "mi300x-bad-pages-near",
+        "AMD MI300X node whose GPU 2 has retired 118 of its 128 allowed bad pages (3 more pending)"
+    ),
+    scenario!(
+        "mi300x-bad-pages-rma",
+        "AMD MI300X node whose GPU 5 has retired 131 bad pages, past the 128-page threshold: an RMA by AMD's service guide"
+    ),
+    scenario!(
+        "mi300x-xgmi-link-down",
+        "AMD MI300X node whose GPU 4 has XGMI link 2 down, with XGMI CRC errors"
+    ),
+    scenario!(
+        "mi300x-ring-timeout",
+        "AMD MI300X node whose GPU 6's compute ring times out again and again, each time followed by a mode-1 reset (kernel log only)"
+    ),
+    scenario!(
+        "mi300x-thermal-throttle",
+        "AMD MI300X node whose GPU 6 is at its 100 C hotspot limit: socket and HBM thermal throttling now, clock 1420 of 2100 MHz"
+    ),
+    scenario!(
+        "mi300x-cpx",
+        "AMD MI300X node in CPX/NPS4: 8 GPUs of 8 compute partitions each (64 amdgpu_xcp devices), idle"
+    ),
+    scenario!(
+        "mi325x-healthy",
+        "AMD MI325X node under a training load: 8 GPUs, 256 GB each, one XGMI hive, nothing wrong"
+    ),
+    scenario!(
+        "mi355x-healthy",
+        "AMD MI355X node under a training load: 8 GPUs, 288 GB each, one XGMI hive, nothing wrong"
+    ),
+    scenario!(
+        "mi250x-legacy-ras",
+        "AMD MI250X node (8 GCDs) with the legacy RAS layout (<block>_err_count): a few correctable HBM errors on GCD 3"
+    ),
+    scenario!(
+        "mixed-h100-mi210",
+        "A node with one GPU of each vendor: an NVIDIA H100 PCIe (GPU 0) and an AMD MI210 (GPU 1), both idle and healthy"
+    ),
 ];
 
 pub fn find(name: &str) -> Option<&'static Scenario> {

@@ -1,0 +1,109 @@
+//! What only AMD Instinct GPUs show, judged: RAS counters per block (`ras.rs`), retired bad pages against
+//! the driver's threshold (`bad_pages.rs`), XGMI links, the `gpu_metrics` throttle residencies and PCIe
+//! recoveries (`links.rs`), and AMD GPU PCI functions that no driver bound or KFD does not list
+//! (`presence.rs`). Temperatures, power, clocks and memory go through the shared telemetry rules, which
+//! read the shared fields the probe fills for both vendors. Codes are `amd.*` (the kernel log's are
+//! `amdgpu.*`); actions are in AMD's vocabulary (`amd-smi reset -G -g <bdf>`, the Service Action Guide).
+//!
+//! Formats and meanings: the project's AMD reference (`amdgpu_ras.c`, `amdgpu_ras_eeprom.c`,
+//! `amdgpu_xgmi.c`, `smu_v13_0_6_ppt.c`, `kgd_pp_interface.h`).
+
+mod bad_pages;
+mod gpus;
+mod links;
+mod presence;
+mod ras;
+
+use crate::facts::{GpuFacts, NodeFacts};
+use crate::finding::Finding;
+
+pub use bad_pages::rma_threshold;
+pub use gpus::amd_gpus;
+
+/// Every AMD finding of the node: per AMD GPU, then the node's PCI functions.
+pub fn judge(facts: &NodeFacts) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let uptime = super::uptime_s(facts);
+    for (g, amd) in amd_gpus(facts) {
+        out.extend(ras::judge(g, amd, uptime));
+        out.extend(bad_pages::judge(g, amd, facts));
+        out.extend(links::judge(g, amd, uptime));
+    }
+    out.extend(presence::judge(facts));
+    out
+}
+
+/// The one-line memory verdict of an AMD GPU (the ECC report's): RAS counts of the memory block and the
+/// retired pages against the threshold, where NVML's ECC fields mean nothing.
+pub fn memory_line(g: &GpuFacts, facts: &NodeFacts) -> Option<String> {
+    let amd = g.amd.as_ref()?;
+    let umc = amd
+        .ras
+        .ok()
+        .and_then(|r| r.blocks.iter().find(|b| b.block == "umc"));
+    let ras = umc.map_or_else(
+        || "UMC RAS counters unreadable".to_string(),
+        |b| {
+            let n = |v: Option<u64>| v.map_or("-".to_string(), |v| v.to_string());
+            format!(
+                "HBM (UMC) errors: {} uncorrectable, {} deferred, {} corrected",
+                n(b.ue),
+                n(b.de),
+                n(b.ce)
+            )
+        },
+    );
+    let pages = amd.bad_pages.ok().map_or_else(
+        || "bad pages unreadable".to_string(),
+        |bp| {
+            let limit = rma_threshold(amd, facts)
+                .map_or(String::new(), |(t, _)| format!(" of {t} allowed"));
+            format!(
+                "{} pages retired{limit}, {} pending",
+                bp.reserved, bp.pending
+            )
+        },
+    );
+    Some(format!(
+        "AMD RAS (NVML ECC does not apply): {ras}; {pages}."
+    ))
+}
+
+/// The one-line clock verdict of an AMD GPU (the telemetry report's): the throttles active now by the
+/// SMU's residencies, where NVML's clocks-event reasons mean nothing.
+pub fn clocks_line(g: &GpuFacts) -> Option<String> {
+    let amd = g.amd.as_ref()?;
+    let now: Vec<String> = links::judge(g, amd, None)
+        .into_iter()
+        .filter(|f| f.code.starts_with("amd.throttle."))
+        .map(|f| {
+            f.code
+                .trim_start_matches("amd.throttle.")
+                .to_ascii_uppercase()
+        })
+        .collect();
+    let clock = format!(
+        "gfx {} of {} MHz",
+        super::show(&g.clocks.graphics_mhz),
+        super::show(&g.clocks.graphics_max_mhz)
+    );
+    Some(match amd.metrics.ok() {
+        Some(m) if m.throttle_samples.len() >= 2 => {
+            if now.is_empty() {
+                format!("AMD: no throttling between the probe's two gpu_metrics reads; {clock}.")
+            } else {
+                format!(
+                    "AMD: throttled now by {} (gpu_metrics residencies); {clock}.",
+                    now.join(" and ")
+                )
+            }
+        }
+        Some(m) => format!(
+            "AMD: gpu_metrics {} has no two residency reads to tell throttling now (NVML's clocks-event reasons do not apply); {clock}.",
+            m.version
+        ),
+        None => format!(
+            "AMD: gpu_metrics unreadable (NVML's clocks-event reasons do not apply); {clock}."
+        ),
+    })
+}
