@@ -1603,7 +1603,7 @@ async fn http_load_benchmark() {
 /// One person's load: with `calls_per_person: 2`, two long calls whose probes never start hold both of
 /// the person's slots for as long as their responses stream (a call's SSE stream is the call in flight,
 /// not done when its headers leave), a third request gets 429 with Retry-After, another person is not
-/// held up, and the slots come back once the clients go.
+/// held up, and the slots come back once the clients go; sessions' standalone GET streams hold none.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_persons_streaming_calls_hold_their_slots() {
     if skipped() {
@@ -1704,6 +1704,39 @@ async fn one_persons_streaming_calls_hold_their_slots() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    // A session's standalone GET stream is no call in flight: a host keeps one open for the session's life,
+    // and two open sessions with theirs leave both slots to the person's calls.
+    let mut streams = Vec::new();
+    for _ in 0..2 {
+        let (s, _) = Session25::open(&url, &alice).await;
+        streams.push(standalone_stream(&s).await);
+    }
+    let during = list(alice.clone()).await;
+    assert_eq!(
+        during.status, 200,
+        "a call while two sessions' GET streams are open: {}",
+        during.body
+    );
+    drop(streams);
+}
+
+/// The session's standalone SSE stream (GET), open: its response, whose body is left to stream.
+async fn standalone_stream(s: &Session25) -> hyper::Response<hyper::body::Incoming> {
+    let client: Client<HttpConnector, Full<Bytes>> =
+        Client::builder(TokioExecutor::new()).build_http();
+    let req = hyper::Request::get(&s.url)
+        .header("accept", "text/event-stream")
+        .header("authorization", &s.auth)
+        .header("mcp-session-id", &s.sid)
+        .header("mcp-protocol-version", "2025-11-25")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let resp = tokio::time::timeout(Duration::from_secs(30), client.request(req))
+        .await
+        .expect("no answer in 30 s")
+        .expect("GET");
+    assert_eq!(resp.status(), 200, "the session's GET stream: {resp:?}");
+    resp
 }
 
 /// The JSON-RPC code of a call refused past the task limit (launcher/src/mcp/framework/tasks.rs).

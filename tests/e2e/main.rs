@@ -9,6 +9,7 @@ mod testbed;
 
 mod attribution;
 mod check;
+mod conformance;
 mod copy;
 mod dra;
 mod fleet;

@@ -222,13 +222,9 @@ async fn authorize(State(gate): State<Arc<Gate>>, mut req: Request, next: Next) 
             match peer {
                 Peer::At(addr) => {
                     tracing::debug!(user = %caller.user, replica = %other, "forwarded to the replica holding it");
+                    let streams_a_call = streams_a_call(&req);
                     let resp = r.forward(req, addr, &other).await;
-                    return resp.map(|body| {
-                        axum::body::Body::new(Held {
-                            body,
-                            _permit: permit,
-                        })
-                    });
+                    return hold(resp, permit, streams_a_call);
                 }
                 Peer::Gone(why) if session.is_some() => {
                     // 2025-11-25: 404 tells the client to open a new session.
@@ -286,6 +282,7 @@ async fn authorize(State(gate): State<Arc<Gate>>, mut req: Request, next: Next) 
     tracing::debug!(user = %caller.user, subject = %caller.subject, "request");
     let user = caller.user.clone();
     req.extensions_mut().insert(caller);
+    let streams_a_call = streams_a_call(&req);
     let mut resp = next.run(req).await;
     if session.is_none()
         && let Some(id) = resp
@@ -314,8 +311,28 @@ async fn authorize(State(gate): State<Arc<Gate>>, mut req: Request, next: Next) 
             resp.headers_mut().insert("mcp-session-id", v);
         }
     }
-    // The slot is held until the response's body ends or its client goes: an SSE stream (a long call's
-    // progress, its result) is the request still in flight, not done when its headers leave.
+    hold(resp, permit, streams_a_call)
+}
+
+/// Whether a request's response is a call in flight for as long as it streams: a POST's is (its SSE stream
+/// carries the call's progress and result). A GET opens the session's standalone SSE stream (MCP transports,
+/// "Listening for Messages from the Server"), which carries no request of the person's and which a host
+/// keeps open for the session's life: held to its end, every open session would take a slot for good (the
+/// official conformance suite's sessions took all 16 and its DNS-rebinding scenario got 429).
+fn streams_a_call(req: &Request) -> bool {
+    req.method() != axum::http::Method::GET
+}
+
+/// The response, holding the request's per-person slot until its body ends or its client goes where it
+/// streams a call; else the slot is freed as the headers leave.
+fn hold(
+    resp: Response,
+    permit: tokio::sync::OwnedSemaphorePermit,
+    streams_a_call: bool,
+) -> Response {
+    if !streams_a_call {
+        return resp;
+    }
     resp.map(|body| {
         axum::body::Body::new(Held {
             body,
