@@ -67,15 +67,22 @@ fn an_uncorrectable_umc_error_with_poison_and_its_retired_page_is_one_memory_inc
         inc.title,
         "uncorrectable memory error, poisoned data consumed"
     );
-    // Causal order: deferred, poison created, uncorrectable, poison consumed.
+    // Causal order, each step as the counters and the kernel log show it: deferred, poison created,
+    // uncorrectable, poison consumed, the page retired, the reset that followed.
     let order: Vec<&str> = inc.signals.iter().map(|s| s.code.as_str()).collect();
     assert_eq!(
         order,
         [
             "amd.ras_de.umc",
+            "amdgpu.ras_de.umc",
             "amd.poison_created",
+            "amdgpu.poison_created",
             "amd.ras_ue.umc",
-            "amd.poison_consumed"
+            "amdgpu.ras_ue.umc",
+            "amd.poison_consumed",
+            "amdgpu.poison_consumed",
+            "amdgpu.page_retired",
+            "amdgpu.reset"
         ]
     );
     assert_eq!(h.action.kind, ActionKind::DrainAndResetGpu);
@@ -162,6 +169,8 @@ fn xgmi_link_down_and_its_errors_are_one_link_fault() {
     assert_eq!(
         order,
         [
+            // The driver's PCS error lines, then the link state and counters read after them.
+            "amdgpu.xgmi_error",
             "amd.xgmi.link_down",
             "amd.xgmi.errors",
             "amd.ras_ce.xgmi_wafl"

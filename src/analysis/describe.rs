@@ -56,11 +56,14 @@ pub fn analyze(facts: &NodeFacts, opts: &AnalysisOptions) -> DescribeReport {
     let processes = super::processes::analyze(facts, opts);
     let xid = crate::xid::report::analyze(facts, opts);
     let mut findings = super::health::judge(facts, opts);
+    // In `health::all_findings`' order, so that describe's health is health's.
+    let amd = super::amd::judge(facts);
     for part in [
         &telemetry.findings,
         &topology.findings,
         &ecc.findings,
         &processes.findings,
+        &amd,
         &xid.findings,
     ] {
         findings.extend(part.iter().cloned());

@@ -169,6 +169,10 @@ pub const RULES: &[Rule] = &[
                 "bad pages near the RMA threshold",
             ),
             (
+                "amdgpu.bad_page_threshold_near",
+                "bad pages near the RMA threshold",
+            ),
+            (
                 "amd.bad_pages.unreservable",
                 "bad pages the driver could not reserve",
             ),
@@ -191,6 +195,7 @@ pub const RULES: &[Rule] = &[
             "amd.bad_pages.pending",
             "amd.bad_pages.unreservable",
             "amd.bad_pages.near_threshold",
+            "amdgpu.bad_page_threshold_near",
             "amd.bad_pages.threshold",
             "amdgpu.bad_page_threshold",
             "amd.ras_ce.umc",

@@ -201,7 +201,8 @@ pub static ENTRIES: &[AmdCatalogEntry] = &[
     entry!(
         "bad_page_threshold_near",
         "BAD_PAGE_THRESHOLD_NEAR",
-        "amdgpu.bad_page_threshold",
+        // Its own code: near the threshold is a warning to plan for, not the RMA that reaching it is.
+        "amdgpu.bad_page_threshold_near",
         true,
         "bad-page count near the threshold",
         Warning,
