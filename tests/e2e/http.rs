@@ -587,17 +587,18 @@ async fn each_person_calls_with_their_own_rights_and_bad_tokens_reach_nothing() 
     // The server's own origin is not a cross-origin request (the MCP conformance suite's DNS-rebinding
     // scenario sends it and expects an answer).
     let own = url.trim_end_matches("/mcp").to_string();
-    let a = send(
+    let a = rpc_with(
         &url,
-        &[
-            ("authorization", &auth),
-            ("origin", &own),
-            ("mcp-protocol-version", V26),
-        ],
-        Some(json!({"jsonrpc": "2.0", "id": 1, "method": "server/discover", "params": {}})),
+        &[("origin", &own)],
+        Some(&alice),
+        "tools/call",
+        Some("list_gpu_nodes"),
+        json!({"name": "list_gpu_nodes", "arguments": {}}),
+        false,
     )
     .await;
     assert_eq!(a.status, 200, "own origin {own}: {}", a.body);
+    assert!(a.json()["result"].is_object(), "own origin {own}: {}", a.body);
 
     // 2025-11-25: a session, opened by Alice, is hers; Bob's valid token on it finds no session.
     let v25 = "2025-11-25";
