@@ -177,7 +177,7 @@ fn xgmi_link_down_and_its_errors_are_one_link_fault() {
         ]
     );
     assert!(
-        inc.signals[0]
+        inc.signals[1]
             .summary
             .contains("XGMI link 2 is down (6 of 7 up)")
     );

@@ -1119,9 +1119,9 @@ fn a_claim_nothing_names_makes_attribution_incomplete_and_blocks_every_reset() {
     }
 }
 
-/// 8-GPU DRA node whose kubelet is restarting (its PodResources socket does not answer), the job's claimed
-/// GPU idle (no process of its own on it is needed), the API server naming the claim: a reset of every GPU
-/// is refused. The claimed one names its claim and cannot be overridden; the others name the silent
+/// A DRA node whose kubelet is restarting (its PodResources socket does not answer; the fixture's node has
+/// two GPUs), the job's claimed GPU idle (no process of its own on it is needed), the API server naming the
+/// claim: a reset of every GPU is refused. The claimed one names its claim and cannot be overridden; the others name the silent
 /// kubelet as the source no one could replace, with its fix, and can be overridden only by a person.
 #[test]
 fn a_restarting_kubelet_refuses_every_reset_on_a_dra_node() {
@@ -1129,8 +1129,8 @@ fn a_restarting_kubelet_refuses_every_reset_on_a_dra_node() {
     let (host, k) = dra_node_kubelet_silent();
     drop(k);
     let root = host.path().to_str().unwrap();
-    assert_eq!(f.gpus.len(), 8);
-    let claimed = 3u32;
+    assert!(f.gpus.len() >= 2, "the claimed GPU and at least one other");
+    let claimed = 1u32;
     let claims = format!(
         "ml/train-0-gpu-x1=gpu.nvidia.com/gpu-{}>train-0:{UID_TRAIN}",
         7 - claimed

@@ -598,7 +598,11 @@ async fn each_person_calls_with_their_own_rights_and_bad_tokens_reach_nothing() 
     )
     .await;
     assert_eq!(a.status, 200, "own origin {own}: {}", a.body);
-    assert!(a.json()["result"].is_object(), "own origin {own}: {}", a.body);
+    assert!(
+        a.json()["result"].is_object(),
+        "own origin {own}: {}",
+        a.body
+    );
 
     // 2025-11-25: a session, opened by Alice, is hers; Bob's valid token on it finds no session.
     let v25 = "2025-11-25";
