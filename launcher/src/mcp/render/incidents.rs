@@ -68,17 +68,37 @@ fn incident(n: usize, i: &Incident, out: &mut String) {
         .count();
     let share = (LATER_EVIDENCE_CHARS / later.max(1)).clamp(LATER_MIN, LATER_MAX);
     for (k, s) in i.signals.iter().enumerate() {
+        // The first signal says the fault whole; a later one's sentence is cut to its head: an AMD fault is
+        // seen twice per step (a counter and the driver's line), and ten whole sentences would not fit.
+        let summary = if k == 0 {
+            s.summary.clone()
+        } else {
+            head(&s.summary, LATER_SUMMARY_CHARS)
+        };
         let _ = writeln!(
             out,
             "   - [{}] {}: {}",
             sev_label(s.severity),
             s.code,
-            s.summary
+            summary
         );
         // Every signal's evidence: a later one (the remap failure after the Xid) says what the first does not.
         let max = if k == 0 { FIRST_EVIDENCE_CHARS } else { share };
         evidence("     ", &s.evidence, max, out);
     }
+}
+
+/// Characters of a later signal's summary (the structured report has it whole).
+const LATER_SUMMARY_CHARS: usize = 160;
+
+/// `s` within `max` characters, cut at a word where one is near, with `…` where cut.
+fn head(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        return s.to_string();
+    }
+    let cut: String = s.chars().take(max).collect();
+    let at = cut.rfind(' ').filter(|&i| i > max / 2).unwrap_or(cut.len());
+    format!("{}…", cut[..at].trim_end_matches([',', ';', ':', ' ']))
 }
 
 /// Characters of evidence shown for an incident's first signal (what happened), or its only one.
