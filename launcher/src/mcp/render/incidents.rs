@@ -70,10 +70,15 @@ fn incident(n: usize, i: &Incident, out: &mut String) {
     for (k, s) in i.signals.iter().enumerate() {
         // The first signal says the fault whole; a later one's sentence is cut to its head: an AMD fault is
         // seen twice per step (a counter and the driver's line), and ten whole sentences would not fit.
-        let summary = if k == 0 {
+        let summary = if k == 0 || i.signals.len() <= WHOLE_SUMMARIES_UP_TO {
             s.summary.clone()
         } else {
-            head(&s.summary, LATER_SUMMARY_CHARS)
+            let h = head(&s.summary, LATER_SUMMARY_CHARS);
+            match s.gpu {
+                // The cut must not lose which GPU the signal is about.
+                Some(g) if !h.contains(&format!("GPU {g}")) => format!("GPU {g}: {h}"),
+                _ => h,
+            }
         };
         let _ = writeln!(
             out,
@@ -88,7 +93,9 @@ fn incident(n: usize, i: &Incident, out: &mut String) {
     }
 }
 
-/// Characters of a later signal's summary (the structured report has it whole).
+/// Incidents of at most this many signals say each whole (NVIDIA's faults have up to eight).
+const WHOLE_SUMMARIES_UP_TO: usize = 8;
+/// Characters of a later signal's summary in a longer incident (the structured report has it whole).
 const LATER_SUMMARY_CHARS: usize = 160;
 
 /// `s` within `max` characters, cut at a word where one is near, with `…` where cut.
