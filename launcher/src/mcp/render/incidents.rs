@@ -96,7 +96,7 @@ fn incident(n: usize, i: &Incident, out: &mut String) {
 /// Incidents of at most this many signals say each whole (NVIDIA's faults have up to eight).
 const WHOLE_SUMMARIES_UP_TO: usize = 8;
 /// Characters of a later signal's summary in a longer incident (the structured report has it whole).
-const LATER_SUMMARY_CHARS: usize = 160;
+const LATER_SUMMARY_CHARS: usize = 100;
 
 /// `s` within `max` characters, cut at a word where one is near, with `…` where cut.
 fn head(s: &str, max: usize) -> String {
