@@ -67,10 +67,14 @@ fn incident(n: usize, i: &Incident, out: &mut String) {
         .filter(|s| !s.evidence.is_empty())
         .count();
     let share = (LATER_EVIDENCE_CHARS / later.max(1)).clamp(LATER_MIN, LATER_MAX);
+    // An AMD fault is seen twice per step (the RAS counter and the driver's line): its later sentences are
+    // cut so that ten signals fit; NVIDIA's signals each say something the others do not, and stay whole.
+    let twinned = i.signals.iter().any(|s| s.code.starts_with("amdgpu."))
+        && i.signals.iter().any(|s| s.code.starts_with("amd."));
     for (k, s) in i.signals.iter().enumerate() {
         // The first signal says the fault whole; a later one's sentence is cut to its head: an AMD fault is
         // seen twice per step (a counter and the driver's line), and ten whole sentences would not fit.
-        let summary = if k == 0 || i.signals.len() <= WHOLE_SUMMARIES_UP_TO {
+        let summary = if k == 0 || !twinned || i.signals.len() <= WHOLE_SUMMARIES_UP_TO {
             s.summary.clone()
         } else {
             let h = head(&s.summary, LATER_SUMMARY_CHARS);
@@ -93,7 +97,7 @@ fn incident(n: usize, i: &Incident, out: &mut String) {
     }
 }
 
-/// Incidents of at most this many signals say each whole (NVIDIA's faults have up to eight).
+/// An AMD incident of at most this many signals says each whole.
 const WHOLE_SUMMARIES_UP_TO: usize = 8;
 /// Characters of a later signal's summary in a longer incident (the structured report has it whole).
 const LATER_SUMMARY_CHARS: usize = 100;
