@@ -316,7 +316,8 @@ pub async fn collect_evidence_runs_the_nodes_bug_report_and_leaves_nothing(c: &C
     let mut drv = DriverRoot::new(c);
     drv.file(&format!("{REPORTS}/known.log.gz"), &gz, 0o644);
     drv.script(SCRIPT, WRITING_SCRIPT);
-    // An Xid line of this case in the real kernel log, which the archive's kmsg.txt must hold.
+    // A line of this case in the real kernel log (a userspace write, so no event): the archive keeps the
+    // raw ring, and its kmsg.txt must hold it.
     std::fs::write(
         "/dev/kmsg",
         format!(

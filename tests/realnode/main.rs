@@ -478,7 +478,7 @@ fn real_node_suite() {
     let cases: Vec<(&str, CaseFn)> = vec![
         case!(every_node_tool_answers_alike_in_image_and_copy_delivery),
         case!(default_delivery_needs_no_flags_and_no_published_image),
-        case!(xid_lines_written_to_the_real_kmsg_are_found),
+        case!(a_userspace_write_into_the_real_kmsg_is_no_kernel_event),
         case!(previous_boots_are_read_from_the_node_journal),
         case!(allocation_is_exact_from_the_kubelet_and_processes_are_named),
         case!(diagnose_workload_reads_the_ranks_logs_and_a_restarted_containers_previous_log),
@@ -609,16 +609,12 @@ fn is_root() -> bool {
 async fn every_node_tool_answers_alike_in_image_and_copy_delivery(c: &Ctx) {
     // A pod holding GPUs, so allocation and processes have something to say.
     c.workload_pod("alike", 1, node::BASE_IMAGE);
-    // An Xid line of this case's own in the live kernel log, so the kernel-log tools have one finding
-    // both deliveries must report alike; the marker names it among whatever the kernel logs meanwhile.
-    let marker = unique("rnalike");
-    std::fs::write(
-        "/dev/kmsg",
-        format!(
-            "<4>NVRM: Xid (PCI:0000:1b:00): 79, pid=4243, name={marker}, GPU has fallen off the bus.\n"
-        ),
-    )
-    .expect("write /dev/kmsg (root)");
+    // An Xid of this case's own in the node's journal (an earlier boot, under a boot id of this case), so
+    // the kernel-log tools have one finding both deliveries must report alike. Not the live /dev/kmsg:
+    // what userspace writes there is stamped LOG_USER by the kernel and is rightly no kernel event (the
+    // boundary case below).
+    let boot = unique_boot_id();
+    write_previous_boot_journal(c, &boot, "rnalike", "1b");
     let image = c.image_launcher().await;
     let copy = c.copy_launcher(node::BASE_IMAGE).await;
     // run_gpu_diagnostic runs only in NVIDIA's DCGM image, never in the probe image (its cases: dcgm.rs).
@@ -626,7 +622,11 @@ async fn every_node_tool_answers_alike_in_image_and_copy_delivery(c: &Ctx) {
         .iter()
         .filter(|t| *t != "run_gpu_diagnostic")
     {
-        let args = json!({"node_name": c.name()});
+        let args = if *tool == "analyze_xid_errors" {
+            json!({"node_name": c.name(), "since": "7d"})
+        } else {
+            json!({"node_name": c.name()})
+        };
         let a = image.ok(tool, args.clone()).await;
         let b = copy.ok(tool, args).await;
         // From the fake NVML through the driver root, in a real container.
@@ -656,8 +656,8 @@ async fn every_node_tool_answers_alike_in_image_and_copy_delivery(c: &Ctx) {
         if *tool == "analyze_xid_errors" {
             for (delivery, v) in [("image", &a), ("copy", &b)] {
                 assert!(
-                    has_str(v, &marker),
-                    "{tool}: {delivery} delivery did not see this case's Xid line: {v:#}"
+                    has_str(v, &boot),
+                    "{tool}: {delivery} delivery did not see this case's journal Xid: {v:#}"
                 );
             }
         }
@@ -673,6 +673,7 @@ async fn every_node_tool_answers_alike_in_image_and_copy_delivery(c: &Ctx) {
     }
     image.stop().await;
     copy.stop().await;
+    let _ = std::fs::remove_dir_all(c.node.dir.join("varlog/journal"));
     c.delete_workload("alike");
     c.assert_no_probe_pods();
 }
@@ -712,13 +713,28 @@ async fn default_delivery_needs_no_flags_and_no_published_image(c: &Ctx) {
     c.assert_no_probe_pods();
 }
 
-async fn xid_lines_written_to_the_real_kmsg_are_found(c: &Ctx) {
-    let marker = unique("rnxid");
-    // The kernel's ring buffer is shared by everything on this machine: the marker names our line.
+/// The real kernel's boundary: a process writing an Xid line into /dev/kmsg (as a hostile tenant's
+/// privileged container could) gets it stamped LOG_USER by the kernel (`devkmsg_write`), and the probe reads
+/// the record but never takes it for an event of the driver.
+async fn a_userspace_write_into_the_real_kmsg_is_no_kernel_event(c: &Ctx) {
+    let marker = unique("rnforged");
+    // The kernel's ring buffer is shared by everything on this machine: the marker names our line. The
+    // `<4>` asks for facility 0 (kernel); the kernel keeps the level and forces the facility to user.
     let line = format!(
         "<4>NVRM: Xid (PCI:0000:1b:00): 79, pid=4242, name={marker}, GPU has fallen off the bus.\n"
     );
     std::fs::write("/dev/kmsg", line).expect("write /dev/kmsg (root)");
+    // The record is in the ring, at facility user: `dmesg -r` prints facility x 8 + level, so <12>.
+    let dmesg = Command::new("dmesg")
+        .arg("-r")
+        .output()
+        .expect("run dmesg -r");
+    let ours = String::from_utf8_lossy(&dmesg.stdout)
+        .lines()
+        .find(|l| l.contains(&marker))
+        .map(str::to_string)
+        .unwrap_or_default();
+    assert!(ours.starts_with("<12>"), "not a LOG_USER record: {ours:?}");
     let l = c.image_launcher().await;
     let v = l
         .ok(
@@ -726,23 +742,48 @@ async fn xid_lines_written_to_the_real_kmsg_are_found(c: &Ctx) {
             json!({"node_name": c.name(), "since": "10m"}),
         )
         .await;
-    assert!(has_str(&v, &marker), "our Xid line was not found: {v:#}");
-    let r = l
-        .call(
+    assert!(
+        !has_str(&v["report"]["events"], &marker) && !has_str(&v["report"]["findings"], &marker),
+        "a userspace write into /dev/kmsg was read as the driver's event: {v:#}"
+    );
+    let gpu0 = v["report"]["gpus"]
+        .as_array()
+        .and_then(|g| g.iter().find(|g| g["index"] == 0))
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(gpu0["verdict"], "healthy", "{gpu0:#}");
+    // The probe did read the live ring (the marker's record among them), not some other source.
+    let log = &v["report"]["log"];
+    assert_eq!(
+        log["origin"], "kmsg",
+        "the source is not /dev/kmsg: {log:#}"
+    );
+    assert!(log["records"].as_u64().unwrap_or(0) > 0, "{log:#}");
+    let text = mcp::text(
+        &l.call(
             "analyze_xid_errors",
             json!({"node_name": c.name(), "since": "10m"}),
         )
-        .await;
-    let text = mcp::text(&r);
-    assert!(text.contains("79"), "{text}");
-    assert!(has_str(&v, "kmsg"), "the source is not /dev/kmsg: {v:#}");
+        .await,
+    );
+    assert!(!text.contains(&marker), "{text}");
     l.stop().await;
     c.assert_no_probe_pods();
 }
 
-/// Evidence that survives a reboot, on a real node: a journal of an earlier boot (written by systemd's own
-/// journal-remote) under the node's /var/log, read by the node's journalctl through the host root.
-async fn previous_boots_are_read_from_the_node_journal(c: &Ctx) {
+/// A boot id no other case or run uses: the journal's entries are told apart by it.
+fn unique_boot_id() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("{:032x}", nanos ^ ((std::process::id() as u128) << 96))
+}
+
+/// An earlier boot's journal (written by systemd's own journal-remote) under the node's /var/log, with the
+/// kernel's Xid 79 for the GPU on bus `bus` 15 minutes before this machine booted. `prefix` names the
+/// case in the line's process name, so a person reading the journal tells this run's entry from others.
+fn write_previous_boot_journal(c: &Ctx, boot: &str, prefix: &str, bus: &str) {
     let journal_remote = "/lib/systemd/systemd-journal-remote";
     assert!(
         Path::new(journal_remote).exists(),
@@ -753,8 +794,7 @@ async fn previous_boots_are_read_from_the_node_journal(c: &Ctx) {
         .lines()
         .find_map(|l| l.strip_prefix("btime ")?.trim().parse().ok())
         .expect("btime");
-    // The marker is the process name in the journal line: it tells this run's entry from others by eye.
-    let marker = unique("rnhist");
+    let marker = unique(prefix);
     let mut export = String::new();
     for (ts, msg) in [
         (
@@ -764,12 +804,12 @@ async fn previous_boots_are_read_from_the_node_journal(c: &Ctx) {
         (
             btime - 900.0,
             format!(
-                "NVRM: Xid (PCI:0000:9a:00): 79, pid=4321, name={marker}, GPU has fallen off the bus."
+                "NVRM: Xid (PCI:0000:{bus}:00): 79, pid=4321, name={marker}, GPU has fallen off the bus."
             ),
         ),
     ] {
         export.push_str(&format!(
-            "__REALTIME_TIMESTAMP={}\n__MONOTONIC_TIMESTAMP=1\n_BOOT_ID=33333333333333333333333333333333\n\
+            "__REALTIME_TIMESTAMP={}\n__MONOTONIC_TIMESTAMP=1\n_BOOT_ID={boot}\n\
              _TRANSPORT=kernel\nPRIORITY=4\nSYSLOG_IDENTIFIER=kernel\n_MACHINE_ID=0123456789abcdef0123456789abcdef\n\
              MESSAGE={msg}\n\n",
             (ts * 1e6) as u64
@@ -791,7 +831,13 @@ async fn previous_boots_are_read_from_the_node_journal(c: &Ctx) {
         .expect("run systemd-journal-remote");
     std::io::Write::write_all(&mut child.stdin.take().unwrap(), export.as_bytes()).unwrap();
     assert!(child.wait().unwrap().success(), "journal-remote failed");
+}
 
+/// Evidence that survives a reboot, on a real node: a journal of an earlier boot (written by systemd's own
+/// journal-remote) under the node's /var/log, read by the node's journalctl through the host root.
+async fn previous_boots_are_read_from_the_node_journal(c: &Ctx) {
+    let boot = unique_boot_id();
+    write_previous_boot_journal(c, &boot, "rnhist", "9a");
     let l = c.image_launcher().await;
     let r = l
         .call(
@@ -812,7 +858,7 @@ async fn previous_boots_are_read_from_the_node_journal(c: &Ctx) {
         .cloned()
         .unwrap_or_default();
     assert!(
-        has_str(&f, "Xid 79 on 0000:9a:00.0") && has_str(&f, "33333333333333333333333333333333"),
+        has_str(&f, "Xid 79 on 0000:9a:00.0") && has_str(&f, &boot),
         "the previous boot's Xid 79 and GPU are not named: {f:#}"
     );
     assert!(
