@@ -180,6 +180,9 @@ commands! {
     }
 }
 
+/// node-probe's flag for a person's override of unknown GPU holders (kill, reset).
+pub const OVERRIDE_FLAG: &str = "--override-unknown-holders";
+
 /// What the launcher asks node-probe to run, typed: [`Request::argv`] writes the command line, so no
 /// caller spells a subcommand or a flag (node-probe's tests parse every form back).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -190,11 +193,16 @@ pub enum Request {
     Health { expect_gpus: Option<u32> },
     /// `xid`, only the events in a window before now.
     Xid { since: Option<Since> },
-    /// Operator: end one GPU process, SIGKILL after the grace period.
+    /// Operator: end one GPU process, SIGKILL after the grace period, with the API server's claims on
+    /// the node as for `reset` (the preflight asks who holds the process's GPUs).
     Kill {
         pid: u32,
         grace_seconds: u32,
         dry_run: bool,
+        api_claims: Option<String>,
+        /// A person overrode the refusal of a GPU whose holders no source vouches for
+        /// (`--override-unknown-holders`; never with `dry_run`).
+        override_unknown: bool,
     },
     /// `allocation`, with the API server's claims on the node (`--api-claims`, see
     /// [`crate::facts::api_claims_arg`]) where the launcher read them.
@@ -205,6 +213,8 @@ pub enum Request {
         gpu: String,
         dry_run: bool,
         api_claims: Option<String>,
+        /// As for `Kill`.
+        override_unknown: bool,
     },
     /// The evidence archive, the node's bug report limited to this many seconds.
     Evidence { time_limit_secs: u64 },
@@ -230,8 +240,37 @@ impl From<Command> for Request {
 impl Request {
     /// The same request as a preflight only, where the command has one (the operator commands).
     pub fn preflight(mut self) -> Self {
-        if let Request::Kill { dry_run, .. } | Request::Reset { dry_run, .. } = &mut self {
+        if let Request::Kill {
+            dry_run,
+            override_unknown,
+            ..
+        }
+        | Request::Reset {
+            dry_run,
+            override_unknown,
+            ..
+        } = &mut self
+        {
             *dry_run = true;
+            *override_unknown = false;
+        }
+        self
+    }
+
+    /// The same request with a person's override of unknown GPU holders (kill, reset; not a dry run).
+    pub fn overridden(mut self) -> Self {
+        if let Request::Kill {
+            dry_run: false,
+            override_unknown,
+            ..
+        }
+        | Request::Reset {
+            dry_run: false,
+            override_unknown,
+            ..
+        } = &mut self
+        {
+            *override_unknown = true;
         }
         self
     }
@@ -246,6 +285,7 @@ impl Request {
         }
         let mut argv = Vec::new();
         let mut dry = false;
+        let mut overridden = false;
         match self {
             Request::Plain(c) => argv.push(c.name().to_string()),
             Request::Health { expect_gpus } => {
@@ -260,11 +300,15 @@ impl Request {
                 pid,
                 grace_seconds,
                 dry_run,
+                api_claims,
+                override_unknown,
             } => {
                 argv.push(operator::kill::COMMAND.into());
                 flag(&mut argv, "--pid", Some(pid));
                 flag(&mut argv, "--grace-seconds", Some(grace_seconds));
+                flag(&mut argv, "--api-claims", api_claims.as_ref());
                 dry = *dry_run;
+                overridden = *override_unknown;
             }
             Request::Allocation { api_claims } => {
                 argv.push(Command::Allocation.name().into());
@@ -274,11 +318,13 @@ impl Request {
                 gpu,
                 dry_run,
                 api_claims,
+                override_unknown,
             } => {
                 argv.push(operator::reset::COMMAND.into());
                 flag(&mut argv, "--gpu", Some(gpu));
                 flag(&mut argv, "--api-claims", api_claims.as_ref());
                 dry = *dry_run;
+                overridden = *override_unknown;
             }
             Request::Evidence { time_limit_secs } => {
                 argv.push(evidence::COMMAND.into());
@@ -308,8 +354,11 @@ impl Request {
                 flag(&mut argv, "--engine", engine.map(|e| e.arg()));
             }
         }
+        // One or the other, last: the admission policy admits either there. A dry run is never overridden.
         if dry {
             argv.push("--dry-run".into());
+        } else if overridden {
+            argv.push(OVERRIDE_FLAG.into());
         }
         argv
     }

@@ -433,19 +433,46 @@ mod tests {
             pid: 1234,
             grace_seconds: 7,
             dry_run: false,
+            api_claims: Some("none".into()),
+            override_unknown: true,
         };
+        // A preflight is never overridden.
         match run(kill.clone().preflight().argv()) {
-            Cmd::Kill(k) => assert_eq!((k.pid, k.grace_seconds, k.dry_run), (1234, 7, true)),
+            Cmd::Kill(k) => assert_eq!(
+                (
+                    k.pid,
+                    k.grace_seconds,
+                    k.dry_run,
+                    k.override_unknown_holders
+                ),
+                (1234, 7, true, false)
+            ),
             other => panic!("{other:?}"),
         }
         match run(kill.argv()) {
-            Cmd::Kill(k) => assert!(!k.dry_run),
+            Cmd::Kill(k) => assert!(!k.dry_run && k.override_unknown_holders),
             other => panic!("{other:?}"),
         }
+        assert!(
+            parse(
+                [
+                    "node-probe",
+                    "kill",
+                    "--pid",
+                    "5",
+                    "--dry-run",
+                    gpu_diag::command::OVERRIDE_FLAG
+                ]
+                .map(OsString::from)
+            )
+            .is_err(),
+            "a dry run with an override"
+        );
         let reset = Request::Reset {
             gpu: "GPU-1".into(),
             dry_run: true,
             api_claims: None,
+            override_unknown: false,
         };
         match run(reset.argv()) {
             Cmd::Reset(r) => assert_eq!((r.gpu.as_str(), r.dry_run), ("GPU-1", true)),
@@ -456,11 +483,13 @@ mod tests {
             gpu: "0".into(),
             dry_run: false,
             api_claims: Some("ml/c=gpu.nvidia.com/gpu-1>p:u1".into()),
+            override_unknown: true,
         };
         let args = std::iter::once("node-probe".to_string()).chain(with_claims.argv());
         let Ok(Parsed::Run(inv)) = parse(args.map(OsString::from)) else {
             panic!("{:?}", with_claims.argv())
         };
+        assert!(matches!(inv.command, Cmd::Reset(ref r) if r.override_unknown_holders));
         assert_eq!(inv.global.api_claims.unwrap().0[0].pods[0].name, "p");
         let alloc = Request::Allocation {
             api_claims: Some("none".into()),

@@ -35,6 +35,10 @@ pub struct KillArgs {
     /// Run the preflight only.
     #[arg(long)]
     pub dry_run: bool,
+    /// A person overrode, in the confirmation, the refusal of a GPU whose holders no source can vouch
+    /// for (a source that names a holder still refuses).
+    #[arg(long, conflicts_with = "dry_run")]
+    pub override_unknown_holders: bool,
 }
 
 #[derive(Debug, Args, Clone)]
@@ -48,6 +52,10 @@ pub struct ResetArgs {
     /// Run this nvidia-smi as is instead of the host's (chrooted) one.
     #[arg(long, value_name = "PATH")]
     pub nvidia_smi: Option<PathBuf>,
+    /// A person overrode, in the confirmation, the refusal of a GPU whose holders no source can vouch
+    /// for (a source that names a holder still refuses).
+    #[arg(long, conflicts_with = "dry_run")]
+    pub override_unknown_holders: bool,
 }
 
 const KILL_SECTIONS: Sections = Sections {
@@ -108,11 +116,16 @@ pub fn run_kill(global: &GlobalArgs, args: &KillArgs) -> Result<ProbeDocument, P
     // Simulated: the scenario's own /proc facts, unless a fake host root was given to read them from.
     if !simulated || global.host_root.is_some() {
         crate::host::fill_processes(&mut facts, &root, Some(args.pid));
+        // Who holds the GPUs the process uses: the same sources as the reset's.
+        crate::host::fill_minor_numbers(&mut facts, &root);
+        fill_holder_facts(&mut facts, &root);
     }
+    global.add_api_facts(&mut facts);
     let req = KillRequest {
         pid: args.pid,
         grace_seconds: args.grace_seconds,
         self_pid: (!simulated).then(std::process::id),
+        override_unknown: args.override_unknown_holders,
     };
     let mut report = kill::plan(&facts, &req, args.dry_run, simulated);
     if !simulated {
@@ -263,6 +276,7 @@ pub fn run_reset(global: &GlobalArgs, args: &ResetArgs) -> Result<ProbeDocument,
     let req = ResetRequest {
         gpu: gpu.clone(),
         self_pid,
+        override_unknown: args.override_unknown_holders,
         tool: tool
             .as_ref()
             .map(|t| t.as_ref().map(|t| t.display()).map_err(Clone::clone)),
@@ -290,11 +304,16 @@ pub fn run_reset(global: &GlobalArgs, args: &ResetArgs) -> Result<ProbeDocument,
 fn fill_reset_facts(facts: &mut NodeFacts, root: &Path, self_pid: Option<u32>) {
     crate::host::fill_minor_numbers(facts, root);
     // Which pods the kubelet (device plugin or DRA claim) gave the GPU: a reset must not hit a job that holds it.
+    fill_holder_facts(facts, root);
+    facts.device_holders = Some(crate::host::read_device_holders(root, self_pid));
+    facts.services = crate::host::read_services(root);
+}
+
+/// What the kubelet and the node say of the GPUs' holders (`gpu_diag::operator::holders`).
+fn fill_holder_facts(facts: &mut NodeFacts, root: &Path) {
     let kubelet = crate::podresources::kubelet_root(root);
     facts.pod_resources = crate::podresources::collect(root, &kubelet);
     facts.dra = crate::dra::read(root, &kubelet.dir);
-    facts.device_holders = Some(crate::host::read_device_holders(root, self_pid));
-    facts.services = crate::host::read_services(root);
 }
 
 /// How nvidia-smi is run.

@@ -14,8 +14,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use gpu_diag::facts::{
     ClaimDeviceFacts, ClaimFacts, ContainerDevicesFacts, ContainerLogDirFacts, FieldError,
-    FieldErrorKind, KubeletLogFacts, NodeFacts, PodLogDirFacts, PodResourcesContainerFacts,
-    PodResourcesFacts, PodResourcesPodFacts, Reading,
+    FieldErrorKind, KubeletGateFacts, KubeletLogFacts, NodeFacts, PodLogDirFacts,
+    PodResourcesContainerFacts, PodResourcesFacts, PodResourcesPodFacts, Reading,
 };
 
 use crate::source::SourceSpec;
@@ -63,6 +63,8 @@ pub struct KubeletRoot {
     pub from: String,
     /// The kubelet's `--config` file (relative to the host root), when its process named one.
     pub config: Option<PathBuf>,
+    /// Its `--feature-gates` value and the pid whose command line gave it.
+    pub feature_gates: Option<(String, u32)>,
     /// Every place looked at, for a "not found" message.
     pub looked: Vec<String>,
 }
@@ -71,12 +73,13 @@ pub struct KubeletRoot {
 /// PodResources socket exists, else the upstream default.
 pub fn kubelet_root(host_root: &Path) -> KubeletRoot {
     let mut looked = Vec::new();
-    if let Some((pid, dir, config)) = from_processes(host_root) {
+    if let Some((pid, dir, config, gates)) = from_processes(host_root) {
         looked.push(format!("/{} (--root-dir of host pid {pid})", dir.display()));
         return KubeletRoot {
             dir,
             from: format!("the command line of host pid {pid}"),
             config,
+            feature_gates: gates.map(|g| (g, pid)),
             looked,
         };
     }
@@ -88,6 +91,7 @@ pub fn kubelet_root(host_root: &Path) -> KubeletRoot {
                 dir: PathBuf::from(dir),
                 from: format!("the {what} location"),
                 config: None,
+                feature_gates: None,
                 looked,
             };
         }
@@ -96,6 +100,7 @@ pub fn kubelet_root(host_root: &Path) -> KubeletRoot {
         dir: PathBuf::from(KUBELET_ROOTS[0].0),
         from: "the default location".into(),
         config: None,
+        feature_gates: None,
         looked,
     }
 }
@@ -109,7 +114,8 @@ fn socket_ok(host_root: &Path, rel: &Path) -> bool {
 }
 
 /// The lowest trusted kubelet-running process whose command line names a root directory that exists.
-fn from_processes(host_root: &Path) -> Option<(u32, PathBuf, Option<PathBuf>)> {
+#[allow(clippy::type_complexity)]
+fn from_processes(host_root: &Path) -> Option<(u32, PathBuf, Option<PathBuf>, Option<String>)> {
     let proc_dir = host_root.join("proc");
     let mut pids: Vec<u32> = std::fs::read_dir(&proc_dir)
         .ok()?
@@ -162,7 +168,7 @@ fn from_processes(host_root: &Path) -> Option<(u32, PathBuf, Option<PathBuf>)> {
             continue;
         }
         let config = flag(&args, "--config").map(|c| PathBuf::from(c.trim_start_matches('/')));
-        return Some((pid, rel, config));
+        return Some((pid, rel, config, flag(&args, "--feature-gates")));
     }
     None
 }
@@ -297,7 +303,72 @@ pub fn collect(host_root: &Path, kubelet: &KubeletRoot) -> Reading<PodResourcesF
             ));
         }
     };
-    runtime.block_on(query(path, rel.display().to_string()))
+    let mut answer = runtime.block_on(query(path, rel.display().to_string()));
+    if let Reading::Ok(p) = &mut answer {
+        p.dra_gate = dra_gate(host_root, kubelet);
+    }
+    answer
+}
+
+/// `KubeletPodResourcesDynamicResources` as the kubelet was started with it: its `--feature-gates`
+/// (`A=true,B=false`), which the kubelet applies over its config file's, else the config file's
+/// `featureGates:` map. `None` where neither names it.
+pub fn dra_gate(host_root: &Path, kubelet: &KubeletRoot) -> Option<KubeletGateFacts> {
+    let gate = gpu_diag::attribution::dra::DRA_GATE;
+    if let Some((flags, pid)) = &kubelet.feature_gates
+        && let Some(on) = flags.split(',').rev().find_map(|kv| {
+            let (k, v) = kv.split_once('=')?;
+            (k.trim() == gate).then(|| v.trim().eq_ignore_ascii_case("true"))
+        })
+    {
+        return Some(KubeletGateFacts {
+            enabled: on,
+            from: format!("--feature-gates of host pid {pid}"),
+        });
+    }
+    let config = kubelet.config.as_ref()?;
+    let text = read_bounded(&crate::host::root::path(host_root, config), 1 << 20).ok()?;
+    config_gate(&String::from_utf8_lossy(&text), gate).map(|on| KubeletGateFacts {
+        enabled: on,
+        from: format!("featureGates in {}", config.display()),
+    })
+}
+
+/// `gate`'s value in a KubeletConfiguration's top-level `featureGates:` map (YAML block or JSON-style
+/// flow `{A: true}`), read line by line as `pod_logs_dir` does.
+fn config_gate(text: &str, gate: &str) -> Option<bool> {
+    let mut in_gates = false;
+    for line in text.lines() {
+        let t = line.trim_end();
+        if let Some(rest) = t.strip_prefix("featureGates:") {
+            let rest = rest.trim();
+            if rest.starts_with('{') {
+                return rest
+                    .trim_matches(|c| c == '{' || c == '}')
+                    .split(',')
+                    .find_map(|kv| value_of(kv, gate));
+            }
+            in_gates = true;
+            continue;
+        }
+        if in_gates {
+            if !t.starts_with([' ', '\t']) && !t.is_empty() {
+                in_gates = false;
+                continue;
+            }
+            if let Some(v) = value_of(t, gate) {
+                return Some(v);
+            }
+        }
+    }
+    None
+}
+
+fn value_of(kv: &str, gate: &str) -> Option<bool> {
+    let (k, v) = kv.split_once(':')?;
+    let k = k.trim().trim_matches('"').trim_matches('\'');
+    let v = v.split('#').next()?.trim().trim_matches('"');
+    (k == gate).then(|| v.eq_ignore_ascii_case("true"))
 }
 
 async fn query(path: PathBuf, socket: String) -> Reading<PodResourcesFacts> {
@@ -378,6 +449,7 @@ async fn query(path: PathBuf, socket: String) -> Reading<PodResourcesFacts> {
             .collect(),
         allocatable,
         get_served,
+        dra_gate: None,
     })
 }
 
@@ -554,12 +626,58 @@ mod tests {
     }
 
     #[test]
+    fn the_dra_gate_from_the_command_line_over_the_config() {
+        let gate = gpu_diag::attribution::dra::DRA_GATE;
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(d.path().join("var/lib/kubelet")).unwrap();
+        let cfg = d.path().join("var/lib/kubelet/config.yaml");
+        let mut k = KubeletRoot {
+            dir: "var/lib/kubelet".into(),
+            from: String::new(),
+            config: Some("var/lib/kubelet/config.yaml".into()),
+            feature_gates: None,
+            looked: vec![],
+        };
+        // Not named anywhere (a missing config, then one without it): unknown, not "off".
+        assert_eq!(dra_gate(d.path(), &k), None);
+        std::fs::write(
+            &cfg,
+            "kind: KubeletConfiguration\nfeatureGates:\n  KubeletPodResourcesGet: true\n",
+        )
+        .unwrap();
+        assert_eq!(dra_gate(d.path(), &k), None, "Get's gate is not DRA's");
+        std::fs::write(
+            &cfg,
+            format!("kind: KubeletConfiguration\nfeatureGates:\n  KubeletPodResourcesGet: true\n  {gate}: true # on\nport: 10250\n"),
+        )
+        .unwrap();
+        let g = dra_gate(d.path(), &k).unwrap();
+        assert!(g.enabled);
+        assert_eq!(g.from, "featureGates in var/lib/kubelet/config.yaml");
+        std::fs::write(&cfg, format!("featureGates: {{{gate}: false}}\n")).unwrap();
+        assert!(!dra_gate(d.path(), &k).unwrap().enabled);
+        // A key of another map below is not the gate.
+        std::fs::write(
+            &cfg,
+            format!("featureGates:\n  A: true\nother:\n  {gate}: true\n"),
+        )
+        .unwrap();
+        assert_eq!(dra_gate(d.path(), &k), None);
+        // The command line wins; its last mention counts.
+        k.feature_gates = Some((format!("{gate}=false,X=true,{gate}=true"), 812));
+        let g = dra_gate(d.path(), &k).unwrap();
+        assert!(g.enabled);
+        assert_eq!(g.from, "--feature-gates of host pid 812");
+    }
+
+    #[test]
     fn pod_logs_dir_from_the_kubelet_config() {
         let d = tempfile::tempdir().unwrap();
         let mut k = KubeletRoot {
             dir: "var/lib/kubelet".into(),
             from: String::new(),
             config: None,
+            feature_gates: None,
             looked: vec![],
         };
         assert_eq!(pod_logs_dir(d.path(), &k), Path::new("var/log/pods"));

@@ -33,6 +33,46 @@ const NVIDIA_CLAIM_CDI_KIND: &str = "k8s.gpu.nvidia.com/claim";
 /// ids are `k8s.gpu.nvidia.com/device=<device>` (`cmd/gpu-kubelet-plugin/cdi.go`).
 const NVIDIA_DEVICE_CDI_KIND: &str = "k8s.gpu.nvidia.com/device";
 
+/// Whether the kubelet's PodResources answer carries DRA claims, known from its own answer or its gate,
+/// never from another gate (`Get` being served is `KubeletPodResourcesGet`, not DRA's).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KubeletClaims {
+    /// It does: how that is known.
+    Reported(String),
+    /// It does not (its DRA gate is off): where that was read.
+    NotReported(String),
+    /// Its answer names no claim and nothing on the node says whether it would: why.
+    Unknown(String),
+}
+
+/// The gate whose off state leaves `dynamic_resources` empty without an error (kubelet
+/// `pkg/kubelet/apis/podresources/server_v1.go`; alpha and off 1.27-1.33, beta and on 1.34-1.35, GA 1.36:
+/// kubernetes/website feature-gates page).
+pub const DRA_GATE: &str = "KubeletPodResourcesDynamicResources";
+
+pub fn kubelet_claims(p: &crate::facts::PodResourcesFacts) -> KubeletClaims {
+    let named = p
+        .pods
+        .iter()
+        .flat_map(|p| &p.containers)
+        .any(|c| !c.claims.is_empty());
+    if named {
+        return KubeletClaims::Reported("its List answer names DRA claims".into());
+    }
+    match &p.dra_gate {
+        Some(g) if g.enabled => KubeletClaims::Reported(format!("{DRA_GATE} is on ({})", g.from)),
+        Some(g) => KubeletClaims::NotReported(format!(
+            "{DRA_GATE} is off ({}): the kubelet leaves DRA claims out of its answer",
+            g.from
+        )),
+        None => KubeletClaims::Unknown(format!(
+            "the kubelet's answer names no DRA claim, and that means \"none\" only where {DRA_GATE} is on \
+             (on by default from 1.34, off 1.27-1.33); neither its command line nor its config file sets the \
+             gate, and its version is not known here"
+        )),
+    }
+}
+
 /// DRA as this node shows it; absent from the report where no DRA driver or claim is seen.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct DraAllocation {
@@ -269,7 +309,7 @@ fn locate_amd(out: &mut AllocatedDevice, device: &str, gpus: &[GpuFacts]) {
 }
 
 /// A GPU driver's device name, located by the GPUs' minor numbers (NVIDIA's) or render minors (AMD's).
-fn located(driver: &str, device: &str, gpus: &[GpuFacts]) -> AllocatedDevice {
+pub(crate) fn located(driver: &str, device: &str, gpus: &[GpuFacts]) -> AllocatedDevice {
     let mut out = AllocatedDevice::unlocated(driver, ResourceKind::Claim, device);
     if driver == AMD_DRIVER {
         locate_amd(&mut out, device, gpus);
@@ -427,17 +467,19 @@ pub fn summarize(
     // (`cmd/gpu-kubelet-plugin/cdi.go`): with the driver registered and neither naming a claim, a claimed
     // GPU would read free. The API server's ResourceClaims name them; the node alone cannot.
     let host_specs = host.is_some_and(|h| !h.claim_specs.is_empty());
-    // A kubelet that serves Get has the 1.34+ defaults, where it reports DRA claims: its empty answer is
-    // "no claim".
-    let reports_claims = facts.pod_resources.ok().and_then(|p| p.get_served) == Some(true);
+    // Only a kubelet known to report DRA claims (its answer carries one, or its DRA gate is on) says
+    // "no claim" by naming none; serving Get is another gate and says nothing of it.
+    let reports_claims = facts
+        .pod_resources
+        .ok()
+        .is_some_and(|p| matches!(kubelet_claims(p), KubeletClaims::Reported(_)));
     // The API server's list names them all (the launcher passes it only when it read every claim).
     let unnamed = gpu_driver
         .filter(|_| claims_reported.is_empty() && !host_specs && !reports_claims && !api_read)
         .map(|d| match &facts.pod_resources {
             Reading::Ok(_) => format!(
-                "the DRA driver {d} is registered here, but the kubelet reports no DRA claim and has the gates \
-                 of a kubelet before 1.34 (its PodResources Get is not served; it leaves claims out unless \
-                 KubeletPodResourcesDynamicResources is on) and the driver wrote no \
+                "the DRA driver {d} is registered here, but the kubelet reports no DRA claim and is not known \
+                 to report them (it leaves claims out unless {DRA_GATE} is on) and the driver wrote no \
                  per-claim CDI spec (NVIDIA's driver before v25.12 writes none for a plain GPU claim): which \
                  GPUs are claimed is not known on the node"
             ),

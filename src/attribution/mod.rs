@@ -207,7 +207,7 @@ fn allocated_device(
     d
 }
 
-fn gpu_devices<'a>(
+pub(crate) fn gpu_devices<'a>(
     devices: &'a [ContainerDevicesFacts],
     gpus: &'a [GpuFacts],
 ) -> impl Iterator<Item = AllocatedDevice> + 'a {

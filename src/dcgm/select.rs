@@ -4,16 +4,17 @@
 //! stress or bandwidth failures (NVIDIA/DCGM `nvvs/src/Software.cpp` v4.6.0; ../shared/reference/dcgm.md
 //! section 5). Who holds a GPU is the caller's to establish, with the same rules as the reset preflight
 //! (`operator::reset`): a pod the kubelet assigned it to through the device plugin or a DRA claim (also a
-//! claim the kubelet does not name), and any process NVML lists on it. A GPU whose holders cannot be
-//! established (the kubelet unreachable, NVML unable to list processes) is not tested either: a diagnostic
+//! claim the kubelet does not name; `operator::holders`), and any process NVML lists on it. A GPU whose
+//! holders no source can vouch for (the kubelet unreachable or not reporting DRA claims with nothing else
+//! naming them, NVML unable to list processes) is not tested either: a diagnostic
 //! under a job breaks the job, and the job's load would read as a GPU failure.
 
 use serde::{Deserialize, Serialize};
 
 use super::request::GpuSel;
 use crate::facts::{GpuFacts, NodeFacts, Reading};
-use crate::operator::CheckStatus;
-use crate::operator::reset::{check_assignment, check_processes};
+use crate::operator::holders::{self, Verdict};
+use crate::operator::reset::check_processes;
 
 /// A requested GPU the run leaves alone, and why.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -97,23 +98,18 @@ pub fn select(facts: &NodeFacts, requested: &[GpuSel]) -> Selection {
         }
         let mut held = Vec::new();
         let mut unverified = Vec::new();
-        if let Some(c) = check_assignment(facts, g.index) {
-            match c.status {
-                CheckStatus::Pass => {}
-                CheckStatus::Block => {
-                    // The reset preflight's fix is for a reset; the diagnostic's is the same in words.
-                    let detail = c
-                        .evidence
-                        .split(". Delete or drain")
-                        .next()
-                        .unwrap_or(&c.evidence);
-                    if detail.starts_with("a DRA claim may hold") {
-                        unverified.push(detail.to_string());
-                    } else {
-                        held.push(detail.to_string());
-                    }
-                }
-                CheckStatus::Warn => unverified.push(c.evidence),
+        // The reset preflight's sources and rule: a GPU no source vouches for is not idle.
+        if let Some(h) = holders::ask(facts, g.index) {
+            match &h.verdict {
+                Verdict::Free => {}
+                Verdict::Held(who) => held.push(who.join("; ")),
+                Verdict::Unvouched(u) => unverified.push(format!(
+                    "no source can vouch that no pod holds it: {}",
+                    u.iter()
+                        .map(|u| format!("{}: {} (fix: {})", u.source.name(), u.why, u.fix))
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                )),
             }
         }
         match &g.processes {

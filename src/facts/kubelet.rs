@@ -22,8 +22,24 @@ pub struct PodResourcesFacts {
     /// Kubernetes turned it on by default in 1.34 together with KubeletPodResourcesDynamicResources (both
     /// alpha and off in 1.27-1.33, kubernetes/website feature-gates pages), so it tells a kubelet whose
     /// empty DRA answer means "no claim" from one whose empty answer means "not reported".
+    /// It is another gate than DRA's: it never says whether DRA claims are reported (see `dra_gate`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub get_served: Option<bool>,
+    /// `KubeletPodResourcesDynamicResources` as the kubelet's own command line (`--feature-gates`) or
+    /// config file (`featureGates:`) sets it: whether `List` carries DRA claims. Absent where neither names
+    /// it (its version's default then applies: off 1.27-1.33, on from 1.34; kubernetes/website
+    /// feature-gates page).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dra_gate: Option<KubeletGateFacts>,
+}
+
+/// One kubelet feature gate as the kubelet was started with it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct KubeletGateFacts {
+    pub enabled: bool,
+    /// Where it was read: `--feature-gates of host pid 812`, `featureGates in var/lib/kubelet/config.yaml`.
+    pub from: String,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]

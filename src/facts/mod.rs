@@ -49,8 +49,9 @@ pub use imex::{ImexDomainFacts, ImexFacts, ImexPeerFacts, daemon_state_from_ctl}
 pub use interconnect::{AerFacts, FabricFacts, GpuPairFacts, NvLinkFacts, P2pFacts, PcieFacts};
 pub use kubelet::{
     ApiClaimFacts, ApiClaimPodFacts, CdiClaimSpecFacts, ClaimDeviceFacts, ClaimFacts,
-    ContainerDevicesFacts, ContainerLogDirFacts, DraHostFacts, KubeletLogFacts, PodLogDirFacts,
-    PodResourcesContainerFacts, PodResourcesFacts, PodResourcesPodFacts, api_claims_arg,
+    ContainerDevicesFacts, ContainerLogDirFacts, DraHostFacts, KubeletGateFacts, KubeletLogFacts,
+    PodLogDirFacts, PodResourcesContainerFacts, PodResourcesFacts, PodResourcesPodFacts,
+    api_claims_arg,
 };
 pub use node::NodeFacts;
 pub use processes::{DeviceHolderFacts, DeviceHoldersFacts, GpuProcessFacts, HostProcessFacts};

@@ -1,5 +1,6 @@
 //! `kill`: end one process that uses a GPU on this node. Preflight: the pid is on a GPU of this node
-//! according to NVML, it is not pid 1, not the probe, not a kernel thread, and not already a zombie. Plan:
+//! according to NVML, it is not pid 1, not the probe, not a kernel thread, and not already a zombie, and
+//! who holds the GPUs it uses is known (`super::holders`; a person may override an unknown). Plan:
 //! SIGTERM, wait up to the grace period, SIGKILL if it still runs.
 
 /// Its `node-probe` subcommand.
@@ -8,7 +9,8 @@ pub const COMMAND: &str = "kill";
 use serde::{Deserialize, Serialize};
 
 use super::{
-    ActionResult, Check, GpuMemoryUse, PlanStep, Preflight, gpu_name, host_process, process_label,
+    ActionResult, Check, CheckStatus, GpuMemoryUse, PlanStep, Preflight, gpu_name, host_process,
+    process_label,
 };
 use crate::analysis::{error_name, mib};
 use crate::facts::{FieldErrorKind, NodeFacts, Reading};
@@ -25,6 +27,9 @@ pub struct KillRequest {
     pub grace_seconds: u32,
     /// The probe's own pid, when it shares the host's pid namespace (never killed).
     pub self_pid: Option<u32>,
+    /// A person overrode, in the confirmation, the block of a GPU whose holders no source can vouch for
+    /// (`--override-unknown-holders`).
+    pub override_unknown: bool,
 }
 
 /// The `kill` report.
@@ -84,6 +89,7 @@ pub fn preflight(facts: &NodeFacts, req: &KillRequest) -> Preflight {
         check_state(facts, req.pid),
     ];
     checks.push(check_uses_gpu(facts, req.pid));
+    checks.extend(check_holders_known(facts, req.pid, req.override_unknown));
     Preflight::from_checks(checks)
 }
 
@@ -284,6 +290,58 @@ pub fn check_state(facts: &NodeFacts, pid: u32) -> Check {
     }
 }
 
+/// Who holds each GPU the process is on, by the reset's sources and rule (`super::holders`): the kill
+/// ends a job's work, so a GPU no source can vouch for is refused unless a person overrides. A pod a
+/// source names is said (the person sees whose job the process may be), not refused: ending a process
+/// on a GPU a pod holds is what this tool is for, and its preflight has already named the process.
+/// `None` where the kubelet was not asked (a scenario without its facts).
+pub fn check_holders_known(facts: &NodeFacts, pid: u32, overridden: bool) -> Option<Check> {
+    const NAME: &str = "gpu_holders_known";
+    let gpus = gpus_of(facts, pid);
+    let mut judged = Vec::new();
+    for g in &gpus {
+        judged.push(super::holders::check(
+            NAME,
+            *g,
+            &super::holders::ask(facts, *g)?,
+            overridden,
+            "",
+        ));
+    }
+    if let Some(c) = judged
+        .iter()
+        .find(|c| c.status == CheckStatus::Block && !c.unknown_sources.is_empty())
+    {
+        return Some(c.clone());
+    }
+    let held: Vec<String> = judged
+        .iter()
+        .filter(|c| c.status == CheckStatus::Block)
+        .map(|c| c.evidence.trim_end_matches(". ").to_string())
+        .collect();
+    if !held.is_empty() {
+        return Some(Check::warn(
+            NAME,
+            format!(
+                "the GPU(s) pid {pid} uses are held by pods: {}. Killing the process ends that job's work \
+                 there; its controller may start it again",
+                held.join("; ")
+            ),
+        ));
+    }
+    judged
+        .into_iter()
+        .find(|c| c.status == CheckStatus::Warn)
+        .or_else(|| {
+            (!gpus.is_empty()).then(|| {
+                Check::pass(
+                    NAME,
+                    format!("no source names a pod holding GPU(s) {gpus:?}, and every way of holding one is vouched for"),
+                )
+            })
+        })
+}
+
 pub fn check_uses_gpu(facts: &NodeFacts, pid: u32) -> Check {
     const NAME: &str = "uses_gpu_on_node";
     let mut on = Vec::new();
@@ -382,6 +440,7 @@ mod tests {
             pid,
             grace_seconds: 10,
             self_pid: Some(999),
+            override_unknown: false,
         }
     }
 

@@ -5,6 +5,7 @@
 //! reasons), never an error. The probe executes an allowed plan and records what happened in the
 //! report's `outcome`; the rules here never touch a process or a GPU.
 
+pub mod holders;
 pub mod kill;
 pub mod reset;
 
@@ -30,6 +31,10 @@ pub struct Check {
     pub status: CheckStatus,
     /// What was seen, in one or two sentences, with the values.
     pub evidence: String,
+    /// Set on a block that stands only because these sources could not say who holds the GPU (see
+    /// [`holders`]): a person may override it in the confirmation. Empty on every other check.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unknown_sources: Vec<String>,
 }
 
 impl Check {
@@ -38,6 +43,7 @@ impl Check {
             check: check.to_string(),
             status,
             evidence: evidence.into(),
+            unknown_sources: Vec::new(),
         }
     }
     pub fn pass(check: &str, evidence: impl Into<String>) -> Self {
@@ -138,6 +144,30 @@ pub trait ActionReport {
     fn plan(&self) -> &[PlanStep];
     /// The step or re-collection that failed while the plan ran, verbatim.
     fn error(&self) -> Option<&str>;
+    /// Where it was refused only because some sources could not say who holds a GPU: those sources,
+    /// which a person may override in the confirmation. `None` when allowed or when any other check
+    /// blocks (a holder named by a source, or anything else, is never overridden).
+    fn unknown_holders(&self) -> Option<Vec<String>> {
+        overridable(self.checks())
+    }
+}
+
+/// The unknown sources of `checks`' blocks, where every block is one (see [`ActionReport::unknown_holders`]).
+pub fn overridable(checks: &[Check]) -> Option<Vec<String>> {
+    let blocks: Vec<&Check> = checks
+        .iter()
+        .filter(|c| c.status == CheckStatus::Block)
+        .collect();
+    if blocks.is_empty() || blocks.iter().any(|c| c.unknown_sources.is_empty()) {
+        return None;
+    }
+    let mut out: Vec<String> = blocks
+        .iter()
+        .flat_map(|c| c.unknown_sources.iter().cloned())
+        .collect();
+    out.sort();
+    out.dedup();
+    Some(out)
 }
 
 /// [`ActionReport`] for an operator report: every one has the same fields for it (`result`, `simulated`,

@@ -996,7 +996,7 @@ fn dra_claims_hold_their_gpus() {
         check["evidence"]
             .as_str()
             .unwrap()
-            .contains("ml/train-0 (container main) holds it through DRA claim ml/train-gpus"),
+            .contains("ml/train-0 (container main) holds gpu.nvidia.com device"),
         "{check}"
     );
     let (_, check) = reset("5");
@@ -1103,13 +1103,80 @@ fn a_claim_nothing_names_makes_attribution_incomplete_and_blocks_every_reset() {
             .unwrap_or_else(|| panic!("{doc}"));
         assert_eq!(doc["reset"]["allowed"], false, "{doc}");
         assert_eq!(check["status"], "block", "{check}");
+        let ev = check["evidence"].as_str().unwrap();
         assert!(
-            check["evidence"]
-                .as_str()
-                .unwrap()
-                .contains("Fix: turn on the kubelet's"),
+            ev.contains("turn on the kubelet's KubeletPodResourcesDynamicResources"),
             "{check}"
         );
+        // Refused for unknown holders alone: a person may override it, and the check says which sources.
+        assert!(ev.contains("override"), "{check}");
+        assert!(
+            check["unknown_sources"]
+                .as_array()
+                .is_some_and(|u| u.iter().any(|s| s == "kubelet PodResources (DRA claims)")),
+            "{check}"
+        );
+    }
+}
+
+/// A DRA node whose kubelet is restarting (its PodResources socket does not answer; the fixture's node has
+/// two GPUs), the job's claimed GPU idle (no process of its own on it is needed), the API server naming the
+/// claim: a reset of every GPU is refused. The claimed one names its claim and cannot be overridden; the others name the silent
+/// kubelet as the source no one could replace, with its fix, and can be overridden only by a person.
+#[test]
+fn a_restarting_kubelet_refuses_every_reset_on_a_dra_node() {
+    let f = scenario("h100-zombie-process");
+    let (host, k) = dra_node_kubelet_silent();
+    drop(k);
+    let root = host.path().to_str().unwrap();
+    assert!(f.gpus.len() >= 2, "the claimed GPU and at least one other");
+    let claimed = 1u32;
+    let claims = format!(
+        "ml/train-0-gpu-x1=gpu.nvidia.com/gpu-{}>train-0:{UID_TRAIN}",
+        7 - claimed
+    );
+    for g in &f.gpus {
+        let gpu = g.index.to_string();
+        let (_, doc) = probe(&[
+            "--simulate",
+            "h100-zombie-process",
+            "--host-root",
+            root,
+            "reset",
+            "--gpu",
+            &gpu,
+            "--dry-run",
+            "--api-claims",
+            &claims,
+        ]);
+        assert_eq!(doc["reset"]["allowed"], false, "GPU {gpu}: {doc}");
+        let check = doc["reset"]["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["check"] == "not_assigned_to_a_pod")
+            .cloned()
+            .unwrap_or_else(|| panic!("{doc}"));
+        let ev = check["evidence"].as_str().unwrap();
+        assert_eq!(check["status"], "block", "{check}");
+        if g.index == claimed {
+            assert!(
+                ev.contains("DRA claim ml/train-0-gpu-x1 (reserved for ml/train-0)"),
+                "{check}"
+            );
+            assert!(
+                check.get("unknown_sources").is_none(),
+                "a named holder is not overridable: {check}"
+            );
+        } else {
+            assert!(ev.contains("PodResources did not answer"), "{check}");
+            assert!(ev.contains("restart the kubelet"), "{check}");
+            assert_eq!(
+                check["unknown_sources"],
+                serde_json::json!(["kubelet PodResources (device plugins)"]),
+                "{check}"
+            );
+        }
     }
 }
 
@@ -1187,7 +1254,7 @@ fn the_api_servers_claims_name_what_the_kubelet_does_not() {
     assert_eq!(held["status"], "block", "{held}");
     let ev = held["evidence"].as_str().unwrap();
     assert!(
-        ev.contains("ml/train-0") && ev.contains("named by the API server"),
+        ev.contains("ml/train-0") && ev.contains("API server ResourceClaims: DRA claim"),
         "{held}"
     );
     assert_eq!(check(&claims, other)["status"], "pass");

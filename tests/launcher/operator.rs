@@ -248,6 +248,42 @@ async fn confirm_must_repeat_the_target() {
     s.client.cancel().await.unwrap();
 }
 
+/// The override of unknown GPU holders is a person's, in the confirmation form: a tool argument naming it,
+/// in any spelling, is refused as an argument the tool does not take, and nothing runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_override_smuggled_as_an_argument_is_refused() {
+    let s = start((), &["--mode", "operator"]).await;
+    for (tool, mut args) in [
+        (
+            "reset_gpu",
+            json!({"node_name": "local", "gpu": "1", "confirm": "local/gpu/1"}),
+        ),
+        (
+            "kill_gpu_process",
+            json!({"node_name": "local", "pid": 4242, "confirm": "local/pid/4242"}),
+        ),
+    ] {
+        for field in [
+            "override_unknown_holders",
+            "override",
+            "overrideUnknownHolders",
+        ] {
+            args[field] = json!(true);
+            let r = s.call(tool, args.clone()).await;
+            assert_eq!(r.is_error, Some(true), "{tool} {field}");
+            let t = text_of(&r);
+            assert!(
+                t.contains(field) && t.contains("unknown field"),
+                "{tool} {field}: {t}"
+            );
+            args.as_object_mut().unwrap().remove(field);
+        }
+    }
+    // Refused at the arguments: no action was audited, nothing was asked of the probe.
+    assert!(s.audit_lines().is_empty(), "{:?}", s.audit_lines());
+    s.client.cancel().await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn confirmed_actions_run_the_probe_simulated() {
     let s = start((), &["--mode", "operator"]).await;

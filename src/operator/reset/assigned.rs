@@ -1,129 +1,30 @@
 //! Whether the kubelet gave the GPU to a pod, through the device plugin or a DRA claim. A job that holds a
 //! GPU but runs nothing on it at this moment (between steps, loading data) has no process and no open
-//! device node, yet a reset under it breaks the job: the assignment blocks too.
+//! device node, yet a reset under it breaks the job: the assignment blocks too, and so does not knowing it.
 
-use crate::analysis::error_name;
-use crate::attribution::{self, AllocationReport};
-use crate::facts::{NodeFacts, Reading};
+use crate::facts::NodeFacts;
 use crate::operator::Check;
-use crate::options::AnalysisOptions;
+use crate::operator::holders;
 
 const NAME: &str = "not_assigned_to_a_pod";
 
-/// `None` where the kubelet was not asked (a scenario without its facts).
-pub fn check_assignment(facts: &NodeFacts, gpu: u32) -> Option<Check> {
-    if let Reading::Err(e) = &facts.pod_resources
-        && e.error == crate::facts::FieldErrorKind::NotCollected
-    {
-        return None;
-    }
-    let report = attribution::analyze(facts, &AnalysisOptions::default());
-    // A registered GPU DRA driver whose claims nothing names may hold this GPU, idle or not: blocked, with
-    // the kubelet's silence as the reason (also when the kubelet did not answer at all).
-    if let Some(u) = report.dra.as_ref().and_then(|d| d.unnamed.as_ref()) {
-        return Some(Check::block(
-            NAME,
-            format!(
-                "a DRA claim may hold this GPU and nothing on the node says which: {u}. Fix: {}",
-                crate::attribution::dra::UNNAMED_FIX
-            ),
-        ));
-    }
-    if let Reading::Err(e) = &facts.pod_resources {
-        // The kind only: the full error names host paths, and the allocation tool says more.
-        return Some(Check::warn(
-            NAME,
-            format!(
-                "cannot ask the kubelet which pods hold the GPU (PodResources: {}): a pod that holds it without running on it now is not seen",
-                error_name(e.error)
-            ),
-        ));
-    }
-    let mut blocks = Vec::new();
-    if let Some(g) = report.gpus.iter().find(|g| g.gpu.index == gpu) {
-        for h in &g.allocated_to {
-            blocks.push(match &h.claim {
-                Some(c) if h.container.is_empty() => format!(
-                    "{}/{} holds it through DRA claim {c} ({} device {}; named by the API server, the kubelet \
-                     reports no DRA claims)",
-                    h.namespace, h.pod, h.resource_name, h.device_id
-                ),
-                Some(c) => format!(
-                    "{}/{} (container {}) holds it through DRA claim {c} ({} device {})",
-                    h.namespace, h.pod, h.container, h.resource_name, h.device_id
-                ),
-                None => format!(
-                    "{}/{} (container {}) holds it through {} {}",
-                    h.namespace, h.pod, h.container, h.resource_name, h.device_id
-                ),
-            });
-        }
-        for uid in &g.unreported_claims {
-            blocks.push(format!(
-                "DRA claim {uid} was prepared for it, and the kubelet does not say which pod uses the claim"
-            ));
-        }
-    }
-    blocks.extend(unlocated_claims(&report, gpu));
-    if blocks.is_empty() {
-        return Some(Check::pass(
-            NAME,
-            "the kubelet assigned the GPU to no pod (device plugin or DRA claim)",
-        ));
-    }
-    Some(Check::block(
+/// `None` where the kubelet was not asked (a scenario without its facts). Every source is asked (see
+/// [`holders`]); a GPU no source vouches for blocks unless `overridden` by a person.
+pub fn check_assignment(facts: &NodeFacts, gpu: u32, overridden: bool) -> Option<Check> {
+    let h = holders::ask(facts, gpu)?;
+    Some(holders::check(
         NAME,
-        format!(
-            "{}. Delete or drain the pod first (cordon_gpu_node keeps new pods off)",
-            blocks.join("; ")
-        ),
+        gpu,
+        &h,
+        overridden,
+        "Delete or drain the pod first (cordon_gpu_node keeps new pods off)",
     ))
-}
-
-/// A GPU passed through to a VM is bound to vfio-pci: none of the GPUs NVML sees, so its claim holds none of them.
-fn passthrough(d: &crate::attribution::AllocatedDevice) -> bool {
-    d.form == Some(crate::attribution::device::DeviceIdForm::DraPassthrough)
-}
-
-/// DRA devices of a GPU driver that could not be tied to a GPU: any of them may be this one.
-fn unlocated_claims(report: &AllocationReport, gpu: u32) -> Vec<String> {
-    let claimed = report
-        .pods
-        .iter()
-        .flat_map(|p| p.containers.iter().map(move |c| (p, c)))
-        .flat_map(|(p, c)| c.devices.iter().map(move |d| (p, c, d)))
-        .filter(|(_, _, d)| d.claim.is_some() && d.gpu_index.is_none() && !passthrough(d))
-        .map(|(p, c, d)| {
-            format!(
-                "{}/{} (container {}) holds {} device {} through a DRA claim, which could not be tied to a GPU ({}): it may be GPU {gpu}",
-                p.namespace,
-                p.name,
-                c.name,
-                d.resource_name,
-                d.device_id,
-                d.error.as_deref().unwrap_or("unknown")
-            )
-        });
-    let unreported = report
-        .dra
-        .iter()
-        .flat_map(|d| &d.unreported_claims)
-        .flat_map(|c| c.devices.iter().map(move |d| (c, d)))
-        .filter(|(_, d)| d.gpu_index.is_none() && !passthrough(d))
-        .map(|(c, d)| {
-            format!(
-                "DRA claim {} holds device {}, which could not be tied to a GPU ({}): it may be GPU {gpu}",
-                c.claim_uid,
-                d.device_id,
-                d.error.as_deref().unwrap_or("unknown")
-            )
-        });
-    claimed.chain(unreported).collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::facts::Reading;
     use crate::facts::{
         CdiClaimSpecFacts, ClaimDeviceFacts, ClaimFacts, ContainerDevicesFacts, DraHostFacts,
         FieldError, FieldErrorKind, PodResourcesContainerFacts, PodResourcesFacts,
@@ -144,6 +45,7 @@ mod tests {
             }],
             allocatable: Reading::Ok(vec![]),
             get_served: None,
+            dra_gate: None,
         })
     }
 
@@ -175,17 +77,29 @@ mod tests {
                 g.index
             ));
         }
-        node(gpus, vec![])
+        let mut f = node(gpus, vec![]);
+        // No GPU DRA driver on the node unless a test registers one.
+        f.dra = Reading::Ok(DraHostFacts::default());
+        f
     }
 
     #[test]
     fn a_dra_claim_blocks_the_reset_of_its_gpu_only() {
         let mut f = facts();
         f.pod_resources = kubelet(vec![claimed("gpu-0")]);
-        let c = check_assignment(&f, 1).unwrap();
+        let c = check_assignment(&f, 1, false).unwrap();
         assert_eq!(c.status, CheckStatus::Block, "{c:?}");
-        assert!(c.evidence.contains("ml/train-0 (container main) holds it through DRA claim ml/gpus (gpu.nvidia.com device gpu-0)"), "{}", c.evidence);
-        assert_eq!(check_assignment(&f, 0).unwrap().status, CheckStatus::Pass);
+        assert!(c.evidence.contains("ml/train-0 (container main) holds gpu.nvidia.com device gpu-0 through DRA claim ml/gpus"), "{}", c.evidence);
+        assert!(c.unknown_sources.is_empty());
+        // A named holder is never overridden.
+        assert_eq!(
+            check_assignment(&f, 1, true).unwrap().status,
+            CheckStatus::Block
+        );
+        assert_eq!(
+            check_assignment(&f, 0, false).unwrap().status,
+            CheckStatus::Pass
+        );
     }
 
     #[test]
@@ -200,8 +114,14 @@ mod tests {
             }],
             claims: vec![],
         }]);
-        assert_eq!(check_assignment(&f, 0).unwrap().status, CheckStatus::Block);
-        assert_eq!(check_assignment(&f, 1).unwrap().status, CheckStatus::Pass);
+        assert_eq!(
+            check_assignment(&f, 0, false).unwrap().status,
+            CheckStatus::Block
+        );
+        assert_eq!(
+            check_assignment(&f, 1, false).unwrap().status,
+            CheckStatus::Pass
+        );
     }
 
     #[test]
@@ -212,7 +132,7 @@ mod tests {
         }
         f.pod_resources = kubelet(vec![claimed("gpu-0")]);
         for i in 0..2 {
-            let c = check_assignment(&f, i).unwrap();
+            let c = check_assignment(&f, i, false).unwrap();
             assert_eq!(c.status, CheckStatus::Block);
             assert!(
                 c.evidence.contains("minor numbers are unknown"),
@@ -235,29 +155,41 @@ mod tests {
                 devices: vec!["gpu-1".into()],
             }],
         });
-        let c = check_assignment(&f, 0).unwrap();
+        let c = check_assignment(&f, 0, false).unwrap();
         assert_eq!(c.status, CheckStatus::Block, "{c:?}");
         assert!(c.evidence.contains(UID));
-        assert_eq!(check_assignment(&f, 1).unwrap().status, CheckStatus::Pass);
-        // Reported by the kubelet (its CDI id names the claim): counted once, through the pod.
+        assert_eq!(
+            check_assignment(&f, 1, false).unwrap().status,
+            CheckStatus::Pass
+        );
+        // Reported by the kubelet too: each source that names it says so.
         f.pod_resources = kubelet(vec![claimed("gpu-1")]);
-        let c = check_assignment(&f, 0).unwrap();
+        let c = check_assignment(&f, 0, false).unwrap();
         assert!(
-            c.evidence.contains("ml/train-0") && !c.evidence.contains("was prepared"),
+            c.evidence
+                .contains("kubelet PodResources (DRA claims): ml/train-0")
+                && c.evidence
+                    .contains("node DRA driver state and CDI claim specs: DRA claim"),
             "{}",
             c.evidence
         );
     }
 
     #[test]
-    fn no_kubelet_warns_and_a_scenario_without_it_is_not_judged() {
+    fn no_kubelet_blocks_unless_overridden_and_a_scenario_without_it_is_not_judged() {
         let mut f = facts();
-        assert!(check_assignment(&f, 0).is_none());
+        assert!(check_assignment(&f, 0, false).is_none());
         f.pod_resources = Reading::Err(FieldError::with_message(
             FieldErrorKind::NotFound,
             "no socket",
         ));
-        assert_eq!(check_assignment(&f, 0).unwrap().status, CheckStatus::Warn);
+        let c = check_assignment(&f, 0, false).unwrap();
+        assert_eq!(c.status, CheckStatus::Block, "{c:?}");
+        assert_eq!(c.unknown_sources, ["kubelet PodResources (device plugins)"]);
+        assert!(c.evidence.contains("restart the kubelet"), "{}", c.evidence);
+        let c = check_assignment(&f, 0, true).unwrap();
+        assert_eq!(c.status, CheckStatus::Warn);
+        assert!(c.evidence.starts_with("OVERRIDDEN"), "{}", c.evidence);
     }
     fn registered_only() -> Reading<DraHostFacts> {
         Reading::Ok(DraHostFacts {
@@ -273,7 +205,7 @@ mod tests {
         f.pod_resources = kubelet(vec![]);
         f.dra = registered_only();
         for i in 0..2 {
-            let c = check_assignment(&f, i).unwrap();
+            let c = check_assignment(&f, i, false).unwrap();
             assert_eq!(c.status, CheckStatus::Block, "{c:?}");
             assert!(
                 c.evidence.contains("gpu.nvidia.com is registered"),
@@ -288,20 +220,41 @@ mod tests {
         }
         // A kubelet that does not answer does not hide the registered driver: still blocked.
         f.pod_resources = Reading::Err(FieldError::with_message(FieldErrorKind::Timeout, "slow"));
-        let c = check_assignment(&f, 0).unwrap();
+        let c = check_assignment(&f, 0, false).unwrap();
         assert_eq!(c.status, CheckStatus::Block, "{c:?}");
         assert!(c.evidence.contains("did not answer"), "{}", c.evidence);
-        // A kubelet with the 1.34+ gates (Get served) reports claims: its empty answer is "none".
+        // Serving Get is another gate: it does not make an empty answer "none".
         let mut k = kubelet(vec![]);
         if let Reading::Ok(p) = &mut k {
             p.get_served = Some(true);
         }
+        f.pod_resources = k.clone();
+        assert_eq!(
+            check_assignment(&f, 0, false).unwrap().status,
+            CheckStatus::Block
+        );
+        // A kubelet whose DRA gate is on reports claims: its empty answer is "none".
+        if let Reading::Ok(p) = &mut k {
+            p.dra_gate = Some(crate::facts::KubeletGateFacts {
+                enabled: true,
+                from: "--feature-gates of host pid 812".into(),
+            });
+        }
         f.pod_resources = k;
-        assert_eq!(check_assignment(&f, 0).unwrap().status, CheckStatus::Pass);
+        assert_eq!(
+            check_assignment(&f, 0, false).unwrap().status,
+            CheckStatus::Pass
+        );
         // Once the kubelet names a claim, only that claim's GPU is held.
         f.pod_resources = kubelet(vec![claimed("gpu-0")]);
-        assert_eq!(check_assignment(&f, 1).unwrap().status, CheckStatus::Block);
-        assert_eq!(check_assignment(&f, 0).unwrap().status, CheckStatus::Pass);
+        assert_eq!(
+            check_assignment(&f, 1, false).unwrap().status,
+            CheckStatus::Block
+        );
+        assert_eq!(
+            check_assignment(&f, 0, false).unwrap().status,
+            CheckStatus::Pass
+        );
     }
 
     #[test]
@@ -310,7 +263,7 @@ mod tests {
         f.pod_resources = kubelet(vec![claimed("gpu-vfio-0")]);
         f.dra = registered_only();
         for i in 0..2 {
-            let c = check_assignment(&f, i).unwrap();
+            let c = check_assignment(&f, i, false).unwrap();
             assert_eq!(c.status, CheckStatus::Pass, "{c:?}");
         }
     }
@@ -339,7 +292,7 @@ mod tests {
                     CheckStatus::Pass
                 };
                 assert_eq!(
-                    check_assignment(&f, i).unwrap().status,
+                    check_assignment(&f, i, false).unwrap().status,
                     want,
                     "GPU {i} {:?}",
                     c.claims
@@ -349,6 +302,9 @@ mod tests {
         // Another vendor's CDI id is not a GPU of this driver.
         c.claims[0].devices[0].cdi_ids = vec!["vendor.example/nic=port0".into()];
         f.pod_resources = kubelet(vec![c]);
-        assert_eq!(check_assignment(&f, 0).unwrap().status, CheckStatus::Pass);
+        assert_eq!(
+            check_assignment(&f, 0, false).unwrap().status,
+            CheckStatus::Pass
+        );
     }
 }

@@ -50,6 +50,9 @@ pub struct ResetRequest {
     /// The reset tool the probe found (`chroot /host nvidia-smi`), or why there is none. `None` in
     /// simulated mode, where nothing runs.
     pub tool: Option<Result<String, String>>,
+    /// A person overrode, in the confirmation, the block of a GPU whose holders no source can vouch
+    /// for (`--override-unknown-holders`). A holder a source names still blocks.
+    pub override_unknown: bool,
 }
 
 #[cfg(test)]

@@ -48,6 +48,7 @@ pub(super) fn req(gpu: GpuSelector) -> ResetRequest {
         gpu,
         self_pid: Some(4000),
         tool: None,
+        override_unknown: false,
     }
 }
 

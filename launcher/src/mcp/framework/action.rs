@@ -43,6 +43,10 @@ pub struct OperatorOutput<R> {
     /// True when a person approved the action (`input_request`, `elicitation`); false when only the
     /// `confirm` argument did, which the model may have filled itself.
     pub human_confirmed: bool,
+    /// True when the person who confirmed also overrode the refusal of a GPU whose holders no source
+    /// could vouch for (the preflight's warning names those sources); the audit records it.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub overrode_unknown_holders: bool,
     pub audit: AuditRecord,
     /// The evidence archive collected before acting (destructive actions, unless skipped).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -237,14 +241,17 @@ impl<R: Serialize + ActionReport> ProbeAction<'_, R> {
             cx.probe_report(action, &t, r, pick)
         };
         let confirmed_by;
+        let mut overrode = false;
         let mut evidence = None;
         let outcome = if dry_run {
             confirmed_by = "not_needed";
             run(true).await
         } else {
             // Where a person is asked, they see the preflight before approving; a refusal needs no
-            // approval. A retry answering an input request saw it in the first round.
+            // approval, except one for unknown GPU holders alone, which the person is offered to
+            // override. A retry answering an input request saw it in the first round.
             let wrong_confirm = confirm_arg.as_deref().is_some_and(|c| c != target);
+            let mut offer: Option<Vec<String>> = None;
             let summary =
                 if cx.confirm.channel.asks_a_person() && !cx.confirm.is_retry() && !wrong_confirm {
                     let pre = match run(true).await {
@@ -264,10 +271,13 @@ impl<R: Serialize + ActionReport> ProbeAction<'_, R> {
                             return Err(e);
                         }
                     };
-                    if pre.0.result() == ActionResult::Refused {
-                        Err(pre)
-                    } else {
+                    if pre.0.result() != ActionResult::Refused {
                         Ok(summary_of(&pre.0))
+                    } else if let Some(sources) = pre.0.unknown_holders() {
+                        offer = Some(sources);
+                        Ok(summary_of(&pre.0))
+                    } else {
+                        Err(pre)
                     }
                 } else {
                     Ok(String::new())
@@ -286,11 +296,21 @@ impl<R: Serialize + ActionReport> ProbeAction<'_, R> {
                         &target,
                         confirm_arg.as_deref(),
                         &summary,
+                        offer.as_deref(),
                     )
                     .await;
-                    match asked {
-                        Confirmed::Yes(how) => {
+                    let approved = match asked {
+                        Confirmed::Yes(how) => Some((how, false)),
+                        Confirmed::YesOverriding(how) => Some((how, true)),
+                        Confirmed::No(why) => {
+                            return Err(refuse_early(cx, ctx_ref, node, action, &target, why).await);
+                        }
+                        Confirmed::Ask(ask) => return Err(ToolError::InputRequired(ask)),
+                    };
+                    match approved {
+                        Some((how, over)) => {
                             confirmed_by = how;
+                            overrode = over;
                             // Evidence first: the action may destroy the state support asks for. A
                             // failed collection stops the action; only an explicit skip acts without.
                             if !skip_evidence {
@@ -316,12 +336,14 @@ impl<R: Serialize + ActionReport> ProbeAction<'_, R> {
                                     }
                                 }
                             }
-                            run(false).await
+                            if over {
+                                cx.probe_report(action, &t, request.clone().overridden(), pick)
+                                    .await
+                            } else {
+                                run(false).await
+                            }
                         }
-                        Confirmed::No(why) => {
-                            return Err(refuse_early(cx, ctx_ref, node, action, &target, why).await);
-                        }
-                        Confirmed::Ask(ask) => return Err(ToolError::InputRequired(ask)),
+                        None => unreachable!("every other answer returned above"),
                     }
                 }
             }
@@ -346,6 +368,13 @@ impl<R: Serialize + ActionReport> ProbeAction<'_, R> {
         };
         let result = result_name(report.result());
         let mut message = summary_of(&report);
+        if overrode {
+            // The Event names the override; the warning in the summary names the unknown sources.
+            message.insert_str(
+                0,
+                "OVERRIDE of unknown GPU holders by the person who confirmed; ",
+            );
+        }
         if let Some(n) = evidence_note(evidence.as_ref(), skip_evidence && !dry_run) {
             if !message.is_empty() {
                 message.push_str("; ");
@@ -371,6 +400,7 @@ impl<R: Serialize + ActionReport> ProbeAction<'_, R> {
             result: result.to_string(),
             confirmed_by: confirmed_by.to_string(),
             human_confirmed: human_confirmed(confirmed_by),
+            overrode_unknown_holders: overrode,
             audit,
             evidence,
             evidence_skipped: skip_evidence && !dry_run,
@@ -437,10 +467,12 @@ impl<'a> ClusterAction<'a> {
             target,
             confirm_arg,
             summary,
+            None,
         )
         .await
         {
-            Confirmed::Yes(how) => Ok(how),
+            // Nothing is offered to override here: an override cannot come back.
+            Confirmed::Yes(how) | Confirmed::YesOverriding(how) => Ok(how),
             Confirmed::No(why) => {
                 Err(refuse_early(cx, self.context(), self.node(), action, target, why).await)
             }
@@ -482,6 +514,7 @@ impl<'a> ClusterAction<'a> {
                     result: result.into(),
                     confirmed_by: confirmed_by.to_string(),
                     human_confirmed: human_confirmed(confirmed_by),
+                    overrode_unknown_holders: false,
                     audit,
                     // Evidence is kept before the probe-run (destructive) actions only.
                     evidence: None,
@@ -611,8 +644,14 @@ pub fn headline<R>(o: &OperatorOutput<R>, simulated: bool) -> String {
     } else {
         ""
     };
+    let overrode = if o.overrode_unknown_holders {
+        "OVERRIDE: the person who confirmed went ahead although no source could say who holds the GPU \
+         (the warning below names the sources); the audit records it\n"
+    } else {
+        ""
+    };
     format!(
-        "{} {}: {what}{}\nconfirmed by: {}; audit: user {}{}\n{nobody}{evidence}",
+        "{} {}: {what}{}\nconfirmed by: {}; audit: user {}{}\n{nobody}{overrode}{evidence}",
         o.action,
         o.target,
         if simulated { " [simulated]" } else { "" },

@@ -125,6 +125,9 @@ impl CallConfirm {
 pub enum Confirmed {
     /// Approved; how (`elicitation`, `input_request`, `confirm_argument`).
     Yes(&'static str),
+    /// Approved by a person who also overrode the refusal of GPUs whose holders no source can vouch for;
+    /// how (`elicitation`, `input_request`). Only where the form offered it: never from `confirm`.
+    YesOverriding(&'static str),
     /// Refused: the message for the caller.
     No(String),
     /// The client is to ask the user and call again (2026-07-28).
@@ -144,12 +147,17 @@ const PENDING_PER_PERSON: usize = 64;
 const PENDING_MAX: usize = 4096;
 /// The key of the one elicitation in an input request.
 const INPUT_KEY: &str = "confirm";
+/// The form's field for a person's override of unknown GPU holders (offered only where the preflight
+/// refused for that alone).
+pub const OVERRIDE_FIELD: &str = "override_unknown_holders";
 
 struct Pending {
     person: Option<String>,
     tool: String,
     target: String,
     args_digest: [u8; 32],
+    /// The form offered the override: only then may the answer carry it.
+    offered_override: bool,
     expires: Instant,
 }
 
@@ -218,14 +226,35 @@ fn new_nonce() -> Result<String, String> {
     })
 }
 
-/// The form a person answers: one required boolean.
-fn form(target: &str, summary: &str) -> Result<ElicitRequestParams, String> {
-    let schema = ElicitationSchema::builder()
-        .required_bool("approve")
+/// The form a person answers: one required boolean, and where `offer` names the sources that could not
+/// say who holds a GPU, a second one to override that refusal.
+fn form(
+    target: &str,
+    summary: &str,
+    offer: Option<&[String]>,
+) -> Result<ElicitRequestParams, String> {
+    let mut schema = ElicitationSchema::builder().required_bool("approve");
+    if let Some(sources) = offer {
+        schema = schema.bool_property(OVERRIDE_FIELD, |b| {
+            b.description(format!(
+                "The preflight refused because no source could say who holds the GPU ({}). Set to true only \
+                 if you know no pod holds it: the action then goes ahead, and the audit records your override.",
+                sources.join(", ")
+            ))
+            .with_default(false)
+        });
+    }
+    let schema = schema
         .description("Set approve to true to perform the action.")
         .build()
         .map_err(|e| format!("cannot build the confirmation form: {e}"))?;
     let mut message = format!("Approve this operator action on {target}?");
+    if offer.is_some() {
+        message.push_str(
+            " The preflight REFUSED it: who holds the GPU is not known. It goes ahead only if you also set \
+             override_unknown_holders.",
+        );
+    }
     if !summary.is_empty() {
         message.push('\n');
         message.push_str(summary);
@@ -237,17 +266,22 @@ fn form(target: &str, summary: &str) -> Result<ElicitRequestParams, String> {
     })
 }
 
-/// The user's answer to the form, as a confirmation of `target`.
-fn judge(r: &ElicitResult, target: &str, how: &'static str) -> Confirmed {
+/// The user's answer to the form, as a confirmation of `target`. An override counts only where the form
+/// offered it (`offered`); one the form did not offer is ignored, and the preflight refuses as before.
+fn judge(r: &ElicitResult, target: &str, how: &'static str, offered: bool) -> Confirmed {
+    let field = |k: &str| {
+        r.content
+            .as_ref()
+            .and_then(|c| c.get(k))
+            .and_then(Value::as_bool)
+    };
     match r.action {
-        ElicitationAction::Accept
-            if r.content
-                .as_ref()
-                .and_then(|c| c.get("approve"))
-                .and_then(Value::as_bool)
-                == Some(true) =>
-        {
-            Confirmed::Yes(how)
+        ElicitationAction::Accept if field("approve") == Some(true) => {
+            if offered && field(OVERRIDE_FIELD) == Some(true) {
+                Confirmed::YesOverriding(how)
+            } else {
+                Confirmed::Yes(how)
+            }
         }
         ElicitationAction::Accept => Confirmed::No(format!(
             "the user did not approve the action on `{target}`. Nothing was done."
@@ -262,14 +296,19 @@ fn judge(r: &ElicitResult, target: &str, how: &'static str) -> Confirmed {
 }
 
 /// Ask the user through elicitation (2025-11-25 and older) to approve `target`.
-async fn elicit(peer: &Peer<RoleServer>, target: &str, summary: &str) -> Confirmed {
-    let params = match form(target, summary) {
+async fn elicit(
+    peer: &Peer<RoleServer>,
+    target: &str,
+    summary: &str,
+    offer: Option<&[String]>,
+) -> Confirmed {
+    let params = match form(target, summary, offer) {
         Ok(p) => p,
         Err(e) => return Confirmed::No(e),
     };
     let req = ServerRequest::ElicitRequest(Request::new(params));
     match peer.send_request(req).await {
-        Ok(ClientResult::ElicitResult(r)) => judge(&r, target, "elicitation"),
+        Ok(ClientResult::ElicitResult(r)) => judge(&r, target, "elicitation", offer.is_some()),
         Ok(other) => Confirmed::No(format!(
             "the client answered the confirmation request with {other:?}. Nothing was done."
         )),
@@ -280,8 +319,14 @@ async fn elicit(peer: &Peer<RoleServer>, target: &str, summary: &str) -> Confirm
 }
 
 /// Answer with an input request (2026-07-28): the form, and a fresh nonce bound to this call.
-fn ask(call: &CallConfirm, tool: &str, target: &str, summary: &str) -> Confirmed {
-    let params = match form(target, summary) {
+fn ask(
+    call: &CallConfirm,
+    tool: &str,
+    target: &str,
+    summary: &str,
+    offer: Option<&[String]>,
+) -> Confirmed {
+    let params = match form(target, summary, offer) {
         Ok(p) => p,
         Err(e) => return Confirmed::No(e),
     };
@@ -296,6 +341,7 @@ fn ask(call: &CallConfirm, tool: &str, target: &str, summary: &str) -> Confirmed
             tool: tool.to_string(),
             target: target.to_string(),
             args_digest: call.args_digest,
+            offered_override: offer.is_some(),
             expires: Instant::now() + PENDING_TTL,
         },
     );
@@ -336,7 +382,7 @@ fn check_retry(call: &CallConfirm, tool: &str, target: &str) -> Confirmed {
         return refuse("the retry carries no answer to the confirmation");
     };
     match serde_json::from_value::<ElicitResult>(answer.clone()) {
-        Ok(r) => judge(&r, target, "input_request"),
+        Ok(r) => judge(&r, target, "input_request", p.offered_override),
         Err(_) => refuse("the answer to the confirmation is not an elicitation result"),
     }
 }
@@ -359,7 +405,9 @@ pub fn check_confirm(tool: &str, target: &str, confirm: Option<&str>) -> Result<
 
 /// Confirm `tool` on `target`: a wrong `confirm` is refused on every path; a retry is checked against
 /// its pending input request; otherwise the person is asked where the client allows it, else the
-/// `confirm` argument decides.
+/// `confirm` argument decides. `offer`: the sources that could not say who holds a GPU, where the
+/// preflight refused for that alone; the person is then offered the override (the `confirm` argument
+/// never overrides).
 pub async fn confirm(
     peer: &Peer<RoleServer>,
     call: &CallConfirm,
@@ -367,6 +415,7 @@ pub async fn confirm(
     target: &str,
     confirm_arg: Option<&str>,
     summary: &str,
+    offer: Option<&[String]>,
 ) -> Confirmed {
     if let Some(c) = confirm_arg
         && c != target
@@ -380,8 +429,8 @@ pub async fn confirm(
         return check_retry(call, tool, target);
     }
     match call.channel {
-        Channel::Elicitation => elicit(peer, target, summary).await,
-        Channel::InputRequest => ask(call, tool, target, summary),
+        Channel::Elicitation => elicit(peer, target, summary, offer).await,
+        Channel::InputRequest => ask(call, tool, target, summary, offer),
         Channel::ConfirmArgument => match check_confirm(tool, target, confirm_arg) {
             Ok(()) => Confirmed::Yes("confirm_argument"),
             Err(e) => Confirmed::No(e),
@@ -405,7 +454,7 @@ mod tests {
     }
 
     fn asked(c: &CallConfirm, tool: &str, target: &str) -> String {
-        match ask(c, tool, target, "summary") {
+        match ask(c, tool, target, "summary", None) {
             Confirmed::Ask(r) => {
                 assert!(r.input_requests.as_ref().unwrap().contains_key(INPUT_KEY));
                 r.request_state.clone().unwrap()
@@ -417,7 +466,7 @@ mod tests {
     fn refused(c: Confirmed) -> String {
         match c {
             Confirmed::No(m) => m,
-            Confirmed::Yes(h) => panic!("approved by {h}"),
+            Confirmed::Yes(h) | Confirmed::YesOverriding(h) => panic!("approved by {h}"),
             Confirmed::Ask(_) => panic!("asked"),
         }
     }
@@ -526,12 +575,73 @@ mod tests {
         assert!(m.contains("without the requestState"), "{m}");
     }
 
+    /// The override counts only where the form offered it, and only with the approval.
+    #[test]
+    fn an_override_only_where_offered_and_approved() {
+        let args = json!({"node_name": "n", "gpu": "0"});
+        let over = json!({"action": "accept", "content": {"approve": true, OVERRIDE_FIELD: true}});
+        let sources = vec!["kubelet PodResources (device plugins)".to_string()];
+        // Offered: the form carries the field, and the approval with it overrides.
+        let c = call(args.clone(), None, None);
+        let Confirmed::Ask(r) = ask(&c, "reset_gpu", "n/gpu/0", "s", Some(&sources)) else {
+            panic!("not asked")
+        };
+        let form = serde_json::to_string(&r.input_requests).unwrap();
+        assert!(
+            form.contains(OVERRIDE_FIELD) && form.contains("kubelet PodResources"),
+            "{form}"
+        );
+        let state = r.request_state.clone().unwrap();
+        assert!(matches!(
+            check_retry(
+                &call(args.clone(), Some(&state), Some(over.clone())),
+                "reset_gpu",
+                "n/gpu/0"
+            ),
+            Confirmed::YesOverriding("input_request")
+        ));
+        // Not offered (the preflight named no unknown): an override in the answer is not one.
+        let state = asked(&call(args.clone(), None, None), "reset_gpu", "n/gpu/0");
+        assert!(matches!(
+            check_retry(
+                &call(args.clone(), Some(&state), Some(over.clone())),
+                "reset_gpu",
+                "n/gpu/0"
+            ),
+            Confirmed::Yes("input_request")
+        ));
+        // Offered but not set, or set without the approval.
+        let c = call(args.clone(), None, None);
+        let Confirmed::Ask(r) = ask(&c, "reset_gpu", "n/gpu/0", "s", Some(&sources)) else {
+            panic!("not asked")
+        };
+        let state = r.request_state.clone().unwrap();
+        let plain = json!({"action": "accept", "content": {"approve": true}});
+        assert!(matches!(
+            check_retry(
+                &call(args.clone(), Some(&state), Some(plain)),
+                "reset_gpu",
+                "n/gpu/0"
+            ),
+            Confirmed::Yes(_)
+        ));
+        let r: ElicitResult = serde_json::from_value(
+            json!({"action": "accept", "content": {"approve": false, OVERRIDE_FIELD: true}}),
+        )
+        .unwrap();
+        assert!(matches!(
+            judge(&r, "n/gpu/0", "elicitation", true),
+            Confirmed::No(_)
+        ));
+    }
+
     fn pending(person: Option<&str>, secs: u64) -> Pending {
         Pending {
             person: person.map(str::to_string),
             tool: "cordon_gpu_node".into(),
             target: "n".into(),
             args_digest: [0; 32],
+            offered_override: false,
             expires: Instant::now() + Duration::from_secs(secs),
         }
     }

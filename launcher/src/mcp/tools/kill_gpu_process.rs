@@ -49,7 +49,8 @@ impl Tool for KillGpuProcess {
     const DESCRIPTION: &'static str = concat!(
         "OPERATOR ACTION. End one process that uses a GPU on the node: the probe checks that \
 NVML lists the pid on a GPU of that node, that it is not pid 1, the probe, a kernel thread or a zombie, \
-then sends SIGTERM, waits grace_seconds, sends SIGKILL if needed, and reports GPU memory before and \
+and that the sources of who holds its GPUs (kubelet, API server claims, the node's DRA state) can \
+vouch for them (else refused, unless the person who confirms overrides it), then sends SIGTERM, waits grace_seconds, sends SIGKILL if needed, and reports GPU memory before and \
 after. Anything else is refused with the reason. Needs confirmation by a person: input request \
 (2026-07-28) or elicitation, after seeing the preflight; where the client can ask no one, `confirm` = \
 `<node_name>/pid/<pid>` (the answer then says no person was asked). dry_run=true returns the preflight only. Every call is \
@@ -79,6 +80,8 @@ audited (Kubernetes Event on the Node + JSON log line).",
                 deadline.saturating_sub(30)
             )));
         }
+        // Who holds the GPUs the process uses: the API server's claims are one of the preflight's sources.
+        let claims = cx.dra_claims(&node).await;
         ProbeAction {
             action: Self::NAME,
             target: format!("{}/pid/{}", node.node_name, a.pid),
@@ -87,6 +90,8 @@ audited (Kubernetes Event on the Node + JSON log line).",
                 pid: a.pid,
                 grace_seconds: grace,
                 dry_run: false,
+                api_claims: claims.arg(),
+                override_unknown: false,
             },
             dry_run: a.dry_run.unwrap_or(false),
             confirm: a.confirm,

@@ -61,7 +61,9 @@ impl Tool for ResetGpu {
     const DESCRIPTION: &'static str = concat!(
         "OPERATOR ACTION. Reset one GPU with the host's `nvidia-smi -r` after a preflight: no \
 process on the GPU and no holder of its /dev/nvidia* node (device plugin, DCGM, dcgm-exporter, GFD, \
-persistenced), the GPU still on the bus (a lost GPU needs a reboot), Fabric Manager running on Ampere \
+persistenced), no pod holding it by any source (kubelet PodResources, the API server's ResourceClaims, \
+the node's DRA claim specs; a GPU no source can vouch for is refused unless the person who confirms \
+overrides it, never one a source names), the GPU still on the bus (a lost GPU needs a reboot), Fabric Manager running on Ampere \
 NVSwitch systems (Hopper+ do not need it), pre-Ampere NVLink GPUs refused; MIG, persistence and pending \
 row remaps are reported. Then verifies the GPU answers with recovery action none. dry_run=true returns \
 the preflight only. Needs confirmation by a person: input request (2026-07-28) or \
@@ -78,8 +80,8 @@ elicitation, after seeing the preflight; where the client can ask no one, `confi
             args: a,
         }: Self::Args,
     ) -> Result<Self::Output, ToolError> {
-        // Where the kubelet names no DRA claim, the API server's claims on the node tell the preflight
-        // which pods hold which GPUs; without them a registered GPU driver blocks every reset.
+        // The API server's claims on the node are one of the preflight's sources of who holds the GPU,
+        // read whatever the kubelet answers.
         let claims = cx.dra_claims(&node).await;
         ProbeAction {
             action: Self::NAME,
@@ -89,6 +91,7 @@ elicitation, after seeing the preflight; where the client can ask no one, `confi
                 gpu: a.gpu,
                 dry_run: false,
                 api_claims: claims.arg(),
+                override_unknown: false,
             },
             dry_run: a.dry_run.unwrap_or(false),
             confirm: a.confirm,

@@ -214,10 +214,11 @@ DCGM image (nvcr.io/nvidia/cloud-native/dcgm) as its base: without dcgmi the ans
                 target.node_name,
                 deadline / 60
             );
-            match confirm(&cx.peer, &cx.confirm, Self::NAME, &target_text, a.confirm.as_deref(), &summary)
+            match confirm(&cx.peer, &cx.confirm, Self::NAME, &target_text, a.confirm.as_deref(), &summary, None)
                 .await
             {
-                Confirmed::Yes(how) => confirmed_by = Some(how.to_string()),
+                // Nothing is offered to override: a DCGM run leaves a GPU of unknown holders alone.
+                Confirmed::Yes(how) | Confirmed::YesOverriding(how) => confirmed_by = Some(how.to_string()),
                 Confirmed::No(why) => {
                     audit(cx, target.context.as_deref(), &target.node_name, Self::NAME, &target_text, "refused", &why, None)
                         .await;
