@@ -20,6 +20,34 @@ use node_probe::{Document as Run, NodeProbe};
 mod host_root;
 use host_root::HostRoot;
 
+#[path = "../support/fake_kubelet.rs"]
+mod fake_kubelet;
+use fake_kubelet::{Kubelet, Served};
+
+/// A fake node: its host root and the kubelet serving PodResources inside it (which the destructive
+/// preflights ask: a GPU no source vouches for is refused).
+struct Node {
+    root: HostRoot,
+    _kubelet: Served,
+}
+
+impl std::ops::Deref for Node {
+    type Target = HostRoot;
+    fn deref(&self) -> &HostRoot {
+        &self.root
+    }
+}
+
+impl Node {
+    fn new(root: HostRoot, kubelet: Kubelet) -> Node {
+        let served = fake_kubelet::serve(root.path(), kubelet);
+        Node {
+            root,
+            _kubelet: served,
+        }
+    }
+}
+
 /// What these tests' nodes hold besides files.
 impl HostRoot {
     /// A process: comm, cmdline, and a stat line with state, ppid and kernel flags.
@@ -55,10 +83,10 @@ impl HostRoot {
 }
 
 /// gpu-node-5 as its /proc shows it: init, a kernel worker, a shell, the training job on GPU 0 (pid 4242)
-/// and its zombie child 5151, the device plugin on the control node. `dcgm` adds DCGM's host engine
-/// holding GPU 1's node.
-fn h100_root(dcgm: bool) -> HostRoot {
-    let d = HostRoot::new();
+/// and its zombie child 5151, the device plugin on the control node; its kubelet assigns GPU 0 to the
+/// training pod. `dcgm` adds DCGM's host engine holding GPU 1's node.
+fn h100_root(dcgm: bool) -> Node {
+    let d = HostRoot::short("op");
     d.file("proc/uptime", "5000.0 9000.0\n")
         .process(1, "systemd", &["/sbin/init"], "S", 0, 0x400100)
         .process(57, "kworker/3:1-events", &[], "I", 2, 0x208040)
@@ -96,12 +124,30 @@ fn h100_root(dcgm: bool) -> HostRoot {
         )
         .fds(2101, &["/dev/nvidiactl", "/dev/nvidia1", "/dev/nvidia0"]);
     }
-    d
+    let kubelet = Kubelet {
+        pods: vec![fake_kubelet::pod(
+            "ml",
+            "trainer-0",
+            &[(
+                "train",
+                "nvidia.com/gpu",
+                &["GPU-e40a74e1-49d6-4b35-0aed-94b89c21ff2e"],
+            )],
+        )],
+        allocatable: None,
+    };
+    Node::new(d, kubelet)
 }
 
-/// gpu-node-7 (A100 HGX): nothing holds a GPU; Fabric Manager runs only when `fm`.
-fn a100_root(fm: bool) -> HostRoot {
-    let d = HostRoot::new();
+/// gpu-node-7 (A100 HGX): nothing holds a GPU, and its kubelet lists no pod; Fabric Manager runs only
+/// when `fm`.
+fn a100_root(fm: bool) -> Node {
+    Node::new(a100_host(fm), Kubelet::default())
+}
+
+/// gpu-node-7's host root alone, with no kubelet serving in it.
+fn a100_host(fm: bool) -> HostRoot {
+    let d = HostRoot::short("op");
     d.file("proc/uptime", "5000.0 9000.0\n")
         .process(1, "systemd", &["/sbin/init"], "S", 0, 0x400100)
         .minor("0000:07:00.0", 0)
@@ -127,7 +173,12 @@ fn probe(args: &[&str], env: &[(&str, &str)]) -> Run {
 }
 
 /// A simulated run: fixture facts, and the fake host root's /proc when given.
-fn sim(fixture_name: &str, root: Option<&HostRoot>, args: &[&str]) -> Value {
+fn sim(fixture_name: &str, root: Option<&Node>, args: &[&str]) -> Value {
+    sim_in(fixture_name, root.map(|n| &n.root), args)
+}
+
+/// `sim` on a bare host root (no kubelet unless the test serves one).
+fn sim_in(fixture_name: &str, root: Option<&HostRoot>, args: &[&str]) -> Value {
     let fx = fixture(fixture_name);
     let mut all: Vec<&str> = vec![
         "--fixture",
@@ -324,9 +375,20 @@ fn reset_refuses_a_busy_gpu() {
         &["reset", "--gpu", "0", "--dry-run"],
     );
     assert_eq!(doc["reset"]["result"], "refused");
+    // The kubelet names the training pod's hold on GPU 0 too.
     assert_eq!(
         blocked(&doc, "reset"),
-        ["no_gpu_processes", "device_node_holders"]
+        [
+            "no_gpu_processes",
+            "device_node_holders",
+            "not_assigned_to_a_pod"
+        ]
+    );
+    assert!(
+        doc["reset"]["checks"]
+            .to_string()
+            .contains("ml/trainer-0 (container train) holds it through nvidia.com/gpu"),
+        "{doc}"
     );
     snap!("reset_refuses_busy_gpu", doc);
 }
@@ -413,6 +475,50 @@ fn reset_refuses_an_unknown_gpu_and_rejects_a_bad_selector() {
         &[],
     );
     assert_eq!(run.code, 2);
+}
+
+/// A kubelet that cannot answer (no socket: not running, or its root elsewhere; a socket file nobody
+/// serves: it died) vouches for nothing: an idle GPU's reset is refused with the reason and the fix, and
+/// goes ahead only where a person overrides, which the answer says.
+#[test]
+fn a_kubelet_that_cannot_answer_refuses_the_reset_unless_a_person_overrides() {
+    for dead in [false, true] {
+        let root = a100_host(true);
+        if dead {
+            let sock = fake_kubelet::socket_path(root.path());
+            std::fs::create_dir_all(sock.parent().unwrap()).unwrap();
+            // Bound and closed: the file stays, and a connect is refused.
+            drop(std::os::unix::net::UnixListener::bind(&sock).unwrap());
+        }
+        let doc = sim_in("a100-hgx", Some(&root), &["reset", "--gpu", "1"]);
+        assert_eq!(doc["reset"]["allowed"], false, "dead={dead}: {doc}");
+        assert_eq!(
+            blocked(&doc, "reset"),
+            ["not_assigned_to_a_pod"],
+            "dead={dead}"
+        );
+        let why = doc["reset"]["checks"].to_string();
+        assert!(
+            why.contains(
+                "kubelet PodResources (device plugins): the kubelet's PodResources did not answer"
+            ) && why.contains("restart the kubelet")
+                && why.contains("override"),
+            "dead={dead}: {why}"
+        );
+        let doc = sim_in(
+            "a100-hgx",
+            Some(&root),
+            &["reset", "--gpu", "1", "--override-unknown-holders"],
+        );
+        assert_eq!(doc["reset"]["allowed"], true, "dead={dead}: {doc}");
+        assert_eq!(status_of(&doc, "reset", "not_assigned_to_a_pod"), "warn");
+        assert!(doc["reset"]["checks"].to_string().contains("OVERRIDDEN"));
+    }
+    // The same node with its kubelet serving and listing no pod: the GPU is free, no override needed.
+    let node = a100_root(true);
+    let doc = sim("a100-hgx", Some(&node), &["reset", "--gpu", "1"]);
+    assert_eq!(doc["reset"]["allowed"], true, "{doc}");
+    assert_eq!(status_of(&doc, "reset", "not_assigned_to_a_pod"), "pass");
 }
 
 #[test]
@@ -603,6 +709,8 @@ fn nvml_real_kill_of_our_own_child() {
             &pid,
             "--grace-seconds",
             "1",
+            // This machine runs no kubelet at `/`: no source can vouch for the GPU, so a person overrides.
+            "--override-unknown-holders",
         ],
         &[("FAKE_NVML_PID", pid.as_str())],
     );
@@ -626,6 +734,8 @@ fn nvml_real_kill_of_our_own_child() {
     let k = &run.doc["kill"];
     assert_eq!(k["allowed"], true, "{k}");
     assert_eq!(k["result"], "done", "{k}");
+    assert_eq!(status_of(&run.doc, "kill", "gpu_holders_known"), "warn");
+    assert!(k["checks"].to_string().contains("OVERRIDDEN"), "{k}");
     let o = &k["outcome"];
     assert_eq!(o["sigterm_sent"], true, "{k}");
     assert_eq!(o["exited_after_sigterm"], false, "{k}");
