@@ -65,6 +65,8 @@ pub struct KubeletRoot {
     pub config: Option<PathBuf>,
     /// Its `--feature-gates` value and the pid whose command line gave it.
     pub feature_gates: Option<(String, u32)>,
+    /// The trusted host kubelet process, where one runs (its version is asked of its own binary).
+    pub pid: Option<u32>,
     /// Every place looked at, for a "not found" message.
     pub looked: Vec<String>,
 }
@@ -73,25 +75,39 @@ pub struct KubeletRoot {
 /// PodResources socket exists, else the upstream default.
 pub fn kubelet_root(host_root: &Path) -> KubeletRoot {
     let mut looked = Vec::new();
-    if let Some((pid, dir, config, gates)) = from_processes(host_root) {
+    let found = from_processes(host_root);
+    if let Some(KubeletProcess {
+        pid,
+        dir: Some(dir),
+        config,
+        gates,
+    }) = &found
+    {
         looked.push(format!("/{} (--root-dir of host pid {pid})", dir.display()));
         return KubeletRoot {
-            dir,
+            dir: dir.clone(),
             from: format!("the command line of host pid {pid}"),
-            config,
-            feature_gates: gates.map(|g| (g, pid)),
+            config: config.clone(),
+            feature_gates: gates.clone().map(|g| (g, *pid)),
+            pid: Some(*pid),
             looked,
         };
     }
     looked.push("no host kubelet process naming --root-dir".into());
+    // A kubelet at its default root still names its config file and gates on its command line.
+    let (pid, config, feature_gates) = match found {
+        Some(k) => (Some(k.pid), k.config, k.gates.map(|g| (g, k.pid))),
+        None => (None, None, None),
+    };
     for (dir, what) in KUBELET_ROOTS {
         looked.push(format!("/{dir} ({what})"));
         if socket_ok(host_root, &Path::new(dir).join(SOCKET)) {
             return KubeletRoot {
                 dir: PathBuf::from(dir),
                 from: format!("the {what} location"),
-                config: None,
-                feature_gates: None,
+                config,
+                feature_gates,
+                pid,
                 looked,
             };
         }
@@ -99,10 +115,20 @@ pub fn kubelet_root(host_root: &Path) -> KubeletRoot {
     KubeletRoot {
         dir: PathBuf::from(KUBELET_ROOTS[0].0),
         from: "the default location".into(),
-        config: None,
-        feature_gates: None,
+        config,
+        feature_gates,
+        pid,
         looked,
     }
+}
+
+/// A trusted host process running the kubelet, as its command line shows it.
+struct KubeletProcess {
+    pid: u32,
+    /// Its root directory (relative to the host root), where it names one that exists.
+    dir: Option<PathBuf>,
+    config: Option<PathBuf>,
+    gates: Option<String>,
 }
 
 /// A socket that is there and owned by the host root directory's owner (root on a node): a socket a
@@ -113,9 +139,10 @@ fn socket_ok(host_root: &Path, rel: &Path) -> bool {
         .is_ok_and(|m| m.file_type().is_socket() && Some(m.uid()) == owner)
 }
 
-/// The lowest trusted kubelet-running process whose command line names a root directory that exists.
-#[allow(clippy::type_complexity)]
-fn from_processes(host_root: &Path) -> Option<(u32, PathBuf, Option<PathBuf>, Option<String>)> {
+/// The lowest trusted kubelet-running process whose command line names a root directory that exists, else
+/// the lowest trusted kubelet-running process.
+fn from_processes(host_root: &Path) -> Option<KubeletProcess> {
+    let mut first: Option<KubeletProcess> = None;
     let proc_dir = host_root.join("proc");
     let mut pids: Vec<u32> = std::fs::read_dir(&proc_dir)
         .ok()?
@@ -150,27 +177,32 @@ fn from_processes(host_root: &Path) -> Option<(u32, PathBuf, Option<PathBuf>, Op
         if !KUBELET_PROGRAMS.contains(&program) {
             continue;
         }
-        let Some(dir) = root_dir_arg(&args) else {
-            continue;
-        };
         if !trusted(host_root, pid) {
             continue;
         }
-        let rel = PathBuf::from(dir.trim_start_matches('/'));
-        if rel.as_os_str().is_empty()
-            || rel
-                .components()
-                .any(|c| c == std::path::Component::ParentDir)
-        {
-            continue;
-        }
-        if !crate::host::root::path(host_root, &rel).is_dir() {
-            continue;
-        }
         let config = flag(&args, "--config").map(|c| PathBuf::from(c.trim_start_matches('/')));
-        return Some((pid, rel, config, flag(&args, "--feature-gates")));
+        let gates = flag(&args, "--feature-gates");
+        let dir = root_dir_arg(&args)
+            .map(|d| PathBuf::from(d.trim_start_matches('/')))
+            .filter(|rel| {
+                !rel.as_os_str().is_empty()
+                    && !rel
+                        .components()
+                        .any(|c| c == std::path::Component::ParentDir)
+                    && crate::host::root::path(host_root, rel).is_dir()
+            });
+        let k = KubeletProcess {
+            pid,
+            dir,
+            config,
+            gates,
+        };
+        if k.dir.is_some() {
+            return Some(k);
+        }
+        first.get_or_insert(k);
     }
-    None
+    first
 }
 
 /// `--root-dir X` / `--root-dir=X` (kubelet), `--kubelet-root-dir` (k0s), `--kubelet-arg root-dir=X`
@@ -326,11 +358,79 @@ pub fn dra_gate(host_root: &Path, kubelet: &KubeletRoot) -> Option<KubeletGateFa
             from: format!("--feature-gates of host pid {pid}"),
         });
     }
-    let config = kubelet.config.as_ref()?;
-    let text = read_bounded(&crate::host::root::path(host_root, config), 1 << 20).ok()?;
-    config_gate(&String::from_utf8_lossy(&text), gate).map(|on| KubeletGateFacts {
-        enabled: on,
-        from: format!("featureGates in {}", config.display()),
+    if let Some(config) = &kubelet.config
+        && let Ok(text) = read_bounded(&crate::host::root::path(host_root, config), 1 << 20)
+        && let Some(on) = config_gate(&String::from_utf8_lossy(&text), gate)
+    {
+        return Some(KubeletGateFacts {
+            enabled: on,
+            from: format!("featureGates in {}", config.display()),
+        });
+    }
+    // Neither sets it: the default of the kubelet's version, which its own binary tells.
+    let pid = kubelet.pid?;
+    let (version, minor) = kubelet_version(host_root, pid)?;
+    Some(KubeletGateFacts {
+        enabled: gate_default(minor),
+        from: format!("the default of kubelet {version} (`--version` of host pid {pid}'s program)"),
+    })
+}
+
+/// The DRA gate's default by the kubelet's minor version: alpha and off 1.27-1.33, beta and on from 1.34
+/// (kubernetes/website feature-gates page); before 1.27 the kubelet has no such answer at all.
+fn gate_default(minor: u32) -> bool {
+    minor >= 34
+}
+
+/// How long the kubelet's program may take to print its version.
+const VERSION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// The version a trusted kubelet process's own program prints (`kubelet --version`: `Kubernetes
+/// v1.35.4`; k3s and RKE2: `k3s version v1.31.1+k3s1`), run inside the host root with no environment, and
+/// its 1.x minor. `None` where it cannot be run or says no `v1.N`.
+fn kubelet_version(host_root: &Path, pid: u32) -> Option<(String, u32)> {
+    use std::process::Stdio;
+    let mut cmd = std::process::Command::new(format!("/proc/{pid}/exe"));
+    cmd.arg("--version")
+        .env_clear()
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    crate::hostexec::chroot(&mut cmd, host_root.to_path_buf());
+    let mut child = cmd.spawn().ok()?;
+    let start = std::time::Instant::now();
+    loop {
+        match child.try_wait() {
+            Ok(Some(_)) => break,
+            Ok(None) if start.elapsed() < VERSION_TIMEOUT => {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return None;
+            }
+        }
+    }
+    let mut out = String::new();
+    std::io::Read::read_to_string(
+        &mut std::io::Read::take(child.stdout.take()?, 4096),
+        &mut out,
+    )
+    .ok()?;
+    parse_version(&out)
+}
+
+/// The first `v1.N[.P…]` word of a version line, and N.
+fn parse_version(text: &str) -> Option<(String, u32)> {
+    text.split_whitespace().find_map(|w| {
+        let minor = w
+            .strip_prefix("v1.")?
+            .split(['.', '+', '-'])
+            .next()?
+            .parse()
+            .ok()?;
+        Some((w.to_string(), minor))
     })
 }
 
@@ -626,6 +726,21 @@ mod tests {
     }
 
     #[test]
+    fn versions_as_kubelets_print_them() {
+        assert_eq!(
+            parse_version("Kubernetes v1.35.4\n"),
+            Some(("v1.35.4".into(), 35))
+        );
+        assert_eq!(
+            parse_version("k3s version v1.31.1+k3s1 (452dbbc1)\ngo version go1.22.6\n"),
+            Some(("v1.31.1+k3s1".into(), 31))
+        );
+        assert_eq!(parse_version("Kubernetes v2.0.0"), None);
+        assert_eq!(parse_version(""), None);
+        assert!(gate_default(34) && gate_default(36) && !gate_default(33) && !gate_default(27));
+    }
+
+    #[test]
     fn the_dra_gate_from_the_command_line_over_the_config() {
         let gate = gpu_diag::attribution::dra::DRA_GATE;
         let d = tempfile::tempdir().unwrap();
@@ -636,6 +751,7 @@ mod tests {
             from: String::new(),
             config: Some("var/lib/kubelet/config.yaml".into()),
             feature_gates: None,
+            pid: None,
             looked: vec![],
         };
         // Not named anywhere (a missing config, then one without it): unknown, not "off".
@@ -678,6 +794,7 @@ mod tests {
             from: String::new(),
             config: None,
             feature_gates: None,
+            pid: None,
             looked: vec![],
         };
         assert_eq!(pod_logs_dir(d.path(), &k), Path::new("var/log/pods"));

@@ -2,7 +2,6 @@
 //! kubelet (a tonic PodResources server on the unix socket), fake `/proc/<pid>` entries in each cgroup
 //! layout and the kubelet's log layout. GPU facts come from the built-in scenarios (`--simulate`).
 
-use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use gpu_diag::facts::NodeFacts;

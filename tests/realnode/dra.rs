@@ -243,7 +243,7 @@ pub async fn a_kubelet_that_reports_no_dra_claims_still_holds_claimed_gpus(c: &C
     assert_eq!(check["status"], "block", "{v:#}");
     assert!(
         has_str(&check["evidence"], "dra-silent")
-            && has_str(&check["evidence"], "named by the API server"),
+            && has_str(&check["evidence"], "API server ResourceClaims: DRA claim"),
         "{check:#}"
     );
     assert_ne!(v["result"], "done", "{v:#}");
@@ -534,9 +534,12 @@ pub async fn gpus_claimed_through_dra_are_held_in_every_answer(c: &Ctx) {
         has_str(
             &check["evidence"],
             &format!(
-                "{}/dra-job (container main) holds it through DRA claim {}/{}",
-                c.wl, c.wl, pod.claim
+                "kubelet PodResources (DRA claims): {}/dra-job (container main) holds gpu.nvidia.com device",
+                c.wl
             )
+        ) && has_str(
+            &check["evidence"],
+            &format!("through DRA claim {}/{}", c.wl, pod.claim)
         ),
         "{check:#}"
     );
