@@ -90,20 +90,19 @@ fn host_root_of(spec: &SourceSpec) -> &Path {
 /// names this process by our own pid (same pid namespace, e.g. a hostPID pod or the host itself).
 fn pid_namespace_check(root: &Path) -> Result<String, String> {
     let ours = std::process::id();
+    let proc_dir = root.join("proc");
+    let proc = proc_dir.display();
     match std::fs::read_link(root.join("proc/self")) {
-        Ok(t) if t.to_str() == Some(ours.to_string().as_str()) => Ok(format!(
-            "{}/proc is this process's pid namespace",
-            root.display()
-        )),
+        Ok(t) if t.to_str() == Some(ours.to_string().as_str()) => {
+            Ok(format!("{proc} is this process's pid namespace"))
+        }
         Ok(t) => Err(format!(
-            "{}/proc/self is {} but this process is {ours}: the probe does not share the host's pid \
+            "{proc}/self is {} but this process is {ours}: the probe does not share the host's pid \
              namespace (hostPID), so a signal would reach a different process",
-            root.display(),
             t.display()
         )),
         Err(e) => Err(format!(
-            "{}/proc/self is unreadable ({e}): cannot tell whether signals reach the host's processes",
-            root.display()
+            "{proc}/self is unreadable ({e}): cannot tell whether signals reach the host's processes"
         )),
     }
 }

@@ -9,7 +9,8 @@
 #      the apiserver's audit log of the launcher's user), the CPU the apiserver, etcd and kwok spent meanwhile,
 #      pods left behind; then a cancelled scan of the largest fleet (SIGINT to `k8s-gpu-mcp call` once
 #      BENCH_CANCEL_AFTER probe pods exist, default 50; 0 skips it): signal to exit, probe pods left;
-#   3. the launcher's per-phase timings (from the results' run.timings);
+#   3. the launcher's per-phase timings (from the results' run.timings), the API requests of one call by verb
+#      and resource (audit log) and the time from the probe's answer to the tool's (run.after_probe_millis);
 #   4. diagnose_workload on a Job of BENCH_WORKLOAD_NODES nodes (default 64; 0 skips it), one 8-GPU pod per
 #      node and one node with a GPU off the bus: wall time against one get_gpu_health (one probe round),
 #      answer size, pods left.
@@ -105,7 +106,10 @@ cat >"$WORK/plan-health.json" <<EOF
 {"server": $SERVER_JSON, "stderr": "$WORK/launcher-health.log",
  "calls": [{"tool": "get_gpu_health", "arguments": {"node_name": "gpu-node-1"}, "repeat": $((CALLS + 1))}]}
 EOF
+before=$(audit_count)
 python3 tests/bench/mcp_call.py "$WORK/plan-health.json" >"$WORK/health.json"
+after=$(audit_count)
+tail -n +"$((before + 1))" "$TESTBED_DIR/audit.log" | head -n "$((after - before))" >"$WORK/audit-health.log"
 
 # 1b. kubectl: the same steps, same user, same pod shape as the launcher creates.
 log "kubectl: $CALLS x create/wait/exec/delete"
@@ -336,6 +340,25 @@ if os.path.exists(f"{work}/health.json"):
     print(f"| launcher, copy delivery ({pb/1e6:.1f} MB node-probe streamed per call) | {len(cm)} | {pct(cm,50):.0f} | {pct(cm,95):.0f} |")
     print(f"| **copy delivery − image** | | **{pct(cm,50)-pct(lm,50):+.0f}** | **{pct(cm,95)-pct(lm,95):+.0f}** |")
     print(f"\ncopy delivery's first call (also reads, checks, hashes and archives node-probe): {hc['results'][0]['ms']:.0f} ms")
+    # The API requests of one call (all calls of 1a, the warm-up included, over their number), by verb and
+    # resource, from the API server's audit log of the launcher's user.
+    per = Counter()
+    for l in open(f"{work}/audit-health.log"):
+        e = json.loads(l)
+        if e.get("stage") != "ResponseComplete":
+            continue
+        o = e.get("objectRef", {})
+        res_ = o.get("resource", "") + ("/" + o["subresource"] if o.get("subresource") else "")
+        per[f"{e['verb']} {res_ or e.get('requestURI', '?').split('?')[0]}"] += 1
+    n = len(h["results"])
+    print(f"\nAPI requests of one get_gpu_health call ({n} calls): {sum(per.values()) / n:.2f}")
+    for k, v in sorted(per.items(), key=lambda kv: -kv[1]):
+        print(f"- {k}: {v / n:.2f}")
+    after = [r["structured"]["run"].get("after_probe_millis") for r in res if r.get("structured")]
+    after = [a for a in after if a is not None]
+    if after:
+        print(f"probe's answer to the tool's answer (the API reads beside it), p50 / p95 / max: "
+              f"{pct(after,50)} / {pct(after,95)} / {max(after)} ms")
 
 print("\n## 2. scan_gpu_nodes (check health, concurrency %s)\n" % conc)
 print("| nodes | ok | failed | wall s | launcher peak RSS MB | launcher CPU s | apiserver / etcd / kwok (with its node-probe runs) CPU s | API requests / node | pods left |")

@@ -298,3 +298,86 @@ fn api_pod_takes_container_ids_and_the_static_pod_uid() {
     );
     assert_eq!(a.containers[1].gpu_requests["nvidia.com/gpu"], 1);
 }
+
+#[tokio::test]
+async fn a_node_read_in_flight_is_shared_and_the_next_call_reads_afresh() {
+    let (client, log) = mock_client(|r| match r.path.as_str() {
+        "/api/v1/nodes/gpu-b" => (200, nodes()["items"][0].to_string()),
+        _ => (404, status(404, "NotFound", "unexpected")),
+    });
+    let clients = Clients::from_client(client.clone());
+    let gets = || {
+        log.lock()
+            .unwrap()
+            .iter()
+            .filter(|r| r.path == "/api/v1/nodes/gpu-b")
+            .count()
+    };
+    // The probe's readiness check and the tool's platform join, started together.
+    let (a, b) = tokio::join!(
+        clients.reads.node(None, &client, "gpu-b"),
+        clients.reads.node(None, &client, "gpu-b")
+    );
+    assert_eq!(a.unwrap().unwrap().metadata.name.as_deref(), Some("gpu-b"));
+    assert_eq!(b.unwrap().unwrap().metadata.name.as_deref(), Some("gpu-b"));
+    assert_eq!(gets(), 1, "two reads at once, one request");
+    // Nothing is kept once the read is done: a later call sees the node as it is then.
+    clients.reads.node(None, &client, "gpu-b").await.unwrap();
+    assert_eq!(gets(), 2);
+    // Another context's read of the same node name is its own.
+    let (c, d) = tokio::join!(
+        clients.reads.node(None, &client, "gpu-b"),
+        clients.reads.node(Some("other"), &client, "gpu-b")
+    );
+    assert!(c.is_ok() && d.is_ok());
+    assert_eq!(gets(), 4);
+}
+
+#[tokio::test]
+async fn dra_discovery_is_asked_once_and_again_after_a_404() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let gone = Arc::new(AtomicBool::new(false));
+    let gone2 = gone.clone();
+    let (client, log) = mock_client(move |r| {
+        match r.path.as_str() {
+        "/api/v1/nodes/gpu-b" => (200, nodes()["items"][0].to_string()),
+        "/api/v1/pods" => (200, json!({"kind": "PodList", "apiVersion": "v1", "metadata": {}, "items": []}).to_string()),
+        "/apis/resource.k8s.io" => (
+            200,
+            json!({"kind": "APIGroup", "apiVersion": "v1", "name": "resource.k8s.io",
+                   "versions": [{"groupVersion": "resource.k8s.io/v1", "version": "v1"}],
+                   "preferredVersion": {"groupVersion": "resource.k8s.io/v1", "version": "v1"}})
+            .to_string(),
+        ),
+        "/apis/resource.k8s.io/v1/resourceslices" if gone2.load(Ordering::SeqCst) => {
+            (404, status(404, "NotFound", "the server could not find the requested resource"))
+        }
+        "/apis/resource.k8s.io/v1/resourceslices" => (
+            200,
+            json!({"kind": "ResourceSliceList", "apiVersion": "resource.k8s.io/v1", "metadata": {}, "items": []})
+                .to_string(),
+        ),
+        _ => (404, status(404, "NotFound", "unexpected")),
+    }
+    });
+    let b = KubeBackend::new(Arc::new(Clients::from_client(client)));
+    let count = |p: &str| log.lock().unwrap().iter().filter(|r| r.path == p).count();
+    for _ in 0..3 {
+        let (n, _) = b.node_and_gpu_pods(None, "gpu-b").await.unwrap();
+        assert_eq!(n.device_taints_unreadable, None);
+    }
+    assert_eq!(
+        count("/apis/resource.k8s.io"),
+        1,
+        "discovery once for three calls"
+    );
+    assert_eq!(count("/apis/resource.k8s.io/v1/resourceslices"), 3);
+    // The group changed under us (DRA turned off, an upgrade): said, and discovery is asked again.
+    gone.store(true, Ordering::SeqCst);
+    let (n, _) = b.node_and_gpu_pods(None, "gpu-b").await.unwrap();
+    let why = n.device_taints_unreadable.expect("slices unreadable");
+    assert!(why.contains("not served any more"), "{why}");
+    gone.store(false, Ordering::SeqCst);
+    b.node_and_gpu_pods(None, "gpu-b").await.unwrap();
+    assert_eq!(count("/apis/resource.k8s.io"), 2);
+}

@@ -442,7 +442,8 @@ impl ClusterBackend for KubeBackend {
             }
             // The fleet's ResourceSlices first: a node only AMD's DRA driver names (no device plugin capacity,
             // no labeller) is a GPU node too.
-            let word = super::resource_slices::read(client.clone(), None).await;
+            let word =
+                super::resource_slices::read(&self.clients, context, client.clone(), None).await;
             // One list of all active pods instead of one per node, once the first GPU node is seen.
             let mut pods: Option<(Vec<Pod>, PodsByNode)> = None;
             let mut out: Vec<GpuNode> = Vec::new();
@@ -530,20 +531,19 @@ impl ClusterBackend for KubeBackend {
     ) -> BoxFut<'a, (GpuNode, Vec<PodGpuUse>)> {
         Box::pin(async move {
             let client = self.clients.get(context).await?;
-            let nodes: Api<Node> = Api::all(client.clone());
-            let n = nodes
-                .get_opt(node)
-                .await
-                .map_err(|e| api_err(&format!("get node {node}"), e))?
-                .ok_or_else(|| ClusterError::NodeNotFound(node.to_string()))?;
             // One list of every phase serves both: the allocation counts only active pods (as list_gpu_nodes'
-            // field selector does), the GPU pod list keeps finished ones as evidence.
+            // field selector does), the GPU pod list keeps finished ones as evidence. The three reads go
+            // out together; the node's is shared with the probe's own readiness check when both run at once.
             let pods: Api<Pod> = Api::all(client.clone());
             let lp = node_workload_pods(node);
-            let (list, word) = tokio::join!(
+            let (n, list, word) = tokio::join!(
+                self.clients.reads.node(context, &client, node),
                 pods.list(&lp),
-                super::resource_slices::read(client, Some(node))
+                super::resource_slices::read(&self.clients, context, client.clone(), Some(node))
             );
+            let n = n
+                .map_err(|e| api_err(&format!("get node {node}"), e))?
+                .ok_or_else(|| ClusterError::NodeNotFound(node.to_string()))?;
             let list = list.map_err(|e| api_err("list pods", e))?;
             let active: Vec<&Pod> = list.items.iter().filter(|p| is_active(p)).collect();
             let mut gpu_pods: Vec<PodGpuUse> = list
@@ -565,12 +565,7 @@ impl ClusterBackend for KubeBackend {
         node: &'a str,
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = super::dra_api::NodeClaims> + Send + 'a>>
     {
-        Box::pin(async move {
-            match self.clients.get(context).await {
-                Ok(client) => super::dra_api::claims_on(client, node).await,
-                Err(e) => super::dra_api::NodeClaims::Unreadable(e.to_string()),
-            }
-        })
+        Box::pin(async move { super::dra_api::claims_on(&self.clients, context, node).await })
     }
 
     fn pods_with_gpus<'a>(

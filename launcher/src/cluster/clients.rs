@@ -11,6 +11,7 @@ use kube::{Client, Config};
 
 use crate::cluster::ClusterError;
 use crate::cluster::pressure::Pressure;
+use crate::cluster::shared_reads::SharedReads;
 
 /// Bounded connect so a dead API server fails a call instead of hanging it (kube's default is 30 s).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -45,6 +46,8 @@ pub struct Clients {
     cache: Mutex<HashMap<String, Client>>,
     /// The push-back of each other context's client, made before the client when a fan-out asks first.
     pressures: Mutex<HashMap<String, Arc<Pressure>>>,
+    /// Reads a call's parts share (a node read in flight, the DRA version served), for this identity only.
+    pub reads: SharedReads,
 }
 
 impl Clients {
@@ -65,6 +68,7 @@ impl Clients {
             default_server: None,
             cache: Mutex::new(HashMap::new()),
             pressures: Mutex::new(HashMap::new()),
+            reads: SharedReads::default(),
         }
     }
 
@@ -139,6 +143,7 @@ impl Clients {
             default_server,
             cache: Mutex::new(HashMap::new()),
             pressures: Mutex::new(HashMap::new()),
+            reads: SharedReads::default(),
         })
     }
 

@@ -1,6 +1,7 @@
 //! The DRA API (`resource.k8s.io`) as the API server serves it: which version to read (one discovery
-//! request per call: 1.32/1.33 serve only betas, and only where the cluster turned DRA on; 1.34+ serve
-//! v1), and the ResourceClaims allocated on a node, the claims' second source after the kubelet.
+//! request per context and process, asked again after a 404: 1.32/1.33 serve only betas, and only where
+//! the cluster turned DRA on; 1.34+ serve v1), and the ResourceClaims allocated on a node, the claims'
+//! second source after the kubelet.
 //!
 //! A claim is on a node when its allocation's node selector names the node (`matchFields metadata.name
 //! In [node]`, what the scheduler writes for node-local devices) or a result's pool is the node (NVIDIA's
@@ -12,6 +13,8 @@ use serde_json::Value;
 
 use gpu_diag::attribution::dra::GPU_DRIVERS;
 use gpu_diag::facts::{ApiClaimFacts, ApiClaimPodFacts, api_claims_arg};
+
+use super::clients::Clients;
 
 /// Versions read, newest first (their paths to devices and consumers are the same).
 pub const VERSIONS: &[&str] = &["v1", "v1beta2", "v1beta1"];
@@ -48,6 +51,29 @@ pub async fn served_version(client: &kube::Client) -> Result<&'static str, Strin
     }
 }
 
+/// [`served_version`] asked once per context: the answer (a version, or that DRA is not served) is kept
+/// in `clients` until a DRA request answers 404; a failed discovery is not kept.
+pub async fn version(
+    clients: &Clients,
+    context: Option<&str>,
+    client: &kube::Client,
+) -> Result<&'static str, String> {
+    if let Some(v) = clients.reads.dra_version(context) {
+        return v;
+    }
+    let v = served_version(client).await;
+    if v.as_ref().map_or_else(|why| not_served(why), |_| true) {
+        clients.reads.set_dra_version(context, v.clone());
+    }
+    v
+}
+
+/// Whether discovery's error is its answer (not served, or only versions this launcher does not read),
+/// not a failed request.
+pub fn not_served(why: &str) -> bool {
+    why.contains("not served") || why.contains("serves")
+}
+
 /// What the API server says of the claims on a node.
 #[derive(Debug, Clone, PartialEq)]
 pub enum NodeClaims {
@@ -77,12 +103,16 @@ impl NodeClaims {
     }
 }
 
-/// The ResourceClaims allocated on `node`: one discovery request and one paged list of claims in all
-/// namespaces.
-pub async fn claims_on(client: kube::Client, node: &str) -> NodeClaims {
-    let ver = match served_version(&client).await {
+/// The ResourceClaims allocated on `node`: one paged list of claims in all namespaces (and discovery, the
+/// first time for `context`).
+pub async fn claims_on(clients: &Clients, context: Option<&str>, node: &str) -> NodeClaims {
+    let client = match clients.get(context).await {
+        Ok(c) => c,
+        Err(e) => return NodeClaims::Unreadable(e.to_string()),
+    };
+    let ver = match version(clients, context, &client).await {
         Ok(v) => v,
-        Err(w) if w.contains("not served") || w.contains("serves") => return NodeClaims::NoDra(w),
+        Err(w) if not_served(&w) => return NodeClaims::NoDra(w),
         Err(w) => return NodeClaims::Unreadable(w),
     };
     let gvk = GroupVersionKind::gvk("resource.k8s.io", ver, "ResourceClaim");
@@ -94,6 +124,14 @@ pub async fn claims_on(client: kube::Client, node: &str) -> NodeClaims {
     loop {
         let page = match api.list(&lp).await {
             Ok(p) => p,
+            Err(kube::Error::Api(s)) if s.code == 404 => {
+                clients.reads.forget_dra_version(context);
+                return NodeClaims::Unreadable(format!(
+                    "ResourceClaims ({ver}) not served any more (the API changed since it was asked; the \
+                     next call asks again): {}",
+                    gpu_diag::incident::platform::clean(&s.message, 300)
+                ));
+            }
             Err(kube::Error::Api(s)) if s.code == 403 => {
                 return NodeClaims::Unreadable(format!(
                     "ResourceClaims not readable: forbidden by RBAC (the reader role of deploy/rbac.yaml \

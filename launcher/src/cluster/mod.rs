@@ -18,6 +18,7 @@ pub mod pressure;
 pub mod resource_slices;
 pub mod retry;
 pub mod run_mark;
+pub mod shared_reads;
 pub mod workload;
 
 use std::collections::BTreeMap;

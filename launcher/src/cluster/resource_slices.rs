@@ -1,7 +1,7 @@
 //! What the DRA drivers say about their devices: the taints of ResourceSlice devices (KEP-5055;
 //! `resource.k8s.io` v1 and v1beta2 `spec.devices[].taints[]`, v1beta1 `spec.devices[].basic.taints[]`) and
 //! the devices' GPU UUIDs (their `uuid` attribute), read in one paged list per call (one node's slices, or
-//! the fleet's). The version read is the newest the API server serves. A list refused (403) or not served
+//! the fleet's). The version read is the newest the API server serves (asked once per context). A list refused (403) or not served
 //! (404) is "not readable" with the reason, never "no taints".
 //!
 //! Slices are written by the DRA driver's service account; tenants cannot write them, yet a compromised
@@ -13,6 +13,8 @@ use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, ListParams};
 use serde_json::Value;
 
 use gpu_diag::incident::platform::{self, DeviceTaint, PlatformMark};
+
+use super::clients::Clients;
 
 /// Slices per list page.
 const PAGE: u32 = 500;
@@ -47,11 +49,16 @@ impl DeviceWord {
     }
 }
 
-/// The ResourceSlices of `node` (all nodes when `None`), read once: one discovery request, then one
-/// paged list of the newest served version.
-pub async fn read(client: kube::Client, node: Option<&str>) -> DeviceWord {
+/// The ResourceSlices of `node` (all nodes when `None`), read once: one paged list of the newest served
+/// version (and discovery, the first time for `context`).
+pub async fn read(
+    clients: &Clients,
+    context: Option<&str>,
+    client: kube::Client,
+    node: Option<&str>,
+) -> DeviceWord {
     let mut word = DeviceWord::default();
-    let ver = match super::dra_api::served_version(&client).await {
+    let ver = match super::dra_api::version(clients, context, &client).await {
         Ok(v) => v,
         Err(why) => {
             word.unreadable = Some(format!(
@@ -79,6 +86,14 @@ pub async fn read(client: kube::Client, node: Option<&str>) -> DeviceWord {
                     Some(c) if !c.is_empty() => lp = lp.continue_token(&c),
                     _ => return word,
                 }
+            }
+            Err(kube::Error::Api(s)) if s.code == 404 => {
+                clients.reads.forget_dra_version(context);
+                word.unreadable = Some(format!(
+                    "ResourceSlices ({ver}) not served any more (the API changed since it was asked; the next \
+                     call asks again); device taints unknown"
+                ));
+                return word;
             }
             Err(kube::Error::Api(s)) if s.code == 403 => {
                 word.unreadable = Some(format!(

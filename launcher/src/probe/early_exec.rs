@@ -24,6 +24,10 @@ const SLOW_RETRY: Duration = Duration::from_millis(200);
 /// After the status says Running the container exists: a few more "not found" answers (a stale kubelet
 /// cache) are retried, then the error stands.
 const RETRIES_AFTER_RUNNING: u32 = 3;
+/// The watch starts once the first attempt has failed or is still out after this long: a container that
+/// takes the first exec (kwok, a pod that started at once) then costs no watch request at all, and a
+/// watch started late misses nothing, since it begins at the created pod's resourceVersion.
+const WATCH_AFTER: Duration = Duration::from_millis(100);
 
 pub enum EarlyError {
     /// The watch saw the pod fail before any exec worked.
@@ -50,6 +54,8 @@ where
     let mut watch = std::pin::pin!(watch);
     let mut running = false;
     let began = Instant::now();
+    let mut armed = std::pin::pin!(tokio::time::sleep(WATCH_AFTER));
+    let mut watching = false;
     let mut after_running = 0u32;
     let mut attempts = 0u32;
     loop {
@@ -60,13 +66,26 @@ where
         let result = loop {
             tokio::select! {
                 biased;
-                w = &mut watch, if !running => match w {
+                w = &mut watch, if watching && !running => match w {
                     Ok(()) => running = true,
                     Err(e) => return Err(EarlyError::Wait(e)),
                 },
+                _ = &mut armed, if !watching => watching = true,
                 r = &mut current => break r,
             }
         };
+        watching = true;
+        // The watch may already know the pod runs (it was not asked during the first attempt): what it says
+        // decides whether this failure is retried.
+        if !running
+            && result.is_err()
+            && let std::task::Poll::Ready(w) = futures::poll!(watch.as_mut())
+        {
+            match w {
+                Ok(()) => running = true,
+                Err(e) => return Err(EarlyError::Wait(e)),
+            }
+        }
         // Before the status says Running, any failure to exec may be the container not being there yet
         // (the kubelet may not even know the pod): retry, as waiting for Running did. After it, only "not
         // running" is retried, a few times.
@@ -143,6 +162,34 @@ mod tests {
         };
         assert_eq!(e.attempts, 4);
         assert_eq!(e.output.stdout, b"{}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_first_exec_that_works_costs_no_watch() {
+        let polled = std::sync::atomic::AtomicBool::new(false);
+        let watch = async {
+            polled.store(true, Ordering::SeqCst);
+            std::future::pending::<Result<(), WaitError>>().await
+        };
+        let r = exec_when_startable(watch, || async {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            Ok(ok())
+        })
+        .await;
+        assert!(matches!(r, Ok(Early { attempts: 1, .. })));
+        assert!(!polled.load(Ordering::SeqCst), "the watch was started");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_first_exec_that_hangs_starts_the_watch_and_its_failure_ends_the_wait() {
+        let watch = async { Err(WaitError::NotStarted("ErrImagePull: not found".into())) };
+        let t = Instant::now();
+        let r = exec_when_startable(watch, || async {
+            std::future::pending::<Result<ExecOutput, ExecError>>().await
+        })
+        .await;
+        assert!(matches!(r, Err(EarlyError::Wait(_))));
+        assert_eq!(t.elapsed(), WATCH_AFTER);
     }
 
     #[tokio::test(start_paused = true)]

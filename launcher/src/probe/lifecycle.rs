@@ -73,9 +73,12 @@ pub async fn check_node(client: &Client, node: &str) -> Result<(), RunError> {
 /// [`check_node`] that also gives back the node it read (its architecture picks copy delivery's binary).
 pub async fn ready_node(client: &Client, node: &str) -> Result<Node, RunError> {
     let nodes: Api<Node> = Api::all(client.clone());
-    let n = nodes
-        .get_opt(node)
-        .await
+    judge_node(node, nodes.get_opt(node).await)
+}
+
+/// [`ready_node`]'s verdict on a node already read.
+pub fn judge_node(node: &str, read: Result<Option<Node>, kube::Error>) -> Result<Node, RunError> {
+    let n = read
         .map_err(|e| api_error(&format!("get node {node}"), e))?
         .ok_or_else(|| RunError::NodeNotFound(node.to_string()))?;
     match node_not_ready(&n) {

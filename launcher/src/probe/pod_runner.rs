@@ -15,7 +15,7 @@ use super::delivery::{Failure, Payload, ProbeBinaries};
 use super::early_exec::{EarlyError, exec_when_startable};
 use super::exec::{ExecError, ExecOutput, ProbeExec};
 use super::lifecycle::{
-    DeleteGuard, WaitError, api_error, api_error_in, check_node, classify_pod, finish, ready_node,
+    DeleteGuard, WaitError, api_error, api_error_in, check_node, classify_pod, finish, judge_node,
     timing, wait_until,
 };
 use super::node_image::NodeImages;
@@ -130,7 +130,14 @@ impl PodRunner {
         let node = timeout_at(deadline, async {
             match cx.batch {
                 Some(b) => b.ready_node(&cx.client, &req.node).await,
-                None => ready_node(&cx.client, &req.node).await,
+                None => {
+                    let n = self
+                        .clients
+                        .reads
+                        .node(req.context.as_deref(), &cx.client, &req.node)
+                        .await;
+                    judge_node(&req.node, n)
+                }
             }
         })
         .await

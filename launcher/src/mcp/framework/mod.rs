@@ -5,6 +5,7 @@
 //! `crate::mcp::tools`, one file each, listed by its registry.
 
 pub mod action;
+pub mod beside;
 pub mod caller;
 pub mod confirm;
 pub mod error;
@@ -396,6 +397,7 @@ impl Env {
                         probe,
                         timings: out.timings,
                         total_millis: started.elapsed().as_millis() as u64,
+                        after_probe_millis: None,
                         report_uri,
                     },
                 })
@@ -422,6 +424,10 @@ pub struct ProbeRun {
     pub timings: Vec<PhaseTiming>,
     /// Wall time of the whole run as the launcher saw it.
     pub total_millis: u64,
+    /// How long the answer then waited for the API server's reads started beside the probe (bounded by
+    /// [`beside::AFTER_PROBE`]); absent where the tool reads nothing beside it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub after_probe_millis: Option<u64>,
     /// The probe's whole report, kept for this session as an MCP resource (read it with
     /// resources/read when the answer's summary is not enough).
     #[serde(skip_serializing_if = "Option::is_none")]

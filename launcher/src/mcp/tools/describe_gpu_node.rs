@@ -14,7 +14,7 @@ use crate::mcp::render::text::{header, serialized_details};
 use crate::mcp::render::{gpus, incidents, nic};
 use crate::mcp::render::topology::{self, alike};
 use crate::mcp::framework::target::MAX_GPU_INDEX;
-use crate::mcp::framework::{Cx, Detail, Hints, Node, ProbeRun, Tool, ToolError, pick};
+use crate::mcp::framework::{Cx, Detail, Hints, Node, ProbeRun, Tool, ToolError, beside, pick};
 
 pub struct DescribeGpuNode;
 
@@ -86,8 +86,16 @@ accounting, conditions, taints and the pods holding GPUs. Use it for a full pict
                 ),
             }
         };
-        let (res, kube) = tokio::join!(probe, kube);
-        let (mut report, run) = res?;
+        let ((mut report, mut run), kube) =
+            beside::probe_and_read(probe, kube, beside::AFTER_PROBE).await?;
+        if cx.env.cluster.is_some() {
+            run.after_probe_millis = Some(kube.waited_millis);
+        }
+        let slow = kube
+            .read
+            .is_none()
+            .then(|| beside::too_slow("the node's Kubernetes view (API server)"));
+        let kube = kube.read.flatten();
         if let Some(g) = a.args.gpu {
             only_gpu(&mut report, g).map_err(ToolError::Invalid)?;
         }
@@ -102,7 +110,7 @@ accounting, conditions, taints and the pods holding GPUs. Use it for a full pict
             );
         }
         let (kubernetes, kubernetes_error) = match kube {
-            None => (None, None),
+            None => (None, slow),
             Some(Ok(v)) => (Some(v), None),
             Some(Err(e)) => (None, Some(ToolError::Cluster(e).to_string())),
         };

@@ -6,7 +6,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 
 use crate::mcp::framework::target::MAX_GPUS_PER_NODE;
-use crate::mcp::framework::{Cx, Hints, Node, NodeReport, Tool, ToolError, pick};
+use crate::mcp::framework::{Cx, Hints, Node, NodeReport, Tool, ToolError, beside, pick};
 use crate::cluster::GpuNode;
 use crate::mcp::render::{incidents, text};
 
@@ -54,18 +54,20 @@ asked whether a node's GPUs are OK or why work on a node fails.";
                 _ => None,
             }
         };
-        let (res, node) = tokio::join!(
+        let (mut out, node) = beside::probe_and_read(
             NodeReport::probe(cx, Self::NAME, a.target.clone(), request, pick!(Health)),
-            node
-        );
-        let mut out = res?;
-        match node {
-            Some(Ok(n)) => add_platform(&mut out.report, &n),
-            Some(Err(e)) => out.report.unreadable.push(format!(
-                "the node's platform marks and device taints (API server): {e}"
-            )),
-            None => {}
+            node,
+            beside::AFTER_PROBE,
+        )
+        .await?;
+        const WHAT: &str = "the node's platform marks and device taints (API server)";
+        match node.read {
+            Some(Some(Ok(n))) => add_platform(&mut out.report, &n),
+            Some(Some(Err(e))) => out.report.unreadable.push(format!("{WHAT}: {e}")),
+            Some(None) => return Ok(out),
+            None => out.report.unreadable.push(beside::too_slow(WHAT)),
         }
+        out.run.after_probe_millis = Some(node.waited_millis);
         Ok(out)
     }
 
