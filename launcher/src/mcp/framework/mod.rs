@@ -424,8 +424,8 @@ pub struct ProbeRun {
     pub timings: Vec<PhaseTiming>,
     /// Wall time of the whole run as the launcher saw it.
     pub total_millis: u64,
-    /// How long the answer then waited for the API server's reads started beside the probe (bounded by
-    /// [`beside::AFTER_PROBE`]); absent where the tool reads nothing beside it.
+    /// How long the answer then waited for the API server's reads started beside the probe (at most 1 s;
+    /// what is not read by then is said in the answer); absent where the tool reads nothing beside it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub after_probe_millis: Option<u64>,
     /// The probe's whole report, kept for this session as an MCP resource (read it with
