@@ -24,7 +24,8 @@ pub enum RunOutcome {
     Warnings,
     /// At least one GPU failed a test.
     Failed,
-    /// No test ran: every GPU was held, DCGM refused the run, or this pod has no dcgmi.
+    /// No test ran: every GPU was held, DCGM refused the run, this pod has no dcgmi, or every test was
+    /// skipped (or left without a result) on every GPU.
     NotRun,
     /// The probe's deadline (or dcgmi's) ran out; the run was stopped.
     TimedOut,
@@ -481,6 +482,13 @@ pub fn assemble(facts: &NodeFacts, input: &DiagInput) -> DcgmDiagReport {
                         .into()
                 });
                 RunOutcome::Error
+            } else if !any(GpuOutcome::Passed) {
+                // Nothing passed: every test skipped, or DCGM printed no result. Not a pass.
+                report.not_run_reason = Some(format!(
+                    "no GPU was tested: {}",
+                    untested(&report.gpus).unwrap_or_else(|| "DCGM printed no result".into())
+                ));
+                RunOutcome::NotRun
             } else {
                 RunOutcome::Passed
             }
@@ -489,6 +497,26 @@ pub fn assemble(facts: &NodeFacts, input: &DiagInput) -> DcgmDiagReport {
     report.dcgm = Some(run);
     report.summary = summary(&report);
     report
+}
+
+/// The tested GPUs that have no pass, warning or failure, by why: `GPU 3 every test skipped, GPU 5 no
+/// result from DCGM`; None when every tested GPU has a result.
+fn untested(gpus: &[GpuDiag]) -> Option<String> {
+    let of = |o: GpuOutcome| -> Vec<u32> {
+        gpus.iter()
+            .filter(|g| g.outcome == o)
+            .map(|g| g.index)
+            .collect()
+    };
+    let parts: Vec<String> = [
+        (of(GpuOutcome::Skipped), "every test skipped"),
+        (of(GpuOutcome::Incomplete), "no result from DCGM"),
+    ]
+    .into_iter()
+    .filter(|(g, _)| !g.is_empty())
+    .map(|(g, why)| format!("GPU {} {why}", list(&g)))
+    .collect();
+    (!parts.is_empty()).then(|| parts.join(", "))
 }
 
 /// `GPU 0, 2 and 3` style list.
@@ -509,13 +537,20 @@ fn summary(r: &DcgmDiagReport) -> String {
                 .as_deref()
                 .unwrap_or("no GPU could be tested")
         ),
-        RunOutcome::Passed => format!("GPU {} passed DCGM {}", list(&tested), r.run),
-        RunOutcome::Warnings => format!(
-            "GPU {} passed DCGM {} with warnings on GPU {}",
-            list(&tested),
-            r.run,
-            list(&idx(&|g| g.outcome == GpuOutcome::Warnings))
-        ),
+        RunOutcome::Passed | RunOutcome::Warnings => {
+            let passed = idx(&|g| matches!(g.outcome, GpuOutcome::Passed | GpuOutcome::Warnings));
+            let mut s = format!("GPU {} passed DCGM {}", list(&passed), r.run);
+            if r.outcome == RunOutcome::Warnings {
+                s.push_str(&format!(
+                    " with warnings on GPU {}",
+                    list(&idx(&|g| g.outcome == GpuOutcome::Warnings))
+                ));
+            }
+            if let Some(u) = untested(&r.gpus) {
+                s.push_str(&format!("; not tested: {u}"));
+            }
+            s
+        }
         RunOutcome::Failed => {
             let failed: Vec<String> = r
                 .gpus
@@ -543,12 +578,29 @@ fn summary(r: &DcgmDiagReport) -> String {
                 .collect();
             format!("DCGM {}: {}", r.run, failed.join("; "))
         }
-        RunOutcome::TimedOut => format!(
-            "DCGM {} on GPU {} timed out after {} s and was stopped",
-            r.run,
-            list(&tested),
-            r.dcgm.as_ref().map_or(0, |d| d.deadline_secs)
-        ),
+        // Whose deadline: the probe's (it stopped dcgmi) or DCGM's own (dcgmi returned a timeout).
+        RunOutcome::TimedOut => match &r.dcgm {
+            Some(d)
+                if d.stopped_by == Some(StopCause::Deadline) || d.exit != ExitClass::Timeout =>
+            {
+                format!(
+                    "DCGM {} on GPU {} ran past the probe's {} s deadline and was stopped",
+                    r.run,
+                    list(&tested),
+                    d.deadline_secs
+                )
+            }
+            Some(d) => format!(
+                "DCGM {} on GPU {}: DCGM's own time limit ran out after {} s ({}), inside the probe's {} s \
+                 deadline",
+                r.run,
+                list(&tested),
+                d.elapsed_ms / 1000,
+                d.return_code.as_deref().unwrap_or("DCGM_ST_TIMEOUT"),
+                d.deadline_secs
+            ),
+            None => format!("DCGM {} on GPU {} timed out", r.run, list(&tested)),
+        },
         RunOutcome::Stopped => format!(
             "DCGM {} on GPU {} was stopped before it finished",
             r.run,

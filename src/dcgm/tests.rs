@@ -237,6 +237,105 @@ fn stopped_by_the_deadline_or_a_cancel() {
 }
 
 #[test]
+fn a_timeout_names_whose_deadline_ran_out() {
+    let facts = idle_node();
+    let mut ex = execution("", Some(203));
+    ex.stopped_by = Some(StopCause::Deadline);
+    let r = run(&facts, &both(), Some(&ex));
+    assert!(
+        r.summary
+            .contains("the probe's 900 s deadline and was stopped"),
+        "{}",
+        r.summary
+    );
+    // DCGM's own limit: dcgmi returned DCGM_ST_TIMEOUT (exit 245) long before the probe's deadline.
+    let (name, text) = FIXTURES
+        .iter()
+        .find(|(n, _)| n.contains("timeout"))
+        .unwrap();
+    let r = run(&facts, &both(), Some(&execution(text, Some(exit_of(name)))));
+    assert_eq!(r.outcome, RunOutcome::TimedOut);
+    assert!(
+        r.summary
+            .contains("DCGM's own time limit ran out after 95 s"),
+        "{}",
+        r.summary
+    );
+    assert!(
+        r.summary.contains("inside the probe's 900 s deadline"),
+        "{}",
+        r.summary
+    );
+}
+
+/// The level-1 pass of both GPUs with `edit` applied to each result (entity id, result object).
+fn level1_with(edit: impl Fn(u64, &mut serde_json::Value) -> bool) -> String {
+    let (_, text) = FIXTURES
+        .iter()
+        .find(|(n, _)| *n == "v4-level1-pass.0.json")
+        .unwrap();
+    let mut v: serde_json::Value = serde_json::from_str(text).unwrap();
+    for cat in v["DCGM Diagnostic"]["test_categories"]
+        .as_array_mut()
+        .unwrap()
+    {
+        for t in cat["tests"].as_array_mut().unwrap() {
+            let results = t["results"].as_array_mut().unwrap();
+            results.retain_mut(|r| {
+                let id = r["entity_id"].as_u64().unwrap();
+                edit(id, r)
+            });
+        }
+    }
+    v.to_string()
+}
+
+#[test]
+fn a_run_of_skips_or_no_results_is_not_a_pass() {
+    let facts = idle_node();
+    // Every test skipped on both GPUs (a SKU DCGM does not list): nothing was tested.
+    let all_skipped = level1_with(|_, r| {
+        r["status"] = "Skip".into();
+        true
+    });
+    let r = run(&facts, &both(), Some(&execution(&all_skipped, Some(0))));
+    assert_eq!(r.outcome, RunOutcome::NotRun, "{}", r.summary);
+    assert!(
+        r.summary
+            .contains("no GPU was tested: GPU 0-1 every test skipped")
+            || r.summary
+                .contains("no GPU was tested: GPU 0, 1 every test skipped"),
+        "{}",
+        r.summary
+    );
+    assert!(crate::finding::Judged::verdict(&r).is_none());
+    // GPU 1 has no result at all, GPU 0 passed: a pass of GPU 0 only, GPU 1 named as not tested.
+    let one_missing = level1_with(|id, _| id == 0);
+    let r = run(&facts, &both(), Some(&execution(&one_missing, Some(0))));
+    assert_eq!(r.outcome, RunOutcome::Passed, "{}", r.summary);
+    assert!(r.summary.starts_with("GPU 0 passed DCGM"), "{}", r.summary);
+    assert!(
+        r.summary.contains("not tested: GPU 1 no result from DCGM"),
+        "{}",
+        r.summary
+    );
+    // GPU 1 skipped everything: the same, in its words.
+    let one_skipped = level1_with(|id, r| {
+        if id == 1 {
+            r["status"] = "Skip".into();
+        }
+        true
+    });
+    let r = run(&facts, &both(), Some(&execution(&one_skipped, Some(0))));
+    assert_eq!(r.outcome, RunOutcome::Passed, "{}", r.summary);
+    assert!(
+        r.summary.contains("not tested: GPU 1 every test skipped"),
+        "{}",
+        r.summary
+    );
+}
+
+#[test]
 fn broken_output_is_an_error_never_a_pass() {
     let facts = idle_node();
     for (out, status) in [
