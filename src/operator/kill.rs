@@ -342,6 +342,17 @@ pub fn check_holders_known(facts: &NodeFacts, pid: u32, overridden: bool) -> Opt
         })
 }
 
+/// Who lists the GPUs' processes: NVML for NVIDIA GPUs, the amdgpu driver's KFD for AMD ones.
+fn process_sources(facts: &NodeFacts) -> &'static str {
+    let nvidia = facts.gpus.iter().any(|g| g.vendor.is_nvidia());
+    let amd = facts.gpus.iter().any(|g| !g.vendor.is_nvidia());
+    match (nvidia, amd) {
+        (true, true) => "NVML or KFD (amdgpu)",
+        (false, true) => "KFD (amdgpu)",
+        _ => "NVML",
+    }
+}
+
 pub fn check_uses_gpu(facts: &NodeFacts, pid: u32) -> Check {
     const NAME: &str = "uses_gpu_on_node";
     let mut on = Vec::new();
@@ -366,21 +377,23 @@ pub fn check_uses_gpu(facts: &NodeFacts, pid: u32) -> Check {
         return Check::pass(
             NAME,
             format!(
-                "NVML lists {} on {}",
+                "{} lists {} on {}",
+                process_sources(facts),
                 process_label(facts, pid),
                 on.join("; ")
             ),
         );
     }
     if facts.gpus.is_empty() {
-        return Check::block(NAME, "NVML reported no GPUs on this node");
+        return Check::block(NAME, "no GPU was found on this node");
     }
     if unreadable.is_empty() {
         Check::block(
             NAME,
             format!(
-                "NVML lists no process {pid} on any of the {} GPUs of this node: only GPU processes \
+                "{} lists no process {pid} on any of the {} GPUs of this node: only GPU processes \
                  can be killed with this tool",
+                process_sources(facts),
                 facts.gpus.len()
             ),
         )
@@ -537,7 +550,7 @@ mod tests {
         );
         // No GPUs at all.
         f.gpus.clear();
-        assert!(check_uses_gpu(&f, 5000).evidence.contains("no GPUs"));
+        assert!(check_uses_gpu(&f, 5000).evidence.contains("no GPU was found"));
     }
 
     #[test]
@@ -572,5 +585,15 @@ mod tests {
             check_grace(MAX_GRACE_SECONDS + 1).status,
             CheckStatus::Block
         );
+    }
+
+    #[test]
+    fn an_amd_gpu_process_is_named_by_kfd_not_nvml() {
+        let f: NodeFacts =
+            serde_json::from_str(include_str!("../scenarios/mi300x-healthy.json")).unwrap();
+        let c = check_uses_gpu(&f, 52110);
+        assert_eq!(c.status, CheckStatus::Pass, "{}", c.evidence);
+        assert!(c.evidence.starts_with("KFD (amdgpu) lists pid 52110"), "{}", c.evidence);
+        assert!(check_uses_gpu(&f, 1).evidence.starts_with("KFD (amdgpu) lists no process 1"));
     }
 }

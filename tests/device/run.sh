@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The product on a real NVIDIA GPU host (the device machine the project is lent at times): the release archive
-# in target/device/ (packaging/release.sh's linux-amd64 archive, carried there), every node-probe command and
+# in target/device/ (packaging/release.sh's linux-amd64 archive, carried there; or a release build's two
+# binaries in target/device/bin/), every node-probe command and
 # every node tool of the launcher in local mode, beside nvidia-smi's own view of the same GPUs, written to $OUT.
 # A compute process of our own (CUDA driver API through ctypes, memory only) gives the process tools a real
 # process to find, a kill preflight to refuse and a real kill to do. Usage (on the device):
@@ -10,10 +11,16 @@ OUT=${OUT:?OUT names the folder for the results}
 SECONDS=0
 log() { printf '[%4ss] %s\n' "$SECONDS" "$*" | tee -a "$OUT/steps.log" >&2; }
 work=$(mktemp -d)
-tar -xzf target/device/k8s-gpu-mcp-*-linux-amd64.tar.gz -C "$work" || { log "no archive in target/device"; exit 1; }
-app=$(echo "$work"/k8s-gpu-mcp-*-linux-amd64)
-np=$app/probes/node-probe-linux-amd64
-launcher=$app/k8s-gpu-mcp
+if [ -x target/device/bin/k8s-gpu-mcp ] && [ -x target/device/bin/node-probe ]; then
+  # A build of this tree instead of an archive (local mode finds node-probe beside the launcher).
+  np=$PWD/target/device/bin/node-probe
+  launcher=$PWD/target/device/bin/k8s-gpu-mcp
+else
+  tar -xzf target/device/k8s-gpu-mcp-*-linux-amd64.tar.gz -C "$work" || { log "no archive in target/device"; exit 1; }
+  app=$(echo "$work"/k8s-gpu-mcp-*-linux-amd64)
+  np=$app/probes/node-probe-linux-amd64
+  launcher=$app/k8s-gpu-mcp
+fi
 run() { # name, command...: stdout to $OUT/name, stderr to $OUT/name.err, rc and seconds logged
   local name=$1; shift
   local t0 rc

@@ -36,6 +36,11 @@ pub fn preflight(facts: &NodeFacts, req: &ResetRequest) -> Preflight {
         )]);
     };
     let mut checks = vec![Check::pass("gpu_found", gpu_name(g))];
+    if let Some(c) = check_vendor(facts, g) {
+        // Every check after this one is NVIDIA's (NVML, nvidia-smi, NVLink, MIG): noise for another GPU.
+        checks.push(c);
+        return Preflight::from_checks(checks);
+    }
     checks.push(check_on_bus(g));
     if g.handle_error.is_some() {
         // Without a handle nothing else about the GPU is known: further checks would only be noise.
@@ -56,6 +61,55 @@ pub fn preflight(facts: &NodeFacts, req: &ResetRequest) -> Preflight {
         });
     }
     Preflight::from_checks(checks)
+}
+
+/// This tool resets with `nvidia-smi -r`: an AMD GPU is refused with the way to reset it and what that
+/// reset takes with it (its whole XGMI hive).
+fn check_vendor(facts: &NodeFacts, g: &GpuFacts) -> Option<Check> {
+    if g.vendor.is_nvidia() {
+        return None;
+    }
+    let bdf = g
+        .pci_bus_id
+        .ok()
+        .map_or("<its PCI address>", String::as_str);
+    let hive = g
+        .amd
+        .as_ref()
+        .and_then(|a| a.xgmi.ok())
+        .and_then(|x| x.hive_id)
+        .filter(|h| *h != 0);
+    let peers: Vec<u32> = match hive {
+        Some(h) => facts
+            .gpus
+            .iter()
+            .filter(|o| {
+                o.amd
+                    .as_ref()
+                    .and_then(|a| a.xgmi.ok())
+                    .and_then(|x| x.hive_id)
+                    == Some(h)
+            })
+            .map(|o| o.index)
+            .collect(),
+        None => vec![g.index],
+    };
+    let scope = if peers.len() > 1 {
+        format!(
+            "it resets the whole XGMI hive, GPU {} here, so every one of them must be idle first",
+            crate::analysis::index_ranges(&peers, ", ")
+        )
+    } else {
+        "it resets this GPU".to_string()
+    };
+    Some(Check::block(
+        "gpu_vendor",
+        format!(
+            "GPU {} is an AMD GPU: this tool resets NVIDIA GPUs (nvidia-smi) and does not reset AMD GPUs yet. \
+             AMD's tool is `amd-smi reset -G -g {bdf}` as root on the node; {scope}",
+            g.index
+        ),
+    ))
 }
 
 /// The whole report before execution.
@@ -163,5 +217,65 @@ mod tests {
         let pf = preflight(&f, &r);
         assert!(!pf.allowed);
         assert_eq!(pf.reasons, ["reset_tool: no nvidia-smi under /host"]);
+    }
+}
+
+#[cfg(test)]
+mod amd_tests {
+    use super::*;
+    use crate::operator::reset::request::GpuSelector;
+
+    fn scenario(json: &str) -> NodeFacts {
+        serde_json::from_str(json).expect("scenario parses as facts")
+    }
+
+    fn checks(facts: &NodeFacts, index: u32) -> Vec<Check> {
+        let req = ResetRequest {
+            gpu: GpuSelector::Index(index),
+            tool: Some(Ok("/usr/bin/nvidia-smi".into())),
+            self_pid: None,
+            override_unknown: false,
+        };
+        preflight(facts, &req).checks
+    }
+
+    #[test]
+    fn an_amd_gpu_is_refused_with_amd_smi_and_its_hive_named() {
+        let f = scenario(include_str!("../../scenarios/mi300x-healthy.json"));
+        let c = checks(&f, 3);
+        assert_eq!(c.len(), 2, "{c:?}");
+        let v = &c[1];
+        assert_eq!(v.check, "gpu_vendor");
+        assert_eq!(v.status, crate::operator::CheckStatus::Block);
+        assert!(
+            v.evidence.contains("amd-smi reset -G -g 0000:"),
+            "{}",
+            v.evidence
+        );
+        assert!(
+            v.evidence.contains("whole XGMI hive, GPU 0-7"),
+            "{}",
+            v.evidence
+        );
+        // Nothing NVIDIA-shaped is asked of it (NVML, /dev/nvidia*, NVSwitch, MIG, nvidia-smi).
+        assert!(
+            c.iter()
+                .all(|c| c.check != "reset_tool" && c.check != "mig")
+        );
+    }
+
+    #[test]
+    fn on_a_node_with_both_vendors_only_the_amd_gpu_is_refused_for_its_vendor() {
+        let f = scenario(include_str!("../../scenarios/mixed-h100-mi210.json"));
+        let amd = checks(&f, 1);
+        let v = amd
+            .iter()
+            .find(|c| c.check == "gpu_vendor")
+            .expect("vendor check");
+        assert!(v.evidence.contains("it resets this GPU"), "{}", v.evidence);
+        assert!(v.evidence.contains("0000:ca:00.0"), "{}", v.evidence);
+        let nvidia = checks(&f, 0);
+        assert!(nvidia.iter().all(|c| c.check != "gpu_vendor"), "{nvidia:?}");
+        assert!(nvidia.iter().any(|c| c.check == "reset_tool"));
     }
 }
