@@ -26,7 +26,8 @@ pub struct Skipped {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub uuid: Option<String>,
     /// `held` (a pod, a claim or a process holds it), `unverified` (its holders could not be read),
-    /// `unknown_gpu` (the node has no such GPU), `unreadable` (NVML cannot open it).
+    /// `unknown_gpu` (the node has no such GPU), `unreadable` (NVML cannot open it), `other_vendor` (an
+    /// AMD GPU, which DCGM does not test).
     pub why: String,
     /// What holds it, or what could not be read, in words.
     pub detail: String,
@@ -92,6 +93,17 @@ pub fn select(facts: &NodeFacts, requested: &[GpuSel]) -> Selection {
                     "NVML cannot open the GPU ({}): its health answer says why; DCGM cannot test it either",
                     crate::analysis::error_name(e.error)
                 ),
+                Some(g),
+            ));
+            continue;
+        }
+        if !g.vendor.is_nvidia() {
+            // DCGM's GPU ids are NVML's: an AMD GPU's index is no GPU of DCGM's, or another one.
+            out.skipped.push(skip(
+                "other_vendor",
+                "an AMD GPU: DCGM tests NVIDIA GPUs only (AMD's diagnostic is the ROCm Validation Suite, \
+                 which this tool does not run yet)"
+                    .into(),
                 Some(g),
             ));
             continue;

@@ -455,3 +455,36 @@ fn busy_gpus_of_every_holder_kind_are_never_tested() {
     let s = select(&facts, &[GpuSel::Index(7)]);
     assert_eq!(s.skipped[0].why, "unknown_gpu");
 }
+
+#[test]
+fn amd_gpus_are_never_handed_to_dcgm() {
+    let mixed: NodeFacts =
+        serde_json::from_str(include_str!("../scenarios/mixed-h100-mi210.json")).unwrap();
+    let sel = select(&mixed, &[]);
+    let amd = sel
+        .skipped
+        .iter()
+        .find(|s| s.index == Some(1))
+        .expect("GPU 1 skipped");
+    assert_eq!(amd.why, "other_vendor");
+    assert!(
+        amd.detail.contains("ROCm Validation Suite"),
+        "{}",
+        amd.detail
+    );
+    assert!(!sel.to_test.contains(&1));
+    assert!(
+        sel.skipped
+            .iter()
+            .all(|s| s.index != Some(0) || s.why != "other_vendor")
+    );
+    // Named by index too.
+    let sel = select(&mixed, &parse_gpus("1").unwrap());
+    assert!(sel.to_test.is_empty() && sel.skipped[0].why == "other_vendor");
+    let mi300x: NodeFacts =
+        serde_json::from_str(include_str!("../scenarios/mi300x-healthy.json")).unwrap();
+    let sel = select(&mi300x, &[]);
+    assert!(sel.to_test.is_empty());
+    assert_eq!(sel.skipped.len(), 8);
+    assert!(sel.skipped.iter().all(|s| s.why == "other_vendor"));
+}

@@ -550,7 +550,11 @@ mod tests {
         );
         // No GPUs at all.
         f.gpus.clear();
-        assert!(check_uses_gpu(&f, 5000).evidence.contains("no GPU was found"));
+        assert!(
+            check_uses_gpu(&f, 5000)
+                .evidence
+                .contains("no GPU was found")
+        );
     }
 
     #[test]
@@ -593,7 +597,15 @@ mod tests {
             serde_json::from_str(include_str!("../scenarios/mi300x-healthy.json")).unwrap();
         let c = check_uses_gpu(&f, 52110);
         assert_eq!(c.status, CheckStatus::Pass, "{}", c.evidence);
-        assert!(c.evidence.starts_with("KFD (amdgpu) lists pid 52110"), "{}", c.evidence);
-        assert!(check_uses_gpu(&f, 1).evidence.starts_with("KFD (amdgpu) lists no process 1"));
+        assert!(
+            c.evidence.starts_with("KFD (amdgpu) lists pid 52110"),
+            "{}",
+            c.evidence
+        );
+        assert!(
+            check_uses_gpu(&f, 1)
+                .evidence
+                .starts_with("KFD (amdgpu) lists no process 1")
+        );
     }
 }

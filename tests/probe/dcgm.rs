@@ -602,3 +602,38 @@ fn hostile_output_is_bounded_or_a_clear_error() {
     );
     no_fail(r);
 }
+
+#[test]
+fn amd_gpus_are_not_dcgms_and_the_answer_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let record = dir.path().join("record");
+    // Every GPU AMD's: nothing runs, and the reason is the vendor, not "held".
+    let d = NodeProbe::new()
+        .args([
+            "--simulate",
+            "mi300x-healthy",
+            "dcgm-diag",
+            "--level",
+            "1",
+            "--gpus",
+            "all",
+            "--dcgmi",
+        ])
+        .arg(fake_dcgmi())
+        .env("FAKE_DCGMI_RECORD", &record)
+        .env("FAKE_DCGMI_OUTPUT", output("v4-level1-pass.0.json"))
+        .document();
+    assert_eq!(d.code, 0, "{}", d.doc);
+    let r = &d.doc["dcgm_diag"];
+    assert_eq!(r["outcome"], "not_run", "{r}");
+    let why = r["not_run_reason"].as_str().unwrap();
+    assert!(why.contains("every requested GPU is an AMD GPU"), "{why}");
+    assert!(
+        r["not_tested"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|n| n["why"] == "other_vendor")
+    );
+    assert!(!record.exists(), "dcgmi ran on an AMD node");
+}
