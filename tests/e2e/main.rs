@@ -27,6 +27,7 @@ mod racks;
 mod replicas;
 mod run_marks;
 mod tasks;
+mod vendors;
 mod workload;
 
 use std::time::Duration;

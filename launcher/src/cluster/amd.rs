@@ -72,10 +72,12 @@ impl AmdNodeFacts {
     /// `AMD_Instinct_MI300X_OAM, partition cpx_nps4 (amd.com/cpx_nps4=32), DRA 8 GPUs`: what the node line
     /// says after the GPU counts.
     pub fn brief(&self) -> String {
-        let mut parts = vec![format!(
-            "AMD {}",
-            self.product.as_deref().unwrap_or("(no product label)")
-        )];
+        // The labeller's product names carry the vendor already (`AMD_Instinct_MI300X_OAM`).
+        let mut parts = vec![match self.product.as_deref() {
+            Some(p) if p.to_ascii_uppercase().starts_with("AMD") => p.to_string(),
+            Some(p) => format!("AMD {p}"),
+            None => "AMD (no product label)".to_string(),
+        }];
         if let Some(d) = &self.driver {
             parts.push(format!("driver {d}"));
         }
@@ -262,7 +264,7 @@ mod tests {
         );
         assert_eq!(
             f.brief(),
-            "AMD AMD_Instinct_MI300X_OAM, partition cpx_nps4, amd.com/cpx_nps4=64"
+            "AMD_Instinct_MI300X_OAM, partition cpx_nps4, amd.com/cpx_nps4=64"
         );
 
         let nfd = node(serde_json::json!({"metadata": {"name": "n", "labels": {

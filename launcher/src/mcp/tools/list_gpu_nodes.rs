@@ -240,7 +240,12 @@ found by an inventory probe.";
                     "  {} x {} GPU(s) {}{}: {} healthy; GPUs allocatable {}, allocated {}",
                     g.nodes_count,
                     g.gpu_capacity,
-                    if g.vendor.is_nvidia() { "" } else { "AMD " },
+                    match g.product.as_deref() {
+                        // AMD's labeller names the vendor itself (`AMD_Instinct_MI300X_OAM`).
+                        Some(p) if !g.vendor.is_nvidia() && !p.to_ascii_uppercase().starts_with("AMD") => "AMD ",
+                        None if !g.vendor.is_nvidia() => "AMD ",
+                        _ => "",
+                    },
                     g.product.as_deref().unwrap_or("(no product label)"),
                     g.nodes_healthy,
                     g.gpus_allocatable,
@@ -552,11 +557,11 @@ mod amd_tests {
         );
         let text = ListGpuNodes::render(&list);
         assert!(
-            text.contains("2 x 8 GPU(s) AMD AMD_Instinct_MI300X_OAM: 2 healthy"),
+            text.contains("2 x 8 GPU(s) AMD_Instinct_MI300X_OAM: 2 healthy"),
             "{text}"
         );
         assert!(
-            text.contains("- mi300x-1: GPUs capacity 8 / allocatable 8 / allocated 0, AMD AMD_Instinct_MI300X_OAM, partition spx_nps1"),
+            text.contains("- mi300x-1: GPUs capacity 8 / allocatable 8 / allocated 0, AMD_Instinct_MI300X_OAM, partition spx_nps1"),
             "{text}"
         );
         assert!(

@@ -1,0 +1,186 @@
+//! A fleet of both vendors on the real API server: NVIDIA H100 nodes as the GPU Operator leaves them, AMD
+//! MI300X nodes as AMD's GPU Operator leaves them (the NFD rule's `feature.node.kubernetes.io/amd-gpu`, the
+//! labeller's `amd.com/gpu.*`, the device plugin's `amd.com/gpu` capacity; ROCm/gpu-operator and
+//! ROCm/k8s-device-plugin, see `launcher/src/cluster/amd.rs`), and one node with a GPU of each. Every kwok
+//! node's probe answers with a built-in scenario of its vendor. `list_gpu_nodes` lists all of them as GPU
+//! nodes with their vendor, `scan_gpu_nodes` names the one sick node of each vendor with its own incident
+//! (an Xid 79 on the H100, a consumed UMC poison on the MI300X) and the AMD action in AMD's words, and the
+//! operator tools refuse what they cannot do to an AMD GPU before doing anything.
+
+use serde_json::json;
+
+use crate::mcp;
+use crate::testbed::{FakeNode, Testbed, User, skipped, unique};
+
+/// Turn a node `testbed.sh node` made (NVIDIA's labels and capacity) into an AMD node with `amd` GPUs,
+/// keeping `nvidia` NVIDIA GPUs (0: none).
+fn make_amd(tb: &Testbed, name: &str, nvidia: u32, amd: u32, product: &str) {
+    if nvidia == 0 {
+        tb.kubectl(&[
+            "label",
+            "node",
+            name,
+            "nvidia.com/gpu.present-",
+            "nvidia.com/gpu.product-",
+            "nvidia.com/gpu.count-",
+        ]);
+    }
+    tb.kubectl(&[
+        "label",
+        "node",
+        name,
+        "--overwrite",
+        "feature.node.kubernetes.io/amd-gpu=true",
+        &format!("amd.com/gpu.product-name={product}"),
+        "amd.com/gpu.family=AI",
+    ]);
+    let nv = if nvidia == 0 {
+        "null".to_string()
+    } else {
+        format!("\"{nvidia}\"")
+    };
+    tb.kubectl(&[
+        "patch",
+        "node",
+        name,
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        &format!(
+            r#"{{"status":{{"capacity":{{"nvidia.com/gpu":{nv},"amd.com/gpu":"{amd}"}},"allocatable":{{"nvidia.com/gpu":{nv},"amd.com/gpu":"{amd}"}}}}}}"#
+        ),
+    ]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fleet_of_both_vendors_is_listed_scanned_and_refused_in_each_vendors_terms() {
+    if skipped() {
+        return;
+    }
+    let tb = Testbed::shared();
+    let ns = unique("e2e-vendors");
+    tb.probe_namespace(&ns, User::Operator);
+    tb.bind_reader(User::Operator);
+    crate::operator::bind_operator(tb, User::Operator);
+    let group = unique("vendors");
+    let h100_ok = unique("h100-ok");
+    let h100_sick = unique("h100-xid79");
+    let mi_ok = unique("mi300x-ok");
+    let mi_sick = unique("mi300x-poison");
+    let mixed = unique("mixed");
+    let nodes = [
+        (&h100_ok, "dgx-h100-healthy"),
+        (&h100_sick, "dgx-h100-xid79"),
+        (&mi_ok, "mi300x-healthy"),
+        (&mi_sick, "mi300x-umc-ue-poison"),
+        (&mixed, "mixed-h100-mi210"),
+    ]
+    .map(|(n, s)| FakeNode::gpu(n, s).label("e2e-group", &group));
+    tb.add_nodes(&nodes);
+    make_amd(tb, &mi_ok, 0, 8, "AMD_Instinct_MI300X_OAM");
+    make_amd(tb, &mi_sick, 0, 8, "AMD_Instinct_MI300X_OAM");
+    make_amd(tb, &mixed, 1, 1, "AMD_Instinct_MI210");
+
+    let l = mcp::start(tb, User::Operator, &ns, &["--mode", "operator"]).await;
+    let selector = format!("e2e-group={group}");
+
+    // Every node is a GPU node, each with its vendor.
+    let r = l
+        .call("list_gpu_nodes", json!({"label_selector": selector}))
+        .await;
+    let (t, v) = (mcp::text(&r), r.structured_content.clone().unwrap());
+    assert_eq!(v["count"], 5, "{t}");
+    let vendor = |name: &str| {
+        v["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["name"] == name)
+            .unwrap_or_else(|| panic!("{name} not listed: {t}"))["vendor"]
+            .clone()
+    };
+    assert_eq!(vendor(&mi_ok), "amd", "{t}");
+    assert_eq!(vendor(&mi_sick), "amd", "{t}");
+    // NVIDIA is the vendor an absent field means (every answer before AMD support).
+    assert_eq!(vendor(&h100_ok), serde_json::Value::Null, "{t}");
+    // A node with NVIDIA capacity counts as NVIDIA's first; its AMD GPU is counted too.
+    assert_eq!(vendor(&mixed), serde_json::Value::Null, "{t}");
+    assert!(
+        t.contains("NVIDIA-H100-80GB-HBM3, AMD_Instinct_MI210"),
+        "{t}"
+    );
+    assert!(!t.contains("AMD AMD_"), "{t}");
+    let cap = |name: &str| {
+        v["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["name"] == name)
+            .unwrap()["gpu_capacity"]
+            .clone()
+    };
+    assert_eq!(cap(&mi_ok), 8, "{t}");
+    assert_eq!(cap(&mixed), 2, "{t}");
+
+    // One scan: the sick node of each vendor, each with its own incident and action.
+    let r = l
+        .call(
+            "scan_gpu_nodes",
+            json!({"label_selector": selector, "show_healthy": true}),
+        )
+        .await;
+    let (t, v) = (mcp::text(&r), r.structured_content.clone().unwrap());
+    assert_eq!(v["nodes_total"], 5, "{t}");
+    assert_eq!(v["nodes_ok"], 5, "{t}");
+    let attention: Vec<&str> = v["needs_attention"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["node"].as_str().unwrap())
+        .collect();
+    assert_eq!(attention.len(), 2, "{t}");
+    assert!(attention.contains(&h100_sick.as_str()), "{t}");
+    assert!(attention.contains(&mi_sick.as_str()), "{t}");
+    assert!(t.contains("fell off the bus"), "{t}");
+    assert!(t.contains("poison"), "{t}");
+    assert!(!t.contains(&format!("{mi_ok}: UNHEALTHY")), "{t}");
+
+    // The MI300X's incident, asked of that node alone: AMD's action, in AMD's words.
+    let r = l
+        .call("get_gpu_health", json!({"node_name": mi_sick}))
+        .await;
+    let t = mcp::text(&r);
+    assert!(t.contains("amd-smi reset -G -g 0000:5c:00.0"), "{t}");
+    assert!(!t.contains("nvidia-smi"), "{t}");
+
+    // A reset of the AMD GPU is refused before any NVIDIA step, naming AMD's tool and the hive; the mixed
+    // node's NVIDIA GPU is judged as NVIDIA's.
+    let r = l
+        .call(
+            "reset_gpu",
+            json!({"node_name": mi_sick, "gpu": "3", "dry_run": true}),
+        )
+        .await;
+    let t = mcp::text(&r);
+    assert!(t.contains("REFUSED"), "{t}");
+    assert!(t.contains("gpu_vendor"), "{t}");
+    assert!(t.contains("whole XGMI hive, GPU 0-7"), "{t}");
+    assert!(!t.contains("reset_tool"), "{t}");
+    let r = l
+        .call(
+            "reset_gpu",
+            json!({"node_name": mixed, "gpu": "0", "dry_run": true}),
+        )
+        .await;
+    let t = mcp::text(&r);
+    assert!(!t.contains("gpu_vendor"), "{t}");
+
+    // DCGM is never run on an AMD GPU: a node of AMD GPUs answers so in a line.
+    let r = l
+        .call("run_gpu_diagnostic", json!({"node_name": mi_ok}))
+        .await;
+    let t = mcp::text(&r);
+    assert!(t.contains("every requested GPU is an AMD GPU"), "{t}");
+    l.stop().await;
+    assert!(tb.pods(&ns).is_empty(), "probe pods left in {ns}");
+}
