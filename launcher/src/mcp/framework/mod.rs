@@ -424,7 +424,7 @@ pub struct ProbeRun {
     pub timings: Vec<PhaseTiming>,
     /// Wall time of the whole run as the launcher saw it.
     pub total_millis: u64,
-    /// How long the answer then waited for the API server's reads started beside the probe (at most 1 s;
+    /// How long the answer then waited for the API server's reads started beside the probe (at most 5 s;
     /// what is not read by then is said in the answer); absent where the tool reads nothing beside it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub after_probe_millis: Option<u64>,
