@@ -16,7 +16,8 @@
 #      answer size, pods left.
 # Usage: bash tests/bench/k8s.sh   (env: BENCH_CALLS=20 (0 skips 1 and 3), BENCH_SCALES="100 1000",
 #        BENCH_CONCURRENCY=64, BENCH_CANCEL_AFTER=50, BENCH_WORKLOAD_NODES=64, BENCH_PROFILE=release,
-#        BENCH_NODE_LEASE_SECONDS=40 (kwok's node leases; 0: none, see docs/performance.md), TESTBED_BIN)
+#        BENCH_NODE_LEASE_SECONDS=40 (kwok's node leases; 0: none, see docs/performance.md), TESTBED_BIN,
+#        BENCH_PREBUILT=1 to use the binaries of target/$PROFILE as they are)
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$ROOT"
@@ -26,7 +27,9 @@ CONC=${BENCH_CONCURRENCY:-64}
 PROFILE=${BENCH_PROFILE:-release}
 log() { echo "bench: $*" >&2; }
 
-if [ "$PROFILE" = release ]; then
+if [ "${BENCH_PREBUILT:-0}" = 1 ]; then
+  log "BENCH_PREBUILT=1: the $PROFILE binaries already built, as they are"
+elif [ "$PROFILE" = release ]; then
   cargo build --release -q -p k8s-gpu-mcp -p node-probe
 else
   cargo build -q -p k8s-gpu-mcp -p node-probe
