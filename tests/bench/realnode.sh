@@ -13,7 +13,7 @@
 # (run sandbox + create + start container, means from its /metrics over the launcher's image-delivery calls).
 # Pods left in the API after the run are counted.
 # Needs root (the real node). Usage: bash tests/bench/realnode.sh   (env: BENCH_CALLS=20,
-# BENCH_PROFILE=release, TESTBED_BIN)
+# BENCH_PROFILE=release, TESTBED_BIN, BENCH_PREBUILT=1 to use the binaries of target/$PROFILE as they are)
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$ROOT"
@@ -22,7 +22,9 @@ PROFILE=${BENCH_PROFILE:-release}
 log() { echo "bench: $*" >&2; }
 [ "$(id -u)" = 0 ] || { echo "the real-node benchmark needs root" >&2; exit 1; }
 
-if [ "$PROFILE" = release ]; then
+if [ "${BENCH_PREBUILT:-0}" = 1 ]; then
+  echo "bench: BENCH_PREBUILT=1: the $PROFILE binaries already built, as they are" >&2
+elif [ "$PROFILE" = release ]; then
   cargo build --release -q -p k8s-gpu-mcp -p node-probe
 else
   cargo build -q -p k8s-gpu-mcp -p node-probe
