@@ -443,7 +443,8 @@ impl ClusterBackend for KubeBackend {
             // The fleet's ResourceSlices first: a node only AMD's DRA driver names (no device plugin capacity,
             // no labeller) is a GPU node too.
             let word =
-                super::resource_slices::read(&self.clients, context, client.clone(), None).await;
+                super::resource_slices::read(&self.clients.reads, context, client.clone(), None)
+                    .await;
             // One list of all active pods instead of one per node, once the first GPU node is seen.
             let mut pods: Option<(Vec<Pod>, PodsByNode)> = None;
             let mut out: Vec<GpuNode> = Vec::new();
@@ -539,7 +540,12 @@ impl ClusterBackend for KubeBackend {
             let (n, list, word) = tokio::join!(
                 self.clients.reads.node(context, &client, node),
                 pods.list(&lp),
-                super::resource_slices::read(&self.clients, context, client.clone(), Some(node))
+                super::resource_slices::read(
+                    &self.clients.reads,
+                    context,
+                    client.clone(),
+                    Some(node)
+                )
             );
             let n = n
                 .map_err(|e| api_err(&format!("get node {node}"), e))?
@@ -565,7 +571,14 @@ impl ClusterBackend for KubeBackend {
         node: &'a str,
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = super::dra_api::NodeClaims> + Send + 'a>>
     {
-        Box::pin(async move { super::dra_api::claims_on(&self.clients, context, node).await })
+        Box::pin(async move {
+            match self.clients.get(context).await {
+                Ok(client) => {
+                    super::dra_api::claims_on(&self.clients.reads, context, client, node).await
+                }
+                Err(e) => super::dra_api::NodeClaims::Unreadable(e.to_string()),
+            }
+        })
     }
 
     fn pods_with_gpus<'a>(

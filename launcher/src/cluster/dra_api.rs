@@ -14,7 +14,7 @@ use serde_json::Value;
 use gpu_diag::attribution::dra::GPU_DRIVERS;
 use gpu_diag::facts::{ApiClaimFacts, ApiClaimPodFacts, api_claims_arg};
 
-use super::clients::Clients;
+use super::shared_reads::SharedReads;
 
 /// Versions read, newest first (their paths to devices and consumers are the same).
 pub const VERSIONS: &[&str] = &["v1", "v1beta2", "v1beta1"];
@@ -52,18 +52,18 @@ pub async fn served_version(client: &kube::Client) -> Result<&'static str, Strin
 }
 
 /// [`served_version`] asked once per context: the answer (a version, or that DRA is not served) is kept
-/// in `clients` until a DRA request answers 404; a failed discovery is not kept.
+/// in `reads` (the identity's clients' own) until a DRA request answers 404; a failed discovery is not kept.
 pub async fn version(
-    clients: &Clients,
+    reads: &SharedReads,
     context: Option<&str>,
     client: &kube::Client,
 ) -> Result<&'static str, String> {
-    if let Some(v) = clients.reads.dra_version(context) {
+    if let Some(v) = reads.dra_version(context) {
         return v;
     }
     let v = served_version(client).await;
     if v.as_ref().map_or_else(|why| not_served(why), |_| true) {
-        clients.reads.set_dra_version(context, v.clone());
+        reads.set_dra_version(context, v.clone());
     }
     v
 }
@@ -105,12 +105,13 @@ impl NodeClaims {
 
 /// The ResourceClaims allocated on `node`: one paged list of claims in all namespaces (and discovery, the
 /// first time for `context`).
-pub async fn claims_on(clients: &Clients, context: Option<&str>, node: &str) -> NodeClaims {
-    let client = match clients.get(context).await {
-        Ok(c) => c,
-        Err(e) => return NodeClaims::Unreadable(e.to_string()),
-    };
-    let ver = match version(clients, context, &client).await {
+pub async fn claims_on(
+    reads: &SharedReads,
+    context: Option<&str>,
+    client: kube::Client,
+    node: &str,
+) -> NodeClaims {
+    let ver = match version(reads, context, &client).await {
         Ok(v) => v,
         Err(w) if not_served(&w) => return NodeClaims::NoDra(w),
         Err(w) => return NodeClaims::Unreadable(w),
@@ -125,7 +126,7 @@ pub async fn claims_on(clients: &Clients, context: Option<&str>, node: &str) -> 
         let page = match api.list(&lp).await {
             Ok(p) => p,
             Err(kube::Error::Api(s)) if s.code == 404 => {
-                clients.reads.forget_dra_version(context);
+                reads.forget_dra_version(context);
                 return NodeClaims::Unreadable(format!(
                     "ResourceClaims ({ver}) not served any more (the API changed since it was asked; the \
                      next call asks again): {}",

@@ -14,7 +14,7 @@ use serde_json::Value;
 
 use gpu_diag::incident::platform::{self, DeviceTaint, PlatformMark};
 
-use super::clients::Clients;
+use super::shared_reads::SharedReads;
 
 /// Slices per list page.
 const PAGE: u32 = 500;
@@ -52,13 +52,13 @@ impl DeviceWord {
 /// The ResourceSlices of `node` (all nodes when `None`), read once: one paged list of the newest served
 /// version (and discovery, the first time for `context`).
 pub async fn read(
-    clients: &Clients,
+    reads: &SharedReads,
     context: Option<&str>,
     client: kube::Client,
     node: Option<&str>,
 ) -> DeviceWord {
     let mut word = DeviceWord::default();
-    let ver = match super::dra_api::version(clients, context, &client).await {
+    let ver = match super::dra_api::version(reads, context, &client).await {
         Ok(v) => v,
         Err(why) => {
             word.unreadable = Some(format!(
@@ -88,7 +88,7 @@ pub async fn read(
                 }
             }
             Err(kube::Error::Api(s)) if s.code == 404 => {
-                clients.reads.forget_dra_version(context);
+                reads.forget_dra_version(context);
                 word.unreadable = Some(format!(
                     "ResourceSlices ({ver}) not served any more (the API changed since it was asked; the next \
                      call asks again); device taints unknown"
