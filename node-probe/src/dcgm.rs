@@ -208,7 +208,9 @@ pub fn run(global: &GlobalArgs, args: &DcgmDiagArgs) -> Result<ProbeDocument, Pr
     let dcgmi = find_dcgmi(args.dcgmi.as_deref());
     let not_started = if selection.to_test.is_empty() {
         Some(
-            if selection.skipped.iter().all(|s| s.why == "other_vendor") {
+            if !selection.skipped.is_empty()
+                && selection.skipped.iter().all(|s| s.why == "other_vendor")
+            {
                 "DCGM tests NVIDIA GPUs only and every requested GPU is an AMD GPU (AMD's diagnostic is the \
              ROCm Validation Suite, which this tool does not run yet)"
                 .to_string()
