@@ -90,15 +90,16 @@ async fn a_fleet_of_both_vendors_is_listed_scanned_and_refused_in_each_vendors_t
         .await;
     let (t, v) = (mcp::text(&r), r.structured_content.clone().unwrap());
     assert_eq!(v["count"], 5, "{t}");
-    let vendor = |name: &str| {
+    let node = |name: &str| {
         v["nodes"]
             .as_array()
             .unwrap()
             .iter()
             .find(|n| n["name"] == name)
-            .unwrap_or_else(|| panic!("{name} not listed: {t}"))["vendor"]
+            .unwrap_or_else(|| panic!("{name} not listed: {t}"))
             .clone()
     };
+    let vendor = |name: &str| node(name)["vendor"].clone();
     assert_eq!(vendor(&mi_ok), "amd", "{t}");
     assert_eq!(vendor(&mi_sick), "amd", "{t}");
     // NVIDIA is the vendor an absent field means (every answer before AMD support).
@@ -110,15 +111,7 @@ async fn a_fleet_of_both_vendors_is_listed_scanned_and_refused_in_each_vendors_t
         "{t}"
     );
     assert!(!t.contains("AMD AMD_"), "{t}");
-    let cap = |name: &str| {
-        v["nodes"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|n| n["name"] == name)
-            .unwrap()["gpu_capacity"]
-            .clone()
-    };
+    let cap = |name: &str| node(name)["gpu_capacity"].clone();
     assert_eq!(cap(&mi_ok), 8, "{t}");
     assert_eq!(cap(&mixed), 2, "{t}");
 

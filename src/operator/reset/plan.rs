@@ -231,10 +231,8 @@ mod amd_tests {
 
     fn checks(facts: &NodeFacts, index: u32) -> Vec<Check> {
         let req = ResetRequest {
-            gpu: GpuSelector::Index(index),
             tool: Some(Ok("/usr/bin/nvidia-smi".into())),
-            self_pid: None,
-            override_unknown: false,
+            ..crate::operator::reset::test_support::req(GpuSelector::Index(index))
         };
         preflight(facts, &req).checks
     }
