@@ -12,10 +12,12 @@
 //!   clear "not run", never a crash.
 //! - **The host driver's libraries, no NVIDIA runtime.** The probe pod is not started through the NVIDIA
 //!   container runtime, so the image has no `libnvidia-ml.so.1`/`libcuda.so.1`. The engine and nvvs dlopen
-//!   them: `LD_LIBRARY_PATH` names the directory where the host's driver keeps them, found under the host
-//!   root through the driver roots table (`crate::driver_roots`, the same search that finds NVML for the
-//!   probe itself). This is what the NVIDIA runtime does by bind-mounting those files; EKS's agent notes that
-//!   without them the engine starts but reports zero GPUs.
+//!   them: `LD_LIBRARY_PATH` names a private directory of links to the host driver's `libcuda*` and
+//!   `libnvidia-*` files alone, found under the host root through the driver roots table
+//!   (`crate::driver_roots`, the same search that finds NVML for the probe itself), never the host's library
+//!   directory itself, whose libc would break an image of another glibc. This is what the NVIDIA runtime
+//!   does by bind-mounting those files; EKS's agent notes that without them the engine starts but reports
+//!   zero GPUs.
 //! - **Time and cancellation.** Each level has a deadline (`gpu_diag::dcgm::request::deadline_secs`,
 //!   `--timeout-secs` only shortens it). On the deadline, or when node-probe gets SIGTERM or SIGINT (a
 //!   cancelled task, a deleted pod), dcgmi gets SIGTERM, which it turns into `dcgmStopDiagnostic` (the
@@ -73,6 +75,45 @@ pub struct DcgmDiagArgs {
     #[arg(long, value_name = "SECONDS", default_value_t = 30,
           value_parser = clap::value_parser!(u64).range(1..=60))]
     pub stop_grace_secs: u64,
+    /// Write this process's PID and start time here while it runs (removed at its end), for the launcher's
+    /// orderly stop of a cancelled run: SIGTERM to this process, which stops dcgmi through DCGM's own stop.
+    #[arg(long, value_name = "PATH")]
+    pub pid_file: Option<PathBuf>,
+}
+
+/// The `--pid-file` of a run, removed when the run ends (not after a SIGKILL: the file then names a process
+/// that is gone, or one of another start time, which the stop tells apart).
+struct PidFile(PathBuf);
+
+impl PidFile {
+    fn write(path: &Path) -> std::io::Result<PidFile> {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let stat = std::fs::read_to_string("/proc/self/stat")?;
+        let start = start_time(&stat)
+            .ok_or_else(|| std::io::Error::other("no start time in /proc/self/stat"))?;
+        let _ = std::fs::remove_file(path);
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(path)?;
+        writeln!(f, "{} {start}", std::process::id())?;
+        Ok(PidFile(path.to_path_buf()))
+    }
+}
+
+impl Drop for PidFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// Field 22 of `/proc/<pid>/stat` (the start time in clock ticks since boot): after the command, which is
+/// in parentheses and may hold spaces, so counted from the last `)`.
+fn start_time(stat: &str) -> Option<&str> {
+    stat.rsplit_once(')')?.1.split_whitespace().nth(19)
 }
 
 const BEFORE: Sections = Sections {
@@ -152,22 +193,72 @@ fn find_dcgmi(given: Option<&Path>) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-/// The directories of the host driver's `libcuda.so.1` and `libnvidia-ml.so.1`, as paths this process
-/// can open (under the host root).
-fn driver_library_path(root: &Path, driver_root: Option<&Path>) -> Option<String> {
+/// The host driver's libraries dcgmi and nvvs load (`libcuda.so.1`, `libnvidia-ml.so.1` and the
+/// `libcuda*`/`libnvidia-*` files beside them, which libcuda opens itself: the JIT, nvvm, gpucomp), as paths
+/// this process can open (under the host root), each resolved to its file inside the host root.
+fn driver_libraries(root: &Path, driver_root: Option<&Path>) -> Vec<(String, PathBuf)> {
     let search = crate::driver_roots::Search::new(root, driver_root);
-    let mut dirs: Vec<String> = Vec::new();
+    let mut dirs: Vec<PathBuf> = Vec::new();
     for lib in ["libcuda.so.1", "libnvidia-ml.so.1"] {
         if let Some((p, _)) = search.libraries(lib, std::env::consts::ARCH).first()
             && let Some(d) = p.parent()
+            && !dirs.iter().any(|x| x == d)
         {
-            let d = d.display().to_string();
-            if !dirs.contains(&d) {
-                dirs.push(d);
+            dirs.push(d.to_path_buf());
+        }
+    }
+    let mut out: Vec<(String, PathBuf)> = Vec::new();
+    for d in &dirs {
+        let Ok(entries) = std::fs::read_dir(d) else {
+            continue;
+        };
+        // Bounded: a driver directory holds a few dozen of these; a hostile tree cannot make this walk long.
+        for e in entries.flatten().take(MAX_DIR_ENTRIES) {
+            let Some(name) = e.file_name().to_str().map(str::to_string) else {
+                continue;
+            };
+            if !is_driver_library(&name) || out.iter().any(|(n, _)| *n == name) {
+                continue;
+            }
+            let Ok(rel) = e.path().strip_prefix(root).map(Path::to_path_buf) else {
+                continue;
+            };
+            if let Some(file) = crate::host::root::resolve_file(root, Path::new("/").join(rel)) {
+                out.push((name, file));
+            }
+            if out.len() >= MAX_LIBRARY_LINKS {
+                return out;
             }
         }
     }
-    (!dirs.is_empty()).then(|| dirs.join(":"))
+    out
+}
+
+const MAX_DIR_ENTRIES: usize = 20_000;
+const MAX_LIBRARY_LINKS: usize = 256;
+
+/// A driver library dcgmi may load: never the C library or anything else of the host's system directory,
+/// which on Ubuntu and Debian hosts is the same directory as the driver's.
+fn is_driver_library(name: &str) -> bool {
+    (name.starts_with("libcuda") || name.starts_with("libnvidia-"))
+        && name.contains(".so")
+        && !name.contains('/')
+}
+
+/// A directory of links to `libs` only, for dcgmi's `LD_LIBRARY_PATH`: the host's whole library directory
+/// would also hand dcgmi the host's libc and libstdc++, which break a DCGM image of another glibc (the
+/// loader of one glibc cannot run another's libc). The NVIDIA container runtime mounts these files alone
+/// for the same reason.
+fn link_libraries(dir: &Path, libs: &[(String, PathBuf)]) -> std::io::Result<Option<PathBuf>> {
+    if libs.is_empty() {
+        return Ok(None);
+    }
+    let lib = dir.join("lib");
+    std::fs::DirBuilder::new().mode(0o700).create(&lib)?;
+    for (name, file) in libs {
+        std::os::unix::fs::symlink(file, lib.join(name))?;
+    }
+    Ok(Some(lib))
 }
 
 fn now_unix() -> f64 {
@@ -193,6 +284,12 @@ pub fn run(global: &GlobalArgs, args: &DcgmDiagArgs) -> Result<ProbeDocument, Pr
         .map_err(|e| usage("--engine", e))?;
     let deadline = request::deadline_secs(run.level());
     let deadline = args.timeout_secs.map_or(deadline, |t| t.min(deadline));
+    let _pid_file = match &args.pid_file {
+        Some(p) => Some(PidFile::write(p).map_err(|e| {
+            ProbeError::new(ErrorKind::Io, format!("--pid-file {}: {e}", p.display()))
+        })?),
+        None => None,
+    };
     let spec = SourceSpec::from_args(global)?;
     let simulated = matches!(spec, SourceSpec::Simulated { .. });
     let root = host_root_of(&spec).to_path_buf();
@@ -248,13 +345,15 @@ pub fn run(global: &GlobalArgs, args: &DcgmDiagArgs) -> Result<ProbeDocument, Pr
     };
     let execution = match (&not_started, &dcgmi) {
         (None, Some(dcgmi)) => {
-            let ld = (!simulated)
-                .then(|| driver_library_path(&root, global.driver_root.as_deref()))
-                .flatten();
+            let libs = if simulated {
+                Vec::new()
+            } else {
+                driver_libraries(&root, global.driver_root.as_deref())
+            };
             Some(execute(
                 dcgmi,
                 &request::dcgmi_args(&run, &selection.to_test, engine.as_ref()),
-                ld.as_deref(),
+                &libs,
                 Duration::from_secs(deadline),
                 Duration::from_secs(args.stop_grace_secs),
             ))
@@ -387,7 +486,7 @@ fn kill_group(pgid: i32) {
 fn execute(
     dcgmi: &Path,
     argv: &[String],
-    ld_library_path: Option<&str>,
+    libs: &[(String, PathBuf)],
     deadline: Duration,
     grace: Duration,
 ) -> Execution {
@@ -431,12 +530,23 @@ fn execute(
             Ok(())
         });
     }
-    if let Some(ld) = ld_library_path {
-        let joined = match std::env::var("LD_LIBRARY_PATH") {
-            Ok(old) if !old.is_empty() => format!("{ld}:{old}"),
-            _ => ld.to_string(),
-        };
-        cmd.env("LD_LIBRARY_PATH", joined);
+    match link_libraries(&dir, libs) {
+        Ok(Some(lib)) => {
+            let ld = lib.display().to_string();
+            let joined = match std::env::var("LD_LIBRARY_PATH") {
+                Ok(old) if !old.is_empty() => format!("{ld}:{old}"),
+                _ => ld,
+            };
+            cmd.env("LD_LIBRARY_PATH", joined);
+        }
+        Ok(None) => {}
+        Err(e) => {
+            ex.spawn_error = Some(format!(
+                "cannot link the host driver's libraries for dcgmi: {e}"
+            ));
+            let _ = std::fs::remove_dir_all(&dir);
+            return ex;
+        }
     }
     let started = Instant::now();
     let mut child = match cmd.spawn() {
@@ -543,6 +653,69 @@ mod tests {
         sweep_stale(t.path());
         assert!(!stale.exists());
         assert!(mine.exists() && other.exists() && target.exists() && link.exists());
+    }
+
+    /// An Ubuntu-style host: the driver's libraries beside libc and libstdc++ in one directory, libcuda's
+    /// soname a relative link and libnvidia-ml's an absolute one (which must resolve inside the host root).
+    /// Only the driver's files are linked, each to its file inside the host root.
+    #[test]
+    fn only_the_drivers_libraries_reach_dcgmi() {
+        let root = tempfile::tempdir().unwrap();
+        let lib = root.path().join("usr/lib/x86_64-linux-gnu");
+        std::fs::create_dir_all(&lib).unwrap();
+        for f in [
+            "libc.so.6",
+            "libstdc++.so.6",
+            "libcuda.so.580.95.05",
+            "libnvidia-ml.so.580.95.05",
+            "libnvidia-ptxjitcompiler.so.580.95.05",
+        ] {
+            std::fs::write(lib.join(f), f).unwrap();
+        }
+        std::os::unix::fs::symlink("libcuda.so.580.95.05", lib.join("libcuda.so.1")).unwrap();
+        std::os::unix::fs::symlink(
+            "/usr/lib/x86_64-linux-gnu/libnvidia-ml.so.580.95.05",
+            lib.join("libnvidia-ml.so.1"),
+        )
+        .unwrap();
+        // A link that leaves the driver's names: never followed into the list.
+        std::os::unix::fs::symlink("/etc/shadow", lib.join("libnvidia-evil.so.1")).unwrap();
+        let libs = driver_libraries(root.path(), None);
+        let mut names: Vec<&str> = libs.iter().map(|(n, _)| n.as_str()).collect();
+        names.sort_unstable();
+        assert_eq!(
+            names,
+            [
+                "libcuda.so.1",
+                "libcuda.so.580.95.05",
+                "libnvidia-ml.so.1",
+                "libnvidia-ml.so.580.95.05",
+                "libnvidia-ptxjitcompiler.so.580.95.05"
+            ]
+        );
+        for (name, file) in &libs {
+            assert!(
+                file.starts_with(root.path()),
+                "{name} -> {}",
+                file.display()
+            );
+        }
+        let work = tempfile::tempdir().unwrap();
+        let dir = link_libraries(work.path(), &libs).unwrap().unwrap();
+        let ml = std::fs::read_to_string(dir.join("libnvidia-ml.so.1")).unwrap();
+        assert_eq!(ml, "libnvidia-ml.so.580.95.05");
+        assert!(!dir.join("libc.so.6").exists());
+        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 5);
+        assert_eq!(link_libraries(work.path(), &[]).unwrap(), None);
+    }
+
+    #[test]
+    fn the_start_time_is_read_past_a_command_with_spaces() {
+        let stat = "4242 (node probe) x) S 1 4242 4242 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 1000 10";
+        assert_eq!(start_time(stat), Some("987654"));
+        assert_eq!(start_time("4242 (short"), None);
+        let own = std::fs::read_to_string("/proc/self/stat").unwrap();
+        assert!(start_time(&own).is_some_and(|t| t.parse::<u64>().is_ok()));
     }
 
     #[test]

@@ -39,6 +39,33 @@ impl Drop for FakeDcgmi<'_> {
     }
 }
 
+/// The host's libc in the fake driver's directory for one case, removed when this drops.
+struct HostLibcBesideTheDriver<'a>(&'a Ctx);
+
+impl<'a> HostLibcBesideTheDriver<'a> {
+    fn put(c: &'a Ctx) -> Self {
+        let dir = std::path::Path::new(node::NODE_NVML_LIB).parent().unwrap();
+        let out = c.node.in_ns(&[
+            "cp",
+            "-L",
+            "/lib/x86_64-linux-gnu/libc.so.6",
+            dir.join("libc.so.6").to_str().unwrap(),
+        ]);
+        assert!(out.status.success(), "copy the host's libc: {out:?}");
+        HostLibcBesideTheDriver(c)
+    }
+}
+
+impl Drop for HostLibcBesideTheDriver<'_> {
+    fn drop(&mut self) {
+        let dir = std::path::Path::new(node::NODE_NVML_LIB).parent().unwrap();
+        let _ = self
+            .0
+            .node
+            .in_ns(&["rm", "-f", dir.join("libc.so.6").to_str().unwrap()]);
+    }
+}
+
 fn default_launcher_flags(c: &Ctx) -> Vec<String> {
     vec![
         "--probe-bin-dir".into(),
@@ -65,6 +92,10 @@ pub async fn run_gpu_diagnostic_tests_only_idle_gpus_in_nvidias_dcgm_image(c: &C
         .collect();
     let _pod = c.dra_workload_pod("dcgm-busy", &devices, node::BASE_IMAGE);
 
+    // The driver's directory holds the host's libc too, as Ubuntu's /usr/lib/x86_64-linux-gnu does; the
+    // DCGM image's glibc is another (realnode.sh builds it on trixie): given that directory, the image's
+    // loader would load the host's libc and dcgmi (here its shell) would not start.
+    let _libc = HostLibcBesideTheDriver::put(c);
     let flags = default_launcher_flags(c);
     let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
     let l = c.launcher(&flags).await;
@@ -123,9 +154,33 @@ pub async fn run_gpu_diagnostic_tests_only_idle_gpus_in_nvidias_dcgm_image(c: &C
     // What dcgmi got: the idle GPU only, and the node's driver libraries through the host root.
     let rec = std::fs::read_to_string(record(c)).expect("the fake dcgmi ran");
     assert!(rec.contains("args=diag -r 1 -j -i 3\n"), "{rec}");
+    // Through a private directory of links to the driver's files alone, never the host's directory.
+    let field = |k: &str| {
+        rec.lines()
+            .find_map(|l| l.strip_prefix(k))
+            .unwrap_or_default()
+            .to_string()
+    };
+    let ld = field("ld_library_path=");
     assert!(
-        rec.contains(&format!("/proc/1/root{}", node::DRIVER_ROOT)),
-        "dcgmi was not given the host driver's libraries: {rec}"
+        ld.contains("k8s-gpu-mcp-dcgm.") && ld.ends_with("/lib"),
+        "dcgmi's LD_LIBRARY_PATH is not the run's own directory: {rec}"
+    );
+    let libs = field("ld_libs=");
+    assert!(
+        libs.split_whitespace().any(|l| l == "libnvidia-ml.so.1")
+            && !libs.split_whitespace().any(|l| l.starts_with("libc.")),
+        "dcgmi was not given the host driver's libraries alone: {rec}"
+    );
+    let host_glibc = std::process::Command::new("getconf")
+        .arg("GNU_LIBC_VERSION")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
+    let image_glibc = field("glibc=");
+    assert!(
+        image_glibc.starts_with("glibc ") && image_glibc != host_glibc,
+        "the DCGM image's glibc ({image_glibc}) is not another than the host's ({host_glibc}): {rec}"
     );
     c.delete_dra_workload("dcgm-busy");
 
@@ -149,8 +204,8 @@ pub async fn run_gpu_diagnostic_tests_only_idle_gpus_in_nvidias_dcgm_image(c: &C
 }
 
 /// A level-1 run as an MCP task whose dcgmi runs on (the fake's long child, as nvvs is dcgmi's): `tasks/cancel`
-/// deletes the probe pod within seconds, the run's processes are gone from the node, and the task settles
-/// cancelled.
+/// stops it in order (node-probe gets SIGTERM first and gives dcgmi its own stop) and then deletes the probe
+/// pod, within seconds; the run's processes are gone from the node, and the task settles cancelled.
 pub async fn a_cancelled_diagnostic_task_leaves_no_pod_and_no_process(c: &Ctx) {
     let _fake = FakeDcgmi::set(
         c,
@@ -222,6 +277,14 @@ pub async fn a_cancelled_diagnostic_task_leaves_no_pod_and_no_process(c: &Ctx) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let procs_gone = t0.elapsed();
+    // Stopped in order: node-probe got the cancel first and gave dcgmi its own stop (SIGTERM, which the real
+    // dcgmi turns into dcgmStopDiagnostic) before the pod went; a pod deleted at once kills both outright.
+    let rec = std::fs::read_to_string(record(c)).unwrap_or_default();
+    assert!(
+        rec.lines().any(|l| l == "stopped=TERM"),
+        "dcgmi was not stopped through its own stop before the pod went: {rec}\n{}",
+        l.stderr()
+    );
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let t = l

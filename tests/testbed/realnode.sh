@@ -61,10 +61,25 @@ EOF
 # ---------------------------------------------------------------------------------------------- images
 # The archives go to DIR/<digest of this function and mkimage.py>/ (printed): rebuilt when either changes,
 # never when the rest of this script does, and never removed under a run of another tree's version.
+# debian_rootfs RELEASE DIR: debootstrap minbase, once (DIR/.complete).
+debian_rootfs() {
+  local release=$1 rootfs=$2
+  [ -f "$rootfs/.complete" ] && return 0
+  command -v debootstrap >/dev/null || {
+    apt-get update -qq >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >&2
+  }
+  log "debootstrap --variant=minbase $release (first run: about 2 minutes)"
+  rm -rf "$rootfs"
+  debootstrap --variant=minbase "$release" "$rootfs" http://deb.debian.org/debian >&2
+  rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
+  touch "$rootfs/.complete"
+}
+
 cmd_images() {
   local out=$1
   local stamp
-  stamp=$( (declare -f cmd_images && cat "$ROOT/deploy/probe-image/mkimage.py" "$ROOT/tests/fake-dcgm/dcgmi" \
+  stamp=$( (declare -f cmd_images debian_rootfs && cat "$ROOT/deploy/probe-image/mkimage.py" "$ROOT/tests/fake-dcgm/dcgmi" \
     "$ROOT"/tests/fixtures/dcgm/*.json) | sha256sum | cut -c1-16)
   mkdir -p "$out/$stamp"
   out=$(cd "$out/$stamp" && pwd)
@@ -84,17 +99,11 @@ cmd_images() {
   # A plain Debian base (debootstrap minbase, cached by release): what a node has cached from other
   # workloads. It has sh and coreutils (head, tee, sha256sum, wc, chmod, mktemp, rm, sleep), but no node-probe.
   local rootfs=$cache/bookworm
-  if [ ! -f "$rootfs/.complete" ]; then
-    command -v debootstrap >/dev/null || {
-      apt-get update -qq >&2
-      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >&2
-    }
-    log "debootstrap --variant=minbase bookworm (first run: about 2 minutes)"
-    rm -rf "$rootfs"
-    debootstrap --variant=minbase bookworm "$rootfs" http://deb.debian.org/debian >&2
-    rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
-    touch "$rootfs/.complete"
-  fi
+  debian_rootfs bookworm "$rootfs"
+  # Another release for NVIDIA's DCGM image: its glibc (2.41) is not the host's (bookworm's 2.36), as NVIDIA's
+  # Ubuntu-based DCGM images' is not most nodes'.
+  local dcgm_rootfs=$cache/trixie
+  debian_rootfs trixie "$dcgm_rootfs"
   local ex=(--exclude dev/ --exclude proc/ --exclude sys/ --exclude var/cache/apt/ --exclude var/lib/apt/lists/
     --exclude .complete --dir dev --dir proc --dir sys)
   [ -f "$out/debian.tar" ] ||
@@ -122,7 +131,7 @@ cmd_images() {
       --exclude usr/share/ "${pl[@]}" --cmd bash
     rm -rf "$w"
   fi
-  # NVIDIA's DCGM image as the testbed has it: the Debian base with the fake dcgmi (tests/fake-dcgm) as
+  # NVIDIA's DCGM image as the testbed has it: a Debian base of another glibc with the fake dcgmi (tests/fake-dcgm) as
   # /usr/bin/dcgmi and the DCGM outputs of tests/fixtures/dcgm under /opt/fake-dcgmi. A probe pod's exec has
   # no test environment: the wrapper reads the fake's settings from the node (/run/fake-dcgmi.env, through
   # the host root a hostPID pod sees at /proc/1/root), where the suite writes them.
@@ -136,7 +145,7 @@ export FAKE_DCGMI_OUTPUT FAKE_DCGMI_EXIT FAKE_DCGMI_SLEEP FAKE_DCGMI_IGNORE_TERM
 exec /usr/libexec/fake-dcgmi "$@"
 ' >"$d/dcgmi"
     for f in "$ROOT"/tests/fixtures/dcgm/*.json; do fx+=(--file "$f:/opt/fake-dcgmi/${f##*/}:0644"); done
-    $mk --tag nvcr.io/nvidia/cloud-native/dcgm:4.6.0-1-testbed --out "$out/dcgm.tar" --rootfs "$rootfs" "${ex[@]}" \
+    $mk --tag nvcr.io/nvidia/cloud-native/dcgm:4.6.0-1-testbed --out "$out/dcgm.tar" --rootfs "$dcgm_rootfs" "${ex[@]}" \
       --exclude usr/share/ --file "$d/dcgmi:/usr/bin/dcgmi:0755" \
       --file "$ROOT/tests/fake-dcgm/dcgmi:/usr/libexec/fake-dcgmi:0755" "${fx[@]}" --cmd bash
     rm -rf "$d"

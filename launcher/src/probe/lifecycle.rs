@@ -12,6 +12,7 @@ use tokio_util::task::TaskTracker;
 
 use super::exec::ExecOutput;
 use super::runner::{Phase, PhaseTiming, ProbeOutput, RunError};
+use super::stop_first::{StopFirst, StopOutcome};
 
 /// Container waiting reasons that will not resolve by waiting (with `restartPolicy: Never`).
 const FAIL_FAST: &[&str] = &[
@@ -299,6 +300,8 @@ pub struct DeleteGuard {
     tracker: TaskTracker,
     timeout: Duration,
     armed: bool,
+    /// A run to stop in order before the delete while node-probe may still run ([`super::stop_first`]).
+    stop: Option<StopFirst>,
 }
 
 impl DeleteGuard {
@@ -309,14 +312,45 @@ impl DeleteGuard {
             tracker,
             timeout,
             armed: true,
+            stop: None,
         }
     }
 
-    fn spawn(&mut self) -> Option<tokio::task::JoinHandle<bool>> {
+    /// Stop node-probe's run through `stop` before the pod is deleted, until [`Self::probe_ended`].
+    pub fn stop_first(&mut self, stop: StopFirst) {
+        self.stop = Some(stop);
+    }
+
+    /// node-probe's exec returned: there is nothing left to stop.
+    pub fn probe_ended(&mut self) {
+        self.stop = None;
+    }
+
+    fn spawn(&mut self) -> Option<tokio::task::JoinHandle<(bool, Option<StopOutcome>)>> {
         if !std::mem::take(&mut self.armed) {
             return None;
         }
-        let fut = delete_pod(self.pods.clone(), self.name.clone(), self.timeout);
+        let delete = delete_pod(self.pods.clone(), self.name.clone(), self.timeout);
+        let stop = self.stop.take();
+        let name = self.name.clone();
+        let fut = async move {
+            let stopped = match stop {
+                Some(s) => {
+                    let o = s.stop().await;
+                    match &o {
+                        StopOutcome::Unconfirmed(why) => {
+                            tracing::warn!(pod = %name, "node-probe's run could not be stopped in order before its pod's delete: {why}");
+                        }
+                        o => {
+                            tracing::info!(pod = %name, outcome = ?o, "node-probe's run stopped in order before its pod's delete")
+                        }
+                    }
+                    Some(o)
+                }
+                None => None,
+            };
+            (delete.await, stopped)
+        };
         match tokio::runtime::Handle::try_current() {
             Ok(rt) => Some(rt.spawn(self.tracker.track_future(fut))),
             Err(_) => {
@@ -327,10 +361,15 @@ impl DeleteGuard {
     }
 
     /// Delete now and wait for the outcome (true: deleted or already gone).
-    pub async fn delete(mut self) -> bool {
+    pub async fn delete(self) -> bool {
+        self.delete_after_stop().await.0
+    }
+
+    /// [`Self::delete`], and what the stop before it found where there was one.
+    pub async fn delete_after_stop(mut self) -> (bool, Option<StopOutcome>) {
         match self.spawn() {
-            Some(h) => h.await.unwrap_or(false),
-            None => true,
+            Some(h) => h.await.unwrap_or((false, None)),
+            None => (true, None),
         }
     }
 }

@@ -9,7 +9,8 @@ use tokio::process::Command;
 use tokio_util::sync::CancellationToken;
 
 use super::runner::{
-    Phase, PhaseTiming, ProbeOutput, ProbeRequest, ProgressSink, RunError, RunFuture, Runner,
+    ImageNeed, Phase, PhaseTiming, ProbeOutput, ProbeRequest, ProgressSink, RunError, RunFuture,
+    Runner,
 };
 
 /// node-probe prints one JSON document; anything beyond this is a runaway probe, not a report.
@@ -181,8 +182,12 @@ impl Runner for LocalRunner {
                     return Err(RunError::Exec(format!("waiting for node-probe: {e}")));
                 }
                 Err(e) => {
-                    // Kill and reap before replying, so no probe outlives its call.
+                    // Kill and reap before replying, so no probe outlives its call. A cancelled DCGM run
+                    // stops in order first: SIGTERM, which node-probe turns into dcgmi's own stop.
                     progress(Phase::CleaningUp);
+                    if matches!(e, RunError::Cancelled) && req.image == ImageNeed::Dcgm {
+                        stop_in_order(&mut child).await;
+                    }
                     let _ = child.kill().await;
                     out_task.abort();
                     err_task.abort();
@@ -222,5 +227,23 @@ impl Runner for LocalRunner {
                 ran_in: "local".into(),
             })
         })
+    }
+}
+
+/// SIGTERM to node-probe and a bounded wait for it to end (stop_first.rs says why; same wait).
+async fn stop_in_order(child: &mut tokio::process::Child) {
+    let Some(pid) = child
+        .id()
+        .and_then(|p| rustix::process::Pid::from_raw(p as i32))
+    else {
+        return;
+    };
+    let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+    match tokio::time::timeout(super::stop_first::STOP_WAIT, child.wait()).await {
+        Ok(_) => tracing::info!("node-probe's DCGM run stopped in order"),
+        Err(_) => tracing::warn!(
+            "node-probe's DCGM run still ran {} s after its SIGTERM; killing it",
+            super::stop_first::STOP_WAIT.as_secs()
+        ),
     }
 }

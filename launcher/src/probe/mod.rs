@@ -5,7 +5,7 @@
 //! watch, [`pod_watch`], and one list of nodes) or an ephemeral container ([`ephemeral`]); the exec
 //! transports ([`exec`], [`stream_exec`] with stdin, [`exec_result`] what both give back); how node-probe
 //! reaches the node ([`delivery`], into a base image the node has: [`node_image`], [`trust`], or pulls once: [`fallback_base`]); the sweep of
-//! leftover probe pods ([`sweep`]); and the settings and wiring of the Kubernetes runner ([`kube`]).
+//! leftover probe pods ([`sweep`]); a cancelled DCGM run's orderly stop before its pod goes ([`stop_first`]); and the settings and wiring of the Kubernetes runner ([`kube`]).
 
 pub mod delivery;
 pub mod early_exec;
@@ -22,6 +22,7 @@ pub mod pod_batch;
 pub mod pod_runner;
 pub mod pod_watch;
 pub mod runner;
+pub mod stop_first;
 pub mod stream_exec;
 pub mod sweep;
 pub mod trust;

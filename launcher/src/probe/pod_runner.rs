@@ -26,6 +26,7 @@ use super::runner::{
     Batch, ImageNeed, Phase, PhaseTiming, ProbeOutput, ProbeRequest, ProgressSink, RunError,
     RunFuture, Runner,
 };
+use super::stop_first::{StopFirst, StopOutcome};
 use super::trust::TrustPolicy;
 use crate::cluster::clients::Clients;
 
@@ -98,6 +99,11 @@ impl PodRunner {
         let mut args = req.args.clone();
         args.push("--node-name".into());
         args.push(req.node.clone());
+        if req.image == ImageNeed::Dcgm {
+            // For the orderly stop of a cancelled run (stop_first.rs).
+            args.push("--pid-file".into());
+            args.push(super::stop_first::PID_FILE.into());
+        }
         args
     }
 
@@ -263,18 +269,31 @@ impl PodRunner {
             pod::apply_batch(&mut spec, &b.id);
             b.watch(&cx.client).subscribe(&probe.name)
         });
-        call.guard = Some(DeleteGuard::new(
+        let mut guard = DeleteGuard::new(
             cx.pods.clone(),
             probe.name.clone(),
             self.tracker.clone(),
             self.delete_timeout,
-        ));
+        );
+        if cx.req.image == ImageNeed::Dcgm {
+            guard.stop_first(StopFirst {
+                exec: self.exec.clone(),
+                client: cx.client.clone(),
+                namespace: self.namespace.clone(),
+                pod: probe.name.clone(),
+                container: PROBE_CONTAINER.into(),
+            });
+        }
+        call.guard = Some(guard);
         tracing::info!(pod = %probe.name, node = %cx.req.node, tool = %cx.req.tool, "creating probe pod");
         let created = self.create(cx, spec).await?;
         let mut timings = vec![timing(Phase::StartingProbe, started)];
         let out = self
             .exec_when_started(cx, call, &probe.name, (created, sub), image, &mut timings)
             .await?;
+        if let Some(g) = call.guard.as_mut() {
+            g.probe_ended();
+        }
         if let Some(p) = &cx.payload {
             delivery_failure(&out, image, p)?;
         }
@@ -617,9 +636,18 @@ impl Runner for PodRunner {
             };
             progress(Phase::CleaningUp);
             let t = Instant::now();
-            let deleted = match call.guard.take() {
-                Some(g) => g.delete().await,
-                None => true,
+            let (deleted, stopped) = match call.guard.take() {
+                Some(g) => g.delete_after_stop().await,
+                None => (true, None),
+            };
+            let result = match (result, stopped) {
+                (Err(RunError::Cancelled), Some(StopOutcome::Unconfirmed(why))) => {
+                    Err(RunError::CancelledUnstopped {
+                        node: req.node.clone(),
+                        why,
+                    })
+                }
+                (r, _) => r,
             };
             let cleanup = timing(Phase::CleaningUp, t);
             progress(Phase::Done);
@@ -636,11 +664,12 @@ impl Runner for PodRunner {
     fn shutdown<'a>(&'a self) -> Pin<Box<dyn std::future::Future<Output = ()> + Send + 'a>> {
         Box::pin(async move {
             self.tracker.close();
-            if tokio::time::timeout(Duration::from_secs(30), self.tracker.wait())
+            // Past a DCGM run's orderly stop (stop_first.rs: up to 45 s) and its delete.
+            if tokio::time::timeout(Duration::from_secs(60), self.tracker.wait())
                 .await
                 .is_err()
             {
-                tracing::warn!("some probe pod deletes did not finish within 30 s");
+                tracing::warn!("some probe pod deletes did not finish within 60 s");
             }
         })
     }

@@ -132,6 +132,12 @@ pub enum RunError {
     Timeout { node: String, secs: u64 },
     #[error("the call was cancelled")]
     Cancelled,
+    /// Cancelled, and the run node-probe had started (DCGM's diagnostic) could not be seen to stop before
+    /// its pod went: an engine outside the pod may still run it.
+    #[error(
+        "the call was cancelled; node-probe's run on `{node}` could not be seen to stop: {why}"
+    )]
+    CancelledUnstopped { node: String, why: String },
     #[error(
         "node-probe on `{node}` exited with status {exit_code} and unusable output ({error}); stderr: {stderr_tail}"
     )]

@@ -40,8 +40,9 @@ pub const TOO_MANY_TASKS: i32 = -32029;
 /// Tasks running at once per session. Each can hold a fan-out of probes: more is refused, not queued.
 const MAX_RUNNING: usize = 8;
 
-/// How long the session's end waits for cancelled tasks to delete their probe pods.
-const END_WAIT: Duration = Duration::from_secs(30);
+/// How long the session's end waits for cancelled tasks to delete their probe pods: a DCGM run's orderly
+/// stop before its delete may take `probe::stop_first::STOP_WAIT` (35 s) and its exec's margin.
+const END_WAIT: Duration = Duration::from_secs(60);
 
 /// Where a call that runs as a task reports its progress: the task's status message. Put in the request's
 /// extensions, so the tool framework ([`super::route`]) reports there instead of in notifications.

@@ -14,6 +14,7 @@ use crate::config::Mode;
 use crate::mcp::framework::action::audit;
 use crate::mcp::framework::confirm::{Confirmed, confirm};
 use crate::mcp::framework::{Cx, Hints, Node, ProbeRun, Tool, ToolError};
+use crate::probe::runner::RunError;
 
 pub struct RunGpuDiagnostic;
 
@@ -70,6 +71,21 @@ struct RunMarkHold {
 }
 
 impl RunMarkHold {
+    /// A cancelled run whose stop could not be seen, on an engine outside the pod that does not stop by
+    /// itself when the probe goes (no heartbeat): the engine may still load the GPUs, so the mark stays
+    /// until its deadline, when any launcher's sweep lifts it.
+    fn keep_until_deadline(mut self, why: &str) -> String {
+        let live = self.live.take();
+        drop(live);
+        tracing::warn!(node = %self.node, key = %self.key, "run_gpu_diagnostic cancelled; its mark stays until its deadline: {why}");
+        format!(
+            "taint {} left on node {} until its deadline: the cancelled run's stop could not be seen ({why}) \
+             and its DCGM engine outside the probe may still be testing the GPUs; any launcher's `gc` or start \
+             lifts it once its deadline passed, or `kubectl taint node {} {}-` once the engine says the run ended",
+            self.key, self.node, self.node, self.key
+        )
+    }
+
     async fn finish(mut self) -> String {
         let live = self.live.take();
         let said = match self
@@ -285,6 +301,8 @@ DCGM image (nvcr.io/nvidia/cloud-native/dcgm) as its base: without dcgmi the ans
             },
             None => (None, None),
         };
+        // Such an engine runs on if node-probe goes without stopping it (DCGM 4.5+'s heartbeat stops it).
+        let engine_runs_on = engine.as_ref().is_some_and(|e| !e.heartbeat);
         let req = gpu_diag::command::Request::DcgmDiag {
             run: run.clone(),
             gpus,
@@ -299,7 +317,13 @@ DCGM image (nvcr.io/nvidia/cloud-native/dcgm) as its base: without dcgmi the ans
         let running = running_message(&run, &shown, &target.node_name, engine_note.is_some());
         let probed = with_ticks(cx, probe, deadline, &running).await;
         if let (Some(h), Some(k)) = (hold, kept.as_mut()) {
-            k.after = h.finish().await;
+            k.after = match &probed {
+                Err(ToolError::Run {
+                    err: RunError::CancelledUnstopped { why, .. },
+                    ..
+                }) if engine_runs_on => h.keep_until_deadline(why),
+                _ => h.finish().await,
+            };
         }
         let (mut report, probe_run) = probed?;
         // dcgmi's own output stays in the report resource (`run.report_uri`), out of the answer.
