@@ -352,6 +352,9 @@ impl Request {
                 flag(&mut argv, "--timeout-secs", *timeout_secs);
                 flag(&mut argv, "--api-claims", api_claims.as_ref());
                 flag(&mut argv, "--engine", engine.map(|e| e.arg()));
+                // Where the launcher's orderly stop of a cancelled run finds node-probe (one fixed path, which
+                // the exec admission policy admits and nothing else).
+                flag(&mut argv, "--pid-file", Some(dcgm::request::PID_FILE));
             }
         }
         // One or the other, last: the admission policy admits either there. A dry run is never overridden.

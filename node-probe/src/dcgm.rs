@@ -81,9 +81,12 @@ pub struct DcgmDiagArgs {
     pub pid_file: Option<PathBuf>,
 }
 
-/// The `--pid-file` of a run, removed when the run ends (not after a SIGKILL: the file then names a process
-/// that is gone, or one of another start time, which the stop tells apart).
-struct PidFile(PathBuf);
+/// The `--pid-file` of a run, removed when the run ends if it is still this run's (not after a SIGKILL: the
+/// file then names a process that is gone, or one of another start time, which the stop tells apart).
+struct PidFile {
+    path: PathBuf,
+    line: String,
+}
 
 impl PidFile {
     fn write(path: &Path) -> std::io::Result<PidFile> {
@@ -99,14 +102,21 @@ impl PidFile {
             .mode(0o600)
             .custom_flags(libc::O_NOFOLLOW)
             .open(path)?;
-        writeln!(f, "{} {start}", std::process::id())?;
-        Ok(PidFile(path.to_path_buf()))
+        let line = format!("{} {start}\n", std::process::id());
+        f.write_all(line.as_bytes())?;
+        Ok(PidFile {
+            path: path.to_path_buf(),
+            line,
+        })
     }
 }
 
 impl Drop for PidFile {
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
+        // Another run on this host (local mode) may have written it since: leave that one's.
+        if std::fs::read_to_string(&self.path).is_ok_and(|l| l == self.line) {
+            let _ = std::fs::remove_file(&self.path);
+        }
     }
 }
 

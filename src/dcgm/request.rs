@@ -205,6 +205,10 @@ pub fn deadline_secs(level: u8) -> u64 {
     }
 }
 
+/// Where node-probe `dcgm-diag` keeps its PID and start time while it runs in a probe container, for the
+/// launcher's orderly stop of a cancelled run (`launcher/src/probe/stop_first.rs`).
+pub const PID_FILE: &str = "/tmp/k8s-gpu-mcp-dcgm-diag.pid";
+
 /// A host engine that already runs on the node (the GPU Operator's standalone `nvidia-dcgm`, off by
 /// default), to run the diagnostic on instead of an engine embedded in the probe: its address, and whether
 /// it is DCGM 4.5 or later, where `--enable-heartbeat` makes the engine stop the run when this client goes

@@ -62,6 +62,12 @@ fn wait_ready(tb: &Testbed, ns: &str, pod: &str) {
 /// The delivery script as the launcher sends it (the exec policy compares it word for word; a unit test of
 /// launcher/src/readiness/policies.rs proves deploy/policies.yaml holds delivery.rs's).
 fn delivery_script() -> String {
+    policy_script("deliveryScript")
+}
+
+/// A script of the exec policy, as the launcher sends it (the launcher's unit tests hold the policy's copies to
+/// its own: `readiness::policies`).
+fn policy_script(name: &str) -> String {
     let text =
         std::fs::read_to_string(crate::testbed::repo_root().join("deploy/policies.yaml")).unwrap();
     let docs: Vec<serde_json::Value> = serde_saphyr::from_multiple(&text).unwrap();
@@ -76,7 +82,7 @@ fn delivery_script() -> String {
         .as_array()
         .unwrap()
         .iter()
-        .find(|v| v["name"] == "deliveryScript")
+        .find(|v| v["name"] == name)
         .unwrap()["expression"]
         .as_str()
         .unwrap();
@@ -248,6 +254,62 @@ fn probe_pods_and_execs_of_another_shape_are_refused_by_the_policies() {
         ),
         "k8s-gpu-mcp-probe-exec",
         "delivery script with an unlisted build",
+    );
+    // The stop of a cancelled DCGM run (launcher/src/probe/stop_first.rs): word for word with its one pid file
+    // and a wait in seconds; another file, another wait or an edited script is refused.
+    let stop = policy_script("stopScript");
+    let stop = stop.as_str();
+    let edited = format!("{stop}touch {m}\n");
+    for (argv, what) in [
+        (
+            vec!["sh", "-c", stop, "sh", "/etc/passwd", "1"],
+            "the stop with another pid file",
+        ),
+        (
+            vec![
+                "sh",
+                "-c",
+                stop,
+                "sh",
+                "/tmp/k8s-gpu-mcp-dcgm-diag.pid",
+                "1;reboot",
+            ],
+            "the stop with a wait that is no number",
+        ),
+        (
+            vec![
+                "sh",
+                "-c",
+                &edited,
+                "sh",
+                "/tmp/k8s-gpu-mcp-dcgm-diag.pid",
+                "1",
+            ],
+            "an edited stop script",
+        ),
+    ] {
+        refused_by(
+            &exec(User::Reader, "probe", &argv),
+            "k8s-gpu-mcp-probe-exec",
+            what,
+        );
+    }
+    let out = exec(
+        User::Reader,
+        "probe",
+        &[
+            "sh",
+            "-c",
+            stop,
+            "sh",
+            "/tmp/k8s-gpu-mcp-dcgm-diag.pid",
+            "1",
+        ],
+    );
+    assert!(
+        out.status.success() && !stderr(&out).contains("denied request"),
+        "the launcher's stop of a DCGM run: {}",
+        stderr(&out)
     );
     // `--api-claims` (the API server's DRA claims, issue 54) only on allocation and reset, only in its
     // grammar: no other characters, no other command, no extra flag after it.
@@ -452,7 +514,7 @@ fn probe_pods_and_execs_of_another_shape_are_refused_by_the_policies() {
         engine: Some(gpu_diag::dcgm::request::Engine::parse("10.244.1.7:5555,heartbeat").unwrap()),
     }
     .argv();
-    assert!(diag.len() == 11, "every optional flag: {diag:?}");
+    assert!(diag.len() == 13, "every optional flag: {diag:?}");
     let mut argv: Vec<&str> = vec!["node-probe"];
     argv.extend(diag.iter().map(String::as_str));
     argv.extend(["--node-name", node.as_str()]);

@@ -99,11 +99,6 @@ impl PodRunner {
         let mut args = req.args.clone();
         args.push("--node-name".into());
         args.push(req.node.clone());
-        if req.image == ImageNeed::Dcgm {
-            // For the orderly stop of a cancelled run (stop_first.rs).
-            args.push("--pid-file".into());
-            args.push(super::stop_first::PID_FILE.into());
-        }
         args
     }
 

@@ -12,7 +12,7 @@ use kube::Client;
 use super::exec::ProbeExec;
 
 /// Where node-probe `dcgm-diag` keeps its PID and start time in the probe container (`--pid-file`).
-pub const PID_FILE: &str = "/tmp/k8s-gpu-mcp-dcgm-diag.pid";
+pub use gpu_diag::dcgm::request::PID_FILE;
 
 /// How long the stop waits for node-probe to end: past its own grace for dcgmi (`--stop-grace-secs`, 30 s
 /// by default, itself past dcgmi's 25 s wait for the engine), so node-probe's kill of dcgmi's group comes
@@ -23,7 +23,7 @@ pub const STOP_WAIT: Duration = Duration::from_secs(35);
 /// the process the file names if it is still that process (same start time: the probe pod shares the
 /// node's PIDs, so a reused PID is another process of the node, which must never be signalled), then wait.
 /// Prints `ended` (nothing to stop), `stopped`, or `running` (still there after the wait, exit 3).
-const SCRIPT: &str = r#"f=$1 w=$2
+pub const SCRIPT: &str = r#"f=$1 w=$2
 [ -r "$f" ] && read -r p s <"$f" || { echo ended; exit 0; }
 case $p in ''|*[!0-9]*) echo ended; exit 0;; esac
 same() {

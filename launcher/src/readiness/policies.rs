@@ -327,6 +327,16 @@ mod tests {
                 .and_then(|s| s.strip_suffix("'''")),
             Some(delivery::SCRIPT)
         );
+        // The stop of a cancelled DCGM run, word for word too, and its one pid file.
+        assert_eq!(
+            variable(exec, "stopScript")
+                .strip_prefix("r'''")
+                .and_then(|s| s.strip_suffix("'''")),
+            Some(crate::probe::stop_first::SCRIPT)
+        );
+        assert!(
+            variable(exec, "stop").contains(&format!("'{}'", crate::probe::stop_first::PID_FILE))
+        );
         // node-probe's read-only commands, as gpu-diag lists them.
         let names: Vec<String> = gpu_diag::command::Command::ALL
             .iter()
