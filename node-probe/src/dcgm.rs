@@ -313,22 +313,8 @@ pub fn run(global: &GlobalArgs, args: &DcgmDiagArgs) -> Result<ProbeDocument, Pr
     let before = state::snapshot(&before_facts, &selection.to_test);
 
     let dcgmi = find_dcgmi(args.dcgmi.as_deref());
-    let not_started = if selection.to_test.is_empty() {
-        Some(
-            if !selection.skipped.is_empty()
-                && selection.skipped.iter().all(|s| s.why == "other_vendor")
-            {
-                "DCGM tests NVIDIA GPUs only and every requested GPU is an AMD GPU (AMD's diagnostic is the \
-             ROCm Validation Suite, which this tool does not run yet)"
-                .to_string()
-            } else if selection.skipped.iter().any(|s| s.why == "held") {
-                "no requested GPU is idle: a pod, a DRA claim or a process holds it, or its holders could \
-             not be read (see not_tested); a diagnostic never runs under a workload"
-                .to_string()
-            } else {
-                "no requested GPU can be tested (see not_tested)".to_string()
-            },
-        )
+    let not_started = if let Some(why) = selection.nothing_to_test() {
+        Some(why)
     } else if simulated && args.dcgmi.is_none() {
         Some(
             "a simulated node has no DCGM to run; give --dcgmi PATH to replay a dcgmi (tests/fake-dcgm)"

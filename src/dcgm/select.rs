@@ -41,6 +41,29 @@ pub struct Selection {
     pub skipped: Vec<Skipped>,
 }
 
+impl Selection {
+    /// Why nothing runs where no requested GPU can be tested; None: some GPU will be.
+    pub fn nothing_to_test(&self) -> Option<String> {
+        if !self.to_test.is_empty() {
+            return None;
+        }
+        // Non-empty: a node with no GPU at all has no AMD GPU either.
+        Some(
+            if !self.skipped.is_empty() && self.skipped.iter().all(|s| s.why == "other_vendor") {
+                "DCGM tests NVIDIA GPUs only and every requested GPU is an AMD GPU (AMD's diagnostic is the ROCm \
+             Validation Suite, which this tool does not run yet)"
+                .to_string()
+            } else if self.skipped.iter().any(|s| s.why == "held") {
+                "no requested GPU is idle: a pod, a DRA claim or a process holds it, or its holders could not be \
+             read (see not_tested); a diagnostic never runs under a workload"
+                .to_string()
+            } else {
+                "no requested GPU can be tested (see not_tested)".to_string()
+            },
+        )
+    }
+}
+
 fn uuid_of(g: &GpuFacts) -> Option<String> {
     g.uuid.ok().cloned()
 }
