@@ -160,6 +160,49 @@ async fn device_taints_are_incidents_and_api_claims_name_their_pods() {
         "an informational taint is no incident: {v:#}"
     );
 
+    // The next calls read `lost`'s slices from the watch its first call started (issue 64): the driver's
+    // change reaches them, both ways, with no list of its own.
+    let lost_taint = |v: &Value| {
+        v["report"]["incidents"]
+            .as_array()
+            .or_else(|| v["incidents"].as_array())
+            .into_iter()
+            .flatten()
+            .any(|i| i.to_string().contains("gpu-lost"))
+    };
+    for (taints, want) in [
+        (
+            vec![(
+                5,
+                json!({"key": "gpu.nvidia.com/xid", "value": "13", "effect": "None", "timeAdded": SINCE}),
+            )],
+            false,
+        ),
+        (
+            vec![(
+                2,
+                json!({"key": "gpu.nvidia.com/gpu-lost", "effect": "NoSchedule", "timeAdded": SINCE}),
+            )],
+            true,
+        ),
+    ] {
+        tb.apply(&slice(&lost, &lost_gpus, &taints));
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let r = l.call("get_gpu_health", json!({"node_name": lost})).await;
+            let v = r.structured_content.clone().unwrap();
+            if lost_taint(&v) == want {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the slice's change (gpu-lost taint {}) did not reach get_gpu_health in 10 s: {v:#}",
+                if want { "added" } else { "lifted" }
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+    }
+
     // scan_gpu_nodes: on `xid` the taint is a signal of the probe's Xid 79 incident, not a second one.
     let r = l
         .call(

@@ -19,6 +19,7 @@ pub mod resource_slices;
 pub mod retry;
 pub mod run_mark;
 pub mod shared_reads;
+pub mod slice_watch;
 pub mod workload;
 
 use std::collections::BTreeMap;

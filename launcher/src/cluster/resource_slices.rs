@@ -67,6 +67,14 @@ pub async fn read(
             return word;
         }
     };
+    if let Some(n) = node
+        && let Some(slices) = reads.slices.cached(context, n, ver)
+    {
+        for v in &slices {
+            add_slice(v, &mut word);
+        }
+        return word;
+    }
     let gvk = GroupVersionKind::gvk("resource.k8s.io", ver, "ResourceSlice");
     let ar = ApiResource::from_gvk_with_plural(&gvk, "resourceslices");
     let api: Api<DynamicObject> = Api::all_with(client, &ar);
@@ -74,17 +82,31 @@ pub async fn read(
     if let Some(n) = node {
         lp = lp.fields(&format!("spec.nodeName={n}"));
     }
+    let mut first_page = true;
     loop {
         match api.list(&lp).await {
             Ok(page) => {
+                let mut listed = Vec::with_capacity(page.items.len());
                 for o in &page.items {
                     if let Ok(v) = serde_json::to_value(o) {
                         add_slice(&v, &mut word);
+                        listed.push(v);
                     }
                 }
                 match page.metadata.continue_ {
-                    Some(c) if !c.is_empty() => lp = lp.continue_token(&c),
-                    _ => return word,
+                    Some(c) if !c.is_empty() => {
+                        first_page = false;
+                        lp = lp.continue_token(&c);
+                    }
+                    _ => {
+                        // One node's slices in one page: kept current by a watch from here.
+                        if let (Some(n), true, Some(rv)) =
+                            (node, first_page, page.metadata.resource_version)
+                        {
+                            reads.slices.start(context, n, ver, api, rv, listed);
+                        }
+                        return word;
+                    }
                 }
             }
             Err(kube::Error::Api(s)) if s.code == 404 => {

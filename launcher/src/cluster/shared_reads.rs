@@ -4,7 +4,8 @@
 //!
 //! Both live in [`super::clients::Clients`], which acts for one identity (a person on the team server has
 //! their own), so nothing read under one person's rights is handed to another. Only a read in flight is
-//! shared: the next call reads the node afresh.
+//! shared: the next call reads the node afresh. A node's ResourceSlices are kept by a watch
+//! ([`super::slice_watch`]).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -22,6 +23,8 @@ pub struct SharedReads {
     nodes: Mutex<HashMap<(String, String), NodeRead>>,
     /// Context ("" for the default) -> the version read, or why none is served.
     dra: Mutex<HashMap<String, Result<&'static str, String>>>,
+    /// The ResourceSlices of nodes asked about lately, kept by their watches.
+    pub slices: super::slice_watch::SliceWatches,
 }
 
 /// Takes the read out of the map when its starter is done with it (or dropped), if it is still the one there.
