@@ -106,10 +106,12 @@ pub fn check_device_holders(facts: &NodeFacts, g: &GpuFacts, self_pid: Option<u3
         Some(Reading::Ok(h)) => h,
     };
     let minor = g.minor_number.as_ref().and_then(|m| m.get());
+    // Holders of AMD's device files only are no holders of an NVIDIA GPU.
     let others: Vec<&DeviceHolderFacts> = holders
         .holders
         .iter()
         .filter(|h| Some(h.pid) != self_pid)
+        .filter(|h| h.devices.iter().any(|d| d.starts_with("/dev/nvidia")))
         .collect();
     let (on_gpu, control): (Vec<&DeviceHolderFacts>, Vec<&DeviceHolderFacts>) =
         others.iter().partition(|h| {
@@ -156,11 +158,13 @@ pub fn check_device_holders(facts: &NodeFacts, g: &GpuFacts, self_pid: Option<u3
             ),
         ));
     }
-    if holders.unreadable_pids > 0 {
+    let cut = holders.fd_tables_cut.len() as u32 + holders.pids_not_scanned;
+    if holders.unreadable_pids > 0 || cut > 0 {
         out.push(Check::warn(
             "holder_scan_complete",
             format!(
-                "the fd tables of {} process(es) could not be read: holders among them are not seen",
+                "the fd tables of {} process(es) could not be read, {cut} read only in part or not at all \
+                 (more than the scan reads): holders among them are not seen",
                 holders.unreadable_pids
             ),
         ));
@@ -251,7 +255,7 @@ mod tests {
         f.device_holders = Some(Reading::Ok(DeviceHoldersFacts {
             holders: vec![],
             unreadable_pids: 3,
-            excluded_self_pid: None,
+            ..Default::default()
         }));
         let cs = check_device_holders(&f, &g, None);
         assert_eq!(cs[0].status, CheckStatus::Pass);
