@@ -273,6 +273,9 @@ pub fn run_reset(global: &GlobalArgs, args: &ResetArgs) -> Result<ProbeDocument,
     }
     global.add_api_facts(&mut facts);
     let amd = gpu.find(&facts).is_some_and(|g| !g.vendor.is_nvidia());
+    if amd && (!simulated || global.host_root.is_some()) {
+        add_holder_processes(&mut facts, &root);
+    }
     let tool = (!simulated).then(|| {
         if amd {
             find_amd_smi(&root, args.amd_smi.as_deref())
@@ -322,6 +325,26 @@ fn fill_reset_facts(facts: &mut NodeFacts, root: &Path, self_pid: Option<u32>) {
     fill_holder_facts(facts, root);
     facts.device_holders = Some(crate::host::read_device_holders(root, self_pid));
     facts.services = crate::host::read_services(root);
+}
+
+/// `/proc/<pid>` of every device holder not read yet (an AMD holder may hold only a card node, or be
+/// listed by KFD alone): its cgroup names its pod in the preflight. The holders are already bounded by
+/// the scan.
+fn add_holder_processes(facts: &mut NodeFacts, root: &Path) {
+    let Some(Reading::Ok(scan)) = &facts.device_holders else {
+        return;
+    };
+    let missing: Vec<u32> = scan
+        .holders
+        .iter()
+        .map(|h| h.pid)
+        .filter(|p| !facts.host_processes.iter().any(|h| h.pid == *p))
+        .collect();
+    for pid in missing {
+        facts
+            .host_processes
+            .push(crate::host::read_process(root, pid, None));
+    }
 }
 
 /// What the kubelet and the node say of the GPUs' holders (`gpu_diag::operator::holders`).
@@ -731,3 +754,73 @@ fn execute_amd_reset(
 
 /// Reads of the hive after its reset, 2 s apart, until every GPU is back.
 const AMD_REREADS: u32 = 5;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sh() -> Tool {
+        Tool {
+            chroot: None,
+            program: "/bin/sh".into(),
+            ld_library_path: None,
+        }
+    }
+
+    #[test]
+    fn a_hung_tool_is_killed_at_its_timeout_and_said() {
+        let started = Instant::now();
+        let r = sh().run_bounded(&["-c".into(), "sleep 30".into()], Duration::from_secs(1));
+        assert!(started.elapsed() < Duration::from_secs(10));
+        assert_eq!(r.exit_code, None);
+        assert!(r.stderr.starts_with("timed out after 1 s"), "{}", r.stderr);
+    }
+
+    #[test]
+    fn a_chatty_tool_never_blocks_and_its_output_is_capped() {
+        // Megabytes on both pipes: read as it comes, kept bounded.
+        let r = sh().run_bounded(
+            &[
+                "-c".into(),
+                "head -c 3000000 /dev/zero | tr '\\0' x; head -c 3000000 /dev/zero | tr '\\0' y >&2; exit 3"
+                    .into(),
+            ],
+            Duration::from_secs(30),
+        );
+        assert_eq!(r.exit_code, Some(3));
+        assert!(
+            r.stdout.len() < 20_000 && r.stdout.ends_with("..."),
+            "{}",
+            r.stdout.len()
+        );
+        assert!(r.stderr.starts_with("yyy"));
+    }
+
+    #[test]
+    fn amd_smi_is_found_where_rocm_installs_it_newest_first() {
+        let d = tempfile::tempdir().unwrap();
+        let put = |rel: &str| {
+            let p = d.path().join(rel);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, "#!/bin/sh\n").unwrap();
+        };
+        let err = find_amd_smi(d.path(), None).err().unwrap();
+        assert!(
+            err.starts_with("amd-smi is not available on the node"),
+            "{err}"
+        );
+        assert!(err.contains("/opt/rocm/bin, /usr/bin"), "{err}");
+        put("opt/rocm-6.4.1/bin/amd-smi");
+        put("opt/rocm-6.10.0/bin/amd-smi");
+        std::fs::create_dir_all(d.path().join("opt/rocm-6.10.0/lib")).unwrap();
+        let t = find_amd_smi(d.path(), None).unwrap();
+        assert_eq!(t.program, Path::new("/opt/rocm-6.10.0/bin/amd-smi"));
+        assert_eq!(t.chroot.as_deref(), Some(d.path()));
+        assert_eq!(t.ld_library_path.as_deref(), Some("/opt/rocm-6.10.0/lib"));
+        // /opt/rocm (ROCm's own link) first.
+        put("opt/rocm/bin/amd-smi");
+        let t = find_amd_smi(d.path(), None).unwrap();
+        assert_eq!(t.program, Path::new("/opt/rocm/bin/amd-smi"));
+        assert!(find_amd_smi(d.path(), Some(Path::new("/nonexistent/amd-smi"))).is_err());
+    }
+}

@@ -938,6 +938,10 @@ fn amd_reset_is_refused_when_a_hive_peer_is_held_through_kfd_naming_the_peer_and
     )
     .fds(4242, &["/dev/kfd", "/dev/null"])
     .file(
+        "proc/4242/cgroup",
+        "0::/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod6b1f2c3d_4e5f_4a6b_8c7d_9e0f1a2b3c4d.slice/cri-containerd-0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef.scope\n",
+    )
+    .file(
         &format!("sys/class/kfd/kfd/proc/4242/vram_{}", mi300x_gpu_id(6)),
         "1073741824\n",
     );
@@ -949,8 +953,9 @@ fn amd_reset_is_refused_when_a_hive_peer_is_held_through_kfd_naming_the_peer_and
     let h = check_of(rep, "hive_device_holders");
     assert!(
         h["evidence"].as_str().unwrap().starts_with(&format!(
-            "GPU 6 (0000:c6:00.0): yes: pid 4242 (k8s-device-plug) [AMD device plugin: stop its daemonset \
-             pod on this node]: KFD state on gpu_id {}",
+            "GPU 6 (0000:c6:00.0): yes: pid 4242 (k8s-device-plug) in pod \
+             6b1f2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d [AMD device plugin: stop its daemonset pod on this node]: \
+             KFD state on gpu_id {}",
             mi300x_gpu_id(6)
         )),
         "{h}"

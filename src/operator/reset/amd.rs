@@ -239,17 +239,24 @@ fn holder_hint(name: &str) -> Option<&'static str> {
         .map(|(_, v)| *v)
 }
 
-/// `pid 4242 (python3)`, the name cleaned of control characters and bounded (a tenant names it).
-fn label(h: &DeviceHolderFacts) -> String {
-    let name = h.name.ok().map(|n| clean(n, 32));
-    match name {
+/// `pid 4242 (python3) in pod <uid>`: the name cleaned of control characters and bounded (a tenant names
+/// it), the pod from the process's cgroup (the kubelet's path, which the tenant does not choose) where
+/// the probe read it.
+fn label(facts: &NodeFacts, h: &DeviceHolderFacts) -> String {
+    let pod = crate::operator::host_process(facts, h.pid)
+        .and_then(|p| p.cgroup.ok())
+        .and_then(|c| crate::attribution::cgroup::parse_proc_cgroup(c).ok())
+        .and_then(|a| a.pod_uid)
+        .map(|u| format!(" in pod {u}"))
+        .unwrap_or_default();
+    match h.name.ok().map(|n| clean(n, 32)) {
         Some(n) => {
             let hint = holder_hint(&n)
                 .map(|x| format!(" [{x}]"))
                 .unwrap_or_default();
-            format!("pid {} ({n}){hint}", h.pid)
+            format!("pid {} ({n}){pod}{hint}", h.pid)
         }
-        None => format!("pid {}", h.pid),
+        None => format!("pid {}{pod}", h.pid),
     }
 }
 
@@ -315,7 +322,7 @@ fn device_answers(
         let mine = device_files(m);
         let (mut yes, mut unknown) = (Vec::new(), incomplete.clone());
         for h in &holders {
-            let who = label(h);
+            let who = label(facts, h);
             let mut held = Vec::new();
             for d in &h.devices {
                 let Some((render, minor)) = drm_minor(d) else {
