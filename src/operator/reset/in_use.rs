@@ -159,14 +159,22 @@ pub fn check_device_holders(facts: &NodeFacts, g: &GpuFacts, self_pid: Option<u3
         ));
     }
     let cut = holders.fd_tables_cut.len() as u32 + holders.pids_not_scanned;
-    if holders.unreadable_pids > 0 || cut > 0 {
+    let mut unseen = Vec::new();
+    if holders.unreadable_pids > 0 {
+        unseen.push(format!(
+            "the fd tables of {} process(es) could not be read",
+            holders.unreadable_pids
+        ));
+    }
+    if cut > 0 {
+        unseen.push(format!(
+            "{cut} process(es) were read only in part or not at all (more than the scan reads)"
+        ));
+    }
+    if !unseen.is_empty() {
         out.push(Check::warn(
             "holder_scan_complete",
-            format!(
-                "the fd tables of {} process(es) could not be read, {cut} read only in part or not at all \
-                 (more than the scan reads): holders among them are not seen",
-                holders.unreadable_pids
-            ),
+            format!("{}: holders among them are not seen", unseen.join("; ")),
         ));
     }
     out
@@ -261,5 +269,22 @@ mod tests {
         assert_eq!(cs[0].status, CheckStatus::Pass);
         assert_eq!(cs[1].check, "holder_scan_complete");
         assert_eq!(cs[1].status, CheckStatus::Warn);
+        assert_eq!(
+            cs[1].evidence,
+            "the fd tables of 3 process(es) could not be read: holders among them are not seen"
+        );
+        // A table read only in part is said too.
+        f.device_holders = Some(Reading::Ok(DeviceHoldersFacts {
+            fd_tables_cut: vec![9],
+            ..Default::default()
+        }));
+        let cs = check_device_holders(&f, &g, None);
+        assert!(
+            cs[1]
+                .evidence
+                .starts_with("1 process(es) were read only in part"),
+            "{}",
+            cs[1].evidence
+        );
     }
 }
