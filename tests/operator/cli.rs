@@ -815,9 +815,14 @@ fn amd_reset(root: &HostRoot, gpu: &str, extra: &[&str]) -> Value {
 
 /// A fake `amd-smi` at `/opt/rocm/bin` in the host root, which node-probe finds and runs chrooted there:
 /// it records its argv in `/amd-smi.argv`, logs the kernel's reset lines for `bdf` into `/dev/kmsg` as
-/// amdgpu does, and prints amd-smi's success line. `/bin/sh` and its libraries are copied in for the
-/// chroot. False (after `gate::skip`) where this process may not chroot (not root).
+/// amdgpu does, and prints amd-smi's success line (`ok`), else logs a failed reset and exits 1. `/bin/sh`
+/// and its libraries are copied in for the chroot. False (after `gate::skip`) where this process may not
+/// chroot (not root).
 fn fake_amd_smi(root: &HostRoot, bdf: &str) -> bool {
+    fake_amd_smi_ending(root, bdf, true)
+}
+
+fn fake_amd_smi_ending(root: &HostRoot, bdf: &str, ok: bool) -> bool {
     let uid = Command::new("id").arg("-u").output().unwrap();
     if String::from_utf8_lossy(&uid.stdout).trim() != "0" {
         gate::skip("the fake amd-smi runs chrooted into the fake host root, which needs root");
@@ -835,13 +840,23 @@ fn fake_amd_smi(root: &HostRoot, bdf: &str) -> bool {
     let sh = root.path().join("bin/sh");
     std::fs::create_dir_all(sh.parent().unwrap()).unwrap();
     std::fs::copy("/bin/sh", &sh).unwrap();
+    let end = if ok {
+        format!(
+            "printf '6,9003,400,-;amdgpu {bdf}: amdgpu: GPU reset(1) succeeded!\\n' >> /dev/kmsg\n\
+             echo 'GPU_RESET: Successfully reset GPU'\n"
+        )
+    } else {
+        format!(
+            "printf '3,9003,400,-;amdgpu {bdf}: amdgpu: GPU reset(1) failed\\n' >> /dev/kmsg\n\
+             echo 'GPU_RESET: Unable to reset GPU' >&2\nexit 1\n"
+        )
+    };
     let script = format!(
         "#!/bin/sh\n\
          echo \"$@\" >> /amd-smi.argv\n\
          printf '4,9001,200,-;amdgpu {bdf}: amdgpu: GPU reset begin!\\n' >> /dev/kmsg\n\
          printf '6,9002,300,-;amdgpu {bdf}: amdgpu: MODE1 reset\\n' >> /dev/kmsg\n\
-         printf '6,9003,400,-;amdgpu {bdf}: amdgpu: GPU reset(1) succeeded!\\n' >> /dev/kmsg\n\
-         echo 'GPU_RESET: Successfully reset GPU'\n"
+         {end}"
     );
     let p = root.write("opt/rocm/bin/amd-smi", script);
     std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
@@ -1021,5 +1036,74 @@ fn amd_reset_with_kfd_open_on_an_unknown_gpu_is_refused_as_unknown_and_no_amd_sm
             .as_str()
             .unwrap()
             .starts_with("OVERRIDDEN")
+    );
+}
+
+#[test]
+fn amd_reset_that_fails_is_said_with_the_kernels_failed_line() {
+    let node = mi300x_node();
+    let bdf = "0000:05:00.0";
+    if !fake_amd_smi_ending(&node, bdf, false) {
+        return;
+    }
+    let doc = amd_reset(&node, "0", &[]);
+    let rep = &doc["reset"];
+    let o = &rep["outcome"];
+    assert_eq!(rep["result"], "failed", "{rep}");
+    assert_eq!(o["verified"], false);
+    assert_eq!(o["error"], "amd-smi reset -G failed (exit 1)");
+    assert_eq!(o["commands"][0]["stderr"], "GPU_RESET: Unable to reset GPU");
+    let k = o["verification"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["check"] == "kernel_log_reset")
+        .unwrap()
+        .clone();
+    assert_eq!(k["status"], "block", "{k}");
+    assert!(
+        k["evidence"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("\"{bdf}: GPU reset(1) failed\"")),
+        "{k}"
+    );
+}
+
+#[test]
+fn amd_reset_of_a_cpx_gpu_counts_its_partitions_and_a_peers_partition_holder() {
+    let d = HostRoot::short("amd");
+    d.file("proc/uptime", "5000.0 9000.0\n").process(
+        1,
+        "systemd",
+        &["/sbin/init"],
+        "S",
+        0,
+        0x400100,
+    );
+    amdgpu_tree::Node::mi300x_cpx().write(d.path());
+    // GPU 1's first partition device: after the eight GPUs' renderD128..135 and GPU 0's seven.
+    d.process(7000, "python3", &["python3"], "S", 1, 0x400000)
+        .fds(7000, &["/dev/dri/renderD143"]);
+    let node = Node::new(d, Kubelet::default());
+    let doc = amd_reset(&node, "0", &["--dry-run"]);
+    let rep = &doc["reset"];
+    assert_eq!(rep["allowed"], false, "{rep}");
+    let p = check_of(rep, "partitions");
+    assert_eq!(p["status"], "warn");
+    assert!(
+        p["evidence"]
+            .as_str()
+            .unwrap()
+            .starts_with("GPU 0 in CPX/NPS4 (7 more partition device(s)), GPU 1 in CPX/NPS4"),
+        "{p}"
+    );
+    let h = check_of(rep, "hive_device_holders");
+    assert!(
+        h["evidence"]
+            .as_str()
+            .unwrap()
+            .starts_with("GPU 1 (0000:26:00.0): yes: pid 7000 (python3): /dev/dri/renderD143"),
+        "{h}"
     );
 }
