@@ -810,6 +810,9 @@ fn amd_reset(root: &HostRoot, gpu: &str, extra: &[&str]) -> Value {
     args.extend(extra);
     let run = probe(&args, &[]);
     assert_eq!(run.code, 0, "{}", run.doc);
+    if std::env::var_os("AMD_DUMP").is_some() {
+        eprintln!("{:#}", run.doc["reset"]);
+    }
     run.doc
 }
 
