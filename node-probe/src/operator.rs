@@ -10,6 +10,10 @@
 //! would mix libraries. The chroot is done in the child with `chroot(2)` (privileged pods have
 //! CAP_SYS_CHROOT), so the probe image needs no `chroot` binary. `--nvidia-smi PATH` runs a given binary
 //! as is instead.
+//!
+//! An AMD GPU is reset with the host's `amd-smi reset -G -g <BDF>` (`gpu_diag::operator::reset::amd`),
+//! found under the host root where ROCm installs it and chrooted the same way (it is a Python program
+//! that loads the host's `libamd_smi`), bounded by a timeout; `--amd-smi PATH` runs a given one as is.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -52,6 +56,9 @@ pub struct ResetArgs {
     /// Run this nvidia-smi as is instead of the host's (chrooted) one.
     #[arg(long, value_name = "PATH")]
     pub nvidia_smi: Option<PathBuf>,
+    /// Run this amd-smi as is instead of the host's (chrooted) one (an AMD GPU).
+    #[arg(long, value_name = "PATH")]
+    pub amd_smi: Option<PathBuf>,
     /// A person overrode, in the confirmation, the refusal of a GPU whose holders no source can vouch
     /// for (a source that names a holder still refuses).
     #[arg(long, conflicts_with = "dry_run")]
@@ -265,12 +272,20 @@ pub fn run_reset(global: &GlobalArgs, args: &ResetArgs) -> Result<ProbeDocument,
         fill_reset_facts(&mut facts, &root, self_pid);
     }
     global.add_api_facts(&mut facts);
+    let amd = gpu.find(&facts).is_some_and(|g| !g.vendor.is_nvidia());
+    if amd && (!simulated || global.host_root.is_some()) {
+        add_holder_processes(&mut facts, &root);
+    }
     let tool = (!simulated).then(|| {
-        find_nvidia_smi(
-            &root,
-            global.driver_root.as_deref(),
-            args.nvidia_smi.as_deref(),
-        )
+        if amd {
+            find_amd_smi(&root, args.amd_smi.as_deref())
+        } else {
+            find_nvidia_smi(
+                &root,
+                global.driver_root.as_deref(),
+                args.nvidia_smi.as_deref(),
+            )
+        }
     });
     let req = ResetRequest {
         gpu: gpu.clone(),
@@ -286,7 +301,11 @@ pub fn run_reset(global: &GlobalArgs, args: &ResetArgs) -> Result<ProbeDocument,
         && !simulated
         && let (Some(Ok(tool)), Some(g)) = (tool, gpu.find(&facts))
     {
-        let outcome = execute_reset(&spec, &root, &tool, g, self_pid);
+        let outcome = if amd {
+            execute_amd_reset(&spec, &root, &tool, &facts, g)
+        } else {
+            execute_reset(&spec, &root, &tool, g, self_pid)
+        };
         report.result = if outcome.verified {
             ActionResult::Done
         } else {
@@ -306,6 +325,26 @@ fn fill_reset_facts(facts: &mut NodeFacts, root: &Path, self_pid: Option<u32>) {
     fill_holder_facts(facts, root);
     facts.device_holders = Some(crate::host::read_device_holders(root, self_pid));
     facts.services = crate::host::read_services(root);
+}
+
+/// `/proc/<pid>` of every device holder not read yet (an AMD holder may hold only a card node, or be
+/// listed by KFD alone): its cgroup names its pod in the preflight. The holders are already bounded by
+/// the scan.
+fn add_holder_processes(facts: &mut NodeFacts, root: &Path) {
+    let Some(Reading::Ok(scan)) = &facts.device_holders else {
+        return;
+    };
+    let missing: Vec<u32> = scan
+        .holders
+        .iter()
+        .map(|h| h.pid)
+        .filter(|p| !facts.host_processes.iter().any(|h| h.pid == *p))
+        .collect();
+    for pid in missing {
+        facts
+            .host_processes
+            .push(crate::host::read_process(root, pid, None));
+    }
 }
 
 /// What the kubelet and the node say of the GPUs' holders (`gpu_diag::operator::holders`).
@@ -366,6 +405,96 @@ impl Tool {
         }
     }
 }
+
+impl Tool {
+    /// Run it, killed after `limit`: what it printed, capped, and its exit code (`None` when it timed
+    /// out or died of a signal).
+    fn run_bounded(&self, args: &[String], limit: Duration) -> CommandRun {
+        use std::io::Read;
+        let mut argv: Vec<String> = self.display().split(' ').map(str::to_string).collect();
+        argv.extend(args.iter().cloned());
+        let mut cmd = std::process::Command::new(&self.program);
+        cmd.args(args)
+            .env_clear()
+            .env(
+                "PATH",
+                "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            )
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        if let Some(l) = &self.ld_library_path {
+            cmd.env("LD_LIBRARY_PATH", l);
+        }
+        if let Some(dir) = self.chroot.clone() {
+            crate::hostexec::chroot(&mut cmd, dir);
+        }
+        let failed = |argv: Vec<String>, why: String| CommandRun {
+            argv,
+            exit_code: None,
+            stdout: String::new(),
+            stderr: why,
+        };
+        let mut child = match cmd.spawn() {
+            Ok(c) => c,
+            Err(e) => return failed(argv, format!("cannot run: {e}")),
+        };
+        // Read both pipes on their own threads, bounded, so a chatty tool never blocks on a full pipe.
+        let drain = |pipe: Option<Box<dyn Read + Send>>| {
+            std::thread::spawn(move || {
+                let mut kept = Vec::new();
+                if let Some(p) = pipe {
+                    let _ = p.take(MAX_OUTPUT).read_to_end(&mut kept);
+                }
+                kept
+            })
+        };
+        let out = drain(
+            child
+                .stdout
+                .take()
+                .map(|p| Box::new(p) as Box<dyn Read + Send>),
+        );
+        let err = drain(
+            child
+                .stderr
+                .take()
+                .map(|p| Box::new(p) as Box<dyn Read + Send>),
+        );
+        let until = Instant::now() + limit;
+        let status = loop {
+            match child.try_wait() {
+                Ok(Some(st)) => break Ok(st),
+                Ok(None) if Instant::now() >= until => break Err(()),
+                Ok(None) => std::thread::sleep(Duration::from_millis(100)),
+                Err(e) => return failed(argv, format!("waiting for it failed: {e}")),
+            }
+        };
+        match status {
+            Ok(st) => CommandRun {
+                argv,
+                exit_code: st.code(),
+                stdout: cap(&out.join().unwrap_or_default()),
+                stderr: cap(&err.join().unwrap_or_default()),
+            },
+            Err(()) => {
+                // A reset in progress holds it in the kernel: SIGKILL takes effect when that returns.
+                let _ = child.kill();
+                failed(
+                    argv,
+                    format!(
+                        "timed out after {} s and was killed; the driver may still be resetting the hive \
+                         (read its kernel log)",
+                        limit.as_secs()
+                    ),
+                )
+            }
+        }
+    }
+}
+
+/// Output kept of a bounded run, per stream.
+const MAX_OUTPUT: u64 = 64 * 1024;
 
 fn cap(bytes: &[u8]) -> String {
     let text = String::from_utf8_lossy(bytes);
@@ -472,5 +601,226 @@ fn execute_reset(
         verification,
         verified,
         error,
+    }
+}
+
+/// Where ROCm installs `amd-smi` (its packages link `/opt/rocm/bin/amd-smi`; distributions and pip
+/// installs put it on the PATH), searched inside the host root in this order, then `/opt/rocm-<version>/bin`
+/// newest first.
+const AMD_SMI_DIRS: &[&str] = &["opt/rocm/bin", "usr/bin", "usr/local/bin", "usr/sbin"];
+
+/// `--amd-smi` as given; else the host's, chrooted into the host root (not needed when the root is `/`),
+/// with ROCm's library directories on `LD_LIBRARY_PATH` (where `libamd_smi` is).
+pub fn find_amd_smi(root: &Path, explicit: Option<&Path>) -> Result<Tool, String> {
+    use gpu_diag::operator::reset::amd::{AMD_SMI, INSTALL_HINT};
+    if let Some(p) = explicit {
+        return if p.is_file() {
+            Ok(Tool {
+                chroot: None,
+                program: p.to_path_buf(),
+                ld_library_path: None,
+            })
+        } else {
+            Err(format!("--amd-smi {} is not a file", p.display()))
+        };
+    }
+    let mut versioned: Vec<String> = std::fs::read_dir(root.join("opt"))
+        .map(|rd| {
+            rd.filter_map(Result::ok)
+                .filter_map(|e| e.file_name().into_string().ok())
+                .filter(|n| n.starts_with("rocm-"))
+                .take(64)
+                .collect()
+        })
+        .unwrap_or_default();
+    versioned.sort_by_key(|v| std::cmp::Reverse(version_key(v)));
+    let dirs: Vec<String> = AMD_SMI_DIRS
+        .iter()
+        .map(|d| d.to_string())
+        .chain(versioned.iter().map(|v| format!("opt/{v}/bin")))
+        .collect();
+    for dir in &dirs {
+        let rel = format!("{dir}/{AMD_SMI}");
+        let found = crate::host::root::resolve(root, &rel).is_some_and(|p| p.is_file());
+        if !found {
+            continue;
+        }
+        let mut libs: Vec<String> = Vec::new();
+        let prefix = dir.strip_suffix("/bin").filter(|p| p.starts_with("opt/"));
+        for lib in prefix
+            .into_iter()
+            .chain(["opt/rocm"])
+            .flat_map(|p| [format!("{p}/lib"), format!("{p}/lib64")])
+        {
+            let d = format!("/{lib}");
+            if crate::host::root::resolve(root, &lib).is_some_and(|p| p.is_dir())
+                && !libs.contains(&d)
+            {
+                libs.push(d);
+            }
+        }
+        return Ok(Tool {
+            chroot: (root != Path::new("/")).then(|| root.to_path_buf()),
+            program: Path::new("/").join(&rel),
+            ld_library_path: (!libs.is_empty()).then(|| libs.join(":")),
+        });
+    }
+    Err(format!(
+        "{AMD_SMI} is not available on the node: none in {} under the host root {}. To reset AMD GPUs, \
+         {INSTALL_HINT}, or name it with --amd-smi PATH",
+        dirs.iter()
+            .map(|d| format!("/{d}"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        root.display()
+    ))
+}
+
+/// `rocm-6.4.1` -> [6, 4, 1], for newest-first order.
+fn version_key(name: &str) -> Vec<u32> {
+    name.trim_start_matches("rocm-")
+        .split('.')
+        .map(|p| p.parse().unwrap_or(0))
+        .collect()
+}
+
+/// Reset an AMD GPU's hive with `amd-smi reset -G -g <BDF>`, then judge the hive as re-read and the
+/// kernel's reset lines since just before it.
+fn execute_amd_reset(
+    spec: &SourceSpec,
+    root: &Path,
+    tool: &Tool,
+    before: &NodeFacts,
+    g: &gpu_diag::facts::GpuFacts,
+) -> ResetOutcome {
+    use gpu_diag::operator::reset::amd;
+    let members = amd::hive(before, g).indexes();
+    let Some(bdf) = amd::bdf(g) else {
+        // The preflight refuses this; defence in depth.
+        return ResetOutcome {
+            commands: Vec::new(),
+            verification: Vec::new(),
+            verified: false,
+            error: Some("the GPU's PCI address is not known".into()),
+        };
+    };
+    let log_before = crate::kmsg::read_kmsg(root);
+    let r = tool.run_bounded(
+        &amd::reset_args(bdf),
+        Duration::from_secs(amd::RESET_TIMEOUT_SECS),
+    );
+    let reset_ok = r.exit_code == Some(0);
+    let error = (!reset_ok).then(|| match r.exit_code {
+        Some(c) => format!("amd-smi reset -G failed (exit {c})"),
+        None => format!("amd-smi reset -G did not finish: {}", r.stderr),
+    });
+    // The driver re-initialises the hive's GPUs after the reset: read again until each is back (a
+    // few seconds at most), then judge.
+    let mut verification = Vec::new();
+    for attempt in 0..AMD_REREADS {
+        if attempt > 0 {
+            std::thread::sleep(Duration::from_secs(2));
+        }
+        verification = match source::collect(spec, RESET_SECTIONS, &KernelLogArgs::default()) {
+            // The GPUs alone are judged: no holder scan or kubelet question after the reset.
+            Ok(after) => amd::verify(
+                before,
+                &members,
+                &after,
+                log_before.ok(),
+                &crate::kmsg::read_kmsg(root),
+            ),
+            Err(e) => vec![gpu_diag::operator::Check::block(
+                "gpus_back",
+                format!("the GPUs could not be read after the reset: {}", e.message),
+            )],
+        };
+        let back = verification
+            .first()
+            .is_some_and(|c| c.status != CheckStatus::Block);
+        if back || !reset_ok {
+            break;
+        }
+    }
+    let mut outcome = ResetOutcome {
+        commands: vec![r],
+        verification,
+        verified: false,
+        error,
+    };
+    outcome.verified = amd::verified(&outcome, reset_ok);
+    outcome
+}
+
+/// Reads of the hive after its reset, 2 s apart, until every GPU is back.
+const AMD_REREADS: u32 = 5;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sh() -> Tool {
+        Tool {
+            chroot: None,
+            program: "/bin/sh".into(),
+            ld_library_path: None,
+        }
+    }
+
+    #[test]
+    fn a_hung_tool_is_killed_at_its_timeout_and_said() {
+        let started = Instant::now();
+        let r = sh().run_bounded(&["-c".into(), "sleep 30".into()], Duration::from_secs(1));
+        assert!(started.elapsed() < Duration::from_secs(10));
+        assert_eq!(r.exit_code, None);
+        assert!(r.stderr.starts_with("timed out after 1 s"), "{}", r.stderr);
+    }
+
+    #[test]
+    fn a_chatty_tool_never_blocks_and_its_output_is_capped() {
+        // Megabytes on both pipes: read as it comes, kept bounded.
+        let r = sh().run_bounded(
+            &[
+                "-c".into(),
+                "head -c 3000000 /dev/zero | tr '\\0' x; head -c 3000000 /dev/zero | tr '\\0' y >&2; exit 3"
+                    .into(),
+            ],
+            Duration::from_secs(30),
+        );
+        assert_eq!(r.exit_code, Some(3));
+        assert!(
+            r.stdout.len() < 20_000 && r.stdout.ends_with("..."),
+            "{}",
+            r.stdout.len()
+        );
+        assert!(r.stderr.starts_with("yyy"));
+    }
+
+    #[test]
+    fn amd_smi_is_found_where_rocm_installs_it_newest_first() {
+        let d = tempfile::tempdir().unwrap();
+        let put = |rel: &str| {
+            let p = d.path().join(rel);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, "#!/bin/sh\n").unwrap();
+        };
+        let err = find_amd_smi(d.path(), None).err().unwrap();
+        assert!(
+            err.starts_with("amd-smi is not available on the node"),
+            "{err}"
+        );
+        assert!(err.contains("/opt/rocm/bin, /usr/bin"), "{err}");
+        put("opt/rocm-6.4.1/bin/amd-smi");
+        put("opt/rocm-6.10.0/bin/amd-smi");
+        std::fs::create_dir_all(d.path().join("opt/rocm-6.10.0/lib")).unwrap();
+        let t = find_amd_smi(d.path(), None).unwrap();
+        assert_eq!(t.program, Path::new("/opt/rocm-6.10.0/bin/amd-smi"));
+        assert_eq!(t.chroot.as_deref(), Some(d.path()));
+        assert_eq!(t.ld_library_path.as_deref(), Some("/opt/rocm-6.10.0/lib"));
+        // /opt/rocm (ROCm's own link) first.
+        put("opt/rocm/bin/amd-smi");
+        let t = find_amd_smi(d.path(), None).unwrap();
+        assert_eq!(t.program, Path::new("/opt/rocm/bin/amd-smi"));
+        assert!(find_amd_smi(d.path(), Some(Path::new("/nonexistent/amd-smi"))).is_err());
     }
 }

@@ -178,6 +178,9 @@ pub struct AmdXcpFacts {
     pub name: String,
     #[serde(default)]
     pub render_minor: Option<u32>,
+    /// Its `card<N>`'s minor, where read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub card_minor: Option<u32>,
     /// KFD `gpu_id` of the partition's node.
     #[serde(default)]
     pub gpu_id: Option<u32>,

@@ -54,7 +54,9 @@ pub use kubelet::{
     api_claims_arg,
 };
 pub use node::NodeFacts;
-pub use processes::{DeviceHolderFacts, DeviceHoldersFacts, GpuProcessFacts, HostProcessFacts};
+pub use processes::{
+    DeviceHolderFacts, DeviceHoldersFacts, GpuProcessFacts, HostProcessFacts, KfdProcessFacts,
+};
 pub use rdma::{
     NetdevFacts, RESAMPLED_NETDEV_COUNTERS, RESAMPLED_PORT_COUNTERS, RdmaDeviceFacts, RdmaFacts,
     RdmaPortFacts,

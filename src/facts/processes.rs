@@ -48,7 +48,8 @@ pub struct HostProcessFacts {
     pub stat_flags: Option<u64>,
 }
 
-/// Who holds the NVIDIA device nodes open, as `/proc/*/fd` symlinks say.
+/// Who holds the GPU device nodes open, as `/proc/*/fd` symlinks say (NVIDIA's `/dev/nvidia*`, AMD's
+/// `/dev/kfd` and `/dev/dri/{renderD,card}*`), with KFD's own list of its processes.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DeviceHoldersFacts {
@@ -56,6 +57,13 @@ pub struct DeviceHoldersFacts {
     /// Processes whose `fd` directory could not be read (exited meanwhile, or no permission).
     #[serde(default)]
     pub unreadable_pids: u32,
+    /// Processes with more open files than the scan reads of one process: what they hold past that
+    /// bound is not seen (the first pids, at most 64).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fd_tables_cut: Vec<u32>,
+    /// Processes not scanned at all: more processes, or more open files in all, than the scan reads.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub pids_not_scanned: u32,
     /// The probe's own pid, left out of `holders`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub excluded_self_pid: Option<u32>,
@@ -68,6 +76,26 @@ pub struct DeviceHolderFacts {
     /// `/proc/<pid>/comm`.
     #[serde(default)]
     pub name: Reading<String>,
-    /// Distinct device paths held (`/dev/nvidia3`, `/dev/nvidiactl`, `/dev/nvidia-uvm`, ...), sorted.
+    /// Distinct device paths held (`/dev/nvidia3`, `/dev/nvidiactl`, `/dev/kfd`, `/dev/dri/renderD128`,
+    /// ...), sorted. Empty for a process only KFD lists.
     pub devices: Vec<String>,
+    /// KFD's entry for the process (`/sys/class/kfd/kfd/proc/<pid>/`), where KFD lists it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kfd: Option<KfdProcessFacts>,
+}
+
+/// What KFD says of one of its processes: the GPUs it has state on, by KFD `gpu_id` (`vram_<id>`,
+/// `sdma_<id>`, `stats_<id>/`, `counters_<id>/`, `queues/<qid>/gpuid`; `amdkfd/kfd_process.c`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct KfdProcessFacts {
+    /// Distinct `gpu_id`s, sorted; empty when KFD names none (the GPU cannot be told).
+    pub gpu_ids: Vec<u32>,
+    /// User queues it has (`queues/<qid>`), all GPUs together.
+    #[serde(default)]
+    pub queues: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }

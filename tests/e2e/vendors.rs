@@ -5,7 +5,7 @@
 //! node's probe answers with a built-in scenario of its vendor. `list_gpu_nodes` lists all of them as GPU
 //! nodes with their vendor, `scan_gpu_nodes` names the one sick node of each vendor with its own incident
 //! (an Xid 79 on the H100, a consumed UMC poison on the MI300X) and the AMD action in AMD's words, and the
-//! operator tools refuse what they cannot do to an AMD GPU before doing anything.
+//! operator tools judge an AMD GPU in AMD's terms (a reset: `amd-smi`, its whole XGMI hive).
 
 use serde_json::json;
 
@@ -146,8 +146,9 @@ async fn a_fleet_of_both_vendors_is_listed_scanned_and_refused_in_each_vendors_t
     assert!(t.contains("amd-smi reset -G -g 0000:5c:00.0"), "{t}");
     assert!(!t.contains("nvidia-smi"), "{t}");
 
-    // A reset of the AMD GPU is refused before any NVIDIA step, naming AMD's tool and the hive; the mixed
-    // node's NVIDIA GPU is judged as NVIDIA's.
+    // A reset of the AMD GPU is judged in AMD's terms, with no NVIDIA step: AMD's tool, the whole hive it
+    // resets, each GPU of the hive asked for holders (a simulated node has no /proc to scan: refused as
+    // not known, never passed); the mixed node's NVIDIA GPU is judged as NVIDIA's.
     let r = l
         .call(
             "reset_gpu",
@@ -156,9 +157,19 @@ async fn a_fleet_of_both_vendors_is_listed_scanned_and_refused_in_each_vendors_t
         .await;
     let t = mcp::text(&r);
     assert!(t.contains("REFUSED"), "{t}");
-    assert!(t.contains("gpu_vendor"), "{t}");
-    assert!(t.contains("whole XGMI hive, GPU 0-7"), "{t}");
-    assert!(!t.contains("reset_tool"), "{t}");
+    assert!(t.contains("amd-smi reset -G -g 0000:5c:00.0"), "{t}");
+    assert!(t.contains("resets the whole XGMI hive"), "{t}");
+    assert!(t.contains(": GPU 0-7;"), "{t}");
+    assert!(
+        t.contains(
+            "BLOCK hive_device_holders: the holders of /dev/kfd and /dev/dri were not collected"
+        ),
+        "{t}"
+    );
+    assert!(
+        !t.contains("nvidia-smi") && !t.contains("device_node_holders"),
+        "{t}"
+    );
     let r = l
         .call(
             "reset_gpu",

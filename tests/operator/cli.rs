@@ -1,7 +1,8 @@
 //! node-probe `kill` and `reset` through the real binary: every preflight outcome on simulated NVML facts
 //! (tests/operator/fixtures/*.json) with fake host roots (a `/proc` tree with fd symlinks, driver
-//! information files), snapshot-tested; refusal paths on the NVML source (fake libnvidia-ml); and one real
-//! kill of a child process this test spawns itself.
+//! information files), snapshot-tested; refusal paths on the NVML source (fake libnvidia-ml); one real
+//! kill of a child process this test spawns itself; and AMD resets on a fake MI300X host (amdgpu's sysfs
+//! and KFD under the host root, `tests/support/amdgpu_tree.rs`) with a fake `amd-smi` run chrooted there.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -22,6 +23,12 @@ use host_root::HostRoot;
 
 #[path = "../support/fake_kubelet.rs"]
 mod fake_kubelet;
+
+#[path = "../support/amdgpu_tree.rs"]
+mod amdgpu_tree;
+
+#[path = "../support/gate.rs"]
+mod gate;
 use fake_kubelet::{Kubelet, Served};
 
 /// A fake node: its host root and the kubelet serving PodResources inside it (which the destructive
@@ -766,5 +773,340 @@ fn simulated_without_host_root_uses_the_scenarios_own_proc_facts() {
     assert_eq!(
         blocked(&doc, "reset"),
         ["no_gpu_processes", "device_node_holders"]
+    );
+}
+
+// ---- AMD ----------------------------------------------------------------------------------------
+
+const NO_NVML: &str = "/nonexistent/libnvidia-ml.so.1";
+
+/// An MI300X node as the reset sees it: eight GPUs in one XGMI hive (amdgpu's sysfs and KFD), init, a
+/// kernel log with one record from before, and a kubelet that lists no pod.
+fn mi300x_node() -> Node {
+    let d = HostRoot::short("amd");
+    d.file("proc/uptime", "5000.0 9000.0\n")
+        .process(1, "systemd", &["/sbin/init"], "S", 0, 0x400100)
+        .file("dev/kmsg", "6,9000,100,-;Linux version 6.8.0-60-generic\n");
+    amdgpu_tree::Node::new((0..8).map(amdgpu_tree::Gpu::mi300x).collect()).write(d.path());
+    Node::new(d, Kubelet::default())
+}
+
+/// KFD's `gpu_id` of GPU `i` of `mi300x_node` (one KFD node per GPU after two CPU nodes).
+fn mi300x_gpu_id(i: u32) -> u32 {
+    10000 + (2 + i) * 7 + 1
+}
+
+/// `reset` of GPU `gpu` on `root`'s AMD GPUs (no NVIDIA library on the node).
+fn amd_reset(root: &HostRoot, gpu: &str, extra: &[&str]) -> Value {
+    let mut args = vec![
+        "--nvml-lib",
+        NO_NVML,
+        "--host-root",
+        root.path().to_str().unwrap(),
+        "reset",
+        "--gpu",
+        gpu,
+    ];
+    args.extend(extra);
+    let run = probe(&args, &[]);
+    assert_eq!(run.code, 0, "{}", run.doc);
+    if std::env::var_os("AMD_DUMP").is_some() {
+        eprintln!("{:#}", run.doc["reset"]);
+    }
+    run.doc
+}
+
+/// A fake `amd-smi` at `/opt/rocm/bin` in the host root, which node-probe finds and runs chrooted there:
+/// it records its argv in `/amd-smi.argv`, logs the kernel's reset lines for `bdf` into `/dev/kmsg` as
+/// amdgpu does, and prints amd-smi's success line (`ok`), else logs a failed reset and exits 1. `/bin/sh`
+/// and its libraries are copied in for the chroot. False (after `gate::skip`) where this process may not
+/// chroot (not root).
+fn fake_amd_smi(root: &HostRoot, bdf: &str) -> bool {
+    fake_amd_smi_ending(root, bdf, true)
+}
+
+fn fake_amd_smi_ending(root: &HostRoot, bdf: &str, ok: bool) -> bool {
+    let uid = Command::new("id").arg("-u").output().unwrap();
+    if String::from_utf8_lossy(&uid.stdout).trim() != "0" {
+        gate::skip("the fake amd-smi runs chrooted into the fake host root, which needs root");
+        return false;
+    }
+    let ldd = Command::new("ldd").arg("/bin/sh").output().unwrap();
+    for lib in String::from_utf8_lossy(&ldd.stdout)
+        .split_whitespace()
+        .filter(|w| w.starts_with('/'))
+    {
+        let to = root.path().join(lib.trim_start_matches('/'));
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::fs::copy(lib, to).unwrap();
+    }
+    let sh = root.path().join("bin/sh");
+    std::fs::create_dir_all(sh.parent().unwrap()).unwrap();
+    std::fs::copy("/bin/sh", &sh).unwrap();
+    let end = if ok {
+        format!(
+            "printf '6,9003,400,-;amdgpu {bdf}: amdgpu: GPU reset(1) succeeded!\\n' >> /dev/kmsg\n\
+             echo 'GPU_RESET: Successfully reset GPU'\n"
+        )
+    } else {
+        format!(
+            "printf '3,9003,400,-;amdgpu {bdf}: amdgpu: GPU reset(1) failed\\n' >> /dev/kmsg\n\
+             echo 'GPU_RESET: Unable to reset GPU' >&2\nexit 1\n"
+        )
+    };
+    let script = format!(
+        "#!/bin/sh\n\
+         echo \"$@\" >> /amd-smi.argv\n\
+         printf '4,9001,200,-;amdgpu {bdf}: amdgpu: GPU reset begin!\\n' >> /dev/kmsg\n\
+         printf '6,9002,300,-;amdgpu {bdf}: amdgpu: MODE1 reset\\n' >> /dev/kmsg\n\
+         {end}"
+    );
+    let p = root.write("opt/rocm/bin/amd-smi", script);
+    std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    std::fs::create_dir_all(root.path().join("opt/rocm/lib")).unwrap();
+    true
+}
+
+fn check_of(rep: &Value, name: &str) -> Value {
+    rep["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["check"] == name)
+        .unwrap_or_else(|| panic!("no check {name} in {rep}"))
+        .clone()
+}
+
+#[test]
+fn amd_reset_of_an_idle_hive_runs_amd_smi_chrooted_and_verifies_the_hive() {
+    let node = mi300x_node();
+    let bdf = "0000:26:00.0";
+    if !fake_amd_smi(&node, bdf) {
+        return;
+    }
+    let argv = node.path().join("amd-smi.argv");
+    // Dry run: the preflight says what it will run; nothing runs.
+    let doc = amd_reset(&node, "1", &["--dry-run"]);
+    let rep = &doc["reset"];
+    assert_eq!(rep["allowed"], true, "{rep}");
+    assert_eq!(rep["result"], "dry_run");
+    let tool = check_of(rep, "reset_tool");
+    assert_eq!(
+        tool["evidence"],
+        format!(
+            "will run `chroot {} /opt/rocm/bin/amd-smi reset -G -g {bdf}`",
+            node.path().display()
+        ),
+        "{rep}"
+    );
+    assert!(
+        check_of(rep, "reset_scope")["evidence"]
+            .as_str()
+            .unwrap()
+            .contains(": GPU 0-7;"),
+        "{rep}"
+    );
+    assert!(!argv.exists(), "the dry run ran amd-smi");
+
+    let doc = amd_reset(&node, "1", &[]);
+    let rep = &doc["reset"];
+    let calls = std::fs::read_to_string(&argv).unwrap();
+    assert_eq!(calls, format!("reset -G -g {bdf}\n"));
+    let o = &rep["outcome"];
+    let run = &o["commands"][0];
+    assert_eq!(run["argv"][0], "chroot", "{rep}");
+    assert_eq!(run["exit_code"], 0, "{rep}");
+    assert_eq!(run["stdout"], "GPU_RESET: Successfully reset GPU");
+    let v = |name: &str| {
+        o["verification"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["check"] == name)
+            .unwrap_or_else(|| panic!("no {name} in {o}"))
+            .clone()
+    };
+    assert_eq!(v("gpus_back")["status"], "pass", "{o}");
+    assert_eq!(
+        v("ras_read_back")["evidence"],
+        "GPU 0-7: RAS ue 0 ce 0 de 0, bad pages 0 retired 0 pending, as before"
+    );
+    assert_eq!(
+        v("kernel_log_reset")["evidence"],
+        format!(
+            "the kernel logged: \"{bdf}: GPU reset begin!\", \"{bdf}: MODE1 reset\", \"{bdf}: GPU reset(1) \
+             succeeded!\""
+        )
+    );
+    assert_eq!(o["verified"], true, "{rep}");
+    assert_eq!(rep["result"], "done", "{rep}");
+}
+
+#[test]
+fn amd_reset_is_refused_when_a_hive_peer_is_held_through_kfd_naming_the_peer_and_holder() {
+    let node = mi300x_node();
+    // A tenant's job on GPU 6 (0000:c6:00.0), named like the AMD device plugin: a name proves nothing.
+    node.process(
+        4242,
+        "k8s-device-plug",
+        &["python3", "train.py"],
+        "S",
+        1,
+        0x400000,
+    )
+    .fds(4242, &["/dev/kfd", "/dev/null"])
+    .file(
+        "proc/4242/cgroup",
+        "0::/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod6b1f2c3d_4e5f_4a6b_8c7d_9e0f1a2b3c4d.slice/cri-containerd-0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef.scope\n",
+    )
+    .file(
+        &format!("sys/class/kfd/kfd/proc/4242/vram_{}", mi300x_gpu_id(6)),
+        "1073741824\n",
+    );
+    let ran = fake_amd_smi(&node, "0000:26:00.0");
+    let doc = amd_reset(&node, "1", &["--override-unknown-holders"]);
+    let rep = &doc["reset"];
+    assert_eq!(rep["allowed"], false, "{rep}");
+    assert_eq!(blocked(&doc, "reset"), ["hive_device_holders"], "{rep}");
+    let h = check_of(rep, "hive_device_holders");
+    assert!(
+        h["evidence"].as_str().unwrap().starts_with(&format!(
+            "GPU 6 (0000:c6:00.0): yes: pid 4242 (k8s-device-plug) in pod \
+             6b1f2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d [AMD device plugin: stop its daemonset pod on this node]: \
+             KFD state on gpu_id {}",
+            mi300x_gpu_id(6)
+        )),
+        "{h}"
+    );
+    assert!(
+        h["evidence"].as_str().unwrap().contains("GPU 0-5,7: no"),
+        "{h}"
+    );
+    assert!(rep.get("outcome").is_none());
+    if ran {
+        assert!(
+            !node.path().join("amd-smi.argv").exists(),
+            "a refused reset ran amd-smi"
+        );
+    }
+}
+
+#[test]
+fn amd_reset_with_kfd_open_on_an_unknown_gpu_is_refused_as_unknown_and_no_amd_smi_is_said() {
+    let node = mi300x_node();
+    // /dev/kfd open, not in KFD's process list: which GPU it uses cannot be told. A second process's fd
+    // directory loops: unreadable, said, not a hang.
+    node.process(5000, "python3", &["python3"], "S", 1, 0x400000)
+        .fds(5000, &["/dev/kfd"])
+        .symlink("proc/5001/fd", "fd");
+    let doc = amd_reset(&node, "0", &[]);
+    let rep = &doc["reset"];
+    assert_eq!(rep["allowed"], false, "{rep}");
+    let h = check_of(rep, "hive_device_holders");
+    assert_eq!(h["status"], "block");
+    assert!(
+        h["evidence"]
+            .as_str()
+            .unwrap()
+            .contains("pid 5000 (python3) has /dev/kfd open and is not in KFD's process list"),
+        "{h}"
+    );
+    assert_eq!(
+        h["unknown_sources"],
+        serde_json::json!([
+            "open /dev/kfd and /dev/dri files (the /proc fd scan and KFD's process list)"
+        ])
+    );
+    assert_eq!(
+        check_of(rep, "holder_scan_complete")["status"],
+        "warn",
+        "{rep}"
+    );
+    // No amd-smi under the host root: said with what to install.
+    let tool = check_of(rep, "reset_tool");
+    assert_eq!(tool["status"], "block");
+    let why = tool["evidence"].as_str().unwrap();
+    assert!(
+        why.starts_with("amd-smi is not available on the node"),
+        "{why}"
+    );
+    assert!(why.contains("amd-smi-lib"), "{why}");
+    // A person's override lifts the unknown holder, never the missing tool.
+    let doc = amd_reset(&node, "0", &["--override-unknown-holders"]);
+    assert_eq!(blocked(&doc, "reset"), ["reset_tool"], "{doc}");
+    assert!(
+        check_of(&doc["reset"], "hive_device_holders")["evidence"]
+            .as_str()
+            .unwrap()
+            .starts_with("OVERRIDDEN")
+    );
+}
+
+#[test]
+fn amd_reset_that_fails_is_said_with_the_kernels_failed_line() {
+    let node = mi300x_node();
+    let bdf = "0000:05:00.0";
+    if !fake_amd_smi_ending(&node, bdf, false) {
+        return;
+    }
+    let doc = amd_reset(&node, "0", &[]);
+    let rep = &doc["reset"];
+    let o = &rep["outcome"];
+    assert_eq!(rep["result"], "failed", "{rep}");
+    assert_eq!(o["verified"], false);
+    assert_eq!(o["error"], "amd-smi reset -G failed (exit 1)");
+    assert_eq!(o["commands"][0]["stderr"], "GPU_RESET: Unable to reset GPU");
+    let k = o["verification"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["check"] == "kernel_log_reset")
+        .unwrap()
+        .clone();
+    assert_eq!(k["status"], "block", "{k}");
+    assert!(
+        k["evidence"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("\"{bdf}: GPU reset(1) failed\"")),
+        "{k}"
+    );
+}
+
+#[test]
+fn amd_reset_of_a_cpx_gpu_counts_its_partitions_and_a_peers_partition_holder() {
+    let d = HostRoot::short("amd");
+    d.file("proc/uptime", "5000.0 9000.0\n").process(
+        1,
+        "systemd",
+        &["/sbin/init"],
+        "S",
+        0,
+        0x400100,
+    );
+    amdgpu_tree::Node::mi300x_cpx().write(d.path());
+    // GPU 1's first partition device: after the eight GPUs' renderD128..135 and GPU 0's seven.
+    d.process(7000, "python3", &["python3"], "S", 1, 0x400000)
+        .fds(7000, &["/dev/dri/renderD143"]);
+    let node = Node::new(d, Kubelet::default());
+    let doc = amd_reset(&node, "0", &["--dry-run"]);
+    let rep = &doc["reset"];
+    assert_eq!(rep["allowed"], false, "{rep}");
+    let p = check_of(rep, "partitions");
+    assert_eq!(p["status"], "warn");
+    assert!(
+        p["evidence"]
+            .as_str()
+            .unwrap()
+            .starts_with("GPU 0 in CPX/NPS4 (7 more partition device(s)), GPU 1 in CPX/NPS4"),
+        "{p}"
+    );
+    let h = check_of(rep, "hive_device_holders");
+    assert!(
+        h["evidence"]
+            .as_str()
+            .unwrap()
+            .starts_with("GPU 1 (0000:26:00.0): yes: pid 7000 (python3): /dev/dri/renderD143"),
+        "{h}"
     );
 }

@@ -143,6 +143,14 @@ fn mi300x_cpx_partitions_and_their_kfd_nodes() {
         assert_eq!(xcps[0]["name"], format!("amdgpu_xcp_{}", 7 * i));
         assert!(xcps.iter().all(|x| x["gpu_id"].is_u64()));
     }
+    // A partition's own card and render nodes (after the eight GPUs' card1..8 and renderD128..135): what
+    // a reset's holder check counts as its GPU's.
+    let x0 = &gpus[0]["amd"]["partition"]["xcps"][0];
+    assert_eq!(
+        (x0["card_minor"].clone(), x0["render_minor"].clone()),
+        (9.into(), 136.into()),
+        "{x0}"
+    );
     // CPX partitions of 05:00.0 read location_id 1280..1287 (AMD's recorded topo-mi300-cpx).
     let locs: Vec<u64> = gpus[0]["amd"]["kfd_nodes"]
         .as_array()

@@ -16,6 +16,7 @@ pub struct Xcp {
     pub n: u32,
     pub name: String,
     pub render_minor: Option<u32>,
+    pub card_minor: Option<u32>,
 }
 
 /// Every `amdgpu_xcp_<n>` of the host, by `n`.
@@ -26,14 +27,16 @@ pub fn xcps(files: HostFiles<'_>) -> Vec<Xcp> {
         .into_iter()
         .filter_map(|name| {
             let n = name.strip_prefix("amdgpu_xcp_")?.parse::<u32>().ok()?;
-            let render_minor =
-                super::discover::drm_node(files, &format!("{PLATFORM}/{name}"), "renderD")
+            let minor = |prefix: &str| {
+                super::discover::drm_node(files, &format!("{PLATFORM}/{name}"), prefix)
                     .ok()
-                    .and_then(|r| r["renderD".len()..].parse().ok());
+                    .and_then(|r| r[prefix.len()..].parse().ok())
+            };
             Some(Xcp {
                 n,
+                render_minor: minor("renderD"),
+                card_minor: minor("card"),
                 name,
-                render_minor,
             })
         })
         .collect();
@@ -66,6 +69,7 @@ pub fn read(
             Some(AmdXcpFacts {
                 name: x.name.clone(),
                 render_minor: Some(minor),
+                card_minor: x.card_minor,
                 gpu_id: Some(node.facts.gpu_id),
             })
         })

@@ -25,8 +25,10 @@ pub struct Use {
     pub vram_bytes: Option<u64>,
 }
 
-/// Every use of an AMD GPU on the host.
+/// Every use of an AMD GPU on the host, within the holder scan's bounds (a huge fd table is read no
+/// further than that).
 pub fn scan(files: HostFiles<'_>) -> Vec<Use> {
+    let bounds = crate::host::SCAN_BOUNDS;
     let mut pids: Vec<u32> = files
         .names("proc")
         .unwrap_or_default()
@@ -34,11 +36,14 @@ pub fn scan(files: HostFiles<'_>) -> Vec<Use> {
         .filter_map(|n| n.parse().ok())
         .collect();
     pids.sort_unstable();
+    pids.truncate(bounds.pids);
     let mut out = Vec::new();
     for pid in pids {
         let mut kfd = false;
         let mut drm = Vec::new();
-        for fd in files.names(format!("proc/{pid}/fd")).unwrap_or_default() {
+        let mut fds = files.names(format!("proc/{pid}/fd")).unwrap_or_default();
+        fds.truncate(bounds.fds_per_pid);
+        for fd in fds {
             let Some(target) = files.link(format!("proc/{pid}/fd/{fd}")) else {
                 continue;
             };

@@ -8,11 +8,51 @@ use gpu_diag::facts::{FieldError, FieldErrorKind, NodeFacts, Reading};
 
 use super::capped::{io_error, read_line, read_text};
 
-/// Every process holding an open `/dev/nvidia*` node, from the `proc/<pid>/fd` symlinks under the host
-/// root. `self_pid` (the probe, when it shares the host's pid namespace) is left out and recorded.
+/// How much of `/proc` one holder scan reads. A host may run many processes and one process may hold a
+/// million open files (a leaky server, or a tenant's on purpose): past these the scan stops and says
+/// what it did not read, which the preflights count as unknown, never as free.
+#[derive(Debug, Clone, Copy)]
+pub struct ScanBounds {
+    pub pids: usize,
+    pub fds_per_pid: usize,
+    pub fds_total: usize,
+}
+
+pub const SCAN_BOUNDS: ScanBounds = ScanBounds {
+    pids: 100_000,
+    fds_per_pid: 65_536,
+    fds_total: 2_000_000,
+};
+
+/// Pids listed in `fd_tables_cut`, at most.
+const MAX_CUT_LISTED: usize = 64;
+/// Queues read of one KFD process (a process has a few per GPU).
+const MAX_KFD_QUEUES: usize = 4096;
+const KFD_PROC: &str = "sys/class/kfd/kfd/proc";
+
+/// A GPU device node by its path in the holder's own mount namespace: NVIDIA's `/dev/nvidia*`, AMD's
+/// `/dev/kfd` and `/dev/dri/{renderD,card}<N>` (where the device plugin and CDI specs mount them).
+fn is_gpu_device(t: &str) -> bool {
+    t.starts_with("/dev/nvidia")
+        || t == "/dev/kfd"
+        || t.strip_prefix("/dev/dri/")
+            .is_some_and(|n| n.starts_with("renderD") || n.starts_with("card"))
+}
+
+/// Every process holding an open GPU device node, from the `proc/<pid>/fd` symlinks under the host
+/// root (links read, never followed), and every process KFD lists with the GPUs it has state on.
+/// `self_pid` (the probe, when it shares the host's pid namespace) is left out and recorded.
 pub fn read_device_holders(
     root: &Path,
     self_pid: Option<u32>,
+) -> Reading<gpu_diag::facts::DeviceHoldersFacts> {
+    read_device_holders_bounded(root, self_pid, SCAN_BOUNDS)
+}
+
+fn read_device_holders_bounded(
+    root: &Path,
+    self_pid: Option<u32>,
+    bounds: ScanBounds,
 ) -> Reading<gpu_diag::facts::DeviceHoldersFacts> {
     let rd = match std::fs::read_dir(root.join("proc")) {
         Ok(rd) => rd,
@@ -27,9 +67,14 @@ pub fn read_device_holders(
         excluded_self_pid: self_pid,
         ..Default::default()
     };
-    for pid in pids {
+    let mut budget = bounds.fds_total;
+    for (n, pid) in pids.iter().copied().enumerate() {
         if Some(pid) == self_pid {
             continue;
+        }
+        if n >= bounds.pids || budget == 0 {
+            out.pids_not_scanned = u32::try_from(pids.len() - n).unwrap_or(u32::MAX);
+            break;
         }
         let dir = root.join("proc").join(pid.to_string());
         let fds = match std::fs::read_dir(dir.join("fd")) {
@@ -40,12 +85,26 @@ pub fn read_device_holders(
                 continue;
             }
         };
-        let mut devices: Vec<String> = fds
-            .filter_map(Result::ok)
-            .filter_map(|fd| std::fs::read_link(fd.path()).ok())
-            .filter_map(|t| t.to_str().map(str::to_string))
-            .filter(|t| t.starts_with("/dev/nvidia"))
-            .collect();
+        let limit = bounds.fds_per_pid.min(budget);
+        let mut seen = 0;
+        let mut devices = Vec::new();
+        for fd in fds.filter_map(Result::ok) {
+            if seen == limit {
+                if out.fd_tables_cut.len() < MAX_CUT_LISTED {
+                    out.fd_tables_cut.push(pid);
+                }
+                break;
+            }
+            seen += 1;
+            if let Some(t) = std::fs::read_link(fd.path())
+                .ok()
+                .and_then(|t| t.to_str().map(str::to_string))
+                && is_gpu_device(&t)
+            {
+                devices.push(t);
+            }
+        }
+        budget -= seen;
         if devices.is_empty() {
             continue;
         }
@@ -55,9 +114,72 @@ pub fn read_device_holders(
             pid,
             name: read_line(&dir.join("comm")),
             devices,
+            kfd: None,
         });
     }
+    add_kfd_processes(&mut out, root, self_pid, bounds.pids);
+    out.holders.sort_by_key(|h| h.pid);
     Reading::Ok(out)
+}
+
+/// KFD's own process list: the GPUs each process has state on. A process KFD lists but the fd scan
+/// did not see (its fd table unreadable or cut, or in another mount of `/dev`) is added.
+fn add_kfd_processes(
+    out: &mut gpu_diag::facts::DeviceHoldersFacts,
+    root: &Path,
+    self_pid: Option<u32>,
+    max: usize,
+) {
+    let files = super::files::HostFiles::new(root);
+    let Ok(names) = files.names(KFD_PROC) else {
+        return;
+    };
+    for pid in names
+        .iter()
+        .filter_map(|n| n.parse::<u32>().ok())
+        .filter(|p| Some(*p) != self_pid)
+        .take(max)
+    {
+        let kfd = kfd_process(files, pid);
+        match out.holders.iter_mut().find(|h| h.pid == pid) {
+            Some(h) => h.kfd = Some(kfd),
+            None => out.holders.push(gpu_diag::facts::DeviceHolderFacts {
+                pid,
+                name: read_line(&root.join(format!("proc/{pid}/comm"))),
+                devices: Vec::new(),
+                kfd: Some(kfd),
+            }),
+        }
+    }
+}
+
+/// `sys/class/kfd/kfd/proc/<pid>/`: `vram_<gpu_id>`, `sdma_<gpu_id>`, `stats_<gpu_id>/`,
+/// `counters_<gpu_id>/` and `queues/<qid>/gpuid` (`amdkfd/kfd_process.c`).
+fn kfd_process(files: super::files::HostFiles<'_>, pid: u32) -> gpu_diag::facts::KfdProcessFacts {
+    let dir = format!("{KFD_PROC}/{pid}");
+    let mut ids: Vec<u32> = files
+        .names(&dir)
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|n| {
+            ["vram_", "sdma_", "stats_", "counters_"]
+                .iter()
+                .find_map(|p| n.strip_prefix(p))
+                .and_then(|id| id.parse().ok())
+        })
+        .collect();
+    let queues = files.names(format!("{dir}/queues")).unwrap_or_default();
+    for q in queues.iter().take(MAX_KFD_QUEUES) {
+        if let Some(id) = files.parse::<u32>(format!("{dir}/queues/{q}/gpuid")).get() {
+            ids.push(id);
+        }
+    }
+    ids.sort_unstable();
+    ids.dedup();
+    gpu_diag::facts::KfdProcessFacts {
+        gpu_ids: ids,
+        queues: u32::try_from(queues.len()).unwrap_or(u32::MAX),
+    }
 }
 
 /// Each GPU's minor where NVML did not give it, from the driver's files.
@@ -144,6 +266,119 @@ mod tests {
                 .error,
             FieldErrorKind::NotFound
         );
+    }
+
+    fn link(d: &Dir, pid: u32, fd: u32, target: &str) {
+        let dir = d.path().join(format!("proc/{pid}/fd"));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::os::unix::fs::symlink(target, dir.join(fd.to_string())).unwrap();
+    }
+
+    #[test]
+    fn amd_holders_from_fds_and_kfds_own_process_list() {
+        let d = node_root();
+        link(&d, 4242, 3, "/dev/kfd");
+        link(&d, 4242, 4, "/dev/dri/renderD131");
+        link(&d, 4242, 5, "/dev/dri/card4");
+        link(&d, 4242, 6, "/dev/dri/by-path/pci-0000:5c:00.0-render");
+        link(&d, 500, 3, "/dev/kfd");
+        let kfd = "sys/class/kfd/kfd/proc";
+        d.file(&format!("{kfd}/4242/pasid"), "0\n")
+            .file(&format!("{kfd}/4242/vram_57"), "1073741824\n")
+            .file(&format!("{kfd}/4242/stats_57/cu_occupancy"), "12\n")
+            .file(&format!("{kfd}/4242/queues/0/gpuid"), "57\n")
+            .file(&format!("{kfd}/4242/queues/1/gpuid"), "64\n")
+            .file(&format!("{kfd}/4242/queues/2/gpuid"), "not a number\n")
+            // Listed by KFD only (its fds not seen), with no GPU named.
+            .file(&format!("{kfd}/6000/pasid"), "0\n")
+            .file("proc/6000/comm", "rocminfo\n")
+            .file(&format!("{kfd}/500/vram_57"), "1\n");
+        let h = read_device_holders(d.path(), Some(500))
+            .ok()
+            .unwrap()
+            .clone();
+        type Seen<'a> = (u32, Vec<&'a str>, Option<(Vec<u32>, u32)>);
+        let got: Vec<Seen> = h
+            .holders
+            .iter()
+            .map(|x| {
+                (
+                    x.pid,
+                    x.devices.iter().map(String::as_str).collect(),
+                    x.kfd.as_ref().map(|k| (k.gpu_ids.clone(), k.queues)),
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (
+                    4242,
+                    vec!["/dev/dri/card4", "/dev/dri/renderD131", "/dev/kfd"],
+                    Some((vec![57, 64], 3))
+                ),
+                (6000, vec![], Some((vec![], 0))),
+            ]
+        );
+        assert_eq!(h.holders[1].name, Reading::Ok("rocminfo".into()));
+    }
+
+    #[test]
+    fn huge_fd_tables_and_many_processes_are_read_bounded_and_said() {
+        let d = node_root();
+        // 41 open files, one the GPU's: the scan reads 16 of them (in directory order, so the GPU's may be
+        // among them or not) and says the table was cut, which the preflights count as unknown.
+        for fd in 0..40 {
+            link(&d, 4242, fd, "/dev/null");
+        }
+        link(&d, 4242, 99, "/dev/kfd");
+        for pid in 5000..5004 {
+            link(&d, pid, 3, "/dev/kfd");
+        }
+        let bounds = ScanBounds {
+            pids: 1_000,
+            fds_per_pid: 16,
+            fds_total: 16 + 2,
+        };
+        let h = read_device_holders_bounded(d.path(), None, bounds)
+            .ok()
+            .unwrap()
+            .clone();
+        assert_eq!(h.fd_tables_cut, [4242]);
+        // The total budget ran out after two more processes: the rest are counted, not read.
+        assert_eq!(
+            h.holders
+                .iter()
+                .map(|x| x.pid)
+                .filter(|p| *p != 4242)
+                .collect::<Vec<_>>(),
+            [5000, 5001]
+        );
+        assert_eq!(h.pids_not_scanned, 2);
+        let few = ScanBounds {
+            pids: 1,
+            ..SCAN_BOUNDS
+        };
+        let h = read_device_holders_bounded(d.path(), None, few)
+            .ok()
+            .unwrap()
+            .clone();
+        // Of node_root's 77, 78 and 4242 and the four above, only the first is read.
+        assert_eq!(h.pids_not_scanned, 6);
+    }
+
+    #[test]
+    fn symlink_loops_in_proc_are_unreadable_processes_not_hangs() {
+        let d = node_root();
+        // An fd directory that loops, and an fd link that points at itself.
+        std::fs::create_dir_all(d.path().join("proc/77")).unwrap();
+        std::os::unix::fs::symlink("fd", d.path().join("proc/77/fd")).unwrap();
+        link(&d, 78, 3, "/proc/78/fd/3");
+        link(&d, 78, 4, "/dev/kfd");
+        let h = read_device_holders(d.path(), None).ok().unwrap().clone();
+        assert_eq!(h.unreadable_pids, 1);
+        assert_eq!(h.holders.len(), 1);
+        assert_eq!(h.holders[0].devices, ["/dev/kfd"]);
     }
 
     #[test]

@@ -106,10 +106,12 @@ pub fn check_device_holders(facts: &NodeFacts, g: &GpuFacts, self_pid: Option<u3
         Some(Reading::Ok(h)) => h,
     };
     let minor = g.minor_number.as_ref().and_then(|m| m.get());
+    // Holders of AMD's device files only are no holders of an NVIDIA GPU.
     let others: Vec<&DeviceHolderFacts> = holders
         .holders
         .iter()
         .filter(|h| Some(h.pid) != self_pid)
+        .filter(|h| h.devices.iter().any(|d| d.starts_with("/dev/nvidia")))
         .collect();
     let (on_gpu, control): (Vec<&DeviceHolderFacts>, Vec<&DeviceHolderFacts>) =
         others.iter().partition(|h| {
@@ -156,13 +158,23 @@ pub fn check_device_holders(facts: &NodeFacts, g: &GpuFacts, self_pid: Option<u3
             ),
         ));
     }
+    let cut = holders.fd_tables_cut.len() as u32 + holders.pids_not_scanned;
+    let mut unseen = Vec::new();
     if holders.unreadable_pids > 0 {
+        unseen.push(format!(
+            "the fd tables of {} process(es) could not be read",
+            holders.unreadable_pids
+        ));
+    }
+    if cut > 0 {
+        unseen.push(format!(
+            "{cut} process(es) were read only in part or not at all (more than the scan reads)"
+        ));
+    }
+    if !unseen.is_empty() {
         out.push(Check::warn(
             "holder_scan_complete",
-            format!(
-                "the fd tables of {} process(es) could not be read: holders among them are not seen",
-                holders.unreadable_pids
-            ),
+            format!("{}: holders among them are not seen", unseen.join("; ")),
         ));
     }
     out
@@ -251,11 +263,28 @@ mod tests {
         f.device_holders = Some(Reading::Ok(DeviceHoldersFacts {
             holders: vec![],
             unreadable_pids: 3,
-            excluded_self_pid: None,
+            ..Default::default()
         }));
         let cs = check_device_holders(&f, &g, None);
         assert_eq!(cs[0].status, CheckStatus::Pass);
         assert_eq!(cs[1].check, "holder_scan_complete");
         assert_eq!(cs[1].status, CheckStatus::Warn);
+        assert_eq!(
+            cs[1].evidence,
+            "the fd tables of 3 process(es) could not be read: holders among them are not seen"
+        );
+        // A table read only in part is said too.
+        f.device_holders = Some(Reading::Ok(DeviceHoldersFacts {
+            fd_tables_cut: vec![9],
+            ..Default::default()
+        }));
+        let cs = check_device_holders(&f, &g, None);
+        assert!(
+            cs[1]
+                .evidence
+                .starts_with("1 process(es) were read only in part"),
+            "{}",
+            cs[1].evidence
+        );
     }
 }

@@ -36,9 +36,9 @@ pub fn preflight(facts: &NodeFacts, req: &ResetRequest) -> Preflight {
         )]);
     };
     let mut checks = vec![Check::pass("gpu_found", gpu_name(g))];
-    if let Some(c) = check_vendor(facts, g) {
-        // Every check after this one is NVIDIA's (NVML, nvidia-smi, NVLink, MIG): noise for another GPU.
-        checks.push(c);
+    if !g.vendor.is_nvidia() {
+        // Every check after this one is NVIDIA's (NVML, nvidia-smi, NVLink, MIG): AMD's are its own.
+        checks.extend(super::amd::preflight(facts, g, req));
         return Preflight::from_checks(checks);
     }
     checks.push(check_on_bus(g));
@@ -63,55 +63,6 @@ pub fn preflight(facts: &NodeFacts, req: &ResetRequest) -> Preflight {
     Preflight::from_checks(checks)
 }
 
-/// This tool resets with `nvidia-smi -r`: an AMD GPU is refused with the way to reset it and what that
-/// reset takes with it (its whole XGMI hive).
-fn check_vendor(facts: &NodeFacts, g: &GpuFacts) -> Option<Check> {
-    if g.vendor.is_nvidia() {
-        return None;
-    }
-    let bdf = g
-        .pci_bus_id
-        .ok()
-        .map_or("<its PCI address>", String::as_str);
-    let hive = g
-        .amd
-        .as_ref()
-        .and_then(|a| a.xgmi.ok())
-        .and_then(|x| x.hive_id)
-        .filter(|h| *h != 0);
-    let peers: Vec<u32> = match hive {
-        Some(h) => facts
-            .gpus
-            .iter()
-            .filter(|o| {
-                o.amd
-                    .as_ref()
-                    .and_then(|a| a.xgmi.ok())
-                    .and_then(|x| x.hive_id)
-                    == Some(h)
-            })
-            .map(|o| o.index)
-            .collect(),
-        None => vec![g.index],
-    };
-    let scope = if peers.len() > 1 {
-        format!(
-            "it resets the whole XGMI hive, GPU {} here, so every one of them must be idle first",
-            crate::analysis::index_ranges(&peers, ", ")
-        )
-    } else {
-        "it resets this GPU".to_string()
-    };
-    Some(Check::block(
-        "gpu_vendor",
-        format!(
-            "GPU {} is an AMD GPU: this tool resets NVIDIA GPUs (nvidia-smi) and does not reset AMD GPUs yet. \
-             AMD's tool is `amd-smi reset -G -g {bdf}` as root on the node; {scope}",
-            g.index
-        ),
-    ))
-}
-
 /// The whole report before execution.
 pub fn plan(facts: &NodeFacts, req: &ResetRequest, dry_run: bool, simulated: bool) -> ResetReport {
     let pf = preflight(facts, req);
@@ -131,7 +82,11 @@ pub fn plan(facts: &NodeFacts, req: &ResetRequest, dry_run: bool, simulated: boo
         allowed: pf.allowed,
         reasons: pf.reasons,
         checks: pf.checks,
-        plan: g.map(steps).unwrap_or_default(),
+        plan: match g {
+            Some(g) if !g.vendor.is_nvidia() => super::amd::steps(facts, g),
+            Some(g) => steps(g),
+            None => Vec::new(),
+        },
         outcome: None,
     }
 }
@@ -238,40 +193,49 @@ mod amd_tests {
     }
 
     #[test]
-    fn an_amd_gpu_is_refused_with_amd_smi_and_its_hive_named() {
+    fn an_amd_gpu_is_judged_with_its_whole_hive_and_nothing_nvidia() {
         let f = scenario(include_str!("../../scenarios/mi300x-healthy.json"));
         let c = checks(&f, 3);
-        assert_eq!(c.len(), 2, "{c:?}");
         let v = &c[1];
         assert_eq!(v.check, "gpu_vendor");
-        assert_eq!(v.status, crate::operator::CheckStatus::Block);
+        assert_eq!(v.status, crate::operator::CheckStatus::Pass);
         assert!(
             v.evidence.contains("amd-smi reset -G -g 0000:"),
             "{}",
             v.evidence
         );
-        assert!(
-            v.evidence.contains("whole XGMI hive, GPU 0-7"),
-            "{}",
-            v.evidence
+        let scope = c.iter().find(|c| c.check == "reset_scope").unwrap();
+        assert!(scope.evidence.contains("GPU 0-7"), "{}", scope.evidence);
+        // The scenario has no holder scan: unknown, so refused.
+        let h = c.iter().find(|c| c.check == "hive_device_holders").unwrap();
+        assert_eq!(h.status, crate::operator::CheckStatus::Block, "{h:?}");
+        // Nothing NVIDIA-shaped is asked of it (NVML processes, /dev/nvidia*, NVSwitch, MIG).
+        assert!(c.iter().all(|c| !matches!(
+            c.check.as_str(),
+            "mig" | "no_gpu_processes" | "device_node_holders"
+        )));
+        let plan = plan(
+            &f,
+            &crate::operator::reset::test_support::req(GpuSelector::Index(3)),
+            true,
+            true,
         );
-        // Nothing NVIDIA-shaped is asked of it (NVML, /dev/nvidia*, NVSwitch, MIG, nvidia-smi).
         assert!(
-            c.iter()
-                .all(|c| c.check != "reset_tool" && c.check != "mig")
+            plan.plan[0].detail.starts_with("amd-smi reset -G -g 0000:"),
+            "{:?}",
+            plan.plan
         );
     }
 
     #[test]
-    fn on_a_node_with_both_vendors_only_the_amd_gpu_is_refused_for_its_vendor() {
+    fn on_a_node_with_both_vendors_each_gpu_gets_its_own_vendors_preflight() {
         let f = scenario(include_str!("../../scenarios/mixed-h100-mi210.json"));
         let amd = checks(&f, 1);
         let v = amd
             .iter()
-            .find(|c| c.check == "gpu_vendor")
-            .expect("vendor check");
-        assert!(v.evidence.contains("it resets this GPU"), "{}", v.evidence);
-        assert!(v.evidence.contains("0000:ca:00.0"), "{}", v.evidence);
+            .find(|c| c.check == "reset_scope")
+            .expect("scope check");
+        assert!(v.evidence.contains("GPU 1 alone"), "{}", v.evidence);
         let nvidia = checks(&f, 0);
         assert!(nvidia.iter().all(|c| c.check != "gpu_vendor"), "{nvidia:?}");
         assert!(nvidia.iter().any(|c| c.check == "reset_tool"));

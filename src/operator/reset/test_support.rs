@@ -25,6 +25,7 @@ pub(super) fn holder(pid: u32, name: &str, devs: &[&str]) -> DeviceHolderFacts {
         pid,
         name: Reading::Ok(name.into()),
         devices: devs.iter().map(|d| d.to_string()).collect(),
+        kfd: None,
     }
 }
 

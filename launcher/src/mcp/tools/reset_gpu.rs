@@ -1,5 +1,5 @@
-//! `reset_gpu` (operator mode): reset one GPU with the host's `nvidia-smi -r` after the probe's preflight
-//! and the caller's confirmation; audited.
+//! `reset_gpu` (operator mode): reset one GPU with the host's `nvidia-smi -r` (an AMD GPU: `amd-smi reset
+//! -G`, its whole XGMI hive) after the probe's preflight and the caller's confirmation; audited.
 
 use gpu_diag::contract::Report;
 use gpu_diag::operator::reset::ResetReport;
@@ -65,8 +65,12 @@ persistenced), no pod holding it by any source (kubelet PodResources, the API se
 the node's DRA claim specs; a GPU no source can vouch for is refused unless the person who confirms \
 overrides it, never one a source names), the GPU still on the bus (a lost GPU needs a reboot), Fabric Manager running on Ampere \
 NVSwitch systems (Hopper+ do not need it), pre-Ampere NVLink GPUs refused; MIG, persistence and pending \
-row remaps are reported. Then verifies the GPU answers with recovery action none. dry_run=true returns \
-the preflight only. Needs confirmation by a person: input request (2026-07-28) or \
+row remaps are reported. Then verifies the GPU answers with recovery action none. An AMD GPU is reset \
+with the host's `amd-smi reset -G -g <BDF>`, which resets its whole XGMI hive: every GPU of the hive must \
+have no holder of /dev/kfd (KFD's process list says which GPU; an open /dev/kfd whose GPU it does not name \
+is unknown) or of its /dev/dri nodes and no pod holding it, with the same override rule; then each GPU of \
+the hive is verified back with its unique_id, its RAS counters read back and the kernel's reset lines \
+quoted. dry_run=true returns the preflight only. Needs confirmation by a person: input request (2026-07-28) or \
 elicitation, after seeing the preflight; where the client can ask no one, `confirm` = `<node_name>/gpu/<gpu>` \
 (the answer then says no person was asked). Audited.",
         evidence_first_doc!()
