@@ -48,6 +48,11 @@ struct Gate {
     session_manager: Arc<LocalSessionManager>,
     /// Several replicas behind one Service: this one's name and how to reach the others.
     replicas: Option<Arc<Replicas>>,
+    /// Every person's tasks, for 2025-11-25 task requests that reach this replica through another one's
+    /// session (answered here, outside any session).
+    tasks: Arc<crate::mcp::framework::tasks::Tasks>,
+    /// Cancelled when the server stops: a `tasks/result` waiting here returns.
+    stop: CancellationToken,
 }
 
 /// A 2025-11-25 session's person and when a request last used it.
@@ -199,17 +204,41 @@ async fn authorize(State(gate): State<Arc<Gate>>, mut req: Request, next: Next) 
         .and_then(|h| h.to_str().ok())
         .map(str::to_string);
     if let Some(r) = &gate.replicas {
-        // The id this request is for: its session, else the task a 2026-07-28 tasks/* request names, else
-        // the confirmation a 2026-07-28 tool call's retry answers.
-        let mut named = session.clone().or_else(|| task_named(&req));
-        if named.is_none() {
-            match request_state_named(req).await {
-                Ok((back, state)) => {
-                    req = back;
-                    named = state;
-                }
-                Err(too_large) => return too_large,
-            }
+        let (back, in_body) = match body_named(req).await {
+            Ok(b) => b,
+            Err(too_large) => return too_large,
+        };
+        req = back;
+        // The id this request is for: the task a 2025-11-25 task request names (a task is its person's
+        // through any session, as 2026-07-28's are through none), else its session, else the task a
+        // 2026-07-28 tasks/* request names, else the confirmation a 2026-07-28 tool call's retry answers.
+        let task_2025 = in_body.task_2025;
+        let named = match &task_2025 {
+            Some(t) => Some(t.task_id.clone()),
+            None => session
+                .clone()
+                .or_else(|| task_named(&req))
+                .or(in_body.request_state),
+        };
+        // A 2025-11-25 task request for a task of this replica's that came through a session that is not
+        // (another replica's, which forwarded it here): answered here, outside rmcp's sessions.
+        let own_session = session
+            .as_deref()
+            .and_then(split_replica)
+            .is_some_and(|(rep, _)| rep == r.me());
+        if let Some(t) = &task_2025
+            && !own_session
+            && split_replica(&t.task_id).is_some_and(|(rep, _)| rep == r.me())
+        {
+            let v = crate::mcp::framework::tasks_2025::answer(
+                &gate.tasks,
+                t,
+                &caller,
+                None,
+                &gate.stop,
+            )
+            .await;
+            return hold(axum::Json(v).into_response(), permit, true);
         }
         if let Some(other) = named.as_deref().and_then(|id| r.other(id)) {
             let other = other.to_string();
@@ -225,6 +254,23 @@ async fn authorize(State(gate): State<Arc<Gate>>, mut req: Request, next: Next) 
                     let streams_a_call = streams_a_call(&req);
                     let resp = r.forward(req, addr, &other).await;
                     return hold(resp, permit, streams_a_call);
+                }
+                Peer::Gone(why) if task_2025.is_some() => {
+                    // Answered here whoever's session it came through: the task ended with its replica.
+                    let gone = Elsewhere {
+                        replica: other,
+                        why,
+                    };
+                    let t = task_2025.as_ref().expect("a 2025-11-25 task request");
+                    let v = crate::mcp::framework::tasks_2025::answer(
+                        &gate.tasks,
+                        t,
+                        &caller,
+                        Some(&gone),
+                        &gate.stop,
+                    )
+                    .await;
+                    return hold(axum::Json(v).into_response(), permit, true);
                 }
                 Peer::Gone(why) if session.is_some() => {
                     // 2025-11-25: 404 tells the client to open a new session.
@@ -377,26 +423,54 @@ fn task_named(req: &Request) -> Option<String> {
         .map(str::to_string)
 }
 
-/// The `requestState` a 2026-07-28 `tools/call` retry carries (the confirmation it answers names the replica
-/// that asked), and the request, its body read and put back. Bounded as rmcp bounds a body.
-async fn request_state_named(req: Request) -> Result<(Request, Option<String>), Response> {
-    let is_call = req
-        .headers()
-        .get("mcp-method")
-        .is_some_and(|m| m.as_bytes() == b"tools/call");
-    if !is_call || req.method() != axum::http::Method::POST {
-        return Ok((req, None));
+/// What a request's body names that decides which replica answers it.
+#[derive(Default)]
+struct InBody {
+    /// The `requestState` a 2026-07-28 `tools/call` retry carries (the confirmation it answers names the
+    /// replica that asked).
+    request_state: Option<String>,
+    /// A 2025-11-25 `tasks/get`, `tasks/result` or `tasks/cancel` (its task names the replica holding it).
+    task_2025: Option<crate::mcp::framework::tasks_2025::TaskRequest>,
+}
+
+/// [`InBody`] of a POST that may name something in its body (a 2026-07-28 `tools/call`; a request of a
+/// 2025-11-25 session, which carries no `Mcp-Method`), and the request, its body read and put back. Bounded
+/// as rmcp bounds a body.
+async fn body_named(req: Request) -> Result<(Request, InBody), Response> {
+    let (is_call, is_2025) = {
+        let h = |n: &str| req.headers().get(n).map(HeaderValue::as_bytes);
+        (
+            h("mcp-method").is_some_and(|m| m == b"tools/call"),
+            h("mcp-method").is_none()
+                && h("mcp-protocol-version")
+                    .is_some_and(|v| v == crate::mcp::framework::tasks_2025::VERSION.as_bytes()),
+        )
+    };
+    if !(is_call || is_2025) || req.method() != axum::http::Method::POST {
+        return Ok((req, InBody::default()));
     }
     let (parts, body) = req.into_parts();
     let Ok(bytes) = axum::body::to_bytes(body, 4 * 1024 * 1024).await else {
         return Err((StatusCode::PAYLOAD_TOO_LARGE, "request body too large").into_response());
     };
-    let state = serde_json::from_slice::<serde_json::Value>(&bytes)
-        .ok()
-        .and_then(|v| v["params"]["requestState"].as_str().map(str::to_string));
+    // Most of a session's requests are no task request: parsed only where the text could be one.
+    let mentions_tasks = is_call || bytes.windows(7).any(|w| w == b"\"tasks/");
+    let v = mentions_tasks
+        .then(|| serde_json::from_slice::<serde_json::Value>(&bytes).ok())
+        .flatten();
+    let named = InBody {
+        request_state: v
+            .as_ref()
+            .filter(|_| is_call)
+            .and_then(|v| v["params"]["requestState"].as_str().map(str::to_string)),
+        task_2025: v
+            .as_ref()
+            .filter(|_| is_2025)
+            .and_then(crate::mcp::framework::tasks_2025::task_request),
+    };
     Ok((
         Request::from_parts(parts, axum::body::Body::from(bytes)),
-        state,
+        named,
     ))
 }
 
@@ -441,6 +515,7 @@ pub fn router(
 ) -> Result<axum::Router, String> {
     let verifier = Verifier::new(&cfg)?;
     let prune_stop = shutdown.clone();
+    let stop = shutdown.clone();
     let mut rc = StreamableHttpServerConfig::default()
         .with_allowed_hosts(cfg.hosts())
         .with_cancellation_token(shutdown);
@@ -464,6 +539,8 @@ pub fn router(
         sessions: Mutex::new(HashMap::new()),
         session_manager,
         replicas,
+        tasks: launcher.tasks.clone(),
+        stop,
     });
     if let Ok(rt) = tokio::runtime::Handle::try_current() {
         rt.spawn(prune_sessions(gate.clone(), prune_stop));

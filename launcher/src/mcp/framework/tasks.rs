@@ -179,20 +179,40 @@ impl Tasks {
         task_id: &str,
         context: &RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
-        let shown = task_id.chars().take(128).collect::<String>();
         if let Some(e) = crate::mcp::framework::caller::elsewhere_of(context) {
             // The gate could not hand the request to the replica named in the id.
-            return Err(ErrorData::invalid_params(
-                format!(
-                    "task {shown} was started on replica {}, which {}: a replica's tasks end with it (on \
-                     its stop it cancels them and deletes their probe pods); start the call again",
-                    e.replica, e.why
-                ),
-                None,
-            ));
+            return Err(Self::elsewhere(task_id, &e));
         }
+        self.owned_by(
+            task_id,
+            crate::mcp::framework::caller::caller_of(context).as_ref(),
+        )
+    }
+
+    /// The answer for a task of a replica that could not be asked.
+    pub fn elsewhere(task_id: &str, e: &crate::mcp::framework::caller::Elsewhere) -> ErrorData {
+        ErrorData::invalid_params(
+            format!(
+                "task {} was started on replica {}, which {}: a replica's tasks end with it (on its stop \
+                 it cancels them and deletes their probe pods); start the call again",
+                task_id.chars().take(128).collect::<String>(),
+                e.replica,
+                e.why
+            ),
+            None,
+        )
+    }
+
+    /// [`Self::owned`] for a request that reached no MCP session (a 2025-11-25 task request forwarded from
+    /// another replica, answered by the HTTP gate): `caller` None is stdio's one person.
+    pub fn owned_by(
+        &self,
+        task_id: &str,
+        caller: Option<&crate::mcp::framework::caller::Caller>,
+    ) -> Result<(), ErrorData> {
+        let shown = task_id.chars().take(128).collect::<String>();
         let inner = self.inner(task_id);
-        let Some(caller) = crate::mcp::framework::caller::caller_of(context) else {
+        let Some(caller) = caller else {
             return Ok(());
         };
         match inner.and_then(|i| self.owners().get(i).cloned()) {
