@@ -110,9 +110,62 @@ async fn prune_sessions(gate: Arc<Gate>, stop: CancellationToken) {
     }
 }
 
-/// Sessions remembered at most; past it the map is cleared of all (their requests then get 404 and their
-/// clients open new sessions, as the 2025-11-25 transport says a client does).
+/// Sessions remembered at most, and per person; past either the least recently used (of the person, else
+/// of anyone) is forgotten and closed: its requests then get 404 and its client opens a new session, as the
+/// 2025-11-25 transport says a client does.
 const MAX_SESSIONS: usize = 65_536;
+const SESSIONS_PER_PERSON: usize = 64;
+
+/// Remember session `id` of `user`, first making room within `per_person` and `in_all`; returns the ids
+/// forgotten to make it, to be closed in rmcp.
+fn admit(
+    sessions: &mut HashMap<String, SessionEntry>,
+    id: String,
+    user: String,
+    now: Instant,
+    per_person: usize,
+    in_all: usize,
+) -> Vec<String> {
+    let mut gone = Vec::new();
+    let lru = |m: &HashMap<String, SessionEntry>, who: Option<&str>| {
+        m.iter()
+            .filter(|(_, e)| who.is_none_or(|w| e.user == w))
+            .min_by_key(|(_, e)| e.used)
+            .map(|(id, _)| id.clone())
+    };
+    while sessions.values().filter(|e| e.user == user).count() >= per_person.max(1)
+        && let Some(old) = lru(sessions, Some(&user))
+    {
+        sessions.remove(&old);
+        gone.push(old);
+    }
+    while sessions.len() >= in_all.max(1)
+        && let Some(old) = lru(sessions, None)
+    {
+        sessions.remove(&old);
+        gone.push(old);
+    }
+    sessions.insert(id, SessionEntry { user, used: now });
+    gone
+}
+
+/// Close sessions forgotten here in rmcp too (their workers and queues go).
+fn close_sessions(gate: &Arc<Gate>, ids: Vec<String>) {
+    if ids.is_empty() {
+        return;
+    }
+    tracing::debug!(sessions = ids.len(), "sessions closed to make room");
+    let manager = gate.session_manager.clone();
+    tokio::spawn(async move {
+        for id in ids {
+            let _ = rmcp::transport::streamable_http_server::SessionManager::close_session(
+                manager.as_ref(),
+                &id.into(),
+            )
+            .await;
+        }
+    });
+}
 
 impl Gate {
     fn challenge(&self, error: Option<&str>) -> Response {
@@ -337,19 +390,15 @@ async fn authorize(State(gate): State<Arc<Gate>>, mut req: Request, next: Next) 
             .and_then(|h| h.to_str().ok())
             .map(str::to_string)
     {
-        {
-            let mut m = gate.sessions.lock().unwrap_or_else(|e| e.into_inner());
-            if m.len() >= MAX_SESSIONS {
-                m.clear();
-            }
-            m.insert(
-                id.clone(),
-                SessionEntry {
-                    user,
-                    used: Instant::now(),
-                },
-            );
-        }
+        let gone = admit(
+            &mut gate.sessions.lock().unwrap_or_else(|e| e.into_inner()),
+            id.clone(),
+            user,
+            Instant::now(),
+            SESSIONS_PER_PERSON,
+            MAX_SESSIONS,
+        );
+        close_sessions(&gate, gone);
         // The client sees the session as this replica's, so another replica sends it here.
         if let Some(r) = &gate.replicas
             && let Ok(v) = HeaderValue::from_str(&r.outer(&id))
@@ -768,5 +817,48 @@ mod tests {
         assert_eq!(gone, ["edge", "old"]);
         assert_eq!(m.keys().collect::<Vec<_>>(), ["fresh"]);
         assert!(take_idle(&mut m, now, SESSION_IDLE).is_empty());
+    }
+
+    /// A person's flood of sessions evicts only their own least recently used; past the server's bound,
+    /// anyone's least recently used goes; every eviction is returned to be closed, and the map never grows
+    /// past its bounds.
+    #[test]
+    fn sessions_are_bounded_per_person_and_in_all_lru_first() {
+        let t0 = Instant::now();
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        let mut m = HashMap::new();
+        assert!(admit(&mut m, "bob-1".into(), "bob".into(), at(0), 3, 8).is_empty());
+        let mut gone = Vec::new();
+        for i in 0..10u64 {
+            gone.extend(admit(
+                &mut m,
+                format!("alice-{i}"),
+                "alice".into(),
+                at(1 + i),
+                3,
+                8,
+            ));
+            assert!(m.len() <= 8);
+        }
+        assert_eq!(gone.len(), 7, "{gone:?}");
+        assert!(gone.iter().all(|g| g.starts_with("alice-")), "{gone:?}");
+        assert!(m.contains_key("bob-1"), "alice's flood evicted bob");
+        let mut alice: Vec<&String> = m.keys().filter(|k| k.starts_with("alice")).collect();
+        alice.sort();
+        assert_eq!(alice, ["alice-7", "alice-8", "alice-9"]);
+        // The server's bound: six more people; the least recently used (bob's, used first) goes.
+        let mut gone = Vec::new();
+        for p in 0..6u64 {
+            gone.extend(admit(
+                &mut m,
+                format!("p{p}"),
+                format!("p{p}"),
+                at(20 + p),
+                3,
+                8,
+            ));
+        }
+        assert_eq!(m.len(), 8);
+        assert_eq!(gone, ["bob-1", "alice-7"]);
     }
 }
