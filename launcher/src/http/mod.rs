@@ -113,7 +113,9 @@ async fn prune_sessions(gate: Arc<Gate>, stop: CancellationToken) {
 /// Sessions remembered at most, and per person; past either the least recently used (of the person, else
 /// of anyone) is forgotten and closed: its requests then get 404 and its client opens a new session, as the
 /// 2025-11-25 transport says a client does.
-const MAX_SESSIONS: usize = 65_536;
+/// A session costs the server about 80 KiB (rmcp's worker and queues; docs/performance.md, the flood of
+/// sessions), so 4,096 of them about 330 MiB.
+const MAX_SESSIONS: usize = 4_096;
 const SESSIONS_PER_PERSON: usize = 64;
 
 /// Remember session `id` of `user`, first making room within `per_person` and `in_all`; returns the ids
