@@ -149,3 +149,72 @@ impl CallerEnvs {
         self.closing.wait().await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use clap::Parser;
+
+    use super::*;
+    use crate::probe::runner::{ProgressSink, RunError, RunFuture, Runner};
+
+    /// A runner that only counts its shutdowns.
+    struct Counted(Arc<AtomicUsize>);
+
+    impl Runner for Counted {
+        fn run<'a>(
+            &'a self,
+            _req: crate::probe::runner::ProbeRequest,
+            _progress: ProgressSink,
+            _cancel: tokio_util::sync::CancellationToken,
+        ) -> RunFuture<'a> {
+            Box::pin(async { Err(RunError::Other("not run in this test".into())) })
+        }
+        fn shutdown<'a>(
+            &'a self,
+        ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'a>> {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            Box::pin(async {})
+        }
+    }
+
+    /// A retired environment that no call holds is shut down and dropped when the next one retires; one a
+    /// call still holds stays (its runner's cleanup still to come) until the call lets go of it.
+    #[tokio::test]
+    async fn retired_environments_are_freed_once_no_call_holds_them() {
+        let cli = crate::cli::Cli::try_parse_from(["k8s-gpu-mcp", "--local", "serve"]).unwrap();
+        let people = CallerEnvs::new(cli.global.config().unwrap());
+        let shut = Arc::new(AtomicUsize::new(0));
+        let env = || {
+            Arc::new(Env {
+                cfg: people.cfg.clone(),
+                runner: Arc::new(Counted(shut.clone())),
+                cluster: None,
+                reports: Default::default(),
+            })
+        };
+        let (idle, held) = (env(), env());
+        let freed = Arc::downgrade(&idle);
+        let call = held.clone();
+        people.retire(idle).await;
+        people.retire(held).await;
+        people.closing.close();
+        people.closing.wait().await;
+        assert_eq!(
+            shut.load(Ordering::SeqCst),
+            1,
+            "the idle one's runner shut down"
+        );
+        assert!(freed.upgrade().is_none(), "the idle one was dropped");
+        assert_eq!(people.retired.lock().await.len(), 1, "the held one stays");
+        drop(call);
+        people.shutdown().await;
+        assert_eq!(
+            shut.load(Ordering::SeqCst),
+            2,
+            "the held one shut down at exit"
+        );
+        assert!(people.retired.lock().await.is_empty());
+    }
+}
