@@ -1605,6 +1605,348 @@ async fn http_load_benchmark() {
     );
 }
 
+/// The server's memory as /proc says it: resident now and its peak, in KiB.
+fn rss_kib(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+/// The value at fraction `p` of `v` (sorted here), in order.
+fn percentile(v: &mut [f64], p: f64) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v.get(((v.len() as f64 - 1.0) * p).round() as usize)
+        .copied()
+        .unwrap_or(f64::NAN)
+}
+
+/// Floods (issue 62: limits that hold), each printed as one `flood:` line (bash tests/bench/flood.sh):
+/// 1. one person's `FLOOD_CALLS` (default 200) calls at once, then `FLOOD_TASKS` (default 20) long calls as
+///    tasks at once (a scan of a node whose probe never starts): how many ran, how many were refused (429;
+///    -32029), the server's RSS;
+/// 2. `FLOOD_KIDS` (default 256, at most 256) connections sending tokens of unknown key ids while the issuer's
+///    key set hangs, for as long as one person's 100 valid calls take: their latency p50/p95 before and
+///    during the flood, and how the flood was answered;
+/// 3. `FLOOD_SESSIONS` (default 2,000) 2025-11-25 sessions of one person, then as many spread over
+///    `FLOOD_PEOPLE` (default 100) people: RSS before and after, and how many of the first person's sessions
+///    were forgotten (404) to keep the bound.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a benchmark: bash tests/bench/flood.sh"]
+async fn http_flood_benchmark() {
+    let env = |k: &str, d: usize| {
+        std::env::var(k)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(d)
+    };
+    let (n_calls, n_tasks) = (env("FLOOD_CALLS", 200), env("FLOOD_TASKS", 20));
+    let (n_kids, n_sessions) = (env("FLOOD_KIDS", 256), env("FLOOD_SESSIONS", 2000));
+    let n_people = env("FLOOD_PEOPLE", 100);
+    let tb = Testbed::shared();
+    let ns = unique("e2e-http-flood");
+    tb.probe_namespace(&ns, User::Reader);
+    tb.bind_reader(User::Reader);
+    let group = unique("flood");
+    let stuck = unique("flood-stuck");
+    tb.add_nodes(&[
+        FakeNode::gpu(&unique("flood-0"), "dgx-h100-healthy").label("e2e-group", &group),
+        FakeNode::without_kubelet(&unique("flood-stuck"), true).label("e2e-group", &stuck),
+    ]);
+    let key = rsa_key("k1");
+    let hang = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let iss = crate::oidc::issuer_that_may_hang(vec![key.jwk.clone()], hang.clone()).await;
+    let port = free_port();
+    let audience = format!("http://127.0.0.1:{port}/mcp");
+    let server = start(
+        tb,
+        &ns,
+        &format!("url: {audience}\nissuer: {iss}\nuser_claim: preferred_username\n"),
+        &format!("127.0.0.1:{port}"),
+    );
+    let (url, pid) = (server.url.clone(), server.child.id());
+    let claims = |user: &str| {
+        json!({"iss": iss, "aud": audience, "sub": format!("sub-{user}"), "exp": now() + 3600,
+               "iat": now(), "preferred_username": user})
+    };
+    let alice = token(&key, claims(User::Reader.name()));
+    let list = json!({"name": "list_gpu_nodes", "arguments": {"label_selector": format!("e2e-group={group}")}});
+    // Alice's clients are made by her first call, outside the figures.
+    let first = rpc(
+        &url,
+        Some(&alice),
+        "tools/call",
+        Some("list_gpu_nodes"),
+        list.clone(),
+        false,
+    )
+    .await;
+    assert_eq!(first.status, 200, "{}", first.body);
+    // The server fetched the key set just now; an unknown key id fetches it again only 30 s later.
+    let fetched = std::time::Instant::now();
+    let (rss0, _) = rss_kib(pid);
+
+    // 1. One person's calls, then tasks, all at once.
+    let t0 = std::time::Instant::now();
+    let calls: Vec<_> = (0..n_calls)
+        .map(|_| {
+            let (url, tok, list) = (url.clone(), alice.clone(), list.clone());
+            tokio::spawn(async move {
+                rpc(
+                    &url,
+                    Some(&tok),
+                    "tools/call",
+                    Some("list_gpu_nodes"),
+                    list,
+                    false,
+                )
+                .await
+                .status
+            })
+        })
+        .collect();
+    let (mut ran, mut refused, mut other) = (0, 0, 0);
+    for c in calls {
+        match c.await.unwrap() {
+            200 => ran += 1,
+            429 => refused += 1,
+            _ => other += 1,
+        }
+    }
+    let calls_wall = t0.elapsed();
+    let (rss_calls, _) = rss_kib(pid);
+    let scan = json!({"name": "scan_gpu_nodes", "arguments": {"label_selector": format!("e2e-group={stuck}")}});
+    let tasks: Vec<_> = (0..n_tasks)
+        .map(|_| {
+            let (url, tok, scan) = (url.clone(), alice.clone(), scan.clone());
+            tokio::spawn(async move {
+                let a = rpc(
+                    &url,
+                    Some(&tok),
+                    "tools/call",
+                    Some("scan_gpu_nodes"),
+                    scan,
+                    true,
+                )
+                .await;
+                let v = if a.status == 200 {
+                    a.json()
+                } else {
+                    Value::Null
+                };
+                (a.status, v)
+            })
+        })
+        .collect();
+    let (mut started, mut t_refused, mut t_429) = (Vec::new(), 0, 0);
+    for t in tasks {
+        let (status, v) = t.await.unwrap();
+        if status == 429 {
+            t_429 += 1;
+        } else if let Some(id) = v["result"]["taskId"].as_str() {
+            started.push(id.to_string());
+        } else if v["error"]["code"] == json!(-32029) {
+            t_refused += 1;
+        } else {
+            panic!("a task call answered neither a task nor a refusal: {status} {v}");
+        }
+    }
+    let (rss_tasks, _) = rss_kib(pid);
+    assert!(
+        ran > 0 && refused > 0,
+        "the calls' bound did not show: {ran} ran, {refused} refused"
+    );
+    assert!(
+        started.len() <= 4,
+        "more tasks ran than the person's bound: {}",
+        started.len()
+    );
+    println!(
+        "flood: one person, {n_calls} calls at once: {ran} ran, {refused} refused (429), {other} other, {:.1} s; \
+         {n_tasks} long calls as tasks at once: {} ran as tasks, {t_refused} refused (-32029), {t_429} refused \
+         (429); server RSS {} MiB before, {} MiB after the calls, {} MiB with the tasks running",
+        calls_wall.as_secs_f64(),
+        started.len(),
+        rss0 / 1024,
+        rss_calls / 1024,
+        rss_tasks / 1024
+    );
+    for id in &started {
+        let c = rpc(
+            &url,
+            Some(&alice),
+            "tasks/cancel",
+            Some(id.as_str()),
+            json!({"taskId": id}),
+            true,
+        )
+        .await;
+        assert_eq!(c.status, 200, "{}", c.body);
+    }
+
+    // 2. Unknown key ids while the issuer hangs, beside Alice's valid calls (tools/list: the gate and the
+    // token's check, no cluster work).
+    let valid = |n: usize| {
+        let (url, tok) = (url.clone(), alice.clone());
+        async move {
+            let mut ms = Vec::new();
+            for _ in 0..n {
+                let s = std::time::Instant::now();
+                let a = rpc(&url, Some(&tok), "tools/list", None, json!({}), false).await;
+                assert_eq!(a.status, 200, "{}", a.body);
+                ms.push(s.elapsed().as_secs_f64() * 1000.0);
+            }
+            ms
+        }
+    };
+    let mut before = valid(100).await;
+    tokio::time::sleep(Duration::from_secs(31).saturating_sub(fetched.elapsed())).await;
+    hang.store(true, std::sync::atomic::Ordering::SeqCst);
+    // Tokens of key ids the issuer never published: one signed token whose header is rewritten per id (the
+    // server refuses an unknown id before it checks any signature, so each costs the flood nothing to make).
+    let stranger = rsa_key("stranger");
+    let signed = crate::oidc::token_with_kid(&stranger, "unknown", claims("flood"));
+    let rest = signed.split_once('.').map(|(_, r)| r.to_string()).unwrap();
+    let forge = move |i: usize| {
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let header = json!({"alg": "RS256", "typ": "JWT", "kid": format!("unknown-{i}")});
+        format!(
+            "{}.{rest}",
+            base64::Engine::encode(&b64, header.to_string())
+        )
+    };
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // `n_kids` connections at a time, sending until the valid calls are measured.
+    let flooders: Vec<_> = (0..n_kids.min(256))
+        .map(|w| {
+            let (url, stop, forge) = (url.clone(), stop.clone(), forge.clone());
+            tokio::spawn(async move {
+                let (mut refused, mut other, mut ms) = (0usize, 0usize, Vec::new());
+                let mut i = w;
+                while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                    let s = std::time::Instant::now();
+                    let a = rpc(&url, Some(&forge(i)), "tools/list", None, json!({}), false).await;
+                    ms.push(s.elapsed().as_secs_f64() * 1000.0);
+                    if a.status == 401 {
+                        refused += 1;
+                    } else {
+                        other += 1;
+                    }
+                    i += 256;
+                }
+                (refused, other, ms)
+            })
+        })
+        .collect();
+    let flood_t0 = std::time::Instant::now();
+    let mut during = valid(100).await;
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let (mut f_401, mut f_other, mut f_ms) = (0, 0, Vec::new());
+    for f in flooders {
+        let (r, o, ms) = f.await.unwrap();
+        f_401 += r;
+        f_other += o;
+        f_ms.extend(ms);
+    }
+    let flood_wall = flood_t0.elapsed();
+    hang.store(false, std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(f_other, 0, "a token of an unknown key was not refused");
+    println!(
+        "flood: {} connections of tokens of unknown key ids, the issuer's key set hanging (60 s): {f_401} sent \
+         in {:.1} s ({:.0}/s), all refused (401), answered p50 {:.0} ms p95 {:.0} ms max {:.0} ms; a valid \
+         person's tools/list p50/p95 {:.0}/{:.0} ms before, {:.0}/{:.0} ms during",
+        n_kids.min(256),
+        flood_wall.as_secs_f64(),
+        f_401 as f64 / flood_wall.as_secs_f64(),
+        percentile(&mut f_ms, 0.5),
+        percentile(&mut f_ms, 0.95),
+        percentile(&mut f_ms, 1.0),
+        percentile(&mut before, 0.5),
+        percentile(&mut before, 0.95),
+        percentile(&mut during, 0.5),
+        percentile(&mut during, 0.95),
+    );
+
+    // 3. Sessions: one person's flood, then many people's.
+    let (rss_s0, _) = rss_kib(pid);
+    // Eight at a time (within the person's 16 requests in flight).
+    let opener = |tok: String, n: usize| {
+        let url = url.clone();
+        async move {
+            let open = std::sync::Arc::new(tokio::sync::Semaphore::new(8));
+            let opened: Vec<_> = (0..n)
+                .map(|_| {
+                    let (url, tok, open) = (url.clone(), tok.clone(), open.clone());
+                    tokio::spawn(async move {
+                        let _slot = open.acquire_owned().await;
+                        open_session(&url, &tok, &[], "e2e-flood").await.0
+                    })
+                })
+                .collect();
+            let mut ids = Vec::new();
+            for o in opened {
+                ids.push(o.await.unwrap());
+            }
+            ids
+        }
+    };
+    let s0 = std::time::Instant::now();
+    let alice_sessions = opener(alice.clone(), n_sessions).await;
+    let one_wall = s0.elapsed();
+    let (rss_s1, _) = rss_kib(pid);
+    let people: Vec<String> = (0..n_people)
+        .map(|i| token(&key, claims(&format!("p-{i}"))))
+        .collect();
+    let each = n_sessions.div_ceil(n_people.max(1));
+    let mut all = Vec::new();
+    for t in people {
+        all.push(tokio::spawn(opener(t, each)));
+    }
+    for a in all {
+        a.await.unwrap();
+    }
+    let (rss_s2, hwm) = rss_kib(pid);
+    let alice_auth = format!("Bearer {alice}");
+    let mut forgotten = 0;
+    for sid in &alice_sessions {
+        let a = send(
+            &url,
+            &[
+                ("authorization", alice_auth.as_str()),
+                ("mcp-session-id", sid.as_str()),
+                ("mcp-protocol-version", "2025-11-25"),
+            ],
+            Some(json!({"jsonrpc": "2.0", "id": 3, "method": "tools/list", "params": {}})),
+        )
+        .await;
+        if a.status == 404 {
+            forgotten += 1;
+        }
+    }
+    assert!(
+        forgotten >= n_sessions.saturating_sub(64),
+        "one person's sessions were not bounded: {forgotten} of {n_sessions} forgotten"
+    );
+    println!(
+        "flood: {n_sessions} sessions of one person ({:.1} s), then {} of {n_people} people: server RSS {} MiB \
+         before, {} MiB after one person's, {} MiB after everyone's (peak {} MiB); {forgotten} of the person's \
+         {n_sessions} sessions forgotten and closed to keep 64 per person",
+        one_wall.as_secs_f64(),
+        each * n_people,
+        rss_s0 / 1024,
+        rss_s1 / 1024,
+        rss_s2 / 1024,
+        hwm / 1024
+    );
+    drop(server);
+}
+
 /// One person's load: with `calls_per_person: 2`, two long calls whose probes never start hold both of
 /// the person's slots for as long as their responses stream (a call's SSE stream is the call in flight,
 /// not done when its headers leave), a third request gets 429 with Retry-After, another person is not

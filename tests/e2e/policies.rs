@@ -462,6 +462,23 @@ fn probe_pods_and_execs_of_another_shape_are_refused_by_the_policies() {
             ],
             "dcgm-diag --engine followed by another flag",
         ),
+        // A well-formed engine address from a reader: directing node-probe at a host engine (whose answer
+        // decides pass or fail) is the operator role's alone (issue 62).
+        (
+            vec![
+                "node-probe",
+                "dcgm-diag",
+                "--level",
+                "1",
+                "--gpus",
+                "0",
+                "--engine",
+                "10.0.0.1:5555",
+                "--node-name",
+                &node,
+            ],
+            "dcgm-diag --engine from a reader",
+        ),
     ] {
         refused_by(
             &exec(User::Reader, "probe", &argv),
@@ -504,8 +521,9 @@ fn probe_pods_and_execs_of_another_shape_are_refused_by_the_policies() {
         "allocation --api-claims: {}",
         stderr(&out)
     );
-    // The launcher's dcgm-diag at level 1 (issue 56), with every optional flag, is admitted; node-probe
-    // answers one document (this host has no GPU: an NVML error, or not run).
+    // The launcher's dcgm-diag at level 1 (issue 56), with every optional flag, is admitted for the operator
+    // (a reader's, without --engine, below); node-probe answers one document (this host has no GPU: an NVML
+    // error, or not run).
     let diag = gpu_diag::command::Request::DcgmDiag {
         run: gpu_diag::dcgm::request::DiagRun::Level(1),
         gpus: vec![],
@@ -518,10 +536,28 @@ fn probe_pods_and_execs_of_another_shape_are_refused_by_the_policies() {
     let mut argv: Vec<&str> = vec!["node-probe"];
     argv.extend(diag.iter().map(String::as_str));
     argv.extend(["--node-name", node.as_str()]);
+    let out = exec(User::Operator, "probe", &argv);
+    assert!(
+        !stderr(&out).contains("denied request"),
+        "dcgm-diag level 1 with --engine by the operator: {}",
+        stderr(&out)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("\"schema_version\""));
+    let reader_diag = gpu_diag::command::Request::DcgmDiag {
+        run: gpu_diag::dcgm::request::DiagRun::Level(1),
+        gpus: vec![],
+        timeout_secs: Some(90),
+        api_claims: Some("none".into()),
+        engine: None,
+    }
+    .argv();
+    let mut argv: Vec<&str> = vec!["node-probe"];
+    argv.extend(reader_diag.iter().map(String::as_str));
+    argv.extend(["--node-name", node.as_str()]);
     let out = exec(User::Reader, "probe", &argv);
     assert!(
         !stderr(&out).contains("denied request"),
-        "dcgm-diag level 1: {}",
+        "dcgm-diag level 1 by a reader: {}",
         stderr(&out)
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("\"schema_version\""));

@@ -271,6 +271,133 @@ async fn replicas_forward_what_the_other_holds_and_a_stopped_ones_task_says_so()
         stolen.body
     );
 
+    // A 2025-11-25 task (issue 62): created in Alice's session on A, reached by its id through a session of
+    // hers on B, at either replica (B forwards it to A; A answers a request of B's session itself); Bob's
+    // session on B finds no task of his.
+    let (sid_b, _) = open_session(&via_b, &alice, &host, "e2e-replicas-b").await;
+    assert!(
+        sid_b.starts_with(&format!("{pod_b}.")),
+        "session id {sid_b}"
+    );
+    let (bob_sid, _) = open_session(&via_b, &bob, &host, "e2e-replicas-bob").await;
+    let in_25 = |url: String, auth: String, sid: String, method: &'static str, params: Value| async move {
+        send(
+            &url,
+            &[
+                ("authorization", auth.as_str()),
+                ("mcp-session-id", sid.as_str()),
+                ("mcp-protocol-version", "2025-11-25"),
+                host[0],
+            ],
+            Some(json!({"jsonrpc": "2.0", "id": 25, "method": method, "params": params})),
+        )
+        .await
+    };
+    for (who, s) in [(&alice_auth, &sid_b), (&bob_auth, &bob_sid)] {
+        let n = in_25(
+            via_b.clone(),
+            who.clone(),
+            s.clone(),
+            "notifications/initialized",
+            json!({}),
+        )
+        .await;
+        assert!(n.status == 202 || n.status == 200, "{}", n.body);
+    }
+    let created = in_25(
+        via_a.clone(),
+        alice_auth.clone(),
+        sid.clone(),
+        "tools/call",
+        json!({"name": "scan_gpu_nodes", "arguments": {"label_selector": format!("e2e-group={group}")},
+               "task": {"ttl": 60000}}),
+    )
+    .await;
+    assert_eq!(created.status, 200, "{}", created.body);
+    let created = created.json();
+    let id25 = created["result"]["task"]["taskId"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no 2025-11-25 task: {created}"))
+        .to_string();
+    assert!(id25.starts_with(&format!("{pod_a}.")), "task id {id25}");
+    let t0 = Instant::now();
+    let result = in_25(
+        via_b.clone(),
+        alice_auth.clone(),
+        sid_b.clone(),
+        "tasks/result",
+        json!({"taskId": id25}),
+    )
+    .await;
+    let forwarded_25 = t0.elapsed();
+    assert_eq!(result.status, 200, "{}", result.body);
+    let result = result.json();
+    assert_eq!(
+        result["result"]["_meta"]["io.modelcontextprotocol/related-task"]["taskId"],
+        id25.as_str(),
+        "tasks/result through B's session: {result}"
+    );
+    assert_eq!(
+        result["result"]["structuredContent"]["nodes_total"], 1,
+        "{result}"
+    );
+    for url in [via_a.clone(), via_b.clone()] {
+        let got = in_25(
+            url.clone(),
+            alice_auth.clone(),
+            sid_b.clone(),
+            "tasks/get",
+            json!({"taskId": id25}),
+        )
+        .await
+        .json();
+        assert_eq!(
+            got["result"]["status"], "completed",
+            "tasks/get via {url}: {got}"
+        );
+        // Cancel reaches the task, which has ended: its replica's own answer.
+        let cancel = in_25(
+            url.clone(),
+            alice_auth.clone(),
+            sid_b.clone(),
+            "tasks/cancel",
+            json!({"taskId": id25}),
+        )
+        .await
+        .json();
+        assert!(
+            error_of(&cancel).contains("has ended"),
+            "tasks/cancel via {url}: {cancel}"
+        );
+    }
+    for method in ["tasks/get", "tasks/result", "tasks/cancel"] {
+        let theirs = in_25(
+            via_b.clone(),
+            bob_auth.clone(),
+            bob_sid.clone(),
+            method,
+            json!({"taskId": id25}),
+        )
+        .await
+        .json();
+        assert!(
+            error_of(&theirs).contains("no task") && theirs.get("result").is_none(),
+            "bob's {method} on alice's task: {theirs}"
+        );
+    }
+    // Alice's token on Bob's session, naming her task: the task is hers, but the session is not, and a task
+    // request through it is still only ever answered for the token's person.
+    let hers = in_25(
+        via_b.clone(),
+        alice_auth.clone(),
+        bob_sid.clone(),
+        "tasks/get",
+        json!({"taskId": id25}),
+    )
+    .await
+    .json();
+    assert_eq!(hers["result"]["taskId"], id25.as_str(), "{hers}");
+
     // An operator action's confirmation (2026-07-28 input request) asked by A, answered through B: the
     // retry is forwarded to A, where the confirmation waits. Bob's retry with Alice's requestState is
     // refused and leaves it hers.
@@ -384,11 +511,29 @@ async fn replicas_forward_what_the_other_holds_and_a_stopped_ones_task_says_so()
             && e.contains("start the call again"),
         "{v}"
     );
+    // Its 2025-11-25 task, asked through Alice's live session on B: B answers where it lived.
+    let v = in_25(
+        via_b.clone(),
+        alice_auth.clone(),
+        sid_b.clone(),
+        "tasks/get",
+        json!({"taskId": id25}),
+    )
+    .await
+    .json();
+    let e = error_of(&v);
+    assert!(
+        e.contains(&format!("started on replica {pod_a}")) && e.contains("has stopped"),
+        "{v}"
+    );
     let gone: Answer = in_session(via_b.clone(), alice_auth.clone(), list).await;
     assert_eq!(gone.status, 404, "{}", gone.body);
     assert!(gone.body.contains("open a new session"), "{}", gone.body);
     drop(b);
     eprintln!("replicas: tasks/get forwarded from B to A in {forwarded:?}");
+    eprintln!(
+        "replicas: a 2025-11-25 tasks/result through B's session answered by A in {forwarded_25:?}"
+    );
 }
 
 /// The manifests of docs/team-server.md as the API server takes them (server-side dry run), and the server's

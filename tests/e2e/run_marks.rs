@@ -235,3 +235,102 @@ async fn a_crashed_runs_mark_is_swept_once_its_deadline_passed() {
     // The killed run's mark, removed by hand as a person would (`kubectl taint node N KEY-`).
     tb.kubectl(&["taint", "node", &node, &format!("{}-", live[0])]);
 }
+
+/// The GPU Operator's DCGM host engine on the node (issue 62): directing a run at an engine is the operator
+/// role's. A reader's level 1 there runs on an engine of its own and says why (had `--engine` been sent, the
+/// exec policy would have refused the probe and the call would have failed); the operator's goes to the
+/// engine pod's address. The testbed runs no DaemonSet controller: the pod is made as it would make it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_operator_directs_a_run_at_the_gpu_operators_engine() {
+    if skipped() {
+        return;
+    }
+    let tb = Testbed::shared();
+    let ns = unique("e2e-engine");
+    for u in [User::Reader, User::Operator] {
+        tb.probe_namespace(&ns, u);
+        tb.bind_reader(u);
+    }
+    bind_operator(tb, User::Operator);
+    let node = unique("engine-kwok");
+    tb.add_nodes(&[FakeNode::gpu(&node, "dgx-h100-healthy")]);
+    let ds = unique("nvidia-dcgm-e2e");
+    tb.apply(
+        "apiVersion: v1\nkind: Namespace\nmetadata: {name: gpu-operator}\n---\napiVersion: v1\n\
+         kind: ServiceAccount\nmetadata: {name: default, namespace: gpu-operator}\n",
+    );
+    tb.apply(
+        "apiVersion: apps/v1\nkind: DaemonSet\nmetadata: {name: nvidia-dcgm, namespace: gpu-operator}\n\
+         spec:\n  selector: {matchLabels: {app: nvidia-dcgm}}\n  template:\n    metadata: {labels: {app: \
+         nvidia-dcgm}}\n    spec:\n      containers: [{name: nvidia-dcgm-ctr, image: \
+         'nvcr.io/nvidia/cloud-native/dcgm:4.5.2-1-ubuntu22.04', ports: [{name: dcgm, containerPort: 5555}]}]\n",
+    );
+    let uid = tb.kubectl(&[
+        "-n",
+        "gpu-operator",
+        "get",
+        "daemonset/nvidia-dcgm",
+        "-o",
+        "jsonpath={.metadata.uid}",
+    ]);
+    tb.apply(&format!(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {ds}\n  namespace: gpu-operator\n  labels: {{app: \
+         nvidia-dcgm}}\n  ownerReferences: [{{apiVersion: apps/v1, kind: DaemonSet, name: nvidia-dcgm, uid: \
+         {}, controller: true}}]\nspec:\n  nodeName: {node}\n  automountServiceAccountToken: false\n  \
+         containers: [{{name: nvidia-dcgm-ctr, image: 'nvcr.io/nvidia/cloud-native/dcgm:4.5.2-1-ubuntu22.04', \
+         ports: [{{name: dcgm, containerPort: 5555}}]}}]\n",
+        uid.trim()
+    ));
+    let status = json!({"status": {"phase": "Running", "podIP": "10.9.8.7", "podIPs": [{"ip": "10.9.8.7"}],
+                        "conditions": [{"type": "Ready", "status": "True"}]}});
+    tb.kubectl(&[
+        "-n",
+        "gpu-operator",
+        "patch",
+        "pod",
+        &ds,
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        &status.to_string(),
+    ]);
+    let diag = json!({"node_name": node, "gpus": "3", "level": 1});
+
+    let reader = mcp::start(tb, User::Reader, &ns, &[]).await;
+    let r = reader.call("run_gpu_diagnostic", diag.clone()).await;
+    let log = reader.stderr();
+    reader.stop().await;
+    let text = mcp::text(&r);
+    assert_ne!(r.is_error, Some(true), "the reader's run: {text}\n{log}");
+    let v = r.structured_content.clone().expect("structured content");
+    let said = v["engine"].as_str().unwrap_or_default();
+    assert!(
+        said.contains(&format!("not run on gpu-operator/{ds}")) && said.contains("operator role"),
+        "the reader's run named no refusal of the engine: {v:#}"
+    );
+    assert!(text.contains("needs the operator role"), "{text}");
+
+    let operator = mcp::start(tb, User::Operator, &ns, &[]).await;
+    let r = operator.call("run_gpu_diagnostic", diag).await;
+    let log = operator.stderr();
+    operator.stop().await;
+    tb.kubectl(&[
+        "-n",
+        "gpu-operator",
+        "delete",
+        "pod",
+        &ds,
+        "--grace-period=0",
+        "--wait=false",
+    ]);
+    let text = mcp::text(&r);
+    assert_ne!(r.is_error, Some(true), "the operator's run: {text}\n{log}");
+    let v = r.structured_content.clone().expect("structured content");
+    let said = v["engine"].as_str().unwrap_or_default();
+    assert!(
+        said.starts_with(&format!(
+            "run on the GPU Operator's DCGM host engine gpu-operator/{ds}"
+        )) && said.contains(":5555"),
+        "the operator's run did not go to the engine: {v:#}"
+    );
+}

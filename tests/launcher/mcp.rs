@@ -1087,7 +1087,12 @@ async fn full_reports_are_resources_linked_from_the_answer() {
         .read_resource(ReadResourceRequestParams::new("probe://999999/local/x"))
         .await
         .unwrap_err();
-    assert!(err.to_string().contains("keeps the last"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("no report `probe://999999/local/x` of yours")
+            && err.to_string().contains("oldest dropped first"),
+        "{err}"
+    );
     client.cancel().await.unwrap();
 }
 

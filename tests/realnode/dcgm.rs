@@ -371,7 +371,7 @@ pub async fn keep_pods_off_cordons_the_node_for_the_run_only(c: &Ctx) {
 
 /// Where the GPU Operator runs its standalone DCGM (DaemonSet `nvidia-dcgm` in `gpu-operator`, port 5555
 /// named `dcgm`, as NVIDIA/gpu-operator `assets/state-dcgm/0400_dcgm.yml` makes it), the run goes to that
-/// engine by its pod's IP address, with heartbeat (its image is DCGM 4.6). Look-alikes (a tenant's
+/// engine by its pod's IP address, with heartbeat (its image is DCGM 4.6), for the operator. Look-alikes (a tenant's
 /// namespace, a bare pod, another owner) are `launcher::cluster::dcgm_engine`'s unit tests. The testbed has
 /// no DaemonSet controller, so the engine pod is made as the controller would make it: owned by the
 /// DaemonSet, on the node.
@@ -439,9 +439,11 @@ spec:
     c.tb.apply(&engine_pod("gpu-operator", "nvidia-dcgm-rn1", &ds_uid));
     let ip = wait_ready_ip(c, "gpu-operator", "nvidia-dcgm-rn1");
 
+    // Directing the run at an engine is the operator role's (a reader's runs on its own: tests/e2e/run_marks.rs).
+    crate::evidence::bind_operator(c);
     let flags = default_launcher_flags(c);
     let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
-    let l = c.launcher(&flags).await;
+    let l = mcp::start(c.tb, User::Operator, &c.ns, &flags).await;
     let r = l
         .call(
             "run_gpu_diagnostic",

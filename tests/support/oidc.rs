@@ -34,6 +34,14 @@ pub fn rsa_key(kid: &str) -> Key {
 
 /// The test's issuer: `/.well-known/openid-configuration` and `/jwks` on a loopback port.
 pub async fn issuer(keys: Vec<Jwk>) -> String {
+    issuer_that_may_hang(keys, Default::default()).await
+}
+
+/// [`issuer`] whose key set hangs for a minute per request while `hang` is set: an issuer down or slow.
+pub async fn issuer_that_may_hang(
+    keys: Vec<Jwk>,
+    hang: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let b = base.clone();
@@ -49,7 +57,13 @@ pub async fn issuer(keys: Vec<Jwk>) -> String {
             "/jwks",
             axum::routing::get(move || {
                 let keys = keys.clone();
-                async move { axum::Json(json!({ "keys": keys })) }
+                let hang = hang.load(std::sync::atomic::Ordering::SeqCst);
+                async move {
+                    if hang {
+                        tokio::time::sleep(std::time::Duration::from_secs(60)).await;
+                    }
+                    axum::Json(json!({ "keys": keys }))
+                }
             }),
         );
     tokio::spawn(async move { axum::serve(listener, app).await });
@@ -66,5 +80,13 @@ pub fn now() -> u64 {
 pub fn token(key: &Key, claims: Value) -> String {
     let mut h = Header::new(Algorithm::RS256);
     h.kid = key.jwk.common.key_id.clone();
+    encode(&h, &claims, &key.enc).expect("sign")
+}
+
+/// [`token`] under another key id than the key's own (a key the issuer never published).
+#[allow(dead_code)]
+pub fn token_with_kid(key: &Key, kid: &str, claims: Value) -> String {
+    let mut h = Header::new(Algorithm::RS256);
+    h.kid = Some(kid.into());
     encode(&h, &claims, &key.enc).expect("sign")
 }

@@ -606,6 +606,17 @@ impl ClusterBackend for KubeBackend {
         })
     }
 
+    fn holds_operator_role<'a>(
+        &'a self,
+        context: Option<&'a str>,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<bool, String>> + Send + 'a>>
+    {
+        Box::pin(async move {
+            let client = self.clients.get(context).await.map_err(|e| e.to_string())?;
+            super::dcgm_engine::holds_operator_role(client).await
+        })
+    }
+
     fn workload_pods<'a>(
         &'a self,
         context: Option<&'a str>,

@@ -139,6 +139,32 @@ pub async fn on_node(client: kube::Client, node: &str) -> Result<Option<NodeEngi
     Ok(pick(&pods, node))
 }
 
+/// Whether the client's user holds the operator role (`hold` on `k8s-gpu-mcp.io/operator-role`, the grant
+/// deploy/policies.yaml's exec policy asks the authorizer about): only they may direct node-probe at a host
+/// engine (`--engine`), since what answers there decides pass or fail.
+pub async fn holds_operator_role(client: kube::Client) -> Result<bool, String> {
+    use k8s_openapi::api::authorization::v1::{
+        ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
+    };
+    let review = SelfSubjectAccessReview {
+        spec: SelfSubjectAccessReviewSpec {
+            resource_attributes: Some(ResourceAttributes {
+                group: Some("k8s-gpu-mcp.io".into()),
+                resource: Some("operator-role".into()),
+                verb: Some("hold".into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let api: Api<SelfSubjectAccessReview> = Api::all(client);
+    api.create(&kube::api::PostParams::default(), &review)
+        .await
+        .map(|r| r.status.is_some_and(|s| s.allowed))
+        .map_err(|e| gpu_diag::incident::platform::clean(&e.to_string(), 200))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

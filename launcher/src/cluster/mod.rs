@@ -249,6 +249,14 @@ pub trait ClusterBackend: Send + Sync {
     {
         Box::pin(async { Ok(None) })
     }
+    /// Whether the caller holds the operator role ([`dcgm_engine::holds_operator_role`]); Err where it
+    /// could not be asked. A backend that cannot ask says no.
+    fn holds_operator_role<'a>(
+        &'a self,
+        _context: Option<&'a str>,
+    ) -> Pin<Box<dyn Future<Output = Result<bool, String>> + Send + 'a>> {
+        Box::pin(async { Ok(false) })
+    }
     /// Kubeconfig contexts this launcher can use (for validating a tool's `context` argument).
     fn contexts(&self) -> Vec<String>;
 

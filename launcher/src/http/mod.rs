@@ -48,6 +48,11 @@ struct Gate {
     session_manager: Arc<LocalSessionManager>,
     /// Several replicas behind one Service: this one's name and how to reach the others.
     replicas: Option<Arc<Replicas>>,
+    /// Every person's tasks, for 2025-11-25 task requests that reach this replica through another one's
+    /// session (answered here, outside any session).
+    tasks: Arc<crate::mcp::framework::tasks::Tasks>,
+    /// Cancelled when the server stops: a `tasks/result` waiting here returns.
+    stop: CancellationToken,
 }
 
 /// A 2025-11-25 session's person and when a request last used it.
@@ -105,9 +110,64 @@ async fn prune_sessions(gate: Arc<Gate>, stop: CancellationToken) {
     }
 }
 
-/// Sessions remembered at most; past it the map is cleared of all (their requests then get 404 and their
-/// clients open new sessions, as the 2025-11-25 transport says a client does).
-const MAX_SESSIONS: usize = 65_536;
+/// Sessions remembered at most, and per person; past either the least recently used (of the person, else
+/// of anyone) is forgotten and closed: its requests then get 404 and its client opens a new session, as the
+/// 2025-11-25 transport says a client does.
+/// A session costs the server about 80 KiB (rmcp's worker and queues; docs/performance.md, the flood of
+/// sessions), so 4,096 of them about 330 MiB.
+const MAX_SESSIONS: usize = 4_096;
+const SESSIONS_PER_PERSON: usize = 64;
+
+/// Remember session `id` of `user`, first making room within `per_person` and `in_all`; returns the ids
+/// forgotten to make it, to be closed in rmcp.
+fn admit(
+    sessions: &mut HashMap<String, SessionEntry>,
+    id: String,
+    user: String,
+    now: Instant,
+    per_person: usize,
+    in_all: usize,
+) -> Vec<String> {
+    let mut gone = Vec::new();
+    let lru = |m: &HashMap<String, SessionEntry>, who: Option<&str>| {
+        m.iter()
+            .filter(|(_, e)| who.is_none_or(|w| e.user == w))
+            .min_by_key(|(_, e)| e.used)
+            .map(|(id, _)| id.clone())
+    };
+    while sessions.values().filter(|e| e.user == user).count() >= per_person.max(1)
+        && let Some(old) = lru(sessions, Some(&user))
+    {
+        sessions.remove(&old);
+        gone.push(old);
+    }
+    while sessions.len() >= in_all.max(1)
+        && let Some(old) = lru(sessions, None)
+    {
+        sessions.remove(&old);
+        gone.push(old);
+    }
+    sessions.insert(id, SessionEntry { user, used: now });
+    gone
+}
+
+/// Close sessions forgotten here in rmcp too (their workers and queues go).
+fn close_sessions(gate: &Arc<Gate>, ids: Vec<String>) {
+    if ids.is_empty() {
+        return;
+    }
+    tracing::debug!(sessions = ids.len(), "sessions closed to make room");
+    let manager = gate.session_manager.clone();
+    tokio::spawn(async move {
+        for id in ids {
+            let _ = rmcp::transport::streamable_http_server::SessionManager::close_session(
+                manager.as_ref(),
+                &id.into(),
+            )
+            .await;
+        }
+    });
+}
 
 impl Gate {
     fn challenge(&self, error: Option<&str>) -> Response {
@@ -199,17 +259,41 @@ async fn authorize(State(gate): State<Arc<Gate>>, mut req: Request, next: Next) 
         .and_then(|h| h.to_str().ok())
         .map(str::to_string);
     if let Some(r) = &gate.replicas {
-        // The id this request is for: its session, else the task a 2026-07-28 tasks/* request names, else
-        // the confirmation a 2026-07-28 tool call's retry answers.
-        let mut named = session.clone().or_else(|| task_named(&req));
-        if named.is_none() {
-            match request_state_named(req).await {
-                Ok((back, state)) => {
-                    req = back;
-                    named = state;
-                }
-                Err(too_large) => return too_large,
-            }
+        let (back, in_body) = match body_named(req).await {
+            Ok(b) => b,
+            Err(too_large) => return too_large,
+        };
+        req = back;
+        // The id this request is for: the task a 2025-11-25 task request names (a task is its person's
+        // through any session, as 2026-07-28's are through none), else its session, else the task a
+        // 2026-07-28 tasks/* request names, else the confirmation a 2026-07-28 tool call's retry answers.
+        let task_2025 = in_body.task_2025;
+        let named = match &task_2025 {
+            Some(t) => Some(t.task_id.clone()),
+            None => session
+                .clone()
+                .or_else(|| task_named(&req))
+                .or(in_body.request_state),
+        };
+        // A 2025-11-25 task request for a task of this replica's that came through a session that is not
+        // (another replica's, which forwarded it here): answered here, outside rmcp's sessions.
+        let own_session = session
+            .as_deref()
+            .and_then(split_replica)
+            .is_some_and(|(rep, _)| rep == r.me());
+        if let Some(t) = &task_2025
+            && !own_session
+            && split_replica(&t.task_id).is_some_and(|(rep, _)| rep == r.me())
+        {
+            let v = crate::mcp::framework::tasks_2025::answer(
+                &gate.tasks,
+                t,
+                &caller,
+                None,
+                &gate.stop,
+            )
+            .await;
+            return hold(axum::Json(v).into_response(), permit, true);
         }
         if let Some(other) = named.as_deref().and_then(|id| r.other(id)) {
             let other = other.to_string();
@@ -225,6 +309,23 @@ async fn authorize(State(gate): State<Arc<Gate>>, mut req: Request, next: Next) 
                     let streams_a_call = streams_a_call(&req);
                     let resp = r.forward(req, addr, &other).await;
                     return hold(resp, permit, streams_a_call);
+                }
+                Peer::Gone(why) if task_2025.is_some() => {
+                    // Answered here whoever's session it came through: the task ended with its replica.
+                    let gone = Elsewhere {
+                        replica: other,
+                        why,
+                    };
+                    let t = task_2025.as_ref().expect("a 2025-11-25 task request");
+                    let v = crate::mcp::framework::tasks_2025::answer(
+                        &gate.tasks,
+                        t,
+                        &caller,
+                        Some(&gone),
+                        &gate.stop,
+                    )
+                    .await;
+                    return hold(axum::Json(v).into_response(), permit, true);
                 }
                 Peer::Gone(why) if session.is_some() => {
                     // 2025-11-25: 404 tells the client to open a new session.
@@ -291,19 +392,15 @@ async fn authorize(State(gate): State<Arc<Gate>>, mut req: Request, next: Next) 
             .and_then(|h| h.to_str().ok())
             .map(str::to_string)
     {
-        {
-            let mut m = gate.sessions.lock().unwrap_or_else(|e| e.into_inner());
-            if m.len() >= MAX_SESSIONS {
-                m.clear();
-            }
-            m.insert(
-                id.clone(),
-                SessionEntry {
-                    user,
-                    used: Instant::now(),
-                },
-            );
-        }
+        let gone = admit(
+            &mut gate.sessions.lock().unwrap_or_else(|e| e.into_inner()),
+            id.clone(),
+            user,
+            Instant::now(),
+            SESSIONS_PER_PERSON,
+            MAX_SESSIONS,
+        );
+        close_sessions(&gate, gone);
         // The client sees the session as this replica's, so another replica sends it here.
         if let Some(r) = &gate.replicas
             && let Ok(v) = HeaderValue::from_str(&r.outer(&id))
@@ -377,26 +474,54 @@ fn task_named(req: &Request) -> Option<String> {
         .map(str::to_string)
 }
 
-/// The `requestState` a 2026-07-28 `tools/call` retry carries (the confirmation it answers names the replica
-/// that asked), and the request, its body read and put back. Bounded as rmcp bounds a body.
-async fn request_state_named(req: Request) -> Result<(Request, Option<String>), Response> {
-    let is_call = req
-        .headers()
-        .get("mcp-method")
-        .is_some_and(|m| m.as_bytes() == b"tools/call");
-    if !is_call || req.method() != axum::http::Method::POST {
-        return Ok((req, None));
+/// What a request's body names that decides which replica answers it.
+#[derive(Default)]
+struct InBody {
+    /// The `requestState` a 2026-07-28 `tools/call` retry carries (the confirmation it answers names the
+    /// replica that asked).
+    request_state: Option<String>,
+    /// A 2025-11-25 `tasks/get`, `tasks/result` or `tasks/cancel` (its task names the replica holding it).
+    task_2025: Option<crate::mcp::framework::tasks_2025::TaskRequest>,
+}
+
+/// [`InBody`] of a POST that may name something in its body (a 2026-07-28 `tools/call`; a request of a
+/// 2025-11-25 session, which carries no `Mcp-Method`), and the request, its body read and put back. Bounded
+/// as rmcp bounds a body.
+async fn body_named(req: Request) -> Result<(Request, InBody), Response> {
+    let (is_call, is_2025) = {
+        let h = |n: &str| req.headers().get(n).map(HeaderValue::as_bytes);
+        (
+            h("mcp-method").is_some_and(|m| m == b"tools/call"),
+            h("mcp-method").is_none()
+                && h("mcp-protocol-version")
+                    .is_some_and(|v| v == crate::mcp::framework::tasks_2025::VERSION.as_bytes()),
+        )
+    };
+    if !(is_call || is_2025) || req.method() != axum::http::Method::POST {
+        return Ok((req, InBody::default()));
     }
     let (parts, body) = req.into_parts();
     let Ok(bytes) = axum::body::to_bytes(body, 4 * 1024 * 1024).await else {
         return Err((StatusCode::PAYLOAD_TOO_LARGE, "request body too large").into_response());
     };
-    let state = serde_json::from_slice::<serde_json::Value>(&bytes)
-        .ok()
-        .and_then(|v| v["params"]["requestState"].as_str().map(str::to_string));
+    // Most of a session's requests are no task request: parsed only where the text could be one.
+    let mentions_tasks = is_call || bytes.windows(7).any(|w| w == b"\"tasks/");
+    let v = mentions_tasks
+        .then(|| serde_json::from_slice::<serde_json::Value>(&bytes).ok())
+        .flatten();
+    let named = InBody {
+        request_state: v
+            .as_ref()
+            .filter(|_| is_call)
+            .and_then(|v| v["params"]["requestState"].as_str().map(str::to_string)),
+        task_2025: v
+            .as_ref()
+            .filter(|_| is_2025)
+            .and_then(crate::mcp::framework::tasks_2025::task_request),
+    };
     Ok((
         Request::from_parts(parts, axum::body::Body::from(bytes)),
-        state,
+        named,
     ))
 }
 
@@ -441,6 +566,7 @@ pub fn router(
 ) -> Result<axum::Router, String> {
     let verifier = Verifier::new(&cfg)?;
     let prune_stop = shutdown.clone();
+    let stop = shutdown.clone();
     let mut rc = StreamableHttpServerConfig::default()
         .with_allowed_hosts(cfg.hosts())
         .with_cancellation_token(shutdown);
@@ -464,6 +590,8 @@ pub fn router(
         sessions: Mutex::new(HashMap::new()),
         session_manager,
         replicas,
+        tasks: launcher.tasks.clone(),
+        stop,
     });
     if let Ok(rt) = tokio::runtime::Handle::try_current() {
         rt.spawn(prune_sessions(gate.clone(), prune_stop));
@@ -691,5 +819,48 @@ mod tests {
         assert_eq!(gone, ["edge", "old"]);
         assert_eq!(m.keys().collect::<Vec<_>>(), ["fresh"]);
         assert!(take_idle(&mut m, now, SESSION_IDLE).is_empty());
+    }
+
+    /// A person's flood of sessions evicts only their own least recently used; past the server's bound,
+    /// anyone's least recently used goes; every eviction is returned to be closed, and the map never grows
+    /// past its bounds.
+    #[test]
+    fn sessions_are_bounded_per_person_and_in_all_lru_first() {
+        let t0 = Instant::now();
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        let mut m = HashMap::new();
+        assert!(admit(&mut m, "bob-1".into(), "bob".into(), at(0), 3, 8).is_empty());
+        let mut gone = Vec::new();
+        for i in 0..10u64 {
+            gone.extend(admit(
+                &mut m,
+                format!("alice-{i}"),
+                "alice".into(),
+                at(1 + i),
+                3,
+                8,
+            ));
+            assert!(m.len() <= 8);
+        }
+        assert_eq!(gone.len(), 7, "{gone:?}");
+        assert!(gone.iter().all(|g| g.starts_with("alice-")), "{gone:?}");
+        assert!(m.contains_key("bob-1"), "alice's flood evicted bob");
+        let mut alice: Vec<&String> = m.keys().filter(|k| k.starts_with("alice")).collect();
+        alice.sort();
+        assert_eq!(alice, ["alice-7", "alice-8", "alice-9"]);
+        // The server's bound: six more people; the least recently used (bob's, used first) goes.
+        let mut gone = Vec::new();
+        for p in 0..6u64 {
+            gone.extend(admit(
+                &mut m,
+                format!("p{p}"),
+                format!("p{p}"),
+                at(20 + p),
+                3,
+                8,
+            ));
+        }
+        assert_eq!(m.len(), 8);
+        assert_eq!(gone, ["bob-1", "alice-7"]);
     }
 }

@@ -93,11 +93,7 @@ pub fn read(
                 ResourceContents::text(json, uri).with_mime_type("application/json"),
             ])),
             None => Err(ErrorData::resource_not_found(
-                format!(
-                    "no report `{uri}`: the launcher keeps the last {} reports of this session; call the \
-                     tool again for a fresh one",
-                    crate::mcp::framework::reports::MAX_REPORTS
-                ),
+                reports.why_unknown(uri),
                 None,
             )),
         };

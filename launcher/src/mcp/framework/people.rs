@@ -29,8 +29,13 @@ pub struct CallerEnvs {
     /// Held only to find or add a person's slot, never while their clients are made: one person's first
     /// call does not hold up another person's calls.
     envs: Mutex<HashMap<Caller, Slot>>,
-    /// Environments dropped from the map, whose runners still need their shutdown at exit.
+    /// Environments dropped from the map that a call still uses: shut down and dropped once none does
+    /// (each time one more retires), the rest at exit.
     retired: Mutex<Vec<Arc<Env>>>,
+    /// The shutdowns of retired environments that no call used any more, awaited at exit.
+    closing: tokio_util::task::TaskTracker,
+    /// Every person's report resources: bounded per person and in all.
+    reports: Arc<super::reports::Pool>,
 }
 
 impl CallerEnvs {
@@ -39,7 +44,26 @@ impl CallerEnvs {
             cfg,
             envs: Mutex::new(HashMap::new()),
             retired: Mutex::new(Vec::new()),
+            closing: tokio_util::task::TaskTracker::new(),
+            reports: super::reports::Pool::new(super::reports::PER_PERSON, super::reports::IN_ALL),
         }
+    }
+
+    /// Retire `env` (its person's slot went): once no call holds it, its runner is shut down (its probe
+    /// pods' deletions awaited) and it is dropped, with its clients and connections; those a call still
+    /// holds wait for a later retirement or the exit.
+    async fn retire(&self, env: Arc<Env>) {
+        let mut retired = self.retired.lock().await;
+        retired.push(env);
+        retired.retain(|e| {
+            // Held by this list alone: no call uses it and none can reach it any more.
+            if Arc::strong_count(e) > 1 {
+                return true;
+            }
+            let e = e.clone();
+            self.closing.spawn(async move { e.runner.shutdown().await });
+            false
+        });
     }
 
     /// The environment of `ctx`'s caller. A request without one never gets the server's identity.
@@ -56,15 +80,20 @@ impl CallerEnvs {
                 slot.used = std::time::Instant::now();
                 slot.env.clone()
             } else {
-                if envs.len() >= MAX_PEOPLE
-                    && let Some(oldest) = envs
-                        .iter()
-                        .min_by_key(|(_, s)| s.used)
-                        .map(|(c, _)| c.clone())
-                    && let Some(slot) = envs.remove(&oldest)
-                    && let Some(e) = slot.env.get()
-                {
-                    self.retired.lock().await.push(e.clone());
+                let oldest = (envs.len() >= MAX_PEOPLE)
+                    .then(|| {
+                        envs.iter()
+                            .min_by_key(|(_, s)| s.used)
+                            .map(|(c, _)| c.clone())
+                    })
+                    .flatten();
+                // The slot (and its cell's hold on the environment) goes here, so that only calls still
+                // running hold it once retired.
+                let gone = oldest
+                    .and_then(|c| envs.remove(&c))
+                    .and_then(|slot| slot.env.get().cloned());
+                if let Some(e) = gone {
+                    self.retire(e).await;
                 }
                 let cell = Arc::new(OnceCell::new());
                 envs.insert(
@@ -99,7 +128,7 @@ impl CallerEnvs {
             cfg: self.cfg.clone(),
             runner,
             cluster: Some(cluster),
-            reports: Default::default(),
+            reports: self.reports.store(&caller.user),
         }))
     }
 
@@ -116,5 +145,76 @@ impl CallerEnvs {
         for e in all {
             e.runner.shutdown().await;
         }
+        self.closing.close();
+        self.closing.wait().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use clap::Parser;
+
+    use super::*;
+    use crate::probe::runner::{ProgressSink, RunError, RunFuture, Runner};
+
+    /// A runner that only counts its shutdowns.
+    struct Counted(Arc<AtomicUsize>);
+
+    impl Runner for Counted {
+        fn run<'a>(
+            &'a self,
+            _req: crate::probe::runner::ProbeRequest,
+            _progress: ProgressSink,
+            _cancel: tokio_util::sync::CancellationToken,
+        ) -> RunFuture<'a> {
+            Box::pin(async { Err(RunError::Other("not run in this test".into())) })
+        }
+        fn shutdown<'a>(
+            &'a self,
+        ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'a>> {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            Box::pin(async {})
+        }
+    }
+
+    /// A retired environment that no call holds is shut down and dropped when the next one retires; one a
+    /// call still holds stays (its runner's cleanup still to come) until the call lets go of it.
+    #[tokio::test]
+    async fn retired_environments_are_freed_once_no_call_holds_them() {
+        let cli = crate::cli::Cli::try_parse_from(["k8s-gpu-mcp", "--local", "serve"]).unwrap();
+        let people = CallerEnvs::new(cli.global.config().unwrap());
+        let shut = Arc::new(AtomicUsize::new(0));
+        let env = || {
+            Arc::new(Env {
+                cfg: people.cfg.clone(),
+                runner: Arc::new(Counted(shut.clone())),
+                cluster: None,
+                reports: Default::default(),
+            })
+        };
+        let (idle, held) = (env(), env());
+        let freed = Arc::downgrade(&idle);
+        let call = held.clone();
+        people.retire(idle).await;
+        people.retire(held).await;
+        people.closing.close();
+        people.closing.wait().await;
+        assert_eq!(
+            shut.load(Ordering::SeqCst),
+            1,
+            "the idle one's runner shut down"
+        );
+        assert!(freed.upgrade().is_none(), "the idle one was dropped");
+        assert_eq!(people.retired.lock().await.len(), 1, "the held one stays");
+        drop(call);
+        people.shutdown().await;
+        assert_eq!(
+            shut.load(Ordering::SeqCst),
+            2,
+            "the held one shut down at exit"
+        );
+        assert!(people.retired.lock().await.is_empty());
     }
 }

@@ -12,12 +12,12 @@
 //! session's end (stdin closed, SIGINT/SIGTERM) cancels every task the same way and
 //! [`Tasks::end_session`] waits for them, so no probe pod outlives the session.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::future::Future;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use rmcp::model::{CallToolResponse, CallToolResult, CreateTaskResult, DetailedTask};
+use rmcp::model::{CallToolResponse, CallToolResult, CreateTaskResult, DetailedTask, TaskPayload};
 use rmcp::service::RequestContext;
 use rmcp::task_manager::{TaskContext, TaskExit, TaskManager, TaskOptions};
 use rmcp::{ErrorData, RoleServer};
@@ -44,6 +44,99 @@ const MAX_RUNNING: usize = 8;
 /// stop before its delete may take `probe::stop_first::STOP_WAIT` (35 s) and its exec's margin.
 const END_WAIT: Duration = Duration::from_secs(60);
 
+/// Finished tasks' results kept at most (count, bytes as JSON), per person and in all: past either, the
+/// oldest result goes (its memory with it) and its task answers that its result was dropped. rmcp keeps a
+/// task for two ttls and would keep its whole result as long; here it keeps an empty stand-in.
+const RESULTS_PER_PERSON: (usize, usize) = (16, 64 << 20);
+const RESULTS_IN_ALL: (usize, usize) = (256, 256 << 20);
+
+/// The results of finished tasks, oldest first (see [`RESULTS_PER_PERSON`]).
+#[derive(Default)]
+pub(crate) struct Results {
+    /// Task (the manager's id), its person ("" over stdio), its result's size.
+    order: VecDeque<(String, String, usize)>,
+    kept: HashMap<String, serde_json::Map<String, serde_json::Value>>,
+    bytes: usize,
+}
+
+impl Results {
+    /// Keep task `id`'s result, first dropping the person's oldest past `per`, then anyone's past `all`;
+    /// returns the tasks whose results were dropped. A result larger than `per` allows is not kept.
+    pub(crate) fn put(
+        &mut self,
+        id: String,
+        owner: String,
+        result: serde_json::Map<String, serde_json::Value>,
+        per: (usize, usize),
+        all: (usize, usize),
+    ) -> Vec<String> {
+        let size = serde_json::to_vec(&result).map(|v| v.len()).unwrap_or(0);
+        if size > per.1.min(all.1) {
+            return vec![id];
+        }
+        let mut dropped = Vec::new();
+        loop {
+            let (n, b) = self
+                .order
+                .iter()
+                .filter(|(_, o, _)| *o == owner)
+                .fold((0, 0), |(n, b), (_, _, s)| (n + 1, b + s));
+            if n < per.0 && b + size <= per.1 {
+                break;
+            }
+            let Some(i) = self.order.iter().position(|(_, o, _)| *o == owner) else {
+                break;
+            };
+            dropped.extend(self.drop_at(i));
+        }
+        while (self.order.len() >= all.0 || self.bytes + size > all.1) && !self.order.is_empty() {
+            dropped.extend(self.drop_at(0));
+        }
+        self.bytes += size;
+        self.order.push_back((id.clone(), owner, size));
+        self.kept.insert(id, result);
+        dropped
+    }
+
+    fn drop_at(&mut self, i: usize) -> Option<String> {
+        let (id, _, size) = self.order.remove(i)?;
+        self.bytes -= size;
+        self.kept.remove(&id);
+        Some(id)
+    }
+
+    /// Results kept and their bytes.
+    #[cfg(test)]
+    pub(crate) fn usage(&self) -> (usize, usize) {
+        (self.order.len(), self.bytes)
+    }
+}
+
+/// The task's work, whose result goes to `results` (bounded) and an empty stand-in to rmcp.
+async fn keeping_result(
+    results: std::sync::Arc<Mutex<Results>>,
+    id: String,
+    owner: String,
+    work: impl Future<Output = Result<CallToolResult, TaskExit>> + Send + 'static,
+) -> Result<CallToolResult, TaskExit> {
+    let r = work.await?;
+    let map = match serde_json::to_value(&r) {
+        Ok(serde_json::Value::Object(m)) => m,
+        _ => return Ok(r),
+    };
+    let dropped = results.lock().unwrap_or_else(|e| e.into_inner()).put(
+        id,
+        owner,
+        map,
+        RESULTS_PER_PERSON,
+        RESULTS_IN_ALL,
+    );
+    if !dropped.is_empty() {
+        tracing::info!(tasks = ?dropped, "finished tasks' results dropped to keep the bound");
+    }
+    Ok(CallToolResult::success(Vec::new()))
+}
+
 /// Where a call that runs as a task reports its progress: the task's status message. Put in the request's
 /// extensions, so the tool framework ([`super::route`]) reports there instead of in notifications.
 #[derive(Clone)]
@@ -63,6 +156,8 @@ pub struct Tasks {
     owners: Mutex<HashMap<String, String>>,
     /// Over HTTP: tasks one person may have running at once.
     per_person: Option<usize>,
+    /// Finished tasks' results (rmcp holds a stand-in).
+    results: std::sync::Arc<Mutex<Results>>,
     /// Behind a Service with several replicas: this replica's name, put before each task id it hands out
     /// (`{replica}.{id}`) so that another replica can send a request for it here.
     replica: Option<String>,
@@ -77,6 +172,7 @@ impl Tasks {
             tools: tools.into_iter().collect(),
             owners: Mutex::new(HashMap::new()),
             per_person: None,
+            results: Default::default(),
             replica: None,
         }
     }
@@ -180,20 +276,40 @@ impl Tasks {
         task_id: &str,
         context: &RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
-        let shown = task_id.chars().take(128).collect::<String>();
         if let Some(e) = crate::mcp::framework::caller::elsewhere_of(context) {
             // The gate could not hand the request to the replica named in the id.
-            return Err(ErrorData::invalid_params(
-                format!(
-                    "task {shown} was started on replica {}, which {}: a replica's tasks end with it (on \
-                     its stop it cancels them and deletes their probe pods); start the call again",
-                    e.replica, e.why
-                ),
-                None,
-            ));
+            return Err(Self::elsewhere(task_id, &e));
         }
+        self.owned_by(
+            task_id,
+            crate::mcp::framework::caller::caller_of(context).as_ref(),
+        )
+    }
+
+    /// The answer for a task of a replica that could not be asked.
+    pub fn elsewhere(task_id: &str, e: &crate::mcp::framework::caller::Elsewhere) -> ErrorData {
+        ErrorData::invalid_params(
+            format!(
+                "task {} was started on replica {}, which {}: a replica's tasks end with it (on its stop \
+                 it cancels them and deletes their probe pods); start the call again",
+                task_id.chars().take(128).collect::<String>(),
+                e.replica,
+                e.why
+            ),
+            None,
+        )
+    }
+
+    /// [`Self::owned`] for a request that reached no MCP session (a 2025-11-25 task request forwarded from
+    /// another replica, answered by the HTTP gate): `caller` None is stdio's one person.
+    pub fn owned_by(
+        &self,
+        task_id: &str,
+        caller: Option<&crate::mcp::framework::caller::Caller>,
+    ) -> Result<(), ErrorData> {
+        let shown = task_id.chars().take(128).collect::<String>();
         let inner = self.inner(task_id);
-        let Some(caller) = crate::mcp::framework::caller::caller_of(context) else {
+        let Some(caller) = caller else {
             return Ok(());
         };
         match inner.and_then(|i| self.owners().get(i).cloned()) {
@@ -260,10 +376,13 @@ impl Tasks {
             .with_poll_interval_ms(POLL_INTERVAL.as_millis() as u64)
             .with_status_message("starting");
         let running = self.running.clone();
+        let (results, person) = (self.results.clone(), owner.clone().unwrap_or_default());
         let task = self.manager.spawn(options, move |tc| {
             context.extensions.insert(TaskProgress(tc.clone()));
             let call = call(context);
-            Box::pin(running.track_future(operation(tc, cancel, call)))
+            let id = tc.task_id().to_string();
+            let work = operation(tc, cancel, call);
+            Box::pin(running.track_future(keeping_result(results, id, person, work)))
         });
         if let Some(o) = owner {
             self.owners().insert(task.task_id.clone(), o);
@@ -278,6 +397,27 @@ impl Tasks {
         let inner = self.inner(task_id).ok_or_else(|| Self::unknown(task_id))?;
         let mut t = self.manager.get_task(inner)?;
         t.task.task_id = task_id.to_string();
+        if let TaskPayload::Completed { result } = &mut t.payload {
+            let results = self.results.lock().unwrap_or_else(|e| e.into_inner());
+            match results.kept.get(inner) {
+                Some(r) => *result = r.clone(),
+                None => {
+                    return Err(ErrorData::invalid_params(
+                        format!(
+                            "task {} completed, but its result was dropped: at most {} results ({} MiB) are \
+                             kept per person and {} ({} MiB) in all, the oldest dropped first; start the call \
+                             again",
+                            task_id.chars().take(128).collect::<String>(),
+                            RESULTS_PER_PERSON.0,
+                            RESULTS_PER_PERSON.1 >> 20,
+                            RESULTS_IN_ALL.0,
+                            RESULTS_IN_ALL.1 >> 20
+                        ),
+                        None,
+                    ));
+                }
+            }
+        }
         Ok(t)
     }
 
@@ -436,6 +576,80 @@ mod tests {
         let t = settled(&tasks.manager, &task.task_id).await;
         assert_eq!(t.status(), TaskStatus::Cancelled);
         assert!(cleaned.load(std::sync::atomic::Ordering::SeqCst));
+    }
+
+    /// Results past a person's bound, then past the bound in all, go oldest first, and their bytes with
+    /// them; the person's others and other people's stay.
+    #[test]
+    fn results_are_bounded_per_person_and_in_all() {
+        let r = |n: usize| {
+            let mut m = serde_json::Map::new();
+            m.insert("text".into(), "x".repeat(n).into());
+            m
+        };
+        let size = serde_json::to_vec(&r(90)).unwrap().len();
+        let mut s = Results::default();
+        let (per, all) = ((3, 10 * size), (5, 100 * size));
+        assert!(s.put("b0".into(), "bob".into(), r(90), per, all).is_empty());
+        let mut dropped = Vec::new();
+        for i in 0..6 {
+            dropped.extend(s.put(format!("a{i}"), "alice".into(), r(90), per, all));
+        }
+        assert_eq!(dropped, ["a0", "a1", "a2"]);
+        assert_eq!(s.usage(), (4, 4 * size));
+        assert!(s.kept.contains_key("b0") && s.kept.contains_key("a5"));
+        // In all: two more people; the oldest (bob's) goes, then alice's oldest.
+        let mut dropped = Vec::new();
+        for p in ["c", "d", "e"] {
+            dropped.extend(s.put(p.into(), p.into(), r(90), per, all));
+        }
+        assert_eq!(dropped, ["b0", "a3"]);
+        assert_eq!(s.usage(), (5, 5 * size));
+        // Bytes: one big result takes the room of the oldest; one bigger than a person's bound is not kept.
+        let big = serde_json::to_vec(&r(90 * 8)).unwrap().len();
+        let dropped = s.put(
+            "big".into(),
+            "f".into(),
+            r(90 * 8),
+            (3, big),
+            (5, big + 2 * size),
+        );
+        assert_eq!(dropped, ["a4", "a5", "c"]);
+        assert_eq!(s.usage(), (3, big + 2 * size));
+        assert_eq!(
+            s.put("huge".into(), "f".into(), r(90 * 100), per, all),
+            ["huge"]
+        );
+    }
+
+    /// A finished task's result is read back whole; once dropped, its task says so instead of answering
+    /// an empty result.
+    #[tokio::test]
+    async fn a_dropped_result_is_answered_as_dropped() {
+        let tasks = Tasks::new(Vec::new());
+        let mut ids = Vec::new();
+        for _ in 0..=RESULTS_PER_PERSON.0 {
+            let results = tasks.results.clone();
+            let t = tasks.manager.spawn(TaskOptions::new(), move |tc| {
+                let id = tc.task_id().to_string();
+                Box::pin(keeping_result(results, id, "alice".into(), async {
+                    Ok(ok())
+                }))
+            });
+            settled(&tasks.manager, &t.task_id).await;
+            ids.push(t.task_id);
+        }
+        let last = tasks.get(ids.last().unwrap()).expect("the newest result");
+        match last.payload {
+            TaskPayload::Completed { result } => {
+                assert_eq!(result["content"][0]["text"], "done", "{result:?}")
+            }
+            p => panic!("{p:?}"),
+        }
+        let e = tasks
+            .get(&ids[0])
+            .expect_err("the oldest result was dropped");
+        assert!(e.message.contains("result was dropped"), "{}", e.message);
     }
 
     /// The session's end cancels a running task and waits for it.

@@ -211,35 +211,51 @@ where
             let created = tasks.spawn(context, move |ctx| call(params, ctx))?;
             Ok(CustomResult(json!({"task": wire(&created.task)})))
         }
-        GET => {
+        GET | CANCEL | RESULT => {
             let id = task_id(&request)?;
             tasks.owned(&id, &context)?;
-            Ok(CustomResult(wire(&tasks.get(&id)?.task)))
+            on_task(tasks, &request.method, &id, &context.ct)
+                .await
+                .map(CustomResult)
         }
+        other => Err(ErrorData::new(
+            ErrorCode::METHOD_NOT_FOUND,
+            other.to_string(),
+            None,
+        )),
+    }
+}
+
+/// `tasks/get`, `tasks/cancel` (ours, as [`inbound`] renames them) or `tasks/result` on task `id`, whose
+/// owner was checked.
+async fn on_task(
+    tasks: &Tasks,
+    method: &str,
+    id: &str,
+    stop: &tokio_util::sync::CancellationToken,
+) -> Result<Value, ErrorData> {
+    match method {
+        GET => Ok(wire(&tasks.get(id)?.task)),
         CANCEL => {
-            let id = task_id(&request)?;
-            tasks.owned(&id, &context)?;
-            let status = tasks.get(&id)?.status();
+            let status = tasks.get(id)?.status();
             if status.is_terminal() {
                 return Err(ErrorData::invalid_params(
                     format!("task {id} has ended ({status:?}): it cannot be cancelled"),
                     None,
                 ));
             }
-            tasks.cancel(&id)?;
+            tasks.cancel(id)?;
             let deadline = Some(Instant::now() + CANCEL_WAIT);
-            let t = settled(tasks, &id, deadline, &context.ct).await?;
-            Ok(CustomResult(wire(&t.task)))
+            let t = settled(tasks, id, deadline, stop).await?;
+            Ok(wire(&t.task))
         }
         RESULT => {
-            let id = task_id(&request)?;
-            tasks.owned(&id, &context)?;
-            let t = settled(tasks, &id, None, &context.ct).await?;
+            let t = settled(tasks, id, None, stop).await?;
             match t.payload {
                 TaskPayload::Completed { result } => {
                     let mut result = Value::Object(result);
                     result["_meta"][RELATED_TASK] = json!({"taskId": id});
-                    Ok(CustomResult(result))
+                    Ok(result)
                 }
                 TaskPayload::Failed { error } => Err(serde_json::from_value(Value::Object(error))
                     .unwrap_or_else(|e| ErrorData::internal_error(e.to_string(), None))),
@@ -258,6 +274,62 @@ where
             other.to_string(),
             None,
         )),
+    }
+}
+
+/// A 2025-11-25 task request (`tasks/get`, `tasks/result`, `tasks/cancel`) as the HTTP gate reads it from a
+/// body: its JSON-RPC id, its method, and the task it names.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskRequest {
+    pub id: Value,
+    pub method: String,
+    pub task_id: String,
+}
+
+/// The task request `msg` is, if it is one of this revision's (a request naming 2026-07-28 in `_meta` is
+/// the extension's, routed by its `Mcp-Name` header instead).
+pub fn task_request(msg: &Value) -> Option<TaskRequest> {
+    let method = msg.get("method")?.as_str()?;
+    if !matches!(method, "tasks/get" | "tasks/result" | "tasks/cancel")
+        || msg
+            .pointer("/params/_meta/io.modelcontextprotocol~1protocolVersion")
+            .is_some()
+    {
+        return None;
+    }
+    Some(TaskRequest {
+        id: msg.get("id")?.clone(),
+        method: method.to_string(),
+        task_id: msg.pointer("/params/taskId")?.as_str()?.to_string(),
+    })
+}
+
+/// The JSON-RPC response to `req` for `caller`, answered outside any MCP session: a task is its person's
+/// wherever their request lands (the token was checked; a session is no authentication), so a request for
+/// it through another replica's session reaches the task's replica and is answered here. `elsewhere`: the
+/// task's replica could not be asked.
+pub async fn answer(
+    tasks: &Tasks,
+    req: &TaskRequest,
+    caller: &super::caller::Caller,
+    elsewhere: Option<&super::caller::Elsewhere>,
+    stop: &tokio_util::sync::CancellationToken,
+) -> Value {
+    let ours = match req.method.as_str() {
+        "tasks/get" => GET,
+        "tasks/cancel" => CANCEL,
+        _ => RESULT,
+    };
+    let answered = match elsewhere {
+        Some(e) => Err(Tasks::elsewhere(&req.task_id, e)),
+        None => match tasks.owned_by(&req.task_id, Some(caller)) {
+            Ok(()) => on_task(tasks, ours, &req.task_id, stop).await,
+            Err(e) => Err(e),
+        },
+    };
+    match answered {
+        Ok(result) => json!({"jsonrpc": "2.0", "id": req.id, "result": result}),
+        Err(e) => json!({"jsonrpc": "2.0", "id": req.id, "error": e}),
     }
 }
 

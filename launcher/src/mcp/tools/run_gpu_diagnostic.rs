@@ -156,7 +156,8 @@ pub struct DiagOutput {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub kept_pods_off: Option<KeptPodsOff>,
     /// The host engine the run used where it was not one of its own in the probe pod (the GPU Operator's
-    /// standalone DCGM), or why that could not be looked for.
+    /// standalone DCGM), or why it was not used: it could not be looked for, or the caller does not hold the
+    /// operator role, which alone may direct a run at a host engine.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub engine: Option<String>,
     pub run: ProbeRun,
@@ -286,10 +287,26 @@ DCGM image (nvcr.io/nvidia/cloud-native/dcgm) as its base: without dcgmi the ans
         };
         let claims = cx.dra_claims(&target).await;
         // The GPU Operator's own engine where it runs on the node: a second engine beside it would
-        // contend for the same GPUs, and the operator's is the one its users' tools see.
+        // contend for the same GPUs, and the operator's is the one its users' tools see. Directing the
+        // probe at an engine is the operator role's alone (what answers there decides pass or fail; the
+        // exec policy refuses `--engine` to anyone else), so a reader's run uses an engine of its own.
+        let ctx = target.context.as_deref();
         let (engine, engine_note) = match &cx.env.cluster {
-            Some(c) => match c.dcgm_engine_on(target.context.as_deref(), &target.node_name).await {
-                Ok(Some(e)) => (Some(e.engine), Some(format!("run on {}", e.describe()))),
+            Some(c) => match c.dcgm_engine_on(ctx, &target.node_name).await {
+                Ok(Some(e)) => match c.holds_operator_role(ctx).await {
+                    Ok(true) => (Some(e.engine), Some(format!("run on {}", e.describe()))),
+                    Ok(false) => (None, Some(format!(
+                        "not run on {} {}: directing the run at a host engine needs the operator role \
+                         (k8s-gpu-mcp.io/operator-role), which you do not hold; the run used an engine of \
+                         its own in the probe",
+                        e.pod, e.engine.addr
+                    ))),
+                    Err(why) => (None, Some(format!(
+                        "not run on {}: whether you hold the operator role could not be asked ({why}); the \
+                         run used an engine of its own in the probe",
+                        e.pod
+                    ))),
+                },
                 Ok(None) => (None, None),
                 Err(e) => (
                     None,
@@ -314,7 +331,7 @@ DCGM image (nvcr.io/nvidia/cloud-native/dcgm) as its base: without dcgmi the ans
             Report::DcgmDiag(x) => Some(*x),
             _ => None,
         });
-        let running = running_message(&run, &shown, &target.node_name, engine_note.is_some());
+        let running = running_message(&run, &shown, &target.node_name, engine.is_some());
         let probed = with_ticks(cx, probe, deadline, &running).await;
         if let (Some(h), Some(k)) = (hold, kept.as_mut()) {
             k.after = match &probed {
