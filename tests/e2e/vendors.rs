@@ -188,3 +188,93 @@ async fn a_fleet_of_both_vendors_is_listed_scanned_and_refused_in_each_vendors_t
     l.stop().await;
     assert!(tb.pods(&ns).is_empty(), "probe pods left in {ns}");
 }
+
+/// A training Job on four MI300X nodes (one pod per node holding its 8 `amd.com/gpu`, as AMD's device plugin
+/// grants them), one node's GPU 3 with a consumed UMC poison: `diagnose_workload` probes every node of the
+/// Job, counts the Job's 32 GPUs (its pods request every GPU of their nodes) and leads with that GPU, in AMD's
+/// words; the three healthy AMD nodes are no suspects.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_on_amd_nodes_is_diagnosed() {
+    if skipped() {
+        return;
+    }
+    let tb = Testbed::shared();
+    let ns = unique("e2e-amdjob");
+    tb.probe_namespace(&ns, User::Reader);
+    tb.bind_reader(User::Reader);
+    let wl = unique("wl-amd");
+    tb.apply(&format!(
+        "apiVersion: v1\nkind: Namespace\nmetadata: {{name: {wl}}}\n---\napiVersion: v1\nkind: ServiceAccount\nmetadata: {{name: default, namespace: {wl}}}\n"
+    ));
+    let scenarios = [
+        "mi300x-healthy",
+        "mi300x-healthy",
+        "mi300x-umc-ue-poison",
+        "mi300x-healthy",
+    ];
+    let names: Vec<String> = (0..scenarios.len())
+        .map(|i| unique(&format!("amdjob-{i}")))
+        .collect();
+    let fake: Vec<FakeNode> = names
+        .iter()
+        .zip(scenarios)
+        .map(|(n, s)| FakeNode::gpu(n, s))
+        .collect();
+    tb.add_nodes(&fake);
+    for n in &names {
+        make_amd(tb, n, 0, 8, "AMD_Instinct_MI300X_OAM");
+    }
+    tb.apply(&format!(
+        "apiVersion: batch/v1\nkind: Job\nmetadata: {{name: train, namespace: {wl}}}\nspec:\n  completionMode: Indexed\n  completions: 4\n  parallelism: 4\n  template:\n    spec:\n      restartPolicy: Never\n      containers:\n      - name: train\n        image: registry.invalid/train:1\n"
+    ));
+    let uid = tb
+        .kubectl(&[
+            "-n",
+            &wl,
+            "get",
+            "job",
+            "train",
+            "-o",
+            "jsonpath={.metadata.uid}",
+        ])
+        .trim()
+        .to_string();
+    let mut yaml = String::new();
+    for (i, n) in names.iter().enumerate() {
+        yaml += &format!(
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: train-{i}\n  namespace: {wl}\n  labels: {{batch.kubernetes.io/job-name: train, batch.kubernetes.io/job-completion-index: \"{i}\"}}\n  ownerReferences:\n  - {{apiVersion: batch/v1, kind: Job, name: train, uid: {uid}, controller: true}}\nspec:\n  nodeName: {n}\n  containers:\n  - name: train\n    image: registry.invalid/train:1\n    resources:\n      limits: {{amd.com/gpu: \"8\"}}\n---\n"
+        );
+    }
+    tb.apply(&yaml);
+
+    let l = mcp::start(tb, User::Reader, &ns, &[]).await;
+    let r = l
+        .call(
+            "diagnose_workload",
+            json!({"namespace": wl, "job": "train"}),
+        )
+        .await;
+    let t = mcp::text(&r);
+    assert_eq!(r.is_error, Some(false), "{t}");
+    let v = r.structured_content.clone().unwrap();
+    assert_eq!(v["nodes_probed"], 4, "{t}");
+    assert_eq!(v["nodes_failed"], 0, "{t}");
+    assert_eq!(v["diagnosis"]["pods"], 4, "{t}");
+    assert_eq!(v["diagnosis"]["gpus_held"], 32, "{t}");
+    let suspects = v["diagnosis"]["suspects"].as_array().unwrap();
+    let first = &suspects[0];
+    assert_eq!(first["kind"], "hardware", "{t}");
+    assert_eq!(first["node"], names[2].as_str(), "{t}");
+    assert_eq!(first["gpu"], 3, "{t}");
+    assert!(
+        suspects
+            .iter()
+            .all(|s| s["node"].is_null() || s["node"] == names[2].as_str()),
+        "a healthy AMD node is a suspect: {t}"
+    );
+    assert_eq!(first["code"], "amd.ras_ue.umc", "{t}");
+    assert!(t.contains("poisoned data consumed"), "{t}");
+    assert!(!t.contains("nvidia-smi") && !t.contains("Xid"), "{t}");
+    l.stop().await;
+    assert!(tb.pods(&ns).is_empty(), "probe pods left in {ns}");
+}

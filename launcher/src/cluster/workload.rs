@@ -302,7 +302,8 @@ fn workload_pod(p: &Pod) -> WorkloadPod {
             .and_then(|s| s.start_time.as_ref())
             .map(|t| t.0.to_string()),
         rank: rank(p),
-        gpus_requested: pod_request(p, GPU_RESOURCE),
+        // Whole GPUs of either vendor (a pod on an AMD node requests `amd.com/gpu`).
+        gpus_requested: pod_request(p, GPU_RESOURCE) + pod_request(p, super::amd::AMD_GPU_RESOURCE),
         restarts,
         last_termination,
         waiting,
