@@ -43,6 +43,9 @@ impl Watched {
 pub struct SliceWatches {
     /// (context, node) -> its watch.
     nodes: Mutex<HashMap<(String, String), Arc<Watched>>>,
+    /// Context -> when a watch was refused (RBAC without `watch`): no watch is tried for [`IDLE`] after,
+    /// so each call is its one list, not a list and a refused watch.
+    refused: Arc<Mutex<HashMap<String, Instant>>>,
 }
 
 impl SliceWatches {
@@ -87,6 +90,17 @@ impl SliceWatches {
         listed: Vec<Value>,
     ) {
         let key = (context.unwrap_or_default().to_string(), node.to_string());
+        if self
+            .refused
+            .lock()
+            .expect("refused watches")
+            .get(&key.0)
+            .is_some_and(|t| t.elapsed() < IDLE)
+        {
+            return;
+        }
+        let refused = self.refused.clone();
+        let ctx = key.0.clone();
         let w = {
             let mut m = self.nodes.lock().expect("slice watches");
             m.retain(|_, w| w.live());
@@ -111,7 +125,13 @@ impl SliceWatches {
             Ok(rt) => {
                 rt.spawn(async move {
                     let why = follow(&w, &api, &node, resource_version).await;
-                    tracing::debug!(%node, "ResourceSlice watch ended: {why}");
+                    match why {
+                        Ended::Refused(e) => {
+                            refused.lock().expect("refused watches").insert(ctx, Instant::now());
+                            tracing::info!(%node, "ResourceSlice watch refused ({e}): each call lists the node's slices (grant `watch` on resourceslices, deploy/rbac.yaml)");
+                        }
+                        Ended::Other(why) => tracing::debug!(%node, "ResourceSlice watch ended: {why}"),
+                    }
                     *w.slices.lock().expect("slices") = None;
                 });
             }
@@ -124,32 +144,41 @@ fn name(v: &Value) -> Option<String> {
     v.pointer("/metadata/name")?.as_str().map(str::to_string)
 }
 
+/// Why a watch ended.
+#[derive(Debug)]
+enum Ended {
+    /// The API server refused it (403: RBAC without `watch`).
+    Refused(String),
+    Other(String),
+}
+
 /// Apply the watch's events to `w` until it fails, the node goes idle, or the slices outgrow the bound.
-async fn follow(w: &Watched, api: &Api<DynamicObject>, node: &str, mut rv: String) -> String {
+async fn follow(w: &Watched, api: &Api<DynamicObject>, node: &str, mut rv: String) -> Ended {
     let wp = WatchParams::default()
         .fields(&format!("spec.nodeName={node}"))
         .timeout(WATCH_SECS);
     loop {
         let stream = match api.watch(&wp, &rv).await {
             Ok(s) => s,
-            Err(e) => return format!("watch refused: {e}"),
+            Err(kube::Error::Api(s)) if s.code == 403 => return Ended::Refused(s.message),
+            Err(e) => return Ended::Other(format!("watch refused: {e}")),
         };
         futures::pin_mut!(stream);
         loop {
             let idle = IDLE.saturating_sub(w.last_used.lock().expect("last used").elapsed());
             if idle.is_zero() {
-                return format!("no call for {} s", IDLE.as_secs());
+                return Ended::Other(format!("no call for {} s", IDLE.as_secs()));
             }
             let ev = match tokio::time::timeout(idle, stream.try_next()).await {
                 Err(_) => continue,
-                Ok(Err(e)) => return format!("watch failed: {e}"),
+                Ok(Err(e)) => return Ended::Other(format!("watch failed: {e}")),
                 // The server ended this watch (its timeout): resume from the last version seen.
                 Ok(Ok(None)) => break,
                 Ok(Ok(Some(ev))) => ev,
             };
             let mut slices = w.slices.lock().expect("slices");
             let Some(map) = slices.as_mut() else {
-                return "dropped".into();
+                return Ended::Other("dropped".into());
             };
             match ev {
                 WatchEvent::Added(o) | WatchEvent::Modified(o) => {
@@ -161,7 +190,7 @@ async fn follow(w: &Watched, api: &Api<DynamicObject>, node: &str, mut rv: Strin
                     };
                     let Some(n) = name(&v) else { continue };
                     if !map.contains_key(&n) && map.len() >= MAX_SLICES {
-                        return format!("more than {MAX_SLICES} slices on the node");
+                        return Ended::Other(format!("more than {MAX_SLICES} slices on the node"));
                     }
                     map.insert(n, v);
                 }
@@ -175,7 +204,9 @@ async fn follow(w: &Watched, api: &Api<DynamicObject>, node: &str, mut rv: Strin
                 }
                 WatchEvent::Bookmark(b) => rv = b.metadata.resource_version,
                 // 410 Gone and the like: what was missed cannot be known; the next call lists again.
-                WatchEvent::Error(e) => return format!("watch error {}: {}", e.code, e.message),
+                WatchEvent::Error(e) => {
+                    return Ended::Other(format!("watch error {}: {}", e.code, e.message));
+                }
             }
         }
     }
