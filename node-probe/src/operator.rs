@@ -505,6 +505,19 @@ fn cap(bytes: &[u8]) -> String {
     }
 }
 
+/// A tool its flag names, run as it is (no chroot).
+fn given_tool(flag: &str, p: &Path) -> Result<Tool, String> {
+    if p.is_file() {
+        Ok(Tool {
+            chroot: None,
+            program: p.to_path_buf(),
+            ld_library_path: None,
+        })
+    } else {
+        Err(format!("{flag} {} is not a file", p.display()))
+    }
+}
+
 /// `--nvidia-smi` as given; else the first driver root of the table that has one (on the host itself,
 /// root `/`, run as is; else chrooted into that root).
 pub fn find_nvidia_smi(
@@ -513,15 +526,7 @@ pub fn find_nvidia_smi(
     explicit: Option<&Path>,
 ) -> Result<Tool, String> {
     if let Some(p) = explicit {
-        return if p.is_file() {
-            Ok(Tool {
-                chroot: None,
-                program: p.to_path_buf(),
-                ld_library_path: None,
-            })
-        } else {
-            Err(format!("--nvidia-smi {} is not a file", p.display()))
-        };
+        return given_tool("--nvidia-smi", p);
     }
     let search = crate::driver_roots::Search::new(root, driver_root);
     let arch = std::env::consts::ARCH;
@@ -614,17 +619,12 @@ const AMD_SMI_DIRS: &[&str] = &["opt/rocm/bin", "usr/bin", "usr/local/bin", "usr
 pub fn find_amd_smi(root: &Path, explicit: Option<&Path>) -> Result<Tool, String> {
     use gpu_diag::operator::reset::amd::{AMD_SMI, INSTALL_HINT};
     if let Some(p) = explicit {
-        return if p.is_file() {
-            Ok(Tool {
-                chroot: None,
-                program: p.to_path_buf(),
-                ld_library_path: None,
-            })
-        } else {
-            Err(format!("--amd-smi {} is not a file", p.display()))
-        };
+        return given_tool("--amd-smi", p);
     }
-    let mut versioned: Vec<String> = std::fs::read_dir(root.join("opt"))
+    // Through the host-root resolver: `/opt` may be a link (absolute on some hosts) that must resolve on the
+    // host's side, not this container's.
+    let opt = crate::host::root::path(root, "opt");
+    let mut versioned: Vec<String> = std::fs::read_dir(opt)
         .map(|rd| {
             rd.filter_map(Result::ok)
                 .filter_map(|e| e.file_name().into_string().ok())
