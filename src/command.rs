@@ -180,6 +180,9 @@ commands! {
     }
 }
 
+/// node-probe's subcommand for a window of samples (`crate::watch`).
+pub const WATCH_COMMAND: &str = "watch";
+
 /// node-probe's flag for a person's override of unknown GPU holders (kill, reset).
 pub const OVERRIDE_FLAG: &str = "--override-unknown-holders";
 
@@ -228,6 +231,14 @@ pub enum Request {
         api_claims: Option<String>,
         /// The node's own host engine to run on (the GPU Operator's), else one embedded in the probe.
         engine: Option<crate::dcgm::request::Engine>,
+    },
+    /// `watch`: the GPUs named (all when empty) sampled every `interval_ms` for `seconds`, starting at the
+    /// unix time `start_at_ms` when given (so the nodes of one job sample the same instants).
+    Watch {
+        seconds: u32,
+        interval_ms: u32,
+        start_at_ms: Option<u64>,
+        gpus: Vec<u32>,
     },
 }
 
@@ -355,6 +366,25 @@ impl Request {
                 // Where the launcher's orderly stop of a cancelled run finds node-probe (one fixed path, which
                 // the exec admission policy admits and nothing else).
                 flag(&mut argv, "--pid-file", Some(dcgm::request::PID_FILE));
+            }
+            Request::Watch {
+                seconds,
+                interval_ms,
+                start_at_ms,
+                gpus,
+            } => {
+                // Always the same words in the same order: the exec admission policy admits this one shape.
+                argv.push(WATCH_COMMAND.into());
+                flag(&mut argv, "--seconds", Some(seconds));
+                flag(&mut argv, "--interval-ms", Some(interval_ms));
+                flag(&mut argv, "--start-at-ms", Some(start_at_ms.unwrap_or(0)));
+                let gpus: Vec<String> = gpus.iter().map(ToString::to_string).collect();
+                let gpus = if gpus.is_empty() {
+                    "all".to_string()
+                } else {
+                    gpus.join(",")
+                };
+                flag(&mut argv, "--gpus", Some(gpus));
             }
         }
         // One or the other, last: the admission policy admits either there. A dry run is never overridden.

@@ -122,6 +122,8 @@ pub enum Report {
     Evidence(Box<crate::evidence::EvidenceReport>),
     /// `node-probe dcgm-diag`: a DCGM diagnostic on the idle GPUs of a request.
     DcgmDiag(Box<crate::dcgm::DcgmDiagReport>),
+    /// `node-probe watch`: the node's GPUs over a window, read as episodes.
+    Watch(Box<crate::watch::WatchReport>),
 }
 
 impl Judged for Report {
@@ -162,6 +164,7 @@ impl Report {
             Report::Allocation(r) => r,
             Report::Workload(r) => &**r,
             Report::DcgmDiag(r) => &**r,
+            Report::Watch(r) => &**r,
             Report::Scenarios(_)
             | Report::Version(_)
             | Report::Facts(_)

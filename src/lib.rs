@@ -18,5 +18,6 @@ pub mod operator;
 pub mod options;
 pub mod pci;
 pub mod scenarios;
+pub mod watch;
 pub mod workload;
 pub mod xid;

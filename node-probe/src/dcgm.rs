@@ -135,6 +135,7 @@ const BEFORE: Sections = Sections {
     kernel_log: false,
     nics: false,
     kubelet: false,
+    watch: false,
 };
 
 const AFTER: Sections = Sections {
@@ -146,6 +147,7 @@ const AFTER: Sections = Sections {
     kernel_log: true,
     nics: false,
     kubelet: false,
+    watch: false,
 };
 
 /// The signal node-probe got (0: none), set by the handler.

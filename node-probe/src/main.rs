@@ -21,6 +21,7 @@ mod operator;
 mod options;
 mod podresources;
 mod source;
+mod watch;
 mod xid_watch;
 
 use std::io::Write;

@@ -74,6 +74,7 @@ const KILL_SECTIONS: Sections = Sections {
     kernel_log: false,
     nics: false,
     kubelet: false,
+    watch: false,
 };
 
 const RESET_SECTIONS: Sections = Sections {
@@ -85,6 +86,7 @@ const RESET_SECTIONS: Sections = Sections {
     kernel_log: false,
     nics: false,
     kubelet: false,
+    watch: false,
 };
 
 fn host_root_of(spec: &SourceSpec) -> &Path {

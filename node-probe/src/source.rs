@@ -61,10 +61,24 @@ impl SourceSpec {
 }
 
 fn load_builtin(name: &str, host_root: PathBuf) -> Result<SourceSpec, ProbeError> {
+    if let Some(script) = gpu_diag::scenarios::find_script(name) {
+        let mut facts = script.facts().map_err(|e| {
+            ProbeError::new(
+                ErrorKind::Internal,
+                format!("built-in script `{name}` is invalid: {e}"),
+            )
+        })?;
+        facts.source = format!("simulated:{name}");
+        return Ok(SourceSpec::Simulated {
+            facts: Box::new(facts),
+            host_root,
+        });
+    }
     let sc = gpu_diag::scenarios::find(name).ok_or_else(|| {
         let names: Vec<&str> = gpu_diag::scenarios::BUILTIN
             .iter()
             .map(|s| s.name)
+            .chain(gpu_diag::scenarios::WATCH_SCRIPTS.iter().map(|s| s.name))
             .collect();
         ProbeError::new(
             ErrorKind::InvalidScenario,
@@ -98,6 +112,29 @@ fn load_fixture(path: &Path, host_root: PathBuf) -> Result<SourceSpec, ProbeErro
         .and_then(|mut v| v.get_mut("facts").map(serde_json::Value::take))
         .map(|f| f.to_string());
     let text = captured.unwrap_or(text);
+    // A time script over a built-in node (`{"scenario": .., "timeline": ..}`).
+    let script = serde_json::from_str::<serde_json::Value>(&text)
+        .ok()
+        .is_some_and(|v| v.get("scenario").is_some() && v.get("timeline").is_some());
+    if script {
+        let mut facts = gpu_diag::scenarios::parse_script(&text).map_err(|e| {
+            ProbeError::new(
+                ErrorKind::InvalidScenario,
+                format!("fixture {} is not a valid time script: {e}", path.display()),
+            )
+            .hint("a time script is {\"scenario\": \"<built-in name>\", \"description\": \"..\", \"timeline\": {\"segments\": [..], \"kernel_log\": [..]}}")
+        })?;
+        facts.source = format!(
+            "simulated:{}",
+            path.file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        );
+        return Ok(SourceSpec::Simulated {
+            facts: Box::new(facts),
+            host_root,
+        });
+    }
     let mut facts = gpu_diag::scenarios::parse(&text).map_err(|e| {
         ProbeError::new(
             ErrorKind::InvalidScenario,

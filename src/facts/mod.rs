@@ -26,6 +26,7 @@ mod rdma;
 mod reading;
 mod sections;
 mod telemetry;
+mod timeline;
 
 pub use amd::{
     AmdBadPageFacts, AmdBadPagesFacts, AmdDriverFacts, AmdGpuFacts, AmdGpuMetricsFacts,
@@ -63,4 +64,7 @@ pub use rdma::{
 };
 pub use reading::{FieldError, FieldErrorKind, Reading};
 pub use sections::Sections;
-pub use telemetry::{ClockEventDurations, ClockFacts, PowerFacts, ThermalFacts, UtilizationFacts};
+pub use telemetry::{
+    ClockEventDurations, ClockFacts, PowerFacts, ThermalFacts, Throttle, UtilizationFacts,
+};
+pub use timeline::{Segment, TimedLine, Timeline};

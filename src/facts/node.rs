@@ -76,6 +76,9 @@ pub struct NodeFacts {
     /// runs on the node (most nodes: IMEX runs only for a multi-node NVLink job) or it was not collected.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub imex: Option<ImexFacts>,
+    /// A simulated node's values over time (`node-probe watch` plays it); absent on real nodes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeline: Option<super::timeline::Timeline>,
     /// The amdgpu driver and the node's AMD GPU PCI functions; absent on a node without amdgpu (or a
     /// probe before AMD support).
     #[serde(default, skip_serializing_if = "Option::is_none")]

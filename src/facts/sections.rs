@@ -14,6 +14,9 @@ pub struct Sections {
     /// The kubelet's answers: its PodResources device assignment and its pod log directories
     /// (`pod_resources`, `kubelet_logs`).
     pub kubelet: bool,
+    /// One of a watch's repeated samples: NVLink error counters without the GPU pairs, and AMD's throttle
+    /// residencies read once (the next sample is the second read).
+    pub watch: bool,
 }
 
 impl Sections {
@@ -33,5 +36,6 @@ impl Sections {
         kernel_log: true,
         nics: true,
         kubelet: false,
+        watch: false,
     };
 }

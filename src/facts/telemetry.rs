@@ -76,3 +76,73 @@ pub struct ClockEventDurations {
     #[serde(default)]
     pub sync_boost: Reading<u64>,
 }
+
+/// Why a GPU's clocks were held down, in one vocabulary for both vendors.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Throttle {
+    /// NVIDIA SwPowerCap, AMD PPT: the board's power limit. Expected on a GPU at full load.
+    PowerCap,
+    /// NVIDIA HwSlowdown: the board's external slowdown signal (power supply, thermal or brake).
+    HwSlowdown,
+    /// NVIDIA HwThermalSlowdown.
+    HwThermal,
+    /// NVIDIA SwThermalSlowdown.
+    SwThermal,
+    /// NVIDIA HwPowerBrakeSlowdown: the power-brake line asserted by the system.
+    PowerBrake,
+    /// AMD PROCHOT residency: the processor-hot line.
+    Prochot,
+    /// AMD socket thermal limit residency.
+    SocketThermal,
+    /// AMD voltage-regulator thermal limit residency.
+    VrThermal,
+    /// AMD HBM thermal limit residency.
+    HbmThermal,
+}
+
+impl Throttle {
+    /// Costs throughput because of heat, power delivery or hardware (the power cap of a busy GPU does not).
+    pub fn harmful(self) -> bool {
+        !matches!(self, Throttle::PowerCap)
+    }
+
+    /// How the vendor's tools name it.
+    pub fn label(self) -> &'static str {
+        match self {
+            Throttle::PowerCap => "power cap",
+            Throttle::HwSlowdown => "HW slowdown",
+            Throttle::HwThermal => "HW thermal slowdown",
+            Throttle::SwThermal => "SW thermal slowdown",
+            Throttle::PowerBrake => "HW power brake",
+            Throttle::Prochot => "PROCHOT",
+            Throttle::SocketThermal => "socket thermal limit",
+            Throttle::VrThermal => "VR thermal limit",
+            Throttle::HbmThermal => "HBM thermal limit",
+        }
+    }
+
+    pub const ALL: [Throttle; 9] = [
+        Throttle::PowerCap,
+        Throttle::HwSlowdown,
+        Throttle::HwThermal,
+        Throttle::SwThermal,
+        Throttle::PowerBrake,
+        Throttle::Prochot,
+        Throttle::SocketThermal,
+        Throttle::VrThermal,
+        Throttle::HbmThermal,
+    ];
+}

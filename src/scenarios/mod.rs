@@ -177,6 +177,73 @@ pub static BUILTIN: &[Scenario] = &[
     ),
 ];
 
+/// A time script for `watch`: a built-in scenario with a [`crate::facts::Timeline`] played over it. Written
+/// by hand in `watch/` beside this file, each `{"scenario", "description", "timeline"}`; a fixture file in
+/// the same form plays a script of one's own over any built-in node.
+pub struct WatchScript {
+    pub name: &'static str,
+    json: &'static str,
+}
+
+macro_rules! watch_script {
+    ($name:literal) => {
+        WatchScript {
+            name: $name,
+            json: include_str!(concat!("watch/", $name, ".json")),
+        }
+    };
+}
+
+pub static WATCH_SCRIPTS: &[WatchScript] = &[
+    watch_script!("dgx-h100-watch-hang"),
+    watch_script!("dgx-h100-watch-straggler"),
+    watch_script!("dgx-h100-watch-throttle-bursts"),
+    watch_script!("dgx-h100-watch-nvlink-under-load"),
+    watch_script!("dgx-h100-watch-xid79"),
+    watch_script!("mi300x-watch-hbm-thermal"),
+];
+
+/// The file form of a time script.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ScriptFile {
+    scenario: String,
+    #[serde(default)]
+    description: String,
+    timeline: crate::facts::Timeline,
+}
+
+impl WatchScript {
+    pub fn description(&self) -> String {
+        serde_json::from_str::<ScriptFile>(self.json)
+            .map(|f| f.description)
+            .unwrap_or_default()
+    }
+
+    /// The scenario's facts with the script's timeline.
+    pub fn facts(&self) -> Result<NodeFacts, String> {
+        parse_script(self.json)
+    }
+}
+
+pub fn find_script(name: &str) -> Option<&'static WatchScript> {
+    WATCH_SCRIPTS.iter().find(|s| s.name == name)
+}
+
+/// A time script's text (`{"scenario": NAME, "timeline": {...}}`) as the facts it plays over.
+pub fn parse_script(json: &str) -> Result<NodeFacts, String> {
+    let f: ScriptFile = serde_json::from_str(json).map_err(|e| e.to_string())?;
+    let base = find(&f.scenario).ok_or_else(|| {
+        format!(
+            "the script's scenario `{}` is not a built-in scenario",
+            f.scenario
+        )
+    })?;
+    let mut facts = parse(&base.json()).map_err(|e| e.to_string())?;
+    facts.timeline = Some(f.timeline);
+    Ok(facts)
+}
+
 pub fn find(name: &str) -> Option<&'static Scenario> {
     BUILTIN.iter().find(|s| s.name == name)
 }

@@ -47,6 +47,11 @@ pub struct AmdNode {
 
 /// The host's AMD GPUs, or `None` where it has no AMD GPU function and no amdgpu module (a node that
 /// answers as before AMD support).
+/// The host has amdgpu PCI functions (an AMD node, or one with AMD GPUs beside NVIDIA's).
+pub fn present(root: &Path) -> bool {
+    !discover::discover(HostFiles::new(root)).is_empty()
+}
+
 pub fn read(root: &Path, sections: Sections, first_index: u32, limit: Duration) -> Option<AmdNode> {
     let files = HostFiles::new(root);
     let found = discover::discover(files);
@@ -111,7 +116,7 @@ fn read_gpus(
                     return;
                 }
             }
-            if sections.telemetry {
+            if sections.telemetry && !sections.watch {
                 // A residency that grew between two reads is a throttle active now.
                 std::thread::sleep(SAMPLE_INTERVAL);
                 for (i, bdf) in bdfs.iter().enumerate() {

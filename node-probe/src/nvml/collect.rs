@@ -125,7 +125,7 @@ fn collect_gpu(g: &Gpu<'_>, index: u32, s: Sections) -> GpuFacts {
         ..GpuFacts::default()
     };
     identity(g, &mut f);
-    f.nvlinks = nvlinks(g, s.topology);
+    f.nvlinks = nvlinks(g, s.topology || s.watch);
     if s.telemetry || s.topology {
         f.pcie.current_link_gen = g.q(|d| d.current_pcie_link_gen());
         f.pcie.current_link_width = g.q(|d| d.current_pcie_link_width());

@@ -39,6 +39,30 @@ pub fn collect(
     Ok(facts)
 }
 
+/// NVML loaded and initialised once for the many samples of a watch.
+pub struct Session {
+    nvml: Nvml,
+    path: String,
+}
+
+impl Session {
+    pub fn open(search: &Search, lib: Option<&Path>) -> Result<Self, ProbeError> {
+        let (nvml, path) = load(search, lib)?;
+        Ok(Session { nvml, path })
+    }
+
+    /// The GPUs' facts now, as `collect` gathers them.
+    pub fn sample(&self, sections: Sections) -> NodeFacts {
+        let mut facts = collect::node(&self.nvml, sections);
+        facts.driver.nvml_library = Some(self.path.clone());
+        facts
+    }
+
+    pub fn close(self) {
+        shutdown(self.nvml);
+    }
+}
+
 /// Dropping `Nvml` calls `nvmlShutdown` through a method that panics when the symbol is missing; a
 /// library without it is leaked instead (the process is about to exit anyway).
 fn shutdown(nvml: Nvml) {

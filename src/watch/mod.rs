@@ -1,0 +1,529 @@
+//! `watch`: a node's GPUs sampled over a window, read as episodes rather than samples. A hung collective, a
+//! straggler, throttling in bursts, a counter that climbs only under load or an Xid that arrives while one
+//! looks show over seconds, not at an instant.
+//!
+//! node-probe samples (`node-probe watch`), each sample made from the collector's facts by
+//! [`sample::sample_of`] so a simulated node (played by [`script`]) and a real one are read alike; this module
+//! turns the samples into one GPU's window (`episodes.rs`), the node's pattern across its GPUs in use
+//! (`pattern.rs`, which the launcher also applies across a job's nodes), and a bounded timeline
+//! (`timeline.rs`). Pure: no clock, no I/O.
+
+mod episodes;
+pub mod pattern;
+pub mod sample;
+pub mod script;
+#[cfg(test)]
+mod tests;
+pub mod timeline;
+
+use serde::{Deserialize, Serialize};
+
+use crate::facts::{KernelLogFacts, NodeFacts, Reading};
+use crate::finding::{Judged, Severity, Verdict};
+use crate::options::AnalysisOptions;
+use crate::workload::WorkloadNodeReport;
+pub use pattern::{GpuInUse, Pattern, PatternKind};
+pub use sample::{GpuIdentity, GpuSample, Throttle};
+pub use timeline::GpuTimeline;
+
+/// Seconds a window may last, and its sampling interval in milliseconds (the node bears 10 samples a second
+/// of its GPUs' counters; a minute apart is still a window).
+pub const SECONDS: std::ops::RangeInclusive<u32> = 1..=600;
+pub const INTERVAL_MS: std::ops::RangeInclusive<u32> = 100..=60_000;
+/// Samples per window at most: the probe's memory is bounded whatever the two above.
+pub const MAX_SAMPLES: u32 = 3_600;
+/// Kernel-log lines kept from a window (a storm is counted, not kept).
+pub const MAX_KERNEL_LINES: usize = 2_000;
+
+/// One instant of a window: every GPU's sample.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Tick {
+    /// Seconds since the window's start.
+    pub t_s: f64,
+    pub gpus: Vec<GpuSample>,
+}
+
+/// What node-probe gathered over a window.
+#[derive(Debug, Clone, Default)]
+pub struct WatchInput {
+    pub started_unix: f64,
+    pub seconds: u32,
+    pub interval_ms: u32,
+    pub ticks: Vec<Tick>,
+    /// The GPUs watched (the `--gpus` selection), with what does not change.
+    pub identities: Vec<GpuIdentity>,
+    /// Processes on each GPU at the window's start and end (index, count), where the collector reads them.
+    pub processes: Vec<(u32, usize)>,
+    /// Kernel-log records that arrived during the window: seconds since the start, the record's text.
+    pub kernel: Vec<(f64, String)>,
+    /// More records arrived than [`MAX_KERNEL_LINES`]: how many were dropped.
+    pub kernel_dropped: u64,
+    /// Why the kernel log could not be followed, where it could not.
+    pub kernel_unreadable: Option<String>,
+    /// Ticks the sampler missed because a read took longer than the interval.
+    pub missed: u32,
+    /// The window ended early (the probe was asked to stop).
+    pub stopped_early: bool,
+}
+
+/// The window's frame: when, how long, how often.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct Window {
+    /// Unix time of the first sample.
+    pub started_unix: f64,
+    /// Seconds asked for.
+    pub seconds: u32,
+    /// Seconds the samples span.
+    pub covered_s: f64,
+    pub interval_ms: u32,
+    pub samples: u32,
+    /// Samples skipped because a read outlasted the interval.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub missed: u32,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub stopped_early: bool,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+/// What kind of thing an episode is.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum EpisodeKind {
+    /// The GPU stopped answering during the window.
+    Unreadable,
+    /// A kernel-log event (Xid, SXid, amdgpu) arrived during the window.
+    KernelEvent,
+    /// An error counter grew.
+    Counter,
+    /// Clocks held down by a harmful throttle.
+    Throttled,
+    /// At its power limit (expected under full load; a lowered limit when not loaded).
+    PowerCapped,
+    /// Ran slower (lower clocks) than its peers.
+    Slower,
+    /// Idle while its peers were busy.
+    IdleAmongBusy,
+    /// Busy while its peers were idle.
+    BusyAmongIdle,
+    /// Work came in bursts.
+    Bursty,
+    /// Close to its slowdown temperature.
+    Hot,
+    /// No GPU in use made progress (all idle or spinning).
+    NoProgress,
+    /// The pattern changed during the window (a stall that began mid-window).
+    Onset,
+}
+
+/// One thing that happened on a GPU (or the node) during the window, in a sentence.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct Episode {
+    pub kind: EpisodeKind,
+    pub severity: Severity,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpu: Option<u32>,
+    /// Seconds since the window's start.
+    pub from_s: f64,
+    pub to_s: f64,
+    pub text: String,
+    /// A stable key (`throttle.hw_slowdown`, `counter.nvlink_replay:4`, `xid.79`, ...).
+    pub code: String,
+}
+
+/// A throttle's share of the window.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct ThrottleTime {
+    pub reason: Throttle,
+    pub seconds: f64,
+    /// Separate spans of it (bursts).
+    pub spans: u32,
+}
+
+/// An error counter's growth over the window.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct CounterDelta {
+    pub key: String,
+    pub delta: u64,
+    /// Share of the growth that came while the GPU was busy (0–100).
+    pub under_load_pct: u32,
+}
+
+/// Minimum, mean and maximum of a reading over the window.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct Stat {
+    pub min: f64,
+    pub mean: f64,
+    pub max: f64,
+}
+
+/// One GPU over the window.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct GpuWindow {
+    #[serde(flatten)]
+    pub identity: GpuIdentity,
+    /// Pods holding it at the window's end (`namespace/pod`), where the kubelet said.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub held_by: Vec<String>,
+    /// Processes on it (at the start or end, the larger count), where known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub processes: Option<usize>,
+    /// Share of readable samples with utilization at or above 50 % (0–100).
+    pub busy_pct: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub util_pct: Option<Stat>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sm_mhz: Option<Stat>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub power_w: Option<Stat>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub temp_c: Option<Stat>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mem_used_mib_max: Option<u64>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub throttled: Vec<ThrottleTime>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub counters: Vec<CounterDelta>,
+    /// Traffic over the window in MiB per second by link (`xgmi:3`), where the device counts it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub traffic_mib_s: Vec<(String, f64)>,
+    /// Samples in which it could not be read.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub unreadable_samples: u32,
+    /// Its state in one line.
+    pub line: String,
+    pub timeline: GpuTimeline,
+}
+
+/// The `watch` report of one node.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct WatchReport {
+    pub window: Window,
+    pub verdict: Verdict,
+    /// The window in one sentence, most important first.
+    pub headline: String,
+    pub pattern: Pattern,
+    /// Most severe first, then in time order.
+    pub episodes: Vec<Episode>,
+    pub gpus: Vec<GpuWindow>,
+    /// Kernel-log lines that arrived during the window and were kept / dropped; why it was not followed.
+    pub kernel_lines: usize,
+    #[serde(default, skip_serializing_if = "is_zero_u64")]
+    pub kernel_dropped: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kernel_unreadable: Option<String>,
+    /// The node at the window's end: incidents, who holds which GPU (the `workload` command's report).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<Box<WorkloadNodeReport>>,
+}
+
+fn is_zero_u64(n: &u64) -> bool {
+    *n == 0
+}
+
+impl Judged for WatchReport {
+    fn verdict(&self) -> Option<Verdict> {
+        Some(self.verdict)
+    }
+    fn findings(&self) -> Vec<&crate::finding::Finding> {
+        self.node
+            .as_deref()
+            .map(Judged::findings)
+            .unwrap_or_default()
+    }
+    fn incidents(&self) -> Option<&crate::finding::Incidents> {
+        self.node.as_deref().and_then(Judged::incidents)
+    }
+}
+
+/// Read a window. `facts` is the node as collected at the window's start (the GPUs' identities, to name the
+/// GPU of each kernel-log line); `node` the end-of-window report, when the probe made one.
+pub fn analyze(
+    input: &WatchInput,
+    facts: &NodeFacts,
+    node: Option<WorkloadNodeReport>,
+    opts: &AnalysisOptions,
+) -> WatchReport {
+    let holders = node.as_ref().map(holders_of).unwrap_or_default();
+    let mut gpus: Vec<GpuWindow> = input
+        .identities
+        .iter()
+        .map(|id| {
+            let held = holders
+                .iter()
+                .filter(|(i, _)| *i == id.index)
+                .map(|(_, h)| h.clone())
+                .collect();
+            let procs = input
+                .processes
+                .iter()
+                .filter(|(i, _)| *i == id.index)
+                .map(|(_, n)| *n)
+                .max();
+            episodes::window_of(input, id, held, procs)
+        })
+        .collect();
+    let mut episodes: Vec<Episode> = gpus
+        .iter()
+        .flat_map(|g| episodes::of_gpu(input, g))
+        .collect();
+    episodes.extend(kernel_events(input, facts, opts));
+    let in_use: Vec<GpuInUse<'_>> = gpus.iter().map(|g| GpuInUse::new(None, g)).collect();
+    let pattern = pattern::classify(&in_use, window_seconds(input));
+    episodes.extend(pattern.episodes.iter().cloned());
+    episodes.extend(onset(input, &gpus, &pattern));
+    merge_bursts(&mut episodes, &gpus);
+    episodes.sort_by(|a, b| {
+        b.severity
+            .cmp(&a.severity)
+            .then(a.from_s.total_cmp(&b.from_s))
+            .then(a.gpu.cmp(&b.gpu))
+    });
+    for g in &mut gpus {
+        g.line = episodes::line(g, &episodes);
+    }
+    let worst = episodes.iter().map(|e| e.severity).max();
+    let node_verdict = node.as_ref().and_then(Judged::verdict);
+    let verdict = match (worst, node_verdict) {
+        (Some(Severity::Critical), _) | (_, Some(Verdict::Unhealthy)) => Verdict::Unhealthy,
+        (Some(Severity::Warning), _) | (_, Some(Verdict::Degraded)) => Verdict::Degraded,
+        _ if input.ticks.len() < 2 => Verdict::Unknown,
+        _ => Verdict::Healthy,
+    };
+    let headline = headline(&pattern, &episodes, input);
+    WatchReport {
+        window: Window {
+            started_unix: input.started_unix,
+            seconds: input.seconds,
+            covered_s: window_seconds(input),
+            interval_ms: input.interval_ms,
+            samples: input.ticks.len() as u32,
+            missed: input.missed,
+            stopped_early: input.stopped_early,
+        },
+        verdict,
+        headline,
+        pattern,
+        episodes,
+        gpus,
+        kernel_lines: input.kernel.len(),
+        kernel_dropped: input.kernel_dropped,
+        kernel_unreadable: input.kernel_unreadable.clone(),
+        node: node.map(Box::new),
+    }
+}
+
+/// The last third of the window read alone: a stall that began mid-window (the ranks spinning since a GPU
+/// fell off the bus) shows there while the whole window's means still look busy.
+fn onset(input: &WatchInput, gpus: &[GpuWindow], whole: &Pattern) -> Option<Episode> {
+    let span = window_seconds(input);
+    let first = input.ticks.first()?.t_s;
+    let from = first + span * 2.0 / 3.0;
+    let tail = WatchInput {
+        ticks: input
+            .ticks
+            .iter()
+            .filter(|t| t.t_s >= from)
+            .cloned()
+            .collect(),
+        kernel: Vec::new(),
+        ..input.clone()
+    };
+    if tail.ticks.len() < 3 {
+        return None;
+    }
+    let windows: Vec<GpuWindow> = gpus
+        .iter()
+        .map(|g| episodes::window_of(&tail, &g.identity, g.held_by.clone(), g.processes))
+        .collect();
+    let in_use: Vec<GpuInUse<'_>> = windows.iter().map(|g| GpuInUse::new(None, g)).collect();
+    let p = pattern::classify(&in_use, window_seconds(&tail));
+    let stalled = matches!(
+        p.kind,
+        PatternKind::AllIdle | PatternKind::BusyWhileOthersWait | PatternKind::IdleWhileOthersRun
+    );
+    if !stalled || p.kind == whole.kind {
+        return None;
+    }
+    let at = tail.ticks.first().map_or(from, |t| t.t_s);
+    Some(Episode {
+        kind: EpisodeKind::Onset,
+        severity: Severity::Warning,
+        gpu: None,
+        from_s: at,
+        to_s: span,
+        text: format!("from {} on: {}", secs(at), p.summary),
+        code: format!(
+            "pattern.onset.{}",
+            serde_json::to_value(p.kind)
+                .ok()
+                .and_then(|v| v.as_str().map(String::from))
+                .unwrap_or_default()
+        ),
+    })
+}
+
+/// Every GPU in use working in bursts is one fact of the node (steps with gaps), not one per GPU.
+fn merge_bursts(episodes: &mut Vec<Episode>, gpus: &[GpuWindow]) {
+    let bursty: Vec<u32> = episodes
+        .iter()
+        .filter(|e| e.kind == EpisodeKind::Bursty)
+        .filter_map(|e| e.gpu)
+        .collect();
+    if bursty.len() < 2 || bursty.len() < gpus.iter().filter(|g| g.busy_pct > 0).count() {
+        return;
+    }
+    let busy: Vec<u32> = gpus
+        .iter()
+        .filter(|g| bursty.contains(&g.identity.index))
+        .map(|g| g.busy_pct)
+        .collect();
+    let mean = busy.iter().sum::<u32>() / busy.len().max(1) as u32;
+    let first = episodes.iter().position(|e| e.kind == EpisodeKind::Bursty);
+    let template = first.map(|i| episodes[i].clone());
+    episodes.retain(|e| e.kind != EpisodeKind::Bursty);
+    if let Some(mut e) = template {
+        e.gpu = None;
+        e.text = format!(
+            "all {} GPUs worked in bursts together, busy {mean}% of the window: steps with idle gaps between them \
+             (input-bound, checkpointing or host-side stalls), not one GPU's fault",
+            bursty.len()
+        );
+        episodes.push(e);
+    }
+}
+
+/// Seconds between the first and last sample.
+pub fn window_seconds(input: &WatchInput) -> f64 {
+    match (input.ticks.first(), input.ticks.last()) {
+        (Some(a), Some(b)) => (b.t_s - a.t_s).max(0.0),
+        _ => 0.0,
+    }
+}
+
+/// (GPU index, `namespace/pod`) for each holder the node's allocation names.
+fn holders_of(node: &WorkloadNodeReport) -> Vec<(u32, String)> {
+    node.allocation
+        .gpus
+        .iter()
+        .flat_map(|g| {
+            g.allocated_to
+                .iter()
+                .map(move |h| (g.gpu.index, format!("{}/{}", h.namespace, h.pod)))
+        })
+        .collect()
+}
+
+/// The kernel-log lines of the window, decoded by the same analysis as `xid`, each an episode at its time.
+fn kernel_events(input: &WatchInput, facts: &NodeFacts, opts: &AnalysisOptions) -> Vec<Episode> {
+    if input.kernel.is_empty() {
+        return Vec::new();
+    }
+    let mut f = facts.clone();
+    f.kernel_log = Reading::Ok(KernelLogFacts {
+        origin: "kmsg".into(),
+        lines: input.kernel.iter().map(|(_, l)| l.clone()).collect(),
+        ..KernelLogFacts::default()
+    });
+    let report = crate::xid::report::analyze(&f, opts);
+    let mut out = Vec::new();
+    for e in &report.events {
+        let Some(line) = e.line else { continue };
+        let at = input.kernel.get(line - 1).map_or(0.0, |(t, _)| *t);
+        let gpu = e
+            .pci_bus_id
+            .as_deref()
+            .and_then(|p| facts.gpus.iter().find(|g| same_bus(g.pci_bus_id.ok(), p)))
+            .map(|g| g.index);
+        let finding = report
+            .findings
+            .iter()
+            .find(|x| x.gpu == gpu && e.code.is_some_and(|c| x.code.ends_with(&format!(".{c}"))));
+        let severity = finding.map_or(Severity::Warning, |x| x.severity);
+        let code = finding.map_or_else(
+            || {
+                e.code.map_or_else(
+                    || format!("{:?}", e.kind).to_lowercase(),
+                    |c| format!("xid.{c}"),
+                )
+            },
+            |x| x.code.clone(),
+        );
+        let what = e.mnemonic.clone().unwrap_or_else(|| e.message.clone());
+        let name = match (e.kind, e.code) {
+            (crate::xid::report::EventKind::Xid, Some(c)) => format!("Xid {c}"),
+            (crate::xid::report::EventKind::Sxid, Some(c)) => format!("SXid {c}"),
+            _ => code.clone(),
+        };
+        let on = gpu.map_or_else(String::new, |g| format!(" on GPU {g}"));
+        out.push(Episode {
+            kind: EpisodeKind::KernelEvent,
+            severity,
+            gpu,
+            from_s: at,
+            to_s: at,
+            text: format!("{name}{on} at {}: {}", secs(at), bounded(&what, 160)),
+            code,
+        });
+        if out.len() >= 32 {
+            break;
+        }
+    }
+    out
+}
+
+fn same_bus(a: Option<&String>, b: &str) -> bool {
+    a.is_some_and(|a| {
+        let norm = |s: &str| crate::pci::normalize_bus_id(s).unwrap_or_else(|| s.to_lowercase());
+        let (x, y) = (norm(a), norm(b));
+        // Xid lines carry no function: compare domain, bus and device.
+        x.get(..10) == y.get(..10)
+    })
+}
+
+fn bounded(s: &str, n: usize) -> String {
+    let clean: String = s.chars().filter(|c| !c.is_control()).collect();
+    if clean.chars().count() <= n {
+        clean
+    } else {
+        format!("{}…", clean.chars().take(n).collect::<String>())
+    }
+}
+
+/// `12 s`, `1.5 s`.
+pub fn secs(s: f64) -> String {
+    if (s - s.round()).abs() < 0.05 || s >= 10.0 {
+        format!("{} s", s.round() as i64)
+    } else {
+        format!("{s:.1} s")
+    }
+}
+
+fn headline(p: &Pattern, episodes: &[Episode], input: &WatchInput) -> String {
+    let w = secs(window_seconds(input));
+    if input.ticks.len() < 2 {
+        return format!(
+            "only {} sample(s) in the window: too few to read a change",
+            input.ticks.len()
+        );
+    }
+    let first_bad = episodes.iter().find(|e| {
+        e.severity >= Severity::Warning
+            && !matches!(
+                e.kind,
+                EpisodeKind::IdleAmongBusy
+                    | EpisodeKind::BusyAmongIdle
+                    | EpisodeKind::Slower
+                    | EpisodeKind::NoProgress
+            )
+    });
+    match first_bad {
+        Some(e) if p.kind.is_steady() => format!("{} ({w} watched)", e.text),
+        Some(e) => format!("{}; {} ({w} watched)", p.summary, e.text),
+        None => format!("{} ({w} watched)", p.summary),
+    }
+}

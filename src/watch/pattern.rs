@@ -1,0 +1,398 @@
+//! The pattern across the GPUs in use — one node's, or a job's across its nodes: all busy (progress), all
+//! idle (a hang, most likely in a collective), one busy while the others wait (a straggler or a deadlock),
+//! one idle while the others run, one slower than its peers.
+
+use serde::{Deserialize, Serialize};
+
+use super::{Episode, EpisodeKind, GpuWindow};
+use crate::finding::Severity;
+
+/// Mean utilization under which a GPU in use counts as idle for the window, and over which as busy.
+const IDLE_MEAN_PCT: f64 = 10.0;
+const BUSY_MEAN_PCT: f64 = 50.0;
+/// A GPU pegged at high utilization under this share of its power limit runs a kernel that spins (NCCL
+/// polling in a collective: an H100 waiting there draws 110–150 W of 700) rather than computing.
+const SPIN_POWER_SHARE: f64 = 0.30;
+/// A busy GPU whose mean SM clock is under this share of its busy peers' median runs slower.
+const SLOWER_SHARE: f64 = 0.85;
+
+/// The window's pattern, in one vocabulary for a node and a job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PatternKind {
+    /// No GPU was in use (no holder, no process, no load).
+    NothingRunning,
+    /// Every GPU in use was busy and none lagged.
+    Progressing,
+    /// Every GPU in use idled the whole window.
+    AllIdle,
+    /// A few GPUs busy while the rest idled: those wait for them.
+    BusyWhileOthersWait,
+    /// A few GPUs idle while the rest ran.
+    IdleWhileOthersRun,
+    /// All busy, one or a few slower than their peers.
+    SlowerPeer,
+    /// Busy and idle in no pattern of the above.
+    Mixed,
+    /// Too few samples to say.
+    Unknown,
+}
+
+impl PatternKind {
+    /// Nothing about the GPUs together needs attention.
+    pub fn is_steady(self) -> bool {
+        matches!(
+            self,
+            PatternKind::NothingRunning | PatternKind::Progressing | PatternKind::Unknown
+        )
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct Pattern {
+    pub kind: PatternKind,
+    pub summary: String,
+    pub gpus_in_use: u32,
+    /// The GPUs the pattern points at (`GPU 3`, `node-a GPU 3`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub suspects: Vec<String>,
+    /// The pattern's own episodes (idle among busy, busy among idle, slower).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub episodes: Vec<Episode>,
+}
+
+/// What a GPU did over the window, by its utilization and its power against its limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Idle,
+    /// Utilization pegged while power stays near idle: a kernel polling, waiting on peers.
+    Spinning,
+    Computing,
+    /// Between idle and busy.
+    Partial,
+}
+
+/// A GPU of the pattern, with the node it is on when the pattern spans nodes.
+pub struct GpuInUse<'a> {
+    pub node: Option<&'a str>,
+    pub gpu: &'a GpuWindow,
+}
+
+impl<'a> GpuInUse<'a> {
+    pub fn new(node: Option<&'a str>, gpu: &'a GpuWindow) -> Self {
+        GpuInUse { node, gpu }
+    }
+
+    fn label(&self) -> String {
+        match self.node {
+            Some(n) => format!("{n} GPU {}", self.gpu.identity.index),
+            None => format!("GPU {}", self.gpu.identity.index),
+        }
+    }
+
+    fn util(&self) -> Option<f64> {
+        self.gpu.util_pct.map(|u| u.mean)
+    }
+
+    fn state(&self) -> State {
+        let Some(u) = self.util() else {
+            return State::Partial;
+        };
+        if u < IDLE_MEAN_PCT {
+            return State::Idle;
+        }
+        if u < BUSY_MEAN_PCT {
+            return State::Partial;
+        }
+        match (self.gpu.power_w, self.gpu.identity.power_limit_w) {
+            (Some(p), Some(l)) if l > 0.0 && p.mean > 0.0 && p.mean < l * SPIN_POWER_SHARE => {
+                State::Spinning
+            }
+            _ => State::Computing,
+        }
+    }
+
+    fn waiting(&self) -> bool {
+        matches!(self.state(), State::Idle | State::Spinning)
+    }
+
+    fn computing(&self) -> bool {
+        self.state() == State::Computing
+    }
+
+    fn power_text(&self) -> String {
+        match (self.gpu.power_w, self.gpu.identity.power_limit_w) {
+            (Some(p), Some(l)) => format!(" at {:.0} W of {l:.0}", p.mean),
+            _ => String::new(),
+        }
+    }
+
+    /// Held by a pod, used by a process, or loaded at some point of the window.
+    fn in_use(&self) -> bool {
+        !self.gpu.held_by.is_empty()
+            || self.gpu.processes.is_some_and(|p| p > 0)
+            || self.gpu.util_pct.is_some_and(|u| u.max >= 10.0)
+    }
+}
+
+fn names(gs: &[&GpuInUse<'_>]) -> String {
+    let v: Vec<String> = gs.iter().take(4).map(|g| g.label()).collect();
+    let more = gs.len().saturating_sub(4);
+    if more > 0 {
+        format!("{} (+{more})", v.join(", "))
+    } else {
+        v.join(", ")
+    }
+}
+
+fn mean_of(gs: &[&GpuInUse<'_>], f: impl Fn(&GpuInUse<'_>) -> Option<f64>) -> Option<f64> {
+    let v: Vec<f64> = gs.iter().filter_map(|g| f(g)).collect();
+    (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
+}
+
+/// Every GPU in use is held by a different pod (and the kubelet said who holds them).
+fn separate_pods(used: &[&GpuInUse<'_>]) -> bool {
+    let held: Vec<&Vec<String>> = used
+        .iter()
+        .map(|g| &g.gpu.held_by)
+        .filter(|h| !h.is_empty())
+        .collect();
+    if held.len() < 2 {
+        return false;
+    }
+    let mut pods: Vec<&String> = held.iter().flat_map(|h| h.iter()).collect();
+    pods.sort();
+    pods.dedup();
+    pods.len() == held.len()
+}
+
+fn median(mut v: Vec<f64>) -> Option<f64> {
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(f64::total_cmp);
+    Some(v[v.len() / 2])
+}
+
+fn episode(kind: EpisodeKind, g: &GpuInUse<'_>, window: f64, text: String, code: &str) -> Episode {
+    Episode {
+        kind,
+        severity: Severity::Warning,
+        // A job's pattern names the node in the text; the index alone would be ambiguous there.
+        gpu: g.node.is_none().then_some(g.gpu.identity.index),
+        from_s: 0.0,
+        to_s: window,
+        text,
+        code: code.into(),
+    }
+}
+
+/// The pattern of `gpus` over a window of `window` seconds.
+pub fn classify(gpus: &[GpuInUse<'_>], window: f64) -> Pattern {
+    let used: Vec<&GpuInUse<'_>> = gpus
+        .iter()
+        .filter(|g| g.in_use() && g.util().is_some())
+        .collect();
+    let n = used.len() as u32;
+    let mut p = Pattern {
+        kind: PatternKind::Mixed,
+        summary: String::new(),
+        gpus_in_use: n,
+        suspects: Vec::new(),
+        episodes: Vec::new(),
+    };
+    if used.is_empty() {
+        let unread = gpus.iter().filter(|g| g.util().is_none()).count();
+        p.kind = if unread > 0 && unread == gpus.len() {
+            PatternKind::Unknown
+        } else {
+            PatternKind::NothingRunning
+        };
+        p.summary = if p.kind == PatternKind::Unknown {
+            "no GPU's utilization could be read".into()
+        } else {
+            format!(
+                "no GPU in use: {} GPU(s) idle with no process or pod on them",
+                gpus.len()
+            )
+        };
+        return p;
+    }
+    let idle: Vec<&GpuInUse<'_>> = used.iter().copied().filter(|g| g.waiting()).collect();
+    let busy: Vec<&GpuInUse<'_>> = used.iter().copied().filter(|g| g.computing()).collect();
+    let spinning = idle.iter().filter(|g| g.state() == State::Spinning).count();
+    let procs: usize = used.iter().filter_map(|g| g.gpu.processes).sum();
+    let holding = if procs > 0 {
+        format!(" while {procs} process(es) hold them")
+    } else {
+        String::new()
+    };
+    if idle.len() == used.len() {
+        p.kind = PatternKind::AllIdle;
+        p.summary = if spinning > 0 {
+            let w = mean_of(&idle, |g| g.gpu.power_w.map(|p| p.mean)).unwrap_or(0.0);
+            format!(
+                "no progress: all {n} GPU(s) in use sat pegged at 100% utilization drawing only {w:.0} W{holding}: \
+                 kernels spinning, not computing — a hang in a collective (NCCL/RCCL), every rank waiting"
+            )
+        } else {
+            let peak = used
+                .iter()
+                .filter_map(|g| g.gpu.util_pct.map(|u| u.max))
+                .fold(0.0, f64::max);
+            format!(
+                "no progress: all {n} GPU(s) in use idled the whole window (utilization at most {peak:.0}%){holding}: \
+                 the job is stuck outside the GPUs (input, a host-side deadlock, a rank that never launched)"
+            )
+        };
+        p.suspects = used.iter().map(|g| g.label()).collect();
+        p.episodes.push(Episode {
+            kind: EpisodeKind::NoProgress,
+            severity: Severity::Warning,
+            gpu: None,
+            from_s: 0.0,
+            to_s: window,
+            text: p.summary.clone(),
+            code: "pattern.no_progress".into(),
+        });
+        return p;
+    }
+    // One busy and one idle GPU, or GPUs each held by a pod of its own, are separate work, not one job's
+    // ranks waiting for each other.
+    let one_job = used.len() >= 3 && !separate_pods(&used);
+    if one_job && !busy.is_empty() && !idle.is_empty() && busy.len() + idle.len() == used.len() {
+        let peers_busy = mean_of(&busy, |g| g.util()).unwrap_or(0.0);
+        let how = |gs: &[&GpuInUse<'_>]| {
+            if gs.iter().all(|g| g.state() == State::Spinning) {
+                let w = mean_of(gs, |g| g.gpu.power_w.map(|p| p.mean)).unwrap_or(0.0);
+                format!("spinning at {w:.0} W (pegged utilization, no compute)")
+            } else {
+                format!("idle ({:.0}%)", mean_of(gs, |g| g.util()).unwrap_or(0.0))
+            }
+        };
+        if busy.len() < idle.len() {
+            p.kind = PatternKind::BusyWhileOthersWait;
+            p.summary = format!(
+                "{} computing{} while the other {} waited, {}: they wait for it — a straggler, or a deadlock \
+                 where one rank runs on alone",
+                names(&busy),
+                busy[0].power_text(),
+                idle.len(),
+                how(&idle)
+            );
+            for g in &busy {
+                p.episodes.push(episode(
+                    EpisodeKind::BusyAmongIdle,
+                    g,
+                    window,
+                    format!(
+                        "{} computing{} while its {} peers waited",
+                        g.label(),
+                        g.power_text(),
+                        idle.len()
+                    ),
+                    "pattern.busy_while_others_wait",
+                ));
+            }
+            p.suspects = busy.iter().map(|g| g.label()).collect();
+        } else {
+            p.kind = PatternKind::IdleWhileOthersRun;
+            p.summary = format!(
+                "{} {} while the other {} computed at {peers_busy:.0}%: its rank is not computing (crashed, hung \
+                 or starved) — the others will block at the next collective",
+                names(&idle),
+                how(&idle),
+                busy.len()
+            );
+            for g in &idle {
+                p.episodes.push(episode(
+                    EpisodeKind::IdleAmongBusy,
+                    g,
+                    window,
+                    format!(
+                        "{} {} while its {} peers computed at {peers_busy:.0}%",
+                        g.label(),
+                        how(&[*g]),
+                        busy.len()
+                    ),
+                    "pattern.idle_while_others_run",
+                ));
+            }
+            p.suspects = idle.iter().map(|g| g.label()).collect();
+        }
+        return p;
+    }
+    if busy.len() == used.len() {
+        // All busy: one that runs at lower clocks than the rest holds every step back.
+        let clocks: Vec<(&&GpuInUse<'_>, f64)> = busy
+            .iter()
+            .filter_map(|g| g.gpu.sm_mhz.map(|s| (g, s.mean)))
+            .collect();
+        let mut slower = Vec::new();
+        if clocks.len() >= 2 {
+            for (g, c) in &clocks {
+                let others: Vec<f64> = clocks
+                    .iter()
+                    .filter(|(o, _)| !std::ptr::eq(**o, **g))
+                    .map(|(_, c)| *c)
+                    .collect();
+                if let Some(m) = median(others)
+                    && *c < m * SLOWER_SHARE
+                {
+                    slower.push((*g, *c, m));
+                }
+            }
+        }
+        if !slower.is_empty() && slower.len() * 2 < clocks.len() {
+            p.kind = PatternKind::SlowerPeer;
+            let (g0, c0, m0) = slower[0];
+            let why = g0
+                .gpu
+                .throttled
+                .iter()
+                .filter(|t| t.reason.harmful())
+                .max_by(|a, b| a.seconds.total_cmp(&b.seconds))
+                .map(|t| {
+                    format!(
+                        " (throttled {}: {})",
+                        super::secs(t.seconds),
+                        t.reason.label()
+                    )
+                })
+                .unwrap_or_default();
+            p.summary = format!(
+                "all {n} GPU(s) in use busy, but {} ran at {c0:.0} MHz while its peers ran at {m0:.0} MHz{why}: \
+                 every synchronous step waits for it",
+                names(&slower.iter().map(|s| *s.0).collect::<Vec<_>>())
+            );
+            for (g, c, m) in &slower {
+                p.episodes.push(episode(
+                    EpisodeKind::Slower,
+                    g,
+                    window,
+                    format!(
+                        "{} ran at {c:.0} MHz while its peers ran at {m:.0} MHz",
+                        g.label()
+                    ),
+                    "pattern.slower_peer",
+                ));
+            }
+            p.suspects = slower.iter().map(|s| s.0.label()).collect();
+            return p;
+        }
+        let u = mean_of(&busy, |g| g.util()).unwrap_or(0.0);
+        p.kind = PatternKind::Progressing;
+        p.summary = format!(
+            "all {n} GPU(s) in use busy (mean utilization {u:.0}%), none lagging: the work is progressing"
+        );
+        return p;
+    }
+    let lo = used
+        .iter()
+        .filter_map(|g| g.util())
+        .fold(f64::INFINITY, f64::min);
+    let hi = used.iter().filter_map(|g| g.util()).fold(0.0, f64::max);
+    p.summary =
+        format!("{n} GPU(s) in use at {lo:.0}–{hi:.0}% mean utilization, in no clear pattern");
+    p
+}
