@@ -250,6 +250,7 @@ pub fn run(g: &GlobalArgs, a: &WatchArgs) -> Result<ProbeDocument, ProbeError> {
         Sampler::Simulated(f) => f.timeline.clone(),
         _ => None,
     };
+    let interval_ms = a.interval_ms;
     let (tx, rx) = mpsc::sync_channel::<Msg>(4);
     let nvml_limit = match &spec {
         SourceSpec::Nvml { nvml_timeout, .. } => *nvml_timeout,
@@ -258,8 +259,13 @@ pub fn run(g: &GlobalArgs, a: &WatchArgs) -> Result<ProbeDocument, ProbeError> {
     let worker = std::thread::Builder::new()
         .name("watch".into())
         .spawn(move || {
-            let t0 = Instant::now() + Duration::from_millis(start_ms.saturating_sub(now_ms));
-            for k in 0..samples {
+            // A start already past (this probe came up late): the next instant of the same grid, so this
+            // node's samples still fall on the others'; its times stay counted from the common start.
+            let late_ms = now_ms.saturating_sub(start_ms);
+            let skip = late_ms.div_ceil(u64::from(interval_ms)) as u32;
+            let t0 = Instant::now() + Duration::from_millis(start_ms.saturating_sub(now_ms))
+                - Duration::from_millis(late_ms);
+            for k in skip..skip + samples {
                 let due = t0 + interval * k;
                 let now = Instant::now();
                 if now > due + interval / 2 {
@@ -271,7 +277,7 @@ pub fn run(g: &GlobalArgs, a: &WatchArgs) -> Result<ProbeDocument, ProbeError> {
                 }
                 std::thread::sleep(due.saturating_duration_since(now));
                 let nominal = f64::from(k) * interval.as_secs_f64();
-                let procs = k == 0 || k + 1 == samples;
+                let procs = k == skip || k + 1 == skip + samples;
                 let facts = sampler.facts(nominal, procs);
                 // A simulated node is on its script's clock; a real one on the time its read ended.
                 let t_s = if simulated {
@@ -284,7 +290,7 @@ pub fn run(g: &GlobalArgs, a: &WatchArgs) -> Result<ProbeDocument, ProbeError> {
                     gpus: facts.gpus.iter().map(watch::sample::sample_of).collect(),
                 };
                 let p = procs.then(|| processes_of(&facts));
-                if k == 0 && tx.send(Msg::First(Box::new(facts))).is_err() {
+                if k == skip && tx.send(Msg::First(Box::new(facts))).is_err() {
                     return;
                 }
                 if tx.send(Msg::Tick(tick, p)).is_err() {
@@ -311,7 +317,7 @@ pub fn run(g: &GlobalArgs, a: &WatchArgs) -> Result<ProbeDocument, ProbeError> {
     let mut processes: Vec<(u32, usize)> = Vec::new();
     let deadline_of = |k: usize| {
         Duration::from_millis(start_ms.saturating_sub(now_ms))
-            + interval * (k as u32 + 1)
+            + interval * (k as u32 + 2)
             + nvml_limit
     };
     let begun = Instant::now();

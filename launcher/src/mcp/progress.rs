@@ -136,6 +136,16 @@ impl Progress {
         })
     }
 
+    /// A reporter another task can own (a long call's clock ticks while its probes run).
+    pub fn reporter(&self) -> Arc<dyn Fn(f64, Option<f64>, String) + Send + Sync> {
+        let tx = self.tx.clone();
+        let status = self.status.clone();
+        let last = self.last.clone();
+        Arc::new(move |progress, total, message| {
+            send(&tx, &status, &last, progress, total, message)
+        })
+    }
+
     /// Deliver everything reported so far, then stop.
     pub async fn finish(mut self) {
         self.tx.take();

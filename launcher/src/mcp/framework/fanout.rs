@@ -45,7 +45,7 @@ pub async fn probe_nodes<T>(
     let batch = cx.env.runner.batch(context.as_deref(), nodes);
     let limit = Arc::new(AdaptiveLimit::new(concurrency, batch.pressure()));
     // The runner enforces the probe deadline; this outer bound only guards against a runner that does not.
-    let hard_limit = cx.env.cfg.probe_timeout + Duration::from_secs(10);
+    let hard_limit = cx.env.deadline(&request).1 + Duration::from_secs(10);
     let mut set = JoinSet::new();
     let mut out = Vec::with_capacity(total);
     // What was found so far, for the progress message (a task's status message).

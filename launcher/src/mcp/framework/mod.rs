@@ -332,6 +332,26 @@ impl Cx {
 }
 
 impl Env {
+    /// The image a request needs and its run's deadline, start to cleanup.
+    pub fn deadline(&self, request: &Request) -> (ImageNeed, Duration) {
+        match request {
+            // DCGM's diagnostic runs in NVIDIA's DCGM image for as long as its level may take (the run's own
+            // deadline, dcgmi's stop of up to 30 s, and the pod's start and the holders' read before it).
+            Request::DcgmDiag { run, .. } => (
+                ImageNeed::Dcgm,
+                self.cfg.probe_timeout.max(Duration::from_secs(
+                    gpu_diag::dcgm::request::deadline_secs(run.level()) + 90,
+                )),
+            ),
+            // A watch lasts its window, after a start up to a minute ahead, then reads the node once more.
+            Request::Watch { seconds, .. } => (
+                ImageNeed::Any,
+                self.cfg.probe_timeout + Duration::from_secs(u64::from(*seconds) + 60),
+            ),
+            _ => (ImageNeed::Any, self.cfg.probe_timeout),
+        }
+    }
+
     /// Run node-probe once (as part of `batch`, a many-node call, or alone with `Batch::default()`); a
     /// probe-side failure document becomes an error.
     #[allow(clippy::too_many_arguments)]
@@ -348,15 +368,7 @@ impl Env {
         let started = Instant::now();
         // DCGM's diagnostic runs in NVIDIA's DCGM image for as long as its level may take (the run's own
         // deadline, dcgmi's stop of up to 30 s, and the pod's start and the holders' read before it).
-        let (image, timeout) = match request {
-            Request::DcgmDiag { run, .. } => (
-                ImageNeed::Dcgm,
-                self.cfg.probe_timeout.max(Duration::from_secs(
-                    gpu_diag::dcgm::request::deadline_secs(run.level()) + 90,
-                )),
-            ),
-            _ => (ImageNeed::Any, self.cfg.probe_timeout),
-        };
+        let (image, timeout) = self.deadline(request);
         let req = ProbeRequest {
             node: node.to_string(),
             args: {

@@ -211,6 +211,44 @@ pub fn check_object_name(field: &str, s: &str) -> Result<(), String> {
     }
 }
 
+/// The workload named by exactly one of `given` (`("pod", value)`, `("job", ..)`, ..., `("label_selector", ..)`),
+/// checked: only a valid object name reaches an API request's path.
+pub fn workload_ref(
+    given: &[(&str, &Option<String>)],
+) -> Result<crate::cluster::WorkloadRef, crate::mcp::framework::ToolError> {
+    use crate::cluster::WorkloadRef;
+    use crate::mcp::framework::ToolError;
+    let set: Vec<(&str, &String)> = given
+        .iter()
+        .filter_map(|(k, v)| v.as_ref().map(|v| (*k, v)))
+        .collect();
+    let [(kind, name)] = set.as_slice() else {
+        return Err(ToolError::Invalid(format!(
+            "name the workload with exactly one of pod, job, jobset, pytorchjob, mpijob, rayjob or \
+                 label_selector (got {})",
+            if set.is_empty() {
+                "none".to_string()
+            } else {
+                set.iter().map(|(k, _)| *k).collect::<Vec<_>>().join(", ")
+            }
+        )));
+    };
+    // The name goes into the API request's path: only a valid object name gets there.
+    if *kind != "label_selector" {
+        check_object_name(kind, name).map_err(ToolError::Invalid)?;
+    }
+    let n = name.to_string();
+    Ok(match *kind {
+        "pod" => WorkloadRef::Pod(n),
+        "job" => WorkloadRef::Job(n),
+        "jobset" => WorkloadRef::JobSet(n),
+        "pytorchjob" => WorkloadRef::PyTorchJob(n),
+        "mpijob" => WorkloadRef::MpiJob(n),
+        "rayjob" => WorkloadRef::RayJob(n),
+        _ => WorkloadRef::Selector(n),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

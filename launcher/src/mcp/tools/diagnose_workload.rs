@@ -21,7 +21,9 @@ use crate::cluster::LogLimits;
 use crate::mcp::framework::fanout::probe_nodes;
 use crate::mcp::render::text::sev_label;
 use crate::mcp::framework::schema::MAX_LABEL_SELECTOR_LEN;
-use crate::mcp::framework::target::{MAX_CONTEXT_LEN, MAX_LABEL_LEN, MAX_OBJECT_NAME_LEN};
+use crate::mcp::framework::target::{
+    MAX_CONTEXT_LEN, MAX_LABEL_LEN, MAX_OBJECT_NAME_LEN, workload_ref,
+};
 use crate::mcp::framework::{Cx, Hints, Tool, ToolError};
 
 pub struct DiagnoseWorkload;
@@ -107,7 +109,7 @@ pub struct WorkloadOutput {
 
 impl DiagnoseArgs {
     fn target(&self) -> Result<WorkloadRef, ToolError> {
-        let given: Vec<(&str, &Option<String>)> = vec![
+        workload_ref(&[
             ("pod", &self.pod),
             ("job", &self.job),
             ("jobset", &self.jobset),
@@ -115,36 +117,7 @@ impl DiagnoseArgs {
             ("mpijob", &self.mpijob),
             ("rayjob", &self.rayjob),
             ("label_selector", &self.label_selector),
-        ];
-        let set: Vec<(&str, &String)> = given
-            .iter()
-            .filter_map(|(k, v)| v.as_ref().map(|v| (*k, v)))
-            .collect();
-        let [(kind, name)] = set.as_slice() else {
-            return Err(ToolError::Invalid(format!(
-                "name the workload with exactly one of pod, job, jobset, pytorchjob, mpijob, rayjob or \
-                 label_selector (got {})",
-                if set.is_empty() {
-                    "none".to_string()
-                } else {
-                    set.iter().map(|(k, _)| *k).collect::<Vec<_>>().join(", ")
-                }
-            )));
-        };
-        // The name goes into the API request's path: only a valid object name gets there.
-        if *kind != "label_selector" {
-            crate::mcp::framework::target::check_object_name(kind, name).map_err(ToolError::Invalid)?;
-        }
-        let n = name.to_string();
-        Ok(match *kind {
-            "pod" => WorkloadRef::Pod(n),
-            "job" => WorkloadRef::Job(n),
-            "jobset" => WorkloadRef::JobSet(n),
-            "pytorchjob" => WorkloadRef::PyTorchJob(n),
-            "mpijob" => WorkloadRef::MpiJob(n),
-            "rayjob" => WorkloadRef::RayJob(n),
-            _ => WorkloadRef::Selector(n),
-        })
+        ])
     }
 }
 
