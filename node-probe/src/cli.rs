@@ -307,6 +307,35 @@ mod tests {
         }
     }
 
+    /// The launcher's watch request is this subcommand with its values; values outside their ranges are refused.
+    #[test]
+    fn the_launchers_watch_parses_with_its_values() {
+        match run(Request::Watch {
+            seconds: 30,
+            interval_ms: 250,
+            start_at_ms: Some(1_795_600_000_000),
+            gpus: vec![0, 3],
+        }
+        .argv())
+        {
+            Cmd::Watch(w) => {
+                assert_eq!(
+                    (w.seconds, w.interval_ms, w.start_at_ms),
+                    (30, 250, 1_795_600_000_000)
+                );
+                assert_eq!(w.gpus, "0,3");
+            }
+            other => panic!("{other:?}"),
+        }
+        for bad in [
+            ["watch", "--seconds", "0"],
+            ["watch", "--seconds", "601"],
+            ["watch", "--interval-ms", "50"],
+        ] {
+            assert!(parse_argv(&bad).is_err(), "{bad:?}");
+        }
+    }
+
     fn parse_argv(argv: &[&str]) -> Result<Cmd, ProbeError> {
         let args = std::iter::once("node-probe").chain(argv.iter().copied());
         match parse(args.map(OsString::from))? {

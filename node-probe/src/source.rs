@@ -179,7 +179,9 @@ fn from_map(map: &Path, node: Option<&str>, host_root: PathBuf) -> Result<Source
             format!("node `{node}` has no scenario in {}", map.display()),
         )
     })?;
-    if gpu_diag::scenarios::find(target).is_some() {
+    if gpu_diag::scenarios::find(target).is_some()
+        || gpu_diag::scenarios::find_script(target).is_some()
+    {
         load_builtin(target, host_root)
     } else {
         load_fixture(Path::new(target), host_root)

@@ -232,7 +232,9 @@ pub fn run(g: &GlobalArgs, a: &WatchArgs) -> Result<ProbeDocument, ProbeError> {
     };
     // The first sample on the grid: at the start given, or now.
     let now_ms = (now_unix() * 1000.0) as u64;
-    let start_ms = if a.start_at_ms == 0 {
+    // No start, or one further back than the window itself (nothing of the window is left): now.
+    let stale = a.start_at_ms + u64::from(a.seconds) * 1000 < now_ms;
+    let start_ms = if a.start_at_ms == 0 || stale {
         now_ms
     } else {
         a.start_at_ms

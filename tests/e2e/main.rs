@@ -28,6 +28,7 @@ mod replicas;
 mod run_marks;
 mod tasks;
 mod vendors;
+mod watch;
 mod workload;
 
 use std::time::Duration;

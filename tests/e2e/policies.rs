@@ -586,6 +586,53 @@ fn probe_pods_and_execs_of_another_shape_are_refused_by_the_policies() {
         "dcgm-diag level 2 by the operator did not run: {}",
         stderr(&out)
     );
+    // The launcher's watch (issue 65) is admitted for a reader and answers; the same words with a flag of
+    // another command, out of order or outside their grammar are refused.
+    let watch = gpu_diag::command::Request::Watch {
+        seconds: 1,
+        interval_ms: 500,
+        start_at_ms: Some(1_795_600_000_000),
+        gpus: vec![0, 1],
+    }
+    .argv();
+    let mut argv: Vec<&str> = vec!["node-probe"];
+    argv.extend(watch.iter().map(String::as_str));
+    argv.extend(["--node-name", node.as_str()]);
+    let out = exec(User::Reader, "probe", &argv);
+    assert!(
+        !stderr(&out).contains("denied request"),
+        "watch by a reader: {}",
+        stderr(&out)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("\"schema_version\""));
+    let with = |i: usize, word: &str| -> Vec<String> {
+        let mut v: Vec<String> = argv.iter().map(|s| s.to_string()).collect();
+        v[i] = word.to_string();
+        v
+    };
+    for (bad, what) in [
+        (with(9, "0;id"), "watch --gpus outside its grammar"),
+        (with(3, "99999"), "watch --seconds past its grammar"),
+        (
+            with(6, "--fixture"),
+            "watch with another flag in place of --start-at-ms",
+        ),
+        (with(5, "/tmp/x"), "watch with a path for --interval-ms"),
+    ] {
+        let bad: Vec<&str> = bad.iter().map(String::as_str).collect();
+        refused_by(
+            &exec(User::Reader, "probe", &bad),
+            "k8s-gpu-mcp-probe-exec",
+            what,
+        );
+    }
+    let mut longer: Vec<&str> = argv[..argv.len() - 2].to_vec();
+    longer.extend(["--host-root", "/tmp", "--node-name", node.as_str()]);
+    refused_by(
+        &exec(User::Reader, "probe", &longer),
+        "k8s-gpu-mcp-probe-exec",
+        "watch with --host-root",
+    );
     // The launcher's own argv is admitted and answers.
     let out = exec(
         User::Reader,

@@ -14,7 +14,7 @@ use crate::mcp::{self, Launcher, harness};
 use crate::testbed::{FakeNode, Testbed, User, skipped, unique};
 
 /// Start `tool` as a task; a plain answer fails the test.
-async fn start_task(l: &Launcher, tool: &str, args: Value) -> Task {
+pub(crate) async fn start_task(l: &Launcher, tool: &str, args: Value) -> Task {
     match l
         .client
         .call_tool_once(harness::request(tool, args.clone()))
@@ -28,7 +28,7 @@ async fn start_task(l: &Launcher, tool: &str, args: Value) -> Task {
     }
 }
 
-async fn get(l: &Launcher, id: &str) -> GetTaskResult {
+pub(crate) async fn get(l: &Launcher, id: &str) -> GetTaskResult {
     l.client
         .get_task(GetTaskParams::new(id))
         .await
@@ -36,7 +36,11 @@ async fn get(l: &Launcher, id: &str) -> GetTaskResult {
 }
 
 /// Poll until the task settles; every status message seen on the way, in order.
-async fn settle(l: &Launcher, id: &str, timeout: Duration) -> (GetTaskResult, Vec<String>) {
+pub(crate) async fn settle(
+    l: &Launcher,
+    id: &str,
+    timeout: Duration,
+) -> (GetTaskResult, Vec<String>) {
     let deadline = Instant::now() + timeout;
     let mut seen: Vec<String> = Vec::new();
     loop {
@@ -64,7 +68,11 @@ fn answered(message: &str) -> Option<usize> {
     message.split_once(" of ")?.0.parse().ok()
 }
 
-fn pods_gone_within(tb: &Testbed, ns: &str, timeout: Duration) -> Result<Duration, Vec<String>> {
+pub(crate) fn pods_gone_within(
+    tb: &Testbed,
+    ns: &str,
+    timeout: Duration,
+) -> Result<Duration, Vec<String>> {
     let t = Instant::now();
     tb.wait_no_pods(ns, timeout).map(|()| t.elapsed())
 }

@@ -12,17 +12,17 @@ use serde_json::{Value, json};
 use crate::mcp::{self, Launcher, has_str};
 use crate::testbed::{FakeNode, LogLine, PodLog, Testbed, User, skipped, unique};
 
-struct Setup {
-    tb: &'static Testbed,
+pub(crate) struct Setup {
+    pub(crate) tb: &'static Testbed,
     /// The probe namespace.
-    ns: String,
+    pub(crate) ns: String,
     /// The workload's namespace.
-    wl: String,
-    nodes: Vec<String>,
+    pub(crate) wl: String,
+    pub(crate) nodes: Vec<String>,
 }
 
 /// `scenarios.len()` kwok GPU nodes, a probe namespace and a workload namespace.
-fn setup(tag: &str, scenarios: &[&str]) -> Setup {
+pub(crate) fn setup(tag: &str, scenarios: &[&str]) -> Setup {
     let nodes: Vec<(&str, u32)> = scenarios.iter().map(|s| (*s, 8)).collect();
     setup_with(tag, &nodes)
 }
@@ -51,7 +51,7 @@ fn setup_with(tag: &str, scenarios: &[(&str, u32)]) -> Setup {
 }
 
 impl Setup {
-    async fn launcher(&self) -> Launcher {
+    pub(crate) async fn launcher(&self) -> Launcher {
         mcp::start(self.tb, User::Reader, &self.ns, &[]).await
     }
 
@@ -123,7 +123,7 @@ spec:
     }
 
     /// A batch Job with one pod per node (indexed, 8 GPUs each), as the Job controller would create them.
-    fn job(&self, name: &str) {
+    pub(crate) fn job(&self, name: &str) {
         let placement: Vec<(&str, u32)> = self.nodes.iter().map(|n| (n.as_str(), 8)).collect();
         self.job_placed(name, &placement);
     }
@@ -326,7 +326,7 @@ spec:
     }
 
     /// The end of a case: the launcher stops, and no probe pod is left behind.
-    async fn finish(&self, l: Launcher) {
+    pub(crate) async fn finish(&self, l: Launcher) {
         l.stop().await;
         self.assert_no_pods();
     }

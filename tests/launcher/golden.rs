@@ -164,6 +164,17 @@ async fn one_result_per_tool() {
             "run_gpu_diagnostic",
             json!({"node_name": "local", "gpus": "0,1"}),
         ),
+        // A window of the fixture's node, which does not change: steady, nothing invented.
+        (
+            "watch_gpus",
+            "watch_gpus",
+            json!({"node_name": "local", "seconds": 5, "interval_ms": 1000}),
+        ),
+        (
+            "error_watch_node_and_workload",
+            "watch_gpus",
+            json!({"node_name": "local", "namespace": "ml", "job": "train"}),
+        ),
         // Errors are wire format too: a wrong node, a bad argument, a missing confirmation.
         (
             "error_wrong_node",

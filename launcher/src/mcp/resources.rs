@@ -89,6 +89,10 @@ pub fn read(
 ) -> Result<ReadResourceResult, ErrorData> {
     if uri.starts_with(crate::mcp::framework::reports::SCHEME) {
         return match reports.get(uri) {
+            // A chart (`watch_gpus`) is kept as its PNG in base64.
+            Some(png) if uri.ends_with(".png") => Ok(ReadResourceResult::new(vec![
+                ResourceContents::blob(png, uri).with_mime_type("image/png"),
+            ])),
             Some(json) => Ok(ReadResourceResult::new(vec![
                 ResourceContents::text(json, uri).with_mime_type("application/json"),
             ])),

@@ -139,6 +139,10 @@ pub trait Tool: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Self::Output, ToolError>> + Send;
     /// The text beside the structured result: what a person or a model reads first.
     fn render(out: &Self::Output) -> String;
+    /// Pictures beside the text (base64 data and MIME type): a chart of what the text says.
+    fn images(_out: &Self::Output) -> Vec<(String, &'static str)> {
+        Vec::new()
+    }
 }
 
 /// The MCP route of tool `T` on server `S`.
@@ -192,7 +196,15 @@ pub fn route<T: Tool, S: ToolServer>() -> ToolRoute<S> {
                 cancel,
             };
             let result: CallToolResponse = match T::run(&cx, args).await {
-                Ok(out) => structured_result(&out, T::render(&out)).into(),
+                Ok(out) => {
+                    let mut r = structured_result(&out, T::render(&out));
+                    if r.is_error != Some(true) {
+                        for (data, mime) in T::images(&out) {
+                            r.content.push(ContentBlock::image(data, mime));
+                        }
+                    }
+                    r.into()
+                }
                 Err(ToolError::InputRequired(ask)) => CallToolResponse::InputRequired(*ask),
                 Err(e) => error_result(e.to_string()).into(),
             };

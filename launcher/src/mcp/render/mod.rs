@@ -4,6 +4,7 @@
 //! ([`incidents`]), and the per-GPU sections: inventory,
 //! telemetry and processes grouped for alike GPUs, and their typed details ([`gpus`]).
 
+pub mod chart;
 pub mod details;
 pub mod gpus;
 pub mod incidents;

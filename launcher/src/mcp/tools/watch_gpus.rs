@@ -153,7 +153,7 @@ pub struct WatchOutput {
     pub seconds: u32,
     pub interval_ms: u32,
     /// When the window began (RFC 3339, UTC).
-    pub started: String,
+    pub started_at: String,
     pub verdict: Verdict,
     /// The window in one sentence, most important first.
     pub headline: String,
@@ -167,7 +167,15 @@ pub struct WatchOutput {
     pub nodes_failed: usize,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub workload: Option<WorkloadJoin>,
+    /// The window as a chart (PNG: per GPU utilization, SM clock, power and temperature, throttle strips and
+    /// kernel events), kept for this session (resources/read); also the image beside the text.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub chart_uri: Option<String>,
     pub total_millis: u64,
+    /// The chart itself, base64: the image content, not part of the structured result.
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub chart_png: Option<String>,
 }
 
 fn is_zero(n: &usize) -> bool {
@@ -282,6 +290,49 @@ cannot say whether a job is stuck or slow. Runs as a task with progress; cancell
     fn render(o: &Self::Output) -> String {
         render(o)
     }
+
+    fn images(o: &Self::Output) -> Vec<(String, &'static str)> {
+        o.chart_png.iter().map(|p| (p.clone(), "image/png")).collect()
+    }
+}
+
+/// The chart of an answer's listed GPUs, kept in the person's store; its URI and base64 data.
+fn chart(cx: &Cx, o: &WatchOutput) -> (Option<String>, Option<String>) {
+    use base64::Engine;
+    use crate::mcp::render::chart::{Line, Mark, png};
+    let multi = o.nodes.len() > 1;
+    let lines: Vec<Line<'_>> = o
+        .nodes
+        .iter()
+        .flat_map(|n| {
+            n.gpus.iter().map(move |g| Line {
+                label: if multi {
+                    format!("{} G{}", n.node, g.identity.index)
+                } else {
+                    format!("GPU {}", g.identity.index)
+                },
+                gpu: g,
+            })
+        })
+        .collect();
+    if lines.is_empty() {
+        return (None, None);
+    }
+    let marks: Vec<Mark> = o
+        .episodes
+        .iter()
+        .filter(|e| e.episode.kind == gpu_diag::watch::EpisodeKind::KernelEvent)
+        .map(|e| Mark {
+            at_s: e.episode.from_s,
+            label: e.episode.code.to_uppercase(),
+        })
+        .collect();
+    let title = format!("{} - {} S AT {} MS", o.target, o.seconds, o.interval_ms);
+    let bytes = png(&title, f64::from(o.seconds), &lines, &marks);
+    let b64 = base64::engine::general_purpose::STANDARD.encode(bytes);
+    let node = o.nodes.first().map_or("watch", |n| n.node.as_str());
+    let uri = cx.env.reports.put(node, "watch_gpus.png", b64.clone());
+    (uri, Some(b64))
 }
 
 /// Reports the window's progress on its own clock while the probes sample (they answer only at its end).
@@ -382,7 +433,7 @@ async fn watch_node(
         context: t.context,
         seconds,
         interval_ms,
-        started: rfc3339(w.window.started_unix),
+        started_at: rfc3339(w.window.started_unix),
         verdict: w.verdict,
         headline: w.headline.clone(),
         pattern: w.pattern.clone(),
@@ -391,7 +442,13 @@ async fn watch_node(
         nodes: vec![node],
         nodes_failed: 0,
         workload: None,
+        chart_uri: None,
         total_millis: started.elapsed().as_millis() as u64,
+        chart_png: None,
+    })
+    .map(|mut o| {
+        (o.chart_uri, o.chart_png) = chart(cx, &o);
+        o
     })
 }
 
@@ -688,7 +745,7 @@ async fn watch_workload(
         context,
         seconds,
         interval_ms,
-        started: rfc3339(start_at as f64 / 1000.0),
+        started_at: rfc3339(start_at as f64 / 1000.0),
         verdict,
         headline,
         pattern: pat,
@@ -703,7 +760,13 @@ async fn watch_workload(
             not_examined: d.not_examined,
             logs: limits.describe(),
         }),
+        chart_uri: None,
         total_millis: started.elapsed().as_millis() as u64,
+        chart_png: None,
+    })
+    .map(|mut o| {
+        (o.chart_uri, o.chart_png) = chart(cx, &o);
+        o
     })
 }
 
@@ -806,11 +869,10 @@ fn render(o: &WatchOutput) -> String {
     let gpus: usize = o.nodes.iter().map(|n| n.gpus.len()).sum();
     let _ = writeln!(
         s,
-        "GPU watch of {}: {} s at {} ms from {}{}",
+        "GPU watch of {}: {} s at {} ms{}",
         o.target,
         o.seconds,
         o.interval_ms,
-        o.started,
         o.context.as_deref().map(|c| format!(" (context {c})")).unwrap_or_default()
     );
     let _ = writeln!(s, "verdict: {}", verdict_label(o.verdict));
@@ -894,6 +956,9 @@ fn render(o: &WatchOutput) -> String {
         for c in w.not_examined.iter().take(3) {
             let _ = writeln!(s, "  not examined: {c}");
         }
+    }
+    if let Some(u) = &o.chart_uri {
+        let _ = writeln!(s, "chart: {u} (the image beside this text)");
     }
     if gpus > 0 {
         s.push_str("per GPU in the structured result: readings' ranges, throttle times, counter deltas, a timeline of up to 30 buckets\n");
