@@ -29,6 +29,12 @@ pub enum Cmd {
     Serve(ServeArgs),
     /// Call one tool and print its result (same code path as MCP); exits 1 when the tool reports an error.
     Call(CallArgs),
+    /// Watch a node's GPUs (or a workload's, with -n and KIND/NAME) over a window: a progress bar while it
+    /// samples, then the episodes and the pattern (the `watch_gpus` tool); --chart saves the picture.
+    Watch(WatchArgs),
+    /// Diagnose a node (its GPUs' health) or a workload (pod/NAME, job/NAME, jobset/NAME, pytorchjob/NAME,
+    /// mpijob/NAME, rayjob/NAME with -n): what the tools answer, in colour on a terminal.
+    Diagnose(DiagnoseArgs),
     /// Print the launcher version.
     Version,
     /// Delete leftover probe pods (past their deadline, or finished) in --namespace; prints a JSON report.
@@ -129,6 +135,44 @@ pub struct CallArgs {
     /// Print the call's progress on stderr even when stderr is not a terminal.
     #[arg(long)]
     pub progress: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    /// A node name (`local` in local mode), or KIND/NAME of a workload in -n NS (pod, job, jobset,
+    /// pytorchjob, mpijob, rayjob).
+    pub target: String,
+    /// The workload's namespace (`--namespace` is the probe pods').
+    #[arg(short = 'n', long = "workload-namespace", value_name = "NS")]
+    pub workload_namespace: Option<String>,
+    /// Seconds to watch (5-600).
+    #[arg(long, default_value_t = 30)]
+    pub seconds: u32,
+    /// Milliseconds between samples (250-60000).
+    #[arg(long, default_value_t = 1000)]
+    pub interval_ms: u32,
+    /// GPU indices of the node to watch, comma-separated (default: all).
+    #[arg(long, value_delimiter = ',')]
+    pub gpus: Vec<u32>,
+    /// Write the window's chart (PNG) to this file.
+    #[arg(long, value_name = "FILE")]
+    pub chart: Option<PathBuf>,
+    /// `text`: the answer for people; `json`: the structured result.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct DiagnoseArgs {
+    /// A node name (`local` in local mode), or KIND/NAME of a workload in -n NS (pod, job, jobset,
+    /// pytorchjob, mpijob, rayjob).
+    pub target: String,
+    /// The workload's namespace (`--namespace` is the probe pods').
+    #[arg(short = 'n', long = "workload-namespace", value_name = "NS")]
+    pub workload_namespace: Option<String>,
+    /// `text`: the answer for people; `json`: the structured result.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -91,6 +91,30 @@ async fn dispatch(command: Cmd, cfg: Config) -> ExitCode {
                 Err(e) => fail(&e),
             },
         },
+        Cmd::Watch(a) => match (
+            commands::people::watch_call(&a),
+            Launcher::connect(cfg).await,
+        ) {
+            (Err(e), _) => {
+                eprintln!("k8s-gpu-mcp watch: {e}");
+                ExitCode::from(2)
+            }
+            (Ok(call), Ok(launcher)) => {
+                commands::people::run(launcher, call, a.chart.clone()).await
+            }
+            (_, Err(e)) => fail(&e),
+        },
+        Cmd::Diagnose(a) => match (
+            commands::people::diagnose_call(&a),
+            Launcher::connect(cfg).await,
+        ) {
+            (Err(e), _) => {
+                eprintln!("k8s-gpu-mcp diagnose: {e}");
+                ExitCode::from(2)
+            }
+            (Ok(call), Ok(launcher)) => commands::people::run(launcher, call, None).await,
+            (_, Err(e)) => fail(&e),
+        },
         Cmd::Call(a) => match Launcher::connect(cfg).await {
             Ok(launcher) => commands::call::command(launcher, a).await,
             Err(e) => fail(&e),

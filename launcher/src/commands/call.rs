@@ -24,6 +24,8 @@ struct StderrProgress {
     /// rmcp's client puts a progress token on every request, so the server always reports: print only
     /// for a person watching (or `--progress`).
     print: bool,
+    /// Redraw one progress bar in place (a person's terminal) instead of a line per update.
+    bar: bool,
     printer: Arc<Mutex<ProgressPrinter>>,
     finished: Arc<tokio::sync::Notify>,
 }
@@ -91,6 +93,13 @@ impl ClientHandler for StderrProgress {
         }
         // Printed under the lock: two notification tasks that each took their lines in order could
         // otherwise print them in the other order (seen under load: step 3 before step 2).
+        if self.bar {
+            let line =
+                super::people::bar_line(p.progress, p.total, p.message.as_deref().unwrap_or(""));
+            let width = 100;
+            eprint!("\r\x1b[2K{}", line.chars().take(width).collect::<String>());
+            return;
+        }
         let done = {
             let mut printer = self.printer.lock().expect("progress printer");
             for l in printer.take(p.progress, p.total, p.message.unwrap_or_default()) {
@@ -176,7 +185,24 @@ pub async fn command(launcher: Launcher, a: CallArgs) -> ExitCode {
     run(launcher, a, show_progress).await
 }
 
+/// How a person's verb presents the call (`crate::commands::people`): a bar, colour, a chart kept.
+#[derive(Debug, Default)]
+pub struct Present {
+    pub bar: bool,
+    pub colour: bool,
+    pub chart: Option<std::path::PathBuf>,
+}
+
 pub async fn run(launcher: Launcher, a: CallArgs, verbose_progress: bool) -> ExitCode {
+    run_presented(launcher, a, verbose_progress, Present::default()).await
+}
+
+pub async fn run_presented(
+    launcher: Launcher,
+    a: CallArgs,
+    verbose_progress: bool,
+    present: Present,
+) -> ExitCode {
     let arguments = match build_arguments(&a) {
         Ok(o) => o,
         Err(e) => {
@@ -226,6 +252,7 @@ pub async fn run(launcher: Launcher, a: CallArgs, verbose_progress: bool) -> Exi
     });
     let progress = StderrProgress {
         print: verbose_progress,
+        bar: present.bar,
         ..Default::default()
     };
     let client = match progress.clone().serve(client_io).await {
@@ -261,7 +288,10 @@ pub async fn run(launcher: Launcher, a: CallArgs, verbose_progress: bool) -> Exi
             return ExitCode::from(if name == "SIGINT" { 130 } else { 143 });
         }
     };
-    if verbose_progress {
+    if present.bar {
+        // The bar's line ends; the answer starts on its own.
+        eprint!("\r\x1b[2K");
+    } else if verbose_progress {
         let succeeded = res.as_ref().is_ok_and(|r| r.is_error != Some(true));
         progress.finish(succeeded).await;
     }
@@ -297,9 +327,31 @@ pub async fn run(launcher: Launcher, a: CallArgs, verbose_progress: bool) -> Exi
         }
         return ExitCode::from(1);
     }
+    if let Some(path) = &present.chart {
+        use base64::Engine;
+        let image = res
+            .content
+            .iter()
+            .find_map(|c| c.as_image().map(|i| i.data.clone()));
+        match image.map(|d| base64::engine::general_purpose::STANDARD.decode(d)) {
+            Some(Ok(bytes)) => match std::fs::write(path, bytes) {
+                Ok(()) => eprintln!("chart written to {}", path.display()),
+                Err(e) => eprintln!(
+                    "k8s-gpu-mcp: cannot write the chart to {}: {e}",
+                    path.display()
+                ),
+            },
+            _ => eprintln!("k8s-gpu-mcp: the answer has no chart to write"),
+        }
+    }
     match a.output {
         OutputFormat::Text => {
             let t = text.join("\n");
+            let t = if present.colour {
+                super::people::colourize(&t)
+            } else {
+                t
+            };
             print!("{t}");
             if !t.ends_with('\n') {
                 println!();
