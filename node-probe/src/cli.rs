@@ -278,6 +278,15 @@ fn scenario_list() -> ScenarioList {
                 name: s.name.to_string(),
                 description: s.description.to_string(),
             })
+            // The time scripts `watch` plays (any other command reads their node at its start).
+            .chain(
+                gpu_diag::scenarios::WATCH_SCRIPTS
+                    .iter()
+                    .map(|s| ScenarioSummary {
+                        name: s.name.to_string(),
+                        description: s.description(),
+                    }),
+            )
             .collect(),
     }
 }

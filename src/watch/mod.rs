@@ -291,10 +291,22 @@ pub fn analyze(
     let verdict = match (worst, node_verdict) {
         (Some(Severity::Critical), _) | (_, Some(Verdict::Unhealthy)) => Verdict::Unhealthy,
         (Some(Severity::Warning), _) | (_, Some(Verdict::Degraded)) => Verdict::Degraded,
-        _ if input.ticks.len() < 2 => Verdict::Unknown,
+        _ if input.ticks.len() < 2 || pattern.kind == PatternKind::Unknown => Verdict::Unknown,
         _ => Verdict::Healthy,
     };
-    let headline = headline(&pattern, &episodes, input);
+    let mut headline = headline(&pattern, &episodes, input);
+    // Nothing in the window, but the node's own read at its end found a fault: say it first.
+    if !episodes.iter().any(|e| e.severity >= Severity::Warning)
+        && let Some(i) = node
+            .as_ref()
+            .and_then(Judged::incidents)
+            .and_then(|i| i.incidents.iter().find(|x| x.severity >= Severity::Warning))
+    {
+        headline = format!(
+            "{}; at the window's end the node shows: {}",
+            headline, i.summary
+        );
+    }
     WatchReport {
         window: Window {
             started_unix: input.started_unix,

@@ -10,7 +10,7 @@ use crate::analysis::telemetry::{
     HW_POWER_BRAKE_SLOWDOWN, HW_SLOWDOWN, HW_THERMAL_SLOWDOWN, SW_POWER_CAP, SW_THERMAL_SLOWDOWN,
 };
 pub use crate::facts::Throttle;
-use crate::facts::{GpuFacts, GpuVendor, Reading};
+use crate::facts::{FieldErrorKind, GpuFacts, GpuVendor, Reading};
 
 /// NVIDIA's clocks-event bits that map to a [`Throttle`] (the others, idle and settings, are not throttling).
 const NVIDIA_BITS: [(u64, Throttle); 5] = [
@@ -122,16 +122,22 @@ pub fn sample_of(g: &GpuFacts) -> GpuSample {
     s.temp_c =
         ok(&g.thermal.gpu_temp_c).or_else(|| g.amd.as_ref().and_then(|a| ok(&a.edge_temp_c)));
     s.mem_used_mib = g.memory.ok().map(|m| m.used_bytes / (1024 * 1024));
-    if s.util_pct.is_none() && s.power_w.is_none() && s.sm_mhz.is_none() && s.temp_c.is_none() {
-        let why = [
-            g.utilization.err().map(field_error_text),
-            g.power.usage_mw.err().map(field_error_text),
-        ]
-        .into_iter()
-        .flatten()
-        .next()
-        .unwrap_or_else(|| "no reading answered".into());
-        s.unreadable = Some(why);
+    // A GPU that stopped answering (lost, hung): not one whose readings were not collected or not supported.
+    let failing = [
+        g.utilization.err(),
+        g.power.usage_mw.err(),
+        g.thermal.gpu_temp_c.err(),
+    ]
+    .into_iter()
+    .flatten()
+    .find(|e| matches!(e.error, FieldErrorKind::GpuIsLost | FieldErrorKind::Timeout));
+    if s.util_pct.is_none()
+        && s.power_w.is_none()
+        && s.sm_mhz.is_none()
+        && s.temp_c.is_none()
+        && let Some(e) = failing
+    {
+        s.unreadable = Some(field_error_text(e));
     }
     if let Some(mask) = ok(&g.clocks_event_reasons) {
         s.active = NVIDIA_BITS

@@ -129,7 +129,15 @@ async fn tools_list_is_the_read_only_surface_with_schemas_and_annotations() {
         );
         jsonschema::validator_for(&input).unwrap_or_else(|e| panic!("{name}: bad inputSchema {e}"));
         if let Some(node) = input["properties"].get("node_name") {
-            assert_eq!(input["required"], json!(["node_name"]), "{name}");
+            // A node, or a workload in its stead (watch_gpus): then neither is required by the schema.
+            if input["properties"].get("namespace").is_some() {
+                assert!(
+                    input.get("required").is_none_or(|r| r == &json!([])),
+                    "{name}"
+                );
+            } else {
+                assert_eq!(input["required"], json!(["node_name"]), "{name}");
+            }
             assert_eq!(node["maxLength"], 253, "{name}");
             assert!(
                 node["pattern"]
@@ -186,6 +194,10 @@ async fn every_tool_answers_in_local_mode_and_matches_its_output_schema() {
         ("scan_gpu_nodes", json!({"check": "xid", "concurrency": 2})),
         ("scan_gpu_nodes", json!({"check": "ecc"})),
         ("check_cluster", json!({})),
+        (
+            "watch_gpus",
+            json!({"node_name": "local", "seconds": 5, "interval_ms": 1000}),
+        ),
     ];
     // Every other listed tool (a new one, say) is called too, with the arguments its schema requires.
     let mut calls: Vec<(String, Value)> =
@@ -282,6 +294,25 @@ async fn every_tool_answers_in_local_mode_and_matches_its_output_schema() {
                         .starts_with("probe://")
                 );
                 assert!(text.contains("evidence of local"), "{text}");
+            }
+            "watch_gpus" => {
+                assert_eq!(sc["target"], "node local");
+                assert_eq!(sc["nodes"][0]["node"], "local");
+                assert_eq!(
+                    sc["nodes"][0]["gpus"].as_array().map(Vec::len),
+                    Some(8),
+                    "{sc}"
+                );
+                assert!(sc["pattern"]["kind"].is_string(), "{sc}");
+                assert!(text.contains("GPU watch of node local"), "{text}");
+                // The picture beside the text, a PNG.
+                let image = r
+                    .content
+                    .iter()
+                    .find_map(|c| c.as_image())
+                    .expect("an image");
+                assert_eq!(image.mime_type, "image/png");
+                assert!(image.data.starts_with("iVBORw0KGgo"), "not a PNG");
             }
             _ => {
                 assert_eq!(sc["node"], "local", "{name}");

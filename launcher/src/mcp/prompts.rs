@@ -162,16 +162,20 @@ impl Launcher {
              no hardware evidence -> get_gpu_processes on its node (is it alive, is its GPU busy?) and its \
              own code path (data loader, a rank-dependent branch); pod.* -> the pod's events (`kubectl \
              describe pod`).\n\
-             2. If the answer lists `not examined`, the diagnosis is incomplete: say what was not examined and \
+             2. When that finds no cause, or to tell stuck from slow, call watch_gpus with the same \
+             namespace and name (a window of 30-60 s): it samples every node of the job on one clock and names \
+             the pattern: all GPUs pegged at 100% at idle power (a hang in a collective), one GPU computing \
+             while the others wait (a straggler or deadlock), one slower (throttled), or progressing.\n\
+             3. If the answer lists `not examined`, the diagnosis is incomplete: say what was not examined and \
              give its fix (e.g. `--probe-image`, RBAC per check_cluster) before any conclusion. Only when \
              everything was examined and nothing found, point to the application: its data pipeline, \
              checkpoints and NCCL settings.\n\
-             3. Without the job's name, call scan_gpu_nodes with check `health` (narrow it with \
+             4. Without the job's name, call scan_gpu_nodes with check `health` (narrow it with \
              label_selector if the job's nodes share a label), then on the job's nodes analyze_xid_errors \
              (XID 79/74/NVLink SXids explain hangs; 13/31/43 point to the application), inspect_topology \
              (NVLinks down, P2P unavailable, NIC ports down or flapping) and, for `slow`, get_gpu_telemetry \
              (throttling on one node slows every rank).\n\
-             4. Answer with the culprit (node, GPU, link, pod and rank), the evidence, and what to do \
+             5. Answer with the culprit (node, GPU, link, pod and rank), the evidence, and what to do \
              (exclude the node, reset the GPU, fix the fabric port, fix placement)."
         )))
         .with_description("Find why a distributed training job is hung or slow")

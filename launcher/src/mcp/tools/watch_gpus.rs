@@ -831,6 +831,9 @@ fn uniform_line(gpus: &[GpuWindow]) -> String {
     if let Some(r) = range(&|g| g.temp_c.map(|s| (s.min, s.max))) {
         parts.push(format!("{r} °C"));
     }
+    if parts.len() == 1 {
+        parts.push("no readings".into());
+    }
     parts.join(", ")
 }
 
