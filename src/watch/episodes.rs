@@ -234,7 +234,7 @@ pub(super) fn of_gpu(input: &WatchInput, g: &GpuWindow) -> Vec<Episode> {
             from_s: at,
             to_s: window,
             text: format!(
-                "GPU {idx} did not answer in {} of {total} samples, first at {} ({})",
+                "GPU {idx} could not be read in {} of {total} samples, first at {} ({})",
                 g.unreadable_samples,
                 secs(at),
                 super::bounded(&why, 120)
@@ -350,11 +350,18 @@ pub(super) fn of_gpu(input: &WatchInput, g: &GpuWindow) -> Vec<Episode> {
             gpu: Some(idx),
             from_s: 0.0,
             to_s: window,
-            text: format!(
-                "GPU {idx} reached {:.0} °C, {} °C from its slowdown threshold ({slow} °C)",
-                t.max,
-                slow.saturating_sub(t.max as u32)
-            ),
+            text: if t.max as u32 >= slow {
+                format!(
+                    "GPU {idx} reached {:.0} °C, at or above its slowdown threshold ({slow} °C)",
+                    t.max
+                )
+            } else {
+                format!(
+                    "GPU {idx} reached {:.0} °C, {} °C from its slowdown threshold ({slow} °C)",
+                    t.max,
+                    slow - t.max as u32
+                )
+            },
             code: "thermal.near_slowdown".into(),
         });
     }

@@ -16,8 +16,13 @@
  * with MIG ids; the third times out at once (so tests do not sleep).
  * Minor numbers equal the indices unless FAKE_NVML_MINORS lists them by index ("1,0,3,2": GPU 0 is
  * /dev/nvidia1), as on hosts whose driver numbered the GPUs in another order than NVML's PCI order.
+ * FAKE_NVML_SCRIPT plays values over time (seconds since nvmlInit in this process), one line of segments
+ * `GPU:FROM-TO:key=value,...` separated by ';' (the last segment covering an instant wins):
+ *   util (percent: nvmlDeviceGetUtilizationRates answers only while a segment sets it), power (mW),
+ *   sm (MHz, also graphics), reasons (clocks-event mask); and rates per second, integrated over time:
+ *   replay (NVLink link 0 replays), ecc (volatile corrected ECC errors).
  * Settings (FAKE_NVML_PID, FAKE_NVML_HANG_SECS, FAKE_NVML_LOG, FAKE_NVML_RECOVERY_ACTION,
- * FAKE_NVML_MINORS) come from the
+ * FAKE_NVML_MINORS, FAKE_NVML_SCRIPT) come from the
  * environment or, where the process that loads the library has no such variable (node-probe in a real probe
  * pod), from a file of that name next to the library (the real-node testbed writes them there).
  * Build: cc -shared -fPIC -o libnvidia-ml.so.1 fake_nvml.c
@@ -29,6 +34,7 @@
 #include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 typedef int nvmlReturn_t;
 enum {
@@ -150,7 +156,51 @@ static nvmlReturn_t copy_str(char *dst, unsigned int len, const char *src) {
     return NVML_SUCCESS;
 }
 
-nvmlReturn_t nvmlInit_v2(void) { return NVML_SUCCESS; }
+/* The script's clock: seconds since this process first initialised NVML. */
+static double t0 = -1;
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    double t = ts.tv_sec + ts.tv_nsec / 1e9;
+    if (t0 < 0) t0 = t;
+    return t - t0;
+}
+
+/* Walk the script's segments for `gpu` and `key`: with `rate` 0, the value of the last segment covering now
+ * (returns 1 when one does); with `rate` 1, the sum of each segment's value times its time elapsed so far. */
+static int scripted(int gpu, const char *key, int rate, double *out) {
+    const char *s = setting("FAKE_NVML_SCRIPT");
+    if (!s) return 0;
+    char buf[1024];
+    snprintf(buf, sizeof buf, "%s", s);
+    double t = now_s(), sum = 0;
+    int found = 0;
+    char *save1 = NULL;
+    for (char *seg = strtok_r(buf, ";", &save1); seg; seg = strtok_r(NULL, ";", &save1)) {
+        int g;
+        double from, to;
+        int used = 0;
+        if (sscanf(seg, "%d:%lf-%lf:%n", &g, &from, &to, &used) < 3 || used == 0 || g != gpu) continue;
+        char *save2 = NULL;
+        for (char *kv = strtok_r(seg + used, ",", &save2); kv; kv = strtok_r(NULL, ",", &save2)) {
+            char *eq = strchr(kv, '=');
+            if (!eq || (size_t)(eq - kv) != strlen(key) || strncmp(kv, key, strlen(key)) != 0) continue;
+            double v = strtod(eq + 1, NULL);
+            if (rate) {
+                double end = t < to ? t : to;
+                if (end > from) sum += v * (end - from);
+                found = 1;
+            } else if (t >= from && t < to) {
+                *out = v;
+                found = 1;
+            }
+        }
+    }
+    if (rate) *out = sum;
+    return found;
+}
+
+nvmlReturn_t nvmlInit_v2(void) { now_s(); return NVML_SUCCESS; }
 nvmlReturn_t nvmlInitWithFlags(unsigned int flags) { (void)flags; return NVML_SUCCESS; }
 nvmlReturn_t nvmlShutdown(void) { return NVML_SUCCESS; }
 
@@ -322,13 +372,31 @@ nvmlReturn_t nvmlDeviceGetFanSpeed_v2(nvmlDevice_t d, unsigned int fan, unsigned
     return NVML_ERROR_INVALID_ARGUMENT;
 }
 
-nvmlReturn_t nvmlDeviceGetPowerUsage(nvmlDevice_t d, unsigned int *p) { CHECK(d); *p = 312000; return NVML_SUCCESS; }
+nvmlReturn_t nvmlDeviceGetPowerUsage(nvmlDevice_t d, unsigned int *p) {
+    CHECK(d);
+    double v;
+    *p = scripted(d->index, "power", 0, &v) ? (unsigned int)v : 312000;
+    return NVML_SUCCESS;
+}
+
+typedef struct { unsigned int gpu, memory; } nvmlUtilization_t;
+/* Only a script answers (absent otherwise, as the tests of the unscripted fake expect). */
+nvmlReturn_t nvmlDeviceGetUtilizationRates(nvmlDevice_t d, nvmlUtilization_t *u) {
+    CHECK(d);
+    double v;
+    if (!scripted(d->index, "util", 0, &v)) return 13; /* NVML_ERROR_FUNCTION_NOT_FOUND */
+    u->gpu = (unsigned int)v;
+    u->memory = (unsigned int)(v / 2);
+    return NVML_SUCCESS;
+}
 
 static const unsigned int clocks[3] = {1980, 1980, 2619}; /* graphics, sm, memory */
 nvmlReturn_t nvmlDeviceGetClockInfo(nvmlDevice_t d, unsigned int type, unsigned int *c) {
     CHECK(d);
     if (type > 2) return NVML_ERROR_INVALID_ARGUMENT;
     *c = d->index == 3 && type < 2 ? 705 : clocks[type];
+    double v;
+    if (type < 2 && scripted(d->index, "sm", 0, &v)) *c = (unsigned int)v;
     return NVML_SUCCESS;
 }
 nvmlReturn_t nvmlDeviceGetMaxClockInfo(nvmlDevice_t d, unsigned int type, unsigned int *c) {
@@ -344,6 +412,8 @@ nvmlReturn_t nvmlDeviceGetPerformanceState(nvmlDevice_t d, unsigned int *p) { CH
 nvmlReturn_t nvmlDeviceGetCurrentClocksEventReasons(nvmlDevice_t d, unsigned long long *r) {
     CHECK(d);
     *r = d->index == 3 ? 0x48ULL : (0x1ULL | 0x4ULL | (1ULL << 40));
+    double v;
+    if (scripted(d->index, "reasons", 0, &v)) *r = (unsigned long long)v;
     return NVML_SUCCESS;
 }
 
@@ -360,6 +430,8 @@ nvmlReturn_t nvmlDeviceGetTotalEccErrors(nvmlDevice_t d, unsigned int err, unsig
     static const unsigned long long v[2][2] = {{10, 100}, {0, 2}};
     if (err > 1 || counter > 1) return NVML_ERROR_INVALID_ARGUMENT;
     *n = v[err][counter];
+    double grown;
+    if (err == 0 && counter == 0 && scripted(d->index, "ecc", 1, &grown)) *n += (unsigned long long)grown;
     return NVML_SUCCESS;
 }
 
@@ -371,6 +443,8 @@ nvmlReturn_t nvmlDeviceGetMemoryErrorCounter(nvmlDevice_t d, unsigned int err, u
     static const unsigned long long v[2][2] = {{7, 70}, {0, 1}};
     if (err > 1 || counter > 1) return NVML_ERROR_INVALID_ARGUMENT;
     *n = v[err][counter];
+    double grown;
+    if (err == 0 && counter == 0 && scripted(d->index, "ecc", 1, &grown)) *n += (unsigned long long)grown;
     return NVML_SUCCESS;
 }
 
@@ -470,6 +544,8 @@ nvmlReturn_t nvmlDeviceGetNvLinkErrorCounter(nvmlDevice_t d, unsigned int link, 
     CHECK(d);
     if (link > 1 || counter > 4) return NVML_ERROR_INVALID_ARGUMENT;
     *n = counter == 2 ? 5 : 0;
+    double v;
+    if (link == 0 && counter == 0 && scripted(d->index, "replay", 1, &v)) *n += (unsigned long long)v;
     return NVML_SUCCESS;
 }
 

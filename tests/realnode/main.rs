@@ -29,6 +29,7 @@ mod node;
 mod server;
 use server::the_team_servers_image_answers_a_persons_first_call;
 mod trust;
+mod watch;
 use dcgm::{
     a_cancelled_diagnostic_task_leaves_no_pod_and_no_process,
     keep_pods_off_cordons_the_node_for_the_run_only,
@@ -50,6 +51,7 @@ use trust::{
     a_re_pointed_trusted_tag_does_not_run_other_content,
     default_delivery_never_runs_an_untrusted_image_named_like_a_base,
 };
+use watch::a_watch_on_the_real_node_plays_the_fake_nvml_script;
 
 use std::future::Future;
 use std::path::Path;
@@ -508,6 +510,7 @@ fn real_node_suite() {
         case!(keep_pods_off_cordons_the_node_for_the_run_only),
         case!(the_gpu_operators_dcgm_engine_runs_the_diagnostic),
         case!(the_team_servers_image_answers_a_persons_first_call),
+        case!(a_watch_on_the_real_node_plays_the_fake_nvml_script),
     ];
     // `REALNODE_ONLY=ephemeral`: only the cases whose name holds it (a quick rerun of one case).
     // A filter that selects nothing is a mistake, not a pass (checked before any node starts); under CI
