@@ -510,10 +510,13 @@ pub fn judge(g: &GpuGrid, cx: &Ctx) -> GpuHistory {
     }
 
     let worst = severities.iter().copied().max();
+    let read = read(g);
+    // Utilization and power alone judge nothing: without throttle reasons or Xids health is unknown.
+    let judged = read.iter().any(|r| r == "throttle" || r == "xid");
     let verdict = match worst {
         Some(Severity::Critical) => Verdict::Unhealthy,
         Some(Severity::Warning) => Verdict::Degraded,
-        _ if coverage < MIN_COVERAGE => Verdict::Unknown,
+        _ if coverage < MIN_COVERAGE || !judged => Verdict::Unknown,
         _ => Verdict::Healthy,
     };
     let mut history = GpuHistory {
@@ -524,7 +527,7 @@ pub fn judge(g: &GpuGrid, cx: &Ctx) -> GpuHistory {
         verdict,
         line: String::new(),
         coverage,
-        read: read(g),
+        read,
         gaps,
         throttle: t.map(|t| t.shares).unwrap_or_default(),
         throttle_episodes: episodes,
@@ -576,7 +579,8 @@ fn read(g: &GpuGrid) -> Vec<String> {
 
 /// Whether a GPU is alike and fine: healthy, with nothing to say but its readings.
 pub fn is_plain(g: &GpuHistory) -> bool {
-    g.verdict == Verdict::Healthy
+    matches!(g.verdict, Verdict::Healthy | Verdict::Unknown)
+        && g.coverage >= MIN_COVERAGE
         && g.gaps.is_empty()
         && g.xids.is_empty()
         && g.counters.is_empty()

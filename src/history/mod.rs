@@ -196,15 +196,17 @@ fn uniform_line(gpus: &[GpuHistory]) -> Option<String> {
     if all_read("xid") {
         said.push("no Xid");
     }
-    said.push(if all_read("ecc") {
-        "error counters flat"
+    if all_read("ecc") {
+        said.push("error counters flat");
+    }
+    let state = if said.is_empty() {
+        "no throttle reasons or Xids exported, nothing judged".to_string()
     } else {
-        "remap and PCIe counters flat"
-    });
+        format!("steady — {}", said.join(", "))
+    };
     Some(format!(
-        "{}: steady — {}{}{}",
+        "{}: {state}{}{}",
         gpu_set(&plain),
-        said.join(", "),
         if readings.is_empty() { "" } else { "; " },
         readings.join(", ")
     ))
