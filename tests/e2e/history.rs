@@ -55,7 +55,7 @@ struct Family {
 fn openmetrics(now: i64, dcgm: &str, amd: &str, hostile: &str) -> String {
     let start = now - HOURS * 3600 - 600;
     let steps = ((now - start) / STEP) as usize;
-    let k_of = |t: i64| ((t - (now - HOURS * 3600)) / STEP) as i64; // step index within the window
+    let k_of = |t: i64| (t - (now - HOURS * 3600)) / STEP; // step index within the window
     let mut fams: Vec<Family> = Vec::new();
     let mut fam = |name: &'static str, kind: &'static str| -> usize {
         fams.push(Family {
@@ -178,7 +178,7 @@ fn start_prometheus(om: &str) -> Prom {
     )
     .unwrap();
     let port = free_port();
-    let child = Command::new("prometheus")
+    let mut child = Command::new("prometheus")
         .arg(format!(
             "--config.file={}",
             dir.path().join("prom.yml").display()
@@ -205,6 +205,8 @@ fn start_prometheus(om: &str) -> Prom {
         }
         std::thread::sleep(Duration::from_millis(200));
     }
+    let _ = child.kill();
+    let _ = child.wait();
     panic!(
         "prometheus not ready: {}",
         std::fs::read_to_string(dir.path().join("prom.log")).unwrap_or_default()

@@ -21,7 +21,7 @@ pub const TIMEOUT: Duration = Duration::from_secs(10);
 pub enum Endpoint {
     Direct {
         url: PromUrl,
-        client: Client<HttpsConnector<HttpConnector>, Empty<Bytes>>,
+        client: Box<Client<HttpsConnector<HttpConnector>, Empty<Bytes>>>,
     },
     Proxy {
         svc: ServiceRef,
@@ -48,7 +48,7 @@ impl Endpoint {
             .build();
         Ok(Endpoint::Direct {
             url,
-            client: Client::builder(TokioExecutor::new()).build(https),
+            client: Box::new(Client::builder(TokioExecutor::new()).build(https)),
         })
     }
 
