@@ -1,8 +1,9 @@
 //! `get_gpu_history` against a real Prometheus (Debian's `prometheus` and `promtool`): hours of exporter
 //! series backfilled with `promtool tsdb create-blocks-from openmetrics`, Prometheus started on those blocks
 //! on a free port, and the tool called through the launcher, with the URL named and with the cluster's own
-//! Prometheus found through the API server's service proxy (a Service and EndpointSlice on the testbed,
-//! pointing at this machine's non-loopback address: the API server refuses loopback endpoints). Then a
+//! Prometheus found through the API server's service proxy (a Service, its Endpoints and EndpointSlice and a
+//! Pod holding the address on the testbed, pointing at this machine's non-loopback address: the API server
+//! refuses loopback endpoints, and any endpoint that is no Pod's). Then a
 //! Prometheus that answers garbage, a huge body, or nothing in time.
 //!
 //! The series are shaped as the exporters publish them: dcgm-exporter's names and labels from
@@ -48,7 +49,9 @@ struct Family {
 
 /// Exporter series of three nodes over the last 6 h (plus a margin), one sample per 30 s, in OpenMetrics.
 /// - `dcgm`: 8 H100s (label `Hostname`): GPU 3 in HW thermal slowdown 40 % of the window in two bursts, GPU 5
-///   an Xid 79 at 3 h, GPU 6's double-bit ECC climbing from 3.5 h, the exporter down 20 min at 1 h.
+///   an Xid 79 at 3 h, GPU 6's double-bit ECC climbing from 3.5 h, the exporter down 20 min at 2 h (between
+///   the bursts, so the bursts stay two episodes and the share stays 40 % of the time with data, give or take
+///   Prometheus's 5 min lookback bridging the gap's start).
 /// - `amd`: 2 MI300X (label `hostname`): GPU 1 in socket thermal violation half the time.
 /// - `hostile`: relabelled `instance="NODE:9400"`, label values with escapes, NUL-free control characters
 ///   and 20 KB strings.
@@ -78,12 +81,14 @@ fn openmetrics(now: i64, dcgm: &str, amd: &str, hostile: &str) -> String {
     let a_temp = fam("gpu_junction_temperature", "gauge");
     let a_socket = fam("gpu_violation_socket_thermal_residency_percentage", "gauge");
     let a_ppt = fam("gpu_violation_ppt_residency_percentage", "gauge");
-    let evil = format!("\\u001b[31m{}\\u202e", "x".repeat(20_000));
+    // Raw ESC and RIGHT-TO-LEFT OVERRIDE (OpenMetrics label values take any UTF-8 but `"`, `\` and a line
+    // break; `\n` is the one escape that decodes to a control character, here a newline).
+    let evil = format!("\u{1b}[31m{}\u{202e}", "x".repeat(20_000));
     for i in 0..steps {
         let t = start + i as i64 * STEP;
         let k = k_of(t);
         let window = HOURS * 3600 / STEP;
-        let gap = (120..160).contains(&k);
+        let gap = (window / 3..window / 3 + 40).contains(&k);
         if !gap {
             for g in 0..8 {
                 let l = format!(
@@ -129,7 +134,7 @@ fn openmetrics(now: i64, dcgm: &str, amd: &str, hostile: &str) -> String {
             w(a_ppt, 20.0);
         }
         let l = format!(
-            "gpu=\"{evil}\",modelName=\"{evil}\",UUID=\"\\n\\t{evil}\",instance=\"{hostile}:9400\""
+            "gpu=\"{evil}\",modelName=\"{evil}\",UUID=\"\\n\t{evil}\",instance=\"{hostile}:9400\""
         );
         let _ = writeln!(fams[f_util].lines, "DCGM_FI_DEV_GPU_UTIL{{{l}}} 50 {t}");
         let _ = writeln!(fams[f_xid].lines, "DCGM_FI_DEV_XID_ERRORS{{{l}}} 0 {t}");
@@ -220,12 +225,27 @@ fn now() -> i64 {
         .as_secs() as i64
 }
 
-fn no_control(v: &Value) {
-    let s = v.to_string();
-    let decoded: String = serde_json::from_str::<Value>(&s).unwrap().to_string();
+/// No string of the answer holds a control character (the text's own line breaks aside) or a bidi control.
+fn no_control(v: &Value, text: &str) {
+    fn bad(c: char) -> bool {
+        c.is_control()
+            || matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+    }
+    fn walk(v: &Value, path: &str) {
+        match v {
+            Value::String(s) => assert!(!s.chars().any(bad), "{path}: {s:?}"),
+            Value::Array(a) => a
+                .iter()
+                .enumerate()
+                .for_each(|(i, v)| walk(v, &format!("{path}[{i}]"))),
+            Value::Object(o) => o.iter().for_each(|(k, v)| walk(v, &format!("{path}.{k}"))),
+            _ => {}
+        }
+    }
+    walk(v, "structuredContent");
     assert!(
-        !decoded.contains("\\u001b") && !decoded.contains('\u{202e}'),
-        "control characters reached the answer"
+        !text.chars().any(|c| c != '\n' && bad(c)),
+        "control characters reached the text: {text:?}"
     );
 }
 
@@ -277,13 +297,10 @@ async fn history_from_a_named_prometheus_and_from_the_clusters_own() {
         .find(|s| s["reason"] == "HwThermalSlowdown")
         .unwrap();
     let f = thermal["fraction"].as_f64().unwrap();
-    // 40 % of the window written; the exporter's gap falls inside the first burst (splitting it in two),
-    // and the share is of the time with data.
-    assert!((0.33..0.45).contains(&f), "{f}");
-    assert!(
-        (2..=3).contains(&g3["throttle_episodes"].as_array().unwrap().len()),
-        "{t}"
-    );
+    // 40 % of the window written, in two bursts; the share is of the time with data (the gap lies between
+    // the bursts): 288 throttled points of the ~690 Prometheus answers, 0.42.
+    assert!((0.40..0.44).contains(&f), "{f}");
+    assert_eq!(g3["throttle_episodes"].as_array().unwrap().len(), 2, "{t}");
     assert_eq!(g3["verdict"], "degraded");
     assert_eq!(gpu(&v, "5")["xids"][0]["code"], 79);
     assert_eq!(gpu(&v, "5")["verdict"], "unhealthy");
@@ -319,8 +336,9 @@ async fn history_from_a_named_prometheus_and_from_the_clusters_own() {
         .call("get_gpu_history", json!({"node_name": hostile}))
         .await;
     let v = r.structured_content.clone().unwrap();
+    eprintln!("hostile labels:\n{}", mcp::text(&r));
     assert_eq!(v["history"]["matched_label"], "instance", "{v:#}");
-    no_control(&v);
+    no_control(&v, &mcp::text(&r));
     assert!(v.to_string().len() < 8_000, "{}", v.to_string().len());
     assert!(mcp::text(&r).len() < 2_000);
 
@@ -346,13 +364,23 @@ async fn history_from_a_named_prometheus_and_from_the_clusters_own() {
         assert!(s.contains("--prometheus URL"), "{s}");
     }
 
-    // The cluster's own: a selector-less Service in `monitoring` with the stack's label and an EndpointSlice
-    // to this machine, read through the API server as the person.
+    // The cluster's own: a selector-less Service in `monitoring` with the stack's label, its endpoint this
+    // machine, read through the API server as the person. The API server's service proxy reads the v1
+    // Endpoints (not the slices) and dials only an address whose `targetRef` is a Pod of the Service's
+    // namespace with that address in `status.podIPs` (kube-apiserver's pkg/registry/core/service/storage,
+    // `isValidAddress`); else it answers 503 "no endpoints available". First that 503, said at once (it is
+    // the proxy's answer, not the API server pushing back: never retried), then a Pod holding the address.
     let svc = unique("prometheus-k8s");
-    tb.apply(&format!(
-        r#"apiVersion: v1
+    let pod = format!("{svc}-0");
+    let objects = |target_ref: &str| {
+        format!(
+            r#"apiVersion: v1
 kind: Namespace
 metadata: {{name: monitoring}}
+---
+apiVersion: v1
+kind: ServiceAccount
+metadata: {{name: default, namespace: monitoring}}
 ---
 apiVersion: v1
 kind: Service
@@ -371,15 +399,57 @@ metadata:
   labels: {{kubernetes.io/service-name: {svc}}}
 addressType: IPv4
 ports: [{{name: web, port: {port}, protocol: TCP}}]
-endpoints: [{{addresses: ["{ip}"], conditions: {{ready: true}}}}]
+endpoints: [{{addresses: ["{ip}"], conditions: {{ready: true}}{target_ref}}}]
 ---
 apiVersion: v1
 kind: Endpoints
 metadata: {{name: {svc}, namespace: monitoring}}
-subsets: [{{addresses: [{{ip: "{ip}"}}], ports: [{{name: web, port: {port}}}]}}]
+subsets: [{{addresses: [{{ip: "{ip}"{target_ref}}}], ports: [{{name: web, port: {port}}}]}}]
 "#,
-        port = prom.port
+            port = prom.port
+        )
+    };
+    tb.apply(&objects(""));
+    let t0 = Instant::now();
+    let v = l.ok("get_gpu_history", json!({"node_name": dcgm})).await;
+    let took = t0.elapsed();
+    let s = v["summary"].as_str().unwrap();
+    eprintln!(
+        "service proxy, endpoint no Pod's: {} ms: {s}",
+        took.as_millis()
+    );
+    assert_eq!(v["status"], "unreachable", "{v}");
+    assert!(
+        s.contains("HTTP 503: the API server reached no endpoint of the Service"),
+        "{s}"
+    );
+    assert!(took < Duration::from_secs(5), "{took:?}");
+
+    // A Pod holding the address: unscheduled (no kubelet or kwok touches it), its status set as a kubelet
+    // would.
+    tb.apply(&format!(
+        r#"apiVersion: v1
+kind: Pod
+metadata: {{name: {pod}, namespace: monitoring, labels: {{app.kubernetes.io/name: prometheus}}}}
+spec:
+  automountServiceAccountToken: false
+  containers: [{{name: prometheus, image: quay.io/prometheus/prometheus}}]
+"#
     ));
+    tb.kubectl(&[
+        "patch",
+        "-n",
+        "monitoring",
+        "pod",
+        &pod,
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        &json!({"status": {"podIP": ip, "podIPs": [{"ip": ip}]}}).to_string(),
+    ]);
+    tb.apply(&objects(&format!(
+        ", targetRef: {{kind: Pod, namespace: monitoring, name: {pod}}}"
+    )));
     let t0 = Instant::now();
     let r = l.call("get_gpu_history", json!({"node_name": dcgm})).await;
     let (t, v) = (mcp::text(&r), r.structured_content.clone().unwrap());
@@ -406,9 +476,12 @@ subsets: [{{addresses: [{{ip: "{ip}"}}], ports: [{{name: web, port: {port}}}]}}]
         "delete",
         "-n",
         "monitoring",
-        "service",
-        &svc,
+        &format!("service/{svc}"),
+        &format!("endpoints/{svc}"),
+        &format!("endpointslices.discovery.k8s.io/{svc}-1"),
+        &format!("pod/{pod}"),
         "--ignore-not-found",
+        "--wait=false",
     ]);
 }
 
