@@ -164,6 +164,8 @@ async fn one_result_per_tool() {
             "run_gpu_diagnostic",
             json!({"node_name": "local", "gpus": "0,1"}),
         ),
+        // Local mode with no --prometheus: no history, said in one line with how to name a Prometheus.
+        ("get_gpu_history", "get_gpu_history", node.clone()),
         // Errors are wire format too: a wrong node, a bad argument, a missing confirmation.
         (
             "error_wrong_node",

@@ -56,7 +56,7 @@ registry! {
         check_cluster::CheckCluster => "when probes fail with permission, namespace or admission errors",
         collect_evidence::CollectEvidence => "to keep the node's nvidia-bug-report and kernel log as an archive before escalating",
         run_gpu_diagnostic::RunGpuDiagnostic => "to test idle GPUs with NVIDIA DCGM's active diagnostic (is this GPU really bad?)",
-        get_gpu_history::GetGpuHistory => "for what the cluster's Prometheus recorded over the last hours (throttling, Xids, ECC, power)",
+        get_gpu_history::GetGpuHistory => "for what the cluster's Prometheus recorded over the last hours (throttling, Xids, ECC, power), with no probe",
     ],
     operator: [
         kill_gpu_process::KillGpuProcess,
