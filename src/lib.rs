@@ -13,6 +13,7 @@ pub mod dcgm;
 pub mod evidence;
 pub mod facts;
 pub mod finding;
+pub mod history;
 pub mod incident;
 pub mod operator;
 pub mod options;

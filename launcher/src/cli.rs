@@ -254,6 +254,11 @@ fn driver_root(s: &str) -> Result<DriverRoot, String> {
     s.parse::<DriverRoot>().map_err(|e| e.to_string())
 }
 
+/// `--prometheus`, checked before anything connects: clap's error names the flag.
+fn prometheus(s: &str) -> Result<crate::cluster::prometheus::PrometheusSetting, String> {
+    s.parse()
+}
+
 /// Where and how probe pods run. Consumed by the Kubernetes runner (`crate::probe::kube`).
 #[derive(Debug, Args, Clone, Default)]
 pub struct ClusterArgs {
@@ -339,6 +344,14 @@ pub struct ClusterArgs {
     /// copied into it. Without it, only nodes that list NVIDIA's DCGM image by digest can run diagnostics.
     #[arg(long, global = true, value_name = "IMAGE@sha256:DIGEST")]
     pub dcgm_image: Option<String>,
+    /// Where `get_gpu_history` reads dcgm-exporter's (or AMD's exporter's) series: a Prometheus URL
+    /// (`http(s)://HOST:PORT[/PREFIX]`, fetched from this machine), a Service (`NAMESPACE/NAME[:PORT]`, read
+    /// through the API server's service proxy with your kubeconfig), or `off`. Unset: the cluster's own
+    /// Prometheus is looked for (kube-prometheus-stack, prometheus-operator, the community chart, Thanos,
+    /// VictoriaMetrics) in the usual monitoring namespaces. No tool argument can name one.
+    #[arg(long, global = true, value_name = "URL|NS/NAME[:PORT]|off", env = "K8S_GPU_MCP_PROMETHEUS",
+          value_parser = prometheus)]
+    pub prometheus: Option<crate::cluster::prometheus::PrometheusSetting>,
     /// Ephemeral mode: the pod to add the probe container to, `namespace/pod[/container]`.
     #[arg(long, global = true, value_name = "NS/POD[/CONTAINER]")]
     pub target_pod: Option<String>,
@@ -363,6 +376,7 @@ impl From<&ClusterArgs> for ClusterSettings {
             target_pod: c.target_pod.clone(),
             no_pull: c.no_pull,
             dcgm_image: c.dcgm_image.clone().filter(|s| !s.is_empty()),
+            prometheus: c.prometheus.clone().unwrap_or_default(),
         }
     }
 }

@@ -46,6 +46,8 @@ pub struct ClusterSettings {
     pub no_pull: bool,
     /// `--dcgm-image`: NVIDIA's DCGM image (or a mirror) by digest, for `run_gpu_diagnostic`.
     pub dcgm_image: Option<String>,
+    /// `--prometheus`: where the cluster's GPU history is read (`get_gpu_history`); found when not given.
+    pub prometheus: crate::cluster::prometheus::PrometheusSetting,
 }
 
 impl ClusterSettings {

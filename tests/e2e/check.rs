@@ -371,7 +371,7 @@ fn check_names_missing_permissions_with_the_binding_to_create() {
     let reader = item(&report, "permissions/k8s-gpu-mcp-reader");
     assert_eq!(reader["status"], "fail");
     assert!(
-        text(&reader["detail"]).starts_with("25 of 25 permissions missing cluster-wide: get nodes"),
+        text(&reader["detail"]).starts_with("27 of 27 permissions missing cluster-wide: get nodes"),
         "{reader}"
     );
     assert!(

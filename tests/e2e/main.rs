@@ -14,6 +14,7 @@ mod copy;
 mod dra;
 mod fleet;
 mod golden;
+mod history;
 mod hostile;
 mod hosts;
 mod http;

@@ -175,6 +175,8 @@ async fn one_result_per_tool() {
             "watch_gpus",
             json!({"node_name": "local", "namespace": "ml", "job": "train"}),
         ),
+        // Local mode with no --prometheus: no history, said in one line with how to name a Prometheus.
+        ("get_gpu_history", "get_gpu_history", node.clone()),
         // Errors are wire format too: a wrong node, a bad argument, a missing confirmation.
         (
             "error_wrong_node",

@@ -283,6 +283,18 @@ async fn every_tool_answers_in_local_mode_and_matches_its_output_schema() {
                 }
                 assert_eq!(sc["check"], args["check"]);
             }
+            // Local mode with no --prometheus: no probe runs, and the answer says in one line how to
+            // name a Prometheus.
+            "get_gpu_history" => {
+                assert_eq!(sc["node"], "local");
+                assert_eq!(sc["status"], "no_prometheus", "{sc}");
+                assert!(
+                    sc["summary"].as_str().unwrap().contains("--prometheus URL"),
+                    "{sc}"
+                );
+                assert!(sc.get("history").is_none(), "{sc}");
+                assert!(text.contains("GPU history of node local"), "{text}");
+            }
             "collect_evidence" => {
                 assert_eq!(sc["node"], "local");
                 assert_eq!(sc["evidence"]["sha256"].as_str().unwrap().len(), 64, "{sc}");

@@ -53,7 +53,7 @@ pub fn operator_only_tools(launcher: &str) -> Vec<String> {
 }
 
 /// Read-only tools whose only required argument is `node_name`: each answers with one probe of that node
-/// (collect_evidence aside, see below).
+/// (collect_evidence and get_gpu_history aside, see below).
 pub fn node_tools(launcher: &str) -> Vec<String> {
     let tools: Vec<Value> = listed(launcher, false)
         .into_iter()
@@ -62,6 +62,9 @@ pub fn node_tools(launcher: &str) -> Vec<String> {
         // it on the launcher's machine: the walks that compare or snapshot answers cannot hold it.
         // tests/launcher/mcp.rs, tests/e2e/operator.rs and tests/realnode/evidence.rs cover it.
         .filter(|t| t["name"] != "collect_evidence")
+        // get_gpu_history starts no probe: it reads the cluster's Prometheus (tests/e2e/history.rs; in local
+        // mode without one, tests/launcher/mcp.rs and golden.rs).
+        .filter(|t| t["name"] != "get_gpu_history")
         .collect();
     let n = names(&tools);
     assert!(!n.is_empty(), "no node tools listed");

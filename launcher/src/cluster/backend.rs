@@ -606,6 +606,40 @@ impl ClusterBackend for KubeBackend {
         })
     }
 
+    fn gpu_history<'a>(
+        &'a self,
+        context: Option<&'a str>,
+        setting: &'a super::prometheus::PrometheusSetting,
+        node: &'a str,
+        hours: u32,
+    ) -> std::pin::Pin<
+        Box<
+            dyn std::future::Future<
+                    Output = Result<
+                        gpu_diag::history::NodeHistory,
+                        super::prometheus::HistoryError,
+                    >,
+                > + Send
+                + 'a,
+        >,
+    > {
+        Box::pin(async move {
+            let client = match setting {
+                // A URL needs no cluster: a client that cannot be made does not stop it.
+                super::prometheus::PrometheusSetting::Url(_) => {
+                    self.clients.get(context).await.ok()
+                }
+                _ => Some(self.clients.get(context).await.map_err(|e| {
+                    super::prometheus::HistoryError::Unreachable {
+                        from: "the API server".into(),
+                        reason: e.to_string(),
+                    }
+                })?),
+            };
+            super::prometheus::gpu_history(client, setting, node, hours).await
+        })
+    }
+
     fn holds_operator_role<'a>(
         &'a self,
         context: Option<&'a str>,

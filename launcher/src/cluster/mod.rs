@@ -15,6 +15,7 @@ pub mod gpu_resources;
 pub mod labels;
 pub mod operator;
 pub mod pressure;
+pub mod prometheus;
 pub mod resource_slices;
 pub mod retry;
 pub mod run_mark;
@@ -256,6 +257,24 @@ pub trait ClusterBackend: Send + Sync {
         _context: Option<&'a str>,
     ) -> Pin<Box<dyn Future<Output = Result<bool, String>> + Send + 'a>> {
         Box::pin(async { Ok(false) })
+    }
+    /// `node`'s GPUs over the last `hours` from the cluster's own Prometheus ([`prometheus::gpu_history`]):
+    /// the one `setting` names, else one found through the API server as the caller. A backend without a
+    /// client reads only a URL.
+    fn gpu_history<'a>(
+        &'a self,
+        _context: Option<&'a str>,
+        setting: &'a prometheus::PrometheusSetting,
+        node: &'a str,
+        hours: u32,
+    ) -> Pin<
+        Box<
+            dyn Future<Output = Result<gpu_diag::history::NodeHistory, prometheus::HistoryError>>
+                + Send
+                + 'a,
+        >,
+    > {
+        Box::pin(prometheus::gpu_history(None, setting, node, hours))
     }
     /// Kubeconfig contexts this launcher can use (for validating a tool's `context` argument).
     fn contexts(&self) -> Vec<String>;

@@ -3,6 +3,11 @@
 //! every 429/503 (fan-outs then start fewer probes), honours Retry-After up to [`MAX_RETRY_AFTER`] and stops
 //! on time, not on a count: the caller's deadline is what ends a call, so a throttled node waits instead of
 //! failing after a fixed number of tries.
+//!
+//! A proxy subresource's 503 or 504 (`services/NAME/proxy`, `pods/NAME/proxy`, `nodes/NAME/proxy`) is the
+//! backend's answer, or the proxy's own "no endpoints available" or failed dial: no push-back, so neither
+//! retried nor recorded (a Prometheus read through the service proxy would otherwise be retried until its
+//! caller's deadline and slow every fan-out down). Its 429 is API Priority and Fairness's, retried as any.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -68,12 +73,27 @@ fn jitter(max: Duration) -> Duration {
     Duration::from_nanos(h.finish() % nanos)
 }
 
+/// Whether `path` (the API server's base path included, if any) is a proxy subresource:
+/// `/api/v1/namespaces/NS/{services,pods}/NAME/proxy...` or `/api/v1/nodes/NAME/proxy...`.
+pub fn is_proxy_subresource(path: &str) -> bool {
+    let seg: Vec<&str> = path.split('/').collect();
+    let Some(at) = seg.windows(2).position(|w| w == ["api", "v1"]) else {
+        return false;
+    };
+    let named = |s: &str| !s.is_empty();
+    match &seg[at + 2..] {
+        ["namespaces", ns, "services" | "pods", name, "proxy", ..] => named(ns) && named(name),
+        ["nodes", name, "proxy", ..] => named(name),
+        _ => false,
+    }
+}
+
 impl<Res> Policy<Request<Body>, Response<Res>, BoxError> for ThrottleRetry {
     type Future = tokio::time::Sleep;
 
     fn retry(
         &mut self,
-        _req: &mut Request<Body>,
+        req: &mut Request<Body>,
         result: &mut Result<Response<Res>, BoxError>,
     ) -> Option<Self::Future> {
         let Ok(response) = result else { return None };
@@ -84,6 +104,9 @@ impl<Res> Policy<Request<Body>, Response<Res>, BoxError> for ThrottleRetry {
                 | StatusCode::SERVICE_UNAVAILABLE
                 | StatusCode::GATEWAY_TIMEOUT
         ) {
+            return None;
+        }
+        if status != StatusCode::TOO_MANY_REQUESTS && is_proxy_subresource(req.uri().path()) {
             return None;
         }
         let now = Instant::now();
@@ -184,5 +207,53 @@ mod tests {
         }
         assert!(r.retry(&mut req(), &mut answer(504, None)).is_some());
         assert_eq!(p.throttled(), 0, "a gateway timeout is no push-back");
+    }
+
+    fn req_to(uri: &str) -> Request<Body> {
+        Request::builder().uri(uri).body(Body::empty()).unwrap()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_proxied_backends_503_is_its_answer_but_a_429_is_the_api_servers() {
+        let p = Arc::new(Pressure::default());
+        let mut r = ThrottleRetry::new(p.clone());
+        let prom = "https://10.0.0.1:6443/api/v1/namespaces/monitoring/services/prometheus-k8s:web/proxy/api/v1/query?query=up";
+        for s in [503, 504] {
+            assert!(
+                r.retry(&mut req_to(prom), &mut answer(s, None)).is_none(),
+                "{s}"
+            );
+        }
+        assert_eq!(p.throttled(), 0, "a proxied 503 is no push-back");
+        assert!(r.retry(&mut req_to(prom), &mut answer(429, None)).is_some());
+        assert_eq!(p.throttled(), 1);
+        let get_svc = "https://10.0.0.1:6443/api/v1/namespaces/monitoring/services/prometheus-k8s";
+        assert!(
+            r.retry(&mut req_to(get_svc), &mut answer(503, None))
+                .is_some()
+        );
+    }
+
+    #[test]
+    fn proxy_subresources_are_told_from_objects_named_proxy() {
+        for yes in [
+            "/api/v1/namespaces/monitoring/services/https:prom:9091/proxy",
+            "/api/v1/namespaces/m/services/prom/proxy/api/v1/query_range",
+            "/api/v1/namespaces/m/pods/prom-0:9090/proxy/-/ready",
+            "/api/v1/nodes/gpu-node-1/proxy/metrics",
+            "/k8s/clusters/c-m-1/api/v1/namespaces/m/services/prom/proxy/",
+        ] {
+            assert!(is_proxy_subresource(yes), "{yes}");
+        }
+        for no in [
+            "/api/v1/namespaces/m/services/proxy",
+            "/api/v1/namespaces/proxy/pods/proxy",
+            "/api/v1/namespaces/m/services",
+            "/api/v1/nodes/proxy",
+            "/apis/apps/v1/namespaces/m/deployments/proxy",
+            "/api/v1/namespaces/m/pods/p/log",
+        ] {
+            assert!(!is_proxy_subresource(no), "{no}");
+        }
     }
 }

@@ -221,6 +221,9 @@ pub fn host_args(cfg: &Config) -> (String, Vec<String>) {
                 .to_string()
         }),
     );
+    if c.prometheus != crate::cluster::prometheus::PrometheusSetting::Discover {
+        opt("--prometheus", Some(c.prometheus.to_string()));
+    }
     if c.no_pull {
         args.push("--no-pull".into());
     }

@@ -66,7 +66,9 @@ impl Launcher {
              2. Follow the findings: XID findings -> analyze_xid_errors; ECC or row-remapping findings -> \
              snapshot_ecc; thermal, power or clock findings -> get_gpu_telemetry; NVLink, fabric or P2P \
              findings -> inspect_topology; a missing GPU -> get_gpu_inventory; everything at once -> \
-             describe_gpu_node.\n\
+             describe_gpu_node. Whether a GPU throttled or logged Xids or ECC errors over the last hours, \
+             before anyone looked: get_gpu_history (the cluster's own Prometheus; where it says there is \
+             none, go on without it).\n\
              3. Before recommending a GPU reset, drain or reboot, call get_gpu_processes and \
              get_pod_gpu_allocation to name the workloads that would be interrupted (exact device ids when \
              the probe reaches the kubelet).\n\

@@ -254,6 +254,22 @@ impl Cx {
         }
     }
 
+    /// `node`'s GPUs over the last `hours` from the cluster's own Prometheus (`--prometheus`, else the one
+    /// the cluster exposes, read as the caller): what `get_gpu_history` answers, and what another tool joins
+    /// to its own answer. Local mode reads only a `--prometheus` URL.
+    pub async fn gpu_history(
+        &self,
+        context: Option<&str>,
+        node: &str,
+        hours: u32,
+    ) -> Result<gpu_diag::history::NodeHistory, crate::cluster::prometheus::HistoryError> {
+        let setting = &self.env.cfg.cluster.prometheus;
+        match &self.env.cluster {
+            Some(c) => c.gpu_history(context, setting, node, hours).await,
+            None => crate::cluster::prometheus::gpu_history(None, setting, node, hours).await,
+        }
+    }
+
     /// Check a node target the same way for every node tool.
     pub fn check_target(&self, t: &NodeTarget) -> Result<(), ToolError> {
         target::check_node_name(&t.node_name)?;

@@ -57,6 +57,7 @@ registry! {
         collect_evidence::CollectEvidence => "to keep the node's nvidia-bug-report and kernel log as an archive before escalating",
         run_gpu_diagnostic::RunGpuDiagnostic => "to test idle GPUs with NVIDIA DCGM's active diagnostic (is this GPU really bad?)",
         watch_gpus::WatchGpus => "when a snapshot cannot tell stuck from slow: a node's or a job's GPUs over a window (hang, straggler, throttle bursts, counters under load)",
+        get_gpu_history::GetGpuHistory => "for what the cluster's Prometheus recorded over the last hours (throttling, Xids, ECC, power), with no probe",
     ],
     operator: [
         kill_gpu_process::KillGpuProcess,

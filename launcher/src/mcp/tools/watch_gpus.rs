@@ -143,6 +143,48 @@ pub struct WorkloadJoin {
     pub logs: String,
 }
 
+/// A node's recorded history beside the window.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct HistoryJoin {
+    pub node: String,
+    pub hours: u32,
+    /// Where it came from and which series label named the node.
+    pub source: String,
+    pub verdict: Verdict,
+    pub headline: String,
+    /// The GPUs whose history deviates, a line each.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub gpus: Vec<String>,
+}
+
+/// Hours of recorded history read beside a window.
+const HISTORY_HOURS: u32 = 6;
+
+/// The node's history, or nothing where no Prometheus is named or found (the window stands alone; a
+/// Prometheus that fails is said in the log, not in the window's answer).
+async fn history(cx: &Cx, context: Option<&str>, node: &str) -> Option<HistoryJoin> {
+    match cx.gpu_history(context, node, HISTORY_HOURS).await {
+        Ok(h) => Some(HistoryJoin {
+            node: node.to_string(),
+            hours: HISTORY_HOURS,
+            source: format!("{} (label {})", h.source, h.matched_label),
+            verdict: h.verdict,
+            headline: h.headline.clone(),
+            gpus: h
+                .gpus
+                .iter()
+                .filter(|g| g.verdict != Verdict::Healthy)
+                .take(8)
+                .map(|g| format!("GPU {}: {}", g.gpu, g.line))
+                .collect(),
+        }),
+        Err(e) => {
+            tracing::debug!(node, kind = e.kind(), error = %e, "no history beside the window");
+            None
+        }
+    }
+}
+
 /// `watch_gpus` result.
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct WatchOutput {
@@ -167,6 +209,10 @@ pub struct WatchOutput {
     pub nodes_failed: usize,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub workload: Option<WorkloadJoin>,
+    /// What the cluster's own Prometheus recorded of the node's GPUs over the last hours (the watched node,
+    /// or a workload's first suspect node), where one is named or found (`get_gpu_history`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub history: Option<HistoryJoin>,
     /// The window as a chart (PNG: per GPU utilization, SM clock, power and temperature, throttle strips and
     /// kernel events), kept for this session (resources/read); also the image beside the text.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -387,7 +433,8 @@ async fn watch_node(
         gpus,
     };
     let tick = ticker(cx, seconds, Duration::from_millis(500), 1);
-    let res = cx
+    let past = history(cx, t.context.as_deref(), &t.node_name);
+    let run = cx
         .env
         .probe(
             WatchGpus::NAME,
@@ -397,8 +444,8 @@ async fn watch_node(
             crate::mcp::progress::null_sink(),
             cx.cancel.clone(),
             crate::probe::runner::Batch::default(),
-        )
-        .await;
+        );
+    let (res, past) = tokio::join!(run, past);
     tick.abort();
     let res = res?;
     let Report::Watch(w) = res.report else {
@@ -442,6 +489,7 @@ async fn watch_node(
         nodes: vec![node],
         nodes_failed: 0,
         workload: None,
+        history: past,
         chart_uri: None,
         total_millis: started.elapsed().as_millis() as u64,
         chart_png: None,
@@ -686,6 +734,15 @@ async fn watch_workload(
         log_limits: Some(limits.describe()),
     };
     let d = diagnose(&input);
+    let suspect_node = pat
+        .suspects
+        .first()
+        .and_then(|s| s.split(" GPU ").next())
+        .map(String::from);
+    let past = match &suspect_node {
+        Some(n) => history(cx, ctx, n).await,
+        None => None,
+    };
     let failed = windows.iter().filter(|(_, r)| r.is_err()).count();
     let worst = episodes.iter().map(|e| e.episode.severity).max();
     let verdict = match worst {
@@ -760,6 +817,7 @@ async fn watch_workload(
             not_examined: d.not_examined,
             logs: limits.describe(),
         }),
+        history: past,
         chart_uri: None,
         total_millis: started.elapsed().as_millis() as u64,
         chart_png: None,
@@ -958,6 +1016,16 @@ fn render(o: &WatchOutput) -> String {
         }
         for c in w.not_examined.iter().take(3) {
             let _ = writeln!(s, "  not examined: {c}");
+        }
+    }
+    if let Some(h) = &o.history {
+        let _ = writeln!(
+            s,
+            "the last {} h of {} ({}): {}",
+            h.hours, h.node, h.source, h.headline
+        );
+        for g in &h.gpus {
+            let _ = writeln!(s, "  {g}");
         }
     }
     if let Some(u) = &o.chart_uri {
