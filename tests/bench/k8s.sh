@@ -17,7 +17,9 @@
 # Usage: bash tests/bench/k8s.sh   (env: BENCH_CALLS=20 (0 skips 1 and 3), BENCH_SCALES="100 1000",
 #        BENCH_CONCURRENCY=64, BENCH_CANCEL_AFTER=50, BENCH_WORKLOAD_NODES=64, BENCH_PROFILE=release,
 #        BENCH_NODE_LEASE_SECONDS=40 (kwok's node leases; 0: none, see docs/performance.md), TESTBED_BIN,
-#        BENCH_PREBUILT=1 to use the binaries of target/$PROFILE as they are)
+#        BENCH_PREBUILT=1 to use the binaries of target/$PROFILE as they are, BENCH_BINDIR=DIR to use the
+#        k8s-gpu-mcp and node-probe in DIR as they are (an earlier build, for an A/B on the same machine),
+#        BENCH_KEEP=DIR to keep the run's logs there)
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$ROOT"
@@ -27,7 +29,9 @@ CONC=${BENCH_CONCURRENCY:-64}
 PROFILE=${BENCH_PROFILE:-release}
 log() { echo "bench: $*" >&2; }
 
-if [ "${BENCH_PREBUILT:-0}" = 1 ]; then
+if [ -n "${BENCH_BINDIR:-}" ]; then
+  log "BENCH_BINDIR: the binaries in $BENCH_BINDIR, as they are"
+elif [ "${BENCH_PREBUILT:-0}" = 1 ]; then
   log "BENCH_PREBUILT=1: the $PROFILE binaries already built, as they are"
 elif [ "$PROFILE" = release ]; then
   cargo build --release -q -p k8s-gpu-mcp -p node-probe
@@ -37,6 +41,7 @@ fi
 TARGET=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys;print(json.load(sys.stdin)["target_directory"])')
 BINDIR=$TARGET/$PROFILE
 [ "$PROFILE" = dev ] && BINDIR=$TARGET/debug
+[ -z "${BENCH_BINDIR:-}" ] || BINDIR=$(cd "$BENCH_BINDIR" && pwd)
 LAUNCHER=$BINDIR/k8s-gpu-mcp
 TESTBED_BIN=${TESTBED_BIN:-$(bash tests/testbed/build.sh)}
 export TESTBED_BIN
@@ -48,6 +53,12 @@ TESTBED_NODE_LEASE_SECONDS=${BENCH_NODE_LEASE_SECONDS:-40} TESTBED_AUDIT=1 TESTB
 TB_PID=$!
 exec 9>"$WORK/hold" # the testbed runs while this descriptor is open
 cleanup() {
+  # BENCH_KEEP=DIR keeps the run's files (the launcher's logs, the plans' outputs, the audit log) there.
+  if [ -n "${BENCH_KEEP:-}" ]; then
+    mkdir -p "$BENCH_KEEP"
+    cp "$WORK"/*.* "$BENCH_KEEP"/ 2>/dev/null || true
+    cp "$WORK"/tb/*.log "$BENCH_KEEP"/ 2>/dev/null || true
+  fi
   exec 9>&-
   wait "$TB_PID" 2>/dev/null || true
   rm -rf "$WORK"
@@ -149,6 +160,33 @@ for i in $(seq 0 "$CALLS"); do
   [ "$i" -eq 0 ] || echo $(((t1 - t0) / 1000000)) >>"$WORK/kubectl-ms"
 done
 python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert "probe" in d, d' "$WORK/kubectl-out.json"
+
+# 1d. Where an exec's time goes: execs into one running pod (as the launcher's user, so the audit log times
+# them on the API server) of `true` (the exec path alone: API server -> kwok -> a process) and of node-probe,
+# and node-probe run on this machine as kwok runs it (its own wall and CPU time).
+log "exec path: 10 x exec of true and of node-probe into one running pod; node-probe alone"
+echo "${POD_TEMPLATE/NAME/bench-exec}" | "${KR[@]}" create -f - >/dev/null
+"${KR[@]}" -n "$NS" wait --for=condition=Ready pod/bench-exec --timeout=60s >/dev/null
+before=$(audit_count)
+for _ in $(seq 10); do
+  "${KR[@]}" -n "$NS" exec bench-exec -c probe -- true
+  "${KR[@]}" -n "$NS" exec bench-exec -c probe -- node-probe health --node-name gpu-node-1 >/dev/null
+done
+after=$(audit_count)
+tail -n +"$((before + 1))" "$TESTBED_DIR/audit.log" | head -n "$((after - before))" >"$WORK/audit-exec.log"
+"${KR[@]}" -n "$NS" delete pod bench-exec --grace-period=0 --wait=true >/dev/null 2>&1
+NODE_PROBE_SCENARIO_MAP="$TESTBED_DIR/scenario-map.json" python3 - "$BINDIR/node-probe" >"$WORK/probe-alone.json" <<'PY'
+import json, resource, subprocess, sys, time
+walls, cpus = [], []
+for _ in range(20):
+    r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t = time.monotonic()
+    subprocess.run([sys.argv[1], "health", "--node-name", "gpu-node-1"], stdout=subprocess.DEVNULL, check=True)
+    walls.append((time.monotonic() - t) * 1000)
+    r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpus.append((r1.ru_utime + r1.ru_stime - r0.ru_utime - r0.ru_stime) * 1000)
+json.dump({"wall": walls, "cpu": cpus}, sys.stdout)
+PY
 
 # 1c. copy delivery: the same calls, node-probe (a stripped copy of the same build) streamed over exec into a
 # plain base image; the first (warm-up) call also reads, hashes and archives it.
@@ -343,25 +381,73 @@ if os.path.exists(f"{work}/health.json"):
     print(f"| launcher, copy delivery ({pb/1e6:.1f} MB node-probe streamed per call) | {len(cm)} | {pct(cm,50):.0f} | {pct(cm,95):.0f} |")
     print(f"| **copy delivery − image** | | **{pct(cm,50)-pct(lm,50):+.0f}** | **{pct(cm,95)-pct(lm,95):+.0f}** |")
     print(f"\ncopy delivery's first call (also reads, checks, hashes and archives node-probe): {hc['results'][0]['ms']:.0f} ms")
-    # The API requests of one call (all calls of 1a, the warm-up included, over their number), by verb and
-    # resource, from the API server's audit log of the launcher's user.
-    per = Counter()
+    # The API requests of the calls of 1a, by verb and resource, from the API server's audit log of the
+    # launcher's user: each request goes to the call during which the API server received it (the server's
+    # startup before the first call: its sweep of leftover probe pods and of gone runs' marks).
+    from datetime import datetime
+    def key(e):
+        o = e.get("objectRef", {})
+        res_ = o.get("resource", "") + ("/" + o["subresource"] if o.get("subresource") else "")
+        return f"{e['verb']} {res_ or e.get('requestURI', '?').split('?')[0]}"
+    def at(ts):
+        return datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp()
+    allres = h["results"]
+    n = len(allres)
+    startup, first, later, total = Counter(), Counter(), Counter(), Counter()
+    server_ms = {}
     for l in open(f"{work}/audit-health.log"):
         e = json.loads(l)
         if e.get("stage") != "ResponseComplete":
             continue
-        o = e.get("objectRef", {})
-        res_ = o.get("resource", "") + ("/" + o["subresource"] if o.get("subresource") else "")
-        per[f"{e['verb']} {res_ or e.get('requestURI', '?').split('?')[0]}"] += 1
-    n = len(h["results"])
-    print(f"\nAPI requests of one get_gpu_health call ({n} calls): {sum(per.values()) / n:.2f}")
-    for k, v in sorted(per.items(), key=lambda kv: -kv[1]):
-        print(f"- {k}: {v / n:.2f}")
+        k, t = key(e), at(e["requestReceivedTimestamp"])
+        total[k] += 1
+        if t < allres[0]["start_unix"]:
+            startup[k] += 1
+        elif n == 1 or t < allres[1]["start_unix"]:
+            first[k] += 1
+        else:
+            later[k] += 1
+            if e["verb"] != "watch":
+                server_ms.setdefault(k, []).append((at(e["stageTimestamp"]) - t) * 1000)
+    fmt = lambda c, d=1: ", ".join(f"{k} {v / d:.2f}".replace(".00", "") for k, v in sorted(c.items(), key=lambda kv: (-kv[1], kv[0])))
+    print(f"\nAPI requests of get_gpu_health ({n} calls of one session, audit log): {sum(total.values()) / n:.2f} a call "
+          f"in all (the server's startup and the first call's one-offs included)")
+    print("\n| when | requests | by verb and resource |")
+    print("|---|---|---|")
+    print(f"| the server's startup (before the first call) | {sum(startup.values())} | {fmt(startup)} |")
+    print(f"| the first call | {sum(first.values())} | {fmt(first)} |")
+    if n > 1:
+        print(f"| each later call (mean of {n - 1}) | {sum(later.values()) / (n - 1):.2f} | {fmt(later, n - 1)} |")
+        print("\nThe API server's time per request of the later calls (received to answered), p50 / max ms: " +
+              ", ".join(f"{k} {pct(v, 50):.1f} / {max(v):.1f}" for k, v in sorted(server_ms.items())))
+    if os.path.exists(f"{work}/audit-exec.log"):
+        ex = {"true": [], "node-probe": []}
+        for l in open(f"{work}/audit-exec.log"):
+            e = json.loads(l)
+            if e.get("stage") != "ResponseComplete" or e.get("objectRef", {}).get("subresource") != "exec":
+                continue
+            cmd = "true" if "command=true" in e.get("requestURI", "") else "node-probe"
+            ex[cmd].append((at(e["stageTimestamp"]) - at(e["requestReceivedTimestamp"])) * 1000)
+        pa = json.load(open(f"{work}/probe-alone.json"))
+        if ex["true"] and ex["node-probe"]:
+            print(f"\nWhere an exec's time goes (the API server's time, received to answered, p50 of "
+                  f"{len(ex['true'])}): an exec of `true` {pct(ex['true'], 50):.1f} ms (the exec path: API server -> "
+                  f"kwok -> a process), of `node-probe health` {pct(ex['node-probe'], 50):.1f} ms; node-probe health "
+                  f"alone on this machine, p50 wall / CPU: {pct(pa['wall'], 50):.1f} / {pct(pa['cpu'], 50):.1f} ms")
     after = [r["structured"]["run"].get("after_probe_millis") for r in res if r.get("structured")]
     after = [a for a in after if a is not None]
     if after:
-        print(f"probe's answer to the tool's answer (the API reads beside it), p50 / p95 / max: "
+        print(f"\nThe answer's wait for the API reads beside the probe, after the probe's document, p50 / p95 / max: "
               f"{pct(after,50)} / {pct(after,95)} / {max(after)} ms")
+    tail = []
+    for r in res:
+        ts = {t["phase"]: t["millis"] for t in (r.get("structured") or {}).get("run", {}).get("timings", [])}
+        if "probing" in ts:
+            tail.append(r["ms"] - sum(ts.get(p, 0) for p in ("starting_probe", "waiting_for_probe", "probing")))
+    if tail:
+        print(f"From the probe's document to the answer at the client (the call's wall time less its starting, "
+              f"waiting and probing phases: the delete, the reads beside, rendering, MCP over stdio), p50 / p95: "
+              f"{pct(tail,50):.1f} / {pct(tail,95):.1f} ms")
 
 print("\n## 2. scan_gpu_nodes (check health, concurrency %s)\n" % conc)
 print("| nodes | ok | failed | wall s | launcher peak RSS MB | launcher CPU s | apiserver / etcd / kwok (with its node-probe runs) CPU s | API requests / node | pods left |")

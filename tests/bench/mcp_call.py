@@ -79,11 +79,14 @@ def main():
             # pause_ms: time between calls (e.g. to let an ephemeral container's reuse window pass)
             time.sleep(call.get("pause_ms", 0) / 1000)
             t = time.monotonic()
+            # Wall-clock start and end, to match the API server's audit log to each call.
+            start_unix = time.time()
             c0 = cpu_ms(proc.pid)
             r = request("tools/call", {"name": call["tool"], "arguments": call.get("arguments", {})})
             ms = (time.monotonic() - t) * 1000
             c1 = cpu_ms(proc.pid)
             results.append({"tool": call["tool"], "ms": ms, "is_error": bool(r.get("isError")),
+                            "start_unix": start_unix, "end_unix": time.time(),
                             "cpu_ms": c1 - c0 if c0 is not None and c1 is not None else None,
                             "structured": r.get("structuredContent"),
                             "text": "\n".join(c.get("text", "") for c in r.get("content", []))[:2000]})

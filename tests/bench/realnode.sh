@@ -13,7 +13,8 @@
 # (run sandbox + create + start container, means from its /metrics over the launcher's image-delivery calls).
 # Pods left in the API after the run are counted.
 # Needs root (the real node). Usage: bash tests/bench/realnode.sh   (env: BENCH_CALLS=20,
-# BENCH_PROFILE=release, TESTBED_BIN, BENCH_PREBUILT=1 to use the binaries of target/$PROFILE as they are)
+# BENCH_PROFILE=release, TESTBED_BIN, BENCH_PREBUILT=1 to use the binaries of target/$PROFILE as they are,
+# BENCH_BINDIR=DIR to use the k8s-gpu-mcp and node-probe in DIR as they are: an earlier build, for an A/B)
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$ROOT"
@@ -22,7 +23,9 @@ PROFILE=${BENCH_PROFILE:-release}
 log() { echo "bench: $*" >&2; }
 [ "$(id -u)" = 0 ] || { echo "the real-node benchmark needs root" >&2; exit 1; }
 
-if [ "${BENCH_PREBUILT:-0}" = 1 ]; then
+if [ -n "${BENCH_BINDIR:-}" ]; then
+  log "BENCH_BINDIR: the binaries in $BENCH_BINDIR, as they are"
+elif [ "${BENCH_PREBUILT:-0}" = 1 ]; then
   echo "bench: BENCH_PREBUILT=1: the $PROFILE binaries already built, as they are" >&2
 elif [ "$PROFILE" = release ]; then
   cargo build --release -q -p k8s-gpu-mcp -p node-probe
@@ -32,6 +35,7 @@ fi
 TARGET=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys;print(json.load(sys.stdin)["target_directory"])')
 BINDIR=$TARGET/$PROFILE
 [ "$PROFILE" = dev ] && BINDIR=$TARGET/debug
+[ -z "${BENCH_BINDIR:-}" ] || BINDIR=$(cd "$BENCH_BINDIR" && pwd)
 LAUNCHER=$BINDIR/k8s-gpu-mcp
 TESTBED_BIN=${TESTBED_BIN:-$(bash tests/testbed/build.sh)}
 export TESTBED_BIN

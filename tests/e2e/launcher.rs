@@ -378,6 +378,8 @@ async fn node_not_ready_is_refused_clearly() {
     let err = l.err("get_gpu_health", json!({"node_name": down})).await;
     assert!(err.contains(&down), "{err}");
     assert!(err.to_lowercase().contains("not ready"), "{err}");
+    // The probe pod is created while the node is read (image delivery): gone by the time the call answers.
+    assert_eq!(c.tb.pods(&c.ns), Vec::<String>::new());
     // A node that does not exist at all.
     let err = l
         .err("get_gpu_health", json!({"node_name": "gpu-node-absent"}))
@@ -386,6 +388,7 @@ async fn node_not_ready_is_refused_clearly() {
         err.contains("gpu-node-absent") && err.contains("not"),
         "{err}"
     );
+    assert_eq!(c.tb.pods(&c.ns), Vec::<String>::new());
     l.stop().await;
     c.assert_no_pods();
 }

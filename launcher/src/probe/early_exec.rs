@@ -26,8 +26,11 @@ const SLOW_RETRY: Duration = Duration::from_millis(200);
 const RETRIES_AFTER_RUNNING: u32 = 3;
 /// The watch starts once the first attempt has failed or is still out after this long: a container that
 /// takes the first exec (kwok, a pod that started at once) then costs no watch request at all, and a
-/// watch started late misses nothing, since it begins at the created pod's resourceVersion.
-const WATCH_AFTER: Duration = Duration::from_millis(100);
+/// watch started late misses nothing, since it begins at the created pod's resourceVersion. Longer than
+/// an exec that works takes (100 ms was passed by 5 % of the kwok benchmark's execs on a busy machine, 40 %
+/// with a debug build, each then a watch request more); a pod that will never run fails its exec at once
+/// (no container), which starts the watch then.
+const WATCH_AFTER: Duration = Duration::from_secs(2);
 
 pub enum EarlyError {
     /// The watch saw the pod fail before any exec worked.

@@ -126,6 +126,31 @@ impl PodRunner {
             deadline,
             batch: pod_batch::of(&req.batch),
         };
+        // Image delivery of one node: the pod does not depend on the node, so it is created while the node
+        // is read (one round trip less before the exec); the node's verdict still comes first.
+        if cx.batch.is_none()
+            && self.copy.is_none()
+            && self.node_images.is_none()
+            && req.image != ImageNeed::Dcgm
+        {
+            let configured = super::node_image::Candidate {
+                image: self.opts.image.clone(),
+                label: self.opts.image.clone(),
+                rank: 0,
+                pull: false,
+            };
+            let node = async {
+                let n = self
+                    .clients
+                    .reads
+                    .node(req.context.as_deref(), &cx.client, &req.node)
+                    .await;
+                judge_node(&req.node, n).map(|_| ())
+            };
+            return self
+                .attempt_beside(&cx, call, &configured, t, Some(Box::pin(node)))
+                .await;
+        }
         // Node first: a missing or NotReady node would otherwise look like a pod stuck in Pending. A batch
         // reads all of its nodes with one list.
         let node = timeout_at(deadline, async {
@@ -252,6 +277,20 @@ impl PodRunner {
         base: &super::node_image::Candidate,
         started: Instant,
     ) -> Result<ProbeOutput, RunError> {
+        self.attempt_beside(cx, call, base, started, None).await
+    }
+
+    /// [`Self::attempt`] with the node's check (`node`) run beside the create: both are awaited before
+    /// anything else, so a node that is missing or not Ready answers as such and the pod, created by then,
+    /// is deleted as on every path (a create never left in flight, whose pod a delete could miss).
+    async fn attempt_beside(
+        &self,
+        cx: &Attempts<'_>,
+        call: &mut CallState,
+        base: &super::node_image::Candidate,
+        started: Instant,
+        node: Option<NodeCheck<'_>>,
+    ) -> Result<ProbeOutput, RunError> {
         let image = base.image.as_str();
         let probe = ProbeCall::new(&self.namespace, &cx.req.node, &cx.req.tool);
         let mut spec = self.pod_spec(&probe, image, cx.payload.is_some(), base.pull);
@@ -281,7 +320,19 @@ impl PodRunner {
         }
         call.guard = Some(guard);
         tracing::info!(pod = %probe.name, node = %cx.req.node, tool = %cx.req.tool, "creating probe pod");
-        let created = self.create(cx, spec).await?;
+        let created = match node {
+            None => self.create(cx, spec).await?,
+            Some(node) => {
+                let node = async {
+                    timeout_at(cx.deadline, node)
+                        .await
+                        .map_err(|_| cx.timeout())?
+                };
+                let (node, created) = tokio::join!(node, self.create(cx, spec));
+                node?;
+                created?
+            }
+        };
         let mut timings = vec![timing(Phase::StartingProbe, started)];
         let out = self
             .exec_when_started(cx, call, &probe.name, (created, sub), image, &mut timings)
@@ -436,6 +487,9 @@ impl PodRunner {
         }
     }
 }
+
+/// A node's readiness check run beside the probe pod's create.
+type NodeCheck<'a> = Pin<Box<dyn std::future::Future<Output = Result<(), RunError>> + Send + 'a>>;
 
 /// What one call's attempts share: the request, the cluster it runs in, what copy delivery streams in, and
 /// the call's deadline.

@@ -30,9 +30,12 @@ pub async fn probe_and_read<T, E, R>(
     let mut read = std::pin::pin!(read);
     let mut done = None;
     let out = loop {
+        // The probe is polled first: its requests (the node read it shares, the create) take the client's
+        // idle connections, and a read beside it, not the create, waits for a new one's TLS handshake.
         tokio::select! {
-            r = &mut read, if done.is_none() => done = Some(r),
+            biased;
             p = &mut probe => break p?,
+            r = &mut read, if done.is_none() => done = Some(r),
         }
     };
     let t = Instant::now();
