@@ -2,14 +2,12 @@
 //! the episodes only it shows (throttling, a counter climbing, running hot, stopping to answer). What needs
 //! its peers (idle among busy, slower) is `pattern.rs`.
 
-use std::collections::BTreeMap;
-
-use super::sample::{Throttle, counter_is_critical, counter_label};
-use super::timeline::{self, BUSY_PCT};
-use super::{
-    CounterDelta, Episode, EpisodeKind, GpuIdentity, GpuWindow, Stat, ThrottleTime, WatchInput,
-    secs,
+use super::report::{
+    CounterDelta, Episode, EpisodeKind, GpuWindow, Stat, ThrottleTime, WatchInput, bounded, secs,
+    window_seconds,
 };
+use super::sample::{GpuIdentity, GpuSample, Throttle, counter_is_critical, counter_label};
+use super::timeline::{self, BUSY_PCT, Interval, intervals};
 use crate::finding::Severity;
 
 /// A harmful throttle is an episode when it held the GPU at least this share of the window (and at least
@@ -31,56 +29,6 @@ fn stat(values: impl Iterator<Item = f64>) -> Option<Stat> {
     Some(Stat { min, mean, max })
 }
 
-/// For each interval (sample i-1 to i) of one GPU: its length in seconds, the share of it each throttle
-/// held, and whether the GPU was busy.
-pub(super) struct Interval {
-    pub from_s: f64,
-    pub to_s: f64,
-    pub shares: BTreeMap<Throttle, f64>,
-}
-
-pub(super) fn intervals(input: &WatchInput, index: u32) -> Vec<Interval> {
-    let mut out = Vec::new();
-    let samples: Vec<(f64, &super::GpuSample)> = input
-        .ticks
-        .iter()
-        .filter_map(|t| t.gpus.iter().find(|g| g.index == index).map(|g| (t.t_s, g)))
-        .filter(|(_, g)| g.unreadable.is_none())
-        .collect();
-    for w in samples.windows(2) {
-        let ((t0, a), (t1, b)) = (w[0], w[1]);
-        let dt = t1 - t0;
-        if dt <= 0.0 {
-            continue;
-        }
-        let mut shares = BTreeMap::new();
-        for r in Throttle::ALL {
-            let counted = match (a.throttle_counters.get(&r), b.throttle_counters.get(&r)) {
-                (Some(&x), Some(&y)) if y >= x => {
-                    let span = match (a.throttle_clock, b.throttle_clock) {
-                        (Some(c0), Some(c1)) if c1 > c0 => Some((c1 - c0) as f64),
-                        (None, None) => Some(dt * 1e9),
-                        _ => None,
-                    };
-                    span.map(|s| ((y - x) as f64 / s).clamp(0.0, 1.0))
-                }
-                _ => None,
-            };
-            // A reason without a duration counter (HW slowdown) is known only at the instant: the mask says.
-            let share = counted.unwrap_or(if b.active.contains(&r) { 1.0 } else { 0.0 });
-            if share > 0.0 {
-                shares.insert(r, share);
-            }
-        }
-        out.push(Interval {
-            from_s: t0,
-            to_s: t1,
-            shares,
-        });
-    }
-    out
-}
-
 /// A GPU's window: everything but its one-line summary, which needs the episodes of the whole node.
 pub(super) fn window_of(
     input: &WatchInput,
@@ -88,13 +36,12 @@ pub(super) fn window_of(
     held_by: Vec<String>,
     processes: Option<usize>,
 ) -> GpuWindow {
-    let samples: Vec<&super::GpuSample> = input
+    let samples: Vec<&GpuSample> = input
         .ticks
         .iter()
         .filter_map(|t| t.gpus.iter().find(|g| g.index == id.index))
         .collect();
-    let readable: Vec<&&super::GpuSample> =
-        samples.iter().filter(|s| s.unreadable.is_none()).collect();
+    let readable: Vec<&&GpuSample> = samples.iter().filter(|s| s.unreadable.is_none()).collect();
     let unreadable = (samples.len() - readable.len()) as u32;
     let util = stat(readable.iter().filter_map(|s| s.util_pct.map(f64::from)));
     let busy_n = readable
@@ -144,7 +91,7 @@ pub(super) fn window_of(
     let mut traffic = Vec::new();
     if let (Some(first), Some(last)) = (readable.first(), readable.last()) {
         // The samples' own times, not the window asked for.
-        let t = |s: &&&super::GpuSample| {
+        let t = |s: &&&GpuSample| {
             input
                 .ticks
                 .iter()
@@ -184,7 +131,7 @@ pub(super) fn window_of(
 }
 
 /// How much of a counter's growth came in intervals that ended busy.
-fn growth_while_busy(samples: &[&&super::GpuSample], key: &str) -> u64 {
+fn growth_while_busy(samples: &[&&GpuSample], key: &str) -> u64 {
     samples
         .windows(2)
         .filter(|w| w.iter().any(|s| s.util_pct.is_some_and(|u| u >= BUSY_PCT)))
@@ -213,7 +160,7 @@ pub(super) fn spans(ivs: &[Interval], r: Throttle) -> Vec<(f64, f64)> {
 /// The episodes one GPU shows on its own.
 pub(super) fn of_gpu(input: &WatchInput, g: &GpuWindow) -> Vec<Episode> {
     let idx = g.identity.index;
-    let window = super::window_seconds(input);
+    let window = window_seconds(input);
     let mut out = Vec::new();
     if g.unreadable_samples > 0 {
         let first = input.ticks.iter().find(|t| {
@@ -237,7 +184,7 @@ pub(super) fn of_gpu(input: &WatchInput, g: &GpuWindow) -> Vec<Episode> {
                 "GPU {idx} could not be read in {} of {total} samples, first at {} ({})",
                 g.unreadable_samples,
                 secs(at),
-                super::bounded(&why, 120)
+                bounded(&why, 120)
             ),
             code: "watch.unreadable".into(),
         });

@@ -10,235 +10,24 @@
 
 mod episodes;
 pub mod pattern;
+mod report;
 pub mod sample;
 pub mod script;
 #[cfg(test)]
 mod tests;
 pub mod timeline;
 
-use serde::{Deserialize, Serialize};
-
 use crate::facts::{KernelLogFacts, NodeFacts, Reading};
 use crate::finding::{Judged, Severity, Verdict};
 use crate::options::AnalysisOptions;
 use crate::workload::WorkloadNodeReport;
-pub use pattern::{GpuInUse, Pattern, PatternKind};
+pub use pattern::GpuInUse;
+pub use report::{
+    CounterDelta, Episode, EpisodeKind, GpuTimeline, GpuWindow, INTERVAL_MS, MAX_KERNEL_LINES,
+    MAX_SAMPLES, Pattern, PatternKind, SECONDS, Stat, ThrottleTime, Tick, WatchInput, WatchReport,
+    Window, bounded, secs, window_seconds,
+};
 pub use sample::{GpuIdentity, GpuSample, Throttle};
-pub use timeline::GpuTimeline;
-
-/// Seconds a window may last, and its sampling interval in milliseconds (the node bears 10 samples a second
-/// of its GPUs' counters; a minute apart is still a window).
-pub const SECONDS: std::ops::RangeInclusive<u32> = 1..=600;
-pub const INTERVAL_MS: std::ops::RangeInclusive<u32> = 100..=60_000;
-/// Samples per window at most: the probe's memory is bounded whatever the two above.
-pub const MAX_SAMPLES: u32 = 3_600;
-/// Kernel-log lines kept from a window (a storm is counted, not kept).
-pub const MAX_KERNEL_LINES: usize = 2_000;
-
-/// One instant of a window: every GPU's sample.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Tick {
-    /// Seconds since the window's start.
-    pub t_s: f64,
-    pub gpus: Vec<GpuSample>,
-}
-
-/// What node-probe gathered over a window.
-#[derive(Debug, Clone, Default)]
-pub struct WatchInput {
-    pub started_unix: f64,
-    pub seconds: u32,
-    pub interval_ms: u32,
-    pub ticks: Vec<Tick>,
-    /// The GPUs watched (the `--gpus` selection), with what does not change.
-    pub identities: Vec<GpuIdentity>,
-    /// Processes on each GPU at the window's start and end (index, count), where the collector reads them.
-    pub processes: Vec<(u32, usize)>,
-    /// Kernel-log records that arrived during the window: seconds since the start, the record's text.
-    pub kernel: Vec<(f64, String)>,
-    /// More records arrived than [`MAX_KERNEL_LINES`]: how many were dropped.
-    pub kernel_dropped: u64,
-    /// Why the kernel log could not be followed, where it could not.
-    pub kernel_unreadable: Option<String>,
-    /// Ticks the sampler missed because a read took longer than the interval.
-    pub missed: u32,
-    /// The window ended early (the probe was asked to stop).
-    pub stopped_early: bool,
-}
-
-/// The window's frame: when, how long, how often.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
-pub struct Window {
-    /// Unix time of the first sample.
-    pub started_unix: f64,
-    /// Seconds asked for.
-    pub seconds: u32,
-    /// Seconds the samples span.
-    pub covered_s: f64,
-    pub interval_ms: u32,
-    pub samples: u32,
-    /// Samples skipped because a read outlasted the interval.
-    #[serde(default, skip_serializing_if = "is_zero")]
-    pub missed: u32,
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub stopped_early: bool,
-}
-
-fn is_zero(n: &u32) -> bool {
-    *n == 0
-}
-
-/// What kind of thing an episode is.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema,
-)]
-#[serde(rename_all = "snake_case")]
-pub enum EpisodeKind {
-    /// The GPU stopped answering during the window.
-    Unreadable,
-    /// A kernel-log event (Xid, SXid, amdgpu) arrived during the window.
-    KernelEvent,
-    /// An error counter grew.
-    Counter,
-    /// Clocks held down by a harmful throttle.
-    Throttled,
-    /// At its power limit (expected under full load; a lowered limit when not loaded).
-    PowerCapped,
-    /// Ran slower (lower clocks) than its peers.
-    Slower,
-    /// Idle while its peers were busy.
-    IdleAmongBusy,
-    /// Busy while its peers were idle.
-    BusyAmongIdle,
-    /// Work came in bursts.
-    Bursty,
-    /// Close to its slowdown temperature.
-    Hot,
-    /// No GPU in use made progress (all idle or spinning).
-    NoProgress,
-    /// The pattern changed during the window (a stall that began mid-window).
-    Onset,
-}
-
-/// One thing that happened on a GPU (or the node) during the window, in a sentence.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
-pub struct Episode {
-    pub kind: EpisodeKind,
-    pub severity: Severity,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub gpu: Option<u32>,
-    /// Seconds since the window's start.
-    pub from_s: f64,
-    pub to_s: f64,
-    pub text: String,
-    /// A stable key (`throttle.hw_slowdown`, `counter.nvlink_replay:4`, `xid.79`, ...).
-    pub code: String,
-}
-
-/// A throttle's share of the window.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
-pub struct ThrottleTime {
-    pub reason: Throttle,
-    pub seconds: f64,
-    /// Separate spans of it (bursts).
-    pub spans: u32,
-}
-
-/// An error counter's growth over the window.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
-pub struct CounterDelta {
-    pub key: String,
-    pub delta: u64,
-    /// Share of the growth that came while the GPU was busy (0–100).
-    pub under_load_pct: u32,
-}
-
-/// Minimum, mean and maximum of a reading over the window.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
-pub struct Stat {
-    pub min: f64,
-    pub mean: f64,
-    pub max: f64,
-}
-
-/// One GPU over the window.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
-pub struct GpuWindow {
-    #[serde(flatten)]
-    pub identity: GpuIdentity,
-    /// Pods holding it at the window's end (`namespace/pod`), where the kubelet said.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub held_by: Vec<String>,
-    /// Processes on it (at the start or end, the larger count), where known.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub processes: Option<usize>,
-    /// Share of readable samples with utilization at or above 50 % (0–100).
-    pub busy_pct: u32,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub util_pct: Option<Stat>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sm_mhz: Option<Stat>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub power_w: Option<Stat>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub temp_c: Option<Stat>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub mem_used_mib_max: Option<u64>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub throttled: Vec<ThrottleTime>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub counters: Vec<CounterDelta>,
-    /// Traffic over the window in MiB per second by link (`xgmi:3`), where the device counts it.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub traffic_mib_s: Vec<(String, f64)>,
-    /// Samples in which it could not be read.
-    #[serde(default, skip_serializing_if = "is_zero")]
-    pub unreadable_samples: u32,
-    /// Its state in one line.
-    pub line: String,
-    pub timeline: GpuTimeline,
-}
-
-/// The `watch` report of one node.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
-pub struct WatchReport {
-    pub window: Window,
-    pub verdict: Verdict,
-    /// The window in one sentence, most important first.
-    pub headline: String,
-    pub pattern: Pattern,
-    /// Most severe first, then in time order.
-    pub episodes: Vec<Episode>,
-    pub gpus: Vec<GpuWindow>,
-    /// Kernel-log lines that arrived during the window and were kept / dropped; why it was not followed.
-    pub kernel_lines: usize,
-    #[serde(default, skip_serializing_if = "is_zero_u64")]
-    pub kernel_dropped: u64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub kernel_unreadable: Option<String>,
-    /// The node at the window's end: incidents, who holds which GPU (the `workload` command's report).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub node: Option<Box<WorkloadNodeReport>>,
-}
-
-fn is_zero_u64(n: &u64) -> bool {
-    *n == 0
-}
-
-impl Judged for WatchReport {
-    fn verdict(&self) -> Option<Verdict> {
-        Some(self.verdict)
-    }
-    fn findings(&self) -> Vec<&crate::finding::Finding> {
-        self.node
-            .as_deref()
-            .map(Judged::findings)
-            .unwrap_or_default()
-    }
-    fn incidents(&self) -> Option<&crate::finding::Incidents> {
-        self.node.as_deref().and_then(Judged::incidents)
-    }
-}
 
 /// Read a window. `facts` is the node as collected at the window's start (the GPUs' identities, to name the
 /// GPU of each kernel-log line); `node` the end-of-window report, when the probe made one.
@@ -409,14 +198,6 @@ fn merge_bursts(episodes: &mut Vec<Episode>, gpus: &[GpuWindow]) {
     }
 }
 
-/// Seconds between the first and last sample.
-pub fn window_seconds(input: &WatchInput) -> f64 {
-    match (input.ticks.first(), input.ticks.last()) {
-        (Some(a), Some(b)) => (b.t_s - a.t_s).max(0.0),
-        _ => 0.0,
-    }
-}
-
 /// (GPU index, `namespace/pod`) for each holder the node's allocation names.
 fn holders_of(node: &WorkloadNodeReport) -> Vec<(u32, String)> {
     node.allocation
@@ -495,24 +276,6 @@ fn same_bus(a: Option<&String>, b: &str) -> bool {
         // Xid lines carry no function: compare domain, bus and device.
         x.get(..10) == y.get(..10)
     })
-}
-
-fn bounded(s: &str, n: usize) -> String {
-    let clean: String = s.chars().filter(|c| !c.is_control()).collect();
-    if clean.chars().count() <= n {
-        clean
-    } else {
-        format!("{}…", clean.chars().take(n).collect::<String>())
-    }
-}
-
-/// `12 s`, `1.5 s`.
-pub fn secs(s: f64) -> String {
-    if (s - s.round()).abs() < 0.05 || s >= 10.0 {
-        format!("{} s", s.round() as i64)
-    } else {
-        format!("{s:.1} s")
-    }
 }
 
 fn headline(p: &Pattern, episodes: &[Episode], input: &WatchInput) -> String {

@@ -2,9 +2,7 @@
 //! idle (a hang, most likely in a collective), one busy while the others wait (a straggler or a deadlock),
 //! one idle while the others run, one slower than its peers.
 
-use serde::{Deserialize, Serialize};
-
-use super::{Episode, EpisodeKind, GpuWindow};
+use super::report::{Episode, EpisodeKind, GpuWindow, Pattern, PatternKind, secs};
 use crate::finding::Severity;
 
 /// Mean utilization under which a GPU in use counts as idle for the window, and over which as busy.
@@ -15,51 +13,6 @@ const BUSY_MEAN_PCT: f64 = 50.0;
 const SPIN_POWER_SHARE: f64 = 0.30;
 /// A busy GPU whose mean SM clock is under this share of its busy peers' median runs slower.
 const SLOWER_SHARE: f64 = 0.85;
-
-/// The window's pattern, in one vocabulary for a node and a job.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum PatternKind {
-    /// No GPU was in use (no holder, no process, no load).
-    NothingRunning,
-    /// Every GPU in use was busy and none lagged.
-    Progressing,
-    /// Every GPU in use idled the whole window.
-    AllIdle,
-    /// A few GPUs busy while the rest idled: those wait for them.
-    BusyWhileOthersWait,
-    /// A few GPUs idle while the rest ran.
-    IdleWhileOthersRun,
-    /// All busy, one or a few slower than their peers.
-    SlowerPeer,
-    /// Busy and idle in no pattern of the above.
-    Mixed,
-    /// Too few samples to say.
-    Unknown,
-}
-
-impl PatternKind {
-    /// Nothing about the GPUs together needs attention.
-    pub fn is_steady(self) -> bool {
-        matches!(
-            self,
-            PatternKind::NothingRunning | PatternKind::Progressing | PatternKind::Unknown
-        )
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
-pub struct Pattern {
-    pub kind: PatternKind,
-    pub summary: String,
-    pub gpus_in_use: u32,
-    /// The GPUs the pattern points at (`GPU 3`, `node-a GPU 3`).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub suspects: Vec<String>,
-    /// The pattern's own episodes (idle among busy, busy among idle, slower).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub episodes: Vec<Episode>,
-}
 
 /// What a GPU did over the window, by its utilization and its power against its limit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -352,13 +305,7 @@ pub fn classify(gpus: &[GpuInUse<'_>], window: f64) -> Pattern {
                 .iter()
                 .filter(|t| t.reason.harmful())
                 .max_by(|a, b| a.seconds.total_cmp(&b.seconds))
-                .map(|t| {
-                    format!(
-                        " (throttled {}: {})",
-                        super::secs(t.seconds),
-                        t.reason.label()
-                    )
-                })
+                .map(|t| format!(" (throttled {}: {})", secs(t.seconds), t.reason.label()))
                 .unwrap_or_default();
             p.summary = format!(
                 "all {n} GPU(s) in use busy, but {} ran at {c0:.0} MHz while its peers ran at {m0:.0} MHz{why}: \

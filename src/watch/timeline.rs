@@ -1,31 +1,15 @@
 //! A window's bounded timeline: each GPU's samples folded into at most [`BUCKETS`] equal spans, what a chart
 //! draws and what a text line shows as a sparkline.
 
-use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
-use super::WatchInput;
-use super::episodes::Interval;
+use super::report::{GpuTimeline, WatchInput, window_seconds};
+use super::sample::{GpuSample, Throttle};
 
 /// Utilization at or above which a sample counts as busy.
 pub const BUSY_PCT: u32 = 50;
 /// Buckets per GPU at most, whatever the window's samples.
 pub const BUCKETS: usize = 30;
-
-/// One GPU's window in buckets of equal time (`bucket_s` each); a bucket without a readable sample is null.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
-pub struct GpuTimeline {
-    pub bucket_s: f64,
-    /// Mean utilization, %.
-    pub util_pct: Vec<Option<u8>>,
-    /// Mean SM (AMD: graphics) clock, MHz.
-    pub sm_mhz: Vec<Option<u32>>,
-    /// Mean power, W.
-    pub power_w: Vec<Option<u32>>,
-    /// Highest temperature, °C.
-    pub temp_c: Vec<Option<u32>>,
-    /// Share of the bucket held by a harmful throttle, %.
-    pub throttled_pct: Vec<u8>,
-}
 
 fn mean<T: Into<f64> + Copy>(v: &[T]) -> Option<f64> {
     if v.is_empty() {
@@ -36,7 +20,7 @@ fn mean<T: Into<f64> + Copy>(v: &[T]) -> Option<f64> {
 }
 
 pub(super) fn of_gpu(input: &WatchInput, index: u32, ivs: &[Interval]) -> GpuTimeline {
-    let span = super::window_seconds(input);
+    let span = window_seconds(input);
     let n = input.ticks.len().clamp(1, BUCKETS);
     let bucket_s = if span > 0.0 { span / n as f64 } else { 1.0 };
     let start = input.ticks.first().map_or(0.0, |t| t.t_s);
@@ -143,4 +127,54 @@ pub fn throttle_marks(t: &GpuTimeline) -> String {
         .collect::<String>()
         .trim_end()
         .to_string()
+}
+
+/// For each interval (sample i-1 to i) of one GPU: its length in seconds, the share of it each throttle
+/// held, and whether the GPU was busy.
+pub(super) struct Interval {
+    pub from_s: f64,
+    pub to_s: f64,
+    pub shares: BTreeMap<Throttle, f64>,
+}
+
+pub(super) fn intervals(input: &WatchInput, index: u32) -> Vec<Interval> {
+    let mut out = Vec::new();
+    let samples: Vec<(f64, &GpuSample)> = input
+        .ticks
+        .iter()
+        .filter_map(|t| t.gpus.iter().find(|g| g.index == index).map(|g| (t.t_s, g)))
+        .filter(|(_, g)| g.unreadable.is_none())
+        .collect();
+    for w in samples.windows(2) {
+        let ((t0, a), (t1, b)) = (w[0], w[1]);
+        let dt = t1 - t0;
+        if dt <= 0.0 {
+            continue;
+        }
+        let mut shares = BTreeMap::new();
+        for r in Throttle::ALL {
+            let counted = match (a.throttle_counters.get(&r), b.throttle_counters.get(&r)) {
+                (Some(&x), Some(&y)) if y >= x => {
+                    let span = match (a.throttle_clock, b.throttle_clock) {
+                        (Some(c0), Some(c1)) if c1 > c0 => Some((c1 - c0) as f64),
+                        (None, None) => Some(dt * 1e9),
+                        _ => None,
+                    };
+                    span.map(|s| ((y - x) as f64 / s).clamp(0.0, 1.0))
+                }
+                _ => None,
+            };
+            // A reason without a duration counter (HW slowdown) is known only at the instant: the mask says.
+            let share = counted.unwrap_or(if b.active.contains(&r) { 1.0 } else { 0.0 });
+            if share > 0.0 {
+                shares.insert(r, share);
+            }
+        }
+        out.push(Interval {
+            from_s: t0,
+            to_s: t1,
+            shares,
+        });
+    }
+    out
 }

@@ -90,53 +90,6 @@ pub async fn run(launcher: Launcher, call: CallArgs, chart: Option<PathBuf>) -> 
     super::call::run_presented(launcher, call, bar, present).await
 }
 
-/// ANSI colour for the words that carry the verdict and severities.
-pub fn colourize(text: &str) -> String {
-    const RESET: &str = "\x1b[0m";
-    let paint = [
-        ("UNHEALTHY", "\x1b[1;31m"),
-        ("DEGRADED", "\x1b[1;33m"),
-        ("HEALTHY", "\x1b[1;32m"),
-        ("UNKNOWN", "\x1b[1;90m"),
-        ("[CRITICAL]", "\x1b[31m"),
-        ("[WARNING]", "\x1b[33m"),
-        ("[INFO]", "\x1b[90m"),
-    ];
-    text.lines()
-        .map(|l| {
-            let mut l = l.to_string();
-            for (word, c) in paint {
-                if let Some(i) = l.find(word) {
-                    // UNHEALTHY holds HEALTHY: paint a word only where it starts.
-                    let starts = i == 0 || !l.as_bytes()[i - 1].is_ascii_alphabetic();
-                    if starts && !l.contains(RESET) {
-                        l = format!("{}{c}{word}{RESET}{}", &l[..i], &l[i + word.len()..]);
-                    }
-                }
-            }
-            l
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
-/// The progress bar line: `[#########-----------] 12/30 sampling 12 of 30 s on 1 node(s)`.
-pub fn bar_line(progress: f64, total: Option<f64>, message: &str) -> String {
-    const WIDTH: usize = 24;
-    match total.filter(|t| *t > 0.0) {
-        Some(t) => {
-            let filled = ((progress / t).clamp(0.0, 1.0) * WIDTH as f64).round() as usize;
-            format!(
-                "[{}{}] {:.0}/{t:.0} {message}",
-                "#".repeat(filled),
-                "-".repeat(WIDTH - filled),
-                progress.floor()
-            )
-        }
-        None => format!("[{}] {message}", "-".repeat(WIDTH)),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -166,25 +119,5 @@ mod tests {
                 .unwrap_err()
                 .contains("is a node")
         );
-    }
-
-    #[test]
-    fn colour_marks_the_verdict_word_only() {
-        let c = colourize("verdict: UNHEALTHY\n  [WARNING] x");
-        assert!(c.contains("\x1b[1;31mUNHEALTHY\x1b[0m"), "{c:?}");
-        assert!(
-            !c.contains("\x1b[1;32m"),
-            "HEALTHY inside UNHEALTHY painted: {c:?}"
-        );
-        assert!(c.contains("\x1b[33m[WARNING]\x1b[0m"));
-    }
-
-    #[test]
-    fn the_bar_fills_with_the_window() {
-        assert_eq!(
-            bar_line(12.0, Some(24.0), "m"),
-            format!("[{}{}] 12/24 m", "#".repeat(12), "-".repeat(12))
-        );
-        assert!(bar_line(0.5, None, "m").starts_with("[---"));
     }
 }
