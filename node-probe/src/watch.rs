@@ -67,7 +67,7 @@ fn now_unix() -> f64 {
 /// What samples a node: NVML (and amdgpu's sysfs beside it), or a simulated node's timeline.
 enum Sampler {
     Host {
-        nvml: Option<crate::nvml::Session>,
+        nvml: Option<Box<crate::nvml::Session>>,
         host_root: PathBuf,
         amd_limit: Duration,
     },
@@ -214,7 +214,7 @@ pub fn run(g: &GlobalArgs, a: &WatchArgs) -> Result<ProbeDocument, ProbeError> {
         } => {
             let search = crate::driver_roots::Search::new(host_root, driver_root.as_deref());
             let nvml = match crate::nvml::Session::open(&search, nvml_lib.as_deref()) {
-                Ok(s) => Some(s),
+                Ok(s) => Some(Box::new(s)),
                 // An AMD node has no NVML: its GPUs come from sysfs alone.
                 Err(e) if crate::amd::present(host_root) => {
                     eprintln!("node-probe: no NVML ({}); AMD GPUs only", e.message);

@@ -49,11 +49,7 @@ pub(super) fn window_of(
         .filter(|s| s.util_pct.is_some_and(|u| u >= BUSY_PCT))
         .count();
     let with_util = readable.iter().filter(|s| s.util_pct.is_some()).count();
-    let busy_pct = if with_util == 0 {
-        0
-    } else {
-        (busy_n * 100 / with_util) as u32
-    };
+    let busy_pct = (busy_n * 100).checked_div(with_util).unwrap_or(0) as u32;
     let ivs = intervals(input, id.index);
     let mut throttled = Vec::new();
     for r in Throttle::ALL {
@@ -98,7 +94,7 @@ pub(super) fn window_of(
                 .find(|t| t.gpus.iter().any(|g| std::ptr::eq(g, **s)))
                 .map(|t| t.t_s)
         };
-        if let (Some(t0), Some(t1)) = (t(&first), t(&last))
+        if let (Some(t0), Some(t1)) = (t(first), t(last))
             && t1 > t0
         {
             for (k, &end) in &last.traffic_kib {

@@ -617,7 +617,7 @@ async fn watch_workload(
             )
         }
     };
-    let mut windows: Vec<(String, Result<(WatchReport, Option<String>), String>)> = Vec::new();
+    let mut windows: Vec<(String, NodeResult)> = Vec::new();
     for o in probes {
         let r = match o.result {
             Ok(pr) => match pr.report {
@@ -827,6 +827,9 @@ async fn watch_workload(
         o
     })
 }
+
+/// A node's window and its kept report's URI, or why it has none.
+type NodeResult = Result<(WatchReport, Option<String>), String>;
 
 fn workload_node(n: &crate::cluster::GpuNode) -> WorkloadNode {
     WorkloadNode {
