@@ -397,6 +397,14 @@ fn ticker(cx: &Cx, seconds: u32, lead: Duration, nodes: usize) -> tokio::task::J
             }
             let now = Instant::now();
             if now < begin {
+                // Above the fan-out's own "probing N node(s)" (0.5), below the window's first second.
+                let left = (begin - now).as_secs_f64();
+                let share = 1.0 - left / lead.as_secs_f64().max(0.001);
+                report(
+                    0.6 + 0.3 * share,
+                    total,
+                    format!("starting {nodes} probe(s): the window begins in {left:.0} s"),
+                );
                 continue;
             }
             let done = (now - begin).as_secs().min(u64::from(seconds));
