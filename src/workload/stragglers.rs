@@ -233,6 +233,57 @@ pub(super) fn stragglers(all: &[GpuSample]) -> Vec<Candidate> {
             });
         }
     }
+    node_wide(out)
+}
+
+/// GPUs of one node that lag alike (the same comparison, three or more of them) are one node-wide cause: the
+/// node's hive reset or its power, cooling or fabric, not so many separate GPUs. One suspect names the node
+/// and its GPUs.
+fn node_wide(found: Vec<Candidate>) -> Vec<Candidate> {
+    let mut groups: BTreeMap<(String, String), Vec<Candidate>> = BTreeMap::new();
+    let mut out = Vec::new();
+    for c in found {
+        let key = (
+            c.suspect.node.clone().unwrap_or_default(),
+            c.suspect.evidence.join("\n"),
+        );
+        groups.entry(key).or_default().push(c);
+    }
+    for ((node, _), mut alike) in groups {
+        if alike.len() < 3 {
+            out.extend(alike);
+            continue;
+        }
+        let gpus: Vec<String> = alike
+            .iter()
+            .filter_map(|c| c.suspect.gpu.map(|g| g.to_string()))
+            .collect();
+        let mut one = alike.remove(0);
+        let n = gpus.len();
+        one.suspect.summary = format!(
+            "{n} of the workload's GPUs on {node} (GPUs {}) lag its other GPUs alike: a cause of the whole node \
+             (a reset of its GPUs, its power, cooling or fabric), and every rank waits for them",
+            gpus.join(", ")
+        );
+        one.suspect.gpu = None;
+        one.suspect.gpu_uuid = None;
+        for c in &alike {
+            for p in &c.suspect.pods {
+                if !one.suspect.pods.contains(p) {
+                    one.suspect.pods.push(p.clone());
+                }
+            }
+            for r in &c.suspect.ranks {
+                if !one.suspect.ranks.contains(r) {
+                    one.suspect.ranks.push(r.clone());
+                }
+            }
+        }
+        one.suspect
+            .evidence
+            .push(format!("alike on GPUs {} of {node}", gpus.join(", ")));
+        out.push(one);
+    }
     out
 }
 
@@ -251,6 +302,36 @@ mod tests {
         assert_eq!((first.node.as_deref(), first.gpu), (Some("n2"), Some(5)));
         let ev = first.evidence.join(" | ");
         assert!(ev.contains("peers") && ev.contains("SM clock"), "{ev}");
+    }
+
+    /// A UMC error reset one MI300X node's hive: its seven other GPUs sit idle at low clocks. They are one
+    /// node-wide lag, folded into that node's fault (the GPU at fault), not seven stragglers; the healthy
+    /// nodes are no suspects.
+    #[test]
+    fn gpus_of_one_node_lagging_alike_are_one_node_wide_suspect() {
+        let d = diagnose(&job(&[
+            "mi300x-healthy",
+            "mi300x-healthy",
+            "mi300x-umc-ue-poison",
+            "mi300x-healthy",
+        ]));
+        assert_eq!(d.suspects.len(), 1, "{:#?}", d.suspects);
+        let s = &d.suspects[0];
+        assert_eq!(s.code, "amd.ras_ue.umc");
+        assert_eq!((s.node.as_deref(), s.gpu), (Some("n2"), Some(3)));
+        assert!(
+            s.also.iter().any(|a| a == "straggler.clocks"),
+            "{:?}",
+            s.also
+        );
+        assert!(
+            s.evidence
+                .iter()
+                .any(|e| e
+                    .contains("8 of the workload's GPUs on n2 (GPUs 0, 1, 2, 3, 4, 5, 6, 7) lag")),
+            "{:#?}",
+            s.evidence
+        );
     }
 
     #[test]
