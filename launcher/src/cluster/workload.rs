@@ -85,6 +85,22 @@ async fn resource_of(client: &kube::Client, k: &CustomKind) -> Result<ApiResourc
 }
 
 /// `kind/name` as the answer names the workload.
+/// A GPU node as a workload's diagnosis reads its Kubernetes side.
+pub fn node_of(n: &crate::cluster::GpuNode) -> gpu_diag::workload::WorkloadNode {
+    gpu_diag::workload::WorkloadNode {
+        name: n.name.clone(),
+        ready: n.ready,
+        unschedulable: n.unschedulable,
+        taints: n.taints.clone(),
+        problem_conditions: n.problem_conditions.clone(),
+        platform: n.platform.clone(),
+        gpu_capacity: n.gpu_capacity,
+        gpu_allocatable: n.gpu_allocatable,
+        addresses: n.addresses.clone(),
+        clique: n.gfd.clique.clone(),
+    }
+}
+
 pub fn label(r: &WorkloadRef) -> String {
     match r {
         WorkloadRef::Pod(n) => format!("pod/{n}"),

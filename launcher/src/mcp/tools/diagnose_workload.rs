@@ -179,14 +179,14 @@ consequences; says what could not be examined (nodes not probed, logs not read) 
         if !node_names.is_empty() {
             for n in cluster.list_gpu_nodes(ctx, None).await? {
                 if node_names.contains(&n.name) {
-                    nodes.insert(n.name.clone(), workload_node(&n));
+                    nodes.insert(n.name.clone(), workload::node_of(&n));
                 }
             }
             for name in &node_names {
                 if !nodes.contains_key(name)
                     && let Ok(n) = cluster.get_node(ctx, name).await
                 {
-                    nodes.insert(name.clone(), workload_node(&n));
+                    nodes.insert(name.clone(), workload::node_of(&n));
                 }
             }
         }
@@ -365,20 +365,6 @@ consequences; says what could not be examined (nodes not probed, logs not read) 
     }
 }
 
-fn workload_node(n: &crate::cluster::GpuNode) -> WorkloadNode {
-    WorkloadNode {
-        name: n.name.clone(),
-        ready: n.ready,
-        unschedulable: n.unschedulable,
-        taints: n.taints.clone(),
-        problem_conditions: n.problem_conditions.clone(),
-        platform: n.platform.clone(),
-        gpu_capacity: n.gpu_capacity,
-        gpu_allocatable: n.gpu_allocatable,
-        addresses: n.addresses.clone(),
-        clique: n.gfd.clique.clone(),
-    }
-}
 
 /// How the held GPUs are known, when not from the kubelet everywhere.
 fn held_note(d: &WorkloadDiagnosis) -> String {

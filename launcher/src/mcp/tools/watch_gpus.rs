@@ -717,7 +717,7 @@ async fn watch_workload(
     let mut k8s_nodes: Vec<WorkloadNode> = Vec::new();
     if let Ok(list) = cluster.list_gpu_nodes(ctx, None).await {
         for n in list.iter().filter(|n| node_names.contains(&n.name)) {
-            k8s_nodes.push(workload_node(n));
+            k8s_nodes.push(workload::node_of(n));
         }
     }
     let probes_for_diagnosis = windows
@@ -839,20 +839,6 @@ async fn watch_workload(
 /// A node's window and its kept report's URI, or why it has none.
 type NodeResult = Result<(WatchReport, Option<String>), String>;
 
-fn workload_node(n: &crate::cluster::GpuNode) -> WorkloadNode {
-    WorkloadNode {
-        name: n.name.clone(),
-        ready: n.ready,
-        unschedulable: n.unschedulable,
-        taints: n.taints.clone(),
-        problem_conditions: n.problem_conditions.clone(),
-        platform: n.platform.clone(),
-        gpu_capacity: n.gpu_capacity,
-        gpu_allocatable: n.gpu_allocatable,
-        addresses: n.addresses.clone(),
-        clique: n.gfd.clique.clone(),
-    }
-}
 
 /// A node's GPUs that deviated (an episode, or named by the pattern), and the rest in one line.
 fn split_steady(
