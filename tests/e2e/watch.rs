@@ -75,6 +75,40 @@ async fn a_16_node_job_watched_names_the_node_that_computes_while_the_others_wai
     s.finish(l).await;
 }
 
+/// The figure of a 64-node job's window (docs/performance.md): run with `--ignored`, it prints the wall time
+/// and the answer's size and checks only that every node answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a benchmark: run with --ignored for the 64-node figure"]
+async fn a_64_node_window_figure() {
+    if skipped() {
+        return;
+    }
+    let mut scenarios = vec!["dgx-h100-watch-hang"; 64];
+    scenarios[40] = "dgx-h100-healthy";
+    let s = setup("watch64", &scenarios);
+    s.job("train");
+    let l = s.launcher().await;
+    let t = Instant::now();
+    let r = l
+        .call(
+            "watch_gpus",
+            json!({"namespace": s.wl, "job": "train", "seconds": 10, "interval_ms": 1000}),
+        )
+        .await;
+    let wall = t.elapsed();
+    let text = mcp::text(&r);
+    let v = r.structured_content.clone().expect("structured");
+    assert_eq!(v["nodes_failed"], 0, "{text}");
+    eprintln!(
+        "watch_gpus on a 64-node job (512 GPUs), 10 s at 1000 ms: wall {wall:?}, text {} B (~{} tokens), structured {} B, pattern {}",
+        text.len(),
+        text.len() / 4,
+        v.to_string().len(),
+        v["pattern"]["kind"]
+    );
+    s.finish(l).await;
+}
+
 /// A node's window through its probe pod: the script's Xid 79 at 3 s is an episode on GPU 4 at 3 s, the GPU
 /// stops answering, and the others' stall after it shows.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

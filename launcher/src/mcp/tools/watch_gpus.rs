@@ -962,7 +962,23 @@ fn render(o: &WatchOutput) -> String {
     }
     // GPUs: the deviating ones with their sparkline, the rest in a line per node.
     let mut listed = 0;
+    // Many nodes: those with nothing to show are counted in one line, not listed one by one.
+    let quiet = |n: &&NodeWindow| n.error.is_none() && n.gpus.is_empty() && n.incidents.is_empty();
+    let many = o.nodes.len() > 4;
+    let quiet_nodes: Vec<&NodeWindow> = if many { o.nodes.iter().filter(quiet).collect() } else { Vec::new() };
+    if let Some(first) = quiet_nodes.first() {
+        let _ = writeln!(
+            s,
+            "{} node(s) steady, e.g. {}: {}",
+            quiet_nodes.len(),
+            first.node,
+            first.steady.as_deref().unwrap_or("no GPU of the workload")
+        );
+    }
     for n in &o.nodes {
+        if many && quiet(&n) {
+            continue;
+        }
         if let Some(e) = &n.error {
             let _ = writeln!(s, "{}: not watched: {e}", n.node);
             continue;
