@@ -60,6 +60,10 @@ function argsFor(tool) {
     if (name === "node_name") args.node_name = "local";
     else throw new Error(`${tool.name}: no test value for required argument ${name}`);
   }
+  // A node or a workload (watch_gpus): the node, with its shortest window.
+  const props = tool.inputSchema.properties ?? {};
+  if (props.node_name && props.namespace && !required.includes("node_name")) args.node_name = "local";
+  if (props.seconds?.minimum !== undefined) args.seconds = props.seconds.minimum;
   return args;
 }
 
