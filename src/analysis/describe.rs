@@ -49,6 +49,10 @@ impl Judged for DescribeReport {
 }
 
 pub fn analyze(facts: &NodeFacts, opts: &AnalysisOptions) -> DescribeReport {
+    super::health::memoized(facts, || describe(facts, opts))
+}
+
+fn describe(facts: &NodeFacts, opts: &AnalysisOptions) -> DescribeReport {
     let inventory = super::inventory::analyze(facts, opts);
     let telemetry = super::telemetry::analyze(facts, opts);
     let topology = super::topology::analyze(facts, opts);

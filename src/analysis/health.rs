@@ -74,29 +74,119 @@ pub fn recovery_action_name(v: u32) -> String {
 }
 
 /// Every inline field error of a GPU, as `(path, kind)`, found by walking its serialized facts (so a
-/// field added to the fact model later is covered without touching this function).
+/// field added to the fact model later is covered without touching this function). The path is only
+/// spelled out for the fields that failed: formatting one for every field was most of this walk's time.
 pub fn field_errors(g: &GpuFacts) -> Vec<(String, FieldErrorKind)> {
-    fn walk(v: &serde_json::Value, path: &str, out: &mut Vec<(String, FieldErrorKind)>) {
+    let at = std::ptr::from_ref(g) as usize;
+    let slot = FIELD_ERRORS.with_borrow(|m| m.as_ref().and_then(|m| m.slot(at)));
+    let Some(slot) = slot else {
+        return walk_field_errors(g);
+    };
+    if let Some(errs) = FIELD_ERRORS.with_borrow(|m| m.as_ref().and_then(|m| m.errs[slot].clone()))
+    {
+        return errs;
+    }
+    let errs = walk_field_errors(g);
+    FIELD_ERRORS.with_borrow_mut(|m| {
+        if let Some(m) = m {
+            m.errs[slot] = Some(errs.clone());
+        }
+    });
+    errs
+}
+
+/// The memo of one node's GPUs: only the GPUs of the node being analysed are memoized (a GPU's facts
+/// built for a moment during the analysis could reuse a dropped one's address).
+struct FieldErrorMemo {
+    first: usize,
+    len: usize,
+    errs: Vec<Option<Vec<(String, FieldErrorKind)>>>,
+}
+
+impl FieldErrorMemo {
+    fn slot(&self, at: usize) -> Option<usize> {
+        let size = std::mem::size_of::<GpuFacts>();
+        let off = at.checked_sub(self.first)?;
+        (size > 0 && off % size == 0 && off / size < self.len).then_some(off / size)
+    }
+}
+
+thread_local! {
+    /// Each GPU's field errors while one analysis of a node runs ([`memoized`]): health asks for them
+    /// three times per GPU, and serializing a GPU's facts to walk them was a third of `node-probe health`.
+    static FIELD_ERRORS: std::cell::RefCell<Option<FieldErrorMemo>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Runs one analysis of `facts` with each of its GPUs' field errors computed once. Keyed by the GPU's place
+/// in `facts.gpus`, which is sound because `facts` stays borrowed, unchanged, for the whole of `f`; nested
+/// calls share the outer memo.
+pub(crate) fn memoized<R>(facts: &NodeFacts, f: impl FnOnce() -> R) -> R {
+    let outer = FIELD_ERRORS.with_borrow_mut(|m| {
+        if m.is_some() {
+            true
+        } else {
+            *m = Some(FieldErrorMemo {
+                first: facts.gpus.as_ptr() as usize,
+                len: facts.gpus.len(),
+                errs: vec![None; facts.gpus.len()],
+            });
+            false
+        }
+    });
+    let r = f();
+    if !outer {
+        FIELD_ERRORS.with_borrow_mut(|m| *m = None);
+    }
+    r
+}
+
+fn walk_field_errors(g: &GpuFacts) -> Vec<(String, FieldErrorKind)> {
+    enum Seg<'a> {
+        Key(&'a str),
+        Index(usize),
+    }
+    fn spell(path: &[Seg]) -> String {
+        let mut s = String::new();
+        for seg in path {
+            match seg {
+                Seg::Key(k) if s.is_empty() => s.push_str(k),
+                Seg::Key(k) => {
+                    s.push('.');
+                    s.push_str(k);
+                }
+                Seg::Index(i) => s.push_str(&format!("[{i}]")),
+            }
+        }
+        s
+    }
+    fn walk<'a>(
+        v: &'a serde_json::Value,
+        path: &mut Vec<Seg<'a>>,
+        out: &mut Vec<(String, FieldErrorKind)>,
+    ) {
         match v {
             serde_json::Value::Object(map) => {
-                if let Some(kind) = map.get("error")
-                    && let Ok(kind) = serde_json::from_value::<FieldErrorKind>(kind.clone())
+                if let Some(serde_json::Value::String(kind)) = map.get("error")
+                    && let Ok(kind) =
+                        FieldErrorKind::deserialize(serde::de::value::StrDeserializer::<
+                            serde::de::value::Error,
+                        >::new(kind))
                 {
-                    out.push((path.to_string(), kind));
+                    out.push((spell(path), kind));
                     return;
                 }
                 for (k, v) in map {
-                    let p = if path.is_empty() {
-                        k.clone()
-                    } else {
-                        format!("{path}.{k}")
-                    };
-                    walk(v, &p, out);
+                    path.push(Seg::Key(k));
+                    walk(v, path, out);
+                    path.pop();
                 }
             }
             serde_json::Value::Array(items) => {
                 for (i, v) in items.iter().enumerate() {
-                    walk(v, &format!("{path}[{i}]"), out);
+                    path.push(Seg::Index(i));
+                    walk(v, path, out);
+                    path.pop();
                 }
             }
             _ => {}
@@ -104,7 +194,7 @@ pub fn field_errors(g: &GpuFacts) -> Vec<(String, FieldErrorKind)> {
     }
     let mut out = Vec::new();
     if let Ok(v) = serde_json::to_value(g) {
-        walk(&v, "", &mut out);
+        walk(&v, &mut Vec::new(), &mut out);
     }
     out
 }
@@ -411,7 +501,7 @@ pub fn all_findings(facts: &NodeFacts, opts: &AnalysisOptions) -> Vec<Finding> {
 }
 
 pub fn analyze(facts: &NodeFacts, opts: &AnalysisOptions) -> HealthReport {
-    assemble(facts, opts, all_findings(facts, opts))
+    memoized(facts, || assemble(facts, opts, all_findings(facts, opts)))
 }
 
 /// The verdicts, action and summary that a set of findings implies for these facts.

@@ -22,7 +22,9 @@ use super::pci_relation::PciRelation;
 use super::{GpuRef, finding, index_ranges};
 
 pub use fabric::{Fabric, nvlink_domain};
-pub use nvlink::{LinksBetween, NvLinkState, NvLinkSummary, nvlink_findings, nvlinks_between};
+pub use nvlink::{
+    GpuLinks, LinksBetween, NvLinkState, NvLinkSummary, nvlink_findings, nvlinks_between,
+};
 pub use pcie::{PcieLink, pcie_link, replay_budget_per_min};
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -211,12 +213,13 @@ fn pairs(facts: &NodeFacts, report: &mut TopologyReport) -> Vec<Vec<String>> {
         row[i] = "X".into();
     }
     let pos = |idx: u32| facts.gpus.iter().position(|g| g.index == idx);
+    let gpu_links: Vec<GpuLinks> = facts.gpus.iter().map(GpuLinks::of).collect();
     for p in &facts.topology {
         let (Some(ia), Some(ib)) = (pos(p.a), pos(p.b)) else {
             continue;
         };
-        let (ga, gb) = (&facts.gpus[ia], &facts.gpus[ib]);
-        let LinksBetween { count: links, via } = nvlinks_between(ga, gb);
+        let ga = &facts.gpus[ia];
+        let LinksBetween { count: links, via } = gpu_links[ia].between(&gpu_links[ib]);
         let pcie_path = p
             .common_ancestor
             .map(|l| PciRelation::from_nvml_level(*l).as_str().to_string());

@@ -140,46 +140,66 @@ impl LinksBetween {
 
 /// NVLinks between two GPUs: direct links first; otherwise links through NVSwitches both reach.
 pub fn nvlinks_between(a: &GpuFacts, b: &GpuFacts) -> LinksBetween {
-    let la = active_links(a);
-    let lb = active_links(b);
-    let (Some(bus_a), Some(bus_b)) = (canonical(&a.pci_bus_id), canonical(&b.pci_bus_id)) else {
-        return LinksBetween::NONE;
-    };
-    let to = |links: &[ActiveLink], bus: &str| {
-        links
-            .iter()
-            .filter(|l| l.remote.as_deref() == Some(bus))
-            .count()
-    };
-    let direct = to(&la, &bus_b) + to(&lb, &bus_a);
-    if direct > 0 {
-        // Each physical link is seen from both ends; NVML lists it once per GPU.
-        return LinksBetween {
-            count: (direct / 2).max(1) as u32,
-            via: Some("direct"),
+    GpuLinks::of(a).between(&GpuLinks::of(b))
+}
+
+/// A GPU's canonical PCI id and active links, normalized once: a node's matrix compares every pair, and
+/// normalizing each link's far end per pair was most of `health`'s time on an 8-GPU node.
+pub struct GpuLinks {
+    bus: Option<String>,
+    links: Vec<ActiveLink>,
+}
+
+impl GpuLinks {
+    pub fn of(g: &GpuFacts) -> Self {
+        GpuLinks {
+            bus: canonical(&g.pci_bus_id),
+            links: active_links(g),
+        }
+    }
+
+    /// The links this GPU and `other` share (see [`nvlinks_between`]).
+    pub fn between(&self, other: &GpuLinks) -> LinksBetween {
+        let (la, lb) = (&self.links, &other.links);
+        let (Some(bus_a), Some(bus_b)) = (&self.bus, &other.bus) else {
+            return LinksBetween::NONE;
         };
-    }
-    let switches = |links: &[ActiveLink]| -> BTreeSet<String> {
-        links
-            .iter()
-            .filter(|l| l.device_type.as_deref() == Some("switch"))
-            .filter_map(|l| l.remote.clone())
-            .collect()
-    };
-    let (sa, sb) = (switches(&la), switches(&lb));
-    let shared: BTreeSet<&String> = sa.intersection(&sb).collect();
-    if shared.is_empty() {
-        return LinksBetween::NONE;
-    }
-    let count = |links: &[ActiveLink]| {
-        links
-            .iter()
-            .filter(|l| l.remote.as_ref().is_some_and(|r| shared.contains(r)))
-            .count() as u32
-    };
-    LinksBetween {
-        count: count(&la).min(count(&lb)),
-        via: Some("nvswitch"),
+        let to = |links: &[ActiveLink], bus: &str| {
+            links
+                .iter()
+                .filter(|l| l.remote.as_deref() == Some(bus))
+                .count()
+        };
+        let direct = to(la, bus_b) + to(lb, bus_a);
+        if direct > 0 {
+            // Each physical link is seen from both ends; NVML lists it once per GPU.
+            return LinksBetween {
+                count: (direct / 2).max(1) as u32,
+                via: Some("direct"),
+            };
+        }
+        fn switches(links: &[ActiveLink]) -> BTreeSet<&str> {
+            links
+                .iter()
+                .filter(|l| l.device_type.as_deref() == Some("switch"))
+                .filter_map(|l| l.remote.as_deref())
+                .collect()
+        }
+        let (sa, sb) = (switches(la), switches(lb));
+        let shared: BTreeSet<&str> = sa.intersection(&sb).copied().collect();
+        if shared.is_empty() {
+            return LinksBetween::NONE;
+        }
+        let count = |links: &[ActiveLink]| {
+            links
+                .iter()
+                .filter(|l| l.remote.as_deref().is_some_and(|r| shared.contains(r)))
+                .count() as u32
+        };
+        LinksBetween {
+            count: count(la).min(count(lb)),
+            via: Some("nvswitch"),
+        }
     }
 }
 
