@@ -10,6 +10,7 @@
 //! - 3: `levels/rvs_level_3` — HBM mid, PCIe and XGMI bandwidth 30 s each, FP8/FP16/BF16 stress (`gst`);
 //!   up to tens of minutes. Levels 4-5 (`memtest` up to 20 passes, 900 s actions) run for hours: not
 //!   offered.
+//!
 //! Levels 2-3 and recipes other than `gpup_single` and `peqt_single` load the GPUs: operator mode and a
 //! person's confirmation, as DCGM's levels 2-3.
 
