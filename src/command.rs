@@ -232,6 +232,15 @@ pub enum Request {
         /// The node's own host engine to run on (the GPU Operator's), else one embedded in the probe.
         engine: Option<crate::dcgm::request::Engine>,
     },
+    /// AMD's ROCm Validation Suite (`rvs-diag`) of a level or one recipe on the AMD GPUs named, with the API
+    /// server's claims on the node as for `allocation` (the idle-first selection reads them).
+    RvsDiag {
+        run: crate::rvs::request::RvsRun,
+        gpus: Vec<crate::rvs::request::GpuSel>,
+        /// A deadline shorter than the run's, where the launcher's own probe deadline is shorter.
+        timeout_secs: Option<u64>,
+        api_claims: Option<String>,
+    },
     /// `watch`: the GPUs named (all when empty) sampled every `interval_ms` for `seconds`, starting at the
     /// unix time `start_at_ms` when given (so the nodes of one job sample the same instants).
     Watch {
@@ -366,6 +375,29 @@ impl Request {
                 // Where the launcher's orderly stop of a cancelled run finds node-probe (one fixed path, which
                 // the exec admission policy admits and nothing else).
                 flag(&mut argv, "--pid-file", Some(dcgm::request::PID_FILE));
+            }
+            Request::RvsDiag {
+                run,
+                gpus,
+                timeout_secs,
+                api_claims,
+            } => {
+                argv.push(crate::rvs::COMMAND.into());
+                match run {
+                    crate::rvs::request::RvsRun::Level(l) => flag(&mut argv, "--level", Some(l)),
+                    crate::rvs::request::RvsRun::Recipe(r) => flag(&mut argv, "--tests", Some(r)),
+                }
+                let gpus: Vec<String> = gpus.iter().map(ToString::to_string).collect();
+                let gpus = if gpus.is_empty() {
+                    dcgm::request::ALL.to_string()
+                } else {
+                    gpus.join(",")
+                };
+                flag(&mut argv, "--gpus", Some(gpus));
+                flag(&mut argv, "--timeout-secs", *timeout_secs);
+                flag(&mut argv, "--api-claims", api_claims.as_ref());
+                // As dcgm-diag's: where the launcher's orderly stop of a cancelled run finds node-probe.
+                flag(&mut argv, "--pid-file", Some(crate::rvs::request::PID_FILE));
             }
             Request::Watch {
                 seconds,
@@ -774,5 +806,47 @@ mod tests {
                 Report::Ecc(_)
             ));
         }
+    }
+
+    /// The launcher's rvs-diag argv is node-probe's grammar, and the shape deploy/policies.yaml admits.
+    #[test]
+    fn rvs_diag_argv() {
+        let argv = Request::RvsDiag {
+            run: crate::rvs::request::RvsRun::Level(1),
+            gpus: vec![],
+            timeout_secs: Some(90),
+            api_claims: Some("none".into()),
+        }
+        .argv();
+        assert_eq!(
+            argv,
+            [
+                "rvs-diag",
+                "--level",
+                "1",
+                "--gpus",
+                "all",
+                "--timeout-secs",
+                "90",
+                "--api-claims",
+                "none",
+                "--pid-file",
+                "/tmp/k8s-gpu-mcp-rvs-diag.pid"
+            ]
+        );
+        let argv = Request::RvsDiag {
+            run: crate::rvs::request::RvsRun::Recipe("gst_single"),
+            gpus: vec![
+                crate::rvs::request::GpuSel::Index(0),
+                crate::rvs::request::GpuSel::Index(3),
+            ],
+            timeout_secs: None,
+            api_claims: None,
+        }
+        .argv();
+        assert_eq!(
+            argv[..5],
+            ["rvs-diag", "--tests", "gst_single", "--gpus", "0,3"]
+        );
     }
 }

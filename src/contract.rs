@@ -122,6 +122,8 @@ pub enum Report {
     Evidence(Box<crate::evidence::EvidenceReport>),
     /// `node-probe dcgm-diag`: a DCGM diagnostic on the idle GPUs of a request.
     DcgmDiag(Box<crate::dcgm::DcgmDiagReport>),
+    /// `node-probe rvs-diag`: a ROCm Validation Suite run on the idle AMD GPUs of a request.
+    RvsDiag(Box<crate::rvs::RvsDiagReport>),
     /// `node-probe watch`: the node's GPUs over a window, read as episodes.
     Watch(Box<crate::watch::WatchReport>),
 }
@@ -170,7 +172,8 @@ impl Report {
             | Report::Facts(_)
             | Report::Kill(_)
             | Report::Reset(_)
-            | Report::Evidence(_) => return None,
+            | Report::Evidence(_)
+            | Report::RvsDiag(_) => return None,
         })
     }
 }

@@ -18,6 +18,7 @@ pub mod incident;
 pub mod operator;
 pub mod options;
 pub mod pci;
+pub mod rvs;
 pub mod scenarios;
 pub mod watch;
 pub mod workload;

@@ -45,6 +45,9 @@ pub enum Cmd {
     /// NVIDIA DCGM's diagnostic (dcgmi diag) on the idle GPUs named, with a deadline; held GPUs are left
     /// out, and the GPUs' NVML state and Xids are read before and after.
     DcgmDiag(crate::dcgm::DcgmDiagArgs),
+    /// AMD's ROCm Validation Suite (rvs) on the idle, unpartitioned AMD GPUs named, with a deadline; held
+    /// GPUs are left out, and results are mapped back from KFD gpu_id to the GPU's index.
+    RvsDiag(crate::rvs::RvsDiagArgs),
     /// The GPUs sampled every interval for a window (utilization, clocks and throttling, power, temperatures,
     /// error counters, kernel events as they arrive), read as episodes and the pattern across the GPUs.
     Watch(crate::watch::WatchArgs),
@@ -201,6 +204,7 @@ impl Invocation {
             Cmd::Kill(a) => return crate::operator::run_kill(&self.global, a),
             Cmd::Reset(a) => return crate::operator::run_reset(&self.global, a),
             Cmd::DcgmDiag(a) => return crate::dcgm::run(&self.global, a),
+            Cmd::RvsDiag(a) => return crate::rvs::run(&self.global, a),
             Cmd::Watch(a) => return crate::watch::run(&self.global, a),
             Cmd::Evidence(a) => {
                 let global = &self.global;

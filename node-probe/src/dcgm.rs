@@ -83,13 +83,13 @@ pub struct DcgmDiagArgs {
 
 /// The `--pid-file` of a run, removed when the run ends if it is still this run's (not after a SIGKILL: the
 /// file then names a process that is gone, or one of another start time, which the stop tells apart).
-struct PidFile {
+pub(crate) struct PidFile {
     path: PathBuf,
     line: String,
 }
 
 impl PidFile {
-    fn write(path: &Path) -> std::io::Result<PidFile> {
+    pub(crate) fn write(path: &Path) -> std::io::Result<PidFile> {
         use std::io::Write;
         use std::os::unix::fs::OpenOptionsExt;
         let stat = std::fs::read_to_string("/proc/self/stat")?;
@@ -126,7 +126,7 @@ fn start_time(stat: &str) -> Option<&str> {
     stat.rsplit_once(')')?.1.split_whitespace().nth(19)
 }
 
-const BEFORE: Sections = Sections {
+pub(crate) const BEFORE: Sections = Sections {
     identity: true,
     processes: true,
     ecc: true,
@@ -177,14 +177,14 @@ fn usage(flag: &str, e: impl std::fmt::Display) -> ProbeError {
         .hint("node-probe dcgm-diag --level 1|2|3 (or --tests pcie,memory) --gpus 0,1")
 }
 
-fn host_root_of(spec: &SourceSpec) -> &Path {
+pub(crate) fn host_root_of(spec: &SourceSpec) -> &Path {
     match spec {
         SourceSpec::Nvml { host_root, .. } | SourceSpec::Simulated { host_root, .. } => host_root,
     }
 }
 
 /// The kubelet's and the DRA driver's word on who holds which GPU (as `reset` reads it).
-fn fill_holders(facts: &mut NodeFacts, root: &Path) {
+pub(crate) fn fill_holders(facts: &mut NodeFacts, root: &Path) {
     crate::host::fill_minor_numbers(facts, root);
     let kubelet = crate::podresources::kubelet_root(root);
     facts.pod_resources = crate::podresources::collect(root, &kubelet);
@@ -273,7 +273,7 @@ fn link_libraries(dir: &Path, libs: &[(String, PathBuf)]) -> std::io::Result<Opt
     Ok(Some(lib))
 }
 
-fn now_unix() -> f64 {
+pub(crate) fn now_unix() -> f64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs_f64())
@@ -433,7 +433,7 @@ fn sweep_stale(tmp: &Path) {
 
 /// A private working directory: dcgmi writes `dcgmi.log`, the embedded engine `nvvs.log`, and level 1
 /// checks that the working directory is writable.
-fn private_dir() -> std::io::Result<PathBuf> {
+pub(crate) fn private_dir() -> std::io::Result<PathBuf> {
     sweep_stale(&std::env::temp_dir());
     let dir = std::env::temp_dir().join(format!(
         "{PRIVATE_PREFIX}{}.{:x}",
@@ -481,7 +481,7 @@ fn kill_group(pgid: i32) {
 
 /// Run dcgmi in its own process group under `deadline`, forwarding a stop; the group is killed on every
 /// path once it ends.
-fn execute(
+pub(crate) fn execute(
     dcgmi: &Path,
     argv: &[String],
     libs: &[(String, PathBuf)],

@@ -20,6 +20,7 @@ mod nvml;
 mod operator;
 mod options;
 mod podresources;
+mod rvs;
 mod source;
 mod watch;
 mod xid_watch;

@@ -12,7 +12,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::request::GpuSel;
-use crate::facts::{GpuFacts, NodeFacts, Reading};
+use crate::facts::{GpuFacts, GpuVendor, NodeFacts, Reading};
 use crate::operator::holders::{self, Verdict};
 use crate::operator::reset::check_processes;
 
@@ -71,6 +71,12 @@ fn uuid_of(g: &GpuFacts) -> Option<String> {
 /// Split `requested` into the GPUs to test and those left alone, from the node's facts (inventory,
 /// processes and the kubelet's PodResources answer with the DRA facts).
 pub fn select(facts: &NodeFacts, requested: &[GpuSel]) -> Selection {
+    select_for(facts, requested, GpuVendor::Nvidia)
+}
+
+/// As [`select`], for a runner of `vendor`'s GPUs (DCGM: NVIDIA; the ROCm Validation Suite: AMD): a GPU
+/// of the other vendor is `other_vendor`, never passed to the runner.
+pub fn select_for(facts: &NodeFacts, requested: &[GpuSel], vendor: GpuVendor) -> Selection {
     let mut out = Selection::default();
     // `all`: every GPU NVML lists.
     let every: Vec<GpuSel>;
@@ -120,7 +126,17 @@ pub fn select(facts: &NodeFacts, requested: &[GpuSel]) -> Selection {
             ));
             continue;
         }
-        if !g.vendor.is_nvidia() {
+        if g.vendor != vendor && vendor == GpuVendor::Amd {
+            out.skipped.push(skip(
+                "other_vendor",
+                "an NVIDIA GPU: the ROCm Validation Suite tests AMD GPUs only (NVIDIA's diagnostic is DCGM's, \
+                 which this tool runs on NVIDIA nodes)"
+                    .into(),
+                Some(g),
+            ));
+            continue;
+        }
+        if g.vendor != vendor {
             // DCGM's GPU ids are NVML's: an AMD GPU's index is no GPU of DCGM's, or another one.
             out.skipped.push(skip(
                 "other_vendor",

@@ -479,6 +479,132 @@ fn probe_pods_and_execs_of_another_shape_are_refused_by_the_policies() {
             ],
             "dcgm-diag --engine from a reader",
         ),
+        // rvs-diag (issue 63): level 1 and the read-only recipes for the reader, GPU indices only, no --rvs.
+        (
+            vec![
+                "node-probe",
+                "rvs-diag",
+                "--level",
+                "2",
+                "--gpus",
+                "0",
+                "--node-name",
+                &node,
+            ],
+            "rvs-diag level 2 without the operator role",
+        ),
+        (
+            vec![
+                "node-probe",
+                "rvs-diag",
+                "--tests",
+                "gst_single",
+                "--gpus",
+                "0",
+                "--node-name",
+                &node,
+            ],
+            "rvs-diag gst_single (loads the GPUs) without the operator role",
+        ),
+        (
+            vec![
+                "node-probe",
+                "rvs-diag",
+                "--tests",
+                "../../etc/passwd",
+                "--gpus",
+                "0",
+                "--node-name",
+                &node,
+            ],
+            "rvs-diag with a recipe outside RVS's names",
+        ),
+        (
+            vec![
+                "node-probe",
+                "rvs-diag",
+                "--level",
+                "1",
+                "--gpus",
+                "GPU-11111111-2222-3333-4444-555555555555",
+                "--node-name",
+                &node,
+            ],
+            "rvs-diag --gpus by UUID",
+        ),
+        (
+            vec![
+                "node-probe",
+                "rvs-diag",
+                "--level",
+                "1",
+                "--gpus",
+                "0;id",
+                "--node-name",
+                &node,
+            ],
+            "rvs-diag --gpus outside its grammar",
+        ),
+        (
+            vec![
+                "node-probe",
+                "rvs-diag",
+                "--level",
+                "1",
+                "--gpus",
+                "0",
+                "--rvs",
+                "/tmp/rvs",
+                "--node-name",
+                &node,
+            ],
+            "rvs-diag with --rvs",
+        ),
+        (
+            vec![
+                "node-probe",
+                "rvs-diag",
+                "--level",
+                "1",
+                "--gpus",
+                "0",
+                "--conf-dir",
+                "/tmp",
+                "--node-name",
+                &node,
+            ],
+            "rvs-diag with --conf-dir",
+        ),
+        (
+            vec![
+                "node-probe",
+                "rvs-diag",
+                "--level",
+                "1",
+                "--gpus",
+                "0",
+                "--pid-file",
+                "/etc/passwd",
+                "--node-name",
+                &node,
+            ],
+            "rvs-diag --pid-file elsewhere than the launcher's",
+        ),
+        (
+            vec![
+                "node-probe",
+                "rvs-diag",
+                "--level",
+                "1",
+                "--gpus",
+                "0",
+                "--engine",
+                "10.0.0.1:5555",
+                "--node-name",
+                &node,
+            ],
+            "rvs-diag with dcgm-diag's --engine",
+        ),
     ] {
         refused_by(
             &exec(User::Reader, "probe", &argv),
@@ -584,6 +710,45 @@ fn probe_pods_and_execs_of_another_shape_are_refused_by_the_policies() {
     assert!(
         String::from_utf8_lossy(&out.stdout).contains("\"schema_version\""),
         "dcgm-diag level 2 by the operator did not run: {}",
+        stderr(&out)
+    );
+    // The launcher's rvs-diag at level 1 (issue 63), with every optional flag, is admitted for a reader, and
+    // a recipe that loads the GPUs for the operator; node-probe answers one document (no AMD GPU here).
+    let rvs = gpu_diag::command::Request::RvsDiag {
+        run: gpu_diag::rvs::request::RvsRun::Level(1),
+        gpus: vec![],
+        timeout_secs: Some(90),
+        api_claims: Some("none".into()),
+    }
+    .argv();
+    assert!(rvs.len() == 11, "every optional flag: {rvs:?}");
+    let mut argv: Vec<&str> = vec!["node-probe"];
+    argv.extend(rvs.iter().map(String::as_str));
+    argv.extend(["--node-name", node.as_str()]);
+    let out = exec(User::Reader, "probe", &argv);
+    assert!(
+        !stderr(&out).contains("denied request"),
+        "rvs-diag level 1 by a reader: {}",
+        stderr(&out)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("\"schema_version\""));
+    let out = exec(
+        User::Operator,
+        "probe",
+        &[
+            "node-probe",
+            "rvs-diag",
+            "--tests",
+            "gst_single",
+            "--gpus",
+            "0,1",
+            "--node-name",
+            &node,
+        ],
+    );
+    assert!(
+        !stderr(&out).contains("denied request"),
+        "rvs-diag gst_single by the operator: {}",
         stderr(&out)
     );
     // The launcher's watch (issue 65) is admitted for a reader and answers; the same words with a flag of
