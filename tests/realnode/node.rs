@@ -247,6 +247,15 @@ impl RealNode {
         PathBuf::from(format!("/proc/{}/root", self.ns_pid)).join(path.trim_start_matches('/'))
     }
 
+    /// `program` in the node's mount namespace, to spawn (a long-running node component such as a device
+    /// plugin).
+    pub fn ns_command(&self, program: &Path) -> Command {
+        let mut cmd = Command::new("nsenter");
+        cmd.args(["-F", "-t", &self.ns_pid, "-m", "--"])
+            .arg(program);
+        cmd
+    }
+
     /// A command inside the node's mount namespace.
     pub fn in_ns(&self, args: &[&str]) -> Output {
         Command::new("nsenter")
