@@ -25,7 +25,10 @@ mod fake_nvml;
 mod oidc;
 
 mod amd;
-use amd::amds_device_plugin_gives_a_pod_gpus_the_launcher_attributes_by_pci_address;
+use amd::{
+    amds_device_plugin_gives_a_pod_gpus_the_launcher_attributes_by_pci_address,
+    amds_device_plugin_in_mixed_mode_gives_a_pod_cpx_partitions_of_their_gpus,
+};
 
 mod dcgm;
 mod dra;
@@ -517,6 +520,7 @@ fn real_node_suite() {
         case!(the_team_servers_image_answers_a_persons_first_call),
         case!(a_watch_on_the_real_node_plays_the_fake_nvml_script),
         case!(amds_device_plugin_gives_a_pod_gpus_the_launcher_attributes_by_pci_address),
+        case!(amds_device_plugin_in_mixed_mode_gives_a_pod_cpx_partitions_of_their_gpus),
     ];
     // `REALNODE_ONLY=ephemeral`: only the cases whose name holds it (a quick rerun of one case).
     // A filter that selects nothing is a mistake, not a pass (checked before any node starts); under CI

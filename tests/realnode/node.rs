@@ -256,6 +256,18 @@ impl RealNode {
         cmd
     }
 
+    /// Unmounts `path` in the node's mount namespace. In its PID namespace too: util-linux's umount reads
+    /// `/proc/self/mountinfo` for an overlay, and the node's /proc (`--mount-proc`) has no `self` for a
+    /// process outside it ("umount failed: No such file or directory").
+    pub fn umount(&self, path: &str, lazy: bool) -> Output {
+        let mut cmd = Command::new("nsenter");
+        cmd.args(["-t", &self.ns_pid, "-m", "-p", "--", "umount"]);
+        if lazy {
+            cmd.arg("-l");
+        }
+        cmd.arg(path).output().expect("run nsenter umount")
+    }
+
     /// A command inside the node's mount namespace.
     pub fn in_ns(&self, args: &[&str]) -> Output {
         Command::new("nsenter")
