@@ -17,10 +17,18 @@ mod testbed;
 #[path = "../e2e/mcp.rs"]
 mod mcp;
 
+#[path = "../support/amdgpu_tree.rs"]
+mod amdgpu_tree;
 #[path = "../support/fake_nvml.rs"]
 mod fake_nvml;
 #[path = "../support/oidc.rs"]
 mod oidc;
+
+mod amd;
+use amd::{
+    amds_device_plugin_gives_a_pod_gpus_the_launcher_attributes_by_pci_address,
+    amds_device_plugin_in_mixed_mode_gives_a_pod_cpx_partitions_of_their_gpus,
+};
 
 mod dcgm;
 mod dra;
@@ -511,6 +519,8 @@ fn real_node_suite() {
         case!(the_gpu_operators_dcgm_engine_runs_the_diagnostic),
         case!(the_team_servers_image_answers_a_persons_first_call),
         case!(a_watch_on_the_real_node_plays_the_fake_nvml_script),
+        case!(amds_device_plugin_gives_a_pod_gpus_the_launcher_attributes_by_pci_address),
+        case!(amds_device_plugin_in_mixed_mode_gives_a_pod_cpx_partitions_of_their_gpus),
     ];
     // `REALNODE_ONLY=ephemeral`: only the cases whose name holds it (a quick rerun of one case).
     // A filter that selects nothing is a mistake, not a pass (checked before any node starts); under CI

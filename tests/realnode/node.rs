@@ -247,6 +247,27 @@ impl RealNode {
         PathBuf::from(format!("/proc/{}/root", self.ns_pid)).join(path.trim_start_matches('/'))
     }
 
+    /// `program` in the node's mount namespace, to spawn (a long-running node component such as a device
+    /// plugin).
+    pub fn ns_command(&self, program: &Path) -> Command {
+        let mut cmd = Command::new("nsenter");
+        cmd.args(["-F", "-t", &self.ns_pid, "-m", "--"])
+            .arg(program);
+        cmd
+    }
+
+    /// Unmounts `path` in the node's mount namespace. In its PID namespace too: util-linux's umount reads
+    /// `/proc/self/mountinfo` for an overlay, and the node's /proc (`--mount-proc`) has no `self` for a
+    /// process outside it ("umount failed: No such file or directory").
+    pub fn umount(&self, path: &str, lazy: bool) -> Output {
+        let mut cmd = Command::new("nsenter");
+        cmd.args(["-t", &self.ns_pid, "-m", "-p", "--", "umount"]);
+        if lazy {
+            cmd.arg("-l");
+        }
+        cmd.arg(path).output().expect("run nsenter umount")
+    }
+
     /// A command inside the node's mount namespace.
     pub fn in_ns(&self, args: &[&str]) -> Output {
         Command::new("nsenter")
