@@ -519,6 +519,8 @@ fn real_node_suite() {
         case!(the_gpu_operators_dcgm_engine_runs_the_diagnostic),
         case!(the_team_servers_image_answers_a_persons_first_call),
         case!(a_watch_on_the_real_node_plays_the_fake_nvml_script),
+        // Last: after AMD's plugin stops, the kubelet keeps its resources in the node's capacity (allocatable
+        // 0) for its endpoint grace period, which would change the GPU counts of a later case.
         case!(amds_device_plugin_gives_a_pod_gpus_the_launcher_attributes_by_pci_address),
         case!(amds_device_plugin_in_mixed_mode_gives_a_pod_cpx_partitions_of_their_gpus),
     ];
