@@ -117,3 +117,37 @@ fn mig_device(m: &MigDeviceInventory) -> Fields {
         .reading("memory_total_mib", &m.memory_total_mib);
     f
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gpu_diag::facts::{FieldError, FieldErrorKind};
+
+    #[test]
+    fn the_driver_line_names_libamd_smi_only_where_the_probe_read_one() {
+        let mut inv = InventoryReport::default();
+        let line = |inv: &InventoryReport| {
+            let mut out = String::new();
+            summary(inv, &BTreeSet::new(), &mut out);
+            out.lines().next().unwrap_or_default().to_string()
+        };
+        assert!(!line(&inv).contains("libamd_smi"), "{}", line(&inv));
+        inv.driver.amd_smi = Some(Reading::Ok(
+            "25.1.0 at /opt/rocm/lib/libamd_smi.so.25".into(),
+        ));
+        assert!(
+            line(&inv).ends_with("; libamd_smi 25.1.0 at /opt/rocm/lib/libamd_smi.so.25"),
+            "{}",
+            line(&inv)
+        );
+        inv.driver.amd_smi = Some(Reading::Err(FieldError::with_message(
+            FieldErrorKind::Timeout,
+            "did not answer in time",
+        )));
+        assert!(
+            line(&inv).ends_with("; libamd_smi not read: did not answer in time"),
+            "{}",
+            line(&inv)
+        );
+    }
+}
