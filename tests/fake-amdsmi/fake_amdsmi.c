@@ -7,6 +7,7 @@
  *   mode ok|abort|hang|init_fail  abort or hang in amdsmi_init, or return AMDSMI_STATUS_DRM_ERROR (6)
  *   gpu BDF R P F                 a GPU (one socket each) and its bad-page records by status
  *   no_bad_pages 1                amdsmi_get_gpu_bad_page_info answers AMDSMI_STATUS_NOT_SUPPORTED (2)
+ * Built with -DFAKE_OLD it has no amdsmi_get_gpu_bad_page_info at all (an older library's missing symbol).
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -162,6 +163,7 @@ int amdsmi_get_gpu_device_bdf(amdsmi_processor_handle h, amdsmi_bdf_t *bdf) {
   return 0;
 }
 
+#ifndef FAKE_OLD
 int amdsmi_get_gpu_bad_page_info(amdsmi_processor_handle h, uint32_t *n,
                                  amdsmi_retired_page_record_t *out) {
   struct gpu *g = gpu_of(h);
@@ -182,3 +184,4 @@ int amdsmi_get_gpu_bad_page_info(amdsmi_processor_handle h, uint32_t *n,
   *n = k;
   return 0;
 }
+#endif

@@ -614,6 +614,21 @@ fn amd_smi_absent_failing_or_hung_never_stops_the_probe() {
         "not_supported"
     );
 
+    // An older library without amdsmi_get_gpu_bad_page_info: that field says so, the rest is read.
+    let root = two_mi300x();
+    let old = fake_amdsmi::fake_old_lib(24).unwrap();
+    let conf = format!("version 24.7.1\ngpu {bdf0} 0 0 0\n");
+    fake_amdsmi::install_lib(root.path(), "opt/rocm/lib", &old, 24, &conf).unwrap();
+    let f = facts(&root);
+    let smi = &f["amd_driver"]["amd_smi"];
+    assert_eq!(smi["version"], "24.7.1", "{smi}");
+    let bp = &smi["gpus"][0]["bad_pages"];
+    assert_eq!(bp["error"], "not_supported", "{smi}");
+    assert_eq!(
+        bp["message"],
+        "amdsmi_get_gpu_bad_page_info is not in libamd_smi 24.7.1"
+    );
+
     for (mode, kind, words) in [
         (
             "init_fail",
