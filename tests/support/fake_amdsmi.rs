@@ -23,7 +23,9 @@ pub fn fake_old_lib(major: u32) -> Option<PathBuf> {
 }
 
 fn build_once(major: u32, old: bool) -> Option<PathBuf> {
-    static LIBS: Mutex<Option<HashMap<(u32, bool), Option<PathBuf>>>> = Mutex::new(None);
+    /// (major, without bad pages) -> the build.
+    type Builds = HashMap<(u32, bool), Option<PathBuf>>;
+    static LIBS: Mutex<Option<Builds>> = Mutex::new(None);
     let mut libs = LIBS.lock().unwrap_or_else(|e| e.into_inner());
     libs.get_or_insert_with(HashMap::new)
         .entry((major, old))
