@@ -1,5 +1,6 @@
 //! The AMD source: AMD Instinct GPUs read from the host's amdgpu sysfs, KFD topology, debugfs and
-//! `/proc`; then `libamd_smi` where the node has it (`smi.rs`, read in a child process). One file per subject: `discover.rs` (the PCI functions, bound or not),
+//! `/proc`; then `libamd_smi` where the node has it (`smi.rs`, read in a child process by
+//! `smi_child.rs`). One file per subject: `discover.rs` (the PCI functions, bound or not),
 //! `identity.rs`, `kfd.rs`, `partitions.rs`, `hwmon.rs`, `gpu_metrics.rs` (the SMU's binary table),
 //! `pcie.rs`, `ras.rs`, `bad_pages.rs`, `xgmi.rs`, `processes.rs`; `gpu.rs` assembles one GPU. Every
 //! file is named from the host's `/` and resolved inside the host root ([`HostFiles`]), read capped;
