@@ -31,6 +31,11 @@ use std::process::ExitCode;
 use gpu_diag::contract::{ErrorKind, ProbeDocument, ProbeError};
 
 fn main() -> ExitCode {
+    // The libamd_smi reader (amd/smi.rs): before the command line, as no user-facing command.
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if args.get(1).is_some_and(|a| a == amd::smi::CHILD_ARG) {
+        return amd::smi_child::main(&args[2..]);
+    }
     let doc = match cli::parse(std::env::args_os()) {
         Ok(cli::Parsed::Run(inv)) => match inv.run() {
             Ok(doc) => doc,

@@ -313,3 +313,57 @@ fn ecc_and_clock_verdicts_of_an_amd_gpu_speak_of_ras_and_residencies() {
         "NVIDIA's GPU keeps NVML's verdict"
     );
 }
+
+#[test]
+fn libamd_smi_bad_pages_stand_in_only_where_sysfs_was_not_read() {
+    use crate::facts::{
+        AmdSmiBadPagesFacts, AmdSmiGpuFacts, AmdSmiLibraryFacts, FieldError, FieldErrorKind,
+    };
+    let mut facts = scenario("mi300x-healthy");
+    let bdf0 = facts.gpus[0].pci_bus_id.ok().cloned().unwrap();
+    let bdf1 = facts.gpus[1].pci_bus_id.ok().cloned().unwrap();
+    let lib = |pending: u32, bdf: &str| AmdSmiGpuFacts {
+        bdf: bdf.to_ascii_uppercase(),
+        bad_pages: Reading::Ok(AmdSmiBadPagesFacts {
+            reserved: 0,
+            pending,
+            unreservable: 0,
+        }),
+    };
+    facts.amd_driver.as_mut().unwrap().amd_smi = Some(Reading::Ok(AmdSmiLibraryFacts {
+        path: "/opt/rocm/lib/libamd_smi.so.25".into(),
+        version: "25.1.0".into(),
+        gpus: Reading::Ok(vec![lib(3, &bdf1), lib(2, &bdf0)]),
+    }));
+    // GPU 0's sysfs list was read (no pages): the library's 2 pending are not added to it.
+    // GPU 1's was not: the library's 3 pending stand in, joined by PCI address.
+    facts.gpus[1].amd.as_mut().unwrap().bad_pages = Reading::Err(FieldError::with_message(
+        FieldErrorKind::NoPermission,
+        "denied",
+    ));
+    let f = judge(&facts);
+    let pending: Vec<&Finding> = f
+        .iter()
+        .filter(|f| f.code == "amd.bad_pages.pending")
+        .collect();
+    assert_eq!(pending.len(), 1, "{f:#?}");
+    assert_eq!(pending[0].gpu, Some(1));
+    assert!(
+        pending[0].evidence[0].starts_with(
+            "libamd_smi 25.1.0 amdsmi_get_gpu_bad_page_info (sysfs's list unreadable): 0 retired (R), 3 pending"
+        ),
+        "{:?}",
+        pending[0].evidence
+    );
+    let line = memory_line(&facts.gpus[1], &facts).unwrap();
+    assert!(line.contains("3 pending (libamd_smi 25.1.0"), "{line}");
+    // Without the library, GPU 1's pages are unreadable, as before.
+    facts.amd_driver.as_mut().unwrap().amd_smi = None;
+    assert!(
+        !judge(&facts)
+            .iter()
+            .any(|f| f.code == "amd.bad_pages.pending")
+    );
+    let line = memory_line(&facts.gpus[1], &facts).unwrap();
+    assert!(line.contains("bad pages unreadable"), "{line}");
+}

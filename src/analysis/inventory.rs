@@ -38,6 +38,10 @@ pub struct DriverInfo {
     /// `12.4` form (NVML encodes 12040).
     pub cuda_driver_version: Reading<String>,
     pub nvml_version: Reading<String>,
+    /// AMD nodes: the `libamd_smi` the probe loaded from the host (`25.1.0 at /opt/rocm/lib/...`), or why
+    /// it could not be read; absent where the node has none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub amd_smi: Option<Reading<String>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -117,6 +121,11 @@ pub fn analyze(facts: &NodeFacts, _opts: &AnalysisOptions) -> InventoryReport {
             driver_version: facts.driver.driver_version.clone(),
             cuda_driver_version: facts.driver.cuda_driver_version.map(|v| cuda_version(*v)),
             nvml_version: facts.driver.nvml_version.clone(),
+            amd_smi: facts
+                .amd_driver
+                .as_ref()
+                .and_then(|d| d.amd_smi.as_ref())
+                .map(|r| r.map(|l| format!("{} at {}", l.version, l.path))),
         },
         device_count: facts.device_count.clone(),
         gpus: facts

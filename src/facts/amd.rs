@@ -87,9 +87,37 @@ pub struct AmdPciFunctionFacts {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AmdSmiLibraryFacts {
+    /// The file loaded, named from the host's `/` (`/opt/rocm-6.4.0/lib/libamd_smi.so.25`).
     pub path: String,
     /// `amdsmi_get_lib_version` as `major.minor.release`.
     pub version: String,
+    /// The GPUs the library enumerates (`amdsmi_get_processor_handles`), by PCI address: what joins its
+    /// readings to the sysfs GPU of the same `pci_bus_id`.
+    #[serde(default)]
+    pub gpus: Reading<Vec<AmdSmiGpuFacts>>,
+}
+
+/// One GPU as `libamd_smi` sees it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AmdSmiGpuFacts {
+    /// `amdsmi_get_gpu_device_bdf`, as sysfs names it (`0000:05:00.0`).
+    pub bdf: String,
+    /// `amdsmi_get_gpu_bad_page_info`: the retired-page records counted by status.
+    #[serde(default)]
+    pub bad_pages: Reading<AmdSmiBadPagesFacts>,
+}
+
+/// `amdsmi_retired_page_record_t.status` counted: `AMDSMI_MEM_PAGE_STATUS_RESERVED` (0), `_PENDING` (1),
+/// `_UNRESERVABLE` (2), the same three states as sysfs's `R`/`P`/`F`.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
+#[serde(deny_unknown_fields)]
+pub struct AmdSmiBadPagesFacts {
+    pub reserved: u32,
+    pub pending: u32,
+    pub unreservable: u32,
 }
 
 /// One AMD GPU's vendor-only facts (beside [`GpuFacts`](super::GpuFacts)'s shared ones).

@@ -31,8 +31,8 @@ mod timeline;
 pub use amd::{
     AmdBadPageFacts, AmdBadPagesFacts, AmdDriverFacts, AmdGpuFacts, AmdGpuMetricsFacts,
     AmdPartitionFacts, AmdPciFunctionFacts, AmdRasBlockFacts, AmdRasEventStateFacts, AmdRasFacts,
-    AmdSmiLibraryFacts, AmdThrottleSampleFacts, AmdXcpFacts, AmdXgmiFacts, AmdXgmiLinkFacts,
-    GpuVendor, KfdNodeFacts,
+    AmdSmiBadPagesFacts, AmdSmiGpuFacts, AmdSmiLibraryFacts, AmdThrottleSampleFacts, AmdXcpFacts,
+    AmdXgmiFacts, AmdXgmiLinkFacts, GpuVendor, KfdNodeFacts,
 };
 pub use ecc::{
     EccFacts, EccLocationFacts, EccModeFacts, RemappedRowsFacts, RetiredPagesFacts,

@@ -6,6 +6,8 @@
 
 #[path = "../support/amdgpu_tree.rs"]
 mod amdgpu_tree;
+#[path = "../support/fake_amdsmi.rs"]
+mod fake_amdsmi;
 #[path = "../support/fake_nvml.rs"]
 mod fake_nvml;
 #[path = "../support/host_root.rs"]
@@ -445,4 +447,249 @@ fn a_node_with_both_vendors_lists_nvidia_then_amd() {
     assert_eq!(gpus[nvidia]["pci_bus_id"], "0000:05:00.0");
     assert_eq!(f["driver"]["driver_version"], "580.95.05");
     assert!(f["amd_driver"]["pci_functions"].is_array());
+}
+
+// libamd_smi (node-probe/src/amd/smi.rs): the fake library of tests/fake-amdsmi under the host root.
+
+fn run_with(root: &HostRoot, args: &[&str]) -> (Value, std::time::Duration) {
+    let t = std::time::Instant::now();
+    let run = NodeProbe::new()
+        .args(["--nvml-lib", NO_NVML])
+        .args(args)
+        .host_root(root.path())
+        .document();
+    assert_eq!(run.code, 0, "{args:?}: {}\n{}", run.doc, run.stderr);
+    (run.doc, t.elapsed())
+}
+
+fn two_mi300x() -> HostRoot {
+    host(&Node::new(vec![Gpu::mi300x(0), Gpu::mi300x(1)]))
+}
+
+#[test]
+fn amd_smi_version_is_read_with_each_majors_layout() {
+    let bdf0 = Gpu::mi300x(0).bdf;
+    let bdf1 = Gpu::mi300x(1).bdf;
+    for (major, version) in [(24, "24.7.1"), (25, "25.1.0"), (26, "26.5.0")] {
+        let root = two_mi300x();
+        let conf = format!("version {version}\ngpu {bdf1} 0 0 0\ngpu {bdf0} 0 0 0\n");
+        if fake_amdsmi::install(root.path(), "opt/rocm/lib", major, &conf).is_none() {
+            return;
+        }
+        let f = facts(&root);
+        let smi = &f["amd_driver"]["amd_smi"];
+        assert_eq!(smi["version"], version, "major {major}: {smi}");
+        assert_eq!(
+            smi["path"],
+            format!("/opt/rocm/lib/libamd_smi.so.{major}"),
+            "named from the host's /"
+        );
+        let bdfs: Vec<&str> = smi["gpus"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|g| g["bdf"].as_str().unwrap())
+            .collect();
+        assert_eq!(bdfs, vec![bdf1.as_str(), bdf0.as_str()]);
+        // The inventory names it.
+        let inv = run(&root, "inventory");
+        let named = inv["inventory"]["driver"]["amd_smi"]
+            .as_str()
+            .unwrap_or_default();
+        assert!(
+            named.starts_with(&format!("{version} at /opt/rocm")),
+            "{inv}"
+        );
+    }
+    // A library whose soname says 26 but which reports 24 (ROCm 6's layout read as 7's would shift
+    // every field): an inline error, not a wrong version.
+    let root = two_mi300x();
+    let Some(lib) = fake_amdsmi::fake_lib(24) else {
+        return;
+    };
+    std::fs::create_dir_all(root.path().join("opt/rocm-7.0.0/lib")).unwrap();
+    std::fs::copy(
+        &lib,
+        root.path().join("opt/rocm-7.0.0/lib/libamd_smi.so.26"),
+    )
+    .unwrap();
+    root.file("opt/rocm-7.0.0/lib/fake_amdsmi.conf", "version 24.7.1\n");
+    let f = facts(&root);
+    let smi = &f["amd_driver"]["amd_smi"];
+    assert_eq!(smi["error"], "unknown", "{smi}");
+    assert!(
+        smi["message"]
+            .as_str()
+            .unwrap()
+            .contains("soname major is 26"),
+        "{smi}"
+    );
+}
+
+#[test]
+fn amd_smi_bad_pages_join_their_gpu_by_bdf_and_count_once() {
+    // GPU 0: sysfs lists 1 pending page, the library the same; GPU 1: sysfs's list unreadable, the
+    // library has 2 pending and 1 unreservable. Listed by the library in the other order.
+    let mut g0 = Gpu::mi300x(0);
+    g0.bad_pages = vec![(0x10, 'P')];
+    let g1 = Gpu::mi300x(1);
+    let (bdf0, bdf1, d1) = (g0.bdf.clone(), g1.bdf.clone(), g1.dir());
+    let root = host(&Node::new(vec![g0, g1]));
+    root.file(&format!("{d1}/ras/gpu_vram_bad_pages"), "garbage\n");
+    let conf = format!("version 25.1.0\ngpu {bdf1} 0 2 1\ngpu {bdf0} 0 1 0\n");
+    if fake_amdsmi::install(root.path(), "opt/rocm-6.4.0/lib", 25, &conf).is_none() {
+        return;
+    }
+    let f = facts(&root);
+    let smi = &f["amd_driver"]["amd_smi"];
+    assert_eq!(smi["path"], "/opt/rocm-6.4.0/lib/libamd_smi.so.25");
+    assert_eq!(
+        smi["gpus"][0],
+        serde_json::json!({"bdf": bdf1, "bad_pages": {"reserved": 0, "pending": 2, "unreservable": 1}})
+    );
+    let health = run(&root, "health");
+    let findings: Vec<&Value> = health["health"]["gpus"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|g| g["findings"].as_array().unwrap())
+        .collect();
+    let of = |code: &str, gpu: u64| -> Vec<&Value> {
+        findings
+            .iter()
+            .copied()
+            .filter(|x| x["code"] == code && x["gpu"] == gpu)
+            .collect()
+    };
+    let p0 = of("amd.bad_pages.pending", 0);
+    assert_eq!(p0.len(), 1, "one incident per fault: {findings:#?}");
+    let ev0 = p0[0]["evidence"].to_string();
+    assert!(
+        ev0.contains("ras/gpu_vram_bad_pages: 0 retired (R), 1 pending"),
+        "{ev0}"
+    );
+    assert!(
+        !ev0.contains("libamd_smi"),
+        "sysfs read, the library not added: {ev0}"
+    );
+    let p1 = of("amd.bad_pages.pending", 1);
+    assert_eq!(p1.len(), 1, "{findings:#?}");
+    assert!(
+        p1[0]["summary"]
+            .as_str()
+            .unwrap()
+            .contains("has 2 bad VRAM pages pending")
+    );
+    let ev1 = p1[0]["evidence"].to_string();
+    assert!(
+        ev1.contains("libamd_smi 25.1.0 amdsmi_get_gpu_bad_page_info"),
+        "{ev1}"
+    );
+    assert_eq!(of("amd.bad_pages.unreservable", 1).len(), 1);
+    assert_eq!(of("amd.bad_pages.unreservable", 0).len(), 0);
+}
+
+#[test]
+fn amd_smi_absent_failing_or_hung_never_stops_the_probe() {
+    // No library: facts as before, no `amd_smi` and nothing about it on stderr.
+    let root = two_mi300x();
+    let out = NodeProbe::new()
+        .args(["--nvml-lib", NO_NVML, "facts"])
+        .host_root(root.path())
+        .document();
+    assert_eq!(out.code, 0);
+    assert!(out.doc["facts"]["amd_driver"].get("amd_smi").is_none());
+    assert!(!out.stderr.contains("amd_smi"), "{}", out.stderr);
+
+    let bdf0 = Gpu::mi300x(0).bdf;
+    // A function the library lacks would be named; here the library returns NOT_SUPPORTED.
+    let root = two_mi300x();
+    let conf = format!("version 26.0.0\nno_bad_pages 1\ngpu {bdf0} 0 0 0\n");
+    if fake_amdsmi::install(root.path(), "opt/rocm/lib", 26, &conf).is_none() {
+        return;
+    }
+    let f = facts(&root);
+    assert_eq!(
+        f["amd_driver"]["amd_smi"]["gpus"][0]["bad_pages"]["error"],
+        "not_supported"
+    );
+
+    // An older library without amdsmi_get_gpu_bad_page_info: that field says so, the rest is read.
+    let root = two_mi300x();
+    let old = fake_amdsmi::fake_old_lib(24).unwrap();
+    let conf = format!("version 24.7.1\ngpu {bdf0} 0 0 0\n");
+    fake_amdsmi::install_lib(root.path(), "opt/rocm/lib", &old, 24, &conf).unwrap();
+    let f = facts(&root);
+    let smi = &f["amd_driver"]["amd_smi"];
+    assert_eq!(smi["version"], "24.7.1", "{smi}");
+    let bp = &smi["gpus"][0]["bad_pages"];
+    assert_eq!(bp["error"], "not_supported", "{smi}");
+    assert_eq!(
+        bp["message"],
+        "amdsmi_get_gpu_bad_page_info is not in libamd_smi 24.7.1"
+    );
+
+    for (mode, kind, words) in [
+        (
+            "init_fail",
+            "unknown",
+            "amdsmi_init returned amdsmi status 6",
+        ),
+        ("abort", "unknown", "killed by signal 6"),
+        ("hang", "timeout", "did not answer in time"),
+    ] {
+        let root = two_mi300x();
+        let conf = format!("version 24.7.1\nmode {mode}\ngpu {bdf0} 0 0 0\n");
+        fake_amdsmi::install(root.path(), "opt/rocm/lib", 24, &conf).unwrap();
+        let (doc, took) = run_with(&root, &["--nvml-timeout", "2", "facts"]);
+        let smi = &doc["facts"]["amd_driver"]["amd_smi"];
+        assert_eq!(smi["error"], kind, "{mode}: {smi}");
+        assert!(
+            smi["message"].as_str().unwrap().contains(words),
+            "{mode}: {smi}"
+        );
+        // The sysfs facts are all there.
+        assert_eq!(doc["facts"]["gpus"].as_array().unwrap().len(), 2, "{mode}");
+        assert!(doc["facts"]["gpus"][0]["handle_error"].is_null(), "{mode}");
+        assert!(
+            took < std::time::Duration::from_secs(10),
+            "{mode}: the deadline bounds it ({took:?})"
+        );
+    }
+}
+
+#[test]
+fn amd_smi_outside_the_host_root_or_writable_is_never_loaded() {
+    let bdf0 = Gpu::mi300x(0).bdf;
+    let conf = format!("version 24.7.1\ngpu {bdf0} 0 0 0\n");
+    // A real (fake) library outside the host root, and links that try to reach it.
+    let outside = tempfile::tempdir().unwrap();
+    let Some(lib) = fake_amdsmi::install(outside.path(), "lib", 24, &conf) else {
+        return;
+    };
+    let root = two_mi300x();
+    std::fs::create_dir_all(root.path().join("opt/rocm/lib")).unwrap();
+    root.symlink("opt/rocm/lib/libamd_smi.so.24", &lib);
+    let up = "../".repeat(12) + lib.to_str().unwrap().trim_start_matches('/');
+    std::fs::create_dir_all(root.path().join("opt/rocm-6.3.0/lib")).unwrap();
+    root.symlink("opt/rocm-6.3.0/lib/libamd_smi.so.24", &up);
+    let f = facts(&root);
+    assert!(
+        f["amd_driver"].get("amd_smi").is_none(),
+        "a link out of the host root names the root's own path, which has no library: {}",
+        f["amd_driver"]
+    );
+
+    // A library group- or world-writable: named, not loaded.
+    let root = two_mi300x();
+    let to = fake_amdsmi::install(root.path(), "opt/rocm/lib", 24, &conf).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&to, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let f = facts(&root);
+    let smi = &f["amd_driver"]["amd_smi"];
+    assert_eq!(smi["error"], "no_permission", "{smi}");
+    assert!(
+        smi["message"].as_str().unwrap().contains("writable"),
+        "{smi}"
+    );
 }

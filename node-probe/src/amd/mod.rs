@@ -1,5 +1,6 @@
 //! The AMD source: AMD Instinct GPUs read from the host's amdgpu sysfs, KFD topology, debugfs and
-//! `/proc`, with no library. One file per subject: `discover.rs` (the PCI functions, bound or not),
+//! `/proc`; then `libamd_smi` where the node has it (`smi.rs`, read in a child process by
+//! `smi_child.rs`). One file per subject: `discover.rs` (the PCI functions, bound or not),
 //! `identity.rs`, `kfd.rs`, `partitions.rs`, `hwmon.rs`, `gpu_metrics.rs` (the SMU's binary table),
 //! `pcie.rs`, `ras.rs`, `bad_pages.rs`, `xgmi.rs`, `processes.rs`; `gpu.rs` assembles one GPU. Every
 //! file is named from the host's `/` and resolved inside the host root ([`HostFiles`]), read capped;
@@ -21,6 +22,8 @@ mod partitions;
 mod pcie;
 mod processes;
 mod ras;
+pub mod smi;
+pub mod smi_child;
 mod xgmi;
 
 use std::path::{Path, PathBuf};
@@ -58,8 +61,20 @@ pub fn read(root: &Path, sections: Sections, first_index: u32, limit: Duration) 
     if found.is_empty() {
         return None;
     }
-    let driver = driver(files, found.functions);
+    let mut driver = driver(files, found.functions);
+    // Read beside sysfs, under the same deadline; not in a watch's samples (one reading per probe).
+    let start = Instant::now();
+    let smi = if sections.watch {
+        smi::Started::None
+    } else {
+        smi::start(root)
+    };
     let gpus = read_gpus(root, &found.bound, sections, first_index, limit, &driver);
+    driver.amd_smi = match smi {
+        smi::Started::None => None,
+        smi::Started::Failed(r) => Some(r),
+        smi::Started::Running(p) => Some(p.finish(start + limit)),
+    };
     Some(AmdNode { driver, gpus })
 }
 

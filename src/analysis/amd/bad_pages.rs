@@ -8,13 +8,55 @@
 //! At boot the driver warns from 90 % of the threshold (`RAS records:%u exceeds 90%% of threshold`): the
 //! same line here makes a warning.
 
+//!
+//! `libamd_smi` (where the node has it) reads the same driver list (`amdsmi_get_gpu_bad_page_info`, its
+//! status RESERVED / PENDING / UNRESERVABLE = `R`/`P`/`F`), so it is used only for a GPU whose sysfs list
+//! could not be read: one source per GPU, never both added up.
+
+use std::borrow::Cow;
+
 use crate::analysis::{finding, gpu_label};
-use crate::facts::{AmdGpuFacts, GpuFacts, NodeFacts};
+use crate::facts::{AmdBadPagesFacts, AmdGpuFacts, GpuFacts, NodeFacts};
 use crate::finding::{ActionKind, Finding, Severity};
+
+/// The GPU's bad-page counts and, in words, where they were read: sysfs `ras/gpu_vram_bad_pages`, else
+/// `libamd_smi`'s records of the GPU of the same PCI address; `None` when neither was read.
+pub fn bad_pages<'a>(
+    g: &GpuFacts,
+    amd: &'a AmdGpuFacts,
+    facts: &NodeFacts,
+) -> Option<(Cow<'a, AmdBadPagesFacts>, String)> {
+    if let Some(bp) = amd.bad_pages.ok() {
+        return Some((Cow::Borrowed(bp), "ras/gpu_vram_bad_pages".to_string()));
+    }
+    let bdf = g.pci_bus_id.ok()?;
+    let lib = facts.amd_driver.as_ref()?.amd_smi.as_ref()?.ok()?;
+    let smi = lib
+        .gpus
+        .ok()?
+        .iter()
+        .find(|s| s.bdf.eq_ignore_ascii_case(bdf))?;
+    let c = smi.bad_pages.ok()?;
+    Some((
+        Cow::Owned(AmdBadPagesFacts {
+            reserved: c.reserved,
+            pending: c.pending,
+            unreservable: c.unreservable,
+            ..AmdBadPagesFacts::default()
+        }),
+        format!(
+            "libamd_smi {} amdsmi_get_gpu_bad_page_info (sysfs's list unreadable)",
+            lib.version
+        ),
+    ))
+}
 
 /// Where the threshold of this GPU comes from, in words, and its value; `None` when unknown.
 pub fn rma_threshold(amd: &AmdGpuFacts, facts: &NodeFacts) -> Option<(u32, String)> {
-    let bp = amd.bad_pages.ok()?;
+    threshold_of(amd.bad_pages.ok()?, facts)
+}
+
+pub(super) fn threshold_of(bp: &AmdBadPagesFacts, facts: &NodeFacts) -> Option<(u32, String)> {
     let param = facts
         .amd_driver
         .as_ref()
@@ -44,16 +86,16 @@ pub fn rma_threshold(amd: &AmdGpuFacts, facts: &NodeFacts) -> Option<(u32, Strin
 
 pub fn judge(g: &GpuFacts, amd: &AmdGpuFacts, facts: &NodeFacts) -> Vec<Finding> {
     let mut out = Vec::new();
-    let Some(bp) = amd.bad_pages.ok() else {
+    let Some((bp, source)) = bad_pages(g, amd, facts) else {
         return out;
     };
     let who = gpu_label(g);
     let i = g.index;
     let counts = format!(
-        "ras/gpu_vram_bad_pages: {} retired (R), {} pending (P), {} unreservable (F)",
+        "{source}: {} retired (R), {} pending (P), {} unreservable (F)",
         bp.reserved, bp.pending, bp.unreservable
     );
-    let limit = rma_threshold(amd, facts);
+    let limit = threshold_of(&bp, facts);
     if let Some((threshold, source)) = &limit
         && *threshold > 0
     {

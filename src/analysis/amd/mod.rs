@@ -53,13 +53,19 @@ pub fn memory_line(g: &GpuFacts, facts: &NodeFacts) -> Option<String> {
             )
         },
     );
-    let pages = amd.bad_pages.ok().map_or_else(
+    let pages = bad_pages::bad_pages(g, amd, facts).map_or_else(
         || "bad pages unreadable".to_string(),
-        |bp| {
-            let limit = rma_threshold(amd, facts)
+        |(bp, source)| {
+            let limit = bad_pages::threshold_of(&bp, facts)
                 .map_or(String::new(), |(t, _)| format!(" of {t} allowed"));
+            // Only the library's reading is named: sysfs is what every other line reads.
+            let from = if amd.bad_pages.ok().is_some() {
+                String::new()
+            } else {
+                format!(" ({source})")
+            };
             format!(
-                "{} pages retired{limit}, {} pending",
+                "{} pages retired{limit}, {} pending{from}",
                 bp.reserved, bp.pending
             )
         },

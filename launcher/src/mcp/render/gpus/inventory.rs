@@ -5,6 +5,7 @@ use std::collections::BTreeSet;
 use std::fmt::Write;
 
 use gpu_diag::analysis::inventory::{GpuInventory, InventoryReport, MigDeviceInventory};
+use gpu_diag::facts::Reading;
 
 use crate::mcp::render::details::{Entry, Fields, failed};
 use crate::mcp::render::reading::{on_off, value_or_unknown as show};
@@ -13,9 +14,18 @@ use crate::mcp::render::topology::alike;
 /// The inventory: the GPU count and driver in one line, then one line per group of alike GPUs (model,
 /// memory, VBIOS, persistence and MIG mode); a `lost` GPU says so in words.
 pub fn summary(inv: &InventoryReport, lost: &BTreeSet<u32>, out: &mut String) {
+    // An AMD node's ROCm library, where the probe read one (its version; why not, where it failed).
+    let amd_smi = match &inv.driver.amd_smi {
+        Some(Reading::Ok(v)) => format!("; libamd_smi {v}"),
+        Some(Reading::Err(e)) => format!(
+            "; libamd_smi not read: {}",
+            e.message.as_deref().unwrap_or("error")
+        ),
+        None => String::new(),
+    };
     let _ = writeln!(
         out,
-        "GPUs: {} enumerated; driver {}, CUDA {}",
+        "GPUs: {} enumerated; driver {}, CUDA {}{amd_smi}",
         show(&inv.device_count),
         show(&inv.driver.driver_version),
         show(&inv.driver.cuda_driver_version)
@@ -53,6 +63,9 @@ pub fn details(inv: &InventoryReport) -> Entry {
         .reading("driver_version", &inv.driver.driver_version)
         .reading("cuda_driver_version", &inv.driver.cuda_driver_version)
         .reading("nvml_version", &inv.driver.nvml_version);
+    if let Some(r) = &inv.driver.amd_smi {
+        driver.reading("amd_smi", r);
+    }
     let mut f = Fields::default();
     f.nested("node", node)
         .nested("driver", driver)
@@ -103,4 +116,38 @@ fn mig_device(m: &MigDeviceInventory) -> Fields {
         .reading("profile", &m.profile)
         .reading("memory_total_mib", &m.memory_total_mib);
     f
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gpu_diag::facts::{FieldError, FieldErrorKind};
+
+    #[test]
+    fn the_driver_line_names_libamd_smi_only_where_the_probe_read_one() {
+        let mut inv = InventoryReport::default();
+        let line = |inv: &InventoryReport| {
+            let mut out = String::new();
+            summary(inv, &BTreeSet::new(), &mut out);
+            out.lines().next().unwrap_or_default().to_string()
+        };
+        assert!(!line(&inv).contains("libamd_smi"), "{}", line(&inv));
+        inv.driver.amd_smi = Some(Reading::Ok(
+            "25.1.0 at /opt/rocm/lib/libamd_smi.so.25".into(),
+        ));
+        assert!(
+            line(&inv).ends_with("; libamd_smi 25.1.0 at /opt/rocm/lib/libamd_smi.so.25"),
+            "{}",
+            line(&inv)
+        );
+        inv.driver.amd_smi = Some(Reading::Err(FieldError::with_message(
+            FieldErrorKind::Timeout,
+            "did not answer in time",
+        )));
+        assert!(
+            line(&inv).ends_with("; libamd_smi not read: did not answer in time"),
+            "{}",
+            line(&inv)
+        );
+    }
 }

@@ -1,0 +1,187 @@
+/* A fake libamd_smi for node-probe's tests: the functions node-probe calls, with the public ABI of
+ * include/amd_smi/amdsmi.h (github.com/ROCm/amdsmi): amdsmi_version_t with `year` first when built with
+ * -DFAKE_V6 (soname majors 24, 25), without it otherwise (26, ROCm 7.x).
+ *
+ * Settings: `fake_amdsmi.conf` in the library's own directory, one `key value` per line:
+ *   version MAJOR.MINOR.RELEASE   what amdsmi_get_lib_version reports
+ *   mode ok|abort|hang|init_fail  abort or hang in amdsmi_init, or return AMDSMI_STATUS_DRM_ERROR (6)
+ *   gpu BDF R P F                 a GPU (one socket each) and its bad-page records by status
+ *   no_bad_pages 1                amdsmi_get_gpu_bad_page_info answers AMDSMI_STATUS_NOT_SUPPORTED (2)
+ * Built with -DFAKE_OLD it has no amdsmi_get_gpu_bad_page_info at all (an older library's missing symbol).
+ */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define MAX_GPUS 16
+
+typedef void *amdsmi_processor_handle;
+typedef void *amdsmi_socket_handle;
+
+typedef union {
+  struct {
+    uint64_t function_number : 3;
+    uint64_t device_number : 5;
+    uint64_t bus_number : 8;
+    uint64_t domain_number : 48;
+  };
+  uint64_t as_uint;
+} amdsmi_bdf_t;
+
+#ifdef FAKE_V6
+typedef struct {
+  uint32_t year;
+  uint32_t major;
+  uint32_t minor;
+  uint32_t release;
+  const char *build;
+} amdsmi_version_t;
+#else
+typedef struct {
+  uint32_t major;
+  uint32_t minor;
+  uint32_t release;
+  const char *build;
+} amdsmi_version_t;
+#endif
+
+typedef struct {
+  uint64_t page_address;
+  uint64_t page_size;
+  int status;
+} amdsmi_retired_page_record_t;
+
+struct gpu {
+  unsigned dom, bus, dev, fn;
+  unsigned pages[3];
+};
+
+static struct {
+  int loaded;
+  unsigned major, minor, release;
+  char mode[16];
+  int no_bad_pages;
+  int ngpus;
+  struct gpu gpus[MAX_GPUS];
+} cfg;
+
+static void load(void) {
+  if (cfg.loaded) return;
+  cfg.loaded = 1;
+  strcpy(cfg.mode, "ok");
+  Dl_info info;
+  if (!dladdr((void *)load, &info) || !info.dli_fname) return;
+  char path[4096];
+  snprintf(path, sizeof path, "%s", info.dli_fname);
+  char *slash = strrchr(path, '/');
+  if (!slash) return;
+  snprintf(slash + 1, sizeof path - (size_t)(slash + 1 - path), "fake_amdsmi.conf");
+  FILE *f = fopen(path, "r");
+  if (!f) return;
+  char line[256];
+  while (fgets(line, sizeof line, f)) {
+    struct gpu g = {0};
+    if (sscanf(line, "version %u.%u.%u", &cfg.major, &cfg.minor, &cfg.release) == 3) continue;
+    if (sscanf(line, "mode %15s", cfg.mode) == 1) continue;
+    if (sscanf(line, "no_bad_pages %d", &cfg.no_bad_pages) == 1) continue;
+    if (sscanf(line, "gpu %x:%x:%x.%x %u %u %u", &g.dom, &g.bus, &g.dev, &g.fn, &g.pages[0],
+               &g.pages[1], &g.pages[2]) == 7 &&
+        cfg.ngpus < MAX_GPUS)
+      cfg.gpus[cfg.ngpus++] = g;
+  }
+  fclose(f);
+}
+
+/* Handles are 1-based indexes into cfg.gpus (sockets and processors alike: one GPU per socket). */
+static struct gpu *gpu_of(void *h) {
+  uintptr_t i = (uintptr_t)h;
+  return (i >= 1 && i <= (uintptr_t)cfg.ngpus) ? &cfg.gpus[i - 1] : NULL;
+}
+
+int amdsmi_init(uint64_t flags) {
+  load();
+  if (flags != (1 << 1)) return 1; /* AMDSMI_STATUS_INVAL: node-probe asks for AMD GPUs only */
+  if (!strcmp(cfg.mode, "abort")) abort();
+  if (!strcmp(cfg.mode, "hang"))
+    for (;;) pause();
+  if (!strcmp(cfg.mode, "init_fail")) return 6;
+  return 0;
+}
+
+int amdsmi_shut_down(void) { return 0; }
+
+int amdsmi_get_lib_version(amdsmi_version_t *v) {
+  load();
+  if (!v) return 1;
+  memset(v, 0, sizeof *v);
+#ifdef FAKE_V6
+  v->year = 24;
+#endif
+  v->major = cfg.major;
+  v->minor = cfg.minor;
+  v->release = cfg.release;
+  v->build = "fake";
+  return 0;
+}
+
+int amdsmi_get_socket_handles(uint32_t *n, amdsmi_socket_handle *out) {
+  if (!n) return 1;
+  if (!out) {
+    *n = (uint32_t)cfg.ngpus;
+    return 0;
+  }
+  uint32_t k = *n < (uint32_t)cfg.ngpus ? *n : (uint32_t)cfg.ngpus;
+  for (uint32_t i = 0; i < k; i++) out[i] = (void *)(uintptr_t)(i + 1);
+  *n = k;
+  return 0;
+}
+
+int amdsmi_get_processor_handles(amdsmi_socket_handle s, uint32_t *n, amdsmi_processor_handle *out) {
+  if (!n || !gpu_of(s)) return 1;
+  if (!out) {
+    *n = 1;
+    return 0;
+  }
+  if (*n < 1) return 1;
+  out[0] = s;
+  *n = 1;
+  return 0;
+}
+
+int amdsmi_get_gpu_device_bdf(amdsmi_processor_handle h, amdsmi_bdf_t *bdf) {
+  struct gpu *g = gpu_of(h);
+  if (!g || !bdf) return 1;
+  bdf->as_uint = 0;
+  bdf->domain_number = g->dom;
+  bdf->bus_number = g->bus;
+  bdf->device_number = g->dev;
+  bdf->function_number = g->fn;
+  return 0;
+}
+
+#ifndef FAKE_OLD
+int amdsmi_get_gpu_bad_page_info(amdsmi_processor_handle h, uint32_t *n,
+                                 amdsmi_retired_page_record_t *out) {
+  struct gpu *g = gpu_of(h);
+  if (!g || !n) return 1;
+  if (cfg.no_bad_pages) return 2;
+  uint32_t total = g->pages[0] + g->pages[1] + g->pages[2];
+  if (!out) {
+    *n = total;
+    return 0;
+  }
+  uint32_t k = 0;
+  for (int st = 0; st < 3; st++)
+    for (unsigned i = 0; i < g->pages[st] && k < *n; i++, k++) {
+      out[k].page_address = (uint64_t)(k + 1) << 12;
+      out[k].page_size = 4096;
+      out[k].status = st;
+    }
+  *n = k;
+  return 0;
+}
+#endif
