@@ -232,7 +232,8 @@ fn ring_timeouts_and_their_recovery() {
     assert_eq!(r.events[2].line, Some(14));
     assert!(r.findings.iter().all(|f| f.code != "amdgpu.reset_failed"));
 
-    // The DRM_ERROR form names no device: a node-level finding; the reset names the GPU.
+    // The DRM_ERROR form names no device; the reset the same timeout handler starts right after it
+    // (`amdgpu_job_timedout` -> `amdgpu_device_gpu_recover`) names the GPU that hung.
     let r = run("ring-timeout-gpu-reset.log", &["0000:08:00.0"]);
     assert_eq!(
         mnemonics(&r),
@@ -246,8 +247,8 @@ fn ring_timeouts_and_their_recovery() {
         ]
     );
     assert_eq!(r.events[0].process_name.as_deref(), Some("cosmic-comp"));
-    assert_eq!(r.events[0].pci_bus_id, None);
-    finding(&r, "amdgpu.ring_timeout", None);
+    assert_eq!(r.events[0].pci_bus_id.as_deref(), Some("0000:08:00.0"));
+    finding(&r, "amdgpu.ring_timeout", Some(0));
     let reset = finding(&r, "amdgpu.reset", Some(0));
     assert!(reset.summary.contains("1×"), "{}", reset.summary);
     // `[drm] VRAM is lost` has no device: it is the GPU being reset.
