@@ -110,7 +110,9 @@ impl AmdExtractor {
                 if h.p.event.process_name.is_none() && !name.is_empty() {
                     h.p.event.process_name = Some(name.clone());
                 }
-                h.p.event.pid = h.p.event.pid.or(*pid);
+                // `process  pid 0 thread  pid 0`: the job had no task to name (amdgpu_vm_get_task_info),
+                // not a process 0.
+                h.p.event.pid = h.p.event.pid.or(pid.filter(|p| *p != 0));
                 if h.wants_address || h.wants_device {
                     Some(None)
                 } else {
