@@ -423,6 +423,15 @@ impl Tree {
     }
 }
 
+fn command(root: &HostRoot, cmd: &str) -> Value {
+    let run = NodeProbe::new()
+        .args(["--nvml-lib", NO_NVML, cmd])
+        .host_root(root.path())
+        .document();
+    assert_eq!(run.code, 0, "{cmd}: {}\n{}", run.doc, run.stderr);
+    run.doc
+}
+
 fn health(root: &HostRoot) -> Value {
     let run = NodeProbe::new()
         .args(["--nvml-lib", NO_NVML, "health"])
@@ -488,9 +497,19 @@ fn healthy(h: &Value, gpus: u64) {
 #[test]
 fn healthy_trees_of_each_generation_are_healthy() {
     // MI300X, SPX/NPS1, ACA layout, eight GPUs in one hive behind switches.
-    let h = health(&Tree::new((0..8).map(G::mi300x).collect()).write());
+    let root = Tree::new((0..8).map(G::mi300x).collect()).write();
+    let h = health(&root);
     healthy(&h, 8);
     no_nvidia_words(&h);
+    // The hive is the topology (not `?` for want of NVML's pair facts), and the ECC caveat is AMD's.
+    let topo = command(&root, "topology")["topology"].clone();
+    let row0 = &topo["matrix"]["rows"][0]["cells"];
+    assert_eq!(row0[0], "X");
+    assert!((1..8).all(|i| row0[i] == "XGMI"), "{row0}");
+    let ecc = command(&root, "ecc")["ecc"].clone();
+    let caveat = ecc["persistence_caveat"].as_str().unwrap();
+    assert!(caveat.starts_with("AMD: RAS"), "{caveat}");
+    assert!(!caveat.contains("nvidia-persistenced"), "{caveat}");
 
     // MI300X in CPX/NPS4: 64 KFD nodes (8 per GPU, as k8s-device-plugin's topo-mi300-cpx records them)
     // on amdgpu_xcp platform devices; still 8 GPUs.
