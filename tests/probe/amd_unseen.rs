@@ -572,9 +572,9 @@ fn uncorrectable_umc_error_with_poison_consumed() {
         .log(6, 50_000.0, &format!("amdgpu {bdf}: {{5}}socket: 3, die: 0, 1 new uncorrectable hardware errors detected in umc block"))
         .log(6, 50_000.000001, &format!("amdgpu {bdf}: {{5}}socket: 3, die: 0, 1 uncorrectable hardware errors detected in total in umc block"))
         .log(6, 50_000.000002, &format!("amdgpu {bdf}: amdgpu: Error Address(PA):0x3c1a2000  Row:0x3c1a Col:0x2  Bank:0x1 Channel:0x7"))
-        .log(4, 50_000.0001, &format!("amdgpu {bdf}: amdgpu: poison is consumed by client 12, kick off gpu reset flow"))
-        .log(6, 50_000.0003, &format!("amdgpu {bdf}: amdgpu: GPU reset begin!"))
-        .log(6, 50_000.0004, &format!("amdgpu {bdf}: amdgpu: GPU psp mode1 reset"))
+        .log(4, 50_000.000_1, &format!("amdgpu {bdf}: amdgpu: poison is consumed by client 12, kick off gpu reset flow"))
+        .log(6, 50_000.000_3, &format!("amdgpu {bdf}: amdgpu: GPU reset begin!"))
+        .log(6, 50_000.000_4, &format!("amdgpu {bdf}: amdgpu: GPU psp mode1 reset"))
         .log(6, 50_001.7, &format!("amdgpu {bdf}: amdgpu: Saved 1 pages to EEPROM table."))
         .log(6, 50_001.8, &format!("amdgpu {bdf}: amdgpu: GPU reset(1) succeeded!"))
         .write();
@@ -729,12 +729,12 @@ fn mi250x_legacy_layout_uncorrectable_on_one_gcd() {
         )
         .log(
             6,
-            30_000.0001,
+            30_000.000_1,
             &format!("amdgpu {bdf}: amdgpu: GPU reset begin!"),
         )
         .log(
             6,
-            30_000.0002,
+            30_000.000_2,
             &format!("amdgpu {bdf}: amdgpu: MODE1 reset"),
         )
         .log(
