@@ -92,10 +92,27 @@ fn remapped_rows(g: &GpuFacts) -> Reading<RemappedRowsFacts> {
     }
 }
 
+/// What AMD's counters cover: the RAS counts are the driver's, accumulated since it loaded (`amdgpu_ras.c`);
+/// retired pages are kept in the GPU's EEPROM table across reboots (`amdgpu_ras_eeprom.c`).
+pub const AMD_COUNTER_CAVEAT: &str = "AMD: RAS error counts (ras/aca_<block>, ras/<block>_err_count) are the amdgpu driver's, counted since it loaded; retired pages (ras/gpu_vram_bad_pages) are kept in the GPU's EEPROM and survive reboots.";
+
+/// The caveat for the node's vendors: NVIDIA's persistence note where an NVIDIA GPU is, AMD's where an AMD
+/// one is (an AMD-only node has no persistence mode or nvidia-persistenced to speak of).
+fn counter_caveat(facts: &NodeFacts) -> String {
+    use crate::facts::GpuVendor;
+    let amd = facts.gpus.iter().any(|g| g.vendor == GpuVendor::Amd);
+    let nvidia = facts.gpus.iter().any(|g| g.vendor != GpuVendor::Amd);
+    match (nvidia, amd) {
+        (true, true) => format!("{PERSISTENCE_CAVEAT} {AMD_COUNTER_CAVEAT}"),
+        (false, true) => AMD_COUNTER_CAVEAT.to_string(),
+        _ => PERSISTENCE_CAVEAT.to_string(),
+    }
+}
+
 pub fn analyze(facts: &NodeFacts, _opts: &AnalysisOptions) -> EccReport {
     let persistenced = persistenced_running(facts);
     let mut report = EccReport {
-        persistence_caveat: PERSISTENCE_CAVEAT.to_string(),
+        persistence_caveat: counter_caveat(facts),
         ..Default::default()
     };
     for g in &facts.gpus {

@@ -414,9 +414,11 @@ pub fn bucket(kind: ActionKind) -> &'static str {
     }
 }
 
-/// The concrete step for an action on an AMD GPU, in AMD's tools.
-pub fn action_detail(kind: ActionKind, index: Option<u32>) -> String {
-    let target = index.map_or_else(|| "<gpu>".to_string(), |i| i.to_string());
+/// The concrete step for an action on an AMD GPU, in AMD's tools, naming the GPU by its PCI address:
+/// `amd-smi -g` also takes an index, but amd-smi's own (its partitions count as GPUs with `list -e`, and
+/// a node with NVIDIA GPUs numbers its AMD GPUs after them here), so an index would name another GPU.
+pub fn action_detail(kind: ActionKind, pci: Option<&str>) -> String {
+    let target = pci.unwrap_or("<bdf>");
     match kind {
         ActionKind::None => "no action needed".into(),
         ActionKind::Monitor => "keep watching: re-run `node-probe xid --since 1h` and act if it repeats or grows".into(),
@@ -450,6 +452,10 @@ mod tests {
             assert!(e.finding.starts_with("amdgpu."), "{}", e.id);
             assert!(!e.meaning.is_empty() && !e.source.is_empty(), "{}", e.id);
         }
-        assert!(action_detail(ActionKind::ResetGpu, Some(3)).contains("amd-smi reset -G -g 3"));
+        assert!(
+            action_detail(ActionKind::ResetGpu, Some("0000:65:00.0"))
+                .contains("amd-smi reset -G -g 0000:65:00.0`")
+        );
+        assert!(action_detail(ActionKind::ResetGpu, None).contains("-g <bdf>"));
     }
 }

@@ -26,7 +26,14 @@ struct Head {
     p: Pending,
     /// A VM fault waits for its address line; a ring timeout only for its process line.
     wants_address: bool,
+    /// A ring timeout logged with `DRM_ERROR` names no device (Linux 6.8's `amdgpu_job_timedout`): it
+    /// waits for the next device line too, since the same call goes on into `amdgpu_device_gpu_recover`,
+    /// whose `GPU reset begin!` names the device that hung.
+    wants_device: bool,
 }
+
+/// How far (seconds) the reset that names a deviceless ring timeout's GPU may follow it.
+const RING_RESET_WINDOW_SECS: f64 = 10.0;
 
 /// An ACA bank being read, register by register.
 #[derive(Debug)]
@@ -77,7 +84,7 @@ impl AmdExtractor {
             self.flush();
             return None;
         };
-        if let Some(done) = self.continue_head(&line) {
+        if let Some(done) = self.continue_head(&line, r.ts) {
             return done;
         }
         self.event(r, line)
@@ -93,7 +100,7 @@ impl AmdExtractor {
 
     /// A continuation of the waiting head: Some(completed event or nothing yet); None when the line is
     /// not one (the head, if any, is flushed).
-    fn continue_head(&mut self, line: &AmdLine) -> Option<Option<Pending>> {
+    fn continue_head(&mut self, line: &AmdLine, ts: Option<f64>) -> Option<Option<Pending>> {
         let same = |h: &Head| {
             line.pci.is_none() || h.p.event.pci_bus_id.is_none() || h.p.event.pci_bus_id == line.pci
         };
@@ -103,8 +110,10 @@ impl AmdExtractor {
                 if h.p.event.process_name.is_none() && !name.is_empty() {
                     h.p.event.process_name = Some(name.clone());
                 }
-                h.p.event.pid = h.p.event.pid.or(*pid);
-                if h.wants_address {
+                // `process  pid 0 thread  pid 0`: the job had no task to name (amdgpu_vm_get_task_info),
+                // not a process 0.
+                h.p.event.pid = h.p.event.pid.or(pid.filter(|p| *p != 0));
+                if h.wants_address || h.wants_device {
                     Some(None)
                 } else {
                     Some(self.head.take().map(|h| h.p))
@@ -119,6 +128,19 @@ impl AmdExtractor {
             }
             AmdKind::FaultStatus => Some(None),
             _ => {
+                // The reset the timeout started names its GPU (same call chain, so the very next
+                // device line; a reset of another GPU later on is no evidence and is not taken).
+                if let (Some(h), Some(pci), AmdKind::ResetBegin) =
+                    (self.head.as_mut(), line.pci.as_ref(), &line.kind)
+                    && h.wants_device
+                    && h.p.event.pci_bus_id.is_none()
+                    && match (h.p.ts, ts) {
+                        (Some(a), Some(b)) => (0.0..=RING_RESET_WINDOW_SECS).contains(&(b - a)),
+                        _ => true,
+                    }
+                {
+                    h.p.event.pci_bus_id = Some(pci.clone());
+                }
                 self.flush();
                 None
             }
@@ -231,9 +253,11 @@ impl AmdExtractor {
                     "ring_soft_recovered"
                 } else {
                     let p = self.pending((r.line, r.ts), &line, "ring_timeout", d);
+                    let wants_device = p.event.pci_bus_id.is_none();
                     self.head = Some(Head {
                         p,
                         wants_address: false,
+                        wants_device,
                     });
                     return None;
                 }
@@ -260,6 +284,7 @@ impl AmdExtractor {
                 self.head = Some(Head {
                     p,
                     wants_address: true,
+                    wants_device: false,
                 });
                 return None;
             }

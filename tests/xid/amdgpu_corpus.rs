@@ -99,7 +99,10 @@ fn mi300x_hive_fatal_with_aca_banks() {
         (Severity::Critical, ActionKind::ResetGpu)
     );
     assert!(
-        fatal.action.detail.contains("amd-smi reset -G -g 0"),
+        fatal
+            .action
+            .detail
+            .contains("amd-smi reset -G -g 0000:1c:00.0`"),
         "{}",
         fatal.action.detail
     );
@@ -232,7 +235,8 @@ fn ring_timeouts_and_their_recovery() {
     assert_eq!(r.events[2].line, Some(14));
     assert!(r.findings.iter().all(|f| f.code != "amdgpu.reset_failed"));
 
-    // The DRM_ERROR form names no device: a node-level finding; the reset names the GPU.
+    // The DRM_ERROR form names no device; the reset the same timeout handler starts right after it
+    // (`amdgpu_job_timedout` -> `amdgpu_device_gpu_recover`) names the GPU that hung.
     let r = run("ring-timeout-gpu-reset.log", &["0000:08:00.0"]);
     assert_eq!(
         mnemonics(&r),
@@ -246,8 +250,8 @@ fn ring_timeouts_and_their_recovery() {
         ]
     );
     assert_eq!(r.events[0].process_name.as_deref(), Some("cosmic-comp"));
-    assert_eq!(r.events[0].pci_bus_id, None);
-    finding(&r, "amdgpu.ring_timeout", None);
+    assert_eq!(r.events[0].pci_bus_id.as_deref(), Some("0000:08:00.0"));
+    finding(&r, "amdgpu.ring_timeout", Some(0));
     let reset = finding(&r, "amdgpu.reset", Some(0));
     assert!(reset.summary.contains("1×"), "{}", reset.summary);
     // `[drm] VRAM is lost` has no device: it is the GPU being reset.
@@ -272,6 +276,79 @@ fn ring_timeouts_and_their_recovery() {
     assert_eq!(r.events[0].process_name.as_deref(), Some("cosmic-comp"));
     finding(&r, "amdgpu.reset", Some(0));
     assert_eq!(r.node.verdict, Verdict::Degraded);
+}
+
+/// Three more posted logs: the `DRM_ERROR` ring timeout (no device) takes the GPU its reset names, a
+/// task-less timeout names no process, and kernel 7.0's device lines (no `amdgpu: ` prefix, `GPU reset
+/// begin!. Source:  1`) read as before.
+#[test]
+fn posted_ring_timeouts_name_their_gpu() {
+    let r = run("picom-ring-timeout-mode2.log", &["0000:0c:00.0"]);
+    assert_eq!(
+        mnemonics(&r),
+        [
+            "RING_TIMEOUT",
+            "GPU_RESET",
+            "GPU_RESET_METHOD",
+            "GPU_RESET_SUCCEEDED"
+        ]
+    );
+    assert_eq!(r.events[0].pci_bus_id.as_deref(), Some("0000:0c:00.0"));
+    assert_eq!(
+        (r.events[0].process_name.as_deref(), r.events[0].pid),
+        (Some("picom"), Some(37593))
+    );
+    let f = finding(&r, "amdgpu.ring_timeout", Some(0));
+    assert_eq!(f.severity, Severity::Warning);
+    assert!(
+        r.findings.iter().all(|f| f.gpu == Some(0)),
+        "{:#?}",
+        r.findings
+    );
+
+    let r = run("sdma-timeout-mes.log", &["0000:0a:00.0"]);
+    assert_eq!(mnemonics(&r), ["RING_TIMEOUT", "GPU_RESET"]);
+    assert_eq!(r.events[0].pci_bus_id.as_deref(), Some("0000:0a:00.0"));
+    assert_eq!(r.events[0].pid, None, "pid 0 is no process");
+    assert_eq!(r.events[0].process_name, None);
+    finding(&r, "amdgpu.ring_timeout", Some(0));
+
+    let r = run("kernel7-ring-reset-failed.log", &["0000:28:00.0"]);
+    assert_eq!(
+        mnemonics(&r),
+        [
+            "RING_TIMEOUT",
+            "RING_RESET_FAILED",
+            "GPU_RESET",
+            "GPU_RESET_METHOD",
+            "GPU_RESET_SUCCEEDED",
+            "VRAM_LOST"
+        ]
+    );
+    assert_eq!(r.events[0].process_name.as_deref(), Some("cosmic-comp"));
+    assert!(
+        r.events
+            .iter()
+            .all(|e| e.pci_bus_id.as_deref() == Some("0000:28:00.0"))
+    );
+    finding(&r, "amdgpu.reset", Some(0));
+    assert_eq!(r.node.verdict, Verdict::Degraded);
+
+    // A reset of another GPU that comes later is no evidence: the timeout stays the node's.
+    let lines = [
+        "[  10.000000] [drm:amdgpu_job_timedout [amdgpu]] *ERROR* ring gfx_0.0.0 timeout, signaled seq=1, emitted seq=3",
+        "[  10.000001] [drm:amdgpu_job_timedout [amdgpu]] *ERROR* Process information: process a pid 7 thread a pid 7",
+        "[  10.000002] amdgpu 0000:0c:00.0: amdgpu: GPU reset(1) succeeded!",
+        "[  10.000003] amdgpu 0000:0d:00.0: amdgpu: GPU reset begin!",
+    ];
+    let r = analyze(
+        &node(
+            &["0000:0c:00.0", "0000:0d:00.0"],
+            lines.iter().map(|l| l.to_string()).collect(),
+        ),
+        &AnalysisOptions::default(),
+    );
+    assert_eq!(r.events[0].pci_bus_id, None, "{:#?}", r.events[0]);
 }
 
 #[test]

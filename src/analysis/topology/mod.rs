@@ -259,12 +259,38 @@ fn pairs(facts: &NodeFacts, report: &mut TopologyReport) -> Vec<Vec<String>> {
             p2p: p2p_report(&p.p2p),
         });
     }
+    xgmi_cells(&facts.gpus, &mut cells);
     cells
+}
+
+/// AMD GPUs of one XGMI hive (the same non-zero `xgmi_hive_id`, `amdgpu_xgmi.c`) reach each other over
+/// XGMI, as `amd-smi topology` / `rocm-smi --showtopotype` name the link; NVML's pair facts do not cover
+/// them, so their cells would otherwise read `?`.
+fn xgmi_cells(gpus: &[GpuFacts], cells: &mut [Vec<String>]) {
+    let hive = |g: &GpuFacts| {
+        g.amd
+            .as_ref()
+            .and_then(|a| a.xgmi.ok())
+            .and_then(|x| x.hive_id)
+            .filter(|h| *h != 0)
+    };
+    for (ia, ga) in gpus.iter().enumerate() {
+        for (ib, gb) in gpus.iter().enumerate() {
+            if ia != ib
+                && cells[ia][ib] == "?"
+                && let (Some(a), Some(b)) = (hive(ga), hive(gb))
+                && a == b
+            {
+                cells[ia][ib] = "XGMI".into();
+            }
+        }
+    }
 }
 
 /// The `nvidia-smi topo -m` view of the pairs' cells, with each GPU's CPU and NUMA affinity.
 fn matrix(gpus: &[GpuFacts], cells: Vec<Vec<String>>) -> TopologyMatrix {
-    TopologyMatrix {
+    let xgmi = cells.iter().flatten().any(|c| c == "XGMI");
+    let mut m = TopologyMatrix {
         columns: gpus.iter().map(|g| format!("GPU{}", g.index)).collect(),
         rows: gpus
             .iter()
@@ -292,7 +318,12 @@ fn matrix(gpus: &[GpuFacts], cells: Vec<Vec<String>>) -> TopologyMatrix {
             "PIX = at most a single PCIe bridge".into(),
             "NV# = a bonded set of # NVLinks (direct or through NVSwitch)".into(),
         ],
+    };
+    if xgmi {
+        m.legend
+            .push("XGMI = AMD GPUs of one XGMI hive (Infinity Fabric links)".into());
     }
+    m
 }
 
 fn p2p_report(p: &P2pFacts) -> P2pReport {
@@ -352,6 +383,50 @@ mod tests {
         assert_eq!(cpu_ranges(&[3]), "3");
         assert_eq!(cpu_ranges(&[0, 1, 2, 3, 8, 10, 11]), "0-3,8,10-11");
         assert_eq!(cpu_ranges(&[5, 4, 4, 6]), "4-6");
+    }
+
+    #[test]
+    fn amd_gpus_of_one_hive_are_xgmi() {
+        use crate::facts::{AmdGpuFacts, AmdXgmiFacts, GpuVendor};
+        let amd = |index: u32, hive: Option<u64>| GpuFacts {
+            index,
+            vendor: GpuVendor::Amd,
+            amd: Some(AmdGpuFacts {
+                xgmi: match hive {
+                    Some(h) => Reading::Ok(AmdXgmiFacts {
+                        hive_id: Some(h),
+                        ..AmdXgmiFacts::default()
+                    }),
+                    None => Reading::not_supported(),
+                },
+                ..AmdGpuFacts::default()
+            }),
+            ..GpuFacts::default()
+        };
+        let facts = NodeFacts {
+            gpus: vec![
+                amd(0, Some(7)),
+                amd(1, Some(7)),
+                amd(2, None),
+                amd(3, Some(0)),
+            ],
+            ..NodeFacts::default()
+        };
+        let r = analyze(&facts, &AnalysisOptions::default());
+        assert_eq!(r.matrix.rows[0].cells, ["X", "XGMI", "?", "?"]);
+        assert_eq!(r.matrix.rows[1].cells, ["XGMI", "X", "?", "?"]);
+        assert_eq!(
+            r.matrix.rows[3].cells,
+            ["?", "?", "?", "X"],
+            "hive 0 is none"
+        );
+        assert!(r.matrix.legend.iter().any(|l| l.starts_with("XGMI")));
+        let lone = NodeFacts {
+            gpus: vec![amd(0, None)],
+            ..NodeFacts::default()
+        };
+        let r = analyze(&lone, &AnalysisOptions::default());
+        assert!(!r.matrix.legend.iter().any(|l| l.starts_with("XGMI")));
     }
 
     #[test]

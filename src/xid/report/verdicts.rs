@@ -140,7 +140,7 @@ pub(super) fn summarize_gpu(row: &GpuIdentity, mut st: GpuEventState) -> GpuVerd
 /// The step for an action, in the vocabulary of the event's vendor.
 fn action_detail(p: &Pending, kind: ActionKind, index: Option<u32>, pci: Option<&str>) -> String {
     if p.event.kind == EventKind::Amdgpu {
-        amdgpu_catalog::action_detail(kind, index)
+        amdgpu_catalog::action_detail(kind, pci)
     } else {
         correlate::action_detail(kind, index, pci)
     }

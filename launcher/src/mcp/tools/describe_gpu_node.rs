@@ -279,7 +279,20 @@ fn summary_text(r: &DescribeReport, out: &mut String) {
 
     let x = &r.xid;
     let events = x.events.len() + x.log.events_not_listed;
-    let _ = writeln!(out, "XID: {events} event(s) in the kernel log window");
+    // An AMD node's kernel-log events are amdgpu's, not NVIDIA's Xids: say which the count is of.
+    let is_amd = |g: &gpu_diag::analysis::inventory::GpuInventory| {
+        g.pci_device_id
+            .ok()
+            .is_some_and(|id| id.starts_with("1002:"))
+    };
+    let amd = r.inventory.gpus.iter().any(is_amd);
+    let nvidia = r.inventory.gpus.iter().any(|g| !is_amd(g));
+    let label = match (nvidia, amd) {
+        (false, true) => "amdgpu kernel log",
+        (true, true) => "XID and amdgpu kernel log",
+        _ => "XID",
+    };
+    let _ = writeln!(out, "{label}: {events} event(s) in the kernel log window");
     for g in &x.gpus {
         let codes: Vec<String> = g
             .xids

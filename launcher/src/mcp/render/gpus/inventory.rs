@@ -23,13 +23,29 @@ pub fn summary(inv: &InventoryReport, lost: &BTreeSet<u32>, out: &mut String) {
         ),
         None => String::new(),
     };
-    let _ = writeln!(
-        out,
-        "GPUs: {} enumerated; driver {}, CUDA {}{amd_smi}",
-        show(&inv.device_count),
-        show(&inv.driver.driver_version),
-        show(&inv.driver.cuda_driver_version)
-    );
+    // An AMD-only node (PCI vendor 1002 on every GPU) has no NVIDIA driver or CUDA to report: its driver
+    // is amdgpu, and `driver ?, CUDA ?` would read as a fault.
+    let amd_only = !inv.gpus.is_empty()
+        && inv.gpus.iter().all(|g| {
+            g.pci_device_id
+                .ok()
+                .is_some_and(|id| id.starts_with("1002:"))
+        });
+    if amd_only {
+        let _ = writeln!(
+            out,
+            "GPUs: {} enumerated; AMD, amdgpu driver{amd_smi}",
+            show(&inv.device_count)
+        );
+    } else {
+        let _ = writeln!(
+            out,
+            "GPUs: {} enumerated; driver {}, CUDA {}{amd_smi}",
+            show(&inv.device_count),
+            show(&inv.driver.driver_version),
+            show(&inv.driver.cuda_driver_version)
+        );
+    }
     let lines = inv.gpus.iter().map(|g| {
         let line = if lost.contains(&g.index) {
             format!(
