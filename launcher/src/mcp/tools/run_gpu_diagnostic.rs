@@ -768,6 +768,129 @@ async fn with_ticks<F: std::future::Future>(cx: &Cx, work: F, deadline: u64, wha
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+    use crate::mcp::framework::Tool;
+    use gpu_diag::dcgm::report::{Execution, RunOutcome};
+    use gpu_diag::dcgm::select::{Selection, Skipped};
+    use gpu_diag::rvs::report::{RvsInput, Tested, assemble};
+
+    fn out(report: DiagReport) -> DiagOutput {
+        DiagOutput {
+            node: "mi300x-1".into(),
+            context: None,
+            confirmed_by: None,
+            kept_pods_off: None,
+            engine: None,
+            run: ProbeRun {
+                ran_in: "ns/pod".into(),
+                exit_code: 0,
+                probe: None,
+                timings: vec![],
+                total_millis: 1,
+                after_probe_millis: None,
+                report_uri: None,
+            },
+            report,
+        }
+    }
+
+    /// An RVS answer as node-probe's report gives it: the verdict first, the failed GPU (by the gpu_id rvs
+    /// named it by) with its failed action, the held GPU left out with its holder, and a forged result
+    /// for a GPU never given to rvs ignored.
+    #[test]
+    fn an_rvs_answer_names_the_failed_gpu_and_action_and_the_gpus_left_out() {
+        let run = RvsRun::Recipe("gst_single");
+        let requested = gpu_diag::dcgm::request::parse_gpus("0,1,2").unwrap();
+        let selection = Selection {
+            to_test: vec![0, 2],
+            skipped: vec![Skipped {
+                requested: "1".into(),
+                index: Some(1),
+                uuid: None,
+                why: "held".into(),
+                detail: "pid 52119 (python3) in pod ml/train-0".into(),
+            }],
+        };
+        let tested = [
+            Tested { index: 0, gpu_id: 3288, pci_bus_id: Some("0000:0c:00.0".into()) },
+            Tested { index: 2, gpu_id: 23523, pci_bus_id: Some("0000:38:00.0".into()) },
+        ];
+        let ex = Execution {
+            dcgmi: "/opt/rocm/bin/rvs".into(),
+            argv: vec!["-c".into(), "/opt/rocm/share/rocm-validation-suite/conf/gst_single.conf".into()],
+            exit_status: Some(0),
+            elapsed_ms: 61_000,
+            ..Execution::default()
+        };
+        let results = gpu_diag::rvs::parse::parse(
+            r#"{"gst":{"gst-1215Tflops-4K4K8K-rand-fp8":[{"gpu_id":"3288","pass":"true"},{"gpu_id":"23523","pass":"true"}],
+                "gst-1000Tflops-8KB-fp16":[{"gpu_id":"3288","pass":"true"},{"gpu_id":"23523","pass":"false"},
+                {"gpu_id":"20527","pass":"false"}]}}"#,
+        );
+        let report = assemble(&RvsInput {
+            run: &run,
+            requested: &requested,
+            selection: &selection,
+            tested: &tested,
+            execution: Some(&ex),
+            not_started: None,
+            results: Some(results),
+            conf: None,
+            started_at: None,
+        });
+        assert_eq!(report.outcome, RunOutcome::Failed);
+        let text = RunGpuDiagnostic::render(&out(DiagReport::Rvs(report)));
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines[0].starts_with("RVS diagnostic (AMD) of node mi300x-1"), "{text}");
+        assert!(text.contains("FAILED: GPU 2 failed gst/gst-1000Tflops-8KB-fp16"), "{text}");
+        assert!(lines.contains(&"GPU 0 (0000:0c:00.0): passed (2 actions)"), "{text}");
+        assert!(
+            lines.contains(&"GPU 2 (0000:38:00.0): FAILED: gst/gst-1000Tflops-8KB-fp16 failed"),
+            "{text}"
+        );
+        assert!(
+            lines.contains(&"GPU 1 not tested (held): pid 52119 (python3) in pod ml/train-0"),
+            "{text}"
+        );
+        // The held GPU 1 (gpu_id 20527) was never given to rvs: a failure rvs reports for it is ignored.
+        assert!(!text.contains("GPU 1 (") && text.contains("ignored: 1 result(s)"), "{text}");
+        assert!(text.contains("gpu_id 20527"), "{text}");
+    }
+
+    /// A run that did not happen is never failed, and says why.
+    #[test]
+    fn an_rvs_run_not_started_is_not_run() {
+        let run = RvsRun::Level(1);
+        let selection = Selection::default();
+        let report = assemble(&RvsInput {
+            run: &run,
+            requested: &[],
+            selection: &selection,
+            tested: &[],
+            execution: None,
+            not_started: Some("this pod's image has no rvs".into()),
+            results: None,
+            conf: None,
+            started_at: None,
+        });
+        let text = RunGpuDiagnostic::render(&out(DiagReport::Rvs(report)));
+        assert!(text.contains("not run: this pod's image has no rvs"), "{text}");
+        assert!(!text.contains("FAILED"), "{text}");
+    }
+
+    #[test]
+    fn plans_name_their_suite_load_and_confirmation_word() {
+        let p = Plan::Rvs(RvsRun::Recipe("gst_single"));
+        assert_eq!((p.suite(), p.loads(), p.what()), ("RVS", true, "gst_single".to_string()));
+        assert_eq!(p.deadline(), 900);
+        let p = Plan::Rvs(RvsRun::Level(1));
+        assert_eq!((p.loads(), p.what()), (false, "level-1".to_string()));
+        let p = Plan::Rvs(RvsRun::Recipe("peqt_single"));
+        assert!(!p.loads());
+        let p = Plan::Dcgm(DiagRun::Level(2));
+        assert_eq!((p.suite(), p.loads(), p.what()), ("DCGM", true, "level-2".to_string()));
+    }
+
     #[test]
     fn the_schemas_grammar_is_the_probes() {
         let schema = serde_json::to_string(&schemars::schema_for!(super::DiagArgs)).unwrap();

@@ -10,8 +10,8 @@ use k8s_openapi::api::core::v1::Node;
 use super::assess::{Candidate, clip};
 use crate::probe::trust::{ImageRef, TrustPolicy};
 
-/// AMD's test runner image on Docker Hub. The `rocm` namespace is AMD's own (only AMD publishes there), so
-/// this one repository is taken as trusted without `--trust-image`, by digest only.
+/// AMD's test runner image on Docker Hub. The `rocm` namespace is AMD's own (only AMD publishes there): this
+/// one repository is a built-in trusted source (`crate::probe::trust::BUILT_IN`), by digest only.
 pub const REPOSITORY: &str = "docker.io/rocm/test-runner";
 
 /// The test runner image for a run on `node`: one the node lists by digest, AMD's own repository or a
@@ -20,8 +20,8 @@ pub const REPOSITORY: &str = "docker.io/rocm/test-runner";
 pub fn choose(node_name: &str, node: &Node, policy: &TrustPolicy) -> Result<Candidate, String> {
     let wanted = |r: &ImageRef| {
         r.digest.is_some()
-            && (r.repository == REPOSITORY
-                || (r.repository.ends_with("/test-runner") && policy.source_of(r).is_some()))
+            && (r.repository == REPOSITORY || r.repository.ends_with("/test-runner"))
+            && policy.source_of(r).is_some()
     };
     let images = node
         .status
@@ -112,6 +112,7 @@ mod tests {
             vec!["docker.io/rocm/test-runner:v1.4.0".to_string()],
             vec![format!("docker.io/someone/test-runner@{DIGEST}")],
             vec![format!("docker.io/rocm/device-metrics-exporter@{DIGEST}")],
+            vec![format!("docker.io/rocm/test-runner-x@{DIGEST}")],
             vec![format!("registry.example.com/amd/test-runner@{DIGEST}")],
             vec!["docker.io/rocm/test-runner@sha256:1;rm -rf /".to_string()],
         ] {
