@@ -479,3 +479,96 @@ async fn amd_nodes_run_rvs_in_the_test_runner_image_or_answer_not_available() {
         panic!("probe pods left in {ns}: {left:?}");
     }
 }
+
+/// RVS's level 2 on an AMD node under DCGM's rules: operator mode and a person's confirmation (the `confirm`
+/// argument, the target repeated, where the client can ask no one), audited on the node with the run's outcome;
+/// `keep_pods_off` sets the run's own NoSchedule taint and lifts it after. Every GPU of the node is held by a
+/// training process, so the run is "not run", never failed, and its mark still goes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn amd_level_2_needs_a_person_is_audited_and_keeps_pods_off_for_the_run() {
+    if skipped() {
+        return;
+    }
+    let tb = Testbed::shared();
+    let ns = unique("e2e-rvs-op");
+    tb.probe_namespace(&ns, User::Operator);
+    tb.bind_reader(User::Operator);
+    crate::operator::bind_operator(tb, User::Operator);
+    let runner = crate::testbed::pulled("docker.io/rocm/test-runner:v1.4.0");
+    let node = unique("mi300x-op");
+    tb.add_nodes(&[FakeNode::gpu(&node, "mi300x-healthy").images(&[&runner])]);
+    make_amd(tb, &node, 0, 8, "AMD_Instinct_MI300X_OAM");
+    let bins = crate::copy::amd64_only_bin_dir(tb)
+        .to_str()
+        .unwrap()
+        .to_string();
+    let l = mcp::start(
+        tb,
+        User::Operator,
+        &ns,
+        &["--mode", "operator", "--probe-bin-dir", &bins],
+    )
+    .await;
+    let target = format!("{node}/gpus/0/level-2");
+    // Unconfirmed: refused, naming the target to repeat; nothing ran.
+    let e = l
+        .err(
+            "run_gpu_diagnostic",
+            json!({"node_name": node, "gpus": "0", "level": 2}),
+        )
+        .await;
+    assert!(e.contains(&target), "{e}");
+    assert!(tb.pods(&ns).is_empty());
+    // `all` is for level 1 only.
+    let e = l
+        .err(
+            "run_gpu_diagnostic",
+            json!({"node_name": node, "level": 2, "confirm": format!("{node}/gpus/all/level-2")}),
+        )
+        .await;
+    assert!(e.contains("name them"), "{e}");
+    let v = l
+        .ok(
+            "run_gpu_diagnostic",
+            json!({"node_name": node, "gpus": "0", "level": 2, "keep_pods_off": true, "confirm": target}),
+        )
+        .await;
+    assert_eq!(v["report"]["recipe"], "levels/rvs_level_2", "{v}");
+    assert_eq!(v["report"]["outcome"], "not_run", "{v}");
+    assert!(v["confirmed_by"].is_string(), "{v}");
+    let taint = v["kept_pods_off"]["taint"].as_str().unwrap_or_default();
+    assert!(
+        taint.starts_with("keep-pods-off.k8s-gpu-mcp.io/run-"),
+        "{v}"
+    );
+    assert!(
+        v["kept_pods_off"]["after"]
+            .as_str()
+            .is_some_and(|a| a.contains("lifted")),
+        "{v}"
+    );
+    let taints = tb.kubectl(&["get", "node", &node, "-o", "jsonpath={.spec.taints[*].key}"]);
+    assert!(
+        !taints.contains("keep-pods-off"),
+        "the run's mark stayed: {taints}"
+    );
+    // The audit: the refusal and the run, with its outcome, as Events on the node.
+    let events = crate::operator::events(tb, &node);
+    let events: Vec<String> = events.iter().map(|e| e.to_string()).collect();
+    assert!(
+        events.iter().any(|e| e.contains("run_gpu_diagnostic")
+            && e.contains("RVS level 2 (levels/rvs_level_2) not run")
+            && e.contains("confirmed by the confirm argument only")),
+        "{events:?}"
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| e.contains("run_gpu_diagnostic") && e.contains("refused")),
+        "{events:?}"
+    );
+    l.stop().await;
+    if let Err(left) = tb.wait_no_pods(&ns, std::time::Duration::from_secs(60)) {
+        panic!("probe pods left in {ns}: {left:?}");
+    }
+}
