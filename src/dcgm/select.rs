@@ -50,9 +50,20 @@ impl Selection {
         // Non-empty: a node with no GPU at all has no AMD GPU either.
         Some(
             if !self.skipped.is_empty() && self.skipped.iter().all(|s| s.why == "other_vendor") {
-                "DCGM tests NVIDIA GPUs only and every requested GPU is an AMD GPU (AMD's diagnostic is the ROCm \
-             Validation Suite, which this tool does not run yet)"
-                .to_string()
+                // The runner that left them out is the other vendor's: RVS's skips name NVIDIA GPUs.
+                if self
+                    .skipped
+                    .iter()
+                    .all(|s| s.detail.starts_with(NVIDIA_GPU))
+                {
+                    "the ROCm Validation Suite tests AMD GPUs only and every requested GPU is an NVIDIA GPU \
+                     (NVIDIA's diagnostic is DCGM's, which run_gpu_diagnostic runs on NVIDIA nodes)"
+                        .to_string()
+                } else {
+                    "DCGM tests NVIDIA GPUs only and every requested GPU is an AMD GPU (AMD's diagnostic is the \
+                     ROCm Validation Suite, which run_gpu_diagnostic runs on AMD nodes)"
+                        .to_string()
+                }
             } else if self.skipped.iter().any(|s| s.why == "held") {
                 "no requested GPU is idle: a pod, a DRA claim or a process holds it, or its holders could not be \
              read (see not_tested); a diagnostic never runs under a workload"
@@ -73,6 +84,9 @@ fn uuid_of(g: &GpuFacts) -> Option<String> {
 pub fn select(facts: &NodeFacts, requested: &[GpuSel]) -> Selection {
     select_for(facts, requested, GpuVendor::Nvidia)
 }
+
+/// How an RVS run's skip of an NVIDIA GPU begins (`Selection::nothing_to_test` tells the two runners apart by it).
+const NVIDIA_GPU: &str = "an NVIDIA GPU";
 
 /// As [`select`], for a runner of `vendor`'s GPUs (DCGM: NVIDIA; the ROCm Validation Suite: AMD): a GPU
 /// of the other vendor is `other_vendor`, never passed to the runner.
@@ -129,9 +143,10 @@ pub fn select_for(facts: &NodeFacts, requested: &[GpuSel], vendor: GpuVendor) ->
         if g.vendor != vendor && vendor == GpuVendor::Amd {
             out.skipped.push(skip(
                 "other_vendor",
-                "an NVIDIA GPU: the ROCm Validation Suite tests AMD GPUs only (NVIDIA's diagnostic is DCGM's, \
-                 which this tool runs on NVIDIA nodes)"
-                    .into(),
+                format!(
+                    "{NVIDIA_GPU}: the ROCm Validation Suite tests AMD GPUs only (NVIDIA's diagnostic is \
+                     DCGM's, which this tool runs on NVIDIA nodes)"
+                ),
                 Some(g),
             ));
             continue;
@@ -141,7 +156,7 @@ pub fn select_for(facts: &NodeFacts, requested: &[GpuSel], vendor: GpuVendor) ->
             out.skipped.push(skip(
                 "other_vendor",
                 "an AMD GPU: DCGM tests NVIDIA GPUs only (AMD's diagnostic is the ROCm Validation Suite, \
-                 which this tool does not run yet)"
+                 which run_gpu_diagnostic runs on AMD nodes)"
                     .into(),
                 Some(g),
             ));

@@ -487,4 +487,36 @@ fn amd_gpus_are_never_handed_to_dcgm() {
     assert!(sel.to_test.is_empty());
     assert_eq!(sel.skipped.len(), 8);
     assert!(sel.skipped.iter().all(|s| s.why == "other_vendor"));
+    let why = sel.nothing_to_test().unwrap();
+    assert!(
+        why.contains("every requested GPU is an AMD GPU")
+            && why.contains("run_gpu_diagnostic runs on AMD nodes"),
+        "{why}"
+    );
+}
+
+/// The twin for RVS: a run of AMD's runner on NVIDIA GPUs names NVIDIA GPUs and DCGM, never DCGM's refusal.
+#[test]
+fn nvidia_gpus_are_never_handed_to_rvs_and_the_reason_says_so() {
+    let h100: NodeFacts =
+        serde_json::from_str(include_str!("../scenarios/dgx-h100-healthy.json")).unwrap();
+    let sel = crate::dcgm::select::select_for(
+        &h100,
+        &parse_gpus("0,1").unwrap(),
+        crate::facts::GpuVendor::Amd,
+    );
+    assert!(sel.to_test.is_empty());
+    assert!(sel.skipped.iter().all(|s| {
+        s.why == "other_vendor"
+            && s.detail
+                .starts_with("an NVIDIA GPU: the ROCm Validation Suite")
+    }));
+    let why = sel.nothing_to_test().unwrap();
+    assert!(
+        why.starts_with(
+            "the ROCm Validation Suite tests AMD GPUs only and every requested GPU is an NVIDIA GPU"
+        ),
+        "{why}"
+    );
+    assert!(!why.contains("DCGM tests"), "{why}");
 }

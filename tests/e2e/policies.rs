@@ -255,8 +255,8 @@ fn probe_pods_and_execs_of_another_shape_are_refused_by_the_policies() {
         "k8s-gpu-mcp-probe-exec",
         "delivery script with an unlisted build",
     );
-    // The stop of a cancelled DCGM run (launcher/src/probe/stop_first.rs): word for word with its one pid file
-    // and a wait in seconds; another file, another wait or an edited script is refused.
+    // The stop of a cancelled DCGM or RVS run (launcher/src/probe/stop_first.rs): word for word with one of
+    // their two pid files and a wait in seconds; another file, another wait or an edited script is refused.
     let stop = policy_script("stopScript");
     let stop = stop.as_str();
     let edited = format!("{stop}touch {m}\n");
@@ -264,6 +264,39 @@ fn probe_pods_and_execs_of_another_shape_are_refused_by_the_policies() {
         (
             vec!["sh", "-c", stop, "sh", "/etc/passwd", "1"],
             "the stop with another pid file",
+        ),
+        (
+            vec![
+                "sh",
+                "-c",
+                stop,
+                "sh",
+                "/tmp/k8s-gpu-mcp-rvs-diag.pid.x",
+                "1",
+            ],
+            "the stop with a pid file beside RVS's",
+        ),
+        (
+            vec![
+                "sh",
+                "-c",
+                stop,
+                "sh",
+                "/tmp/k8s-gpu-mcp-rvs-diag.pid",
+                "99999",
+            ],
+            "the RVS stop with a wait of four digits",
+        ),
+        (
+            vec![
+                "sh",
+                "-c",
+                &edited,
+                "sh",
+                "/tmp/k8s-gpu-mcp-rvs-diag.pid",
+                "1",
+            ],
+            "an edited stop script with RVS's pid file",
         ),
         (
             vec![
@@ -309,6 +342,16 @@ fn probe_pods_and_execs_of_another_shape_are_refused_by_the_policies() {
     assert!(
         out.status.success() && !stderr(&out).contains("denied request"),
         "the launcher's stop of a DCGM run: {}",
+        stderr(&out)
+    );
+    let out = exec(
+        User::Reader,
+        "probe",
+        &["sh", "-c", stop, "sh", "/tmp/k8s-gpu-mcp-rvs-diag.pid", "1"],
+    );
+    assert!(
+        out.status.success() && !stderr(&out).contains("denied request"),
+        "the launcher's stop of an RVS run: {}",
         stderr(&out)
     );
     // `--api-claims` (the API server's DRA claims, issue 54) only on allocation and reset, only in its

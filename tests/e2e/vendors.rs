@@ -179,12 +179,24 @@ async fn a_fleet_of_both_vendors_is_listed_scanned_and_refused_in_each_vendors_t
     let t = mcp::text(&r);
     assert!(!t.contains("gpu_vendor"), "{t}");
 
-    // DCGM is never run on an AMD GPU: a node of AMD GPUs answers so in a line.
+    // DCGM is never run on an AMD node: its diagnostic is RVS's, in AMD's test runner image, which image
+    // delivery (node-probe's own probe image) cannot give: not available, no pod.
+    let e = l
+        .err("run_gpu_diagnostic", json!({"node_name": mi_ok}))
+        .await;
+    assert!(
+        e.contains("not available") && e.contains("rocm/test-runner") && !e.contains("DCGM"),
+        "{e}"
+    );
+    // A node with GPUs of both vendors runs DCGM, which leaves its AMD GPU out in a line.
     let r = l
-        .call("run_gpu_diagnostic", json!({"node_name": mi_ok}))
+        .call("run_gpu_diagnostic", json!({"node_name": mixed}))
         .await;
     let t = mcp::text(&r);
-    assert!(t.contains("every requested GPU is an AMD GPU"), "{t}");
+    assert!(
+        t.starts_with("DCGM diagnostic") && t.contains("not tested (other_vendor)"),
+        "{t}"
+    );
     l.stop().await;
     assert!(tb.pods(&ns).is_empty(), "probe pods left in {ns}");
 }
@@ -277,4 +289,286 @@ async fn a_job_on_amd_nodes_is_diagnosed() {
     assert!(!t.contains("nvidia-smi") && !t.contains("Xid"), "{t}");
     l.stop().await;
     assert!(tb.pods(&ns).is_empty(), "probe pods left in {ns}");
+}
+
+/// `run_gpu_diagnostic` on AMD nodes (issue 63 item 6): AMD's ROCm Validation Suite (node-probe `rvs-diag`) in
+/// AMD's test runner image as the node lists it by digest, the way DCGM's runs in NVIDIA's DCGM image. A node
+/// without that image answers "not available" and no pod is made; with it, the probe pod runs the test runner
+/// image (node-probe copied in) and the held and partitioned GPUs are left out, each with its reason, and
+/// nothing run is "not run", never failed (kwok's node-probe is simulated: it has no rvs to run, so a failed
+/// RVS test's answer is the tool's unit test `an_rvs_answer_names_the_failed_gpu_and_action_...` and
+/// node-probe's tests/probe/rvs.rs). A cancelled run leaves no pod; an NVIDIA node still runs DCGM.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn amd_nodes_run_rvs_in_the_test_runner_image_or_answer_not_available() {
+    use std::time::{Duration, Instant};
+    if skipped() {
+        return;
+    }
+    let tb = Testbed::shared();
+    let ns = unique("e2e-rvs");
+    tb.probe_namespace(&ns, User::Reader);
+    tb.bind_reader(User::Reader);
+    let runner = crate::testbed::pulled("docker.io/rocm/test-runner:v1.4.0");
+    let runner_digest = runner.split_once('+').unwrap().1.to_string();
+    assert!(
+        runner_digest.starts_with("docker.io/rocm/test-runner@sha256:"),
+        "{runner_digest}"
+    );
+    let bare = unique("mi300x-bare");
+    let busy = unique("mi300x-busy");
+    let cpx = unique("mi300x-cpx");
+    let stuck = unique("mi300x-stuck");
+    let h100 = unique("h100-dcgm");
+    tb.add_nodes(&[
+        FakeNode::gpu(&bare, "mi300x-healthy"),
+        FakeNode::gpu(&busy, "mi300x-healthy").images(&[&runner]),
+        FakeNode::gpu(&cpx, "mi300x-cpx").images(&[&runner]),
+        FakeNode::without_kubelet(&stuck, true).images(&[&runner]),
+        FakeNode::gpu(&h100, "dgx-h100-healthy"),
+    ]);
+    for n in [&bare, &busy, &cpx, &stuck] {
+        make_amd(tb, n, 0, 8, "AMD_Instinct_MI300X_OAM");
+    }
+    // The default delivery (node-probe copied into a base the node lists): what a test runner image needs.
+    let bins = crate::copy::amd64_only_bin_dir(tb)
+        .to_str()
+        .unwrap()
+        .to_string();
+    let l = mcp::start(tb, User::Reader, &ns, &["--probe-bin-dir", &bins]).await;
+
+    // No test runner image on the node: not available, and no pod was ever made for it.
+    let e = l
+        .err("run_gpu_diagnostic", json!({"node_name": bare}))
+        .await;
+    assert!(
+        e.contains(&format!(
+            "not available: node {bare} has no AMD test runner image (rocm/test-runner)"
+        )) && e.contains("no pod was started"),
+        "{e}"
+    );
+    assert!(!e.contains("dcgm"), "an AMD node's answer names DCGM: {e}");
+    assert_eq!(tb.pods(&ns), Vec::<String>::new());
+    let log = l.stderr();
+    assert!(
+        !log.lines()
+            .any(|x| x.contains("creating probe pod") && x.contains(bare.as_str())),
+        "a probe pod was made on the node without the image: {log}"
+    );
+
+    // Every GPU held by a training process: left out with its holder; nothing ran, which is not a failure.
+    let r = l
+        .call(
+            "run_gpu_diagnostic",
+            json!({"node_name": busy, "gpus": "0,1"}),
+        )
+        .await;
+    let (t, v) = (mcp::text(&r), r.structured_content.clone().unwrap());
+    assert_ne!(r.is_error, Some(true), "{t}\n{}", l.stderr());
+    assert!(t.starts_with("RVS diagnostic (AMD) of node"), "{t}");
+    assert_eq!(v["report"]["recipe"], "gpup_single", "{v}");
+    assert_eq!(v["report"]["outcome"], "not_run", "{v}");
+    let left: Vec<(&str, &str)> = v["report"]["not_tested"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| (n["requested"].as_str().unwrap(), n["why"].as_str().unwrap()))
+        .collect();
+    assert_eq!(left, [("0", "held"), ("1", "held")], "{t}");
+    assert!(
+        t.contains("GPU 0, 1 not tested (held)") && t.contains("pid 52110"),
+        "{t}"
+    );
+    assert!(!t.contains("FAILED"), "{t}");
+    let log = l.stderr();
+    assert!(
+        log.lines()
+            .any(|x| x.contains("AMD test runner image for the diagnostic")
+                && x.contains(&format!("image={runner_digest}"))),
+        "the run's pod was not the node's test runner image: {log}"
+    );
+
+    // Partitioned GPUs (CPX) are not for AMD's test runner: left out with that line, not run.
+    let v = l
+        .ok("run_gpu_diagnostic", json!({"node_name": cpx, "level": 1}))
+        .await;
+    assert_eq!(v["report"]["outcome"], "not_run", "{v}");
+    let nt = v["report"]["not_tested"].as_array().unwrap();
+    assert!(
+        !nt.is_empty() && nt.iter().all(|n| n["why"] == "partitioned"),
+        "{v}"
+    );
+
+    // AMD GPUs by index only, RVS's recipes only; a recipe that loads the GPUs only in operator mode.
+    let e = l
+        .err(
+            "run_gpu_diagnostic",
+            json!({"node_name": busy, "gpus": "GPU-00000000-0000-0000-0000-000000000000"}),
+        )
+        .await;
+    assert!(e.contains("by index"), "{e}");
+    let e = l
+        .err(
+            "run_gpu_diagnostic",
+            json!({"node_name": busy, "tests": "pcie"}),
+        )
+        .await;
+    assert!(e.contains("unknown RVS recipe"), "{e}");
+    let e = l
+        .err(
+            "run_gpu_diagnostic",
+            json!({"node_name": busy, "gpus": "0", "tests": "gst_single"}),
+        )
+        .await;
+    assert!(
+        e.contains("RVS recipe gst_single loads the GPUs") && e.contains("operator mode"),
+        "{e}"
+    );
+
+    // A run whose pod never starts (no kubelet), cancelled: its pod (the test runner image) goes.
+    let handle = l
+        .start_call(
+            "run_gpu_diagnostic",
+            json!({"node_name": stuck, "level": 1}),
+        )
+        .await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let pod = loop {
+        if let Some(p) = tb.pods(&ns).into_iter().next() {
+            break p;
+        }
+        assert!(Instant::now() < deadline, "no probe pod\n{}", l.stderr());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let image = tb.kubectl(&[
+        "get",
+        "pod",
+        "-n",
+        &ns,
+        &pod,
+        "-o",
+        "jsonpath={.spec.containers[0].image} {.spec.activeDeadlineSeconds}",
+    ]);
+    let (image, secs) = image.trim().split_once(' ').unwrap();
+    assert_eq!(image, runner_digest, "{pod}");
+    // The pod lives to the run's own deadline (level 1: 120 s, and 90 s for its start and stop) at least.
+    assert!(secs.parse::<u64>().unwrap() >= 210, "{pod}: {secs}");
+    handle
+        .cancel(Some("test cancels".into()))
+        .await
+        .expect("send cancel");
+    if let Err(left) = tb.wait_no_pods(&ns, Duration::from_secs(60)) {
+        panic!(
+            "pod {pod} not deleted after cancel: {left:?}\n{}",
+            l.stderr()
+        );
+    }
+
+    // An NVIDIA node still runs DCGM's diagnostic.
+    let r = l
+        .call(
+            "run_gpu_diagnostic",
+            json!({"node_name": h100, "gpus": "0"}),
+        )
+        .await;
+    let (t, v) = (mcp::text(&r), r.structured_content.clone().unwrap());
+    assert_ne!(r.is_error, Some(true), "{t}");
+    assert!(t.starts_with("DCGM diagnostic of node"), "{t}");
+    assert!(v["report"].get("recipe").is_none(), "{v}");
+    l.stop().await;
+    if let Err(left) = tb.wait_no_pods(&ns, Duration::from_secs(60)) {
+        panic!("probe pods left in {ns}: {left:?}");
+    }
+}
+
+/// RVS's level 2 on an AMD node under DCGM's rules: operator mode and a person's confirmation (the `confirm`
+/// argument, the target repeated, where the client can ask no one), audited on the node with the run's outcome;
+/// `keep_pods_off` sets the run's own NoSchedule taint and lifts it after. Every GPU of the node is held by a
+/// training process, so the run is "not run", never failed, and its mark still goes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn amd_level_2_needs_a_person_is_audited_and_keeps_pods_off_for_the_run() {
+    if skipped() {
+        return;
+    }
+    let tb = Testbed::shared();
+    let ns = unique("e2e-rvs-op");
+    tb.probe_namespace(&ns, User::Operator);
+    tb.bind_reader(User::Operator);
+    crate::operator::bind_operator(tb, User::Operator);
+    let runner = crate::testbed::pulled("docker.io/rocm/test-runner:v1.4.0");
+    let node = unique("mi300x-op");
+    tb.add_nodes(&[FakeNode::gpu(&node, "mi300x-healthy").images(&[&runner])]);
+    make_amd(tb, &node, 0, 8, "AMD_Instinct_MI300X_OAM");
+    let bins = crate::copy::amd64_only_bin_dir(tb)
+        .to_str()
+        .unwrap()
+        .to_string();
+    let l = mcp::start(
+        tb,
+        User::Operator,
+        &ns,
+        &["--mode", "operator", "--probe-bin-dir", &bins],
+    )
+    .await;
+    let target = format!("{node}/gpus/0/level-2");
+    // Unconfirmed: refused, naming the target to repeat; nothing ran.
+    let e = l
+        .err(
+            "run_gpu_diagnostic",
+            json!({"node_name": node, "gpus": "0", "level": 2}),
+        )
+        .await;
+    assert!(e.contains(&target), "{e}");
+    assert!(tb.pods(&ns).is_empty());
+    // `all` is for level 1 only.
+    let e = l
+        .err(
+            "run_gpu_diagnostic",
+            json!({"node_name": node, "level": 2, "confirm": format!("{node}/gpus/all/level-2")}),
+        )
+        .await;
+    assert!(e.contains("name them"), "{e}");
+    let v = l
+        .ok(
+            "run_gpu_diagnostic",
+            json!({"node_name": node, "gpus": "0", "level": 2, "keep_pods_off": true, "confirm": target}),
+        )
+        .await;
+    assert_eq!(v["report"]["recipe"], "levels/rvs_level_2", "{v}");
+    assert_eq!(v["report"]["outcome"], "not_run", "{v}");
+    assert!(v["confirmed_by"].is_string(), "{v}");
+    let taint = v["kept_pods_off"]["taint"].as_str().unwrap_or_default();
+    assert!(
+        taint.starts_with("keep-pods-off.k8s-gpu-mcp.io/run-"),
+        "{v}"
+    );
+    assert!(
+        v["kept_pods_off"]["after"]
+            .as_str()
+            .is_some_and(|a| a.contains("lifted")),
+        "{v}"
+    );
+    let taints = tb.kubectl(&["get", "node", &node, "-o", "jsonpath={.spec.taints[*].key}"]);
+    assert!(
+        !taints.contains("keep-pods-off"),
+        "the run's mark stayed: {taints}"
+    );
+    // The audit: the refusal and the run, with its outcome, as Events on the node.
+    let events = crate::operator::events(tb, &node);
+    let events: Vec<String> = events.iter().map(|e| e.to_string()).collect();
+    assert!(
+        events.iter().any(|e| e.contains("run_gpu_diagnostic")
+            && e.contains("RVS level 2 (levels/rvs_level_2) not run")
+            && e.contains("confirmed by the confirm argument only")),
+        "{events:?}"
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| e.contains("run_gpu_diagnostic") && e.contains("refused")),
+        "{events:?}"
+    );
+    l.stop().await;
+    if let Err(left) = tb.wait_no_pods(&ns, std::time::Duration::from_secs(60)) {
+        panic!("probe pods left in {ns}: {left:?}");
+    }
 }

@@ -178,6 +178,7 @@ pub fn build(
                 trust: cfg.trust.clone(),
                 image: cfg.dcgm_image.clone(),
             });
+            r.rvs_trust = Some(cfg.trust.clone());
             if copy {
                 let mut bins = delivery::ProbeBinaries::from_flag(cfg.probe_bin_dir.as_deref());
                 // Beside its API server, the launcher sends node-probe plain: there the transfer is

@@ -9,8 +9,7 @@ use tokio::process::Command;
 use tokio_util::sync::CancellationToken;
 
 use super::runner::{
-    ImageNeed, Phase, PhaseTiming, ProbeOutput, ProbeRequest, ProgressSink, RunError, RunFuture,
-    Runner,
+    Phase, PhaseTiming, ProbeOutput, ProbeRequest, ProgressSink, RunError, RunFuture, Runner,
 };
 
 /// node-probe prints one JSON document; anything beyond this is a runaway probe, not a report.
@@ -185,7 +184,8 @@ impl Runner for LocalRunner {
                     // Kill and reap before replying, so no probe outlives its call. A cancelled DCGM run
                     // stops in order first: SIGTERM, which node-probe turns into dcgmi's own stop.
                     progress(Phase::CleaningUp);
-                    if matches!(e, RunError::Cancelled) && req.image == ImageNeed::Dcgm {
+                    if matches!(e, RunError::Cancelled) && req.image.diagnostic_pid_file().is_some()
+                    {
                         stop_in_order(&mut child).await;
                     }
                     let _ = child.kill().await;
@@ -240,9 +240,9 @@ async fn stop_in_order(child: &mut tokio::process::Child) {
     };
     let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
     match tokio::time::timeout(super::stop_first::STOP_WAIT, child.wait()).await {
-        Ok(_) => tracing::info!("node-probe's DCGM run stopped in order"),
+        Ok(_) => tracing::info!("node-probe's diagnostic run stopped in order"),
         Err(_) => tracing::warn!(
-            "node-probe's DCGM run still ran {} s after its SIGTERM; killing it",
+            "node-probe's diagnostic run still ran {} s after its SIGTERM; killing it",
             super::stop_first::STOP_WAIT.as_secs()
         ),
     }

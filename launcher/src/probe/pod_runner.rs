@@ -48,6 +48,9 @@ pub struct PodRunner {
     pub(crate) no_priority: std::sync::atomic::AtomicBool,
     /// Runs that need NVIDIA's DCGM ([`ImageNeed::Dcgm`]): the trusted sources and `--dcgm-image`.
     pub(crate) dcgm: Option<DcgmBase>,
+    /// Runs that need AMD's RVS ([`ImageNeed::Rvs`]): the trusted sources (a test runner mirror). None: no
+    /// RVS run is started (a runner set up without them, as in unit tests).
+    pub(crate) rvs_trust: Option<Arc<TrustPolicy>>,
 }
 
 /// Where a run that needs DCGM gets its image: [`super::node_image::dcgm::choose`].
@@ -85,6 +88,7 @@ impl PodRunner {
             node_images: None,
             no_priority: std::sync::atomic::AtomicBool::new(false),
             dcgm: None,
+            rvs_trust: None,
         }
     }
 
@@ -131,7 +135,7 @@ impl PodRunner {
         if cx.batch.is_none()
             && self.copy.is_none()
             && self.node_images.is_none()
-            && req.image != ImageNeed::Dcgm
+            && req.image == ImageNeed::Any
         {
             let configured = super::node_image::Candidate {
                 image: self.opts.image.clone(),
@@ -196,6 +200,14 @@ impl PodRunner {
                 ))),
                 r => r,
             };
+        }
+        // RVS's diagnostic: node-probe copied into AMD's test runner image as the node lists it by digest;
+        // one try, nothing pulled. Without one (or with image delivery, whose probe image has no rvs) the
+        // answer is "not available" and no pod is created: unlike DCGM there is no image to configure.
+        if req.image == ImageNeed::Rvs {
+            let c = self.rvs_base(&req.node, &node, cx.payload.is_some())?;
+            tracing::info!(node = %req.node, image = %c.image, name = %c.label, "AMD test runner image for the diagnostic");
+            return self.attempt(&cx, call, &c, t).await;
         }
         // Default delivery: a base image the node already has; an image that turns out unusable is
         // remembered and the next one is tried (a fresh pod each), within the call's deadline.
@@ -268,6 +280,31 @@ impl PodRunner {
         }
     }
 
+    /// AMD's test runner image of a run that needs RVS on `node`; Err: why the run is not available (no pod).
+    fn rvs_base(
+        &self,
+        node_name: &str,
+        node: &k8s_openapi::api::core::v1::Node,
+        copy: bool,
+    ) -> Result<super::node_image::Candidate, RunError> {
+        let Some(trust) = self.rvs_trust.as_ref() else {
+            return Err(RunError::Other(
+                "not available: this launcher runs no RVS diagnostic (no trust policy for AMD's test runner \
+                 image); no pod was started"
+                    .into(),
+            ));
+        };
+        if !copy {
+            return Err(RunError::Other(format!(
+                "not available: the probe image (--probe-image) has no AMD ROCm Validation Suite, and the \
+                 diagnostic runs node-probe copied into AMD's test runner image (rocm/test-runner) on node {}: \
+                 use the default or copy delivery (--probe-delivery); no pod was started",
+                node_name
+            )));
+        }
+        super::node_image::rvs::choose(node_name, node, trust).map_err(RunError::Other)
+    }
+
     /// One probe pod with `image`: create, exec node-probe as soon as the container takes it, parse.
     /// `started`: when this attempt's starting phase began.
     async fn attempt(
@@ -294,7 +331,7 @@ impl PodRunner {
         let image = base.image.as_str();
         let probe = ProbeCall::new(&self.namespace, &cx.req.node, &cx.req.tool);
         let mut spec = self.pod_spec(&probe, image, cx.payload.is_some(), base.pull);
-        if cx.req.image == ImageNeed::Dcgm {
+        if cx.req.image.diagnostic_pid_file().is_some() {
             // A diagnostic runs for minutes: the kubelet ends its pod at the run's own deadline, not earlier.
             pod::apply_dcgm(&mut spec, cx.req.timeout);
         }
@@ -309,8 +346,9 @@ impl PodRunner {
             self.tracker.clone(),
             self.delete_timeout,
         );
-        if cx.req.image == ImageNeed::Dcgm {
+        if let Some(pid_file) = cx.req.image.diagnostic_pid_file() {
             guard.stop_first(StopFirst {
+                pid_file,
                 exec: self.exec.clone(),
                 client: cx.client.clone(),
                 namespace: self.namespace.clone(),

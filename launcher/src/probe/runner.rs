@@ -45,6 +45,23 @@ pub enum ImageNeed {
     /// NVIDIA's DCGM (`dcgmi`, nvvs and the diagnostic plugins): node-probe's `dcgm-diag`. The pod runner
     /// copies node-probe into NVIDIA's DCGM image; the local runner finds `dcgmi` on the host.
     Dcgm,
+    /// AMD's ROCm Validation Suite (`rvs` and its recipes): node-probe's `rvs-diag`. The pod runner copies
+    /// node-probe into AMD's test runner image (`rocm/test-runner`) where the node lists it by digest, and
+    /// starts no pod where it does not; the local runner finds `rvs` on the host.
+    Rvs,
+}
+
+impl ImageNeed {
+    /// A diagnostic run (DCGM's or RVS's): minutes long, its pod lives to the run's own deadline, and a
+    /// cancelled one stops in order before its pod goes. The file where node-probe keeps its PID for that
+    /// stop (`--pid-file`, the one path the exec admission policy admits for each).
+    pub fn diagnostic_pid_file(self) -> Option<&'static str> {
+        match self {
+            ImageNeed::Any => None,
+            ImageNeed::Dcgm => Some(super::stop_first::PID_FILE),
+            ImageNeed::Rvs => Some(super::stop_first::RVS_PID_FILE),
+        }
+    }
 }
 
 /// The runs of one call on many nodes, sharing what they can: the pod runner watches all of their pods with

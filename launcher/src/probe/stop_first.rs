@@ -1,8 +1,10 @@
-//! A cancelled DCGM run stops in order before its pod goes: node-probe `dcgm-diag` gets SIGTERM (it writes
+//! A cancelled DCGM (or RVS) run stops in order before its pod goes: node-probe `dcgm-diag` gets SIGTERM (it writes
 //! its PID to [`PID_FILE`] in the container), sends dcgmi its own SIGTERM, which dcgmi turns into
 //! `dcgmStopDiagnostic` (the engine stops nvvs), and ends once dcgmi has; only then is the pod deleted.
 //! A pod deleted at once would SIGKILL node-probe and dcgmi together: DCGM's stop would never run, and a
 //! host engine outside the pod (the GPU Operator's, without heartbeat) would go on loading the GPUs.
+//! node-probe `rvs-diag` stops the same way (its own pid file, [`RVS_PID_FILE`]): rvs gets SIGTERM and, after
+//! node-probe's grace, its process group is killed, so no rvs worker outlives the pod's exec.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,6 +15,8 @@ use super::exec::ProbeExec;
 
 /// Where node-probe `dcgm-diag` keeps its PID and start time in the probe container (`--pid-file`).
 pub use gpu_diag::dcgm::request::PID_FILE;
+/// Where node-probe `rvs-diag` keeps its PID and start time (`--pid-file`).
+pub use gpu_diag::rvs::request::PID_FILE as RVS_PID_FILE;
 
 /// How long the stop waits for node-probe to end: past its own grace for dcgmi (`--stop-grace-secs`, 30 s
 /// by default, itself past dcgmi's 25 s wait for the engine), so node-probe's kill of dcgmi's group comes
@@ -62,16 +66,18 @@ pub struct StopFirst {
     pub namespace: String,
     pub pod: String,
     pub container: String,
+    /// The run's pid file: [`PID_FILE`] or [`RVS_PID_FILE`] (the policy admits these two only).
+    pub pid_file: &'static str,
 }
 
-/// The exec argv of the stop.
-pub fn argv(wait: Duration) -> Vec<String> {
+/// The exec argv of the stop of the run whose node-probe keeps its PID in `pid_file`.
+pub fn argv(wait: Duration, pid_file: &str) -> Vec<String> {
     vec![
         "sh".into(),
         "-c".into(),
         SCRIPT.into(),
         "sh".into(),
-        PID_FILE.into(),
+        pid_file.into(),
         wait.as_secs().max(1).to_string(),
     ]
 }
@@ -83,7 +89,7 @@ impl StopFirst {
             &self.namespace,
             &self.pod,
             &self.container,
-            argv(STOP_WAIT),
+            argv(STOP_WAIT, self.pid_file),
         );
         let out = match tokio::time::timeout(STOP_WAIT + Duration::from_secs(10), run).await {
             Err(_) => {
@@ -119,8 +125,7 @@ mod tests {
 
     /// The script as the container's shell runs it, against processes of this machine.
     fn run(pid_file: &std::path::Path, wait: u64) -> (String, i32) {
-        let mut a = argv(Duration::from_secs(wait));
-        a[4] = pid_file.display().to_string();
+        let a = argv(Duration::from_secs(wait), &pid_file.display().to_string());
         let out = Command::new(&a[0]).args(&a[1..]).output().unwrap();
         (
             String::from_utf8_lossy(&out.stdout).trim().to_string(),
@@ -137,6 +142,19 @@ mod tests {
             .nth(19)
             .unwrap()
             .to_string()
+    }
+
+    #[test]
+    fn each_diagnostic_has_its_own_fixed_pid_file() {
+        assert_eq!(
+            argv(STOP_WAIT, PID_FILE)[4],
+            "/tmp/k8s-gpu-mcp-dcgm-diag.pid"
+        );
+        assert_eq!(
+            argv(STOP_WAIT, RVS_PID_FILE)[4],
+            "/tmp/k8s-gpu-mcp-rvs-diag.pid"
+        );
+        assert_eq!(argv(STOP_WAIT, RVS_PID_FILE)[5], "35");
     }
 
     #[test]

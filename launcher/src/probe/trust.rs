@@ -40,6 +40,11 @@ pub const BUILT_IN: &[(&str, &str)] = &[
         "NVIDIA's own Docker Hub namespace (CUDA)",
     ),
     (
+        "docker.io/rocm/test-runner",
+        "AMD's own Docker Hub namespace, this one repository: the GPU Operator's test runner (ROCm Validation \
+         Suite), the base of run_gpu_diagnostic on AMD nodes only (not a base of other probes)",
+    ),
+    (
         "registry.access.redhat.com/",
         "Red Hat's registry (UBI): only Red Hat publishes here",
     ),

@@ -371,6 +371,14 @@ impl Env {
                     gpu_diag::dcgm::request::deadline_secs(run.level()) + 90,
                 )),
             ),
+            // RVS's as DCGM's: in AMD's test runner image, for the run's own deadline, rvs's stop (node-probe's
+            // grace of 10 s) and the pod's start and the holders' read before it.
+            Request::RvsDiag { run, .. } => (
+                ImageNeed::Rvs,
+                self.cfg
+                    .probe_timeout
+                    .max(Duration::from_secs(run.deadline_secs() + 90)),
+            ),
             // A watch lasts its window, after a start up to a minute ahead, then reads the node once more.
             Request::Watch { seconds, .. } => (
                 ImageNeed::Any,

@@ -1,11 +1,16 @@
 //! `run_gpu_diagnostic`: NVIDIA DCGM's active diagnostic (`node-probe dcgm-diag`) on named GPUs of one node,
-//! only those no pod, DRA claim or process holds. Level 1 (DCGM's software checks, seconds) in every mode;
-//! levels 2-3 and named tests (minutes of full load) only in operator mode, after a person's confirmation,
-//! audited. The whole report stays a resource (`run.report_uri`).
+//! only those no pod, DRA claim or process holds; on an AMD node (the API server's word: AMD's labels or
+//! `amd.com/gpu` capacity and nothing of NVIDIA's), AMD's ROCm Validation Suite instead (`node-probe
+//! rvs-diag`, in AMD's test runner image). Level 1 (DCGM's software checks, RVS's `gpup_single`; seconds) in
+//! every mode; levels 2-3, named tests and recipes that load the GPUs (minutes) only in operator mode, after
+//! a person's confirmation, audited. The whole report stays a resource (`run.report_uri`).
 
 use gpu_diag::contract::Report;
 use gpu_diag::dcgm::report::{DcgmDiagReport, GpuOutcome};
 use gpu_diag::dcgm::request::{self, DiagRun};
+use gpu_diag::facts::GpuVendor;
+use gpu_diag::rvs::report::RvsDiagReport;
+use gpu_diag::rvs::request::RvsRun;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -22,8 +27,8 @@ pub struct RunGpuDiagnostic;
 #[serde(deny_unknown_fields)]
 pub struct DiagArgs {
     /// The GPUs to test, comma-separated indices or UUIDs as get_gpu_inventory reports them (`0,1`,
-    /// `GPU-...`), at most 16; required for levels 2-3 and named tests. Omitted at level 1: every GPU.
-    /// GPUs a pod, a DRA claim or a process holds are left out and listed.
+    /// `GPU-...`; AMD GPUs by index only), at most 16; required for levels 2-3 and named tests. Omitted at
+    /// level 1: every GPU. GPUs a pod, a DRA claim or a process holds are left out and listed.
     #[serde(default)]
     #[schemars(
         with = "String",
@@ -33,14 +38,17 @@ pub struct DiagArgs {
         )
     )]
     pub gpus: Option<String>,
-    /// DCGM level: 1 (software checks, seconds; the default), 2 (+ PCIe and memory, minutes), 3 (+ stress
-    /// and bandwidth, ~15 min). Levels 2-3 need operator mode and a person's confirmation.
+    /// Level: 1 (software checks, seconds; the default), 2 (+ PCIe and memory, minutes), 3 (+ stress and
+    /// bandwidth, ~15 min). On AMD nodes RVS's: 1 gpup_single (GPU properties), 2 rvs_level_2 (PCIe, HBM,
+    /// XGMI), 3 rvs_level_3 (+ bandwidth and compute stress). Levels 2-3 need operator mode and a person's
+    /// confirmation.
     #[serde(default)]
     #[schemars(with = "u8", range(min = 1, max = 3))]
     pub level: Option<u8>,
     /// Named tests instead of a level, comma-separated (software, context_create, pcie, memory,
-    /// diagnostic, targeted_stress, targeted_power, memory_bandwidth, sm_stress, nvbandwidth); operator
-    /// mode and confirmation as levels 2-3.
+    /// diagnostic, targeted_stress, targeted_power, memory_bandwidth, sm_stress, nvbandwidth); on AMD nodes
+    /// one RVS recipe (gpup_single, peqt_single, gst_single, iet_single, pebb_single, pbqt_single, babel,
+    /// mem). Operator mode and confirmation as levels 2-3, except the read-only gpup_single, peqt_single.
     #[serde(default)]
     #[schemars(with = "String", length(min = 1, max = 200), regex(pattern = r"^[a-z_]{1,20}(,[a-z_]{1,20}){0,9}$"))]
     pub tests: Option<String>,
@@ -161,14 +169,85 @@ pub struct DiagOutput {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub engine: Option<String>,
     pub run: ProbeRun,
-    pub report: DcgmDiagReport,
+    /// DCGM's report on an NVIDIA node, RVS's on an AMD node (it has `recipe` and `rvs`); both have
+    /// `outcome`, `summary`, `gpus` and `not_tested`.
+    pub report: DiagReport,
+}
+
+/// The run's report, of the suite the node's vendor runs.
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(untagged)]
+pub enum DiagReport {
+    Dcgm(DcgmDiagReport),
+    Rvs(RvsDiagReport),
+}
+
+/// What was asked for, of the suite the node's vendor runs.
+enum Plan {
+    Dcgm(DiagRun),
+    Rvs(RvsRun),
+}
+
+impl Plan {
+    fn suite(&self) -> &'static str {
+        match self {
+            Plan::Dcgm(_) => "DCGM",
+            Plan::Rvs(_) => "RVS",
+        }
+    }
+    fn loads(&self) -> bool {
+        match self {
+            Plan::Dcgm(r) => !matches!(r, DiagRun::Level(1)),
+            Plan::Rvs(r) => r.loads(),
+        }
+    }
+    fn deadline(&self) -> u64 {
+        match self {
+            Plan::Dcgm(r) => request::deadline_secs(r.level()),
+            Plan::Rvs(r) => r.deadline_secs(),
+        }
+    }
+    /// The run's word in a confirmation target: `level-2`, `pcie,memory`, `gst_single`.
+    fn what(&self) -> String {
+        match self {
+            Plan::Dcgm(DiagRun::Level(l)) | Plan::Rvs(RvsRun::Level(l)) => format!("level-{l}"),
+            Plan::Dcgm(DiagRun::Tests(t)) => t.join(","),
+            Plan::Rvs(RvsRun::Recipe(r)) => r.to_string(),
+        }
+    }
+}
+
+impl std::fmt::Display for Plan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Plan::Dcgm(r) => write!(f, "{r}"),
+            Plan::Rvs(r) => write!(f, "{r}"),
+        }
+    }
+}
+
+/// Whether `node` is an AMD node as the API server tells it (AMD's labels or `amd.com/gpu` capacity, and
+/// nothing of NVIDIA's: a node with GPUs of both vendors runs DCGM, which leaves the AMD GPUs out). Without
+/// an API server (local mode), or where the node cannot be read, the run is DCGM's as before; the probe
+/// then says what it finds.
+async fn is_amd_node(cx: &Cx, context: Option<&str>, node: &str) -> bool {
+    let Some(c) = &cx.env.cluster else {
+        return false;
+    };
+    match c.get_node(context, node).await {
+        Ok(n) => n.vendor == GpuVendor::Amd,
+        Err(e) => {
+            tracing::info!(%node, error = %e, "run_gpu_diagnostic: the node's vendor could not be read; DCGM's run");
+            false
+        }
+    }
 }
 
 impl Tool for RunGpuDiagnostic {
     type Args = Node<DiagArgs>;
     type Output = DiagOutput;
     const NAME: &'static str = "run_gpu_diagnostic";
-    const TITLE: &'static str = "Run NVIDIA DCGM's diagnostic on idle GPUs";
+    const TITLE: &'static str = "Run NVIDIA DCGM's or AMD RVS's diagnostic on idle GPUs";
     const DESCRIPTION: &'static str = "Is this GPU really bad? Runs NVIDIA DCGM's active diagnostic \
 (dcgmi diag) on the named GPUs of one node, only those no pod (device plugin or DRA claim) or process \
 holds: a busy GPU is listed as not tested with its holder, never failed. Level 1 (software checks, \
@@ -179,7 +258,11 @@ refuses (another diagnostic on its host engine, MIG) is not run, never fail. NVM
 before and after; a failure joins the GPU's incident, a pass is recorded. keep_pods_off puts a NoSchedule \
 taint of the run's own on the node for the run and lifts only that one after (a cordon, other taints and \
 other runs' marks stay); the answer says what was set and lifted. The probe pod needs NVIDIA's \
-DCGM image (nvcr.io/nvidia/cloud-native/dcgm) as its base: without dcgmi the answer says so.";
+DCGM image (nvcr.io/nvidia/cloud-native/dcgm) as its base: without dcgmi the answer says so. On an AMD \
+node it runs AMD's ROCm Validation Suite (rvs) instead, in AMD's test runner image (rocm/test-runner) as \
+the node lists it by digest (none: not available, no pod started): level 1 gpup_single, 2-3 RVS's \
+rvs_level_2/3, or one recipe as `tests`; AMD GPUs by index; partitioned GPUs are left out; per GPU each \
+RVS action passed or failed.";
     // Level 1 reads (DCGM's software checks); levels 2-3, which load the GPUs, refuse outside operator
     // mode and ask a person: the read-only surface stays read-only.
     const HINTS: Hints = Hints::READ_LIVE;
@@ -188,45 +271,70 @@ DCGM image (nvcr.io/nvidia/cloud-native/dcgm) as its base: without dcgmi the ans
 
     async fn run(cx: &Cx, Node { target, args: a }: Self::Args) -> Result<Self::Output, ToolError> {
         cx.check_target(&target)?;
-        let run = match (&a.tests, a.level) {
-            (Some(_), Some(_)) => {
+        let amd = is_amd_node(cx, target.context.as_deref(), &target.node_name).await;
+        let plan = match (&a.tests, a.level, amd) {
+            (Some(_), Some(_), _) => {
                 return Err(ToolError::Invalid("give `level` or `tests`, not both".into()));
             }
-            (Some(t), None) => request::parse_tests(t)
-                .map_err(|e| ToolError::Invalid(format!("tests: {e}")))?,
-            (None, l) => request::parse_level(&l.unwrap_or(1).to_string())
-                .map_err(|e| ToolError::Invalid(format!("level: {e}")))?,
+            (Some(t), None, false) => Plan::Dcgm(
+                request::parse_tests(t).map_err(|e| ToolError::Invalid(format!("tests: {e}")))?,
+            ),
+            (None, l, false) => Plan::Dcgm(
+                request::parse_level(&l.unwrap_or(1).to_string())
+                    .map_err(|e| ToolError::Invalid(format!("level: {e}")))?,
+            ),
+            (Some(t), None, true) => Plan::Rvs(
+                gpu_diag::rvs::request::parse_recipe(t).map_err(|e| {
+                    ToolError::Invalid(format!("tests: node {} is an AMD node (RVS): {e}", target.node_name))
+                })?,
+            ),
+            (None, l, true) => Plan::Rvs(
+                gpu_diag::rvs::request::parse_level(&l.unwrap_or(1).to_string())
+                    .map_err(|e| ToolError::Invalid(format!("level: {e}")))?,
+            ),
         };
         let gpus = match &a.gpus {
             Some(g) => request::parse_gpus(g).map_err(|e| ToolError::Invalid(format!("gpus: {e}")))?,
             None => Vec::new(),
         };
-        request::check_all(&run, &gpus).map_err(|e| ToolError::Invalid(format!("gpus: {e}")))?;
-        let loads = !matches!(run, DiagRun::Level(1));
-        let deadline = request::deadline_secs(run.level());
-        // The run keeps its level's own deadline: the launcher gives a DCGM run that long and its pod lives
-        // as long (`Env::probe`, `probe::pod::apply_dcgm`), whatever --probe-timeout says for other tools.
+        match &plan {
+            Plan::Dcgm(run) => request::check_all(run, &gpus),
+            Plan::Rvs(run) => gpu_diag::rvs::request::check_all(run, &gpus),
+        }
+        .map_err(|e| ToolError::Invalid(format!("gpus: {e}")))?;
+        // RVS names GPUs by KFD gpu_id, which node-probe maps from the node's indices; a UUID is NVIDIA's
+        // word (and the exec policy admits indices only for rvs-diag).
+        if matches!(plan, Plan::Rvs(_)) && gpus.iter().any(|g| matches!(g, request::GpuSel::Uuid(_))) {
+            return Err(ToolError::Invalid(format!(
+                "gpus: node {} is an AMD node: name its GPUs by index (as get_gpu_inventory lists them), not \
+                 by UUID",
+                target.node_name
+            )));
+        }
+        let loads = plan.loads();
+        let deadline = plan.deadline();
+        let suite = plan.suite();
+        // The run keeps its level's own deadline: the launcher gives a DCGM or RVS run that long and its pod
+        // lives as long (`Env::deadline`, `probe::pod::apply_dcgm`), whatever --probe-timeout says for other
+        // tools.
         let timeout_secs = None;
         let shown: Vec<String> = if gpus.is_empty() {
             vec![request::ALL.to_string()]
         } else {
             gpus.iter().map(ToString::to_string).collect()
         };
-        let what = match &run {
-            DiagRun::Level(l) => format!("level-{l}"),
-            DiagRun::Tests(t) => t.join(","),
-        };
+        let what = plan.what();
         let target_text = format!("{}/gpus/{}/{what}", target.node_name, shown.join(","));
         let mut confirmed_by = None;
         if loads {
             if cx.env.cfg.mode != Mode::Operator {
                 return Err(ToolError::Invalid(format!(
-                    "DCGM {run} loads the GPUs for minutes: only in operator mode (--mode operator); level 1 \
+                    "{suite} {plan} loads the GPUs for minutes: only in operator mode (--mode operator); level 1 \
                      runs in every mode"
                 )));
             }
             let summary = format!(
-                "DCGM {run} on GPU {} of {}: full load for up to {} min; GPUs a pod or process holds are left out",
+                "{suite} {plan} on GPU {} of {}: full load for up to {} min; GPUs a pod or process holds are left out",
                 shown.join(", "),
                 target.node_name,
                 deadline / 60
@@ -234,7 +342,7 @@ DCGM image (nvcr.io/nvidia/cloud-native/dcgm) as its base: without dcgmi the ans
             match confirm(&cx.peer, &cx.confirm, Self::NAME, &target_text, a.confirm.as_deref(), &summary, None)
                 .await
             {
-                // Nothing is offered to override: a DCGM run leaves a GPU of unknown holders alone.
+                // Nothing is offered to override: a diagnostic run leaves a GPU of unknown holders alone.
                 Confirmed::Yes(how) | Confirmed::YesOverriding(how) => confirmed_by = Some(how.to_string()),
                 Confirmed::No(why) => {
                     audit(cx, target.context.as_deref(), &target.node_name, Self::NAME, &target_text, "refused", &why, None)
@@ -286,53 +394,51 @@ DCGM image (nvcr.io/nvidia/cloud-native/dcgm) as its base: without dcgmi the ans
             None
         };
         let claims = cx.dra_claims(&target).await;
-        // The GPU Operator's own engine where it runs on the node: a second engine beside it would
-        // contend for the same GPUs, and the operator's is the one its users' tools see. Directing the
-        // probe at an engine is the operator role's alone (what answers there decides pass or fail; the
-        // exec policy refuses `--engine` to anyone else), so a reader's run uses an engine of its own.
-        let ctx = target.context.as_deref();
-        let (engine, engine_note) = match &cx.env.cluster {
-            Some(c) => match c.dcgm_engine_on(ctx, &target.node_name).await {
-                Ok(Some(e)) => match c.holds_operator_role(ctx).await {
-                    Ok(true) => (Some(e.engine), Some(format!("run on {}", e.describe()))),
-                    Ok(false) => (None, Some(format!(
-                        "not run on {} {}: directing the run at a host engine needs the operator role \
-                         (k8s-gpu-mcp.io/operator-role), which you do not hold; the run used an engine of \
-                         its own in the probe",
-                        e.pod, e.engine.addr
-                    ))),
-                    Err(why) => (None, Some(format!(
-                        "not run on {}: whether you hold the operator role could not be asked ({why}); the \
-                         run used an engine of its own in the probe",
-                        e.pod
-                    ))),
-                },
-                Ok(None) => (None, None),
-                Err(e) => (
-                    None,
-                    Some(format!(
-                        "the GPU Operator's DCGM engine could not be looked for ({e}): the run used an \
-                         engine of its own in the probe"
-                    )),
-                ),
-            },
-            None => (None, None),
+        let (probed, engine_runs_on, engine_note) = match &plan {
+            Plan::Dcgm(run) => {
+                // The GPU Operator's own engine where it runs on the node: a second engine beside it would
+                // contend for the same GPUs, and the operator's is the one its users' tools see. Directing the
+                // probe at an engine is the operator role's alone (what answers there decides pass or fail;
+                // the exec policy refuses `--engine` to anyone else), so a reader's run uses an engine of its
+                // own.
+                let (engine, engine_note) = dcgm_engine(cx, &target).await;
+                // Such an engine runs on if node-probe goes without stopping it (DCGM 4.5+'s heartbeat stops
+                // it).
+                let engine_runs_on = engine.as_ref().is_some_and(|e| !e.heartbeat);
+                let req = gpu_diag::command::Request::DcgmDiag {
+                    run: run.clone(),
+                    gpus,
+                    timeout_secs,
+                    api_claims: claims.arg(),
+                    engine,
+                };
+                let probe = cx.probe_report(Self::NAME, &target, req, |r| match r {
+                    Report::DcgmDiag(x) => Some(DiagReport::Dcgm(*x)),
+                    _ => None,
+                });
+                let running = running_message(run, &shown, &target.node_name, engine.is_some());
+                (with_ticks(cx, probe, deadline, &running).await, engine_runs_on, engine_note)
+            }
+            Plan::Rvs(run) => {
+                // rvs runs inside the probe pod only (no engine outside it): a cancelled run ends with its pod.
+                let req = gpu_diag::command::Request::RvsDiag {
+                    run: run.clone(),
+                    gpus,
+                    timeout_secs,
+                    api_claims: claims.arg(),
+                };
+                let probe = cx.probe_report(Self::NAME, &target, req, |r| match r {
+                    Report::RvsDiag(x) => Some(DiagReport::Rvs(*x)),
+                    _ => None,
+                });
+                let running = format!(
+                    "RVS {run} on GPU {} of {} in AMD's test runner image",
+                    shown.join(", "),
+                    target.node_name
+                );
+                (with_ticks(cx, probe, deadline, &running).await, false, None)
+            }
         };
-        // Such an engine runs on if node-probe goes without stopping it (DCGM 4.5+'s heartbeat stops it).
-        let engine_runs_on = engine.as_ref().is_some_and(|e| !e.heartbeat);
-        let req = gpu_diag::command::Request::DcgmDiag {
-            run: run.clone(),
-            gpus,
-            timeout_secs,
-            api_claims: claims.arg(),
-            engine,
-        };
-        let probe = cx.probe_report(Self::NAME, &target, req, |r| match r {
-            Report::DcgmDiag(x) => Some(*x),
-            _ => None,
-        });
-        let running = running_message(&run, &shown, &target.node_name, engine.is_some());
-        let probed = with_ticks(cx, probe, deadline, &running).await;
         if let (Some(h), Some(k)) = (hold, kept.as_mut()) {
             k.after = match &probed {
                 Err(ToolError::Run {
@@ -343,8 +449,12 @@ DCGM image (nvcr.io/nvidia/cloud-native/dcgm) as its base: without dcgmi the ans
             };
         }
         let (mut report, probe_run) = probed?;
-        // dcgmi's own output stays in the report resource (`run.report_uri`), out of the answer.
-        report.raw_output = None;
+        // dcgmi's output and rvs's result file stay in the report resource (`run.report_uri`), out of the
+        // answer.
+        match &mut report {
+            DiagReport::Dcgm(r) => r.raw_output = None,
+            DiagReport::Rvs(r) => r.raw_output = None,
+        }
         if let Some(how) = confirmed_by.as_deref() {
             audit(
                 cx,
@@ -353,12 +463,12 @@ DCGM image (nvcr.io/nvidia/cloud-native/dcgm) as its base: without dcgmi the ans
                 Self::NAME,
                 &target_text,
                 // The run's outcome as the report names it: passed, warnings, failed, not_run, ...
-                serde_json::to_value(report.outcome)
+                serde_json::to_value(report.outcome())
                     .ok()
                     .and_then(|v| v.as_str().map(str::to_string))
                     .as_deref()
                     .unwrap_or("done"),
-                &report.summary,
+                report.summary(),
                 Some(how),
             )
             .await;
@@ -375,14 +485,12 @@ DCGM image (nvcr.io/nvidia/cloud-native/dcgm) as its base: without dcgmi the ans
     }
 
     fn render(o: &Self::Output) -> String {
-        let r = &o.report;
-        let mut s = crate::mcp::render::text::header(
-            "DCGM diagnostic",
-            &o.node,
-            o.context.as_deref(),
-            &o.run,
-        );
-        s.push_str(&r.summary);
+        let (title, summary, not_tested) = match &o.report {
+            DiagReport::Dcgm(r) => ("DCGM diagnostic", &r.summary, &r.not_tested),
+            DiagReport::Rvs(r) => ("RVS diagnostic (AMD)", &r.summary, &r.not_tested),
+        };
+        let mut s = crate::mcp::render::text::header(title, &o.node, o.context.as_deref(), &o.run);
+        s.push_str(summary);
         s.push('\n');
         if let Some(k) = &o.kept_pods_off {
             s.push_str(&format!("new pods kept off for the run by taint {}: {}\n", k.taint, k.after));
@@ -397,95 +505,217 @@ DCGM image (nvcr.io/nvidia/cloud-native/dcgm) as its base: without dcgmi the ans
             s.push_str(e);
             s.push('\n');
         }
-        for g in &r.gpus {
-            let bad: Vec<String> = g
-                .tests
-                .iter()
-                .filter(|t| t.outcome >= gpu_diag::dcgm::interpret::Outcome::Warn)
-                .map(|t| {
-                    let m = t.messages.first();
-                    format!(
-                        "{} {} {}{}",
-                        t.test,
-                        t.outcome.word(),
-                        m.and_then(|m| m.code.as_deref()).unwrap_or(""),
-                        m.map(|m| format!(" ({}): {}", m.severity.name(), m.text)).unwrap_or_default()
-                    )
-                })
-                .collect();
-            let word = match g.outcome {
-                GpuOutcome::Passed => "passed",
-                GpuOutcome::Warnings => "warnings",
-                GpuOutcome::Failed => "FAILED",
-                GpuOutcome::Skipped => "skipped",
-                GpuOutcome::Incomplete => "incomplete",
-                GpuOutcome::NotRun => "not run",
-            };
-            s.push_str(&format!("GPU {}: {word}", g.index));
-            if !bad.is_empty() {
-                s.push_str(&format!(": {}", bad.join("; ")));
-            }
-            s.push('\n');
+        match &o.report {
+            DiagReport::Dcgm(r) => render_dcgm_gpus(r, &mut s),
+            DiagReport::Rvs(r) => render_rvs_gpus(r, &mut s),
         }
-        // GPUs left out for the same reason read as one line: each distinct holder once with its GPUs, at
-        // most three (eight busy GPUs of a training node stay one line; the report resource keeps each).
-        type Group<'a> = (&'a str, Vec<&'a str>, Vec<(&'a str, Vec<&'a str>)>);
-        let mut groups: Vec<Group> = Vec::new();
-        for n in &r.not_tested {
-            let i = match groups.iter().position(|g| g.0 == n.why) {
-                Some(i) => i,
-                None => {
-                    groups.push((&n.why, vec![], vec![]));
-                    groups.len() - 1
-                }
-            };
-            let g = &mut groups[i];
-            g.1.push(&n.requested);
-            match g.2.iter_mut().find(|(d, _)| *d == n.detail) {
-                Some((_, gpus)) => gpus.push(&n.requested),
-                None => g.2.push((&n.detail, vec![&n.requested])),
-            }
-        }
-        for (why, gpus, details) in groups {
-            let shown: Vec<String> = details
-                .iter()
-                .take(3)
-                .map(|(d, g)| match details.len() {
-                    1 => d.to_string(),
-                    _ => format!("GPU {}: {d}", g.join(", ")),
-                })
-                .collect();
-            let more = details.len().saturating_sub(3);
-            s.push_str(&format!(
-                "GPU {} not tested ({why}): {}{}\n",
-                gpus.join(", "),
-                shown.join("; "),
-                if more > 0 {
-                    format!("; {more} more (the report resource lists each GPU)")
-                } else {
-                    String::new()
-                }
-            ));
-        }
-        for c in &r.changes {
-            s.push_str(&format!(
-                "during the run: GPU {} {} {} -> {}\n",
-                c.gpu, c.what, c.before, c.after
-            ));
-        }
-        for x in &r.xids {
-            s.push_str(&format!("during the run: Xid {} {}\n", x.code, x.message));
-        }
-        if let Some(d) = &r.dcgm {
-            s.push_str(&format!(
-                "dcgmi {} (DCGM {}): exit {} in {:.1} s\n",
-                d.argv.join(" "),
-                d.dcgm_version.as_deref().unwrap_or("?"),
-                d.exit_status.map_or("-".into(), |x| x.to_string()),
-                d.elapsed_ms as f64 / 1000.0
-            ));
+        render_not_tested(not_tested, &mut s);
+        match &o.report {
+            DiagReport::Dcgm(r) => render_dcgm_tail(r, &mut s),
+            DiagReport::Rvs(r) => render_rvs_tail(r, &mut s),
         }
         s
+    }
+}
+
+fn word(o: GpuOutcome) -> &'static str {
+    match o {
+        GpuOutcome::Passed => "passed",
+        GpuOutcome::Warnings => "warnings",
+        GpuOutcome::Failed => "FAILED",
+        GpuOutcome::Skipped => "skipped",
+        GpuOutcome::Incomplete => "incomplete",
+        GpuOutcome::NotRun => "not run",
+    }
+}
+
+fn render_dcgm_gpus(r: &DcgmDiagReport, s: &mut String) {
+    for g in &r.gpus {
+        let bad: Vec<String> = g
+            .tests
+            .iter()
+            .filter(|t| t.outcome >= gpu_diag::dcgm::interpret::Outcome::Warn)
+            .map(|t| {
+                let m = t.messages.first();
+                format!(
+                    "{} {} {}{}",
+                    t.test,
+                    t.outcome.word(),
+                    m.and_then(|m| m.code.as_deref()).unwrap_or(""),
+                    m.map(|m| format!(" ({}): {}", m.severity.name(), m.text)).unwrap_or_default()
+                )
+            })
+            .collect();
+        s.push_str(&format!("GPU {}: {}", g.index, word(g.outcome)));
+        if !bad.is_empty() {
+            s.push_str(&format!(": {}", bad.join("; ")));
+        }
+        s.push('\n');
+    }
+}
+
+/// Each tested GPU in one line: its outcome, and the RVS actions it failed (`module/action`).
+fn render_rvs_gpus(r: &RvsDiagReport, s: &mut String) {
+    for g in &r.gpus {
+        s.push_str(&format!("GPU {}", g.index));
+        if let Some(p) = &g.pci_bus_id {
+            s.push_str(&format!(" ({p})"));
+        }
+        s.push_str(&format!(": {}", word(g.outcome)));
+        let bad: Vec<String> = g
+            .tests
+            .iter()
+            .filter(|t| !t.passed)
+            .map(|t| format!("{}/{} failed", t.module, t.action))
+            .collect();
+        if !bad.is_empty() {
+            s.push_str(&format!(": {}", bad.join("; ")));
+        } else if g.outcome == GpuOutcome::Passed {
+            s.push_str(&format!(" ({} actions)", g.tests.len()));
+        }
+        s.push('\n');
+    }
+}
+
+fn render_not_tested(not_tested: &[gpu_diag::dcgm::select::Skipped], s: &mut String) {
+    // GPUs left out for the same reason read as one line: each distinct holder once with its GPUs, at
+    // most three (eight busy GPUs of a training node stay one line; the report resource keeps each).
+    type Group<'a> = (&'a str, Vec<&'a str>, Vec<(&'a str, Vec<&'a str>)>);
+    let mut groups: Vec<Group> = Vec::new();
+    for n in not_tested {
+        let i = match groups.iter().position(|g| g.0 == n.why) {
+            Some(i) => i,
+            None => {
+                groups.push((&n.why, vec![], vec![]));
+                groups.len() - 1
+            }
+        };
+        let g = &mut groups[i];
+        g.1.push(&n.requested);
+        match g.2.iter_mut().find(|(d, _)| *d == n.detail) {
+            Some((_, gpus)) => gpus.push(&n.requested),
+            None => g.2.push((&n.detail, vec![&n.requested])),
+        }
+    }
+    for (why, gpus, details) in groups {
+        let shown: Vec<String> = details
+            .iter()
+            .take(3)
+            .map(|(d, g)| match details.len() {
+                1 => d.to_string(),
+                _ => format!("GPU {}: {d}", g.join(", ")),
+            })
+            .collect();
+        let more = details.len().saturating_sub(3);
+        s.push_str(&format!(
+            "GPU {} not tested ({why}): {}{}\n",
+            gpus.join(", "),
+            shown.join("; "),
+            if more > 0 {
+                format!("; {more} more (the report resource lists each GPU)")
+            } else {
+                String::new()
+            }
+        ));
+    }
+}
+
+fn render_dcgm_tail(r: &DcgmDiagReport, s: &mut String) {
+    for c in &r.changes {
+        s.push_str(&format!(
+            "during the run: GPU {} {} {} -> {}\n",
+            c.gpu, c.what, c.before, c.after
+        ));
+    }
+    for x in &r.xids {
+        s.push_str(&format!("during the run: Xid {} {}\n", x.code, x.message));
+    }
+    if let Some(d) = &r.dcgm {
+        s.push_str(&format!(
+            "dcgmi {} (DCGM {}): exit {} in {:.1} s\n",
+            d.argv.join(" "),
+            d.dcgm_version.as_deref().unwrap_or("?"),
+            d.exit_status.map_or("-".into(), |x| x.to_string()),
+            d.elapsed_ms as f64 / 1000.0
+        ));
+    }
+}
+
+fn render_rvs_tail(r: &RvsDiagReport, s: &mut String) {
+    if !r.ignored_results.is_empty() {
+        s.push_str(&format!(
+            "ignored: {} result(s) for GPUs this run did not give rvs: {}\n",
+            r.ignored_results.len(),
+            r.ignored_results.join("; ")
+        ));
+    }
+    if let Some(x) = &r.rvs {
+        s.push_str(&format!(
+            "rvs {} (RVS {}): exit {} in {:.1} s\n",
+            x.argv.join(" "),
+            x.version.as_deref().unwrap_or("?"),
+            x.exit_status.map_or("-".into(), |e| e.to_string()),
+            x.elapsed_ms as f64 / 1000.0
+        ));
+        if let Some(e) = &x.error {
+            s.push_str(&format!("rvs: {e}\n"));
+        }
+    }
+}
+
+impl DiagReport {
+    fn outcome(&self) -> gpu_diag::dcgm::report::RunOutcome {
+        match self {
+            DiagReport::Dcgm(r) => r.outcome,
+            DiagReport::Rvs(r) => r.outcome,
+        }
+    }
+    fn summary(&self) -> &str {
+        match self {
+            DiagReport::Dcgm(r) => &r.summary,
+            DiagReport::Rvs(r) => &r.summary,
+        }
+    }
+}
+
+/// The GPU Operator's DCGM host engine to direct the run at (operator role only), and what to say of it.
+async fn dcgm_engine(
+    cx: &Cx,
+    target: &crate::mcp::framework::NodeTarget,
+) -> (Option<gpu_diag::dcgm::request::Engine>, Option<String>) {
+    let ctx = target.context.as_deref();
+    let Some(c) = &cx.env.cluster else {
+        return (None, None);
+    };
+    match c.dcgm_engine_on(ctx, &target.node_name).await {
+        Ok(Some(e)) => match c.holds_operator_role(ctx).await {
+            Ok(true) => (Some(e.engine), Some(format!("run on {}", e.describe()))),
+            Ok(false) => (
+                None,
+                Some(format!(
+                    "not run on {} {}: directing the run at a host engine needs the operator role \
+                     (k8s-gpu-mcp.io/operator-role), which you do not hold; the run used an engine of its own \
+                     in the probe",
+                    e.pod, e.engine.addr
+                )),
+            ),
+            Err(why) => (
+                None,
+                Some(format!(
+                    "not run on {}: whether you hold the operator role could not be asked ({why}); the run used \
+                     an engine of its own in the probe",
+                    e.pod
+                )),
+            ),
+        },
+        Ok(None) => (None, None),
+        Err(e) => (
+            None,
+            Some(format!(
+                "the GPU Operator's DCGM engine could not be looked for ({e}): the run used an engine of its \
+                 own in the probe"
+            )),
+        ),
     }
 }
 
@@ -538,6 +768,129 @@ async fn with_ticks<F: std::future::Future>(cx: &Cx, work: F, deadline: u64, wha
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+    use crate::mcp::framework::Tool;
+    use gpu_diag::dcgm::report::{Execution, RunOutcome};
+    use gpu_diag::dcgm::select::{Selection, Skipped};
+    use gpu_diag::rvs::report::{RvsInput, Tested, assemble};
+
+    fn out(report: DiagReport) -> DiagOutput {
+        DiagOutput {
+            node: "mi300x-1".into(),
+            context: None,
+            confirmed_by: None,
+            kept_pods_off: None,
+            engine: None,
+            run: ProbeRun {
+                ran_in: "ns/pod".into(),
+                exit_code: 0,
+                probe: None,
+                timings: vec![],
+                total_millis: 1,
+                after_probe_millis: None,
+                report_uri: None,
+            },
+            report,
+        }
+    }
+
+    /// An RVS answer as node-probe's report gives it: the verdict first, the failed GPU (by the gpu_id rvs
+    /// named it by) with its failed action, the held GPU left out with its holder, and a forged result
+    /// for a GPU never given to rvs ignored.
+    #[test]
+    fn an_rvs_answer_names_the_failed_gpu_and_action_and_the_gpus_left_out() {
+        let run = RvsRun::Recipe("gst_single");
+        let requested = gpu_diag::dcgm::request::parse_gpus("0,1,2").unwrap();
+        let selection = Selection {
+            to_test: vec![0, 2],
+            skipped: vec![Skipped {
+                requested: "1".into(),
+                index: Some(1),
+                uuid: None,
+                why: "held".into(),
+                detail: "pid 52119 (python3) in pod ml/train-0".into(),
+            }],
+        };
+        let tested = [
+            Tested { index: 0, gpu_id: 3288, pci_bus_id: Some("0000:0c:00.0".into()) },
+            Tested { index: 2, gpu_id: 23523, pci_bus_id: Some("0000:38:00.0".into()) },
+        ];
+        let ex = Execution {
+            dcgmi: "/opt/rocm/bin/rvs".into(),
+            argv: vec!["-c".into(), "/opt/rocm/share/rocm-validation-suite/conf/gst_single.conf".into()],
+            exit_status: Some(0),
+            elapsed_ms: 61_000,
+            ..Execution::default()
+        };
+        let results = gpu_diag::rvs::parse::parse(
+            r#"{"gst":{"gst-1215Tflops-4K4K8K-rand-fp8":[{"gpu_id":"3288","pass":"true"},{"gpu_id":"23523","pass":"true"}],
+                "gst-1000Tflops-8KB-fp16":[{"gpu_id":"3288","pass":"true"},{"gpu_id":"23523","pass":"false"},
+                {"gpu_id":"20527","pass":"false"}]}}"#,
+        );
+        let report = assemble(&RvsInput {
+            run: &run,
+            requested: &requested,
+            selection: &selection,
+            tested: &tested,
+            execution: Some(&ex),
+            not_started: None,
+            results: Some(results),
+            conf: None,
+            started_at: None,
+        });
+        assert_eq!(report.outcome, RunOutcome::Failed);
+        let text = RunGpuDiagnostic::render(&out(DiagReport::Rvs(report)));
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines[0].starts_with("RVS diagnostic (AMD) of node mi300x-1"), "{text}");
+        assert!(text.contains("FAILED: GPU 2 failed gst/gst-1000Tflops-8KB-fp16"), "{text}");
+        assert!(lines.contains(&"GPU 0 (0000:0c:00.0): passed (2 actions)"), "{text}");
+        assert!(
+            lines.contains(&"GPU 2 (0000:38:00.0): FAILED: gst/gst-1000Tflops-8KB-fp16 failed"),
+            "{text}"
+        );
+        assert!(
+            lines.contains(&"GPU 1 not tested (held): pid 52119 (python3) in pod ml/train-0"),
+            "{text}"
+        );
+        // The held GPU 1 (gpu_id 20527) was never given to rvs: a failure rvs reports for it is ignored.
+        assert!(!text.contains("GPU 1 (") && text.contains("ignored: 1 result(s)"), "{text}");
+        assert!(text.contains("gpu_id 20527"), "{text}");
+    }
+
+    /// A run that did not happen is never failed, and says why.
+    #[test]
+    fn an_rvs_run_not_started_is_not_run() {
+        let run = RvsRun::Level(1);
+        let selection = Selection::default();
+        let report = assemble(&RvsInput {
+            run: &run,
+            requested: &[],
+            selection: &selection,
+            tested: &[],
+            execution: None,
+            not_started: Some("this pod's image has no rvs".into()),
+            results: None,
+            conf: None,
+            started_at: None,
+        });
+        let text = RunGpuDiagnostic::render(&out(DiagReport::Rvs(report)));
+        assert!(text.contains("not run: this pod's image has no rvs"), "{text}");
+        assert!(!text.contains("FAILED"), "{text}");
+    }
+
+    #[test]
+    fn plans_name_their_suite_load_and_confirmation_word() {
+        let p = Plan::Rvs(RvsRun::Recipe("gst_single"));
+        assert_eq!((p.suite(), p.loads(), p.what()), ("RVS", true, "gst_single".to_string()));
+        assert_eq!(p.deadline(), 900);
+        let p = Plan::Rvs(RvsRun::Level(1));
+        assert_eq!((p.loads(), p.what()), (false, "level-1".to_string()));
+        let p = Plan::Rvs(RvsRun::Recipe("peqt_single"));
+        assert!(!p.loads());
+        let p = Plan::Dcgm(DiagRun::Level(2));
+        assert_eq!((p.suite(), p.loads(), p.what()), ("DCGM", true, "level-2".to_string()));
+    }
+
     #[test]
     fn the_schemas_grammar_is_the_probes() {
         let schema = serde_json::to_string(&schemars::schema_for!(super::DiagArgs)).unwrap();

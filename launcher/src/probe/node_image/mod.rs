@@ -18,7 +18,8 @@
 //! node lists judged: trusted, by digest, a known base, or why not; and the names the node lists), `rank.rs`
 //! (the usable ones best first for a node-probe build, and the fallback base as a candidate), and
 //! `memory.rs` ([`NodeImages`]: what worked and failed on each node, and the choice, or why there is none);
-//! `dcgm.rs`, the base of a run that needs NVIDIA's DCGM (its own image, not a ranked base).
+//! `dcgm.rs`, the base of a run that needs NVIDIA's DCGM (its own image, not a ranked base); `rvs.rs`, that of
+//! a run that needs AMD's ROCm Validation Suite (AMD's test runner image, only as the node lists it).
 
 mod assess;
 pub mod dcgm;
@@ -26,6 +27,7 @@ mod glibc;
 mod known;
 mod memory;
 mod rank;
+pub mod rvs;
 #[cfg(test)]
 mod test_support;
 
