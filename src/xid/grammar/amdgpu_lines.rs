@@ -182,47 +182,49 @@ pub fn may_be_amdgpu(text: &str) -> bool {
     text.contains("amdgpu") || text.contains("[drm] VRAM is lost")
 }
 
+// Repetitions stay unbounded (`\S+`, `.*?`) and ASCII digits stay `[0-9]`: a bounded Unicode class
+// compiles into thousands of automaton states, milliseconds per probe run; lengths are checked after.
+const MAX_RING_NAME: usize = 64;
+
 static DEV_RE: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"amdgpu ([0-9a-fA-F]{4,8}:[0-9a-fA-F]{2}:[0-9a-fA-F]{2}\.[0-7]):")
         .expect("static regex")
 });
 static RAS_RE: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(
-        r"^(?:socket: (\d{1,9}), die: (\d{1,9}),? )?(\d{1,19}) (new )?(uncorrectable|correctable|deferred) hardware errors detected in (total in )?([A-Za-z0-9_]{1,32})(,? block(?:, instance: )?|, instance: )",
+        r"^(?:socket: ([0-9]{1,9}), die: ([0-9]{1,9}),? )?([0-9]{1,19}) (new )?(uncorrectable|correctable|deferred) hardware errors detected in (total in )?([A-Za-z0-9_]{1,32})(,? block(?:, instance: )?|, instance: )",
     )
     .expect("static regex")
 });
 static UMC_INST_RE: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"^Uncorrectable error detected in UMC inst: \d{1,9}, chan_idx: \d{1,9}")
+    Regex::new(r"^Uncorrectable error detected in UMC inst: [0-9]{1,9}, chan_idx: [0-9]{1,9}")
         .expect("static regex")
 });
 static RING_TIMEOUT_RE: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"^ring (\S{1,64}) timeout, (signaled seq=|but soft recovered)")
-        .expect("static regex")
+    Regex::new(r"^ring (\S+) timeout, (signaled seq=|but soft recovered)").expect("static regex")
 });
-static RING_RESET_RE: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"^Ring (\S{1,64}) reset (succeeded|failed)").expect("static regex")
-});
+static RING_RESET_RE: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^Ring (\S+) reset (succeeded|failed)").expect("static regex"));
 static VM_FAULT_RE: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(
-        r"^\[([A-Za-z0-9_]{1,16})\] (?:(?:no-)?retry )?page fault \(src_id:\d{1,9} ring:\d{1,9} vmid:\d{1,9} pasid:(\d{1,9})(?:, for process (.{0,64}?) pid (\d{1,9}) thread .{0,64} pid \d{1,9})?\)",
+        r"^\[([A-Za-z0-9_]{1,16})\] (?:(?:no-)?retry )?page fault \(src_id:[0-9]{1,9} ring:[0-9]{1,9} vmid:[0-9]{1,9} pasid:([0-9]{1,9})(?:, for process (.*?) pid ([0-9]{1,9}) thread .*? pid [0-9]{1,9})?\)",
     )
     .expect("static regex")
 });
 static PROCESS_RE: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"^(?:for process|in process|Process information: process|Process) (.{0,64}?) pid (\d{1,9})\b")
+    Regex::new(r"^(?:for process|in process|Process information: process|Process) (.*?) pid ([0-9]{1,9})\b")
         .expect("static regex")
 });
 static ADDRESS_RE: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"^in page starting at address (0x[0-9a-fA-F]{1,16})").expect("static regex")
 });
 static ACA_RE: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"^(?:ACA\[(\d{1,4})/\d{1,4}\]|aca entry\[(\d{1,4})\])\.([A-Z_0-9]{1,16})=0x([0-9a-fA-F]{1,16})\b")
+    Regex::new(r"^(?:ACA\[([0-9]{1,4})/[0-9]{1,4}\]|aca entry\[([0-9]{1,4})\])\.([A-Z_0-9]{1,16})=0x([0-9a-fA-F]{1,16})\b")
         .expect("static regex")
 });
 static THRESHOLD_RE: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(
-        r"^(?:Saved bad pages (\d{1,19}) reaches threshold value (\d{1,19})|RAS records:(\d{1,19}) exceeds? (90% of )?threshold:(\d{1,19}))",
+        r"^(?:Saved bad pages ([0-9]{1,19}) reaches threshold value ([0-9]{1,19})|RAS records:([0-9]{1,19}) exceeds? (90% of )?threshold:([0-9]{1,19}))",
     )
     .expect("static regex")
 });
@@ -409,13 +411,19 @@ fn classify(b: &str, pci: &mut Option<String>) -> Option<AmdKind> {
     if b.starts_with("VRAM is lost due to GPU reset") {
         return Some(AmdKind::VramLost);
     }
-    if let Some(c) = RING_TIMEOUT_RE.captures(b) {
+    if let Some(c) = RING_TIMEOUT_RE
+        .captures(b)
+        .filter(|c| c[1].len() <= MAX_RING_NAME)
+    {
         return Some(AmdKind::RingTimeout {
             ring: c[1].to_string(),
             soft: c[2].starts_with("but"),
         });
     }
-    if let Some(c) = RING_RESET_RE.captures(b) {
+    if let Some(c) = RING_RESET_RE
+        .captures(b)
+        .filter(|c| c[1].len() <= MAX_RING_NAME)
+    {
         return Some(AmdKind::RingReset {
             ring: c[1].to_string(),
             ok: &c[2] == "succeeded",
@@ -745,6 +753,27 @@ mod tests {
             kind("amdgpu 0000:03:00.0: amdgpu: ring sdma0 timeout, but soft recovered"),
             Some(AmdKind::RingTimeout {
                 ring: "sdma0".into(),
+                soft: true
+            })
+        );
+        // A hostile ring name past 64 characters is not a ring.
+        let long = "r".repeat(65);
+        assert_ne!(
+            kind(&format!(
+                "amdgpu 0000:03:00.0: amdgpu: ring {long} timeout, but soft recovered"
+            )),
+            Some(AmdKind::RingTimeout {
+                ring: long.clone(),
+                soft: true
+            })
+        );
+        assert_eq!(
+            kind(&format!(
+                "amdgpu 0000:03:00.0: amdgpu: ring {} timeout, but soft recovered",
+                &long[1..]
+            )),
+            Some(AmdKind::RingTimeout {
+                ring: long[1..].to_string(),
                 soft: true
             })
         );

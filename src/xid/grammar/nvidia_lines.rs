@@ -71,16 +71,17 @@ pub struct SxidLine {
     pub message: String,
 }
 
+// ASCII `[0-9]`, not Unicode `\d`: a bounded Unicode class costs a probe run a millisecond to compile.
 static PCI_RE: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"(?:PCI:)?\b([0-9a-fA-F]{4,8}:[0-9a-fA-F]{2}:[0-9a-fA-F]{2}(?:\.[0-7])?)\b")
         .expect("static regex")
 });
 static GPC_RE: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)\(GPC\s+(\d{1,9}),\s*TPC\s+(\d{1,9})(?:,\s*SM\s+(\d{1,9}))?\)")
+    Regex::new(r"(?i)\(GPC\s+([0-9]{1,9}),\s*TPC\s+([0-9]{1,9})(?:,\s*SM\s+([0-9]{1,9}))?\)")
         .expect("static regex")
 });
 static NVLINK_RE: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)link\s+(\d{1,9})\s*\(\s*((?:0x[0-9a-f]{1,8}\s*,?\s*){1,7})\)")
+    Regex::new(r"(?i)link\s+([0-9]{1,9})\s*\(\s*((?:0x[0-9a-f]{1,8}\s*,?\s*){1,7})\)")
         .expect("static regex")
 });
 static RST_RE: LazyLock<Regex> =
@@ -91,12 +92,12 @@ static RECOVERY_RE: LazyLock<Regex> = LazyLock::new(|| {
 });
 static NVL5_RE: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(
-        r"(?i)^([A-Z0-9_/]+)\s+(Fatal|Non-?fatal)\s+(\S+)\s+(\S+)\s+Link\s+(-?\d{1,9})\s*\(\s*0x([0-9a-f]{1,8})[\s,]+0x([0-9a-f]{1,8})",
+        r"(?i)^([A-Z0-9_/]+)\s+(Fatal|Non-?fatal)\s+(\S+)\s+(\S+)\s+Link\s+(-?[0-9]{1,9})\s*\(\s*0x([0-9a-f]{1,8})[\s,]+0x([0-9a-f]{1,8})",
     )
     .expect("static regex")
 });
 static CAUSED_BY_RE: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"caused by previous Xid (\d{1,9})").expect("static regex"));
+    LazyLock::new(|| Regex::new(r"caused by previous Xid ([0-9]{1,9})").expect("static regex"));
 static UUID_RE: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(
         r"\b(GPU-[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})\b",
