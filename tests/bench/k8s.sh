@@ -10,7 +10,8 @@
 #      pods left behind; then a cancelled scan of the largest fleet (SIGINT to `k8s-gpu-mcp call` once
 #      BENCH_CANCEL_AFTER probe pods exist, default 50; 0 skips it): signal to exit, probe pods left;
 #   3. the launcher's per-phase timings (from the results' run.timings), the API requests of one call by verb
-#      and resource (audit log) and the time from the probe's answer to the tool's (run.after_probe_millis);
+#      and resource (audit log), its create, exec and delete as the API server timed them with the launcher's
+#      gaps between them, and the time from the probe's answer to the tool's (run.after_probe_millis);
 #   4. diagnose_workload on a Job of BENCH_WORKLOAD_NODES nodes (default 64; 0 skips it), one 8-GPU pod per
 #      node and one node with a GPU off the bus: wall time against one get_gpu_health (one probe round),
 #      answer size, pods left.
@@ -394,7 +395,7 @@ if os.path.exists(f"{work}/health.json"):
     allres = h["results"]
     n = len(allres)
     startup, first, later, total = Counter(), Counter(), Counter(), Counter()
-    server_ms = {}
+    server_ms, chains = {}, {}
     for l in open(f"{work}/audit-health.log"):
         e = json.loads(l)
         if e.get("stage") != "ResponseComplete":
@@ -409,6 +410,10 @@ if os.path.exists(f"{work}/health.json"):
             later[k] += 1
             if e["verb"] != "watch":
                 server_ms.setdefault(k, []).append((at(e["stageTimestamp"]) - t) * 1000)
+                # The call's chain as the API server saw it: its create, exec and delete, by the call it is in.
+                i = max(j for j, r in enumerate(allres) if r["start_unix"] <= t)
+                if k in ("create pods", "get pods/exec", "delete pods"):
+                    chains.setdefault(i, {})[k] = (t, at(e["stageTimestamp"]))
     fmt = lambda c, d=1: ", ".join(f"{k} {v / d:.2f}".replace(".00", "") for k, v in sorted(c.items(), key=lambda kv: (-kv[1], kv[0])))
     print(f"\nAPI requests of get_gpu_health ({n} calls of one session, audit log): {sum(total.values()) / n:.2f} a call "
           f"in all (the server's startup and the first call's one-offs included)")
@@ -420,6 +425,18 @@ if os.path.exists(f"{work}/health.json"):
         print(f"| each later call (mean of {n - 1}) | {sum(later.values()) / (n - 1):.2f} | {fmt(later, n - 1)} |")
         print("\nThe API server's time per request of the later calls (received to answered), p50 / max ms: " +
               ", ".join(f"{k} {pct(v, 50):.1f} / {max(v):.1f}" for k, v in sorted(server_ms.items())))
+        # The gaps between the three requests in a row are the launcher's; the rest of the span is the server's.
+        parts = {"create": [], "to exec": [], "exec": [], "to delete": [], "delete": [], "create received to delete answered": []}
+        for c in chains.values():
+            if len(c) < 3:
+                continue
+            (c0, c1), (e0, e1), (d0, d1) = c["create pods"], c["get pods/exec"], c["delete pods"]
+            for name, v in (("create", c1 - c0), ("to exec", e0 - c1), ("exec", e1 - e0), ("to delete", d0 - e1),
+                            ("delete", d1 - d0), ("create received to delete answered", d1 - c0)):
+                parts[name].append(v * 1000)
+        if parts["exec"]:
+            print(f"\nOne call's probe requests at the API server, p50 of {len(parts['exec'])} (the gaps are the launcher's): " +
+                  ", ".join(f"{k} {pct(v, 50):.1f} ms" for k, v in parts.items()))
     if os.path.exists(f"{work}/audit-exec.log"):
         ex = {"true": [], "node-probe": []}
         for l in open(f"{work}/audit-exec.log"):
