@@ -11,7 +11,6 @@ pub mod clients;
 pub mod compute_domains;
 pub mod dcgm_engine;
 pub mod dra_api;
-pub mod exec_protocol;
 pub mod gpu_resources;
 pub mod labels;
 pub mod operator;
