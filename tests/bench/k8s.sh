@@ -411,8 +411,8 @@ if os.path.exists(f"{work}/health.json"):
             if e["verb"] != "watch":
                 server_ms.setdefault(k, []).append((at(e["stageTimestamp"]) - t) * 1000)
                 # The call's chain as the API server saw it: its create, exec and delete, by the call it is in.
-                i = max(j for j, r in enumerate(allres) if r["start_unix"] <= t)
                 if k in ("create pods", "get pods/exec", "delete pods"):
+                    i = max(j for j, r in enumerate(allres) if r["start_unix"] <= t)
                     chains.setdefault(i, {})[k] = (t, at(e["stageTimestamp"]))
     fmt = lambda c, d=1: ", ".join(f"{k} {v / d:.2f}".replace(".00", "") for k, v in sorted(c.items(), key=lambda kv: (-kv[1], kv[0])))
     print(f"\nAPI requests of get_gpu_health ({n} calls of one session, audit log): {sum(total.values()) / n:.2f} a call "
