@@ -14,7 +14,8 @@
 # Pods left in the API after the run are counted.
 # Needs root (the real node). Usage: bash tests/bench/realnode.sh   (env: BENCH_CALLS=20,
 # BENCH_PROFILE=release, TESTBED_BIN, BENCH_PREBUILT=1 to use the binaries of target/$PROFILE as they are,
-# BENCH_BINDIR=DIR to use the k8s-gpu-mcp and node-probe in DIR as they are: an earlier build, for an A/B)
+# BENCH_BINDIR=DIR to use the k8s-gpu-mcp and node-probe in DIR as they are: an earlier build, for an A/B;
+# BENCH_EPHEMERAL_NEW=8: the calls of the new-ephemeral-container flow, 5 s apart)
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$ROOT"
@@ -182,7 +183,7 @@ launcher_flow copy --probe-delivery copy --probe-image docker.io/library/debian:
 launcher_flow ephemeral --probe-mode ephemeral --target-pod "$NS/gpu-target" \
   --probe-image testbed.invalid/node-probe:bench
 # Calls further apart than the reuse window: each adds a new ephemeral container (the kubelet's floor).
-N=8 PAUSE_MS=5000 launcher_flow ephemeral-new --probe-mode ephemeral --target-pod "$NS/gpu-target" \
+N=${BENCH_EPHEMERAL_NEW:-8} PAUSE_MS=5000 launcher_flow ephemeral-new --probe-mode ephemeral --target-pod "$NS/gpu-target" \
   --probe-image testbed.invalid/node-probe:bench
 
 POD=$(cat <<EOF
@@ -241,9 +242,9 @@ python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert "probe" in d
 sleep 2
 LEFT=$("${KA[@]}" get pods -A --no-headers 2>/dev/null | wc -l)
 
-python3 - "$WORK" "$CALLS" "$LEFT" <<'EOF'
+python3 - "$WORK" "$CALLS" "$LEFT" "${BENCH_EPHEMERAL_NEW:-8}" <<'EOF'
 import json, re, statistics, sys
-work, calls, left = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+work, calls, left, eph_new = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 
 def pct(xs, p):
     xs = sorted(xs)
@@ -254,7 +255,7 @@ def pct(xs, p):
 rows, phases = {}, {}
 labels = {"default": "launcher, default delivery", "image": "launcher, image delivery",
           "copy": "launcher, copy delivery", "ephemeral": "launcher, ephemeral container (back to back: reused)",
-          "ephemeral-new": "launcher, ephemeral container (8 calls 5 s apart: a new one each)"}
+          "ephemeral-new": "launcher, ephemeral container (%d calls 5 s apart: a new one each)" % eph_new}
 for name in labels:
     d = json.load(open(f"{work}/{name}.json"))
     res = d["results"][1:]  # the first call warms up (and hashes/archives the build for copy delivery)

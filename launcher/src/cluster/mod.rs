@@ -11,6 +11,7 @@ pub mod clients;
 pub mod compute_domains;
 pub mod dcgm_engine;
 pub mod dra_api;
+pub mod exec_protocol;
 pub mod gpu_resources;
 pub mod labels;
 pub mod operator;

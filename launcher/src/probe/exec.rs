@@ -43,7 +43,7 @@ pub trait ProbeExec: Send + Sync {
     }
 }
 
-/// Exec over the API server's websocket (v5.channel.k8s.io, v4 fallback).
+/// Exec over the API server's websocket: v4.channel.k8s.io, as no stdin is sent (cluster/exec_protocol.rs).
 pub struct WebsocketExec {
     pub max_stdout: usize,
     pub stderr_tail_bytes: usize,
