@@ -288,8 +288,9 @@ async fn build(
 
 /// kube's `Client::try_from(Config)` with two differences. An exec without stdin offers the v4 channel
 /// protocol alone (`exec_protocol.rs`: the API server then proxies it without translating to SPDY). And
-/// TCP_NODELAY is on: kube's builder keeps hyper's default (Nagle on); rustls then writes a request as two small segments and the second one waits for
-/// the API server's delayed ACK, about 40 ms on every delete and exec (measured on the testbed: a probe
+/// TCP_NODELAY is on: kube's builder keeps hyper's default (Nagle on); rustls then writes a request as two
+/// small segments and the second one waits for the API server's delayed ACK, about 40 ms on every delete
+/// and exec (measured on the testbed: a probe
 /// call went from 130 to 70 ms). Same layers otherwise: base URI, retry on 429/503/504 (ours, `retry.rs`,
 /// which records the push-back into `pressure`), auth (incl. exec plugins and token refresh), extra headers,
 /// connect/read/write timeouts. With a proxy configured, kube's own builder handles the proxy protocols (and
