@@ -42,7 +42,18 @@ impl LocalRunner {
             }
             argv.push(s.clone());
         }
-        argv.extend(req.args.iter().cloned());
+        // `--pid-file` names a fixed path that is private to a probe container, where the pod runner's
+        // orderly stop finds node-probe. Here /tmp is the host's, shared by every run and every user: two
+        // diagnostics at once would take each other's file. This runner stops its child by its own PID
+        // (stop_in_order), so the flag is left out.
+        let mut args = req.args.iter();
+        while let Some(a) = args.next() {
+            if a == "--pid-file" {
+                args.next();
+                continue;
+            }
+            argv.push(a.clone());
+        }
         argv
     }
 }
@@ -245,5 +256,47 @@ async fn stop_in_order(child: &mut tokio::process::Child) {
             "node-probe's diagnostic run still ran {} s after its SIGTERM; killing it",
             super::stop_first::STOP_WAIT.as_secs()
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_diagnostic_run_locally_keeps_no_pid_file_in_the_hosts_tmp() {
+        let runner = LocalRunner::new(PathBuf::from("node-probe"), Some("dgx-h100".into()));
+        let req = gpu_diag::command::Request::DcgmDiag {
+            run: gpu_diag::dcgm::request::DiagRun::Level(1),
+            gpus: Vec::new(),
+            timeout_secs: None,
+            api_claims: None,
+            engine: None,
+        };
+        let args = req.argv();
+        assert!(
+            args.iter().any(|a| a == "--pid-file"),
+            "the pod's argv carries the stop's pid file: {args:?}"
+        );
+        let probe = ProbeRequest {
+            node: "local".into(),
+            args,
+            tool: "run_gpu_diagnostic".into(),
+            context: None,
+            timeout: std::time::Duration::from_secs(60),
+            batch: Default::default(),
+            image: super::super::runner::ImageNeed::Dcgm,
+        };
+        let argv = runner.argv(&probe);
+        assert!(
+            !argv
+                .iter()
+                .any(|a| a == "--pid-file" || a.ends_with(".pid")),
+            "{argv:?}"
+        );
+        assert!(
+            argv.iter().any(|a| a == "--level"),
+            "the rest is kept: {argv:?}"
+        );
     }
 }
