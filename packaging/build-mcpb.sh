@@ -2,21 +2,33 @@
 # Builds the Claude Desktop bundle (.mcpb) for this machine's platform, validates it with the official MCP
 # Bundle CLI (@anthropic-ai/mcpb, pinned in packaging/mcpb/package.json) and writes the MCP registry entry
 # (server.json) that points at it.
-# Usage: bash packaging/build-mcpb.sh [--debug] [OUT_DIR]     (default OUT_DIR: target/dist; --debug packs the
-#        debug build, which the test suite uses to save a release build)
+# Usage: bash packaging/build-mcpb.sh [--debug [--no-build]] [OUT_DIR]     (default OUT_DIR: target/dist; --debug
+#        packs the debug build, which the test suite uses to save a release build; --no-build packs the debug
+#        binaries already in the target directory, as tests/run-all.sh's test build left them)
 #        PROBES_DIR=DIR packs DIR's node-probe-linux-amd64 and -arm64 (packaging/build-probes.sh) under
 #        server/probes/; without it, this machine's own build only. The release's bundles, with both, come from
 #        packaging/ecosystem.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 profile=release
+build=1
 if [ "${1:-}" = "--debug" ]; then profile=debug; shift; fi
+if [ "$profile" = debug ] && [ "${1:-}" = "--no-build" ]; then build=0; shift; fi
+case "${1:-}" in
+  -*) echo "usage: $0 [--debug [--no-build]] [OUT_DIR]  (--no-build packs a debug build only)" >&2; exit 2 ;;
+esac
 out=$(mkdir -p "${1:-target/dist}" && cd "${1:-target/dist}" && pwd)
 
 meta=$(cargo metadata --format-version 1 --no-deps)
 version=$(python3 -c 'import json,sys; print(next(p["version"] for p in json.load(sys.stdin)["packages"] if p["name"]=="k8s-gpu-mcp"))' <<<"$meta")
 target_dir=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])' <<<"$meta")
-if [ "$profile" = release ]; then
+if [ "$build" = 0 ]; then
+  # A build of only these two packages would differ in features from the test build (no dev-dependencies),
+  # rebuild their dependencies and replace the binaries the later e2e test then rebuilds again.
+  for b in k8s-gpu-mcp node-probe; do
+    [ -x "$target_dir/debug/$b" ] || { echo "build-mcpb: --no-build, but $target_dir/debug/$b is not built" >&2; exit 1; }
+  done
+elif [ "$profile" = release ]; then
   cargo build --release -p k8s-gpu-mcp -p node-probe
 else
   cargo build -p k8s-gpu-mcp -p node-probe

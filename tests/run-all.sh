@@ -81,6 +81,17 @@ node tests/mcp-sdk/client.mjs "$TARGET_DIR/debug/k8s-gpu-mcp"
 # The SDK v2 client on protocol 2026-07-28: operator confirmation through the multi-round-trip input request.
 node tests/mcp-sdk/client-v2.mjs "$TARGET_DIR/debug/k8s-gpu-mcp"
 # Packaging: what a user installs from.
+step "the README's install commands, from a clean clone (release builds cached in target/install-test)"
+bash packaging/test-install.sh
+step "Claude Desktop bundle, validated by the official bundle CLI (debug build)"
+bash packaging/build-mcpb.sh --debug --no-build >/dev/null
+# The release: Linux archives cross-built for glibc 2.28 (amd64, arm64), their glibc ceiling, the arm64
+# node-probe under qemu-user against the amd64 one, the amd64 archive used from an empty directory (quick start,
+# copy delivery against the testbed), the krew manifest, server.json and bundles checked against the digests.
+step "the release archives, built and used (packaging/test-release.sh; builds cached in target/release-test)"
+bash packaging/test-release.sh
+# Last: the dry run below removes the workspace crates' build fingerprints, which would make every later cargo
+# command rebuild them.
 step "cargo publish --workspace --dry-run (the three crates, packaged and verified together)"
 # The dry run verifies each crate against the others through a temporary registry. Cargo takes a registry
 # crate of a known name and version as unchanged: it reuses an earlier extraction and an earlier build of it
@@ -92,13 +103,4 @@ rm -rf "$TARGET_DIR"/debug/.fingerprint/{gpu-diag,node-probe,k8s-gpu-mcp}-*
 # The verify builds reuse the dependencies already built in this target dir: recent cargo does by default
 # (rust-lang/cargo#15783); older cargo only when the target dir is named, else it rebuilds them all.
 CARGO_TARGET_DIR=$TARGET_DIR cargo publish --workspace --dry-run --allow-dirty
-step "the README's install commands, from a clean clone (release builds cached in target/install-test)"
-bash packaging/test-install.sh
-step "Claude Desktop bundle, validated by the official bundle CLI (debug build)"
-bash packaging/build-mcpb.sh --debug >/dev/null
-# The release: Linux archives cross-built for glibc 2.28 (amd64, arm64), their glibc ceiling, the arm64
-# node-probe under qemu-user against the amd64 one, the amd64 archive used from an empty directory (quick start,
-# copy delivery against the testbed), the krew manifest, server.json and bundles checked against the digests.
-step "the release archives, built and used (packaging/test-release.sh; builds cached in target/release-test)"
-bash packaging/test-release.sh
 step "all tests passed"
