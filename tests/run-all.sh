@@ -15,21 +15,55 @@ export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
 if [ "${SKIP_E2E:-0}" = "1" ] || [ "${SKIP_REALNODE:-0}" = "1" ]; then export CI=${CI:-false}; else export CI=${CI:-true}; fi
 export INSTA_UPDATE=no
 
-step() { printf '\n==> %s\n' "$*" >&2; }
+# Every step's start goes to a table printed at the end (or where the run stopped), so the next person sees
+# where the time goes. .ci/run exports CI_RUN_STARTED before its installs; that span is its own row.
+STEP_LOG=$(mktemp)
+[ -z "${CI_RUN_STARTED:-}" ] || printf '%s\t%s\n' "$CI_RUN_STARTED" "installs (.ci/run)" >>"$STEP_LOG"
+step() {
+  printf '%s\t%s\n' "$(date +%s)" "$*" >>"$STEP_LOG"
+  printf '\n==> %s\n' "$*" >&2
+}
+# A line of the table that is not a step: what was skipped on purpose, and why.
+note() { printf 'note\t%s\n' "$*" >>"$STEP_LOG"; }
+step_table() {
+  local rc=$1 now
+  now=$(date +%s)
+  python3 - "$STEP_LOG" "$now" "$rc" <<'PY' >&2 || true
+import sys
+rows, notes = [], []
+for line in open(sys.argv[1]):
+    t, _, name = line.rstrip("\n").partition("\t")
+    (notes.append(name) if t == "note" else rows.append((int(t), name)))
+now, rc = int(sys.argv[2]), int(sys.argv[3])
+print("\n==> step times (wall clock)" + ("" if rc == 0 else f"; the run stopped with status {rc} in the last step"))
+for i, (t, name) in enumerate(rows):
+    end = rows[i + 1][0] if i + 1 < len(rows) else now
+    m, s = divmod(end - t, 60)
+    print(f"  {m:3d}m{s:02d}s  {name[:100]}")
+if rows:
+    m, s = divmod(now - rows[0][0], 60)
+    print(f"  {m:3d}m{s:02d}s  total")
+for n in notes:
+    print(f"  note: {n}")
+PY
+  rm -f "$STEP_LOG"
+}
+
+TB_PID= TB_LOG= TB_OUT=
+# Its own session: a failed step before the wait ends the control plane's build with every Go process under it.
+trap 'rc=$?; rm -f ${TB_LOG:+"$TB_LOG"} ${TB_OUT:+"$TB_OUT"}; [ -z "$TB_PID" ] || kill -- "-$TB_PID" 2>/dev/null || true; step_table "$rc"' EXIT
 
 # The test control plane (Go: etcd, kube-apiserver, kubelet, kwok; most of a cold run) builds in the
 # background while cargo formats, lints and builds the tests: module downloads and the Go compiler overlap
 # with rustc instead of following it. Cached outside the repo: a no-op once built.
-TB_PID=
 if [ "${SKIP_E2E:-0}" != "1" ]; then
   for tool in kubectl openssl curl python3; do
     command -v "$tool" >/dev/null ||
       { echo "the end-to-end suite needs $tool on PATH (or run with SKIP_E2E=1)" >&2; exit 1; }
   done
   TB_LOG=$(mktemp) TB_OUT=$(mktemp)
-  # Its own session: a failed step before the wait ends the build with every Go process under it.
-  trap 'rm -f "$TB_LOG" "$TB_OUT"; [ -z "$TB_PID" ] || kill -- "-$TB_PID" 2>/dev/null || true' EXIT
   step "building the test control plane in the background (cached)"
+  TB_STARTED=$(date +%s)
   setsid bash tests/testbed/build.sh >"$TB_OUT" 2>"$TB_LOG" &
   TB_PID=$!
 else
@@ -53,6 +87,7 @@ if [ -n "$TB_PID" ]; then
   step "waiting for the test control plane"
   wait "$TB_PID" || { cat "$TB_LOG" >&2; echo "building the test control plane failed" >&2; exit 1; }
   TB_PID=
+  note "the test control plane's build (beside the steps above) took $(($(date +%s) - TB_STARTED)) s"
   cat "$TB_LOG" >&2
   TESTBED_BIN=$(cat "$TB_OUT")
   export TESTBED_BIN
@@ -67,6 +102,8 @@ if [ "${SKIP_E2E:-0}" != "1" ]; then
   npm ci --prefix tests/mcp-conformance --no-audit --no-fund --loglevel=error
 fi
 
+bash tests/testbed/amd-device-plugin.sh --has-source ||
+  note "NOT RUN: the real-node suite's AMD device-plugin cases (ROCm/k8s-device-plugin is in no registry; AMD_DEVICE_PLUGIN_GIT names a clone)"
 step "cargo test (workspace)"
 cargo test --workspace --all-targets --no-fail-fast
 
