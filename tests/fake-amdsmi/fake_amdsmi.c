@@ -20,6 +20,10 @@
  *   mode ok|abort|hang|init_fail  abort or hang in amdsmi_init, or return AMDSMI_STATUS_DRM_ERROR (6)
  *   gpu BDF R P F                 a GPU (one socket each) and its bad-page records by status
  *   no_bad_pages 1                amdsmi_get_gpu_bad_page_info answers AMDSMI_STATUS_NOT_SUPPORTED (2)
+ *   drm 1                         amdsmi_init dlopen()s "libdrm.so.2" by soname as upstream does
+ *                                 (src/amd_smi/amd_smi_drm.cc:91) and fails with DRM_ERROR unless it is
+ *                                 the tests' stand-in (its symbol fake_drm_marker): the host's, not the image's
+ * Loading it creates `fake_amdsmi.loaded` beside it: a test proves a refused library never ran.
  * Built with -DFAKE_OLD it has no amdsmi_get_gpu_bad_page_info at all (an older library's missing symbol).
  */
 #define _GNU_SOURCE
@@ -89,6 +93,7 @@ static struct {
   unsigned year, major, minor, release;
   char mode[16];
   int no_bad_pages;
+  int drm;
   int ngpus;
   struct gpu gpus[MAX_GPUS];
 } cfg;
@@ -117,12 +122,24 @@ static void load(void) {
 #endif
     if (sscanf(line, "mode %15s", cfg.mode) == 1) continue;
     if (sscanf(line, "no_bad_pages %d", &cfg.no_bad_pages) == 1) continue;
+    if (sscanf(line, "drm %d", &cfg.drm) == 1) continue;
     if (sscanf(line, "gpu %x:%x:%x.%x %u %u %u", &g.dom, &g.bus, &g.dev, &g.fn, &g.pages[0],
                &g.pages[1], &g.pages[2]) == 7 &&
         cfg.ngpus < MAX_GPUS)
       cfg.gpus[cfg.ngpus++] = g;
   }
   fclose(f);
+}
+
+__attribute__((constructor)) static void mark_loaded(void) {
+  Dl_info info;
+  char path[4096];
+  if (!dladdr((void *)mark_loaded, &info) || !info.dli_fname || !realpath(info.dli_fname, path)) return;
+  char *slash = strrchr(path, '/');
+  if (!slash) return;
+  snprintf(slash + 1, sizeof path - (size_t)(slash + 1 - path), "fake_amdsmi.loaded");
+  FILE *f = fopen(path, "w");
+  if (f) fclose(f);
 }
 
 /* Handles are 1-based indexes into cfg.gpus (sockets and processors alike: one GPU per socket). */
@@ -139,6 +156,13 @@ int amdsmi_init(uint64_t flags) {
   if (!strcmp(cfg.mode, "hang"))
     for (;;) pause();
   if (!strcmp(cfg.mode, "init_fail")) return AMDSMI_STATUS_DRM_ERROR;
+  if (cfg.drm) {
+    void *drm = dlopen("libdrm.so.2", RTLD_NOW);
+    if (!drm || !dlsym(drm, "fake_drm_marker")) {
+      fprintf(stderr, "fake_amdsmi: libdrm.so.2: %s\n", drm ? "not the host's stand-in" : dlerror());
+      return AMDSMI_STATUS_DRM_ERROR;
+    }
+  }
   initialized = 1;
   return AMDSMI_STATUS_SUCCESS;
 }
