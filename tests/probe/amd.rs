@@ -763,7 +763,10 @@ fn amd_smi_loads_only_a_root_owned_chain_by_descriptor() {
         let root = two_mi300x();
         let lib = fake_amdsmi::install(root.path(), "opt/rocm-6.3.0/lib", 24, &conf)?;
         std::fs::rename(&lib, lib.with_extension("24.7.1")).unwrap();
-        root.symlink("opt/rocm-6.3.0/lib/libamd_smi.so.24", "libamd_smi.so.24.7.1");
+        root.symlink(
+            "opt/rocm-6.3.0/lib/libamd_smi.so.24",
+            "libamd_smi.so.24.7.1",
+        );
         root.symlink("opt/rocm", "rocm-6.3.0");
         fake_amdsmi::plain_dirs(root.path(), drm_dir);
         std::fs::copy(&drm, root.path().join(drm_dir).join("libdrm.so.2.4.0")).unwrap();
@@ -803,7 +806,10 @@ fn amd_smi_loads_only_a_root_owned_chain_by_descriptor() {
     // A world-writable directory on the way to the library: refused, the directory named.
     let root = node().unwrap();
     mode(&root, "opt/rocm-6.3.0", 0o777);
-    refused(&root, &["directory /opt/rocm-6.3.0 is writable by group or others (mode 777)"]);
+    refused(
+        &root,
+        &["directory /opt/rocm-6.3.0 is writable by group or others (mode 777)"],
+    );
     // ... or on the way to its libdrm.
     let root = node().unwrap();
     mode(&root, drm_dir, 0o775);

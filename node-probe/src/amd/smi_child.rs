@@ -339,10 +339,10 @@ mod gate;
 
 #[cfg(test)]
 mod tests {
+    use super::gate;
     use super::*;
     use serde_json::Value;
     use std::path::{Path, PathBuf};
-    use super::gate;
 
     /// The wheels of tests/truth/fetch-amdsmi-wheels.sh: `AMDSMI_WHEELS`, else the user cache it fills.
     fn wheel_dir() -> PathBuf {
@@ -416,7 +416,10 @@ mod tests {
             for (name, v) in [
                 ("AMDSMI_STATUS_SUCCESS", STATUS_SUCCESS),
                 ("AMDSMI_STATUS_NOT_SUPPORTED", STATUS_NOT_SUPPORTED),
-                ("AMDSMI_STATUS_NOT_YET_IMPLEMENTED", STATUS_NOT_YET_IMPLEMENTED),
+                (
+                    "AMDSMI_STATUS_NOT_YET_IMPLEMENTED",
+                    STATUS_NOT_YET_IMPLEMENTED,
+                ),
                 ("AMDSMI_STATUS_NO_PERM", STATUS_NO_PERM),
                 ("AMDSMI_STATUS_NOT_INIT", STATUS_NOT_INIT),
                 ("AMDSMI_MEM_PAGE_STATUS_RESERVED", PAGE_RESERVED),
@@ -433,7 +436,12 @@ mod tests {
                 .as_array()
                 .unwrap()
                 .iter()
-                .map(|x| (x["name"].as_str().unwrap().to_string(), x["offset"].as_u64().unwrap()))
+                .map(|x| {
+                    (
+                        x["name"].as_str().unwrap().to_string(),
+                        x["offset"].as_u64().unwrap(),
+                    )
+                })
                 .collect();
             let seven = release.starts_with('7');
             let words: &[&str] = if seven {
@@ -442,14 +450,23 @@ mod tests {
                 &["year", "major", "minor", "release"]
             };
             for (i, w) in words.iter().enumerate() {
-                assert_eq!(fields[i], (w.to_string(), 4 * i as u64), "{release}: {fields:?}");
+                assert_eq!(
+                    fields[i],
+                    (w.to_string(), 4 * i as u64),
+                    "{release}: {fields:?}"
+                );
             }
             assert_eq!(fields[words.len()].0, "build", "{release}");
             assert!(
-                f["version_t"]["size"].as_u64().unwrap() <= std::mem::size_of::<VersionBuf>() as u64
+                f["version_t"]["size"].as_u64().unwrap()
+                    <= std::mem::size_of::<VersionBuf>() as u64
             );
             // The layout version_of picks for this release's soname majors (ROCm 6: up to 25; 7: 26).
-            let (major_here, sample) = if seven { (26, [26, 1, 2]) } else { (24, [24, 7, 1]) };
+            let (major_here, sample) = if seven {
+                (26, [26, 1, 2])
+            } else {
+                (24, [24, 7, 1])
+            };
             let mut w = [0u32; 16];
             w[..3].copy_from_slice(&sample);
             let (named, _) = version_of(major_here, &w);
@@ -473,8 +490,16 @@ mod tests {
             assert_eq!(
                 offs,
                 vec![
-                    ("page_address", std::mem::offset_of!(PageRecord, page_address) as u64, 8),
-                    ("page_size", std::mem::offset_of!(PageRecord, page_size) as u64, 8),
+                    (
+                        "page_address",
+                        std::mem::offset_of!(PageRecord, page_address) as u64,
+                        8
+                    ),
+                    (
+                        "page_size",
+                        std::mem::offset_of!(PageRecord, page_size) as u64,
+                        8
+                    ),
                     (
                         "status",
                         std::mem::offset_of!(PageRecord, status) as u64,
@@ -487,7 +512,12 @@ mod tests {
             // amdsmi_bdf_t: one u64, and bdf_name decodes it as the header's bit fields do.
             assert_eq!(f["bdf_t"]["size"], 8, "{release}");
             for d in f["bdf_t"]["decoded"].as_array().unwrap() {
-                let n: Vec<u64> = d.as_array().unwrap().iter().map(|x| x.as_u64().unwrap()).collect();
+                let n: Vec<u64> = d
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|x| x.as_u64().unwrap())
+                    .collect();
                 assert_eq!(
                     bdf_name(n[0]),
                     format!("{:04x}:{:02x}:{:02x}.{:x}", n[1], n[2], n[3], n[4]),
@@ -498,7 +528,10 @@ mod tests {
             // Every function, with the signature declared above (`ptr:N` points at N bytes).
             for name in FUNCTIONS {
                 assert!(f["functions"][name].is_object(), "{release}: no {name}");
-                assert_eq!(f["functions"][name]["restype"], "uint32", "{release}: {name}");
+                assert_eq!(
+                    f["functions"][name]["restype"], "uint32",
+                    "{release}: {name}"
+                );
             }
             let expect = [
                 ("amdsmi_init", r#"["uint64"]"#),
@@ -507,7 +540,10 @@ mod tests {
                 ("amdsmi_get_socket_handles", r#"["ptr:4","ptr:8"]"#),
                 ("amdsmi_get_processor_handles", r#"["ptr","ptr:4","ptr:8"]"#),
                 ("amdsmi_get_gpu_device_bdf", r#"["ptr","ptr:8"]"#),
-                ("amdsmi_get_gpu_bad_page_info", r#"["ptr","ptr:4","ptr:24"]"#),
+                (
+                    "amdsmi_get_gpu_bad_page_info",
+                    r#"["ptr","ptr:4","ptr:24"]"#,
+                ),
             ];
             for (name, args) in expect {
                 let got = &f["functions"][name]["argtypes"];

@@ -74,7 +74,11 @@ fn host_name(done: &[std::ffi::OsString]) -> String {
 
 /// `rel` resolved under `root` as `host::root::resolve` does, every directory a name is looked up in
 /// checked first (the root included). The real path (no link left) and its host name.
-fn walk(root: &Path, rel: &Path, checked: &mut HashSet<PathBuf>) -> Result<(PathBuf, String), String> {
+fn walk(
+    root: &Path,
+    rel: &Path,
+    checked: &mut HashSet<PathBuf>,
+) -> Result<(PathBuf, String), String> {
     let mut todo: Vec<std::ffi::OsString> = Vec::new();
     push(&mut todo, rel);
     let mut done: Vec<std::ffi::OsString> = Vec::new();
@@ -220,7 +224,9 @@ pub fn needed(f: &File) -> Result<Vec<String>, String> {
     let len = f.metadata().map_err(|e| e.to_string())?.len();
     let read = |off: u64, n: u64| -> Result<Vec<u8>, String> {
         if n > 4 << 20 || off.checked_add(n).is_none_or(|end| end > len) {
-            return Err(format!("not an ELF shared object (a read of {n} at {off} past its end)"));
+            return Err(format!(
+                "not an ELF shared object (a read of {n} at {off} past its end)"
+            ));
         }
         let mut b = vec![0u8; n as usize];
         f.read_exact_at(&mut b, off).map_err(|e| e.to_string())?;
@@ -282,9 +288,15 @@ pub fn needed(f: &File) -> Result<Vec<String>, String> {
     names
         .into_iter()
         .map(|o| {
-            let s = strs.get(o as usize..).ok_or("a DT_NEEDED name past its string table")?;
-            let end = s.iter().position(|&b| b == 0).ok_or("an unterminated DT_NEEDED name")?;
-            String::from_utf8(s[..end].to_vec()).map_err(|_| "a DT_NEEDED name not UTF-8".to_string())
+            let s = strs
+                .get(o as usize..)
+                .ok_or("a DT_NEEDED name past its string table")?;
+            let end = s
+                .iter()
+                .position(|&b| b == 0)
+                .ok_or("an unterminated DT_NEEDED name")?;
+            String::from_utf8(s[..end].to_vec())
+                .map_err(|_| "a DT_NEEDED name not UTF-8".to_string())
         })
         .collect()
 }
@@ -301,7 +313,10 @@ mod tests {
         assert!(n.iter().any(|s| s.starts_with("libc.so.")), "{n:?}");
         let t = tempfile::tempdir().unwrap();
         for (name, body) in [
-            ("text", b"not an elf at all, long enough to be read as a header ........ ".to_vec()),
+            (
+                "text",
+                b"not an elf at all, long enough to be read as a header ........ ".to_vec(),
+            ),
             ("short", b"\x7fELF".to_vec()),
             ("elf32", {
                 let mut b = vec![0u8; 64];
@@ -324,7 +339,13 @@ mod tests {
         let r = t.path();
         std::fs::create_dir_all(r.join("opt/rocm-6.4.0/lib")).unwrap();
         std::fs::create_dir_all(r.join("srv/open")).unwrap();
-        for d in ["opt", "opt/rocm-6.4.0", "opt/rocm-6.4.0/lib", "srv", "srv/open"] {
+        for d in [
+            "opt",
+            "opt/rocm-6.4.0",
+            "opt/rocm-6.4.0/lib",
+            "srv",
+            "srv/open",
+        ] {
             std::fs::set_permissions(r.join(d), std::fs::Permissions::from_mode(0o755)).unwrap();
         }
         std::fs::write(r.join("opt/rocm-6.4.0/lib/x.so"), b"x").unwrap();
@@ -333,7 +354,8 @@ mod tests {
         let c = open_checked(r, Path::new("opt/rocm/lib/x.so"), &mut seen).unwrap();
         assert_eq!(c.host_path, "/opt/rocm-6.4.0/lib/x.so");
         // A link through a world-writable directory: that directory is named, though the file is not in it.
-        std::fs::set_permissions(r.join("srv/open"), std::fs::Permissions::from_mode(0o777)).unwrap();
+        std::fs::set_permissions(r.join("srv/open"), std::fs::Permissions::from_mode(0o777))
+            .unwrap();
         std::os::unix::fs::symlink("/opt/rocm/lib/x.so", r.join("srv/open/x.so")).unwrap();
         std::os::unix::fs::symlink("/srv/open/x.so", r.join("opt/rocm-6.4.0/lib/y.so")).unwrap();
         let e = open_checked(r, Path::new("opt/rocm/lib/y.so"), &mut HashSet::new()).unwrap_err();
