@@ -89,7 +89,8 @@ pub struct AmdPciFunctionFacts {
 pub struct AmdSmiLibraryFacts {
     /// The file loaded, named from the host's `/` (`/opt/rocm-6.4.0/lib/libamd_smi.so.25`).
     pub path: String,
-    /// `amdsmi_get_lib_version` as `major.minor.release`.
+    /// `amdsmi_get_lib_version` as AMD prints it: ROCm 6.x `year.major.minor.release` (`24.7.1.0`), 7.x
+    /// `major.minor.release` (`26.1.0`).
     pub version: String,
     /// The GPUs the library enumerates (`amdsmi_get_processor_handles`), by PCI address: what joins its
     /// readings to the sysfs GPU of the same `pci_bus_id`.

@@ -470,7 +470,9 @@ fn two_mi300x() -> HostRoot {
 fn amd_smi_version_is_read_with_each_majors_layout() {
     let bdf0 = Gpu::mi300x(0).bdf;
     let bdf1 = Gpu::mi300x(1).bdf;
-    for (major, version) in [(24, "24.7.1"), (25, "25.1.0"), (26, "26.5.0")] {
+    // ROCm 6.x reports {year, major, minor, release} with `year` its soname major, printed as AMD's CLI
+    // prints it (amdsmi_cli/amdsmi_commands.py:107); 7.x {major, minor, release}.
+    for (major, version) in [(24, "24.7.1.0"), (25, "25.3.0.0"), (26, "26.5.0")] {
         let root = two_mi300x();
         let conf = format!("version {version}\ngpu {bdf1} 0 0 0\ngpu {bdf0} 0 0 0\n");
         if fake_amdsmi::install(root.path(), "opt/rocm/lib", major, &conf).is_none() {
@@ -507,13 +509,13 @@ fn amd_smi_version_is_read_with_each_majors_layout() {
     let Some(lib) = fake_amdsmi::fake_lib(24) else {
         return;
     };
-    std::fs::create_dir_all(root.path().join("opt/rocm-7.0.0/lib")).unwrap();
+    fake_amdsmi::plain_dirs(root.path(), "opt/rocm-7.0.0/lib");
     std::fs::copy(
         &lib,
         root.path().join("opt/rocm-7.0.0/lib/libamd_smi.so.26"),
     )
     .unwrap();
-    root.file("opt/rocm-7.0.0/lib/fake_amdsmi.conf", "version 24.7.1\n");
+    root.file("opt/rocm-7.0.0/lib/fake_amdsmi.conf", "version 24.7.1.0\n");
     let f = facts(&root);
     let smi = &f["amd_driver"]["amd_smi"];
     assert_eq!(smi["error"], "unknown", "{smi}");
@@ -521,9 +523,54 @@ fn amd_smi_version_is_read_with_each_majors_layout() {
         smi["message"]
             .as_str()
             .unwrap()
-            .contains("soname major is 26"),
+            .contains("(major 24) but its soname major is 26"),
         "{smi}"
     );
+    // ROCm 6's own check is on `year`: a 6.x library whose year is not its soname major is refused too
+    // (and shut down on the way out: the fake exits 99 otherwise).
+    let root = two_mi300x();
+    let conf = "version 24.7.1.0\n";
+    fake_amdsmi::install(root.path(), "opt/rocm/lib", 25, conf).unwrap();
+    let smi = facts(&root)["amd_driver"]["amd_smi"].clone();
+    assert!(
+        smi["message"]
+            .as_str()
+            .unwrap()
+            .contains("reports version 24.7.1.0 (year 24) but its soname major is 25"),
+        "{smi}"
+    );
+}
+
+/// The fake answers as upstream's amd_smi.cc does (NOT_INIT before amdsmi_init, :81-85 and :1988), so a
+/// reader that asks for the version first fails against it; each ABI's struct as its release has it.
+#[test]
+fn the_fake_library_refuses_calls_before_init_as_upstream() {
+    type Init = unsafe extern "C" fn(u64) -> i32;
+    type Plain = unsafe extern "C" fn() -> i32;
+    type Version = unsafe extern "C" fn(*mut [u32; 8]) -> i32;
+    for (major, conf, words) in [
+        (24, "version 24.7.1.0\n", [24, 7, 1, 0]),
+        (26, "version 26.1.2\n", [26, 1, 2, 0]),
+    ] {
+        let root = HostRoot::new();
+        let Some(path) = fake_amdsmi::install(root.path(), "lib", major, conf) else {
+            return;
+        };
+        // SAFETY: the fake's own functions, with the signatures of amdsmi.h.
+        unsafe {
+            let lib = libloading::Library::new(&path).unwrap();
+            let init: Init = *lib.get(b"amdsmi_init").unwrap();
+            let shut: Plain = *lib.get(b"amdsmi_shut_down").unwrap();
+            let version: Version = *lib.get(b"amdsmi_get_lib_version").unwrap();
+            let mut v = [0u32; 8];
+            assert_eq!(version(&mut v), 32, "AMDSMI_STATUS_NOT_INIT before init");
+            assert_eq!(init(1 << 1), 0);
+            assert_eq!(version(&mut v), 0);
+            assert_eq!(v[..4], words, "major {major}");
+            assert_eq!(shut(), 0);
+            assert_eq!(version(&mut v), 32, "and after shut-down");
+        }
+    }
 }
 
 #[test]
@@ -536,7 +583,7 @@ fn amd_smi_bad_pages_join_their_gpu_by_bdf_and_count_once() {
     let (bdf0, bdf1, d1) = (g0.bdf.clone(), g1.bdf.clone(), g1.dir());
     let root = host(&Node::new(vec![g0, g1]));
     root.file(&format!("{d1}/ras/gpu_vram_bad_pages"), "garbage\n");
-    let conf = format!("version 25.1.0\ngpu {bdf1} 0 2 1\ngpu {bdf0} 0 1 0\n");
+    let conf = format!("version 25.1.0.0\ngpu {bdf1} 0 2 1\ngpu {bdf0} 0 1 0\n");
     if fake_amdsmi::install(root.path(), "opt/rocm-6.4.0/lib", 25, &conf).is_none() {
         return;
     }
@@ -582,7 +629,7 @@ fn amd_smi_bad_pages_join_their_gpu_by_bdf_and_count_once() {
     );
     let ev1 = p1[0]["evidence"].to_string();
     assert!(
-        ev1.contains("libamd_smi 25.1.0 amdsmi_get_gpu_bad_page_info"),
+        ev1.contains("libamd_smi 25.1.0.0 amdsmi_get_gpu_bad_page_info"),
         "{ev1}"
     );
     assert_eq!(of("amd.bad_pages.unreservable", 1).len(), 1);
@@ -617,16 +664,16 @@ fn amd_smi_absent_failing_or_hung_never_stops_the_probe() {
     // An older library without amdsmi_get_gpu_bad_page_info: that field says so, the rest is read.
     let root = two_mi300x();
     let old = fake_amdsmi::fake_old_lib(24).unwrap();
-    let conf = format!("version 24.7.1\ngpu {bdf0} 0 0 0\n");
+    let conf = format!("version 24.7.1.0\ngpu {bdf0} 0 0 0\n");
     fake_amdsmi::install_lib(root.path(), "opt/rocm/lib", &old, 24, &conf).unwrap();
     let f = facts(&root);
     let smi = &f["amd_driver"]["amd_smi"];
-    assert_eq!(smi["version"], "24.7.1", "{smi}");
+    assert_eq!(smi["version"], "24.7.1.0", "{smi}");
     let bp = &smi["gpus"][0]["bad_pages"];
     assert_eq!(bp["error"], "not_supported", "{smi}");
     assert_eq!(
         bp["message"],
-        "amdsmi_get_gpu_bad_page_info is not in libamd_smi 24.7.1"
+        "amdsmi_get_gpu_bad_page_info is not in libamd_smi 24.7.1.0"
     );
 
     for (mode, kind, words) in [
@@ -639,7 +686,7 @@ fn amd_smi_absent_failing_or_hung_never_stops_the_probe() {
         ("hang", "timeout", "did not answer in time"),
     ] {
         let root = two_mi300x();
-        let conf = format!("version 24.7.1\nmode {mode}\ngpu {bdf0} 0 0 0\n");
+        let conf = format!("version 24.7.1.0\nmode {mode}\ngpu {bdf0} 0 0 0\n");
         fake_amdsmi::install(root.path(), "opt/rocm/lib", 24, &conf).unwrap();
         let (doc, took) = run_with(&root, &["--nvml-timeout", "2", "facts"]);
         let smi = &doc["facts"]["amd_driver"]["amd_smi"];
@@ -661,7 +708,7 @@ fn amd_smi_absent_failing_or_hung_never_stops_the_probe() {
 #[test]
 fn amd_smi_outside_the_host_root_or_writable_is_never_loaded() {
     let bdf0 = Gpu::mi300x(0).bdf;
-    let conf = format!("version 24.7.1\ngpu {bdf0} 0 0 0\n");
+    let conf = format!("version 24.7.1.0\ngpu {bdf0} 0 0 0\n");
     // A real (fake) library outside the host root, and links that try to reach it.
     let outside = tempfile::tempdir().unwrap();
     let Some(lib) = fake_amdsmi::install(outside.path(), "lib", 24, &conf) else {
@@ -692,4 +739,135 @@ fn amd_smi_outside_the_host_root_or_writable_is_never_loaded() {
         smi["message"].as_str().unwrap().contains("writable"),
         "{smi}"
     );
+}
+
+/// node-probe/src/amd/smi_trust.rs: the library, every directory on the way to it and every host library
+/// it pulls in (here the libdrm it dlopens by soname) must be root's and not group/world-writable; the
+/// child loads the checked files by descriptor. A refused chain never runs the library (the fake marks
+/// each load with `fake_amdsmi.loaded` beside its real file).
+#[test]
+fn amd_smi_loads_only_a_root_owned_chain_by_descriptor() {
+    use std::os::unix::fs::PermissionsExt;
+    let bdf0 = Gpu::mi300x(0).bdf;
+    let conf = format!("version 24.7.1.0\ndrm 1\ngpu {bdf0} 0 0 0\n");
+    let Some(drm) = fake_amdsmi::fake_libdrm() else {
+        return;
+    };
+    let drm_dir = "usr/lib/x86_64-linux-gnu";
+    let mode = |root: &HostRoot, rel: &str, m: u32| {
+        std::fs::set_permissions(root.path().join(rel), std::fs::Permissions::from_mode(m)).unwrap()
+    };
+    // ROCm's layout: /opt/rocm -> rocm-6.3.0, the soname a link to the versioned file, libdrm's soname
+    // a link to its file in the distribution's directory.
+    let node = || {
+        let root = two_mi300x();
+        let lib = fake_amdsmi::install(root.path(), "opt/rocm-6.3.0/lib", 24, &conf)?;
+        std::fs::rename(&lib, lib.with_extension("24.7.1")).unwrap();
+        root.symlink(
+            "opt/rocm-6.3.0/lib/libamd_smi.so.24",
+            "libamd_smi.so.24.7.1",
+        );
+        root.symlink("opt/rocm", "rocm-6.3.0");
+        fake_amdsmi::plain_dirs(root.path(), drm_dir);
+        std::fs::copy(&drm, root.path().join(drm_dir).join("libdrm.so.2.4.0")).unwrap();
+        mode(&root, &format!("{drm_dir}/libdrm.so.2.4.0"), 0o755);
+        root.symlink(&format!("{drm_dir}/libdrm.so.2"), "libdrm.so.2.4.0");
+        Some(root)
+    };
+    let loaded = |root: &HostRoot| {
+        root.path()
+            .join("opt/rocm-6.3.0/lib/fake_amdsmi.loaded")
+            .exists()
+    };
+    let refused = |root: &HostRoot, words: &[&str]| {
+        let smi = facts(root)["amd_driver"]["amd_smi"].clone();
+        assert_eq!(smi["error"], "no_permission", "{smi}");
+        let m = smi["message"].as_str().unwrap();
+        assert!(
+            m.starts_with("/opt/rocm/lib/libamd_smi.so.24: not loaded, "),
+            "{m}"
+        );
+        for w in words {
+            assert!(m.contains(w), "{w:?} in {m}");
+        }
+        assert!(!loaded(root), "a refused library never runs: {m}");
+    };
+
+    // The trusted chain: loaded through /proc/self/fd, and the libdrm it dlopens by soname is the
+    // host's (the fake fails init with any other).
+    let Some(root) = node() else {
+        return;
+    };
+    let smi = facts(&root)["amd_driver"]["amd_smi"].clone();
+    assert_eq!(smi["version"], "24.7.1.0", "{smi}");
+    assert_eq!(smi["gpus"][0]["bdf"], bdf0.as_str(), "{smi}");
+    assert!(loaded(&root));
+
+    // A world-writable directory on the way to the library: refused, the directory named.
+    let root = node().unwrap();
+    mode(&root, "opt/rocm-6.3.0", 0o777);
+    refused(
+        &root,
+        &["directory /opt/rocm-6.3.0 is writable by group or others (mode 777)"],
+    );
+    // ... or on the way to its libdrm.
+    let root = node().unwrap();
+    mode(&root, drm_dir, 0o775);
+    refused(
+        &root,
+        &[
+            "directory /usr/lib/x86_64-linux-gnu is writable",
+            "libdrm.so.2, needed by dlopen",
+        ],
+    );
+
+    // A soname link swapped to a tenant-writable file elsewhere in the root: refused, the file named.
+    let root = node().unwrap();
+    fake_amdsmi::plain_dirs(root.path(), "home/user");
+    std::fs::copy(&drm, root.path().join("home/user/libdrm.so.2")).unwrap();
+    mode(&root, "home/user/libdrm.so.2", 0o666);
+    std::fs::remove_file(root.path().join(drm_dir).join("libdrm.so.2")).unwrap();
+    root.symlink(&format!("{drm_dir}/libdrm.so.2"), "/home/user/libdrm.so.2");
+    refused(
+        &root,
+        &["/home/user/libdrm.so.2 is writable by group or others (mode 666)"],
+    );
+    // The library's own link, likewise.
+    let root = node().unwrap();
+    let lib = root.path().join("opt/rocm-6.3.0/lib/libamd_smi.so.24.7.1");
+    std::fs::copy(&lib, root.path().join("home-lib.so")).unwrap();
+    mode(&root, "home-lib.so", 0o666);
+    std::fs::remove_file(root.path().join("opt/rocm-6.3.0/lib/libamd_smi.so.24")).unwrap();
+    root.symlink("opt/rocm-6.3.0/lib/libamd_smi.so.24", "/home-lib.so");
+    let smi = facts(&root)["amd_driver"]["amd_smi"].clone();
+    assert!(
+        smi["message"]
+            .as_str()
+            .unwrap()
+            .contains("/home-lib.so is writable by group or others"),
+        "{smi}"
+    );
+    assert!(!root.path().join("fake_amdsmi.loaded").exists());
+
+    // A sibling the loader would take first (libdrm.so.2 in the library's own directory), not root's.
+    if rustix::process::geteuid().is_root() {
+        let root = node().unwrap();
+        let sib = root.path().join("opt/rocm-6.3.0/lib/libdrm.so.2");
+        std::fs::copy(&drm, &sib).unwrap();
+        mode(&root, "opt/rocm-6.3.0/lib/libdrm.so.2", 0o755);
+        std::os::unix::fs::chown(&sib, Some(4242), Some(4242)).unwrap();
+        refused(
+            &root,
+            &["/opt/rocm-6.3.0/lib/libdrm.so.2 is owned by uid 4242, not root"],
+        );
+        // A sibling nothing asks for is not on the child's loader path: no reason to refuse.
+        let root = node().unwrap();
+        let other = root.path().join("opt/rocm-6.3.0/lib/libunrelated.so.1");
+        std::fs::copy(&drm, &other).unwrap();
+        std::os::unix::fs::chown(&other, Some(4242), Some(4242)).unwrap();
+        let smi = facts(&root)["amd_driver"]["amd_smi"].clone();
+        assert_eq!(smi["version"], "24.7.1.0", "{smi}");
+    } else {
+        eprintln!("not root: the uid-owned sibling cases need chown (CI runs them as root)");
+    }
 }

@@ -1,6 +1,8 @@
 //! Builds tests/fake-amdsmi/fake_amdsmi.c into `libamd_smi.so.<major>` once per major and test binary,
-//! under cargo's scratch directory: majors 24 and 25 with ROCm 6's `amdsmi_version_t` (a `year` first),
-//! 26 with ROCm 7's. [`install`] puts one under a fake host root with its `fake_amdsmi.conf`.
+//! under cargo's scratch directory: majors below 26 with ROCm 6's `amdsmi_version_t` (`year` first, the
+//! soname major; `-DFAKE_V6`), 26 and up with ROCm 7's. [`install`] puts one under a fake host root with
+//! its `fake_amdsmi.conf`, every directory from the root to it made 0755 (the reader refuses a
+//! group-writable one, whatever the umask). [`fake_libdrm`] is a stand-in `libdrm.so.2` for `drm 1`.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -52,7 +54,8 @@ fn build(major: u32, old: bool) -> Option<PathBuf> {
     if old {
         cmd.arg("-DFAKE_OLD");
     }
-    match cmd.arg("-o").arg(&out).arg(&src).status() {
+    // dlopen/dladdr: in libc since glibc 2.34, in libdl before.
+    match cmd.arg("-o").arg(&out).arg(&src).arg("-ldl").status() {
         Ok(s) if s.success() => Some(out),
         Ok(s) => panic!("{cc} failed to build the fake libamd_smi ({s})"),
         Err(e) => {
@@ -64,6 +67,46 @@ fn build(major: u32, old: bool) -> Option<PathBuf> {
     }
 }
 
+/// A shared object with soname `libdrm.so.2` and nothing in it: what `drm 1` dlopens.
+pub fn fake_libdrm() -> Option<PathBuf> {
+    static LIB: Mutex<Option<Option<PathBuf>>> = Mutex::new(None);
+    let mut lib = LIB.lock().unwrap_or_else(|e| e.into_inner());
+    lib.get_or_insert_with(|| {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("fake-libdrm-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let src = dir.join("drm.c");
+        std::fs::write(&src, "int fake_drm_marker(void) { return 2; }\n").unwrap();
+        let out = dir.join("libdrm.so.2");
+        let cc = std::env::var("CC").unwrap_or_else(|_| "cc".to_string());
+        match Command::new(&cc)
+            .args(["-shared", "-fPIC", "-Wl,-soname,libdrm.so.2", "-o"])
+            .arg(&out)
+            .arg(&src)
+            .status()
+        {
+            Ok(s) if s.success() => Some(out),
+            Ok(s) => panic!("{cc} failed to build the fake libdrm ({s})"),
+            Err(e) => {
+                gate::skip(&format!("no C compiler ({cc}: {e})"));
+                None
+            }
+        }
+    })
+    .clone()
+}
+
+/// Every directory from `root` down to `root/dir`, created, mode 0755.
+pub fn plain_dirs(root: &Path, dir: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    let mut d = root.to_path_buf();
+    std::fs::create_dir_all(root.join(dir)).unwrap();
+    for c in Path::new(dir).components() {
+        d.push(c);
+        std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+}
+
 /// Copy the fake of `major` to `<root>/<dir>/libamd_smi.so.<major>` (mode 0755) with `conf` beside it;
 /// the path written, or `None` without a C compiler.
 pub fn install(root: &Path, dir: &str, major: u32, conf: &str) -> Option<PathBuf> {
@@ -72,8 +115,8 @@ pub fn install(root: &Path, dir: &str, major: u32, conf: &str) -> Option<PathBuf
 
 /// [`install`] of a given build (`fake_old_lib`'s).
 pub fn install_lib(root: &Path, dir: &str, lib: &Path, major: u32, conf: &str) -> Option<PathBuf> {
+    plain_dirs(root, dir);
     let d = root.join(dir);
-    std::fs::create_dir_all(&d).unwrap();
     let to = d.join(format!("libamd_smi.so.{major}"));
     std::fs::copy(lib, &to).unwrap();
     use std::os::unix::fs::PermissionsExt;

@@ -24,6 +24,7 @@ mod processes;
 mod ras;
 pub mod smi;
 pub mod smi_child;
+mod smi_trust;
 mod xgmi;
 
 use std::path::{Path, PathBuf};

@@ -10,17 +10,21 @@
 //! The library is C++, needs the host's libdrm and opens `/dev/dri` and `/dev/kfd`: loaded into the probe
 //! it would bring the host's C++ runtime into a process of another glibc, and an abort or a hang in it
 //! (a GPU whose firmware hangs) would take the whole probe down. So it is read in a short-lived child (this
-//! binary re-run as `node-probe __amd-smi-child`) with an empty environment but a loader path of the
-//! library's own directory and a private directory of links to the host's libdrm alone (the host's whole
-//! library directory would also hand the child the host's libc), killed at the deadline. Its one JSON
-//! line is parsed here, capped; anything else it does is an inline error on `amd_smi`.
+//! binary re-run as `node-probe __amd-smi-child`) with an empty environment and a loader path of one
+//! private directory (the host's whole library directory would also hand the child the host's libc),
+//! killed at the deadline. Its one JSON line is parsed here, capped; anything else it does is an inline
+//! error on `amd_smi`.
 //!
-//! Trust: the file is found only under the host root (links resolved inside it, none out of it), must be
-//! a regular file owned by root (or by the probe's own user) and not writable by group or others: a
-//! privileged probe runs what it loads as root.
+//! Trust (`smi_trust.rs`): a privileged probe runs what it loads as root. The library is found only under
+//! the host root (links resolved inside it); it, every directory on the way to it, and every host library
+//! it pulls in (its `DT_NEEDED` from its own directory, the libdrm it `dlopen`s) must be root's and
+//! writable by neither group nor others, or it is not loaded and `amd_smi` says why. The child loads the
+//! checked files by their open descriptors (`/proc/self/fd/N`), so a file swapped after the check is not
+//! the one loaded.
 
 use std::io::Read;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::fs::DirBuilderExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -39,8 +43,8 @@ pub const CHILD_ARG: &str = "__amd-smi-child";
 const MAX_OUT: usize = 1 << 20;
 const MAX_ERR: usize = 4 << 10;
 
-/// Host libraries the library loads by soname (`dlopen("libdrm.so.2")`, libdrm_amdgpu for the GPU's
-/// queries), where ROCm's amdgpu packages and the distributions put them.
+/// Host libraries the library loads by soname (`dlopen("libdrm.so.2")`, `src/amd_smi/amd_smi_drm.cc:91`;
+/// libdrm_amdgpu for the GPU's queries), where ROCm's amdgpu packages and the distributions put them.
 const HOST_LIBS: &[&str] = &["libdrm.so.2", "libdrm_amdgpu.so.1"];
 const HOST_LIB_DIRS: &[&str] = &[
     "opt/amdgpu/lib64",
@@ -114,25 +118,6 @@ pub fn find(root: &Path) -> Option<Found> {
     None
 }
 
-/// Why a privileged probe will not load `open`: not root's (or the probe's own), or writable by others.
-fn untrusted(open: &Path) -> Option<String> {
-    let m = match std::fs::metadata(open) {
-        Ok(m) => m,
-        Err(e) => return Some(format!("cannot stat it: {e}")),
-    };
-    let me = rustix::process::geteuid().as_raw();
-    if m.uid() != 0 && m.uid() != me {
-        return Some(format!("owned by uid {}, not root", m.uid()));
-    }
-    if m.mode() & 0o022 != 0 {
-        return Some(format!(
-            "writable by group or others (mode {:o})",
-            m.mode() & 0o7777
-        ));
-    }
-    None
-}
-
 /// A reading under way.
 pub struct Pending {
     found: Found,
@@ -154,52 +139,96 @@ fn error(kind: FieldErrorKind, msg: String) -> Reading<AmdSmiLibraryFacts> {
     Reading::Err(FieldError::with_message(kind, msg))
 }
 
+/// The child's first descriptor: the library; its host libraries follow (`FIRST_FD + 1 + i`).
+const FIRST_FD: i32 = 3;
+
 pub fn start(root: &Path) -> Started {
     let Some(found) = find(root) else {
         return Started::None;
     };
-    if let Some(why) = untrusted(&found.open) {
-        return Started::Failed(error(
-            FieldErrorKind::NoPermission,
-            format!("{}: not loaded, {why}", found.host_path),
-        ));
+    let rel = Path::new(found.host_path.trim_start_matches('/'));
+    let chain = match super::smi_trust::chain(root, rel, HOST_LIBS, HOST_LIB_DIRS) {
+        Ok(c) => c,
+        Err(why) => {
+            return Started::Failed(error(
+                FieldErrorKind::NoPermission,
+                format!("{}: not loaded, {why}", found.host_path),
+            ));
+        }
+    };
+    // Each checked descriptor duplicated above the numbers the child receives them at, so that placing
+    // one (dup2 in the child) never overwrites another.
+    let n = 1 + chain.deps.len() as i32;
+    let mut high: Vec<OwnedFd> = Vec::new();
+    for f in std::iter::once(&chain.lib.file).chain(chain.deps.iter().map(|(_, c)| &c.file)) {
+        // SAFETY: fcntl(F_DUPFD_CLOEXEC) on a descriptor this process owns; the result is owned here.
+        let fd = unsafe { libc::fcntl(f.as_raw_fd(), libc::F_DUPFD_CLOEXEC, FIRST_FD + n) };
+        if fd < 0 {
+            return Started::Failed(error(
+                FieldErrorKind::Unknown,
+                format!(
+                    "cannot pass {} to its reader: {}",
+                    found.host_path,
+                    std::io::Error::last_os_error()
+                ),
+            ));
+        }
+        // SAFETY: `fd` was just returned by fcntl and nothing else owns it.
+        high.push(unsafe { OwnedFd::from_raw_fd(fd) });
     }
-    let links = link_host_libs(root).unwrap_or_else(|e| {
-        eprintln!(
-            "node-probe: libamd_smi: no private library directory ({e}); libdrm from the image"
-        );
-        None
-    });
-    let mut path = found
-        .open
-        .parent()
-        .map(|p| p.as_os_str().to_os_string())
-        .unwrap_or_default();
-    if let Some(l) = &links {
-        path.push(":");
-        path.push(l);
-    }
+    let names: Vec<(String, i32)> = chain
+        .deps
+        .iter()
+        .enumerate()
+        .map(|(i, (name, _))| (name.clone(), FIRST_FD + 1 + i as i32))
+        .collect();
+    let links = match link_fds(&names) {
+        Ok(l) => l,
+        Err(e) => {
+            return Started::Failed(error(
+                FieldErrorKind::Unknown,
+                format!("cannot make the libamd_smi reader's library directory: {e}"),
+            ));
+        }
+    };
     let exe = match std::env::current_exe() {
         Ok(e) => e,
         Err(e) => {
+            remove_links(&links);
             return Started::Failed(error(
                 FieldErrorKind::Unknown,
                 format!("cannot re-run node-probe to read {}: {e}", found.host_path),
             ));
         }
     };
-    let spawned = Command::new(exe)
-        .arg(CHILD_ARG)
-        .arg(&found.open)
+    let raw: Vec<i32> = high.iter().map(|f| f.as_raw_fd()).collect();
+    let mut cmd = Command::new(exe);
+    cmd.arg(CHILD_ARG)
+        .arg(format!("/proc/self/fd/{FIRST_FD}"))
         .arg(found.major.to_string())
         .env_clear()
-        .env("LD_LIBRARY_PATH", &path)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         // Its own group: a kill at the deadline reaches whatever the library started.
-        .process_group(0)
-        .spawn();
+        .process_group(0);
+    if let Some(l) = &links {
+        cmd.env("LD_LIBRARY_PATH", l);
+    }
+    // SAFETY: dup2 is async-signal-safe; the sources are all above the targets (see above), and dup2
+    // leaves the targets without close-on-exec, so the child receives exactly these.
+    unsafe {
+        cmd.pre_exec(move || {
+            for (i, fd) in raw.iter().enumerate() {
+                if libc::dup2(*fd, FIRST_FD + i as i32) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            Ok(())
+        });
+    }
+    let spawned = cmd.spawn();
+    drop(high);
     let mut child = match spawned {
         Ok(c) => c,
         Err(e) => {
@@ -336,19 +365,10 @@ fn parse(
     }
 }
 
-/// A private directory of links to the host's libdrm alone (see the module's notes); `None` when the host
-/// has none under the usual directories.
-fn link_host_libs(root: &Path) -> std::io::Result<Option<PathBuf>> {
-    let mut found: Vec<(&str, PathBuf)> = Vec::new();
-    for lib in HOST_LIBS {
-        if let Some(p) = HOST_LIB_DIRS
-            .iter()
-            .find_map(|d| resolve_file(root, format!("{d}/{lib}")))
-        {
-            found.push((lib, p));
-        }
-    }
-    if found.is_empty() {
+/// The child's loader path: a private directory whose entries, named by soname, link to the child's own
+/// descriptors (`/proc/self/fd/N`, resolved in the child); `None` when there is nothing to link.
+fn link_fds(names: &[(String, i32)]) -> std::io::Result<Option<PathBuf>> {
+    if names.is_empty() {
         return Ok(None);
     }
     let dir = std::env::temp_dir().join(format!(
@@ -360,8 +380,11 @@ fn link_host_libs(root: &Path) -> std::io::Result<Option<PathBuf>> {
             .unwrap_or(0)
     ));
     std::fs::DirBuilder::new().mode(0o700).create(&dir)?;
-    for (name, file) in found {
-        std::os::unix::fs::symlink(file, dir.join(name))?;
+    for (name, fd) in names {
+        if let Err(e) = std::os::unix::fs::symlink(format!("/proc/self/fd/{fd}"), dir.join(name)) {
+            let _ = std::fs::remove_dir_all(&dir);
+            return Err(e);
+        }
     }
     Ok(Some(dir))
 }
