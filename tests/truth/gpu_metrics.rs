@@ -263,6 +263,7 @@ fn declarations() -> (String, BTreeMap<String, Vec<String>>) {
                     .or_default()
                     .push(name.to_string());
             }
+            other => panic!("gpu_metrics_v1_6_to_v1_8.txt: cannot read {other:?}"),
         }
     }
     (c, members)
