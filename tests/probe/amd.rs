@@ -176,6 +176,111 @@ fn mi325x_and_mi355x_identity_and_metrics_revisions() {
     assert_eq!(g[1]["amd"]["xgmi"]["links"].as_array().unwrap().len(), 7);
 }
 
+/// Every `gpu_metrics` revision a node can show, 1.3 to 1.9, read through the real binary: the fake host
+/// writes each at the offsets cc computes from the kernel's structs (v1.9: the attribute list), with a value
+/// per member that no other member has, and hwmon removed so the temperatures and power come from the
+/// table (the fallback). A member read at a shifted offset reads another member's value, or 0xFF.
+#[test]
+fn every_gpu_metrics_revision_decodes_what_was_written() {
+    let revisions = [
+        Metrics::V1_3,
+        Metrics::V1_4,
+        Metrics::V1_5,
+        Metrics::V1_6,
+        Metrics::V1_7,
+        Metrics::V1_8,
+        Metrics::V1_9,
+    ];
+    for (k, m) in revisions.into_iter().enumerate() {
+        let (_, crev) = m.revision().unwrap();
+        let k16 = k as u16;
+        let k64 = k as u64;
+        let mut g = if crev == 3 {
+            Gpu::mi250x(0)
+        } else {
+            Gpu::mi300x(0)
+        };
+        g.metrics = m;
+        g.edge_c = 31 + k16;
+        g.hotspot_c = 61 + k16;
+        g.mem_c = 51 + k16;
+        g.power_w = 401 + k16;
+        g.xgmi_width_speed = (16, 40 + k16);
+        g.residency = [9_100_000, 11 + k as u32, 22, 33, 44, 55];
+        g.l0_to_recov = 7_000 + k64;
+        g.replays = 8_000 + k64;
+        g.nak = (90 + k as u32, 95 + k as u32);
+        g.xgmi_links = [1, 0, 1, 1, 1, 0, 1, 0xFFFF];
+        g.xgmi_read_kb = [1_001, 1_002, 1_003, 1_004, 1_005, 1_006, 1_007, 1_008];
+        let node = Node::new(vec![g.clone()]);
+        let root = host(&node);
+        std::fs::remove_dir_all(root.path().join(format!("{}/hwmon", g.dir()))).unwrap();
+        let f = facts(&root);
+        let d = &f["gpus"][0];
+        let v = format!("1.{crev}");
+        let metrics = &d["amd"]["metrics"];
+        assert_eq!(metrics["version"], v.as_str(), "{d:#}");
+        assert_eq!(d["thermal"]["gpu_temp_c"], 61 + k64, "{v} hotspot");
+        assert_eq!(d["thermal"]["memory_temp_c"], 51 + k64, "{v} mem");
+        assert_eq!(d["power"]["usage_mw"], (401 + k64) * 1000, "{v} power");
+        if crev == 3 {
+            // v1.3 (MI200): an edge sensor, no XGMI, PCIe or residency members.
+            assert_eq!(d["amd"]["edge_temp_c"], 31 + k64, "{v} edge");
+            assert!(metrics["pcie_replay_count_acc"].is_null(), "{metrics}");
+            assert!(d["amd"]["xgmi"]["links"].as_array().unwrap().is_empty());
+            continue;
+        }
+        let x = &d["amd"]["xgmi"];
+        assert_eq!(x["link_width"], 16, "{v} xgmi width");
+        assert_eq!(x["link_speed_gbps"], 40 + k64, "{v} xgmi speed");
+        assert_eq!(metrics["pcie_l0_to_recov_count_acc"], 7_000 + k64, "{v}");
+        assert_eq!(metrics["pcie_replay_count_acc"], 8_000 + k64, "{v}");
+        if crev >= 5 {
+            assert_eq!(metrics["pcie_nak_sent_count_acc"], 90 + k64, "{v}");
+            assert_eq!(metrics["pcie_nak_rcvd_count_acc"], 95 + k64, "{v}");
+        } else {
+            assert!(metrics["pcie_nak_sent_count_acc"].is_null(), "{v}");
+        }
+        let samples = metrics["throttle_samples"].as_array().unwrap();
+        if crev >= 6 {
+            let s = &samples[0];
+            assert_eq!(s["accumulation_counter"], 9_100_000, "{v}");
+            assert_eq!(s["prochot"], 11 + k64, "{v}");
+            assert_eq!(
+                [
+                    &s["ppt"],
+                    &s["socket_thermal"],
+                    &s["vr_thermal"],
+                    &s["hbm_thermal"]
+                ],
+                [22, 33, 44, 55],
+                "{v}"
+            );
+        } else {
+            assert!(samples.is_empty(), "{v} has no residencies: {samples:?}");
+        }
+        let links = x["links"].as_array().unwrap();
+        assert_eq!(
+            links.len(),
+            7,
+            "{v}: the eighth link is unreported: {links:?}"
+        );
+        for (i, l) in links.iter().enumerate() {
+            assert_eq!(l["link"], i as u64);
+            assert_eq!(l["read_kb"], 1_001 + i as u64, "{v} link {i}");
+            assert_eq!(l["write_kb"], 2 * (1_001 + i as u64), "{v} link {i}");
+            if crev >= 7 {
+                assert_eq!(l["active"], i != 1 && i != 5, "{v} link {i}");
+            } else {
+                assert_eq!(
+                    l["active"]["error"], "not_supported",
+                    "{v} has no link status"
+                );
+            }
+        }
+    }
+}
+
 #[test]
 fn ras_counts_in_both_layouts_with_bad_pages_and_threshold() {
     let mut mi300 = Gpu::mi300x(0);

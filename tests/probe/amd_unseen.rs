@@ -13,9 +13,10 @@
 //!   on newer kernels); `ras/aca_<block>` `ue: %llu\nce: %llu\nde: %llu\n`; `ras/gpu_vram_bad_pages`
 //!   `0x%08x : 0x%08x : %1s` with R/P/F: Linux `drivers/gpu/drm/amd/amdgpu/amdgpu_ras.c` and `amdgpu_aca.c`
 //!   (ROCm/amdgpu), as /work/shared/reference/amd-gpus.md section 3.1 quotes them.
-//! - `gpu_metrics` v1.7 (2208 bytes) and v1.8 (3360 bytes) offsets: `kgd_pp_interface.h`
+//! - `gpu_metrics` v1.7 (2208 bytes) and v1.8 (3872 bytes) offsets: `kgd_pp_interface.h`
 //!   (`gpu_metrics_v1_7`: temperatures at 4/6, socket power at 10, residencies at 40..64, PCIe replay at 112,
-//!   `xgmi_link_status[8]` at 264).
+//!   `xgmi_link_status[8]` at 264), as cc lays the upstream declarations out (tests/truth/gpu_metrics.rs,
+//!   `tests/truth/gpu_metrics_layouts.txt`).
 //! - hwmon `temp2_input` junction / `temp3_input` mem in millidegrees, no `temp1` (edge) on MI300-class,
 //!   `power1_average` in microwatts: `pm/amdgpu_pm.c` "DOC: hwmon".
 //! - KFD `properties` keys and `location_id = (bus << 8) | devfn` (partition index ORed in): `kfd_topology.c`;
@@ -175,11 +176,11 @@ fn metrics_v17(hotspot: u16, mem: u16, links: [u16; 8]) -> Vec<u8> {
     b
 }
 
-/// `gpu_metrics` v1.8 (MI355X): 3360 bytes, v1.7's prefix.
+/// `gpu_metrics` v1.8 (MI355X): 3872 bytes (`xcp_stats[8]` of `amdgpu_xcp_metrics_v1_2`), v1.7's prefix.
 fn metrics_v18(hotspot: u16, mem: u16) -> Vec<u8> {
     let mut b = metrics_v17(hotspot, mem, [1, 1, 1, 1, 1, 1, 1, 0xffff]);
-    b.resize(3360, 0xFF);
-    b[0..2].copy_from_slice(&3360u16.to_le_bytes());
+    b.resize(3872, 0xFF);
+    b[0..2].copy_from_slice(&3872u16.to_le_bytes());
     b[3] = 8;
     b
 }

@@ -12,7 +12,10 @@
 //! - KFD `properties` with the keys and values of AMD's recorded topologies (k8s-device-plugin
 //!   `testdata/topo-mi300-cpx`: MI300X `device_id 29857`, `gfx_target_version 90402`, 152 SIMDs and one
 //!   XCC per CPX partition, `location_id` with the partition ORed in; `topo-mi210-xgmi-pcie`).
-//! - `gpu_metrics` tables at the offsets of Linux `include/kgd_pp_interface.h` (v1.3, v1.7, v1.8).
+//! - `gpu_metrics` tables, every revision 1.3 to 1.9: the fixed ones at the offsets cc computes from the
+//!   kernel's declarations (`tests/truth/gpu_metrics_layouts.txt`, checked by `tests/truth/gpu_metrics.rs`,
+//!   which also compares these bytes with a C struct filled with the same values); v1.9 as the attribute
+//!   list of `tests/truth/gpu_metrics_v1_9.txt` (the SMU 13.0.6 list, encoded as `AMDGPU_METRICS_ENC_ATTR`).
 //!
 //! The BDFs, serials and counts are invented.
 #![allow(dead_code)] // each suite uses some of these
@@ -23,8 +26,12 @@ use std::path::Path;
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Metrics {
     V1_3,
+    V1_4,
+    V1_5,
+    V1_6,
     V1_7,
     V1_8,
+    V1_9,
     /// Bytes written as given (hostile cases).
     None,
 }
@@ -72,6 +79,15 @@ pub struct Gpu {
     pub hotspot_c: u16,
     pub mem_c: u16,
     pub power_w: u16,
+    /// `temperature_edge` (v1.3 only; MI300-class has no edge sensor).
+    pub edge_c: u16,
+    /// `xgmi_link_width`, `xgmi_link_speed` (Gbps).
+    pub xgmi_width_speed: (u16, u16),
+    pub l0_to_recov: u64,
+    /// `pcie_nak_sent_count_acc`, `pcie_nak_rcvd_count_acc`.
+    pub nak: (u32, u32),
+    /// `xgmi_read_data_acc[8]` of the links that report (KB); `xgmi_write_data_acc` is twice each.
+    pub xgmi_read_kb: [u64; 8],
     /// `current_link_speed`, `current_link_width`.
     pub link: (&'static str, u32),
     pub replays: u64,
@@ -121,6 +137,11 @@ impl Gpu {
             hotspot_c: 48,
             mem_c: 41,
             power_w: 260,
+            edge_c: 39,
+            xgmi_width_speed: (16, 32),
+            l0_to_recov: 3,
+            nak: (5, 6),
+            xgmi_read_kb: [1000, 2000, 3000, 4000, 5000, 6000, 7000, 8000],
             link: ("32.0 GT/s PCIe", 16),
             replays: 0,
         }
@@ -344,7 +365,10 @@ impl Node {
             let mi300 = g.gfx_target_version >= 90400;
             if !mi300 {
                 w(&format!("{hw}/temp1_label"), b"edge\n");
-                w(&format!("{hw}/temp1_input"), b"39000\n");
+                w(
+                    &format!("{hw}/temp1_input"),
+                    format!("{}000\n", g.edge_c).as_bytes(),
+                );
             }
             w(&format!("{hw}/temp2_label"), b"junction\n");
             w(
@@ -470,44 +494,161 @@ impl Node {
     }
 }
 
-/// The `gpu_metrics` table of `g` at its revision's offsets (`kgd_pp_interface.h`), 0xFF elsewhere.
-pub fn gpu_metrics(g: &Gpu) -> Vec<u8> {
-    let (crev, size) = match g.metrics {
-        Metrics::V1_3 => (3u8, 120usize),
-        Metrics::V1_7 => (7, 2208),
-        Metrics::V1_8 => (8, 3360),
-        Metrics::None => return Vec::new(),
-    };
-    let mut b = vec![0xFF; size];
-    b[0..2].copy_from_slice(&(size as u16).to_le_bytes());
-    b[2] = 1;
-    b[3] = crev;
-    let put16 = |b: &mut Vec<u8>, o: usize, v: u16| b[o..o + 2].copy_from_slice(&v.to_le_bytes());
-    if g.metrics == Metrics::V1_3 {
-        put16(&mut b, 4, 39); // edge
-        put16(&mut b, 6, g.hotspot_c);
-        put16(&mut b, 8, g.mem_c);
-        put16(&mut b, 22, g.power_w);
-        put16(&mut b, 74, 16);
-        put16(&mut b, 76, 160);
-        return b;
+/// `tests/truth/gpu_metrics_layouts.txt`: `REVISION MEMBER OFFSET BYTES`.
+const LAYOUTS: &str = include_str!("../truth/gpu_metrics_layouts.txt");
+/// `tests/truth/gpu_metrics_v1_9.txt`: the v1.9 encoding, ids and the SMU 13.0.6 attribute list.
+const V1_9: &str = include_str!("../truth/gpu_metrics_v1_9.txt");
+
+impl Metrics {
+    /// `(format_revision, content_revision)`.
+    pub fn revision(self) -> Option<(u8, u8)> {
+        Some(match self {
+            Metrics::V1_3 => (1, 3),
+            Metrics::V1_4 => (1, 4),
+            Metrics::V1_5 => (1, 5),
+            Metrics::V1_6 => (1, 6),
+            Metrics::V1_7 => (1, 7),
+            Metrics::V1_8 => (1, 8),
+            Metrics::V1_9 => (1, 9),
+            Metrics::None => return None,
+        })
     }
-    put16(&mut b, 4, g.hotspot_c);
-    put16(&mut b, 6, g.mem_c);
-    put16(&mut b, 10, g.power_w);
-    for (k, v) in g.residency.iter().enumerate() {
-        b[40 + 4 * k..44 + 4 * k].copy_from_slice(&v.to_le_bytes());
-    }
-    put16(&mut b, 68, 16);
-    put16(&mut b, 70, 320);
-    put16(&mut b, 72, 16);
-    put16(&mut b, 74, 32);
-    b[112..120].copy_from_slice(&g.replays.to_le_bytes());
-    for (k, s) in g.xgmi_links.iter().enumerate() {
-        put16(&mut b, 264 + 2 * k, *s);
-        if *s != 0xFFFF {
-            b[136 + 8 * k..144 + 8 * k].copy_from_slice(&(1000u64 * (k as u64 + 1)).to_le_bytes());
+}
+
+/// What `g` reports, by kernel member name: each member's values (one for a scalar), element width in bytes.
+/// Members the SMU leaves unreported are absent (they stay 0xFF).
+pub fn metric_values(g: &Gpu) -> Vec<(&'static str, usize, Vec<u64>)> {
+    let links: Vec<u64> = g.xgmi_links.iter().map(|v| u64::from(*v)).collect();
+    let read: Vec<u64> = (0..8)
+        .map(|k| {
+            if g.xgmi_links[k] == 0xFFFF {
+                u64::MAX
+            } else {
+                g.xgmi_read_kb[k]
+            }
+        })
+        .collect();
+    let write: Vec<u64> = read
+        .iter()
+        .map(|v| if *v == u64::MAX { u64::MAX } else { v * 2 })
+        .collect();
+    let r = |k: usize| vec![u64::from(g.residency[k])];
+    vec![
+        ("temperature_edge", 2, vec![u64::from(g.edge_c)]),
+        ("temperature_hotspot", 2, vec![u64::from(g.hotspot_c)]),
+        ("temperature_mem", 2, vec![u64::from(g.mem_c)]),
+        ("average_socket_power", 2, vec![u64::from(g.power_w)]),
+        ("curr_socket_power", 2, vec![u64::from(g.power_w)]),
+        ("xgmi_link_width", 2, vec![u64::from(g.xgmi_width_speed.0)]),
+        ("xgmi_link_speed", 2, vec![u64::from(g.xgmi_width_speed.1)]),
+        ("accumulation_counter", 4, r(0)),
+        ("prochot_residency_acc", 4, r(1)),
+        ("ppt_residency_acc", 4, r(2)),
+        ("socket_thm_residency_acc", 4, r(3)),
+        ("vr_thm_residency_acc", 4, r(4)),
+        ("hbm_thm_residency_acc", 4, r(5)),
+        ("pcie_l0_to_recov_count_acc", 8, vec![g.l0_to_recov]),
+        ("pcie_replay_count_acc", 8, vec![g.replays]),
+        ("pcie_nak_sent_count_acc", 4, vec![u64::from(g.nak.0)]),
+        ("pcie_nak_rcvd_count_acc", 4, vec![u64::from(g.nak.1)]),
+        ("xgmi_read_data_acc", 8, read),
+        ("xgmi_write_data_acc", 8, write),
+        ("xgmi_link_status", 2, links),
+    ]
+}
+
+/// One fixed revision's rows of the layouts table: `(member, offset, bytes)`, and the struct's size.
+pub fn layout(rev: &str) -> (usize, Vec<(String, usize, usize)>) {
+    let mut size = 0;
+    let mut rows = Vec::new();
+    for l in LAYOUTS
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+    {
+        let p: Vec<&str> = l.split_whitespace().collect();
+        if p[0] != rev {
+            continue;
+        }
+        let (off, bytes) = (p[2].parse().unwrap(), p[3].parse().unwrap());
+        if p[1] == "SIZE" {
+            size = bytes;
+        } else {
+            rows.push((p[1].to_string(), off, bytes));
         }
     }
+    (size, rows)
+}
+
+fn put(b: &mut [u8], o: usize, width: usize, v: u64) {
+    b[o..o + width].copy_from_slice(&v.to_le_bytes()[..width]);
+}
+
+/// The `gpu_metrics` table of `g` in its revision, 0xFF (unreported) wherever `g` reports nothing.
+pub fn gpu_metrics(g: &Gpu) -> Vec<u8> {
+    let Some((frev, crev)) = g.metrics.revision() else {
+        return Vec::new();
+    };
+    if crev == 9 {
+        return gpu_metrics_v1_9(g);
+    }
+    let (size, rows) = layout(&format!("{frev}.{crev}"));
+    let mut b = vec![0xFF; size];
+    put(&mut b, 0, 2, size as u64);
+    (b[2], b[3]) = (frev, crev);
+    for (member, width, values) in metric_values(g) {
+        let Some((_, off, bytes)) = rows.iter().find(|(m, _, _)| m == member) else {
+            continue;
+        };
+        assert_eq!(*bytes, width * values.len(), "{member} in {frev}.{crev}");
+        for (i, v) in values.iter().enumerate() {
+            put(&mut b, off + width * i, width, *v);
+        }
+    }
+    b
+}
+
+/// v1.9: `header, int attr_count`, then per attribute of the SMU 13.0.6 list its u64 encoding and values,
+/// packed (`DECLARE_SMU_METRICS_CLASS`); values `g` does not report stay 0xFF.
+pub fn gpu_metrics_v1_9(g: &Gpu) -> Vec<u8> {
+    let num = |kind: &str, name: &str| -> u64 {
+        V1_9.lines()
+            .map(|l| l.split_whitespace().collect::<Vec<_>>())
+            .find(|p| p.len() >= 3 && p[0] == kind && p[1] == name)
+            .unwrap_or_else(|| panic!("{kind} {name} not in gpu_metrics_v1_9.txt"))[2]
+            .parse()
+            .unwrap()
+    };
+    let shift = |field: &str| num("field", field);
+    let values = metric_values(g);
+    let mut b = vec![0u8, 0, 1, 9, 0, 0, 0, 0];
+    let mut count = 0i32;
+    for l in V1_9.lines().filter(|l| l.starts_with("smu_13_0_6 ")) {
+        let p: Vec<&str> = l.split_whitespace().collect();
+        let (attr, unit, ty, n) = (p[1], p[2], p[3], p[4].parse::<u64>().unwrap());
+        let width = V1_9
+            .lines()
+            .map(|l| l.split_whitespace().collect::<Vec<_>>())
+            .find(|q| q[0] == "type" && q[1] == ty)
+            .unwrap()[3]
+            .parse::<usize>()
+            .unwrap();
+        let enc = (num("unit", unit) << shift("unit"))
+            | (num("type", ty) << shift("type"))
+            | (num("attr", attr) << shift("id"))
+            | (n << shift("inst"));
+        b.extend_from_slice(&enc.to_le_bytes());
+        let at = b.len();
+        b.resize(at + width * n as usize, 0xFF);
+        let member = attr.to_ascii_lowercase();
+        if let Some((_, _, vals)) = values.iter().find(|(m, _, _)| *m == member) {
+            for (i, v) in vals.iter().take(n as usize).enumerate() {
+                put(&mut b, at + width * i, width, *v);
+            }
+        }
+        count += 1;
+    }
+    let size = b.len() as u16;
+    b[0..2].copy_from_slice(&size.to_le_bytes());
+    b[4..8].copy_from_slice(&count.to_le_bytes());
     b
 }
