@@ -146,6 +146,13 @@ fn kernel_formats_read_as_the_listed_events() {
                     (id, e.pci_bus_id.as_deref())
                 })
                 .collect();
+            // Every reported id has its catalog entry (a mnemonic), so it has a severity and an action.
+            if let Some(e) = rep.events.iter().find(|e| e.mnemonic.is_none()) {
+                failures.push(format!(
+                    "{} {}: {line:?} has no catalog entry: {e:?}",
+                    r.kernel, r.cite
+                ));
+            }
             let want: Vec<(Option<&str>, Option<&str>)> = r
                 .event
                 .as_deref()
@@ -190,9 +197,15 @@ fn kernel_formats_stand_verbatim_in_the_source() {
     let rows = rows();
     for kernel in ["6.12", "6.1"] {
         let Some(root) = tree(kernel).filter(|r| r.join("drivers/gpu/drm/amd").is_dir()) else {
+            let fetch = if kernel == "6.1" {
+                "tests/truth/fetch-linux-6.1.sh"
+            } else {
+                "tests/truth/fetch-upstream.sh"
+            };
             super::gate::skip(&format!(
-                "no Linux {kernel} tree (set K8S_GPU_MCP_LINUX_{}; 6.1: tests/truth/fetch-linux-6.1.sh): \
-                 the formats in kernel-formats.tsv were not checked against it",
+                "no Linux {kernel} tree at {} (set K8S_GPU_MCP_LINUX_{} or run {fetch}): the formats in \
+                 kernel-formats.tsv were not checked against it",
+                tree(kernel).map_or_else(|| "(no cache dir)".into(), |p| p.display().to_string()),
                 kernel.replace('.', "_")
             ));
             continue;

@@ -225,7 +225,7 @@ static RING_TIMEOUT_RE: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"^ring (\S+) timeout, (signaled seq=|but soft recovered)").expect("static regex")
 });
 static RING_RESET_RE: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"^Ring (\S+) reset (succeeded|failed|failure)").expect("static regex")
+    Regex::new(r"^Ring (\S+) reset (succeeded|failed|failure)$").expect("static regex")
 });
 static VM_FAULT_RE: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(
@@ -982,6 +982,87 @@ mod tests {
     }
 
     #[test]
+    fn queue_firmware_and_command_stream_failures() {
+        for (l, want) in [
+            (
+                "amdgpu 0000:c5:00.0: amdgpu: MES failed to respond to msg=REMOVE_QUEUE",
+                AmdKind::MesFailure { queue: false },
+            ),
+            (
+                "amdgpu 0000:c5:00.0: amdgpu: MES(1) failed to respond to msg=SUSPEND (RESET)",
+                AmdKind::MesFailure { queue: false },
+            ),
+            (
+                "[drm:mes_v11_0_submit_pkt_and_poll_completion.constprop.0 [amdgpu]] *ERROR* MES failed to response msg=3",
+                AmdKind::MesFailure { queue: false },
+            ),
+            (
+                "amdgpu: failed to remove hardware queue from MES, doorbell=0x1002",
+                AmdKind::MesFailure { queue: true },
+            ),
+            (
+                "[drm] failed to remove hardware queue",
+                AmdKind::MesFailure { queue: true },
+            ),
+            (
+                "amdgpu 0000:03:00.0: amdgpu: qcm fence wait loop timeout expired",
+                AmdKind::QcmFenceTimeout,
+            ),
+            (
+                "amdgpu: The cp might be in an unrecoverable state due to an unsuccessful queues preemption",
+                AmdKind::QueuePreempt,
+            ),
+            (
+                "amdgpu: cp queue pipe 1 queue 2 preemption failed",
+                AmdKind::QueuePreempt,
+            ),
+            (
+                "amdgpu 0000:03:00.0: amdgpu: XCC 0: Queue preemption failed for queue with doorbell_id: 1002",
+                AmdKind::QueuePreempt,
+            ),
+            (
+                "[drm:gfx_v9_0_priv_reg_irq [amdgpu]] *ERROR* Illegal register access in command stream",
+                AmdKind::IllegalCommand { register: true },
+            ),
+            (
+                "amdgpu 0000:03:00.0: [drm] *ERROR* Illegal instruction in command stream",
+                AmdKind::IllegalCommand { register: false },
+            ),
+            (
+                "amdgpu 0000:e3:00.0: amdgpu: Failed to send message 0x26, response 0x0",
+                AmdKind::SmuHang,
+            ),
+            (
+                "amdgpu 0000:e3:00.0: amdgpu: Failed to send Message 3a.",
+                AmdKind::SmuHang,
+            ),
+            (
+                "amdgpu 0000:03:00.0: amdgpu: GPU reset end with ret = -110",
+                AmdKind::ResetEnd { ret: -110 },
+            ),
+            (
+                "amdgpu 0000:03:00.0: amdgpu: Ring gfx_0.0.0 reset failure",
+                AmdKind::RingReset {
+                    ring: "gfx_0.0.0".into(),
+                    ok: false,
+                },
+            ),
+            (
+                "amdgpu 0000:03:00.0: amdgpu: amdgpu_device_ip_init failed",
+                AmdKind::InitFailed,
+            ),
+        ] {
+            assert_eq!(kind(l), Some(want), "{l}");
+        }
+        // drm_info through the device keeps the device.
+        let l = parse_amdgpu("amdgpu 0000:05:00.0: [drm] GPU reset(3) failed").unwrap();
+        assert_eq!(
+            (l.kind, l.pci.as_deref()),
+            (AmdKind::ResetFailed, Some("0000:05:00.0"))
+        );
+    }
+
+    #[test]
     fn near_misses_are_not_events() {
         for l in [
             "amdgpu 0000:03:00.0: amdgpu: RAS: optional ras ta ucode is not available",
@@ -992,6 +1073,17 @@ mod tests {
             "snd_hda_intel 0000:0b:00.1: bound 0000:0b:00.0 (ops amdgpu_dm_audio_component_bind_ops [amdgpu])",
             "amdgpu 0000:03:00.0: [drm:amdgpu_ring_test_helper [amdgpu]] *ERROR* ring kiq_2.1.0 test failed (-110)",
             "amdgpu: Topology: Add GPU node [0x1002:0x164e]",
+            "amdgpu 0000:c5:00.0: amdgpu: MES might be in unrecoverable state, issue a GPU reset",
+            "amdgpu 0000:c5:00.0: amdgpu: Starting gfx_0.0.0 ring reset",
+            "amdgpu 0000:c5:00.0: amdgpu: [drm] AMDGPU device coredump file has been created",
+            "amdgpu 0000:c5:00.0: amdgpu: soft reset failed, will fallback to full reset!",
+            "[drm] RAS init harvest reset failure",
+            "[drm] Fence fallback timer expired on ring gfx_0.0.0",
+            "amdgpu 0000:c5:00.0: amdgpu: VPE queue reset failed",
+            "amdgpu 0000:c5:00.0: amdgpu: Ring gfx_0.0.0 reset failure, retrying",
+            "amdgpu 0000:c5:00.0: amdgpu: MES failed to respond to msg=",
+            "[drm] failed to remove hardware queue in i915",
+            "amdgpu: [powerplay] Failed to set soft min gfxclk !",
             "amdgpu 0000:03:00.0: amdgpu: no uncorrectable hardware errors detected in umc block",
             "user-app: 1 uncorrectable hardware errors detected in umc block",
             "amdgpu 0000:1c:00.0: amdgpu: socket: 0, aid: 0, fw_status: 0x0, all good",
