@@ -257,6 +257,13 @@ impl AmdExtractor {
                 if line.text.starts_with("GPU reset(") {
                     self.outcome(&line.pci);
                 }
+                // The timeout handler's `GPU Recovery Failed: %d` (amdgpu_job.c) repeats the result of
+                // the reset it asked for, once that GPU's outcome or the reset's end was printed.
+                if line.text.starts_with("GPU Recovery Failed")
+                    && self.reset_outcomes.contains(&line.pci)
+                {
+                    return None;
+                }
                 self.resetting = None;
                 "reset_failed"
             }
@@ -266,6 +273,7 @@ impl AmdExtractor {
                 if *ret == 0 || self.reset_outcomes.contains(&line.pci) {
                     return None;
                 }
+                self.outcome(&line.pci);
                 self.resetting = None;
                 "reset_failed"
             }

@@ -412,6 +412,8 @@ fn a_hive_reset_reports_each_gpus_outcome() {
         // A reset that stops before the per-GPU lines prints only its end: that GPU's reset failed.
         "[  600.000000] amdgpu 0000:25:00.0: amdgpu: GPU reset begin!",
         "[  600.500000] amdgpu 0000:25:00.0: amdgpu: GPU reset end with ret = -110",
+        // The timeout handler that asked for it repeats the result (amdgpu_job.c): not a second failure.
+        "[  600.500001] amdgpu 0000:25:00.0: amdgpu: GPU Recovery Failed: -110",
     ];
     let r = analyze(
         &node(&gpus, lines.iter().map(|l| l.to_string()).collect()),
