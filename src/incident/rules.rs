@@ -309,20 +309,26 @@ pub const RULES: &[Rule] = &[
         titles: &[
             ("amdgpu.reset_failed", "GPU hang, reset failed"),
             ("amdgpu.smu_hang", "GPU firmware (SMU) hang"),
+            ("amdgpu.mes_failure", "GPU scheduler firmware (MES) hang"),
         ],
         scope: Scope::Gpu,
         signals: &[
             "amdgpu.ring_timeout",
             "amdgpu.smu_hang",
+            "amdgpu.mes_failure",
+            "amdgpu.queue_preempt_failed",
+            "amdgpu.illegal_command",
             AMD_RESET[0],
             AMD_RESET[1],
         ],
         followers: &[AMD_RESET[0], AMD_RESET[1]],
         reason: "a ring that stops signalling its fences times out and the driver resets the GPU to recover it \
-                 (or its SMU firmware stops answering): the timeouts and the resets that follow, however often \
-                 they repeat, are one hang of that GPU",
+                 (or its SMU or MES firmware stops answering, a compute queue will not preempt, a command stream \
+                 touches a privileged register): the faults and the resets that follow, however often they \
+                 repeat, are one hang of that GPU",
         source: "Linux amdgpu driver amdgpu_job.c (ring timeout), amdgpu_device.c (GPU reset begin, \
-                 succeeded, failed), pm/swsmu/smu_cmn.c",
+                 succeeded, failed), pm/swsmu/smu_cmn.c, mes_v11_0.c, amdkfd kfd_device_queue_manager.c \
+                 (preemption, qcm fence, MES queues, then kfd_hws_hang's reset), gfx_v9_0.c (priv_reg_irq)",
     },
     Rule {
         code: "gpu.init_failed",

@@ -262,7 +262,7 @@ pub static ENTRIES: &[AmdCatalogEntry] = &[
         "GPU reset failed",
         Critical,
         RebootNode,
-        "the driver could not reset the GPU: it is unusable until the node is rebooted",
+        "the driver could not reset the GPU (`GPU reset(N) failed` on this GPU, or the reset ended with a nonzero `ret`): it is unusable until the node is rebooted",
         "amdgpu_device.c; ROCm issue #3766"
     ),
     entry!(
@@ -306,8 +306,74 @@ pub static ENTRIES: &[AmdCatalogEntry] = &[
         "ring reset failed",
         Warning,
         Investigate,
-        "the per-ring reset failed; the driver escalates to a GPU reset",
+        "the per-ring reset failed (`Ring X reset failed`, Linux 6.13 to 6.15 `Ring X reset failure`); the driver escalates to a GPU reset",
         "amdgpu_job.c"
+    ),
+    entry!(
+        "queue_preempt_failed",
+        "CP_PREEMPT_TIMEOUT",
+        "amdgpu.queue_preempt_failed",
+        true,
+        "compute queue preemption timed out",
+        Warning,
+        Investigate,
+        "the command processor did not preempt a compute queue in time (\"The cp might be in an unrecoverable state due to an unsuccessful queues preemption\"): KFD treats the hardware scheduler as hung and resets the GPU, losing the queues' work; see the reset's outcome after it. Repeats point at the application's kernels, the firmware or the GPU",
+        "amdkfd kfd_device_queue_manager.c, kfd_mqd_manager.c; amdgpu_amdkfd_gfx_v9.c, _v10_3.c, _v11.c"
+    ),
+    entry!(
+        "qcm_fence_timeout",
+        "QCM_FENCE_TIMEOUT",
+        "amdgpu.queue_preempt_failed",
+        true,
+        "HWS queue-map fence timed out",
+        Warning,
+        Investigate,
+        "the hardware scheduler (HWS) did not answer a queue-map request (\"qcm fence wait loop timeout expired\"): KFD treats it as hung and resets the GPU, losing the queues' work; see the reset's outcome after it",
+        "amdkfd kfd_device_queue_manager.c"
+    ),
+    entry!(
+        "mes_no_response",
+        "MES_NO_RESPONSE",
+        "amdgpu.mes_failure",
+        true,
+        "MES firmware not responding",
+        Critical,
+        ResetGpu,
+        "the micro engine scheduler (MES) firmware did not answer the driver: in AMD's words \"MES might be in unrecoverable state, issue a GPU reset\"; KFD schedules that reset itself. Confirm it succeeded (`amd-smi reset -G` if not), reboot the node if the reset fails",
+        "mes_v11_0.c, mes_v12_0.c; amdkfd kfd_device_queue_manager.c"
+    ),
+    entry!(
+        "mes_queue_failed",
+        "MES_QUEUE_FAILED",
+        "amdgpu.mes_failure",
+        true,
+        "MES failed to add or remove a hardware queue",
+        Critical,
+        ResetGpu,
+        "the MES firmware failed to add or remove a hardware queue: in AMD's words \"MES might be in unrecoverable state, issue a GPU reset\"; KFD schedules that reset itself. Confirm it succeeded (`amd-smi reset -G` if not), reboot the node if the reset fails",
+        "amdgpu_mes.c; amdkfd kfd_device_queue_manager.c"
+    ),
+    entry!(
+        "illegal_register_access",
+        "ILLEGAL_REGISTER_ACCESS",
+        "amdgpu.illegal_command",
+        true,
+        "illegal register access in a command stream",
+        Warning,
+        Investigate,
+        "a command stream wrote a privileged register (\"Illegal register access in command stream\"): the driver treats the ring as hung (the job is killed, a ring or GPU reset follows); a bug in the user-mode driver or the application, or corrupted command buffers. Find the process in the ring timeout that follows",
+        "gfx_v9_0.c, gfx_v10_0.c, gfx_v11_0.c, gfx_v12_0.c, gfx_v9_4_3.c (priv_reg_irq)"
+    ),
+    entry!(
+        "illegal_instruction",
+        "ILLEGAL_INSTRUCTION",
+        "amdgpu.illegal_command",
+        true,
+        "illegal instruction in a command stream",
+        Warning,
+        Investigate,
+        "a command stream held an opcode the engine rejects (\"Illegal instruction in command stream\"): the driver treats the ring as hung (the job is killed, a ring or GPU reset follows); a bug in the user-mode driver or the application, or corrupted command buffers",
+        "gfx_v9_0.c, gfx_v10_0.c, gfx_v11_0.c, sdma_v4_0.c (priv_inst_irq, illegal_inst_irq)"
     ),
     entry!(
         "vm_fault",
@@ -339,8 +405,8 @@ pub static ENTRIES: &[AmdCatalogEntry] = &[
         "SMU firmware not responding",
         Critical,
         ResetGpu,
-        "the power-management firmware (SMU) stopped answering the driver: reset the GPU (`amd-smi reset -G`); reboot the node if it stays hung",
-        "pm/swsmu/smu_cmn.c"
+        "the power-management firmware (SMU) stopped answering the driver (\"SMU: I'm not done with your previous command\", \"Failed to send message\"): reset the GPU (`amd-smi reset -G`); reboot the node if it stays hung",
+        "pm/swsmu/smu_cmn.c; pm/powerplay/smumgr/smu7_smumgr.c, smu9_smumgr.c, smu10_smumgr.c, vega20_smumgr.c"
     ),
     entry!(
         "init_failed",

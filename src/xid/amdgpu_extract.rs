@@ -58,7 +58,15 @@ pub(crate) struct AmdExtractor {
     ras_seen: HashSet<(Option<String>, RasClass, &'static str)>,
     /// The GPU whose reset is in progress: a `[drm] VRAM is lost` line (no device) belongs to it.
     resetting: Option<String>,
+    /// GPUs that printed their own outcome (`GPU reset(N) succeeded!|failed`) since the last
+    /// `GPU reset begin!`. `amdgpu_device_gpu_recover` prints one per GPU of the hive, then
+    /// `GPU reset end with ret = %d` once, on the GPU that asked, with the hive's result: where that GPU
+    /// printed its own outcome the end line adds nothing (a failure is on the GPU that printed it).
+    reset_outcomes: Vec<Option<String>>,
 }
+
+/// GPUs remembered in `reset_outcomes`: a hive has up to 8; a log naming more is hostile.
+const MAX_RESET_OUTCOMES: usize = 64;
 
 impl AmdExtractor {
     /// Whether a record that is not an amdgpu line must still be shown to [`Self::push`] (it ends a head).
@@ -227,6 +235,7 @@ impl AmdExtractor {
                 }
             }
             AmdKind::ResetBegin => {
+                self.reset_outcomes.clear();
                 self.resetting = line.pci.clone();
                 "reset"
             }
@@ -239,13 +248,41 @@ impl AmdExtractor {
                 // line); `GPU reset(N) succeeded!` ends the reset.
                 if line.text.starts_with("GPU reset(") {
                     self.resetting = None;
+                    self.outcome(&line.pci);
                 }
                 "reset_succeeded"
             }
             AmdKind::ResetFailed => {
+                // Each GPU of a hive prints its own outcome: this one failed whatever the others say.
+                if line.text.starts_with("GPU reset(") {
+                    self.outcome(&line.pci);
+                }
+                // The timeout handler's `GPU Recovery Failed: %d` (amdgpu_job.c) repeats the result of
+                // the reset it asked for, once that GPU's outcome or the reset's end was printed.
+                if line.text.starts_with("GPU Recovery Failed")
+                    && self.reset_outcomes.contains(&line.pci)
+                {
+                    return None;
+                }
                 self.resetting = None;
                 "reset_failed"
             }
+            AmdKind::ResetEnd { ret } => {
+                // Printed only for a nonzero ret (amdgpu_device.c); without the GPU's own outcome line
+                // (the reset stopped before the per-GPU loop) it is that GPU's failed reset.
+                if *ret == 0 || self.reset_outcomes.contains(&line.pci) {
+                    return None;
+                }
+                self.outcome(&line.pci);
+                self.resetting = None;
+                "reset_failed"
+            }
+            AmdKind::QueuePreempt => "queue_preempt_failed",
+            AmdKind::QcmFenceTimeout => "qcm_fence_timeout",
+            AmdKind::MesFailure { queue: false } => "mes_no_response",
+            AmdKind::MesFailure { queue: true } => "mes_queue_failed",
+            AmdKind::IllegalCommand { register: true } => "illegal_register_access",
+            AmdKind::IllegalCommand { register: false } => "illegal_instruction",
             AmdKind::VramLost => "vram_lost",
             AmdKind::RingTimeout { ring, soft } => {
                 d.what = Some(ring.clone());
@@ -305,11 +342,27 @@ impl AmdExtractor {
             }
         };
         let mut p = self.pending((r.line, r.ts), &line, id, d);
-        // `[drm] VRAM is lost` names no device: it is the GPU being reset, when one is.
-        if id == "vram_lost" && p.event.pci_bus_id.is_none() {
+        // `[drm] VRAM is lost` names no device: it is the GPU being reset, when one is. So are KFD's
+        // and MES's `pr_err`/`DRM_ERROR` lines in a reset: its pre-reset suspends that GPU's queues.
+        if matches!(
+            id,
+            "vram_lost"
+                | "mes_no_response"
+                | "mes_queue_failed"
+                | "queue_preempt_failed"
+                | "qcm_fence_timeout"
+        ) && p.event.pci_bus_id.is_none()
+        {
             p.event.pci_bus_id = self.resetting.clone();
         }
         Some(p)
+    }
+
+    /// Note that a GPU printed its own reset outcome.
+    fn outcome(&mut self, pci: &Option<String>) {
+        if self.reset_outcomes.len() < MAX_RESET_OUTCOMES && !self.reset_outcomes.contains(pci) {
+            self.reset_outcomes.push(pci.clone());
+        }
     }
 
     fn aca(

@@ -15,6 +15,11 @@ use gpu_diag::xid::report::{
 };
 use proptest::prelude::*;
 
+#[path = "../support/gate.rs"]
+mod gate;
+#[path = "amdgpu_kernel_formats.rs"]
+mod kernel_formats;
+
 const BOOT: f64 = 1_795_247_940.0;
 const NOW: f64 = 1_795_862_400.0;
 
@@ -163,9 +168,23 @@ fn mi300x_uncorrectable_banks() {
 #[test]
 fn mi50_fatal_without_event_number() {
     let r = run("mi50-athub-reset.log", &["0000:e3:00.0"]);
-    // The UVD note that names the same interrupt and the powerplay lines are not events.
-    assert_eq!(mnemonics(&r), ["ERREVENT_ATHUB_INTERRUPT", "GPU_RESET"]);
+    // The UVD note that names the same interrupt and the powerplay follow-ups are not events; the SMU
+    // not answering during the reset is (vega20_smumgr.c `Failed to send message 0x%x, response 0x%x`).
+    assert_eq!(
+        mnemonics(&r),
+        [
+            "ERREVENT_ATHUB_INTERRUPT",
+            "GPU_RESET",
+            "SMU_HANG",
+            "SMU_HANG"
+        ]
+    );
     finding(&r, "amdgpu.fatal", Some(0));
+    assert!(
+        finding(&r, "amdgpu.smu_hang", Some(0))
+            .summary
+            .contains("2×")
+    );
     assert_eq!(
         finding(&r, "amdgpu.reset", Some(0)).severity,
         Severity::Warning
@@ -307,7 +326,26 @@ fn posted_ring_timeouts_name_their_gpu() {
     );
 
     let r = run("sdma-timeout-mes.log", &["0000:0a:00.0"]);
-    assert_eq!(mnemonics(&r), ["RING_TIMEOUT", "GPU_RESET"]);
+    // The MES failures in the reset (a DRM_ERROR and a pr_err, no device) are the resetting GPU's.
+    assert_eq!(
+        mnemonics(&r),
+        [
+            "RING_TIMEOUT",
+            "GPU_RESET",
+            "MES_NO_RESPONSE",
+            "MES_QUEUE_FAILED"
+        ]
+    );
+    assert!(
+        r.events
+            .iter()
+            .all(|e| e.pci_bus_id.as_deref() == Some("0000:0a:00.0"))
+    );
+    let mes = finding(&r, "amdgpu.mes_failure", Some(0));
+    assert_eq!(
+        (mes.severity, mes.action.kind),
+        (Severity::Critical, ActionKind::ResetGpu)
+    );
     assert_eq!(r.events[0].pci_bus_id.as_deref(), Some("0000:0a:00.0"));
     assert_eq!(r.events[0].pid, None, "pid 0 is no process");
     assert_eq!(r.events[0].process_name, None);
@@ -349,6 +387,146 @@ fn posted_ring_timeouts_name_their_gpu() {
         &AnalysisOptions::default(),
     );
     assert_eq!(r.events[0].pci_bus_id, None, "{:#?}", r.events[0]);
+}
+
+/// One XGMI hive reset, as `amdgpu_device_gpu_recover` (Linux 6.12 amdgpu_device.c:5928, 6107, 6111, 6148)
+/// prints it: `GPU reset begin!` on the GPU that asked, then each GPU of the hive its own outcome, then
+/// `GPU reset end with ret = %d` on the asking GPU with the hive's result. Each GPU's failure is its own;
+/// the successes are not failures, and the end line does not move a failure onto the asking GPU.
+#[test]
+fn a_hive_reset_reports_each_gpus_outcome() {
+    let gpus = [
+        "0000:05:00.0",
+        "0000:15:00.0",
+        "0000:25:00.0",
+        "0000:35:00.0",
+    ];
+    let lines = [
+        "[  500.000000] amdgpu 0000:05:00.0: amdgpu: GPU reset begin!",
+        "[  500.000001] amdgpu 0000:05:00.0: amdgpu: MODE1 reset",
+        "[  503.000000] amdgpu 0000:05:00.0: amdgpu: GPU reset(3) succeeded!",
+        "[  503.000001] amdgpu 0000:15:00.0: amdgpu: GPU reset(3) failed",
+        "[  503.000002] amdgpu 0000:25:00.0: amdgpu: GPU reset(3) succeeded!",
+        "[  503.000003] amdgpu 0000:35:00.0: amdgpu: GPU reset(3) failed",
+        "[  503.000004] amdgpu 0000:05:00.0: amdgpu: GPU reset end with ret = -5",
+        // A reset that stops before the per-GPU lines prints only its end: that GPU's reset failed.
+        "[  600.000000] amdgpu 0000:25:00.0: amdgpu: GPU reset begin!",
+        "[  600.500000] amdgpu 0000:25:00.0: amdgpu: GPU reset end with ret = -110",
+        // The timeout handler that asked for it repeats the result (amdgpu_job.c): not a second failure.
+        "[  600.500001] amdgpu 0000:25:00.0: amdgpu: GPU Recovery Failed: -110",
+    ];
+    let r = analyze(
+        &node(&gpus, lines.iter().map(|l| l.to_string()).collect()),
+        &AnalysisOptions::default(),
+    );
+    let outcome: Vec<(&str, &str)> = r
+        .events
+        .iter()
+        .filter(|e| {
+            matches!(
+                e.mnemonic.as_deref(),
+                Some("GPU_RESET_SUCCEEDED" | "GPU_RESET_FAILED")
+            )
+        })
+        .map(|e| {
+            (
+                e.pci_bus_id.as_deref().unwrap_or("-"),
+                e.mnemonic.as_deref().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        outcome,
+        [
+            ("0000:05:00.0", "GPU_RESET_SUCCEEDED"),
+            ("0000:15:00.0", "GPU_RESET_FAILED"),
+            ("0000:25:00.0", "GPU_RESET_SUCCEEDED"),
+            ("0000:35:00.0", "GPU_RESET_FAILED"),
+            ("0000:25:00.0", "GPU_RESET_FAILED"),
+        ]
+    );
+    for gpu in [1, 2, 3] {
+        let f = finding(&r, "amdgpu.reset_failed", Some(gpu));
+        assert_eq!(
+            (f.severity, f.action.kind),
+            (Severity::Critical, ActionKind::RebootNode)
+        );
+        assert!(f.summary.contains("1×"), "{}", f.summary);
+    }
+    assert!(
+        r.findings
+            .iter()
+            .all(|f| !(f.code == "amdgpu.reset_failed" && f.gpu == Some(0))),
+        "{:#?}",
+        r.findings
+    );
+}
+
+/// Three posted logs of MES (the scheduler firmware of RDNA3 GPUs) failing: each failure is reported on its
+/// GPU, in both the 6.12 (`MES failed to respond to msg=REMOVE_QUEUE`) and the older (`MES failed to
+/// response msg=3`, a DRM_ERROR with no device) wording; AMD's own follow-up line is not counted again.
+#[test]
+fn posted_mes_failures() {
+    let r = run("mes-remove-queue-780m.log", &["0000:c5:00.0"]);
+    assert_eq!(
+        mnemonics(&r),
+        [
+            "MES_NO_RESPONSE",
+            "MES_QUEUE_FAILED",
+            "GPU_RESET",
+            "GPU_RESET_METHOD",
+            "GPU_RESET_SUCCEEDED"
+        ]
+    );
+    assert!(
+        r.events
+            .iter()
+            .all(|e| e.pci_bus_id.as_deref() == Some("0000:c5:00.0"))
+    );
+    let f = finding(&r, "amdgpu.mes_failure", Some(0));
+    assert!(f.summary.contains("2×"), "{}", f.summary);
+    assert_eq!(f.action.kind, ActionKind::ResetGpu);
+
+    let r = run("mes-response-7900xtx.log", &["0000:03:00.0"]);
+    assert_eq!(
+        mnemonics(&r),
+        [
+            "MES_NO_RESPONSE",
+            "MES_QUEUE_FAILED",
+            "GPU_RESET",
+            "VM_FAULT"
+        ]
+    );
+    // The DRM_ERROR names no device and no reset is under way yet: it stays the node's.
+    assert_eq!(r.events[0].pci_bus_id, None);
+    assert!(
+        r.events[1..]
+            .iter()
+            .all(|e| e.pci_bus_id.as_deref() == Some("0000:03:00.0"))
+    );
+
+    let r = run("ring-reset-failed-mes-780m.log", &["0000:c5:00.0"]);
+    assert_eq!(
+        mnemonics(&r),
+        [
+            "RING_TIMEOUT",
+            "RING_RESET_FAILED",
+            "GPU_RESET",
+            "MES_NO_RESPONSE",
+            "GPU_RESET_METHOD",
+            "GPU_RESET_SUCCEEDED"
+        ]
+    );
+    assert_eq!(
+        (r.events[0].process_name.as_deref(), r.events[0].pid),
+        (Some("code"), Some(1048641))
+    );
+    assert!(
+        r.findings.iter().all(|f| f.gpu == Some(0)),
+        "{:#?}",
+        r.findings
+    );
+    assert!(r.findings.iter().all(|f| f.code != "amdgpu.reset_failed"));
 }
 
 #[test]

@@ -730,6 +730,8 @@ fn check_kernel_log(
         match line.kind {
             AmdKind::ResetSucceeded => ok = true,
             AmdKind::ResetFailed => failed = true,
+            // amdgpu_device_gpu_recover prints it only for a nonzero result (amdgpu_device.c).
+            AmdKind::ResetEnd { ret } if ret != 0 => failed = true,
             AmdKind::ResetBegin | AmdKind::ResetMethod { .. } | AmdKind::VramLost => {}
             _ => continue,
         }

@@ -117,13 +117,17 @@ pub enum AmdKind {
     },
     ResetSucceeded,
     ResetFailed,
+    /// `GPU reset end with ret = %d` (`amdgpu_device_gpu_recover`, printed only when ret != 0).
+    ResetEnd {
+        ret: i64,
+    },
     VramLost,
     /// `ring X timeout, signaled seq=…` (`soft`: `ring X timeout, but soft recovered`).
     RingTimeout {
         ring: String,
         soft: bool,
     },
-    /// `Ring X reset succeeded|failed`.
+    /// `Ring X reset succeeded|failed` (Linux 6.13 to 6.15 printed `failure` for `failed`).
     RingReset {
         ring: String,
         ok: bool,
@@ -155,6 +159,19 @@ pub enum AmdKind {
         value: u64,
     },
     SmuHang,
+    /// A compute queue the CP (or the HWS behind KFD) did not preempt in time.
+    QueuePreempt,
+    /// KFD's `qcm fence wait loop timeout expired`: the HWS did not answer a queue-map request.
+    QcmFenceTimeout,
+    /// The MES firmware did not answer (`MES failed to respond to msg=…`) or refused a queue.
+    MesFailure {
+        queue: bool,
+    },
+    /// `Illegal register access|instruction in [SDMA ]command stream` (a privileged-register or
+    /// illegal-opcode interrupt).
+    IllegalCommand {
+        register: bool,
+    },
     InitFailed,
     BootFault,
     XgmiError,
@@ -179,7 +196,11 @@ pub struct AmdLine {
 /// Cheap test that a record could be an amdgpu line at all; everything else skips the parser.
 #[inline]
 pub fn may_be_amdgpu(text: &str) -> bool {
-    text.contains("amdgpu") || text.contains("[drm] VRAM is lost")
+    // `DRM_WARN` prints `[drm] ` and no device or driver name; the MES queue failure is amdgpu's own
+    // wording (amdgpu_mes.c).
+    text.contains("amdgpu")
+        || text.contains("[drm] VRAM is lost")
+        || text.contains("[drm] failed to remove hardware queue")
 }
 
 // Repetitions stay unbounded (`\S+`, `.*?`) and ASCII digits stay `[0-9]`: a bounded Unicode class
@@ -203,8 +224,9 @@ static UMC_INST_RE: LazyLock<Regex> = LazyLock::new(|| {
 static RING_TIMEOUT_RE: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"^ring (\S+) timeout, (signaled seq=|but soft recovered)").expect("static regex")
 });
-static RING_RESET_RE: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"^Ring (\S+) reset (succeeded|failed)").expect("static regex"));
+static RING_RESET_RE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^Ring (\S+) reset (succeeded|failed|failure)$").expect("static regex")
+});
 static VM_FAULT_RE: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(
         r"^\[([A-Za-z0-9_]{1,16})\] (?:(?:no-)?retry )?page fault \(src_id:[0-9]{1,9} ring:[0-9]{1,9} vmid:[0-9]{1,9} pasid:([0-9]{1,9})(?:, for process (.*?) pid ([0-9]{1,9}) thread .*? pid [0-9]{1,9})?\)",
@@ -220,6 +242,27 @@ static ADDRESS_RE: LazyLock<Regex> = LazyLock::new(|| {
 });
 static ACA_RE: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"^(?:ACA\[([0-9]{1,4})/[0-9]{1,4}\]|aca entry\[([0-9]{1,4})\])\.([A-Z_0-9]{1,16})=0x([0-9a-fA-F]{1,16})\b")
+        .expect("static regex")
+});
+/// The SMU message mailbox's failures in the powerplay managers (`smu7_smumgr.c`, `ci_smumgr.c`,
+/// `smu9_smumgr.c`, `smu10_smumgr.c`, `vega20_smumgr.c`): each spells it differently.
+static SMU_SEND_RE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(
+        r"^(?:Failed to send message 0x[0-9a-fA-F]+, response 0x|Failed to send message: 0x[0-9a-fA-F]+, ret value: 0x|Failed to send Message [0-9a-fA-F]+\.$|failed to send message [0-9a-fA-F]+ ret is -?[0-9]+)",
+    )
+    .expect("static regex")
+});
+/// KFD's per-queue preemption failures (`amdgpu_amdkfd_gfx_v10_3.c`, `_v11.c`; `kfd_mqd_manager.c`).
+static QUEUE_PREEMPT_RE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(
+        r"^(?:cp queue pipe [0-9]+ queue [0-9]+ preemption failed$|(?:XCC [0-9]+: )?Queue preemption failed for queue with doorbell_id: [0-9a-fA-F]+$)",
+    )
+    .expect("static regex")
+});
+/// `mes_v11_0.c`/`mes_v12_0.c` (6.12: `MES[(N)] failed to respond to msg=…`; 6.1: `MES failed to
+/// response msg=%d`).
+static MES_RESPOND_RE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^MES(?:\([0-9]+\))? failed to (?:respond to|response) msg=\S")
         .expect("static regex")
 });
 static THRESHOLD_RE: LazyLock<Regex> = LazyLock::new(|| {
@@ -248,8 +291,12 @@ fn split(text: &str) -> Option<(Option<String>, Option<u64>, &str)> {
     if let Some(rest) = body.strip_prefix("amdgpu: ") {
         body = rest;
     }
-    // `[drm:fn [amdgpu]] *ERROR* msg`, with or without a device before it.
-    if body.starts_with("[drm") {
+    // `drm_info`/`drm_warn`/`drm_err(adev_to_drm(adev), …)` print through dev_printk with `[drm] ` (and
+    // `*ERROR* `) before the message (include/drm/drm_print.h `__drm_printk`): the device stays.
+    if let Some(rest) = body.strip_prefix("[drm] ") {
+        body = rest.strip_prefix("*ERROR* ").unwrap_or(rest);
+    } else if body.starts_with("[drm") {
+        // `[drm:fn [amdgpu]] *ERROR* msg` (DRM_ERROR, DRM_DEV_ERROR), with or without a device before it.
         let p = body.find("] *ERROR* ")?;
         body = &body[p + "] *ERROR* ".len()..];
     }
@@ -408,6 +455,9 @@ fn classify(b: &str, pci: &mut Option<String>) -> Option<AmdKind> {
     {
         return Some(AmdKind::ResetFailed);
     }
+    if let Some(rest) = b.strip_prefix("GPU reset end with ret = ") {
+        return Some(AmdKind::ResetEnd { ret: num(rest)? });
+    }
     if b.starts_with("VRAM is lost due to GPU reset") {
         return Some(AmdKind::VramLost);
     }
@@ -470,14 +520,52 @@ fn classify(b: &str, pci: &mut Option<String>) -> Option<AmdKind> {
         || b.starts_with("SMU: I'm very busy for your command")
         || b.starts_with("SMU: response:")
         || b.starts_with("SMU is in hanged state")
+        || SMU_SEND_RE.is_match(b)
     {
         return Some(AmdKind::SmuHang);
+    }
+    if b == "cp queue preemption time out"
+        || b == "cp queue preemption time out."
+        || QUEUE_PREEMPT_RE.is_match(b)
+        || b == "The cp might be in an unrecoverable state due to an unsuccessful queues preemption"
+        || b == "HIQ MQD's queue_doorbell_id0 is not 0, Queue preemption time out"
+    {
+        return Some(AmdKind::QueuePreempt);
+    }
+    if b == "qcm fence wait loop timeout expired" {
+        return Some(AmdKind::QcmFenceTimeout);
+    }
+    if MES_RESPOND_RE.is_match(b) {
+        return Some(AmdKind::MesFailure { queue: false });
+    }
+    if b.starts_with("failed to add hardware queue to MES, doorbell=0x")
+        || b.starts_with("failed to remove hardware queue from MES, doorbell=0x")
+        || b.starts_with("failed to remove hardware queue, queue id = ")
+        || b == "failed to remove hardware queue"
+    {
+        return Some(AmdKind::MesFailure { queue: true });
+    }
+    if b == "Illegal register access in command stream" {
+        return Some(AmdKind::IllegalCommand { register: true });
+    }
+    if b == "Illegal instruction in command stream"
+        || b == "Illegal instruction in SDMA command stream"
+    {
+        return Some(AmdKind::IllegalCommand { register: false });
     }
     if (["hw_init", "sw_init", "early_init"].iter().any(|s| {
         b.strip_prefix(s)
             .is_some_and(|r| r.starts_with(" of IP block <"))
     }) && b.contains("> failed"))
         || b.starts_with("Fatal error during GPU init")
+        || matches!(
+            b,
+            "amdgpu_device_ip_init failed"
+                | "asic reset on init failed"
+                | "no vBIOS found"
+                | "gpu post error!"
+                | "PSP firmware loading failed"
+        )
         || b.starts_with("probe with driver amdgpu failed with error")
     {
         return Some(AmdKind::InitFailed);
@@ -894,6 +982,87 @@ mod tests {
     }
 
     #[test]
+    fn queue_firmware_and_command_stream_failures() {
+        for (l, want) in [
+            (
+                "amdgpu 0000:c5:00.0: amdgpu: MES failed to respond to msg=REMOVE_QUEUE",
+                AmdKind::MesFailure { queue: false },
+            ),
+            (
+                "amdgpu 0000:c5:00.0: amdgpu: MES(1) failed to respond to msg=SUSPEND (RESET)",
+                AmdKind::MesFailure { queue: false },
+            ),
+            (
+                "[drm:mes_v11_0_submit_pkt_and_poll_completion.constprop.0 [amdgpu]] *ERROR* MES failed to response msg=3",
+                AmdKind::MesFailure { queue: false },
+            ),
+            (
+                "amdgpu: failed to remove hardware queue from MES, doorbell=0x1002",
+                AmdKind::MesFailure { queue: true },
+            ),
+            (
+                "[drm] failed to remove hardware queue",
+                AmdKind::MesFailure { queue: true },
+            ),
+            (
+                "amdgpu 0000:03:00.0: amdgpu: qcm fence wait loop timeout expired",
+                AmdKind::QcmFenceTimeout,
+            ),
+            (
+                "amdgpu: The cp might be in an unrecoverable state due to an unsuccessful queues preemption",
+                AmdKind::QueuePreempt,
+            ),
+            (
+                "amdgpu: cp queue pipe 1 queue 2 preemption failed",
+                AmdKind::QueuePreempt,
+            ),
+            (
+                "amdgpu 0000:03:00.0: amdgpu: XCC 0: Queue preemption failed for queue with doorbell_id: 1002",
+                AmdKind::QueuePreempt,
+            ),
+            (
+                "[drm:gfx_v9_0_priv_reg_irq [amdgpu]] *ERROR* Illegal register access in command stream",
+                AmdKind::IllegalCommand { register: true },
+            ),
+            (
+                "amdgpu 0000:03:00.0: [drm] *ERROR* Illegal instruction in command stream",
+                AmdKind::IllegalCommand { register: false },
+            ),
+            (
+                "amdgpu 0000:e3:00.0: amdgpu: Failed to send message 0x26, response 0x0",
+                AmdKind::SmuHang,
+            ),
+            (
+                "amdgpu 0000:e3:00.0: amdgpu: Failed to send Message 3a.",
+                AmdKind::SmuHang,
+            ),
+            (
+                "amdgpu 0000:03:00.0: amdgpu: GPU reset end with ret = -110",
+                AmdKind::ResetEnd { ret: -110 },
+            ),
+            (
+                "amdgpu 0000:03:00.0: amdgpu: Ring gfx_0.0.0 reset failure",
+                AmdKind::RingReset {
+                    ring: "gfx_0.0.0".into(),
+                    ok: false,
+                },
+            ),
+            (
+                "amdgpu 0000:03:00.0: amdgpu: amdgpu_device_ip_init failed",
+                AmdKind::InitFailed,
+            ),
+        ] {
+            assert_eq!(kind(l), Some(want), "{l}");
+        }
+        // drm_info through the device keeps the device.
+        let l = parse_amdgpu("amdgpu 0000:05:00.0: [drm] GPU reset(3) failed").unwrap();
+        assert_eq!(
+            (l.kind, l.pci.as_deref()),
+            (AmdKind::ResetFailed, Some("0000:05:00.0"))
+        );
+    }
+
+    #[test]
     fn near_misses_are_not_events() {
         for l in [
             "amdgpu 0000:03:00.0: amdgpu: RAS: optional ras ta ucode is not available",
@@ -904,6 +1073,17 @@ mod tests {
             "snd_hda_intel 0000:0b:00.1: bound 0000:0b:00.0 (ops amdgpu_dm_audio_component_bind_ops [amdgpu])",
             "amdgpu 0000:03:00.0: [drm:amdgpu_ring_test_helper [amdgpu]] *ERROR* ring kiq_2.1.0 test failed (-110)",
             "amdgpu: Topology: Add GPU node [0x1002:0x164e]",
+            "amdgpu 0000:c5:00.0: amdgpu: MES might be in unrecoverable state, issue a GPU reset",
+            "amdgpu 0000:c5:00.0: amdgpu: Starting gfx_0.0.0 ring reset",
+            "amdgpu 0000:c5:00.0: amdgpu: [drm] AMDGPU device coredump file has been created",
+            "amdgpu 0000:c5:00.0: amdgpu: soft reset failed, will fallback to full reset!",
+            "[drm] RAS init harvest reset failure",
+            "[drm] Fence fallback timer expired on ring gfx_0.0.0",
+            "amdgpu 0000:c5:00.0: amdgpu: VPE queue reset failed",
+            "amdgpu 0000:c5:00.0: amdgpu: Ring gfx_0.0.0 reset failure, retrying",
+            "amdgpu 0000:c5:00.0: amdgpu: MES failed to respond to msg=",
+            "[drm] failed to remove hardware queue in i915",
+            "amdgpu: [powerplay] Failed to set soft min gfxclk !",
             "amdgpu 0000:03:00.0: amdgpu: no uncorrectable hardware errors detected in umc block",
             "user-app: 1 uncorrectable hardware errors detected in umc block",
             "amdgpu 0000:1c:00.0: amdgpu: socket: 0, aid: 0, fw_status: 0x0, all good",
