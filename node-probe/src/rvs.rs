@@ -349,10 +349,8 @@ pub fn run(global: &GlobalArgs, args: &RvsDiagArgs) -> Result<ProbeDocument, Pro
             ),
             Ok((dir, recipe)) => {
                 let json = dir.join("rvs.json");
-                let argv = request::rvs_args(
-                    &recipe.display().to_string(),
-                    &json.display().to_string(),
-                );
+                let argv =
+                    request::rvs_args(&recipe.display().to_string(), &json.display().to_string());
                 let ex = execute(
                     rvs,
                     &argv,

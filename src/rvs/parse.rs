@@ -437,7 +437,11 @@ mod tests {
                 // pebb's source is a CPU node: only its GPU is named.
                 ("pcie_interface".into(), vec![1337], Verdict::Pass),
                 ("xgmi_interface".into(), vec![42924, 1337], Verdict::Pass),
-                ("xgmi_interface".into(), vec![1337, 42924], Verdict::NotMeasured),
+                (
+                    "xgmi_interface".into(),
+                    vec![1337, 42924],
+                    Verdict::NotMeasured
+                ),
             ]
         );
         // Every record sits under the logger's one module label.

@@ -337,11 +337,20 @@ actions:
             ]
         );
         assert!(n.left_out.is_empty());
-        assert_eq!(n.text.matches("device: 42924 1337\n").count(), 4, "{}", n.text);
+        assert_eq!(
+            n.text.matches("device: 42924 1337\n").count(),
+            4,
+            "{}",
+            n.text
+        );
         assert_eq!(n.text.matches("peers: 42924 1337\n").count(), 1);
         assert!(!n.text.contains("device: all") && !n.text.contains("peers: all"));
         // Nested maps and other keys are kept as they were.
-        assert!(n.text.contains("  capability:\n    link_cap_max_speed:\n"), "{}", n.text);
+        assert!(
+            n.text.contains("  capability:\n    link_cap_max_speed:\n"),
+            "{}",
+            n.text
+        );
         assert!(n.text.contains("  array_size: 268435456\n"));
     }
 
@@ -350,7 +359,11 @@ actions:
         let n = narrow(LEVEL_2, &[42924]).unwrap();
         assert_eq!(n.actions.len(), 3);
         assert!(n.actions.iter().all(|a| a.module != "pbqt"));
-        assert!(!n.text.contains("pbqt") && !n.text.contains("peers"), "{}", n.text);
+        assert!(
+            !n.text.contains("pbqt") && !n.text.contains("peers"),
+            "{}",
+            n.text
+        );
         assert_eq!(n.left_out.len(), 1);
         assert!(
             n.left_out[0].starts_with("xgmi_interface (pbqt): transfers between GPUs need two"),
@@ -373,17 +386,38 @@ actions:
     #[test]
     fn what_it_cannot_read_is_refused_never_passed_through() {
         for (conf, says) in [
-            ("actions:\n- name: a\n  module: gst\n  device: [1, 2]\n", "not a plain value"),
-            ("actions:\n- name: a\n  module: gst\n  peers: {x: 1}\n", "not a plain value"),
-            ("actions:\n- name: a\n  module: gst\n  device: &d all\n", "anchor"),
+            (
+                "actions:\n- name: a\n  module: gst\n  device: [1, 2]\n",
+                "not a plain value",
+            ),
+            (
+                "actions:\n- name: a\n  module: gst\n  peers: {x: 1}\n",
+                "not a plain value",
+            ),
+            (
+                "actions:\n- name: a\n  module: gst\n  device: &d all\n",
+                "anchor",
+            ),
             ("actions:\n- name: a\n\tmodule: gst\n", "tab"),
-            ("other: 1\nactions:\n- name: a\n  module: gst\n", "top-level key"),
-            ("actions:\n- name: a\n  device: all\n", "without `name` or `module`"),
+            (
+                "other: 1\nactions:\n- name: a\n  module: gst\n",
+                "top-level key",
+            ),
+            (
+                "actions:\n- name: a\n  device: all\n",
+                "without `name` or `module`",
+            ),
             ("actions:\n- name: a;rm\n  module: gst\n", "action name"),
-            ("actions:\n- name: a\n  module: gst\n- name: a\n  module: gst\n", "two actions of one name"),
+            (
+                "actions:\n- name: a\n  module: gst\n- name: a\n  module: gst\n",
+                "two actions of one name",
+            ),
             ("actions:\n", "no actions"),
             ("", "no actions"),
-            ("actions:\n- name: a\n  module: gst\n---\nactions:\n", "more than one"),
+            (
+                "actions:\n- name: a\n  module: gst\n---\nactions:\n",
+                "more than one",
+            ),
         ] {
             let e = narrow(conf, &[42924]).unwrap_err();
             assert!(e.contains(says) && e.contains("not run"), "{conf:?}: {e}");

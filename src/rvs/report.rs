@@ -80,11 +80,9 @@ pub struct RvsExec {
 }
 
 /// One action's result on one GPU.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
-pub enum TestResult {
+pub enum RvsTestResult {
     Passed,
     Failed,
     /// RVS wrote no result of this action for this GPU: never a pass.
@@ -98,7 +96,7 @@ pub struct RvsTest {
     pub module: String,
     /// The action's name in the recipe.
     pub action: String,
-    pub result: TestResult,
+    pub result: RvsTestResult,
     /// Why it failed or has no result, in RVS's words where it has some.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
@@ -240,7 +238,7 @@ pub fn assemble(input: &RvsInput) -> RvsDiagReport {
                 .map(|a| RvsTest {
                     module: a.module.clone(),
                     action: a.name.clone(),
-                    result: TestResult::NotRun,
+                    result: RvsTestResult::NotRun,
                     detail: None,
                 })
                 .collect(),
@@ -256,7 +254,9 @@ pub fn assemble(input: &RvsInput) -> RvsDiagReport {
             exec.results_dropped = res.dropped;
             if let Some(cut) = &res.cut_in {
                 exec.results_cut = Some(match cut {
-                    Some(a) => format!("rvs ended inside action {a} before closing its result file"),
+                    Some(a) => {
+                        format!("rvs ended inside action {a} before closing its result file")
+                    }
                     None => "rvs ended before closing its result file".into(),
                 });
                 if ex.signal.is_some() && ex.stopped_by.is_none() {
@@ -314,11 +314,11 @@ pub fn assemble(input: &RvsInput) -> RvsDiagReport {
                     };
                     match (&rec.verdict, t.result) {
                         // Any failure fails the action (iterations, pairs); it keeps its first reason.
-                        (Verdict::Pass, TestResult::NotRun) => t.result = TestResult::Passed,
+                        (Verdict::Pass, RvsTestResult::NotRun) => t.result = RvsTestResult::Passed,
                         (Verdict::Pass, _) => {}
-                        (_, TestResult::Failed) => {}
+                        (_, RvsTestResult::Failed) => {}
                         (_, _) => {
-                            t.result = TestResult::Failed;
+                            t.result = RvsTestResult::Failed;
                             t.detail = detail.clone();
                         }
                     }
@@ -342,7 +342,7 @@ pub fn assemble(input: &RvsInput) -> RvsDiagReport {
             .filter(|g| {
                 g.tests
                     .iter()
-                    .any(|t| &t.action == action && t.result == TestResult::NotRun)
+                    .any(|t| &t.action == action && t.result == RvsTestResult::NotRun)
             })
             .map(|g| g.index)
             .collect();
@@ -355,7 +355,7 @@ pub fn assemble(input: &RvsInput) -> RvsDiagReport {
             .join(", ");
         for g in &mut r.gpus {
             for t in &mut g.tests {
-                if &t.action != action || t.result != TestResult::NotRun {
+                if &t.action != action || t.result != RvsTestResult::NotRun {
                     continue;
                 }
                 if many {
@@ -364,7 +364,7 @@ pub fn assemble(input: &RvsInput) -> RvsDiagReport {
                          them may have failed it, RVS does not say which; run it on each GPU alone"
                     ));
                 } else {
-                    t.result = TestResult::Failed;
+                    t.result = RvsTestResult::Failed;
                     t.detail = Some(format!(
                         "rvs died (signal {sig}) inside this action before this GPU's result, every other \
                          GPU's written: RVS aborts on a GPU error here (babel's failed() is abort())"
@@ -376,7 +376,7 @@ pub fn assemble(input: &RvsInput) -> RvsDiagReport {
     let ended_early = ex.stopped_by.is_some() || ex.signal.is_some();
     for g in &mut r.gpus {
         for t in &mut g.tests {
-            if t.result == TestResult::NotRun && t.detail.is_none() {
+            if t.result == RvsTestResult::NotRun && t.detail.is_none() {
                 t.detail = Some(if ended_early {
                     "rvs ended before a result of this action for this GPU".into()
                 } else {
@@ -386,9 +386,9 @@ pub fn assemble(input: &RvsInput) -> RvsDiagReport {
                 });
             }
         }
-        g.outcome = if g.tests.iter().any(|t| t.result == TestResult::Failed) {
+        g.outcome = if g.tests.iter().any(|t| t.result == RvsTestResult::Failed) {
             GpuOutcome::Failed
-        } else if !g.tests.is_empty() && g.tests.iter().all(|t| t.result == TestResult::Passed) {
+        } else if !g.tests.is_empty() && g.tests.iter().all(|t| t.result == RvsTestResult::Passed) {
             GpuOutcome::Passed
         } else {
             GpuOutcome::Incomplete
@@ -402,7 +402,7 @@ pub fn assemble(input: &RvsInput) -> RvsDiagReport {
             let bad: Vec<String> = g
                 .tests
                 .iter()
-                .filter(|t| t.result == TestResult::Failed)
+                .filter(|t| t.result == RvsTestResult::Failed)
                 .map(|t| format!("{}/{}", t.module, t.action))
                 .collect();
             format!("GPU {} failed {}", g.index, bad.join(", "))
@@ -416,7 +416,7 @@ pub fn assemble(input: &RvsInput) -> RvsDiagReport {
             let missing: Vec<String> = g
                 .tests
                 .iter()
-                .filter(|t| t.result == TestResult::NotRun)
+                .filter(|t| t.result == RvsTestResult::NotRun)
                 .map(|t| format!("{}/{}", t.module, t.action))
                 .collect();
             format!("GPU {} ({})", g.index, missing.join(", "))
@@ -425,7 +425,7 @@ pub fn assemble(input: &RvsInput) -> RvsDiagReport {
     let any_pass = r
         .gpus
         .iter()
-        .any(|g| g.tests.iter().any(|t| t.result == TestResult::Passed));
+        .any(|g| g.tests.iter().any(|t| t.result == RvsTestResult::Passed));
     let on = r
         .gpus
         .iter()
@@ -680,10 +680,17 @@ mod tests {
         let sel = Selection::default();
         let t = two();
         let p = level_2();
-        assemble(&input(&run, &sel, &t, &p, Some(ex), Some(parse::parse(file))))
+        assemble(&input(
+            &run,
+            &sel,
+            &t,
+            &p,
+            Some(ex),
+            Some(parse::parse(file)),
+        ))
     }
 
-    fn result_of(r: &RvsDiagReport, gpu: usize, action: &str) -> TestResult {
+    fn result_of(r: &RvsDiagReport, gpu: usize, action: &str) -> RvsTestResult {
         r.gpus[gpu]
             .tests
             .iter()
@@ -714,7 +721,7 @@ mod tests {
         );
         assert_eq!(r.gpus[0].outcome, GpuOutcome::Passed);
         assert_eq!(r.gpus[1].outcome, GpuOutcome::Incomplete);
-        assert_eq!(result_of(&r, 1, "hbm_basic"), TestResult::NotRun);
+        assert_eq!(result_of(&r, 1, "hbm_basic"), RvsTestResult::NotRun);
         assert_ne!(r.outcome, RunOutcome::Passed);
         assert!(
             r.summary
@@ -732,8 +739,8 @@ mod tests {
             &level_2_file(&[42924, 1337], &[("xgmi_interface", 1337)]),
             &exited(0),
         );
-        assert_eq!(result_of(&r, 0, "xgmi_interface"), TestResult::NotRun);
-        assert_eq!(result_of(&r, 1, "xgmi_interface"), TestResult::NotRun);
+        assert_eq!(result_of(&r, 0, "xgmi_interface"), RvsTestResult::NotRun);
+        assert_eq!(result_of(&r, 1, "xgmi_interface"), RvsTestResult::NotRun);
         assert!(r.gpus.iter().all(|g| g.outcome == GpuOutcome::Incomplete));
         assert_eq!(r.outcome, RunOutcome::Warnings, "{}", r.summary);
         // A transfer that measured nothing fails both of its ends.
@@ -741,10 +748,13 @@ mod tests {
         let r = level_2_report(&file, &exited(0));
         assert_eq!(r.outcome, RunOutcome::Failed, "{}", r.summary);
         for g in 0..2 {
-            assert_eq!(result_of(&r, g, "xgmi_interface"), TestResult::Failed);
+            assert_eq!(result_of(&r, g, "xgmi_interface"), RvsTestResult::Failed);
         }
         let d = r.gpus[1].tests[2].detail.as_deref().unwrap();
-        assert!(d.contains("transfer GPU 0 -> GPU 1: no bandwidth measured"), "{d}");
+        assert!(
+            d.contains("transfer GPU 0 -> GPU 1: no bandwidth measured"),
+            "{d}"
+        );
     }
 
     #[test]
@@ -777,10 +787,10 @@ mod tests {
         ex.signal = Some(6);
         let r = level_2_report(cut, &ex);
         assert_eq!(r.outcome, RunOutcome::Failed, "{}", r.summary);
-        assert_eq!(result_of(&r, 1, "hbm_basic"), TestResult::Failed);
-        assert_eq!(result_of(&r, 0, "hbm_basic"), TestResult::Passed);
+        assert_eq!(result_of(&r, 1, "hbm_basic"), RvsTestResult::Failed);
+        assert_eq!(result_of(&r, 0, "hbm_basic"), RvsTestResult::Passed);
         // The actions after the cut never ran: not run, not failed.
-        assert_eq!(result_of(&r, 0, "xgmi_interface"), TestResult::NotRun);
+        assert_eq!(result_of(&r, 0, "xgmi_interface"), RvsTestResult::NotRun);
         assert_eq!(r.gpus[0].outcome, GpuOutcome::Incomplete);
         assert!(r.rvs.as_ref().unwrap().results_cut.is_some());
         // Two GPUs unfinished: RVS does not say which failed; neither is blamed, the run is no pass.
@@ -830,7 +840,14 @@ mod tests {
         ex.signal = Some(9);
         ex.stopped_by = Some(StopCause::Deadline);
         ex.killed = true;
-        let r = assemble(&input(&run, &sel, &t, &p, Some(&ex), Some(Err("empty".into()))));
+        let r = assemble(&input(
+            &run,
+            &sel,
+            &t,
+            &p,
+            Some(&ex),
+            Some(Err("empty".into())),
+        ));
         assert_eq!(r.outcome, RunOutcome::TimedOut);
         assert!(r.gpus.iter().all(|g| g.outcome == GpuOutcome::Incomplete));
 
@@ -839,11 +856,25 @@ mod tests {
         assert_eq!(r.outcome, RunOutcome::Stopped);
 
         let ex = exited(0);
-        let r = assemble(&input(&run, &sel, &t, &p, Some(&ex), Some(Err("not JSON".into()))));
+        let r = assemble(&input(
+            &run,
+            &sel,
+            &t,
+            &p,
+            Some(&ex),
+            Some(Err("not JSON".into())),
+        ));
         assert_eq!(r.outcome, RunOutcome::Error);
         assert!(r.summary.contains("not a failure"), "{}", r.summary);
 
-        let r = assemble(&input(&run, &sel, &t, &p, Some(&ex), Some(parse::parse("{}"))));
+        let r = assemble(&input(
+            &run,
+            &sel,
+            &t,
+            &p,
+            Some(&ex),
+            Some(parse::parse("{}")),
+        ));
         assert_eq!(r.outcome, RunOutcome::NotRun);
     }
 
@@ -855,12 +886,33 @@ mod tests {
         let p = plan(&[("gpup", "p")]);
         let both =
             r#"{"gpup":{"p":[{"gpu_id":42924,"pass":"true"},{"gpu_id":1337,"pass":"true"}]}}"#;
-        let r = assemble(&input(&run, &sel, &t, &p, Some(&exited(0)), Some(parse::parse(both))));
+        let r = assemble(&input(
+            &run,
+            &sel,
+            &t,
+            &p,
+            Some(&exited(0)),
+            Some(parse::parse(both)),
+        ));
         assert_eq!(r.outcome, RunOutcome::Passed, "{}", r.summary);
-        let r = assemble(&input(&run, &sel, &t, &p, Some(&exited(3)), Some(parse::parse(both))));
+        let r = assemble(&input(
+            &run,
+            &sel,
+            &t,
+            &p,
+            Some(&exited(3)),
+            Some(parse::parse(both)),
+        ));
         assert_eq!(r.outcome, RunOutcome::Error);
         let one = r#"{"gpup":{"p":[{"gpu_id":42924,"pass":"true"}]}}"#;
-        let r = assemble(&input(&run, &sel, &t, &p, Some(&exited(0)), Some(parse::parse(one))));
+        let r = assemble(&input(
+            &run,
+            &sel,
+            &t,
+            &p,
+            Some(&exited(0)),
+            Some(parse::parse(one)),
+        ));
         assert_eq!(r.outcome, RunOutcome::Warnings);
         assert_eq!(r.gpus[1].outcome, GpuOutcome::Incomplete);
     }

@@ -139,7 +139,8 @@ impl Case {
 }
 
 /// Recipes with the actions RVS ships (ROCm/ROCmValidationSuite `rvs/conf/` @21584e1, keys trimmed).
-const GPUP_SINGLE: &str = "actions:\n- name: RVS-GPUP-TC1\n  device: all\n  module: gpup\n  properties:\n    all:\n";
+const GPUP_SINGLE: &str =
+    "actions:\n- name: RVS-GPUP-TC1\n  device: all\n  module: gpup\n  properties:\n    all:\n";
 const GST_SINGLE: &str = "actions:\n- name: gst-1215Tflops-4K4K8K-rand-fp8\n  device: all\n  module: gst\n  parallel: false\n\
 - name: gst-1000Tflops-8KB-fp16\n  device: all\n  module: gst\n";
 const PBQT_SINGLE: &str = "actions:\n- name: pbqt-unidir-xgmi\n  device: all\n  module: pbqt\n  peers: all\n  test_bandwidth: true\n";
@@ -190,14 +191,23 @@ fn a_pass_on_the_idle_gpus_by_kfd_gpu_id_and_a_held_gpu_left_out() {
     assert_eq!(c.recorded("ids").unwrap(), "");
     assert_eq!(
         c.touched(),
-        [format!("RVS-GPUP-TC1 gpup device={} peers=", c.ids_of(&[0, 2]))]
+        [format!(
+            "RVS-GPUP-TC1 gpup device={} peers=",
+            c.ids_of(&[0, 2])
+        )]
     );
     let private = PathBuf::from(c.recorded("conf").unwrap());
     assert_ne!(private, c.conf.join("gpup_single.conf"));
     assert!(!private.exists(), "the run's recipe was left behind");
     let given = std::fs::read_to_string(format!("{}.conf", c.record().display())).unwrap();
-    assert!(given.contains(&format!("device: {}\n", c.ids_of(&[0, 2]))), "{given}");
-    assert_eq!(r["conf"], c.conf.join("gpup_single.conf").display().to_string());
+    assert!(
+        given.contains(&format!("device: {}\n", c.ids_of(&[0, 2]))),
+        "{given}"
+    );
+    assert_eq!(
+        r["conf"],
+        c.conf.join("gpup_single.conf").display().to_string()
+    );
     assert_eq!(r["gpus"][1]["gpu_id"], c.ids[2]);
     assert_eq!(r["gpus"][1]["pci_bus_id"], "0000:46:00.0");
     assert_eq!(r["gpus"][0]["tests"].as_array().unwrap().len(), 1);
@@ -271,7 +281,10 @@ fn level_2_a_gpu_failing_babel_reads_failed_not_passed() {
     // Before, GPU 1's peqt pass with no failing record read "passed".
     let c = Case::new(&mi300x(2), |_| {});
     let fail = format!("hbm_basic={}", c.ids[1]);
-    let r = c.run(&["--level", "2", "--gpus", "0,1"], &[("FAKE_RVS_FAIL", &fail)]);
+    let r = c.run(
+        &["--level", "2", "--gpus", "0,1"],
+        &[("FAKE_RVS_FAIL", &fail)],
+    );
     assert_eq!(r["outcome"], "failed", "{r}");
     assert_eq!(r["rvs"]["signal"], 6, "{r}");
     assert_eq!(outcomes(&r), ["0=incomplete", "1=failed"]);
@@ -303,7 +316,11 @@ fn level_2_a_missing_pbqt_record_reads_not_run_and_the_run_is_no_pass() {
     no_fail(&r);
     assert_eq!(outcomes(&r), ["0=passed", "1=passed", "2=incomplete"]);
     let t = &r["gpus"][2]["tests"][2];
-    assert_eq!((&t["module"], &t["result"]), (&"pbqt".into(), &"not_run".into()), "{r}");
+    assert_eq!(
+        (&t["module"], &t["result"]),
+        (&"pbqt".into(), &"not_run".into()),
+        "{r}"
+    );
     assert!(
         r["summary"]
             .as_str()
@@ -313,7 +330,10 @@ fn level_2_a_missing_pbqt_record_reads_not_run_and_the_run_is_no_pass() {
     );
     // A transfer that measured nothing fails both of its GPUs (pbqt.so/src/action.cpp:873-882,941).
     let fail = format!("xgmi_interface={}", c.ids[1]);
-    let r = c.run(&["--level", "2", "--gpus", "0,1"], &[("FAKE_RVS_FAIL", &fail)]);
+    let r = c.run(
+        &["--level", "2", "--gpus", "0,1"],
+        &[("FAKE_RVS_FAIL", &fail)],
+    );
     assert_eq!(outcomes(&r), ["0=failed", "1=failed"], "{r}");
 }
 
@@ -358,7 +378,10 @@ fn level_2_touches_only_the_selected_gpus_and_one_gpu_leaves_out_pbqt() {
         "{r}"
     );
     assert!(
-        r["summary"].as_str().unwrap().contains("left out: xgmi_interface (pbqt)"),
+        r["summary"]
+            .as_str()
+            .unwrap()
+            .contains("left out: xgmi_interface (pbqt)"),
         "{r}"
     );
     // A recipe of nothing but transfers between GPUs does not run on one.
