@@ -1,4 +1,4 @@
-//! `node-probe rvs-diag`: AMD's ROCm Validation Suite (`rvs -c <recipe>.conf -i <gpu_ids> -j <file>`) on
+//! `node-probe rvs-diag`: AMD's ROCm Validation Suite (`rvs -c <private recipe> -j <file>`) on
 //! the idle, unpartitioned AMD GPUs of a request, with a deadline — the AMD twin of `dcgm-diag`.
 //!
 //! - **Idle first.** The holders are read before anything runs (the kubelet's PodResources with the DRA
@@ -7,8 +7,12 @@
 //! - **Partitioned GPUs refused.** AMD's test runner is not for partitioned GPUs
 //!   (../shared/reference/amd-gpus.md section 6): a GPU in DPX/TPX/QPX/CPX (more than one KFD node) is
 //!   left out with a clear line.
-//! - **By KFD gpu_id.** rvs is given the GPUs' KFD `gpu_id`s (`-i`), and its results, keyed by `gpu_id`,
-//!   map back to the node's GPU index and PCI address (`gpu_diag::rvs`).
+//! - **Only the approved GPUs.** rvs runs a recipe of this run's own, RVS's recipe with every action's
+//!   `device` and every `peers` set to the selected GPUs' KFD `gpu_id`s (`gpu_diag::rvs::recipe`: no
+//!   `-i`, which RVS reads as indexes when the values are small), written 0600 in a private 0700
+//!   directory and removed with it after the run; pbqt (transfers between GPUs) is left out, and the
+//!   report says so, when fewer than two GPUs are selected. Results, keyed by `gpu_id` (`srcgpu`/`dstgpu`
+//!   for transfers), map back to the node's GPU index and PCI address (`gpu_diag::rvs`).
 //! - **rvs from this pod's image**: `--rvs PATH`, else `rvs` on `PATH`, else `/opt/rocm/bin/rvs` (AMD's
 //!   `rocm/test-runner` image); recipes from `--conf-dir`, default RVS's
 //!   `/opt/rocm/share/rocm-validation-suite/conf`, the GPU's platform directory (`MI300X/`) first. No rvs,
@@ -27,6 +31,7 @@ use gpu_diag::contract::{ErrorKind, ProbeDocument, ProbeError, Report};
 use gpu_diag::dcgm::select::{self, Skipped};
 use gpu_diag::facts::{GpuVendor, NodeFacts};
 use gpu_diag::rvs::parse::{self, MAX_FILE_BYTES};
+use gpu_diag::rvs::recipe::{self, Narrowed};
 use gpu_diag::rvs::report::{self, RvsInput, Tested};
 use gpu_diag::rvs::request::{self, RvsRun};
 
@@ -186,6 +191,36 @@ fn gpu_ids(facts: &NodeFacts, sel: &mut select::Selection) -> Vec<Tested> {
     tested
 }
 
+/// RVS's recipes are a few KiB; one larger than this is not read.
+const MAX_CONF_BYTES: u64 = 1 << 20;
+
+/// RVS's recipe file, as text.
+fn read_conf(path: &Path) -> Result<String, String> {
+    let mut buf = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(MAX_CONF_BYTES + 1).read_to_end(&mut buf))
+        .map_err(|e| format!("RVS's recipe {} could not be read: {e}", path.display()))?;
+    if buf.len() as u64 > MAX_CONF_BYTES {
+        return Err(format!(
+            "RVS's recipe {} is larger than 1 MiB: not read",
+            path.display()
+        ));
+    }
+    String::from_utf8(buf).map_err(|_| format!("RVS's recipe {} is not UTF-8", path.display()))
+}
+
+/// A new file only this user reads (in the private directory, never an existing path).
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    f.write_all(text.as_bytes())
+}
+
 /// The result file, up to [`MAX_FILE_BYTES`].
 fn read_results(path: &Path) -> Result<(parse::Results, String), String> {
     let f = std::fs::File::open(path).map_err(|e| {
@@ -244,6 +279,12 @@ pub fn run(global: &GlobalArgs, args: &RvsDiagArgs) -> Result<ProbeDocument, Pro
         .and_then(|g| g.name.ok().cloned())
         .unwrap_or_default();
     let conf = find_conf(&conf_dir, &run, &product);
+    let ids: Vec<u32> = tested.iter().map(|t| t.gpu_id).collect();
+    let narrowed: Result<Narrowed, String> = match &conf {
+        Ok(c) if !tested.is_empty() => read_conf(c).and_then(|text| recipe::narrow(&text, &ids)),
+        Ok(_) => Err("no GPU to test".into()),
+        Err(e) => Err(e.clone()),
+    };
     let not_started = if tested.is_empty() {
         Some(
             if selection.skipped.iter().any(|s| s.why == "partitioned") {
@@ -272,7 +313,16 @@ pub fn run(global: &GlobalArgs, args: &RvsDiagArgs) -> Result<ProbeDocument, Pro
     } else if let Err(e) = &conf {
         Some(e.clone())
     } else {
-        None
+        match &narrowed {
+            Err(e) => Some(e.clone()),
+            Ok(n) if n.actions.is_empty() => Some(format!(
+                "every action of {} needs two or more GPUs and {} was selected: {}",
+                run.recipe(),
+                tested.len(),
+                n.left_out.join("; ")
+            )),
+            Ok(_) => None,
+        }
     };
 
     let started_unix = match (simulated, facts.host.now_unix.get()) {
@@ -280,22 +330,27 @@ pub fn run(global: &GlobalArgs, args: &RvsDiagArgs) -> Result<ProbeDocument, Pro
         _ => now_unix(),
     };
     let mut raw = None;
-    let (execution, results) = match (&not_started, &rvs, &conf) {
-        (None, Some(rvs), Ok(conf)) => match private_dir() {
+    let (execution, results) = match (&not_started, &rvs, &narrowed) {
+        (None, Some(rvs), Ok(narrowed)) => match private_dir().and_then(|dir| {
+            let recipe = dir.join("recipe.conf");
+            match write_private(&recipe, &narrowed.text) {
+                Ok(()) => Ok((dir, recipe)),
+                Err(e) => {
+                    let _ = std::fs::remove_dir_all(&dir);
+                    Err(e)
+                }
+            }
+        }) {
             Err(e) => (
                 None,
                 Some(Err(format!(
-                    "cannot make a private directory for rvs's result file: {e}"
+                    "cannot write the run's recipe and result file in a private directory: {e}"
                 ))),
             ),
-            Ok(dir) => {
+            Ok((dir, recipe)) => {
                 let json = dir.join("rvs.json");
-                let ids: Vec<u32> = tested.iter().map(|t| t.gpu_id).collect();
-                let argv = request::rvs_args(
-                    &conf.display().to_string(),
-                    &ids,
-                    &json.display().to_string(),
-                );
+                let argv =
+                    request::rvs_args(&recipe.display().to_string(), &json.display().to_string());
                 let ex = execute(
                     rvs,
                     &argv,
@@ -324,11 +379,17 @@ pub fn run(global: &GlobalArgs, args: &RvsDiagArgs) -> Result<ProbeDocument, Pro
         (None, None, Some(Err(e))) => Some(e.clone()),
         (_, n, _) => n,
     };
+    let (plan, left_out) = match &narrowed {
+        Ok(n) => (n.actions.clone(), n.left_out.clone()),
+        Err(_) => (Vec::new(), Vec::new()),
+    };
     let mut report = report::assemble(&RvsInput {
         run: &run,
         requested: &requested,
         selection: &selection,
         tested: &tested,
+        plan: &plan,
+        left_out: &left_out,
         execution: execution.as_ref(),
         not_started,
         results,

@@ -157,24 +157,17 @@ pub fn platform_dir<'a>(product: &str, dirs: &'a [String]) -> Option<&'a str> {
         .map(String::as_str)
 }
 
-/// rvs's argv: the recipe's conf, the GPUs by KFD `gpu_id`, and the JSON result file. rvs reads `-i`
-/// values as GPU indexes when every one is below its GPU count (`gpu_check_if_gpu_indexes`), else as
-/// gpu_ids; KFD gpu_ids are CRCs in the thousands, so they always read as gpu_ids.
-pub fn rvs_args(conf: &str, gpu_ids: &[u32], json: &str) -> Vec<String> {
-    let mut argv = vec!["-c".to_string(), conf.to_string()];
-    if !gpu_ids.is_empty() {
-        argv.push("-i".into());
-        argv.push(
-            gpu_ids
-                .iter()
-                .map(u32::to_string)
-                .collect::<Vec<_>>()
-                .join(","),
-        );
-    }
-    argv.push("-j".into());
-    argv.push(json.to_string());
-    argv
+/// rvs's argv: the run's own recipe (its `device`/`peers` name the GPUs, `recipe.rs`) and the JSON result
+/// file. No `-i`: rvs reads `-i` values as GPU indexes when every one is below its GPU count
+/// (ROCm/ROCmValidationSuite `rvs/src/rvsexec_do_yaml.cpp:944-981`, `src/gpu_util.cpp:824-834`), so a
+/// small KFD gpu_id would name another GPU, and `-i` would replace the recipe's `device` lists.
+pub fn rvs_args(conf: &str, json: &str) -> Vec<String> {
+    vec![
+        "-c".to_string(),
+        conf.to_string(),
+        "-j".into(),
+        json.to_string(),
+    ]
 }
 
 #[cfg(test)]
@@ -237,18 +230,9 @@ mod tests {
     }
 
     #[test]
-    fn argv_names_gpu_ids_and_the_result_file() {
-        assert_eq!(
-            rvs_args("/c/gpup_single.conf", &[42924, 1337], "/tmp/x/r.json"),
-            [
-                "-c",
-                "/c/gpup_single.conf",
-                "-i",
-                "42924,1337",
-                "-j",
-                "/tmp/x/r.json"
-            ]
-        );
-        assert_eq!(rvs_args("/c/a.conf", &[], "/j").len(), 4);
+    fn argv_is_the_private_recipe_and_the_result_file_never_i() {
+        let argv = rvs_args("/tmp/p/recipe.conf", "/tmp/p/r.json");
+        assert_eq!(argv, ["-c", "/tmp/p/recipe.conf", "-j", "/tmp/p/r.json"]);
+        assert!(!argv.iter().any(|a| a == "-i"));
     }
 }

@@ -1,8 +1,10 @@
 //! `node-probe rvs-diag` through the real binary: fake AMD Instinct hosts (`tests/support/amdgpu_tree.rs`)
-//! read into facts, then replayed with `tests/fake-rvs/rvs` writing RVS's JSON result format: a pass with
-//! a held GPU left out, a failure landing on the GPU of its KFD gpu_id, a hang stopped by SIGTERM and one
-//! killed at its deadline (no process left), no rvs, no recipe, partitioned GPUs, and hostile arguments
-//! and output.
+//! read into facts, then replayed with `tests/fake-rvs/rvs` (written from RVS's source: its logger and each
+//! module's records) running the probe's own recipe: a pass with a held GPU left out and never touched, a
+//! failure landing on the GPU of its KFD gpu_id, a GPU failing babel (rvs aborts) read failed, a missing
+//! pbqt record read not run, one GPU leaving out pbqt with the reason in the answer, small gpu_ids never
+//! read as indexes, a hang stopped by SIGTERM and one killed at its deadline (no process left), no rvs, no
+//! recipe, partitioned GPUs, and hostile arguments and output.
 
 #[path = "../support/amdgpu_tree.rs"]
 mod amdgpu_tree;
@@ -59,12 +61,13 @@ impl Case {
         std::fs::write(&facts, serde_json::to_vec(facts_v).unwrap()).unwrap();
         let conf = dir.path().join("conf");
         std::fs::create_dir_all(conf.join("MI300X/levels")).unwrap();
-        for f in [
-            "gpup_single.conf",
-            "gst_single.conf",
-            "MI300X/levels/rvs_level_2.conf",
+        for (f, text) in [
+            ("gpup_single.conf", GPUP_SINGLE),
+            ("gst_single.conf", GST_SINGLE),
+            ("pbqt_single.conf", PBQT_SINGLE),
+            ("MI300X/levels/rvs_level_2.conf", LEVEL_2),
         ] {
-            std::fs::write(conf.join(f), "actions:\n").unwrap();
+            std::fs::write(conf.join(f), text).unwrap();
         }
         Case {
             dir,
@@ -78,6 +81,26 @@ impl Case {
         self.dir.path().join("record")
     }
 
+    fn touched_file(&self) -> PathBuf {
+        self.dir.path().join("touched")
+    }
+
+    /// Each action rvs ran, with the GPUs it selected: `<action> <module> device=<ids> peers=<ids>`.
+    fn touched(&self) -> Vec<String> {
+        std::fs::read_to_string(self.touched_file())
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+
+    fn ids_of(&self, gpus: &[usize]) -> String {
+        gpus.iter()
+            .map(|i| self.ids[*i].to_string())
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
     fn probe(&self, args: &[&str], env: &[(&str, &str)]) -> NodeProbe {
         let mut p = NodeProbe::new();
         p.args(["--fixture"])
@@ -87,7 +110,16 @@ impl Case {
             .arg("--conf-dir")
             .arg(&self.conf)
             .args(args)
-            .env("FAKE_RVS_RECORD", self.record());
+            .env("FAKE_RVS_RECORD", self.record())
+            .env("FAKE_RVS_TOUCHED", self.touched_file())
+            .env(
+                "FAKE_RVS_GPUS",
+                self.ids
+                    .iter()
+                    .map(u64::to_string)
+                    .collect::<Vec<_>>()
+                    .join(","),
+            );
         p.envs(env.iter().copied());
         p
     }
@@ -105,6 +137,18 @@ impl Case {
             .find_map(|l| l.strip_prefix(&format!("{key}=")).map(str::to_string))
     }
 }
+
+/// Recipes with the actions RVS ships (ROCm/ROCmValidationSuite `rvs/conf/` @21584e1, keys trimmed).
+const GPUP_SINGLE: &str =
+    "actions:\n- name: RVS-GPUP-TC1\n  device: all\n  module: gpup\n  properties:\n    all:\n";
+const GST_SINGLE: &str = "actions:\n- name: gst-1215Tflops-4K4K8K-rand-fp8\n  device: all\n  module: gst\n  parallel: false\n\
+- name: gst-1000Tflops-8KB-fp16\n  device: all\n  module: gst\n";
+const PBQT_SINGLE: &str = "actions:\n- name: pbqt-unidir-xgmi\n  device: all\n  module: pbqt\n  peers: all\n  test_bandwidth: true\n";
+/// `rvs/conf/MI300X/levels/rvs_level_2.conf`.
+const LEVEL_2: &str = "actions:\n- name: pcie_capability\n  device: all\n  module: peqt\n  capability:\n    link_cap_max_speed:\n\n\
+- name: hbm_basic\n  device: all\n  module: babel\n  parallel: true\n  count: 1\n  test_type: 1\n\n\
+- name: xgmi_interface\n  device: all\n  module: pbqt\n  duration: 20000\n  peers: all\n  test_bandwidth: true\n  device_id: all\n\n\
+- name: pcie_interface\n  device: all\n  module: pebb\n  duration: 20000\n  host_to_device: true\n";
 
 fn mi300x(n: u32) -> Node {
     Node::new((0..n).map(Gpu::mi300x).collect())
@@ -142,18 +186,33 @@ fn a_pass_on_the_idle_gpus_by_kfd_gpu_id_and_a_held_gpu_left_out() {
     assert_eq!(r["outcome"], "passed", "{r}");
     assert_eq!(r["recipe"], "gpup_single");
     assert_eq!(outcomes(&r), ["0=passed", "2=passed"]);
-    // rvs got the idle GPUs' KFD gpu_ids, never the held one's.
+    // rvs got a recipe of the run's own naming the idle GPUs' KFD gpu_ids, never the held one's, and no
+    // `-i` (rvs/src/rvsexec_do_yaml.cpp:944-981 reads small values as indexes).
+    assert_eq!(c.recorded("ids").unwrap(), "");
     assert_eq!(
-        c.recorded("ids").unwrap(),
-        format!("{},{}", c.ids[0], c.ids[2])
+        c.touched(),
+        [format!(
+            "RVS-GPUP-TC1 gpup device={} peers=",
+            c.ids_of(&[0, 2])
+        )]
+    );
+    let private = PathBuf::from(c.recorded("conf").unwrap());
+    assert_ne!(private, c.conf.join("gpup_single.conf"));
+    assert!(!private.exists(), "the run's recipe was left behind");
+    let given = std::fs::read_to_string(format!("{}.conf", c.record().display())).unwrap();
+    assert!(
+        given.contains(&format!("device: {}\n", c.ids_of(&[0, 2]))),
+        "{given}"
     );
     assert_eq!(
-        c.recorded("conf").unwrap(),
+        r["conf"],
         c.conf.join("gpup_single.conf").display().to_string()
     );
     assert_eq!(r["gpus"][1]["gpu_id"], c.ids[2]);
     assert_eq!(r["gpus"][1]["pci_bus_id"], "0000:46:00.0");
-    assert_eq!(r["gpus"][0]["tests"].as_array().unwrap().len(), 2);
+    assert_eq!(r["gpus"][0]["tests"].as_array().unwrap().len(), 1);
+    assert_eq!(r["gpus"][0]["tests"][0]["module"], "gpup");
+    assert_eq!(r["gpus"][0]["tests"][0]["result"], "passed");
     let nt = r["not_tested"].as_array().unwrap();
     assert_eq!(nt.len(), 1, "{nt:?}");
     assert_eq!(
@@ -161,17 +220,23 @@ fn a_pass_on_the_idle_gpus_by_kfd_gpu_id_and_a_held_gpu_left_out() {
         (Some(1), Some("held"))
     );
     assert!(nt[0]["detail"].as_str().unwrap().contains("4242"), "{nt:?}");
-    // The stray trailing braces of RVS 7.1.1 were read through.
-    assert_eq!(r["rvs"]["version"], "1.2.0");
-    assert!(r["raw_output"].as_str().unwrap().contains("gpup-action-1"));
+    assert_eq!(r["rvs"]["version"], "1.0");
+    assert!(r["raw_output"].as_str().unwrap().contains("RVS-GPUP-TC1"));
+    // The stray trailing braces of RVS 7.1.1 are read through.
+    let r = c.run(
+        &["--level", "1", "--gpus", "0"],
+        &[("FAKE_RVS_MODE", "stray")],
+    );
+    assert_eq!(r["outcome"], "passed", "{r}");
 }
 
 #[test]
 fn a_failure_lands_on_the_gpu_of_its_gpu_id() {
     let c = Case::new(&mi300x(2), |_| {});
+    let fail = format!("gst-1000Tflops-8KB-fp16={}", c.ids[1]);
     let r = c.run(
         &["--tests", "gst_single", "--gpus", "0,1"],
-        &[("FAKE_RVS_MODE", "fail-last")],
+        &[("FAKE_RVS_FAIL", &fail)],
     );
     assert_eq!(r["outcome"], "failed", "{r}");
     assert_eq!(outcomes(&r), ["0=passed", "1=failed"]);
@@ -179,19 +244,178 @@ fn a_failure_lands_on_the_gpu_of_its_gpu_id() {
         .as_array()
         .unwrap()
         .iter()
-        .filter(|t| t["passed"] == false)
+        .filter(|t| t["result"] == "failed")
         .collect();
     assert_eq!(bad.len(), 1);
     assert_eq!(bad[0]["module"], "gst");
-    assert_eq!(bad[0]["action"], "gst-action-2");
-    assert_eq!(r["rvs"]["exit_status"], 1);
+    assert_eq!(bad[0]["action"], "gst-1000Tflops-8KB-fp16");
+    // A failed action does not fail rvs's exit (rvs/src/rvsexec_do_yaml.cpp:812-836).
+    assert_eq!(r["rvs"]["exit_status"], 0);
     assert!(
         r["summary"]
             .as_str()
             .unwrap()
-            .contains("GPU 1 failed gst/gst-action-2"),
+            .contains("GPU 1 failed gst/gst-1000Tflops-8KB-fp16"),
         "{}",
         r["summary"]
+    );
+    // gst's `err` record (gst.so/src/gst_worker.cpp:610-616): failed too, with RVS's words.
+    let r = c.run(
+        &["--tests", "gst_single", "--gpus", "0,1"],
+        &[("FAKE_RVS_FAIL", &fail), ("FAKE_RVS_GST_ERR", "1")],
+    );
+    assert_eq!(outcomes(&r), ["0=passed", "1=failed"]);
+    assert!(
+        r["gpus"][1]["tests"][1]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("hipMalloc failed"),
+        "{r}"
+    );
+}
+
+#[test]
+fn level_2_a_gpu_failing_babel_reads_failed_not_passed() {
+    // babel writes only pass "true" (babel.so/src/rvs_stress.cpp:442-528) and a GPU error aborts rvs
+    // (babel.so/include/rvs_memworker.h:77-98): the GPU without its record in the cut file failed it.
+    // Before, GPU 1's peqt pass with no failing record read "passed".
+    let c = Case::new(&mi300x(2), |_| {});
+    let fail = format!("hbm_basic={}", c.ids[1]);
+    let r = c.run(
+        &["--level", "2", "--gpus", "0,1"],
+        &[("FAKE_RVS_FAIL", &fail)],
+    );
+    assert_eq!(r["outcome"], "failed", "{r}");
+    assert_eq!(r["rvs"]["signal"], 6, "{r}");
+    assert_eq!(outcomes(&r), ["0=incomplete", "1=failed"]);
+    let t1 = &r["gpus"][1]["tests"];
+    assert_eq!(t1[0]["result"], "passed", "{r}");
+    assert_eq!(t1[1]["module"], "babel");
+    assert_eq!(t1[1]["result"], "failed", "{r}");
+    // What never ran after the abort is not run, never passed.
+    assert_eq!(r["gpus"][0]["tests"][2]["result"], "not_run");
+    assert!(
+        r["summary"]
+            .as_str()
+            .unwrap()
+            .contains("GPU 1 failed babel/hbm_basic"),
+        "{r}"
+    );
+}
+
+#[test]
+fn level_2_a_missing_pbqt_record_reads_not_run_and_the_run_is_no_pass() {
+    // GPU 2 has no XGMI link to the others: pbqt writes no pair with it (pbqt.so/src/action.cpp:504-545).
+    let c = Case::new(&mi300x(3), |_| {});
+    let no_peer = c.ids[2].to_string();
+    let r = c.run(
+        &["--level", "2", "--gpus", "0,1,2"],
+        &[("FAKE_RVS_NO_PEER", &no_peer)],
+    );
+    assert_ne!(r["outcome"], "passed", "{r}");
+    no_fail(&r);
+    assert_eq!(outcomes(&r), ["0=passed", "1=passed", "2=incomplete"]);
+    let t = &r["gpus"][2]["tests"][2];
+    assert_eq!(
+        (&t["module"], &t["result"]),
+        (&"pbqt".into(), &"not_run".into()),
+        "{r}"
+    );
+    assert!(
+        r["summary"]
+            .as_str()
+            .unwrap()
+            .contains("not passed: no result for GPU 2 (pbqt/xgmi_interface)"),
+        "{r}"
+    );
+    // A transfer that measured nothing fails both of its GPUs (pbqt.so/src/action.cpp:873-882,941).
+    let fail = format!("xgmi_interface={}", c.ids[1]);
+    let r = c.run(
+        &["--level", "2", "--gpus", "0,1"],
+        &[("FAKE_RVS_FAIL", &fail)],
+    );
+    assert_eq!(outcomes(&r), ["0=failed", "1=failed"], "{r}");
+}
+
+#[test]
+fn level_2_touches_only_the_selected_gpus_and_one_gpu_leaves_out_pbqt() {
+    // GPU 1 is held: before, `-i` left pbqt's `peers: all`, so it got transfers.
+    let c = Case::new(&mi300x(3), |root| {
+        root.fds(4242, &["/dev/kfd", "/dev/dri/renderD129"])
+            .file("proc/4242/comm", "python3\n");
+    });
+    let r = c.run(&["--level", "2", "--gpus", "0,1,2"], &[]);
+    assert_eq!(r["outcome"], "passed", "{r}");
+    let sel = c.ids_of(&[0, 2]);
+    assert_eq!(
+        c.touched(),
+        [
+            format!("pcie_capability peqt device={sel} peers="),
+            format!("hbm_basic babel device={sel} peers="),
+            format!("xgmi_interface pbqt device={sel} peers={sel}"),
+            format!("pcie_interface pebb device={sel} peers="),
+        ]
+    );
+    assert_eq!(outcomes(&r), ["0=passed", "2=passed"]);
+
+    // One GPU: pbqt (transfers between GPUs) is left out, and the answer says so.
+    std::fs::remove_file(c.touched_file()).unwrap();
+    let r = c.run(&["--level", "2", "--gpus", "2"], &[]);
+    assert_eq!(r["outcome"], "passed", "{r}");
+    let one = c.ids_of(&[2]);
+    assert_eq!(
+        c.touched(),
+        [
+            format!("pcie_capability peqt device={one} peers="),
+            format!("hbm_basic babel device={one} peers="),
+            format!("pcie_interface pebb device={one} peers="),
+        ]
+    );
+    assert_eq!(r["gpus"][0]["tests"].as_array().unwrap().len(), 3);
+    let left = r["actions_left_out"][0].as_str().unwrap();
+    assert!(
+        left.starts_with("xgmi_interface (pbqt): transfers between GPUs need two or more"),
+        "{r}"
+    );
+    assert!(
+        r["summary"]
+            .as_str()
+            .unwrap()
+            .contains("left out: xgmi_interface (pbqt)"),
+        "{r}"
+    );
+    // A recipe of nothing but transfers between GPUs does not run on one.
+    std::fs::remove_file(c.touched_file()).unwrap();
+    let r = c.run(&["--tests", "pbqt_single", "--gpus", "0"], &[]);
+    assert_eq!(r["outcome"], "not_run", "{r}");
+    assert!(
+        r["not_run_reason"]
+            .as_str()
+            .unwrap()
+            .contains("needs two or more GPUs"),
+        "{r}"
+    );
+    assert!(c.touched().is_empty());
+}
+
+#[test]
+fn small_gpu_ids_are_never_read_as_indexes() {
+    // KFD gpu_ids 2 and 1 on a node of three GPUs: as `-i 2,1`, RVS would read indexes 2 and 1
+    // (src/gpu_util.cpp:824-834) and test GPUs 2 and 1, the wrong pair. In `device:` they are gpu_ids.
+    let mut c = Case::new(&mi300x(3), |_| {});
+    let text = std::fs::read_to_string(&c.facts).unwrap();
+    let mut facts: Value = serde_json::from_str(&text).unwrap();
+    for (i, id) in [2u64, 1, 40000].iter().enumerate() {
+        facts["gpus"][i]["amd"]["kfd_nodes"][0]["gpu_id"] = (*id).into();
+        c.ids[i] = *id;
+    }
+    std::fs::write(&c.facts, serde_json::to_vec(&facts).unwrap()).unwrap();
+    let r = c.run(&["--level", "2", "--gpus", "0,1"], &[]);
+    assert_eq!(r["outcome"], "passed", "{r}");
+    assert!(
+        c.touched().iter().all(|l| l.contains("device=2 1 ")),
+        "{:?}",
+        c.touched()
     );
 }
 
@@ -359,13 +583,16 @@ fn level_2_runs_the_platforms_recipe() {
     let r = c.run(&["--level", "2", "--gpus", "1"], &[]);
     assert_eq!(r["outcome"], "passed", "{r}");
     assert_eq!(
-        c.recorded("conf").unwrap(),
+        r["conf"],
         c.conf
             .join("MI300X/levels/rvs_level_2.conf")
             .display()
             .to_string()
     );
-    assert_eq!(c.recorded("ids").unwrap(), c.ids[1].to_string());
+    assert_eq!(
+        c.touched()[0],
+        format!("pcie_capability peqt device={} peers=", c.ids[1])
+    );
 }
 
 #[test]
@@ -413,7 +640,10 @@ fn hostile_arguments_are_refused_and_forged_results_ignored() {
         &["--level", "1", "--gpus", "0,1"],
         &[("FAKE_RVS_MODE", "forge"), ("FAKE_RVS_FORGE_ID", &forged)],
     );
-    assert_eq!(c.recorded("ids").unwrap(), c.ids[0].to_string());
+    assert_eq!(
+        c.touched(),
+        [format!("RVS-GPUP-TC1 gpup device={} peers=", c.ids[0])]
+    );
     assert_eq!(r["outcome"], "passed", "{r}");
     assert_eq!(outcomes(&r), ["0=passed"]);
     let ignored = r["ignored_results"].as_array().unwrap();
@@ -422,6 +652,6 @@ fn hostile_arguments_are_refused_and_forged_results_ignored() {
         ignored[0]
             .as_str()
             .unwrap()
-            .contains(&format!("gpu_id {forged}: fail"))
+            .contains(&format!("gpu_id {forged}, not given to rvs: fail"))
     );
 }

@@ -261,8 +261,8 @@ other runs' marks stay); the answer says what was set and lifted. The probe pod 
 DCGM image (nvcr.io/nvidia/cloud-native/dcgm) as its base: without dcgmi the answer says so. On an AMD \
 node it runs AMD's ROCm Validation Suite (rvs) instead, in AMD's test runner image (rocm/test-runner) as \
 the node lists it by digest (none: not available, no pod started): level 1 gpup_single, 2-3 RVS's \
-rvs_level_2/3, or one recipe as `tests`; AMD GPUs by index; partitioned GPUs are left out; per GPU each \
-RVS action passed or failed.";
+rvs_level_2/3, or one recipe as `tests`; AMD GPUs by index, and rvs touches only those; partitioned GPUs \
+are left out; per GPU each RVS action passed, failed or not run (a GPU passes only if every action passed).";
     // Level 1 reads (DCGM's software checks); levels 2-3, which load the GPUs, refuse outside operator
     // mode and ask a person: the read-only surface stays read-only.
     const HINTS: Hints = Hints::READ_LIVE;
@@ -554,8 +554,10 @@ fn render_dcgm_gpus(r: &DcgmDiagReport, s: &mut String) {
     }
 }
 
-/// Each tested GPU in one line: its outcome, and the RVS actions it failed (`module/action`).
+/// Each tested GPU in one line: its outcome, the RVS actions it failed (`module/action` and why), and
+/// those without a result (not run, never passed); then the recipe's actions left out.
 fn render_rvs_gpus(r: &RvsDiagReport, s: &mut String) {
+    use gpu_diag::rvs::report::RvsTestResult;
     for g in &r.gpus {
         s.push_str(&format!("GPU {}", g.index));
         if let Some(p) = &g.pci_bus_id {
@@ -565,15 +567,30 @@ fn render_rvs_gpus(r: &RvsDiagReport, s: &mut String) {
         let bad: Vec<String> = g
             .tests
             .iter()
-            .filter(|t| !t.passed)
-            .map(|t| format!("{}/{} failed", t.module, t.action))
+            .filter(|t| t.result == RvsTestResult::Failed)
+            .map(|t| match &t.detail {
+                Some(d) => format!("{}/{} failed ({d})", t.module, t.action),
+                None => format!("{}/{} failed", t.module, t.action),
+            })
+            .collect();
+        let missing: Vec<String> = g
+            .tests
+            .iter()
+            .filter(|t| t.result == RvsTestResult::NotRun)
+            .map(|t| format!("{}/{}", t.module, t.action))
             .collect();
         if !bad.is_empty() {
             s.push_str(&format!(": {}", bad.join("; ")));
         } else if g.outcome == GpuOutcome::Passed {
             s.push_str(&format!(" ({} actions)", g.tests.len()));
         }
+        if !missing.is_empty() {
+            s.push_str(&format!("; no result (not run): {}", missing.join(", ")));
+        }
         s.push('\n');
+    }
+    for l in &r.actions_left_out {
+        s.push_str(&format!("left out: {l}\n"));
     }
 }
 
@@ -644,7 +661,7 @@ fn render_dcgm_tail(r: &DcgmDiagReport, s: &mut String) {
 fn render_rvs_tail(r: &RvsDiagReport, s: &mut String) {
     if !r.ignored_results.is_empty() {
         s.push_str(&format!(
-            "ignored: {} result(s) for GPUs this run did not give rvs: {}\n",
+            "ignored: {} result(s) for GPUs this run did not give rvs or actions its recipe did not have: {}\n",
             r.ignored_results.len(),
             r.ignored_results.join("; ")
         ));
@@ -815,6 +832,11 @@ mod tests {
             Tested { index: 0, gpu_id: 3288, pci_bus_id: Some("0000:0c:00.0".into()) },
             Tested { index: 2, gpu_id: 23523, pci_bus_id: Some("0000:38:00.0".into()) },
         ];
+        let plan: Vec<gpu_diag::rvs::recipe::Action> =
+            ["gst-1215Tflops-4K4K8K-rand-fp8", "gst-1000Tflops-8KB-fp16"]
+                .iter()
+                .map(|a| gpu_diag::rvs::recipe::Action { name: a.to_string(), module: "gst".into() })
+                .collect();
         let ex = Execution {
             dcgmi: "/opt/rocm/bin/rvs".into(),
             argv: vec!["-c".into(), "/opt/rocm/share/rocm-validation-suite/conf/gst_single.conf".into()],
@@ -832,6 +854,8 @@ mod tests {
             requested: &requested,
             selection: &selection,
             tested: &tested,
+            plan: &plan,
+            left_out: &[],
             execution: Some(&ex),
             not_started: None,
             results: Some(results),
@@ -845,7 +869,9 @@ mod tests {
         assert!(text.contains("FAILED: GPU 2 failed gst/gst-1000Tflops-8KB-fp16"), "{text}");
         assert!(lines.contains(&"GPU 0 (0000:0c:00.0): passed (2 actions)"), "{text}");
         assert!(
-            lines.contains(&"GPU 2 (0000:38:00.0): FAILED: gst/gst-1000Tflops-8KB-fp16 failed"),
+            lines.contains(
+                &"GPU 2 (0000:38:00.0): FAILED: gst/gst-1000Tflops-8KB-fp16 failed (RVS: pass false)"
+            ),
             "{text}"
         );
         assert!(
@@ -867,6 +893,8 @@ mod tests {
             requested: &[],
             selection: &selection,
             tested: &[],
+            plan: &[],
+            left_out: &[],
             execution: None,
             not_started: Some("this pod's image has no rvs".into()),
             results: None,
