@@ -711,11 +711,16 @@ fn execute_amd_reset(
         &amd::reset_args(bdf),
         Duration::from_secs(amd::RESET_TIMEOUT_SECS),
     );
-    let reset_ok = r.exit_code == Some(0);
-    let error = (!reset_ok).then(|| match r.exit_code {
-        Some(c) => format!("amd-smi reset -G failed (exit {c})"),
-        None => format!("amd-smi reset -G did not finish: {}", r.stderr),
-    });
+    // Exit 0 is not a reset: amd-smi prints "Failed to reset GPU" and still exits 0
+    // (`gpu_diag::operator::reset::amd::amd_smi_said`). Only its success line for this GPU counts.
+    let error = match r.exit_code {
+        Some(0) => amd::amd_smi_said(&r.stdout, &r.stderr)
+            .err()
+            .map(|why| format!("amd-smi reset -G exited 0 but did not reset {bdf}: {why}")),
+        Some(c) => Some(format!("amd-smi reset -G failed (exit {c})")),
+        None => Some(format!("amd-smi reset -G did not finish: {}", r.stderr)),
+    };
+    let reset_ok = error.is_none();
     // The driver re-initialises the hive's GPUs after the reset: read again until each is back (a
     // few seconds at most), then judge.
     let mut verification = Vec::new();
@@ -727,6 +732,7 @@ fn execute_amd_reset(
             // The GPUs alone are judged: no holder scan or kubelet question after the reset.
             Ok(after) => amd::verify(
                 before,
+                bdf,
                 &members,
                 &after,
                 log_before.ok(),

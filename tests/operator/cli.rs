@@ -816,16 +816,32 @@ fn amd_reset(root: &HostRoot, gpu: &str, extra: &[&str]) -> Value {
     run.doc
 }
 
-/// A fake `amd-smi` at `/opt/rocm/bin` in the host root, which node-probe finds and runs chrooted there:
-/// it records its argv in `/amd-smi.argv`, logs the kernel's reset lines for `bdf` into `/dev/kmsg` as
-/// amdgpu does, and prints amd-smi's success line (`ok`), else logs a failed reset and exits 1. `/bin/sh`
-/// and its libraries are copied in for the chroot. False (after `gate::skip`) where this process may not
-/// chroot (not root).
-fn fake_amd_smi(root: &HostRoot, bdf: &str) -> bool {
-    fake_amd_smi_ending(root, bdf, true)
+/// How the fake `amd-smi`'s reset ends.
+#[derive(Clone, Copy, PartialEq)]
+enum AmdSmiEnds {
+    /// amdgpu logs `GPU reset(1) succeeded!`; amd-smi prints its success line.
+    Reset,
+    /// amdgpu logs `GPU reset(1) failed`; amd-smi prints its failure line.
+    KernelFailed,
+    /// The library call failed before the driver reset anything (the kernel logs no reset line): amd-smi
+    /// prints its failure line.
+    LibraryFailed,
 }
 
-fn fake_amd_smi_ending(root: &HostRoot, bdf: &str, ok: bool) -> bool {
+/// A fake `amd-smi` at `/opt/rocm/bin` in the host root, which node-probe finds and runs chrooted there:
+/// it records its argv in `/amd-smi.argv`, logs the kernel's reset lines for `bdf` into `/dev/kmsg` as
+/// amdgpu does, and prints amd-smi's result for the GPU. As amd-smi's source does, it exits 0 whether the
+/// reset succeeded or not: ROCm/amdsmi 0ceca28 `amdsmi_cli/amdsmi_commands.py:4283-4294` stores
+/// `'Successfully reset GPU'` or `"Failed to reset GPU"` under `gpu_reset` and returns normally, the
+/// human format prints `GPU: <id>` then the key upper-cased (`amdsmi_cli/amdsmi_logger.py:96`), and
+/// `amdsmi_cli/amdsmi_cli.py:134-138` prints any library exception without an exit status. `/bin/sh` and
+/// its libraries are copied in for the chroot. False (after `gate::skip`) where this process may not
+/// chroot (not root).
+fn fake_amd_smi(root: &HostRoot, bdf: &str) -> bool {
+    fake_amd_smi_ending(root, bdf, AmdSmiEnds::Reset)
+}
+
+fn fake_amd_smi_ending(root: &HostRoot, bdf: &str, ends: AmdSmiEnds) -> bool {
     let uid = Command::new("id").arg("-u").output().unwrap();
     if String::from_utf8_lossy(&uid.stdout).trim() != "0" {
         gate::skip("the fake amd-smi runs chrooted into the fake host root, which needs root");
@@ -843,23 +859,30 @@ fn fake_amd_smi_ending(root: &HostRoot, bdf: &str, ok: bool) -> bool {
     let sh = root.path().join("bin/sh");
     std::fs::create_dir_all(sh.parent().unwrap()).unwrap();
     std::fs::copy("/bin/sh", &sh).unwrap();
-    let end = if ok {
-        format!(
-            "printf '6,9003,400,-;amdgpu {bdf}: amdgpu: GPU reset(1) succeeded!\\n' >> /dev/kmsg\n\
-             echo 'GPU_RESET: Successfully reset GPU'\n"
-        )
+    let kernel = match ends {
+        AmdSmiEnds::Reset => format!(
+            "printf '4,9001,200,-;amdgpu {bdf}: amdgpu: GPU reset begin!\\n' >> /dev/kmsg\n\
+             printf '6,9002,300,-;amdgpu {bdf}: amdgpu: MODE1 reset\\n' >> /dev/kmsg\n\
+             printf '6,9003,400,-;amdgpu {bdf}: amdgpu: GPU reset(1) succeeded!\\n' >> /dev/kmsg\n"
+        ),
+        AmdSmiEnds::KernelFailed => format!(
+            "printf '4,9001,200,-;amdgpu {bdf}: amdgpu: GPU reset begin!\\n' >> /dev/kmsg\n\
+             printf '6,9002,300,-;amdgpu {bdf}: amdgpu: MODE1 reset\\n' >> /dev/kmsg\n\
+             printf '3,9003,400,-;amdgpu {bdf}: amdgpu: GPU reset(1) failed\\n' >> /dev/kmsg\n"
+        ),
+        AmdSmiEnds::LibraryFailed => String::new(),
+    };
+    let result = if ends == AmdSmiEnds::Reset {
+        "Successfully reset GPU"
     } else {
-        format!(
-            "printf '3,9003,400,-;amdgpu {bdf}: amdgpu: GPU reset(1) failed\\n' >> /dev/kmsg\n\
-             echo 'GPU_RESET: Unable to reset GPU' >&2\nexit 1\n"
-        )
+        "Failed to reset GPU"
     };
     let script = format!(
         "#!/bin/sh\n\
          echo \"$@\" >> /amd-smi.argv\n\
-         printf '4,9001,200,-;amdgpu {bdf}: amdgpu: GPU reset begin!\\n' >> /dev/kmsg\n\
-         printf '6,9002,300,-;amdgpu {bdf}: amdgpu: MODE1 reset\\n' >> /dev/kmsg\n\
-         {end}"
+         {kernel}\
+         printf 'GPU: 0\\n    GPU_RESET: {result}\\n\\n'\n\
+         exit 0\n"
     );
     let p = root.write("opt/rocm/bin/amd-smi", script);
     std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
@@ -916,7 +939,7 @@ fn amd_reset_of_an_idle_hive_runs_amd_smi_chrooted_and_verifies_the_hive() {
     let run = &o["commands"][0];
     assert_eq!(run["argv"][0], "chroot", "{rep}");
     assert_eq!(run["exit_code"], 0, "{rep}");
-    assert_eq!(run["stdout"], "GPU_RESET: Successfully reset GPU");
+    assert_eq!(run["stdout"], "GPU: 0\n    GPU_RESET: Successfully reset GPU");
     let v = |name: &str| {
         o["verification"]
             .as_array()
@@ -1046,7 +1069,7 @@ fn amd_reset_with_kfd_open_on_an_unknown_gpu_is_refused_as_unknown_and_no_amd_sm
 fn amd_reset_that_fails_is_said_with_the_kernels_failed_line() {
     let node = mi300x_node();
     let bdf = "0000:05:00.0";
-    if !fake_amd_smi_ending(&node, bdf, false) {
+    if !fake_amd_smi_ending(&node, bdf, AmdSmiEnds::KernelFailed) {
         return;
     }
     let doc = amd_reset(&node, "0", &[]);
@@ -1054,8 +1077,14 @@ fn amd_reset_that_fails_is_said_with_the_kernels_failed_line() {
     let o = &rep["outcome"];
     assert_eq!(rep["result"], "failed", "{rep}");
     assert_eq!(o["verified"], false);
-    assert_eq!(o["error"], "amd-smi reset -G failed (exit 1)");
-    assert_eq!(o["commands"][0]["stderr"], "GPU_RESET: Unable to reset GPU");
+    assert_eq!(o["commands"][0]["exit_code"], 0, "{o}");
+    assert_eq!(
+        o["error"],
+        format!(
+            "amd-smi reset -G exited 0 but did not reset {bdf}: amd-smi reported \"Failed to reset GPU\" for \
+             the GPU (it exits 0 after a failed reset)"
+        )
+    );
     let k = o["verification"]
         .as_array()
         .unwrap()
@@ -1069,6 +1098,42 @@ fn amd_reset_that_fails_is_said_with_the_kernels_failed_line() {
             .as_str()
             .unwrap()
             .contains(&format!("\"{bdf}: GPU reset(1) failed\"")),
+        "{k}"
+    );
+}
+
+/// amd-smi's library call failed before any reset: it prints "Failed to reset GPU" and exits 0, and the
+/// GPUs were never away, so they read "back". Not done: failed, with amd-smi's words and the kernel's
+/// silence.
+#[test]
+fn amd_reset_that_amd_smi_failed_with_exit_0_is_not_done() {
+    let node = mi300x_node();
+    let bdf = "0000:05:00.0";
+    if !fake_amd_smi_ending(&node, bdf, AmdSmiEnds::LibraryFailed) {
+        return;
+    }
+    let doc = amd_reset(&node, "0", &[]);
+    let rep = &doc["reset"];
+    let o = &rep["outcome"];
+    assert_eq!(rep["result"], "failed", "{rep}");
+    assert_eq!(o["verified"], false, "{o}");
+    assert!(
+        o["error"]
+            .as_str()
+            .unwrap()
+            .contains("\"Failed to reset GPU\""),
+        "{o}"
+    );
+    let k = o["verification"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["check"] == "kernel_log_reset")
+        .unwrap()
+        .clone();
+    assert_eq!(k["status"], "block", "{k}");
+    assert!(
+        k["evidence"].as_str().unwrap().contains("not verified"),
         "{k}"
     );
 }
