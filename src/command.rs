@@ -218,6 +218,12 @@ pub enum Request {
         api_claims: Option<String>,
         /// As for `Kill`.
         override_unknown: bool,
+        /// The GPU as the preflight a person approved showed it (`--expect-*`): the act resets it or
+        /// nothing.
+        pin: Option<crate::operator::reset::ResetPin>,
+        /// With `override_unknown`: the unknowns the person saw (`--seen-unknown`), which alone the
+        /// override covers.
+        seen_unknown: Vec<String>,
     },
     /// The evidence archive, the node's bug report limited to this many seconds.
     Evidence { time_limit_secs: u64 },
@@ -339,10 +345,22 @@ impl Request {
                 dry_run,
                 api_claims,
                 override_unknown,
+                pin,
+                seen_unknown,
             } => {
                 argv.push(operator::reset::COMMAND.into());
                 flag(&mut argv, "--gpu", Some(gpu));
                 flag(&mut argv, "--api-claims", api_claims.as_ref());
+                // A preflight is not pinned; an act is, to what the person saw.
+                if let Some(p) = pin.as_ref().filter(|_| !*dry_run) {
+                    flag(&mut argv, "--expect-pci-bus-id", p.pci_bus_id.as_ref());
+                    flag(&mut argv, "--expect-uuid", p.uuid.as_ref());
+                    flag(&mut argv, "--expect-partition", p.partition.as_ref());
+                }
+                if *override_unknown && !*dry_run {
+                    // `=`: an item is text and may start with a dash.
+                    argv.extend(seen_unknown.iter().map(|i| format!("--seen-unknown={i}")));
+                }
                 dry = *dry_run;
                 overridden = *override_unknown;
             }

@@ -519,6 +519,8 @@ mod tests {
             dry_run: true,
             api_claims: None,
             override_unknown: false,
+            pin: None,
+            seen_unknown: vec![],
         };
         match run(reset.argv()) {
             Cmd::Reset(r) => assert_eq!((r.gpu.as_str(), r.dry_run), ("GPU-1", true)),
@@ -530,12 +532,25 @@ mod tests {
             dry_run: false,
             api_claims: Some("ml/c=gpu.nvidia.com/gpu-1>p:u1".into()),
             override_unknown: true,
+            pin: Some(gpu_diag::operator::reset::ResetPin {
+                pci_bus_id: Some("0000:ca:00.0".into()),
+                uuid: Some("f6fb5cf3e833e0de".into()),
+                partition: None,
+            }),
+            seen_unknown: vec!["-GPU 0: a dash first".into(), "GPU 1: x".into()],
         };
         let args = std::iter::once("node-probe".to_string()).chain(with_claims.argv());
         let Ok(Parsed::Run(inv)) = parse(args.map(OsString::from)) else {
             panic!("{:?}", with_claims.argv())
         };
         assert!(matches!(inv.command, Cmd::Reset(ref r) if r.override_unknown_holders));
+        let Cmd::Reset(r) = &inv.command else {
+            unreachable!()
+        };
+        // The pin and what the person saw travel to the act intact.
+        assert_eq!(r.expect_pci_bus_id.as_deref(), Some("0000:ca:00.0"));
+        assert_eq!(r.expect_uuid.as_deref(), Some("f6fb5cf3e833e0de"));
+        assert_eq!(r.seen_unknown, ["-GPU 0: a dash first", "GPU 1: x"]);
         assert_eq!(inv.global.api_claims.unwrap().0[0].pods[0].name, "p");
         let alloc = Request::Allocation {
             api_claims: Some("none".into()),

@@ -47,9 +47,22 @@ pub struct KillArgs {
 
 #[derive(Debug, Args, Clone)]
 pub struct ResetArgs {
-    /// GPU index or UUID (`GPU-...`).
-    #[arg(long, value_name = "INDEX|UUID")]
+    /// GPU index, UUID (`GPU-...`) or AMD unique id (16 hex digits), or PCI address (`0000:65:00.0`).
+    #[arg(long, value_name = "INDEX|UUID|UNIQUE_ID|BDF")]
     pub gpu: String,
+    /// The GPU's PCI address in the preflight a person approved: a GPU found at another refuses.
+    #[arg(long, value_name = "BDF", conflicts_with = "dry_run")]
+    pub expect_pci_bus_id: Option<String>,
+    /// The GPU's UUID (NVIDIA) or unique id (AMD) in the preflight a person approved.
+    #[arg(long, value_name = "ID", conflicts_with = "dry_run")]
+    pub expect_uuid: Option<String>,
+    /// An AMD GPU's partition mode (`CPX/NPS4`) in the preflight a person approved.
+    #[arg(long, value_name = "MODE", conflicts_with = "dry_run")]
+    pub expect_partition: Option<String>,
+    /// With --override-unknown-holders: one unknown the person saw when they overrode (repeat it for
+    /// each). An unknown found now that is not among them refuses; none given covers nothing.
+    #[arg(long, value_name = "ITEM", requires = "override_unknown_holders")]
+    pub seen_unknown: Vec<String>,
     /// Run the preflight only.
     #[arg(long)]
     pub dry_run: bool,
@@ -261,8 +274,16 @@ fn execute_kill(spec: &SourceSpec, before: &NodeFacts, args: &KillArgs) -> KillO
 pub fn run_reset(global: &GlobalArgs, args: &ResetArgs) -> Result<ProbeDocument, ProbeError> {
     let gpu = GpuSelector::parse(&args.gpu).ok_or_else(|| {
         ProbeError::new(ErrorKind::Usage, format!("invalid --gpu `{}`", args.gpu))
-            .hint("give a GPU index (0, 1, ...) or a UUID (GPU-...)")
+            .hint(
+                "give a GPU index (0, 1, ...), a UUID (GPU-...), an AMD unique id (16 hex digits) or a PCI \
+                 address (0000:65:00.0)",
+            )
     })?;
+    let pin = reset::ResetPin {
+        pci_bus_id: args.expect_pci_bus_id.clone(),
+        uuid: args.expect_uuid.clone(),
+        partition: args.expect_partition.clone(),
+    };
     let spec = SourceSpec::from_args(global)?;
     let simulated = matches!(spec, SourceSpec::Simulated { .. });
     let root = host_root_of(&spec).to_path_buf();
@@ -293,6 +314,10 @@ pub fn run_reset(global: &GlobalArgs, args: &ResetArgs) -> Result<ProbeDocument,
         gpu: gpu.clone(),
         self_pid,
         override_unknown: args.override_unknown_holders,
+        pin: (!pin.is_empty()).then_some(pin),
+        seen_unknown: args
+            .override_unknown_holders
+            .then(|| args.seen_unknown.clone()),
         tool: tool
             .as_ref()
             .map(|t| t.as_ref().map(|t| t.display()).map_err(Clone::clone)),

@@ -556,13 +556,19 @@ pub fn check(
                 .map(|u| format!("{}: {}", u.source.name(), u.why))
                 .collect::<Vec<_>>()
                 .join("; ");
+            let items: Vec<String> = u
+                .iter()
+                .map(|u| format!("GPU {gpu}: {}: {}", u.source.name(), u.why))
+                .collect();
             if overridden {
-                return Check::warn(
+                let mut c = Check::warn(
                     name,
                     format!(
                         "OVERRIDDEN by the person who confirmed: who holds GPU {gpu} is not known ({what})"
                     ),
                 );
+                c.unknown_holders = items;
+                return c;
             }
             let fixes = u
                 .iter()
@@ -578,6 +584,7 @@ pub fn check(
             );
             c.unknown_sources = u.iter().map(|u| u.source.name().to_string()).collect();
             c.unknown_sources.dedup();
+            c.unknown_holders = items;
             c
         }
     }

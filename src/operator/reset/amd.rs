@@ -438,6 +438,13 @@ fn check_device_holders(facts: &NodeFacts, hive: &Hive<'_>, req: &ResetRequest) 
     let range = index_ranges(&hive.indexes(), ",");
     let any_yes = said.iter().any(|(_, s)| matches!(s, Said::Yes(_)));
     let any_unknown = said.iter().any(|(_, s)| matches!(s, Said::Unknown(_)));
+    let items: Vec<String> = said
+        .iter()
+        .flat_map(|(i, s)| match s {
+            Said::Unknown(w) => w.iter().map(|w| format!("GPU {i}: {w}")).collect(),
+            _ => Vec::new(),
+        })
+        .collect();
     let mut out = vec![if any_yes {
         Check::block(
             NAME,
@@ -448,13 +455,15 @@ fn check_device_holders(facts: &NodeFacts, hive: &Hive<'_>, req: &ResetRequest) 
             ),
         )
     } else if any_unknown && req.override_unknown {
-        Check::warn(
+        let mut c = Check::warn(
             NAME,
             format!(
                 "OVERRIDDEN by the person who confirmed: whether these GPUs are in use is not known: {}",
                 per_gpu(facts, &said)
             ),
-        )
+        );
+        c.unknown_holders = items;
+        c
     } else if any_unknown {
         let mut c = Check::block(
             NAME,
@@ -466,6 +475,7 @@ fn check_device_holders(facts: &NodeFacts, hive: &Hive<'_>, req: &ResetRequest) 
             ),
         );
         c.unknown_sources = vec![DEVICE_FILES_SOURCE.to_string()];
+        c.unknown_holders = items;
         c
     } else {
         Check::pass(
@@ -547,13 +557,22 @@ fn check_assignment(facts: &NodeFacts, hive: &Hive<'_>, overridden: bool) -> Opt
         .map(|(s, (why, _, gpus))| format!("GPU {}: unknown: {s}: {why}", index_ranges(gpus, ",")))
         .collect::<Vec<_>>()
         .join(". ");
+    let items: Vec<String> = unvouched
+        .iter()
+        .flat_map(|(i, us)| {
+            us.iter()
+                .map(move |u| format!("GPU {i}: {}: {}", u.source.name(), u.why))
+        })
+        .collect();
     if overridden {
-        return Some(Check::warn(
+        let mut c = Check::warn(
             NAME,
             format!(
                 "OVERRIDDEN by the person who confirmed: who holds these GPUs is not known. {what}"
             ),
-        ));
+        );
+        c.unknown_holders = items;
+        return Some(c);
     }
     let fixes = by_source
         .iter()
@@ -565,6 +584,7 @@ fn check_assignment(facts: &NodeFacts, hive: &Hive<'_>, overridden: bool) -> Opt
         format!("{what}. Fix: {fixes}; {}", holders::OVERRIDE_FIX),
     );
     c.unknown_sources = by_source.keys().map(|s| s.to_string()).collect();
+    c.unknown_holders = items;
     Some(c)
 }
 

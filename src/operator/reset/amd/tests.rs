@@ -56,6 +56,8 @@ fn req(gpu: u32, overridden: bool) -> ResetRequest {
         self_pid: Some(4000),
         tool: Some(Ok("chroot /host /opt/rocm/bin/amd-smi".into())),
         override_unknown: overridden,
+        pin: None,
+        seen_unknown: None,
     }
 }
 
@@ -65,12 +67,14 @@ fn check<'a>(cs: &'a [Check], name: &str) -> &'a Check {
         .unwrap_or_else(|| panic!("no {name} in {cs:#?}"))
 }
 
+/// The preflight; `overridden`: by a person who saw the unknowns of the preflight without it.
 fn run(f: &NodeFacts, gpu: u32, overridden: bool) -> crate::operator::Preflight {
-    crate::operator::Preflight::from_checks(preflight(
-        f,
-        &f.gpus[gpu as usize],
-        &req(gpu, overridden),
-    ))
+    let mut r = req(gpu, overridden);
+    if overridden {
+        let saw = preflight(f, &f.gpus[gpu as usize], &req(gpu, false));
+        r.seen_unknown = Some(crate::operator::unknown_items(&saw));
+    }
+    crate::operator::Preflight::from_checks(preflight(f, &f.gpus[gpu as usize], &r))
 }
 
 #[test]
@@ -474,4 +478,47 @@ fn a_refused_fd_table_makes_the_hive_unknown_not_a_warning() {
     // The other unreadable one (not refused) is still the warning.
     let w = check(&pf.checks, "holder_scan_complete");
     assert!(w.evidence.starts_with("the fd tables of 1 process(es)"), "{}", w.evidence);
+}
+
+/// A person's override covers the unknowns they saw: a job started since (another open /dev/kfd whose
+/// GPU KFD does not name) refuses the act, naming it; without the list the override covers nothing.
+#[test]
+fn an_override_covers_only_the_unknowns_the_person_saw() {
+    let mut f = mi300x();
+    with_holders(&mut f, vec![holder(5000, "python3", &["/dev/kfd"], None)]);
+    let whole = |f: &NodeFacts, r: &ResetRequest| crate::operator::reset::preflight(f, r);
+    let shown = whole(&f, &req(3, false));
+    assert!(!shown.allowed);
+    let saw = crate::operator::unknown_items(&shown.checks);
+    assert!(
+        saw.iter().any(|i| i.contains("pid 5000 (python3) has /dev/kfd open")),
+        "{saw:?}"
+    );
+    let mut act = req(3, true);
+    act.seen_unknown = Some(saw.clone());
+    let pf = whole(&f, &act);
+    assert!(pf.allowed, "{pf:#?}");
+    assert_eq!(check(&pf.checks, "override_as_confirmed").status, CheckStatus::Pass);
+    // A late job, started after the person looked.
+    with_holders(
+        &mut f,
+        vec![
+            holder(5000, "python3", &["/dev/kfd"], None),
+            holder(6000, "torchrun", &["/dev/kfd"], None),
+        ],
+    );
+    let pf = whole(&f, &act);
+    assert!(!pf.allowed, "{pf:#?}");
+    let c = check(&pf.checks, "override_as_confirmed");
+    assert_eq!(c.status, CheckStatus::Block);
+    assert!(c.evidence.contains("pid 6000 (torchrun)"), "{}", c.evidence);
+    assert!(!c.evidence.contains("pid 5000"), "{}", c.evidence);
+    // The overridden warning still lists both, for the audit.
+    let h = check(&pf.checks, "hive_device_holders");
+    assert_eq!(h.status, CheckStatus::Warn);
+    assert!(h.unknown_holders.iter().any(|i| i.contains("pid 6000")));
+    // An override that carries no list covers nothing.
+    act.seen_unknown = None;
+    with_holders(&mut f, vec![holder(5000, "python3", &["/dev/kfd"], None)]);
+    assert!(!whole(&f, &act).allowed);
 }
