@@ -512,11 +512,14 @@ fn a_kubelet_that_cannot_answer_refuses_the_reset_unless_a_person_overrides() {
                 && why.contains("override"),
             "dead={dead}: {why}"
         );
-        let doc = sim_in(
-            "a100-hgx",
-            Some(&root),
-            &["reset", "--gpu", "1", "--override-unknown-holders"],
-        );
+        // The person overrides what they saw: the unknowns of the refusal travel with the override.
+        let seen: Vec<String> = unknown_items(&doc["reset"])
+            .iter()
+            .map(|i| format!("--seen-unknown={i}"))
+            .collect();
+        let mut args = vec!["reset", "--gpu", "1", "--override-unknown-holders"];
+        args.extend(seen.iter().map(String::as_str));
+        let doc = sim_in("a100-hgx", Some(&root), &args);
         assert_eq!(doc["reset"]["allowed"], true, "dead={dead}: {doc}");
         assert_eq!(status_of(&doc, "reset", "not_assigned_to_a_pod"), "warn");
         assert!(doc["reset"]["checks"].to_string().contains("OVERRIDDEN"));
@@ -1054,8 +1057,14 @@ fn amd_reset_with_kfd_open_on_an_unknown_gpu_is_refused_as_unknown_and_no_amd_sm
         "{why}"
     );
     assert!(why.contains("amd-smi-lib"), "{why}");
-    // A person's override lifts the unknown holder, never the missing tool.
-    let doc = amd_reset(&node, "0", &["--override-unknown-holders"]);
+    // A person's override of what they saw lifts the unknown holder, never the missing tool.
+    let seen: Vec<String> = unknown_items(rep)
+        .iter()
+        .map(|i| format!("--seen-unknown={i}"))
+        .collect();
+    let mut args = vec!["--override-unknown-holders"];
+    args.extend(seen.iter().map(String::as_str));
+    let doc = amd_reset(&node, "0", &args);
     assert_eq!(blocked(&doc, "reset"), ["reset_tool"], "{doc}");
     assert!(
         check_of(&doc["reset"], "hive_device_holders")["evidence"]
@@ -1173,5 +1182,210 @@ fn amd_reset_of_a_cpx_gpu_counts_its_partitions_and_a_peers_partition_holder() {
             .unwrap()
             .starts_with("GPU 1 (0000:26:00.0): yes: pid 7000 (python3): /dev/dri/renderD143"),
         "{h}"
+    );
+}
+
+/// Every unknown item of a report's checks: what the person saw, as the launcher passes it on.
+fn unknown_items(rep: &Value) -> Vec<String> {
+    let mut out: Vec<String> = rep["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|c| c["unknown_holders"].as_array().cloned().unwrap_or_default())
+        .map(|i| i.as_str().unwrap().to_string())
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// The act carries the identity of the GPU the person approved. When the index it names is another GPU
+/// by then (NVML fell silent and the AMD GPUs were numbered from 0), it is refused and nothing runs; the
+/// same GPU named by its PCI address is reset.
+#[test]
+fn amd_reset_act_pinned_to_the_approved_gpu_refuses_another_at_its_index() {
+    let node = mi300x_node();
+    let bdf = "0000:26:00.0";
+    let ran = fake_amd_smi(&node, bdf);
+    let shown = amd_reset(&node, "1", &["--dry-run"]);
+    let t = &shown["reset"]["target"];
+    assert_eq!(t["pci_bus_id"], bdf, "{t}");
+    let uid = t["uuid"].as_str().unwrap().to_string();
+    let pin = ["--expect-pci-bus-id", bdf, "--expect-uuid", uid.as_str()];
+    // "GPU 0" is now another GPU than the one approved.
+    let doc = amd_reset(&node, "0", &pin);
+    let rep = &doc["reset"];
+    assert_eq!(blocked(&doc, "reset"), ["gpu_identity"], "{rep}");
+    let why = check_of(rep, "gpu_identity")["evidence"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        why.contains(&format!("PCI address 0000:05:00.0 (approved: {bdf})")),
+        "{why}"
+    );
+    assert!(rep.get("outcome").is_none(), "{rep}");
+    if !ran {
+        return;
+    }
+    assert!(!node.path().join("amd-smi.argv").exists(), "amd-smi ran");
+    // By its PCI address (and by its unique id) it is the approved GPU wherever it is numbered.
+    let doc = amd_reset(&node, bdf, &pin);
+    let rep = &doc["reset"];
+    assert_eq!(check_of(rep, "gpu_identity")["status"], "pass", "{rep}");
+    assert_eq!(rep["result"], "done", "{rep}");
+    assert_eq!(
+        std::fs::read_to_string(node.path().join("amd-smi.argv")).unwrap(),
+        format!("reset -G -g {bdf}\n")
+    );
+    let by_uid = amd_reset(&node, &uid, &["--dry-run"]);
+    assert_eq!(by_uid["reset"]["target"]["pci_bus_id"], bdf);
+}
+
+/// A person overrode the unknown holder they saw (pid 5000); a job started since (pid 6000, /dev/kfd open,
+/// not in KFD's list) is not covered: the act refuses, naming it, and amd-smi does not run.
+#[test]
+fn amd_reset_override_does_not_cover_a_job_started_after_the_person_looked() {
+    let node = mi300x_node();
+    node.process(5000, "python3", &["python3"], "S", 1, 0x400000)
+        .fds(5000, &["/dev/kfd"]);
+    let ran = fake_amd_smi(&node, "0000:05:00.0");
+    let shown = amd_reset(&node, "0", &["--dry-run"]);
+    let saw = unknown_items(&shown["reset"]);
+    assert!(
+        saw.iter().any(|i| i.contains("pid 5000 (python3)")),
+        "{saw:?}"
+    );
+    let seen: Vec<String> = saw.iter().map(|i| format!("--seen-unknown={i}")).collect();
+    let mut args: Vec<&str> = vec!["--override-unknown-holders"];
+    args.extend(seen.iter().map(String::as_str));
+    if ran {
+        // An override that carries no list of what the person saw covers nothing.
+        let doc = amd_reset(&node, "0", &["--override-unknown-holders"]);
+        assert!(
+            blocked(&doc, "reset").contains(&"override_as_confirmed".to_string()),
+            "an override without the list covers nothing: {doc}"
+        );
+    }
+    node.process(6000, "torchrun", &["torchrun"], "S", 1, 0x400000)
+        .fds(6000, &["/dev/kfd"]);
+    let doc = amd_reset(&node, "0", &args);
+    let rep = &doc["reset"];
+    let mut b = blocked(&doc, "reset");
+    b.retain(|c| c != "reset_tool");
+    assert_eq!(b, ["override_as_confirmed"], "{rep}");
+    let why = check_of(rep, "override_as_confirmed")["evidence"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(why.contains("pid 6000 (torchrun)"), "{why}");
+    assert!(!why.contains("pid 5000"), "{why}");
+    // The act's report lists both, for the audit.
+    let now = unknown_items(rep);
+    assert!(now.iter().any(|i| i.contains("pid 6000")), "{now:?}");
+    assert!(rep.get("outcome").is_none());
+    if ran {
+        assert!(!node.path().join("amd-smi.argv").exists(), "amd-smi ran");
+    }
+}
+
+/// The AMD device plugin gave a pod `amdgpu_xcp_5`, a partition device the probe cannot place (the GPUs
+/// read SPX, no partition files): every AMD GPU is unknown for the kubelet's device plugins, not "not
+/// assigned".
+#[test]
+fn amd_reset_with_an_unplaceable_partition_device_is_unknown() {
+    let d = HostRoot::short("amd");
+    d.file("proc/uptime", "5000.0 9000.0\n").process(
+        1,
+        "systemd",
+        &["/sbin/init"],
+        "S",
+        0,
+        0x400100,
+    );
+    amdgpu_tree::Node::new((0..8).map(amdgpu_tree::Gpu::mi300x).collect()).write(d.path());
+    let node = Node::new(
+        d,
+        Kubelet {
+            pods: vec![fake_kubelet::pod(
+                "ml",
+                "train-0",
+                &[("main", "amd.com/gpu", &["amdgpu_xcp_5"])],
+            )],
+            ..Default::default()
+        },
+    );
+    let doc = amd_reset(&node, "0", &["--dry-run"]);
+    let rep = &doc["reset"];
+    let a = check_of(rep, "hive_not_assigned");
+    assert_eq!(a["status"], "block", "{a}");
+    let why = a["evidence"].as_str().unwrap();
+    assert!(
+        why.contains("kubelet PodResources (device plugins)")
+            && why.contains("ml/train-0 (container main) holds amd.com/gpu amdgpu_xcp_5"),
+        "{why}"
+    );
+    assert_eq!(
+        a["unknown_sources"],
+        serde_json::json!(["kubelet PodResources (device plugins)"])
+    );
+}
+
+/// A process whose fd table the kernel refuses (EACCES: an LSM, ptrace rules) may hold any GPU of the
+/// hive: unknown, which refuses the reset, not a warning. The probe runs without CAP_DAC_OVERRIDE and
+/// CAP_DAC_READ_SEARCH (setpriv) so that a mode-000 fd directory is refused as on a real host.
+#[test]
+fn amd_reset_with_a_refused_fd_table_is_unknown_not_a_warning() {
+    let uid = Command::new("id").arg("-u").output().unwrap();
+    if String::from_utf8_lossy(&uid.stdout).trim() != "0"
+        || Command::new("setpriv").arg("--version").output().is_err()
+    {
+        gate::skip("dropping the DAC capabilities with setpriv needs root and util-linux's setpriv");
+        return;
+    }
+    let node = mi300x_node();
+    node.process(5000, "python3", &["python3"], "S", 1, 0x400000)
+        .fds(5000, &["/dev/kfd"]);
+    let fd = node.path().join("proc/5000/fd");
+    std::fs::set_permissions(&fd, std::os::unix::fs::PermissionsExt::from_mode(0o000)).unwrap();
+    let drop = "-dac_override,-dac_read_search";
+    let out = Command::new("setpriv")
+        .args([
+            &format!("--inh-caps={drop}"),
+            &format!("--bounding-set={drop}"),
+            "--",
+            env!("CARGO_BIN_EXE_node-probe"),
+            "--nvml-lib",
+            NO_NVML,
+            "--host-root",
+            node.path().to_str().unwrap(),
+            "reset",
+            "--gpu",
+            "0",
+            "--dry-run",
+        ])
+        .env_remove("NODE_PROBE_HOST_ROOT")
+        .output()
+        .unwrap();
+    std::fs::set_permissions(&fd, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let doc: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    let rep = &doc["reset"];
+    let h = check_of(rep, "hive_device_holders");
+    assert_eq!(h["status"], "block", "{rep}");
+    assert!(
+        h["evidence"]
+            .as_str()
+            .unwrap()
+            .contains("the fd tables of pid 5000 could not be read (permission denied"),
+        "{h}"
+    );
+    assert!(
+        rep["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["check"] != "holder_scan_complete"),
+        "{rep}"
     );
 }
