@@ -519,8 +519,7 @@ mod tests {
             dry_run: true,
             api_claims: None,
             override_unknown: false,
-            pin: None,
-            seen_unknown: vec![],
+            seen: None,
         };
         match run(reset.argv()) {
             Cmd::Reset(r) => assert_eq!((r.gpu.as_str(), r.dry_run), ("GPU-1", true)),
@@ -532,12 +531,14 @@ mod tests {
             dry_run: false,
             api_claims: Some("ml/c=gpu.nvidia.com/gpu-1>p:u1".into()),
             override_unknown: true,
-            pin: Some(gpu_diag::operator::reset::ResetPin {
-                pci_bus_id: Some("0000:ca:00.0".into()),
-                uuid: Some("f6fb5cf3e833e0de".into()),
-                partition: None,
+            seen: Some(gpu_diag::operator::reset::Seen {
+                pin: Some(gpu_diag::operator::reset::ResetPin {
+                    pci_bus_id: Some("0000:ca:00.0".into()),
+                    uuid: Some("f6fb5cf3e833e0de".into()),
+                    partition: None,
+                }),
+                unknown: vec!["GPU 0: a; b=c".into(), "GPU 1: x".into()],
             }),
-            seen_unknown: vec!["-GPU 0: a dash first".into(), "GPU 1: x".into()],
         };
         let args = std::iter::once("node-probe".to_string()).chain(with_claims.argv());
         let Ok(Parsed::Run(inv)) = parse(args.map(OsString::from)) else {
@@ -547,10 +548,22 @@ mod tests {
         let Cmd::Reset(r) = &inv.command else {
             unreachable!()
         };
-        // The pin and what the person saw travel to the act intact.
-        assert_eq!(r.expect_pci_bus_id.as_deref(), Some("0000:ca:00.0"));
-        assert_eq!(r.expect_uuid.as_deref(), Some("f6fb5cf3e833e0de"));
-        assert_eq!(r.seen_unknown, ["-GPU 0: a dash first", "GPU 1: x"]);
+        // The pin and what the person saw travel to the act intact, the unknowns as digests, the
+        // override still last (the admission policy's shape).
+        let (pin, seen) =
+            gpu_diag::operator::reset::parse_approved(r.approved.as_deref().unwrap()).unwrap();
+        assert_eq!(pin.pci_bus_id.as_deref(), Some("0000:ca:00.0"));
+        assert_eq!(pin.uuid.as_deref(), Some("f6fb5cf3e833e0de"));
+        assert_eq!(
+            seen,
+            [
+                gpu_diag::operator::reset::unknown_digest("GPU 0: a; b=c"),
+                gpu_diag::operator::reset::unknown_digest("GPU 1: x")
+            ]
+        );
+        let argv = with_claims.argv();
+        assert_eq!(argv.last().unwrap(), gpu_diag::command::OVERRIDE_FLAG);
+        assert_eq!(argv[argv.len() - 3], "--approved");
         assert_eq!(inv.global.api_claims.unwrap().0[0].pods[0].name, "p");
         let alloc = Request::Allocation {
             api_claims: Some("none".into()),

@@ -50,19 +50,12 @@ pub struct ResetArgs {
     /// GPU index, UUID (`GPU-...`) or AMD unique id (16 hex digits), or PCI address (`0000:65:00.0`).
     #[arg(long, value_name = "INDEX|UUID|UNIQUE_ID|BDF")]
     pub gpu: String,
-    /// The GPU's PCI address in the preflight a person approved: a GPU found at another refuses.
-    #[arg(long, value_name = "BDF", conflicts_with = "dry_run")]
-    pub expect_pci_bus_id: Option<String>,
-    /// The GPU's UUID (NVIDIA) or unique id (AMD) in the preflight a person approved.
-    #[arg(long, value_name = "ID", conflicts_with = "dry_run")]
-    pub expect_uuid: Option<String>,
-    /// An AMD GPU's partition mode (`CPX/NPS4`) in the preflight a person approved.
-    #[arg(long, value_name = "MODE", conflicts_with = "dry_run")]
-    pub expect_partition: Option<String>,
-    /// With --override-unknown-holders: one unknown the person saw when they overrode (repeat it for
-    /// each). An unknown found now that is not among them refuses; none given covers nothing.
-    #[arg(long, value_name = "ITEM", requires = "override_unknown_holders")]
-    pub seen_unknown: Vec<String>,
+    /// What the person saw in the preflight they approved, `pci=<BDF>;uuid=<ID>;partition=<MODE>` (a GPU
+    /// found with another refuses) and, with --override-unknown-holders, `;seen=<DIGEST>,...`: the
+    /// unknowns the override covers (an unknown found now that is not among them refuses; none covers
+    /// nothing).
+    #[arg(long, value_name = "SPEC", conflicts_with = "dry_run")]
+    pub approved: Option<String>,
     /// Run the preflight only.
     #[arg(long)]
     pub dry_run: bool,
@@ -279,10 +272,15 @@ pub fn run_reset(global: &GlobalArgs, args: &ResetArgs) -> Result<ProbeDocument,
                  address (0000:65:00.0)",
             )
     })?;
-    let pin = reset::ResetPin {
-        pci_bus_id: args.expect_pci_bus_id.clone(),
-        uuid: args.expect_uuid.clone(),
-        partition: args.expect_partition.clone(),
+    let (pin, seen) = match args.approved.as_deref().map(reset::parse_approved) {
+        None => (reset::ResetPin::default(), Vec::new()),
+        Some(Ok(x)) => x,
+        Some(Err(e)) => {
+            return Err(ProbeError::new(
+                ErrorKind::Usage,
+                format!("invalid --approved: {e}"),
+            ));
+        }
     };
     let spec = SourceSpec::from_args(global)?;
     let simulated = matches!(spec, SourceSpec::Simulated { .. });
@@ -315,9 +313,7 @@ pub fn run_reset(global: &GlobalArgs, args: &ResetArgs) -> Result<ProbeDocument,
         self_pid,
         override_unknown: args.override_unknown_holders,
         pin: (!pin.is_empty()).then_some(pin),
-        seen_unknown: args
-            .override_unknown_holders
-            .then(|| args.seen_unknown.clone()),
+        seen_unknown: args.override_unknown_holders.then_some(seen),
         tool: tool
             .as_ref()
             .map(|t| t.as_ref().map(|t| t.display()).map_err(Clone::clone)),

@@ -513,12 +513,15 @@ fn a_kubelet_that_cannot_answer_refuses_the_reset_unless_a_person_overrides() {
             "dead={dead}: {why}"
         );
         // The person overrides what they saw: the unknowns of the refusal travel with the override.
-        let seen: Vec<String> = unknown_items(&doc["reset"])
-            .iter()
-            .map(|i| format!("--seen-unknown={i}"))
-            .collect();
-        let mut args = vec!["reset", "--gpu", "1", "--override-unknown-holders"];
-        args.extend(seen.iter().map(String::as_str));
+        let seen = seen_arg(&unknown_items(&doc["reset"]));
+        let args = vec![
+            "reset",
+            "--gpu",
+            "1",
+            "--approved",
+            &seen,
+            "--override-unknown-holders",
+        ];
         let doc = sim_in("a100-hgx", Some(&root), &args);
         assert_eq!(doc["reset"]["allowed"], true, "dead={dead}: {doc}");
         assert_eq!(status_of(&doc, "reset", "not_assigned_to_a_pod"), "warn");
@@ -1058,12 +1061,8 @@ fn amd_reset_with_kfd_open_on_an_unknown_gpu_is_refused_as_unknown_and_no_amd_sm
     );
     assert!(why.contains("amd-smi-lib"), "{why}");
     // A person's override of what they saw lifts the unknown holder, never the missing tool.
-    let seen: Vec<String> = unknown_items(rep)
-        .iter()
-        .map(|i| format!("--seen-unknown={i}"))
-        .collect();
-    let mut args = vec!["--override-unknown-holders"];
-    args.extend(seen.iter().map(String::as_str));
+    let seen = seen_arg(&unknown_items(rep));
+    let args = vec!["--approved", &seen, "--override-unknown-holders"];
     let doc = amd_reset(&node, "0", &args);
     assert_eq!(blocked(&doc, "reset"), ["reset_tool"], "{doc}");
     assert!(
@@ -1185,6 +1184,15 @@ fn amd_reset_of_a_cpx_gpu_counts_its_partitions_and_a_peers_partition_holder() {
     );
 }
 
+/// `--approved`'s `seen=` field: the digests of the unknowns a person saw, as the launcher passes them.
+fn seen_arg(items: &[String]) -> String {
+    let d: Vec<String> = items
+        .iter()
+        .map(|i| gpu_diag::operator::reset::unknown_digest(i))
+        .collect();
+    format!("seen={}", d.join(","))
+}
+
 /// Every unknown item of a report's checks: what the person saw, as the launcher passes it on.
 fn unknown_items(rep: &Value) -> Vec<String> {
     let mut out: Vec<String> = rep["checks"]
@@ -1211,7 +1219,8 @@ fn amd_reset_act_pinned_to_the_approved_gpu_refuses_another_at_its_index() {
     let t = &shown["reset"]["target"];
     assert_eq!(t["pci_bus_id"], bdf, "{t}");
     let uid = t["uuid"].as_str().unwrap().to_string();
-    let pin = ["--expect-pci-bus-id", bdf, "--expect-uuid", uid.as_str()];
+    let approved = format!("pci={bdf};uuid={uid}");
+    let pin = ["--approved", approved.as_str()];
     // "GPU 0" is now another GPU than the one approved.
     let doc = amd_reset(&node, "0", &pin);
     let rep = &doc["reset"];
@@ -1256,9 +1265,8 @@ fn amd_reset_override_does_not_cover_a_job_started_after_the_person_looked() {
         saw.iter().any(|i| i.contains("pid 5000 (python3)")),
         "{saw:?}"
     );
-    let seen: Vec<String> = saw.iter().map(|i| format!("--seen-unknown={i}")).collect();
-    let mut args: Vec<&str> = vec!["--override-unknown-holders"];
-    args.extend(seen.iter().map(String::as_str));
+    let seen = seen_arg(&saw);
+    let args = vec!["--approved", &seen, "--override-unknown-holders"];
     if ran {
         // An override that carries no list of what the person saw covers nothing.
         let doc = amd_reset(&node, "0", &["--override-unknown-holders"]);

@@ -101,7 +101,10 @@ fn with_seen_unknowns(mut checks: Vec<Check>, req: &ResetRequest) -> Vec<Check> 
     }
     let seen = req.seen_unknown.as_deref().unwrap_or_default();
     let now = unknown_items(&checks);
-    let new: Vec<&String> = now.iter().filter(|i| !seen.contains(i)).collect();
+    let new: Vec<&String> = now
+        .iter()
+        .filter(|i| !seen.contains(&super::request::unknown_digest(i)))
+        .collect();
     checks.push(if new.is_empty() {
         Check::pass(
             "override_as_confirmed",

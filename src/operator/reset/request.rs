@@ -115,6 +115,71 @@ impl ResetPin {
     }
 }
 
+/// What a person saw in the preflight they approved, which the act is bound to: the GPU's identity and
+/// the unknowns (holders, sources) an override of theirs covers. The launcher keeps it between the
+/// confirmation's rounds (never the client: it could be forged).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Seen {
+    pub pin: Option<ResetPin>,
+    pub unknown: Vec<String>,
+}
+
+/// One unknown item as the act's argv carries it: the first 16 hex digits of its SHA-256. Only digests
+/// cross the exec boundary (the admission policy admits no free text), and a tenant cannot make a new
+/// holder's item collide with one the person saw.
+pub fn unknown_digest(item: &str) -> String {
+    use sha2::Digest;
+    let d = sha2::Sha256::digest(item.as_bytes());
+    d.iter().take(8).map(|b| format!("{b:02x}")).collect()
+}
+
+impl Seen {
+    /// node-probe's `--approved` value: `pci=<bdf>;uuid=<id>;partition=<mode>` and, with an override,
+    /// `;seen=<digest>,<digest>,...` (every field optional).
+    pub fn arg(&self, overridden: bool) -> String {
+        let mut parts = Vec::new();
+        if let Some(p) = &self.pin {
+            for (k, v) in [
+                ("pci", &p.pci_bus_id),
+                ("uuid", &p.uuid),
+                ("partition", &p.partition),
+            ] {
+                if let Some(v) = v {
+                    parts.push(format!("{k}={v}"));
+                }
+            }
+        }
+        if overridden {
+            let d: Vec<String> = self.unknown.iter().map(|i| unknown_digest(i)).collect();
+            parts.push(format!("seen={}", d.join(",")));
+        }
+        parts.join(";")
+    }
+}
+
+/// `--approved`'s value back: the pin and the digests of the unknowns the person saw.
+pub fn parse_approved(text: &str) -> Result<(ResetPin, Vec<String>), String> {
+    let mut pin = ResetPin::default();
+    let mut seen = Vec::new();
+    for field in text.split(';').filter(|f| !f.is_empty()) {
+        let (k, v) = field
+            .split_once('=')
+            .ok_or_else(|| format!("`{field}` is not key=value"))?;
+        match k {
+            "pci" => pin.pci_bus_id = Some(v.to_string()),
+            "uuid" => pin.uuid = Some(v.to_string()),
+            "partition" => pin.partition = Some(v.to_string()),
+            "seen" => seen.extend(
+                v.split(',')
+                    .filter(|d| !d.is_empty())
+                    .map(str::to_string),
+            ),
+            other => return Err(format!("unknown field `{other}`")),
+        }
+    }
+    Ok((pin, seen))
+}
+
 /// An AMD GPU's partition mode as the pin names it (`CPX/NPS4`), where readable.
 pub fn partition_of(g: &GpuFacts) -> Option<String> {
     let p = g.amd.as_ref()?.partition.ok()?;
@@ -162,8 +227,9 @@ pub struct ResetRequest {
     pub override_unknown: bool,
     /// The GPU's identity in the preflight the person approved (`--expect-*`): any difference refuses.
     pub pin: Option<ResetPin>,
-    /// With `override_unknown`: the unknowns (holders and sources) the person saw when they overrode
-    /// (`--seen-unknown`). One found now that is not among them refuses: the override covers only them.
+    /// With `override_unknown`: the digests ([`unknown_digest`]) of the unknowns (holders and sources) the
+    /// person saw when they overrode (`--approved ...;seen=`). One found now whose digest is not among them
+    /// refuses: the override covers only them.
     pub seen_unknown: Option<Vec<String>>,
 }
 

@@ -72,7 +72,7 @@ fn run(f: &NodeFacts, gpu: u32, overridden: bool) -> crate::operator::Preflight 
     let mut r = req(gpu, overridden);
     if overridden {
         let saw = preflight(f, &f.gpus[gpu as usize], &req(gpu, false));
-        r.seen_unknown = Some(crate::operator::unknown_items(&saw));
+        r.seen_unknown = Some(digests(&crate::operator::unknown_items(&saw)));
     }
     crate::operator::Preflight::from_checks(preflight(f, &f.gpus[gpu as usize], &r))
 }
@@ -495,7 +495,7 @@ fn an_override_covers_only_the_unknowns_the_person_saw() {
         "{saw:?}"
     );
     let mut act = req(3, true);
-    act.seen_unknown = Some(saw.clone());
+    act.seen_unknown = Some(digests(&saw));
     let pf = whole(&f, &act);
     assert!(pf.allowed, "{pf:#?}");
     assert_eq!(check(&pf.checks, "override_as_confirmed").status, CheckStatus::Pass);
@@ -521,4 +521,11 @@ fn an_override_covers_only_the_unknowns_the_person_saw() {
     act.seen_unknown = None;
     with_holders(&mut f, vec![holder(5000, "python3", &["/dev/kfd"], None)]);
     assert!(!whole(&f, &act).allowed);
+}
+
+fn digests(items: &[String]) -> Vec<String> {
+    items
+        .iter()
+        .map(|i| crate::operator::reset::unknown_digest(i))
+        .collect()
 }
