@@ -266,8 +266,7 @@ fn kubelet_device_plugins(facts: &NodeFacts, gpu: u32) -> SourceAnswer {
     let mut unplaced = Vec::new();
     for p in &pr.pods {
         for c in &p.containers {
-            let placed: Vec<_> =
-                crate::attribution::gpu_devices(&c.devices, &facts.gpus).collect();
+            let placed: Vec<_> = crate::attribution::gpu_devices(&c.devices, &facts.gpus).collect();
             for d in &placed {
                 if d.gpu_index == Some(gpu) {
                     held.push(format!(

@@ -945,7 +945,10 @@ fn amd_reset_of_an_idle_hive_runs_amd_smi_chrooted_and_verifies_the_hive() {
     let run = &o["commands"][0];
     assert_eq!(run["argv"][0], "chroot", "{rep}");
     assert_eq!(run["exit_code"], 0, "{rep}");
-    assert_eq!(run["stdout"], "GPU: 0\n    GPU_RESET: Successfully reset GPU");
+    assert_eq!(
+        run["stdout"],
+        "GPU: 0\n    GPU_RESET: Successfully reset GPU"
+    );
     let v = |name: &str| {
         o["verification"]
             .as_array()
@@ -1348,7 +1351,9 @@ fn amd_reset_with_a_refused_fd_table_is_unknown_not_a_warning() {
     if String::from_utf8_lossy(&uid.stdout).trim() != "0"
         || Command::new("setpriv").arg("--version").output().is_err()
     {
-        gate::skip("dropping the DAC capabilities with setpriv needs root and util-linux's setpriv");
+        gate::skip(
+            "dropping the DAC capabilities with setpriv needs root and util-linux's setpriv",
+        );
         return;
     }
     let node = mi300x_node();

@@ -90,8 +90,7 @@ fn read_device_holders_bounded(
                 out.unreadable_pids += 1;
                 // Refused, not gone: the process is there and may hold a GPU (proc(5): the fd directory
                 // is governed by a ptrace access mode check; an LSM may refuse too).
-                if refused(&e) && out.denied_pids.len() < MAX_CUT_LISTED
-                {
+                if refused(&e) && out.denied_pids.len() < MAX_CUT_LISTED {
                     out.denied_pids.push(pid);
                 }
                 continue;

@@ -746,7 +746,14 @@ pub fn amd_smi_said(stdout: &str, stderr: &str) -> Result<(), String> {
     match results.as_slice() {
         ["Successfully reset GPU"] => Ok(()),
         [] => {
-            let said = clean(if stdout.trim().is_empty() { stderr } else { stdout }, 200);
+            let said = clean(
+                if stdout.trim().is_empty() {
+                    stderr
+                } else {
+                    stdout
+                },
+                200,
+            );
             Err(format!(
                 "amd-smi printed no GPU_RESET result for the GPU (it said: \"{said}\"), so it did not say \
                  the GPU was reset"

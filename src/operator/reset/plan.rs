@@ -347,11 +347,18 @@ mod pin_tests {
         act.pin = Some(pin.clone());
         let pf = preflight(&after, &act);
         assert!(!pf.allowed);
-        let id = pf.checks.iter().find(|c| c.check == "gpu_identity").unwrap();
+        let id = pf
+            .checks
+            .iter()
+            .find(|c| c.check == "gpu_identity")
+            .unwrap();
         assert_eq!(id.status, CheckStatus::Block);
         assert!(
-            id.evidence.contains(&format!("(approved: {})", t.pci_bus_id.as_deref().unwrap()))
-                && id.evidence.contains("naming the GPU by its PCI address or unique id"),
+            id.evidence
+                .contains(&format!("(approved: {})", t.pci_bus_id.as_deref().unwrap()))
+                && id
+                    .evidence
+                    .contains("naming the GPU by its PCI address or unique id"),
             "{}",
             id.evidence
         );
@@ -359,7 +366,11 @@ mod pin_tests {
         // The same GPU, same index: the pin passes.
         let pf = preflight(&before, &act);
         assert_eq!(
-            pf.checks.iter().find(|c| c.check == "gpu_identity").unwrap().status,
+            pf.checks
+                .iter()
+                .find(|c| c.check == "gpu_identity")
+                .unwrap()
+                .status,
             CheckStatus::Pass
         );
         // The AMD GPU by its PCI address (4-digit domain) and unique id, before and after NVML fell silent;
@@ -368,16 +379,29 @@ mod pin_tests {
         let bdf = amd.pci_bus_id.ok().unwrap().clone();
         let uid = amd.uuid.ok().unwrap().clone();
         for f in [&before, &after] {
-            for sel in [bdf.clone(), uid.clone(), format!("0x{}", uid.to_uppercase())] {
+            for sel in [
+                bdf.clone(),
+                uid.clone(),
+                format!("0x{}", uid.to_uppercase()),
+            ] {
                 let s = GpuSelector::parse(&sel).unwrap();
                 assert_eq!(s.find(f).unwrap().pci_bus_id.ok(), Some(&bdf), "{sel}");
             }
         }
         let nv = before.gpus.iter().find(|g| g.vendor.is_nvidia()).unwrap();
-        let short = nv.pci_bus_id.ok().unwrap().trim_start_matches('0').to_string();
+        let short = nv
+            .pci_bus_id
+            .ok()
+            .unwrap()
+            .trim_start_matches('0')
+            .to_string();
         let short = short.trim_start_matches(':');
         assert_eq!(
-            GpuSelector::parse(short).unwrap().find(&before).unwrap().index,
+            GpuSelector::parse(short)
+                .unwrap()
+                .find(&before)
+                .unwrap()
+                .index,
             nv.index,
             "{short}"
         );

@@ -169,11 +169,7 @@ pub fn parse_approved(text: &str) -> Result<(ResetPin, Vec<String>), String> {
             "pci" => pin.pci_bus_id = Some(v.to_string()),
             "uuid" => pin.uuid = Some(v.to_string()),
             "partition" => pin.partition = Some(v.to_string()),
-            "seen" => seen.extend(
-                v.split(',')
-                    .filter(|d| !d.is_empty())
-                    .map(str::to_string),
-            ),
+            "seen" => seen.extend(v.split(',').filter(|d| !d.is_empty()).map(str::to_string)),
             other => return Err(format!("unknown field `{other}`")),
         }
     }

@@ -397,7 +397,10 @@ fn check_retry_seen(call: &CallConfirm, tool: &str, target: &str) -> (Confirmed,
         return refuse("the retry carries no answer to the confirmation");
     };
     match serde_json::from_value::<ElicitResult>(answer.clone()) {
-        Ok(r) => (judge(&r, target, "input_request", p.offered_override), p.seen),
+        Ok(r) => (
+            judge(&r, target, "input_request", p.offered_override),
+            p.seen,
+        ),
         Err(_) => refuse("the answer to the confirmation is not an elicitation result"),
     }
 }
@@ -450,10 +453,7 @@ pub async fn confirm(
         return check_retry_seen(call, tool, target);
     }
     match call.channel {
-        Channel::Elicitation => (
-            elicit(peer, target, summary, offer).await,
-            seen.cloned(),
-        ),
+        Channel::Elicitation => (elicit(peer, target, summary, offer).await, seen.cloned()),
         Channel::InputRequest => (ask(call, tool, target, summary, offer, seen), None),
         Channel::ConfirmArgument => match check_confirm(tool, target, confirm_arg) {
             Ok(()) => (Confirmed::Yes("confirm_argument"), None),

@@ -410,7 +410,14 @@ fn only_the_targets_own_kernel_success_line_verifies_a_reset() {
     let status = |lines: &[&str]| {
         let mut all = vec!["6,100,1000,-;amdgpu 0000:5c:00.0: amdgpu: GPU reset(1) succeeded!"];
         all.extend(lines);
-        let v = verify(&before, T, &members, &before, Some(&old), &Reading::Ok(log(&all)));
+        let v = verify(
+            &before,
+            T,
+            &members,
+            &before,
+            Some(&old),
+            &Reading::Ok(log(&all)),
+        );
         check(&v, "kernel_log_reset").clone()
     };
     // Nothing since the act started: the old success line does not count.
@@ -429,7 +436,8 @@ fn only_the_targets_own_kernel_success_line_verifies_a_reset() {
     let k = status(&[peer, end]);
     assert_eq!(k.status, CheckStatus::Pass, "{k:?}");
     assert!(
-        k.evidence.contains("\"0000:5c:00.0: GPU reset end with ret = 0\""),
+        k.evidence
+            .contains("\"0000:5c:00.0: GPU reset end with ret = 0\""),
         "{}",
         k.evidence
     );
@@ -448,9 +456,17 @@ fn amd_smi_output_says_whether_it_reset() {
     let e = amd_smi_said("GPU: 0\n    GPU_RESET: Failed to reset GPU\n", "").unwrap_err();
     assert!(e.contains("\"Failed to reset GPU\""), "{e}");
     let e = amd_smi_said("", "AMDSMI_STATUS_BUSY").unwrap_err();
-    assert!(e.contains("no GPU_RESET result") && e.contains("BUSY"), "{e}");
-    let two = "GPU: 0\n GPU_RESET: Successfully reset GPU\nGPU: 1\n GPU_RESET: Successfully reset GPU\n";
-    assert!(amd_smi_said(two, "").unwrap_err().contains("2 GPU_RESET results"));
+    assert!(
+        e.contains("no GPU_RESET result") && e.contains("BUSY"),
+        "{e}"
+    );
+    let two =
+        "GPU: 0\n GPU_RESET: Successfully reset GPU\nGPU: 1\n GPU_RESET: Successfully reset GPU\n";
+    assert!(
+        amd_smi_said(two, "")
+            .unwrap_err()
+            .contains("2 GPU_RESET results")
+    );
 }
 
 /// An fd table the kernel refused (EACCES/EPERM: an LSM, ptrace rules) may hold any GPU of the hive:
@@ -477,7 +493,11 @@ fn a_refused_fd_table_makes_the_hive_unknown_not_a_warning() {
     assert_eq!(h.unknown_sources, [DEVICE_FILES_SOURCE]);
     // The other unreadable one (not refused) is still the warning.
     let w = check(&pf.checks, "holder_scan_complete");
-    assert!(w.evidence.starts_with("the fd tables of 1 process(es)"), "{}", w.evidence);
+    assert!(
+        w.evidence.starts_with("the fd tables of 1 process(es)"),
+        "{}",
+        w.evidence
+    );
 }
 
 /// A person's override covers the unknowns they saw: a job started since (another open /dev/kfd whose
@@ -491,14 +511,18 @@ fn an_override_covers_only_the_unknowns_the_person_saw() {
     assert!(!shown.allowed);
     let saw = crate::operator::unknown_items(&shown.checks);
     assert!(
-        saw.iter().any(|i| i.contains("pid 5000 (python3) has /dev/kfd open")),
+        saw.iter()
+            .any(|i| i.contains("pid 5000 (python3) has /dev/kfd open")),
         "{saw:?}"
     );
     let mut act = req(3, true);
     act.seen_unknown = Some(digests(&saw));
     let pf = whole(&f, &act);
     assert!(pf.allowed, "{pf:#?}");
-    assert_eq!(check(&pf.checks, "override_as_confirmed").status, CheckStatus::Pass);
+    assert_eq!(
+        check(&pf.checks, "override_as_confirmed").status,
+        CheckStatus::Pass
+    );
     // A late job, started after the person looked.
     with_holders(
         &mut f,
