@@ -218,6 +218,9 @@ pub enum Request {
         api_claims: Option<String>,
         /// As for `Kill`.
         override_unknown: bool,
+        /// What the person saw in the preflight they approved (`--approved`): the GPU's identity, which
+        /// the act resets or nothing, and the unknowns, which alone an override covers.
+        seen: Option<crate::operator::reset::Seen>,
     },
     /// The evidence archive, the node's bug report limited to this many seconds.
     Evidence { time_limit_secs: u64 },
@@ -295,6 +298,15 @@ impl Request {
         self
     }
 
+    /// The act bound to the preflight a person approved (reset: the GPU's identity, and the unknowns an
+    /// override covers); other requests are unchanged.
+    pub fn bound(mut self, saw: &crate::operator::reset::Seen) -> Self {
+        if let Request::Reset { seen, .. } = &mut self {
+            *seen = Some(saw.clone());
+        }
+        self
+    }
+
     /// node-probe's arguments for this request (without the source and `--node-name`, the runner's, and
     /// the launcher's `--driver-root`, which goes after these).
     pub fn argv(&self) -> Vec<String> {
@@ -339,10 +351,19 @@ impl Request {
                 dry_run,
                 api_claims,
                 override_unknown,
+                seen,
             } => {
                 argv.push(operator::reset::COMMAND.into());
                 flag(&mut argv, "--gpu", Some(gpu));
                 flag(&mut argv, "--api-claims", api_claims.as_ref());
+                // A preflight is not bound; an act is, to what the person saw (one pair, before the
+                // last flag, as the admission policy admits it).
+                if let Some(s) = seen.as_ref().filter(|_| !*dry_run) {
+                    let a = s.arg(*override_unknown);
+                    if !a.is_empty() {
+                        flag(&mut argv, "--approved", Some(a));
+                    }
+                }
                 dry = *dry_run;
                 overridden = *override_unknown;
             }

@@ -519,6 +519,7 @@ mod tests {
             dry_run: true,
             api_claims: None,
             override_unknown: false,
+            seen: None,
         };
         match run(reset.argv()) {
             Cmd::Reset(r) => assert_eq!((r.gpu.as_str(), r.dry_run), ("GPU-1", true)),
@@ -530,12 +531,39 @@ mod tests {
             dry_run: false,
             api_claims: Some("ml/c=gpu.nvidia.com/gpu-1>p:u1".into()),
             override_unknown: true,
+            seen: Some(gpu_diag::operator::reset::Seen {
+                pin: Some(gpu_diag::operator::reset::ResetPin {
+                    pci_bus_id: Some("0000:ca:00.0".into()),
+                    uuid: Some("f6fb5cf3e833e0de".into()),
+                    partition: None,
+                }),
+                unknown: vec!["GPU 0: a; b=c".into(), "GPU 1: x".into()],
+            }),
         };
         let args = std::iter::once("node-probe".to_string()).chain(with_claims.argv());
         let Ok(Parsed::Run(inv)) = parse(args.map(OsString::from)) else {
             panic!("{:?}", with_claims.argv())
         };
         assert!(matches!(inv.command, Cmd::Reset(ref r) if r.override_unknown_holders));
+        let Cmd::Reset(r) = &inv.command else {
+            unreachable!()
+        };
+        // The pin and what the person saw travel to the act intact, the unknowns as digests, the
+        // override still last (the admission policy's shape).
+        let (pin, seen) =
+            gpu_diag::operator::reset::parse_approved(r.approved.as_deref().unwrap()).unwrap();
+        assert_eq!(pin.pci_bus_id.as_deref(), Some("0000:ca:00.0"));
+        assert_eq!(pin.uuid.as_deref(), Some("f6fb5cf3e833e0de"));
+        assert_eq!(
+            seen,
+            [
+                gpu_diag::operator::reset::unknown_digest("GPU 0: a; b=c"),
+                gpu_diag::operator::reset::unknown_digest("GPU 1: x")
+            ]
+        );
+        let argv = with_claims.argv();
+        assert_eq!(argv.last().unwrap(), gpu_diag::command::OVERRIDE_FLAG);
+        assert_eq!(argv[argv.len() - 3], "--approved");
         assert_eq!(inv.global.api_claims.unwrap().0[0].pods[0].name, "p");
         let alloc = Request::Allocation {
             api_claims: Some("none".into()),

@@ -47,9 +47,15 @@ pub struct KillArgs {
 
 #[derive(Debug, Args, Clone)]
 pub struct ResetArgs {
-    /// GPU index or UUID (`GPU-...`).
-    #[arg(long, value_name = "INDEX|UUID")]
+    /// GPU index, UUID (`GPU-...`) or AMD unique id (16 hex digits), or PCI address (`0000:65:00.0`).
+    #[arg(long, value_name = "INDEX|UUID|UNIQUE_ID|BDF")]
     pub gpu: String,
+    /// What the person saw in the preflight they approved, `pci=<BDF>;uuid=<ID>;partition=<MODE>` (a GPU
+    /// found with another refuses) and, with --override-unknown-holders, `;seen=<DIGEST>,...`: the
+    /// unknowns the override covers (an unknown found now that is not among them refuses; none covers
+    /// nothing).
+    #[arg(long, value_name = "SPEC", conflicts_with = "dry_run")]
+    pub approved: Option<String>,
     /// Run the preflight only.
     #[arg(long)]
     pub dry_run: bool,
@@ -261,8 +267,21 @@ fn execute_kill(spec: &SourceSpec, before: &NodeFacts, args: &KillArgs) -> KillO
 pub fn run_reset(global: &GlobalArgs, args: &ResetArgs) -> Result<ProbeDocument, ProbeError> {
     let gpu = GpuSelector::parse(&args.gpu).ok_or_else(|| {
         ProbeError::new(ErrorKind::Usage, format!("invalid --gpu `{}`", args.gpu))
-            .hint("give a GPU index (0, 1, ...) or a UUID (GPU-...)")
+            .hint(
+                "give a GPU index (0, 1, ...), a UUID (GPU-...), an AMD unique id (16 hex digits) or a PCI \
+                 address (0000:65:00.0)",
+            )
     })?;
+    let (pin, seen) = match args.approved.as_deref().map(reset::parse_approved) {
+        None => (reset::ResetPin::default(), Vec::new()),
+        Some(Ok(x)) => x,
+        Some(Err(e)) => {
+            return Err(ProbeError::new(
+                ErrorKind::Usage,
+                format!("invalid --approved: {e}"),
+            ));
+        }
+    };
     let spec = SourceSpec::from_args(global)?;
     let simulated = matches!(spec, SourceSpec::Simulated { .. });
     let root = host_root_of(&spec).to_path_buf();
@@ -293,6 +312,8 @@ pub fn run_reset(global: &GlobalArgs, args: &ResetArgs) -> Result<ProbeDocument,
         gpu: gpu.clone(),
         self_pid,
         override_unknown: args.override_unknown_holders,
+        pin: (!pin.is_empty()).then_some(pin),
+        seen_unknown: args.override_unknown_holders.then_some(seen),
         tool: tool
             .as_ref()
             .map(|t| t.as_ref().map(|t| t.display()).map_err(Clone::clone)),
@@ -711,11 +732,16 @@ fn execute_amd_reset(
         &amd::reset_args(bdf),
         Duration::from_secs(amd::RESET_TIMEOUT_SECS),
     );
-    let reset_ok = r.exit_code == Some(0);
-    let error = (!reset_ok).then(|| match r.exit_code {
-        Some(c) => format!("amd-smi reset -G failed (exit {c})"),
-        None => format!("amd-smi reset -G did not finish: {}", r.stderr),
-    });
+    // Exit 0 is not a reset: amd-smi prints "Failed to reset GPU" and still exits 0
+    // (`gpu_diag::operator::reset::amd::amd_smi_said`). Only its success line for this GPU counts.
+    let error = match r.exit_code {
+        Some(0) => amd::amd_smi_said(&r.stdout, &r.stderr)
+            .err()
+            .map(|why| format!("amd-smi reset -G exited 0 but did not reset {bdf}: {why}")),
+        Some(c) => Some(format!("amd-smi reset -G failed (exit {c})")),
+        None => Some(format!("amd-smi reset -G did not finish: {}", r.stderr)),
+    };
+    let reset_ok = error.is_none();
     // The driver re-initialises the hive's GPUs after the reset: read again until each is back (a
     // few seconds at most), then judge.
     let mut verification = Vec::new();
@@ -727,6 +753,7 @@ fn execute_amd_reset(
             // The GPUs alone are judged: no holder scan or kubelet question after the reset.
             Ok(after) => amd::verify(
                 before,
+                bdf,
                 &members,
                 &after,
                 log_before.ok(),

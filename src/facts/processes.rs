@@ -57,6 +57,10 @@ pub struct DeviceHoldersFacts {
     /// Processes whose `fd` directory could not be read (exited meanwhile, or no permission).
     #[serde(default)]
     pub unreadable_pids: u32,
+    /// Of those, the processes whose `fd` directory the kernel refused (EACCES/EPERM: an LSM, ptrace
+    /// access rules), at most 64: what they hold is not known, unlike a process that exited.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub denied_pids: Vec<u32>,
     /// Processes with more open files than the scan reads of one process: what they hold past that
     /// bound is not seen (the first pids, at most 64).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

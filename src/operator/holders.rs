@@ -230,6 +230,27 @@ fn device_note(d: &AllocatedDevice) -> String {
     }
 }
 
+/// Whether GPU `gpu` is NVIDIA's (`None`: no such GPU, so any vendor's device may be it).
+fn gpu_is_nvidia(facts: &NodeFacts, gpu: u32) -> Option<bool> {
+    facts
+        .gpus
+        .iter()
+        .find(|g| g.index == gpu)
+        .map(|g| g.vendor.is_nvidia())
+}
+
+/// A device plugin resource's vendor: `Some(true)` NVIDIA's (`nvidia.com/*`), `Some(false)` AMD's
+/// (`amd.com/*`), `None` no GPU vendor's.
+fn resource_is_nvidia(name: &str) -> Option<bool> {
+    if name.starts_with("nvidia.com/") {
+        Some(true)
+    } else if name.starts_with("amd.com/") {
+        Some(false)
+    } else {
+        None
+    }
+}
+
 fn kubelet_device_plugins(facts: &NodeFacts, gpu: u32) -> SourceAnswer {
     let source = Source::KubeletDevicePlugins;
     if let Some(a) = kubelet_down(facts, source) {
@@ -238,10 +259,15 @@ fn kubelet_device_plugins(facts: &NodeFacts, gpu: u32) -> SourceAnswer {
     let Reading::Ok(pr) = &facts.pod_resources else {
         unreachable!("kubelet_down answers every error")
     };
+    let nvidia = gpu_is_nvidia(facts, gpu);
     let mut held = Vec::new();
+    // A GPU vendor's device the probe cannot place (`amdgpu_xcp_5` while the partitions are unreadable, an
+    // id of no form it knows) may be this GPU: unknown for every GPU of that vendor, never skipped.
+    let mut unplaced = Vec::new();
     for p in &pr.pods {
         for c in &p.containers {
-            for d in crate::attribution::gpu_devices(&c.devices, &facts.gpus) {
+            let placed: Vec<_> = crate::attribution::gpu_devices(&c.devices, &facts.gpus).collect();
+            for d in &placed {
                 if d.gpu_index == Some(gpu) {
                     held.push(format!(
                         "{}/{} (container {}) holds it through {} {}",
@@ -249,19 +275,57 @@ fn kubelet_device_plugins(facts: &NodeFacts, gpu: u32) -> SourceAnswer {
                     ));
                 }
             }
+            for cd in &c.devices {
+                let Some(of_nvidia) = resource_is_nvidia(&cd.resource_name) else {
+                    continue;
+                };
+                if nvidia.is_some_and(|n| n != of_nvidia) {
+                    continue;
+                }
+                for id in &cd.device_ids {
+                    let at = placed
+                        .iter()
+                        .find(|d| d.resource_name == cd.resource_name && d.device_id == *id);
+                    if at.is_some_and(|d| d.gpu_index.is_some()) {
+                        continue;
+                    }
+                    unplaced.push(format!(
+                        "{}/{} (container {}) holds {} {}{}",
+                        p.namespace,
+                        p.name,
+                        c.name,
+                        cd.resource_name,
+                        id,
+                        at.map(device_note).unwrap_or_default()
+                    ));
+                }
+            }
         }
     }
-    SourceAnswer {
-        source,
-        answer: if held.is_empty() {
-            Answer::No(format!(
-                "{} active pod(s) listed, none assigned this GPU",
-                pr.pods.len()
-            ))
-        } else {
-            Answer::Yes(held)
-        },
-    }
+    let answer = if !held.is_empty() {
+        Answer::Yes(held)
+    } else if !unplaced.is_empty() {
+        let vendor = match nvidia {
+            Some(true) => "NVIDIA GPU",
+            Some(false) => "AMD GPU",
+            None => "GPU",
+        };
+        Answer::Unknown {
+            why: format!(
+                "device(s) the probe could not place on a GPU, so any {vendor} here may be theirs: {}",
+                unplaced.join("; ")
+            ),
+            fix: "make the GPUs' identities readable to the probe (NVML for NVIDIA, amdgpu's sysfs and \
+                  partition files for AMD), or drain those pods"
+                .into(),
+        }
+    } else {
+        Answer::No(format!(
+            "{} active pod(s) listed, none assigned this GPU",
+            pr.pods.len()
+        ))
+    };
+    SourceAnswer { source, answer }
 }
 
 fn kubelet_claims(facts: &NodeFacts, gpu: u32) -> SourceAnswer {
@@ -395,6 +459,30 @@ fn node_claim_specs(facts: &NodeFacts, gpu: u32) -> SourceAnswer {
             };
         }
     };
+    // The per-claim CDI specs the probe reads are NVIDIA's (`k8s.gpu.nvidia.com-claim_<uid>.yaml`): they
+    // show NVIDIA's claims only. An AMD GPU is answered by AMD's driver's registration alone: registered,
+    // its claims are not visible here, so unknown; a node source vouches only for drivers whose claims it
+    // can see.
+    let nvidia = gpu_is_nvidia(facts, gpu);
+    let registered = |d: &str| host.registered.iter().any(|r| r == d);
+    if nvidia == Some(false) {
+        let answer = if registered(dra::AMD_DRIVER) {
+            Answer::Unknown {
+                why: format!(
+                    "AMD's DRA driver {} is registered here and the node's files show none of its claims \
+                     (the claim specs read are NVIDIA's): they cannot say which AMD GPUs are claimed",
+                    dra::AMD_DRIVER
+                ),
+                fix: dra::UNNAMED_FIX.into(),
+            }
+        } else {
+            Answer::No(format!(
+                "AMD's DRA driver {} is not registered with the kubelet",
+                dra::AMD_DRIVER
+            ))
+        };
+        return SourceAnswer { source, answer };
+    }
     let mut held = Vec::new();
     for s in &host.claim_specs {
         for name in &s.devices {
@@ -409,13 +497,15 @@ fn node_claim_specs(facts: &NodeFacts, gpu: u32) -> SourceAnswer {
             }
         }
     }
-    let gpu_driver = host
-        .registered
-        .iter()
-        .find(|r| dra::GPU_DRIVERS.contains(&r.as_str()));
+    // For an NVIDIA GPU only NVIDIA's driver counts; a GPU not found here: any GPU driver.
+    let gpu_driver = host.registered.iter().find(|r| match nvidia {
+        Some(true) => r.as_str() == dra::GPU_DRIVERS[0],
+        _ => dra::GPU_DRIVERS.contains(&r.as_str()),
+    });
+    let amd_unseen = nvidia.is_none() && registered(dra::AMD_DRIVER);
     let answer = if !held.is_empty() {
         Answer::Yes(held)
-    } else if !host.claim_specs.is_empty() {
+    } else if !host.claim_specs.is_empty() && !amd_unseen {
         // The driver writes a spec per claim it prepares: a claim on this GPU would have one.
         Answer::No(format!(
             "{} GPU claim spec(s) on the node, none for this GPU",
@@ -465,13 +555,19 @@ pub fn check(
                 .map(|u| format!("{}: {}", u.source.name(), u.why))
                 .collect::<Vec<_>>()
                 .join("; ");
+            let items: Vec<String> = u
+                .iter()
+                .map(|u| format!("GPU {gpu}: {}: {}", u.source.name(), u.why))
+                .collect();
             if overridden {
-                return Check::warn(
+                let mut c = Check::warn(
                     name,
                     format!(
                         "OVERRIDDEN by the person who confirmed: who holds GPU {gpu} is not known ({what})"
                     ),
                 );
+                c.unknown_holders = items;
+                return c;
             }
             let fixes = u
                 .iter()
@@ -487,6 +583,7 @@ pub fn check(
             );
             c.unknown_sources = u.iter().map(|u| u.source.name().to_string()).collect();
             c.unknown_sources.dedup();
+            c.unknown_holders = items;
             c
         }
     }

@@ -35,6 +35,11 @@ pub struct Check {
     /// [`holders`]): a person may override it in the confirmation. Empty on every other check.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub unknown_sources: Vec<String>,
+    /// What exactly was not known, one item each (`GPU 3: <source>: <why>`, `GPU 3: pid 5000 (python3)
+    /// has /dev/kfd open ...`), on the block and on the warning a person's override turns it into: the
+    /// confirmation carries the items the person saw, and an act that finds another refuses.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unknown_holders: Vec<String>,
 }
 
 impl Check {
@@ -44,6 +49,7 @@ impl Check {
             status,
             evidence: evidence.into(),
             unknown_sources: Vec::new(),
+            unknown_holders: Vec::new(),
         }
     }
     pub fn pass(check: &str, evidence: impl Into<String>) -> Self {
@@ -150,6 +156,17 @@ pub trait ActionReport {
     fn unknown_holders(&self) -> Option<Vec<String>> {
         overridable(self.checks())
     }
+}
+
+/// Every unknown item of `checks` (blocks and overridden warnings), sorted, once each.
+pub fn unknown_items(checks: &[Check]) -> Vec<String> {
+    let mut out: Vec<String> = checks
+        .iter()
+        .flat_map(|c| c.unknown_holders.iter().cloned())
+        .collect();
+    out.sort();
+    out.dedup();
+    out
 }
 
 /// The unknown sources of `checks`' blocks, where every block is one (see [`ActionReport::unknown_holders`]).

@@ -406,6 +406,23 @@ async fn evidence_is_kept_before_acting_and_named_in_the_audit() {
     s.client.cancel().await.unwrap();
 }
 
+/// The act's report shows the probe checked the GPU against the one the preflight showed the person.
+fn assert_gpu_pinned(v: &Value, gpu: &str) {
+    let target = &v["report"]["target"];
+    assert_eq!(target["index"].to_string(), gpu, "{v}");
+    let id = v["report"]["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["check"] == "gpu_identity")
+        .unwrap_or_else(|| panic!("the act was not pinned: {v}"));
+    assert_eq!(id["status"], "pass", "{id}");
+    let said = id["evidence"].as_str().unwrap();
+    for field in ["pci_bus_id", "uuid"] {
+        assert!(said.contains(target[field].as_str().unwrap()), "{said}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn elicitation_asks_the_user() {
     // Approved: the user saw the preflight, no `confirm` needed.
@@ -426,13 +443,21 @@ async fn elicitation_asks_the_user() {
     assert_eq!(audit[0]["confirmed_by"], "elicitation", "{audit:?}");
     assert_eq!(audit[0]["human_confirmed"], true);
     assert!(a.last_message.lock().unwrap().contains("local/pid/4242"));
+    // A reset's act is pinned to the GPU the person saw.
+    let v = structured(
+        &s.call("reset_gpu", json!({"node_name": "local", "gpu": "1"}))
+            .await,
+    );
+    assert_eq!(v["confirmed_by"], "elicitation", "{v}");
+    assert_gpu_pinned(&v, "1");
+    assert_eq!(a.asked.load(Ordering::SeqCst), 2);
     // A refused preflight is answered without asking.
     let v = structured(
         &s.call("kill_gpu_process", json!({"node_name": "local", "pid": 1}))
             .await,
     );
     assert_eq!(v["result"], "refused");
-    assert_eq!(a.asked.load(Ordering::SeqCst), 1);
+    assert_eq!(a.asked.load(Ordering::SeqCst), 2);
     // A wrong `confirm` is refused without asking.
     let r = s
         .call(
@@ -441,7 +466,7 @@ async fn elicitation_asks_the_user() {
         )
         .await;
     assert_eq!(r.is_error, Some(true));
-    assert_eq!(a.asked.load(Ordering::SeqCst), 1);
+    assert_eq!(a.asked.load(Ordering::SeqCst), 2);
     s.client.cancel().await.unwrap();
 
     // Declined: nothing is done, and it is audited as refused.
@@ -649,6 +674,9 @@ async fn input_request_asks_the_user_on_2026_07_28() {
         asked.contains("local/gpu/1") && asked.contains("persistence_mode"),
         "the user sees the target and the preflight: {asked}"
     );
+    // The act of the retry is pinned to the GPU the first round showed (kept by the launcher between the
+    // rounds): its PCI address and UUID, checked by the probe before anything else.
+    assert_gpu_pinned(&v, "1");
     // `confirm` filled in by the model does not replace the person.
     let v = structured(
         &s.call(

@@ -512,11 +512,17 @@ fn a_kubelet_that_cannot_answer_refuses_the_reset_unless_a_person_overrides() {
                 && why.contains("override"),
             "dead={dead}: {why}"
         );
-        let doc = sim_in(
-            "a100-hgx",
-            Some(&root),
-            &["reset", "--gpu", "1", "--override-unknown-holders"],
-        );
+        // The person overrides what they saw: the unknowns of the refusal travel with the override.
+        let seen = seen_arg(&unknown_items(&doc["reset"]));
+        let args = vec![
+            "reset",
+            "--gpu",
+            "1",
+            "--approved",
+            &seen,
+            "--override-unknown-holders",
+        ];
+        let doc = sim_in("a100-hgx", Some(&root), &args);
         assert_eq!(doc["reset"]["allowed"], true, "dead={dead}: {doc}");
         assert_eq!(status_of(&doc, "reset", "not_assigned_to_a_pod"), "warn");
         assert!(doc["reset"]["checks"].to_string().contains("OVERRIDDEN"));
@@ -816,16 +822,32 @@ fn amd_reset(root: &HostRoot, gpu: &str, extra: &[&str]) -> Value {
     run.doc
 }
 
-/// A fake `amd-smi` at `/opt/rocm/bin` in the host root, which node-probe finds and runs chrooted there:
-/// it records its argv in `/amd-smi.argv`, logs the kernel's reset lines for `bdf` into `/dev/kmsg` as
-/// amdgpu does, and prints amd-smi's success line (`ok`), else logs a failed reset and exits 1. `/bin/sh`
-/// and its libraries are copied in for the chroot. False (after `gate::skip`) where this process may not
-/// chroot (not root).
-fn fake_amd_smi(root: &HostRoot, bdf: &str) -> bool {
-    fake_amd_smi_ending(root, bdf, true)
+/// How the fake `amd-smi`'s reset ends.
+#[derive(Clone, Copy, PartialEq)]
+enum AmdSmiEnds {
+    /// amdgpu logs `GPU reset(1) succeeded!`; amd-smi prints its success line.
+    Reset,
+    /// amdgpu logs `GPU reset(1) failed`; amd-smi prints its failure line.
+    KernelFailed,
+    /// The library call failed before the driver reset anything (the kernel logs no reset line): amd-smi
+    /// prints its failure line.
+    LibraryFailed,
 }
 
-fn fake_amd_smi_ending(root: &HostRoot, bdf: &str, ok: bool) -> bool {
+/// A fake `amd-smi` at `/opt/rocm/bin` in the host root, which node-probe finds and runs chrooted there:
+/// it records its argv in `/amd-smi.argv`, logs the kernel's reset lines for `bdf` into `/dev/kmsg` as
+/// amdgpu does, and prints amd-smi's result for the GPU. As amd-smi's source does, it exits 0 whether the
+/// reset succeeded or not: ROCm/amdsmi 0ceca28 `amdsmi_cli/amdsmi_commands.py:4283-4294` stores
+/// `'Successfully reset GPU'` or `"Failed to reset GPU"` under `gpu_reset` and returns normally, the
+/// human format prints `GPU: <id>` then the key upper-cased (`amdsmi_cli/amdsmi_logger.py:96`), and
+/// `amdsmi_cli/amdsmi_cli.py:134-138` prints any library exception without an exit status. `/bin/sh` and
+/// its libraries are copied in for the chroot. False (after `gate::skip`) where this process may not
+/// chroot (not root).
+fn fake_amd_smi(root: &HostRoot, bdf: &str) -> bool {
+    fake_amd_smi_ending(root, bdf, AmdSmiEnds::Reset)
+}
+
+fn fake_amd_smi_ending(root: &HostRoot, bdf: &str, ends: AmdSmiEnds) -> bool {
     let uid = Command::new("id").arg("-u").output().unwrap();
     if String::from_utf8_lossy(&uid.stdout).trim() != "0" {
         gate::skip("the fake amd-smi runs chrooted into the fake host root, which needs root");
@@ -843,23 +865,30 @@ fn fake_amd_smi_ending(root: &HostRoot, bdf: &str, ok: bool) -> bool {
     let sh = root.path().join("bin/sh");
     std::fs::create_dir_all(sh.parent().unwrap()).unwrap();
     std::fs::copy("/bin/sh", &sh).unwrap();
-    let end = if ok {
-        format!(
-            "printf '6,9003,400,-;amdgpu {bdf}: amdgpu: GPU reset(1) succeeded!\\n' >> /dev/kmsg\n\
-             echo 'GPU_RESET: Successfully reset GPU'\n"
-        )
+    let kernel = match ends {
+        AmdSmiEnds::Reset => format!(
+            "printf '4,9001,200,-;amdgpu {bdf}: amdgpu: GPU reset begin!\\n' >> /dev/kmsg\n\
+             printf '6,9002,300,-;amdgpu {bdf}: amdgpu: MODE1 reset\\n' >> /dev/kmsg\n\
+             printf '6,9003,400,-;amdgpu {bdf}: amdgpu: GPU reset(1) succeeded!\\n' >> /dev/kmsg\n"
+        ),
+        AmdSmiEnds::KernelFailed => format!(
+            "printf '4,9001,200,-;amdgpu {bdf}: amdgpu: GPU reset begin!\\n' >> /dev/kmsg\n\
+             printf '6,9002,300,-;amdgpu {bdf}: amdgpu: MODE1 reset\\n' >> /dev/kmsg\n\
+             printf '3,9003,400,-;amdgpu {bdf}: amdgpu: GPU reset(1) failed\\n' >> /dev/kmsg\n"
+        ),
+        AmdSmiEnds::LibraryFailed => String::new(),
+    };
+    let result = if ends == AmdSmiEnds::Reset {
+        "Successfully reset GPU"
     } else {
-        format!(
-            "printf '3,9003,400,-;amdgpu {bdf}: amdgpu: GPU reset(1) failed\\n' >> /dev/kmsg\n\
-             echo 'GPU_RESET: Unable to reset GPU' >&2\nexit 1\n"
-        )
+        "Failed to reset GPU"
     };
     let script = format!(
         "#!/bin/sh\n\
          echo \"$@\" >> /amd-smi.argv\n\
-         printf '4,9001,200,-;amdgpu {bdf}: amdgpu: GPU reset begin!\\n' >> /dev/kmsg\n\
-         printf '6,9002,300,-;amdgpu {bdf}: amdgpu: MODE1 reset\\n' >> /dev/kmsg\n\
-         {end}"
+         {kernel}\
+         printf 'GPU: 0\\n    GPU_RESET: {result}\\n\\n'\n\
+         exit 0\n"
     );
     let p = root.write("opt/rocm/bin/amd-smi", script);
     std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
@@ -916,7 +945,10 @@ fn amd_reset_of_an_idle_hive_runs_amd_smi_chrooted_and_verifies_the_hive() {
     let run = &o["commands"][0];
     assert_eq!(run["argv"][0], "chroot", "{rep}");
     assert_eq!(run["exit_code"], 0, "{rep}");
-    assert_eq!(run["stdout"], "GPU_RESET: Successfully reset GPU");
+    assert_eq!(
+        run["stdout"],
+        "GPU: 0\n    GPU_RESET: Successfully reset GPU"
+    );
     let v = |name: &str| {
         o["verification"]
             .as_array()
@@ -1031,8 +1063,10 @@ fn amd_reset_with_kfd_open_on_an_unknown_gpu_is_refused_as_unknown_and_no_amd_sm
         "{why}"
     );
     assert!(why.contains("amd-smi-lib"), "{why}");
-    // A person's override lifts the unknown holder, never the missing tool.
-    let doc = amd_reset(&node, "0", &["--override-unknown-holders"]);
+    // A person's override of what they saw lifts the unknown holder, never the missing tool.
+    let seen = seen_arg(&unknown_items(rep));
+    let args = vec!["--approved", &seen, "--override-unknown-holders"];
+    let doc = amd_reset(&node, "0", &args);
     assert_eq!(blocked(&doc, "reset"), ["reset_tool"], "{doc}");
     assert!(
         check_of(&doc["reset"], "hive_device_holders")["evidence"]
@@ -1046,7 +1080,7 @@ fn amd_reset_with_kfd_open_on_an_unknown_gpu_is_refused_as_unknown_and_no_amd_sm
 fn amd_reset_that_fails_is_said_with_the_kernels_failed_line() {
     let node = mi300x_node();
     let bdf = "0000:05:00.0";
-    if !fake_amd_smi_ending(&node, bdf, false) {
+    if !fake_amd_smi_ending(&node, bdf, AmdSmiEnds::KernelFailed) {
         return;
     }
     let doc = amd_reset(&node, "0", &[]);
@@ -1054,8 +1088,14 @@ fn amd_reset_that_fails_is_said_with_the_kernels_failed_line() {
     let o = &rep["outcome"];
     assert_eq!(rep["result"], "failed", "{rep}");
     assert_eq!(o["verified"], false);
-    assert_eq!(o["error"], "amd-smi reset -G failed (exit 1)");
-    assert_eq!(o["commands"][0]["stderr"], "GPU_RESET: Unable to reset GPU");
+    assert_eq!(o["commands"][0]["exit_code"], 0, "{o}");
+    assert_eq!(
+        o["error"],
+        format!(
+            "amd-smi reset -G exited 0 but did not reset {bdf}: amd-smi reported \"Failed to reset GPU\" for \
+             the GPU (it exits 0 after a failed reset)"
+        )
+    );
     let k = o["verification"]
         .as_array()
         .unwrap()
@@ -1069,6 +1109,42 @@ fn amd_reset_that_fails_is_said_with_the_kernels_failed_line() {
             .as_str()
             .unwrap()
             .contains(&format!("\"{bdf}: GPU reset(1) failed\"")),
+        "{k}"
+    );
+}
+
+/// amd-smi's library call failed before any reset: it prints "Failed to reset GPU" and exits 0, and the
+/// GPUs were never away, so they read "back". Not done: failed, with amd-smi's words and the kernel's
+/// silence.
+#[test]
+fn amd_reset_that_amd_smi_failed_with_exit_0_is_not_done() {
+    let node = mi300x_node();
+    let bdf = "0000:05:00.0";
+    if !fake_amd_smi_ending(&node, bdf, AmdSmiEnds::LibraryFailed) {
+        return;
+    }
+    let doc = amd_reset(&node, "0", &[]);
+    let rep = &doc["reset"];
+    let o = &rep["outcome"];
+    assert_eq!(rep["result"], "failed", "{rep}");
+    assert_eq!(o["verified"], false, "{o}");
+    assert!(
+        o["error"]
+            .as_str()
+            .unwrap()
+            .contains("\"Failed to reset GPU\""),
+        "{o}"
+    );
+    let k = o["verification"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["check"] == "kernel_log_reset")
+        .unwrap()
+        .clone();
+    assert_eq!(k["status"], "block", "{k}");
+    assert!(
+        k["evidence"].as_str().unwrap().contains("not verified"),
         "{k}"
     );
 }
@@ -1108,5 +1184,221 @@ fn amd_reset_of_a_cpx_gpu_counts_its_partitions_and_a_peers_partition_holder() {
             .unwrap()
             .starts_with("GPU 1 (0000:26:00.0): yes: pid 7000 (python3): /dev/dri/renderD143"),
         "{h}"
+    );
+}
+
+/// `--approved`'s `seen=` field: the digests of the unknowns a person saw, as the launcher passes them.
+fn seen_arg(items: &[String]) -> String {
+    let d: Vec<String> = items
+        .iter()
+        .map(|i| gpu_diag::operator::reset::unknown_digest(i))
+        .collect();
+    format!("seen={}", d.join(","))
+}
+
+/// Every unknown item of a report's checks: what the person saw, as the launcher passes it on.
+fn unknown_items(rep: &Value) -> Vec<String> {
+    let mut out: Vec<String> = rep["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|c| c["unknown_holders"].as_array().cloned().unwrap_or_default())
+        .map(|i| i.as_str().unwrap().to_string())
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// The act carries the identity of the GPU the person approved. When the index it names is another GPU
+/// by then (NVML fell silent and the AMD GPUs were numbered from 0), it is refused and nothing runs; the
+/// same GPU named by its PCI address is reset.
+#[test]
+fn amd_reset_act_pinned_to_the_approved_gpu_refuses_another_at_its_index() {
+    let node = mi300x_node();
+    let bdf = "0000:26:00.0";
+    let ran = fake_amd_smi(&node, bdf);
+    let shown = amd_reset(&node, "1", &["--dry-run"]);
+    let t = &shown["reset"]["target"];
+    assert_eq!(t["pci_bus_id"], bdf, "{t}");
+    let uid = t["uuid"].as_str().unwrap().to_string();
+    let approved = format!("pci={bdf};uuid={uid}");
+    let pin = ["--approved", approved.as_str()];
+    // "GPU 0" is now another GPU than the one approved.
+    let doc = amd_reset(&node, "0", &pin);
+    let rep = &doc["reset"];
+    assert_eq!(blocked(&doc, "reset"), ["gpu_identity"], "{rep}");
+    let why = check_of(rep, "gpu_identity")["evidence"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        why.contains(&format!("PCI address 0000:05:00.0 (approved: {bdf})")),
+        "{why}"
+    );
+    assert!(rep.get("outcome").is_none(), "{rep}");
+    if !ran {
+        return;
+    }
+    assert!(!node.path().join("amd-smi.argv").exists(), "amd-smi ran");
+    // By its PCI address (and by its unique id) it is the approved GPU wherever it is numbered.
+    let doc = amd_reset(&node, bdf, &pin);
+    let rep = &doc["reset"];
+    assert_eq!(check_of(rep, "gpu_identity")["status"], "pass", "{rep}");
+    assert_eq!(rep["result"], "done", "{rep}");
+    assert_eq!(
+        std::fs::read_to_string(node.path().join("amd-smi.argv")).unwrap(),
+        format!("reset -G -g {bdf}\n")
+    );
+    let by_uid = amd_reset(&node, &uid, &["--dry-run"]);
+    assert_eq!(by_uid["reset"]["target"]["pci_bus_id"], bdf);
+}
+
+/// A person overrode the unknown holder they saw (pid 5000); a job started since (pid 6000, /dev/kfd open,
+/// not in KFD's list) is not covered: the act refuses, naming it, and amd-smi does not run.
+#[test]
+fn amd_reset_override_does_not_cover_a_job_started_after_the_person_looked() {
+    let node = mi300x_node();
+    node.process(5000, "python3", &["python3"], "S", 1, 0x400000)
+        .fds(5000, &["/dev/kfd"]);
+    let ran = fake_amd_smi(&node, "0000:05:00.0");
+    let shown = amd_reset(&node, "0", &["--dry-run"]);
+    let saw = unknown_items(&shown["reset"]);
+    assert!(
+        saw.iter().any(|i| i.contains("pid 5000 (python3)")),
+        "{saw:?}"
+    );
+    let seen = seen_arg(&saw);
+    let args = vec!["--approved", &seen, "--override-unknown-holders"];
+    if ran {
+        // An override that carries no list of what the person saw covers nothing.
+        let doc = amd_reset(&node, "0", &["--override-unknown-holders"]);
+        assert!(
+            blocked(&doc, "reset").contains(&"override_as_confirmed".to_string()),
+            "an override without the list covers nothing: {doc}"
+        );
+    }
+    node.process(6000, "torchrun", &["torchrun"], "S", 1, 0x400000)
+        .fds(6000, &["/dev/kfd"]);
+    let doc = amd_reset(&node, "0", &args);
+    let rep = &doc["reset"];
+    let mut b = blocked(&doc, "reset");
+    b.retain(|c| c != "reset_tool");
+    assert_eq!(b, ["override_as_confirmed"], "{rep}");
+    let why = check_of(rep, "override_as_confirmed")["evidence"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(why.contains("pid 6000 (torchrun)"), "{why}");
+    assert!(!why.contains("pid 5000"), "{why}");
+    // The act's report lists both, for the audit.
+    let now = unknown_items(rep);
+    assert!(now.iter().any(|i| i.contains("pid 6000")), "{now:?}");
+    assert!(rep.get("outcome").is_none());
+    if ran {
+        assert!(!node.path().join("amd-smi.argv").exists(), "amd-smi ran");
+    }
+}
+
+/// The AMD device plugin gave a pod `amdgpu_xcp_5`, a partition device the probe cannot place (the GPUs
+/// read SPX, no partition files): every AMD GPU is unknown for the kubelet's device plugins, not "not
+/// assigned".
+#[test]
+fn amd_reset_with_an_unplaceable_partition_device_is_unknown() {
+    let d = HostRoot::short("amd");
+    d.file("proc/uptime", "5000.0 9000.0\n").process(
+        1,
+        "systemd",
+        &["/sbin/init"],
+        "S",
+        0,
+        0x400100,
+    );
+    amdgpu_tree::Node::new((0..8).map(amdgpu_tree::Gpu::mi300x).collect()).write(d.path());
+    let node = Node::new(
+        d,
+        Kubelet {
+            pods: vec![fake_kubelet::pod(
+                "ml",
+                "train-0",
+                &[("main", "amd.com/gpu", &["amdgpu_xcp_5"])],
+            )],
+            ..Default::default()
+        },
+    );
+    let doc = amd_reset(&node, "0", &["--dry-run"]);
+    let rep = &doc["reset"];
+    let a = check_of(rep, "hive_not_assigned");
+    assert_eq!(a["status"], "block", "{a}");
+    let why = a["evidence"].as_str().unwrap();
+    assert!(
+        why.contains("kubelet PodResources (device plugins)")
+            && why.contains("ml/train-0 (container main) holds amd.com/gpu amdgpu_xcp_5"),
+        "{why}"
+    );
+    assert_eq!(
+        a["unknown_sources"],
+        serde_json::json!(["kubelet PodResources (device plugins)"])
+    );
+}
+
+/// A process whose fd table the kernel refuses (EACCES: an LSM, ptrace rules) may hold any GPU of the
+/// hive: unknown, which refuses the reset, not a warning. The probe runs without CAP_DAC_OVERRIDE and
+/// CAP_DAC_READ_SEARCH (setpriv) so that a mode-000 fd directory is refused as on a real host.
+#[test]
+fn amd_reset_with_a_refused_fd_table_is_unknown_not_a_warning() {
+    let uid = Command::new("id").arg("-u").output().unwrap();
+    if String::from_utf8_lossy(&uid.stdout).trim() != "0"
+        || Command::new("setpriv").arg("--version").output().is_err()
+    {
+        gate::skip(
+            "dropping the DAC capabilities with setpriv needs root and util-linux's setpriv",
+        );
+        return;
+    }
+    let node = mi300x_node();
+    node.process(5000, "python3", &["python3"], "S", 1, 0x400000)
+        .fds(5000, &["/dev/kfd"]);
+    let fd = node.path().join("proc/5000/fd");
+    std::fs::set_permissions(&fd, std::os::unix::fs::PermissionsExt::from_mode(0o000)).unwrap();
+    let drop = "-dac_override,-dac_read_search";
+    let out = Command::new("setpriv")
+        .args([
+            &format!("--inh-caps={drop}"),
+            &format!("--bounding-set={drop}"),
+            "--",
+            env!("CARGO_BIN_EXE_node-probe"),
+            "--nvml-lib",
+            NO_NVML,
+            "--host-root",
+            node.path().to_str().unwrap(),
+            "reset",
+            "--gpu",
+            "0",
+            "--dry-run",
+        ])
+        .env_remove("NODE_PROBE_HOST_ROOT")
+        .output()
+        .unwrap();
+    std::fs::set_permissions(&fd, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let doc: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    let rep = &doc["reset"];
+    let h = check_of(rep, "hive_device_holders");
+    assert_eq!(h["status"], "block", "{rep}");
+    assert!(
+        h["evidence"]
+            .as_str()
+            .unwrap()
+            .contains("the fd tables of pid 5000 could not be read (permission denied"),
+        "{h}"
+    );
+    assert!(
+        rep["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["check"] != "holder_scan_complete"),
+        "{rep}"
     );
 }

@@ -26,6 +26,12 @@ pub const SCAN_BOUNDS: ScanBounds = ScanBounds {
 
 /// Pids listed in `fd_tables_cut`, at most.
 const MAX_CUT_LISTED: usize = 64;
+
+/// EACCES or EPERM (std maps both to `PermissionDenied`): the kernel refused the read, unlike a process
+/// that exited meanwhile.
+fn refused(e: &std::io::Error) -> bool {
+    e.kind() == IoKind::PermissionDenied
+}
 /// Queues read of one KFD process (a process has a few per GPU).
 const MAX_KFD_QUEUES: usize = 4096;
 const KFD_PROC: &str = "sys/class/kfd/kfd/proc";
@@ -80,8 +86,13 @@ fn read_device_holders_bounded(
         let fds = match std::fs::read_dir(dir.join("fd")) {
             Ok(fds) => fds,
             Err(e) if e.kind() == IoKind::NotFound => continue,
-            Err(_) => {
+            Err(e) => {
                 out.unreadable_pids += 1;
+                // Refused, not gone: the process is there and may hold a GPU (proc(5): the fd directory
+                // is governed by a ptrace access mode check; an LSM may refuse too).
+                if refused(&e) && out.denied_pids.len() < MAX_CUT_LISTED {
+                    out.denied_pids.push(pid);
+                }
                 continue;
             }
         };

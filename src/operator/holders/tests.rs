@@ -343,3 +343,95 @@ fn a_scenario_without_the_kubelet_is_not_judged() {
     };
     assert!(ask(&f, 0).is_none());
 }
+
+/// GPU 2 is an AMD GPU (its partitions unreadable, so `amdgpu_xcp_*` devices cannot be placed).
+fn with_amd_gpu(f: &mut NodeFacts) {
+    f.gpus.push(GpuFacts {
+        index: 2,
+        vendor: crate::facts::GpuVendor::Amd,
+        ..Default::default()
+    });
+}
+
+fn plugin_container(resource: &str, id: &str) -> PodResourcesContainerFacts {
+    PodResourcesContainerFacts {
+        name: "main".into(),
+        devices: vec![crate::facts::ContainerDevicesFacts {
+            resource_name: resource.into(),
+            device_ids: vec![id.into()],
+            numa_nodes: vec![],
+        }],
+        claims: vec![],
+    }
+}
+
+fn plugin_answer(f: &NodeFacts, gpu: u32) -> Answer {
+    ask(f, gpu)
+        .unwrap()
+        .answers
+        .into_iter()
+        .find(|a| a.source == Source::KubeletDevicePlugins)
+        .unwrap()
+        .answer
+}
+
+/// A vendor's device the probe cannot place is unknown on every GPU of that vendor, never "not assigned",
+/// and says nothing of the other vendor's GPUs.
+#[test]
+fn an_unplaceable_device_plugin_device_is_unknown_on_its_vendors_gpus() {
+    let mut f = facts(Kubelet::FullNoClaim, Api::Absent, Cdi::NoDriver);
+    with_amd_gpu(&mut f);
+    if let Reading::Ok(p) = &mut f.pod_resources {
+        p.pods[0]
+            .containers
+            .push(plugin_container("amd.com/gpu", "amdgpu_xcp_5"));
+    }
+    let Answer::Unknown { why, .. } = plugin_answer(&f, 2) else {
+        panic!("{:?}", plugin_answer(&f, 2))
+    };
+    assert!(
+        why.contains("amd.com/gpu amdgpu_xcp_5") && why.contains("any AMD GPU"),
+        "{why}"
+    );
+    assert!(matches!(ask(&f, 2).unwrap().verdict, Verdict::Unvouched(_)));
+    assert_eq!(ask(&f, 0).unwrap().verdict, Verdict::Free);
+    // An NVIDIA id of no GPU here: unknown on the NVIDIA GPUs, not on the AMD one.
+    if let Reading::Ok(p) = &mut f.pod_resources {
+        p.pods[0].containers = vec![plugin_container(
+            "nvidia.com/gpu",
+            "GPU-5f1c1a5e-0000-4000-8000-0000000000ff",
+        )];
+    }
+    assert!(matches!(plugin_answer(&f, 0), Answer::Unknown { .. }));
+    assert!(matches!(plugin_answer(&f, 1), Answer::Unknown { .. }));
+    assert!(matches!(plugin_answer(&f, 2), Answer::No(_)));
+}
+
+/// NVIDIA's per-claim specs show NVIDIA's claims only: with AMD's DRA driver registered too, the node
+/// source vouches for the NVIDIA GPUs and is unknown on the AMD one.
+#[test]
+fn node_claim_specs_vouch_only_for_the_drivers_whose_claims_they_show() {
+    let mut f = facts(Kubelet::HalfGateOff, Api::NotRead, Cdi::OtherGpu);
+    with_amd_gpu(&mut f);
+    let node = |f: &NodeFacts, gpu| {
+        ask(f, gpu)
+            .unwrap()
+            .answers
+            .into_iter()
+            .find(|a| a.source == Source::NodeClaimSpecs)
+            .unwrap()
+            .answer
+    };
+    // AMD's driver not registered: no AMD claim can exist.
+    assert!(matches!(node(&f, 2), Answer::No(_)), "{:?}", node(&f, 2));
+    if let Reading::Ok(h) = &mut f.dra {
+        h.registered.push(dra::AMD_DRIVER.into());
+    }
+    let Answer::Unknown { why, .. } = node(&f, 2) else {
+        panic!("{:?}", node(&f, 2))
+    };
+    assert!(why.contains("gpu.amd.com"), "{why}");
+    assert!(matches!(ask(&f, 2).unwrap().verdict, Verdict::Unvouched(_)));
+    // The NVIDIA GPU the spec does not name: still vouched for by NVIDIA's specs.
+    assert!(matches!(node(&f, 0), Answer::No(_)), "{:?}", node(&f, 0));
+}

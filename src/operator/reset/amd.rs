@@ -305,6 +305,19 @@ fn device_answers(
                 .join(", ")
         ));
     }
+    if !scan.denied_pids.is_empty() {
+        // Refused (EACCES/EPERM: an LSM, ptrace access rules), not exited: such a process may hold any
+        // GPU of the hive, so no GPU is idle by this scan.
+        incomplete.push(format!(
+            "the fd tables of pid {} could not be read (permission denied: an LSM or ptrace restriction), \
+             so what they hold is not known",
+            scan.denied_pids
+                .iter()
+                .map(u32::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
     if scan.pids_not_scanned > 0 {
         incomplete.push(format!(
             "{} process(es) were not scanned (more than the scan reads)",
@@ -376,7 +389,9 @@ fn device_answers(
             },
         ));
     }
-    Ok((out, scan.unreadable_pids))
+    // The refused ones are judged above as unknown; the rest exited meanwhile (or looped).
+    let denied = u32::try_from(scan.denied_pids.len()).unwrap_or(u32::MAX);
+    Ok((out, scan.unreadable_pids.saturating_sub(denied)))
 }
 
 /// Per member lines, members saying "no" grouped: `GPU 3 (0000:65:00.0): yes: ...; GPU 0-2,4-7: no`.
@@ -423,6 +438,13 @@ fn check_device_holders(facts: &NodeFacts, hive: &Hive<'_>, req: &ResetRequest) 
     let range = index_ranges(&hive.indexes(), ",");
     let any_yes = said.iter().any(|(_, s)| matches!(s, Said::Yes(_)));
     let any_unknown = said.iter().any(|(_, s)| matches!(s, Said::Unknown(_)));
+    let items: Vec<String> = said
+        .iter()
+        .flat_map(|(i, s)| match s {
+            Said::Unknown(w) => w.iter().map(|w| format!("GPU {i}: {w}")).collect(),
+            _ => Vec::new(),
+        })
+        .collect();
     let mut out = vec![if any_yes {
         Check::block(
             NAME,
@@ -433,13 +455,15 @@ fn check_device_holders(facts: &NodeFacts, hive: &Hive<'_>, req: &ResetRequest) 
             ),
         )
     } else if any_unknown && req.override_unknown {
-        Check::warn(
+        let mut c = Check::warn(
             NAME,
             format!(
                 "OVERRIDDEN by the person who confirmed: whether these GPUs are in use is not known: {}",
                 per_gpu(facts, &said)
             ),
-        )
+        );
+        c.unknown_holders = items;
+        c
     } else if any_unknown {
         let mut c = Check::block(
             NAME,
@@ -451,6 +475,7 @@ fn check_device_holders(facts: &NodeFacts, hive: &Hive<'_>, req: &ResetRequest) 
             ),
         );
         c.unknown_sources = vec![DEVICE_FILES_SOURCE.to_string()];
+        c.unknown_holders = items;
         c
     } else {
         Check::pass(
@@ -465,8 +490,8 @@ fn check_device_holders(facts: &NodeFacts, hive: &Hive<'_>, req: &ResetRequest) 
         out.push(Check::warn(
             "holder_scan_complete",
             format!(
-                "the fd tables of {unreadable} process(es) could not be read (exited meanwhile, or no \
-                 permission): holders among them are not seen"
+                "the fd tables of {unreadable} process(es) could not be read (not for lack of \
+                 permission: a loop, an I/O error): holders among them are not seen"
             ),
         ));
     }
@@ -532,13 +557,22 @@ fn check_assignment(facts: &NodeFacts, hive: &Hive<'_>, overridden: bool) -> Opt
         .map(|(s, (why, _, gpus))| format!("GPU {}: unknown: {s}: {why}", index_ranges(gpus, ",")))
         .collect::<Vec<_>>()
         .join(". ");
+    let items: Vec<String> = unvouched
+        .iter()
+        .flat_map(|(i, us)| {
+            us.iter()
+                .map(move |u| format!("GPU {i}: {}: {}", u.source.name(), u.why))
+        })
+        .collect();
     if overridden {
-        return Some(Check::warn(
+        let mut c = Check::warn(
             NAME,
             format!(
                 "OVERRIDDEN by the person who confirmed: who holds these GPUs is not known. {what}"
             ),
-        ));
+        );
+        c.unknown_holders = items;
+        return Some(c);
     }
     let fixes = by_source
         .iter()
@@ -550,6 +584,7 @@ fn check_assignment(facts: &NodeFacts, hive: &Hive<'_>, overridden: bool) -> Opt
         format!("{what}. Fix: {fixes}; {}", holders::OVERRIDE_FIX),
     );
     c.unknown_sources = by_source.keys().map(|s| s.to_string()).collect();
+    c.unknown_holders = items;
     Some(c)
 }
 
@@ -694,8 +729,66 @@ fn new_records<'a>(before: Option<&KernelLogFacts>, after: &'a KernelLogFacts) -
 /// At most this many kernel lines are quoted.
 const MAX_QUOTED: usize = 12;
 
-/// The kernel's reset lines for the hive since the reset started, quoted: a `failed` line blocks.
+/// amd-smi's word on its reset, from its output. amd-smi stores `'Successfully reset GPU'` under
+/// `gpu_reset`, or `"Failed to reset GPU"` when the library call raised anything but NO_PERM
+/// (ROCm/amdsmi 0ceca28 `amdsmi_cli/amdsmi_commands.py:4283-4294`), prints it with the key upper-cased
+/// (`amdsmi_cli/amdsmi_logger.py:96`) and returns normally (`amdsmi_commands.py:4424`); a library
+/// exception that reaches `main` is printed, not turned into an exit status (`amdsmi_cli/amdsmi_cli.py:134-138`).
+/// So exit 0 says nothing: only the success line for the one GPU `-g <BDF>` named does. `Err` with why.
+pub fn amd_smi_said(stdout: &str, stderr: &str) -> Result<(), String> {
+    let results: Vec<&str> = stdout
+        .lines()
+        .filter_map(|l| {
+            let (k, v) = l.trim().split_once(':')?;
+            k.trim().eq_ignore_ascii_case("gpu_reset").then(|| v.trim())
+        })
+        .collect();
+    match results.as_slice() {
+        ["Successfully reset GPU"] => Ok(()),
+        [] => {
+            let said = clean(
+                if stdout.trim().is_empty() {
+                    stderr
+                } else {
+                    stdout
+                },
+                200,
+            );
+            Err(format!(
+                "amd-smi printed no GPU_RESET result for the GPU (it said: \"{said}\"), so it did not say \
+                 the GPU was reset"
+            ))
+        }
+        [one] => Err(format!(
+            "amd-smi reported \"{}\" for the GPU (it exits 0 after a failed reset)",
+            clean(one, 120)
+        )),
+        many => Err(format!(
+            "amd-smi printed {} GPU_RESET results for one -g <BDF>, so which GPU was reset is not known",
+            many.len()
+        )),
+    }
+}
+
+/// `GPU reset end with ret = N` (amdgpu_device.c:6148 in Linux 6.12, `amdgpu_device_gpu_recover`'s last
+/// line, per device of the hive): the `ret` of a line naming `bdf`. A narrow matcher of the reset code's own;
+/// the shared grammar does not classify this line.
+fn reset_end_ret(text: &str, bdfs: &BTreeSet<String>) -> Option<(String, i64)> {
+    const END: &str = "GPU reset end with ret = ";
+    let at = text.find(END)?;
+    let ret = text[at + END.len()..].trim().parse().ok()?;
+    let bdf = bdfs
+        .iter()
+        .find(|b| text[..at].contains(&format!("{b}: ")))?;
+    Some((bdf.clone(), ret))
+}
+
+/// The kernel's reset lines for the hive since the reset started, quoted. Only a success line naming the
+/// target GPU's own PCI address (`GPU reset(N) succeeded!` or `GPU reset end with ret = 0`) verifies
+/// the reset; a `failed` line blocks; no line, or an unreadable log, is "not verified" (amd-smi's exit
+/// status does not tell, see [`amd_smi_said`]).
 fn check_kernel_log(
+    target: &str,
     bdfs: &BTreeSet<String>,
     before: Option<&KernelLogFacts>,
     after: &Reading<KernelLogFacts>,
@@ -705,10 +798,11 @@ fn check_kernel_log(
     let after = match after {
         Reading::Ok(a) => a,
         Reading::Err(e) => {
-            return Check::warn(
+            return Check::block(
                 NAME,
                 format!(
-                    "the kernel log could not be read after the reset ({}): its reset lines are not quoted",
+                    "the kernel log could not be read after the reset ({}): that {target} was reset is not \
+                     verified",
                     crate::analysis::error_name(e.error)
                 ),
             );
@@ -721,14 +815,27 @@ fn check_kernel_log(
             Some((head, t)) if kmsg_seq(raw).is_some() && !head.is_empty() => unescape_kmsg(t),
             _ => raw.to_string(),
         };
+        if let Some((pci, ret)) = reset_end_ret(&text, bdfs) {
+            if ret != 0 {
+                failed = true;
+            } else if pci == target {
+                ok = true;
+            }
+            if quoted.len() < MAX_QUOTED {
+                quoted.push(format!("\"{pci}: GPU reset end with ret = {ret}\""));
+            }
+            continue;
+        }
         let Some(line) = parse_amdgpu(&text) else {
             continue;
         };
-        if line.pci.as_ref().is_some_and(|p| !bdfs.contains(p)) {
+        // A line that names no GPU is no GPU's reset.
+        let Some(pci) = line.pci.as_ref().filter(|p| bdfs.contains(*p)) else {
             continue;
-        }
+        };
         match line.kind {
-            AmdKind::ResetSucceeded => ok = true,
+            AmdKind::ResetSucceeded if pci == target => ok = true,
+            AmdKind::ResetSucceeded => {}
             AmdKind::ResetFailed => failed = true,
             // amdgpu_device_gpu_recover prints it only for a nonzero result (amdgpu_device.c).
             AmdKind::ResetEnd { ret } if ret != 0 => failed = true,
@@ -736,11 +843,7 @@ fn check_kernel_log(
             _ => continue,
         }
         if quoted.len() < MAX_QUOTED {
-            quoted.push(format!(
-                "\"{}{}\"",
-                line.pci.map(|p| format!("{p}: ")).unwrap_or_default(),
-                clean(&line.text, 160)
-            ));
+            quoted.push(format!("\"{pci}: {}\"", clean(&line.text, 160)));
         }
     }
     let lines = quoted.join(", ");
@@ -755,14 +858,19 @@ fn check_kernel_log(
     } else if ok {
         Check::pass(NAME, format!("the kernel logged: {lines}"))
     } else if quoted.is_empty() {
-        Check::warn(
+        Check::block(
             NAME,
-            "the kernel log shows no GPU reset line for the hive since the reset started",
+            format!(
+                "the kernel log shows no GPU reset line for the hive since the reset started: that {target} \
+                 was reset is not verified"
+            ),
         )
     } else {
-        Check::warn(
+        Check::block(
             NAME,
-            format!("the kernel logged no `succeeded` line, only: {lines}"),
+            format!(
+                "the kernel logged no reset success line for {target}, only: {lines}: the reset is not verified"
+            ),
         )
     }
 }
@@ -813,6 +921,7 @@ fn totals_text(t: &[u64; 5]) -> String {
 /// lines since `log_before`.
 pub fn verify(
     before: &NodeFacts,
+    target: &str,
     members: &[u32],
     after: &NodeFacts,
     log_before: Option<&KernelLogFacts>,
@@ -899,7 +1008,7 @@ pub fn verify(
         .filter_map(|g| bdf(g))
         .map(str::to_string)
         .collect();
-    out.push(check_kernel_log(&bdfs, log_before, log_after));
+    out.push(check_kernel_log(target, &bdfs, log_before, log_after));
     out
 }
 

@@ -34,5 +34,7 @@ pub use in_use::{check_device_holders, check_processes, holder_hint};
 pub use nvlink::check_nvswitch_fabric_manager;
 pub use plan::{persistence_was_on, plan, preflight, steps};
 pub use report::{CommandRun, ResetOutcome, ResetReport, ResetTarget};
-pub use request::{GpuSelector, ResetRequest};
+pub use request::{
+    GpuSelector, ResetPin, ResetRequest, Seen, parse_approved, parse_bdf, same_bdf, unknown_digest,
+};
 pub use verify::verify;

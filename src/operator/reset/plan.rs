@@ -7,9 +7,9 @@ use super::gpu_state::{
 use super::in_use::{check_device_holders, check_processes};
 use super::nvlink::check_nvswitch_fabric_manager;
 use super::report::{ResetReport, ResetTarget};
-use super::request::ResetRequest;
+use super::request::{ResetRequest, partition_of, pin_mismatches};
 use crate::facts::{GpuFacts, NodeFacts};
-use crate::operator::{Check, PlanStep, Preflight, gpu_name};
+use crate::operator::{Check, PlanStep, Preflight, gpu_name, unknown_items};
 
 /// Judge a reset request against the facts.
 pub fn preflight(facts: &NodeFacts, req: &ResetRequest) -> Preflight {
@@ -36,10 +36,39 @@ pub fn preflight(facts: &NodeFacts, req: &ResetRequest) -> Preflight {
         )]);
     };
     let mut checks = vec![Check::pass("gpu_found", gpu_name(g))];
+    if let Some(pin) = req.pin.as_ref().filter(|p| !p.is_empty()) {
+        let off = pin_mismatches(pin, g);
+        if !off.is_empty() {
+            // Another GPU than the one approved: nothing about it was shown to anyone.
+            checks.push(Check::block(
+                "gpu_identity",
+                format!(
+                    "GPU {} is not the GPU the person approved: {}. GPU indexes shift when a vendor's \
+                     library stops answering (AMD's GPUs are numbered after NVIDIA's): call again, naming \
+                     the GPU by its PCI address or unique id",
+                    req.gpu,
+                    off.join(", ")
+                ),
+            ));
+            return Preflight::from_checks(checks);
+        }
+        checks.push(Check::pass(
+            "gpu_identity",
+            format!(
+                "the GPU approved: {}",
+                [&pin.pci_bus_id, &pin.uuid, &pin.partition]
+                    .into_iter()
+                    .flatten()
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        ));
+    }
     if !g.vendor.is_nvidia() {
         // Every check after this one is NVIDIA's (NVML, nvidia-smi, NVLink, MIG): AMD's are its own.
         checks.extend(super::amd::preflight(facts, g, req));
-        return Preflight::from_checks(checks);
+        return Preflight::from_checks(with_seen_unknowns(checks, req));
     }
     checks.push(check_on_bus(g));
     if g.handle_error.is_some() {
@@ -60,7 +89,44 @@ pub fn preflight(facts: &NodeFacts, req: &ResetRequest) -> Preflight {
             Err(why) => Check::block("reset_tool", why.clone()),
         });
     }
-    Preflight::from_checks(checks)
+    Preflight::from_checks(with_seen_unknowns(checks, req))
+}
+
+/// A person's override covers the unknowns they saw, not one found since: each found now (on the
+/// overridden warnings) must be among those the confirmation carries; an override that carries none
+/// covers nothing.
+fn with_seen_unknowns(mut checks: Vec<Check>, req: &ResetRequest) -> Vec<Check> {
+    if !req.override_unknown {
+        return checks;
+    }
+    let seen = req.seen_unknown.as_deref().unwrap_or_default();
+    let now = unknown_items(&checks);
+    let new: Vec<&String> = now
+        .iter()
+        .filter(|i| !seen.contains(&super::request::unknown_digest(i)))
+        .collect();
+    checks.push(if new.is_empty() {
+        Check::pass(
+            "override_as_confirmed",
+            format!(
+                "the unknowns found now are among the {} the person saw when they overrode",
+                seen.len()
+            ),
+        )
+    } else {
+        Check::block(
+            "override_as_confirmed",
+            format!(
+                "found since the person overrode, so not covered by it: {}. Call again: the person is \
+                 asked anew with what is unknown now",
+                new.iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ),
+        )
+    });
+    checks
 }
 
 /// The whole report before execution.
@@ -75,6 +141,7 @@ pub fn plan(facts: &NodeFacts, req: &ResetRequest, dry_run: bool, simulated: boo
             uuid: g.uuid.ok().cloned(),
             pci_bus_id: g.pci_bus_id.ok().cloned(),
             name: g.name.ok().cloned(),
+            partition: partition_of(g),
         }),
         dry_run,
         simulated,
@@ -239,5 +306,119 @@ mod amd_tests {
         let nvidia = checks(&f, 0);
         assert!(nvidia.iter().all(|c| c.check != "gpu_vendor"), "{nvidia:?}");
         assert!(nvidia.iter().any(|c| c.check == "reset_tool"));
+    }
+}
+
+#[cfg(test)]
+mod pin_tests {
+    use super::*;
+    use crate::operator::CheckStatus;
+    use crate::operator::reset::request::{GpuSelector, ResetPin};
+    use crate::operator::reset::test_support::req;
+
+    fn mixed() -> NodeFacts {
+        serde_json::from_str(include_str!("../../scenarios/mixed-h100-mi210.json")).unwrap()
+    }
+
+    /// NVML stops answering between the preflight and the act: the probe numbers the AMD GPUs from 0.
+    fn nvml_silent(f: &NodeFacts) -> NodeFacts {
+        let mut g = f.clone();
+        g.gpus.retain(|g| !g.vendor.is_nvidia());
+        for (i, x) in g.gpus.iter_mut().enumerate() {
+            x.index = i as u32;
+        }
+        g
+    }
+
+    /// The act carries the approved GPU's identity: "GPU 0" that became the AMD GPU is refused, naming
+    /// both; the same GPU named by PCI address or unique id is found whatever its index.
+    #[test]
+    fn an_act_resets_the_approved_gpu_or_nothing() {
+        let before = mixed();
+        let shown = plan(&before, &req(GpuSelector::Index(0)), true, false);
+        let t = shown.target.clone().unwrap();
+        let pin = t.pin();
+        assert!(pin.uuid.as_deref().unwrap().starts_with("GPU-"), "{pin:?}");
+        let after = nvml_silent(&before);
+        let mut act = req(GpuSelector::Index(0));
+        // Without the pin, "GPU 0" is now the AMD GPU.
+        let unpinned = preflight(&after, &act);
+        assert!(unpinned.checks.iter().any(|c| c.check == "reset_scope"));
+        act.pin = Some(pin.clone());
+        let pf = preflight(&after, &act);
+        assert!(!pf.allowed);
+        let id = pf
+            .checks
+            .iter()
+            .find(|c| c.check == "gpu_identity")
+            .unwrap();
+        assert_eq!(id.status, CheckStatus::Block);
+        assert!(
+            id.evidence
+                .contains(&format!("(approved: {})", t.pci_bus_id.as_deref().unwrap()))
+                && id
+                    .evidence
+                    .contains("naming the GPU by its PCI address or unique id"),
+            "{}",
+            id.evidence
+        );
+        assert_eq!(pf.checks.len(), 2, "nothing else judged: {pf:#?}");
+        // The same GPU, same index: the pin passes.
+        let pf = preflight(&before, &act);
+        assert_eq!(
+            pf.checks
+                .iter()
+                .find(|c| c.check == "gpu_identity")
+                .unwrap()
+                .status,
+            CheckStatus::Pass
+        );
+        // The AMD GPU by its PCI address (4-digit domain) and unique id, before and after NVML fell silent;
+        // an NVIDIA GPU by NVML's 8-digit-domain address written short.
+        let amd = before.gpus.iter().find(|g| !g.vendor.is_nvidia()).unwrap();
+        let bdf = amd.pci_bus_id.ok().unwrap().clone();
+        let uid = amd.uuid.ok().unwrap().clone();
+        for f in [&before, &after] {
+            for sel in [
+                bdf.clone(),
+                uid.clone(),
+                format!("0x{}", uid.to_uppercase()),
+            ] {
+                let s = GpuSelector::parse(&sel).unwrap();
+                assert_eq!(s.find(f).unwrap().pci_bus_id.ok(), Some(&bdf), "{sel}");
+            }
+        }
+        let nv = before.gpus.iter().find(|g| g.vendor.is_nvidia()).unwrap();
+        let short = nv
+            .pci_bus_id
+            .ok()
+            .unwrap()
+            .trim_start_matches('0')
+            .to_string();
+        let short = short.trim_start_matches(':');
+        assert_eq!(
+            GpuSelector::parse(short)
+                .unwrap()
+                .find(&before)
+                .unwrap()
+                .index,
+            nv.index,
+            "{short}"
+        );
+        assert!(GpuSelector::parse(short).unwrap().find(&after).is_none());
+        // A partition mode that changed is another GPU too.
+        let p = ResetPin {
+            partition: Some("CPX/NPS4".into()),
+            ..ResetPin::default()
+        };
+        act.pin = Some(p);
+        act.gpu = GpuSelector::Bdf(bdf);
+        let pf = preflight(&after, &act);
+        assert!(
+            pf.checks.iter().any(|c| c.check == "gpu_identity"
+                && c.status == CheckStatus::Block
+                && c.evidence.contains("partition mode")),
+            "{pf:#?}"
+        );
     }
 }

@@ -14,6 +14,20 @@ pub struct ResetTarget {
     pub pci_bus_id: Option<String>,
     #[serde(default)]
     pub name: Option<String>,
+    /// An AMD GPU's partition mode (`CPX/NPS4`), where readable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partition: Option<String>,
+}
+
+impl ResetTarget {
+    /// What the act is pinned to: this GPU's PCI address, unique id and partition mode.
+    pub fn pin(&self) -> super::request::ResetPin {
+        super::request::ResetPin {
+            pci_bus_id: self.pci_bus_id.clone(),
+            uuid: self.uuid.clone(),
+            partition: self.partition.clone(),
+        }
+    }
 }
 
 /// The `reset` report.

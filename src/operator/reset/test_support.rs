@@ -50,6 +50,8 @@ pub(super) fn req(gpu: GpuSelector) -> ResetRequest {
         self_pid: Some(4000),
         tool: None,
         override_unknown: false,
+        pin: None,
+        seen_unknown: None,
     }
 }
 

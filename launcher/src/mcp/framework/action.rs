@@ -213,6 +213,9 @@ pub struct ProbeAction<'a, R> {
     pub pick: fn(Report) -> Option<R>,
     /// How the plan ended, in words for the audit, when it ran (`killed with SIGKILL`, ...).
     pub outcome_of: fn(&R) -> Option<String>,
+    /// What a person sees in the preflight that the act is bound to (reset: the GPU's identity and the
+    /// unknowns an override covers); `None` binds nothing.
+    pub seen_of: fn(&R) -> Option<super::confirm::Seen>,
 }
 
 impl<R: Serialize + ActionReport> ProbeAction<'_, R> {
@@ -227,6 +230,7 @@ impl<R: Serialize + ActionReport> ProbeAction<'_, R> {
             skip_evidence,
             pick,
             outcome_of,
+            seen_of,
         } = self;
         let summary_of = |r: &R| summary(r, outcome_of(r));
         cx.check_target(&t)?;
@@ -242,6 +246,7 @@ impl<R: Serialize + ActionReport> ProbeAction<'_, R> {
         };
         let confirmed_by;
         let mut overrode = false;
+        let mut seen: Option<super::confirm::Seen> = None;
         let mut evidence = None;
         let outcome = if dry_run {
             confirmed_by = "not_needed";
@@ -252,6 +257,7 @@ impl<R: Serialize + ActionReport> ProbeAction<'_, R> {
             // override. A retry answering an input request saw it in the first round.
             let wrong_confirm = confirm_arg.as_deref().is_some_and(|c| c != target);
             let mut offer: Option<Vec<String>> = None;
+            let mut shown: Option<super::confirm::Seen> = None;
             let summary =
                 if cx.confirm.channel.asks_a_person() && !cx.confirm.is_retry() && !wrong_confirm {
                     let pre = match run(true).await {
@@ -271,6 +277,7 @@ impl<R: Serialize + ActionReport> ProbeAction<'_, R> {
                             return Err(e);
                         }
                     };
+                    shown = seen_of(&pre.0);
                     if pre.0.result() != ActionResult::Refused {
                         Ok(summary_of(&pre.0))
                     } else if let Some(sources) = pre.0.unknown_holders() {
@@ -289,7 +296,7 @@ impl<R: Serialize + ActionReport> ProbeAction<'_, R> {
                     Ok(pre)
                 }
                 Ok(summary) => {
-                    let asked = confirm(
+                    let (asked, saw) = confirm(
                         &cx.peer,
                         &cx.confirm,
                         action,
@@ -297,8 +304,10 @@ impl<R: Serialize + ActionReport> ProbeAction<'_, R> {
                         confirm_arg.as_deref(),
                         &summary,
                         offer.as_deref(),
+                        shown.as_ref(),
                     )
                     .await;
+                    seen = saw;
                     let approved = match asked {
                         Confirmed::Yes(how) => Some((how, false)),
                         Confirmed::YesOverriding(how) => Some((how, true)),
@@ -336,12 +345,14 @@ impl<R: Serialize + ActionReport> ProbeAction<'_, R> {
                                     }
                                 }
                             }
-                            if over {
-                                cx.probe_report(action, &t, request.clone().overridden(), pick)
-                                    .await
-                            } else {
-                                run(false).await
-                            }
+                            // The act resets the GPU the person saw, and an override covers the
+                            // unknowns they saw, nothing found since.
+                            let act = match &seen {
+                                Some(s) => request.clone().bound(s),
+                                None => request.clone(),
+                            };
+                            let act = if over { act.overridden() } else { act };
+                            cx.probe_report(action, &t, act, pick).await
                         }
                         None => unreachable!("every other answer returned above"),
                     }
@@ -369,10 +380,18 @@ impl<R: Serialize + ActionReport> ProbeAction<'_, R> {
         let result = result_name(report.result());
         let mut message = summary_of(&report);
         if overrode {
-            // The Event names the override; the warning in the summary names the unknown sources.
+            // The Event names the override and both lists: what the person saw when they overrode, and
+            // what the act found (an act that found more refused).
+            let saw = seen.as_ref().map(|s| s.unknown.clone()).unwrap_or_default();
+            let found = gpu_diag::operator::unknown_items(report.checks());
             message.insert_str(
                 0,
-                "OVERRIDE of unknown GPU holders by the person who confirmed; ",
+                &format!(
+                    "OVERRIDE of unknown GPU holders by the person who confirmed; unknowns the person saw: \
+                     [{}]; unknowns at the act: [{}]; ",
+                    saw.join(" | "),
+                    found.join(" | ")
+                ),
             );
         }
         if let Some(n) = evidence_note(evidence.as_ref(), skip_evidence && !dry_run) {
@@ -468,8 +487,10 @@ impl<'a> ClusterAction<'a> {
             confirm_arg,
             summary,
             None,
+            None,
         )
         .await
+        .0
         {
             // Nothing is offered to override here: an override cannot come back.
             Confirmed::Yes(how) | Confirmed::YesOverriding(how) => Ok(how),

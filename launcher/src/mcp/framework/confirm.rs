@@ -25,6 +25,8 @@ use rmcp::{Peer, RoleServer};
 use serde_json::Value;
 use sha2::Digest;
 
+pub use gpu_diag::operator::reset::Seen;
+
 /// How this call can ask a person.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Channel {
@@ -158,6 +160,8 @@ struct Pending {
     args_digest: [u8; 32],
     /// The form offered the override: only then may the answer carry it.
     offered_override: bool,
+    /// What the person is shown in this round, which the act of the retry is bound to.
+    seen: Option<Seen>,
     expires: Instant,
 }
 
@@ -325,6 +329,7 @@ fn ask(
     target: &str,
     summary: &str,
     offer: Option<&[String]>,
+    seen: Option<&Seen>,
 ) -> Confirmed {
     let params = match form(target, summary, offer) {
         Ok(p) => p,
@@ -342,6 +347,7 @@ fn ask(
             target: target.to_string(),
             args_digest: call.args_digest,
             offered_override: offer.is_some(),
+            seen: seen.cloned(),
             expires: Instant::now() + PENDING_TTL,
         },
     );
@@ -358,12 +364,21 @@ fn ask(
 
 /// A retry that answers an input request: the nonce must be one this process issued, unused and
 /// unexpired, for this tool, target and arguments; the answer must be the user's explicit approval.
+#[cfg(test)]
 fn check_retry(call: &CallConfirm, tool: &str, target: &str) -> Confirmed {
+    check_retry_seen(call, tool, target).0
+}
+
+/// [`check_retry`], with what the person was shown in the first round.
+fn check_retry_seen(call: &CallConfirm, tool: &str, target: &str) -> (Confirmed, Option<Seen>) {
     let refuse = |why: &str| {
-        Confirmed::No(format!(
-            "{tool} on `{target}`: {why}; call again without requestState and inputResponses to be asked \
-             anew. Nothing was done."
-        ))
+        (
+            Confirmed::No(format!(
+                "{tool} on `{target}`: {why}; call again without requestState and inputResponses to be \
+                 asked anew. Nothing was done."
+            )),
+            None,
+        )
     };
     let Some(state) = call.request_state.as_deref() else {
         return refuse("inputResponses came without the requestState of the input request");
@@ -382,7 +397,10 @@ fn check_retry(call: &CallConfirm, tool: &str, target: &str) -> Confirmed {
         return refuse("the retry carries no answer to the confirmation");
     };
     match serde_json::from_value::<ElicitResult>(answer.clone()) {
-        Ok(r) => judge(&r, target, "input_request", p.offered_override),
+        Ok(r) => (
+            judge(&r, target, "input_request", p.offered_override),
+            p.seen,
+        ),
         Err(_) => refuse("the answer to the confirmation is not an elicitation result"),
     }
 }
@@ -408,6 +426,11 @@ pub fn check_confirm(tool: &str, target: &str, confirm: Option<&str>) -> Result<
 /// `confirm` argument decides. `offer`: the sources that could not say who holds a GPU, where the
 /// preflight refused for that alone; the person is then offered the override (the `confirm` argument
 /// never overrides).
+///
+/// `seen`: what the person is shown (the preflight's GPU identity and unknowns); the answer gives back
+/// what the approving person saw, from this round or, on a retry, from the round that asked (kept here,
+/// never taken from the client). `None` where no person saw a preflight (`confirm`).
+#[allow(clippy::too_many_arguments)]
 pub async fn confirm(
     peer: &Peer<RoleServer>,
     call: &CallConfirm,
@@ -416,24 +439,25 @@ pub async fn confirm(
     confirm_arg: Option<&str>,
     summary: &str,
     offer: Option<&[String]>,
-) -> Confirmed {
+    seen: Option<&Seen>,
+) -> (Confirmed, Option<Seen>) {
     if let Some(c) = confirm_arg
         && c != target
     {
         return match check_confirm(tool, target, Some(c)) {
-            Err(e) => Confirmed::No(e),
-            Ok(()) => Confirmed::Yes("confirm_argument"),
+            Err(e) => (Confirmed::No(e), None),
+            Ok(()) => (Confirmed::Yes("confirm_argument"), None),
         };
     }
     if call.is_retry() {
-        return check_retry(call, tool, target);
+        return check_retry_seen(call, tool, target);
     }
     match call.channel {
-        Channel::Elicitation => elicit(peer, target, summary, offer).await,
-        Channel::InputRequest => ask(call, tool, target, summary, offer),
+        Channel::Elicitation => (elicit(peer, target, summary, offer).await, seen.cloned()),
+        Channel::InputRequest => (ask(call, tool, target, summary, offer, seen), None),
         Channel::ConfirmArgument => match check_confirm(tool, target, confirm_arg) {
-            Ok(()) => Confirmed::Yes("confirm_argument"),
-            Err(e) => Confirmed::No(e),
+            Ok(()) => (Confirmed::Yes("confirm_argument"), None),
+            Err(e) => (Confirmed::No(e), None),
         },
     }
 }
@@ -454,7 +478,7 @@ mod tests {
     }
 
     fn asked(c: &CallConfirm, tool: &str, target: &str) -> String {
-        match ask(c, tool, target, "summary", None) {
+        match ask(c, tool, target, "summary", None, None) {
             Confirmed::Ask(r) => {
                 assert!(r.input_requests.as_ref().unwrap().contains_key(INPUT_KEY));
                 r.request_state.clone().unwrap()
@@ -583,7 +607,7 @@ mod tests {
         let sources = vec!["kubelet PodResources (device plugins)".to_string()];
         // Offered: the form carries the field, and the approval with it overrides.
         let c = call(args.clone(), None, None);
-        let Confirmed::Ask(r) = ask(&c, "reset_gpu", "n/gpu/0", "s", Some(&sources)) else {
+        let Confirmed::Ask(r) = ask(&c, "reset_gpu", "n/gpu/0", "s", Some(&sources), None) else {
             panic!("not asked")
         };
         let form = serde_json::to_string(&r.input_requests).unwrap();
@@ -612,7 +636,7 @@ mod tests {
         ));
         // Offered but not set, or set without the approval.
         let c = call(args.clone(), None, None);
-        let Confirmed::Ask(r) = ask(&c, "reset_gpu", "n/gpu/0", "s", Some(&sources)) else {
+        let Confirmed::Ask(r) = ask(&c, "reset_gpu", "n/gpu/0", "s", Some(&sources), None) else {
             panic!("not asked")
         };
         let state = r.request_state.clone().unwrap();
@@ -642,6 +666,7 @@ mod tests {
             target: "n".into(),
             args_digest: [0; 32],
             offered_override: false,
+            seen: None,
             expires: Instant::now() + Duration::from_secs(secs),
         }
     }

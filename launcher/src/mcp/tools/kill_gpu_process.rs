@@ -101,6 +101,7 @@ audited (Kubernetes Event on the Node + JSON log line).",
                 _ => None,
             },
             outcome_of: kill_outcome,
+            seen_of: |_| None,
         }
         .run(cx)
         .await

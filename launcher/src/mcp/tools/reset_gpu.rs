@@ -16,11 +16,16 @@ pub struct ResetGpu;
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ResetArgs {
-    /// GPU index (`3`) or UUID (`GPU-...`), as `get_gpu_inventory` reports it.
+    /// GPU index (`3`), UUID (`GPU-...`), AMD unique id (16 hex digits) or PCI address
+    /// (`0000:65:00.0`), as `get_gpu_inventory` reports it. An index is the probe's numbering (NVIDIA's
+    /// GPUs first, then AMD's) and shifts when a vendor's library stops answering; the act is refused
+    /// when the GPU found is not the one the person approved.
     #[serde(deserialize_with = "string_or_index")]
     #[schemars(
         length(min = 1, max = 100),
-        regex(pattern = r"^([0-9]{1,4}|[Gg][Pp][Uu]-[0-9A-Za-z-]{1,96})$")
+        regex(
+            pattern = r"^([0-9]{1,4}|[Gg][Pp][Uu]-[0-9A-Za-z-]{1,96}|(0[xX])?[0-9A-Fa-f]{16}|([0-9A-Fa-f]{1,8}:)?[0-9A-Fa-f]{2}:[0-9A-Fa-f]{2}\.[0-7])$"
+        )
     )]
     pub gpu: String,
     /// Run the preflight only (who holds the GPU, MIG, Fabric Manager, ...): no reset, no confirmation.
@@ -96,6 +101,7 @@ elicitation, after seeing the preflight; where the client can ask no one, `confi
                 dry_run: false,
                 api_claims: claims.arg(),
                 override_unknown: false,
+                seen: None,
             },
             dry_run: a.dry_run.unwrap_or(false),
             confirm: a.confirm,
@@ -107,6 +113,14 @@ elicitation, after seeing the preflight; where the client can ask no one, `confi
             outcome_of: |x| {
                 let o = x.outcome.as_ref()?;
                 Some(if o.verified { "reset and verified" } else { "reset not verified" }.into())
+            },
+            // The act resets the GPU of the preflight the person saw (its PCI address, unique id and
+            // partition mode), and an override covers the unknowns that preflight showed.
+            seen_of: |x| {
+                Some(gpu_diag::operator::reset::Seen {
+                    pin: x.target.as_ref().map(|t| t.pin()).filter(|p| !p.is_empty()),
+                    unknown: gpu_diag::operator::unknown_items(&x.checks),
+                })
             },
         }
         .run(cx)

@@ -339,8 +339,9 @@ are left out; per GPU each RVS action passed, failed or not run (a GPU passes on
                 target.node_name,
                 deadline / 60
             );
-            match confirm(&cx.peer, &cx.confirm, Self::NAME, &target_text, a.confirm.as_deref(), &summary, None)
+            match confirm(&cx.peer, &cx.confirm, Self::NAME, &target_text, a.confirm.as_deref(), &summary, None, None)
                 .await
+                .0
             {
                 // Nothing is offered to override: a diagnostic run leaves a GPU of unknown holders alone.
                 Confirmed::Yes(how) | Confirmed::YesOverriding(how) => confirmed_by = Some(how.to_string()),

@@ -56,6 +56,8 @@ fn req(gpu: u32, overridden: bool) -> ResetRequest {
         self_pid: Some(4000),
         tool: Some(Ok("chroot /host /opt/rocm/bin/amd-smi".into())),
         override_unknown: overridden,
+        pin: None,
+        seen_unknown: None,
     }
 }
 
@@ -65,12 +67,14 @@ fn check<'a>(cs: &'a [Check], name: &str) -> &'a Check {
         .unwrap_or_else(|| panic!("no {name} in {cs:#?}"))
 }
 
+/// The preflight; `overridden`: by a person who saw the unknowns of the preflight without it.
 fn run(f: &NodeFacts, gpu: u32, overridden: bool) -> crate::operator::Preflight {
-    crate::operator::Preflight::from_checks(preflight(
-        f,
-        &f.gpus[gpu as usize],
-        &req(gpu, overridden),
-    ))
+    let mut r = req(gpu, overridden);
+    if overridden {
+        let saw = preflight(f, &f.gpus[gpu as usize], &req(gpu, false));
+        r.seen_unknown = Some(digests(&crate::operator::unknown_items(&saw)));
+    }
+    crate::operator::Preflight::from_checks(preflight(f, &f.gpus[gpu as usize], &r))
 }
 
 #[test]
@@ -339,7 +343,7 @@ fn verification_quotes_the_kernels_reset_lines_and_compares_ras() {
         "6,103,2002,-;amdgpu 0000:99:00.0: amdgpu: GPU reset(9) failed",
         "6,104,3000,-;amdgpu 0000:5c:00.0: amdgpu: GPU reset(2) succeeded!",
     ]));
-    let v = verify(&before, &members, &before, Some(&old), &new);
+    let v = verify(&before, T, &members, &before, Some(&old), &new);
     assert!(v.iter().all(|c| c.status == CheckStatus::Pass), "{v:#?}");
     assert!(check(&v, "gpus_back").evidence.starts_with("GPU 0-7 back"));
     let k = check(&v, "kernel_log_reset");
@@ -352,7 +356,7 @@ fn verification_quotes_the_kernels_reset_lines_and_compares_ras() {
     let failed = Reading::Ok(log(&[
         "3,105,4000,-;amdgpu 0000:5c:00.0: amdgpu: GPU reset(3) failed",
     ]));
-    let v = verify(&before, &members, &before, Some(&old), &failed);
+    let v = verify(&before, T, &members, &before, Some(&old), &failed);
     assert_eq!(check(&v, "kernel_log_reset").status, CheckStatus::Block);
     // So does a reset that ended with an error and no per-GPU line.
     let ended = Reading::Ok(log(&[
@@ -367,7 +371,7 @@ fn verification_quotes_the_kernels_reset_lines_and_compares_ras() {
     if let Reading::Ok(r) = &mut after.gpus[1].amd.as_mut().unwrap().ras {
         r.blocks[0].ue = Some(r.blocks[0].ue.unwrap_or(0) + 1);
     }
-    let v = verify(&before, &members, &after, Some(&old), &new);
+    let v = verify(&before, T, &members, &after, Some(&old), &new);
     let back = check(&v, "gpus_back");
     assert_eq!(back.status, CheckStatus::Block);
     assert!(
@@ -384,12 +388,174 @@ fn verification_quotes_the_kernels_reset_lines_and_compares_ras() {
     assert_eq!(ras.status, CheckStatus::Warn, "{ras:?}");
     assert!(ras.evidence.contains("GPU 1: RAS ue 1"), "{}", ras.evidence);
     // No kernel log: said, not blocking.
+    // No kernel log: the reset is not verified.
     let v = verify(
         &before,
+        T,
         &members,
         &before,
         None,
         &Reading::Err(FieldError::new(FieldErrorKind::NoPermission)),
     );
-    assert_eq!(check(&v, "kernel_log_reset").status, CheckStatus::Warn);
+    let k = check(&v, "kernel_log_reset");
+    assert_eq!(k.status, CheckStatus::Block);
+    assert!(k.evidence.contains("not verified"), "{}", k.evidence);
+}
+
+/// The GPU whose reset these tests verify.
+const T: &str = "0000:5c:00.0";
+
+/// Only the kernel's success line for the target's own PCI address verifies the reset: none (amd-smi
+/// exited 0 after "Failed to reset GPU", nothing was reset), one for a peer only, or a line naming no
+/// GPU reads "not verified"; `GPU reset end with ret = 0` for the target verifies, a non-zero ret blocks.
+#[test]
+fn only_the_targets_own_kernel_success_line_verifies_a_reset() {
+    let before = mi300x();
+    let members: Vec<u32> = (0..8).collect();
+    let old = log(&["6,100,1000,-;amdgpu 0000:5c:00.0: amdgpu: GPU reset(1) succeeded!"]);
+    let status = |lines: &[&str]| {
+        let mut all = vec!["6,100,1000,-;amdgpu 0000:5c:00.0: amdgpu: GPU reset(1) succeeded!"];
+        all.extend(lines);
+        let v = verify(
+            &before,
+            T,
+            &members,
+            &before,
+            Some(&old),
+            &Reading::Ok(log(&all)),
+        );
+        check(&v, "kernel_log_reset").clone()
+    };
+    // Nothing since the act started: the old success line does not count.
+    let k = status(&[]);
+    assert_eq!(k.status, CheckStatus::Block, "{k:?}");
+    assert!(k.evidence.contains("not verified"), "{}", k.evidence);
+    // A peer's success only.
+    let peer = "6,101,2000,-;amdgpu 0000:26:00.0: amdgpu: GPU reset(2) succeeded!";
+    assert_eq!(status(&[peer]).status, CheckStatus::Block);
+    // A success line that names no device.
+    assert_eq!(
+        status(&["6,101,2000,-;[drm] amdgpu: GPU reset(2) succeeded!"]).status,
+        CheckStatus::Block
+    );
+    let end = "6,102,2100,-;amdgpu 0000:5c:00.0: amdgpu: GPU reset end with ret = 0";
+    let k = status(&[peer, end]);
+    assert_eq!(k.status, CheckStatus::Pass, "{k:?}");
+    assert!(
+        k.evidence
+            .contains("\"0000:5c:00.0: GPU reset end with ret = 0\""),
+        "{}",
+        k.evidence
+    );
+    let bad = "6,102,2100,-;amdgpu 0000:5c:00.0: amdgpu: GPU reset end with ret = -110";
+    assert_eq!(status(&[bad]).status, CheckStatus::Block);
+}
+
+/// amd-smi's output, as `amdsmi_cli/amdsmi_commands.py:4283-4294` writes it: the success line alone is a
+/// reset; its failure line (printed with exit 0) and no line are not.
+#[test]
+fn amd_smi_output_says_whether_it_reset() {
+    assert_eq!(
+        amd_smi_said("GPU: 0\n    GPU_RESET: Successfully reset GPU\n", ""),
+        Ok(())
+    );
+    let e = amd_smi_said("GPU: 0\n    GPU_RESET: Failed to reset GPU\n", "").unwrap_err();
+    assert!(e.contains("\"Failed to reset GPU\""), "{e}");
+    let e = amd_smi_said("", "AMDSMI_STATUS_BUSY").unwrap_err();
+    assert!(
+        e.contains("no GPU_RESET result") && e.contains("BUSY"),
+        "{e}"
+    );
+    let two =
+        "GPU: 0\n GPU_RESET: Successfully reset GPU\nGPU: 1\n GPU_RESET: Successfully reset GPU\n";
+    assert!(
+        amd_smi_said(two, "")
+            .unwrap_err()
+            .contains("2 GPU_RESET results")
+    );
+}
+
+/// An fd table the kernel refused (EACCES/EPERM: an LSM, ptrace rules) may hold any GPU of the hive:
+/// unknown, which refuses the reset (a person may override), not a warning that lets it go ahead.
+#[test]
+fn a_refused_fd_table_makes_the_hive_unknown_not_a_warning() {
+    let mut f = mi300x();
+    f.device_holders = Some(Reading::Ok(DeviceHoldersFacts {
+        holders: vec![],
+        unreadable_pids: 2,
+        denied_pids: vec![6100],
+        ..Default::default()
+    }));
+    let pf = run(&f, 3, false);
+    assert!(!pf.allowed, "{pf:#?}");
+    let h = check(&pf.checks, "hive_device_holders");
+    assert_eq!(h.status, CheckStatus::Block);
+    assert!(
+        h.evidence
+            .contains("the fd tables of pid 6100 could not be read (permission denied"),
+        "{}",
+        h.evidence
+    );
+    assert_eq!(h.unknown_sources, [DEVICE_FILES_SOURCE]);
+    // The other unreadable one (not refused) is still the warning.
+    let w = check(&pf.checks, "holder_scan_complete");
+    assert!(
+        w.evidence.starts_with("the fd tables of 1 process(es)"),
+        "{}",
+        w.evidence
+    );
+}
+
+/// A person's override covers the unknowns they saw: a job started since (another open /dev/kfd whose
+/// GPU KFD does not name) refuses the act, naming it; without the list the override covers nothing.
+#[test]
+fn an_override_covers_only_the_unknowns_the_person_saw() {
+    let mut f = mi300x();
+    with_holders(&mut f, vec![holder(5000, "python3", &["/dev/kfd"], None)]);
+    let whole = |f: &NodeFacts, r: &ResetRequest| crate::operator::reset::preflight(f, r);
+    let shown = whole(&f, &req(3, false));
+    assert!(!shown.allowed);
+    let saw = crate::operator::unknown_items(&shown.checks);
+    assert!(
+        saw.iter()
+            .any(|i| i.contains("pid 5000 (python3) has /dev/kfd open")),
+        "{saw:?}"
+    );
+    let mut act = req(3, true);
+    act.seen_unknown = Some(digests(&saw));
+    let pf = whole(&f, &act);
+    assert!(pf.allowed, "{pf:#?}");
+    assert_eq!(
+        check(&pf.checks, "override_as_confirmed").status,
+        CheckStatus::Pass
+    );
+    // A late job, started after the person looked.
+    with_holders(
+        &mut f,
+        vec![
+            holder(5000, "python3", &["/dev/kfd"], None),
+            holder(6000, "torchrun", &["/dev/kfd"], None),
+        ],
+    );
+    let pf = whole(&f, &act);
+    assert!(!pf.allowed, "{pf:#?}");
+    let c = check(&pf.checks, "override_as_confirmed");
+    assert_eq!(c.status, CheckStatus::Block);
+    assert!(c.evidence.contains("pid 6000 (torchrun)"), "{}", c.evidence);
+    assert!(!c.evidence.contains("pid 5000"), "{}", c.evidence);
+    // The overridden warning still lists both, for the audit.
+    let h = check(&pf.checks, "hive_device_holders");
+    assert_eq!(h.status, CheckStatus::Warn);
+    assert!(h.unknown_holders.iter().any(|i| i.contains("pid 6000")));
+    // An override that carries no list covers nothing.
+    act.seen_unknown = None;
+    with_holders(&mut f, vec![holder(5000, "python3", &["/dev/kfd"], None)]);
+    assert!(!whole(&f, &act).allowed);
+}
+
+fn digests(items: &[String]) -> Vec<String> {
+    items
+        .iter()
+        .map(|i| crate::operator::reset::unknown_digest(i))
+        .collect()
 }
