@@ -176,18 +176,20 @@ fn amd_gpu(g: &crate::facts::GpuFacts) -> Option<AmdGpuInventory> {
         Reading::Ok(p) => f(p).clone(),
         Reading::Err(e) => Reading::Err(e.clone()),
     };
-    let xgmi_hive_id = match &a.xgmi {
-        Reading::Ok(x) => x.hive_id.map_or_else(
-            || {
-                // KFD's node names the hive too (`hive_id`, 0 without XGMI).
-                a.kfd_nodes
-                    .ok()
-                    .and_then(|k| k.iter().find_map(|k| k.hive_id).filter(|h| *h != 0))
-                    .map_or_else(|| Reading::Err(FieldError::new(FieldErrorKind::NotFound)), Reading::Ok)
-            },
-            Reading::Ok,
-        ),
-        Reading::Err(e) => Reading::Err(e.clone()),
+    // The hive as the XGMI files name it, else as KFD's node does (`hive_id`, read with the inventory;
+    // 0 means none): the inventory does not collect the XGMI section.
+    let from_xgmi = a.xgmi.ok().and_then(|x| x.hive_id);
+    let from_kfd = a
+        .kfd_nodes
+        .ok()
+        .and_then(|k| k.iter().find_map(|k| k.hive_id));
+    let xgmi_hive_id = match (from_xgmi.or(from_kfd).filter(|h| *h != 0), &a.xgmi) {
+        (Some(h), _) => Reading::Ok(h),
+        (None, Reading::Err(e)) if e.error != FieldErrorKind::NotCollected => Reading::Err(e.clone()),
+        (None, _) => Reading::Err(FieldError::with_message(
+            FieldErrorKind::NotFound,
+            "in no XGMI hive",
+        )),
     };
     Some(AmdGpuInventory {
         compute_partition: part(|p| &p.compute),
