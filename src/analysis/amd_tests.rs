@@ -104,7 +104,8 @@ fn bad_pages_near_the_threshold_warn_and_past_it_call_for_rma() {
         .expect("near threshold");
     assert!(
         near_f.evidence[1].starts_with(
-            "threshold 128 pages from the driver's default for this GPU generation; default threshold"
+            "threshold 128 pages: 16 MiB reserved for retired pages on MP0 13.0.6, rule of Linux 6.15+, \
+             assumed for the out-of-tree amdgpu 6.12.12; default threshold"
         ),
         "{:?}",
         near_f.evidence
@@ -131,6 +132,54 @@ fn bad_pages_near_the_threshold_warn_and_past_it_call_for_rma() {
     );
 }
 
+/// The same GPU and pages under the in-tree driver of Linux 6.12: its default threshold is one page per
+/// 100 MiB of VRAM (amdgpu_ras.c:2837-2842), 196608 MiB / 100 = 1966, so 118 retired pages are far from it.
+#[test]
+fn the_threshold_follows_the_running_kernel() {
+    let mut facts = scenario("mi300x-bad-pages-near");
+    facts.amd_driver.as_mut().unwrap().version = Reading::Err(crate::facts::FieldError::new(
+        crate::facts::FieldErrorKind::NotFound,
+    ));
+    facts.host.kernel_release = Reading::Ok("6.12.12+bpo-amd64".into());
+    let f = judge(&facts);
+    assert!(
+        !f.iter().any(|f| f.code.starts_with("amd.bad_pages.") && f.code.contains("threshold")),
+        "{f:#?}"
+    );
+    let g = &facts.gpus[2];
+    let (t, words) = rma_threshold(g, g.amd.as_ref().unwrap(), &facts).unwrap();
+    assert_eq!(t, 1966);
+    assert!(
+        words.starts_with("threshold 1966 pages: 1 per 100 MiB of 192 GiB VRAM, Linux 6.12 rule"),
+        "{words}"
+    );
+}
+
+/// An MI355-like part (GFX 9.5.0) whose MP0 is 13.0.12: the 6.15+ default reserves 16 MiB, so 128
+/// pages. The former GFX-keyed model gave 256 and called 240 retired pages only "near" the threshold.
+#[test]
+fn an_mi355_like_part_is_judged_by_its_mp0() {
+    let mut facts = scenario("mi355x-healthy");
+    let amd = facts.gpus[0].amd.as_mut().unwrap();
+    amd.mp0_version = Reading::Ok("13.0.12".into());
+    let bp = amd.bad_pages.ok().cloned().unwrap();
+    amd.bad_pages = Reading::Ok(AmdBadPagesFacts {
+        reserved: 240,
+        ..bp
+    });
+    let f = judge(&facts);
+    let hit = f
+        .iter()
+        .find(|f| f.code == "amd.bad_pages.threshold")
+        .unwrap_or_else(|| panic!("{f:#?}"));
+    assert_eq!((hit.gpu, hit.severity), (Some(0), Severity::Critical));
+    assert!(
+        hit.evidence[1].contains("16 MiB reserved for retired pages on MP0 13.0.12"),
+        "{:?}",
+        hit.evidence
+    );
+}
+
 #[test]
 fn a_user_threshold_is_named_and_zero_disables_the_rule() {
     let mut facts = scenario("mi300x-bad-pages-rma");
@@ -149,7 +198,7 @@ fn a_user_threshold_is_named_and_zero_disables_the_rule() {
         !f.iter().any(|f| f.code.starts_with("amd.bad_pages")),
         "{f:#?}"
     );
-    let (t, words) = rma_threshold(facts.gpus[5].amd.as_ref().unwrap(), &facts).unwrap();
+    let (t, words) = rma_threshold(&facts.gpus[5], facts.gpus[5].amd.as_ref().unwrap(), &facts).unwrap();
     assert_eq!(t, 200);
     assert!(
         words.contains("user threshold (amdgpu.bad_page_threshold=200)"),

@@ -1,9 +1,11 @@
 //! `inventory`: what is in the node. Identities, PCI ids, firmware, memory, modes, link capabilities and
-//! driver versions, with no judgement beyond stating facts in canonical units.
+//! driver versions, with no judgement beyond stating facts in canonical units. Each vendor in its own
+//! words: NVIDIA's driver, CUDA, MIG, persistence and NVLink only where an NVIDIA GPU (or no amdgpu) is
+//! there; amdgpu's driver, ROCm, partition modes and XGMI hive on AMD GPUs.
 
 use serde::{Deserialize, Serialize};
 
-use crate::facts::{FieldError, MigModeFacts, NodeFacts, Reading};
+use crate::facts::{FieldError, FieldErrorKind, GpuVendor, MigModeFacts, NodeFacts, Reading};
 use crate::finding::{Finding, Judged};
 use crate::options::AnalysisOptions;
 
@@ -12,8 +14,14 @@ use super::canonical_bus_id;
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct InventoryReport {
     pub node: NodeInfo,
-    pub driver: DriverInfo,
-    /// What NVML enumerated. More than `gpus` answered means some handles failed.
+    /// The NVIDIA driver and NVML; absent on a node with amdgpu and no NVIDIA GPU.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub driver: Option<DriverInfo>,
+    /// The amdgpu driver, the ROCm release and `libamd_smi`; absent on a node without amdgpu.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub amd_driver: Option<AmdDriverInfo>,
+    /// What NVML (or amdgpu, on an AMD node) enumerated. More than `gpus` answered means some handles
+    /// failed.
     pub device_count: Reading<u32>,
     pub gpus: Vec<GpuInventory>,
 }
@@ -38,8 +46,17 @@ pub struct DriverInfo {
     /// `12.4` form (NVML encodes 12040).
     pub cuda_driver_version: Reading<String>,
     pub nvml_version: Reading<String>,
-    /// AMD nodes: the `libamd_smi` the probe loaded from the host (`25.1.0 at /opt/rocm/lib/...`), or why
-    /// it could not be read; absent where the node has none.
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct AmdDriverInfo {
+    /// `6.12.12 (out-of-tree)` from `/sys/module/amdgpu/version` (ROCm's DKMS driver), else
+    /// `in-tree (kernel <release>)`: the in-tree driver has no version of its own.
+    pub amdgpu_version: Reading<String>,
+    /// The host's ROCm release (`/opt/rocm/.info/version`); `not_found` where none is installed.
+    pub rocm_version: Reading<String>,
+    /// The `libamd_smi` the probe loaded from the host (`25.1.0 at /opt/rocm/lib/...`), or why it could
+    /// not be read; absent where the node has none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub amd_smi: Option<Reading<String>>,
 }
@@ -60,17 +77,40 @@ pub struct GpuInventory {
     pub pci_device_id: Reading<String>,
     pub vbios_version: Reading<String>,
     pub architecture: Reading<String>,
-    /// `9.0`.
-    pub cuda_compute_capability: Reading<String>,
+    /// `9.0`. NVIDIA GPUs only, as are the MIG, persistence, compute-mode and NVLink fields.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cuda_compute_capability: Option<Reading<String>>,
     pub memory_total_mib: Reading<u64>,
-    pub mig_mode: Reading<MigModeFacts>,
-    pub mig_devices: Vec<MigDeviceInventory>,
-    pub persistence_mode: Reading<bool>,
-    pub compute_mode: Reading<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mig_mode: Option<Reading<MigModeFacts>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mig_devices: Option<Vec<MigDeviceInventory>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub persistence_mode: Option<Reading<bool>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compute_mode: Option<Reading<String>>,
     pub pcie: PcieCapability,
     /// Links NVML enumerated for this GPU, and how many are active.
-    pub nvlink_count: u32,
-    pub nvlink_active: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nvlink_count: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nvlink_active: Option<u32>,
+    /// AMD GPUs only: partition modes, XGMI hive and IP versions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub amd: Option<AmdGpuInventory>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct AmdGpuInventory {
+    /// `current_compute_partition` (`SPX`, `CPX`, ...); `not_supported` before MI300.
+    pub compute_partition: Reading<String>,
+    /// `current_memory_partition` (`NPS1`, `NPS4`, ...); `not_supported` before MI300.
+    pub memory_partition: Reading<String>,
+    /// The XGMI hive (`xgmi_hive_info/xgmi_hive_id`, KFD's `hive_id`); `not_supported` on a board with
+    /// no XGMI.
+    pub xgmi_hive_id: Reading<u64>,
+    /// The MP0 (PSP) IP version from the IP discovery table (`13.0.6`).
+    pub mp0_version: Reading<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -110,28 +150,79 @@ fn mig_profile(name: &str) -> Option<String> {
     (!tail.is_empty()).then(|| tail.to_string())
 }
 
+/// The amdgpu driver, ROCm and `libamd_smi` of a node with amdgpu.
+fn amd_driver(facts: &NodeFacts) -> Option<AmdDriverInfo> {
+    let d = facts.amd_driver.as_ref()?;
+    let amdgpu_version = match (&d.version, &facts.host.kernel_release) {
+        (Reading::Ok(v), _) => Reading::Ok(format!("{v} (out-of-tree)")),
+        (Reading::Err(e), Reading::Ok(k)) if e.error == FieldErrorKind::NotFound => {
+            Reading::Ok(format!("in-tree (kernel {k})"))
+        }
+        (Reading::Err(e), _) => Reading::Err(e.clone()),
+    };
+    Some(AmdDriverInfo {
+        amdgpu_version,
+        rocm_version: d.rocm_version.clone(),
+        amd_smi: d
+            .amd_smi
+            .as_ref()
+            .map(|r| r.map(|l| format!("{} at {}", l.version, l.path))),
+    })
+}
+
+fn amd_gpu(g: &crate::facts::GpuFacts) -> Option<AmdGpuInventory> {
+    let a = g.amd.as_ref()?;
+    let part = |f: fn(&crate::facts::AmdPartitionFacts) -> &Reading<String>| match &a.partition {
+        Reading::Ok(p) => f(p).clone(),
+        Reading::Err(e) => Reading::Err(e.clone()),
+    };
+    // The hive as the XGMI files name it, else as KFD's node does (`hive_id`, read with the inventory;
+    // 0 means none): the inventory does not collect the XGMI section.
+    let from_xgmi = a.xgmi.ok().and_then(|x| x.hive_id);
+    let from_kfd = a
+        .kfd_nodes
+        .ok()
+        .and_then(|k| k.iter().find_map(|k| k.hive_id));
+    let xgmi_hive_id = match (from_xgmi.or(from_kfd).filter(|h| *h != 0), &a.xgmi) {
+        (Some(h), _) => Reading::Ok(h),
+        (None, Reading::Err(e)) if e.error != FieldErrorKind::NotCollected => Reading::Err(e.clone()),
+        (None, _) => Reading::Err(FieldError::with_message(
+            FieldErrorKind::NotFound,
+            "in no XGMI hive",
+        )),
+    };
+    Some(AmdGpuInventory {
+        compute_partition: part(|p| &p.compute),
+        memory_partition: part(|p| &p.memory),
+        xgmi_hive_id,
+        mp0_version: a.mp0_version.clone(),
+    })
+}
+
 pub fn analyze(facts: &NodeFacts, _opts: &AnalysisOptions) -> InventoryReport {
+    let nvidia_gpu = facts.gpus.iter().any(|g| g.vendor == GpuVendor::Nvidia);
+    // NVML's answers mean something where an NVIDIA GPU is, or where amdgpu is not (an NVIDIA node whose
+    // GPUs all failed still says why).
+    let nvidia = nvidia_gpu || facts.amd_driver.is_none();
     InventoryReport {
         node: NodeInfo {
             hostname: facts.host.hostname.clone(),
             boot_id: facts.host.boot_id.clone(),
             kernel_release: facts.host.kernel_release.clone(),
         },
-        driver: DriverInfo {
+        driver: nvidia.then(|| DriverInfo {
             driver_version: facts.driver.driver_version.clone(),
             cuda_driver_version: facts.driver.cuda_driver_version.map(|v| cuda_version(*v)),
             nvml_version: facts.driver.nvml_version.clone(),
-            amd_smi: facts
-                .amd_driver
-                .as_ref()
-                .and_then(|d| d.amd_smi.as_ref())
-                .map(|r| r.map(|l| format!("{} at {}", l.version, l.path))),
-        },
+        }),
+        amd_driver: amd_driver(facts),
         device_count: facts.device_count.clone(),
         gpus: facts
             .gpus
             .iter()
-            .map(|g| GpuInventory {
+            .map(|g| {
+                let nv = g.vendor == GpuVendor::Nvidia;
+                GpuInventory {
                 index: g.index,
                 handle_error: g.handle_error.clone(),
                 name: g.name.clone(),
@@ -142,12 +233,13 @@ pub fn analyze(facts: &NodeFacts, _opts: &AnalysisOptions) -> InventoryReport {
                 pci_device_id: g.pci_device_id.map(|d| pci_device_id(*d)),
                 vbios_version: g.vbios_version.clone(),
                 architecture: g.architecture.clone(),
-                cuda_compute_capability: g
-                    .cuda_compute_capability
-                    .map(|(maj, min)| format!("{maj}.{min}")),
+                cuda_compute_capability: nv.then(|| {
+                    g.cuda_compute_capability
+                        .map(|(maj, min)| format!("{maj}.{min}"))
+                }),
                 memory_total_mib: g.memory.map(|m| super::mib(m.total_bytes)),
-                mig_mode: g.mig_mode.clone(),
-                mig_devices: g
+                mig_mode: nv.then(|| g.mig_mode.clone()),
+                mig_devices: nv.then(|| g
                     .mig_devices
                     .iter()
                     .map(|m| MigDeviceInventory {
@@ -163,21 +255,23 @@ pub fn analyze(facts: &NodeFacts, _opts: &AnalysisOptions) -> InventoryReport {
                         },
                         memory_total_mib: m.memory.map(|mem| super::mib(mem.total_bytes)),
                     })
-                    .collect(),
-                persistence_mode: g.persistence_mode.clone(),
-                compute_mode: g.compute_mode.clone(),
+                    .collect()),
+                persistence_mode: nv.then(|| g.persistence_mode.clone()),
+                compute_mode: nv.then(|| g.compute_mode.clone()),
                 pcie: PcieCapability {
                     max_link_gen: g.pcie.max_link_gen.clone(),
                     gpu_max_link_gen: g.pcie.gpu_max_link_gen.clone(),
                     max_link_width: g.pcie.max_link_width.clone(),
                 },
-                nvlink_count: g.nvlinks.len() as u32,
-                nvlink_active: g
-                    .nvlinks
-                    .iter()
-                    .filter(|l| l.active.get() == Some(true))
-                    .count() as u32,
-            })
+                nvlink_count: nv.then_some(g.nvlinks.len() as u32),
+                nvlink_active: nv.then(|| {
+                    g.nvlinks
+                        .iter()
+                        .filter(|l| l.active.get() == Some(true))
+                        .count() as u32
+                }),
+                amd: if nv { None } else { amd_gpu(g) },
+            }})
             .collect(),
     }
 }
@@ -185,7 +279,7 @@ pub fn analyze(facts: &NodeFacts, _opts: &AnalysisOptions) -> InventoryReport {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::facts::{FieldErrorKind, GpuFacts};
+    use crate::facts::GpuFacts;
 
     #[test]
     fn encodings() {
@@ -229,7 +323,7 @@ mod tests {
         );
         // Uncollected facts say so rather than pretending to be zero.
         assert_eq!(
-            r.driver.driver_version.err().unwrap().error,
+            r.driver.as_ref().unwrap().driver_version.err().unwrap().error,
             FieldErrorKind::NotCollected
         );
     }

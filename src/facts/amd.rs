@@ -70,6 +70,10 @@ pub struct AmdDriverFacts {
     /// `libamd_smi` where the node has it: its path under the host root and the version it reports.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub amd_smi: Option<Reading<AmdSmiLibraryFacts>>,
+    /// The ROCm release installed on the host: `{host-root}/opt/rocm/.info/version` (`6.4.1-120`);
+    /// `not_found` where the host has no ROCm install (the driver works without one).
+    #[serde(default)]
+    pub rocm_version: Reading<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -137,6 +141,15 @@ pub struct AmdGpuFacts {
     /// `board_info` `type : oam|cem|unknown`.
     #[serde(default)]
     pub board_type: Reading<String>,
+    /// The MP0 (PSP) IP version from the IP discovery table, `major.minor.revision`
+    /// (`ip_discovery/die/0/MP0/0/{major,minor,revision}`): the driver keys its default bad-page
+    /// threshold on it (`amdgpu_ras_init_reserved_vram_size`).
+    #[serde(default)]
+    pub mp0_version: Reading<String>,
+    /// The UMC (memory controller) IP version, same layout: it picks the RAS EEPROM table format and so
+    /// the table's record count (`amdgpu_ras_set_eeprom_table_version`).
+    #[serde(default)]
+    pub umc_version: Reading<String>,
     /// KFD topology node(s) of this GPU: one per compute partition.
     #[serde(default)]
     pub kfd_nodes: Reading<Vec<KfdNodeFacts>>,
@@ -273,13 +286,18 @@ pub struct AmdBadPagesFacts {
     /// The first pages as listed (GPU page frame number, 4 KiB pages), bounded.
     #[serde(default)]
     pub first_pages: Vec<AmdBadPageFacts>,
-    /// The threshold in pages as the driver applies it (debugfs `ras/bad_page_cnt_threshold`), else
-    /// derived from the module parameter and the GPU's generation; `None` when unknown.
+    /// The threshold in pages as the driver applies it (debugfs `ras/bad_page_cnt_threshold`); `None`
+    /// where debugfs could not be read (the analysis then works it out from the kernel's rule).
     #[serde(default)]
     pub threshold: Option<u32>,
-    /// Where `threshold` came from: `debugfs`, `parameter`, `default_for_generation`.
+    /// Where `threshold` came from: `debugfs` (older probes also wrote `parameter` and
+    /// `default_for_generation`, estimates the analysis no longer trusts).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub threshold_source: Option<String>,
+    /// The RAS EEPROM table's capacity in records, from debugfs `ras/ras_eeprom_size`
+    /// (`%d bytes or %d records`): the cap on any threshold.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eeprom_max_records: Option<u32>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]

@@ -1219,6 +1219,15 @@ MI300_AFFINITY = [cpu_ranges((0, 47), (96, 143)), cpu_ranges((48, 95), (144, 191
 AMD_HIVE = 0x4b1f9c3e52d10a77
 AMD_KERNEL = "5.15.0-125-generic"
 AMD_DRIVER_VERSION = "6.12.12"
+# `/opt/rocm/.info/version` of a ROCm 6.4.1 install (the release that ships amdgpu-dkms 6.12.12).
+AMD_ROCM_VERSION = "6.4.1-83"
+# IP discovery versions (`ip_discovery/die/0/<block>/0/{major,minor,revision}`): MP0 13.0.6 and UMC 12.0.0
+# are MI300's (GC 9.4.3 family: psp_v13_0 and umc_v12_0 in Linux 6.12), 13.0.2 / UMC 6.7.0 Aldebaran's
+# (MI200), 13.0.14 the MI355X's as the reference gives it [K1][K2] (its UMC is left unread).
+AMD_IP = {
+    "mi300x": ("13.0.6", "12.0.0"), "mi325x": ("13.0.6", "12.0.0"), "mi355x": ("13.0.14", None),
+    "mi250x": ("13.0.2", "6.7.0"), "mi210": ("13.0.2", "6.7.0"),
+}
 
 
 def amd_unique_id(seed):
@@ -1284,9 +1293,8 @@ def amd_gpu(scn, index, sku, bdf, serial, *, hotspot=52, mem_temp=None, util=0, 
              for n in range(s["xgmi_links"])]
     xgmi = {"hive_id": hive, "device_id": int(uid_hex[:12], 16), "physical_id": index % 8, "links": links,
             "link_width": 16, "link_speed_gbps": 32, "error_count": xgmi_error} if s["xgmi_links"] else NS_
-    bp = {"reserved": 0, "pending": 0, "unreservable": 0, "first_pages": [],
-          "threshold": s["threshold"] if s["threshold"] else 128,
-          "threshold_source": "default_for_generation"}
+    # No debugfs in the scenarios: the threshold is the analysis's, by the kernel's rule.
+    bp = {"reserved": 0, "pending": 0, "unreservable": 0, "first_pages": [], "threshold": None}
     bp.update(bad_pages or {})
     pcie_f = {"max_link_gen": 5 if mi300 else 4, "gpu_max_link_gen": 5 if mi300 else 4, "max_link_width": 16,
               "current_link_gen": 5 if mi300 else 4, "current_link_width": 16, "replay_counter": 0,
@@ -1297,6 +1305,8 @@ def amd_gpu(scn, index, sku, bdf, serial, *, hotspot=52, mem_temp=None, util=0, 
         "render_minor": render,
         "unique_id": uid_hex,
         "board_type": s["board"],
+        "mp0_version": AMD_IP[sku][0],
+        **({"umc_version": AMD_IP[sku][1]} if AMD_IP[sku][1] else {}),
         "kfd_nodes": kfd,
         "partition": {"compute": partition[0], "memory": partition[1], "xcps": list(xcps)} if mi300 else NS_,
         "ras": {"features_mask": 0x3fff if mi300 else 0x1fff, "blocks": ras_blocks(s["ras"], ras)},
@@ -1365,6 +1375,7 @@ def amd_driver(bus, devid, *, param=-1, unbound=()):
         "ras_enable": -1,
         "ras_mask": 0xFFFFFFFF,
         "bad_page_threshold_param": param,
+        "rocm_version": AMD_ROCM_VERSION,
         "pci_functions": [{"bdf": b, "device_id": devid, "driver": None if b in unbound else "amdgpu"} for b in bus],
     }
 

@@ -289,8 +289,14 @@ fn ras_counts_in_both_layouts_with_bad_pages_and_threshold() {
     let mut mi355 = Gpu::mi355x(1);
     mi355.bad_pages = (0..130).map(|p| (p, 'R')).collect();
     let root = host(&Node::new(vec![mi300, mi355]));
-    // The driver's own threshold, where debugfs is readable, wins over the generation's default.
+    // The driver's own threshold, where debugfs is readable, is read with the EEPROM table's capacity
+    // (`%d bytes or %d records`, amdgpu_ras_eeprom.c:1039 in Linux 6.12); elsewhere the probe reports
+    // none and the analysis works it out from the kernel's rule.
     root.file("sys/kernel/debug/dri/2/ras/bad_page_cnt_threshold", "200\n");
+    root.file(
+        "sys/kernel/debug/dri/2/ras/ras_eeprom_size",
+        "262144 bytes or 10911 records\n",
+    );
     let f = facts(&root);
     let g0 = &f["gpus"][0];
     let umc = block(g0, "umc");
@@ -311,13 +317,19 @@ fn ras_counts_in_both_layouts_with_bad_pages_and_threshold() {
         bp["first_pages"][0],
         serde_json::json!({"pfn": 1, "size": 4096, "flag": "R"})
     );
-    assert_eq!(bp["threshold"], 128);
-    assert_eq!(bp["threshold_source"], "default_for_generation");
+    assert!(bp["threshold"].is_null(), "{bp}");
+    assert!(bp.get("threshold_source").is_none(), "{bp}");
+    assert!(bp.get("eeprom_max_records").is_none(), "{bp}");
+    assert_eq!(g0["amd"]["mp0_version"], "13.0.6");
+    assert_eq!(f["gpus"][1]["amd"]["mp0_version"], "13.0.14");
+    // The fake lists no UMC block: the reading says why.
+    assert_eq!(g0["amd"]["umc_version"]["error"], "not_found");
     let bp1 = &f["gpus"][1]["amd"]["bad_pages"];
     assert_eq!(bp1["reserved"], 130);
     assert_eq!(bp1["first_pages"].as_array().unwrap().len(), 16, "bounded");
     assert_eq!(bp1["threshold"], 200);
     assert_eq!(bp1["threshold_source"], "debugfs");
+    assert_eq!(bp1["eeprom_max_records"], 10911);
 
     // MI250X: `<block>_err_count`, gfx without `de`; a user threshold from the module parameter.
     let mut mi250 = Gpu::mi250x(0);
@@ -332,8 +344,10 @@ fn ras_counts_in_both_layouts_with_bad_pages_and_threshold() {
     assert_eq!((gfx["ue"].as_u64(), gfx["ce"].as_u64()), (Some(1), Some(4)));
     assert!(gfx["de"].is_null());
     assert_eq!(block(g, "umc")["de"], 0);
-    assert_eq!(g["amd"]["bad_pages"]["threshold"], 64);
-    assert_eq!(g["amd"]["bad_pages"]["threshold_source"], "parameter");
+    // The parameter is the module's; the probe leaves the threshold to the analysis.
+    assert_eq!(f["amd_driver"]["bad_page_threshold_param"], 64);
+    assert!(g["amd"]["bad_pages"]["threshold"].is_null());
+    assert_eq!(g["amd"]["mp0_version"], "13.0.2");
     assert_eq!(g["architecture"], "CDNA2");
     assert_eq!(g["amd"]["partition"]["error"], "not_supported");
     assert_eq!(g["amd"]["metrics"]["version"], "1.3");
@@ -598,9 +612,23 @@ fn amd_smi_version_is_read_with_each_majors_layout() {
             .map(|g| g["bdf"].as_str().unwrap())
             .collect();
         assert_eq!(bdfs, vec![bdf1.as_str(), bdf0.as_str()]);
-        // The inventory names it.
+        // The inventory names it, in the amdgpu section; an AMD-only node has no NVIDIA driver section.
         let inv = run(&root, "inventory");
-        let named = inv["inventory"]["driver"]["amd_smi"]
+        assert!(inv["inventory"].get("driver").is_none(), "{inv}");
+        assert!(
+            inv["inventory"]["gpus"][0].get("cuda_compute_capability").is_none(),
+            "{inv}"
+        );
+        // AMD's own fields: partitions and the hive KFD names (the inventory reads no XGMI files).
+        let amd = &inv["inventory"]["gpus"][0]["amd"];
+        assert_eq!(
+            (&amd["compute_partition"], &amd["memory_partition"]),
+            (&serde_json::json!("SPX"), &serde_json::json!("NPS1")),
+            "{inv}"
+        );
+        assert_eq!(amd["xgmi_hive_id"], 0x1234_5678_9abc_def0u64, "{inv}");
+        assert_eq!(amd["mp0_version"], "13.0.6", "{inv}");
+        let named = inv["inventory"]["amd_driver"]["amd_smi"]
             .as_str()
             .unwrap_or_default();
         assert!(

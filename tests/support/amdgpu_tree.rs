@@ -58,6 +58,8 @@ pub struct Gpu {
     /// `None`: bound to no driver (it failed init).
     pub driver: Option<&'static str>,
     pub gfx_target_version: u32,
+    /// The MP0 (PSP) IP version the IP discovery table lists.
+    pub mp0: (u8, u8, u8),
     pub simd_per_xcc: u32,
     pub xcc: u32,
     pub vram_bytes: u64,
@@ -110,6 +112,7 @@ impl Gpu {
             numa: (i / 4) as i32,
             driver: Some("amdgpu"),
             gfx_target_version: 90402,
+            mp0: (13, 0, 6),
             simd_per_xcc: 152,
             xcc: 8,
             vram_bytes: 192 << 30,
@@ -162,6 +165,7 @@ impl Gpu {
             device_id: "75a3",
             product_name: "AMD Instinct MI355X OAM",
             gfx_target_version: 90500,
+            mp0: (13, 0, 14),
             simd_per_xcc: 128,
             vram_bytes: 288 << 30,
             metrics: Metrics::V1_8,
@@ -175,6 +179,7 @@ impl Gpu {
             device_id: "740c",
             product_name: "AMD Instinct MI250X",
             gfx_target_version: 90010,
+            mp0: (13, 0, 2),
             simd_per_xcc: 440,
             xcc: 1,
             vram_bytes: 64 << 30,
@@ -337,6 +342,15 @@ impl Node {
             w(&format!("{d}/product_number"), b"102-G30211-0C\n");
             w(&format!("{d}/vbios_version"), b"113-M3000100-102\n");
             w(&format!("{d}/board_info"), b"type : oam\n");
+            // IP discovery (Linux 6.12 amdgpu_discovery.c): `ip_discovery/die/<die id>/<hw id>/<instance>/`
+            // with `major`, `minor`, `revision` as "%d\n" (802-815) and a link named after the block
+            // beside the numeric hw id directory (1088-1091); MP0_HWID is 255 (include/soc15_hw_ip.h:102).
+            let ipd = format!("{d}/ip_discovery/die/0");
+            let (a, b, c) = g.mp0;
+            for (f, v) in [("major", a), ("minor", b), ("revision", c)] {
+                w(&format!("{ipd}/255/0/{f}"), format!("{v}\n").as_bytes());
+            }
+            ln(&format!("{ipd}/MP0"), "255");
             w(
                 &format!("{d}/mem_info_vram_total"),
                 format!("{}\n", g.vram_bytes).as_bytes(),

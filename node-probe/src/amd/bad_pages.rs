@@ -1,12 +1,11 @@
-//! Retired VRAM pages and the threshold that applies (`amdgpu_ras.c`, `amdgpu_ras_eeprom.c`):
+//! Retired VRAM pages and the threshold the driver applies (`amdgpu_ras.c`, `amdgpu_ras_eeprom.c`):
 //! `ras/gpu_vram_bad_pages` lists `0x%08x : 0x%08x : %1s` per page (GPU page frame number, size, flag
 //! `R` reserved, `P` pending, `F` could not be reserved) and exists only while retirement is on
-//! (`bad_page_threshold != 0`). The threshold the driver applies is in debugfs
-//! (`dri/<minor>/ras/bad_page_cnt_threshold`) where readable; else it follows from the module parameter
-//! `amdgpu.bad_page_threshold`: > 0 itself, -2 one page per 100 MiB of VRAM (`RAS_BAD_PAGE_COVER`), -1
-//! the default, `(reserved >> 21) << 4`: 16 MiB reserved (128 pages) on MP0 13.0.2/13.0.6/13.0.12, 32 MiB
-//! (256) on 13.0.14. Which product has which MP0 is not confirmed by a public source; the default is
-//! taken by the GPU's generation (gfx 9.5 = MI350-class = 256, gfx 9.4 = 128) and said so.
+//! (`bad_page_threshold != 0`). The threshold itself is read only where the driver shows it, debugfs
+//! `dri/<minor>/ras/bad_page_cnt_threshold`, with the EEPROM table's capacity (`ras/ras_eeprom_size`,
+//! `%d bytes or %d records`, amdgpu_ras_eeprom.c:1039 in Linux 6.12). Where debugfs is closed the analysis
+//! works the threshold out from the running kernel's rule (`gpu_diag::analysis::amd::bad_pages`): it
+//! depends on the kernel release, which the probe does not judge here.
 
 use gpu_diag::facts::{AmdBadPageFacts, AmdBadPagesFacts, FieldError, FieldErrorKind, Reading};
 
@@ -14,16 +13,12 @@ use crate::host::files::HostFiles;
 
 /// Pages kept in the facts; the counts cover them all.
 const FIRST_PAGES: usize = 16;
-/// `RAS_BAD_PAGE_COVER`.
-const PAGE_COVER_BYTES: u64 = 100 << 20;
 
 pub struct Context {
     /// The DRM minor of the GPU's card (debugfs `dri/<minor>`).
     pub card_minor: Option<u32>,
     /// `amdgpu.bad_page_threshold`.
     pub param: Option<i64>,
-    pub gfx_target_version: Option<u32>,
-    pub vram_bytes: Option<u64>,
 }
 
 pub fn read(files: HostFiles<'_>, dir: &str, ctx: &Context) -> Reading<AmdBadPagesFacts> {
@@ -60,9 +55,20 @@ pub fn read(files: HostFiles<'_>, dir: &str, ctx: &Context) -> Reading<AmdBadPag
             out.first_pages.push(page);
         }
     }
-    let (threshold, source) = threshold(files, ctx);
-    out.threshold = threshold;
-    out.threshold_source = source.map(str::to_string);
+    if let Some(minor) = ctx.card_minor {
+        let ras = format!("sys/kernel/debug/dri/{minor}/ras");
+        if let Some(t) = files
+            .parse::<u32>(format!("{ras}/bad_page_cnt_threshold"))
+            .get()
+        {
+            out.threshold = Some(t);
+            out.threshold_source = Some("debugfs".to_string());
+        }
+        out.eeprom_max_records = files
+            .line(format!("{ras}/ras_eeprom_size"))
+            .ok()
+            .and_then(|l| eeprom_records(&l));
+    }
     Reading::Ok(out)
 }
 
@@ -82,30 +88,10 @@ fn parse_line(line: &str) -> Option<AmdBadPageFacts> {
     })
 }
 
-fn threshold(files: HostFiles<'_>, ctx: &Context) -> (Option<u32>, Option<&'static str>) {
-    if let Some(minor) = ctx.card_minor
-        && let Some(t) = files
-            .parse::<u32>(format!(
-                "sys/kernel/debug/dri/{minor}/ras/bad_page_cnt_threshold"
-            ))
-            .get()
-    {
-        return (Some(t), Some("debugfs"));
-    }
-    match ctx.param {
-        Some(p) if p > 0 => (u32::try_from(p).ok(), Some("parameter")),
-        Some(-2) => (
-            ctx.vram_bytes
-                .and_then(|v| u32::try_from(v / PAGE_COVER_BYTES).ok()),
-            Some("parameter"),
-        ),
-        Some(0) => (None, Some("parameter")),
-        _ => match ctx.gfx_target_version {
-            Some(90500..=90599) => (Some(256), Some("default_for_generation")),
-            Some(90000..=90499) => (Some(128), Some("default_for_generation")),
-            _ => (None, None),
-        },
-    }
+/// `262144 bytes or 10921 records` -> 10921; `Not supported` -> `None`.
+fn eeprom_records(line: &str) -> Option<u32> {
+    let (_, tail) = line.split_once(" or ")?;
+    tail.trim().strip_suffix("records")?.trim().parse().ok()
 }
 
 #[cfg(test)]
@@ -116,5 +102,14 @@ mod tests {
         assert_eq!((p.pfn, p.size, p.flag.as_str()), (1, 0x1000, "R"));
         assert!(super::parse_line("0x1 : 0x1000 : X").is_none());
         assert!(super::parse_line("1 : 2 : R").is_none());
+    }
+
+    #[test]
+    fn eeprom_size_line() {
+        // amdgpu_ras_eeprom.c:1039 (Linux 6.12): "%d bytes or %d records\n", RAS_TBL_SIZE_BYTES,
+        // ras_max_record_count; 1037 prints "Not supported\n" without a RAS context.
+        assert_eq!(super::eeprom_records("262144 bytes or 10921 records"), Some(10921));
+        assert_eq!(super::eeprom_records("Not supported"), None);
+        assert_eq!(super::eeprom_records("262144 bytes or many records"), None);
     }
 }

@@ -101,6 +101,8 @@ pub fn read(
         render_minor: render_minor.clone().into(),
         unique_id,
         board_type: identity::board_type(files, &dir),
+        mp0_version: identity::ip_version(files, &dir, "MP0"),
+        umc_version: identity::ip_version(files, &dir, "UMC"),
         kfd_nodes: kfd_nodes.map(|v| v.iter().map(|k| k.facts.clone()).collect()),
         partition: partition.clone(),
         ..AmdGpuFacts::default()
@@ -139,8 +141,6 @@ pub fn read(
                 .ok()
                 .and_then(|c| c["card".len()..].parse().ok()),
             param: node.bad_page_threshold_param,
-            gfx_target_version,
-            vram_bytes: memory.ok().map(|m| m.total_bytes),
         };
         amd.bad_pages = bad_pages::read(files, &dir, &ctx);
     }

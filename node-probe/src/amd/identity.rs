@@ -128,3 +128,38 @@ pub fn architecture(gfx_target_version: Option<u32>) -> Reading<String> {
         )),
     }
 }
+
+/// An IP block's version from the IP discovery table as `major.minor.revision` (`13.0.6`):
+/// `<device>/ip_discovery/die/<die id>/<hw id>/<instance>/{major,minor,revision}`, each `%d\n`, with a
+/// link named after the block (`MP0`, `UMC`) beside the numeric hw id directory (Linux 6.12
+/// amdgpu_discovery.c: 1216 `ip_discovery`, 1223 `die`, 1185 die id, 1079 hw id, 1088-1091 the named
+/// link, 1131-1132 the instance, 802-815 the attributes). Die 0, instance 0: the first of the block.
+pub fn ip_version(files: HostFiles<'_>, dir: &str, block: &str) -> Reading<String> {
+    let base = format!("{dir}/ip_discovery/die/0/{block}/0");
+    let part = |name: &str| files.parse::<u8>(format!("{base}/{name}"));
+    match (part("major"), part("minor"), part("revision")) {
+        (Reading::Ok(a), Reading::Ok(b), Reading::Ok(c)) => Reading::Ok(format!("{a}.{b}.{c}")),
+        (Reading::Err(e), _, _) | (_, Reading::Err(e), _) | (_, _, Reading::Err(e)) => Reading::Err(e),
+    }
+}
+
+#[cfg(test)]
+mod ip_version_tests {
+    use crate::host::files::HostFiles;
+
+    #[test]
+    fn the_discovery_tree_gives_major_minor_revision() {
+        let t = tempfile::tempdir().unwrap();
+        let d = t.path().join("sys/bus/pci/devices/0000:0c:00.0/ip_discovery/die/0/MP0/0");
+        std::fs::create_dir_all(&d).unwrap();
+        for (f, v) in [("major", "13\n"), ("minor", "0\n"), ("revision", "14\n")] {
+            std::fs::write(d.join(f), v).unwrap();
+        }
+        let files = HostFiles::new(t.path());
+        let dir = "sys/bus/pci/devices/0000:0c:00.0";
+        assert_eq!(super::ip_version(files, dir, "MP0").ok().map(String::as_str), Some("13.0.14"));
+        assert!(super::ip_version(files, dir, "UMC").err().is_some());
+        std::fs::write(d.join("revision"), "x\n").unwrap();
+        assert!(super::ip_version(files, dir, "MP0").err().is_some());
+    }
+}

@@ -91,6 +91,7 @@ fn driver(
         bad_page_threshold_param: files.parse(format!("{p}/bad_page_threshold")),
         pci_functions: functions,
         amd_smi: None,
+        rocm_version: files.line("opt/rocm/.info/version").into(),
     }
 }
 

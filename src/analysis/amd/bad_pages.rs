@@ -1,13 +1,14 @@
 //! Retired VRAM pages (`ras/gpu_vram_bad_pages`: `R` reserved, `P` pending, `F` could not be reserved)
-//! against the driver's bad-page threshold [K1][K2]:
-//! - `amdgpu.bad_page_threshold=-1` (default): 128 pages (256 on MP0 13.0.14); reaching it the driver logs
-//!   and points at AMD's Service Action Guide but keeps the GPU running.
-//! - `> 0` (user threshold): reaching it marks the GPU RMA (EEPROM header BAD) and it fails init.
-//! - `0`: retirement disabled.
+//! against the driver's bad-page threshold. The threshold is debugfs's where the probe could read it,
+//! else the running kernel's rule worked out in [`threshold`] (it changed between kernel eras and is
+//! keyed on the MP0 IP version, not the GFX version):
+//! - the default (`amdgpu.bad_page_threshold=-1`) and `-2` warn when reached and keep the GPU running
+//!   (up to Linux 6.14 `-2` also retired the GPU);
+//! - a user threshold (`> 0`) marks the GPU RMA (EEPROM header BAD) when reached and it fails init;
+//! - `0` turns retirement off.
 //!
 //! At boot the driver warns from 90 % of the threshold (`RAS records:%u exceeds 90%% of threshold`): the
 //! same line here makes a warning.
-
 //!
 //! `libamd_smi` (where the node has it) reads the same driver list (`amdsmi_get_gpu_bad_page_info`, its
 //! status RESERVED / PENDING / UNRESERVABLE = `R`/`P`/`F`), so it is used only for a GPU whose sysfs list
@@ -18,6 +19,8 @@ use std::borrow::Cow;
 use crate::analysis::{finding, gpu_label};
 use crate::facts::{AmdBadPagesFacts, AmdGpuFacts, GpuFacts, NodeFacts};
 use crate::finding::{ActionKind, Finding, Severity};
+
+pub mod threshold;
 
 /// The GPU's bad-page counts and, in words, where they were read: sysfs `ras/gpu_vram_bad_pages`, else
 /// `libamd_smi`'s records of the GPU of the same PCI address; `None` when neither was read.
@@ -51,37 +54,60 @@ pub fn bad_pages<'a>(
     ))
 }
 
-/// Where the threshold of this GPU comes from, in words, and its value; `None` when unknown.
-pub fn rma_threshold(amd: &AmdGpuFacts, facts: &NodeFacts) -> Option<(u32, String)> {
-    threshold_of(amd.bad_pages.ok()?, facts)
+/// The threshold of this GPU in pages and, in words, its basis and what reaching it does; `None` when
+/// retirement is off or no threshold can be known.
+pub fn rma_threshold(g: &GpuFacts, amd: &AmdGpuFacts, facts: &NodeFacts) -> Option<(u32, String)> {
+    threshold_of(g, amd, amd.bad_pages.ok()?, facts)
 }
 
-pub(super) fn threshold_of(bp: &AmdBadPagesFacts, facts: &NodeFacts) -> Option<(u32, String)> {
-    let param = facts
-        .amd_driver
-        .as_ref()
-        .and_then(|d| d.bad_page_threshold_param.get());
-    let user = param.is_some_and(|p| p > 0);
-    let threshold = bp
-        .threshold
-        .or_else(|| param.filter(|&p| p > 0).and_then(|p| u32::try_from(p).ok()))?;
-    let from = match bp.threshold_source.as_deref() {
-        Some("debugfs") => "debugfs ras/bad_page_cnt_threshold",
-        Some("parameter") => "the amdgpu.bad_page_threshold parameter",
-        Some("default_for_generation") => "the driver's default for this GPU generation",
-        Some(other) => other,
-        None if user => "the amdgpu.bad_page_threshold parameter",
-        None => "unknown source",
-    };
+pub(super) fn threshold_of(
+    g: &GpuFacts,
+    amd: &AmdGpuFacts,
+    bp: &AmdBadPagesFacts,
+    facts: &NodeFacts,
+) -> Option<(u32, String)> {
+    let driver = facts.amd_driver.as_ref();
+    let param = driver.and_then(|d| d.bad_page_threshold_param.get());
     let mode = match param {
-        Some(p) if p > 0 => format!("user threshold (amdgpu.bad_page_threshold={p}): the GPU is retired (RMA) when it is reached"),
+        Some(p) if p > 0 => format!(
+            "user threshold (amdgpu.bad_page_threshold={p}): the GPU is retired (RMA) when it is reached"
+        ),
         Some(-1) | None => "default threshold (amdgpu.bad_page_threshold=-1): the driver warns and keeps the GPU running".to_string(),
         Some(p) => format!("amdgpu.bad_page_threshold={p}"),
     };
-    Some((
-        threshold,
-        format!("threshold {threshold} pages from {from}; {mode}"),
-    ))
+    // What the driver shows beats any model of it.
+    if let (Some(t), Some("debugfs")) = (bp.threshold, bp.threshold_source.as_deref()) {
+        return Some((
+            t,
+            format!("threshold {t} pages from debugfs ras/bad_page_cnt_threshold; {mode}"),
+        ));
+    }
+    let inputs = threshold::Inputs {
+        param,
+        vram_bytes: g.memory.ok().map(|m| m.total_bytes),
+        kernel_release: facts.host.kernel_release.ok().map(String::as_str),
+        out_of_tree: driver.and_then(|d| d.version.ok()).map(String::as_str),
+        mp0: amd.mp0_version.ok().and_then(|v| threshold::ip(v)),
+        umc: amd.umc_version.ok().and_then(|v| threshold::ip(v)),
+        eeprom_max_records: bp.eeprom_max_records,
+        gfx_target_version: amd
+            .kfd_nodes
+            .ok()
+            .and_then(|k| k.iter().find_map(|k| k.gfx_target_version)),
+    };
+    let t = threshold::compute(&inputs)?;
+    let p = param.unwrap_or(-1);
+    let mode = match (p, t.rma) {
+        (p, _) if p > 0 => mode,
+        (-1, false) => mode,
+        (p, true) => format!(
+            "amdgpu.bad_page_threshold={p}: this kernel retires the GPU (RMA) when it is reached"
+        ),
+        (p, false) => {
+            format!("amdgpu.bad_page_threshold={p}: the driver warns and keeps the GPU running")
+        }
+    };
+    (t.pages > 0).then(|| (t.pages, format!("threshold {} pages: {}; {mode}", t.pages, t.basis)))
 }
 
 pub fn judge(g: &GpuFacts, amd: &AmdGpuFacts, facts: &NodeFacts) -> Vec<Finding> {
@@ -95,7 +121,7 @@ pub fn judge(g: &GpuFacts, amd: &AmdGpuFacts, facts: &NodeFacts) -> Vec<Finding>
         "{source}: {} retired (R), {} pending (P), {} unreservable (F)",
         bp.reserved, bp.pending, bp.unreservable
     );
-    let limit = threshold_of(&bp, facts);
+    let limit = threshold_of(g, amd, &bp, facts);
     if let Some((threshold, source)) = &limit
         && *threshold > 0
     {

@@ -11,41 +11,43 @@ use crate::mcp::render::details::{Entry, Fields, failed};
 use crate::mcp::render::reading::{on_off, value_or_unknown as show};
 use crate::mcp::render::topology::alike;
 
-/// The inventory: the GPU count and driver in one line, then one line per group of alike GPUs (model,
-/// memory, VBIOS, persistence and MIG mode); a `lost` GPU says so in words.
+/// The inventory: the GPU count and driver(s) in one line, then one line per group of alike GPUs (model,
+/// memory, VBIOS, and persistence and MIG mode on NVIDIA or the partition modes on AMD); a `lost` GPU
+/// says so in words. Each vendor in its own words: an AMD-only node names amdgpu and ROCm, never a CUDA.
 pub fn summary(inv: &InventoryReport, lost: &BTreeSet<u32>, out: &mut String) {
-    // An AMD node's ROCm library, where the probe read one (its version; why not, where it failed).
-    let amd_smi = match &inv.driver.amd_smi {
-        Some(Reading::Ok(v)) => format!("; libamd_smi {v}"),
-        Some(Reading::Err(e)) => format!(
-            "; libamd_smi not read: {}",
-            e.message.as_deref().unwrap_or("error")
-        ),
-        None => String::new(),
-    };
-    // An AMD-only node (PCI vendor 1002 on every GPU) has no NVIDIA driver or CUDA to report: its driver
-    // is amdgpu, and `driver ?, CUDA ?` would read as a fault.
-    let amd_only = !inv.gpus.is_empty()
-        && inv.gpus.iter().all(|g| {
-            g.pci_device_id
-                .ok()
-                .is_some_and(|id| id.starts_with("1002:"))
-        });
-    if amd_only {
-        let _ = writeln!(
-            out,
-            "GPUs: {} enumerated; AMD, amdgpu driver{amd_smi}",
-            show(&inv.device_count)
-        );
-    } else {
-        let _ = writeln!(
-            out,
-            "GPUs: {} enumerated; driver {}, CUDA {}{amd_smi}",
-            show(&inv.device_count),
-            show(&inv.driver.driver_version),
-            show(&inv.driver.cuda_driver_version)
-        );
+    let mut drivers = Vec::new();
+    if let Some(d) = &inv.driver {
+        drivers.push(format!(
+            "driver {}, CUDA {}",
+            show(&d.driver_version),
+            show(&d.cuda_driver_version)
+        ));
     }
+    if let Some(a) = &inv.amd_driver {
+        let rocm = match &a.rocm_version {
+            Reading::Ok(v) => format!(", ROCm {v}"),
+            Reading::Err(_) => String::new(),
+        };
+        let amd_smi = match &a.amd_smi {
+            Some(Reading::Ok(v)) => format!("; libamd_smi {v}"),
+            Some(Reading::Err(e)) => format!(
+                "; libamd_smi not read: {}",
+                e.message.as_deref().unwrap_or("error")
+            ),
+            None => String::new(),
+        };
+        let lead = if inv.driver.is_none() { "AMD, " } else { "" };
+        drivers.push(format!(
+            "{lead}amdgpu {}{rocm}{amd_smi}",
+            show(&a.amdgpu_version)
+        ));
+    }
+    let _ = writeln!(
+        out,
+        "GPUs: {} enumerated; {}",
+        show(&inv.device_count),
+        drivers.join("; ")
+    );
     let lines = inv.gpus.iter().map(|g| {
         let line = if lost.contains(&g.index) {
             format!(
@@ -53,14 +55,28 @@ pub fn summary(inv: &InventoryReport, lost: &BTreeSet<u32>, out: &mut String) {
                  cannot be read (see the findings)",
                 show(&g.name)
             )
+        } else if let Some(a) = &g.amd {
+            format!(
+                "{}, {} MiB, VBIOS {}, compute partition {}, memory partition {}",
+                show(&g.name),
+                show(&g.memory_total_mib),
+                show(&g.vbios_version),
+                show(&a.compute_partition),
+                show(&a.memory_partition)
+            )
         } else {
             format!(
                 "{}, {} MiB, VBIOS {}, persistence {}, MIG {}",
                 show(&g.name),
                 show(&g.memory_total_mib),
                 show(&g.vbios_version),
-                on_off(g.persistence_mode.get()),
-                on_off(g.mig_mode.ok().map(|m| m.current))
+                on_off(g.persistence_mode.as_ref().and_then(Reading::get)),
+                on_off(
+                    g.mig_mode
+                        .as_ref()
+                        .and_then(|m| m.ok())
+                        .map(|m| m.current)
+                )
             )
         };
         (g.index, line)
@@ -74,18 +90,26 @@ pub fn details(inv: &InventoryReport) -> Entry {
     node.reading("hostname", &inv.node.hostname)
         .reading("boot_id", &inv.node.boot_id)
         .reading("kernel_release", &inv.node.kernel_release);
-    let mut driver = Fields::default();
-    driver
-        .reading("driver_version", &inv.driver.driver_version)
-        .reading("cuda_driver_version", &inv.driver.cuda_driver_version)
-        .reading("nvml_version", &inv.driver.nvml_version);
-    if let Some(r) = &inv.driver.amd_smi {
-        driver.reading("amd_smi", r);
-    }
     let mut f = Fields::default();
-    f.nested("node", node)
-        .nested("driver", driver)
-        .reading("device_count", &inv.device_count)
+    f.nested("node", node);
+    if let Some(d) = &inv.driver {
+        let mut driver = Fields::default();
+        driver
+            .reading("driver_version", &d.driver_version)
+            .reading("cuda_driver_version", &d.cuda_driver_version)
+            .reading("nvml_version", &d.nvml_version);
+        f.nested("driver", driver);
+    }
+    if let Some(a) = &inv.amd_driver {
+        let mut amd = Fields::default();
+        amd.reading("amdgpu_version", &a.amdgpu_version)
+            .reading("rocm_version", &a.rocm_version);
+        if let Some(r) = &a.amd_smi {
+            amd.reading("amd_smi", r);
+        }
+        f.nested("amd_driver", amd);
+    }
+    f.reading("device_count", &inv.device_count)
         .list("gpus", inv.gpus.iter().map(gpu_inventory));
     Entry::Fields(f)
 }
@@ -95,11 +119,6 @@ fn gpu_inventory(g: &GpuInventory) -> Fields {
     pcie.reading("max_link_gen", &g.pcie.max_link_gen)
         .reading("gpu_max_link_gen", &g.pcie.gpu_max_link_gen)
         .reading("max_link_width", &g.pcie.max_link_width);
-    let mig_mode = Entry::of_reading(&g.mig_mode, |m| {
-        let mut f = Fields::default();
-        f.text("current", m.current).text("pending", m.pending);
-        Entry::Fields(f)
-    });
     let mut f = Fields::default();
     f.text("index", g.index)
         .optional("handle_error", g.handle_error.as_ref().map(failed))
@@ -110,16 +129,39 @@ fn gpu_inventory(g: &GpuInventory) -> Fields {
         .reading("pci_bus_id", &g.pci_bus_id)
         .reading("pci_device_id", &g.pci_device_id)
         .reading("vbios_version", &g.vbios_version)
-        .reading("architecture", &g.architecture)
-        .reading("cuda_compute_capability", &g.cuda_compute_capability)
-        .reading("memory_total_mib", &g.memory_total_mib)
-        .entry("mig_mode", mig_mode)
-        .list("mig_devices", g.mig_devices.iter().map(mig_device))
-        .reading("persistence_mode", &g.persistence_mode)
-        .reading("compute_mode", &g.compute_mode)
-        .nested("pcie", pcie)
-        .text("nvlink_count", g.nvlink_count)
-        .text("nvlink_active", g.nvlink_active);
+        .reading("architecture", &g.architecture);
+    if let Some(r) = &g.cuda_compute_capability {
+        f.reading("cuda_compute_capability", r);
+    }
+    f.reading("memory_total_mib", &g.memory_total_mib);
+    if let Some(m) = &g.mig_mode {
+        let mig_mode = Entry::of_reading(m, |m| {
+            let mut f = Fields::default();
+            f.text("current", m.current).text("pending", m.pending);
+            Entry::Fields(f)
+        });
+        f.entry("mig_mode", mig_mode);
+    }
+    if let Some(d) = &g.mig_devices {
+        f.list("mig_devices", d.iter().map(mig_device));
+    }
+    if let Some(r) = &g.persistence_mode {
+        f.reading("persistence_mode", r);
+    }
+    if let Some(r) = &g.compute_mode {
+        f.reading("compute_mode", r);
+    }
+    f.nested("pcie", pcie)
+        .optional("nvlink_count", g.nvlink_count)
+        .optional("nvlink_active", g.nvlink_active);
+    if let Some(a) = &g.amd {
+        let mut amd = Fields::default();
+        amd.reading("compute_partition", &a.compute_partition)
+            .reading("memory_partition", &a.memory_partition)
+            .reading("xgmi_hive_id", &a.xgmi_hive_id)
+            .reading("mp0_version", &a.mp0_version);
+        f.nested("amd", amd);
+    }
     f
 }
 
@@ -141,14 +183,17 @@ mod tests {
 
     #[test]
     fn the_driver_line_names_libamd_smi_only_where_the_probe_read_one() {
-        let mut inv = InventoryReport::default();
+        let mut inv = InventoryReport {
+            amd_driver: Some(Default::default()),
+            ..InventoryReport::default()
+        };
         let line = |inv: &InventoryReport| {
             let mut out = String::new();
             summary(inv, &BTreeSet::new(), &mut out);
             out.lines().next().unwrap_or_default().to_string()
         };
         assert!(!line(&inv).contains("libamd_smi"), "{}", line(&inv));
-        inv.driver.amd_smi = Some(Reading::Ok(
+        inv.amd_driver.as_mut().unwrap().amd_smi = Some(Reading::Ok(
             "25.1.0 at /opt/rocm/lib/libamd_smi.so.25".into(),
         ));
         assert!(
@@ -156,7 +201,7 @@ mod tests {
             "{}",
             line(&inv)
         );
-        inv.driver.amd_smi = Some(Reading::Err(FieldError::with_message(
+        inv.amd_driver.as_mut().unwrap().amd_smi = Some(Reading::Err(FieldError::with_message(
             FieldErrorKind::Timeout,
             "did not answer in time",
         )));

@@ -87,9 +87,9 @@ mod tests {
         let g = &mut inv.gpus[0];
         g.handle_error = Some(FieldError::new(FieldErrorKind::GpuIsLost));
         g.name = Reading::Err(failed.clone());
-        g.mig_mode = Reading::Err(FieldError::new(FieldErrorKind::NotSupported));
+        g.mig_mode = Some(Reading::Err(FieldError::new(FieldErrorKind::NotSupported)));
         g.pcie.max_link_gen = Reading::Err(failed.clone());
-        g.mig_devices[0].profile = Reading::Err(failed.clone());
+        g.mig_devices.as_mut().unwrap()[0].profile = Reading::Err(failed.clone());
         let text = written(&inventory::details(&inv));
         assert!(text.contains("mig_mode=<not_supported>"), "{text}");
         assert_eq!(text, written(&serialized_details(&inv)));
