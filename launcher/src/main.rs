@@ -77,10 +77,13 @@ async fn dispatch(command: Cmd, cfg: Config) -> ExitCode {
                 };
                 match Launcher::connect(cfg).await {
                     Ok(launcher) => {
-                        let launcher = launcher.for_people(
-                            http.limits.tasks_per_person,
-                            replicas.as_ref().map(|r| r.me().to_string()),
-                        );
+                        let launcher = launcher
+                            .for_people(
+                                http.limits.tasks_per_person,
+                                http.limits.tasks_in_all,
+                                replicas.as_ref().map(|r| r.me().to_string()),
+                            )
+                            .limit_calls(http.limits.calls_per_person);
                         http::serve(launcher, addr, http, replicas).await
                     }
                     Err(e) => fail(&e),

@@ -113,6 +113,7 @@ pub(super) fn window_of(
         processes,
         busy_pct,
         util_pct: util,
+        util_samples: Some(with_util as u32),
         sm_mhz: stat(readable.iter().filter_map(|s| s.sm_mhz.map(f64::from))),
         power_w: stat(readable.iter().filter_map(|s| s.power_w)),
         temp_c: stat(readable.iter().filter_map(|s| s.temp_c.map(f64::from))),

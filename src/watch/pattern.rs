@@ -2,7 +2,7 @@
 //! idle (a hang, most likely in a collective), one busy while the others wait (a straggler or a deadlock),
 //! one idle while the others run, one slower than its peers.
 
-use super::report::{Episode, EpisodeKind, GpuWindow, Pattern, PatternKind, secs};
+use super::report::{Episode, EpisodeKind, GpuWindow, Pattern, PatternKind, Window, bounded, secs};
 use crate::finding::Severity;
 
 /// Mean utilization under which a GPU in use counts as idle for the window, and over which as busy.
@@ -13,6 +13,12 @@ const BUSY_MEAN_PCT: f64 = 50.0;
 const SPIN_POWER_SHARE: f64 = 0.30;
 /// A busy GPU whose mean SM clock is under this share of its busy peers' median runs slower.
 const SLOWER_SHARE: f64 = 0.85;
+/// Utilization samples a GPU needs before its window says anything about a pattern: one or two idle
+/// samples are as likely a pause between steps (a checkpoint, the data loader) as a hang.
+pub const MIN_SAMPLES: u32 = 3;
+/// Windows of a job's nodes that coincide for less than this share of the longest are said to overlap
+/// only in part.
+const OVERLAP_SHARE: f64 = 0.9;
 
 /// What a GPU did over the window, by its utilization and its power against its limit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,6 +51,13 @@ impl<'a> GpuInUse<'a> {
 
     fn util(&self) -> Option<f64> {
         self.gpu.util_pct.map(|u| u.mean)
+    }
+
+    /// Its utilization samples, where they are too few to read ([`MIN_SAMPLES`]).
+    fn too_few(&self) -> Option<u32> {
+        self.gpu
+            .util_samples
+            .filter(|n| self.util().is_some() && *n < MIN_SAMPLES)
     }
 
     fn state(&self) -> State {
@@ -153,7 +166,32 @@ pub fn classify(gpus: &[GpuInUse<'_>], window: f64) -> Pattern {
         gpus_in_use: n,
         suspects: Vec::new(),
         episodes: Vec::new(),
+        left_out: Vec::new(),
     };
+    // Too few samples of any GPU and its state is a guess: no pattern is read from a guess.
+    let few: Vec<String> = gpus
+        .iter()
+        .filter_map(|g| g.too_few().map(|k| format!("{} {k}", g.label())))
+        .collect();
+    if !few.is_empty() {
+        p.kind = PatternKind::Unknown;
+        let more = few.len().saturating_sub(4);
+        let more = if more > 0 {
+            format!(" (+{more})")
+        } else {
+            String::new()
+        };
+        p.summary = format!(
+            "pattern unknown: too few samples to tell idle from a pause between steps ({}{more}; at least \
+             {MIN_SAMPLES} per GPU needed): watch longer or at a shorter interval",
+            few.iter()
+                .take(4)
+                .map(|f| format!("{f} sample(s)"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        return p;
+    }
     if used.is_empty() {
         let unread = gpus.iter().filter(|g| g.util().is_none()).count();
         p.kind = if unread > 0 && unread == gpus.len() {
@@ -341,5 +379,136 @@ pub fn classify(gpus: &[GpuInUse<'_>], window: f64) -> Pattern {
     let hi = used.iter().filter_map(|g| g.util()).fold(0.0, f64::max);
     p.summary =
         format!("{n} GPU(s) in use at {lo:.0}–{hi:.0}% mean utilization, in no clear pattern");
+    p
+}
+
+/// A job's node for [`join_windows`]: its window, or why it has none.
+pub struct NodeSpan<'a> {
+    pub node: &'a str,
+    pub window: Result<&'a Window, &'a str>,
+}
+
+/// Which nodes' windows a pattern across nodes may join, and what it must say about the others.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Joined {
+    /// Nodes whose windows coincide: the pattern reads their GPUs.
+    pub nodes: Vec<String>,
+    /// Nodes left out, each as `node: why`.
+    pub left_out: Vec<String>,
+    /// Where the joined windows coincide only in part: the span they share, said in words.
+    pub partial: Option<String>,
+}
+
+/// The nodes whose windows one pattern may compare. A node whose probe failed or took no sample is left
+/// out by name; so is one whose window does not overlap the others' (a probe that started late sampled
+/// another stretch of time: its idle GPUs are not the others' peers waiting). Of windows that do not all
+/// overlap, the most that share one instant are joined (ties: the earliest). Joined windows that share
+/// less than [`OVERLAP_SHARE`] of the longest are said to overlap in part.
+pub fn join_windows(nodes: &[NodeSpan<'_>]) -> Joined {
+    let mut j = Joined::default();
+    let mut spans: Vec<(&str, f64, f64)> = Vec::new();
+    for n in nodes {
+        match n.window {
+            Err(why) => j
+                .left_out
+                .push(format!("{}: no window ({})", n.node, bounded(why, 160))),
+            Ok(w) if w.samples == 0 => j
+                .left_out
+                .push(format!("{}: its probe took no sample", n.node)),
+            Ok(w) => spans.push((
+                n.node,
+                w.started_unix,
+                w.started_unix + w.covered_s.max(0.0),
+            )),
+        }
+    }
+    // The instant most windows share: each window's start is a candidate.
+    let covering = |t: f64| spans.iter().filter(|(_, a, b)| *a <= t && t <= *b).count();
+    let best = spans
+        .iter()
+        .map(|(_, a, _)| *a)
+        .max_by(|x, y| covering(*x).cmp(&covering(*y)).then(y.total_cmp(x)));
+    let Some(at) = best else {
+        return j;
+    };
+    let (inside, apart): (Vec<&(&str, f64, f64)>, Vec<_>) =
+        spans.iter().partition(|(_, a, b)| *a <= at && at <= *b);
+    let from = inside.iter().map(|s| s.1).fold(f64::NEG_INFINITY, f64::max);
+    let to = inside.iter().map(|s| s.2).fold(f64::INFINITY, f64::min);
+    let t0 = spans.iter().map(|s| s.1).fold(f64::INFINITY, f64::min);
+    for (node, a, b) in &apart {
+        j.left_out.push(format!(
+            "{node}: its window ({}–{} after the first start) does not overlap the others' ({}–{}): another \
+             stretch of time, read on its own",
+            secs((a - t0).max(0.0)),
+            secs((b - t0).max(0.0)),
+            secs(from - t0),
+            secs(to - t0)
+        ));
+    }
+    let longest = inside.iter().map(|s| s.2 - s.1).fold(0.0, f64::max);
+    let shared = (to - from).max(0.0);
+    if inside.len() > 1 && longest > 0.0 && shared < longest * OVERLAP_SHARE {
+        let why = inside
+            .iter()
+            .filter(|s| s.1 - t0 >= 0.5)
+            .map(|s| format!("{} started {} late", s.0, secs(s.1 - t0)))
+            .collect::<Vec<_>>()
+            .join(", ");
+        j.partial = Some(format!(
+            "the nodes' windows coincide for only {} of {}{}: the pattern compares whole windows that \
+             only partly overlap",
+            secs(shared),
+            secs(longest),
+            if why.is_empty() {
+                String::new()
+            } else {
+                format!(" ({why})")
+            }
+        ));
+    }
+    j.nodes = inside.iter().map(|s| s.0.to_string()).collect();
+    j
+}
+
+/// The pattern of a job's GPUs (`gpus`, each naming its node) over the nodes [`join_windows`] joined:
+/// GPUs of nodes left out are not read, and the summary names those nodes and says how far the joined
+/// windows coincide.
+pub fn classify_joined(gpus: &[GpuInUse<'_>], window: f64, joined: &Joined) -> Pattern {
+    let read: Vec<GpuInUse<'_>> = gpus
+        .iter()
+        .filter(|g| g.node.is_some_and(|n| joined.nodes.iter().any(|j| j == n)))
+        .map(|g| GpuInUse::new(g.node, g.gpu))
+        .collect();
+    let mut p = if joined.nodes.is_empty() {
+        Pattern {
+            kind: PatternKind::Unknown,
+            summary: "pattern unknown: no node's window could be read".into(),
+            gpus_in_use: 0,
+            suspects: Vec::new(),
+            episodes: Vec::new(),
+            left_out: Vec::new(),
+        }
+    } else {
+        classify(&read, window)
+    };
+    if let Some(partial) = &joined.partial {
+        p.summary = format!("{}; {partial}", p.summary);
+    }
+    if !joined.left_out.is_empty() {
+        let names: Vec<&str> = joined
+            .left_out
+            .iter()
+            .map(|l| l.split(':').next().unwrap_or_default())
+            .collect();
+        p.summary = format!(
+            "{}; read on {} of {} node(s), without {}",
+            p.summary,
+            joined.nodes.len(),
+            joined.nodes.len() + joined.left_out.len(),
+            names.join(", ")
+        );
+        p.left_out = joined.left_out.clone();
+    }
     p
 }

@@ -157,6 +157,10 @@ pub struct GpuWindow {
     pub busy_pct: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub util_pct: Option<Stat>,
+    /// Readable samples with a utilization reading: a pattern needs a few of them per GPU
+    /// (`pattern::MIN_SAMPLES`). None from a probe that did not count them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub util_samples: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sm_mhz: Option<Stat>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -280,6 +284,10 @@ pub struct Pattern {
     /// The pattern's own episodes (idle among busy, busy among idle, slower).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub episodes: Vec<Episode>,
+    /// Across nodes: the nodes the pattern did not read, each with why (its probe failed, it took no
+    /// sample, its window does not overlap the others').
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub left_out: Vec<String>,
 }
 
 /// Seconds between the first and last sample.

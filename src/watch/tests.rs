@@ -7,6 +7,12 @@ use crate::scenarios::{BUILTIN, WATCH_SCRIPTS, find, parse, parse_script};
 
 /// A window of `seconds` sampled every `interval_ms`, played without waiting.
 fn play(facts: &NodeFacts, seconds: u32, interval_ms: u32) -> WatchReport {
+    let input = played(facts, seconds, interval_ms);
+    analyze(&input, facts, None, &AnalysisOptions::default())
+}
+
+/// The samples of [`play`], not yet read.
+fn played(facts: &NodeFacts, seconds: u32, interval_ms: u32) -> WatchInput {
     let n = seconds * 1000 / interval_ms + 1;
     let mut input = WatchInput {
         started_unix: 1_795_600_000.0,
@@ -35,7 +41,7 @@ fn play(facts: &NodeFacts, seconds: u32, interval_ms: u32) -> WatchReport {
             .map(|(t, l)| (t, l.to_string()))
             .collect();
     }
-    analyze(&input, facts, None, &AnalysisOptions::default())
+    input
 }
 
 fn script_facts(name: &str) -> NodeFacts {
@@ -268,5 +274,233 @@ fn a_timelines_mistakes_are_refused_in_words() {
         parse_script(r#"{"scenario":"nope","timeline":{}}"#)
             .unwrap_err()
             .contains("not a built-in scenario")
+    );
+}
+
+/// One idle sample is not a stuck job: a hung collective sampled twice (a pause between steps reads the
+/// same) gives an unknown pattern that says why in words, and no "no progress" verdict.
+#[test]
+fn two_samples_of_idle_gpus_are_too_few_to_call_a_hang() {
+    let r = play(&script_facts("dgx-h100-watch-hang"), 1, 1000);
+    assert_eq!(r.window.samples, 2);
+    assert_eq!(r.pattern.kind, PatternKind::Unknown, "{}", r.headline);
+    assert!(
+        r.pattern.summary.contains("too few samples")
+            && r.pattern.summary.contains("GPU 0 2 sample(s)")
+            && r.pattern.summary.contains("at least 3 per GPU"),
+        "{}",
+        r.pattern.summary
+    );
+    assert!(!r.headline.contains("no progress"), "{}", r.headline);
+    assert_eq!(r.verdict, Verdict::Unknown);
+    assert!(r.gpus.iter().all(|g| g.util_samples == Some(2)));
+    // Three samples are enough to read it.
+    let r = play(&script_facts("dgx-h100-watch-hang"), 2, 1000);
+    assert_eq!(r.pattern.kind, PatternKind::AllIdle, "{}", r.headline);
+}
+
+/// A window with gaps: one GPU answered in only two of forty samples (read failures between), so its
+/// state is a guess and the node's pattern is not read from it.
+#[test]
+fn a_gpu_read_in_too_few_samples_makes_the_pattern_unknown() {
+    let facts = script_facts("dgx-h100-watch-hang");
+    let mut input = played(&facts, 20, 500);
+    let ticks = input.ticks.len();
+    for (k, t) in input.ticks.iter_mut().enumerate() {
+        if k != 0 && k != ticks - 1 {
+            t.gpus.retain(|g| g.index != 3);
+        }
+    }
+    let r = analyze(&input, &facts, None, &AnalysisOptions::default());
+    assert_eq!(r.pattern.kind, PatternKind::Unknown, "{}", r.headline);
+    assert!(
+        r.pattern.summary.contains("GPU 3 2 sample(s)"),
+        "{}",
+        r.pattern.summary
+    );
+    let g3 = r.gpus.iter().find(|g| g.identity.index == 3).unwrap();
+    assert_eq!(g3.util_samples, Some(2));
+    // The others were read in every sample.
+    assert!(
+        r.gpus
+            .iter()
+            .filter(|g| g.identity.index != 3)
+            .all(|g| g.util_samples == Some(ticks as u32))
+    );
+}
+
+/// A GPU of a job's node with `util` mean utilization, held by the job's pod, read in 40 samples.
+fn job_gpu(template: &GpuWindow, index: u32, util: f64) -> GpuWindow {
+    let mut g = template.clone();
+    g.identity.index = index;
+    g.held_by = vec!["ml/job-0".into()];
+    g.util_pct = Some(Stat {
+        min: util,
+        mean: util,
+        max: util.max(12.0),
+    });
+    g.util_samples = Some(40);
+    g.power_w = None;
+    g.sm_mhz = None;
+    g
+}
+
+fn window_at(start: f64, covered: f64, samples: u32) -> Window {
+    Window {
+        started_unix: 1_795_600_000.0 + start,
+        seconds: 20,
+        covered_s: covered,
+        interval_ms: 500,
+        samples,
+        missed: 0,
+        stopped_early: false,
+    }
+}
+
+/// Windows of our own with a late probe and nodes that fail: a node whose window does not overlap the
+/// others' is left out by name and why (compared with them, its idle GPUs read as a rank that stopped);
+/// a failed node and one with no sample are named; the pattern reads the rest.
+#[test]
+fn a_jobs_pattern_names_missing_nodes_and_never_joins_windows_that_do_not_overlap() {
+    let template = play(&script_facts("dgx-h100-watch-hang"), 5, 500).gpus[0].clone();
+    let gpus: Vec<(&str, GpuWindow)> = vec![
+        ("node-a", job_gpu(&template, 0, 97.0)),
+        ("node-a", job_gpu(&template, 1, 96.0)),
+        ("node-b", job_gpu(&template, 0, 98.0)),
+        ("node-b", job_gpu(&template, 1, 97.0)),
+        // node-c's probe started 30 s late: its GPUs idled after the job's step, in another stretch.
+        ("node-c", job_gpu(&template, 0, 2.0)),
+        ("node-c", job_gpu(&template, 1, 1.0)),
+    ];
+    let in_use: Vec<GpuInUse<'_>> = gpus
+        .iter()
+        .map(|(n, g)| GpuInUse::new(Some(n), g))
+        .collect();
+    // Without the join: node-c reads as the rank that stopped.
+    let naive = pattern::classify(&in_use, 20.0);
+    assert_eq!(naive.kind, PatternKind::IdleWhileOthersRun);
+    let (a, b, c, empty) = (
+        window_at(0.0, 20.0, 41),
+        window_at(0.2, 20.0, 41),
+        window_at(30.0, 20.0, 41),
+        window_at(0.0, 0.0, 0),
+    );
+    let spans = [
+        pattern::NodeSpan {
+            node: "node-a",
+            window: Ok(&a),
+        },
+        pattern::NodeSpan {
+            node: "node-b",
+            window: Ok(&b),
+        },
+        pattern::NodeSpan {
+            node: "node-c",
+            window: Ok(&c),
+        },
+        pattern::NodeSpan {
+            node: "node-d",
+            window: Err("the probe pod was not scheduled in 60 s"),
+        },
+        pattern::NodeSpan {
+            node: "node-e",
+            window: Ok(&empty),
+        },
+    ];
+    let joined = pattern::join_windows(&spans);
+    assert_eq!(joined.nodes, ["node-a", "node-b"]);
+    assert_eq!(joined.partial, None, "0.2 s apart is the same window");
+    assert_eq!(joined.left_out.len(), 3, "{:?}", joined.left_out);
+    assert!(joined.left_out[0].starts_with("node-d: no window (the probe pod was not scheduled"));
+    assert_eq!(joined.left_out[1], "node-e: its probe took no sample");
+    assert!(
+        joined.left_out[2]
+            .starts_with("node-c: its window (30 s–50 s after the first start) does not overlap"),
+        "{}",
+        joined.left_out[2]
+    );
+    let p = pattern::classify_joined(&in_use, 20.0, &joined);
+    assert_eq!(p.kind, PatternKind::Progressing, "{}", p.summary);
+    assert_eq!(p.gpus_in_use, 4);
+    assert!(
+        p.summary
+            .ends_with("read on 2 of 5 node(s), without node-d, node-e, node-c"),
+        "{}",
+        p.summary
+    );
+    assert_eq!(p.left_out, joined.left_out);
+}
+
+/// Windows that overlap in part are joined, and the pattern says how much of them coincides and who
+/// started late; the most windows sharing an instant win over an earlier lone one.
+#[test]
+fn windows_that_overlap_in_part_are_said_to() {
+    let (a, b, c) = (
+        window_at(0.0, 20.0, 41),
+        window_at(8.0, 20.0, 41),
+        window_at(9.0, 20.0, 41),
+    );
+    let spans = [
+        pattern::NodeSpan {
+            node: "node-a",
+            window: Ok(&a),
+        },
+        pattern::NodeSpan {
+            node: "node-b",
+            window: Ok(&b),
+        },
+        pattern::NodeSpan {
+            node: "node-c",
+            window: Ok(&c),
+        },
+    ];
+    let j = pattern::join_windows(&spans);
+    assert_eq!(j.nodes, ["node-a", "node-b", "node-c"]);
+    assert!(j.left_out.is_empty());
+    assert_eq!(
+        j.partial.as_deref(),
+        Some(
+            "the nodes' windows coincide for only 11 s of 20 s (node-b started 8 s late, node-c started 9 s \
+             late): the pattern compares whole windows that only partly overlap"
+        )
+    );
+    // node-a alone early, node-b and node-c together later: the pair is the job's window.
+    let (a, b, c) = (
+        window_at(0.0, 5.0, 11),
+        window_at(10.0, 20.0, 41),
+        window_at(10.5, 20.0, 41),
+    );
+    let spans = [
+        pattern::NodeSpan {
+            node: "node-a",
+            window: Ok(&a),
+        },
+        pattern::NodeSpan {
+            node: "node-b",
+            window: Ok(&b),
+        },
+        pattern::NodeSpan {
+            node: "node-c",
+            window: Ok(&c),
+        },
+    ];
+    let j = pattern::join_windows(&spans);
+    assert_eq!(j.nodes, ["node-b", "node-c"]);
+    assert_eq!(j.left_out.len(), 1);
+    assert!(
+        j.left_out[0].starts_with("node-a: its window"),
+        "{:?}",
+        j.left_out
+    );
+    // No node answered: nothing to read, said so.
+    let j = pattern::join_windows(&[pattern::NodeSpan {
+        node: "node-a",
+        window: Err("gone"),
+    }]);
+    let p = pattern::classify_joined(&[], 20.0, &j);
+    assert_eq!(p.kind, PatternKind::Unknown);
+    assert!(
+        p.summary.contains("no node's window could be read")
+            && p.summary.contains("without node-a")
     );
 }

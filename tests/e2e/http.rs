@@ -1950,7 +1950,8 @@ async fn http_flood_benchmark() {
 /// One person's load: with `calls_per_person: 2`, two long calls whose probes never start hold both of
 /// the person's slots for as long as their responses stream (a call's SSE stream is the call in flight,
 /// not done when its headers leave), a third request gets 429 with Retry-After, another person is not
-/// held up, and the slots come back once the clients go; sessions' standalone GET streams hold none.
+/// held up; once the clients go the gate's slots come back but the calls, which run on, keep the person's
+/// call slots until they end; sessions' standalone GET streams hold none.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_persons_streaming_calls_hold_their_slots() {
     if skipped() {
@@ -2032,20 +2033,46 @@ async fn one_persons_streaming_calls_hold_their_slots() {
         "another person is not held up: {}",
         theirs.body
     );
-    // The clients go: their streams end and the slots come back.
+    // The clients go: their streams end and the gate's slots come back, but the calls run on (rmcp does
+    // not cancel a handler whose client hung up) and hold the person's call slots: hanging up and posting
+    // again starts no third call.
     for h in held {
         h.abort();
     }
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    loop {
+    let refused = loop {
         let again = list(alice.clone()).await;
         if again.status == 200 {
+            break again;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the gate's slots never came back after the clients went: {} {}",
+            again.status,
+            again.body
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let v = refused.json();
+    assert_eq!(v["error"]["code"], gpu_mcp_too_many_tasks(), "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("2 tool calls of yours are running (at most 2 per person")),
+        "{v}"
+    );
+    // Their probe pods go: the calls end, and their slots with them.
+    tb.kubectl(&["-n", &ns, "delete", "pods", "--all", "--wait=false"]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let again = list(alice.clone()).await;
+        if again.status == 200 && nodes_in(&again.json()).is_some() {
             assert_eq!(nodes_in(&again.json()), Some(1), "{}", again.body);
             break;
         }
         assert!(
             std::time::Instant::now() < deadline,
-            "the slots never came back after the clients went: {} {}",
+            "the slots never came back after the calls ended: {} {}",
             again.status,
             again.body
         );

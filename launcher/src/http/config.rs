@@ -83,6 +83,11 @@ pub struct Limits {
     /// Tasks one person may have running at once; a long tool past it is refused (`-32029`).
     #[serde(default = "default_tasks")]
     pub tasks_per_person: usize,
+    /// Tasks running at once on this server (replica) for everyone together; past it a long tool is refused
+    /// (`-32029`) whoever calls. Above `tasks_per_person`, so that one person at their bound leaves room for
+    /// the others.
+    #[serde(default = "default_tasks_in_all")]
+    pub tasks_in_all: usize,
 }
 
 impl Default for Limits {
@@ -90,6 +95,7 @@ impl Default for Limits {
         Limits {
             calls_per_person: default_calls(),
             tasks_per_person: default_tasks(),
+            tasks_in_all: default_tasks_in_all(),
         }
     }
 }
@@ -105,6 +111,9 @@ fn default_calls() -> usize {
 }
 fn default_tasks() -> usize {
     4
+}
+fn default_tasks_in_all() -> usize {
+    32
 }
 
 /// A URL's scheme, host (without brackets) and port, and path.
@@ -220,8 +229,16 @@ impl HttpConfig {
                 ));
             }
         }
-        if self.limits.calls_per_person == 0 || self.limits.tasks_per_person == 0 {
+        let l = &self.limits;
+        if l.calls_per_person == 0 || l.tasks_per_person == 0 || l.tasks_in_all == 0 {
             return Err("limits must be at least 1".into());
+        }
+        if l.tasks_in_all < l.tasks_per_person {
+            return Err(format!(
+                "limits.tasks_in_all ({}) is below limits.tasks_per_person ({}): one person could never reach \
+                 their own bound",
+                l.tasks_in_all, l.tasks_per_person
+            ));
         }
         for o in &self.allowed_origins {
             url_parts(o).map_err(|e| format!("allowed_origins: {e}"))?;

@@ -11,6 +11,8 @@ pub mod auth;
 pub mod check;
 pub mod config;
 mod fetch;
+#[cfg(test)]
+mod limits_tests;
 pub mod replicas;
 mod tasks_2025;
 

@@ -54,6 +54,8 @@ pub struct Launcher {
     pub env: Arc<Env>,
     /// `serve --http`: each person's environment; None over stdio (one person, the kubeconfig's).
     pub callers: Option<Arc<crate::mcp::framework::people::CallerEnvs>>,
+    /// `serve --http`: each person's running tool calls, bounded (held by the calls themselves).
+    pub calls: Option<Arc<crate::mcp::framework::people::CallSlots>>,
     /// The long tools' calls running as MCP tasks, this session's.
     pub tasks: Arc<Tasks>,
     tool_router: ToolRouter<Launcher>,
@@ -166,6 +168,7 @@ impl Launcher {
         }
         Launcher {
             callers: None,
+            calls: None,
             tasks: Arc::new(Tasks::new(task_tools)),
             env: Arc::new(Env {
                 cfg,
@@ -184,7 +187,12 @@ impl Launcher {
 
     /// Serve many people (`serve --http`): every call acts as its caller, tasks are each person's own.
     /// `replica`: this replica's name, in the ids of its tasks, where several serve behind one Service.
-    pub fn for_people(mut self, tasks_per_person: usize, replica: Option<String>) -> Self {
+    pub fn for_people(
+        mut self,
+        tasks_per_person: usize,
+        tasks_in_all: usize,
+        replica: Option<String>,
+    ) -> Self {
         self.callers = Some(Arc::new(crate::mcp::framework::people::CallerEnvs::new(
             self.env.cfg.clone(),
         )));
@@ -194,9 +202,31 @@ impl Launcher {
         self.tasks = Arc::new(
             Tasks::new(self.tasks.tools().cloned())
                 .per_person(tasks_per_person)
+                .in_all(tasks_in_all)
                 .replica(replica),
         );
         self
+    }
+
+    /// Each person at most `per_person` tool calls running at once, whatever became of their connections
+    /// (`limits.calls_per_person`; [`crate::mcp::framework::people::CallSlots`]).
+    pub fn limit_calls(mut self, per_person: usize) -> Self {
+        self.calls = Some(crate::mcp::framework::people::CallSlots::new(per_person));
+        self
+    }
+
+    /// A slot for the call of `context`'s person, held by the call's handler (None over stdio: one person).
+    fn call_slot(
+        &self,
+        context: &RequestContext<RoleServer>,
+    ) -> Result<Option<crate::mcp::framework::people::CallSlot>, ErrorData> {
+        match (
+            &self.calls,
+            crate::mcp::framework::caller::caller_of(context),
+        ) {
+            (Some(slots), Some(caller)) => slots.take(&caller.user).map(Some),
+            _ => Ok(None),
+        }
     }
 
     /// The server stops: every task is cancelled and awaited, every person's probes cleaned up, then the
@@ -272,6 +302,9 @@ impl ServerHandler for Launcher {
             })?;
             return Ok(CallToolResponse::Task(task));
         }
+        // Taken before the tool runs and dropped with this future: the slot lasts as long as the call's
+        // work, not as long as its client's connection.
+        let _slot = self.call_slot(&context)?;
         self.tool_router
             .call(ToolCallContext::new(self, request, context))
             .await

@@ -150,6 +150,55 @@ impl CallerEnvs {
     }
 }
 
+/// Tool calls one person may have running at once (`limits.calls_per_person`), counted by the calls
+/// themselves: a slot is taken before the tool's handler runs and goes with the handler's future, when it
+/// completes or is dropped. The HTTP gate's own slot ends with the response's stream, but rmcp runs a
+/// handler on whose stream the client hung up to its end (it is not cancelled): held only by the stream, a
+/// client that posts, hangs up and posts again would start any number of calls (and their privileged
+/// probe pods) at once.
+pub struct CallSlots {
+    per_person: usize,
+    slots: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Semaphore>>>,
+}
+
+/// A running call's slot: held by the call's handler, freed when it ends or is dropped.
+pub type CallSlot = tokio::sync::OwnedSemaphorePermit;
+
+impl CallSlots {
+    pub fn new(per_person: usize) -> Arc<CallSlots> {
+        Arc::new(CallSlots {
+            per_person: per_person.max(1),
+            slots: std::sync::Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// A slot of `user`'s, or the refusal that says their limit was hit and by how many calls.
+    pub fn take(&self, user: &str) -> Result<CallSlot, ErrorData> {
+        let sem = {
+            let mut m = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+            // Bounded: people with no call running hold no slot, so their entries can go.
+            if m.len() > 4096 {
+                m.retain(|_, s| s.available_permits() < self.per_person);
+            }
+            m.entry(user.to_string())
+                .or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(self.per_person)))
+                .clone()
+        };
+        sem.try_acquire_owned().map_err(|_| {
+            ErrorData::new(
+                rmcp::model::ErrorCode(super::tasks::TOO_MANY_TASKS),
+                format!(
+                    "{n} tool calls of yours are running (at most {n} per person: limits.calls_per_person); \
+                     a call runs to its end even when its client hung up, so a dropped connection frees no \
+                     slot; wait for one to finish, then call again",
+                    n = self.per_person
+                ),
+                None,
+            )
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};

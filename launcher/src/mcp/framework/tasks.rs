@@ -37,7 +37,8 @@ pub const POLL_INTERVAL: Duration = Duration::from_millis(500);
 /// in the implementation-defined server range, like a 429.
 pub const TOO_MANY_TASKS: i32 = -32029;
 
-/// Tasks running at once per session. Each can hold a fan-out of probes: more is refused, not queued.
+/// Tasks running at once over stdio (one person's session). Each can hold a fan-out of probes: more is
+/// refused, not queued. `serve --http` sets its own bounds, per person and in all ([`Tasks::in_all`]).
 const MAX_RUNNING: usize = 8;
 
 /// How long the session's end waits for cancelled tasks to delete their probe pods: a DCGM run's orderly
@@ -156,6 +157,8 @@ pub struct Tasks {
     owners: Mutex<HashMap<String, String>>,
     /// Over HTTP: tasks one person may have running at once.
     per_person: Option<usize>,
+    /// Tasks running at once for everyone together.
+    in_all: usize,
     /// Finished tasks' results (rmcp holds a stand-in).
     results: std::sync::Arc<Mutex<Results>>,
     /// Behind a Service with several replicas: this replica's name, put before each task id it hands out
@@ -172,6 +175,7 @@ impl Tasks {
             tools: tools.into_iter().collect(),
             owners: Mutex::new(HashMap::new()),
             per_person: None,
+            in_all: MAX_RUNNING,
             results: Default::default(),
             replica: None,
         }
@@ -215,6 +219,12 @@ impl Tasks {
         self
     }
 
+    /// At most `n` running tasks for everyone together (`serve --http`'s `limits.tasks_in_all`).
+    pub fn in_all(mut self, n: usize) -> Self {
+        self.in_all = n.max(1);
+        self
+    }
+
     pub fn tools(&self) -> impl Iterator<Item = &String> {
         self.tools.iter()
     }
@@ -223,10 +233,38 @@ impl Tasks {
         self.owners.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Whether one more task may start for `context`'s person (and in all). Where not, the call is refused
+    /// Whether one more task may start for `context`'s person and in all. Where not, the call is refused
     /// with the reason: run as a plain call instead, a long tool would escape the person's bound on tasks
-    /// (a plain call holds one of their few in-flight request slots for its whole response instead).
+    /// (a plain call holds one of their few call slots for its whole run instead). [`Self::spawn`] checks
+    /// again, under the lock that records the new task, so that calls at once cannot pass it together.
     pub fn room(&self, context: &RequestContext<RoleServer>) -> Result<(), ErrorData> {
+        let owner = crate::mcp::framework::caller::caller_of(context).map(|c| c.user);
+        self.admits(&mut self.owners(), owner.as_deref())
+    }
+
+    /// The tasks running for `owner` (None: stdio's one person, whose tasks are not counted apart).
+    fn running_for(&self, owners: &mut HashMap<String, String>, owner: &str) -> usize {
+        // Expired tasks are forgotten; settled ones stay their owner's until then but do not count.
+        owners.retain(|id, _| self.manager.get_task(id).is_ok());
+        owners
+            .iter()
+            .filter(|(id, u)| {
+                *u == owner
+                    && self
+                        .manager
+                        .get_task(id)
+                        .is_ok_and(|t| !t.status().is_terminal())
+            })
+            .count()
+    }
+
+    /// One more task for `owner`, or the refusal naming the limit it hit (the person's own, or the
+    /// server's for everyone) with the numbers. Called with the owners' lock held.
+    fn admits(
+        &self,
+        owners: &mut HashMap<String, String>,
+        owner: Option<&str>,
+    ) -> Result<(), ErrorData> {
         let busy = |what: String| {
             ErrorData::new(
                 rmcp::model::ErrorCode(TOO_MANY_TASKS),
@@ -236,37 +274,33 @@ impl Tasks {
                 None,
             )
         };
-        if self.manager.running_task_count() >= MAX_RUNNING {
-            return Err(busy(format!(
-                "{MAX_RUNNING} tasks are running already (the most at once)"
-            )));
-        }
-        let (Some(limit), Some(caller)) = (
-            self.per_person,
-            crate::mcp::framework::caller::caller_of(context),
-        ) else {
-            return Ok(());
+        let mine = match (self.per_person, owner) {
+            (Some(limit), Some(o)) => {
+                let mine = self.running_for(owners, o);
+                if mine >= limit {
+                    return Err(busy(format!(
+                        "{mine} tasks of yours are running (at most {limit} per person: limits.tasks_per_person)"
+                    )));
+                }
+                Some((mine, limit))
+            }
+            _ => None,
         };
-        let mut owners = self.owners();
-        // Expired tasks are forgotten; settled ones stay their owner's until then but do not count.
-        owners.retain(|id, _| self.manager.get_task(id).is_ok());
-        let mine = owners
-            .iter()
-            .filter(|(id, u)| {
-                **u == caller.user
-                    && self
-                        .manager
-                        .get_task(id)
-                        .is_ok_and(|t| !t.status().is_terminal())
-            })
-            .count();
-        if mine < limit {
-            Ok(())
-        } else {
-            Err(busy(format!(
-                "{mine} tasks of yours are running (at most {limit} per person)"
-            )))
+        let running = self.manager.running_task_count();
+        if running >= self.in_all {
+            let yours = match mine {
+                Some((m, l)) => format!(", {m} of them yours (at most {l} per person)"),
+                None => String::new(),
+            };
+            let scope = if self.per_person.is_some() {
+                "on this server for everyone together (at most {n} in all: limits.tasks_in_all)"
+            } else {
+                "in this session (at most {n})"
+            }
+            .replace("{n}", &self.in_all.to_string());
+            return Err(busy(format!("{running} tasks are running {scope}{yours}")));
         }
+        Ok(())
     }
 
     /// Over HTTP, a task is its person's alone: another person's id reads as unknown (its existence is not
@@ -358,16 +392,6 @@ impl Tasks {
                 None,
             ));
         }
-        let running = self.manager.running_task_count();
-        if running >= MAX_RUNNING {
-            return Err(ErrorData::invalid_request(
-                format!(
-                    "{running} tasks are running in this session (at most {MAX_RUNNING}); wait for one \
-                     to finish or cancel one with tasks/cancel"
-                ),
-                None,
-            ));
-        }
         let owner = crate::mcp::framework::caller::caller_of(&context).map(|c| c.user);
         let cancel = self.session.child_token();
         context.ct = cancel.clone();
@@ -377,20 +401,36 @@ impl Tasks {
             .with_status_message("starting");
         let running = self.running.clone();
         let (results, person) = (self.results.clone(), owner.clone().unwrap_or_default());
-        let task = self.manager.spawn(options, move |tc| {
+        let mut task = self.start(owner, options, move |tc| {
             context.extensions.insert(TaskProgress(tc.clone()));
             let call = call(context);
             let id = tc.task_id().to_string();
             let work = operation(tc, cancel, call);
             Box::pin(running.track_future(keeping_result(results, id, person, work)))
-        });
-        if let Some(o) = owner {
-            self.owners().insert(task.task_id.clone(), o);
-        }
-        let mut task = task;
+        })?;
         task.task_id = self.outer(&task.task_id);
         tracing::info!(task = %task.task_id, "tool call runs as a task");
         Ok(CreateTaskResult::new(task))
+    }
+
+    /// Start `make`'s task for `owner` if the bounds admit it: checked and recorded under one hold of the
+    /// owners' lock, so that calls at once cannot all pass the check before any is counted.
+    fn start<M>(
+        &self,
+        owner: Option<String>,
+        options: TaskOptions,
+        make: M,
+    ) -> Result<rmcp::model::Task, ErrorData>
+    where
+        M: FnOnce(TaskContext) -> rmcp::task_manager::TaskFuture,
+    {
+        let mut owners = self.owners();
+        self.admits(&mut owners, owner.as_deref())?;
+        let task = self.manager.spawn(options, make);
+        if let Some(o) = owner {
+            owners.insert(task.task_id.clone(), o);
+        }
+        Ok(task)
     }
 
     pub fn get(&self, task_id: &str) -> Result<DetailedTask, ErrorData> {
@@ -650,6 +690,85 @@ mod tests {
             .get(&ids[0])
             .expect_err("the oldest result was dropped");
         assert!(e.message.contains("result was dropped"), "{}", e.message);
+    }
+
+    /// A task that runs until `release` is cancelled, for `owner`.
+    fn hold(
+        tasks: &Tasks,
+        owner: &str,
+        release: &CancellationToken,
+    ) -> Result<rmcp::model::Task, ErrorData> {
+        let r = release.clone();
+        tasks.start(Some(owner.into()), TaskOptions::new(), move |_tc| {
+            Box::pin(async move {
+                r.cancelled().await;
+                Ok(ok())
+            })
+        })
+    }
+
+    /// Two people: one at their own bound is refused with the person's limit in words and numbers, and
+    /// the other still starts theirs; past the bound in all, anyone is refused with that limit named
+    /// instead. (With one bound for the whole server, as before, two people at 4 each locked everyone
+    /// out.)
+    #[tokio::test]
+    async fn one_person_at_their_task_bound_does_not_stop_another() {
+        let tasks = Tasks::new(Vec::new()).per_person(2).in_all(5);
+        let release = CancellationToken::new();
+        for _ in 0..2 {
+            hold(&tasks, "alice", &release).expect("alice's tasks within her bound");
+        }
+        let e = hold(&tasks, "alice", &release).expect_err("alice past her bound");
+        assert_eq!(e.code.0, TOO_MANY_TASKS);
+        assert!(
+            e.message
+                .contains("2 tasks of yours are running (at most 2 per person"),
+            "{}",
+            e.message
+        );
+        // Bob is not held up by alice's bound.
+        for _ in 0..2 {
+            hold(&tasks, "bob", &release).expect("bob starts while alice is at her bound");
+        }
+        hold(&tasks, "carol", &release).expect("carol: the fifth in all");
+        let e = hold(&tasks, "dave", &release).expect_err("past the bound in all");
+        assert_eq!(e.code.0, TOO_MANY_TASKS);
+        assert!(
+            e.message.contains(
+                "5 tasks are running on this server for everyone together (at most 5 in all"
+            ) && e.message.contains("0 of them yours"),
+            "{}",
+            e.message
+        );
+        // Once alice's and bob's tasks end, everyone may start again.
+        release.cancel();
+        for _ in 0..500 {
+            if tasks.manager.running_task_count() == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        hold(&tasks, "dave", &CancellationToken::new()).expect("room again");
+        hold(&tasks, "alice", &CancellationToken::new()).expect("alice again");
+    }
+
+    /// Calls at once cannot all pass the check before any is counted: the check and the record are one.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn tasks_started_at_once_stay_within_the_bounds() {
+        let tasks = std::sync::Arc::new(Tasks::new(Vec::new()).per_person(3).in_all(64));
+        let release = CancellationToken::new();
+        let mut started = Vec::new();
+        for _ in 0..32 {
+            let (t, r) = (tasks.clone(), release.clone());
+            started.push(tokio::spawn(async move { hold(&t, "alice", &r).is_ok() }));
+        }
+        let mut ok = 0;
+        for s in started {
+            ok += usize::from(s.await.unwrap());
+        }
+        assert_eq!(ok, 3);
+        assert_eq!(tasks.manager.running_task_count(), 3);
+        release.cancel();
     }
 
     /// The session's end cancels a running task and waits for it.

@@ -426,6 +426,7 @@ mod tests {
             processes: None,
             busy_pct: 100,
             util_pct: None,
+            util_samples: None,
             sm_mhz: None,
             power_w: None,
             temp_c: None,

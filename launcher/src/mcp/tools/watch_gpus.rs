@@ -665,7 +665,16 @@ async fn watch_workload(
         .iter()
         .map(|(n, g)| GpuInUse::new(Some(n.as_str()), g))
         .collect();
-    let pat = pattern::classify(&in_use, f64::from(seconds));
+    // Only windows that coincide are compared; the nodes left out are named (gpu_diag::watch::pattern).
+    let spans: Vec<pattern::NodeSpan<'_>> = windows
+        .iter()
+        .map(|(n, r)| pattern::NodeSpan {
+            node: n,
+            window: r.as_ref().map(|(w, _)| &w.window).map_err(String::as_str),
+        })
+        .collect();
+    let joined = pattern::join_windows(&spans);
+    let pat = pattern::classify_joined(&in_use, f64::from(seconds), &joined);
     // Each node's own episodes on the workload's GPUs (throttling, counters, kernel events, a GPU lost), then
     // the pattern's, which name their node.
     let mut episodes: Vec<NodeEpisode> = Vec::new();
@@ -757,7 +766,7 @@ async fn watch_workload(
         Some(Severity::Critical) => Verdict::Unhealthy,
         Some(Severity::Warning) => Verdict::Degraded,
         _ if !pat.kind.is_steady() => Verdict::Degraded,
-        _ if failed > 0 => Verdict::Unknown,
+        _ if failed > 0 || pat.kind == PatternKind::Unknown || !pat.left_out.is_empty() => Verdict::Unknown,
         _ => Verdict::Healthy,
     };
     let headline = workload_headline(&pat, &episodes, failed, windows.len(), seconds);
