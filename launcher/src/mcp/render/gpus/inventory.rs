@@ -71,12 +71,7 @@ pub fn summary(inv: &InventoryReport, lost: &BTreeSet<u32>, out: &mut String) {
                 show(&g.memory_total_mib),
                 show(&g.vbios_version),
                 on_off(g.persistence_mode.as_ref().and_then(Reading::get)),
-                on_off(
-                    g.mig_mode
-                        .as_ref()
-                        .and_then(|m| m.ok())
-                        .map(|m| m.current)
-                )
+                on_off(g.mig_mode.as_ref().and_then(|m| m.ok()).map(|m| m.current))
             )
         };
         (g.index, line)
