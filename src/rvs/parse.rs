@@ -21,6 +21,7 @@
 //!   `throughput: "(not measured)"` (lines 873-882, 941-942).
 //! - pebb: `srccpu` (a NUMA node, no GPU) and `dstgpu`, likewise (`pebb.so/src/action.cpp:456-467,
 //!   590-601,645`).
+//!
 //! Records without any of these are progress. ROCm/device-metrics-exporter `pkg/testrunner/rvs.go` strips
 //! the stray trailing `}` RVS of ROCm 7.1.1 writes; so does this.
 //!
@@ -178,7 +179,9 @@ fn salvage(text: &str) -> Option<(String, Option<String>)> {
     let mut str_start = 0;
     let mut last_key: Option<(usize, usize)> = None;
     let mut open_action: Option<(usize, usize)> = None;
-    let mut safe: Option<(usize, Vec<u8>, Option<(usize, usize)>)> = None;
+    // (where to cut, the brackets open there, the action list open there)
+    type Span = Option<(usize, usize)>;
+    let mut safe: Option<(usize, Vec<u8>, Span)> = None;
     for (i, &c) in b.iter().enumerate() {
         if in_str {
             if esc {
@@ -218,10 +221,7 @@ fn salvage(text: &str) -> Option<(String, Option<String>)> {
         }
         // A point the file can be closed at: the top object, a module object or an action list open,
         // nothing half-written inside a record.
-        let shape_ok = match stack.as_slice() {
-            [b'{'] | [b'{', b'{'] | [b'{', b'{', b'['] => true,
-            _ => false,
-        };
+        let shape_ok = matches!(stack.as_slice(), [b'{'] | [b'{', b'{'] | [b'{', b'{', b'[']);
         if shape_ok {
             safe = Some((i + 1, stack.clone(), open_action));
         }
