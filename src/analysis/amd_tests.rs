@@ -143,7 +143,8 @@ fn the_threshold_follows_the_running_kernel() {
     facts.host.kernel_release = Reading::Ok("6.12.12+bpo-amd64".into());
     let f = judge(&facts);
     assert!(
-        !f.iter().any(|f| f.code.starts_with("amd.bad_pages.") && f.code.contains("threshold")),
+        !f.iter()
+            .any(|f| f.code.starts_with("amd.bad_pages.") && f.code.contains("threshold")),
         "{f:#?}"
     );
     let g = &facts.gpus[2];
@@ -198,7 +199,8 @@ fn a_user_threshold_is_named_and_zero_disables_the_rule() {
         !f.iter().any(|f| f.code.starts_with("amd.bad_pages")),
         "{f:#?}"
     );
-    let (t, words) = rma_threshold(&facts.gpus[5], facts.gpus[5].amd.as_ref().unwrap(), &facts).unwrap();
+    let (t, words) =
+        rma_threshold(&facts.gpus[5], facts.gpus[5].amd.as_ref().unwrap(), &facts).unwrap();
     assert_eq!(t, 200);
     assert!(
         words.contains("user threshold (amdgpu.bad_page_threshold=200)"),

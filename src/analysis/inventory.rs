@@ -185,7 +185,9 @@ fn amd_gpu(g: &crate::facts::GpuFacts) -> Option<AmdGpuInventory> {
         .and_then(|k| k.iter().find_map(|k| k.hive_id));
     let xgmi_hive_id = match (from_xgmi.or(from_kfd).filter(|h| *h != 0), &a.xgmi) {
         (Some(h), _) => Reading::Ok(h),
-        (None, Reading::Err(e)) if e.error != FieldErrorKind::NotCollected => Reading::Err(e.clone()),
+        (None, Reading::Err(e)) if e.error != FieldErrorKind::NotCollected => {
+            Reading::Err(e.clone())
+        }
         (None, _) => Reading::Err(FieldError::with_message(
             FieldErrorKind::NotFound,
             "in no XGMI hive",
@@ -223,55 +225,56 @@ pub fn analyze(facts: &NodeFacts, _opts: &AnalysisOptions) -> InventoryReport {
             .map(|g| {
                 let nv = g.vendor == GpuVendor::Nvidia;
                 GpuInventory {
-                index: g.index,
-                handle_error: g.handle_error.clone(),
-                name: g.name.clone(),
-                uuid: g.uuid.clone(),
-                serial: g.serial.clone(),
-                board_part_number: g.board_part_number.clone(),
-                pci_bus_id: canonical_bus_id(&g.pci_bus_id),
-                pci_device_id: g.pci_device_id.map(|d| pci_device_id(*d)),
-                vbios_version: g.vbios_version.clone(),
-                architecture: g.architecture.clone(),
-                cuda_compute_capability: nv.then(|| {
-                    g.cuda_compute_capability
-                        .map(|(maj, min)| format!("{maj}.{min}"))
-                }),
-                memory_total_mib: g.memory.map(|m| super::mib(m.total_bytes)),
-                mig_mode: nv.then(|| g.mig_mode.clone()),
-                mig_devices: nv.then(|| g
-                    .mig_devices
-                    .iter()
-                    .map(|m| MigDeviceInventory {
-                        index: m.index,
-                        uuid: m.uuid.clone(),
-                        gpu_instance_id: m.gpu_instance_id.clone(),
-                        compute_instance_id: m.compute_instance_id.clone(),
-                        profile: match &m.name {
-                            Reading::Ok(n) => {
-                                mig_profile(n).map_or_else(|| Reading::Ok(n.clone()), Reading::Ok)
-                            }
-                            Reading::Err(e) => Reading::Err(e.clone()),
-                        },
-                        memory_total_mib: m.memory.map(|mem| super::mib(mem.total_bytes)),
-                    })
-                    .collect()),
-                persistence_mode: nv.then(|| g.persistence_mode.clone()),
-                compute_mode: nv.then(|| g.compute_mode.clone()),
-                pcie: PcieCapability {
-                    max_link_gen: g.pcie.max_link_gen.clone(),
-                    gpu_max_link_gen: g.pcie.gpu_max_link_gen.clone(),
-                    max_link_width: g.pcie.max_link_width.clone(),
-                },
-                nvlink_count: nv.then_some(g.nvlinks.len() as u32),
-                nvlink_active: nv.then(|| {
-                    g.nvlinks
-                        .iter()
-                        .filter(|l| l.active.get() == Some(true))
-                        .count() as u32
-                }),
-                amd: if nv { None } else { amd_gpu(g) },
-            }})
+                    index: g.index,
+                    handle_error: g.handle_error.clone(),
+                    name: g.name.clone(),
+                    uuid: g.uuid.clone(),
+                    serial: g.serial.clone(),
+                    board_part_number: g.board_part_number.clone(),
+                    pci_bus_id: canonical_bus_id(&g.pci_bus_id),
+                    pci_device_id: g.pci_device_id.map(|d| pci_device_id(*d)),
+                    vbios_version: g.vbios_version.clone(),
+                    architecture: g.architecture.clone(),
+                    cuda_compute_capability: nv.then(|| {
+                        g.cuda_compute_capability
+                            .map(|(maj, min)| format!("{maj}.{min}"))
+                    }),
+                    memory_total_mib: g.memory.map(|m| super::mib(m.total_bytes)),
+                    mig_mode: nv.then(|| g.mig_mode.clone()),
+                    mig_devices: nv.then(|| {
+                        g.mig_devices
+                            .iter()
+                            .map(|m| MigDeviceInventory {
+                                index: m.index,
+                                uuid: m.uuid.clone(),
+                                gpu_instance_id: m.gpu_instance_id.clone(),
+                                compute_instance_id: m.compute_instance_id.clone(),
+                                profile: match &m.name {
+                                    Reading::Ok(n) => mig_profile(n)
+                                        .map_or_else(|| Reading::Ok(n.clone()), Reading::Ok),
+                                    Reading::Err(e) => Reading::Err(e.clone()),
+                                },
+                                memory_total_mib: m.memory.map(|mem| super::mib(mem.total_bytes)),
+                            })
+                            .collect()
+                    }),
+                    persistence_mode: nv.then(|| g.persistence_mode.clone()),
+                    compute_mode: nv.then(|| g.compute_mode.clone()),
+                    pcie: PcieCapability {
+                        max_link_gen: g.pcie.max_link_gen.clone(),
+                        gpu_max_link_gen: g.pcie.gpu_max_link_gen.clone(),
+                        max_link_width: g.pcie.max_link_width.clone(),
+                    },
+                    nvlink_count: nv.then_some(g.nvlinks.len() as u32),
+                    nvlink_active: nv.then(|| {
+                        g.nvlinks
+                            .iter()
+                            .filter(|l| l.active.get() == Some(true))
+                            .count() as u32
+                    }),
+                    amd: if nv { None } else { amd_gpu(g) },
+                }
+            })
             .collect(),
     }
 }
@@ -323,7 +326,13 @@ mod tests {
         );
         // Uncollected facts say so rather than pretending to be zero.
         assert_eq!(
-            r.driver.as_ref().unwrap().driver_version.err().unwrap().error,
+            r.driver
+                .as_ref()
+                .unwrap()
+                .driver_version
+                .err()
+                .unwrap()
+                .error,
             FieldErrorKind::NotCollected
         );
     }

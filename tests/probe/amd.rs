@@ -509,7 +509,9 @@ fn amd_smi_version_is_read_with_each_majors_layout() {
         let inv = run(&root, "inventory");
         assert!(inv["inventory"].get("driver").is_none(), "{inv}");
         assert!(
-            inv["inventory"]["gpus"][0].get("cuda_compute_capability").is_none(),
+            inv["inventory"]["gpus"][0]
+                .get("cuda_compute_capability")
+                .is_none(),
             "{inv}"
         );
         // AMD's own fields: partitions and the hive KFD names (the inventory reads no XGMI files).

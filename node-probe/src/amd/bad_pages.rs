@@ -108,7 +108,10 @@ mod tests {
     fn eeprom_size_line() {
         // amdgpu_ras_eeprom.c:1039 (Linux 6.12): "%d bytes or %d records\n", RAS_TBL_SIZE_BYTES,
         // ras_max_record_count; 1037 prints "Not supported\n" without a RAS context.
-        assert_eq!(super::eeprom_records("262144 bytes or 10921 records"), Some(10921));
+        assert_eq!(
+            super::eeprom_records("262144 bytes or 10921 records"),
+            Some(10921)
+        );
         assert_eq!(super::eeprom_records("Not supported"), None);
         assert_eq!(super::eeprom_records("262144 bytes or many records"), None);
     }

@@ -139,7 +139,9 @@ pub fn ip_version(files: HostFiles<'_>, dir: &str, block: &str) -> Reading<Strin
     let part = |name: &str| files.parse::<u8>(format!("{base}/{name}"));
     match (part("major"), part("minor"), part("revision")) {
         (Reading::Ok(a), Reading::Ok(b), Reading::Ok(c)) => Reading::Ok(format!("{a}.{b}.{c}")),
-        (Reading::Err(e), _, _) | (_, Reading::Err(e), _) | (_, _, Reading::Err(e)) => Reading::Err(e),
+        (Reading::Err(e), _, _) | (_, Reading::Err(e), _) | (_, _, Reading::Err(e)) => {
+            Reading::Err(e)
+        }
     }
 }
 
@@ -150,14 +152,21 @@ mod ip_version_tests {
     #[test]
     fn the_discovery_tree_gives_major_minor_revision() {
         let t = tempfile::tempdir().unwrap();
-        let d = t.path().join("sys/bus/pci/devices/0000:0c:00.0/ip_discovery/die/0/MP0/0");
+        let d = t
+            .path()
+            .join("sys/bus/pci/devices/0000:0c:00.0/ip_discovery/die/0/MP0/0");
         std::fs::create_dir_all(&d).unwrap();
         for (f, v) in [("major", "13\n"), ("minor", "0\n"), ("revision", "14\n")] {
             std::fs::write(d.join(f), v).unwrap();
         }
         let files = HostFiles::new(t.path());
         let dir = "sys/bus/pci/devices/0000:0c:00.0";
-        assert_eq!(super::ip_version(files, dir, "MP0").ok().map(String::as_str), Some("13.0.14"));
+        assert_eq!(
+            super::ip_version(files, dir, "MP0")
+                .ok()
+                .map(String::as_str),
+            Some("13.0.14")
+        );
         assert!(super::ip_version(files, dir, "UMC").err().is_some());
         std::fs::write(d.join("revision"), "x\n").unwrap();
         assert!(super::ip_version(files, dir, "MP0").err().is_some());

@@ -107,7 +107,12 @@ pub(super) fn threshold_of(
             format!("amdgpu.bad_page_threshold={p}: the driver warns and keeps the GPU running")
         }
     };
-    (t.pages > 0).then(|| (t.pages, format!("threshold {} pages: {}; {mode}", t.pages, t.basis)))
+    (t.pages > 0).then(|| {
+        (
+            t.pages,
+            format!("threshold {} pages: {}; {mode}", t.pages, t.basis),
+        )
+    })
 }
 
 pub fn judge(g: &GpuFacts, amd: &AmdGpuFacts, facts: &NodeFacts) -> Vec<Finding> {

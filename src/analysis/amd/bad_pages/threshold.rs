@@ -119,7 +119,10 @@ fn era(i: &Inputs<'_>) -> (Era, String) {
             format!("rule of Linux 6.15+, assumed for the out-of-tree amdgpu {v}"),
         );
     }
-    match i.kernel_release.and_then(|r| kernel_version(r).map(|v| (r, v))) {
+    match i
+        .kernel_release
+        .and_then(|r| kernel_version(r).map(|v| (r, v)))
+    {
         Some((r, v)) if v >= (6, 15) => (Era::From6_15, format!("Linux 6.15+ rule (kernel {r})")),
         Some((r, _)) => (Era::UpTo6_14, format!("Linux 6.12 rule (kernel {r})")),
         None => (
@@ -221,12 +224,18 @@ pub fn compute(i: &Inputs<'_>) -> Option<Threshold> {
                     r
                 }
             };
-            (u32::try_from((reserved >> 21) << 4).unwrap_or(u32::MAX), false)
+            (
+                u32::try_from((reserved >> 21) << 4).unwrap_or(u32::MAX),
+                false,
+            )
         }
         // Any other negative value falls to `min_t(int, max_count, value)`: negative, stored in a u32,
         // so a count no GPU reaches.
         (Era::From6_15, p) => {
-            let _ = write!(basis, "amdgpu.bad_page_threshold={p} gives no reachable count");
+            let _ = write!(
+                basis,
+                "amdgpu.bad_page_threshold={p} gives no reachable count"
+            );
             (0, false)
         }
     };
@@ -265,8 +274,16 @@ mod tests {
         // 192 GiB = 196608 MiB; 196608 / 100 = 1966 (do_div truncates). Warn only: param -1.
         let t = compute(&mi300x_on("6.12.12-amd64")).unwrap();
         assert_eq!((t.pages, t.rma), (1966, false));
-        assert!(t.basis.contains("1 per 100 MiB of 192 GiB VRAM"), "{}", t.basis);
-        assert!(t.basis.contains("Linux 6.12 rule (kernel 6.12.12-amd64)"), "{}", t.basis);
+        assert!(
+            t.basis.contains("1 per 100 MiB of 192 GiB VRAM"),
+            "{}",
+            t.basis
+        );
+        assert!(
+            t.basis.contains("Linux 6.12 rule (kernel 6.12.12-amd64)"),
+            "{}",
+            t.basis
+        );
         // 64 GiB = 65536 MiB -> 655.
         let t = compute(&Inputs {
             vram_bytes: Some(64 * GIB),
@@ -305,7 +322,11 @@ mod tests {
         })
         .unwrap();
         assert_eq!((t.pages, t.rma), (10921, true));
-        assert!(t.basis.contains("EEPROM capacity from debugfs"), "{}", t.basis);
+        assert!(
+            t.basis.contains("EEPROM capacity from debugfs"),
+            "{}",
+            t.basis
+        );
     }
 
     #[test]
@@ -313,7 +334,12 @@ mod tests {
         // (16 MiB >> 21) << 4 = 8 << 4 = 128; (32 MiB >> 21) << 4 = 256.
         let t = compute(&mi300x_on("6.15.0")).unwrap();
         assert_eq!((t.pages, t.rma), (128, false));
-        assert!(t.basis.contains("16 MiB reserved for retired pages on MP0 13.0.6"), "{}", t.basis);
+        assert!(
+            t.basis
+                .contains("16 MiB reserved for retired pages on MP0 13.0.6"),
+            "{}",
+            t.basis
+        );
         let t = compute(&Inputs {
             mp0: Some((13, 0, 14)),
             ..mi300x_on("6.17.1")
@@ -360,7 +386,12 @@ mod tests {
         })
         .unwrap();
         assert_eq!(t.pages, 256);
-        assert!(t.basis.starts_with("estimated from GFX 9.5.0, MP0 unreadable"), "{}", t.basis);
+        assert!(
+            t.basis
+                .starts_with("estimated from GFX 9.5.0, MP0 unreadable"),
+            "{}",
+            t.basis
+        );
         assert!(
             compute(&Inputs {
                 mp0: None,
@@ -385,7 +416,13 @@ mod tests {
         })
         .unwrap();
         assert_eq!((t.pages, t.rma), (200, true));
-        assert!(compute(&Inputs { param: Some(0), ..mi300x_on("6.15.0") }).is_none());
+        assert!(
+            compute(&Inputs {
+                param: Some(0),
+                ..mi300x_on("6.15.0")
+            })
+            .is_none()
+        );
     }
 
     #[test]
@@ -396,14 +433,22 @@ mod tests {
         };
         let t = compute(&dkms).unwrap();
         assert_eq!(t.pages, 128);
-        assert!(t.basis.contains("assumed for the out-of-tree amdgpu 6.12.12"), "{}", t.basis);
+        assert!(
+            t.basis
+                .contains("assumed for the out-of-tree amdgpu 6.12.12"),
+            "{}",
+            t.basis
+        );
         let t = compute(&Inputs {
             kernel_release: None,
             ..mi300x_on("")
         })
         .unwrap();
         assert!(t.basis.contains("kernel release unreadable"), "{}", t.basis);
-        assert_eq!(kernel_version("6.1.112-124.190.amzn2023.x86_64"), Some((6, 1)));
+        assert_eq!(
+            kernel_version("6.1.112-124.190.amzn2023.x86_64"),
+            Some((6, 1))
+        );
         assert_eq!(ip("13.0.14"), Some((13, 0, 14)));
         assert_eq!(ip("13.0"), None);
         assert_eq!(ip("13.0.1.2"), None);
