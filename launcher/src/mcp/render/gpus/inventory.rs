@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use std::fmt::Write;
 
 use gpu_diag::analysis::inventory::{GpuInventory, InventoryReport, MigDeviceInventory};
-use gpu_diag::facts::Reading;
+use gpu_diag::facts::{FieldErrorKind, Reading};
 
 use crate::mcp::render::details::{Entry, Fields, failed};
 use crate::mcp::render::reading::{on_off, value_or_unknown as show};
@@ -56,13 +56,20 @@ pub fn summary(inv: &InventoryReport, lost: &BTreeSet<u32>, out: &mut String) {
                 show(&g.name)
             )
         } else if let Some(a) = &g.amd {
+            // Partitions exist from MI300 on; an older GPU's `not_supported` says nothing worth a `?`.
+            let partitions = match &a.compute_partition {
+                Reading::Err(e) if e.error == FieldErrorKind::NotSupported => String::new(),
+                _ => format!(
+                    ", compute partition {}, memory partition {}",
+                    show(&a.compute_partition),
+                    show(&a.memory_partition)
+                ),
+            };
             format!(
-                "{}, {} MiB, VBIOS {}, compute partition {}, memory partition {}",
+                "{}, {} MiB, VBIOS {}{partitions}",
                 show(&g.name),
                 show(&g.memory_total_mib),
-                show(&g.vbios_version),
-                show(&a.compute_partition),
-                show(&a.memory_partition)
+                show(&g.vbios_version)
             )
         } else {
             format!(

@@ -51,6 +51,49 @@ mod tests {
         gpu_diag::scenarios::parse(&s.json()).unwrap()
     }
 
+    /// An AMD-only node answers in AMD's words: no NVIDIA driver search, CUDA, MIG, persistence or
+    /// NVLink field, in the details or the summary; amdgpu, ROCm and the partition modes are named.
+    #[test]
+    fn amd_only_inventories_name_no_nvidia_field() {
+        let opts = Default::default();
+        for name in [
+            "mi300x-healthy",
+            "mi300x-cpx",
+            "mi355x-healthy",
+            "mi250x-legacy-ras",
+        ] {
+            let s = gpu_diag::scenarios::find(name).unwrap();
+            let inv = gpu_diag::analysis::inventory::analyze(&facts(s), &opts);
+            let mut text = written(&inventory::details(&inv));
+            inventory::summary(&inv, &BTreeSet::new(), &mut text);
+            for word in [
+                "NVIDIA",
+                "nvml",
+                "cuda",
+                "CUDA",
+                "mig_",
+                "MIG",
+                "persistence",
+                "nvlink",
+            ] {
+                assert!(!text.contains(word), "{name}: `{word}` in\n{text}");
+            }
+            assert!(
+                text.contains("amdgpu_version=6.12.12 (out-of-tree)"),
+                "{name}: {text}"
+            );
+            assert!(text.contains("rocm_version=6.4.1-83"), "{name}: {text}");
+            assert!(
+                text.contains("GPUs: 8 enumerated; AMD, amdgpu 6.12.12"),
+                "{name}: {text}"
+            );
+        }
+        let s = gpu_diag::scenarios::find("mi300x-cpx").unwrap();
+        let inv = gpu_diag::analysis::inventory::analyze(&facts(s), &opts);
+        let text = written(&inventory::details(&inv));
+        assert!(text.contains("compute_partition=CPX"), "{text}");
+    }
+
     /// The typed details say what the serialized report says, in the same layout, on every built-in
     /// scenario, and where every reading failed.
     #[test]
