@@ -362,7 +362,7 @@ fn verification_quotes_the_kernels_reset_lines_and_compares_ras() {
     let ended = Reading::Ok(log(&[
         "6,105,4000,-;amdgpu 0000:5c:00.0: amdgpu: GPU reset end with ret = -110",
     ]));
-    let v = verify(&before, &members, &before, Some(&old), &ended);
+    let v = verify(&before, T, &members, &before, Some(&old), &ended);
     assert_eq!(check(&v, "kernel_log_reset").status, CheckStatus::Block);
     // A GPU gone, one back as another device, a new UE: each said.
     let mut after = mi300x();
