@@ -102,7 +102,7 @@ fn show_ip((a, b, c): (u32, u32, u32)) -> String {
 }
 
 fn show_bytes(b: u64) -> String {
-    if b % (1 << 30) == 0 {
+    if b.is_multiple_of(1 << 30) {
         format!("{} GiB", b >> 30)
     } else {
         format!("{} MiB", b >> 20)
