@@ -368,7 +368,7 @@ fn check_name(name: &str, what: &str) -> Result<(), Refused> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
     fn verifier(prefix: &str) -> Verifier {
@@ -463,7 +463,7 @@ mod tests {
     }
 
     /// An RS256 key (openssl, as the e2e issuer makes its own) and its JWK named `kid`.
-    fn rsa_key(kid: &str) -> (jsonwebtoken::EncodingKey, Jwk) {
+    pub(in crate::http) fn rsa_key(kid: &str) -> (jsonwebtoken::EncodingKey, Jwk) {
         let out = std::process::Command::new("openssl")
             .args([
                 "genpkey",

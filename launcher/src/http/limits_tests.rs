@@ -70,25 +70,7 @@ impl Runner for HeldRunner {
     }
 }
 
-/// An RS256 key (openssl) and its JWK named `kid`.
-fn rsa_key(kid: &str) -> (jsonwebtoken::EncodingKey, jsonwebtoken::jwk::Jwk) {
-    let out = std::process::Command::new("openssl")
-        .args([
-            "genpkey",
-            "-algorithm",
-            "RSA",
-            "-pkeyopt",
-            "rsa_keygen_bits:2048",
-        ])
-        .output()
-        .expect("openssl");
-    assert!(out.status.success(), "{out:?}");
-    let enc = jsonwebtoken::EncodingKey::from_rsa_pem(&out.stdout).unwrap();
-    let mut jwk =
-        jsonwebtoken::jwk::Jwk::from_encoding_key(&enc, jsonwebtoken::Algorithm::RS256).unwrap();
-    jwk.common.key_id = Some(kid.into());
-    (enc, jwk)
-}
+use super::auth::tests::rsa_key;
 
 const URL: &str = "http://127.0.0.1:8080/mcp";
 const ISSUER: &str = "https://issuer.example.com";
