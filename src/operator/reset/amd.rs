@@ -1023,4 +1023,4 @@ pub fn verified(outcome: &ResetOutcome, reset_ok: bool) -> bool {
 }
 
 #[cfg(test)]
-mod tests;
+pub(in crate::operator::reset) mod tests;

@@ -422,3 +422,59 @@ mod pin_tests {
         );
     }
 }
+
+#[cfg(test)]
+mod override_tests {
+    //! The whole preflight (not AMD's part alone) on the MI300X scenario: kept here, beside `preflight`, so
+    //! AMD's own tests need nothing from this file.
+    use super::*;
+    use crate::operator::CheckStatus;
+    use crate::operator::reset::amd::tests::{check, digests, holder, mi300x, req, with_holders};
+
+    /// A person's override covers the unknowns they saw: a job started since (another open /dev/kfd whose
+    /// GPU KFD does not name) refuses the act, naming it; without the list the override covers nothing.
+    #[test]
+    fn an_override_covers_only_the_unknowns_the_person_saw() {
+        let mut f = mi300x();
+        with_holders(&mut f, vec![holder(5000, "python3", &["/dev/kfd"], None)]);
+        let whole = |f: &NodeFacts, r: &ResetRequest| preflight(f, r);
+        let shown = whole(&f, &req(3, false));
+        assert!(!shown.allowed);
+        let saw = crate::operator::unknown_items(&shown.checks);
+        assert!(
+            saw.iter()
+                .any(|i| i.contains("pid 5000 (python3) has /dev/kfd open")),
+            "{saw:?}"
+        );
+        let mut act = req(3, true);
+        act.seen_unknown = Some(digests(&saw));
+        let pf = whole(&f, &act);
+        assert!(pf.allowed, "{pf:#?}");
+        assert_eq!(
+            check(&pf.checks, "override_as_confirmed").status,
+            CheckStatus::Pass
+        );
+        // A late job, started after the person looked.
+        with_holders(
+            &mut f,
+            vec![
+                holder(5000, "python3", &["/dev/kfd"], None),
+                holder(6000, "torchrun", &["/dev/kfd"], None),
+            ],
+        );
+        let pf = whole(&f, &act);
+        assert!(!pf.allowed, "{pf:#?}");
+        let c = check(&pf.checks, "override_as_confirmed");
+        assert_eq!(c.status, CheckStatus::Block);
+        assert!(c.evidence.contains("pid 6000 (torchrun)"), "{}", c.evidence);
+        assert!(!c.evidence.contains("pid 5000"), "{}", c.evidence);
+        // The overridden warning still lists both, for the audit.
+        let h = check(&pf.checks, "hive_device_holders");
+        assert_eq!(h.status, CheckStatus::Warn);
+        assert!(h.unknown_holders.iter().any(|i| i.contains("pid 6000")));
+        // An override that carries no list covers nothing.
+        act.seen_unknown = None;
+        with_holders(&mut f, vec![holder(5000, "python3", &["/dev/kfd"], None)]);
+        assert!(!whole(&f, &act).allowed);
+    }
+}

@@ -5,7 +5,7 @@ use super::*;
 use crate::facts::{DeviceHoldersFacts, FieldError, KfdProcessFacts, PodResourcesFacts, Reading};
 use crate::operator::reset::request::GpuSelector;
 
-fn mi300x() -> NodeFacts {
+pub(in crate::operator::reset) fn mi300x() -> NodeFacts {
     let mut f: NodeFacts =
         serde_json::from_str(include_str!("../../../scenarios/mi300x-healthy.json")).unwrap();
     // The kubelet answers with no pod; no DRA driver on the node.
@@ -34,7 +34,12 @@ fn gpu_id(f: &NodeFacts, i: u32) -> u32 {
         .gpu_id
 }
 
-fn holder(pid: u32, name: &str, devs: &[&str], kfd: Option<Vec<u32>>) -> DeviceHolderFacts {
+pub(in crate::operator::reset) fn holder(
+    pid: u32,
+    name: &str,
+    devs: &[&str],
+    kfd: Option<Vec<u32>>,
+) -> DeviceHolderFacts {
     DeviceHolderFacts {
         pid,
         name: Reading::Ok(name.into()),
@@ -43,14 +48,14 @@ fn holder(pid: u32, name: &str, devs: &[&str], kfd: Option<Vec<u32>>) -> DeviceH
     }
 }
 
-fn with_holders(f: &mut NodeFacts, holders: Vec<DeviceHolderFacts>) {
+pub(in crate::operator::reset) fn with_holders(f: &mut NodeFacts, holders: Vec<DeviceHolderFacts>) {
     f.device_holders = Some(Reading::Ok(DeviceHoldersFacts {
         holders,
         ..Default::default()
     }));
 }
 
-fn req(gpu: u32, overridden: bool) -> ResetRequest {
+pub(in crate::operator::reset) fn req(gpu: u32, overridden: bool) -> ResetRequest {
     ResetRequest {
         gpu: GpuSelector::Index(gpu),
         self_pid: Some(4000),
@@ -61,7 +66,7 @@ fn req(gpu: u32, overridden: bool) -> ResetRequest {
     }
 }
 
-fn check<'a>(cs: &'a [Check], name: &str) -> &'a Check {
+pub(in crate::operator::reset) fn check<'a>(cs: &'a [Check], name: &str) -> &'a Check {
     cs.iter()
         .find(|c| c.check == name)
         .unwrap_or_else(|| panic!("no {name} in {cs:#?}"))
@@ -506,54 +511,7 @@ fn a_refused_fd_table_makes_the_hive_unknown_not_a_warning() {
     );
 }
 
-/// A person's override covers the unknowns they saw: a job started since (another open /dev/kfd whose
-/// GPU KFD does not name) refuses the act, naming it; without the list the override covers nothing.
-#[test]
-fn an_override_covers_only_the_unknowns_the_person_saw() {
-    let mut f = mi300x();
-    with_holders(&mut f, vec![holder(5000, "python3", &["/dev/kfd"], None)]);
-    let whole = |f: &NodeFacts, r: &ResetRequest| crate::operator::reset::preflight(f, r);
-    let shown = whole(&f, &req(3, false));
-    assert!(!shown.allowed);
-    let saw = crate::operator::unknown_items(&shown.checks);
-    assert!(
-        saw.iter()
-            .any(|i| i.contains("pid 5000 (python3) has /dev/kfd open")),
-        "{saw:?}"
-    );
-    let mut act = req(3, true);
-    act.seen_unknown = Some(digests(&saw));
-    let pf = whole(&f, &act);
-    assert!(pf.allowed, "{pf:#?}");
-    assert_eq!(
-        check(&pf.checks, "override_as_confirmed").status,
-        CheckStatus::Pass
-    );
-    // A late job, started after the person looked.
-    with_holders(
-        &mut f,
-        vec![
-            holder(5000, "python3", &["/dev/kfd"], None),
-            holder(6000, "torchrun", &["/dev/kfd"], None),
-        ],
-    );
-    let pf = whole(&f, &act);
-    assert!(!pf.allowed, "{pf:#?}");
-    let c = check(&pf.checks, "override_as_confirmed");
-    assert_eq!(c.status, CheckStatus::Block);
-    assert!(c.evidence.contains("pid 6000 (torchrun)"), "{}", c.evidence);
-    assert!(!c.evidence.contains("pid 5000"), "{}", c.evidence);
-    // The overridden warning still lists both, for the audit.
-    let h = check(&pf.checks, "hive_device_holders");
-    assert_eq!(h.status, CheckStatus::Warn);
-    assert!(h.unknown_holders.iter().any(|i| i.contains("pid 6000")));
-    // An override that carries no list covers nothing.
-    act.seen_unknown = None;
-    with_holders(&mut f, vec![holder(5000, "python3", &["/dev/kfd"], None)]);
-    assert!(!whole(&f, &act).allowed);
-}
-
-fn digests(items: &[String]) -> Vec<String> {
+pub(in crate::operator::reset) fn digests(items: &[String]) -> Vec<String> {
     items
         .iter()
         .map(|i| crate::operator::reset::unknown_digest(i))
