@@ -345,6 +345,107 @@ async fn confirmed_actions_run_the_probe_simulated() {
     s.client.cancel().await.unwrap();
 }
 
+/// Where no person can be asked, a dry run gives `confirm_with` (the target and the GPU it showed); an act
+/// given it is bound to that GPU: the probe checks it, a pin naming another GPU refuses, a pin carrying an
+/// override or on another action is refused before anything runs, and the audit says what bound the act.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_confirm_argument_from_a_dry_run_pins_the_gpu() {
+    let s = start((), &["--mode", "operator"]).await;
+    let r = s
+        .call(
+            "reset_gpu",
+            json!({"node_name": "local", "gpu": "1", "dry_run": true}),
+        )
+        .await;
+    let v = structured(&r);
+    let with = v["confirm_with"]
+        .as_str()
+        .expect("a dry run gives confirm_with")
+        .to_string();
+    let pci = v["report"]["target"]["pci_bus_id"].as_str().unwrap();
+    assert!(
+        with.starts_with("local/gpu/1@") && with.contains(pci),
+        "{with}"
+    );
+    assert!(
+        text_of(&r).contains(&format!("confirm=\"{with}\"")),
+        "{}",
+        text_of(&r)
+    );
+    // The act with it: the probe checked the GPU against the pin, and the audit names the binding.
+    let v = structured(
+        &s.call(
+            "reset_gpu",
+            json!({"node_name": "local", "gpu": "1", "confirm": with, "skip_evidence": true}),
+        )
+        .await,
+    );
+    assert_eq!(v["result"], "simulated", "{v}");
+    assert_gpu_pinned(&v, "1");
+    let audit = s.audit_lines();
+    let msg = audit.last().unwrap()["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(msg.contains("bound by confirm to pci="), "{msg}");
+    // A pin naming another GPU (GPU 0's PCI address): the probe refuses, naming the mismatch.
+    let other = structured(
+        &s.call(
+            "reset_gpu",
+            json!({"node_name": "local", "gpu": "0", "dry_run": true}),
+        )
+        .await,
+    );
+    let other_pci = other["report"]["target"]["pci_bus_id"].as_str().unwrap();
+    assert_ne!(other_pci, pci);
+    let v = structured(
+        &s.call(
+            "reset_gpu",
+            json!({"node_name": "local", "gpu": "1", "confirm": format!("local/gpu/1@pci={other_pci}"),
+                   "skip_evidence": true}),
+        )
+        .await,
+    );
+    assert_eq!(v["result"], "refused", "{v}");
+    assert!(
+        v["report"]["reasons"].to_string().contains(other_pci),
+        "{v}"
+    );
+    // Refused before anything runs: an override in `confirm`, an empty or malformed pin, a pin on a kill,
+    // a pin after another target.
+    for (tool, args) in [
+        (
+            "reset_gpu",
+            json!({"node_name": "local", "gpu": "1", "confirm": format!("{with};seen=0011223344556677")}),
+        ),
+        (
+            "reset_gpu",
+            json!({"node_name": "local", "gpu": "1", "confirm": "local/gpu/1@"}),
+        ),
+        (
+            "reset_gpu",
+            json!({"node_name": "local", "gpu": "1", "confirm": "local/gpu/1@pci"}),
+        ),
+        (
+            "reset_gpu",
+            json!({"node_name": "local", "gpu": "1", "confirm": format!("local/gpu/0@pci={pci}")}),
+        ),
+        (
+            "kill_gpu_process",
+            json!({"node_name": "local", "pid": 4242, "confirm": "local/pid/4242@pci=x"}),
+        ),
+    ] {
+        let before = s.audit_lines().len();
+        let r = s.call(tool, args.clone()).await;
+        assert_eq!(r.is_error, Some(true), "{args}: {}", text_of(&r));
+        assert!(text_of(&r).contains("Nothing was done"), "{}", text_of(&r));
+        let after = s.audit_lines();
+        assert_eq!(after.len(), before + 1, "{args}");
+        assert_eq!(after.last().unwrap()["result"], "refused");
+    }
+    s.client.cancel().await.unwrap();
+}
+
 /// A destructive action keeps the evidence archive first and its audit record names it; an explicit
 /// skip acts without one and the audit says so; a dry run collects nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

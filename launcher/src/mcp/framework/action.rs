@@ -57,6 +57,11 @@ pub struct OperatorOutput<R> {
     /// The probe run (absent for cordon, answered by the API server).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub run: Option<ProbeRun>,
+    /// A dry run's `confirm` value for a client that can ask no one: the target and, after `@`, the GPU
+    /// the preflight showed (PCI address, unique id, partition mode). An act given it resets that GPU or
+    /// nothing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub confirm_with: Option<String>,
     pub report: R,
 }
 
@@ -244,6 +249,17 @@ impl<R: Serialize + ActionReport> ProbeAction<'_, R> {
             };
             cx.probe_report(action, &t, r, pick)
         };
+        // Only a reset is bound to a GPU's identity: a pin elsewhere would be silently ignored.
+        if let Some(c) = confirm_arg.as_deref()
+            && super::confirm::split_confirm(c).1.is_some()
+            && !matches!(request, command::Request::Reset { .. })
+        {
+            let why = format!(
+                "{action}: `confirm` carries a pin after `@`, which only binds a GPU reset; repeat the \
+                 target `{target}` alone. Nothing was done."
+            );
+            return Err(refuse_early(cx, ctx_ref, node, action, &target, why).await);
+        }
         let confirmed_by;
         let mut overrode = false;
         let mut seen: Option<super::confirm::Seen> = None;
@@ -255,7 +271,9 @@ impl<R: Serialize + ActionReport> ProbeAction<'_, R> {
             // Where a person is asked, they see the preflight before approving; a refusal needs no
             // approval, except one for unknown GPU holders alone, which the person is offered to
             // override. A retry answering an input request saw it in the first round.
-            let wrong_confirm = confirm_arg.as_deref().is_some_and(|c| c != target);
+            let wrong_confirm = confirm_arg
+                .as_deref()
+                .is_some_and(|c| super::confirm::split_confirm(c).0 != target);
             let mut offer: Option<Vec<String>> = None;
             let mut shown: Option<super::confirm::Seen> = None;
             let summary =
@@ -378,7 +396,29 @@ impl<R: Serialize + ActionReport> ProbeAction<'_, R> {
             }
         };
         let result = result_name(report.result());
+        let confirm_with = (dry_run && report.result() != ActionResult::Refused)
+            .then(|| seen_of(&report))
+            .flatten()
+            .and_then(|s| s.pin)
+            .filter(|p| !p.is_empty())
+            .map(|p| {
+                let pin = super::confirm::Seen {
+                    pin: Some(p),
+                    unknown: Vec::new(),
+                };
+                format!("{target}@{}", pin.arg(false))
+            });
         let mut message = summary_of(&report);
+        if confirmed_by == "confirm_argument"
+            && let Some(p) = seen.as_ref().and_then(|s| s.pin.as_ref())
+        {
+            // Said in the audit: the act was bound to the GPU a dry run showed, not only to an index.
+            let pin = super::confirm::Seen {
+                pin: Some(p.clone()),
+                unknown: Vec::new(),
+            };
+            message.insert_str(0, &format!("bound by confirm to {}; ", pin.arg(false)));
+        }
         if overrode {
             // The Event names the override and both lists: what the person saw when they overrode, and
             // what the act found (an act that found more refused).
@@ -424,6 +464,7 @@ impl<R: Serialize + ActionReport> ProbeAction<'_, R> {
             evidence,
             evidence_skipped: skip_evidence && !dry_run,
             run: Some(run),
+            confirm_with,
             report,
         })
     }
@@ -479,6 +520,16 @@ impl<'a> ClusterAction<'a> {
             return Ok("not_needed");
         }
         let cx = self.cx;
+        if let Some(c) = confirm_arg
+            && super::confirm::split_confirm(c).1.is_some()
+        {
+            let why = format!(
+                "{}: `confirm` carries a pin after `@`, which only binds a GPU reset; repeat the target \
+                 `{target}` alone. Nothing was done.",
+                self.tool
+            );
+            return Err(refuse_early(cx, self.context(), self.node(), action, target, why).await);
+        }
         match confirm(
             &cx.peer,
             &cx.confirm,
@@ -541,6 +592,7 @@ impl<'a> ClusterAction<'a> {
                     evidence: None,
                     evidence_skipped: false,
                     run: None,
+                    confirm_with: None,
                     report,
                 })
             }
@@ -671,8 +723,14 @@ pub fn headline<R>(o: &OperatorOutput<R>, simulated: bool) -> String {
     } else {
         ""
     };
+    let confirm_with = match &o.confirm_with {
+        Some(c) => format!(
+            "to act where no person can be asked: confirm=\"{c}\" (binds the act to this GPU)\n"
+        ),
+        None => String::new(),
+    };
     format!(
-        "{} {}: {what}{}\nconfirmed by: {}; audit: user {}{}\n{nobody}{overrode}{evidence}",
+        "{} {}: {what}{}\nconfirmed by: {}; audit: user {}{}\n{nobody}{overrode}{evidence}{confirm_with}",
         o.action,
         o.target,
         if simulated { " [simulated]" } else { "" },

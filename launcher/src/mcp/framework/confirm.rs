@@ -405,18 +405,58 @@ fn check_retry_seen(call: &CallConfirm, tool: &str, target: &str) -> (Confirmed,
     }
 }
 
-/// The `confirm` argument check: given and equal to the target, else why not.
+/// The `confirm` argument split into the target it repeats and the pin after `@`, if any
+/// (`gpu-node-5/gpu/3@pci=0000:c1:00.0;uuid=GPU-...`, as a dry run's `confirm_with` gives it). Neither a
+/// node name, a GPU selector nor a pid holds `@`.
+pub fn split_confirm(c: &str) -> (&str, Option<&str>) {
+    match c.split_once('@') {
+        Some((t, pin)) => (t, Some(pin)),
+        None => (c, None),
+    }
+}
+
+/// The pin a `confirm` argument carries, as what was seen: the GPU's identity only. An override never
+/// comes from `confirm` (the model may have filled it), so a `seen=` list is refused, as is an empty pin.
+pub fn pin_of_confirm(tool: &str, pin: &str) -> Result<Seen, String> {
+    let bad = |why: String| {
+        format!(
+            "{tool}: the pin after `@` in `confirm` {why}; repeat the `confirm_with` of the dry run \
+             exactly, or the target alone. Nothing was done."
+        )
+    };
+    let (p, seen) = gpu_diag::operator::reset::parse_approved(pin).map_err(&bad)?;
+    if !seen.is_empty() {
+        return Err(bad(
+            "carries `seen=`: only a person can override unknown holders".into(),
+        ));
+    }
+    if p.is_empty() {
+        return Err(bad("names nothing".into()));
+    }
+    Ok(Seen {
+        pin: Some(p),
+        unknown: Vec::new(),
+    })
+}
+
+/// The `confirm` argument check: given and repeating the target (with or without a pin), else why not.
 pub fn check_confirm(tool: &str, target: &str, confirm: Option<&str>) -> Result<(), String> {
-    match confirm {
-        Some(c) if c == target => Ok(()),
-        Some(c) => Err(format!(
+    match confirm.map(split_confirm) {
+        Some((c, _)) if c == target => Ok(()),
+        Some(_) => Err(format!(
             "confirmation mismatch: `confirm` must repeat the target exactly, expected `{target}`, got \
-             `{c}`. Nothing was done."
+             `{}`. Nothing was done.",
+            confirm.unwrap_or_default()
         )),
         None => Err(format!(
             "{tool} acts on `{target}` and needs confirmation: this client declares neither elicitation nor \
              input requests, so no person can be asked here. Call again with confirm=\"{target}\" once the \
-             user has approved it. Nothing was done."
+             user has approved it{}. Nothing was done.",
+            if tool == "reset_gpu" {
+                " (a dry run gives `confirm_with`, which also binds the act to the GPU it showed)"
+            } else {
+                ""
+            }
         )),
     }
 }
@@ -429,7 +469,8 @@ pub fn check_confirm(tool: &str, target: &str, confirm: Option<&str>) -> Result<
 ///
 /// `seen`: what the person is shown (the preflight's GPU identity and unknowns); the answer gives back
 /// what the approving person saw, from this round or, on a retry, from the round that asked (kept here,
-/// never taken from the client). `None` where no person saw a preflight (`confirm`).
+/// never taken from the client). Where only `confirm` decides, the pin it repeats from a dry run's
+/// `confirm_with` (identity only, never an override), else `None`.
 #[allow(clippy::too_many_arguments)]
 pub async fn confirm(
     peer: &Peer<RoleServer>,
@@ -441,22 +482,29 @@ pub async fn confirm(
     offer: Option<&[String]>,
     seen: Option<&Seen>,
 ) -> (Confirmed, Option<Seen>) {
-    if let Some(c) = confirm_arg
-        && c != target
+    if let Err(e) = check_confirm(tool, target, confirm_arg)
+        && confirm_arg.is_some()
     {
-        return match check_confirm(tool, target, Some(c)) {
-            Err(e) => (Confirmed::No(e), None),
-            Ok(()) => (Confirmed::Yes("confirm_argument"), None),
-        };
+        return (Confirmed::No(e), None);
     }
+    // A pin in `confirm` must parse on every path, even where a person is asked (whose round pins).
+    let pinned = match confirm_arg.map(split_confirm) {
+        Some((_, Some(pin))) => match pin_of_confirm(tool, pin) {
+            Ok(s) => Some(s),
+            Err(e) => return (Confirmed::No(e), None),
+        },
+        _ => None,
+    };
     if call.is_retry() {
         return check_retry_seen(call, tool, target);
     }
     match call.channel {
         Channel::Elicitation => (elicit(peer, target, summary, offer).await, seen.cloned()),
         Channel::InputRequest => (ask(call, tool, target, summary, offer, seen), None),
+        // No person saw a preflight here: the act is bound to what the dry run showed the caller, where
+        // `confirm` repeats its pin.
         Channel::ConfirmArgument => match check_confirm(tool, target, confirm_arg) {
-            Ok(()) => (Confirmed::Yes("confirm_argument"), None),
+            Ok(()) => (Confirmed::Yes("confirm_argument"), pinned),
             Err(e) => (Confirmed::No(e), None),
         },
     }

@@ -32,9 +32,10 @@ pub struct ResetArgs {
     #[serde(default)]
     #[schemars(with = "bool")]
     pub dry_run: Option<bool>,
-    /// Confirmation: the target repeated exactly, `<node_name>/gpu/<gpu>` (e.g. `gpu-node-5/gpu/3`).
-    /// Required only where the client can ask the user neither by input request (2026-07-28) nor by
-    /// elicitation; the answer then says no person was asked.
+    /// Confirmation: the target repeated exactly, `<node_name>/gpu/<gpu>` (e.g. `gpu-node-5/gpu/3`), or
+    /// the dry run's `confirm_with` (the target, `@`, the GPU it showed), which makes the act reset that
+    /// GPU or nothing. Required only where the client can ask the user neither by input request
+    /// (2026-07-28) nor by elicitation; the answer then says no person was asked.
     #[serde(default)]
     #[schemars(with = "String", length(min = 1, max = 300))]
     pub confirm: Option<String>,
@@ -76,8 +77,9 @@ have no holder of /dev/kfd (KFD's process list says which GPU; an open /dev/kfd 
 is unknown) or of its /dev/dri nodes and no pod holding it, with the same override rule; then each GPU of \
 the hive is verified back with its unique_id, its RAS counters read back and the kernel's reset lines \
 quoted. dry_run=true returns the preflight only. Needs confirmation by a person: input request (2026-07-28) or \
-elicitation, after seeing the preflight; where the client can ask no one, `confirm` = `<node_name>/gpu/<gpu>` \
-(the answer then says no person was asked). Audited.",
+elicitation, after seeing the preflight; where the client can ask no one, `confirm` = the dry run's \
+`confirm_with` (`<node_name>/gpu/<gpu>@pci=...`, which binds the act to the GPU the dry run showed) or \
+`<node_name>/gpu/<gpu>` (the answer then says no person was asked). Audited.",
         evidence_first_doc!()
     );
     const HINTS: Hints = Hints::DESTRUCTIVE;
