@@ -2,7 +2,9 @@
  * A fake libnvidia-ml for node-probe's tests: a handful of NVML entry points with fixed answers, so the
  * NVML collector runs end to end without a GPU.
  *
- * Struct layouts mirror nvml-wrapper-sys 0.10 (bindings.rs), which mirrors nvml.h (NVML API 12/13).
+ * Struct layouts mirror nvml-wrapper-sys 0.10 (bindings.rs), which mirrors nvml.h (NVML API 12/13);
+ * tests/truth/nvml_abi.rs checks them, the status codes and the numbers answered below against NVIDIA's own
+ * nvml.h (PyPI nvidia-nvml-dev 13.5.37).
  * Most NVML symbols are deliberately absent: the probe must report them inline as function_not_found.
  *
  * The node: 4 GPUs.

@@ -221,6 +221,9 @@ pub struct Node {
     pub bad_page_threshold: i64,
     /// Compute partitions per GPU (1 = SPX, 8 = CPX).
     pub partitions: u32,
+    /// `<block>_err_count` of UMC with its `de:` line, as Linux 6.12 prints it (amdgpu_ras.c:636-638);
+    /// `false`: Linux 6.1's two lines for every block (6.1 amdgpu_ras.c:567).
+    pub umc_deferred_line: bool,
 }
 
 impl Node {
@@ -229,6 +232,7 @@ impl Node {
             gpus,
             bad_page_threshold: -1,
             partitions: 1,
+            umc_deferred_line: true,
         }
     }
 
@@ -266,13 +270,44 @@ impl Node {
         );
         w(&format!("{p}/ras_enable"), b"-1\n");
         w(&format!("{p}/ras_mask"), b"4294967295\n");
+        // Every loaded module's state (kernel/module/main.c show_initstate: "%s\n" of "live"); ROCm SMI
+        // reads it before anything else (rocm_smi.py driverInitialized, rocm-smi 5.2.3).
+        w("sys/module/amdgpu/initstate", b"live\n");
+        // The BMC's VGA (ASPEED, vendor 0x1a03) is card0 on Instinct servers, so amdgpu's cards start at
+        // card1; its connector directory sits beside it in class/drm, as the DRM core names them
+        // (drm_sysfs.c drm_sysfs_connector_add: "card%d-%s").
+        let vga = "sys/devices/pci0000:00/0000:02:00.0";
+        w(&format!("{vga}/vendor"), b"0x1a03\n");
+        w(&format!("{vga}/device"), b"0x2000\n");
+        w(&format!("{vga}/class"), b"0x030000\n");
+        std::fs::create_dir_all(root.join(format!("{vga}/drm/card0/card0-VGA-1"))).unwrap();
+        ln(&format!("{vga}/drm/card0/device"), "../../../0000:02:00.0");
+        ln(
+            "sys/class/drm/card0",
+            "../../devices/pci0000:00/0000:02:00.0/drm/card0",
+        );
+        ln(
+            "sys/class/drm/card0-VGA-1",
+            "../../devices/pci0000:00/0000:02:00.0/drm/card0/card0-VGA-1",
+        );
         std::fs::create_dir_all(root.join("sys/bus/pci/drivers/amdgpu")).unwrap();
         ln(
             "sys/module/amdgpu/drivers/pci:amdgpu",
             "../../../bus/pci/drivers/amdgpu",
         );
-        // Two CPU nodes first, as KFD lists them.
+        // Two CPU nodes first, as KFD lists them. Every node has `io_links/` and `p2p_links/` directories,
+        // empty or not (kfd_topology.c:686-692); ROCm SMI opens both (rocm_smi_io_link.cc:284-285, 5.2.3).
+        let gpu_nodes: u32 =
+            self.gpus.iter().filter(|g| g.driver.is_some()).count() as u32 * self.partitions;
         for n in 0..2 {
+            std::fs::create_dir_all(
+                root.join(format!("sys/class/kfd/kfd/topology/nodes/{n}/io_links")),
+            )
+            .unwrap();
+            std::fs::create_dir_all(
+                root.join(format!("sys/class/kfd/kfd/topology/nodes/{n}/p2p_links")),
+            )
+            .unwrap();
             w(
                 &format!("sys/class/kfd/kfd/topology/nodes/{n}/gpu_id"),
                 b"0\n",
@@ -327,6 +362,18 @@ impl Node {
                 &format!("sys/class/drm/card{}", g.card),
                 &format!("../../devices/pci0000:00/{}/drm/card{}", g.bdf, g.card),
             );
+            ln(
+                &format!("sys/class/drm/renderD{}", g.render),
+                &format!("../../devices/pci0000:00/{}/drm/renderD{}", g.bdf, g.render),
+            );
+            // A class device's link to its parent (drivers/base/core.c device_add_class_symlinks: "device"),
+            // the way ROCm SMI reaches the PCI device from /sys/class/drm/cardN (rocm_smi_main.cc:472).
+            for node in [format!("card{}", g.card), format!("renderD{}", g.render)] {
+                ln(
+                    &format!("{d}/drm/{node}/device"),
+                    &format!("../../../{}", g.bdf),
+                );
+            }
             w(
                 &format!("{d}/unique_id"),
                 format!("{:016x}\n", g.unique_id).as_bytes(),
@@ -376,7 +423,17 @@ impl Node {
                 format!("{}\n", g.replays).as_bytes(),
             );
             let hw = format!("{d}/hwmon/hwmon{}", g.card);
+            // The hwmon core's `name` (drivers/hwmon/hwmon.c name_show "%s\n"), amdgpu registering as
+            // DRIVER_NAME (amdgpu_pm.c:4508, amdgpu_drv.h:41): how ROCm SMI picks amdgpu's hwmon
+            // (rocm_smi_main.cc FindMonitor).
+            w(&format!("{hw}/name"), b"amdgpu\n");
             let mi300 = g.gfx_target_version >= 90400;
+            // vddgfx: hidden on GC 9.4.3/9.4.4 (amdgpu_pm.c:3712-3717), shown elsewhere
+            // (amdgpu_hwmon_show_vddgfx_label, amdgpu_pm.c:3171: "vddgfx\n"; in0_input in millivolts).
+            if !mi300 {
+                w(&format!("{hw}/in0_label"), b"vddgfx\n");
+                w(&format!("{hw}/in0_input"), b"806\n");
+            }
             if !mi300 {
                 w(&format!("{hw}/temp1_label"), b"edge\n");
                 w(
@@ -397,8 +454,18 @@ impl Node {
                 format!("{}000\n", g.mem_c).as_bytes(),
             );
             w(&format!("{hw}/temp3_crit"), b"95000\n");
+            // Average power where the SMU reports it (aldebaran_ppt.c:1147 GPU_AVG_POWER), instantaneous on
+            // SMU 13.0.6 (smu_v13_0_6_ppt.c:1463 GPU_INPUT_POWER; 1492 AVG_POWER is -EOPNOTSUPP): the other
+            // file is hidden (amdgpu_pm.c:3688-3694).
             w(
-                &format!("{hw}/power1_average"),
+                &format!(
+                    "{hw}/{}",
+                    if mi300 {
+                        "power1_input"
+                    } else {
+                        "power1_average"
+                    }
+                ),
                 format!("{}000000\n", g.power_w).as_bytes(),
             );
             w(&format!("{hw}/power1_cap"), b"750000000\n");
@@ -441,7 +508,7 @@ impl Node {
                         &format!("{d}/ras/aca_{block}"),
                         format!("ue: {ue}\nce: {ce}\nde: {de}\n").as_bytes(),
                     ),
-                    RasLayout::Legacy if *block == "umc" => w(
+                    RasLayout::Legacy if *block == "umc" && self.umc_deferred_line => w(
                         &format!("{d}/ras/{block}_err_count"),
                         format!("ue: {ue}\nce: {ce}\nde: {de}\n").as_bytes(),
                     ),
@@ -479,7 +546,7 @@ impl Node {
                 let loc = (g.bus() << 8) | part;
                 let props = format!(
                     "cpu_cores_count 0\nsimd_count {simd}\nmem_banks_count 1\ncaches_count 0\n\
-                     io_links_count 1\np2p_links_count 7\ncpu_core_id_base 0\nsimd_id_base 2147487744\n\
+                     io_links_count 1\np2p_links_count {p2p}\ncpu_core_id_base 0\nsimd_id_base 2147487744\n\
                      max_waves_per_simd 8\nlds_size_in_kb 64\ngds_size_in_kb 0\nnum_gws 64\n\
                      wave_front_size 64\narray_count 4\nsimd_arrays_per_engine 1\ncu_per_simd_array 10\n\
                      simd_per_cu 4\nmax_slots_scratch_cu 32\ngfx_target_version {gfx}\nvendor_id 4098\n\
@@ -494,6 +561,7 @@ impl Node {
                     hive = g.hive_id.unwrap_or(0),
                     uid = g.unique_id,
                     xcc = g.xcc,
+                    p2p = gpu_nodes - 1,
                 );
                 let n = format!("sys/class/kfd/kfd/topology/nodes/{kfd_node}");
                 // A CRC in the driver; any distinct value per node and partition mode here.
@@ -502,6 +570,33 @@ impl Node {
                     format!("{}\n", 10000 + kfd_node * 7 + self.partitions).as_bytes(),
                 );
                 w(&format!("{n}/properties"), props.as_bytes());
+                // Links as iolink_show prints them (kfd_topology.c:281-295, "%s %u\n" each): one PCIe link
+                // (CRAT_IOLINK_TYPE_PCIEXPRESS 2, kfd_crat.h:245) to the CPU node of its NUMA domain, and a
+                // peer link to every other GPU node, XGMI (type 11, kfd_crat.h:254) within a hive.
+                let link = |ty: u32, from: u32, to: u32, weight: u32| {
+                    format!(
+                        "type {ty}\nversion_major 0\nversion_minor 0\nnode_from {from}\nnode_to {to}\n\
+                         weight {weight}\nmin_latency 0\nmax_latency 0\nmin_bandwidth 0\n\
+                         max_bandwidth 0\nrecommended_transfer_size 0\n\
+                         recommended_sdma_engine_id_mask 0\nflags 1\n"
+                    )
+                };
+                w(
+                    &format!("{n}/io_links/0/properties"),
+                    link(2, kfd_node, g.numa.max(0) as u32, 20).as_bytes(),
+                );
+                std::fs::create_dir_all(root.join(format!("{n}/p2p_links"))).unwrap();
+                let (xgmi, first) = (g.hive_id.is_some(), 2);
+                for (k, peer) in (first..first + gpu_nodes)
+                    .filter(|p| *p != kfd_node)
+                    .enumerate()
+                {
+                    let (ty, weight) = if xgmi { (11, 15) } else { (2, 40) };
+                    w(
+                        &format!("{n}/p2p_links/{k}/properties"),
+                        link(ty, kfd_node, peer, weight).as_bytes(),
+                    );
+                }
                 kfd_node += 1;
             }
         }
