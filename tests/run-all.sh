@@ -127,17 +127,9 @@ bash packaging/build-mcpb.sh --debug --no-build >/dev/null
 # copy delivery against the testbed), the krew manifest, server.json and bundles checked against the digests.
 step "the release archives, built and used (packaging/test-release.sh; builds cached in target/release-test)"
 bash packaging/test-release.sh
-# Last: the dry run below removes the workspace crates' build fingerprints, which would make every later cargo
-# command rebuild them.
-step "cargo publish --workspace --dry-run (the three crates, packaged and verified together)"
-# The dry run verifies each crate against the others through a temporary registry. Cargo takes a registry
-# crate of a known name and version as unchanged: it reuses an earlier extraction and an earlier build of it
-# (the same failure as 0xMiden/miden-vm#2530), so a second run from the same target dir would check this
-# tree against the first run's crates. Start clean: the packages, their extractions, their builds.
-rm -rf "$TARGET_DIR/package"
-rm -rf "${CARGO_HOME:-$HOME/.cargo}"/registry/src/-*/{gpu-diag,node-probe,k8s-gpu-mcp}-[0-9]*
-rm -rf "$TARGET_DIR"/debug/.fingerprint/{gpu-diag,node-probe,k8s-gpu-mcp}-*
-# The verify builds reuse the dependencies already built in this target dir: recent cargo does by default
-# (rust-lang/cargo#15783); older cargo only when the target dir is named, else it rebuilds them all.
-CARGO_TARGET_DIR=$TARGET_DIR cargo publish --workspace --dry-run --allow-dirty
+# The three crates as crates.io gets them: packaged, then each type-checked alone from its .crate, the
+# others taken from their packages too (what `cargo publish --workspace --dry-run` verified, without its
+# second full build of every dependency; packaging/check-package.sh says what it proves and what not).
+step "the crates packaged and each checked alone from its package (packaging/check-package.sh)"
+bash packaging/check-package.sh
 step "all tests passed"

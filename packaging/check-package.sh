@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# The three crates as crates.io would get them: `cargo package` writes each .crate (manifest normalised,
+# only the files its `include` names), then each crate is type-checked ALONE from its unpacked .crate, with
+# its dependency on gpu-diag taken from the unpacked gpu-diag, not from this tree.
+#
+# What `cargo publish --dry-run` proves, without its second full (codegen) build of every dependency: a
+# file the package leaves out (an include_str! of a file outside `include`), a dependency or feature a crate
+# uses that only another member's features turned on, a manifest crates.io refuses. It does not link the
+# packaged crates: the test build links the same sources, and the release test links them for two targets.
+#
+# Usage: bash packaging/check-package.sh      (CARGO_TARGET_DIR is shared: dependencies checked once)
+set -euo pipefail
+repo=$(cd "$(dirname "$0")/.." && pwd)
+cd "$repo"
+target=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+fail() { echo "check-package: FAILED: $*" >&2; exit 1; }
+
+rm -rf "$target/package"
+cargo package --workspace --no-verify --allow-dirty --locked >&2
+members=()
+for c in "$target"/package/*.crate; do
+  tar -xzf "$c" -C "$tmp"
+  members+=("$(basename "$c" .crate)")
+done
+[ ${#members[@]} -eq 3 ] || fail "expected three packages, got: ${members[*]}"
+gpu_diag=$(printf '%s\n' "${members[@]}" | grep '^gpu-diag-') || fail "no gpu-diag package"
+
+# One workspace over the unpacked crates, only so they share the lock file and the profiles this tree
+# builds with (the same profiles let the dependencies checked by clippy be reused). crates.io's copy of
+# gpu-diag is this unpacked one.
+{
+  echo '[workspace]'
+  printf 'members = [%s]\n' "$(printf '"%s",' "${members[@]}" | sed 's/,$//')"
+  echo 'resolver = "3"'
+  echo
+  echo '[patch.crates-io]'
+  echo "gpu-diag = { path = \"$gpu_diag\" }"
+  echo
+  python3 - Cargo.toml <<'PY'
+import re, sys
+text = open(sys.argv[1]).read()
+# Every [profile...] table of the workspace root, verbatim.
+for m in re.finditer(r'^\[profile[^\]]*\]\n(?:(?!\[).*\n?)*', text, re.M):
+    print(m.group(0).rstrip() + "\n")
+PY
+} >"$tmp/Cargo.toml"
+cp Cargo.lock "$tmp/Cargo.lock"
+
+for m in "${members[@]}"; do
+  name=${m%-*}
+  echo "check-package: $name alone, from its .crate" >&2
+  (cd "$tmp" && CARGO_TARGET_DIR=$target cargo check --locked -p "$name" 2>&1) >&2 ||
+    fail "$name does not build from its package (see above)"
+done
+echo "check-package: gpu-diag, node-probe and k8s-gpu-mcp build alone from their packages" >&2
