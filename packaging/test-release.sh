@@ -16,7 +16,19 @@
 # The release profile is made quick to build here (no LTO, no optimisation; TEST_RELEASE_FULL=1 keeps it): the
 # glibc ceiling comes from the linker's glibc stubs, not the optimiser, and the archive's layout and behaviour
 # are the same. Builds are cached in target/release-test.
+#
+# Usage: bash packaging/test-release.sh                    build, then check and use
+#        bash packaging/test-release.sh --build-only DIR   build the archives into DIR (and stop)
+#        bash packaging/test-release.sh --built DIR        check and use archives built so (tests/run-all.sh
+#                                                          builds them beside the test suite)
 set -euo pipefail
+mode=all built=
+case "${1:-}" in
+  --build-only | --built) [ $# -eq 2 ] || { echo "usage: $0 [--build-only DIR | --built DIR]" >&2; exit 2; }
+    mode=${1#--} built=$(mkdir -p "$2" && cd "$2" && pwd) ;;
+  "") ;;
+  *) echo "usage: $0 [--build-only DIR | --built DIR]" >&2; exit 2 ;;
+esac
 repo=$(cd "$(dirname "$0")/.." && pwd)
 cd "$repo"
 tmp=$(mktemp -d)
@@ -48,9 +60,20 @@ version=$(cargo metadata --format-version 1 --no-deps |
   python3 -c 'import json,sys; print(next(p["version"] for p in json.load(sys.stdin)["packages"] if p["name"]=="k8s-gpu-mcp"))')
 rel=$tmp/release
 
-phase "1. packaging/release.sh"
-bash packaging/release.sh "$rel"
+if [ "$mode" = built ]; then
+  phase "1. the archives packaging/release.sh built into $built"
+  [ -f "$built/SHA256SUMS" ] || fail "no SHA256SUMS in $built (packaging/test-release.sh --build-only $built)"
+  cp -a "$built" "$rel"
+else
+  phase "1. packaging/release.sh"
+  bash packaging/release.sh "$rel"
+fi
 (cd "$rel" && sha256sum --quiet -c SHA256SUMS) || fail "SHA256SUMS"
+if [ "$mode" = build-only ]; then
+  cp -a "$rel/." "$built/"
+  phase "built into $built"
+  exit 0
+fi
 
 phase "2. glibc ceiling, stripped, ELF machine of every binary"
 for arch in amd64 arm64; do

@@ -49,9 +49,13 @@ PY
   rm -f "$STEP_LOG"
 }
 
-TB_PID= TB_LOG= TB_OUT=
-# Its own session: a failed step before the wait ends the control plane's build with every Go process under it.
-trap 'rc=$?; rm -f ${TB_LOG:+"$TB_LOG"} ${TB_OUT:+"$TB_OUT"}; [ -z "$TB_PID" ] || kill -- "-$TB_PID" 2>/dev/null || true; step_table "$rc"' EXIT
+TB_PID= TB_LOG= TB_OUT= PKG_PID= PKG_LOG= PKG_DIR=
+# Its own session: a failed step before the wait ends the control plane's build with every Go process under
+# it; the same for the packaging builds that run beside the tests.
+trap 'rc=$?; rm -f ${TB_LOG:+"$TB_LOG"} ${TB_OUT:+"$TB_OUT"} ${PKG_LOG:+"$PKG_LOG"}; rm -rf ${PKG_DIR:+"$PKG_DIR"}
+  [ -z "$TB_PID" ] || kill -- "-$TB_PID" 2>/dev/null || true
+  [ -z "$PKG_PID" ] || kill -- "-$PKG_PID" 2>/dev/null || true
+  step_table "$rc"' EXIT
 
 # The test control plane (Go: etcd, kube-apiserver, kubelet, kwok; most of a cold run) builds in the
 # background while cargo formats, lints and builds the tests: module downloads and the Go compiler overlap
@@ -93,6 +97,18 @@ if [ -n "$TB_PID" ]; then
   export TESTBED_BIN
 fi
 
+# The packaging builds (the README's install commands, then the release archives: release-profile builds in
+# their own target directories, CPU only) run beside the test suite, whose end-to-end tests wait on the
+# control plane and leave about a quarter of the CPU idle. At nice 19 they take only what the tests leave;
+# once the tests are done they get their normal priority back (else, on a machine with other load, they
+# would crawl). What they built is checked and used after the tests (below).
+PKG_LOG=$(mktemp) PKG_DIR=$(mktemp -d)
+PKG_STARTED=$(date +%s)
+setsid nice -n 19 bash -c 'bash packaging/test-install.sh && bash packaging/test-release.sh --build-only "$1"' \
+  _ "$PKG_DIR/release" >"$PKG_LOG" 2>&1 &
+PKG_PID=$!
+note "the install test and the release builds started beside the tests"
+
 if [ "${SKIP_E2E:-0}" != "1" ]; then
   # The e2e suite runs the official MCP conformance suite against serve --http (tests/e2e/conformance.rs) on
   # the Node 22 this pins from the npm registry (the suite's CLI crashes on Node 20). Without a Node 22 the
@@ -118,15 +134,20 @@ node tests/mcp-sdk/client.mjs "$TARGET_DIR/debug/k8s-gpu-mcp"
 # The SDK v2 client on protocol 2026-07-28: operator confirmation through the multi-round-trip input request.
 node tests/mcp-sdk/client-v2.mjs "$TARGET_DIR/debug/k8s-gpu-mcp"
 # Packaging: what a user installs from.
-step "the README's install commands, from a clean clone (release builds cached in target/install-test)"
-bash packaging/test-install.sh
+step "waiting for the README's install commands and the release builds (started beside the tests)"
+# Every process of the group (cargo, bash) and so each rustc they start from now on: normal priority.
+renice -n 0 -g "$PKG_PID" >/dev/null 2>&1 || note "the packaging builds kept nice 19 (renice refused)"
+wait "$PKG_PID" || { cat "$PKG_LOG" >&2; echo "the install test or the release builds failed" >&2; exit 1; }
+PKG_PID=
+note "the install test and the release builds, beside the tests, took $(($(date +%s) - PKG_STARTED)) s"
+cat "$PKG_LOG" >&2
 step "Claude Desktop bundle, validated by the official bundle CLI (debug build)"
 bash packaging/build-mcpb.sh --debug --no-build >/dev/null
 # The release: Linux archives cross-built for glibc 2.28 (amd64, arm64), their glibc ceiling, the arm64
 # node-probe under qemu-user against the amd64 one, the amd64 archive used from an empty directory (quick start,
 # copy delivery against the testbed), the krew manifest, server.json and bundles checked against the digests.
-step "the release archives, built and used (packaging/test-release.sh; builds cached in target/release-test)"
-bash packaging/test-release.sh
+step "the release archives checked and used (packaging/test-release.sh --built; built beside the tests)"
+bash packaging/test-release.sh --built "$PKG_DIR/release"
 # The three crates as crates.io gets them: packaged, then each type-checked alone from its .crate, the
 # others taken from their packages too (what `cargo publish --workspace --dry-run` verified, without its
 # second full build of every dependency; packaging/check-package.sh says what it proves and what not).
