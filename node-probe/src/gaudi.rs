@@ -150,8 +150,15 @@ pub fn read(root: &Path, first_index: u32, limit: Duration) -> Vec<GpuFacts> {
         .collect()
 }
 
+/// Longest text attribute kept: the firmware's version strings are at most a few dozen characters
+/// (`cpucp_info`'s fields are fixed arrays), so more is a damaged or hostile file, cut.
+const MAX_TEXT: usize = 256;
+
 fn text(files: HostFiles<'_>, dir: &str, name: &str) -> Reading<String> {
-    files.line(format!("{dir}/{name}")).into()
+    files
+        .line(format!("{dir}/{name}"))
+        .map(|t| gpu_diag::xid::grammar::clip_to(&t, MAX_TEXT))
+        .into()
 }
 
 /// The first of `names` that exists (an older kernel's name for the same attribute second).

@@ -21,7 +21,8 @@ pub enum GpuVendor {
     #[default]
     Nvidia,
     Amd,
-    /// Intel Gaudi (Habana Labs) accelerators, driven by habanalabs.
+    // Intel Gaudi (Habana Labs) accelerators, driven by habanalabs (a plain comment: a doc comment
+    // would turn the published schema's enum into a oneOf).
     Intel,
 }
 

@@ -151,3 +151,35 @@ fn the_older_habanalabs_class_and_unbound_devices() {
         );
     }
 }
+
+#[test]
+fn hostile_files_are_bounded_inline_errors() {
+    let devs: Vec<Device> = (0..2).map(Device::gaudi2).collect();
+    let node = Node::new(devs.clone());
+    let root = HostRoot::new();
+    root.file("proc/uptime", "3600.0 7000.0\n")
+        .file("etc/shadow", "root:secret-of-the-host-root\n");
+    node.write(root.path());
+    let a0 = format!("sys/devices/pci0000:00/{}", devs[0].bdf);
+    let a1 = format!("sys/devices/pci0000:00/{}", devs[1].bdf);
+    // A firmware string far longer than any the driver prints; a count that is not a number; an
+    // absolute link out of the tree, which names the host root's own file, never the probe's.
+    std::fs::write(
+        root.path().join(format!("{a0}/uboot_ver")),
+        "U".repeat(20_000),
+    )
+    .unwrap();
+    std::fs::write(root.path().join(format!("{a0}/hard_reset_cnt")), "lots\n").unwrap();
+    std::fs::remove_file(root.path().join(format!("{a1}/status"))).unwrap();
+    std::os::unix::fs::symlink("/etc/shadow", root.path().join(format!("{a1}/status"))).unwrap();
+    let run = NodeProbe::new()
+        .args(["--nvml-lib", NO_NVML, "facts"])
+        .host_root(root.path())
+        .document();
+    assert_eq!(run.code, 0, "{}\n{}", run.doc, run.stderr);
+    let got = gpus(&run.doc["facts"]).clone();
+    let uboot = got[0]["gaudi"]["firmware"]["uboot"].as_str().unwrap();
+    assert!(uboot.chars().count() <= 257, "{}", uboot.len());
+    assert_eq!(got[0]["gaudi"]["hard_reset_count"]["error"], "unknown");
+    assert_eq!(got[1]["gaudi"]["status"], "root:secret-of-the-host-root");
+}
