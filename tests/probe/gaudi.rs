@@ -183,3 +183,117 @@ fn hostile_files_are_bounded_inline_errors() {
     assert_eq!(got[0]["gaudi"]["hard_reset_count"]["error"], "unknown");
     assert_eq!(got[1]["gaudi"]["status"], "root:secret-of-the-host-root");
 }
+
+/// A Gaudi 2 node where the driver's hard reset of one device failed: its status reads `Disabled`, its
+/// reset count rose, and the kernel log holds the DERR and the failed reset, printed as Linux 6.12 prints
+/// them (`tests/xid/habanalabs/kernel-formats.tsv`). `health` in local mode names that device, in Intel's
+/// words, and no other.
+#[test]
+fn health_on_a_gaudi_node_with_a_failed_reset() {
+    let mut devs: Vec<Device> = (0..4).map(Device::gaudi2).collect();
+    for d in &mut devs {
+        d.hard_reset_cnt = 0;
+    }
+    devs[2].status = "Disabled";
+    devs[2].hard_reset_cnt = 2;
+    let bad = devs[2].bdf.clone();
+    let root = HostRoot::new();
+    root.file("proc/uptime", "3600.0 7000.0\n")
+        .file("etc/hostname", "gaudi-node-2\n");
+    Node::new(devs).write(root.path());
+    let lines = [
+        format!(
+            "habanalabs {bad}: HBM_0_MC0_ECC_DERR: ECC error detected. address: 0x1f00. Syndrome: 0x3. wrapper id 2. block id 0x10. critical 1."
+        ),
+        format!("habanalabs {bad}: Going to reset device"),
+        format!("habanalabs {bad}: Killing user process pid=4242"),
+        format!("habanalabs {bad}: {bad} Failed to reset! Device is NOT usable"),
+    ];
+    let records: String = lines
+        .iter()
+        .enumerate()
+        .map(|(seq, text)| {
+            format!(
+                "3,{seq},{},-;{text}\n",
+                3_000_000_000u64 + seq as u64 * 1000
+            )
+        })
+        .collect();
+    root.file("dev/kmsg", records);
+    let run = NodeProbe::new()
+        .args(["--nvml-lib", NO_NVML, "health"])
+        .host_root(root.path())
+        .document();
+    assert_eq!(run.code, 0, "{}\n{}", run.doc, run.stderr);
+    if std::env::var_os("GAUDI_DUMP").is_some() {
+        eprintln!("{:#}", run.doc);
+    }
+    let h = &run.doc["health"];
+    let findings: Vec<&Value> = h["gpus"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|g| g["findings"].as_array().unwrap())
+        .chain(h["node_findings"].as_array().into_iter().flatten())
+        .collect();
+    let on = |code: &str| {
+        findings
+            .iter()
+            .find(|f| f["code"] == code)
+            .unwrap_or_else(|| panic!("no {code}: {findings:#?}"))
+    };
+    let status = on("gaudi.status");
+    assert_eq!(status["gpu"], 2);
+    assert_eq!(status["severity"], "critical");
+    assert!(
+        status["summary"]
+            .as_str()
+            .unwrap()
+            .contains("Device is not usable")
+    );
+    assert!(
+        status["action"]["detail"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("hl-smi -r -i {bad}"))
+    );
+    assert_eq!(on("habanalabs.reset_failed")["gpu"], 2);
+    assert_eq!(on("habanalabs.ecc_derr")["gpu"], 2);
+    assert_eq!(on("gaudi.hard_resets")["gpu"], 2);
+    // One fault: the DERR, the reset it asked for, the reset's failure and the status it left.
+    let incidents = h["incidents"].as_array().unwrap();
+    assert_eq!(incidents.len(), 1, "{incidents:#?}");
+    let i = &incidents[0];
+    assert_eq!(
+        (&i["code"], &i["gpu"], &i["severity"]),
+        (
+            &Value::from("gpu.memory"),
+            &Value::from(2),
+            &Value::from("critical")
+        )
+    );
+    let signals: Vec<&str> = i["signals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["code"].as_str().unwrap())
+        .collect();
+    for want in [
+        "habanalabs.ecc_derr",
+        "habanalabs.reset",
+        "habanalabs.reset_failed",
+        "gaudi.status",
+    ] {
+        assert!(signals.contains(&want), "{want} not in {signals:?}");
+    }
+    assert_eq!(h["verdict"], "unhealthy");
+    // Nothing critical or warning about the healthy devices.
+    for f in &findings {
+        if f["severity"] != "info" {
+            assert_eq!(
+                f["gpu"], 2,
+                "a finding on another device or the node: {f:#}"
+            );
+        }
+    }
+}
