@@ -113,23 +113,24 @@ mod tests {
     use crate::facts::{GpuVendor, Reading};
 
     fn node(statuses: &[(&str, u64)]) -> NodeFacts {
-        let mut f = NodeFacts::default();
-        f.gpus = statuses
-            .iter()
-            .enumerate()
-            .map(|(i, (s, resets))| GpuFacts {
-                index: i as u32,
-                vendor: GpuVendor::Intel,
-                pci_bus_id: Reading::Ok(format!("0000:{:02x}:00.0", 0x19 + i)),
-                gaudi: Some(GaudiGpuFacts {
-                    status: Reading::Ok((*s).to_string()),
-                    hard_reset_count: Reading::Ok(*resets),
-                    ..GaudiGpuFacts::default()
-                }),
-                ..GpuFacts::default()
-            })
-            .collect();
-        f
+        NodeFacts {
+            gpus: statuses
+                .iter()
+                .enumerate()
+                .map(|(i, (s, resets))| GpuFacts {
+                    index: i as u32,
+                    vendor: GpuVendor::Intel,
+                    pci_bus_id: Reading::Ok(format!("0000:{:02x}:00.0", 0x19 + i)),
+                    gaudi: Some(GaudiGpuFacts {
+                        status: Reading::Ok((*s).to_string()),
+                        hard_reset_count: Reading::Ok(*resets),
+                        ..GaudiGpuFacts::default()
+                    }),
+                    ..GpuFacts::default()
+                })
+                .collect(),
+            ..NodeFacts::default()
+        }
     }
 
     #[test]
