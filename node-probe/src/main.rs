@@ -8,6 +8,7 @@ mod dcgm;
 mod dra;
 mod driver_roots;
 mod evidence;
+mod gaudi;
 mod history;
 mod host;
 mod hostexec;

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use gpu_diag::contract::{ErrorKind, ProbeError, ProbeMeta};
-use gpu_diag::facts::{FieldError, FieldErrorKind, NodeFacts, Reading, Sections};
+use gpu_diag::facts::{FieldError, FieldErrorKind, GpuFacts, NodeFacts, Reading, Sections};
 
 use crate::options::{GlobalArgs, KernelLogArgs};
 
@@ -217,12 +217,19 @@ pub fn collect(
             // AMD GPUs follow NVIDIA's in the probe's index (GpuFacts::index), under the same deadline.
             let first_amd = nvml.as_ref().map_or(0, |f| f.gpus.len() as u32);
             let amd = crate::amd::read(host_root, sections, first_amd, *nvml_timeout);
+            // Intel Gaudi devices after both, under the same deadline.
+            let first_gaudi = first_amd + amd.as_ref().map_or(0, |a| a.gpus.len() as u32);
+            let gaudi = crate::gaudi::read(host_root, first_gaudi, *nvml_timeout);
             let mut facts = match (nvml, amd) {
                 (Ok(mut f), Some(amd)) => {
                     add_amd(&mut f, amd);
+                    add_gaudi(&mut f, gaudi);
                     f
                 }
-                (Ok(f), None) => f,
+                (Ok(mut f), None) => {
+                    add_gaudi(&mut f, gaudi);
+                    f
+                }
                 // No NVIDIA driver (or one that does not start) beside amdgpu: an AMD node.
                 (Err(e), Some(amd)) => {
                     let mut f = NodeFacts {
@@ -235,6 +242,21 @@ pub fn collect(
                         format!("no NVIDIA driver: {}", e.message),
                     ));
                     add_amd(&mut f, amd);
+                    add_gaudi(&mut f, gaudi);
+                    f
+                }
+                // No NVIDIA or AMD GPU, Gaudi devices: an Intel Gaudi node.
+                (Err(e), None) if !gaudi.is_empty() => {
+                    let mut f = NodeFacts {
+                        source: "habanalabs".into(),
+                        device_count: Reading::Ok(0),
+                        ..NodeFacts::default()
+                    };
+                    f.driver.driver_version = Reading::Err(FieldError::with_message(
+                        FieldErrorKind::NotFound,
+                        format!("no NVIDIA driver: {}", e.message),
+                    ));
+                    add_gaudi(&mut f, gaudi);
                     f
                 }
                 // A command about the kernel log alone (`xid`) still answers without NVML, only the
@@ -275,6 +297,14 @@ fn add_amd(facts: &mut NodeFacts, amd: crate::amd::AmdNode) {
     }
     facts.gpus.extend(amd.gpus);
     facts.amd_driver = Some(amd.driver);
+}
+
+/// The Gaudi devices after the NVIDIA and AMD ones; the count of enumerated devices covers them.
+fn add_gaudi(facts: &mut NodeFacts, gaudi: Vec<GpuFacts>) {
+    if let Reading::Ok(n) = &mut facts.device_count {
+        *n += gaudi.len() as u32;
+    }
+    facts.gpus.extend(gaudi);
 }
 
 /// NVML collection on its own thread, abandoned after `limit`: calls into a hung GPU or driver can block

@@ -10,6 +10,7 @@
 pub mod amd;
 pub mod describe;
 pub mod ecc;
+pub mod gaudi;
 pub mod health;
 pub mod inventory;
 pub mod nic;

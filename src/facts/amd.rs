@@ -21,17 +21,22 @@ pub enum GpuVendor {
     #[default]
     Nvidia,
     Amd,
+    // Intel Gaudi (Habana Labs) accelerators, driven by habanalabs (a plain comment: a doc comment
+    // would turn the published schema's enum into a oneOf).
+    Intel,
 }
 
 impl GpuVendor {
     pub fn is_nvidia(&self) -> bool {
         *self == GpuVendor::Nvidia
     }
-    /// The PCI vendor id (`0x10de`, `0x1002`).
+    /// The PCI vendor id (`0x10de`, `0x1002`, `0x1da3`).
     pub fn pci_vendor_id(&self) -> u16 {
         match self {
             GpuVendor::Nvidia => 0x10de,
             GpuVendor::Amd => 0x1002,
+            // PCI_VENDOR_ID_HABANALABS (include/linux/pci_ids.h), which Gaudi 2 and 3 still carry.
+            GpuVendor::Intel => 0x1da3,
         }
     }
     /// As answers name it.
@@ -39,6 +44,7 @@ impl GpuVendor {
         match self {
             GpuVendor::Nvidia => "NVIDIA",
             GpuVendor::Amd => "AMD",
+            GpuVendor::Intel => "Intel Gaudi",
         }
     }
 }

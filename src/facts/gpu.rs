@@ -7,6 +7,7 @@ use super::rdma::RdmaDeviceFacts;
 
 use super::amd::{AmdGpuFacts, GpuVendor};
 use super::ecc::EccFacts;
+use super::gaudi::GaudiGpuFacts;
 use super::interconnect::{FabricFacts, NvLinkFacts, PcieFacts};
 use super::processes::GpuProcessFacts;
 use super::reading::{FieldError, Reading};
@@ -108,6 +109,10 @@ pub struct GpuFacts {
     /// What only an AMD GPU has (RAS blocks, bad pages, XGMI, partitions, KFD); absent on NVIDIA's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub amd: Option<AmdGpuFacts>,
+    /// What only an Intel Gaudi device has (device status, reset counts, module id, firmware versions);
+    /// absent on other vendors'.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gaudi: Option<GaudiGpuFacts>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]

@@ -15,6 +15,7 @@
 mod amd;
 mod ecc;
 mod events;
+mod gaudi;
 mod gpu;
 mod host;
 mod imex;
@@ -41,6 +42,7 @@ pub use ecc::{
 pub use events::{
     KernelLogFacts, NvmlEventFacts, NvmlEventRegistration, NvmlEventsFacts, NvmlXidEventFacts,
 };
+pub use gaudi::{GaudiFirmwareFacts, GaudiGpuFacts};
 pub use gpu::{
     GpuFacts, MemoryFacts, MigDeviceFacts, MigModeFacts, RECOVERY_ACTIONS, RecoveryAction,
     recovery_action,

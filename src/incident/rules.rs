@@ -42,6 +42,16 @@ const DRIVER_VERDICT: [&str; 2] = ["xid.154", "gpu.recovery_action"];
 /// fault stated on it and never state one alone.
 const AMD_RESET: [&str; 2] = ["amdgpu.reset", "amdgpu.reset_failed"];
 
+/// habanalabs' hard resets, the device status they leave and their count: what follows a Gaudi fault on
+/// that device, so they join the first Gaudi fault stated on it and never state one alone (a failed reset
+/// with no cause in the log is `gpu.unusable`'s own).
+const GAUDI_AFTER: [&str; 4] = [
+    "habanalabs.reset",
+    "habanalabs.reset_failed",
+    "gaudi.status",
+    "gaudi.hard_resets",
+];
+
 /// The driver's conclusion when it is a request to recover the IMEX domain (`@imex`: only a signal about
 /// the IMEX daemon, [`Rule::admits`]): it joins the node's IMEX incident, not a GPU's.
 pub const IMEX_RULE: &str = "imex.domain";
@@ -342,6 +352,70 @@ pub const RULES: &[Rule] = &[
                  are one fault",
         source: "Linux amdgpu driver amdgpu_ras.c (boot-time fw_status faults), amdgpu_device.c (hw_init failed, \
                  Fatal error during GPU init), drivers/base/dd.c (probe failed)",
+    },
+    Rule {
+        code: "gpu.memory",
+        title: "uncorrectable ECC error",
+        titles: &[("habanalabs.hbm_sei", "HBM system error")],
+        scope: Scope::Gpu,
+        signals: &[
+            "habanalabs.ecc_derr",
+            "habanalabs.hbm_derr",
+            "habanalabs.hbm_sei",
+            GAUDI_AFTER[0],
+            GAUDI_AFTER[1],
+            GAUDI_AFTER[2],
+            GAUDI_AFTER[3],
+        ],
+        followers: &GAUDI_AFTER,
+        reason: "on a Gaudi device a double-bit (DERR) ECC error or a critical HBM error interrupt is a firmware \
+                 event that asks the driver for a hard reset; the reset, the processes it kills, its failure and \
+                 the `disabled` status it then leaves are that one fault",
+        source: "Linux 6.12 drivers/accel/habanalabs gaudi2/gaudi2.c (gaudi2_handle_ecc_event, \
+                 gaudi2_handle_hbm_mc_sei_err, gaudi2_handle_eqe's reset), common/device.c (hl_device_reset), \
+                 include/gaudi2/gaudi2_async_ids_map_extended.h (each event's reset type)",
+    },
+    Rule {
+        code: "gpu.hang",
+        title: "device heartbeat lost",
+        titles: &[],
+        scope: Scope::Gpu,
+        signals: &[
+            "habanalabs.heartbeat",
+            GAUDI_AFTER[0],
+            GAUDI_AFTER[1],
+            GAUDI_AFTER[2],
+            GAUDI_AFTER[3],
+        ],
+        followers: &GAUDI_AFTER,
+        reason: "when a Gaudi device's firmware stops answering the driver's heartbeat (or its event queue stops), \
+                 the driver hard-resets it: the lost heartbeat, the reset and what the reset leaves are one hang",
+        source: "Linux 6.12 drivers/accel/habanalabs common/device.c (hl_device_heartbeat, \
+                 hl_device_eq_heartbeat_received, hl_device_cond_reset), common/firmware_if.c (hl_fw_send_heartbeat)",
+    },
+    Rule {
+        code: "gpu.unusable",
+        title: "device not usable",
+        titles: &[
+            (
+                "habanalabs.reset_failed",
+                "device not usable: its reset failed",
+            ),
+            ("habanalabs.init_failed", "device failed to initialize"),
+        ],
+        scope: Scope::Gpu,
+        signals: &[
+            "habanalabs.init_failed",
+            "habanalabs.reset_failed",
+            "gaudi.status",
+            "habanalabs.reset",
+            "gaudi.hard_resets",
+        ],
+        followers: &["habanalabs.reset", "gaudi.hard_resets"],
+        reason: "a Gaudi device whose hard reset or initialisation failed is left `disabled` (\"Device is NOT \
+                 usable\"): the failure, the status the driver shows and the resets before it are one fault",
+        source: "Linux 6.12 drivers/accel/habanalabs common/device.c (hl_device_reset, hl_device_init), \
+                 common/sysfs.c (status), Documentation/ABI/testing/sysfs-driver-habanalabs (status)",
     },
     Rule {
         code: "fabric.degraded",

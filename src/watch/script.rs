@@ -217,6 +217,8 @@ fn throttles(g: &mut GpuFacts, segs: &[&Segment], active: &[Throttle], t: f64) {
             d.hw_thermal_slowdown = ns(Throttle::HwThermal);
             d.hw_power_brake_slowdown = ns(Throttle::PowerBrake);
         }
+        // Gaudi's throttles are not sampled (its sysfs has no throttle reasons).
+        GpuVendor::Intel => {}
         GpuVendor::Amd => {
             let Some(a) = g.amd.as_mut() else { return };
             let ms = |r: Throttle| Some((time_in(r) * 1000.0) as u64);

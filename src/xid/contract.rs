@@ -18,6 +18,9 @@ pub enum EventKind {
     CrashDump,
     /// An amdgpu driver line (RAS, reset, ring timeout, VM fault, …): `mnemonic` says which.
     Amdgpu,
+    /// A habanalabs (Intel Gaudi) driver line (ECC, reset, RAZWI, page fault, heartbeat, …): `mnemonic`
+    /// says which.
+    Habanalabs,
 }
 
 /// One kernel-log (or NVML) event. Every field is always present (null where unknown), so consumers
@@ -137,6 +140,20 @@ pub enum DecodedDetail {
         device: Option<String>,
         fatal: Option<bool>,
         link: Option<u32>,
+    },
+    // A habanalabs (Intel Gaudi) line: `event` is its id in the habanalabs catalog
+    // (`xid/habanalabs_catalog.rs`); `source_event` the firmware event's name where the line gave one
+    // (`TPC0_ECC_DERR`), `device` the device the prefix named where it named no PCI address (`hl0`).
+    Habanalabs {
+        event: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        source_event: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        device: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        what: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        address: Option<String>,
     },
     // An amdgpu line: `event` is its id in the AMD catalog (`xid/amdgpu_catalog.rs`); the rest is what
     // the line said, where it said it.

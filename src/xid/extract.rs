@@ -6,6 +6,7 @@ use super::catalog;
 use super::contract::{CatalogStatus, DecodedDetail, EventKind};
 use super::event::{Pending, blank_event};
 use super::grammar::{self, Line, Record};
+use super::{amdgpu_catalog, habanalabs_catalog};
 use crate::pci::normalize_bus_id;
 
 fn catalog_fields(
@@ -87,6 +88,9 @@ impl Extractor {
         if !grammar::may_be_nvidia(&r.text) {
             if self.amd.waiting() || grammar::may_be_amdgpu(&r.text) {
                 return self.amd.push(r);
+            }
+            if grammar::may_be_habanalabs(&r.text) {
+                return grammar::parse_habanalabs(&r.text).map(|l| habanalabs_event(r, l));
             }
             return None;
         }
@@ -171,6 +175,28 @@ impl Extractor {
             )),
         }
     }
+}
+
+/// A habanalabs line as an event: its catalog entry's mnemonic, the action as its class reads it.
+fn habanalabs_event(r: &Record, l: grammar::HlLine) -> Pending {
+    let entry = habanalabs_catalog::lookup(l.event);
+    let mut p = blank_event(EventKind::Habanalabs, r.line, r.ts, l.text);
+    p.event.pci_bus_id = l.pci;
+    p.event.mnemonic = entry.map(|e| e.mnemonic.to_string());
+    p.event.immediate_action = entry.map(|e| amdgpu_catalog::bucket(e.action).to_string());
+    p.detail.catalog_status = if entry.is_some() {
+        CatalogStatus::Catalog
+    } else {
+        CatalogStatus::Unknown
+    };
+    p.detail.decoded = Some(DecodedDetail::Habanalabs {
+        event: l.event.to_string(),
+        source_event: l.source_event,
+        device: l.device,
+        what: l.what,
+        address: l.address,
+    });
+    p
 }
 
 fn fallen(r: &Record, pci: Option<String>, message: String) -> Pending {

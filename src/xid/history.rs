@@ -255,6 +255,7 @@ impl History {
             (EventKind::FallenOffBus, _) => "fallen off the bus".to_string(),
             (EventKind::InitFailure, _) => "initialisation failure".to_string(),
             (EventKind::Amdgpu, _) => crate::xid::correlate::amdgpu_title(p),
+            (EventKind::Habanalabs, _) => crate::xid::correlate::habanalabs_title(p),
             _ => "NVIDIA error".to_string(),
         };
         let line = format!(
@@ -423,6 +424,7 @@ fn is_serious(p: &Pending) -> bool {
                 )
             }),
         EventKind::Amdgpu => crate::xid::correlate::amdgpu_is_serious(p),
+        EventKind::Habanalabs => crate::xid::correlate::habanalabs_is_serious(p),
         _ => false,
     }
 }

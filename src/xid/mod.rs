@@ -18,6 +18,7 @@ pub mod correlate;
 pub mod event;
 mod extract;
 pub mod grammar;
+pub mod habanalabs_catalog;
 pub mod history;
 pub mod report;
 pub mod time;

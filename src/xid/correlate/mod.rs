@@ -1,6 +1,6 @@
 //! Correlation: bursts, the catalog's workflows (45, 48, 13, 31, 74, 94/95, 144–150, 154), the
 //! project's policy for blank-action, driver-only and unknown codes, and the action text; amdgpu events
-//! from the AMD catalog (`amdgpu.rs`).
+//! from the AMD catalog (`amdgpu.rs`), habanalabs (Intel Gaudi) events from theirs (`habanalabs.rs`).
 //!
 //! The steps, one file each: `class.rs` (what is handed on), `bursts.rs` (each GPU's history),
 //! `workflows.rs` (the catalog's workflows) and `policy.rs` (buckets, blank codes, finding codes, action text).
@@ -8,15 +8,17 @@
 mod amdgpu;
 mod bursts;
 mod class;
+mod habanalabs;
 mod policy;
 mod workflows;
 
-pub(crate) use amdgpu::{counts, is_serious as amdgpu_is_serious, title as amdgpu_title};
+pub(crate) use amdgpu::{is_serious as amdgpu_is_serious, title as amdgpu_title};
 pub use bursts::{
     BURST_GAP_SECS, LISTED_FIRST_BURSTS, LISTED_LAST_BURSTS, STICKY_CODES, STICKY_GAP_SECS,
 };
 pub(crate) use bursts::{BurstCodes, GpuHistory, Placement};
 pub use class::{Class, EventCtx, GpuView};
+pub(crate) use habanalabs::{is_serious as habanalabs_is_serious, title as habanalabs_title};
 pub(crate) use policy::finding_code;
 pub use policy::{action_detail, bucket};
 pub use workflows::{recovery_action_name, recovery_class};
@@ -57,6 +59,16 @@ pub(crate) fn needs(p: &Pending) -> Needs {
     }
 }
 
+/// Whether the event counts towards its finding: detail lines of amdgpu and habanalabs events do not
+/// count again what their head line counted.
+pub(crate) fn counts(p: &Pending) -> bool {
+    match p.event.kind {
+        EventKind::Amdgpu => amdgpu::counts(p),
+        EventKind::Habanalabs => habanalabs::counts(p),
+        _ => true,
+    }
+}
+
 /// Classify any event with its context; None for events that ask nothing (identity lines).
 pub(crate) fn classify_event(p: &Pending, ctx: &EventCtx) -> Option<Class> {
     Some(match p.event.kind {
@@ -94,6 +106,7 @@ pub(crate) fn classify_event(p: &Pending, ctx: &EventCtx) -> Option<Class> {
             ),
         },
         EventKind::Amdgpu => amdgpu::classify(p),
+        EventKind::Habanalabs => habanalabs::classify(p),
         EventKind::GpuIdentity => return None,
     })
 }

@@ -167,6 +167,7 @@ pub(crate) fn finding_code(p: &Pending, gpu_has_79: bool) -> String {
             None => "sxid.unclassified".into(),
         },
         EventKind::Amdgpu => super::amdgpu::finding_code(p),
+        EventKind::Habanalabs => super::habanalabs::finding_code(p),
         EventKind::GpuIdentity => "gpu.identity".into(),
     }
 }

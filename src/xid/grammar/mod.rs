@@ -1,6 +1,7 @@
 //! The kernel-log grammar: record envelopes (raw kmsg, dmesg, syslog/journal), then the NVIDIA lines
 //! inside them (Xid, SXid, identity, fallen-off-the-bus, init failure, crash dump) and the amdgpu lines
-//! (`amdgpu_lines.rs`: RAS, resets, ring timeouts, VM faults, ACA banks, …).
+//! (`amdgpu_lines.rs`: RAS, resets, ring timeouts, VM faults, ACA banks, …) and the habanalabs (Intel
+//! Gaudi) lines (`habanalabs_lines.rs`: ECC, resets, RAZWI, MMU faults, heartbeat, firmware, …).
 //!
 //! Every function here is total: any input (garbage, truncated, huge) yields "not an NVIDIA line"
 //! rather than a panic, and nothing is ever an event unless the driver's own wording is present.
@@ -11,11 +12,14 @@
 
 mod amdgpu_lines;
 mod envelope;
+mod habanalabs_lines;
 mod nvidia_lines;
 
 pub use amdgpu_lines::{
     AcaDecode, AmdKind, AmdLine, RasClass, may_be_amdgpu, parse_amdgpu, ras_block,
 };
+
+pub use habanalabs_lines::{HlLine, may_be_habanalabs, parse_habanalabs};
 
 pub use envelope::{
     Clock, Envelope, JournalEntry, Record, RecordSplitter, journal_entry, parse_envelope, records,

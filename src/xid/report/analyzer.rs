@@ -56,6 +56,8 @@ fn amd_group(p: &Pending) -> Option<String> {
             Some(b) => format!("{event}.{b}"),
             None => event.clone(),
         }),
+        // The catalog id only: a habanalabs id comes from the catalog's fixed list.
+        Some(DecodedDetail::Habanalabs { event, .. }) => Some(format!("hl.{event}")),
         _ => None,
     }
 }

@@ -9,7 +9,7 @@ use crate::xid::contract::{
 };
 use crate::xid::correlate;
 use crate::xid::event::Pending;
-use crate::xid::{amdgpu_catalog, catalog};
+use crate::xid::{amdgpu_catalog, catalog, habanalabs_catalog};
 
 fn recovery_name(v: u32) -> String {
     correlate::recovery_action_name(v).to_string()
@@ -139,10 +139,10 @@ pub(super) fn summarize_gpu(row: &GpuIdentity, mut st: GpuEventState) -> GpuVerd
 
 /// The step for an action, in the vocabulary of the event's vendor.
 fn action_detail(p: &Pending, kind: ActionKind, index: Option<u32>, pci: Option<&str>) -> String {
-    if p.event.kind == EventKind::Amdgpu {
-        amdgpu_catalog::action_detail(kind, pci)
-    } else {
-        correlate::action_detail(kind, index, pci)
+    match p.event.kind {
+        EventKind::Amdgpu => amdgpu_catalog::action_detail(kind, pci),
+        EventKind::Habanalabs => habanalabs_catalog::action_detail(kind, pci),
+        _ => correlate::action_detail(kind, index, pci),
     }
 }
 
@@ -151,6 +151,14 @@ fn amd_source(p: &Pending) -> Option<String> {
     match &p.detail.decoded {
         Some(DecodedDetail::Amdgpu { event, .. }) => amdgpu_catalog::lookup(event)
             .map(|e| format!("amdgpu catalog {} (source: {})", e.mnemonic, e.source)),
+        Some(DecodedDetail::Habanalabs { event, .. }) => {
+            habanalabs_catalog::lookup(event).map(|e| {
+                format!(
+                    "habanalabs catalog {} (source: Linux 6.12 drivers/accel/habanalabs/{})",
+                    e.mnemonic, e.source
+                )
+            })
+        }
         _ => None,
     }
 }
@@ -177,6 +185,7 @@ fn describe(p: &Pending) -> String {
         EventKind::CrashDump => "GPU crash dump".into(),
         EventKind::GpuIdentity => "GPU identity".into(),
         EventKind::Amdgpu => correlate::amdgpu_title(p),
+        EventKind::Habanalabs => correlate::habanalabs_title(p),
     }
 }
 

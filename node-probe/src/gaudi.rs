@@ -1,0 +1,354 @@
+//! The Intel Gaudi source: devices the habanalabs driver runs, read from the host's sysfs. Discovery
+//! walks `/sys/class/accel/accel<n>` (Linux 6.2+: the driver's attributes on the PCI device, `device/`)
+//! and, where the accel class names none, the older `/sys/class/habanalabs/hl<n>` (attributes on the
+//! char device itself); a class device counts only when its PCI device is bound to `habanalabs` (the
+//! accel class also holds other drivers' devices and each device's `accel_controlD<n>`).
+//!
+//! Attributes and their formats: Linux 6.12 `drivers/accel/habanalabs/common/sysfs.c` and
+//! `Documentation/ABI/testing/sysfs-driver-habanalabs`; temperature and power from the device's hwmon
+//! (`common/hwmon.c`, hwmon's units). Files are named from the host's `/` and resolved inside the host root
+//! ([`HostFiles`]), read capped; what cannot be read is an inline error on its field.
+//!
+//! Reading `clk_*` and `max_power` sends a packet to the device's firmware (`hl_fw_get_frequency`,
+//! `hl_fw_get_max_power`), which can block while the firmware hangs: the devices are read on their own
+//! thread under the NVML deadline, and a device not read in time is one with a `timeout` handle error.
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use gpu_diag::facts::{
+    ClockFacts, FieldError, FieldErrorKind, GaudiFirmwareFacts, GaudiGpuFacts, GpuFacts, GpuVendor,
+    PowerFacts, Reading, ThermalFacts,
+};
+
+use crate::host::files::HostFiles;
+
+/// `PCI_VENDOR_ID_HABANALABS`.
+const HABANA_VENDOR: u32 = 0x1da3;
+const DRIVER: &str = "habanalabs";
+
+/// One device found: its class device, where its attributes are, its PCI address and device dir.
+#[derive(Debug, Clone)]
+struct Found {
+    /// `accel0` or `hl0`.
+    name: String,
+    /// The driver's attribute directory, from the host's `/`.
+    attrs: String,
+    /// The PCI device's directory, from the host's `/`.
+    pci_dir: String,
+    bdf: String,
+}
+
+/// The host's habanalabs devices in PCI address order.
+fn discover(files: HostFiles<'_>) -> Vec<Found> {
+    let mut found = class(files, "sys/class/accel", "accel", "device");
+    if found.is_empty() {
+        found = class(files, "sys/class/habanalabs", "hl", "");
+    }
+    found.sort_by(|a, b| a.bdf.cmp(&b.bdf));
+    found.dedup_by(|a, b| a.bdf == b.bdf);
+    found
+}
+
+/// The class devices `<prefix><n>` under `dir` bound to habanalabs; `attrs_sub` is where the driver's
+/// attributes are below the class device (`device`: the PCI device; empty: the class device itself).
+fn class(files: HostFiles<'_>, dir: &str, prefix: &str, attrs_sub: &str) -> Vec<Found> {
+    let Ok(names) = files.names(dir) else {
+        return Vec::new();
+    };
+    names
+        .into_iter()
+        .filter(|n| {
+            n.strip_prefix(prefix).is_some_and(|d| {
+                !d.is_empty() && d.len() <= 4 && d.bytes().all(|b| b.is_ascii_digit())
+            })
+        })
+        .filter_map(|n| {
+            let pci_dir = format!("{dir}/{n}/device");
+            // The PCI device's name is its address: the `device` link's last component.
+            let bdf = files
+                .link(&pci_dir)
+                .and_then(|t| t.file_name().map(|f| f.to_string_lossy().into_owned()))
+                .and_then(|b| gpu_diag::pci::normalize_bus_id(&b))?;
+            let driver = files.link(format!("{pci_dir}/driver"))?;
+            if driver.file_name()?.to_str()? != DRIVER {
+                return None;
+            }
+            let attrs = if attrs_sub.is_empty() {
+                format!("{dir}/{n}")
+            } else {
+                format!("{dir}/{n}/{attrs_sub}")
+            };
+            Some(Found {
+                name: n,
+                attrs,
+                pci_dir,
+                bdf,
+            })
+        })
+        .collect()
+}
+
+/// The host's Gaudi devices, indexed from `first_index` in PCI address order; empty where it has none.
+pub fn read(root: &Path, first_index: u32, limit: Duration) -> Vec<GpuFacts> {
+    let found = discover(HostFiles::new(root));
+    if found.is_empty() {
+        return Vec::new();
+    }
+    let (tx, rx) = mpsc::channel();
+    let (root_owned, list): (PathBuf, Vec<Found>) = (root.to_path_buf(), found.clone());
+    let spawned = std::thread::Builder::new()
+        .name("habanalabs".into())
+        .spawn(move || {
+            let files = HostFiles::new(&root_owned);
+            for (i, f) in list.iter().enumerate() {
+                if tx
+                    .send((i, Box::new(device(files, f, first_index + i as u32))))
+                    .is_err()
+                {
+                    return;
+                }
+            }
+        });
+    let mut out: Vec<Option<GpuFacts>> = vec![None; found.len()];
+    let mut why = FieldError::with_message(
+        FieldErrorKind::Timeout,
+        format!(
+            "the habanalabs sysfs did not answer within {} s: the device's firmware (CPU-CP) or the driver is hung",
+            limit.as_secs()
+        ),
+    );
+    match spawned {
+        Err(e) => {
+            why = FieldError::with_message(
+                FieldErrorKind::Unknown,
+                format!("cannot start the habanalabs thread: {e}"),
+            );
+        }
+        Ok(_) => {
+            let deadline = Instant::now() + limit;
+            while out.iter().any(Option::is_none) {
+                match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+                    Ok((i, g)) => out[i] = Some(*g),
+                    Err(_) => break,
+                }
+            }
+        }
+    }
+    out.into_iter()
+        .enumerate()
+        .map(|(i, g)| {
+            g.unwrap_or_else(|| GpuFacts {
+                index: first_index + i as u32,
+                vendor: GpuVendor::Intel,
+                handle_error: Some(why.clone()),
+                pci_bus_id: Reading::Ok(found[i].bdf.clone()),
+                ..GpuFacts::default()
+            })
+        })
+        .collect()
+}
+
+/// Longest text attribute kept: the firmware's version strings are at most a few dozen characters
+/// (`cpucp_info`'s fields are fixed arrays), so more is a damaged or hostile file, cut.
+const MAX_TEXT: usize = 256;
+
+fn text(files: HostFiles<'_>, dir: &str, name: &str) -> Reading<String> {
+    files
+        .line(format!("{dir}/{name}"))
+        .map(|t| gpu_diag::xid::grammar::clip_to(&t, MAX_TEXT))
+        .into()
+}
+
+/// The first of `names` that exists (an older kernel's name for the same attribute second).
+fn text_any(files: HostFiles<'_>, dir: &str, names: &[&str]) -> Reading<String> {
+    let mut last = Reading::Err(FieldError::with_message(
+        FieldErrorKind::NotFound,
+        "no file",
+    ));
+    for n in names {
+        last = text(files, dir, n);
+        if last.ok().is_some() {
+            return last;
+        }
+    }
+    last
+}
+
+/// A value that must fit a u32 (MHz, °C, mW), its text quoted in the error otherwise.
+fn fit(r: Reading<u64>, what: &str) -> Reading<u32> {
+    match r {
+        Reading::Ok(v) => u32::try_from(v).map(Reading::Ok).unwrap_or_else(|_| {
+            Reading::Err(FieldError::with_message(
+                FieldErrorKind::Unknown,
+                format!("{what}: {v} is out of range"),
+            ))
+        }),
+        Reading::Err(e) => Reading::Err(e),
+    }
+}
+
+/// The product as Intel names it, from the driver's ASIC type (`device_type_show`).
+fn product(device_type: &str) -> Option<&'static str> {
+    let t = device_type.trim().to_ascii_uppercase();
+    Some(if t.starts_with("GAUDI3") {
+        "Intel Gaudi 3"
+    } else if t.starts_with("GAUDI2") {
+        "Intel Gaudi 2"
+    } else if t.starts_with("GAUDI") {
+        "Intel Gaudi"
+    } else if t == "GOYA" {
+        "Habana Goya"
+    } else {
+        return None;
+    })
+}
+
+fn device(files: HostFiles<'_>, f: &Found, index: u32) -> GpuFacts {
+    let a = f.attrs.as_str();
+    let device_type = text(files, a, "device_type");
+    let name = match &device_type {
+        Reading::Ok(t) => match product(t) {
+            Some(p) => Reading::Ok(p.to_string()),
+            None => Reading::Err(FieldError::with_message(
+                FieldErrorKind::Unknown,
+                format!(
+                    "device_type `{}` is not a Gaudi this probe knows",
+                    t.chars().take(32).collect::<String>()
+                ),
+            )),
+        },
+        Reading::Err(e) => Reading::Err(e.clone()),
+    };
+    let pci_device_id = match files.line(format!("{}/device", f.pci_dir)) {
+        Ok(t) => u32::from_str_radix(t.trim_start_matches("0x"), 16)
+            .ok()
+            .filter(|d| *d <= 0xffff)
+            .map(|d| Reading::Ok((d << 16) | HABANA_VENDOR))
+            .unwrap_or_else(|| {
+                Reading::Err(FieldError::with_message(
+                    FieldErrorKind::Unknown,
+                    "the PCI device id is not a 16-bit hex number",
+                ))
+            }),
+        Err(e) => Reading::Err(e),
+    };
+    let max_power_mw: Reading<u64> = files.parse(format!("{a}/max_power"));
+    let hwmon = hwmon(files, &f.pci_dir);
+    let not_in_sysfs = |what: &str| {
+        Reading::Err(FieldError::with_message(
+            FieldErrorKind::NotSupported,
+            format!(
+                "the habanalabs driver shows no {what} in sysfs (HLML and hl-smi read it from the firmware)"
+            ),
+        ))
+    };
+    GpuFacts {
+        index,
+        vendor: GpuVendor::Intel,
+        name,
+        uuid: not_in_sysfs("UUID"),
+        serial: not_in_sysfs("serial number"),
+        board_part_number: hwmon.card.clone(),
+        pci_bus_id: Reading::Ok(f.bdf.clone()),
+        pci_device_id,
+        clocks: ClockFacts {
+            sm_mhz: fit(
+                files.parse(format!("{a}/clk_cur_freq_mhz")),
+                "clk_cur_freq_mhz",
+            ),
+            sm_max_mhz: fit(
+                files.parse(format!("{a}/clk_max_freq_mhz")),
+                "clk_max_freq_mhz",
+            ),
+            ..ClockFacts::default()
+        },
+        power: PowerFacts {
+            usage_mw: hwmon.power_mw,
+            enforced_limit_mw: fit(max_power_mw.clone(), "max_power"),
+            ..PowerFacts::default()
+        },
+        thermal: ThermalFacts {
+            gpu_temp_c: hwmon.temp_c,
+            ..ThermalFacts::default()
+        },
+        numa_node: files.parse(format!("{}/numa_node", f.pci_dir)),
+        gaudi: Some(GaudiGpuFacts {
+            device: f.name.clone(),
+            device_type,
+            status: text(files, a, "status"),
+            hard_reset_count: files.parse(format!("{a}/hard_reset_cnt")),
+            soft_reset_count: files.parse(format!("{a}/soft_reset_cnt")),
+            module_id: files.parse(format!("{a}/module_id")),
+            security_enabled: match files.parse::<u8>(format!("{a}/security_enabled")) {
+                Reading::Ok(v) => Reading::Ok(v != 0),
+                Reading::Err(e) => Reading::Err(e),
+            },
+            max_power_mw,
+            firmware: GaudiFirmwareFacts {
+                cpucp: text_any(files, a, &["cpucp_ver", "armcp_ver"]),
+                cpucp_kernel: text_any(files, a, &["cpucp_kernel_ver", "armcp_kernel_ver"]),
+                uboot: text(files, a, "uboot_ver"),
+                preboot_btl: text(files, a, "preboot_btl_ver"),
+                fuse: text(files, a, "fuse_ver"),
+                thermal: text(files, a, "thermal_ver"),
+                fw_os: text(files, a, "fw_os_ver"),
+                cpld: text(files, a, "cpld_ver"),
+                vrm: text(files, a, "vrm_ver"),
+            },
+        }),
+        ..GpuFacts::default()
+    }
+}
+
+struct Hwmon {
+    card: Reading<String>,
+    temp_c: Reading<u32>,
+    power_mw: Reading<u32>,
+}
+
+/// The device's hwmon (on the PCI device, named by the card): `temp1_input` in millidegrees,
+/// `power1_input` in microwatts.
+fn hwmon(files: HostFiles<'_>, pci_dir: &str) -> Hwmon {
+    let dir = match files.names(format!("{pci_dir}/hwmon")).map(|names| {
+        names
+            .into_iter()
+            .find(|n| n.starts_with("hwmon"))
+            .map(|n| format!("{pci_dir}/hwmon/{n}"))
+    }) {
+        Ok(Some(d)) => d,
+        Ok(None) | Err(_) => {
+            let e = FieldError::with_message(FieldErrorKind::NotFound, "the device has no hwmon");
+            return Hwmon {
+                card: Reading::Err(e.clone()),
+                temp_c: Reading::Err(e.clone()),
+                power_mw: Reading::Err(e),
+            };
+        }
+    };
+    let scaled = |file: &str, div: i64| -> Reading<u32> {
+        match files.parse::<i64>(format!("{dir}/{file}")) {
+            Reading::Ok(v) => fit(Reading::Ok((v.max(0) / div) as u64), file),
+            Reading::Err(e) => Reading::Err(e),
+        }
+    };
+    Hwmon {
+        card: text(files, &dir, "name"),
+        temp_c: scaled("temp1_input", 1000),
+        power_mw: scaled("power1_input", 1000),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn products_by_asic_type() {
+        assert_eq!(product("GAUDI2B\n"), Some("Intel Gaudi 2"));
+        assert_eq!(product("GAUDI SEC"), Some("Intel Gaudi"));
+        assert_eq!(product("GAUDI3"), Some("Intel Gaudi 3"));
+        assert_eq!(product("NOPE"), None);
+    }
+}

@@ -1,0 +1,175 @@
+//! What only Intel Gaudi devices show, judged: the habanalabs driver's device status and its count of
+//! hard resets. Temperatures, power and clocks go through the shared rules, which read the shared fields
+//! the probe fills. Codes are `gaudi.*` (the kernel log's are `habanalabs.*`); actions in Intel's words
+//! (`hl-smi -r -i <pci>`).
+//!
+//! Meanings: the status strings as the driver defines them (Linux 6.12 `common/habanalabs_drv.c:468-475`,
+//! printed with the first letter upper-cased by `common/sysfs.c:298-309`) and as its ABI document explains
+//! them (`Documentation/ABI/testing/sysfs-driver-habanalabs`, `status`: "operational - Device is available
+//! for work", "in reset - Device is going through reset, will be available shortly", "disabled - Device is
+//! not usable", "needs reset - Device is not usable until a hard reset is initiated", "in device creation -
+//! Device is not available yet, as it is still initializing").
+
+use crate::facts::{GaudiGpuFacts, GpuFacts, NodeFacts};
+use crate::finding::{ActionKind, Finding, Severity};
+use crate::xid::habanalabs_catalog::action_detail;
+
+use super::{canonical_bus_id, finding, gpu_label};
+
+/// The node's Gaudi devices with their Gaudi-only facts.
+pub fn gaudi_devices(facts: &NodeFacts) -> impl Iterator<Item = (&GpuFacts, &GaudiGpuFacts)> {
+    facts
+        .gpus
+        .iter()
+        .filter_map(|g| Some((g, g.gaudi.as_ref()?)))
+}
+
+/// Every Gaudi finding of the node.
+pub fn judge(facts: &NodeFacts) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for (g, h) in gaudi_devices(facts) {
+        out.extend(status(g, h));
+        out.extend(resets(g, h));
+    }
+    out
+}
+
+fn pci(g: &GpuFacts) -> Option<String> {
+    canonical_bus_id(&g.pci_bus_id).ok().cloned()
+}
+
+/// The device's status against the driver's meanings.
+fn status(g: &GpuFacts, h: &GaudiGpuFacts) -> Option<Finding> {
+    let raw = h.status.ok()?;
+    let s = raw.trim().to_ascii_lowercase();
+    let (severity, kind, meaning) = match s.as_str() {
+        "operational" => return None,
+        "in reset" | "in reset after device release" => (
+            Severity::Warning,
+            ActionKind::Monitor,
+            "the driver is resetting it (\"Device is going through reset, will be available shortly\"); its work was lost",
+        ),
+        "disabled" => (
+            Severity::Critical,
+            ActionKind::RebootNode,
+            "the driver disabled it: \"Device is not usable\" (a malfunction, typically a failed reset)",
+        ),
+        "needs reset" => (
+            Severity::Critical,
+            ActionKind::ResetGpu,
+            "\"Device is not usable until a hard reset is initiated\"",
+        ),
+        "in device creation" => (
+            Severity::Warning,
+            ActionKind::Monitor,
+            "\"Device is not available yet, as it is still initializing\"",
+        ),
+        _ => (
+            Severity::Warning,
+            ActionKind::Investigate,
+            "the driver reports a status this probe does not know",
+        ),
+    };
+    let detail = match kind {
+        ActionKind::Monitor => "re-check in a minute: the status should return to `Operational`; if it stays, treat it as disabled and reset it with `hl-smi -r -i <pci>`".replace("<pci>", pci(g).as_deref().unwrap_or("<pci>")),
+        _ => action_detail(kind, pci(g).as_deref()),
+    };
+    Some(finding(
+        "gaudi.status",
+        severity,
+        Some(g),
+        format!("{} is `{}`: {meaning}.", gpu_label(g), raw.trim()),
+        vec![format!("habanalabs status = {}", raw.trim())],
+        kind,
+        detail,
+    ))
+}
+
+/// Hard resets since the driver loaded: each one killed the work on the device. History, not a fault
+/// now: the cause is in the kernel log (`habanalabs.*`).
+fn resets(g: &GpuFacts, h: &GaudiGpuFacts) -> Option<Finding> {
+    let n = *h.hard_reset_count.ok()?;
+    if n == 0 {
+        return None;
+    }
+    Some(finding(
+        "gaudi.hard_resets",
+        Severity::Info,
+        Some(g),
+        format!(
+            "{} was hard-reset {n} time{} since the habanalabs driver loaded; each reset killed the work on it.",
+            gpu_label(g),
+            if n == 1 { "" } else { "s" }
+        ),
+        vec![format!("habanalabs hard_reset_cnt = {n}")],
+        ActionKind::Monitor,
+        "read the kernel log for the cause (`node-probe xid`); a count that keeps rising under load points at the device: collect `hl-smi -q` and contact Intel support".into(),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::facts::{GpuVendor, Reading};
+
+    fn node(statuses: &[(&str, u64)]) -> NodeFacts {
+        NodeFacts {
+            gpus: statuses
+                .iter()
+                .enumerate()
+                .map(|(i, (s, resets))| GpuFacts {
+                    index: i as u32,
+                    vendor: GpuVendor::Intel,
+                    pci_bus_id: Reading::Ok(format!("0000:{:02x}:00.0", 0x19 + i)),
+                    gaudi: Some(GaudiGpuFacts {
+                        status: Reading::Ok((*s).to_string()),
+                        hard_reset_count: Reading::Ok(*resets),
+                        ..GaudiGpuFacts::default()
+                    }),
+                    ..GpuFacts::default()
+                })
+                .collect(),
+            ..NodeFacts::default()
+        }
+    }
+
+    #[test]
+    fn statuses_in_the_drivers_words() {
+        let f = judge(&node(&[
+            ("Operational", 0),
+            ("Disabled", 0),
+            ("In reset", 0),
+            ("Needs reset", 0),
+            ("Sideways", 0),
+        ]));
+        let by = |gpu: u32| {
+            f.iter()
+                .find(|x| x.gpu == Some(gpu) && x.code == "gaudi.status")
+        };
+        assert!(by(0).is_none());
+        let d = by(1).unwrap();
+        assert_eq!(
+            (d.severity, d.action.kind),
+            (Severity::Critical, ActionKind::RebootNode)
+        );
+        assert!(d.summary.contains("Device is not usable"), "{}", d.summary);
+        assert!(
+            d.action.detail.contains("hl-smi -r -i 0000:1a:00.0"),
+            "{}",
+            d.action.detail
+        );
+        assert_eq!(by(2).unwrap().severity, Severity::Warning);
+        assert_eq!(by(3).unwrap().action.kind, ActionKind::ResetGpu);
+        assert_eq!(by(4).unwrap().action.kind, ActionKind::Investigate);
+    }
+
+    #[test]
+    fn hard_resets_are_history_with_their_count() {
+        let f = judge(&node(&[("Operational", 0), ("Operational", 3)]));
+        assert_eq!(f.len(), 1);
+        assert_eq!(f[0].code, "gaudi.hard_resets");
+        assert_eq!(f[0].gpu, Some(1));
+        assert_eq!(f[0].severity, Severity::Info);
+        assert!(f[0].summary.contains("3 times"));
+    }
+}

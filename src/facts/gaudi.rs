@@ -1,0 +1,74 @@
+//! What only Intel Gaudi accelerators have: the habanalabs driver's view of a device (its accel minor,
+//! ASIC type, device status, reset counts, module id, security, firmware versions). What every vendor
+//! shares (identity, PCI, clocks, power, temperature) stays in [`GpuFacts`](super::GpuFacts)'s common
+//! fields, each valid or absent on its own.
+//!
+//! Formats: Linux 6.12 `drivers/accel/habanalabs/common/sysfs.c` (the printers, file:line in
+//! `tests/support/gaudi_tree.rs`) and `Documentation/ABI/testing/sysfs-driver-habanalabs`.
+
+use serde::{Deserialize, Serialize};
+
+use super::reading::Reading;
+
+/// One Gaudi device as the habanalabs driver shows it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GaudiGpuFacts {
+    /// The class device the driver's attributes were found through: `accel0` (Linux 6.2+,
+    /// `/sys/class/accel`) or `hl0` (older kernels, `/sys/class/habanalabs`).
+    #[serde(default)]
+    pub device: String,
+    /// `device_type`: the ASIC (`GAUDI2`, `GAUDI2B`, …).
+    #[serde(default)]
+    pub device_type: Reading<String>,
+    /// `status` as the driver prints it (`Operational`, `In reset`, `Disabled` (a malfunction: "Device is
+    /// not usable"), `Needs reset`, `In device creation`, `In reset after device release`).
+    #[serde(default)]
+    pub status: Reading<String>,
+    /// `hard_reset_cnt`: hard resets since the driver loaded.
+    #[serde(default)]
+    pub hard_reset_count: Reading<u64>,
+    /// `soft_reset_cnt`: compute resets; the driver offers it only on inference devices, so a Gaudi
+    /// reads `not_found`.
+    #[serde(default)]
+    pub soft_reset_count: Reading<u64>,
+    /// `module_id`: the firmware's card location (the OAM slot on an HLS board).
+    #[serde(default)]
+    pub module_id: Reading<u32>,
+    /// `security_enabled`: firmware-level security.
+    #[serde(default)]
+    pub security_enabled: Reading<bool>,
+    /// `max_power`, milliwatts (also the shared power limit).
+    #[serde(default)]
+    pub max_power_mw: Reading<u64>,
+    #[serde(default)]
+    pub firmware: GaudiFirmwareFacts,
+}
+
+/// The device's firmware versions as the driver prints them.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GaudiFirmwareFacts {
+    /// `cpucp_ver` (older kernels: `armcp_ver`): the CPU-CP firmware.
+    #[serde(default)]
+    pub cpucp: Reading<String>,
+    /// `cpucp_kernel_ver` (`armcp_kernel_ver`): the Linux kernel of the device's CPU.
+    #[serde(default)]
+    pub cpucp_kernel: Reading<String>,
+    #[serde(default)]
+    pub uboot: Reading<String>,
+    #[serde(default)]
+    pub preboot_btl: Reading<String>,
+    #[serde(default)]
+    pub fuse: Reading<String>,
+    #[serde(default)]
+    pub thermal: Reading<String>,
+    #[serde(default)]
+    pub fw_os: Reading<String>,
+    /// `cpld_ver`: `0x` + timestamp and version, 8 hex digits each.
+    #[serde(default)]
+    pub cpld: Reading<String>,
+    /// `vrm_ver`: the Infineon voltage regulator's version(s).
+    #[serde(default)]
+    pub vrm: Reading<String>,
+}

@@ -1,0 +1,299 @@
+//! node-probe on fake Intel Gaudi hosts (`tests/support/gaudi_tree.rs`, written from Linux 6.12's habanalabs
+//! printers): the real binary with `--host-root` on a Gaudi 2 and a Gaudi 3 tree and on the pre-6.2
+//! `/sys/class/habanalabs` layout, no NVIDIA library, asserting that every field reads the value the
+//! builder wrote for it (each value unique to its field), devices in PCI order, a device bound to no driver
+//! left out, and a status other than operational read as the driver printed it.
+
+#[path = "../support/gaudi_tree.rs"]
+mod gaudi_tree;
+#[path = "../support/host_root.rs"]
+mod host_root;
+#[path = "../support/node_probe.rs"]
+mod node_probe;
+
+use gaudi_tree::{Device, Node};
+use host_root::HostRoot;
+use node_probe::NodeProbe;
+use serde_json::Value;
+
+const NO_NVML: &str = "/nonexistent/libnvidia-ml.so.1";
+
+fn facts(node: &Node) -> Value {
+    let root = HostRoot::new();
+    root.file("proc/uptime", "3600.0 7000.0\n")
+        .file("etc/hostname", "gaudi-node-1\n");
+    node.write(root.path());
+    let run = NodeProbe::new()
+        .args(["--nvml-lib", NO_NVML, "facts"])
+        .host_root(root.path())
+        .document();
+    assert_eq!(run.code, 0, "{}\n{}", run.doc, run.stderr);
+    if std::env::var_os("GAUDI_DUMP").is_some() {
+        eprintln!("{:#}", run.doc);
+    }
+    run.doc["facts"].clone()
+}
+
+/// Every field of one device against what the builder wrote.
+fn assert_device(g: &Value, d: &Device, index: u64, product: &str, class_dev: &str) {
+    // A reading serializes as its value, or as `{error, message}`.
+    let ok = |v: &Value| v.clone();
+    assert_eq!(g["index"], index, "{g:#}");
+    assert_eq!(g["vendor"], "intel");
+    assert_eq!(ok(&g["name"]), product);
+    assert_eq!(ok(&g["pci_bus_id"]), d.bdf.as_str());
+    let pci_id = (u64::from_str_radix(d.device_id, 16).unwrap() << 16) | 0x1da3;
+    assert_eq!(ok(&g["pci_device_id"]), pci_id);
+    assert_eq!(ok(&g["board_part_number"]), d.card_name);
+    assert_eq!(ok(&g["numa_node"]), d.numa);
+    assert_eq!(ok(&g["clocks"]["sm_mhz"]), d.clk_cur_mhz);
+    assert_eq!(ok(&g["clocks"]["sm_max_mhz"]), d.clk_max_mhz);
+    assert_eq!(ok(&g["thermal"]["gpu_temp_c"]), d.temp_millic / 1000);
+    assert_eq!(ok(&g["power"]["usage_mw"]), d.power_uw / 1000);
+    assert_eq!(ok(&g["power"]["enforced_limit_mw"]), d.max_power_mw);
+    // What sysfs does not have is an inline error saying so, not a guess.
+    assert_eq!(g["serial"]["error"], "not_supported", "{:#}", g["serial"]);
+    assert_eq!(g["uuid"]["error"], "not_supported");
+    let h = &g["gaudi"];
+    assert_eq!(h["device"], class_dev);
+    assert_eq!(ok(&h["device_type"]), d.device_type);
+    assert_eq!(ok(&h["status"]), d.status);
+    assert_eq!(ok(&h["hard_reset_count"]), d.hard_reset_cnt);
+    assert_eq!(
+        h["soft_reset_count"]["error"], "not_found",
+        "no Gaudi has soft_reset_cnt"
+    );
+    assert_eq!(ok(&h["module_id"]), d.module_id);
+    assert_eq!(ok(&h["security_enabled"]), d.security_enabled);
+    assert_eq!(ok(&h["max_power_mw"]), d.max_power_mw);
+    let fw = &h["firmware"];
+    assert_eq!(ok(&fw["cpucp"]), d.cpucp_ver);
+    assert_eq!(ok(&fw["cpucp_kernel"]), d.cpucp_kernel_ver);
+    assert_eq!(ok(&fw["uboot"]), d.uboot_ver);
+    assert_eq!(ok(&fw["preboot_btl"]), d.preboot_btl_ver);
+    assert_eq!(ok(&fw["fuse"]), d.fuse_ver);
+    assert_eq!(ok(&fw["thermal"]), d.thermal_ver);
+    assert_eq!(ok(&fw["fw_os"]), d.fw_os_ver);
+    assert_eq!(
+        ok(&fw["cpld"]),
+        format!("0x{:08x}{:08x}", d.cpld.0, d.cpld.1)
+    );
+    assert_eq!(ok(&fw["vrm"]), format!("{:#04x}", d.vrm));
+}
+
+fn gpus(f: &Value) -> &Vec<Value> {
+    f["gpus"].as_array().unwrap()
+}
+
+#[test]
+fn gaudi2_node_reads_every_field_in_pci_order() {
+    // Written out of PCI order: the probe lists them by address.
+    let mut devs: Vec<Device> = (0..4).map(Device::gaudi2).collect();
+    devs.reverse();
+    devs[1].status = "In reset";
+    let f = facts(&Node::new(devs.clone()));
+    assert_eq!(f["source"], "habanalabs");
+    assert_eq!(f["device_count"], 4);
+    devs.sort_by(|a, b| a.bdf.cmp(&b.bdf));
+    let got = gpus(&f);
+    assert_eq!(got.len(), 4);
+    for (i, d) in devs.iter().enumerate() {
+        assert_device(
+            &got[i],
+            d,
+            i as u64,
+            "Intel Gaudi 2",
+            &format!("accel{}", d.minor),
+        );
+    }
+    assert!(got.iter().any(|g| g["gaudi"]["status"] == "In reset"));
+}
+
+#[test]
+fn gaudi3_node_reads_every_field() {
+    let mut devs: Vec<Device> = (0..8).map(Device::gaudi3).collect();
+    devs[5].status = "Disabled";
+    devs[5].hard_reset_cnt = 42;
+    let f = facts(&Node::new(devs.clone()));
+    let got = gpus(&f);
+    assert_eq!(got.len(), 8);
+    for (i, d) in devs.iter().enumerate() {
+        assert_device(
+            &got[i],
+            d,
+            i as u64,
+            "Intel Gaudi 3",
+            &format!("accel{}", d.minor),
+        );
+    }
+    assert_eq!(got[5]["gaudi"]["status"], "Disabled");
+}
+
+#[test]
+fn the_older_habanalabs_class_and_unbound_devices() {
+    let mut devs: Vec<Device> = (0..3).map(Device::gaudi2).collect();
+    // A Gaudi function the driver did not take (failed init): not a device the driver runs.
+    devs[2].driver = None;
+    let node = Node {
+        devices: devs.clone(),
+        legacy: true,
+    };
+    let f = facts(&node);
+    let got = gpus(&f);
+    assert_eq!(got.len(), 2, "{:#}", f["gpus"]);
+    for (i, d) in devs[..2].iter().enumerate() {
+        assert_device(
+            &got[i],
+            d,
+            i as u64,
+            "Intel Gaudi 2",
+            &format!("hl{}", d.minor),
+        );
+    }
+}
+
+#[test]
+fn hostile_files_are_bounded_inline_errors() {
+    let devs: Vec<Device> = (0..2).map(Device::gaudi2).collect();
+    let node = Node::new(devs.clone());
+    let root = HostRoot::new();
+    root.file("proc/uptime", "3600.0 7000.0\n")
+        .file("etc/shadow", "root:secret-of-the-host-root\n");
+    node.write(root.path());
+    let a0 = format!("sys/devices/pci0000:00/{}", devs[0].bdf);
+    let a1 = format!("sys/devices/pci0000:00/{}", devs[1].bdf);
+    // A firmware string far longer than any the driver prints; a count that is not a number; an
+    // absolute link out of the tree, which names the host root's own file, never the probe's.
+    std::fs::write(
+        root.path().join(format!("{a0}/uboot_ver")),
+        "U".repeat(20_000),
+    )
+    .unwrap();
+    std::fs::write(root.path().join(format!("{a0}/hard_reset_cnt")), "lots\n").unwrap();
+    std::fs::remove_file(root.path().join(format!("{a1}/status"))).unwrap();
+    std::os::unix::fs::symlink("/etc/shadow", root.path().join(format!("{a1}/status"))).unwrap();
+    let run = NodeProbe::new()
+        .args(["--nvml-lib", NO_NVML, "facts"])
+        .host_root(root.path())
+        .document();
+    assert_eq!(run.code, 0, "{}\n{}", run.doc, run.stderr);
+    let got = gpus(&run.doc["facts"]).clone();
+    let uboot = got[0]["gaudi"]["firmware"]["uboot"].as_str().unwrap();
+    assert!(uboot.chars().count() <= 257, "{}", uboot.len());
+    assert_eq!(got[0]["gaudi"]["hard_reset_count"]["error"], "unknown");
+    assert_eq!(got[1]["gaudi"]["status"], "root:secret-of-the-host-root");
+}
+
+/// A Gaudi 2 node where the driver's hard reset of one device failed: its status reads `Disabled`, its
+/// reset count rose, and the kernel log holds the DERR and the failed reset, printed as Linux 6.12 prints
+/// them (`tests/xid/habanalabs/kernel-formats.tsv`). `health` in local mode names that device, in Intel's
+/// words, and no other.
+#[test]
+fn health_on_a_gaudi_node_with_a_failed_reset() {
+    let mut devs: Vec<Device> = (0..4).map(Device::gaudi2).collect();
+    for d in &mut devs {
+        d.hard_reset_cnt = 0;
+    }
+    devs[2].status = "Disabled";
+    devs[2].hard_reset_cnt = 2;
+    let bad = devs[2].bdf.clone();
+    let root = HostRoot::new();
+    root.file("proc/uptime", "3600.0 7000.0\n")
+        .file("etc/hostname", "gaudi-node-2\n");
+    Node::new(devs).write(root.path());
+    let lines = [
+        format!(
+            "habanalabs {bad}: HBM_0_MC0_ECC_DERR: ECC error detected. address: 0x1f00. Syndrome: 0x3. wrapper id 2. block id 0x10. critical 1."
+        ),
+        format!("habanalabs {bad}: Going to reset device"),
+        format!("habanalabs {bad}: Killing user process pid=4242"),
+        format!("habanalabs {bad}: {bad} Failed to reset! Device is NOT usable"),
+    ];
+    let records: String = lines
+        .iter()
+        .enumerate()
+        .map(|(seq, text)| {
+            format!(
+                "3,{seq},{},-;{text}\n",
+                3_000_000_000u64 + seq as u64 * 1000
+            )
+        })
+        .collect();
+    root.file("dev/kmsg", records);
+    let run = NodeProbe::new()
+        .args(["--nvml-lib", NO_NVML, "health"])
+        .host_root(root.path())
+        .document();
+    assert_eq!(run.code, 0, "{}\n{}", run.doc, run.stderr);
+    if std::env::var_os("GAUDI_DUMP").is_some() {
+        eprintln!("{:#}", run.doc);
+    }
+    let h = &run.doc["health"];
+    let findings: Vec<&Value> = h["gpus"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|g| g["findings"].as_array().unwrap())
+        .chain(h["node_findings"].as_array().into_iter().flatten())
+        .collect();
+    let on = |code: &str| {
+        findings
+            .iter()
+            .find(|f| f["code"] == code)
+            .unwrap_or_else(|| panic!("no {code}: {findings:#?}"))
+    };
+    let status = on("gaudi.status");
+    assert_eq!(status["gpu"], 2);
+    assert_eq!(status["severity"], "critical");
+    assert!(
+        status["summary"]
+            .as_str()
+            .unwrap()
+            .contains("Device is not usable")
+    );
+    assert!(
+        status["action"]["detail"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("hl-smi -r -i {bad}"))
+    );
+    assert_eq!(on("habanalabs.reset_failed")["gpu"], 2);
+    assert_eq!(on("habanalabs.ecc_derr")["gpu"], 2);
+    assert_eq!(on("gaudi.hard_resets")["gpu"], 2);
+    // One fault: the DERR, the reset it asked for, the reset's failure and the status it left.
+    let incidents = h["incidents"].as_array().unwrap();
+    assert_eq!(incidents.len(), 1, "{incidents:#?}");
+    let i = &incidents[0];
+    assert_eq!(
+        (&i["code"], &i["gpu"], &i["severity"]),
+        (
+            &Value::from("gpu.memory"),
+            &Value::from(2),
+            &Value::from("critical")
+        )
+    );
+    let signals: Vec<&str> = i["signals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["code"].as_str().unwrap())
+        .collect();
+    for want in [
+        "habanalabs.ecc_derr",
+        "habanalabs.reset",
+        "habanalabs.reset_failed",
+        "gaudi.status",
+    ] {
+        assert!(signals.contains(&want), "{want} not in {signals:?}");
+    }
+    assert_eq!(h["verdict"], "unhealthy");
+    // Nothing critical or warning about the healthy devices.
+    for f in &findings {
+        if f["severity"] != "info" {
+            assert_eq!(
+                f["gpu"], 2,
+                "a finding on another device or the node: {f:#}"
+            );
+        }
+    }
+}
