@@ -65,6 +65,9 @@ pub struct Config {
     pub probe_bin: Option<PathBuf>,
     pub mode: Mode,
     pub probe_timeout: Duration,
+    /// `--reading-max-age`: how long a node's reading answers the next read-only tools on that node
+    /// (`mcp::framework::readings`); zero keeps none.
+    pub reading_max_age: Duration,
     pub evidence_dir: PathBuf,
     /// `--driver-root`: node-probe's `--driver-root` in every run, whichever runner (pod, copy or image
     /// delivery, ephemeral, local); added where the request is made (`mcp::framework::Env::probe`).

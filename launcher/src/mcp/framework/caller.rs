@@ -14,6 +14,15 @@ pub struct Caller {
 }
 
 impl Caller {
+    /// The identity a request's Kubernetes reads are made as (user and groups, as impersonated), one
+    /// string: what a reading made with this person's rights is kept under.
+    pub fn identity_key(&self) -> String {
+        let mut groups = self.groups.clone();
+        groups.sort();
+        // NUL appears in no Kubernetes user or group name: no two identities write the same key.
+        format!("{}\0{}", self.user, groups.join("\0"))
+    }
+
     pub fn impersonate(&self) -> crate::cluster::clients::Impersonate {
         crate::cluster::clients::Impersonate {
             user: self.user.clone(),
