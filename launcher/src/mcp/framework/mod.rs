@@ -347,11 +347,13 @@ impl Cx {
     /// A part of the node's reading (`node-probe describe`, whose report holds what the read-only node tools
     /// answer): this person's kept reading where it is at most `max_age` old ([`readings`]), else one read
     /// now and kept for the next questions. `part` takes the tool's report from it; the run says the
-    /// reading's age (`reading_age_s`, `reading_reused`).
+    /// reading's age (`reading_age_s`, `reading_reused`). `command`: the probe command whose report the
+    /// part is, which names it in the session's resource as that command's run would.
     pub async fn read<R: Serialize>(
         &self,
         tool: &str,
         t: &NodeTarget,
+        command: Command,
         max_age: readings::MaxAge,
         part: impl FnOnce(&DescribeReport) -> R,
     ) -> Result<(R, ProbeRun), ToolError> {
@@ -363,13 +365,13 @@ impl Cx {
             None
         } else {
             if let Some((r, age)) = store.get(ctx, node, allowed) {
-                return Ok(self.from_kept(tool, node, &r, age, started, part));
+                return Ok(self.from_kept(tool, node, command, &r, age, started, part));
             }
             // One probe per person and node at a time: a question asked while another's probe of the node
             // runs waits for its reading rather than starting a second pod.
             let flight = store.flight(ctx, node).await;
             if let Some((r, age)) = store.get(ctx, node, allowed) {
-                return Ok(self.from_kept(tool, node, &r, age, started, part));
+                return Ok(self.from_kept(tool, node, command, &r, age, started, part));
             }
             Some(flight)
         };
@@ -393,7 +395,7 @@ impl Cx {
         };
         run.reading_age_s = Some(0);
         let out = part(&report);
-        run.report_uri = self.keep_report(node, tool, &out);
+        run.report_uri = self.keep_report(node, tool, command, &out);
         if !store.max_age().is_zero() {
             let bytes = serde_json::to_string(&report).map_or(usize::MAX, |j| j.len());
             let reading = readings::Reading {
@@ -408,10 +410,12 @@ impl Cx {
     }
 
     /// An answer from a kept reading: its run with no phases of its own, and its age.
+    #[allow(clippy::too_many_arguments)]
     fn from_kept<R: Serialize>(
         &self,
         tool: &str,
         node: &str,
+        command: Command,
         reading: &readings::Reading,
         age: Duration,
         started: Instant,
@@ -423,14 +427,21 @@ impl Cx {
         run.after_probe_millis = None;
         run.reading_age_s = Some(age.as_secs());
         run.reading_reused = true;
-        run.report_uri = self.keep_report(node, tool, &out);
+        run.report_uri = self.keep_report(node, tool, command, &out);
         run.total_millis = started.elapsed().as_millis() as u64;
         (out, run)
     }
 
-    /// The tool's whole report as this session's resource.
-    fn keep_report(&self, node: &str, tool: &str, report: &impl Serialize) -> Option<String> {
-        serde_json::to_string(report)
+    /// The tool's whole report as this session's resource, in the shape of the command's own report
+    /// (`{"topology": {..}}`).
+    fn keep_report(
+        &self,
+        node: &str,
+        tool: &str,
+        command: Command,
+        report: &impl Serialize,
+    ) -> Option<String> {
+        serde_json::to_string(&serde_json::json!({ command.name(): report }))
             .ok()
             .and_then(|json| self.env.reports.put(node, tool, json))
     }
@@ -635,6 +646,7 @@ impl<R> NodeReport<R> {
         cx: &Cx,
         tool: &str,
         t: NodeTarget,
+        command: Command,
         max_age: readings::MaxAge,
         part: impl FnOnce(&DescribeReport) -> R,
     ) -> Result<Self, ToolError>
@@ -642,7 +654,7 @@ impl<R> NodeReport<R> {
         R: Serialize,
     {
         cx.check_target(&t)?;
-        let (report, run) = cx.read(tool, &t, max_age, part).await?;
+        let (report, run) = cx.read(tool, &t, command, max_age, part).await?;
         Ok(NodeReport {
             node: t.node_name,
             context: t.context,

@@ -4,6 +4,7 @@
 
 use std::fmt::Write;
 
+use gpu_diag::command::Command;
 use gpu_diag::analysis::describe::DescribeReport;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -84,7 +85,7 @@ accounting, conditions, taints and the pods holding GPUs. Use it for a full pict
         let age = MaxAge {
             max_age_s: a.args.max_age_s,
         };
-        let probe = cx.read(Self::NAME, &t, age, DescribeReport::clone);
+        let probe = cx.read(Self::NAME, &t, Command::Describe, age, DescribeReport::clone);
         // The API-server half runs alongside the probe; it is cheap and independent.
         let kube = async {
             match &cx.env.cluster {

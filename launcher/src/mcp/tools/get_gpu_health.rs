@@ -1,7 +1,8 @@
 //! `get_gpu_health`: the health part of the node's reading (`node-probe describe`, kept for the next
 //! questions; `node-probe health` where an expected GPU count is given), the verdict with explained findings.
 
-use gpu_diag::command::Request;
+use gpu_diag::command::{Command, Request};
+use gpu_diag::analysis::describe::DescribeReport;
 use gpu_diag::analysis::health::HealthReport;
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -67,10 +68,14 @@ asked whether a node's GPUs are OK or why work on a node fails.";
         let age = MaxAge {
             max_age_s: a.args.max_age_s,
         };
+        let t = a.target.clone();
         let health = async {
             match expect_gpus {
-                None => NodeReport::read(cx, Self::NAME, a.target.clone(), age, |d| d.health.clone()).await,
-                Some(_) => NodeReport::probe(cx, Self::NAME, a.target.clone(), request, pick!(Health)).await,
+                None => {
+                    let part = |d: &DescribeReport| d.health.clone();
+                    NodeReport::read(cx, Self::NAME, t, Command::Health, age, part).await
+                }
+                Some(_) => NodeReport::probe(cx, Self::NAME, t, request, pick!(Health)).await,
             }
         };
         let (mut out, node) = beside::probe_and_read(health, node, beside::AFTER_PROBE).await?;

@@ -1,6 +1,7 @@
 //! `get_gpu_inventory`: the inventory part of the node's reading (`node-probe describe`, kept for the next
 //! questions).
 
+use gpu_diag::command::Command;
 use gpu_diag::analysis::inventory::InventoryReport;
 
 use crate::mcp::framework::readings::MaxAge;
@@ -20,7 +21,7 @@ this node have', to check that a node sees all its GPUs, or before comparing fir
     const HINTS: Hints = Hints::READ_IDEMPOTENT;
 
     async fn run(cx: &Cx, a: Self::Args) -> Result<Self::Output, ToolError> {
-        NodeReport::read(cx, Self::NAME, a.target, a.args, |d| d.inventory.clone()).await
+        NodeReport::read(cx, Self::NAME, a.target, Command::Inventory, a.args, |d| d.inventory.clone()).await
     }
 
     fn render(out: &Self::Output) -> String {

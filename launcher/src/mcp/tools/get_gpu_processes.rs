@@ -3,6 +3,7 @@
 
 use std::fmt::Write;
 
+use gpu_diag::command::Command;
 use gpu_diag::analysis::processes::ProcessesReport;
 use gpu_diag::attribution::join::{ApiPod, ProcessOwner, ProcessOwnerKind};
 use gpu_diag::finding::Finding;
@@ -66,7 +67,7 @@ stuck or leaking process, or before resetting a GPU.";
     async fn run(cx: &Cx, a: Self::Args) -> Result<Self::Output, ToolError> {
         let t = a.target;
         cx.check_target(&t)?;
-        let probe = cx.read(Self::NAME, &t, a.args, |d| d.processes.clone());
+        let probe = cx.read(Self::NAME, &t, Command::Processes, a.args, |d| d.processes.clone());
         // One list of the node's pods, beside the probe; never one request per process.
         let names = async {
             match &cx.env.cluster {

@@ -1,6 +1,7 @@
 //! `get_gpu_telemetry`: the telemetry part of the node's reading (`node-probe describe`, kept for the next
 //! questions).
 
+use gpu_diag::command::Command;
 use gpu_diag::analysis::telemetry::TelemetryReport;
 
 use crate::mcp::framework::readings::MaxAge;
@@ -24,7 +25,7 @@ reasons. Use it when jobs are slower than expected, to tell thermal or power thr
     const HINTS: Hints = Hints::READ_LIVE;
 
     async fn run(cx: &Cx, a: Self::Args) -> Result<Self::Output, ToolError> {
-        NodeReport::read(cx, Self::NAME, a.target, a.args, |d| d.telemetry.clone()).await
+        NodeReport::read(cx, Self::NAME, a.target, Command::Telemetry, a.args, |d| d.telemetry.clone()).await
     }
 
     /// Verdict and findings, then one line per group of alike GPUs (the readings as ranges); thresholds,

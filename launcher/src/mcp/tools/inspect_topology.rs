@@ -1,6 +1,7 @@
 //! `inspect_topology`: the topology part of the node's reading (`node-probe describe`, kept for the next
 //! questions), summarised unless `detail` is `full`.
 
+use gpu_diag::command::Command;
 use gpu_diag::analysis::topology::{TopologyReport, summarize};
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -39,7 +40,7 @@ GPUs talk over NVLink instead of PCIe.";
 
     async fn run(cx: &Cx, a: Self::Args) -> Result<Self::Output, ToolError> {
         let mut r =
-            NodeReport::read(cx, Self::NAME, a.target, MaxAge { max_age_s: a.args.max_age_s }, |d| d.topology.clone()).await?;
+            NodeReport::read(cx, Self::NAME, a.target, Command::Topology, MaxAge { max_age_s: a.args.max_age_s }, |d| d.topology.clone()).await?;
         if a.args.detail == Detail::Summary {
             summarize(&mut r.report);
         }

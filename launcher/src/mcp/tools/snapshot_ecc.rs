@@ -1,5 +1,6 @@
 //! `snapshot_ecc`: the ECC part of the node's reading (`node-probe describe`, kept for the next questions).
 
+use gpu_diag::command::Command;
 use gpu_diag::analysis::ecc::EccReport;
 
 use crate::mcp::framework::readings::MaxAge;
@@ -20,7 +21,7 @@ must be replaced.";
     const HINTS: Hints = Hints::READ_LIVE;
 
     async fn run(cx: &Cx, a: Self::Args) -> Result<Self::Output, ToolError> {
-        NodeReport::read(cx, Self::NAME, a.target, a.args, |d| d.ecc.clone()).await
+        NodeReport::read(cx, Self::NAME, a.target, Command::Ecc, a.args, |d| d.ecc.clone()).await
     }
 
     fn render(out: &Self::Output) -> String {
