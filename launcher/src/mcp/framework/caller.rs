@@ -68,3 +68,40 @@ pub fn split_replica(id: &str) -> Option<(&str, &str)> {
         && replica.as_bytes()[0].is_ascii_alphanumeric();
     (pod_name && !inner.is_empty()).then_some((replica, inner))
 }
+
+#[cfg(test)]
+mod identity_tests {
+    use super::Caller;
+
+    fn caller(user: &str, groups: &[&str]) -> Caller {
+        Caller {
+            user: user.into(),
+            groups: groups.iter().map(|g| g.to_string()).collect(),
+            subject: "sub".into(),
+        }
+    }
+
+    /// A reading is kept under the identity it was made as: another user, or the same user with other
+    /// groups (other rights), is another key; the groups' order and the token's subject are not.
+    #[test]
+    fn identity_key_is_user_and_groups() {
+        let alice = caller("oidc:alice", &["oidc:sre", "system:authenticated"]);
+        assert_eq!(
+            alice.identity_key(),
+            caller("oidc:alice", &["system:authenticated", "oidc:sre"]).identity_key()
+        );
+        assert_ne!(
+            alice.identity_key(),
+            caller("oidc:alice", &["system:authenticated"]).identity_key()
+        );
+        assert_ne!(
+            alice.identity_key(),
+            caller("oidc:bob", &["oidc:sre", "system:authenticated"]).identity_key()
+        );
+        // No user/group split makes two identities one key.
+        assert_ne!(
+            caller("a", &["b"]).identity_key(),
+            caller("a\0b", &[]).identity_key()
+        );
+    }
+}

@@ -365,13 +365,13 @@ impl Cx {
             None
         } else {
             if let Some((r, age)) = store.get(ctx, node, allowed) {
-                return Ok(self.from_kept(tool, node, command, &r, age, started, part));
+                return Ok(self.answer_kept(tool, node, command, &r, age, started, part));
             }
             // One probe per person and node at a time: a question asked while another's probe of the node
             // runs waits for its reading rather than starting a second pod.
             let flight = store.flight(ctx, node).await;
             if let Some((r, age)) = store.get(ctx, node, allowed) {
-                return Ok(self.from_kept(tool, node, command, &r, age, started, part));
+                return Ok(self.answer_kept(tool, node, command, &r, age, started, part));
             }
             Some(flight)
         };
@@ -411,7 +411,7 @@ impl Cx {
 
     /// An answer from a kept reading: its run with no phases of its own, and its age.
     #[allow(clippy::too_many_arguments)]
-    fn from_kept<R: Serialize>(
+    fn answer_kept<R: Serialize>(
         &self,
         tool: &str,
         node: &str,
