@@ -234,7 +234,7 @@ pub struct GlobalArgs {
     /// (each answer says how old its reading is; a call's `max_age_s` asks for fresher). 0 reads the node
     /// afresh for every call.
     #[arg(long, global = true, value_name = "SECS", env = "K8S_GPU_MCP_READING_MAX_AGE",
-          default_value_t = crate::mcp::framework::readings::DEFAULT_MAX_AGE_SECS,
+          default_value_t = crate::config::DEFAULT_READING_MAX_AGE_SECS,
           value_parser = clap::value_parser!(u64).range(0..=3600))]
     pub reading_max_age: u64,
     /// Where `collect_evidence` (and the evidence before each operator action) writes its archives

@@ -57,6 +57,10 @@ impl ClusterSettings {
     }
 }
 
+/// `--reading-max-age`'s default, in seconds: a conversation's questions about a node come within half a
+/// minute, and a GPU's live values older than this are no longer "now" (`mcp::framework::readings`).
+pub const DEFAULT_READING_MAX_AGE_SECS: u64 = 20;
+
 /// The launcher's configuration, shared by every subcommand.
 #[derive(Debug, Clone)]
 pub struct Config {

@@ -400,7 +400,9 @@ impl Cx {
             let bytes = serde_json::to_string(&report).map_or(usize::MAX, |j| j.len());
             let reading = readings::Reading {
                 report: *report,
-                run: run.clone(),
+                ran_in: run.ran_in.clone(),
+                exit_code: run.exit_code,
+                probe: run.probe.clone(),
                 // The node was read after this; counting from the call's start never understates the age.
                 taken: started,
             };
@@ -422,13 +424,17 @@ impl Cx {
         part: impl FnOnce(&DescribeReport) -> R,
     ) -> (R, ProbeRun) {
         let out = part(&reading.report);
-        let mut run = reading.run.clone();
-        run.timings = Vec::new();
-        run.after_probe_millis = None;
-        run.reading_age_s = Some(age.as_secs());
-        run.reading_reused = true;
-        run.report_uri = self.keep_report(node, tool, command, &out);
-        run.total_millis = started.elapsed().as_millis() as u64;
+        let run = ProbeRun {
+            ran_in: reading.ran_in.clone(),
+            exit_code: reading.exit_code,
+            probe: reading.probe.clone(),
+            timings: Vec::new(),
+            after_probe_millis: None,
+            reading_age_s: Some(age.as_secs()),
+            reading_reused: true,
+            report_uri: self.keep_report(node, tool, command, &out),
+            total_millis: started.elapsed().as_millis() as u64,
+        };
         (out, run)
     }
 

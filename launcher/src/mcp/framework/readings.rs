@@ -2,8 +2,9 @@
 //! (health, then processes, then topology...): the first read-only node tool runs `node-probe describe`
 //! once, whose report holds every part those tools answer (health, inventory, telemetry, topology, ECC,
 //! processes), and later tools on the same node answer from that reading with no probe pod, for at most
-//! `--reading-max-age` seconds (default [`DEFAULT_MAX_AGE_SECS`], 0 keeps nothing) or less where the call
-//! asks (`max_age_s`, 0 reads afresh). Every answer says how old its reading is.
+//! `--reading-max-age` seconds (default 20, `crate::config::DEFAULT_READING_MAX_AGE_SECS`; 0 keeps
+//! nothing) or less where the call asks (`max_age_s`, 0 reads afresh). Every answer says how old its
+//! reading is.
 //!
 //! A reading is a person's: made with their rights (over HTTP every request impersonates its caller), kept
 //! under their name and never served to anyone else. Bounded per person and in all, the least recently
@@ -19,11 +20,7 @@ use gpu_diag::analysis::describe::DescribeReport;
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use super::ProbeRun;
-
-/// How long a reading answers by default, in seconds: a conversation's questions about a node come
-/// within half a minute, and a GPU's live values older than this are no longer "now".
-pub const DEFAULT_MAX_AGE_SECS: u64 = 20;
+use gpu_diag::contract::ProbeMeta;
 /// The largest `max_age_s` a call may ask (the server's own setting caps it anyway).
 pub const MAX_ASKED_AGE_SECS: u32 = 3600;
 
@@ -58,10 +55,15 @@ pub struct MaxAge {
     pub max_age_s: Option<u32>,
 }
 
-/// One kept reading: the node's `describe` report and the run that made it.
+/// One kept reading: the node's `describe` report and what an answer from it says of the run that made it.
 pub struct Reading {
     pub report: DescribeReport,
-    pub run: ProbeRun,
+    /// The probe pod (namespace/name) or `local`.
+    pub ran_in: String,
+    /// node-probe's exit status.
+    pub exit_code: i32,
+    /// The probe's own metadata (source, host, boot id, collection time).
+    pub probe: Option<ProbeMeta>,
     pub taken: Instant,
 }
 
@@ -70,7 +72,7 @@ impl Reading {
     /// could not read is in `health.unreadable`), so a later answer never repeats a failure as the node's
     /// state.
     pub fn keepable(&self) -> bool {
-        self.run.exit_code == 0 && self.report.health.unreadable.is_empty()
+        self.exit_code == 0 && self.report.health.unreadable.is_empty()
     }
 }
 
@@ -329,17 +331,9 @@ mod tests {
         .expect("scenario");
         Reading {
             report: gpu_diag::analysis::describe::analyze(&facts, &Default::default()),
-            run: ProbeRun {
-                ran_in: "ns/pod".into(),
-                exit_code,
-                probe: None,
-                timings: Vec::new(),
-                total_millis: 0,
-                after_probe_millis: None,
-                report_uri: None,
-                reading_age_s: Some(0),
-                reading_reused: false,
-            },
+            ran_in: "ns/pod".into(),
+            exit_code,
+            probe: None,
             taken,
         }
     }
@@ -423,17 +417,16 @@ mod tests {
         let pool = Pool::new(Duration::from_secs(20), PER_PERSON, IN_ALL);
         let (alice, bob) = (pool.store("alice"), pool.store("bob"));
         let mut a = reading(Instant::now(), 0);
-        a.run.ran_in = "ns/alices-probe".into();
+        a.ran_in = "ns/alices-probe".into();
         alice.put(None, "n1", a, 100);
         assert!(bob.get(None, "n1", Duration::from_secs(20)).is_none());
         let mut b = reading(Instant::now(), 0);
-        b.run.ran_in = "ns/bobs-probe".into();
+        b.ran_in = "ns/bobs-probe".into();
         bob.put(None, "n1", b, 100);
         let got = |s: &ReadingStore| {
             s.get(None, "n1", Duration::from_secs(20))
                 .unwrap()
                 .0
-                .run
                 .ran_in
                 .clone()
         };
