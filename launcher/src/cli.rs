@@ -230,6 +230,13 @@ pub struct GlobalArgs {
     #[arg(long, global = true, value_name = "SECS", default_value_t = 120,
           value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub probe_timeout: u64,
+    /// How long one probe's reading of a node answers the next read-only tools on that node, in seconds
+    /// (each answer says how old its reading is; a call's `max_age_s` asks for fresher). 0 reads the node
+    /// afresh for every call.
+    #[arg(long, global = true, value_name = "SECS", env = "K8S_GPU_MCP_READING_MAX_AGE",
+          default_value_t = crate::config::DEFAULT_READING_MAX_AGE_SECS,
+          value_parser = clap::value_parser!(u64).range(0..=3600))]
+    pub reading_max_age: u64,
     /// Where `collect_evidence` (and the evidence before each operator action) writes its archives
     /// (default: $XDG_STATE_HOME/k8s-gpu-mcp/evidence, else ~/.local/state/k8s-gpu-mcp/evidence).
     #[arg(
@@ -393,6 +400,7 @@ impl GlobalArgs {
             probe_bin: self.probe_bin.clone(),
             mode: self.mode.into(),
             probe_timeout: Duration::from_secs(self.probe_timeout),
+            reading_max_age: Duration::from_secs(self.reading_max_age),
             evidence_dir: self
                 .evidence_dir
                 .clone()

@@ -57,6 +57,10 @@ impl ClusterSettings {
     }
 }
 
+/// `--reading-max-age`'s default, in seconds: a conversation's questions about a node come within half a
+/// minute, and a GPU's live values older than this are no longer "now" (`mcp::framework::readings`).
+pub const DEFAULT_READING_MAX_AGE_SECS: u64 = 20;
+
 /// The launcher's configuration, shared by every subcommand.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -65,6 +69,9 @@ pub struct Config {
     pub probe_bin: Option<PathBuf>,
     pub mode: Mode,
     pub probe_timeout: Duration,
+    /// `--reading-max-age`: how long a node's reading answers the next read-only tools on that node
+    /// (`mcp::framework::readings`); zero keeps none.
+    pub reading_max_age: Duration,
     pub evidence_dir: PathBuf,
     /// `--driver-root`: node-probe's `--driver-root` in every run, whichever runner (pod, copy or image
     /// delivery, ephemeral, local); added where the request is made (`mcp::framework::Env::probe`).

@@ -84,7 +84,8 @@ async fn copy_mode_answers_like_image_mode_for_every_node_tool() {
     let fake: Vec<FakeNode> = nodes.iter().map(|(n, sc)| FakeNode::gpu(n, sc)).collect();
     s.tb.add_nodes(&fake);
     let bins = amd64_only_bin_dir(s.tb).to_str().unwrap().to_string();
-    let image = s.launcher(&[]).await;
+    // Every call probes (no kept reading), so each tool's answer is a delivery of its own.
+    let image = s.launcher(&["--reading-max-age", "0"]).await;
     // Compressed although the API server is on this machine: the first calls take the plain archive, the
     // ones after the background compression the gzip one; every answer must be image mode's.
     let copy = mcp::start_with_env(
@@ -92,6 +93,8 @@ async fn copy_mode_answers_like_image_mode_for_every_node_tool() {
         User::Reader,
         &s.ns,
         &[
+            "--reading-max-age",
+            "0",
             "--probe-delivery",
             "copy",
             "--probe-bin-dir",

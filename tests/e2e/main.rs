@@ -25,6 +25,7 @@ mod platform_marks;
 mod platforms;
 mod policies;
 mod racks;
+mod readings;
 mod replicas;
 mod run_marks;
 mod tasks;

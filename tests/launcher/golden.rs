@@ -35,6 +35,9 @@ async fn start_on(scenario: &str, extra: &[&str]) -> RunningService<RoleClient, 
     let mut cmd = local_serve(LAUNCHER, scenario, &node_probe());
     cmd.arg("--evidence-dir")
         .arg(evidence_dir())
+        // Every call reads the node itself, so each answer is the same whatever ran before it (answers
+        // from a kept reading are pinned by `launcher_mcp`'s `a_conversation_costs_one_probe`).
+        .args(["--reading-max-age", "0"])
         .args(extra)
         // The audit user of operator results is `local:$USER`.
         .env("USER", "golden");

@@ -1339,3 +1339,123 @@ async fn a_cancelled_task_stops_its_probe() {
     assert_eq!(settled(&client, &id).await.status(), TaskStatus::Cancelled);
     client.cancel().await.unwrap();
 }
+
+/// A conversation about one node: five different read-only tools in a row cost one probe run (node-probe
+/// `describe`, counted by a wrapper), and each later answer says it came from that reading and how old it
+/// is; `max_age_s: 0` reads the node again; an operator action drops the reading, so the next question
+/// probes afresh.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_conversation_costs_one_probe() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("runs");
+    let probe = fake_probe(
+        dir.path(),
+        "counting-probe",
+        &format!(
+            "echo \"$*\" >> {}\nexec {} \"$@\"",
+            log.display(),
+            node_probe().display()
+        ),
+    );
+    let describes = || {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.split_whitespace().any(|w| w == "describe"))
+            .count()
+    };
+    let fixture = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../tests/operator/fixtures/h100-hgx.json"
+    );
+    let mut cmd = local_serve(LAUNCHER, fixture, &probe);
+    cmd.arg("--evidence-dir")
+        .arg(dir.path().join("evidence"))
+        .args(["--mode", "operator"]);
+    let client = plain_client(cmd).await;
+    let node = json!({"node_name": "local"});
+    let tools = [
+        "get_gpu_health",
+        "get_gpu_processes",
+        "inspect_topology",
+        "snapshot_ecc",
+        "get_gpu_inventory",
+    ];
+    let mut first_ran_in = None;
+    for (i, tool) in tools.iter().enumerate() {
+        let r = call(&client, tool, node.clone()).await;
+        let sc = common::mcp::structured(&r);
+        let run = &sc["run"];
+        let text = text_of(&r);
+        if i == 0 {
+            assert_eq!(run["reading_age_s"], 0, "{tool}: {run}");
+            assert!(run.get("reading_reused").is_none(), "{tool}: {run}");
+            assert!(!text.contains(" s ago"), "{text}");
+            first_ran_in = Some(run["ran_in"].clone());
+        } else {
+            assert_eq!(run["reading_reused"], true, "{tool}: {run}");
+            let age = run["reading_age_s"].as_u64().expect("reading_age_s");
+            assert!(age <= 20, "{tool}: {run}");
+            assert!(
+                text.contains(&format!("read {age} s ago")),
+                "{tool}: the text says the reading's age: {text}"
+            );
+            assert_eq!(run["timings"], json!([]), "{tool}: no phase ran: {run}");
+            assert_eq!(Some(run["ran_in"].clone()), first_ran_in);
+        }
+        assert_eq!(describes(), 1, "after {tool}: one probe run in all");
+    }
+    // The age grows with the reading's.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let r = call(&client, "get_gpu_telemetry", node.clone()).await;
+    let run = &common::mcp::structured(&r)["run"];
+    assert!(run["reading_age_s"].as_u64().unwrap() >= 1, "{run}");
+    assert_eq!(describes(), 1);
+    // The caller asks for a fresher reading than the kept one: the node is read now.
+    let r = call(
+        &client,
+        "describe_gpu_node",
+        json!({"node_name": "local", "max_age_s": 0}),
+    )
+    .await;
+    let run = &common::mcp::structured(&r)["run"];
+    assert_eq!(run["reading_age_s"], 0, "{run}");
+    assert_eq!(describes(), 2);
+    // ...and that new reading answers the next question.
+    let r = call(&client, "get_gpu_health", node.clone()).await;
+    assert_eq!(common::mcp::structured(&r)["run"]["reading_reused"], true);
+    assert_eq!(describes(), 2);
+    // An operator action (here its preflight: a dry run) drops the node's reading.
+    let r = call(
+        &client,
+        "kill_gpu_process",
+        json!({"node_name": "local", "pid": 4242, "grace_seconds": 5, "dry_run": true}),
+    )
+    .await;
+    assert_ne!(r.is_error, Some(true), "{}", text_of(&r));
+    let r = call(&client, "get_gpu_health", node.clone()).await;
+    let run = &common::mcp::structured(&r)["run"];
+    assert_eq!(
+        run["reading_age_s"], 0,
+        "read afresh after the action: {run}"
+    );
+    assert!(run.get("reading_reused").is_none(), "{run}");
+    assert_eq!(describes(), 3);
+    client.cancel().await.unwrap();
+
+    // `--reading-max-age 0` keeps nothing: every question probes.
+    std::fs::remove_file(&log).unwrap();
+    let mut cmd = local_serve(LAUNCHER, fixture, &probe);
+    cmd.args(["--reading-max-age", "0"]);
+    let client = plain_client(cmd).await;
+    for tool in &tools[1..4] {
+        let r = call(&client, tool, node.clone()).await;
+        assert!(
+            common::mcp::structured(&r)["run"]
+                .get("reading_reused")
+                .is_none()
+        );
+    }
+    assert_eq!(describes(), 3);
+    client.cancel().await.unwrap();
+}

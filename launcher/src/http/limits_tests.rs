@@ -107,7 +107,16 @@ async fn server(calls: usize, held: Arc<Held>) -> (axum::Router, jsonwebtoken::E
     );
     let cfg: super::config::HttpConfig = serde_saphyr::from_str(&yaml).unwrap();
     cfg.check().unwrap();
-    let cli = crate::cli::Cli::try_parse_from(["k8s-gpu-mcp", "--local", "serve"]).unwrap();
+    // No kept readings: each call's own probe is what the tests count (one person's calls on one node
+    // would otherwise share one probe, `mcp::framework::readings`).
+    let cli = crate::cli::Cli::try_parse_from([
+        "k8s-gpu-mcp",
+        "--local",
+        "--reading-max-age",
+        "0",
+        "serve",
+    ])
+    .unwrap();
     let launcher = Launcher::new(
         cli.global.config().unwrap(),
         Backends {

@@ -171,6 +171,7 @@ impl Launcher {
             calls: None,
             tasks: Arc::new(Tasks::new(task_tools)),
             env: Arc::new(Env {
+                readings: crate::mcp::framework::readings::ReadingStore::new(cfg.reading_max_age),
                 cfg,
                 runner: backends.runner,
                 cluster: backends.cluster,

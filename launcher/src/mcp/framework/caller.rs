@@ -14,6 +14,15 @@ pub struct Caller {
 }
 
 impl Caller {
+    /// The identity a request's Kubernetes reads are made as (user and groups, as impersonated), one
+    /// string: what a reading made with this person's rights is kept under.
+    pub fn identity_key(&self) -> String {
+        let mut groups = self.groups.clone();
+        groups.sort();
+        // NUL appears in no Kubernetes user or group name: no two identities write the same key.
+        format!("{}\0{}", self.user, groups.join("\0"))
+    }
+
     pub fn impersonate(&self) -> crate::cluster::clients::Impersonate {
         crate::cluster::clients::Impersonate {
             user: self.user.clone(),
@@ -58,4 +67,41 @@ pub fn split_replica(id: &str) -> Option<(&str, &str)> {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
         && replica.as_bytes()[0].is_ascii_alphanumeric();
     (pod_name && !inner.is_empty()).then_some((replica, inner))
+}
+
+#[cfg(test)]
+mod identity_tests {
+    use super::Caller;
+
+    fn caller(user: &str, groups: &[&str]) -> Caller {
+        Caller {
+            user: user.into(),
+            groups: groups.iter().map(|g| g.to_string()).collect(),
+            subject: "sub".into(),
+        }
+    }
+
+    /// A reading is kept under the identity it was made as: another user, or the same user with other
+    /// groups (other rights), is another key; the groups' order and the token's subject are not.
+    #[test]
+    fn identity_key_is_user_and_groups() {
+        let alice = caller("oidc:alice", &["oidc:sre", "system:authenticated"]);
+        assert_eq!(
+            alice.identity_key(),
+            caller("oidc:alice", &["system:authenticated", "oidc:sre"]).identity_key()
+        );
+        assert_ne!(
+            alice.identity_key(),
+            caller("oidc:alice", &["system:authenticated"]).identity_key()
+        );
+        assert_ne!(
+            alice.identity_key(),
+            caller("oidc:bob", &["oidc:sre", "system:authenticated"]).identity_key()
+        );
+        // No user/group split makes two identities one key.
+        assert_ne!(
+            caller("a", &["b"]).identity_key(),
+            caller("a\0b", &[]).identity_key()
+        );
+    }
 }

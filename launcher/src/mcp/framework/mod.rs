@@ -13,6 +13,7 @@ pub mod evidence;
 pub mod fanout;
 pub mod node_mark;
 pub mod people;
+pub mod readings;
 pub mod reports;
 pub mod schema;
 pub mod target;
@@ -23,7 +24,8 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use gpu_diag::command::Request;
+use gpu_diag::analysis::describe::DescribeReport;
+use gpu_diag::command::{Command, Request};
 use gpu_diag::contract::{ProbeDocument, ProbeMeta, Report};
 use rmcp::handler::server::common::FromContextPart;
 use rmcp::handler::server::router::tool::ToolRoute;
@@ -52,6 +54,8 @@ pub struct Env {
     pub cluster: Option<Arc<dyn ClusterBackend>>,
     /// Every probe's full report of this session, offered as resources.
     pub reports: reports::ReportStore,
+    /// The node readings kept for the next questions (`--reading-max-age`), this person's.
+    pub readings: readings::ReadingStore,
 }
 
 /// The MCP server the tool routes belong to (`crate::mcp::server::Launcher`): it hands
@@ -340,6 +344,114 @@ impl Cx {
             .await
     }
 
+    /// A part of the node's reading (`node-probe describe`, whose report holds what the read-only node tools
+    /// answer): this person's kept reading where it is at most `max_age` old ([`readings`]), else one read
+    /// now and kept for the next questions. `part` takes the tool's report from it; the run says the
+    /// reading's age (`reading_age_s`, `reading_reused`). `command`: the probe command whose report the
+    /// part is, which names it in the session's resource as that command's run would.
+    pub async fn read<R: Serialize>(
+        &self,
+        tool: &str,
+        t: &NodeTarget,
+        command: Command,
+        max_age: readings::MaxAge,
+        part: impl FnOnce(&DescribeReport) -> R,
+    ) -> Result<(R, ProbeRun), ToolError> {
+        let started = Instant::now();
+        let store = &self.env.readings;
+        let (ctx, node) = (t.context.as_deref(), t.node_name.as_str());
+        let allowed = store.allowed(max_age.max_age_s);
+        let _flight = if allowed.is_zero() {
+            None
+        } else {
+            if let Some((r, age)) = store.get(ctx, node, allowed) {
+                return Ok(self.answer_kept(tool, node, command, &r, age, started, part));
+            }
+            // One probe per person and node at a time: a question asked while another's probe of the node
+            // runs waits for its reading rather than starting a second pod.
+            let flight = store.flight(ctx, node).await;
+            if let Some((r, age)) = store.get(ctx, node, allowed) {
+                return Ok(self.answer_kept(tool, node, command, &r, age, started, part));
+            }
+            Some(flight)
+        };
+        let res = self
+            .env
+            .probe_unkept(
+                tool,
+                node,
+                t.context.clone(),
+                &Request::Plain(Command::Describe),
+                self.progress.phase_sink(node),
+                self.cancel.clone(),
+                Batch::default(),
+            )
+            .await?;
+        let (Report::Describe(report), mut run) = (res.report, res.run) else {
+            return Err(ToolError::WrongReport {
+                node: node.to_string(),
+                tool: tool.to_string(),
+            });
+        };
+        run.reading_age_s = Some(0);
+        let out = part(&report);
+        run.report_uri = self.keep_report(node, tool, command, &out);
+        if !store.max_age().is_zero() {
+            let bytes = serde_json::to_string(&report).map_or(usize::MAX, |j| j.len());
+            let reading = readings::Reading {
+                report: *report,
+                ran_in: run.ran_in.clone(),
+                exit_code: run.exit_code,
+                probe: run.probe.clone(),
+                // The node was read after this; counting from the call's start never understates the age.
+                taken: started,
+            };
+            store.put(ctx, node, reading, bytes);
+        }
+        Ok((out, run))
+    }
+
+    /// An answer from a kept reading: its run with no phases of its own, and its age.
+    #[allow(clippy::too_many_arguments)]
+    fn answer_kept<R: Serialize>(
+        &self,
+        tool: &str,
+        node: &str,
+        command: Command,
+        reading: &readings::Reading,
+        age: Duration,
+        started: Instant,
+        part: impl FnOnce(&DescribeReport) -> R,
+    ) -> (R, ProbeRun) {
+        let out = part(&reading.report);
+        let run = ProbeRun {
+            ran_in: reading.ran_in.clone(),
+            exit_code: reading.exit_code,
+            probe: reading.probe.clone(),
+            timings: Vec::new(),
+            after_probe_millis: None,
+            reading_age_s: Some(age.as_secs()),
+            reading_reused: true,
+            report_uri: self.keep_report(node, tool, command, &out),
+            total_millis: started.elapsed().as_millis() as u64,
+        };
+        (out, run)
+    }
+
+    /// The tool's whole report as this session's resource, in the shape of the command's own report
+    /// (`{"topology": {..}}`).
+    fn keep_report(
+        &self,
+        node: &str,
+        tool: &str,
+        command: Command,
+        report: &impl Serialize,
+    ) -> Option<String> {
+        serde_json::to_string(&serde_json::json!({ command.name(): report }))
+            .ok()
+            .and_then(|json| self.env.reports.put(node, tool, json))
+    }
+
     /// Run node-probe once and take the report of the expected kind (`pick`).
     pub async fn probe_report<R>(
         &self,
@@ -389,9 +501,42 @@ impl Env {
     }
 
     /// Run node-probe once (as part of `batch`, a many-node call, or alone with `Batch::default()`); a
-    /// probe-side failure document becomes an error.
+    /// probe-side failure document becomes an error. The whole report is kept as the session's resource.
+    /// A request that changes the node (kill, reset, an active diagnostic, a watch) drops everyone's kept
+    /// readings of it before and after it runs, whatever its outcome.
     #[allow(clippy::too_many_arguments)]
     pub async fn probe(
+        &self,
+        tool: &str,
+        node: &str,
+        context: Option<String>,
+        request: &Request,
+        progress: ProgressSink,
+        cancel: CancellationToken,
+        batch: Batch,
+    ) -> Result<ProbeResult, ToolError> {
+        let changes = readings::changes_node(request);
+        if changes {
+            self.readings.forget_node(node);
+        }
+        let res = self
+            .probe_unkept(tool, node, context, request, progress, cancel, batch)
+            .await;
+        if changes {
+            self.readings.forget_node(node);
+        }
+        let mut res = res?;
+        // An evidence archive is no report to keep in memory: its tool stores the index instead.
+        res.run.report_uri = (!matches!(res.report, Report::Evidence(_)))
+            .then(|| serde_json::to_string(&res.report).ok())
+            .flatten()
+            .and_then(|json| self.reports.put(node, tool, json));
+        Ok(res)
+    }
+
+    /// [`Env::probe`] without keeping the report as a resource.
+    #[allow(clippy::too_many_arguments)]
+    async fn probe_unkept(
         &self,
         tool: &str,
         node: &str,
@@ -431,25 +576,20 @@ impl Env {
                 node: node.to_string(),
                 error,
             }),
-            ProbeDocument::Success { probe, report, .. } => {
-                // An evidence archive is no report to keep in memory: its tool stores the index instead.
-                let report_uri = (!matches!(report, Report::Evidence(_)))
-                    .then(|| serde_json::to_string(&report).ok())
-                    .flatten()
-                    .and_then(|json| self.reports.put(node, tool, json));
-                Ok(ProbeResult {
-                    report,
-                    run: ProbeRun {
-                        ran_in: out.ran_in,
-                        exit_code: out.exit_code,
-                        probe,
-                        timings: out.timings,
-                        total_millis: started.elapsed().as_millis() as u64,
-                        after_probe_millis: None,
-                        report_uri,
-                    },
-                })
-            }
+            ProbeDocument::Success { probe, report, .. } => Ok(ProbeResult {
+                report,
+                run: ProbeRun {
+                    ran_in: out.ran_in,
+                    exit_code: out.exit_code,
+                    probe,
+                    timings: out.timings,
+                    total_millis: started.elapsed().as_millis() as u64,
+                    after_probe_millis: None,
+                    report_uri: None,
+                    reading_age_s: None,
+                    reading_reused: false,
+                },
+            }),
         }
     }
 }
@@ -480,6 +620,15 @@ pub struct ProbeRun {
     /// resources/read when the answer's summary is not enough).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub report_uri: Option<String>,
+    /// How old the node reading this answer comes from is, in seconds: 0 when this call read the node,
+    /// more when it answered from a reading an earlier call made (`reading_reused`). Absent where the tool
+    /// always reads afresh.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reading_age_s: Option<u64>,
+    /// No probe ran for this answer: it came from the node's reading kept by an earlier call (`ran_in` and
+    /// `probe` are that reading's; call again with `max_age_s: 0` to read the node now).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub reading_reused: bool,
 }
 
 /// One node's probe report with the run that produced it: the output of the plain node tools.
@@ -497,6 +646,29 @@ pub struct NodeReport<R> {
 }
 
 impl<R> NodeReport<R> {
+    /// The usual read-only node tool: check the target, answer its part of the node's reading
+    /// ([`Cx::read`]).
+    pub async fn read(
+        cx: &Cx,
+        tool: &str,
+        t: NodeTarget,
+        command: Command,
+        max_age: readings::MaxAge,
+        part: impl FnOnce(&DescribeReport) -> R,
+    ) -> Result<Self, ToolError>
+    where
+        R: Serialize,
+    {
+        cx.check_target(&t)?;
+        let (report, run) = cx.read(tool, &t, command, max_age, part).await?;
+        Ok(NodeReport {
+            node: t.node_name,
+            context: t.context,
+            run,
+            report,
+        })
+    }
+
     /// The usual node tool: check the target, run one probe command, keep its report.
     pub async fn probe(
         cx: &Cx,

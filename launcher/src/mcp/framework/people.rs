@@ -36,11 +36,18 @@ pub struct CallerEnvs {
     closing: tokio_util::task::TaskTracker,
     /// Every person's report resources: bounded per person and in all.
     reports: Arc<super::reports::Pool>,
+    /// Every person's node readings: bounded per person and in all; one person's never serves another.
+    readings: Arc<super::readings::Pool>,
 }
 
 impl CallerEnvs {
     pub fn new(cfg: Config) -> Self {
         CallerEnvs {
+            readings: super::readings::Pool::new(
+                cfg.reading_max_age,
+                super::readings::PER_PERSON,
+                super::readings::IN_ALL,
+            ),
             cfg,
             envs: Mutex::new(HashMap::new()),
             retired: Mutex::new(Vec::new()),
@@ -129,6 +136,9 @@ impl CallerEnvs {
             runner,
             cluster: Some(cluster),
             reports: self.reports.store(&caller.user),
+            // Keyed by everything the reading was made as: the user and their groups (a user's rights
+            // change with the groups a token names).
+            readings: self.readings.store(&caller.identity_key()),
         }))
     }
 
@@ -241,6 +251,9 @@ mod tests {
                 runner: Arc::new(Counted(shut.clone())),
                 cluster: None,
                 reports: Default::default(),
+                readings: crate::mcp::framework::readings::ReadingStore::new(
+                    std::time::Duration::ZERO,
+                ),
             })
         };
         let (idle, held) = (env(), env());

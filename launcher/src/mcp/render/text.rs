@@ -39,6 +39,14 @@ pub fn header(title: &str, node: &str, context: Option<&str>, run: &ProbeRun) ->
     if let Some(p) = &run.probe {
         let _ = write!(out, " · source {}", p.source);
     }
+    // An answer from a kept reading says how old it is, and how to get a fresh one.
+    if run.reading_reused {
+        let _ = write!(
+            out,
+            " · read {} s ago (kept from an earlier call; max_age_s 0 reads the node now)",
+            run.reading_age_s.unwrap_or_default()
+        );
+    }
     out.push('\n');
     if let Some(u) = &run.report_uri {
         let _ = writeln!(out, "full report: {u} (MCP resource)");

@@ -1,5 +1,6 @@
-//! `describe_gpu_node`: everything about one node in one probe run (`node-probe describe`), beside what the
-//! API server says about the node and the pods holding its GPUs.
+//! `describe_gpu_node`: everything about one node in one probe run (`node-probe describe`, the node's
+//! reading kept for the next questions), beside what the API server says about the node and the pods
+//! holding its GPUs.
 
 use std::fmt::Write;
 
@@ -13,8 +14,9 @@ use crate::mcp::render::details::{self, Entry, Fields};
 use crate::mcp::render::text::{header, serialized_details};
 use crate::mcp::render::{gpus, incidents, nic};
 use crate::mcp::render::topology::{self, alike};
+use crate::mcp::framework::readings::{MAX_ASKED_AGE_SECS, MaxAge};
 use crate::mcp::framework::target::MAX_GPU_INDEX;
-use crate::mcp::framework::{Cx, Detail, Hints, Node, ProbeRun, Tool, ToolError, beside, pick};
+use crate::mcp::framework::{Cx, Detail, Hints, Node, ProbeRun, Tool, ToolError, beside};
 
 pub struct DescribeGpuNode;
 
@@ -30,6 +32,12 @@ pub struct DescribeArgs {
     #[serde(default)]
     #[schemars(with = "u32", range(max = MAX_GPU_INDEX))]
     pub gpu: Option<u32>,
+    /// Oldest reading of the node this answer may come from, in seconds: a reading an earlier call made
+    /// within this time (at most the server's `--reading-max-age`, 20 s by default) answers with no new
+    /// probe, and the answer says how old it is. 0 reads the node now. Omit for the server's setting.
+    #[serde(default)]
+    #[schemars(with = "u32", range(max = MAX_ASKED_AGE_SECS))]
+    pub max_age_s: Option<u32>,
 }
 
 /// XID events a summarised description still lists one by one (all are counted per GPU and code).
@@ -74,7 +82,10 @@ accounting, conditions, taints and the pods holding GPUs. Use it for a full pict
     async fn run(cx: &Cx, a: Self::Args) -> Result<Self::Output, ToolError> {
         let t = a.target;
         cx.check_target(&t)?;
-        let probe = cx.probe_report(Self::NAME, &t, Command::Describe, pick!(Describe));
+        let age = MaxAge {
+            max_age_s: a.args.max_age_s,
+        };
+        let probe = cx.read(Self::NAME, &t, Command::Describe, age, DescribeReport::clone);
         // The API-server half runs alongside the probe; it is cheap and independent.
         let kube = async {
             match &cx.env.cluster {
@@ -118,7 +129,7 @@ accounting, conditions, taints and the pods holding GPUs. Use it for a full pict
             node: t.node_name,
             context: t.context,
             run,
-            report: *report,
+            report,
             detail: a.args.detail,
             kubernetes,
             kubernetes_error,

@@ -1,10 +1,13 @@
-//! `get_gpu_health`: `node-probe health` on one node, the verdict with explained findings.
+//! `get_gpu_health`: the health part of the node's reading (`node-probe describe`, kept for the next
+//! questions; `node-probe health` where an expected GPU count is given), the verdict with explained findings.
 
-use gpu_diag::command::Request;
+use gpu_diag::command::{Command, Request};
+use gpu_diag::analysis::describe::DescribeReport;
 use gpu_diag::analysis::health::HealthReport;
 use schemars::JsonSchema;
 use serde::Deserialize;
 
+use crate::mcp::framework::readings::{MAX_ASKED_AGE_SECS, MaxAge};
 use crate::mcp::framework::target::MAX_GPUS_PER_NODE;
 use crate::mcp::framework::{Cx, Hints, Node, NodeReport, Tool, ToolError, beside, pick};
 use crate::cluster::GpuNode;
@@ -19,6 +22,12 @@ pub struct HealthArgs {
     #[serde(default)]
     #[schemars(with = "u32", range(min = 1, max = MAX_GPUS_PER_NODE))]
     pub expect_gpus: Option<u32>,
+    /// Oldest reading of the node this answer may come from, in seconds: a reading an earlier call made
+    /// within this time (at most the server's `--reading-max-age`, 20 s by default) answers with no new
+    /// probe (not with `expect_gpus`, which always probes), and the answer says how old it is. 0 reads the node now. Omit for the server's setting.
+    #[serde(default)]
+    #[schemars(with = "u32", range(max = MAX_ASKED_AGE_SECS))]
+    pub max_age_s: Option<u32>,
 }
 
 impl Tool for GpuHealth {
@@ -54,12 +63,22 @@ asked whether a node's GPUs are OK or why work on a node fails.";
                 _ => None,
             }
         };
-        let (mut out, node) = beside::probe_and_read(
-            NodeReport::probe(cx, Self::NAME, a.target.clone(), request, pick!(Health)),
-            node,
-            beside::AFTER_PROBE,
-        )
-        .await?;
+        // The node's reading holds health as node-probe judged it without an expected GPU count; a count
+        // is judged by a probe of its own.
+        let age = MaxAge {
+            max_age_s: a.args.max_age_s,
+        };
+        let t = a.target.clone();
+        let health = async {
+            match expect_gpus {
+                None => {
+                    let part = |d: &DescribeReport| d.health.clone();
+                    NodeReport::read(cx, Self::NAME, t, Command::Health, age, part).await
+                }
+                Some(_) => NodeReport::probe(cx, Self::NAME, t, request, pick!(Health)).await,
+            }
+        };
+        let (mut out, node) = beside::probe_and_read(health, node, beside::AFTER_PROBE).await?;
         const WHAT: &str = "the node's platform marks and device taints (API server)";
         match node.read {
             Some(Some(Ok(n))) => add_platform(&mut out.report, &n),

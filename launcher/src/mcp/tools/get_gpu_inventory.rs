@@ -1,15 +1,17 @@
-//! `get_gpu_inventory`: `node-probe inventory` on one node.
+//! `get_gpu_inventory`: the inventory part of the node's reading (`node-probe describe`, kept for the next
+//! questions).
 
 use gpu_diag::command::Command;
 use gpu_diag::analysis::inventory::InventoryReport;
 
-use crate::mcp::framework::{Cx, Hints, Node, NodeReport, Tool, ToolError, target::NoArgs, pick};
+use crate::mcp::framework::readings::MaxAge;
+use crate::mcp::framework::{Cx, Hints, Node, NodeReport, Tool, ToolError};
 use crate::mcp::render::{gpus, text};
 
 pub struct GpuInventory;
 
 impl Tool for GpuInventory {
-    type Args = Node<NoArgs>;
+    type Args = Node<MaxAge>;
     type Output = NodeReport<InventoryReport>;
     const NAME: &'static str = "get_gpu_inventory";
     const TITLE: &'static str = "GPU inventory of a node";
@@ -19,14 +21,7 @@ this node have', to check that a node sees all its GPUs, or before comparing fir
     const HINTS: Hints = Hints::READ_IDEMPOTENT;
 
     async fn run(cx: &Cx, a: Self::Args) -> Result<Self::Output, ToolError> {
-        NodeReport::probe(
-            cx,
-            Self::NAME,
-            a.target,
-            Command::Inventory,
-            pick!(Inventory),
-        )
-        .await
+        NodeReport::read(cx, Self::NAME, a.target, Command::Inventory, a.args, |d| d.inventory.clone()).await
     }
 
     fn render(out: &Self::Output) -> String {

@@ -1,5 +1,5 @@
-//! `get_gpu_processes`: `node-probe processes` on one node, each process's pod named from one list of the
-//! node's pods from the API server.
+//! `get_gpu_processes`: the processes part of the node's reading (`node-probe describe`, kept for the next
+//! questions), each process's pod named from one list of the node's pods from the API server.
 
 use std::fmt::Write;
 
@@ -13,7 +13,8 @@ use serde::Serialize;
 use crate::mcp::render::gpus;
 use crate::mcp::render::topology::gpu_set;
 use crate::mcp::render::text::{header, report_body_with};
-use crate::mcp::framework::{Cx, Hints, Node, ProbeRun, Tool, ToolError, target::NoArgs, pick};
+use crate::mcp::framework::readings::MaxAge;
+use crate::mcp::framework::{Cx, Hints, Node, ProbeRun, Tool, ToolError};
 
 pub struct GetGpuProcesses;
 
@@ -52,7 +53,7 @@ pub struct ProcessesOutput {
 }
 
 impl Tool for GetGpuProcesses {
-    type Args = Node<NoArgs>;
+    type Args = Node<MaxAge>;
     type Output = ProcessesOutput;
     const NAME: &'static str = "get_gpu_processes";
     const TITLE: &'static str = "Processes on the GPUs of a node";
@@ -66,7 +67,7 @@ stuck or leaking process, or before resetting a GPU.";
     async fn run(cx: &Cx, a: Self::Args) -> Result<Self::Output, ToolError> {
         let t = a.target;
         cx.check_target(&t)?;
-        let probe = cx.probe_report(Self::NAME, &t, Command::Processes, pick!(Processes));
+        let probe = cx.read(Self::NAME, &t, Command::Processes, a.args, |d| d.processes.clone());
         // One list of the node's pods, beside the probe; never one request per process.
         let names = async {
             match &cx.env.cluster {

@@ -1,9 +1,11 @@
-//! `get_gpu_telemetry`: `node-probe telemetry` on one node.
+//! `get_gpu_telemetry`: the telemetry part of the node's reading (`node-probe describe`, kept for the next
+//! questions).
 
 use gpu_diag::command::Command;
 use gpu_diag::analysis::telemetry::TelemetryReport;
 
-use crate::mcp::framework::{Cx, Hints, Node, NodeReport, Tool, ToolError, target::NoArgs, pick};
+use crate::mcp::framework::readings::MaxAge;
+use crate::mcp::framework::{Cx, Hints, Node, NodeReport, Tool, ToolError};
 use std::fmt::Write;
 
 use gpu_diag::finding::Judged;
@@ -13,7 +15,7 @@ use crate::mcp::render::{gpus, text};
 pub struct GpuTelemetry;
 
 impl Tool for GpuTelemetry {
-    type Args = Node<NoArgs>;
+    type Args = Node<MaxAge>;
     type Output = NodeReport<TelemetryReport>;
     const NAME: &'static str = "get_gpu_telemetry";
     const TITLE: &'static str = "GPU telemetry of a node";
@@ -23,14 +25,7 @@ reasons. Use it when jobs are slower than expected, to tell thermal or power thr
     const HINTS: Hints = Hints::READ_LIVE;
 
     async fn run(cx: &Cx, a: Self::Args) -> Result<Self::Output, ToolError> {
-        NodeReport::probe(
-            cx,
-            Self::NAME,
-            a.target,
-            Command::Telemetry,
-            pick!(Telemetry),
-        )
-        .await
+        NodeReport::read(cx, Self::NAME, a.target, Command::Telemetry, a.args, |d| d.telemetry.clone()).await
     }
 
     /// Verdict and findings, then one line per group of alike GPUs (the readings as ranges); thresholds,

@@ -1,11 +1,13 @@
-//! `inspect_topology`: `node-probe topology` on one node, summarised unless `detail` is `full`.
+//! `inspect_topology`: the topology part of the node's reading (`node-probe describe`, kept for the next
+//! questions), summarised unless `detail` is `full`.
 
 use gpu_diag::command::Command;
 use gpu_diag::analysis::topology::{TopologyReport, summarize};
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use crate::mcp::framework::{Cx, Detail, Hints, Node, NodeReport, Tool, ToolError, pick};
+use crate::mcp::framework::readings::{MAX_ASKED_AGE_SECS, MaxAge};
+use crate::mcp::framework::{Cx, Detail, Hints, Node, NodeReport, Tool, ToolError};
 use crate::mcp::render::{text, topology};
 
 pub struct InspectTopology;
@@ -17,6 +19,12 @@ pub struct TopologyArgs {
     /// listed where not, NICs. `full`: every NVLink and GPU pair as the probe reported them.
     #[serde(default)]
     pub detail: Detail,
+    /// Oldest reading of the node this answer may come from, in seconds: a reading an earlier call made
+    /// within this time (at most the server's `--reading-max-age`, 20 s by default) answers with no new
+    /// probe, and the answer says how old it is. 0 reads the node now. Omit for the server's setting.
+    #[serde(default)]
+    #[schemars(with = "u32", range(max = MAX_ASKED_AGE_SECS))]
+    pub max_age_s: Option<u32>,
 }
 
 impl Tool for InspectTopology {
@@ -32,7 +40,7 @@ GPUs talk over NVLink instead of PCIe.";
 
     async fn run(cx: &Cx, a: Self::Args) -> Result<Self::Output, ToolError> {
         let mut r =
-            NodeReport::probe(cx, Self::NAME, a.target, Command::Topology, pick!(Topology)).await?;
+            NodeReport::read(cx, Self::NAME, a.target, Command::Topology, MaxAge { max_age_s: a.args.max_age_s }, |d| d.topology.clone()).await?;
         if a.args.detail == Detail::Summary {
             summarize(&mut r.report);
         }

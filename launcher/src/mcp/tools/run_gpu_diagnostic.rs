@@ -807,6 +807,8 @@ mod tests {
                 total_millis: 1,
                 after_probe_millis: None,
                 report_uri: None,
+                reading_age_s: None,
+                reading_reused: false,
             },
             report,
         }

@@ -1,15 +1,16 @@
-//! `snapshot_ecc`: `node-probe ecc` on one node.
+//! `snapshot_ecc`: the ECC part of the node's reading (`node-probe describe`, kept for the next questions).
 
 use gpu_diag::command::Command;
 use gpu_diag::analysis::ecc::EccReport;
 
-use crate::mcp::framework::{Cx, Hints, Node, NodeReport, Tool, ToolError, target::NoArgs, pick};
+use crate::mcp::framework::readings::MaxAge;
+use crate::mcp::framework::{Cx, Hints, Node, NodeReport, Tool, ToolError};
 use crate::mcp::render::text;
 
 pub struct SnapshotEcc;
 
 impl Tool for SnapshotEcc {
-    type Args = Node<NoArgs>;
+    type Args = Node<MaxAge>;
     type Output = NodeReport<EccReport>;
     const NAME: &'static str = "snapshot_ecc";
     const TITLE: &'static str = "ECC and memory-error snapshot of a node";
@@ -20,7 +21,7 @@ must be replaced.";
     const HINTS: Hints = Hints::READ_LIVE;
 
     async fn run(cx: &Cx, a: Self::Args) -> Result<Self::Output, ToolError> {
-        NodeReport::probe(cx, Self::NAME, a.target, Command::Ecc, pick!(Ecc)).await
+        NodeReport::read(cx, Self::NAME, a.target, Command::Ecc, a.args, |d| d.ecc.clone()).await
     }
 
     fn render(out: &Self::Output) -> String {

@@ -1,0 +1,182 @@
+//! A conversation's questions about a node cost one probe pod, on the real API server with kwok nodes: five
+//! different read-only tools in a row on one node start one pod (counted in the launcher's log), each later
+//! answer says how old its reading is; another node gets its own pod; an operator action drops the node's
+//! reading, so the next question starts a fresh pod. On the team server, two people on one node: each
+//! reading is made and served with its own person's rights.
+
+use serde_json::{Value, json};
+
+use crate::mcp;
+use crate::testbed::{FakeNode, Testbed, User, skipped, unique};
+
+const FIVE: [&str; 5] = [
+    "get_gpu_health",
+    "get_gpu_processes",
+    "inspect_topology",
+    "snapshot_ecc",
+    "get_gpu_inventory",
+];
+
+/// Probe pods the launcher created on `node`, from its log (other tests run beside this one on the same API
+/// server, so its request counters count their pods too; node names are unique to a test).
+fn pods_created(l: &mcp::Launcher, node: &str) -> usize {
+    let on = format!("node={node} ");
+    l.stderr()
+        .lines()
+        .filter(|line| line.contains("creating probe pod") && line.contains(&on))
+        .count()
+}
+
+fn fresh(v: &Value) -> bool {
+    v["run"]["reading_age_s"] == 0 && v["run"].get("reading_reused").is_none()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_conversation_about_a_node_costs_one_probe_pod() {
+    if skipped() {
+        return;
+    }
+    let tb = Testbed::shared();
+    let ns = unique("e2e-readings");
+    for u in [User::Reader, User::Operator] {
+        tb.probe_namespace(&ns, u);
+        tb.bind_reader(u);
+    }
+    crate::operator::bind_operator(tb, User::Operator);
+    let (node, other) = (unique("gpu-node-conv"), unique("gpu-node-conv2"));
+    tb.add_nodes(&[
+        FakeNode::gpu(&node, "dgx-h100-healthy"),
+        FakeNode::gpu(&other, "dgx-h100-xid79"),
+    ]);
+    let l = mcp::start(tb, User::Operator, &ns, &["--mode", "operator"]).await;
+    let mut pod = None;
+    for (i, tool) in FIVE.iter().enumerate() {
+        let r = l.call(tool, json!({"node_name": node})).await;
+        let text = mcp::text(&r);
+        let v = r.structured_content.clone().expect("structured");
+        assert_ne!(r.is_error, Some(true), "{tool}: {text}");
+        assert_eq!(v["run"]["probe"]["source"], "simulated:dgx-h100-healthy");
+        if i == 0 {
+            assert!(fresh(&v), "{tool}: {}", v["run"]);
+            pod = Some(v["run"]["ran_in"].clone());
+        } else {
+            assert_eq!(v["run"]["reading_reused"], true, "{tool}: {}", v["run"]);
+            let age = v["run"]["reading_age_s"].as_u64().expect("age");
+            assert!(age <= 20, "{tool}: {}", v["run"]);
+            assert!(
+                text.contains(&format!("read {age} s ago")),
+                "{tool}: {text}"
+            );
+            assert_eq!(
+                Some(v["run"]["ran_in"].clone()),
+                pod,
+                "the first call's pod"
+            );
+        }
+    }
+    assert_eq!(pods_created(&l, &node), 1, "five questions, one probe pod");
+    // Another node: its own reading, its own pod.
+    let v = l.ok("get_gpu_health", json!({"node_name": other})).await;
+    assert!(fresh(&v), "{}", v["run"]);
+    assert_eq!(v["run"]["probe"]["source"], "simulated:dgx-h100-xid79");
+    assert_eq!(pods_created(&l, &other), 1);
+    assert_eq!(pods_created(&l, &node), 1);
+    // An operator action (kill's preflight through a pod; refused on this node) drops the reading.
+    let before = pods_created(&l, &node);
+    let _ = l
+        .call(
+            "kill_gpu_process",
+            json!({"node_name": node, "pid": 1, "confirm": format!("{node}/pid/1")}),
+        )
+        .await;
+    let after = pods_created(&l, &node);
+    assert!(after > before, "the action probed the node");
+    let v = l.ok("get_gpu_telemetry", json!({"node_name": node})).await;
+    assert!(fresh(&v), "read afresh after the action: {}", v["run"]);
+    assert_eq!(pods_created(&l, &node), after + 1);
+    l.stop().await;
+    if let Err(left) = tb.wait_no_pods(&ns, std::time::Duration::from_secs(120)) {
+        panic!("probe pods left in {ns}: {left:?}");
+    }
+}
+
+/// Two people on the team server ask about the same node: each reading is made with its own person's rights
+/// and never answers the other. Alice's reading is kept; Bob (who may probe too) gets his own probe pod, not
+/// hers; a person without the rights is refused by the API server even while Alice's reading is kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_the_team_server_a_reading_serves_only_its_person() {
+    if skipped() {
+        return;
+    }
+    let tb = Testbed::shared();
+    let ns = unique("e2e-readings-http");
+    for u in [User::Reader, User::Operator] {
+        tb.probe_namespace(&ns, u);
+        tb.bind_reader(u);
+    }
+    let node = unique("gpu-node-people");
+    tb.add_nodes(&[FakeNode::gpu(&node, "dgx-h100-healthy")]);
+    let people = crate::http::Issued::start(tb, &ns, "scopes: [gpu-mcp]\n").await;
+    let url = people.server.url.clone();
+    let ask = |who: String, tool: &'static str| {
+        let (url, node) = (url.clone(), node.clone());
+        async move {
+            let a = crate::http::rpc(
+                &url,
+                Some(&who),
+                "tools/call",
+                Some(tool),
+                json!({"name": tool, "arguments": {"node_name": node}}),
+                false,
+            )
+            .await;
+            assert_eq!(a.status, 200, "{tool}: {}", a.body);
+            a.json()["result"].clone()
+        }
+    };
+    let (alice, bob, nobody) = (
+        people.token(User::Reader.name()),
+        people.token(User::Operator.name()),
+        people.token(User::Nobody.name()),
+    );
+    let a1 = ask(alice.clone(), "get_gpu_health").await;
+    assert_ne!(a1["isError"], true, "alice: {a1}");
+    let a1 = &a1["structuredContent"];
+    assert!(fresh(a1), "{}", a1["run"]);
+    let a2 = ask(alice.clone(), "snapshot_ecc").await;
+    assert_eq!(
+        a2["structuredContent"]["run"]["reading_reused"], true,
+        "{a2}"
+    );
+    // Bob, on the same node within the reading's age: his own probe pod, not Alice's reading.
+    let b1 = ask(bob.clone(), "snapshot_ecc").await;
+    assert_ne!(b1["isError"], true, "bob: {b1}");
+    let b1 = &b1["structuredContent"];
+    assert!(
+        fresh(b1),
+        "bob got a reading made as someone else: {}",
+        b1["run"]
+    );
+    assert_ne!(b1["run"]["ran_in"], a1["run"]["ran_in"]);
+    let b2 = ask(bob.clone(), "get_gpu_inventory").await;
+    assert_eq!(
+        b2["structuredContent"]["run"]["ran_in"], b1["run"]["ran_in"],
+        "{b2}"
+    );
+    // Someone without the rights: refused by the API server, Alice's reading notwithstanding.
+    let n = ask(nobody, "get_gpu_health").await;
+    assert_eq!(
+        n["isError"], true,
+        "a person without rights was answered: {n}"
+    );
+    assert!(
+        n.get("structuredContent").is_none_or(|s| s.is_null()),
+        "{n}"
+    );
+    // Alice still reads her own.
+    let a3 = ask(alice, "get_gpu_telemetry").await;
+    assert_eq!(
+        a3["structuredContent"]["run"]["ran_in"], a1["run"]["ran_in"],
+        "{a3}"
+    );
+}
