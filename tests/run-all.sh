@@ -80,9 +80,11 @@ cargo fmt --all -- --check
 step "cargo clippy (all targets, -D warnings)"
 cargo clippy --workspace --all-targets -- -D warnings
 
-step "no import circles between the files of a crate (the checker's own fixtures first)"
+step "no import circles between the files of a crate (the checker's own fixtures first); scenarios as generated"
 python3 tests/support/import_cycles.py --self-test
 python3 tests/support/import_cycles.py src launcher/src node-probe/src
+# The built-in scenarios are what their generator (a development tool, outside the library) writes.
+python3 tests/support/generate_scenarios.py --check
 
 if [ -n "$TB_PID" ]; then
   # The test binaries build before the control plane is needed; the suites start once both are there.

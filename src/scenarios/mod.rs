@@ -1,7 +1,7 @@
 //! Built-in simulated nodes. Each scenario is a [`NodeFacts`] JSON file in this folder, embedded at
 //! build time: raw facts only (what NVML, sysfs, /proc and the kernel log would return), never verdicts.
 //!
-//! The files are written by `generate.py` beside them (it keeps eight-GPU nodes consistent: PCI ids,
+//! The files are written by `tests/support/generate_scenarios.py` (it keeps eight-GPU nodes consistent: PCI ids,
 //! NVLink remotes, topology pairs and the PCI addresses in kernel-log lines). Edit the generator, rerun it,
 //! and review the snapshot diff under `snapshots/probe/`.
 
@@ -289,7 +289,8 @@ mod tests {
         assert!(find("nope").is_none());
     }
 
-    /// The `scenario!` list, the JSON files beside it and the generator's `SCENARIOS` table name the same
+    /// The `scenario!` list, the JSON files beside it and the generator's `SCENARIOS` table
+    /// (tests/support/generate_scenarios.py) name the same
     /// scenarios: a file or a generator entry without its line here fails.
     #[test]
     fn the_list_is_every_file_and_every_generated_scenario() {
@@ -302,7 +303,14 @@ mod tests {
             })
             .collect();
         files.sort();
-        let generator = std::fs::read_to_string(dir.join("generate.py")).expect("generate.py");
+        // The generator is a development tool, outside the package: only a repository checkout has it.
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let generator =
+            match std::fs::read_to_string(root.join("tests/support/generate_scenarios.py")) {
+                Ok(g) => g,
+                Err(_) if !root.join("tests").exists() => return,
+                Err(e) => panic!("tests/support/generate_scenarios.py: {e}"),
+            };
         let table = generator
             .split("SCENARIOS = {")
             .nth(1)
@@ -322,6 +330,6 @@ mod tests {
         let mut listed: Vec<String> = BUILTIN.iter().map(|s| s.name.to_string()).collect();
         listed.sort();
         assert_eq!(listed, files, "src/scenarios/*.json");
-        assert_eq!(listed, generated, "generate.py's SCENARIOS");
+        assert_eq!(listed, generated, "generate_scenarios.py's SCENARIOS");
     }
 }

@@ -10,7 +10,7 @@ use serde_json::json;
 use crate::mcp;
 use crate::testbed::{FakeNode, Testbed, User, skipped, unique};
 
-/// The cluster UUID and clique of the built-in GB200 scenarios (src/scenarios/generate.py).
+/// The cluster UUID and clique of the built-in GB200 scenarios (tests/support/generate_scenarios.py).
 const DOMAIN: &str = "6e3b1f0a-9c2d-4e8f-a1b7-3c5d2e9f0a14.1";
 const DEGRADED: [usize; 4] = [3, 7, 8, 15];
 /// A tray whose own IMEX daemon answers the probe: its domain is DEGRADED (`gb200-tray-imex-degraded`).

@@ -4,7 +4,8 @@
 Each scenario is a serialized `gpu_diag::facts::NodeFacts`: raw facts only, exactly what NVML, sysfs, /proc
 and the kernel log would return on that node, never a verdict. The JSON files are what the library embeds
 (include_str!); this script only keeps eight-GPU nodes consistent (PCI ids, NVLink remotes, topology pairs,
-kernel-log PCI addresses). Edit here, run `python3 src/scenarios/generate.py`, review the snapshot diff.
+kernel-log PCI addresses). Edit here, run `python3 tests/support/generate_scenarios.py`, review the snapshot
+diff. A development tool: it lives out of the library (and its package), and writes into src/scenarios.
 
 Values follow real hardware: PCI layouts of DGX H100 / DGX A100, NVML thresholds, clocks and power limits
 of each SKU, driver kernel-log formats from NVIDIA/open-gpu-kernel-modules (the Xid print format of its resman sources).
@@ -14,8 +15,10 @@ import hashlib
 import json
 import os
 import re
+import sys
 
-HERE = os.path.dirname(os.path.abspath(__file__))
+# Where the library embeds the scenarios from.
+HERE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "src", "scenarios")
 NOW = 1795600000.0  # fixed collection time (2026-11-24T..Z) so every report is deterministic
 MIB = 1024 * 1024
 NS = 1
@@ -1668,15 +1671,36 @@ SCENARIOS = {
 }
 
 
+def render(facts):
+    text = json.dumps(facts, indent=1)
+    # Keep number lists (CPU affinity, compute capability) on one line so files stay reviewable.
+    text = re.sub(r"\[\s*(-?\d+(?:,\s*-?\d+)*)\s*\]",
+                  lambda m: "[" + ", ".join(x.strip() for x in m.group(1).split(",")) + "]", text)
+    return text + "\n"
+
+
 def main():
+    # --check (tests/run-all.sh): the committed files are what this generator writes, byte for byte.
+    check = sys.argv[1:] == ["--check"]
+    stale = []
     for name, fn in SCENARIOS.items():
-        facts = fn()
-        with open(os.path.join(HERE, f"{name}.json"), "w") as f:
-            text = json.dumps(facts, indent=1)
-            # Keep number lists (CPU affinity, compute capability) on one line so files stay reviewable.
-            text = re.sub(r"\[\s*(-?\d+(?:,\s*-?\d+)*)\s*\]",
-                          lambda m: "[" + ", ".join(x.strip() for x in m.group(1).split(",")) + "]", text)
-            f.write(text + "\n")
+        path = os.path.join(HERE, f"{name}.json")
+        text = render(fn())
+        if check:
+            try:
+                same = open(path).read() == text
+            except FileNotFoundError:
+                same = False
+            if not same:
+                stale.append(name)
+        else:
+            with open(path, "w") as f:
+                f.write(text)
+    if stale:
+        sys.exit(f"src/scenarios: not what tests/support/generate_scenarios.py writes: {', '.join(stale)} "
+                 "(run it and review the diff)")
+    if check:
+        print(f"generate_scenarios: {len(SCENARIOS)} scenarios match their files", file=sys.stderr)
 
 
 if __name__ == "__main__":
