@@ -399,6 +399,8 @@ fn comparable(mut v: Value) -> Value {
         run.remove("ran_in");
         run.remove("timings");
         run.remove("total_millis");
+        // How old a kept reading was when it answered: each launcher's own clock.
+        run.remove("reading_age_s");
     }
     strip_keys(
         &mut v,
@@ -412,6 +414,18 @@ fn comparable(mut v: Value) -> Value {
         ],
     );
     strip_live_kernel_log(&mut v);
+    // The current boot's last kernel message is the machine's live log (any subsystem adds lines between
+    // two calls); earlier boots are this suite's own journal and compare whole.
+    if let Some(boots) = v
+        .pointer_mut("/report/history/boots")
+        .and_then(Value::as_array_mut)
+    {
+        for b in boots.iter_mut().filter(|b| b["current"] == true) {
+            if let Some(b) = b.as_object_mut() {
+                b.remove("last");
+            }
+        }
+    }
     // A relative window (`since: 7d`) is anchored at each call's own now.
     if let Some(log) = v.pointer_mut("/report/log").and_then(Value::as_object_mut) {
         log.remove("since");
