@@ -3,11 +3,28 @@
 
 mod common;
 
+use std::collections::HashMap;
 use std::process::Command;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use common::*;
 
+/// Both tests below read every node tool's text answer on every scenario (about 600 launcher runs, most of
+/// this binary's time): each answer is made once, by whichever test asks first, and read by both.
 fn render(scenario: &str, tool: &str) -> String {
+    type Cell = Arc<OnceLock<String>>;
+    static TEXTS: OnceLock<Mutex<HashMap<(String, String), Cell>>> = OnceLock::new();
+    let cell = TEXTS
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap()
+        .entry((scenario.to_string(), tool.to_string()))
+        .or_default()
+        .clone();
+    cell.get_or_init(|| render_uncached(scenario, tool)).clone()
+}
+
+fn render_uncached(scenario: &str, tool: &str) -> String {
     let mut cmd = Command::new(LAUNCHER);
     cmd.args(["--local", "--simulate", scenario, "--probe-bin"])
         .arg(node_probe())
@@ -101,7 +118,7 @@ fn every_node_tool_answer_fits_the_budget_and_names_every_finding() {
     let mut worst = Vec::new();
     for sc in scenarios() {
         for tool in tools::node_tools(LAUNCHER) {
-            let text = call(&sc, &tool, "text");
+            let text = render(&sc, &tool);
             let json = call(&sc, &tool, "json");
             let describe = tool == "describe_gpu_node";
             let healthy = sc.ends_with("-healthy");
