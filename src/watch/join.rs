@@ -10,8 +10,8 @@ use std::fmt::Write;
 use super::episodes::{listed, on_gpus};
 use super::pattern::{self, GpuInUse};
 use super::report::{
-    GpuWindow, HistoryJoin, NodeEpisode, NodeWindow, Pattern, PatternKind, WatchOutput, WatchReport,
-    WorkloadJoin,
+    GpuWindow, HistoryJoin, NodeEpisode, NodeWindow, Pattern, PatternKind, WatchOutput,
+    WatchReport, WorkloadJoin,
 };
 use crate::finding::{Judged, Severity, Verdict};
 use crate::history::NodeHistory;
@@ -132,7 +132,10 @@ pub fn of_workload(input: WorkloadWindows) -> WatchOutput {
         mut windows,
     } = input;
     windows.sort_by(|a, b| a.0.cmp(&b.0));
-    let pods_of_workload: BTreeSet<String> = pods.iter().map(|p| format!("{namespace}/{}", p.name)).collect();
+    let pods_of_workload: BTreeSet<String> = pods
+        .iter()
+        .map(|p| format!("{namespace}/{}", p.name))
+        .collect();
     // Each node's GPUs of the workload: those its pods hold, where the kubelet said; else every GPU watched.
     let mut job_gpus: Vec<(String, GpuWindow)> = Vec::new();
     let mut held_note: BTreeMap<String, String> = BTreeMap::new();
@@ -150,7 +153,10 @@ pub fn of_workload(input: WorkloadWindows) -> WatchOutput {
             );
             w.gpus.iter().collect()
         } else {
-            held_note.insert(node.clone(), format!("{} GPU(s) held by the workload's pods", held.len()));
+            held_note.insert(
+                node.clone(),
+                format!("{} GPU(s) held by the workload's pods", held.len()),
+            );
             held
         };
         job_gpus.extend(chosen.into_iter().map(|g| (node.clone(), g.clone())));
@@ -221,7 +227,9 @@ pub fn of_workload(input: WorkloadWindows) -> WatchOutput {
         Some(Severity::Critical) => Verdict::Unhealthy,
         Some(Severity::Warning) => Verdict::Degraded,
         _ if !pat.kind.is_steady() => Verdict::Degraded,
-        _ if failed > 0 || pat.kind == PatternKind::Unknown || !pat.left_out.is_empty() => Verdict::Unknown,
+        _ if failed > 0 || pat.kind == PatternKind::Unknown || !pat.left_out.is_empty() => {
+            Verdict::Unknown
+        }
         _ => Verdict::Healthy,
     };
     let headline = workload_headline(&pat, &episodes, failed, windows.len(), seconds);
@@ -332,7 +340,9 @@ fn split_steady(
     let deviates = |g: &GpuWindow| {
         suspects.contains(&format!("{node} GPU {}", g.identity.index))
             || episodes.iter().any(|e| {
-                e.node == node && e.episode.gpu == Some(g.identity.index) && e.episode.severity >= Severity::Warning
+                e.node == node
+                    && e.episode.gpu == Some(g.identity.index)
+                    && e.episode.severity >= Severity::Warning
             })
     };
     let (shown, rest): (Vec<GpuWindow>, Vec<GpuWindow>) = gpus.into_iter().partition(deviates);
@@ -374,7 +384,13 @@ pub fn uniform_line(gpus: &[GpuWindow]) -> String {
     parts.join(", ")
 }
 
-fn workload_headline(p: &Pattern, episodes: &[NodeEpisode], failed: usize, total: usize, seconds: u32) -> String {
+fn workload_headline(
+    p: &Pattern,
+    episodes: &[NodeEpisode],
+    failed: usize,
+    total: usize,
+    seconds: u32,
+) -> String {
     let bad = episodes
         .iter()
         .find(|e| e.episode.severity >= Severity::Warning && e.node_specific());

@@ -509,14 +509,31 @@ fn windows_that_overlap_in_part_are_said_to() {
 #[test]
 fn one_nodes_answer_keeps_its_window() {
     let w = play(&script_facts("dgx-h100-watch-straggler"), 20, 500);
-    let o = join::of_node("gpu-1", Some("prod".into()), 20, 500, &w, Some("probe://1/gpu-1/watch".into()));
+    let o = join::of_node(
+        "gpu-1",
+        Some("prod".into()),
+        20,
+        500,
+        &w,
+        Some("probe://1/gpu-1/watch".into()),
+    );
     assert_eq!(o.target, "node gpu-1");
-    assert_eq!((o.verdict, o.headline.as_str()), (w.verdict, w.headline.as_str()));
+    assert_eq!(
+        (o.verdict, o.headline.as_str()),
+        (w.verdict, w.headline.as_str())
+    );
     assert_eq!(o.episodes.len() + o.episodes_not_listed, w.episodes.len());
-    assert!(o.episodes.iter().all(|e| e.node == "gpu-1"), "{:?}", o.episodes);
+    assert!(
+        o.episodes.iter().all(|e| e.node == "gpu-1"),
+        "{:?}",
+        o.episodes
+    );
     assert_eq!(o.nodes.len(), 1);
     assert_eq!(o.nodes[0].gpus.len(), w.gpus.len());
-    assert_eq!(o.nodes[0].report_uri.as_deref(), Some("probe://1/gpu-1/watch"));
+    assert_eq!(
+        o.nodes[0].report_uri.as_deref(),
+        Some("probe://1/gpu-1/watch")
+    );
     assert!(o.started_at.starts_with("2026-"), "{}", o.started_at);
     assert!(o.workload.is_none() && o.history.is_none());
 }
@@ -546,19 +563,42 @@ fn a_workloads_windows_join_into_one_answer() {
     let names: Vec<&str> = o.nodes.iter().map(|n| n.node.as_str()).collect();
     assert_eq!(names, ["node-a", "node-b"]);
     assert_eq!(o.nodes_failed, 1);
-    assert_eq!(o.nodes[1].error.as_deref(), Some("the probe pod never started"));
+    assert_eq!(
+        o.nodes[1].error.as_deref(),
+        Some("the probe pod never started")
+    );
     // No pod named as a holder: every GPU of the node is the workload's, and said so.
     assert_eq!(o.nodes[0].gpus.len(), w.gpus.len());
     assert!(
-        o.nodes[0].held.as_deref().is_some_and(|h| h.contains("every GPU of the node")),
+        o.nodes[0]
+            .held
+            .as_deref()
+            .is_some_and(|h| h.contains("every GPU of the node")),
         "{:?}",
         o.nodes[0].held
     );
-    assert_eq!(join::first_suspect_node(&o.pattern).as_deref(), Some("node-a"), "{:?}", o.pattern);
-    assert!(o.episodes.iter().all(|e| e.node == "node-a"), "{:?}", o.episodes);
-    assert!(o.headline.ends_with("(20 s watched on 1 node(s); 1 failed)"), "{}", o.headline);
+    assert_eq!(
+        join::first_suspect_node(&o.pattern).as_deref(),
+        Some("node-a"),
+        "{:?}",
+        o.pattern
+    );
+    assert!(
+        o.episodes.iter().all(|e| e.node == "node-a"),
+        "{:?}",
+        o.episodes
+    );
+    assert!(
+        o.headline
+            .ends_with("(20 s watched on 1 node(s); 1 failed)"),
+        "{}",
+        o.headline
+    );
     assert_ne!(o.verdict, Verdict::Healthy);
-    assert_eq!(o.workload.as_ref().map(|j| j.logs.as_str()), Some("last 2000 lines"));
+    assert_eq!(
+        o.workload.as_ref().map(|j| j.logs.as_str()),
+        Some("last 2000 lines")
+    );
     assert!(o.started_at.starts_with("2026-"), "{}", o.started_at);
 }
 
@@ -584,7 +624,10 @@ fn a_long_list_of_episodes_is_bounded_and_counted() {
 fn steady_gpus_are_summed_up_in_one_line() {
     let w = play(&script_facts("dgx-h100-watch-straggler"), 20, 500);
     let line = join::uniform_line(&w.gpus);
-    assert!(line.starts_with(&format!("{} GPU(s), ", w.gpus.len())), "{line}");
+    assert!(
+        line.starts_with(&format!("{} GPU(s), ", w.gpus.len())),
+        "{line}"
+    );
     assert!(line.contains(" W"), "{line}");
     assert_eq!(join::uniform_line(&[]), "0 GPU(s), no readings");
 }

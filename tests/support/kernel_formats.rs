@@ -15,11 +15,7 @@ pub fn rows(text: &str, columns: usize) -> Vec<Vec<&str>> {
         .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
         .map(|l| {
             let c: Vec<&str> = l.split('\t').collect();
-            assert_eq!(
-                c.len(),
-                columns,
-                "{columns} tab-separated columns: {l:?}"
-            );
+            assert_eq!(c.len(), columns, "{columns} tab-separated columns: {l:?}");
             c
         })
         .collect()
@@ -114,7 +110,13 @@ impl Misread {
     }
 
     /// `want` and `got` must be equal; else the line, both and where its row came from are kept.
-    pub fn compare<T: PartialEq + std::fmt::Debug>(&mut self, row: &str, line: &str, want: T, got: T) {
+    pub fn compare<T: PartialEq + std::fmt::Debug>(
+        &mut self,
+        row: &str,
+        line: &str,
+        want: T,
+        got: T,
+    ) {
         if got != want {
             self.push(format!("{row}: {line:?}\n  want {want:?}\n  got  {got:?}"));
         }

@@ -261,7 +261,13 @@ fn kernel_formats_stand_verbatim_in_the_source() {
     };
     let mut checked = 0;
     for r in rows().iter().filter(|r| r.kernel == "6.12") {
-        harness::assert_verbatim("6.12", &root, &r.cite, &r.format, "habanalabs/kernel-formats.tsv");
+        harness::assert_verbatim(
+            "6.12",
+            &root,
+            &r.cite,
+            &r.format,
+            "habanalabs/kernel-formats.tsv",
+        );
         checked += 1;
     }
     // The prefix gaudi2_print_event puts before every Gaudi 2 event message, and each event name the
@@ -270,7 +276,10 @@ fn kernel_formats_stand_verbatim_in_the_source() {
         "drivers/accel/habanalabs/gaudi2/gaudi2.c:7870",
         "drivers/accel/habanalabs/gaudi2/gaudi2.c:7874",
     ] {
-        assert!(harness::line_at(&root, cite).contains(r#""%s: %pV\n""#), "{cite}");
+        assert!(
+            harness::line_at(&root, cite).contains(r#""%s: %pV\n""#),
+            "{cite}"
+        );
     }
     let names = std::fs::read_to_string(
         root.join("drivers/accel/habanalabs/include/gaudi2/gaudi2_async_ids_map_extended.h"),

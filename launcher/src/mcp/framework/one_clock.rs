@@ -66,7 +66,11 @@ pub fn ticker(cx: &Cx, seconds: u32, lead: Duration, nodes: usize) -> tokio::tas
     tokio::spawn(async move {
         let begin = Instant::now() + lead;
         let total = Some(f64::from(seconds));
-        report(0.01, total, format!("starting {nodes} probe(s) on one clock"));
+        report(
+            0.01,
+            total,
+            format!("starting {nodes} probe(s) on one clock"),
+        );
         let step = Duration::from_secs(if seconds > 60 { 5 } else { 1 });
         loop {
             tokio::select! {

@@ -8,7 +8,9 @@ use std::fmt::Write;
 use gpu_diag::finding::Severity;
 use gpu_diag::watch::join::uniform_line;
 use gpu_diag::watch::timeline::{sparkline, throttle_marks};
-use gpu_diag::watch::{EpisodeKind, GpuWindow, NodeEpisode, NodeWindow, PatternKind, WatchOutput, secs};
+use gpu_diag::watch::{
+    EpisodeKind, GpuWindow, NodeEpisode, NodeWindow, PatternKind, WatchOutput, secs,
+};
 
 use super::chart::{Line, Mark, png};
 use super::text::{sev_label, verdict_label};
@@ -62,29 +64,48 @@ pub fn render(o: &WatchOutput) -> String {
         o.target,
         o.seconds,
         o.interval_ms,
-        o.context.as_deref().map(|c| format!(" (context {c})")).unwrap_or_default()
+        o.context
+            .as_deref()
+            .map(|c| format!(" (context {c})"))
+            .unwrap_or_default()
     );
     let _ = writeln!(s, "verdict: {}", verdict_label(o.verdict));
     let _ = writeln!(s, "{}", o.headline);
-    if o.pattern.kind != PatternKind::Progressing && !o.pattern.suspects.is_empty() && o.pattern.kind != PatternKind::AllIdle {
+    if o.pattern.kind != PatternKind::Progressing
+        && !o.pattern.suspects.is_empty()
+        && o.pattern.kind != PatternKind::AllIdle
+    {
         let _ = writeln!(s, "suspects: {}", o.pattern.suspects.join(", "));
     }
     let shown: Vec<&NodeEpisode> = o.episodes.iter().take(EPISODES_SHOWN).collect();
     if !shown.is_empty() {
-        let _ = writeln!(s, "episodes ({}):", o.episodes.len() + o.episodes_not_listed);
+        let _ = writeln!(
+            s,
+            "episodes ({}):",
+            o.episodes.len() + o.episodes_not_listed
+        );
         let multi = o.nodes.len() > 1;
         for e in shown {
             let when = if (e.episode.to_s - e.episode.from_s).abs() < 0.01 {
                 secs(e.episode.from_s)
             } else {
-                format!("{}–{}", secs(e.episode.from_s).trim_end_matches(" s"), secs(e.episode.to_s))
+                format!(
+                    "{}–{}",
+                    secs(e.episode.from_s).trim_end_matches(" s"),
+                    secs(e.episode.to_s)
+                )
             };
             let at = if multi && !e.node.is_empty() && !e.episode.text.contains(&e.node) {
                 format!("{}: ", e.node)
             } else {
                 String::new()
             };
-            let _ = writeln!(s, "  [{}] {when} {at}{}", sev_label(e.episode.severity), e.episode.text);
+            let _ = writeln!(
+                s,
+                "  [{}] {when} {at}{}",
+                sev_label(e.episode.severity),
+                e.episode.text
+            );
         }
         let more = o.episodes.len().saturating_sub(EPISODES_SHOWN) + o.episodes_not_listed;
         if more > 0 {
@@ -96,7 +117,11 @@ pub fn render(o: &WatchOutput) -> String {
     // Many nodes: those with nothing to show are counted in one line, not listed one by one.
     let quiet = |n: &&NodeWindow| n.error.is_none() && n.gpus.is_empty() && n.incidents.is_empty();
     let many = o.nodes.len() > 4;
-    let quiet_nodes: Vec<&NodeWindow> = if many { o.nodes.iter().filter(quiet).collect() } else { Vec::new() };
+    let quiet_nodes: Vec<&NodeWindow> = if many {
+        o.nodes.iter().filter(quiet).collect()
+    } else {
+        Vec::new()
+    };
     if let Some(first) = quiet_nodes.first() {
         let _ = writeln!(
             s,
@@ -120,13 +145,20 @@ pub fn render(o: &WatchOutput) -> String {
                     && e.episode.gpu == Some(g.identity.index)
                     && e.episode.severity >= Severity::Warning
             }) || o.pattern.suspects.iter().any(|x| {
-                x == &format!("GPU {}", g.identity.index) || x == &format!("{} GPU {}", n.node, g.identity.index)
+                x == &format!("GPU {}", g.identity.index)
+                    || x == &format!("{} GPU {}", n.node, g.identity.index)
             })
         });
-        let prefix = if o.nodes.len() > 1 { format!("{}: ", n.node) } else { String::new() };
+        let prefix = if o.nodes.len() > 1 {
+            format!("{}: ", n.node)
+        } else {
+            String::new()
+        };
         let steady_line = match (&n.steady, steady.is_empty()) {
             (Some(line), _) => Some(line.clone()),
-            (None, false) => Some(uniform_line(&steady.iter().map(|g| (*g).clone()).collect::<Vec<_>>())),
+            (None, false) => Some(uniform_line(
+                &steady.iter().map(|g| (*g).clone()).collect::<Vec<_>>(),
+            )),
             _ => None,
         };
         if let Some(line) = steady_line {
@@ -156,7 +188,14 @@ pub fn render(o: &WatchOutput) -> String {
                 (Some(n), None) => format!(" {n}"),
                 _ => String::new(),
             };
-            let _ = writeln!(s, "  {}. [{}] {}{place}: {}", x.rank, sev_label(x.severity), x.code, x.summary);
+            let _ = writeln!(
+                s,
+                "  {}. [{}] {}{place}: {}",
+                x.rank,
+                sev_label(x.severity),
+                x.code,
+                x.summary
+            );
         }
         for c in w.not_examined.iter().take(3) {
             let _ = writeln!(s, "  not examined: {c}");
