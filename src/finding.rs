@@ -25,6 +25,17 @@ pub enum Severity {
     Critical,
 }
 
+impl Severity {
+    /// The word a text answer shows: loud for what needs acting on, quiet for what is only worth knowing.
+    pub fn label(self) -> &'static str {
+        match self {
+            Severity::Critical => "CRITICAL",
+            Severity::Warning => "WARNING",
+            Severity::Info => "info",
+        }
+    }
+}
+
 /// Overall state of a GPU or a node.
 #[derive(
     Debug,

@@ -2,9 +2,11 @@
 //! the episodes only it shows (throttling, a counter climbing, running hot, stopping to answer). What needs
 //! its peers (idle among busy, slower) is `pattern.rs`.
 
+use std::collections::BTreeSet;
+
 use super::report::{
-    CounterDelta, Episode, EpisodeKind, GpuWindow, Stat, ThrottleTime, WatchInput, bounded, secs,
-    window_seconds,
+    CounterDelta, Episode, EpisodeKind, GpuWindow, NodeEpisode, Stat, ThrottleTime, WatchInput,
+    WatchReport, bounded, secs, window_seconds,
 };
 use super::sample::{GpuIdentity, GpuSample, Throttle, counter_is_critical, counter_label};
 use super::timeline::{self, BUSY_PCT, Interval, intervals};
@@ -366,5 +368,55 @@ pub(super) fn line(g: &GpuWindow, episodes: &[Episode]) -> String {
         "no readings".into()
     } else {
         parts.join(", ")
+    }
+}
+
+/// Episodes listed in a watch's structured result; the rest are counted, not listed.
+pub const EPISODES_LISTED: usize = 40;
+
+/// The first [`EPISODES_LISTED`] episodes (most severe first, as given), and how many were left out.
+pub fn listed(mut v: Vec<NodeEpisode>) -> (Vec<NodeEpisode>, usize) {
+    let more = v.len().saturating_sub(EPISODES_LISTED);
+    v.truncate(EPISODES_LISTED);
+    (v, more)
+}
+
+/// A node's own episodes on a workload's GPUs (`mine`): throttling, counters, kernel events, a GPU lost. The
+/// node's pattern episodes are left out: across a workload's nodes the pattern is read again, whole.
+pub(super) fn on_gpus<'a>(
+    node: &'a str,
+    w: &'a WatchReport,
+    mine: &'a BTreeSet<u32>,
+) -> impl Iterator<Item = NodeEpisode> + 'a {
+    w.episodes
+        .iter()
+        .filter(move |e| {
+            let node_pattern = matches!(
+                e.kind,
+                EpisodeKind::IdleAmongBusy
+                    | EpisodeKind::BusyAmongIdle
+                    | EpisodeKind::Slower
+                    | EpisodeKind::NoProgress
+                    | EpisodeKind::Bursty
+                    | EpisodeKind::Onset
+            );
+            !(node_pattern || e.gpu.is_some_and(|g| !mine.contains(&g)))
+        })
+        .map(move |e| NodeEpisode {
+            node: node.to_string(),
+            episode: e.clone(),
+        })
+}
+
+impl NodeEpisode {
+    /// Not one of the pattern's own episodes (those the headline already says).
+    pub fn node_specific(&self) -> bool {
+        !matches!(
+            self.episode.kind,
+            EpisodeKind::IdleAmongBusy
+                | EpisodeKind::BusyAmongIdle
+                | EpisodeKind::Slower
+                | EpisodeKind::NoProgress
+        )
     }
 }

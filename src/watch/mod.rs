@@ -6,9 +6,11 @@
 //! [`sample::sample_of`] so a simulated node (played by [`script`]) and a real one are read alike; this module
 //! turns the samples into one GPU's window (`episodes.rs`), the node's pattern across its GPUs in use
 //! (`pattern.rs`, which the launcher also applies across a job's nodes), and a bounded timeline
-//! (`timeline.rs`). Pure: no clock, no I/O.
+//! (`timeline.rs`); `join.rs` makes the launcher's answer of it: one node's window, or a workload's windows
+//! joined to its pods, its ranks' logs and a node's history. Pure: no clock, no I/O.
 
 mod episodes;
+pub mod join;
 pub mod pattern;
 mod report;
 pub mod sample;
@@ -21,11 +23,13 @@ use crate::facts::{KernelLogFacts, NodeFacts, Reading};
 use crate::finding::{Judged, Severity, Verdict};
 use crate::options::AnalysisOptions;
 use crate::workload::WorkloadNodeReport;
+pub use episodes::{EPISODES_LISTED, listed};
 pub use pattern::GpuInUse;
 pub use report::{
-    CounterDelta, Episode, EpisodeKind, GpuTimeline, GpuWindow, INTERVAL_MS, MAX_KERNEL_LINES,
-    MAX_SAMPLES, Pattern, PatternKind, SECONDS, Stat, ThrottleTime, Tick, WatchInput, WatchReport,
-    Window, bounded, secs, window_seconds,
+    CounterDelta, Episode, EpisodeKind, GpuTimeline, GpuWindow, HistoryJoin, INTERVAL_MS,
+    MAX_KERNEL_LINES, MAX_SAMPLES, NodeEpisode, NodeWindow, Pattern, PatternKind, SECONDS, Stat,
+    ThrottleTime, Tick, WatchInput, WatchOutput, WatchReport, Window, WorkloadJoin, bounded, secs,
+    window_seconds,
 };
 pub use sample::{GpuIdentity, GpuSample, Throttle};
 

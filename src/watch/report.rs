@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use super::sample::{GpuIdentity, GpuSample, Throttle};
 use crate::finding::{Judged, Severity, Verdict};
-use crate::workload::WorkloadNodeReport;
+use crate::workload::{Suspect, WorkloadNodeReport};
 
 /// Seconds a window may last, and its sampling interval in milliseconds (the node bears 10 samples a second
 /// of its GPUs' counters; a minute apart is still a window).
@@ -314,4 +314,109 @@ pub fn secs(s: f64) -> String {
     } else {
         format!("{s:.1} s")
     }
+}
+
+/// An episode with the node it happened on.
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+pub struct NodeEpisode {
+    pub node: String,
+    #[serde(flatten)]
+    pub episode: Episode,
+}
+
+/// One node's window.
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub struct NodeWindow {
+    pub node: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verdict: Option<Verdict>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub headline: Option<String>,
+    /// Why the node has no window (the probe failed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// The GPUs watched (a workload's: the ones its pods hold), each with its readings' ranges, throttle
+    /// times, counters and bounded timeline. A workload of many nodes lists only the GPUs that deviated.
+    pub gpus: Vec<GpuWindow>,
+    /// The GPUs not listed, in one line.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub steady: Option<String>,
+    /// How the workload's GPUs on this node are known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub held: Option<String>,
+    /// The node's incidents at the window's end, one line each.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub incidents: Vec<String>,
+    /// The node's full report for this session (resources/read).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub report_uri: Option<String>,
+}
+
+/// The workload's own side: what its ranks logged and its pods' states, joined to the nodes' ends.
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub struct WorkloadJoin {
+    pub verdict: String,
+    pub suspects: Vec<Suspect>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub consequences: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub not_examined: Vec<String>,
+    pub logs: String,
+}
+
+/// A node's recorded history beside the window.
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub struct HistoryJoin {
+    pub node: String,
+    pub hours: u32,
+    /// Where it came from and which series label named the node.
+    pub source: String,
+    pub verdict: Verdict,
+    pub headline: String,
+    /// The GPUs whose history deviates, a line each.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub gpus: Vec<String>,
+}
+
+/// `watch_gpus` result.
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub struct WatchOutput {
+    /// `node NAME`, or `kind/name in namespace NS`.
+    pub target: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub context: Option<String>,
+    pub seconds: u32,
+    pub interval_ms: u32,
+    /// When the window began (RFC 3339, UTC).
+    pub started_at: String,
+    pub verdict: Verdict,
+    /// The window in one sentence, most important first.
+    pub headline: String,
+    /// The pattern across every GPU watched (a workload's across its nodes).
+    pub pattern: Pattern,
+    /// Most severe first.
+    pub episodes: Vec<NodeEpisode>,
+    #[serde(skip_serializing_if = "is_zero_usize")]
+    pub episodes_not_listed: usize,
+    pub nodes: Vec<NodeWindow>,
+    pub nodes_failed: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub workload: Option<WorkloadJoin>,
+    /// What the cluster's own Prometheus recorded of the node's GPUs over the last hours (the watched node,
+    /// or a workload's first suspect node), where one is named or found (`get_gpu_history`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub history: Option<HistoryJoin>,
+    /// The window as a chart (PNG: per GPU utilization, SM clock, power and temperature, throttle strips and
+    /// kernel events), kept for this session (resources/read); also the image beside the text.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub chart_uri: Option<String>,
+    pub total_millis: u64,
+    /// The chart itself, base64: the image content, not part of the structured result.
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub chart_png: Option<String>,
+}
+
+fn is_zero_usize(n: &usize) -> bool {
+    *n == 0
 }

@@ -504,3 +504,130 @@ fn windows_that_overlap_in_part_are_said_to() {
             && p.summary.contains("without node-a")
     );
 }
+
+/// One node's answer is its window as it stands: every episode on that node, its GPUs, its verdict.
+#[test]
+fn one_nodes_answer_keeps_its_window() {
+    let w = play(&script_facts("dgx-h100-watch-straggler"), 20, 500);
+    let o = join::of_node(
+        "gpu-1",
+        Some("prod".into()),
+        20,
+        500,
+        &w,
+        Some("probe://1/gpu-1/watch".into()),
+    );
+    assert_eq!(o.target, "node gpu-1");
+    assert_eq!(
+        (o.verdict, o.headline.as_str()),
+        (w.verdict, w.headline.as_str())
+    );
+    assert_eq!(o.episodes.len() + o.episodes_not_listed, w.episodes.len());
+    assert!(
+        o.episodes.iter().all(|e| e.node == "gpu-1"),
+        "{:?}",
+        o.episodes
+    );
+    assert_eq!(o.nodes.len(), 1);
+    assert_eq!(o.nodes[0].gpus.len(), w.gpus.len());
+    assert_eq!(
+        o.nodes[0].report_uri.as_deref(),
+        Some("probe://1/gpu-1/watch")
+    );
+    assert!(o.started_at.starts_with("2026-"), "{}", o.started_at);
+    assert!(o.workload.is_none() && o.history.is_none());
+}
+
+/// A job's windows on two nodes, one of which did not answer: the nodes in name order, the failure said,
+/// the straggler named with its node, and the failed node counted in the headline.
+#[test]
+fn a_workloads_windows_join_into_one_answer() {
+    let w = play(&script_facts("dgx-h100-watch-straggler"), 20, 500);
+    let o = join::of_workload(join::WorkloadWindows {
+        label: "job/train".into(),
+        namespace: "ml".into(),
+        context: None,
+        seconds: 20,
+        interval_ms: 500,
+        start_at_ms: 1_795_600_000_000,
+        pods: Vec::new(),
+        nodes: Vec::new(),
+        logs: None,
+        log_limits: "last 2000 lines".into(),
+        windows: vec![
+            ("node-b".into(), Err("the probe pod never started".into())),
+            ("node-a".into(), Ok((w.clone(), None))),
+        ],
+    });
+    assert_eq!(o.target, "job/train in namespace ml");
+    let names: Vec<&str> = o.nodes.iter().map(|n| n.node.as_str()).collect();
+    assert_eq!(names, ["node-a", "node-b"]);
+    assert_eq!(o.nodes_failed, 1);
+    assert_eq!(
+        o.nodes[1].error.as_deref(),
+        Some("the probe pod never started")
+    );
+    // No pod named as a holder: every GPU of the node is the workload's, and said so.
+    assert_eq!(o.nodes[0].gpus.len(), w.gpus.len());
+    assert!(
+        o.nodes[0]
+            .held
+            .as_deref()
+            .is_some_and(|h| h.contains("every GPU of the node")),
+        "{:?}",
+        o.nodes[0].held
+    );
+    assert_eq!(
+        join::first_suspect_node(&o.pattern).as_deref(),
+        Some("node-a"),
+        "{:?}",
+        o.pattern
+    );
+    assert!(
+        o.episodes.iter().all(|e| e.node == "node-a"),
+        "{:?}",
+        o.episodes
+    );
+    assert!(
+        o.headline
+            .ends_with("(20 s watched on 1 node(s); 1 failed)"),
+        "{}",
+        o.headline
+    );
+    assert_ne!(o.verdict, Verdict::Healthy);
+    assert_eq!(
+        o.workload.as_ref().map(|j| j.logs.as_str()),
+        Some("last 2000 lines")
+    );
+    assert!(o.started_at.starts_with("2026-"), "{}", o.started_at);
+}
+
+/// The structured result lists the first episodes and counts the rest.
+#[test]
+fn a_long_list_of_episodes_is_bounded_and_counted() {
+    let w = play(&script_facts("dgx-h100-watch-straggler"), 20, 500);
+    let e = w.episodes.first().expect("an episode").clone();
+    let many: Vec<NodeEpisode> = (0..EPISODES_LISTED + 5)
+        .map(|_| NodeEpisode {
+            node: "n".into(),
+            episode: e.clone(),
+        })
+        .collect();
+    let (kept, more) = listed(many);
+    assert_eq!((kept.len(), more), (EPISODES_LISTED, 5));
+    let (kept, more) = listed(kept[..3].to_vec());
+    assert_eq!((kept.len(), more), (3, 0));
+}
+
+/// Steady GPUs in one line: each reading's range, or its one value.
+#[test]
+fn steady_gpus_are_summed_up_in_one_line() {
+    let w = play(&script_facts("dgx-h100-watch-straggler"), 20, 500);
+    let line = join::uniform_line(&w.gpus);
+    assert!(
+        line.starts_with(&format!("{} GPU(s), ", w.gpus.len())),
+        "{line}"
+    );
+    assert!(line.contains(" W"), "{line}");
+    assert_eq!(join::uniform_line(&[]), "0 GPU(s), no readings");
+}

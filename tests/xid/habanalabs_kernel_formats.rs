@@ -13,6 +13,10 @@ use gpu_diag::xid::report::{DecodedDetail, EventKind, analyze};
 
 #[path = "../support/gate.rs"]
 mod gate;
+#[path = "../support/kernel_formats.rs"]
+mod harness;
+
+use harness::{Misread, args, dmesg, opt, printf};
 
 /// The device the rendered lines name, and a second one so attribution has a choice.
 const PCI: &str = "0000:19:00.0";
@@ -59,85 +63,29 @@ struct Row {
 
 fn rows() -> Vec<Row> {
     let text = std::fs::read_to_string(dir().join("kernel-formats.tsv")).unwrap();
-    text.lines()
-        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
-        .map(|l| {
-            let c: Vec<&str> = l.split('\t').collect();
-            assert_eq!(c.len(), 8, "8 tab-separated columns: {l:?}");
-            let opt = |s: &str| (s != "-").then(|| s.to_string());
-            Row {
-                kernel: c[0].into(),
-                cite: c[1].into(),
-                call: c[2].into(),
-                fw_event: opt(c[3]),
-                format: c[4].into(),
-                args: if c[5].is_empty() {
-                    vec![]
-                } else {
-                    c[5].split('|')
-                        .map(|a| if a == "PCI" { PCI.into() } else { a.into() })
-                        .collect()
-                },
-                event: opt(c[6]),
-                device: opt(c[7]),
-            }
+    harness::rows(&text, 8)
+        .into_iter()
+        .map(|c| Row {
+            kernel: c[0].into(),
+            cite: c[1].into(),
+            call: c[2].into(),
+            fw_event: opt(c[3]),
+            format: c[4].into(),
+            // `PCI` stands for the device's address, which the rendered prefix names too.
+            args: args(c[5])
+                .into_iter()
+                .map(|a| if a == "PCI" { PCI.into() } else { a })
+                .collect(),
+            event: opt(c[6]),
+            device: opt(c[7]),
         })
         .collect()
-}
-
-/// printf as the kernel's vsnprintf does it for these conversions: flags `#` (a `0x` prefix on hex), `0`
-/// and a width, length modifiers, and `s d i u x X`. Integers are given in decimal in the TSV.
-fn render(format: &str, args: &[String]) -> String {
-    let mut out = String::new();
-    let mut args = args.iter();
-    let mut chars = format.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c != '%' {
-            out.push(c);
-            continue;
-        }
-        if chars.peek() == Some(&'%') {
-            chars.next();
-            out.push('%');
-            continue;
-        }
-        let (mut zero, mut alt, mut width) = (false, false, 0usize);
-        while let Some(&f) = chars.peek() {
-            match f {
-                '#' => alt = true,
-                '0' if width == 0 => zero = true,
-                '0'..='9' => width = width * 10 + f.to_digit(10).unwrap() as usize,
-                'l' | 'h' | 'z' => {}
-                _ => break,
-            }
-            chars.next();
-        }
-        let conv = chars.next().expect("a conversion after %");
-        let a = args
-            .next()
-            .unwrap_or_else(|| panic!("too few args for {format:?}"));
-        let int = || a.parse::<i64>().expect("integer arg");
-        let s = match conv {
-            's' => a.clone(),
-            'd' | 'i' | 'u' => int().to_string(),
-            'x' if alt => format!("{:#x}", int()),
-            'x' => format!("{:x}", int()),
-            'X' if alt => format!("0x{:X}", int()),
-            'X' => format!("{:X}", int()),
-            other => panic!("conversion %{other} in {format:?}"),
-        };
-        let pad = width.saturating_sub(s.len());
-        out.push_str(&(if zero { "0" } else { " " }).repeat(pad));
-        out.push_str(&s);
-    }
-    assert!(args.next().is_none(), "too many args for {format:?}");
-    out
 }
 
 /// The lines the kernel prints for a row, behind a dmesg timestamp, each with the device it names by
 /// its prefix (None: the prefix names none).
 fn printed(r: &Row) -> Vec<(String, bool)> {
-    let msg = render(&r.format, &r.args);
+    let msg = printf(&r.format, &r.args);
     let bodies = match r.call.as_str() {
         "dev_err"
         | "dev_err_ratelimited"
@@ -163,7 +111,7 @@ fn printed(r: &Row) -> Vec<(String, bool)> {
     };
     bodies
         .into_iter()
-        .map(|(b, dev)| (format!("[ 1234.567890] {b}"), dev))
+        .map(|(b, dev)| (dmesg(&b), dev))
         .collect()
 }
 
@@ -195,14 +143,13 @@ fn read(
 fn kernel_formats_read_as_the_listed_events_on_the_device() {
     let rows = rows();
     assert!(rows.len() >= 60, "{}", rows.len());
-    let mut failures = Vec::new();
-    let mut lines = 0;
+    let mut misread = Misread::default();
     for r in &rows {
         for (line, prefix_names_device) in printed(r) {
-            lines += 1;
+            misread.line();
             let (got, rep) = read(&line);
             if rep.events.len() != got.len() {
-                failures.push(format!(
+                misread.push(format!(
                     "{}: {line:?} read as another vendor's: {:?}",
                     r.cite, rep.events
                 ));
@@ -210,7 +157,7 @@ fn kernel_formats_read_as_the_listed_events_on_the_device() {
             // Every reported event has its catalog entry, so a severity and an action in Intel's words.
             for (e, d) in rep.events.iter().zip(&rep.event_details) {
                 if e.mnemonic.is_none() || d.severity.is_none() || d.action.is_none() {
-                    failures.push(format!(
+                    misread.push(format!(
                         "{}: {line:?} has no catalog entry or class: {e:?} {d:?}",
                         r.cite
                     ));
@@ -226,20 +173,10 @@ fn kernel_formats_read_as_the_listed_events_on_the_device() {
                 .iter()
                 .map(|e| (e.clone(), device.clone()))
                 .collect();
-            if got != want {
-                failures.push(format!(
-                    "{}: {line:?}\n  want {want:?}\n  got  {got:?}",
-                    r.cite
-                ));
-            }
+            misread.compare(&r.cite, &line, want, got);
         }
     }
-    assert!(
-        failures.is_empty(),
-        "{} of {lines} lines misread:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    misread.assert_none();
 }
 
 #[test]
@@ -309,23 +246,7 @@ fn look_alike_lines_are_not_events() {
 
 /// Where the Linux 6.12 tree is: its env var, else the cache directory tests/truth/fetch-upstream.sh fills.
 fn tree() -> Option<PathBuf> {
-    if let Some(v) = std::env::var_os("K8S_GPU_MCP_LINUX_6_12").filter(|v| !v.is_empty()) {
-        return Some(PathBuf::from(v));
-    }
-    let cache = std::env::var_os("XDG_CACHE_HOME")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
-    Some(cache.join("k8s-gpu-mcp/upstream/linux-source-6.12"))
-}
-
-fn line_at(root: &Path, cite: &str) -> String {
-    let (file, line) = cite.rsplit_once(':').expect("file:line");
-    let line: usize = line.parse().unwrap_or_else(|_| panic!("line of {cite}"));
-    let path = root.join(file);
-    let src = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("{}: {e} (cited by {cite})", path.display()));
-    src.lines().nth(line - 1).unwrap_or("").to_string()
+    harness::tree("K8S_GPU_MCP_LINUX_6_12", "linux-source-6.12")
 }
 
 #[test]
@@ -340,13 +261,12 @@ fn kernel_formats_stand_verbatim_in_the_source() {
     };
     let mut checked = 0;
     for r in rows().iter().filter(|r| r.kernel == "6.12") {
-        let at = line_at(&root, &r.cite);
-        assert!(
-            at.contains(&format!("\"{}", r.format)),
-            "Linux 6.12 {}: the format {:?} is no longer at that line (it reads {at:?}); the message was \
-             reworded or moved: update kernel-formats.tsv and, if the words changed, the grammar",
-            r.cite,
-            r.format
+        harness::assert_verbatim(
+            "6.12",
+            &root,
+            &r.cite,
+            &r.format,
+            "habanalabs/kernel-formats.tsv",
         );
         checked += 1;
     }
@@ -356,7 +276,10 @@ fn kernel_formats_stand_verbatim_in_the_source() {
         "drivers/accel/habanalabs/gaudi2/gaudi2.c:7870",
         "drivers/accel/habanalabs/gaudi2/gaudi2.c:7874",
     ] {
-        assert!(line_at(&root, cite).contains(r#""%s: %pV\n""#), "{cite}");
+        assert!(
+            harness::line_at(&root, cite).contains(r#""%s: %pV\n""#),
+            "{cite}"
+        );
     }
     let names = std::fs::read_to_string(
         root.join("drivers/accel/habanalabs/include/gaudi2/gaudi2_async_ids_map_extended.h"),

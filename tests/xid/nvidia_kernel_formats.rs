@@ -9,43 +9,12 @@ use gpu_diag::options::AnalysisOptions;
 use gpu_diag::xid::contract::{DecodedDetail, EventKind};
 use gpu_diag::xid::report::analyze;
 
-const TSV: &str = include_str!("nvidia/open-gpu-kernel-formats.tsv");
+#[path = "../support/kernel_formats.rs"]
+mod harness;
 
-/// printf for the conversions these formats use: `%s`, `%d`, `%u`, `%x` with a `0` flag and a width.
-fn render(format: &str, args: &[&str]) -> String {
-    let mut out = String::new();
-    let mut args = args.iter();
-    let mut chars = format.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c != '%' {
-            out.push(c);
-            continue;
-        }
-        let (mut zero, mut width) = (false, 0usize);
-        while let Some(&f) = chars.peek() {
-            match f {
-                '0' if width == 0 => zero = true,
-                '0'..='9' => width = width * 10 + f.to_digit(10).unwrap() as usize,
-                _ => break,
-            }
-            chars.next();
-        }
-        let conv = chars.next().expect("a conversion after %");
-        let a = args
-            .next()
-            .unwrap_or_else(|| panic!("too few args for {format:?}"));
-        let s = match conv {
-            's' => a.to_string(),
-            'd' | 'u' => a.parse::<i64>().expect("integer arg").to_string(),
-            'x' => format!("{:x}", a.parse::<u64>().expect("integer arg")),
-            other => panic!("conversion %{other} in {format:?}"),
-        };
-        out.push_str(&(if zero { "0" } else { " " }).repeat(width.saturating_sub(s.len())));
-        out.push_str(&s);
-    }
-    assert!(args.next().is_none(), "too many args for {format:?}");
-    out
-}
+use harness::{Misread, args, dmesg, opt, printf};
+
+const TSV: &str = include_str!("nvidia/open-gpu-kernel-formats.tsv");
 
 fn node(lines: Vec<String>) -> NodeFacts {
     let mut f = NodeFacts::default();
@@ -61,22 +30,16 @@ fn node(lines: Vec<String>) -> NodeFacts {
 
 #[test]
 fn open_gpu_kernel_module_formats_decode_as_printed() {
-    let rows: Vec<Vec<&str>> = TSV
-        .lines()
-        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
-        .map(|l| l.split('\t').collect())
-        .collect();
+    let rows = harness::rows(TSV, 14);
     assert!(rows.len() >= 8, "{} rows", rows.len());
-    let mut failures = Vec::new();
+    let mut misread = Misread::default();
     for c in &rows {
-        assert_eq!(c.len(), 14, "14 tab-separated columns: {c:?}");
-        let opt = |s: &str| (s != "-").then(|| s.to_string());
         let num = |s: &str| opt(s).map(|v| v.parse::<u32>().expect("a number"));
-        let args: Vec<&str> = c[2].split('|').collect();
-        let line = format!("[ 1234.567890] {}", render(c[1], &args));
+        let line = dmesg(&printf(c[1], &args(c[2])));
+        misread.line();
         let rep = analyze(&node(vec![line.clone()]), &AnalysisOptions::default());
         let [e] = rep.events.as_slice() else {
-            failures.push(format!(
+            misread.push(format!(
                 "{}: {line:?} gave {} events",
                 c[0],
                 rep.events.len()
@@ -121,17 +84,7 @@ fn open_gpu_kernel_module_formats_decode_as_printed() {
             num(c[10]),
             want_sxid,
         );
-        if got != want {
-            failures.push(format!(
-                "{}: {line:?}\n  want {want:?}\n  got  {got:?}",
-                c[0]
-            ));
-        }
+        misread.compare(c[0], &line, want, got);
     }
-    assert!(
-        failures.is_empty(),
-        "{} lines misread:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    misread.assert_none();
 }

@@ -12,6 +12,7 @@ pub mod error;
 pub mod evidence;
 pub mod fanout;
 pub mod node_mark;
+pub mod one_clock;
 pub mod people;
 pub mod readings;
 pub mod reports;

@@ -123,11 +123,7 @@ fn render_finding(f: &Finding, out: &mut String) {
 }
 
 pub fn sev_label(s: Severity) -> &'static str {
-    match s {
-        Severity::Critical => "CRITICAL",
-        Severity::Warning => "WARNING",
-        Severity::Info => "info",
-    }
+    s.label()
 }
 
 pub fn verdict_label(v: Verdict) -> &'static str {
