@@ -61,19 +61,16 @@ fn incident(n: usize, i: &Incident, out: &mut String) {
     );
     let _ = writeln!(out, "   action ({kind}): {}", i.action.detail);
     let _ = writeln!(out, "   signals, in causal order:");
-    // Each signal's evidence less what its own sentence, the incident's action or an earlier signal
-    // already said (see [`adding`]); the share below is of what is left to say.
-    let mut said: Vec<String> = Vec::new();
-    let mut evs: Vec<Vec<String>> = Vec::with_capacity(i.signals.len());
-    for s in &i.signals {
-        let ev = adding(
-            &s.evidence,
-            &[&s.summary, &i.title, &i.action.detail],
-            &said,
-        );
-        said.extend(ev.iter().cloned());
-        evs.push(ev);
-    }
+    // Each signal's evidence less what its own sentence or the incident's action already says (see
+    // [`adding`]); the share below is of what is left to say.
+    let evs: Vec<Vec<String>> = i
+        .signals
+        .iter()
+        .map(|s| adding(&s.evidence, &[&s.summary, &i.title, &i.action.detail], &[]))
+        .collect();
+    // What an earlier signal showed of the same GPU is not shown again (two GPUs' equal readings are two
+    // facts, and an item cut from a line was not said).
+    let mut said: Vec<(Option<u32>, String)> = Vec::new();
     let later = evs.iter().skip(1).filter(|e| !e.is_empty()).count();
     let share = (LATER_EVIDENCE_CHARS / later.max(1)).clamp(LATER_MIN, LATER_MAX);
     // An AMD fault is seen twice per step (the RAS counter and the driver's line): its later sentences are
@@ -102,7 +99,18 @@ fn incident(n: usize, i: &Incident, out: &mut String) {
         );
         // Every signal's evidence: a later one (the remap failure after the Xid) says what the first does not.
         let max = if k == 0 { FIRST_EVIDENCE_CHARS } else { share };
-        evidence("     ", &evs[k], max, out);
+        let same: Vec<String> = said
+            .iter()
+            .filter(|(g, _)| *g == s.gpu)
+            .map(|(_, e)| e.clone())
+            .collect();
+        let ev: Vec<String> = evs[k]
+            .iter()
+            .filter(|e| !same.contains(e))
+            .cloned()
+            .collect();
+        let shown = evidence("     ", &ev, max, out);
+        said.extend(ev.into_iter().take(shown).map(|e| (s.gpu, e)));
     }
 }
 
@@ -122,7 +130,8 @@ fn head(s: &str, max: usize) -> String {
 }
 
 /// The evidence items that add to what the text already says: an item said by an earlier signal of the
-/// same incident (AMD's RAS event state, seen by the counter and the driver's line alike) is left out, and
+/// same incident about the same GPU (AMD's RAS event state, seen by the counter and the driver's line
+/// alike; `said` holds those) is left out, and
 /// so is a `name = value` item (or several, joined by `, `) whose every value the signal's sentence or its
 /// incident's action already says in so many words: `catalog immediate_action = WORKFLOW_XID_48,
 /// investigatory_action = WORKFLOW_XID_48` under a sentence that cites `(WORKFLOW_XID_48)`. Only values
@@ -174,10 +183,10 @@ const ITEM_CHARS: usize = 300;
 
 /// One signal's evidence on one line within `max` characters: whole items while they fit (control and
 /// bidirectional characters removed, each cut at [`ITEM_CHARS`]), the first one cut to fit where none
-/// does, and how many items were left out.
-fn evidence(indent: &str, ev: &[String], max: usize, out: &mut String) {
+/// does, and how many items were left out. Returns how many items it showed.
+fn evidence(indent: &str, ev: &[String], max: usize, out: &mut String) -> usize {
     if ev.is_empty() {
-        return;
+        return 0;
     }
     let mut line = String::new();
     let mut shown = 0;
@@ -201,6 +210,7 @@ fn evidence(indent: &str, ev: &[String], max: usize, out: &mut String) {
         let _ = write!(out, " (+{} more)", ev.len() - shown);
     }
     out.push('\n');
+    shown
 }
 
 fn history(h: &[Finding], out: &mut String) {
