@@ -45,7 +45,8 @@ fn incident(n: usize, i: &Incident, out: &mut String) {
             sev_label(i.severity),
             f.summary
         );
-        evidence("   ", &f.evidence, FIRST_EVIDENCE_CHARS, out);
+        let ev = adding(&f.evidence, &[&f.summary, &i.action.detail], &[]);
+        evidence("   ", &ev, FIRST_EVIDENCE_CHARS, out);
         let _ = writeln!(out, "   action ({kind}): {}", i.action.detail);
         return;
     }
@@ -60,12 +61,17 @@ fn incident(n: usize, i: &Incident, out: &mut String) {
     );
     let _ = writeln!(out, "   action ({kind}): {}", i.action.detail);
     let _ = writeln!(out, "   signals, in causal order:");
-    let later = i
+    // Each signal's evidence less what its own sentence or the incident's action already says (see
+    // [`adding`]); the share below is of what is left to say.
+    let evs: Vec<Vec<String>> = i
         .signals
         .iter()
-        .skip(1)
-        .filter(|s| !s.evidence.is_empty())
-        .count();
+        .map(|s| adding(&s.evidence, &[&s.summary, &i.title, &i.action.detail], &[]))
+        .collect();
+    // What an earlier signal showed of the same GPU is not shown again (two GPUs' equal readings are two
+    // facts, and an item cut from a line was not said).
+    let mut said: Vec<(Option<u32>, String)> = Vec::new();
+    let later = evs.iter().skip(1).filter(|e| !e.is_empty()).count();
     let share = (LATER_EVIDENCE_CHARS / later.max(1)).clamp(LATER_MIN, LATER_MAX);
     // An AMD fault is seen twice per step (the RAS counter and the driver's line): its later sentences are
     // cut so that ten signals fit; NVIDIA's signals each say something the others do not, and stay whole.
@@ -93,7 +99,18 @@ fn incident(n: usize, i: &Incident, out: &mut String) {
         );
         // Every signal's evidence: a later one (the remap failure after the Xid) says what the first does not.
         let max = if k == 0 { FIRST_EVIDENCE_CHARS } else { share };
-        evidence("     ", &s.evidence, max, out);
+        let same: Vec<String> = said
+            .iter()
+            .filter(|(g, _)| *g == s.gpu)
+            .map(|(_, e)| e.clone())
+            .collect();
+        let ev: Vec<String> = evs[k]
+            .iter()
+            .filter(|e| !same.contains(e))
+            .cloned()
+            .collect();
+        let shown = evidence("     ", &ev, max, out);
+        said.extend(ev.into_iter().take(shown).map(|e| (s.gpu, e)));
     }
 }
 
@@ -112,6 +129,47 @@ fn head(s: &str, max: usize) -> String {
     format!("{}…", cut[..at].trim_end_matches([',', ';', ':', ' ']))
 }
 
+/// The evidence items that add to what the text already says: an item said by an earlier signal of the
+/// same incident about the same GPU (AMD's RAS event state, seen by the counter and the driver's line
+/// alike; `said` holds those) is left out, and
+/// so is a `name = value` item (or several, joined by `, `) whose every value the signal's sentence or its
+/// incident's action already says in so many words: `catalog immediate_action = WORKFLOW_XID_48,
+/// investigatory_action = WORKFLOW_XID_48` under a sentence that cites `(WORKFLOW_XID_48)`. Only values
+/// with a letter in them are matched (catalog cells, state words): a number may be in the sentence by
+/// chance (`GPU 1`), so an item with a value, a source, a count or a time stays. The structured report
+/// keeps every item.
+fn adding(ev: &[String], text: &[&str], said: &[String]) -> Vec<String> {
+    ev.iter()
+        .filter(|item| !said.contains(item) && !restated(item, text))
+        .cloned()
+        .collect()
+}
+
+/// Whether `item` is `name = value[, name = value]…` with every value a word or phrase of `text`.
+fn restated(item: &str, text: &[&str]) -> bool {
+    let mut pairs = 0;
+    for part in item.split(", ") {
+        let Some((_, value)) = part.split_once(" = ") else {
+            return false;
+        };
+        let value = value.trim();
+        if !value.chars().any(char::is_alphabetic) || !text.iter().any(|t| has_phrase(t, value)) {
+            return false;
+        }
+        pairs += 1;
+    }
+    pairs > 0
+}
+
+/// Whether `phrase` is in `text` on word boundaries (`IGNORE` is in `(catalog IGNORE)`, not in
+/// `IGNORED`).
+fn has_phrase(text: &str, phrase: &str) -> bool {
+    let word = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric() || c == '_');
+    text.match_indices(phrase).any(|(at, _)| {
+        !word(text[..at].chars().next_back()) && !word(text[at + phrase.len()..].chars().next())
+    })
+}
+
 /// Characters of evidence shown for an incident's first signal (what happened), or its only one.
 const FIRST_EVIDENCE_CHARS: usize = 1200;
 /// Characters of evidence shared by an incident's later signals, each getting an equal part of at least
@@ -125,10 +183,10 @@ const ITEM_CHARS: usize = 300;
 
 /// One signal's evidence on one line within `max` characters: whole items while they fit (control and
 /// bidirectional characters removed, each cut at [`ITEM_CHARS`]), the first one cut to fit where none
-/// does, and how many items were left out.
-fn evidence(indent: &str, ev: &[String], max: usize, out: &mut String) {
+/// does, and how many items were left out. Returns how many items it showed.
+fn evidence(indent: &str, ev: &[String], max: usize, out: &mut String) -> usize {
     if ev.is_empty() {
-        return;
+        return 0;
     }
     let mut line = String::new();
     let mut shown = 0;
@@ -152,6 +210,7 @@ fn evidence(indent: &str, ev: &[String], max: usize, out: &mut String) {
         let _ = write!(out, " (+{} more)", ev.len() - shown);
     }
     out.push('\n');
+    shown
 }
 
 fn history(h: &[Finding], out: &mut String) {
@@ -214,7 +273,8 @@ pub fn health_body(h: &HealthReport, out: &mut String) {
     gpus_line(h, out);
 }
 
-/// The verdict with its counts, the node's first action where several incidents compete, the incidents.
+/// The verdict with its counts, the node's first action where several incidents compete and it is not the
+/// first incident's, the incidents.
 pub fn verdict_and_incidents(h: &HealthReport, out: &mut String) {
     // The summary's counts; its "most urgent" part is the first incident, listed below.
     let counts = h
@@ -223,8 +283,12 @@ pub fn verdict_and_incidents(h: &HealthReport, out: &mut String) {
         .next()
         .unwrap_or(&h.summary);
     let _ = writeln!(out, "verdict: {} - {counts}", verdict_label(h.verdict));
-    // With one incident its action is the node's; with several, the node's comes first.
-    if h.action.kind != gpu_diag::finding::ActionKind::None && h.incidents.incidents.len() != 1 {
+    // With one incident its action is the node's; with several, the node's comes first, unless it is the
+    // first incident's, which says it just below.
+    if h.action.kind != gpu_diag::finding::ActionKind::None
+        && h.incidents.incidents.len() != 1
+        && h.incidents.incidents.first().map(|i| &i.action) != Some(&h.action)
+    {
         let _ = writeln!(
             out,
             "first action ({}): {}",
@@ -335,5 +399,95 @@ mod tests {
         );
         assert!(line.chars().count() <= 5 + 10 + LATER_MAX + 12, "{line}");
         assert!(out.len() < 1024, "{} bytes: {out}", out.len());
+    }
+
+    /// An item is left out only where the text says it: catalog cells the sentence cites (both), an item
+    /// an earlier signal showed; a cell the sentence does not cite, a number, a longer line all stay.
+    #[test]
+    fn evidence_says_only_what_the_text_does_not() {
+        let summary = "double-bit ECC error (WORKFLOW_XID_48): drain and reset; no action (catalog IGNORE) on GPU 1";
+        let text = [summary];
+        assert!(restated(
+            "catalog immediate_action = WORKFLOW_XID_48, investigatory_action = WORKFLOW_XID_48",
+            &text
+        ));
+        assert!(restated("catalog immediate_action = IGNORE", &text));
+        // One cell the sentence does not say keeps the item whole.
+        assert!(!restated(
+            "catalog immediate_action = RESTART_APP, investigatory_action = IGNORE",
+            &text
+        ));
+        // A word inside another word is not said.
+        assert!(!restated("state = IGNOR", &text));
+        assert!(!restated("state = ECC", &["no ECCs"]));
+        // Numbers stay, even where the sentence happens to hold them.
+        assert!(!restated("recovery_action = 1", &text));
+        assert!(!restated("line 15: DBE, then WORKFLOW_XID_48", &text));
+        let ev: Vec<String> = vec![
+            "catalog immediate_action = IGNORE, investigatory_action = IGNORE".into(),
+            "ras/event_state: poison 1".into(),
+            "line 16: row remap".into(),
+        ];
+        assert_eq!(
+            adding(&ev, &text, &["ras/event_state: poison 1".to_string()]),
+            vec!["line 16: row remap".to_string()]
+        );
+    }
+
+    /// The node's first action is said once: not where the first incident says it just below.
+    #[test]
+    fn the_first_action_is_said_once() {
+        let one = |code: &str, kind: ActionKind, detail: &str| Incident {
+            code: code.into(),
+            severity: Severity::Critical,
+            gpu: Some(1),
+            gpu_uuid: None,
+            component: "GPU 1".into(),
+            title: code.into(),
+            summary: String::new(),
+            action: Action {
+                kind,
+                detail: detail.into(),
+            },
+            first_seen: None,
+            rule: None,
+            signals: vec![signal(code, vec![])],
+        };
+        let incidents = vec![
+            one("gpu.memory", ActionKind::ResetGpu, "reset GPU 1"),
+            one("gpu.thermal", ActionKind::CheckCooling, "check the fans"),
+        ];
+        let mut h = HealthReport {
+            verdict: Verdict::Unhealthy,
+            summary: "Unhealthy: 2 incidents".into(),
+            action: incidents[0].action.clone(),
+            gpus_expected: None,
+            gpus_enumerated: gpu_diag::facts::Reading::Ok(8),
+            gpus_answering: 8,
+            incidents: Incidents {
+                incidents,
+                history: vec![],
+            },
+            gpus: vec![],
+            node_findings: vec![],
+            unreadable: vec![],
+            nvlink_domain: None,
+            imex: None,
+        };
+        let mut out = String::new();
+        verdict_and_incidents(&h, &mut out);
+        assert!(!out.contains("first action"), "{out}");
+        assert_eq!(out.matches("reset GPU 1").count(), 1, "{out}");
+        // A node action that is not the first incident's is still said first.
+        h.action = Action {
+            kind: ActionKind::RebootNode,
+            detail: "reboot the node".into(),
+        };
+        let mut out = String::new();
+        verdict_and_incidents(&h, &mut out);
+        assert!(
+            out.contains("first action (reboot_node): reboot the node\n"),
+            "{out}"
+        );
     }
 }
