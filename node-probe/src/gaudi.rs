@@ -18,8 +18,8 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use gpu_diag::facts::{
-    ClockFacts, FieldError, FieldErrorKind, GaudiFirmwareFacts, GaudiGpuFacts, GpuFacts, GpuVendor,
-    PowerFacts, Reading, ThermalFacts,
+    ClockFacts, FieldError, FieldErrorKind, GaudiFirmwareFacts, GaudiGpuFacts, GpuFacts,
+    GpuProcessFacts, GpuVendor, PowerFacts, Reading, ThermalFacts,
 };
 
 use crate::host::files::HostFiles;
@@ -91,13 +91,87 @@ fn class(files: HostFiles<'_>, dir: &str, prefix: &str, attrs_sub: &str) -> Vec<
 }
 
 /// The host's Gaudi devices, indexed from `first_index` in PCI address order; empty where it has none.
-pub fn read(root: &Path, first_index: u32, limit: Duration) -> Vec<GpuFacts> {
+pub fn read(root: &Path, first_index: u32, limit: Duration, processes: bool) -> Vec<GpuFacts> {
     let found = discover(HostFiles::new(root));
     if found.is_empty() {
         return Vec::new();
     }
+    let mut gpus = read_devices(root, &found, first_index, limit);
+    if processes {
+        let held = holders(HostFiles::new(root));
+        for (g, f) in gpus.iter_mut().zip(&found) {
+            if g.handle_error.is_some() {
+                continue;
+            }
+            let node = device_node(&f.name);
+            g.processes = Reading::Ok(
+                held.iter()
+                    .filter(|(_, n)| Some(n.as_str()) == node.as_deref())
+                    .map(|(pid, _)| GpuProcessFacts {
+                        pid: *pid,
+                        kind: "compute".into(),
+                        used_memory_bytes: None,
+                        gpu_instance_id: None,
+                        compute_instance_id: None,
+                    })
+                    .collect(),
+            );
+        }
+    }
+    gpus
+}
+
+/// The device node a class device is opened through: `/dev/accel/accel<n>` (DRM's accel class,
+/// `drivers/accel/drm_accel.c`: `accel/accel%d`), or `/dev/hl<n>` before Linux 6.2.
+fn device_node(class_dev: &str) -> Option<String> {
+    if let Some(n) = class_dev.strip_prefix("accel") {
+        return Some(format!("/dev/accel/accel{n}"));
+    }
+    class_dev.strip_prefix("hl").map(|n| format!("/dev/hl{n}"))
+}
+
+/// Every (pid, device node) where a process holds a Gaudi device node open, from the host's
+/// `proc/<pid>/fd` links (read, never followed), within the holder scan's bounds. The driver lets one
+/// process at a time open a device for compute (`common/habanalabs_drv.c:232-236`: a second open is
+/// `-EBUSY`), so the holder is the device's one compute process; the driver shows no memory per process.
+fn holders(files: HostFiles<'_>) -> Vec<(u32, String)> {
+    let bounds = crate::host::SCAN_BOUNDS;
+    let mut pids: Vec<u32> = files
+        .names("proc")
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|n| n.parse().ok())
+        .collect();
+    pids.sort_unstable();
+    pids.truncate(bounds.pids);
+    let mut out = Vec::new();
+    for pid in pids {
+        let mut fds = files.names(format!("proc/{pid}/fd")).unwrap_or_default();
+        fds.truncate(bounds.fds_per_pid);
+        let mut mine = std::collections::BTreeSet::new();
+        for fd in fds {
+            let Some(target) = files.link(format!("proc/{pid}/fd/{fd}")) else {
+                continue;
+            };
+            let Some(t) = target.to_str() else { continue };
+            let is_node = t
+                .strip_prefix("/dev/accel/accel")
+                .or_else(|| t.strip_prefix("/dev/hl"))
+                .is_some_and(|n| {
+                    !n.is_empty() && n.len() <= 4 && n.bytes().all(|b| b.is_ascii_digit())
+                });
+            if is_node {
+                mine.insert(t.to_string());
+            }
+        }
+        out.extend(mine.into_iter().map(|n| (pid, n)));
+    }
+    out
+}
+
+fn read_devices(root: &Path, found: &[Found], first_index: u32, limit: Duration) -> Vec<GpuFacts> {
     let (tx, rx) = mpsc::channel();
-    let (root_owned, list): (PathBuf, Vec<Found>) = (root.to_path_buf(), found.clone());
+    let (root_owned, list): (PathBuf, Vec<Found>) = (root.to_path_buf(), found.to_vec());
     let spawned = std::thread::Builder::new()
         .name("habanalabs".into())
         .spawn(move || {
@@ -237,19 +311,20 @@ fn device(files: HostFiles<'_>, f: &Found, index: u32) -> GpuFacts {
     let max_power_mw: Reading<u64> = files.parse(format!("{a}/max_power"));
     let hwmon = hwmon(files, &f.pci_dir);
     let not_in_sysfs = |what: &str| {
-        Reading::Err(FieldError::with_message(
+        FieldError::with_message(
             FieldErrorKind::NotSupported,
             format!(
                 "the habanalabs driver shows no {what} in sysfs (HLML and hl-smi read it from the firmware)"
             ),
-        ))
+        )
     };
     GpuFacts {
         index,
         vendor: GpuVendor::Intel,
         name,
-        uuid: not_in_sysfs("UUID"),
-        serial: not_in_sysfs("serial number"),
+        uuid: Reading::Err(not_in_sysfs("UUID")),
+        serial: Reading::Err(not_in_sysfs("serial number")),
+        memory: Reading::Err(not_in_sysfs("memory size or use")),
         board_part_number: hwmon.card.clone(),
         pci_bus_id: Reading::Ok(f.bdf.clone()),
         pci_device_id,

@@ -219,7 +219,8 @@ pub fn collect(
             let amd = crate::amd::read(host_root, sections, first_amd, *nvml_timeout);
             // Intel Gaudi devices after both, under the same deadline.
             let first_gaudi = first_amd + amd.as_ref().map_or(0, |a| a.gpus.len() as u32);
-            let gaudi = crate::gaudi::read(host_root, first_gaudi, *nvml_timeout);
+            let gaudi =
+                crate::gaudi::read(host_root, first_gaudi, *nvml_timeout, sections.processes);
             let mut facts = match (nvml, amd) {
                 (Ok(mut f), Some(amd)) => {
                     add_amd(&mut f, amd);

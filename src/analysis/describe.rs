@@ -62,12 +62,14 @@ fn describe(facts: &NodeFacts, opts: &AnalysisOptions) -> DescribeReport {
     let mut findings = super::health::judge(facts, opts);
     // In `health::all_findings`' order, so that describe's health is health's.
     let amd = super::amd::judge(facts);
+    let gaudi = super::gaudi::judge(facts);
     for part in [
         &telemetry.findings,
         &topology.findings,
         &ecc.findings,
         &processes.findings,
         &amd,
+        &gaudi,
         &xid.findings,
     ] {
         findings.extend(part.iter().cloned());

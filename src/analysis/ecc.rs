@@ -96,26 +96,115 @@ fn remapped_rows(g: &GpuFacts) -> Reading<RemappedRowsFacts> {
 /// retired pages are kept in the GPU's EEPROM table across reboots (`amdgpu_ras_eeprom.c`).
 pub const AMD_COUNTER_CAVEAT: &str = "AMD: RAS error counts (ras/aca_<block>, ras/<block>_err_count) are the amdgpu driver's, counted since it loaded; retired pages (ras/gpu_vram_bad_pages) are kept in the GPU's EEPROM and survive reboots.";
 
+/// What a Gaudi's memory state is read from: the habanalabs driver (Linux 6.12 `common/sysfs.c`) has no ECC
+/// counter or row-replacement file; its ECC and HBM errors are kernel-log lines (`gaudi2/gaudi2.c`
+/// `gaudi2_print_event`, `gaudi2_hbm_sei_handle_read_err`) and rows replaced or pending only answer its INFO
+/// ioctl (`common/habanalabs_ioctl.c:1125-1128`, `HL_INFO_DRAM_REPLACED_ROWS` / `HL_INFO_DRAM_PENDING_ROWS`).
+pub const GAUDI_COUNTER_CAVEAT: &str = "Intel Gaudi: the habanalabs driver shows no ECC counters or HBM row replacement in sysfs; its ECC and HBM errors are kernel-log events (analyze_xid_errors, counted below per device), and rows replaced or pending replacement are read by `hl-smi -d ROW_REPLACEMENT` (HLML), which this probe does not call.";
+
 /// The caveat for the node's vendors: NVIDIA's persistence note where an NVIDIA GPU is, AMD's where an AMD
-/// one is (an AMD-only node has no persistence mode or nvidia-persistenced to speak of).
+/// one is (an AMD-only node has no persistence mode or nvidia-persistenced to speak of), Gaudi's where a
+/// Gaudi is.
 fn counter_caveat(facts: &NodeFacts) -> String {
     use crate::facts::GpuVendor;
-    let amd = facts.gpus.iter().any(|g| g.vendor == GpuVendor::Amd);
-    let nvidia = facts.gpus.iter().any(|g| g.vendor != GpuVendor::Amd);
-    match (nvidia, amd) {
-        (true, true) => format!("{PERSISTENCE_CAVEAT} {AMD_COUNTER_CAVEAT}"),
-        (false, true) => AMD_COUNTER_CAVEAT.to_string(),
-        _ => PERSISTENCE_CAVEAT.to_string(),
+    let has = |v: GpuVendor| facts.gpus.iter().any(|g| g.vendor == v);
+    let (nvidia, amd, gaudi) = (
+        has(GpuVendor::Nvidia) || facts.gpus.is_empty(),
+        has(GpuVendor::Amd),
+        has(GpuVendor::Intel),
+    );
+    let mut parts = Vec::new();
+    if nvidia {
+        parts.push(PERSISTENCE_CAVEAT);
+    }
+    if amd {
+        parts.push(AMD_COUNTER_CAVEAT);
+    }
+    if gaudi {
+        parts.push(GAUDI_COUNTER_CAVEAT);
+    }
+    parts.join(" ")
+}
+
+/// A Gaudi's NVML-shaped ECC field: not in the habanalabs sysfs, said so (never `not_collected`, as if
+/// the probe had skipped it).
+fn gaudi_none<T: Clone>(r: &Reading<T>) -> Reading<T> {
+    match r {
+        Reading::Err(e) if e.error == FieldErrorKind::NotCollected => Reading::Err(
+            FieldError::with_message(FieldErrorKind::NotSupported, "not in habanalabs sysfs"),
+        ),
+        other => other.clone(),
     }
 }
 
-pub fn analyze(facts: &NodeFacts, _opts: &AnalysisOptions) -> EccReport {
+/// A Gaudi's one-line memory verdict from its kernel-log ECC and HBM events.
+fn gaudi_memory_line(g: &GpuFacts, hl_memory: &[Finding]) -> String {
+    let mine: Vec<&str> = hl_memory
+        .iter()
+        .filter(|f| f.gpu == Some(g.index))
+        .map(|f| f.code.as_str())
+        .collect();
+    let pci = super::canonical_bus_id(&g.pci_bus_id)
+        .ok()
+        .cloned()
+        .unwrap_or_else(|| "<pci>".into());
+    if mine.is_empty() {
+        "Gaudi: no ECC or HBM error in the kernel log (the habanalabs driver shows no ECC counters in sysfs)".into()
+    } else {
+        format!(
+            "Gaudi: ECC/HBM errors in the kernel log ({}): see the findings; rows pending replacement are read by `hl-smi -d ROW_REPLACEMENT -i {pci}`",
+            mine.join(", ")
+        )
+    }
+}
+
+pub fn analyze(facts: &NodeFacts, opts: &AnalysisOptions) -> EccReport {
     let persistenced = persistenced_running(facts);
     let mut report = EccReport {
         persistence_caveat: counter_caveat(facts),
         ..Default::default()
     };
+    // A Gaudi's memory errors are the kernel log's (see GAUDI_COUNTER_CAVEAT).
+    let hl_memory: Vec<Finding> = if facts
+        .gpus
+        .iter()
+        .any(|g| g.vendor == crate::facts::GpuVendor::Intel)
+    {
+        crate::xid::report::analyze(facts, opts)
+            .findings
+            .into_iter()
+            .filter(|f| {
+                f.code.starts_with("habanalabs.")
+                    && (f.code.contains("hbm") || f.code.contains("ecc"))
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
     for g in &facts.gpus {
+        if g.vendor == crate::facts::GpuVendor::Intel {
+            let e = &g.ecc;
+            report.gpus.push(GpuEcc {
+                gpu: GpuRef::of(g),
+                mode: gaudi_none(&e.mode),
+                volatile: EccCounts {
+                    corrected: gaudi_none(&e.volatile_corrected),
+                    uncorrected: gaudi_none(&e.volatile_uncorrected),
+                },
+                aggregate: EccCounts {
+                    corrected: gaudi_none(&e.aggregate_corrected),
+                    uncorrected: gaudi_none(&e.aggregate_uncorrected),
+                },
+                by_location: Vec::new(),
+                retired_pages: gaudi_none(&e.retired_pages),
+                remapped_rows: gaudi_none(&e.remapped_rows),
+                row_remapper_histogram: gaudi_none(&e.row_remapper_histogram),
+                sram_threshold_exceeded: gaudi_none(&e.sram_threshold_exceeded),
+                volatile_counters_reliable: gaudi_none(&Reading::default()),
+                verdict: gaudi_memory_line(g, &hl_memory),
+            });
+            continue;
+        }
         let mut f = judge(g, persistenced);
         let e = &g.ecc;
         report.gpus.push(GpuEcc {
@@ -147,6 +236,7 @@ pub fn analyze(facts: &NodeFacts, _opts: &AnalysisOptions) -> EccReport {
                 || f.code.starts_with("amd.bad_pages")
                 || f.code.starts_with("amd.poison")
         }));
+    report.findings.extend(hl_memory);
     report
 }
 

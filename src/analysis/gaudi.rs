@@ -24,6 +24,25 @@ pub fn gaudi_devices(facts: &NodeFacts) -> impl Iterator<Item = (&GpuFacts, &Gau
         .filter_map(|g| Some((g, g.gaudi.as_ref()?)))
 }
 
+/// A Gaudi's one-line telemetry verdict in the driver's words: the habanalabs sysfs has no clocks-event
+/// reasons (its throttling is a kernel-log line, `Clock throttling due to overheating`,
+/// `common/device.c:2948`), and a device not operational answers no clock, power or temperature
+/// (`-ENODEV`, `common/sysfs.c:18-19`, `common/hwmon.c:251-252`).
+pub fn clocks_line(g: &GpuFacts) -> Option<String> {
+    let h = g.gaudi.as_ref()?;
+    let status = match &h.status {
+        crate::facts::Reading::Ok(s) => s.trim().to_string(),
+        crate::facts::Reading::Err(e) => format!("unreadable ({:?})", e.error),
+    };
+    let clocks = match (g.clocks.sm_mhz.ok(), g.clocks.sm_max_mhz.ok()) {
+        (Some(c), Some(m)) => format!("clock {c} of {m} MHz"),
+        _ => "clock unreadable".to_string(),
+    };
+    Some(format!(
+        "Gaudi status {status}, {clocks}; the habanalabs driver shows no throttle reasons in sysfs (its overheating lines are in the kernel log)."
+    ))
+}
+
 /// Every Gaudi finding of the node.
 pub fn judge(facts: &NodeFacts) -> Vec<Finding> {
     let mut out = Vec::new();

@@ -1,7 +1,9 @@
 //! `inventory`: what is in the node. Identities, PCI ids, firmware, memory, modes, link capabilities and
 //! driver versions, with no judgement beyond stating facts in canonical units. Each vendor in its own
 //! words: NVIDIA's driver, CUDA, MIG, persistence and NVLink only where an NVIDIA GPU (or no amdgpu) is
-//! there; amdgpu's driver, ROCm, partition modes and XGMI hive on AMD GPUs.
+//! there; amdgpu's driver, ROCm, partition modes and XGMI hive on AMD GPUs; the habanalabs driver's device
+//! type, status, module id and firmware versions on Intel Gaudi devices (no VBIOS, memory size or PCIe
+//! capability in its sysfs: those say so).
 
 use serde::{Deserialize, Serialize};
 
@@ -98,6 +100,28 @@ pub struct GpuInventory {
     /// AMD GPUs only: partition modes, XGMI hive and IP versions.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub amd: Option<AmdGpuInventory>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gaudi: Option<GaudiGpuInventory>,
+}
+
+/// An Intel Gaudi device as the habanalabs driver names it (Linux 6.12 `common/sysfs.c`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct GaudiGpuInventory {
+    /// The accel class device (`accel0`) or, before Linux 6.2, `hl0`.
+    pub device: String,
+    /// `device_type`: `GAUDI2`, `GAUDI2B`, ...
+    pub device_type: Reading<String>,
+    /// `status` in the driver's words: `Operational`, `In reset`, `Disabled` (a malfunction), `Needs reset`.
+    pub status: Reading<String>,
+    /// `module_id`: the card's location (OAM slot).
+    pub module_id: Reading<u32>,
+    pub hard_reset_count: Reading<u64>,
+    pub security_enabled: Reading<bool>,
+    /// `cpucp_ver`: the device CPU's firmware.
+    pub cpucp_version: Reading<String>,
+    pub fw_os_version: Reading<String>,
+    pub preboot_btl_version: Reading<String>,
+    pub cpld_version: Reading<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -201,11 +225,58 @@ fn amd_gpu(g: &crate::facts::GpuFacts) -> Option<AmdGpuInventory> {
     })
 }
 
+fn gaudi_gpu(g: &crate::facts::GpuFacts) -> Option<GaudiGpuInventory> {
+    let h = g.gaudi.as_ref()?;
+    Some(GaudiGpuInventory {
+        device: h.device.clone(),
+        device_type: h.device_type.clone(),
+        status: h.status.clone(),
+        module_id: h.module_id.clone(),
+        hard_reset_count: h.hard_reset_count.clone(),
+        security_enabled: h.security_enabled.clone(),
+        cpucp_version: h.firmware.cpucp.clone(),
+        fw_os_version: h.firmware.fw_os.clone(),
+        preboot_btl_version: h.firmware.preboot_btl.clone(),
+        cpld_version: h.firmware.cpld.clone(),
+    })
+}
+
+/// What the habanalabs driver does not show, said where a Gaudi's field would otherwise read
+/// `not_collected` as if the probe had skipped it.
+fn not_in_habanalabs<T>(r: &Reading<T>, what: &str, instead: &str) -> Reading<T>
+where
+    T: Clone,
+{
+    match r {
+        Reading::Err(e) if e.error == FieldErrorKind::NotCollected => {
+            Reading::Err(FieldError::with_message(
+                FieldErrorKind::NotSupported,
+                format!("Gaudi: the habanalabs driver shows no {what}{instead}"),
+            ))
+        }
+        other => other.clone(),
+    }
+}
+
+/// A field the probe does not read on Gaudi devices yet, said so.
+fn not_read_for_gaudi<T: Clone>(r: &Reading<T>, what: &str) -> Reading<T> {
+    match r {
+        Reading::Err(e) if e.error == FieldErrorKind::NotCollected => {
+            Reading::Err(FieldError::with_message(
+                FieldErrorKind::NotCollected,
+                format!("Gaudi: this probe does not read {what} yet"),
+            ))
+        }
+        other => other.clone(),
+    }
+}
+
 pub fn analyze(facts: &NodeFacts, _opts: &AnalysisOptions) -> InventoryReport {
     let nvidia_gpu = facts.gpus.iter().any(|g| g.vendor == GpuVendor::Nvidia);
-    // NVML's answers mean something where an NVIDIA GPU is, or where amdgpu is not (an NVIDIA node whose
-    // GPUs all failed still says why).
-    let nvidia = nvidia_gpu || facts.amd_driver.is_none();
+    let gaudi_gpu_seen = facts.gpus.iter().any(|g| g.vendor == GpuVendor::Intel);
+    // NVML's answers mean something where an NVIDIA GPU is, or where neither amdgpu nor habanalabs is
+    // (an NVIDIA node whose GPUs all failed still says why).
+    let nvidia = nvidia_gpu || (facts.amd_driver.is_none() && !gaudi_gpu_seen);
     InventoryReport {
         node: NodeInfo {
             hostname: facts.host.hostname.clone(),
@@ -224,6 +295,14 @@ pub fn analyze(facts: &NodeFacts, _opts: &AnalysisOptions) -> InventoryReport {
             .iter()
             .map(|g| {
                 let nv = g.vendor == GpuVendor::Nvidia;
+                let hl = g.vendor == GpuVendor::Intel;
+                let hl_none = |r: &Reading<String>, what: &str, instead: &str| {
+                    if hl {
+                        not_in_habanalabs(r, what, instead)
+                    } else {
+                        r.clone()
+                    }
+                };
                 GpuInventory {
                     index: g.index,
                     handle_error: g.handle_error.clone(),
@@ -233,13 +312,28 @@ pub fn analyze(facts: &NodeFacts, _opts: &AnalysisOptions) -> InventoryReport {
                     board_part_number: g.board_part_number.clone(),
                     pci_bus_id: canonical_bus_id(&g.pci_bus_id),
                     pci_device_id: g.pci_device_id.map(|d| pci_device_id(*d)),
-                    vbios_version: g.vbios_version.clone(),
-                    architecture: g.architecture.clone(),
+                    vbios_version: hl_none(
+                        &g.vbios_version,
+                        "VBIOS",
+                        " (its firmware versions are under `gaudi`)",
+                    ),
+                    architecture: hl_none(
+                        &g.architecture,
+                        "architecture",
+                        " (its ASIC is `gaudi.device_type`)",
+                    ),
                     cuda_compute_capability: nv.then(|| {
                         g.cuda_compute_capability
                             .map(|(maj, min)| format!("{maj}.{min}"))
                     }),
-                    memory_total_mib: g.memory.map(|m| super::mib(m.total_bytes)),
+                    memory_total_mib: {
+                        let m = g.memory.map(|m| super::mib(m.total_bytes));
+                        if hl {
+                            not_in_habanalabs(&m, "memory size in sysfs", " (HLML and `hl-smi -q` read it)")
+                        } else {
+                            m
+                        }
+                    },
                     mig_mode: nv.then(|| g.mig_mode.clone()),
                     mig_devices: nv.then(|| {
                         g.mig_devices
@@ -260,10 +354,20 @@ pub fn analyze(facts: &NodeFacts, _opts: &AnalysisOptions) -> InventoryReport {
                     }),
                     persistence_mode: nv.then(|| g.persistence_mode.clone()),
                     compute_mode: nv.then(|| g.compute_mode.clone()),
-                    pcie: PcieCapability {
-                        max_link_gen: g.pcie.max_link_gen.clone(),
-                        gpu_max_link_gen: g.pcie.gpu_max_link_gen.clone(),
-                        max_link_width: g.pcie.max_link_width.clone(),
+                    pcie: {
+                        // The PCI core's link files, which the Gaudi reader does not read yet.
+                        let link = |r: &Reading<u32>| {
+                            if hl {
+                                not_read_for_gaudi(r, "the PCIe link (the PCI core's max_link_speed and max_link_width)")
+                            } else {
+                                r.clone()
+                            }
+                        };
+                        PcieCapability {
+                            max_link_gen: link(&g.pcie.max_link_gen),
+                            gpu_max_link_gen: link(&g.pcie.gpu_max_link_gen),
+                            max_link_width: link(&g.pcie.max_link_width),
+                        }
                     },
                     nvlink_count: nv.then_some(g.nvlinks.len() as u32),
                     nvlink_active: nv.then(|| {
@@ -273,6 +377,7 @@ pub fn analyze(facts: &NodeFacts, _opts: &AnalysisOptions) -> InventoryReport {
                             .count() as u32
                     }),
                     amd: if nv { None } else { amd_gpu(g) },
+                    gaudi: gaudi_gpu(g),
                 }
             })
             .collect(),

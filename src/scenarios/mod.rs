@@ -175,6 +175,22 @@ pub static BUILTIN: &[Scenario] = &[
         "mixed-h100-mi210",
         "A node with one GPU of each vendor: an NVIDIA H100 PCIe (GPU 0) and an AMD MI210 (GPU 1), both idle and healthy"
     ),
+    scenario!(
+        "gaudi2-healthy",
+        "Intel Gaudi 2 node (HLS-Gaudi2) under a training load: 8 devices operational, one process holding each, nothing wrong"
+    ),
+    scenario!(
+        "gaudi2-hbm-ecc",
+        "Intel Gaudi 2 node whose device 2 read a double-bit HBM ECC error: the driver hard-reset it and it is operational again; the job on it died"
+    ),
+    scenario!(
+        "gaudi2-in-reset",
+        "Intel Gaudi 2 node whose device 5 lost its firmware heartbeat and is in reset now"
+    ),
+    scenario!(
+        "gaudi2-malfunction",
+        "Intel Gaudi 2 node whose device 6 failed its hard reset: the driver disabled it (Device is NOT usable)"
+    ),
 ];
 
 /// A time script for `watch`: a built-in scenario with a [`crate::facts::Timeline`] played over it. Written

@@ -1634,6 +1634,173 @@ def scn_mixed_h100_mi210():
     }
 
 
+# ------------------------------------------------------------------------------------ Intel Gaudi
+
+# Facts as the habanalabs driver's sysfs prints them (Linux 6.12 drivers/accel/habanalabs; the same
+# printers tests/support/gaudi_tree.rs writes a host tree from), each value's printer cited where it is set.
+# An HLS-Gaudi2 server: eight Gaudi 2 OAMs (PCI device id 0x1020, `PCI_IDS_GAUDI2`, common/habanalabs_drv.c:66)
+# on two sockets. BDFs, versions, counts, pids and temperatures are invented; only their formats are the
+# kernel's. What sysfs does not show (UUID, serial, memory use, utilization, ECC counters, HBM row
+# replacement: HLML and `hl-smi` read those from the firmware or the INFO ioctl, common/habanalabs_ioctl.c:1125)
+# is an inline error, as node-probe reports it.
+GAUDI2_BUS = ["0000:19:00.0", "0000:1a:00.0", "0000:33:00.0", "0000:34:00.0",
+              "0000:9a:00.0", "0000:9b:00.0", "0000:b3:00.0", "0000:b4:00.0"]
+GAUDI_KERNEL = "6.8.0-51-generic"
+GAUDI_POD = "5b0e7c1d-2a3f-4e6d-8c9b-1f2e3d4c5b6a"
+
+
+def gaudi_not_in_sysfs(what):
+    return err("not_supported",
+               f"the habanalabs driver shows no {what} in sysfs (HLML and hl-smi read it from the firmware)")
+
+
+def gaudi_dev(scn, index, bdf, *, status="Operational", hard_resets=0, temp=38, power_w=97, clk=1400,
+              numa=0, pid=None):
+    # status: hdev->status[] (common/habanalabs_drv.c:468-475) with its first letter upper-cased by
+    # status_show (common/sysfs.c:298-309): "Operational", "In reset", "Disabled", "Needs reset", ...
+    # A device that is not operational answers -ENODEV to the clock and power printers (common/sysfs.c:18-19,
+    # :61-62, :334-335) and to every hwmon read (common/hwmon.c:251-252): read(2) fails with ENODEV.
+    up = status == "Operational"
+    enodev = err("unknown", "No such device (os error 19)")
+
+    def live(v):
+        return v if up else enodev
+    return {
+        "index": index,
+        "vendor": "intel",
+        "name": "Intel Gaudi 2",
+        "uuid": gaudi_not_in_sysfs("UUID"),
+        "serial": gaudi_not_in_sysfs("serial number"),
+        "memory": gaudi_not_in_sysfs("memory size or use"),
+        # hwmon's name is the firmware's card name (common/hwmon.c:883-884).
+        "board_part_number": "HL-225",
+        "pci_bus_id": bdf,
+        "pci_device_id": (0x1020 << 16) | 0x1DA3,
+        # hwmon channels (Documentation/hwmon/sysfs-interface.rst): temp1_input millidegrees, power1_input uW.
+        "thermal": {"gpu_temp_c": live(temp)},
+        "power": {"usage_mw": live(power_w * 1000), "enforced_limit_mw": live(600000)},
+        # clk_cur_freq_mhz / clk_max_freq_mhz (common/sysfs.c:68, :27).
+        "clocks": {"sm_mhz": live(clk), "sm_max_mhz": live(1650)},
+        # One compute context per device: a second open is -EBUSY (common/habanalabs_drv.c:232-236).
+        "processes": [{"pid": pid, "kind": "compute"}] if pid else [],
+        "numa_node": numa,
+        "gaudi": {
+            "device": f"accel{index}",
+            "device_type": "GAUDI2",  # device_type_show (common/sysfs.c:266)
+            "status": status,
+            "hard_reset_count": hard_resets,  # hard_reset_cnt_show `%d` (common/sysfs.c:325)
+            # soft_reset_cnt exists only where allow_inference_soft_reset (common/sysfs.c:533): not a Gaudi.
+            "soft_reset_count": err("not_found"),
+            "module_id": 7 - index,  # module_id_show: cpucp_info.card_location (common/sysfs.c:414)
+            "security_enabled": True,  # security_enabled_show `%d` (common/sysfs.c:406)
+            "max_power_mw": live(600000),  # max_power_show `%lu`, milliwatts (common/sysfs.c:341)
+            "firmware": {
+                "cpucp": "1.17.0-fw-51.2.0-sec-9",
+                "cpucp_kernel": "Linux gaudi2 5.10.18-hl-gaudi2-1.17.0-fw-51.2.0-sec-9",
+                "uboot": "U-Boot 2021.04-hl-gaudi2-1.17.0-fw-51.2.0-sec-9",
+                "preboot_btl": "Preboot version hl-gaudi2-1.17.0-fw-51.2.0-sec-9 (Aug 01 2024 - 10:11:12)",
+                "fuse": "fuse-gaudi2-0x5a",
+                "thermal": "thermal-gaudi2-3.2.1",
+                "fw_os": "fwos-gaudi2-2.1.0",
+                "cpld": "0x66012e3f00000010",  # cpld_ver_show `0x%08x%08x` (common/sysfs.c:145)
+                "vrm": "0x45",  # vrm_ver_show `%#04x` (common/sysfs.c:106)
+            },
+        },
+    }
+
+
+def gaudi_boot_lines(bus):
+    """What habanalabs prints as each device is added: dev_notice on the PCI device (`habanalabs <pci>: `,
+    HL_NAME common/habanalabs.h:37), `Successfully added device %s to habanalabs driver` (common/device.c:2427)."""
+    return [(6.201004 + i * 0.911, 5, f"habanalabs {b}: Successfully added device {b} to habanalabs driver")
+            for i, b in enumerate(bus)]
+
+
+def gaudi2_node(scn, hostname, *, busy=True, per_dev=None, extra_log=(), uptime=5 * 86400 + 3110):
+    """Eight Gaudi 2 devices on an HLS-Gaudi2 board, a training job holding each (`/dev/accel/accel<n>`)."""
+    devs, hprocs = [], []
+    for i, b in enumerate(GAUDI2_BUS):
+        kw = dict(temp=61 + (i * 3) % 7, power_w=410 + i * 7, clk=1650) if busy else dict(temp=36 + i % 3)
+        kw.update((per_dev or {}).get(i, {}))
+        pid = kw.pop("pid", 61200 + i * 11 if busy else None)
+        if pid:
+            hprocs.append(host_proc(pid, "python3",
+                                    f"python3 -u run_clm.py --model_name_or_path meta-llama/Llama-2-70b-hf "
+                                    f"--use_habana --local_rank {i}",
+                                    GAUDI_POD, container_id(f"{scn}/trainer"), age=uptime - 5400))
+        devs.append(gaudi_dev(scn, i, b, numa=0 if i < 4 else 1, pid=pid, **kw))
+    log = gaudi_boot_lines(GAUDI2_BUS) + AMD_DISTRACTORS + list(extra_log)
+    log.sort(key=lambda r: r[0])
+    return {
+        "host": host(hostname, uptime, 160, kernel=GAUDI_KERNEL),
+        # No NVIDIA driver on a Gaudi node: what node-probe reports when NVML does not load.
+        "driver": {"driver_version": err("not_found", "no NVIDIA driver: libnvidia-ml.so.1 not found"),
+                   "cuda_driver_version": err("not_found"), "nvml_version": err("not_found")},
+        "device_count": len(devs),
+        "gpus": devs,
+        "topology": [],
+        "kernel_log": dmesg(log),
+        "host_processes": hprocs,
+        "services": [],
+    }
+
+
+def scn_gaudi2_healthy():
+    return gaudi2_node("gaudi2-healthy", "gaudi2-01")
+
+
+def scn_gaudi2_hbm_ecc():
+    """Device 2 read a double-bit HBM error: the firmware's HBM SEI event (gaudi2_print_event,
+    gaudi2/gaudi2.c:9398, its name from include/gaudi2/gaudi2_async_ids_map_extended.h:1131), the read-error
+    lines (gaudi2.c:9283, :9290, :9308: a DERR asks for a hard reset), then the hard reset (common/device.c:1741,
+    :1974). The device is back and operational with one more hard reset; the job on it died. The row the
+    firmware will replace (pending rows) is not in sysfs or the kernel log: HLML and `hl-smi -d ROW_REPLACEMENT`
+    read it through the INFO ioctl (common/habanalabs_ioctl.c:1125-1128), which this probe does not call."""
+    b = GAUDI2_BUS[2]
+    t = 402211.0
+    log = [
+        (t, 3, f"habanalabs {b}: HBM0_MC0_SEI_NON_SEVERE: System Non-critical Error Interrupt - HBM(0) MC(0) MC_CH(3) MC_PC(1). Error cause: SEI read data error"),
+        (t + 0.000021, 3, f"habanalabs {b}: READ ERROR count: ECC SERR: 0, ECC DERR: 1, RD_PARITY: 0"),
+        (t + 0.000030, 3, f"habanalabs {b}: READ ERROR address: sid(0), bg(2), ba(1), col(17), row(5121)"),
+        (t + 0.000038, 3, f"habanalabs {b}: Beat2 ECC DERR: DM: 0x0, Syndrome: 0x8a"),
+        (t + 0.004410, 6, f"habanalabs {b}: Going to reset device"),
+        (t + 0.731002, 6, f"habanalabs {b}: Killing user process pid=61222"),
+        (t + 9.118004, 6, f"habanalabs {b}: Successfully finished resetting the {b} device"),
+    ]
+    per = {2: dict(hard_resets=1, pid=None, temp=40)}
+    return gaudi2_node("gaudi2-hbm-ecc", "gaudi2-07", per_dev=per, extra_log=log, uptime=402211 + 1200)
+
+
+def scn_gaudi2_in_reset():
+    """Device 5's heartbeat to its firmware failed (common/device.c:1140) and the driver is hard-resetting it
+    (common/device.c:1741): sysfs `status` reads `In reset` while the reset runs; the job on it is gone."""
+    b = GAUDI2_BUS[5]
+    t = 88120.0
+    log = [
+        (t, 3, f"habanalabs {b}: Device heartbeat failed! PCI link is healthy"),
+        (t + 0.000310, 6, f"habanalabs {b}: Going to reset device"),
+        (t + 0.512004, 6, f"habanalabs {b}: Killing user process pid=61255"),
+    ]
+    per = {5: dict(status="In reset", pid=None)}
+    return gaudi2_node("gaudi2-in-reset", "gaudi2-03", per_dev=per, extra_log=log, uptime=int(t) + 6)
+
+
+def scn_gaudi2_malfunction():
+    """Device 6 failed its hard reset after a lost heartbeat: the driver prints `Failed to reset! Device is NOT
+    usable` (common/device.c:2015) and marks it malfunctioning, which sysfs prints as `Disabled`
+    (common/habanalabs_drv.c:470, common/sysfs.c:298-309)."""
+    b = GAUDI2_BUS[6]
+    t = 230410.0
+    log = [
+        (t, 3, f"habanalabs {b}: Device heartbeat failed! PCI link is healthy"),
+        (t + 0.000290, 6, f"habanalabs {b}: Going to reset device"),
+        (t + 0.499120, 6, f"habanalabs {b}: Killing user process pid=61266"),
+        (t + 31.002113, 3, f"habanalabs {b}: {b} Failed to reset! Device is NOT usable"),
+    ]
+    per = {6: dict(status="Disabled", pid=None)}
+    return gaudi2_node("gaudi2-malfunction", "gaudi2-11", per_dev=per, extra_log=log, uptime=int(t) + 900)
+
+
 SCENARIOS = {
     "dgx-h100-healthy": scn_dgx_h100_healthy,
     "dgx-h100-xid79": scn_dgx_h100_xid79,
@@ -1668,6 +1835,10 @@ SCENARIOS = {
     "mi355x-healthy": scn_mi355x_healthy,
     "mi250x-legacy-ras": scn_mi250x_legacy_ras,
     "mixed-h100-mi210": scn_mixed_h100_mi210,
+    "gaudi2-healthy": scn_gaudi2_healthy,
+    "gaudi2-hbm-ecc": scn_gaudi2_hbm_ecc,
+    "gaudi2-in-reset": scn_gaudi2_in_reset,
+    "gaudi2-malfunction": scn_gaudi2_malfunction,
 }
 
 

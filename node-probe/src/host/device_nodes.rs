@@ -37,10 +37,15 @@ const MAX_KFD_QUEUES: usize = 4096;
 const KFD_PROC: &str = "sys/class/kfd/kfd/proc";
 
 /// A GPU device node by its path in the holder's own mount namespace: NVIDIA's `/dev/nvidia*`, AMD's
-/// `/dev/kfd` and `/dev/dri/{renderD,card}<N>` (where the device plugin and CDI specs mount them).
+/// `/dev/kfd` and `/dev/dri/{renderD,card}<N>` (where the device plugin and CDI specs mount them), Intel
+/// Gaudi's `/dev/accel/accel<N>` (DRM's accel class, `drivers/accel/drm_accel.c`) and, before Linux 6.2,
+/// `/dev/hl<N>`.
 fn is_gpu_device(t: &str) -> bool {
     t.starts_with("/dev/nvidia")
         || t == "/dev/kfd"
+        || t.starts_with("/dev/accel/accel")
+        || t.strip_prefix("/dev/hl")
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
         || t.strip_prefix("/dev/dri/")
             .is_some_and(|n| n.starts_with("renderD") || n.starts_with("card"))
 }

@@ -122,7 +122,9 @@ pub fn gpu_telemetry(g: &GpuFacts) -> (GpuTelemetry, Vec<Finding>) {
             hw_power_brake_slowdown: seconds(&g.clocks_event_durations_ns.hw_power_brake_slowdown),
             sync_boost: seconds(&g.clocks_event_durations_ns.sync_boost),
         },
-        verdict: crate::analysis::amd::clocks_line(g).unwrap_or_else(|| verdict(g)),
+        verdict: crate::analysis::amd::clocks_line(g)
+            .or_else(|| crate::analysis::gaudi::clocks_line(g))
+            .unwrap_or_else(|| verdict(g)),
         clocks_event_reasons: events,
     };
     (entry, findings)

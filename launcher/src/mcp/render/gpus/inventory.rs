@@ -42,6 +42,17 @@ pub fn summary(inv: &InventoryReport, lost: &BTreeSet<u32>, out: &mut String) {
             show(&a.amdgpu_version)
         ));
     }
+    if inv.gpus.iter().any(|g| g.gaudi.is_some()) {
+        let lead = if drivers.is_empty() {
+            "Intel Gaudi, "
+        } else {
+            ""
+        };
+        drivers.push(format!(
+            "{lead}habanalabs on kernel {}",
+            show(&inv.node.kernel_release)
+        ));
+    }
     let _ = writeln!(
         out,
         "GPUs: {} enumerated; {}",
@@ -54,6 +65,16 @@ pub fn summary(inv: &InventoryReport, lost: &BTreeSet<u32>, out: &mut String) {
                 "{}, lost: NVML answers GPU_IS_LOST, so its telemetry, links, ECC and processes \
                  cannot be read (see the findings)",
                 show(&g.name)
+            )
+        } else if let Some(h) = &g.gaudi {
+            // The driver's own words: its device type, status and the device CPU's firmware.
+            format!(
+                "{} ({}, {}), status {}, CPU-CP firmware {}",
+                show(&g.name),
+                show(&h.device_type),
+                show(&g.board_part_number),
+                show(&h.status),
+                show(&h.cpucp_version)
             )
         } else if let Some(a) = &g.amd {
             // Partitions exist from MI300 on; an older GPU's `not_supported` says nothing worth a `?`.
@@ -163,6 +184,21 @@ fn gpu_inventory(g: &GpuInventory) -> Fields {
             .reading("xgmi_hive_id", &a.xgmi_hive_id)
             .reading("mp0_version", &a.mp0_version);
         f.nested("amd", amd);
+    }
+    if let Some(h) = &g.gaudi {
+        let mut gaudi = Fields::default();
+        gaudi
+            .text("device", &h.device)
+            .reading("device_type", &h.device_type)
+            .reading("status", &h.status)
+            .reading("module_id", &h.module_id)
+            .reading("hard_reset_count", &h.hard_reset_count)
+            .reading("security_enabled", &h.security_enabled)
+            .reading("cpucp_version", &h.cpucp_version)
+            .reading("fw_os_version", &h.fw_os_version)
+            .reading("preboot_btl_version", &h.preboot_btl_version)
+            .reading("cpld_version", &h.cpld_version);
+        f.nested("gaudi", gaudi);
     }
     f
 }

@@ -1,0 +1,244 @@
+//! Every node tool on Intel Gaudi nodes in local mode, answering in Gaudi's words: the built-in Gaudi 2
+//! scenarios (`tests/support/generate_scenarios.py`, data from Linux 6.12's habanalabs printers) healthy and
+//! faulty, and a Gaudi 2 host tree (`tests/support/gaudi_tree.rs`) read by the real probe through
+//! NODE_PROBE_HOST_ROOT, with a process holding `/dev/accel/accel1`. Each answer names the device status
+//! in the driver's words and carries no NVIDIA-only field (CUDA, NVML, VBIOS as if unread).
+
+mod common;
+#[path = "../support/gaudi_tree.rs"]
+mod gaudi_tree;
+#[path = "../support/host_root.rs"]
+mod host_root;
+
+use std::process::Command;
+
+use common::*;
+
+/// The tool's text answer on a built-in scenario (exit status checked).
+fn sim(scenario: &str, tool: &str) -> String {
+    let out = Command::new(LAUNCHER)
+        .args(["--local", "--simulate", scenario, "--probe-bin"])
+        .arg(node_probe())
+        .args(["call", tool, "--arg", "node_name=local"])
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("run k8s-gpu-mcp");
+    assert!(
+        out.status.success(),
+        "{tool} on {scenario}: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The tool's structured result on a built-in scenario.
+fn sim_json(scenario: &str, tool: &str) -> serde_json::Value {
+    let out = Command::new(LAUNCHER)
+        .args(["--local", "--simulate", scenario, "--probe-bin"])
+        .arg(node_probe())
+        .args(["call", tool, "--arg", "node_name=local", "--output", "json"])
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("run k8s-gpu-mcp");
+    assert!(out.status.success(), "{tool} on {scenario}");
+    serde_json::from_slice(&out.stdout).expect("json")
+}
+
+/// NVIDIA's words that must not appear on a Gaudi-only node.
+fn no_nvidia_words(tool: &str, text: &str) {
+    for w in [
+        "cuda_driver_version",
+        "nvml_version",
+        "CUDA",
+        "nvidia-smi",
+        "persistence mode",
+        "vbios_version=<not_collected>",
+        "memory_total_mib=<not_collected>",
+        "<not_collected>\n      volatile",
+    ] {
+        assert!(!text.contains(w), "{tool}: `{w}` in:\n{text}");
+    }
+}
+
+const NODE_TOOLS: &[&str] = &[
+    "get_gpu_inventory",
+    "get_gpu_health",
+    "get_gpu_processes",
+    "analyze_xid_errors",
+    "inspect_topology",
+    "get_gpu_telemetry",
+    "snapshot_ecc",
+    "describe_gpu_node",
+];
+
+#[test]
+fn every_node_tool_answers_on_the_gaudi_scenarios() {
+    for scenario in [
+        "gaudi2-healthy",
+        "gaudi2-hbm-ecc",
+        "gaudi2-in-reset",
+        "gaudi2-malfunction",
+    ] {
+        for tool in NODE_TOOLS {
+            let text = sim(scenario, tool);
+            no_nvidia_words(tool, &text);
+            assert!(
+                text.contains(&format!("source simulated:{scenario}")),
+                "{tool}: {text}"
+            );
+        }
+    }
+}
+
+#[test]
+fn healthy_gaudi2_in_its_own_words() {
+    let inv = sim("gaudi2-healthy", "get_gpu_inventory");
+    assert!(inv.contains("device_type=GAUDI2"), "{inv}");
+    assert!(inv.contains("status=Operational"), "{inv}");
+    assert!(
+        inv.contains("cpucp_version=1.17.0-fw-51.2.0-sec-9"),
+        "{inv}"
+    );
+    assert!(
+        inv.contains("Gaudi: the habanalabs driver shows no VBIOS"),
+        "{inv}"
+    );
+    let health = sim("gaudi2-healthy", "get_gpu_health");
+    assert!(health.contains("verdict: healthy"), "{health}");
+    assert!(health.contains("Intel Gaudi 2: healthy"), "{health}");
+    // One process per device, each named with its pod from its cgroup.
+    let procs = sim("gaudi2-healthy", "get_gpu_processes");
+    assert!(procs.contains("1 process each"), "{procs}");
+    assert!(procs.contains("pid=61200"), "{procs}");
+    let ecc = sim("gaudi2-healthy", "snapshot_ecc");
+    assert!(
+        ecc.contains("Intel Gaudi: the habanalabs driver shows no ECC counters"),
+        "{ecc}"
+    );
+    let ecc = sim_json("gaudi2-healthy", "snapshot_ecc");
+    for g in ecc["report"]["gpus"].as_array().unwrap() {
+        let v = g["verdict"].as_str().unwrap();
+        assert!(
+            v.starts_with("Gaudi: no ECC or HBM error in the kernel log"),
+            "{v}"
+        );
+    }
+    let xid = sim("gaudi2-healthy", "analyze_xid_errors");
+    assert!(!xid.contains("[CRITICAL]"), "{xid}");
+    let describe = sim("gaudi2-healthy", "describe_gpu_node");
+    assert!(
+        describe.contains("Intel Gaudi, habanalabs on kernel 6.8.0-51-generic"),
+        "{describe}"
+    );
+    assert!(
+        describe.contains("Intel Gaudi 2 (GAUDI2, HL-225), status Operational"),
+        "{describe}"
+    );
+}
+
+#[test]
+fn faulty_gaudi2_nodes_name_the_device_and_the_drivers_status() {
+    // Malfunction: the failed reset leaves `Disabled`, one incident on device 6 with Intel's reset command.
+    let h = sim("gaudi2-malfunction", "get_gpu_health");
+    assert!(h.contains("verdict: UNHEALTHY"), "{h}");
+    assert!(h.contains("GPU 6 (0000:b3:00.0)"), "{h}");
+    assert!(h.contains("gaudi.status"), "{h}");
+    assert!(h.contains("hl-smi -r -i 0000:b3:00.0"), "{h}");
+    let inv = sim("gaudi2-malfunction", "get_gpu_inventory");
+    assert!(inv.contains("status=Disabled"), "{inv}");
+    let describe = sim("gaudi2-malfunction", "describe_gpu_node");
+    assert!(describe.contains("status Disabled"), "{describe}");
+
+    // In reset: the status as the driver prints it, a warning, the device's reads refused (ENODEV).
+    let h = sim("gaudi2-in-reset", "get_gpu_health");
+    assert!(h.contains("`In reset`"), "{h}");
+    assert!(h.contains("GPU 5 (0000:9b:00.0)"), "{h}");
+    let procs = sim("gaudi2-in-reset", "get_gpu_processes");
+    assert!(!procs.contains("pid=61255"), "{procs}");
+
+    // HBM ECC: the DERR, the reset and its end in the kernel log; ECC's own answer points at them.
+    let xid = sim("gaudi2-hbm-ecc", "analyze_xid_errors");
+    assert!(xid.contains("habanalabs.hbm_derr"), "{xid}");
+    assert!(xid.contains("GPU 2 (0000:33:00.0)"), "{xid}");
+    let ecc = sim("gaudi2-hbm-ecc", "snapshot_ecc");
+    assert!(ecc.contains("GPU 2 habanalabs.hbm_derr"), "{ecc}");
+    let ecc = sim_json("gaudi2-hbm-ecc", "snapshot_ecc");
+    let verdicts: Vec<&str> = ecc["report"]["gpus"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["verdict"].as_str().unwrap())
+        .collect();
+    assert!(
+        verdicts[2].contains("habanalabs.hbm_derr")
+            && verdicts[2].contains("hl-smi -d ROW_REPLACEMENT -i 0000:33:00.0"),
+        "{verdicts:?}"
+    );
+    assert!(
+        verdicts[3].starts_with("Gaudi: no ECC or HBM error"),
+        "{verdicts:?}"
+    );
+    let h = sim("gaudi2-hbm-ecc", "get_gpu_health");
+    assert!(h.contains("verdict: UNHEALTHY"), "{h}");
+    assert!(h.contains("gpu.memory"), "{h}");
+}
+
+/// A Gaudi 2 host tree through the launcher in local mode (the real probe, `--host-root` from
+/// NODE_PROBE_HOST_ROOT): every node tool answers; a process holding `/dev/accel/accel1` is that device's
+/// process and no other's; the malfunctioning device is named.
+#[test]
+fn every_node_tool_on_a_gaudi2_host_tree() {
+    let root = host_root::HostRoot::new();
+    root.file("proc/uptime", "3600.0 7000.0\n")
+        .file("etc/hostname", "gaudi-tree-1\n");
+    let mut devs: Vec<gaudi_tree::Device> = (0..4).map(gaudi_tree::Device::gaudi2).collect();
+    devs[3].status = "Disabled";
+    gaudi_tree::Node::new(devs.clone()).write(root.path());
+    // A trainer holding accel1 (and an unrelated file); another process with no device node.
+    root.fds(4242, &["/dev/accel/accel1", "/tmp/x"])
+        .file("proc/4242/comm", "python3\n")
+        .file("proc/4242/cmdline", "python3\0train.py\0")
+        .fds(4343, &["/dev/null"]);
+    let run = |tool: &str| {
+        let out = Command::new(LAUNCHER)
+            .args(["--local", "--probe-bin"])
+            .arg(node_probe())
+            .args(["call", tool, "--arg", "node_name=local", "--output", "json"])
+            .env("NODE_PROBE_HOST_ROOT", root.path())
+            .env("RUST_LOG", "warn")
+            .output()
+            .expect("run k8s-gpu-mcp");
+        assert!(
+            out.status.success(),
+            "{tool}: {}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).expect("json")
+    };
+    for tool in NODE_TOOLS {
+        let doc = run(tool);
+        assert!(doc["report"].is_object(), "{tool}: {doc:#}");
+    }
+    let procs = run("get_gpu_processes");
+    let gpus = procs["report"]["gpus"].as_array().unwrap();
+    let pids = |i: usize| -> Vec<u64> {
+        gpus[i]["processes"]
+            .as_array()
+            .unwrap_or(&Vec::new())
+            .iter()
+            .map(|p| p["pid"].as_u64().unwrap())
+            .collect()
+    };
+    assert_eq!(pids(1), [4242], "{procs:#}");
+    for i in [0, 2, 3] {
+        assert!(pids(i).is_empty(), "device {i}: {procs:#}");
+    }
+    let health = run("get_gpu_health");
+    assert_eq!(health["report"]["verdict"], "unhealthy", "{health:#}");
+    assert_eq!(health["report"]["gpus"][3]["verdict"], "unhealthy");
+    let inv = run("get_gpu_inventory");
+    assert_eq!(inv["report"]["gpus"][3]["gaudi"]["status"], "Disabled");
+    assert!(inv["report"].get("driver").is_none(), "{inv:#}");
+}
