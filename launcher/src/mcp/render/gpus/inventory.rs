@@ -132,12 +132,53 @@ pub fn details(inv: &InventoryReport) -> Entry {
         }
         f.nested("amd_driver", amd);
     }
-    f.reading("device_count", &inv.device_count)
-        .list("gpus", inv.gpus.iter().map(gpu_inventory));
+    f.reading("device_count", &inv.device_count);
+    // A Gaudi device lists only what the habanalabs driver shows; the shared fields it cannot fill are
+    // named once for the node (why is in the structured result, field by field), not on every device.
+    let gaudi = inv.gpus.iter().filter(|g| g.gaudi.is_some());
+    let unread: BTreeSet<&str> = gaudi
+        .clone()
+        .flat_map(|g| shared_fields(g).filter(|(_, ok)| !ok).map(|(name, _)| name))
+        .collect();
+    if !unread.is_empty() {
+        f.text(
+            "gaudi_not_read",
+            format!(
+                "{} (not in the habanalabs driver's sysfs; HLML and hl-smi read them from the firmware)",
+                unread.into_iter().collect::<Vec<_>>().join(", ")
+            ),
+        );
+    }
+    if gaudi.clone().any(|g| !pcie_read(g)) {
+        f.text(
+            "gaudi_pcie",
+            "the PCIe link is not read for Gaudi devices yet",
+        );
+    }
+    f.list("gpus", inv.gpus.iter().map(gpu_inventory));
     Entry::Fields(f)
 }
 
+/// The shared identity fields a vendor may leave unread, and whether each was read.
+fn shared_fields(g: &GpuInventory) -> impl Iterator<Item = (&'static str, bool)> + '_ {
+    [
+        ("uuid", g.uuid.is_ok()),
+        ("serial", g.serial.is_ok()),
+        ("vbios_version", g.vbios_version.is_ok()),
+        ("architecture", g.architecture.is_ok()),
+        ("memory_total_mib", g.memory_total_mib.is_ok()),
+    ]
+    .into_iter()
+}
+
+fn pcie_read(g: &GpuInventory) -> bool {
+    g.pcie.max_link_gen.is_ok() || g.pcie.max_link_width.is_ok()
+}
+
 fn gpu_inventory(g: &GpuInventory) -> Fields {
+    // Gaudi: the fields its driver does not show are named once above, not here.
+    let gaudi = g.gaudi.is_some();
+    let shown = |r: bool| !gaudi || r;
     let mut pcie = Fields::default();
     pcie.reading("max_link_gen", &g.pcie.max_link_gen)
         .reading("gpu_max_link_gen", &g.pcie.gpu_max_link_gen)
@@ -145,18 +186,28 @@ fn gpu_inventory(g: &GpuInventory) -> Fields {
     let mut f = Fields::default();
     f.text("index", g.index)
         .optional("handle_error", g.handle_error.as_ref().map(failed))
-        .reading("name", &g.name)
-        .reading("uuid", &g.uuid)
-        .reading("serial", &g.serial)
-        .reading("board_part_number", &g.board_part_number)
+        .reading("name", &g.name);
+    if shown(g.uuid.is_ok()) {
+        f.reading("uuid", &g.uuid);
+    }
+    if shown(g.serial.is_ok()) {
+        f.reading("serial", &g.serial);
+    }
+    f.reading("board_part_number", &g.board_part_number)
         .reading("pci_bus_id", &g.pci_bus_id)
-        .reading("pci_device_id", &g.pci_device_id)
-        .reading("vbios_version", &g.vbios_version)
-        .reading("architecture", &g.architecture);
+        .reading("pci_device_id", &g.pci_device_id);
+    if shown(g.vbios_version.is_ok()) {
+        f.reading("vbios_version", &g.vbios_version);
+    }
+    if shown(g.architecture.is_ok()) {
+        f.reading("architecture", &g.architecture);
+    }
     if let Some(r) = &g.cuda_compute_capability {
         f.reading("cuda_compute_capability", r);
     }
-    f.reading("memory_total_mib", &g.memory_total_mib);
+    if shown(g.memory_total_mib.is_ok()) {
+        f.reading("memory_total_mib", &g.memory_total_mib);
+    }
     if let Some(m) = &g.mig_mode {
         let mig_mode = Entry::of_reading(m, |m| {
             let mut f = Fields::default();
@@ -174,8 +225,10 @@ fn gpu_inventory(g: &GpuInventory) -> Fields {
     if let Some(r) = &g.compute_mode {
         f.reading("compute_mode", r);
     }
-    f.nested("pcie", pcie)
-        .optional("nvlink_count", g.nvlink_count)
+    if shown(pcie_read(g)) {
+        f.nested("pcie", pcie);
+    }
+    f.optional("nvlink_count", g.nvlink_count)
         .optional("nvlink_active", g.nvlink_active);
     if let Some(a) = &g.amd {
         let mut amd = Fields::default();
