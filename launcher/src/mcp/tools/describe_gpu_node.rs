@@ -355,8 +355,10 @@ mod tests {
             r.topology.nics = None;
             // The incidents are rendered above the details, not in them.
             r.health.incidents = Default::default();
+            let mut shown = serde_json::to_value(&r).unwrap();
+            gpus::inventory::as_rendered(&mut shown["inventory"]);
             let mut serialized = String::new();
-            details::write_entry(&serialized_details(&r), 0, &mut serialized);
+            details::write_entry(&serialized_details(&shown), 0, &mut serialized);
             assert_eq!(typed, serialized, "{}", s.name);
         }
     }
