@@ -147,18 +147,19 @@ lane() {
   "$@" >"$LANE_DIR/$name.log" 2>&1 || rc=$?
   printf '%s\t%s\t%s\n' "$name" "$rc" "$(($(date +%s) - started))" >"$LANE_DIR/$name.rc"
 }
-lanes=(others)
+lanes=(others) lane_pids=()
 if [ "${SKIP_E2E:-0}" != "1" ]; then
   # Four at a time: its tests wait on the control plane (0.7 of a core in all, measured over the suite with
   # four threads beside three builds), so two threads left it idle most of its 14 minutes.
   lane e2e cargo test --workspace --test e2e --no-fail-fast -- --test-threads=4 &
-  lanes+=(e2e)
+  lane_pids+=($!) lanes+=(e2e)
 fi
 lane realnode cargo test --workspace --test realnode --no-fail-fast &
-lanes+=(realnode)
+lane_pids+=($!) lanes+=(realnode)
 # shellcheck disable=SC2086 # one --test NAME pair per word
 lane others cargo test --workspace --lib --bins --benches --examples $others --no-fail-fast
-wait
+# Only the lanes: a bare `wait` would also wait for the packaging job started above.
+wait "${lane_pids[@]}"
 lanes_failed=0
 for name in "${lanes[@]}"; do
   IFS=$'\t' read -r _ rc secs <"$LANE_DIR/$name.rc"
