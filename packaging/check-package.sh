@@ -6,13 +6,23 @@
 # What `cargo publish --dry-run` proves, without its second full (codegen) build of every dependency: a
 # file the package leaves out (an include_str! of a file outside `include`), a dependency or feature a crate
 # uses that only another member's features turned on, a manifest crates.io refuses. It does not link the
-# packaged crates: the test build links the same sources, and the release test links them for two targets.
+# packaged crates: the test build links the same sources, and the release test links them (node-probe for
+# both architectures, the launcher for amd64).
 #
-# Usage: bash packaging/check-package.sh      (CARGO_TARGET_DIR is shared: dependencies checked once)
+# The check is for arm64 (aarch64-unknown-linux-gnu, glibc 2.28 through cargo-zigbuild, the release's own
+# toolchain): so it is also the arm64 launcher's compile check, every dependency's build script and C code
+# included, which the CI's release test does not link (RELEASE_ARCHIVES=amd64 in tests/run-all.sh). In the
+# release test's target directory and profile: the release test builds are not disturbed, and the checked
+# dependencies are kept for the next run.
+#
+# Usage: bash packaging/check-package.sh
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 cd "$repo"
 target=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
+# shellcheck source=packaging/zig-tools.sh
+. packaging/zig-tools.sh
+zig_tools
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 fail() { echo "check-package: FAILED: $*" >&2; exit 1; }
@@ -28,8 +38,7 @@ done
 gpu_diag=$(printf '%s\n' "${members[@]}" | grep '^gpu-diag-') || fail "no gpu-diag package"
 
 # One workspace over the unpacked crates, only so they share the lock file and the profiles this tree
-# builds with (the same profiles let the dependencies checked by clippy be reused). crates.io's copy of
-# gpu-diag is this unpacked one.
+# builds with. crates.io's copy of gpu-diag is this unpacked one.
 {
   echo '[workspace]'
   printf 'members = [%s]\n' "$(printf '"%s",' "${members[@]}" | sed 's/,$//')"
@@ -51,7 +60,8 @@ cp Cargo.lock "$tmp/Cargo.lock"
 for m in "${members[@]}"; do
   name=${m%-*}
   echo "check-package: $name alone, from its .crate" >&2
-  (cd "$tmp" && CARGO_TARGET_DIR=$target cargo check --locked -p "$name" 2>&1) >&2 ||
+  (cd "$tmp" && CARGO_TARGET_DIR=$target/release-test cargo-zigbuild check --release --locked -p "$name" \
+    --target "$(rust_triple arm64).$GLIBC_BASELINE" 2>&1) >&2 ||
     fail "$name does not build from its package (see above)"
 done
-echo "check-package: gpu-diag, node-probe and k8s-gpu-mcp build alone from their packages" >&2
+echo "check-package: gpu-diag, node-probe and k8s-gpu-mcp build alone from their packages (checked for arm64)" >&2

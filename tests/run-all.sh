@@ -49,10 +49,10 @@ PY
   rm -f "$STEP_LOG"
 }
 
-TB_PID= TB_LOG= TB_OUT= PKG_PID= PKG_LOG= PKG_DIR=
+TB_PID= TB_LOG= TB_OUT= TB_DONE= PKG_PID= PKG_LOG= PKG_DIR=
 # Its own session: a failed step before the wait ends the control plane's build with every Go process under
 # it; the same for the packaging builds that run beside the tests.
-trap 'rc=$?; rm -f ${TB_LOG:+"$TB_LOG"} ${TB_OUT:+"$TB_OUT"} ${PKG_LOG:+"$PKG_LOG"}; rm -rf ${PKG_DIR:+"$PKG_DIR"}
+trap 'rc=$?; rm -f ${TB_LOG:+"$TB_LOG"} ${TB_OUT:+"$TB_OUT"} ${TB_DONE:+"$TB_DONE"} ${PKG_LOG:+"$PKG_LOG"}; rm -rf ${PKG_DIR:+"$PKG_DIR"}
   [ -z "$TB_PID" ] || kill -- "-$TB_PID" 2>/dev/null || true
   [ -z "$PKG_PID" ] || kill -- "-$PKG_PID" 2>/dev/null || true
   step_table "$rc"' EXIT
@@ -68,7 +68,8 @@ if [ "${SKIP_E2E:-0}" != "1" ]; then
   TB_LOG=$(mktemp) TB_OUT=$(mktemp)
   step "building the test control plane in the background (cached)"
   TB_STARTED=$(date +%s)
-  setsid bash tests/testbed/build.sh >"$TB_OUT" 2>"$TB_LOG" &
+  TB_DONE=$(mktemp)
+  setsid bash -c 'bash tests/testbed/build.sh; rc=$?; date +%s >"$1"; exit $rc' _ "$TB_DONE" >"$TB_OUT" 2>"$TB_LOG" &
   TB_PID=$!
 else
   step "SKIP_E2E=1: end-to-end suite skipped"
@@ -77,8 +78,14 @@ fi
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
-step "cargo clippy (all targets, -D warnings)"
-cargo clippy --workspace --all-targets -- -D warnings
+# clippy's lints ride on the test build: cargo compiles the workspace's own crates through clippy-driver (as
+# `cargo clippy` does, but with codegen), so every target is linted once and the dependencies are compiled
+# once, not first checked for clippy and then built for the tests. Every later cargo command of the run
+# (the test lanes, the release test's e2e case) keeps the same wrapper, or its binaries would be rebuilt.
+# A lint fails the build step below with clippy's own message, exactly as `cargo clippy -- -D warnings`.
+RUSTC_WORKSPACE_WRAPPER=$(rustc --print sysroot)/bin/clippy-driver
+[ -x "$RUSTC_WORKSPACE_WRAPPER" ] || { echo "clippy is required (rustup component add clippy)" >&2; exit 1; }
+export RUSTC_WORKSPACE_WRAPPER CLIPPY_ARGS="-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__"
 
 step "no import circles between the files of a crate (the checker's own fixtures first); scenarios as generated"
 python3 tests/support/import_cycles.py --self-test
@@ -88,12 +95,13 @@ python3 tests/support/generate_scenarios.py --check
 
 if [ -n "$TB_PID" ]; then
   # The test binaries build before the control plane is needed; the suites start once both are there.
-  step "building the test binaries while the control plane builds"
+  step "building the test binaries, linted by clippy (all targets, -D warnings), while the control plane builds"
   cargo test --workspace --all-targets --no-run
   step "waiting for the test control plane"
   wait "$TB_PID" || { cat "$TB_LOG" >&2; echo "building the test control plane failed" >&2; exit 1; }
   TB_PID=
-  note "the test control plane's build (beside the steps above) took $(($(date +%s) - TB_STARTED)) s"
+  note "the test control plane's build (beside the steps above) took $(($(cat "$TB_DONE") - TB_STARTED)) s"
+  rm -f "$TB_DONE"
   cat "$TB_LOG" >&2
   TESTBED_BIN=$(cat "$TB_OUT")
   export TESTBED_BIN
@@ -102,20 +110,23 @@ fi
 # The packaging (CPU only) runs beside the test suite, whose end-to-end and real-node tests wait on their
 # control planes and leave CPU idle. At nice 19 it takes only what the tests leave; once the tests are done
 # it gets its normal priority back (else, on a machine with other load, it would crawl). In order:
-#   - the release archives (packaging/test-release.sh --build-only: quick release-profile builds for amd64
-#     and arm64, linked for glibc 2.28 in target/release-test), checked and used after the tests (below);
+#   - the release archive (packaging/test-release.sh --build-only: quick release-profile builds linked for
+#     glibc 2.28 in target/release-test: node-probe for amd64 and arm64, the launcher for amd64; the
+#     linux-amd64 archive carries all three), checked and used after the tests (below);
 #   - the README's install commands (packaging/test-install.sh --reuse-release), in the same target
 #     directory: the dependencies the release build compiled are not compiled again;
-#   - the three crates as crates.io gets them: packaged, then each type-checked alone from its .crate, the
-#     others taken from their packages too (packaging/check-package.sh says what it proves and what not).
-#     Last: it shares target/debug with the test lanes, which hold its lock only while they start.
+#   - the three crates as crates.io gets them: packaged, then each type-checked alone from its .crate for
+#     arm64, the others taken from their packages too (packaging/check-package.sh says what it proves and
+#     what not). That is the arm64 launcher's compile check too: its link is left to the release workflow.
 PKG_LOG=$(mktemp) PKG_DIR=$(mktemp -d)
 PKG_STARTED=$(date +%s)
-setsid nice -n 19 bash -c 'bash packaging/test-release.sh --build-only "$1" &&
+# Without clippy's wrapper: these builds are the release as users get it, in their own target directory.
+export RELEASE_ARCHIVES=amd64
+env -u RUSTC_WORKSPACE_WRAPPER -u CLIPPY_ARGS setsid nice -n 19 bash -c 'bash packaging/test-release.sh --build-only "$1" &&
   bash packaging/test-install.sh --reuse-release && bash packaging/check-package.sh' \
   _ "$PKG_DIR/release" >"$PKG_LOG" 2>&1 &
 PKG_PID=$!
-note "the release builds, the install test and the package check started beside the tests"
+note "the release builds, the install test and the package check started beside the tests; the linux-arm64 archive is not built (its launcher is type-checked for aarch64 by the package check, node-probe for arm64 is linked and run under qemu)"
 
 if [ "${SKIP_E2E:-0}" != "1" ]; then
   # The e2e suite runs the official MCP conformance suite against serve --http (tests/e2e/conformance.rs) on

@@ -135,37 +135,16 @@ fn device_node(class_dev: &str) -> Option<String> {
 /// process at a time open a device for compute (`common/habanalabs_drv.c:232-236`: a second open is
 /// `-EBUSY`), so the holder is the device's one compute process; the driver shows no memory per process.
 fn holders(files: HostFiles<'_>) -> Vec<(u32, String)> {
-    let bounds = crate::host::SCAN_BOUNDS;
-    let mut pids: Vec<u32> = files
-        .names("proc")
-        .unwrap_or_default()
-        .iter()
-        .filter_map(|n| n.parse().ok())
-        .collect();
-    pids.sort_unstable();
-    pids.truncate(bounds.pids);
+    let is_node = |t: &str| {
+        t.strip_prefix("/dev/accel/accel")
+            .or_else(|| t.strip_prefix("/dev/hl"))
+            .is_some_and(|n| !n.is_empty() && n.len() <= 4 && n.bytes().all(|b| b.is_ascii_digit()))
+    };
     let mut out = Vec::new();
-    for pid in pids {
-        let mut fds = files.names(format!("proc/{pid}/fd")).unwrap_or_default();
-        fds.truncate(bounds.fds_per_pid);
-        let mut mine = std::collections::BTreeSet::new();
-        for fd in fds {
-            let Some(target) = files.link(format!("proc/{pid}/fd/{fd}")) else {
-                continue;
-            };
-            let Some(t) = target.to_str() else { continue };
-            let is_node = t
-                .strip_prefix("/dev/accel/accel")
-                .or_else(|| t.strip_prefix("/dev/hl"))
-                .is_some_and(|n| {
-                    !n.is_empty() && n.len() <= 4 && n.bytes().all(|b| b.is_ascii_digit())
-                });
-            if is_node {
-                mine.insert(t.to_string());
-            }
-        }
+    crate::host::held_fds(files, is_node, |pid, held| {
+        let mine: std::collections::BTreeSet<String> = held.into_iter().map(|(_, t)| t).collect();
         out.extend(mine.into_iter().map(|n| (pid, n)));
-    }
+    });
     out
 }
 

@@ -28,38 +28,16 @@ pub struct Use {
 /// Every use of an AMD GPU on the host, within the holder scan's bounds (a huge fd table is read no
 /// further than that).
 pub fn scan(files: HostFiles<'_>) -> Vec<Use> {
-    let bounds = crate::host::SCAN_BOUNDS;
-    let mut pids: Vec<u32> = files
-        .names("proc")
-        .unwrap_or_default()
-        .iter()
-        .filter_map(|n| n.parse().ok())
-        .collect();
-    pids.sort_unstable();
-    pids.truncate(bounds.pids);
+    let amd_node = |t: &str| t == "/dev/kfd" || t.starts_with("/dev/dri/renderD");
+    let mut held = Vec::new();
+    crate::host::held_fds(files, amd_node, |pid, fds| held.push((pid, fds)));
     let mut out = Vec::new();
-    for pid in pids {
-        let mut kfd = false;
-        let mut drm = Vec::new();
-        let mut fds = files.names(format!("proc/{pid}/fd")).unwrap_or_default();
-        fds.truncate(bounds.fds_per_pid);
-        for fd in fds {
-            let Some(target) = files.link(format!("proc/{pid}/fd/{fd}")) else {
-                continue;
-            };
-            let Some(t) = target.to_str() else { continue };
-            if t == "/dev/kfd" {
-                kfd = true;
-            } else if let Some(minor) = t
-                .strip_prefix("/dev/dri/renderD")
-                .and_then(|m| m.parse::<u32>().ok())
-            {
-                drm.push((fd, minor));
-            }
-        }
-        if !kfd && drm.is_empty() {
-            continue;
-        }
+    for (pid, fds) in held {
+        let kfd = fds.iter().any(|(_, t)| t == "/dev/kfd");
+        let drm = fds.into_iter().filter_map(|(fd, t)| {
+            let minor = t.strip_prefix("/dev/dri/renderD")?.parse::<u32>().ok()?;
+            Some((fd, minor))
+        });
         for (fd, minor) in drm {
             let info = files
                 .text(format!("proc/{pid}/fdinfo/{fd}"), MAX_ATTR)

@@ -24,6 +24,46 @@ pub const SCAN_BOUNDS: ScanBounds = ScanBounds {
     fds_total: 2_000_000,
 };
 
+/// The open fds of every process on the host whose link target `keep` accepts, as (fd, target), one call
+/// of `each` per process that holds any: from `proc/<pid>/fd` (links read, never followed; a target that
+/// is not UTF-8 is no device node), within the holder scan's bounds. The vendors' own process readers
+/// (AMD's render nodes and KFD, Gaudi's accel nodes) list holders through this one walk.
+pub fn held_fds(
+    files: super::files::HostFiles<'_>,
+    keep: impl Fn(&str) -> bool,
+    mut each: impl FnMut(u32, Vec<(String, String)>),
+) {
+    let bounds = SCAN_BOUNDS;
+    let mut pids: Vec<u32> = files
+        .names("proc")
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|n| n.parse().ok())
+        .collect();
+    pids.sort_unstable();
+    pids.truncate(bounds.pids);
+    let mut total = 0usize;
+    for pid in pids {
+        if total >= bounds.fds_total {
+            break;
+        }
+        let mut fds = files.names(format!("proc/{pid}/fd")).unwrap_or_default();
+        fds.truncate(bounds.fds_per_pid.min(bounds.fds_total - total));
+        total += fds.len();
+        let held: Vec<(String, String)> = fds
+            .into_iter()
+            .filter_map(|fd| {
+                let target = files.link(format!("proc/{pid}/fd/{fd}"))?;
+                let t = target.to_str()?;
+                keep(t).then(|| (fd, t.to_string()))
+            })
+            .collect();
+        if !held.is_empty() {
+            each(pid, held);
+        }
+    }
+}
+
 /// Pids listed in `fd_tables_cut`, at most.
 const MAX_CUT_LISTED: usize = 64;
 

@@ -25,7 +25,7 @@ mod test_support;
 mod tests;
 
 pub(crate) use capped::{MAX_ATTR, MAX_TEXT, io_error, read_line, read_text, read_text_max, shown};
-pub use device_nodes::{SCAN_BOUNDS, fill_minor_numbers, read_device_holders};
+pub use device_nodes::{fill_minor_numbers, held_fds, read_device_holders};
 use identity::read_host;
 use pci::{read_aer, read_numa_node};
 pub use processes::{fill_processes, read_process};
