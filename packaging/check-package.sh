@@ -11,9 +11,9 @@
 #
 # The check is for arm64 (aarch64-unknown-linux-gnu, glibc 2.28 through cargo-zigbuild, the release's own
 # toolchain): so it is also the arm64 launcher's compile check, every dependency's build script and C code
-# included, which the CI's release test does not link (RELEASE_ARCHIVES=amd64 in tests/run-all.sh). In the
-# release test's target directory and profile: the release test builds are not disturbed, and the checked
-# dependencies are kept for the next run.
+# included, which the CI's release test does not link (RELEASE_ARCHIVES=amd64 in tests/run-all.sh). In a
+# target directory of its own (target/package-check): it runs beside the release builds (tests/run-all.sh),
+# and cargo locks a target directory for one build at a time.
 #
 # Usage: bash packaging/check-package.sh
 set -euo pipefail
@@ -23,6 +23,11 @@ target=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,s
 # shellcheck source=packaging/zig-tools.sh
 . packaging/zig-tools.sh
 zig_tools
+# The release test's quick profile (packaging/test-release.sh): the build scripts and proc macros these
+# checks build for this host take no optimisation either.
+if [ "${TEST_RELEASE_FULL:-0}" != 1 ]; then
+  export CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_OPT_LEVEL=0 CARGO_PROFILE_RELEASE_CODEGEN_UNITS=256
+fi
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 fail() { echo "check-package: FAILED: $*" >&2; exit 1; }
@@ -60,7 +65,7 @@ cp Cargo.lock "$tmp/Cargo.lock"
 for m in "${members[@]}"; do
   name=${m%-*}
   echo "check-package: $name alone, from its .crate" >&2
-  (cd "$tmp" && CARGO_TARGET_DIR=$target/release-test cargo-zigbuild check --release --locked -p "$name" \
+  (cd "$tmp" && CARGO_TARGET_DIR=$target/package-check cargo-zigbuild check --release --locked -p "$name" \
     --target "$(rust_triple arm64).$GLIBC_BASELINE" 2>&1) >&2 ||
     fail "$name does not build from its package (see above)"
 done
