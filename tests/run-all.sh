@@ -52,7 +52,7 @@ PY
 TB_PID= TB_LOG= TB_OUT= TB_DONE= PKG_PID= PKG2_PID= PKG_LOG= PKG_DIR=
 # Its own session: a failed step before the wait ends the control plane's build with every Go process under
 # it; the same for the packaging builds that run beside the tests.
-trap 'rc=$?; rm -f ${TB_LOG:+"$TB_LOG"} ${TB_OUT:+"$TB_OUT"} ${TB_DONE:+"$TB_DONE"} ${PKG_LOG:+"$PKG_LOG" "$PKG_LOG.check"}; rm -rf ${PKG_DIR:+"$PKG_DIR"}
+trap 'rc=$?; rm -f ${TB_LOG:+"$TB_LOG"} ${TB_OUT:+"$TB_OUT"} ${TB_DONE:+"$TB_DONE"} ${PKG_LOG:+"$PKG_LOG" "$PKG_LOG.check" "$PKG_LOG.done"}; rm -rf ${PKG_DIR:+"$PKG_DIR"}
   [ -z "$TB_PID" ] || kill -- "-$TB_PID" 2>/dev/null || true
   [ -z "$PKG_PID" ] || kill -- "-$PKG_PID" 2>/dev/null || true
   [ -z "$PKG2_PID" ] || kill -- "-$PKG2_PID" 2>/dev/null || true
@@ -129,7 +129,9 @@ env -u RUSTC_WORKSPACE_WRAPPER -u CLIPPY_ARGS setsid nice -n 19 bash -c 'bash pa
   bash packaging/test-install.sh --reuse-release' \
   _ "$PKG_DIR/release" >"$PKG_LOG" 2>&1 &
 PKG_PID=$!
-env -u RUSTC_WORKSPACE_WRAPPER -u CLIPPY_ARGS setsid nice -n 19 bash packaging/check-package.sh >"$PKG_LOG.check" 2>&1 &
+# It records when it ends: the wait below comes only after the tests.
+env -u RUSTC_WORKSPACE_WRAPPER -u CLIPPY_ARGS setsid nice -n 19 \
+  bash -c 'bash packaging/check-package.sh; rc=$?; date +%s >"$1"; exit $rc' _ "$PKG_LOG.done" >"$PKG_LOG.check" 2>&1 &
 PKG2_PID=$!
 note "the release builds, the install test and the package check started beside the tests; the linux-arm64 archive is not built (its launcher is type-checked for aarch64 by the package check, node-probe for arm64 is linked and run under qemu)"
 
@@ -200,11 +202,12 @@ node tests/mcp-sdk/client-v2.mjs "$TARGET_DIR/debug/k8s-gpu-mcp"
 # Packaging: what a user installs from.
 step "waiting for the release builds, the README's install commands and the package check (beside the tests)"
 # Every process of the group (cargo, bash) and so each rustc they start from now on: normal priority.
-renice -n 0 -g "$PKG_PID" "$PKG2_PID" >/dev/null 2>&1 ||
-  note "the packaging builds kept nice 19 (renice refused)"
+# (A job already done has no group left to renice.)
+renice -n 0 -g "$PKG2_PID" >/dev/null 2>&1 || true
+renice -n 0 -g "$PKG_PID" >/dev/null 2>&1 || note "the release builds kept nice 19 (renice refused)"
 wait "$PKG2_PID" || { cat "$PKG_LOG.check" >&2; echo "the package check failed" >&2; exit 1; }
 PKG2_PID=
-note "the package check, beside the tests, took $(($(date +%s) - PKG_STARTED)) s"
+note "the package check, beside the tests, took $(($(cat "$PKG_LOG.done") - PKG_STARTED)) s"
 cat "$PKG_LOG.check" >&2
 wait "$PKG_PID" || { cat "$PKG_LOG" >&2; echo "the release builds or the install test failed" >&2; exit 1; }
 PKG_PID=
