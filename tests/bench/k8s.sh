@@ -13,8 +13,9 @@
 #      and resource (audit log), its create, exec and delete as the API server timed them with the launcher's
 #      gaps between them, and the time from the probe's answer to the tool's (run.after_probe_millis);
 #   1e. a conversation: five node tools in a row on one node, BENCH_CONVERSATIONS rounds (default 5; 0 skips
-#      it), cold (--reading-max-age 0) and with the node's reading kept: pods and API requests per question,
-#      p50/p95 per question and per round, the reused answers' ages;
+#      it), cold (--reading-max-age 0) and with the node's reading kept, beside kubectl's flow for the same
+#      questions (a pod a question; one pod a round): pods and API requests per question, p50/p95 per question
+#      and per round, a round's first question and its later ones, the reused answers' ages;
 #   4. diagnose_workload on a Job of BENCH_WORKLOAD_NODES nodes (default 64; 0 skips it), one 8-GPU pod per
 #      node and one node with a GPU off the bus: wall time against one get_gpu_health (one probe round),
 #      answer size, pods left.
@@ -117,20 +118,7 @@ cpu_ms() { # user + system CPU time of pid $1 and its reaped children (kwok's no
 }
 read -r ETCD_PID KAS_PID KWOK_PID _ <<<"$TESTBED_PIDS"
 
-if [ "$CALLS" -gt 0 ]; then
-# 1a. launcher: one warm-up call, then CALLS timed calls in one server session.
-log "launcher: $CALLS x get_gpu_health"
-cat >"$WORK/plan-health.json" <<EOF
-{"server": $SERVER_JSON, "stderr": "$WORK/launcher-health.log",
- "calls": [{"tool": "get_gpu_health", "arguments": {"node_name": "gpu-node-1"}, "repeat": $((CALLS + 1))}]}
-EOF
-before=$(audit_count)
-python3 tests/bench/mcp_call.py "$WORK/plan-health.json" >"$WORK/health.json"
-after=$(audit_count)
-tail -n +"$((before + 1))" "$TESTBED_DIR/audit.log" | head -n "$((after - before))" >"$WORK/audit-health.log"
-
-# 1b. kubectl: the same steps, same user, same pod shape as the launcher creates.
-log "kubectl: $CALLS x create/wait/exec/delete"
+# The pod kubectl's flows create: the launcher's pod shape, node-probe from its image (NAME is each pod's).
 POD_TEMPLATE=$(cat <<'EOF'
 apiVersion: v1
 kind: Pod
@@ -152,6 +140,22 @@ spec:
   volumes: [{name: host, hostPath: {path: /}}]
 EOF
 )
+printf '%s\n' "$POD_TEMPLATE" >"$WORK/pod-template.yaml"
+
+if [ "$CALLS" -gt 0 ]; then
+# 1a. launcher: one warm-up call, then CALLS timed calls in one server session.
+log "launcher: $CALLS x get_gpu_health"
+cat >"$WORK/plan-health.json" <<EOF
+{"server": $SERVER_JSON, "stderr": "$WORK/launcher-health.log",
+ "calls": [{"tool": "get_gpu_health", "arguments": {"node_name": "gpu-node-1"}, "repeat": $((CALLS + 1))}]}
+EOF
+before=$(audit_count)
+python3 tests/bench/mcp_call.py "$WORK/plan-health.json" >"$WORK/health.json"
+after=$(audit_count)
+tail -n +"$((before + 1))" "$TESTBED_DIR/audit.log" | head -n "$((after - before))" >"$WORK/audit-health.log"
+
+# 1b. kubectl: the same steps, same user, same pod shape as the launcher creates.
+log "kubectl: $CALLS x create/wait/exec/delete"
 : >"$WORK/kubectl-ms"
 for i in $(seq 0 "$CALLS"); do
   name=bench-kubectl-$i
@@ -208,55 +212,35 @@ python3 tests/bench/mcp_call.py "$WORK/plan-health-copy.json" >"$WORK/health-cop
 stat -c %s "$WORK/probes/node-probe-linux-amd64" >"$WORK/probe-bytes"
 fi
 
-# 1e. A conversation about one node: five different read-only node tools in a row, BENCH_CONVERSATIONS times,
-# cold (--reading-max-age 0: every question probes) and kept (the default: the first question of each round
-# reads the node, max_age_s 0, the next four answer from that reading). Pods created and API requests per
-# question from the audit log of the launcher's user, p50/p95 per question and per round; its own table.
+# 1e. A conversation about one node: five different read-only node tools in a row, BENCH_CONVERSATIONS times
+# (tests/bench/conversation.py): the launcher cold (--reading-max-age 0: every question probes) and kept (the
+# default: the first question of each round reads the node, max_age_s 0, the next four answer from that
+# reading), beside kubectl's flow for the same questions as the same user (a pod a question; one pod a round).
+# Pods created and API requests per question from the audit log, p50/p95; its own table.
 CONVS=${BENCH_CONVERSATIONS:-5}
 if [ "$CONVS" -gt 0 ]; then
+conv_rows=()
 for MODE in cold kept; do
   log "conversation ($MODE): $CONVS x five node tools on gpu-node-1"
-  python3 - "$WORK" "$MODE" "$CONVS" "$SERVER_JSON" >"$WORK/plan-conv-$MODE.json" <<'PY'
-import json, sys
-work, mode, rounds, server = sys.argv[1], sys.argv[2], int(sys.argv[3]), json.loads(sys.argv[4])
-tools = ["get_gpu_health", "get_gpu_processes", "inspect_topology", "snapshot_ecc", "get_gpu_inventory"]
-if mode == "cold":
-    server += ["--reading-max-age", "0"]
-calls = []
-for _ in range(rounds + 1):  # the first round warms the server up and is not counted
-    for i, t in enumerate(tools):
-        a = {"node_name": "gpu-node-1"}
-        if mode == "kept" and i == 0:
-            a["max_age_s"] = 0
-        calls.append({"tool": t, "arguments": a})
-print(json.dumps({"server": server, "stderr": f"{work}/launcher-conv-{mode}.log", "calls": calls}))
-PY
+  python3 tests/bench/conversation.py plan "$MODE" "$CONVS" gpu-node-1 "$SERVER_JSON" "$WORK/launcher-conv-$MODE.log" \
+    >"$WORK/plan-conv-$MODE.json"
   before=$(audit_count)
   python3 tests/bench/mcp_call.py "$WORK/plan-conv-$MODE.json" >"$WORK/conv-$MODE.json"
   after=$(audit_count)
   tail -n +"$((before + 1))" "$TESTBED_DIR/audit.log" | head -n "$((after - before))" >"$WORK/audit-conv-$MODE.log"
+  conv_rows+=("launcher, $MODE=$WORK/conv-$MODE.json=$WORK/audit-conv-$MODE.log")
 done
-python3 - "$WORK" <<'PY'
-import json, sys
-from datetime import datetime
-work = sys.argv[1]
-at = lambda ts: datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp()
-pct = lambda v, p: sorted(v)[min(len(v) - 1, int(round(p / 100 * (len(v) - 1))))]
-print("\n### A conversation: five node tools on one node (health, processes, topology, ECC, inventory)\n")
-print("| mode | questions | pods a question | API requests a question | p50 ms a question | p95 ms a question | p50 ms a round (5) | reused answers, their age |")
-print("|---|---|---|---|---|---|---|---|")
-for mode in ("cold", "kept"):
-    res = json.load(open(f"{work}/conv-{mode}.json"))["results"][5:]
-    ev = [json.loads(l) for l in open(f"{work}/audit-conv-{mode}.log")]
-    ev = [e for e in ev if e.get("stage") in (None, "ResponseComplete") and at(e["requestReceivedTimestamp"]) >= res[0]["start_unix"]]
-    pods = sum(1 for e in ev if e["verb"] == "create" and e.get("objectRef", {}).get("resource") == "pods" and not e.get("objectRef", {}).get("subresource"))
-    ms = [r["ms"] for r in res]
-    rounds = [sum(ms[i:i + 5]) for i in range(0, len(ms), 5)]
-    reused = [r["structured"]["run"].get("reading_age_s") for r in res if r.get("structured") and r["structured"]["run"].get("reading_reused")]
-    errors = sum(r["is_error"] for r in res)
-    age = f"{len(reused)}, {min(reused)}-{max(reused)} s" if reused else "0"
-    print(f"| {mode} | {len(res)}{f' ({errors} errors)' if errors else ''} | {pods / len(res):.2f} | {len(ev) / len(res):.2f} | {pct(ms, 50):.1f} | {pct(ms, 95):.1f} | {pct(rounds, 50):.0f} | {age} |")
-PY
+for PER in question round; do
+  log "conversation (kubectl, a pod a $PER): $CONVS x five node-probe commands on gpu-node-1"
+  before=$(audit_count)
+  python3 tests/bench/conversation.py kubectl "$PER" "$CONVS" gpu-node-1 "$NS" "$WORK/pod-template.yaml" "${KR[@]}" \
+    >"$WORK/conv-kubectl-$PER.json"
+  after=$(audit_count)
+  tail -n +"$((before + 1))" "$TESTBED_DIR/audit.log" | head -n "$((after - before))" >"$WORK/audit-conv-kubectl-$PER.log"
+  conv_rows+=("kubectl, a pod a $PER=$WORK/conv-kubectl-$PER.json=$WORK/audit-conv-kubectl-$PER.log")
+done
+printf '\n### A conversation: five node tools on one node (health, processes, topology, ECC, inventory), kwok\n\n'
+python3 tests/bench/conversation.py table "${conv_rows[@]}"
 fi
 
 # 2. scans.

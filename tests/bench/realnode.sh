@@ -11,11 +11,17 @@
 #   original design: the debug pod runs node-probe as its command)
 # with p50/p95, the launcher's phases (means), and the floor: the kubelet's own runtime operations per pod
 # (run sandbox + create + start container, means from its /metrics over the launcher's image-delivery calls).
-# Pods left in the API after the run are counted.
-# Needs root (the real node). Usage: bash tests/bench/realnode.sh   (env: BENCH_CALLS=20,
+# Pods left in the API after the run are counted. Then a conversation (tests/bench/conversation.py): five
+# different node tools in a row on the node, BENCH_CONVERSATIONS rounds (default 5; 0 skips it), the launcher
+# cold and with the node's reading kept, beside kubectl's flow for the same questions (a pod a question; one
+# pod a round): pods and API requests per question, p50/p95, a round's first question and its later ones; and
+# the same through a shaped link to the API server (BENCH_LINK="RTT_MS RATE_MBIT", default "30 100":
+# tests/bench/slowlink.py), with node-probe sent gzip-compressed, plain, or not at all (image delivery).
+# Needs root (the real node). Usage: bash tests/bench/realnode.sh   (env: BENCH_CALLS=20 (0 skips the single-call flows),
 # BENCH_PROFILE=release, TESTBED_BIN, BENCH_PREBUILT=1 to use the binaries of target/$PROFILE as they are,
 # BENCH_BINDIR=DIR to use the k8s-gpu-mcp and node-probe in DIR as they are: an earlier build, for an A/B;
-# BENCH_EPHEMERAL_NEW=8: the calls of the new-ephemeral-container flow, 5 s apart)
+# BENCH_EPHEMERAL_NEW=8: the calls of the new-ephemeral-container flow, 5 s apart; BENCH_KEEP=DIR keeps the
+# run's files there)
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$ROOT"
@@ -43,14 +49,17 @@ export TESTBED_BIN
 
 WORK=$(mktemp -d /tmp/k8s-gpu-mcp-rnbench.XXXXXX)
 mkfifo "$WORK/hold"
-bash tests/testbed/testbed.sh up "$WORK/tb" <"$WORK/hold" >"$WORK/tb.out" 2>"$WORK/tb.err" &
+TESTBED_AUDIT=1 bash tests/testbed/testbed.sh up "$WORK/tb" <"$WORK/hold" >"$WORK/tb.out" 2>"$WORK/tb.err" &
 TB_PID=$!
 exec 9>"$WORK/hold"
-NODE_PID=""
+NODE_PID="" LINK_PID=""
 cleanup() {
+  [ -z "$LINK_PID" ] || kill "$LINK_PID" 2>/dev/null || true
   [ -z "$NODE_PID" ] || { exec 8>&-; wait "$NODE_PID" 2>/dev/null || true; }
   exec 9>&-
   wait "$TB_PID" 2>/dev/null || true
+  # BENCH_KEEP=DIR keeps the run's files (plans, answers, the launchers' logs, the audit log) there.
+  [ -z "${BENCH_KEEP:-}" ] || { mkdir -p "$BENCH_KEEP" && cp -r "$WORK"/. "$BENCH_KEEP"/ 2>/dev/null || true; }
   rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -174,18 +183,6 @@ EOF
   python3 tests/bench/mcp_call.py "$WORK/plan-$name.json" >"$WORK/$name.json"
 }
 
-launcher_flow default
-metrics >"$WORK/metrics-before"
-launcher_flow image --probe-image testbed.invalid/node-probe:bench
-metrics >"$WORK/metrics-after"
-launcher_flow copy --probe-delivery copy --probe-image docker.io/library/debian:bookworm \
-  --probe-bin-dir "$WORK/probes"
-launcher_flow ephemeral --probe-mode ephemeral --target-pod "$NS/gpu-target" \
-  --probe-image testbed.invalid/node-probe:bench
-# Calls further apart than the reuse window: each adds a new ephemeral container (the kubelet's floor).
-N=${BENCH_EPHEMERAL_NEW:-8} PAUSE_MS=5000 launcher_flow ephemeral-new --probe-mode ephemeral --target-pod "$NS/gpu-target" \
-  --probe-image testbed.invalid/node-probe:bench
-
 POD=$(cat <<EOF
 apiVersion: v1
 kind: Pod
@@ -208,6 +205,21 @@ spec:
   volumes: [{name: host, hostPath: {path: /}}]
 EOF
 )
+
+# BENCH_CALLS=0 skips the single-call flows (the conversation below still runs).
+if [ "$CALLS" -gt 0 ]; then
+launcher_flow default
+metrics >"$WORK/metrics-before"
+launcher_flow image --probe-image testbed.invalid/node-probe:bench
+metrics >"$WORK/metrics-after"
+launcher_flow copy --probe-delivery copy --probe-image docker.io/library/debian:bookworm \
+  --probe-bin-dir "$WORK/probes"
+launcher_flow ephemeral --probe-mode ephemeral --target-pod "$NS/gpu-target" \
+  --probe-image testbed.invalid/node-probe:bench
+# Calls further apart than the reuse window: each adds a new ephemeral container (the kubelet's floor).
+N=${BENCH_EPHEMERAL_NEW:-8} PAUSE_MS=5000 launcher_flow ephemeral-new --probe-mode ephemeral --target-pod "$NS/gpu-target" \
+  --probe-image testbed.invalid/node-probe:bench
+
 log "kubectl run/exec: $CALLS x create, wait Ready, exec, delete --force"
 : >"$WORK/kubectl-ms"
 for i in $(seq 0 "$CALLS"); do
@@ -237,11 +249,86 @@ for i in $(seq 0 "$CALLS"); do
   [ "$i" -eq 0 ] || echo $(((t1 - t0) / 1000000)) >>"$WORK/debug-ms"
 done
 python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert "probe" in d, d' "$WORK/debug-out.json"
+fi
+
+# A conversation about the node (tests/bench/conversation.py): five different read-only node tools in a row,
+# BENCH_CONVERSATIONS rounds after one warm-up, the launcher in its default delivery cold (--reading-max-age 0:
+# every question probes) and with the node's reading kept (the round's first question reads the node), beside
+# kubectl's flow for the same questions as the same user (a pod a question; one pod a round). Pods and API
+# requests per question from the API server's audit log of that user.
+audit_count() { # lines of the audit log so far (batch mode flushes every second)
+  sleep 1.5
+  [ -f "$TESTBED_DIR/audit.log" ] && wc -l <"$TESTBED_DIR/audit.log" || echo 0
+}
+CONVS=${BENCH_CONVERSATIONS:-5}
+printf '%s\n' "$POD" >"$WORK/pod-template.yaml"
+conversation() { # LABEL KIND(cold|kept|question|round) KUBECONFIG [SERVER ARGS...]: one flow, a row in conv_rows
+  local label=$1 kind=$2 kc=$3 before after server
+  shift 3
+  log "conversation ($label): $CONVS x five node tools on $NODE"
+  [ -z "$LINK_PID" ] || { kill -USR1 "$LINK_PID"; sleep 0.3; cp "$WORK/link-stats" "$WORK/link-before"; }
+  before=$(audit_count)
+  case $kind in
+    cold | kept)
+      server=$(python3 -c 'import json,sys;print(json.dumps(sys.argv[1:]))' "$LAUNCHER" serve \
+        --kubeconfig "$kc" --namespace "$NS" "$@")
+      python3 tests/bench/conversation.py plan "$kind" "$CONVS" "$NODE" "$server" "$WORK/launcher-$label.log" \
+        >"$WORK/plan-$label.json"
+      python3 tests/bench/mcp_call.py "$WORK/plan-$label.json" >"$WORK/conv-$label.json" ;;
+    *)
+      python3 tests/bench/conversation.py kubectl "$kind" "$CONVS" "$NODE" "$NS" "$WORK/pod-template.yaml" \
+        kubectl --kubeconfig "$kc" >"$WORK/conv-$label.json" ;;
+  esac
+  after=$(audit_count)
+  tail -n +"$((before + 1))" "$TESTBED_DIR/audit.log" | head -n "$((after - before))" >"$WORK/audit-$label.log"
+  conv_rows+=("$label=$WORK/conv-$label.json=$WORK/audit-$label.log")
+  if [ -n "$LINK_PID" ]; then
+    kill -USR1 "$LINK_PID"; sleep 0.3
+    python3 - "$WORK/link-before" "$WORK/link-stats" "$label" >>"$WORK/link-bytes" <<'PY'
+import json, sys
+a, b = (json.load(open(p)) for p in sys.argv[1:3])
+print(f"| {sys.argv[3]} | {b['connections'] - a['connections']} | {(b['bytes_up'] - a['bytes_up']) / 1e6:.2f} | {(b['bytes_down'] - a['bytes_down']) / 1e6:.2f} |")
+PY
+  fi
+}
+if [ "$CONVS" -gt 0 ]; then
+  conv_rows=()
+  conversation "launcher, cold" cold "$TESTBED_READER_KUBECONFIG"
+  conversation "launcher, reading kept" kept "$TESTBED_READER_KUBECONFIG"
+  conversation "kubectl, a pod a question" question "$TESTBED_READER_KUBECONFIG"
+  conversation "kubectl, one pod a round" round "$TESTBED_READER_KUBECONFIG"
+  LOOPBACK_ROWS=("${conv_rows[@]}")
+
+  # The same over a shaped link (BENCH_LINK="RTT_MS RATE_MBIT", default "30 100": a laptop on a VPN to a
+  # cloud cluster): tests/bench/slowlink.py between the launcher (or kubectl) and the API server, TLS passed
+  # through. The launcher sends node-probe gzip-compressed to an API server that is not on its machine; the
+  # proxy's address is loopback, so K8S_GPU_MCP_PROBE_GZIP=always says what a remote address would (and
+  # `never` shows the plain bytes' cost on the same link). Image delivery sends no binary at all.
+  read -r LINK_RTT LINK_MBIT <<<"${BENCH_LINK:-30 100}"
+  python3 tests/bench/slowlink.py --upstream "127.0.0.1:${TESTBED_SERVER##*:}" --rtt-ms "$LINK_RTT" \
+    --rate-mbit "$LINK_MBIT" --port-file "$WORK/link-port" --stats-file "$WORK/link-stats" &
+  LINK_PID=$!
+  for _ in $(seq 100); do [ -s "$WORK/link-port" ] && break; sleep 0.1; done
+  sed "s#https://127.0.0.1:${TESTBED_SERVER##*:}#https://127.0.0.1:$(cat "$WORK/link-port")#" \
+    "$TESTBED_READER_KUBECONFIG" >"$WORK/link.kubeconfig"
+  conv_rows=()
+  : >"$WORK/link-bytes"
+  K8S_GPU_MCP_PROBE_GZIP=always conversation "launcher, cold, gzip" cold "$WORK/link.kubeconfig"
+  K8S_GPU_MCP_PROBE_GZIP=always conversation "launcher, reading kept, gzip" kept "$WORK/link.kubeconfig"
+  K8S_GPU_MCP_PROBE_GZIP=never conversation "launcher, reading kept, plain" kept "$WORK/link.kubeconfig"
+  conversation "launcher, reading kept, image delivery" kept "$WORK/link.kubeconfig" \
+    --probe-image testbed.invalid/node-probe:bench
+  conversation "kubectl, a pod a question (link)" question "$WORK/link.kubeconfig"
+  conversation "kubectl, one pod a round (link)" round "$WORK/link.kubeconfig"
+  LINK_ROWS=("${conv_rows[@]}")
+  kill "$LINK_PID"; wait "$LINK_PID" 2>/dev/null || true; LINK_PID=
+fi
 
 "${KA[@]}" -n "$NS" delete pod gpu-target --grace-period=0 --force >/dev/null 2>&1
 sleep 2
 LEFT=$("${KA[@]}" get pods -A --no-headers 2>/dev/null | wc -l)
 
+if [ "$CALLS" -gt 0 ]; then
 python3 - "$WORK" "$CALLS" "$LEFT" "${BENCH_EPHEMERAL_NEW:-8}" <<'EOF'
 import json, re, statistics, sys
 work, calls, left, eph_new = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
@@ -314,3 +401,14 @@ elif mb:
     print(f"node-probe: {b:,} bytes, sent plain on every call of the default delivery (the API server's address "
           f"is loopback here, where compressing was measured slower)")
 EOF
+else
+  echo "pods left in the API after the run: $LEFT"
+fi
+if [ "$CONVS" -gt 0 ]; then
+  printf '\nA conversation about the real node: five node tools (health, processes, topology, ECC, inventory), %s rounds after a warm-up, the API server on loopback\n\n' "$CONVS"
+  python3 tests/bench/conversation.py table "${LOOPBACK_ROWS[@]}"
+  printf '\nThe same through a shaped link to the API server (%s ms round trip, %s Mbit/s each way; tests/bench/slowlink.py)\n\n' "$LINK_RTT" "$LINK_MBIT"
+  python3 tests/bench/conversation.py table "${LINK_ROWS[@]}"
+  printf '\nbytes over the link per flow (all its rounds, warm-up included)\n\n| flow | connections | MB up | MB down |\n|---|---|---|---|\n'
+  cat "$WORK/link-bytes"
+fi
