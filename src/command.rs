@@ -11,7 +11,7 @@ use std::str::FromStr;
 use crate::contract::Report;
 use crate::facts::{NodeFacts, Sections};
 use crate::options::AnalysisOptions;
-use crate::{analysis, attribution, dcgm, evidence, operator, workload, xid};
+use crate::{analysis, attribution, dcgm, evidence, kernel_log, operator, workload};
 
 /// The arguments a command takes of its own, beside the flags every command shares (the source,
 /// `--node-name`, `--expect-gpus`): node-probe gives each group its flags (`node-probe/src/options.rs`).
@@ -29,7 +29,7 @@ pub enum KernelLogInput {
     /// From the facts: the newest records, gathered when its sections ask for `kernel_log`.
     Facts,
     /// The whole log, which node-probe streams line by line into the XID analysis
-    /// (`xid::report::XidAnalyzer`), so a log of any size takes bounded memory. A simulated node's log
+    /// (`kernel_log::report::XidAnalyzer`), so a log of any size takes bounded memory. A simulated node's log
     /// is already in its facts: the row's analysis reads it there.
     Streamed,
 }
@@ -166,7 +166,7 @@ commands! {
         arguments: KernelLog,
         kernel_log: Streamed,
         sections: sections![identity, kernel_log],
-        analysis: Xid(xid::report::analyze),
+        analysis: Xid(kernel_log::report::analyze),
     }
     /// Which pod holds which GPU (kubelet PodResources API) and whose processes use it (cgroups): exact when the kubelet answers, cgroup-only otherwise.
     Allocation = "allocation" {

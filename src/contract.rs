@@ -12,7 +12,7 @@ use crate::analysis::{
     processes::ProcessesReport, telemetry::TelemetryReport, topology::TopologyReport,
 };
 use crate::finding::{Finding, Judged, Verdict};
-use crate::xid::report::XidReport;
+use crate::kernel_log::report::XidReport;
 
 /// Bumped on any incompatible change of the documents below. The launcher refuses documents whose
 /// major schema it does not know, and says which side to upgrade.

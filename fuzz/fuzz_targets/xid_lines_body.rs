@@ -1,12 +1,12 @@
-//! The body of the `xid_lines` fuzz target, shared with the stable test suite (tests/xid/props.rs includes
+//! The body of the `xid_lines` fuzz target, shared with the stable test suite (tests/kernel_log/props.rs includes
 //! it with `#[path]`): cargo-fuzz needs nightly, so CI compiles and runs this body on stable, replaying the
 //! kernel-log corpus and random bytes through it.
 //!
 //! Any bytes, split into lines, must give a report (never a panic) whose events and details stay in step.
 
 use gpu_diag::facts::{KernelLogFacts, NodeFacts, Reading};
+use gpu_diag::kernel_log::{grammar, report};
 use gpu_diag::options::AnalysisOptions;
-use gpu_diag::xid::{grammar, report};
 
 /// Runs the grammar and the whole analysis over `data`; returns the report for callers that check more.
 pub fn check(data: &[u8]) -> report::XidReport {

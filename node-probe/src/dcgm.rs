@@ -388,7 +388,7 @@ pub fn run(global: &GlobalArgs, args: &DcgmDiagArgs) -> Result<ProbeDocument, Pr
             after,
             xids,
             xids_not_listed,
-            started_at: gpu_diag::xid::time::rfc3339(started_unix),
+            started_at: gpu_diag::kernel_log::time::rfc3339(started_unix),
             incidents_after,
         },
     );

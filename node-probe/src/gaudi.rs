@@ -210,7 +210,7 @@ const MAX_TEXT: usize = 256;
 fn text(files: HostFiles<'_>, dir: &str, name: &str) -> Reading<String> {
     files
         .line(format!("{dir}/{name}"))
-        .map(|t| gpu_diag::xid::grammar::clip_to(&t, MAX_TEXT))
+        .map(|t| gpu_diag::kernel_log::grammar::clip_to(&t, MAX_TEXT))
         .into()
 }
 

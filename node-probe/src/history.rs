@@ -14,11 +14,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use gpu_diag::xid::contract::{HistorySource, SourceStatus};
-use gpu_diag::xid::grammar::{JournalEntry, journal_entry};
-use gpu_diag::xid::history::unread_source;
-use gpu_diag::xid::report::XidAnalyzer;
-use gpu_diag::xid::time::rfc3339;
+use gpu_diag::kernel_log::contract::{HistorySource, SourceStatus};
+use gpu_diag::kernel_log::grammar::{JournalEntry, journal_entry};
+use gpu_diag::kernel_log::history::unread_source;
+use gpu_diag::kernel_log::report::XidAnalyzer;
+use gpu_diag::kernel_log::time::rfc3339;
 
 /// History may take this long in all; what is not read by then is reported as partial. The launcher
 /// gives a probe run 120 s from pod start to cleanup by default.

@@ -1,13 +1,13 @@
 //! Kernel log readers: `{host-root}/dev/kmsg` (non-blocking, up to EAGAIN) or a log file.
 //!
-//! Both only gather lines; the grammar in `gpu_diag::xid` interprets them.
+//! Both only gather lines; the grammar in `gpu_diag::kernel_log` interprets them.
 
 use std::path::Path;
 
 use gpu_diag::contract::{ErrorKind, ProbeError, Report};
 use gpu_diag::facts::{FieldError, FieldErrorKind, KernelLogFacts, NodeFacts, Reading};
+use gpu_diag::kernel_log::report::{LogEnd, XidAnalyzer};
 use gpu_diag::options::AnalysisOptions;
-use gpu_diag::xid::report::{LogEnd, XidAnalyzer};
 use rustix::fs::{Mode, OFlags};
 use rustix::io::Errno;
 
@@ -176,7 +176,7 @@ pub fn analyze_streamed(
             // kmsg first into memory (the ring buffer is small): where it starts decides what the
             // history sources must still supply for the current boot.
             let kmsg = read_kmsg(root);
-            let clock = gpu_diag::xid::grammar::Clock {
+            let clock = gpu_diag::kernel_log::grammar::Clock {
                 boot_time_unix: facts.host.boot_time_unix.get(),
                 now_unix: facts.host.now_unix.get(),
             };
@@ -184,7 +184,7 @@ pub fn analyze_streamed(
                 k.lines
                     .iter()
                     .find(|l| !l.trim().is_empty())
-                    .and_then(|l| gpu_diag::xid::grammar::parse_envelope(l, 1, clock).ts)
+                    .and_then(|l| gpu_diag::kernel_log::grammar::parse_envelope(l, 1, clock).ts)
             });
             crate::history::feed(root, &mut a, opts.since_unix, kmsg_start);
             a.history_until(None);

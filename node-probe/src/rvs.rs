@@ -394,7 +394,7 @@ pub fn run(global: &GlobalArgs, args: &RvsDiagArgs) -> Result<ProbeDocument, Pro
         not_started,
         results,
         conf: conf.ok().map(|c| c.display().to_string()),
-        started_at: gpu_diag::xid::time::rfc3339(started_unix),
+        started_at: gpu_diag::kernel_log::time::rfc3339(started_unix),
     });
     report.raw_output = raw;
     Ok(ProbeDocument::success(

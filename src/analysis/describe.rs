@@ -5,8 +5,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::facts::NodeFacts;
 use crate::finding::{Finding, Judged, Verdict, distinct};
+use crate::kernel_log::report::XidReport;
 use crate::options::AnalysisOptions;
-use crate::xid::report::XidReport;
 
 use super::ecc::EccReport;
 use super::health::HealthReport;
@@ -58,7 +58,7 @@ fn describe(facts: &NodeFacts, opts: &AnalysisOptions) -> DescribeReport {
     let topology = super::topology::analyze(facts, opts);
     let ecc = super::ecc::analyze(facts, opts);
     let processes = super::processes::analyze(facts, opts);
-    let xid = crate::xid::report::analyze(facts, opts);
+    let xid = crate::kernel_log::report::analyze(facts, opts);
     let mut findings = super::health::judge(facts, opts);
     // In `health::all_findings`' order, so that describe's health is health's.
     let amd = super::amd::judge(facts);

@@ -170,7 +170,7 @@ pub fn analyze(facts: &NodeFacts, opts: &AnalysisOptions) -> EccReport {
         .iter()
         .any(|g| g.vendor == crate::facts::GpuVendor::Intel)
     {
-        crate::xid::report::analyze(facts, opts)
+        crate::kernel_log::report::analyze(facts, opts)
             .findings
             .into_iter()
             .filter(|f| {

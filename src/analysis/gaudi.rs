@@ -12,7 +12,7 @@
 
 use crate::facts::{GaudiGpuFacts, GpuFacts, NodeFacts};
 use crate::finding::{ActionKind, Finding, Severity};
-use crate::xid::habanalabs_catalog::action_detail;
+use crate::kernel_log::habanalabs_catalog::action_detail;
 
 use super::{canonical_bus_id, finding, gpu_label};
 

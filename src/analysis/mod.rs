@@ -1,6 +1,6 @@
 //! Pure interpretation of [`crate::facts::NodeFacts`]: the analyses of most probe commands, one module each.
 //! Each command's analysis function is named in its row of the `commands!` table ([`crate::command`]);
-//! `xid`'s lives in [`crate::xid`], `allocation`'s in [`crate::attribution`] and `workload`'s in
+//! `xid`'s lives in [`crate::kernel_log`], `allocation`'s in [`crate::attribution`] and `workload`'s in
 //! [`crate::workload`]. No I/O.
 //!
 //! Every report keeps per-field failures inline (a [`Reading`] error stays an error in the report), and
@@ -81,10 +81,10 @@ pub(crate) fn finding(
 }
 
 /// `GPU 3 (0000:5d:00.0)`: how findings name a GPU of the inventory in prose (the one label of
-/// [`crate::xid::report::gpu_label`], with the canonical PCI id when it is readable).
+/// [`crate::kernel_log::report::gpu_label`], with the canonical PCI id when it is readable).
 pub(crate) fn gpu_label(g: &GpuFacts) -> String {
     let bus = canonical_bus_id(&g.pci_bus_id);
-    crate::xid::report::gpu_label(Some(g.index), bus.ok().map(String::as_str))
+    crate::kernel_log::report::gpu_label(Some(g.index), bus.ok().map(String::as_str))
 }
 
 /// A reading for evidence lines: the value, or `<error kind>`.

@@ -161,7 +161,7 @@ pub fn xids_during(facts: &NodeFacts, since_unix: f64, indices: &[u32]) -> (Vec<
         expect_gpus: None,
         since_unix: Some(since_unix),
     };
-    let report = crate::xid::report::analyze(facts, &opts);
+    let report = crate::kernel_log::report::analyze(facts, &opts);
     let bus = |g: &GpuFacts| {
         crate::analysis::canonical_bus_id(&g.pci_bus_id)
             .ok()
@@ -172,7 +172,7 @@ pub fn xids_during(facts: &NodeFacts, since_unix: f64, indices: &[u32]) -> (Vec<
     for e in report
         .events
         .iter()
-        .filter(|e| e.kind == crate::xid::contract::EventKind::Xid)
+        .filter(|e| e.kind == crate::kernel_log::contract::EventKind::Xid)
     {
         let Some(code) = e.code else { continue };
         let gpu = facts

@@ -9,8 +9,8 @@ use crate::analysis::telemetry::{
     SW_POWER_CAP, SW_THERMAL_SLOWDOWN, SYNC_BOOST,
 };
 use crate::finding::{Severity, Verdict};
-use crate::xid::catalog;
-use crate::xid::correlate::bucket;
+use crate::kernel_log::correlate::bucket;
+use crate::kernel_log::nvidia_catalog;
 
 use super::input::{GpuGrid, HistoryInput};
 use super::report::{
@@ -251,7 +251,7 @@ fn xids(g: &GpuGrid, cx: &Ctx) -> Vec<XidSeen> {
         if seen.len() >= 16 {
             continue;
         }
-        let (mnemonic, description, meaning, severity) = match catalog::lookup(code) {
+        let (mnemonic, description, meaning, severity) = match nvidia_catalog::lookup(code) {
             Some(e) => {
                 let c = bucket(e);
                 (

@@ -6,7 +6,7 @@
 //! PCIe counters grew, power against its limit, utilization; a verdict and a line per GPU, the GPUs that are
 //! alike and fine in one line, and the gaps in the data said as gaps, never as health.
 //!
-//! Not to be confused with `xid::history` (earlier boots' kernel logs on the node itself).
+//! Not to be confused with `kernel_log::history` (earlier boots' kernel logs on the node itself).
 
 pub mod gpu;
 pub mod input;

@@ -565,7 +565,7 @@ pub const RULES: &[Rule] = &[
 /// gap after its first signal), when no `about` key ties them to a component.
 pub const BURST_SIGNALS: &[&str] = &["driver.crash_dump"];
 
-pub const BURST_S: f64 = crate::xid::correlate::BURST_GAP_SECS;
+pub const BURST_S: f64 = crate::kernel_log::correlate::BURST_GAP_SECS;
 
 pub(super) fn matches(pattern: &str, code: &str) -> bool {
     match pattern.strip_suffix('*') {

@@ -313,7 +313,7 @@ pub fn first_suspect_node(p: &Pattern) -> Option<String> {
 }
 
 fn rfc3339(unix: f64) -> String {
-    crate::xid::time::rfc3339(unix).unwrap_or_else(|| format!("{unix:.0}"))
+    crate::kernel_log::time::rfc3339(unix).unwrap_or_else(|| format!("{unix:.0}"))
 }
 
 /// The node's incidents at the window's end, a line each.

@@ -226,7 +226,7 @@ fn kernel_events(input: &WatchInput, facts: &NodeFacts, opts: &AnalysisOptions) 
         lines: input.kernel.iter().map(|(_, l)| l.clone()).collect(),
         ..KernelLogFacts::default()
     });
-    let report = crate::xid::report::analyze(&f, opts);
+    let report = crate::kernel_log::report::analyze(&f, opts);
     let mut out = Vec::new();
     for e in &report.events {
         let Some(line) = e.line else { continue };
@@ -252,8 +252,8 @@ fn kernel_events(input: &WatchInput, facts: &NodeFacts, opts: &AnalysisOptions) 
         );
         let what = e.mnemonic.clone().unwrap_or_else(|| e.message.clone());
         let name = match (e.kind, e.code) {
-            (crate::xid::report::EventKind::Xid, Some(c)) => format!("Xid {c}"),
-            (crate::xid::report::EventKind::Sxid, Some(c)) => format!("SXid {c}"),
+            (crate::kernel_log::report::EventKind::Xid, Some(c)) => format!("Xid {c}"),
+            (crate::kernel_log::report::EventKind::Sxid, Some(c)) => format!("SXid {c}"),
             _ => code.clone(),
         };
         let on = gpu.map_or_else(String::new, |g| format!(" on GPU {g}"));

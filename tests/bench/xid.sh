@@ -3,7 +3,7 @@
 # (GNU time) and the size of the JSON document, and checks the per-GPU/per-code counts are exact.
 #   storm N:  a scenario's kernel log plus N Xid 13 + Xid 43 lines from an application that faults and
 #             restarts every 10 ms on GPU 0 (N/2 of each code).
-#   mixed N:  N lines, one corpus line (tests/xid/corpus/*.log) for every three ordinary kernel lines.
+#   mixed N:  N lines, one corpus line (tests/kernel_log/corpus/*.log) for every three ordinary kernel lines.
 # Targets (issue 14): 10x the events costs <= 15x the time; a 12,000-event storm well under a second;
 # 1,000,000 mixed lines under 128 MiB peak RSS, linear.
 # With LAUNCHER=path/to/k8s-gpu-mcp, also the storms through `analyze_xid_errors` (local mode, the
@@ -50,7 +50,7 @@ def storm(n):
 
 def mixed_lines(n):
     corpus = []
-    for p in sorted(glob.glob("tests/xid/corpus/*.log")):
+    for p in sorted(glob.glob("tests/kernel_log/corpus/*.log")):
         corpus.extend(open(p, encoding="utf-8", errors="replace").read().splitlines())
     noise = [
         "[ 1234.567890] EXT4-fs (nvme0n1p2): re-mounted. Quota mode: none.",

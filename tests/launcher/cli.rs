@@ -448,7 +448,7 @@ fn repo_paths(root: &std::path::Path) -> Vec<String> {
 
 /// The paths `doc` names that do not exist, and how many it names (`rooted_only`: only those written from
 /// the repository root): a backticked name that is a path from
-/// the repository root (`launcher/src/probe/pod.rs`, `tests/xid/`) must be there, and one written relative
+/// the repository root (`launcher/src/probe/pod.rs`, `tests/kernel_log/`) must be there, and one written relative
 /// to the section's folder (`probe/pod.rs`, `mcp/framework/`, `trust.rs`) must be the end of a path that
 /// is. `::item` suffixes are ignored; a `<placeholder>` file name needs only its folder.
 fn missing_paths(

@@ -186,7 +186,7 @@ fn hostile_files_are_bounded_inline_errors() {
 
 /// A Gaudi 2 node where the driver's hard reset of one device failed: its status reads `Disabled`, its
 /// reset count rose, and the kernel log holds the DERR and the failed reset, printed as Linux 6.12 prints
-/// them (`tests/xid/habanalabs/kernel-formats.tsv`). `health` in local mode names that device, in Intel's
+/// them (`tests/kernel_log/habanalabs/kernel-formats.tsv`). `health` in local mode names that device, in Intel's
 /// words, and no other.
 #[test]
 fn health_on_a_gaudi_node_with_a_failed_reset() {

@@ -10,7 +10,7 @@ use node_probe::NodeProbe;
 
 fn corpus(name: &str) -> String {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../tests/xid/corpus")
+        .join("../tests/kernel_log/corpus")
         .join(name)
         .to_string_lossy()
         .into_owned()

@@ -1,4 +1,4 @@
-//! What the kernel-format tests share (`tests/xid/{nvidia,amdgpu,habanalabs}_kernel_formats.rs`): a table of a
+//! What the kernel-format tests share (`tests/kernel_log/{nvidia,amdgpu,habanalabs}_kernel_formats.rs`): a table of a
 //! driver's own print formats read from its TSV, each format printed with its arguments as the kernel's
 //! vsnprintf would, behind a dmesg timestamp, the misread lines gathered and failed on together, and where a
 //! kernel tree is at hand, each format found verbatim at the line the table cites. What a line must read as

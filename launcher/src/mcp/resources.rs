@@ -1,6 +1,6 @@
 //! MCP resources: NVIDIA's XID catalog, one resource per code (`xid://catalog/{code}`) plus an index.
 //!
-//! The catalog itself lives in the shared library (`gpu_diag::xid`); [`catalog`] is the one function that
+//! The catalog itself lives in the shared library (`gpu_diag::kernel_log`); [`catalog`] is the one function that
 //! knows its API.
 
 use rmcp::ErrorData;
@@ -23,7 +23,7 @@ pub struct XidInfo {
 
 /// The XID catalog from the shared library.
 pub fn catalog() -> Vec<XidInfo> {
-    gpu_diag::xid::catalog::entries()
+    gpu_diag::kernel_log::nvidia_catalog::entries()
         .iter()
         .map(|e| {
             let applies = |i: usize| e.applies[i];

@@ -793,7 +793,7 @@ fn check_kernel_log(
     before: Option<&KernelLogFacts>,
     after: &Reading<KernelLogFacts>,
 ) -> Check {
-    use crate::xid::grammar::{AmdKind, parse_amdgpu, unescape_kmsg};
+    use crate::kernel_log::grammar::{AmdKind, parse_amdgpu, unescape_kmsg};
     const NAME: &str = "kernel_log_reset";
     let after = match after {
         Reading::Ok(a) => a,

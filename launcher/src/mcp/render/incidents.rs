@@ -77,6 +77,15 @@ fn incident(n: usize, i: &Incident, out: &mut String) {
     // cut so that ten signals fit; NVIDIA's signals each say something the others do not, and stay whole.
     let twinned = i.signals.iter().any(|s| s.code.starts_with("amdgpu."))
         && i.signals.iter().any(|s| s.code.starts_with("amd."));
+    // The header names the incident's GPU with its bus (`GPU 1 (0000:2a:00.0)`): its signals say just
+    // `GPU 1`. A signal about another GPU keeps its whole name; the structured report keeps every sentence
+    // whole.
+    let named = i.gpu.and_then(|g| {
+        let short = format!("GPU {g}");
+        i.component
+            .starts_with(&format!("{short} ("))
+            .then_some((i.component.as_str(), short))
+    });
     for (k, s) in i.signals.iter().enumerate() {
         // The first signal says the fault whole; a later one's sentence is cut to its head: an AMD fault is
         // seen twice per step (a counter and the driver's line), and ten whole sentences would not fit.
@@ -89,6 +98,10 @@ fn incident(n: usize, i: &Incident, out: &mut String) {
                 Some(g) if !h.contains(&format!("GPU {g}")) => format!("GPU {g}: {h}"),
                 _ => h,
             }
+        };
+        let summary = match &named {
+            Some((full, short)) => once(&summary.replace(full, short)),
+            None => summary,
         };
         let _ = writeln!(
             out,
@@ -111,6 +124,29 @@ fn incident(n: usize, i: &Incident, out: &mut String) {
             .collect();
         let shown = evidence("     ", &ev, max, out);
         said.extend(ev.into_iter().take(shown).map(|e| (s.gpu, e)));
+    }
+}
+
+/// A kernel-log signal's sentence with its catalog description said once: `Xid 94 … (Contained memory
+/// error) seen 1× on GPU 1: Contained memory error: the driver says …` loses the second `Contained memory
+/// error: `, which the parentheses say. Any other sentence is returned as it is.
+fn once(s: &str) -> String {
+    let Some(seen) = s.find(") seen ") else {
+        return s.to_string();
+    };
+    let Some(open) = s[..seen].rfind('(') else {
+        return s.to_string();
+    };
+    let desc = &s[open + 1..seen];
+    let Some(colon) = s[seen..].find(": ").map(|c| seen + c + 2) else {
+        return s.to_string();
+    };
+    match s[colon..]
+        .strip_prefix(desc)
+        .and_then(|t| t.strip_prefix(": "))
+    {
+        Some(tail) if !desc.is_empty() => format!("{}{tail}", &s[..colon]),
+        _ => s.to_string(),
     }
 }
 
@@ -431,6 +467,52 @@ mod tests {
         assert_eq!(
             adding(&ev, &text, &["ras/event_state: poison 1".to_string()]),
             vec!["line 16: row remap".to_string()]
+        );
+    }
+
+    /// Signals about the GPU the header names say just `GPU 5`; one about another GPU keeps its bus.
+    #[test]
+    fn signals_say_the_headers_gpu_short() {
+        let mut a = signal("xid.48", vec![]);
+        a.summary = "Xid 48 seen 1× on GPU 5 (0000:2a:00.0): reset".into();
+        let mut b = signal("ecc.volatile_uncorrected", vec![]);
+        b.summary =
+            "GPU 5 (0000:2a:00.0) had 2 uncorrectable ECC errors; GPU 6 (0000:3d:00.0) too".into();
+        let inc = Incidents {
+            incidents: vec![Incident {
+                code: "gpu.memory".into(),
+                severity: Severity::Critical,
+                gpu: Some(5),
+                gpu_uuid: None,
+                component: "GPU 5 (0000:2a:00.0)".into(),
+                title: "uncorrectable memory error".into(),
+                summary: String::new(),
+                action: Action {
+                    kind: ActionKind::Rma,
+                    detail: "rma".into(),
+                },
+                first_seen: None,
+                rule: None,
+                signals: vec![a, b],
+            }],
+            history: vec![],
+        };
+        let mut out = String::new();
+        render(&inc, &mut out);
+        assert_eq!(out.matches("0000:2a:00.0").count(), 1, "{out}");
+        assert!(out.contains("seen 1× on GPU 5: reset"), "{out}");
+        // The catalog description in parentheses is not said again after the GPU.
+        assert_eq!(
+            once(
+                "Xid 94 X (Contained memory error) seen 1× on GPU 5: Contained memory error: drain"
+            ),
+            "Xid 94 X (Contained memory error) seen 1× on GPU 5: drain"
+        );
+        let other = "Xid 94 X (Contained memory error) seen 1× on GPU 5: the driver says";
+        assert_eq!(once(other), other);
+        assert!(
+            out.contains(": GPU 5 had 2 uncorrectable ECC errors; GPU 6 (0000:3d:00.0) too"),
+            "{out}"
         );
     }
 

@@ -4,7 +4,7 @@ use std::fmt::Write;
 
 use gpu_diag::command::{Request, Since};
 use gpu_diag::contract::Report;
-use gpu_diag::xid::report::XidReport;
+use gpu_diag::kernel_log::report::XidReport;
 use schemars::JsonSchema;
 use serde::Deserialize;
 
@@ -51,7 +51,7 @@ NVRM. Returns decoded events per GPU and findings with the recommended action.";
         // Each code's finding under the incident it belongs to: one fault once.
         let name = |i: u32| {
             let pci = r.gpus.iter().find(|g| g.index == Some(i)).and_then(|g| g.pci_bus_id.as_deref());
-            gpu_diag::xid::report::gpu_label(Some(i), pci)
+            gpu_diag::kernel_log::report::gpu_label(Some(i), pci)
         };
         incidents::render(&gpu_diag::incident::group(&r.findings, &name), &mut t);
         let mut body = String::new();
