@@ -321,9 +321,34 @@ async fn start_as(
     }
 }
 
+/// A conversation about one node: five different read-only node tools in a row, as an AI host asks them
+/// (`tests/e2e/readings.rs`, `tests/realnode/readings.rs`).
+pub const CONVERSATION: [&str; 5] = [
+    "get_gpu_health",
+    "get_gpu_processes",
+    "inspect_topology",
+    "snapshot_ecc",
+    "get_gpu_inventory",
+];
+
+/// Whether an answer read the node itself (a fresh reading, age 0) rather than a kept one.
+pub fn fresh(v: &Value) -> bool {
+    v["run"]["reading_age_s"] == 0 && v["run"].get("reading_reused").is_none()
+}
+
 impl Launcher {
     pub fn stderr(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Probe pods this launcher created on `node`, from its log (other tests run beside one on the same API
+    /// server, so its request counters count their pods too; node names are unique to a test).
+    pub fn pods_created(&self, node: &str) -> usize {
+        let on = format!("node={node} ");
+        self.stderr()
+            .lines()
+            .filter(|line| line.contains("creating probe pod") && line.contains(&on))
+            .count()
     }
 
     pub async fn call(&self, tool: &str, args: Value) -> CallToolResult {

@@ -4,32 +4,10 @@
 //! reading, so the next question starts a fresh pod. On the team server, two people on one node: each
 //! reading is made and served with its own person's rights.
 
-use serde_json::{Value, json};
+use serde_json::json;
 
-use crate::mcp;
+use crate::mcp::{self, CONVERSATION as FIVE, fresh};
 use crate::testbed::{FakeNode, Testbed, User, skipped, unique};
-
-const FIVE: [&str; 5] = [
-    "get_gpu_health",
-    "get_gpu_processes",
-    "inspect_topology",
-    "snapshot_ecc",
-    "get_gpu_inventory",
-];
-
-/// Probe pods the launcher created on `node`, from its log (other tests run beside this one on the same API
-/// server, so its request counters count their pods too; node names are unique to a test).
-fn pods_created(l: &mcp::Launcher, node: &str) -> usize {
-    let on = format!("node={node} ");
-    l.stderr()
-        .lines()
-        .filter(|line| line.contains("creating probe pod") && line.contains(&on))
-        .count()
-}
-
-fn fresh(v: &Value) -> bool {
-    v["run"]["reading_age_s"] == 0 && v["run"].get("reading_reused").is_none()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_conversation_about_a_node_costs_one_probe_pod() {
@@ -74,26 +52,26 @@ async fn a_conversation_about_a_node_costs_one_probe_pod() {
             );
         }
     }
-    assert_eq!(pods_created(&l, &node), 1, "five questions, one probe pod");
+    assert_eq!(l.pods_created(&node), 1, "five questions, one probe pod");
     // Another node: its own reading, its own pod.
     let v = l.ok("get_gpu_health", json!({"node_name": other})).await;
     assert!(fresh(&v), "{}", v["run"]);
     assert_eq!(v["run"]["probe"]["source"], "simulated:dgx-h100-xid79");
-    assert_eq!(pods_created(&l, &other), 1);
-    assert_eq!(pods_created(&l, &node), 1);
+    assert_eq!(l.pods_created(&other), 1);
+    assert_eq!(l.pods_created(&node), 1);
     // An operator action (kill's preflight through a pod; refused on this node) drops the reading.
-    let before = pods_created(&l, &node);
+    let before = l.pods_created(&node);
     let _ = l
         .call(
             "kill_gpu_process",
             json!({"node_name": node, "pid": 1, "confirm": format!("{node}/pid/1")}),
         )
         .await;
-    let after = pods_created(&l, &node);
+    let after = l.pods_created(&node);
     assert!(after > before, "the action probed the node");
     let v = l.ok("get_gpu_telemetry", json!({"node_name": node})).await;
     assert!(fresh(&v), "read afresh after the action: {}", v["run"]);
-    assert_eq!(pods_created(&l, &node), after + 1);
+    assert_eq!(l.pods_created(&node), after + 1);
     l.stop().await;
     if let Err(left) = tb.wait_no_pods(&ns, std::time::Duration::from_secs(120)) {
         panic!("probe pods left in {ns}: {left:?}");

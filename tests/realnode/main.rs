@@ -34,6 +34,8 @@ mod dcgm;
 mod dra;
 mod evidence;
 mod node;
+mod readings;
+use readings::a_conversation_about_the_real_node_costs_one_probe_pod;
 mod server;
 use server::the_team_servers_image_answers_a_persons_first_call;
 mod trust;
@@ -506,6 +508,7 @@ fn real_node_suite() {
     let cases: Vec<(&str, CaseFn)> = vec![
         case!(every_node_tool_answers_alike_in_image_and_copy_delivery),
         case!(default_delivery_needs_no_flags_and_no_published_image),
+        case!(a_conversation_about_the_real_node_costs_one_probe_pod),
         case!(a_userspace_write_into_the_real_kmsg_is_no_kernel_event),
         case!(previous_boots_are_read_from_the_node_journal),
         case!(allocation_is_exact_from_the_kubelet_and_processes_are_named),

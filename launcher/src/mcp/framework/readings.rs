@@ -8,7 +8,8 @@
 //!
 //! A reading is a person's: made with their rights (over HTTP every request impersonates its caller), kept
 //! under their name and never served to anyone else. Bounded per person and in all, the least recently
-//! used first out, its memory freed when it goes. A failed or partial reading is never kept; an act on a
+//! used first out, its memory freed when it goes. A failed reading is never kept (a fact the probe could
+//! not read, such as a GPU off the bus, is part of a reading and kept with it); an act on a
 //! node (kill, reset, an active diagnostic, a watch window) drops everyone's readings of it before and
 //! after it runs ([`crate::mcp::framework::Env::probe`]).
 
@@ -68,11 +69,14 @@ pub struct Reading {
 }
 
 impl Reading {
-    /// Whether a reading may be kept: node-probe ended well and read everything it tried (a fact it
-    /// could not read is in `health.unreadable`), so a later answer never repeats a failure as the node's
-    /// state.
+    /// Whether a reading may be kept: node-probe ended well. A probe that failed (a non-zero exit, or no
+    /// report at all, which never gets here) is never kept. Facts the probe could not read
+    /// (`health.unreadable`: a GPU off the bus, a field NVML refuses) are part of what it read and are kept
+    /// with it: each answer says them with the reading's age, and `max_age_s: 0` reads again. Not keeping
+    /// such readings made every question on a sick node (the one a conversation is about) start its own
+    /// pod: on the real-node testbed, whose fake NVML has a lost GPU, five questions cost five pods.
     pub fn keepable(&self) -> bool {
-        self.exit_code == 0 && self.report.health.unreadable.is_empty()
+        self.exit_code == 0
     }
 }
 
@@ -249,7 +253,7 @@ impl ReadingStore {
     }
 
     /// Keep a reading of the node (`bytes`: its size as JSON), replacing this person's earlier one. Not
-    /// kept: with the setting at 0, a failed or partial reading, one bigger than a person's budget. The
+    /// kept: with the setting at 0, a failed reading, one bigger than a person's budget. The
     /// person's least recently used go first past their bound, then anyone's past the pool's.
     pub fn put(&self, context: Option<&str>, node: &str, reading: Reading, bytes: usize) -> bool {
         let (per, all) = (self.pool.per_person, self.pool.in_all);
@@ -376,22 +380,28 @@ mod tests {
     }
 
     #[test]
-    fn a_failed_or_partial_reading_is_never_kept() {
+    fn a_failed_reading_is_never_kept_and_a_partial_one_is_kept_as_read() {
         let s = ReadingStore::new(Duration::from_secs(20));
         assert!(
             !s.put(None, "n1", reading(Instant::now(), 1), 100),
             "exit 1"
         );
+        assert!(s.get(None, "n1", Duration::from_secs(20)).is_none());
+        assert_eq!(s.pool.usage(), (0, 0));
+        // A GPU off the bus is the node's state, not the probe's failure: kept, and said again from it.
         let mut partial = reading(Instant::now(), 0);
         partial
             .report
             .health
             .unreadable
-            .push("GPU 0 temperature: timeout".into());
-        assert!(!partial.keepable());
-        assert!(!s.put(None, "n1", partial, 100), "a fact unread");
-        assert!(s.get(None, "n1", Duration::from_secs(20)).is_none());
-        assert_eq!(s.pool.usage(), (0, 0));
+            .push("gpu[1]: lost (gpu_is_lost): every reading but its identity".into());
+        assert!(partial.keepable());
+        assert!(s.put(None, "n1", partial, 100), "a lost GPU's reading");
+        let (kept, _) = s.get(None, "n1", Duration::from_secs(20)).expect("kept");
+        assert_eq!(
+            kept.report.health.unreadable,
+            ["gpu[1]: lost (gpu_is_lost): every reading but its identity"]
+        );
     }
 
     #[test]
