@@ -401,6 +401,8 @@ fn comparable(mut v: Value) -> Value {
         run.remove("ran_in");
         run.remove("timings");
         run.remove("total_millis");
+        // From the probe's document (or a kept reading) to the answer: each launcher's own time.
+        run.remove("after_probe_millis");
         // How old a kept reading was when it answered: each launcher's own clock.
         run.remove("reading_age_s");
     }
