@@ -237,7 +237,9 @@ for PER in question round; do
     >"$WORK/conv-kubectl-$PER.json"
   after=$(audit_count)
   tail -n +"$((before + 1))" "$TESTBED_DIR/audit.log" | head -n "$((after - before))" >"$WORK/audit-conv-kubectl-$PER.log"
-  conv_rows+=("kubectl, a pod a $PER=$WORK/conv-kubectl-$PER.json=$WORK/audit-conv-kubectl-$PER.log")
+  label="a pod a question"
+  [ "$PER" = question ] || label="one pod a round"
+  conv_rows+=("kubectl, $label=$WORK/conv-kubectl-$PER.json=$WORK/audit-conv-kubectl-$PER.log")
 done
 printf '\n### A conversation: five node tools on one node (health, processes, topology, ECC, inventory), kwok\n\n'
 python3 tests/bench/conversation.py table "${conv_rows[@]}"

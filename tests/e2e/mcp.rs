@@ -336,6 +336,22 @@ pub fn fresh(v: &Value) -> bool {
     v["run"]["reading_age_s"] == 0 && v["run"].get("reading_reused").is_none()
 }
 
+/// A conversation's later answer: from the kept reading the first answer made (`first_ran_in`, its pod),
+/// at most 20 s old, its age said in the text.
+pub fn assert_reused(tool: &str, v: &Value, text: &str, first_ran_in: &Value) {
+    assert_eq!(v["run"]["reading_reused"], true, "{tool}: {}", v["run"]);
+    let age = v["run"]["reading_age_s"].as_u64().expect("age");
+    assert!(age <= 20, "{tool}: {}", v["run"]);
+    assert!(
+        text.contains(&format!("read {age} s ago")),
+        "{tool}: {text}"
+    );
+    assert_eq!(
+        &v["run"]["ran_in"], first_ran_in,
+        "{tool}: not the first call's pod"
+    );
+}
+
 impl Launcher {
     pub fn stderr(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()

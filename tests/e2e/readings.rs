@@ -6,7 +6,7 @@
 
 use serde_json::json;
 
-use crate::mcp::{self, CONVERSATION as FIVE, fresh};
+use crate::mcp::{self, CONVERSATION as FIVE, assert_reused, fresh};
 use crate::testbed::{FakeNode, Testbed, User, skipped, unique};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -27,7 +27,7 @@ async fn a_conversation_about_a_node_costs_one_probe_pod() {
         FakeNode::gpu(&other, "dgx-h100-xid79"),
     ]);
     let l = mcp::start(tb, User::Operator, &ns, &["--mode", "operator"]).await;
-    let mut pod = None;
+    let mut pod = serde_json::Value::Null;
     for (i, tool) in FIVE.iter().enumerate() {
         let r = l.call(tool, json!({"node_name": node})).await;
         let text = mcp::text(&r);
@@ -36,20 +36,9 @@ async fn a_conversation_about_a_node_costs_one_probe_pod() {
         assert_eq!(v["run"]["probe"]["source"], "simulated:dgx-h100-healthy");
         if i == 0 {
             assert!(fresh(&v), "{tool}: {}", v["run"]);
-            pod = Some(v["run"]["ran_in"].clone());
+            pod = v["run"]["ran_in"].clone();
         } else {
-            assert_eq!(v["run"]["reading_reused"], true, "{tool}: {}", v["run"]);
-            let age = v["run"]["reading_age_s"].as_u64().expect("age");
-            assert!(age <= 20, "{tool}: {}", v["run"]);
-            assert!(
-                text.contains(&format!("read {age} s ago")),
-                "{tool}: {text}"
-            );
-            assert_eq!(
-                Some(v["run"]["ran_in"].clone()),
-                pod,
-                "the first call's pod"
-            );
+            assert_reused(tool, &v, &text, &pod);
         }
     }
     assert_eq!(l.pods_created(&node), 1, "five questions, one probe pod");

@@ -8,7 +8,7 @@ use serde_json::json;
 
 use crate::Ctx;
 use crate::evidence::bind_operator;
-use crate::mcp::{self, CONVERSATION, fresh, has_str};
+use crate::mcp::{self, CONVERSATION, assert_reused, fresh, has_str};
 use crate::node;
 use crate::testbed::User;
 
@@ -22,7 +22,7 @@ pub async fn a_conversation_about_the_real_node_costs_one_probe_pod(c: &Ctx) {
     )
     .await;
     let n = c.name();
-    let mut first = None;
+    let mut first = serde_json::Value::Null;
     for (i, tool) in CONVERSATION.iter().enumerate() {
         let r = l.call(tool, json!({"node_name": n})).await;
         let text = mcp::text(&r);
@@ -32,16 +32,9 @@ pub async fn a_conversation_about_the_real_node_costs_one_probe_pod(c: &Ctx) {
             assert!(fresh(&v), "{tool}: {}", v["run"]);
             // The partial reading this case is about: the lost GPU is in it.
             assert!(has_str(&v, "gpu_is_lost"), "{tool}: no lost GPU: {v:#}");
-            first = Some(v["run"]["ran_in"].clone());
+            first = v["run"]["ran_in"].clone();
         } else {
-            assert_eq!(v["run"]["reading_reused"], true, "{tool}: {}", v["run"]);
-            let age = v["run"]["reading_age_s"].as_u64().expect("age");
-            assert!(age <= 20, "{tool}: {}", v["run"]);
-            assert!(
-                text.contains(&format!("read {age} s ago")),
-                "{tool}: {text}"
-            );
-            assert_eq!(Some(v["run"]["ran_in"].clone()), first, "{tool}");
+            assert_reused(tool, &v, &text, &first);
         }
         eprintln!(
             "{tool}: {} ms, reading {} s old",

@@ -179,6 +179,11 @@ impl PodRunner {
                 .await
                 .map_err(|_| cx.timeout())?
                 .map_err(|e| RunError::Other(e.to_string()))?;
+            // A far API server: the first calls after the launcher starts wait for the compressed form
+            // (bounded) rather than stream the plain bytes over the slow link.
+            if bins.compress && p.gzip().is_none() {
+                let _ = timeout_at(deadline, p.compressed(super::delivery::GZIP_WAIT)).await;
+            }
             cx.payload = Some(p);
         }
         // DCGM's diagnostic: node-probe copied into NVIDIA's DCGM image, the node's own or the configured
