@@ -27,7 +27,11 @@ pip_install() {
 zig_tools() {
   command -v cargo >/dev/null && command -v rustup >/dev/null ||
     { echo "packaging: cargo and rustup are required (https://rustup.rs)" >&2; return 1; }
-  rustup target add x86_64-unknown-linux-gnu aarch64-unknown-linux-gnu >&2 ||
+  # One rustup at a time: the test command runs two packaging jobs side by side (tests/run-all.sh), and on a
+  # fresh machine the second `rustup target add` failed installing the component the first was installing
+  # ("failed to install component: 'rust-std-aarch64-unknown-linux-gnu', detected conflict").
+  local lock=${RUSTUP_HOME:-$HOME/.rustup}/k8s-gpu-mcp-target-add.lock
+  ( flock 9 && rustup target add x86_64-unknown-linux-gnu aarch64-unknown-linux-gnu >&2 ) 9>"$lock" ||
     { echo "packaging: rustup target add failed" >&2; return 1; }
   if ! python3 -c 'import ziglang' 2>/dev/null || ! command -v cargo-zigbuild >/dev/null; then
     echo "packaging: installing ziglang $ZIGLANG_VERSION and cargo-zigbuild $CARGO_ZIGBUILD_VERSION (pip)" >&2
