@@ -13,6 +13,12 @@
 //! PCI address (`0000:19:00.0`) and a compute partition by its platform device (`amdgpu_xcp_<n>`), under
 //! `amd.com/gpu` (resource naming strategy `single`) or `amd.com/<compute>_<memory>` (`mixed`, e.g.
 //! `amd.com/cpx_nps4`).
+//!
+//! Intel's Gaudi device plugin (HabanaAI/habanalabs-k8s-device-plugin 1.16.0) registers `habana.ai/` plus
+//! the device family HLML names (`main.go:89`; `gaudi` for Gaudi, Gaudi 2 and Gaudi 3: gohlml v1.14.0
+//! `getDeviceName`) and names each device by its HLML serial number (`habanalabs.go:88`). The driver shows
+//! no serial in sysfs (`drivers/accel/habanalabs/common/sysfs.c` has no such attribute), so such an id lands
+//! on a device only where a reading filled its serial.
 
 use serde::{Deserialize, Serialize};
 
@@ -36,6 +42,8 @@ pub enum DeviceIdForm {
     PciBusId,
     /// An AMD compute partition by its platform device name (`amdgpu_xcp_<n>`).
     AmdPartition,
+    /// A device by its serial number (Intel's Gaudi device plugin: HLML's serial).
+    Serial,
 }
 
 /// What a device id names, before looking at the node.
@@ -62,6 +70,8 @@ pub enum DeviceTarget {
     PciBusId(String),
     /// AMD compute partition `amdgpu_xcp_<n>`: the GPU whose partitions list it.
     AmdPartition(String),
+    /// A device by its serial number (Gaudi).
+    Serial(String),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -212,6 +222,30 @@ pub fn parse_device_id(raw: &str) -> Result<DeviceId, String> {
     bad("not a GPU UUID, MIG UUID, GKE nvidia<N> id, GPU index, PCI address or amdgpu_xcp_<n>")
 }
 
+/// The resource Intel's Gaudi device plugin registers (see the module's notes).
+pub const GAUDI_RESOURCE: &str = "habana.ai/gaudi";
+
+/// Parse one device id of `resource`: a Gaudi id is a serial number, every other one as
+/// [`parse_device_id`] reads it.
+pub fn parse_resource_device_id(resource: &str, raw: &str) -> Result<DeviceId, String> {
+    if resource != GAUDI_RESOURCE {
+        return parse_device_id(raw);
+    }
+    let id = raw.trim();
+    // A serial is printable ASCII without spaces (HLML gives it as a C string of at most 64 bytes).
+    if id.is_empty() || id.len() > 64 || !id.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(format!(
+            "`{}`: not a Gaudi serial number (printable ASCII, at most 64 bytes)",
+            id.escape_debug()
+        ));
+    }
+    Ok(DeviceId {
+        form: DeviceIdForm::Serial,
+        target: DeviceTarget::Serial(id.to_string()),
+        replica: None,
+    })
+}
+
 /// A small decimal number (ASCII digits only: no sign, no spaces, no overflow).
 fn number(s: &str) -> Option<u32> {
     if s.is_empty() || s.len() > 9 || !s.bytes().all(|b| b.is_ascii_digit()) {
@@ -260,7 +294,7 @@ pub fn amd_partition_profile(name: &str) -> Option<&str> {
 
 /// Classify a resource name; `None` for resources that are not GPUs (CPUs, NICs, ...).
 pub fn classify_resource(name: &str) -> Option<ResourceKind> {
-    if name == "amd.com/gpu" {
+    if name == "amd.com/gpu" || name == GAUDI_RESOURCE {
         return Some(ResourceKind::Gpu);
     }
     if let Some(profile) = amd_partition_profile(name) {
@@ -425,6 +459,22 @@ pub fn locate(target: &DeviceTarget, gpus: &[GpuFacts]) -> Result<Located, Strin
             })
             .map(|g| at(g, None))
             .ok_or_else(|| format!("no AMD GPU on this node has the partition {name}")),
+        DeviceTarget::Serial(serial) => {
+            let read: Vec<&GpuFacts> = gpus.iter().filter(|g| g.serial.ok().is_some()).collect();
+            read.iter()
+                .find(|g| g.serial.ok().is_some_and(|s| s.trim() == serial))
+                .map(|g| at(g, None))
+                .ok_or_else(|| {
+                    if read.is_empty() {
+                        format!(
+                            "serial {serial}: no device's serial was read here (the habanalabs \
+                             driver shows none in sysfs; HLML or hl-smi gives it)"
+                        )
+                    } else {
+                        format!("no device on this node has serial {serial}")
+                    }
+                })
+        }
     }
 }
 
@@ -546,6 +596,35 @@ mod tests {
         for b in bad {
             assert!(parse_device_id(b).is_err(), "{b:?} should not parse");
         }
+    }
+
+    /// Gaudi ids are serials, read only under `habana.ai/gaudi`; the same text under NVIDIA's resource is
+    /// not a serial.
+    #[test]
+    fn gaudi_ids_are_serials_under_the_gaudi_resource_only() {
+        let p = parse_resource_device_id(GAUDI_RESOURCE, "AN00000421").unwrap();
+        assert_eq!(
+            (p.form, p.target, p.replica),
+            (
+                DeviceIdForm::Serial,
+                DeviceTarget::Serial("AN00000421".into()),
+                None
+            )
+        );
+        assert!(parse_resource_device_id("nvidia.com/gpu", "AN00000421").is_err());
+        let long = "A".repeat(65);
+        for bad in ["", " ", "AN 1", "AN\u{7f}", "é", long.as_str()] {
+            assert!(
+                parse_resource_device_id(GAUDI_RESOURCE, bad).is_err(),
+                "{bad:?} should not parse"
+            );
+        }
+        assert_eq!(
+            classify_resource("habana.ai/gaudi"),
+            Some(ResourceKind::Gpu)
+        );
+        // Other habana.ai resources (none registered by the plugin today) are not taken for devices.
+        assert_eq!(classify_resource("habana.ai/gaudi-nic"), None);
     }
 
     #[test]

@@ -189,7 +189,7 @@ fn allocated_device(
     gpus: &[GpuFacts],
 ) -> AllocatedDevice {
     let mut d = AllocatedDevice::unlocated(resource_name, kind, id);
-    match device::parse_device_id(id) {
+    match device::parse_resource_device_id(resource_name, id) {
         Ok(p) => {
             d.form = Some(p.form);
             d.replica = p.replica;
@@ -318,6 +318,25 @@ pub fn analyze(facts: &NodeFacts, _opts: &AnalysisOptions) -> AllocationReport {
         Some(u) if exact => (false, Some(u.clone())),
         _ => (exact, why),
     };
+    // Gaudi devices are assigned by HLML serial, which the driver does not show in sysfs: without a serial
+    // read here, which pod holds which device is unknown, not wrong (no "device not found", no bypass).
+    let serial_unread = !facts.gpus.iter().any(|g| g.serial.ok().is_some())
+        && pods
+            .iter()
+            .flat_map(|p| &p.containers)
+            .flat_map(|c| &c.devices)
+            .any(|d| d.form == Some(device::DeviceIdForm::Serial));
+    let (exact, why) = if serial_unread && exact {
+        (
+            false,
+            Some(
+                "the Gaudi device plugin names devices by HLML serial, and no serial was read on this node (the habanalabs driver shows none in sysfs)"
+                    .to_string(),
+            ),
+        )
+    } else {
+        (exact, why)
+    };
     // A GPU a DRA driver manages is not in the device plugins' allocatable list: unknown, not "no".
     let dra_gpu_driver = dra.as_ref().is_some_and(|d| {
         d.registered
@@ -377,7 +396,10 @@ pub fn analyze(facts: &NodeFacts, _opts: &AnalysisOptions) -> AllocationReport {
     }
     for p in &pods {
         for c in &p.containers {
-            for d in c.devices.iter().filter(|d| d.error.is_some()) {
+            let unread = |d: &&AllocatedDevice| {
+                serial_unread && d.form == Some(device::DeviceIdForm::Serial)
+            };
+            for d in c.devices.iter().filter(|d| d.error.is_some() && !unread(d)) {
                 let through = match &d.claim {
                     Some(cl) => format!(" through claim {}/{}", cl.namespace, cl.name),
                     None => String::new(),
@@ -400,6 +422,8 @@ pub fn analyze(facts: &NodeFacts, _opts: &AnalysisOptions) -> AllocationReport {
                         kind: ActionKind::Investigate,
                         detail: if is_amd_resource(&d.resource_name) {
                             "compare `amd-smi list` with the device plugin's devices; restart the device plugin if its list is stale"
+                        } else if d.resource_name == device::GAUDI_RESOURCE {
+                            "compare the serial numbers `hl-smi -L` lists with the device plugin's devices; restart the device plugin if its list is stale"
                         } else {
                             "compare `nvidia-smi -L` with the device plugin's devices; restart the device plugin if its list is stale"
                         }
@@ -969,6 +993,93 @@ mod tests {
             "{}",
             stale.action.detail
         );
+    }
+
+    /// A Gaudi node: Intel's device plugin names each device by its HLML serial
+    /// (HabanaAI/habanalabs-k8s-device-plugin 1.16.0 `habanalabs.go:88`) under `habana.ai/gaudi`. Where a
+    /// serial was read, the id lands on its device and a stale one names Intel's tool; where none was (sysfs
+    /// has none), the assignment is unknown: not exact, and no "device not found" for every device.
+    #[test]
+    fn gaudi_devices_are_attributed_by_serial_only_where_serials_were_read() {
+        use crate::facts::{
+            GpuVendor, PodResourcesContainerFacts, PodResourcesFacts, PodResourcesPodFacts,
+        };
+        let gpu = |index: u32, serial: Option<&str>| GpuFacts {
+            index,
+            vendor: GpuVendor::Intel,
+            serial: match serial {
+                Some(s) => Reading::Ok(s.into()),
+                None => Reading::Err(FieldError::new(FieldErrorKind::NotSupported)),
+            },
+            ..Default::default()
+        };
+        let pod = |name: &str, ids: &[&str]| PodResourcesPodFacts {
+            name: name.into(),
+            namespace: "ml".into(),
+            containers: vec![PodResourcesContainerFacts {
+                name: "main".into(),
+                devices: vec![ContainerDevicesFacts {
+                    resource_name: "habana.ai/gaudi".into(),
+                    device_ids: ids.iter().map(|s| s.to_string()).collect(),
+                    numa_nodes: vec![],
+                }],
+                ..Default::default()
+            }],
+        };
+        let node = |gpus: Vec<GpuFacts>| NodeFacts {
+            gpus,
+            pod_resources: Reading::Ok(PodResourcesFacts {
+                socket: "var/lib/kubelet/pod-resources/kubelet.sock".into(),
+                pods: vec![pod("train", &["AN00000421"]), pod("stale", &["AN00000999"])],
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+
+        let read = analyze(
+            &node(vec![gpu(0, Some("AN00000420")), gpu(1, Some("AN00000421"))]),
+            &AnalysisOptions::default(),
+        );
+        assert!(read.exact, "{:?}", read.why);
+        assert_eq!(read.gpus[1].allocated_to[0].pod, "train");
+        assert!(read.gpus[0].allocated_to.is_empty());
+        let d = &read.pods[0].containers[0].devices[0];
+        assert_eq!(
+            (d.resource.clone(), d.form),
+            (ResourceKind::Gpu, Some(device::DeviceIdForm::Serial))
+        );
+        let stale = read
+            .findings
+            .iter()
+            .find(|f| f.code == "alloc.device_not_found")
+            .expect("the stale serial is a finding");
+        assert!(stale.summary.contains("AN00000999"), "{}", stale.summary);
+        assert!(
+            stale.action.detail.contains("hl-smi -L"),
+            "{}",
+            stale.action.detail
+        );
+
+        let unread = analyze(
+            &node(vec![gpu(0, None), gpu(1, None)]),
+            &AnalysisOptions::default(),
+        );
+        assert!(!unread.exact);
+        assert!(
+            unread.why.as_deref().unwrap().contains("HLML serial"),
+            "{:?}",
+            unread.why
+        );
+        assert!(
+            !unread
+                .findings
+                .iter()
+                .any(|f| f.code == "alloc.device_not_found"),
+            "{:?}",
+            unread.findings
+        );
+        assert!(unread.gpus.iter().all(|g| g.allocated_to.is_empty()));
+        assert_eq!(unread.pods.len(), 2, "the pods still hold their devices");
     }
 
     #[test]

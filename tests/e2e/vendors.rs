@@ -572,3 +572,193 @@ async fn amd_level_2_needs_a_person_is_audited_and_keeps_pods_off_for_the_run() 
         panic!("probe pods left in {ns}: {left:?}");
     }
 }
+
+/// Turn a node `testbed.sh node` made into an Intel Gaudi node with `gaudi` devices, as Intel's stack leaves
+/// it: Node Feature Discovery's label for PCI vendor 1da3 (Intel's Gaudi provisioning guide) and the device
+/// plugin's `habana.ai/gaudi` capacity (HabanaAI/habanalabs-k8s-device-plugin 1.16.0 `main.go:89`), nothing
+/// of NVIDIA's.
+fn make_gaudi(tb: &Testbed, name: &str, gaudi: u32) {
+    tb.kubectl(&[
+        "label",
+        "node",
+        name,
+        "nvidia.com/gpu.present-",
+        "nvidia.com/gpu.product-",
+        "nvidia.com/gpu.count-",
+    ]);
+    tb.kubectl(&[
+        "label",
+        "node",
+        name,
+        "--overwrite",
+        "feature.node.kubernetes.io/pci-1da3.present=true",
+    ]);
+    tb.kubectl(&[
+        "patch",
+        "node",
+        name,
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        &format!(
+            r#"{{"status":{{"capacity":{{"nvidia.com/gpu":null,"habana.ai/gaudi":"{gaudi}"}},"allocatable":{{"nvidia.com/gpu":null,"habana.ai/gaudi":"{gaudi}"}}}}}}"#
+        ),
+    ]);
+}
+
+/// A fleet of three vendors (issue 78): four Gaudi 2 nodes beside an H100 and an MI300X node. The list names
+/// each node's vendor and counts `habana.ai/gaudi`; a scan names the one sick Gaudi node; and a training Job
+/// on the four Gaudi nodes (one pod per node holding its 8 `habana.ai/gaudi`) is diagnosed: every Gaudi node
+/// probed, the Job's 32 devices counted, and the first suspect the device with the HBM double-bit error
+/// (`gaudi2-hbm-ecc`'s device 2), in Intel's words; the other vendors' nodes are not the Job's and no
+/// healthy Gaudi node is a suspect.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_on_gaudi_nodes_in_a_fleet_of_three_vendors_is_diagnosed() {
+    if skipped() {
+        return;
+    }
+    let tb = Testbed::shared();
+    let ns = unique("e2e-gaudi");
+    tb.probe_namespace(&ns, User::Reader);
+    tb.bind_reader(User::Reader);
+    let group = unique("three");
+    let h100 = unique("h100");
+    let mi = unique("mi300x");
+    let scenarios = [
+        "gaudi2-healthy",
+        "gaudi2-healthy",
+        "gaudi2-hbm-ecc",
+        "gaudi2-healthy",
+    ];
+    let gaudis: Vec<String> = (0..scenarios.len())
+        .map(|i| unique(&format!("gaudi-{i}")))
+        .collect();
+    let mut fake = vec![
+        FakeNode::gpu(&h100, "dgx-h100-healthy").label("e2e-group", &group),
+        FakeNode::gpu(&mi, "mi300x-healthy").label("e2e-group", &group),
+    ];
+    fake.extend(
+        gaudis
+            .iter()
+            .zip(scenarios)
+            .map(|(n, s)| FakeNode::gpu(n, s).label("e2e-group", &group)),
+    );
+    tb.add_nodes(&fake);
+    make_amd(tb, &mi, 0, 8, "AMD_Instinct_MI300X_OAM");
+    for n in &gaudis {
+        make_gaudi(tb, n, 8);
+    }
+    let wl = unique("wl-gaudi");
+    tb.apply(&format!(
+        "apiVersion: v1\nkind: Namespace\nmetadata: {{name: {wl}}}\n---\napiVersion: v1\nkind: ServiceAccount\nmetadata: {{name: default, namespace: {wl}}}\n---\napiVersion: batch/v1\nkind: Job\nmetadata: {{name: train, namespace: {wl}}}\nspec:\n  completionMode: Indexed\n  completions: 4\n  parallelism: 4\n  template:\n    spec:\n      restartPolicy: Never\n      containers:\n      - name: train\n        image: registry.invalid/train:1\n"
+    ));
+    let uid = tb
+        .kubectl(&[
+            "-n",
+            &wl,
+            "get",
+            "job",
+            "train",
+            "-o",
+            "jsonpath={.metadata.uid}",
+        ])
+        .trim()
+        .to_string();
+    let mut yaml = String::new();
+    for (i, n) in gaudis.iter().enumerate() {
+        yaml += &format!(
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: train-{i}\n  namespace: {wl}\n  labels: {{batch.kubernetes.io/job-name: train, batch.kubernetes.io/job-completion-index: \"{i}\"}}\n  ownerReferences:\n  - {{apiVersion: batch/v1, kind: Job, name: train, uid: {uid}, controller: true}}\nspec:\n  nodeName: {n}\n  containers:\n  - name: train\n    image: registry.invalid/train:1\n    resources:\n      limits: {{habana.ai/gaudi: \"8\"}}\n---\n"
+        );
+    }
+    // kwok completes a Job's pods at once; a server beside them keeps running and holds two devices.
+    yaml += &format!(
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: serve, namespace: {wl}}}\nspec:\n  nodeName: {}\n  containers:\n  - name: serve\n    image: registry.invalid/serve:1\n    resources:\n      limits: {{habana.ai/gaudi: \"2\"}}\n",
+        gaudis[0]
+    );
+    tb.apply(&yaml);
+
+    let l = mcp::start(tb, User::Reader, &ns, &[]).await;
+    let selector = format!("e2e-group={group}");
+
+    // Each node with its vendor; a Gaudi node's devices counted and allocated from `habana.ai/gaudi`.
+    let r = l
+        .call("list_gpu_nodes", json!({"label_selector": selector}))
+        .await;
+    let (t, v) = (mcp::text(&r), r.structured_content.clone().unwrap());
+    assert_eq!(v["count"], 6, "{t}");
+    let node = |name: &str| {
+        v["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["name"] == name)
+            .unwrap_or_else(|| panic!("{name} not listed: {t}"))
+            .clone()
+    };
+    assert_eq!(node(&h100)["vendor"], serde_json::Value::Null, "{t}");
+    assert_eq!(node(&mi)["vendor"], "amd", "{t}");
+    for (i, g) in gaudis.iter().enumerate() {
+        let n = node(g);
+        assert_eq!(n["vendor"], "intel", "{t}");
+        assert_eq!(n["gpu_capacity"], 8, "{t}");
+        assert_eq!(n["gpu_allocated"], if i == 0 { 2 } else { 0 }, "{t}");
+    }
+    assert!(t.contains("Intel Gaudi"), "{t}");
+    assert!(!t.contains("AMD (no product label)"), "{t}");
+
+    // One scan: the sick Gaudi node alone needs attention, with Intel's action.
+    let r = l
+        .call(
+            "scan_gpu_nodes",
+            json!({"label_selector": selector, "show_healthy": true}),
+        )
+        .await;
+    let (t, v) = (mcp::text(&r), r.structured_content.clone().unwrap());
+    assert_eq!(v["nodes_total"], 6, "{t}");
+    let attention: Vec<&str> = v["needs_attention"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["node"].as_str().unwrap())
+        .collect();
+    assert_eq!(attention, [gaudis[2].as_str()], "{t}");
+    assert!(t.contains("HBM"), "{t}");
+
+    // The Job on the Gaudi nodes: its four nodes, 32 devices, the HBM device first, in Intel's words.
+    let r = l
+        .call(
+            "diagnose_workload",
+            json!({"namespace": wl, "job": "train"}),
+        )
+        .await;
+    let t = mcp::text(&r);
+    assert_eq!(r.is_error, Some(false), "{t}");
+    let v = r.structured_content.clone().unwrap();
+    assert_eq!(v["nodes_probed"], 4, "{t}");
+    assert_eq!(v["nodes_failed"], 0, "{t}");
+    assert_eq!(v["diagnosis"]["pods"], 4, "{t}");
+    assert_eq!(v["diagnosis"]["gpus_held"], 32, "{t}");
+    let suspects = v["diagnosis"]["suspects"].as_array().unwrap();
+    let first = &suspects[0];
+    assert_eq!(first["kind"], "hardware", "{t}");
+    assert_eq!(first["node"], gaudis[2].as_str(), "{t}");
+    assert_eq!(first["gpu"], 2, "{t}");
+    assert!(
+        first["code"].as_str().unwrap().starts_with("habanalabs."),
+        "{t}"
+    );
+    assert!(
+        suspects
+            .iter()
+            .all(|s| s["node"].is_null() || s["node"] == gaudis[2].as_str()),
+        "a healthy node is a suspect: {t}"
+    );
+    // The rank on that device is the pod the Job placed there.
+    assert!(t.contains("pods: train-2; ranks: index 2"), "{t}");
+    assert!(
+        !t.contains("nvidia-smi") && !t.contains("Xid") && !t.contains("amd-smi"),
+        "{t}"
+    );
+    l.stop().await;
+    assert!(tb.pods(&ns).is_empty(), "probe pods left in {ns}");
+}

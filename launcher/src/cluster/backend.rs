@@ -14,6 +14,7 @@ use super::clients::Clients;
 use crate::cluster::{BoxFut, ClusterBackend, ClusterError, GpuNode, PodGpuUse, WorkloadRef};
 
 use super::amd::AMD_GPU_RESOURCE;
+use super::gaudi::GAUDI_RESOURCE;
 pub use super::gpu_resources::{GPU_RESOURCE, pod_request};
 use super::gpu_resources::{
     NVIDIA_PREFIX, amd_resources, container_claims, container_use, nvidia_resources,
@@ -148,6 +149,8 @@ pub fn gpu_node(n: &Node, pods: &[&Pod]) -> GpuNode {
     let amd_capacity = amd_resources(status.and_then(|s| s.capacity.as_ref()));
     let amd_allocatable = amd_resources(status.and_then(|s| s.allocatable.as_ref()));
     let amd = super::amd::node_facts(n, &amd_capacity);
+    let gaudi_capacity = super::gaudi::devices(status.and_then(|s| s.capacity.as_ref()));
+    let gaudi_allocatable = super::gaudi::devices(status.and_then(|s| s.allocatable.as_ref()));
     let nvidia_seen = capacity.values().any(|v| *v > 0) || nvidia_labelled(n);
     let mig_resources = capacity
         .iter()
@@ -265,16 +268,27 @@ pub fn gpu_node(n: &Node, pods: &[&Pod]) -> GpuNode {
     GpuNode {
         name: n.metadata.name.clone().unwrap_or_default(),
         gpu_capacity: capacity.get(GPU_RESOURCE).copied().unwrap_or(0)
-            + amd_capacity.get(AMD_GPU_RESOURCE).copied().unwrap_or(0),
+            + amd_capacity.get(AMD_GPU_RESOURCE).copied().unwrap_or(0)
+            + gaudi_capacity,
         gpu_allocatable: allocatable.get(GPU_RESOURCE).copied().unwrap_or(0)
-            + amd_allocatable.get(AMD_GPU_RESOURCE).copied().unwrap_or(0),
+            + amd_allocatable.get(AMD_GPU_RESOURCE).copied().unwrap_or(0)
+            + gaudi_allocatable,
         gpu_allocated: pods
             .iter()
             .filter(|p| is_active(p))
-            .map(|p| pod_request(p, GPU_RESOURCE) + pod_request(p, AMD_GPU_RESOURCE))
+            .map(|p| {
+                pod_request(p, GPU_RESOURCE)
+                    + pod_request(p, AMD_GPU_RESOURCE)
+                    + pod_request(p, GAUDI_RESOURCE)
+            })
             .sum(),
-        vendor: if amd.is_some() && !nvidia_seen {
+        // A node with another vendor's devices beside NVIDIA's counts as NVIDIA's (as before Gaudi).
+        vendor: if nvidia_seen {
+            GpuVendor::Nvidia
+        } else if amd.is_some() {
             GpuVendor::Amd
+        } else if super::gaudi::has_gaudi(n) {
+            GpuVendor::Intel
         } else {
             GpuVendor::Nvidia
         },
@@ -397,14 +411,16 @@ fn nvidia_labelled(n: &Node) -> bool {
         .any(|k| labels.and_then(|l| l.get(*k)).is_some_and(|v| v == "true"))
 }
 
-/// Carries GPUs: `nvidia.com/*` capacity > 0 (device plugin), a label says NVIDIA GPUs are present, or
-/// AMD's capacity or labels say AMD GPUs are ([`super::amd::has_amd_gpus`]). A node only AMD's DRA
+/// Carries GPUs: `nvidia.com/*` capacity > 0 (device plugin), a label says NVIDIA GPUs are present,
+/// AMD's capacity or labels say AMD GPUs are ([`super::amd::has_amd_gpus`]), or Gaudi's do
+/// ([`super::gaudi::has_gaudi`]). A node only AMD's DRA
 /// slices name is added by `list_gpu_nodes` from the slices.
 pub fn is_gpu_node(n: &Node) -> bool {
     let capacity = n.status.as_ref().and_then(|s| s.capacity.as_ref());
     nvidia_resources(capacity).values().any(|v| *v > 0)
         || nvidia_labelled(n)
         || super::amd::has_amd_gpus(n, &amd_resources(capacity))
+        || super::gaudi::has_gaudi(n)
 }
 
 impl KubeBackend {

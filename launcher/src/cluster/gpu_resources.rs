@@ -1,5 +1,5 @@
 //! GPU resources as pods request them and nodes offer them: `nvidia.com/*` and AMD's GPU resources
-//! (`amd.com/gpu`, `amd.com/<cp>_<nps>`: [`super::amd`]) as integers, per container and per pod (the
+//! (`amd.com/gpu`, `amd.com/<cp>_<nps>`: [`super::amd`]) and Intel's Gaudi (`habana.ai/gaudi`) as integers, per container and per pod (the
 //! scheduler's effective request).
 
 use std::collections::BTreeMap;
@@ -49,10 +49,13 @@ pub fn amd_resources(map: Option<&BTreeMap<String, Quantity>>) -> BTreeMap<Strin
         .collect()
 }
 
-/// The GPU resources of either vendor in a resource list.
+/// The GPU resources of every vendor in a resource list (Intel's Gaudi: [`super::gaudi`]).
 pub fn gpu_resources(map: Option<&BTreeMap<String, Quantity>>) -> BTreeMap<String, u64> {
     let mut out = nvidia_resources(map);
     out.extend(amd_resources(map));
+    if let Some(q) = map.and_then(|m| m.get(super::gaudi::GAUDI_RESOURCE)) {
+        out.insert(super::gaudi::GAUDI_RESOURCE.to_string(), count(q));
+    }
     out
 }
 

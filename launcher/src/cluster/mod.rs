@@ -12,6 +12,7 @@ pub mod compute_domains;
 pub mod dcgm_engine;
 pub mod dra_api;
 pub mod exec_protocol;
+pub mod gaudi;
 pub mod gpu_resources;
 pub mod labels;
 pub mod operator;

@@ -319,7 +319,9 @@ fn workload_pod(p: &Pod) -> WorkloadPod {
             .map(|t| t.0.to_string()),
         rank: rank(p),
         // Whole GPUs of either vendor (a pod on an AMD node requests `amd.com/gpu`).
-        gpus_requested: pod_request(p, GPU_RESOURCE) + pod_request(p, super::amd::AMD_GPU_RESOURCE),
+        gpus_requested: pod_request(p, GPU_RESOURCE)
+            + pod_request(p, super::amd::AMD_GPU_RESOURCE)
+            + pod_request(p, super::gaudi::GAUDI_RESOURCE),
         restarts,
         last_termination,
         waiting,

@@ -164,16 +164,18 @@ found by an inventory probe.";
         let res = cx
             .probe(Self::NAME, &local, Command::Inventory)
             .await?;
-        let (gpus, amd_gpus) = match &res.report {
-            // AMD's GPUs are the ones of PCI vendor 1002 (`1002:74a1`).
-            Report::Inventory(inv) => (
-                inv.gpus.len() as u64,
-                inv.gpus
-                    .iter()
-                    .filter(|g| g.pci_device_id.ok().is_some_and(|d| d.starts_with("1002:")))
-                    .count() as u64,
-            ),
-            _ => (0, 0),
+        // AMD's GPUs are the ones of PCI vendor 1002 (`1002:74a1`), Gaudi's of 1da3.
+        let (gpus, amd_gpus, gaudis) = match &res.report {
+            Report::Inventory(inv) => {
+                let of = |vendor: &str| {
+                    inv.gpus
+                        .iter()
+                        .filter(|g| g.pci_device_id.ok().is_some_and(|d| d.starts_with(vendor)))
+                        .count() as u64
+                };
+                (inv.gpus.len() as u64, of("1002:"), of("1da3:"))
+            }
+            _ => (0, 0, 0),
         };
         let node = GpuNode {
             name: "local".into(),
@@ -189,6 +191,8 @@ found by an inventory probe.";
             gfd: Default::default(),
             vendor: if gpus > 0 && amd_gpus == gpus {
                 GpuVendor::Amd
+            } else if gpus > 0 && gaudis == gpus {
+                GpuVendor::Intel
             } else {
                 GpuVendor::Nvidia
             },
@@ -240,10 +244,11 @@ found by an inventory probe.";
                     "  {} x {} GPU(s) {}{}: {} healthy; GPUs allocatable {}, allocated {}",
                     g.nodes_count,
                     g.gpu_capacity,
-                    match g.product.as_deref() {
+                    match (g.vendor, g.product.as_deref()) {
                         // AMD's labeller names the vendor itself (`AMD_Instinct_MI300X_OAM`).
-                        Some(p) if !g.vendor.is_nvidia() && !p.to_ascii_uppercase().starts_with("AMD") => "AMD ",
-                        None if !g.vendor.is_nvidia() => "AMD ",
+                        (GpuVendor::Amd, Some(p)) if !p.to_ascii_uppercase().starts_with("AMD") => "AMD ",
+                        (GpuVendor::Amd, None) => "AMD ",
+                        (GpuVendor::Intel, _) => "Intel Gaudi ",
                         _ => "",
                     },
                     g.product.as_deref().unwrap_or("(no product label)"),
@@ -370,7 +375,7 @@ impl NodeList {
             let product = match n.vendor {
                 GpuVendor::Amd => n.amd.as_ref().and_then(|a| a.product.clone()),
                 GpuVendor::Nvidia => n.gpu_labels.get("nvidia.com/gpu.product").cloned(),
-                // Nodes are not yet listed as Gaudi's (`habana.ai/gaudi`, issue 78): never set here.
+                // Intel's device plugin and NFD label give no product name.
                 GpuVendor::Intel => None,
             };
             let g = match groups.iter_mut().find(|g| {
