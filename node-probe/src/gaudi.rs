@@ -17,12 +17,14 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use gpu_diag::contract::ProbeError;
 use gpu_diag::facts::{
     ClockFacts, FieldError, FieldErrorKind, GaudiFirmwareFacts, GaudiGpuFacts, GpuFacts,
     GpuProcessFacts, GpuVendor, PowerFacts, Reading, ThermalFacts,
 };
 
 use crate::host::files::HostFiles;
+use crate::vendor::{Ask, NodeWide, Share, Vendor};
 
 /// `PCI_VENDOR_ID_HABANALABS`.
 const HABANA_VENDOR: u32 = 0x1da3;
@@ -90,8 +92,34 @@ fn class(files: HostFiles<'_>, dir: &str, prefix: &str, attrs_sub: &str) -> Vec<
         .collect()
 }
 
+/// Intel Gaudi devices, from habanalabs' sysfs: after NVIDIA's and AMD's in the probe's index.
+pub struct Gaudi;
+
+impl Vendor for Gaudi {
+    fn name(&self) -> &'static str {
+        "habanalabs"
+    }
+
+    fn present(&self, host_root: &Path) -> Option<bool> {
+        Some(!discover(HostFiles::new(host_root)).is_empty())
+    }
+
+    fn read(&self, ask: &Ask<'_>) -> Result<Option<Share>, ProbeError> {
+        let gpus = read(
+            ask.host_root,
+            ask.first_index,
+            ask.limit,
+            ask.sections.processes,
+        );
+        Ok((!gpus.is_empty()).then_some(Share {
+            gpus,
+            node: NodeWide::Nothing,
+        }))
+    }
+}
+
 /// The host's Gaudi devices, indexed from `first_index` in PCI address order; empty where it has none.
-pub fn read(root: &Path, first_index: u32, limit: Duration, processes: bool) -> Vec<GpuFacts> {
+fn read(root: &Path, first_index: u32, limit: Duration, processes: bool) -> Vec<GpuFacts> {
     let found = discover(HostFiles::new(root));
     if found.is_empty() {
         return Vec::new();

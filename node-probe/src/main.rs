@@ -23,6 +23,7 @@ mod options;
 mod podresources;
 mod rvs;
 mod source;
+mod vendor;
 mod watch;
 mod xid_watch;
 

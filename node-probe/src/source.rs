@@ -4,9 +4,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use gpu_diag::contract::{ErrorKind, ProbeError, ProbeMeta};
-use gpu_diag::facts::{FieldError, FieldErrorKind, GpuFacts, NodeFacts, Reading, Sections};
+use gpu_diag::facts::{FieldError, FieldErrorKind, NodeFacts, Reading, Sections};
 
 use crate::options::{GlobalArgs, KernelLogArgs};
+use crate::vendor::{Ask, NodeWide, Vendor};
 
 /// Environment variable naming a JSON file `{"node-name": "scenario-or-fixture-path", ...}`: lets a
 /// test cluster's fake kubelets (kwok exec runs node-probe locally) answer per node.
@@ -210,59 +211,20 @@ pub fn collect(
             nvml_timeout,
             nic_interval,
         } => {
-            let search = crate::driver_roots::Search::new(host_root, driver_root.as_deref());
-            // `--watch` listens for that long on purpose.
-            let limit = *nvml_timeout + Duration::from_secs(u64::from(log.watch.unwrap_or(0)));
-            let nvml = collect_nvml_bounded(search, nvml_lib.as_deref(), sections, log, limit);
-            // AMD GPUs follow NVIDIA's in the probe's index (GpuFacts::index), under the same deadline.
-            let first_amd = nvml.as_ref().map_or(0, |f| f.gpus.len() as u32);
-            let amd = crate::amd::read(host_root, sections, first_amd, *nvml_timeout);
-            // Intel Gaudi devices after both, under the same deadline.
-            let first_gaudi = first_amd + amd.as_ref().map_or(0, |a| a.gpus.len() as u32);
-            let gaudi =
-                crate::gaudi::read(host_root, first_gaudi, *nvml_timeout, sections.processes);
-            let mut facts = match (nvml, amd) {
-                (Ok(mut f), Some(amd)) => {
-                    add_amd(&mut f, amd);
-                    add_gaudi(&mut f, gaudi);
-                    f
-                }
-                (Ok(mut f), None) => {
-                    add_gaudi(&mut f, gaudi);
-                    f
-                }
-                // No NVIDIA driver (or one that does not start) beside amdgpu: an AMD node.
-                (Err(e), Some(amd)) => {
-                    let mut f = NodeFacts {
-                        source: "amdgpu".into(),
-                        device_count: Reading::Ok(0),
-                        ..NodeFacts::default()
-                    };
-                    f.driver.driver_version = Reading::Err(FieldError::with_message(
-                        FieldErrorKind::NotFound,
-                        format!("no NVIDIA driver: {}", e.message),
-                    ));
-                    add_amd(&mut f, amd);
-                    add_gaudi(&mut f, gaudi);
-                    f
-                }
-                // No NVIDIA or AMD GPU, Gaudi devices: an Intel Gaudi node.
-                (Err(e), None) if !gaudi.is_empty() => {
-                    let mut f = NodeFacts {
-                        source: "habanalabs".into(),
-                        device_count: Reading::Ok(0),
-                        ..NodeFacts::default()
-                    };
-                    f.driver.driver_version = Reading::Err(FieldError::with_message(
-                        FieldErrorKind::NotFound,
-                        format!("no NVIDIA driver: {}", e.message),
-                    ));
-                    add_gaudi(&mut f, gaudi);
-                    f
-                }
+            let ask = Ask {
+                host_root,
+                driver_root: driver_root.as_deref(),
+                nvml_lib: nvml_lib.as_deref(),
+                sections,
+                log,
+                first_index: 0,
+                limit: *nvml_timeout,
+            };
+            let mut facts = match read_vendors(&ask) {
+                Ok(f) => f,
                 // A command about the kernel log alone (`xid`) still answers without NVML, only the
                 // PCI -> GPU index mapping is lost (identity lines in the log still give UUIDs).
-                (Err(e), None) if kernel_log_only(sections) => NodeFacts {
+                Err(e) if kernel_log_only(sections) => NodeFacts {
                     source: "kernel-log".into(),
                     device_count: Reading::Err(FieldError::with_message(
                         FieldErrorKind::Unknown,
@@ -270,7 +232,7 @@ pub fn collect(
                     )),
                     ..NodeFacts::default()
                 },
-                (Err(e), None) => return Err(e),
+                Err(e) => return Err(e),
             };
             crate::host::fill(&mut facts, host_root, sections);
             if sections.nics {
@@ -291,80 +253,77 @@ pub fn collect(
     }
 }
 
-/// The AMD GPUs after the NVIDIA ones; the count of enumerated GPUs covers both.
-fn add_amd(facts: &mut NodeFacts, amd: crate::amd::AmdNode) {
-    if let Reading::Ok(n) = &mut facts.device_count {
-        *n += amd.gpus.len() as u32;
-    }
-    facts.gpus.extend(amd.gpus);
-    facts.amd_driver = Some(amd.driver);
-}
+/// Every GPU vendor the probe reads, in the order of the probe's GPU index (`GpuFacts::index`).
+pub static VENDORS: &[&dyn Vendor] =
+    &[&crate::nvml::Nvidia, &crate::amd::Amd, &crate::gaudi::Gaudi];
 
-/// The Gaudi devices after the NVIDIA and AMD ones; the count of enumerated devices covers them.
-fn add_gaudi(facts: &mut NodeFacts, gaudi: Vec<GpuFacts>) {
-    if let Reading::Ok(n) = &mut facts.device_count {
-        *n += gaudi.len() as u32;
-    }
-    facts.gpus.extend(gaudi);
-}
-
-/// NVML collection on its own thread, abandoned after `limit`: calls into a hung GPU or driver can block
-/// for minutes (or forever, in the kernel). The thread is left behind; the process exits after printing.
-fn collect_nvml_bounded(
-    search: crate::driver_roots::Search,
-    lib: Option<&Path>,
-    sections: Sections,
-    log: &KernelLogArgs,
-    limit: Duration,
-) -> Result<NodeFacts, ProbeError> {
-    let (tx, rx) = std::sync::mpsc::sync_channel(1);
-    let (lib, log) = (lib.map(Path::to_path_buf), log.clone());
-    let spawned = std::thread::Builder::new()
-        .name("nvml".into())
-        .spawn(move || {
-            let _ = tx.send(crate::nvml::collect(
-                &search,
-                lib.as_deref(),
-                sections,
-                &log,
-            ));
-        });
-    if let Err(e) = spawned {
-        return Err(ProbeError::new(
-            ErrorKind::Internal,
-            format!("cannot start the NVML thread: {e}"),
-        ));
-    }
-    match rx.recv_timeout(limit) {
-        Ok(result) => result,
-        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
-            eprintln!(
-                "node-probe: NVML did not answer within {} s; reporting without it",
-                limit.as_secs()
-            );
-            Ok(nvml_hung(limit))
+/// Each vendor's devices after those of the vendors before it, joined into one reading: NVML's where it
+/// answers; else one named after the first vendor with devices (an AMD or Gaudi node). `Err`: no
+/// vendor has devices here, and why NVML could not read the node.
+fn read_vendors(ask: &Ask<'_>) -> Result<NodeFacts, ProbeError> {
+    let mut shares = Vec::new();
+    let mut why = None;
+    let mut next = ask.first_index;
+    for v in VENDORS {
+        match v.read(&Ask {
+            first_index: next,
+            ..*ask
+        }) {
+            Ok(Some(share)) => {
+                next += share.gpus.len() as u32;
+                shares.push((v.name(), share));
+            }
+            Ok(None) => {}
+            Err(e) => {
+                why.get_or_insert(e);
+            }
         }
-        // The thread ended without sending: it panicked inside the NVML bindings.
-        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => Err(ProbeError::new(
-            ErrorKind::Internal,
-            "NVML collection stopped unexpectedly (panic in the NVML thread; see stderr)",
-        )),
     }
-}
-
-/// The facts of a node whose NVML did not answer in time: no GPUs, and why.
-pub fn nvml_hung(limit: Duration) -> NodeFacts {
-    NodeFacts {
-        source: "nvml".into(),
-        device_count: Reading::Err(FieldError::with_message(
-            FieldErrorKind::Timeout,
-            format!(
-                "NVML did not answer within {} s (--nvml-timeout); a GPU or the driver is hung",
-                limit.as_secs()
-            ),
-        )),
-        ..NodeFacts::default()
+    let first = match shares.first() {
+        Some((name, _)) => *name,
+        // NVML always answers or says why; the message is for a list without it.
+        None => {
+            return Err(why.unwrap_or_else(|| {
+                ProbeError::new(
+                    ErrorKind::NvmlUnavailable,
+                    "no GPU of any vendor on this node",
+                )
+            }));
+        }
+    };
+    let base = shares.iter_mut().find_map(|(_, s)| match &mut s.node {
+        NodeWide::Base(f) => Some(std::mem::take(&mut **f)),
+        _ => None,
+    });
+    let mut facts = base.unwrap_or_else(|| {
+        let mut f = NodeFacts {
+            source: first.into(),
+            device_count: Reading::Ok(0),
+            ..NodeFacts::default()
+        };
+        // No NVIDIA driver (or one that does not start) beside another vendor's devices.
+        if let Some(e) = &why {
+            f.driver.driver_version = Reading::Err(FieldError::with_message(
+                FieldErrorKind::NotFound,
+                format!("no NVIDIA driver: {}", e.message),
+            ));
+        }
+        f
+    });
+    for (_, share) in shares {
+        // The base counted its own devices; the count of enumerated GPUs covers the others too.
+        if !matches!(share.node, NodeWide::Base(_))
+            && let Reading::Ok(n) = &mut facts.device_count
+        {
+            *n += share.gpus.len() as u32;
+        }
+        facts.gpus.extend(share.gpus);
+        match share.node {
+            NodeWide::Amd(driver) => facts.amd_driver = Some(*driver),
+            NodeWide::Base(_) | NodeWide::Nothing => {}
+        }
     }
+    Ok(facts)
 }
 
 fn kernel_log_only(s: Sections) -> bool {

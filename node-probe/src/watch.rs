@@ -21,6 +21,7 @@ use rustix::fs::{Mode, OFlags};
 
 use crate::options::{GlobalArgs, KernelLogArgs};
 use crate::source::{self, SourceSpec};
+use crate::vendor::{Ask, Vendor};
 
 #[derive(Debug, Args, Clone)]
 pub struct WatchArgs {
@@ -103,8 +104,17 @@ impl Sampler {
                     Some(s) => s.sample(sections),
                     None => NodeFacts::default(),
                 };
-                let first = f.gpus.len() as u32;
-                if let Some(amd) = crate::amd::read(host_root, sections, first, *amd_limit) {
+                // AMD's whole read again per sample (its SMI skipped in a watch); Gaudi is not sampled.
+                let ask = Ask {
+                    host_root,
+                    driver_root: None,
+                    nvml_lib: None,
+                    sections,
+                    log: &KernelLogArgs::default(),
+                    first_index: f.gpus.len() as u32,
+                    limit: *amd_limit,
+                };
+                if let Ok(Some(amd)) = crate::amd::Amd.read(&ask) {
                     f.gpus.extend(amd.gpus);
                 }
                 f
@@ -216,7 +226,7 @@ pub fn run(g: &GlobalArgs, a: &WatchArgs) -> Result<ProbeDocument, ProbeError> {
             let nvml = match crate::nvml::Session::open(&search, nvml_lib.as_deref()) {
                 Ok(s) => Some(Box::new(s)),
                 // An AMD node has no NVML: its GPUs come from sysfs alone.
-                Err(e) if crate::amd::present(host_root) => {
+                Err(e) if crate::amd::Amd.present(host_root) == Some(true) => {
                     eprintln!("node-probe: no NVML ({}); AMD GPUs only", e.message);
                     None
                 }

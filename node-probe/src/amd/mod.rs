@@ -31,32 +31,53 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use gpu_diag::contract::ProbeError;
 use gpu_diag::facts::{
     AmdDriverFacts, AmdThrottleSampleFacts, FieldError, FieldErrorKind, GpuFacts, GpuVendor,
     Reading, Sections,
 };
 
 use crate::host::files::HostFiles;
+use crate::vendor::{Ask, NodeWide, Share, Vendor};
 
 /// Between the two reads of the throttle residencies: long enough for the SMU to accumulate (it
 /// refreshes its table every millisecond or so), short enough not to slow a probe.
 const SAMPLE_INTERVAL: Duration = Duration::from_millis(200);
 
 /// What the AMD source read.
-pub struct AmdNode {
-    pub driver: AmdDriverFacts,
+struct AmdNode {
+    driver: AmdDriverFacts,
     /// In PCI address order, indexed from `first_index`.
-    pub gpus: Vec<GpuFacts>,
+    gpus: Vec<GpuFacts>,
+}
+
+/// AMD Instinct GPUs, from amdgpu's sysfs: after NVIDIA's in the probe's index.
+pub struct Amd;
+
+impl Vendor for Amd {
+    fn name(&self) -> &'static str {
+        "amdgpu"
+    }
+
+    /// The host has amdgpu PCI functions (an AMD node, or one with AMD GPUs beside NVIDIA's).
+    fn present(&self, host_root: &Path) -> Option<bool> {
+        Some(!discover::discover(HostFiles::new(host_root)).is_empty())
+    }
+
+    /// A node with AMD GPU functions but none bound to amdgpu still shares its driver's facts.
+    fn read(&self, ask: &Ask<'_>) -> Result<Option<Share>, ProbeError> {
+        Ok(
+            read(ask.host_root, ask.sections, ask.first_index, ask.limit).map(|a| Share {
+                gpus: a.gpus,
+                node: NodeWide::Amd(Box::new(a.driver)),
+            }),
+        )
+    }
 }
 
 /// The host's AMD GPUs, or `None` where it has no AMD GPU function and no amdgpu module (a node that
 /// answers as before AMD support).
-/// The host has amdgpu PCI functions (an AMD node, or one with AMD GPUs beside NVIDIA's).
-pub fn present(root: &Path) -> bool {
-    !discover::discover(HostFiles::new(root)).is_empty()
-}
-
-pub fn read(root: &Path, sections: Sections, first_index: u32, limit: Duration) -> Option<AmdNode> {
+fn read(root: &Path, sections: Sections, first_index: u32, limit: Duration) -> Option<AmdNode> {
     let files = HostFiles::new(root);
     let found = discover::discover(files);
     if found.is_empty() {

@@ -10,17 +10,94 @@ mod raw;
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
-use gpu_diag::contract::ProbeError;
-use gpu_diag::facts::{NodeFacts, Sections};
+use gpu_diag::contract::{ErrorKind, ProbeError};
+use gpu_diag::facts::{FieldError, FieldErrorKind, NodeFacts, Reading, Sections};
 use nvml_wrapper::Nvml;
 use nvml_wrapper::error::NvmlError;
 
 use crate::driver_roots::Search;
 use crate::options::KernelLogArgs;
+use crate::vendor::{Ask, NodeWide, Share, Vendor};
 use errors::LoadAttempt;
 
-pub fn collect(
+/// NVIDIA's GPUs, through NVML: the first in the probe's index, and the node's base reading.
+pub struct Nvidia;
+
+impl Vendor for Nvidia {
+    fn name(&self) -> &'static str {
+        "nvml"
+    }
+
+    fn read(&self, ask: &Ask<'_>) -> Result<Option<Share>, ProbeError> {
+        let search = Search::new(ask.host_root, ask.driver_root);
+        // `--watch` listens for that long on purpose.
+        let limit = ask.limit + Duration::from_secs(u64::from(ask.log.watch.unwrap_or(0)));
+        let mut facts = collect_bounded(search, ask.nvml_lib, ask.sections, ask.log, limit)?;
+        let gpus = std::mem::take(&mut facts.gpus);
+        Ok(Some(Share {
+            gpus,
+            node: NodeWide::Base(Box::new(facts)),
+        }))
+    }
+}
+
+/// NVML collection on its own thread, abandoned after `limit`: calls into a hung GPU or driver can block
+/// for minutes (or forever, in the kernel). The thread is left behind; the process exits after printing.
+fn collect_bounded(
+    search: Search,
+    lib: Option<&Path>,
+    sections: Sections,
+    log: &KernelLogArgs,
+    limit: Duration,
+) -> Result<NodeFacts, ProbeError> {
+    let (tx, rx) = std::sync::mpsc::sync_channel(1);
+    let (lib, log) = (lib.map(Path::to_path_buf), log.clone());
+    let spawned = std::thread::Builder::new()
+        .name("nvml".into())
+        .spawn(move || {
+            let _ = tx.send(collect(&search, lib.as_deref(), sections, &log));
+        });
+    if let Err(e) = spawned {
+        return Err(ProbeError::new(
+            ErrorKind::Internal,
+            format!("cannot start the NVML thread: {e}"),
+        ));
+    }
+    match rx.recv_timeout(limit) {
+        Ok(result) => result,
+        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+            eprintln!(
+                "node-probe: NVML did not answer within {} s; reporting without it",
+                limit.as_secs()
+            );
+            Ok(hung(limit))
+        }
+        // The thread ended without sending: it panicked inside the NVML bindings.
+        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => Err(ProbeError::new(
+            ErrorKind::Internal,
+            "NVML collection stopped unexpectedly (panic in the NVML thread; see stderr)",
+        )),
+    }
+}
+
+/// The facts of a node whose NVML did not answer in time: no GPUs, and why.
+fn hung(limit: Duration) -> NodeFacts {
+    NodeFacts {
+        source: "nvml".into(),
+        device_count: Reading::Err(FieldError::with_message(
+            FieldErrorKind::Timeout,
+            format!(
+                "NVML did not answer within {} s (--nvml-timeout); a GPU or the driver is hung",
+                limit.as_secs()
+            ),
+        )),
+        ..NodeFacts::default()
+    }
+}
+
+fn collect(
     search: &Search,
     lib: Option<&Path>,
     sections: Sections,
