@@ -16,8 +16,8 @@
 //! - active diagnostic: the library's reader beside `src/dcgm/` and `src/rvs/`, run from `dcgm.rs` and
 //!   `rvs.rs` here;
 //! - reset: preflight and verification in `src/operator/reset/` (`amd.rs`), run from `operator.rs` here;
-//! - Kubernetes: `launcher/src/cluster/gpu_resources.rs`, `src/attribution/device.rs`,
-//!   `src/history/signals.rs`;
+//! - Kubernetes: `launcher/src/cluster/` (`amd.rs`, `gaudi.rs`, `gpu_resources.rs`),
+//!   `src/attribution/device.rs`, `src/history/signals.rs`;
 //! - tests: a fake host tree (`tests/support/amdgpu_tree.rs`, `gaudi_tree.rs`) and scenarios.
 
 use std::path::Path;
