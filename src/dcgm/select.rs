@@ -41,6 +41,12 @@ pub struct Selection {
     pub skipped: Vec<Skipped>,
 }
 
+/// Why DCGM leaves an AMD GPU or an Intel Gaudi out.
+const AMD_SKIP: &str = "an AMD GPU: DCGM tests NVIDIA GPUs only (AMD's diagnostic is the ROCm Validation \
+                        Suite, which run_gpu_diagnostic runs on AMD nodes)";
+const GAUDI_SKIP: &str = "an Intel Gaudi: DCGM tests NVIDIA GPUs only (Intel's diagnostic is `hl_qual`, which \
+                          run_gpu_diagnostic does not run yet)";
+
 impl Selection {
     /// Why nothing runs where no requested GPU can be tested; None: some GPU will be.
     pub fn nothing_to_test(&self) -> Option<String> {
@@ -58,6 +64,10 @@ impl Selection {
                 {
                     "the ROCm Validation Suite tests AMD GPUs only and every requested GPU is an NVIDIA GPU \
                      (NVIDIA's diagnostic is DCGM's, which run_gpu_diagnostic runs on NVIDIA nodes)"
+                        .to_string()
+                } else if self.skipped.iter().all(|s| s.detail == GAUDI_SKIP) {
+                    "DCGM tests NVIDIA GPUs only and every requested device is an Intel Gaudi (Intel's \
+                     diagnostic is `hl_qual`, which run_gpu_diagnostic does not run yet)"
                         .to_string()
                 } else {
                     "DCGM tests NVIDIA GPUs only and every requested GPU is an AMD GPU (AMD's diagnostic is the \
@@ -152,12 +162,14 @@ pub fn select_for(facts: &NodeFacts, requested: &[GpuSel], vendor: GpuVendor) ->
             continue;
         }
         if g.vendor != vendor {
-            // DCGM's GPU ids are NVML's: an AMD GPU's index is no GPU of DCGM's, or another one.
+            // DCGM's GPU ids are NVML's: another vendor's index is no GPU of DCGM's, or another one.
             out.skipped.push(skip(
                 "other_vendor",
-                "an AMD GPU: DCGM tests NVIDIA GPUs only (AMD's diagnostic is the ROCm Validation Suite, \
-                 which run_gpu_diagnostic runs on AMD nodes)"
-                    .into(),
+                match g.vendor {
+                    GpuVendor::Intel => GAUDI_SKIP,
+                    _ => AMD_SKIP,
+                }
+                .into(),
                 Some(g),
             ));
             continue;

@@ -191,6 +191,14 @@ pub static BUILTIN: &[Scenario] = &[
         "gaudi2-malfunction",
         "Intel Gaudi 2 node whose device 6 failed its hard reset: the driver disabled it (Device is NOT usable)"
     ),
+    scenario!(
+        "gaudi2-roce-port-down",
+        "Intel Gaudi 2 node whose device 4 lost scale-out RoCE port 2: every device operational, the port down"
+    ),
+    scenario!(
+        "gaudi3-healthy",
+        "Intel Gaudi 3 node (8 HL-325L OAMs) under a training load: every device operational, nothing wrong"
+    ),
 ];
 
 /// A time script for `watch`: a built-in scenario with a [`crate::facts::Timeline`] played over it. Written

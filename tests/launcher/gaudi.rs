@@ -79,10 +79,14 @@ fn every_node_tool_answers_on_the_gaudi_scenarios() {
         "gaudi2-hbm-ecc",
         "gaudi2-in-reset",
         "gaudi2-malfunction",
+        "gaudi2-roce-port-down",
+        "gaudi3-healthy",
     ] {
-        for tool in NODE_TOOLS {
+        for tool in NODE_TOOLS.iter().chain(&["run_gpu_diagnostic"]) {
             let text = sim(scenario, tool);
             no_nvidia_words(tool, &text);
+            // Nor AMD's: a Gaudi is not the other vendor DCGM leaves out.
+            assert!(!text.contains("AMD"), "{tool} on {scenario}: {text}");
             assert!(
                 text.contains(&format!("source simulated:{scenario}")),
                 "{tool}: {text}"
@@ -243,4 +247,34 @@ fn every_node_tool_on_a_gaudi2_host_tree() {
     let inv = run("get_gpu_inventory");
     assert_eq!(inv["report"]["gpus"][3]["gaudi"]["status"], "Disabled");
     assert!(inv["report"].get("driver").is_none(), "{inv:#}");
+}
+
+/// A Gaudi's own scale-out RoCE port down: the health answer names the port and the device it belongs to,
+/// the topology answer puts each device's ports beside it (its own PCI function), and nothing else is wrong.
+#[test]
+fn a_gaudi_roce_port_down_names_the_port_and_its_device() {
+    let h = sim("gaudi2-roce-port-down", "get_gpu_health");
+    assert!(h.contains("hbl_4/2 (0000:9a:00.0, serves GPU 4)"), "{h}");
+    // A RoCE port: no InfiniBand subnet manager in its action.
+    assert!(h.contains("rdma link") && !h.contains("ibstat"), "{h}");
+    assert!(
+        !h.contains("hbl_3"),
+        "a healthy device's port is named: {h}"
+    );
+    let v = sim_json("gaudi2-roce-port-down", "get_gpu_health");
+    let incidents = v["report"]["incidents"].as_array().unwrap();
+    assert_eq!(incidents.len(), 1, "{h}");
+    let t = sim("gaudi2-roce-port-down", "inspect_topology");
+    assert!(t.contains("hbl_4"), "{t}");
+}
+
+/// Gaudi 3 reads as Gaudi 3 (its product, card and limits), never as Gaudi 2, and is healthy.
+#[test]
+fn healthy_gaudi3_in_its_own_words() {
+    let inv = sim("gaudi3-healthy", "get_gpu_inventory");
+    assert!(inv.contains("Intel Gaudi 3"), "{inv}");
+    assert!(inv.contains("HL-325L"), "{inv}");
+    assert!(!inv.contains("Gaudi 2") && !inv.contains("HL-225"), "{inv}");
+    let h = sim_json("gaudi3-healthy", "get_gpu_health");
+    assert_eq!(h["report"]["verdict"], "healthy", "{h}");
 }

@@ -1654,47 +1654,13 @@ def gaudi_not_in_sysfs(what):
                f"the habanalabs driver shows no {what} in sysfs (HLML and hl-smi read it from the firmware)")
 
 
-def gaudi_dev(scn, index, bdf, *, status="Operational", hard_resets=0, temp=38, power_w=97, clk=1400,
-              numa=0, pid=None):
-    # status: hdev->status[] (common/habanalabs_drv.c:468-475) with its first letter upper-cased by
-    # status_show (common/sysfs.c:298-309): "Operational", "In reset", "Disabled", "Needs reset", ...
-    # A device that is not operational answers -ENODEV to the clock and power printers (common/sysfs.c:18-19,
-    # :61-62, :334-335) and to every hwmon read (common/hwmon.c:251-252): read(2) fails with ENODEV.
-    up = status == "Operational"
-    enodev = err("unknown", "No such device (os error 19)")
-
-    def live(v):
-        return v if up else enodev
-    return {
-        "index": index,
-        "vendor": "intel",
-        "name": "Intel Gaudi 2",
-        "uuid": gaudi_not_in_sysfs("UUID"),
-        "serial": gaudi_not_in_sysfs("serial number"),
-        "memory": gaudi_not_in_sysfs("memory size or use"),
-        # hwmon's name is the firmware's card name (common/hwmon.c:883-884).
-        "board_part_number": "HL-225",
-        "pci_bus_id": bdf,
-        "pci_device_id": (0x1020 << 16) | 0x1DA3,
-        # hwmon channels (Documentation/hwmon/sysfs-interface.rst): temp1_input millidegrees, power1_input uW.
-        "thermal": {"gpu_temp_c": live(temp)},
-        "power": {"usage_mw": live(power_w * 1000), "enforced_limit_mw": live(600000)},
-        # clk_cur_freq_mhz / clk_max_freq_mhz (common/sysfs.c:68, :27).
-        "clocks": {"sm_mhz": live(clk), "sm_max_mhz": live(1650)},
-        # One compute context per device: a second open is -EBUSY (common/habanalabs_drv.c:232-236).
-        "processes": [{"pid": pid, "kind": "compute"}] if pid else [],
-        "numa_node": numa,
-        "gaudi": {
-            "device": f"accel{index}",
-            "device_type": "GAUDI2",  # device_type_show (common/sysfs.c:266)
-            "status": status,
-            "hard_reset_count": hard_resets,  # hard_reset_cnt_show `%d` (common/sysfs.c:325)
-            # soft_reset_cnt exists only where allow_inference_soft_reset (common/sysfs.c:533): not a Gaudi.
-            "soft_reset_count": err("not_found"),
-            "module_id": 7 - index,  # module_id_show: cpucp_info.card_location (common/sysfs.c:414)
-            "security_enabled": True,  # security_enabled_show `%d` (common/sysfs.c:406)
-            "max_power_mw": live(600000),  # max_power_show `%lu`, milliwatts (common/sysfs.c:341)
-            "firmware": {
+# Gaudi 3 (HL-325L OAM) is not in Linux 6.12: Intel's out-of-tree habanalabs driver runs it with the same common
+# sysfs.c printers. Its PCI device id 0x1060 is one of the ids HLML's Go bindings count as the Gaudi family
+# (gohlml v1.14.0 hlml.go `getDeviceName`: 1060, 1061, 1062); its `device_type` string and firmware names are
+# those tests/support/gaudi_tree.rs writes, not checked against a driver (no registry serves it).
+GAUDI_GEN = {
+    2: dict(name="Intel Gaudi 2", card="HL-225", device_id=0x1020, device_type="GAUDI2", max_power_mw=600000,
+            clk_max=1650, firmware={
                 "cpucp": "1.17.0-fw-51.2.0-sec-9",
                 "cpucp_kernel": "Linux gaudi2 5.10.18-hl-gaudi2-1.17.0-fw-51.2.0-sec-9",
                 "uboot": "U-Boot 2021.04-hl-gaudi2-1.17.0-fw-51.2.0-sec-9",
@@ -1704,7 +1670,64 @@ def gaudi_dev(scn, index, bdf, *, status="Operational", hard_resets=0, temp=38, 
                 "fw_os": "fwos-gaudi2-2.1.0",
                 "cpld": "0x66012e3f00000010",  # cpld_ver_show `0x%08x%08x` (common/sysfs.c:145)
                 "vrm": "0x45",  # vrm_ver_show `%#04x` (common/sysfs.c:106)
-            },
+            }),
+    3: dict(name="Intel Gaudi 3", card="HL-325L", device_id=0x1060, device_type="GAUDI3", max_power_mw=900000,
+            clk_max=1900, firmware={
+                "cpucp": "1.21.0-fw-59.1.1-sec-3",
+                "cpucp_kernel": "Linux gaudi3 6.1.41-hl-gaudi3-1.21.0-fw-59.1.1-sec-3",
+                "uboot": "U-Boot 2023.01-hl-gaudi3-1.21.0-fw-59.1.1-sec-3",
+                "preboot_btl": "Preboot version hl-gaudi3-1.21.0-fw-59.1.1-sec-3 (Mar 02 2025 - 08:09:10)",
+                "fuse": "fuse-gaudi3-0x61",
+                "thermal": "thermal-gaudi3-4.0.2",
+                "fw_os": "fwos-gaudi3-3.0.0",
+                "cpld": "0x6790aa0100000021",
+                "vrm": "0x52",
+            }),
+}
+
+
+def gaudi_dev(scn, index, bdf, *, status="Operational", hard_resets=0, temp=38, power_w=97, clk=1400,
+              numa=0, pid=None, gen=2):
+    # status: hdev->status[] (common/habanalabs_drv.c:468-475) with its first letter upper-cased by
+    # status_show (common/sysfs.c:298-309): "Operational", "In reset", "Disabled", "Needs reset", ...
+    # A device that is not operational answers -ENODEV to the clock and power printers (common/sysfs.c:18-19,
+    # :61-62, :334-335) and to every hwmon read (common/hwmon.c:251-252): read(2) fails with ENODEV.
+    up = status == "Operational"
+    enodev = err("unknown", "No such device (os error 19)")
+    g = GAUDI_GEN[gen]
+
+    def live(v):
+        return v if up else enodev
+    return {
+        "index": index,
+        "vendor": "intel",
+        "name": g["name"],
+        "uuid": gaudi_not_in_sysfs("UUID"),
+        "serial": gaudi_not_in_sysfs("serial number"),
+        "memory": gaudi_not_in_sysfs("memory size or use"),
+        # hwmon's name is the firmware's card name (common/hwmon.c:883-884).
+        "board_part_number": g["card"],
+        "pci_bus_id": bdf,
+        "pci_device_id": (g["device_id"] << 16) | 0x1DA3,
+        # hwmon channels (Documentation/hwmon/sysfs-interface.rst): temp1_input millidegrees, power1_input uW.
+        "thermal": {"gpu_temp_c": live(temp)},
+        "power": {"usage_mw": live(power_w * 1000), "enforced_limit_mw": live(g["max_power_mw"])},
+        # clk_cur_freq_mhz / clk_max_freq_mhz (common/sysfs.c:68, :27).
+        "clocks": {"sm_mhz": live(clk), "sm_max_mhz": live(g["clk_max"])},
+        # One compute context per device: a second open is -EBUSY (common/habanalabs_drv.c:232-236).
+        "processes": [{"pid": pid, "kind": "compute"}] if pid else [],
+        "numa_node": numa,
+        "gaudi": {
+            "device": f"accel{index}",
+            "device_type": g["device_type"],  # device_type_show (common/sysfs.c:266)
+            "status": status,
+            "hard_reset_count": hard_resets,  # hard_reset_cnt_show `%d` (common/sysfs.c:325)
+            # soft_reset_cnt exists only where allow_inference_soft_reset (common/sysfs.c:533): not a Gaudi.
+            "soft_reset_count": err("not_found"),
+            "module_id": 7 - index,  # module_id_show: cpucp_info.card_location (common/sysfs.c:414)
+            "security_enabled": True,  # security_enabled_show `%d` (common/sysfs.c:406)
+            "max_power_mw": live(g["max_power_mw"]),  # max_power_show `%lu`, milliwatts (common/sysfs.c:341)
+            "firmware": dict(g["firmware"]),
         },
     }
 
@@ -1716,11 +1739,17 @@ def gaudi_boot_lines(bus):
             for i, b in enumerate(bus)]
 
 
-def gaudi2_node(scn, hostname, *, busy=True, per_dev=None, extra_log=(), uptime=5 * 86400 + 3110):
-    """Eight Gaudi 2 devices on an HLS-Gaudi2 board, a training job holding each (`/dev/accel/accel<n>`)."""
+GAUDI3_BUS = ["0000:21:00.0", "0000:22:00.0", "0000:43:00.0", "0000:44:00.0",
+              "0000:a1:00.0", "0000:a2:00.0", "0000:c3:00.0", "0000:c4:00.0"]
+
+
+def gaudi2_node(scn, hostname, *, busy=True, per_dev=None, extra_log=(), uptime=5 * 86400 + 3110, gen=2):
+    """Eight Gaudi 2 (or 3) devices on one board, a training job holding each (`/dev/accel/accel<n>`)."""
     devs, hprocs = [], []
-    for i, b in enumerate(GAUDI2_BUS):
-        kw = dict(temp=61 + (i * 3) % 7, power_w=410 + i * 7, clk=1650) if busy else dict(temp=36 + i % 3)
+    bus = GAUDI2_BUS if gen == 2 else GAUDI3_BUS
+    for i, b in enumerate(bus):
+        kw = (dict(temp=61 + (i * 3) % 7, power_w=410 + i * 7, clk=GAUDI_GEN[gen]["clk_max"]) if busy
+              else dict(temp=36 + i % 3))
         kw.update((per_dev or {}).get(i, {}))
         pid = kw.pop("pid", 61200 + i * 11 if busy else None)
         if pid:
@@ -1728,8 +1757,8 @@ def gaudi2_node(scn, hostname, *, busy=True, per_dev=None, extra_log=(), uptime=
                                     f"python3 -u run_clm.py --model_name_or_path meta-llama/Llama-2-70b-hf "
                                     f"--use_habana --local_rank {i}",
                                     GAUDI_POD, container_id(f"{scn}/trainer"), age=uptime - 5400))
-        devs.append(gaudi_dev(scn, i, b, numa=0 if i < 4 else 1, pid=pid, **kw))
-    log = gaudi_boot_lines(GAUDI2_BUS) + AMD_DISTRACTORS + list(extra_log)
+        devs.append(gaudi_dev(scn, i, b, numa=0 if i < 4 else 1, pid=pid, gen=gen, **kw))
+    log = gaudi_boot_lines(bus) + AMD_DISTRACTORS + list(extra_log)
     log.sort(key=lambda r: r[0])
     return {
         "host": host(hostname, uptime, 160, kernel=GAUDI_KERNEL),
@@ -1801,6 +1830,45 @@ def scn_gaudi2_malfunction():
     return gaudi2_node("gaudi2-malfunction", "gaudi2-11", per_dev=per, extra_log=log, uptime=int(t) + 900)
 
 
+def scn_gaudi3_healthy():
+    return gaudi2_node("gaudi3-healthy", "gaudi3-01", gen=3)
+
+
+def gaudi_pci_path(bdf):
+    """A Gaudi below a root port of its own root complex (its sysfs path, root first; invented buses)."""
+    b = int(bdf[5:7], 16)
+    return [f"pci0000:{b - 1:02x}", f"0000:{b - 1:02x}:01.0", bdf]
+
+
+def gaudi_roce(dev_index, bdf, numa, down=()):
+    """A Gaudi's own scale-out RoCE ports: the NIC is on the Gaudi chip, so its RDMA device sits on the Gaudi's
+    PCI function. Port files as the RDMA core prints them for any driver (Linux 6.12
+    drivers/infiniband/core/sysfs.c: state_show `%d: %s`, phys_state_show, rate_show `%d%s Gb/sec (%s)`); the
+    device name `hbl_<n>`, three ports a device and their 100 GbE rate are those of Intel's out-of-tree
+    NIC driver as its public docs describe the HLS-Gaudi2 scale-out (3 of each device's 24 ports), not
+    checked against its code (no registry serves it)."""
+    eth = dict(layer="Ethernet", rate="100 Gb/sec (4X EDR)")
+    ports = []
+    for n in (1, 2, 3):
+        p = ib_port(f"gaudi-roce/{dev_index}/{n}", state="down" if n in down else "up",
+                    busy=n not in down, **eth)
+        p["port"] = n
+        ports.append(p)
+    return rdma_device(f"hbl_{dev_index}", gaudi_pci_path(bdf), numa, ports, hca="Gaudi2", board="HL-225",
+                       fw="1.17.0-fw-51.2.0-sec-9")
+
+
+def scn_gaudi2_roce_port_down():
+    """Device 4's scale-out RoCE port 2 is down (the switch port or cable): every rank of a multi-node job that
+    routes through it stalls, though each device is operational and nothing is in the kernel log."""
+    facts = gaudi2_node("gaudi2-roce-port-down", "gaudi2-05", uptime=310400)
+    for i, g in enumerate(facts["gpus"]):
+        g["pci_path"] = gaudi_pci_path(g["pci_bus_id"])
+    facts["rdma"] = rdma([gaudi_roce(i, b, 0 if i < 4 else 1, down=(2,) if i == 4 else ())
+                          for i, b in enumerate(GAUDI2_BUS)])
+    return facts
+
+
 SCENARIOS = {
     "dgx-h100-healthy": scn_dgx_h100_healthy,
     "dgx-h100-xid79": scn_dgx_h100_xid79,
@@ -1839,6 +1907,8 @@ SCENARIOS = {
     "gaudi2-hbm-ecc": scn_gaudi2_hbm_ecc,
     "gaudi2-in-reset": scn_gaudi2_in_reset,
     "gaudi2-malfunction": scn_gaudi2_malfunction,
+    "gaudi2-roce-port-down": scn_gaudi2_roce_port_down,
+    "gaudi3-healthy": scn_gaudi3_healthy,
 }
 
 

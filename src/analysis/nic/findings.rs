@@ -17,7 +17,12 @@ pub(super) struct PortFinding {
     /// `mlx5_3/1`, to tell evidence lines apart when a finding names several ports.
     pub(super) label: String,
     pub(super) evidence: Vec<String>,
+    /// A RoCE port (link layer Ethernet): no subnet manager, and its link is its netdev's.
+    pub(super) ethernet: bool,
 }
+
+/// A down RoCE port's action: InfiniBand's (`ibstat`, the subnet manager) does not apply to it.
+const ROCE_DOWN_DETAIL: &str = "check the cable, transceiver and switch port (`ip link` on its netdev, `rdma link`, the switch's port state); RoCE has no subnet manager to wait for";
 
 /// The evidence of every port a finding names (prefixed by the port when there are several), then the
 /// thresholds once.
@@ -76,7 +81,11 @@ pub(super) fn rule_findings(hits: &BTreeMap<&'static str, Vec<PortFinding>>) -> 
             format!("RDMA {one} {}: {}.", names.join("; "), rule.what),
             evidence_of(list, rule.code),
             rule.kind,
-            rule.detail.to_string(),
+            if rule.code == "nic.port_down" && list.iter().all(|h| h.ethernet) {
+                ROCE_DOWN_DETAIL.to_string()
+            } else {
+                rule.detail.to_string()
+            },
         );
         // Each port by name, so that the findings of one port make one incident.
         f.about = list.iter().map(|h| format!("nic:{}", h.label)).collect();

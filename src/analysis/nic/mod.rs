@@ -114,6 +114,7 @@ pub fn analyze(facts: &NodeFacts) -> (Option<NicReport>, Vec<Finding>) {
                     port: who.clone(),
                     label: label.clone(),
                     evidence,
+                    ethernet: p.link_layer.ok().is_some_and(|l| l == "Ethernet"),
                 });
             }
             if judgement.is_empty() {
