@@ -293,7 +293,9 @@ pub fn run_reset(global: &GlobalArgs, args: &ResetArgs) -> Result<ProbeDocument,
         fill_reset_facts(&mut facts, &root, self_pid);
     }
     global.add_api_facts(&mut facts);
-    let amd = gpu.find(&facts).is_some_and(|g| !g.vendor.is_nvidia());
+    let amd = gpu
+        .find(&facts)
+        .is_some_and(|g| g.vendor == gpu_diag::facts::GpuVendor::Amd);
     if amd && (!simulated || global.host_root.is_some()) {
         add_holder_processes(&mut facts, &root);
     }
@@ -324,8 +326,16 @@ pub fn run_reset(global: &GlobalArgs, args: &ResetArgs) -> Result<ProbeDocument,
         && !simulated
         && let (Some(Ok(tool)), Some(g)) = (tool, gpu.find(&facts))
     {
+        // The preflight refuses an Intel Gaudi: it never reaches either vendor's tool.
         let outcome = if amd {
             execute_amd_reset(&spec, &root, &tool, &facts, g)
+        } else if !g.vendor.is_nvidia() {
+            ResetOutcome {
+                commands: Vec::new(),
+                verification: Vec::new(),
+                verified: false,
+                error: Some("no reset for this vendor's devices".into()),
+            }
         } else {
             execute_reset(&spec, &root, &tool, g, self_pid)
         };

@@ -110,12 +110,12 @@ pub fn plan(facts: &NodeFacts, req: &KillRequest, dry_run: bool, simulated: bool
         process_name: proc_facts.and_then(|p| p.name.ok().cloned()),
         cmdline: proc_facts.and_then(|p| p.cmdline.ok().cloned()),
         gpus: gpus_of(facts, req.pid),
-        plan: steps(req),
+        plan: steps(facts, req),
         outcome: None,
     }
 }
 
-pub fn steps(req: &KillRequest) -> Vec<PlanStep> {
+pub fn steps(facts: &NodeFacts, req: &KillRequest) -> Vec<PlanStep> {
     vec![
         PlanStep::new("sigterm", format!("send SIGTERM to pid {}", req.pid)),
         PlanStep::new(
@@ -131,7 +131,12 @@ pub fn steps(req: &KillRequest) -> Vec<PlanStep> {
         ),
         PlanStep::new(
             "verify",
-            "re-read GPU memory and processes from NVML; report before and after",
+            match process_sources(facts) {
+                "NVML" => {
+                    "re-read GPU memory and processes from NVML; report before and after".into()
+                }
+                from => format!("re-read the GPUs' processes from {from}; report before and after"),
+            },
         ),
     ]
 }
@@ -342,13 +347,22 @@ pub fn check_holders_known(facts: &NodeFacts, pid: u32, overridden: bool) -> Opt
         })
 }
 
-/// Who lists the GPUs' processes: NVML for NVIDIA GPUs, the amdgpu driver's KFD for AMD ones.
+/// Who lists the GPUs' processes: NVML for NVIDIA GPUs, the amdgpu driver's KFD for AMD ones, the holders
+/// of `/dev/accel` for Intel Gaudi (the habanalabs driver lets one process open a device).
 fn process_sources(facts: &NodeFacts) -> &'static str {
-    let nvidia = facts.gpus.iter().any(|g| g.vendor.is_nvidia());
-    let amd = facts.gpus.iter().any(|g| !g.vendor.is_nvidia());
-    match (nvidia, amd) {
-        (true, true) => "NVML or KFD (amdgpu)",
-        (false, true) => "KFD (amdgpu)",
+    use crate::facts::GpuVendor;
+    let has = |v: GpuVendor| facts.gpus.iter().any(|g| g.vendor == v);
+    match (
+        has(GpuVendor::Nvidia),
+        has(GpuVendor::Amd),
+        has(GpuVendor::Intel),
+    ) {
+        (true, true, true) => "NVML, KFD (amdgpu) or /dev/accel holders (habanalabs)",
+        (true, true, false) => "NVML or KFD (amdgpu)",
+        (true, false, true) => "NVML or /dev/accel holders (habanalabs)",
+        (false, true, true) => "KFD (amdgpu) or /dev/accel holders (habanalabs)",
+        (false, true, false) => "KFD (amdgpu)",
+        (false, false, true) => "/dev/accel holders (habanalabs)",
         _ => "NVML",
     }
 }
@@ -606,6 +620,32 @@ mod tests {
             check_uses_gpu(&f, 1)
                 .evidence
                 .starts_with("KFD (amdgpu) lists no process 1")
+        );
+    }
+
+    /// A Gaudi's process is the holder of its `/dev/accel` node, and the kill is verified from there.
+    #[test]
+    fn a_gaudi_process_is_named_by_its_device_node_not_kfd_or_nvml() {
+        let f: NodeFacts =
+            serde_json::from_str(include_str!("../scenarios/gaudi2-healthy.json")).unwrap();
+        let c = check_uses_gpu(&f, 61211);
+        assert_eq!(c.status, CheckStatus::Pass, "{}", c.evidence);
+        assert!(
+            c.evidence
+                .starts_with("/dev/accel holders (habanalabs) lists pid 61211"),
+            "{}",
+            c.evidence
+        );
+        let req = KillRequest {
+            pid: 61211,
+            grace_seconds: 10,
+            self_pid: None,
+            override_unknown: false,
+        };
+        let verify = steps(&f, &req).pop().unwrap();
+        assert_eq!(
+            verify.detail,
+            "re-read the GPUs' processes from /dev/accel holders (habanalabs); report before and after"
         );
     }
 }

@@ -278,3 +278,49 @@ fn healthy_gaudi3_in_its_own_words() {
     let h = sim_json("gaudi3-healthy", "get_gpu_health");
     assert_eq!(h["report"]["verdict"], "healthy", "{h}");
 }
+
+/// An operator tool's text on a built-in scenario, in operator mode, as a dry run.
+fn operate(scenario: &str, tool: &str, args: &[&str]) -> String {
+    let out = Command::new(LAUNCHER)
+        .args([
+            "--local",
+            "--simulate",
+            scenario,
+            "--mode",
+            "operator",
+            "--probe-bin",
+        ])
+        .arg(node_probe())
+        .args([
+            "call",
+            tool,
+            "--arg",
+            "node_name=local",
+            "--arg",
+            "dry_run=true",
+        ])
+        .args(args.iter().flat_map(|a| ["--arg", a]))
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("run k8s-gpu-mcp");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Operator mode on a Gaudi node: a reset is refused in Intel's words (before, it was judged as an AMD
+/// GPU's hive reset with `amd-smi`); a kill names the process by the device node it holds.
+#[test]
+fn operator_tools_on_a_gaudi_node_speak_intels_words() {
+    let r = operate("gaudi2-malfunction", "reset_gpu", &["gpu=6"]);
+    assert!(r.contains("REFUSED"), "{r}");
+    assert!(r.contains("hl-smi -r -i 0000:b3:00.0"), "{r}");
+    assert!(
+        !r.contains("amd-smi") && !r.contains("XGMI") && !r.contains("AMD"),
+        "{r}"
+    );
+    let k = operate("gaudi2-healthy", "kill_gpu_process", &["pid=61211"]);
+    assert!(
+        k.contains("/dev/accel holders (habanalabs) lists pid 61211"),
+        "{k}"
+    );
+    assert!(!k.contains("KFD") && !k.contains("NVML"), "{k}");
+}
