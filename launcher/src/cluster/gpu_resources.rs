@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 
+use gpu_diag::attribution::device::GAUDI_RESOURCE;
 use k8s_openapi::api::core::v1::{Container, Pod};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
@@ -49,12 +50,12 @@ pub fn amd_resources(map: Option<&BTreeMap<String, Quantity>>) -> BTreeMap<Strin
         .collect()
 }
 
-/// The GPU resources of every vendor in a resource list (Intel's Gaudi: [`super::gaudi`]).
+/// The GPU resources of every vendor in a resource list (Intel's Gaudi: `habana.ai/gaudi`).
 pub fn gpu_resources(map: Option<&BTreeMap<String, Quantity>>) -> BTreeMap<String, u64> {
     let mut out = nvidia_resources(map);
     out.extend(amd_resources(map));
-    if let Some(q) = map.and_then(|m| m.get(super::gaudi::GAUDI_RESOURCE)) {
-        out.insert(super::gaudi::GAUDI_RESOURCE.to_string(), count(q));
+    if let Some(q) = map.and_then(|m| m.get(GAUDI_RESOURCE)) {
+        out.insert(GAUDI_RESOURCE.to_string(), count(q));
     }
     out
 }

@@ -11,6 +11,7 @@ pub mod confirm;
 pub mod error;
 pub mod evidence;
 pub mod fanout;
+pub mod held_mark;
 pub mod node_mark;
 pub mod one_clock;
 pub mod people;

@@ -7,6 +7,7 @@
 
 pub mod chart;
 pub mod details;
+pub mod diagnostic;
 pub mod gpus;
 pub mod incidents;
 pub mod nic;

@@ -6,7 +6,7 @@
 //! a person's confirmation, audited. The whole report stays a resource (`run.report_uri`).
 
 use gpu_diag::contract::Report;
-use gpu_diag::dcgm::report::{DcgmDiagReport, GpuOutcome};
+use gpu_diag::dcgm::report::DcgmDiagReport;
 use gpu_diag::dcgm::request::{self, DiagRun};
 use gpu_diag::facts::GpuVendor;
 use gpu_diag::rvs::report::RvsDiagReport;
@@ -18,6 +18,7 @@ use crate::cluster::run_mark;
 use crate::config::Mode;
 use crate::mcp::framework::action::audit;
 use crate::mcp::framework::confirm::{Confirmed, confirm};
+use crate::mcp::framework::held_mark::RunMarkHold;
 use crate::mcp::framework::{Cx, Hints, Node, ProbeRun, Tool, ToolError};
 use crate::probe::runner::RunError;
 
@@ -65,75 +66,6 @@ pub struct DiagArgs {
     #[serde(default)]
     #[schemars(with = "bool")]
     pub keep_pods_off: Option<bool>,
-}
-
-/// The mark of a run with `keep_pods_off`: lifted when the run ends, whichever way (an answer, an error,
-/// a cancelled task whose future is dropped); while it lives, this process's sweeps never lift it.
-struct RunMarkHold {
-    cluster: std::sync::Arc<dyn crate::cluster::ClusterBackend>,
-    context: Option<String>,
-    node: String,
-    key: String,
-    /// Taken by `finish`, or by the lift a drop starts: the mark stays this process's until lifted.
-    live: Option<run_mark::Live>,
-}
-
-impl RunMarkHold {
-    /// A cancelled run whose stop could not be seen, on an engine outside the pod that does not stop by
-    /// itself when the probe goes (no heartbeat): the engine may still load the GPUs, so the mark stays
-    /// until its deadline, when any launcher's sweep lifts it.
-    fn keep_until_deadline(mut self, why: &str) -> String {
-        let live = self.live.take();
-        drop(live);
-        tracing::warn!(node = %self.node, key = %self.key, "run_gpu_diagnostic cancelled; its mark stays until its deadline: {why}");
-        format!(
-            "taint {} left on node {} until its deadline: the cancelled run's stop could not be seen ({why}) \
-             and its DCGM engine outside the probe may still be testing the GPUs; any launcher's `gc` or start \
-             lifts it once its deadline passed, or `kubectl taint node {} {}-` once the engine says the run ended",
-            self.key, self.node, self.node, self.key
-        )
-    }
-
-    async fn finish(mut self) -> String {
-        let live = self.live.take();
-        let said = match self
-            .cluster
-            .lift_run_mark(self.context.as_deref(), &self.node, &self.key)
-            .await
-        {
-            Ok(what) => what,
-            Err(e) => format!(
-                "taint {} left on node {}: it could not be lifted ({e}); any launcher's `gc` or start lifts \
-                 it once its deadline passed, or `kubectl taint node {} {}-`",
-                self.key, self.node, self.node, self.key
-            ),
-        };
-        drop(live);
-        said
-    }
-}
-
-impl Drop for RunMarkHold {
-    fn drop(&mut self) {
-        let Some(live) = self.live.take() else {
-            return;
-        };
-        // The run's future was dropped (a cancelled task, a session's end): lift in the background, once;
-        // the launcher awaits it before it exits.
-        let (cluster, context, node, key) = (
-            self.cluster.clone(),
-            self.context.clone(),
-            self.node.clone(),
-            self.key.clone(),
-        );
-        run_mark::spawn_lift(async move {
-            match cluster.lift_run_mark(context.as_deref(), &node, &key).await {
-                Ok(what) => tracing::info!(%node, "run_gpu_diagnostic cancelled: {what}"),
-                Err(e) => tracing::warn!(%node, %key, error = %e, "run_gpu_diagnostic: could not lift the run's mark after a cancelled run"),
-            }
-            drop(live);
-        });
-    }
 }
 
 /// What `keep_pods_off` set and lifted.
@@ -384,13 +316,13 @@ are left out; per GPU each RVS action passed, failed or not run (a GPU passes on
             }
             left_alone.extend(set.other_runs.iter().map(|k| format!("another run's mark {k}")));
             kept = Some(KeptPodsOff { taint: set.taint, after: String::new(), left_alone, swept });
-            Some(RunMarkHold {
+            Some(RunMarkHold::new(
                 cluster,
-                context: target.context.clone(),
-                node: node.clone(),
-                key: mark.key(),
-                live: Some(live),
-            })
+                target.context.clone(),
+                node.clone(),
+                mark.key(),
+                live,
+            ))
         } else {
             None
         };
@@ -506,178 +438,17 @@ are left out; per GPU each RVS action passed, failed or not run (a GPU passes on
             s.push_str(e);
             s.push('\n');
         }
+        use crate::mcp::render::diagnostic as text;
         match &o.report {
-            DiagReport::Dcgm(r) => render_dcgm_gpus(r, &mut s),
-            DiagReport::Rvs(r) => render_rvs_gpus(r, &mut s),
+            DiagReport::Dcgm(r) => text::dcgm_gpus(r, &mut s),
+            DiagReport::Rvs(r) => text::rvs_gpus(r, &mut s),
         }
-        render_not_tested(not_tested, &mut s);
+        text::not_tested(not_tested, &mut s);
         match &o.report {
-            DiagReport::Dcgm(r) => render_dcgm_tail(r, &mut s),
-            DiagReport::Rvs(r) => render_rvs_tail(r, &mut s),
+            DiagReport::Dcgm(r) => text::dcgm_tail(r, &mut s),
+            DiagReport::Rvs(r) => text::rvs_tail(r, &mut s),
         }
         s
-    }
-}
-
-fn word(o: GpuOutcome) -> &'static str {
-    match o {
-        GpuOutcome::Passed => "passed",
-        GpuOutcome::Warnings => "warnings",
-        GpuOutcome::Failed => "FAILED",
-        GpuOutcome::Skipped => "skipped",
-        GpuOutcome::Incomplete => "incomplete",
-        GpuOutcome::NotRun => "not run",
-    }
-}
-
-fn render_dcgm_gpus(r: &DcgmDiagReport, s: &mut String) {
-    for g in &r.gpus {
-        let bad: Vec<String> = g
-            .tests
-            .iter()
-            .filter(|t| t.outcome >= gpu_diag::dcgm::interpret::Outcome::Warn)
-            .map(|t| {
-                let m = t.messages.first();
-                format!(
-                    "{} {} {}{}",
-                    t.test,
-                    t.outcome.word(),
-                    m.and_then(|m| m.code.as_deref()).unwrap_or(""),
-                    m.map(|m| format!(" ({}): {}", m.severity.name(), m.text)).unwrap_or_default()
-                )
-            })
-            .collect();
-        s.push_str(&format!("GPU {}: {}", g.index, word(g.outcome)));
-        if !bad.is_empty() {
-            s.push_str(&format!(": {}", bad.join("; ")));
-        }
-        s.push('\n');
-    }
-}
-
-/// Each tested GPU in one line: its outcome, the RVS actions it failed (`module/action` and why), and
-/// those without a result (not run, never passed); then the recipe's actions left out.
-fn render_rvs_gpus(r: &RvsDiagReport, s: &mut String) {
-    use gpu_diag::rvs::report::RvsTestResult;
-    for g in &r.gpus {
-        s.push_str(&format!("GPU {}", g.index));
-        if let Some(p) = &g.pci_bus_id {
-            s.push_str(&format!(" ({p})"));
-        }
-        s.push_str(&format!(": {}", word(g.outcome)));
-        let bad: Vec<String> = g
-            .tests
-            .iter()
-            .filter(|t| t.result == RvsTestResult::Failed)
-            .map(|t| match &t.detail {
-                Some(d) => format!("{}/{} failed ({d})", t.module, t.action),
-                None => format!("{}/{} failed", t.module, t.action),
-            })
-            .collect();
-        let missing: Vec<String> = g
-            .tests
-            .iter()
-            .filter(|t| t.result == RvsTestResult::NotRun)
-            .map(|t| format!("{}/{}", t.module, t.action))
-            .collect();
-        if !bad.is_empty() {
-            s.push_str(&format!(": {}", bad.join("; ")));
-        } else if g.outcome == GpuOutcome::Passed {
-            s.push_str(&format!(" ({} actions)", g.tests.len()));
-        }
-        if !missing.is_empty() {
-            s.push_str(&format!("; no result (not run): {}", missing.join(", ")));
-        }
-        s.push('\n');
-    }
-    for l in &r.actions_left_out {
-        s.push_str(&format!("left out: {l}\n"));
-    }
-}
-
-fn render_not_tested(not_tested: &[gpu_diag::dcgm::select::Skipped], s: &mut String) {
-    // GPUs left out for the same reason read as one line: each distinct holder once with its GPUs, at
-    // most three (eight busy GPUs of a training node stay one line; the report resource keeps each).
-    type Group<'a> = (&'a str, Vec<&'a str>, Vec<(&'a str, Vec<&'a str>)>);
-    let mut groups: Vec<Group> = Vec::new();
-    for n in not_tested {
-        let i = match groups.iter().position(|g| g.0 == n.why) {
-            Some(i) => i,
-            None => {
-                groups.push((&n.why, vec![], vec![]));
-                groups.len() - 1
-            }
-        };
-        let g = &mut groups[i];
-        g.1.push(&n.requested);
-        match g.2.iter_mut().find(|(d, _)| *d == n.detail) {
-            Some((_, gpus)) => gpus.push(&n.requested),
-            None => g.2.push((&n.detail, vec![&n.requested])),
-        }
-    }
-    for (why, gpus, details) in groups {
-        let shown: Vec<String> = details
-            .iter()
-            .take(3)
-            .map(|(d, g)| match details.len() {
-                1 => d.to_string(),
-                _ => format!("GPU {}: {d}", g.join(", ")),
-            })
-            .collect();
-        let more = details.len().saturating_sub(3);
-        s.push_str(&format!(
-            "GPU {} not tested ({why}): {}{}\n",
-            gpus.join(", "),
-            shown.join("; "),
-            if more > 0 {
-                format!("; {more} more (the report resource lists each GPU)")
-            } else {
-                String::new()
-            }
-        ));
-    }
-}
-
-fn render_dcgm_tail(r: &DcgmDiagReport, s: &mut String) {
-    for c in &r.changes {
-        s.push_str(&format!(
-            "during the run: GPU {} {} {} -> {}\n",
-            c.gpu, c.what, c.before, c.after
-        ));
-    }
-    for x in &r.xids {
-        s.push_str(&format!("during the run: Xid {} {}\n", x.code, x.message));
-    }
-    if let Some(d) = &r.dcgm {
-        s.push_str(&format!(
-            "dcgmi {} (DCGM {}): exit {} in {:.1} s\n",
-            d.argv.join(" "),
-            d.dcgm_version.as_deref().unwrap_or("?"),
-            d.exit_status.map_or("-".into(), |x| x.to_string()),
-            d.elapsed_ms as f64 / 1000.0
-        ));
-    }
-}
-
-fn render_rvs_tail(r: &RvsDiagReport, s: &mut String) {
-    if !r.ignored_results.is_empty() {
-        s.push_str(&format!(
-            "ignored: {} result(s) for GPUs this run did not give rvs or actions its recipe did not have: {}\n",
-            r.ignored_results.len(),
-            r.ignored_results.join("; ")
-        ));
-    }
-    if let Some(x) = &r.rvs {
-        s.push_str(&format!(
-            "rvs {} (RVS {}): exit {} in {:.1} s\n",
-            x.argv.join(" "),
-            x.version.as_deref().unwrap_or("?"),
-            x.exit_status.map_or("-".into(), |e| e.to_string()),
-            x.elapsed_ms as f64 / 1000.0
-        ));
-        if let Some(e) = &x.error {
-            s.push_str(&format!("rvs: {e}\n"));
-        }
     }
 }
 
