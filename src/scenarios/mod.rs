@@ -225,6 +225,7 @@ pub static WATCH_SCRIPTS: &[WatchScript] = &[
     watch_script!("dgx-h100-watch-nvlink-under-load"),
     watch_script!("dgx-h100-watch-xid79"),
     watch_script!("mi300x-watch-hbm-thermal"),
+    watch_script!("gaudi2-watch-heartbeat-reset"),
 ];
 
 /// The file form of a time script.

@@ -21,6 +21,7 @@ pub mod timeline;
 
 use crate::facts::{KernelLogFacts, NodeFacts, Reading};
 use crate::finding::{Judged, Severity, Verdict};
+use crate::kernel_log::report::EventKind;
 use crate::options::AnalysisOptions;
 use crate::workload::WorkloadNodeReport;
 pub use episodes::{EPISODES_LISTED, listed};
@@ -228,7 +229,7 @@ fn kernel_events(input: &WatchInput, facts: &NodeFacts, opts: &AnalysisOptions) 
     });
     let report = crate::kernel_log::report::analyze(&f, opts);
     let mut out = Vec::new();
-    for e in &report.events {
+    for (i, e) in report.events.iter().enumerate() {
         let Some(line) = e.line else { continue };
         let at = input.kernel.get(line - 1).map_or(0.0, |(t, _)| *t);
         let gpu = e
@@ -236,11 +237,24 @@ fn kernel_events(input: &WatchInput, facts: &NodeFacts, opts: &AnalysisOptions) 
             .as_deref()
             .and_then(|p| facts.gpus.iter().find(|g| same_bus(g.pci_bus_id.ok(), p)))
             .map(|g| g.index);
-        let finding = report
-            .findings
+        let vendor_line = matches!(e.kind, EventKind::Amdgpu | EventKind::Habanalabs);
+        // An Xid's finding ends in its number; an amdgpu or habanalabs line has none, and its finding
+        // quotes it by line number (`line 13 ...`).
+        let quoted = format!("line {line} ");
+        let finding = report.findings.iter().find(|x| {
+            x.gpu == gpu
+                && (e.code.is_some_and(|c| x.code.ends_with(&format!(".{c}")))
+                    || vendor_line && x.evidence.iter().any(|l| l.starts_with(&quoted)))
+        });
+        let judged = report
+            .event_details
             .iter()
-            .find(|x| x.gpu == gpu && e.code.is_some_and(|c| x.code.ends_with(&format!(".{c}"))));
-        let severity = finding.map_or(Severity::Warning, |x| x.severity);
+            .find(|d| d.event == i)
+            .and_then(|d| d.severity);
+        let severity = finding
+            .map(|x| x.severity)
+            .or(judged.filter(|_| vendor_line))
+            .unwrap_or(Severity::Warning);
         let code = finding.map_or_else(
             || {
                 e.code.map_or_else(
@@ -250,10 +264,15 @@ fn kernel_events(input: &WatchInput, facts: &NodeFacts, opts: &AnalysisOptions) 
             },
             |x| x.code.clone(),
         );
-        let what = e.mnemonic.clone().unwrap_or_else(|| e.message.clone());
+        // A vendor line in its own words: its mnemonic is the catalog's key, not a sentence.
+        let what = if vendor_line {
+            e.message.clone()
+        } else {
+            e.mnemonic.clone().unwrap_or_else(|| e.message.clone())
+        };
         let name = match (e.kind, e.code) {
-            (crate::kernel_log::report::EventKind::Xid, Some(c)) => format!("Xid {c}"),
-            (crate::kernel_log::report::EventKind::Sxid, Some(c)) => format!("SXid {c}"),
+            (EventKind::Xid, Some(c)) => format!("Xid {c}"),
+            (EventKind::Sxid, Some(c)) => format!("SXid {c}"),
             _ => code.clone(),
         };
         let on = gpu.map_or_else(String::new, |g| format!(" on GPU {g}"));

@@ -184,6 +184,42 @@ fn an_amd_gpu_at_its_hbm_limit_is_the_slower_peer() {
     assert_eq!(r.pattern.suspects, vec!["GPU 6".to_string()]);
 }
 
+/// A Gaudi whose firmware heartbeat is lost: the habanalabs line is the episode (Intel's code, on that
+/// device, when it came), the device is unreadable while the driver resets it, and nothing says Xid.
+#[test]
+fn a_gaudi_heartbeat_loss_is_the_devices_episode_in_intels_words() {
+    let r = play(&script_facts("gaudi2-watch-heartbeat-reset"), 20, 500);
+    assert_eq!(r.verdict, Verdict::Unhealthy, "{}", r.headline);
+    let hb = r
+        .episodes
+        .iter()
+        .find(|e| e.code == "habanalabs.heartbeat")
+        .unwrap_or_else(|| panic!("the heartbeat episode: {:?}", r.episodes));
+    assert_eq!(
+        (hb.gpu, hb.from_s, hb.severity),
+        (Some(5), 8.0, Severity::Critical),
+        "{hb:?}"
+    );
+    assert!(hb.text.contains("Device heartbeat failed"), "{}", hb.text);
+    let reset = r
+        .episodes
+        .iter()
+        .find(|e| e.code == "habanalabs.reset")
+        .expect("the reset episode");
+    assert_eq!(reset.gpu, Some(5));
+    let lost = r
+        .episodes
+        .iter()
+        .find(|e| e.kind == EpisodeKind::Unreadable)
+        .expect("the device in reset is unreadable");
+    assert_eq!(lost.gpu, Some(5));
+    assert!(
+        r.episodes.iter().all(|e| !e.code.starts_with("xid.")),
+        "{:?}",
+        r.episodes
+    );
+}
+
 /// Nothing is invented on a node that does not change: no built-in scenario played without a timeline shows
 /// a pattern, a counter or a throttle it does not already carry.
 #[test]
