@@ -676,6 +676,31 @@ async fn a_job_on_gaudi_nodes_in_a_fleet_of_three_vendors_is_diagnosed() {
         gaudis[0]
     );
     tb.apply(&yaml);
+    // The counts below hold once kwok has finished the Job's pods and started the server: wait for that
+    // rather than race kwok on a loaded machine.
+    let settled = || {
+        tb.kubectl(&[
+            "-n",
+            &wl,
+            "get",
+            "pods",
+            "-o",
+            "jsonpath={range .items[*]}{.metadata.name}={.status.phase} {end}",
+        ])
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let want = |p: &str| {
+        (0..4).all(|i| p.contains(&format!("train-{i}=Succeeded"))) && p.contains("serve=Running")
+    };
+    let mut phases = settled();
+    while !want(&phases) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "kwok did not settle the pods: {phases}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        phases = settled();
+    }
 
     let l = mcp::start(tb, User::Reader, &ns, &[]).await;
     let selector = format!("e2e-group={group}");
