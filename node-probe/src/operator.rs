@@ -293,13 +293,18 @@ pub fn run_reset(global: &GlobalArgs, args: &ResetArgs) -> Result<ProbeDocument,
         fill_reset_facts(&mut facts, &root, self_pid);
     }
     global.add_api_facts(&mut facts);
-    let amd = gpu
-        .find(&facts)
-        .is_some_and(|g| g.vendor == gpu_diag::facts::GpuVendor::Amd);
-    if amd && (!simulated || global.host_root.is_some()) {
+    let vendor = gpu.find(&facts).map(|g| g.vendor);
+    let amd = vendor == Some(gpu_diag::facts::GpuVendor::Amd);
+    let gaudi = vendor == Some(gpu_diag::facts::GpuVendor::Intel);
+    if (amd || gaudi) && (!simulated || global.host_root.is_some()) {
         add_holder_processes(&mut facts, &root);
     }
-    let tool = (!simulated).then(|| {
+    // A Gaudi is reset through its driver's sysfs file, no program.
+    let gaudi_file = gpu
+        .find(&facts)
+        .filter(|_| gaudi && !simulated)
+        .map(|g| find_gaudi_reset(&root, g));
+    let tool = (!simulated && !gaudi).then(|| {
         if amd {
             find_amd_smi(&root, args.amd_smi.as_deref())
         } else {
@@ -316,17 +321,35 @@ pub fn run_reset(global: &GlobalArgs, args: &ResetArgs) -> Result<ProbeDocument,
         override_unknown: args.override_unknown_holders,
         pin: (!pin.is_empty()).then_some(pin),
         seen_unknown: args.override_unknown_holders.then_some(seen),
-        tool: tool
-            .as_ref()
-            .map(|t| t.as_ref().map(|t| t.display()).map_err(Clone::clone)),
+        tool: match &gaudi_file {
+            Some(f) => Some(
+                f.as_ref()
+                    .map(|(shown, _)| shown.clone())
+                    .map_err(Clone::clone),
+            ),
+            None => tool
+                .as_ref()
+                .map(|t| t.as_ref().map(|t| t.display()).map_err(Clone::clone)),
+        },
     };
     let mut report = reset::plan(&facts, &req, args.dry_run, simulated);
     if report.allowed
         && !args.dry_run
+        && let (Some(Ok((shown, file))), Some(g)) = (&gaudi_file, gpu.find(&facts))
+    {
+        let outcome = execute_gaudi_reset(&spec, &root, shown, file, g);
+        report.result = if outcome.verified {
+            ActionResult::Done
+        } else {
+            ActionResult::Failed
+        };
+        report.outcome = Some(outcome);
+    } else if report.allowed
+        && !args.dry_run
         && !simulated
         && let (Some(Ok(tool)), Some(g)) = (tool, gpu.find(&facts))
     {
-        // The preflight refuses an Intel Gaudi: it never reaches either vendor's tool.
+        // A Gaudi never gets here: it has no tool, only its driver's file (above).
         let outcome = if amd {
             execute_amd_reset(&spec, &root, &tool, &facts, g)
         } else if !g.vendor.is_nvidia() {
@@ -793,6 +816,121 @@ fn execute_amd_reset(
 
 /// Reads of the hive after its reset, 2 s apart, until every GPU is back.
 const AMD_REREADS: u32 = 5;
+
+/// A Gaudi's `hard_reset` file under the host root, resolved there (a link must not leave the root):
+/// its shell form for the answers, and the path written.
+fn find_gaudi_reset(
+    root: &Path,
+    g: &gpu_diag::facts::GpuFacts,
+) -> Result<(String, PathBuf), String> {
+    use gpu_diag::operator::reset::gaudi;
+    let dev = g.gaudi.as_ref().map(|x| x.device.as_str()).unwrap_or("");
+    let Some(rel) = gaudi::hard_reset_file(dev) else {
+        return Err(format!(
+            "GPU {}'s habanalabs class device (`{}`) is not one whose reset file can be named",
+            g.index,
+            dev.escape_debug()
+        ));
+    };
+    match crate::host::root::resolve_file(root, &rel) {
+        Some(p) => Ok((gaudi::reset_argv(&rel).join(" "), p)),
+        None => Err(format!(
+            "the habanalabs driver's /{rel} is not under the host root {}: this driver offers no hard \
+             reset through sysfs; use Intel's `hl-smi -r` on the node",
+            root.display()
+        )),
+    }
+}
+
+/// Reset a Gaudi through its driver's `hard_reset` file (the write, bounded on its own thread: the
+/// driver resets inside it), then re-read the device until the driver says the reset is over, and judge.
+fn execute_gaudi_reset(
+    spec: &SourceSpec,
+    root: &Path,
+    shown: &str,
+    file: &Path,
+    before: &gpu_diag::facts::GpuFacts,
+) -> ResetOutcome {
+    use gpu_diag::operator::reset::gaudi;
+    use std::io::Write;
+    let log_before = crate::kmsg::read_kmsg(root);
+    let started = Instant::now();
+    let until = started + Duration::from_secs(gaudi::RESET_TIMEOUT_SECS);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let path = file.to_path_buf();
+    std::thread::spawn(move || {
+        // No create, no truncate: a sysfs attribute takes one write.
+        let r = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .and_then(|mut f| f.write_all(b"1\n"));
+        let _ = tx.send(r);
+    });
+    let argv: Vec<String> = shown.split(' ').map(str::to_string).collect();
+    let (run, error) = match rx.recv_timeout(until.saturating_duration_since(Instant::now())) {
+        Ok(Ok(())) => (
+            CommandRun {
+                argv,
+                exit_code: Some(0),
+                stdout: String::new(),
+                stderr: String::new(),
+            },
+            None,
+        ),
+        Ok(Err(e)) => (
+            CommandRun {
+                argv,
+                exit_code: None,
+                stdout: String::new(),
+                stderr: format!("the write failed: {e}"),
+            },
+            Some(format!("writing the device's hard_reset file failed: {e}")),
+        ),
+        Err(_) => (
+            CommandRun {
+                argv,
+                exit_code: None,
+                stdout: String::new(),
+                stderr: format!(
+                    "the write had not returned after {} s; the driver may still be resetting the device",
+                    gaudi::RESET_TIMEOUT_SECS
+                ),
+            },
+            Some(format!(
+                "the reset had not returned after {} s",
+                gaudi::RESET_TIMEOUT_SECS
+            )),
+        ),
+    };
+    let write_ok = error.is_none();
+    // Read again, 1 s apart, until the driver has counted the reset and left its reset states.
+    let mut after = source::collect(spec, RESET_SECTIONS, &KernelLogArgs::default());
+    while write_ok
+        && Instant::now() < until
+        && !after.as_ref().is_ok_and(|a| gaudi::settled(before, a))
+    {
+        std::thread::sleep(Duration::from_secs(1));
+        after = source::collect(spec, RESET_SECTIONS, &KernelLogArgs::default());
+    }
+    let verification = match after {
+        Ok(a) => gaudi::verify(before, &a, log_before.ok(), &crate::kmsg::read_kmsg(root)),
+        Err(e) => vec![gpu_diag::operator::Check::block(
+            "gpu_back",
+            format!(
+                "the device could not be read after the reset: {}",
+                e.message
+            ),
+        )],
+    };
+    let mut outcome = ResetOutcome {
+        commands: vec![run],
+        verification,
+        verified: false,
+        error,
+    };
+    outcome.verified = gaudi::verified(&outcome, write_ok);
+    outcome
+}
 
 #[cfg(test)]
 mod tests {

@@ -11,6 +11,10 @@
 //! partition `gpu-<cardIndex>-<renderIndex>` (`card1`, `renderD128`: `gpu-1-128`), with the GPU's PCI
 //! address in its `pciAddr` attribute (a partition's parent in `parentPciAddr`); the render minor is
 //! unique on the node, so it alone names the GPU or partition.
+//!
+//! Intel's Gaudi driver (`gaudi.intel.com`, intel/intel-resource-drivers-for-kubernetes `pkg/gaudi`,
+//! `DeviceUIDFromPCIinfo`) names a device by its PCI address with `:` and `.` made `-`, then `-` and the
+//! PCI device id: `0000:b3:00.0` + `0x1020` is `0000-b3-00-0-0x1020`.
 
 use std::collections::BTreeSet;
 
@@ -21,10 +25,13 @@ use super::device::{DeviceIdForm, MigRef, ResourceKind};
 use crate::facts::{ApiClaimFacts, ClaimFacts, DraHostFacts, GpuFacts, NodeFacts, Reading};
 
 /// DRA drivers whose devices are GPUs, named as above.
-pub const GPU_DRIVERS: &[&str] = &["gpu.nvidia.com", AMD_DRIVER];
+pub const GPU_DRIVERS: &[&str] = &["gpu.nvidia.com", AMD_DRIVER, GAUDI_DRIVER];
 
 /// AMD's GPU DRA driver.
 pub const AMD_DRIVER: &str = "gpu.amd.com";
+
+/// Intel's Gaudi DRA driver.
+pub const GAUDI_DRIVER: &str = "gaudi.intel.com";
 
 /// The CDI kind of NVIDIA's per-claim specs: ids are `k8s.gpu.nvidia.com/claim=<claim uid>-<device>`.
 const NVIDIA_CLAIM_CDI_KIND: &str = "k8s.gpu.nvidia.com/claim";
@@ -264,6 +271,52 @@ pub fn parse_amd_device(name: &str) -> Result<AmdDevice, String> {
     }
 }
 
+/// The PCI address in a `gaudi.intel.com` device name (`0000-b3-00-0-0x1020` -> `0000:b3:00.0`).
+pub fn parse_gaudi_device(name: &str) -> Result<String, String> {
+    let not =
+        || format!("`{name}` is not a device name of {GAUDI_DRIVER} (<PCI address>-0x<device id>)");
+    let parts: Vec<&str> = name.split('-').collect();
+    let hex = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_hexdigit());
+    match parts.as_slice() {
+        [dom, bus, dev, func, id]
+            if hex(dom, 4)
+                && hex(bus, 2)
+                && hex(dev, 2)
+                && func.len() == 1
+                && func.bytes().all(|b| (b'0'..=b'7').contains(&b))
+                && id.strip_prefix("0x").is_some_and(|i| hex(i, 4)) =>
+        {
+            Ok(format!("{dom}:{bus}:{dev}.{func}").to_ascii_lowercase())
+        }
+        _ => Err(not()),
+    }
+}
+
+/// An Intel Gaudi DRA device located by the PCI address its name carries.
+fn locate_gaudi(out: &mut AllocatedDevice, device: &str, gpus: &[GpuFacts]) {
+    let bdf = match parse_gaudi_device(device) {
+        Ok(b) => b,
+        Err(e) => {
+            out.error = Some(e);
+            return;
+        }
+    };
+    out.form = Some(DeviceIdForm::DraName);
+    let bus_of = |g: &GpuFacts| g.pci_bus_id.ok().map(|b| b.to_ascii_lowercase());
+    match gpus
+        .iter()
+        .find(|g| bus_of(g).as_deref() == Some(bdf.as_str()))
+    {
+        Some(g) => {
+            out.gpu_index = Some(g.index);
+            out.gpu_uuid = g.uuid.ok().cloned();
+        }
+        None => {
+            out.error = Some(format!("no GPU on this node is at PCI address {bdf}"));
+        }
+    }
+}
+
 /// An AMD DRA device located by render minor: the GPU's own render node, or one of its partitions'.
 fn locate_amd(out: &mut AllocatedDevice, device: &str, gpus: &[GpuFacts]) {
     let d = match parse_amd_device(device) {
@@ -313,6 +366,10 @@ pub(crate) fn located(driver: &str, device: &str, gpus: &[GpuFacts]) -> Allocate
     let mut out = AllocatedDevice::unlocated(driver, ResourceKind::Claim, device);
     if driver == AMD_DRIVER {
         locate_amd(&mut out, device, gpus);
+        return out;
+    }
+    if driver == GAUDI_DRIVER {
+        locate_gaudi(&mut out, device, gpus);
         return out;
     }
     if is_passthrough(device) {
@@ -534,6 +591,50 @@ mod tests {
         assert!(parse_nvidia_device("gpu-x").is_err());
         assert!(parse_nvidia_device("channel-0").is_err());
         assert!(parse_nvidia_device("gpu-1-foo").is_err());
+    }
+
+    /// intel/intel-resource-drivers-for-kubernetes `DeviceUIDFromPCIinfo`: `0000:00:01.0` and `0x0000` make
+    /// `0000-00-01-0-0x0000`; its tests claim `0000-00-02-0-0x1020` on a Gaudi 2.
+    #[test]
+    fn gaudi_device_names_land_on_gpus_by_pci_address() {
+        use crate::facts::GpuVendor;
+        assert_eq!(
+            parse_gaudi_device("0000-00-02-0-0x1020").as_deref(),
+            Ok("0000:00:02.0")
+        );
+        assert_eq!(
+            parse_gaudi_device("0000-B3-00-0-0x1060").as_deref(),
+            Ok("0000:b3:00.0")
+        );
+        for bad in [
+            "0000-b3-00-0",
+            "0000-b3-00-8-0x1020",
+            "0000-b3-00-0-1020",
+            "0000:b3:00.0-0x1020",
+            "gpu-0",
+            "0000-b3-00-0-0x1020-1",
+            "",
+        ] {
+            assert!(parse_gaudi_device(bad).is_err(), "{bad}");
+        }
+        let gpus: Vec<GpuFacts> = ["0000:19:00.0", "0000:b3:00.0"]
+            .iter()
+            .enumerate()
+            .map(|(i, b)| GpuFacts {
+                index: i as u32,
+                vendor: GpuVendor::Intel,
+                pci_bus_id: Reading::Ok(b.to_string()),
+                ..Default::default()
+            })
+            .collect();
+        let d = located(GAUDI_DRIVER, "0000-b3-00-0-0x1020", &gpus);
+        assert_eq!((d.gpu_index, d.error), (Some(1), None));
+        let d = located(GAUDI_DRIVER, "0000-b4-00-0-0x1020", &gpus);
+        assert_eq!(d.gpu_index, None);
+        assert_eq!(
+            d.error.as_deref(),
+            Some("no GPU on this node is at PCI address 0000:b4:00.0")
+        );
     }
 
     /// ROCm/k8s-gpu-dra-driver docs: `gpu-<cardIndex>-<renderIndex>` (`gpu-0-128`), auto-partition

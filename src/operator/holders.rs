@@ -13,7 +13,7 @@
 use crate::attribution::AllocatedDevice;
 use crate::attribution::device::{DeviceIdForm, ResourceKind};
 use crate::attribution::dra::{self, KubeletClaims};
-use crate::facts::{FieldErrorKind, NodeFacts, Reading};
+use crate::facts::{FieldErrorKind, GpuVendor, NodeFacts, Reading};
 
 /// A source the destructive preflights ask.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -230,22 +230,20 @@ fn device_note(d: &AllocatedDevice) -> String {
     }
 }
 
-/// Whether GPU `gpu` is NVIDIA's (`None`: no such GPU, so any vendor's device may be it).
-fn gpu_is_nvidia(facts: &NodeFacts, gpu: u32) -> Option<bool> {
-    facts
-        .gpus
-        .iter()
-        .find(|g| g.index == gpu)
-        .map(|g| g.vendor.is_nvidia())
+/// GPU `gpu`'s vendor (`None`: no such GPU, so any vendor's device may be it).
+fn gpu_vendor(facts: &NodeFacts, gpu: u32) -> Option<GpuVendor> {
+    facts.gpus.iter().find(|g| g.index == gpu).map(|g| g.vendor)
 }
 
-/// A device plugin resource's vendor: `Some(true)` NVIDIA's (`nvidia.com/*`), `Some(false)` AMD's
-/// (`amd.com/*`), `None` no GPU vendor's.
-fn resource_is_nvidia(name: &str) -> Option<bool> {
+/// A device plugin resource's vendor (`nvidia.com/*`, `amd.com/*`, Habana's `habana.ai/*`); `None`: no GPU
+/// vendor's.
+fn resource_vendor(name: &str) -> Option<GpuVendor> {
     if name.starts_with("nvidia.com/") {
-        Some(true)
+        Some(GpuVendor::Nvidia)
     } else if name.starts_with("amd.com/") {
-        Some(false)
+        Some(GpuVendor::Amd)
+    } else if name.starts_with("habana.ai/") {
+        Some(GpuVendor::Intel)
     } else {
         None
     }
@@ -259,7 +257,7 @@ fn kubelet_device_plugins(facts: &NodeFacts, gpu: u32) -> SourceAnswer {
     let Reading::Ok(pr) = &facts.pod_resources else {
         unreachable!("kubelet_down answers every error")
     };
-    let nvidia = gpu_is_nvidia(facts, gpu);
+    let vendor = gpu_vendor(facts, gpu);
     let mut held = Vec::new();
     // A GPU vendor's device the probe cannot place (`amdgpu_xcp_5` while the partitions are unreadable, an
     // id of no form it knows) may be this GPU: unknown for every GPU of that vendor, never skipped.
@@ -276,10 +274,10 @@ fn kubelet_device_plugins(facts: &NodeFacts, gpu: u32) -> SourceAnswer {
                 }
             }
             for cd in &c.devices {
-                let Some(of_nvidia) = resource_is_nvidia(&cd.resource_name) else {
+                let Some(of) = resource_vendor(&cd.resource_name) else {
                     continue;
                 };
-                if nvidia.is_some_and(|n| n != of_nvidia) {
+                if vendor.is_some_and(|v| v != of) {
                     continue;
                 }
                 for id in &cd.device_ids {
@@ -305,19 +303,25 @@ fn kubelet_device_plugins(facts: &NodeFacts, gpu: u32) -> SourceAnswer {
     let answer = if !held.is_empty() {
         Answer::Yes(held)
     } else if !unplaced.is_empty() {
-        let vendor = match nvidia {
-            Some(true) => "NVIDIA GPU",
-            Some(false) => "AMD GPU",
-            None => "GPU",
+        let (which, fix) = match vendor {
+            Some(GpuVendor::Nvidia) => ("NVIDIA GPU", "make NVML readable to the probe"),
+            Some(GpuVendor::Amd) => (
+                "AMD GPU",
+                "make amdgpu's sysfs and partition files readable to the probe",
+            ),
+            // Habana's plugin names a device by HLML's serial, which the driver's sysfs does not print.
+            Some(GpuVendor::Intel) => (
+                "Intel Gaudi",
+                "give the probe the Gaudi serials (HLML, `hl-smi -L` on the node)",
+            ),
+            None => ("GPU", "make the GPUs' identities readable to the probe"),
         };
         Answer::Unknown {
             why: format!(
-                "device(s) the probe could not place on a GPU, so any {vendor} here may be theirs: {}",
+                "device(s) the probe could not place on a GPU, so any {which} here may be theirs: {}",
                 unplaced.join("; ")
             ),
-            fix: "make the GPUs' identities readable to the probe (NVML for NVIDIA, amdgpu's sysfs and \
-                  partition files for AMD), or drain those pods"
-                .into(),
+            fix: format!("{fix}, or drain those pods"),
         }
     } else {
         Answer::No(format!(
@@ -463,26 +467,30 @@ fn node_claim_specs(facts: &NodeFacts, gpu: u32) -> SourceAnswer {
     // show NVIDIA's claims only. An AMD GPU is answered by AMD's driver's registration alone: registered,
     // its claims are not visible here, so unknown; a node source vouches only for drivers whose claims it
     // can see.
-    let nvidia = gpu_is_nvidia(facts, gpu);
+    let vendor = gpu_vendor(facts, gpu);
     let registered = |d: &str| host.registered.iter().any(|r| r == d);
-    if nvidia == Some(false) {
-        let answer = if registered(dra::AMD_DRIVER) {
+    let other = match vendor {
+        Some(GpuVendor::Amd) => Some(("AMD's", dra::AMD_DRIVER, "AMD GPUs")),
+        Some(GpuVendor::Intel) => Some(("Intel's Gaudi", dra::GAUDI_DRIVER, "Gaudi devices")),
+        _ => None,
+    };
+    if let Some((whose, driver, what)) = other {
+        let answer = if registered(driver) {
             Answer::Unknown {
                 why: format!(
-                    "AMD's DRA driver {} is registered here and the node's files show none of its claims \
-                     (the claim specs read are NVIDIA's): they cannot say which AMD GPUs are claimed",
-                    dra::AMD_DRIVER
+                    "{whose} DRA driver {driver} is registered here and the node's files show none of its \
+                     claims (the claim specs read are NVIDIA's): they cannot say which {what} are claimed"
                 ),
                 fix: dra::UNNAMED_FIX.into(),
             }
         } else {
             Answer::No(format!(
-                "AMD's DRA driver {} is not registered with the kubelet",
-                dra::AMD_DRIVER
+                "{whose} DRA driver {driver} is not registered with the kubelet"
             ))
         };
         return SourceAnswer { source, answer };
     }
+    let nvidia = vendor.map(|v| v.is_nvidia());
     let mut held = Vec::new();
     for s in &host.claim_specs {
         for name in &s.devices {
@@ -502,7 +510,8 @@ fn node_claim_specs(facts: &NodeFacts, gpu: u32) -> SourceAnswer {
         Some(true) => r.as_str() == dra::GPU_DRIVERS[0],
         _ => dra::GPU_DRIVERS.contains(&r.as_str()),
     });
-    let amd_unseen = nvidia.is_none() && registered(dra::AMD_DRIVER);
+    let amd_unseen =
+        nvidia.is_none() && (registered(dra::AMD_DRIVER) || registered(dra::GAUDI_DRIVER));
     let answer = if !held.is_empty() {
         Answer::Yes(held)
     } else if !host.claim_specs.is_empty() && !amd_unseen {

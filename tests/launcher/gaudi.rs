@@ -306,13 +306,25 @@ fn operate(scenario: &str, tool: &str, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// Operator mode on a Gaudi node: a reset is refused in Intel's words (before, it was judged as an AMD
-/// GPU's hive reset with `amd-smi`); a kill names the process by the device node it holds.
+/// Operator mode on a Gaudi node: a reset is judged in Intel's words, through the driver's own
+/// `hard_reset` file (before, it was judged as an AMD GPU's hive reset with `amd-smi`, then refused); a
+/// scenario has no holder scan, so it is refused naming the device node. A kill names the process by the
+/// device node it holds.
 #[test]
 fn operator_tools_on_a_gaudi_node_speak_intels_words() {
     let r = operate("gaudi2-malfunction", "reset_gpu", &["gpu=6"]);
     assert!(r.contains("REFUSED"), "{r}");
-    assert!(r.contains("hl-smi -r -i 0000:b3:00.0"), "{r}");
+    assert!(r.contains("GPU 6 Intel Gaudi 2 0000:b3:00.0\n"), "{r}");
+    assert!(
+        r.contains("habanalabs driver's own `hard_reset` file"),
+        "{r}"
+    );
+    assert!(
+        r.contains(
+            "BLOCK device_node_holders: the holders of /dev/accel/accel6 were not collected"
+        ),
+        "{r}"
+    );
     assert!(
         !r.contains("amd-smi") && !r.contains("XGMI") && !r.contains("AMD"),
         "{r}"

@@ -27,6 +27,9 @@ mod fake_kubelet;
 #[path = "../support/amdgpu_tree.rs"]
 mod amdgpu_tree;
 
+#[path = "../support/gaudi_tree.rs"]
+mod gaudi_tree;
+
 #[path = "../support/gate.rs"]
 mod gate;
 use fake_kubelet::{Kubelet, Served};
@@ -1400,5 +1403,218 @@ fn amd_reset_with_a_refused_fd_table_is_unknown_not_a_warning() {
             .iter()
             .all(|c| c["check"] != "holder_scan_complete"),
         "{rep}"
+    );
+}
+
+// ---- Intel Gaudi --------------------------------------------------------------------------------
+
+/// A Gaudi 2 node as the reset sees it: eight devices under the habanalabs driver (Linux 6.12's sysfs,
+/// `tests/support/gaudi_tree.rs`), device 6 (`accel6`, 0000:b3:00.0) `Disabled` (a malfunction), init,
+/// a kernel log with one record, and a kubelet that lists `pods`.
+fn gaudi2_node(pods: Vec<fake_kubelet::api::PodResources>) -> (Node, gaudi_tree::Device) {
+    let d = HostRoot::short("hl");
+    d.file("proc/uptime", "5000.0 9000.0\n")
+        .process(1, "systemd", &["/sbin/init"], "S", 0, 0x400100)
+        .file("dev/kmsg", "6,9000,100,-;Linux version 6.12.0-amd64\n");
+    let mut devices: Vec<gaudi_tree::Device> = (0..8).map(gaudi_tree::Device::gaudi2).collect();
+    devices[6].status = "Disabled";
+    let six = devices[6].clone();
+    gaudi_tree::Node::new(devices).write(d.path());
+    (
+        Node::new(
+            d,
+            Kubelet {
+                pods,
+                ..Default::default()
+            },
+        ),
+        six,
+    )
+}
+
+/// The habanalabs driver as this test plays it, from its own code: a write to `hard_reset` logs
+/// "Hard-Reset requested through sysfs" (`common/sysfs.c` `hard_reset_store`) and "Going to reset device"
+/// (`common/device.c:1741`) while the device reads `In reset`; then the count grows, success or not
+/// (`:1982`, `:2017`), with "Successfully finished resetting the <BDF> device" (`:1974`) and the device
+/// `Operational`, or "<BDF> Failed to reset! Device is NOT usable" (`:2015`) and the device `Disabled`.
+/// Returns whether a write came within 60 s.
+fn habanalabs(
+    root: &Path,
+    d: &gaudi_tree::Device,
+    succeeds: bool,
+) -> std::thread::JoinHandle<bool> {
+    use std::io::Write;
+    let attrs = root.join(d.pci_dir());
+    let kmsg = root.join("dev/kmsg");
+    let (bdf, count) = (d.bdf.clone(), d.hard_reset_cnt);
+    std::thread::spawn(move || {
+        let log = |line: String| {
+            let mut f = std::fs::OpenOptions::new()
+                .append(true)
+                .open(&kmsg)
+                .unwrap();
+            writeln!(f, "{line}").unwrap();
+        };
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while std::fs::read(attrs.join("hard_reset"))
+            .unwrap_or_default()
+            .is_empty()
+        {
+            if std::time::Instant::now() > until {
+                return false;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        std::fs::write(attrs.join("status"), "In reset\n").unwrap();
+        log(format!(
+            "4,9001,200,-;habanalabs {bdf}: Hard-Reset requested through sysfs"
+        ));
+        log(format!(
+            "6,9002,210,-;habanalabs {bdf}: Going to reset device"
+        ));
+        std::thread::sleep(std::time::Duration::from_millis(1500));
+        std::fs::write(attrs.join("hard_reset_cnt"), format!("{}\n", count + 1)).unwrap();
+        if succeeds {
+            log(format!(
+                "6,9003,9000,-;habanalabs {bdf}: Successfully finished resetting the {bdf} device"
+            ));
+            std::fs::write(attrs.join("status"), "Operational\n").unwrap();
+        } else {
+            log(format!(
+                "3,9003,9000,-;habanalabs {bdf}: {bdf} Failed to reset! Device is NOT usable"
+            ));
+            std::fs::write(attrs.join("status"), "Disabled\n").unwrap();
+        }
+        true
+    })
+}
+
+fn gaudi_reset(root: &HostRoot, gpu: &str, extra: &[&str]) -> Value {
+    amd_reset(root, gpu, extra)
+}
+
+#[test]
+fn gaudi_reset_writes_the_drivers_hard_reset_file_and_verifies_the_device_back() {
+    let (node, six) = gaudi2_node(vec![]);
+    let file = node.path().join(six.pci_dir()).join("hard_reset");
+    let doc = gaudi_reset(&node, "6", &["--dry-run"]);
+    let rep = &doc["reset"];
+    assert_eq!(rep["allowed"], true, "{rep}");
+    assert_eq!(
+        check_of(rep, "reset_tool")["evidence"],
+        "will run `echo 1 > /sys/class/accel/accel6/device/hard_reset`"
+    );
+    assert_eq!(
+        check_of(rep, "gaudi_status")["evidence"],
+        "the driver reads the device `Disabled`: a hard reset is the driver's remedy"
+    );
+    assert!(
+        std::fs::read(&file).unwrap().is_empty(),
+        "the dry run wrote"
+    );
+
+    let driver = habanalabs(node.path(), &six, true);
+    let doc = gaudi_reset(&node, "0000:b3:00.0", &[]);
+    assert!(driver.join().unwrap());
+    let rep = &doc["reset"];
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "1\n");
+    let o = &rep["outcome"];
+    assert_eq!(o["commands"][0]["exit_code"], 0, "{rep}");
+    let v = |name: &str| {
+        o["verification"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["check"] == name)
+            .unwrap_or_else(|| panic!("no {name} in {o}"))
+            .clone()
+    };
+    assert_eq!(
+        v("gpu_back")["evidence"],
+        "GPU 6 (0000:b3:00.0) reads `Operational` after the reset"
+    );
+    assert_eq!(
+        v("reset_counted")["evidence"],
+        format!(
+            "the driver counted the hard reset: hard_reset_cnt {} -> {}",
+            six.hard_reset_cnt,
+            six.hard_reset_cnt + 1
+        )
+    );
+    assert_eq!(
+        v("kernel_log_reset")["evidence"],
+        "the kernel logged: \"Hard-Reset requested through sysfs\", \"Going to reset device\", \
+         \"Successfully finished resetting the 0000:b3:00.0 device\""
+    );
+    assert_eq!(o["verified"], true, "{rep}");
+    assert_eq!(rep["result"], "done", "{rep}");
+}
+
+#[test]
+fn gaudi_reset_that_the_driver_fails_is_not_done_though_it_counted() {
+    let (node, six) = gaudi2_node(vec![]);
+    let driver = habanalabs(node.path(), &six, false);
+    let doc = gaudi_reset(&node, "6", &[]);
+    assert!(driver.join().unwrap());
+    let rep = &doc["reset"];
+    let o = &rep["outcome"];
+    assert_eq!(o["verified"], false, "{rep}");
+    assert_eq!(rep["result"], "failed", "{rep}");
+    let blocked: Vec<&str> = o["verification"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["status"] == "block")
+        .map(|c| c["check"].as_str().unwrap())
+        .collect();
+    assert_eq!(blocked, ["gpu_back", "kernel_log_reset"], "{o}");
+}
+
+/// A tenant's process on the device, named like Intel's own tool (a name proves nothing), and a pod
+/// the kubelet assigned a Gaudi by serial: both refuse, and nothing is written.
+#[test]
+fn gaudi_reset_is_refused_for_a_holder_or_an_assignment_and_writes_nothing() {
+    let (node, six) = gaudi2_node(vec![]);
+    let file = node.path().join(six.pci_dir()).join("hard_reset");
+    node.process(4242, "hl-smi", &["python3", "train.py"], "S", 1, 0x400000)
+        .fds(4242, &["/dev/accel/accel6", "/dev/null"]);
+    let doc = gaudi_reset(&node, "6", &["--override-unknown-holders"]);
+    let rep = &doc["reset"];
+    assert_eq!(rep["allowed"], false, "{rep}");
+    let h = check_of(rep, "device_node_holders");
+    assert_eq!(h["status"], "block");
+    assert!(
+        h["evidence"]
+            .as_str()
+            .unwrap()
+            .starts_with("1 process(es) hold /dev/accel/accel6 of GPU 6: pid 4242 (hl-smi)"),
+        "{h}"
+    );
+    assert!(
+        std::fs::read(&file).unwrap().is_empty(),
+        "a refused reset wrote"
+    );
+
+    let (node, six) = gaudi2_node(vec![fake_kubelet::pod(
+        "ml",
+        "train-0",
+        &[("main", "habana.ai/gaudi", &["AM23145678"])],
+    )]);
+    let file = node.path().join(six.pci_dir()).join("hard_reset");
+    let doc = gaudi_reset(&node, "6", &[]);
+    let rep = &doc["reset"];
+    assert_eq!(rep["allowed"], false, "{rep}");
+    let a = check_of(rep, "not_assigned_to_a_pod");
+    assert_eq!(a["status"], "block", "{a}");
+    assert!(
+        a["evidence"]
+            .as_str()
+            .unwrap()
+            .contains("ml/train-0 (container main) holds habana.ai/gaudi AM23145678"),
+        "{a}"
+    );
+    assert!(
+        std::fs::read(&file).unwrap().is_empty(),
+        "a refused reset wrote"
     );
 }

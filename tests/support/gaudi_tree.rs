@@ -129,7 +129,7 @@ impl Device {
         }
     }
 
-    fn pci_dir(&self) -> String {
+    pub fn pci_dir(&self) -> String {
         format!("sys/devices/pci0000:00/{}", self.bdf)
     }
 }
@@ -209,6 +209,8 @@ impl Node {
                 &format!("{}\n", d.device_type),
             ); // :283
             w(&format!("{attrs}/status"), &format!("{}\n", d.status)); // :309
+            // `hard_reset`: write-only (DEVICE_ATTR_WO, :431), listed in hl_dev_attrs (:454); reads empty here.
+            w(&format!("{attrs}/hard_reset"), "");
             w(
                 &format!("{attrs}/hard_reset_cnt"),
                 &format!("{}\n", d.hard_reset_cnt),

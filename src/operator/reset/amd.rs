@@ -710,7 +710,10 @@ fn kmsg_seq(line: &str) -> Option<u64> {
 }
 
 /// The records of `after` that `before` did not have: by kmsg sequence number, else by content.
-fn new_records<'a>(before: Option<&KernelLogFacts>, after: &'a KernelLogFacts) -> Vec<&'a str> {
+pub(super) fn new_records<'a>(
+    before: Option<&KernelLogFacts>,
+    after: &'a KernelLogFacts,
+) -> Vec<&'a str> {
     let last = before.and_then(|b| b.lines.iter().filter_map(|l| kmsg_seq(l)).max());
     let seen: BTreeSet<&str> = before
         .map(|b| b.lines.iter().map(String::as_str).collect())

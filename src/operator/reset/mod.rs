@@ -9,13 +9,15 @@
 //! GPU's own state; `in_use.rs`, what uses it; `assigned.rs`, which pod the kubelet gave it to; `nvlink.rs`, whether it resets without its NVLink peers),
 //! `plan.rs` (the preflight in order, the report before execution and its steps), `verify.rs` (the GPU as
 //! re-read after the reset) and `report.rs` (the report's types). An AMD GPU has its own preflight, reset
-//! and verification (`amd.rs`: `amd-smi reset -G`, which takes the whole XGMI hive).
+//! and verification (`amd.rs`: `amd-smi reset -G`, which takes the whole XGMI hive), and so has an Intel Gaudi (`gaudi.rs`:
+//! the habanalabs driver's `hard_reset` file).
 
 /// Its `node-probe` subcommand.
 pub const COMMAND: &str = "reset";
 
 pub mod amd;
 mod assigned;
+pub mod gaudi;
 mod gpu_state;
 mod in_use;
 mod nvlink;

@@ -66,9 +66,8 @@ pub fn preflight(facts: &NodeFacts, req: &ResetRequest) -> Preflight {
         ));
     }
     if g.vendor == crate::facts::GpuVendor::Intel {
-        // No Gaudi reset yet: refused with Intel's way, never AMD's or NVIDIA's.
-        checks.push(gaudi_refusal(g));
-        return Preflight::from_checks(checks);
+        checks.extend(super::gaudi::preflight(facts, g, req));
+        return Preflight::from_checks(with_seen_unknowns(checks, req));
     }
     if !g.vendor.is_nvidia() {
         // Every check after this one is NVIDIA's (NVML, nvidia-smi, NVLink, MIG): AMD's are its own.
@@ -95,27 +94,6 @@ pub fn preflight(facts: &NodeFacts, req: &ResetRequest) -> Preflight {
         });
     }
     Preflight::from_checks(with_seen_unknowns(checks, req))
-}
-
-/// Why an Intel Gaudi is not reset here, and Intel's own way. Which pod holds a Gaudi is not known without
-/// HLML (the device plugin names devices by HLML serial, which sysfs lacks), so no preflight could vouch the
-/// device idle; the driver's reset is `hl-smi -r` or its `hard_reset` sysfs file
-/// (drivers/accel/habanalabs/common/sysfs.c `hard_reset_store`), done when `status` reads `Operational`.
-fn gaudi_refusal(g: &GpuFacts) -> Check {
-    let bdf = g
-        .pci_bus_id
-        .ok()
-        .cloned()
-        .unwrap_or_else(|| "<PCI address>".into());
-    Check::block(
-        "gpu_vendor",
-        format!(
-            "GPU {} is an Intel Gaudi: reset_gpu does not reset Gaudi devices yet (which pod holds one is \
-             not known without HLML). Intel's way: stop the device's workloads (cordon, evict its pods), \
-             then `hl-smi -r -i {bdf}`; the device is back when its status reads `Operational`",
-            g.index
-        ),
-    )
 }
 
 /// A person's override covers the unknowns they saw, not one found since: each found now (on the
@@ -176,8 +154,7 @@ pub fn plan(facts: &NodeFacts, req: &ResetRequest, dry_run: bool, simulated: boo
         reasons: pf.reasons,
         checks: pf.checks,
         plan: match g {
-            // Refused before any step: nothing is planned for a Gaudi.
-            Some(g) if g.vendor == crate::facts::GpuVendor::Intel => Vec::new(),
+            Some(g) if g.vendor == crate::facts::GpuVendor::Intel => super::gaudi::steps(g),
             Some(g) if !g.vendor.is_nvidia() => super::amd::steps(facts, g),
             Some(g) => steps(g),
             None => Vec::new(),
@@ -322,18 +299,28 @@ mod amd_tests {
         );
     }
 
-    /// An Intel Gaudi is refused in Intel's words (`hl-smi -r`, its status), with no AMD or NVIDIA step.
+    /// An Intel Gaudi gets Intel's own preflight and steps (the driver's `hard_reset` file), with no AMD or
+    /// NVIDIA word; a scenario without a holder scan refuses.
     #[test]
-    fn a_gaudi_is_refused_in_intels_words_with_nothing_planned() {
+    fn a_gaudi_gets_the_drivers_own_reset_in_intels_words() {
         let f = scenario(include_str!("../../scenarios/gaudi2-malfunction.json"));
-        let c = checks(&f, 6);
+        let c = preflight(
+            &f,
+            &crate::operator::reset::test_support::req(GpuSelector::Index(6)),
+        )
+        .checks;
         let v = c.iter().find(|c| c.check == "gpu_vendor").unwrap();
-        assert_eq!(v.status, crate::operator::CheckStatus::Block, "{v:?}");
+        assert_eq!(v.status, crate::operator::CheckStatus::Pass, "{v:?}");
         assert!(
-            v.evidence.contains("Intel Gaudi") && v.evidence.contains("hl-smi -r -i 0000:b3:00.0"),
+            v.evidence.contains("Intel Gaudi (accel6 at 0000:b3:00.0)"),
             "{}",
             v.evidence
         );
+        let s = c.iter().find(|c| c.check == "gaudi_status").unwrap();
+        assert!(s.evidence.contains("`Disabled`"), "{s:?}");
+        let h = c.iter().find(|c| c.check == "device_node_holders").unwrap();
+        assert_eq!(h.status, crate::operator::CheckStatus::Block, "{h:?}");
+        assert!(h.evidence.contains("/dev/accel/accel6"), "{h:?}");
         for c in &c {
             assert!(
                 !c.evidence.contains("amd-smi") && !c.evidence.contains("nvidia-smi"),
@@ -347,7 +334,12 @@ mod amd_tests {
             true,
         );
         assert!(!p.allowed);
-        assert!(p.plan.is_empty(), "{:?}", p.plan);
+        assert_eq!(
+            p.plan[0].detail.split(" (").next(),
+            Some("echo 1 > /sys/class/accel/accel6/device/hard_reset"),
+            "{:?}",
+            p.plan
+        );
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! `reset_gpu` (operator mode): reset one GPU with the host's `nvidia-smi -r` (an AMD GPU: `amd-smi reset
-//! -G`, its whole XGMI hive) after the probe's preflight and the caller's confirmation; audited.
+//! -G`, its whole XGMI hive; an Intel Gaudi: its driver's `hard_reset` file) after the probe's preflight
+//! and the caller's confirmation; audited.
 
 use gpu_diag::contract::Report;
 use gpu_diag::operator::reset::ResetReport;
@@ -76,7 +77,9 @@ with the host's `amd-smi reset -G -g <BDF>`, which resets its whole XGMI hive: e
 have no holder of /dev/kfd (KFD's process list says which GPU; an open /dev/kfd whose GPU it does not name \
 is unknown) or of its /dev/dri nodes and no pod holding it, with the same override rule; then each GPU of \
 the hive is verified back with its unique_id, its RAS counters read back and the kernel's reset lines \
-quoted. dry_run=true returns the preflight only. Needs confirmation by a person: input request (2026-07-28) or \
+quoted. An Intel Gaudi is hard-reset through its habanalabs driver's `hard_reset` sysfs file, with no \
+holder of its /dev/accel node and no pod holding it (the same override rule), and verified back \
+`Operational` with the reset counted. dry_run=true returns the preflight only. Needs confirmation by a person: input request (2026-07-28) or \
 elicitation, after seeing the preflight; where the client can ask no one, `confirm` = the dry run's \
 `confirm_with` (`<node_name>/gpu/<gpu>@pci=...`, which binds the act to the GPU the dry run showed) or \
 `<node_name>/gpu/<gpu>` (the answer then says no person was asked). Audited.",
@@ -132,13 +135,12 @@ elicitation, after seeing the preflight; where the client can ask no one, `confi
     fn render(o: &Self::Output) -> String {
         let r = &o.report;
         let gpu = r.target.as_ref().map(|t| {
-            format!(
-                "GPU {} {} {} {}\n",
-                t.index,
-                t.name.as_deref().unwrap_or(""),
-                t.uuid.as_deref().unwrap_or(""),
-                t.pci_bus_id.as_deref().unwrap_or("")
-            )
+            let parts: Vec<&str> = [&t.name, &t.uuid, &t.pci_bus_id]
+                .into_iter()
+                .filter_map(|p| p.as_deref())
+                .filter(|p| !p.is_empty())
+                .collect();
+            format!("GPU {} {}\n", t.index, parts.join(" "))
         });
         render_action(o, gpu, |s| {
             let Some(oc) = &r.outcome else {
