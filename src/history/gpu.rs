@@ -213,6 +213,8 @@ fn throttle(g: &GpuGrid, cx: &Ctx) -> Option<Throttle> {
                 return None;
             }
         }
+        // Intel's exporter publishes no throttle reasons.
+        Exporter::Gaudi => return None,
     }
     shares.sort_by(|a, b| {
         b.harmful
@@ -487,6 +489,23 @@ pub fn judge(g: &GpuGrid, cx: &Ctx) -> GpuHistory {
         severities.push(Severity::Critical);
         parts.push("row remapping failed".into());
     }
+    // HBM rows waiting for a reset to be replaced: the newest value is what is still pending.
+    for (double_bit, what) in [(true, "double-bit"), (false, "single-bit")] {
+        let last = g
+            .signal(Signal::PendingRows { double_bit })
+            .and_then(|grid| grid.iter().rev().flatten().next().copied());
+        if let Some(n) = last.filter(|n| *n >= 1.0) {
+            severities.push(if double_bit {
+                Severity::Warning
+            } else {
+                Severity::Info
+            });
+            parts.push(format!(
+                "{} HBM row(s) with {what} ECC errors pending replacement (the device's next reset replaces them)",
+                words::count(n)
+            ));
+        }
+    }
 
     let power = power(g);
     let utilization = range(values(g.signal(Signal::Utilization)));
@@ -573,6 +592,9 @@ fn read(g: &GpuGrid) -> Vec<String> {
     }
     if has(&|s| matches!(s, Signal::PowerLimit)) {
         out.push("power_limit".into());
+    }
+    if has(&|s| matches!(s, Signal::PendingRows { .. })) {
+        out.push("pending_rows".into());
     }
     out
 }

@@ -127,6 +127,8 @@ pub fn gpus(input: &HistoryInput) -> Sorted {
         let (index_label, uuid_label, model_label) = match m.exporter {
             Exporter::Dcgm => (("gpu", "UUID"), "UUID", "modelName"),
             Exporter::Amd => (("gpu_id", "serial_number"), "serial_number", "card_model"),
+            // HLML's serial is what the device plugin and the probe name a Gaudi by; no model label.
+            Exporter::Gaudi => (("id", "Serial"), "Serial", ""),
         };
         let Some(id) = label(s, index_label.0).or_else(|| label(s, index_label.1)) else {
             out.ignored_series += 1;
@@ -169,7 +171,7 @@ pub fn gpus(input: &HistoryInput) -> Sorted {
             if k < 0.0 || k >= steps as f64 {
                 continue;
             }
-            points[k as usize] = Some(v);
+            points[k as usize] = Some(v * m.scale);
             any = true;
         }
         if !any {

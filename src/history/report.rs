@@ -106,7 +106,8 @@ pub struct GpuHistory {
     pub line: String,
     /// Of the window, the share with data, 0 to 1.
     pub coverage: f64,
-    /// Which of the judged signals the exporter gave for this GPU (`throttle`, `xid`, `ecc`, `power_limit`):
+    /// Which of the judged signals the exporter gave for this GPU (`throttle`, `xid`, `ecc`, `power_limit`,
+    /// `pending_rows`):
     /// one missing is unknown, never fine.
     pub read: Vec<String>,
     /// Where this GPU had no data while others of the node had (the node's own gaps are the node's).

@@ -11,6 +11,12 @@
 //! - AMD device-metrics-exporter, `docs/configuration/metricslist.md` (github.com/ROCm/device-metrics-exporter):
 //!   the field names in lower case (`gpu_gfx_activity`, `gpu_power_usage`, ...), with `gpu_id`,
 //!   `serial_number`, `card_model` and `hostname`; the violation residencies are MI3xx only.
+//! - Intel's Gaudi metric exporter (docs.habana.ai, Orchestration/Prometheus_Metric_Exporter; its Go source's
+//!   `Collect` and `getMetricLabels`): `habanalabs_*` gauges from HLML, power in milliwatts
+//!   (`habanalabs_power_mW`, `habanalabs_power_default_limit_mW`), the on-chip temperature, PCIe replays
+//!   and the HBM rows pending replacement; series carry `Serial` (HLML's serial, the device plugin's id),
+//!   `UUID` and `id`, and no node label of their own (the scrape's relabelling adds one). It publishes no
+//!   throttle reasons, ECC counts or error events.
 
 use serde::{Deserialize, Serialize};
 
@@ -34,6 +40,8 @@ pub enum Exporter {
     Dcgm,
     /// AMD's device-metrics-exporter.
     Amd,
+    /// Intel's Gaudi metric exporter.
+    Gaudi,
 }
 
 impl Exporter {
@@ -41,6 +49,7 @@ impl Exporter {
         match self {
             Exporter::Dcgm => "dcgm-exporter",
             Exporter::Amd => "AMD device-metrics-exporter",
+            Exporter::Gaudi => "Intel Gaudi metric exporter",
         }
     }
 }
@@ -68,6 +77,9 @@ pub enum Signal {
     RowRemapFailure,
     /// An AMD violation residency in percent of the last interval.
     Violation(AmdViolation),
+    /// HBM rows with ECC errors waiting for the device's next reset to be replaced (Gaudi; a gauge),
+    /// double-bit (uncorrectable) or single-bit.
+    PendingRows { double_bit: bool },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -124,6 +136,8 @@ pub struct Metric {
     pub name: &'static str,
     pub exporter: Exporter,
     pub signal: Signal,
+    /// What a value is multiplied by to be in the signal's unit (Intel's milliwatts to watts).
+    pub scale: f64,
 }
 
 const fn m(name: &'static str, exporter: Exporter, signal: Signal) -> Metric {
@@ -131,11 +145,22 @@ const fn m(name: &'static str, exporter: Exporter, signal: Signal) -> Metric {
         name,
         exporter,
         signal,
+        scale: 1.0,
+    }
+}
+
+/// A metric in milliwatts.
+const fn mw(name: &'static str, exporter: Exporter, signal: Signal) -> Metric {
+    Metric {
+        name,
+        exporter,
+        signal,
+        scale: 0.001,
     }
 }
 
 use CounterKind::*;
-use Exporter::{Amd, Dcgm};
+use Exporter::{Amd, Dcgm, Gaudi};
 use Signal::*;
 
 /// Every metric read, in the order a same-signal fallback prefers (the newer DCGM name first; AMD's
@@ -213,6 +238,21 @@ pub const METRICS: &[Metric] = &[
         Amd,
         Violation(AmdViolation::ProcessorHot),
     ),
+    m("habanalabs_utilization", Gaudi, Utilization),
+    mw("habanalabs_power_mW", Gaudi, Power),
+    mw("habanalabs_power_default_limit_mW", Gaudi, PowerLimit),
+    m("habanalabs_temperature_onchip", Gaudi, Temperature),
+    m("habanalabs_pcie_replay_count", Gaudi, Counter(PcieReplays)),
+    m(
+        "habanalabs_pending_rows_with_double_bit_ecc_errors",
+        Gaudi,
+        PendingRows { double_bit: true },
+    ),
+    m(
+        "habanalabs_pending_rows_with_single_bit_ecc_errors",
+        Gaudi,
+        PendingRows { double_bit: false },
+    ),
 ];
 
 /// The metric of this name, if it is one that is read.
@@ -226,6 +266,8 @@ pub const PRESENCE: &[&str] = &[
     "DCGM_FI_DEV_POWER_USAGE",
     "gpu_gfx_activity",
     "gpu_power_usage",
+    "habanalabs_utilization",
+    "habanalabs_power_mW",
 ];
 
 /// The labels that name a GPU within a node, for each exporter, kept when the series are merged
@@ -237,6 +279,8 @@ pub const GPU_LABELS: &[&str] = &[
     "gpu_id",
     "serial_number",
     "card_model",
+    "Serial",
+    "id",
 ];
 
 /// The labels a node's name may be in, in the order they are tried: dcgm-exporter's own `Hostname` (the
@@ -277,6 +321,14 @@ pub fn how_to_export(exporter: Exporter, what: Missing) -> &'static str {
         }
         (Exporter::Amd, Missing::PowerLimit) => "",
         (Exporter::Amd, Missing::Xid) => "",
+        (Exporter::Gaudi, Missing::ThrottleReasons) => {
+            "throttle reasons not exported (Intel's Gaudi exporter publishes none)"
+        }
+        (Exporter::Gaudi, Missing::Ecc) => {
+            "ECC counts not exported (Intel's Gaudi exporter publishes only the rows pending replacement)"
+        }
+        (Exporter::Gaudi, Missing::PowerLimit) => "",
+        (Exporter::Gaudi, Missing::Xid) => "",
     }
 }
 

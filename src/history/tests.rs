@@ -312,6 +312,65 @@ fn amd_residencies_read_as_throttling_and_ppt_is_not_harmful() {
     assert!(h.not_exported.is_empty(), "{:?}", h.not_exported);
 }
 
+/// Intel's exporter, as its Go source's `Collect` writes it: milliwatts, `Serial`/`UUID`/`id` labels, rows
+/// pending replacement as gauges. Read in watts, named by its serial, and never judged healthy on power
+/// and utilization alone (it publishes no throttle reasons or errors).
+#[test]
+fn gaudi_series_read_in_watts_by_serial_and_pending_rows_warn() {
+    let l = [
+        ("Serial", "AM23145678"),
+        ("UUID", "01P0-HL2080A0-15-TNA3B3-20-07-04"),
+        ("id", "3"),
+        ("device", "AM23145678"),
+        ("node", "gaudi-node-1"),
+    ];
+    let h = analyze(&input(vec![
+        series("habanalabs_utilization", &l, |_| Some(88.0)),
+        series("habanalabs_power_mW", &l, |_| Some(450_000.0)),
+        series("habanalabs_power_default_limit_mW", &l, |_| Some(600_000.0)),
+        series("habanalabs_temperature_onchip", &l, |_| Some(61.0)),
+        series("habanalabs_pcie_replay_count", &l, |_| Some(0.0)),
+        series(
+            "habanalabs_pending_rows_with_double_bit_ecc_errors",
+            &l,
+            |k| Some(if k > 400 { 2.0 } else { 0.0 }),
+        ),
+        series(
+            "habanalabs_pending_rows_with_single_bit_ecc_errors",
+            &l,
+            |_| Some(0.0),
+        ),
+    ]));
+    let g = &h.gpus[0];
+    assert_eq!(g.exporter, Exporter::Gaudi);
+    assert_eq!(g.gpu, "3");
+    assert_eq!(g.uuid.as_deref(), Some("AM23145678"));
+    let p = g.power.as_ref().unwrap();
+    assert!((p.mean_watts - 450.0).abs() < 1e-6, "{p:?}");
+    assert_eq!(p.limit_watts, Some(600.0));
+    assert_eq!(g.verdict, Verdict::Degraded, "{}", g.line);
+    assert!(
+        g.line.contains(
+            "2 HBM row(s) with double-bit ECC errors pending replacement (the device's next reset replaces them)"
+        ) && g.line.contains("450 W avg of 600 W limit"),
+        "{}",
+        g.line
+    );
+    assert!(!g.line.contains("single-bit"), "{}", g.line);
+    assert!(g.read.contains(&"pending_rows".to_string()), "{:?}", g.read);
+    // Nothing pending: utilization and power alone judge nothing.
+    let h = analyze(&input(vec![
+        series("habanalabs_utilization", &l, |_| Some(88.0)),
+        series("habanalabs_power_mW", &l, |_| Some(450_000.0)),
+        series(
+            "habanalabs_pending_rows_with_double_bit_ecc_errors",
+            &l,
+            |_| Some(0.0),
+        ),
+    ]));
+    assert_eq!(h.gpus[0].verdict, Verdict::Unknown, "{}", h.gpus[0].line);
+}
+
 #[test]
 fn hostile_labels_are_cleaned_and_bounded_and_too_many_gpus_are_counted() {
     let evil = format!("\u{1b}[31mGPU\n{}\u{202e}", "x".repeat(100_000));

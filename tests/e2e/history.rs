@@ -53,9 +53,12 @@ struct Family {
 ///   the bursts, so the bursts stay two episodes and the share stays 40 % of the time with data, give or take
 ///   Prometheus's 5 min lookback bridging the gap's start).
 /// - `amd`: 2 MI300X (label `hostname`): GPU 1 in socket thermal violation half the time.
+/// - `gaudi`: 2 Gaudi 2s as Intel's metric exporter writes them (its Go source's `Collect`: `habanalabs_*`,
+///   milliwatts, labels `Serial`, `UUID`, `id`; no node label of its own, so the scrape's relabelled `node`):
+///   device 1 with 2 double-bit rows pending replacement from the window's middle.
 /// - `hostile`: relabelled `instance="NODE:9400"`, label values with escapes, NUL-free control characters
 ///   and 20 KB strings.
-fn openmetrics(now: i64, dcgm: &str, amd: &str, hostile: &str) -> String {
+fn openmetrics(now: i64, dcgm: &str, amd: &str, gaudi: &str, hostile: &str) -> String {
     let start = now - HOURS * 3600 - 600;
     let steps = ((now - start) / STEP) as usize;
     let k_of = |t: i64| (t - (now - HOURS * 3600)) / STEP; // step index within the window
@@ -81,6 +84,14 @@ fn openmetrics(now: i64, dcgm: &str, amd: &str, hostile: &str) -> String {
     let a_temp = fam("gpu_junction_temperature", "gauge");
     let a_socket = fam("gpu_violation_socket_thermal_residency_percentage", "gauge");
     let a_ppt = fam("gpu_violation_ppt_residency_percentage", "gauge");
+    let h_util = fam("habanalabs_utilization", "gauge");
+    let h_power = fam("habanalabs_power_mW", "gauge");
+    let h_limit = fam("habanalabs_power_default_limit_mW", "gauge");
+    let h_temp = fam("habanalabs_temperature_onchip", "gauge");
+    let h_rows = fam(
+        "habanalabs_pending_rows_with_double_bit_ecc_errors",
+        "gauge",
+    );
     // Raw ESC and RIGHT-TO-LEFT OVERRIDE (OpenMetrics label values take any UTF-8 but `"`, `\` and a line
     // break; `\n` is the one escape that decodes to a control character, here a newline).
     let evil = format!("\u{1b}[31m{}\u{202e}", "x".repeat(20_000));
@@ -132,6 +143,20 @@ fn openmetrics(now: i64, dcgm: &str, amd: &str, hostile: &str) -> String {
             w(a_temp, 80.0);
             w(a_socket, if g == 1 && k % 2 == 0 { 100.0 } else { 0.0 });
             w(a_ppt, 20.0);
+        }
+        for g in 0..2 {
+            let l = format!(
+                "Serial=\"AM2314567{g}\",UUID=\"01P0-HL2080A0-15-TNA3B3-20-07-0{g}\",id=\"{g}\",node=\"{gaudi}\""
+            );
+            let mut w = |f: usize, v: f64| {
+                let name = fams[f].name;
+                let _ = writeln!(fams[f].lines, "{name}{{{l}}} {v} {t}");
+            };
+            w(h_util, 85.0);
+            w(h_power, 450_000.0);
+            w(h_limit, 600_000.0);
+            w(h_temp, 58.0);
+            w(h_rows, if g == 1 && k >= window / 2 { 2.0 } else { 0.0 });
         }
         let l = format!(
             "gpu=\"{evil}\",modelName=\"{evil}\",UUID=\"\\n\t{evil}\",instance=\"{hostile}:9400\""
@@ -266,12 +291,13 @@ async fn history_from_a_named_prometheus_and_from_the_clusters_own() {
     let ns = unique("e2e-history");
     tb.probe_namespace(&ns, User::Reader);
     tb.bind_reader(User::Reader);
-    let (dcgm, amd, hostile) = (
+    let (dcgm, amd, gaudi, hostile) = (
         unique("hist-dcgm"),
         unique("hist-amd"),
+        unique("hist-gaudi"),
         unique("hist-hostile"),
     );
-    let prom = start_prometheus(&openmetrics(now(), &dcgm, &amd, &hostile));
+    let prom = start_prometheus(&openmetrics(now(), &dcgm, &amd, &gaudi, &hostile));
     let ip = own_ip();
     let url = format!("http://{ip}:{}", prom.port);
 
@@ -341,6 +367,25 @@ async fn history_from_a_named_prometheus_and_from_the_clusters_own() {
     assert_eq!(v["history"]["exporters"][0], "amd");
     assert_eq!(gpu(&v, "1")["verdict"], "degraded");
     assert_eq!(gpu(&v, "0")["verdict"], "healthy", "{v:#}");
+
+    // Intel's Gaudi exporter, matched on the scrape's `node`: watts from milliwatts, named by the serial,
+    // the pending rows a warning; a device with nothing pending is "unknown" (the exporter publishes no
+    // throttle reasons or errors), never "healthy".
+    let r = l
+        .call("get_gpu_history", json!({"node_name": gaudi, "hours": 6}))
+        .await;
+    let (t, v) = (mcp::text(&r), r.structured_content.clone().unwrap());
+    assert_eq!(v["history"]["matched_label"], "node", "{v:#}");
+    assert_eq!(v["history"]["exporters"][0], "gaudi", "{v:#}");
+    assert_eq!(gpu(&v, "1")["verdict"], "degraded", "{t}");
+    assert_eq!(gpu(&v, "1")["uuid"], "AM23145671", "{v:#}");
+    assert_eq!(gpu(&v, "0")["verdict"], "unknown", "{t}");
+    assert!(
+        t.contains("2 HBM row(s) with double-bit ECC errors pending replacement"),
+        "{t}"
+    );
+    assert!(t.contains("450 W avg of 600 W limit"), "{t}");
+    assert!(!t.contains("DCGM") && !t.contains("AMD"), "{t}");
 
     // Relabelled `instance`, hostile label values: matched, cleaned, bounded.
     let r = l

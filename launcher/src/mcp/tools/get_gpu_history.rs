@@ -44,10 +44,10 @@ impl Tool for GetGpuHistory {
     const NAME: &'static str = "get_gpu_history";
     const TITLE: &'static str = "GPU history of a node from the cluster's Prometheus";
     const DESCRIPTION: &'static str = "What the cluster's own metrics recorded for one node's GPUs over the last hours \
-(default 6, up to 168): dcgm-exporter's (NVIDIA) or AMD device-metrics-exporter's series in the Prometheus the \
-launcher was given (--prometheus) or that the cluster exposes. Per GPU: the share of the time each throttle reason \
-held and the harmful episodes, Xids seen (decoded), ECC, row-remap and PCIe counter increases, power against its \
-limit, utilization and temperature; steady GPUs in one line; gaps in the data (exporter down) said, never read as \
+(default 6, up to 168): dcgm-exporter's (NVIDIA), AMD device-metrics-exporter's or Intel's Gaudi metric \
+exporter's series in the Prometheus the launcher was given (--prometheus) or that the cluster exposes. Per GPU: the share of the time each throttle reason \
+held and the harmful episodes, Xids seen (decoded), ECC, row-remap and PCIe counter increases, Gaudi HBM rows \
+pending replacement, power against its limit, utilization and temperature; steady GPUs in one line; gaps in the data (exporter down) said, never read as \
 healthy. Use it for 'was this GPU throttling or erroring before I looked?'. Starts no probe; where no Prometheus \
 is configured or found, says so in one line with how to name one.";
     const HINTS: Hints = Hints::READ_LIVE;
