@@ -176,6 +176,10 @@ pub static BUILTIN: &[Scenario] = &[
         "A node with one GPU of each vendor: an NVIDIA H100 PCIe (GPU 0) and an AMD MI210 (GPU 1), both idle and healthy"
     ),
     scenario!(
+        "mixed-h100-gaudi2",
+        "A node with an NVIDIA H100 PCIe (GPU 0, idle) and an Intel Gaudi 2 (GPU 1, accel0) a job holds, both healthy"
+    ),
+    scenario!(
         "gaudi2-healthy",
         "Intel Gaudi 2 node (HLS-Gaudi2) under a training load: 8 devices operational, one process holding each, nothing wrong"
     ),

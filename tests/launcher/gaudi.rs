@@ -95,6 +95,43 @@ fn every_node_tool_answers_on_the_gaudi_scenarios() {
     }
 }
 
+/// A node with an H100 and a Gaudi 2: every tool answers, each device in its own vendor's words (the
+/// H100's driver and CUDA, the Gaudi's driver status and accel node), nothing of AMD's; the Gaudi's
+/// process is the holder of its own node, and a reset of either judges it by its own vendor's rules.
+#[test]
+fn every_node_tool_answers_on_a_node_with_an_h100_and_a_gaudi() {
+    let s = "mixed-h100-gaudi2";
+    for tool in NODE_TOOLS.iter().chain(&["run_gpu_diagnostic"]) {
+        let text = sim(s, tool);
+        assert!(!text.contains("AMD"), "{tool}: {text}");
+        assert!(
+            text.contains(&format!("source simulated:{s}")),
+            "{tool}: {text}"
+        );
+    }
+    let inv = sim(s, "get_gpu_inventory");
+    assert!(
+        inv.contains("NVIDIA H100") && inv.contains("Intel Gaudi 2"),
+        "{inv}"
+    );
+    assert!(inv.contains("status=Operational"), "{inv}");
+    let h = sim(s, "get_gpu_health");
+    assert!(h.contains("verdict: healthy"), "{h}");
+    let p = sim_json(s, "get_gpu_processes");
+    assert!(p.to_string().contains("48811"), "{p}");
+    let r = operate(s, "reset_gpu", &["gpu=1"]);
+    assert!(
+        r.contains("habanalabs driver's own `hard_reset` file"),
+        "{r}"
+    );
+    assert!(!r.contains("nvidia-smi") && !r.contains("amd-smi"), "{r}");
+    let r = operate(s, "reset_gpu", &["gpu=0"]);
+    assert!(
+        !r.contains("hard_reset") && !r.contains("habanalabs"),
+        "{r}"
+    );
+}
+
 #[test]
 fn healthy_gaudi2_in_its_own_words() {
     let inv = sim("gaudi2-healthy", "get_gpu_inventory");

@@ -1774,6 +1774,33 @@ def gaudi2_node(scn, hostname, *, busy=True, per_dev=None, extra_log=(), uptime=
     }
 
 
+def scn_mixed_h100_gaudi2():
+    """A development node with one device of two vendors: an H100 PCIe (NVML's GPU 0, idle) and a Gaudi 2
+    (the probe's GPU 1, after the NVIDIA GPUs; its class device `accel0`) that a job holds. Both healthy;
+    each is read by its own vendor's rules, and the Gaudi's process is the holder of `/dev/accel/accel0`."""
+    scn = "mixed-h100-gaudi2"
+    nv = gpu(scn, 0, "h100-pcie", "0000:17:00.0", "1651723009911", numa=0, affinity=cpu_ranges((0, 31)))
+    pid = 48811
+    hl = gaudi_dev(scn, 1, "0000:ca:00.0", temp=57, power_w=388, clk=GAUDI_GEN[2]["clk_max"], pid=pid)
+    hl["gaudi"]["device"] = "accel0"
+    hl["gaudi"]["module_id"] = 0
+    hprocs = [host_proc(pid, "python3", "python3 -u train.py --use_habana", GAUDI_POD,
+                        container_id(f"{scn}/trainer"), age=7200)]
+    log = boot_lines("570.124.06", "Wed Feb 26 23:53:15 UTC 2025") + gaudi_boot_lines(["0000:ca:00.0"]) + \
+        DISTRACTORS[:3]
+    log.sort(key=lambda r: r[0])
+    return {
+        "host": host("ws-mixed-02", 2 * 86400, 64, kernel=GAUDI_KERNEL),
+        "driver": driver("570.124.06", 12080),
+        "device_count": 2,
+        "gpus": [nv, hl],
+        "topology": [],
+        "kernel_log": dmesg(log),
+        "host_processes": hprocs,
+        "services": services(fm=False),
+    }
+
+
 def scn_gaudi2_healthy():
     return gaudi2_node("gaudi2-healthy", "gaudi2-01")
 
@@ -1904,6 +1931,7 @@ SCENARIOS = {
     "mi250x-legacy-ras": scn_mi250x_legacy_ras,
     "mixed-h100-mi210": scn_mixed_h100_mi210,
     "gaudi2-healthy": scn_gaudi2_healthy,
+    "mixed-h100-gaudi2": scn_mixed_h100_gaudi2,
     "gaudi2-hbm-ecc": scn_gaudi2_hbm_ecc,
     "gaudi2-in-reset": scn_gaudi2_in_reset,
     "gaudi2-malfunction": scn_gaudi2_malfunction,

@@ -17,10 +17,17 @@ use crate::mcp::framework::{NodeReport, ProbeRun};
 
 // --- building blocks -------------------------------------------------------------------------------
 
-/// A node report without a typed renderer: header, verdict, findings, then its serialized details.
-pub fn node_report<R: Serialize + Judged>(title: &str, r: &NodeReport<R>) -> String {
+/// A node report's text: its header, verdict and findings, then the serialized report as details, edited
+/// first (a tool folding what would repeat on every GPU into one line).
+pub fn node_report_edited<R: Serialize + Judged>(
+    title: &str,
+    r: &NodeReport<R>,
+    edit: impl FnOnce(&mut Value),
+) -> String {
     let mut out = header(title, &r.node, r.context.as_deref(), &r.run);
-    report_body(&r.report, &serialized_details(&r.report), &mut out);
+    let mut v = serde_json::to_value(&r.report).unwrap_or(Value::Null);
+    edit(&mut v);
+    report_body(&r.report, &details::from_json(&strip(&v)), &mut out);
     out
 }
 

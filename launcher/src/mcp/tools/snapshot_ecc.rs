@@ -25,6 +25,69 @@ must be replaced.";
     }
 
     fn render(out: &Self::Output) -> String {
-        text::node_report("ECC snapshot", out)
+        text::node_report_edited("ECC snapshot", out, fold_gaudi_unread)
+    }
+}
+
+/// A Gaudi's NVML-shaped ECC fields are not in the habanalabs driver's sysfs (the structured result says
+/// so field by field): the text names them once for the node instead of a dozen lines per device.
+fn fold_gaudi_unread(v: &mut serde_json::Value) {
+    use serde_json::Value;
+    // An inline error whose message names the habanalabs driver.
+    fn unread(x: &Value) -> bool {
+        x.get("error").is_some()
+            && x.get("message")
+                .and_then(Value::as_str)
+                .is_some_and(|m| m.contains("habanalabs"))
+    }
+    let mut names = std::collections::BTreeSet::new();
+    if let Some(gpus) = v.get_mut("gpus").and_then(Value::as_array_mut) {
+        for g in gpus.iter_mut().filter_map(Value::as_object_mut) {
+            g.retain(|k, x| {
+                let all_unread = unread(x)
+                    || x.as_object().is_some_and(|o| {
+                        !o.is_empty() && o.get("error").is_none() && o.values().all(unread)
+                    });
+                if all_unread {
+                    names.insert(k.clone());
+                }
+                !all_unread
+            });
+        }
+    }
+    if !names.is_empty()
+        && let Some(o) = v.as_object_mut()
+    {
+        o.insert(
+            "gaudi_not_read".into(),
+            Value::String(format!(
+                "{} (not in the habanalabs driver's sysfs: see persistence_caveat)",
+                names.into_iter().collect::<Vec<_>>().join(", ")
+            )),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    /// A Gaudi's unread fields leave its row and are named once; an NVIDIA GPU's errors stay.
+    #[test]
+    fn a_gaudis_unread_fields_are_named_once() {
+        let e = |m: &str| json!({"error": "not_supported", "message": m});
+        let mut v = json!({"gpus": [
+            {"index": 0, "mode": e("NVML said no"), "volatile": {"corrected": 0}},
+            {"index": 1, "pci_bus_id": "0000:ca:00.0", "mode": e("not in habanalabs sysfs"),
+             "volatile": {"corrected": e("not in habanalabs sysfs"), "uncorrected": e("not in habanalabs sysfs")},
+             "uuid": e("the habanalabs driver shows no UUID in sysfs")},
+        ]});
+        super::fold_gaudi_unread(&mut v);
+        assert_eq!(
+            v["gaudi_not_read"],
+            "mode, uuid, volatile (not in the habanalabs driver's sysfs: see persistence_caveat)"
+        );
+        assert_eq!(v["gpus"][1], json!({"index": 1, "pci_bus_id": "0000:ca:00.0"}));
+        assert_eq!(v["gpus"][0]["mode"]["message"], "NVML said no");
     }
 }
