@@ -65,12 +65,12 @@ fn now_unix() -> f64 {
         .map_or(0.0, |d| d.as_secs_f64())
 }
 
-/// What samples a node: NVML (and amdgpu's sysfs beside it), or a simulated node's timeline.
+/// What samples a node: NVML (and amdgpu's and habanalabs' sysfs beside it), or a simulated node's timeline.
 enum Sampler {
     Host {
         nvml: Option<Box<crate::nvml::Session>>,
         host_root: PathBuf,
-        amd_limit: Duration,
+        sysfs_limit: Duration,
     },
     Simulated(Box<NodeFacts>),
 }
@@ -98,24 +98,27 @@ impl Sampler {
             Sampler::Host {
                 nvml,
                 host_root,
-                amd_limit,
+                sysfs_limit,
             } => {
                 let mut f = match nvml {
                     Some(s) => s.sample(sections),
                     None => NodeFacts::default(),
                 };
-                // AMD's whole read again per sample (its SMI skipped in a watch); Gaudi is not sampled.
-                let ask = Ask {
-                    host_root,
-                    driver_root: None,
-                    nvml_lib: None,
-                    sections,
-                    log: &KernelLogArgs::default(),
-                    first_index: f.gpus.len() as u32,
-                    limit: *amd_limit,
-                };
-                if let Ok(Some(amd)) = crate::amd::Amd.read(&ask) {
-                    f.gpus.extend(amd.gpus);
+                // AMD's and Gaudi's whole sysfs read again per sample (AMD's SMI skipped in a watch),
+                // numbered after the GPUs before them, as a one-shot read numbers them.
+                for vendor in [&crate::amd::Amd as &dyn Vendor, &crate::gaudi::Gaudi] {
+                    let ask = Ask {
+                        host_root,
+                        driver_root: None,
+                        nvml_lib: None,
+                        sections,
+                        log: &KernelLogArgs::default(),
+                        first_index: f.gpus.len() as u32,
+                        limit: *sysfs_limit,
+                    };
+                    if let Ok(Some(share)) = vendor.read(&ask) {
+                        f.gpus.extend(share.gpus);
+                    }
                 }
                 f
             }
@@ -225,9 +228,15 @@ pub fn run(g: &GlobalArgs, a: &WatchArgs) -> Result<ProbeDocument, ProbeError> {
             let search = crate::driver_roots::Search::new(host_root, driver_root.as_deref());
             let nvml = match crate::nvml::Session::open(&search, nvml_lib.as_deref()) {
                 Ok(s) => Some(Box::new(s)),
-                // An AMD node has no NVML: its GPUs come from sysfs alone.
-                Err(e) if crate::amd::Amd.present(host_root) == Some(true) => {
-                    eprintln!("node-probe: no NVML ({}); AMD GPUs only", e.message);
+                // An AMD or Gaudi node has no NVML: its devices come from sysfs alone.
+                Err(e)
+                    if crate::amd::Amd.present(host_root) == Some(true)
+                        || crate::gaudi::Gaudi.present(host_root) == Some(true) =>
+                {
+                    eprintln!(
+                        "node-probe: no NVML ({}); AMD and Gaudi devices only",
+                        e.message
+                    );
                     None
                 }
                 Err(e) => return Err(e),
@@ -235,7 +244,7 @@ pub fn run(g: &GlobalArgs, a: &WatchArgs) -> Result<ProbeDocument, ProbeError> {
             let sampler = Sampler::Host {
                 nvml,
                 host_root: host_root.clone(),
-                amd_limit: *nvml_timeout,
+                sysfs_limit: *nvml_timeout,
             };
             (sampler, host_root.clone(), false)
         }

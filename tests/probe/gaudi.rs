@@ -297,3 +297,57 @@ fn health_on_a_gaudi_node_with_a_failed_reset() {
         }
     }
 }
+
+/// A watch on a Gaudi host with no NVIDIA library samples the habanalabs devices from sysfs each interval
+/// (before, a node without NVML and without AMD GPUs refused to watch), and a driver line that arrives
+/// during the window is an episode on its device.
+#[test]
+fn a_watch_samples_gaudi_devices_and_follows_the_drivers_lines() {
+    let devs: Vec<Device> = (0..4).map(Device::gaudi2).collect();
+    let hot = devs[2].clone();
+    let root = HostRoot::new();
+    root.file("proc/uptime", "3600.0 7000.0\n")
+        .file("etc/hostname", "gaudi-node-3\n")
+        .file("dev/kmsg", "6,1,100,-;Linux version 6.12.0\n");
+    Node::new(devs.clone()).write(root.path());
+    let kmsg = root.path().join("dev/kmsg");
+    let bdf = hot.bdf.clone();
+    let later = std::thread::spawn(move || {
+        use std::io::Write;
+        std::thread::sleep(std::time::Duration::from_millis(1200));
+        let mut f = std::fs::OpenOptions::new().append(true).open(kmsg).unwrap();
+        writeln!(f, "4,2,9000000,-;habanalabs {bdf}: Going to reset device").unwrap();
+    });
+    let run = NodeProbe::new()
+        .args([
+            "--nvml-lib",
+            NO_NVML,
+            "watch",
+            "--seconds",
+            "3",
+            "--interval-ms",
+            "500",
+        ])
+        .host_root(root.path())
+        .document();
+    later.join().unwrap();
+    assert_eq!(run.code, 0, "{}\n{}", run.doc, run.stderr);
+    let w = &run.doc["watch"];
+    let gpus = w["gpus"].as_array().unwrap();
+    assert_eq!(gpus.len(), 4, "{w:#}");
+    for (g, d) in gpus.iter().zip(&devs) {
+        assert_eq!(g["vendor"], "intel");
+        assert_eq!(g["pci_bus_id"], d.bdf.as_str());
+        // hwmon's temp1_input, millidegrees, as the tree wrote it, in every sample.
+        let t = (d.temp_millic / 1000) as f64;
+        assert_eq!(g["temp_c"]["max"].as_f64(), Some(t), "{g:#}");
+        assert_eq!(g["unreadable_samples"].as_u64().unwrap_or(0), 0, "{g:#}");
+    }
+    let episodes = w["episodes"].as_array().unwrap();
+    assert!(
+        episodes
+            .iter()
+            .any(|e| e["code"] == "habanalabs.reset" && e["gpu"] == 2),
+        "{w:#}"
+    );
+}
