@@ -38,6 +38,10 @@ fn main() -> ExitCode {
     if args.get(1).is_some_and(|a| a == amd::smi::CHILD_ARG) {
         return amd::smi_child::main(&args[2..]);
     }
+    // The libhlml reader (gaudi/hlml.rs), likewise.
+    if args.get(1).is_some_and(|a| a == gaudi::hlml::CHILD_ARG) {
+        return gaudi::hlml_child::main(&args[2..]);
+    }
     let doc = match cli::parse(std::env::args_os()) {
         Ok(cli::Parsed::Run(inv)) => match inv.run() {
             Ok(doc) => doc,

@@ -320,6 +320,7 @@ fn read_vendors(ask: &Ask<'_>) -> Result<NodeFacts, ProbeError> {
         facts.gpus.extend(share.gpus);
         match share.node {
             NodeWide::Amd(driver) => facts.amd_driver = Some(*driver),
+            NodeWide::Hlml(r) => facts.hlml = Some(*r),
             NodeWide::Base(_) | NodeWide::Nothing => {}
         }
     }

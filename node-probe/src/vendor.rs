@@ -1,5 +1,5 @@
 //! The vendor seam: what every GPU vendor gives a node's reading, stated once. NVIDIA (`nvml/`), AMD
-//! (`amd/`) and Intel Gaudi (`gaudi.rs`) each implement [`Vendor`] in their own module;
+//! (`amd/`) and Intel Gaudi (`gaudi/`) each implement [`Vendor`] in their own module;
 //! `source::VENDORS` lists them in index order and `source::collect` joins what they read, so a new
 //! vendor is one impl and one line there. (The list lives in `source.rs`, not here: this file sits
 //! below the vendors' modules in `tests/support/import_layers`, so they can name the trait.)
@@ -24,7 +24,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use gpu_diag::contract::ProbeError;
-use gpu_diag::facts::{AmdDriverFacts, GpuFacts, NodeFacts, Sections};
+use gpu_diag::facts::{AmdDriverFacts, GpuFacts, HlmlFacts, NodeFacts, Reading, Sections};
 
 use crate::options::KernelLogArgs;
 
@@ -71,8 +71,10 @@ pub struct Share {
 
 /// What a vendor fills of the node beside its devices.
 pub enum NodeWide {
-    /// Nothing (Gaudi).
+    /// Nothing (Gaudi without libhlml).
     Nothing,
+    /// Intel's libhlml read on a Gaudi node (`NodeFacts::hlml`).
+    Hlml(Box<Reading<HlmlFacts>>),
     /// The amdgpu module's facts (`NodeFacts::amd_driver`).
     Amd(Box<AmdDriverFacts>),
     /// The node's reading itself, its `gpus` moved into [`Share::gpus`] (NVML: the driver, CUDA, the

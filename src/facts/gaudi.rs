@@ -72,3 +72,61 @@ pub struct GaudiFirmwareFacts {
     #[serde(default)]
     pub vrm: Reading<String>,
 }
+
+/// Intel's management library, `libhlml.so`, where the node has it (`/usr/lib/habanalabs/libhlml.so`,
+/// pyhlml's default, `pyhlml/hlml_lib.py:9`): read in a child process by node-probe. Its devices are joined
+/// to sysfs's by PCI address; their serials fill [`GpuFacts::serial`](super::GpuFacts) (the device ids of
+/// Habana's device plugin, `habana.ai/gaudi`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HlmlFacts {
+    /// The file loaded, named from the host's `/` (`/usr/lib/habanalabs/libhlml.so`).
+    pub path: String,
+    /// `hlml_get_hlml_version`: the library's own version.
+    #[serde(default)]
+    pub version: Reading<String>,
+    /// `hlml_get_driver_version`: the habanalabs driver's, as the library reads it.
+    #[serde(default)]
+    pub driver_version: Reading<String>,
+    /// The devices the library enumerates (`hlml_device_get_count`), in its order.
+    #[serde(default)]
+    pub devices: Reading<Vec<HlmlDeviceFacts>>,
+}
+
+/// One device as libhlml sees it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HlmlDeviceFacts {
+    /// Its index in the library's enumeration (`hlml_device_get_handle_by_index`).
+    pub index: u32,
+    /// `hlml_device_get_pci_info`'s `bus_id`, as sysfs names the function (`0000:19:00.0`): what joins it to
+    /// the sysfs device of the same `pci_bus_id`.
+    pub bus_id: String,
+    /// `hlml_device_get_serial`: the board's serial number.
+    #[serde(default)]
+    pub serial: Reading<String>,
+    /// `hlml_device_get_module_id`: the firmware's module id (sysfs's `module_id`).
+    #[serde(default)]
+    pub module_id: Reading<u32>,
+    /// `hlml_device_get_total_ecc_errors`, per error type and counter.
+    #[serde(default)]
+    pub ecc: HlmlEccFacts,
+    /// `hlml_device_get_replaced_rows_pending_status`: rows waiting for a reset to be replaced.
+    #[serde(default)]
+    pub replaced_rows_pending: Reading<bool>,
+}
+
+/// `hlml_device_get_total_ecc_errors(error type, counter type)`: corrected (single-bit) and uncorrected
+/// (double-bit), volatile (since the driver loaded) and aggregate (the device's lifetime).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HlmlEccFacts {
+    #[serde(default)]
+    pub corrected_volatile: Reading<u64>,
+    #[serde(default)]
+    pub uncorrected_volatile: Reading<u64>,
+    #[serde(default)]
+    pub corrected_aggregate: Reading<u64>,
+    #[serde(default)]
+    pub uncorrected_aggregate: Reading<u64>,
+}

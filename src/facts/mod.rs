@@ -42,7 +42,7 @@ pub use ecc::{
 pub use events::{
     KernelLogFacts, NvmlEventFacts, NvmlEventRegistration, NvmlEventsFacts, NvmlXidEventFacts,
 };
-pub use gaudi::{GaudiFirmwareFacts, GaudiGpuFacts};
+pub use gaudi::{GaudiFirmwareFacts, GaudiGpuFacts, HlmlDeviceFacts, HlmlEccFacts, HlmlFacts};
 pub use gpu::{
     GpuFacts, MemoryFacts, MigDeviceFacts, MigModeFacts, RECOVERY_ACTIONS, RecoveryAction,
     recovery_action,

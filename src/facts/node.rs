@@ -83,4 +83,8 @@ pub struct NodeFacts {
     /// probe before AMD support).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub amd_driver: Option<AmdDriverFacts>,
+    /// Intel's libhlml on a Gaudi node: the library read, or why it was not (untrusted, crashed, timed
+    /// out); absent where the node has no libhlml (or no Gaudi device).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hlml: Option<Reading<super::HlmlFacts>>,
 }

@@ -4,6 +4,8 @@
 //! builder wrote for it (each value unique to its field), devices in PCI order, a device bound to no driver
 //! left out, and a status other than operational read as the driver printed it.
 
+#[path = "../support/fake_hlml.rs"]
+mod fake_hlml;
 #[path = "../support/gaudi_tree.rs"]
 mod gaudi_tree;
 #[path = "../support/host_root.rs"]
@@ -350,4 +352,292 @@ fn a_watch_samples_gaudi_devices_and_follows_the_drivers_lines() {
             .any(|e| e["code"] == "habanalabs.reset" && e["gpu"] == 2),
         "{w:#}"
     );
+}
+
+// libhlml (node-probe/src/gaudi/hlml.rs): the stand-in of tests/fake-hlml under the host root.
+
+/// A Gaudi host tree of `devs`, the stand-in installed with `conf` when `conf` is given; `None` without a
+/// C compiler.
+fn hlml_host(devs: &[Device], conf: Option<&str>) -> Option<HostRoot> {
+    let root = HostRoot::new();
+    root.file("proc/uptime", "3600.0 7000.0\n")
+        .file("etc/hostname", "gaudi-node-1\n");
+    Node::new(devs.to_vec()).write(root.path());
+    if let Some(c) = conf {
+        fake_hlml::install(root.path(), c)?;
+    }
+    Some(root)
+}
+
+fn probe_facts(root: &HostRoot, extra: &[&str]) -> (Value, String, std::time::Duration) {
+    let t = std::time::Instant::now();
+    let run = NodeProbe::new()
+        .args(["--nvml-lib", NO_NVML])
+        .args(extra)
+        .arg("facts")
+        .host_root(root.path())
+        .document();
+    assert_eq!(run.code, 0, "{}\n{}", run.doc, run.stderr);
+    if std::env::var_os("GAUDI_DUMP").is_some() {
+        eprintln!("{:#}", run.doc);
+    }
+    (run.doc["facts"].clone(), run.stderr, t.elapsed())
+}
+
+/// The bus id as a library may spell it: upper case, an 8-digit domain (pyhlml 1.21+'s
+/// `PCI_DOMAIN_LEN` 9 leaves room for it), to be joined to sysfs's `0000:1a:00.0`.
+fn spelled(bdf: &str, i: usize) -> String {
+    match i % 3 {
+        0 => bdf.to_string(),
+        1 => bdf.to_ascii_uppercase(),
+        _ => format!("0000{bdf}"),
+    }
+}
+
+fn serial_of(i: usize) -> String {
+    format!("AN{:08}", 420 + i)
+}
+
+#[test]
+fn hlml_serials_land_on_their_devices_by_pci_address() {
+    let devs: Vec<Device> = (0..4).map(Device::gaudi2).collect();
+    // The library lists them in another order than sysfs (PCI order): an index join would mismatch all.
+    let order = [2usize, 0, 3, 1];
+    let mut conf = "hlml_version 1.24.2-fake\ndriver_version 1.24.2-abc123\n".to_string();
+    for &i in &order {
+        conf += &fake_hlml::device(
+            &spelled(&devs[i].bdf, i),
+            &serial_of(i),
+            devs[i].module_id,
+            [10 + i as u64, i as u64, 100 + i as u64, 2 * i as u64],
+            i == 3,
+        );
+    }
+    let Some(root) = hlml_host(&devs, Some(&conf)) else {
+        return;
+    };
+    let (f, stderr, _) = probe_facts(&root, &[]);
+    let got = gpus(&f);
+    assert_eq!(got.len(), 4);
+    for (i, d) in devs.iter().enumerate() {
+        assert_eq!(got[i]["pci_bus_id"], d.bdf.as_str());
+        assert_eq!(got[i]["serial"], serial_of(i), "{:#}", got[i]);
+        // The sysfs reading is untouched.
+        assert_eq!(got[i]["gaudi"]["module_id"], d.module_id);
+        assert_eq!(got[i]["name"], "Intel Gaudi 2");
+    }
+    let h = &f["hlml"];
+    assert_eq!(h["path"], "/usr/lib/habanalabs/libhlml.so", "{h:#}");
+    assert_eq!(h["version"], "1.24.2-fake");
+    assert_eq!(h["driver_version"], "1.24.2-abc123");
+    let libdevs = h["devices"].as_array().unwrap();
+    assert_eq!(libdevs.len(), 4);
+    for (k, &i) in order.iter().enumerate() {
+        let d = &libdevs[k];
+        assert_eq!(d["index"], k as u64);
+        assert_eq!(
+            d["bus_id"],
+            devs[i].bdf.as_str(),
+            "normalised as sysfs names it"
+        );
+        assert_eq!(d["serial"], serial_of(i));
+        assert_eq!(d["module_id"], devs[i].module_id);
+        assert_eq!(
+            d["ecc"],
+            serde_json::json!({
+                "corrected_volatile": 10 + i as u64,
+                "uncorrected_volatile": i as u64,
+                "corrected_aggregate": 100 + i as u64,
+                "uncorrected_aggregate": 2 * i as u64,
+            })
+        );
+        assert_eq!(d["replaced_rows_pending"], i == 3);
+    }
+    assert!(!stderr.contains("hlml"), "{stderr}");
+
+    // A module id that disagrees with sysfs's: that device gets no serial (the join is doubted), the
+    // others do; a device the library does not list says so.
+    let mut conf = String::new();
+    for i in 0..3 {
+        let module = if i == 1 { 99 } else { devs[i].module_id };
+        conf += &fake_hlml::device(&devs[i].bdf, &serial_of(i), module, [0; 4], false);
+    }
+    let root = hlml_host(&devs, Some(&conf)).unwrap();
+    let (f, _, _) = probe_facts(&root, &[]);
+    let got = gpus(&f);
+    assert_eq!(got[0]["serial"], serial_of(0));
+    assert_eq!(got[2]["serial"], serial_of(2));
+    let m = got[1]["serial"]["message"].as_str().unwrap();
+    assert!(m.contains("module id 99, sysfs's 6"), "{m}");
+    assert_eq!(got[3]["serial"]["error"], "not_found");
+    assert!(
+        got[3]["serial"]["message"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("lists no device at {}", devs[3].bdf))
+    );
+}
+
+#[test]
+fn hlml_absent_old_hostile_or_failing_never_stops_the_probe() {
+    let devs: Vec<Device> = (0..2).map(Device::gaudi2).collect();
+    let line = |i: usize| {
+        fake_hlml::device(
+            &devs[i].bdf,
+            &serial_of(i),
+            devs[i].module_id,
+            [0; 4],
+            false,
+        )
+    };
+    // No library: facts as before, no `hlml` and nothing about it on stderr.
+    let root = hlml_host(&devs, None).unwrap();
+    let (f, stderr, _) = probe_facts(&root, &[]);
+    assert!(f.get("hlml").is_none(), "{f:#}");
+    assert!(!stderr.contains("hlml"), "{stderr}");
+    assert_eq!(gpus(&f)[0]["serial"]["error"], "not_supported");
+
+    // An older library without hlml_get_driver_version and the pending-rows call: those fields say so,
+    // the rest is read.
+    let Some(old) = fake_hlml::fake_old_lib() else {
+        return;
+    };
+    let root = hlml_host(&devs, None).unwrap();
+    fake_hlml::install_lib(root.path(), fake_hlml::DIR, &old, &(line(0) + &line(1)));
+    let (f, _, _) = probe_facts(&root, &[]);
+    let h = &f["hlml"];
+    assert_eq!(h["driver_version"]["error"], "not_supported", "{h:#}");
+    assert_eq!(
+        h["driver_version"]["message"],
+        "hlml_get_driver_version is not in this libhlml version"
+    );
+    assert_eq!(
+        h["devices"][0]["replaced_rows_pending"]["error"],
+        "not_supported"
+    );
+    assert_eq!(gpus(&f)[1]["serial"], serial_of(1));
+
+    // A serial that fills its buffer with no NUL: refused, not read past.
+    let root = hlml_host(&devs, Some(&format!("long_serial 1\n{}", line(0)))).unwrap();
+    let (f, _, _) = probe_facts(&root, &[]);
+    let s = &gpus(&f)[0]["serial"];
+    assert!(
+        s["message"]
+            .as_str()
+            .unwrap()
+            .contains("no NUL within its 32 bytes"),
+        "{s}"
+    );
+
+    // A library that fails, aborts or hangs in hlml_init: an inline error within the deadline, the sysfs
+    // reading intact.
+    for (mode, kind, words) in [
+        (
+            "init_fail",
+            "not_found",
+            "hlml_init returned hlml status 9 (DRIVER_NOT_LOADED)",
+        ),
+        ("abort", "unknown", "killed by signal 6"),
+        ("hang", "timeout", "did not answer in time"),
+    ] {
+        let root = hlml_host(&devs, Some(&format!("mode {mode}\n{}", line(0)))).unwrap();
+        let (f, _, took) = probe_facts(&root, &["--nvml-timeout", "2"]);
+        let h = &f["hlml"];
+        assert_eq!(h["error"], kind, "{mode}: {h}");
+        assert!(
+            h["message"].as_str().unwrap().contains(words),
+            "{mode}: {h}"
+        );
+        let got = gpus(&f);
+        assert_eq!(got.len(), 2, "{mode}");
+        for (i, d) in devs.iter().enumerate() {
+            assert_device(
+                &got[i],
+                d,
+                i as u64,
+                "Intel Gaudi 2",
+                &format!("accel{}", d.minor),
+            );
+        }
+        assert!(
+            took < std::time::Duration::from_secs(10),
+            "{mode}: the deadline bounds it ({took:?})"
+        );
+    }
+}
+
+/// node-probe/src/host/lib_trust.rs: the library and every directory on the way to it must be root's
+/// and not group/world-writable; a refused library never runs (the stand-in marks each load with
+/// `fake_hlml.loaded` beside its real file) and the serials stay unread.
+#[test]
+fn hlml_untrusted_is_refused_with_the_reason_and_never_loaded() {
+    use std::os::unix::fs::PermissionsExt;
+    let devs: Vec<Device> = (0..2).map(Device::gaudi2).collect();
+    let conf = fake_hlml::device(
+        &devs[0].bdf,
+        &serial_of(0),
+        devs[0].module_id,
+        [0; 4],
+        false,
+    );
+    let mode = |root: &HostRoot, rel: &str, m: u32| {
+        std::fs::set_permissions(root.path().join(rel), std::fs::Permissions::from_mode(m)).unwrap()
+    };
+    let loaded = |root: &HostRoot| {
+        root.path()
+            .join("usr/lib/habanalabs/fake_hlml.loaded")
+            .exists()
+    };
+    for (rel, m, words) in [
+        (
+            "usr/lib/habanalabs",
+            0o775,
+            "directory /usr/lib/habanalabs is writable by group or others (mode 775)",
+        ),
+        (
+            "usr",
+            0o777,
+            "directory /usr is writable by group or others (mode 777)",
+        ),
+        (
+            "usr/lib/habanalabs/libhlml.so",
+            0o666,
+            "/usr/lib/habanalabs/libhlml.so is writable by group or others (mode 666)",
+        ),
+    ] {
+        let Some(root) = hlml_host(&devs, Some(&conf)) else {
+            return;
+        };
+        mode(&root, rel, m);
+        let (f, _, _) = probe_facts(&root, &[]);
+        let h = &f["hlml"];
+        assert_eq!(h["error"], "no_permission", "{h}");
+        let msg = h["message"].as_str().unwrap();
+        assert!(
+            msg.starts_with("/usr/lib/habanalabs/libhlml.so: not loaded, "),
+            "{msg}"
+        );
+        assert!(msg.contains(words), "{words:?} in {msg}");
+        assert!(!loaded(&root), "a refused library never runs: {msg}");
+        assert_eq!(gpus(&f)[0]["serial"]["error"], "not_supported");
+    }
+    // A link out of the host root names the root's own path, which has no library: absent.
+    let outside = tempfile::tempdir().unwrap();
+    let lib = fake_hlml::install(outside.path(), &conf).unwrap();
+    let root = hlml_host(&devs, None).unwrap();
+    fake_hlml::plain_dirs(root.path(), fake_hlml::DIR);
+    root.symlink("usr/lib/habanalabs/libhlml.so", &lib);
+    let (f, _, _) = probe_facts(&root, &[]);
+    assert!(f.get("hlml").is_none(), "{f:#}");
+    assert!(
+        !outside
+            .path()
+            .join("usr/lib/habanalabs/fake_hlml.loaded")
+            .exists()
+    );
+    // The trusted library: loaded, through /proc/self/fd.
+    let root = hlml_host(&devs, Some(&conf)).unwrap();
+    let (f, _, _) = probe_facts(&root, &[]);
+    assert_eq!(gpus(&f)[0]["serial"], serial_of(0));
+    assert!(loaded(&root));
 }

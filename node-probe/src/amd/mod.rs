@@ -24,7 +24,6 @@ mod processes;
 mod ras;
 pub mod smi;
 pub mod smi_child;
-mod smi_trust;
 mod xgmi;
 
 use std::path::{Path, PathBuf};

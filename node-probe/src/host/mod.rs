@@ -15,6 +15,8 @@ mod capped;
 mod device_nodes;
 pub mod files;
 mod identity;
+pub mod lib_child;
+pub mod lib_trust;
 mod pci;
 mod processes;
 pub mod root;

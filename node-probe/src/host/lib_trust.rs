@@ -1,13 +1,15 @@
-//! Which files the libamd_smi reader may load, and the open descriptors it loads them by.
+//! Which files a vendor library reader (`amd/smi.rs` for libamd_smi, `gaudi/hlml.rs` for libhlml) may
+//! load, and the open descriptors it loads them by.
 //!
 //! A privileged probe runs what it loads as root, so the whole chain must be root's: every directory
 //! looked in on the way from the host root to the library (links followed inside the root, as
 //! [`crate::host::root::resolve`] does, each directory they pass through included), the library, and every
-//! library it pulls in from the host: its `DT_NEEDED` entries found in its own directory, and the host's
-//! libdrm it `dlopen`s by soname (`src/amd_smi/amd_smi_drm.cc:91` `load("libdrm.so.2")`, ROCm/amdsmi at
-//! 0ceca28f) with libdrm_amdgpu, each with its own `DT_NEEDED` in turn. Each directory and file must be
-//! owned by root (or by the probe's own user: an unprivileged probe gains nothing) and writable by
-//! neither group nor others; anything else refuses the load with the reason.
+//! library it pulls in from the host: its `DT_NEEDED` entries found in its own directory, and the host
+//! libraries the caller names as loaded by soname at run time (libamd_smi `dlopen`s libdrm:
+//! `src/amd_smi/amd_smi_drm.cc:91` `load("libdrm.so.2")`, ROCm/amdsmi at 0ceca28f), each with its own
+//! `DT_NEEDED` in turn. Each directory and file must be owned by root (or by the probe's own user: an
+//! unprivileged probe gains nothing) and writable by neither group nor others; anything else refuses the
+//! load with the reason.
 //!
 //! The checked files are then opened (`O_NOFOLLOW`), checked again on the descriptor (`fstat`), and it
 //! is these descriptors the child loads, by `/proc/self/fd/N`: a file swapped between the check and the

@@ -12,6 +12,9 @@
 //! Reading `clk_*` and `max_power` sends a packet to the device's firmware (`hl_fw_get_frequency`,
 //! `hl_fw_get_max_power`), which can block while the firmware hangs: the devices are read on their own
 //! thread under the NVML deadline, and a device not read in time is one with a `timeout` handle error.
+//!
+//! Beside sysfs, under the same deadline, Intel's `libhlml.so` where the node has it (`hlml.rs`, read in a
+//! child process by `hlml_child.rs`): the devices' serial numbers, which sysfs does not show.
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
@@ -20,11 +23,14 @@ use std::time::{Duration, Instant};
 use gpu_diag::contract::ProbeError;
 use gpu_diag::facts::{
     ClockFacts, FieldError, FieldErrorKind, GaudiFirmwareFacts, GaudiGpuFacts, GpuFacts,
-    GpuProcessFacts, GpuVendor, PowerFacts, Reading, ThermalFacts,
+    GpuProcessFacts, GpuVendor, HlmlFacts, PowerFacts, Reading, Sections, ThermalFacts,
 };
 
 use crate::host::files::HostFiles;
 use crate::vendor::{Ask, NodeWide, Share, Vendor};
+
+pub mod hlml;
+pub mod hlml_child;
 
 /// `PCI_VENDOR_ID_HABANALABS`.
 const HABANA_VENDOR: u32 = 0x1da3;
@@ -105,27 +111,38 @@ impl Vendor for Gaudi {
     }
 
     fn read(&self, ask: &Ask<'_>) -> Result<Option<Share>, ProbeError> {
-        let gpus = read(
-            ask.host_root,
-            ask.first_index,
-            ask.limit,
-            ask.sections.processes,
-        );
+        let (gpus, hlml) = read(ask.host_root, ask.first_index, ask.limit, ask.sections);
         Ok((!gpus.is_empty()).then_some(Share {
             gpus,
-            node: NodeWide::Nothing,
+            node: match hlml {
+                Some(r) => NodeWide::Hlml(Box::new(r)),
+                None => NodeWide::Nothing,
+            },
         }))
     }
 }
 
-/// The host's Gaudi devices, indexed from `first_index` in PCI address order; empty where it has none.
-fn read(root: &Path, first_index: u32, limit: Duration, processes: bool) -> Vec<GpuFacts> {
+/// The host's Gaudi devices, indexed from `first_index` in PCI address order (empty where it has none),
+/// and libhlml's reading where the node has the library.
+fn read(
+    root: &Path,
+    first_index: u32,
+    limit: Duration,
+    sections: Sections,
+) -> (Vec<GpuFacts>, Option<Reading<HlmlFacts>>) {
     let found = discover(HostFiles::new(root));
     if found.is_empty() {
-        return Vec::new();
+        return (Vec::new(), None);
     }
+    // Read beside sysfs, under the same deadline; not in a watch's samples (one reading per probe).
+    let start = Instant::now();
+    let lib = if sections.watch {
+        hlml::Started::None
+    } else {
+        hlml::start(root)
+    };
     let mut gpus = read_devices(root, &found, first_index, limit);
-    if processes {
+    if sections.processes {
         let held = holders(HostFiles::new(root));
         for (g, f) in gpus.iter_mut().zip(&found) {
             if g.handle_error.is_some() {
@@ -146,7 +163,15 @@ fn read(root: &Path, first_index: u32, limit: Duration, processes: bool) -> Vec<
             );
         }
     }
-    gpus
+    let lib = match lib {
+        hlml::Started::None => None,
+        hlml::Started::Failed(r) => Some(r),
+        hlml::Started::Running(p) => Some(p.finish(start + limit)),
+    };
+    if let Some(r) = &lib {
+        hlml::join(&mut gpus, r);
+    }
+    (gpus, lib)
 }
 
 /// The device node a class device is opened through: `/dev/accel/accel<n>` (DRM's accel class,

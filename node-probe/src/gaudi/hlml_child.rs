@@ -1,0 +1,353 @@
+//! The child side of [`super::hlml`]: `node-probe __hlml-child <library>` loads the host's `libhlml.so`
+//! (the parent passes `/proc/self/fd/3`, the file it checked), reads it and prints one JSON line (a
+//! `Reading<HlmlFacts>`) on stdout. Its own process, so that an abort, a crash or a hang in the vendor
+//! library costs only this reading.
+//!
+//! ABI, as Intel's own ctypes binding calls it (PyPI `habana-pyhlml` 1.24.2.481, `pyhlml/main.py`,
+//! `pyhlml/pyhlml_types_generated.py`), checked against 1.10..1.24 by `abi_matches_pypi_pyhlml` below and,
+//! value by value on the tests' stand-in library, by `tests/truth/hlml_abi.rs`:
+//! - `hlml_return_t` is a C enum (4 bytes; `HLML_RETURN.TYPE = c_uint`, `hlml_types.py:53`): SUCCESS 0,
+//!   UNINITIALIZED 1, INVALID_ARGUMENT 2, NOT_SUPPORTED 3, NOT_FOUND 6, INSUFFICIENT_SIZE 7,
+//!   DRIVER_NOT_LOADED 9, TIMEOUT 10, AIP_IS_LOST 15 (`pyhlml_types_generated.py:18-31`).
+//! - `hlml_init(void)`, `hlml_shutdown(void)` (`main.py:29-30`, `:55-56`); `hlml_device_get_count(uint *)`
+//!   (`:71-72`); `hlml_device_get_handle_by_index(uint, void **)` (`:105-106`).
+//! - `hlml_device_get_pci_info(void *, hlml_pci_info_t *)`: pyhlml passes a third argument,
+//!   `HL_FIELD_MAX_SIZE` (`:157-160`), that the C header does not declare (github.com/HabanaAI/gohlml
+//!   `hlml.h`); passed here too, harmless either way in a register. `bus_id` is a `char[PCI_ADDR_LEN]` at
+//!   offset 4 after `uint bus` (`pyhlml_types_generated.py:167-177`), 19 bytes since pyhlml 1.21
+//!   (`PCI_DOMAIN_LEN` 9, `:248-249`), 15 before (`PCI_DOMAIN_LEN` 5): read at offset 4 up to its NUL
+//!   within 19, from a buffer larger than any layout.
+//! - `hlml_device_get_serial(void *, char *, uint len)` with `HL_FIELD_MAX_SIZE` 32 (`main.py:616-620`);
+//!   `hlml_device_get_module_id(void *, uint *)` (`:635-636`).
+//! - `hlml_get_hlml_version(char *, uint)`, `hlml_get_driver_version(char *, uint)` with `VERSION_MAX_LEN`
+//!   128 (`main.py:814-818`, `:829-833`; `hlml_types.py:41`).
+//! - `hlml_device_get_total_ecc_errors(void *, uint error_type, uint counter_type, long long *)`
+//!   (`main.py:428-431`; the header says `unsigned long long`): error type CORRECTED 0, UNCORRECTED 1,
+//!   counter VOLATILE 0, AGGREGATE 1 (`pyhlml_types_generated.py:79-93`).
+//! - `hlml_device_get_replaced_rows_pending_status(void *, uint *)` (`main.py:1099-1102`).
+//!
+//! A function missing from an older library is an inline "not in this version" error on its field.
+//! Once `hlml_init` succeeded, `hlml_shutdown` runs on every path out. Every buffer handed to the library
+//! is twice the length it is told, and a string must end within the told length.
+
+use std::ffi::{OsString, c_int, c_uint, c_void};
+use std::process::ExitCode;
+
+use gpu_diag::facts::{
+    FieldError, FieldErrorKind, HlmlDeviceFacts, HlmlEccFacts, HlmlFacts, Reading,
+};
+
+const SUCCESS: c_int = 0;
+const ERROR_UNINITIALIZED: c_int = 1;
+const ERROR_INVALID_ARGUMENT: c_int = 2;
+const ERROR_NOT_SUPPORTED: c_int = 3;
+const ERROR_NOT_FOUND: c_int = 6;
+const ERROR_INSUFFICIENT_SIZE: c_int = 7;
+const ERROR_DRIVER_NOT_LOADED: c_int = 9;
+const ERROR_TIMEOUT: c_int = 10;
+const ERROR_AIP_IS_LOST: c_int = 15;
+/// `HLML_MEMORY_ERROR_TYPE_*` and `HLML_*_ECC`.
+const ECC_CORRECTED: c_uint = 0;
+const ECC_UNCORRECTED: c_uint = 1;
+const ECC_VOLATILE: c_uint = 0;
+const ECC_AGGREGATE: c_uint = 1;
+/// `HL_FIELD_MAX_SIZE`, `VERSION_MAX_LEN`, `PCI_ADDR_LEN` (pyhlml 1.21+; 15 before).
+const HL_FIELD_MAX_SIZE: usize = 32;
+const VERSION_MAX_LEN: usize = 128;
+const PCI_ADDR_LEN: usize = 19;
+/// `bus_id`'s offset in `hlml_pci_info_t`: after `unsigned int bus`.
+const BUS_ID_OFFSET: usize = 4;
+/// A node has 8 Gaudi devices; more is not a count to believe.
+const MAX_DEVICES: c_uint = 64;
+/// Every function read, for the truth test.
+#[cfg(test)]
+const FUNCTIONS: &[&str] = &[
+    "hlml_init",
+    "hlml_shutdown",
+    "hlml_device_get_count",
+    "hlml_device_get_handle_by_index",
+    "hlml_device_get_pci_info",
+    "hlml_device_get_serial",
+    "hlml_device_get_module_id",
+    "hlml_get_hlml_version",
+    "hlml_get_driver_version",
+    "hlml_device_get_total_ecc_errors",
+    "hlml_device_get_replaced_rows_pending_status",
+];
+
+type Plain = unsafe extern "C" fn() -> c_int;
+type GetCount = unsafe extern "C" fn(*mut c_uint) -> c_int;
+type GetHandle = unsafe extern "C" fn(c_uint, *mut *mut c_void) -> c_int;
+type GetPci = unsafe extern "C" fn(*mut c_void, *mut u8, c_uint) -> c_int;
+type GetText = unsafe extern "C" fn(*mut c_void, *mut u8, c_uint) -> c_int;
+type GetUint = unsafe extern "C" fn(*mut c_void, *mut c_uint) -> c_int;
+type GetLibText = unsafe extern "C" fn(*mut u8, c_uint) -> c_int;
+type GetEcc = unsafe extern "C" fn(*mut c_void, c_uint, c_uint, *mut i64) -> c_int;
+
+/// `hlml_pci_info_t` read into a buffer larger than any release's (84 bytes in 1.24).
+#[repr(C, align(8))]
+struct PciBuf([u8; 256]);
+
+pub fn main(args: &[OsString]) -> ExitCode {
+    let reading = match args.first() {
+        Some(path) => read(path),
+        None => err(
+            FieldErrorKind::Unknown,
+            "usage: __hlml-child <library>".into(),
+        ),
+    };
+    match serde_json::to_string(&reading) {
+        Ok(s) => {
+            println!("{s}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("node-probe: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn err<T>(kind: FieldErrorKind, msg: String) -> Reading<T> {
+    Reading::Err(FieldError::with_message(kind, msg))
+}
+
+fn status_error(call: &str, s: c_int) -> FieldError {
+    let (kind, name) = match s {
+        ERROR_UNINITIALIZED => (FieldErrorKind::Unknown, " (UNINITIALIZED)"),
+        ERROR_INVALID_ARGUMENT => (FieldErrorKind::Unknown, " (INVALID_ARGUMENT)"),
+        ERROR_NOT_SUPPORTED => (FieldErrorKind::NotSupported, " (NOT_SUPPORTED)"),
+        ERROR_NOT_FOUND => (FieldErrorKind::NotFound, " (NOT_FOUND)"),
+        ERROR_INSUFFICIENT_SIZE => (FieldErrorKind::Unknown, " (INSUFFICIENT_SIZE)"),
+        ERROR_DRIVER_NOT_LOADED => (FieldErrorKind::NotFound, " (DRIVER_NOT_LOADED)"),
+        ERROR_TIMEOUT => (FieldErrorKind::Timeout, " (TIMEOUT)"),
+        ERROR_AIP_IS_LOST => (FieldErrorKind::GpuIsLost, " (AIP_IS_LOST)"),
+        _ => (FieldErrorKind::Unknown, ""),
+    };
+    FieldError::with_message(kind, format!("{call} returned hlml status {s}{name}"))
+}
+
+/// A symbol of the library, or the inline error saying this version lacks it.
+fn symbol<T: Copy>(lib: &libloading::Library, name: &str) -> Result<T, FieldError> {
+    // SAFETY: `T` is the function type of `name` as the module's notes give it.
+    unsafe { lib.get::<T>(name.as_bytes()) }
+        .map(|s| *s)
+        .map_err(|_| {
+            FieldError::with_message(
+                FieldErrorKind::NotSupported,
+                format!("{name} is not in this libhlml version"),
+            )
+        })
+}
+
+/// Shuts the library down when dropped: every path out after a successful `hlml_init`.
+struct Initialised(Plain);
+
+impl Drop for Initialised {
+    fn drop(&mut self) {
+        // SAFETY: hlml_shutdown(void), after a successful init.
+        unsafe { (self.0)() };
+    }
+}
+
+/// The text a call wrote into `buf` (told `told` bytes): up to its NUL, which must lie within `told`;
+/// control characters are refused.
+fn c_text(call: &str, buf: &[u8], told: usize) -> Result<String, FieldError> {
+    let bad =
+        |why: &str| FieldError::with_message(FieldErrorKind::Unknown, format!("{call}: {why}"));
+    let end = buf[..told.min(buf.len())]
+        .iter()
+        .position(|&b| b == 0)
+        .ok_or_else(|| bad(&format!("no NUL within its {told} bytes")))?;
+    let s = std::str::from_utf8(&buf[..end]).map_err(|_| bad("not UTF-8"))?;
+    if s.chars().any(char::is_control) {
+        return Err(bad("control characters in its text"));
+    }
+    Ok(s.trim().to_string())
+}
+
+fn text_call(call: &str, len: usize, f: impl FnOnce(*mut u8, c_uint) -> c_int) -> Reading<String> {
+    let mut buf = vec![0u8; 2 * len];
+    let s = f(buf.as_mut_ptr(), len as c_uint);
+    if s != SUCCESS {
+        return Reading::Err(status_error(call, s));
+    }
+    c_text(call, &buf, len).into()
+}
+
+fn read(path: &OsString) -> Reading<HlmlFacts> {
+    // SAFETY: loading runs the library's initialisers; that is why this runs in a child process.
+    let lib = match unsafe { libloading::Library::new(path) } {
+        Ok(l) => l,
+        Err(e) => return err(FieldErrorKind::Unknown, format!("cannot load it: {e}")),
+    };
+    let (init, shut) = match (
+        symbol::<Plain>(&lib, "hlml_init"),
+        symbol::<Plain>(&lib, "hlml_shutdown"),
+    ) {
+        (Ok(a), Ok(b)) => (a, b),
+        (Err(e), _) | (_, Err(e)) => return Reading::Err(e),
+    };
+    // SAFETY: hlml_init(void).
+    let s = unsafe { init() };
+    if s != SUCCESS {
+        let mut e = status_error("hlml_init", s);
+        e.message = Some(format!(
+            "{} (it opens the habanalabs devices, /dev/accel/accel*)",
+            e.message.unwrap_or_default()
+        ));
+        return Reading::Err(e);
+    }
+    let up = Initialised(shut);
+    let lib_text = |name: &str| match symbol::<GetLibText>(&lib, name) {
+        // SAFETY: (char *, uint) with a buffer twice the length told.
+        Ok(f) => text_call(name, VERSION_MAX_LEN, |b, n| unsafe { f(b, n) }),
+        Err(e) => Reading::Err(e),
+    };
+    let version = lib_text("hlml_get_hlml_version");
+    let driver_version = lib_text("hlml_get_driver_version");
+    let devices = devices(&lib);
+    drop(up);
+    Reading::Ok(HlmlFacts {
+        path: String::new(),
+        version,
+        driver_version,
+        devices,
+    })
+}
+
+fn devices(lib: &libloading::Library) -> Reading<Vec<HlmlDeviceFacts>> {
+    let (count, handle, pci) = match (
+        symbol::<GetCount>(lib, "hlml_device_get_count"),
+        symbol::<GetHandle>(lib, "hlml_device_get_handle_by_index"),
+        symbol::<GetPci>(lib, "hlml_device_get_pci_info"),
+    ) {
+        (Ok(a), Ok(b), Ok(c)) => (a, b, c),
+        (Err(e), ..) | (_, Err(e), _) | (.., Err(e)) => return Reading::Err(e),
+    };
+    let serial = symbol::<GetText>(lib, "hlml_device_get_serial");
+    let module = symbol::<GetUint>(lib, "hlml_device_get_module_id");
+    let ecc = symbol::<GetEcc>(lib, "hlml_device_get_total_ecc_errors");
+    let pending = symbol::<GetUint>(lib, "hlml_device_get_replaced_rows_pending_status");
+    let mut n: c_uint = 0;
+    // SAFETY: hlml_device_get_count(uint *).
+    let s = unsafe { count(&mut n) };
+    if s != SUCCESS {
+        return Reading::Err(status_error("hlml_device_get_count", s));
+    }
+    if n > MAX_DEVICES {
+        return err(
+            FieldErrorKind::Unknown,
+            format!("hlml_device_get_count claims {n} devices; more than {MAX_DEVICES}, not read"),
+        );
+    }
+    let mut out = Vec::new();
+    for i in 0..n {
+        let mut h: *mut c_void = std::ptr::null_mut();
+        // SAFETY: (uint, void **).
+        let s = unsafe { handle(i, &mut h) };
+        if s != SUCCESS {
+            // A device without its handle cannot be joined to sysfs's: skipped, said on stderr.
+            eprintln!(
+                "node-probe: hlml_device_get_handle_by_index({i}) returned hlml status {s}; device skipped"
+            );
+            continue;
+        }
+        let mut buf = PciBuf([0; 256]);
+        // SAFETY: the buffer is larger than any release's hlml_pci_info_t; the third argument as pyhlml
+        // passes it (see the module's notes).
+        let s = unsafe { pci(h, buf.0.as_mut_ptr(), HL_FIELD_MAX_SIZE as c_uint) };
+        let bus_id = if s == SUCCESS {
+            c_text(
+                "hlml_device_get_pci_info",
+                &buf.0[BUS_ID_OFFSET..],
+                PCI_ADDR_LEN,
+            )
+            .map_err(|e| e.message.unwrap_or_default())
+            .and_then(|b| {
+                gpu_diag::pci::normalize_bus_id(&b).ok_or_else(|| {
+                    format!("hlml_device_get_pci_info: bus_id {b:?} is not a PCI address")
+                })
+            })
+        } else {
+            Err(status_error("hlml_device_get_pci_info", s)
+                .message
+                .unwrap_or_default())
+        };
+        let bus_id = match bus_id {
+            Ok(b) => b,
+            Err(why) => {
+                eprintln!("node-probe: device {i}: {why}; device skipped");
+                continue;
+            }
+        };
+        let uint = |f: &Result<GetUint, FieldError>, call: &str| -> Reading<c_uint> {
+            match f {
+                Ok(f) => {
+                    let mut v: c_uint = 0;
+                    // SAFETY: (void *, uint *).
+                    let s = unsafe { f(h, &mut v) };
+                    if s == SUCCESS {
+                        Reading::Ok(v)
+                    } else {
+                        Reading::Err(status_error(call, s))
+                    }
+                }
+                Err(e) => Reading::Err(e.clone()),
+            }
+        };
+        let ecc_count = |kind: c_uint, counter: c_uint| -> Reading<u64> {
+            let call = "hlml_device_get_total_ecc_errors";
+            match &ecc {
+                Ok(f) => {
+                    let mut v: i64 = 0;
+                    // SAFETY: (void *, uint, uint, long long *).
+                    let s = unsafe { f(h, kind, counter, &mut v) };
+                    if s != SUCCESS {
+                        return Reading::Err(status_error(call, s));
+                    }
+                    u64::try_from(v).map(Reading::Ok).unwrap_or_else(|_| {
+                        err(
+                            FieldErrorKind::Unknown,
+                            format!("{call}: a negative count ({v})"),
+                        )
+                    })
+                }
+                Err(e) => Reading::Err(e.clone()),
+            }
+        };
+        let serial = match &serial {
+            Ok(f) => match text_call("hlml_device_get_serial", HL_FIELD_MAX_SIZE, |b, n| {
+                // SAFETY: (void *, char *, uint) with a buffer twice the length told.
+                unsafe { f(h, b, n) }
+            }) {
+                Reading::Ok(s) if s.is_empty() => err(
+                    FieldErrorKind::NotFound,
+                    "hlml_device_get_serial: an empty serial".into(),
+                ),
+                r => r,
+            },
+            Err(e) => Reading::Err(e.clone()),
+        };
+        out.push(HlmlDeviceFacts {
+            index: i,
+            bus_id,
+            serial,
+            module_id: uint(&module, "hlml_device_get_module_id"),
+            ecc: HlmlEccFacts {
+                corrected_volatile: ecc_count(ECC_CORRECTED, ECC_VOLATILE),
+                uncorrected_volatile: ecc_count(ECC_UNCORRECTED, ECC_VOLATILE),
+                corrected_aggregate: ecc_count(ECC_CORRECTED, ECC_AGGREGATE),
+                uncorrected_aggregate: ecc_count(ECC_UNCORRECTED, ECC_AGGREGATE),
+            },
+            replaced_rows_pending: match uint(
+                &pending,
+                "hlml_device_get_replaced_rows_pending_status",
+            ) {
+                Reading::Ok(v) => Reading::Ok(v != 0),
+                Reading::Err(e) => Reading::Err(e),
+            },
+        });
+    }
+    Reading::Ok(out)
+}
