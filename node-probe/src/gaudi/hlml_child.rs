@@ -351,3 +351,168 @@ fn devices(lib: &libloading::Library) -> Reading<Vec<HlmlDeviceFacts>> {
     }
     Reading::Ok(out)
 }
+
+#[cfg(test)]
+#[path = "../../../tests/support/gate.rs"]
+mod gate;
+
+#[cfg(test)]
+mod tests {
+    use super::gate;
+    use super::*;
+    use serde_json::Value;
+    use std::path::{Path, PathBuf};
+
+    /// The wheels of tests/truth/fetch-hlml-wheels.sh: `HLML_WHEELS`, else the user cache it fills.
+    pub fn wheel_dir() -> PathBuf {
+        if let Some(d) = std::env::var_os("HLML_WHEELS") {
+            return d.into();
+        }
+        let cache = std::env::var_os("XDG_CACHE_HOME")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".cache")))
+            .unwrap_or_else(|| PathBuf::from(".cache"));
+        cache.join("k8s-gpu-mcp/upstream/hlml-wheels")
+    }
+
+    /// Every constant, layout and call this reader relies on, against how each PyPI `habana-pyhlml`
+    /// release of tests/truth/fetch-hlml-wheels.sh calls libhlml (tests/truth/hlml_abi.py `abi`: pyhlml's
+    /// own functions run against a stub library that records each argument's ctypes type).
+    #[test]
+    fn abi_matches_pypi_pyhlml() {
+        let truth = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/truth");
+        let script = std::fs::read_to_string(truth.join("fetch-hlml-wheels.sh")).unwrap();
+        let want: Vec<String> = script
+            .split_once("versions=(")
+            .and_then(|(_, r)| r.split_once(')'))
+            .expect("fetch-hlml-wheels.sh has versions=(...)")
+            .0
+            .split_whitespace()
+            .map(String::from)
+            .collect();
+        let dir = wheel_dir();
+        let wheels: Vec<PathBuf> = want
+            .iter()
+            .map(|v| dir.join(format!("habana_pyhlml-{v}-py3-none-any.whl")))
+            .collect();
+        if let Some(missing) = wheels.iter().find(|w| !w.is_file()) {
+            gate::skip(&format!(
+                "{} is missing: run tests/truth/fetch-hlml-wheels.sh (pip download of PyPI's \
+                 habana-pyhlml wheels; HLML_WHEELS names another directory)",
+                missing.display()
+            ));
+            return;
+        }
+        let out = match std::process::Command::new("python3")
+            .arg(truth.join("hlml_abi.py"))
+            .arg("abi")
+            .args(&wheels)
+            .output()
+        {
+            Ok(o) => o,
+            Err(e) => {
+                gate::skip(&format!("no python3 ({e}); it runs pyhlml"));
+                return;
+            }
+        };
+        assert!(
+            out.status.success(),
+            "hlml_abi.py: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let all: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(all.as_object().unwrap().len(), want.len());
+        for release in &want {
+            let f = &all[release];
+            assert!(f.get("error").is_none(), "{release}: {f}");
+            assert_eq!(
+                f["default_path"], "/usr/lib/habanalabs/libhlml.so",
+                "{release}: where gaudi/hlml.rs looks first"
+            );
+            let c = |name: &str| f["constants"][name].as_i64();
+            for (name, v) in [
+                ("HLML_SUCCESS", SUCCESS),
+                ("HLML_ERROR_UNINITIALIZED", ERROR_UNINITIALIZED),
+                ("HLML_ERROR_INVALID_ARGUMENT", ERROR_INVALID_ARGUMENT),
+                ("HLML_ERROR_NOT_SUPPORTED", ERROR_NOT_SUPPORTED),
+                ("HLML_ERROR_NOT_FOUND", ERROR_NOT_FOUND),
+                ("HLML_ERROR_INSUFFICIENT_SIZE", ERROR_INSUFFICIENT_SIZE),
+                ("HLML_ERROR_DRIVER_NOT_LOADED", ERROR_DRIVER_NOT_LOADED),
+                ("HLML_ERROR_TIMEOUT", ERROR_TIMEOUT),
+                ("HLML_ERROR_AIP_IS_LOST", ERROR_AIP_IS_LOST),
+            ] {
+                assert_eq!(c(name), Some(v as i64), "{release}: {name}");
+            }
+            for (name, v) in [
+                ("HLML_MEMORY_ERROR_TYPE_CORRECTED", ECC_CORRECTED),
+                ("HLML_MEMORY_ERROR_TYPE_UNCORRECTED", ECC_UNCORRECTED),
+                ("HLML_VOLATILE_ECC", ECC_VOLATILE),
+                ("HLML_AGGREGATE_ECC", ECC_AGGREGATE),
+            ] {
+                assert_eq!(c(name), Some(v as i64), "{release}: {name}");
+            }
+            assert_eq!(c("HL_FIELD_MAX_SIZE"), Some(HL_FIELD_MAX_SIZE as i64));
+            assert_eq!(c("VERSION_MAX_LEN"), Some(VERSION_MAX_LEN as i64));
+            // The status is read as a C int: a 4-byte enum.
+            assert_eq!(f["return_size"], std::mem::size_of::<c_int>(), "{release}");
+            // hlml_pci_info_t: bus_id where it is read, no longer than it is read, the whole struct
+            // inside the buffer handed over (15 bytes before 1.21, 19 after).
+            let pci = &f["pci_info"];
+            assert_eq!(pci["bus_id_offset"], BUS_ID_OFFSET, "{release}");
+            let bus_len = pci["bus_id_size"].as_u64().unwrap();
+            assert_eq!(c("PCI_ADDR_LEN"), Some(bus_len as i64), "{release}");
+            assert!(bus_len <= PCI_ADDR_LEN as u64, "{release}: {pci}");
+            let size = pci["size"].as_u64().unwrap();
+            assert!(size <= std::mem::size_of::<PciBuf>() as u64, "{release}");
+            // Every call, with the arguments declared above (`ptr:N`: to N bytes; `int` a C int).
+            let expect = [
+                ("hlml_init", "[]".to_string()),
+                ("hlml_shutdown", "[]".into()),
+                ("hlml_device_get_count", r#"["ptr:4"]"#.into()),
+                (
+                    "hlml_device_get_handle_by_index",
+                    r#"["int","ptr:8"]"#.into(),
+                ),
+                (
+                    "hlml_device_get_pci_info",
+                    format!(r#"["ptr","ptr:{size}","uint32"]"#),
+                ),
+                ("hlml_device_get_serial", r#"["ptr","ptr:32","int"]"#.into()),
+                ("hlml_device_get_module_id", r#"["ptr","ptr:4"]"#.into()),
+                ("hlml_get_hlml_version", r#"["buf:128","uint32"]"#.into()),
+                ("hlml_get_driver_version", r#"["buf:128","uint32"]"#.into()),
+                (
+                    "hlml_device_get_total_ecc_errors",
+                    r#"["ptr","int","int","ptr:8"]"#.into(),
+                ),
+                (
+                    "hlml_device_get_replaced_rows_pending_status",
+                    r#"["ptr","ptr:4"]"#.into(),
+                ),
+            ];
+            assert_eq!(expect.len(), FUNCTIONS.len());
+            for (name, args) in &expect {
+                assert!(FUNCTIONS.contains(name), "{name}");
+                let got = &f["calls"][name];
+                assert_eq!(got.to_string(), *args, "{release}: {name}");
+            }
+        }
+        // The types this reader declares, against those sizes.
+        assert_eq!(std::mem::size_of::<c_uint>(), 4);
+        assert_eq!(std::mem::size_of::<*mut c_void>(), 8);
+        assert_eq!(std::mem::size_of::<i64>(), 8);
+    }
+
+    #[test]
+    fn texts_end_within_their_told_length() {
+        let mut b = vec![0u8; 64];
+        b[..5].copy_from_slice(b"AN123");
+        assert_eq!(c_text("x", &b, 32).unwrap(), "AN123");
+        let full = vec![b'X'; 64];
+        let e = c_text("x", &full, 32).unwrap_err();
+        assert!(e.message.unwrap().contains("no NUL within its 32 bytes"));
+        let mut ctl = vec![0u8; 64];
+        ctl[..3].copy_from_slice(b"a\x1bb");
+        assert!(c_text("x", &ctl, 32).is_err());
+    }
+}
