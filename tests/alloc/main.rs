@@ -26,6 +26,11 @@ mod gate;
 
 mod layouts;
 
+#[path = "../support/fake_hlml.rs"]
+mod fake_hlml;
+#[path = "../support/gaudi_tree.rs"]
+mod gaudi_tree;
+
 /// A short root under /tmp: the PodResources socket inside must fit in a unix socket path.
 fn short_root() -> HostRoot {
     HostRoot::short("al")
@@ -1190,4 +1195,90 @@ fn a_cdi_spec_of_a_claim_the_api_server_names_is_that_claim() {
             .is_some_and(|p| p.starts_with("1 GPU claim(s)")),
         "{r}"
     );
+}
+
+// ------------------------------------------------------------------------------------ Gaudi by serial
+
+/// Habana's device plugin names each `habana.ai/gaudi` device by its HLML serial. On a Gaudi host tree
+/// (no scenario: node-probe reads the habanalabs sysfs) with the stand-in libhlml, the serials node-probe
+/// reads through it attribute the pod to its device exactly; the same node without the library cannot
+/// (sysfs has no serial) and says so.
+#[test]
+fn gaudi_pods_are_attributed_exactly_by_the_hlml_serial() {
+    use gaudi_tree::{Device, Node};
+    let devs: Vec<Device> = (0..4).map(Device::gaudi2).collect();
+    let serial = |i: usize| format!("AN{:08}", 420 + i);
+    let node = |with_lib: bool| -> Option<HostRoot> {
+        let host = short_root();
+        host.file("proc/uptime", "3600.0 7000.0\n")
+            .file("etc/hostname", "gaudi-node-1\n");
+        Node::new(devs.clone()).write(host.path());
+        if with_lib {
+            // In the library's own order, not sysfs's.
+            let conf: String = [3usize, 1, 0, 2]
+                .iter()
+                .map(|&i| {
+                    fake_hlml::device(&devs[i].bdf, &serial(i), devs[i].module_id, [0; 4], false)
+                })
+                .collect();
+            fake_hlml::install(host.path(), &conf)?;
+        }
+        Some(host)
+    };
+    let kubelet = || Kubelet {
+        pods: vec![pod(
+            "ml",
+            "train",
+            &[("main", "habana.ai/gaudi", &[serial(2).as_str()])],
+        )],
+        allocatable: Some(vec![devices(
+            "habana.ai/gaudi",
+            &(0..4)
+                .map(serial)
+                .collect::<Vec<_>>()
+                .iter()
+                .map(String::as_str)
+                .collect::<Vec<_>>(),
+        )]),
+    };
+    let run = |host: &HostRoot| -> Value {
+        let root = host.path().to_str().unwrap();
+        let (code, doc) = probe(&[
+            "--nvml-lib",
+            "/nonexistent/libnvidia-ml.so.1",
+            "--host-root",
+            root,
+            "allocation",
+        ]);
+        assert_eq!(code, 0, "{doc}");
+        doc["allocation"].clone()
+    };
+
+    let Some(host) = node(true) else {
+        return;
+    };
+    let _k = serve(host.path(), kubelet());
+    let r = run(&host);
+    assert_eq!(r["exact"], true, "{r:#}");
+    let d = &r["pods"][0]["containers"][0]["devices"][0];
+    assert_eq!(d["form"], "serial", "{d}");
+    assert_eq!(d["gpu_index"], 2, "the device at {}: {d}", devs[2].bdf);
+    assert!(
+        !codes(&r).contains(&"alloc.device_not_found".to_string()),
+        "{r:#}"
+    );
+
+    let host = node(false).unwrap();
+    let _k = serve(host.path(), kubelet());
+    let r = run(&host);
+    assert_eq!(r["exact"], false, "{r:#}");
+    assert!(
+        r["why"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("HLML serial"),
+        "{r:#}"
+    );
+    let d = &r["pods"][0]["containers"][0]["devices"][0];
+    assert!(d.get("gpu_index").is_none(), "{d}");
 }
