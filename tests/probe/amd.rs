@@ -876,7 +876,7 @@ fn amd_smi_outside_the_host_root_or_writable_is_never_loaded() {
     );
 }
 
-/// node-probe/src/amd/smi_trust.rs: the library, every directory on the way to it and every host library
+/// node-probe/src/host/lib_trust.rs: the library, every directory on the way to it and every host library
 /// it pulls in (here the libdrm it dlopens by soname) must be root's and not group/world-writable; the
 /// child loads the checked files by descriptor. A refused chain never runs the library (the fake marks
 /// each load with `fake_amdsmi.loaded` beside its real file).
