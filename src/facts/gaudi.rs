@@ -114,6 +114,22 @@ pub struct HlmlDeviceFacts {
     /// `hlml_device_get_replaced_rows_pending_status`: rows waiting for a reset to be replaced.
     #[serde(default)]
     pub replaced_rows_pending: Reading<bool>,
+    /// The device's NIC ports (`hlml_get_mac_addr_info`'s port mask) and each one's link
+    /// (`hlml_nic_get_link`), in port order.
+    #[serde(default)]
+    pub nic_ports: Reading<Vec<HlmlNicPortFacts>>,
+}
+
+/// One NIC port of a Gaudi device as libhlml sees it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HlmlNicPortFacts {
+    pub port: u32,
+    /// In the external-port mask (a scale-out port, cabled off the board), not an internal one.
+    pub external: bool,
+    /// `hlml_nic_get_link`: the link is up.
+    #[serde(default)]
+    pub up: Reading<bool>,
 }
 
 /// `hlml_device_get_total_ecc_errors(error type, counter type)`: corrected (single-bit) and uncorrected

@@ -42,7 +42,9 @@ pub use ecc::{
 pub use events::{
     KernelLogFacts, NvmlEventFacts, NvmlEventRegistration, NvmlEventsFacts, NvmlXidEventFacts,
 };
-pub use gaudi::{GaudiFirmwareFacts, GaudiGpuFacts, HlmlDeviceFacts, HlmlEccFacts, HlmlFacts};
+pub use gaudi::{
+    GaudiFirmwareFacts, GaudiGpuFacts, HlmlDeviceFacts, HlmlEccFacts, HlmlFacts, HlmlNicPortFacts,
+};
 pub use gpu::{
     GpuFacts, MemoryFacts, MigDeviceFacts, MigModeFacts, RECOVERY_ACTIONS, RecoveryAction,
     recovery_action,

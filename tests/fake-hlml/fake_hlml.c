@@ -26,13 +26,18 @@
  *                                       a device in the library's order: its bus_id as written, serial,
  *                                       module id, ECC corrected/uncorrected volatile, then aggregate,
  *                                       replaced rows pending (0/1)
+ *   nic BUS_ID MASK EXT DOWN            that device's ports 0-63 (hex masks): present, external, link down
  *   long_serial 1                       the serial fills the whole buffer, no NUL (a hostile library)
+ *   chatty 1                            hlml_init prints a banner on stdout
+ *   get_mac_addr_info                   (device, uint64_t mask[2], uint64_t ext_mask[2]) (main.py:764-771);
+ *   nic_get_link                        (device, uint32_t port, bool *up) (main.py:782-788)
  * Loading it creates `fake_hlml.loaded` beside it: a test proves a refused library never ran.
  * Built with -DFAKE_OLD it has no hlml_get_driver_version and no
  * hlml_device_get_replaced_rows_pending_status (an older library's missing symbols).
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -77,6 +82,7 @@ struct dev {
   unsigned module;
   unsigned long long ecc[2][2]; /* [error type][counter] */
   unsigned pending;
+  unsigned long long ports, ext, down;
 };
 
 static int initialized;
@@ -86,6 +92,7 @@ static struct {
   char driver_version[128];
   char mode[16];
   int long_serial;
+  int chatty;
   int ndev;
   struct dev devs[MAX_DEVICES];
 } cfg;
@@ -118,10 +125,22 @@ static void load(void) {
     if (sscanf(line, "driver_version %127s", cfg.driver_version) == 1) continue;
     if (sscanf(line, "mode %15s", cfg.mode) == 1) continue;
     if (sscanf(line, "long_serial %d", &cfg.long_serial) == 1) continue;
+    if (sscanf(line, "chatty %d", &cfg.chatty) == 1) continue;
     if (sscanf(line, "device %18s %63s %u %llu %llu %llu %llu %u", d.bus_id, d.serial, &d.module,
                &d.ecc[0][0], &d.ecc[1][0], &d.ecc[0][1], &d.ecc[1][1], &d.pending) == 8 &&
-        cfg.ndev < MAX_DEVICES)
+        cfg.ndev < MAX_DEVICES) {
       cfg.devs[cfg.ndev++] = d;
+      continue;
+    }
+    char bus[19];
+    unsigned long long ports, ext, down;
+    if (sscanf(line, "nic %18s %llx %llx %llx", bus, &ports, &ext, &down) == 4)
+      for (int i = 0; i < cfg.ndev; i++)
+        if (!strcmp(cfg.devs[i].bus_id, bus)) {
+          cfg.devs[i].ports = ports;
+          cfg.devs[i].ext = ext;
+          cfg.devs[i].down = down;
+        }
   }
   fclose(f);
 }
@@ -160,6 +179,10 @@ int hlml_init(void) {
   if (!strcmp(cfg.mode, "hang"))
     for (;;) pause();
   if (!strcmp(cfg.mode, "init_fail")) return HLML_ERROR_DRIVER_NOT_LOADED;
+  if (cfg.chatty) {
+    printf("fake_hlml: hello from the library\n");
+    fflush(stdout);
+  }
   initialized = 1;
   return HLML_SUCCESS;
 }
@@ -227,6 +250,25 @@ int hlml_device_get_total_ecc_errors(hlml_device_t h, unsigned int error_type, u
   struct dev *d = dev_of(h);
   if (!d || !count || error_type > 1 || counter > 1) return HLML_ERROR_INVALID_ARGUMENT;
   *count = (long long)d->ecc[error_type][counter];
+  return HLML_SUCCESS;
+}
+
+int hlml_get_mac_addr_info(hlml_device_t h, uint64_t *mask, uint64_t *ext_mask) {
+  CHECK_INIT();
+  struct dev *d = dev_of(h);
+  if (!d || !mask || !ext_mask) return HLML_ERROR_INVALID_ARGUMENT;
+  mask[0] = d->ports;
+  mask[1] = 0;
+  ext_mask[0] = d->ext;
+  ext_mask[1] = 0;
+  return HLML_SUCCESS;
+}
+
+int hlml_nic_get_link(hlml_device_t h, uint32_t port, bool *up) {
+  CHECK_INIT();
+  struct dev *d = dev_of(h);
+  if (!d || !up || port >= 64 || !(d->ports >> port & 1)) return HLML_ERROR_INVALID_ARGUMENT;
+  *up = !(d->down >> port & 1);
   return HLML_SUCCESS;
 }
 

@@ -413,6 +413,8 @@ fn hlml_serials_land_on_their_devices_by_pci_address() {
             i == 3,
         );
     }
+    // Device 1's ports 0-2, port 2 external and down.
+    conf += &format!("nic {} 7 4 4\n", spelled(&devs[1].bdf, 1));
     let Some(root) = hlml_host(&devs, Some(&conf)) else {
         return;
     };
@@ -452,15 +454,22 @@ fn hlml_serials_land_on_their_devices_by_pci_address() {
             })
         );
         assert_eq!(d["replaced_rows_pending"], i == 3);
+        let ports = d["nic_ports"].as_array().unwrap();
+        assert_eq!(ports.len(), if i == 1 { 3 } else { 0 }, "{d}");
     }
+    assert_eq!(
+        libdevs[3]["nic_ports"][2],
+        serde_json::json!({"port": 2, "external": true, "up": false})
+    );
+    assert_eq!(libdevs[3]["nic_ports"][0]["up"], true);
     assert!(!stderr.contains("hlml"), "{stderr}");
 
     // A module id that disagrees with sysfs's: that device gets no serial (the join is doubted), the
     // others do; a device the library does not list says so.
     let mut conf = String::new();
-    for i in 0..3 {
-        let module = if i == 1 { 99 } else { devs[i].module_id };
-        conf += &fake_hlml::device(&devs[i].bdf, &serial_of(i), module, [0; 4], false);
+    for (i, d) in devs.iter().enumerate().take(3) {
+        let module = if i == 1 { 99 } else { d.module_id };
+        conf += &fake_hlml::device(&d.bdf, &serial_of(i), module, [0; 4], false);
     }
     let root = hlml_host(&devs, Some(&conf)).unwrap();
     let (f, _, _) = probe_facts(&root, &[]);
@@ -516,6 +525,11 @@ fn hlml_absent_old_hostile_or_failing_never_stops_the_probe() {
         "not_supported"
     );
     assert_eq!(gpus(&f)[1]["serial"], serial_of(1));
+
+    // A library that prints on its stdout: the reading is still the child's one line.
+    let root = hlml_host(&devs, Some(&format!("chatty 1\n{}", line(0)))).unwrap();
+    let (f, _, _) = probe_facts(&root, &[]);
+    assert_eq!(gpus(&f)[0]["serial"], serial_of(0), "{:#}", f["hlml"]);
 
     // A serial that fills its buffer with no NUL: refused, not read past.
     let root = hlml_host(&devs, Some(&format!("long_serial 1\n{}", line(0)))).unwrap();

@@ -34,6 +34,8 @@ CALLS = [
         "hlmlDeviceGetReplacedRowsPendingStatus",
         ("DEV",),
     ),
+    ("hlml_get_mac_addr_info", "hlmlDeviceGetMacAddrInfo", ("DEV",)),
+    ("hlml_nic_get_link", "hlmlDeviceNicGetLink", ("DEV", 3)),
 ]
 RETURNS = [
     "HLML_SUCCESS",
@@ -142,6 +144,17 @@ def abi(wheel):
     }
 
 
+def ports(main, h):
+    """The ports of the masks pyhlml returns, each with its link as pyhlml reads it."""
+    (m0, m1), (e0, e1) = main.hlmlDeviceGetMacAddrInfo(h)
+    mask, ext = m0 | (m1 << 64), e0 | (e1 << 64)
+    return [
+        {"port": p, "external": bool(ext >> p & 1), "up": bool(main.hlmlDeviceNicGetLink(h, p))}
+        for p in range(128)
+        if mask >> p & 1
+    ]
+
+
 def read(library, wheel):
     """What pyhlml itself reads from `library`: the same calls node-probe makes, in its order."""
     main, t, lib = load(wheel)
@@ -172,6 +185,7 @@ def read(library, wheel):
                             "uncorrected_aggregate": ecc(e.HLML_MEMORY_ERROR_TYPE_UNCORRECTED, c.HLML_AGGREGATE_ECC),
                         },
                         "replaced_rows_pending": bool(main.hlmlDeviceGetReplacedRowsPendingStatus(h)),
+                        "nic_ports": ports(main, h),
                     }
                 )
             out["devices"] = devs

@@ -111,6 +111,8 @@ fn pyhlml_and_node_probe_read_the_same_values_from_the_stand_in() {
     for (b, s, m, e, p) in devices {
         conf += &fake_hlml::device(b, s, m, e, p);
     }
+    // Gaudi 2's 24 ports on the first device, three external, one of those down; none on the third.
+    conf += "nic 0000:B3:00.0 ffffff 700000 200000\nnic 00000000:19:00.0 3 1 0\n";
     let Some(lib) = fake_hlml::install(root.path(), &conf) else {
         return;
     };
@@ -154,6 +156,16 @@ fn pyhlml_and_node_probe_read_the_same_values_from_the_stand_in() {
             );
             assert_eq!(p["replaced_rows_pending"], pending, "{release}");
         }
+        let ports = p[0]["nic_ports"].as_array().unwrap();
+        assert_eq!(ports.len(), 24, "{release}");
+        assert_eq!(
+            ports[21],
+            serde_json::json!({"port": 21, "external": true, "up": false}),
+            "{release}"
+        );
+        assert_eq!(ports[20]["up"], true, "{release}");
+        assert_eq!(ports[0]["external"], false, "{release}");
+        assert_eq!(p[2]["nic_ports"], serde_json::json!([]), "{release}");
         for (m, p) in m.iter().zip(p) {
             // node-probe names the address as sysfs does; pyhlml gives the library's text.
             let norm = gpu_diag::pci::normalize_bus_id(p["bus_id"].as_str().unwrap());

@@ -1,5 +1,6 @@
 //! Intel's `libhlml.so` where the node has it: its version, the driver version it reads and, per device
-//! joined to sysfs's by PCI address, the board serial, module id, ECC totals and pending row replacements.
+//! joined to sysfs's by PCI address, the board serial, module id, ECC totals, pending row replacements and
+//! its NIC ports' links.
 //!
 //! What it adds to sysfs: the serial number, which the habanalabs driver does not show in sysfs but
 //! Habana's device plugin names each `habana.ai/gaudi` device by, so a pod's devices are attributed

@@ -25,16 +25,20 @@
 //!   (`main.py:428-431`; the header says `unsigned long long`): error type CORRECTED 0, UNCORRECTED 1,
 //!   counter VOLATILE 0, AGGREGATE 1 (`pyhlml_types_generated.py:79-93`).
 //! - `hlml_device_get_replaced_rows_pending_status(void *, uint *)` (`main.py:1099-1102`).
+//! - `hlml_get_mac_addr_info(void *, uint64_t mask[2], uint64_t ext_mask[2])`: the device's ports and its
+//!   external ones as bit masks (`main.py:764-771`, `PORTS_ARR_SIZE` 2); `hlml_nic_get_link(void *,
+//!   uint32_t port, bool *up)` (`main.py:782-788`), the `bool` one byte (`ctypes.c_bool`), read as a byte.
 //!
 //! A function missing from an older library is an inline "not in this version" error on its field.
 //! Once `hlml_init` succeeded, `hlml_shutdown` runs on every path out. Every buffer handed to the library
 //! is twice the length it is told, and a string must end within the told length.
 
 use std::ffi::{OsString, c_int, c_uint, c_void};
+use std::os::fd::FromRawFd;
 use std::process::ExitCode;
 
 use gpu_diag::facts::{
-    FieldError, FieldErrorKind, HlmlDeviceFacts, HlmlEccFacts, HlmlFacts, Reading,
+    FieldError, FieldErrorKind, HlmlDeviceFacts, HlmlEccFacts, HlmlFacts, HlmlNicPortFacts, Reading,
 };
 
 const SUCCESS: c_int = 0;
@@ -73,6 +77,8 @@ const FUNCTIONS: &[&str] = &[
     "hlml_get_driver_version",
     "hlml_device_get_total_ecc_errors",
     "hlml_device_get_replaced_rows_pending_status",
+    "hlml_get_mac_addr_info",
+    "hlml_nic_get_link",
 ];
 
 type Plain = unsafe extern "C" fn() -> c_int;
@@ -83,12 +89,28 @@ type GetText = unsafe extern "C" fn(*mut c_void, *mut u8, c_uint) -> c_int;
 type GetUint = unsafe extern "C" fn(*mut c_void, *mut c_uint) -> c_int;
 type GetLibText = unsafe extern "C" fn(*mut u8, c_uint) -> c_int;
 type GetEcc = unsafe extern "C" fn(*mut c_void, c_uint, c_uint, *mut i64) -> c_int;
+type GetMasks = unsafe extern "C" fn(*mut c_void, *mut u64, *mut u64) -> c_int;
+type GetLink = unsafe extern "C" fn(*mut c_void, u32, *mut u8) -> c_int;
+/// `PORTS_ARR_SIZE`: the port masks' words (128 ports).
+const PORTS_ARR_SIZE: usize = 2;
 
 /// `hlml_pci_info_t` read into a buffer larger than any release's (84 bytes in 1.24).
 #[repr(C, align(8))]
 struct PciBuf([u8; 256]);
 
 pub fn main(args: &[OsString]) -> ExitCode {
+    use std::io::Write;
+    // The reading goes to the stdout this process was given; whatever the library prints on its stdout
+    // goes to stderr instead, so a chatty library cannot break the one JSON line.
+    // SAFETY: dup and dup2 on this process's own standard descriptors, before any library is loaded.
+    let out = unsafe {
+        let saved = libc::dup(1);
+        if saved >= 0 && libc::dup2(2, 1) >= 0 {
+            Some(std::fs::File::from_raw_fd(saved))
+        } else {
+            None
+        }
+    };
     let reading = match args.first() {
         Some(path) => read(path),
         None => err(
@@ -96,11 +118,19 @@ pub fn main(args: &[OsString]) -> ExitCode {
             "usage: __hlml-child <library>".into(),
         ),
     };
-    match serde_json::to_string(&reading) {
-        Ok(s) => {
-            println!("{s}");
-            ExitCode::SUCCESS
+    let line = match serde_json::to_string(&reading) {
+        Ok(s) => s + "\n",
+        Err(e) => {
+            eprintln!("node-probe: {e}");
+            return ExitCode::from(1);
         }
+    };
+    let written = match out {
+        Some(mut f) => f.write_all(line.as_bytes()).and_then(|()| f.flush()),
+        None => std::io::stdout().write_all(line.as_bytes()),
+    };
+    match written {
+        Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("node-probe: {e}");
             ExitCode::from(1)
@@ -229,6 +259,13 @@ fn devices(lib: &libloading::Library) -> Reading<Vec<HlmlDeviceFacts>> {
     let module = symbol::<GetUint>(lib, "hlml_device_get_module_id");
     let ecc = symbol::<GetEcc>(lib, "hlml_device_get_total_ecc_errors");
     let pending = symbol::<GetUint>(lib, "hlml_device_get_replaced_rows_pending_status");
+    let nic = match (
+        symbol::<GetMasks>(lib, "hlml_get_mac_addr_info"),
+        symbol::<GetLink>(lib, "hlml_nic_get_link"),
+    ) {
+        (Ok(a), Ok(b)) => Ok((a, b)),
+        (Err(e), _) | (_, Err(e)) => Err(e),
+    };
     let mut n: c_uint = 0;
     // SAFETY: hlml_device_get_count(uint *).
     let s = unsafe { count(&mut n) };
@@ -347,12 +384,50 @@ fn devices(lib: &libloading::Library) -> Reading<Vec<HlmlDeviceFacts>> {
                 Reading::Ok(v) => Reading::Ok(v != 0),
                 Reading::Err(e) => Reading::Err(e),
             },
+            nic_ports: match &nic {
+                Ok((masks, link)) => ports(h, *masks, *link),
+                Err(e) => Reading::Err(e.clone()),
+            },
         });
     }
     Reading::Ok(out)
 }
 
+/// The device's ports from its masks, each with its link.
+fn ports(h: *mut c_void, masks: GetMasks, link: GetLink) -> Reading<Vec<HlmlNicPortFacts>> {
+    // Twice the words the library is meant to write.
+    let mut mask = [0u64; 2 * PORTS_ARR_SIZE];
+    let mut ext = [0u64; 2 * PORTS_ARR_SIZE];
+    // SAFETY: (void *, uint64_t[2], uint64_t[2]) with room for twice that.
+    let s = unsafe { masks(h, mask.as_mut_ptr(), ext.as_mut_ptr()) };
+    if s != SUCCESS {
+        return Reading::Err(status_error("hlml_get_mac_addr_info", s));
+    }
+    let mut out = Vec::new();
+    for port in 0..(64 * PORTS_ARR_SIZE) as u32 {
+        let (w, b) = ((port / 64) as usize, port % 64);
+        if mask[w] >> b & 1 == 0 {
+            continue;
+        }
+        let mut up = [0u8; 8];
+        // SAFETY: (void *, uint32_t, bool *) with room for more than one byte.
+        let s = unsafe { link(h, port, up.as_mut_ptr()) };
+        out.push(HlmlNicPortFacts {
+            port,
+            external: ext[w] >> b & 1 == 1,
+            up: if s == SUCCESS {
+                Reading::Ok(up[0] != 0)
+            } else {
+                Reading::Err(status_error("hlml_nic_get_link", s))
+            },
+        });
+    }
+    Reading::Ok(out)
+}
+
+// Also loaded by amd/smi_child.rs (a peer module this one may not name): state-free, harmless.
 #[cfg(test)]
+#[allow(clippy::duplicate_mod)]
 #[path = "../../../tests/support/gate.rs"]
 mod gate;
 
@@ -489,6 +564,11 @@ mod tests {
                     "hlml_device_get_replaced_rows_pending_status",
                     r#"["ptr","ptr:4"]"#.into(),
                 ),
+                (
+                    "hlml_get_mac_addr_info",
+                    format!(r#"["ptr","ptr:{0}","ptr:{0}"]"#, 8 * PORTS_ARR_SIZE),
+                ),
+                ("hlml_nic_get_link", r#"["ptr","uint32","ptr:1"]"#.into()),
             ];
             assert_eq!(expect.len(), FUNCTIONS.len());
             for (name, args) in &expect {
