@@ -137,24 +137,38 @@ fn gaudi_none<T: Clone>(r: &Reading<T>) -> Reading<T> {
     }
 }
 
-/// A Gaudi's one-line memory verdict from its kernel-log ECC and HBM events.
-fn gaudi_memory_line(g: &GpuFacts, hl_memory: &[Finding]) -> String {
-    let mine: Vec<&str> = hl_memory
+/// A Gaudi's one-line memory verdict from its kernel-log ECC and HBM events and, where libhlml was read
+/// (`hlml`), its counters and rows pending replacement.
+fn gaudi_memory_line(g: &GpuFacts, hl_memory: &[Finding], hlml: bool) -> String {
+    let (log, lib): (Vec<&str>, Vec<&str>) = hl_memory
         .iter()
         .filter(|f| f.gpu == Some(g.index))
         .map(|f| f.code.as_str())
-        .collect();
+        .partition(|c| c.starts_with("habanalabs."));
     let pci = super::canonical_bus_id(&g.pci_bus_id)
         .ok()
         .cloned()
         .unwrap_or_else(|| "<pci>".into());
-    if mine.is_empty() {
-        "Gaudi: no ECC or HBM error in the kernel log (the habanalabs driver shows no ECC counters in sysfs)".into()
-    } else {
-        format!(
-            "Gaudi: ECC/HBM errors in the kernel log ({}): see the findings; rows pending replacement are read by `hl-smi -d ROW_REPLACEMENT -i {pci}`",
-            mine.join(", ")
-        )
+    let mut parts = Vec::new();
+    if !log.is_empty() {
+        parts.push(format!(
+            "ECC/HBM errors in the kernel log ({})",
+            log.join(", ")
+        ));
+    }
+    if !lib.is_empty() {
+        parts.push(format!("libhlml reads {}", lib.join(", ")));
+    }
+    match (parts.is_empty(), hlml) {
+        (true, true) => {
+            "Gaudi: no ECC or HBM error in the kernel log, no uncorrected error or row pending replacement in libhlml".into()
+        }
+        (true, false) => "Gaudi: no ECC or HBM error in the kernel log (the habanalabs driver shows no ECC counters in sysfs)".into(),
+        (false, true) => format!("Gaudi: {}: see the findings", parts.join("; ")),
+        (false, false) => format!(
+            "Gaudi: {}: see the findings; rows pending replacement are read by `hl-smi -d ROW_REPLACEMENT -i {pci}`",
+            parts.join("; ")
+        ),
     }
 }
 
@@ -165,7 +179,7 @@ pub fn analyze(facts: &NodeFacts, opts: &AnalysisOptions) -> EccReport {
         ..Default::default()
     };
     // A Gaudi's memory errors are the kernel log's (see GAUDI_COUNTER_CAVEAT).
-    let hl_memory: Vec<Finding> = if facts
+    let mut hl_memory: Vec<Finding> = if facts
         .gpus
         .iter()
         .any(|g| g.vendor == crate::facts::GpuVendor::Intel)
@@ -184,16 +198,37 @@ pub fn analyze(facts: &NodeFacts, opts: &AnalysisOptions) -> EccReport {
     for g in &facts.gpus {
         if g.vendor == crate::facts::GpuVendor::Intel {
             let e = &g.ecc;
+            // Where libhlml was read, its ECC totals are the device's counters; sysfs has none.
+            let hlml = super::gaudi::hlml_device(facts, g);
+            if let Some(d) = hlml {
+                hl_memory.extend(super::gaudi::hlml_memory(g, d));
+            }
+            let count = |sysfs: &Reading<u64>, lib: Option<&Reading<u64>>| match lib {
+                Some(r) => r.clone(),
+                None => gaudi_none(sysfs),
+            };
             report.gpus.push(GpuEcc {
                 gpu: GpuRef::of(g),
                 mode: gaudi_none(&e.mode),
                 volatile: EccCounts {
-                    corrected: gaudi_none(&e.volatile_corrected),
-                    uncorrected: gaudi_none(&e.volatile_uncorrected),
+                    corrected: count(
+                        &e.volatile_corrected,
+                        hlml.map(|d| &d.ecc.corrected_volatile),
+                    ),
+                    uncorrected: count(
+                        &e.volatile_uncorrected,
+                        hlml.map(|d| &d.ecc.uncorrected_volatile),
+                    ),
                 },
                 aggregate: EccCounts {
-                    corrected: gaudi_none(&e.aggregate_corrected),
-                    uncorrected: gaudi_none(&e.aggregate_uncorrected),
+                    corrected: count(
+                        &e.aggregate_corrected,
+                        hlml.map(|d| &d.ecc.corrected_aggregate),
+                    ),
+                    uncorrected: count(
+                        &e.aggregate_uncorrected,
+                        hlml.map(|d| &d.ecc.uncorrected_aggregate),
+                    ),
                 },
                 by_location: Vec::new(),
                 retired_pages: gaudi_none(&e.retired_pages),
@@ -201,7 +236,7 @@ pub fn analyze(facts: &NodeFacts, opts: &AnalysisOptions) -> EccReport {
                 row_remapper_histogram: gaudi_none(&e.row_remapper_histogram),
                 sram_threshold_exceeded: gaudi_none(&e.sram_threshold_exceeded),
                 volatile_counters_reliable: gaudi_none(&Reading::default()),
-                verdict: gaudi_memory_line(g, &hl_memory),
+                verdict: gaudi_memory_line(g, &hl_memory, hlml.is_some()),
             });
             continue;
         }

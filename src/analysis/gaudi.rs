@@ -10,7 +10,7 @@
 //! not usable", "needs reset - Device is not usable until a hard reset is initiated", "in device creation -
 //! Device is not available yet, as it is still initializing").
 
-use crate::facts::{GaudiGpuFacts, GpuFacts, NodeFacts};
+use crate::facts::{GaudiGpuFacts, GpuFacts, HlmlDeviceFacts, NodeFacts};
 use crate::finding::{ActionKind, Finding, Severity};
 use crate::kernel_log::habanalabs_catalog::action_detail;
 
@@ -49,6 +49,62 @@ pub fn judge(facts: &NodeFacts) -> Vec<Finding> {
     for (g, h) in gaudi_devices(facts) {
         out.extend(status(g, h));
         out.extend(resets(g, h));
+        if let Some(d) = hlml_device(facts, g) {
+            out.extend(hlml_memory(g, d));
+        }
+    }
+    out
+}
+
+/// The device as libhlml read it, joined by PCI address (node-probe joined them the same way).
+pub(crate) fn hlml_device<'a>(facts: &'a NodeFacts, g: &GpuFacts) -> Option<&'a HlmlDeviceFacts> {
+    let bus = pci(g)?;
+    let devices = facts.hlml.as_ref()?.ok()?.devices.ok()?;
+    devices
+        .iter()
+        .find(|d| crate::pci::normalize_bus_id(&d.bus_id).as_deref() == Some(bus.as_str()))
+}
+
+/// What libhlml tells of the device's memory that sysfs does not: HBM rows with ECC errors waiting for a
+/// hard reset to be replaced (`hlml_device_get_replaced_rows_pending_status`), and uncorrected ECC errors
+/// since the driver loaded (`hlml_device_get_total_ecc_errors`, volatile).
+pub(crate) fn hlml_memory(g: &GpuFacts, d: &HlmlDeviceFacts) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let target = pci(g);
+    let ue = d.ecc.uncorrected_volatile.get();
+    if let Some(n) = ue.filter(|n| *n > 0) {
+        out.push(finding(
+            "gaudi.ecc_uncorrected",
+            Severity::Warning,
+            Some(g),
+            format!(
+                "{} had {n} uncorrected (double-bit) ECC error{} since the habanalabs driver loaded (libhlml).",
+                gpu_label(g),
+                if n == 1 { "" } else { "s" }
+            ),
+            vec![format!("hlml total ECC errors, uncorrected, volatile = {n}")],
+            ActionKind::Investigate,
+            format!(
+                "the kernel log says where (`node-probe xid`); check rows pending replacement \
+                 (`hl-smi -d ROW_REPLACEMENT -i {}`); errors that recur on one device are an RMA case",
+                target.as_deref().unwrap_or("<pci>")
+            ),
+        ));
+    }
+    if d.replaced_rows_pending.get() == Some(true) {
+        out.push(finding(
+            "gaudi.rows_pending",
+            Severity::Warning,
+            Some(g),
+            format!(
+                "{} has HBM rows with ECC errors pending replacement (libhlml): the device's next hard reset \
+                 replaces them; until then those rows may fail again.",
+                gpu_label(g)
+            ),
+            vec!["hlml replaced rows pending status = pending".into()],
+            ActionKind::DrainAndResetGpu,
+            action_detail(ActionKind::DrainAndResetGpu, target.as_deref()),
+        ));
     }
     out
 }

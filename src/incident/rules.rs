@@ -356,12 +356,17 @@ pub const RULES: &[Rule] = &[
     Rule {
         code: "gpu.memory",
         title: "uncorrectable ECC error",
-        titles: &[("habanalabs.hbm_sei", "HBM system error")],
+        titles: &[
+            ("habanalabs.hbm_sei", "HBM system error"),
+            ("gaudi.rows_pending", "HBM rows pending replacement"),
+        ],
         scope: Scope::Gpu,
         signals: &[
             "habanalabs.ecc_derr",
             "habanalabs.hbm_derr",
             "habanalabs.hbm_sei",
+            "gaudi.ecc_uncorrected",
+            "gaudi.rows_pending",
             GAUDI_AFTER[0],
             GAUDI_AFTER[1],
             GAUDI_AFTER[2],
@@ -370,10 +375,12 @@ pub const RULES: &[Rule] = &[
         followers: &GAUDI_AFTER,
         reason: "on a Gaudi device a double-bit (DERR) ECC error or a critical HBM error interrupt is a firmware \
                  event that asks the driver for a hard reset; the reset, the processes it kills, its failure and \
-                 the `disabled` status it then leaves are that one fault",
+                 the `disabled` status it then leaves are that one fault, and so are the uncorrected count and \
+                 the HBM rows pending replacement libhlml reads after it",
         source: "Linux 6.12 drivers/accel/habanalabs gaudi2/gaudi2.c (gaudi2_handle_ecc_event, \
                  gaudi2_handle_hbm_mc_sei_err, gaudi2_handle_eqe's reset), common/device.c (hl_device_reset), \
-                 include/gaudi2/gaudi2_async_ids_map_extended.h (each event's reset type)",
+                 include/gaudi2/gaudi2_async_ids_map_extended.h (each event's reset type); PyPI habana-pyhlml \
+                 main.py (hlmlDeviceGetTotalECCErrors, hlmlDeviceGetReplacedRowsPendingStatus)",
     },
     Rule {
         code: "gpu.hang",

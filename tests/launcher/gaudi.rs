@@ -213,18 +213,34 @@ fn faulty_gaudi2_nodes_name_the_device_and_the_drivers_status() {
         .iter()
         .map(|g| g["verdict"].as_str().unwrap())
         .collect();
+    // The node has libhlml: its counters fill the device's ECC counts (sysfs has none), the DERR it
+    // counted joins the kernel log's, and a device with rows pending replacement and no log line is said.
     assert!(
         verdicts[2].contains("habanalabs.hbm_derr")
-            && verdicts[2].contains("hl-smi -d ROW_REPLACEMENT -i 0000:33:00.0"),
+            && verdicts[2].contains("libhlml reads gaudi.ecc_uncorrected"),
+        "{verdicts:?}"
+    );
+    assert_eq!(ecc["report"]["gpus"][2]["volatile"]["uncorrected"], 1);
+    assert_eq!(ecc["report"]["gpus"][5]["volatile"]["corrected"], 14);
+    assert!(
+        verdicts[5] == "Gaudi: libhlml reads gaudi.rows_pending: see the findings",
         "{verdicts:?}"
     );
     assert!(
-        verdicts[3].starts_with("Gaudi: no ECC or HBM error"),
+        verdicts[3].starts_with(
+            "Gaudi: no ECC or HBM error in the kernel log, no uncorrected error or row pending replacement in libhlml"
+        ),
         "{verdicts:?}"
     );
     let h = sim("gaudi2-hbm-ecc", "get_gpu_health");
     assert!(h.contains("verdict: UNHEALTHY"), "{h}");
     assert!(h.contains("gpu.memory"), "{h}");
+    assert!(
+        h.contains(
+            "GPU 5 (0000:9b:00.0) has HBM rows with ECC errors pending replacement (libhlml)"
+        ),
+        "{h}"
+    );
 }
 
 /// A Gaudi 2 host tree through the launcher in local mode (the real probe, `--host-root` from

@@ -1824,7 +1824,36 @@ def scn_gaudi2_hbm_ecc():
         (t + 9.118004, 6, f"habanalabs {b}: Successfully finished resetting the {b} device"),
     ]
     per = {2: dict(hard_resets=1, pid=None, temp=40)}
-    return gaudi2_node("gaudi2-hbm-ecc", "gaudi2-07", per_dev=per, extra_log=log, uptime=402211 + 1200)
+    node = gaudi2_node("gaudi2-hbm-ecc", "gaudi2-07", per_dev=per, extra_log=log, uptime=402211 + 1200)
+    # This node has Intel's libhlml: the serials (the device plugin's ids), and what sysfs lacks (pyhlml
+    # main.py hlmlDeviceGetTotalECCErrors, hlmlDeviceGetReplacedRowsPendingStatus): device 2's DERR counted
+    # since the driver loaded, and on device 5, with no line in the log, single-bit errors whose rows wait for
+    # the device's next reset to be replaced. Serials and versions invented.
+    node["hlml"] = gaudi_hlml(GAUDI2_BUS, {2: dict(uncorrected=1), 5: dict(corrected=14, pending=True)})
+    for g, d in zip(node["gpus"], node["hlml"]["devices"]):
+        g["serial"] = d["serial"]
+    return node
+
+
+def gaudi_hlml(bus, per_dev):
+    """libhlml's reading of the devices at `bus` (node-probe's `hlml` facts): a serial each, the module id
+    sysfs shows (gaudi_dev's), ECC totals and rows pending as `per_dev` says, no NIC port read."""
+    devices = []
+    for i, b in enumerate(bus):
+        p = per_dev.get(i, {})
+        ue = p.get("uncorrected", 0)
+        devices.append({
+            "index": i,
+            "bus_id": b,
+            "serial": f"AN{23140417 + i * 37:010d}",
+            "module_id": 7 - i,
+            "ecc": {"corrected_volatile": p.get("corrected", 0), "uncorrected_volatile": ue,
+                    "corrected_aggregate": 2 + p.get("corrected", 0), "uncorrected_aggregate": ue},
+            "replaced_rows_pending": p.get("pending", False),
+            "nic_ports": [],
+        })
+    return {"path": "/usr/lib/habanalabs/libhlml.so", "version": "1.17.0",
+            "driver_version": "1.17.0-495", "devices": devices}
 
 
 def scn_gaudi2_in_reset():
