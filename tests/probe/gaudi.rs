@@ -314,11 +314,26 @@ fn a_watch_samples_gaudi_devices_and_follows_the_drivers_lines() {
     Node::new(devs.clone()).write(root.path());
     let kmsg = root.path().join("dev/kmsg");
     let bdf = hot.bdf.clone();
+    // The line is appended every 300 ms until the probe exits: the probe follows the log from when it
+    // opened it, which a loaded machine may delay past any one fixed moment.
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop = done.clone();
     let later = std::thread::spawn(move || {
         use std::io::Write;
-        std::thread::sleep(std::time::Duration::from_millis(1200));
-        let mut f = std::fs::OpenOptions::new().append(true).open(kmsg).unwrap();
-        writeln!(f, "4,2,9000000,-;habanalabs {bdf}: Going to reset device").unwrap();
+        let mut seq = 2;
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) && seq < 200 {
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            let mut f = std::fs::OpenOptions::new()
+                .append(true)
+                .open(&kmsg)
+                .unwrap();
+            writeln!(
+                f,
+                "4,{seq},9000000,-;habanalabs {bdf}: Going to reset device"
+            )
+            .unwrap();
+            seq += 1;
+        }
     });
     let run = NodeProbe::new()
         .args([
@@ -332,6 +347,7 @@ fn a_watch_samples_gaudi_devices_and_follows_the_drivers_lines() {
         ])
         .host_root(root.path())
         .document();
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
     later.join().unwrap();
     assert_eq!(run.code, 0, "{}\n{}", run.doc, run.stderr);
     let w = &run.doc["watch"];
