@@ -350,12 +350,12 @@ fn ecc_and_clock_verdicts_of_an_amd_gpu_speak_of_ras_and_residencies() {
     let hot = scenario("mi300x-thermal-throttle");
     assert_eq!(
         clocks_line(&hot.gpus[6]).unwrap(),
-        "AMD: throttled now by SOC and HBM (gpu_metrics residencies); gfx 1420 of 2100 MHz."
+        "AMD, throttled now by SOC and HBM (gpu_metrics residencies): gfx 1420 of 2100 MHz."
     );
     assert!(
         clocks_line(&hot.gpus[0])
             .unwrap()
-            .starts_with("AMD: no throttling")
+            .starts_with("AMD, no throttling")
     );
     let mixed = scenario("mixed-h100-mi210");
     assert_eq!(

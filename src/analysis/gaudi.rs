@@ -10,7 +10,9 @@
 //! not usable", "needs reset - Device is not usable until a hard reset is initiated", "in device creation -
 //! Device is not available yet, as it is still initializing").
 
-use crate::facts::{GaudiGpuFacts, GpuFacts, HlmlDeviceFacts, NodeFacts};
+use crate::facts::{
+    GaudiGpuFacts, GpuFacts, HLML_THROTTLE_POWER, HLML_THROTTLE_THERMAL, HlmlDeviceFacts, NodeFacts,
+};
 use crate::finding::{ActionKind, Finding, Severity};
 use crate::kernel_log::habanalabs_catalog::action_detail;
 
@@ -26,9 +28,10 @@ pub fn gaudi_devices(facts: &NodeFacts) -> impl Iterator<Item = (&GpuFacts, &Gau
 
 /// A Gaudi's one-line telemetry verdict in the driver's words: the habanalabs sysfs has no clocks-event
 /// reasons (its throttling is a kernel-log line, `Clock throttling due to overheating`,
-/// `common/device.c:2948`), and a device not operational answers no clock, power or temperature
-/// (`-ENODEV`, `common/sysfs.c:18-19`, `common/hwmon.c:251-252`).
-pub fn clocks_line(g: &GpuFacts) -> Option<String> {
+/// `common/device.c:2948`); libhlml, where read (`hlml`), has the current ones. A device not operational
+/// answers no clock, power or temperature (`-ENODEV`, `common/sysfs.c:18-19`, `common/hwmon.c:251-252`).
+/// Shaped as every verdict is, `<class>: <figures>`: the text groups devices by what precedes the colon.
+pub fn clocks_line(g: &GpuFacts, hlml: Option<&HlmlDeviceFacts>) -> Option<String> {
     let h = g.gaudi.as_ref()?;
     let status = match &h.status {
         crate::facts::Reading::Ok(s) => s.trim().to_string(),
@@ -38,9 +41,31 @@ pub fn clocks_line(g: &GpuFacts) -> Option<String> {
         (Some(c), Some(m)) => format!("clock {c} of {m} MHz"),
         _ => "clock unreadable".to_string(),
     };
-    Some(format!(
-        "Gaudi status {status}, {clocks}; the habanalabs driver shows no throttle reasons in sysfs (its overheating lines are in the kernel log)."
-    ))
+    let reasons = match hlml.map(|d| &d.clocks_throttle_reasons) {
+        Some(crate::facts::Reading::Ok(m)) => match throttle_words(*m).as_slice() {
+            [] => "no throttle reason (libhlml)".to_string(),
+            w => format!("throttled for {} (libhlml)", w.join(" and ")),
+        },
+        _ => "no throttle reasons in the habanalabs sysfs (its overheating lines are in the kernel log)"
+            .to_string(),
+    };
+    Some(format!("Gaudi status {status}, {reasons}: {clocks}."))
+}
+
+/// HLML's throttle reasons as words; bits HLML does not define are named as such.
+fn throttle_words(mask: u64) -> Vec<String> {
+    let mut out = Vec::new();
+    if mask & HLML_THROTTLE_THERMAL != 0 {
+        out.push("heat (THERMAL)".to_string());
+    }
+    if mask & HLML_THROTTLE_POWER != 0 {
+        out.push("its power limit (POWER)".to_string());
+    }
+    let other = mask & !(HLML_THROTTLE_THERMAL | HLML_THROTTLE_POWER);
+    if other != 0 {
+        out.push(format!("reasons {other:#x} HLML does not name"));
+    }
+    out
 }
 
 /// Every Gaudi finding of the node.
@@ -51,6 +76,7 @@ pub fn judge(facts: &NodeFacts) -> Vec<Finding> {
         out.extend(resets(g, h));
         if let Some(d) = hlml_device(facts, g) {
             out.extend(hlml_memory(g, d));
+            out.extend(hlml_throttle(g, d));
         }
     }
     out
@@ -104,6 +130,55 @@ pub(crate) fn hlml_memory(g: &GpuFacts, d: &HlmlDeviceFacts) -> Vec<Finding> {
             vec!["hlml replaced rows pending status = pending".into()],
             ActionKind::DrainAndResetGpu,
             action_detail(ActionKind::DrainAndResetGpu, target.as_deref()),
+        ));
+    }
+    out
+}
+
+/// The clocks throttle reasons libhlml reports now (`hlml_device_get_current_clocks_throttle_reasons`):
+/// heat costs throughput and says the cooling is short (a warning, as the driver's own overheating line
+/// is); the power limit is where a device at full load is expected to run (information).
+pub(crate) fn hlml_throttle(g: &GpuFacts, d: &HlmlDeviceFacts) -> Vec<Finding> {
+    let Some(mask) = d.clocks_throttle_reasons.get() else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    let evidence = vec![format!("hlml current clocks throttle reasons = {mask:#x}")];
+    if mask & HLML_THROTTLE_THERMAL != 0 {
+        let temp = g
+            .thermal
+            .gpu_temp_c
+            .get()
+            .map(|t| format!(" at {t} C"))
+            .unwrap_or_default();
+        out.push(finding(
+            "gaudi.throttle.thermal",
+            Severity::Warning,
+            Some(g),
+            format!(
+                "{} is throttling its clocks for heat{temp} (libhlml: THERMAL): it runs slower than its peers.",
+                gpu_label(g)
+            ),
+            evidence.clone(),
+            ActionKind::CheckCooling,
+            "check the node's airflow, fans and inlet temperature, and this device's heatsink; \
+             `hl-smi -q -d TEMPERATURE,CLOCK` shows the clocks and temperatures"
+                .to_string(),
+        ));
+    }
+    if mask & HLML_THROTTLE_POWER != 0 {
+        out.push(finding(
+            "gaudi.throttle.power",
+            Severity::Info,
+            Some(g),
+            format!(
+                "{} is holding its clocks at its power limit (libhlml: POWER): expected at full load.",
+                gpu_label(g)
+            ),
+            evidence,
+            ActionKind::None,
+            "none while the device is busy; a power limit below the default (`hl-smi -q -d POWER`) costs throughput"
+                .to_string(),
         ));
     }
     out
@@ -236,6 +311,68 @@ mod tests {
         assert_eq!(by(2).unwrap().severity, Severity::Warning);
         assert_eq!(by(3).unwrap().action.kind, ActionKind::ResetGpu);
         assert_eq!(by(4).unwrap().action.kind, ActionKind::Investigate);
+    }
+
+    /// libhlml's throttle reasons (pyhlml's POWER `1 << 0`, THERMAL `1 << 1`): heat is a cooling warning
+    /// with the temperature, the power limit information, an unread mask nothing; the telemetry line says
+    /// the reasons in words, and names a bit HLML does not define.
+    #[test]
+    fn hlml_throttle_reasons_in_the_libraries_words() {
+        let mut facts = node(&[("Operational", 0), ("Operational", 0), ("Operational", 0)]);
+        facts.gpus[0].thermal.gpu_temp_c = Reading::Ok(93);
+        let dev = |i: u32, r: Reading<u64>| HlmlDeviceFacts {
+            index: i,
+            bus_id: format!("0000:{:02x}:00.0", 0x19 + i),
+            clocks_throttle_reasons: r,
+            ..HlmlDeviceFacts::default()
+        };
+        facts.hlml = Some(Reading::Ok(crate::facts::HlmlFacts {
+            devices: Reading::Ok(vec![
+                dev(0, Reading::Ok(HLML_THROTTLE_THERMAL | HLML_THROTTLE_POWER)),
+                dev(1, Reading::Ok(HLML_THROTTLE_POWER | 0x10)),
+                dev(2, Reading::not_supported()),
+            ]),
+            ..crate::facts::HlmlFacts::default()
+        }));
+        let f = judge(&facts);
+        let codes: Vec<(&str, Option<u32>, Severity)> = f
+            .iter()
+            .map(|x| (x.code.as_str(), x.gpu, x.severity))
+            .collect();
+        assert_eq!(
+            codes,
+            [
+                ("gaudi.throttle.thermal", Some(0), Severity::Warning),
+                ("gaudi.throttle.power", Some(0), Severity::Info),
+                ("gaudi.throttle.power", Some(1), Severity::Info),
+            ]
+        );
+        assert!(
+            f[0].summary.contains("for heat at 93 C"),
+            "{}",
+            f[0].summary
+        );
+        assert_eq!(f[0].action.kind, ActionKind::CheckCooling);
+        assert_eq!(
+            f[0].evidence,
+            ["hlml current clocks throttle reasons = 0x3"]
+        );
+        let line = |i: usize| clocks_line(&facts.gpus[i], hlml_device(&facts, &facts.gpus[i]));
+        assert_eq!(
+            line(0).unwrap(),
+            "Gaudi status Operational, throttled for heat (THERMAL) and its power limit (POWER) (libhlml): \
+             clock unreadable."
+        );
+        assert!(
+            line(1).unwrap().contains("reasons 0x10 HLML does not name"),
+            "{:?}",
+            line(1)
+        );
+        assert!(
+            line(2)
+                .unwrap()
+                .contains("no throttle reasons in the habanalabs sysfs")
+        );
     }
 
     #[test]

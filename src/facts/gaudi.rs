@@ -118,7 +118,16 @@ pub struct HlmlDeviceFacts {
     /// (`hlml_nic_get_link`), in port order.
     #[serde(default)]
     pub nic_ports: Reading<Vec<HlmlNicPortFacts>>,
+    /// `hlml_device_get_current_clocks_throttle_reasons`: why the clocks are held down now, a mask of
+    /// [`HLML_THROTTLE_POWER`] and [`HLML_THROTTLE_THERMAL`]. The habanalabs sysfs has no such field.
+    #[serde(default)]
+    pub clocks_throttle_reasons: Reading<u64>,
 }
+
+/// `HLML_CLOCKS_THROTTLE_REASON_POWER` and `_THERMAL` (pyhlml `pyhlml_types_generated.py:264-265`, checked
+/// against every pyhlml release by node-probe's `abi_matches_pypi_pyhlml`).
+pub const HLML_THROTTLE_POWER: u64 = 1 << 0;
+pub const HLML_THROTTLE_THERMAL: u64 = 1 << 1;
 
 /// One NIC port of a Gaudi device as libhlml sees it.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]

@@ -43,7 +43,8 @@ pub use events::{
     KernelLogFacts, NvmlEventFacts, NvmlEventRegistration, NvmlEventsFacts, NvmlXidEventFacts,
 };
 pub use gaudi::{
-    GaudiFirmwareFacts, GaudiGpuFacts, HlmlDeviceFacts, HlmlEccFacts, HlmlFacts, HlmlNicPortFacts,
+    GaudiFirmwareFacts, GaudiGpuFacts, HLML_THROTTLE_POWER, HLML_THROTTLE_THERMAL, HlmlDeviceFacts,
+    HlmlEccFacts, HlmlFacts, HlmlNicPortFacts,
 };
 pub use gpu::{
     GpuFacts, MemoryFacts, MigDeviceFacts, MigModeFacts, RECOVERY_ACTIONS, RecoveryAction,

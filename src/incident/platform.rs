@@ -56,6 +56,9 @@ pub enum PlatformSource {
     AmdGpuHealth,
     /// The AMD GPU Operator's auto node remediation, which taints the node it is remediating.
     AmdGpuOperator,
+    /// Habana's device plugin, which withdraws a Gaudi from `habana.ai/gaudi` allocatable when HLML raises
+    /// a critical-error event for it: seen as allocatable below capacity.
+    GaudiDevicePlugin,
 }
 
 impl PlatformSource {
@@ -71,6 +74,7 @@ impl PlatformSource {
             }
             PlatformSource::AmdGpuHealth => "node-problem-detector (AMD amdgpuhealth)",
             PlatformSource::AmdGpuOperator => "AMD GPU Operator (remediation taint)",
+            PlatformSource::GaudiDevicePlugin => "Habana device plugin (habana.ai/gaudi)",
         }
     }
 
@@ -96,6 +100,9 @@ impl PlatformSource {
             }
             PlatformSource::AmdGpuOperator => {
                 "github.com/ROCm/gpu-operator (docs: auto node remediation)"
+            }
+            PlatformSource::GaudiDevicePlugin => {
+                "github.com/HabanaAI/habanalabs-k8s-device-plugin 1.16.0 (habanalabs.go watchXIDs, server.go)"
             }
         }
     }
@@ -358,6 +365,7 @@ impl PlatformMark {
                     PlatformSource::DraDriverTaint => "the DRA driver tainted this device in its ResourceSlice; the probe has not shown the fault",
                     PlatformSource::KubeletDeviceHealth => "the kubelet reports this pod's device unhealthy; the probe has not shown the fault",
                     PlatformSource::AmdGpuOperator => "the AMD GPU Operator tainted this node to remediate it; the probe has not shown the fault",
+                    PlatformSource::GaudiDevicePlugin => "Habana's device plugin withdrew devices from allocatable; the probe has not shown the fault",
                     _ => "the platform's health agent set this node condition; the probe has not shown the fault",
                 }
                 .into(),
@@ -588,6 +596,36 @@ pub fn classify_node_taint(
         since: time_added
             .map(|t| clean(t, MAX_NAME))
             .filter(|t| !t.is_empty()),
+        device: None,
+        gpu_uuid: None,
+    })
+}
+
+/// Habana's device plugin marks a Gaudi `Unhealthy` (so the kubelet drops it from `habana.ai/gaudi`
+/// allocatable) when HLML raises a critical-error event for it, when it cannot register for the event, and
+/// every Gaudi of the node when the event names no device it can find; nothing marks one healthy again
+/// until the plugin restarts (HabanaAI/habanalabs-k8s-device-plugin 1.16.0, `habanalabs.go:118-181`
+/// `watchXIDs`, `server.go:190`). So allocatable below capacity is that mark, counted: critical, as the
+/// vendor's library called it. `None` when every device is allocatable or the plugin advertises none.
+pub fn gaudi_devices_withdrawn(capacity: u64, allocatable: u64) -> Option<PlatformMark> {
+    if capacity == 0 || allocatable >= capacity {
+        return None;
+    }
+    Some(PlatformMark {
+        source: PlatformSource::GaudiDevicePlugin,
+        fault: F::GpuUnhealthy,
+        severity: Critical,
+        condition: format!(
+            "{} of {capacity} Gaudi devices withdrawn (allocatable {allocatable})",
+            capacity - allocatable
+        ),
+        reason: Some("HLML critical-error event".into()),
+        message: Some(
+            "the plugin withdraws a device on HLML's critical-error event (every device when the event names \
+             none) and returns it only when the plugin restarts"
+                .into(),
+        ),
+        since: None,
         device: None,
         gpu_uuid: None,
     })

@@ -521,13 +521,21 @@ pub const RULES: &[Rule] = &[
             "amd.throttle.vr",
             "amd.throttle.prochot",
             "amdgpu.thermal_throttle",
+            "gaudi.throttle.thermal",
+            "habanalabs.thermal",
         ],
-        followers: &["clocks.hw_slowdown", "amdgpu.thermal_throttle"],
+        followers: &[
+            "clocks.hw_slowdown",
+            "amdgpu.thermal_throttle",
+            "habanalabs.thermal",
+        ],
         reason: "a GPU past its slowdown temperature is throttled by the hardware or driver: the temperature and \
                  the throttle reasons (NVML's clocks-event reasons; on AMD the SMU's thermal residencies and the \
-                 driver's `GPU is throttled` line) are one cooling fault",
+                 driver's `GPU is throttled` line; on Gaudi libhlml's THERMAL reason and the driver's \
+                 `Clock throttling due to overheating` line) are one cooling fault",
         source: "NVML nvmlClocksEventReasons (HW thermal / SW thermal slowdown); DCGM thermal health watch; Linux \
-                 amdgpu smu_v13_0_6_ppt.c (throttle residencies, `GPU is throttled` warning)",
+                 amdgpu smu_v13_0_6_ppt.c (throttle residencies, `GPU is throttled` warning); pyhlml \
+                 hlmlDeviceGetCurrentClocksThrottleReasons; Linux habanalabs common/device.c:2948",
     },
     Rule {
         code: "node.power_brake",

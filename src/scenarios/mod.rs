@@ -203,6 +203,10 @@ pub static BUILTIN: &[Scenario] = &[
         "gaudi3-healthy",
         "Intel Gaudi 3 node (8 HL-325L OAMs) under a training load: every device operational, nothing wrong"
     ),
+    scenario!(
+        "gaudi3-thermal",
+        "Intel Gaudi 3 node whose device 3 throttles its clocks for heat (96 C, libhlml THERMAL, the driver's overheating lines); device 6 at its power limit"
+    ),
 ];
 
 /// A time script for `watch`: a built-in scenario with a [`crate::facts::Timeline`] played over it. Written

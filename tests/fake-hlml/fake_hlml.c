@@ -27,10 +27,13 @@
  *                                       module id, ECC corrected/uncorrected volatile, then aggregate,
  *                                       replaced rows pending (0/1)
  *   nic BUS_ID MASK EXT DOWN            that device's ports 0-63 (hex masks): present, external, link down
+ *   throttle BUS_ID MASK                that device's clocks throttle reasons (hex): POWER 1 << 0, THERMAL
+ *                                       1 << 1 (pyhlml_types_generated.py:264-265)
  *   long_serial 1                       the serial fills the whole buffer, no NUL (a hostile library)
  *   chatty 1                            hlml_init prints a banner on stdout
  *   get_mac_addr_info                   (device, uint64_t mask[2], uint64_t ext_mask[2]) (main.py:764-771);
  *   nic_get_link                        (device, uint32_t port, bool *up) (main.py:782-788)
+ *   get_current_clocks_throttle_reasons (device, unsigned long long *) (main.py:729-733)
  * Loading it creates `fake_hlml.loaded` beside it: a test proves a refused library never ran.
  * Built with -DFAKE_OLD it has no hlml_get_driver_version and no
  * hlml_device_get_replaced_rows_pending_status (an older library's missing symbols).
@@ -83,6 +86,7 @@ struct dev {
   unsigned long long ecc[2][2]; /* [error type][counter] */
   unsigned pending;
   unsigned long long ports, ext, down;
+  unsigned long long throttle;
 };
 
 static int initialized;
@@ -133,7 +137,12 @@ static void load(void) {
       continue;
     }
     char bus[19];
-    unsigned long long ports, ext, down;
+    unsigned long long ports, ext, down, throttle;
+    if (sscanf(line, "throttle %18s %llx", bus, &throttle) == 2) {
+      for (int i = 0; i < cfg.ndev; i++)
+        if (!strcmp(cfg.devs[i].bus_id, bus)) cfg.devs[i].throttle = throttle;
+      continue;
+    }
     if (sscanf(line, "nic %18s %llx %llx %llx", bus, &ports, &ext, &down) == 4)
       for (int i = 0; i < cfg.ndev; i++)
         if (!strcmp(cfg.devs[i].bus_id, bus)) {
@@ -269,6 +278,14 @@ int hlml_nic_get_link(hlml_device_t h, uint32_t port, bool *up) {
   struct dev *d = dev_of(h);
   if (!d || !up || port >= 64 || !(d->ports >> port & 1)) return HLML_ERROR_INVALID_ARGUMENT;
   *up = !(d->down >> port & 1);
+  return HLML_SUCCESS;
+}
+
+int hlml_device_get_current_clocks_throttle_reasons(hlml_device_t h, unsigned long long *reasons) {
+  CHECK_INIT();
+  struct dev *d = dev_of(h);
+  if (!d || !reasons) return HLML_ERROR_INVALID_ARGUMENT;
+  *reasons = d->throttle;
   return HLML_SUCCESS;
 }
 

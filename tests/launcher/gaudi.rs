@@ -81,6 +81,7 @@ fn every_node_tool_answers_on_the_gaudi_scenarios() {
         "gaudi2-malfunction",
         "gaudi2-roce-port-down",
         "gaudi3-healthy",
+        "gaudi3-thermal",
     ] {
         for tool in NODE_TOOLS.iter().chain(&["run_gpu_diagnostic"]) {
             let text = sim(scenario, tool);
@@ -330,6 +331,55 @@ fn healthy_gaudi3_in_its_own_words() {
     assert!(!inv.contains("Gaudi 2") && !inv.contains("HL-225"), "{inv}");
     let h = sim_json("gaudi3-healthy", "get_gpu_health");
     assert_eq!(h["report"]["verdict"], "healthy", "{h}");
+}
+
+/// A Gaudi 3 throttling for heat: one overheating incident on device 3 that joins libhlml's THERMAL reason
+/// and the driver's lines, with a cooling action; the power-limited device 6 stays information; the
+/// telemetry line of each says libhlml's reasons in words.
+#[test]
+fn a_gaudi3_throttling_for_heat_is_one_cooling_incident() {
+    let h = sim_json("gaudi3-thermal", "get_gpu_health");
+    let r = &h["report"];
+    assert_eq!(r["verdict"], "degraded", "{h}");
+    let incidents = r["incidents"].as_array().unwrap();
+    let hot: Vec<&serde_json::Value> = incidents
+        .iter()
+        .filter(|i| i["code"] == "gpu.thermal")
+        .collect();
+    assert_eq!(hot.len(), 1, "{h}");
+    assert_eq!(hot[0]["gpu"], 3, "{h}");
+    let signals: Vec<&str> = hot[0]["signals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["code"].as_str().unwrap())
+        .collect();
+    assert!(signals.contains(&"gaudi.throttle.thermal"), "{signals:?}");
+    assert!(signals.contains(&"habanalabs.thermal"), "{signals:?}");
+    assert_eq!(hot[0]["action"]["kind"], "check_cooling", "{h}");
+    assert!(
+        incidents
+            .iter()
+            .all(|i| i["gpu"] != 6 || i["severity"] == "info"),
+        "{h}"
+    );
+    let t = sim("gaudi3-thermal", "get_gpu_telemetry");
+    // Each reason its own line: the hot device, the power-limited one, the others.
+    assert!(
+        t.contains(
+            "  GPU 3: 96 C, 431/900 W, SM 1150/1900 MHz, util ?%, mem ?; Gaudi status Operational, \
+             throttled for heat (THERMAL) (libhlml): clock 1150 of 1900 MHz."
+        ),
+        "{t}"
+    );
+    assert!(
+        t.contains(
+            "  GPU 6: 65 C, 897/900 W, SM 1900/1900 MHz, util ?%, mem ?; Gaudi status Operational, \
+             throttled for its power limit (POWER) (libhlml): clock 1900 of 1900 MHz."
+        ),
+        "{t}"
+    );
+    assert!(t.contains("  GPU 0-2, 4-5, 7: "), "{t}");
 }
 
 /// An operator tool's text on a built-in scenario, in operator mode, as a dry run.

@@ -1837,7 +1837,8 @@ def scn_gaudi2_hbm_ecc():
 
 def gaudi_hlml(bus, per_dev):
     """libhlml's reading of the devices at `bus` (node-probe's `hlml` facts): a serial each, the module id
-    sysfs shows (gaudi_dev's), ECC totals and rows pending as `per_dev` says, no NIC port read."""
+    sysfs shows (gaudi_dev's), ECC totals, rows pending and clocks throttle reasons as `per_dev` says, no NIC
+    port read."""
     devices = []
     for i, b in enumerate(bus):
         p = per_dev.get(i, {})
@@ -1851,6 +1852,7 @@ def gaudi_hlml(bus, per_dev):
                     "corrected_aggregate": 2 + p.get("corrected", 0), "uncorrected_aggregate": ue},
             "replaced_rows_pending": p.get("pending", False),
             "nic_ports": [],
+            "clocks_throttle_reasons": p.get("throttle", 0),
         })
     return {"path": "/usr/lib/habanalabs/libhlml.so", "version": "1.17.0",
             "driver_version": "1.17.0-495", "devices": devices}
@@ -1888,6 +1890,28 @@ def scn_gaudi2_malfunction():
 
 def scn_gaudi3_healthy():
     return gaudi2_node("gaudi3-healthy", "gaudi3-01", gen=3)
+
+
+def scn_gaudi3_thermal():
+    """Device 3 of a Gaudi 3 board runs hot. The firmware's thermal events make the driver print `Clock
+    throttling due to overheating` and, when it cools, `Thermal envelop is safe, back to optimal clock`
+    (dev_info_ratelimited, common/device.c:2948, :2955); it is throttling again now: libhlml's current
+    throttle reasons say THERMAL (pyhlml hlmlDeviceGetCurrentClocksThrottleReasons, `1 << 1`,
+    pyhlml_types_generated.py:265) and its clock is below its peers'. Device 6 runs at its 900 W limit
+    (POWER, `1 << 0`), as a device at full load may: information. Serials invented."""
+    b = GAUDI3_BUS[3]
+    t = 215000.0
+    log = [
+        (t, 6, f"habanalabs {b}: Clock throttling due to overheating"),
+        (t + 412.2, 6, f"habanalabs {b}: Thermal envelop is safe, back to optimal clock"),
+        (t + 1210.7, 6, f"habanalabs {b}: Clock throttling due to overheating"),
+    ]
+    per = {3: dict(temp=96, clk=1150), 6: dict(power_w=897)}
+    node = gaudi2_node("gaudi3-thermal", "gaudi3-04", per_dev=per, extra_log=log, uptime=int(t) + 1500, gen=3)
+    node["hlml"] = gaudi_hlml(GAUDI3_BUS, {3: dict(throttle=0x2), 6: dict(throttle=0x1)})
+    for g, d in zip(node["gpus"], node["hlml"]["devices"]):
+        g["serial"] = d["serial"]
+    return node
 
 
 def gaudi_pci_path(bdf):
@@ -1966,6 +1990,7 @@ SCENARIOS = {
     "gaudi2-malfunction": scn_gaudi2_malfunction,
     "gaudi2-roce-port-down": scn_gaudi2_roce_port_down,
     "gaudi3-healthy": scn_gaudi3_healthy,
+    "gaudi3-thermal": scn_gaudi3_thermal,
 }
 
 

@@ -36,6 +36,11 @@ CALLS = [
     ),
     ("hlml_get_mac_addr_info", "hlmlDeviceGetMacAddrInfo", ("DEV",)),
     ("hlml_nic_get_link", "hlmlDeviceNicGetLink", ("DEV", 3)),
+    (
+        "hlml_device_get_current_clocks_throttle_reasons",
+        "hlmlDeviceGetCurrentClocksThrottleReasons",
+        ("DEV",),
+    ),
 ]
 RETURNS = [
     "HLML_SUCCESS",
@@ -133,6 +138,8 @@ def abi(wheel):
             HLML_MEMORY_ERROR_TYPE_UNCORRECTED=int(mem.HLML_MEMORY_ERROR_TYPE_UNCORRECTED),
             HLML_VOLATILE_ECC=int(ecc.HLML_VOLATILE_ECC),
             HLML_AGGREGATE_ECC=int(ecc.HLML_AGGREGATE_ECC),
+            HLML_CLOCKS_THROTTLE_REASON_POWER=int(t.HLML_DEFINE.HLML_CLOCKS_THROTTLE_REASON_POWER),
+            HLML_CLOCKS_THROTTLE_REASON_THERMAL=int(t.HLML_DEFINE.HLML_CLOCKS_THROTTLE_REASON_THERMAL),
         ),
         "return_size": ctypes.sizeof(t.HLML_RETURN.TYPE),
         "pci_info": {
@@ -186,6 +193,7 @@ def read(library, wheel):
                         },
                         "replaced_rows_pending": bool(main.hlmlDeviceGetReplacedRowsPendingStatus(h)),
                         "nic_ports": ports(main, h),
+                        "clocks_throttle_reasons": main.hlmlDeviceGetCurrentClocksThrottleReasons(h),
                     }
                 )
             out["devices"] = devs

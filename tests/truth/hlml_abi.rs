@@ -113,6 +113,8 @@ fn pyhlml_and_node_probe_read_the_same_values_from_the_stand_in() {
     }
     // Gaudi 2's 24 ports on the first device, three external, one of those down; none on the third.
     conf += "nic 0000:B3:00.0 ffffff 700000 200000\nnic 00000000:19:00.0 3 1 0\n";
+    // Thermal on the first device, power and thermal on the second, none on the third.
+    conf += "throttle 0000:B3:00.0 2\nthrottle 00000000:19:00.0 3\n";
     let Some(lib) = fake_hlml::install(root.path(), &conf) else {
         return;
     };
@@ -166,6 +168,8 @@ fn pyhlml_and_node_probe_read_the_same_values_from_the_stand_in() {
         assert_eq!(ports[20]["up"], true, "{release}");
         assert_eq!(ports[0]["external"], false, "{release}");
         assert_eq!(p[2]["nic_ports"], serde_json::json!([]), "{release}");
+        let throttles: Vec<&Value> = p.iter().map(|d| &d["clocks_throttle_reasons"]).collect();
+        assert_eq!(throttles, [2, 3, 0], "{release}");
         for (m, p) in m.iter().zip(p) {
             // node-probe names the address as sysfs does; pyhlml gives the library's text.
             let norm = gpu_diag::pci::normalize_bus_id(p["bus_id"].as_str().unwrap());
@@ -176,6 +180,7 @@ fn pyhlml_and_node_probe_read_the_same_values_from_the_stand_in() {
                 "module_id",
                 "ecc",
                 "replaced_rows_pending",
+                "clocks_throttle_reasons",
             ] {
                 assert_eq!(m[k], p[k], "{release}: {k} of {m}");
             }

@@ -264,6 +264,9 @@ pub fn gpu_node(n: &Node, pods: &[&Pod]) -> GpuNode {
             _ => format!("{}:{}", t.key, t.effect),
         })
         .collect();
+    if let Some(m) = platform::gaudi_devices_withdrawn(gaudi_capacity, gaudi_allocatable) {
+        platform.push(m);
+    }
     let info = status.and_then(|s| s.node_info.as_ref());
     GpuNode {
         name: n.metadata.name.clone().unwrap_or_default(),
@@ -889,6 +892,36 @@ mod tests {
         );
         assert_eq!(g.platform[1].since.as_deref(), Some("2026-11-20T10:00:00Z"));
         assert_eq!(g.gfd.driver.as_deref(), Some("550.54.15"));
+    }
+
+    /// A Gaudi node whose `habana.ai/gaudi` allocatable is below its capacity carries the device plugin's
+    /// withdrawal as a critical mark, in Intel's words; a whole one carries none.
+    #[test]
+    fn a_gaudi_withdrawn_by_its_device_plugin_is_a_platform_mark() {
+        use gpu_diag::facts::GpuVendor;
+        use gpu_diag::finding::Severity;
+        let node = |allocatable: &str| -> k8s_openapi::api::core::v1::Node {
+            serde_json::from_value(serde_json::json!({
+                "metadata": {"name": "gaudi-0"},
+                "status": {"capacity": {"habana.ai/gaudi": "8"},
+                           "allocatable": {"habana.ai/gaudi": allocatable},
+                           "conditions": [{"type": "Ready", "status": "True"}]}
+            }))
+            .unwrap()
+        };
+        let g = gpu_node(&node("7"), &[]);
+        assert_eq!(g.vendor, GpuVendor::Intel);
+        assert_eq!((g.gpu_capacity, g.gpu_allocatable), (8, 7));
+        assert_eq!(g.platform.len(), 1, "{:?}", g.platform);
+        let m = &g.platform[0];
+        assert_eq!(m.source, PlatformSource::GaudiDevicePlugin);
+        assert_eq!(m.severity, Severity::Critical);
+        assert_eq!(
+            m.line(),
+            "Habana device plugin (habana.ai/gaudi): 1 of 8 Gaudi devices withdrawn (allocatable 7) \
+             (HLML critical-error event)"
+        );
+        assert!(gpu_node(&node("8"), &[]).platform.is_empty());
     }
 
     /// AMD nodes (labels and capacity as ROCm/k8s-device-plugin documents them) are GPU nodes of vendor AMD

@@ -61,13 +61,15 @@ pub(super) async fn node_checks(
         report.checks.push(ReadinessCheck::fail(
             "gpu-nodes",
             format!(
-                "no GPU nodes{within} among {} nodes (none has nvidia.com/* or amd.com/gpu capacity, \
-                 nvidia.com/gpu.present=true, AMD's labeller labels or feature.node.kubernetes.io/amd-gpu=true)",
+                "no GPU nodes{within} among {} nodes (none has nvidia.com/*, amd.com/gpu or habana.ai/gaudi \
+                 capacity, nvidia.com/gpu.present=true, AMD's labeller labels, feature.node.kubernetes.io/amd-gpu=true \
+                 or feature.node.kubernetes.io/pci-1da3.present=true)",
                 nodes.len()
             ),
             "install the NVIDIA device plugin or GPU Operator, or for AMD GPUs AMD's device plugin and node labeller \
-             (ROCm/k8s-device-plugin) or AMD GPU Operator; check with: kubectl get nodes -L nvidia.com/gpu.present \
-             -L amd.com/gpu.product-name",
+             (ROCm/k8s-device-plugin) or AMD GPU Operator, or for Intel Gaudi Habana's device plugin or the Gaudi \
+             base operator; check with: kubectl get nodes -L nvidia.com/gpu.present -L amd.com/gpu.product-name \
+             -L feature.node.kubernetes.io/pci-1da3.present",
         ));
         return Vec::new();
     }

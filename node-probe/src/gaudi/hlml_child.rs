@@ -28,6 +28,8 @@
 //! - `hlml_get_mac_addr_info(void *, uint64_t mask[2], uint64_t ext_mask[2])`: the device's ports and its
 //!   external ones as bit masks (`main.py:764-771`, `PORTS_ARR_SIZE` 2); `hlml_nic_get_link(void *,
 //!   uint32_t port, bool *up)` (`main.py:782-788`), the `bool` one byte (`ctypes.c_bool`), read as a byte.
+//! - `hlml_device_get_current_clocks_throttle_reasons(void *, unsigned long long *)` (`main.py:729-733`):
+//!   a mask, POWER `1 << 0`, THERMAL `1 << 1` (`pyhlml_types_generated.py:264-265`).
 //!
 //! A function missing from an older library is an inline "not in this version" error on its field.
 //! Once `hlml_init` succeeded, `hlml_shutdown` runs on every path out. Every buffer handed to the library
@@ -79,6 +81,7 @@ const FUNCTIONS: &[&str] = &[
     "hlml_device_get_replaced_rows_pending_status",
     "hlml_get_mac_addr_info",
     "hlml_nic_get_link",
+    "hlml_device_get_current_clocks_throttle_reasons",
 ];
 
 type Plain = unsafe extern "C" fn() -> c_int;
@@ -91,6 +94,7 @@ type GetLibText = unsafe extern "C" fn(*mut u8, c_uint) -> c_int;
 type GetEcc = unsafe extern "C" fn(*mut c_void, c_uint, c_uint, *mut i64) -> c_int;
 type GetMasks = unsafe extern "C" fn(*mut c_void, *mut u64, *mut u64) -> c_int;
 type GetLink = unsafe extern "C" fn(*mut c_void, u32, *mut u8) -> c_int;
+type GetU64 = unsafe extern "C" fn(*mut c_void, *mut u64) -> c_int;
 /// `PORTS_ARR_SIZE`: the port masks' words (128 ports).
 const PORTS_ARR_SIZE: usize = 2;
 
@@ -259,6 +263,7 @@ fn devices(lib: &libloading::Library) -> Reading<Vec<HlmlDeviceFacts>> {
     let module = symbol::<GetUint>(lib, "hlml_device_get_module_id");
     let ecc = symbol::<GetEcc>(lib, "hlml_device_get_total_ecc_errors");
     let pending = symbol::<GetUint>(lib, "hlml_device_get_replaced_rows_pending_status");
+    let throttle = symbol::<GetU64>(lib, "hlml_device_get_current_clocks_throttle_reasons");
     let nic = match (
         symbol::<GetMasks>(lib, "hlml_get_mac_addr_info"),
         symbol::<GetLink>(lib, "hlml_nic_get_link"),
@@ -386,6 +391,23 @@ fn devices(lib: &libloading::Library) -> Reading<Vec<HlmlDeviceFacts>> {
             },
             nic_ports: match &nic {
                 Ok((masks, link)) => ports(h, *masks, *link),
+                Err(e) => Reading::Err(e.clone()),
+            },
+            clocks_throttle_reasons: match &throttle {
+                Ok(f) => {
+                    // Room for twice the told 8 bytes.
+                    let mut v = [0u64; 2];
+                    // SAFETY: (void *, unsigned long long *).
+                    let s = unsafe { f(h, v.as_mut_ptr()) };
+                    if s == SUCCESS {
+                        Reading::Ok(v[0])
+                    } else {
+                        Reading::Err(status_error(
+                            "hlml_device_get_current_clocks_throttle_reasons",
+                            s,
+                        ))
+                    }
+                }
                 Err(e) => Reading::Err(e.clone()),
             },
         });
@@ -526,6 +548,18 @@ mod tests {
             ] {
                 assert_eq!(c(name), Some(v as i64), "{release}: {name}");
             }
+            for (name, v) in [
+                (
+                    "HLML_CLOCKS_THROTTLE_REASON_POWER",
+                    gpu_diag::facts::HLML_THROTTLE_POWER,
+                ),
+                (
+                    "HLML_CLOCKS_THROTTLE_REASON_THERMAL",
+                    gpu_diag::facts::HLML_THROTTLE_THERMAL,
+                ),
+            ] {
+                assert_eq!(c(name), Some(v as i64), "{release}: {name}");
+            }
             assert_eq!(c("HL_FIELD_MAX_SIZE"), Some(HL_FIELD_MAX_SIZE as i64));
             assert_eq!(c("VERSION_MAX_LEN"), Some(VERSION_MAX_LEN as i64));
             // The status is read as a C int: a 4-byte enum.
@@ -569,6 +603,10 @@ mod tests {
                     format!(r#"["ptr","ptr:{0}","ptr:{0}"]"#, 8 * PORTS_ARR_SIZE),
                 ),
                 ("hlml_nic_get_link", r#"["ptr","uint32","ptr:1"]"#.into()),
+                (
+                    "hlml_device_get_current_clocks_throttle_reasons",
+                    r#"["ptr","ptr:8"]"#.into(),
+                ),
             ];
             assert_eq!(expect.len(), FUNCTIONS.len());
             for (name, args) in &expect {

@@ -76,7 +76,9 @@ pub fn memory_line(g: &GpuFacts, facts: &NodeFacts) -> Option<String> {
 }
 
 /// The one-line clock verdict of an AMD GPU (the telemetry report's): the throttles active now by the
-/// SMU's residencies, where NVML's clocks-event reasons mean nothing.
+/// SMU's residencies, where NVML's clocks-event reasons mean nothing. Shaped as every verdict is,
+/// `<class>: <figures>`: the text groups GPUs by what precedes the colon, so a throttled GPU is a line of
+/// its own.
 pub fn clocks_line(g: &GpuFacts) -> Option<String> {
     let amd = g.amd.as_ref()?;
     let now: Vec<String> = links::judge(g, amd, None)
@@ -96,20 +98,20 @@ pub fn clocks_line(g: &GpuFacts) -> Option<String> {
     Some(match amd.metrics.ok() {
         Some(m) if m.throttle_samples.len() >= 2 => {
             if now.is_empty() {
-                format!("AMD: no throttling between the probe's two gpu_metrics reads; {clock}.")
+                format!("AMD, no throttling between the probe's two gpu_metrics reads: {clock}.")
             } else {
                 format!(
-                    "AMD: throttled now by {} (gpu_metrics residencies); {clock}.",
+                    "AMD, throttled now by {} (gpu_metrics residencies): {clock}.",
                     now.join(" and ")
                 )
             }
         }
         Some(m) => format!(
-            "AMD: gpu_metrics {} has no two residency reads to tell throttling now (NVML's clocks-event reasons do not apply); {clock}.",
+            "AMD, gpu_metrics {} has no two residency reads to tell throttling now (NVML's clocks-event reasons do not apply): {clock}.",
             m.version
         ),
         None => format!(
-            "AMD: gpu_metrics unreadable (NVML's clocks-event reasons do not apply); {clock}."
+            "AMD, gpu_metrics unreadable (NVML's clocks-event reasons do not apply): {clock}."
         ),
     })
 }

@@ -36,7 +36,13 @@ pub use verdict::verdict;
 pub fn analyze(facts: &NodeFacts, _opts: &AnalysisOptions) -> TelemetryReport {
     let mut report = TelemetryReport::default();
     for g in &facts.gpus {
-        let (entry, mut findings) = gpu_telemetry(g);
+        let (mut entry, mut findings) = gpu_telemetry(g);
+        // A Gaudi's throttle reasons are libhlml's, read beside sysfs.
+        if let Some(d) = crate::analysis::gaudi::hlml_device(facts, g)
+            && let Some(v) = crate::analysis::gaudi::clocks_line(g, Some(d))
+        {
+            entry.verdict = v;
+        }
         report.gpus.push(entry);
         report.findings.append(&mut findings);
     }
@@ -123,7 +129,7 @@ pub fn gpu_telemetry(g: &GpuFacts) -> (GpuTelemetry, Vec<Finding>) {
             sync_boost: seconds(&g.clocks_event_durations_ns.sync_boost),
         },
         verdict: crate::analysis::amd::clocks_line(g)
-            .or_else(|| crate::analysis::gaudi::clocks_line(g))
+            .or_else(|| crate::analysis::gaudi::clocks_line(g, None))
             .unwrap_or_else(|| verdict(g)),
         clocks_event_reasons: events,
     };

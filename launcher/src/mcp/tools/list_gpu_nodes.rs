@@ -107,9 +107,9 @@ impl Tool for ListGpuNodes {
     type Output = NodeList;
     const NAME: &'static str = "list_gpu_nodes";
     const TITLE: &'static str = "List GPU nodes";
-    const DESCRIPTION: &'static str = "List the nodes that carry NVIDIA or AMD GPUs, with GPU vendor and capacity/allocatable/allocated \
+    const DESCRIPTION: &'static str = "List the nodes that carry NVIDIA or AMD GPUs or Intel Gaudi accelerators, with GPU vendor and capacity/allocatable/allocated \
 counts, GPU model, driver and NVLink clique, MIG resources or AMD partition mode, readiness, problem conditions, taints and cordon \
-state, and what the platform's health agents (EKS, AKS, NVSentinel, node-problem-detector, AMD's GPU Operator) already report. Use it first to find node \
+state, and what the platform's health agents (EKS, AKS, NVSentinel, node-problem-detector, AMD's GPU Operator, Habana's device plugin) already report. Use it first to find node \
 names for the other tools, or to spot nodes that are NotReady, cordoned or have fewer allocatable GPUs \
 than capacity. Nodes with problems come first; a large cluster is summarised by groups (GPU model, count, \
 taints) and listed a page at a time (`limit`, `offset`). In local mode it returns the single node `local` \
