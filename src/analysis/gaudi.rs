@@ -77,6 +77,9 @@ pub fn judge(facts: &NodeFacts) -> Vec<Finding> {
         if let Some(d) = hlml_device(facts, g) {
             out.extend(hlml_memory(g, d));
             out.extend(hlml_throttle(g, d));
+            if !rdma_covers(facts, g) {
+                out.extend(hlml_nic(g, d));
+            }
         }
     }
     out
@@ -182,6 +185,147 @@ pub(crate) fn hlml_throttle(g: &GpuFacts, d: &HlmlDeviceFacts) -> Vec<Finding> {
         ));
     }
     out
+}
+
+/// One Gaudi's NIC ports as libhlml reads them (the topology report's), for a node where the RDMA core does
+/// not show them.
+#[derive(
+    Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
+pub struct GaudiNicLinks {
+    pub gpu: u32,
+    /// Ports in the device's mask, and how many of them are external (scale-out).
+    pub ports: u32,
+    pub external: u32,
+    /// Ports whose link is down, each with whether it is external.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub down: Vec<GaudiNicPort>,
+    /// Ports whose link libhlml could not read.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub unread: u32,
+}
+
+#[derive(
+    Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
+pub struct GaudiNicPort {
+    pub port: u32,
+    pub external: bool,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+/// Every Gaudi's NIC ports as libhlml read them, where the RDMA core does not show that device's NIC (it
+/// is the fabric view's there) and libhlml read the ports.
+pub fn nic_links(facts: &NodeFacts) -> Vec<GaudiNicLinks> {
+    gaudi_devices(facts)
+        .filter(|(g, _)| !rdma_covers(facts, g))
+        .filter_map(|(g, _)| {
+            let ports = hlml_device(facts, g)?.nic_ports.ok()?;
+            (!ports.is_empty()).then(|| GaudiNicLinks {
+                gpu: g.index,
+                ports: ports.len() as u32,
+                external: ports.iter().filter(|p| p.external).count() as u32,
+                down: ports
+                    .iter()
+                    .filter(|p| p.up.get() == Some(false))
+                    .map(|p| GaudiNicPort {
+                        port: p.port,
+                        external: p.external,
+                    })
+                    .collect(),
+                unread: ports.iter().filter(|p| p.up.get().is_none()).count() as u32,
+            })
+        })
+        .collect()
+}
+
+/// Whether the RDMA core shows this Gaudi's own NIC (an RDMA device on the same PCI function, Intel's
+/// `habanalabs_ib`): its ports are then judged by the fabric view, port by port, and libhlml's links are not
+/// said a second time.
+fn rdma_covers(facts: &NodeFacts, g: &GpuFacts) -> bool {
+    let Some(bus) = pci(g) else {
+        return false;
+    };
+    facts.rdma.as_ref().and_then(|r| r.ok()).is_some_and(|r| {
+        r.devices
+            .iter()
+            .any(|d| canonical_bus_id(&d.pci_bus_id).ok() == Some(&bus))
+    })
+}
+
+/// The device's NIC ports whose link libhlml reads down (`hlml_nic_get_link`), where the RDMA core does not
+/// show them: one finding per device. An external port is a scale-out link (its cable, transceiver or switch
+/// port); an internal one links this Gaudi to another on the board (scale-up), so every collective over the
+/// board loses a path. Both stall or slow the job's communication.
+pub(crate) fn hlml_nic(g: &GpuFacts, d: &HlmlDeviceFacts) -> Vec<Finding> {
+    let Some(ports) = d.nic_ports.ok() else {
+        return Vec::new();
+    };
+    let down: Vec<&crate::facts::HlmlNicPortFacts> =
+        ports.iter().filter(|p| p.up.get() == Some(false)).collect();
+    if down.is_empty() {
+        return Vec::new();
+    }
+    let list = |external: bool| -> Vec<String> {
+        down.iter()
+            .filter(|p| p.external == external)
+            .map(|p| p.port.to_string())
+            .collect()
+    };
+    let (ext, int) = (list(true), list(false));
+    let mut parts = Vec::new();
+    if !ext.is_empty() {
+        parts.push(format!("external (scale-out) port {}", ext.join(", ")));
+    }
+    if !int.is_empty() {
+        parts.push(format!(
+            "internal (scale-up, to another Gaudi on the board) port {}",
+            int.join(", ")
+        ));
+    }
+    let up = ports.iter().filter(|p| p.up.get() == Some(true)).count();
+    let (kind, detail) = if int.is_empty() {
+        (
+            ActionKind::CheckMechanicals,
+            "check the cable, transceiver and switch port of each external port down; `hl-smi -n link` shows \
+             the links"
+                .to_string(),
+        )
+    } else {
+        (
+            ActionKind::DrainAndResetGpu,
+            format!(
+                "drain the node and hard-reset the device (`hl-smi -r -i {}`), which retrains its links; a board \
+                 link that stays down needs the board serviced",
+                pci(g).as_deref().unwrap_or("<pci>")
+            ),
+        )
+    };
+    vec![finding(
+        "gaudi.nic_port_down",
+        Severity::Warning,
+        Some(g),
+        format!(
+            "{}: NIC links down (libhlml; {up} of {} ports up): {}. Collectives over them stall or slow down.",
+            gpu_label(g),
+            ports.len(),
+            parts.join("; ")
+        ),
+        down.iter()
+            .map(|p| {
+                format!(
+                    "hlml nic port {} ({}) link = down",
+                    p.port,
+                    if p.external { "external" } else { "internal" }
+                )
+            })
+            .collect(),
+        kind,
+        detail,
+    )]
 }
 
 fn pci(g: &GpuFacts) -> Option<String> {
@@ -373,6 +517,70 @@ mod tests {
                 .unwrap()
                 .contains("no throttle reasons in the habanalabs sysfs")
         );
+    }
+
+    /// libhlml's links down are one finding per device, external and internal ports told apart, with the
+    /// board-link action where an internal one is down; a device whose NIC the RDMA core shows is left to the
+    /// fabric view; an unread link is no port down.
+    #[test]
+    fn hlml_nic_links_down_where_the_rdma_core_does_not_show_them() {
+        use crate::facts::{HlmlFacts, HlmlNicPortFacts, RdmaDeviceFacts, RdmaFacts};
+        let port =
+            |port: u32, external: bool, up: Reading<bool>| HlmlNicPortFacts { port, external, up };
+        let mut facts = node(&[("Operational", 0), ("Operational", 0), ("Operational", 0)]);
+        let dev = |i: u32, ports: Vec<HlmlNicPortFacts>| HlmlDeviceFacts {
+            index: i,
+            bus_id: format!("0000:{:02x}:00.0", 0x19 + i),
+            nic_ports: Reading::Ok(ports),
+            ..HlmlDeviceFacts::default()
+        };
+        facts.hlml = Some(Reading::Ok(HlmlFacts {
+            devices: Reading::Ok(vec![
+                dev(
+                    0,
+                    vec![
+                        port(7, false, Reading::Ok(false)),
+                        port(21, true, Reading::Ok(false)),
+                        port(22, true, Reading::Ok(true)),
+                        port(23, true, Reading::not_supported()),
+                    ],
+                ),
+                dev(1, vec![port(21, true, Reading::Ok(false))]),
+                dev(2, vec![port(21, true, Reading::Ok(false))]),
+            ]),
+            ..HlmlFacts::default()
+        }));
+        // Device 2's NIC is an RDMA device too (`hbl_2` on its PCI function).
+        facts.rdma = Some(Reading::Ok(RdmaFacts {
+            devices: vec![RdmaDeviceFacts {
+                name: "hbl_2".into(),
+                pci_bus_id: Reading::Ok("0000:1B:00.0".into()),
+                ..RdmaDeviceFacts::default()
+            }],
+            ..RdmaFacts::default()
+        }));
+        let f: Vec<Finding> = judge(&facts)
+            .into_iter()
+            .filter(|x| x.code == "gaudi.nic_port_down")
+            .collect();
+        assert_eq!(f.len(), 2, "{f:?}");
+        assert_eq!(f[0].gpu, Some(0));
+        assert_eq!(
+            f[0].summary,
+            "GPU 0 (0000:19:00.0): NIC links down (libhlml; 1 of 4 ports up): external (scale-out) port 21; \
+             internal (scale-up, to another Gaudi on the board) port 7. Collectives over them stall or slow down."
+        );
+        assert_eq!(
+            f[0].evidence,
+            [
+                "hlml nic port 7 (internal) link = down",
+                "hlml nic port 21 (external) link = down"
+            ]
+        );
+        assert_eq!(f[0].action.kind, ActionKind::DrainAndResetGpu);
+        assert!(f[0].action.detail.contains("hl-smi -r -i 0000:19:00.0"));
+        assert_eq!(f[1].gpu, Some(1));
+        assert_eq!(f[1].action.kind, ActionKind::CheckMechanicals);
     }
 
     #[test]

@@ -207,6 +207,10 @@ pub static BUILTIN: &[Scenario] = &[
         "gaudi3-thermal",
         "Intel Gaudi 3 node whose device 3 throttles its clocks for heat (96 C, libhlml THERMAL, the driver's overheating lines); device 6 at its power limit"
     ),
+    scenario!(
+        "gaudi3-nic-link-down",
+        "Intel Gaudi 3 node without the RDMA view of its NICs: libhlml reads device 1's internal port 9 and device 5's external port 22 down"
+    ),
 ];
 
 /// A time script for `watch`: a built-in scenario with a [`crate::facts::Timeline`] played over it. Written

@@ -82,6 +82,7 @@ fn every_node_tool_answers_on_the_gaudi_scenarios() {
         "gaudi2-roce-port-down",
         "gaudi3-healthy",
         "gaudi3-thermal",
+        "gaudi3-nic-link-down",
     ] {
         for tool in NODE_TOOLS.iter().chain(&["run_gpu_diagnostic"]) {
             let text = sim(scenario, tool);
@@ -380,6 +381,53 @@ fn a_gaudi3_throttling_for_heat_is_one_cooling_incident() {
         "{t}"
     );
     assert!(t.contains("  GPU 0-2, 4-5, 7: "), "{t}");
+}
+
+/// A Gaudi 3 board whose NIC links only libhlml reads: the two devices with a link down are named with their
+/// ports in Intel's terms (external, internal), the board link asks for the device's hard reset, the cable
+/// for its mechanicals; the other six are healthy.
+#[test]
+fn gaudi3_nic_links_down_from_libhlml() {
+    let h = sim_json("gaudi3-nic-link-down", "get_gpu_health");
+    let r = &h["report"];
+    let mut down: Vec<(u64, &str)> = r["incidents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["code"] == "gaudi.nic_port_down")
+        .map(|i| {
+            (
+                i["gpu"].as_u64().unwrap(),
+                i["action"]["kind"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    down.sort();
+    assert_eq!(
+        down,
+        [(1, "drain_and_reset_gpu"), (5, "check_mechanicals")],
+        "{h}"
+    );
+    let t = sim("gaudi3-nic-link-down", "get_gpu_health");
+    assert!(
+        t.contains("internal (scale-up, to another Gaudi on the board) port 9"),
+        "{t}"
+    );
+    assert!(t.contains("external (scale-out) port 22"), "{t}");
+    assert!(t.contains("GPU 0, 2-4, 6-7 Intel Gaudi 3: healthy"), "{t}");
+    // The fabric view has no RDMA device for these NICs: it lists libhlml's ports, the down ones named.
+    let topo = sim("gaudi3-nic-link-down", "inspect_topology");
+    assert!(
+        topo.contains("  GPU 1: 24 ports (3 external), down: 9 (internal)\n"),
+        "{topo}"
+    );
+    assert!(
+        topo.contains("  GPU 0, 2-4, 6-7: 24 ports (3 external), all up\n"),
+        "{topo}"
+    );
+    // Where the RDMA core shows a Gaudi's NIC, libhlml's ports are not listed again.
+    let roce = sim("gaudi2-roce-port-down", "inspect_topology");
+    assert!(!roce.contains("Gaudi NIC ports (libhlml"), "{roce}");
 }
 
 /// An operator tool's text on a built-in scenario, in operator mode, as a dry run.

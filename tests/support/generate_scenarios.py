@@ -1837,8 +1837,8 @@ def scn_gaudi2_hbm_ecc():
 
 def gaudi_hlml(bus, per_dev):
     """libhlml's reading of the devices at `bus` (node-probe's `hlml` facts): a serial each, the module id
-    sysfs shows (gaudi_dev's), ECC totals, rows pending and clocks throttle reasons as `per_dev` says, no NIC
-    port read."""
+    sysfs shows (gaudi_dev's), ECC totals, rows pending, clocks throttle reasons and NIC ports (`nic`: the
+    ports present, the external ones, the ones down) as `per_dev` says; no NIC port read where it says none."""
     devices = []
     for i, b in enumerate(bus):
         p = per_dev.get(i, {})
@@ -1851,7 +1851,8 @@ def gaudi_hlml(bus, per_dev):
             "ecc": {"corrected_volatile": p.get("corrected", 0), "uncorrected_volatile": ue,
                     "corrected_aggregate": 2 + p.get("corrected", 0), "uncorrected_aggregate": ue},
             "replaced_rows_pending": p.get("pending", False),
-            "nic_ports": [],
+            "nic_ports": [{"port": n, "external": n in p["nic"]["external"], "up": n not in p["nic"].get("down", ())}
+                          for n in p["nic"]["ports"]] if "nic" in p else [],
             "clocks_throttle_reasons": p.get("throttle", 0),
         })
     return {"path": "/usr/lib/habanalabs/libhlml.so", "version": "1.17.0",
@@ -1909,6 +1910,23 @@ def scn_gaudi3_thermal():
     per = {3: dict(temp=96, clk=1150), 6: dict(power_w=897)}
     node = gaudi2_node("gaudi3-thermal", "gaudi3-04", per_dev=per, extra_log=log, uptime=int(t) + 1500, gen=3)
     node["hlml"] = gaudi_hlml(GAUDI3_BUS, {3: dict(throttle=0x2), 6: dict(throttle=0x1)})
+    for g, d in zip(node["gpus"], node["hlml"]["devices"]):
+        g["serial"] = d["serial"]
+    return node
+
+
+def scn_gaudi3_nic_link_down():
+    """A Gaudi 3 board whose NICs the RDMA core does not show (Intel's `habanalabs_ib` not loaded): only libhlml
+    reads the links (pyhlml hlmlDeviceGetMacAddrInfo's port masks, hlmlDeviceNicGetLink). Each device has 24
+    ports, three of them external (scale-out) by the library's mask; device 1's internal port 9 (a board link
+    to another Gaudi) is down, and device 5's external port 22. Nothing in the kernel log; every device
+    operational. Port numbers, masks and serials invented."""
+    nic = dict(ports=range(24), external={20, 21, 22})
+    node = gaudi2_node("gaudi3-nic-link-down", "gaudi3-06", uptime=98000, gen=3)
+    per = {i: dict(nic=dict(nic)) for i in range(8)}
+    per[1]["nic"]["down"] = {9}
+    per[5]["nic"]["down"] = {22}
+    node["hlml"] = gaudi_hlml(GAUDI3_BUS, per)
     for g, d in zip(node["gpus"], node["hlml"]["devices"]):
         g["serial"] = d["serial"]
     return node
@@ -1991,6 +2009,7 @@ SCENARIOS = {
     "gaudi2-roce-port-down": scn_gaudi2_roce_port_down,
     "gaudi3-healthy": scn_gaudi3_healthy,
     "gaudi3-thermal": scn_gaudi3_thermal,
+    "gaudi3-nic-link-down": scn_gaudi3_nic_link_down,
 }
 
 

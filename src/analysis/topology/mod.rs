@@ -37,6 +37,10 @@ pub struct TopologyReport {
     /// (older probes, scenarios without NICs).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nics: Option<super::nic::NicReport>,
+    /// Intel Gaudi devices' own NIC ports as libhlml reads them, where the RDMA core does not show them
+    /// (Intel's `habanalabs_ib` not loaded).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gaudi_nic: Vec<super::gaudi::GaudiNicLinks>,
     /// What a summarised report leaves out, and how to get it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub omitted: Option<String>,
@@ -201,6 +205,12 @@ pub fn analyze(facts: &NodeFacts, _opts: &AnalysisOptions) -> TopologyReport {
     let (nics, mut nic_findings) = super::nic::analyze(facts);
     report.nics = nics;
     report.findings.append(&mut nic_findings);
+    report.gaudi_nic = super::gaudi::nic_links(facts);
+    report.findings.extend(
+        super::gaudi::judge(facts)
+            .into_iter()
+            .filter(|f| f.code == "gaudi.nic_port_down"),
+    );
     report
 }
 

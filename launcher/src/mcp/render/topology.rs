@@ -39,6 +39,7 @@ pub fn render(t: &TopologyReport, out: &mut String) {
     if let Some(n) = &t.nics {
         nic::render(n, out);
     }
+    gaudi_nic(&t.gaudi_nic, out);
     if let Some(o) = &t.omitted {
         let _ = writeln!(out, "not listed: {o}");
     }
@@ -97,6 +98,43 @@ fn matrix(t: &TopologyReport, out: &mut String) {
 
 /// `GPU 0-7`, `GPU 0-2, 4-7`: indices with their runs collapsed, in the order given (callers list GPUs in
 /// index order already; a CPU list, by contrast, is sorted first).
+/// A Gaudi's own NIC ports as libhlml reads them: devices alike in one line, the ports down named.
+fn gaudi_nic(links: &[gpu_diag::analysis::gaudi::GaudiNicLinks], out: &mut String) {
+    if links.is_empty() {
+        return;
+    }
+    out.push_str("Gaudi NIC ports (libhlml; the RDMA core does not show them):\n");
+    alike(
+        links
+            .iter()
+            .map(|l| {
+                let mut d = format!("{} ports ({} external)", l.ports, l.external);
+                if l.down.is_empty() {
+                    d.push_str(", all up");
+                } else {
+                    let down: Vec<String> = l
+                        .down
+                        .iter()
+                        .map(|p| {
+                            format!(
+                                "{} ({})",
+                                p.port,
+                                if p.external { "external" } else { "internal" }
+                            )
+                        })
+                        .collect();
+                    d.push_str(&format!(", down: {}", down.join(", ")));
+                }
+                if l.unread > 0 {
+                    d.push_str(&format!(", {} unread", l.unread));
+                }
+                (l.gpu, d)
+            })
+            .collect(),
+        out,
+    );
+}
+
 pub fn gpu_set(idx: &[u32]) -> String {
     format!("GPU {}", index_ranges(idx, ", "))
 }
