@@ -578,6 +578,12 @@ async fn amd_level_2_needs_a_person_is_audited_and_keeps_pods_off_for_the_run() 
 /// plugin's `habana.ai/gaudi` capacity (HabanaAI/habanalabs-k8s-device-plugin 1.16.0 `main.go:89`), nothing
 /// of NVIDIA's.
 fn make_gaudi(tb: &Testbed, name: &str, gaudi: u32) {
+    make_gaudi_allocatable(tb, name, gaudi, gaudi);
+}
+
+/// [`make_gaudi`] with `allocatable` of its `gaudi` devices allocatable: the rest withdrawn by the device
+/// plugin, as it does on HLML's critical-error event (`habanalabs.go` `watchXIDs`).
+fn make_gaudi_allocatable(tb: &Testbed, name: &str, gaudi: u32, allocatable: u32) {
     tb.kubectl(&[
         "label",
         "node",
@@ -601,7 +607,7 @@ fn make_gaudi(tb: &Testbed, name: &str, gaudi: u32) {
         "--type=merge",
         "-p",
         &format!(
-            r#"{{"status":{{"capacity":{{"nvidia.com/gpu":null,"habana.ai/gaudi":"{gaudi}"}},"allocatable":{{"nvidia.com/gpu":null,"habana.ai/gaudi":"{gaudi}"}}}}}}"#
+            r#"{{"status":{{"capacity":{{"nvidia.com/gpu":null,"habana.ai/gaudi":"{gaudi}"}},"allocatable":{{"nvidia.com/gpu":null,"habana.ai/gaudi":"{allocatable}"}}}}}}"#
         ),
     ]);
 }
@@ -784,6 +790,84 @@ async fn a_job_on_gaudi_nodes_in_a_fleet_of_three_vendors_is_diagnosed() {
         !t.contains("nvidia-smi") && !t.contains("Xid") && !t.contains("amd-smi"),
         "{t}"
     );
+    l.stop().await;
+    assert!(tb.pods(&ns).is_empty(), "probe pods left in {ns}");
+}
+
+/// A Gaudi node whose device plugin withdrew a device (allocatable 7 of 8 `habana.ai/gaudi`, the kubelet's
+/// word on the API server) reads critical before any probe, in Habana's words: the list names the mark
+/// under the node, and a scan of it and a healthy Gaudi node names it alone, the probe's healthy reading
+/// beside the plugin's mark.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gaudi_withdrawn_by_its_device_plugin_is_named_before_any_probe() {
+    if skipped() {
+        return;
+    }
+    let tb = Testbed::shared();
+    let ns = unique("e2e-gaudi-w");
+    tb.probe_namespace(&ns, User::Reader);
+    tb.bind_reader(User::Reader);
+    let group = unique("withdrawn");
+    let (ok, withdrawn) = (unique("gaudi-ok"), unique("gaudi-w"));
+    tb.add_nodes(&[
+        FakeNode::gpu(&ok, "gaudi2-healthy").label("e2e-group", &group),
+        FakeNode::gpu(&withdrawn, "gaudi2-healthy").label("e2e-group", &group),
+    ]);
+    make_gaudi(tb, &ok, 8);
+    make_gaudi_allocatable(tb, &withdrawn, 8, 7);
+    let l = mcp::start(tb, User::Reader, &ns, &[]).await;
+    let selector = format!("e2e-group={group}");
+
+    let r = l
+        .call("list_gpu_nodes", json!({"label_selector": selector}))
+        .await;
+    let (t, v) = (mcp::text(&r), r.structured_content.clone().unwrap());
+    let node = |name: &str| {
+        v["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["name"] == name)
+            .unwrap_or_else(|| panic!("{name} not listed: {t}"))
+            .clone()
+    };
+    let w = node(&withdrawn);
+    assert_eq!(
+        (w["gpu_capacity"].as_u64(), w["gpu_allocatable"].as_u64()),
+        (Some(8), Some(7)),
+        "{t}"
+    );
+    assert_eq!(w["platform"][0]["source"], "gaudi_device_plugin", "{t}");
+    assert_eq!(w["platform"][0]["severity"], "critical", "{t}");
+    assert!(
+        node(&ok)["platform"]
+            .as_array()
+            .is_none_or(|p| p.is_empty()),
+        "{t}"
+    );
+    assert!(
+        t.contains(
+            "Habana device plugin (habana.ai/gaudi): 1 of 8 Gaudi devices withdrawn (allocatable 7) \
+             (HLML critical-error event)"
+        ),
+        "{t}"
+    );
+
+    let r = l
+        .call(
+            "scan_gpu_nodes",
+            json!({"label_selector": selector, "show_healthy": true}),
+        )
+        .await;
+    let (t, v) = (mcp::text(&r), r.structured_content.clone().unwrap());
+    let attention: Vec<&str> = v["needs_attention"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["node"].as_str().unwrap())
+        .collect();
+    assert_eq!(attention, [withdrawn.as_str()], "{t}");
+    assert!(t.contains("Habana device plugin"), "{t}");
     l.stop().await;
     assert!(tb.pods(&ns).is_empty(), "probe pods left in {ns}");
 }
