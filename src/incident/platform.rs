@@ -606,11 +606,19 @@ pub fn classify_node_taint(
 /// every Gaudi of the node when the event names no device it can find; nothing marks one healthy again
 /// until the plugin restarts (HabanaAI/habanalabs-k8s-device-plugin 1.16.0, `habanalabs.go:118-181`
 /// `watchXIDs`, `server.go:190`). So allocatable below capacity is that mark, counted: critical, as the
-/// vendor's library called it. `None` when every device is allocatable or the plugin advertises none.
+/// vendor's library called it. None allocatable is also what the kubelet shows for five minutes after the
+/// plugin itself stopped (it keeps the capacity and withdraws every device: kubernetes
+/// `pkg/kubelet/cm/devicemanager`, `endpointStopGracePeriod`), so then both causes are named. `None` when
+/// every device is allocatable or the plugin advertises none.
 pub fn gaudi_devices_withdrawn(capacity: u64, allocatable: u64) -> Option<PlatformMark> {
     if capacity == 0 || allocatable >= capacity {
         return None;
     }
+    let reason = if allocatable == 0 {
+        "HLML critical-error event naming no device, or the device plugin stopped"
+    } else {
+        "HLML critical-error event"
+    };
     Some(PlatformMark {
         source: PlatformSource::GaudiDevicePlugin,
         fault: F::GpuUnhealthy,
@@ -619,10 +627,11 @@ pub fn gaudi_devices_withdrawn(capacity: u64, allocatable: u64) -> Option<Platfo
             "{} of {capacity} Gaudi devices withdrawn (allocatable {allocatable})",
             capacity - allocatable
         ),
-        reason: Some("HLML critical-error event".into()),
+        reason: Some(reason.into()),
         message: Some(
             "the plugin withdraws a device on HLML's critical-error event (every device when the event names \
-             none) and returns it only when the plugin restarts"
+             none) and returns it only when the plugin restarts; the kubelet withdraws every device of a plugin \
+             that stopped"
                 .into(),
         ),
         since: None,

@@ -922,6 +922,12 @@ mod tests {
              (HLML critical-error event)"
         );
         assert!(gpu_node(&node("8"), &[]).platform.is_empty());
+        // None allocatable is also a stopped plugin (the kubelet keeps its capacity for a while): both named.
+        let none = gpu_node(&node("0"), &[]);
+        assert_eq!(
+            none.platform[0].reason.as_deref(),
+            Some("HLML critical-error event naming no device, or the device plugin stopped")
+        );
     }
 
     /// AMD nodes (labels and capacity as ROCm/k8s-device-plugin documents them) are GPU nodes of vendor AMD
