@@ -17,7 +17,7 @@ use std::path::Path;
 
 /// The built-in trusted sources: a repository prefix (whole path elements) and who publishes there.
 /// Only publishers whose namespace no one else can push to, and who build the images node-probe can run in
-/// (glibc bases, NVIDIA's CUDA/driver/framework images).
+/// (glibc bases, NVIDIA's CUDA/driver/framework images, AMD's ROCm and Intel's Gaudi bases).
 pub const BUILT_IN: &[(&str, &str)] = &[
     (
         "docker.io/library/",
@@ -43,6 +43,26 @@ pub const BUILT_IN: &[(&str, &str)] = &[
         "docker.io/rocm/test-runner",
         "AMD's own Docker Hub namespace, this one repository: the GPU Operator's test runner (ROCm Validation \
          Suite), the base of run_gpu_diagnostic on AMD nodes only (not a base of other probes)",
+    ),
+    (
+        "docker.io/rocm/dev-ubuntu-20.04",
+        "AMD's own Docker Hub namespace, this one repository: ROCm on Ubuntu 20.04 (ROCm/ROCm-docker \
+         dev/Dockerfile-ubuntu-20.04), a base on AMD nodes",
+    ),
+    (
+        "docker.io/rocm/dev-ubuntu-22.04",
+        "AMD's own Docker Hub namespace, this one repository: ROCm on Ubuntu 22.04 (ROCm/ROCm-docker \
+         dev/Dockerfile-ubuntu-22.04), a base on AMD nodes",
+    ),
+    (
+        "docker.io/rocm/dev-ubuntu-24.04",
+        "AMD's own Docker Hub namespace, this one repository: ROCm on Ubuntu 24.04 (ROCm/ROCm-docker \
+         dev/Dockerfile-ubuntu-24.04), a base on AMD nodes",
+    ),
+    (
+        "vault.habana.ai/gaudi-docker/",
+        "Intel's own Habana registry, its Gaudi software images (HabanaAI/Setup_and_Install dockerfiles): \
+         only Intel publishes here",
     ),
     (
         "registry.access.redhat.com/",

@@ -34,16 +34,21 @@ pub fn glibc_of(name: &str) -> Option<((u32, u32), String)> {
         ("debian10", (2, 28)),
         ("debian11", (2, 31)),
         ("debian12", (2, 36)),
+        // AMD's ROCm development images (ROCm/ROCm-docker `dev/Dockerfile-ubuntu-*`: `FROM ubuntu:<release>`).
+        ("dev-ubuntu-20.04", (2, 31)),
+        ("dev-ubuntu-22.04", (2, 35)),
+        ("dev-ubuntu-24.04", (2, 39)),
     ];
     let path = r.repository.split('/').skip(1).collect::<Vec<_>>();
     for (key, v) in IN_NAME {
-        // A whole tag element (`-ubuntu22.04`, `ubi8-`) or a whole path element (`ubi8/ubi`).
-        let in_tag = tag.split(['-', '_']).any(|e| {
+        // A whole element or one with a minor release after it (`rhel9.4`): of the tag (`-ubuntu22.04`,
+        // `ubi8-`) or of the path (`ubi8/ubi`, Habana's `gaudi-docker/1.22.0/ubuntu22.04/...`).
+        let is_key = |e: &str| {
             e == *key
                 || e.strip_prefix(*key)
                     .is_some_and(|rest| rest.starts_with('.'))
-        });
-        if in_tag || path.iter().any(|e| e == key) {
+        };
+        if tag.split(['-', '_']).any(is_key) || path.iter().any(|e| is_key(e)) {
             return Some((*v, format!("{key} in its name")));
         }
     }
@@ -114,6 +119,20 @@ mod tests {
             ("rockylinux:8.9", Some((2, 28))),
             ("amazonlinux:2023", Some((2, 34))),
             ("amazonlinux:2", Some((2, 26))),
+            // AMD's and Intel's images that name their base in the repository.
+            ("docker.io/rocm/dev-ubuntu-24.04:6.4.4", Some((2, 39))),
+            (
+                "vault.habana.ai/gaudi-docker/1.22.0/ubuntu22.04/habanalabs/pytorch-installer-2.7.1:latest",
+                Some((2, 35)),
+            ),
+            (
+                "vault.habana.ai/gaudi-docker/1.22.0/rhel9.6/habanalabs/base-installer-rhel9.6:1.22.0-740",
+                Some((2, 34)),
+            ),
+            (
+                "vault.habana.ai/gaudi-docker/1.22.0/tencentos3.1/habanalabs/pytorch-installer-2.7.1:latest",
+                None,
+            ),
             // The name does not say: a digest alone, or a tag that names no release.
             (
                 "nvcr.io/nvidia/driver@sha256:0ee0c585fa720f177734b3295a073f402d75986c1fe018ae68bd73fe9c21b8d8",

@@ -64,10 +64,49 @@ const KNOWN: &[(&str, u8)] = &[
     ("tensorflow/tensorflow", 50),
     ("nvidia/tritonserver", 55),
     ("nvidia/nemo", 55),
+    // AMD's ROCm development images: the Ubuntu release's own image with ROCm's packages added, named in the
+    // repository (ROCm/ROCm-docker `dev/Dockerfile-ubuntu-22.04` line 1 `FROM ubuntu:22.04`, likewise 20.04
+    // and 24.04; tagged `rocm/dev-ubuntu-22.04:<ROCm version>` by its `build_all.sh`).
+    ("rocm/dev-ubuntu-20.04", 35),
+    ("rocm/dev-ubuntu-22.04", 35),
+    ("rocm/dev-ubuntu-24.04", 35),
 ];
+
+/// Intel's Gaudi software images, which carry their base in the repository path
+/// (`vault.habana.ai/gaudi-docker/<release>/<os>/habanalabs/<image>-installer-<version>`,
+/// HabanaAI/Setup_and_Install `dockerfiles/common.mk` and the health screen's `config.yaml`). The base
+/// installer is the OS image with Habana's packages added, the PyTorch installer is built on it
+/// (`dockerfiles/pytorch/Dockerfile.ubuntu`: `FROM ${BASE_NAME}:...`). Only the OS images whose base this
+/// delivery knows are tried: `ubuntu22.04` and `ubuntu24.04` (`dockerfiles/base/Dockerfile.ubuntu22.04`:
+/// `FROM ubuntu:jammy`, `.ubuntu24.04`: `FROM ubuntu:noble`) and `rhel9.<minor>`
+/// (`FROM registry.access.redhat.com/ubi9/ubi:9.4`); TencentOS, OpenCloudOS and Navix start from minimal
+/// images of their own and are not tried.
+fn gaudi_rank(repo: &str) -> Option<u8> {
+    let path: Vec<&str> = repo.split('/').collect();
+    let [_, "gaudi-docker", _, os, "habanalabs", image] = path.as_slice() else {
+        return None;
+    };
+    let os_known = ["ubuntu22.04", "ubuntu24.04"].contains(os)
+        || os
+            .strip_prefix("rhel9.")
+            .is_some_and(|m| !m.is_empty() && m.bytes().all(|b| b.is_ascii_digit()));
+    if !os_known {
+        return None;
+    }
+    if image.starts_with("base-installer-") {
+        Some(36)
+    } else if image.starts_with("pytorch-installer-") {
+        Some(52)
+    } else {
+        None
+    }
+}
 
 /// The rank of one repository (normalised); None: unknown (not tried, since a wrong guess costs a pod start).
 pub(super) fn rank_of(repo: &str) -> Option<u8> {
+    if let Some(rank) = gaudi_rank(repo) {
+        return Some(rank);
+    }
     for (pattern, rank) in KNOWN {
         // Match whole path elements from the end: `docker.io/library/debian` ends with `library/debian` and
         // `debian`; `myorg/debian-tools` matches neither.
@@ -155,6 +194,94 @@ mod tests {
             ),
             "{refused:?}"
         );
+    }
+
+    /// An AMD node's ROCm development image and a Gaudi node's Habana images are bases (by digest, from AMD's
+    /// exact repositories and Intel's registry); other ROCm repositories, Habana OS images whose base this
+    /// delivery does not know, and lookalikes elsewhere are not.
+    #[test]
+    fn rocm_and_habana_bases_rank_and_their_lookalikes_do_not() {
+        let pulled = |t: &str| vec![digest_of(t), t.to_string()];
+        let hv = "vault.habana.ai/gaudi-docker/1.22.0";
+        let imgs: Vec<(Vec<String>, i64)> = vec![
+            (
+                pulled(&format!(
+                    "{hv}/ubuntu22.04/habanalabs/pytorch-installer-2.7.1:latest"
+                )),
+                9_000_000_000,
+            ),
+            (
+                pulled(&format!(
+                    "{hv}/rhel9.4/habanalabs/base-installer-rhel9.4:1.22.0-740"
+                )),
+                2_000_000_000,
+            ),
+            (
+                pulled(&format!(
+                    "{hv}/tencentos3.1/habanalabs/pytorch-installer-2.7.1:latest"
+                )),
+                9_000_000_000,
+            ),
+            (
+                pulled(&format!(
+                    "{hv}/ubuntu22.04/habanalabs/triton-installer-2.7.1:latest"
+                )),
+                9_000_000_000,
+            ),
+            (
+                pulled("docker.io/rocm/dev-ubuntu-22.04:6.4.4"),
+                3_000_000_000,
+            ),
+            (
+                pulled("docker.io/rocm/pytorch:rocm6.4_ubuntu22.04_py3.10_pytorch_release_2.6.0"),
+                20_000_000_000,
+            ),
+            (
+                pulled("registry.example.com/rocm/dev-ubuntu-22.04:6.4.4"),
+                3_000_000_000,
+            ),
+            (
+                pulled(
+                    "registry.example.com/gaudi-docker/1.22.0/ubuntu22.04/habanalabs/pytorch-installer-2.7.1:latest",
+                ),
+                9_000_000_000,
+            ),
+        ];
+        let n = node_of(&imgs);
+        assert_eq!(
+            ranked(&n),
+            [
+                "docker.io/rocm/dev-ubuntu-22.04:6.4.4",
+                "vault.habana.ai/gaudi-docker/1.22.0/rhel9.4/habanalabs/base-installer-rhel9.4:1.22.0-740",
+                "vault.habana.ai/gaudi-docker/1.22.0/ubuntu22.04/habanalabs/pytorch-installer-2.7.1:latest",
+            ]
+        );
+        let out = refused(&n, &TrustPolicy::default(), 20);
+        for r in [
+            "registry.example.com/rocm/dev-ubuntu-22.04:6.4.4 (untrusted source)",
+            "registry.example.com/gaudi-docker/1.22.0/ubuntu22.04/habanalabs/pytorch-installer-2.7.1:latest (untrusted source)",
+        ] {
+            assert!(out.contains(&r.to_string()), "{r}: {out:?}");
+        }
+        // Not a known base, so not tried: ROCm's framework image and the Habana OS images with bases of their
+        // own; none is listed as refused (refused lists only what was a candidate kind).
+        for r in ["rocm/pytorch", "tencentos3.1", "triton-installer"] {
+            assert!(!out.iter().any(|x| x.contains(r)), "{r}: {out:?}");
+        }
+        // A Habana image by tag alone is refused like any other.
+        let tag_only = format!("{hv}/ubuntu24.04/habanalabs/base-installer-ubuntu24.04:1.22.0-740");
+        let n = node(&[(&[tag_only.as_str()], 10)]);
+        assert!(ranked(&n).is_empty());
+        assert_eq!(
+            refused(&n, &TrustPolicy::default(), 20),
+            [format!("{tag_only} (no digest listed)")]
+        );
+        // Their glibc is told by the name: a build that needs 2.36 skips both.
+        let n = node_of(&imgs);
+        let (usable, too_old) =
+            rank_for(&n, &BTreeSet::new(), &TrustPolicy::default(), Some((2, 36)));
+        assert!(usable.is_empty(), "{usable:?}");
+        assert_eq!(too_old.len(), 3, "{too_old:?}");
     }
 
     /// A GPU Operator node's own images: the CUDA base and the driver image first, then the DCGM exporter
