@@ -220,17 +220,14 @@ fn is_zero(n: &u32) -> bool {
 /// Every Gaudi's NIC ports as libhlml read them, where the RDMA core does not show that device's NIC (it
 /// is the fabric view's there) and libhlml read the ports.
 pub fn nic_links(facts: &NodeFacts) -> Vec<GaudiNicLinks> {
-    gaudi_devices(facts)
-        .filter(|(g, _)| !rdma_covers(facts, g))
-        .filter_map(|(g, _)| {
-            let ports = hlml_device(facts, g)?.nic_ports.ok()?;
+    hlml_nic_devices(facts)
+        .filter_map(|(g, d)| {
+            let ports = d.nic_ports.ok()?;
             (!ports.is_empty()).then(|| GaudiNicLinks {
                 gpu: g.index,
                 ports: ports.len() as u32,
                 external: ports.iter().filter(|p| p.external).count() as u32,
-                down: ports
-                    .iter()
-                    .filter(|p| p.up.get() == Some(false))
+                down: down_ports(ports)
                     .map(|p| GaudiNicPort {
                         port: p.port,
                         external: p.external,
@@ -240,6 +237,28 @@ pub fn nic_links(facts: &NodeFacts) -> Vec<GaudiNicLinks> {
             })
         })
         .collect()
+}
+
+/// The `gaudi.nic_port_down` findings alone ([`hlml_nic`] of each device [`nic_links`] lists), for the
+/// topology view.
+pub fn nic_findings(facts: &NodeFacts) -> Vec<Finding> {
+    hlml_nic_devices(facts)
+        .flat_map(|(g, d)| hlml_nic(g, d))
+        .collect()
+}
+
+/// The Gaudis whose NIC libhlml read and the RDMA core does not show, with libhlml's device.
+fn hlml_nic_devices(facts: &NodeFacts) -> impl Iterator<Item = (&GpuFacts, &HlmlDeviceFacts)> {
+    gaudi_devices(facts)
+        .filter(|(g, _)| !rdma_covers(facts, g))
+        .filter_map(|(g, _)| Some((g, hlml_device(facts, g)?)))
+}
+
+/// The ports whose link libhlml reads down.
+fn down_ports(
+    ports: &[crate::facts::HlmlNicPortFacts],
+) -> impl Iterator<Item = &crate::facts::HlmlNicPortFacts> {
+    ports.iter().filter(|p| p.up.get() == Some(false))
 }
 
 /// Whether the RDMA core shows this Gaudi's own NIC (an RDMA device on the same PCI function, Intel's
@@ -264,8 +283,7 @@ pub(crate) fn hlml_nic(g: &GpuFacts, d: &HlmlDeviceFacts) -> Vec<Finding> {
     let Some(ports) = d.nic_ports.ok() else {
         return Vec::new();
     };
-    let down: Vec<&crate::facts::HlmlNicPortFacts> =
-        ports.iter().filter(|p| p.up.get() == Some(false)).collect();
+    let down: Vec<&crate::facts::HlmlNicPortFacts> = down_ports(ports).collect();
     if down.is_empty() {
         return Vec::new();
     }

@@ -206,11 +206,9 @@ pub fn analyze(facts: &NodeFacts, _opts: &AnalysisOptions) -> TopologyReport {
     report.nics = nics;
     report.findings.append(&mut nic_findings);
     report.gaudi_nic = super::gaudi::nic_links(facts);
-    report.findings.extend(
-        super::gaudi::judge(facts)
-            .into_iter()
-            .filter(|f| f.code == "gaudi.nic_port_down"),
-    );
+    report
+        .findings
+        .append(&mut super::gaudi::nic_findings(facts));
     report
 }
 
