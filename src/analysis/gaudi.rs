@@ -164,9 +164,13 @@ pub(crate) fn hlml_throttle(g: &GpuFacts, d: &HlmlDeviceFacts) -> Vec<Finding> {
             ),
             evidence.clone(),
             ActionKind::CheckCooling,
-            "check the node's airflow, fans and inlet temperature, and this device's heatsink; \
-             `hl-smi -q -d TEMPERATURE,CLOCK` shows the clocks and temperatures"
-                .to_string(),
+            // `hl-smi -d` takes one type (docs.habana.ai, System Management Interface Tool: "Displays only
+            // one of the following").
+            format!(
+                "check the node's airflow, fans and inlet temperature, and this device's heatsink; \
+                 `hl-smi -q -d TEMPERATURE -i {pci}` and `hl-smi -q -d CLOCK -i {pci}` show them",
+                pci = pci(g).as_deref().unwrap_or("<pci>")
+            ),
         ));
     }
     if mask & HLML_THROTTLE_POWER != 0 {
@@ -308,9 +312,13 @@ pub(crate) fn hlml_nic(g: &GpuFacts, d: &HlmlDeviceFacts) -> Vec<Finding> {
     let (kind, detail) = if int.is_empty() {
         (
             ActionKind::CheckMechanicals,
-            "check the cable, transceiver and switch port of each external port down; `hl-smi -n link` shows \
-             the links"
-                .to_string(),
+            // Intel's own health screen reads the links this way (HabanaAI/Setup_and_Install
+            // utils/intel_gaudi_health_screen/IGNodes.py:232).
+            format!(
+                "check the cable, transceiver and switch port of each external port down; \
+                 `hl-smi -n link -i {}` shows the links",
+                pci(g).as_deref().unwrap_or("<pci>")
+            ),
         )
     } else {
         (
