@@ -59,6 +59,12 @@ pub enum PlatformSource {
     /// Habana's device plugin, which withdraws a Gaudi from `habana.ai/gaudi` allocatable when HLML raises
     /// a critical-error event for it: seen as allocatable below capacity.
     GaudiDevicePlugin,
+    /// NVIDIA's device plugin, which withdraws a GPU from `nvidia.com/*` allocatable on NVML's Xid
+    /// critical-error event: seen as allocatable below capacity.
+    NvidiaDevicePlugin,
+    /// AMD's device plugin, which withdraws a GPU from `amd.com/*` allocatable while AMD's Device Metrics
+    /// Exporter (or its own KFD check) calls it unhealthy: seen as allocatable below capacity.
+    AmdDevicePlugin,
 }
 
 impl PlatformSource {
@@ -75,6 +81,8 @@ impl PlatformSource {
             PlatformSource::AmdGpuHealth => "node-problem-detector (AMD amdgpuhealth)",
             PlatformSource::AmdGpuOperator => "AMD GPU Operator (remediation taint)",
             PlatformSource::GaudiDevicePlugin => "Habana device plugin (habana.ai/gaudi)",
+            PlatformSource::NvidiaDevicePlugin => "NVIDIA device plugin",
+            PlatformSource::AmdDevicePlugin => "AMD device plugin",
         }
     }
 
@@ -103,6 +111,12 @@ impl PlatformSource {
             }
             PlatformSource::GaudiDevicePlugin => {
                 "github.com/HabanaAI/habanalabs-k8s-device-plugin 1.16.0 (habanalabs.go watchXIDs, server.go)"
+            }
+            PlatformSource::NvidiaDevicePlugin => {
+                "github.com/NVIDIA/k8s-device-plugin v0.20.0 (internal/rm/health.go checkHealth, internal/plugin/server.go ListAndWatch)"
+            }
+            PlatformSource::AmdDevicePlugin => {
+                "github.com/ROCm/k8s-device-plugin (internal/pkg/plugin/plugin.go ListAndWatch, simpleHealthCheck; internal/pkg/exporter/health.go)"
             }
         }
     }
@@ -366,6 +380,8 @@ impl PlatformMark {
                     PlatformSource::KubeletDeviceHealth => "the kubelet reports this pod's device unhealthy; the probe has not shown the fault",
                     PlatformSource::AmdGpuOperator => "the AMD GPU Operator tainted this node to remediate it; the probe has not shown the fault",
                     PlatformSource::GaudiDevicePlugin => "Habana's device plugin withdrew devices from allocatable; the probe has not shown the fault",
+                    PlatformSource::NvidiaDevicePlugin => "NVIDIA's device plugin withdrew GPUs from allocatable; the probe has not shown the fault",
+                    PlatformSource::AmdDevicePlugin => "AMD's device plugin withdrew GPUs from allocatable; the probe has not shown the fault",
                     _ => "the platform's health agent set this node condition; the probe has not shown the fault",
                 }
                 .into(),
@@ -601,39 +617,83 @@ pub fn classify_node_taint(
     })
 }
 
-/// Habana's device plugin marks a Gaudi `Unhealthy` (so the kubelet drops it from `habana.ai/gaudi`
-/// allocatable) when HLML raises a critical-error event for it, when it cannot register for the event, and
-/// every Gaudi of the node when the event names no device it can find; nothing marks one healthy again
-/// until the plugin restarts (HabanaAI/habanalabs-k8s-device-plugin 1.16.0, `habanalabs.go:118-181`
-/// `watchXIDs`, `server.go:190`). So allocatable below capacity is that mark, counted: critical, as the
-/// vendor's library called it. None allocatable is also what the kubelet shows for five minutes after the
-/// plugin itself stopped (it keeps the capacity and withdraws every device: kubernetes
-/// `pkg/kubelet/cm/devicemanager`, `endpointStopGracePeriod`), so then both causes are named. `None` when
-/// every device is allocatable or the plugin advertises none.
-pub fn gaudi_devices_withdrawn(capacity: u64, allocatable: u64) -> Option<PlatformMark> {
+/// A device plugin's withdrawal of devices, seen as a resource's allocatable below its capacity: the kubelet
+/// counts only the devices the plugin lists `Healthy` as allocatable. Each vendor's plugin withdraws for its
+/// own reasons, named in its words:
+/// - Habana's marks a Gaudi `Unhealthy` when HLML raises a critical-error event for it, when it cannot
+///   register for the event, and every Gaudi of the node when the event names no device it can find; nothing
+///   marks one healthy again until the plugin restarts (HabanaAI/habanalabs-k8s-device-plugin 1.16.0,
+///   `habanalabs.go:118-181` `watchXIDs`, `server.go:190`).
+/// - NVIDIA's marks a GPU `Unhealthy` on NVML's Xid critical-error event, except the application Xids 13,
+///   31, 43, 45, 68 and 109 and those in `DP_DISABLE_HEALTHCHECKS`, and every GPU when waiting for events
+///   fails or an event names no GPU it can find; none recovers until the plugin restarts (NVIDIA/
+///   k8s-device-plugin v0.20.0, `internal/rm/health.go:78-170` and `:233-240`, `internal/plugin/server.go:277`
+///   "there is no way to recover from the Unhealthy state").
+/// - AMD's sets each GPU's health at every heartbeat from AMD's Device Metrics Exporter's health service
+///   where it runs, else from one node-wide check of KFD's topology (every GPU or none), so a GPU returns
+///   when it reads healthy again (ROCm/k8s-device-plugin `internal/pkg/plugin/plugin.go:304-320`
+///   `ListAndWatch` and `:161` `simpleHealthCheck`, `internal/pkg/exporter/health.go` `PopulatePerGPUDHealth`).
+///
+/// None allocatable is also what the kubelet shows for five minutes after a plugin itself stopped (it keeps
+/// the capacity and withdraws every device: kubernetes `pkg/kubelet/cm/devicemanager`,
+/// `endpointStopGracePeriod`), so then both causes are named. Critical: the withdrawn devices take no work.
+/// `None` when every device is allocatable, the plugin advertises none, or `source` is no device plugin.
+pub fn devices_withdrawn(
+    source: PlatformSource,
+    resource: &str,
+    capacity: u64,
+    allocatable: u64,
+) -> Option<PlatformMark> {
     if capacity == 0 || allocatable >= capacity {
         return None;
     }
-    let reason = if allocatable == 0 {
-        "HLML critical-error event naming no device, or the device plugin stopped"
-    } else {
-        "HLML critical-error event"
-    };
-    Some(PlatformMark {
-        source: PlatformSource::GaudiDevicePlugin,
-        fault: F::GpuUnhealthy,
-        severity: Critical,
-        condition: format!(
-            "{} of {capacity} Gaudi devices withdrawn (allocatable {allocatable})",
-            capacity - allocatable
-        ),
-        reason: Some(reason.into()),
-        message: Some(
+    let all = allocatable == 0;
+    let gone = capacity - allocatable;
+    let (condition, reason, message) = match source {
+        PlatformSource::GaudiDevicePlugin => (
+            format!("{gone} of {capacity} Gaudi devices withdrawn (allocatable {allocatable})"),
+            if all {
+                "HLML critical-error event naming no device, or the device plugin stopped"
+            } else {
+                "HLML critical-error event"
+            },
             "the plugin withdraws a device on HLML's critical-error event (every device when the event names \
              none) and returns it only when the plugin restarts; the kubelet withdraws every device of a plugin \
-             that stopped"
-                .into(),
+             that stopped",
         ),
+        PlatformSource::NvidiaDevicePlugin => (
+            format!("{gone} of {capacity} {resource} withdrawn (allocatable {allocatable})"),
+            if all {
+                "NVML Xid critical-error events on every GPU, an NVML event wait that failed, or the device \
+                 plugin stopped"
+            } else {
+                "NVML Xid critical-error event"
+            },
+            "the plugin withdraws a GPU on NVML's Xid critical-error event (every Xid but 13, 31, 43, 45, 68 and \
+             109 and those in DP_DISABLE_HEALTHCHECKS) and returns it only when the plugin restarts; the kubelet \
+             withdraws every device of a plugin that stopped",
+        ),
+        PlatformSource::AmdDevicePlugin => (
+            format!("{gone} of {capacity} {resource} withdrawn (allocatable {allocatable})"),
+            if all {
+                "AMD Device Metrics Exporter health or the plugin's KFD topology check failed for every GPU, \
+                 or the device plugin stopped"
+            } else {
+                "AMD Device Metrics Exporter health"
+            },
+            "the plugin withdraws a GPU while AMD's Device Metrics Exporter calls it unhealthy (every GPU when \
+             its KFD topology check fails where no exporter runs) and returns it when it reads healthy again; \
+             the kubelet withdraws every device of a plugin that stopped",
+        ),
+        _ => return None,
+    };
+    Some(PlatformMark {
+        source,
+        fault: F::GpuUnhealthy,
+        severity: Critical,
+        condition,
+        reason: Some(reason.into()),
+        message: Some(message.into()),
         since: None,
         device: None,
         gpu_uuid: None,

@@ -779,11 +779,11 @@ async fn a_job_on_gaudi_nodes_in_a_fleet_of_three_vendors_is_diagnosed() {
 }
 
 /// A Gaudi node whose device plugin withdrew a device (allocatable 7 of 8 `habana.ai/gaudi`, the kubelet's
-/// word on the API server) reads critical before any probe, in Habana's words: the list names the mark
-/// under the node, and a scan of it and a healthy Gaudi node names it alone, the probe's healthy reading
-/// beside the plugin's mark.
+/// word on the API server) reads critical before any probe, in Habana's words, and an H100 node whose
+/// plugin withdrew two GPUs in NVIDIA's: the list names the mark under each node, and a scan of them and a
+/// healthy Gaudi node names those two alone, the probe's healthy reading beside the plugin's mark.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_gaudi_withdrawn_by_its_device_plugin_is_named_before_any_probe() {
+async fn a_gpu_withdrawn_by_its_device_plugin_is_named_before_any_probe() {
     if skipped() {
         return;
     }
@@ -793,12 +793,23 @@ async fn a_gaudi_withdrawn_by_its_device_plugin_is_named_before_any_probe() {
     tb.bind_reader(User::Reader);
     let group = unique("withdrawn");
     let (ok, withdrawn) = (unique("gaudi-ok"), unique("gaudi-w"));
+    let h100 = unique("h100-w");
     tb.add_nodes(&[
         FakeNode::gpu(&ok, "gaudi2-healthy").label("e2e-group", &group),
         FakeNode::gpu(&withdrawn, "gaudi2-healthy").label("e2e-group", &group),
+        FakeNode::gpu(&h100, "dgx-h100-healthy").label("e2e-group", &group),
     ]);
     make_gaudi(tb, &ok, 8);
     make_gaudi_allocatable(tb, &withdrawn, 8, 7);
+    tb.kubectl(&[
+        "patch",
+        "node",
+        &h100,
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        r#"{"status":{"allocatable":{"nvidia.com/gpu":"6"}}}"#,
+    ]);
     let l = mcp::start(tb, User::Reader, &ns, &[]).await;
     let selector = format!("e2e-group={group}");
 
@@ -828,6 +839,15 @@ async fn a_gaudi_withdrawn_by_its_device_plugin_is_named_before_any_probe() {
         ),
         "{t}"
     );
+    let h = node(&h100);
+    assert_eq!(h["platform"][0]["source"], "nvidia_device_plugin", "{t}");
+    assert!(
+        t.contains(
+            "NVIDIA device plugin: 2 of 8 nvidia.com/gpu withdrawn (allocatable 6) (NVML Xid critical-error \
+             event)"
+        ),
+        "{t}"
+    );
 
     let r = l
         .call(
@@ -836,14 +856,18 @@ async fn a_gaudi_withdrawn_by_its_device_plugin_is_named_before_any_probe() {
         )
         .await;
     let (t, v) = (mcp::text(&r), r.structured_content.clone().unwrap());
-    let attention: Vec<&str> = v["needs_attention"]
+    let mut attention: Vec<&str> = v["needs_attention"]
         .as_array()
         .unwrap()
         .iter()
         .map(|e| e["node"].as_str().unwrap())
         .collect();
-    assert_eq!(attention, [withdrawn.as_str()], "{t}");
+    attention.sort();
+    let mut want = [withdrawn.as_str(), h100.as_str()];
+    want.sort();
+    assert_eq!(attention, want, "{t}");
     assert!(t.contains("Habana device plugin"), "{t}");
+    assert!(t.contains("NVIDIA device plugin"), "{t}");
     l.stop().await;
     assert!(tb.pods(&ns).is_empty(), "probe pods left in {ns}");
 }

@@ -122,10 +122,14 @@ async fn list_gpu_nodes_accounts_gpus_from_pods() {
         "{:?}",
         b_.problem_conditions
     );
+    // The GPU allocatable below capacity is NVIDIA's device plugin's withdrawal, a mark of its own.
     let marks: Vec<String> = b_.platform.iter().map(|m| m.line()).collect();
     assert_eq!(
         marks,
-        ["node-problem-detector: KernelDeadlock=True (DockerHung)"]
+        [
+            "node-problem-detector: KernelDeadlock=True (DockerHung)",
+            "NVIDIA device plugin: 1 of 8 nvidia.com/gpu withdrawn (allocatable 7) (NVML Xid critical-error event)"
+        ]
     );
     assert_eq!(
         b_.taints,

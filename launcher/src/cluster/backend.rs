@@ -264,9 +264,39 @@ pub fn gpu_node(n: &Node, pods: &[&Pod]) -> GpuNode {
             _ => format!("{}:{}", t.key, t.effect),
         })
         .collect();
-    if let Some(m) = platform::gaudi_devices_withdrawn(gaudi_capacity, gaudi_allocatable) {
-        platform.push(m);
-    }
+    // Each device plugin's resource with devices withdrawn (allocatable below capacity); a resource the
+    // node's allocatable does not list is not judged (the kubelet lists every resource it has capacity for).
+    let gaudi = BTreeMap::from([(GAUDI_RESOURCE.to_string(), gaudi_capacity)]);
+    let gaudi_alloc: BTreeMap<String, u64> = status
+        .and_then(|s| s.allocatable.as_ref())
+        .is_some_and(|m| m.contains_key(GAUDI_RESOURCE))
+        .then(|| (GAUDI_RESOURCE.to_string(), gaudi_allocatable))
+        .into_iter()
+        .collect();
+    let withdrawn = [
+        (
+            platform::PlatformSource::NvidiaDevicePlugin,
+            &capacity,
+            &allocatable,
+        ),
+        (
+            platform::PlatformSource::AmdDevicePlugin,
+            &amd_capacity,
+            &amd_allocatable,
+        ),
+        (
+            platform::PlatformSource::GaudiDevicePlugin,
+            &gaudi,
+            &gaudi_alloc,
+        ),
+    ]
+    .into_iter()
+    .flat_map(|(source, cap, alloc)| {
+        cap.iter().filter_map(move |(resource, c)| {
+            platform::devices_withdrawn(source, resource, *c, *alloc.get(resource)?)
+        })
+    });
+    platform.extend(withdrawn);
     let info = status.and_then(|s| s.node_info.as_ref());
     GpuNode {
         name: n.metadata.name.clone().unwrap_or_default(),
@@ -928,6 +958,53 @@ mod tests {
             none.platform[0].reason.as_deref(),
             Some("HLML critical-error event naming no device, or the device plugin stopped")
         );
+    }
+
+    /// NVIDIA's and AMD's device plugins' withdrawals are marks too, one per resource, each in its vendor's
+    /// words; a resource the node's allocatable does not list is not judged, and a whole one carries none.
+    #[test]
+    fn nvidia_and_amd_gpus_withdrawn_by_their_device_plugins_are_platform_marks() {
+        use gpu_diag::finding::Severity;
+        let node = |status: serde_json::Value| -> k8s_openapi::api::core::v1::Node {
+            serde_json::from_value(serde_json::json!({"metadata": {"name": "n"}, "status": status}))
+                .unwrap()
+        };
+        let lines = |n: &k8s_openapi::api::core::v1::Node| -> Vec<String> {
+            gpu_node(n, &[]).platform.iter().map(|m| m.line()).collect()
+        };
+        let h100 = node(serde_json::json!({
+            "capacity": {"nvidia.com/gpu": "8", "nvidia.com/mig-1g.10gb": "14"},
+            "allocatable": {"nvidia.com/gpu": "7", "nvidia.com/mig-1g.10gb": "14"}}));
+        let g = gpu_node(&h100, &[]);
+        assert_eq!(g.platform.len(), 1, "{:?}", g.platform);
+        assert_eq!(g.platform[0].source, PlatformSource::NvidiaDevicePlugin);
+        assert_eq!(g.platform[0].severity, Severity::Critical);
+        assert_eq!(
+            lines(&h100),
+            [
+                "NVIDIA device plugin: 1 of 8 nvidia.com/gpu withdrawn (allocatable 7) (NVML Xid critical-error event)"
+            ]
+        );
+        let mi300x = node(serde_json::json!({
+            "capacity": {"amd.com/gpu": "8"}, "allocatable": {"amd.com/gpu": "0"}}));
+        let g = gpu_node(&mi300x, &[]);
+        assert_eq!(g.platform[0].source, PlatformSource::AmdDevicePlugin);
+        assert_eq!(
+            lines(&mi300x),
+            [
+                "AMD device plugin: 8 of 8 amd.com/gpu withdrawn (allocatable 0) (AMD Device Metrics Exporter health \
+              or the plugin's KFD topology check failed for every GPU, or the device plugin stopped)"
+            ]
+        );
+        // Not judged: no allocatable listed for the resource; whole.
+        for status in [
+            serde_json::json!({"capacity": {"nvidia.com/gpu": "8"}}),
+            serde_json::json!({"capacity": {"amd.com/gpu": "8"}, "allocatable": {"cpu": "96"}}),
+            serde_json::json!({"capacity": {"habana.ai/gaudi": "8"}, "allocatable": {}}),
+            serde_json::json!({"capacity": {"nvidia.com/gpu": "8"}, "allocatable": {"nvidia.com/gpu": "8"}}),
+        ] {
+            assert!(lines(&node(status.clone())).is_empty(), "{status}");
+        }
     }
 
     /// AMD nodes (labels and capacity as ROCm/k8s-device-plugin documents them) are GPU nodes of vendor AMD
