@@ -687,9 +687,15 @@ pub fn devices_withdrawn(
         ),
         _ => return None,
     };
+    // NVIDIA's plugin withdraws some GPUs only on Xid events, so its mark is about the probe's Xid incident;
+    // every GPU withdrawn may be a stopped plugin, the others' marks name no fault the probe can match.
+    let fault = match source {
+        PlatformSource::NvidiaDevicePlugin if !all => F::Xid { code: None },
+        _ => F::GpuUnhealthy,
+    };
     Some(PlatformMark {
         source,
-        fault: F::GpuUnhealthy,
+        fault,
         severity: Critical,
         condition,
         reason: Some(reason.into()),

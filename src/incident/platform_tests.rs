@@ -575,3 +575,39 @@ fn amd_condition_and_remediation_taint() {
         "{own:#?}"
     );
 }
+
+/// A device plugin's withdrawal: NVIDIA's (some GPUs, on Xid events) is about the probe's Xid incident and
+/// joins it; all GPUs withdrawn (a stopped plugin too) and the other vendors' withdrawals are incidents of
+/// their own; a whole resource or a source that is no device plugin makes no mark.
+#[test]
+fn device_plugin_withdrawals_join_the_xid_incident_only_where_the_plugin_means_an_xid() {
+    let nv = devices_withdrawn(PlatformSource::NvidiaDevicePlugin, "nvidia.com/gpu", 8, 6).unwrap();
+    assert_eq!(nv.fault, PlatformFault::Xid { code: None });
+    assert!(nv.is_about(&probe_incident("gpu.off_bus", &["xid.79"])));
+    assert!(!nv.is_about(&probe_incident("nvlink.fault", &["nvlink.down"])));
+    let nv_all =
+        devices_withdrawn(PlatformSource::NvidiaDevicePlugin, "nvidia.com/gpu", 8, 0).unwrap();
+    assert_eq!(nv_all.fault, PlatformFault::GpuUnhealthy);
+    assert!(!nv_all.is_about(&probe_incident("gpu.off_bus", &["xid.79"])));
+    let amd = devices_withdrawn(PlatformSource::AmdDevicePlugin, "amd.com/gpu", 8, 7).unwrap();
+    assert_eq!(amd.fault, PlatformFault::GpuUnhealthy);
+    assert_eq!(amd.severity, Severity::Critical);
+    let mut inc = Incidents {
+        incidents: vec![probe_incident("gpu.off_bus", &["xid.79"])],
+        history: vec![],
+    };
+    join(&mut inc, &[nv.clone(), amd]);
+    assert_eq!(inc.incidents.len(), 2, "{inc:#?}");
+    assert!(
+        inc.incidents[0]
+            .summary
+            .contains("Also reported by NVIDIA device plugin: 2 of 8 nvidia.com/gpu withdrawn"),
+        "{:#?}",
+        inc.incidents[0]
+    );
+    assert!(
+        devices_withdrawn(PlatformSource::NvidiaDevicePlugin, "nvidia.com/gpu", 8, 8).is_none()
+    );
+    assert!(devices_withdrawn(PlatformSource::AmdDevicePlugin, "amd.com/gpu", 0, 0).is_none());
+    assert!(devices_withdrawn(PlatformSource::NvSentinel, "nvidia.com/gpu", 8, 6).is_none());
+}
