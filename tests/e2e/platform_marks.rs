@@ -31,7 +31,8 @@ fn set_condition(tb: &Testbed, node: &str, kind: &str, status: &str, reason: &st
     ]);
 }
 
-fn node<'a>(v: &'a Value, key: &str, name: &str) -> &'a Value {
+/// The entry of `name` (by `name` or `node`) in the answer's array `key`.
+pub(crate) fn node<'a>(v: &'a Value, key: &str, name: &str) -> &'a Value {
     v[key]
         .as_array()
         .and_then(|a| a.iter().find(|n| n["name"] == name || n["node"] == name))

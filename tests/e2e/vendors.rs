@@ -90,7 +90,7 @@ async fn a_fleet_of_both_vendors_is_listed_scanned_and_refused_in_each_vendors_t
         .await;
     let (t, v) = (mcp::text(&r), r.structured_content.clone().unwrap());
     assert_eq!(v["count"], 5, "{t}");
-    let node = |name: &str| listed(&v, &t, name);
+    let node = |name: &str| crate::platform_marks::node(&v, "nodes", name).clone();
     let vendor = |name: &str| node(name)["vendor"].clone();
     assert_eq!(vendor(&mi_ok), "amd", "{t}");
     assert_eq!(vendor(&mi_sick), "amd", "{t}");
@@ -709,7 +709,7 @@ async fn a_job_on_gaudi_nodes_in_a_fleet_of_three_vendors_is_diagnosed() {
         .await;
     let (t, v) = (mcp::text(&r), r.structured_content.clone().unwrap());
     assert_eq!(v["count"], 6, "{t}");
-    let node = |name: &str| listed(&v, &t, name);
+    let node = |name: &str| crate::platform_marks::node(&v, "nodes", name).clone();
     assert_eq!(node(&h100)["vendor"], serde_json::Value::Null, "{t}");
     assert_eq!(node(&mi)["vendor"], "amd", "{t}");
     for (i, g) in gaudis.iter().enumerate() {
@@ -817,7 +817,7 @@ async fn a_gpu_withdrawn_by_its_device_plugin_is_named_before_any_probe() {
         .call("list_gpu_nodes", json!({"label_selector": selector}))
         .await;
     let (t, v) = (mcp::text(&r), r.structured_content.clone().unwrap());
-    let node = |name: &str| listed(&v, &t, name);
+    let node = |name: &str| crate::platform_marks::node(&v, "nodes", name).clone();
     let w = node(&withdrawn);
     assert_eq!(
         (w["gpu_capacity"].as_u64(), w["gpu_allocatable"].as_u64()),
@@ -870,15 +870,4 @@ async fn a_gpu_withdrawn_by_its_device_plugin_is_named_before_any_probe() {
     assert!(t.contains("NVIDIA device plugin"), "{t}");
     l.stop().await;
     assert!(tb.pods(&ns).is_empty(), "probe pods left in {ns}");
-}
-
-/// One node's row of a `list_gpu_nodes` answer (`v`, its text `t` for the failure message).
-fn listed(v: &serde_json::Value, t: &str, name: &str) -> serde_json::Value {
-    v["nodes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|n| n["name"] == name)
-        .unwrap_or_else(|| panic!("{name} not listed: {t}"))
-        .clone()
 }
