@@ -307,6 +307,24 @@ impl Request {
         self
     }
 
+    /// Whether only the operator role may send it (deploy/policies.yaml's exec policy admits it from that role
+    /// alone): the acts, diagnostics that load GPUs, DCGM's named tests and the node's own DCGM engine.
+    pub fn operator_only(&self) -> bool {
+        match self {
+            Request::Kill { .. } | Request::Reset { .. } => true,
+            Request::DcgmDiag { run, engine, .. } => {
+                engine.is_some() || *run != dcgm::request::DiagRun::Level(1)
+            }
+            Request::RvsDiag { run, .. } => run.loads(),
+            Request::Plain(_)
+            | Request::Health { .. }
+            | Request::Xid { .. }
+            | Request::Allocation { .. }
+            | Request::Evidence { .. }
+            | Request::Watch { .. } => false,
+        }
+    }
+
     /// node-probe's arguments for this request (without the source and `--node-name`, the runner's, and
     /// the launcher's `--driver-root`, which goes after these).
     pub fn argv(&self) -> Vec<String> {

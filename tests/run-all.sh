@@ -61,6 +61,8 @@ trap 'rc=$?; rm -f ${TB_LOG:+"$TB_LOG"} ${TB_OUT:+"$TB_OUT"} ${TB_DONE:+"$TB_DON
 # The test control plane (Go: etcd, kube-apiserver, kubelet, kwok; most of a cold run) builds in the
 # background while cargo formats, lints and builds the tests: module downloads and the Go compiler overlap
 # with rustc instead of following it. Cached outside the repo: a no-op once built.
+# The oldest Kubernetes minor supported (README's "Kubernetes versions"): the core flows run on it too.
+TESTBED_K8S_OLDEST=${TESTBED_K8S_OLDEST:-1.30.14}
 if [ "${SKIP_E2E:-0}" != "1" ]; then
   for tool in kubectl openssl curl python3; do
     command -v "$tool" >/dev/null ||
@@ -70,7 +72,10 @@ if [ "${SKIP_E2E:-0}" != "1" ]; then
   step "building the test control plane in the background (cached)"
   TB_STARTED=$(date +%s)
   TB_DONE=$(mktemp)
-  setsid bash -c 'bash tests/testbed/build.sh; rc=$?; date +%s >"$1"; exit $rc' _ "$TB_DONE" >"$TB_OUT" 2>"$TB_LOG" &
+  # Then the oldest supported minor's API server (tests/testbed/core-flows.txt runs on it beside the suite):
+  # its bin directory is the output's second line.
+  setsid bash -c 'bash tests/testbed/build.sh && TESTBED_K8S=$2 TESTBED_APISERVER_ONLY=1 bash tests/testbed/build.sh; rc=$?; date +%s >"$1"; exit $rc' \
+    _ "$TB_DONE" "$TESTBED_K8S_OLDEST" >"$TB_OUT" 2>"$TB_LOG" &
   TB_PID=$!
 else
   step "SKIP_E2E=1: end-to-end suite skipped"
@@ -104,7 +109,8 @@ if [ -n "$TB_PID" ]; then
   note "the test control plane's build (beside the steps above) took $(($(cat "$TB_DONE") - TB_STARTED)) s"
   rm -f "$TB_DONE"
   cat "$TB_LOG" >&2
-  TESTBED_BIN=$(cat "$TB_OUT")
+  TESTBED_BIN=$(sed -n 1p "$TB_OUT")
+  TESTBED_BIN_OLDEST=$(sed -n 2p "$TB_OUT")
   export TESTBED_BIN
 fi
 
@@ -171,6 +177,12 @@ if [ "${SKIP_E2E:-0}" != "1" ]; then
   # four threads beside three builds), so two threads left it idle most of its 14 minutes.
   lane e2e cargo test --workspace --test e2e --no-fail-fast -- --test-threads=4 &
   lane_pids+=($!) lanes+=(e2e)
+  # The core flows on the oldest supported minor (its own testbed: an API server without DRA, whose
+  # defaults differ), beside the suite on the newest.
+  mapfile -t core < <(grep -v '^#' tests/testbed/core-flows.txt | grep .)
+  lane "e2e-$TESTBED_K8S_OLDEST" env TESTBED_BIN="$TESTBED_BIN_OLDEST" \
+    cargo test --workspace --test e2e --no-fail-fast -- "${core[@]}" --test-threads=4 &
+  lane_pids+=($!) lanes+=("e2e-$TESTBED_K8S_OLDEST")
 fi
 lane realnode cargo test --workspace --test realnode --no-fail-fast &
 lane_pids+=($!) lanes+=(realnode)

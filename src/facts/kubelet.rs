@@ -196,7 +196,7 @@ pub mod api_claims_arg {
     const MAX_PODS: usize = 256;
     /// The text's characters, as the admission policy checks them (beside `size(...) <= MAX_LEN`: RE2
     /// repeats at most 1000 times).
-    pub const PATTERN: &str = r"^(none|[a-z0-9./=+>:,-]+)$";
+    pub const PATTERN: &str = r"^(none|[a-z0-9][a-z0-9./=+>:,-]*)$";
 
     pub fn encode(claims: &[ApiClaimFacts]) -> String {
         if claims.is_empty() {

@@ -254,3 +254,154 @@ async fn device_taints_are_incidents_and_api_claims_name_their_pods() {
         panic!("probe pods left in {ns}: {left:?}");
     }
 }
+
+/// The request of a ResourceClaim as `version` spells it: v1 and v1beta2 put the class under `exactly`,
+/// v1beta1 on the request itself.
+fn claim_request(version: &str) -> &'static str {
+    if version == "v1beta1" {
+        "{name: gpu, deviceClassName: gpu.nvidia.com}"
+    } else {
+        "{name: gpu, exactly: {deviceClassName: gpu.nvidia.com}}"
+    }
+}
+
+/// DRA as each version serves it (issue 90), on the testbed's kube-apiserver whatever its version and
+/// TESTBED_DRA: where resource.k8s.io is served (v1 from 1.34; v1beta2 or v1beta1 where 1.32 or 1.33 turned
+/// it on), a node whose GPUs exist only as NVIDIA's ResourceSlices (the GPU Operator's DRA-only mode: no
+/// `nvidia.com/gpu` capacity, no GFD labels) is a GPU node and its pod's claim, written in that version's
+/// shape, is attributed; where it is not served, the allocation answer says "not served", never "not
+/// readable", and no taint is "unknown".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn claims_are_read_through_the_version_the_server_serves() {
+    if skipped() {
+        return;
+    }
+    let tb = Testbed::shared();
+    let served = tb.var("TESTBED_DRA_VERSION").to_string();
+    let ns = unique("e2e-dra-ver");
+    tb.probe_namespace(&ns, User::Reader);
+    tb.bind_reader(User::Reader);
+    let group = unique("dra-ver");
+    let node = unique("dra-only");
+    tb.add_nodes(&[FakeNode::gpu(&node, "dgx-h100-healthy").label("e2e-group", &group)]);
+    // As the GPU Operator's DRA-only mode leaves it: no device plugin capacity, no GFD labels.
+    tb.kubectl(&[
+        "label",
+        "node",
+        &node,
+        "nvidia.com/gpu.present-",
+        "nvidia.com/gpu.count-",
+        "nvidia.com/gpu.product-",
+    ]);
+    tb.kubectl(&[
+        "patch",
+        "node",
+        &node,
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        r#"{"status":{"capacity":{"nvidia.com/gpu":null},"allocatable":{"nvidia.com/gpu":null}}}"#,
+    ]);
+    let l = mcp::start(tb, User::Reader, &ns, &[]).await;
+    let selector = format!("e2e-group={group}");
+
+    if served == "none" {
+        let r = l
+            .call("list_gpu_nodes", json!({"label_selector": selector}))
+            .await;
+        let t = mcp::text(&r);
+        assert!(
+            !t.contains("not readable") && !t.contains("taints unknown"),
+            "no DRA API is no unknown: {t}"
+        );
+        let r = l
+            .call("get_pod_gpu_allocation", json!({"node_name": node}))
+            .await;
+        let (t, v) = (mcp::text(&r), r.structured_content.clone().unwrap());
+        let why = v["claims_why"].as_str().unwrap_or_else(|| panic!("{v:#}"));
+        assert!(
+            why.starts_with("not served: ") && why.contains("resource.k8s.io"),
+            "{why}"
+        );
+        assert!(t.contains("DRA claims: not served: "), "{t}");
+    } else {
+        let gpus = uuids("dgx-h100-healthy");
+        let slice = slice(&node, &gpus, &[]).replace(
+            "resource.k8s.io/v1\"",
+            &format!("resource.k8s.io/{served}\""),
+        );
+        // v1beta1 nests a device's attributes under `basic`.
+        let slice = if served == "v1beta1" {
+            let mut v: Value = serde_json::from_str(&slice).unwrap();
+            for d in v["spec"]["devices"].as_array_mut().unwrap() {
+                let attrs = d["attributes"].take();
+                d.as_object_mut().unwrap().remove("attributes");
+                d["basic"] = json!({"attributes": attrs});
+            }
+            v.to_string()
+        } else {
+            slice
+        };
+        tb.apply(&slice);
+        let claim_ns = unique("e2e-dra-ver-ml");
+        tb.apply(&format!(
+            "apiVersion: v1\nkind: Namespace\nmetadata: {{name: {claim_ns}}}\n---\napiVersion: resource.k8s.io/{served}\nkind: ResourceClaim\nmetadata: {{name: train-0-gpu, namespace: {claim_ns}}}\nspec:\n  devices:\n    requests: [{}]\n",
+            claim_request(&served)
+        ));
+        let status = json!({"status": {
+            "allocation": {
+                "devices": {"results": [{"request": "gpu", "driver": "gpu.nvidia.com", "pool": node, "device": "gpu-4"}]},
+                "nodeSelector": {"nodeSelectorTerms": [{"matchFields": [
+                    {"key": "metadata.name", "operator": "In", "values": [node]}]}]}},
+            "reservedFor": [{"resource": "pods", "name": "train-0", "uid": "0d3c4b1e-1111-4222-8333-444455556666"}]}});
+        tb.kubectl(&[
+            "-n",
+            &claim_ns,
+            "patch",
+            &format!("resourceclaims.{served}.resource.k8s.io"),
+            "train-0-gpu",
+            "--subresource=status",
+            "--type=merge",
+            "-p",
+            &status.to_string(),
+        ]);
+        // The DRA-only node is a GPU node, by its slices.
+        let r = l
+            .call("list_gpu_nodes", json!({"label_selector": selector}))
+            .await;
+        let (t, v) = (mcp::text(&r), r.structured_content.clone().unwrap());
+        assert_eq!(
+            v["count"], 1,
+            "{served}: the DRA-only node is a GPU node: {t}"
+        );
+        assert!(
+            t.contains("DRA devices 8 by gpu.nvidia.com"),
+            "{served}: {t}"
+        );
+        // Its pod's claim, read through the served version, is attributed.
+        let r = l
+            .call("get_pod_gpu_allocation", json!({"node_name": node}))
+            .await;
+        let (t, v) = (mcp::text(&r), r.structured_content.clone().unwrap());
+        assert_eq!(
+            v["report"]["dra"]["claims_from_api_server"], 1,
+            "{served}: {v:#}"
+        );
+        let pod = &v["report"]["pods"][0];
+        assert_eq!(
+            (pod["namespace"].as_str(), pod["name"].as_str()),
+            (Some(claim_ns.as_str()), Some("train-0")),
+            "{served}: {v:#}"
+        );
+        assert_eq!(
+            pod["containers"][0]["devices"][0]["device_id"], "gpu-4",
+            "{v:#}"
+        );
+        assert!(v.get("claims_why").is_none(), "{served}: {v:#}");
+        assert!(t.contains("the API server's 1 ResourceClaim(s)"), "{t}");
+    }
+    l.stop().await;
+    if let Err(left) = tb.wait_no_pods(&ns, Duration::from_secs(120)) {
+        panic!("probe pods left in {ns}: {left:?}");
+    }
+}

@@ -12,6 +12,7 @@ mod check;
 mod conformance;
 mod copy;
 mod dra;
+mod exec_shapes;
 mod fleet;
 mod golden;
 mod history;

@@ -47,6 +47,8 @@ pub struct ProgressClient {
 #[derive(Clone, Default)]
 pub struct Confirmer {
     pub approve: bool,
+    /// With the approval, override a refusal for unknown GPU holders where the form offers it.
+    pub override_unknown: bool,
     pub asked: Arc<Mutex<Vec<String>>>,
 }
 
@@ -83,8 +85,11 @@ impl ClientHandler for ProgressClient {
             user.asked.lock().unwrap().push(message.clone());
         }
         Ok(if user.approve {
-            ElicitResult::new(ElicitationAction::Accept)
-                .with_content(serde_json::json!({"approve": true}))
+            let mut content = serde_json::json!({"approve": true});
+            if user.override_unknown {
+                content["override_unknown_holders"] = true.into();
+            }
+            ElicitResult::new(ElicitationAction::Accept).with_content(content)
         } else {
             ElicitResult::new(ElicitationAction::Decline)
         })

@@ -337,6 +337,77 @@ async fn kill_and_reset_preflight_through_a_probe_pod() {
     }
 }
 
+/// A reset a person approved acts through the exec policy on every API server (issue 90): its argv carries
+/// `--approved` (the GPU the person saw and the digests of the unknowns they overrode) after the API server's
+/// DRA claims where the server serves DRA, and without them where it serves none (before 1.34 by default),
+/// which the policy refused until it took `--approved` on its own. The node is the built-in T4 (idle), with
+/// its device nodes' holders collected (none): the preflight passes and the act runs. Nothing is reset: the
+/// probe's report says what it would have done.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_approved_reset_acts_through_the_policies() {
+    if skipped() {
+        return;
+    }
+    let (tb, ns, _) = setup("approved");
+    let node = unique("gpu-node-t4");
+    let mut facts: Value =
+        serde_json::from_str(&gpu_diag::scenarios::find("t4-single").unwrap().json()).unwrap();
+    facts["device_holders"] = json!({"holders": [], "unreadable_pids": 0});
+    let fixture = tb.dir.join(format!("{node}.json"));
+    std::fs::write(&fixture, facts.to_string()).unwrap();
+    tb.add_nodes(&[FakeNode::gpu(&node, fixture.to_str().unwrap())]);
+    for modern in [false, true] {
+        let yes = mcp::Confirmer {
+            approve: true,
+            ..Default::default()
+        };
+        let l = mcp::start_confirming(
+            tb,
+            User::Operator,
+            &ns,
+            &["--mode", "operator"],
+            yes.clone(),
+            modern,
+        )
+        .await;
+        let v = l
+            .ok(
+                "reset_gpu",
+                json!({"node_name": node, "gpu": "0", "skip_evidence": true}),
+            )
+            .await;
+        let dra = tb.var("TESTBED_DRA_VERSION");
+        assert_eq!(
+            v["result"],
+            "simulated",
+            "1.{} (resource.k8s.io {dra}): {v}",
+            tb.var("TESTBED_K8S_MINOR")
+        );
+        assert_eq!(v["human_confirmed"], true, "{v}");
+        assert_eq!(yes.asked().len(), 1, "{:?}", yes.asked());
+        // The act, as the probe ran it: bound to the GPU the person saw.
+        assert!(
+            !v.to_string().contains("denied request"),
+            "refused by admission: {v}"
+        );
+        let v = l
+            .ok(
+                "kill_gpu_process",
+                json!({"node_name": node, "pid": 4242, "skip_evidence": true}),
+            )
+            .await;
+        assert!(
+            !v.to_string().contains("denied request"),
+            "kill refused by admission: {v}"
+        );
+        assert!(v["report"].is_object(), "{v}");
+        l.stop().await;
+    }
+    if let Err(left) = tb.wait_no_pods(&ns, std::time::Duration::from_secs(120)) {
+        panic!("probe pods left in {ns}: {left:?}");
+    }
+}
+
 const MARK_KEY: &str = "gpu-diag.k8s-gpu-mcp.io/unhealthy";
 
 /// Our condition on the node as the API server has it.

@@ -67,7 +67,7 @@ fn delivery_script() -> String {
 
 /// A script of the exec policy, as the launcher sends it (the launcher's unit tests hold the policy's copies to
 /// its own: `readiness::policies`).
-fn policy_script(name: &str) -> String {
+pub(crate) fn policy_script(name: &str) -> String {
     let text =
         std::fs::read_to_string(crate::testbed::repo_root().join("deploy/policies.yaml")).unwrap();
     let docs: Vec<serde_json::Value> = serde_saphyr::from_multiple(&text).unwrap();
@@ -730,21 +730,19 @@ fn probe_pods_and_execs_of_another_shape_are_refused_by_the_policies() {
         stderr(&out)
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("\"schema_version\""));
-    // Level 2 on named GPUs: the operator's.
-    let out = exec(
-        User::Operator,
-        "probe",
-        &[
-            "node-probe",
-            "dcgm-diag",
-            "--level",
-            "2",
-            "--gpus",
-            "0,1",
-            "--node-name",
-            &node,
-        ],
-    );
+    // Level 2 on named GPUs, as the launcher sends it: the operator's.
+    let level2 = gpu_diag::command::Request::DcgmDiag {
+        run: gpu_diag::dcgm::request::DiagRun::Level(2),
+        gpus: gpu_diag::dcgm::request::parse_gpus("0,1").unwrap(),
+        timeout_secs: None,
+        api_claims: None,
+        engine: None,
+    }
+    .argv();
+    let mut argv: Vec<&str> = vec!["node-probe"];
+    argv.extend(level2.iter().map(String::as_str));
+    argv.extend(["--node-name", node.as_str()]);
+    let out = exec(User::Operator, "probe", &argv);
     assert!(
         !stderr(&out).contains("denied request"),
         "dcgm-diag level 2 by the operator: {}",
@@ -775,20 +773,17 @@ fn probe_pods_and_execs_of_another_shape_are_refused_by_the_policies() {
         stderr(&out)
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("\"schema_version\""));
-    let out = exec(
-        User::Operator,
-        "probe",
-        &[
-            "node-probe",
-            "rvs-diag",
-            "--tests",
-            "gst_single",
-            "--gpus",
-            "0,1",
-            "--node-name",
-            &node,
-        ],
-    );
+    let gst = gpu_diag::command::Request::RvsDiag {
+        run: gpu_diag::rvs::request::RvsRun::Recipe("gst_single"),
+        gpus: gpu_diag::rvs::request::parse_gpus("0,1").unwrap(),
+        timeout_secs: None,
+        api_claims: None,
+    }
+    .argv();
+    let mut argv: Vec<&str> = vec!["node-probe"];
+    argv.extend(gst.iter().map(String::as_str));
+    argv.extend(["--node-name", node.as_str()]);
+    let out = exec(User::Operator, "probe", &argv);
     assert!(
         !stderr(&out).contains("denied request"),
         "rvs-diag gst_single by the operator: {}",

@@ -7,7 +7,11 @@ K8S=${TESTBED_K8S:-1.35.4}
 ETCD=${TESTBED_ETCD:-v3.6.14}
 KWOK=${TESTBED_KWOK:-v0.8.0}
 K8S_MINOR=$(echo "$K8S" | cut -d. -f2)
-TB=${TESTBED_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/k8s-gpu-mcp-testbed}/k8s-$K8S-etcd-$ETCD-kwok-$KWOK
+# TESTBED_APISERVER_ONLY=1: the e2e suite's control plane only (kube-apiserver, etcd, kwok, dex), no kubelet and
+# none of the real-node testbed's tools: what CI's run of the core flows on the oldest minor needs.
+KAS_ONLY=${TESTBED_APISERVER_ONLY:-0}
+ROOT=${TESTBED_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/k8s-gpu-mcp-testbed}
+TB=$ROOT/k8s-$K8S-etcd-$ETCD-kwok-$KWOK
 BIN=$TB/bin
 mkdir -p "$BIN" "$TB/src"
 # One build at a time per cache: two runs started together (parallel test sessions) would share the
@@ -19,14 +23,30 @@ log() { echo "testbed-build: $*" >&2; }
 
 # Three independent builds (kwok; etcd; kube-apiserver and kubelet), run side by side: one's module
 # downloads overlap another's compiling, and Go's build cache is safe to share between them.
+# etcd, kwok and dex do not depend on the Kubernetes version: a build for another version (TESTBED_K8S, the
+# version matrix of tests/testbed/matrix.sh) takes them from one already built, by a hard link.
+reuse() { # reuse NAME MARKER: NAME from a sibling build whose bin/ has MARKER too
+  local other
+  for other in "$ROOT"/k8s-*-etcd-"$ETCD"-kwok-"$KWOK"/bin; do
+    [ "$other" != "$BIN" ] && [ -x "$other/$1" ] && [ -e "$other/$2" ] || continue
+    ln -f "$other/$1" "$BIN/$1" 2>/dev/null || cp "$other/$1" "$BIN/$1"
+    touch "$BIN/$2"
+    log "$1 taken from $other"
+    return 0
+  done
+  return 1
+}
+
 build_kwok() {
   [ -x "$BIN/kwok" ] && return
+  reuse kwok kwok && return
   log "building kwok $KWOK"
   GOBIN=$BIN go install "sigs.k8s.io/kwok/cmd/kwok@$KWOK" >&2
 }
 
 build_etcd() {
   [ -x "$BIN/etcd" ] && return
+  reuse etcd etcd && return
   log "building etcd $ETCD"
   mkdir -p "$TB/src/etcd"
   cd "$TB/src/etcd"
@@ -42,7 +62,7 @@ build_etcd() {
 build_kas() {
   local missing=()
   [ -x "$BIN/kube-apiserver" ] || missing+=(k8s.io/kubernetes/cmd/kube-apiserver)
-  [ -x "$BIN/kubelet" ] || missing+=(k8s.io/kubernetes/cmd/kubelet)
+  [ -x "$BIN/kubelet" ] || [ "$KAS_ONLY" = 1 ] || missing+=(k8s.io/kubernetes/cmd/kubelet)
   [ ${#missing[@]} -gt 0 ] || return 0
   log "building ${missing[*]##*/} v$K8S (first run: several minutes)"
   mkdir -p "$TB/src/kas"
@@ -68,7 +88,8 @@ build_kas() {
 # is the v2.45.1 commit (../shared/reference/mcp-auth.md section 5.1). Memory storage only: no cgo needed.
 DEX=${TESTBED_DEX:-v0.0.0-20260303133905-11d2eeb52b42}
 build_dex() {
-  [ -x "$BIN/dex" ] && return
+  [ -x "$BIN/dex" ] && { touch "$BIN/.dex-$DEX"; return; }
+  reuse dex ".dex-$DEX" && return
   log "building dex $DEX"
   mkdir -p "$TB/src/dex"
   cd "$TB/src/dex"
@@ -77,6 +98,7 @@ build_dex() {
   go get "github.com/dexidp/dex@$DEX" >&2
   go build -trimpath -ldflags "-s -w" -o "$BIN/dex.tmp" github.com/dexidp/dex/cmd/dex >&2
   mv "$BIN/dex.tmp" "$BIN/dex"
+  touch "$BIN/.dex-$DEX"
 }
 
 pids=()
@@ -108,9 +130,13 @@ build_tool() { # build_tool NAME SOURCE_DIR
   mv "$BIN/$name.tmp.$$" "$BIN/$name-$sum"
   ln -sfn "$name-$sum" "$BIN/$name"
 }
+if [ "$KAS_ONLY" != 1 ]; then
 build_tool fake-device-plugin device-plugin
-build_tool fake-dra-plugin dra-plugin
+# The DRA kubelet plugin is written against resource.k8s.io/v1 and the kubelet plugin API of 1.34 (DRA's GA):
+# an older version's real-node testbed has no DRA driver (its kubelet reports no claims in PodResources).
+if [ "$K8S_MINOR" -ge 34 ]; then build_tool fake-dra-plugin dra-plugin; fi
 build_tool podresources-list podresources-list
+fi
 # kwok's stage definitions (the bare kwok binary has none built in) come from the same module version.
 SHARE=$TB/share
 if [ ! -f "$SHARE/kwok-stages.yaml" ]; then

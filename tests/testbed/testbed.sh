@@ -21,6 +21,8 @@
 #   testbed.sh nodes PREFIX COUNT SCENARIO [key=value...]   the same for PREFIX-1..PREFIX-COUNT.
 #   testbed.sh apiserver DIR PORT [FLAG...]   a second kube-apiserver of the running testbed DIR on PORT,
 #                         with FLAG... added, until stdin reaches EOF or SIGTERM/SIGINT.
+#   testbed.sh versions [BIN]   the kube-apiserver's minor and the resource.k8s.io version `up` serves (none:
+#                         not served), as TESTBED_DRA (default|on|off) selects: e.g. "33 v1beta2".
 # Inputs (env): TESTBED_BIN (etcd, kube-apiserver, kwok; default: run build.sh), TESTBED_PROBE_DIR (a directory
 # holding the node-probe binary, put first on kwok's PATH so kwok exec finds it), TESTBED_KWOK_EXTRA_PATH,
 # TESTBED_AUDIT=1 (DIR/audit.log: the launcher users' requests), TESTBED_KEEP=1 (keep DIR),
@@ -91,13 +93,48 @@ stop_all() {
   if [ "${TESTBED_KEEP:-0}" != 1 ] && [ -n "${DIR:-}" ]; then rm -rf "$DIR"; fi
 }
 
+# The flags that follow the kube-apiserver's version into KAS_VERSION_ARGS, and KAS_MINOR, KAS_DRA (the
+# resource.k8s.io version served, or none): an unknown feature gate stops kube-apiserver, and DRA's API is
+# off by default before 1.34 (v1beta1 from 1.32, v1beta2 from 1.33, v1 GA in 1.34). TESTBED_DRA: default (as
+# the version ships), on (the newest beta the version has, from 1.32; the launcher reads no alpha) or off
+# (resource.k8s.io not served, as on a cluster that turned it off).
+kas_version_args() {
+  local BIN=$1 v gates=() rc=()
+  v=$("$BIN/kube-apiserver" --version 2>/dev/null) || die "$BIN/kube-apiserver --version failed"
+  KAS_MINOR=$(echo "$v" | sed -nE 's/^Kubernetes v1\.([0-9]+)\..*/\1/p')
+  [ -n "$KAS_MINOR" ] || die "cannot read the minor version of: $v"
+  local dra=${TESTBED_DRA:-default}
+  # DRADeviceTaints (alpha in 1.33) keeps ResourceSlice device taints, ResourceHealthStatus (alpha in 1.31) the
+  # pods' allocatedResourcesStatus: both are dropped on write with their gate off.
+  [ "$KAS_MINOR" -lt 33 ] || gates+=(DRADeviceTaints=true)
+  [ "$KAS_MINOR" -lt 31 ] || gates+=(ResourceHealthStatus=true)
+  KAS_DRA=none
+  case $dra in
+    default)
+      [ "$KAS_MINOR" -lt 34 ] || KAS_DRA=v1 ;;
+    on)
+      if [ "$KAS_MINOR" -ge 34 ]; then KAS_DRA=v1
+      elif [ "$KAS_MINOR" -eq 33 ]; then KAS_DRA=v1beta2; gates+=(DynamicResourceAllocation=true)
+        rc+=(resource.k8s.io/v1beta1=true resource.k8s.io/v1beta2=true)
+      elif [ "$KAS_MINOR" -eq 32 ]; then KAS_DRA=v1beta1; gates+=(DynamicResourceAllocation=true)
+        rc+=(resource.k8s.io/v1beta1=true)
+      else die "TESTBED_DRA=on: 1.$KAS_MINOR serves DRA only as an alpha API, which the launcher does not read (v1beta1 from 1.32)"
+      fi ;;
+    off)
+      [ "$KAS_MINOR" -lt 34 ] || rc+=(resource.k8s.io/v1=false resource.k8s.io/v1beta1=false resource.k8s.io/v1beta2=false) ;;
+    *) die "TESTBED_DRA is default, on or off, not $dra" ;;
+  esac
+  KAS_VERSION_ARGS=()
+  [ ${#gates[@]} -eq 0 ] || KAS_VERSION_ARGS+=("--feature-gates=$(IFS=,; echo "${gates[*]}")")
+  [ ${#rc[@]} -eq 0 ] || KAS_VERSION_ARGS+=("--runtime-config=$(IFS=,; echo "${rc[*]}")")
+}
+
 # The kube-apiserver's flags into KAS_ARGS, for `up` and for `apiserver` (a second one on the same etcd):
 # DIR (its pki/ and admission.yaml), the etcd port, the secure port.
 kas_args() {
   local DIR=$1 ETCD_PORT=$2 KAS_PORT=$3
   local PKI=$DIR/pki
-  # DRADeviceTaints (alpha in 1.35) keeps ResourceSlice device taints, ResourceHealthStatus (alpha) the pods'
-  # allocatedResourcesStatus: both are dropped on write with their gate off.
+  # The version's own flags come from kas_version_args (run first).
   # No --kubelet-certificate-authority: the apiserver then skips verifying the kubelet's (kwok's) serving
   # certificate (pkg/kubelet/client/kubelet_client.go). InternalIP first: kwok nodes carry 127.0.0.1 there.
   KAS_ARGS=(
@@ -111,7 +148,7 @@ kas_args() {
     --service-account-key-file="$PKI/sa.pub" --service-account-signing-key-file="$PKI/sa.key"
     --service-cluster-ip-range=10.0.0.0/24
     --allow-privileged=true
-    --feature-gates=DRADeviceTaints=true,ResourceHealthStatus=true
+    "${KAS_VERSION_ARGS[@]}"
     --endpoint-reconciler-type=none
     --kubelet-preferred-address-types=InternalIP,Hostname
     --cert-dir="$DIR/kas-certs-$KAS_PORT"
@@ -129,6 +166,7 @@ cmd_apiserver() {
   . "$DIR/env"
   local BIN=${TESTBED_BIN:-}
   [ -n "$BIN" ] || BIN=$(bash "$HERE/build.sh")
+  kas_version_args "$BIN"
   kas_args "$DIR" "$TESTBED_ETCD_PORT" "$PORT"
   "$BIN/kube-apiserver" "${KAS_ARGS[@]}" "$@" &
   local pid=$! rc
@@ -227,6 +265,8 @@ EOF
   PIDS+=($!)
   wait_for 30 etcd curl -fsS "http://127.0.0.1:$ETCD_PORT/health" || die "etcd not healthy (see $DIR/etcd.log)"
 
+  kas_version_args "$BIN"
+  log "kube-apiserver 1.$KAS_MINOR, resource.k8s.io: $KAS_DRA ${KAS_VERSION_ARGS[*]}"
   kas_args "$DIR" "$ETCD_PORT" "$KAS_PORT"
   "$BIN/kube-apiserver" "${KAS_ARGS[@]}" "${AUDIT_FLAGS[@]}" \
     >"$DIR/kube-apiserver.log" 2>&1 &
@@ -351,6 +391,8 @@ TESTBED_KWOK_NOTEE_PORT='$KWOK_NOTEE_PORT'
 TESTBED_ETCD_PORT='$ETCD_PORT'
 TESTBED_KAS_PORT='$KAS_PORT'
 TESTBED_PIDS='${PIDS[*]}'
+TESTBED_K8S_MINOR='$KAS_MINOR'
+TESTBED_DRA_VERSION='$KAS_DRA'
 EOF
   echo "testbed ready $DIR"
   log "up in ${SECONDS}s: https://127.0.0.1:$KAS_PORT (admin kubeconfig $DIR/admin.kubeconfig)"
@@ -489,5 +531,11 @@ case ${1:-} in
     shift
     cmd_apiserver "$@"
     ;;
-  *) die "usage: testbed.sh up DIR | node NAME [SCENARIO] [key=value...] | nodes PREFIX COUNT SCENARIO [key=value...]" ;;
+  versions)
+    # What `up` would run with the binaries in BIN (default: build.sh's) and TESTBED_DRA: "MINOR DRA-VERSION".
+    BIN=${2:-${TESTBED_BIN:-$(bash "$HERE/build.sh")}}
+    kas_version_args "$BIN"
+    echo "$KAS_MINOR $KAS_DRA"
+    ;;
+  *) die "usage: testbed.sh up DIR | node NAME [SCENARIO] [key=value...] | nodes PREFIX COUNT SCENARIO [key=value...] | versions [BIN]" ;;
 esac

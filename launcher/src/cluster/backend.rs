@@ -332,6 +332,7 @@ pub fn gpu_node(n: &Node, pods: &[&Pod]) -> GpuNode {
         problem_conditions,
         platform,
         device_taints_unreadable: None,
+        dra_devices: Default::default(),
         gfd,
         imex: Vec::new(),
         taints,
@@ -405,6 +406,9 @@ fn add_device_word(n: &mut GpuNode, word: &super::resource_slices::DeviceWord) {
             n.vendor = GpuVendor::Amd;
         }
     }
+    if let Some(d) = word.gpu_devices.get(&n.name) {
+        n.dra_devices = d.clone();
+    }
     word.fill_uuids(&mut n.platform);
     n.platform
         .extend(word.marks.get(&n.name).into_iter().flatten().cloned());
@@ -446,7 +450,7 @@ fn nvidia_labelled(n: &Node) -> bool {
 
 /// Carries GPUs: `nvidia.com/*` capacity > 0 (device plugin), a label says NVIDIA GPUs are present,
 /// AMD's capacity or labels say AMD GPUs are ([`super::amd::has_amd_gpus`]), or Gaudi's do
-/// ([`super::gaudi::has_gaudi`]). A node only AMD's DRA
+/// ([`super::gaudi::has_gaudi`]). A node only a GPU DRA driver's
 /// slices name is added by `list_gpu_nodes` from the slices.
 pub fn is_gpu_node(n: &Node) -> bool {
     let capacity = n.status.as_ref().and_then(|s| s.capacity.as_ref());
@@ -489,8 +493,8 @@ impl ClusterBackend for KubeBackend {
             if let Some(sel) = selector.filter(|s| !s.trim().is_empty()) {
                 lp = lp.labels(sel);
             }
-            // The fleet's ResourceSlices first: a node only AMD's DRA driver names (no device plugin capacity,
-            // no labeller) is a GPU node too.
+            // The fleet's ResourceSlices first: a node only a GPU DRA driver names (no device plugin capacity,
+            // no labeller: NVIDIA's GPU Operator in its DRA-only mode, AMD's DRA driver) is a GPU node too.
             let word =
                 super::resource_slices::read(&self.clients.reads, context, client.clone(), None)
                     .await;
@@ -517,7 +521,7 @@ impl ClusterBackend for KubeBackend {
                             || n.metadata
                                 .name
                                 .as_ref()
-                                .is_some_and(|name| word.amd.contains_key(name))
+                                .is_some_and(|name| word.gpu_devices.contains_key(name))
                     })
                     .collect();
                 if !gpu.is_empty() {

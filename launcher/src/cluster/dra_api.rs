@@ -79,8 +79,10 @@ pub fn not_served(why: &str) -> bool {
 pub enum NodeClaims {
     /// Every claim allocated on the node (GPU drivers' devices only).
     Read(Vec<ApiClaimFacts>),
-    /// Nothing to say: DRA is not served.
+    /// The API server serves no DRA API this launcher reads (DRA off, or older than 1.32): said as such.
     NoDra(String),
+    /// Not asked: no API server (local mode) or a backend that reads no claims.
+    NotAsked(String),
     /// Could not be read (forbidden, failed, too many to pass on): the node's own evidence stands alone.
     Unreadable(String),
 }
@@ -94,11 +96,14 @@ impl NodeClaims {
         }
     }
 
-    /// Why the probe got no claims from the API server, for the answer; `None` when it did or DRA is off.
-    pub fn why_not(&self) -> Option<&str> {
+    /// Why the probe got no claims from the API server, for the answer: "not served" (the cluster has no
+    /// DRA API: no claim can exist) apart from "not readable" (claims may exist and hold GPUs); `None` when
+    /// they were read or nobody was asked.
+    pub fn why_not(&self) -> Option<String> {
         match self {
-            NodeClaims::Unreadable(w) => Some(w),
-            _ => None,
+            NodeClaims::NoDra(w) => Some(format!("not served: {w}")),
+            NodeClaims::Unreadable(w) => Some(format!("not readable: {w}")),
+            NodeClaims::Read(_) | NodeClaims::NotAsked(_) => None,
         }
     }
 }

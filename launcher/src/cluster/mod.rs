@@ -146,6 +146,10 @@ pub struct GpuNode {
     /// absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub device_taints_unreadable: Option<String>,
+    /// GPU DRA driver -> the devices its ResourceSlices publish on this node: GPUs allocated through DRA
+    /// claims, counted in no `*/gpu` capacity (all a node has in NVIDIA's GPU Operator's DRA-only mode).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub dra_devices: std::collections::BTreeMap<String, usize>,
     /// Whose GPUs the node carries: `amd` where only AMD's signals are on it (left out for NVIDIA's).
     #[serde(default, skip_serializing_if = "gpu_diag::facts::GpuVendor::is_nvidia")]
     pub vendor: gpu_diag::facts::GpuVendor,
@@ -240,7 +244,7 @@ pub trait ClusterBackend: Send + Sync {
         _context: Option<&'a str>,
         _node: &'a str,
     ) -> Pin<Box<dyn Future<Output = dra_api::NodeClaims> + Send + 'a>> {
-        Box::pin(async { dra_api::NodeClaims::NoDra("this backend reads no DRA claims".into()) })
+        Box::pin(async { dra_api::NodeClaims::NotAsked("this backend reads no DRA claims".into()) })
     }
     /// The GPU Operator's standalone DCGM host engine on `node` ([`dcgm_engine::on_node`]); Ok(None) where
     /// none runs; Err where it could not be looked for.

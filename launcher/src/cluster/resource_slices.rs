@@ -36,6 +36,10 @@ pub struct DeviceWord {
     pub unreadable: Option<String>,
     /// Node -> the GPUs and partitions AMD's DRA driver (`gpu.amd.com`) publishes there.
     pub amd: BTreeMap<String, super::amd::SliceDevices>,
+    /// Node -> the devices each GPU DRA driver (`gpu_diag::attribution::dra::GPU_DRIVERS`) publishes there:
+    /// a node whose GPUs exist only as ResourceSlices (NVIDIA's GPU Operator in its DRA-only mode, no device
+    /// plugin capacity) is a GPU node by these.
+    pub gpu_devices: BTreeMap<String, BTreeMap<String, usize>>,
 }
 
 impl DeviceWord {
@@ -60,6 +64,8 @@ pub async fn read(
     let mut word = DeviceWord::default();
     let ver = match super::dra_api::version(reads, context, &client).await {
         Ok(v) => v,
+        // No DRA API: no slice and no taint can exist, which is no unknown.
+        Err(why) if super::dra_api::not_served(&why) => return word,
         Err(why) => {
             word.unreadable = Some(format!(
                 "ResourceSlices not readable: {why}; device taints unknown"
@@ -159,6 +165,14 @@ pub fn add_slice(v: &Value, word: &mut DeviceWord) {
         let name = text(d, &["name"]).unwrap_or_default();
         // v1beta1 nests a device's fields under `basic`.
         let body = d.get("basic").unwrap_or(d);
+        if gpu_diag::attribution::dra::GPU_DRIVERS.contains(&driver) {
+            *word
+                .gpu_devices
+                .entry(node.clone())
+                .or_default()
+                .entry(driver.to_string())
+                .or_default() += 1;
+        }
         if driver == super::amd::AMD_DRA_DRIVER {
             word.amd.entry(node.clone()).or_default().add(body);
         }
@@ -204,6 +218,30 @@ mod tests {
     use gpu_diag::finding::Severity;
     use gpu_diag::incident::platform::{PlatformFault, PlatformSource};
     use serde_json::json;
+
+    #[test]
+    fn gpu_drivers_devices_by_node_and_no_other_driver() {
+        let mut w = DeviceWord::default();
+        for (driver, node, n) in [
+            ("gpu.nvidia.com", "dra-only", 2),
+            ("gpu.amd.com", "mi300x", 1),
+            ("net.example.com", "nic-only", 4),
+        ] {
+            let devices: Vec<_> = (0..n).map(|i| json!({"name": format!("d{i}")})).collect();
+            add_slice(
+                &json!({"spec": {"driver": driver, "nodeName": node, "pool": {"name": node},
+                  "devices": devices}}),
+                &mut w,
+            );
+        }
+        assert_eq!(w.gpu_devices["dra-only"]["gpu.nvidia.com"], 2);
+        assert_eq!(w.gpu_devices["mi300x"]["gpu.amd.com"], 1);
+        assert!(
+            !w.gpu_devices.contains_key("nic-only"),
+            "{:?}",
+            w.gpu_devices
+        );
+    }
 
     #[test]
     fn v1_and_v1beta1_slices() {

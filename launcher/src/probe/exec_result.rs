@@ -36,6 +36,19 @@ fn not_running_message(m: &str) -> bool {
 /// The error of opening an exec session.
 pub fn connect_error(namespace: &str, pod: &str, e: kube::Error) -> ExecError {
     match e {
+        // Refused by an admission policy, not by RBAC: the cluster's copy of deploy/policies.yaml does not
+        // admit what this launcher sends (another version's policies, or a shape the owner forbade).
+        kube::Error::Api(s)
+            if s.is_forbidden() && s.message.contains("ValidatingAdmissionPolicy") =>
+        {
+            ExecError::Forbidden(format!(
+                "exec in {namespace}/{pod} refused by the cluster's admission policy (not RBAC): {}; \
+                 where the cluster's policies are another version's than this launcher's, `k8s-gpu-mcp setup \
+                 --apply` (as a cluster admin) writes this one's and `k8s-gpu-mcp check` says which hold \
+                 (deploy/policies.yaml)",
+                s.message
+            ))
+        }
         kube::Error::Api(s) if s.is_forbidden() => ExecError::Forbidden(format!(
             "exec in {namespace}/{pod} needs get+create on pods/exec: {}",
             s.message
@@ -181,4 +194,45 @@ pub async fn read_tail<R: AsyncRead + Unpin>(r: &mut R, keep: usize) -> std::io:
         tail.push(&buf[..n]);
     }
     Ok(tail.finish())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn forbidden(message: &str) -> kube::Error {
+        let s: kube::core::Status = serde_json::from_value(serde_json::json!({
+            "status": "Failure", "message": message, "reason": "Forbidden", "code": 403
+        }))
+        .unwrap();
+        kube::Error::Api(Box::new(s))
+    }
+
+    /// An admission policy's refusal is said as one, with the fix for policies of another version; RBAC's
+    /// keeps its own words.
+    #[test]
+    fn a_policy_refusal_is_not_called_rbac() {
+        let e = connect_error(
+            "gpu-diagnostics",
+            "gpu-probe-x",
+            forbidden(
+                "pods \"gpu-probe-x\" is forbidden: ValidatingAdmissionPolicy 'k8s-gpu-mcp-probe-exec' with \
+                 binding 'k8s-gpu-mcp-probe-exec' denied request: node-probe runs only as the launcher calls it",
+            ),
+        )
+        .to_string();
+        assert!(e.contains("admission policy (not RBAC)"), "{e}");
+        assert!(
+            e.contains("setup") && e.contains("deploy/policies.yaml"),
+            "{e}"
+        );
+        assert!(!e.contains("needs get+create"), "{e}");
+        let e = connect_error(
+            "gpu-diagnostics",
+            "gpu-probe-x",
+            forbidden("pods \"gpu-probe-x\" is forbidden: User \"u\" cannot create resource \"pods/exec\""),
+        )
+        .to_string();
+        assert!(e.contains("needs get+create on pods/exec"), "{e}");
+    }
 }

@@ -57,7 +57,9 @@ impl ToolError {
                     "the node may be overloaded or its GPUs hung; try again, or check the node with kubectl"
                 }
                 // The message may already name the rules (Pod Security and RBAC texts from probe/ and cluster/).
-                RunError::Forbidden(m) if !m.contains("deploy/rbac.yaml") => {
+                RunError::Forbidden(m)
+                    if !m.contains("deploy/rbac.yaml") && !m.contains("deploy/policies.yaml") =>
+                {
                     "the launcher's credentials lack the RBAC rules in deploy/rbac.yaml (bind them as \
                      deploy/bindings-example.yaml shows)"
                 }

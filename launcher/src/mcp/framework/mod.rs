@@ -256,7 +256,9 @@ impl Cx {
     pub async fn dra_claims(&self, t: &NodeTarget) -> crate::cluster::dra_api::NodeClaims {
         match &self.env.cluster {
             Some(c) => c.dra_claims_on(t.context.as_deref(), &t.node_name).await,
-            None => crate::cluster::dra_api::NodeClaims::NoDra("local mode: no API server".into()),
+            None => {
+                crate::cluster::dra_api::NodeClaims::NotAsked("local mode: no API server".into())
+            }
         }
     }
 

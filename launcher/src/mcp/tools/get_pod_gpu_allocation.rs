@@ -48,8 +48,9 @@ pub struct PodAllocation {
     /// Why the API server's view is missing (local mode).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub api_why: Option<String>,
-    /// Why the API server's ResourceClaims on the node were not read (forbidden, failed, too many): where
-    /// the kubelet names no DRA claim, attribution then rests on the node's own evidence.
+    /// Why the API server's ResourceClaims on the node were not read: `not served: ...` (the cluster serves
+    /// no DRA API, so no claim exists) or `not readable: ...` (forbidden, failed, too many: where the
+    /// kubelet names no DRA claim, attribution then rests on the node's own evidence).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub claims_why: Option<String>,
     /// Both views joined per pod: requests beside the kubelet's device ids with their GPU index, UUID and
@@ -163,7 +164,7 @@ only the kubelet's view is shown.";
                  shown alone"
                     .to_string()
             }),
-            claims_why: claims.why_not().map(str::to_string),
+            claims_why: claims.why_not(),
             assignment,
             join_findings,
             run,

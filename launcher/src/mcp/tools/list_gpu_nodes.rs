@@ -188,6 +188,7 @@ found by an inventory probe.";
             problem_conditions: vec![],
             platform: vec![],
             device_taints_unreadable: None,
+            dra_devices: Default::default(),
             gfd: Default::default(),
             vendor: if gpus > 0 && amd_gpus == gpus {
                 GpuVendor::Amd
@@ -298,6 +299,14 @@ found by an inventory probe.";
             );
             if let Some(p) = n.gpu_labels.get("nvidia.com/gpu.product") {
                 let _ = write!(out, ", {p}");
+            }
+            if !n.dra_devices.is_empty() {
+                let d: Vec<String> = n
+                    .dra_devices
+                    .iter()
+                    .map(|(driver, count)| format!("{count} by {driver}"))
+                    .collect();
+                let _ = write!(out, ", DRA devices {}", d.join(", "));
             }
             if let Some(a) = &n.amd {
                 let _ = write!(out, ", {}", a.brief());
@@ -460,6 +469,7 @@ mod tests {
             problem_conditions: vec![],
             platform: vec![],
             device_taints_unreadable: None,
+            dra_devices: Default::default(),
             imex: vec![],
             gfd: GfdFacts::from_labels([("nvidia.com/cuda.driver-version.full", "550.54.15")]),
             vendor: GpuVendor::Nvidia,
