@@ -48,6 +48,37 @@ fn refused_by(out: &std::process::Output, policy: &str, what: &str) -> String {
     err
 }
 
+/// A strategic-merge PATCH of `path` as `user`, sent straight to the API server (kubectl 1.32's `patch
+/// --subresource ephemeralcontainers` is refused by kubectl itself against an API server before 1.32); the
+/// answer as kubectl's would be: failed with the server's message on stderr for a status of 300 or more.
+fn patch_as(tb: &Testbed, user: User, path: &str, body: &str) -> std::process::Output {
+    use std::os::unix::process::ExitStatusExt;
+    let out = std::process::Command::new("curl")
+        .args(["-sS", "-X", "PATCH", "--cacert", tb.var("TESTBED_CA")])
+        .args(["-H", &format!("Authorization: Bearer {}", tb.token(user))])
+        .args(["-H", "Content-Type: application/strategic-merge-patch+json"])
+        .args(["--data-binary", body, "-w", "\n%{http_code}"])
+        .arg(format!("{}{path}", tb.server()))
+        .output()
+        .expect("run curl");
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let (answer, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
+    let ok = out.status.success() && code.trim().starts_with('2');
+    std::process::Output {
+        status: std::process::ExitStatus::from_raw(if ok { 0 } else { 256 }),
+        stdout: if ok {
+            answer.as_bytes().to_vec()
+        } else {
+            Vec::new()
+        },
+        stderr: if ok {
+            out.stderr
+        } else {
+            format!("{answer}{}", String::from_utf8_lossy(&out.stderr)).into_bytes()
+        },
+    }
+}
+
 fn wait_ready(tb: &Testbed, ns: &str, pod: &str) {
     tb.kubectl(&[
         "-n",
@@ -1083,22 +1114,11 @@ fn ephemeral_containers_and_workload_execs_of_another_shape_are_refused() {
         let body = format!(
             r#"{{"spec":{{"ephemeralContainers":[{{"name":"{name}","image":"{image}","command":{command},"targetContainerName":"main","securityContext":{{"privileged":{privileged}}}}}]}}}}"#
         );
-        tb.kubectl_as(
+        patch_as(
+            tb,
             User::Operator,
-            &[
-                "-n",
-                ns,
-                "patch",
-                "pod",
-                "trainer",
-                "--subresource",
-                "ephemeralcontainers",
-                "--type",
-                "strategic",
-                "-p",
-                &body,
-            ],
-            None,
+            &format!("/api/v1/namespaces/{ns}/pods/trainer/ephemeralcontainers"),
+            &body,
         )
     };
     let probe = crate::mcp::E2E_PROBE_IMAGE;

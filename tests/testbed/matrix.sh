@@ -31,7 +31,8 @@ for spec in "$@"; do
   log="$LOGS/$version-$dra.log"
   echo "==> $version (DRA: $dra), log in $log" >&2
   b0=$(date +%s)
-  if ! bin=$(TESTBED_K8S=$version bash tests/testbed/build.sh 2>"$log"); then
+  # The e2e suite's control plane only: the real-node tools are written against the newest kubelet API.
+  if ! bin=$(TESTBED_K8S=$version TESTBED_APISERVER_ONLY=1 bash tests/testbed/build.sh 2>"$log"); then
     rows+=("$(printf '%-8s %-8s %-10s %8s %8s  %s' "$version" "$dra" "-" "-" "$(($(date +%s) - b0))s" "the build failed (see $log)")")
     failed=1
     continue
