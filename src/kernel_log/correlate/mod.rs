@@ -8,18 +8,18 @@
 mod amdgpu;
 mod bursts;
 mod class;
+pub mod family;
 mod habanalabs;
+mod nvidia;
 mod policy;
 mod workflows;
 
-pub(crate) use amdgpu::{is_serious as amdgpu_is_serious, title as amdgpu_title};
 pub use bursts::{
     BURST_GAP_SECS, LISTED_FIRST_BURSTS, LISTED_LAST_BURSTS, STICKY_CODES, STICKY_GAP_SECS,
 };
 pub(crate) use bursts::{BurstCodes, GpuHistory, Placement};
 pub use class::{Class, EventCtx, GpuView};
-pub(crate) use habanalabs::{is_serious as habanalabs_is_serious, title as habanalabs_title};
-pub(crate) use policy::finding_code;
+pub use nvidia::{xid_by_code, xid_title};
 pub use policy::{action_detail, bucket};
 pub use workflows::{recovery_action_name, recovery_class};
 
@@ -62,53 +62,28 @@ pub(crate) fn needs(p: &Pending) -> Needs {
 /// Whether the event counts towards its finding: detail lines of amdgpu and habanalabs events do not
 /// count again what their head line counted.
 pub(crate) fn counts(p: &Pending) -> bool {
-    match p.event.kind {
-        EventKind::Amdgpu => amdgpu::counts(p),
-        EventKind::Habanalabs => habanalabs::counts(p),
-        _ => true,
-    }
+    family::of(p.event.kind).counts(p)
 }
 
 /// Classify any event with its context; None for events that ask nothing (identity lines).
 pub(crate) fn classify_event(p: &Pending, ctx: &EventCtx) -> Option<Class> {
-    Some(match p.event.kind {
-        EventKind::Xid => classify_xid(p, ctx),
-        EventKind::FallenOffBus => class(
-            Severity::Critical,
-            ActionKind::RebootNode,
-            "the GPU stopped answering on PCIe (same condition as Xid 79, RESTART_BM); check kernel PCI/AER logs and the BMC event log",
-        ),
-        EventKind::InitFailure => class(
-            Severity::Critical,
-            ActionKind::RebootNode,
-            "the driver could not initialise the GPU, so it is missing from NVML; reboot, and if it persists check seating/power and contact support",
-        ),
-        EventKind::CrashDump => class(
-            Severity::Warning,
-            ActionKind::Investigate,
-            "the driver wrote a GPU crash dump: collect it with nvidia-bug-report.sh before the NVIDIA module is unloaded",
-        ),
-        EventKind::Sxid => match p.sxid_fatal {
-            Some(true) => class(
-                Severity::Critical,
-                ActionKind::ResetGpu,
-                "fatal NVSwitch error: the fabric must be reset (all GPUs and NVSwitches, then Fabric Manager) before NVLink traffic is trusted",
-            ),
-            Some(false) => class(
-                Severity::Warning,
-                ActionKind::Monitor,
-                "non-fatal NVSwitch error: traffic continues; watch for repeats on the same link",
-            ),
-            None => class(
-                Severity::Warning,
-                ActionKind::Investigate,
-                "NVSwitch error without a stated severity (e.g. SOE halt/watchdog): check Fabric Manager logs and the switch state",
-            ),
-        },
-        EventKind::Amdgpu => amdgpu::classify(p),
-        EventKind::Habanalabs => habanalabs::classify(p),
-        EventKind::GpuIdentity => return None,
-    })
+    family::of(p.event.kind).classify(p, ctx)
+}
+
+/// What an event is called in a finding (`Xid 48 ROBUST_CHANNEL_GPU_ECC_DBE (Double Bit ECC Error)`).
+pub(crate) fn title(p: &Pending) -> String {
+    family::of(p.event.kind).title(p)
+}
+
+/// Stable finding code of an event (`gpu_has_79`: the GPU also logged Xid 79, which names its fall off the
+/// bus).
+pub(crate) fn finding_code(p: &Pending, gpu_has_79: bool) -> String {
+    family::of(p.event.kind).finding_code(p, gpu_has_79)
+}
+
+/// An event that needs a reset, a reboot or a hardware check: what makes a boot end badly.
+pub(crate) fn is_serious(p: &Pending) -> bool {
+    family::of(p.event.kind).is_serious(p)
 }
 
 /// Classify one Xid with its context.
