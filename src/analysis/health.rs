@@ -341,7 +341,9 @@ fn judge_gpu(g: &GpuFacts) -> Vec<Finding> {
             v,
             Some(i),
             g.uuid.ok().cloned(),
-            g.pci_bus_id.ok().map(String::as_str),
+            super::canonical_bus_id(&g.pci_bus_id)
+                .ok()
+                .map(String::as_str),
         )
     {
         out.push(f);

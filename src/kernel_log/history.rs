@@ -253,7 +253,7 @@ impl History {
             return;
         }
         let what = correlate::title(p);
-        let vendor = correlate::family::vendor_of(p.event.kind);
+        let vendor = correlate::vendor_of(p.event.kind);
         let line = format!(
             "{} {what} on {}: {}",
             p.event.timestamp.as_deref().unwrap_or("(no timestamp)"),

@@ -1,13 +1,12 @@
-//! The kernel-log families behind one interface: NVIDIA's (Xid, SXid and the driver's other lines), amdgpu's
+//! The kernel-log families behind one interface (the trait here; `mod.rs`'s `of` registers each): NVIDIA's (Xid, SXid and the driver's other lines), amdgpu's
 //! and habanalabs'. Each says, for an event of its own, its class (severity, action, why), its title, its
 //! finding code, whether it counts and whether it is serious; every tool that names an event (analyze,
 //! health, describe, watch, the boots' history, the exporter's history) asks here, so one event reads alike
-//! everywhere. A new family is one implementation and one arm of [`of`].
+//! everywhere. A new family is one implementation and one arm of `correlate::of`.
 
 use super::class::{Class, EventCtx};
 use crate::facts::GpuVendor;
 use crate::finding::{ActionKind, Severity};
-use crate::kernel_log::contract::{EventKind, XidReport};
 use crate::kernel_log::event::Pending;
 
 /// One kernel driver's lines, judged.
@@ -38,36 +37,4 @@ pub(crate) trait Family: Sync {
                 .classify(p, &EventCtx::alone())
                 .is_some_and(|c| c.severity == Severity::Critical)
     }
-}
-
-/// The family an event's kind belongs to.
-pub(crate) fn of(kind: EventKind) -> &'static dyn Family {
-    match kind {
-        EventKind::Xid
-        | EventKind::Sxid
-        | EventKind::FallenOffBus
-        | EventKind::GpuIdentity
-        | EventKind::InitFailure
-        | EventKind::CrashDump => &super::nvidia::Nvidia,
-        EventKind::Amdgpu => &super::amdgpu::Amdgpu,
-        EventKind::Habanalabs => &super::habanalabs::Habanalabs,
-    }
-}
-
-/// The vendor whose driver wrote an event of this kind.
-pub fn vendor_of(kind: EventKind) -> GpuVendor {
-    of(kind).vendor()
-}
-
-/// A report's listed events counted by the vendor whose driver wrote them, in the vendors' order; vendors
-/// without a listed event are left out.
-pub fn events_by_vendor(r: &XidReport) -> Vec<(GpuVendor, usize)> {
-    GpuVendor::ALL
-        .iter()
-        .map(|v| {
-            let n = r.events.iter().filter(|e| vendor_of(e.kind) == *v).count();
-            (*v, n)
-        })
-        .filter(|(_, n)| *n > 0)
-        .collect()
 }

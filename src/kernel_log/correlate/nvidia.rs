@@ -7,6 +7,8 @@ use std::collections::BTreeSet;
 
 use super::class::{Class, EventCtx, class};
 use super::family::Family;
+use super::policy::{blank_policy, bucket};
+use super::workflows::{nvlink5, xid13, xid31, xid45, xid48, xid74, xid94_95, xid154};
 use crate::facts::GpuVendor;
 use crate::finding::{ActionKind, Severity};
 use crate::kernel_log::contract::{DecodedDetail, EventKind};
@@ -22,7 +24,7 @@ impl Family for Nvidia {
 
     fn classify(&self, p: &Pending, ctx: &EventCtx) -> Option<Class> {
         Some(match p.event.kind {
-            EventKind::Xid => super::classify_xid(p, ctx),
+            EventKind::Xid => classify_xid(p, ctx),
             EventKind::FallenOffBus => class(
                 Severity::Critical,
                 ActionKind::RebootNode,
@@ -75,7 +77,7 @@ impl Family for Nvidia {
     }
 
     fn step(&self, kind: ActionKind, index: Option<u32>, pci: Option<&str>) -> String {
-        super::action_detail(kind, index, pci)
+        super::policy::action_detail(kind, index, pci)
     }
 
     fn finding_code(&self, p: &Pending, gpu_has_79: bool) -> String {
@@ -223,9 +225,9 @@ fn cases(code: u32) -> Vec<(Pending, EventCtx)> {
                         code,
                         Some(DecodedDetail::RecoveryAction {
                             from: 0,
-                            from_name: super::recovery_action_name(0).into(),
+                            from_name: super::workflows::recovery_action_name(0).into(),
                             to,
-                            to_name: super::recovery_action_name(to).into(),
+                            to_name: super::workflows::recovery_action_name(to).into(),
                         }),
                     ),
                     alone.clone(),
@@ -244,7 +246,7 @@ fn cases(code: u32) -> Vec<(Pending, EventCtx)> {
 pub fn xid_by_code(code: u32) -> Class {
     let strongest = cases(code)
         .iter()
-        .map(|(p, ctx)| super::classify_xid(p, ctx))
+        .map(|(p, ctx)| classify_xid(p, ctx))
         .max_by_key(|c| (c.severity, c.action))
         .expect("at least the line alone");
     match unknown(code) {
@@ -256,5 +258,47 @@ pub fn xid_by_code(code: u32) -> Class {
             ..strongest
         },
         None => strongest,
+    }
+}
+
+/// Classify one Xid with its context.
+pub(crate) fn classify_xid(p: &Pending, ctx: &EventCtx) -> Class {
+    let Some(code) = p.event.code else {
+        return class(
+            Severity::Warning,
+            ActionKind::Investigate,
+            "an Xid line whose number could not be read: investigate the raw line; not a reason to cordon by itself",
+        );
+    };
+    let Some(entry) = nvidia_catalog::lookup(code) else {
+        return class(
+            Severity::Warning,
+            ActionKind::Investigate,
+            format!(
+                "Xid {code} is not in NVIDIA's catalog (nor in driver 595.45.04's headers): a newer driver's code; read the driver release notes and investigate; not a reason to cordon by itself"
+            ),
+        );
+    };
+    if entry.is_driver_only() {
+        return class(
+            Severity::Warning,
+            ActionKind::Investigate,
+            format!(
+                "{} is defined by the driver (595.45.04) but not yet by NVIDIA's published catalog, which gives no action: investigate (nvidia-bug-report.sh, support if it repeats); not a reason to cordon by itself",
+                entry.mnemonic
+            ),
+        );
+    }
+    match code {
+        13 => xid13(ctx),
+        31 => xid31(ctx),
+        45 => xid45(p, ctx),
+        48 => xid48(ctx),
+        74 => xid74(p.detail.decoded.as_ref()),
+        94 | 95 => xid94_95(code, p.detail.decoded.as_ref(), entry),
+        144..=150 => nvlink5(p.detail.decoded.as_ref()),
+        154 => xid154(p.detail.decoded.as_ref(), ctx),
+        162..=172 => blank_policy(code, ctx),
+        _ => bucket(entry),
     }
 }

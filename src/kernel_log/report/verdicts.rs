@@ -150,12 +150,12 @@ pub(super) fn summarize_gpu(row: &GpuIdentity, mut st: GpuEventState) -> GpuVerd
 
 /// The step for an action, in the vocabulary of the event's vendor (its kernel-log family's).
 fn action_detail(p: &Pending, kind: ActionKind, index: Option<u32>, pci: Option<&str>) -> String {
-    correlate::family::of(p.event.kind).step(kind, index, pci)
+    correlate::of(p.event.kind).step(kind, index, pci)
 }
 
 /// Where a finding's meaning comes from, as an evidence line, where its family's catalog says.
 fn amd_source(p: &Pending) -> Option<String> {
-    correlate::family::of(p.event.kind).catalog_source(p)
+    correlate::of(p.event.kind).catalog_source(p)
 }
 
 fn describe(p: &Pending) -> String {
