@@ -230,7 +230,7 @@ pub fn judge(facts: &NodeFacts, opts: &AnalysisOptions) -> Vec<Finding> {
                 e.message.as_deref().map_or(String::new(), |m| format!(" ({m})"))
             )],
             ActionKind::RebootNode,
-            "read the kernel log (get_xid_errors) for Xid 79, 119, 120 or 154 to find the GPU, then drain the node and reboot it; an in-band GPU reset needs a responsive driver".into(),
+            "read the kernel log (analyze_xid_errors) for Xid 79, 119, 120 or 154 to find the GPU, then drain the node and reboot it; an in-band GPU reset needs a responsive driver".into(),
         ));
     }
     let answering = facts
@@ -289,7 +289,8 @@ fn judge_gpu(g: &GpuFacts) -> Vec<Finding> {
             Severity::Critical,
             Some(g),
             format!(
-                "NVML could not open GPU {i} ({}): nothing about it can be read and it cannot run work.",
+                "{} could not open GPU {i} ({}): nothing about it can be read and it cannot run work.",
+                g.vendor.info().reader,
                 super::error_name(e.error)
             ),
             vec![format!(
@@ -333,70 +334,18 @@ fn judge_gpu(g: &GpuFacts) -> Vec<Finding> {
             ),
         ));
     }
+    // NVML's GPU recovery action judged once, where the kernel log judges it and an Xid 154's target: one
+    // finding for a value, whoever reads it.
     if let Some(v) = g.recovery_action.get()
-        && v != 0
+        && let Some(f) = crate::kernel_log::report::recovery_action_finding(
+            v,
+            Some(i),
+            g.uuid.ok().cloned(),
+            super::canonical_bus_id(&g.pci_bus_id)
+                .ok()
+                .map(String::as_str),
+        )
     {
-        let ev = vec![format!(
-            "nvml recovery_action = {v} ({})",
-            recovery_action_name(v)
-        )];
-        let (sev, kind, what, detail) = match v {
-            1 => (
-                Severity::Critical,
-                ActionKind::ResetGpu,
-                "requires a GPU reset",
-                format!(
-                    "stop the work on GPU {i}, then reset it (nvidia-smi -r -i {i}) and verify it before reuse"
-                ),
-            ),
-            2 => (
-                Severity::Critical,
-                ActionKind::RebootNode,
-                "requires a node reboot",
-                "drain the node and reboot it (a warm reboot is enough)".to_string(),
-            ),
-            3 => (
-                Severity::Warning,
-                ActionKind::DrainAndResetGpu,
-                "asks to drain peer-to-peer traffic",
-                format!(
-                    "stop P2P applications on GPU {i}; if the action stays drain_p2p, reset it"
-                ),
-            ),
-            4 => (
-                Severity::Critical,
-                ActionKind::DrainAndResetGpu,
-                "asks to drain and reset",
-                format!(
-                    "schedule no new work on GPU {i}, let running work finish, then reset it (nvidia-smi -r -i {i}) to regain capacity"
-                ),
-            ),
-            5 => (
-                Severity::Warning,
-                ActionKind::Investigate,
-                "asks to recover the IMEX domain",
-                "read the node's IMEX daemon and domain (get_gpu_health: imex; list_gpu_nodes: its ComputeDomain) and bring back the members that are not ready".to_string(),
-            ),
-            _ => (
-                Severity::Warning,
-                ActionKind::Investigate,
-                "reports a recovery action this build does not know",
-                "check nvidia-smi -q for the GPU recovery action".to_string(),
-            ),
-        };
-        let mut f = finding(
-            "gpu.recovery_action",
-            sev,
-            Some(g),
-            format!("The driver says {who} {what} (NVML GPU recovery action)."),
-            ev,
-            kind,
-            detail,
-        );
-        if v == 5 {
-            // It is about the node's IMEX daemon: it joins that incident (`imex.domain`).
-            f.about = vec![crate::finding::IMEX_KEY.into()];
-        }
         out.push(f);
     }
     if let Some(m) = g.mig_mode.ok()
@@ -854,12 +803,52 @@ mod tests {
         assert_eq!(r.gpus[0].findings.len(), 1);
     }
 
+    /// NVML's recovery action read from field 230 and an Xid 154's target are one judgment: the same value
+    /// gets the same severity and action from health and the kernel log (3, DRAIN_P2P, once differed).
+    #[test]
+    fn recovery_action_is_judged_once() {
+        for v in 1..=7 {
+            let mut g = gpu(0);
+            g.recovery_action = Reading::Ok(v);
+            let f = judge_gpu(&g);
+            let c = crate::kernel_log::correlate::recovery_class(v).unwrap();
+            assert_eq!(
+                (f[0].severity, f[0].action.kind),
+                (c.severity, c.action),
+                "value {v}"
+            );
+        }
+    }
+
+    /// A GPU whose reader timed out is named with its own vendor's reader, never NVML for an AMD or Gaudi.
+    #[test]
+    fn an_unopened_gpu_names_its_vendors_reader() {
+        for vendor in crate::facts::GpuVendor::ALL {
+            let mut g = gpu(0);
+            g.vendor = vendor;
+            g.handle_error = Some(FieldError::with_message(FieldErrorKind::Timeout, "reader"));
+            let f = judge_gpu(&g);
+            assert_eq!(f[0].code, "gpu.handle_failed");
+            assert!(
+                f[0].summary.starts_with(vendor.info().reader),
+                "{vendor:?}: {}",
+                f[0].summary
+            );
+            assert_eq!(
+                f[0].summary.contains("NVML"),
+                vendor.is_nvidia(),
+                "{vendor:?}: {}",
+                f[0].summary
+            );
+        }
+    }
+
     #[test]
     fn recovery_action_values() {
         for (v, kind, sev) in [
             (1, ActionKind::ResetGpu, Severity::Critical),
             (2, ActionKind::RebootNode, Severity::Critical),
-            (3, ActionKind::DrainAndResetGpu, Severity::Warning),
+            (3, ActionKind::ResetGpuWhenDrained, Severity::Warning),
             (4, ActionKind::DrainAndResetGpu, Severity::Critical),
             (9, ActionKind::Investigate, Severity::Warning),
         ] {

@@ -22,7 +22,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::facts::{GpuFacts, MigDeviceFacts};
+use crate::facts::{GpuFacts, GpuResource, GpuVendor, MigDeviceFacts, gpu_resource};
 
 /// Which naming a device id uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -223,7 +223,7 @@ pub fn parse_device_id(raw: &str) -> Result<DeviceId, String> {
 }
 
 /// The resource Intel's Gaudi device plugin registers (see the module's notes).
-pub const GAUDI_RESOURCE: &str = "habana.ai/gaudi";
+pub const GAUDI_RESOURCE: &str = crate::facts::vendor::INTEL_GAUDI.whole_gpu_resource;
 
 /// Parse one device id of `resource`: a Gaudi id is a serial number, every other one as
 /// [`parse_device_id`] reads it.
@@ -280,40 +280,28 @@ pub enum ResourceKind {
     Partition { profile: String },
 }
 
-/// AMD's compute and memory partition modes (`current_compute_partition`, `current_memory_partition`).
-const AMD_COMPUTE_MODES: &[&str] = &["spx", "dpx", "tpx", "qpx", "cpx"];
-const AMD_MEMORY_MODES: &[&str] = &["nps1", "nps2", "nps3", "nps4", "nps6", "nps8"];
-
 /// The partition profile an `amd.com/<cp>_<nps>` resource names (`cpx_nps4`); `None` for other names
 /// (AMD's other operators advertise `amd.com/` resources that are not GPUs, such as NICs).
 pub fn amd_partition_profile(name: &str) -> Option<&str> {
-    let profile = name.strip_prefix("amd.com/")?;
-    let (cp, nps) = profile.split_once('_')?;
-    (AMD_COMPUTE_MODES.contains(&cp) && AMD_MEMORY_MODES.contains(&nps)).then_some(profile)
+    match gpu_resource(name)? {
+        (GpuVendor::Amd, GpuResource::Partition(profile)) => Some(profile),
+        _ => None,
+    }
 }
 
-/// Classify a resource name; `None` for resources that are not GPUs (CPUs, NICs, ...).
+/// Classify a resource name; `None` for resources that are not GPUs (CPUs, NICs, ...). Which resources
+/// are GPUs is the vendors' table's ([`crate::facts::vendor`]).
 pub fn classify_resource(name: &str) -> Option<ResourceKind> {
-    if name == "amd.com/gpu" || name == GAUDI_RESOURCE {
-        return Some(ResourceKind::Gpu);
-    }
-    if let Some(profile) = amd_partition_profile(name) {
-        return Some(ResourceKind::Partition {
+    Some(match gpu_resource(name)?.1 {
+        GpuResource::Whole => ResourceKind::Gpu,
+        GpuResource::Mig(profile) => ResourceKind::Mig {
             profile: profile.to_string(),
-        });
-    }
-    let rest = name.strip_prefix("nvidia.com/")?;
-    if rest == "gpu" {
-        Some(ResourceKind::Gpu)
-    } else if let Some(profile) = rest.strip_prefix("mig-") {
-        (!profile.is_empty()).then(|| ResourceKind::Mig {
+        },
+        GpuResource::Shared => ResourceKind::Shared,
+        GpuResource::Partition(profile) => ResourceKind::Partition {
             profile: profile.to_string(),
-        })
-    } else if rest.starts_with("gpu.") || rest.starts_with("gpu-") {
-        Some(ResourceKind::Shared)
-    } else {
-        None
-    }
+        },
+    })
 }
 
 /// A MIG device as found on this node.

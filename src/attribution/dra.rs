@@ -22,16 +22,27 @@ use serde::{Deserialize, Serialize};
 
 use super::assigned::{AllocatedDevice, ClaimRef, ContainerAllocation, PodAllocation};
 use super::device::{DeviceIdForm, MigRef, ResourceKind};
-use crate::facts::{ApiClaimFacts, ClaimFacts, DraHostFacts, GpuFacts, NodeFacts, Reading};
+use crate::facts::vendor;
+use crate::facts::{
+    ApiClaimFacts, ClaimFacts, DraHostFacts, GpuFacts, GpuVendor, NodeFacts, Reading,
+};
 
-/// DRA drivers whose devices are GPUs, named as above.
-pub const GPU_DRIVERS: &[&str] = &["gpu.nvidia.com", AMD_DRIVER, GAUDI_DRIVER];
+/// NVIDIA's GPU DRA driver (the vendors' table, [`crate::facts::vendor`], lists every vendor's).
+pub const NVIDIA_DRIVER: &str = vendor::NVIDIA.dra_drivers[0];
 
 /// AMD's GPU DRA driver.
-pub const AMD_DRIVER: &str = "gpu.amd.com";
+pub const AMD_DRIVER: &str = vendor::AMD.dra_drivers[0];
 
 /// Intel's Gaudi DRA driver.
-pub const GAUDI_DRIVER: &str = "gaudi.intel.com";
+pub const GAUDI_DRIVER: &str = vendor::INTEL_GAUDI.dra_drivers[0];
+
+/// DRA drivers whose devices are GPUs, NVIDIA's first (what callers that mean NVIDIA's index).
+pub const GPU_DRIVERS: &[&str] = &[NVIDIA_DRIVER, AMD_DRIVER, GAUDI_DRIVER];
+
+/// Whether a DRA driver's devices are GPUs.
+pub fn is_gpu_driver(driver: &str) -> bool {
+    GpuVendor::of_dra_driver(driver).is_some()
+}
 
 /// The CDI kind of NVIDIA's per-claim specs: ids are `k8s.gpu.nvidia.com/claim=<claim uid>-<device>`.
 const NVIDIA_CLAIM_CDI_KIND: &str = "k8s.gpu.nvidia.com/claim";
@@ -165,7 +176,7 @@ pub fn claim_device(
     } else {
         (d.driver.clone(), d.device.clone())
     };
-    if !GPU_DRIVERS.contains(&driver.as_str()) {
+    if !is_gpu_driver(&driver) {
         return None;
     }
     let mut out = located(&driver, &device, gpus);
@@ -193,7 +204,7 @@ pub fn add_api_claims(
             .devices
             .iter()
             .filter_map(|d| d.split_once('/'))
-            .filter(|(driver, _)| GPU_DRIVERS.contains(driver))
+            .filter(|(driver, _)| is_gpu_driver(driver))
             .map(|(driver, dev)| {
                 let mut out = located(driver, dev, gpus);
                 out.claim = Some(ClaimRef {
@@ -414,7 +425,7 @@ pub fn is_passthrough(device: &str) -> bool {
 /// (per-claim spec). An NVIDIA id of another shape is kept, unlocated, so it still counts as a GPU held;
 /// other vendors' ids are not GPUs of this driver.
 fn device_of_cdi_ids(ids: &[String]) -> Option<(String, String)> {
-    let driver = GPU_DRIVERS[0].to_string();
+    let driver = NVIDIA_DRIVER.to_string();
     for id in ids {
         if let Some(dev) = id
             .strip_prefix(NVIDIA_DEVICE_CDI_KIND)
@@ -493,7 +504,7 @@ pub fn summarize(
             devices: s
                 .devices
                 .iter()
-                .map(|d| located(GPU_DRIVERS[0], d, &facts.gpus))
+                .map(|d| located(NVIDIA_DRIVER, d, &facts.gpus))
                 .collect(),
         })
         // A spec whose every GPU an API server claim gives to a named pod is that claim as the node shows
@@ -516,9 +527,7 @@ pub fn summarize(
     {
         return None;
     }
-    let gpu_driver = registered
-        .iter()
-        .find(|r| GPU_DRIVERS.contains(&r.as_str()));
+    let gpu_driver = registered.iter().find(|r| is_gpu_driver(r));
     // An empty DRA answer from the kubelet means "no claim" or "not reported" (the gate off: 1.27-1.33
     // by default), and NVIDIA's driver up to v25.8 writes no per-claim CDI spec for a plain GPU claim
     // (`cmd/gpu-kubelet-plugin/cdi.go`): with the driver registered and neither naming a claim, a claimed

@@ -18,8 +18,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::analysis::{GpuRef, error_name, gpu_label, mib};
 use crate::facts::{
-    ContainerDevicesFacts, FieldError, FieldErrorKind, GpuFacts, GpuProcessFacts, HostProcessFacts,
-    NodeFacts, Reading,
+    ContainerDevicesFacts, FieldError, FieldErrorKind, GpuFacts, GpuProcessFacts, GpuVendor,
+    HostProcessFacts, NodeFacts, Reading,
 };
 use crate::finding::{Action, ActionKind, Finding, Judged, Severity, distinct};
 use crate::options::AnalysisOptions;
@@ -220,9 +220,10 @@ pub(crate) fn gpu_devices<'a>(
     })
 }
 
-/// An AMD device plugin resource (`amd.com/...`) or AMD's DRA driver.
+/// An AMD GPU resource of the device plugin or AMD's DRA driver.
 fn is_amd_resource(name: &str) -> bool {
-    name.starts_with("amd.com/") || name == dra::AMD_DRIVER
+    crate::facts::gpu_resource_vendor(name).or_else(|| GpuVendor::of_dra_driver(name))
+        == Some(GpuVendor::Amd)
 }
 
 /// Does an assigned device cover a process on GPU `gpu` (in GPU instance `gi`, when MIG)?
@@ -339,10 +340,7 @@ pub fn analyze(facts: &NodeFacts, _opts: &AnalysisOptions) -> AllocationReport {
     };
     // A GPU a DRA driver manages is not in the device plugins' allocatable list: unknown, not "no".
     let dra_gpu_driver = dra.as_ref().is_some_and(|d| {
-        d.registered
-            .iter()
-            .any(|r| dra::GPU_DRIVERS.contains(&r.as_str()))
-            || d.claims_reported > 0
+        d.registered.iter().any(|r| dra::is_gpu_driver(r)) || d.claims_reported > 0
     });
     let mut findings = Vec::new();
     let mut gpus = Vec::new();

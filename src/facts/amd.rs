@@ -12,43 +12,6 @@ use serde::{Deserialize, Serialize};
 
 use super::reading::Reading;
 
-/// Who made a GPU. Facts without it are NVIDIA's (every scenario and probe document before AMD).
-#[derive(
-    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema,
-)]
-#[serde(rename_all = "snake_case")]
-pub enum GpuVendor {
-    #[default]
-    Nvidia,
-    Amd,
-    // Intel Gaudi (Habana Labs) accelerators, driven by habanalabs (a plain comment: a doc comment
-    // would turn the published schema's enum into a oneOf).
-    Intel,
-}
-
-impl GpuVendor {
-    pub fn is_nvidia(&self) -> bool {
-        *self == GpuVendor::Nvidia
-    }
-    /// The PCI vendor id (`0x10de`, `0x1002`, `0x1da3`).
-    pub fn pci_vendor_id(&self) -> u16 {
-        match self {
-            GpuVendor::Nvidia => 0x10de,
-            GpuVendor::Amd => 0x1002,
-            // PCI_VENDOR_ID_HABANALABS (include/linux/pci_ids.h), which Gaudi 2 and 3 still carry.
-            GpuVendor::Intel => 0x1da3,
-        }
-    }
-    /// As answers name it.
-    pub fn name(&self) -> &'static str {
-        match self {
-            GpuVendor::Nvidia => "NVIDIA",
-            GpuVendor::Amd => "AMD",
-            GpuVendor::Intel => "Intel Gaudi",
-        }
-    }
-}
-
 /// The node's amdgpu driver, its module parameters and the AMD SMI library where the node has one.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 #[cfg(doc)]
 use super::rdma::RdmaDeviceFacts;
 
-use super::amd::{AmdGpuFacts, GpuVendor};
+use super::amd::AmdGpuFacts;
 use super::ecc::EccFacts;
 use super::gaudi::GaudiGpuFacts;
 use super::interconnect::{FabricFacts, NvLinkFacts, PcieFacts};
@@ -14,6 +14,7 @@ use super::reading::{FieldError, Reading};
 use super::telemetry::{
     ClockEventDurations, ClockFacts, PowerFacts, ThermalFacts, UtilizationFacts,
 };
+use super::vendor::GpuVendor;
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]

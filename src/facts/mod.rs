@@ -28,12 +28,13 @@ mod reading;
 mod sections;
 mod telemetry;
 mod timeline;
+pub mod vendor;
 
 pub use amd::{
     AmdBadPageFacts, AmdBadPagesFacts, AmdDriverFacts, AmdGpuFacts, AmdGpuMetricsFacts,
     AmdPartitionFacts, AmdPciFunctionFacts, AmdRasBlockFacts, AmdRasEventStateFacts, AmdRasFacts,
     AmdSmiBadPagesFacts, AmdSmiGpuFacts, AmdSmiLibraryFacts, AmdThrottleSampleFacts, AmdXcpFacts,
-    AmdXgmiFacts, AmdXgmiLinkFacts, GpuVendor, KfdNodeFacts,
+    AmdXgmiFacts, AmdXgmiLinkFacts, KfdNodeFacts,
 };
 pub use ecc::{
     EccFacts, EccLocationFacts, EccModeFacts, RemappedRowsFacts, RetiredPagesFacts,
@@ -73,3 +74,4 @@ pub use telemetry::{
     ClockEventDurations, ClockFacts, PowerFacts, ThermalFacts, Throttle, UtilizationFacts,
 };
 pub use timeline::{Segment, TimedLine, Timeline};
+pub use vendor::{GpuResource, GpuVendor, VendorInfo, gpu_resource, gpu_resource_vendor};

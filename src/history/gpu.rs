@@ -9,7 +9,7 @@ use crate::analysis::telemetry::{
     SW_POWER_CAP, SW_THERMAL_SLOWDOWN, SYNC_BOOST,
 };
 use crate::finding::{Severity, Verdict};
-use crate::kernel_log::correlate::bucket;
+use crate::kernel_log::correlate;
 use crate::kernel_log::nvidia_catalog;
 
 use super::input::{GpuGrid, HistoryInput};
@@ -253,33 +253,22 @@ fn xids(g: &GpuGrid, cx: &Ctx) -> Vec<XidSeen> {
         if seen.len() >= 16 {
             continue;
         }
-        let (mnemonic, description, meaning, severity) = match nvidia_catalog::lookup(code) {
-            Some(e) => {
-                let c = bucket(e);
-                (
-                    Some(e.mnemonic.clone()),
-                    Some(e.description.clone()),
-                    c.detail,
-                    c.severity,
-                )
-            }
-            None => (
-                None,
-                None,
-                "not in NVIDIA's Xid catalog (newer driver?)".to_string(),
-                Severity::Warning,
-            ),
-        };
+        // The kernel log's own judgment of the code, so an Xid reads alike in every tool; the gauge gives
+        // the code without its line or burst, and the judgment says what that leaves unknown.
+        let class = correlate::xid_by_code(code);
+        let entry = nvidia_catalog::lookup(code);
         seen.push(XidSeen {
             code,
-            mnemonic,
-            description,
-            meaning,
+            mnemonic: entry.map(|e| e.mnemonic.clone()),
+            description: entry.map(|e| e.description.clone()),
+            title: correlate::xid_title(code),
+            meaning: class.detail,
+            action: class.action,
             // What the gauge held at the window's start came before it: history, not this window's news.
             severity: if before_window {
                 Severity::Info
             } else {
-                severity
+                class.severity
             },
             first_seen: cx.clock(k),
             times: 1,

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::finding::{Severity, Verdict};
+use crate::finding::{ActionKind, Severity, Verdict};
 
 use super::signals::Exporter;
 
@@ -49,8 +49,12 @@ pub struct XidSeen {
     /// The catalog's description (`GPU has fallen off the bus`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
-    /// The catalog's meaning and action.
+    /// As every tool names it (`Xid 48 ROBUST_CHANNEL_GPU_ECC_DBE (Double Bit ECC Error)`).
+    pub title: String,
+    /// The kernel log's judgment of the code, and what the code alone does not tell.
     pub meaning: String,
+    /// The kernel log's action for the code.
+    pub action: ActionKind,
     pub severity: Severity,
     /// When the gauge first showed it.
     pub first_seen: String,

@@ -444,3 +444,56 @@ fn the_answer_does_not_grow_with_the_node_or_the_window() {
     let json = serde_json::to_string(&h).unwrap();
     assert!(json.len() < 24_000, "{}", json.len());
 }
+
+/// Every catalog Xid read from the kernel log (the findings `analyze_xid_errors` lists and health, describe
+/// and watch carry) and from dcgm-exporter's last-Xid gauge (`get_gpu_history`) gets one judgment: the same
+/// title, and the same severity and action; where the gauge's code alone leaves the line's detail or burst
+/// unknown, the history says so and is never softer (Xid 48 and 154 once read warning there).
+#[test]
+fn an_xid_reads_alike_from_the_kernel_log_and_the_exporters_gauge() {
+    use crate::facts::{KernelLogFacts, NodeFacts, Reading};
+    use crate::kernel_log::nvidia_catalog;
+    for e in nvidia_catalog::entries() {
+        let code = e.code;
+        let facts = NodeFacts {
+            kernel_log: Reading::Ok(KernelLogFacts {
+                origin: "simulated".into(),
+                lines: vec![format!(
+                    "NVRM: Xid (PCI:0000:3b:00): {code}, pid=1234, name=python, Ch 00000008"
+                )],
+                truncated: false,
+            }),
+            ..Default::default()
+        };
+        let r = crate::kernel_log::report::analyze(&facts, &Default::default());
+        let want = format!("xid.{code}");
+        let Some(f) = r.findings.iter().find(|f| f.code == want) else {
+            panic!("Xid {code}: no {want} finding in {:?}", r.findings);
+        };
+        let h = analyze(&input(vec![series(
+            "DCGM_FI_DEV_XID_ERRORS",
+            &labels("0"),
+            move |k| Some(if k >= 10 { code as f64 } else { 0.0 }),
+        )]));
+        let x = &h.gpus[0].xids[0];
+        assert!(!x.before_window);
+        assert!(
+            f.summary.starts_with(&x.title),
+            "Xid {code}: the kernel log calls it {:?}, the history {:?}",
+            f.summary,
+            x.title
+        );
+        let (log, gauge) = ((f.severity, f.action.kind), (x.severity, x.action));
+        assert!(
+            gauge >= log,
+            "Xid {code}: the history says {gauge:?}, softer than the kernel log's {log:?}"
+        );
+        if gauge != log {
+            assert!(
+                x.meaning.contains("does not tell"),
+                "Xid {code}: the history says {gauge:?} where the kernel log says {log:?} without saying what it does not know: {}",
+                x.meaning
+            );
+        }
+    }
+}

@@ -8,9 +8,10 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use super::contract::{
     BootSummary, BootXidCount, EventKind, HistorySource, SourceStatus, XidHistory,
 };
+use super::correlate;
 use super::event::Pending;
-use super::nvidia_catalog;
 use super::time::rfc3339;
+use crate::facts::GpuVendor;
 use crate::finding::{Action, ActionKind, Finding, Severity};
 
 /// Boots listed in the report (the latest ones); older boots in the window are counted.
@@ -37,7 +38,7 @@ struct Boot {
     fresh: bool,
     events: usize,
     xids: BTreeMap<(Option<String>, u32), usize>,
-    last_serious: Option<(String, Option<String>, String)>,
+    last_serious: Option<(String, Option<String>, String, GpuVendor)>,
 }
 
 impl Boot {
@@ -247,24 +248,19 @@ impl History {
                     .or_default() += 1;
             }
         }
-        if !is_serious(p) {
+        // Serious and its title as every other tool judges the event (its kernel-log family).
+        if !correlate::is_serious(p) {
             return;
         }
-        let what = match (p.event.kind, p.event.code) {
-            (EventKind::Xid, Some(c)) => format!("Xid {c}"),
-            (EventKind::FallenOffBus, _) => "fallen off the bus".to_string(),
-            (EventKind::InitFailure, _) => "initialisation failure".to_string(),
-            (EventKind::Amdgpu, _) => crate::kernel_log::correlate::amdgpu_title(p),
-            (EventKind::Habanalabs, _) => crate::kernel_log::correlate::habanalabs_title(p),
-            _ => "NVIDIA error".to_string(),
-        };
+        let what = correlate::title(p);
+        let vendor = correlate::vendor_of(p.event.kind);
         let line = format!(
             "{} {what} on {}: {}",
             p.event.timestamp.as_deref().unwrap_or("(no timestamp)"),
             p.event.pci_bus_id.as_deref().unwrap_or("an unknown GPU"),
             p.event.message
         );
-        b.last_serious = Some((line, p.event.pci_bus_id.clone(), what.clone()));
+        b.last_serious = Some((line, p.event.pci_bus_id.clone(), what.clone(), vendor));
         if let Some(pci) = &p.event.pci_bus_id {
             let g = self.gpus.entry(pci.clone()).or_default();
             g.boots.insert(*ord);
@@ -292,7 +288,7 @@ impl History {
             None => listed.last(),
         };
         if let Some((_, b)) = prev
-            && let Some((line, pci, what)) = &b.last_serious
+            && let Some((line, pci, what, vendor)) = &b.last_serious
         {
             let (index, uuid) = pci.as_deref().map_or((None, None), &gpu_of);
             let gpu = match (index, pci) {
@@ -306,8 +302,9 @@ impl History {
                 gpu: index,
                 gpu_uuid: uuid,
                 summary: format!(
-                    "the previous boot{} ended with {what} on {gpu} (its last serious NVIDIA event; last kernel message {})",
+                    "the previous boot{} ended with {what} on {gpu} (its last serious {} event; last kernel message {})",
                     b.id.as_deref().map(|i| format!(" ({i})")).unwrap_or_default(),
+                    vendor.name(),
                     b.last.and_then(rfc3339).unwrap_or_else(|| "unknown".into())
                 ),
                 evidence: vec![line.clone()],
@@ -347,7 +344,7 @@ impl History {
                     .boots
                     .iter()
                     .filter(|(o, _)| g.boots.contains(o))
-                    .filter_map(|(_, b)| b.last_serious.as_ref().map(|(l, _, _)| l.clone()))
+                    .filter_map(|(_, b)| b.last_serious.as_ref().map(|(l, ..)| l.clone()))
                     .collect(),
                 action: Action {
                     kind: ActionKind::Rma,
@@ -386,7 +383,7 @@ impl History {
                         count: *n,
                     })
                     .collect(),
-                last_serious_event: b.last_serious.as_ref().map(|(l, _, _)| l.clone()),
+                last_serious_event: b.last_serious.as_ref().map(|(l, ..)| l.clone()),
             })
             .collect();
         Some((
@@ -400,32 +397,6 @@ impl History {
             },
             findings,
         ))
-    }
-}
-
-/// An event that needs a reset, a reboot or a hardware check: what makes a boot end badly.
-fn is_serious(p: &Pending) -> bool {
-    match p.event.kind {
-        EventKind::FallenOffBus | EventKind::InitFailure => true,
-        EventKind::Xid => p
-            .event
-            .code
-            .and_then(nvidia_catalog::lookup)
-            .and_then(|e| e.immediate_action.clone())
-            .is_some_and(|a| {
-                matches!(
-                    a.as_str(),
-                    "RESET_GPU"
-                        | "RESTART_BM"
-                        | "RESTART_VM"
-                        | "CHECK_MECHANICALS"
-                        // A double-bit ECC error always ends in a reset (with or without a drain).
-                        | "WORKFLOW_XID_48"
-                )
-            }),
-        EventKind::Amdgpu => crate::kernel_log::correlate::amdgpu_is_serious(p),
-        EventKind::Habanalabs => crate::kernel_log::correlate::habanalabs_is_serious(p),
-        _ => false,
     }
 }
 

@@ -235,18 +235,9 @@ fn gpu_vendor(facts: &NodeFacts, gpu: u32) -> Option<GpuVendor> {
     facts.gpus.iter().find(|g| g.index == gpu).map(|g| g.vendor)
 }
 
-/// A device plugin resource's vendor (`nvidia.com/*`, `amd.com/*`, Habana's `habana.ai/*`); `None`: no GPU
-/// vendor's.
+/// A device plugin resource's vendor; `None`: not a GPU resource (the vendors' table says which are).
 fn resource_vendor(name: &str) -> Option<GpuVendor> {
-    if name.starts_with("nvidia.com/") {
-        Some(GpuVendor::Nvidia)
-    } else if name.starts_with("amd.com/") {
-        Some(GpuVendor::Amd)
-    } else if name.starts_with("habana.ai/") {
-        Some(GpuVendor::Intel)
-    } else {
-        None
-    }
+    crate::facts::gpu_resource_vendor(name)
 }
 
 fn kubelet_device_plugins(facts: &NodeFacts, gpu: u32) -> SourceAnswer {

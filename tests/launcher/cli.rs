@@ -800,3 +800,119 @@ fn doc_command_line_extraction_finds_what_a_user_would_paste() {
         "an unknown flag before --help must fail"
     );
 }
+
+/// The text of every string literal of a Rust source, up to its `#[cfg(test)]` (tests name tools that do
+/// not exist on purpose); comments are skipped, raw strings read whole, char literals (`'"'`) stepped over.
+fn string_literals(src: &str) -> Vec<String> {
+    let src = src.split("#[cfg(test)]").next().unwrap_or("");
+    let b: Vec<char> = src.chars().collect();
+    let (mut out, mut i) = (Vec::new(), 0);
+    let at = |i: usize, s: &str| s.chars().enumerate().all(|(k, c)| b.get(i + k) == Some(&c));
+    while i < b.len() {
+        let c = b[i];
+        if at(i, "//") {
+            i = (i..b.len()).find(|&k| b[k] == '\n').unwrap_or(b.len());
+        } else if at(i, "/*") {
+            i = (i + 2..b.len())
+                .find(|&k| at(k, "*/"))
+                .map_or(b.len(), |k| k + 2);
+        } else if c == 'r'
+            && matches!(b.get(i + 1), Some('#' | '"'))
+            && (i == 0 || !(b[i - 1].is_alphanumeric() || b[i - 1] == '_'))
+        {
+            let hashes = b[i + 1..].iter().take_while(|&&c| c == '#').count();
+            let open = i + 1 + hashes;
+            if b.get(open) != Some(&'"') {
+                i += 1;
+                continue;
+            }
+            let close: String = std::iter::once('"')
+                .chain("#".repeat(hashes).chars())
+                .collect();
+            let end = (open + 1..b.len())
+                .find(|&k| at(k, &close))
+                .unwrap_or(b.len());
+            out.push(b[open + 1..end].iter().collect());
+            i = end + close.len();
+        } else if c == '"' {
+            let mut s = String::new();
+            i += 1;
+            while i < b.len() && b[i] != '"' {
+                if b[i] == '\\' {
+                    i += 1;
+                } else {
+                    s.push(b[i]);
+                }
+                i += 1;
+            }
+            out.push(s);
+            i += 1;
+        } else if c == '\'' && b.get(i + 1) == Some(&'\\') {
+            i = (i + 2..b.len())
+                .find(|&k| b[k] == '\'')
+                .map_or(b.len(), |k| k + 1);
+        } else if c == '\'' && b.get(i + 2) == Some(&'\'') {
+            i += 3;
+        } else {
+            i += 1;
+        }
+    }
+    out
+}
+
+/// Every tool an answer's text names exists: a finding's or an action's sentence (a string literal with a
+/// space in it, in the library, the launcher or node-probe) that names a tool-shaped word (a registered
+/// tool's verb, then a registered tool's noun: `get_xid_errors`) names a registered tool.
+#[test]
+fn every_tool_an_answer_names_is_registered() {
+    let mut all = tools::read_only_tools(LAUNCHER);
+    all.extend(tools::operator_only_tools(LAUNCHER));
+    let verbs: Vec<&str> = all.iter().filter_map(|t| t.split('_').next()).collect();
+    let nouns: Vec<&str> = all.iter().flat_map(|t| t.split('_').skip(1)).collect();
+    let word = regex::Regex::new(r"\b[a-z][a-z0-9]*(?:_[a-z0-9]+)+\b").unwrap();
+    let root = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
+    let mut files = Vec::new();
+    let mut dirs: Vec<std::path::PathBuf> = ["src", "launcher/src", "node-probe/src"]
+        .iter()
+        .map(|d| root.join(d))
+        .collect();
+    while let Some(d) = dirs.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                dirs.push(p);
+            } else if p.extension().is_some_and(|x| x == "rs")
+                && !p
+                    .file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .ends_with("tests.rs")
+            {
+                files.push(p);
+            }
+        }
+    }
+    assert!(files.len() > 100, "read only {} source files", files.len());
+    let mut unknown = Vec::new();
+    for f in &files {
+        for lit in string_literals(&std::fs::read_to_string(f).unwrap()) {
+            if !lit.contains(' ') {
+                continue;
+            }
+            for w in word.find_iter(&lit).map(|m| m.as_str()) {
+                let mut parts = w.split('_');
+                let tool_shaped = parts.next().is_some_and(|v| verbs.contains(&v))
+                    && parts.any(|n| nouns.contains(&n));
+                if tool_shaped && !all.iter().any(|t| t == w) {
+                    unknown.push(format!("{}: {w}", f.strip_prefix(root).unwrap().display()));
+                }
+            }
+        }
+    }
+    unknown.sort();
+    unknown.dedup();
+    assert!(
+        unknown.is_empty(),
+        "answers name tools that do not exist: {unknown:#?}"
+    );
+}

@@ -18,23 +18,16 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::Node;
 use serde::{Deserialize, Serialize};
 
-use gpu_diag::attribution::device::amd_partition_profile;
 use gpu_diag::incident::platform::{self, MAX_NAME};
 
 /// AMD's device plugin resource for whole GPUs (naming strategy `single`).
-pub const AMD_GPU_RESOURCE: &str = "amd.com/gpu";
+pub const AMD_GPU_RESOURCE: &str = gpu_diag::facts::vendor::AMD.whole_gpu_resource;
 /// AMD's DRA driver.
 pub const AMD_DRA_DRIVER: &str = gpu_diag::attribution::dra::AMD_DRIVER;
 
-/// Labels that say a node has AMD GPUs: the GPU Operator's NFD rule, and NFD's PCI labels for vendor 1002
-/// (ATI/AMD graphics; AMD's CPUs and chipsets are vendor 1022) with the class MI300-class GPUs show,
-/// 1200 "Processing accelerators" (NFD's default label fields are class and vendor:
-/// kubernetes-sigs/node-feature-discovery docs, `pci-<class>_<vendor>.present`).
-const AMD_PRESENT_LABELS: &[&str] = &[
-    "feature.node.kubernetes.io/amd-gpu",
-    "feature.node.kubernetes.io/pci-1002.present",
-    "feature.node.kubernetes.io/pci-1200_1002.present",
-];
+/// Labels that say a node has AMD GPUs: the library's vendors' table (`gpu_diag::facts::vendor::AMD`:
+/// the GPU Operator's NFD rule, NFD's PCI labels for vendor 1002 with the class MI300-class GPUs show).
+const AMD_PRESENT_LABELS: &[&str] = gpu_diag::facts::vendor::AMD.present_labels;
 
 /// The labeller's label prefixes: current, then legacy.
 const LABEL_PREFIXES: &[&str] = &["amd.com/gpu.", "beta.amd.com/gpu."];
@@ -101,12 +94,6 @@ impl AmdNodeFacts {
         }
         parts.join(", ")
     }
-}
-
-/// Is this resource an AMD GPU (`amd.com/gpu` or a partition profile)? AMD's other operators advertise
-/// `amd.com/` resources that are not GPUs (NICs).
-pub fn is_gpu_resource(name: &str) -> bool {
-    name == AMD_GPU_RESOURCE || amd_partition_profile(name).is_some()
 }
 
 fn label<'a>(n: &'a Node, key: &str) -> Option<&'a str> {
@@ -221,7 +208,9 @@ mod tests {
         n.status
             .iter()
             .flat_map(|s| s.capacity.iter().flatten())
-            .filter(|(k, _)| is_gpu_resource(k))
+            .filter(|(k, _)| {
+                gpu_diag::facts::gpu_resource_vendor(k) == Some(gpu_diag::facts::GpuVendor::Amd)
+            })
             .map(|(k, v)| (k.clone(), v.0.parse().unwrap()))
             .collect()
     }

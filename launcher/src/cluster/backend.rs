@@ -429,16 +429,9 @@ pub fn condition_healthy(kind: &str, status: &str) -> bool {
     }
 }
 
-/// Labels that say a node has NVIDIA GPUs. GFD's; and Node Feature Discovery's PCI labels (vendor 10de, class
-/// 0302 3D controller or 0300 VGA), which is all a node has where NVIDIA's DRA driver replaced the device
-/// plugin without GFD: the driver's Helm chart selects nodes by exactly these (NVIDIA/k8s-dra-driver-gpu,
-/// deployments/helm/dra-driver-nvidia-gpu/values.yaml).
-const GPU_PRESENT_LABELS: &[&str] = &[
-    "nvidia.com/gpu.present",
-    "feature.node.kubernetes.io/pci-10de.present",
-    "feature.node.kubernetes.io/pci-0302_10de.present",
-    "feature.node.kubernetes.io/pci-0300_10de.present",
-];
+/// Labels that say a node has NVIDIA GPUs: GFD's and NFD's PCI labels (the library's vendors' table, which
+/// says why each).
+const GPU_PRESENT_LABELS: &[&str] = gpu_diag::facts::vendor::NVIDIA.present_labels;
 
 /// A label says NVIDIA GPUs are present.
 fn nvidia_labelled(n: &Node) -> bool {

@@ -11,11 +11,8 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
 pub use gpu_diag::attribution::device::GAUDI_RESOURCE;
 
-/// Node Feature Discovery's label for a PCI device of Habana Labs' vendor id.
-const PRESENT_LABELS: &[&str] = &[
-    "feature.node.kubernetes.io/pci-1da3.present",
-    "feature.node.kubernetes.io/pci-1200_1da3.present",
-];
+/// Node Feature Discovery's label for a PCI device of Habana Labs' vendor id (the library's vendors' table).
+const PRESENT_LABELS: &[&str] = gpu_diag::facts::vendor::INTEL_GAUDI.present_labels;
 
 /// The Gaudi devices a resource list offers or asks for.
 pub fn devices(map: Option<&BTreeMap<String, Quantity>>) -> u64 {

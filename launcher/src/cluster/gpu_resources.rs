@@ -4,14 +4,24 @@
 
 use std::collections::BTreeMap;
 
-use gpu_diag::attribution::device::GAUDI_RESOURCE;
+use gpu_diag::facts::{GpuVendor, gpu_resource_vendor, vendor};
 use k8s_openapi::api::core::v1::{Container, Pod};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
 use crate::cluster::ContainerGpuUse;
 
-pub const GPU_RESOURCE: &str = "nvidia.com/gpu";
-pub const NVIDIA_PREFIX: &str = "nvidia.com/";
+pub const GPU_RESOURCE: &str = vendor::NVIDIA.whole_gpu_resource;
+pub const NVIDIA_PREFIX: &str = vendor::NVIDIA.resource_domain;
+
+/// A resource list's GPU resources of one vendor, as integers; which resources are GPUs is the library's
+/// vendors' table's (`gpu_diag::facts::gpu_resource`), the one list.
+fn resources_of(map: Option<&BTreeMap<String, Quantity>>, v: GpuVendor) -> BTreeMap<String, u64> {
+    map.into_iter()
+        .flatten()
+        .filter(|(k, _)| gpu_resource_vendor(k) == Some(v))
+        .map(|(k, q)| (k.clone(), count(q)))
+        .collect()
+}
 
 /// An integer count from a quantity (`8`, `8k`, `1Ki`); extended resources are integers.
 pub fn count(q: &Quantity) -> u64 {
@@ -34,30 +44,21 @@ pub fn count(q: &Quantity) -> u64 {
 }
 
 pub fn nvidia_resources(map: Option<&BTreeMap<String, Quantity>>) -> BTreeMap<String, u64> {
-    map.into_iter()
-        .flatten()
-        .filter(|(k, _)| k.starts_with(NVIDIA_PREFIX))
-        .map(|(k, v)| (k.clone(), count(v)))
-        .collect()
+    resources_of(map, GpuVendor::Nvidia)
 }
 
 /// AMD's GPU resources (`amd.com/gpu`, `amd.com/<cp>_<nps>`) of a resource list, as integers.
 pub fn amd_resources(map: Option<&BTreeMap<String, Quantity>>) -> BTreeMap<String, u64> {
-    map.into_iter()
-        .flatten()
-        .filter(|(k, _)| super::amd::is_gpu_resource(k))
-        .map(|(k, v)| (k.clone(), count(v)))
-        .collect()
+    resources_of(map, GpuVendor::Amd)
 }
 
 /// The GPU resources of every vendor in a resource list (Intel's Gaudi: `habana.ai/gaudi`).
 pub fn gpu_resources(map: Option<&BTreeMap<String, Quantity>>) -> BTreeMap<String, u64> {
-    let mut out = nvidia_resources(map);
-    out.extend(amd_resources(map));
-    if let Some(q) = map.and_then(|m| m.get(GAUDI_RESOURCE)) {
-        out.insert(GAUDI_RESOURCE.to_string(), count(q));
-    }
-    out
+    map.into_iter()
+        .flatten()
+        .filter(|(k, _)| gpu_resource_vendor(k).is_some())
+        .map(|(k, q)| (k.clone(), count(q)))
+        .collect()
 }
 
 /// Per-container GPU requests and limits (extended resources: a request defaults to the limit).

@@ -126,7 +126,7 @@ pub fn judge(g: &GpuFacts, amd: &AmdGpuFacts, uptime_s: Option<f64>) -> Vec<Find
                 vec![state.clone()],
                 ActionKind::DrainAndResetGpu,
                 format!(
-                    "read the kernel log for the block at fault (get_xid_errors); if the GPU did not come back, reboot the node; otherwise drain and {reset}"
+                    "read the kernel log for the block at fault (analyze_xid_errors); if the GPU did not come back, reboot the node; otherwise drain and {reset}"
                 ),
             ));
         }

@@ -2,7 +2,9 @@
 //! itself says more (an ACA bank's STATUS bits, throttling that names only the power cap), and their
 //! finding codes (`amdgpu.<kind>`, RAS ones `amdgpu.ras_<ue|de|ce>.<block>`).
 
-use super::class::{Class, class};
+use super::class::{Class, EventCtx, class};
+use super::family::Family;
+use crate::facts::GpuVendor;
 use crate::finding::{ActionKind, Severity};
 use crate::kernel_log::amdgpu_catalog::{self, AmdCatalogEntry};
 use crate::kernel_log::contract::DecodedDetail;
@@ -93,7 +95,28 @@ pub(crate) fn classify(p: &Pending) -> Class {
     }
 }
 
-/// An event that ends a boot badly (history's "serious").
-pub(crate) fn is_serious(p: &Pending) -> bool {
-    entry(p).is_some_and(|(e, _)| e.counts) && classify(p).severity == Severity::Critical
+pub(crate) struct Amdgpu;
+
+impl Family for Amdgpu {
+    fn vendor(&self) -> GpuVendor {
+        GpuVendor::Amd
+    }
+    fn classify(&self, p: &Pending, _ctx: &EventCtx) -> Option<Class> {
+        Some(classify(p))
+    }
+    fn title(&self, p: &Pending) -> String {
+        title(p)
+    }
+    fn finding_code(&self, p: &Pending, _gpu_has_79: bool) -> String {
+        finding_code(p)
+    }
+    fn counts(&self, p: &Pending) -> bool {
+        counts(p)
+    }
+    fn step(&self, kind: ActionKind, _index: Option<u32>, pci: Option<&str>) -> String {
+        amdgpu_catalog::action_detail(kind, pci)
+    }
+    fn catalog_source(&self, p: &Pending) -> Option<String> {
+        entry(p).map(|(e, _)| format!("amdgpu catalog {} (source: {})", e.mnemonic, e.source))
+    }
 }

@@ -49,3 +49,13 @@ pub struct EventCtx {
     pub nvml_recovery_action: Option<u32>,
     pub sram_threshold_exceeded: Option<bool>,
 }
+
+impl EventCtx {
+    /// An event seen alone: no other event in its burst or on its GPU, and its GPU's last Xid 154.
+    pub fn alone() -> Self {
+        EventCtx {
+            last_154: true,
+            ..EventCtx::default()
+        }
+    }
+}

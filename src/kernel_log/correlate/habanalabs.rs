@@ -2,7 +2,9 @@
 //! (`kernel_log/habanalabs_catalog.rs`). A line is judged by itself: the driver's reset that follows an error is
 //! an event of its own, which the report lists beside it.
 
-use super::class::{Class, class};
+use super::class::{Class, EventCtx, class};
+use super::family::Family;
+use crate::facts::GpuVendor;
 use crate::finding::{ActionKind, Severity};
 use crate::kernel_log::contract::DecodedDetail;
 use crate::kernel_log::event::Pending;
@@ -63,7 +65,33 @@ pub(crate) fn classify(p: &Pending) -> Class {
     class(e.severity, e.action, e.meaning)
 }
 
-/// An event that ends a boot badly (history's "serious").
-pub(crate) fn is_serious(p: &Pending) -> bool {
-    entry(p).is_some_and(|e| e.counts) && classify(p).severity == Severity::Critical
+pub(crate) struct Habanalabs;
+
+impl Family for Habanalabs {
+    fn vendor(&self) -> GpuVendor {
+        GpuVendor::Intel
+    }
+    fn classify(&self, p: &Pending, _ctx: &EventCtx) -> Option<Class> {
+        Some(classify(p))
+    }
+    fn title(&self, p: &Pending) -> String {
+        title(p)
+    }
+    fn finding_code(&self, p: &Pending, _gpu_has_79: bool) -> String {
+        finding_code(p)
+    }
+    fn counts(&self, p: &Pending) -> bool {
+        counts(p)
+    }
+    fn step(&self, kind: ActionKind, _index: Option<u32>, pci: Option<&str>) -> String {
+        habanalabs_catalog::action_detail(kind, pci)
+    }
+    fn catalog_source(&self, p: &Pending) -> Option<String> {
+        entry(p).map(|e| {
+            format!(
+                "habanalabs catalog {} (source: Linux 6.12 drivers/accel/habanalabs/{})",
+                e.mnemonic, e.source
+            )
+        })
+    }
 }

@@ -3,9 +3,7 @@
 
 use super::class::{Class, EventCtx, class};
 use crate::finding::{ActionKind, Severity};
-use crate::kernel_log::contract::EventKind;
-use crate::kernel_log::event::Pending;
-use crate::kernel_log::nvidia_catalog::{self, CatalogEntry};
+use crate::kernel_log::nvidia_catalog::CatalogEntry;
 
 /// The catalog's immediate-action bucket as severity and action.
 pub fn bucket(entry: &CatalogEntry) -> Class {
@@ -148,28 +146,6 @@ pub(super) fn join(codes: &[u32]) -> String {
         .map(u32::to_string)
         .collect::<Vec<_>>()
         .join(", ")
-}
-
-/// Stable finding code of an event.
-pub(crate) fn finding_code(p: &Pending, gpu_has_79: bool) -> String {
-    match p.event.kind {
-        EventKind::Xid => match p.event.code.and_then(nvidia_catalog::lookup) {
-            Some(e) => format!("xid.{}", e.code),
-            None => "xid.unknown_code".into(),
-        },
-        EventKind::FallenOffBus if gpu_has_79 => "xid.79".into(),
-        EventKind::FallenOffBus => "gpu.fallen_off_bus".into(),
-        EventKind::InitFailure => "gpu.init_failed".into(),
-        EventKind::CrashDump => "driver.crash_dump".into(),
-        EventKind::Sxid => match p.sxid_fatal {
-            Some(true) => "sxid.fatal".into(),
-            Some(false) => "sxid.non_fatal".into(),
-            None => "sxid.unclassified".into(),
-        },
-        EventKind::Amdgpu => super::amdgpu::finding_code(p),
-        EventKind::Habanalabs => super::habanalabs::finding_code(p),
-        EventKind::GpuIdentity => "gpu.identity".into(),
-    }
 }
 
 /// The concrete step for an action kind.

@@ -283,7 +283,9 @@ pub fn recovery_action_name(v: u32) -> &'static str {
     crate::facts::recovery_action(v).map_or("Unknown", |a| a.name)
 }
 
-/// The driver's recovery action (NVML field 230 or an Xid 154's target) as a classification.
+/// The driver's recovery action (NVML field 230 or an Xid 154's target) as a classification: the one table
+/// of NVML's `nvmlDeviceGpuRecoveryAction_t` (nvml.h: 0 NONE, 1 GPU_RESET, 2 NODE_REBOOT, 3 DRAIN_P2P,
+/// 4 DRAIN_AND_RESET, 5 RECOVER_IMEX_DOMAIN), which health and the kernel log both read.
 pub fn recovery_class(v: u32) -> Option<Class> {
     Some(match v {
         0 => class(
@@ -314,7 +316,7 @@ pub fn recovery_class(v: u32) -> Option<Class> {
         5 => class(
             Severity::Warning,
             ActionKind::Investigate,
-            "the driver asks to recover the IMEX domain",
+            "the driver asks to recover the IMEX domain: read the node's IMEX daemon and domain (get_gpu_health: imex; list_gpu_nodes: its ComputeDomain) and bring back the members that are not ready",
         ),
         _ => class(
             Severity::Warning,

@@ -17,6 +17,7 @@ use crate::options::AnalysisOptions;
 
 pub use analyzer::{LogEnd, MAX_EVENT_GROUPS, MAX_LISTED_EVENTS, SAMPLES_PER_GROUP, XidAnalyzer};
 pub use gpu_identity::gpu_label;
+pub use verdicts::recovery_action_finding;
 
 pub use super::contract::{
     Burst, CatalogStatus, CodeCount, DecodedDetail, EventDetail, EventKind, GpuXidSummary,

@@ -9,7 +9,6 @@ use crate::kernel_log::contract::{
 };
 use crate::kernel_log::correlate;
 use crate::kernel_log::event::Pending;
-use crate::kernel_log::{amdgpu_catalog, habanalabs_catalog, nvidia_catalog};
 
 fn recovery_name(v: u32) -> String {
     correlate::recovery_action_name(v).to_string()
@@ -25,6 +24,41 @@ pub(super) struct GpuVerdict {
 const RECOVER_IMEX_DOMAIN: u32 = 5;
 const IMEX_RECOVERY: &str = "now Recover IMEX Domain";
 use crate::finding::IMEX_KEY;
+
+/// The driver's recovery action for a GPU (NVML field 230, nvml.h's `nvmlDeviceGpuRecoveryAction_t`) as a
+/// finding; `None` for 0 (no recovery). Health and the kernel log both make it here, so a value reads alike.
+pub fn recovery_action_finding(
+    v: u32,
+    index: Option<u32>,
+    uuid: Option<String>,
+    pci: Option<&str>,
+) -> Option<Finding> {
+    let class = correlate::recovery_class(v).filter(|_| v != 0)?;
+    let label = gpu_label(index, pci);
+    Some(Finding {
+        code: "gpu.recovery_action".into(),
+        severity: class.severity,
+        gpu: index,
+        gpu_uuid: uuid,
+        summary: format!(
+            "the driver reports recovery action {} ({}) for {label}: {}",
+            v,
+            recovery_name(v),
+            class.detail
+        ),
+        evidence: vec![format!("nvml field 230 (GPU_RECOVERY_ACTION) = {v}")],
+        action: Action {
+            kind: class.action,
+            detail: correlate::action_detail(class.action, index, pci),
+        },
+        about: if v == RECOVER_IMEX_DOMAIN {
+            vec![IMEX_KEY.into()]
+        } else {
+            Vec::new()
+        },
+        first_seen: None,
+    })
+}
 
 /// Per-GPU summary and findings from what the analysis kept for it.
 pub(super) fn summarize_gpu(row: &GpuIdentity, mut st: GpuEventState) -> GpuVerdict {
@@ -84,32 +118,9 @@ pub(super) fn summarize_gpu(row: &GpuIdentity, mut st: GpuEventState) -> GpuVerd
 
     // The driver's own verdict (NVML field 230) drives a finding of its own.
     if let Some(v) = row.recovery_action
-        && let Some(class) = correlate::recovery_class(v)
-        && v != 0
+        && let Some(f) = recovery_action_finding(v, row.index, row.uuid.clone(), row.pci.as_deref())
     {
-        findings.push(Finding {
-            code: "gpu.recovery_action".into(),
-            severity: class.severity,
-            gpu: row.index,
-            gpu_uuid: row.uuid.clone(),
-            summary: format!(
-                "the driver reports recovery action {} ({}) for {label}: {}",
-                v,
-                recovery_name(v),
-                class.detail
-            ),
-            evidence: vec![format!("nvml field 230 (GPU_RECOVERY_ACTION) = {v}")],
-            action: Action {
-                kind: class.action,
-                detail: correlate::action_detail(class.action, row.index, row.pci.as_deref()),
-            },
-            about: if v == RECOVER_IMEX_DOMAIN {
-                vec![IMEX_KEY.into()]
-            } else {
-                Vec::new()
-            },
-            first_seen: None,
-        });
+        findings.push(f);
     }
 
     let verdict = Verdict::from_findings(&findings, true);
@@ -137,56 +148,18 @@ pub(super) fn summarize_gpu(row: &GpuIdentity, mut st: GpuEventState) -> GpuVerd
     GpuVerdict { summary, findings }
 }
 
-/// The step for an action, in the vocabulary of the event's vendor.
+/// The step for an action, in the vocabulary of the event's vendor (its kernel-log family's).
 fn action_detail(p: &Pending, kind: ActionKind, index: Option<u32>, pci: Option<&str>) -> String {
-    match p.event.kind {
-        EventKind::Amdgpu => amdgpu_catalog::action_detail(kind, pci),
-        EventKind::Habanalabs => habanalabs_catalog::action_detail(kind, pci),
-        _ => correlate::action_detail(kind, index, pci),
-    }
+    correlate::of(p.event.kind).step(kind, index, pci)
 }
 
-/// Where an amdgpu finding's meaning comes from, as an evidence line.
+/// Where a finding's meaning comes from, as an evidence line, where its family's catalog says.
 fn amd_source(p: &Pending) -> Option<String> {
-    match &p.detail.decoded {
-        Some(DecodedDetail::Amdgpu { event, .. }) => amdgpu_catalog::lookup(event)
-            .map(|e| format!("amdgpu catalog {} (source: {})", e.mnemonic, e.source)),
-        Some(DecodedDetail::Habanalabs { event, .. }) => {
-            habanalabs_catalog::lookup(event).map(|e| {
-                format!(
-                    "habanalabs catalog {} (source: Linux 6.12 drivers/accel/habanalabs/{})",
-                    e.mnemonic, e.source
-                )
-            })
-        }
-        _ => None,
-    }
+    correlate::of(p.event.kind).catalog_source(p)
 }
 
 fn describe(p: &Pending) -> String {
-    match p.event.kind {
-        EventKind::Xid => match (p.event.code, &p.event.mnemonic) {
-            (Some(c), Some(m)) => {
-                let desc = nvidia_catalog::lookup(c)
-                    .map(|e| e.description.as_str())
-                    .unwrap_or("");
-                if desc.is_empty() || desc.starts_with('(') {
-                    format!("Xid {c} {m}")
-                } else {
-                    format!("Xid {c} {m} ({desc})")
-                }
-            }
-            (Some(c), None) => format!("Xid {c} (not in NVIDIA's catalog)"),
-            (None, _) => "Xid with an unreadable code".into(),
-        },
-        EventKind::FallenOffBus => "GPU fallen off the bus".into(),
-        EventKind::InitFailure => "GPU initialisation failure".into(),
-        EventKind::Sxid => "SXid".into(),
-        EventKind::CrashDump => "GPU crash dump".into(),
-        EventKind::GpuIdentity => "GPU identity".into(),
-        EventKind::Amdgpu => correlate::amdgpu_title(p),
-        EventKind::Habanalabs => correlate::habanalabs_title(p),
-    }
+    correlate::title(p)
 }
 
 /// The most disruptive action among the findings of the highest severity, and their summaries.

@@ -6,6 +6,7 @@ use std::fmt::Write;
 
 use gpu_diag::command::Command;
 use gpu_diag::analysis::describe::DescribeReport;
+use gpu_diag::facts::GpuVendor;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -290,20 +291,47 @@ fn summary_text(r: &DescribeReport, out: &mut String) {
 
     let x = &r.xid;
     let events = x.events.len() + x.log.events_not_listed;
-    // An AMD node's kernel-log events are amdgpu's, not NVIDIA's Xids: say which the count is of.
-    let is_amd = |g: &gpu_diag::analysis::inventory::GpuInventory| {
-        g.pci_device_id
-            .ok()
-            .is_some_and(|id| id.starts_with("1002:"))
-    };
-    let amd = r.inventory.gpus.iter().any(is_amd);
-    let nvidia = r.inventory.gpus.iter().any(|g| !is_amd(g));
-    let label = match (nvidia, amd) {
-        (false, true) => "amdgpu kernel log",
-        (true, true) => "XID and amdgpu kernel log",
-        _ => "XID",
-    };
-    let _ = writeln!(out, "{label}: {events} event(s) in the kernel log window");
+    // Each vendor's kernel-log events in its own words (a Gaudi's are habanalabs', not Xids): the vendors
+    // of the node's GPUs (by PCI vendor id) and of the events' kernel-log families.
+    let counted = gpu_diag::kernel_log::correlate::events_by_vendor(x);
+    let mut vendors: Vec<GpuVendor> = r
+        .inventory
+        .gpus
+        .iter()
+        .filter_map(|g| g.pci_device_id.ok().and_then(|d| GpuVendor::of_pci_device_id(d)))
+        .chain(counted.iter().map(|(v, _)| *v))
+        .collect();
+    vendors.sort_by_key(|v| GpuVendor::ALL.iter().position(|a| a == v));
+    vendors.dedup();
+    match vendors.as_slice() {
+        [] => {
+            let _ = writeln!(out, "kernel log: {events} event(s) in the window");
+        }
+        [one] => {
+            let _ = writeln!(
+                out,
+                "{}: {events} event(s) in the kernel log window",
+                one.info().kernel_log_label
+            );
+        }
+        several => {
+            let mut parts: Vec<String> = several
+                .iter()
+                .map(|v| {
+                    let n = counted.iter().find(|(c, _)| c == v).map_or(0, |(_, n)| *n);
+                    format!("{n} {}(s)", v.info().kernel_event)
+                })
+                .collect();
+            if x.log.events_not_listed > 0 {
+                parts.push(format!("{} not listed", x.log.events_not_listed));
+            }
+            let _ = writeln!(
+                out,
+                "kernel log: {events} event(s) in the window ({})",
+                parts.join(", ")
+            );
+        }
+    }
     for g in &x.gpus {
         let codes: Vec<String> = g
             .xids

@@ -164,16 +164,25 @@ found by an inventory probe.";
         let res = cx
             .probe(Self::NAME, &local, Command::Inventory)
             .await?;
-        // AMD's GPUs are the ones of PCI vendor 1002 (`1002:74a1`), Gaudi's of 1da3.
+        // A GPU's vendor from its PCI vendor id (`1002:74a1`), as the library's vendors' table says.
         let (gpus, amd_gpus, gaudis) = match &res.report {
             Report::Inventory(inv) => {
-                let of = |vendor: &str| {
+                let of = |vendor: GpuVendor| {
                     inv.gpus
                         .iter()
-                        .filter(|g| g.pci_device_id.ok().is_some_and(|d| d.starts_with(vendor)))
+                        .filter(|g| {
+                            g.pci_device_id
+                                .ok()
+                                .and_then(|d| GpuVendor::of_pci_device_id(d))
+                                == Some(vendor)
+                        })
                         .count() as u64
                 };
-                (inv.gpus.len() as u64, of("1002:"), of("1da3:"))
+                (
+                    inv.gpus.len() as u64,
+                    of(GpuVendor::Amd),
+                    of(GpuVendor::Intel),
+                )
             }
             _ => (0, 0, 0),
         };
