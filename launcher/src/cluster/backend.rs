@@ -408,6 +408,15 @@ fn add_device_word(n: &mut GpuNode, word: &super::resource_slices::DeviceWord) {
     }
     if let Some(d) = word.gpu_devices.get(&n.name) {
         n.dra_devices = d.clone();
+        // A node only one vendor's DRA driver names (no capacity or label of any vendor) is that vendor's.
+        let mut vendors = d.keys().filter_map(|k| GpuVendor::of_dra_driver(k));
+        if let (Some(v), None) = (vendors.next(), vendors.next())
+            && n.gpu_capacity == 0
+            && n.gpu_labels.is_empty()
+            && n.mig_resources.is_empty()
+        {
+            n.vendor = v;
+        }
     }
     word.fill_uuids(&mut n.platform);
     n.platform

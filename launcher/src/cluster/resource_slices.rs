@@ -36,7 +36,7 @@ pub struct DeviceWord {
     pub unreadable: Option<String>,
     /// Node -> the GPUs and partitions AMD's DRA driver (`gpu.amd.com`) publishes there.
     pub amd: BTreeMap<String, super::amd::SliceDevices>,
-    /// Node -> the devices each GPU DRA driver (`gpu_diag::attribution::dra::GPU_DRIVERS`) publishes there:
+    /// Node -> the devices each GPU DRA driver (the vendors' table, `gpu_diag::facts::vendor`) publishes there:
     /// a node whose GPUs exist only as ResourceSlices (NVIDIA's GPU Operator in its DRA-only mode, no device
     /// plugin capacity) is a GPU node by these.
     pub gpu_devices: BTreeMap<String, BTreeMap<String, usize>>,
@@ -165,7 +165,7 @@ pub fn add_slice(v: &Value, word: &mut DeviceWord) {
         let name = text(d, &["name"]).unwrap_or_default();
         // v1beta1 nests a device's fields under `basic`.
         let body = d.get("basic").unwrap_or(d);
-        if gpu_diag::attribution::dra::GPU_DRIVERS.contains(&driver) {
+        if gpu_diag::facts::GpuVendor::of_dra_driver(driver).is_some() {
             *word
                 .gpu_devices
                 .entry(node.clone())
