@@ -206,6 +206,10 @@ pub enum Request {
         /// A person overrode the refusal of a GPU whose holders no source vouches for
         /// (`--override-unknown-holders`; never with `dry_run`).
         override_unknown: bool,
+        /// What the person saw in the preflight they approved (`--approved`): the process (its start
+        /// time and pod), which the act signals or nothing, and the unknowns, which alone an override
+        /// covers.
+        seen: Option<crate::operator::reset::Seen>,
     },
     /// `allocation`, with the API server's claims on the node (`--api-claims`, see
     /// [`crate::facts::api_claims_arg`]) where the launcher read them.
@@ -301,7 +305,7 @@ impl Request {
     /// The act bound to the preflight a person approved (reset: the GPU's identity, and the unknowns an
     /// override covers); other requests are unchanged.
     pub fn bound(mut self, saw: &crate::operator::reset::Seen) -> Self {
-        if let Request::Reset { seen, .. } = &mut self {
+        if let Request::Reset { seen, .. } | Request::Kill { seen, .. } = &mut self {
             *seen = Some(saw.clone());
         }
         self
@@ -352,11 +356,19 @@ impl Request {
                 dry_run,
                 api_claims,
                 override_unknown,
+                seen,
             } => {
                 argv.push(operator::kill::COMMAND.into());
                 flag(&mut argv, "--pid", Some(pid));
                 flag(&mut argv, "--grace-seconds", Some(grace_seconds));
                 flag(&mut argv, "--api-claims", api_claims.as_ref());
+                // As a reset's: an act is bound to the process the person saw.
+                if let Some(s) = seen.as_ref().filter(|_| !*dry_run) {
+                    let a = s.arg(*override_unknown);
+                    if !a.is_empty() {
+                        flag(&mut argv, "--approved", Some(a));
+                    }
+                }
                 dry = *dry_run;
                 overridden = *override_unknown;
             }

@@ -481,6 +481,14 @@ mod tests {
             dry_run: false,
             api_claims: Some("none".into()),
             override_unknown: true,
+            seen: Some(gpu_diag::operator::reset::Seen {
+                pin: None,
+                unknown: vec!["GPU 0: kubelet PodResources (device plugins): unreachable".into()],
+                process: Some(gpu_diag::operator::kill::ProcessPin {
+                    start_ticks: 123_456,
+                    pod: Some("0b7e2c1a-5f3d-4e2b-9c1d-2a3b4c5d6e7f".into()),
+                }),
+            }),
         };
         // A preflight is never overridden.
         match run(kill.clone().preflight().argv()) {
@@ -496,9 +504,47 @@ mod tests {
             other => panic!("{other:?}"),
         }
         match run(kill.argv()) {
-            Cmd::Kill(k) => assert!(!k.dry_run && k.override_unknown_holders),
+            Cmd::Kill(k) => {
+                assert!(!k.dry_run && k.override_unknown_holders);
+                // The act carries the process the person saw and the unknowns' digests, intact.
+                let (pin, seen) =
+                    gpu_diag::operator::kill::parse_approved(k.approved.as_deref().unwrap())
+                        .unwrap();
+                assert_eq!(pin.start_ticks, 123_456);
+                assert_eq!(
+                    pin.pod.as_deref(),
+                    Some("0b7e2c1a-5f3d-4e2b-9c1d-2a3b4c5d6e7f")
+                );
+                assert_eq!(
+                    seen,
+                    [gpu_diag::operator::reset::unknown_digest(
+                        "GPU 0: kubelet PodResources (device plugins): unreachable"
+                    )]
+                );
+            }
             other => panic!("{other:?}"),
         }
+        // Exactly this shape, the override last, for the admission policy.
+        assert_eq!(
+            kill.argv(),
+            [
+                "kill",
+                "--pid",
+                "1234",
+                "--grace-seconds",
+                "7",
+                "--api-claims",
+                "none",
+                "--approved",
+                &format!(
+                    "start=123456;pod=0b7e2c1a-5f3d-4e2b-9c1d-2a3b4c5d6e7f;seen={}",
+                    gpu_diag::operator::reset::unknown_digest(
+                        "GPU 0: kubelet PodResources (device plugins): unreachable"
+                    )
+                ),
+                gpu_diag::command::OVERRIDE_FLAG,
+            ]
+        );
         assert!(
             parse(
                 [
@@ -538,6 +584,7 @@ mod tests {
                     partition: None,
                 }),
                 unknown: vec!["GPU 0: a; b=c".into(), "GPU 1: x".into()],
+                process: None,
             }),
         };
         let args = std::iter::once("node-probe".to_string()).chain(with_claims.argv());

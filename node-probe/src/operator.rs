@@ -43,6 +43,11 @@ pub struct KillArgs {
     /// for (a source that names a holder still refuses).
     #[arg(long, conflicts_with = "dry_run")]
     pub override_unknown_holders: bool,
+    /// The process the person saw in the preflight they approved, `start=<TICKS>;pod=<UID|->` (its start
+    /// time, /proc/PID/stat field 22, and its pod; another refuses) and, with
+    /// --override-unknown-holders, `;seen=<DIGEST>,...`: the unknowns the override covers.
+    #[arg(long, value_name = "SPEC", conflicts_with = "dry_run")]
+    pub approved: Option<String>,
 }
 
 #[derive(Debug, Args, Clone)]
@@ -123,6 +128,16 @@ fn pid_namespace_check(root: &Path) -> Result<String, String> {
 }
 
 pub fn run_kill(global: &GlobalArgs, args: &KillArgs) -> Result<ProbeDocument, ProbeError> {
+    let (pin, seen) = match args.approved.as_deref().map(kill::parse_approved) {
+        None => (None, Vec::new()),
+        Some(Ok((pin, seen))) => (Some(pin), seen),
+        Some(Err(e)) => {
+            return Err(ProbeError::new(
+                ErrorKind::Usage,
+                format!("invalid --approved: {e}"),
+            ));
+        }
+    };
     let spec = SourceSpec::from_args(global)?;
     let simulated = matches!(spec, SourceSpec::Simulated { .. });
     let root = host_root_of(&spec).to_path_buf();
@@ -140,6 +155,8 @@ pub fn run_kill(global: &GlobalArgs, args: &KillArgs) -> Result<ProbeDocument, P
         grace_seconds: args.grace_seconds,
         self_pid: (!simulated).then(std::process::id),
         override_unknown: args.override_unknown_holders,
+        pin,
+        seen_unknown: args.override_unknown_holders.then_some(seen),
     };
     let mut report = kill::plan(&facts, &req, args.dry_run, simulated);
     if !simulated {
@@ -172,16 +189,24 @@ pub fn run_kill(global: &GlobalArgs, args: &KillArgs) -> Result<ProbeDocument, P
     ))
 }
 
-/// Gone, or a zombie (its address space and GPU context are already released).
-fn exited(root: &Path, pid: u32) -> bool {
+/// The start time of `pid` now (`/proc/<pid>/stat` field 22), `None` where it is gone or unreadable.
+fn start_ticks(root: &Path, pid: u32) -> Option<u64> {
+    crate::host::read_process(root, pid, None).start_ticks
+}
+
+/// Gone, a zombie (its address space and GPU context are already released), or its pid already another
+/// process's (`started` is the start time of the one signalled).
+fn exited(root: &Path, pid: u32, started: Option<u64>) -> bool {
     let p = crate::host::read_process(root, pid, None);
     match p.state {
-        Reading::Ok(s) => s == "Z" || s == "X",
+        Reading::Ok(s) => s == "Z" || s == "X" || (started.is_some() && p.start_ticks != started),
         Reading::Err(_) => true,
     }
 }
 
-fn signal(pid: u32, sig: rustix::process::Signal) -> Result<bool, String> {
+/// The process `pid` names now, held by a pidfd (pidfd_open(2)): a signal sent through it reaches that
+/// process or none, never one that got the pid after it exited. `Ok(None)`: it is gone already.
+fn open_pidfd(pid: u32) -> Result<Option<rustix::fd::OwnedFd>, String> {
     // Defence in depth: the preflight already refuses these, and a non-positive pid would address a
     // process group or every process.
     let Some(p) = i32::try_from(pid)
@@ -191,18 +216,36 @@ fn signal(pid: u32, sig: rustix::process::Signal) -> Result<bool, String> {
     else {
         return Err(format!("refusing to signal pid {pid}"));
     };
-    match rustix::process::kill_process(p, sig) {
-        Ok(()) => Ok(true),
-        // Already gone.
-        Err(rustix::io::Errno::SRCH) => Ok(false),
-        Err(e) => Err(format!("kill({pid}, {sig:?}): {e}")),
+    match rustix::process::pidfd_open(p, rustix::process::PidfdFlags::empty()) {
+        Ok(fd) => Ok(Some(fd)),
+        Err(rustix::io::Errno::SRCH) => Ok(None),
+        Err(e) => Err(format!("pidfd_open({pid}): {e}")),
     }
 }
 
-fn wait_exit(root: &Path, pid: u32, limit: Duration, started: Instant) -> bool {
+fn signal(
+    pidfd: &rustix::fd::OwnedFd,
+    pid: u32,
+    sig: rustix::process::Signal,
+) -> Result<bool, String> {
+    match rustix::process::pidfd_send_signal(pidfd, sig) {
+        Ok(()) => Ok(true),
+        // Already gone.
+        Err(rustix::io::Errno::SRCH) => Ok(false),
+        Err(e) => Err(format!("pidfd_send_signal({pid}, {sig:?}): {e}")),
+    }
+}
+
+fn wait_exit(
+    root: &Path,
+    pid: u32,
+    started_ticks: Option<u64>,
+    limit: Duration,
+    started: Instant,
+) -> bool {
     let until = Instant::now() + limit;
     loop {
-        if exited(root, pid) {
+        if exited(root, pid, started_ticks) {
             return true;
         }
         if Instant::now() >= until || started.elapsed() > Duration::from_secs(600) {
@@ -227,24 +270,60 @@ fn execute_kill(spec: &SourceSpec, before: &NodeFacts, args: &KillArgs) -> KillO
         still_on_gpu: false,
         error: None,
     };
-    match signal(pid, rustix::process::Signal::TERM) {
-        Ok(sent) => out.sigterm_sent = sent,
-        Err(e) => out.error = Some(e),
-    }
-    if out.error.is_none() {
-        out.exited_after_sigterm = wait_exit(
-            root,
-            pid,
-            Duration::from_secs(args.grace_seconds.into()),
-            started,
-        );
-        out.exited = out.exited_after_sigterm;
-        if !out.exited {
-            match signal(pid, rustix::process::Signal::KILL) {
-                Ok(sent) => out.sigkill_sent = sent,
-                Err(e) => out.error = Some(e),
+    // The pidfd first, then the check: the process the pidfd holds is the one whose start time is
+    // compared with the preflight's, so the signals reach the process judged (and, where bound, the one
+    // the person approved) or none.
+    let checked = kill::pin_of(before, pid).map(|p| p.start_ticks);
+    let pidfd = match open_pidfd(pid) {
+        Ok(Some(fd)) => match (checked, start_ticks(root, pid)) {
+            (Some(want), Some(now)) if want == now => Some(fd),
+            (Some(want), now) => {
+                out.error = Some(format!(
+                    "pid {pid} is no longer the process the preflight judged (started at tick {want}, now {}): \
+                     it exited and the pid was given to another. Nothing was signalled",
+                    now.map_or("gone".to_string(), |t| t.to_string())
+                ));
+                None
             }
-            out.exited = wait_exit(root, pid, Duration::from_secs(5), started);
+            (None, _) => {
+                out.error = Some(format!(
+                    "the start time of pid {pid} was not read in the preflight, so the process signalled \
+                     could not be told to be the one judged. Nothing was signalled"
+                ));
+                None
+            }
+        },
+        // Gone before it was signalled.
+        Ok(None) => {
+            out.exited = true;
+            None
+        }
+        Err(e) => {
+            out.error = Some(e);
+            None
+        }
+    };
+    if let Some(fd) = &pidfd {
+        match signal(fd, pid, rustix::process::Signal::TERM) {
+            Ok(sent) => out.sigterm_sent = sent,
+            Err(e) => out.error = Some(e),
+        }
+        if out.error.is_none() {
+            out.exited_after_sigterm = wait_exit(
+                root,
+                pid,
+                checked,
+                Duration::from_secs(args.grace_seconds.into()),
+                started,
+            );
+            out.exited = out.exited_after_sigterm;
+            if !out.exited {
+                match signal(fd, pid, rustix::process::Signal::KILL) {
+                    Ok(sent) => out.sigkill_sent = sent,
+                    Err(e) => out.error = Some(e),
+                }
+                out.exited = wait_exit(root, pid, checked, Duration::from_secs(5), started);
+            }
         }
     }
     out.waited_ms = started.elapsed().as_millis() as u64;
@@ -386,7 +465,7 @@ fn fill_reset_facts(facts: &mut NodeFacts, root: &Path, self_pid: Option<u32>) {
 /// `/proc/<pid>` of every device holder not read yet (an AMD holder may hold only a card node, or be
 /// listed by KFD alone): its cgroup names its pod in the preflight. The holders are already bounded by
 /// the scan.
-fn add_holder_processes(facts: &mut NodeFacts, root: &Path) {
+pub(crate) fn add_holder_processes(facts: &mut NodeFacts, root: &Path) {
     let Some(Reading::Ok(scan)) = &facts.device_holders else {
         return;
     };

@@ -15,6 +15,7 @@ use super::request::GpuSel;
 use crate::facts::{GpuFacts, GpuVendor, NodeFacts, Reading};
 use crate::operator::holders::{self, Verdict};
 use crate::operator::reset::check_processes;
+use crate::operator::scan::{self, Said};
 
 /// A requested GPU the run leaves alone, and why.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -177,7 +178,8 @@ pub fn select_for(facts: &NodeFacts, requested: &[GpuSel], vendor: GpuVendor) ->
         let mut held = Vec::new();
         let mut unverified = Vec::new();
         // The reset preflight's sources and rule: a GPU no source vouches for is not idle.
-        if let Some(h) = holders::ask(facts, g.index) {
+        let pods = holders::ask(facts, g.index);
+        if let Some(h) = &pods {
             match &h.verdict {
                 Verdict::Free => {}
                 Verdict::Held(who) => held.push(who.join("; ")),
@@ -189,6 +191,25 @@ pub fn select_for(facts: &NodeFacts, requested: &[GpuSel], vendor: GpuVendor) ->
                         .join("; ")
                 )),
             }
+        }
+        // The holder scan, as the reset reads it (`operator::scan`; it leaves the probe out itself): an fd
+        // table refused or cut, a process not scanned, a `/dev/kfd` holder KFD does not place leave the
+        // GPU unknown, never idle.
+        // A scenario without the node's facts (no kubelet asked, no scan made) is not judged, as above.
+        let scanned = pods.is_some() || facts.device_holders.is_some();
+        match scan::on_gpu(facts, g, None).filter(|_| scanned) {
+            None | Some(Ok(Said::No)) => {}
+            Some(Ok(Said::Yes(who))) => held.push(format!(
+                "holders of {}: {}",
+                scan::nodes_of(g),
+                who.join("; ")
+            )),
+            Some(Ok(Said::Unknown(why))) => unverified.push(format!(
+                "the holder scan of {} is incomplete: {}",
+                scan::nodes_of(g),
+                why.join("; ")
+            )),
+            Some(Err(why)) => unverified.push(format!("{why}: cannot verify the GPU is idle")),
         }
         match &g.processes {
             Reading::Ok(ps) if ps.is_empty() => {}

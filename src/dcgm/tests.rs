@@ -520,3 +520,80 @@ fn nvidia_gpus_are_never_handed_to_rvs_and_the_reason_says_so() {
     );
     assert!(!why.contains("DCGM tests"), "{why}");
 }
+
+/// RVS loads only GPUs whose holders the scan could vouch for, as the reset judges them
+/// (`operator::scan`): an fd table the kernel refused (an LSM, ptrace rules), one cut at the scan's bounds,
+/// and a `/dev/kfd` holder whose GPU KFD does not name each leave the GPU unverified, named with why; a
+/// complete scan with no holder lets it be tested.
+#[test]
+fn rvs_tests_no_gpu_the_holder_scan_could_not_vouch_for() {
+    use crate::facts::{DeviceHolderFacts, DeviceHoldersFacts, GpuVendor};
+    let mut mi300x: NodeFacts =
+        serde_json::from_str(include_str!("../scenarios/mi300x-healthy.json")).unwrap();
+    // No process listed on any GPU (the scenario's jobs gone): only the scan can tell.
+    for g in &mut mi300x.gpus {
+        g.processes = Reading::Ok(Vec::new());
+    }
+    let idle: Vec<GpuSel> = mi300x.gpus.iter().map(|g| GpuSel::Index(g.index)).collect();
+    let scan = |s: DeviceHoldersFacts| Some(Reading::Ok(s));
+    mi300x.device_holders = scan(DeviceHoldersFacts::default());
+    let sel = crate::dcgm::select::select_for(&mi300x, &idle, GpuVendor::Amd);
+    assert_eq!(sel.to_test.len(), idle.len(), "{sel:?}");
+    let cases = [
+        (
+            DeviceHoldersFacts {
+                unreadable_pids: 1,
+                denied_pids: vec![6100],
+                ..Default::default()
+            },
+            "the open files of pid 6100 could not be read (permission denied",
+        ),
+        (
+            DeviceHoldersFacts {
+                fd_tables_cut: vec![6200],
+                ..Default::default()
+            },
+            "the open files of pid 6200 were read only in part",
+        ),
+        (
+            DeviceHoldersFacts {
+                pids_not_scanned: 3,
+                ..Default::default()
+            },
+            "3 process(es) were not scanned",
+        ),
+        (
+            DeviceHoldersFacts {
+                holders: vec![DeviceHolderFacts {
+                    pid: 6300,
+                    name: Reading::Ok("python3".into()),
+                    devices: vec!["/dev/kfd".into()],
+                    kfd: None,
+                }],
+                ..Default::default()
+            },
+            "pid 6300 (python3) has /dev/kfd open and is not in KFD's process list",
+        ),
+    ];
+    for (s, why) in cases {
+        mi300x.device_holders = scan(s);
+        let sel = crate::dcgm::select::select_for(&mi300x, &idle, GpuVendor::Amd);
+        assert!(sel.to_test.is_empty(), "{why}: {sel:?}");
+        assert_eq!(sel.skipped.len(), idle.len());
+        for s in &sel.skipped {
+            assert_eq!(s.why, "unverified", "{s:?}");
+            assert!(
+                s.detail
+                    .starts_with("the holder scan of /dev/kfd and /dev/dri is incomplete: ")
+                    && s.detail.contains(why),
+                "{s:?}"
+            );
+        }
+    }
+    // A scan that failed vouches for nothing either.
+    mi300x.device_holders = Some(Reading::Err(crate::facts::FieldError::new(
+        crate::facts::FieldErrorKind::NoPermission,
+    )));
+    let sel = crate::dcgm::select::select_for(&mi300x, &idle, GpuVendor::Amd);
+    assert!(sel.to_test.is_empty() && sel.skipped.iter().all(|s| s.why == "unverified"));
+}

@@ -46,6 +46,10 @@ pub struct HostProcessFacts {
     /// Kernel `task->flags` (`/proc/<pid>/stat` field 9; `PF_KTHREAD` = 0x00200000), where read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stat_flags: Option<u64>,
+    /// Start time in clock ticks after boot (`/proc/<pid>/stat` field 22, proc(5)), where read: with the
+    /// pid, it names one process for the life of the boot (a reused pid starts later).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_ticks: Option<u64>,
 }
 
 /// Who holds the GPU device nodes open, as `/proc/*/fd` symlinks say (NVIDIA's `/dev/nvidia*`, AMD's

@@ -30,6 +30,128 @@ pub struct KillRequest {
     /// A person overrode, in the confirmation, the block of a GPU whose holders no source can vouch for
     /// (`--override-unknown-holders`).
     pub override_unknown: bool,
+    /// The process as the preflight the person approved showed it (`--approved start=..;pod=..`): another
+    /// start time (the pid reused) or another pod refuses.
+    pub pin: Option<ProcessPin>,
+    /// With `override_unknown`: the digests of the unknowns the person saw (`--approved ...;seen=`), as
+    /// for a reset (`super::override_as_confirmed`).
+    pub seen_unknown: Option<Vec<String>>,
+}
+
+/// One process as a preflight saw it: a pid names a process only until it exits, when the kernel may give
+/// it to another; the start time (`/proc/<pid>/stat` field 22, clock ticks after boot, proc(5)) tells the
+/// two apart for the life of the boot.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct ProcessPin {
+    /// Start time in clock ticks after boot.
+    pub start_ticks: u64,
+    /// The pod its cgroup names (the kubelet's pod UID), `None` for a process in no pod.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod: Option<String>,
+}
+
+/// What stands for "in no pod" in `--approved`'s `pod=`.
+const NO_POD: &str = "-";
+
+impl ProcessPin {
+    /// `start=<ticks>;pod=<uid|->`, the part of `--approved` that names the process.
+    pub fn arg(&self) -> String {
+        format!(
+            "start={};pod={}",
+            self.start_ticks,
+            self.pod.as_deref().unwrap_or(NO_POD)
+        )
+    }
+}
+
+/// `--approved`'s value back: the process and the digests of the unknowns the person saw. Both `start`
+/// and `pod` are needed: a half pin would bind half.
+pub fn parse_approved(text: &str) -> Result<(ProcessPin, Vec<String>), String> {
+    let (mut start, mut pod, mut seen) = (None, None, Vec::new());
+    for field in text.split(';').filter(|f| !f.is_empty()) {
+        let (k, v) = field
+            .split_once('=')
+            .ok_or_else(|| format!("`{field}` is not key=value"))?;
+        match k {
+            "start" => {
+                start = Some(
+                    v.parse::<u64>()
+                        .map_err(|_| format!("start `{v}` is not a number of clock ticks"))?,
+                )
+            }
+            "pod" if v == NO_POD => pod = Some(None),
+            "pod" if crate::attribution::cgroup::pod_uid_like(v) => pod = Some(Some(v.to_string())),
+            "pod" => return Err(format!("pod `{v}` is not a pod UID")),
+            "seen" => seen.extend(v.split(',').filter(|d| !d.is_empty()).map(str::to_string)),
+            other => return Err(format!("unknown field `{other}`")),
+        }
+    }
+    match (start, pod) {
+        (Some(start_ticks), Some(pod)) => Ok((ProcessPin { start_ticks, pod }, seen)),
+        _ => Err("give both start=<ticks> and pod=<uid|->".into()),
+    }
+}
+
+/// The process `pid` as read now: its start time and pod, `None` where the start time was not read.
+pub fn pin_of(facts: &NodeFacts, pid: u32) -> Option<ProcessPin> {
+    let p = host_process(facts, pid)?;
+    Some(ProcessPin {
+        start_ticks: p.start_ticks?,
+        pod: pod_of(facts, pid),
+    })
+}
+
+/// The pod UID the process's cgroup names (the kubelet's path, which a tenant does not choose).
+fn pod_of(facts: &NodeFacts, pid: u32) -> Option<String> {
+    host_process(facts, pid)
+        .and_then(|p| p.cgroup.ok())
+        .and_then(|c| crate::attribution::cgroup::parse_proc_cgroup(c).ok())
+        .and_then(|a| a.pod_uid)
+}
+
+/// The process found now against the one the person approved: another start time is another process
+/// (the pid reused), another pod another job's.
+pub fn check_same_process(facts: &NodeFacts, pid: u32, pin: &ProcessPin) -> Check {
+    const NAME: &str = "same_process_as_approved";
+    let Some(now) = pin_of(facts, pid) else {
+        return Check::block(
+            NAME,
+            format!(
+                "the start time of pid {pid} could not be read, so it cannot be told to be the process the \
+                 person approved"
+            ),
+        );
+    };
+    let pod = |p: &Option<String>| p.clone().unwrap_or_else(|| "no pod".into());
+    if now.start_ticks != pin.start_ticks {
+        return Check::block(
+            NAME,
+            format!(
+                "pid {pid} started at tick {} after boot, not at tick {} as in the preflight the person \
+                 approved: the pid now names another process. Nothing was signalled; call again to see it",
+                now.start_ticks, pin.start_ticks
+            ),
+        );
+    }
+    if now.pod != pin.pod {
+        return Check::block(
+            NAME,
+            format!(
+                "pid {pid} is in {} now, not in {} as in the preflight the person approved. Nothing was \
+                 signalled; call again to see it",
+                pod(&now.pod),
+                pod(&pin.pod)
+            ),
+        );
+    }
+    Check::pass(
+        NAME,
+        format!(
+            "pid {pid} is the process the person approved (started at tick {}, {})",
+            now.start_ticks,
+            pod(&now.pod)
+        ),
+    )
 }
 
 /// The `kill` report.
@@ -50,6 +172,10 @@ pub struct KillReport {
     pub process_name: Option<String>,
     #[serde(default)]
     pub cmdline: Option<String>,
+    /// The process as read (start time and pod), which the act is bound to; `None` where its start time
+    /// was not read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub process: Option<ProcessPin>,
     /// GPUs the target uses, by index.
     pub gpus: Vec<u32>,
     pub plan: Vec<PlanStep>,
@@ -88,9 +214,16 @@ pub fn preflight(facts: &NodeFacts, req: &KillRequest) -> Preflight {
         check_not_kernel_thread(facts, req.pid),
         check_state(facts, req.pid),
     ];
+    if let Some(pin) = &req.pin {
+        checks.push(check_same_process(facts, req.pid, pin));
+    }
     checks.push(check_uses_gpu(facts, req.pid));
     checks.extend(check_holders_known(facts, req.pid, req.override_unknown));
-    Preflight::from_checks(checks)
+    Preflight::from_checks(super::override_as_confirmed(
+        checks,
+        req.override_unknown,
+        req.seen_unknown.as_deref(),
+    ))
 }
 
 /// The whole report before execution: preflight, plan, and the result it leads to.
@@ -109,6 +242,7 @@ pub fn plan(facts: &NodeFacts, req: &KillRequest, dry_run: bool, simulated: bool
         checks: pf.checks,
         process_name: proc_facts.and_then(|p| p.name.ok().cloned()),
         cmdline: proc_facts.and_then(|p| p.cmdline.ok().cloned()),
+        process: pin_of(facts, req.pid),
         gpus: gpus_of(facts, req.pid),
         plan: steps(facts, req),
         outcome: None,
@@ -456,6 +590,11 @@ mod tests {
                 state: Reading::Ok(state.into()),
                 ppid: Some(77),
                 stat_flags: flags,
+                start_ticks: Some(880_000),
+                cgroup: Reading::Ok(
+                    "0::/kubepods.slice/kubepods-pod0b7e2c1a_5f3d_4e2b_9c1d_2a3b4c5d6e7f.slice/cri-containerd-ab12.scope"
+                        .into(),
+                ),
                 ..Default::default()
             }],
             ..Default::default()
@@ -468,6 +607,8 @@ mod tests {
             grace_seconds: 10,
             self_pid: Some(999),
             override_unknown: false,
+            pin: None,
+            seen_unknown: None,
         }
     }
 
@@ -641,11 +782,127 @@ mod tests {
             grace_seconds: 10,
             self_pid: None,
             override_unknown: false,
+            pin: None,
+            seen_unknown: None,
         };
         let verify = steps(&f, &req).pop().unwrap();
         assert_eq!(
             verify.detail,
             "re-read the GPUs' processes from /dev/accel holders (habanalabs); report before and after"
         );
+    }
+
+    const POD: &str = "0b7e2c1a-5f3d-4e2b-9c1d-2a3b4c5d6e7f";
+
+    /// The act is bound to the process the person approved: the same pid with another start time is
+    /// another process (the pid reused between approval and act), refused; so is another pod.
+    #[test]
+    fn a_pid_reused_since_the_approval_is_refused() {
+        let f = node(4242, "S", Some(0x400100), "python3 train.py");
+        let seen = pin_of(&f, 4242).unwrap();
+        assert_eq!(
+            seen,
+            ProcessPin {
+                start_ticks: 880_000,
+                pod: Some(POD.into())
+            }
+        );
+        let r = plan(&f, &req(4242), true, false);
+        assert_eq!(r.process.as_ref(), Some(&seen));
+        let bound = |pin: ProcessPin| KillRequest {
+            pin: Some(pin),
+            ..req(4242)
+        };
+        let pf = preflight(&f, &bound(seen.clone()));
+        assert!(pf.allowed, "{pf:?}");
+        assert_eq!(status(&pf, "same_process_as_approved"), CheckStatus::Pass);
+        // The pid now names a process that started later.
+        let mut reused = f.clone();
+        reused.host_processes[0].start_ticks = Some(990_000);
+        let pf = preflight(&reused, &bound(seen.clone()));
+        assert!(!pf.allowed);
+        let c = pf.get("same_process_as_approved").unwrap();
+        assert_eq!(c.status, CheckStatus::Block);
+        assert!(
+            c.evidence.contains("started at tick 990000")
+                && c.evidence.contains("not at tick 880000")
+                && c.evidence.contains("another process"),
+            "{}",
+            c.evidence
+        );
+        // Another pod's process.
+        let other = ProcessPin {
+            pod: Some("11111111-2222-3333-4444-555555555555".into()),
+            ..seen.clone()
+        };
+        let c = check_same_process(&f, 4242, &other);
+        assert_eq!(c.status, CheckStatus::Block);
+        assert!(
+            c.evidence.contains(&format!("is in {POD} now")),
+            "{}",
+            c.evidence
+        );
+        // A start time not read now cannot be told to be the same.
+        let mut unread = f.clone();
+        unread.host_processes[0].start_ticks = None;
+        assert_eq!(
+            check_same_process(&unread, 4242, &seen).status,
+            CheckStatus::Block
+        );
+    }
+
+    #[test]
+    fn approved_round_trips_and_bad_specs_are_refused() {
+        let pin = ProcessPin {
+            start_ticks: 42,
+            pod: None,
+        };
+        assert_eq!(pin.arg(), "start=42;pod=-");
+        assert_eq!(parse_approved(&pin.arg()).unwrap(), (pin, vec![]));
+        let (p, seen) = parse_approved(&format!(
+            "start=7;pod={POD};seen=00aa11bb22cc33dd,ffeeddccbbaa9988"
+        ))
+        .unwrap();
+        assert_eq!((p.start_ticks, p.pod.as_deref()), (7, Some(POD)));
+        assert_eq!(seen, ["00aa11bb22cc33dd", "ffeeddccbbaa9988"]);
+        for bad in [
+            "start=7",
+            "pod=-",
+            "start=x;pod=-",
+            "start=7;pod=../../etc",
+            "start=7;pod=-;gpu=0",
+            "start",
+        ] {
+            assert!(parse_approved(bad).is_err(), "{bad}");
+        }
+    }
+
+    /// An override covers the unknowns the person saw, as a reset's does: one found since refuses.
+    #[test]
+    fn a_kill_override_covers_only_the_unknowns_seen() {
+        let mut f = node(4242, "S", Some(0x400100), "python3 train.py");
+        // The kubelet does not answer: who holds GPU 0 is unknown.
+        f.pod_resources = Reading::Err(FieldError::new(FieldErrorKind::Timeout));
+        let pf = preflight(&f, &req(4242));
+        assert!(!pf.allowed);
+        let saw = crate::operator::unknown_items(&pf.checks);
+        assert!(!saw.is_empty(), "{pf:?}");
+        let digests = |v: &[String]| {
+            v.iter()
+                .map(|i| crate::operator::reset::unknown_digest(i))
+                .collect::<Vec<_>>()
+        };
+        let over = |seen: Vec<String>| KillRequest {
+            override_unknown: true,
+            seen_unknown: Some(seen),
+            ..req(4242)
+        };
+        let pf = preflight(&f, &over(digests(&saw)));
+        assert!(pf.allowed, "{pf:?}");
+        assert_eq!(status(&pf, "override_as_confirmed"), CheckStatus::Pass);
+        // An override that carries nothing it saw covers nothing.
+        let pf = preflight(&f, &over(Vec::new()));
+        assert!(!pf.allowed);
+        assert_eq!(status(&pf, "override_as_confirmed"), CheckStatus::Block);
     }
 }

@@ -8,6 +8,7 @@
 pub mod holders;
 pub mod kill;
 pub mod reset;
+pub mod scan;
 
 use serde::{Deserialize, Serialize};
 
@@ -156,6 +157,47 @@ pub trait ActionReport {
     fn unknown_holders(&self) -> Option<Vec<String>> {
         overridable(self.checks())
     }
+}
+
+/// A person's override covers the unknowns they saw, not one found since: each found now (on the
+/// overridden warnings) must be among the digests (`reset::unknown_digest`) the confirmation carries; an
+/// override that carries none covers nothing. The same rule for every action a person may override.
+pub fn override_as_confirmed(
+    mut checks: Vec<Check>,
+    overridden: bool,
+    seen: Option<&[String]>,
+) -> Vec<Check> {
+    if !overridden {
+        return checks;
+    }
+    let seen = seen.unwrap_or_default();
+    let now = unknown_items(&checks);
+    let new: Vec<&String> = now
+        .iter()
+        .filter(|i| !seen.contains(&reset::unknown_digest(i)))
+        .collect();
+    checks.push(if new.is_empty() {
+        Check::pass(
+            "override_as_confirmed",
+            format!(
+                "the unknowns found now are among the {} the person saw when they overrode",
+                seen.len()
+            ),
+        )
+    } else {
+        Check::block(
+            "override_as_confirmed",
+            format!(
+                "found since the person overrode, so not covered by it: {}. Call again: the person is \
+                 asked anew with what is unknown now",
+                new.iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ),
+        )
+    });
+    checks
 }
 
 /// Every unknown item of `checks` (blocks and overridden warnings), sorted, once each.

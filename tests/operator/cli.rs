@@ -714,6 +714,8 @@ fn nvml_real_kill_of_our_own_child() {
         .expect("read the child's ready line");
     assert_eq!(ready, "ready\n");
     let pid = child.0.id().to_string();
+    // The preflight the person sees, then the act bound to it, as the launcher makes them.
+    let approved = approval_of(&lib, &pid);
     let run = probe(
         &[
             "--nvml-lib",
@@ -725,6 +727,8 @@ fn nvml_real_kill_of_our_own_child() {
             &pid,
             "--grace-seconds",
             "1",
+            "--approved",
+            &approved,
             // This machine runs no kubelet at `/`: no source can vouch for the GPU, so a person overrides.
             "--override-unknown-holders",
         ],
@@ -765,6 +769,103 @@ fn nvml_real_kill_of_our_own_child() {
         "{k}"
     );
     assert!(!o["memory_after"].as_array().unwrap().is_empty());
+    assert_eq!(
+        status_of(&run.doc, "kill", "same_process_as_approved"),
+        "pass"
+    );
+}
+
+/// What a person approves in a kill's dry run (pid `pid` on this machine, the fake NVML naming it): the
+/// process (start time, pod) and the unknowns they saw, as node-probe's `--approved` carries them.
+fn approval_of(lib: &std::path::Path, pid: &str) -> String {
+    let pre = probe(
+        &[
+            "--nvml-lib",
+            lib.to_str().unwrap(),
+            "--host-root",
+            "/",
+            "kill",
+            "--pid",
+            pid,
+            "--dry-run",
+        ],
+        &[("FAKE_NVML_PID", pid)],
+    );
+    let k = &pre.doc["kill"];
+    let start = k["process"]["start_ticks"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("{k}"));
+    let seen: Vec<String> = k["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|c| c["unknown_holders"].as_array().cloned().unwrap_or_default())
+        .map(|i| gpu_diag::operator::reset::unknown_digest(i.as_str().unwrap()))
+        .collect();
+    assert!(!seen.is_empty(), "no kubelet here: unknown holders ({k})");
+    format!("start={start};pod=-;seen={}", seen.join(","))
+}
+
+/// A pid the person approved that now names another process (its start time differs: the one approved
+/// exited and the kernel gave its pid to another) is refused and never signalled. The "other" process is a
+/// child of this test whose start time is not the one approved.
+#[test]
+fn a_kill_of_a_pid_reused_since_the_approval_signals_nothing() {
+    let Some(lib) = fake_lib() else { return };
+    let mut child = std::process::Command::new("sleep")
+        .arg("30")
+        .spawn()
+        .expect("spawn sleep");
+    let pid = child.id().to_string();
+    let approved = approval_of(&lib, &pid);
+    // The approval was of a process that started one tick earlier.
+    let (start, rest) = approved
+        .strip_prefix("start=")
+        .unwrap()
+        .split_once(';')
+        .unwrap();
+    let earlier = format!("start={};{rest}", start.parse::<u64>().unwrap() - 1);
+    let run = probe(
+        &[
+            "--nvml-lib",
+            lib.to_str().unwrap(),
+            "--host-root",
+            "/",
+            "kill",
+            "--pid",
+            &pid,
+            "--grace-seconds",
+            "1",
+            "--approved",
+            &earlier,
+            "--override-unknown-holders",
+        ],
+        &[("FAKE_NVML_PID", pid.as_str())],
+    );
+    let still = child.try_wait().expect("waitpid").is_none();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(still, "the reused pid was signalled: {}", run.doc);
+    let k = &run.doc["kill"];
+    assert_eq!(k["result"], "refused", "{k}");
+    assert_eq!(blocked(&run.doc, "kill"), ["same_process_as_approved"]);
+    assert!(k.get("outcome").is_none(), "{k}");
+    // A malformed approval is a usage error, never a kill.
+    let bad = probe(
+        &[
+            "--nvml-lib",
+            lib.to_str().unwrap(),
+            "--host-root",
+            "/",
+            "kill",
+            "--pid",
+            &pid,
+            "--approved",
+            "start=1",
+        ],
+        &[],
+    );
+    assert_eq!(bad.doc["error"]["kind"], "usage", "{}", bad.doc);
 }
 
 #[test]
@@ -1393,7 +1494,7 @@ fn amd_reset_with_a_refused_fd_table_is_unknown_not_a_warning() {
         h["evidence"]
             .as_str()
             .unwrap()
-            .contains("the fd tables of pid 5000 could not be read (permission denied"),
+            .contains("the open files of pid 5000 could not be read (permission denied"),
         "{h}"
     );
     assert!(

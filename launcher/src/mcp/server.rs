@@ -195,7 +195,7 @@ impl Launcher {
         replica: Option<String>,
     ) -> Self {
         self.callers = Some(Arc::new(crate::mcp::framework::people::CallerEnvs::new(
-            self.env.cfg.clone(),
+            people_config(&self.env.cfg, replica.is_some()),
         )));
         if let Some(r) = &replica {
             crate::mcp::framework::confirm::name_replica(r);
@@ -390,5 +390,48 @@ impl ServerHandler for Launcher {
     ) -> Result<ReadResourceResponse, ErrorData> {
         let env = self.env_for(&c).await?;
         crate::mcp::resources::read(&env.reports, &r.uri).map(Into::into)
+    }
+}
+
+/// The people's environments' configuration. Among replicas, no node reading is kept: an act drops the
+/// readings of the replica that ran it (`readings`: a generation per node), but never another replica's,
+/// and a 2026-07-28 request goes to any replica, so a reading another replica kept could answer from before
+/// the act (docs/team-server.md, "Kept readings and replicas").
+pub fn people_config(cfg: &crate::config::Config, replicated: bool) -> crate::config::Config {
+    let mut cfg = cfg.clone();
+    if replicated && !cfg.reading_max_age.is_zero() {
+        tracing::info!(
+            "replicas: node readings are not kept (an act on one replica cannot drop another's); every \
+             read-only node question reads the node"
+        );
+        cfg.reading_max_age = std::time::Duration::ZERO;
+    }
+    cfg
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    /// Replicas keep no reading (another replica's act could not drop it); a lone server keeps its setting.
+    #[test]
+    fn replicas_keep_no_reading() {
+        let cli = <crate::cli::Cli as clap::Parser>::try_parse_from([
+            "k8s-gpu-mcp",
+            "--local",
+            "--reading-max-age",
+            "20",
+            "serve",
+        ])
+        .unwrap();
+        let cfg = cli.global.config().unwrap();
+        assert_eq!(
+            super::people_config(&cfg, true).reading_max_age,
+            Duration::ZERO
+        );
+        assert_eq!(
+            super::people_config(&cfg, false).reading_max_age,
+            Duration::from_secs(20)
+        );
     }
 }

@@ -46,18 +46,19 @@ pub fn read_uptime(root: &Path) -> Option<f64> {
 pub fn read_process(root: &Path, pid: u32, uptime: Option<f64>) -> HostProcessFacts {
     let dir = root.join("proc").join(pid.to_string());
     let cmdline = read_cmdline(&dir.join("cmdline"));
-    let (state, age_seconds, ppid, stat_flags) = match read_text(&dir.join("stat")) {
+    let (state, age_seconds, ppid, stat_flags, start_ticks) = match read_text(&dir.join("stat")) {
         Ok(stat) => {
             let (state, age) = parse_stat(&stat, uptime, clock_ticks());
             let (ppid, flags) = parse_stat_ids(&stat);
-            (state, age, ppid, flags)
+            (state, age, ppid, flags, parse_stat_start(&stat))
         }
-        Err(e) => (Reading::Err(e.clone()), Reading::Err(e), None, None),
+        Err(e) => (Reading::Err(e.clone()), Reading::Err(e), None, None, None),
     };
     HostProcessFacts {
         pid,
         ppid,
         stat_flags,
+        start_ticks,
         name: read_line(&dir.join("comm")),
         cmdline,
         cgroup: match read_text_max(&dir.join("cgroup"), MAX_CGROUP) {
@@ -120,6 +121,13 @@ pub fn parse_stat_ids(stat: &str) -> (Option<u32>, Option<u64>) {
         fields.get(1).and_then(|s| s.parse().ok()),
         fields.get(6).and_then(|s| s.parse().ok()),
     )
+}
+
+/// Start time in clock ticks after boot (field 22 of `proc/<pid>/stat`), counted after the last `)` like
+/// [`parse_stat`].
+pub fn parse_stat_start(stat: &str) -> Option<u64> {
+    let (_, rest) = stat.rsplit_once(')')?;
+    rest.split_whitespace().nth(19)?.parse().ok()
 }
 
 /// `proc/<pid>/cmdline`: NUL-separated arguments joined with spaces, invalid UTF-8 replaced, cut at

@@ -18,10 +18,12 @@ use super::report::ResetOutcome;
 use super::request::ResetRequest;
 use crate::analysis::index_ranges;
 use crate::facts::{
-    DeviceHolderFacts, FieldErrorKind, GpuFacts, KernelLogFacts, NodeFacts, Reading,
+    DeviceHolderFacts, DeviceHoldersFacts, FieldErrorKind, GpuFacts, KernelLogFacts, NodeFacts,
+    Reading,
 };
 use crate::incident::platform::clean;
 use crate::operator::holders::{self, Verdict};
+use crate::operator::scan::{self, Said};
 use crate::operator::{Check, CheckStatus, PlanStep};
 
 /// The tool, as the answers name it.
@@ -207,14 +209,6 @@ impl DeviceFiles {
     }
 }
 
-/// What one source said of one GPU.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Said {
-    Yes(Vec<String>),
-    No,
-    Unknown(Vec<String>),
-}
-
 /// What AMD device holders usually are (by name only: a tenant may name a process anything, so a hint
 /// never changes the verdict).
 fn holder_hint(name: &str) -> Option<&'static str> {
@@ -286,6 +280,24 @@ fn device_answers(
         }
         Some(Reading::Ok(s)) => s,
     };
+    let out = members
+        .iter()
+        .map(|m| (m.index, said_on(facts, scan, m, self_pid)))
+        .collect();
+    // The refused ones are judged as unknown (`scan::gaps`); the rest exited meanwhile (or looped).
+    let denied = u32::try_from(scan.denied_pids.len()).unwrap_or(u32::MAX);
+    Ok((out, scan.unreadable_pids.saturating_sub(denied)))
+}
+
+/// What the holder scan says of AMD GPU `m`: a holder of its `/dev/dri` nodes or with KFD state on it is
+/// yes; a process the scan did not see (`scan::gaps`), a `/dev/kfd` holder whose GPU KFD does not name,
+/// or a node of no GPU known here while `m`'s own were not read is unknown.
+pub(crate) fn said_on(
+    facts: &NodeFacts,
+    scan: &DeviceHoldersFacts,
+    m: &GpuFacts,
+    self_pid: Option<u32>,
+) -> Said {
     let all: Vec<DeviceFiles> = facts
         .gpus
         .iter()
@@ -294,104 +306,65 @@ fn device_answers(
         .collect();
     let known_id = |id: u32| all.iter().any(|f| f.gpu_ids.contains(&id));
     let known_minor = |r: bool, m: u32| all.iter().any(|f| f.holds(r, m));
-    let mut incomplete = Vec::new();
-    if !scan.fd_tables_cut.is_empty() {
-        incomplete.push(format!(
-            "the fd tables of pid {} were read only in part (more open files than the scan reads)",
-            scan.fd_tables_cut
-                .iter()
-                .map(u32::to_string)
-                .collect::<Vec<_>>()
-                .join(", ")
-        ));
-    }
-    if !scan.denied_pids.is_empty() {
-        // Refused (EACCES/EPERM: an LSM, ptrace access rules), not exited: such a process may hold any
-        // GPU of the hive, so no GPU is idle by this scan.
-        incomplete.push(format!(
-            "the fd tables of pid {} could not be read (permission denied: an LSM or ptrace restriction), \
-             so what they hold is not known",
-            scan.denied_pids
-                .iter()
-                .map(u32::to_string)
-                .collect::<Vec<_>>()
-                .join(", ")
-        ));
-    }
-    if scan.pids_not_scanned > 0 {
-        incomplete.push(format!(
-            "{} process(es) were not scanned (more than the scan reads)",
-            scan.pids_not_scanned
-        ));
-    }
     let holders: Vec<&DeviceHolderFacts> = scan
         .holders
         .iter()
         .filter(|h| Some(h.pid) != self_pid)
         .filter(|h| h.kfd.is_some() || h.devices.iter().any(|d| !d.starts_with("/dev/nvidia")))
         .collect();
-    let mut out = Vec::new();
-    for m in members {
-        let mine = device_files(m);
-        let (mut yes, mut unknown) = (Vec::new(), incomplete.clone());
-        for h in &holders {
-            let who = label(facts, h);
-            let mut held = Vec::new();
-            for d in &h.devices {
-                let Some((render, minor)) = drm_minor(d) else {
-                    continue;
-                };
-                if mine.holds(render, minor) {
-                    held.push(d.clone());
-                } else if !mine.minors_known && !known_minor(render, minor) {
-                    unknown.push(format!(
-                        "{who} holds {d}, a node of no GPU known here, and this GPU's DRM nodes were not read"
-                    ));
-                }
-            }
-            let ids = h.kfd.as_ref().map(|k| k.gpu_ids.as_slice()).unwrap_or(&[]);
-            for id in ids {
-                if mine.gpu_ids.contains(id) {
-                    held.push(format!("KFD state on gpu_id {id}"));
-                } else if !mine.ids_known && !known_id(*id) {
-                    unknown.push(format!(
-                        "{who} has KFD state on gpu_id {id}, which no GPU's KFD node was matched to, and \
-                         this GPU's KFD nodes were not read"
-                    ));
-                }
-            }
-            if !held.is_empty() {
-                let queues = match h.kfd.as_ref().map(|k| k.queues) {
-                    Some(q) if q > 0 => format!(", {q} KFD queue(s)"),
-                    _ => String::new(),
-                };
-                yes.push(format!("{who}: {}{queues}", held.join(", ")));
+    let mine = device_files(m);
+    let (mut yes, mut unknown) = (Vec::new(), scan::gaps(scan));
+    for h in &holders {
+        let who = label(facts, h);
+        let mut held = Vec::new();
+        for d in &h.devices {
+            let Some((render, minor)) = drm_minor(d) else {
                 continue;
-            }
-            let kfd_open = h.kfd.is_some() || h.devices.iter().any(|d| d == "/dev/kfd");
-            if kfd_open && ids.is_empty() {
-                unknown.push(match &h.kfd {
-                    Some(_) => format!("{who} has /dev/kfd open and KFD names no GPU it uses"),
-                    None => format!(
-                        "{who} has /dev/kfd open and is not in KFD's process list, so its GPU cannot be told"
-                    ),
-                });
+            };
+            if mine.holds(render, minor) {
+                held.push(d.clone());
+            } else if !mine.minors_known && !known_minor(render, minor) {
+                unknown.push(format!(
+                    "{who} holds {d}, a node of no GPU known here, and this GPU's DRM nodes were not read"
+                ));
             }
         }
-        out.push((
-            m.index,
-            if !yes.is_empty() {
-                Said::Yes(yes)
-            } else if !unknown.is_empty() {
-                Said::Unknown(unknown)
-            } else {
-                Said::No
-            },
-        ));
+        let ids = h.kfd.as_ref().map(|k| k.gpu_ids.as_slice()).unwrap_or(&[]);
+        for id in ids {
+            if mine.gpu_ids.contains(id) {
+                held.push(format!("KFD state on gpu_id {id}"));
+            } else if !mine.ids_known && !known_id(*id) {
+                unknown.push(format!(
+                    "{who} has KFD state on gpu_id {id}, which no GPU's KFD node was matched to, and \
+                     this GPU's KFD nodes were not read"
+                ));
+            }
+        }
+        if !held.is_empty() {
+            let queues = match h.kfd.as_ref().map(|k| k.queues) {
+                Some(q) if q > 0 => format!(", {q} KFD queue(s)"),
+                _ => String::new(),
+            };
+            yes.push(format!("{who}: {}{queues}", held.join(", ")));
+            continue;
+        }
+        let kfd_open = h.kfd.is_some() || h.devices.iter().any(|d| d == "/dev/kfd");
+        if kfd_open && ids.is_empty() {
+            unknown.push(match &h.kfd {
+                Some(_) => format!("{who} has /dev/kfd open and KFD names no GPU it uses"),
+                None => format!(
+                    "{who} has /dev/kfd open and is not in KFD's process list, so its GPU cannot be told"
+                ),
+            });
+        }
     }
-    // The refused ones are judged above as unknown; the rest exited meanwhile (or looped).
-    let denied = u32::try_from(scan.denied_pids.len()).unwrap_or(u32::MAX);
-    Ok((out, scan.unreadable_pids.saturating_sub(denied)))
+    if !yes.is_empty() {
+        Said::Yes(yes)
+    } else if !unknown.is_empty() {
+        Said::Unknown(unknown)
+    } else {
+        Said::No
+    }
 }
 
 /// Per member lines, members saying "no" grouped: `GPU 3 (0000:65:00.0): yes: ...; GPU 0-2,4-7: no`.

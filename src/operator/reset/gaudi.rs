@@ -20,6 +20,7 @@ use crate::facts::{
     DeviceHolderFacts, DeviceHoldersFacts, GpuFacts, KernelLogFacts, NodeFacts, Reading,
 };
 use crate::incident::platform::clean;
+use crate::operator::scan::{self, Said};
 use crate::operator::{Check, CheckStatus, PlanStep};
 
 /// How long the reset may take before it is judged: the driver's reset waits for its processes to die
@@ -156,30 +157,36 @@ fn label(facts: &NodeFacts, h: &DeviceHolderFacts) -> String {
     }
 }
 
-/// What the holder scan did not see, one item each: such a process may hold the device, so it is unknown,
-/// never free (a process that exited meanwhile holds nothing and is not counted).
-fn incomplete(scan: &DeviceHoldersFacts) -> Option<Vec<String>> {
-    let pids = |v: &[u32]| v.iter().map(u32::to_string).collect::<Vec<_>>().join(", ");
-    let mut out = Vec::new();
-    if !scan.denied_pids.is_empty() {
-        out.push(format!(
-            "the open files of pid {} could not be read (permission denied: an LSM or ptrace restriction)",
-            pids(&scan.denied_pids)
-        ));
+/// What the holder scan says of Gaudi `g`: a holder of its device node is yes; a process the scan did not
+/// see (`scan::gaps`) is unknown. `No` too where the device node cannot be named (the preflight refuses
+/// such a device before it asks).
+pub(crate) fn said_on(
+    facts: &NodeFacts,
+    scan: &DeviceHoldersFacts,
+    g: &GpuFacts,
+    self_pid: Option<u32>,
+) -> Said {
+    let Some(node) = class_dev(g).and_then(device_node) else {
+        return Said::Unknown(vec![
+            "the device's habanalabs class device was not read, so its device node cannot be named"
+                .into(),
+        ]);
+    };
+    let on: Vec<String> = scan
+        .holders
+        .iter()
+        .filter(|h| Some(h.pid) != self_pid)
+        .filter(|h| h.devices.contains(&node))
+        .map(|h| label(facts, h))
+        .collect();
+    let gaps = scan::gaps(scan);
+    if !on.is_empty() {
+        Said::Yes(on)
+    } else if !gaps.is_empty() {
+        Said::Unknown(gaps)
+    } else {
+        Said::No
     }
-    if !scan.fd_tables_cut.is_empty() {
-        out.push(format!(
-            "the open files of pid {} were read only in part (more than the scan reads)",
-            pids(&scan.fd_tables_cut)
-        ));
-    }
-    if scan.pids_not_scanned > 0 {
-        out.push(format!(
-            "{} process(es) were not scanned (more than the scan reads)",
-            scan.pids_not_scanned
-        ));
-    }
-    (!out.is_empty()).then_some(out)
 }
 
 fn check_device_holders(
@@ -210,16 +217,9 @@ fn check_device_holders(
             )];
         }
     };
-    let on: Vec<String> = scan
-        .holders
-        .iter()
-        .filter(|h| Some(h.pid) != req.self_pid)
-        .filter(|h| h.devices.contains(&node))
-        .map(|h| label(facts, h))
-        .collect();
     let mut out = Vec::new();
-    if !on.is_empty() {
-        out.push(Check::block(
+    match said_on(facts, scan, g, req.self_pid) {
+        Said::Yes(on) => out.push(Check::block(
             NAME,
             format!(
                 "{} process(es) hold {node} of GPU {}: {}. The driver's hard reset kills them: stop them \
@@ -228,33 +228,33 @@ fn check_device_holders(
                 g.index,
                 on.join("; ")
             ),
-        ));
-    } else if let Some(items) = incomplete(scan) {
-        let text = format!(
-            "no process the scan read holds {node}, but the scan is incomplete: {}",
-            items.join("; ")
-        );
-        let mut c = if req.override_unknown {
-            Check::warn(
-                NAME,
-                format!("OVERRIDDEN by the person who confirmed: {text}"),
-            )
-        } else {
-            let mut c = Check::block(
-                NAME,
-                format!(
-                    "{text}. If you know they do not use this device, have a person override this in the \
-                     confirmation (a client with elicitation or input requests; the `confirm` argument \
-                     cannot override)"
-                ),
+        )),
+        Said::Unknown(items) => {
+            let text = format!(
+                "no process the scan read holds {node}, but the scan is incomplete: {}",
+                items.join("; ")
             );
-            c.unknown_sources = vec![format!("open {node} files (the /proc fd scan)")];
-            c
-        };
-        c.unknown_holders = items;
-        out.push(c);
-    } else {
-        out.push(Check::pass(NAME, format!("no process holds {node}")));
+            let mut c = if req.override_unknown {
+                Check::warn(
+                    NAME,
+                    format!("OVERRIDDEN by the person who confirmed: {text}"),
+                )
+            } else {
+                let mut c = Check::block(
+                    NAME,
+                    format!(
+                        "{text}. If you know they do not use this device, have a person override this in \
+                         the confirmation (a client with elicitation or input requests; the `confirm` \
+                         argument cannot override)"
+                    ),
+                );
+                c.unknown_sources = vec![format!("open {node} files (the /proc fd scan)")];
+                c
+            };
+            c.unknown_holders = items;
+            out.push(c);
+        }
+        Said::No => out.push(Check::pass(NAME, format!("no process holds {node}"))),
     }
     out
 }
@@ -289,7 +289,12 @@ pub fn settled(before: &GpuFacts, after: &NodeFacts) -> bool {
     };
     let count = |g: &GpuFacts| g.gaudi.as_ref().and_then(|x| x.hard_reset_count.get());
     let status = a.gaudi.as_ref().and_then(|x| x.status.ok().cloned());
-    let grown = matches!((count(before), count(a)), (Some(b), Some(n)) if n > b);
+    let grown = match (count(before), count(a)) {
+        (Some(b), Some(n)) => n > b,
+        // The count was not read before (the device's sysfs did not answer): its status alone tells.
+        (None, Some(_)) => before.handle_error.is_some(),
+        _ => false,
+    };
     grown && status.as_deref().is_some_and(|s| !s.starts_with("In "))
 }
 
@@ -358,6 +363,17 @@ pub fn verify(
                 format!(
                     "the driver counted no hard reset: hard_reset_cnt {y} (was {x}): the reset is not \
                      verified"
+                ),
+            ),
+            // Not read before (the device's sysfs did not answer: a hung firmware, for which the hard
+            // reset is the remedy), read after: the count proves nothing alone, the status read back
+            // `Operational` and the kernel's lines judge it.
+            (None, Some(y)) if before.handle_error.is_some() => Check::warn(
+                "reset_counted",
+                format!(
+                    "hard_reset_cnt {y} after the reset; it was not read before (the device's sysfs did not \
+                     answer), so the count alone cannot show the reset: the status read back and the kernel's \
+                     lines judge it"
                 ),
             ),
             _ => Check::block(

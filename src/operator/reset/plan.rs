@@ -9,7 +9,7 @@ use super::nvlink::check_nvswitch_fabric_manager;
 use super::report::{ResetReport, ResetTarget};
 use super::request::{ResetRequest, partition_of, pin_mismatches};
 use crate::facts::{GpuFacts, NodeFacts};
-use crate::operator::{Check, PlanStep, Preflight, gpu_name, unknown_items};
+use crate::operator::{Check, PlanStep, Preflight, gpu_name};
 
 /// Judge a reset request against the facts.
 pub fn preflight(facts: &NodeFacts, req: &ResetRequest) -> Preflight {
@@ -96,41 +96,13 @@ pub fn preflight(facts: &NodeFacts, req: &ResetRequest) -> Preflight {
     Preflight::from_checks(with_seen_unknowns(checks, req))
 }
 
-/// A person's override covers the unknowns they saw, not one found since: each found now (on the
-/// overridden warnings) must be among those the confirmation carries; an override that carries none
-/// covers nothing.
-fn with_seen_unknowns(mut checks: Vec<Check>, req: &ResetRequest) -> Vec<Check> {
-    if !req.override_unknown {
-        return checks;
-    }
-    let seen = req.seen_unknown.as_deref().unwrap_or_default();
-    let now = unknown_items(&checks);
-    let new: Vec<&String> = now
-        .iter()
-        .filter(|i| !seen.contains(&super::request::unknown_digest(i)))
-        .collect();
-    checks.push(if new.is_empty() {
-        Check::pass(
-            "override_as_confirmed",
-            format!(
-                "the unknowns found now are among the {} the person saw when they overrode",
-                seen.len()
-            ),
-        )
-    } else {
-        Check::block(
-            "override_as_confirmed",
-            format!(
-                "found since the person overrode, so not covered by it: {}. Call again: the person is \
-                 asked anew with what is unknown now",
-                new.iter()
-                    .map(|s| s.as_str())
-                    .collect::<Vec<_>>()
-                    .join("; ")
-            ),
-        )
-    });
-    checks
+/// A person's override covers the unknowns they saw (`operator::override_as_confirmed`).
+fn with_seen_unknowns(checks: Vec<Check>, req: &ResetRequest) -> Vec<Check> {
+    crate::operator::override_as_confirmed(
+        checks,
+        req.override_unknown,
+        req.seen_unknown.as_deref(),
+    )
 }
 
 /// The whole report before execution.

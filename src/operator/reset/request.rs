@@ -122,6 +122,9 @@ impl ResetPin {
 pub struct Seen {
     pub pin: Option<ResetPin>,
     pub unknown: Vec<String>,
+    /// A kill's process: its start time and pod (`crate::operator::kill::ProcessPin`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub process: Option<crate::operator::kill::ProcessPin>,
 }
 
 /// One unknown item as the act's argv carries it: the first 16 hex digits of its SHA-256. Only digests
@@ -134,10 +137,14 @@ pub fn unknown_digest(item: &str) -> String {
 }
 
 impl Seen {
-    /// node-probe's `--approved` value: `pci=<bdf>;uuid=<id>;partition=<mode>` and, with an override,
-    /// `;seen=<digest>,<digest>,...` (every field optional).
+    /// node-probe's `--approved` value: a reset's `pci=<bdf>;uuid=<id>;partition=<mode>` or a kill's
+    /// `start=<ticks>;pod=<uid|->` and, with an override, `;seen=<digest>,<digest>,...` (every field
+    /// optional).
     pub fn arg(&self, overridden: bool) -> String {
         let mut parts = Vec::new();
+        if let Some(p) = &self.process {
+            parts.push(p.arg());
+        }
         if let Some(p) = &self.pin {
             for (k, v) in [
                 ("pci", &p.pci_bus_id),

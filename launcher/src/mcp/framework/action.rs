@@ -249,14 +249,20 @@ impl<R: Serialize + ActionReport> ProbeAction<'_, R> {
             };
             cx.probe_report(action, &t, r, pick)
         };
-        // Only a reset is bound to a GPU's identity: a pin elsewhere would be silently ignored.
+        // A reset is bound to a GPU's identity, a kill to its process (`start=`): a pin elsewhere, or of
+        // the other kind, would be silently ignored.
         if let Some(c) = confirm_arg.as_deref()
-            && super::confirm::split_confirm(c).1.is_some()
-            && !matches!(request, command::Request::Reset { .. })
+            && let Some(pin) = super::confirm::split_confirm(c).1
+            && !match request {
+                command::Request::Reset { .. } => !pin.starts_with("start="),
+                command::Request::Kill { .. } => pin.starts_with("start="),
+                _ => false,
+            }
         {
             let why = format!(
-                "{action}: `confirm` carries a pin after `@`, which only binds a GPU reset; repeat the \
-                 target `{target}` alone. Nothing was done."
+                "{action}: `confirm` carries a pin after `@` that does not bind this action (a GPU reset's \
+                 names the GPU, a kill's the process: `start=`); repeat the `confirm_with` of the dry run \
+                 or the target `{target}` alone. Nothing was done."
             );
             return Err(refuse_early(cx, ctx_ref, node, action, &target, why).await);
         }
@@ -396,26 +402,30 @@ impl<R: Serialize + ActionReport> ProbeAction<'_, R> {
             }
         };
         let result = result_name(report.result());
+        // What a later `confirm` repeats to bind the act to what this dry run showed: a reset's GPU, a
+        // kill's process.
         let confirm_with = (dry_run && report.result() != ActionResult::Refused)
             .then(|| seen_of(&report))
             .flatten()
-            .and_then(|s| s.pin)
-            .filter(|p| !p.is_empty())
-            .map(|p| {
-                let pin = super::confirm::Seen {
-                    pin: Some(p),
-                    unknown: Vec::new(),
-                };
-                format!("{target}@{}", pin.arg(false))
-            });
+            .map(|s| super::confirm::Seen {
+                pin: s.pin.filter(|p| !p.is_empty()),
+                unknown: Vec::new(),
+                process: s.process,
+            })
+            .filter(|s| s.pin.is_some() || s.process.is_some())
+            .map(|s| format!("{target}@{}", s.arg(false)));
         let mut message = summary_of(&report);
         if confirmed_by == "confirm_argument"
-            && let Some(p) = seen.as_ref().and_then(|s| s.pin.as_ref())
+            && let Some(s) = seen
+                .as_ref()
+                .filter(|s| s.pin.is_some() || s.process.is_some())
         {
-            // Said in the audit: the act was bound to the GPU a dry run showed, not only to an index.
+            // Said in the audit: the act was bound to the GPU (or process) a dry run showed, not only to
+            // an index (or a pid).
             let pin = super::confirm::Seen {
-                pin: Some(p.clone()),
+                pin: s.pin.clone(),
                 unknown: Vec::new(),
+                process: s.process.clone(),
             };
             message.insert_str(0, &format!("bound by confirm to {}; ", pin.arg(false)));
         }

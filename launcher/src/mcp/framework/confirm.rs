@@ -424,6 +424,20 @@ pub fn pin_of_confirm(tool: &str, pin: &str) -> Result<Seen, String> {
              exactly, or the target alone. Nothing was done."
         )
     };
+    // A kill's pin names the process (`start=<ticks>;pod=<uid|->`), a reset's the GPU.
+    if pin.starts_with("start=") {
+        let (p, seen) = gpu_diag::operator::kill::parse_approved(pin).map_err(&bad)?;
+        if !seen.is_empty() {
+            return Err(bad(
+                "carries `seen=`: only a person can override unknown holders".into(),
+            ));
+        }
+        return Ok(Seen {
+            pin: None,
+            unknown: Vec::new(),
+            process: Some(p),
+        });
+    }
     let (p, seen) = gpu_diag::operator::reset::parse_approved(pin).map_err(&bad)?;
     if !seen.is_empty() {
         return Err(bad(
@@ -436,6 +450,7 @@ pub fn pin_of_confirm(tool: &str, pin: &str) -> Result<Seen, String> {
     Ok(Seen {
         pin: Some(p),
         unknown: Vec::new(),
+        process: None,
     })
 }
 

@@ -379,6 +379,8 @@ impl Cx {
             }
             Some(flight)
         };
+        // An act on the node that begins or ends from here on makes this reading one from before it.
+        let generation = store.generation(node);
         let res = self
             .env
             .probe_unkept(
@@ -410,7 +412,7 @@ impl Cx {
                 // The node was read after this; counting from the call's start never understates the age.
                 taken: started,
             };
-            store.put(ctx, node, reading, bytes);
+            store.put(ctx, node, generation, reading, bytes);
         }
         Ok((out, run))
     }

@@ -101,6 +101,10 @@ struct Inner {
     kept: HashMap<Key, Kept>,
     /// Per person: readings kept and their bytes.
     per: HashMap<String, (usize, usize)>,
+    /// Per node: how many times an act began or ended on it ([`Pool::forget_node`]). A read takes the
+    /// node's generation as it starts and its reading is kept only if no act began or ended since: a read
+    /// that overlapped an act is from before it, or from its middle.
+    generation: HashMap<String, u64>,
 }
 
 impl Inner {
@@ -186,9 +190,11 @@ impl Pool {
         }
     }
 
-    /// Drop every person's readings of `node` (in any context): it is about to change, or just did.
+    /// Drop every person's readings of `node` (in any context): it is about to change, or just did. The
+    /// node's generation moves on, so a read running now keeps nothing ([`ReadingStore::put`]).
     pub fn forget_node(&self, node: &str) {
         let mut g = self.lock();
+        *g.generation.entry(node.to_string()).or_default() += 1;
         let keys: Vec<Key> = g.kept.keys().filter(|k| k.node == node).cloned().collect();
         for k in keys {
             g.remove(&k);
@@ -252,16 +258,38 @@ impl ReadingStore {
         Some((k.reading.clone(), age))
     }
 
+    /// The node's generation now: taken as a read starts, given back to [`ReadingStore::put`].
+    pub fn generation(&self, node: &str) -> u64 {
+        self.pool
+            .lock()
+            .generation
+            .get(node)
+            .copied()
+            .unwrap_or_default()
+    }
+
     /// Keep a reading of the node (`bytes`: its size as JSON), replacing this person's earlier one. Not
-    /// kept: with the setting at 0, a failed reading, one bigger than a person's budget. The
-    /// person's least recently used go first past their bound, then anyone's past the pool's.
-    pub fn put(&self, context: Option<&str>, node: &str, reading: Reading, bytes: usize) -> bool {
+    /// kept: with the setting at 0, a failed reading, one bigger than a person's budget, and one whose
+    /// read began before an act on the node began or ended (`generation`, taken as the read started, is
+    /// not the node's now). The person's least recently used go first past their bound, then anyone's
+    /// past the pool's.
+    pub fn put(
+        &self,
+        context: Option<&str>,
+        node: &str,
+        generation: u64,
+        reading: Reading,
+        bytes: usize,
+    ) -> bool {
         let (per, all) = (self.pool.per_person, self.pool.in_all);
         if self.pool.max_age.is_zero() || !reading.keepable() || bytes > per.bytes.min(all.bytes) {
             return false;
         }
         let key = self.key(context, node);
         let mut g = self.pool.lock();
+        if g.generation.get(node).copied().unwrap_or_default() != generation {
+            return false;
+        }
         g.expire(self.pool.max_age, Instant::now());
         g.remove(&key);
         loop {
@@ -349,7 +377,7 @@ mod tests {
     #[test]
     fn a_reading_answers_within_its_age_and_the_callers() {
         let s = ReadingStore::new(Duration::from_secs(20));
-        assert!(s.put(None, "n1", reading(ago(7), 0), 100));
+        assert!(s.put(None, "n1", s.generation("n1"), reading(ago(7), 0), 100));
         let (_, age) = s.get(None, "n1", s.allowed(None)).expect("kept");
         assert_eq!(age.as_secs(), 7);
         // The caller asks for fresher than the reading: no answer from it (and it stays for others).
@@ -366,7 +394,7 @@ mod tests {
     #[test]
     fn an_expired_reading_is_dropped_and_freed() {
         let s = ReadingStore::new(Duration::from_secs(20));
-        assert!(s.put(None, "n1", reading(ago(21), 0), 100));
+        assert!(s.put(None, "n1", s.generation("n1"), reading(ago(21), 0), 100));
         assert!(s.get(None, "n1", Duration::from_secs(3600)).is_none());
         assert_eq!(s.pool.usage(), (0, 0), "expired and freed");
     }
@@ -374,7 +402,13 @@ mod tests {
     #[test]
     fn zero_keeps_nothing() {
         let s = ReadingStore::new(Duration::ZERO);
-        assert!(!s.put(None, "n1", reading(Instant::now(), 0), 100));
+        assert!(!s.put(
+            None,
+            "n1",
+            s.generation("n1"),
+            reading(Instant::now(), 0),
+            100
+        ));
         assert!(s.get(None, "n1", Duration::from_secs(20)).is_none());
         assert_eq!(s.pool.usage(), (0, 0));
     }
@@ -383,7 +417,13 @@ mod tests {
     fn a_failed_reading_is_never_kept_and_a_partial_one_is_kept_as_read() {
         let s = ReadingStore::new(Duration::from_secs(20));
         assert!(
-            !s.put(None, "n1", reading(Instant::now(), 1), 100),
+            !s.put(
+                None,
+                "n1",
+                s.generation("n1"),
+                reading(Instant::now(), 1),
+                100
+            ),
             "exit 1"
         );
         assert!(s.get(None, "n1", Duration::from_secs(20)).is_none());
@@ -396,7 +436,10 @@ mod tests {
             .unreadable
             .push("gpu[1]: lost (gpu_is_lost): every reading but its identity".into());
         assert!(partial.keepable());
-        assert!(s.put(None, "n1", partial, 100), "a lost GPU's reading");
+        assert!(
+            s.put(None, "n1", s.generation("n1"), partial, 100),
+            "a lost GPU's reading"
+        );
         let (kept, _) = s.get(None, "n1", Duration::from_secs(20)).expect("kept");
         assert_eq!(
             kept.report.health.unreadable,
@@ -408,9 +451,27 @@ mod tests {
     fn an_act_drops_everyones_reading_of_the_node() {
         let pool = Pool::new(Duration::from_secs(20), PER_PERSON, IN_ALL);
         let (alice, bob) = (pool.store("alice"), pool.store("bob"));
-        alice.put(None, "n1", reading(Instant::now(), 0), 100);
-        bob.put(Some("ctx"), "n1", reading(Instant::now(), 0), 100);
-        alice.put(None, "n2", reading(Instant::now(), 0), 100);
+        alice.put(
+            None,
+            "n1",
+            alice.generation("n1"),
+            reading(Instant::now(), 0),
+            100,
+        );
+        bob.put(
+            Some("ctx"),
+            "n1",
+            bob.generation("n1"),
+            reading(Instant::now(), 0),
+            100,
+        );
+        alice.put(
+            None,
+            "n2",
+            alice.generation("n2"),
+            reading(Instant::now(), 0),
+            100,
+        );
         alice.forget_node("n1");
         assert!(alice.get(None, "n1", Duration::from_secs(20)).is_none());
         assert!(
@@ -428,11 +489,11 @@ mod tests {
         let (alice, bob) = (pool.store("alice"), pool.store("bob"));
         let mut a = reading(Instant::now(), 0);
         a.ran_in = "ns/alices-probe".into();
-        alice.put(None, "n1", a, 100);
+        alice.put(None, "n1", alice.generation("n1"), a, 100);
         assert!(bob.get(None, "n1", Duration::from_secs(20)).is_none());
         let mut b = reading(Instant::now(), 0);
         b.ran_in = "ns/bobs-probe".into();
-        bob.put(None, "n1", b, 100);
+        bob.put(None, "n1", bob.generation("n1"), b, 100);
         let got = |s: &ReadingStore| {
             s.get(None, "n1", Duration::from_secs(20))
                 .unwrap()
@@ -457,23 +518,53 @@ mod tests {
         let pool = Pool::new(Duration::from_secs(20), per, all);
         let alice = pool.store("alice");
         for n in ["a", "b", "c"] {
-            alice.put(None, n, reading(Instant::now(), 0), 100);
+            alice.put(
+                None,
+                n,
+                alice.generation(n),
+                reading(Instant::now(), 0),
+                100,
+            );
         }
         // `a` used last: `b` is the least recently used and goes for `d`.
         assert!(alice.get(None, "a", Duration::from_secs(20)).is_some());
-        alice.put(None, "d", reading(Instant::now(), 0), 100);
+        alice.put(
+            None,
+            "d",
+            alice.generation("d"),
+            reading(Instant::now(), 0),
+            100,
+        );
         assert!(alice.get(None, "b", Duration::from_secs(20)).is_none());
         assert!(alice.get(None, "a", Duration::from_secs(20)).is_some());
         assert_eq!(pool.usage(), (3, 300));
         // Bytes: a 900-byte reading leaves room for one 100-byte reading of hers, the most recently used (`a`).
-        alice.put(None, "big", reading(Instant::now(), 0), 900);
+        alice.put(
+            None,
+            "big",
+            alice.generation("big"),
+            reading(Instant::now(), 0),
+            900,
+        );
         assert_eq!(pool.usage(), (2, 1000));
         assert!(alice.get(None, "a", Duration::from_secs(20)).is_some());
-        assert!(!alice.put(None, "huge", reading(Instant::now(), 0), 1001));
+        assert!(!alice.put(
+            None,
+            "huge",
+            alice.generation("huge"),
+            reading(Instant::now(), 0),
+            1001
+        ));
         // Others fill the pool: anyone's least recently used go, and the total never passes the bound.
         for i in 0..6 {
             let p = pool.store(&format!("p{i}"));
-            p.put(None, "n", reading(Instant::now(), 0), 300);
+            p.put(
+                None,
+                "n",
+                p.generation("n"),
+                reading(Instant::now(), 0),
+                300,
+            );
             let (n, b) = pool.usage();
             assert!(
                 n <= all.readings && b <= all.bytes,
@@ -494,10 +585,39 @@ mod tests {
         });
         tokio::time::sleep(Duration::from_millis(20)).await;
         assert!(!second.is_finished(), "waits for the first probe");
-        s.put(None, "n1", reading(Instant::now(), 0), 100);
+        s.put(
+            None,
+            "n1",
+            s.generation("n1"),
+            reading(Instant::now(), 0),
+            100,
+        );
         drop(first);
         assert!(second.await.unwrap(), "then finds its reading");
         // Another node's flight does not wait.
         let _other = s.flight(None, "n2").await;
+    }
+
+    /// A read that began before an act and ended after it (even after the act's second drop) is from
+    /// before the act: never kept, so no one is answered from it. A read begun after the act is kept.
+    #[test]
+    fn a_read_that_overlapped_an_act_is_not_kept() {
+        let pool = Pool::new(Duration::from_secs(20), PER_PERSON, IN_ALL);
+        let (alice, bob) = (pool.store("alice"), pool.store("bob"));
+        // Alice's read starts; Bob's kill on the node drops readings before and after it runs.
+        let started = alice.generation("n1");
+        bob.forget_node("n1");
+        bob.forget_node("n1");
+        assert!(!alice.put(None, "n1", started, reading(Instant::now(), 0), 100));
+        assert!(alice.get(None, "n1", Duration::from_secs(20)).is_none());
+        // Only an act's start seen (the act still running): not kept either.
+        let started = alice.generation("n1");
+        bob.forget_node("n1");
+        assert!(!alice.put(None, "n1", started, reading(Instant::now(), 0), 100));
+        // Another node's act does not matter; a read begun after the act is kept.
+        let started = alice.generation("n1");
+        bob.forget_node("n2");
+        assert!(alice.put(None, "n1", started, reading(Instant::now(), 0), 100));
+        assert!(alice.get(None, "n1", Duration::from_secs(20)).is_some());
     }
 }

@@ -92,6 +92,7 @@ audited (Kubernetes Event on the Node + JSON log line).",
                 dry_run: false,
                 api_claims: claims.arg(),
                 override_unknown: false,
+                seen: None,
             },
             dry_run: a.dry_run.unwrap_or(false),
             confirm: a.confirm,
@@ -101,7 +102,15 @@ audited (Kubernetes Event on the Node + JSON log line).",
                 _ => None,
             },
             outcome_of: kill_outcome,
-            seen_of: |_| None,
+            // The act signals the process of the preflight the person saw (its start time and pod: a
+            // reused pid is another process), and an override covers the unknowns that preflight showed.
+            seen_of: |x| {
+                Some(gpu_diag::operator::reset::Seen {
+                    pin: None,
+                    unknown: gpu_diag::operator::unknown_items(&x.checks),
+                    process: x.process.clone(),
+                })
+            },
         }
         .run(cx)
         .await

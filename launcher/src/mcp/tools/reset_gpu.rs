@@ -125,6 +125,7 @@ elicitation, after seeing the preflight; where the client can ask no one, `confi
                 Some(gpu_diag::operator::reset::Seen {
                     pin: x.target.as_ref().map(|t| t.pin()).filter(|p| !p.is_empty()),
                     unknown: gpu_diag::operator::unknown_items(&x.checks),
+                    process: None,
                 })
             },
         }

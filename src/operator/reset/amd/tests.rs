@@ -497,7 +497,7 @@ fn a_refused_fd_table_makes_the_hive_unknown_not_a_warning() {
     assert_eq!(h.status, CheckStatus::Block);
     assert!(
         h.evidence
-            .contains("the fd tables of pid 6100 could not be read (permission denied"),
+            .contains("the open files of pid 6100 could not be read (permission denied"),
         "{}",
         h.evidence
     );

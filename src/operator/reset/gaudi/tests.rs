@@ -144,7 +144,8 @@ fn unreadable_fd_tables_are_named_unknowns_a_person_may_override() {
     assert_eq!(
         h.unknown_holders,
         vec![
-            "the open files of pid 777 could not be read (permission denied: an LSM or ptrace restriction)"
+            "the open files of pid 777 could not be read (permission denied: an LSM or ptrace restriction), so \
+             what they hold is not known"
         ]
     );
     // A table read in part, or processes left unread: unknown too, never free.
@@ -289,6 +290,64 @@ fn a_reset_is_verified_by_the_drivers_status_count_and_lines() {
         k.ends_with("\"Successfully finished resetting the 0000:b3:00.0 device\""),
         "{k}"
     );
+}
+
+/// A Gaudi whose firmware-backed sysfs reads timed out keeps discovery's identity (class device, PCI
+/// address): the hard reset is allowed where no holder and no pod are (still refused for either, or an
+/// incomplete scan), and verified by the status read back `Operational` and the kernel's line, its count
+/// not read before.
+#[test]
+fn a_hung_firmware_gaudi_is_reset_from_discoverys_identity() {
+    let mut f = gaudi2();
+    let hung = crate::facts::FieldError::with_message(
+        crate::facts::FieldErrorKind::Timeout,
+        "the habanalabs sysfs did not answer within 5 s",
+    );
+    let g = &mut f.gpus[6];
+    g.handle_error = Some(hung.clone());
+    g.gaudi = Some(crate::facts::GaudiGpuFacts {
+        device: "accel6".into(),
+        status: Reading::Err(hung.clone()),
+        hard_reset_count: Reading::Err(hung),
+        ..Default::default()
+    });
+    g.serial = Reading::default();
+    let p = preflight(&f, &req(GpuSelector::Index(6)));
+    assert!(p.allowed, "{p:#?}");
+    assert_eq!(check(&p.checks, "gaudi_status").status, CheckStatus::Warn);
+    // A holder, or a scan that could not see, still refuses.
+    let mut held = f.clone();
+    held.device_holders = Some(Reading::Ok(DeviceHoldersFacts {
+        holders: vec![holder(4242, "python3", &["/dev/accel/accel6"])],
+        ..Default::default()
+    }));
+    assert!(!preflight(&held, &req(GpuSelector::Index(6))).allowed);
+    let mut blind = f.clone();
+    blind.device_holders = Some(Reading::Ok(DeviceHoldersFacts {
+        denied_pids: vec![777],
+        unreadable_pids: 1,
+        ..Default::default()
+    }));
+    assert!(!preflight(&blind, &req(GpuSelector::Index(6))).allowed);
+    // Back Operational with a count: settled and verified (the count said, not required).
+    let after = after_reset("Operational", 1);
+    assert!(settled(&f.gpus[6], &after));
+    let log0 = kmsg(&["6,900,100,-;Linux version 6.12.0"]);
+    let log1 = kmsg(&[
+        "6,900,100,-;Linux version 6.12.0",
+        "6,904,9000,-;habanalabs 0000:b3:00.0: Successfully finished resetting the 0000:b3:00.0 device",
+    ]);
+    let v = verify(&f.gpus[6], &after, Some(&log0), &Reading::Ok(log1.clone()));
+    assert!(v.iter().all(|c| c.status != CheckStatus::Block), "{v:#?}");
+    assert_eq!(check(&v, "reset_counted").status, CheckStatus::Warn);
+    // Still not Operational after it: not verified.
+    let v = verify(
+        &f.gpus[6],
+        &after_reset("Disabled", 1),
+        Some(&log0),
+        &Reading::Ok(log1),
+    );
+    assert_eq!(check(&v, "gpu_back").status, CheckStatus::Block);
 }
 
 #[test]
