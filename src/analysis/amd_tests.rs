@@ -105,7 +105,7 @@ fn bad_pages_near_the_threshold_warn_and_past_it_call_for_rma() {
     assert!(
         near_f.evidence[1].starts_with(
             "threshold 128 pages: 16 MiB reserved for retired pages on MP0 13.0.6, rule of Linux 6.15+, \
-             assumed for the out-of-tree amdgpu 6.12.12 (its era cannot be placed); default threshold"
+             assumed for the out-of-tree amdgpu 6.12.12; default threshold"
         ),
         "{:?}",
         near_f.evidence
@@ -153,62 +153,6 @@ fn the_threshold_follows_the_running_kernel() {
     assert!(
         words.starts_with("threshold 1966 pages: 1 per 100 MiB of 192 GiB VRAM, Linux 6.12 rule"),
         "{words}"
-    );
-}
-
-/// The issue-94 case: an MI300X with 130 retired pages on a node whose debugfs is closed. Under ROCm's
-/// out-of-tree amdgpu 6.12.12 the era cannot be placed: the Linux 6.15+ rule (128) is assumed, the older
-/// rule gives 1966, so the count is past the threshold only on the assumption: a warning that says so, never
-/// "due for RMA". Under ROCm 6.2's DKMS 6.8.5 the older rule is placed: 130 of 1966, nothing to say; under
-/// Linux 6.15 in-tree the newer rule is placed: due for RMA.
-#[test]
-fn an_assumed_threshold_alone_is_no_rma() {
-    let mut facts = scenario("mi300x-bad-pages-rma");
-    let g = facts.gpus[5].amd.as_mut().unwrap();
-    let bp = g.bad_pages.ok().cloned().unwrap();
-    g.bad_pages = Reading::Ok(AmdBadPagesFacts {
-        reserved: 130,
-        threshold: None,
-        threshold_source: None,
-        ..bp
-    });
-    let bad_page_findings = |facts: &NodeFacts| -> Vec<Finding> {
-        judge(facts)
-            .into_iter()
-            .filter(|f| f.code.starts_with("amd.bad_pages.") && f.gpu == Some(5))
-            .collect()
-    };
-    let f = bad_page_findings(&facts);
-    assert_eq!(f.len(), 1, "{f:#?}");
-    assert_eq!(f[0].code, "amd.bad_pages.threshold_assumed");
-    assert_eq!(f[0].severity, Severity::Warning);
-    assert!(
-        f[0].summary
-            .contains("past the 128 of the Linux 6.15+ rule, which is assumed here")
-            && f[0].summary.contains("short of the 1966 of the older rule")
-            && !f[0].summary.contains("is due for RMA"),
-        "{}",
-        f[0].summary
-    );
-    assert_ne!(
-        health::analyze(&facts, &AnalysisOptions::default())
-            .action
-            .kind,
-        ActionKind::Rma
-    );
-    // ROCm 6.2's DKMS driver: the older rule, placed.
-    facts.amd_driver.as_mut().unwrap().version = Reading::Ok("6.8.5".into());
-    assert!(bad_page_findings(&facts).is_empty());
-    // The in-tree driver of Linux 6.15: the newer rule, placed, and reached.
-    facts.amd_driver.as_mut().unwrap().version = Reading::Err(crate::facts::FieldError::new(
-        crate::facts::FieldErrorKind::NotFound,
-    ));
-    facts.host.kernel_release = Reading::Ok("6.15.2".into());
-    let f = bad_page_findings(&facts);
-    assert_eq!(
-        (f[0].code.as_str(), f[0].severity),
-        ("amd.bad_pages.threshold", Severity::Critical),
-        "{f:#?}"
     );
 }
 

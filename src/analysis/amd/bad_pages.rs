@@ -57,17 +57,15 @@ pub fn bad_pages<'a>(
 /// The threshold of this GPU in pages and, in words, its basis and what reaching it does; `None` when
 /// retirement is off or no threshold can be known.
 pub fn rma_threshold(g: &GpuFacts, amd: &AmdGpuFacts, facts: &NodeFacts) -> Option<(u32, String)> {
-    threshold_of(g, amd, amd.bad_pages.ok()?, facts).map(|(t, words, _)| (t, words))
+    threshold_of(g, amd, amd.bad_pages.ok()?, facts)
 }
 
-/// As [`rma_threshold`], with what the older rule gives where the driver's era is assumed
-/// (`threshold::Threshold::assumed_else`).
 pub(super) fn threshold_of(
     g: &GpuFacts,
     amd: &AmdGpuFacts,
     bp: &AmdBadPagesFacts,
     facts: &NodeFacts,
-) -> Option<(u32, String, Option<u32>)> {
+) -> Option<(u32, String)> {
     let driver = facts.amd_driver.as_ref();
     let param = driver.and_then(|d| d.bad_page_threshold_param.get());
     let mode = match param {
@@ -82,7 +80,6 @@ pub(super) fn threshold_of(
         return Some((
             t,
             format!("threshold {t} pages from debugfs ras/bad_page_cnt_threshold; {mode}"),
-            None,
         ));
     }
     let inputs = threshold::Inputs {
@@ -114,7 +111,6 @@ pub(super) fn threshold_of(
         (
             t.pages,
             format!("threshold {} pages: {}; {mode}", t.pages, t.basis),
-            t.assumed_else,
         )
     })
 }
@@ -131,33 +127,11 @@ pub fn judge(g: &GpuFacts, amd: &AmdGpuFacts, facts: &NodeFacts) -> Vec<Finding>
         bp.reserved, bp.pending, bp.unreservable
     );
     let limit = threshold_of(g, amd, &bp, facts);
-    if let Some((threshold, source, assumed_else)) = &limit
+    if let Some((threshold, source)) = &limit
         && *threshold > 0
     {
         let threshold = *threshold;
-        // The newer rule assumed (the driver's era not placed), and the count short of what the older
-        // rule gives: past the threshold only on the assumption, which is no RMA verdict.
-        let only_assumed = assumed_else.filter(|other| bp.reserved < *other);
-        if let (Some(other), true) = (only_assumed, bp.reserved >= threshold) {
-            out.push(finding(
-                "amd.bad_pages.threshold_assumed",
-                Severity::Warning,
-                Some(g),
-                format!(
-                    "{who} has retired {} VRAM pages: past the {threshold} of the Linux 6.15+ rule, which is \
-                     assumed here, but short of the {other} of the older rule. Which applies, and so whether \
-                     the GPU is due for RMA, is not known.",
-                    bp.reserved
-                ),
-                vec![counts.clone(), source.clone()],
-                ActionKind::Monitor,
-                format!(
-                    "read the driver's own threshold of GPU {i} (debugfs dri/<minor>/ras/bad_page_cnt_threshold, \
-                     root on the node) or its amdgpu version, then judge against it; `amd-smi bad-pages` lists \
-                     the pages"
-                ),
-            ));
-        } else if bp.reserved >= threshold {
+        if bp.reserved >= threshold {
             out.push(finding(
                 "amd.bad_pages.threshold",
                 Severity::Critical,
@@ -177,17 +151,10 @@ pub fn judge(g: &GpuFacts, amd: &AmdGpuFacts, facts: &NodeFacts) -> Vec<Finding>
                 "amd.bad_pages.near_threshold",
                 Severity::Warning,
                 Some(g),
-                match only_assumed {
-                    None => format!(
-                        "{who} has retired {} of its {threshold} allowed VRAM pages (90 % or more): a few more and it is due for RMA.",
-                        bp.reserved
-                    ),
-                    Some(other) => format!(
-                        "{who} has retired {} VRAM pages, 90 % or more of the {threshold} of the Linux 6.15+ rule, \
-                         which is assumed here (the older rule gives {other}).",
-                        bp.reserved
-                    ),
-                },
+                format!(
+                    "{who} has retired {} of its {threshold} allowed VRAM pages (90 % or more): a few more and it is due for RMA.",
+                    bp.reserved
+                ),
                 vec![counts.clone(), source.clone()],
                 ActionKind::Monitor,
                 format!("plan GPU {i}'s replacement; watch its uncorrectable and deferred UMC counts"),

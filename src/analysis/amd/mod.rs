@@ -56,13 +56,8 @@ pub fn memory_line(g: &GpuFacts, facts: &NodeFacts) -> Option<String> {
     let pages = bad_pages::bad_pages(g, amd, facts).map_or_else(
         || "bad pages unreadable".to_string(),
         |(bp, source)| {
-            let limit = bad_pages::threshold_of(g, amd, &bp, facts).map_or(
-                String::new(),
-                |(t, _, assumed)| match assumed {
-                    None => format!(" of {t} allowed"),
-                    Some(o) => format!(" of {t} allowed (assumed; {o} by the older rule)"),
-                },
-            );
+            let limit = bad_pages::threshold_of(g, amd, &bp, facts)
+                .map_or(String::new(), |(t, _)| format!(" of {t} allowed"));
             // Only the library's reading is named: sysfs is what every other line reads.
             let from = if amd.bad_pages.ok().is_some() {
                 String::new()

@@ -74,10 +74,6 @@ pub struct Threshold {
     pub rma: bool,
     /// In words: the formula, its inputs and the kernel era.
     pub basis: String,
-    /// Where the driver's era could not be placed (an out-of-tree amdgpu of a version not placed, an
-    /// unreadable kernel release) and the newer rule is assumed: what the older rule gives. A verdict
-    /// reached only on the assumption says so and is no RMA.
-    pub assumed_else: Option<u32>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -113,51 +109,25 @@ fn show_bytes(b: u64) -> String {
     }
 }
 
-/// The newest out-of-tree amdgpu placed in the older era: ROCm's DKMS driver names its version after the
-/// kernel tree it is cut from (`/sys/module/amdgpu/version`, `6.8.5` for ROCm 6.2). ROCm 6.2 and older were
-/// released before the rule's change was posted (22 Jan 2025), so they carry the older rule; a later DKMS
-/// version cannot be placed (ROCm's tree carried the change first: the posted patch is against it).
-const DKMS_OLDER_RULE_UP_TO: (u32, u32) = (6, 8);
-
-/// The era, in words what picked it, and whether it is assumed (not placed).
-fn era(i: &Inputs<'_>) -> (Era, String, bool) {
+/// The era and, in words, what picked it.
+fn era(i: &Inputs<'_>) -> (Era, String) {
     if let Some(v) = i.out_of_tree {
-        return match kernel_version(v) {
-            Some(base) if base <= DKMS_OLDER_RULE_UP_TO => (
-                Era::UpTo6_14,
-                format!(
-                    "Linux 6.12 rule (the out-of-tree amdgpu {v} is ROCm 6.2's or older, released before \
-                     the rule changed)"
-                ),
-                false,
-            ),
-            _ => (
-                Era::From6_15,
-                format!(
-                    "rule of Linux 6.15+, assumed for the out-of-tree amdgpu {v} (its era cannot be placed)"
-                ),
-                true,
-            ),
-        };
+        // ROCm's DKMS tree carried the change first (the posted patch is against it); a DKMS version
+        // cannot be mapped to a kernel release, so this is an assumption and says so.
+        return (
+            Era::From6_15,
+            format!("rule of Linux 6.15+, assumed for the out-of-tree amdgpu {v}"),
+        );
     }
     match i
         .kernel_release
         .and_then(|r| kernel_version(r).map(|v| (r, v)))
     {
-        Some((r, v)) if v >= (6, 15) => (
-            Era::From6_15,
-            format!("Linux 6.15+ rule (kernel {r})"),
-            false,
-        ),
-        Some((r, _)) => (
-            Era::UpTo6_14,
-            format!("Linux 6.12 rule (kernel {r})"),
-            false,
-        ),
+        Some((r, v)) if v >= (6, 15) => (Era::From6_15, format!("Linux 6.15+ rule (kernel {r})")),
+        Some((r, _)) => (Era::UpTo6_14, format!("Linux 6.12 rule (kernel {r})")),
         None => (
             Era::From6_15,
             "rule of Linux 6.15+, assumed: kernel release unreadable".to_string(),
-            true,
         ),
     }
 }
@@ -184,19 +154,11 @@ fn max_records(i: &Inputs<'_>, era: Era) -> (u32, &'static str) {
 
 /// The threshold by the kernel's rule; `None` where retirement is off or the inputs do not suffice.
 pub fn compute(i: &Inputs<'_>) -> Option<Threshold> {
-    let (era, era_words, assumed) = era(i);
-    let mut t = compute_in(i, era, &era_words)?;
-    if assumed {
-        t.assumed_else = compute_in(i, Era::UpTo6_14, "").map(|o| o.pages);
-    }
-    Some(t)
-}
-
-fn compute_in(i: &Inputs<'_>, era: Era, era_words: &str) -> Option<Threshold> {
     let param = i.param.unwrap_or(-1);
     if param == 0 {
         return None;
     }
+    let (era, era_words) = era(i);
     let (cap, cap_words) = max_records(i, era);
     let mut basis = String::new();
     let per_vram = |basis: &mut String| -> Option<u32> {
@@ -278,12 +240,7 @@ fn compute_in(i: &Inputs<'_>, era: Era, era_words: &str) -> Option<Threshold> {
         }
     };
     let _ = write!(basis, ", {era_words}");
-    Some(Threshold {
-        pages,
-        rma,
-        basis,
-        assumed_else: None,
-    })
+    Some(Threshold { pages, rma, basis })
 }
 
 #[cfg(test)]
@@ -495,42 +452,5 @@ mod tests {
         assert_eq!(ip("13.0.14"), Some((13, 0, 14)));
         assert_eq!(ip("13.0"), None);
         assert_eq!(ip("13.0.1.2"), None);
-    }
-
-    /// An out-of-tree amdgpu is placed where its version says (ROCm 6.2's DKMS 6.8.5 and older: the older
-    /// rule, 1966 pages on an MI300X); a later one, or no kernel release, is the newer rule assumed, with
-    /// what the older rule gives beside it.
-    #[test]
-    fn a_dkms_driver_is_placed_by_its_version_or_assumed() {
-        let placed = compute(&Inputs {
-            out_of_tree: Some("6.8.5"),
-            ..mi300x_on("5.15.0-125-generic")
-        })
-        .unwrap();
-        assert_eq!((placed.pages, placed.assumed_else), (1966, None));
-        assert!(
-            placed.basis.contains("ROCm 6.2's or older"),
-            "{}",
-            placed.basis
-        );
-        let assumed = compute(&Inputs {
-            out_of_tree: Some("6.12.12"),
-            ..mi300x_on("5.15.0-125-generic")
-        })
-        .unwrap();
-        assert_eq!((assumed.pages, assumed.assumed_else), (128, Some(1966)));
-        assert!(
-            assumed.basis.contains("cannot be placed"),
-            "{}",
-            assumed.basis
-        );
-        let unread = compute(&Inputs {
-            kernel_release: None,
-            ..mi300x_on("")
-        })
-        .unwrap();
-        assert_eq!((unread.pages, unread.assumed_else), (128, Some(1966)));
-        // A kernel release places the in-tree driver: nothing assumed.
-        assert_eq!(compute(&mi300x_on("6.15.0")).unwrap().assumed_else, None);
     }
 }
