@@ -17,6 +17,7 @@ use gpu_diag::command::{Command, DriverRoot, Request, Since};
 use gpu_diag::dcgm::request::{DiagRun, Engine, GpuSel};
 use gpu_diag::facts::api_claims_arg;
 use gpu_diag::facts::{ApiClaimFacts, ApiClaimPodFacts};
+use gpu_diag::operator::kill::ProcessPin;
 use gpu_diag::operator::reset::{ResetPin, Seen};
 use gpu_diag::rvs::request::RvsRun;
 
@@ -63,6 +64,7 @@ fn seen_states() -> Vec<Seen> {
                 partition: None,
             }),
             unknown: vec![],
+            process: None,
         },
         Seen {
             pin: Some(ResetPin {
@@ -71,6 +73,7 @@ fn seen_states() -> Vec<Seen> {
                 partition: Some("CPX/NPS4".into()),
             }),
             unknown: vec!["fd table of pid 4242 unreadable".into(), "scan cut".into()],
+            process: None,
         },
     ]
 }
@@ -96,13 +99,26 @@ fn requests() -> Vec<Request> {
             api_claims: api_claims.clone(),
         });
         for (dry_run, override_unknown) in [(false, false), (true, false), (false, true)] {
-            out.push(Request::Kill {
+            let kill = Request::Kill {
                 pid: 4242,
                 grace_seconds: 10,
                 dry_run,
                 api_claims: api_claims.clone(),
                 override_unknown,
-            });
+                seen: None,
+            };
+            // The preflight, and the act bound to the process a person saw (in a pod, in none).
+            out.push(kill.clone());
+            for pod in [Some("3f7c9a2e-1b2d-4c5e-9f0a-2b3c4d5e6f70"), None] {
+                out.push(kill.clone().bound(&Seen {
+                    pin: None,
+                    unknown: vec!["fd table of pid 4243 unreadable".into()],
+                    process: Some(ProcessPin {
+                        start_ticks: 262_811_407,
+                        pod: pod.map(str::to_string),
+                    }),
+                }));
+            }
             for gpu in [
                 "0",
                 "GPU-5d0fa1c2-7a3e-4b8c-9d1e-2f3a4b5c6d7e",

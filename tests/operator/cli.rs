@@ -715,7 +715,7 @@ fn nvml_real_kill_of_our_own_child() {
     assert_eq!(ready, "ready\n");
     let pid = child.0.id().to_string();
     // The preflight the person sees, then the act bound to it, as the launcher makes them.
-    let approved = approval_of(&lib, &pid);
+    let approved = approval_of(lib, &pid);
     let run = probe(
         &[
             "--nvml-lib",
@@ -817,7 +817,7 @@ fn a_kill_of_a_pid_reused_since_the_approval_signals_nothing() {
         .spawn()
         .expect("spawn sleep");
     let pid = child.id().to_string();
-    let approved = approval_of(&lib, &pid);
+    let approved = approval_of(lib, &pid);
     // The approval was of a process that started one tick earlier.
     let (start, rest) = approved
         .strip_prefix("start=")

@@ -250,15 +250,6 @@ fn read_devices(root: &Path, found: &[Found], first_index: u32, limit: Duration)
                 vendor: GpuVendor::Intel,
                 handle_error: Some(why.clone()),
                 pci_bus_id: Reading::Ok(found[i].bdf.clone()),
-                // Discovery's identity stays: the class device and PCI address come from the directory
-                // listing, no firmware round trip. A hung firmware is when Intel's remedy is the driver's
-                // hard reset, which this names (`gpu_diag::operator::reset::gaudi`).
-                gaudi: Some(gpu_diag::facts::GaudiGpuFacts {
-                    device: found[i].name.clone(),
-                    status: Reading::Err(why.clone()),
-                    hard_reset_count: Reading::Err(why.clone()),
-                    ..Default::default()
-                }),
                 ..GpuFacts::default()
             })
         })
@@ -459,36 +450,6 @@ fn hwmon(files: HostFiles<'_>, pci_dir: &str) -> Hwmon {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// Firmware-backed reads that never answer (a FIFO's open blocks as a hung `cpucp` read does) leave the
-    /// device with discovery's identity: its class device and PCI address, its status unread.
-    #[test]
-    fn a_hung_device_keeps_discoverys_identity() {
-        let d = tempfile::tempdir().unwrap();
-        let attrs = d.path().join("sys/class/accel/accel0/device");
-        std::fs::create_dir_all(&attrs).unwrap();
-        let fifo = attrs.join("device_type");
-        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
-        // SAFETY: a valid NUL-terminated path; mkfifo only creates the node.
-        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
-        let found = vec![Found {
-            name: "accel0".into(),
-            attrs: "sys/class/accel/accel0/device".into(),
-            pci_dir: "sys/class/accel/accel0/device".into(),
-            bdf: "0000:4d:00.0".into(),
-        }];
-        let g = &read_devices(d.path(), &found, 0, Duration::from_millis(300))[0];
-        assert_eq!(
-            g.handle_error.as_ref().unwrap().error,
-            FieldErrorKind::Timeout
-        );
-        assert_eq!(g.pci_bus_id.ok().map(String::as_str), Some("0000:4d:00.0"));
-        let x = g.gaudi.as_ref().expect("discovery's identity kept");
-        assert_eq!(x.device, "accel0");
-        assert!(matches!(&x.status, Reading::Err(e) if e.error == FieldErrorKind::Timeout));
-        // Unblock the reader thread so the test leaves nothing waiting.
-        let _ = std::fs::OpenOptions::new().write(true).open(&fifo);
-    }
 
     #[test]
     fn products_by_asic_type() {

@@ -40,12 +40,20 @@ pub fn recovery_action_finding(
         severity: class.severity,
         gpu: index,
         gpu_uuid: uuid,
-        summary: format!(
-            "the driver reports recovery action {} ({}) for {label}: {}",
-            v,
-            recovery_name(v),
-            class.detail
-        ),
+        // The step is the action's; the sentence carries it only where the action is the generic one
+        // (the IMEX domain's recovery, an action this build does not know).
+        summary: if class.action == ActionKind::Investigate {
+            format!(
+                "the driver reports recovery action {v} ({}) for {label}: {}",
+                recovery_name(v),
+                class.detail
+            )
+        } else {
+            format!(
+                "the driver reports recovery action {v} ({}) for {label}",
+                recovery_name(v)
+            )
+        },
         evidence: vec![format!("nvml field 230 (GPU_RECOVERY_ACTION) = {v}")],
         action: Action {
             kind: class.action,
