@@ -197,7 +197,7 @@ pub fn select_for(facts: &NodeFacts, requested: &[GpuSel], vendor: GpuVendor) ->
         // GPU unknown, never idle.
         // A scenario without the node's facts (no kubelet asked, no scan made) is not judged, as above.
         let scanned = pods.is_some() || facts.device_holders.is_some();
-        match scan::on_gpu(facts, g, None).filter(|_| scanned) {
+        match crate::operator::reset::holders_on_gpu(facts, g, None).filter(|_| scanned) {
             None | Some(Ok(Said::No)) => {}
             Some(Ok(Said::Yes(who))) => held.push(format!(
                 "holders of {}: {}",

@@ -38,31 +38,7 @@ pub struct KillRequest {
     pub seen_unknown: Option<Vec<String>>,
 }
 
-/// One process as a preflight saw it: a pid names a process only until it exits, when the kernel may give
-/// it to another; the start time (`/proc/<pid>/stat` field 22, clock ticks after boot, proc(5)) tells the
-/// two apart for the life of the boot.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
-pub struct ProcessPin {
-    /// Start time in clock ticks after boot.
-    pub start_ticks: u64,
-    /// The pod its cgroup names (the kubelet's pod UID), `None` for a process in no pod.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pod: Option<String>,
-}
-
-/// What stands for "in no pod" in `--approved`'s `pod=`.
-const NO_POD: &str = "-";
-
-impl ProcessPin {
-    /// `start=<ticks>;pod=<uid|->`, the part of `--approved` that names the process.
-    pub fn arg(&self) -> String {
-        format!(
-            "start={};pod={}",
-            self.start_ticks,
-            self.pod.as_deref().unwrap_or(NO_POD)
-        )
-    }
-}
+pub use super::reset::{NO_POD, ProcessPin};
 
 /// `--approved`'s value back: the process and the digests of the unknowns the person saw. Both `start`
 /// and `pod` are needed: a half pin would bind half.

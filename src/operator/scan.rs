@@ -11,7 +11,7 @@
 //! engine, an exporter) loads nothing. The NVIDIA reset reads the scan itself (`reset::in_use`), because
 //! `nvidia-smi -r` refuses an open device node.
 
-use crate::facts::{DeviceHoldersFacts, GpuFacts, GpuVendor, NodeFacts, Reading};
+use crate::facts::{DeviceHoldersFacts, GpuFacts, GpuVendor};
 
 /// What the scan says of one GPU.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,36 +58,4 @@ pub fn nodes_of(g: &GpuFacts) -> &'static str {
         GpuVendor::Intel => "/dev/accel",
         _ => "/dev/nvidia*",
     }
-}
-
-/// The scan's answer on GPU `g` (an AMD GPU or a Gaudi; an NVIDIA GPU is `None`, see the module's
-/// docs). `Some(Err)` where the scan was not made or failed: nothing is vouched for then.
-pub fn on_gpu(
-    facts: &NodeFacts,
-    g: &GpuFacts,
-    self_pid: Option<u32>,
-) -> Option<Result<Said, String>> {
-    if g.vendor.is_nvidia() {
-        return None;
-    }
-    let scan = match &facts.device_holders {
-        None => {
-            return Some(Err(format!(
-                "the holders of {} were not collected",
-                nodes_of(g)
-            )));
-        }
-        Some(Reading::Err(e)) => {
-            return Some(Err(format!(
-                "cannot scan /proc for holders of {} ({})",
-                nodes_of(g),
-                crate::analysis::error_name(e.error)
-            )));
-        }
-        Some(Reading::Ok(s)) => s,
-    };
-    Some(Ok(match g.vendor {
-        GpuVendor::Amd => super::reset::amd::said_on(facts, scan, g, self_pid),
-        _ => super::reset::gaudi::said_on(facts, scan, g, self_pid),
-    }))
 }

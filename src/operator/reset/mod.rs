@@ -37,6 +37,44 @@ pub use nvlink::check_nvswitch_fabric_manager;
 pub use plan::{persistence_was_on, plan, preflight, steps};
 pub use report::{CommandRun, ResetOutcome, ResetReport, ResetTarget};
 pub use request::{
-    GpuSelector, ResetPin, ResetRequest, Seen, parse_approved, parse_bdf, same_bdf, unknown_digest,
+    GpuSelector, NO_POD, ProcessPin, ResetPin, ResetRequest, Seen, parse_approved, parse_bdf,
+    same_bdf, unknown_digest,
 };
 pub use verify::verify;
+
+use crate::facts::{GpuFacts, GpuVendor, NodeFacts, Reading};
+use crate::operator::scan;
+
+/// The holder scan's answer on GPU `g` (`crate::operator::scan`), as its vendor's reset reads it: an AMD
+/// GPU or a Gaudi; an NVIDIA GPU is `None` (see `scan`'s docs). `Some(Err)` where the scan was not made or
+/// failed: nothing is vouched for then. Here, not in `scan`: the scan is the resets' input, never their
+/// caller.
+pub fn holders_on_gpu(
+    facts: &NodeFacts,
+    g: &GpuFacts,
+    self_pid: Option<u32>,
+) -> Option<Result<scan::Said, String>> {
+    if g.vendor.is_nvidia() {
+        return None;
+    }
+    let scan = match &facts.device_holders {
+        None => {
+            return Some(Err(format!(
+                "the holders of {} were not collected",
+                scan::nodes_of(g)
+            )));
+        }
+        Some(Reading::Err(e)) => {
+            return Some(Err(format!(
+                "cannot scan /proc for holders of {} ({})",
+                scan::nodes_of(g),
+                crate::analysis::error_name(e.error)
+            )));
+        }
+        Some(Reading::Ok(s)) => s,
+    };
+    Some(Ok(match g.vendor {
+        GpuVendor::Amd => amd::said_on(facts, scan, g, self_pid),
+        _ => gaudi::said_on(facts, scan, g, self_pid),
+    }))
+}

@@ -122,9 +122,35 @@ impl ResetPin {
 pub struct Seen {
     pub pin: Option<ResetPin>,
     pub unknown: Vec<String>,
-    /// A kill's process: its start time and pod (`crate::operator::kill::ProcessPin`).
+    /// A kill's process: its start time and pod.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub process: Option<crate::operator::kill::ProcessPin>,
+    pub process: Option<ProcessPin>,
+}
+
+/// One process as a preflight saw it: a pid names a process only until it exits, when the kernel may give
+/// it to another; the start time (`/proc/<pid>/stat` field 22, clock ticks after boot, proc(5)) tells the
+/// two apart for the life of the boot.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct ProcessPin {
+    /// Start time in clock ticks after boot.
+    pub start_ticks: u64,
+    /// The pod its cgroup names (the kubelet's pod UID), `None` for a process in no pod.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod: Option<String>,
+}
+
+/// What stands for "in no pod" in `--approved`'s `pod=`.
+pub const NO_POD: &str = "-";
+
+impl ProcessPin {
+    /// `start=<ticks>;pod=<uid|->`, the part of `--approved` that names the process.
+    pub fn arg(&self) -> String {
+        format!(
+            "start={};pod={}",
+            self.start_ticks,
+            self.pod.as_deref().unwrap_or(NO_POD)
+        )
+    }
 }
 
 /// One unknown item as the act's argv carries it: the first 16 hex digits of its SHA-256. Only digests
