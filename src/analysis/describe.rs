@@ -61,15 +61,13 @@ fn describe(facts: &NodeFacts, opts: &AnalysisOptions) -> DescribeReport {
     let xid = crate::kernel_log::report::analyze(facts, opts);
     let mut findings = super::health::judge(facts, opts);
     // In `health::all_findings`' order, so that describe's health is health's.
-    let amd = super::amd::judge(facts);
-    let gaudi = super::gaudi::judge(facts);
+    let vendors = super::vendor::judge(facts);
     for part in [
         &telemetry.findings,
         &topology.findings,
         &ecc.findings,
         &processes.findings,
-        &amd,
-        &gaudi,
+        &vendors,
         &xid.findings,
     ] {
         findings.extend(part.iter().cloned());

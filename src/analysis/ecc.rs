@@ -92,84 +92,19 @@ fn remapped_rows(g: &GpuFacts) -> Reading<RemappedRowsFacts> {
     }
 }
 
-/// What AMD's counters cover: the RAS counts are the driver's, accumulated since it loaded (`amdgpu_ras.c`);
-/// retired pages are kept in the GPU's EEPROM table across reboots (`amdgpu_ras_eeprom.c`).
-pub const AMD_COUNTER_CAVEAT: &str = "AMD: RAS error counts (ras/aca_<block>, ras/<block>_err_count) are the amdgpu driver's, counted since it loaded; retired pages (ras/gpu_vram_bad_pages) are kept in the GPU's EEPROM and survive reboots.";
-
-/// What a Gaudi's memory state is read from: the habanalabs driver (Linux 6.12 `common/sysfs.c`) has no ECC
-/// counter or row-replacement file; its ECC and HBM errors are kernel-log lines (`gaudi2/gaudi2.c`
-/// `gaudi2_print_event`, `gaudi2_hbm_sei_handle_read_err`) and rows replaced or pending only answer its INFO
-/// ioctl (`common/habanalabs_ioctl.c:1125-1128`, `HL_INFO_DRAM_REPLACED_ROWS` / `HL_INFO_DRAM_PENDING_ROWS`).
-pub const GAUDI_COUNTER_CAVEAT: &str = "Intel Gaudi: the habanalabs driver shows no ECC counters or HBM row replacement in sysfs; its ECC and HBM errors are kernel-log events (analyze_xid_errors, counted below per device), and rows replaced or pending replacement are read by `hl-smi -d ROW_REPLACEMENT` (HLML), which this probe does not call.";
-
-/// The caveat for the node's vendors: NVIDIA's persistence note where an NVIDIA GPU is, AMD's where an AMD
-/// one is (an AMD-only node has no persistence mode or nvidia-persistenced to speak of), Gaudi's where a
-/// Gaudi is.
+/// The caveat for the node's vendors, each in its words (an NVIDIA one where no GPU answered: the
+/// persistence note is what an empty NVML node's counters need).
 fn counter_caveat(facts: &NodeFacts) -> String {
-    use crate::facts::GpuVendor;
-    let has = |v: GpuVendor| facts.gpus.iter().any(|g| g.vendor == v);
-    let (nvidia, amd, gaudi) = (
-        has(GpuVendor::Nvidia) || facts.gpus.is_empty(),
-        has(GpuVendor::Amd),
-        has(GpuVendor::Intel),
-    );
-    let mut parts = Vec::new();
-    if nvidia {
+    let mut parts: Vec<&str> = present(facts).map(|v| v.ecc_caveat()).collect();
+    if facts.gpus.is_empty() {
         parts.push(PERSISTENCE_CAVEAT);
-    }
-    if amd {
-        parts.push(AMD_COUNTER_CAVEAT);
-    }
-    if gaudi {
-        parts.push(GAUDI_COUNTER_CAVEAT);
     }
     parts.join(" ")
 }
 
-/// A Gaudi's NVML-shaped ECC field: not in the habanalabs sysfs, said so (never `not_collected`, as if
-/// the probe had skipped it).
-fn gaudi_none<T: Clone>(r: &Reading<T>) -> Reading<T> {
-    match r {
-        Reading::Err(e) if e.error == FieldErrorKind::NotCollected => Reading::Err(
-            FieldError::with_message(FieldErrorKind::NotSupported, "not in habanalabs sysfs"),
-        ),
-        other => other.clone(),
-    }
-}
-
-/// A Gaudi's one-line memory verdict from its kernel-log ECC and HBM events and, where libhlml was read
-/// (`hlml`), its counters and rows pending replacement.
-fn gaudi_memory_line(g: &GpuFacts, hl_memory: &[Finding], hlml: bool) -> String {
-    let (log, lib): (Vec<&str>, Vec<&str>) = hl_memory
-        .iter()
-        .filter(|f| f.gpu == Some(g.index))
-        .map(|f| f.code.as_str())
-        .partition(|c| c.starts_with("habanalabs."));
-    let pci = super::canonical_bus_id(&g.pci_bus_id)
-        .ok()
-        .cloned()
-        .unwrap_or_else(|| "<pci>".into());
-    let mut parts = Vec::new();
-    if !log.is_empty() {
-        parts.push(format!(
-            "ECC/HBM errors in the kernel log ({})",
-            log.join(", ")
-        ));
-    }
-    if !lib.is_empty() {
-        parts.push(format!("libhlml reads {}", lib.join(", ")));
-    }
-    match (parts.is_empty(), hlml) {
-        (true, true) => {
-            "Gaudi: no ECC or HBM error in the kernel log, no uncorrected error or row pending replacement in libhlml".into()
-        }
-        (true, false) => "Gaudi: no ECC or HBM error in the kernel log (the habanalabs driver shows no ECC counters in sysfs)".into(),
-        (false, true) => format!("Gaudi: {}: see the findings", parts.join("; ")),
-        (false, false) => format!(
-            "Gaudi: {}: see the findings; rows pending replacement are read by `hl-smi -d ROW_REPLACEMENT -i {pci}`",
-            parts.join("; ")
-        ),
-    }
+/// The vendors with a GPU on the node, in the vendors' table's order.
+fn present(facts: &NodeFacts) -> impl Iterator<Item = &'static dyn super::vendor::VendorAnalysis> {
+    super::vendor::all().filter(|v| facts.gpus.iter().any(|g| g.vendor == v.vendor()))
 }
 
 pub fn analyze(facts: &NodeFacts, opts: &AnalysisOptions) -> EccReport {
@@ -178,101 +113,53 @@ pub fn analyze(facts: &NodeFacts, opts: &AnalysisOptions) -> EccReport {
         persistence_caveat: counter_caveat(facts),
         ..Default::default()
     };
-    // A Gaudi's memory errors are the kernel log's (see GAUDI_COUNTER_CAVEAT).
-    let mut hl_memory: Vec<Finding> = if facts
-        .gpus
-        .iter()
-        .any(|g| g.vendor == crate::facts::GpuVendor::Intel)
-    {
-        crate::kernel_log::report::analyze(facts, opts)
-            .findings
-            .into_iter()
-            .filter(|f| {
-                f.code.starts_with("habanalabs.")
-                    && (f.code.contains("hbm") || f.code.contains("ecc"))
-            })
-            .collect()
-    } else {
-        Vec::new()
-    };
-    for g in &facts.gpus {
-        if g.vendor == crate::facts::GpuVendor::Intel {
-            let e = &g.ecc;
-            // Where libhlml was read, its ECC totals are the device's counters; sysfs has none.
-            let hlml = super::gaudi::hlml_device(facts, g);
-            if let Some(d) = hlml {
-                hl_memory.extend(super::gaudi::hlml_memory(g, d));
-            }
-            let count = |sysfs: &Reading<u64>, lib: Option<&Reading<u64>>| match lib {
-                Some(r) => r.clone(),
-                None => gaudi_none(sysfs),
-            };
-            report.gpus.push(GpuEcc {
-                gpu: GpuRef::of(g),
-                mode: gaudi_none(&e.mode),
-                volatile: EccCounts {
-                    corrected: count(
-                        &e.volatile_corrected,
-                        hlml.map(|d| &d.ecc.corrected_volatile),
-                    ),
-                    uncorrected: count(
-                        &e.volatile_uncorrected,
-                        hlml.map(|d| &d.ecc.uncorrected_volatile),
-                    ),
-                },
-                aggregate: EccCounts {
-                    corrected: count(
-                        &e.aggregate_corrected,
-                        hlml.map(|d| &d.ecc.corrected_aggregate),
-                    ),
-                    uncorrected: count(
-                        &e.aggregate_uncorrected,
-                        hlml.map(|d| &d.ecc.uncorrected_aggregate),
-                    ),
-                },
-                by_location: Vec::new(),
-                retired_pages: gaudi_none(&e.retired_pages),
-                remapped_rows: gaudi_none(&e.remapped_rows),
-                row_remapper_histogram: gaudi_none(&e.row_remapper_histogram),
-                sram_threshold_exceeded: gaudi_none(&e.sram_threshold_exceeded),
-                volatile_counters_reliable: gaudi_none(&Reading::default()),
-                verdict: gaudi_memory_line(g, &hl_memory, hlml.is_some()),
-            });
-            continue;
-        }
-        let mut f = judge(g, persistenced);
-        let e = &g.ecc;
-        report.gpus.push(GpuEcc {
-            gpu: GpuRef::of(g),
-            mode: e.mode.clone(),
-            volatile: EccCounts {
-                corrected: e.volatile_corrected.clone(),
-                uncorrected: e.volatile_uncorrected.clone(),
-            },
-            aggregate: EccCounts {
-                corrected: e.aggregate_corrected.clone(),
-                uncorrected: e.aggregate_uncorrected.clone(),
-            },
-            by_location: e.by_location.clone(),
-            retired_pages: e.retired_pages.clone(),
-            remapped_rows: remapped_rows(g),
-            row_remapper_histogram: e.row_remapper_histogram.clone(),
-            sram_threshold_exceeded: e.sram_threshold_exceeded.clone(),
-            volatile_counters_reliable: volatile_reliable(g, persistenced),
-            verdict: super::amd::memory_line(g, facts).unwrap_or_else(|| verdict(g)),
-        });
+    let mut entries = Vec::new();
+    for v in present(facts) {
+        let gpus: Vec<&GpuFacts> = facts
+            .gpus
+            .iter()
+            .filter(|g| g.vendor == v.vendor())
+            .collect();
+        let (mut e, mut f) = v.ecc(facts, opts, &gpus, persistenced);
+        entries.append(&mut e);
         report.findings.append(&mut f);
     }
-    // AMD GPUs' memory findings (RAS, bad pages) are this report's too.
+    // In the node's GPU order, whoever made them.
+    let at = |e: &GpuEcc| facts.gpus.iter().position(|g| g.index == e.gpu.index);
+    entries.sort_by_key(at);
+    report.gpus = entries;
     report
-        .findings
-        .extend(super::amd::judge(facts).into_iter().filter(|f| {
-            f.code.contains("umc")
-                || f.code.starts_with("amd.bad_pages")
-                || f.code.starts_with("amd.poison")
-        }));
-    report.findings.extend(hl_memory);
-    report
+}
+
+/// The ECC entry of a GPU read through NVML's fields (NVIDIA's; AMD's fill the same fields, with its own
+/// memory line), and its findings.
+pub fn nvml_shaped(
+    g: &GpuFacts,
+    persistenced: Option<bool>,
+    line: Option<String>,
+) -> (GpuEcc, Vec<Finding>) {
+    let f = judge(g, persistenced);
+    let e = &g.ecc;
+    let entry = GpuEcc {
+        gpu: GpuRef::of(g),
+        mode: e.mode.clone(),
+        volatile: EccCounts {
+            corrected: e.volatile_corrected.clone(),
+            uncorrected: e.volatile_uncorrected.clone(),
+        },
+        aggregate: EccCounts {
+            corrected: e.aggregate_corrected.clone(),
+            uncorrected: e.aggregate_uncorrected.clone(),
+        },
+        by_location: e.by_location.clone(),
+        retired_pages: e.retired_pages.clone(),
+        remapped_rows: remapped_rows(g),
+        row_remapper_histogram: e.row_remapper_histogram.clone(),
+        sram_threshold_exceeded: e.sram_threshold_exceeded.clone(),
+        volatile_counters_reliable: volatile_reliable(g, persistenced),
+        verdict: line.unwrap_or_else(|| verdict(g)),
+    };
+    (entry, f)
 }
 
 /// The one-line memory verdict of a GPU.

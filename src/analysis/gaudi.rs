@@ -10,6 +10,7 @@
 //! not usable", "needs reset - Device is not usable until a hard reset is initiated", "in device creation -
 //! Device is not available yet, as it is still initializing").
 
+use crate::facts::{FieldError, FieldErrorKind, Reading};
 use crate::facts::{
     GaudiGpuFacts, GpuFacts, HLML_THROTTLE_POWER, HLML_THROTTLE_THERMAL, HlmlDeviceFacts, NodeFacts,
 };
@@ -425,6 +426,145 @@ fn resets(g: &GpuFacts, h: &GaudiGpuFacts) -> Option<Finding> {
         ActionKind::Monitor,
         "read the kernel log for the cause (`node-probe xid`); a count that keeps rising under load points at the device: collect `hl-smi -q` and contact Intel support".into(),
     ))
+}
+
+/// What a Gaudi's memory state is read from: the habanalabs driver (Linux 6.12 `common/sysfs.c`) has no ECC
+/// counter or row-replacement file; its ECC and HBM errors are kernel-log lines (`gaudi2/gaudi2.c`
+/// `gaudi2_print_event`, `gaudi2_hbm_sei_handle_read_err`) and rows replaced or pending only answer its INFO
+/// ioctl (`common/habanalabs_ioctl.c:1125-1128`, `HL_INFO_DRAM_REPLACED_ROWS` / `HL_INFO_DRAM_PENDING_ROWS`).
+pub const GAUDI_COUNTER_CAVEAT: &str = "Intel Gaudi: the habanalabs driver shows no ECC counters or HBM row replacement in sysfs; its ECC and HBM errors are kernel-log events (analyze_xid_errors, counted below per device), and rows replaced or pending replacement are read by `hl-smi -d ROW_REPLACEMENT` (HLML), which this probe does not call.";
+
+/// A Gaudi's NVML-shaped ECC field: not in the habanalabs sysfs, said so (never `not_collected`, as if
+/// the probe had skipped it).
+fn gaudi_none<T: Clone>(r: &Reading<T>) -> Reading<T> {
+    match r {
+        Reading::Err(e) if e.error == FieldErrorKind::NotCollected => Reading::Err(
+            FieldError::with_message(FieldErrorKind::NotSupported, "not in habanalabs sysfs"),
+        ),
+        other => other.clone(),
+    }
+}
+
+/// A Gaudi's one-line memory verdict from its kernel-log ECC and HBM events and, where libhlml was read
+/// (`hlml`), its counters and rows pending replacement.
+fn gaudi_memory_line(g: &GpuFacts, hl_memory: &[Finding], hlml: bool) -> String {
+    let (log, lib): (Vec<&str>, Vec<&str>) = hl_memory
+        .iter()
+        .filter(|f| f.gpu == Some(g.index))
+        .map(|f| f.code.as_str())
+        .partition(|c| c.starts_with("habanalabs."));
+    let pci = super::canonical_bus_id(&g.pci_bus_id)
+        .ok()
+        .cloned()
+        .unwrap_or_else(|| "<pci>".into());
+    let mut parts = Vec::new();
+    if !log.is_empty() {
+        parts.push(format!(
+            "ECC/HBM errors in the kernel log ({})",
+            log.join(", ")
+        ));
+    }
+    if !lib.is_empty() {
+        parts.push(format!("libhlml reads {}", lib.join(", ")));
+    }
+    match (parts.is_empty(), hlml) {
+        (true, true) => {
+            "Gaudi: no ECC or HBM error in the kernel log, no uncorrected error or row pending replacement in libhlml".into()
+        }
+        (true, false) => "Gaudi: no ECC or HBM error in the kernel log (the habanalabs driver shows no ECC counters in sysfs)".into(),
+        (false, true) => format!("Gaudi: {}: see the findings", parts.join("; ")),
+        (false, false) => format!(
+            "Gaudi: {}: see the findings; rows pending replacement are read by `hl-smi -d ROW_REPLACEMENT -i {pci}`",
+            parts.join("; ")
+        ),
+    }
+}
+
+/// Intel Gaudi behind the analysis's seam.
+pub struct Gaudi;
+
+impl super::vendor::VendorAnalysis for Gaudi {
+    fn vendor(&self) -> crate::facts::GpuVendor {
+        crate::facts::GpuVendor::Intel
+    }
+
+    fn judge(&self, facts: &NodeFacts) -> Vec<Finding> {
+        judge(facts)
+    }
+
+    /// libhlml's throttle reasons where it was read, else the driver's sysfs words.
+    fn clocks_line(&self, facts: &NodeFacts, g: &GpuFacts) -> Option<String> {
+        clocks_line(g, hlml_device(facts, g))
+    }
+
+    /// A Gaudi's memory errors are the kernel log's and, where read, libhlml's (see
+    /// [`GAUDI_COUNTER_CAVEAT`]); NVML's fields are said not to be in its sysfs.
+    fn ecc(
+        &self,
+        facts: &NodeFacts,
+        opts: &crate::options::AnalysisOptions,
+        gpus: &[&GpuFacts],
+        _persistenced: Option<bool>,
+    ) -> (Vec<super::ecc::GpuEcc>, Vec<Finding>) {
+        use super::ecc::{EccCounts, GpuEcc};
+        let mut hl_memory: Vec<Finding> = crate::kernel_log::report::analyze(facts, opts)
+            .findings
+            .into_iter()
+            .filter(|f| {
+                f.code.starts_with("habanalabs.")
+                    && (f.code.contains("hbm") || f.code.contains("ecc"))
+            })
+            .collect();
+        let mut entries = Vec::new();
+        for g in gpus {
+            let e = &g.ecc;
+            // Where libhlml was read, its ECC totals are the device's counters; sysfs has none.
+            let hlml = hlml_device(facts, g);
+            if let Some(d) = hlml {
+                hl_memory.extend(hlml_memory(g, d));
+            }
+            let count = |sysfs: &Reading<u64>, lib: Option<&Reading<u64>>| match lib {
+                Some(r) => r.clone(),
+                None => gaudi_none(sysfs),
+            };
+            entries.push(GpuEcc {
+                gpu: super::GpuRef::of(g),
+                mode: gaudi_none(&e.mode),
+                volatile: EccCounts {
+                    corrected: count(
+                        &e.volatile_corrected,
+                        hlml.map(|d| &d.ecc.corrected_volatile),
+                    ),
+                    uncorrected: count(
+                        &e.volatile_uncorrected,
+                        hlml.map(|d| &d.ecc.uncorrected_volatile),
+                    ),
+                },
+                aggregate: EccCounts {
+                    corrected: count(
+                        &e.aggregate_corrected,
+                        hlml.map(|d| &d.ecc.corrected_aggregate),
+                    ),
+                    uncorrected: count(
+                        &e.aggregate_uncorrected,
+                        hlml.map(|d| &d.ecc.uncorrected_aggregate),
+                    ),
+                },
+                by_location: Vec::new(),
+                retired_pages: gaudi_none(&e.retired_pages),
+                remapped_rows: gaudi_none(&e.remapped_rows),
+                row_remapper_histogram: gaudi_none(&e.row_remapper_histogram),
+                sram_threshold_exceeded: gaudi_none(&e.sram_threshold_exceeded),
+                volatile_counters_reliable: gaudi_none(&Reading::default()),
+                verdict: gaudi_memory_line(g, &hl_memory, hlml.is_some()),
+            });
+        }
+        (entries, hl_memory)
+    }
+
+    fn ecc_caveat(&self) -> &'static str {
+        GAUDI_COUNTER_CAVEAT
+    }
 }
 
 #[cfg(test)]

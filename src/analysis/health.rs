@@ -216,23 +216,6 @@ pub fn judge(facts: &NodeFacts, opts: &AnalysisOptions) -> Vec<Finding> {
     for g in &facts.gpus {
         out.extend(judge_gpu(g));
     }
-    if let Some(e) = facts.device_count.err()
-        && e.error == FieldErrorKind::Timeout
-    {
-        // NVML blocking is itself the symptom: a GPU or GSP firmware not answering the driver.
-        out.push(finding(
-            "nvml.hung",
-            Severity::Critical,
-            None,
-            "NVML did not answer: a GPU or the driver is hung, so no GPU on this node can be read and work on it is likely stuck.".into(),
-            vec![format!(
-                "device_count = timeout{}",
-                e.message.as_deref().map_or(String::new(), |m| format!(" ({m})"))
-            )],
-            ActionKind::RebootNode,
-            "read the kernel log (analyze_xid_errors) for Xid 79, 119, 120 or 154 to find the GPU, then drain the node and reboot it; an in-band GPU reset needs a responsive driver".into(),
-        ));
-    }
     let answering = facts
         .gpus
         .iter()
@@ -274,7 +257,6 @@ pub fn judge(facts: &NodeFacts, opts: &AnalysisOptions) -> Vec<Finding> {
             .collect();
         out.push(f);
     }
-    out.extend(crate::incident::imex::node_findings(facts.imex.as_ref()));
     out
 }
 
@@ -334,37 +316,7 @@ fn judge_gpu(g: &GpuFacts) -> Vec<Finding> {
             ),
         ));
     }
-    // NVML's GPU recovery action judged once, where the kernel log judges it and an Xid 154's target: one
-    // finding for a value, whoever reads it.
-    if let Some(v) = g.recovery_action.get()
-        && let Some(f) = crate::kernel_log::report::recovery_action_finding(
-            v,
-            Some(i),
-            g.uuid.ok().cloned(),
-            super::canonical_bus_id(&g.pci_bus_id)
-                .ok()
-                .map(String::as_str),
-        )
-    {
-        out.push(f);
-    }
-    if let Some(m) = g.mig_mode.ok()
-        && m.current != m.pending
-    {
-        out.push(finding(
-            "mig.mode_pending",
-            Severity::Warning,
-            Some(g),
-            format!(
-                "{who} has a MIG mode change pending (current {}, pending {}): it applies only after a GPU reset, and until then the GPU is not in the mode it was configured for.",
-                on_off(m.current),
-                on_off(m.pending)
-            ),
-            vec![format!("mig_mode = current {}, pending {}", on_off(m.current), on_off(m.pending))],
-            ActionKind::ResetGpuWhenDrained,
-            format!("reset GPU {i} when drained (nvidia-smi -r -i {i}) to apply the MIG mode, then recreate instances"),
-        ));
-    }
+    out.extend(super::vendor::of(g.vendor).gpu_findings(g));
     out
 }
 
@@ -433,10 +385,6 @@ fn is_lost(g: &GpuFacts) -> bool {
         .any(|(_, k)| *k == FieldErrorKind::GpuIsLost)
 }
 
-fn on_off(b: bool) -> &'static str {
-    if b { "enabled" } else { "disabled" }
-}
-
 /// Every finding that feeds health: the other analyses', the kernel log's and health's own.
 pub fn all_findings(facts: &NodeFacts, opts: &AnalysisOptions) -> Vec<Finding> {
     let mut f = judge(facts, opts);
@@ -444,8 +392,7 @@ pub fn all_findings(facts: &NodeFacts, opts: &AnalysisOptions) -> Vec<Finding> {
     f.extend(super::topology::analyze(facts, opts).findings);
     f.extend(super::ecc::analyze(facts, opts).findings);
     f.extend(super::processes::analyze(facts, opts).findings);
-    f.extend(super::amd::judge(facts));
-    f.extend(super::gaudi::judge(facts));
+    f.extend(super::vendor::judge(facts));
     f.extend(crate::kernel_log::report::analyze(facts, opts).findings);
     f
 }
@@ -740,7 +687,7 @@ mod tests {
             )),
             ..NodeFacts::default()
         };
-        let f = judge(&facts, &AnalysisOptions::default());
+        let f = all_findings(&facts, &AnalysisOptions::default());
         let hung: Vec<_> = f.iter().filter(|f| f.code == "nvml.hung").collect();
         assert_eq!(hung.len(), 1, "{f:?}");
         assert_eq!(hung[0].severity, Severity::Critical);
@@ -755,7 +702,7 @@ mod tests {
             ..NodeFacts::default()
         };
         assert!(
-            judge(&ok, &AnalysisOptions::default())
+            all_findings(&ok, &AnalysisOptions::default())
                 .iter()
                 .all(|f| f.code != "nvml.hung")
         );

@@ -14,10 +14,12 @@ pub mod gaudi;
 pub mod health;
 pub mod inventory;
 pub mod nic;
+pub mod nvidia;
 pub mod pci_relation;
 pub mod processes;
 pub mod telemetry;
 pub mod topology;
+pub mod vendor;
 
 use serde::{Deserialize, Serialize};
 

@@ -74,4 +74,4 @@ pub use telemetry::{
     ClockEventDurations, ClockFacts, PowerFacts, ThermalFacts, Throttle, UtilizationFacts,
 };
 pub use timeline::{Segment, TimedLine, Timeline};
-pub use vendor::{GpuResource, GpuVendor, VendorInfo, gpu_resource, gpu_resource_vendor};
+pub use vendor::{GpuResource, GpuVendor, VENDORS, VendorInfo, gpu_resource, gpu_resource_vendor};

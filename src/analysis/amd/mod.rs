@@ -115,3 +115,52 @@ pub fn clocks_line(g: &GpuFacts) -> Option<String> {
         ),
     })
 }
+
+/// What AMD's counters cover: the RAS counts are the driver's, accumulated since it loaded (`amdgpu_ras.c`);
+/// retired pages are kept in the GPU's EEPROM table across reboots (`amdgpu_ras_eeprom.c`).
+pub const AMD_COUNTER_CAVEAT: &str = "AMD: RAS error counts (ras/aca_<block>, ras/<block>_err_count) are the amdgpu driver's, counted since it loaded; retired pages (ras/gpu_vram_bad_pages) are kept in the GPU's EEPROM and survive reboots.";
+
+/// AMD behind the analysis's seam.
+pub struct Amd;
+
+impl super::vendor::VendorAnalysis for Amd {
+    fn vendor(&self) -> crate::facts::GpuVendor {
+        crate::facts::GpuVendor::Amd
+    }
+
+    fn judge(&self, facts: &NodeFacts) -> Vec<Finding> {
+        judge(facts)
+    }
+
+    fn clocks_line(&self, _facts: &NodeFacts, g: &GpuFacts) -> Option<String> {
+        clocks_line(g)
+    }
+
+    /// NVML-shaped fields (the probe fills them from sysfs) with AMD's memory line; its memory findings
+    /// (UMC RAS, bad pages, poison) are the ECC report's too.
+    fn ecc(
+        &self,
+        facts: &NodeFacts,
+        _opts: &crate::options::AnalysisOptions,
+        gpus: &[&GpuFacts],
+        persistenced: Option<bool>,
+    ) -> (Vec<super::ecc::GpuEcc>, Vec<Finding>) {
+        let mut entries = Vec::new();
+        let mut findings = Vec::new();
+        for g in gpus {
+            let (e, mut f) = super::ecc::nvml_shaped(g, persistenced, memory_line(g, facts));
+            entries.push(e);
+            findings.append(&mut f);
+        }
+        findings.extend(judge(facts).into_iter().filter(|f| {
+            f.code.contains("umc")
+                || f.code.starts_with("amd.bad_pages")
+                || f.code.starts_with("amd.poison")
+        }));
+        (entries, findings)
+    }
+
+    fn ecc_caveat(&self) -> &'static str {
+        AMD_COUNTER_CAVEAT
+    }
+}

@@ -37,10 +37,8 @@ pub fn analyze(facts: &NodeFacts, _opts: &AnalysisOptions) -> TelemetryReport {
     let mut report = TelemetryReport::default();
     for g in &facts.gpus {
         let (mut entry, mut findings) = gpu_telemetry(g);
-        // A Gaudi's throttle reasons are libhlml's, read beside sysfs.
-        if let Some(d) = crate::analysis::gaudi::hlml_device(facts, g)
-            && let Some(v) = crate::analysis::gaudi::clocks_line(g, Some(d))
-        {
+        // A vendor's own words where it has them (AMD's throttle residencies, a Gaudi's status).
+        if let Some(v) = crate::analysis::vendor::of(g.vendor).clocks_line(facts, g) {
             entry.verdict = v;
         }
         report.gpus.push(entry);
@@ -128,9 +126,7 @@ pub fn gpu_telemetry(g: &GpuFacts) -> (GpuTelemetry, Vec<Finding>) {
             hw_power_brake_slowdown: seconds(&g.clocks_event_durations_ns.hw_power_brake_slowdown),
             sync_boost: seconds(&g.clocks_event_durations_ns.sync_boost),
         },
-        verdict: crate::analysis::amd::clocks_line(g)
-            .or_else(|| crate::analysis::gaudi::clocks_line(g, None))
-            .unwrap_or_else(|| verdict(g)),
+        verdict: verdict(g),
         clocks_event_reasons: events,
     };
     (entry, findings)

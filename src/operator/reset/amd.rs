@@ -1000,3 +1000,24 @@ pub fn verified(outcome: &ResetOutcome, reset_ok: bool) -> bool {
 
 #[cfg(test)]
 pub(in crate::operator::reset) mod tests;
+
+/// AMD behind the reset's seam.
+pub struct Amd;
+
+impl super::vendor::ResetVendor for Amd {
+    fn preflight(&self, facts: &NodeFacts, g: &GpuFacts, req: &ResetRequest) -> Vec<Check> {
+        preflight(facts, g, req)
+    }
+    fn steps(&self, facts: &NodeFacts, g: &GpuFacts) -> Vec<PlanStep> {
+        steps(facts, g)
+    }
+    fn holders(
+        &self,
+        facts: &NodeFacts,
+        scan: &DeviceHoldersFacts,
+        g: &GpuFacts,
+        self_pid: Option<u32>,
+    ) -> Option<Said> {
+        Some(said_on(facts, scan, g, self_pid))
+    }
+}

@@ -515,3 +515,24 @@ pub fn verified(outcome: &ResetOutcome, write_ok: bool) -> bool {
 
 #[cfg(test)]
 mod tests;
+
+/// Intel Gaudi behind the reset's seam.
+pub struct Gaudi;
+
+impl super::vendor::ResetVendor for Gaudi {
+    fn preflight(&self, facts: &NodeFacts, g: &GpuFacts, req: &ResetRequest) -> Vec<Check> {
+        preflight(facts, g, req)
+    }
+    fn steps(&self, _: &NodeFacts, g: &GpuFacts) -> Vec<PlanStep> {
+        steps(g)
+    }
+    fn holders(
+        &self,
+        facts: &NodeFacts,
+        scan: &DeviceHoldersFacts,
+        g: &GpuFacts,
+        self_pid: Option<u32>,
+    ) -> Option<Said> {
+        Some(said_on(facts, scan, g, self_pid))
+    }
+}

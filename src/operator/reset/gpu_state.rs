@@ -149,7 +149,7 @@ mod tests {
     use super::*;
     use crate::facts::{FieldError, MigModeFacts, RemappedRowsFacts};
     use crate::operator::CheckStatus;
-    use crate::operator::reset::plan::steps;
+    use crate::operator::reset::steps;
     use crate::operator::reset::test_support::gpu;
 
     #[test]

@@ -20,12 +20,14 @@ mod assigned;
 pub mod gaudi;
 mod gpu_state;
 mod in_use;
+mod nvidia;
 mod nvlink;
 mod plan;
 mod report;
 mod request;
 #[cfg(test)]
 mod test_support;
+mod vendor;
 mod verify;
 
 pub use assigned::check_assignment;
@@ -33,16 +35,18 @@ pub use gpu_state::{
     check_mig, check_on_bus, check_pending_repairs, check_persistence, check_recovery_action,
 };
 pub use in_use::{check_device_holders, check_processes, holder_hint};
+pub use nvidia::{persistence_was_on, steps};
 pub use nvlink::check_nvswitch_fabric_manager;
-pub use plan::{persistence_was_on, plan, preflight, steps};
+pub use plan::{plan, preflight};
 pub use report::{CommandRun, ResetOutcome, ResetReport, ResetTarget};
 pub use request::{
     GpuSelector, NO_POD, ProcessPin, ResetPin, ResetRequest, Seen, parse_approved, parse_bdf,
     same_bdf, unknown_digest,
 };
+pub use vendor::{ResetVendor, of as vendor};
 pub use verify::verify;
 
-use crate::facts::{GpuFacts, GpuVendor, NodeFacts, Reading};
+use crate::facts::{GpuFacts, NodeFacts, Reading};
 use crate::operator::scan;
 
 /// The holder scan's answer on GPU `g` (`crate::operator::scan`), as its vendor's reset reads it: an AMD
@@ -54,7 +58,8 @@ pub fn holders_on_gpu(
     g: &GpuFacts,
     self_pid: Option<u32>,
 ) -> Option<Result<scan::Said, String>> {
-    if g.vendor.is_nvidia() {
+    let reset = vendor(g.vendor);
+    if !reset.reads_the_scan() {
         return None;
     }
     let scan = match &facts.device_holders {
@@ -73,8 +78,5 @@ pub fn holders_on_gpu(
         }
         Some(Reading::Ok(s)) => s,
     };
-    Some(Ok(match g.vendor {
-        GpuVendor::Amd => amd::said_on(facts, scan, g, self_pid),
-        _ => gaudi::said_on(facts, scan, g, self_pid),
-    }))
+    reset.holders(facts, scan, g, self_pid).map(Ok)
 }

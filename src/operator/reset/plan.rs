@@ -1,15 +1,9 @@
 //! The preflight (every check in order) and the report before execution, with its steps.
 
-use super::assigned::check_assignment;
-use super::gpu_state::{
-    check_mig, check_on_bus, check_pending_repairs, check_persistence, check_recovery_action,
-};
-use super::in_use::{check_device_holders, check_processes};
-use super::nvlink::check_nvswitch_fabric_manager;
 use super::report::{ResetReport, ResetTarget};
 use super::request::{ResetRequest, partition_of, pin_mismatches};
-use crate::facts::{GpuFacts, NodeFacts};
-use crate::operator::{Check, PlanStep, Preflight, gpu_name};
+use crate::facts::NodeFacts;
+use crate::operator::{Check, Preflight, gpu_name};
 
 /// Judge a reset request against the facts.
 pub fn preflight(facts: &NodeFacts, req: &ResetRequest) -> Preflight {
@@ -65,34 +59,7 @@ pub fn preflight(facts: &NodeFacts, req: &ResetRequest) -> Preflight {
             ),
         ));
     }
-    if g.vendor == crate::facts::GpuVendor::Intel {
-        checks.extend(super::gaudi::preflight(facts, g, req));
-        return Preflight::from_checks(with_seen_unknowns(checks, req));
-    }
-    if !g.vendor.is_nvidia() {
-        // Every check after this one is NVIDIA's (NVML, nvidia-smi, NVLink, MIG): AMD's are its own.
-        checks.extend(super::amd::preflight(facts, g, req));
-        return Preflight::from_checks(with_seen_unknowns(checks, req));
-    }
-    checks.push(check_on_bus(g));
-    if g.handle_error.is_some() {
-        // Without a handle nothing else about the GPU is known: further checks would only be noise.
-        return Preflight::from_checks(checks);
-    }
-    checks.push(check_recovery_action(g));
-    checks.push(check_processes(facts, g));
-    checks.extend(check_device_holders(facts, g, req.self_pid));
-    checks.extend(check_assignment(facts, g.index, req.override_unknown));
-    checks.push(check_nvswitch_fabric_manager(facts, g));
-    checks.push(check_mig(g));
-    checks.push(check_persistence(g));
-    checks.push(check_pending_repairs(g));
-    if let Some(tool) = &req.tool {
-        checks.push(match tool {
-            Ok(t) => Check::pass("reset_tool", format!("will run `{t}`")),
-            Err(why) => Check::block("reset_tool", why.clone()),
-        });
-    }
+    checks.extend(super::vendor::of(g.vendor).preflight(facts, g, req));
     Preflight::from_checks(with_seen_unknowns(checks, req))
 }
 
@@ -125,45 +92,9 @@ pub fn plan(facts: &NodeFacts, req: &ResetRequest, dry_run: bool, simulated: boo
         allowed: pf.allowed,
         reasons: pf.reasons,
         checks: pf.checks,
-        plan: match g {
-            Some(g) if g.vendor == crate::facts::GpuVendor::Intel => super::gaudi::steps(g),
-            Some(g) if !g.vendor.is_nvidia() => super::amd::steps(facts, g),
-            Some(g) => steps(g),
-            None => Vec::new(),
-        },
+        plan: g.map_or_else(Vec::new, |g| super::vendor::of(g.vendor).steps(facts, g)),
         outcome: None,
     }
-}
-
-/// Persistence mode is turned off around the reset when it is on (NVIDIA's documented sequence).
-pub fn persistence_was_on(g: &GpuFacts) -> bool {
-    g.persistence_mode.get() == Some(true)
-}
-
-pub fn steps(g: &GpuFacts) -> Vec<PlanStep> {
-    let i = g.index;
-    let mut out = Vec::new();
-    if persistence_was_on(g) {
-        out.push(PlanStep::new(
-            "persistence_off",
-            format!("nvidia-smi -i {i} -pm 0"),
-        ));
-    }
-    out.push(PlanStep::new(
-        "reset",
-        format!("nvidia-smi -r -i {i} (function-level reset of this GPU only)"),
-    ));
-    out.push(PlanStep::new(
-        "verify",
-        "re-read the GPU from NVML: it answers, recovery action none, no pending MIG change or remap",
-    ));
-    if persistence_was_on(g) {
-        out.push(PlanStep::new(
-            "persistence_on",
-            format!("nvidia-smi -i {i} -pm 1"),
-        ));
-    }
-    out
 }
 
 #[cfg(test)]
