@@ -78,10 +78,14 @@ fn kernel_formats_read_as_the_listed_events() {
     for r in &rows {
         for line in printed(r) {
             misread.line();
-            let rep = analyze(
-                &node(&[PCI], vec![line.clone()]),
-                &AnalysisOptions::default(),
-            );
+            let facts = node(&[PCI], vec![line.clone()]);
+            let rep = analyze(&facts, &AnalysisOptions::default());
+            if let Some(off) = harness::one_judgment(&facts) {
+                misread.push(format!(
+                    "{} {}: {line:?} judged twice: {off}",
+                    r.kernel, r.cite
+                ));
+            }
             let got: Vec<(Option<&str>, Option<&str>)> = rep
                 .events
                 .iter()

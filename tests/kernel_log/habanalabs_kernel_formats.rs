@@ -148,6 +148,9 @@ fn kernel_formats_read_as_the_listed_events_on_the_device() {
         for (line, prefix_names_device) in printed(r) {
             misread.line();
             let (got, rep) = read(&line);
+            if let Some(off) = harness::one_judgment(&node(vec![line.clone()])) {
+                misread.push(format!("{}: {line:?} judged twice: {off}", r.cite));
+            }
             if rep.events.len() != got.len() {
                 misread.push(format!(
                     "{}: {line:?} read as another vendor's: {:?}",

@@ -88,3 +88,31 @@ fn open_gpu_kernel_module_formats_decode_as_printed() {
     }
     misread.assert_none();
 }
+
+/// Every catalog Xid, printed as the driver prints it (`nvErrorLog_va`'s `Xid (PCI:%s): %d, ...`, the
+/// table's first row) on the GPU the node has there: each tool that names it gives it one severity and one
+/// action (`harness::one_judgment`).
+#[test]
+fn every_catalog_xid_is_judged_once_across_tools() {
+    use gpu_diag::facts::{GpuFacts, GpuVendor};
+    let mut misread = Misread::default();
+    for e in gpu_diag::kernel_log::nvidia_catalog::entries() {
+        let code = e.code;
+        let line = dmesg(&format!(
+            "NVRM: Xid (PCI:0000:3b:00): {code}, pid=1234, name=python, Ch 00000008"
+        ));
+        misread.line();
+        let mut f = node(vec![line.clone()]);
+        f.gpus = vec![GpuFacts {
+            index: 0,
+            vendor: GpuVendor::Nvidia,
+            name: Reading::Ok("NVIDIA H100 80GB HBM3".into()),
+            pci_bus_id: Reading::Ok("00000000:3B:00.0".into()),
+            ..GpuFacts::default()
+        }];
+        if let Some(off) = harness::one_judgment(&f) {
+            misread.push(format!("Xid {code}: {line:?} judged twice: {off}"));
+        }
+    }
+    misread.assert_none();
+}

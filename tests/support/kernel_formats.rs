@@ -167,3 +167,54 @@ pub fn assert_verbatim(kernel: &str, root: &Path, cite: &str, format: &str, tabl
          was reworded or moved: update {table} and, if the words changed, the grammar"
     );
 }
+
+/// One judgment per event, whichever tool names it: the kernel log's report (`analyze_xid_errors`),
+/// health (`get_gpu_health`) and describe's health and kernel-log section (`describe_gpu_node`) give each
+/// finding about the line's event (its code on its GPU) the same severity and the same action. `None`
+/// where they agree, else what differs.
+pub fn one_judgment(facts: &gpu_diag::facts::NodeFacts) -> Option<String> {
+    use gpu_diag::finding::Judged;
+    use std::collections::BTreeMap;
+    let opts = gpu_diag::options::AnalysisOptions::default();
+    let xid = gpu_diag::kernel_log::report::analyze(facts, &opts);
+    let health = gpu_diag::analysis::health::analyze(facts, &opts);
+    let describe = gpu_diag::analysis::describe::analyze(facts, &opts);
+    let tools: [(&str, Vec<&gpu_diag::finding::Finding>); 4] = [
+        ("analyze_xid_errors", xid.findings()),
+        ("get_gpu_health", health.findings()),
+        ("describe_gpu_node (health)", describe.health.findings()),
+        ("describe_gpu_node (kernel log)", describe.xid.findings()),
+    ];
+    let mut said: BTreeMap<(String, Option<u32>), (&str, String)> = BTreeMap::new();
+    let mut off = Vec::new();
+    for (tool, findings) in &tools {
+        for f in findings {
+            let judgment = format!("{:?} / {:?}", f.severity, f.action.kind);
+            match said.get(&(f.code.clone(), f.gpu)) {
+                Some((first, j)) if *j != judgment => off.push(format!(
+                    "{} on GPU {:?}: {first} says {j}, {tool} says {judgment}",
+                    f.code, f.gpu
+                )),
+                Some(_) => {}
+                None => {
+                    said.insert((f.code.clone(), f.gpu), (tool, judgment));
+                }
+            }
+        }
+    }
+    // Each event the kernel log reports is named by health too: no tool drops what another judged.
+    for f in &tools[0].1 {
+        if f.severity >= gpu_diag::finding::Severity::Warning
+            && !tools[1]
+                .1
+                .iter()
+                .any(|h| h.code == f.code && h.gpu == f.gpu)
+        {
+            off.push(format!(
+                "{} on GPU {:?}: not in get_gpu_health",
+                f.code, f.gpu
+            ));
+        }
+    }
+    (!off.is_empty()).then(|| off.join("; "))
+}

@@ -107,7 +107,11 @@ pub(super) fn summarize_gpu(row: &GpuIdentity, mut st: GpuEventState) -> GpuVerd
             severity: class.severity,
             gpu: row.index,
             gpu_uuid: row.uuid.clone(),
-            summary: format!("{what} seen {}× on {label}: {}", a.count, class.detail),
+            summary: format!(
+                "{what} seen {}× on {label}: {}",
+                a.count,
+                said_once(&what, &class.detail)
+            ),
             evidence,
             action: Action {
                 kind: class.action,
@@ -164,6 +168,19 @@ fn action_detail(p: &Pending, kind: ActionKind, index: Option<u32>, pci: Option<
 /// Where a finding's meaning comes from, as an evidence line, where its family's catalog says.
 fn amd_source(p: &Pending) -> Option<String> {
     correlate::of(p.event.kind).catalog_source(p)
+}
+
+/// A class's detail without the catalog description its title already gives in parentheses (Xid 94's
+/// `Contained memory error: the driver says …` under `Xid 94 … (Contained memory error)`): the detail
+/// stands alone elsewhere (a workload's reason), the summary says it once.
+fn said_once<'a>(title: &str, detail: &'a str) -> &'a str {
+    let desc = title
+        .strip_suffix(')')
+        .and_then(|t| t.rfind('(').map(|o| &t[o + 1..]))
+        .filter(|d| !d.is_empty());
+    desc.and_then(|d| detail.strip_prefix(d))
+        .and_then(|t| t.strip_prefix(": "))
+        .unwrap_or(detail)
 }
 
 fn describe(p: &Pending) -> String {
@@ -275,5 +292,23 @@ pub(super) fn node_verdict(
         verdict,
         action,
         evidence,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// The catalog description in the title's parentheses is not said again in the summary's detail.
+    #[test]
+    fn the_catalog_description_is_said_once() {
+        let t = "Xid 94 ROBUST_CHANNEL_CONTAINED_ERROR (Contained memory error)";
+        assert_eq!(
+            super::said_once(t, "Contained memory error: the driver says RST: No"),
+            "the driver says RST: No"
+        );
+        assert_eq!(super::said_once(t, "the driver says"), "the driver says");
+        assert_eq!(
+            super::said_once("Xid 13", "Contained memory error: x"),
+            "Contained memory error: x"
+        );
     }
 }

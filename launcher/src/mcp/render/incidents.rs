@@ -100,7 +100,7 @@ fn incident(n: usize, i: &Incident, out: &mut String) {
             }
         };
         let summary = match &named {
-            Some((full, short)) => once(&summary.replace(full, short)),
+            Some((full, short)) => summary.replace(full, short),
             None => summary,
         };
         let _ = writeln!(
@@ -124,29 +124,6 @@ fn incident(n: usize, i: &Incident, out: &mut String) {
             .collect();
         let shown = evidence("     ", &ev, max, out);
         said.extend(ev.into_iter().take(shown).map(|e| (s.gpu, e)));
-    }
-}
-
-/// A kernel-log signal's sentence with its catalog description said once: `Xid 94 … (Contained memory
-/// error) seen 1× on GPU 1: Contained memory error: the driver says …` loses the second `Contained memory
-/// error: `, which the parentheses say. Any other sentence is returned as it is.
-fn once(s: &str) -> String {
-    let Some(seen) = s.find(") seen ") else {
-        return s.to_string();
-    };
-    let Some(open) = s[..seen].rfind('(') else {
-        return s.to_string();
-    };
-    let desc = &s[open + 1..seen];
-    let Some(colon) = s[seen..].find(": ").map(|c| seen + c + 2) else {
-        return s.to_string();
-    };
-    match s[colon..]
-        .strip_prefix(desc)
-        .and_then(|t| t.strip_prefix(": "))
-    {
-        Some(tail) if !desc.is_empty() => format!("{}{tail}", &s[..colon]),
-        _ => s.to_string(),
     }
 }
 
@@ -501,15 +478,6 @@ mod tests {
         render(&inc, &mut out);
         assert_eq!(out.matches("0000:2a:00.0").count(), 1, "{out}");
         assert!(out.contains("seen 1× on GPU 5: reset"), "{out}");
-        // The catalog description in parentheses is not said again after the GPU.
-        assert_eq!(
-            once(
-                "Xid 94 X (Contained memory error) seen 1× on GPU 5: Contained memory error: drain"
-            ),
-            "Xid 94 X (Contained memory error) seen 1× on GPU 5: drain"
-        );
-        let other = "Xid 94 X (Contained memory error) seen 1× on GPU 5: the driver says";
-        assert_eq!(once(other), other);
         assert!(
             out.contains(": GPU 5 had 2 uncorrectable ECC errors; GPU 6 (0000:3d:00.0) too"),
             "{out}"
