@@ -195,6 +195,20 @@ impl SliceDevices {
     }
 }
 
+/// AMD behind the cluster's seam.
+pub struct Amd;
+
+impl super::vendor::NodeVendor for Amd {
+    fn info(&self) -> &'static gpu_diag::facts::VendorInfo {
+        &gpu_diag::facts::vendor::AMD
+    }
+
+    fn present(&self, n: &Node) -> bool {
+        let capacity = n.status.as_ref().and_then(|s| s.capacity.as_ref());
+        has_amd_gpus(n, &super::gpu_resources::amd_resources(capacity))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -13,9 +13,8 @@ use gpu_diag::incident::platform::{self, GfdFacts, NodeCondition, PlatformMark};
 use super::clients::Clients;
 use crate::cluster::{BoxFut, ClusterBackend, ClusterError, GpuNode, PodGpuUse, WorkloadRef};
 
-use super::amd::AMD_GPU_RESOURCE;
 use super::gaudi::GAUDI_RESOURCE;
-pub use super::gpu_resources::{GPU_RESOURCE, pod_request};
+pub use super::gpu_resources::GPU_RESOURCE;
 use super::gpu_resources::{
     NVIDIA_PREFIX, amd_resources, container_claims, container_use, nvidia_resources,
 };
@@ -151,7 +150,6 @@ pub fn gpu_node(n: &Node, pods: &[&Pod]) -> GpuNode {
     let amd = super::amd::node_facts(n, &amd_capacity);
     let gaudi_capacity = super::gaudi::devices(status.and_then(|s| s.capacity.as_ref()));
     let gaudi_allocatable = super::gaudi::devices(status.and_then(|s| s.allocatable.as_ref()));
-    let nvidia_seen = capacity.values().any(|v| *v > 0) || nvidia_labelled(n);
     let mig_resources = capacity
         .iter()
         .filter(|(k, _)| k.as_str() != GPU_RESOURCE)
@@ -300,31 +298,14 @@ pub fn gpu_node(n: &Node, pods: &[&Pod]) -> GpuNode {
     let info = status.and_then(|s| s.node_info.as_ref());
     GpuNode {
         name: n.metadata.name.clone().unwrap_or_default(),
-        gpu_capacity: capacity.get(GPU_RESOURCE).copied().unwrap_or(0)
-            + amd_capacity.get(AMD_GPU_RESOURCE).copied().unwrap_or(0)
-            + gaudi_capacity,
-        gpu_allocatable: allocatable.get(GPU_RESOURCE).copied().unwrap_or(0)
-            + amd_allocatable.get(AMD_GPU_RESOURCE).copied().unwrap_or(0)
-            + gaudi_allocatable,
+        gpu_capacity: super::vendor::whole_devices(status.and_then(|s| s.capacity.as_ref())),
+        gpu_allocatable: super::vendor::whole_devices(status.and_then(|s| s.allocatable.as_ref())),
         gpu_allocated: pods
             .iter()
             .filter(|p| is_active(p))
-            .map(|p| {
-                pod_request(p, GPU_RESOURCE)
-                    + pod_request(p, AMD_GPU_RESOURCE)
-                    + pod_request(p, GAUDI_RESOURCE)
-            })
+            .map(|p| super::vendor::pod_devices(p))
             .sum(),
-        // A node with another vendor's devices beside NVIDIA's counts as NVIDIA's (as before Gaudi).
-        vendor: if nvidia_seen {
-            GpuVendor::Nvidia
-        } else if amd.is_some() {
-            GpuVendor::Amd
-        } else if super::gaudi::has_gaudi(n) {
-            GpuVendor::Intel
-        } else {
-            GpuVendor::Nvidia
-        },
+        vendor: super::vendor::of_node(n),
         amd,
         mig_resources,
         gpu_labels,
@@ -438,28 +419,9 @@ pub fn condition_healthy(kind: &str, status: &str) -> bool {
     }
 }
 
-/// Labels that say a node has NVIDIA GPUs: GFD's and NFD's PCI labels (the library's vendors' table, which
-/// says why each).
-const GPU_PRESENT_LABELS: &[&str] = gpu_diag::facts::vendor::NVIDIA.present_labels;
-
-/// A label says NVIDIA GPUs are present.
-fn nvidia_labelled(n: &Node) -> bool {
-    let labels = n.metadata.labels.as_ref();
-    GPU_PRESENT_LABELS
-        .iter()
-        .any(|k| labels.and_then(|l| l.get(*k)).is_some_and(|v| v == "true"))
-}
-
-/// Carries GPUs: `nvidia.com/*` capacity > 0 (device plugin), a label says NVIDIA GPUs are present,
-/// AMD's capacity or labels say AMD GPUs are ([`super::amd::has_amd_gpus`]), or Gaudi's do
-/// ([`super::gaudi::has_gaudi`]). A node only a GPU DRA driver's
-/// slices name is added by `list_gpu_nodes` from the slices.
+/// Carries accelerators of any vendor ([`super::vendor::is_gpu_node`]).
 pub fn is_gpu_node(n: &Node) -> bool {
-    let capacity = n.status.as_ref().and_then(|s| s.capacity.as_ref());
-    nvidia_resources(capacity).values().any(|v| *v > 0)
-        || nvidia_labelled(n)
-        || super::amd::has_amd_gpus(n, &amd_resources(capacity))
-        || super::gaudi::has_gaudi(n)
+    super::vendor::is_gpu_node(n)
 }
 
 impl KubeBackend {

@@ -30,6 +30,19 @@ pub fn has_gaudi(n: &Node) -> bool {
             .any(|k| labels.and_then(|l| l.get(*k)).is_some_and(|v| v == "true"))
 }
 
+/// Intel Gaudi behind the cluster's seam.
+pub struct Gaudi;
+
+impl super::vendor::NodeVendor for Gaudi {
+    fn info(&self) -> &'static gpu_diag::facts::VendorInfo {
+        &gpu_diag::facts::vendor::INTEL_GAUDI
+    }
+
+    fn present(&self, n: &Node) -> bool {
+        has_gaudi(n)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -15,6 +15,7 @@ pub mod exec_protocol;
 pub mod gaudi;
 pub mod gpu_resources;
 pub mod labels;
+pub mod nvidia;
 pub mod operator;
 pub mod pressure;
 pub mod prometheus;
@@ -23,6 +24,7 @@ pub mod retry;
 pub mod run_mark;
 pub mod shared_reads;
 pub mod slice_watch;
+pub mod vendor;
 pub mod workload;
 
 use std::collections::BTreeMap;

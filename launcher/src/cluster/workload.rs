@@ -23,7 +23,6 @@ use kube::discovery::ApiResource;
 
 use gpu_diag::workload::WorkloadPod;
 
-use super::gpu_resources::{GPU_RESOURCE, pod_request};
 use crate::cluster::{ClusterError, LogLimits, PodLogs, WorkloadRef};
 
 /// A custom workload kind: its API group and kind, and what installs it (for the error when it is absent).
@@ -318,10 +317,8 @@ fn workload_pod(p: &Pod) -> WorkloadPod {
             .and_then(|s| s.start_time.as_ref())
             .map(|t| t.0.to_string()),
         rank: rank(p),
-        // Whole GPUs of either vendor (a pod on an AMD node requests `amd.com/gpu`).
-        gpus_requested: pod_request(p, GPU_RESOURCE)
-            + pod_request(p, super::amd::AMD_GPU_RESOURCE)
-            + pod_request(p, super::gaudi::GAUDI_RESOURCE),
+        // Whole devices of any vendor.
+        gpus_requested: super::vendor::pod_devices(p),
         restarts,
         last_termination,
         waiting,
