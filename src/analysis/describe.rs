@@ -61,7 +61,7 @@ fn describe(facts: &NodeFacts, opts: &AnalysisOptions) -> DescribeReport {
     let xid = crate::kernel_log::report::analyze(facts, opts);
     let mut findings = super::health::judge(facts, opts);
     // In `health::all_findings`' order, so that describe's health is health's.
-    let vendors = super::vendor::judge(facts);
+    let vendors = super::vendors::judge(facts);
     for part in [
         &telemetry.findings,
         &topology.findings,

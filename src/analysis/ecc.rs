@@ -4,17 +4,15 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::facts::{
-    EccLocationFacts, EccModeFacts, FieldError, FieldErrorKind, GpuFacts, NodeFacts, Reading,
-    RemappedRowsFacts, RetiredPagesFacts, RowRemapHistogram,
-};
+use crate::facts::{FieldError, FieldErrorKind, GpuFacts, NodeFacts, Reading, RemappedRowsFacts};
 use crate::finding::{ActionKind, Finding, Judged, Severity, distinct};
 use crate::options::AnalysisOptions;
 
+use super::vendor::EccEntry;
 use super::{GpuRef, finding, gpu_label, show};
 
-/// Said once per report because it changes what every volatile count means.
-pub const PERSISTENCE_CAVEAT: &str = "Volatile ECC counters reset whenever the driver loads. Without persistence mode (or nvidia-persistenced) the driver unloads when the last GPU client exits, so volatile counts then cover only the time since the current client started; aggregate counters are lifetime totals.";
+pub use super::ecc_entry::{EccCounts, GpuEcc};
+pub use super::nvidia::PERSISTENCE_CAVEAT;
 
 /// DCGM: retired pages (single + double bit) at or above this is RETIRED_PAGES_LIMIT.
 const RETIRED_PAGES_LIMIT: u32 = 63;
@@ -34,31 +32,6 @@ impl Judged for EccReport {
     fn findings(&self) -> Vec<&Finding> {
         distinct(&self.findings)
     }
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
-pub struct GpuEcc {
-    #[serde(flatten)]
-    pub gpu: GpuRef,
-    pub mode: Reading<EccModeFacts>,
-    pub volatile: EccCounts,
-    pub aggregate: EccCounts,
-    pub by_location: Vec<EccLocationFacts>,
-    /// Pre-Ampere page retirement (not supported on A100/H100, which remap rows instead).
-    pub retired_pages: Reading<RetiredPagesFacts>,
-    pub remapped_rows: Reading<RemappedRowsFacts>,
-    pub row_remapper_histogram: Reading<RowRemapHistogram>,
-    pub sram_threshold_exceeded: Reading<bool>,
-    /// False when persistence is off and nvidia-persistenced is not running (see the caveat).
-    pub volatile_counters_reliable: Reading<bool>,
-    /// One line: what the memory state requires.
-    pub verdict: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
-pub struct EccCounts {
-    pub corrected: Reading<u64>,
-    pub uncorrected: Reading<u64>,
 }
 
 fn persistenced_running(facts: &NodeFacts) -> Option<bool> {
@@ -104,7 +77,7 @@ fn counter_caveat(facts: &NodeFacts) -> String {
 
 /// The vendors with a GPU on the node, in the vendors' table's order.
 fn present(facts: &NodeFacts) -> impl Iterator<Item = &'static dyn super::vendor::VendorAnalysis> {
-    super::vendor::all().filter(|v| facts.gpus.iter().any(|g| g.vendor == v.vendor()))
+    super::vendors::all().filter(|v| facts.gpus.iter().any(|g| g.vendor == v.vendor()))
 }
 
 pub fn analyze(facts: &NodeFacts, opts: &AnalysisOptions) -> EccReport {
@@ -120,9 +93,18 @@ pub fn analyze(facts: &NodeFacts, opts: &AnalysisOptions) -> EccReport {
             .iter()
             .filter(|g| g.vendor == v.vendor())
             .collect();
-        let (mut e, mut f) = v.ecc(facts, opts, &gpus, persistenced);
-        entries.append(&mut e);
-        report.findings.append(&mut f);
+        let ve = v.ecc(facts, opts, &gpus);
+        for (g, e) in gpus.iter().zip(ve.entries) {
+            match e {
+                EccEntry::NvmlShaped { line } => {
+                    let (entry, mut f) = nvml_shaped(g, persistenced, line);
+                    entries.push(entry);
+                    report.findings.append(&mut f);
+                }
+                EccEntry::Own(entry) => entries.push(*entry),
+            }
+        }
+        report.findings.extend(ve.findings);
     }
     // In the node's GPU order, whoever made them.
     let at = |e: &GpuEcc| facts.gpus.iter().position(|g| g.index == e.gpu.index);
@@ -473,7 +455,9 @@ pub fn judge(g: &GpuFacts, persistenced: Option<bool>) -> Vec<Finding> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::facts::{EccFacts, MigModeFacts, ServiceFacts};
+    use crate::facts::{
+        EccFacts, EccModeFacts, MigModeFacts, RetiredPagesFacts, RowRemapHistogram, ServiceFacts,
+    };
 
     fn gpu(rows: Reading<RemappedRowsFacts>, vu: u64) -> GpuFacts {
         GpuFacts {

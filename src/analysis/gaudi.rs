@@ -504,9 +504,9 @@ impl super::vendor::VendorAnalysis for Gaudi {
         facts: &NodeFacts,
         opts: &crate::options::AnalysisOptions,
         gpus: &[&GpuFacts],
-        _persistenced: Option<bool>,
-    ) -> (Vec<super::ecc::GpuEcc>, Vec<Finding>) {
-        use super::ecc::{EccCounts, GpuEcc};
+    ) -> super::vendor::VendorEcc {
+        use super::ecc_entry::{EccCounts, GpuEcc};
+        use super::vendor::{EccEntry, VendorEcc};
         let mut hl_memory: Vec<Finding> = crate::kernel_log::report::analyze(facts, opts)
             .findings
             .into_iter()
@@ -527,7 +527,7 @@ impl super::vendor::VendorAnalysis for Gaudi {
                 Some(r) => r.clone(),
                 None => gaudi_none(sysfs),
             };
-            entries.push(GpuEcc {
+            entries.push(EccEntry::Own(Box::new(GpuEcc {
                 gpu: super::GpuRef::of(g),
                 mode: gaudi_none(&e.mode),
                 volatile: EccCounts {
@@ -557,9 +557,12 @@ impl super::vendor::VendorAnalysis for Gaudi {
                 sram_threshold_exceeded: gaudi_none(&e.sram_threshold_exceeded),
                 volatile_counters_reliable: gaudi_none(&Reading::default()),
                 verdict: gaudi_memory_line(g, &hl_memory, hlml.is_some()),
-            });
+            })));
         }
-        (entries, hl_memory)
+        VendorEcc {
+            entries,
+            findings: hl_memory,
+        }
     }
 
     fn ecc_caveat(&self) -> &'static str {

@@ -316,7 +316,7 @@ fn judge_gpu(g: &GpuFacts) -> Vec<Finding> {
             ),
         ));
     }
-    out.extend(super::vendor::of(g.vendor).gpu_findings(g));
+    out.extend(super::vendors::of(g.vendor).gpu_findings(g));
     out
 }
 
@@ -392,7 +392,7 @@ pub fn all_findings(facts: &NodeFacts, opts: &AnalysisOptions) -> Vec<Finding> {
     f.extend(super::topology::analyze(facts, opts).findings);
     f.extend(super::ecc::analyze(facts, opts).findings);
     f.extend(super::processes::analyze(facts, opts).findings);
-    f.extend(super::vendor::judge(facts));
+    f.extend(super::vendors::judge(facts));
     f.extend(crate::kernel_log::report::analyze(facts, opts).findings);
     f
 }

@@ -10,6 +10,7 @@
 pub mod amd;
 pub mod describe;
 pub mod ecc;
+pub mod ecc_entry;
 pub mod gaudi;
 pub mod health;
 pub mod inventory;
@@ -20,6 +21,7 @@ pub mod processes;
 pub mod telemetry;
 pub mod topology;
 pub mod vendor;
+pub mod vendors;
 
 use serde::{Deserialize, Serialize};
 

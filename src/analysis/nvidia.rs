@@ -6,9 +6,11 @@ use crate::facts::{FieldErrorKind, GpuFacts, GpuVendor, NodeFacts};
 use crate::finding::{ActionKind, Finding, Severity};
 use crate::options::AnalysisOptions;
 
-use super::ecc::{GpuEcc, PERSISTENCE_CAVEAT};
-use super::vendor::VendorAnalysis;
+use super::vendor::{EccEntry, VendorAnalysis, VendorEcc};
 use super::{finding, gpu_label};
+
+/// Said once per report because it changes what every volatile count means.
+pub const PERSISTENCE_CAVEAT: &str = "Volatile ECC counters reset whenever the driver loads. Without persistence mode (or nvidia-persistenced) the driver unloads when the last GPU client exits, so volatile counts then cover only the time since the current client started; aggregate counters are lifetime totals.";
 
 /// NVIDIA behind the analysis's seam.
 pub struct Nvidia;
@@ -79,21 +81,14 @@ impl VendorAnalysis for Nvidia {
         out
     }
 
-    fn ecc(
-        &self,
-        _facts: &NodeFacts,
-        _opts: &AnalysisOptions,
-        gpus: &[&GpuFacts],
-        persistenced: Option<bool>,
-    ) -> (Vec<GpuEcc>, Vec<Finding>) {
-        let mut entries = Vec::new();
-        let mut findings = Vec::new();
-        for g in gpus {
-            let (e, mut f) = super::ecc::nvml_shaped(g, persistenced, None);
-            entries.push(e);
-            findings.append(&mut f);
+    fn ecc(&self, _: &NodeFacts, _: &AnalysisOptions, gpus: &[&GpuFacts]) -> VendorEcc {
+        VendorEcc {
+            entries: gpus
+                .iter()
+                .map(|_| EccEntry::NvmlShaped { line: None })
+                .collect(),
+            findings: Vec::new(),
         }
-        (entries, findings)
     }
 
     fn ecc_caveat(&self) -> &'static str {

@@ -1,13 +1,13 @@
 //! The analysis's vendor seam: what each vendor judges only it can, behind one interface, with NVIDIA a
 //! vendor like the others. Health and describe take their vendors' findings from here, telemetry a GPU's
 //! clocks line, the ECC report each vendor's entries and caveat; a vendor added to the vendors' table
-//! (`facts::VENDORS`) gets one arm in [`of`].
+//! (`facts::VENDORS`) gets one arm in `super::vendors::of`.
 
 use crate::facts::{GpuFacts, GpuVendor, NodeFacts};
 use crate::finding::Finding;
 use crate::options::AnalysisOptions;
 
-use super::ecc::GpuEcc;
+use super::ecc_entry::GpuEcc;
 
 /// What one vendor's analysis provides.
 pub trait VendorAnalysis: Sync {
@@ -25,33 +25,24 @@ pub trait VendorAnalysis: Sync {
     fn clocks_line(&self, _facts: &NodeFacts, _g: &GpuFacts) -> Option<String> {
         None
     }
-    /// The ECC report's entries for its GPUs (`gpus`, in the node's order) and its memory findings.
-    fn ecc(
-        &self,
-        facts: &NodeFacts,
-        opts: &AnalysisOptions,
-        gpus: &[&GpuFacts],
-        persistenced: Option<bool>,
-    ) -> (Vec<GpuEcc>, Vec<Finding>);
+    /// The ECC report's entries for its GPUs (`gpus`, in the node's order, one entry each) and its
+    /// memory findings.
+    fn ecc(&self, facts: &NodeFacts, opts: &AnalysisOptions, gpus: &[&GpuFacts]) -> VendorEcc;
     /// What its memory counters cover, said once in the ECC report.
     fn ecc_caveat(&self) -> &'static str;
 }
 
-/// The one place an analysis is chosen by vendor.
-pub fn of(v: GpuVendor) -> &'static dyn VendorAnalysis {
-    match v {
-        GpuVendor::Nvidia => &super::nvidia::Nvidia,
-        GpuVendor::Amd => &super::amd::Amd,
-        GpuVendor::Intel => &super::gaudi::Gaudi,
-    }
+/// One GPU's entry of the ECC report as its vendor gives it.
+pub enum EccEntry {
+    /// Read through NVML's ECC fields (NVIDIA's; AMD's probe fills the same fields), judged by the shared
+    /// rules, with the vendor's own memory line where it has one.
+    NvmlShaped { line: Option<String> },
+    /// The vendor's own entry.
+    Own(Box<GpuEcc>),
 }
 
-/// Every vendor's analysis, in the vendors' table's order.
-pub fn all() -> impl Iterator<Item = &'static dyn VendorAnalysis> {
-    crate::facts::VENDORS.iter().map(|v| of(v.vendor))
-}
-
-/// Every vendor's own findings about the node, in the vendors' table's order.
-pub fn judge(facts: &NodeFacts) -> Vec<Finding> {
-    all().flat_map(|v| v.judge(facts)).collect()
+/// A vendor's part of the ECC report.
+pub struct VendorEcc {
+    pub entries: Vec<EccEntry>,
+    pub findings: Vec<Finding>,
 }

@@ -57,6 +57,21 @@ pub struct VendorInfo {
     pub exporter_series_prefix: &'static str,
     /// The vendor's own command-line tools that actions name.
     pub tools: &'static [&'static str],
+    /// One of its devices, as an answer names it ("any AMD GPU here may be theirs").
+    pub device_word: &'static str,
+    /// What makes its devices' identities readable to the probe, where a kubelet's device id could not
+    /// be placed on one.
+    pub identity_fix: &'static str,
+    /// The device nodes the holder scan answers for, as answers name them.
+    pub scanned_nodes: &'static str,
+    /// What lists its devices' processes.
+    pub process_source: &'static str,
+    /// Its DRA driver's claims, as the per-claim CDI specs the probe reads show them: only NVIDIA's
+    /// driver writes them (`k8s.gpu.nvidia.com-claim_<uid>.yaml`); another's registration alone says
+    /// its claims are not visible here.
+    pub dra_claims_on_node: bool,
+    /// Whose DRA driver, as an answer names it ("AMD's DRA driver gpu.amd.com").
+    pub dra_whose: &'static str,
 }
 
 pub const NVIDIA: VendorInfo = VendorInfo {
@@ -83,6 +98,12 @@ pub const NVIDIA: VendorInfo = VendorInfo {
     exporter: "dcgm-exporter",
     exporter_series_prefix: "DCGM_FI_",
     tools: &["nvidia-smi", "dcgmi", "nvidia-bug-report.sh"],
+    device_word: "NVIDIA GPU",
+    identity_fix: "make NVML readable to the probe",
+    scanned_nodes: "/dev/nvidia*",
+    process_source: "NVML",
+    dra_claims_on_node: true,
+    dra_whose: "NVIDIA's",
 };
 
 pub const AMD: VendorInfo = VendorInfo {
@@ -106,6 +127,12 @@ pub const AMD: VendorInfo = VendorInfo {
     exporter: "AMD device-metrics-exporter",
     exporter_series_prefix: "gpu_",
     tools: &["amd-smi", "rvs"],
+    device_word: "AMD GPU",
+    identity_fix: "make amdgpu's sysfs and partition files readable to the probe",
+    scanned_nodes: "/dev/kfd and /dev/dri",
+    process_source: "KFD (amdgpu)",
+    dra_claims_on_node: false,
+    dra_whose: "AMD's",
 };
 
 pub const INTEL_GAUDI: VendorInfo = VendorInfo {
@@ -129,6 +156,13 @@ pub const INTEL_GAUDI: VendorInfo = VendorInfo {
     exporter: "Intel Gaudi metric exporter",
     exporter_series_prefix: "habanalabs_",
     tools: &["hl-smi"],
+    device_word: "Intel Gaudi",
+    // Habana's plugin names a device by HLML's serial, which the driver's sysfs does not print.
+    identity_fix: "give the probe the Gaudi serials (HLML, `hl-smi -L` on the node)",
+    scanned_nodes: "/dev/accel",
+    process_source: "/dev/accel holders (habanalabs)",
+    dra_claims_on_node: false,
+    dra_whose: "Intel's Gaudi",
 };
 
 /// Every vendor, the one list the others derive from.

@@ -294,19 +294,10 @@ fn kubelet_device_plugins(facts: &NodeFacts, gpu: u32) -> SourceAnswer {
     let answer = if !held.is_empty() {
         Answer::Yes(held)
     } else if !unplaced.is_empty() {
-        let (which, fix) = match vendor {
-            Some(GpuVendor::Nvidia) => ("NVIDIA GPU", "make NVML readable to the probe"),
-            Some(GpuVendor::Amd) => (
-                "AMD GPU",
-                "make amdgpu's sysfs and partition files readable to the probe",
-            ),
-            // Habana's plugin names a device by HLML's serial, which the driver's sysfs does not print.
-            Some(GpuVendor::Intel) => (
-                "Intel Gaudi",
-                "give the probe the Gaudi serials (HLML, `hl-smi -L` on the node)",
-            ),
-            None => ("GPU", "make the GPUs' identities readable to the probe"),
-        };
+        let (which, fix) = vendor.map_or(
+            ("GPU", "make the GPUs' identities readable to the probe"),
+            |v| (v.info().device_word, v.info().identity_fix),
+        );
         Answer::Unknown {
             why: format!(
                 "device(s) the probe could not place on a GPU, so any {which} here may be theirs: {}",
@@ -460,17 +451,17 @@ fn node_claim_specs(facts: &NodeFacts, gpu: u32) -> SourceAnswer {
     // can see.
     let vendor = gpu_vendor(facts, gpu);
     let registered = |d: &str| host.registered.iter().any(|r| r == d);
-    let other = match vendor {
-        Some(GpuVendor::Amd) => Some(("AMD's", dra::AMD_DRIVER, "AMD GPUs")),
-        Some(GpuVendor::Intel) => Some(("Intel's Gaudi", dra::GAUDI_DRIVER, "Gaudi devices")),
-        _ => None,
-    };
-    if let Some((whose, driver, what)) = other {
+    // A driver whose claims the node's files do not show (every vendor's but NVIDIA's).
+    let other = vendor
+        .map(|v| v.info())
+        .filter(|i| !i.dra_claims_on_node)
+        .and_then(|i| i.dra_drivers.first().map(|d| (i.dra_whose, *d, ())));
+    if let Some((whose, driver, _)) = other {
         let answer = if registered(driver) {
             Answer::Unknown {
                 why: format!(
                     "{whose} DRA driver {driver} is registered here and the node's files show none of its \
-                     claims (the claim specs read are NVIDIA's): they cannot say which {what} are claimed"
+                     claims (the claim specs read are NVIDIA's): they cannot say which of its devices are claimed"
                 ),
                 fix: dra::UNNAMED_FIX.into(),
             }

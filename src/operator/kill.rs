@@ -241,7 +241,7 @@ pub fn steps(facts: &NodeFacts, req: &KillRequest) -> Vec<PlanStep> {
         ),
         PlanStep::new(
             "verify",
-            match process_sources(facts) {
+            match process_sources(facts).as_str() {
                 "NVML" => {
                     "re-read GPU memory and processes from NVML; report before and after".into()
                 }
@@ -459,21 +459,19 @@ pub fn check_holders_known(facts: &NodeFacts, pid: u32, overridden: bool) -> Opt
 
 /// Who lists the GPUs' processes: NVML for NVIDIA GPUs, the amdgpu driver's KFD for AMD ones, the holders
 /// of `/dev/accel` for Intel Gaudi (the habanalabs driver lets one process open a device).
-fn process_sources(facts: &NodeFacts) -> &'static str {
-    use crate::facts::GpuVendor;
-    let has = |v: GpuVendor| facts.gpus.iter().any(|g| g.vendor == v);
-    match (
-        has(GpuVendor::Nvidia),
-        has(GpuVendor::Amd),
-        has(GpuVendor::Intel),
-    ) {
-        (true, true, true) => "NVML, KFD (amdgpu) or /dev/accel holders (habanalabs)",
-        (true, true, false) => "NVML or KFD (amdgpu)",
-        (true, false, true) => "NVML or /dev/accel holders (habanalabs)",
-        (false, true, true) => "KFD (amdgpu) or /dev/accel holders (habanalabs)",
-        (false, true, false) => "KFD (amdgpu)",
-        (false, false, true) => "/dev/accel holders (habanalabs)",
-        _ => "NVML",
+fn process_sources(facts: &NodeFacts) -> String {
+    let mut names: Vec<&str> = crate::facts::VENDORS
+        .iter()
+        .filter(|v| facts.gpus.iter().any(|g| g.vendor == v.vendor))
+        .map(|v| v.process_source)
+        .collect();
+    if names.is_empty() {
+        names.push(crate::facts::vendor::NVIDIA.process_source);
+    }
+    match names.split_last() {
+        Some((last, [])) => (*last).to_string(),
+        Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+        None => String::new(),
     }
 }
 

@@ -11,7 +11,7 @@
 //! engine, an exporter) loads nothing. The NVIDIA reset reads the scan itself (`reset::in_use`), because
 //! `nvidia-smi -r` refuses an open device node.
 
-use crate::facts::{DeviceHoldersFacts, GpuFacts, GpuVendor};
+use crate::facts::{DeviceHoldersFacts, GpuFacts};
 
 /// What the scan says of one GPU.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,9 +53,5 @@ pub fn gaps(scan: &DeviceHoldersFacts) -> Vec<String> {
 
 /// The device nodes the scan answers for, as the answers name them.
 pub fn nodes_of(g: &GpuFacts) -> &'static str {
-    match g.vendor {
-        GpuVendor::Amd => "/dev/kfd and /dev/dri",
-        GpuVendor::Intel => "/dev/accel",
-        _ => "/dev/nvidia*",
-    }
+    g.vendor.info().scanned_nodes
 }

@@ -205,7 +205,10 @@ impl super::vendor::NodeVendor for Amd {
 
     fn present(&self, n: &Node) -> bool {
         let capacity = n.status.as_ref().and_then(|s| s.capacity.as_ref());
-        has_amd_gpus(n, &super::gpu_resources::amd_resources(capacity))
+        has_amd_gpus(
+            n,
+            &super::vendor::resources_of(capacity, gpu_diag::facts::GpuVendor::Amd),
+        )
     }
 }
 

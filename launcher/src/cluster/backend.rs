@@ -298,14 +298,14 @@ pub fn gpu_node(n: &Node, pods: &[&Pod]) -> GpuNode {
     let info = status.and_then(|s| s.node_info.as_ref());
     GpuNode {
         name: n.metadata.name.clone().unwrap_or_default(),
-        gpu_capacity: super::vendor::whole_devices(status.and_then(|s| s.capacity.as_ref())),
-        gpu_allocatable: super::vendor::whole_devices(status.and_then(|s| s.allocatable.as_ref())),
+        gpu_capacity: super::vendors::whole_devices(status.and_then(|s| s.capacity.as_ref())),
+        gpu_allocatable: super::vendors::whole_devices(status.and_then(|s| s.allocatable.as_ref())),
         gpu_allocated: pods
             .iter()
             .filter(|p| is_active(p))
-            .map(|p| super::vendor::pod_devices(p))
+            .map(|p| super::vendors::pod_devices(p))
             .sum(),
-        vendor: super::vendor::of_node(n),
+        vendor: super::vendors::of_node(n),
         amd,
         mig_resources,
         gpu_labels,
@@ -419,9 +419,9 @@ pub fn condition_healthy(kind: &str, status: &str) -> bool {
     }
 }
 
-/// Carries accelerators of any vendor ([`super::vendor::is_gpu_node`]).
+/// Carries accelerators of any vendor ([`super::vendors::is_gpu_node`]).
 pub fn is_gpu_node(n: &Node) -> bool {
-    super::vendor::is_gpu_node(n)
+    super::vendors::is_gpu_node(n)
 }
 
 impl KubeBackend {

@@ -17,7 +17,7 @@ const PRESENT_LABELS: &[&str] = gpu_diag::facts::vendor::INTEL_GAUDI.present_lab
 /// The Gaudi devices a resource list offers or asks for.
 pub fn devices(map: Option<&BTreeMap<String, Quantity>>) -> u64 {
     map.and_then(|m| m.get(GAUDI_RESOURCE))
-        .map_or(0, super::gpu_resources::count)
+        .map_or(0, super::vendor::count)
 }
 
 /// Whether the node's capacity or labels say it carries Gaudi devices.

@@ -25,6 +25,7 @@ pub mod run_mark;
 pub mod shared_reads;
 pub mod slice_watch;
 pub mod vendor;
+pub mod vendors;
 pub mod workload;
 
 use std::collections::BTreeMap;

@@ -2,7 +2,7 @@
 //! slices) or a label of GFD or NFD that says they are present (the library's vendors' table says why
 //! each).
 
-use gpu_diag::facts::VendorInfo;
+use gpu_diag::facts::{GpuVendor, VendorInfo};
 use k8s_openapi::api::core::v1::Node;
 
 /// NVIDIA behind the cluster's seam.
@@ -15,7 +15,7 @@ impl super::vendor::NodeVendor for Nvidia {
 
     fn present(&self, n: &Node) -> bool {
         let capacity = n.status.as_ref().and_then(|s| s.capacity.as_ref());
-        super::gpu_resources::nvidia_resources(capacity)
+        super::vendor::resources_of(capacity, GpuVendor::Nvidia)
             .values()
             .any(|v| *v > 0)
             || labelled(n)

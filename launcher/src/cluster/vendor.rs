@@ -1,11 +1,12 @@
 //! How the cluster shows each vendor's nodes, behind one interface: whether a Node object says it
 //! carries a vendor's devices, and the counts every vendor's whole-device resource adds to. A vendor of
-//! the library's table (`gpu_diag::facts::VENDORS`) gets one arm in [`of`] and a file of its own here.
+//! the library's table (`gpu_diag::facts::VENDORS`) gets one arm in `super::vendors::of` and a file of its
+//! own here.
 
 use std::collections::BTreeMap;
 
-use gpu_diag::facts::{GpuVendor, VENDORS, VendorInfo};
-use k8s_openapi::api::core::v1::{Node, Pod};
+use gpu_diag::facts::{GpuVendor, VendorInfo, gpu_resource_vendor};
+use k8s_openapi::api::core::v1::Node;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
 /// What the cluster shows of one vendor's nodes.
@@ -15,47 +16,35 @@ pub trait NodeVendor: Sync {
     fn present(&self, n: &Node) -> bool;
 }
 
-/// The one place a node's vendor facts are chosen by vendor.
-pub fn of(v: GpuVendor) -> &'static dyn NodeVendor {
-    match v {
-        GpuVendor::Nvidia => &super::nvidia::Nvidia,
-        GpuVendor::Amd => &super::amd::Amd,
-        GpuVendor::Intel => &super::gaudi::Gaudi,
-    }
+/// A resource list's GPU resources of one vendor, as integers; which resources are GPUs is the library's
+/// vendors' table's (`gpu_diag::facts::gpu_resource`), the one list.
+pub fn resources_of(
+    map: Option<&BTreeMap<String, Quantity>>,
+    v: GpuVendor,
+) -> BTreeMap<String, u64> {
+    map.into_iter()
+        .flatten()
+        .filter(|(k, _)| gpu_resource_vendor(k) == Some(v))
+        .map(|(k, q)| (k.clone(), count(q)))
+        .collect()
 }
 
-/// Every vendor, in the table's order.
-pub fn all() -> impl Iterator<Item = &'static dyn NodeVendor> {
-    VENDORS.iter().map(|v| of(v.vendor))
-}
-
-/// The node's vendor: the first whose devices it shows, in the table's order (NVIDIA's first: a node
-/// with another vendor's devices beside NVIDIA's counts as NVIDIA's); NVIDIA where none shows.
-pub fn of_node(n: &Node) -> GpuVendor {
-    all()
-        .find(|v| v.present(n))
-        .map_or(GpuVendor::Nvidia, |v| v.info().vendor)
-}
-
-/// Carries accelerators of any vendor, by its capacity or labels. A node only a DRA driver's slices
-/// name is added by `list_gpu_nodes` from the slices.
-pub fn is_gpu_node(n: &Node) -> bool {
-    all().any(|v| v.present(n))
-}
-
-/// Whole devices of every vendor in a resource list (capacity, allocatable).
-pub fn whole_devices(map: Option<&BTreeMap<String, Quantity>>) -> u64 {
-    VENDORS
-        .iter()
-        .filter_map(|v| map.and_then(|m| m.get(v.whole_gpu_resource)))
-        .map(super::gpu_resources::count)
-        .sum()
-}
-
-/// Whole devices of every vendor a pod requests (a pod on an AMD node requests `amd.com/gpu`).
-pub fn pod_devices(p: &Pod) -> u64 {
-    VENDORS
-        .iter()
-        .map(|v| super::gpu_resources::pod_request(p, v.whole_gpu_resource))
-        .sum()
+/// An integer count from a quantity (`8`, `8k`, `1Ki`); extended resources are integers.
+pub fn count(q: &Quantity) -> u64 {
+    let s = q.0.trim();
+    let (num, mult) = [
+        ("Ki", 1u64 << 10),
+        ("Mi", 1 << 20),
+        ("Gi", 1 << 30),
+        ("k", 1_000),
+        ("M", 1_000_000),
+        ("G", 1_000_000_000),
+    ]
+    .iter()
+    .find_map(|(suffix, m)| s.strip_suffix(suffix).map(|n| (n, *m)))
+    .unwrap_or((s, 1));
+    num.parse::<u64>()
+        .map(|n| n.saturating_mul(mult))
+        .or_else(|_| num.parse::<f64>().map(|f| (f * mult as f64) as u64))
+        .unwrap_or(0)
 }

@@ -318,7 +318,7 @@ fn workload_pod(p: &Pod) -> WorkloadPod {
             .map(|t| t.0.to_string()),
         rank: rank(p),
         // Whole devices of any vendor.
-        gpus_requested: super::vendor::pod_devices(p),
+        gpus_requested: super::vendors::pod_devices(p),
         restarts,
         last_termination,
         waiting,

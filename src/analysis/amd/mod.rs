@@ -143,21 +143,23 @@ impl super::vendor::VendorAnalysis for Amd {
         facts: &NodeFacts,
         _opts: &crate::options::AnalysisOptions,
         gpus: &[&GpuFacts],
-        persistenced: Option<bool>,
-    ) -> (Vec<super::ecc::GpuEcc>, Vec<Finding>) {
-        let mut entries = Vec::new();
-        let mut findings = Vec::new();
-        for g in gpus {
-            let (e, mut f) = super::ecc::nvml_shaped(g, persistenced, memory_line(g, facts));
-            entries.push(e);
-            findings.append(&mut f);
+    ) -> super::vendor::VendorEcc {
+        super::vendor::VendorEcc {
+            entries: gpus
+                .iter()
+                .map(|g| super::vendor::EccEntry::NvmlShaped {
+                    line: memory_line(g, facts),
+                })
+                .collect(),
+            findings: judge(facts)
+                .into_iter()
+                .filter(|f| {
+                    f.code.contains("umc")
+                        || f.code.starts_with("amd.bad_pages")
+                        || f.code.starts_with("amd.poison")
+                })
+                .collect(),
         }
-        findings.extend(judge(facts).into_iter().filter(|f| {
-            f.code.contains("umc")
-                || f.code.starts_with("amd.bad_pages")
-                || f.code.starts_with("amd.poison")
-        }));
-        (entries, findings)
     }
 
     fn ecc_caveat(&self) -> &'static str {

@@ -38,7 +38,7 @@ pub fn analyze(facts: &NodeFacts, _opts: &AnalysisOptions) -> TelemetryReport {
     for g in &facts.gpus {
         let (mut entry, mut findings) = gpu_telemetry(g);
         // A vendor's own words where it has them (AMD's throttle residencies, a Gaudi's status).
-        if let Some(v) = crate::analysis::vendor::of(g.vendor).clocks_line(facts, g) {
+        if let Some(v) = crate::analysis::vendors::of(g.vendor).clocks_line(facts, g) {
             entry.verdict = v;
         }
         report.gpus.push(entry);

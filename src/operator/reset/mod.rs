@@ -28,6 +28,7 @@ mod request;
 #[cfg(test)]
 mod test_support;
 mod vendor;
+mod vendors;
 mod verify;
 
 pub use assigned::check_assignment;
@@ -43,7 +44,8 @@ pub use request::{
     GpuSelector, NO_POD, ProcessPin, ResetPin, ResetRequest, Seen, parse_approved, parse_bdf,
     same_bdf, unknown_digest,
 };
-pub use vendor::{ResetVendor, of as vendor};
+pub use vendor::ResetVendor;
+pub use vendors::of as vendor;
 pub use verify::verify;
 
 use crate::facts::{GpuFacts, NodeFacts, Reading};

@@ -59,7 +59,7 @@ pub fn preflight(facts: &NodeFacts, req: &ResetRequest) -> Preflight {
             ),
         ));
     }
-    checks.extend(super::vendor::of(g.vendor).preflight(facts, g, req));
+    checks.extend(super::vendors::of(g.vendor).preflight(facts, g, req));
     Preflight::from_checks(with_seen_unknowns(checks, req))
 }
 
@@ -92,7 +92,7 @@ pub fn plan(facts: &NodeFacts, req: &ResetRequest, dry_run: bool, simulated: boo
         allowed: pf.allowed,
         reasons: pf.reasons,
         checks: pf.checks,
-        plan: g.map_or_else(Vec::new, |g| super::vendor::of(g.vendor).steps(facts, g)),
+        plan: g.map_or_else(Vec::new, |g| super::vendors::of(g.vendor).steps(facts, g)),
         outcome: None,
     }
 }

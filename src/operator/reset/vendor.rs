@@ -3,7 +3,7 @@
 //! node can verify registers none: its preflight refuses and says so.
 
 use super::request::ResetRequest;
-use crate::facts::{DeviceHoldersFacts, GpuFacts, GpuVendor, NodeFacts};
+use crate::facts::{DeviceHoldersFacts, GpuFacts, NodeFacts};
 use crate::operator::scan::Said;
 use crate::operator::{Check, PlanStep};
 
@@ -26,13 +26,4 @@ pub trait ResetVendor: Sync {
         g: &GpuFacts,
         self_pid: Option<u32>,
     ) -> Option<Said>;
-}
-
-/// The one place a reset is chosen by vendor.
-pub fn of(v: GpuVendor) -> &'static dyn ResetVendor {
-    match v {
-        GpuVendor::Nvidia => &super::nvidia::Nvidia,
-        GpuVendor::Amd => &super::amd::Amd,
-        GpuVendor::Intel => &super::gaudi::Gaudi,
-    }
 }
