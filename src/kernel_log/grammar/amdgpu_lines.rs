@@ -199,6 +199,7 @@ pub fn may_be_amdgpu(text: &str) -> bool {
     // `DRM_WARN` prints `[drm] ` and no device or driver name; the MES queue failure is amdgpu's own
     // wording (amdgpu_mes.c).
     text.contains("amdgpu")
+        || text.starts_with("drmn")
         || text.contains("[drm] VRAM is lost")
         || text.contains("[drm] failed to remove hardware queue")
 }
@@ -208,7 +209,7 @@ pub fn may_be_amdgpu(text: &str) -> bool {
 const MAX_RING_NAME: usize = 64;
 
 static DEV_RE: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"amdgpu ([0-9a-fA-F]{4,8}:[0-9a-fA-F]{2}:[0-9a-fA-F]{2}\.[0-7]):")
+    Regex::new(r"^amdgpu ([0-9a-fA-F]{4,8}:[0-9a-fA-F]{2}:[0-9a-fA-F]{2}\.[0-7]):")
         .expect("static regex")
 });
 static RAS_RE: LazyLock<Regex> = LazyLock::new(|| {
@@ -272,19 +273,30 @@ static THRESHOLD_RE: LazyLock<Regex> = LazyLock::new(|| {
     .expect("static regex")
 });
 
+/// FreeBSD's drm-kmod port prints the device by its newbus name, `drmn<unit>: ` (its linuxkpi
+/// `dev_printk` is `device_printf`), never a PCI address: the event stands, on no known GPU.
+fn drmkmod_device(text: &str) -> Option<&str> {
+    let rest = text.strip_prefix("drmn")?;
+    let (unit, msg) = rest.split_once(": ")?;
+    (!unit.is_empty() && unit.len() <= 4 && unit.bytes().all(|b| b.is_ascii_digit())).then_some(msg)
+}
+
 /// The record's device and message: after `amdgpu BDF:`, `amdgpu: ` and `{N}`, or after a `[drm…]`
 /// prefix.
 fn split(text: &str) -> Option<(Option<String>, Option<u64>, &str)> {
     let (pci, mut body) = if let Some(c) = DEV_RE.captures(text) {
         let end = c.get(0).map_or(0, |m| m.end());
         (normalize_bus_id(&c[1]), &text[end..])
-    } else if let Some(p) = text.find("amdgpu: ") {
-        (None, &text[p + "amdgpu: ".len()..])
-    } else if let Some(p) = text.find("[drm] ") {
-        (None, &text[p + "[drm] ".len()..])
-    } else if text.contains("[amdgpu]]") {
+    } else if let Some(rest) = text.strip_prefix("amdgpu: ") {
+        (None, rest)
+    } else if let Some(rest) = text.strip_prefix("[drm] ") {
+        (None, rest)
+    } else if text.starts_with("[drm:") && text.contains("[amdgpu]]") {
         (None, text)
+    } else if let Some(rest) = drmkmod_device(text) {
+        (None, rest)
     } else {
+        // The driver's prefix starts the message: a line that quotes it further in is another's.
         return None;
     };
     body = body.trim_start();

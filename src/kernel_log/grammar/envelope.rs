@@ -327,7 +327,15 @@ const LEVELS: &[&str] = &[
 /// cmd/talosctl/cmd/talos/dmesg.go). Returns (time, whether the kernel wrote it, text).
 fn talos_envelope(line: &str) -> Option<(f64, bool, &str)> {
     talos_message(line)
-        .or_else(|| talos_message(line.split_once(": ")?.1))
+        .or_else(|| {
+            // talosctl's `<node>: ` is the node's name or address: one word.
+            let (node, rest) = line.split_once(": ")?;
+            let one_word = !node.is_empty()
+                && node
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b':'));
+            one_word.then(|| talos_message(rest))?
+        })
         .or_else(|| talos_level(line.trim_start()).map(|(t, text)| (t, true, text)))
 }
 
@@ -383,6 +391,7 @@ fn strip_level_prefix(line: &str) -> (Option<bool>, &str) {
 /// Whether a whitespace-led line starts a record of its own rather than continuing the previous one.
 fn starts_own_record(t: &str) -> bool {
     t.starts_with('[')
+        || talos_level(t).is_some()
         || t.contains("NVRM: Xid (")
         || t.contains("SXid (")
         || t.starts_with("NVRM: GPU at ")
@@ -650,6 +659,14 @@ fn strip_bracket_ts(s: &str) -> Option<(BracketTs, &str)> {
         _ => inner,
     };
     if head.is_empty() && inner.ends_with('>') {
+        return Some((BracketTs::Unplaced, text));
+    }
+    // The caller field alone (`[  T1234] text`): the stamp before it was cut.
+    if let Some(n) = head.strip_prefix(['T', 'C'])
+        && !n.is_empty()
+        && n.len() <= 10
+        && n.bytes().all(|b| b.is_ascii_digit())
+    {
         return Some((BracketTs::Unplaced, text));
     }
     if let Some(secs) = uptime_secs(head) {
