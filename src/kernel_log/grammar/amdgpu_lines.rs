@@ -144,6 +144,9 @@ pub enum AmdKind {
         name: String,
         pid: Option<u32>,
     },
+    /// GMC v6 to v8's (SI, CIK, VI) VM protection fault head, `GPU fault detected: %d 0x%08x`
+    /// (gmc_v6_0.c, gmc_v7_0.c, gmc_v8_0.c): its address, status and decode lines follow as detail.
+    GmcFault,
     /// A fault's `in page starting at address 0x… from …` line.
     FaultAddress {
         address: String,
@@ -514,7 +517,16 @@ fn classify(b: &str, pci: &mut Option<String>) -> Option<AmdKind> {
             pid: num(&c[2]),
         });
     }
+    if let Some(rest) = b.strip_prefix("GPU fault detected: ")
+        && let Some((src, data)) = rest.split_once(' ')
+        && num::<u32>(src).is_some()
+        && data.starts_with("0x")
+    {
+        return Some(AmdKind::GmcFault);
+    }
     if b.contains("L2_PROTECTION_FAULT_STATUS:")
+        || b.starts_with("VM_CONTEXT1_PROTECTION_FAULT_")
+        || b.starts_with("VM fault (0x")
         || b.starts_with("Faulty UTCL2 client ID")
         || [
             "MORE_FAULTS: ",
@@ -579,6 +591,7 @@ fn classify(b: &str, pci: &mut Option<String>) -> Option<AmdKind> {
                 | "PSP firmware loading failed"
         )
         || b.starts_with("probe with driver amdgpu failed with error")
+        || is_discovery_failure(b)
     {
         return Some(AmdKind::InitFailed);
     }
@@ -621,6 +634,22 @@ fn classify(b: &str, pci: &mut Option<String>) -> Option<AmdKind> {
         }
     }
     None
+}
+
+/// IP discovery's failures that stop the GPU's init (amdgpu_discovery.c): the binary unreadable or
+/// corrupt, no IP block for a hardware IP, the whole step failed. 6.1's `… signature from vram|file`
+/// warnings are not here: the driver tries the other source next.
+fn is_discovery_failure(b: &str) -> bool {
+    matches!(
+        b,
+        "amdgpu_discovery_init failed"
+            | "invalid ip discovery binary checksum"
+            | "get invalid ip discovery binary signature"
+            | "failed to read ip discovery binary from file"
+    ) || b
+        .strip_prefix("discovery failed: ")
+        .is_some_and(|r| num::<i64>(r).is_some())
+        || (b.starts_with("Failed to add ") && b.contains(" ip block("))
 }
 
 /// ACA bank decode (`amdgpu_aca.h`): what a bank's STATUS and IPID registers say.
