@@ -384,7 +384,7 @@ pub static ENTRIES: &[AmdCatalogEntry] = &[
         Warning,
         RestartApplication,
         "an application accessed GPU memory it does not map (a bug in the application or its libraries): restart the application; the GPU needs no reset",
-        "gmc_v9_0.c"
+        "gmc_v9_0.c; gmc_v6_0.c, gmc_v7_0.c, gmc_v8_0.c (`GPU fault detected`, SI/CIK/VI)"
     ),
     entry!(
         "aca_bank",
@@ -417,7 +417,7 @@ pub static ENTRIES: &[AmdCatalogEntry] = &[
         Critical,
         RebootNode,
         "the driver could not initialise the GPU, so it is missing from KFD and the device plugin: reboot; if it persists, check the firmware, the bad-page RMA state and the hardware",
-        "amdgpu_device.c, amdgpu_kms.c; drivers/base/dd.c"
+        "amdgpu_device.c, amdgpu_kms.c, amdgpu_discovery.c (IP discovery); drivers/base/dd.c"
     ),
     entry!(
         "boot_fault",

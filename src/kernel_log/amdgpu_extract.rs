@@ -332,6 +332,9 @@ impl AmdExtractor {
             AmdKind::AcaRegister { bank, reg, value } => {
                 return self.aca(r, &line, *bank, reg, *value);
             }
+            // The older GMCs' fault prints no process and its address on a line of its own: the head
+            // alone is the event.
+            AmdKind::GmcFault => "vm_fault",
             AmdKind::SmuHang => "smu_hang",
             AmdKind::InitFailed => "init_failed",
             AmdKind::BootFault => "boot_fault",

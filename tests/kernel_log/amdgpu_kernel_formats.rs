@@ -65,6 +65,8 @@ fn printed(r: &Row) -> Vec<String> {
         "drm_warn" | "drm_info" => vec![format!("[drm] {msg}")],
         "pr_err" => vec![format!("amdgpu: {msg}")],
         "printk" => vec![msg],
+        // FreeBSD's drm-kmod: linuxkpi's dev_printk is device_printf, the newbus name `drmn<unit>: `.
+        "drmkmod" => vec![format!("drmn0: {msg}")],
         other => panic!("call {other} has no prefix here"),
     };
     bodies.iter().map(|b| dmesg(b)).collect()

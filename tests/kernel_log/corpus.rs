@@ -9,6 +9,8 @@ use gpu_diag::finding::{ActionKind, Severity, Verdict};
 use gpu_diag::kernel_log::report::{EventKind, XidReport, analyze};
 use gpu_diag::options::AnalysisOptions;
 
+mod envelopes;
+
 const EVENT_FIELDS: &[&str] = &[
     "kind",
     "code",

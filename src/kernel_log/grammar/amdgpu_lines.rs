@@ -144,6 +144,9 @@ pub enum AmdKind {
         name: String,
         pid: Option<u32>,
     },
+    /// GMC v6 to v8's (SI, CIK, VI) VM protection fault head, `GPU fault detected: %d 0x%08x`
+    /// (gmc_v6_0.c, gmc_v7_0.c, gmc_v8_0.c): its address, status and decode lines follow as detail.
+    GmcFault,
     /// A fault's `in page starting at address 0x… from …` line.
     FaultAddress {
         address: String,
@@ -199,6 +202,7 @@ pub fn may_be_amdgpu(text: &str) -> bool {
     // `DRM_WARN` prints `[drm] ` and no device or driver name; the MES queue failure is amdgpu's own
     // wording (amdgpu_mes.c).
     text.contains("amdgpu")
+        || text.starts_with("drmn")
         || text.contains("[drm] VRAM is lost")
         || text.contains("[drm] failed to remove hardware queue")
 }
@@ -208,7 +212,7 @@ pub fn may_be_amdgpu(text: &str) -> bool {
 const MAX_RING_NAME: usize = 64;
 
 static DEV_RE: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"amdgpu ([0-9a-fA-F]{4,8}:[0-9a-fA-F]{2}:[0-9a-fA-F]{2}\.[0-7]):")
+    Regex::new(r"^amdgpu ([0-9a-fA-F]{4,8}:[0-9a-fA-F]{2}:[0-9a-fA-F]{2}\.[0-7]):")
         .expect("static regex")
 });
 static RAS_RE: LazyLock<Regex> = LazyLock::new(|| {
@@ -272,19 +276,30 @@ static THRESHOLD_RE: LazyLock<Regex> = LazyLock::new(|| {
     .expect("static regex")
 });
 
+/// FreeBSD's drm-kmod port prints the device by its newbus name, `drmn<unit>: ` (its linuxkpi
+/// `dev_printk` is `device_printf`), never a PCI address: the event stands, on no known GPU.
+fn drmkmod_device(text: &str) -> Option<&str> {
+    let rest = text.strip_prefix("drmn")?;
+    let (unit, msg) = rest.split_once(": ")?;
+    (!unit.is_empty() && unit.len() <= 4 && unit.bytes().all(|b| b.is_ascii_digit())).then_some(msg)
+}
+
 /// The record's device and message: after `amdgpu BDF:`, `amdgpu: ` and `{N}`, or after a `[drm…]`
 /// prefix.
 fn split(text: &str) -> Option<(Option<String>, Option<u64>, &str)> {
     let (pci, mut body) = if let Some(c) = DEV_RE.captures(text) {
         let end = c.get(0).map_or(0, |m| m.end());
         (normalize_bus_id(&c[1]), &text[end..])
-    } else if let Some(p) = text.find("amdgpu: ") {
-        (None, &text[p + "amdgpu: ".len()..])
-    } else if let Some(p) = text.find("[drm] ") {
-        (None, &text[p + "[drm] ".len()..])
-    } else if text.contains("[amdgpu]]") {
+    } else if let Some(rest) = text.strip_prefix("amdgpu: ") {
+        (None, rest)
+    } else if let Some(rest) = text.strip_prefix("[drm] ") {
+        (None, rest)
+    } else if text.starts_with("[drm:") && text.contains("[amdgpu]]") {
         (None, text)
+    } else if let Some(rest) = drmkmod_device(text) {
+        (None, rest)
     } else {
+        // The driver's prefix starts the message: a line that quotes it further in is another's.
         return None;
     };
     body = body.trim_start();
@@ -502,7 +517,16 @@ fn classify(b: &str, pci: &mut Option<String>) -> Option<AmdKind> {
             pid: num(&c[2]),
         });
     }
+    if let Some(rest) = b.strip_prefix("GPU fault detected: ")
+        && let Some((src, data)) = rest.split_once(' ')
+        && num::<u32>(src).is_some()
+        && data.starts_with("0x")
+    {
+        return Some(AmdKind::GmcFault);
+    }
     if b.contains("L2_PROTECTION_FAULT_STATUS:")
+        || b.starts_with("VM_CONTEXT1_PROTECTION_FAULT_")
+        || b.starts_with("VM fault (0x")
         || b.starts_with("Faulty UTCL2 client ID")
         || [
             "MORE_FAULTS: ",
@@ -567,6 +591,7 @@ fn classify(b: &str, pci: &mut Option<String>) -> Option<AmdKind> {
                 | "PSP firmware loading failed"
         )
         || b.starts_with("probe with driver amdgpu failed with error")
+        || is_discovery_failure(b)
     {
         return Some(AmdKind::InitFailed);
     }
@@ -609,6 +634,22 @@ fn classify(b: &str, pci: &mut Option<String>) -> Option<AmdKind> {
         }
     }
     None
+}
+
+/// IP discovery's failures that stop the GPU's init (amdgpu_discovery.c): the binary unreadable or
+/// corrupt, no IP block for a hardware IP, the whole step failed. 6.1's `… signature from vram|file`
+/// warnings are not here: the driver tries the other source next.
+fn is_discovery_failure(b: &str) -> bool {
+    matches!(
+        b,
+        "amdgpu_discovery_init failed"
+            | "invalid ip discovery binary checksum"
+            | "get invalid ip discovery binary signature"
+            | "failed to read ip discovery binary from file"
+    ) || b
+        .strip_prefix("discovery failed: ")
+        .is_some_and(|r| num::<i64>(r).is_some())
+        || (b.starts_with("Failed to add ") && b.contains(" ip block("))
 }
 
 /// ACA bank decode (`amdgpu_aca.h`): what a bank's STATUS and IPID registers say.

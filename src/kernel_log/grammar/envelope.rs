@@ -255,8 +255,18 @@ pub fn parse_envelope(line: &str, lineno: usize, clock: Clock) -> Record {
         }
         return r;
     }
-    if let Some((tag, text)) = bare_tag(line) {
-        return rec(Envelope::Syslog, None, text, by_kernel(tag == "kernel"));
+    if let Some((tag, text)) = host_and_tag(line) {
+        let kernel = tag == "kernel";
+        let mut r = rec(Envelope::Syslog, None, text, by_kernel(kernel));
+        // `kernel: [  123.456789] text`: the syslog line's date and host cut, its kernel stamp kept.
+        if kernel && let Some((stamp, t)) = strip_bracket_ts(text) {
+            r.text = strip_caller_id(t).to_string();
+            r.uptime = stamp.uptime();
+            if let BracketTs::Wall(w) = stamp {
+                r.ts = Some(w);
+            }
+        }
+        return r;
     }
     // A line that starts with a date this grammar knows but is in no envelope is a program's own log.
     let stamped = line
@@ -281,6 +291,26 @@ fn bare_tag(line: &str) -> Option<(&str, &str)> {
     ok.then_some((name, text))
 }
 
+/// A syslog or journal line with only its date cut: `host kernel: text`, `host name[pid]: text` (every
+/// writer puts the host between the date and the tag: rsyslog's templates `%TIMESTAMP% %HOSTNAME%
+/// %syslogtag%`, syslog-ng's `$DATE $HOST $MSGHDR`, journalctl's short modes), or the tag alone
+/// ([`bare_tag`]).
+fn host_and_tag(line: &str) -> Option<(&str, &str)> {
+    if let Some(t) = bare_tag(line) {
+        return Some(t);
+    }
+    let (host, rest) = line.split_once(' ')?;
+    let hostname = !host.is_empty()
+        && host.len() <= 253
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'));
+    if !hostname {
+        return None;
+    }
+    bare_tag(rest)
+}
+
 /// Facility names as dmesg, syslog and Talos print them (`syslog(3)`).
 const FACILITIES: &[&str] = &[
     "kern", "user", "mail", "daemon", "auth", "syslog", "lpr", "news", "uucp", "cron", "authpriv",
@@ -296,7 +326,28 @@ const LEVELS: &[&str] = &[
 /// (siderolabs/talos, internal/app/machined/internal/server/v1alpha1/v1alpha1_server.go `Dmesg`,
 /// cmd/talosctl/cmd/talos/dmesg.go). Returns (time, whether the kernel wrote it, text).
 fn talos_envelope(line: &str) -> Option<(f64, bool, &str)> {
-    talos_message(line).or_else(|| talos_message(line.split_once(": ")?.1))
+    talos_message(line)
+        .or_else(|| {
+            // talosctl's `<node>: ` is the node's name or address: one word.
+            let (node, rest) = line.split_once(": ")?;
+            let one_word = !node.is_empty()
+                && node
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b':'));
+            one_word.then(|| talos_message(rest))?
+        })
+        .or_else(|| talos_level(line.trim_start()).map(|(t, text)| (t, true, text)))
+}
+
+/// machined's layout with its facility cut: `%7s: [%s]: text` (the writer unsaid, as in a dmesg line
+/// without `-x`).
+fn talos_level(s: &str) -> Option<(f64, &str)> {
+    let (level, rest) = s.split_once(": ")?;
+    if !LEVELS.contains(&level) {
+        return None;
+    }
+    let (stamp, text) = rest.strip_prefix('[')?.split_once("]: ")?;
+    Some((parse_iso(stamp)?, text))
 }
 
 /// machined's own layout, without talosctl's node.
@@ -340,6 +391,7 @@ fn strip_level_prefix(line: &str) -> (Option<bool>, &str) {
 /// Whether a whitespace-led line starts a record of its own rather than continuing the previous one.
 fn starts_own_record(t: &str) -> bool {
     t.starts_with('[')
+        || talos_level(t).is_some()
         || t.contains("NVRM: Xid (")
         || t.contains("SXid (")
         || t.starts_with("NVRM: GPU at ")
@@ -425,6 +477,12 @@ fn dmesg_envelope(line: &str, clock: Clock) -> Option<Dmesg<'_>> {
         },
         BracketTs::Wall(t) => Dmesg {
             ts: Some(t),
+            uptime: None,
+            text,
+            kernel,
+        },
+        BracketTs::Unplaced => Dmesg {
+            ts: None,
             uptime: None,
             text,
             kernel,
@@ -558,35 +616,121 @@ fn journal_text(f: &serde_json::Value) -> Option<String> {
     }
 }
 
+/// What a bracketed stamp says.
 enum BracketTs {
+    /// Seconds since boot.
     Monotonic(f64),
+    /// Wall-clock time.
     Wall(f64),
+    /// A stamp that places the line nowhere on its own: `dmesg -d`'s delta alone, `dmesg -e`'s deltas
+    /// and its minute headers (`[Nov21 10:00]`, no year nor second).
+    Unplaced,
 }
 
+impl BracketTs {
+    fn uptime(&self) -> Option<f64> {
+        match self {
+            BracketTs::Monotonic(s) => Some(*s),
+            _ => None,
+        }
+    }
+}
+
+/// A stamp in brackets at the start of `s`, as the tools print them, and the text after it:
+/// - the kernel's own `[%5lu.%06lu]` (Linux kernel/printk/printk.c:1335 `print_time`; dmesg's default,
+///   util-linux sys-utils/dmesg.c:1242; busybox dmesg passes the kernel's buffer through,
+///   util-linux/dmesg.c:95-115 in mirror/busybox), and a bare integer `[123]` (hand-cut or from tools that
+///   print whole seconds);
+/// - `dmesg -T` `[%a %b %e %H:%M:%S %Y]` (dmesg.c:1076 `record_ctime`);
+/// - the delta forms: `dmesg -d` `[<%12.06f>]` (dmesg.c:1218), with `-T` `[%s <%12.06f>]` (1213), with
+///   the uptime `[%5ld.%06ld <%12.06f>]` (1247), journalctl `-o short-delta`
+///   `[%5lu.%06lu <%5lu.%06lu >]` (systemd src/shared/logs-show.c:338-355 `output_timestamp_monotonic`);
+/// - `dmesg -e` `[%b%e %H:%M]` then `[  %+8.06f]` (dmesg.c:1227-1236);
+/// - an RFC 3339 time, Talos's `[%s]: ` with its facility and level cut.
 fn strip_bracket_ts(s: &str) -> Option<(BracketTs, &str)> {
     let rest = s.strip_prefix('[')?;
     let close = rest.find(']')?;
     let inner = rest[..close].trim();
-    let text = rest[close + 1..]
-        .strip_prefix(' ')
-        .unwrap_or(&rest[close + 1..]);
-    if let Some((a, b)) = inner.split_once('.')
-        && !a.is_empty()
-        && a.len() <= 12
-        && a.bytes().all(|c| c.is_ascii_digit())
-        && !b.is_empty()
-        && b.len() <= 9
-        && b.bytes().all(|c| c.is_ascii_digit())
+    let after = &rest[close + 1..];
+    let text = after.strip_prefix(' ').unwrap_or(after);
+    // A trailing delta `<…>` (with `*` or a space before `>` in the journal's) says nothing of its own.
+    let head = match inner.strip_suffix('>').and_then(|i| i.rsplit_once('<')) {
+        Some((head, delta)) if is_delta(delta) => head.trim(),
+        _ => inner,
+    };
+    if head.is_empty() && inner.ends_with('>') {
+        return Some((BracketTs::Unplaced, text));
+    }
+    // The caller field alone (`[  T1234] text`): the stamp before it was cut.
+    if let Some(n) = head.strip_prefix(['T', 'C'])
+        && !n.is_empty()
+        && n.len() <= 10
+        && n.bytes().all(|b| b.is_ascii_digit())
     {
-        return Some((BracketTs::Monotonic(inner.parse().ok()?), text));
+        return Some((BracketTs::Unplaced, text));
     }
-    // dmesg -T: `Sat Nov 21 10:00:00 2026`
-    let f: Vec<&str> = inner.split_whitespace().collect();
-    if let [_, mon, day, hms, year] = f.as_slice() {
-        let t = civil_time(mon, day, hms, year.parse().ok()?)?;
-        return Some((BracketTs::Wall(t), text));
+    if let Some(secs) = uptime_secs(head) {
+        return Some((BracketTs::Monotonic(secs), text));
     }
-    None
+    if let Some(d) = head.strip_prefix(['+', '-'])
+        && uptime_secs(d).is_some()
+        && d.contains('.')
+    {
+        return Some((BracketTs::Unplaced, text));
+    }
+    let f: Vec<&str> = head.split_whitespace().collect();
+    match f.as_slice() {
+        // dmesg -T: `Sat Nov 21 10:00:00 2026`
+        [_, mon, day, hms, year] => {
+            let t = civil_time(mon, day, hms, year.parse().ok()?)?;
+            Some((BracketTs::Wall(t), text))
+        }
+        // dmesg -e's minute header: `Nov21 10:00` or `Nov 1 10:00`.
+        [md, hm] | [md, _, hm] if is_reltime_header(head) && hm.len() == 5 && md.len() >= 3 => {
+            Some((BracketTs::Unplaced, text))
+        }
+        [stamp] => {
+            let t = parse_iso(stamp)?;
+            Some((BracketTs::Wall(t), after.strip_prefix(": ").unwrap_or(text)))
+        }
+        _ => None,
+    }
+}
+
+/// `123.456789` or a whole `123`: seconds since boot.
+fn uptime_secs(s: &str) -> Option<f64> {
+    let (a, b) = s.split_once('.').unwrap_or((s, ""));
+    let digits = |x: &str, max: usize| x.len() <= max && x.bytes().all(|c| c.is_ascii_digit());
+    (!a.is_empty() && digits(a, 12) && digits(b, 9) && !(s.ends_with('.')))
+        .then(|| s.parse().ok())?
+}
+
+/// A delta as dmesg and journalctl print it inside `<…>`: `    0.000123`, `    0.000123 `, `    0.000123*`.
+fn is_delta(d: &str) -> bool {
+    let d = d.trim().trim_end_matches('*').trim_end();
+    uptime_secs(d).is_some()
+}
+
+/// `%b%e %H:%M`: a month, a day (space-padded), hours and minutes.
+fn is_reltime_header(h: &str) -> bool {
+    let Some(mon) = h.get(..3) else {
+        return false;
+    };
+    if time::month_from_abbrev(mon).is_none() {
+        return false;
+    }
+    let mut it = h[3..].split_whitespace();
+    let (Some(day), Some(hm), None) = (it.next(), it.next(), it.next()) else {
+        return false;
+    };
+    let Some((hh, mm)) = hm.split_once(':') else {
+        return false;
+    };
+    day.parse::<u32>().is_ok_and(|d| (1..=31).contains(&d))
+        && hh.len() == 2
+        && mm.len() == 2
+        && hh.parse::<u32>().is_ok_and(|v| v < 24)
+        && mm.parse::<u32>().is_ok_and(|v| v < 60)
 }
 
 fn civil_time(mon: &str, day: &str, hms: &str, year: i64) -> Option<f64> {
@@ -623,7 +767,9 @@ fn parse_hms(hms: &str) -> Option<(u32, u32, u32, f64)> {
 /// text`; returns (time, tag without `[pid]`, text).
 fn syslog_envelope(line: &str, clock: Clock) -> Option<(Option<f64>, &str, &str)> {
     let first = line.as_bytes().first()?;
-    let (ts, rest) = if first.is_ascii_uppercase() {
+    let (ts, rest) = if let Some((ts, rest)) = journal_full_stamp(line) {
+        (ts, rest)
+    } else if first.is_ascii_uppercase() {
         let mon = line.get(..3)?;
         time::month_from_abbrev(mon)?;
         let rest = line[3..].trim_start_matches(' ');
@@ -644,7 +790,7 @@ fn syslog_envelope(line: &str, clock: Clock) -> Option<(Option<f64>, &str, &str)
         (ts, rest)
     } else if first.is_ascii_digit() {
         let (stamp, rest) = line.split_once(' ')?;
-        (Some(parse_iso(stamp)?), rest)
+        (Some(parse_iso(stamp).or_else(|| unix_stamp(stamp))?), rest)
     } else {
         return None;
     };
@@ -663,6 +809,36 @@ fn syslog_envelope(line: &str, clock: Clock) -> Option<(Option<f64>, &str, &str)
     }
     let tag = tag.split_once('[').map_or(tag, |(t, _)| t);
     Some((ts, tag, text))
+}
+
+/// journalctl `-o short-unix`: `%10ld.%06ld` seconds since the epoch (systemd
+/// src/shared/logs-show.c:400 in 252.39).
+fn unix_stamp(s: &str) -> Option<f64> {
+    let (a, b) = s.split_once('.')?;
+    let ok = (9..=11).contains(&a.len())
+        && b.len() == 6
+        && a.bytes().chain(b.bytes()).all(|c| c.is_ascii_digit());
+    ok.then(|| s.parse().ok())?
+}
+
+/// journalctl `-o short-full` and `-o with-unit`: `format_timestamp`'s `%a %Y-%m-%d %H:%M:%S %Z`
+/// (systemd src/basic/time-util.c:369-392 and src/shared/logs-show.c:380-390 in 252.39), e.g.
+/// `Sat 2026-11-21 10:00:00 UTC`. A zone other than UTC or GMT has an offset the line does not say: the
+/// envelope stands, its time is unknown. Returns (time, the rest after the zone).
+fn journal_full_stamp(line: &str) -> Option<(Option<f64>, &str)> {
+    const WEEKDAYS: [&str; 7] = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
+    let mut f = line.splitn(5, ' ');
+    let (wd, date, hms, zone, rest) = (f.next()?, f.next()?, f.next()?, f.next()?, f.next()?);
+    if !WEEKDAYS.contains(&wd)
+        || zone.is_empty()
+        || !zone
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'/' | b'_'))
+    {
+        return None;
+    }
+    let t = parse_iso(&format!("{date}T{hms}Z"))?;
+    Some((matches!(zone, "UTC" | "GMT").then_some(t), rest))
 }
 
 /// `2026-11-21T10:00:00.123456+00:00`, `...Z`, `...+0000`.
