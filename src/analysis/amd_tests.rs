@@ -161,6 +161,11 @@ fn the_threshold_follows_the_running_kernel() {
 #[test]
 fn an_mi355_like_part_is_judged_by_its_mp0() {
     let mut facts = scenario("mi355x-healthy");
+    // The in-tree driver of Linux 6.15: the era is known (an out-of-tree one would only assume it).
+    facts.amd_driver.as_mut().unwrap().version = Reading::Err(crate::facts::FieldError::new(
+        crate::facts::FieldErrorKind::NotFound,
+    ));
+    facts.host.kernel_release = Reading::Ok("6.15.2-amd64".into());
     let amd = facts.gpus[0].amd.as_mut().unwrap();
     amd.mp0_version = Reading::Ok("13.0.12".into());
     let bp = amd.bad_pages.ok().cloned().unwrap();
@@ -178,6 +183,66 @@ fn an_mi355_like_part_is_judged_by_its_mp0() {
         hit.evidence[1].contains("16 MiB reserved for retired pages on MP0 13.0.12"),
         "{:?}",
         hit.evidence
+    );
+}
+
+/// An out-of-tree (DKMS) amdgpu whose debugfs threshold was not read: Linux 6.15's rule (128 pages on MP0
+/// 13.0.6) is assumed, and the older one gives 1966 for 192 GiB (amdgpu_ras.c:2837-2842 in 6.12). 131
+/// retired pages pass only the assumed count: a warning that says which count applies is unknown, never
+/// "due for RMA" on the assumption; past both counts it is the RMA finding again. The scenario's driver
+/// line `RAS records:131 exceed threshold:128` settles it where the log has it (the scenario itself).
+#[test]
+fn an_assumed_threshold_alone_is_not_an_rma() {
+    let mut facts = scenario("mi300x-bad-pages-rma");
+    let h = health::analyze(&facts, &AnalysisOptions::default());
+    assert_eq!(
+        h.action.kind,
+        ActionKind::Rma,
+        "the driver's line settles it"
+    );
+    // Without the driver's line: the era is only assumed.
+    if let Reading::Ok(k) = &mut facts.kernel_log {
+        k.lines.retain(|l| !l.contains("threshold:"));
+    }
+    assert!(
+        facts.amd_driver.as_ref().unwrap().version.ok().is_some(),
+        "the scenario's driver is out-of-tree"
+    );
+    let g = &mut facts.gpus[5];
+    let bp = g.amd.as_mut().unwrap().bad_pages.ok().cloned().unwrap();
+    g.amd.as_mut().unwrap().bad_pages = Reading::Ok(AmdBadPagesFacts {
+        threshold: None,
+        threshold_source: None,
+        reserved: 131,
+        ..bp.clone()
+    });
+    let f = judge(&facts);
+    assert!(
+        !f.iter().any(|f| f.code == "amd.bad_pages.threshold"),
+        "{f:#?}"
+    );
+    let hit = f
+        .iter()
+        .find(|f| f.code == "amd.bad_pages.threshold_assumed")
+        .unwrap_or_else(|| panic!("{f:#?}"));
+    assert_eq!((hit.gpu, hit.severity), (Some(5), Severity::Warning));
+    assert!(
+        hit.summary.contains("128") && hit.summary.contains("1966"),
+        "{}",
+        hit.summary
+    );
+    // Past both eras' counts: due for RMA whichever rule the driver applies.
+    facts.gpus[5].amd.as_mut().unwrap().bad_pages = Reading::Ok(AmdBadPagesFacts {
+        threshold: None,
+        threshold_source: None,
+        reserved: 2000,
+        ..bp
+    });
+    let f = judge(&facts);
+    assert!(
+        f.iter()
+            .any(|f| f.code == "amd.bad_pages.threshold" && f.severity == Severity::Critical),
+        "{f:#?}"
     );
 }
 

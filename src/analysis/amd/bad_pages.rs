@@ -66,6 +66,17 @@ pub(super) fn threshold_of(
     bp: &AmdBadPagesFacts,
     facts: &NodeFacts,
 ) -> Option<(u32, String)> {
+    threshold_and_other(g, amd, bp, facts).map(|(t, words, _)| (t, words))
+}
+
+/// [`threshold_of`] with the other era's count where the era was assumed (see
+/// `threshold::Threshold::other_era`); never where debugfs gave the threshold.
+fn threshold_and_other(
+    g: &GpuFacts,
+    amd: &AmdGpuFacts,
+    bp: &AmdBadPagesFacts,
+    facts: &NodeFacts,
+) -> Option<(u32, String, Option<u32>)> {
     let driver = facts.amd_driver.as_ref();
     let param = driver.and_then(|d| d.bad_page_threshold_param.get());
     let mode = match param {
@@ -80,6 +91,7 @@ pub(super) fn threshold_of(
         return Some((
             t,
             format!("threshold {t} pages from debugfs ras/bad_page_cnt_threshold; {mode}"),
+            None,
         ));
     }
     let inputs = threshold::Inputs {
@@ -111,8 +123,29 @@ pub(super) fn threshold_of(
         (
             t.pages,
             format!("threshold {} pages: {}; {mode}", t.pages, t.basis),
+            t.other_era,
         )
     })
+}
+
+/// The threshold the driver printed for this GPU in the kernel log (its bad-page threshold lines), if any.
+fn logged_threshold(g: &GpuFacts, facts: &NodeFacts) -> Option<u64> {
+    use crate::kernel_log::contract::DecodedDetail;
+    let bus = crate::analysis::canonical_bus_id(&g.pci_bus_id)
+        .ok()
+        .cloned()?;
+    let r = crate::kernel_log::report::analyze(facts, &crate::options::AnalysisOptions::default());
+    r.events
+        .iter()
+        .zip(&r.event_details)
+        .filter(|(e, _)| e.pci_bus_id.as_deref() == Some(bus.as_str()))
+        .filter_map(|(_, d)| match &d.decoded {
+            Some(DecodedDetail::Amdgpu {
+                event, threshold, ..
+            }) if event.starts_with("bad_page_threshold") => *threshold,
+            _ => None,
+        })
+        .next_back()
 }
 
 pub fn judge(g: &GpuFacts, amd: &AmdGpuFacts, facts: &NodeFacts) -> Vec<Finding> {
@@ -126,12 +159,42 @@ pub fn judge(g: &GpuFacts, amd: &AmdGpuFacts, facts: &NodeFacts) -> Vec<Finding>
         "{source}: {} retired (R), {} pending (P), {} unreservable (F)",
         bp.reserved, bp.pending, bp.unreservable
     );
-    let limit = threshold_of(g, amd, &bp, facts);
-    if let Some((threshold, source)) = &limit
+    let limit = threshold_and_other(g, amd, &bp, facts);
+    if let Some((threshold, source, other)) = &limit
         && *threshold > 0
     {
         let threshold = *threshold;
-        if bp.reserved >= threshold {
+        // Past the assumed era's count only: the driver's own line (`RAS records:%u exceed
+        // threshold:%d`, amdgpu_ras_eeprom.c), where the log has it, settles which count applies.
+        let unsettled =
+            other
+                .filter(|o| bp.reserved < *o)
+                .and_then(|o| match logged_threshold(g, facts) {
+                    Some(l) if l == u64::from(threshold) => None,
+                    Some(l) if l == u64::from(o) => Some(None),
+                    _ => Some(Some(o)),
+                });
+        if bp.reserved >= threshold && unsettled == Some(None) {
+            // The driver applies the other era's count, which the GPU has not reached.
+        } else if bp.reserved >= threshold
+            && let Some(Some(other)) = unsettled
+        {
+            // Past the count of the assumed era's rule only: an RMA is not called on an assumption.
+            out.push(finding(
+                "amd.bad_pages.threshold_assumed",
+                Severity::Warning,
+                Some(g),
+                format!(
+                    "{who} has retired {} VRAM pages: past the threshold of {threshold} that Linux 6.15's rule gives, short of the {other} that the older rule gives; which one this driver applies is not known here, so the GPU is not called due for RMA on that alone.",
+                    bp.reserved
+                ),
+                vec![counts.clone(), source.clone()],
+                ActionKind::Investigate,
+                format!(
+                    "read the driver's own threshold on the node (debugfs `/sys/kernel/debug/dri/<minor>/ras/bad_page_cnt_threshold`, or `amd-smi bad-pages`) to know whether GPU {i} is due for RMA; mount debugfs for the probe to read it next time"
+                ),
+            ));
+        } else if bp.reserved >= threshold {
             out.push(finding(
                 "amd.bad_pages.threshold",
                 Severity::Critical,

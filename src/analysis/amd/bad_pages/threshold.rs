@@ -74,6 +74,9 @@ pub struct Threshold {
     pub rma: bool,
     /// In words: the formula, its inputs and the kernel era.
     pub basis: String,
+    /// Where the era was assumed (an out-of-tree driver, an unreadable kernel release) and the other
+    /// era's rule gives another count: that count. A verdict resting on the assumption alone says so.
+    pub other_era: Option<u32>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -109,25 +112,36 @@ fn show_bytes(b: u64) -> String {
     }
 }
 
-/// The era and, in words, what picked it.
-fn era(i: &Inputs<'_>) -> (Era, String) {
+/// The era, in words what picked it, and whether it was assumed.
+fn era(i: &Inputs<'_>) -> (Era, String, bool) {
     if let Some(v) = i.out_of_tree {
         // ROCm's DKMS tree carried the change first (the posted patch is against it); a DKMS version
-        // cannot be mapped to a kernel release, so this is an assumption and says so.
+        // cannot be mapped to a kernel release (ROCm 6.2's and older DKMS drivers predate it), so this
+        // is an assumption and says so.
         return (
             Era::From6_15,
             format!("rule of Linux 6.15+, assumed for the out-of-tree amdgpu {v}"),
+            true,
         );
     }
     match i
         .kernel_release
         .and_then(|r| kernel_version(r).map(|v| (r, v)))
     {
-        Some((r, v)) if v >= (6, 15) => (Era::From6_15, format!("Linux 6.15+ rule (kernel {r})")),
-        Some((r, _)) => (Era::UpTo6_14, format!("Linux 6.12 rule (kernel {r})")),
+        Some((r, v)) if v >= (6, 15) => (
+            Era::From6_15,
+            format!("Linux 6.15+ rule (kernel {r})"),
+            false,
+        ),
+        Some((r, _)) => (
+            Era::UpTo6_14,
+            format!("Linux 6.12 rule (kernel {r})"),
+            false,
+        ),
         None => (
             Era::From6_15,
             "rule of Linux 6.15+, assumed: kernel release unreadable".to_string(),
+            true,
         ),
     }
 }
@@ -153,12 +167,27 @@ fn max_records(i: &Inputs<'_>, era: Era) -> (u32, &'static str) {
 }
 
 /// The threshold by the kernel's rule; `None` where retirement is off or the inputs do not suffice.
+/// Where the era was assumed, the other era's count rides along ([`Threshold::other_era`]).
 pub fn compute(i: &Inputs<'_>) -> Option<Threshold> {
+    let (era, era_words, assumed) = era(i);
+    let mut t = compute_in(i, era, &era_words)?;
+    if assumed {
+        let other = match era {
+            Era::From6_15 => Era::UpTo6_14,
+            Era::UpTo6_14 => Era::From6_15,
+        };
+        t.other_era = compute_in(i, other, "")
+            .map(|o| o.pages)
+            .filter(|p| *p != t.pages);
+    }
+    Some(t)
+}
+
+fn compute_in(i: &Inputs<'_>, era: Era, era_words: &str) -> Option<Threshold> {
     let param = i.param.unwrap_or(-1);
     if param == 0 {
         return None;
     }
-    let (era, era_words) = era(i);
     let (cap, cap_words) = max_records(i, era);
     let mut basis = String::new();
     let per_vram = |basis: &mut String| -> Option<u32> {
@@ -240,7 +269,12 @@ pub fn compute(i: &Inputs<'_>) -> Option<Threshold> {
         }
     };
     let _ = write!(basis, ", {era_words}");
-    Some(Threshold { pages, rma, basis })
+    Some(Threshold {
+        pages,
+        rma,
+        basis,
+        other_era: None,
+    })
 }
 
 #[cfg(test)]
