@@ -305,6 +305,9 @@ fn kubelet_device_plugins(facts: &NodeFacts, gpu: u32) -> SourceAnswer {
                 "Intel Gaudi",
                 "give the probe the Gaudi serials (HLML, `hl-smi -L` on the node)",
             ),
+            Some(GpuVendor::Neuron) => {
+                ("AWS Neuron device", "compare with `neuron-ls` on the node")
+            }
             None => ("GPU", "make the GPUs' identities readable to the probe"),
         };
         Answer::Unknown {

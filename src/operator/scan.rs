@@ -56,6 +56,7 @@ pub fn nodes_of(g: &GpuFacts) -> &'static str {
     match g.vendor {
         GpuVendor::Amd => "/dev/kfd and /dev/dri",
         GpuVendor::Intel => "/dev/accel",
+        GpuVendor::Neuron => "/dev/neuron*",
         _ => "/dev/nvidia*",
     }
 }
