@@ -97,7 +97,7 @@ pub struct NeuronGpuFacts {
     pub cores: Vec<NeuronCoreFacts>,
 }
 
-/// `stats/hardware/` (neuron_sysfs_metrics.c:147-152; added by the v2 and v3 HALs only).
+/// `stats/hardware/` (neuron_sysfs_metrics.c:146-150; added by the v2 and v3 HALs only, v3/neuron_dhal_v3.c:1062).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NeuronHardwareFacts {
