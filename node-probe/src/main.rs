@@ -16,6 +16,7 @@ mod imex;
 mod kmsg;
 mod ldcache;
 mod lines;
+mod neuron;
 mod nic;
 mod nvml;
 mod operator;

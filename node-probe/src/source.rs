@@ -254,8 +254,12 @@ pub fn collect(
 }
 
 /// Every GPU vendor the probe reads, in the order of the probe's GPU index (`GpuFacts::index`).
-pub static VENDORS: &[&dyn Vendor] =
-    &[&crate::nvml::Nvidia, &crate::amd::Amd, &crate::gaudi::Gaudi];
+pub static VENDORS: &[&dyn Vendor] = &[
+    &crate::nvml::Nvidia,
+    &crate::amd::Amd,
+    &crate::gaudi::Gaudi,
+    &crate::neuron::Neuron,
+];
 
 /// Each vendor's devices after those of the vendors before it, joined into one reading: NVML's where it
 /// answers; else one named after the first vendor with devices (an AMD or Gaudi node). `Err`: no

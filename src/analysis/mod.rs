@@ -14,6 +14,7 @@ pub mod ecc_entry;
 pub mod gaudi;
 pub mod health;
 pub mod inventory;
+pub mod neuron;
 pub mod nic;
 pub mod nvidia;
 pub mod pci_relation;

@@ -12,6 +12,7 @@ pub fn of(v: GpuVendor) -> &'static dyn VendorAnalysis {
         GpuVendor::Nvidia => &super::nvidia::Nvidia,
         GpuVendor::Amd => &super::amd::Amd,
         GpuVendor::Intel => &super::gaudi::Gaudi,
+        GpuVendor::Neuron => &super::neuron::Neuron,
     }
 }
 

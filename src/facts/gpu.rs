@@ -9,6 +9,7 @@ use super::amd::AmdGpuFacts;
 use super::ecc::EccFacts;
 use super::gaudi::GaudiGpuFacts;
 use super::interconnect::{FabricFacts, NvLinkFacts, PcieFacts};
+use super::neuron::NeuronGpuFacts;
 use super::processes::GpuProcessFacts;
 use super::reading::{FieldError, Reading};
 use super::telemetry::{
@@ -114,6 +115,9 @@ pub struct GpuFacts {
     /// absent on other vendors'.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gaudi: Option<GaudiGpuFacts>,
+    /// What only an AWS Neuron device has (device state, NeuronCores, wiring, error counters).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub neuron: Option<NeuronGpuFacts>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]

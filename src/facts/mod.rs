@@ -21,6 +21,7 @@ mod host;
 mod imex;
 mod interconnect;
 mod kubelet;
+pub mod neuron;
 mod node;
 mod processes;
 mod rdma;
@@ -59,6 +60,10 @@ pub use kubelet::{
     ContainerDevicesFacts, ContainerLogDirFacts, DraHostFacts, KubeletGateFacts, KubeletLogFacts,
     PodLogDirFacts, PodResourcesContainerFacts, PodResourcesFacts, PodResourcesPodFacts,
     api_claims_arg,
+};
+pub use neuron::{
+    NEURON_DEVICE_STATE_INVALID, NEURON_DEVICE_STATE_READY, NEURON_DEVICE_STATE_RESET,
+    NeuronCoreFacts, NeuronGpuFacts, NeuronHardwareFacts, neuron_product,
 };
 pub use node::NodeFacts;
 pub use processes::{

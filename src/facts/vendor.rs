@@ -21,6 +21,8 @@ pub enum GpuVendor {
     // Intel Gaudi (Habana Labs) accelerators, driven by habanalabs (a plain comment: a doc comment
     // would turn the published schema's enum into a oneOf).
     Intel,
+    // AWS Trainium and Inferentia (Neuron) accelerators, driven by the neuron driver.
+    Neuron,
 }
 
 /// Everything the code knows about one vendor by name.
@@ -165,8 +167,10 @@ pub const INTEL_GAUDI: VendorInfo = VendorInfo {
     dra_whose: "Intel's Gaudi",
 };
 
+pub use super::neuron::AWS_NEURON;
+
 /// Every vendor, the one list the others derive from.
-pub const VENDORS: [&VendorInfo; 3] = [&NVIDIA, &AMD, &INTEL_GAUDI];
+pub const VENDORS: [&VendorInfo; 4] = [&NVIDIA, &AMD, &INTEL_GAUDI, &AWS_NEURON];
 
 /// AMD's compute and memory partition modes (`current_compute_partition`, `current_memory_partition`),
 /// which its `mixed` naming joins into a resource (`amd.com/cpx_nps4`).
@@ -187,7 +191,12 @@ pub enum GpuResource<'a> {
 }
 
 impl GpuVendor {
-    pub const ALL: [GpuVendor; 3] = [GpuVendor::Nvidia, GpuVendor::Amd, GpuVendor::Intel];
+    pub const ALL: [GpuVendor; 4] = [
+        GpuVendor::Nvidia,
+        GpuVendor::Amd,
+        GpuVendor::Intel,
+        GpuVendor::Neuron,
+    ];
 
     /// This vendor's entry.
     pub fn info(&self) -> &'static VendorInfo {
@@ -195,6 +204,7 @@ impl GpuVendor {
             GpuVendor::Nvidia => &NVIDIA,
             GpuVendor::Amd => &AMD,
             GpuVendor::Intel => &INTEL_GAUDI,
+            GpuVendor::Neuron => &AWS_NEURON,
         }
     }
     pub fn is_nvidia(&self) -> bool {
@@ -265,6 +275,7 @@ pub fn gpu_resource(name: &str) -> Option<(GpuVendor, GpuResource<'_>)> {
                 .then_some(GpuResource::Partition(rest))
         }
         GpuVendor::Intel => None,
+        GpuVendor::Neuron => super::neuron::resource(rest),
     }?;
     Some((v.vendor, kind))
 }

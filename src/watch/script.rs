@@ -218,7 +218,7 @@ fn throttles(g: &mut GpuFacts, segs: &[&Segment], active: &[Throttle], t: f64) {
             d.hw_power_brake_slowdown = ns(Throttle::PowerBrake);
         }
         // Gaudi's throttles are not sampled (its sysfs has no throttle reasons).
-        GpuVendor::Intel => {}
+        GpuVendor::Intel | GpuVendor::Neuron => {}
         GpuVendor::Amd => {
             let Some(a) = g.amd.as_mut() else { return };
             let ms = |r: Throttle| Some((time_in(r) * 1000.0) as u64);

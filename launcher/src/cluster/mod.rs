@@ -15,6 +15,7 @@ pub mod exec_protocol;
 pub mod gaudi;
 pub mod gpu_resources;
 pub mod labels;
+pub mod neuron;
 pub mod nvidia;
 pub mod operator;
 pub mod pressure;

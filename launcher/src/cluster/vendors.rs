@@ -15,6 +15,7 @@ pub fn of(v: GpuVendor) -> &'static dyn NodeVendor {
         GpuVendor::Nvidia => &super::nvidia::Nvidia,
         GpuVendor::Amd => &super::amd::Amd,
         GpuVendor::Intel => &super::gaudi::Gaudi,
+        GpuVendor::Neuron => &super::neuron::Neuron,
     }
 }
 

@@ -20,6 +20,7 @@ mod assigned;
 pub mod gaudi;
 mod gpu_state;
 mod in_use;
+mod neuron;
 mod nvidia;
 mod nvlink;
 mod plan;

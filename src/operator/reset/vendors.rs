@@ -10,5 +10,6 @@ pub fn of(v: GpuVendor) -> &'static dyn ResetVendor {
         GpuVendor::Nvidia => &super::nvidia::Nvidia,
         GpuVendor::Amd => &super::amd::Amd,
         GpuVendor::Intel => &super::gaudi::Gaudi,
+        GpuVendor::Neuron => &super::neuron::Neuron,
     }
 }

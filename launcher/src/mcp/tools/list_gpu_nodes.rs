@@ -393,8 +393,8 @@ impl NodeList {
             let product = match n.vendor {
                 GpuVendor::Amd => n.amd.as_ref().and_then(|a| a.product.clone()),
                 GpuVendor::Nvidia => n.gpu_labels.get("nvidia.com/gpu.product").cloned(),
-                // Intel's device plugin and NFD label give no product name.
-                GpuVendor::Intel => None,
+                // Intel's and AWS's device plugins and NFD label give no product name.
+                GpuVendor::Intel | GpuVendor::Neuron => None,
             };
             let g = match groups.iter_mut().find(|g| {
                 g.vendor == n.vendor

@@ -1,0 +1,178 @@
+//! What only AWS Neuron devices (Trainium, Inferentia) show, judged in AWS's words: the device state the
+//! neuron driver reports (`reset`: a device it gave up on reads invalid), the firmware's uncorrected ECC
+//! counts (`stats/hardware/`), and each NeuronCore's uncorrectable-error counts. Formats: the facts'
+//! module (`crate::facts::neuron`), which cites the driver's printers.
+
+use crate::facts::neuron::{
+    NEURON_DEVICE_STATE_INVALID, NEURON_DEVICE_STATE_RESET, NeuronGpuFacts,
+};
+use crate::facts::{FieldError, FieldErrorKind, GpuFacts, GpuVendor, NodeFacts, Reading};
+use crate::finding::{ActionKind, Finding, Severity};
+use crate::options::AnalysisOptions;
+
+use super::ecc_entry::{EccCounts, GpuEcc};
+use super::vendor::{EccEntry, VendorAnalysis, VendorEcc};
+use super::{GpuRef, finding, gpu_label};
+
+/// What AWS's remedy for a device that failed in hardware is: a stopped and started instance lands on
+/// other hardware (EKS's node monitoring agent marks such a node `AcceleratedHardwareReady=False`).
+const REPLACE: &str = "drain the node, then stop and start the instance so it moves to healthy hardware (a reboot keeps the same device); `neuron-ls` shows the devices afterwards";
+
+fn devices(facts: &NodeFacts) -> impl Iterator<Item = (&GpuFacts, &NeuronGpuFacts)> {
+    facts
+        .gpus
+        .iter()
+        .filter_map(|g| g.neuron.as_ref().map(|n| (g, n)))
+}
+
+fn core_total(
+    n: &NeuronGpuFacts,
+    f: fn(&crate::facts::neuron::NeuronCoreFacts) -> &Reading<u64>,
+) -> u64 {
+    n.cores.iter().filter_map(|c| f(c).get()).sum()
+}
+
+/// An NVML-shaped field the neuron driver does not show.
+fn none_here<T>() -> Reading<T> {
+    Reading::Err(FieldError::with_message(
+        FieldErrorKind::NotSupported,
+        "not in the neuron driver's sysfs",
+    ))
+}
+
+/// AWS Neuron behind the analysis's seam.
+pub struct Neuron;
+
+impl VendorAnalysis for Neuron {
+    fn vendor(&self) -> GpuVendor {
+        GpuVendor::Neuron
+    }
+
+    fn judge(&self, facts: &NodeFacts) -> Vec<Finding> {
+        let mut out = Vec::new();
+        for (g, n) in devices(facts) {
+            let who = gpu_label(g);
+            let dev = if n.device.is_empty() {
+                "the device"
+            } else {
+                n.device.as_str()
+            };
+            match n.device_state.get() {
+                Some(NEURON_DEVICE_STATE_INVALID) => out.push(finding(
+                    "neuron.device_invalid",
+                    Severity::Critical,
+                    Some(g),
+                    format!("{who} ({dev}): the neuron driver gave the device up (state invalid: its last reset failed or its reset thread stopped); no work can run on it."),
+                    vec![format!("/sys/class/neuron_device/{dev}/reset = {NEURON_DEVICE_STATE_INVALID} (invalid)")],
+                    ActionKind::Rma,
+                    REPLACE.into(),
+                )),
+                Some(NEURON_DEVICE_STATE_RESET) => out.push(finding(
+                    "neuron.device_in_reset",
+                    Severity::Warning,
+                    Some(g),
+                    format!("{who} ({dev}) is being reset by the neuron driver: work on it was stopped."),
+                    vec![format!("/sys/class/neuron_device/{dev}/reset = {NEURON_DEVICE_STATE_RESET} (in reset)")],
+                    ActionKind::Monitor,
+                    "read the device again in a minute: a reset that does not finish leaves it invalid".into(),
+                )),
+                _ => {}
+            }
+            let hw = &n.hardware;
+            let hbm = hw.mem_ecc_uncorrected.get().unwrap_or(0);
+            let sram = hw.sram_ecc_uncorrected.get().unwrap_or(0);
+            let hbm_ue_runs = core_total(n, |c| &c.hbm_ue_error);
+            let nc_ue_runs = core_total(n, |c| &c.nc_ue_error);
+            if hbm > 0 || sram > 0 {
+                out.push(finding(
+                    "neuron.ecc_uncorrectable",
+                    Severity::Critical,
+                    Some(g),
+                    format!("{who} ({dev}) has {hbm} uncorrectable HBM and {sram} uncorrectable SRAM error(s) the device's ECC could not correct or repair: work on it was corrupted or ended."),
+                    vec![
+                        format!("stats/hardware: mem_ecc_uncorrected = {hbm}, sram_ecc_uncorrected = {sram}"),
+                        format!("NeuronCore executions ended by HBM UE: {hbm_ue_runs}, by NeuronCore UE: {nc_ue_runs}"),
+                    ],
+                    ActionKind::Rma,
+                    REPLACE.into(),
+                ));
+            } else if hbm_ue_runs > 0 || nc_ue_runs > 0 {
+                out.push(finding(
+                    "neuron.core_uncorrectable",
+                    Severity::Critical,
+                    Some(g),
+                    format!("{who} ({dev}): {} NeuronCore execution(s) ended by an uncorrectable error ({hbm_ue_runs} HBM, {nc_ue_runs} NeuronCore)", hbm_ue_runs + nc_ue_runs),
+                    vec![format!("neuron_core<n>/stats/status: hw_hbm_ue_error = {hbm_ue_runs}, hw_nc_ue_error = {nc_ue_runs}")],
+                    ActionKind::Rma,
+                    REPLACE.into(),
+                ));
+            }
+            let repairable = hw.mem_ecc_repairable_uncorrected.get().unwrap_or(0);
+            if repairable > 0 {
+                out.push(finding(
+                    "neuron.hbm_repair_pending",
+                    Severity::Warning,
+                    Some(g),
+                    format!("{who} ({dev}) has {repairable} uncorrected HBM error(s) whose repair is pending: the repair takes effect when the device is reset."),
+                    vec![format!("stats/hardware: mem_ecc_repairable_uncorrected = {repairable}")],
+                    ActionKind::ResetGpuWhenDrained,
+                    "when the workloads on it have finished, restart them (the runtime resets the device when it loads) or reboot the node; `neuron-top` shows what runs on it".into(),
+                ));
+            }
+        }
+        out
+    }
+
+    /// No NVML-shaped counter: the driver's uncorrected counts are the device firmware's (see
+    /// [`Self::ecc_caveat`]).
+    fn ecc(&self, facts: &NodeFacts, _: &AnalysisOptions, gpus: &[&GpuFacts]) -> VendorEcc {
+        let findings: Vec<Finding> = self
+            .judge(facts)
+            .into_iter()
+            .filter(|f| f.code.contains("ecc") || f.code.contains("hbm"))
+            .collect();
+        let entries = gpus
+            .iter()
+            .map(|g| {
+                let hw = g
+                    .neuron
+                    .as_ref()
+                    .map(|n| n.hardware.clone())
+                    .unwrap_or_default();
+                let count = |r: &Reading<u64>| {
+                    r.get()
+                        .map_or_else(|| "unreadable".to_string(), |v| v.to_string())
+                };
+                EccEntry::Own(Box::new(GpuEcc {
+                    gpu: GpuRef::of(g),
+                    mode: none_here(),
+                    volatile: EccCounts {
+                        corrected: none_here(),
+                        uncorrected: none_here(),
+                    },
+                    aggregate: EccCounts {
+                        corrected: none_here(),
+                        uncorrected: hw.mem_ecc_uncorrected.clone(),
+                    },
+                    by_location: Vec::new(),
+                    retired_pages: none_here(),
+                    remapped_rows: none_here(),
+                    row_remapper_histogram: none_here(),
+                    sram_threshold_exceeded: none_here(),
+                    volatile_counters_reliable: none_here(),
+                    verdict: format!(
+                        "AWS Neuron: HBM uncorrected {}, repair pending {}; SRAM uncorrected {}",
+                        count(&hw.mem_ecc_uncorrected),
+                        count(&hw.mem_ecc_repairable_uncorrected),
+                        count(&hw.sram_ecc_uncorrected)
+                    ),
+                }))
+            })
+            .collect();
+        VendorEcc { entries, findings }
+    }
+
+    fn ecc_caveat(&self) -> &'static str {
+        "AWS Neuron: the neuron driver's stats/hardware counts (mem_ecc_uncorrected, mem_ecc_repairable_uncorrected, sram_ecc_uncorrected) are the device firmware's uncorrected errors; it shows no corrected counts and no row remapping."
+    }
+}

@@ -1,0 +1,47 @@
+//! AWS Neuron: no reset this tool can run and verify. The neuron driver resets a device when its runtime
+//! asks (an ioctl of the process that holds it) or when the driver loads; `reset` in sysfs only shows the
+//! device state (`crate::facts::neuron`). So the reset is refused, and the refusal names the fix.
+
+use super::request::ResetRequest;
+use super::vendor::ResetVendor;
+use crate::facts::{DeviceHoldersFacts, GpuFacts, NodeFacts};
+use crate::operator::scan::Said;
+use crate::operator::{Check, PlanStep};
+
+/// AWS Neuron behind the reset's seam.
+pub struct Neuron;
+
+impl ResetVendor for Neuron {
+    fn preflight(&self, _: &NodeFacts, g: &GpuFacts, _: &ResetRequest) -> Vec<Check> {
+        let dev = g
+            .neuron
+            .as_ref()
+            .map_or("the device", |n| n.device.as_str());
+        vec![Check::block(
+            "reset_supported",
+            format!(
+                "no reset of an AWS Neuron device ({dev}) can be run and verified from here: the neuron driver resets a device when the Neuron runtime that holds it asks, or when the driver is reloaded. \
+                 To recover it: stop the workloads on it (kill through the holders of /dev/neuron*), then restart them (the runtime resets the device as it loads), or reload the driver (`rmmod neuron && modprobe neuron`) or reboot the node when it is drained; `neuron-ls` shows the device afterwards"
+            ),
+        )]
+    }
+
+    fn steps(&self, _: &NodeFacts, _: &GpuFacts) -> Vec<PlanStep> {
+        Vec::new()
+    }
+
+    /// Never asked: the preflight refuses first.
+    fn reads_the_scan(&self) -> bool {
+        false
+    }
+
+    fn holders(
+        &self,
+        _: &NodeFacts,
+        _: &DeviceHoldersFacts,
+        _: &GpuFacts,
+        _: Option<u32>,
+    ) -> Option<Said> {
+        None
+    }
+}

@@ -1,0 +1,131 @@
+//! node-probe on fake AWS Neuron hosts (`tests/support/neuron_tree.rs`, written from aws-neuron-driver's
+//! sysfs printers): the real binary with `--host-root` on a trn2 tree, no NVIDIA library, asserting that
+//! every field reads the value the builder wrote for it (each value unique to its field), devices in the
+//! driver's index order, the class's own attributes not taken for devices, the holders of `/dev/neuron<N>`
+//! as the device's processes, and what the driver's sysfs cannot say (the PCI address of one device among
+//! many) an inline error saying why.
+
+#[path = "../support/host_root.rs"]
+mod host_root;
+#[path = "../support/neuron_tree.rs"]
+mod neuron_tree;
+#[path = "../support/node_probe.rs"]
+mod node_probe;
+
+use host_root::HostRoot;
+use neuron_tree::{Device, Node};
+use node_probe::NodeProbe;
+use serde_json::Value;
+
+const NO_NVML: &str = "/nonexistent/libnvidia-ml.so.1";
+
+fn facts_in(root: &HostRoot, node: &Node) -> Value {
+    root.file("proc/uptime", "3600.0 7000.0\n")
+        .file("etc/hostname", "trn2-node-1\n");
+    node.write(root.path());
+    let run = NodeProbe::new()
+        .args(["--nvml-lib", NO_NVML, "facts"])
+        .host_root(root.path())
+        .document();
+    assert_eq!(run.code, 0, "{}\n{}", run.doc, run.stderr);
+    if std::env::var_os("NEURON_DUMP").is_some() {
+        eprintln!("{:#}", run.doc);
+    }
+    run.doc["facts"].clone()
+}
+
+/// Every field of one device against what the builder wrote.
+fn assert_device(g: &Value, d: &Device, index: u64) {
+    assert_eq!(g["index"], index, "{g:#}");
+    assert_eq!(g["vendor"], "neuron");
+    assert_eq!(g["name"], "AWS Trainium2");
+    assert_eq!(g["pci_device_id"], (0x7364u64 << 16) | 0x1d0f);
+    assert_eq!(g["serial"], format!("{:016x}", d.serial.unwrap()));
+    assert_eq!(g["uuid"]["error"], "not_supported");
+    let n = &g["neuron"];
+    assert_eq!(n["device"], format!("neuron{}", d.index));
+    assert_eq!(n["device_state"], d.device_state);
+    assert_eq!(n["core_count"], d.core_count);
+    assert_eq!(n["connected_devices"], serde_json::json!(d.connected));
+    assert_eq!(n["arch_type"], "NDv3");
+    assert_eq!(n["instance_type"], "Trn2");
+    assert_eq!(n["device_name"], "Trainium2");
+    let hw = &n["hardware"];
+    assert_eq!(hw["sram_ecc_uncorrected"], d.sram_ecc_uncorrected);
+    assert_eq!(hw["mem_ecc_uncorrected"], d.mem_ecc_uncorrected);
+    assert_eq!(
+        hw["mem_ecc_repairable_uncorrected"],
+        d.mem_ecc_repairable_uncorrected
+    );
+    let cores = n["cores"].as_array().unwrap();
+    assert_eq!(cores.len(), d.cores.len());
+    for (c, (got, want)) in cores.iter().zip(&d.cores).enumerate() {
+        assert_eq!(got["core"], c as u64);
+        assert_eq!(got["hw_error"], want.hw_error);
+        assert_eq!(got["hbm_ue_error"], want.hw_hbm_ue_error);
+        assert_eq!(got["nc_ue_error"], want.hw_nc_ue_error);
+        assert_eq!(got["dma_abort_error"], want.hw_dma_abort_error);
+        assert_eq!(
+            got["repairable_hbm_ue_error"],
+            want.hw_repairable_hbm_ue_error
+        );
+        assert_eq!(got["reset_fail_count"], want.reset_fail_count);
+    }
+}
+
+#[test]
+fn trn2_node_reads_every_field_in_the_drivers_order() {
+    let mut node = Node::trn2(16);
+    // Distinct values in every field of device 5, and a device the driver gave up on.
+    node.devices[5].sram_ecc_uncorrected = 7;
+    node.devices[5].mem_ecc_uncorrected = 11;
+    node.devices[5].mem_ecc_repairable_uncorrected = 13;
+    node.devices[9].device_state = 2;
+    node.devices[12].connected = Vec::new();
+    let root = HostRoot::new();
+    let f = facts_in(&root, &node);
+    assert_eq!(f["source"], "neuron");
+    assert_eq!(f["device_count"], 16);
+    let got = f["gpus"].as_array().unwrap();
+    assert_eq!(
+        got.len(),
+        16,
+        "the class's node_id/server_id are not devices"
+    );
+    for (i, d) in node.devices.iter().enumerate() {
+        assert_device(&got[i], d, i as u64);
+        // Sixteen functions, no pairing in sysfs: the address is an inline error naming neuron-ls.
+        assert_eq!(got[i]["pci_bus_id"]["error"], "not_supported");
+        let why = got[i]["pci_bus_id"]["message"].as_str().unwrap();
+        assert!(why.contains("neuron-ls") && why.contains("16 PCI"), "{why}");
+    }
+    // Numbered from 10 on device 5's cores: each counter its own value.
+    assert_eq!(got[5]["neuron"]["cores"][1]["nc_ue_error"], 5013);
+    assert_eq!(got[9]["neuron"]["device_state"], 2);
+    assert_eq!(
+        got[12]["neuron"]["connected_devices"],
+        serde_json::json!([])
+    );
+}
+
+#[test]
+fn one_device_has_its_address_and_holders_are_its_processes() {
+    let mut node = Node::trn2(1);
+    node.devices[0].serial = None;
+    let root = HostRoot::new();
+    root.fds(4242, &["/dev/neuron0", "/dev/null"])
+        .fds(4343, &["/dev/neuron0", "/dev/neuron0"])
+        .fds(4444, &["/dev/neuron_core0", "/dev/nvidia0"]);
+    let f = facts_in(&root, &node);
+    let g = &f["gpus"][0];
+    assert_eq!(g["pci_bus_id"], "0000:10:00.0");
+    // `"\n"` where the firmware did not answer: said so, not an empty serial.
+    assert_eq!(g["serial"]["error"], "unknown", "{:#}", g["serial"]);
+    let pids: Vec<u64> = g["processes"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{:#}", g["processes"]))
+        .iter()
+        .map(|p| p["pid"].as_u64().unwrap())
+        .collect();
+    assert_eq!(pids, vec![4242, 4343]);
+}
