@@ -10,7 +10,7 @@ pub struct Neuron;
 
 impl super::vendor::NodeVendor for Neuron {
     fn info(&self) -> &'static VendorInfo {
-        &gpu_diag::facts::neuron::AWS_NEURON
+        &gpu_diag::facts::vendor::AWS_NEURON
     }
 
     fn present(&self, n: &Node) -> bool {
