@@ -176,3 +176,68 @@ impl VendorAnalysis for Neuron {
         "AWS Neuron: the neuron driver's stats/hardware counts (mem_ecc_uncorrected, mem_ecc_repairable_uncorrected, sram_ecc_uncorrected) are the device firmware's uncorrected errors; it shows no corrected counts and no row remapping."
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::facts::neuron::{NEURON_DEVICE_STATE_READY, NeuronHardwareFacts};
+
+    fn node(state: u32, hbm: u64, repairable: u64) -> NodeFacts {
+        NodeFacts {
+            gpus: vec![GpuFacts {
+                index: 0,
+                vendor: GpuVendor::Neuron,
+                neuron: Some(NeuronGpuFacts {
+                    device: "neuron0".into(),
+                    device_state: Reading::Ok(state),
+                    hardware: NeuronHardwareFacts {
+                        mem_ecc_uncorrected: Reading::Ok(hbm),
+                        mem_ecc_repairable_uncorrected: Reading::Ok(repairable),
+                        sram_ecc_uncorrected: Reading::Ok(0),
+                    },
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }
+    }
+
+    fn codes(f: &[Finding]) -> Vec<(&str, Severity)> {
+        f.iter().map(|f| (f.code.as_str(), f.severity)).collect()
+    }
+
+    /// A ready device without errors says nothing; a device the driver gave up on, or with an
+    /// uncorrectable HBM error, is critical on that device; a pending repair is a warning.
+    #[test]
+    fn the_drivers_state_and_uncorrected_counts_are_judged_on_the_device() {
+        assert!(
+            Neuron
+                .judge(&node(NEURON_DEVICE_STATE_READY, 0, 0))
+                .is_empty()
+        );
+        let f = Neuron.judge(&node(NEURON_DEVICE_STATE_INVALID, 0, 0));
+        assert_eq!(codes(&f), [("neuron.device_invalid", Severity::Critical)]);
+        assert_eq!(f[0].gpu, Some(0));
+        let f = Neuron.judge(&node(NEURON_DEVICE_STATE_READY, 2, 1));
+        assert_eq!(
+            codes(&f),
+            [
+                ("neuron.ecc_uncorrectable", Severity::Critical),
+                ("neuron.hbm_repair_pending", Severity::Warning)
+            ]
+        );
+        // Health reads them through the seam, and the ECC report gives its own entry.
+        let facts = node(NEURON_DEVICE_STATE_READY, 2, 0);
+        let h = super::super::health::analyze(&facts, &AnalysisOptions::default());
+        assert_eq!(h.verdict, crate::finding::Verdict::Unhealthy);
+        let e = super::super::ecc::analyze(&facts, &AnalysisOptions::default());
+        assert_eq!(e.gpus.len(), 1);
+        assert!(
+            e.gpus[0]
+                .verdict
+                .starts_with("AWS Neuron: HBM uncorrected 2")
+        );
+        assert!(e.persistence_caveat.starts_with("AWS Neuron:"));
+    }
+}

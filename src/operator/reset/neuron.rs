@@ -45,3 +45,34 @@ impl ResetVendor for Neuron {
         None
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::facts::{GpuFacts, GpuVendor, NodeFacts};
+    use crate::operator::CheckStatus;
+    use crate::operator::reset::test_support::req;
+    use crate::operator::reset::{GpuSelector, plan};
+
+    /// No reset of a Neuron device is run: the preflight refuses and names the way to recover it.
+    #[test]
+    fn a_neuron_reset_is_refused_with_its_fix() {
+        let facts = NodeFacts {
+            gpus: vec![GpuFacts {
+                index: 0,
+                vendor: GpuVendor::Neuron,
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let r = plan(&facts, &req(GpuSelector::Index(0)), false, false);
+        assert!(!r.allowed);
+        assert!(r.plan.is_empty());
+        let c = r
+            .checks
+            .iter()
+            .find(|c| c.check == "reset_supported")
+            .expect("the refusal");
+        assert_eq!(c.status, CheckStatus::Block);
+        assert!(c.evidence.contains("neuron-ls"), "{}", c.evidence);
+    }
+}
