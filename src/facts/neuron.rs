@@ -1,8 +1,8 @@
 //! What only AWS Neuron devices (Trainium, Inferentia) have: the neuron driver's view of a device (its
 //! class device, state, NeuronCore count, the devices it is wired to, the driver's architecture strings,
 //! its hardware error counters per device and per NeuronCore). What every vendor shares (identity, serial)
-//! stays in [`GpuFacts`](super::GpuFacts)'s common fields, each valid or absent on its own. Also the
-//! vendor's entry in [`VENDORS`](super::vendor::VENDORS), [`AWS_NEURON`].
+//! stays in [`GpuFacts`](super::GpuFacts)'s common fields, each valid or absent on its own. The vendor's
+//! entry is `AWS_NEURON` in `vendor.rs`.
 //!
 //! Formats: `aws-neuron/aws-neuron-driver` at commit fca19f7df31b44cbbffaf121230a66df6f59d118, its sysfs
 //! printers `neuron_cdev.c` (`reset`, `core_count`, `connected_devices`) and `neuron_sysfs_metrics.c` (the
@@ -12,47 +12,6 @@
 use serde::{Deserialize, Serialize};
 
 use super::reading::Reading;
-use super::vendor::{GpuResource, GpuVendor, VendorInfo};
-
-pub const AWS_NEURON: VendorInfo = VendorInfo {
-    vendor: GpuVendor::Neuron,
-    name: "AWS Neuron",
-    // AMZN_VENDOR_ID (aws-neuron-driver neuron_device.h:35). The same id is on every Nitro instance's ENA
-    // NIC and EBS NVMe controllers, so nothing here takes a 1d0f PCI device for a Neuron device by its
-    // vendor id alone: the probe asks for the driver's own class (`neuron_device`).
-    pci_vendor_id: 0x1d0f,
-    reader: "The neuron reader (sysfs)",
-    resource_domain: "aws.amazon.com/",
-    // The Neuron device plugin's resources: `aws.amazon.com/neuron` and `aws.amazon.com/neurondevice` are
-    // whole devices, `aws.amazon.com/neuroncore` one NeuronCore of a device ([`resource`]).
-    whole_gpu_resource: "aws.amazon.com/neuron",
-    // None: NFD's `pci-1d0f.present` is Amazon's vendor id, true on every Nitro instance (ENA, NVMe); AWS's
-    // own agent tells a Neuron node by the driver's name in `/proc/bus/pci/devices`
-    // (aws/eks-node-monitoring-agent pkg/config/context.go:74, `hasDeviceType("neuron")`), no label.
-    present_labels: &[],
-    dra_drivers: &[],
-    // `/dev/neuron<N>` (neuron_cdev.c:3109, `"neuron%d"`).
-    device_nodes: &["/dev/neuron"],
-    // KBUILD_MODNAME (Kbuild:1, `obj-m += neuron.o`): every line's prefix through `pr_fmt`.
-    kernel_driver: "neuron",
-    kernel_event: "neuron event",
-    kernel_log_label: "neuron kernel log",
-    // Not read: the history reads no Neuron series (neuron-monitor's are not a published contract here).
-    exporter: "neuron-monitor",
-    exporter_series_prefix: "neuron_",
-    tools: &["neuron-ls", "neuron-top", "neuron-monitor"],
-};
-
-/// What a resource of the `aws.amazon.com/` domain says about its devices (`rest`: the name after the
-/// domain); `None` for a resource that is not a Neuron device or core (EFA's `vpc.amazonaws.com/efa` is in
-/// another domain; any other `aws.amazon.com/` name is not ours).
-pub(super) fn resource(rest: &str) -> Option<GpuResource<'_>> {
-    match rest {
-        "neurondevice" => Some(GpuResource::Whole),
-        "neuroncore" => Some(GpuResource::Partition(rest)),
-        _ => None,
-    }
-}
 
 /// `reset`'s value (`device_reset_show`, neuron_cdev.c:2973-2977: `device_state`, `%d`): the driver's
 /// `enum neuron_device_state` (neuron_device.h:59-63).
@@ -154,22 +113,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn neuron_resources_and_products() {
-        use super::super::vendor::gpu_resource;
-        assert_eq!(
-            gpu_resource("aws.amazon.com/neuron"),
-            Some((GpuVendor::Neuron, GpuResource::Whole))
-        );
-        assert_eq!(
-            gpu_resource("aws.amazon.com/neurondevice"),
-            Some((GpuVendor::Neuron, GpuResource::Whole))
-        );
-        assert_eq!(
-            gpu_resource("aws.amazon.com/neuroncore"),
-            Some((GpuVendor::Neuron, GpuResource::Partition("neuroncore")))
-        );
-        assert_eq!(gpu_resource("aws.amazon.com/efa"), None);
-        assert_eq!(gpu_resource("vpc.amazonaws.com/efa"), None);
+    fn products_by_pci_device_id() {
         assert_eq!(neuron_product(0x7364), Some("AWS Trainium2"));
         assert_eq!(neuron_product(0x7264), Some("AWS Inferentia2"));
         assert_eq!(neuron_product(0x7164), Some("AWS Trainium"));

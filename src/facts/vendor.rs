@@ -133,7 +133,45 @@ pub const INTEL_GAUDI: VendorInfo = VendorInfo {
     tools: &["hl-smi"],
 };
 
-pub use super::neuron::AWS_NEURON;
+pub const AWS_NEURON: VendorInfo = VendorInfo {
+    vendor: GpuVendor::Neuron,
+    name: "AWS Neuron",
+    // AMZN_VENDOR_ID (aws-neuron-driver neuron_device.h:35). The same id is on every Nitro instance's ENA
+    // NIC and EBS NVMe controllers, so nothing here takes a 1d0f PCI device for a Neuron device by its
+    // vendor id alone: the probe asks for the driver's own class (`neuron_device`).
+    pci_vendor_id: 0x1d0f,
+    reader: "The neuron reader (sysfs)",
+    resource_domain: "aws.amazon.com/",
+    // The Neuron device plugin's resources: `aws.amazon.com/neuron` and `aws.amazon.com/neurondevice` are
+    // whole devices, `aws.amazon.com/neuroncore` one NeuronCore of a device ([`resource`]).
+    whole_gpu_resource: "aws.amazon.com/neuron",
+    // None: NFD's `pci-1d0f.present` is Amazon's vendor id, true on every Nitro instance (ENA, NVMe); AWS's
+    // own agent tells a Neuron node by the driver's name in `/proc/bus/pci/devices`
+    // (aws/eks-node-monitoring-agent pkg/config/context.go:74, `hasDeviceType("neuron")`), no label.
+    present_labels: &[],
+    dra_drivers: &[],
+    // `/dev/neuron<N>` (neuron_cdev.c:3109, `"neuron%d"`).
+    device_nodes: &["/dev/neuron"],
+    // KBUILD_MODNAME (Kbuild:1, `obj-m += neuron.o`): every line's prefix through `pr_fmt`.
+    kernel_driver: "neuron",
+    kernel_event: "neuron event",
+    kernel_log_label: "neuron kernel log",
+    // Not read: the history reads no Neuron series (neuron-monitor's are not a published contract here).
+    exporter: "neuron-monitor",
+    exporter_series_prefix: "neuron_",
+    tools: &["neuron-ls", "neuron-top", "neuron-monitor"],
+};
+
+/// What a resource of the `aws.amazon.com/` domain says about its devices (`rest`: the name after the
+/// domain); `None` for a resource that is not a Neuron device or core (EFA's `vpc.amazonaws.com/efa` is in
+/// another domain; any other `aws.amazon.com/` name is not ours).
+fn neuron_resource(rest: &str) -> Option<GpuResource<'_>> {
+    match rest {
+        "neurondevice" => Some(GpuResource::Whole),
+        "neuroncore" => Some(GpuResource::Partition(rest)),
+        _ => None,
+    }
+}
 
 /// Every vendor, the one list the others derive from.
 pub const VENDORS: [&VendorInfo; 4] = [&NVIDIA, &AMD, &INTEL_GAUDI, &AWS_NEURON];
@@ -241,7 +279,7 @@ pub fn gpu_resource(name: &str) -> Option<(GpuVendor, GpuResource<'_>)> {
                 .then_some(GpuResource::Partition(rest))
         }
         GpuVendor::Intel => None,
-        GpuVendor::Neuron => super::neuron::resource(rest),
+        GpuVendor::Neuron => neuron_resource(rest),
     }?;
     Some((v.vendor, kind))
 }
@@ -294,6 +332,10 @@ mod tests {
             ("habana.ai/gaudi", Some(GpuVendor::Intel)),
             // Not a Gaudi: any other name of Habana's domain (the holders' list once took it for one).
             ("habana.ai/gaudi-nic", None),
+            ("aws.amazon.com/neuron", Some(GpuVendor::Neuron)),
+            ("aws.amazon.com/neurondevice", Some(GpuVendor::Neuron)),
+            ("aws.amazon.com/neuroncore", Some(GpuVendor::Neuron)),
+            ("aws.amazon.com/efa", None),
             ("cpu", None),
         ] {
             assert_eq!(gpu_resource_vendor(name), want, "{name}");
