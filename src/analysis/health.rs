@@ -446,6 +446,7 @@ pub fn all_findings(facts: &NodeFacts, opts: &AnalysisOptions) -> Vec<Finding> {
     f.extend(super::processes::analyze(facts, opts).findings);
     f.extend(super::amd::judge(facts));
     f.extend(super::gaudi::judge(facts));
+    f.extend(super::neuron::judge(facts));
     f.extend(crate::kernel_log::report::analyze(facts, opts).findings);
     f
 }

@@ -13,6 +13,7 @@ pub mod ecc;
 pub mod gaudi;
 pub mod health;
 pub mod inventory;
+pub mod neuron;
 pub mod nic;
 pub mod pci_relation;
 pub mod processes;
