@@ -8,15 +8,12 @@ use crate::facts::neuron::{
 };
 use crate::facts::{FieldError, FieldErrorKind, GpuFacts, GpuVendor, NodeFacts, Reading};
 use crate::finding::{ActionKind, Finding, Severity};
+use crate::kernel_log::neuron_catalog::action_detail;
 use crate::options::AnalysisOptions;
 
 use super::ecc_entry::{EccCounts, GpuEcc};
 use super::vendor::{EccEntry, VendorAnalysis, VendorEcc};
 use super::{GpuRef, finding, gpu_label};
-
-/// What AWS's remedy for a device that failed in hardware is: a stopped and started instance lands on
-/// other hardware (EKS's node monitoring agent marks such a node `AcceleratedHardwareReady=False`).
-const REPLACE: &str = "drain the node, then stop and start the instance so it moves to healthy hardware (a reboot keeps the same device); `neuron-ls` shows the devices afterwards";
 
 fn devices(facts: &NodeFacts) -> impl Iterator<Item = (&GpuFacts, &NeuronGpuFacts)> {
     facts
@@ -65,7 +62,7 @@ impl VendorAnalysis for Neuron {
                     format!("{who} ({dev}): the neuron driver gave the device up (state invalid: its last reset failed or its reset thread stopped); no work can run on it."),
                     vec![format!("/sys/class/neuron_device/{dev}/reset = {NEURON_DEVICE_STATE_INVALID} (invalid)")],
                     ActionKind::Rma,
-                    REPLACE.into(),
+                    action_detail(ActionKind::Rma, Some(dev)),
                 )),
                 Some(NEURON_DEVICE_STATE_RESET) => out.push(finding(
                     "neuron.device_in_reset",
@@ -94,7 +91,7 @@ impl VendorAnalysis for Neuron {
                         format!("NeuronCore executions ended by HBM UE: {hbm_ue_runs}, by NeuronCore UE: {nc_ue_runs}"),
                     ],
                     ActionKind::Rma,
-                    REPLACE.into(),
+                    action_detail(ActionKind::Rma, Some(dev)),
                 ));
             } else if hbm_ue_runs > 0 || nc_ue_runs > 0 {
                 out.push(finding(
@@ -104,7 +101,7 @@ impl VendorAnalysis for Neuron {
                     format!("{who} ({dev}): {} NeuronCore execution(s) ended by an uncorrectable error ({hbm_ue_runs} HBM, {nc_ue_runs} NeuronCore)", hbm_ue_runs + nc_ue_runs),
                     vec![format!("neuron_core<n>/stats/status: hw_hbm_ue_error = {hbm_ue_runs}, hw_nc_ue_error = {nc_ue_runs}")],
                     ActionKind::Rma,
-                    REPLACE.into(),
+                    action_detail(ActionKind::Rma, Some(dev)),
                 ));
             }
             let repairable = hw.mem_ecc_repairable_uncorrected.get().unwrap_or(0);
@@ -116,7 +113,7 @@ impl VendorAnalysis for Neuron {
                     format!("{who} ({dev}) has {repairable} uncorrected HBM error(s) whose repair is pending: the repair takes effect when the device is reset."),
                     vec![format!("stats/hardware: mem_ecc_repairable_uncorrected = {repairable}")],
                     ActionKind::ResetGpuWhenDrained,
-                    "when the workloads on it have finished, restart them (the runtime resets the device when it loads) or reboot the node; `neuron-top` shows what runs on it".into(),
+                    action_detail(ActionKind::ResetGpuWhenDrained, Some(dev)),
                 ));
             }
         }

@@ -21,6 +21,8 @@ pub enum EventKind {
     /// A habanalabs (Intel Gaudi) driver line (ECC, reset, RAZWI, page fault, heartbeat, …): `mnemonic`
     /// says which.
     Habanalabs,
+    /// A neuron (AWS Trainium, Inferentia) driver line or AWS's `NEURON_HW_ERR` line.
+    Neuron,
 }
 
 /// One kernel-log (or NVML) event. Every field is always present (null where unknown), so consumers
@@ -154,6 +156,13 @@ pub enum DecodedDetail {
         what: Option<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         address: Option<String>,
+    },
+    // A neuron line: `event` is its id in the neuron catalog, `device` the class device the driver's `nd<N>`
+    // names.
+    Neuron {
+        event: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        device: Option<String>,
     },
     // An amdgpu line: `event` is its id in the AMD catalog (`kernel_log/amdgpu_catalog.rs`); the rest is what
     // the line said, where it said it.

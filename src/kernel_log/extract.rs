@@ -92,6 +92,9 @@ impl Extractor {
             if grammar::may_be_habanalabs(&r.text) {
                 return grammar::parse_habanalabs(&r.text).map(|l| habanalabs_event(r, l));
             }
+            if grammar::may_be_neuron(&r.text) {
+                return grammar::parse_neuron(&r.text).map(|l| super::neuron_extract::event(r, l));
+            }
             return None;
         }
         self.amd.flush();

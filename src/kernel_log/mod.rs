@@ -20,6 +20,8 @@ mod extract;
 pub mod grammar;
 pub mod habanalabs_catalog;
 pub mod history;
+pub mod neuron_catalog;
+mod neuron_extract;
 pub mod nvidia_catalog;
 pub mod report;
 pub mod time;

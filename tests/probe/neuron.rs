@@ -129,3 +129,68 @@ fn one_device_has_its_address_and_holders_are_its_processes() {
         .collect();
     assert_eq!(pids, vec![4242, 4343]);
 }
+
+#[test]
+fn health_names_the_device_the_driver_gave_up_and_its_uncorrectable_memory() {
+    let mut node = Node::trn2(16);
+    node.devices[5].mem_ecc_uncorrected = 3;
+    node.devices[9].device_state = 2;
+    let root = HostRoot::new();
+    root.file("proc/uptime", "3600.0 7000.0\n")
+        .file("etc/hostname", "trn2-node-2\n")
+        // The driver's own line for device 9's failed reset (neuron_reset.c:119), from the kernel.
+        .file(
+            "dev/kmsg",
+            "6,1,3000000000,-;neuron:nr_reset_thread_fn: nd9: reset request 1 failed\n",
+        );
+    node.write(root.path());
+    let run = NodeProbe::new()
+        .args(["--nvml-lib", NO_NVML, "health"])
+        .host_root(root.path())
+        .document();
+    assert_eq!(run.code, 0, "{}\n{}", run.doc, run.stderr);
+    if std::env::var_os("NEURON_DUMP").is_some() {
+        eprintln!("{:#}", run.doc);
+    }
+    let h = &run.doc["health"];
+    let findings: Vec<&Value> = h["gpus"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|g| g["findings"].as_array().unwrap())
+        .chain(h["node_findings"].as_array().into_iter().flatten())
+        .collect();
+    let find = |code: &str| {
+        findings
+            .iter()
+            .find(|f| f["code"] == code)
+            .unwrap_or_else(|| panic!("no {code} in {findings:#?}"))
+    };
+    let ecc = find("neuron.ecc_uncorrectable");
+    assert_eq!(
+        (ecc["gpu"].as_u64(), ecc["severity"].as_str()),
+        (Some(5), Some("critical"))
+    );
+    assert!(
+        ecc["summary"].as_str().unwrap().contains("neuron5"),
+        "{ecc}"
+    );
+    let gone = find("neuron.device_invalid");
+    assert_eq!(
+        (gone["gpu"].as_u64(), gone["severity"].as_str()),
+        (Some(9), Some("critical"))
+    );
+    assert!(
+        gone["action"]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("neuron-ls"),
+        "{gone}"
+    );
+    // The kernel log's line for the same device, named by the driver's index.
+    let log = find("neuron.reset_failed");
+    assert!(
+        log["summary"].as_str().unwrap().contains("neuron9"),
+        "{log}"
+    );
+}

@@ -10,6 +10,7 @@ mod bursts;
 mod class;
 pub mod family;
 mod habanalabs;
+mod neuron;
 mod nvidia;
 mod policy;
 mod workflows;
@@ -93,6 +94,7 @@ pub(crate) fn of(kind: EventKind) -> &'static dyn family::Family {
         | EventKind::CrashDump => &nvidia::Nvidia,
         EventKind::Amdgpu => &amdgpu::Amdgpu,
         EventKind::Habanalabs => &habanalabs::Habanalabs,
+        EventKind::Neuron => &neuron::Neuron,
     }
 }
 

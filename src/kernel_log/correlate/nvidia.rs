@@ -57,7 +57,12 @@ impl Family for Nvidia {
                     "NVSwitch error without a stated severity (e.g. SOE halt/watchdog): check Fabric Manager logs and the switch state",
                 ),
             },
-            EventKind::GpuIdentity | EventKind::Amdgpu | EventKind::Habanalabs => return None,
+            EventKind::GpuIdentity
+            | EventKind::Amdgpu
+            | EventKind::Habanalabs
+            | EventKind::Neuron => {
+                return None;
+            }
         })
     }
 

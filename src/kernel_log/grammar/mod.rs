@@ -13,6 +13,7 @@
 mod amdgpu_lines;
 mod envelope;
 mod habanalabs_lines;
+mod neuron_lines;
 mod nvidia_lines;
 
 pub use amdgpu_lines::{
@@ -20,6 +21,7 @@ pub use amdgpu_lines::{
 };
 
 pub use habanalabs_lines::{HlLine, may_be_habanalabs, parse_habanalabs};
+pub use neuron_lines::{NeuronLine, may_be_neuron, parse_neuron};
 
 pub use envelope::{
     Clock, Envelope, JournalEntry, Record, RecordSplitter, journal_entry, parse_envelope, records,

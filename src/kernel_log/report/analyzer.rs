@@ -58,6 +58,10 @@ fn amd_group(p: &Pending) -> Option<String> {
         }),
         // The catalog id only: a habanalabs id comes from the catalog's fixed list.
         Some(DecodedDetail::Habanalabs { event, .. }) => Some(format!("hl.{event}")),
+        Some(DecodedDetail::Neuron { event, device }) => Some(format!(
+            "neuron.{event}.{}",
+            device.as_deref().unwrap_or("node")
+        )),
         _ => None,
     }
 }
