@@ -374,16 +374,18 @@ pub fn run_reset(global: &GlobalArgs, args: &ResetArgs) -> Result<ProbeDocument,
     global.add_api_facts(&mut facts);
     let vendor = gpu.find(&facts).map(|g| g.vendor);
     let amd = vendor == Some(gpu_diag::facts::GpuVendor::Amd);
-    let gaudi = vendor == Some(gpu_diag::facts::GpuVendor::Intel);
-    if (amd || gaudi) && (!simulated || global.host_root.is_some()) {
+    let resets = vendor.map(reset::vendor);
+    if resets.is_some_and(|r| r.reads_the_scan()) && (!simulated || global.host_root.is_some()) {
         add_holder_processes(&mut facts, &root);
     }
-    // A Gaudi is reset through its driver's sysfs file, no program.
-    let gaudi_file = gpu
+    // A Gaudi or a Neuron device is reset through its driver's sysfs file, no program.
+    let sysfs = resets.and_then(|r| r.sysfs());
+    let sysfs_file = gpu
         .find(&facts)
-        .filter(|_| gaudi && !simulated)
-        .map(|g| find_gaudi_reset(&root, g));
-    let tool = (!simulated && !gaudi).then(|| {
+        .zip(sysfs)
+        .filter(|_| !simulated)
+        .map(|(g, v)| find_sysfs_reset(&root, v, g));
+    let tool = (!simulated && sysfs.is_none()).then(|| {
         if amd {
             find_amd_smi(&root, args.amd_smi.as_deref())
         } else {
@@ -400,7 +402,7 @@ pub fn run_reset(global: &GlobalArgs, args: &ResetArgs) -> Result<ProbeDocument,
         override_unknown: args.override_unknown_holders,
         pin: (!pin.is_empty()).then_some(pin),
         seen_unknown: args.override_unknown_holders.then_some(seen),
-        tool: match &gaudi_file {
+        tool: match &sysfs_file {
             Some(f) => Some(
                 f.as_ref()
                     .map(|(shown, _)| shown.clone())
@@ -414,9 +416,9 @@ pub fn run_reset(global: &GlobalArgs, args: &ResetArgs) -> Result<ProbeDocument,
     let mut report = reset::plan(&facts, &req, args.dry_run, simulated);
     if report.allowed
         && !args.dry_run
-        && let (Some(Ok((shown, file))), Some(g)) = (&gaudi_file, gpu.find(&facts))
+        && let (Some(Ok((shown, file))), Some(g), Some(v)) = (&sysfs_file, gpu.find(&facts), sysfs)
     {
-        let outcome = execute_gaudi_reset(&spec, &root, shown, file, g);
+        let outcome = execute_sysfs_reset(&spec, &root, v, shown, file, g);
         report.result = if outcome.verified {
             ActionResult::Done
         } else {
@@ -428,7 +430,7 @@ pub fn run_reset(global: &GlobalArgs, args: &ResetArgs) -> Result<ProbeDocument,
         && !simulated
         && let (Some(Ok(tool)), Some(g)) = (tool, gpu.find(&facts))
     {
-        // A Gaudi never gets here: it has no tool, only its driver's file (above).
+        // A sysfs reset never gets here: it has no tool, only its driver's file (above).
         let outcome = if amd {
             execute_amd_reset(&spec, &root, &tool, &facts, g)
         } else if !g.vendor.is_nvidia() {
@@ -458,7 +460,11 @@ fn fill_reset_facts(facts: &mut NodeFacts, root: &Path, self_pid: Option<u32>) {
     crate::host::fill_minor_numbers(facts, root);
     // Which pods the kubelet (device plugin or DRA claim) gave the GPU: a reset must not hit a job that holds it.
     fill_holder_facts(facts, root);
-    facts.device_holders = Some(crate::host::read_device_holders(root, self_pid));
+    facts.device_holders = Some(crate::host::read_device_holders(
+        root,
+        self_pid,
+        crate::source::is_device_node,
+    ));
     facts.services = crate::host::read_services(root);
 }
 
@@ -896,45 +902,39 @@ fn execute_amd_reset(
 /// Reads of the hive after its reset, 2 s apart, until every GPU is back.
 const AMD_REREADS: u32 = 5;
 
-/// A Gaudi's `hard_reset` file under the host root, resolved there (a link must not leave the root):
+/// The vendor's reset attribute under the host root, resolved there (a link must not leave the root):
 /// its shell form for the answers, and the path written.
-fn find_gaudi_reset(
+fn find_sysfs_reset(
     root: &Path,
+    v: &dyn reset::SysfsReset,
     g: &gpu_diag::facts::GpuFacts,
 ) -> Result<(String, PathBuf), String> {
-    use gpu_diag::operator::reset::gaudi;
-    let dev = g.gaudi.as_ref().map(|x| x.device.as_str()).unwrap_or("");
-    let Some(rel) = gaudi::hard_reset_file(dev) else {
-        return Err(format!(
-            "GPU {}'s habanalabs class device (`{}`) is not one whose reset file can be named",
-            g.index,
-            dev.escape_debug()
-        ));
-    };
+    let rel = v.file(g)?;
     match crate::host::root::resolve_file(root, &rel) {
-        Some(p) => Ok((gaudi::reset_argv(&rel).join(" "), p)),
+        Some(p) => Ok((reset::sysfs_argv(&rel).join(" "), p)),
         None => Err(format!(
-            "the habanalabs driver's /{rel} is not under the host root {}: this driver offers no hard \
-             reset through sysfs; use Intel's `hl-smi -r` on the node",
-            root.display()
+            "the driver's /{rel} is not under the host root {}: {}",
+            root.display(),
+            v.missing()
         )),
     }
 }
 
-/// Reset a Gaudi through its driver's `hard_reset` file (the write, bounded on its own thread: the
-/// driver resets inside it), then re-read the device until the driver says the reset is over, and judge.
-fn execute_gaudi_reset(
+/// Reset through the driver's sysfs attribute (the write, bounded on its own thread: a driver may reset
+/// inside it), then re-read the device until the vendor says the reset is over, and judge.
+fn execute_sysfs_reset(
     spec: &SourceSpec,
     root: &Path,
+    v: &dyn reset::SysfsReset,
     shown: &str,
     file: &Path,
     before: &gpu_diag::facts::GpuFacts,
 ) -> ResetOutcome {
-    use gpu_diag::operator::reset::gaudi;
     use std::io::Write;
+    let secs = v.timeout_secs();
     let log_before = crate::kmsg::read_kmsg(root);
     let started = Instant::now();
-    let until = started + Duration::from_secs(gaudi::RESET_TIMEOUT_SECS);
+    let until = started + Duration::from_secs(secs);
     let (tx, rx) = std::sync::mpsc::channel();
     let path = file.to_path_buf();
     std::thread::spawn(move || {
@@ -963,7 +963,7 @@ fn execute_gaudi_reset(
                 stdout: String::new(),
                 stderr: format!("the write failed: {e}"),
             },
-            Some(format!("writing the device's hard_reset file failed: {e}")),
+            Some(format!("writing the device's reset file failed: {e}")),
         ),
         Err(_) => (
             CommandRun {
@@ -971,28 +971,27 @@ fn execute_gaudi_reset(
                 exit_code: None,
                 stdout: String::new(),
                 stderr: format!(
-                    "the write had not returned after {} s; the driver may still be resetting the device",
-                    gaudi::RESET_TIMEOUT_SECS
+                    "the write had not returned after {secs} s; the driver may still be resetting the device"
                 ),
             },
-            Some(format!(
-                "the reset had not returned after {} s",
-                gaudi::RESET_TIMEOUT_SECS
-            )),
+            Some(format!("the reset had not returned after {secs} s")),
         ),
     };
     let write_ok = error.is_none();
-    // Read again, 1 s apart, until the driver has counted the reset and left its reset states.
+    let written = Instant::now();
+    // Read again, 1 s apart, until the driver says the reset is over.
     let mut after = source::collect(spec, RESET_SECTIONS, &KernelLogArgs::default());
     while write_ok
         && Instant::now() < until
-        && !after.as_ref().is_ok_and(|a| gaudi::settled(before, a))
+        && !after
+            .as_ref()
+            .is_ok_and(|a| v.settled(before, a, written.elapsed()))
     {
         std::thread::sleep(Duration::from_secs(1));
         after = source::collect(spec, RESET_SECTIONS, &KernelLogArgs::default());
     }
     let verification = match after {
-        Ok(a) => gaudi::verify(before, &a, log_before.ok(), &crate::kmsg::read_kmsg(root)),
+        Ok(a) => v.verify(before, &a, log_before.ok(), &crate::kmsg::read_kmsg(root)),
         Err(e) => vec![gpu_diag::operator::Check::block(
             "gpu_back",
             format!(
@@ -1007,7 +1006,7 @@ fn execute_gaudi_reset(
         verified: false,
         error,
     };
-    outcome.verified = gaudi::verified(&outcome, write_ok);
+    outcome.verified = reset::sysfs_verified(&outcome, write_ok);
     outcome
 }
 

@@ -266,7 +266,11 @@ pub fn run(global: &GlobalArgs, args: &RvsDiagArgs) -> Result<ProbeDocument, Pro
         // The reset's holder scan (`gpu_diag::operator::scan`): what it could not see leaves a GPU
         // unknown, and `select_for` tests no such GPU.
         let self_pid = (!simulated).then(std::process::id);
-        facts.device_holders = Some(crate::host::read_device_holders(&root, self_pid));
+        facts.device_holders = Some(crate::host::read_device_holders(
+            &root,
+            self_pid,
+            crate::source::is_device_node,
+        ));
         crate::operator::add_holder_processes(&mut facts, &root);
     }
     global.add_api_facts(&mut facts);

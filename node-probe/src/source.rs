@@ -254,6 +254,11 @@ pub fn collect(
 }
 
 /// Every GPU vendor the probe reads, in the order of the probe's GPU index (`GpuFacts::index`).
+/// Whether `path` (a process's fd link) is a device node of any vendor the probe reads.
+pub fn is_device_node(path: &str) -> bool {
+    VENDORS.iter().any(|v| v.device_node(path))
+}
+
 pub static VENDORS: &[&dyn Vendor] = &[
     &crate::nvml::Nvidia,
     &crate::amd::Amd,

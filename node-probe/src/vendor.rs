@@ -45,6 +45,11 @@ pub trait Vendor: Sync {
     /// node. `Err`: its library could not read the node (NVML missing or refusing); the node's
     /// `driver` says so when another vendor's devices answer, and it is the probe's error when none do.
     fn read(&self, ask: &Ask<'_>) -> Result<Option<Share>, ProbeError>;
+
+    /// Whether `path`, a device node as a process's fd link names it (in the holder's own mount
+    /// namespace), is one of this vendor's: the holder scan (`host::read_device_holders`) lists such
+    /// processes as the devices' holders.
+    fn device_node(&self, path: &str) -> bool;
 }
 
 /// What a reading asks of every vendor.

@@ -95,6 +95,11 @@ pub struct NeuronCoreFacts {
     /// `stats/other_info/reset_fail_count/total`.
     #[serde(default)]
     pub reset_fail_count: Reading<u64>,
+    /// `stats/other_info/reset_req_count/total`: the reset requests of the core's device, each counted
+    /// as the driver queues it (neuron_reset.c:278): a reset asked through sysfs that the driver ignored
+    /// (the device was open) leaves it unchanged.
+    #[serde(default)]
+    pub reset_req_count: Reading<u64>,
 }
 
 /// The product as AWS names it, from the PCI device id (neuron_device.h:36-42).

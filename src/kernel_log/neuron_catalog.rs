@@ -176,7 +176,7 @@ pub fn lookup(id: &str) -> Option<&'static NeuronCatalogEntry> {
 pub fn action_detail(kind: ActionKind, device: Option<&str>) -> String {
     let d = device.unwrap_or("neuron<N>");
     let reset = format!(
-        "`echo 1 > /sys/class/neuron_device/{d}/reset` (the driver resets only a device no process holds open) and read `reset` back: 1 is ready, 2 the driver gave the device up"
+        "`echo 1 > /sys/class/neuron_device/{d}/reset` (the driver resets only a device no process holds open; `reset_gpu` in operator mode checks that and verifies the reset) and read `reset` back: 1 is ready, 2 the driver gave the device up"
     );
     match kind {
         ActionKind::None => "no action needed".into(),

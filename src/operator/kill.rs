@@ -523,8 +523,9 @@ pub fn check_uses_gpu(facts: &NodeFacts, pid: u32) -> Check {
         Check::block(
             NAME,
             format!(
-                "pid {pid} is not among the GPU processes NVML could list, and the process lists of {} \
+                "pid {pid} is not among the GPU processes {} could list, and the process lists of {} \
                  are unreadable: cannot confirm it uses a GPU",
+                process_sources(facts),
                 unreadable.join(", ")
             ),
         )

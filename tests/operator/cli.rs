@@ -30,6 +30,9 @@ mod amdgpu_tree;
 #[path = "../support/gaudi_tree.rs"]
 mod gaudi_tree;
 
+#[path = "../support/neuron_tree.rs"]
+mod neuron_tree;
+
 #[path = "../support/gate.rs"]
 mod gate;
 use fake_kubelet::{Kubelet, Served};
@@ -1717,5 +1720,258 @@ fn gaudi_reset_is_refused_for_a_holder_or_an_assignment_and_writes_nothing() {
     assert!(
         std::fs::read(&file).unwrap().is_empty(),
         "a refused reset wrote"
+    );
+}
+
+// ---- AWS Neuron ---------------------------------------------------------------------------------
+
+/// A trn2 node as the reset sees it: sixteen Trainium2 devices under the neuron driver
+/// (`tests/support/neuron_tree.rs`, from aws-neuron-driver fca19f7's printers), init, a kernel log with
+/// one record, and an empty kubelet.
+fn trn2_node() -> Node {
+    let d = HostRoot::short("nr");
+    d.file("proc/uptime", "5000.0 9000.0\n")
+        .process(1, "systemd", &["/sbin/init"], "S", 0, 0x400100)
+        .file("dev/kmsg", "6,9000,100,-;Linux version 6.1.0-aws\n");
+    neuron_tree::Node::trn2(16).write(d.path());
+    Node::new(d, Kubelet::default())
+}
+
+/// How the played driver answers a write to `reset`.
+#[derive(Clone, Copy, PartialEq)]
+enum NeuronEnds {
+    Completed,
+    Failed,
+    /// A process opened the device after the scan: the write is ignored (neuron_cdev.c:2985).
+    Ignored,
+}
+
+/// The neuron driver as this test plays it, from its own code: a write to device `i`'s `reset` (seen as
+/// the file's change) queues a device reset, so every NeuronCore's `reset_req_count` grows and the state
+/// reads 0 (`nr_start_ncs`, neuron_reset.c:267-278); its reset thread logs "nd<i>: initiating device reset
+/// request 4294967295" (:110-113, `NEURON_RESET_REQUEST_ALL`, :18 of neuron_reset.h), then sets 1 and
+/// logs "reset request 4294967295 completed" (:150, :165-166), or counts a failure (`reset_fail_count`,
+/// :121), logs "reset request 4294967295 failed" (:119) and sets 2 (:168). Returns whether a write came
+/// within 60 s.
+fn neuron_driver(root: &Path, i: u32, ends: NeuronEnds) -> std::thread::JoinHandle<bool> {
+    use std::io::Write;
+    let dev = root.join(format!("sys/devices/virtual/neuron_device/neuron{i}"));
+    let kmsg = root.join("dev/kmsg");
+    let written = std::fs::metadata(dev.join("reset"))
+        .unwrap()
+        .modified()
+        .unwrap();
+    std::thread::spawn(move || {
+        let log = |line: String| {
+            let mut f = std::fs::OpenOptions::new()
+                .append(true)
+                .open(&kmsg)
+                .unwrap();
+            writeln!(f, "{line}").unwrap();
+        };
+        let bump = |name: &str| {
+            for c in 0..8 {
+                let f = dev.join(format!("neuron_core{c}/stats/other_info/{name}/total"));
+                let n: u64 = std::fs::read_to_string(&f).unwrap().trim().parse().unwrap();
+                std::fs::write(&f, format!("{}\n", n + 1)).unwrap();
+            }
+        };
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while std::fs::metadata(dev.join("reset"))
+            .unwrap()
+            .modified()
+            .unwrap()
+            == written
+        {
+            if std::time::Instant::now() > until {
+                return false;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        if ends == NeuronEnds::Ignored {
+            std::fs::write(dev.join("reset"), "1\n").unwrap();
+            return true;
+        }
+        bump("reset_req_count");
+        std::fs::write(dev.join("reset"), "0\n").unwrap();
+        log(format!(
+            "6,9001,200,-;neuron:nr_reset_thread_fn: nd{i}: initiating device reset request 4294967295"
+        ));
+        std::thread::sleep(std::time::Duration::from_millis(1500));
+        if ends == NeuronEnds::Completed {
+            log(format!(
+                "6,9002,9000,-;neuron:nr_reset_thread_fn: nd{i}: reset request 4294967295 completed"
+            ));
+            std::fs::write(dev.join("reset"), "1\n").unwrap();
+        } else {
+            bump("reset_fail_count");
+            log(format!(
+                "6,9002,9000,-;neuron:nr_reset_thread_fn: nd{i}: reset request 4294967295 failed"
+            ));
+            std::fs::write(dev.join("reset"), "2\n").unwrap();
+        }
+        true
+    })
+}
+
+/// Device `i`'s reset requests as the tree writes them: the sum over its NeuronCores.
+fn requests(i: u32) -> u64 {
+    neuron_tree::Device::trn2(i)
+        .cores
+        .iter()
+        .map(|c| c.reset_req_count)
+        .sum()
+}
+
+fn verification_of(rep: &Value, name: &str) -> Value {
+    rep["outcome"]["verification"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["check"] == name)
+        .unwrap_or_else(|| panic!("no {name} in {rep}"))
+        .clone()
+}
+
+#[test]
+fn neuron_reset_writes_the_drivers_reset_file_and_verifies_the_device_back() {
+    let node = trn2_node();
+    let file = node
+        .path()
+        .join("sys/devices/virtual/neuron_device/neuron9/reset");
+    let doc = amd_reset(&node, "9", &["--dry-run"]);
+    let rep = &doc["reset"];
+    assert_eq!(rep["allowed"], true, "{rep}");
+    assert_eq!(
+        check_of(rep, "reset_tool")["evidence"],
+        "will run `echo 1 > /sys/class/neuron_device/neuron9/reset`"
+    );
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "1\n");
+
+    let driver = neuron_driver(node.path(), 9, NeuronEnds::Completed);
+    let doc = amd_reset(&node, "9", &[]);
+    assert!(driver.join().unwrap());
+    let rep = &doc["reset"];
+    assert_eq!(rep["outcome"]["commands"][0]["exit_code"], 0, "{rep}");
+    let was = requests(9);
+    assert_eq!(
+        verification_of(rep, "reset_taken")["evidence"],
+        format!(
+            "the driver queued the reset: reset_req_count {was} -> {}",
+            was + 8
+        )
+    );
+    assert_eq!(
+        verification_of(rep, "gpu_back")["evidence"],
+        "GPU 9 (neuron9) reads ready (1) after the reset"
+    );
+    assert_eq!(
+        verification_of(rep, "kernel_log_reset")["evidence"],
+        "the kernel logged: \"initiating device reset request 4294967295\", \"reset request 4294967295 completed\""
+    );
+    assert_eq!(rep["outcome"]["verified"], true, "{rep}");
+    assert_eq!(rep["result"], "done", "{rep}");
+}
+
+#[test]
+fn neuron_reset_that_fails_or_is_ignored_is_not_done() {
+    let node = trn2_node();
+    let driver = neuron_driver(node.path(), 3, NeuronEnds::Failed);
+    let doc = amd_reset(&node, "3", &[]);
+    assert!(driver.join().unwrap());
+    let rep = &doc["reset"];
+    assert_eq!(rep["result"], "failed", "{rep}");
+    let blocked: Vec<&str> = rep["outcome"]["verification"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["status"] == "block")
+        .map(|c| c["check"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        blocked,
+        ["gpu_back", "reset_failed_count", "kernel_log_reset"],
+        "{rep}"
+    );
+
+    // The device opened after the scan: the driver ignores the write and the device still reads ready.
+    let node = trn2_node();
+    let driver = neuron_driver(node.path(), 3, NeuronEnds::Ignored);
+    let doc = amd_reset(&node, "3", &[]);
+    assert!(driver.join().unwrap());
+    let rep = &doc["reset"];
+    assert_eq!(rep["result"], "failed", "{rep}");
+    assert_eq!(verification_of(rep, "gpu_back")["status"], "pass", "{rep}");
+    let taken = verification_of(rep, "reset_taken");
+    assert_eq!(taken["status"], "block", "{rep}");
+    assert!(
+        taken["evidence"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("still {}", requests(3))),
+        "{taken}"
+    );
+}
+
+/// A tenant's process holding /dev/neuron5 refuses its reset (nothing written) and is the device's
+/// process that `kill` may stop; a process holding another device is not.
+#[test]
+fn neuron_holders_refuse_the_reset_and_are_what_kill_stops() {
+    let node = trn2_node();
+    node.process(4242, "python3", &["python3", "train.py"], "S", 1, 0x400000)
+        .fds(4242, &["/dev/neuron5", "/dev/null"])
+        .process(4343, "python3", &["python3", "eval.py"], "S", 1, 0x400000)
+        .fds(4343, &["/dev/neuron6"]);
+    let file = node
+        .path()
+        .join("sys/devices/virtual/neuron_device/neuron5/reset");
+    let before = std::fs::metadata(&file).unwrap().modified().unwrap();
+    let doc = amd_reset(&node, "5", &["--override-unknown-holders"]);
+    let rep = &doc["reset"];
+    assert_eq!(rep["allowed"], false, "{rep}");
+    let h = check_of(rep, "device_node_holders");
+    assert_eq!(h["status"], "block");
+    assert!(
+        h["evidence"]
+            .as_str()
+            .unwrap()
+            .starts_with("1 process(es) hold /dev/neuron5 of GPU 5: pid 4242 (python3)"),
+        "{h}"
+    );
+    assert_eq!(
+        std::fs::metadata(&file).unwrap().modified().unwrap(),
+        before,
+        "a refused reset wrote"
+    );
+
+    let run = probe(
+        &[
+            "--nvml-lib",
+            NO_NVML,
+            "--host-root",
+            node.path().to_str().unwrap(),
+            "kill",
+            "--pid",
+            "4242",
+            "--dry-run",
+        ],
+        &[],
+    );
+    let k = &run.doc["kill"];
+    // The fake root's /proc/self is absent (signals could not reach its pids): the only refusal.
+    assert_eq!(blocked(&run.doc, "kill"), ["same_pid_namespace"], "{k}");
+    assert_eq!(k["gpus"], serde_json::json!([5]), "{k}");
+    let uses = k["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["check"] == "uses_gpu_on_node")
+        .unwrap();
+    assert!(
+        uses["evidence"]
+            .as_str()
+            .unwrap()
+            .starts_with("/dev/neuron holders (neuron) lists pid 4242"),
+        "{uses}"
     );
 }

@@ -70,6 +70,7 @@ fn assert_device(g: &Value, d: &Device, index: u64) {
             want.hw_repairable_hbm_ue_error
         );
         assert_eq!(got["reset_fail_count"], want.reset_fail_count);
+        assert_eq!(got["reset_req_count"], want.reset_req_count);
     }
 }
 

@@ -31,6 +31,9 @@ pub struct Core {
     pub hw_repairable_hbm_ue_error: u64,
     /// `neuron_core<n>/stats/other_info/reset_fail_count/total` (neuron_sysfs_metrics.c:134).
     pub reset_fail_count: u64,
+    /// `neuron_core<n>/stats/other_info/reset_req_count/total` (neuron_sysfs_metrics.c:133): every
+    /// reset request of the core's device counts here (neuron_reset.c:278).
+    pub reset_req_count: u64,
 }
 
 #[derive(Clone, Debug)]
@@ -86,6 +89,7 @@ impl Device {
                         hw_dma_abort_error: 0,
                         hw_repairable_hbm_ue_error: 0,
                         reset_fail_count: 0,
+                        reset_req_count: 2,
                     }
                     .numbered(n * 100 + c)
                 })
@@ -111,6 +115,7 @@ impl Core {
             hw_dma_abort_error: seed * 10 + 4,
             hw_repairable_hbm_ue_error: seed * 10 + 5,
             reset_fail_count: seed * 10 + 6,
+            reset_req_count: seed * 10 + 7,
         }
     }
 
@@ -122,6 +127,7 @@ impl Core {
             hw_dma_abort_error: 0,
             hw_repairable_hbm_ue_error: 0,
             reset_fail_count: 0,
+            reset_req_count: 2,
         }
     }
 }
@@ -239,7 +245,7 @@ impl Node {
                     "hw_repairable_hbm_ue_error",
                     core.hw_repairable_hbm_ue_error,
                 );
-                counter("other_info", "reset_req_count", 2);
+                counter("other_info", "reset_req_count", core.reset_req_count);
                 counter("other_info", "reset_fail_count", core.reset_fail_count);
                 w(&format!("{nc}/info/architecture/arch_type"), "NCv3\n");
             }

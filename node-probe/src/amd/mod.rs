@@ -54,6 +54,14 @@ struct AmdNode {
 pub struct Amd;
 
 impl Vendor for Amd {
+    /// `/dev/kfd` and `/dev/dri/{renderD,card}<N>` (where the device plugin and CDI specs mount them).
+    fn device_node(&self, path: &str) -> bool {
+        path == "/dev/kfd"
+            || path
+                .strip_prefix("/dev/dri/")
+                .is_some_and(|n| n.starts_with("renderD") || n.starts_with("card"))
+    }
+
     fn name(&self) -> &'static str {
         "amdgpu"
     }

@@ -102,6 +102,15 @@ fn class(files: HostFiles<'_>, dir: &str, prefix: &str, attrs_sub: &str) -> Vec<
 pub struct Gaudi;
 
 impl Vendor for Gaudi {
+    /// `/dev/accel/accel<N>` (DRM's accel class, `drivers/accel/drm_accel.c`) and, before Linux 6.2,
+    /// `/dev/hl<N>`.
+    fn device_node(&self, path: &str) -> bool {
+        path.starts_with("/dev/accel/accel")
+            || path
+                .strip_prefix("/dev/hl")
+                .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+    }
+
     fn name(&self) -> &'static str {
         "habanalabs"
     }

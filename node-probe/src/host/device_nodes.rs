@@ -76,34 +76,24 @@ fn refused(e: &std::io::Error) -> bool {
 const MAX_KFD_QUEUES: usize = 4096;
 const KFD_PROC: &str = "sys/class/kfd/kfd/proc";
 
-/// A GPU device node by its path in the holder's own mount namespace: NVIDIA's `/dev/nvidia*`, AMD's
-/// `/dev/kfd` and `/dev/dri/{renderD,card}<N>` (where the device plugin and CDI specs mount them), Intel
-/// Gaudi's `/dev/accel/accel<N>` (DRM's accel class, `drivers/accel/drm_accel.c`) and, before Linux 6.2,
-/// `/dev/hl<N>`.
-fn is_gpu_device(t: &str) -> bool {
-    t.starts_with("/dev/nvidia")
-        || t == "/dev/kfd"
-        || t.starts_with("/dev/accel/accel")
-        || t.strip_prefix("/dev/hl")
-            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
-        || t.strip_prefix("/dev/dri/")
-            .is_some_and(|n| n.starts_with("renderD") || n.starts_with("card"))
-}
-
 /// Every process holding an open GPU device node, from the `proc/<pid>/fd` symlinks under the host
 /// root (links read, never followed), and every process KFD lists with the GPUs it has state on.
 /// `self_pid` (the probe, when it shares the host's pid namespace) is left out and recorded.
+/// `is_gpu_device` says which links are GPU device nodes (`source::is_device_node`: each vendor names
+/// its own).
 pub fn read_device_holders(
     root: &Path,
     self_pid: Option<u32>,
+    is_gpu_device: fn(&str) -> bool,
 ) -> Reading<gpu_diag::facts::DeviceHoldersFacts> {
-    read_device_holders_bounded(root, self_pid, SCAN_BOUNDS)
+    read_device_holders_bounded(root, self_pid, SCAN_BOUNDS, is_gpu_device)
 }
 
 fn read_device_holders_bounded(
     root: &Path,
     self_pid: Option<u32>,
     bounds: ScanBounds,
+    is_gpu_device: fn(&str) -> bool,
 ) -> Reading<gpu_diag::facts::DeviceHoldersFacts> {
     let rd = match std::fs::read_dir(root.join("proc")) {
         Ok(rd) => rd,
@@ -283,6 +273,21 @@ mod tests {
     use super::*;
     use crate::host::test_support::{Dir, node_root};
 
+    /// The walk's own tests name GPU nodes by prefix; each vendor's matcher is tested in its module
+    /// (`source::is_device_node`), which this layer may not import.
+    fn gpu(t: &str) -> bool {
+        [
+            "/dev/nvidia",
+            "/dev/kfd",
+            "/dev/dri/renderD",
+            "/dev/dri/card",
+            "/dev/accel/",
+            "/dev/hl",
+        ]
+        .iter()
+        .any(|p| t.starts_with(p))
+    }
+
     #[test]
     fn device_holders_from_fd_symlinks() {
         let d = node_root();
@@ -298,7 +303,7 @@ mod tests {
         link(77, 3, "/dev/nvidiactl");
         link(78, 3, "socket:[1234]");
         link(500, 9, "/dev/nvidia0");
-        let r = read_device_holders(d.path(), Some(500));
+        let r = read_device_holders(d.path(), Some(500), gpu);
         let h = r.ok().unwrap();
         assert_eq!(h.excluded_self_pid, Some(500));
         let got: Vec<(u32, Vec<&str>)> = h
@@ -316,7 +321,7 @@ mod tests {
         assert_eq!(h.holders[1].name, Reading::Ok("python3".into()));
         let empty = Dir::new();
         assert_eq!(
-            read_device_holders(&empty.path().join("nope"), None)
+            read_device_holders(&empty.path().join("nope"), None, gpu)
                 .err()
                 .unwrap()
                 .error,
@@ -349,7 +354,7 @@ mod tests {
             .file(&format!("{kfd}/6000/pasid"), "0\n")
             .file("proc/6000/comm", "rocminfo\n")
             .file(&format!("{kfd}/500/vram_57"), "1\n");
-        let h = read_device_holders(d.path(), Some(500))
+        let h = read_device_holders(d.path(), Some(500), gpu)
             .ok()
             .unwrap()
             .clone();
@@ -396,7 +401,7 @@ mod tests {
             fds_per_pid: 16,
             fds_total: 16 + 2,
         };
-        let h = read_device_holders_bounded(d.path(), None, bounds)
+        let h = read_device_holders_bounded(d.path(), None, bounds, gpu)
             .ok()
             .unwrap()
             .clone();
@@ -415,7 +420,7 @@ mod tests {
             pids: 1,
             ..SCAN_BOUNDS
         };
-        let h = read_device_holders_bounded(d.path(), None, few)
+        let h = read_device_holders_bounded(d.path(), None, few, gpu)
             .ok()
             .unwrap()
             .clone();
@@ -431,7 +436,10 @@ mod tests {
         std::os::unix::fs::symlink("fd", d.path().join("proc/77/fd")).unwrap();
         link(&d, 78, 3, "/proc/78/fd/3");
         link(&d, 78, 4, "/dev/kfd");
-        let h = read_device_holders(d.path(), None).ok().unwrap().clone();
+        let h = read_device_holders(d.path(), None, gpu)
+            .ok()
+            .unwrap()
+            .clone();
         assert_eq!(h.unreadable_pids, 1);
         assert_eq!(h.holders.len(), 1);
         assert_eq!(h.holders[0].devices, ["/dev/kfd"]);

@@ -109,6 +109,11 @@ fn pci_view(files: HostFiles<'_>) -> PciView {
 pub struct Neuron;
 
 impl Vendor for Neuron {
+    /// `/dev/neuron<N>` (neuron_cdev.c:3109: `"neuron%d"` of the device index).
+    fn device_node(&self, path: &str) -> bool {
+        path.strip_prefix("/dev/").and_then(index_of).is_some()
+    }
+
     fn name(&self) -> &'static str {
         "neuron"
     }
@@ -373,6 +378,9 @@ fn device(files: HostFiles<'_>, name: &str) -> DeviceRead {
                     repairable_hbm_ue_error: total("hw_repairable_hbm_ue_error"),
                     reset_fail_count: files.parse(format!(
                         "{d}/neuron_core{c}/stats/other_info/reset_fail_count/total"
+                    )),
+                    reset_req_count: files.parse(format!(
+                        "{d}/neuron_core{c}/stats/other_info/reset_req_count/total"
                     )),
                 }
             })

@@ -26,6 +26,11 @@ use errors::LoadAttempt;
 pub struct Nvidia;
 
 impl Vendor for Nvidia {
+    /// `/dev/nvidia<N>`, `nvidiactl`, `nvidia-uvm` and the caps nodes.
+    fn device_node(&self, path: &str) -> bool {
+        path.starts_with("/dev/nvidia")
+    }
+
     fn name(&self) -> &'static str {
         "nvml"
     }

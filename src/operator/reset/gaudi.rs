@@ -14,14 +14,11 @@
 //! "Successfully finished resetting the <BDF> device" (`common/device.c:1974`) or "<BDF> Failed to reset!
 //! Device is NOT usable" (`:2015`), which blocks.
 
-use super::report::ResetOutcome;
 use super::request::ResetRequest;
-use crate::facts::{
-    DeviceHolderFacts, DeviceHoldersFacts, GpuFacts, KernelLogFacts, NodeFacts, Reading,
-};
+use crate::facts::{DeviceHoldersFacts, GpuFacts, KernelLogFacts, NodeFacts, Reading};
 use crate::incident::platform::clean;
-use crate::operator::scan::{self, Said};
-use crate::operator::{Check, CheckStatus, PlanStep};
+use crate::operator::scan::Said;
+use crate::operator::{Check, PlanStep};
 
 /// How long the reset may take before it is judged: the driver's reset waits for its processes to die
 /// and re-initialises the device's firmware, inside the launcher's probe deadline (120 s by default).
@@ -55,7 +52,7 @@ fn device_node(class_dev: &str) -> Option<String> {
 
 /// How the reset is shown and recorded: its shell form (it is a write to a sysfs file, no program).
 pub fn reset_argv(file: &str) -> Vec<String> {
-    vec!["echo 1 >".into(), format!("/{file}")]
+    super::vendor::sysfs_argv(file)
 }
 
 fn bdf(g: &GpuFacts) -> Option<&str> {
@@ -94,7 +91,14 @@ pub fn preflight(facts: &NodeFacts, g: &GpuFacts, req: &ResetRequest) -> Vec<Che
         ),
     ));
     checks.push(check_status(g));
-    checks.extend(check_device_holders(facts, g, dev, req));
+    checks.push(super::device_node::check(
+        facts,
+        g,
+        &device_node(dev).unwrap_or_default(),
+        req,
+        "The driver's hard reset kills them",
+        Some(HL_SMI),
+    ));
     checks.extend(super::assigned::check_assignment(
         facts,
         g.index,
@@ -139,27 +143,10 @@ fn check_status(g: &GpuFacts) -> Check {
     }
 }
 
-/// `pid 4242 (python3) in pod <uid>`: the name cleaned and bounded (a tenant names it, so it is never a
-/// verdict), the pod from the process's cgroup (the kubelet's path) where the probe read it.
-fn label(facts: &NodeFacts, h: &DeviceHolderFacts) -> String {
-    let pod = crate::operator::host_process(facts, h.pid)
-        .and_then(|p| p.cgroup.ok())
-        .and_then(|c| crate::attribution::cgroup::parse_proc_cgroup(c).ok())
-        .and_then(|a| a.pod_uid)
-        .map(|u| format!(" in pod {u}"))
-        .unwrap_or_default();
-    match h.name.ok().map(|n| clean(n, 32)) {
-        Some(n) if n == "hl-smi" => {
-            format!("pid {} (hl-smi){pod} [Intel's hl-smi, monitoring]", h.pid)
-        }
-        Some(n) => format!("pid {} ({n}){pod}", h.pid),
-        None => format!("pid {}{pod}", h.pid),
-    }
-}
+/// Intel's own monitor, named beside a holder: it holds the device as any tenant would.
+const HL_SMI: (&str, &str) = ("hl-smi", "Intel's hl-smi, monitoring");
 
-/// What the holder scan says of Gaudi `g`: a holder of its device node is yes; a process the scan did not
-/// see (`scan::gaps`) is unknown. `No` too where the device node cannot be named (the preflight refuses
-/// such a device before it asks).
+/// What the holder scan says of Gaudi `g` (its device node named from its class device).
 pub(crate) fn said_on(
     facts: &NodeFacts,
     scan: &DeviceHoldersFacts,
@@ -172,91 +159,7 @@ pub(crate) fn said_on(
                 .into(),
         ]);
     };
-    let on: Vec<String> = scan
-        .holders
-        .iter()
-        .filter(|h| Some(h.pid) != self_pid)
-        .filter(|h| h.devices.contains(&node))
-        .map(|h| label(facts, h))
-        .collect();
-    let gaps = scan::gaps(scan);
-    if !on.is_empty() {
-        Said::Yes(on)
-    } else if !gaps.is_empty() {
-        Said::Unknown(gaps)
-    } else {
-        Said::No
-    }
-}
-
-fn check_device_holders(
-    facts: &NodeFacts,
-    g: &GpuFacts,
-    dev: &str,
-    req: &ResetRequest,
-) -> Vec<Check> {
-    const NAME: &str = "device_node_holders";
-    let node = device_node(dev).unwrap_or_default();
-    let scan: &DeviceHoldersFacts = match &facts.device_holders {
-        Some(Reading::Ok(h)) => h,
-        None => {
-            return vec![Check::block(
-                NAME,
-                format!(
-                    "the holders of {node} were not collected: cannot verify the device is free"
-                ),
-            )];
-        }
-        Some(Reading::Err(e)) => {
-            return vec![Check::block(
-                NAME,
-                format!(
-                    "cannot scan /proc for holders of {node} ({})",
-                    crate::analysis::error_name(e.error)
-                ),
-            )];
-        }
-    };
-    let mut out = Vec::new();
-    match said_on(facts, scan, g, req.self_pid) {
-        Said::Yes(on) => out.push(Check::block(
-            NAME,
-            format!(
-                "{} process(es) hold {node} of GPU {}: {}. The driver's hard reset kills them: stop them \
-                 first (kill_gpu_process, or drain the pods)",
-                on.len(),
-                g.index,
-                on.join("; ")
-            ),
-        )),
-        Said::Unknown(items) => {
-            let text = format!(
-                "no process the scan read holds {node}, but the scan is incomplete: {}",
-                items.join("; ")
-            );
-            let mut c = if req.override_unknown {
-                Check::warn(
-                    NAME,
-                    format!("OVERRIDDEN by the person who confirmed: {text}"),
-                )
-            } else {
-                let mut c = Check::block(
-                    NAME,
-                    format!(
-                        "{text}. If you know they do not use this device, have a person override this in \
-                         the confirmation (a client with elicitation or input requests; the `confirm` \
-                         argument cannot override)"
-                    ),
-                );
-                c.unknown_sources = vec![format!("open {node} files (the /proc fd scan)")];
-                c
-            };
-            c.unknown_holders = items;
-            out.push(c);
-        }
-        Said::No => out.push(Check::pass(NAME, format!("no process holds {node}"))),
-    }
-    out
+    super::device_node::said_on(facts, scan, &node, self_pid, Some(HL_SMI))
 }
 
 pub fn steps(g: &GpuFacts) -> Vec<PlanStep> {
@@ -503,16 +406,6 @@ fn check_kernel_log(
     }
 }
 
-/// Whether the write went through and nothing after it blocks.
-pub fn verified(outcome: &ResetOutcome, write_ok: bool) -> bool {
-    write_ok
-        && outcome.error.is_none()
-        && outcome
-            .verification
-            .iter()
-            .all(|c| c.status != CheckStatus::Block)
-}
-
 #[cfg(test)]
 mod tests;
 
@@ -534,5 +427,39 @@ impl super::vendor::ResetVendor for Gaudi {
         self_pid: Option<u32>,
     ) -> Option<Said> {
         Some(said_on(facts, scan, g, self_pid))
+    }
+    fn sysfs(&self) -> Option<&dyn super::vendor::SysfsReset> {
+        Some(self)
+    }
+}
+
+impl super::vendor::SysfsReset for Gaudi {
+    fn file(&self, g: &GpuFacts) -> Result<String, String> {
+        let dev = g.gaudi.as_ref().map(|x| x.device.as_str()).unwrap_or("");
+        hard_reset_file(dev).ok_or_else(|| {
+            format!(
+                "GPU {}'s habanalabs class device (`{}`) is not one whose reset file can be named",
+                g.index,
+                dev.escape_debug()
+            )
+        })
+    }
+    fn missing(&self) -> &'static str {
+        "this driver offers no hard reset through sysfs; use Intel's `hl-smi -r` on the node"
+    }
+    fn timeout_secs(&self) -> u64 {
+        RESET_TIMEOUT_SECS
+    }
+    fn settled(&self, before: &GpuFacts, after: &NodeFacts, _: std::time::Duration) -> bool {
+        settled(before, after)
+    }
+    fn verify(
+        &self,
+        before: &GpuFacts,
+        after: &NodeFacts,
+        log_before: Option<&KernelLogFacts>,
+        log_after: &Reading<KernelLogFacts>,
+    ) -> Vec<Check> {
+        verify(before, after, log_before, log_after)
     }
 }

@@ -10,13 +10,16 @@
 //! `plan.rs` (the preflight in order, the report before execution and its steps), `verify.rs` (the GPU as
 //! re-read after the reset) and `report.rs` (the report's types). An AMD GPU has its own preflight, reset
 //! and verification (`amd.rs`: `amd-smi reset -G`, which takes the whole XGMI hive), and so has an Intel Gaudi (`gaudi.rs`:
-//! the habanalabs driver's `hard_reset` file).
+//! the habanalabs driver's `hard_reset` file) and an AWS Neuron device (`neuron.rs`: the neuron driver's
+//! `reset` file); both are one write to sysfs (`vendor::SysfsReset`), and `device_node.rs` says who holds
+//! the device node such a driver resets.
 
 /// Its `node-probe` subcommand.
 pub const COMMAND: &str = "reset";
 
 pub mod amd;
 mod assigned;
+mod device_node;
 pub mod gaudi;
 mod gpu_state;
 mod in_use;
@@ -45,7 +48,7 @@ pub use request::{
     GpuSelector, NO_POD, ProcessPin, ResetPin, ResetRequest, Seen, parse_approved, parse_bdf,
     same_bdf, unknown_digest,
 };
-pub use vendor::ResetVendor;
+pub use vendor::{ResetVendor, SysfsReset, sysfs_argv, sysfs_verified};
 pub use vendors::of as vendor;
 pub use verify::verify;
 

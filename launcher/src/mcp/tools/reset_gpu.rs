@@ -79,7 +79,10 @@ is unknown) or of its /dev/dri nodes and no pod holding it, with the same overri
 the hive is verified back with its unique_id, its RAS counters read back and the kernel's reset lines \
 quoted. An Intel Gaudi is hard-reset through its habanalabs driver's `hard_reset` sysfs file, with no \
 holder of its /dev/accel node and no pod holding it (the same override rule), and verified back \
-`Operational` with the reset counted. dry_run=true returns the preflight only. Needs confirmation by a person: input request (2026-07-28) or \
+`Operational` with the reset counted. An AWS Neuron device is reset through the neuron driver's `reset` \
+sysfs file, which the driver ignores while any process holds /dev/neuron<N>: no holder and no pod holding \
+it (the same override rule), then verified from the driver's own request count grown and the device read \
+back ready. dry_run=true returns the preflight only. Needs confirmation by a person: input request (2026-07-28) or \
 elicitation, after seeing the preflight; where the client can ask no one, `confirm` = the dry run's \
 `confirm_with` (`<node_name>/gpu/<gpu>@pci=...`, which binds the act to the GPU the dry run showed) or \
 `<node_name>/gpu/<gpu>` (the answer then says no person was asked). Audited.",

@@ -8,8 +8,11 @@ use crate::facts::{
     ContainerDevicesFacts, DeviceHoldersFacts, PodResourcesContainerFacts, PodResourcesFacts,
     PodResourcesPodFacts,
 };
+use crate::operator::CheckStatus;
+use crate::operator::reset::ResetOutcome;
 use crate::operator::reset::request::GpuSelector;
 use crate::operator::reset::test_support::{holder, req};
+use crate::operator::reset::vendor::sysfs_verified as verified;
 
 /// The Gaudi preflight as the plan runs it after `gpu_found` (the plan's own checks are tested there).
 fn preflight(f: &NodeFacts, r: &ResetRequest) -> crate::operator::Preflight {
