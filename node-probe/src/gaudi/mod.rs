@@ -211,6 +211,18 @@ fn holders(files: HostFiles<'_>) -> Vec<(u32, String)> {
 }
 
 fn read_devices(root: &Path, found: &[Found], first_index: u32, limit: Duration) -> Vec<GpuFacts> {
+    read_devices_with(root, found, first_index, limit, device)
+}
+
+/// [`read_devices`] with the reading of one device given (a test's one that never answers stands for
+/// a hung firmware, which no file under a test's root can: the probe opens files non-blocking).
+fn read_devices_with(
+    root: &Path,
+    found: &[Found],
+    first_index: u32,
+    limit: Duration,
+    device: fn(HostFiles<'_>, &Found, u32) -> GpuFacts,
+) -> Vec<GpuFacts> {
     let (tx, rx) = mpsc::channel();
     let (root_owned, list): (PathBuf, Vec<Found>) = (root.to_path_buf(), found.to_vec());
     let spawned = std::thread::Builder::new()
@@ -254,11 +266,20 @@ fn read_devices(root: &Path, found: &[Found], first_index: u32, limit: Duration)
     out.into_iter()
         .enumerate()
         .map(|(i, g)| {
+            // Discovery's identity stays (the class device, its PCI address): hung firmware is what
+            // Intel's hard reset is for, and the reset is named by it.
             g.unwrap_or_else(|| GpuFacts {
                 index: first_index + i as u32,
                 vendor: GpuVendor::Intel,
                 handle_error: Some(why.clone()),
                 pci_bus_id: Reading::Ok(found[i].bdf.clone()),
+                gaudi: Some(GaudiGpuFacts {
+                    device: found[i].name.clone(),
+                    device_type: Reading::Err(why.clone()),
+                    status: Reading::Err(why.clone()),
+                    hard_reset_count: Reading::Err(why.clone()),
+                    ..GaudiGpuFacts::default()
+                }),
                 ..GpuFacts::default()
             })
         })
@@ -466,5 +487,55 @@ mod tests {
         assert_eq!(product("GAUDI SEC"), Some("Intel Gaudi"));
         assert_eq!(product("GAUDI3"), Some("Intel Gaudi 3"));
         assert_eq!(product("NOPE"), None);
+    }
+
+    /// A device whose sysfs never answers (its firmware hung) past the deadline keeps discovery's
+    /// identity, its class device and PCI address, with the timeout as its error; the one that answered
+    /// is read.
+    #[test]
+    fn a_hung_device_keeps_discoverys_identity() {
+        fn hangs_on_the_second(files: HostFiles<'_>, f: &Found, index: u32) -> GpuFacts {
+            if f.name == "accel1" {
+                loop {
+                    std::thread::park();
+                }
+            }
+            let _ = files;
+            GpuFacts {
+                index,
+                vendor: GpuVendor::Intel,
+                pci_bus_id: Reading::Ok(f.bdf.clone()),
+                ..GpuFacts::default()
+            }
+        }
+        let found: Vec<Found> = (0..2)
+            .map(|i| Found {
+                name: format!("accel{i}"),
+                attrs: format!("sys/class/accel/accel{i}/device"),
+                pci_dir: format!("sys/bus/pci/devices/0000:{:02x}:00.0", 0x19 + i),
+                bdf: format!("0000:{:02x}:00.0", 0x19 + i),
+            })
+            .collect();
+        let root = Path::new("/nonexistent");
+        let got = read_devices_with(
+            root,
+            &found,
+            4,
+            Duration::from_millis(300),
+            hangs_on_the_second,
+        );
+        assert_eq!(got.len(), 2);
+        assert!(got[0].handle_error.is_none());
+        let hung = &got[1];
+        assert_eq!(hung.index, 5);
+        let e = hung.handle_error.as_ref().expect("a timeout");
+        assert_eq!(e.error, FieldErrorKind::Timeout);
+        assert_eq!(hung.pci_bus_id, Reading::Ok("0000:1a:00.0".to_string()));
+        let g = hung.gaudi.as_ref().expect("the class device");
+        assert_eq!(g.device, "accel1");
+        assert_eq!(
+            g.status.err().map(|e| e.error),
+            Some(FieldErrorKind::Timeout)
+        );
     }
 }

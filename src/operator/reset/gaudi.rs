@@ -91,6 +91,7 @@ pub fn preflight(facts: &NodeFacts, g: &GpuFacts, req: &ResetRequest) -> Vec<Che
         ),
     ));
     checks.push(check_status(g));
+    checks.extend(check_hung(g));
     checks.push(super::device_node::check(
         facts,
         g,
@@ -111,6 +112,24 @@ pub fn preflight(facts: &NodeFacts, g: &GpuFacts, req: &ResetRequest) -> Vec<Che
         });
     }
     checks
+}
+
+/// A device whose sysfs reads did not answer in time (its firmware hung, as the reader's error says):
+/// the hard reset's store asks no firmware, so it is the remedy, named by discovery's identity.
+fn check_hung(g: &GpuFacts) -> Option<Check> {
+    let e = g.handle_error.as_ref()?;
+    Some(Check::warn(
+        "gaudi_firmware",
+        format!(
+            "the device's sysfs reads did not answer ({}): its firmware may be hung, which Intel's hard \
+             reset is for (the `hard_reset` store asks no firmware). The device is named by its class \
+             device and PCI address as discovered; its result is judged from the status read back",
+            e.message.as_deref().map_or_else(
+                || crate::analysis::error_name(e.error).to_string(),
+                |m| clean(m, 160)
+            )
+        ),
+    ))
 }
 
 /// A device already in a reset, or still being created, is left to the driver.

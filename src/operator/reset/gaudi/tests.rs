@@ -421,3 +421,56 @@ fn no_counted_reset_or_another_device_is_not_verified() {
     assert_eq!(v.len(), 1);
     assert_eq!(v[0].status, CheckStatus::Block);
 }
+
+/// A Gaudi whose firmware hung, as the reader leaves it (`node-probe/src/gaudi/mod.rs`
+/// `a_hung_device_keeps_discoverys_identity`): only the class device and PCI address, the rest the
+/// timeout. The hard reset is named from that identity and allowed (still refused for a holder), with a
+/// warning that says why; before, the preflight refused a device whose class device it had lost.
+#[test]
+fn a_gaudi_with_hung_firmware_is_reset_from_discoverys_identity() {
+    use crate::facts::{FieldError, FieldErrorKind, GaudiGpuFacts};
+    let mut f = gaudi2();
+    let why = FieldError::with_message(
+        FieldErrorKind::Timeout,
+        "the habanalabs sysfs did not answer within 10 s: the device's firmware (CPU-CP) or the driver is hung",
+    );
+    let g = f.gpus.iter_mut().find(|g| g.index == 6).unwrap();
+    *g = GpuFacts {
+        index: 6,
+        vendor: crate::facts::GpuVendor::Intel,
+        handle_error: Some(why.clone()),
+        pci_bus_id: Reading::Ok("0000:b3:00.0".into()),
+        gaudi: Some(GaudiGpuFacts {
+            device: "accel6".into(),
+            status: Reading::Err(why.clone()),
+            hard_reset_count: Reading::Err(why.clone()),
+            device_type: Reading::Err(why),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let p = preflight(&f, &req(GpuSelector::Index(6)));
+    assert!(p.allowed, "{:#?}", p.checks);
+    let hung = check(&p.checks, "gaudi_firmware");
+    assert_eq!(hung.status, CheckStatus::Warn);
+    assert!(
+        hung.evidence.contains("did not answer within 10 s"),
+        "{}",
+        hung.evidence
+    );
+    assert_eq!(
+        steps(&f.gpus[6])[0].detail.split(" (").next(),
+        Some("echo 1 > /sys/class/accel/accel6/device/hard_reset")
+    );
+    // A holder still refuses.
+    f.device_holders = Some(Reading::Ok(DeviceHoldersFacts {
+        holders: vec![holder(4242, "python3", &["/dev/accel/accel6"])],
+        ..Default::default()
+    }));
+    let p = preflight(&f, &req(GpuSelector::Index(6)));
+    assert!(!p.allowed);
+    assert_eq!(
+        check(&p.checks, "device_node_holders").status,
+        CheckStatus::Block
+    );
+}
