@@ -67,7 +67,9 @@ fn boot_lines(node: &Node) -> Vec<(u64, u8, String)> {
         out.push((
             t + 2_310,
             INFO,
-            format!("neuron:nr_reset_thread_fn: nd{nd}: initiating device reset request {RESET_ALL}"),
+            format!(
+                "neuron:nr_reset_thread_fn: nd{nd}: initiating device reset request {RESET_ALL}"
+            ),
         ));
         out.push((
             t + 1_840_552,
@@ -168,7 +170,10 @@ impl Scenario {
                 "proc/uptime",
                 format!("{}.00 {}.00\n", self.uptime_s, self.uptime_s * 180),
             )
-            .file("proc/stat", format!("cpu  0 0 0 0\nbtime {}\n", boot as u64))
+            .file(
+                "proc/stat",
+                format!("cpu  0 0 0 0\nbtime {}\n", boot as u64),
+            )
             .file(
                 "proc/sys/kernel/osrelease",
                 "6.1.119-129.201.amzn2023.x86_64\n",
@@ -213,9 +218,16 @@ impl Scenario {
 }
 
 fn boot_id(seed: &str) -> String {
-    let h = seed
-        .bytes()
-        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+    let h = seed.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    });
     let x = format!("{h:016x}{:016x}", h.rotate_left(17) ^ 0x9e37_79b9_7f4a_7c15);
-    format!("{}-{}-{}-{}-{}", &x[0..8], &x[8..12], &x[12..16], &x[16..20], &x[20..32])
+    format!(
+        "{}-{}-{}-{}-{}",
+        &x[0..8],
+        &x[8..12],
+        &x[12..16],
+        &x[16..20],
+        &x[20..32]
+    )
 }

@@ -53,12 +53,13 @@ pub fn summary(inv: &InventoryReport, lost: &BTreeSet<u32>, out: &mut String) {
             show(&inv.node.kernel_release)
         ));
     }
-    let _ = writeln!(
-        out,
-        "GPUs: {} enumerated; {}",
-        show(&inv.device_count),
-        drivers.join("; ")
-    );
+    // A vendor with no driver line here (AWS Neuron) says no empty one.
+    let drivers = if drivers.is_empty() {
+        String::new()
+    } else {
+        format!("; {}", drivers.join("; "))
+    };
+    let _ = writeln!(out, "GPUs: {} enumerated{drivers}", show(&inv.device_count));
     let lines = inv.gpus.iter().map(|g| {
         let line = if lost.contains(&g.index) {
             format!(
@@ -92,6 +93,14 @@ pub fn summary(inv: &InventoryReport, lost: &BTreeSet<u32>, out: &mut String) {
                 show(&g.memory_total_mib),
                 show(&g.vbios_version)
             )
+        } else if g.persistence_mode.is_none() && g.mig_mode.is_none() {
+            // A device with none of NVML's fields (the library leaves them out for another vendor's): its
+            // name and what was read of the shared ones, never NVIDIA's modes as unknown.
+            let memory = g
+                .memory_total_mib
+                .get()
+                .map_or_else(String::new, |m| format!(", {m} MiB"));
+            format!("{}{memory}", show(&g.name))
         } else {
             format!(
                 "{}, {} MiB, VBIOS {}, persistence {}, MIG {}",
