@@ -273,10 +273,10 @@ fn not_read_for_gaudi<T: Clone>(r: &Reading<T>, what: &str) -> Reading<T> {
 
 pub fn analyze(facts: &NodeFacts, _opts: &AnalysisOptions) -> InventoryReport {
     let nvidia_gpu = facts.gpus.iter().any(|g| g.vendor == GpuVendor::Nvidia);
-    let gaudi_gpu_seen = facts.gpus.iter().any(|g| g.vendor == GpuVendor::Intel);
-    // NVML's answers mean something where an NVIDIA GPU is, or where neither amdgpu nor habanalabs is
+    let other_vendor_seen = facts.gpus.iter().any(|g| g.vendor != GpuVendor::Nvidia);
+    // NVML's answers mean something where an NVIDIA GPU is, or where no other vendor's device or driver is
     // (an NVIDIA node whose GPUs all failed still says why).
-    let nvidia = nvidia_gpu || (facts.amd_driver.is_none() && !gaudi_gpu_seen);
+    let nvidia = nvidia_gpu || (facts.amd_driver.is_none() && !other_vendor_seen);
     InventoryReport {
         node: NodeInfo {
             hostname: facts.host.hostname.clone(),

@@ -61,8 +61,8 @@ impl VendorAnalysis for Neuron {
                     Some(g),
                     format!("{who} ({dev}): the neuron driver gave the device up (state invalid: its last reset failed or its reset thread stopped); no work can run on it."),
                     vec![format!("/sys/class/neuron_device/{dev}/reset = {NEURON_DEVICE_STATE_INVALID} (invalid)")],
-                    ActionKind::Rma,
-                    action_detail(ActionKind::Rma, Some(dev)),
+                    ActionKind::RebootNode,
+                    action_detail(ActionKind::RebootNode, Some(dev)),
                 )),
                 Some(NEURON_DEVICE_STATE_RESET) => out.push(finding(
                     "neuron.device_in_reset",
@@ -118,6 +118,23 @@ impl VendorAnalysis for Neuron {
             }
         }
         out
+    }
+
+    /// The driver's state in its words, and why the shared telemetry fields are empty: the neuron driver's
+    /// sysfs has no temperature, power, clock or utilization file (neuron_sysfs_metrics.c's tree is error
+    /// and memory-use counters); the runtime's `neuron-monitor` and `neuron-top` report them.
+    fn clocks_line(&self, _facts: &NodeFacts, g: &GpuFacts) -> Option<String> {
+        let n = g.neuron.as_ref()?;
+        let state = match n.device_state.get() {
+            Some(NEURON_DEVICE_STATE_INVALID) => "invalid (given up by the driver)".to_string(),
+            Some(NEURON_DEVICE_STATE_RESET) => "in reset".to_string(),
+            Some(s) if s == crate::facts::neuron::NEURON_DEVICE_STATE_READY => "ready".to_string(),
+            Some(s) => format!("{s} (not a state the driver defines)"),
+            None => "unreadable".to_string(),
+        };
+        Some(format!(
+            "neuron driver state {state}; no temperature, power, clock or utilization in the neuron driver's sysfs (`neuron-monitor` and `neuron-top` report them)."
+        ))
     }
 
     /// No NVML-shaped counter: the driver's uncorrected counts are the device firmware's (see

@@ -409,6 +409,10 @@ pub const RULES: &[Rule] = &[
                 "device not usable: its reset failed",
             ),
             ("habanalabs.init_failed", "device failed to initialize"),
+            (
+                "neuron.device_invalid",
+                "device given up by the neuron driver",
+            ),
         ],
         scope: Scope::Gpu,
         signals: &[
@@ -417,12 +421,17 @@ pub const RULES: &[Rule] = &[
             "gaudi.status",
             "habanalabs.reset",
             "gaudi.hard_resets",
+            "neuron.device_invalid",
+            "neuron.reset_failed",
         ],
         followers: &["habanalabs.reset", "gaudi.hard_resets"],
         reason: "a Gaudi device whose hard reset or initialisation failed is left `disabled` (\"Device is NOT \
-                 usable\"): the failure, the status the driver shows and the resets before it are one fault",
+                 usable\"): the failure, the status the driver shows and the resets before it are one fault; \
+                 likewise a Neuron device whose whole-device reset failed is left invalid (`reset` reads 2): \
+                 the driver's failed-reset line and that state are one fault",
         source: "Linux 6.12 drivers/accel/habanalabs common/device.c (hl_device_reset, hl_device_init), \
-                 common/sysfs.c (status), Documentation/ABI/testing/sysfs-driver-habanalabs (status)",
+                 common/sysfs.c (status), Documentation/ABI/testing/sysfs-driver-habanalabs (status); \
+                 aws-neuron-driver neuron_reset.c:111-172 (nr_reset_thread_fn), neuron_cdev.c:2976 (reset)",
     },
     Rule {
         code: "fabric.degraded",

@@ -193,6 +193,16 @@ pub enum DecodedDetail {
     },
 }
 
+impl DecodedDetail {
+    /// The device a line names in its driver's own words where it carries no PCI address (`neuron3`).
+    pub fn device_name(&self) -> Option<&str> {
+        match self {
+            DecodedDetail::Neuron { device, .. } => device.as_deref(),
+            _ => None,
+        }
+    }
+}
+
 // An ACA bank as the driver dumped it, decoded (`amdgpu_aca.h`): registers as `0x%016x`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct AcaBank {

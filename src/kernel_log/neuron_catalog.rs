@@ -91,8 +91,8 @@ pub static ENTRIES: &[NeuronCatalogEntry] = &[
         "neuron.reset",
         "reset started",
         Info,
-        Monitor,
-        "the driver started a device or NeuronCore (TPB) reset; the lines after it say whether it completed",
+        None,
+        "the driver started a device or NeuronCore (TPB) reset (it resets every device as it loads, neuron_pci.c:125); the lines after it say whether it completed, and a device left in reset reads `reset` 0",
         "aws-neuron-driver neuron_reset.c:111"
     ),
     entry!(

@@ -211,6 +211,18 @@ pub static BUILTIN: &[Scenario] = &[
         "gaudi3-nic-link-down",
         "Intel Gaudi 3 node without the RDMA view of its NICs: libhlml reads device 1's internal port 9 and device 5's external port 22 down"
     ),
+    scenario!(
+        "trn2-healthy",
+        "AWS trn2.48xlarge EKS node under a training load: 16 Trainium2 devices of 8 NeuronCores each, every device ready, 4 ranks holding each, nothing wrong"
+    ),
+    scenario!(
+        "trn2-hbm-ue",
+        "AWS trn2.48xlarge whose device neuron6 counted an uncorrectable HBM error its repair failed on (the driver's stats/hardware counter; the driver prints no kernel line for it); the ranks on it died"
+    ),
+    scenario!(
+        "trn2-device-failed",
+        "AWS trn2.48xlarge whose device neuron9 the neuron driver gave up on: its reset failed (`reset request ... failed` in the kernel log), `reset` reads 2"
+    ),
 ];
 
 /// A time script for `watch`: a built-in scenario with a [`crate::facts::Timeline`] played over it. Written

@@ -24,9 +24,17 @@ fn every_builtin_scenario() {
         // Every finding code is one of the stable families.
         for c in &codes {
             assert!(
-                ["xid.", "sxid.", "gpu.", "driver.", "amdgpu.", "habanalabs."]
-                    .iter()
-                    .any(|p| c.starts_with(p)),
+                [
+                    "xid.",
+                    "sxid.",
+                    "gpu.",
+                    "driver.",
+                    "amdgpu.",
+                    "habanalabs.",
+                    "neuron."
+                ]
+                .iter()
+                .any(|p| c.starts_with(p)),
                 "{}: {c}",
                 sc.name
             );

@@ -7,6 +7,8 @@
 
 #[path = "../support/host_root.rs"]
 mod host_root;
+#[path = "../support/neuron_scenarios.rs"]
+mod neuron_scenarios;
 #[path = "../support/neuron_tree.rs"]
 mod neuron_tree;
 #[path = "../support/node_probe.rs"]
@@ -194,4 +196,47 @@ fn health_names_the_device_the_driver_gave_up_and_its_uncorrectable_memory() {
         log["summary"].as_str().unwrap().contains("neuron9"),
         "{log}"
     );
+}
+
+/// The built-in Neuron scenarios (`src/scenarios/trn2-*.json`) are this probe's reading of the host trees in
+/// `tests/support/neuron_scenarios.rs`, with only the clock fixed: each file must equal what the probe reads
+/// now. `NEURON_SCENARIOS=write` rewrites them (then `python3 tests/support/generate_scenarios.py` keeps
+/// their format); review the diff.
+#[test]
+fn the_neuron_scenarios_are_the_probes_reading_of_their_trees() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../src/scenarios");
+    let write = std::env::var("NEURON_SCENARIOS").as_deref() == Ok("write");
+    for s in neuron_scenarios::all() {
+        let root = HostRoot::new();
+        s.write(&root);
+        let run = NodeProbe::new()
+            .args(["--nvml-lib", NO_NVML, "facts"])
+            .host_root(root.path())
+            .document();
+        assert_eq!(run.code, 0, "{}: {}\n{}", s.name, run.doc, run.stderr);
+        let mut facts = run.doc["facts"].clone();
+        // NVIDIA's library is absent: said as every built-in non-NVIDIA scenario says it (the search's own
+        // message names this test's stand-in path, and a search of the test machine would not be
+        // hermetic).
+        let e = &mut facts["driver"]["driver_version"];
+        assert_eq!(e["error"], "not_found", "{e}");
+        e["message"] = serde_json::json!("no NVIDIA driver: libnvidia-ml.so.1 not found");
+        // The clock is the only value not read from the tree.
+        facts["host"]["now_unix"] = serde_json::json!(neuron_scenarios::NOW);
+        let path = dir.join(format!("{}.json", s.name));
+        if write {
+            let text = serde_json::to_string_pretty(&facts).unwrap() + "\n";
+            std::fs::write(&path, text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            continue;
+        }
+        let committed: Value = serde_json::from_str(
+            &std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())),
+        )
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert!(
+            committed == facts,
+            "{}: not what node-probe reads of its tree (NEURON_SCENARIOS=write to rewrite, then review):\n{facts:#}",
+            s.name
+        );
+    }
 }

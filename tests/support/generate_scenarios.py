@@ -1967,6 +1967,19 @@ def scn_gaudi2_roce_port_down():
     return facts
 
 
+# ------------------------------------------------------------------------------------ AWS Neuron
+
+# Not written here: each is node-probe's own reading of a host tree written from aws-neuron-driver's printers
+# (tests/support/neuron_scenarios.rs, file:line beside each value). `NEURON_SCENARIOS=write cargo test --workspace
+# --test probe_neuron the_neuron_scenarios` writes them and, without the variable, checks them against the probe;
+# this generator only keeps their format.
+def probe_read(name):
+    def read():
+        with open(os.path.join(HERE, f"{name}.json")) as f:
+            return json.load(f)
+    return read
+
+
 SCENARIOS = {
     "dgx-h100-healthy": scn_dgx_h100_healthy,
     "dgx-h100-xid79": scn_dgx_h100_xid79,
@@ -2010,6 +2023,9 @@ SCENARIOS = {
     "gaudi3-healthy": scn_gaudi3_healthy,
     "gaudi3-thermal": scn_gaudi3_thermal,
     "gaudi3-nic-link-down": scn_gaudi3_nic_link_down,
+    "trn2-healthy": probe_read("trn2-healthy"),
+    "trn2-hbm-ue": probe_read("trn2-hbm-ue"),
+    "trn2-device-failed": probe_read("trn2-device-failed"),
 }
 
 

@@ -52,6 +52,12 @@ impl Family for Neuron {
     fn finding_code(&self, p: &Pending, _gpu_has_79: bool) -> String {
         entry(p).map_or_else(|| "neuron.unknown".into(), |e| e.finding.to_string())
     }
+    /// The driver resets every device as it loads and whenever a runtime asks (each job's start): such a
+    /// routine line (informational, no action) is in the event list but makes no finding, so a healthy
+    /// node's answer does not list sixteen resets. A failed one, or a device left in reset, does.
+    fn counts(&self, p: &Pending) -> bool {
+        entry(p).is_none_or(|e| !(e.severity == Severity::Info && e.action == ActionKind::None))
+    }
     fn step(&self, kind: ActionKind, _index: Option<u32>, _pci: Option<&str>) -> String {
         neuron_catalog::action_detail(kind, None)
     }

@@ -530,8 +530,8 @@ impl XidAnalyzer {
         let mut findings: Vec<Finding> = Vec::new();
         let mut summaries: Vec<GpuXidSummary> = Vec::new();
         for row in self.gpus.iter() {
-            let st = match &row.pci {
-                Some(k) => self.keys.remove(&Some(k.clone())),
+            let st = match row.key() {
+                Some(k) => self.keys.remove(&Some(k.to_string())),
                 None => None,
             };
             let GpuVerdict {

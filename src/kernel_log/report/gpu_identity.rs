@@ -31,6 +31,9 @@ pub(super) struct MigDevice {
 pub(super) struct GpuIdentity {
     /// Canonical PCI id: the key events are attributed by.
     pub pci: Option<String>,
+    /// The device as its driver names it where its lines carry no PCI address (AWS Neuron's `neuron3`,
+    /// its lines' `nd3`): the key such events are attributed by.
+    pub device: Option<String>,
     pub index: Option<u32>,
     pub uuid: Option<String>,
     /// `nvml`, `amdgpu` (its sysfs) or `kernel_log`.
@@ -41,9 +44,15 @@ pub(super) struct GpuIdentity {
 }
 
 impl GpuIdentity {
+    /// The key its events are attributed by: its PCI id, else its driver's name for it.
+    pub(super) fn key(&self) -> Option<&str> {
+        self.pci.as_deref().or(self.device.as_deref())
+    }
+
     fn from_log(pci: &str, uuid: Option<&str>) -> Self {
         GpuIdentity {
             pci: Some(pci.to_string()),
+            device: None,
             index: None,
             uuid: uuid.map(str::to_string),
             uuid_source: uuid.map(|_| "kernel_log"),
@@ -66,6 +75,7 @@ impl GpuTable {
             .iter()
             .map(|g| GpuIdentity {
                 pci: g.pci_bus_id.ok().and_then(|p| normalize_bus_id(p)),
+                device: g.neuron.as_ref().map(|n| n.device.clone()),
                 index: Some(g.index),
                 uuid: g.uuid.ok().map(|u| normalize_gpu_uuid(u)),
                 // AMD GPUs' ids come from amdgpu's sysfs, not NVML.
@@ -94,8 +104,11 @@ impl GpuTable {
         self.rows.iter()
     }
 
-    pub(super) fn find(&self, pci: &str) -> Option<&GpuIdentity> {
-        self.rows.iter().find(|r| r.pci.as_deref() == Some(pci))
+    /// The row an event key names: a PCI id, or a driver's device name.
+    pub(super) fn find(&self, key: &str) -> Option<&GpuIdentity> {
+        self.rows
+            .iter()
+            .find(|r| r.pci.as_deref() == Some(key) || r.device.as_deref() == Some(key))
     }
 
     /// An identity line (`NVRM: GPU at PCI:…: GPU-<uuid>`): the UUID of a GPU, or a GPU only the log knows.
@@ -126,7 +139,18 @@ impl GpuTable {
         if matches!(p.event.kind, EventKind::Sxid | EventKind::CrashDump) {
             return;
         }
+        // A line without a PCI address that names its device the driver's way is attributed by that
+        // name, to the device the inventory read under it (none: no GPU, as before).
         let Some(pci) = p.event.pci_bus_id.clone() else {
+            if let Some(d) = p.detail.decoded.as_ref().and_then(|d| d.device_name())
+                && let Some(row) = self
+                    .rows
+                    .iter()
+                    .find(|r| r.pci.is_none() && r.device.as_deref() == Some(d))
+            {
+                p.gpu_key = Some(d.to_string());
+                p.detail.gpu_index = row.index;
+            }
             return;
         };
         let pos = match self
@@ -162,7 +186,7 @@ impl GpuTable {
     pub(super) fn view(&self, key: &Option<String>) -> Option<GpuView> {
         let r = self.find(key.as_deref()?)?;
         Some(GpuView {
-            key: r.pci.clone(),
+            key: r.pci.clone().or_else(|| r.device.clone()),
             index: r.index,
             recovery_action: r.recovery_action,
             sram_threshold_exceeded: r.sram_threshold_exceeded,

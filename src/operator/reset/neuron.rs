@@ -311,7 +311,7 @@ impl SysfsReset for Neuron {
                     "GPU {} ({dev}) reads invalid (2) after the reset: the driver's reset failed and it \
                      gave the device up. {}",
                     before.index,
-                    action_detail(ActionKind::Rma, Some(dev))
+                    action_detail(ActionKind::RebootNode, Some(dev))
                 ),
             ),
             Some(s) => Check::block(

@@ -55,7 +55,7 @@ NVRM. Returns decoded events per GPU and findings with the recommended action.";
         };
         incidents::render(&gpu_diag::incident::group(&r.findings, &name), &mut t);
         let mut body = String::new();
-        details::write_entry(&text::serialized_details(r), 0, &mut body);
+        details::write_entry(&text::serialized_details(&fold_alike(r)), 0, &mut body);
         if !body.trim().is_empty() {
             t.push_str("details:\n");
             for line in body.lines() {
@@ -64,6 +64,86 @@ NVRM. Returns decoded events per GPU and findings with the recommended action.";
         }
         t
     }
+}
+
+/// The report with its entries that say the same of different events or GPUs folded into one, which
+/// lists the events, GPUs and devices it holds: a node whose driver logs one line per device at boot (16
+/// Trainium2 resets, 8 Gaudis initialised) says it once, not once per device. The full report keeps them.
+fn fold_alike(r: &gpu_diag::kernel_log::report::XidReport) -> serde_json::Value {
+    let mut v = serde_json::to_value(r).unwrap_or(serde_json::Value::Null);
+    if let Some(d) = v.get_mut("event_details") {
+        fold(d, &[("event", "events"), ("gpu_index", "gpu_indexes")], true);
+    }
+    if let Some(g) = v.get_mut("gpus") {
+        fold(g, &[("index", "indexes")], false);
+    }
+    v
+}
+
+/// Fold the entries of list `v` alike but for the `keys` (and, with `device`, `decoded.device`): each
+/// group of two or more becomes one entry listing their values under the plural names, with `alike`.
+fn fold(v: &mut serde_json::Value, keys: &[(&str, &str)], device: bool) {
+    use serde_json::{Map, Value, json};
+    let Some(items) = v.as_array_mut() else {
+        return;
+    };
+    let split = |d: &Value| {
+        let mut same = d.clone();
+        let mut who: Vec<Value> = Vec::new();
+        if let Some(m) = same.as_object_mut() {
+            for (k, _) in keys {
+                who.push(m.remove(*k).unwrap_or(Value::Null));
+            }
+            let dev = m
+                .get_mut("decoded")
+                .and_then(Value::as_object_mut)
+                .filter(|_| device)
+                .and_then(|dec| dec.remove("device"));
+            who.push(dev.unwrap_or(Value::Null));
+        }
+        (same, who)
+    };
+    let mut groups: Vec<(Value, Vec<Value>, Vec<Vec<Value>>)> = Vec::new();
+    for d in items.iter() {
+        let (same, who) = split(d);
+        match groups.iter_mut().find(|(s, _, _)| *s == same) {
+            Some((_, _, w)) => w.push(who),
+            None => groups.push((same, vec![d.clone()], vec![who])),
+        }
+    }
+    if groups.len() == items.len() {
+        return;
+    }
+    *items = groups
+        .into_iter()
+        .map(|(mut same, first, who)| {
+            if who.len() == 1 {
+                return first.into_iter().next().unwrap_or(Value::Null);
+            }
+            let list = |i: usize| {
+                let mut out: Vec<Value> = Vec::new();
+                for w in &who {
+                    if !w[i].is_null() && !out.contains(&w[i]) {
+                        out.push(w[i].clone());
+                    }
+                }
+                out
+            };
+            if let Some(m) = same.as_object_mut() {
+                let mut add = Map::new();
+                for (i, (_, plural)) in keys.iter().enumerate() {
+                    add.insert((*plural).into(), Value::Array(list(i)));
+                }
+                let devices = list(keys.len());
+                if !devices.is_empty() {
+                    add.insert("devices".into(), Value::Array(devices));
+                }
+                add.insert("alike".into(), json!(who.len()));
+                m.extend(add);
+            }
+            same
+        })
+        .collect();
 }
 
 /// The argument as a [`Since`], or the error the caller reads.

@@ -385,6 +385,7 @@ mod tests {
             r.health.incidents = Default::default();
             let mut shown = serde_json::to_value(&r).unwrap();
             gpus::inventory::as_rendered(&mut shown["inventory"]);
+            gpus::processes::as_rendered(&mut shown["processes"]);
             let mut serialized = String::new();
             details::write_entry(&serialized_details(&shown), 0, &mut serialized);
             assert_eq!(typed, serialized, "{}", s.name);

@@ -29,17 +29,29 @@ must be replaced.";
     }
 }
 
-/// A Gaudi's NVML-shaped ECC fields are not in the habanalabs driver's sysfs (the structured result says
-/// so field by field): the text names them once for the node instead of a dozen lines per device.
+/// A Gaudi's or a Neuron device's NVML-shaped ECC fields are not in its driver's sysfs (the structured
+/// result says so field by field): the text names them once for the node instead of a dozen lines per
+/// device.
 fn fold_gaudi_unread(v: &mut serde_json::Value) {
+    use gpu_diag::facts::GpuVendor;
+    // The sysfs-only drivers, by the words their readers' errors use; Gaudi's under its own key.
+    for (driver, words, key) in [
+        ("habanalabs", "habanalabs", "gaudi_not_read"),
+        (GpuVendor::Neuron.info().kernel_driver, "the neuron driver", "not_read"),
+    ] {
+        fold_unread(v, driver, words, key);
+    }
+}
+
+fn fold_unread(v: &mut serde_json::Value, driver: &str, words: &str, key: &str) {
     use serde_json::Value;
-    // An inline error whose message names the habanalabs driver.
-    fn unread(x: &Value) -> bool {
+    // An inline error whose message names the driver.
+    let unread = |x: &Value| {
         x.get("error").is_some()
             && x.get("message")
                 .and_then(Value::as_str)
-                .is_some_and(|m| m.contains("habanalabs"))
-    }
+                .is_some_and(|m| m.contains(words))
+    };
     let mut names = std::collections::BTreeSet::new();
     if let Some(gpus) = v.get_mut("gpus").and_then(Value::as_array_mut) {
         for g in gpus.iter_mut().filter_map(Value::as_object_mut) {
@@ -59,9 +71,9 @@ fn fold_gaudi_unread(v: &mut serde_json::Value) {
         && let Some(o) = v.as_object_mut()
     {
         o.insert(
-            "gaudi_not_read".into(),
+            key.into(),
             Value::String(format!(
-                "{} (not in the habanalabs driver's sysfs: see persistence_caveat)",
+                "{} (not in the {driver} driver's sysfs: see persistence_caveat)",
                 names.into_iter().collect::<Vec<_>>().join(", ")
             )),
         );

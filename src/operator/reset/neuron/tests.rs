@@ -254,11 +254,7 @@ fn an_ignored_write_and_a_failed_reset_are_not_verified() {
         ["gpu_back", "reset_failed_count", "kernel_log_reset"],
         "{v:#?}"
     );
-    assert!(
-        check(&v, "gpu_back")
-            .evidence
-            .contains("stop and start the instance")
-    );
+    assert!(check(&v, "gpu_back").evidence.contains("reboot it"));
 }
 
 /// A line that only looks like the driver's (no `neuron:` prefix: a program's own output), or the

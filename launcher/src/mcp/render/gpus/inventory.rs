@@ -53,12 +53,13 @@ pub fn summary(inv: &InventoryReport, lost: &BTreeSet<u32>, out: &mut String) {
             show(&inv.node.kernel_release)
         ));
     }
-    let _ = writeln!(
-        out,
-        "GPUs: {} enumerated; {}",
-        show(&inv.device_count),
-        drivers.join("; ")
-    );
+    // A vendor with no driver line here (AWS Neuron) says no empty one.
+    let drivers = if drivers.is_empty() {
+        String::new()
+    } else {
+        format!("; {}", drivers.join("; "))
+    };
+    let _ = writeln!(out, "GPUs: {} enumerated{drivers}", show(&inv.device_count));
     let lines = inv.gpus.iter().map(|g| {
         let line = if lost.contains(&g.index) {
             format!(
@@ -92,6 +93,14 @@ pub fn summary(inv: &InventoryReport, lost: &BTreeSet<u32>, out: &mut String) {
                 show(&g.memory_total_mib),
                 show(&g.vbios_version)
             )
+        } else if g.persistence_mode.is_none() && g.mig_mode.is_none() {
+            // A device with none of NVML's fields (the library leaves them out for another vendor's): its
+            // name and what was read of the shared ones, never NVIDIA's modes as unknown.
+            let memory = g
+                .memory_total_mib
+                .get()
+                .map_or_else(String::new, |m| format!(", {m} MiB"));
+            format!("{}{memory}", show(&g.name))
         } else {
             format!(
                 "{}, {} MiB, VBIOS {}, persistence {}, MIG {}",
@@ -146,6 +155,25 @@ pub fn details(inv: &InventoryReport) -> Entry {
     if gaudi.clone().any(|g| !pcie_read(g)) {
         f.text("gaudi_pcie", GAUDI_PCIE);
     }
+    // Likewise a device of a vendor whose driver's sysfs is all the probe reads (AWS Neuron): named by
+    // its PCI vendor id, its unread shared fields and link said once in that vendor's words.
+    let sysfs_only: Vec<&GpuInventory> = inv
+        .gpus
+        .iter()
+        .filter(|g| sysfs_only_vendor(g).is_some())
+        .collect();
+    if let Some(v) = sysfs_only.first().and_then(|g| sysfs_only_vendor(g)) {
+        let unread: BTreeSet<&str> = sysfs_only
+            .iter()
+            .flat_map(|g| shared_fields(g).filter(|(_, ok)| !ok).map(|(name, _)| name))
+            .collect();
+        if !unread.is_empty() {
+            f.text("not_read", sysfs_not_read(unread.into_iter(), v));
+        }
+        if sysfs_only.iter().any(|g| !pcie_read(g)) {
+            f.text("pcie", sysfs_pcie(v));
+        }
+    }
     f.list("gpus", inv.gpus.iter().map(gpu_inventory));
     Entry::Fields(f)
 }
@@ -177,6 +205,28 @@ pub fn as_rendered(inv: &mut serde_json::Value) {
     let Some(gpus) = inv.get_mut("gpus").and_then(|g| g.as_array_mut()) else {
         return;
     };
+    let mut other: Option<gpu_diag::facts::GpuVendor> = None;
+    let (mut other_unread, mut other_pcie) = (BTreeSet::new(), false);
+    for g in gpus.iter_mut() {
+        let Ok(typed) = serde_json::from_value::<GpuInventory>(g.clone()) else {
+            continue;
+        };
+        let Some(v) = sysfs_only_vendor(&typed) else {
+            continue;
+        };
+        other = Some(v);
+        let Some(o) = g.as_object_mut() else { continue };
+        for k in SHARED_FIELDS {
+            if failed(o.get(k)) {
+                o.remove(k);
+                other_unread.insert(k);
+            }
+        }
+        if !pcie_read(&typed) {
+            o.remove("pcie");
+            other_pcie = true;
+        }
+    }
     for g in gpus.iter_mut().filter(|g| g.get("gaudi").is_some()) {
         let Some(o) = g.as_object_mut() else { continue };
         for k in SHARED_FIELDS {
@@ -199,6 +249,14 @@ pub fn as_rendered(inv: &mut serde_json::Value) {
     if pcie {
         inv["gaudi_pcie"] = GAUDI_PCIE.into();
     }
+    if let Some(v) = other {
+        if !other_unread.is_empty() {
+            inv["not_read"] = sysfs_not_read(other_unread.into_iter(), v).into();
+        }
+        if other_pcie {
+            inv["pcie"] = sysfs_pcie(v).into();
+        }
+    }
 }
 
 /// The shared identity fields a vendor may leave unread, and whether each was read.
@@ -213,13 +271,43 @@ fn shared_fields(g: &GpuInventory) -> impl Iterator<Item = (&'static str, bool)>
     .into_iter()
 }
 
+/// The vendor of a device that is neither NVIDIA's, AMD's nor a Gaudi (its own section says those), by
+/// the PCI vendor id the probe read.
+fn sysfs_only_vendor(g: &GpuInventory) -> Option<gpu_diag::facts::GpuVendor> {
+    use gpu_diag::facts::GpuVendor;
+    let id = g.pci_device_id.ok()?.split(':').next()?;
+    let v = GpuVendor::of_pci_vendor_id(u16::from_str_radix(id, 16).ok()?)?;
+    (v != GpuVendor::Nvidia && v != GpuVendor::Amd && g.gaudi.is_none()).then_some(v)
+}
+
+fn sysfs_not_read<'a>(
+    fields: impl Iterator<Item = &'a str>,
+    v: gpu_diag::facts::GpuVendor,
+) -> String {
+    let info = v.info();
+    format!(
+        "{} (not in the {} driver's sysfs; {} read them)",
+        fields.collect::<Vec<_>>().join(", "),
+        info.kernel_driver,
+        info.tools.join(", ")
+    )
+}
+
+fn sysfs_pcie(v: gpu_diag::facts::GpuVendor) -> String {
+    format!(
+        "the PCIe link is not read for {} devices yet",
+        v.info().name
+    )
+}
+
 fn pcie_read(g: &GpuInventory) -> bool {
     g.pcie.max_link_gen.is_ok() || g.pcie.max_link_width.is_ok()
 }
 
 fn gpu_inventory(g: &GpuInventory) -> Fields {
-    // Gaudi: the fields its driver does not show are named once above, not here.
-    let gaudi = g.gaudi.is_some();
+    // Gaudi (and a sysfs-only vendor's device): the fields its driver does not show are named once
+    // above, not here.
+    let gaudi = g.gaudi.is_some() || sysfs_only_vendor(g).is_some();
     let shown = |r: bool| !gaudi || r;
     let mut pcie = Fields::default();
     pcie.reading("max_link_gen", &g.pcie.max_link_gen)

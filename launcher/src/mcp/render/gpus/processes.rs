@@ -7,8 +7,9 @@ use std::fmt::Write;
 
 use gpu_diag::analysis::processes::{GpuProcesses, ProcessReport, ProcessesReport};
 
-use super::gpu_ref;
-use crate::mcp::render::details::{Entry, Fields};
+use gpu_diag::facts::{FieldError, Reading};
+
+use crate::mcp::render::details::{Entry, Fields, failed};
 use crate::mcp::render::topology::gpu_set;
 
 /// Kinds of process named per GPU line (a GPU may run hundreds of processes: they are counted).
@@ -17,10 +18,32 @@ const KINDS_SHOWN: usize = 4;
 /// The processes' details: every process of every GPU with its command line, state, memory, MIG device
 /// and the pod and container its cgroup names.
 pub fn details(r: &ProcessesReport) -> Entry {
+    // A reading every GPU failed alike (a driver that shows no UUID, no address, no memory use) is said
+    // once for the node, not on each of sixteen devices.
+    let once = |get: fn(&GpuProcesses) -> &Reading<_>| -> Option<FieldError> {
+        let first = get(r.gpus.first()?).err()?.clone();
+        (r.gpus.len() > 1 && r.gpus.iter().all(|g| get(g).err() == Some(&first))).then_some(first)
+    };
+    let uuid = once(|g| &g.gpu.uuid);
+    let pci = once(|g| &g.gpu.pci_bus_id);
+    let mem = r
+        .gpus
+        .first()
+        .and_then(|g0| g0.memory_used_mib.err().cloned())
+        .filter(|e| r.gpus.len() > 1 && r.gpus.iter().all(|g| g.memory_used_mib.err() == Some(e)));
     let gpus = r.gpus.iter().map(|g| {
         let mut f = Fields::default();
-        gpu_ref(&mut f, &g.gpu);
-        f.reading("memory_used_mib", &g.memory_used_mib).entry(
+        f.text("index", g.gpu.index);
+        if uuid.is_none() {
+            f.reading("uuid", &g.gpu.uuid);
+        }
+        if pci.is_none() {
+            f.reading("pci_bus_id", &g.gpu.pci_bus_id);
+        }
+        if mem.is_none() {
+            f.reading("memory_used_mib", &g.memory_used_mib);
+        }
+        f.entry(
             "processes",
             Entry::of_reading(&g.processes, |ps| {
                 Entry::List(ps.iter().map(|p| Entry::Fields(process(p))).collect())
@@ -30,7 +53,40 @@ pub fn details(r: &ProcessesReport) -> Entry {
     });
     let mut f = Fields::default();
     f.list("gpus", gpus);
+    for (name, e) in [
+        ("memory_used_mib", &mem),
+        ("pci_bus_id", &pci),
+        ("uuid", &uuid),
+    ] {
+        if let Some(e) = e {
+            f.text(name, failed(e));
+        }
+    }
     Entry::Fields(f)
+}
+
+/// The serialized report as [`details`] renders it: a reading every GPU failed alike said once. What the
+/// typed-details test compares with.
+#[cfg(test)]
+pub fn as_rendered(v: &mut serde_json::Value) {
+    let Some(gpus) = v.get("gpus").and_then(|g| g.as_array()).cloned() else {
+        return;
+    };
+    for key in ["memory_used_mib", "pci_bus_id", "uuid"] {
+        let first = gpus.first().and_then(|g| g.get(key)).cloned();
+        let Some(e) = first.filter(|e| e.get("error").is_some()) else {
+            continue;
+        };
+        if gpus.len() < 2 || !gpus.iter().all(|g| g.get(key) == Some(&e)) {
+            continue;
+        }
+        if let Some(list) = v.get_mut("gpus").and_then(|g| g.as_array_mut()) {
+            for g in list.iter_mut().filter_map(|g| g.as_object_mut()) {
+                g.remove(key);
+            }
+        }
+        v[key] = e;
+    }
 }
 
 fn process(p: &ProcessReport) -> Fields {
