@@ -155,9 +155,9 @@ impl PlatformFault {
         match self {
             PlatformFault::Xid { code: Some(c) } => format!("Xid {c}"),
             PlatformFault::Xid { code: None } => "Xid errors".into(),
-            PlatformFault::UncorrectableMemory => {
-                "uncorrectable memory error (double-bit ECC)".into()
-            }
+            // The reason beside it says which memory in the platform's words (`NvidiaDoubleBitError`,
+            // `NeuronHBMUncorrectableError`).
+            PlatformFault::UncorrectableMemory => "uncorrectable memory error".into(),
             PlatformFault::NvLink => "NVLink fault".into(),
             PlatformFault::GpuMissing => "GPU missing".into(),
             PlatformFault::IbLinkFlapping => "InfiniBand link flapping".into(),
@@ -190,7 +190,7 @@ impl PlatformFault {
     /// The incidents of the probe (`incident::rules` codes) that are this fault.
     fn incident_codes(self) -> &'static [&'static str] {
         match self {
-            PlatformFault::UncorrectableMemory => &["gpu.memory"],
+            PlatformFault::UncorrectableMemory => &["gpu.memory", "neuron.ecc_uncorrectable"],
             PlatformFault::NvLink => &["nvlink.fault"],
             PlatformFault::GpuMissing => &["gpu.off_bus", "gpu.missing"],
             PlatformFault::IbLinkFlapping => &["nic.link_fault"],
@@ -620,10 +620,12 @@ pub fn classify_node_taint(
 /// A device plugin's withdrawal of devices, seen as a resource's allocatable below its capacity: the kubelet
 /// counts only the devices the plugin lists `Healthy` as allocatable. Each vendor's plugin withdraws for its
 /// own reasons, named in its words:
-/// - Habana's marks a Gaudi `Unhealthy` when HLML raises a critical-error event for it, when it cannot
-///   register for the event, and every Gaudi of the node when the event names no device it can find; nothing
-///   marks one healthy again until the plugin restarts (HabanaAI/habanalabs-k8s-device-plugin 1.16.0,
-///   `habanalabs.go:118-181` `watchXIDs`, `server.go:190`).
+/// - Habana's marks a Gaudi `Unhealthy` when it cannot register HLML's critical-error event for it, and
+///   every Gaudi of the node when a critical-error event's device cannot be looked up (by serial) or has no
+///   UUID. An event whose device it finds withdraws nothing: it compares its devices' ids, which are serial
+///   numbers, with that device's UUID, and they never match. Nothing marks a device healthy again until the
+///   plugin restarts (HabanaAI/habanalabs-k8s-device-plugin 1.16.0, `habanalabs.go:88-90` `ID: serial`,
+///   `:122-128` registration, `:150-175` the event, `server.go:189-191`).
 /// - NVIDIA's marks a GPU `Unhealthy` on NVML's Xid critical-error event, except the application Xids 13,
 ///   31, 43, 45, 68 and 109 and those in `DP_DISABLE_HEALTHCHECKS`, and every GPU when waiting for events
 ///   fails or an event names no GPU it can find; none recovers until the plugin restarts (NVIDIA/
@@ -653,13 +655,16 @@ pub fn devices_withdrawn(
         PlatformSource::GaudiDevicePlugin => (
             format!("{gone} of {capacity} Gaudi devices withdrawn (allocatable {allocatable})"),
             if all {
-                "HLML critical-error event naming no device, or the device plugin stopped"
+                "an HLML critical-error event whose device HLML could not name, HLML event registration failed \
+                 for every device, or the device plugin stopped"
             } else {
-                "HLML critical-error event"
+                "HLML event registration failed for the withdrawn devices"
             },
-            "the plugin withdraws a device on HLML's critical-error event (every device when the event names \
-             none) and returns it only when the plugin restarts; the kubelet withdraws every device of a plugin \
-             that stopped",
+            "the plugin withdraws a device whose HLML critical-error event it could not register at its start, \
+             and every device on a critical-error event whose device HLML cannot name; an event naming a device \
+             withdraws none (the plugin compares its ids, serial numbers, with the device's UUID); nothing \
+             returns a device until the plugin restarts; the kubelet withdraws every device of a plugin that \
+             stopped",
         ),
         PlatformSource::NvidiaDevicePlugin => (
             format!("{gone} of {capacity} {resource} withdrawn (allocatable {allocatable})"),
@@ -906,6 +911,10 @@ fn eks_reason(reason: &str) -> PlatformFault {
         "NvidiaDeviceCountMismatch" => F::GpuMissing,
         "NvidiaPCIeError" => F::Pcie,
         "NvidiaThermalError" | "NvidiaPowerError" => F::Throttling,
+        // The agent's Neuron monitor reads the driver's `NEURON_HW_ERR=` lines (monitors/neuron/monitor.go
+        // :69-90, pkg/reasons/reasons.go:31-46): HBM and SRAM uncorrectable errors are the device's memory;
+        // a NeuronCore or DMA error names no more than a sick device.
+        "NeuronHBMUncorrectableError" | "NeuronSRAMUncorrectableError" => F::UncorrectableMemory,
         _ => F::GpuUnhealthy,
     }
 }

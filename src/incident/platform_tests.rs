@@ -47,6 +47,31 @@ fn each_source_is_recognised_in_its_fault_state_only() {
             F::GpuUnhealthy,
         ),
         ("AcceleratedHardwareReady", None, Eks, F::GpuUnhealthy),
+        // The agent's Neuron reasons (aws/eks-node-monitoring-agent pkg/reasons/reasons.go:31-46).
+        (
+            "AcceleratedHardwareReady",
+            Some("NeuronHBMUncorrectableError"),
+            Eks,
+            F::UncorrectableMemory,
+        ),
+        (
+            "AcceleratedHardwareReady",
+            Some("NeuronSRAMUncorrectableError"),
+            Eks,
+            F::UncorrectableMemory,
+        ),
+        (
+            "AcceleratedHardwareReady",
+            Some("NeuronNCUncorrectableError"),
+            Eks,
+            F::GpuUnhealthy,
+        ),
+        (
+            "AcceleratedHardwareReady",
+            Some("NeuronDMAError"),
+            Eks,
+            F::GpuUnhealthy,
+        ),
         ("KernelReady", Some("SoftLockup"), Eks, F::Node),
         ("GPUMissing", None, Aks, F::GpuMissing),
         ("NVLinkStatusInactive", None, Aks, F::NvLink),
@@ -610,4 +635,42 @@ fn device_plugin_withdrawals_join_the_xid_incident_only_where_the_plugin_means_a
     );
     assert!(devices_withdrawn(PlatformSource::AmdDevicePlugin, "amd.com/gpu", 0, 0).is_none());
     assert!(devices_withdrawn(PlatformSource::NvSentinel, "nvidia.com/gpu", 8, 6).is_none());
+}
+
+/// Habana's plugin (1.16.0) withdraws one Gaudi only when it could not register HLML's critical-error event
+/// for it: a critical event about a device it finds withdraws nothing (its ids are serials, compared with
+/// the UUID). So a partial withdrawal names the registration, never the probe's memory incident, and all
+/// withdrawn names the unresolved event, every registration failing, or a stopped plugin.
+#[test]
+fn a_gaudi_withdrawal_names_habanas_own_causes_and_no_memory_incident() {
+    let some =
+        devices_withdrawn(PlatformSource::GaudiDevicePlugin, "habana.ai/gaudi", 8, 7).unwrap();
+    assert_eq!(
+        some.reason.as_deref(),
+        Some("HLML event registration failed for the withdrawn devices")
+    );
+    assert!(
+        some.message
+            .as_deref()
+            .unwrap()
+            .contains("an event naming a device withdraws none"),
+        "{some:?}"
+    );
+    assert_eq!(some.fault, PlatformFault::GpuUnhealthy);
+    for probe in [
+        probe_incident("gpu.memory", &["habanalabs.ecc_double"]),
+        probe_incident("gpu.unusable", &["habanalabs.device_unusable"]),
+    ] {
+        assert!(!some.is_about(&probe), "{probe:?}");
+    }
+    let all =
+        devices_withdrawn(PlatformSource::GaudiDevicePlugin, "habana.ai/gaudi", 8, 0).unwrap();
+    let reason = all.reason.unwrap();
+    for cause in [
+        "could not name",
+        "registration failed for every device",
+        "plugin stopped",
+    ] {
+        assert!(reason.contains(cause), "{reason}");
+    }
 }

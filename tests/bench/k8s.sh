@@ -147,7 +147,7 @@ if [ "$CALLS" -gt 0 ]; then
 log "launcher: $CALLS x get_gpu_health"
 cat >"$WORK/plan-health.json" <<EOF
 {"server": $SERVER_JSON, "stderr": "$WORK/launcher-health.log",
- "calls": [{"tool": "get_gpu_health", "arguments": {"node_name": "gpu-node-1"}, "repeat": $((CALLS + 1))}]}
+ "calls": [{"tool": "get_gpu_health", "arguments": {"node_name": "gpu-node-1", "max_age_s": 0}, "repeat": $((CALLS + 1))}]}
 EOF
 before=$(audit_count)
 python3 tests/bench/mcp_call.py "$WORK/plan-health.json" >"$WORK/health.json"
@@ -206,7 +206,7 @@ COPY_SERVER_JSON=$(python3 -c 'import json,sys;print(json.dumps(sys.argv[1:]))' 
 log "launcher, copy delivery: $CALLS x get_gpu_health"
 cat >"$WORK/plan-health-copy.json" <<EOF
 {"server": $COPY_SERVER_JSON, "stderr": "$WORK/launcher-health-copy.log",
- "calls": [{"tool": "get_gpu_health", "arguments": {"node_name": "gpu-node-1"}, "repeat": $((CALLS + 1))}]}
+ "calls": [{"tool": "get_gpu_health", "arguments": {"node_name": "gpu-node-1", "max_age_s": 0}, "repeat": $((CALLS + 1))}]}
 EOF
 python3 tests/bench/mcp_call.py "$WORK/plan-health-copy.json" >"$WORK/health-copy.json"
 stat -c %s "$WORK/probes/node-probe-linux-amd64" >"$WORK/probe-bytes"
@@ -404,9 +404,12 @@ if os.path.exists(f"{work}/health.json"):
     errs = [r for r in res if r["is_error"]]
     if errs:
         sys.exit(f"launcher get_gpu_health failed: {errs[0]['text']}")
+    # Each call asked max_age_s 0: a kept reading answering one would time memory, not a probe.
+    if any(r["structured"]["run"].get("reading_reused") for r in res):
+        sys.exit("launcher get_gpu_health answered from a kept reading: this table times probes")
     lm = [r["ms"] for r in res]
     km = [float(x) for x in open(f"{work}/kubectl-ms").read().split()]
-    print("## 1. One get_gpu_health call on gpu-node-1 (ms)\n")
+    print("## 1. One get_gpu_health call on gpu-node-1, read afresh each call (max_age_s 0) (ms)\n")
     print("| flow | n | p50 | p95 |")
     print("|---|---|---|---|")
     print(f"| launcher (serve, MCP stdio) | {len(lm)} | {pct(lm,50):.0f} | {pct(lm,95):.0f} |")

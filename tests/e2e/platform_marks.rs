@@ -15,7 +15,14 @@ use crate::testbed::{FakeNode, Testbed, User, skipped, unique};
 const SINCE: &str = "2026-11-20T10:00:00Z";
 
 /// Set one condition on `node` as an agent with node credentials does.
-fn set_condition(tb: &Testbed, node: &str, kind: &str, status: &str, reason: &str, message: &str) {
+pub(crate) fn set_condition(
+    tb: &Testbed,
+    node: &str,
+    kind: &str,
+    status: &str,
+    reason: &str,
+    message: &str,
+) {
     let patch = json!({"status": {"conditions": [{
         "type": kind, "status": status, "reason": reason, "message": message,
         "lastHeartbeatTime": SINCE, "lastTransitionTime": SINCE,

@@ -1,7 +1,8 @@
 //! A conversation's questions about a node cost one probe pod, on the real API server with kwok nodes: five
 //! different read-only tools in a row on one node start one pod (counted in the launcher's log), each later
 //! answer says how old its reading is; another node gets its own pod; an operator action drops the node's
-//! reading, so the next question starts a fresh pod. On the team server, two people on one node: each
+//! reading, so the next question starts a fresh pod. The Xid question answers from the kept reading as the
+//! others do, the same as the node's log read afresh; a window reads afresh and says why. On the team server, two people on one node: each
 //! reading is made and served with its own person's rights.
 
 use serde_json::json;
@@ -48,6 +49,46 @@ async fn a_conversation_about_a_node_costs_one_probe_pod() {
     assert_eq!(v["run"]["probe"]["source"], "simulated:dgx-h100-xid79");
     assert_eq!(l.pods_created(&other), 1);
     assert_eq!(l.pods_created(&node), 1);
+    // The Xid question after it: from that reading, no pod, its age said, and the same events and
+    // findings as the node's whole log read afresh (`max_age_s` 0, a pod of its own).
+    let r = l
+        .call("analyze_xid_errors", json!({"node_name": other}))
+        .await;
+    let (text, kept) = (mcp::text(&r), r.structured_content.clone().unwrap());
+    let first = v["run"]["ran_in"].clone();
+    assert_reused("analyze_xid_errors", &kept, &text, &first);
+    assert_eq!(l.pods_created(&other), 1, "the Xid question probed: {text}");
+    assert!(text.contains("xid.79"), "{text}");
+    let r = l
+        .call(
+            "analyze_xid_errors",
+            json!({"node_name": other, "max_age_s": 0}),
+        )
+        .await;
+    let read = r.structured_content.clone().unwrap();
+    assert!(fresh(&read), "{}", read["run"]);
+    assert!(
+        read["run"].get("read_afresh_because").is_none(),
+        "asked for"
+    );
+    assert_eq!(l.pods_created(&other), 2);
+    for part in ["events", "event_details", "gpus", "node", "findings"] {
+        assert_eq!(kept["report"][part], read["report"][part], "{part}");
+    }
+    // A window reads the node's log afresh although a reading is kept, and says why in one line.
+    let r = l
+        .call(
+            "analyze_xid_errors",
+            json!({"node_name": other, "since": "1h"}),
+        )
+        .await;
+    let (text, v) = (mcp::text(&r), r.structured_content.clone().unwrap());
+    assert!(fresh(&v), "{}", v["run"]);
+    assert_eq!(l.pods_created(&other), 3);
+    assert!(
+        text.contains("read afresh, not from the node's kept reading: a `since` window"),
+        "{text}"
+    );
     // An operator action (kill's preflight through a pod; refused on this node) drops the reading.
     let before = l.pods_created(&node);
     let _ = l

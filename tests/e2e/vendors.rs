@@ -604,6 +604,64 @@ fn make_gaudi_allocatable(tb: &Testbed, name: &str, gaudi: u32, allocatable: u32
     ]);
 }
 
+/// An Indexed training Job `train` in a new namespace `wl`, one pod per node of `nodes` (pod `train-<i>`
+/// with completion index `i`) asking `limits` (`habana.ai/gaudi: "8"`), and beside the Job a server `serve`
+/// on `nodes[0]` asking `serve_limits`: kwok completes a Job's pods at once, so the server is what still
+/// holds devices. Returns once kwok has settled the pods (rather than race it on a loaded machine).
+fn training_job(tb: &Testbed, wl: &str, nodes: &[String], limits: &str, serve_limits: &str) {
+    tb.apply(&format!(
+        "apiVersion: v1\nkind: Namespace\nmetadata: {{name: {wl}}}\n---\napiVersion: v1\nkind: ServiceAccount\nmetadata: {{name: default, namespace: {wl}}}\n---\napiVersion: batch/v1\nkind: Job\nmetadata: {{name: train, namespace: {wl}}}\nspec:\n  completionMode: Indexed\n  completions: {n}\n  parallelism: {n}\n  template:\n    spec:\n      restartPolicy: Never\n      containers:\n      - name: train\n        image: registry.invalid/train:1\n",
+        n = nodes.len()
+    ));
+    let uid = tb
+        .kubectl(&[
+            "-n",
+            wl,
+            "get",
+            "job",
+            "train",
+            "-o",
+            "jsonpath={.metadata.uid}",
+        ])
+        .trim()
+        .to_string();
+    let mut yaml = String::new();
+    for (i, n) in nodes.iter().enumerate() {
+        yaml += &format!(
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: train-{i}\n  namespace: {wl}\n  labels: {{batch.kubernetes.io/job-name: train, batch.kubernetes.io/job-completion-index: \"{i}\"}}\n  ownerReferences:\n  - {{apiVersion: batch/v1, kind: Job, name: train, uid: {uid}, controller: true}}\nspec:\n  nodeName: {n}\n  containers:\n  - name: train\n    image: registry.invalid/train:1\n    resources:\n      limits: {{{limits}}}\n---\n"
+        );
+    }
+    yaml += &format!(
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: serve, namespace: {wl}}}\nspec:\n  nodeName: {}\n  containers:\n  - name: serve\n    image: registry.invalid/serve:1\n    resources:\n      limits: {{{serve_limits}}}\n",
+        nodes[0]
+    );
+    tb.apply(&yaml);
+    let settled = || {
+        tb.kubectl(&[
+            "-n",
+            wl,
+            "get",
+            "pods",
+            "-o",
+            "jsonpath={range .items[*]}{.metadata.name}={.status.phase} {end}",
+        ])
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let want = |p: &str| {
+        (0..nodes.len()).all(|i| p.contains(&format!("train-{i}=Succeeded")))
+            && p.contains("serve=Running")
+    };
+    let mut phases = settled();
+    while !want(&phases) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "kwok did not settle the pods: {phases}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        phases = settled();
+    }
+}
+
 /// A fleet of three vendors (issue 78): four Gaudi 2 nodes beside an H100 and an MI300X node. The list names
 /// each node's vendor and counts `habana.ai/gaudi`; a scan names the one sick Gaudi node; and a training Job
 /// on the four Gaudi nodes (one pod per node holding its 8 `habana.ai/gaudi`) is diagnosed: every Gaudi node
@@ -647,58 +705,13 @@ async fn a_job_on_gaudi_nodes_in_a_fleet_of_three_vendors_is_diagnosed() {
         make_gaudi(tb, n, 8);
     }
     let wl = unique("wl-gaudi");
-    tb.apply(&format!(
-        "apiVersion: v1\nkind: Namespace\nmetadata: {{name: {wl}}}\n---\napiVersion: v1\nkind: ServiceAccount\nmetadata: {{name: default, namespace: {wl}}}\n---\napiVersion: batch/v1\nkind: Job\nmetadata: {{name: train, namespace: {wl}}}\nspec:\n  completionMode: Indexed\n  completions: 4\n  parallelism: 4\n  template:\n    spec:\n      restartPolicy: Never\n      containers:\n      - name: train\n        image: registry.invalid/train:1\n"
-    ));
-    let uid = tb
-        .kubectl(&[
-            "-n",
-            &wl,
-            "get",
-            "job",
-            "train",
-            "-o",
-            "jsonpath={.metadata.uid}",
-        ])
-        .trim()
-        .to_string();
-    let mut yaml = String::new();
-    for (i, n) in gaudis.iter().enumerate() {
-        yaml += &format!(
-            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: train-{i}\n  namespace: {wl}\n  labels: {{batch.kubernetes.io/job-name: train, batch.kubernetes.io/job-completion-index: \"{i}\"}}\n  ownerReferences:\n  - {{apiVersion: batch/v1, kind: Job, name: train, uid: {uid}, controller: true}}\nspec:\n  nodeName: {n}\n  containers:\n  - name: train\n    image: registry.invalid/train:1\n    resources:\n      limits: {{habana.ai/gaudi: \"8\"}}\n---\n"
-        );
-    }
-    // kwok completes a Job's pods at once; a server beside them keeps running and holds two devices.
-    yaml += &format!(
-        "apiVersion: v1\nkind: Pod\nmetadata: {{name: serve, namespace: {wl}}}\nspec:\n  nodeName: {}\n  containers:\n  - name: serve\n    image: registry.invalid/serve:1\n    resources:\n      limits: {{habana.ai/gaudi: \"2\"}}\n",
-        gaudis[0]
+    training_job(
+        tb,
+        &wl,
+        &gaudis,
+        "habana.ai/gaudi: \"8\"",
+        "habana.ai/gaudi: \"2\"",
     );
-    tb.apply(&yaml);
-    // The counts below hold once kwok has finished the Job's pods and started the server: wait for that
-    // rather than race kwok on a loaded machine.
-    let settled = || {
-        tb.kubectl(&[
-            "-n",
-            &wl,
-            "get",
-            "pods",
-            "-o",
-            "jsonpath={range .items[*]}{.metadata.name}={.status.phase} {end}",
-        ])
-    };
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    let want = |p: &str| {
-        (0..4).all(|i| p.contains(&format!("train-{i}=Succeeded"))) && p.contains("serve=Running")
-    };
-    let mut phases = settled();
-    while !want(&phases) {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "kwok did not settle the pods: {phases}"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(200));
-        phases = settled();
-    }
 
     let l = mcp::start(tb, User::Reader, &ns, &[]).await;
     let selector = format!("e2e-group={group}");
@@ -835,7 +848,7 @@ async fn a_gpu_withdrawn_by_its_device_plugin_is_named_before_any_probe() {
     assert!(
         t.contains(
             "Habana device plugin (habana.ai/gaudi): 1 of 8 Gaudi devices withdrawn (allocatable 7) \
-             (HLML critical-error event)"
+             (HLML event registration failed for the withdrawn devices)"
         ),
         "{t}"
     );
@@ -868,6 +881,206 @@ async fn a_gpu_withdrawn_by_its_device_plugin_is_named_before_any_probe() {
     assert_eq!(attention, want, "{t}");
     assert!(t.contains("Habana device plugin"), "{t}");
     assert!(t.contains("NVIDIA device plugin"), "{t}");
+    l.stop().await;
+    assert!(tb.pods(&ns).is_empty(), "probe pods left in {ns}");
+}
+
+/// Turn a node `testbed.sh node` made into an EKS trn2.48xlarge as AWS's stack leaves it: the Neuron device
+/// plugin's `aws.amazon.com/neuron` (whole devices) and `aws.amazon.com/neuroncore` capacity (8 NeuronCores
+/// per Trainium2 device), the instance type label, nothing of NVIDIA's. No label says Neuron (see
+/// `launcher/src/cluster/neuron.rs`).
+fn make_trn2(tb: &Testbed, name: &str, devices: u32) {
+    tb.kubectl(&[
+        "label",
+        "node",
+        name,
+        "nvidia.com/gpu.present-",
+        "nvidia.com/gpu.product-",
+        "nvidia.com/gpu.count-",
+    ]);
+    tb.kubectl(&[
+        "label",
+        "node",
+        name,
+        "--overwrite",
+        "node.kubernetes.io/instance-type=trn2.48xlarge",
+    ]);
+    let cores = devices * 8;
+    tb.kubectl(&[
+        "patch",
+        "node",
+        name,
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        &format!(
+            r#"{{"status":{{"capacity":{{"nvidia.com/gpu":null,"aws.amazon.com/neuron":"{devices}","aws.amazon.com/neuroncore":"{cores}"}},"allocatable":{{"nvidia.com/gpu":null,"aws.amazon.com/neuron":"{devices}","aws.amazon.com/neuroncore":"{cores}"}}}}}}"#
+        ),
+    ]);
+}
+
+/// Four accelerator families in one conversation (issue 89): an H100, an MI300X and a Gaudi 2 node beside
+/// four trn2 nodes, one of which (`trn2-hbm-ue`: device 6's HBM uncorrectable error) EKS's node monitoring
+/// agent has also marked (`AcceleratedHardwareReady=False`, `NeuronHBMUncorrectableError`, the agent's own
+/// reason, pkg/reasons/reasons.go:35). The list names each node's vendor and counts `aws.amazon.com/neuron`;
+/// one scan names that trn2 alone, the agent's mark joined to the probe's incident; a Job on the trn2 nodes
+/// (one pod per node holding its 16 devices) is diagnosed with device 6 first in AWS's words; describing
+/// the node says the same incident once; and no probe pod is left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fleet_of_four_accelerator_families_is_diagnosed_in_one_conversation() {
+    if skipped() {
+        return;
+    }
+    let tb = Testbed::shared();
+    let ns = unique("e2e-neuron");
+    tb.probe_namespace(&ns, User::Reader);
+    tb.bind_reader(User::Reader);
+    let group = unique("four");
+    let h100 = unique("h100");
+    let mi = unique("mi300x");
+    let gaudi = unique("gaudi");
+    let scenarios = [
+        "trn2-healthy",
+        "trn2-healthy",
+        "trn2-hbm-ue",
+        "trn2-healthy",
+    ];
+    let trn2s: Vec<String> = (0..scenarios.len())
+        .map(|i| unique(&format!("trn2-{i}")))
+        .collect();
+    let mut fake = vec![
+        FakeNode::gpu(&h100, "dgx-h100-healthy").label("e2e-group", &group),
+        FakeNode::gpu(&mi, "mi300x-healthy").label("e2e-group", &group),
+        FakeNode::gpu(&gaudi, "gaudi2-healthy").label("e2e-group", &group),
+    ];
+    fake.extend(
+        trn2s
+            .iter()
+            .zip(scenarios)
+            .map(|(n, s)| FakeNode::gpu(n, s).label("e2e-group", &group)),
+    );
+    tb.add_nodes(&fake);
+    make_amd(tb, &mi, 0, 8, "AMD_Instinct_MI300X_OAM");
+    make_gaudi(tb, &gaudi, 8);
+    for n in &trn2s {
+        make_trn2(tb, n, 16);
+    }
+    crate::platform_marks::set_condition(
+        tb,
+        &trn2s[2],
+        "AcceleratedHardwareReady",
+        "False",
+        "NeuronHBMUncorrectableError",
+        "NEURON_HW_ERR=HBM_UNCORRECTABLE_ERROR affecting neuron devices",
+    );
+    let wl = unique("wl-trn2");
+    training_job(
+        tb,
+        &wl,
+        &trn2s,
+        "aws.amazon.com/neuron: \"16\"",
+        "aws.amazon.com/neuron: \"2\"",
+    );
+
+    let l = mcp::start(tb, User::Reader, &ns, &[]).await;
+    let selector = format!("e2e-group={group}");
+
+    // Each node with its vendor; a trn2's devices counted and allocated from `aws.amazon.com/neuron`.
+    let r = l
+        .call("list_gpu_nodes", json!({"label_selector": selector}))
+        .await;
+    let (t, v) = (mcp::text(&r), r.structured_content.clone().unwrap());
+    assert_eq!(v["count"], 7, "{t}");
+    let node = |name: &str| crate::platform_marks::node(&v, "nodes", name).clone();
+    assert_eq!(node(&mi)["vendor"], "amd", "{t}");
+    assert_eq!(node(&gaudi)["vendor"], "intel", "{t}");
+    for (i, n) in trn2s.iter().enumerate() {
+        let n = node(n);
+        assert_eq!(n["vendor"], "neuron", "{t}");
+        assert_eq!(n["gpu_capacity"], 16, "{t}");
+        assert_eq!(n["gpu_allocated"], if i == 0 { 2 } else { 0 }, "{t}");
+    }
+    assert!(t.contains("AWS Neuron"), "{t}");
+    assert!(t.contains("NeuronHBMUncorrectableError"), "{t}");
+
+    // One scan: the marked trn2 alone needs attention, one incident on device 6 with the agent's word in it.
+    let r = l
+        .call(
+            "scan_gpu_nodes",
+            json!({"label_selector": selector, "show_healthy": true}),
+        )
+        .await;
+    let (t, v) = (mcp::text(&r), r.structured_content.clone().unwrap());
+    assert_eq!(v["nodes_total"], 7, "{t}");
+    assert_eq!(v["nodes_failed"], 0, "{t}");
+    let attention: Vec<&str> = v["needs_attention"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["node"].as_str().unwrap())
+        .collect();
+    assert_eq!(attention, [trn2s[2].as_str()], "{t}");
+    assert!(t.contains("HBM"), "{t}");
+    assert!(
+        t.contains("Also reported by EKS node monitoring agent"),
+        "the agent's mark is not joined to the probe's incident: {t}"
+    );
+
+    // The Job on the trn2 nodes: its four nodes, 64 devices, device 6 of the sick node first, in AWS's words.
+    let r = l
+        .call(
+            "diagnose_workload",
+            json!({"namespace": wl, "job": "train"}),
+        )
+        .await;
+    let t = mcp::text(&r);
+    assert_eq!(r.is_error, Some(false), "{t}");
+    let v = r.structured_content.clone().unwrap();
+    assert_eq!(v["nodes_probed"], 4, "{t}");
+    assert_eq!(v["nodes_failed"], 0, "{t}");
+    assert_eq!(v["diagnosis"]["pods"], 4, "{t}");
+    assert_eq!(v["diagnosis"]["gpus_held"], 64, "{t}");
+    let suspects = v["diagnosis"]["suspects"].as_array().unwrap();
+    let first = &suspects[0];
+    assert_eq!(first["kind"], "hardware", "{t}");
+    assert_eq!(first["node"], trn2s[2].as_str(), "{t}");
+    assert_eq!(first["gpu"], 6, "{t}");
+    assert!(
+        first["code"].as_str().unwrap().starts_with("neuron."),
+        "{t}"
+    );
+    assert!(
+        suspects
+            .iter()
+            .all(|s| s["node"].is_null() || s["node"] == trn2s[2].as_str()),
+        "a healthy node is a suspect: {t}"
+    );
+    assert!(t.contains("pods: train-2; ranks: index 2"), "{t}");
+    for word in ["nvidia-smi", "Xid", "amd-smi", "hl-smi"] {
+        assert!(!t.contains(word), "{word} in {t}");
+    }
+
+    // The node itself: the same incident, once, with the agent's mark as one of its signals.
+    let r = l
+        .call("describe_gpu_node", json!({"node_name": trn2s[2]}))
+        .await;
+    let (t, v) = (mcp::text(&r), r.structured_content.clone().unwrap());
+    assert_eq!(r.is_error, Some(false), "{t}");
+    let incidents = v["report"]["health"]["incidents"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no incidents in {v:#}"));
+    assert_eq!(incidents.len(), 1, "{t}");
+    assert_eq!(incidents[0]["code"], "neuron.ecc_uncorrectable", "{t}");
+    assert_eq!(incidents[0]["severity"], "critical", "{t}");
+    assert!(t.contains("neuron-ls"), "AWS's tool in the action: {t}");
+    assert!(
+        incidents[0]["signals"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["code"] == "platform.memory"),
+        "{t}"
+    );
     l.stop().await;
     assert!(tb.pods(&ns).is_empty(), "probe pods left in {ns}");
 }

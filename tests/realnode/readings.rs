@@ -1,5 +1,5 @@
-//! A conversation about the real node costs one probe pod: five different read-only node tools in a row start
-//! one pod, and each later answer says how old its reading is. The node's fake NVML has a GPU off the bus
+//! A conversation about the real node costs one probe pod: five different read-only node tools in a row, and
+//! the Xid question after them, start one pod, and each later answer says how old its reading is. The node's fake NVML has a GPU off the bus
 //! (GPU 1) and one NVML refuses (GPU 2): facts the probe could not read are part of that reading, said again
 //! from it, not a reason to probe again. An operator action drops the reading, so the next question starts a
 //! fresh pod, and `max_age_s: 0` asks for one.
@@ -42,6 +42,13 @@ pub async fn a_conversation_about_the_real_node_costs_one_probe_pod(c: &Ctx) {
         );
     }
     assert_eq!(l.pods_created(n), 1, "five questions, one probe pod");
+    // The Xid question too: the node's kernel log as the reading read it, its age said, no pod.
+    let r = l.call("analyze_xid_errors", json!({"node_name": n})).await;
+    let text = mcp::text(&r);
+    assert_ne!(r.is_error, Some(true), "analyze_xid_errors: {text}");
+    let v = r.structured_content.expect("structured");
+    assert_reused("analyze_xid_errors", &v, &text, &first);
+    assert_eq!(l.pods_created(n), 1, "six questions, one probe pod");
     // A reused answer still says what the reading could not read.
     let v = l.ok("get_gpu_health", json!({"node_name": n})).await;
     assert_eq!(v["run"]["reading_reused"], true, "{}", v["run"]);

@@ -917,14 +917,17 @@ mod tests {
         assert_eq!(
             m.line(),
             "Habana device plugin (habana.ai/gaudi): 1 of 8 Gaudi devices withdrawn (allocatable 7) \
-             (HLML critical-error event)"
+             (HLML event registration failed for the withdrawn devices)"
         );
         assert!(gpu_node(&node("8"), &[]).platform.is_empty());
         // None allocatable is also a stopped plugin (the kubelet keeps its capacity for a while): both named.
         let none = gpu_node(&node("0"), &[]);
         assert_eq!(
             none.platform[0].reason.as_deref(),
-            Some("HLML critical-error event naming no device, or the device plugin stopped")
+            Some(
+                "an HLML critical-error event whose device HLML could not name, HLML event registration \
+                 failed for every device, or the device plugin stopped"
+            )
         );
     }
 

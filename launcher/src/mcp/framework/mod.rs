@@ -417,6 +417,34 @@ impl Cx {
         Ok((out, run))
     }
 
+    /// A part of the node's kept reading, with no probe, for a tool whose own command reads more than
+    /// `describe` may hold (the kernel log's analysis): [`Kept::Answer`] when this person's reading is at most
+    /// `max_age` old and `part` can answer from it, [`Kept::Cannot`] with `part`'s reason when a reading is on
+    /// hand that cannot answer (the caller reads afresh and says why), [`Kept::None`] when no reading is.
+    pub fn kept<R: Serialize>(
+        &self,
+        tool: &str,
+        t: &NodeTarget,
+        command: Command,
+        max_age: readings::MaxAge,
+        part: impl FnOnce(&DescribeReport) -> Result<R, String>,
+    ) -> Kept<R> {
+        let started = Instant::now();
+        let store = &self.env.readings;
+        let allowed = store.allowed(max_age.max_age_s);
+        let Some((r, age)) = store.get(t.context.as_deref(), &t.node_name, allowed) else {
+            return Kept::None;
+        };
+        match part(&r.report) {
+            Ok(out) => {
+                let (out, run) =
+                    self.answer_kept(tool, &t.node_name, command, &r, age, started, |_| out);
+                Kept::Answer(out, Box::new(run))
+            }
+            Err(why) => Kept::Cannot(why),
+        }
+    }
+
     /// An answer from a kept reading: its run with no phases of its own, and its age.
     #[allow(clippy::too_many_arguments)]
     fn answer_kept<R: Serialize>(
@@ -438,6 +466,7 @@ impl Cx {
             after_probe_millis: None,
             reading_age_s: Some(age.as_secs()),
             reading_reused: true,
+            read_afresh_because: None,
             report_uri: self.keep_report(node, tool, command, &out),
             total_millis: started.elapsed().as_millis() as u64,
         };
@@ -594,6 +623,7 @@ impl Env {
                     report_uri: None,
                     reading_age_s: None,
                     reading_reused: false,
+                    read_afresh_because: None,
                 },
             }),
         }
@@ -635,6 +665,20 @@ pub struct ProbeRun {
     /// `probe` are that reading's; call again with `max_age_s: 0` to read the node now).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub reading_reused: bool,
+    /// Why this call read the node although a reading of it was kept (the reading could not answer it);
+    /// absent where no reading was on hand or the call asked for a fresh one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_afresh_because: Option<String>,
+}
+
+/// What a node's kept reading gives a tool that may need more than it holds ([`Cx::kept`]).
+pub enum Kept<R> {
+    /// The answer, from the reading, and the run that says its age.
+    Answer(R, Box<ProbeRun>),
+    /// A reading is on hand but cannot answer this call: why, in one line for the answer.
+    Cannot(String),
+    /// No reading is kept within the age allowed.
+    None,
 }
 
 /// One node's probe report with the run that produced it: the output of the plain node tools.

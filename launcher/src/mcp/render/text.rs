@@ -55,6 +55,9 @@ pub fn header(title: &str, node: &str, context: Option<&str>, run: &ProbeRun) ->
         );
     }
     out.push('\n');
+    if let Some(why) = &run.read_afresh_because {
+        let _ = writeln!(out, "read afresh, not from the node's kept reading: {why}");
+    }
     if let Some(u) = &run.report_uri {
         let _ = writeln!(out, "full report: {u} (MCP resource)");
     }

@@ -2,13 +2,14 @@
 
 use std::fmt::Write;
 
-use gpu_diag::command::{Request, Since};
+use gpu_diag::command::{Command, Request, Since};
 use gpu_diag::contract::Report;
 use gpu_diag::kernel_log::report::XidReport;
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use crate::mcp::framework::{Cx, Hints, Node, NodeReport, Tool, ToolError};
+use crate::mcp::framework::readings::{MAX_ASKED_AGE_SECS, MaxAge};
+use crate::mcp::framework::{Cx, Hints, Kept, Node, NodeReport, Tool, ToolError};
 use crate::mcp::render::{details, incidents, text};
 
 pub struct AnalyzeXidErrors;
@@ -21,6 +22,12 @@ pub struct XidArgs {
     #[serde(default)]
     #[schemars(with = "String", regex(pattern = Since::PATTERN))]
     pub since: Option<String>,
+    /// Oldest reading of the node this answer may come from, in seconds: without `since`, a reading an
+    /// earlier call on the node made within this time answers with no new probe, and says how old it is.
+    /// 0 reads the node now. Omit for the server's setting.
+    #[serde(default)]
+    #[schemars(with = "u32", range(max = MAX_ASKED_AGE_SECS))]
+    pub max_age_s: Option<u32>,
 }
 
 impl Tool for AnalyzeXidErrors {
@@ -34,14 +41,39 @@ with PCIe errors). Use it when a CUDA job crashed or hung, a GPU disappeared, or
 NVRM. Returns decoded events per GPU and findings with the recommended action.";
     const HINTS: Hints = Hints::READ_IDEMPOTENT;
 
+    /// A conversation's earlier question kept the node's reading, whose kernel-log analysis is this
+    /// tool's over the same log: it answers with no probe, saying its age. A window (`since`) or a reading
+    /// whose log was cut reads the node's whole log afresh, and the answer says why.
     async fn run(cx: &Cx, a: Self::Args) -> Result<Self::Output, ToolError> {
         let since = a.args.since.as_deref().map(parse_since).transpose()?;
+        let max_age = MaxAge {
+            max_age_s: a.args.max_age_s,
+        };
+        cx.check_target(&a.target)?;
+        let why = match cx.kept(Self::NAME, &a.target, Command::Xid, max_age, |d| {
+            from_reading(&d.xid, since.is_some())
+        }) {
+            Kept::Answer(report, run) => {
+                return Ok(NodeReport {
+                    node: a.target.node_name,
+                    context: a.target.context,
+                    run: *run,
+                    report,
+                });
+            }
+            Kept::Cannot(why) => Some(why),
+            Kept::None => None,
+        };
         let request = Request::Xid { since };
-        NodeReport::probe(cx, Self::NAME, a.target, request, |r| match r {
+        let mut out = NodeReport::probe(cx, Self::NAME, a.target, request, |r| match r {
             Report::Xid(x) => Some(*x),
             _ => None,
         })
-        .await
+        .await?;
+        // This tool may answer from a kept reading, so its fresh answers say their age too.
+        out.run.reading_age_s = Some(0);
+        out.run.read_afresh_because = why;
+        Ok(out)
     }
 
     fn render(out: &Self::Output) -> String {
@@ -144,6 +176,21 @@ fn fold(v: &mut serde_json::Value, keys: &[(&str, &str)], device: bool) {
             same
         })
         .collect();
+}
+
+/// The kept reading's kernel-log analysis as this call's answer, or why it cannot be: the reading read the
+/// same kernel log (`describe` reads all of kmsg, as `xid` does) but no window of it, and not all of it
+/// when records were overwritten while it read.
+fn from_reading(x: &XidReport, window: bool) -> Result<XidReport, String> {
+    if window {
+        return Err("a `since` window is read from the node's whole kernel log; the kept reading holds \
+                    this boot's log without one"
+            .into());
+    }
+    if x.log.truncated {
+        return Err("the kept reading's kernel log was cut (records overwritten while it read)".into());
+    }
+    Ok(x.clone())
 }
 
 /// The argument as a [`Since`], or the error the caller reads.

@@ -164,27 +164,20 @@ found by an inventory probe.";
         let res = cx
             .probe(Self::NAME, &local, Command::Inventory)
             .await?;
-        // A GPU's vendor from its PCI vendor id (`1002:74a1`), as the library's vendors' table says.
-        let (gpus, amd_gpus, gaudis) = match &res.report {
+        // A GPU's vendor from its PCI vendor id (`1002:74a1`), as the library's vendors' table says; the
+        // node's is the one every GPU shares (NVIDIA's when none is read or they differ).
+        let (gpus, vendor) = match &res.report {
             Report::Inventory(inv) => {
-                let of = |vendor: GpuVendor| {
-                    inv.gpus
-                        .iter()
-                        .filter(|g| {
-                            g.pci_device_id
-                                .ok()
-                                .and_then(|d| GpuVendor::of_pci_device_id(d))
-                                == Some(vendor)
-                        })
-                        .count() as u64
-                };
-                (
-                    inv.gpus.len() as u64,
-                    of(GpuVendor::Amd),
-                    of(GpuVendor::Intel),
-                )
+                let mut of = inv.gpus.iter().map(|g| {
+                    g.pci_device_id
+                        .ok()
+                        .and_then(|d| GpuVendor::of_pci_device_id(d))
+                });
+                let first = of.next().flatten();
+                let shared = first.filter(|v| of.all(|o| o == Some(*v)));
+                (inv.gpus.len() as u64, shared.unwrap_or_default())
             }
-            _ => (0, 0, 0),
+            _ => (0, GpuVendor::default()),
         };
         let node = GpuNode {
             name: "local".into(),
@@ -199,13 +192,7 @@ found by an inventory probe.";
             device_taints_unreadable: None,
             dra_devices: Default::default(),
             gfd: Default::default(),
-            vendor: if gpus > 0 && amd_gpus == gpus {
-                GpuVendor::Amd
-            } else if gpus > 0 && gaudis == gpus {
-                GpuVendor::Intel
-            } else {
-                GpuVendor::Nvidia
-            },
+            vendor,
             amd: None,
             imex: vec![],
             taints: vec![],
@@ -254,13 +241,7 @@ found by an inventory probe.";
                     "  {} x {} GPU(s) {}{}: {} healthy; GPUs allocatable {}, allocated {}",
                     g.nodes_count,
                     g.gpu_capacity,
-                    match (g.vendor, g.product.as_deref()) {
-                        // AMD's labeller names the vendor itself (`AMD_Instinct_MI300X_OAM`).
-                        (GpuVendor::Amd, Some(p)) if !p.to_ascii_uppercase().starts_with("AMD") => "AMD ",
-                        (GpuVendor::Amd, None) => "AMD ",
-                        (GpuVendor::Intel, _) => "Intel Gaudi ",
-                        _ => "",
-                    },
+                    vendor_prefix(g.vendor, g.product.as_deref()),
                     g.product.as_deref().unwrap_or("(no product label)"),
                     g.nodes_healthy,
                     g.gpus_allocatable,
@@ -454,6 +435,18 @@ impl NodeList {
             next_offset: (next < count).then_some(next),
             local_probe,
         }
+    }
+}
+
+/// The vendor's name before a group's product, unless the product label already says it (NVIDIA's
+/// `NVIDIA-H100-80GB-HBM3`, AMD's labeller's `AMD_Instinct_MI300X_OAM`); Intel's and AWS's plugins label no
+/// product, so their groups read "Intel Gaudi (no product label)", "AWS Neuron (no product label)".
+fn vendor_prefix(vendor: GpuVendor, product: Option<&str>) -> String {
+    let name = vendor.info().name;
+    let first = name.split(' ').next().unwrap_or(name);
+    match product {
+        Some(p) if p.to_ascii_uppercase().starts_with(&first.to_ascii_uppercase()) => String::new(),
+        _ => format!("{name} "),
     }
 }
 

@@ -580,6 +580,7 @@ mod tests {
                 report_uri: None,
                 reading_age_s: None,
                 reading_reused: false,
+                read_afresh_because: None,
             },
             report,
         }
