@@ -676,32 +676,6 @@ pub fn steps(facts: &NodeFacts, g: &GpuFacts) -> Vec<PlanStep> {
 /// for the pod's start and the verification.
 pub const RESET_TIMEOUT_SECS: u64 = 60;
 
-/// The kmsg sequence number of a raw record (`pri,seq,usec,flags;text`).
-fn kmsg_seq(line: &str) -> Option<u64> {
-    let (head, _) = line.split_once(';')?;
-    head.split(',').nth(1)?.parse().ok()
-}
-
-/// The records of `after` that `before` did not have: by kmsg sequence number, else by content.
-pub(super) fn new_records<'a>(
-    before: Option<&KernelLogFacts>,
-    after: &'a KernelLogFacts,
-) -> Vec<&'a str> {
-    let last = before.and_then(|b| b.lines.iter().filter_map(|l| kmsg_seq(l)).max());
-    let seen: BTreeSet<&str> = before
-        .map(|b| b.lines.iter().map(String::as_str).collect())
-        .unwrap_or_default();
-    after
-        .lines
-        .iter()
-        .map(String::as_str)
-        .filter(|l| match (last, kmsg_seq(l)) {
-            (Some(last), Some(s)) => s > last,
-            _ => !seen.contains(l),
-        })
-        .collect()
-}
-
 /// At most this many kernel lines are quoted.
 const MAX_QUOTED: usize = 12;
 
@@ -769,7 +743,7 @@ fn check_kernel_log(
     before: Option<&KernelLogFacts>,
     after: &Reading<KernelLogFacts>,
 ) -> Check {
-    use crate::kernel_log::grammar::{AmdKind, parse_amdgpu, unescape_kmsg};
+    use crate::kernel_log::grammar::{AmdKind, parse_amdgpu};
     const NAME: &str = "kernel_log_reset";
     let after = match after {
         Reading::Ok(a) => a,
@@ -786,11 +760,7 @@ fn check_kernel_log(
     };
     let mut quoted = Vec::new();
     let (mut ok, mut failed) = (false, false);
-    for raw in new_records(before, after) {
-        let text = match raw.split_once(';') {
-            Some((head, t)) if kmsg_seq(raw).is_some() && !head.is_empty() => unescape_kmsg(t),
-            _ => raw.to_string(),
-        };
+    for text in super::kernel_lines::since(before, after) {
         if let Some((pci, ret)) = reset_end_ret(&text, bdfs) {
             if ret != 0 {
                 failed = true;

@@ -381,9 +381,7 @@ fn check_kernel_log(
     let mut quoted = Vec::new();
     let mut failed = false;
     let mut done = false;
-    for raw in super::amd::new_records(before, after) {
-        let text =
-            crate::kernel_log::grammar::unescape_kmsg(raw.split_once(';').map_or(raw, |(_, t)| t));
+    for text in super::kernel_lines::since(before, after) {
         let Some(said) = text.find(&prefix).map(|i| &text[i + prefix.len()..]) else {
             continue;
         };

@@ -23,6 +23,7 @@ mod device_node;
 pub mod gaudi;
 mod gpu_state;
 mod in_use;
+mod kernel_lines;
 mod neuron;
 mod nvidia;
 mod nvlink;

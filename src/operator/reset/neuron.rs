@@ -395,19 +395,7 @@ fn check_kernel_log(
     let nd = format!(": nd{}: ", index_of(dev).unwrap_or("?"));
     let mut quoted = Vec::new();
     let (mut failed, mut done) = (false, false);
-    for raw in super::amd::new_records(before, after) {
-        // A kmsg record's priority is facility * 8 + level: one written from user space into /dev/kmsg
-        // carries facility user (1), the kernel's own 0.
-        let (head, body) = raw.split_once(';').unwrap_or(("", raw));
-        if head
-            .split(',')
-            .next()
-            .and_then(|p| p.parse::<u32>().ok())
-            .is_some_and(|p| p >= 8)
-        {
-            continue;
-        }
-        let text = crate::kernel_log::grammar::unescape_kmsg(body);
+    for text in super::kernel_lines::since(before, after) {
         // `neuron:<func>: nd<N>: ...`: the driver's own prefix (pr_fmt, neuron_reset.c:9).
         if !text.starts_with("neuron:") {
             continue;
