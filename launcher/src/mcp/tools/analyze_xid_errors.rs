@@ -16,8 +16,7 @@ pub struct AnalyzeXidErrors;
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct XidArgs {
-    /// Only events in this window before now: a number and a unit s, m, h or d (e.g. `30m`, `2h`, `7d`).
-    /// Omit for everything in the kernel log since boot.
+    /// Only events this recent, e.g. `30m`, `2h`, `7d` (default: since boot).
     #[serde(default)]
     #[schemars(with = "String", regex(pattern = Since::PATTERN))]
     pub since: Option<String>,
@@ -28,10 +27,9 @@ impl Tool for AnalyzeXidErrors {
     type Output = NodeReport<XidReport>;
     const NAME: &'static str = "analyze_xid_errors";
     const TITLE: &'static str = "Analyze XID errors on a node";
-    const DESCRIPTION: &'static str = "Read the node's kernel log for NVIDIA XID/SXid events, decode each against NVIDIA's \
-catalog (meaning, likely cause, required action) and correlate them (e.g. XID 79 'fallen off the bus' \
-with PCIe errors). Use it when a CUDA job crashed or hung, a GPU disappeared, or the kernel log mentions \
-NVRM. Returns decoded events per GPU and findings with the recommended action.";
+    const DESCRIPTION: &'static str = "Decode the NVIDIA Xid and SXid errors in a node's kernel log (NVRM \
+lines in dmesg): what each means per NVIDIA's catalog, correlated (e.g. Xid 79, GPU fallen off the bus, with \
+PCIe errors). Use it when a CUDA job crashed or a GPU disappeared.";
     const HINTS: Hints = Hints::READ_IDEMPOTENT;
 
     async fn run(cx: &Cx, a: Self::Args) -> Result<Self::Output, ToolError> {
