@@ -68,7 +68,7 @@ impl Toolset {
             Toolset::Fleet => "every GPU node ranked, the cluster's readiness",
             Toolset::History => "the cluster's Prometheus, no probe",
             Toolset::Diagnostics => "DCGM/RVS active diagnostic, evidence archive",
-            Toolset::Operator => "kill, reset, cordon, mark (with --mode operator)",
+            Toolset::Operator => "kill, reset, cordon, mark; only with --mode operator",
         }
     }
 
@@ -248,4 +248,24 @@ pub fn default_evidence_dir() -> PathBuf {
 pub fn driver_root_args(root: Option<&DriverRoot>) -> Vec<String> {
     root.map(|d| vec![DriverRoot::FLAG.to_string(), d.to_string()])
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Toolset;
+
+    #[test]
+    fn toolsets_parse_names_and_all() {
+        assert_eq!(
+            Toolset::parse_list("node, history,node").unwrap(),
+            [Toolset::Node, Toolset::History]
+        );
+        assert_eq!(Toolset::parse_list("all").unwrap(), Toolset::ALL);
+        assert!(
+            Toolset::parse_list("gpu")
+                .unwrap_err()
+                .contains("no group `gpu`")
+        );
+        assert!(Toolset::parse_list(" , ").is_err());
+    }
 }

@@ -397,6 +397,61 @@ mod tests {
         assert!(check(json!({"n": "3", "other": "x"})).is_ok());
     }
 
+    /// Two levels of fields stated, deeper objects by their type; each definition still used kept once.
+    #[test]
+    fn output_schemas_state_two_levels() {
+        let schema = json!({
+            "type": "object",
+            "properties": {
+                "run": {"$ref": "#/$defs/Run"},
+                "report": {"$ref": "#/$defs/Report"},
+            },
+            "$defs": {
+                "Run": {"type": "object", "properties": {"ran_in": {"type": "string"}}},
+                "Report": {"type": "object", "properties": {
+                    "verdict": {"$ref": "#/$defs/Verdict"},
+                    "gpus": {"type": "array", "items": {"$ref": "#/$defs/Gpu"}},
+                    "run": {"anyOf": [{"$ref": "#/$defs/Run"}, {"type": "null"}]},
+                }},
+                "Gpu": {"type": "object", "properties": {"index": {"type": "integer"}}},
+                "Verdict": {"type": "string", "enum": ["healthy", "unhealthy"]},
+            },
+        });
+        let cut = cut_depth(schema, 2);
+        assert_eq!(
+            cut["$defs"]["Report"]["properties"]["gpus"],
+            json!({"type": "array", "items": {"type": "object"}})
+        );
+        assert_eq!(
+            cut["$defs"]["Report"]["properties"]["run"],
+            json!({"anyOf": [{"type": "object"}, {"type": "null"}]})
+        );
+        // An enumeration is no object: it stays, referenced, at any depth.
+        assert_eq!(
+            cut["$defs"]["Verdict"]["enum"],
+            json!(["healthy", "unhealthy"])
+        );
+        let defs: Vec<&String> = cut["$defs"].as_object().unwrap().keys().collect();
+        assert_eq!(defs, ["Report", "Run", "Verdict"]);
+    }
+
+    #[test]
+    fn string_constants_become_an_enum() {
+        let mut o = obj(json!({"oneOf": [
+            {"const": "summary", "type": "string", "description": "a"},
+            {"const": "full", "type": "string"}
+        ]}));
+        string_enum(&mut o);
+        assert_eq!(
+            serde_json::Value::Object(o),
+            json!({"type": "string", "enum": ["summary", "full"]})
+        );
+        let mut mixed =
+            obj(json!({"oneOf": [{"const": "a", "type": "string"}, {"type": "object"}]}));
+        string_enum(&mut mixed);
+        assert!(mixed.contains_key("oneOf"));
+    }
+
     #[test]
     fn error_messages_never_echo_a_long_value() {
         let long = "x".repeat(1 << 20);
