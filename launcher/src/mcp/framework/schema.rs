@@ -31,7 +31,39 @@ pub fn output_schema<T: schemars::JsonSchema + 'static>() -> Arc<rmcp::model::Js
             o.remove("minimum");
         }
     });
-    into_object(cut_depth(v, OUTPUT_DEPTH))
+    let mut v = cut_depth(v, OUTPUT_DEPTH);
+    walk(&mut v, &|o| {
+        // What the cut left of a deeper object, said in fewer bytes: an array of objects is an array, an
+        // object or null one type list.
+        if o.get("type") == Some(&Value::from("array"))
+            && o.get("items") == Some(&serde_json::json!({"type": "object"}))
+        {
+            o.remove("items");
+        }
+        if let Some(t) = nullable_type(o) {
+            o.remove("anyOf");
+            o.insert("type".into(), serde_json::json!([t, "null"]));
+        }
+    });
+    into_object(v)
+}
+
+/// `T` where `o` is `anyOf: [{"type": T}, {"type": "null"}]`.
+fn nullable_type(o: &Map<String, Value>) -> Option<String> {
+    let null = serde_json::json!({"type": "null"});
+    let Some(Value::Array(alts)) = o.get("anyOf") else {
+        return None;
+    };
+    let [a, b] = alts.as_slice() else {
+        return None;
+    };
+    let other = match (a == &null, b == &null) {
+        (true, false) => b,
+        (false, true) => a,
+        _ => return None,
+    };
+    let other = other.as_object().filter(|x| x.len() == 1)?;
+    other.get("type")?.as_str().map(String::from)
 }
 
 /// Input schema of a tool, as a model reads it: no `$schema` (2020-12 is MCP's default dialect), no
@@ -426,6 +458,28 @@ mod tests {
             cut["$defs"]["Report"]["properties"]["run"],
             json!({"anyOf": [{"type": "object"}, {"type": "null"}]})
         );
+        // A tool's output as clients get it: the deeper objects said by their type in fewer bytes.
+        #[derive(serde::Serialize, schemars::JsonSchema)]
+        struct Inner {
+            x: u32,
+        }
+        #[derive(serde::Serialize, schemars::JsonSchema)]
+        struct Mid {
+            /// Gone from the schema: descriptions are not sent.
+            inner: Option<Inner>,
+            list: Vec<Inner>,
+        }
+        #[derive(serde::Serialize, schemars::JsonSchema)]
+        struct Out {
+            mid: Mid,
+        }
+        let out = serde_json::Value::Object(output_schema::<Out>().as_ref().clone());
+        assert_eq!(
+            out["$defs"]["Mid"]["properties"],
+            json!({"inner": {"type": ["object", "null"]}, "list": {"type": "array"}}),
+            "{out:#}"
+        );
+        assert!(out["$defs"].get("Inner").is_none(), "{out:#}");
         // An enumeration is no object: it stays, referenced, at any depth.
         assert_eq!(
             cut["$defs"]["Verdict"]["enum"],
