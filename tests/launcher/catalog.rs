@@ -177,6 +177,38 @@ fn toolsets_pick_groups() {
     }
 }
 
+/// `setup` names the groups after the host configuration, and writes `--toolsets` into it when given one.
+#[test]
+fn setup_prints_the_groups_and_the_flag() {
+    let setup = |extra: &[&str]| {
+        let out = Command::new(LAUNCHER)
+            .args(["--kubeconfig", "/nonexistent/kubeconfig"])
+            .args(extra)
+            .args(["setup", "--only", "hosts"])
+            .env_remove("KUBECONFIG")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let all = setup(&[]);
+    for g in GROUPS {
+        assert!(all.contains(&format!("  {g}: ")), "{g}: {all}");
+    }
+    assert!(all.contains("Tool groups (`--toolsets`"), "{all}");
+    assert!(!all.contains("\"--toolsets\",\n"), "{all}");
+    let two = setup(&["--toolsets", "workload,node"]);
+    assert!(
+        two.contains("\"--toolsets\",\n        \"node,workload\""),
+        "{two}"
+    );
+    assert!(two.contains("--toolsets node,workload"), "{two}");
+}
+
 /// The instructions: short, the map of every served tool, the words SREs use; a narrower server's
 /// instructions name only its own tools.
 #[test]
