@@ -39,7 +39,7 @@ pub enum Toolset {
 }
 
 impl Toolset {
-    /// Every group, in the order `setup`, `check` and the instructions name them.
+    /// Every group, in the order `setup` and `check_cluster` name them.
     pub const ALL: [Toolset; 6] = [
         Toolset::Node,
         Toolset::Workload,
@@ -60,7 +60,7 @@ impl Toolset {
         }
     }
 
-    /// What the group answers, in a few words (`check`, `setup`, `--help`).
+    /// What the group answers, in a few words (`check_cluster`, `setup`).
     pub fn about(self) -> &'static str {
         match self {
             Toolset::Node => "one node's GPUs now",
@@ -167,7 +167,7 @@ pub struct Config {
 }
 
 impl Config {
-    /// Each group, whether it is served, and its tools: `check` and `check_cluster` say which groups exist.
+    /// Each group, whether it is served, and its tools: how `check_cluster` says which groups exist.
     pub fn toolsets_line(&self) -> String {
         let mut served = Vec::new();
         let mut not = Vec::new();

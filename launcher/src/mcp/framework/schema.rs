@@ -11,8 +11,9 @@ use serde_json::{Map, Value};
 /// golden results (tests/launcher/golden.rs).
 pub const OUTPUT_DEPTH: usize = 2;
 
-/// Output schema of a tool: schemars' serialize schema for validation only. Without descriptions, titles and
-/// defaults (no client shows them to a model: the text beside each result says what it holds), without
+/// Output schema of a tool: schemars' serialize schema, for validation. Without descriptions, titles and
+/// defaults (several clients drop output schemas before the model sees them, and the text beside each result
+/// says what it holds), without
 /// schemars' Rust-only `format`s (`uint32`, `double`, ...) that validators in clients (ajv) warn about, and
 /// stated [`OUTPUT_DEPTH`] levels deep, each shared type once in `$defs` and referenced.
 pub fn output_schema<T: schemars::JsonSchema + 'static>() -> Arc<rmcp::model::JsonObject> {
