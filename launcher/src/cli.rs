@@ -223,6 +223,16 @@ pub struct GlobalArgs {
     /// `operator` also lists the tools that act on GPUs and nodes.
     #[arg(long, global = true, value_enum, default_value_t = ModeArg::ReadOnly)]
     pub mode: ModeArg,
+    /// Groups of tools to list, separated by commas: node, workload, fleet, history, diagnostics,
+    /// operator (its tools only with `--mode operator`), or all (the default).
+    #[arg(
+        long,
+        global = true,
+        value_name = "GROUPS",
+        env = "K8S_GPU_MCP_TOOLSETS",
+        default_value = "all"
+    )]
+    pub toolsets: String,
     /// Log format on stderr (stdout carries only the protocol).
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -394,11 +404,21 @@ impl GlobalArgs {
     pub fn config(&self) -> Result<Config, String> {
         let cluster = ClusterSettings::from(&self.cluster);
         let trust = cluster.trust_policy()?;
+        let toolsets = crate::config::Toolset::parse_list(&self.toolsets)?;
+        if toolsets == [crate::config::Toolset::Operator] && self.mode == ModeArg::ReadOnly {
+            return Err(
+                "--toolsets operator: its tools are listed only with --mode operator; add a read-only \
+                 group (node, workload, fleet, history, diagnostics) or --mode operator"
+                    .into(),
+            );
+        }
         Ok(Config {
             local: self.local,
             simulate: self.simulate.clone(),
             probe_bin: self.probe_bin.clone(),
             mode: self.mode.into(),
+            toolsets,
+            tool_groups: Vec::new(),
             probe_timeout: Duration::from_secs(self.probe_timeout),
             reading_max_age: Duration::from_secs(self.reading_max_age),
             evidence_dir: self

@@ -20,6 +20,86 @@ pub enum Mode {
     Operator,
 }
 
+/// A group of tools `--toolsets` picks by name. Which tool is in which group is the registry's
+/// (`crate::mcp::tools`), the one place that says it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Toolset {
+    /// One node's GPUs now: health, Xids, telemetry, topology, ECC, processes, pods, inventory.
+    Node,
+    /// A training job across its pods, nodes and GPUs; watching GPUs over a window.
+    Workload,
+    /// Every GPU node: listing and ranking them, and the cluster's readiness for probes.
+    Fleet,
+    /// What the cluster's Prometheus recorded; starts no probe.
+    History,
+    /// Heavier reads: DCGM's or RVS's active diagnostic on idle GPUs, the evidence archive.
+    Diagnostics,
+    /// Acting on GPUs and nodes (kill, reset, cordon, mark); listed only with `--mode operator`.
+    Operator,
+}
+
+impl Toolset {
+    /// Every group, in the order `setup` and `check_cluster` name them.
+    pub const ALL: [Toolset; 6] = [
+        Toolset::Node,
+        Toolset::Workload,
+        Toolset::Fleet,
+        Toolset::History,
+        Toolset::Diagnostics,
+        Toolset::Operator,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Toolset::Node => "node",
+            Toolset::Workload => "workload",
+            Toolset::Fleet => "fleet",
+            Toolset::History => "history",
+            Toolset::Diagnostics => "diagnostics",
+            Toolset::Operator => "operator",
+        }
+    }
+
+    /// What the group answers, in a few words (`check_cluster`, `setup`).
+    pub fn about(self) -> &'static str {
+        match self {
+            Toolset::Node => "one node's GPUs now",
+            Toolset::Workload => "a training job across its nodes, GPUs over a window",
+            Toolset::Fleet => "every GPU node ranked, the cluster's readiness",
+            Toolset::History => "the cluster's Prometheus, no probe",
+            Toolset::Diagnostics => "DCGM/RVS active diagnostic, evidence archive",
+            Toolset::Operator => "kill, reset, cordon, mark; only with --mode operator",
+        }
+    }
+
+    /// `--toolsets`' value: group names separated by commas; `all` for every group.
+    pub fn parse_list(s: &str) -> Result<Vec<Toolset>, String> {
+        let mut out = Vec::new();
+        for word in s.split(',').map(str::trim).filter(|w| !w.is_empty()) {
+            if word == "all" {
+                out.extend(Toolset::ALL);
+                continue;
+            }
+            match Toolset::ALL.iter().find(|t| t.name() == word) {
+                Some(t) => out.push(*t),
+                None => {
+                    return Err(format!(
+                        "--toolsets: no group `{}`; groups: {}, or all",
+                        word.escape_default(),
+                        Toolset::ALL.map(Toolset::name).join(", ")
+                    ));
+                }
+            }
+        }
+        if out.is_empty() {
+            return Err("--toolsets: name at least one group".into());
+        }
+        out.sort();
+        out.dedup();
+        Ok(out)
+    }
+}
+
 /// Where and how probe pods run, as given (`--kubeconfig`, `--namespace`, `--probe-*`, ...); the
 /// Kubernetes runner's settings are derived from it by [`Config::k8s_config`], and `setup` writes it back
 /// into the host configuration.
@@ -68,6 +148,11 @@ pub struct Config {
     pub simulate: Option<String>,
     pub probe_bin: Option<PathBuf>,
     pub mode: Mode,
+    /// `--toolsets`: the groups of tools listed, in [`Toolset::ALL`]'s order (the operator group's
+    /// tools only with [`Mode::Operator`]).
+    pub toolsets: Vec<Toolset>,
+    /// Every group's tools, as the server's registry says (filled by the MCP server; empty outside it).
+    pub tool_groups: Vec<(Toolset, Vec<&'static str>)>,
     pub probe_timeout: Duration,
     /// `--reading-max-age`: how long a node's reading answers the next read-only tools on that node
     /// (`mcp::framework::readings`); zero keeps none.
@@ -82,6 +167,31 @@ pub struct Config {
 }
 
 impl Config {
+    /// Each group, whether it is served, and its tools: how `check_cluster` says which groups exist.
+    pub fn toolsets_line(&self) -> String {
+        let mut served = Vec::new();
+        let mut not = Vec::new();
+        for (t, tools) in &self.tool_groups {
+            let line = format!("{} ({}: {})", t.name(), t.about(), tools.join(", "));
+            if self.serves(*t) {
+                served.push(line);
+            } else {
+                not.push(line);
+            }
+        }
+        let mut out = format!("tool groups served: {}", served.join("; "));
+        if !not.is_empty() {
+            out.push_str(&format!("; not served: {}", not.join("; ")));
+        }
+        out.push_str(" (`--toolsets` picks groups; operator tools need `--mode operator`)");
+        out
+    }
+
+    /// Whether `t`'s tools are listed: picked by `--toolsets`, and operator tools only in operator mode.
+    pub fn serves(&self, t: Toolset) -> bool {
+        self.toolsets.contains(&t) && (t != Toolset::Operator || self.mode == Mode::Operator)
+    }
+
     /// What every node-probe run gets after its command's own arguments: `--driver-root PATH` when given.
     /// The exec admission policy admits it there, just before `--node-name` (deploy/policies.yaml).
     pub fn probe_args_suffix(&self) -> Vec<String> {
@@ -138,4 +248,24 @@ pub fn default_evidence_dir() -> PathBuf {
 pub fn driver_root_args(root: Option<&DriverRoot>) -> Vec<String> {
     root.map(|d| vec![DriverRoot::FLAG.to_string(), d.to_string()])
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Toolset;
+
+    #[test]
+    fn toolsets_parse_names_and_all() {
+        assert_eq!(
+            Toolset::parse_list("node, history,node").unwrap(),
+            [Toolset::Node, Toolset::History]
+        );
+        assert_eq!(Toolset::parse_list("all").unwrap(), Toolset::ALL);
+        assert!(
+            Toolset::parse_list("gpu")
+                .unwrap_err()
+                .contains("no group `gpu`")
+        );
+        assert!(Toolset::parse_list(" , ").is_err());
+    }
 }

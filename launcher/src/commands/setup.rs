@@ -184,6 +184,10 @@ pub fn host_args(cfg: &Config) -> (String, Vec<String>) {
     if cfg.mode == Mode::Operator {
         args.extend(["--mode".to_string(), "operator".to_string()]);
     }
+    if cfg.toolsets != crate::config::Toolset::ALL {
+        let names: Vec<&str> = cfg.toolsets.iter().map(|t| t.name()).collect();
+        args.extend(["--toolsets".to_string(), names.join(",")]);
+    }
     let mut opt = |flag: &str, v: Option<String>| {
         if let Some(v) = v {
             args.extend([flag.to_string(), v]);
@@ -260,6 +264,22 @@ pub fn host_snippets(exe: &str, args: &[String]) -> String {
     )
 }
 
+/// The groups `--toolsets` picks from, after the snippets: a host's configuration can serve fewer tools.
+fn toolsets_note() -> String {
+    let groups: Vec<String> = crate::config::Toolset::ALL
+        .iter()
+        .map(|t| {
+            let tools: Vec<&str> = crate::mcp::tools::tools_of(*t).collect();
+            format!("  {}: {} ({})\n", t.name(), t.about(), tools.join(", "))
+        })
+        .collect();
+    format!(
+        "\nTool groups (`--toolsets`, every group by default; operator only with --mode operator):\n{}\
+         To serve fewer, add for example \"--toolsets\", \"node,workload\" to args.\n",
+        groups.concat()
+    )
+}
+
 fn shell_quote(s: &str) -> String {
     if !s.is_empty()
         && s.chars()
@@ -299,7 +319,8 @@ pub async fn run(cfg: &Config, a: &SetupArgs) -> Result<String, String> {
         policies.as_ref(),
     );
     let (exe, args) = host_args(cfg);
-    let snippets = host_snippets(&exe, &args);
+    let mut snippets = host_snippets(&exe, &args);
+    snippets.push_str(&toolsets_note());
     if a.apply {
         let clients = Clients::connect(
             cfg.cluster.kubeconfig.as_deref(),

@@ -17,7 +17,7 @@ use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler, ServiceExt, prompt_handler, tool_handler};
 
 use crate::cluster::ClusterBackend;
-use crate::config::{Config, Mode};
+use crate::config::Config;
 use crate::mcp::framework::tasks::Tasks;
 use crate::mcp::framework::{Env, ToolServer};
 use crate::probe::local::{LocalRunner, find_probe_bin};
@@ -62,22 +62,54 @@ pub struct Launcher {
     prompt_router: PromptRouter<Launcher>,
 }
 
-/// What a model reads first: where to start, then when to use each read-only tool, in the registry's order
-/// and with its words (`crate::mcp::tools::GUIDE`), so a new tool is introduced here by its registry line.
-pub fn instructions() -> String {
-    let guide = crate::mcp::tools::GUIDE;
-    let when = |(name, when): &(&str, &str)| format!("{name} {when}");
-    let [first, second, rest @ ..] = guide else {
-        unreachable!("the registry lists more than two read-only tools")
+/// What a model reads first, and what clients that defer tools search: where to start, the map of which
+/// served tool answers which question in the words SREs use (`crate::mcp::tools::GUIDE`, so a new tool is
+/// introduced here by its registry line), and what those words mean.
+pub fn instructions(cfg: &Config) -> String {
+    let served: Vec<&crate::mcp::tools::Guide> = crate::mcp::tools::GUIDE
+        .iter()
+        .filter(|g| cfg.serves(g.toolset))
+        .collect();
+    let is_served = |name: &str| served.iter().any(|g| g.name == name);
+    let mut out = String::from(
+        "GPU diagnostics for Kubernetes nodes (NVIDIA, AMD Instinct, Intel Gaudi, AWS Neuron) or one local host.",
+    );
+    if is_served("list_gpu_nodes") && is_served("get_gpu_health") {
+        out.push_str(
+            " Start with list_gpu_nodes for node names, then get_gpu_health for a verdict.",
+        );
+    }
+    out.push_str(" Which tool for which question:\n");
+    for g in &served {
+        out.push_str(&format!("- {}: {}\n", g.name, g.when));
+    }
+    out.push_str(
+        "Words: Xid/SXid and NVRM lines are NVIDIA driver errors in the kernel log; ECC, SBE/DBE, row remap, \
+         RAS and bad pages are GPU memory errors; NVLink, NVSwitch, XGMI and PCIe are the links NCCL uses; \
+         throttling is clocks held down by heat or a power cap.",
+    );
+    if is_served("get_gpu_health") {
+        out.push_str(" \"Node sick\" or \"GPU bad\": get_gpu_health first.");
+    }
+    if is_served("diagnose_workload") {
+        out.push_str(" \"Job stuck\" or \"training slow\": diagnose_workload, then watch_gpus.");
+    }
+    let node_names = if is_served("list_gpu_nodes") {
+        "as list_gpu_nodes prints it"
+    } else {
+        "the Kubernetes node's name"
     };
-    format!(
-        "GPU node diagnostics for Kubernetes (or one local host). Start with {}, then {}. Use {}. Every node \
-         tool starts a short-lived probe on the node; results carry evidence and a recommended action. The \
-         resource template xid://catalog/{{code}} explains any XID code.",
-        when(first),
-        when(second),
-        rest.iter().map(when).collect::<Vec<_>>().join(", ")
-    )
+    out.push_str(&format!(
+        " Arguments: `node_name` {node_names} (`local` in local mode); `context` a kubeconfig context \
+         (default: the server's). Node tools start a short-lived probe pod on the node; answers carry \
+         evidence and a recommended action. xid://catalog/{{code}} explains an Xid code."
+    ));
+    if cfg.serves(crate::config::Toolset::Operator) {
+        out.push_str(
+            " Operator tools act only after a dry run and a person's confirmation, and are audited.",
+        );
+    }
+    out
 }
 
 /// The first SIGINT or SIGTERM, by name. Hosts send SIGTERM to a server that is slow to exit, and a person
@@ -152,11 +184,15 @@ impl Launcher {
         Ok(Launcher::new(cfg, backends))
     }
 
-    pub fn new(cfg: Config, backends: Backends) -> Self {
-        let mut entries = crate::mcp::tools::read_only::<Launcher>();
-        if cfg.mode == Mode::Operator {
-            entries.extend(crate::mcp::tools::operator::<Launcher>());
-        }
+    pub fn new(mut cfg: Config, backends: Backends) -> Self {
+        cfg.tool_groups = crate::config::Toolset::ALL
+            .iter()
+            .map(|t| (*t, crate::mcp::tools::tools_of(*t).collect()))
+            .collect();
+        let entries: Vec<_> = crate::mcp::tools::all::<Launcher>()
+            .into_iter()
+            .filter(|e| cfg.serves(e.toolset))
+            .collect();
         let mut tool_router = ToolRouter::new();
         let mut task_tools = Vec::new();
         for e in &entries {
@@ -284,7 +320,7 @@ impl ServerHandler for Launcher {
             Implementation::new(env!("CARGO_PKG_NAME"), env!("CARGO_PKG_VERSION"))
                 .with_title("Kubernetes GPU diagnostics"),
         )
-        .with_instructions(instructions())
+        .with_instructions(instructions(&self.env.cfg))
     }
 
     /// A long tool's call runs as a task where the request declares the tasks extension in its `_meta`; the rest

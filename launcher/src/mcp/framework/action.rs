@@ -193,15 +193,6 @@ pub async fn refuse_early(
     ToolError::Invalid(why)
 }
 
-/// What every destructive probe-run action's description says of the evidence kept before it acts.
-macro_rules! evidence_first_doc {
-    () => {
-        " Before acting it keeps the node's evidence archive (as collect_evidence; the audit names it and \
-its SHA-256); skip_evidence=true acts without it, and a failed collection stops the action."
-    };
-}
-pub(crate) use evidence_first_doc;
-
 /// One probe-run operator action (kill or reset): preflight, confirmation, action, audit.
 pub struct ProbeAction<'a, R> {
     /// The tool name, which is also the audited action.

@@ -48,9 +48,7 @@ pub const IN_ALL: Bound = Bound {
 #[derive(Debug, Default, Clone, Copy, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MaxAge {
-    /// Oldest reading of the node this answer may come from, in seconds: a reading an earlier call made
-    /// within this time (at most the server's `--reading-max-age`, 20 s by default) answers with no new
-    /// probe, and the answer says how old it is. 0 reads the node now. Omit for the server's setting.
+    /// Oldest kept reading to answer from, in seconds (0: read now).
     #[serde(default)]
     #[schemars(with = "u32", range(max = MAX_ASKED_AGE_SECS))]
     pub max_age_s: Option<u32>,

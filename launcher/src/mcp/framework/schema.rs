@@ -2,54 +2,260 @@
 
 use std::sync::Arc;
 
-/// Output schema of a tool: schemars' serialize schema without its Rust-only `format`s (`uint32`, `double`,
-/// ...), which JSON Schema validators in clients (ajv in the TypeScript SDK) warn about on every call.
+use serde_json::{Map, Value};
+
+/// How many levels of objects an output schema states: the answer's own fields and the fields of the objects
+/// directly under them (a report, the probe run). Deeper objects are stated as their JSON type only: what a
+/// client validates is the answer's shape, and the whole answer is what `docs/tools.md` and the text say.
+/// Stating every level cost 293 KB of `tools/list` (issue 93); the answers' full shape is pinned by the
+/// golden results (tests/launcher/golden.rs).
+pub const OUTPUT_DEPTH: usize = 2;
+
+/// Output schema of a tool: schemars' serialize schema, for validation. Without descriptions, titles and
+/// defaults (several clients drop output schemas before the model sees them, and the text beside each result
+/// says what it holds), without
+/// schemars' Rust-only `format`s (`uint32`, `double`, ...) that validators in clients (ajv) warn about, and
+/// stated [`OUTPUT_DEPTH`] levels deep, each shared type once in `$defs` and referenced.
 pub fn output_schema<T: schemars::JsonSchema + 'static>() -> Arc<rmcp::model::JsonObject> {
-    clean(rmcp::handler::server::tool::schema_for_output::<T>())
-}
-
-/// Input schema of a tool, cleaned the same way.
-pub fn input_schema<T: schemars::JsonSchema + 'static>() -> Arc<rmcp::model::JsonObject> {
-    clean(
-        rmcp::handler::server::common::schema_for_input::<T>()
-            .unwrap_or_else(|e| panic!("input schema of {}: {e}", std::any::type_name::<T>())),
-    )
-}
-
-fn clean(schema: Arc<rmcp::model::JsonObject>) -> Arc<rmcp::model::JsonObject> {
-    fn walk(v: &mut serde_json::Value) {
-        match v {
-            serde_json::Value::Object(o) => {
-                if let Some(serde_json::Value::String(f)) = o.get("format")
-                    && matches!(
-                        f.as_str(),
-                        "uint"
-                            | "uint8"
-                            | "uint16"
-                            | "uint32"
-                            | "uint64"
-                            | "int"
-                            | "int8"
-                            | "int16"
-                            | "int32"
-                            | "int64"
-                            | "float"
-                            | "double"
-                    )
-                {
-                    o.remove("format");
-                }
-                o.values_mut().for_each(walk);
-            }
-            serde_json::Value::Array(a) => a.iter_mut().for_each(walk),
-            _ => {}
+    let mut v = Value::Object(
+        rmcp::handler::server::tool::schema_for_output::<T>()
+            .as_ref()
+            .clone(),
+    );
+    walk(&mut v, &|o| {
+        drop_rust_format(o);
+        for k in ["description", "title", "default"] {
+            o.remove(k);
         }
+        // An unsigned Rust integer says nothing a result could break.
+        if o.get("minimum") == Some(&Value::from(0)) {
+            o.remove("minimum");
+        }
+    });
+    let mut v = cut_depth(v, OUTPUT_DEPTH);
+    walk(&mut v, &|o| {
+        // What the cut left of a deeper object, said in fewer bytes: an array of objects is an array, an
+        // object or null one type list.
+        if o.get("type") == Some(&Value::from("array"))
+            && o.get("items") == Some(&serde_json::json!({"type": "object"}))
+        {
+            o.remove("items");
+        }
+        if let Some(t) = nullable_type(o) {
+            o.remove("anyOf");
+            o.insert("type".into(), serde_json::json!([t, "null"]));
+        }
+    });
+    into_object(v)
+}
+
+/// `T` where `o` is `anyOf: [{"type": T}, {"type": "null"}]`.
+fn nullable_type(o: &Map<String, Value>) -> Option<String> {
+    let null = serde_json::json!({"type": "null"});
+    let Some(Value::Array(alts)) = o.get("anyOf") else {
+        return None;
+    };
+    let [a, b] = alts.as_slice() else {
+        return None;
+    };
+    let other = match (a == &null, b == &null) {
+        (true, false) => b,
+        (false, true) => a,
+        _ => return None,
+    };
+    let other = other.as_object().filter(|x| x.len() == 1)?;
+    other.get("type")?.as_str().map(String::from)
+}
+
+/// Input schema of a tool, as a model reads it: no `$schema` (2020-12 is MCP's default dialect), no
+/// `"default": null` (an omitted argument says as much), an enumeration of strings as `enum` (each value's
+/// meaning is in the argument's description), no Rust-only `format`s.
+pub fn input_schema<T: schemars::JsonSchema + 'static>() -> Arc<rmcp::model::JsonObject> {
+    let mut v = Value::Object(
+        rmcp::handler::server::common::schema_for_input::<T>()
+            .unwrap_or_else(|e| panic!("input schema of {}: {e}", std::any::type_name::<T>()))
+            .as_ref()
+            .clone(),
+    );
+    if let Value::Object(o) = &mut v {
+        o.remove("$schema");
     }
-    let mut v = serde_json::Value::Object(schema.as_ref().clone());
-    walk(&mut v);
+    walk(&mut v, &|o| {
+        drop_rust_format(o);
+        if o.get("default") == Some(&Value::Null) {
+            o.remove("default");
+        }
+        string_enum(o);
+    });
+    into_object(v)
+}
+
+fn into_object(v: Value) -> Arc<rmcp::model::JsonObject> {
     match v {
-        serde_json::Value::Object(o) => Arc::new(o),
-        _ => schema,
+        Value::Object(o) => Arc::new(o),
+        _ => unreachable!("a tool schema is an object"),
+    }
+}
+
+/// `f` on every schema object in `v`. The keys of `properties` and `$defs` are names, not keywords: `f`
+/// sees their schemas, never the name maps themselves.
+fn walk(v: &mut Value, f: &dyn Fn(&mut Map<String, Value>)) {
+    match v {
+        Value::Object(o) => {
+            f(o);
+            for (k, x) in o.iter_mut() {
+                match (k.as_str(), x) {
+                    ("properties" | "$defs", Value::Object(names)) => {
+                        names.values_mut().for_each(|s| walk(s, f))
+                    }
+                    (_, x) => walk(x, f),
+                }
+            }
+        }
+        Value::Array(a) => a.iter_mut().for_each(|x| walk(x, f)),
+        _ => {}
+    }
+}
+
+fn drop_rust_format(o: &mut Map<String, Value>) {
+    if let Some(Value::String(f)) = o.get("format")
+        && matches!(
+            f.as_str(),
+            "uint"
+                | "uint8"
+                | "uint16"
+                | "uint32"
+                | "uint64"
+                | "int"
+                | "int8"
+                | "int16"
+                | "int32"
+                | "int64"
+                | "float"
+                | "double"
+        )
+    {
+        o.remove("format");
+    }
+}
+
+/// schemars' `oneOf` of string constants (a documented Rust enum) as one `enum`.
+fn string_enum(o: &mut Map<String, Value>) {
+    let Some(Value::Array(alts)) = o.get("oneOf") else {
+        return;
+    };
+    let consts: Option<Vec<Value>> = alts
+        .iter()
+        .map(|a| match (a.get("const"), a.get("type")) {
+            (Some(c @ Value::String(_)), Some(t)) if t == "string" => Some(c.clone()),
+            _ => None,
+        })
+        .collect();
+    if let Some(values) = consts {
+        o.remove("oneOf");
+        o.insert("type".into(), "string".into());
+        o.insert("enum".into(), Value::Array(values));
+    }
+}
+
+/// Whether a schema states object fields anywhere inside it (not counting `$defs`).
+fn has_fields(v: &Value) -> bool {
+    match v {
+        Value::Object(o) => {
+            o.contains_key("properties") || o.iter().any(|(k, x)| k != "$defs" && has_fields(x))
+        }
+        Value::Array(a) => a.iter().any(has_fields),
+        _ => false,
+    }
+}
+
+/// What stands for an object below the stated depth: its JSON type, or anything where it has none.
+fn stub(v: &Value) -> Value {
+    match v.get("type") {
+        Some(t) => serde_json::json!({ "type": t }),
+        None => serde_json::json!({}),
+    }
+}
+
+/// `schema` stated `depth` levels of object fields deep; each `$defs` entry still used is kept once, at the
+/// shallowest level it is used.
+fn cut_depth(schema: Value, depth: usize) -> Value {
+    let Value::Object(mut root) = schema else {
+        return schema;
+    };
+    let defs = match root.remove("$defs") {
+        Some(Value::Object(d)) => d,
+        _ => Map::new(),
+    };
+    let mut used: std::collections::BTreeMap<String, usize> = Default::default();
+    let root = cut(Value::Object(root), 0, depth, &defs, &mut used);
+    // A kept definition may refer to others: state each at the shallowest level any reference reaches it.
+    let mut kept = Map::new();
+    let mut done: std::collections::BTreeMap<String, usize> = Default::default();
+    while let Some((name, level)) = used
+        .iter()
+        .find(|(n, l)| done.get(*n).is_none_or(|d| d > l))
+        .map(|(n, l)| (n.clone(), *l))
+    {
+        done.insert(name.clone(), level);
+        let body = cut(defs[&name].clone(), level, depth, &defs, &mut used);
+        kept.insert(name, body);
+    }
+    let mut root = root;
+    if !kept.is_empty()
+        && let Value::Object(o) = &mut root
+    {
+        o.insert("$defs".into(), Value::Object(kept));
+    }
+    root
+}
+
+fn cut(
+    v: Value,
+    level: usize,
+    depth: usize,
+    defs: &Map<String, Value>,
+    used: &mut std::collections::BTreeMap<String, usize>,
+) -> Value {
+    match v {
+        Value::Object(o) => {
+            if let Some(Value::String(r)) = o.get("$ref")
+                && let Some(name) = r.strip_prefix("#/$defs/")
+                && let Some(def) = defs.get(name)
+            {
+                if level >= depth && has_fields(def) {
+                    return stub(def);
+                }
+                let l = used.entry(name.to_string()).or_insert(level);
+                *l = (*l).min(level);
+                return Value::Object(o);
+            }
+            if level >= depth && o.contains_key("properties") {
+                return stub(&Value::Object(o));
+            }
+            let out = o
+                .into_iter()
+                .map(|(k, x)| {
+                    let x = match (k.as_str(), x) {
+                        ("properties", Value::Object(names)) => Value::Object(
+                            names
+                                .into_iter()
+                                .map(|(n, s)| (n, cut(s, level + 1, depth, defs, used)))
+                                .collect(),
+                        ),
+                        (_, x) => cut(x, level, depth, defs, used),
+                    };
+                    (k, x)
+                })
+                .collect();
+            Value::Object(out)
+        }
+        Value::Array(a) => Value::Array(
+            a.into_iter()
+                .map(|x| cut(x, level, depth, defs, used))
+                .collect(),
+        ),
+        v => v,
     }
 }
 
@@ -222,6 +428,83 @@ mod tests {
         assert!(check(json!({"label_selector": "a=$(x)"})).is_err());
         // Types and unknown fields are left to serde.
         assert!(check(json!({"n": "3", "other": "x"})).is_ok());
+    }
+
+    /// Two levels of fields stated, deeper objects by their type; each definition still used kept once.
+    #[test]
+    fn output_schemas_state_two_levels() {
+        let schema = json!({
+            "type": "object",
+            "properties": {
+                "run": {"$ref": "#/$defs/Run"},
+                "report": {"$ref": "#/$defs/Report"},
+            },
+            "$defs": {
+                "Run": {"type": "object", "properties": {"ran_in": {"type": "string"}}},
+                "Report": {"type": "object", "properties": {
+                    "verdict": {"$ref": "#/$defs/Verdict"},
+                    "gpus": {"type": "array", "items": {"$ref": "#/$defs/Gpu"}},
+                    "run": {"anyOf": [{"$ref": "#/$defs/Run"}, {"type": "null"}]},
+                }},
+                "Gpu": {"type": "object", "properties": {"index": {"type": "integer"}}},
+                "Verdict": {"type": "string", "enum": ["healthy", "unhealthy"]},
+            },
+        });
+        let cut = cut_depth(schema, 2);
+        assert_eq!(
+            cut["$defs"]["Report"]["properties"]["gpus"],
+            json!({"type": "array", "items": {"type": "object"}})
+        );
+        assert_eq!(
+            cut["$defs"]["Report"]["properties"]["run"],
+            json!({"anyOf": [{"type": "object"}, {"type": "null"}]})
+        );
+        // A tool's output as clients get it: the deeper objects said by their type in fewer bytes.
+        #[derive(serde::Serialize, schemars::JsonSchema)]
+        struct Inner {
+            x: u32,
+        }
+        #[derive(serde::Serialize, schemars::JsonSchema)]
+        struct Mid {
+            /// Gone from the schema: descriptions are not sent.
+            inner: Option<Inner>,
+            list: Vec<Inner>,
+        }
+        #[derive(serde::Serialize, schemars::JsonSchema)]
+        struct Out {
+            mid: Mid,
+        }
+        let out = serde_json::Value::Object(output_schema::<Out>().as_ref().clone());
+        assert_eq!(
+            out["$defs"]["Mid"]["properties"],
+            json!({"inner": {"type": ["object", "null"]}, "list": {"type": "array"}}),
+            "{out:#}"
+        );
+        assert!(out["$defs"].get("Inner").is_none(), "{out:#}");
+        // An enumeration is no object: it stays, referenced, at any depth.
+        assert_eq!(
+            cut["$defs"]["Verdict"]["enum"],
+            json!(["healthy", "unhealthy"])
+        );
+        let defs: Vec<&String> = cut["$defs"].as_object().unwrap().keys().collect();
+        assert_eq!(defs, ["Report", "Run", "Verdict"]);
+    }
+
+    #[test]
+    fn string_constants_become_an_enum() {
+        let mut o = obj(json!({"oneOf": [
+            {"const": "summary", "type": "string", "description": "a"},
+            {"const": "full", "type": "string"}
+        ]}));
+        string_enum(&mut o);
+        assert_eq!(
+            serde_json::Value::Object(o),
+            json!({"type": "string", "enum": ["summary", "full"]})
+        );
+        let mut mixed =
+            obj(json!({"oneOf": [{"const": "a", "type": "string"}, {"type": "object"}]}));
+        string_enum(&mut mixed);
+        assert!(mixed.contains_key("oneOf"));
     }
 
     #[test]

@@ -36,10 +36,10 @@ pub const NODE_NAME_PATTERN: &str =
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NodeTarget {
-    /// Kubernetes node name as `list_gpu_nodes` or `kubectl get nodes` prints it; `local` in local mode.
+    // Undescribed in the schema, as `context`: the server's instructions say once what both take.
     #[schemars(length(min = 1, max = MAX_OBJECT_NAME_LEN), regex(pattern = NODE_NAME_PATTERN))]
     pub node_name: String,
-    /// Kubeconfig context of the cluster the node is in. Omit for the launcher's default context.
+    // The kubeconfig context (the server's instructions say so once for every tool).
     #[serde(default)]
     #[schemars(with = "String", length(min = 1, max = MAX_CONTEXT_LEN))]
     pub context: Option<String>,

@@ -17,14 +17,11 @@ pub struct AnalyzeXidErrors;
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct XidArgs {
-    /// Only events in this window before now: a number and a unit s, m, h or d (e.g. `30m`, `2h`, `7d`).
-    /// Omit for everything in the kernel log since boot.
+    /// Only events this recent, e.g. `30m`, `2h`, `7d` (default: since boot).
     #[serde(default)]
     #[schemars(with = "String", regex(pattern = Since::PATTERN))]
     pub since: Option<String>,
-    /// Oldest reading of the node this answer may come from, in seconds: without `since`, a reading an
-    /// earlier call on the node made within this time answers with no new probe, and says how old it is.
-    /// 0 reads the node now. Omit for the server's setting.
+    /// Oldest kept reading to answer from, in seconds (0: read now).
     #[serde(default)]
     #[schemars(with = "u32", range(max = MAX_ASKED_AGE_SECS))]
     pub max_age_s: Option<u32>,
@@ -35,10 +32,9 @@ impl Tool for AnalyzeXidErrors {
     type Output = NodeReport<XidReport>;
     const NAME: &'static str = "analyze_xid_errors";
     const TITLE: &'static str = "Analyze XID errors on a node";
-    const DESCRIPTION: &'static str = "Read the node's kernel log for NVIDIA XID/SXid events, decode each against NVIDIA's \
-catalog (meaning, likely cause, required action) and correlate them (e.g. XID 79 'fallen off the bus' \
-with PCIe errors). Use it when a CUDA job crashed or hung, a GPU disappeared, or the kernel log mentions \
-NVRM. Returns decoded events per GPU and findings with the recommended action.";
+    const DESCRIPTION: &'static str = "What a node's kernel-log GPU errors mean (NVIDIA Xid and SXid, amdgpu \
+RAS, habanalabs, neuron), per the vendor's catalog and correlated (e.g. Xid 79, GPU fallen off the bus, with \
+PCIe errors). Use it when a job crashed or a GPU disappeared.";
     const HINTS: Hints = Hints::READ_IDEMPOTENT;
 
     /// A conversation's earlier question kept the node's reading, whose kernel-log analysis is this

@@ -15,11 +15,11 @@ pub struct CheckCluster;
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CheckClusterArgs {
-    /// Kubeconfig context of the cluster. Omit for the launcher's default context.
+    // The kubeconfig context (the server's instructions say so once for every tool).
     #[serde(default)]
     #[schemars(with = "String", length(min = 1, max = MAX_CONTEXT_LEN))]
     pub context: Option<String>,
-    /// Check only the GPU nodes matching this label selector (default: every GPU node).
+    /// Only the GPU nodes matching this label selector.
     #[serde(default)]
     #[schemars(with = "String", length(min = 1, max = MAX_LABEL_SELECTOR_LEN))]
     pub label_selector: Option<String>,
@@ -30,28 +30,35 @@ impl Tool for CheckCluster {
     type Output = CheckReport;
     const NAME: &'static str = "check_cluster";
     const TITLE: &'static str = "Check that the cluster is ready for GPU probes";
-    const DESCRIPTION: &'static str = "Check what this server needs from the cluster: kubeconfig and context, API server, the \
-probe namespace and its Pod Security label, each RBAC permission, the GPU nodes and their readiness, an image \
-for the probe on each node, and a server-side dry run of a probe pod. Use it when node tools fail with \
-permission, namespace or admission errors, or before the first probe on a new cluster. Returns a checklist; \
-every failure comes with the command that fixes it (for a cluster admin to run).";
+    const DESCRIPTION: &'static str = "Is the cluster ready for this server? Checks kubeconfig, API server, \
+probe namespace, RBAC permissions, GPU nodes, probe images and a dry-run probe pod, each failure with its \
+fix, and the tool groups served. Use it when tools fail with permission or admission errors.";
     const HINTS: Hints = Hints::READ_IDEMPOTENT;
 
     async fn run(cx: &Cx, a: Self::Args) -> Result<Self::Output, ToolError> {
         let cfg = &cx.env.cfg;
-        if cx.is_local() {
-            return Ok(local_report(cfg));
-        }
-        let mut k8s = cfg.k8s_config();
-        if a.context.is_some() {
-            k8s.context = a.context;
-        }
-        Ok(readiness::run(&CheckOptions {
-            k8s,
-            mode: cfg.mode,
-            selector: a.label_selector,
-        })
-        .await)
+        let mut report = if cx.is_local() {
+            local_report(cfg)
+        } else {
+            let mut k8s = cfg.k8s_config();
+            if a.context.is_some() {
+                k8s.context = a.context;
+            }
+            readiness::run(&CheckOptions {
+                k8s,
+                mode: cfg.mode,
+                selector: a.label_selector,
+            })
+            .await
+        };
+        // Which groups of tools exist and which this server lists: a missing tool is then explained.
+        report.checks.push(ReadinessCheck {
+            name: "toolsets".into(),
+            status: Status::Ok,
+            detail: cfg.toolsets_line(),
+            fix: None,
+        });
+        Ok(report)
     }
 
     fn render(report: &Self::Output) -> String {

@@ -17,16 +17,14 @@ pub struct ClearGpuNodeMark;
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ClearArgs {
-    /// Why the mark is cleared (e.g. `GPU 3 replaced`), recorded in the cleared condition and the audit.
+    /// Why, e.g. `GPU 3 replaced` (recorded).
     #[schemars(length(min = 1, max = 256))]
     pub reason: String,
-    /// Only check (a server-side dry run), store nothing. Needs no confirmation.
+    /// Server-side dry run only; no confirmation.
     #[serde(default)]
     #[schemars(with = "bool")]
     pub dry_run: Option<bool>,
-    /// Confirmation: the node name repeated exactly. Not needed for a dry run, nor where the client can ask
-    /// the user (input request on 2026-07-28, elicitation before); otherwise required, and the answer then
-    /// says no person was asked.
+    /// Where the client can ask no one: the node name.
     #[serde(default)]
     #[schemars(with = "String", length(min = 1, max = 300))]
     pub confirm: Option<String>,
@@ -37,13 +35,9 @@ impl Tool for ClearGpuNodeMark {
     type Output = OperatorOutput<MarkResult>;
     const NAME: &'static str = "clear_gpu_node_mark";
     const TITLE: &'static str = "Clear a GPU node's scheduler mark";
-    const DESCRIPTION: &'static str = "OPERATOR ACTION. Undo mark_gpu_node: remove the \
-`gpu-diag.k8s-gpu-mcp.io/unhealthy` taint and label and set the GpuDiagUnhealthy condition False (reason \
-GpuDiagMarkCleared). Nothing else is touched (a cordon stays: uncordon with cordon_gpu_node). Needs \
-`patch` on nodes and nodes/status (the k8s-gpu-mcp-operator ClusterRole). dry_run=true checks it \
-server-side; otherwise a person confirms (input request on 2026-07-28, elicitation before), or, where the \
-client can ask no one, `confirm` = `<node_name>` (the answer then says no person was asked). Audited with \
-an Event on the Node.";
+    const DESCRIPTION: &'static str = "OPERATOR ACTION. Undo mark_gpu_node: remove its taint and label, set \
+the GpuDiagUnhealthy condition False; a cordon stays. dry_run=true checks it; otherwise a person confirms; \
+audited.";
     const HINTS: Hints = Hints {
         idempotent: true,
         ..Hints::DESTRUCTIVE

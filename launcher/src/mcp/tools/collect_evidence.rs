@@ -14,8 +14,7 @@ pub struct CollectEvidence;
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EvidenceArgs {
-    /// Seconds nvidia-bug-report.sh may run before it is cut (default 60; at most the probe deadline
-    /// less 30 s). The rest of the archive is collected either way.
+    /// Seconds nvidia-bug-report.sh may run (default 60); the rest is collected either way.
     #[serde(default)]
     #[schemars(with = "u64", range(min = 1, max = 600))]
     pub time_limit_secs: Option<u64>,
@@ -35,12 +34,9 @@ impl Tool for CollectEvidence {
     type Output = EvidenceOutput;
     const NAME: &'static str = "collect_evidence";
     const TITLE: &'static str = "Collect a node's GPU evidence archive";
-    const DESCRIPTION: &'static str = "Keep the evidence NVIDIA support asks for, before a reset, driver \
-reload or reboot destroys it: runs the node's own nvidia-bug-report.sh (host or GPU Operator driver root) \
-with --safe-mode under a time limit (a hung GPU cuts it, the rest still comes), plus the probe's full \
-describe report, the XID history of this and earlier boots and the raw kernel ring buffer, as one tar.gz \
-written on the launcher's machine (--evidence-dir). Answers the file's name, size and SHA-256 and a \
-resource with its index. Nothing is left on the node. Takes tens of seconds.";
+    const DESCRIPTION: &'static str = "Keep the evidence NVIDIA support asks for before a reset or reboot \
+destroys it: the node's nvidia-bug-report.sh, the probe's full report, Xid history and kernel log, as one \
+tar.gz on the launcher's machine. Use it before escalating (RMA, support case).";
     const HINTS: Hints = Hints::READ_LIVE;
     // nvidia-bug-report.sh runs for up to minutes: a task where the client can take one.
     const TASK: bool = true;

@@ -13,15 +13,14 @@ pub struct CordonGpuNode;
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CordonArgs {
-    /// Why (recorded on the node and in the audit Event), e.g. `XID 79 on GPU 3`.
+    /// Why, recorded on the node and in the audit, e.g. `XID 79 on GPU 3`.
     #[schemars(length(min = 1, max = 256))]
     pub reason: String,
-    /// True to uncordon (make the node schedulable again) instead.
+    /// Uncordon instead.
     #[serde(default)]
     #[schemars(with = "bool")]
     pub uncordon: Option<bool>,
-    /// Confirmation: the node name repeated exactly. Required only where the client can ask the user
-    /// neither by input request (2026-07-28) nor by elicitation; the answer then says no person was asked.
+    /// Where the client can ask no one: the node name.
     #[serde(default)]
     #[schemars(with = "String", length(min = 1, max = 300))]
     pub confirm: Option<String>,
@@ -32,11 +31,8 @@ impl Tool for CordonGpuNode {
     type Output = OperatorOutput<CordonResult>;
     const NAME: &'static str = "cordon_gpu_node";
     const TITLE: &'static str = "Cordon or uncordon a GPU node";
-    const DESCRIPTION: &'static str = "OPERATOR ACTION. Cordon a node (no new pods are scheduled on it; running pods stay) \
-with a recorded reason, or uncordon it with uncordon=true. Answered by the API server (needs `patch` on \
-nodes: the k8s-gpu-mcp-operator ClusterRole). Needs confirmation by a person: input request \
-(2026-07-28) or elicitation; where the client can ask no one, `confirm` = `<node_name>` (the answer then \
-says no person was asked). Audited with a Kubernetes Event on the Node.";
+    const DESCRIPTION: &'static str = "OPERATOR ACTION. Cordon a node (no new pods; running pods stay) with a \
+recorded reason, or uncordon it with uncordon=true. A person confirms; audited with an Event on the Node.";
     const HINTS: Hints = Hints {
         idempotent: true,
         ..Hints::DESTRUCTIVE

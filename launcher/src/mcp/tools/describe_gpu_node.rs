@@ -24,18 +24,14 @@ pub struct DescribeGpuNode;
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DescribeArgs {
-    /// `summary` (default): every finding with its evidence, then each part of the node in a few lines
-    /// (alike GPUs in one line; the topology without its healthy NVLinks; XID counts, not each event).
-    /// `full`: the probe's whole report.
+    /// `summary` (default): findings with evidence, a few lines a part; `full`: the whole report.
     #[serde(default)]
     pub detail: Detail,
-    /// Only this GPU (index as `get_gpu_inventory` reports it): its entries and findings, plus the node's.
+    /// Only this GPU's entries and findings (index), plus the node's.
     #[serde(default)]
     #[schemars(with = "u32", range(max = MAX_GPU_INDEX))]
     pub gpu: Option<u32>,
-    /// Oldest reading of the node this answer may come from, in seconds: a reading an earlier call made
-    /// within this time (at most the server's `--reading-max-age`, 20 s by default) answers with no new
-    /// probe, and the answer says how old it is. 0 reads the node now. Omit for the server's setting.
+    /// Oldest kept reading to answer from, in seconds (0: read now).
     #[serde(default)]
     #[schemars(with = "u32", range(max = MAX_ASKED_AGE_SECS))]
     pub max_age_s: Option<u32>,
@@ -74,10 +70,9 @@ impl Tool for DescribeGpuNode {
     type Output = DescribeOutput;
     const NAME: &'static str = "describe_gpu_node";
     const TITLE: &'static str = "Describe a GPU node (everything)";
-    const DESCRIPTION: &'static str = "Everything about one node in one probe run: inventory, telemetry, topology, ECC, \
-processes, kernel-log XIDs and the health verdict, plus (in cluster mode) the node's Kubernetes GPU \
-accounting, conditions, taints and the pods holding GPUs. Use it for a full picture before a decision \
-(drain, reset, RMA) or when unsure which narrower tool fits; it is slower and larger than the others.";
+    const DESCRIPTION: &'static str = "Everything about one node at once: health verdict, inventory, \
+telemetry, topology, ECC, processes, Xids, Kubernetes GPU accounting, taints and GPU pods. Use it for a full \
+picture before acting on a node.";
     const HINTS: Hints = Hints::READ_LIVE;
 
     async fn run(cx: &Cx, a: Self::Args) -> Result<Self::Output, ToolError> {

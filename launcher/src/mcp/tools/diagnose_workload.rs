@@ -31,30 +31,25 @@ pub struct DiagnoseWorkload;
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DiagnoseArgs {
-    /// Namespace of the workload.
+    /// Namespace of the workload, named by exactly one of pod, job, jobset, pytorchjob, mpijob, rayjob or
+    /// label_selector.
     #[schemars(length(min = 1, max = MAX_LABEL_LEN))]
     pub namespace: String,
-    /// A single pod's name. Give exactly one of pod, job, jobset, pytorchjob, mpijob, rayjob, label_selector.
     #[serde(default)]
     #[schemars(with = "String", length(min = 1, max = MAX_OBJECT_NAME_LEN))]
     pub pod: Option<String>,
-    /// A batch/v1 Job's name.
     #[serde(default)]
     #[schemars(with = "String", length(min = 1, max = MAX_OBJECT_NAME_LEN))]
     pub job: Option<String>,
-    /// A JobSet's name (jobset.x-k8s.io).
     #[serde(default)]
     #[schemars(with = "String", length(min = 1, max = MAX_OBJECT_NAME_LEN))]
     pub jobset: Option<String>,
-    /// A PyTorchJob's name (kubeflow.org, Kubeflow Training Operator).
     #[serde(default)]
     #[schemars(with = "String", length(min = 1, max = MAX_OBJECT_NAME_LEN))]
     pub pytorchjob: Option<String>,
-    /// An MPIJob's name (kubeflow.org, MPI Operator).
     #[serde(default)]
     #[schemars(with = "String", length(min = 1, max = MAX_OBJECT_NAME_LEN))]
     pub mpijob: Option<String>,
-    /// A RayJob's name (ray.io, KubeRay).
     #[serde(default)]
     #[schemars(with = "String", length(min = 1, max = MAX_OBJECT_NAME_LEN))]
     pub rayjob: Option<String>,
@@ -62,16 +57,15 @@ pub struct DiagnoseArgs {
     #[serde(default)]
     #[schemars(with = "String", length(min = 1, max = MAX_LABEL_SELECTOR_LEN))]
     pub label_selector: Option<String>,
-    /// How many nodes to probe at once (default 64: a job's nodes in one round).
+    /// Nodes probed at once (default 64).
     #[serde(default)]
     #[schemars(with = "u32", range(min = 1, max = 128))]
     pub concurrency: Option<u32>,
-    /// Lines read from the end of each container's log (default 2000; the previous run's too for restarted
-    /// containers). 0 reads no logs.
+    /// Log lines read per container (default 2000; 0: no logs).
     #[serde(default)]
     #[schemars(with = "u32", range(min = 0, max = 20000))]
     pub log_tail_lines: Option<u32>,
-    /// Kubeconfig context of the cluster. Omit for the launcher's default context.
+    // The kubeconfig context (the server's instructions say so once for every tool).
     #[serde(default)]
     #[schemars(with = "String", length(min = 1, max = MAX_CONTEXT_LEN))]
     pub context: Option<String>,
@@ -126,19 +120,9 @@ impl Tool for DiagnoseWorkload {
     type Output = WorkloadOutput;
     const NAME: &'static str = "diagnose_workload";
     const TITLE: &'static str = "Diagnose a workload across its nodes and GPUs";
-    const DESCRIPTION: &'static str = "Why is a training job stuck or slow? Name the workload (namespace plus exactly one \
-of pod, job, jobset, pytorchjob, mpijob, rayjob or label_selector): every pod (Pending, failed and \
-restarting ones too), the nodes they run on and the GPUs each pod holds (the kubelet's assignment where the \
-probe reaches it, else the requests); every node is probed once, in parallel. Returns one verdict with \
-ranked suspects and their evidence: hardware faults on the workload's GPUs (XID vs the pods' start, ECC, \
-NVLink, PCIe, off the bus), pods Pending/OOMKilled/restarting, nodes NotReady, cordoned or with GPUs \
-withdrawn, faulty fabric ports of multi-node jobs, and stragglers (a GPU slower than its peers: clock \
-events, PCIe trained down, NVLinks down). Also reads each pod's log tail (and a restarted container's \
-previous log) for the ranks' own errors: PyTorch NCCL watchdog timeouts, NCCL errors, torch elastic's first \
-failure, CUDA errors (ECC, illegal access, OOM), a rank on NET/Socket among NET/IB peers; the rank the others \
-wait for (lagging collective sequence number) is named even when it logged nothing. One suspect per thing \
-(GPU, rank's pod, node, fabric) with all its evidence, the first to fail leading, the other ranks' errors as \
-consequences; says what could not be examined (nodes not probed, logs not read) and how to fix it.";
+    const DESCRIPTION: &'static str = "Why is a training job stuck, slow or failing? Examines a workload's \
+pods, nodes, GPUs and ranks' logs (NCCL timeouts, CUDA errors) and answers with ranked suspects and \
+evidence: a faulty GPU, a straggler rank, Pending or OOMKilled pods, a NotReady node.";
     const HINTS: Hints = Hints::READ_LIVE;
     // A large job's nodes take seconds per hundred: a task where the client can take one.
     const TASK: bool = true;

@@ -18,13 +18,11 @@ pub struct GpuHealth;
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HealthArgs {
-    /// GPUs the node should have (e.g. 8); fewer answering GPUs becomes a "GPU missing" finding.
+    /// GPUs the node should have (e.g. 8): fewer is a "GPU missing" finding.
     #[serde(default)]
     #[schemars(with = "u32", range(min = 1, max = MAX_GPUS_PER_NODE))]
     pub expect_gpus: Option<u32>,
-    /// Oldest reading of the node this answer may come from, in seconds: a reading an earlier call made
-    /// within this time (at most the server's `--reading-max-age`, 20 s by default) answers with no new
-    /// probe (not with `expect_gpus`, which always probes), and the answer says how old it is. 0 reads the node now. Omit for the server's setting.
+    /// Oldest kept reading to answer from, in seconds (0, or with `expect_gpus`: read now).
     #[serde(default)]
     #[schemars(with = "u32", range(max = MAX_ASKED_AGE_SECS))]
     pub max_age_s: Option<u32>,
@@ -35,10 +33,9 @@ impl Tool for GpuHealth {
     type Output = NodeReport<HealthReport>;
     const NAME: &'static str = "get_gpu_health";
     const TITLE: &'static str = "GPU health verdict of a node";
-    const DESCRIPTION: &'static str = "A per-GPU and node verdict (healthy, degraded, unhealthy, unknown) made of explained \
-findings: each names the GPU, the evidence (counter = value) and the recommended action. Covers \
-thermals, power, ECC and row remapping, NVLink, fabric, XID events and missing GPUs. Use it first when \
-asked whether a node's GPUs are OK or why work on a node fails.";
+    const DESCRIPTION: &'static str = "Is this node sick? A verdict per GPU and node from explained findings \
+(thermals, power, ECC, row remapping, NVLink, fabric, Xid, missing GPUs) with evidence and a recommended \
+action. Use it first.";
     const HINTS: Hints = Hints::READ_LIVE;
 
     async fn run(cx: &Cx, a: Self::Args) -> Result<Self::Output, ToolError> {

@@ -17,7 +17,7 @@ pub struct GetGpuHistory;
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HistoryArgs {
-    /// Hours back from now to read (default 6, at most 168: a week).
+    /// Hours back to read (default 6).
     #[serde(default)]
     #[schemars(with = "u32", range(min = 1, max = 168))]
     pub hours: Option<u32>,
@@ -43,13 +43,9 @@ impl Tool for GetGpuHistory {
     type Output = GpuHistoryAnswer;
     const NAME: &'static str = "get_gpu_history";
     const TITLE: &'static str = "GPU history of a node from the cluster's Prometheus";
-    const DESCRIPTION: &'static str = "What the cluster's own metrics recorded for one node's GPUs over the last hours \
-(default 6, up to 168): dcgm-exporter's (NVIDIA), AMD device-metrics-exporter's or Intel's Gaudi metric \
-exporter's series in the Prometheus the launcher was given (--prometheus) or that the cluster exposes. Per GPU: the share of the time each throttle reason \
-held and the harmful episodes, Xids seen (decoded), ECC, row-remap and PCIe counter increases, Gaudi HBM rows \
-pending replacement, power against its limit, utilization and temperature; steady GPUs in one line; gaps in the data (exporter down) said, never read as \
-healthy. Use it for 'was this GPU throttling or erroring before I looked?'. Starts no probe; where no Prometheus \
-is configured or found, says so in one line with how to name one.";
+    const DESCRIPTION: &'static str = "What the cluster's Prometheus recorded for a node's GPUs over the last \
+hours (dcgm-exporter, AMD or Gaudi exporters): throttling, Xids, ECC and PCIe errors, power, temperature. \
+Use it for 'was this GPU throttling or erroring before I looked?'; no probe.";
     const HINTS: Hints = Hints::READ_LIVE;
 
     async fn run(cx: &Cx, a: Self::Args) -> Result<Self::Output, ToolError> {

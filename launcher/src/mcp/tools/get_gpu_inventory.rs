@@ -15,9 +15,9 @@ impl Tool for GpuInventory {
     type Output = NodeReport<InventoryReport>;
     const NAME: &'static str = "get_gpu_inventory";
     const TITLE: &'static str = "GPU inventory of a node";
-    const DESCRIPTION: &'static str = "Identify every GPU on one node: model, UUID, serial, PCI bus id, VBIOS/firmware, \
-memory size, MIG/persistence/compute modes, driver and CUDA versions. Use it to answer 'what GPUs does \
-this node have', to check that a node sees all its GPUs, or before comparing firmware across nodes.";
+    const DESCRIPTION: &'static str = "Every GPU on a node: model, UUID, serial, PCI bus id, VBIOS/firmware, \
+memory, MIG and compute modes, driver and CUDA versions. Use it for 'what GPUs does this node have', a \
+missing GPU, or to compare firmware across nodes.";
     const HINTS: Hints = Hints::READ_IDEMPOTENT;
 
     async fn run(cx: &Cx, a: Self::Args) -> Result<Self::Output, ToolError> {

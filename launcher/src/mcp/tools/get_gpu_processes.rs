@@ -57,11 +57,9 @@ impl Tool for GetGpuProcesses {
     type Output = ProcessesOutput;
     const NAME: &'static str = "get_gpu_processes";
     const TITLE: &'static str = "Processes on the GPUs of a node";
-    const DESCRIPTION: &'static str = "The processes using each GPU on one node (compute and graphics), with PID, host \
-command line, GPU memory used, and the pod (namespace, name, container) each runs in: pod UIDs come from \
-the processes' cgroups and are named from the API server's list of the node's pods. Flags processes of \
-deleted or finished pods, zombies and processes outside any pod. Use it to see who holds a GPU, find a \
-stuck or leaking process, or before resetting a GPU.";
+    const DESCRIPTION: &'static str = "The processes on each GPU of a node with PID, command line, GPU memory \
+and their pod and container; flags zombies, deleted pods' processes and ones outside any pod. Use it to see \
+who holds a GPU or find a stuck or leaking process.";
     const HINTS: Hints = Hints::READ_LIVE;
 
     async fn run(cx: &Cx, a: Self::Args) -> Result<Self::Output, ToolError> {

@@ -19,9 +19,9 @@ impl Tool for GpuTelemetry {
     type Output = NodeReport<TelemetryReport>;
     const NAME: &'static str = "get_gpu_telemetry";
     const TITLE: &'static str = "GPU telemetry of a node";
-    const DESCRIPTION: &'static str = "Live readings of every GPU on one node: temperatures against their slowdown and \
-shutdown thresholds, power draw against the limit, utilization, clocks, and decoded clock-throttle \
-reasons. Use it when jobs are slower than expected, to tell thermal or power throttling from idle GPUs.";
+    const DESCRIPTION: &'static str = "Are the GPUs running hot, throttled or power-capped? Live \
+temperatures, power draw against its limit, utilization, clocks and decoded clock-throttle reasons of every \
+GPU on a node. Use it when jobs run slower than expected.";
     const HINTS: Hints = Hints::READ_LIVE;
 
     async fn run(cx: &Cx, a: Self::Args) -> Result<Self::Output, ToolError> {

@@ -74,13 +74,9 @@ impl Tool for GetPodGpuAllocation {
     type Output = PodAllocation;
     const NAME: &'static str = "get_pod_gpu_allocation";
     const TITLE: &'static str = "Pods holding GPUs on a node";
-    const DESCRIPTION: &'static str = "Which pod holds which GPU on one node. Reads the pods' GPU requests from the API \
-server and runs a probe that asks the node's kubelet (PodResources API) for the exact device ids, each \
-mapped to its GPU index, UUID and MIG instance (`exact: true`); when the kubelet cannot be asked, returns \
-the request-based view with `exact: false` and why. Pods only one side knows are listed too, and the \
-processes on each GPU are attributed to pods through their cgroups. Use it for 'which pod is using GPU 3?', \
-to find whose job runs on a suspect GPU, or why GPU pods stay Pending. One node per call; in local mode \
-only the kubelet's view is shown.";
+    const DESCRIPTION: &'static str = "Which pod holds which GPU on a node: the kubelet's device assignment \
+(device plugin, DRA claims) by GPU index, UUID and MIG instance, else the pods' requests. Use it for 'which \
+pod is using GPU 3?' or GPU pods stuck Pending.";
     const HINTS: Hints = Hints::READ_LIVE;
 
     async fn run(cx: &Cx, a: Self::Args) -> Result<Self::Output, ToolError> {

@@ -15,13 +15,10 @@ pub struct InspectTopology;
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TopologyArgs {
-    /// `summary` (default): findings, the GPU matrix, NVLink/PCIe/fabric state summarised where alike and
-    /// listed where not, NICs. `full`: every NVLink and GPU pair as the probe reported them.
+    /// `summary` (default): alike links summarised; `full`: every link and GPU pair.
     #[serde(default)]
     pub detail: Detail,
-    /// Oldest reading of the node this answer may come from, in seconds: a reading an earlier call made
-    /// within this time (at most the server's `--reading-max-age`, 20 s by default) answers with no new
-    /// probe, and the answer says how old it is. 0 reads the node now. Omit for the server's setting.
+    /// Oldest kept reading to answer from, in seconds (0: read now).
     #[serde(default)]
     #[schemars(with = "u32", range(max = MAX_ASKED_AGE_SECS))]
     pub max_age_s: Option<u32>,
@@ -32,10 +29,9 @@ impl Tool for InspectTopology {
     type Output = NodeReport<TopologyReport>;
     const NAME: &'static str = "inspect_topology";
     const TITLE: &'static str = "GPU interconnect topology of a node";
-    const DESCRIPTION: &'static str = "The GPU-to-GPU connection matrix of one node (NVLink, PCIe switch, host bridge, \
-cross-socket), P2P support, NVLink link state and error counters, NUMA/CPU affinity and NVSwitch fabric \
-state. Use it when NCCL all-reduce is slow or hangs, when NVLink errors are suspected, or to check that \
-GPUs talk over NVLink instead of PCIe.";
+    const DESCRIPTION: &'static str = "A node's GPU interconnect: NVLink, NVSwitch or AMD XGMI links with \
+state and error counters, PCIe paths, P2P, NUMA affinity and InfiniBand/RoCE NICs. Use it when NCCL \
+all-reduce is slow or hangs, or link errors are suspected.";
     const HINTS: Hints = Hints::READ_IDEMPOTENT;
 
     async fn run(cx: &Cx, a: Self::Args) -> Result<Self::Output, ToolError> {

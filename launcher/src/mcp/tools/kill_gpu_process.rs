@@ -6,7 +6,7 @@ use gpu_diag::operator::kill::KillReport;
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use crate::mcp::framework::action::{OperatorOutput, ProbeAction, evidence_first_doc, render_action};
+use crate::mcp::framework::action::{OperatorOutput, ProbeAction, render_action};
 use crate::mcp::framework::{Cx, Hints, Node, Tool, ToolError};
 
 pub struct KillGpuProcess;
@@ -17,25 +17,22 @@ const MAX_GRACE: u32 = gpu_diag::operator::kill::MAX_GRACE_SECONDS;
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct KillArgs {
-    /// Host pid of the GPU process, as `get_gpu_processes` reports it.
+    /// Host pid, as `get_gpu_processes` reports it.
     #[schemars(range(min = 2, max = 4194304))]
     pub pid: u32,
-    /// Seconds between SIGTERM and SIGKILL (default 10, at most 300).
+    /// Seconds from SIGTERM to SIGKILL (default 10).
     #[serde(default)]
     #[schemars(with = "u32", range(min = 0, max = 300))]
     pub grace_seconds: Option<u32>,
-    /// Run the preflight only: nothing is signalled and no confirmation is needed.
+    /// Preflight only: nothing signalled, no confirmation.
     #[serde(default)]
     #[schemars(with = "bool")]
     pub dry_run: Option<bool>,
-    /// Confirmation: the target repeated exactly, `<node_name>/pid/<pid>` (e.g. `gpu-node-5/pid/12345`).
-    /// Required only where the client can ask the user neither by input request (2026-07-28) nor by
-    /// elicitation; the answer then says no person was asked.
+    /// Where the client can ask no one: `<node_name>/pid/<pid>`.
     #[serde(default)]
     #[schemars(with = "String", length(min = 1, max = 300))]
     pub confirm: Option<String>,
-    /// Act without first collecting the evidence archive (`collect_evidence`) that is otherwise kept
-    /// before the action; the audit record says it was skipped.
+    /// Act without keeping the evidence archive first (audited).
     #[serde(default)]
     #[schemars(with = "bool")]
     pub skip_evidence: Option<bool>,
@@ -46,17 +43,9 @@ impl Tool for KillGpuProcess {
     type Output = OperatorOutput<KillReport>;
     const NAME: &'static str = "kill_gpu_process";
     const TITLE: &'static str = "Kill a GPU process on a node";
-    const DESCRIPTION: &'static str = concat!(
-        "OPERATOR ACTION. End one process that uses a GPU on the node: the probe checks that \
-NVML lists the pid on a GPU of that node, that it is not pid 1, the probe, a kernel thread or a zombie, \
-and that the sources of who holds its GPUs (kubelet, API server claims, the node's DRA state) can \
-vouch for them (else refused, unless the person who confirms overrides it), then sends SIGTERM, waits grace_seconds, sends SIGKILL if needed, and reports GPU memory before and \
-after. Anything else is refused with the reason. Needs confirmation by a person: input request \
-(2026-07-28) or elicitation, after seeing the preflight; where the client can ask no one, `confirm` = \
-`<node_name>/pid/<pid>` (the answer then says no person was asked). dry_run=true returns the preflight only. Every call is \
-audited (Kubernetes Event on the Node + JSON log line).",
-        evidence_first_doc!()
-    );
+    const DESCRIPTION: &'static str = "OPERATOR ACTION. End one process holding a GPU on a node (SIGTERM, \
+then SIGKILL) after a preflight that refuses anything but a GPU process whose holders are known. \
+dry_run=true shows the preflight; otherwise a person confirms, evidence is kept first, audited.";
     const HINTS: Hints = Hints::DESTRUCTIVE;
 
     async fn run(

@@ -22,19 +22,19 @@ pub struct ListGpuNodes;
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ListNodesArgs {
-    /// Kubeconfig context of the cluster. Omit for the launcher's default context.
+    // The kubeconfig context (the server's instructions say so once for every tool).
     #[serde(default)]
     #[schemars(with = "String", length(min = 1, max = MAX_CONTEXT_LEN))]
     pub context: Option<String>,
-    /// Kubernetes label selector to narrow the nodes, e.g. `nvidia.com/gpu.product=NVIDIA-H100-80GB-HBM3`.
+    /// Label selector, e.g. `nvidia.com/gpu.product=NVIDIA-H100-80GB-HBM3`.
     #[serde(default)]
     #[schemars(with = "String", length(min = 1, max = MAX_LABEL_SELECTOR_LEN))]
     pub label_selector: Option<String>,
-    /// How many nodes to list (default 50): nodes with problems first, then the others by name.
+    /// Nodes listed (default 50), problems first.
     #[serde(default)]
     #[schemars(with = "u32", range(min = 1, max = 500))]
     pub limit: Option<u32>,
-    /// Start the list at this position, to page through a large cluster.
+    /// Position to start the page at.
     #[serde(default)]
     #[schemars(with = "u32")]
     pub offset: Option<u32>,
@@ -107,13 +107,9 @@ impl Tool for ListGpuNodes {
     type Output = NodeList;
     const NAME: &'static str = "list_gpu_nodes";
     const TITLE: &'static str = "List GPU nodes";
-    const DESCRIPTION: &'static str = "List the nodes that carry NVIDIA or AMD GPUs or Intel Gaudi accelerators, with GPU vendor and capacity/allocatable/allocated \
-counts, GPU model, driver and NVLink clique, MIG resources or AMD partition mode, readiness, problem conditions, taints and cordon \
-state, and what the platform's health agents (EKS, AKS, NVSentinel, node-problem-detector, AMD's GPU Operator, Habana's device plugin) already report. Use it first to find node \
-names for the other tools, or to spot nodes that are NotReady, cordoned or have fewer allocatable GPUs \
-than capacity. Nodes with problems come first; a large cluster is summarised by groups (GPU model, count, \
-taints) and listed a page at a time (`limit`, `offset`). In local mode it returns the single node `local` \
-found by an inventory probe.";
+    const DESCRIPTION: &'static str = "List the cluster's GPU nodes (NVIDIA, AMD, Intel Gaudi, AWS Neuron) \
+with model, GPU capacity and allocation, readiness, taints and health agents' marks, problems first. Use it \
+to find node names or nodes NotReady, cordoned or short of GPUs.";
     const HINTS: Hints = Hints::READ_IDEMPOTENT;
 
     async fn run(cx: &Cx, a: Self::Args) -> Result<Self::Output, ToolError> {

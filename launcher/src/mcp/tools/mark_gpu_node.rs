@@ -26,39 +26,36 @@ pub enum TaintEffect {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MarkArgs {
-    /// Reason code, CamelCase letters and digits (e.g. `XidError79`, `EccUncorrectable`): the condition's
-    /// reason and the taint's and label's value.
+    /// Reason code, e.g. `XidError79`, `EccUncorrectable` (taint and label value).
     #[schemars(length(min = 1, max = 63), regex(pattern = r"^[A-Z][A-Za-z0-9]{0,62}$"))]
     pub reason: String,
-    /// The verdict in one line (e.g. `GPU 3 fell off the bus, XID 79`), recorded in the condition.
+    /// The verdict in one line, e.g. `GPU 3 fell off the bus, XID 79`.
     #[schemars(length(min = 1, max = 512))]
     pub message: String,
-    /// The GPU the verdict is about (index or UUID), recorded in the mark; the node is what is marked.
+    /// The GPU the verdict is about (index or UUID).
     #[serde(default)]
     #[schemars(with = "String", length(min = 1, max = 64))]
     pub gpu: Option<String>,
-    /// Digest of the evidence archive (`sha256:<64 hex>`), recorded in the condition.
+    /// Evidence archive digest, `sha256:<64 hex>`.
     #[serde(default)]
     #[schemars(with = "String", length(min = 64, max = 71))]
     pub evidence_sha256: Option<String>,
-    /// Taint the node (default true). Effect NoSchedule unless `taint_effect` says NoExecute.
+    /// Taint the node (default true).
     #[serde(default)]
     #[schemars(with = "bool")]
     pub taint: Option<bool>,
     #[serde(default)]
     #[schemars(with = "TaintEffect")]
     pub taint_effect: Option<TaintEffect>,
-    /// Label the node (default true), for selectors and node affinity.
+    /// Label the node (default true).
     #[serde(default)]
     #[schemars(with = "bool")]
     pub label: Option<bool>,
-    /// Only check (a server-side dry run: permissions and admission), store nothing. Needs no confirmation.
+    /// Server-side dry run only; no confirmation.
     #[serde(default)]
     #[schemars(with = "bool")]
     pub dry_run: Option<bool>,
-    /// Confirmation: the target repeated exactly (`<node_name>`, or `<node_name>/gpu/<gpu>` with `gpu`).
-    /// Not needed for a dry run, nor where the client can ask the user (input request on 2026-07-28,
-    /// elicitation before); otherwise required, and the answer then says no person was asked.
+    /// Where the client can ask no one: `<node_name>` (`<node_name>/gpu/<gpu>` with gpu).
     #[serde(default)]
     #[schemars(with = "String", length(min = 1, max = 330))]
     pub confirm: Option<String>,
@@ -127,14 +124,9 @@ impl Tool for MarkGpuNode {
     type Output = OperatorOutput<MarkResult>;
     const NAME: &'static str = "mark_gpu_node";
     const TITLE: &'static str = "Mark a GPU node unhealthy for the scheduler";
-    const DESCRIPTION: &'static str = "OPERATOR ACTION. Tell the scheduler a verdict: taint the node \
-`gpu-diag.k8s-gpu-mcp.io/unhealthy=<reason>:NoSchedule` (NoExecute only with taint_effect=NoExecute), \
-label it with the same key, and set the node condition GpuDiagUnhealthy=True with the verdict, the GPU \
-(`gpu`) and the evidence digest. Running pods stay (unless NoExecute); other taints, labels and conditions \
-are untouched. Undo with clear_gpu_node_mark. Needs `patch` on nodes and nodes/status (the \
-k8s-gpu-mcp-operator ClusterRole). dry_run=true checks it server-side first; otherwise a person confirms \
-(input request on 2026-07-28, elicitation before), or, where the client can ask no one, `confirm` = \
-`<node_name>` (`<node_name>/gpu/<gpu>` with gpu; the answer then says no person was asked). Audited with an Event on the Node.";
+    const DESCRIPTION: &'static str = "OPERATOR ACTION. Mark a node unhealthy for the scheduler: a \
+`gpu-diag.k8s-gpu-mcp.io/unhealthy` NoSchedule taint, label and GpuDiagUnhealthy condition with the verdict; \
+running pods stay. dry_run=true checks it; otherwise a person confirms; audited.";
     const HINTS: Hints = Hints {
         idempotent: true,
         ..Hints::DESTRUCTIVE

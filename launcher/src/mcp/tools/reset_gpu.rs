@@ -8,7 +8,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 
 use crate::mcp::framework::action::{
-    OperatorOutput, ProbeAction, evidence_first_doc, render_action, render_checks,
+    OperatorOutput, ProbeAction, render_action, render_checks,
 };
 use crate::mcp::framework::{Cx, Hints, Node, Tool, ToolError};
 
@@ -17,10 +17,7 @@ pub struct ResetGpu;
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ResetArgs {
-    /// GPU index (`3`), UUID (`GPU-...`), AMD unique id (16 hex digits) or PCI address
-    /// (`0000:65:00.0`), as `get_gpu_inventory` reports it. An index is the probe's numbering (NVIDIA's
-    /// GPUs first, then AMD's) and shifts when a vendor's library stops answering; the act is refused
-    /// when the GPU found is not the one the person approved.
+    /// Index, UUID, AMD unique id or PCI address, as `get_gpu_inventory` reports it.
     #[serde(deserialize_with = "string_or_index")]
     #[schemars(
         length(min = 1, max = 100),
@@ -29,19 +26,15 @@ pub struct ResetArgs {
         )
     )]
     pub gpu: String,
-    /// Run the preflight only (who holds the GPU, MIG, Fabric Manager, ...): no reset, no confirmation.
+    /// Preflight only: no reset, no confirmation.
     #[serde(default)]
     #[schemars(with = "bool")]
     pub dry_run: Option<bool>,
-    /// Confirmation: the target repeated exactly, `<node_name>/gpu/<gpu>` (e.g. `gpu-node-5/gpu/3`), or
-    /// the dry run's `confirm_with` (the target, `@`, the GPU it showed), which makes the act reset that
-    /// GPU or nothing. Required only where the client can ask the user neither by input request
-    /// (2026-07-28) nor by elicitation; the answer then says no person was asked.
+    /// Where the client can ask no one: the dry run's `confirm_with`, or `<node_name>/gpu/<gpu>`.
     #[serde(default)]
     #[schemars(with = "String", length(min = 1, max = 300))]
     pub confirm: Option<String>,
-    /// Act without first collecting the evidence archive (`collect_evidence`) that is otherwise kept
-    /// before the action; the audit record says it was skipped.
+    /// Act without keeping the evidence archive first (audited).
     #[serde(default)]
     #[schemars(with = "bool")]
     pub skip_evidence: Option<bool>,
@@ -65,29 +58,10 @@ impl Tool for ResetGpu {
     type Output = OperatorOutput<ResetReport>;
     const NAME: &'static str = "reset_gpu";
     const TITLE: &'static str = "Reset a GPU on a node";
-    const DESCRIPTION: &'static str = concat!(
-        "OPERATOR ACTION. Reset one GPU with the host's `nvidia-smi -r` after a preflight: no \
-process on the GPU and no holder of its /dev/nvidia* node (device plugin, DCGM, dcgm-exporter, GFD, \
-persistenced), no pod holding it by any source (kubelet PodResources, the API server's ResourceClaims, \
-the node's DRA claim specs; a GPU no source can vouch for is refused unless the person who confirms \
-overrides it, never one a source names), the GPU still on the bus (a lost GPU needs a reboot), Fabric Manager running on Ampere \
-NVSwitch systems (Hopper+ do not need it), pre-Ampere NVLink GPUs refused; MIG, persistence and pending \
-row remaps are reported. Then verifies the GPU answers with recovery action none. An AMD GPU is reset \
-with the host's `amd-smi reset -G -g <BDF>`, which resets its whole XGMI hive: every GPU of the hive must \
-have no holder of /dev/kfd (KFD's process list says which GPU; an open /dev/kfd whose GPU it does not name \
-is unknown) or of its /dev/dri nodes and no pod holding it, with the same override rule; then each GPU of \
-the hive is verified back with its unique_id, its RAS counters read back and the kernel's reset lines \
-quoted. An Intel Gaudi is hard-reset through its habanalabs driver's `hard_reset` sysfs file, with no \
-holder of its /dev/accel node and no pod holding it (the same override rule), and verified back \
-`Operational` with the reset counted. An AWS Neuron device is reset through the neuron driver's `reset` \
-sysfs file, which the driver ignores while any process holds /dev/neuron<N>: no holder and no pod holding \
-it (the same override rule), then verified from the driver's own request count grown and the device read \
-back ready. dry_run=true returns the preflight only. Needs confirmation by a person: input request (2026-07-28) or \
-elicitation, after seeing the preflight; where the client can ask no one, `confirm` = the dry run's \
-`confirm_with` (`<node_name>/gpu/<gpu>@pci=...`, which binds the act to the GPU the dry run showed) or \
-`<node_name>/gpu/<gpu>` (the answer then says no person was asked). Audited.",
-        evidence_first_doc!()
-    );
+    const DESCRIPTION: &'static str = "OPERATOR ACTION. Reset one hung or faulty GPU (nvidia-smi -r; amd-smi \
+reset of its XGMI hive; the Gaudi or Neuron driver's reset) after a preflight refusing a GPU any process or \
+pod holds, then verify it came back. dry_run=true shows the preflight; otherwise a person confirms, evidence \
+is kept first, audited.";
     const HINTS: Hints = Hints::DESTRUCTIVE;
 
     async fn run(

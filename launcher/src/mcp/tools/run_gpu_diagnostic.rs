@@ -27,9 +27,8 @@ pub struct RunGpuDiagnostic;
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DiagArgs {
-    /// The GPUs to test, comma-separated indices or UUIDs as get_gpu_inventory reports them (`0,1`,
-    /// `GPU-...`; AMD GPUs by index only), at most 16; required for levels 2-3 and named tests. Omitted at
-    /// level 1: every GPU. GPUs a pod, a DRA claim or a process holds are left out and listed.
+    /// GPU indices or UUIDs, comma-separated (AMD: indices); level 1 default: every idle GPU; needed for
+    /// levels 2-3 and tests.
     #[serde(default)]
     #[schemars(
         with = "String",
@@ -39,30 +38,22 @@ pub struct DiagArgs {
         )
     )]
     pub gpus: Option<String>,
-    /// Level: 1 (software checks, seconds; the default), 2 (+ PCIe and memory, minutes), 3 (+ stress and
-    /// bandwidth, ~15 min). On AMD nodes RVS's: 1 gpup_single (GPU properties), 2 rvs_level_2 (PCIe, HBM,
-    /// XGMI), 3 rvs_level_3 (+ bandwidth and compute stress). Levels 2-3 need operator mode and a person's
-    /// confirmation.
+    /// 1: software checks, seconds (default); 2: + PCIe and memory, minutes; 3: + stress and bandwidth, ~15
+    /// min. AMD: RVS gpup_single, rvs_level_2, rvs_level_3.
     #[serde(default)]
     #[schemars(with = "u8", range(min = 1, max = 3))]
     pub level: Option<u8>,
-    /// Named tests instead of a level, comma-separated (software, context_create, pcie, memory,
-    /// diagnostic, targeted_stress, targeted_power, memory_bandwidth, sm_stress, nvbandwidth); on AMD nodes
-    /// one RVS recipe (gpup_single, peqt_single, gst_single, iet_single, pebb_single, pbqt_single, babel,
-    /// mem). Operator mode and confirmation as levels 2-3, except the read-only gpup_single, peqt_single.
+    /// Tests instead of a level: DCGM's software, context_create, pcie, memory, diagnostic, targeted_stress,
+    /// targeted_power, memory_bandwidth, sm_stress, nvbandwidth; or one RVS recipe (gpup_single, peqt_single,
+    /// gst_single, iet_single, pebb_single, pbqt_single, babel, mem).
     #[serde(default)]
     #[schemars(with = "String", length(min = 1, max = 200), regex(pattern = r"^[a-z_]{1,20}(,[a-z_]{1,20}){0,9}$"))]
     pub tests: Option<String>,
-    /// Confirmation for levels 2-3: the target repeated exactly, `<node_name>/gpus/<gpus>/<run>` (e.g.
-    /// `gpu-node-5/gpus/0,1/level-2`). Required only where the client can ask the user neither by input
-    /// request nor by elicitation.
+    /// Levels 2-3 with no client to ask a person: `<node_name>/gpus/<gpus>/<run>`, e.g. `n5/gpus/0,1/level-2`.
     #[serde(default)]
     #[schemars(with = "String", length(min = 1, max = 1000))]
     pub confirm: Option<String>,
-    /// Levels 2-3 and named tests: keep new pods off the node while its GPUs are loaded, with a NoSchedule
-    /// taint of the run's own (`keep-pods-off.k8s-gpu-mcp.io/run-<id>`, valued with when it was set and
-    /// its deadline), lifted after the run; nothing else on the node is touched (a cordon, other taints,
-    /// other runs' marks). Pods already running stay. Default false.
+    /// Levels 2-3: keep new pods off the node during the run with a NoSchedule taint of its own.
     #[serde(default)]
     #[schemars(with = "bool")]
     pub keep_pods_off: Option<bool>,
@@ -180,21 +171,9 @@ impl Tool for RunGpuDiagnostic {
     type Output = DiagOutput;
     const NAME: &'static str = "run_gpu_diagnostic";
     const TITLE: &'static str = "Run NVIDIA DCGM's or AMD RVS's diagnostic on idle GPUs";
-    const DESCRIPTION: &'static str = "Is this GPU really bad? Runs NVIDIA DCGM's active diagnostic \
-(dcgmi diag) on the named GPUs of one node, only those no pod (device plugin or DRA claim) or process \
-holds: a busy GPU is listed as not tested with its holder, never failed. Level 1 (software checks, \
-seconds) in every mode; levels 2-3 or named tests load the GPUs for minutes and need operator mode and a \
-person's confirmation (audited). Answers per GPU and test pass, warn, fail or skip with DCGM's DCGM_FR \
-code, severity and message (DCGM prints warnings as Fail: they are told apart by severity); a run DCGM \
-refuses (another diagnostic on its host engine, MIG) is not run, never fail. NVML state and Xids are read \
-before and after; a failure joins the GPU's incident, a pass is recorded. keep_pods_off puts a NoSchedule \
-taint of the run's own on the node for the run and lifts only that one after (a cordon, other taints and \
-other runs' marks stay); the answer says what was set and lifted. The probe pod needs NVIDIA's \
-DCGM image (nvcr.io/nvidia/cloud-native/dcgm) as its base: without dcgmi the answer says so. On an AMD \
-node it runs AMD's ROCm Validation Suite (rvs) instead, in AMD's test runner image (rocm/test-runner) as \
-the node lists it by digest (none: not available, no pod started): level 1 gpup_single, 2-3 RVS's \
-rvs_level_2/3, or one recipe as `tests`; AMD GPUs by index, and rvs touches only those; partitioned GPUs \
-are left out; per GPU each RVS action passed, failed or not run (a GPU passes only if every action passed).";
+    const DESCRIPTION: &'static str = "Is this GPU really bad? Runs NVIDIA DCGM's active diagnostic (dcgmi \
+diag) or AMD's ROCm Validation Suite (RVS) on a node's idle GPUs: pass, warn or fail per GPU and test. \
+Levels 2-3 load GPUs for minutes and need operator mode and a person's confirmation.";
     // Level 1 reads (DCGM's software checks); levels 2-3, which load the GPUs, refuse outside operator
     // mode and ask a person: the read-only surface stays read-only.
     const HINTS: Hints = Hints::READ_LIVE;

@@ -46,30 +46,30 @@ pub enum ScanCheck {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ScanArgs {
-    /// What to check on every node: `health` (default), `xid` or `ecc`.
+    /// `health` (default), `xid` or `ecc`.
     #[serde(default)]
     pub check: ScanCheck,
-    /// Kubernetes label selector choosing the nodes (default: every GPU node).
+    /// Label selector of the nodes (default: every GPU node).
     #[serde(default)]
     #[schemars(with = "String", length(min = 1, max = MAX_LABEL_SELECTOR_LEN))]
     pub label_selector: Option<String>,
-    /// How many nodes to probe at once (default 16).
+    /// Nodes probed at once (default 16).
     #[serde(default)]
     #[schemars(with = "u32", range(min = 1, max = 128))]
     pub concurrency: Option<u32>,
-    /// How many of the ranked nodes to detail (default 25): the answer stays small on any fleet.
+    /// Ranked nodes detailed (default 25).
     #[serde(default)]
     #[schemars(with = "u32", range(min = 1, max = 200))]
     pub limit: Option<u32>,
-    /// Start the ranked list at this position (0 = the most urgent), to page through a long list.
+    /// Position in the ranked list to start at (0: the most urgent).
     #[serde(default)]
     #[schemars(with = "u32")]
     pub offset: Option<u32>,
-    /// Also name the healthy nodes (by default they are only counted).
+    /// Also name the healthy nodes (else counted).
     #[serde(default)]
     #[schemars(with = "bool")]
     pub show_healthy: Option<bool>,
-    /// Kubeconfig context of the cluster. Omit for the launcher's default context.
+    // The kubeconfig context (the server's instructions say so once for every tool).
     #[serde(default)]
     #[schemars(with = "String", length(min = 1, max = MAX_CONTEXT_LEN))]
     pub context: Option<String>,
@@ -139,11 +139,9 @@ impl Tool for ScanGpuNodes {
     type Output = ScanOutput;
     const NAME: &'static str = "scan_gpu_nodes";
     const TITLE: &'static str = "Scan many GPU nodes";
-    const DESCRIPTION: &'static str = "Run one check (`health`, `xid` or `ecc`) on every GPU node (or those matching \
-label_selector), several at a time, and rank the nodes that need attention (critical findings first, \
-then nodes whose probe failed, then warnings). Returns the ranked nodes with their findings or probe errors \
-(a page of `limit` from `offset`), causes shared by several nodes, and the count of healthy nodes (named \
-with show_healthy=true). Use it to find the bad nodes in a fleet, e.g. after a failed multi-node training job.";
+    const DESCRIPTION: &'static str = "Run one check (health, xid or ecc) on every GPU node of the cluster in \
+parallel and rank the nodes that need attention, with the causes several share. Use it to find the bad nodes \
+in a fleet, e.g. after a multi-node job failed.";
     const HINTS: Hints = Hints::READ_LIVE;
     // A fleet takes seconds to minutes: a task where the client can take one.
     const TASK: bool = true;

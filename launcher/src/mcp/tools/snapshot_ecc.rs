@@ -14,10 +14,9 @@ impl Tool for SnapshotEcc {
     type Output = NodeReport<EccReport>;
     const NAME: &'static str = "snapshot_ecc";
     const TITLE: &'static str = "ECC and memory-error snapshot of a node";
-    const DESCRIPTION: &'static str = "ECC mode and error counters (volatile and aggregate, corrected and uncorrected, by \
-location), retired pages and remapped rows of every GPU on one node, with what they require (reset, \
-drain, RMA). Use it after XID 48/63/64/94/95, on memory errors in jobs, or before deciding whether a GPU \
-must be replaced.";
+    const DESCRIPTION: &'static str = "ECC memory errors per GPU on a node: corrected and uncorrected counts, \
+retired pages and remapped rows, AMD HBM RAS errors and bad pages, with what they require (reset, drain, \
+RMA). Use it after Xid 48/63/64/94/95 or to decide on replacing a GPU.";
     const HINTS: Hints = Hints::READ_LIVE;
 
     async fn run(cx: &Cx, a: Self::Args) -> Result<Self::Output, ToolError> {

@@ -28,8 +28,8 @@ pub struct WatchGpus;
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WatchArgs {
-    /// One node to watch (`local` in local mode). Give either node_name, or a workload (namespace plus one of
-    /// pod, job, jobset, pytorchjob, mpijob, rayjob, label_selector).
+    /// A node (`local` in local mode), or a workload: namespace plus one of pod, job, jobset, pytorchjob,
+    /// mpijob, rayjob, label_selector.
     #[serde(default)]
     #[schemars(with = "String", length(min = 1, max = MAX_OBJECT_NAME_LEN), regex(pattern = NODE_NAME_PATTERN))]
     pub node_name: Option<String>,
@@ -58,19 +58,19 @@ pub struct WatchArgs {
     #[serde(default)]
     #[schemars(with = "String", length(min = 1, max = MAX_LABEL_SELECTOR_LEN))]
     pub label_selector: Option<String>,
-    /// Seconds to watch (default 30, 5 to 600).
+    /// Seconds to watch (default 30).
     #[serde(default)]
     #[schemars(with = "u32", range(min = 5, max = 600))]
     pub seconds: Option<u32>,
-    /// Milliseconds between samples (default 1000; 250 to 60000; 1000 or more for a workload of over 16 nodes).
+    /// Milliseconds between samples (default 1000; at least 1000 for over 16 nodes).
     #[serde(default)]
     #[schemars(with = "u32", range(min = 250, max = 60000))]
     pub interval_ms: Option<u32>,
-    /// GPU indices to watch on the node (default: all); not with a workload, whose GPUs are its pods'.
+    /// GPU indices on the node (default: all).
     #[serde(default)]
     #[schemars(with = "Vec<u32>", length(min = 1, max = 64))]
     pub gpus: Option<Vec<u32>>,
-    /// Kubeconfig context of the cluster. Omit for the launcher's default context.
+    // The kubeconfig context (the server's instructions say so once for every tool).
     #[serde(default)]
     #[schemars(with = "String", length(min = 1, max = MAX_CONTEXT_LEN))]
     pub context: Option<String>,
@@ -140,16 +140,9 @@ impl Tool for WatchGpus {
     type Output = WatchOutput;
     const NAME: &'static str = "watch_gpus";
     const TITLE: &'static str = "Watch GPUs over a window";
-    const DESCRIPTION: &'static str = "Is the job making progress? Samples a node's GPUs, or every node of a \
-workload (namespace plus one of pod, job, jobset, pytorchjob, mpijob, rayjob or label_selector) on one common clock, \
-every interval for a window (default 30 s at 1 s): utilization, SM clocks and throttle reasons with their \
-durations, power against its cap, temperatures, memory, error counters (ECC, NVLink, PCIe, AMD RAS and XGMI) and \
-kernel events (Xid, amdgpu) as they arrive. Answers with episodes, not samples (\"GPU 3 throttled 12 s of 30 \
-(HW slowdown)\", \"+120 NVLink replays on link 4 under load\", \"Xid 79 on GPU 4 at 8 s\") and the pattern across \
-the GPUs in use: all pegged at 100% but drawing idle power (a hang in a collective), one computing while the \
-others wait (a straggler or deadlock), one idle while the others run, one slower (throttled), or progressing; \
-for a workload, joined to its ranks' logs and each node's incidents at the window's end. Use it when a snapshot \
-cannot say whether a job is stuck or slow. Runs as a task with progress; cancelling stops every probe.";
+    const DESCRIPTION: &'static str = "Is the job making progress, stuck or slow? Samples a node's or a \
+workload's GPUs over a window and answers in episodes: throttling and its duration, errors climbing under \
+load, an Xid mid-window, the pattern (a hang in a collective, a straggler).";
     const HINTS: Hints = Hints::READ_LIVE;
     const TASK: bool = true;
 
