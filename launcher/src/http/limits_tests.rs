@@ -156,21 +156,47 @@ enum Posted {
     Answered(u16, String),
 }
 
-/// Post a call; if no answer comes within a moment (the call is running), hang up on it: the request's
-/// future and its response are dropped, as a client's closed connection drops them.
-async fn post_and_hang_up(router: &axum::Router, bearer: &str) -> Posted {
-    let answer = async {
-        let resp = router.clone().oneshot(call(bearer)).await.unwrap();
-        let status = resp.status().as_u16();
-        let body = resp.into_body().collect().await.map(|b| b.to_bytes());
-        (
-            status,
-            String::from_utf8_lossy(&body.unwrap_or_default()).into_owned(),
-        )
+/// Post a call and hang up on it once it reaches its probe (`held.started` grows): the request's future and
+/// its response are dropped, as a client's closed connection drops them. A call refused before any probe
+/// is answered, however long a loaded machine takes to answer it: what tells the two apart is whether the
+/// call reached the probe, never a time.
+async fn post_and_hang_up(router: &axum::Router, bearer: &str, held: &Held) -> Posted {
+    let before = held.started.load(Ordering::SeqCst);
+    let answer = post(router, bearer);
+    let reached = async {
+        while held.started.load(Ordering::SeqCst) == before {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
     };
-    match tokio::time::timeout(Duration::from_millis(400), answer).await {
-        Ok((status, body)) => Posted::Answered(status, body),
-        Err(_) => Posted::HungUp,
+    let either = async {
+        tokio::select! {
+            (status, body) = answer => Posted::Answered(status, body),
+            () = reached => Posted::HungUp,
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(60), either)
+        .await
+        .expect("a call neither answered nor reached its probe in 60 s")
+}
+
+/// Post a call and wait for its answer.
+async fn post(router: &axum::Router, bearer: &str) -> (u16, String) {
+    let resp = router.clone().oneshot(call(bearer)).await.unwrap();
+    let status = resp.status().as_u16();
+    let body = resp.into_body().collect().await.map(|b| b.to_bytes());
+    (
+        status,
+        String::from_utf8_lossy(&body.unwrap_or_default()).into_owned(),
+    )
+}
+
+/// Wait until `count` reaches `n` (or some seconds passed: the assertion after it then says what is wrong).
+async fn until_at_least(count: &AtomicUsize, n: usize) {
+    for _ in 0..1000 {
+        if count.load(Ordering::SeqCst) >= n {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
 
@@ -194,12 +220,10 @@ async fn a_person_who_hangs_up_and_posts_again_stays_within_their_calls() {
     let alice = token(&enc, "alice@example.com");
     let mut refused = Vec::new();
     for _ in 0..8 {
-        match post_and_hang_up(&router, &alice).await {
+        match post_and_hang_up(&router, &alice, &held).await {
             Posted::HungUp => {}
             Posted::Answered(status, body) => refused.push((status, body)),
         }
-        // Give a call that got through the time to reach its probe.
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
     until_running(&held, 2).await;
     assert_eq!(
@@ -216,6 +240,7 @@ async fn a_person_who_hangs_up_and_posts_again_stays_within_their_calls() {
             "{status}: {body}"
         );
     }
+    until_at_least(&held.cancelled, 2).await;
     assert!(
         held.cancelled.load(Ordering::SeqCst) >= 2,
         "rmcp asked the hung-up calls to stop"
@@ -223,7 +248,7 @@ async fn a_person_who_hangs_up_and_posts_again_stays_within_their_calls() {
     // Another person is not held up by alice's bound.
     let bob = token(&enc, "bob@example.com");
     assert!(matches!(
-        post_and_hang_up(&router, &bob).await,
+        post_and_hang_up(&router, &bob, &held).await,
         Posted::HungUp
     ));
     until_running(&held, 3).await;
@@ -234,10 +259,10 @@ async fn a_person_who_hangs_up_and_posts_again_stays_within_their_calls() {
     assert_eq!(held.now.load(Ordering::SeqCst), 0);
     let was = held.started.load(Ordering::SeqCst);
     // A released runner answers at once now, so the call ends with an answer rather than a refusal.
-    match post_and_hang_up(&router, &alice).await {
-        Posted::Answered(_, body) => assert!(!body.contains("-32029"), "{body}"),
-        Posted::HungUp => panic!("a released probe still running"),
-    }
+    let (_, body) = tokio::time::timeout(Duration::from_secs(60), post(&router, &alice))
+        .await
+        .expect("a released probe still running");
+    assert!(!body.contains("-32029"), "{body}");
     assert_eq!(
         held.started.load(Ordering::SeqCst),
         was + 1,
