@@ -78,7 +78,6 @@ const NODE_TOOLS: &[&str] = &[
 ];
 
 #[test]
-#[ignore = "issue 89, open: the inventory's details still list NVML's fields (vbios_version, architecture, PCIe) as <not_collected> on a Neuron device, and topology has no Neuron view (connected_devices unread): fix those, then drop this"]
 fn every_node_tool_answers_on_the_neuron_scenarios() {
     for scenario in SCENARIOS {
         for tool in NODE_TOOLS {
