@@ -252,31 +252,7 @@ async fn a_job_on_amd_nodes_is_diagnosed() {
     tb.apply(&yaml);
 
     let l = mcp::start(tb, User::Reader, &ns, &[]).await;
-    let r = l
-        .call(
-            "diagnose_workload",
-            json!({"namespace": wl, "job": "train"}),
-        )
-        .await;
-    let t = mcp::text(&r);
-    assert_eq!(r.is_error, Some(false), "{t}");
-    let v = r.structured_content.clone().unwrap();
-    assert_eq!(v["nodes_probed"], 4, "{t}");
-    assert_eq!(v["nodes_failed"], 0, "{t}");
-    assert_eq!(v["diagnosis"]["pods"], 4, "{t}");
-    assert_eq!(v["diagnosis"]["gpus_held"], 32, "{t}");
-    let suspects = v["diagnosis"]["suspects"].as_array().unwrap();
-    let first = &suspects[0];
-    assert_eq!(first["kind"], "hardware", "{t}");
-    assert_eq!(first["node"], names[2].as_str(), "{t}");
-    assert_eq!(first["gpu"], 3, "{t}");
-    assert!(
-        suspects
-            .iter()
-            .all(|s| s["node"].is_null() || s["node"] == names[2].as_str()),
-        "a healthy AMD node is a suspect: {t}"
-    );
-    assert_eq!(first["code"], "amd.ras_ue.umc", "{t}");
+    let t = the_jobs_first_suspect(&l, &wl, 32, &names[2], 3, "amd.ras_ue.umc").await;
     assert!(t.contains("poisoned data consumed"), "{t}");
     assert!(!t.contains("nvidia-smi") && !t.contains("Xid"), "{t}");
     l.stop().await;
@@ -565,6 +541,45 @@ async fn amd_level_2_needs_a_person_is_audited_and_keeps_pods_off_for_the_run() 
     }
 }
 
+/// `diagnose_workload` on Job `train` in `wl`, whose pods sit on four nodes holding `gpus_held` devices in
+/// all: every node probed, none failed, and the first suspect the hardware fault on `sick`'s GPU `gpu`
+/// (its code starting with `code`), no other node a suspect. Returns the answer's text.
+async fn the_jobs_first_suspect(
+    l: &mcp::Launcher,
+    wl: &str,
+    gpus_held: u64,
+    sick: &str,
+    gpu: u64,
+    code: &str,
+) -> String {
+    let r = l
+        .call(
+            "diagnose_workload",
+            json!({"namespace": wl, "job": "train"}),
+        )
+        .await;
+    let t = mcp::text(&r);
+    assert_eq!(r.is_error, Some(false), "{t}");
+    let v = r.structured_content.clone().unwrap();
+    assert_eq!(v["nodes_probed"], 4, "{t}");
+    assert_eq!(v["nodes_failed"], 0, "{t}");
+    assert_eq!(v["diagnosis"]["pods"], 4, "{t}");
+    assert_eq!(v["diagnosis"]["gpus_held"], gpus_held, "{t}");
+    let suspects = v["diagnosis"]["suspects"].as_array().unwrap();
+    let first = &suspects[0];
+    assert_eq!(first["kind"], "hardware", "{t}");
+    assert_eq!(first["node"], sick, "{t}");
+    assert_eq!(first["gpu"], gpu, "{t}");
+    assert!(first["code"].as_str().unwrap().starts_with(code), "{t}");
+    assert!(
+        suspects
+            .iter()
+            .all(|s| s["node"].is_null() || s["node"] == sick),
+        "a healthy node is a suspect: {t}"
+    );
+    t
+}
+
 /// Turn a node `testbed.sh node` made into an Intel Gaudi node with `gaudi` devices, as Intel's stack leaves
 /// it: Node Feature Discovery's label for PCI vendor 1da3 (Intel's Gaudi provisioning guide) and the device
 /// plugin's `habana.ai/gaudi` capacity (HabanaAI/habanalabs-k8s-device-plugin 1.16.0 `main.go:89`), nothing
@@ -753,34 +768,7 @@ async fn a_job_on_gaudi_nodes_in_a_fleet_of_three_vendors_is_diagnosed() {
     assert!(t.contains("HBM"), "{t}");
 
     // The Job on the Gaudi nodes: its four nodes, 32 devices, the HBM device first, in Intel's words.
-    let r = l
-        .call(
-            "diagnose_workload",
-            json!({"namespace": wl, "job": "train"}),
-        )
-        .await;
-    let t = mcp::text(&r);
-    assert_eq!(r.is_error, Some(false), "{t}");
-    let v = r.structured_content.clone().unwrap();
-    assert_eq!(v["nodes_probed"], 4, "{t}");
-    assert_eq!(v["nodes_failed"], 0, "{t}");
-    assert_eq!(v["diagnosis"]["pods"], 4, "{t}");
-    assert_eq!(v["diagnosis"]["gpus_held"], 32, "{t}");
-    let suspects = v["diagnosis"]["suspects"].as_array().unwrap();
-    let first = &suspects[0];
-    assert_eq!(first["kind"], "hardware", "{t}");
-    assert_eq!(first["node"], gaudis[2].as_str(), "{t}");
-    assert_eq!(first["gpu"], 2, "{t}");
-    assert!(
-        first["code"].as_str().unwrap().starts_with("habanalabs."),
-        "{t}"
-    );
-    assert!(
-        suspects
-            .iter()
-            .all(|s| s["node"].is_null() || s["node"] == gaudis[2].as_str()),
-        "a healthy node is a suspect: {t}"
-    );
+    let t = the_jobs_first_suspect(&l, &wl, 32, &gaudis[2], 2, "habanalabs.").await;
     // The rank on that device is the pod the Job placed there.
     assert!(t.contains("pods: train-2; ranks: index 2"), "{t}");
     assert!(
@@ -1027,34 +1015,7 @@ async fn a_fleet_of_four_accelerator_families_is_diagnosed_in_one_conversation()
     );
 
     // The Job on the trn2 nodes: its four nodes, 64 devices, device 6 of the sick node first, in AWS's words.
-    let r = l
-        .call(
-            "diagnose_workload",
-            json!({"namespace": wl, "job": "train"}),
-        )
-        .await;
-    let t = mcp::text(&r);
-    assert_eq!(r.is_error, Some(false), "{t}");
-    let v = r.structured_content.clone().unwrap();
-    assert_eq!(v["nodes_probed"], 4, "{t}");
-    assert_eq!(v["nodes_failed"], 0, "{t}");
-    assert_eq!(v["diagnosis"]["pods"], 4, "{t}");
-    assert_eq!(v["diagnosis"]["gpus_held"], 64, "{t}");
-    let suspects = v["diagnosis"]["suspects"].as_array().unwrap();
-    let first = &suspects[0];
-    assert_eq!(first["kind"], "hardware", "{t}");
-    assert_eq!(first["node"], trn2s[2].as_str(), "{t}");
-    assert_eq!(first["gpu"], 6, "{t}");
-    assert!(
-        first["code"].as_str().unwrap().starts_with("neuron."),
-        "{t}"
-    );
-    assert!(
-        suspects
-            .iter()
-            .all(|s| s["node"].is_null() || s["node"] == trn2s[2].as_str()),
-        "a healthy node is a suspect: {t}"
-    );
+    let t = the_jobs_first_suspect(&l, &wl, 64, &trn2s[2], 6, "neuron.").await;
     assert!(t.contains("pods: train-2; ranks: index 2"), "{t}");
     for word in ["nvidia-smi", "Xid", "amd-smi", "hl-smi"] {
         assert!(!t.contains(word), "{word} in {t}");
