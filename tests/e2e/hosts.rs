@@ -34,6 +34,10 @@ fn snippets(printed: &str) -> Vec<Snippet> {
         let Some((title, body)) = block.split_once('\n') else {
             continue;
         };
+        // After the snippets, setup says which tool groups `--toolsets` picks from: no host's snippet.
+        if title.starts_with("Tool groups") {
+            continue;
+        }
         let host = title.trim_end_matches(':').to_string();
         if let Some(rest) = body.trim().strip_prefix("claude mcp add ") {
             let (_, cmd) = rest

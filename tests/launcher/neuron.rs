@@ -52,6 +52,7 @@ fn no_other_vendors_words(tool: &str, text: &str) {
         "nvidia-smi",
         "persistence mode",
         "vbios_version=<not_collected>",
+        "board_part_number=<not_collected>",
         "memory_total_mib=<not_collected>",
         "<not_collected>\n      volatile",
         // The analyze tool's own title is "XID analysis" for every vendor; no event may be called one.

@@ -1299,9 +1299,13 @@ async fn ephemeral_container_in_a_real_pod(c: &Ctx) {
     assert_eq!(v["run"]["probe"]["source"], "nvml", "{v:#}");
     assert!(has_str(&v, &gpu_uuid(0)), "{v:#}");
     // Privileged, it still reads the kernel log. The first call's container still runs: this call execs in
-    // it instead of adding another (the kubelet would start that only after its next relist).
+    // it instead of adding another (the kubelet would start that only after its next relist). `max_age_s`
+    // 0: the node read now, not the first call's kept reading.
     let x = l
-        .ok("analyze_xid_errors", json!({"node_name": c.name()}))
+        .ok(
+            "analyze_xid_errors",
+            json!({"node_name": c.name(), "max_age_s": 0}),
+        )
         .await;
     let first = v["run"]["ran_in"].as_str().unwrap_or_default();
     let name = first

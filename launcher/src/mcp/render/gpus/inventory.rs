@@ -180,9 +180,10 @@ pub fn details(inv: &InventoryReport) -> Entry {
 
 const GAUDI_PCIE: &str = "the PCIe link is not read for Gaudi devices yet";
 #[cfg(test)]
-const SHARED_FIELDS: [&str; 5] = [
+const SHARED_FIELDS: [&str; 6] = [
     "uuid",
     "serial",
+    "board_part_number",
     "vbios_version",
     "architecture",
     "memory_total_mib",
@@ -264,6 +265,7 @@ fn shared_fields(g: &GpuInventory) -> impl Iterator<Item = (&'static str, bool)>
     [
         ("uuid", g.uuid.is_ok()),
         ("serial", g.serial.is_ok()),
+        ("board_part_number", g.board_part_number.is_ok()),
         ("vbios_version", g.vbios_version.is_ok()),
         ("architecture", g.architecture.is_ok()),
         ("memory_total_mib", g.memory_total_mib.is_ok()),
@@ -323,8 +325,10 @@ fn gpu_inventory(g: &GpuInventory) -> Fields {
     if shown(g.serial.is_ok()) {
         f.reading("serial", &g.serial);
     }
-    f.reading("board_part_number", &g.board_part_number)
-        .reading("pci_bus_id", &g.pci_bus_id)
+    if shown(g.board_part_number.is_ok()) {
+        f.reading("board_part_number", &g.board_part_number);
+    }
+    f.reading("pci_bus_id", &g.pci_bus_id)
         .reading("pci_device_id", &g.pci_device_id);
     if shown(g.vbios_version.is_ok()) {
         f.reading("vbios_version", &g.vbios_version);
