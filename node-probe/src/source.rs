@@ -327,6 +327,19 @@ fn read_vendors(ask: &Ask<'_>) -> Result<NodeFacts, ProbeError> {
             *n += share.gpus.len() as u32;
         }
         facts.gpus.extend(share.gpus);
+        if let Some(g) = share.process_scan {
+            // Each vendor walked `/proc` under the same rules: what any walk missed is missed.
+            let all = facts.process_scan_gaps.get_or_insert_with(Default::default);
+            for (to, from) in [
+                (&mut all.denied_pids, g.denied_pids),
+                (&mut all.fd_tables_cut, g.fd_tables_cut),
+            ] {
+                to.extend(from);
+                to.sort_unstable();
+                to.dedup();
+            }
+            all.pids_not_scanned = all.pids_not_scanned.max(g.pids_not_scanned);
+        }
         match share.node {
             NodeWide::Amd(driver) => facts.amd_driver = Some(*driver),
             NodeWide::Hlml(r) => facts.hlml = Some(*r),

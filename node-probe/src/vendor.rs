@@ -24,7 +24,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use gpu_diag::contract::ProbeError;
-use gpu_diag::facts::{AmdDriverFacts, GpuFacts, HlmlFacts, NodeFacts, Reading, Sections};
+use gpu_diag::facts::{
+    AmdDriverFacts, GpuFacts, HlmlFacts, NodeFacts, Reading, ScanGapsFacts, Sections,
+};
 
 use crate::options::KernelLogArgs;
 
@@ -72,6 +74,9 @@ pub struct Share {
     /// Its devices, in its own order, indexed from the first index it was given.
     pub gpus: Vec<GpuFacts>,
     pub node: NodeWide,
+    /// What the walk of `/proc` its process list came from did not see (`host::held_fds`); `None` where
+    /// no list was read so (NVML lists NVIDIA's processes).
+    pub process_scan: Option<ScanGapsFacts>,
 }
 
 /// What a vendor fills of the node beside its devices.

@@ -7,7 +7,9 @@ use std::sync::OnceLock;
 use regex::Regex;
 use serde::{Deserialize, Serialize};
 
-use crate::facts::{FieldError, FieldErrorKind, GpuFacts, HostProcessFacts, NodeFacts, Reading};
+use crate::facts::{
+    FieldError, FieldErrorKind, GpuFacts, HostProcessFacts, NodeFacts, Reading, ScanGapsFacts,
+};
 use crate::finding::{ActionKind, Finding, Judged, Severity, distinct};
 use crate::options::AnalysisOptions;
 
@@ -152,7 +154,78 @@ pub fn analyze(facts: &NodeFacts, _opts: &AnalysisOptions) -> ProcessesReport {
             processes,
         });
     }
+    report.findings.extend(incomplete(facts));
     report
+}
+
+/// A list built from a walk of `/proc/*/fd` that did not see every process is incomplete, never "no
+/// process": one finding per vendor, naming its devices and what the walk missed (the words every path
+/// says them with, [`gap_words`]).
+fn incomplete(facts: &NodeFacts) -> Vec<Finding> {
+    let Some(gaps) = facts.process_scan_gaps.as_ref().filter(|g| !g.is_empty()) else {
+        return Vec::new();
+    };
+    let missed = gap_words(gaps);
+    let mut out = Vec::new();
+    for info in crate::facts::GpuVendor::ALL.map(|v| v.info()) {
+        let listed: Vec<u32> = facts
+            .gpus
+            .iter()
+            .filter(|g| g.vendor == info.vendor && info.processes_from_proc_walk)
+            .filter(|g| g.processes.is_ok())
+            .map(|g| g.index)
+            .collect();
+        if listed.is_empty() {
+            continue;
+        }
+        out.push(finding(
+            "process.list_incomplete",
+            Severity::Info,
+            None,
+            format!(
+                "The process lists of {} {} may be incomplete: {} (the lists are the {} a walk of \
+                 /proc found).",
+                info.device_word,
+                super::index_ranges(&listed, ","),
+                missed.join("; "),
+                info.process_source,
+            ),
+            missed.clone(),
+            ActionKind::Investigate,
+            "a device no process is listed on may still be in use: a reset or an active diagnostic \
+             refuses it unless a person overrides; the holders of a refused fd table are seen by a \
+             probe the host's LSM (AppArmor, SELinux) lets read it"
+                .into(),
+        ));
+    }
+    out
+}
+
+/// What a walk of `/proc/*/fd` did not see, one item each, in the words every path says them with (the
+/// resets, RVS's choice of GPUs, the process lists built from the walk).
+pub fn gap_words(g: &ScanGapsFacts) -> Vec<String> {
+    let pids = |v: &[u32]| v.iter().map(u32::to_string).collect::<Vec<_>>().join(", ");
+    let mut out = Vec::new();
+    if !g.denied_pids.is_empty() {
+        out.push(format!(
+            "the open files of pid {} could not be read (permission denied: an LSM or ptrace restriction), \
+             so what they hold is not known",
+            pids(&g.denied_pids)
+        ));
+    }
+    if !g.fd_tables_cut.is_empty() {
+        out.push(format!(
+            "the open files of pid {} were read only in part (more than the scan reads)",
+            pids(&g.fd_tables_cut)
+        ));
+    }
+    if g.pids_not_scanned > 0 {
+        out.push(format!(
+            "{} process(es) were not scanned (more than the scan reads)",
+            g.pids_not_scanned
+        ));
+    }
+    out
 }
 
 fn held(p: &ProcessReport) -> String {
@@ -163,6 +236,7 @@ fn held(p: &ProcessReport) -> String {
 /// Zombies and vanished processes that still hold GPU memory.
 pub fn judge(g: &GpuFacts, processes: &[ProcessReport], proc_visible: bool) -> Vec<Finding> {
     let who = gpu_label(g);
+    let info = g.vendor.info();
     let mut out = Vec::new();
     for p in processes {
         let owner = match (&p.pod_uid, &p.container_id) {
@@ -175,12 +249,21 @@ pub fn judge(g: &GpuFacts, processes: &[ProcessReport], proc_visible: bool) -> V
                 "process.zombie",
                 Severity::Warning,
                 Some(g),
-                format!(
-                    "Process {} ({}) on {who} is a zombie (exited, not reaped) yet NVML still counts {} GPU memory to it: its GPU context was not released.",
-                    p.pid,
-                    show(&p.name),
-                    held(p)
-                ),
+                if info.processes_from_proc_walk {
+                    format!(
+                        "Process {} ({}) on {who} is a zombie (exited, not reaped) yet still holds the device open: its context was not released.",
+                        p.pid,
+                        show(&p.name),
+                    )
+                } else {
+                    format!(
+                        "Process {} ({}) on {who} is a zombie (exited, not reaped) yet {} still counts {} GPU memory to it: its GPU context was not released.",
+                        p.pid,
+                        show(&p.name),
+                        info.process_source,
+                        held(p)
+                    )
+                },
                 vec![
                     format!("pid = {}", p.pid),
                     "state = Z".into(),
@@ -211,7 +294,8 @@ pub fn judge(g: &GpuFacts, processes: &[ProcessReport], proc_visible: bool) -> V
                 severity,
                 Some(g),
                 format!(
-                    "NVML reports process {} on {who} holding {} GPU memory, but it has no /proc entry ({why}).",
+                    "{} reports process {} on {who} holding {} GPU memory, but it has no /proc entry ({why}).",
+                    info.process_source,
                     p.pid,
                     held(p)
                 ),

@@ -68,6 +68,7 @@ pub use neuron::{
 pub use node::NodeFacts;
 pub use processes::{
     DeviceHolderFacts, DeviceHoldersFacts, GpuProcessFacts, HostProcessFacts, KfdProcessFacts,
+    ScanGapsFacts,
 };
 pub use rdma::{
     NetdevFacts, RESAMPLED_NETDEV_COUNTERS, RESAMPLED_PORT_COUNTERS, RdmaDeviceFacts, RdmaFacts,

@@ -68,6 +68,10 @@ pub struct NodeFacts {
     /// preflight); absent unless collected.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub device_holders: Option<Reading<DeviceHoldersFacts>>,
+    /// What the walk of `/proc/*/fd` that listed AMD's, Gaudi's or Neuron's processes did not see; absent
+    /// where no such list was read (NVML lists NVIDIA's) or in a scenario.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub process_scan_gaps: Option<super::ScanGapsFacts>,
     /// RDMA devices (InfiniBand and RoCE NICs) from `{host-root}/sys/class/infiniband`: an empty list
     /// when the node has none; absent when not collected (older probes, scenarios without NICs).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -52,6 +52,29 @@ pub struct HostProcessFacts {
     pub start_ticks: Option<u64>,
 }
 
+/// What one walk of the host's `/proc/*/fd` tables did not see: a process whose table the kernel refused,
+/// one read only in part, one not read at all (the walk's bounds). Such a process may hold any device, so
+/// a list built from the walk (AMD's, Gaudi's and Neuron's processes) is incomplete, never "none".
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ScanGapsFacts {
+    /// The processes whose `fd` directory the kernel refused (EACCES/EPERM), at most 64.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub denied_pids: Vec<u32>,
+    /// The processes with more open files than the walk reads of one (the first pids, at most 64).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fd_tables_cut: Vec<u32>,
+    /// Processes not read at all: more processes, or more open files in all, than the walk reads.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub pids_not_scanned: u32,
+}
+
+impl ScanGapsFacts {
+    pub fn is_empty(&self) -> bool {
+        self.denied_pids.is_empty() && self.fd_tables_cut.is_empty() && self.pids_not_scanned == 0
+    }
+}
+
 /// Who holds the GPU device nodes open, as `/proc/*/fd` symlinks say (NVIDIA's `/dev/nvidia*`, AMD's
 /// `/dev/kfd` and `/dev/dri/{renderD,card}*`), with KFD's own list of its processes.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -75,6 +98,17 @@ pub struct DeviceHoldersFacts {
     /// The probe's own pid, left out of `holders`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub excluded_self_pid: Option<u32>,
+}
+
+impl DeviceHoldersFacts {
+    /// What the scan did not see.
+    pub fn gaps(&self) -> ScanGapsFacts {
+        ScanGapsFacts {
+            denied_pids: self.denied_pids.clone(),
+            fd_tables_cut: self.fd_tables_cut.clone(),
+            pids_not_scanned: self.pids_not_scanned,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]

@@ -68,6 +68,9 @@ pub struct VendorInfo {
     pub scanned_nodes: &'static str,
     /// What lists its devices' processes.
     pub process_source: &'static str,
+    /// Whether that list is the holders one walk of `/proc/*/fd` found (so what the walk did not see,
+    /// `NodeFacts::process_scan_gaps`, is missing from it), not the driver's own list (NVML's).
+    pub processes_from_proc_walk: bool,
     /// Its DRA driver's claims, as the per-claim CDI specs the probe reads show them: only NVIDIA's
     /// driver writes them (`k8s.gpu.nvidia.com-claim_<uid>.yaml`); another's registration alone says
     /// its claims are not visible here.
@@ -104,6 +107,7 @@ pub const NVIDIA: VendorInfo = VendorInfo {
     identity_fix: "make NVML readable to the probe",
     scanned_nodes: "/dev/nvidia*",
     process_source: "NVML",
+    processes_from_proc_walk: false,
     dra_claims_on_node: true,
     dra_whose: "NVIDIA's",
 };
@@ -133,6 +137,7 @@ pub const AMD: VendorInfo = VendorInfo {
     identity_fix: "make amdgpu's sysfs and partition files readable to the probe",
     scanned_nodes: "/dev/kfd and /dev/dri",
     process_source: "KFD (amdgpu)",
+    processes_from_proc_walk: true,
     dra_claims_on_node: false,
     dra_whose: "AMD's",
 };
@@ -163,6 +168,7 @@ pub const INTEL_GAUDI: VendorInfo = VendorInfo {
     identity_fix: "give the probe the Gaudi serials (HLML, `hl-smi -L` on the node)",
     scanned_nodes: "/dev/accel",
     process_source: "/dev/accel holders (habanalabs)",
+    processes_from_proc_walk: true,
     dra_claims_on_node: false,
     dra_whose: "Intel's Gaudi",
 };
@@ -199,6 +205,7 @@ pub const AWS_NEURON: VendorInfo = VendorInfo {
     // Every `/dev/neuron<N>` (neuron_cdev.c:3109).
     scanned_nodes: "/dev/neuron*",
     process_source: "/dev/neuron holders (neuron)",
+    processes_from_proc_walk: true,
     dra_claims_on_node: false,
     dra_whose: "AWS's Neuron",
 };

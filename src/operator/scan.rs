@@ -9,7 +9,7 @@
 //! NVIDIA GPUs are not judged here: NVML lists every process with a context on a GPU from the driver
 //! itself, whatever the scan can read, and a holder of `/dev/nvidia<N>` without a context (DCGM's own host
 //! engine, an exporter) loads nothing. The NVIDIA reset reads the scan itself (`reset::in_use`), because
-//! `nvidia-smi -r` refuses an open device node.
+//! `nvidia-smi -r` refuses an open device node; what the scan did not see ([`gaps`]) is unknown there too.
 
 use crate::facts::{DeviceHoldersFacts, GpuFacts};
 
@@ -27,28 +27,7 @@ pub enum Said {
 /// What the scan did not see, one item each: such a process may hold any GPU, so it is unknown, never
 /// free. A process that exited meanwhile holds nothing and is not counted.
 pub fn gaps(scan: &DeviceHoldersFacts) -> Vec<String> {
-    let pids = |v: &[u32]| v.iter().map(u32::to_string).collect::<Vec<_>>().join(", ");
-    let mut out = Vec::new();
-    if !scan.denied_pids.is_empty() {
-        out.push(format!(
-            "the open files of pid {} could not be read (permission denied: an LSM or ptrace restriction), \
-             so what they hold is not known",
-            pids(&scan.denied_pids)
-        ));
-    }
-    if !scan.fd_tables_cut.is_empty() {
-        out.push(format!(
-            "the open files of pid {} were read only in part (more than the scan reads)",
-            pids(&scan.fd_tables_cut)
-        ));
-    }
-    if scan.pids_not_scanned > 0 {
-        out.push(format!(
-            "{} process(es) were not scanned (more than the scan reads)",
-            scan.pids_not_scanned
-        ));
-    }
-    out
+    crate::analysis::processes::gap_words(&scan.gaps())
 }
 
 /// The device nodes the scan answers for, as the answers name them.

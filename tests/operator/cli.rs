@@ -1449,11 +1449,10 @@ fn amd_reset_with_an_unplaceable_partition_device_is_unknown() {
     );
 }
 
-/// A process whose fd table the kernel refuses (EACCES: an LSM, ptrace rules) may hold any GPU of the
-/// hive: unknown, which refuses the reset, not a warning. The probe runs without CAP_DAC_OVERRIDE and
-/// CAP_DAC_READ_SEARCH (setpriv) so that a mode-000 fd directory is refused as on a real host.
-#[test]
-fn amd_reset_with_a_refused_fd_table_is_unknown_not_a_warning() {
+/// node-probe as a host's LSM would leave it: without CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH (setpriv),
+/// with the fd directory of `pid` mode 000, so the kernel refuses it as on a real host. `None` where that
+/// cannot be arranged here (not root, no util-linux setpriv): the caller skips.
+fn probe_with_a_refused_fd_table(root: &Path, pid: u32, args: &[&str]) -> Option<Value> {
     let uid = Command::new("id").arg("-u").output().unwrap();
     if String::from_utf8_lossy(&uid.stdout).trim() != "0"
         || Command::new("setpriv").arg("--version").output().is_err()
@@ -1461,12 +1460,9 @@ fn amd_reset_with_a_refused_fd_table_is_unknown_not_a_warning() {
         gate::skip(
             "dropping the DAC capabilities with setpriv needs root and util-linux's setpriv",
         );
-        return;
+        return None;
     }
-    let node = mi300x_node();
-    node.process(5000, "python3", &["python3"], "S", 1, 0x400000)
-        .fds(5000, &["/dev/kfd"]);
-    let fd = node.path().join("proc/5000/fd");
+    let fd = root.join(format!("proc/{pid}/fd"));
     std::fs::set_permissions(&fd, std::os::unix::fs::PermissionsExt::from_mode(0o000)).unwrap();
     let drop = "-dac_override,-dac_read_search";
     let out = Command::new("setpriv")
@@ -1478,18 +1474,31 @@ fn amd_reset_with_a_refused_fd_table_is_unknown_not_a_warning() {
             "--nvml-lib",
             NO_NVML,
             "--host-root",
-            node.path().to_str().unwrap(),
-            "reset",
-            "--gpu",
-            "0",
-            "--dry-run",
+            root.to_str().unwrap(),
         ])
+        .args(args)
         .env_remove("NODE_PROBE_HOST_ROOT")
         .output()
         .unwrap();
     std::fs::set_permissions(&fd, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    let doc: Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    Some(
+        serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr))),
+    )
+}
+
+/// A process whose fd table the kernel refuses (EACCES: an LSM, ptrace rules) may hold any GPU of the
+/// hive: unknown, which refuses the reset, not a warning.
+#[test]
+fn amd_reset_with_a_refused_fd_table_is_unknown_not_a_warning() {
+    let node = mi300x_node();
+    node.process(5000, "python3", &["python3"], "S", 1, 0x400000)
+        .fds(5000, &["/dev/kfd"]);
+    let Some(doc) =
+        probe_with_a_refused_fd_table(node.path(), 5000, &["reset", "--gpu", "0", "--dry-run"])
+    else {
+        return;
+    };
     let rep = &doc["reset"];
     let h = check_of(rep, "hive_device_holders");
     assert_eq!(h["status"], "block", "{rep}");
@@ -1974,4 +1983,53 @@ fn neuron_holders_refuse_the_reset_and_are_what_kill_stops() {
             .starts_with("/dev/neuron holders (neuron) lists pid 4242"),
         "{uses}"
     );
+}
+
+/// One walk of `/proc`, one set of unknowns: on a Gaudi node with a refused fd table, the process list
+/// names the holder it saw and says it may be incomplete, in the words the reset's refusal uses; it never
+/// reads "no process" as free.
+#[test]
+fn a_refused_fd_table_leaves_a_gaudis_process_list_incomplete_in_the_resets_words() {
+    let (node, _) = gaudi2_node(vec![]);
+    node.process(4242, "python3", &["python3", "train.py"], "S", 1, 0x400000)
+        .fds(4242, &["/dev/accel/accel1"])
+        .process(5000, "python3", &["python3"], "S", 1, 0x400000)
+        .fds(5000, &["/dev/accel/accel0"]);
+    let Some(doc) = probe_with_a_refused_fd_table(node.path(), 5000, &["processes"]) else {
+        return;
+    };
+    let said = "the open files of pid 5000 could not be read (permission denied";
+    let r = &doc["processes"];
+    let gpus = r["gpus"].as_array().unwrap_or_else(|| panic!("{doc:#}"));
+    let pids = |i: usize| -> Vec<u64> {
+        gpus[i]["processes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["pid"].as_u64().unwrap())
+            .collect()
+    };
+    assert_eq!(pids(1), [4242], "{r:#}");
+    assert!(pids(0).is_empty(), "{r:#}");
+    let f: Vec<&Value> = r["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["code"] == "process.list_incomplete")
+        .collect();
+    assert_eq!(f.len(), 1, "{r:#}");
+    let summary = f[0]["summary"].as_str().unwrap();
+    assert!(
+        summary.starts_with("The process lists of Intel Gaudi 0-7 may be incomplete")
+            && summary.contains(said),
+        "{summary}"
+    );
+    assert_eq!(f[0]["severity"], "info", "{}", f[0]);
+    // The reset of device 0 refuses on the same unknown, in the same words.
+    let doc =
+        probe_with_a_refused_fd_table(node.path(), 5000, &["reset", "--gpu", "0", "--dry-run"])
+            .unwrap();
+    let h = check_of(&doc["reset"], "device_node_holders");
+    assert_eq!(h["status"], "block", "{h}");
+    assert!(h["evidence"].as_str().unwrap().contains(said), "{h}");
 }

@@ -33,7 +33,7 @@ use std::time::{Duration, Instant};
 use gpu_diag::contract::ProbeError;
 use gpu_diag::facts::{
     AmdDriverFacts, AmdThrottleSampleFacts, FieldError, FieldErrorKind, GpuFacts, GpuVendor,
-    Reading, Sections,
+    Reading, ScanGapsFacts, Sections,
 };
 
 use crate::host::files::HostFiles;
@@ -48,6 +48,8 @@ struct AmdNode {
     driver: AmdDriverFacts,
     /// In PCI address order, indexed from `first_index`.
     gpus: Vec<GpuFacts>,
+    /// What the walk the processes came from did not see (where read).
+    process_scan: Option<ScanGapsFacts>,
 }
 
 /// AMD Instinct GPUs, from amdgpu's sysfs: after NVIDIA's in the probe's index.
@@ -77,6 +79,7 @@ impl Vendor for Amd {
             read(ask.host_root, ask.sections, ask.first_index, ask.limit).map(|a| Share {
                 gpus: a.gpus,
                 node: NodeWide::Amd(Box::new(a.driver)),
+                process_scan: a.process_scan,
             }),
         )
     }
@@ -98,13 +101,17 @@ fn read(root: &Path, sections: Sections, first_index: u32, limit: Duration) -> O
     } else {
         smi::start(root)
     };
-    let gpus = read_gpus(root, &found.bound, sections, first_index, limit, &driver);
+    let (gpus, process_scan) = read_gpus(root, &found.bound, sections, first_index, limit, &driver);
     driver.amd_smi = match smi {
         smi::Started::None => None,
         smi::Started::Failed(r) => Some(r),
         smi::Started::Running(p) => Some(p.finish(start + limit)),
     };
-    Some(AmdNode { driver, gpus })
+    Some(AmdNode {
+        driver,
+        gpus,
+        process_scan,
+    })
 }
 
 fn driver(
@@ -126,6 +133,7 @@ fn driver(
 enum Msg {
     Gpu(usize, Box<GpuFacts>),
     Sample(usize, AmdThrottleSampleFacts),
+    Gaps(ScanGapsFacts),
 }
 
 fn read_gpus(
@@ -135,7 +143,7 @@ fn read_gpus(
     first_index: u32,
     limit: Duration,
     driver: &AmdDriverFacts,
-) -> Vec<GpuFacts> {
+) -> (Vec<GpuFacts>, Option<ScanGapsFacts>) {
     let (tx, rx) = mpsc::channel();
     let (root_owned, bdfs, param): (PathBuf, Vec<String>, Option<i64>) = (
         root.to_path_buf(),
@@ -148,7 +156,12 @@ fn read_gpus(
             let files = HostFiles::new(&root_owned);
             let kfd = kfd::read(files);
             let xcps = partitions::xcps(files);
-            let uses = sections.processes.then(|| processes::scan(files));
+            let uses = sections.processes.then(|| {
+                let (uses, gaps) = processes::scan(files);
+                // Sent first: the walk is done before any GPU is read.
+                let _ = tx.send(Msg::Gaps(gaps));
+                uses
+            });
             let node = gpu::NodeView {
                 kfd: &kfd,
                 xcps: &xcps,
@@ -175,6 +188,7 @@ fn read_gpus(
             }
         });
     let mut gpus: Vec<Option<GpuFacts>> = vec![None; bound.len()];
+    let mut gaps = None;
     let mut why_missing = FieldError::with_message(
         FieldErrorKind::Timeout,
         format!(
@@ -192,6 +206,7 @@ fn read_gpus(
         loop {
             match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
                 Ok(Msg::Gpu(i, g)) => gpus[i] = Some(*g),
+                Ok(Msg::Gaps(g)) => gaps = Some(g),
                 Ok(Msg::Sample(i, s)) => {
                     if let Some(Reading::Ok(m)) = gpus[i]
                         .as_mut()
@@ -212,7 +227,8 @@ fn read_gpus(
             }
         }
     }
-    gpus.into_iter()
+    let gpus = gpus
+        .into_iter()
         .enumerate()
         .map(|(i, g)| {
             g.unwrap_or_else(|| GpuFacts {
@@ -223,5 +239,6 @@ fn read_gpus(
                 ..GpuFacts::default()
             })
         })
-        .collect()
+        .collect();
+    (gpus, gaps)
 }

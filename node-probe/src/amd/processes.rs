@@ -8,7 +8,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use gpu_diag::facts::GpuProcessFacts;
+use gpu_diag::facts::{GpuProcessFacts, ScanGapsFacts};
 
 use crate::host::MAX_ATTR;
 use crate::host::files::HostFiles;
@@ -26,11 +26,11 @@ pub struct Use {
 }
 
 /// Every use of an AMD GPU on the host, within the holder scan's bounds (a huge fd table is read no
-/// further than that).
-pub fn scan(files: HostFiles<'_>) -> Vec<Use> {
+/// further than that), and what the walk did not see.
+pub fn scan(files: HostFiles<'_>) -> (Vec<Use>, ScanGapsFacts) {
     let amd_node = |t: &str| t == "/dev/kfd" || t.starts_with("/dev/dri/renderD");
     let mut held = Vec::new();
-    crate::host::held_fds(files, amd_node, |pid, fds| held.push((pid, fds)));
+    let walked = crate::host::held_fds(files, amd_node, |pid, fds| held.push((pid, fds)));
     let mut out = Vec::new();
     for (pid, fds) in held {
         let kfd = fds.iter().any(|(_, t)| t == "/dev/kfd");
@@ -74,7 +74,7 @@ pub fn scan(files: HostFiles<'_>) -> Vec<Use> {
             }
         }
     }
-    out
+    (out, walked.gaps)
 }
 
 fn key<'t>(info: &'t str, key: &str) -> Option<&'t str> {

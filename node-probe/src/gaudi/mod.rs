@@ -23,7 +23,8 @@ use std::time::{Duration, Instant};
 use gpu_diag::contract::ProbeError;
 use gpu_diag::facts::{
     ClockFacts, FieldError, FieldErrorKind, GaudiFirmwareFacts, GaudiGpuFacts, GpuFacts,
-    GpuProcessFacts, GpuVendor, HlmlFacts, PowerFacts, Reading, Sections, ThermalFacts,
+    GpuProcessFacts, GpuVendor, HlmlFacts, PowerFacts, Reading, ScanGapsFacts, Sections,
+    ThermalFacts,
 };
 
 use crate::host::files::HostFiles;
@@ -120,28 +121,35 @@ impl Vendor for Gaudi {
     }
 
     fn read(&self, ask: &Ask<'_>) -> Result<Option<Share>, ProbeError> {
-        let (gpus, hlml) = read(ask.host_root, ask.first_index, ask.limit, ask.sections);
+        let (gpus, hlml, process_scan) =
+            read(ask.host_root, ask.first_index, ask.limit, ask.sections);
         Ok((!gpus.is_empty()).then_some(Share {
             gpus,
             node: match hlml {
                 Some(r) => NodeWide::Hlml(Box::new(r)),
                 None => NodeWide::Nothing,
             },
+            process_scan,
         }))
     }
 }
 
 /// The host's Gaudi devices, indexed from `first_index` in PCI address order (empty where it has none),
-/// and libhlml's reading where the node has the library.
+/// libhlml's reading where the node has the library, and what the walk their processes came from did
+/// not see (where read).
 fn read(
     root: &Path,
     first_index: u32,
     limit: Duration,
     sections: Sections,
-) -> (Vec<GpuFacts>, Option<Reading<HlmlFacts>>) {
+) -> (
+    Vec<GpuFacts>,
+    Option<Reading<HlmlFacts>>,
+    Option<ScanGapsFacts>,
+) {
     let found = discover(HostFiles::new(root));
     if found.is_empty() {
-        return (Vec::new(), None);
+        return (Vec::new(), None, None);
     }
     // Read beside sysfs, under the same deadline; not in a watch's samples (one reading per probe).
     let start = Instant::now();
@@ -151,8 +159,10 @@ fn read(
         hlml::start(root)
     };
     let mut gpus = read_devices(root, &found, first_index, limit);
+    let mut gaps = None;
     if sections.processes {
-        let held = holders(HostFiles::new(root));
+        let (held, walked) = holders(HostFiles::new(root));
+        gaps = Some(walked);
         for (g, f) in gpus.iter_mut().zip(&found) {
             if g.handle_error.is_some() {
                 continue;
@@ -180,7 +190,7 @@ fn read(
     if let Some(r) = &lib {
         hlml::join(&mut gpus, r);
     }
-    (gpus, lib)
+    (gpus, lib, gaps)
 }
 
 /// The device node a class device is opened through: `/dev/accel/accel<n>` (DRM's accel class,
@@ -196,18 +206,18 @@ fn device_node(class_dev: &str) -> Option<String> {
 /// `proc/<pid>/fd` links (read, never followed), within the holder scan's bounds. The driver lets one
 /// process at a time open a device for compute (`common/habanalabs_drv.c:232-236`: a second open is
 /// `-EBUSY`), so the holder is the device's one compute process; the driver shows no memory per process.
-fn holders(files: HostFiles<'_>) -> Vec<(u32, String)> {
+fn holders(files: HostFiles<'_>) -> (Vec<(u32, String)>, ScanGapsFacts) {
     let is_node = |t: &str| {
         t.strip_prefix("/dev/accel/accel")
             .or_else(|| t.strip_prefix("/dev/hl"))
             .is_some_and(|n| !n.is_empty() && n.len() <= 4 && n.bytes().all(|b| b.is_ascii_digit()))
     };
     let mut out = Vec::new();
-    crate::host::held_fds(files, is_node, |pid, held| {
+    let walked = crate::host::held_fds(files, is_node, |pid, held| {
         let mine: std::collections::BTreeSet<String> = held.into_iter().map(|(_, t)| t).collect();
         out.extend(mine.into_iter().map(|n| (pid, n)));
     });
-    out
+    (out, walked.gaps)
 }
 
 fn read_devices(root: &Path, found: &[Found], first_index: u32, limit: Duration) -> Vec<GpuFacts> {

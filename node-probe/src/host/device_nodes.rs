@@ -1,12 +1,11 @@
 //! The GPUs' device nodes: every process holding an open `/dev/nvidia*`, and a GPU's device-node minor as
 //! the driver names it.
 
-use std::io::ErrorKind as IoKind;
 use std::path::Path;
 
-use gpu_diag::facts::{FieldError, FieldErrorKind, NodeFacts, Reading};
+use gpu_diag::facts::{FieldError, FieldErrorKind, NodeFacts, Reading, ScanGapsFacts};
 
-use super::capped::{io_error, read_line, read_text};
+use super::capped::{read_line, read_text};
 
 /// How much of `/proc` one holder scan reads. A host may run many processes and one process may hold a
 /// million open files (a leaky server, or a tenant's on purpose): past these the scan stops and says
@@ -25,15 +24,35 @@ pub const SCAN_BOUNDS: ScanBounds = ScanBounds {
 };
 
 /// The open fds of every process on the host whose link target `keep` accepts, as (fd, target), one call
-/// of `each` per process that holds any: from `proc/<pid>/fd` (links read, never followed; a target that
-/// is not UTF-8 is no device node), within the holder scan's bounds. The vendors' own process readers
-/// (AMD's render nodes and KFD, Gaudi's accel nodes) list holders through this one walk.
+/// of `each` per process that holds any, and what the walk did not see: from `proc/<pid>/fd` (links read,
+/// never followed; a target that is not UTF-8 is no device node), within the holder scan's bounds. The
+/// one walk of `/proc` every holder list comes from: the node-wide scan ([`read_device_holders`]) and the
+/// vendors' process lists (AMD's render nodes and KFD, Gaudi's accel nodes, Neuron's devices).
 pub fn held_fds(
     files: super::files::HostFiles<'_>,
     keep: impl Fn(&str) -> bool,
+    each: impl FnMut(u32, Vec<(String, String)>),
+) -> Walked {
+    walk(files, None, SCAN_BOUNDS, keep, each)
+}
+
+/// What one walk of `/proc` did not see ([`ScanGapsFacts`]), and how many fd tables it could not read
+/// for another reason than a refusal (a loop, an I/O error; a process that exited is not counted).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Walked {
+    pub gaps: ScanGapsFacts,
+    /// Refused fd tables, all of them (`gaps` lists the first pids).
+    pub denied: u32,
+    pub unreadable: u32,
+}
+
+fn walk(
+    files: super::files::HostFiles<'_>,
+    self_pid: Option<u32>,
+    bounds: ScanBounds,
+    keep: impl Fn(&str) -> bool,
     mut each: impl FnMut(u32, Vec<(String, String)>),
-) {
-    let bounds = SCAN_BOUNDS;
+) -> Walked {
     let mut pids: Vec<u32> = files
         .names("proc")
         .unwrap_or_default()
@@ -41,15 +60,50 @@ pub fn held_fds(
         .filter_map(|n| n.parse().ok())
         .collect();
     pids.sort_unstable();
-    pids.truncate(bounds.pids);
-    let mut total = 0usize;
-    for pid in pids {
-        if total >= bounds.fds_total {
+    let mut out = Walked::default();
+    let mut budget = bounds.fds_total;
+    for (n, pid) in pids.iter().copied().enumerate() {
+        if Some(pid) == self_pid {
+            continue;
+        }
+        if n >= bounds.pids || budget == 0 {
+            out.gaps.pids_not_scanned = u32::try_from(pids.len() - n).unwrap_or(u32::MAX);
             break;
         }
-        let mut fds = files.names(format!("proc/{pid}/fd")).unwrap_or_default();
-        fds.truncate(bounds.fds_per_pid.min(bounds.fds_total - total));
-        total += fds.len();
+        let limit = bounds.fds_per_pid.min(budget);
+        // Read no further than the bound: a table of a million fds is not listed whole.
+        let listed = files
+            .path(format!("proc/{pid}/fd"))
+            .and_then(|d| std::fs::read_dir(d).map_err(|e| super::capped::io_error(&e)));
+        let mut fds: Vec<String> = match listed {
+            Ok(rd) => rd
+                .filter_map(Result::ok)
+                .filter_map(|e| e.file_name().into_string().ok())
+                .take(limit.saturating_add(1))
+                .collect(),
+            Err(e) if e.error == FieldErrorKind::NotFound => continue,
+            Err(e) => {
+                // Refused, not gone: the process is there and may hold a device (proc(5): the fd
+                // directory is governed by a ptrace access mode check; an LSM may refuse too). EACCES and
+                // EPERM both read as `no_permission` (`capped::io_error`).
+                if e.error == FieldErrorKind::NoPermission {
+                    out.denied += 1;
+                    if out.gaps.denied_pids.len() < MAX_CUT_LISTED {
+                        out.gaps.denied_pids.push(pid);
+                    }
+                } else {
+                    out.unreadable += 1;
+                }
+                continue;
+            }
+        };
+        if fds.len() > limit {
+            fds.truncate(limit);
+            if out.gaps.fd_tables_cut.len() < MAX_CUT_LISTED {
+                out.gaps.fd_tables_cut.push(pid);
+            }
+        }
+        budget -= fds.len();
         let held: Vec<(String, String)> = fds
             .into_iter()
             .filter_map(|fd| {
@@ -62,16 +116,12 @@ pub fn held_fds(
             each(pid, held);
         }
     }
+    out
 }
 
 /// Pids listed in `fd_tables_cut`, at most.
 const MAX_CUT_LISTED: usize = 64;
 
-/// EACCES or EPERM (std maps both to `PermissionDenied`): the kernel refused the read, unlike a process
-/// that exited meanwhile.
-fn refused(e: &std::io::Error) -> bool {
-    e.kind() == IoKind::PermissionDenied
-}
 /// Queues read of one KFD process (a process has a few per GPU).
 const MAX_KFD_QUEUES: usize = 4096;
 const KFD_PROC: &str = "sys/class/kfd/kfd/proc";
@@ -95,74 +145,31 @@ fn read_device_holders_bounded(
     bounds: ScanBounds,
     is_gpu_device: fn(&str) -> bool,
 ) -> Reading<gpu_diag::facts::DeviceHoldersFacts> {
-    let rd = match std::fs::read_dir(root.join("proc")) {
-        Ok(rd) => rd,
-        Err(e) => return Reading::Err(io_error(&e)),
-    };
-    let mut pids: Vec<u32> = rd
-        .filter_map(Result::ok)
-        .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse().ok()))
-        .collect();
-    pids.sort_unstable();
-    let mut out = gpu_diag::facts::DeviceHoldersFacts {
-        excluded_self_pid: self_pid,
-        ..Default::default()
-    };
-    let mut budget = bounds.fds_total;
-    for (n, pid) in pids.iter().copied().enumerate() {
-        if Some(pid) == self_pid {
-            continue;
-        }
-        if n >= bounds.pids || budget == 0 {
-            out.pids_not_scanned = u32::try_from(pids.len() - n).unwrap_or(u32::MAX);
-            break;
-        }
-        let dir = root.join("proc").join(pid.to_string());
-        let fds = match std::fs::read_dir(dir.join("fd")) {
-            Ok(fds) => fds,
-            Err(e) if e.kind() == IoKind::NotFound => continue,
-            Err(e) => {
-                out.unreadable_pids += 1;
-                // Refused, not gone: the process is there and may hold a GPU (proc(5): the fd directory
-                // is governed by a ptrace access mode check; an LSM may refuse too).
-                if refused(&e) && out.denied_pids.len() < MAX_CUT_LISTED {
-                    out.denied_pids.push(pid);
-                }
-                continue;
-            }
-        };
-        let limit = bounds.fds_per_pid.min(budget);
-        let mut seen = 0;
-        let mut devices = Vec::new();
-        for fd in fds.filter_map(Result::ok) {
-            if seen == limit {
-                if out.fd_tables_cut.len() < MAX_CUT_LISTED {
-                    out.fd_tables_cut.push(pid);
-                }
-                break;
-            }
-            seen += 1;
-            if let Some(t) = std::fs::read_link(fd.path())
-                .ok()
-                .and_then(|t| t.to_str().map(str::to_string))
-                && is_gpu_device(&t)
-            {
-                devices.push(t);
-            }
-        }
-        budget -= seen;
-        if devices.is_empty() {
-            continue;
-        }
+    let files = super::files::HostFiles::new(root);
+    if let Err(e) = files.names("proc") {
+        return Reading::Err(e);
+    }
+    let mut holders = Vec::new();
+    let walked = walk(files, self_pid, bounds, is_gpu_device, |pid, held| {
+        let mut devices: Vec<String> = held.into_iter().map(|(_, t)| t).collect();
         devices.sort();
         devices.dedup();
-        out.holders.push(gpu_diag::facts::DeviceHolderFacts {
+        holders.push(gpu_diag::facts::DeviceHolderFacts {
             pid,
-            name: read_line(&dir.join("comm")),
+            name: read_line(&root.join(format!("proc/{pid}/comm"))),
             devices,
             kfd: None,
         });
-    }
+    });
+    let mut out = gpu_diag::facts::DeviceHoldersFacts {
+        holders,
+        // The refused ones count among the unreadable, as the record has always said.
+        unreadable_pids: walked.unreadable.saturating_add(walked.denied),
+        denied_pids: walked.gaps.denied_pids,
+        fd_tables_cut: walked.gaps.fd_tables_cut,
+        pids_not_scanned: walked.gaps.pids_not_scanned,
+        excluded_self_pid: self_pid,
+    };
     add_kfd_processes(&mut out, root, self_pid, bounds.pids);
     out.holders.sort_by_key(|h| h.pid);
     Reading::Ok(out)

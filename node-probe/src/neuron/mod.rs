@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use gpu_diag::contract::ProbeError;
 use gpu_diag::facts::{
     FieldError, FieldErrorKind, GpuFacts, GpuProcessFacts, GpuVendor, NeuronCoreFacts,
-    NeuronGpuFacts, NeuronHardwareFacts, Reading, neuron_product,
+    NeuronGpuFacts, NeuronHardwareFacts, Reading, ScanGapsFacts, neuron_product,
 };
 
 use crate::host::files::HostFiles;
@@ -123,7 +123,7 @@ impl Vendor for Neuron {
     }
 
     fn read(&self, ask: &Ask<'_>) -> Result<Option<Share>, ProbeError> {
-        let gpus = read(
+        let (gpus, process_scan) = read(
             ask.host_root,
             ask.first_index,
             ask.limit,
@@ -132,20 +132,29 @@ impl Vendor for Neuron {
         Ok((!gpus.is_empty()).then_some(Share {
             gpus,
             node: NodeWide::Nothing,
+            process_scan,
         }))
     }
 }
 
-fn read(root: &Path, first_index: u32, limit: Duration, processes: bool) -> Vec<GpuFacts> {
+/// The host's Neuron devices, and what the walk their processes came from did not see (where read).
+fn read(
+    root: &Path,
+    first_index: u32,
+    limit: Duration,
+    processes: bool,
+) -> (Vec<GpuFacts>, Option<ScanGapsFacts>) {
     let files = HostFiles::new(root);
     let found = discover(files);
     if found.is_empty() {
-        return Vec::new();
+        return (Vec::new(), None);
     }
     let pci = pci_view(files);
     let mut gpus = read_devices(root, &found, first_index, limit, &pci);
+    let mut gaps = None;
     if processes {
-        let held = holders(files);
+        let (held, walked) = holders(files);
+        gaps = Some(walked);
         for (g, (_, name)) in gpus.iter_mut().zip(&found) {
             if g.handle_error.is_some() {
                 continue;
@@ -165,20 +174,20 @@ fn read(root: &Path, first_index: u32, limit: Duration, processes: bool) -> Vec<
             );
         }
     }
-    gpus
+    (gpus, gaps)
 }
 
 /// Every (pid, device node) where a process holds `/dev/neuron<N>` open, from the host's `proc/<pid>/fd`
 /// links (read, never followed), within the holder scan's bounds. The driver counts a device's opens
 /// (`open_count`, neuron_cdev.c:2985) and shows no memory per process in sysfs.
-fn holders(files: HostFiles<'_>) -> Vec<(u32, String)> {
+fn holders(files: HostFiles<'_>) -> (Vec<(u32, String)>, ScanGapsFacts) {
     let is_node = |t: &str| t.strip_prefix("/dev/").and_then(index_of).is_some();
     let mut out = Vec::new();
-    crate::host::held_fds(files, is_node, |pid, held| {
+    let walked = crate::host::held_fds(files, is_node, |pid, held| {
         let mine: std::collections::BTreeSet<String> = held.into_iter().map(|(_, t)| t).collect();
         out.extend(mine.into_iter().map(|n| (pid, n)));
     });
-    out
+    (out, walked.gaps)
 }
 
 fn read_devices(

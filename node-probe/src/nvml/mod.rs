@@ -44,6 +44,7 @@ impl Vendor for Nvidia {
         Ok(Some(Share {
             gpus,
             node: NodeWide::Base(Box::new(facts)),
+            process_scan: None,
         }))
     }
 }

@@ -255,11 +255,14 @@ fn label(facts: &NodeFacts, h: &DeviceHolderFacts) -> String {
 }
 
 /// Each hive member's answer from the device files and KFD, or the check that says they were not read.
+/// Each GPU's answer from the holder scan, and the warning of fd tables unreadable for another reason.
+type DeviceAnswers = (Vec<(u32, Said)>, Option<Check>);
+
 fn device_answers(
     facts: &NodeFacts,
     members: &[&GpuFacts],
     self_pid: Option<u32>,
-) -> Result<(Vec<(u32, Said)>, u32), Check> {
+) -> Result<DeviceAnswers, Check> {
     const NAME: &str = "hive_device_holders";
     let scan = match &facts.device_holders {
         None => {
@@ -284,9 +287,7 @@ fn device_answers(
         .iter()
         .map(|m| (m.index, said_on(facts, scan, m, self_pid)))
         .collect();
-    // The refused ones are judged as unknown (`scan::gaps`); the rest exited meanwhile (or looped).
-    let denied = u32::try_from(scan.denied_pids.len()).unwrap_or(u32::MAX);
-    Ok((out, scan.unreadable_pids.saturating_sub(denied)))
+    Ok((out, super::device_node::unreadable(scan)))
 }
 
 /// What the holder scan says of AMD GPU `m`: a holder of its `/dev/dri` nodes or with KFD state on it is
@@ -459,15 +460,7 @@ fn check_device_holders(facts: &NodeFacts, hive: &Hive<'_>, req: &ResetRequest) 
             ),
         )
     }];
-    if unreadable > 0 {
-        out.push(Check::warn(
-            "holder_scan_complete",
-            format!(
-                "the fd tables of {unreadable} process(es) could not be read (not for lack of \
-                 permission: a loop, an I/O error): holders among them are not seen"
-            ),
-        ));
-    }
+    out.extend(unreadable);
     out
 }
 

@@ -99,31 +99,52 @@ pub(super) fn check(
                 on.join("; ")
             ),
         ),
-        Said::Unknown(items) => {
-            let text = format!(
-                "no process the scan read holds {node}, but the scan is incomplete: {}",
-                items.join("; ")
-            );
-            let mut c = if req.override_unknown {
-                Check::warn(
-                    NAME,
-                    format!("OVERRIDDEN by the person who confirmed: {text}"),
-                )
-            } else {
-                let mut c = Check::block(
-                    NAME,
-                    format!(
-                        "{text}. If you know they do not use this device, have a person override this in \
-                         the confirmation (a client with elicitation or input requests; the `confirm` \
-                         argument cannot override)"
-                    ),
-                );
-                c.unknown_sources = vec![format!("open {node} files (the /proc fd scan)")];
-                c
-            };
-            c.unknown_holders = items;
-            c
-        }
+        Said::Unknown(items) => unknown(NAME, node, items, req),
         Said::No => Check::pass(NAME, format!("no process holds {node}")),
     }
+}
+
+/// Check `name` of device node `node` where no process the scan read holds it but the scan did not see
+/// everything (`items`, [`scan::gaps`]): a block a person may override in the confirmation, the same for
+/// every vendor's reset.
+pub(super) fn unknown(name: &str, node: &str, items: Vec<String>, req: &ResetRequest) -> Check {
+    let text = format!(
+        "no process the scan read holds {node}, but the scan is incomplete: {}",
+        items.join("; ")
+    );
+    let mut c = if req.override_unknown {
+        Check::warn(
+            name,
+            format!("OVERRIDDEN by the person who confirmed: {text}"),
+        )
+    } else {
+        let mut c = Check::block(
+            name,
+            format!(
+                "{text}. If you know they do not use this device, have a person override this in the \
+                 confirmation (a client with elicitation or input requests; the `confirm` argument cannot \
+                 override)"
+            ),
+        );
+        c.unknown_sources = vec![format!("open {node} files (the /proc fd scan)")];
+        c
+    };
+    c.unknown_holders = items;
+    c
+}
+
+/// The processes whose fd tables could not be read for another reason than a refusal (a loop, an I/O
+/// error; a process that exited is not counted): said, not judged (a refusal is, in [`scan::gaps`]).
+pub(super) fn unreadable(scan: &DeviceHoldersFacts) -> Option<Check> {
+    let denied = u32::try_from(scan.denied_pids.len()).unwrap_or(u32::MAX);
+    let n = scan.unreadable_pids.saturating_sub(denied);
+    (n > 0).then(|| {
+        Check::warn(
+            "holder_scan_complete",
+            format!(
+                "the fd tables of {n} process(es) could not be read (not for lack of permission: a loop, \
+                 an I/O error): holders among them are not seen"
+            ),
+        )
+    })
 }

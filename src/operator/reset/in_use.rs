@@ -1,6 +1,7 @@
 //! What uses the GPU: the processes NVML lists on it and every holder of its `/dev/nvidia<minor>` (or of
 //! the driver's shared control nodes), named with what each usually is and how to stop it.
 
+use super::request::ResetRequest;
 use crate::analysis::error_name;
 use crate::facts::{DeviceHolderFacts, GpuFacts, NodeFacts, Reading};
 use crate::operator::{Check, process_label};
@@ -79,8 +80,11 @@ pub fn check_processes(facts: &NodeFacts, g: &GpuFacts) -> Check {
     }
 }
 
-/// Holders of the GPU's own device node block; holders of only the shared control nodes warn.
-pub fn check_device_holders(facts: &NodeFacts, g: &GpuFacts, self_pid: Option<u32>) -> Vec<Check> {
+/// Holders of the GPU's own device node block; holders of only the shared control nodes warn; a scan that
+/// could not see every process blocks unless a person overrode it, as every vendor's reset does
+/// (`device_node::unknown`): a holder without a CUDA context is in no NVML list.
+pub fn check_device_holders(facts: &NodeFacts, g: &GpuFacts, req: &ResetRequest) -> Vec<Check> {
+    let self_pid = req.self_pid;
     const NAME: &str = "device_node_holders";
     const OTHER: &str = "control_node_holders";
     let holders = match &facts.device_holders {
@@ -127,8 +131,11 @@ pub fn check_device_holders(facts: &NodeFacts, g: &GpuFacts, self_pid: Option<u3
         Some(m) => format!("/dev/nvidia{m}"),
         None => "the GPU's device node (minor number unknown, so every /dev/nvidiaN counts)".into(),
     };
-    if on_gpu.is_empty() {
+    let gaps = crate::operator::scan::gaps(holders);
+    if on_gpu.is_empty() && gaps.is_empty() {
         out.push(Check::pass(NAME, format!("no process holds {node}")));
+    } else if on_gpu.is_empty() {
+        out.push(super::device_node::unknown(NAME, &node, gaps, req));
     } else {
         out.push(Check::block(
             NAME,
@@ -158,25 +165,7 @@ pub fn check_device_holders(facts: &NodeFacts, g: &GpuFacts, self_pid: Option<u3
             ),
         ));
     }
-    let cut = holders.fd_tables_cut.len() as u32 + holders.pids_not_scanned;
-    let mut unseen = Vec::new();
-    if holders.unreadable_pids > 0 {
-        unseen.push(format!(
-            "the fd tables of {} process(es) could not be read",
-            holders.unreadable_pids
-        ));
-    }
-    if cut > 0 {
-        unseen.push(format!(
-            "{cut} process(es) were read only in part or not at all (more than the scan reads)"
-        ));
-    }
-    if !unseen.is_empty() {
-        out.push(Check::warn(
-            "holder_scan_complete",
-            format!("{}: holders among them are not seen", unseen.join("; ")),
-        ));
-    }
+    out.extend(super::device_node::unreadable(holders));
     out
 }
 
@@ -185,7 +174,15 @@ mod tests {
     use super::*;
     use crate::facts::{DeviceHoldersFacts, FieldError, FieldErrorKind, GpuProcessFacts};
     use crate::operator::CheckStatus;
-    use crate::operator::reset::test_support::{gpu, holder, node};
+    use crate::operator::reset::request::GpuSelector;
+    use crate::operator::reset::test_support::{gpu, holder, node, req};
+
+    fn r(self_pid: Option<u32>) -> ResetRequest {
+        ResetRequest {
+            self_pid,
+            ..req(GpuSelector::Index(0))
+        }
+    }
 
     #[test]
     fn processes_block_and_unreadable_lists_block() {
@@ -219,7 +216,7 @@ mod tests {
                 holder(2400, "python3", &["/dev/nvidia2"]),
             ],
         );
-        let cs = check_device_holders(&f, &g, Some(4000));
+        let cs = check_device_holders(&f, &g, &r(Some(4000)));
         assert_eq!(cs[0].status, CheckStatus::Block);
         assert!(
             cs[0]
@@ -236,7 +233,7 @@ mod tests {
         // Minor unknown: every GPU node counts.
         let mut g2 = g.clone();
         g2.minor_number = None;
-        let cs = check_device_holders(&f, &g2, None);
+        let cs = check_device_holders(&f, &g2, &r(None));
         assert!(
             cs[0].evidence.starts_with("3 process(es)"),
             "{}",
@@ -250,14 +247,14 @@ mod tests {
         let mut f = node(vec![g.clone()], vec![]);
         f.device_holders = None;
         assert_eq!(
-            check_device_holders(&f, &g, None)[0].status,
+            check_device_holders(&f, &g, &r(None))[0].status,
             CheckStatus::Block
         );
         f.device_holders = Some(Reading::Err(FieldError::with_message(
             FieldErrorKind::NoPermission,
             "proc",
         )));
-        let c = &check_device_holders(&f, &g, None)[0];
+        let c = &check_device_holders(&f, &g, &r(None))[0];
         assert_eq!(c.status, CheckStatus::Block);
         assert!(c.evidence.contains("no_permission: proc"));
         f.device_holders = Some(Reading::Ok(DeviceHoldersFacts {
@@ -265,26 +262,85 @@ mod tests {
             unreadable_pids: 3,
             ..Default::default()
         }));
-        let cs = check_device_holders(&f, &g, None);
+        let cs = check_device_holders(&f, &g, &r(None));
         assert_eq!(cs[0].status, CheckStatus::Pass);
         assert_eq!(cs[1].check, "holder_scan_complete");
         assert_eq!(cs[1].status, CheckStatus::Warn);
         assert_eq!(
             cs[1].evidence,
-            "the fd tables of 3 process(es) could not be read: holders among them are not seen"
+            "the fd tables of 3 process(es) could not be read (not for lack of permission: a loop, an I/O \
+             error): holders among them are not seen"
         );
-        // A table read only in part is said too.
+    }
+
+    /// What the scan did not see is unknown on an NVIDIA GPU as on every vendor's: a block a person may
+    /// override, not a warning (a holder without a CUDA context is in no NVML list).
+    #[test]
+    fn an_incomplete_scan_blocks_unless_a_person_overrode() {
+        let g = gpu(0, "Hopper");
+        let mut f = node(vec![g.clone()], vec![]);
+        for (scan, said) in [
+            (
+                DeviceHoldersFacts {
+                    unreadable_pids: 1,
+                    denied_pids: vec![31337],
+                    ..Default::default()
+                },
+                "the open files of pid 31337 could not be read (permission denied",
+            ),
+            (
+                DeviceHoldersFacts {
+                    fd_tables_cut: vec![9],
+                    ..Default::default()
+                },
+                "the open files of pid 9 were read only in part",
+            ),
+            (
+                DeviceHoldersFacts {
+                    pids_not_scanned: 12,
+                    ..Default::default()
+                },
+                "12 process(es) were not scanned",
+            ),
+        ] {
+            f.device_holders = Some(Reading::Ok(scan));
+            let cs = check_device_holders(&f, &g, &r(None));
+            assert_eq!(cs.len(), 1, "{cs:?}");
+            assert_eq!(cs[0].status, CheckStatus::Block, "{}", cs[0].evidence);
+            assert!(
+                cs[0].evidence.starts_with(
+                    "no process the scan read holds /dev/nvidia0, but the scan is incomplete: "
+                ) && cs[0].evidence.contains(said),
+                "{}",
+                cs[0].evidence
+            );
+            assert_eq!(cs[0].unknown_holders.len(), 1);
+            assert_eq!(
+                cs[0].unknown_sources,
+                vec!["open /dev/nvidia0 files (the /proc fd scan)".to_string()]
+            );
+            let over = ResetRequest {
+                override_unknown: true,
+                ..r(None)
+            };
+            let c = &check_device_holders(&f, &g, &over)[0];
+            assert_eq!(c.status, CheckStatus::Warn);
+            assert!(
+                c.evidence
+                    .starts_with("OVERRIDDEN by the person who confirmed")
+            );
+        }
+        // A holder seen blocks as a holder, whatever else the scan missed.
         f.device_holders = Some(Reading::Ok(DeviceHoldersFacts {
-            fd_tables_cut: vec![9],
+            holders: vec![holder(77, "python3", &["/dev/nvidia0"])],
+            pids_not_scanned: 1,
             ..Default::default()
         }));
-        let cs = check_device_holders(&f, &g, None);
+        let c = &check_device_holders(&f, &g, &r(None))[0];
         assert!(
-            cs[1]
-                .evidence
-                .starts_with("1 process(es) were read only in part"),
+            c.evidence.starts_with("1 process(es) hold /dev/nvidia0"),
             "{}",
-            cs[1].evidence
+            c.evidence
         );
     }
 }

@@ -25,7 +25,7 @@ impl ResetVendor for Nvidia {
         }
         checks.push(check_recovery_action(g));
         checks.push(check_processes(facts, g));
-        checks.extend(check_device_holders(facts, g, req.self_pid));
+        checks.extend(check_device_holders(facts, g, req));
         checks.extend(check_assignment(facts, g.index, req.override_unknown));
         checks.push(check_nvswitch_fabric_manager(facts, g));
         checks.push(check_mig(g));
