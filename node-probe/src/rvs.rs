@@ -147,6 +147,7 @@ fn gpu_ids(facts: &NodeFacts, sel: &mut select::Selection) -> Vec<Tested> {
             uuid: g.uuid.ok().cloned(),
             why: why.into(),
             detail,
+            vendor: None,
         };
         let amd = g.amd.as_ref();
         let mode = amd

@@ -327,7 +327,7 @@ fn read_vendors(ask: &Ask<'_>) -> Result<NodeFacts, ProbeError> {
             *n += share.gpus.len() as u32;
         }
         facts.gpus.extend(share.gpus);
-        if let Some(g) = share.process_scan {
+        if let Some(g) = share.process_scan.filter(|g| !g.is_empty()) {
             // Each vendor walked `/proc` under the same rules: what any walk missed is missed.
             let all = facts.process_scan_gaps.get_or_insert_with(Default::default);
             for (to, from) in [

@@ -32,6 +32,9 @@ pub struct Skipped {
     pub why: String,
     /// What holds it, or what could not be read, in words.
     pub detail: String,
+    /// The device's vendor, where that is why it is skipped (`other_vendor`).
+    #[serde(skip)]
+    pub vendor: Option<GpuVendor>,
 }
 
 /// The requested GPUs split.
@@ -40,13 +43,9 @@ pub struct Selection {
     /// Idle GPUs to test (NVML indices, in the order requested).
     pub to_test: Vec<u32>,
     pub skipped: Vec<Skipped>,
+    /// Whose diagnostic runs (DCGM: NVIDIA's; RVS: AMD's).
+    pub runner: GpuVendor,
 }
-
-/// Why DCGM leaves an AMD GPU or an Intel Gaudi out.
-const AMD_SKIP: &str = "an AMD GPU: DCGM tests NVIDIA GPUs only (AMD's diagnostic is the ROCm Validation \
-                        Suite, which run_gpu_diagnostic runs on AMD nodes)";
-const GAUDI_SKIP: &str = "an Intel Gaudi: DCGM tests NVIDIA GPUs only (Intel's diagnostic is `hl_qual`, which \
-                          run_gpu_diagnostic does not run yet)";
 
 impl Selection {
     /// Why nothing runs where no requested GPU can be tested; None: some GPU will be.
@@ -54,26 +53,28 @@ impl Selection {
         if !self.to_test.is_empty() {
             return None;
         }
-        // Non-empty: a node with no GPU at all has no AMD GPU either.
+        let runner = self.runner.info();
+        let others: Vec<Option<GpuVendor>> = self
+            .skipped
+            .iter()
+            .filter(|s| s.why == "other_vendor")
+            .map(|s| s.vendor)
+            .collect();
+        // Non-empty: a node with no GPU at all has no other vendor's either.
         Some(
-            if !self.skipped.is_empty() && self.skipped.iter().all(|s| s.why == "other_vendor") {
-                // The runner that left them out is the other vendor's: RVS's skips name NVIDIA GPUs.
-                if self
-                    .skipped
-                    .iter()
-                    .all(|s| s.detail.starts_with(NVIDIA_GPU))
-                {
-                    "the ROCm Validation Suite tests AMD GPUs only and every requested GPU is an NVIDIA GPU \
-                     (NVIDIA's diagnostic is DCGM's, which run_gpu_diagnostic runs on NVIDIA nodes)"
-                        .to_string()
-                } else if self.skipped.iter().all(|s| s.detail == GAUDI_SKIP) {
-                    "DCGM tests NVIDIA GPUs only and every requested device is an Intel Gaudi (Intel's \
-                     diagnostic is `hl_qual`, which run_gpu_diagnostic does not run yet)"
-                        .to_string()
-                } else {
-                    "DCGM tests NVIDIA GPUs only and every requested GPU is an AMD GPU (AMD's diagnostic is the \
-                     ROCm Validation Suite, which run_gpu_diagnostic runs on AMD nodes)"
-                        .to_string()
+            if !self.skipped.is_empty() && others.len() == self.skipped.len() {
+                match others[0].filter(|v| others.iter().all(|o| *o == Some(*v))) {
+                    Some(v) => format!(
+                        "{} tests {}s only and every requested device is {} ({})",
+                        runner.diagnostic,
+                        runner.device_word,
+                        with_article(v.info().device_word),
+                        v.info().diagnostic_said()
+                    ),
+                    None => format!(
+                        "{} tests {}s only and no requested device is one (see not_tested)",
+                        runner.diagnostic, runner.device_word
+                    ),
                 }
             } else if self.skipped.iter().any(|s| s.why == "held") {
                 "no requested GPU is idle: a pod, a DRA claim or a process holds it, or its holders could not be \
@@ -86,6 +87,23 @@ impl Selection {
     }
 }
 
+/// `an AMD GPU`: every vendor's device word begins with a vowel sound, so the article is said once here.
+fn with_article(word: &str) -> String {
+    format!("an {word}")
+}
+
+/// Why `runner`'s diagnostic leaves `g`, another vendor's device, out.
+fn other_vendor(runner: GpuVendor, g: &GpuFacts) -> String {
+    let (r, them) = (runner.info(), g.vendor.info());
+    format!(
+        "{}: {} tests {}s only ({})",
+        with_article(them.device_word),
+        r.diagnostic,
+        r.device_word,
+        them.diagnostic_said()
+    )
+}
+
 fn uuid_of(g: &GpuFacts) -> Option<String> {
     g.uuid.ok().cloned()
 }
@@ -96,13 +114,13 @@ pub fn select(facts: &NodeFacts, requested: &[GpuSel]) -> Selection {
     select_for(facts, requested, GpuVendor::Nvidia)
 }
 
-/// How an RVS run's skip of an NVIDIA GPU begins (`Selection::nothing_to_test` tells the two runners apart by it).
-const NVIDIA_GPU: &str = "an NVIDIA GPU";
-
 /// As [`select`], for a runner of `vendor`'s GPUs (DCGM: NVIDIA; the ROCm Validation Suite: AMD): a GPU
 /// of the other vendor is `other_vendor`, never passed to the runner.
 pub fn select_for(facts: &NodeFacts, requested: &[GpuSel], vendor: GpuVendor) -> Selection {
-    let mut out = Selection::default();
+    let mut out = Selection {
+        runner: vendor,
+        ..Selection::default()
+    };
     // `all`: every GPU NVML lists.
     let every: Vec<GpuSel>;
     let requested = if requested.is_empty() {
@@ -122,6 +140,7 @@ pub fn select_for(facts: &NodeFacts, requested: &[GpuSel], vendor: GpuVendor) ->
             uuid: g.and_then(uuid_of),
             why: why.into(),
             detail,
+            vendor: None,
         };
         let Some(g) = gpu else {
             out.skipped.push(skip(
@@ -144,35 +163,22 @@ pub fn select_for(facts: &NodeFacts, requested: &[GpuSel], vendor: GpuVendor) ->
             out.skipped.push(skip(
                 "unreadable",
                 format!(
-                    "NVML cannot open the GPU ({}): its health answer says why; DCGM cannot test it either",
-                    crate::analysis::error_name(e.error)
-                ),
-                Some(g),
-            ));
-            continue;
-        }
-        if g.vendor != vendor && vendor == GpuVendor::Amd {
-            out.skipped.push(skip(
-                "other_vendor",
-                format!(
-                    "{NVIDIA_GPU}: the ROCm Validation Suite tests AMD GPUs only (NVIDIA's diagnostic is \
-                     DCGM's, which this tool runs on NVIDIA nodes)"
+                    "{} cannot open the GPU ({}): its health answer says why; {} cannot test it either",
+                    g.vendor.info().reader,
+                    crate::analysis::error_name(e.error),
+                    vendor.info().diagnostic
                 ),
                 Some(g),
             ));
             continue;
         }
         if g.vendor != vendor {
-            // DCGM's GPU ids are NVML's: another vendor's index is no GPU of DCGM's, or another one.
-            out.skipped.push(skip(
-                "other_vendor",
-                match g.vendor {
-                    GpuVendor::Intel => GAUDI_SKIP,
-                    _ => AMD_SKIP,
-                }
-                .into(),
-                Some(g),
-            ));
+            // The runner's GPU ids are its own vendor's: another vendor's index is no GPU of its, or
+            // another one.
+            out.skipped.push(Skipped {
+                vendor: Some(g.vendor),
+                ..skip("other_vendor", other_vendor(vendor, g), Some(g))
+            });
             continue;
         }
         let mut held = Vec::new();

@@ -5,7 +5,7 @@ use super::report::{Execution, GpuOutcome, RunOutcome, StopCause};
 use super::request::{DiagRun, GpuSel, parse_gpus};
 use super::select::{Selection, select};
 use super::*;
-use crate::facts::{NodeFacts, Reading};
+use crate::facts::{GpuVendor, NodeFacts, Reading};
 use crate::finding::Incidents;
 
 macro_rules! fixture {
@@ -98,6 +98,7 @@ fn both() -> Selection {
     Selection {
         to_test: vec![0, 1],
         skipped: vec![],
+        runner: GpuVendor::Nvidia,
     }
 }
 
@@ -489,10 +490,53 @@ fn amd_gpus_are_never_handed_to_dcgm() {
     assert!(sel.skipped.iter().all(|s| s.why == "other_vendor"));
     let why = sel.nothing_to_test().unwrap();
     assert!(
-        why.contains("every requested GPU is an AMD GPU")
+        why.contains("every requested device is an AMD GPU")
             && why.contains("run_gpu_diagnostic runs on AMD nodes"),
         "{why}"
     );
+}
+
+/// Each vendor's devices are left out in its own words: a Neuron node's never read as AMD GPUs (they did,
+/// when every vendor but Intel's was AMD's here), nor a Gaudi's.
+#[test]
+fn every_other_vendors_device_is_left_out_in_its_own_words() {
+    for (scenario, device, diag) in [
+        (
+            include_str!("../scenarios/trn2-healthy.json"),
+            "an AWS Neuron device",
+            "AWS Neuron's diagnostic is `nccom-test` (aws-neuronx-tools), which run_gpu_diagnostic does \
+             not run yet",
+        ),
+        (
+            include_str!("../scenarios/gaudi2-healthy.json"),
+            "an Intel Gaudi",
+            "Intel Gaudi's diagnostic is `hl_qual`, which run_gpu_diagnostic does not run yet",
+        ),
+    ] {
+        let facts: NodeFacts = serde_json::from_str(scenario).unwrap();
+        for runner in [GpuVendor::Nvidia, GpuVendor::Amd] {
+            let sel = crate::dcgm::select::select_for(&facts, &[], runner);
+            assert!(sel.to_test.is_empty());
+            for s in &sel.skipped {
+                assert_eq!(s.why, "other_vendor");
+                assert!(
+                    s.detail.starts_with(&format!("{device}: "))
+                        && s.detail.ends_with(&format!("({diag})")),
+                    "{}",
+                    s.detail
+                );
+            }
+            let why = sel.nothing_to_test().unwrap();
+            assert!(
+                why.contains(&format!("every requested device is {device} ({diag})")),
+                "{why}"
+            );
+            assert!(
+                !why.contains("AMD GPU") || runner == GpuVendor::Amd,
+                "{why}"
+            );
+        }
+    }
 }
 
 /// The twin for RVS: a run of AMD's runner on NVIDIA GPUs names NVIDIA GPUs and DCGM, never DCGM's refusal.
@@ -514,7 +558,7 @@ fn nvidia_gpus_are_never_handed_to_rvs_and_the_reason_says_so() {
     let why = sel.nothing_to_test().unwrap();
     assert!(
         why.starts_with(
-            "the ROCm Validation Suite tests AMD GPUs only and every requested GPU is an NVIDIA GPU"
+            "the ROCm Validation Suite tests AMD GPUs only and every requested device is an NVIDIA GPU"
         ),
         "{why}"
     );

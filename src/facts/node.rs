@@ -69,7 +69,7 @@ pub struct NodeFacts {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub device_holders: Option<Reading<DeviceHoldersFacts>>,
     /// What the walk of `/proc/*/fd` that listed AMD's, Gaudi's or Neuron's processes did not see; absent
-    /// where no such list was read (NVML lists NVIDIA's) or in a scenario.
+    /// where it saw every process, where no such list was read (NVML lists NVIDIA's), or in a scenario.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub process_scan_gaps: Option<super::ScanGapsFacts>,
     /// RDMA devices (InfiniBand and RoCE NICs) from `{host-root}/sys/class/infiniband`: an empty list

@@ -68,6 +68,10 @@ pub struct VendorInfo {
     pub scanned_nodes: &'static str,
     /// What lists its devices' processes.
     pub process_source: &'static str,
+    /// Its own active diagnostic, as an answer names it ("DCGM", "the ROCm Validation Suite").
+    pub diagnostic: &'static str,
+    /// Whether `run_gpu_diagnostic` runs it on this vendor's nodes.
+    pub diagnostic_runs_here: bool,
     /// Whether that list is the holders one walk of `/proc/*/fd` found (so what the walk did not see,
     /// `NodeFacts::process_scan_gaps`, is missing from it), not the driver's own list (NVML's).
     pub processes_from_proc_walk: bool,
@@ -107,6 +111,8 @@ pub const NVIDIA: VendorInfo = VendorInfo {
     identity_fix: "make NVML readable to the probe",
     scanned_nodes: "/dev/nvidia*",
     process_source: "NVML",
+    diagnostic: "DCGM",
+    diagnostic_runs_here: true,
     processes_from_proc_walk: false,
     dra_claims_on_node: true,
     dra_whose: "NVIDIA's",
@@ -137,6 +143,8 @@ pub const AMD: VendorInfo = VendorInfo {
     identity_fix: "make amdgpu's sysfs and partition files readable to the probe",
     scanned_nodes: "/dev/kfd and /dev/dri",
     process_source: "KFD (amdgpu)",
+    diagnostic: "the ROCm Validation Suite",
+    diagnostic_runs_here: true,
     processes_from_proc_walk: true,
     dra_claims_on_node: false,
     dra_whose: "AMD's",
@@ -168,6 +176,8 @@ pub const INTEL_GAUDI: VendorInfo = VendorInfo {
     identity_fix: "give the probe the Gaudi serials (HLML, `hl-smi -L` on the node)",
     scanned_nodes: "/dev/accel",
     process_source: "/dev/accel holders (habanalabs)",
+    diagnostic: "`hl_qual`",
+    diagnostic_runs_here: false,
     processes_from_proc_walk: true,
     dra_claims_on_node: false,
     dra_whose: "Intel's Gaudi",
@@ -205,6 +215,8 @@ pub const AWS_NEURON: VendorInfo = VendorInfo {
     // Every `/dev/neuron<N>` (neuron_cdev.c:3109).
     scanned_nodes: "/dev/neuron*",
     process_source: "/dev/neuron holders (neuron)",
+    diagnostic: "`nccom-test` (aws-neuronx-tools)",
+    diagnostic_runs_here: false,
     processes_from_proc_walk: true,
     dra_claims_on_node: false,
     dra_whose: "AWS's Neuron",
@@ -240,6 +252,22 @@ pub enum GpuResource<'a> {
     Shared,
     /// `amd.com/<compute>_<memory>`: compute partitions of that profile.
     Partition(&'a str),
+}
+
+impl VendorInfo {
+    /// `AMD's diagnostic is the ROCm Validation Suite, which run_gpu_diagnostic runs on AMD nodes`.
+    pub fn diagnostic_said(&self) -> String {
+        format!(
+            "{}'s diagnostic is {}, which run_gpu_diagnostic {}",
+            self.name,
+            self.diagnostic,
+            if self.diagnostic_runs_here {
+                format!("runs on {} nodes", self.name)
+            } else {
+                "does not run yet".into()
+            }
+        )
+    }
 }
 
 impl GpuVendor {

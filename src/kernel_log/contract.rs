@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::facts::FieldError;
+use crate::facts::{FieldError, GpuVendor};
 use crate::finding::{Action, ActionKind, Finding, Judged, Severity, Verdict, distinct};
 
 /// What an event is.
@@ -367,6 +367,26 @@ pub struct XidReport {
     /// boot or history was asked for. Absent otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub history: Option<XidHistory>,
+    /// Whose kernel-log families the analysis read: the vendors of the node's devices and of every event
+    /// it found, in the vendors' order (NVIDIA's where it knows of none). Answers are named by them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub families: Vec<GpuVendor>,
+}
+
+impl XidReport {
+    /// `XID analysis`, `neuron kernel log analysis`, `XID and habanalabs kernel log analysis`: the
+    /// analysis named in each family's own words.
+    pub fn title(&self) -> String {
+        let labels: Vec<&str> = if self.families.is_empty() {
+            vec![GpuVendor::Nvidia.info().kernel_log_label]
+        } else {
+            self.families
+                .iter()
+                .map(|v| v.info().kernel_log_label)
+                .collect()
+        };
+        format!("{} analysis", labels.join(" and "))
+    }
 }
 
 impl Judged for XidReport {
@@ -472,6 +492,7 @@ impl Default for XidReport {
             },
             findings: Vec::new(),
             history: None,
+            families: Vec::new(),
         }
     }
 }

@@ -1042,6 +1042,27 @@ async fn a_fleet_of_four_accelerator_families_is_diagnosed_in_one_conversation()
             .any(|s| s["code"] == "platform.memory"),
         "{t}"
     );
+
+    // "Is this device really bad?": no diagnostic of another vendor's is started on it, and the answer
+    // says AWS's own, in AWS's words, before any pod.
+    let pods_before = tb.pods(&ns).len();
+    let r = l
+        .call("run_gpu_diagnostic", json!({"node_name": trn2s[2]}))
+        .await;
+    let t = mcp::text(&r);
+    assert_eq!(r.is_error, Some(true), "{t}");
+    assert!(
+        t.contains("has AWS Neuron devices: AWS Neuron's diagnostic is `nccom-test`"),
+        "{t}"
+    );
+    for word in ["DCGM", "AMD", "Gaudi", "NVIDIA"] {
+        assert!(!t.contains(word), "{word} in {t}");
+    }
+    assert_eq!(
+        tb.pods(&ns).len(),
+        pods_before,
+        "a pod for a run that cannot happen"
+    );
     l.stop().await;
     assert!(tb.pods(&ns).is_empty(), "probe pods left in {ns}");
 }

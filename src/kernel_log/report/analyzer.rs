@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use super::gpu_identity::GpuTable;
 use super::gpu_state::{AwaitingBurst, FindingTally, GpuEventState, NumberedEvent};
 use super::verdicts::{GpuVerdict, node_level_findings, node_verdict, summarize_gpu};
-use crate::facts::{FieldError, NodeFacts};
+use crate::facts::{FieldError, GpuVendor, NodeFacts};
 use crate::finding::Finding;
 use crate::kernel_log::contract::{
     CodeCount, DecodedDetail, EventKind, GpuXidSummary, HistorySource, LogSummary, RecoveryAction,
@@ -126,6 +126,8 @@ pub struct XidAnalyzer {
     live: bool,
     /// Where the last record went: an amdgpu event still waiting at the end goes there too.
     last_route: Route,
+    /// The vendors of the node's devices.
+    vendors: Vec<GpuVendor>,
 }
 
 impl XidAnalyzer {
@@ -152,6 +154,7 @@ impl XidAnalyzer {
             split: RecordSplitter::new(clock),
             extract: Extractor::default(),
             gpus: GpuTable::of(facts),
+            vendors: facts.gpus.iter().map(|g| g.vendor).collect(),
             nvml_in_log: vec![false; nvml.len()],
             nvml,
             seq: 0,
@@ -561,6 +564,19 @@ impl XidAnalyzer {
         });
 
         let node = node_verdict(&findings, complete, &self.log);
+        // Every kind of event found is among those listed (the first of each GPU and code is).
+        let mut families: Vec<GpuVendor> = GpuVendor::ALL
+            .into_iter()
+            .filter(|v| {
+                self.vendors.contains(v)
+                    || events
+                        .iter()
+                        .any(|e| crate::kernel_log::correlate::vendor_of(e.kind) == *v)
+            })
+            .collect();
+        if families.is_empty() {
+            families.push(GpuVendor::Nvidia);
+        }
         XidReport {
             log: self.log,
             events,
@@ -569,6 +585,7 @@ impl XidAnalyzer {
             node,
             findings,
             history,
+            families,
         }
     }
 }

@@ -40,3 +40,52 @@ pub fn analyze(facts: &NodeFacts, opts: &AnalysisOptions) -> XidReport {
         Reading::Err(e) => a.finish(LogEnd::Unreadable(e.clone())),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::facts::GpuVendor;
+
+    /// The analysis is named by the families it read, each in its own words: a Trainium node's is no
+    /// "XID analysis" (every non-NVIDIA node's was).
+    #[test]
+    fn the_analysis_is_named_by_the_families_it_read() {
+        for (scenario, title) in [
+            (
+                include_str!("../../scenarios/dgx-h100-healthy.json"),
+                "XID analysis",
+            ),
+            (
+                include_str!("../../scenarios/trn2-healthy.json"),
+                "neuron kernel log analysis",
+            ),
+            (
+                include_str!("../../scenarios/gaudi2-healthy.json"),
+                "habanalabs kernel log analysis",
+            ),
+            (
+                include_str!("../../scenarios/mi300x-healthy.json"),
+                "amdgpu kernel log analysis",
+            ),
+            (
+                include_str!("../../scenarios/mixed-h100-gaudi2.json"),
+                "XID and habanalabs kernel log analysis",
+            ),
+        ] {
+            let facts: NodeFacts = serde_json::from_str(scenario).unwrap();
+            let r = analyze(&facts, &AnalysisOptions::default());
+            assert_eq!(r.title(), title);
+        }
+        // A node that lists no device: the events say whose they are, and NVIDIA's where none.
+        let mut facts: NodeFacts =
+            serde_json::from_str(include_str!("../../scenarios/trn2-hbm-ue.json")).unwrap();
+        facts.gpus.clear();
+        let r = analyze(&facts, &AnalysisOptions::default());
+        assert!(!r.events.is_empty());
+        assert_eq!(r.families, [GpuVendor::Neuron]);
+        assert_eq!(
+            analyze(&NodeFacts::default(), &AnalysisOptions::default()).title(),
+            "XID analysis"
+        );
+    }
+}

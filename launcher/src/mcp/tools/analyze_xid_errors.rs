@@ -73,7 +73,7 @@ PCIe errors). Use it when a job crashed or a GPU disappeared.";
     }
 
     fn render(out: &Self::Output) -> String {
-        let mut t = text::header("XID analysis", &out.node, out.context.as_deref(), &out.run);
+        let mut t = text::header(&out.report.title(), &out.node, out.context.as_deref(), &out.run);
         let r = &out.report;
         let _ = writeln!(t, "verdict: {}", text::verdict_label(r.node.verdict));
         // Each code's finding under the incident it belongs to: one fault once.
@@ -99,6 +99,10 @@ PCIe errors). Use it when a job crashed or a GPU disappeared.";
 /// Trainium2 resets, 8 Gaudis initialised) says it once, not once per device. The full report keeps them.
 fn fold_alike(r: &gpu_diag::kernel_log::report::XidReport) -> serde_json::Value {
     let mut v = serde_json::to_value(r).unwrap_or(serde_json::Value::Null);
+    // The title names them.
+    if let Some(o) = v.as_object_mut() {
+        o.remove("families");
+    }
     if let Some(d) = v.get_mut("event_details") {
         fold(d, &[("event", "events"), ("gpu_index", "gpu_indexes")], true);
     }

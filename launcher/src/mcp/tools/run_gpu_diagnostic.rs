@@ -149,19 +149,17 @@ impl std::fmt::Display for Plan {
     }
 }
 
-/// Whether `node` is an AMD node as the API server tells it (AMD's labels or `amd.com/gpu` capacity, and
-/// nothing of NVIDIA's: a node with GPUs of both vendors runs DCGM, which leaves the AMD GPUs out). Without
-/// an API server (local mode), or where the node cannot be read, the run is DCGM's as before; the probe
-/// then says what it finds.
-async fn is_amd_node(cx: &Cx, context: Option<&str>, node: &str) -> bool {
-    let Some(c) = &cx.env.cluster else {
-        return false;
-    };
+/// The vendor of `node`'s GPUs as the API server tells it (labels, capacity: `cluster::node_vendor`; a
+/// node with GPUs of NVIDIA and another vendor reads NVIDIA's, and DCGM leaves the others out). Without an
+/// API server (local mode), or where the node cannot be read, `None`: the run is DCGM's as before, and the
+/// probe then says what it finds.
+async fn node_vendor(cx: &Cx, context: Option<&str>, node: &str) -> Option<GpuVendor> {
+    let c = cx.env.cluster.as_ref()?;
     match c.get_node(context, node).await {
-        Ok(n) => n.vendor == GpuVendor::Amd,
+        Ok(n) => Some(n.vendor),
         Err(e) => {
             tracing::info!(%node, error = %e, "run_gpu_diagnostic: the node's vendor could not be read; DCGM's run");
-            false
+            None
         }
     }
 }
@@ -182,7 +180,17 @@ Levels 2-3 load GPUs for minutes and need operator mode and a person's confirmat
 
     async fn run(cx: &Cx, Node { target, args: a }: Self::Args) -> Result<Self::Output, ToolError> {
         cx.check_target(&target)?;
-        let amd = is_amd_node(cx, target.context.as_deref(), &target.node_name).await;
+        let vendor = node_vendor(cx, target.context.as_deref(), &target.node_name).await;
+        if let Some(v) = vendor.map(|v| v.info()).filter(|v| !v.diagnostic_runs_here) {
+            // No pod for a run that cannot happen: said before anything starts.
+            return Err(ToolError::Invalid(format!(
+                "node {} has {}s: {}. get_gpu_health and describe_gpu_node read its devices' state",
+                target.node_name,
+                v.device_word,
+                v.diagnostic_said()
+            )));
+        }
+        let amd = vendor == Some(GpuVendor::Amd);
         let plan = match (&a.tests, a.level, amd) {
             (Some(_), Some(_), _) => {
                 return Err(ToolError::Invalid("give `level` or `tests`, not both".into()));
@@ -580,7 +588,9 @@ mod tests {
                 uuid: None,
                 why: "held".into(),
                 detail: "pid 52119 (python3) in pod ml/train-0".into(),
+                vendor: None,
             }],
+            runner: gpu_diag::facts::GpuVendor::Amd,
         };
         let tested = [
             Tested { index: 0, gpu_id: 3288, pci_bus_id: Some("0000:0c:00.0".into()) },
