@@ -121,7 +121,7 @@ pub fn select_for(facts: &NodeFacts, requested: &[GpuSel], vendor: GpuVendor) ->
         runner: vendor,
         ..Selection::default()
     };
-    // `all`: every GPU NVML lists.
+    // `all`: every GPU the probe read.
     let every: Vec<GpuSel>;
     let requested = if requested.is_empty() {
         every = facts.gpus.iter().map(|g| GpuSel::Index(g.index)).collect();
@@ -148,7 +148,7 @@ pub fn select_for(facts: &NodeFacts, requested: &[GpuSel], vendor: GpuVendor) ->
                 format!(
                     "the node has no GPU {r} (it has {})",
                     match facts.gpus.len() {
-                        0 => "none NVML lists".to_string(),
+                        0 => "none the probe read".to_string(),
                         n => format!("indices 0-{}", n - 1),
                     }
                 ),

@@ -255,6 +255,23 @@ pub enum GpuResource<'a> {
 }
 
 impl VendorInfo {
+    /// A node's product as its labels name it, the vendor said once: `AMD_Instinct_MI300X_OAM` and
+    /// `NVIDIA-H100-80GB-HBM3` carry it already, `MI300X` reads `AMD MI300X`; Intel's and AWS's device
+    /// plugins label no product (`Intel Gaudi (no product label)`).
+    pub fn product_label(&self, product: Option<&str>) -> String {
+        let first = self.name.split(' ').next().unwrap_or(self.name);
+        match product {
+            Some(p)
+                if p.to_ascii_uppercase()
+                    .starts_with(&first.to_ascii_uppercase()) =>
+            {
+                p.to_string()
+            }
+            Some(p) => format!("{} {p}", self.name),
+            None => format!("{} (no product label)", self.name),
+        }
+    }
+
     /// `AMD's diagnostic is the ROCm Validation Suite, which run_gpu_diagnostic runs on AMD nodes`.
     pub fn diagnostic_said(&self) -> String {
         format!(

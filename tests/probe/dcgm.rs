@@ -627,7 +627,10 @@ fn amd_gpus_are_not_dcgms_and_the_answer_says_so() {
     let r = &d.doc["dcgm_diag"];
     assert_eq!(r["outcome"], "not_run", "{r}");
     let why = r["not_run_reason"].as_str().unwrap();
-    assert!(why.contains("every requested GPU is an AMD GPU"), "{why}");
+    assert!(
+        why.contains("every requested device is an AMD GPU"),
+        "{why}"
+    );
     assert!(
         r["not_tested"]
             .as_array()

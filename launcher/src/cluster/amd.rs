@@ -65,12 +65,11 @@ impl AmdNodeFacts {
     /// `AMD_Instinct_MI300X_OAM, partition cpx_nps4 (amd.com/cpx_nps4=32), DRA 8 GPUs`: what the node line
     /// says after the GPU counts.
     pub fn brief(&self) -> String {
-        // The labeller's product names carry the vendor already (`AMD_Instinct_MI300X_OAM`).
-        let mut parts = vec![match self.product.as_deref() {
-            Some(p) if p.to_ascii_uppercase().starts_with("AMD") => p.to_string(),
-            Some(p) => format!("AMD {p}"),
-            None => "AMD (no product label)".to_string(),
-        }];
+        let mut parts = vec![
+            gpu_diag::facts::GpuVendor::Amd
+                .info()
+                .product_label(self.product.as_deref()),
+        ];
         if let Some(d) = &self.driver {
             parts.push(format!("driver {d}"));
         }

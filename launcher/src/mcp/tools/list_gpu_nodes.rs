@@ -234,11 +234,10 @@ to find node names or nodes NotReady, cordoned or short of GPUs.";
             for g in &l.groups {
                 let _ = write!(
                     out,
-                    "  {} x {} GPU(s) {}{}: {} healthy; GPUs allocatable {}, allocated {}",
+                    "  {} x {} GPU(s) {}: {} healthy; GPUs allocatable {}, allocated {}",
                     g.nodes_count,
                     g.gpu_capacity,
-                    vendor_prefix(g.vendor, g.product.as_deref()),
-                    g.product.as_deref().unwrap_or("(no product label)"),
+                    g.vendor.info().product_label(g.product.as_deref()),
                     g.nodes_healthy,
                     g.gpus_allocatable,
                     g.gpus_allocated
@@ -431,18 +430,6 @@ impl NodeList {
             next_offset: (next < count).then_some(next),
             local_probe,
         }
-    }
-}
-
-/// The vendor's name before a group's product, unless the product label already says it (NVIDIA's
-/// `NVIDIA-H100-80GB-HBM3`, AMD's labeller's `AMD_Instinct_MI300X_OAM`); Intel's and AWS's plugins label no
-/// product, so their groups read "Intel Gaudi (no product label)", "AWS Neuron (no product label)".
-fn vendor_prefix(vendor: GpuVendor, product: Option<&str>) -> String {
-    let name = vendor.info().name;
-    let first = name.split(' ').next().unwrap_or(name);
-    match product {
-        Some(p) if p.to_ascii_uppercase().starts_with(&first.to_ascii_uppercase()) => String::new(),
-        _ => format!("{name} "),
     }
 }
 
