@@ -4,12 +4,17 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
-/// How many levels of objects an output schema states: the answer's own fields and the fields of the objects
-/// directly under them (a report, the probe run). Deeper objects are stated as their JSON type only: what a
-/// client validates is the answer's shape, and the whole answer is what `docs/tools.md` and the text say.
-/// Stating every level cost 293 KB of `tools/list` (issue 93); the answers' full shape is pinned by the
-/// golden results (tests/launcher/golden.rs).
-pub const OUTPUT_DEPTH: usize = 2;
+/// How many levels of objects an output schema states: the answer's own fields, and the fields of its main
+/// content ([`MAIN_FIELDS`]: a node tool's `report`, a workload's `diagnosis`), whose
+/// verdicts and lists a client most often reads. Deeper objects, and the envelope's (the probe run), are
+/// stated as their JSON type only: what a client validates is the answer's shape, and the whole answer is
+/// what `docs/tools.md` and the text say. Stating every level cost 293 KB of `tools/list`, two levels 30 KB;
+/// this, about 11 KB (issue 93). The answers' full shape is pinned by the golden results
+/// (tests/launcher/golden.rs).
+pub const OUTPUT_DEPTH: usize = 1;
+
+/// The answer fields stated one level deeper than [`OUTPUT_DEPTH`]: the main content of the answer.
+const MAIN_FIELDS: &[&str] = &["report", "diagnosis"];
 
 /// Output schema of a tool: schemars' serialize schema, for validation. Without descriptions, titles and
 /// defaults (several clients drop output schemas before the model sees them, and the text beside each result
@@ -188,7 +193,7 @@ fn cut_depth(schema: Value, depth: usize) -> Value {
         _ => Map::new(),
     };
     let mut used: std::collections::BTreeMap<String, usize> = Default::default();
-    let root = cut(Value::Object(root), 0, depth, &defs, &mut used);
+    let root = cut(Value::Object(root), 0, depth, &defs, &mut used, true);
     // A kept definition may refer to others: state each at the shallowest level any reference reaches it.
     let mut kept = Map::new();
     let mut done: std::collections::BTreeMap<String, usize> = Default::default();
@@ -198,7 +203,7 @@ fn cut_depth(schema: Value, depth: usize) -> Value {
         .map(|(n, l)| (n.clone(), *l))
     {
         done.insert(name.clone(), level);
-        let body = cut(defs[&name].clone(), level, depth, &defs, &mut used);
+        let body = cut(defs[&name].clone(), level, depth, &defs, &mut used, false);
         kept.insert(name, body);
     }
     let mut root = root;
@@ -210,12 +215,14 @@ fn cut_depth(schema: Value, depth: usize) -> Value {
     root
 }
 
+/// `top`: `v` is the answer itself (its [`MAIN_FIELDS`] count as the answer).
 fn cut(
     v: Value,
     level: usize,
     depth: usize,
     defs: &Map<String, Value>,
     used: &mut std::collections::BTreeMap<String, usize>,
+    top: bool,
 ) -> Value {
     match v {
         Value::Object(o) => {
@@ -240,10 +247,15 @@ fn cut(
                         ("properties", Value::Object(names)) => Value::Object(
                             names
                                 .into_iter()
-                                .map(|(n, s)| (n, cut(s, level + 1, depth, defs, used)))
+                                .map(|(n, s)| {
+                                    // The answer's main content counts as the answer itself.
+                                    let main = top && MAIN_FIELDS.contains(&n.as_str());
+                                    let next = if main { level } else { level + 1 };
+                                    (n, cut(s, next, depth, defs, used, false))
+                                })
                                 .collect(),
                         ),
-                        (_, x) => cut(x, level, depth, defs, used),
+                        (_, x) => cut(x, level, depth, defs, used, false),
                     };
                     (k, x)
                 })
@@ -252,7 +264,7 @@ fn cut(
         }
         Value::Array(a) => Value::Array(
             a.into_iter()
-                .map(|x| cut(x, level, depth, defs, used))
+                .map(|x| cut(x, level, depth, defs, used, false))
                 .collect(),
         ),
         v => v,
@@ -430,9 +442,10 @@ mod tests {
         assert!(check(json!({"n": "3", "other": "x"})).is_ok());
     }
 
-    /// Two levels of fields stated, deeper objects by their type; each definition still used kept once.
+    /// The answer's fields stated, and its main content's (`report`); deeper objects and the envelope's
+    /// by their type; each definition still used kept once.
     #[test]
-    fn output_schemas_state_two_levels() {
+    fn output_schemas_state_the_answer_and_its_report() {
         let schema = json!({
             "type": "object",
             "properties": {
@@ -445,12 +458,14 @@ mod tests {
                     "verdict": {"$ref": "#/$defs/Verdict"},
                     "gpus": {"type": "array", "items": {"$ref": "#/$defs/Gpu"}},
                     "run": {"anyOf": [{"$ref": "#/$defs/Run"}, {"type": "null"}]},
+                    "report": {"$ref": "#/$defs/Gpu"},
                 }},
                 "Gpu": {"type": "object", "properties": {"index": {"type": "integer"}}},
                 "Verdict": {"type": "string", "enum": ["healthy", "unhealthy"]},
             },
         });
-        let cut = cut_depth(schema, 2);
+        let cut = cut_depth(schema, OUTPUT_DEPTH);
+        assert_eq!(cut["properties"]["run"], json!({"type": "object"}));
         assert_eq!(
             cut["$defs"]["Report"]["properties"]["gpus"],
             json!({"type": "array", "items": {"type": "object"}})
@@ -458,6 +473,11 @@ mod tests {
         assert_eq!(
             cut["$defs"]["Report"]["properties"]["run"],
             json!({"anyOf": [{"type": "object"}, {"type": "null"}]})
+        );
+        // Only the answer's own `report` is main: one inside it is a deeper object.
+        assert_eq!(
+            cut["$defs"]["Report"]["properties"]["report"],
+            json!({"type": "object"})
         );
         // A tool's output as clients get it: the deeper objects said by their type in fewer bytes.
         #[derive(serde::Serialize, schemars::JsonSchema)]
@@ -472,12 +492,18 @@ mod tests {
         }
         #[derive(serde::Serialize, schemars::JsonSchema)]
         struct Out {
-            mid: Mid,
+            report: Mid,
+            other: Inner,
         }
         let out = serde_json::Value::Object(output_schema::<Out>().as_ref().clone());
         assert_eq!(
             out["$defs"]["Mid"]["properties"],
             json!({"inner": {"type": ["object", "null"]}, "list": {"type": "array"}}),
+            "{out:#}"
+        );
+        assert_eq!(
+            out["properties"]["other"],
+            json!({"type": "object"}),
             "{out:#}"
         );
         assert!(out["$defs"].get("Inner").is_none(), "{out:#}");
@@ -487,7 +513,7 @@ mod tests {
             json!(["healthy", "unhealthy"])
         );
         let defs: Vec<&String> = cut["$defs"].as_object().unwrap().keys().collect();
-        assert_eq!(defs, ["Report", "Run", "Verdict"]);
+        assert_eq!(defs, ["Report", "Verdict"]);
     }
 
     #[test]
