@@ -265,6 +265,12 @@ impl From<Command> for Request {
 }
 
 impl Request {
+    /// Whether node-probe streams this request's output: lines before the document
+    /// (`contract::parse_streamed`).
+    pub fn streams(&self) -> bool {
+        matches!(self, Request::Watch { .. })
+    }
+
     /// The same request as a preflight only, where the command has one (the operator commands).
     pub fn preflight(mut self) -> Self {
         if let Request::Kill {
@@ -468,6 +474,7 @@ impl Request {
                     gpus.join(",")
                 };
                 flag(&mut argv, "--gpus", Some(gpus));
+                argv.push("--stream".into());
             }
         }
         // One or the other, last: the admission policy admits either there. A dry run is never overridden.

@@ -251,6 +251,40 @@ pub enum ContractError {
     Shape(String),
 }
 
+/// Parse a streamed probe's stdout (`watch --stream`): one JSON value per line, each before the last a
+/// window's line ([`crate::watch::live`]), bounded in length and number, and the last the document. A probe
+/// that failed before its first line prints the document alone.
+pub fn parse_streamed(
+    stdout: &[u8],
+) -> Result<(Vec<crate::watch::live::Live>, ProbeDocument), ContractError> {
+    if let Ok(doc) = parse_document(stdout) {
+        return Ok((Vec::new(), doc));
+    }
+    let mut lines: Vec<&[u8]> = stdout
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.iter().all(u8::is_ascii_whitespace))
+        .collect();
+    let Some(last) = lines.pop() else {
+        return Err(ContractError::Empty);
+    };
+    if lines.len() > crate::watch::live::MAX_LINES {
+        return Err(ContractError::Shape(format!(
+            "{} streamed lines before the document; at most {} are read",
+            lines.len(),
+            crate::watch::live::MAX_LINES
+        )));
+    }
+    let live = lines
+        .iter()
+        .enumerate()
+        .map(|(i, l)| {
+            crate::watch::live::parse_line(l)
+                .map_err(|e| ContractError::Shape(format!("line {}: {e}", i + 1)))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((live, parse_document(last)?))
+}
+
 /// Parse a probe's stdout strictly: exactly one JSON document of a schema this build understands.
 pub fn parse_document(stdout: &[u8]) -> Result<ProbeDocument, ContractError> {
     let text = std::str::from_utf8(stdout).map_err(|e| ContractError::NotJson(e.to_string()))?;

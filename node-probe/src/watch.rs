@@ -15,7 +15,7 @@ use gpu_diag::command::Command;
 use gpu_diag::contract::{ErrorKind, ProbeDocument, ProbeError, Report};
 use gpu_diag::facts::{NodeFacts, Reading, Sections};
 use gpu_diag::options::AnalysisOptions;
-use gpu_diag::watch::{self, GpuSample, Tick, WatchInput};
+use gpu_diag::watch::{self, GpuSample, Tick, WatchInput, live};
 use gpu_diag::workload::WorkloadNodeReport;
 use rustix::fs::{Mode, OFlags};
 
@@ -37,6 +37,9 @@ pub struct WatchArgs {
     /// GPU indices, comma-separated, or `all`.
     #[arg(long, default_value = "all")]
     pub gpus: String,
+    /// Print each interval's samples as a line of JSON as they are taken, the document as the last line.
+    #[arg(long)]
+    pub stream: bool,
 }
 
 /// How far ahead a start may be: the launcher starts a job's probes a few seconds ahead, never minutes.
@@ -343,12 +346,35 @@ pub fn run(g: &GlobalArgs, a: &WatchArgs) -> Result<ProbeDocument, ProbeError> {
     };
     let begun = Instant::now();
     let mut hung = false;
+    let mut stream = a.stream.then(Stream::default);
     loop {
         let wait =
             deadline_of(input.ticks.len() + input.missed as usize).saturating_sub(begun.elapsed());
         match rx.recv_timeout(wait) {
-            Ok(Msg::First(f)) => first = Some(f),
-            Ok(Msg::Missed) => input.missed += 1,
+            Ok(Msg::First(f)) => {
+                if let Some(st) = stream.as_mut() {
+                    st.emit(&live::Live::Start {
+                        started_unix,
+                        interval_ms: a.interval_ms,
+                        seconds: a.seconds,
+                        gpus: f
+                            .gpus
+                            .iter()
+                            .filter(|g| want.is_empty() || want.contains(&g.index))
+                            .map(watch::sample::identity_of)
+                            .collect(),
+                    });
+                }
+                first = Some(f);
+            }
+            Ok(Msg::Missed) => {
+                input.missed += 1;
+                if let Some(st) = stream.as_mut() {
+                    let t_s =
+                        f64::from(input.ticks.len() as u32 + input.missed) * interval.as_secs_f64();
+                    st.emit(&live::Live::Missed { t_s });
+                }
+            }
             Ok(Msg::Tick(mut tick, p)) => {
                 tick.gpus.retain(|s| keep(s, &want));
                 if let Some(f) = follow.as_mut() {
@@ -371,7 +397,24 @@ pub fn run(g: &GlobalArgs, a: &WatchArgs) -> Result<ProbeDocument, ProbeError> {
                         None => processes.push((i, n)),
                     }
                 }
+                if let (Some(st), Some(f)) = (stream.as_mut(), first.as_deref()) {
+                    let (events, events_dropped) =
+                        live::events_of(&input.kernel[st.kernel_sent..], f);
+                    st.kernel_sent = input.kernel.len();
+                    st.emit(&live::Live::Sample {
+                        t_s: tick.t_s,
+                        gpus: tick.gpus.clone(),
+                        events,
+                        events_dropped,
+                    });
+                }
                 input.ticks.push(tick);
+                if stream.as_ref().is_some_and(|st| st.closed) {
+                    // Whoever read the stream is gone: nothing will read the rest of the window.
+                    eprintln!("node-probe: the stream's reader closed it; the window ends early");
+                    input.stopped_early = true;
+                    break;
+                }
             }
             Err(mpsc::RecvTimeoutError::Disconnected) => break,
             Err(mpsc::RecvTimeoutError::Timeout) => {
@@ -435,6 +478,30 @@ pub fn run(g: &GlobalArgs, a: &WatchArgs) -> Result<ProbeDocument, ProbeError> {
         Some(source::meta(&meta_facts, g)),
         Report::Watch(Box::new(report)),
     ))
+}
+
+/// Streamed lines go to stdout as they are made; a reader that closed the pipe ends the window.
+#[derive(Default)]
+struct Stream {
+    kernel_sent: usize,
+    closed: bool,
+}
+
+impl Stream {
+    fn emit(&mut self, line: &live::Live) {
+        use std::io::Write;
+        if self.closed {
+            return;
+        }
+        let mut out = std::io::stdout().lock();
+        let wrote = out
+            .write_all(line.to_line().as_bytes())
+            .and_then(|()| out.write_all(b"\n"))
+            .and_then(|()| out.flush());
+        if wrote.is_err() {
+            self.closed = true;
+        }
+    }
 }
 
 /// The node at the window's end, as `workload` reads it: its incidents and who holds which GPU.

@@ -11,6 +11,7 @@
 
 mod episodes;
 pub mod join;
+pub mod live;
 pub mod pattern;
 mod report;
 pub mod sample;
@@ -217,7 +218,11 @@ fn holders_of(node: &WorkloadNodeReport) -> Vec<(u32, String)> {
 }
 
 /// The kernel-log lines of the window, decoded by the same analysis as `xid`, each an episode at its time.
-fn kernel_events(input: &WatchInput, facts: &NodeFacts, opts: &AnalysisOptions) -> Vec<Episode> {
+pub(crate) fn kernel_events(
+    input: &WatchInput,
+    facts: &NodeFacts,
+    opts: &AnalysisOptions,
+) -> Vec<Episode> {
     if input.kernel.is_empty() {
         return Vec::new();
     }

@@ -63,6 +63,8 @@ pub struct GpuIdentity {
     pub power_limit_w: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub slowdown_c: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mem_total_mib: Option<u64>,
 }
 
 pub fn identity_of(g: &GpuFacts) -> GpuIdentity {
@@ -87,6 +89,11 @@ pub fn identity_of(g: &GpuFacts) -> GpuIdentity {
             .ok()
             .copied()
             .filter(|&c| c > 0),
+        mem_total_mib: g
+            .memory
+            .ok()
+            .map(|m| m.total_bytes / (1024 * 1024))
+            .filter(|&m| m > 0),
     }
 }
 

@@ -151,25 +151,7 @@ pub(super) fn intervals(input: &WatchInput, index: u32) -> Vec<Interval> {
         if dt <= 0.0 {
             continue;
         }
-        let mut shares = BTreeMap::new();
-        for r in Throttle::ALL {
-            let counted = match (a.throttle_counters.get(&r), b.throttle_counters.get(&r)) {
-                (Some(&x), Some(&y)) if y >= x => {
-                    let span = match (a.throttle_clock, b.throttle_clock) {
-                        (Some(c0), Some(c1)) if c1 > c0 => Some((c1 - c0) as f64),
-                        (None, None) => Some(dt * 1e9),
-                        _ => None,
-                    };
-                    span.map(|s| ((y - x) as f64 / s).clamp(0.0, 1.0))
-                }
-                _ => None,
-            };
-            // A reason without a duration counter (HW slowdown) is known only at the instant: the mask says.
-            let share = counted.unwrap_or(if b.active.contains(&r) { 1.0 } else { 0.0 });
-            if share > 0.0 {
-                shares.insert(r, share);
-            }
-        }
+        let shares = shares(a, b, dt);
         out.push(Interval {
             from_s: t0,
             to_s: t1,
@@ -177,4 +159,29 @@ pub(super) fn intervals(input: &WatchInput, index: u32) -> Vec<Interval> {
         });
     }
     out
+}
+
+/// The share of the interval `a` to `b` (`dt` seconds) each throttle held: from its counters where the GPU
+/// counts them (NVIDIA in nanoseconds, AMD against its own accumulation clock), else from the mask at `b`.
+pub(super) fn shares(a: &GpuSample, b: &GpuSample, dt: f64) -> BTreeMap<Throttle, f64> {
+    let mut shares = BTreeMap::new();
+    for r in Throttle::ALL {
+        let counted = match (a.throttle_counters.get(&r), b.throttle_counters.get(&r)) {
+            (Some(&x), Some(&y)) if y >= x => {
+                let span = match (a.throttle_clock, b.throttle_clock) {
+                    (Some(c0), Some(c1)) if c1 > c0 => Some((c1 - c0) as f64),
+                    (None, None) => Some(dt * 1e9),
+                    _ => None,
+                };
+                span.map(|s| ((y - x) as f64 / s).clamp(0.0, 1.0))
+            }
+            _ => None,
+        };
+        // A reason without a duration counter (HW slowdown) is known only at the instant: the mask says.
+        let share = counted.unwrap_or(if b.active.contains(&r) { 1.0 } else { 0.0 });
+        if share > 0.0 {
+            shares.insert(r, share);
+        }
+    }
+    shares
 }

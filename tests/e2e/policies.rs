@@ -852,6 +852,17 @@ fn probe_pods_and_execs_of_another_shape_are_refused_by_the_policies() {
             "watch with another flag in place of --start-at-ms",
         ),
         (with(5, "/tmp/x"), "watch with a path for --interval-ms"),
+        (
+            with(10, "--fixture"),
+            "watch with another flag in place of --stream",
+        ),
+        (
+            argv.iter()
+                .filter(|a| **a != "--stream")
+                .map(|s| s.to_string())
+                .collect(),
+            "watch without --stream (one shape is admitted)",
+        ),
     ] {
         let bad: Vec<&str> = bad.iter().map(String::as_str).collect();
         refused_by(

@@ -78,6 +78,7 @@ fn runner(
 
 fn req(node: &str) -> ProbeRequest {
     ProbeRequest {
+        lines: None,
         node: node.into(),
         args: vec!["processes".into()],
         tool: "get_gpu_processes".into(),

@@ -58,6 +58,7 @@ async fn live_probe_and_backend() {
         let out = runner
             .run(
                 ProbeRequest {
+                    lines: None,
                     node: node.clone(),
                     args: args.clone(),
                     tool: "live_test".into(),
@@ -83,6 +84,7 @@ async fn live_probe_and_backend() {
         let e = runner
             .run(
                 ProbeRequest {
+                    lines: None,
                     node: stuck,
                     args: vec!["health".into()],
                     tool: "live_test".into(),

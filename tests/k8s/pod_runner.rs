@@ -144,6 +144,7 @@ fn runner(api: Api, exec: Arc<FakeExec>) -> (PodRunner, Log) {
 
 fn request(timeout: Duration) -> ProbeRequest {
     ProbeRequest {
+        lines: None,
         node: "gpu-node-5".into(),
         args: vec!["health".into()],
         tool: "get_gpu_health".into(),
@@ -651,6 +652,7 @@ async fn a_batch_lists_its_nodes_once_and_watches_its_pods_by_label() {
     let runs = nodes.iter().map(|n| {
         r.run(
             ProbeRequest {
+                lines: None,
                 node: n.clone(),
                 args: vec!["version".into()],
                 tool: "scan_gpu_nodes".into(),

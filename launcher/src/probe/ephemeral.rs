@@ -179,9 +179,14 @@ impl EphemeralRunner {
             let looked_up = timing(Phase::StartingProbe, t);
             progress(Phase::Probing);
             let t = Instant::now();
-            let exec = self
-                .exec
-                .exec(client.clone(), &tp.namespace, &tp.name, &name, argv.clone());
+            let exec = self.exec.exec_run(
+                client.clone(),
+                &tp.namespace,
+                &tp.name,
+                &name,
+                argv.clone(),
+                req.lines.as_ref(),
+            );
             match tokio::time::timeout_at(t_all, exec).await {
                 Err(_) => return Err(RunError::Timeout { node, secs }),
                 Ok(Ok(out)) => {
@@ -191,6 +196,7 @@ impl EphemeralRunner {
                         &node,
                         out,
                         self.max_stdout,
+                        req.lines.as_ref(),
                         timings,
                         format!(
                             "{}/{} (ephemeral container {name}, added by an earlier call)",
@@ -254,12 +260,13 @@ impl EphemeralRunner {
         // Exec as soon as the container takes it (early_exec.rs), watching the pod meanwhile.
         let watch = wait_until(&pods, &tp.name, Some(patched), classify, &mut last);
         let attempt = || {
-            self.exec.exec(
+            self.exec.exec_run(
                 client.clone(),
                 &tp.namespace,
                 &tp.name,
                 &ec_name,
                 argv.clone(),
+                req.lines.as_ref(),
             )
         };
         let out = match tokio::time::timeout_at(t_all, exec_when_startable(watch, attempt)).await {
@@ -302,6 +309,7 @@ impl EphemeralRunner {
             &node,
             out,
             self.max_stdout,
+            req.lines.as_ref(),
             timings,
             format!(
                 "{}/{} (ephemeral container {ec_name})",

@@ -147,6 +147,32 @@ pub async fn read_capped<R: AsyncRead + Unpin>(
     }
 }
 
+/// [`read_capped`], passing each complete line to `lines` as it arrives (while within the cap).
+pub async fn read_lines<R: AsyncRead + Unpin>(
+    r: &mut R,
+    cap: usize,
+    lines: &super::runner::Lines,
+) -> std::io::Result<(Vec<u8>, bool)> {
+    let mut kept = Vec::new();
+    let mut truncated = false;
+    let mut buf = vec![0u8; 16 * 1024];
+    // Where the line not yet passed on begins.
+    let mut from = 0;
+    loop {
+        let n = r.read(&mut buf).await?;
+        if n == 0 {
+            return Ok((kept, truncated));
+        }
+        let room = cap.saturating_sub(kept.len());
+        kept.extend_from_slice(&buf[..n.min(room)]);
+        truncated |= n > room;
+        while let Some(i) = kept[from..].iter().position(|&b| b == b'\n') {
+            (lines.0)(&kept[from..from + i]);
+            from += i + 1;
+        }
+    }
+}
+
 /// The last `keep` bytes of a stream, as text (lossy), starting at a line boundary when cut.
 pub struct TailBuf {
     tail: Vec<u8>,

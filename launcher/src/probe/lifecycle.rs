@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use futures::{StreamExt, TryStreamExt};
-use gpu_diag::contract::{ContractError, parse_document};
+use gpu_diag::contract::{ContractError, parse_document, parse_streamed};
 use k8s_openapi::api::core::v1::{ContainerStatus, Node, Pod};
 use kube::Client;
 use kube::api::{Api, DeleteParams, WatchEvent, WatchParams};
@@ -415,6 +415,7 @@ pub fn finish(
     node: &str,
     out: ExecOutput,
     max_stdout: usize,
+    lines: Option<&super::runner::Lines>,
     timings: Vec<PhaseTiming>,
     ran_in: String,
 ) -> Result<ProbeOutput, RunError> {
@@ -422,6 +423,8 @@ pub fn finish(
         Err(ContractError::Shape(format!(
             "stdout exceeded the {max_stdout} byte cap and was cut"
         )))
+    } else if lines.is_some() {
+        parse_streamed(&out.stdout).map(|(_, doc)| doc)
     } else {
         parse_document(&out.stdout)
     };

@@ -173,7 +173,15 @@ impl Runner for LocalRunner {
             let probing = Instant::now();
             let stdout = child.stdout.take().expect("stdout is piped");
             let stderr = child.stderr.take().expect("stderr is piped");
-            let out_task = tokio::spawn(read_capped(stdout, STDOUT_CAP));
+            let out_task = match req.lines.clone() {
+                Some(l) => tokio::spawn(async move {
+                    let mut stdout = stdout;
+                    super::exec_result::read_lines(&mut stdout, STDOUT_CAP, &l)
+                        .await
+                        .unwrap_or_default()
+                }),
+                None => tokio::spawn(read_capped(stdout, STDOUT_CAP)),
+            };
             let err_task = tokio::spawn(read_tail(stderr, STDERR_TAIL));
 
             let remaining = req.timeout.saturating_sub(started.elapsed());
@@ -222,13 +230,15 @@ impl Runner for LocalRunner {
                     STDOUT_CAP / (1024 * 1024)
                 )));
             }
-            let document = gpu_diag::contract::parse_document(&stdout).map_err(|error| {
-                RunError::BadOutput {
-                    node: req.node.clone(),
-                    exit_code,
-                    error,
-                    stderr_tail,
-                }
+            let parsed = match req.lines {
+                Some(_) => gpu_diag::contract::parse_streamed(&stdout).map(|(_, d)| d),
+                None => gpu_diag::contract::parse_document(&stdout),
+            };
+            let document = parsed.map_err(|error| RunError::BadOutput {
+                node: req.node.clone(),
+                exit_code,
+                error,
+                stderr_tail,
             })?;
             progress(Phase::Done);
             Ok(ProbeOutput {
@@ -279,6 +289,7 @@ mod tests {
             "the pod's argv carries the stop's pid file: {args:?}"
         );
         let probe = ProbeRequest {
+            lines: None,
             node: "local".into(),
             args,
             tool: "run_gpu_diagnostic".into(),

@@ -390,6 +390,7 @@ impl PodRunner {
             &cx.req.node,
             out,
             self.max_stdout,
+            cx.req.lines.as_ref(),
             timings,
             format!("{}/{}", self.namespace, probe.name),
         )
@@ -493,12 +494,13 @@ impl PodRunner {
             }
         };
         let attempt = || match &cx.payload {
-            None => self.exec.exec(
+            None => self.exec.exec_run(
                 cx.client.clone(),
                 &self.namespace,
                 pod_name,
                 PROBE_CONTAINER,
                 self.argv(cx.req),
+                cx.req.lines.as_ref(),
             ),
             Some(p) => self.exec.exec_stdin(
                 cx.client.clone(),

@@ -34,6 +34,38 @@ pub struct ProbeRequest {
     pub batch: Batch,
     /// What the probe's image must carry besides node-probe.
     pub image: ImageNeed,
+    /// A streamed run (`watch --stream`): each line of stdout before the document, as it arrives. The
+    /// runner then reads stdout as lines, the last the document (`contract::parse_streamed`).
+    pub lines: Option<Lines>,
+}
+
+/// Receives each complete line of a streamed run's stdout (without its newline) as it arrives.
+#[derive(Clone)]
+pub struct Lines(pub Arc<dyn Fn(&[u8]) + Send + Sync>);
+
+impl Lines {
+    pub fn new(f: impl Fn(&[u8]) + Send + Sync + 'static) -> Self {
+        Lines(Arc::new(f))
+    }
+
+    /// The lines of a whole output, for a transport that could not pass them on as they came: all but
+    /// the last (the document).
+    pub fn replay(&self, stdout: &[u8]) {
+        let mut lines: Vec<&[u8]> = stdout
+            .split(|&b| b == b'\n')
+            .filter(|l| !l.is_empty())
+            .collect();
+        lines.pop();
+        for l in lines {
+            (self.0)(l);
+        }
+    }
+}
+
+impl std::fmt::Debug for Lines {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Lines")
+    }
 }
 
 /// What a run needs in the probe's image besides node-probe.

@@ -3,6 +3,7 @@
 //! lets them ([`crate::probe::runner::Runner::batch`]: one watch, one node list), and every probe awaited
 //! (also after a cancellation) so none outlives the call.
 
+use crate::probe::runner::Lines;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -32,6 +33,34 @@ pub async fn probe_nodes<T>(
     context: Option<String>,
     request: Request,
     concurrency: usize,
+    summarize: impl FnMut(NodeOutcome) -> T,
+) -> Vec<T> {
+    probe_nodes_streamed(
+        cx,
+        tool,
+        nodes,
+        context,
+        request,
+        concurrency,
+        None,
+        summarize,
+    )
+    .await
+}
+
+/// Each node's streamed lines, to the sink this gives for it.
+pub type LinesFor = Arc<dyn Fn(&str) -> Lines + Send + Sync>;
+
+/// [`probe_nodes`], each node's streamed lines (a window's) to `lines_for(node)` as they arrive.
+#[allow(clippy::too_many_arguments)]
+pub async fn probe_nodes_streamed<T>(
+    cx: &Cx,
+    tool: &'static str,
+    nodes: &[String],
+    context: Option<String>,
+    request: Request,
+    concurrency: usize,
+    lines_for: Option<LinesFor>,
     mut summarize: impl FnMut(NodeOutcome) -> T,
 ) -> Vec<T> {
     let total = nodes.len();
@@ -94,10 +123,11 @@ pub async fn probe_nodes<T>(
         let context = context.clone();
         let batch = batch.clone();
         let node = node.clone();
+        let lines = lines_for.as_ref().map(|f| f(&node));
         set.spawn(async move {
             let _permit = permit;
             let t = Instant::now();
-            let run = env.probe(
+            let run = env.probe_lines(
                 tool,
                 &node,
                 context,
@@ -105,6 +135,7 @@ pub async fn probe_nodes<T>(
                 null_sink(),
                 cancel.clone(),
                 batch,
+                lines,
             );
             let result = match tokio::time::timeout(hard_limit, run).await {
                 Ok(r) => r.map_err(|e| e.to_string()),

@@ -44,7 +44,9 @@ use tokio_util::sync::CancellationToken;
 use crate::cluster::ClusterBackend;
 use crate::config::Config;
 use crate::mcp::progress::Progress;
-use crate::probe::runner::{Batch, ImageNeed, PhaseTiming, ProbeRequest, ProgressSink, Runner};
+use crate::probe::runner::{
+    Batch, ImageNeed, Lines, PhaseTiming, ProbeRequest, ProgressSink, Runner,
+};
 
 pub use error::ToolError;
 pub use target::{Node, NodeTarget};
@@ -391,6 +393,7 @@ impl Cx {
                 self.progress.phase_sink(node),
                 self.cancel.clone(),
                 Batch::default(),
+                None,
             )
             .await?;
         let (Report::Describe(report), mut run) = (res.report, res.run) else {
@@ -550,12 +553,29 @@ impl Env {
         cancel: CancellationToken,
         batch: Batch,
     ) -> Result<ProbeResult, ToolError> {
+        self.probe_lines(tool, node, context, request, progress, cancel, batch, None)
+            .await
+    }
+
+    /// [`Env::probe`], a streamed request's lines to `lines` as they arrive.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn probe_lines(
+        &self,
+        tool: &str,
+        node: &str,
+        context: Option<String>,
+        request: &Request,
+        progress: ProgressSink,
+        cancel: CancellationToken,
+        batch: Batch,
+        lines: Option<Lines>,
+    ) -> Result<ProbeResult, ToolError> {
         let changes = readings::changes_node(request);
         if changes {
             self.readings.forget_node(node);
         }
         let res = self
-            .probe_unkept(tool, node, context, request, progress, cancel, batch)
+            .probe_unkept(tool, node, context, request, progress, cancel, batch, lines)
             .await;
         if changes {
             self.readings.forget_node(node);
@@ -580,8 +600,11 @@ impl Env {
         progress: ProgressSink,
         cancel: CancellationToken,
         batch: Batch,
+        lines: Option<Lines>,
     ) -> Result<ProbeResult, ToolError> {
         let started = Instant::now();
+        // A streamed request's output is read as lines whether or not the caller wants them.
+        let lines = lines.or_else(|| request.streams().then(|| Lines::new(|_| {})));
         // DCGM's diagnostic runs in NVIDIA's DCGM image for as long as its level may take (the run's own
         // deadline, dcgmi's stop of up to 30 s, and the pod's start and the holders' read before it).
         let (image, timeout) = self.deadline(request);
@@ -597,6 +620,7 @@ impl Env {
             timeout,
             batch,
             image,
+            lines,
         };
         let out = self
             .runner

@@ -15,7 +15,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 
 use crate::cluster::{LogLimits, WorkloadRef, workload};
-use crate::mcp::framework::one_clock::{ticker, watch_nodes};
+use crate::mcp::framework::one_clock::{LiveProgress, ticker, watch_nodes};
 use crate::mcp::framework::schema::MAX_LABEL_SELECTOR_LEN;
 use crate::mcp::framework::target::{
     MAX_CONTEXT_LEN, MAX_LABEL_LEN, MAX_OBJECT_NAME_LEN, NODE_NAME_PATTERN, NodeTarget, workload_ref,
@@ -227,8 +227,9 @@ async fn watch_node(
         gpus,
     };
     let tick = ticker(cx, seconds, Duration::from_millis(500), 1);
+    let live = LiveProgress::new(cx, seconds, 1, &tick);
     let past = history(cx, t.context.as_deref(), &t.node_name);
-    let run = cx.env.probe(
+    let run = cx.env.probe_lines(
         WatchGpus::NAME,
         &t.node_name,
         t.context.clone(),
@@ -236,6 +237,7 @@ async fn watch_node(
         crate::mcp::progress::null_sink(),
         cx.cancel.clone(),
         crate::probe::runner::Batch::default(),
+        Some(live.lines(&t.node_name)),
     );
     let (res, past) = tokio::join!(run, past);
     tick.abort();
