@@ -32,6 +32,10 @@ pub enum Cmd {
     /// Watch a node's GPUs (or a workload's, with -n and KIND/NAME) over a window: a progress bar while it
     /// samples, then the episodes and the pattern (the `watch_gpus` tool); --chart saves the picture.
     Watch(WatchArgs),
+    /// A live view of GPUs as they are sampled: a node's, or a workload's across its nodes (KIND/NAME with -n,
+    /// or -n NS for every accelerator pod there). Keys: s sort, / filter, space pause, ? help, q quit.
+    /// Without a terminal, or with --once, one plain frame.
+    Top(TopArgs),
     /// Diagnose a node (its GPUs' health) or a workload (pod/NAME, job/NAME, jobset/NAME, pytorchjob/NAME,
     /// mpijob/NAME, rayjob/NAME with -n): what the tools answer, in colour on a terminal.
     Diagnose(DiagnoseArgs),
@@ -160,6 +164,26 @@ pub struct WatchArgs {
     /// `text`: the answer for people; `json`: the structured result.
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct TopArgs {
+    /// A node name (`local` in local mode), or KIND/NAME of a workload in -n NS (pod, job, jobset,
+    /// pytorchjob, mpijob, rayjob); with -n alone, every pod of NS that requests accelerators.
+    pub target: Option<String>,
+    /// The workload's namespace (`--namespace` is the probe pods').
+    #[arg(short = 'n', long = "workload-namespace", value_name = "NS")]
+    pub workload_namespace: Option<String>,
+    /// Milliseconds between samples (250-60000).
+    #[arg(long, default_value_t = 1000)]
+    pub interval_ms: u32,
+    /// Print one plain frame once every node has sampled, then quit.
+    #[arg(long)]
+    pub once: bool,
+    /// Seconds each probe pod samples before the next one takes over (10-600): also the longest a pod
+    /// outlives a launcher killed outright.
+    #[arg(long, default_value_t = 60)]
+    pub renew_seconds: u32,
 }
 
 #[derive(Debug, Args)]

@@ -107,6 +107,10 @@ async fn dispatch(command: Cmd, cfg: Config) -> ExitCode {
             }
             (_, Err(e)) => fail(&e),
         },
+        Cmd::Top(a) => match Launcher::connect(cfg).await {
+            Ok(launcher) => commands::top::run(launcher, a).await,
+            Err(e) => fail(&e),
+        },
         Cmd::Diagnose(a) => match (
             commands::people::diagnose_call(&a),
             Launcher::connect(cfg).await,

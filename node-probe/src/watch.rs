@@ -107,9 +107,9 @@ impl Sampler {
                     Some(s) => s.sample(sections),
                     None => NodeFacts::default(),
                 };
-                // AMD's and Gaudi's whole sysfs read again per sample (AMD's SMI skipped in a watch),
+                // The other vendors' whole sysfs read again per sample (AMD's SMI skipped in a watch),
                 // numbered after the GPUs before them, as a one-shot read numbers them.
-                for vendor in [&crate::amd::Amd as &dyn Vendor, &crate::gaudi::Gaudi] {
+                for vendor in sysfs_vendors() {
                     let ask = Ask {
                         host_root,
                         driver_root: None,
@@ -127,6 +127,15 @@ impl Sampler {
             }
         }
     }
+}
+
+/// Every vendor the probe reads but NVIDIA, whose NVML session the window holds open.
+fn sysfs_vendors() -> impl Iterator<Item = &'static dyn Vendor> {
+    let nvidia = crate::nvml::Nvidia.name();
+    source::VENDORS
+        .iter()
+        .copied()
+        .filter(move |v| v.name() != nvidia)
 }
 
 /// Follows the kernel log from the window's start: `/dev/kmsg` opened at its end, read up to EAGAIN at
@@ -231,13 +240,12 @@ pub fn run(g: &GlobalArgs, a: &WatchArgs) -> Result<ProbeDocument, ProbeError> {
             let search = crate::driver_roots::Search::new(host_root, driver_root.as_deref());
             let nvml = match crate::nvml::Session::open(&search, nvml_lib.as_deref()) {
                 Ok(s) => Some(Box::new(s)),
-                // An AMD or Gaudi node has no NVML: its devices come from sysfs alone.
+                // A node of another vendor has no NVML: its devices come from sysfs alone.
                 Err(e)
-                    if crate::amd::Amd.present(host_root) == Some(true)
-                        || crate::gaudi::Gaudi.present(host_root) == Some(true) =>
+                    if sysfs_vendors().any(|v| v.present(host_root) == Some(true)) =>
                 {
                     eprintln!(
-                        "node-probe: no NVML ({}); AMD and Gaudi devices only",
+                        "node-probe: no NVML ({}); the other vendors' devices only",
                         e.message
                     );
                     None
@@ -363,6 +371,7 @@ pub fn run(g: &GlobalArgs, a: &WatchArgs) -> Result<ProbeDocument, ProbeError> {
                             .filter(|g| want.is_empty() || want.contains(&g.index))
                             .map(watch::sample::identity_of)
                             .collect(),
+                        holders: holders_at_start(g, &spec, &f),
                     });
                 }
                 first = Some(f);
@@ -477,6 +486,17 @@ pub fn run(g: &GlobalArgs, a: &WatchArgs) -> Result<ProbeDocument, ProbeError> {
     Ok(ProbeDocument::success(
         Some(source::meta(&meta_facts, g)),
         Report::Watch(Box::new(report)),
+    ))
+}
+
+/// Who holds each GPU as the window starts: the node's allocation of the first sample's GPUs.
+fn holders_at_start(g: &GlobalArgs, spec: &SourceSpec, first: &NodeFacts) -> Vec<live::Holder> {
+    let mut f = first.clone();
+    crate::podresources::fill(&mut f, spec, g.host_root.is_some());
+    g.add_api_facts(&mut f);
+    live::holders_of(&gpu_diag::attribution::analyze(
+        &f,
+        &AnalysisOptions::default(),
     ))
 }
 

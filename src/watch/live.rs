@@ -32,6 +32,9 @@ pub enum Live {
         interval_ms: u32,
         seconds: u32,
         gpus: Vec<GpuIdentity>,
+        /// Who holds each GPU at the start, as the node's allocation says (`namespace/pod`).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        holders: Vec<Holder>,
     },
     /// Each interval: the samples, and the kernel events that arrived since the last line, judged as the
     /// window's answer judges them.
@@ -45,6 +48,29 @@ pub enum Live {
     },
     /// An instant whose read outlasted its interval: nothing was sampled then.
     Missed { t_s: f64 },
+}
+
+/// A pod that holds a GPU.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Holder {
+    pub gpu: u32,
+    /// `namespace/pod`.
+    pub pod: String,
+}
+
+/// The holders the node's allocation names (the kubelet's assignment, or the processes' cgroups).
+pub fn holders_of(alloc: &crate::attribution::AllocationReport) -> Vec<Holder> {
+    alloc
+        .gpus
+        .iter()
+        .flat_map(|g| {
+            g.allocated_to.iter().map(move |h| Holder {
+                gpu: g.gpu.index,
+                pod: format!("{}/{}", h.namespace, h.pod),
+            })
+        })
+        .collect()
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -263,6 +289,7 @@ pub struct Follow {
     pub started_unix: Option<f64>,
     pub seconds: u32,
     pub ids: Vec<GpuIdentity>,
+    pub holders: Vec<Holder>,
     /// The instant of the latest rows (seconds since the window's start).
     pub t_s: f64,
     pub rows: Vec<Row>,
@@ -281,11 +308,13 @@ impl Follow {
                 started_unix,
                 seconds,
                 gpus,
+                holders,
                 ..
             } => {
                 self.started_unix = Some(started_unix);
                 self.seconds = seconds;
                 self.ids = gpus;
+                self.holders = holders;
                 false
             }
             Live::Missed { .. } => {

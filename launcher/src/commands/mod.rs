@@ -8,3 +8,5 @@ pub mod gc;
 pub mod info;
 pub mod people;
 pub mod setup;
+pub mod top;
+mod top_view;

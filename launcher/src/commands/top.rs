@@ -1,0 +1,460 @@
+//! `k8s-gpu-mcp top TARGET`: a live view of a node's GPUs, or of a workload's across its nodes, refreshed as
+//! the samples arrive. Each node runs `node-probe watch --stream` in a probe pod (the same request as
+//! `watch_gpus`) and its lines reach the screen as they are read; nothing else stands in the cluster.
+//!
+//! A probe pod lives one window (`--renew-seconds`, 60 s by default) and the next window's pod starts a few
+//! seconds before the last one ends, on the same sampling grid: a launcher killed outright leaves pods that
+//! end at their own deadline, never later than one window. Quitting any other way (q, Ctrl-C, SIGTERM,
+//! SIGHUP) cancels every run, and the runners delete their pods before the process exits.
+//! The screen itself is `top_view`.
+
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use futures::StreamExt;
+use gpu_diag::command::Request;
+use gpu_diag::watch::live;
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use super::top_view::{Key, Update, View};
+use crate::cli::TopArgs;
+use crate::cluster::WorkloadRef;
+use crate::mcp::framework::Env;
+use crate::mcp::server::Launcher;
+use crate::probe::runner::{Batch, Lines};
+
+/// The tool name the view's probes carry in their labels and the audit.
+const TOOL: &str = "top";
+/// The next window's probe starts this long before the last one ends (time for its pod to come up).
+const OVERLAP: Duration = Duration::from_secs(5);
+/// After a window failed, the next try waits this long.
+const RETRY: Duration = Duration::from_secs(5);
+/// A plain frame waits at most this long for every node's first sample.
+const ONCE_WAIT: Duration = Duration::from_secs(60);
+/// Nodes viewed at once (each holds a probe pod).
+const MAX_NODES: usize = 128;
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// What to view: its nodes, its pods' ranks, and its title.
+struct Target {
+    title: String,
+    nodes: Vec<String>,
+    ranks: BTreeMap<String, String>,
+}
+
+fn workload_ref(target: Option<&str>) -> Result<WorkloadRef, String> {
+    let Some(t) = target else {
+        return Ok(WorkloadRef::Selector(String::new()));
+    };
+    let (kind, name) = t
+        .split_once('/')
+        .ok_or_else(|| format!("`{t}` is a node; -n names a workload's namespace (give KIND/NAME)"))?;
+    let name = name.to_string();
+    if name.is_empty() {
+        return Err(format!("`{t}`: KIND/NAME needs a name"));
+    }
+    Ok(match kind.to_ascii_lowercase().as_str() {
+        "pod" => WorkloadRef::Pod(name),
+        "job" => WorkloadRef::Job(name),
+        "jobset" => WorkloadRef::JobSet(name),
+        "pytorchjob" => WorkloadRef::PyTorchJob(name),
+        "mpijob" => WorkloadRef::MpiJob(name),
+        "rayjob" => WorkloadRef::RayJob(name),
+        _ => {
+            return Err(format!(
+                "`{t}`: a workload is KIND/NAME with KIND one of pod, job, jobset, pytorchjob, mpijob, rayjob"
+            ));
+        }
+    })
+}
+
+async fn resolve(env: &Env, a: &TopArgs) -> Result<Target, String> {
+    let Some(ns) = &a.workload_namespace else {
+        let Some(node) = &a.target else {
+            return Err("name what to view: a node, or KIND/NAME with -n NAMESPACE, or -n NAMESPACE".into());
+        };
+        if node.contains('/') {
+            return Err(format!("`{node}` needs its namespace: -n NAMESPACE"));
+        }
+        return Ok(Target {
+            title: node.clone(),
+            nodes: vec![node.clone()],
+            ranks: BTreeMap::new(),
+        });
+    };
+    let what = workload_ref(a.target.as_deref())?;
+    let cluster = env.cluster.clone().ok_or(
+        "a workload's pods come from a cluster: local mode views node `local`".to_string(),
+    )?;
+    let pods = cluster
+        .workload_pods(None, ns, &what)
+        .await
+        .map_err(|e| e.to_string())?;
+    // A whole namespace: the pods that asked for accelerators.
+    let pods: Vec<_> = match &what {
+        WorkloadRef::Selector(s) if s.is_empty() => {
+            pods.into_iter().filter(|p| p.gpus_requested > 0).collect()
+        }
+        _ => pods,
+    };
+    let label = match &what {
+        WorkloadRef::Selector(s) if s.is_empty() => "the accelerator pods".to_string(),
+        w => crate::cluster::workload::label(w),
+    };
+    let mut nodes: Vec<String> = pods.iter().filter_map(|p| p.node.clone()).collect();
+    nodes.sort();
+    nodes.dedup();
+    if nodes.is_empty() {
+        return Err(format!(
+            "{label} in namespace {ns}: {} pod(s), none on a node: nothing to view",
+            pods.len()
+        ));
+    }
+    if nodes.len() > MAX_NODES {
+        return Err(format!(
+            "{label} runs on {} nodes; top views at most {MAX_NODES} at once (each holds a probe pod)",
+            nodes.len()
+        ));
+    }
+    let ranks = pods
+        .iter()
+        .filter_map(|p| Some((format!("{ns}/{}", p.name), p.rank.clone()?)))
+        .collect();
+    Ok(Target {
+        title: format!("{label} in {ns}"),
+        nodes,
+        ranks,
+    })
+}
+
+/// One node's windows, one after another on one sampling grid, each line to `tx`, until `cancel`.
+async fn feed(
+    env: Arc<Env>,
+    node: String,
+    interval_ms: u32,
+    window_s: u32,
+    cancel: CancellationToken,
+    tx: mpsc::UnboundedSender<Update>,
+) {
+    let mut runs = JoinSet::new();
+    let mut seq = 0u64;
+    // The first window starts now; each next one where the last ends.
+    let mut start = now_ms();
+    'windows: loop {
+        seq += 1;
+        let request = Request::Watch {
+            seconds: window_s,
+            interval_ms,
+            start_at_ms: Some(start),
+            gpus: Vec::new(),
+        };
+        let (sink_tx, sink_node) = (tx.clone(), node.clone());
+        let window = seq;
+        let lines = Lines::new(move |l| {
+            if let Ok(line) = live::parse_line(l) {
+                let _ = sink_tx.send(Update::Line {
+                    node: sink_node.clone(),
+                    window,
+                    line,
+                });
+            }
+        });
+        let (env2, node2, cancel2, tx2) = (env.clone(), node.clone(), cancel.child_token(), tx.clone());
+        runs.spawn(async move {
+            let r = env2
+                .probe_lines(
+                    TOOL,
+                    &node2,
+                    None,
+                    &request,
+                    crate::mcp::progress::null_sink(),
+                    cancel2.clone(),
+                    Batch::default(),
+                    Some(lines),
+                )
+                .await;
+            match r {
+                Ok(_) => (window, true),
+                Err(e) => {
+                    if !cancel2.is_cancelled() {
+                        let _ = tx2.send(Update::Failed {
+                            node: node2,
+                            why: e.to_string(),
+                        });
+                    }
+                    (window, false)
+                }
+            }
+        });
+        let end = start + u64::from(window_s) * 1000;
+        let next_at = end.saturating_sub(OVERLAP.as_millis() as u64);
+        let due = tokio::time::Instant::now()
+            + Duration::from_millis(next_at.saturating_sub(now_ms()));
+        // Wait for the next window's time, or for this one to fail (the one before ending is no news).
+        let failed = loop {
+            tokio::select! {
+                _ = tokio::time::sleep_until(due) => break false,
+                Some(j) = runs.join_next() => {
+                    if let Ok((w, false)) = j && w == seq {
+                        break true;
+                    }
+                }
+                _ = cancel.cancelled() => break 'windows,
+            }
+        };
+        if failed {
+            tokio::select! {
+                _ = tokio::time::sleep(RETRY) => {}
+                _ = cancel.cancelled() => break 'windows,
+            }
+            start = now_ms();
+        } else {
+            start = end;
+        }
+    }
+    // Every run ends (its pod deleted) before the view exits.
+    while runs.join_next().await.is_some() {}
+}
+
+pub async fn run(launcher: Launcher, a: TopArgs) -> ExitCode {
+    if !(250..=60_000).contains(&a.interval_ms) || a.interval_ms > a.renew_seconds * 1000 {
+        eprintln!(
+            "k8s-gpu-mcp top: --interval-ms must be between 250 and 60000 and at most --renew-seconds"
+        );
+        return ExitCode::from(2);
+    }
+    if !(10..=600).contains(&a.renew_seconds) {
+        eprintln!("k8s-gpu-mcp top: --renew-seconds must be between 10 and 600");
+        return ExitCode::from(2);
+    }
+    let env = launcher.env.clone();
+    let target = match resolve(&env, &a).await {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("k8s-gpu-mcp top: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let cancel = CancellationToken::new();
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let mut feeders = JoinSet::new();
+    for node in &target.nodes {
+        feeders.spawn(feed(
+            env.clone(),
+            node.clone(),
+            a.interval_ms,
+            a.renew_seconds,
+            cancel.clone(),
+            tx.clone(),
+        ));
+    }
+    drop(tx);
+    let mut view = View::new(target.title, a.interval_ms, &target.nodes, target.ranks);
+    let screen = !a.once && std::io::stdout().is_terminal() && std::io::stdin().is_terminal();
+    let aside = screen.then(LogAside::enter).flatten();
+    let code = if screen {
+        interactive(&mut view, &mut rx).await
+    } else {
+        once(&mut view, &mut rx).await
+    };
+    cancel.cancel();
+    while feeders.join_next().await.is_some() {}
+    launcher.runner().shutdown().await;
+    drop(aside);
+    code
+}
+
+/// One plain frame once every node has sampled or said why not (or after [`ONCE_WAIT`]).
+async fn once(view: &mut View, rx: &mut mpsc::UnboundedReceiver<Update>) -> ExitCode {
+    let deadline = tokio::time::sleep(ONCE_WAIT);
+    tokio::pin!(deadline);
+    let stop = stop_signal();
+    tokio::pin!(stop);
+    while !view.complete() {
+        tokio::select! {
+            u = rx.recv() => match u {
+                Some(u) => view.apply(u),
+                None => break,
+            },
+            _ = &mut deadline => break,
+            _ = &mut stop => return ExitCode::from(130),
+        }
+    }
+    let width = if std::io::stdout().is_terminal() {
+        crossterm::terminal::size().map_or(160, |(w, _)| w.max(80))
+    } else {
+        160
+    };
+    print!("{}", view.plain(width));
+    ExitCode::SUCCESS
+}
+
+/// SIGTERM, SIGHUP (the terminal closed) or SIGINT.
+async fn stop_signal() -> &'static str {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut hup), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::hangup()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = hup.recv() => "SIGHUP",
+        _ = int.recv() => "SIGINT",
+    }
+}
+
+/// While the screen is drawn the launcher's log goes to a file of its own: on the terminal it would tear the
+/// view. Put back when the view ends; the file is named then, or removed when nothing was logged.
+struct LogAside {
+    saved: std::os::fd::OwnedFd,
+    path: std::path::PathBuf,
+}
+
+impl LogAside {
+    fn enter() -> Option<Self> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let path = std::env::temp_dir().join(format!(
+            "k8s-gpu-mcp-top-{}-{}.log",
+            std::process::id(),
+            now_ms()
+        ));
+        // A new file only (never one a link points to), readable by its owner alone.
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+            .ok()?;
+        let saved = rustix::io::dup(std::io::stderr()).ok()?;
+        rustix::stdio::dup2_stderr(&file).ok()?;
+        Some(LogAside { saved, path })
+    }
+}
+
+impl Drop for LogAside {
+    fn drop(&mut self) {
+        let _ = rustix::stdio::dup2_stderr(&self.saved);
+        // Named where it holds a warning or an error; the info lines of a normal run are not worth a file.
+        let worth = std::fs::read_to_string(&self.path)
+            .is_ok_and(|t| t.lines().any(|l| l.contains(" WARN ") || l.contains(" ERROR ")));
+        if worth {
+            eprintln!("k8s-gpu-mcp top: the view's log is in {}", self.path.display());
+        } else {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// Puts the terminal back however the view ends (a panic included).
+struct Screen;
+
+impl Screen {
+    fn enter() -> std::io::Result<Self> {
+        crossterm::terminal::enable_raw_mode()?;
+        crossterm::execute!(
+            std::io::stdout(),
+            crossterm::terminal::EnterAlternateScreen,
+            crossterm::cursor::Hide
+        )?;
+        Ok(Screen)
+    }
+}
+
+impl Drop for Screen {
+    fn drop(&mut self) {
+        let _ = crossterm::execute!(
+            std::io::stdout(),
+            crossterm::terminal::LeaveAlternateScreen,
+            crossterm::cursor::Show
+        );
+        let _ = crossterm::terminal::disable_raw_mode();
+    }
+}
+
+async fn interactive(view: &mut View, rx: &mut mpsc::UnboundedReceiver<Update>) -> ExitCode {
+    let screen = match Screen::enter() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("k8s-gpu-mcp top: cannot use the terminal ({e}); printing one frame");
+            return once(view, rx).await;
+        }
+    };
+    let mut terminal = match ratatui::Terminal::new(ratatui::backend::CrosstermBackend::new(
+        std::io::stdout(),
+    )) {
+        Ok(t) => t,
+        Err(e) => {
+            drop(screen);
+            eprintln!("k8s-gpu-mcp top: cannot draw on the terminal: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let mut keys = crossterm::event::EventStream::new();
+    let stop = stop_signal();
+    tokio::pin!(stop);
+    // Redraws are coalesced: at most one per frame time, and only when something changed.
+    let mut frame = tokio::time::interval(Duration::from_millis(50));
+    frame.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut dirty = true;
+    let code = loop {
+        tokio::select! {
+            u = rx.recv() => match u {
+                Some(u) => {
+                    view.apply(u);
+                    // Every update that came together, then one redraw.
+                    while let Ok(u) = rx.try_recv() {
+                        view.apply(u);
+                    }
+                    dirty = true;
+                }
+                None => break ExitCode::SUCCESS,
+            },
+            k = keys.next() => match k {
+                Some(Ok(crossterm::event::Event::Key(k)))
+                    if k.kind != crossterm::event::KeyEventKind::Release =>
+                {
+                    match view.key(k) {
+                        Key::Quit => break ExitCode::SUCCESS,
+                        Key::Redraw => dirty = true,
+                        Key::Ignored => {}
+                    }
+                }
+                Some(Ok(crossterm::event::Event::Resize(..))) => {
+                    let _ = terminal.autoresize();
+                    dirty = true;
+                }
+                Some(Ok(_)) => {}
+                // The terminal is gone (closed, or its input failed): as a quit.
+                Some(Err(_)) | None => break ExitCode::SUCCESS,
+            },
+            s = &mut stop => {
+                tracing::info!(signal = s, "stopping the view");
+                break ExitCode::SUCCESS;
+            }
+            _ = frame.tick() => {
+                if dirty {
+                    if terminal.draw(|f| view.draw(f)).is_err() {
+                        break ExitCode::SUCCESS;
+                    }
+                    dirty = false;
+                }
+            }
+        }
+    };
+    drop(terminal);
+    drop(screen);
+    code
+}
