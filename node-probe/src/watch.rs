@@ -241,9 +241,7 @@ pub fn run(g: &GlobalArgs, a: &WatchArgs) -> Result<ProbeDocument, ProbeError> {
             let nvml = match crate::nvml::Session::open(&search, nvml_lib.as_deref()) {
                 Ok(s) => Some(Box::new(s)),
                 // A node of another vendor has no NVML: its devices come from sysfs alone.
-                Err(e)
-                    if sysfs_vendors().any(|v| v.present(host_root) == Some(true)) =>
-                {
+                Err(e) if sysfs_vendors().any(|v| v.present(host_root) == Some(true)) => {
                     eprintln!(
                         "node-probe: no NVML ({}); the other vendors' devices only",
                         e.message

@@ -261,7 +261,7 @@ pub fn summary(
         }
     }
     let mut events: Vec<&Episode> = events.iter().collect();
-    events.sort_by(|a, b| b.severity.cmp(&a.severity));
+    events.sort_by_key(|e| std::cmp::Reverse(e.severity));
     for e in events {
         let tag = match e.severity {
             Severity::Critical => "critical: ",

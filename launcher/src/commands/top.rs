@@ -56,9 +56,9 @@ fn workload_ref(target: Option<&str>) -> Result<WorkloadRef, String> {
     let Some(t) = target else {
         return Ok(WorkloadRef::Selector(String::new()));
     };
-    let (kind, name) = t
-        .split_once('/')
-        .ok_or_else(|| format!("`{t}` is a node; -n names a workload's namespace (give KIND/NAME)"))?;
+    let (kind, name) = t.split_once('/').ok_or_else(|| {
+        format!("`{t}` is a node; -n names a workload's namespace (give KIND/NAME)")
+    })?;
     let name = name.to_string();
     if name.is_empty() {
         return Err(format!("`{t}`: KIND/NAME needs a name"));
@@ -81,7 +81,9 @@ fn workload_ref(target: Option<&str>) -> Result<WorkloadRef, String> {
 async fn resolve(env: &Env, a: &TopArgs) -> Result<Target, String> {
     let Some(ns) = &a.workload_namespace else {
         let Some(node) = &a.target else {
-            return Err("name what to view: a node, or KIND/NAME with -n NAMESPACE, or -n NAMESPACE".into());
+            return Err(
+                "name what to view: a node, or KIND/NAME with -n NAMESPACE, or -n NAMESPACE".into(),
+            );
         };
         if node.contains('/') {
             return Err(format!("`{node}` needs its namespace: -n NAMESPACE"));
@@ -148,20 +150,27 @@ async fn feed(
 ) {
     let mut runs = JoinSet::new();
     let mut seq = 0u64;
-    // The first window starts now; each next one where the last ends.
-    let mut start = now_ms();
+    // The first window starts when its probe does (its start line says when); each next one where the
+    // last one ends, on the same grid.
+    let mut start: Option<u64> = None;
     'windows: loop {
         seq += 1;
         let request = Request::Watch {
             seconds: window_s,
             interval_ms,
-            start_at_ms: Some(start),
+            start_at_ms: start,
             gpus: Vec::new(),
         };
         let (sink_tx, sink_node) = (tx.clone(), node.clone());
         let window = seq;
+        let began = Arc::new(std::sync::Mutex::new(start));
+        let began_here = began.clone();
         let lines = Lines::new(move |l| {
             if let Ok(line) = live::parse_line(l) {
+                if let live::Live::Start { started_unix, .. } = &line {
+                    *began_here.lock().unwrap_or_else(|e| e.into_inner()) =
+                        Some((started_unix * 1000.0) as u64);
+                }
                 let _ = sink_tx.send(Update::Line {
                     node: sink_node.clone(),
                     window,
@@ -169,7 +178,8 @@ async fn feed(
                 });
             }
         });
-        let (env2, node2, cancel2, tx2) = (env.clone(), node.clone(), cancel.child_token(), tx.clone());
+        let (env2, node2, cancel2, tx2) =
+            (env.clone(), node.clone(), cancel.child_token(), tx.clone());
         runs.spawn(async move {
             let r = env2
                 .probe_lines(
@@ -196,14 +206,26 @@ async fn feed(
                 }
             }
         });
-        let end = start + u64::from(window_s) * 1000;
-        let next_at = end.saturating_sub(OVERLAP.as_millis() as u64);
-        let due = tokio::time::Instant::now()
-            + Duration::from_millis(next_at.saturating_sub(now_ms()));
+        // Until the start line comes, the window is taken to start about now.
+        let started_by = start.unwrap_or_else(now_ms);
+        let end_of = move || {
+            began
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .unwrap_or(started_by)
+                + u64::from(window_s) * 1000
+        };
         // Wait for the next window's time, or for this one to fail (the one before ending is no news).
         let failed = loop {
+            let next_at = end_of().saturating_sub(OVERLAP.as_millis() as u64);
+            let due = tokio::time::Instant::now()
+                + Duration::from_millis(next_at.saturating_sub(now_ms()).min(1000));
             tokio::select! {
-                _ = tokio::time::sleep_until(due) => break false,
+                _ = tokio::time::sleep_until(due) => {
+                    if now_ms() >= next_at {
+                        break false;
+                    }
+                }
                 Some(j) = runs.join_next() => {
                     if let Ok((w, false)) = j && w == seq {
                         break true;
@@ -217,9 +239,9 @@ async fn feed(
                 _ = tokio::time::sleep(RETRY) => {}
                 _ = cancel.cancelled() => break 'windows,
             }
-            start = now_ms();
+            start = None;
         } else {
-            start = end;
+            start = Some(end_of());
         }
     }
     // Every run ends (its pod deleted) before the view exits.
@@ -348,10 +370,15 @@ impl Drop for LogAside {
     fn drop(&mut self) {
         let _ = rustix::stdio::dup2_stderr(&self.saved);
         // Named where it holds a warning or an error; the info lines of a normal run are not worth a file.
-        let worth = std::fs::read_to_string(&self.path)
-            .is_ok_and(|t| t.lines().any(|l| l.contains(" WARN ") || l.contains(" ERROR ")));
+        let worth = std::fs::read_to_string(&self.path).is_ok_and(|t| {
+            t.lines()
+                .any(|l| l.contains(" WARN ") || l.contains(" ERROR "))
+        });
         if worth {
-            eprintln!("k8s-gpu-mcp top: the view's log is in {}", self.path.display());
+            eprintln!(
+                "k8s-gpu-mcp top: the view's log is in {}",
+                self.path.display()
+            );
         } else {
             let _ = std::fs::remove_file(&self.path);
         }
@@ -392,16 +419,15 @@ async fn interactive(view: &mut View, rx: &mut mpsc::UnboundedReceiver<Update>) 
             return once(view, rx).await;
         }
     };
-    let mut terminal = match ratatui::Terminal::new(ratatui::backend::CrosstermBackend::new(
-        std::io::stdout(),
-    )) {
-        Ok(t) => t,
-        Err(e) => {
-            drop(screen);
-            eprintln!("k8s-gpu-mcp top: cannot draw on the terminal: {e}");
-            return ExitCode::from(1);
-        }
-    };
+    let mut terminal =
+        match ratatui::Terminal::new(ratatui::backend::CrosstermBackend::new(std::io::stdout())) {
+            Ok(t) => t,
+            Err(e) => {
+                drop(screen);
+                eprintln!("k8s-gpu-mcp top: cannot draw on the terminal: {e}");
+                return ExitCode::from(1);
+            }
+        };
     let mut keys = crossterm::event::EventStream::new();
     let stop = stop_signal();
     tokio::pin!(stop);

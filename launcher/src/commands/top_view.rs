@@ -154,7 +154,7 @@ impl View {
                     let start = st.follow.started_unix.unwrap_or(0.0);
                     // Newest on top; of one instant's, the most severe.
                     let mut fresh = st.follow.events.clone();
-                    fresh.sort_by(|a, b| a.severity.cmp(&b.severity));
+                    fresh.sort_by_key(|e| e.severity);
                     for e in fresh {
                         self.events.push_front(Event {
                             node: node.clone(),
@@ -315,7 +315,12 @@ impl View {
         if v.help {
             let w = area.width.min(60);
             let h = area.height.min(14);
-            let r = Rect::new(area.x + (area.width - w) / 2, area.y + (area.height - h) / 2, w, h);
+            let r = Rect::new(
+                area.x + (area.width - w) / 2,
+                area.y + (area.height - h) / 2,
+                w,
+                h,
+            );
             f.render_widget(Clear, r);
             f.render_widget(
                 Paragraph::new(HELP.join("\n"))
@@ -326,11 +331,23 @@ impl View {
         }
     }
 
-    /// A line for each node that cannot be read now: why, and whether its rows are its last values.
+    /// A line for each node that cannot be read now (why, and whether its rows are its last values), and
+    /// for each GPU that could not be read at its last sample (why, in its driver's words).
     fn node_lines(&self) -> Vec<Line<'_>> {
         let filter = self.filter.to_lowercase();
         let mut out = Vec::new();
         for (n, st) in &self.nodes {
+            for r in &st.follow.rows {
+                let Some(why) = &r.unreadable else { continue };
+                let what = format!("{n} GPU {}: ", r.index);
+                if !filter.is_empty() && !format!("{what}{why}").to_lowercase().contains(&filter) {
+                    continue;
+                }
+                out.push(Line::from(vec![
+                    Span::styled(what, Style::default().add_modifier(Modifier::BOLD)),
+                    Span::styled(why.clone(), Style::default().fg(Color::Red)),
+                ]));
+            }
             let why = match (&st.error, st.follow.rows.is_empty()) {
                 (Some(e), true) => e.clone(),
                 (Some(e), false) => format!("{e} (its rows show the last values read)"),
@@ -344,7 +361,10 @@ impl View {
                 continue;
             }
             out.push(Line::from(vec![
-                Span::styled(format!("{n}: "), Style::default().add_modifier(Modifier::BOLD)),
+                Span::styled(
+                    format!("{n}: "),
+                    Style::default().add_modifier(Modifier::BOLD),
+                ),
                 Span::styled(why, Style::default().fg(Color::Yellow)),
             ]));
         }
@@ -391,7 +411,9 @@ impl View {
     }
 
     fn header(&self) -> Line<'_> {
-        let at = self.latest_unix().map_or_else(|| "--:--:--".to_string(), clock);
+        let at = self
+            .latest_unix()
+            .map_or_else(|| "--:--:--".to_string(), clock);
         let mut spans = vec![
             Span::styled(
                 format!("top {}", self.title),
@@ -447,10 +469,7 @@ impl View {
             out.push('\n');
         }
         // The keys' line is for a person at the screen.
-        let keep: Vec<&str> = out
-            .lines()
-            .filter(|l| !l.starts_with("q quit"))
-            .collect();
+        let keep: Vec<&str> = out.lines().filter(|l| !l.starts_with("q quit")).collect();
         let mut s = keep.join("\n");
         while s.ends_with('\n') {
             s.pop();
@@ -510,7 +529,9 @@ impl GpuTable<'_> {
         if self.wide {
             header.push("MODEL");
         }
-        header.extend(["UTIL", "MEM GiB", "POWER W", "TEMP", "MHz", "THROTTLE", "ERRORS", "POD"]);
+        header.extend([
+            "UTIL", "MEM GiB", "POWER W", "TEMP", "MHz", "THROTTLE", "ERRORS", "POD",
+        ]);
         if self.wide {
             header.push("RANK");
         }
@@ -525,7 +546,7 @@ impl GpuTable<'_> {
             Constraint::Length(9),
             Constraint::Length(4),
             Constraint::Length(4),
-            Constraint::Fill(2),
+            Constraint::Min(10),
             Constraint::Fill(2),
             Constraint::Fill(2),
         ]);
@@ -545,7 +566,10 @@ impl GpuTable<'_> {
                 } = s;
                 {
                     let dash = || "-".to_string();
-                    let mut cells = vec![Cell::from(node.to_string()), Cell::from(row.index.to_string())];
+                    let mut cells = vec![
+                        Cell::from(node.to_string()),
+                        Cell::from(row.index.to_string()),
+                    ];
                     if self.wide {
                         cells.push(Cell::from(row.model.clone()));
                     }
@@ -623,7 +647,7 @@ fn gib(mib: u64) -> f64 {
 }
 
 fn every(ms: u32) -> String {
-    if ms % 1000 == 0 {
+    if ms.is_multiple_of(1000) {
         format!("{} s", ms / 1000)
     } else {
         format!("{ms} ms")
@@ -638,7 +662,10 @@ fn clock(unix: f64) -> String {
 
 fn event_line(e: &Event) -> Line<'_> {
     let (word, style) = match e.episode.severity {
-        Severity::Critical => ("CRITICAL", Style::default().fg(Color::Red).add_modifier(Modifier::BOLD)),
+        Severity::Critical => (
+            "CRITICAL",
+            Style::default().fg(Color::Red).add_modifier(Modifier::BOLD),
+        ),
         Severity::Warning => ("WARNING", Style::default().fg(Color::Yellow)),
         _ => ("info", Style::default()),
     };

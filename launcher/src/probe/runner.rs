@@ -41,7 +41,10 @@ pub struct ProbeRequest {
 
 /// Receives each complete line of a streamed run's stdout (without its newline) as it arrives.
 #[derive(Clone)]
-pub struct Lines(pub Arc<dyn Fn(&[u8]) + Send + Sync>);
+pub struct Lines(pub Arc<LineFn>);
+
+/// What [`Lines`] calls with each line.
+pub type LineFn = dyn Fn(&[u8]) + Send + Sync;
 
 impl Lines {
     pub fn new(f: impl Fn(&[u8]) + Send + Sync + 'static) -> Self {
