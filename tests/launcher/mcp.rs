@@ -621,6 +621,8 @@ fn no_progress_without_a_token() {
         json!({"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"0"}}}),
         json!({"jsonrpc":"2.0","method":"notifications/initialized"}),
         json!({"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"get_gpu_health","arguments":{"node_name":"local"}}}),
+        // A window, whose values stream as progress only to a client that asked (issue 92).
+        json!({"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"watch_gpus","arguments":{"node_name":"local","seconds":5}}}),
     ];
     for m in msgs {
         writeln!(stdin, "{m}").unwrap();
@@ -635,8 +637,10 @@ fn no_progress_without_a_token() {
         );
         let v: Value = serde_json::from_str(&line).expect("stdout carries only JSON-RPC");
         lines.push(v.clone());
-        if v["id"] == 2 {
+        if v["id"] == 2 || v["id"] == 3 {
             assert_eq!(v["result"]["isError"], false, "{v}");
+        }
+        if lines.iter().filter(|l| l["id"] == 2 || l["id"] == 3).count() == 2 {
             break;
         }
     }
@@ -726,6 +730,92 @@ async fn progress_is_sent_in_order_with_a_token() {
     client.cancel().await.unwrap();
 }
 
+/// watch_gpus sends each interval's values in its progress while the window runs (issue 92), to a client of
+/// either protocol generation: the script's Xid of second 8 is in the progress of second 8, and the final
+/// answer is the window's as before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_progress_carries_each_intervals_values_on_both_protocol_generations() {
+    let run = |version: ProtocolVersion| async move {
+        let rec = Recorder {
+            progress: ProgressDispatcher::new(),
+            ..Default::default()
+        };
+        let cmd = local_serve(LAUNCHER, "dgx-h100-watch-xid79", &node_probe());
+        let transport = TokioChildProcess::new(cmd).unwrap();
+        let client = if version == ProtocolVersion::V_2026_07_28 {
+            rec.clone()
+                .serve_with_lifecycle(
+                    transport,
+                    ClientLifecycleMode::Discover {
+                        preferred_versions: vec![version.clone()],
+                    },
+                )
+                .await
+                .unwrap()
+        } else {
+            rec.clone().serve(transport).await.unwrap()
+        };
+        assert_eq!(client.peer_info().unwrap().protocol_version, version);
+        let handle = client
+            .send_cancellable_request(
+                ClientRequest::CallToolRequest(Request::new(
+                    CallToolRequestParams::new("watch_gpus").with_arguments(object!({
+                        "node_name": "local", "seconds": 10, "interval_ms": 1000
+                    })),
+                )),
+                PeerRequestOptions::no_options(),
+            )
+            .await
+            .unwrap();
+        let resp = handle.await_response().await.unwrap();
+        let ServerResult::CallToolResult(r) = resp else {
+            panic!("{version}: {resp:?}")
+        };
+        assert_eq!(r.is_error, Some(false), "{version}: {}", text_of(&r));
+        assert!(text_of(&r).contains("Xid 79"), "{version}: {}", text_of(&r));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let mut seen = rec.seen.lock().unwrap().clone();
+        seen.sort_by(|a, b| a.progress.total_cmp(&b.progress));
+        let msgs: Vec<String> = seen
+            .iter()
+            .map(|p| p.message.clone().unwrap_or_default())
+            .collect();
+        // One summary per second of the window, each with the GPUs' values.
+        let values: Vec<&String> = msgs
+            .iter()
+            .filter(|m| m.contains(" of 10 s: 8 GPU(s)"))
+            .collect();
+        assert!(values.len() >= 9, "{version}: {msgs:#?}");
+        assert!(
+            values.iter().any(|m| m.starts_with("0 s of 10 s: 8 GPU(s) 98% busy")),
+            "{version}: {msgs:#?}"
+        );
+        let at_8 = values
+            .iter()
+            .find(|m| m.starts_with("8 s of 10 s"))
+            .unwrap_or_else(|| panic!("{version}: no summary of second 8: {msgs:#?}"));
+        assert!(
+            at_8.contains("critical: Xid 79 on GPU 4") && at_8.contains("GPU 4 unreadable"),
+            "{version}: {at_8}"
+        );
+        // Nothing of it before its second.
+        assert!(
+            !values
+                .iter()
+                .filter(|m| m.starts_with("7 s of"))
+                .any(|m| m.contains("Xid")),
+            "{version}: {msgs:#?}"
+        );
+        assert!(seen.windows(2).all(|w| w[1].progress > w[0].progress), "{version}: {msgs:#?}");
+        assert!(seen.iter().all(|p| p.progress <= 10.0), "{version}: {msgs:#?}");
+        client.cancel().await.unwrap();
+    };
+    tokio::join!(
+        run(ProtocolVersion::V_2025_11_25),
+        run(ProtocolVersion::V_2026_07_28)
+    );
+}
+
 /// A probe that records its PID and then hangs.
 fn hanging_probe(dir: &std::path::Path) -> std::path::PathBuf {
     let pidfile = dir.join("pid");
@@ -797,6 +887,38 @@ async fn a_hung_probe_times_out_with_an_explained_error() {
     assert_eq!(sc["needs_attention"][0]["status"], "failed");
     assert_eq!(sc["needs_attention"][0]["node"], "local");
     client.cancel().await.unwrap();
+}
+
+/// A streamed window's lines are bounded and typed like any probe output (issue 92): an overlong line, or a
+/// kernel line pasted where a sample belongs, refuses the run in words that say which line and why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_streamed_lines_are_refused_by_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let doc = r#"{"schema_version":1,"error":{"kind":"internal","message":"unused"}}"#;
+    for (name, body, want) in [
+        (
+            "overlong",
+            format!(
+                "printf '{{\"live\":\"missed\",\"t_s\":0}}\\n'; head -c 300000 /dev/zero | tr '\\0' x; echo; echo '{doc}'"
+            ),
+            "line 2: a streamed line of 300000 bytes is over the 262144-byte bound",
+        ),
+        (
+            "pasted",
+            format!(
+                "echo 'NVRM: Xid (PCI:0000:9a:00): 79, pid=1, name=x, GPU has fallen off the bus.'; echo '{doc}'"
+            ),
+            "line 1: a streamed line is not a window's sample",
+        ),
+    ] {
+        let probe = fake_probe(dir.path(), name, &body);
+        let client = plain_client(hang_cmd(&probe, &[])).await;
+        let r = call(&client, "watch_gpus", json!({"node_name": "local", "seconds": 5})).await;
+        assert_eq!(r.is_error, Some(true), "{name}: {}", text_of(&r));
+        let t = text_of(&r);
+        assert!(t.contains("unusable output") && t.contains(want), "{name}: {t}");
+        client.cancel().await.unwrap();
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
