@@ -302,3 +302,32 @@ fn the_dcgm_probe_pod_tolerates_the_runs_mark() {
     };
     assert!(!tolerates(&other, &RunMark::new(now, 60).unwrap().taint()));
 }
+
+/// A run longer than the pod's deadline (a long watch window, `top`'s windows) lengthens the pod to the run's
+/// deadline, its sleep with it, so the kubelet does not end it mid-run; a shorter run leaves the pod as it
+/// was (issue 92 found watch pods held to the default 120 s whatever their window).
+#[test]
+fn a_run_longer_than_the_pods_deadline_lengthens_it_and_a_shorter_one_does_not() {
+    let mut p = pod::probe_pod(
+        &call(),
+        &opts(DriverMode::HostLibrary, AccessMode::ReadOnly),
+    );
+    let before = p.spec.as_ref().unwrap().active_deadline_seconds.unwrap();
+    pod::lengthen(&mut p, std::time::Duration::from_secs(30));
+    assert_eq!(
+        p.spec.as_ref().unwrap().active_deadline_seconds,
+        Some(before)
+    );
+    let secs = before as u64 + 600;
+    pod::lengthen(&mut p, std::time::Duration::from_secs(secs));
+    let spec = p.spec.as_ref().unwrap();
+    assert_eq!(spec.active_deadline_seconds, Some(secs as i64));
+    assert_eq!(
+        spec.containers[0].command.as_deref(),
+        Some(&["sleep".to_string(), secs.to_string()][..])
+    );
+    assert_eq!(
+        p.metadata.annotations.as_ref().unwrap()[pod::ANN_DEADLINE],
+        secs.to_string()
+    );
+}

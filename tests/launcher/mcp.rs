@@ -640,7 +640,12 @@ fn no_progress_without_a_token() {
         if v["id"] == 2 || v["id"] == 3 {
             assert_eq!(v["result"]["isError"], false, "{v}");
         }
-        if lines.iter().filter(|l| l["id"] == 2 || l["id"] == 3).count() == 2 {
+        if lines
+            .iter()
+            .filter(|l| l["id"] == 2 || l["id"] == 3)
+            .count()
+            == 2
+        {
             break;
         }
     }
@@ -787,7 +792,9 @@ async fn watch_progress_carries_each_intervals_values_on_both_protocol_generatio
             .collect();
         assert!(values.len() >= 9, "{version}: {msgs:#?}");
         assert!(
-            values.iter().any(|m| m.starts_with("0 s of 10 s: 8 GPU(s) 98% busy")),
+            values
+                .iter()
+                .any(|m| m.starts_with("0 s of 10 s: 8 GPU(s) 98% busy")),
             "{version}: {msgs:#?}"
         );
         let at_8 = values
@@ -806,8 +813,14 @@ async fn watch_progress_carries_each_intervals_values_on_both_protocol_generatio
                 .any(|m| m.contains("Xid")),
             "{version}: {msgs:#?}"
         );
-        assert!(seen.windows(2).all(|w| w[1].progress > w[0].progress), "{version}: {msgs:#?}");
-        assert!(seen.iter().all(|p| p.progress <= 10.0), "{version}: {msgs:#?}");
+        assert!(
+            seen.windows(2).all(|w| w[1].progress > w[0].progress),
+            "{version}: {msgs:#?}"
+        );
+        assert!(
+            seen.iter().all(|p| p.progress <= 10.0),
+            "{version}: {msgs:#?}"
+        );
         client.cancel().await.unwrap();
     };
     tokio::join!(
@@ -913,10 +926,18 @@ async fn hostile_streamed_lines_are_refused_by_line() {
     ] {
         let probe = fake_probe(dir.path(), name, &body);
         let client = plain_client(hang_cmd(&probe, &[])).await;
-        let r = call(&client, "watch_gpus", json!({"node_name": "local", "seconds": 5})).await;
+        let r = call(
+            &client,
+            "watch_gpus",
+            json!({"node_name": "local", "seconds": 5}),
+        )
+        .await;
         assert_eq!(r.is_error, Some(true), "{name}: {}", text_of(&r));
         let t = text_of(&r);
-        assert!(t.contains("unusable output") && t.contains(want), "{name}: {t}");
+        assert!(
+            t.contains("unusable output") && t.contains(want),
+            "{name}: {t}"
+        );
         client.cancel().await.unwrap();
     }
 }

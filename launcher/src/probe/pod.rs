@@ -343,29 +343,42 @@ pub fn apply_host_driver(pod: &mut Pod) {
 /// host engine and nvvs with the CUDA plugins, which the probe's 256 MiB would kill. Requests stay small:
 /// the pod bypasses the scheduler, and the kubelet admits it by requests even on a full node.
 pub fn apply_dcgm(pod: &mut Pod, run: std::time::Duration) {
-    let secs = run.as_secs().clamp(1, i64::MAX as u64) as i64;
+    lengthen(pod, run);
     let Some(spec) = pod.spec.as_mut() else {
         return;
     };
-    let longer = spec.active_deadline_seconds.is_none_or(|d| d < secs);
-    if longer {
-        spec.active_deadline_seconds = Some(secs);
-    }
     for c in spec
         .containers
         .iter_mut()
         .filter(|c| c.name == PROBE_CONTAINER)
     {
-        if longer {
-            c.command = Some(vec!["sleep".into(), secs.to_string()]);
-        }
         c.resources = Some(ResourceRequirements {
             requests: Some(quantities("100m", "256Mi")),
             limits: Some(quantities("4", "4Gi")),
             ..Default::default()
         });
     }
-    if longer && let Some(a) = pod.metadata.annotations.as_mut() {
+}
+
+/// A run longer than the pod's own deadline (a diagnostic, a long watch window): the pod lives until the
+/// run's deadline, never shorter (the kubelet would end it mid-run), and not longer.
+pub fn lengthen(pod: &mut Pod, run: std::time::Duration) {
+    let secs = run.as_secs().clamp(1, i64::MAX as u64) as i64;
+    let Some(spec) = pod.spec.as_mut() else {
+        return;
+    };
+    if spec.active_deadline_seconds.is_some_and(|d| d >= secs) {
+        return;
+    }
+    spec.active_deadline_seconds = Some(secs);
+    for c in spec
+        .containers
+        .iter_mut()
+        .filter(|c| c.name == PROBE_CONTAINER)
+    {
+        c.command = Some(vec!["sleep".into(), secs.to_string()]);
+    }
+    if let Some(a) = pod.metadata.annotations.as_mut() {
         a.insert(ANN_DEADLINE.to_string(), secs.to_string());
     }
 }

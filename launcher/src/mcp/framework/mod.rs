@@ -529,11 +529,23 @@ impl Env {
                     .probe_timeout
                     .max(Duration::from_secs(run.deadline_secs() + 90)),
             ),
-            // A watch lasts its window, after a start up to a minute ahead, then reads the node once more.
-            Request::Watch { seconds, .. } => (
-                ImageNeed::Any,
-                self.cfg.probe_timeout + Duration::from_secs(u64::from(*seconds) + 60),
-            ),
+            // A watch lasts its window, after its start (up to a minute ahead), then reads the node once
+            // more: the probe's own deadline covers the pod's start and that read. Its pod lives as long
+            // (`probe::pod::lengthen`), and no longer: a killed `top` leaves pods for a window and this.
+            Request::Watch {
+                seconds,
+                start_at_ms,
+                ..
+            } => {
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_millis() as u64);
+                let ahead = start_at_ms.map_or(0, |s| s.saturating_sub(now).div_ceil(1000).min(60));
+                (
+                    ImageNeed::Any,
+                    self.cfg.probe_timeout + Duration::from_secs(u64::from(*seconds) + ahead),
+                )
+            }
             _ => (ImageNeed::Any, self.cfg.probe_timeout),
         }
     }
