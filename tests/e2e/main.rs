@@ -30,6 +30,7 @@ mod readings;
 mod replicas;
 mod run_marks;
 mod tasks;
+mod top;
 mod vendors;
 mod watch;
 mod workload;

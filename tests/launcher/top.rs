@@ -6,12 +6,15 @@
 //! (the local runner's probe) behind.
 
 mod common;
+#[path = "../support/tmux.rs"]
+mod tmux;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::*;
+use tmux::Tmux;
 
 /// The second at which the script's Xid arrives.
 const XID_AT: u32 = 6;
@@ -46,120 +49,6 @@ fn scenario(dir: &Path) -> PathBuf {
     let p = dir.join("top-script.json");
     std::fs::write(&p, serde_json::to_vec_pretty(&s).unwrap()).unwrap();
     p
-}
-
-struct Tmux {
-    socket: String,
-    dir: tempfile::TempDir,
-}
-
-impl Tmux {
-    /// `top` on `scenario` in a new tmux server of `w`×`h`; the exit status lands in `status`.
-    fn start(w: u16, h: u16, scenario: &Path, extra: &str) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let socket = format!("k8s-gpu-mcp-top-{}-{}", std::process::id(), unique_suffix());
-        let status = dir.path().join("status");
-        let cmd = format!(
-            "{} --local --simulate {} --probe-bin {} top local --renew-seconds 120 {extra}; echo $? > {}; sleep 600",
-            LAUNCHER,
-            scenario.display(),
-            node_probe().display(),
-            status.display()
-        );
-        let out = Command::new("tmux")
-            .args(["-L", &socket, "-f", "/dev/null", "new-session", "-d"])
-            .args(["-x", &w.to_string(), "-y", &h.to_string(), &cmd])
-            .env("RUST_LOG", "info")
-            .output()
-            .expect("tmux is installed (.ci/run installs it)");
-        assert!(
-            out.status.success(),
-            "tmux: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        Tmux { socket, dir }
-    }
-
-    fn tmux(&self, args: &[&str]) -> String {
-        let out = Command::new("tmux")
-            .args(["-L", &self.socket])
-            .args(args)
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    fn screen(&self) -> String {
-        self.tmux(&["capture-pane", "-p"])
-    }
-
-    fn keys(&self, keys: &[&str]) {
-        for k in keys {
-            self.tmux(&["send-keys", k]);
-            // Apart, as typed: an Esc followed at once by a key reads as Alt+key.
-            std::thread::sleep(Duration::from_millis(150));
-        }
-    }
-
-    /// The screen once `pred` holds on it, or a failure that shows it.
-    fn until(&self, what: &str, secs: u64, pred: impl Fn(&str) -> bool) -> String {
-        let t = Instant::now();
-        loop {
-            let s = self.screen();
-            if pred(&s) {
-                return s;
-            }
-            assert!(
-                t.elapsed() < Duration::from_secs(secs),
-                "{what} not on screen within {secs} s:\n{s}"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    /// The view's exit status, once it exited.
-    fn exited(&self, secs: u64) -> Option<i32> {
-        let p = self.dir.path().join("status");
-        let t = Instant::now();
-        while t.elapsed() < Duration::from_secs(secs) {
-            if let Ok(s) = std::fs::read_to_string(&p)
-                && let Ok(c) = s.trim().parse()
-            {
-                return Some(c);
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        None
-    }
-
-    /// The PID of the launcher the pane runs (the shell's child).
-    fn launcher_pid(&self) -> i32 {
-        let shell = self.tmux(&["list-panes", "-F", "#{pane_pid}"]);
-        let out = Command::new("pgrep")
-            .args(["-P", shell.trim(), "-f", "k8s-gpu-mcp"])
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .next()
-            .and_then(|l| l.trim().parse().ok())
-            .unwrap_or_else(|| panic!("no launcher under the pane's shell {shell}"))
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        let _ = Command::new("tmux")
-            .args(["-L", &self.socket, "kill-server"])
-            .output();
-    }
-}
-
-fn unique_suffix() -> u128 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos()
 }
 
 /// node-probe processes that run this test's script (the local runner's probes).
@@ -203,11 +92,26 @@ fn gpu0(screen: &str) -> Option<(u32, u32, u32)> {
     Some((util, power, temp))
 }
 
+/// `top` on `script` in tmux, `w`×`h`.
+fn top(w: u16, h: u16, script: &Path, extra: &str) -> Tmux {
+    Tmux::start(
+        w,
+        h,
+        &format!(
+            "{} --local --simulate {} --probe-bin {} top local --renew-seconds 120 {extra}",
+            LAUNCHER,
+            script.display(),
+            node_probe().display()
+        ),
+        &[("RUST_LOG", "info")],
+    )
+}
+
 #[test]
 fn the_screen_follows_the_script_frame_by_frame_and_an_event_appears_when_it_happens() {
     let dir = tempfile::tempdir().unwrap();
     let script = scenario(dir.path());
-    let tm = Tmux::start(80, 24, &script, "");
+    let tm = top(80, 24, &script, "");
     let mut seen: Vec<u32> = Vec::new();
     let mut frames = 0;
     let t = Instant::now();
@@ -274,7 +178,7 @@ fn the_screen_follows_the_script_frame_by_frame_and_an_event_appears_when_it_hap
 fn keys_sort_filter_pause_help_and_the_view_follows_a_resize() {
     let dir = tempfile::tempdir().unwrap();
     let script = scenario(dir.path());
-    let tm = Tmux::start(80, 24, &script, "");
+    let tm = top(80, 24, &script, "");
     tm.until("GPU 0's row", 20, |s| gpu0(s).is_some());
     // Sort by power: GPU 0 draws the least, so it is the last row.
     tm.keys(&["p"]);
@@ -343,16 +247,16 @@ fn sigterm_and_a_closed_terminal_leave_no_probe() {
     let dir = tempfile::tempdir().unwrap();
     let script = scenario(dir.path());
     // SIGTERM.
-    let tm = Tmux::start(80, 24, &script, "");
+    let tm = top(80, 24, &script, "");
     tm.until("GPU 0's row", 20, |s| gpu0(s).is_some());
     assert!(!probes_of(&script).is_empty(), "the view's probe runs");
     let pid = tm.launcher_pid();
-    rustix_kill(pid, "TERM");
+    tmux::kill(pid, "TERM");
     assert_eq!(tm.exited(10), Some(0), "SIGTERM did not end the view");
     no_probes_within(&script, 5, "SIGTERM");
     drop(tm);
     // The terminal closed: tmux's kill-session sends the pane SIGHUP.
-    let tm = Tmux::start(80, 24, &script, "");
+    let tm = top(80, 24, &script, "");
     tm.until("GPU 0's row", 20, |s| gpu0(s).is_some());
     let pid = tm.launcher_pid();
     tm.tmux(&["kill-session"]);
@@ -365,15 +269,6 @@ fn sigterm_and_a_closed_terminal_leave_no_probe() {
         std::thread::sleep(Duration::from_millis(100));
     }
     no_probes_within(&script, 5, "SIGHUP");
-}
-
-fn rustix_kill(pid: i32, sig: &str) {
-    let ok = Command::new("kill")
-        .args([&format!("-{sig}"), &pid.to_string()])
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok, "kill -{sig} {pid}");
 }
 
 #[test]

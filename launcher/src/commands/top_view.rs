@@ -535,8 +535,15 @@ impl GpuTable<'_> {
         if self.wide {
             header.push("RANK");
         }
-        // Fixed columns for the numbers; names and words share what is left.
-        let mut widths = vec![Constraint::Fill(2), Constraint::Length(3)];
+        // The node's name whole (to a bound), fixed columns for the numbers; words share what is left.
+        let longest = self
+            .rows
+            .iter()
+            .map(|s| s.node.chars().count())
+            .max()
+            .unwrap_or(4);
+        let node_w = longest.clamp(4, if self.wide { 40 } else { 24 }) as u16;
+        let mut widths = vec![Constraint::Length(node_w), Constraint::Length(3)];
         if self.wide {
             widths.push(Constraint::Fill(3));
         }
