@@ -184,6 +184,10 @@ pub struct TopArgs {
     /// outlives a launcher killed outright.
     #[arg(long, default_value_t = 60)]
     pub renew_seconds: u32,
+    /// Write what the view cost (its CPU, peak memory, the delay from a sample to the screen) to FILE as
+    /// JSON when it ends (the benchmark's figures).
+    #[arg(long, value_name = "FILE", hide = true)]
+    pub stats: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

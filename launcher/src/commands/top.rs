@@ -281,11 +281,20 @@ pub async fn run(launcher: Launcher, a: TopArgs) -> ExitCode {
         ));
     }
     drop(tx);
-    let mut view = View::new(target.title, a.interval_ms, &target.nodes, target.ranks);
+    let mut view = View::new(
+        target.title.clone(),
+        a.interval_ms,
+        &target.nodes,
+        target.ranks.clone(),
+    );
     let screen = !a.once && std::io::stdout().is_terminal() && std::io::stdin().is_terminal();
     let aside = screen.then(LogAside::enter).flatten();
+    let mut stats = Stats {
+        started: Some(std::time::Instant::now()),
+        ..Stats::default()
+    };
     let code = if screen {
-        interactive(&mut view, &mut rx).await
+        interactive(&mut view, &mut rx, &mut stats).await
     } else {
         once(&mut view, &mut rx).await
     };
@@ -293,7 +302,80 @@ pub async fn run(launcher: Launcher, a: TopArgs) -> ExitCode {
     while feeders.join_next().await.is_some() {}
     launcher.runner().shutdown().await;
     drop(aside);
+    if let Some(p) = &a.stats {
+        stats.write(p, target.nodes.len(), view.gpus());
+    }
     code
+}
+
+/// What a run of the view cost, for `--stats` (docs/performance.md): written when the view ends.
+#[derive(Default)]
+struct Stats {
+    started: Option<std::time::Instant>,
+    lines: u64,
+    frames: u64,
+    /// From a sample's instant on the node to the end of the draw that showed it, in ms.
+    to_screen_ms: Vec<f64>,
+    draw_ms: Vec<f64>,
+}
+
+fn unix_now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+fn pct(v: &mut [f64], p: f64) -> f64 {
+    if v.is_empty() {
+        return 0.0;
+    }
+    v.sort_by(f64::total_cmp);
+    v[((v.len() - 1) as f64 * p).round() as usize]
+}
+
+impl Stats {
+    /// The figures as JSON: the view's own CPU and peak memory (from /proc), the delays' p50/p95/max.
+    fn write(mut self, path: &std::path::Path, nodes: usize, gpus: usize) {
+        let secs = self.started.map_or(0.0, |t| t.elapsed().as_secs_f64());
+        let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+        let ticks: f64 = stat
+            .rsplit_once(") ")
+            .map(|(_, r)| {
+                r.split_whitespace()
+                    .skip(11)
+                    .take(2)
+                    .filter_map(|x| x.parse::<f64>().ok())
+                    .sum()
+            })
+            .unwrap_or(0.0);
+        let hz = rustix::param::clock_ticks_per_second() as f64;
+        let rss_kib: f64 = std::fs::read_to_string("/proc/self/status")
+            .unwrap_or_default()
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or(0.0);
+        let cpu_s = ticks / hz;
+        let v = serde_json::json!({
+            "nodes": nodes,
+            "gpus": gpus,
+            "seconds": secs,
+            "lines": self.lines,
+            "frames": self.frames,
+            "cpu_s": cpu_s,
+            "cpu_pct": if secs > 0.0 { 100.0 * cpu_s / secs } else { 0.0 },
+            "max_rss_mib": rss_kib / 1024.0,
+            "sample_to_screen_ms": {
+                "p50": pct(&mut self.to_screen_ms, 0.5),
+                "p95": pct(&mut self.to_screen_ms, 0.95),
+                "max": pct(&mut self.to_screen_ms, 1.0),
+            },
+            "draw_ms": {"p50": pct(&mut self.draw_ms, 0.5), "p95": pct(&mut self.draw_ms, 0.95)},
+        });
+        if let Err(e) = std::fs::write(path, v.to_string()) {
+            eprintln!("k8s-gpu-mcp top: cannot write {}: {e}", path.display());
+        }
+    }
 }
 
 /// One plain frame once every node has sampled or said why not (or after [`ONCE_WAIT`]).
@@ -305,7 +387,9 @@ async fn once(view: &mut View, rx: &mut mpsc::UnboundedReceiver<Update>) -> Exit
     while !view.complete() {
         tokio::select! {
             u = rx.recv() => match u {
-                Some(u) => view.apply(u),
+                Some(u) => {
+                    view.apply(u);
+                }
                 None => break,
             },
             _ = &mut deadline => break,
@@ -411,7 +495,11 @@ impl Drop for Screen {
     }
 }
 
-async fn interactive(view: &mut View, rx: &mut mpsc::UnboundedReceiver<Update>) -> ExitCode {
+async fn interactive(
+    view: &mut View,
+    rx: &mut mpsc::UnboundedReceiver<Update>,
+    stats: &mut Stats,
+) -> ExitCode {
     let screen = match Screen::enter() {
         Ok(s) => s,
         Err(e) => {
@@ -435,14 +523,16 @@ async fn interactive(view: &mut View, rx: &mut mpsc::UnboundedReceiver<Update>) 
     let mut frame = tokio::time::interval(Duration::from_millis(50));
     frame.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut dirty = true;
+    // The samples taken but not yet drawn (their instants on the node).
+    let mut undrawn: Vec<f64> = Vec::new();
     let code = loop {
         tokio::select! {
             u = rx.recv() => match u {
                 Some(u) => {
-                    view.apply(u);
+                    undrawn.extend(view.apply(u));
                     // Every update that came together, then one redraw.
                     while let Ok(u) = rx.try_recv() {
-                        view.apply(u);
+                        undrawn.extend(view.apply(u));
                     }
                     dirty = true;
                 }
@@ -472,9 +562,15 @@ async fn interactive(view: &mut View, rx: &mut mpsc::UnboundedReceiver<Update>) 
             }
             _ = frame.tick() => {
                 if dirty {
+                    let t = std::time::Instant::now();
                     if terminal.draw(|f| view.draw(f)).is_err() {
                         break ExitCode::SUCCESS;
                     }
+                    let now = unix_now();
+                    stats.frames += 1;
+                    stats.draw_ms.push(t.elapsed().as_secs_f64() * 1000.0);
+                    stats.lines += undrawn.len() as u64;
+                    stats.to_screen_ms.extend(undrawn.drain(..).map(|at| (now - at) * 1000.0));
                     dirty = false;
                 }
             }

@@ -131,16 +131,18 @@ impl View {
         }
     }
 
-    pub fn apply(&mut self, u: Update) {
+    /// Take an update; a new sample gives the Unix time it was taken.
+    pub fn apply(&mut self, u: Update) -> Option<f64> {
         match u {
             Update::Failed { node, why } => {
                 self.nodes.entry(node).or_default().error = Some(why);
+                None
             }
             Update::Line { node, window, line } => {
                 let st = self.nodes.entry(node.clone()).or_default();
                 if window < st.window {
                     // The window before the one that took over (they overlap while the next starts).
-                    return;
+                    return None;
                 }
                 if window > st.window {
                     st.window = window;
@@ -163,7 +165,9 @@ impl View {
                         });
                     }
                     self.events.truncate(EVENTS_KEPT);
+                    return Some(start + st.follow.t_s);
                 }
+                None
             }
         }
     }
@@ -293,6 +297,11 @@ impl View {
             out.sort_by(|a, b| key(b).total_cmp(&key(a)));
         }
         out
+    }
+
+    /// The GPUs with rows.
+    pub fn gpus(&self) -> usize {
+        self.gpu_count()
     }
 
     fn gpu_count(&self) -> usize {
