@@ -9,8 +9,9 @@ use kube::Client;
 use kube::api::{Api, AttachParams};
 
 pub use super::exec_result::{ExecError, ExecOutput};
-use super::exec_result::{connect_error, output_from_status, read_capped, read_lines, read_tail};
-use super::runner::Lines;
+use super::exec_result::{
+    Lines, connect_error, output_from_status, read_capped, read_lines, read_tail,
+};
 
 pub type ExecFuture<'a> = Pin<Box<dyn Future<Output = Result<ExecOutput, ExecError>> + Send + 'a>>;
 

@@ -2,6 +2,8 @@
 //! ([`super::stream_exec`]): the output, the errors, the exit code read from the status, and the bounded
 //! readers of stdout and stderr.
 
+use std::sync::Arc;
+
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Status;
 use tokio::io::{AsyncRead, AsyncReadExt};
 
@@ -151,7 +153,7 @@ pub async fn read_capped<R: AsyncRead + Unpin>(
 pub async fn read_lines<R: AsyncRead + Unpin>(
     r: &mut R,
     cap: usize,
-    lines: &super::runner::Lines,
+    lines: &Lines,
 ) -> std::io::Result<(Vec<u8>, bool)> {
     let mut kept = Vec::new();
     let mut truncated = false;
@@ -260,5 +262,37 @@ mod tests {
         )
         .to_string();
         assert!(e.contains("needs get+create on pods/exec"), "{e}");
+    }
+}
+
+/// Receives each complete line of a streamed run's stdout (without its newline) as it arrives.
+#[derive(Clone)]
+pub struct Lines(pub Arc<LineFn>);
+
+/// What [`Lines`] calls with each line.
+pub type LineFn = dyn Fn(&[u8]) + Send + Sync;
+
+impl Lines {
+    pub fn new(f: impl Fn(&[u8]) + Send + Sync + 'static) -> Self {
+        Lines(Arc::new(f))
+    }
+
+    /// The lines of a whole output, for a transport that could not pass them on as they came: all but
+    /// the last (the document).
+    pub fn replay(&self, stdout: &[u8]) {
+        let mut lines: Vec<&[u8]> = stdout
+            .split(|&b| b == b'\n')
+            .filter(|l| !l.is_empty())
+            .collect();
+        lines.pop();
+        for l in lines {
+            (self.0)(l);
+        }
+    }
+}
+
+impl std::fmt::Debug for Lines {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Lines")
     }
 }

@@ -13,6 +13,7 @@ use gpu_diag::contract::{ContractError, ProbeDocument};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
+pub use super::exec_result::Lines;
 use crate::cluster::pressure::Pressure;
 
 /// One probe run.
@@ -37,38 +38,6 @@ pub struct ProbeRequest {
     /// A streamed run (`watch --stream`): each line of stdout before the document, as it arrives. The
     /// runner then reads stdout as lines, the last the document (`contract::parse_streamed`).
     pub lines: Option<Lines>,
-}
-
-/// Receives each complete line of a streamed run's stdout (without its newline) as it arrives.
-#[derive(Clone)]
-pub struct Lines(pub Arc<LineFn>);
-
-/// What [`Lines`] calls with each line.
-pub type LineFn = dyn Fn(&[u8]) + Send + Sync;
-
-impl Lines {
-    pub fn new(f: impl Fn(&[u8]) + Send + Sync + 'static) -> Self {
-        Lines(Arc::new(f))
-    }
-
-    /// The lines of a whole output, for a transport that could not pass them on as they came: all but
-    /// the last (the document).
-    pub fn replay(&self, stdout: &[u8]) {
-        let mut lines: Vec<&[u8]> = stdout
-            .split(|&b| b == b'\n')
-            .filter(|l| !l.is_empty())
-            .collect();
-        lines.pop();
-        for l in lines {
-            (self.0)(l);
-        }
-    }
-}
-
-impl std::fmt::Debug for Lines {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Lines")
-    }
 }
 
 /// What a run needs in the probe's image besides node-probe.
