@@ -26,7 +26,7 @@ async fn run_session<S>(
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
-    run_session_gated(ws, v5, &[(b"", stdin)], max_stdout, stderr_tail_bytes).await
+    run_session_gated(ws, v5, &[(b"", stdin)], max_stdout, stderr_tail_bytes, None).await
 }
 
 async fn pair(buf: usize) -> (WebSocketStream<DuplexStream>, WebSocketStream<DuplexStream>) {
@@ -256,7 +256,7 @@ async fn gated_session_sends_the_form_the_ready_line_asks_for_only_after_it() {
         let (res, got) = tokio::time::timeout(
             Duration::from_secs(10),
             futures::future::join(
-                run_session_gated(client, true, &choices(&gz, &plain), 1 << 20, 8192),
+                run_session_gated(client, true, &choices(&gz, &plain), 1 << 20, 8192, None),
                 peer,
             ),
         )
@@ -292,7 +292,7 @@ async fn gated_session_ends_at_the_status_when_the_command_never_gets_ready() {
     let (res, ()) = tokio::time::timeout(
         Duration::from_secs(10),
         futures::future::join(
-            run_session_gated(client, true, &choices(&data, &data), 1 << 20, 8192),
+            run_session_gated(client, true, &choices(&data, &data), 1 << 20, 8192, None),
             peer,
         ),
     )
@@ -301,4 +301,54 @@ async fn gated_session_ends_at_the_status_when_the_command_never_gets_ready() {
     let res = res.unwrap();
     assert_eq!(res.exit_code, 124);
     assert!(res.stderr_tail.contains("no-glibc"));
+}
+
+/// A streamed run through copy delivery's session (issue 92): each stdout line reaches the sink as soon as its
+/// newline arrives, a line split across frames whole, and before the status; the output keeps every byte.
+#[tokio::test]
+async fn copy_deliverys_session_passes_each_stdout_line_on_as_it_arrives() {
+    let (client, mut server) = pair(1 << 20).await;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Vec<u8>>();
+    let lines = crate::probe::runner::Lines::new(move |l| {
+        let _ = tx.send(l.to_vec());
+    });
+    let session = tokio::spawn(async move {
+        run_session_gated(client, true, &[(b"", b"")], 1 << 20, 8192, Some(&lines)).await
+    });
+    // v5: the empty stdin's close frame comes first.
+    assert!(matches!(server.next().await, Some(Ok(Message::Binary(_)))));
+    server
+        .send(frame(1, b"{\"live\":\"missed\",\"t_s\":0}\n{\"li"))
+        .await
+        .unwrap();
+    let first = tokio::time::timeout(Duration::from_secs(5), rx.recv())
+        .await
+        .unwrap();
+    assert_eq!(
+        first.as_deref(),
+        Some(&b"{\"live\":\"missed\",\"t_s\":0}"[..])
+    );
+    // Half a line is not passed on yet.
+    assert!(
+        tokio::time::timeout(Duration::from_millis(200), rx.recv())
+            .await
+            .is_err()
+    );
+    server
+        .send(frame(1, b"ve\":\"missed\",\"t_s\":1}\n"))
+        .await
+        .unwrap();
+    let second = tokio::time::timeout(Duration::from_secs(5), rx.recv())
+        .await
+        .unwrap();
+    assert_eq!(
+        second.as_deref(),
+        Some(&b"{\"live\":\"missed\",\"t_s\":1}"[..])
+    );
+    server.send(frame(3, &status_exit(0))).await.unwrap();
+    let out = session.await.unwrap().unwrap();
+    assert_eq!(
+        out.stdout,
+        b"{\"live\":\"missed\",\"t_s\":0}\n{\"live\":\"missed\",\"t_s\":1}\n".to_vec()
+    );
 }

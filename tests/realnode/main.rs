@@ -61,7 +61,10 @@ use trust::{
     a_re_pointed_trusted_tag_does_not_run_other_content,
     default_delivery_never_runs_an_untrusted_image_named_like_a_base,
 };
-use watch::a_watch_on_the_real_node_plays_the_fake_nvml_script;
+use watch::{
+    a_watch_on_the_real_node_plays_the_fake_nvml_script,
+    top_on_the_real_node_follows_the_fake_nvml_as_it_samples,
+};
 
 use std::future::Future;
 use std::path::Path;
@@ -538,6 +541,7 @@ fn real_node_suite() {
         case!(the_gpu_operators_dcgm_engine_runs_the_diagnostic),
         case!(the_team_servers_image_answers_a_persons_first_call),
         case!(a_watch_on_the_real_node_plays_the_fake_nvml_script),
+        case!(top_on_the_real_node_follows_the_fake_nvml_as_it_samples),
         // Last: after AMD's plugin stops, the kubelet keeps its resources in the node's capacity (allocatable
         // 0) for its endpoint grace period, which would change the GPU counts of a later case.
         case!(amds_device_plugin_gives_a_pod_gpus_the_launcher_attributes_by_pci_address),

@@ -80,3 +80,63 @@ pub async fn a_watch_on_the_real_node_plays_the_fake_nvml_script(c: &Ctx) {
     );
     l.stop().await;
 }
+
+#[path = "../support/tmux.rs"]
+mod tmux;
+
+/// `top` on the real node through the default copy delivery (issue 92): the probe's lines cross the kubelet's
+/// exec stream as they are taken, GPU 0's scripted load shows on screen while the window runs, the GPUs the
+/// fake NVML cannot read say why, and q leaves no probe pod.
+pub async fn top_on_the_real_node_follows_the_fake_nvml_as_it_samples(c: &Ctx) {
+    c.node
+        .set_fake_nvml("FAKE_NVML_SCRIPT", "0:0-999:util=100,power=690000");
+    let kc = c.tb.kubeconfig(crate::testbed::User::Reader);
+    let bins = c.images.bin_dir.display().to_string();
+    let tm = tmux::Tmux::start(
+        120,
+        30,
+        &format!(
+            "env -u KUBECONFIG {} top {} --kubeconfig {} --namespace {} --probe-delivery copy --probe-image {} \
+             --probe-bin-dir {bins} --renew-seconds 30",
+            crate::mcp::LAUNCHER,
+            c.name(),
+            kc.display(),
+            c.ns,
+            crate::node::BASE_IMAGE
+        ),
+        &[("RUST_LOG", "info,k8s_gpu_mcp=debug")],
+    );
+    let t = Instant::now();
+    let name = c.name().to_string();
+    let screen = tm.until("GPU 0 at its scripted load", 90, |s| {
+        s.lines().any(|l| {
+            let w: Vec<&str> = l.split_whitespace().collect();
+            w.first() == Some(&name.as_str())
+                && w.get(1) == Some(&"0")
+                && l.contains("100%")
+                && l.contains(" 690/")
+        })
+    });
+    eprintln!(
+        "top on the real node: GPU 0 on screen after {:?}",
+        t.elapsed()
+    );
+    // The header's clock moves: samples keep arriving over the same exec stream.
+    let clock = |s: &str| {
+        s.lines()
+            .next()
+            .and_then(|l| l.split("UTC").next())
+            .map(str::to_string)
+    };
+    let first = clock(&screen);
+    tm.until("a later sample", 10, |s| clock(s) != first);
+    tm.keys(&["q"]);
+    assert_eq!(
+        tm.exited(30),
+        Some(0),
+        "q did not end the view:\n{}",
+        tm.screen()
+    );
+    c.node.clear_fake_nvml("FAKE_NVML_SCRIPT");
+    c.assert_no_probe_pods();
+}

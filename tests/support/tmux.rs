@@ -2,6 +2,8 @@
 //! the screen read with `capture-pane`. tmux sizes the pane and sends SIGHUP when its session is killed, as a
 //! closed terminal does.
 
+#![allow(dead_code)] // each suite uses some of these
+
 use std::process::Command;
 use std::time::{Duration, Instant};
 

@@ -60,8 +60,9 @@ pub trait ProbeExec: Send + Sync {
         }
     }
 
-    /// Run the copy-delivery script `argv` and send it the archive of `payload` it asks for. Transports that
-    /// cannot say so.
+    /// Run the copy-delivery script `argv` and send it the archive of `payload` it asks for, a streamed run's
+    /// stdout lines to `lines` as they arrive. Transports that cannot say so.
+    #[allow(clippy::too_many_arguments)]
     fn exec_stdin<'a>(
         &'a self,
         _client: Client,
@@ -70,6 +71,7 @@ pub trait ProbeExec: Send + Sync {
         _container: &'a str,
         _argv: Vec<String>,
         _payload: std::sync::Arc<super::delivery::Payload>,
+        _lines: Option<Lines>,
     ) -> ExecFuture<'a> {
         Box::pin(async {
             Err(ExecError::Failed(
@@ -170,6 +172,7 @@ impl ProbeExec for WebsocketExec {
         Box::pin(self.run(client, namespace, pod, container, argv, Some(lines)))
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn exec_stdin<'a>(
         &'a self,
         client: Client,
@@ -178,6 +181,7 @@ impl ProbeExec for WebsocketExec {
         container: &'a str,
         argv: Vec<String>,
         payload: std::sync::Arc<super::delivery::Payload>,
+        lines: Option<Lines>,
     ) -> ExecFuture<'a> {
         Box::pin(async move {
             super::stream_exec::exec_with_stdin(
@@ -189,6 +193,7 @@ impl ProbeExec for WebsocketExec {
                 &payload,
                 self.max_stdout,
                 self.stderr_tail_bytes,
+                lines.as_ref(),
             )
             .await
         })

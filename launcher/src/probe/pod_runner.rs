@@ -512,6 +512,7 @@ impl PodRunner {
                 PROBE_CONTAINER,
                 p.argv(self.probe_args(cx.req)),
                 p.clone(),
+                cx.req.lines.clone(),
             ),
         };
         match timeout_at(cx.deadline, exec_when_startable(watch, attempt)).await {

@@ -17,7 +17,9 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 
 use super::delivery::{Payload, READY};
-use super::exec_result::{ExecError, ExecOutput, TailBuf, connect_error, output_from_status};
+use super::exec_result::{
+    ExecError, ExecOutput, Lines, TailBuf, connect_error, output_from_status,
+};
 
 pub const STDIN: u8 = 0;
 pub const STDOUT: u8 = 1;
@@ -41,6 +43,7 @@ pub async fn exec_with_stdin(
     payload: &Payload,
     max_stdout: usize,
     stderr_tail_bytes: usize,
+    lines: Option<&Lines>,
 ) -> Result<ExecOutput, ExecError> {
     let ap = AttachParams::default()
         .container(container)
@@ -75,6 +78,7 @@ pub async fn exec_with_stdin(
         &choices,
         max_stdout,
         stderr_tail_bytes,
+        lines,
     )
     .await
 }
@@ -91,6 +95,7 @@ pub async fn run_session_gated<S>(
     choices: &[(&[u8], &[u8])],
     max_stdout: usize,
     stderr_tail_bytes: usize,
+    lines: Option<&Lines>,
 ) -> Result<ExecOutput, ExecError>
 where
     S: AsyncRead + AsyncWrite + Unpin,
@@ -109,6 +114,8 @@ where
         waiting = false;
     }
     let mut stdout: Vec<u8> = Vec::new();
+    // Where the stdout line not yet passed to `lines` begins.
+    let mut line_from = 0;
     let mut truncated = false;
     let mut stderr = TailBuf::new(stderr_tail_bytes);
     let mut send_error: Option<String> = None;
@@ -149,6 +156,13 @@ where
                         let room = max_stdout.saturating_sub(stdout.len());
                         stdout.extend_from_slice(&data[..data.len().min(room)]);
                         truncated |= data.len() > room;
+                        if let Some(l) = lines {
+                            while let Some(i) = stdout[line_from..].iter().position(|&b| b == b'\n')
+                            {
+                                (l.0)(&stdout[line_from..line_from + i]);
+                                line_from += i + 1;
+                            }
+                        }
                     }
                     STDERR => {
                         stderr.push(data);
