@@ -96,6 +96,7 @@ KREW_DESCRIPTION = """\
 
     Check the cluster first:  kubectl gpu-mcp check
     Ask one question:         kubectl gpu-mcp call get_gpu_health --arg node_name=NODE
+    Watch a job's GPUs live:  kubectl gpu-mcp top job/NAME -n NAMESPACE
 """
 
 KREW_CAVEATS = """\
