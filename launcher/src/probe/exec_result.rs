@@ -135,18 +135,7 @@ pub async fn read_capped<R: AsyncRead + Unpin>(
     r: &mut R,
     cap: usize,
 ) -> std::io::Result<(Vec<u8>, bool)> {
-    let mut kept = Vec::new();
-    let mut truncated = false;
-    let mut buf = vec![0u8; 16 * 1024];
-    loop {
-        let n = r.read(&mut buf).await?;
-        if n == 0 {
-            return Ok((kept, truncated));
-        }
-        let room = cap.saturating_sub(kept.len());
-        kept.extend_from_slice(&buf[..n.min(room)]);
-        truncated |= n > room;
-    }
+    read_to_cap(r, cap, None).await
 }
 
 /// [`read_capped`], passing each complete line to `lines` as it arrives (while within the cap).
@@ -155,10 +144,17 @@ pub async fn read_lines<R: AsyncRead + Unpin>(
     cap: usize,
     lines: &Lines,
 ) -> std::io::Result<(Vec<u8>, bool)> {
+    read_to_cap(r, cap, Some(lines)).await
+}
+
+async fn read_to_cap<R: AsyncRead + Unpin>(
+    r: &mut R,
+    cap: usize,
+    lines: Option<&Lines>,
+) -> std::io::Result<(Vec<u8>, bool)> {
     let mut kept = Vec::new();
     let mut truncated = false;
     let mut buf = vec![0u8; 16 * 1024];
-    // Where the line not yet passed on begins.
     let mut from = 0;
     loop {
         let n = r.read(&mut buf).await?;
@@ -168,9 +164,8 @@ pub async fn read_lines<R: AsyncRead + Unpin>(
         let room = cap.saturating_sub(kept.len());
         kept.extend_from_slice(&buf[..n.min(room)]);
         truncated |= n > room;
-        while let Some(i) = kept[from..].iter().position(|&b| b == b'\n') {
-            (lines.0)(&kept[from..from + i]);
-            from += i + 1;
+        if let Some(l) = lines {
+            l.pass_new(&kept, &mut from);
         }
     }
 }
@@ -275,6 +270,15 @@ pub type LineFn = dyn Fn(&[u8]) + Send + Sync;
 impl Lines {
     pub fn new(f: impl Fn(&[u8]) + Send + Sync + 'static) -> Self {
         Lines(Arc::new(f))
+    }
+
+    /// Pass on the complete lines of `out` from `*from` (where the line not yet passed on begins), and move
+    /// `*from` past them.
+    pub fn pass_new(&self, out: &[u8], from: &mut usize) {
+        while let Some(i) = out[*from..].iter().position(|&b| b == b'\n') {
+            (self.0)(&out[*from..*from + i]);
+            *from += i + 1;
+        }
     }
 
     /// The lines of a whole output, for a transport that could not pass them on as they came: all but

@@ -157,11 +157,7 @@ where
                         stdout.extend_from_slice(&data[..data.len().min(room)]);
                         truncated |= data.len() > room;
                         if let Some(l) = lines {
-                            while let Some(i) = stdout[line_from..].iter().position(|&b| b == b'\n')
-                            {
-                                (l.0)(&stdout[line_from..line_from + i]);
-                                line_from += i + 1;
-                            }
+                            l.pass_new(&stdout, &mut line_from);
                         }
                     }
                     STDERR => {
