@@ -313,3 +313,35 @@ fn without_a_terminal_or_with_once_one_plain_frame() {
         no_probes_within(&script, 5, "a plain frame");
     }
 }
+
+/// A stall is a pattern over a window, not an instant: the view names it when the window that saw it ends
+/// (the built-in hang script: every GPU pegged at 100% drawing idle power), and not before.
+#[test]
+fn a_stall_is_named_when_the_window_that_saw_it_ends() {
+    let tm = Tmux::start(
+        120,
+        30,
+        &format!(
+            "{} --local --simulate dgx-h100-watch-hang --probe-bin {} top local --renew-seconds 10",
+            LAUNCHER,
+            node_probe().display()
+        ),
+        &[("RUST_LOG", "info")],
+    );
+    let t = Instant::now();
+    let first = tm.until("the rows", 20, |s| s.contains("100%"));
+    assert!(!first.contains("no progress"), "{first}");
+    let s = tm.until("the window's pattern", 30, |s| s.contains("no progress"));
+    // Named at the window's end (10 s of samples), not at its start.
+    assert!(
+        t.elapsed() >= Duration::from_secs(9),
+        "{:?}:\n{s}",
+        t.elapsed()
+    );
+    assert!(
+        s.contains("WARNING no progress: all 8 GPU(s) in use"),
+        "{s}"
+    );
+    tm.keys(&["q"]);
+    assert_eq!(tm.exited(10), Some(0));
+}

@@ -194,7 +194,16 @@ async fn feed(
                 )
                 .await;
             match r {
-                Ok(_) => (window, true),
+                Ok(res) => {
+                    if let gpu_diag::contract::Report::Watch(w) = res.report {
+                        let _ = tx2.send(Update::Window {
+                            node: node2,
+                            started_unix: w.window.started_unix,
+                            episodes: w.episodes,
+                        });
+                    }
+                    (window, true)
+                }
                 Err(e) => {
                     if !cancel2.is_cancelled() {
                         let _ = tx2.send(Update::Failed {

@@ -9,8 +9,8 @@ use std::collections::{BTreeMap, VecDeque};
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use gpu_diag::finding::Severity;
-use gpu_diag::watch::Episode;
 use gpu_diag::watch::live::{Follow, Live, Row};
+use gpu_diag::watch::{Episode, EpisodeKind};
 use ratatui::Frame;
 use ratatui::buffer::Buffer;
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -32,6 +32,13 @@ pub enum Update {
     },
     /// The node's window could not run or ended in an error: why, in one line.
     Failed { node: String, why: String },
+    /// A window ended: its episodes over the whole window (a straggler, a stall, throttling, counters), read
+    /// as `watch_gpus` reads them. Kernel events were shown as they came.
+    Window {
+        node: String,
+        started_unix: f64,
+        episodes: Vec<Episode>,
+    },
 }
 
 /// One node as the view knows it.
@@ -136,6 +143,28 @@ impl View {
         match u {
             Update::Failed { node, why } => {
                 self.nodes.entry(node).or_default().error = Some(why);
+                None
+            }
+            Update::Window {
+                node,
+                started_unix,
+                episodes,
+            } => {
+                let mut worth: Vec<Episode> = episodes
+                    .into_iter()
+                    .filter(|e| {
+                        e.kind != EpisodeKind::KernelEvent && e.severity >= Severity::Warning
+                    })
+                    .collect();
+                worth.sort_by_key(|e| e.severity);
+                for e in worth {
+                    self.events.push_front(Event {
+                        node: node.clone(),
+                        at_unix: started_unix + e.to_s,
+                        episode: e,
+                    });
+                }
+                self.events.truncate(EVENTS_KEPT);
                 None
             }
             Update::Line { node, window, line } => {
@@ -488,7 +517,7 @@ impl View {
     }
 }
 
-const HELP: [&str; 11] = [
+const HELP: [&str; 12] = [
     "q, Ctrl-C    quit (the probe pods are deleted)",
     "s, >         next sort order",
     "n u m p t    sort by node, util, memory, power, temp",
@@ -499,7 +528,8 @@ const HELP: [&str; 11] = [
     "",
     "THROTTLE: what held the clocks in the last interval,",
     "in the vendor's words. ERRORS: counters that moved.",
-    "Events above the rows: kernel errors as they came.",
+    "Events: kernel errors as they came; at each window's",
+    "end, its stragglers, stalls and throttling.",
 ];
 
 /// One GPU's row as shown.
