@@ -339,8 +339,9 @@ impl PodRunner {
         if cx.req.image.diagnostic_pid_file().is_some() {
             // A diagnostic runs for minutes: the kubelet ends its pod at the run's own deadline, not earlier.
             pod::apply_dcgm(&mut spec, cx.req.timeout);
-        } else {
-            // So does a watch whose window outlasts the default deadline.
+        } else if cx.req.lines.is_some() {
+            // So does a window (a streamed run) that outlasts the pod's deadline. Other runs keep the
+            // deadline the person set (`--probe-deadline`), shorter than the run's or not.
             pod::lengthen(&mut spec, cx.req.timeout);
         }
         // In a batch, the pod's waiter subscribes to the batch's watch before the create is sent.
