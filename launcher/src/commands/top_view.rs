@@ -150,21 +150,14 @@ impl View {
                 started_unix,
                 episodes,
             } => {
-                let mut worth: Vec<Episode> = episodes
+                let worth: Vec<Episode> = episodes
                     .into_iter()
                     .filter(|e| {
                         e.kind != EpisodeKind::KernelEvent && e.severity >= Severity::Warning
                     })
                     .collect();
-                worth.sort_by_key(|e| e.severity);
-                for e in worth {
-                    self.events.push_front(Event {
-                        node: node.clone(),
-                        at_unix: started_unix + e.to_s,
-                        episode: e,
-                    });
-                }
-                self.events.truncate(EVENTS_KEPT);
+                // A window's episodes are timed by their end (the window saw them whole).
+                self.add_events(&node, started_unix, worth, |e| e.to_s);
                 None
             }
             Update::Line { node, window, line } => {
@@ -183,22 +176,34 @@ impl View {
                 if st.follow.feed(line) {
                     st.error = None;
                     let start = st.follow.started_unix.unwrap_or(0.0);
-                    // Newest on top; of one instant's, the most severe.
-                    let mut fresh = st.follow.events.clone();
-                    fresh.sort_by_key(|e| e.severity);
-                    for e in fresh {
-                        self.events.push_front(Event {
-                            node: node.clone(),
-                            at_unix: start + e.from_s,
-                            episode: e,
-                        });
-                    }
-                    self.events.truncate(EVENTS_KEPT);
-                    return Some(start + st.follow.t_s);
+                    let at = start + st.follow.t_s;
+                    let fresh = st.follow.events.clone();
+                    self.add_events(&node, start, fresh, |e| e.from_s);
+                    return Some(at);
                 }
                 None
             }
         }
+    }
+
+    /// `episodes` of `node` into the pane (times from `start`, by `at`): newest on top, and of those that came
+    /// together, the most severe.
+    fn add_events(
+        &mut self,
+        node: &str,
+        start: f64,
+        mut episodes: Vec<Episode>,
+        at: impl Fn(&Episode) -> f64,
+    ) {
+        episodes.sort_by_key(|e| e.severity);
+        for e in episodes {
+            self.events.push_front(Event {
+                node: node.to_string(),
+                at_unix: start + at(&e),
+                episode: e,
+            });
+        }
+        self.events.truncate(EVENTS_KEPT);
     }
 
     /// Every node has sent a sample or said why it cannot.
