@@ -12,7 +12,7 @@ use serde_json::{Map, Value};
 use crate::cli::{CallArgs, DiagnoseArgs, OutputFormat, WatchArgs};
 use crate::mcp::server::Launcher;
 
-const KINDS: [&str; 6] = ["pod", "job", "jobset", "pytorchjob", "mpijob", "rayjob"];
+pub const KINDS: [&str; 6] = ["pod", "job", "jobset", "pytorchjob", "mpijob", "rayjob"];
 
 /// `TARGET` as a tool's arguments: a node, or `KIND/NAME` of a workload in `namespace`.
 fn target_args(target: &str, namespace: Option<&str>) -> Result<Map<String, Value>, String> {

@@ -52,6 +52,8 @@ struct Target {
     ranks: BTreeMap<String, String>,
 }
 
+/// KIND/NAME as the tools read a workload (the same kinds as `watch` and `diagnose`, the name checked as an
+/// object name before it reaches an API path); none: every pod of the namespace.
 fn workload_ref(target: Option<&str>) -> Result<WorkloadRef, String> {
     let Some(t) = target else {
         return Ok(WorkloadRef::Selector(String::new()));
@@ -59,23 +61,15 @@ fn workload_ref(target: Option<&str>) -> Result<WorkloadRef, String> {
     let (kind, name) = t.split_once('/').ok_or_else(|| {
         format!("`{t}` is a node; -n names a workload's namespace (give KIND/NAME)")
     })?;
-    let name = name.to_string();
-    if name.is_empty() {
-        return Err(format!("`{t}`: KIND/NAME needs a name"));
+    let kind = kind.to_ascii_lowercase();
+    if !super::people::KINDS.contains(&kind.as_str()) {
+        return Err(format!(
+            "`{t}`: a workload is KIND/NAME with KIND one of {}",
+            super::people::KINDS.join(", ")
+        ));
     }
-    Ok(match kind.to_ascii_lowercase().as_str() {
-        "pod" => WorkloadRef::Pod(name),
-        "job" => WorkloadRef::Job(name),
-        "jobset" => WorkloadRef::JobSet(name),
-        "pytorchjob" => WorkloadRef::PyTorchJob(name),
-        "mpijob" => WorkloadRef::MpiJob(name),
-        "rayjob" => WorkloadRef::RayJob(name),
-        _ => {
-            return Err(format!(
-                "`{t}`: a workload is KIND/NAME with KIND one of pod, job, jobset, pytorchjob, mpijob, rayjob"
-            ));
-        }
-    })
+    crate::mcp::framework::target::workload_ref(&[(kind.as_str(), &Some(name.to_string()))])
+        .map_err(|e| format!("`{t}`: {e}"))
 }
 
 async fn resolve(env: &Env, a: &TopArgs) -> Result<Target, String> {
@@ -588,4 +582,27 @@ async fn interactive(
     drop(terminal);
     drop(screen);
     code
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets_are_read_as_the_tools_read_a_workload() {
+        assert!(matches!(workload_ref(Some("job/train")), Ok(WorkloadRef::Job(n)) if n == "train"));
+        assert!(matches!(workload_ref(None), Ok(WorkloadRef::Selector(s)) if s.is_empty()));
+        assert!(
+            workload_ref(Some("deployment/x"))
+                .unwrap_err()
+                .contains("KIND one of")
+        );
+        assert!(
+            workload_ref(Some("gpu-node-5"))
+                .unwrap_err()
+                .contains("is a node")
+        );
+        // A name that is no object name never reaches an API path.
+        assert!(workload_ref(Some("job/../../secrets")).is_err());
+    }
 }

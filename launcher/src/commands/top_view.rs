@@ -335,10 +335,6 @@ impl View {
 
     /// The GPUs with rows.
     pub fn gpus(&self) -> usize {
-        self.gpu_count()
-    }
-
-    fn gpu_count(&self) -> usize {
         self.nodes.values().map(|n| n.follow.rows.len()).sum()
     }
 
@@ -465,7 +461,7 @@ impl View {
             Span::raw(format!(
                 "  {} node(s) {} GPU(s) every {}  {at} UTC  sort: {}",
                 self.nodes.len(),
-                self.gpu_count(),
+                self.gpus(),
                 every(self.interval_ms),
                 self.sort.name()
             )),
